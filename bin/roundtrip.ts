@@ -27,7 +27,9 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.badInput;
   }
   try {
-    return await (await load())(rest);
+    return await (
+      await load()
+    )(rest);
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`roundtrip ${name}: ${err.message}\n\n${USAGE}`);

@@ -9,6 +9,8 @@ export const emulate: Command = async (argv) => {
     case 'athena':
       return (await import('../../emulators/athena/cli')).runAthenaEmulatorCli(rest);
     default:
-      throw new UsageError(`emulate: expected "salesforce" or "athena", got ${which ? `"${which}"` : 'nothing'}`);
+      throw new UsageError(
+        `emulate: expected "salesforce" or "athena", got ${which ? `"${which}"` : 'nothing'}`,
+      );
   }
 };

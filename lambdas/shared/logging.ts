@@ -25,11 +25,7 @@ export interface LogRecord {
   attributes: LogAttributes;
 }
 
-function makeLogger(
-  emit: (record: LogRecord) => void,
-  minLevel: LogLevel,
-  base: LogAttributes,
-): Logger {
+function makeLogger(emit: (record: LogRecord) => void, minLevel: LogLevel, base: LogAttributes): Logger {
   const at =
     (level: LogRecord['level']) =>
     (message: string, attributes?: LogAttributes): void => {
@@ -48,7 +44,8 @@ function makeLogger(
 /** JSON lines on stderr (stdout stays free for a command's own output). */
 export function createConsoleLogger(minLevel: LogLevel = 'info', base: LogAttributes = {}): Logger {
   return makeLogger(
-    (r) => process.stderr.write(JSON.stringify({ level: r.level, message: r.message, ...r.attributes }) + '\n'),
+    (r) =>
+      process.stderr.write(JSON.stringify({ level: r.level, message: r.message, ...r.attributes }) + '\n'),
     minLevel,
     base,
   );
@@ -57,7 +54,10 @@ export function createConsoleLogger(minLevel: LogLevel = 'info', base: LogAttrib
 /** A logger that keeps every record in memory: for tests (e.g. checking that no secret is logged). */
 export function createMemoryLogger(minLevel: LogLevel = 'debug'): Logger & { records: LogRecord[] } {
   const records: LogRecord[] = [];
-  return Object.assign(makeLogger((r) => records.push(r), minLevel, {}), { records });
+  return Object.assign(
+    makeLogger((r) => records.push(r), minLevel, {}),
+    { records },
+  );
 }
 
 /** A logger that drops everything. */

