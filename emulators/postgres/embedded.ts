@@ -36,6 +36,13 @@ export interface EmbeddedPostgresOptions {
   readonly settings?: Readonly<Record<string, string>>;
   /** Receives the server's own log lines. @default dropped */
   readonly onLog?: (line: string) => void;
+  /**
+   * Serve TLS with this certificate and key (PEM text). The files are written into the
+   * server's own folder, owned by the server's user with mode 0600 as PostgreSQL demands, and
+   * `ssl=on` is set. Clear-text connections stay allowed (pg_hba `host` lines match both).
+   * @default no TLS
+   */
+  readonly tls?: { readonly certPem: string; readonly keyPem: string };
 }
 
 /** A running server. `stop()` shuts it down and deletes its data directory. */
@@ -181,7 +188,23 @@ export async function startEmbeddedPostgres(
   );
   rmSync(pwFile);
 
-  const settings = { ...THROWAWAY_SETTINGS, unix_socket_directories: socketDir, ...options.settings };
+  const tlsSettings: Record<string, string> = {};
+  if (options.tls) {
+    const certFile = path.join(base, 'server.crt');
+    const keyFile = path.join(base, 'server.key');
+    writeFileSync(certFile, options.tls.certPem, { mode: 0o644 });
+    // PostgreSQL refuses a key that group or others can read, or that another user owns.
+    writeFileSync(keyFile, options.tls.keyPem, { mode: 0o600 });
+    if (runAs) for (const p of [certFile, keyFile]) chownSync(p, runAs.uid, runAs.gid);
+    Object.assign(tlsSettings, { ssl: 'on', ssl_cert_file: certFile, ssl_key_file: keyFile });
+  }
+
+  const settings = {
+    ...THROWAWAY_SETTINGS,
+    unix_socket_directories: socketDir,
+    ...tlsSettings,
+    ...options.settings,
+  };
   const args = [
     '-D',
     dataDir,

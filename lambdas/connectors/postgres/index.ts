@@ -1,0 +1,7 @@
+/**
+ * The PostgreSQL connector: pool and TLS, error classification, state-schema migrations,
+ * and the loader pieces (types, DDL, COPY into staging, merge, watermarks).
+ */
+export * from './errors';
+export * from './pool';
+export * from './migrations';

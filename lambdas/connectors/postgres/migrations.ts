@@ -1,0 +1,303 @@
+/**
+ * Versioned, idempotent migrations of the `roundtrip` state schema (DESIGN.md §4).
+ *
+ * - Migrations are code: an ordered array of `{ version, name, sql }`. A version, once
+ *   released, is never edited: its SHA-256 is stored and checked on every run, and a
+ *   mismatch stops the run (add a new version instead).
+ * - `roundtrip.schema_migrations` records what ran. A run applies only what is missing, so
+ *   running twice changes nothing.
+ * - A session-level advisory lock serialises concurrent runs (two cold starts at once, the
+ *   CLI beside a Lambda): the second waits, then finds nothing to do.
+ * - Each migration runs in its own transaction together with its bookkeeping row: it is
+ *   applied completely or not at all.
+ */
+import { createHash } from 'node:crypto';
+import type { Pool, PoolClient } from 'pg';
+import { TerminalError } from '../../shared/errors';
+import type { Logger } from '../../shared/logging';
+import { silentLogger } from '../../shared/logging';
+import { classifyPostgresError } from './errors';
+import { inTransaction, withClient } from './pool';
+
+/** The schema that holds the tool's own state. */
+export const STATE_SCHEMA = 'roundtrip';
+
+/**
+ * The advisory lock key of migration runs: the ASCII of "round" read as a number. Any fixed
+ * bigint works; it only has to differ from the keys other applications take in the database.
+ */
+export const MIGRATION_LOCK_KEY = 0x726f756e64;
+
+/** How long a run waits for another run's migration lock before giving up (transient). */
+export const DEFAULT_MIGRATION_LOCK_TIMEOUT_MS = 60_000;
+
+/** One schema change. */
+export interface Migration {
+  /** 1, 2, 3, …: applied in this order, each once. */
+  readonly version: number;
+  /** A short description, stored beside the version. */
+  readonly name: string;
+  /** The DDL; runs inside one transaction. */
+  readonly sql: string;
+}
+
+/**
+ * Version 1: the state tables. Shaped for the later steps:
+ * - `runs`: one row per run (Prepare inserts it, Report completes it).
+ * - `extract_state`: the watermark per extract task, with the `Id` tie-breaker at the
+ *   watermark and the run that advanced it. Advanced in the same transaction as the merge.
+ * - `sync_state`: per write-back task and key, the hash (and values) last accepted by
+ *   Salesforce and the record's Id, so a rerun never inserts a key twice and unchanged rows
+ *   are not sent again.
+ * - `writeback_plans`: the plan of a run, with the new values (`payload`) beside what
+ *   Salesforce had (`current`); `seq` numbers the rows so chunks and Bulk jobs cover seq
+ *   ranges; `job_id`/`attempts` record which call carried a row and how often it was retried.
+ * - `writeback_jobs`: Bulk ingest jobs (and Collections calls) checkpointed before polling,
+ *   with the seq range they carry, Salesforce's counters and when their results were collected.
+ *   Not unique per chunk: a retried step may abort a job it cannot trust and start another.
+ * - `writeback_errors`: per-record rejections (stage `plan`: refused locally before any API
+ *   call; stage `push`: refused by Salesforce), with Salesforce's code, message and fields and
+ *   the job that carried the record, so a retried collect can replace its own rows.
+ *
+ * Plans, jobs and errors belong to a run and are deleted with it; extract and sync state
+ * outlive the runs that wrote them (no foreign key), so old runs can be pruned.
+ */
+const V1_STATE_TABLES = `
+CREATE TABLE roundtrip.runs (
+  run_id        text PRIMARY KEY,
+  pipeline      text NOT NULL,
+  status        text NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+  dry_run       boolean NOT NULL DEFAULT false,
+  input         jsonb NOT NULL DEFAULT '{}'::jsonb,
+  execution_arn text,
+  started_at    timestamptz NOT NULL DEFAULT now(),
+  finished_at   timestamptz,
+  summary       jsonb,
+  error         text
+);
+CREATE INDEX runs_pipeline_started_at_idx ON roundtrip.runs (pipeline, started_at DESC);
+CREATE INDEX runs_running_idx ON roundtrip.runs (pipeline) WHERE status = 'running';
+
+CREATE TABLE roundtrip.extract_state (
+  task         text PRIMARY KEY,
+  watermark    timestamptz,
+  watermark_id text,
+  last_run_id  text,
+  rows_total   bigint NOT NULL DEFAULT 0 CHECK (rows_total >= 0),
+  updated_at   timestamptz NOT NULL DEFAULT now(),
+  CHECK (watermark_id IS NULL OR watermark IS NOT NULL)
+);
+
+CREATE TABLE roundtrip.sync_state (
+  task          text NOT NULL,
+  key           text NOT NULL,
+  salesforce_id text,
+  value_hash    text NOT NULL,
+  synced_values jsonb,
+  synced_at     timestamptz NOT NULL DEFAULT now(),
+  run_id        text,
+  PRIMARY KEY (task, key)
+);
+CREATE INDEX sync_state_salesforce_id_idx ON roundtrip.sync_state (task, salesforce_id)
+  WHERE salesforce_id IS NOT NULL;
+
+CREATE TABLE roundtrip.writeback_plans (
+  run_id        text NOT NULL REFERENCES roundtrip.runs (run_id) ON DELETE CASCADE,
+  task          text NOT NULL,
+  key           text NOT NULL,
+  seq           bigint NOT NULL CHECK (seq > 0),
+  salesforce_id text,
+  operation     text NOT NULL CHECK (operation IN ('insert', 'update', 'upsert')),
+  payload       jsonb NOT NULL,
+  current       jsonb,
+  value_hash    text NOT NULL,
+  status        text NOT NULL DEFAULT 'planned'
+                CHECK (status IN ('planned', 'sent', 'succeeded', 'failed', 'rejected')),
+  job_id        text,
+  attempts      integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  updated_at    timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (run_id, task, key),
+  UNIQUE (run_id, task, seq)
+);
+CREATE INDEX writeback_plans_status_idx ON roundtrip.writeback_plans (run_id, task, status);
+CREATE INDEX writeback_plans_salesforce_id_idx ON roundtrip.writeback_plans (run_id, task, salesforce_id)
+  WHERE salesforce_id IS NOT NULL;
+CREATE INDEX writeback_plans_job_idx ON roundtrip.writeback_plans (run_id, task, job_id)
+  WHERE job_id IS NOT NULL;
+
+CREATE TABLE roundtrip.writeback_jobs (
+  run_id            text NOT NULL REFERENCES roundtrip.runs (run_id) ON DELETE CASCADE,
+  task              text NOT NULL,
+  job_id            text NOT NULL,
+  api               text NOT NULL CHECK (api IN ('bulk', 'collections')),
+  operation         text NOT NULL CHECK (operation IN ('insert', 'update', 'upsert')),
+  state             text NOT NULL,
+  chunk             integer NOT NULL CHECK (chunk >= 0),
+  first_seq         bigint NOT NULL,
+  last_seq          bigint NOT NULL,
+  rows              integer NOT NULL CHECK (rows >= 0),
+  records_processed integer,
+  records_failed    integer,
+  error_message     text,
+  collected_at      timestamptz,
+  created_at        timestamptz NOT NULL DEFAULT now(),
+  updated_at        timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (run_id, task, job_id),
+  CHECK (first_seq <= last_seq)
+);
+CREATE INDEX writeback_jobs_chunk_idx ON roundtrip.writeback_jobs (run_id, task, chunk);
+
+CREATE TABLE roundtrip.writeback_errors (
+  id            bigserial PRIMARY KEY,
+  run_id        text NOT NULL REFERENCES roundtrip.runs (run_id) ON DELETE CASCADE,
+  task          text NOT NULL,
+  key           text,
+  salesforce_id text,
+  stage         text NOT NULL CHECK (stage IN ('plan', 'push')),
+  job_id        text,
+  code          text NOT NULL,
+  message       text NOT NULL,
+  fields        text[] NOT NULL DEFAULT '{}',
+  payload       jsonb,
+  created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX writeback_errors_run_task_idx ON roundtrip.writeback_errors (run_id, task, stage);
+CREATE INDEX writeback_errors_job_idx ON roundtrip.writeback_errors (run_id, task, job_id)
+  WHERE job_id IS NOT NULL;
+CREATE INDEX writeback_errors_key_idx ON roundtrip.writeback_errors (task, key);
+`;
+
+/** The migrations of the state schema, in order. Append only. */
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
+];
+
+/** SHA-256 of a migration's SQL, stored so that an edited migration is detected. */
+export function migrationChecksum(migration: Migration): string {
+  return createHash('sha256').update(migration.sql).digest('hex');
+}
+
+/** Options of {@link migrate}. */
+export interface MigrateOptions {
+  readonly logger?: Logger;
+  /** @default {@link MIGRATIONS} (tests pass their own) */
+  readonly migrations?: readonly Migration[];
+  /** @default {@link DEFAULT_MIGRATION_LOCK_TIMEOUT_MS} */
+  readonly lockTimeoutMillis?: number;
+}
+
+/** What {@link migrate} did. */
+export interface MigrateResult {
+  /** Versions applied by this call, in order; empty when the schema was current. */
+  readonly applied: readonly number[];
+  /** The schema version after the call. */
+  readonly version: number;
+}
+
+function checkMigrationList(migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) {
+      throw new TerminalError(
+        `Migration list is malformed: entry ${i} has version ${m.version}, expected ${i + 1} (versions run 1, 2, 3, … without gaps)`,
+      );
+    }
+  });
+}
+
+async function ensureBookkeeping(client: PoolClient): Promise<void> {
+  // Looked up first so that a role without CREATE on the database can run a current schema.
+  const { rows } = await client.query<{ exists: boolean }>(
+    `SELECT to_regclass('roundtrip.schema_migrations') IS NOT NULL AS exists`,
+  );
+  if (rows[0]?.exists) return;
+  await inTransaction(client, async () => {
+    await client.query(`CREATE SCHEMA IF NOT EXISTS roundtrip`);
+    await client.query(`CREATE TABLE IF NOT EXISTS roundtrip.schema_migrations (
+      version     integer PRIMARY KEY,
+      name        text NOT NULL,
+      checksum    text NOT NULL,
+      applied_at  timestamptz NOT NULL DEFAULT now(),
+      duration_ms integer NOT NULL
+    )`);
+  });
+}
+
+/**
+ * Brings the `roundtrip` schema to the latest version. Safe to call on every cold start:
+ * when nothing is missing it reads one table and returns. Concurrent calls serialise on an
+ * advisory lock. Throws a {@link TerminalError} when a stored migration differs from the code
+ * (edited after release) or when the database is ahead of the code; lock timeouts and
+ * connection failures are {@link TransientError}s.
+ */
+export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise<MigrateResult> {
+  const logger = options.logger ?? silentLogger;
+  const migrations = options.migrations ?? MIGRATIONS;
+  const lockTimeout = options.lockTimeoutMillis ?? DEFAULT_MIGRATION_LOCK_TIMEOUT_MS;
+  checkMigrationList(migrations);
+
+  return withClient(pool, async (client) => {
+    // A session lock taken inside a transaction outlives it; SET LOCAL bounds only the wait.
+    try {
+      await inTransaction(client, async () => {
+        await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeout}ms`]);
+        await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+      });
+    } catch (err) {
+      throw classifyPostgresError(err, { action: 'waiting for the migration lock' });
+    }
+    try {
+      await ensureBookkeeping(client);
+      const { rows: done } = await client.query<{ version: number; name: string; checksum: string }>(
+        'SELECT version, name, checksum FROM roundtrip.schema_migrations ORDER BY version',
+      );
+      const known = new Map(migrations.map((m) => [m.version, m]));
+      for (const row of done) {
+        const migration = known.get(row.version);
+        if (!migration) {
+          throw new TerminalError(
+            `Schema ${STATE_SCHEMA} is at version ${done[done.length - 1]?.version}, newer than this code knows (${migrations.length}): deploy the newer code or restore the database`,
+          );
+        }
+        if (migrationChecksum(migration) !== row.checksum) {
+          throw new TerminalError(
+            `Migration ${row.version} (${row.name}) was applied with different SQL than this code has: released migrations must not be edited; add a new version`,
+          );
+        }
+      }
+      const applied: number[] = [];
+      const doneVersions = new Set(done.map((r) => r.version));
+      for (const migration of migrations) {
+        if (doneVersions.has(migration.version)) continue;
+        const started = Date.now();
+        try {
+          await inTransaction(client, async () => {
+            await client.query(migration.sql);
+            await client.query(
+              'INSERT INTO roundtrip.schema_migrations (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)',
+              [migration.version, migration.name, migrationChecksum(migration), Date.now() - started],
+            );
+          });
+        } catch (err) {
+          throw classifyPostgresError(err, {
+            action: `applying migration ${migration.version} (${migration.name})`,
+          });
+        }
+        applied.push(migration.version);
+        logger.info('Applied migration', {
+          version: migration.version,
+          name: migration.name,
+          durationMs: Date.now() - started,
+        });
+      }
+      const version = Math.max(0, ...done.map((r) => r.version), ...applied);
+      if (applied.length === 0) logger.debug('Schema is current', { schema: STATE_SCHEMA, version });
+      return { applied, version };
+    } finally {
+      try {
+        await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+      } catch {
+        // The connection is gone, and a session lock goes with it; keep the original error.
+      }
+    }
+  });
+}

@@ -1,0 +1,142 @@
+import { createServer, type Server } from 'node:net';
+import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
+import {
+  checkConnection,
+  createPool,
+  withClient,
+  withTransaction,
+} from '../../../lambdas/connectors/postgres/pool';
+import { createTestDatabase, serverUrl, type TestDatabase } from '../../support/database';
+
+async function connectError(url: string): Promise<Error> {
+  const pool = createPool({ url }, { ssl: { mode: 'disable' }, connectionTimeoutMillis: 3000 });
+  try {
+    await checkConnection(pool);
+    return new Error('connected, but a failure was expected');
+  } catch (err) {
+    return err as Error;
+  } finally {
+    await pool.end();
+  }
+}
+
+describe('createPool against the test server', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('connects from an RDS-shaped secret', async () => {
+    const url = new URL(db.url);
+    const pool = createPool(
+      {
+        host: url.hostname,
+        port: url.port,
+        username: decodeURIComponent(url.username),
+        password: decodeURIComponent(url.password),
+        dbname: db.name,
+        engine: 'postgres',
+      },
+      { ssl: { mode: 'disable' } },
+    );
+    try {
+      expect(await checkConnection(pool)).toMatchObject({ database: db.name, ssl: false });
+      expect(pool.target).toBe(`${decodeURIComponent(url.username)}@${url.hostname}:${url.port}/${db.name}`);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('maps a wrong password to a TerminalError that does not contain it', async () => {
+    const url = new URL(db.url);
+    url.password = 'Wrong-Pass-123';
+    const err = await connectError(url.toString());
+    expect(err).toBeInstanceOf(TerminalError);
+    expect(err.message).toContain('authentication failed');
+    expect(err.message).toContain('(SQLSTATE 28P01)');
+    expect(err.message).not.toContain('Wrong-Pass-123');
+  });
+
+  it('maps a missing database to a TerminalError', async () => {
+    const url = new URL(db.url);
+    url.pathname = '/no_such_database_here';
+    const err = await connectError(url.toString());
+    expect(err).toBeInstanceOf(TerminalError);
+    expect(err.message).toContain('database does not exist');
+    expect(err.message).toContain('(SQLSTATE 3D000)');
+  });
+
+  it('maps a refused connection to a TransientError', async () => {
+    const probe: Server = createServer();
+    const port = await new Promise<number>((resolve) =>
+      probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)),
+    );
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const err = await connectError(`postgres://u:p@127.0.0.1:${port}/d`);
+    expect(err).toBeInstanceOf(TransientError);
+    expect(err.message).toContain('ECONNREFUSED');
+  });
+
+  it('maps a server that accepts but never answers to a TransientError (timeout)', async () => {
+    const silent = createServer(() => undefined);
+    const port = await new Promise<number>((resolve) =>
+      silent.listen(0, '127.0.0.1', () => resolve((silent.address() as { port: number }).port)),
+    );
+    try {
+      const pool = createPool(
+        { url: `postgres://u:p@127.0.0.1:${port}/d` },
+        { ssl: { mode: 'disable' }, connectionTimeoutMillis: 300 },
+      );
+      const err = await checkConnection(pool).catch((e: unknown) => e as Error);
+      await pool.end();
+      expect(err).toBeInstanceOf(TransientError);
+      expect((err as Error).message).toMatch(/timeout/i);
+    } finally {
+      silent.close();
+    }
+  });
+
+  it('maps too many connections (53300) to a TransientError', async () => {
+    const pool = createPool({ url: db.url }, { ssl: { mode: 'disable' } });
+    const role = `rt_limited_${Date.now()}`;
+    const admin = createPool({ url: serverUrl() }, { ssl: { mode: 'disable' } });
+    try {
+      await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'x' CONNECTION LIMIT 0`);
+      const url = new URL(db.url);
+      url.username = role;
+      url.password = 'x';
+      const err = await connectError(url.toString());
+      expect(err).toBeInstanceOf(TransientError);
+      expect(err.message).toContain('(SQLSTATE 53300)');
+    } finally {
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+      await pool.end();
+    }
+  });
+
+  it('rolls a failed transaction back and reports the SQL error as terminal', async () => {
+    const pool = createPool({ url: db.url }, { ssl: { mode: 'disable' } });
+    try {
+      await pool.query('CREATE TABLE tx_probe (id int PRIMARY KEY)');
+      const err = await withTransaction(pool, async (client) => {
+        await client.query('INSERT INTO tx_probe VALUES (1)');
+        await client.query('INSERT INTO tx_probe VALUES (1)');
+      }).catch((e: unknown) => e as Error);
+      expect(err).toBeInstanceOf(TerminalError);
+      expect((err as Error).message).toContain(
+        'duplicate key value violates unique constraint "tx_probe_pkey" (SQLSTATE 23505)',
+      );
+      const n = await withClient(
+        pool,
+        async (c) => (await c.query('SELECT count(*)::int AS n FROM tx_probe')).rows[0],
+      );
+      expect(n).toEqual({ n: 0 });
+    } finally {
+      await pool.end();
+    }
+  });
+});

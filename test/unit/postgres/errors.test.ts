@@ -1,0 +1,85 @@
+import { DatabaseError } from 'pg';
+import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
+import { classifyPostgresError } from '../../../lambdas/connectors/postgres/errors';
+
+function dbError(code: string, message = 'server said no'): DatabaseError {
+  const err = new DatabaseError(message, 0, 'error');
+  err.code = code;
+  err.severity = 'FATAL';
+  return err;
+}
+
+function withCode(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+describe('classifyPostgresError', () => {
+  it.each(['40001', '40P01', '53300', '57P01', '57P02', '57P03', '08006', '08001', '55P03'])(
+    'treats SQLSTATE %s as transient',
+    (code) => {
+      expect(classifyPostgresError(dbError(code))).toBeInstanceOf(TransientError);
+    },
+  );
+
+  it.each([
+    ['28P01', 'authentication failed'],
+    ['28000', 'authentication failed'],
+    ['3D000', 'database does not exist'],
+    ['42601', 'server said no'],
+    ['23505', 'server said no'],
+  ])('treats SQLSTATE %s as terminal', (code, text) => {
+    const err = classifyPostgresError(dbError(code));
+    expect(err).toBeInstanceOf(TerminalError);
+    expect(err.message).toContain(text);
+    expect(err.message).toContain(`(SQLSTATE ${code})`);
+  });
+
+  it.each(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EAI_AGAIN'])(
+    'treats socket error %s as transient',
+    (code) => {
+      expect(classifyPostgresError(withCode('socket', code))).toBeInstanceOf(TransientError);
+    },
+  );
+
+  it("treats pg's dropped-connection and timeout messages as transient", () => {
+    expect(classifyPostgresError(new Error('Connection terminated unexpectedly'))).toBeInstanceOf(
+      TransientError,
+    );
+    expect(
+      classifyPostgresError(new Error('Connection terminated due to connection timeout')),
+    ).toBeInstanceOf(TransientError);
+  });
+
+  it.each(['SELF_SIGNED_CERT_IN_CHAIN', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED'])(
+    'treats TLS verification failure %s as terminal and names TLS',
+    (code) => {
+      const err = classifyPostgresError(withCode('bad cert', code));
+      expect(err).toBeInstanceOf(TerminalError);
+      expect(err.message).toContain('TLS certificate verification failed');
+    },
+  );
+
+  it('treats a server without TLS as terminal', () => {
+    const err = classifyPostgresError(new Error('The server does not support SSL connections'));
+    expect(err).toBeInstanceOf(TerminalError);
+    expect(err.message).toContain('does not support SSL');
+  });
+
+  it('names the action and target, keeps the cause and redacts given secrets', () => {
+    const original = dbError('28P01', 'password authentication failed for user "app" hunter2');
+    const err = classifyPostgresError(original, {
+      action: 'connecting',
+      target: 'app@h:5432/d',
+      secrets: ['hunter2'],
+    });
+    expect(err.message).toBe(
+      'PostgreSQL connecting (app@h:5432/d): authentication failed: password authentication failed for user "app" *** (SQLSTATE 28P01)',
+    );
+    expect(err.cause).toBe(original);
+  });
+
+  it('returns an already classified error unchanged', () => {
+    const err = new TransientError('x');
+    expect(classifyPostgresError(err)).toBe(err);
+  });
+});
