@@ -2,8 +2,29 @@
  * The Salesforce emulator's record store: records per sObject, per-record validation from
  * the describe, soft deletes, and SOQL. The HTTP layer (rest.ts, bulk.ts) turns its
  * results into wire shapes; this module knows nothing of HTTP.
+ *
+ * Records are kept compact for large volumes (1,000,000 leads): one plain object per record
+ * with every describe field present in describe order (so all records of an object share
+ * one V8 hidden class), dates and datetimes as strings, and one timestamp string shared by
+ * all the records of a write call. Writes apply in memory, synchronously: a call either
+ * applies its successful records or (with `allOrNone`) nothing.
+ *
+ * Error codes and messages follow salesforce-wire.md ("Per-record errors"); the exact
+ * wording of each message is Salesforce's where known, and marked "(unverified)" where the
+ * emulator had to choose.
  */
-import type { ObjectDescribe } from './describe';
+import type { FieldDescribe, ObjectDescribe } from './describe';
+import { isRequiredOnCreate } from './describe';
+import { makeId, normalizeId, to18 } from './ids';
+import { compileQuery } from './soql/evaluate';
+import type { CompiledQuery } from './soql/evaluate';
+import { SoqlError } from './soql/errors';
+import { positioned } from './soql/lexer';
+import { parseSoql } from './soql/parser';
+import { coerceFieldValue, formatDatetime } from './values';
+
+export { SoqlError } from './soql/errors';
+export type { SoqlErrorCode } from './soql/errors';
 
 /** A stored value: dates and datetimes as Salesforce strings (`2024-05-20T20:49:32.000+0000`). */
 export type SfValue = string | number | boolean | null;
@@ -26,21 +47,6 @@ export interface SaveResult {
   created?: boolean;
 }
 
-/** SOQL error codes the store raises. */
-export type SoqlErrorCode =
-  'MALFORMED_QUERY' | 'INVALID_FIELD' | 'INVALID_TYPE' | 'INVALID_QUERY_FILTER_OPERATOR';
-
-/** A query that Salesforce would reject as a whole (HTTP 400 `[{errorCode, message}]`). */
-export class SoqlError extends Error {
-  constructor(
-    readonly errorCode: SoqlErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'SoqlError';
-  }
-}
-
 /** The result of a SOQL query. */
 export interface QueryResult {
   totalSize: number;
@@ -54,16 +60,41 @@ export interface QueryResult {
   isCount: boolean;
 }
 
+/**
+ * A query result that does not copy records: `rows` holds references to the stored records
+ * that match, in result order (after ORDER BY, OFFSET and LIMIT); `project` copies one of
+ * them down to the selected fields. Iterating the cursor yields projected records lazily.
+ * Rows are live: a record updated after the query shows its new values when projected.
+ */
+export interface QueryCursor extends Iterable<SfRecord> {
+  totalSize: number;
+  objectName: string;
+  fields: string[];
+  isCount: boolean;
+  rows: readonly SfRecord[];
+  project(record: SfRecord): SfRecord;
+}
+
 /** Options of a write call. */
 export interface WriteOptions {
   /** Any failure fails every record with ALL_OR_NONE_OPERATION_ROLLED_BACK and applies nothing. */
   allOrNone?: boolean;
+  /**
+   * How a value of the wrong type (`"abc"` for a number) is reported: `'record'` (default,
+   * Bulk API style) as a per-record INVALID_TYPE_ON_FIELD_IN_RECORD error; `'request'` (REST
+   * JSON style) by throwing {@link StoreRequestError} with JSON_PARSER_ERROR for the whole call.
+   */
+  typeErrors?: 'record' | 'request';
 }
 
 /** Which write a per-record fault hook is asked about. */
 export type WriteOperation = 'create' | 'update' | 'upsert' | 'delete';
 
-/** Hook for per-record faults (e.g. UNABLE_TO_LOCK_ROW), called per record before validation. */
+/**
+ * Hook for per-record faults (e.g. UNABLE_TO_LOCK_ROW), called per record before
+ * validation with the record as the client sent it (for delete: `{ Id }`). Returning an
+ * error fails that record with it.
+ */
 export type RecordFault = (
   objectName: string,
   record: Record<string, unknown>,
@@ -73,75 +104,915 @@ export type RecordFault = (
 /** Options of {@link SalesforceStore}. */
 export interface SalesforceStoreOptions {
   describes: ObjectDescribe[];
-  /** Time source; @default () => new Date(). */
+  /**
+   * Time source. @default () => new Date(), made strictly increasing: two write calls never
+   * share a millisecond. A clock given here is used as is (a test may want equal stamps).
+   */
   clock?: () => Date;
-  /** @default '00D5e000000RtRtEAK'-style org id */
+  /** The org id (18 characters) reported by the store. @default {@link DEFAULT_ORG_ID} */
   orgId?: string;
-  /** Owner and creator of the records it stores. */
+  /** Owner, creator and last modifier of the records. @default {@link DEFAULT_USER_ID} */
   userId?: string;
+}
+
+/** A whole write call rejected (REST: HTTP 400 `[{message, errorCode, fields}]`). */
+export class StoreRequestError extends Error {
+  constructor(
+    readonly errorCode: string,
+    message: string,
+    readonly fields: string[] = [],
+  ) {
+    super(message);
+    this.name = 'StoreRequestError';
+  }
+}
+
+/** The emulator's org id: key prefix `00D`. */
+export const DEFAULT_ORG_ID = to18('00D5e000000RtRt');
+/** The emulator's user id: key prefix `005`. */
+export const DEFAULT_USER_ID = to18('0055e000000RtAd');
+
+/** Fields the platform maintains (never written by a client). */
+const AUDIT_FIELDS = new Set([
+  'Id',
+  'IsDeleted',
+  'CreatedDate',
+  'CreatedById',
+  'LastModifiedDate',
+  'LastModifiedById',
+  'SystemModstamp',
+]);
+
+const ROLLED_BACK: RecordError = {
+  statusCode: 'ALL_OR_NONE_OPERATION_ROLLED_BACK',
+  message: 'Record rolled back because not all records were valid and the request was using AllOrNone header',
+  fields: [],
+};
+
+interface Table {
+  describe: ObjectDescribe;
+  fieldsByLower: Map<string, FieldDescribe>;
+  fieldNames: string[];
+  records: SfRecord[];
+  byId: Map<string, SfRecord>;
+  /** unique and external-id fields → normalised value → live (not deleted) records. */
+  indexes: Map<string, Map<string, SfRecord[]>>;
+  indexedFields: FieldDescribe[];
+  /** Values a created record gets for fields the client leaves out. */
+  defaults: Map<string, SfValue>;
+  counter: number;
+  deleted: number;
+}
+
+/** A record that passed validation, waiting to be applied. */
+interface PendingWrite {
+  index: number;
+  existing: SfRecord | null;
+  changes: Map<string, SfValue>;
+  upsert: boolean;
 }
 
 /** In-memory Salesforce data: see the module comment. */
 export class SalesforceStore {
-  constructor(readonly options: SalesforceStoreOptions) {}
+  /** The org id. */
+  readonly orgId: string;
+  /** The id of the user every record is owned, created and modified by. */
+  readonly userId: string;
+  private readonly tables = new Map<string, Table>();
+  private readonly byPrefix = new Map<string, Table>();
+  private readonly clock: () => Date;
+  private readonly strictClock: boolean;
+  private lastStamp = 0;
+  private recordFault: RecordFault | undefined;
 
-  /** The describe of an object, case-insensitively. */
-  describe(_objectName: string): ObjectDescribe | undefined {
-    throw new Error('not implemented yet');
+  constructor(readonly options: SalesforceStoreOptions) {
+    this.clock = options.clock ?? (() => new Date());
+    this.strictClock = options.clock === undefined;
+    this.orgId = options.orgId ?? DEFAULT_ORG_ID;
+    this.userId = options.userId ?? DEFAULT_USER_ID;
+    for (const describe of options.describes) {
+      const table = buildTable(describe, this.userId);
+      this.tables.set(describe.name.toLowerCase(), table);
+      this.byPrefix.set(describe.keyPrefix, table);
+    }
   }
 
-  /** The describe of the object an id belongs to, by key prefix. */
-  objectForId(_id: string): ObjectDescribe | undefined {
-    throw new Error('not implemented yet');
+  /** All object describes, in load order. */
+  describes(): ObjectDescribe[] {
+    return [...this.tables.values()].map((t) => t.describe);
+  }
+
+  /** The describe of an object, case-insensitively. */
+  describe(objectName: string): ObjectDescribe | undefined {
+    return this.tables.get(objectName.toLowerCase())?.describe;
+  }
+
+  /** The describe of the object an id (15 or 18 characters) belongs to, by key prefix. */
+  objectForId(id: string): ObjectDescribe | undefined {
+    return this.byPrefix.get(id.slice(0, 3))?.describe;
   }
 
   /** Installs (or clears, with undefined) the per-record fault hook. */
-  setRecordFault(_fn: RecordFault | undefined): void {
-    throw new Error('not implemented yet');
+  setRecordFault(fn: RecordFault | undefined): void {
+    this.recordFault = fn;
   }
 
-  create(_objectName: string, _records: Record<string, unknown>[], _opts?: WriteOptions): SaveResult[] {
-    throw new Error('not implemented yet');
+  /**
+   * Creates records. Per record: fault hook, then INVALID_FIELD (unknown field, or an `Id`),
+   * INVALID_FIELD_FOR_INSERT_UPDATE, value checks (type, length, picklist, range, email, id),
+   * REQUIRED_FIELD_MISSING, DUPLICATE_VALUE (unique fields, also within the call).
+   * @throws StoreRequestError INVALID_TYPE for an unknown object; JSON_PARSER_ERROR with `typeErrors: 'request'`.
+   */
+  create(objectName: string, records: Record<string, unknown>[], opts: WriteOptions = {}): SaveResult[] {
+    const table = this.requireTable(objectName);
+    const results: SaveResult[] = [];
+    const pending: PendingWrite[] = [];
+    const batch = new BatchUniqueness();
+    records.forEach((input, index) => {
+      const errors = this.validateCreate(table, input, opts, pending, batch, index);
+      results.push(errors ? failure(null, errors) : { id: null, success: true, errors: [] });
+    });
+    return this.finish(table, results, pending, opts, false);
   }
 
+  /**
+   * Updates records by `Id` (or `id`, as Collections send it). With `objectName` undefined
+   * the object comes from each id's key prefix. Per record: MISSING_ARGUMENT (no id),
+   * MALFORMED_ID, INVALID_CROSS_REFERENCE_KEY (unknown id), ENTITY_IS_DELETED, then the
+   * field checks of {@link create} for the fields given (REQUIRED_FIELD_MISSING when one
+   * that may not be null is set to null).
+   */
   update(
-    _objectName: string | undefined,
-    _records: Record<string, unknown>[],
-    _opts?: WriteOptions,
+    objectName: string | undefined,
+    records: Record<string, unknown>[],
+    opts: WriteOptions = {},
   ): SaveResult[] {
-    throw new Error('not implemented yet');
+    const fixed = objectName === undefined ? undefined : this.requireTable(objectName);
+    const results: SaveResult[] = [];
+    const pendingByTable = new Map<Table, PendingWrite[]>();
+    const batch = new BatchUniqueness();
+    records.forEach((input, index) => {
+      const rawId = input.Id ?? input.id;
+      const table =
+        fixed ?? (typeof rawId === 'string' ? this.byPrefix.get(rawId.slice(0, 3)) : undefined) ?? undefined;
+      const label = table?.describe.label ?? 'Record';
+      const fault = this.recordFault?.(table?.describe.name ?? objectName ?? '', input, 'update');
+      if (fault) {
+        results.push(failure(typeof rawId === 'string' ? (normalizeId(rawId) ?? null) : null, [fault]));
+        return;
+      }
+      const located = this.locate(table, rawId, label, 'update');
+      if ('error' in located) {
+        results.push(failure(null, [located.error]));
+        return;
+      }
+      const { table: target, record } = located;
+      const checked = this.validateFields(target, input, 'update', opts);
+      if ('errors' in checked) {
+        results.push(failure(record.Id as string, checked.errors));
+        return;
+      }
+      const dup = batch.check(target, checked.changes, record);
+      if (dup) {
+        results.push(failure(record.Id as string, [dup]));
+        return;
+      }
+      const list = pendingByTable.get(target) ?? [];
+      list.push({ index, existing: record, changes: checked.changes, upsert: false });
+      pendingByTable.set(target, list);
+      results.push({ id: record.Id as string, success: true, errors: [] });
+    });
+    const allPending = [...pendingByTable.entries()];
+    if (opts.allOrNone && results.some((r) => !r.success)) return rollBack(results, false);
+    for (const [table, pending] of allPending)
+      this.finish(table, results, pending, { ...opts, allOrNone: false }, false);
+    return results;
   }
 
+  /**
+   * Upserts records by an external-id field (or `Id`): no match creates (`created: true`),
+   * one match updates (`created: false`), several fail with DUPLICATE_EXTERNAL_ID. The same
+   * key twice in one call fails both with DUPLICATE_VALUE.
+   * @throws StoreRequestError NOT_FOUND when the field does not exist, INVALID_FIELD when it
+   *   is neither an external id nor an id lookup field.
+   */
   upsert(
-    _objectName: string,
-    _externalIdField: string,
-    _records: Record<string, unknown>[],
-    _opts?: WriteOptions,
+    objectName: string,
+    externalIdField: string,
+    records: Record<string, unknown>[],
+    opts: WriteOptions = {},
   ): SaveResult[] {
-    throw new Error('not implemented yet');
+    const table = this.requireTable(objectName);
+    const keyField = this.requireExternalIdField(table, externalIdField);
+    const results: SaveResult[] = [];
+    const pending: PendingWrite[] = [];
+    const batch = new BatchUniqueness();
+    const keyOf = (input: Record<string, unknown>): string | null => {
+      const raw = keyField.name === 'Id' ? (input.Id ?? input.id) : valueByName(table, input, keyField.name);
+      if (raw === undefined || raw === null || raw === '') return null;
+      const coerced = coerceFieldValue(keyField, raw);
+      return coerced.ok && coerced.value !== null ? indexKey(keyField, coerced.value) : String(raw);
+    };
+    const keyCounts = new Map<string, number>();
+    for (const input of records) {
+      const key = keyOf(input);
+      if (key !== null) keyCounts.set(key, (keyCounts.get(key) ?? 0) + 1);
+    }
+    records.forEach((input, index) => {
+      const fault = this.recordFault?.(table.describe.name, input, 'upsert');
+      if (fault) {
+        results.push(failure(null, [fault], false));
+        return;
+      }
+      const key = keyOf(input);
+      if (key === null) {
+        // (unverified wording)
+        results.push(
+          failure(
+            null,
+            [
+              {
+                statusCode: 'MISSING_ARGUMENT',
+                message: `${keyField.name} not specified`,
+                fields: [keyField.name],
+              },
+            ],
+            false,
+          ),
+        );
+        return;
+      }
+      if ((keyCounts.get(key) ?? 0) > 1) {
+        const shown = String(
+          keyField.name === 'Id' ? (input.Id ?? input.id) : valueByName(table, input, keyField.name),
+        );
+        // (unverified wording)
+        results.push(
+          failure(
+            null,
+            [
+              {
+                statusCode: 'DUPLICATE_VALUE',
+                message: `Duplicate external id specified: ${shown}`,
+                fields: [keyField.name],
+              },
+            ],
+            false,
+          ),
+        );
+        return;
+      }
+      const matches = this.matchKey(table, keyField, key);
+      if (matches.length > 1) {
+        results.push(
+          failure(
+            null,
+            [
+              {
+                statusCode: 'DUPLICATE_EXTERNAL_ID',
+                message: `${keyField.label}: more than one record found for external id field: [${matches.map((r) => r.Id).join(', ')}]`,
+                fields: [keyField.name],
+              },
+            ],
+            false,
+          ),
+        );
+        return;
+      }
+      const existing = matches[0];
+      if (!existing) {
+        if (keyField.name === 'Id') {
+          results.push(failure(null, [notFoundError()], false));
+          return;
+        }
+        const errors = this.validateCreate(table, input, opts, pending, batch, index, true);
+        results.push(
+          errors ? failure(null, errors, false) : { id: null, success: true, errors: [], created: true },
+        );
+        return;
+      }
+      const withoutId = { ...input };
+      delete withoutId.Id;
+      delete withoutId.id;
+      const checked = this.validateFields(table, withoutId, 'update', opts);
+      if ('errors' in checked) {
+        results.push(failure(existing.Id as string, checked.errors, false));
+        return;
+      }
+      const dup = batch.check(table, checked.changes, existing);
+      if (dup) {
+        results.push(failure(existing.Id as string, [dup], false));
+        return;
+      }
+      pending.push({ index, existing, changes: checked.changes, upsert: true });
+      results.push({ id: existing.Id as string, success: true, errors: [], created: false });
+    });
+    return this.finish(table, results, pending, opts, true);
   }
 
-  delete(_ids: string[], _opts?: WriteOptions): SaveResult[] {
-    throw new Error('not implemented yet');
+  /** Records whose external-id (or id lookup) field equals `value`, not deleted (for REST's 300 MULTIPLE_CHOICES). */
+  findByExternalId(objectName: string, fieldName: string, value: string): SfRecord[] {
+    const table = this.requireTable(objectName);
+    const field = this.requireExternalIdField(table, fieldName);
+    const coerced = coerceFieldValue(field, value);
+    if (!coerced.ok || coerced.value === null) return [];
+    return this.matchKey(table, field, indexKey(field, coerced.value));
   }
 
-  query(_soql: string, _opts?: { includeDeleted?: boolean }): QueryResult {
-    throw new Error('not implemented yet');
+  /**
+   * Soft-deletes records: `IsDeleted` becomes true, `SystemModstamp` moves, the record stays
+   * visible to queryAll. Per id: MALFORMED_ID, INVALID_CROSS_REFERENCE_KEY (unknown),
+   * ENTITY_IS_DELETED (already deleted).
+   */
+  delete(ids: string[], opts: WriteOptions = {}): SaveResult[] {
+    const results: SaveResult[] = [];
+    const targets: SfRecord[] = [];
+    for (const rawId of ids) {
+      const table = this.byPrefix.get(rawId.slice(0, 3));
+      const fault = this.recordFault?.(table?.describe.name ?? '', { Id: rawId }, 'delete');
+      if (fault) {
+        results.push(failure(normalizeId(rawId) ?? rawId, [fault]));
+        continue;
+      }
+      const located = this.locate(table, rawId, table?.describe.label ?? 'Record', 'delete');
+      if ('error' in located) {
+        results.push(failure(normalizeId(rawId) ?? rawId, [located.error]));
+        continue;
+      }
+      if (targets.includes(located.record)) {
+        // The same id twice in one call (unverified wording).
+        results.push(
+          failure(located.record.Id as string, [
+            { statusCode: 'INVALID_ID_FIELD', message: 'duplicate id in list', fields: [] },
+          ]),
+        );
+        continue;
+      }
+      targets.push(located.record);
+      results.push({ id: located.record.Id as string, success: true, errors: [] });
+    }
+    if (opts.allOrNone && results.some((r) => !r.success)) return rollBack(results, false);
+    if (targets.length === 0) return results;
+    const stamp = this.stamp();
+    for (const record of targets) {
+      const table = this.byPrefix.get((record.Id as string).slice(0, 3)) as Table;
+      record.IsDeleted = true;
+      touch(record, stamp, this.userId);
+      table.deleted += 1;
+      for (const field of table.indexedFields) unindex(table, field, record);
+    }
+    return results;
   }
 
-  get(_id: string): SfRecord | undefined {
-    throw new Error('not implemented yet');
+  /**
+   * Runs a SOQL query and copies the selected fields of each result record. Deleted records
+   * only with `includeDeleted` (queryAll).
+   * @throws SoqlError MALFORMED_QUERY, INVALID_FIELD, INVALID_TYPE, INVALID_QUERY_FILTER_OPERATOR.
+   */
+  query(soql: string, opts: { includeDeleted?: boolean } = {}): QueryResult {
+    const cursor = this.queryIterator(soql, opts);
+    return {
+      totalSize: cursor.totalSize,
+      records: cursor.rows.map((r) => cursor.project(r)),
+      objectName: cursor.objectName,
+      fields: cursor.fields,
+      isCount: cursor.isCount,
+    };
   }
 
-  seed(_objectName: string, _records: Record<string, unknown>[]): string[] {
-    throw new Error('not implemented yet');
+  /**
+   * Like {@link query} but without copying: the matching stored records (as references) and
+   * a projection function. For large results (Bulk query of 1,000,000 leads), project page by page.
+   */
+  queryIterator(soql: string, opts: { includeDeleted?: boolean } = {}): QueryCursor {
+    const parsed = parseSoql(soql);
+    const table = this.tables.get(parsed.object.name.toLowerCase());
+    if (!table) {
+      throw new SoqlError(
+        'INVALID_TYPE',
+        positioned(
+          soql,
+          parsed.object.offset,
+          `sObject type '${parsed.object.name}' is not supported. If you are attempting to use a custom object, be sure ` +
+            `to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.`,
+        ),
+      );
+    }
+    const compiled = compileQuery(parsed, table.describe, this.clock());
+    const rows = selectRows(table, compiled, opts.includeDeleted === true);
+    const names = compiled.fields.map((f) => f.name);
+    const project = (record: SfRecord): SfRecord => {
+      const out: SfRecord = {};
+      for (const name of names) out[name] = record[name] ?? null;
+      return out;
+    };
+    const visible = compiled.isCount ? [] : rows;
+    return {
+      totalSize: rows.length,
+      objectName: table.describe.name,
+      fields: names,
+      isCount: compiled.isCount,
+      rows: visible,
+      project,
+      *[Symbol.iterator]() {
+        for (const row of visible) yield project(row);
+      },
+    };
   }
 
-  count(_objectName: string, _opts?: { includeDeleted?: boolean }): number {
-    throw new Error('not implemented yet');
+  /** The stored record with this id (15 or 18 characters), deleted or not; treat it as read-only. */
+  get(id: string): SfRecord | undefined {
+    const normalized = normalizeId(id);
+    if (!normalized) return undefined;
+    return this.byPrefix.get(normalized.slice(0, 3))?.byId.get(normalized);
   }
 
-  all(_objectName: string): Iterable<SfRecord> {
-    throw new Error('not implemented yet');
+  /**
+   * Loads records without the API's checks or counting: values are converted to their stored
+   * types, `Id` and system fields are filled unless given (a seed may set `CreatedDate`,
+   * `SystemModstamp`, `IsDeleted` or its own ids), defaults are applied. Returns the ids.
+   * @throws Error naming the record and field when a value cannot be stored, a field is
+   *   unknown, or a unique value repeats.
+   */
+  seed(objectName: string, records: Record<string, unknown>[]): string[] {
+    const table = this.requireTable(objectName);
+    const stamp = this.stamp();
+    const ids: string[] = [];
+    for (let i = 0; i < records.length; i += 1) {
+      const input = records[i] as Record<string, unknown>;
+      const values = new Map<string, SfValue>();
+      for (const key of Object.keys(input)) {
+        if (key === 'attributes') continue;
+        const field = table.fieldsByLower.get(key.toLowerCase());
+        if (!field)
+          throw new Error(`seed ${table.describe.name}[${i}]: no field '${key}' on ${table.describe.name}`);
+        const coerced = coerceFieldValue(field, input[key]);
+        if (!coerced.ok)
+          throw new Error(
+            `seed ${table.describe.name}[${i}].${field.name}: ${coerced.problem.code}: ${coerced.problem.message}`,
+          );
+        values.set(field.name, coerced.value);
+      }
+      let id = values.get('Id');
+      if (typeof id === 'string') {
+        if (!id.startsWith(table.describe.keyPrefix))
+          throw new Error(
+            `seed ${table.describe.name}[${i}]: Id ${id} does not start with key prefix ${table.describe.keyPrefix}`,
+          );
+        if (table.byId.has(id)) throw new Error(`seed ${table.describe.name}[${i}]: duplicate Id ${id}`);
+      } else {
+        id = this.nextId(table);
+      }
+      for (const field of table.indexedFields) {
+        const value = values.get(field.name);
+        if (!field.unique || value === undefined || value === null || values.get('IsDeleted') === true)
+          continue;
+        const holders = table.indexes.get(field.name)?.get(indexKey(field, value));
+        if (holders && holders.length > 0) {
+          throw new Error(
+            `seed ${table.describe.name}[${i}]: duplicate value ${String(value)} for unique field ${field.name}`,
+          );
+        }
+      }
+      this.materialize(table, id, values, stamp, true);
+      ids.push(id);
+    }
+    return ids;
   }
+
+  /** Number of records of an object (deleted ones only with `includeDeleted`). */
+  count(objectName: string, opts: { includeDeleted?: boolean } = {}): number {
+    const table = this.requireTable(objectName);
+    return opts.includeDeleted ? table.records.length : table.records.length - table.deleted;
+  }
+
+  /** Every stored record of an object, deleted ones included, in creation order; read-only. */
+  all(objectName: string): Iterable<SfRecord> {
+    return this.requireTable(objectName).records;
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  private requireTable(objectName: string): Table {
+    const table = this.tables.get(objectName.toLowerCase());
+    if (!table) {
+      throw new StoreRequestError(
+        'INVALID_TYPE',
+        `sObject type '${objectName}' is not supported. If you are attempting to use a custom object, be sure to append ` +
+          `the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.`,
+      );
+    }
+    return table;
+  }
+
+  private requireExternalIdField(table: Table, name: string): FieldDescribe {
+    const field = table.fieldsByLower.get(name.toLowerCase());
+    if (!field) {
+      throw new StoreRequestError(
+        'NOT_FOUND',
+        `Provided external ID field does not exist or is not accessible: ${name}`,
+      );
+    }
+    if (field.name !== 'Id' && !field.externalId && !field.idLookup) {
+      throw new StoreRequestError(
+        'INVALID_FIELD',
+        `Field name provided, ${field.name} is not an External ID or indexed field for ${table.describe.name}`,
+        [field.name],
+      );
+    }
+    return field;
+  }
+
+  private nextId(table: Table): string {
+    let id: string;
+    do {
+      table.counter += 1;
+      id = makeId(table.describe.keyPrefix, table.counter);
+    } while (table.byId.has(id));
+    return id;
+  }
+
+  /** The write timestamp: one per call; strictly increasing with the default clock. */
+  private stamp(): string {
+    let ms = this.clock().getTime();
+    if (this.strictClock && ms <= this.lastStamp) ms = this.lastStamp + 1;
+    this.lastStamp = Math.max(this.lastStamp, ms);
+    return formatDatetime(ms);
+  }
+
+  private locate(
+    table: Table | undefined,
+    rawId: unknown,
+    label: string,
+    op: 'update' | 'delete',
+  ): { table: Table; record: SfRecord } | { error: RecordError } {
+    if (rawId === undefined || rawId === null || rawId === '') {
+      return {
+        error: { statusCode: 'MISSING_ARGUMENT', message: `Id not specified in an ${op} call`, fields: [] },
+      };
+    }
+    const id = typeof rawId === 'string' ? normalizeId(rawId) : undefined;
+    if (!id || !table || !id.startsWith(table.describe.keyPrefix)) {
+      if (id && !table) return { error: notFoundError() };
+      // "<Object> ID: id value of incorrect type: <value>" is what Salesforce says for an id of
+      // the wrong shape or object.
+      return {
+        error: {
+          statusCode: 'MALFORMED_ID',
+          message: `${label} ID: id value of incorrect type: ${String(rawId)}`,
+          fields: ['Id'],
+        },
+      };
+    }
+    const record = table.byId.get(id);
+    if (!record) return { error: notFoundError() };
+    if (record.IsDeleted === true)
+      return { error: { statusCode: 'ENTITY_IS_DELETED', message: 'entity is deleted', fields: [] } };
+    return { table, record };
+  }
+
+  private validateCreate(
+    table: Table,
+    input: Record<string, unknown>,
+    opts: WriteOptions,
+    pending: PendingWrite[],
+    batch: BatchUniqueness,
+    index: number,
+    upsert = false,
+  ): RecordError[] | undefined {
+    // An upsert has asked the fault hook already, before matching.
+    const fault = upsert ? undefined : this.recordFault?.(table.describe.name, input, 'create');
+    if (fault) return [fault];
+    const hasId = Object.keys(input).some((k) => k === 'Id' || k === 'id');
+    if (hasId && !upsert) {
+      const value = input.Id ?? input.id;
+      if (value !== null && value !== undefined && value !== '') {
+        return [
+          {
+            statusCode: 'INVALID_FIELD_FOR_INSERT_UPDATE',
+            message: 'cannot specify Id in an insert call',
+            fields: ['Id'],
+          },
+        ];
+      }
+    }
+    const withoutId = { ...input };
+    delete withoutId.Id;
+    delete withoutId.id;
+    const checked = this.validateFields(table, withoutId, 'create', opts);
+    if ('errors' in checked) return checked.errors;
+    const dup = batch.check(table, checked.changes, null);
+    if (dup) return [dup];
+    pending.push({ index, existing: null, changes: checked.changes, upsert });
+    return undefined;
+  }
+
+  /** Field-level checks shared by create and update; returns the stored-form changes. */
+  private validateFields(
+    table: Table,
+    input: Record<string, unknown>,
+    op: 'create' | 'update',
+    opts: WriteOptions,
+  ): { changes: Map<string, SfValue> } | { errors: RecordError[] } {
+    const errors: RecordError[] = [];
+    const notWritable: string[] = [];
+    const given: [FieldDescribe, unknown][] = [];
+    for (const key of Object.keys(input)) {
+      if (key === 'attributes') continue;
+      const field = table.fieldsByLower.get(key.toLowerCase());
+      if (!field) {
+        errors.push({
+          statusCode: 'INVALID_FIELD',
+          message: `No such column '${key}' on sobject of type ${table.describe.name}`,
+          fields: [],
+        });
+        continue;
+      }
+      const writable = op === 'create' ? field.createable : field.updateable;
+      if (!writable || AUDIT_FIELDS.has(field.name)) notWritable.push(field.name);
+      else given.push([field, input[key]]);
+    }
+    if (notWritable.length > 0) {
+      errors.push({
+        statusCode: 'INVALID_FIELD_FOR_INSERT_UPDATE',
+        message:
+          `Unable to create/update fields: ${notWritable.join(', ')}. Please check the security settings of this field ` +
+          `and verify that it is read/write for your profile or permission set.`,
+        fields: notWritable,
+      });
+    }
+    if (errors.length > 0) return { errors };
+    const changes = new Map<string, SfValue>();
+    const nulledRequired: string[] = [];
+    for (const [field, raw] of given) {
+      const coerced = coerceFieldValue(field, raw);
+      if (!coerced.ok) {
+        if (coerced.typeMismatch && opts.typeErrors === 'request') {
+          // (unverified wording) modelled on the REST API's Jackson message.
+          throw new StoreRequestError(
+            'JSON_PARSER_ERROR',
+            `Cannot deserialize instance of ${field.soapType.replace(/^\w+:/, '')} from VALUE_STRING value ${String(raw)} or request may be missing a required field`,
+            [field.name],
+          );
+        }
+        errors.push({
+          statusCode: coerced.problem.code,
+          message: coerced.problem.message,
+          fields: [field.name],
+        });
+        continue;
+      }
+      if (coerced.value === null && !field.nillable && op === 'update') nulledRequired.push(field.name);
+      if (coerced.value === null && op === 'create' && table.defaults.has(field.name)) continue; // default applies
+      changes.set(field.name, coerced.value);
+    }
+    const missing =
+      op === 'create'
+        ? table.describe.fields
+            .filter(
+              (f) =>
+                isRequiredOnCreate(f) && !AUDIT_FIELDS.has(f.name) && (changes.get(f.name) ?? null) === null,
+            )
+            .map((f) => f.name)
+        : nulledRequired;
+    if (missing.length > 0) {
+      errors.push({
+        statusCode: 'REQUIRED_FIELD_MISSING',
+        message: `Required fields are missing: [${missing.join(', ')}]`,
+        fields: missing,
+      });
+    }
+    return errors.length > 0 ? { errors } : { changes };
+  }
+
+  /** Records live under `key` in the index of `field` (or by id for `Id`). */
+  private matchKey(table: Table, field: FieldDescribe, key: string): SfRecord[] {
+    if (field.name === 'Id') {
+      const record = table.byId.get(key);
+      return record && record.IsDeleted !== true ? [record] : [];
+    }
+    const indexed = table.indexes.get(field.name);
+    if (indexed) return [...(indexed.get(key) ?? [])];
+    // An id-lookup field without an index (e.g. Email): scan.
+    const matches: SfRecord[] = [];
+    for (const record of table.records) {
+      const v = record[field.name];
+      if (record.IsDeleted !== true && v !== null && v !== undefined && indexKey(field, v) === key)
+        matches.push(record);
+    }
+    return matches;
+  }
+
+  /** Applies pending writes in call order unless allOrNone failed; fills ids into results. */
+  private finish(
+    table: Table,
+    results: SaveResult[],
+    pending: PendingWrite[],
+    opts: WriteOptions,
+    upsert: boolean,
+  ): SaveResult[] {
+    if (opts.allOrNone && results.some((r) => !r.success)) return rollBack(results, upsert);
+    if (pending.length === 0) return results;
+    const stamp = this.stamp();
+    for (const write of pending) {
+      const result = results[write.index] as SaveResult;
+      if (write.existing) {
+        const record = write.existing;
+        for (const field of table.indexedFields)
+          if (write.changes.has(field.name)) unindex(table, field, record);
+        for (const [name, value] of write.changes) record[name] = value;
+        for (const field of table.indexedFields)
+          if (write.changes.has(field.name)) index(table, field, record);
+        touch(record, stamp, this.userId);
+        result.id = record.Id as string;
+      } else {
+        const id = this.nextId(table);
+        this.materialize(table, id, write.changes, stamp, false);
+        result.id = id;
+      }
+    }
+    return results;
+  }
+
+  /** Builds and stores a record with every field in describe order (one hidden class per object). */
+  private materialize(
+    table: Table,
+    id: string,
+    values: Map<string, SfValue>,
+    stamp: string,
+    seeding: boolean,
+  ): SfRecord {
+    const record: SfRecord = {};
+    for (const name of table.fieldNames) {
+      let value: SfValue | undefined = values.get(name);
+      if (value === undefined) {
+        switch (name) {
+          case 'Id':
+            value = id;
+            break;
+          case 'IsDeleted':
+            value = false;
+            break;
+          case 'CreatedDate':
+          case 'LastModifiedDate':
+          case 'SystemModstamp':
+            value =
+              (seeding ? (values.get('LastModifiedDate') ?? values.get('CreatedDate')) : undefined) ?? stamp;
+            break;
+          case 'CreatedById':
+          case 'LastModifiedById':
+            value = this.userId;
+            break;
+          default:
+            value = table.defaults.get(name) ?? null;
+        }
+      }
+      record[name] = value;
+    }
+    record.Id = id;
+    table.records.push(record);
+    table.byId.set(id, record);
+    if (record.IsDeleted === true) table.deleted += 1;
+    else for (const field of table.indexedFields) index(table, field, record);
+    return record;
+  }
+}
+
+function buildTable(describe: ObjectDescribe, userId: string): Table {
+  const fieldsByLower = new Map(describe.fields.map((f) => [f.name.toLowerCase(), f]));
+  const indexedFields = describe.fields.filter((f) => (f.unique || f.externalId) && f.name !== 'Id');
+  const defaults = new Map<string, SfValue>();
+  for (const field of describe.fields) {
+    if (AUDIT_FIELDS.has(field.name)) continue;
+    const picklistDefault = field.picklistValues.find((p) => p.defaultValue && p.active);
+    if (picklistDefault) defaults.set(field.name, picklistDefault.value);
+    else if (field.name === 'OwnerId') defaults.set(field.name, userId);
+    else if (field.defaultValue !== null && field.defaultValue !== undefined) {
+      const coerced = coerceFieldValue(field, field.defaultValue);
+      if (coerced.ok) defaults.set(field.name, coerced.value);
+    } else if (field.type === 'boolean') defaults.set(field.name, false);
+  }
+  return {
+    describe,
+    fieldsByLower,
+    fieldNames: describe.fields.map((f) => f.name),
+    records: [],
+    byId: new Map(),
+    indexes: new Map(indexedFields.map((f) => [f.name, new Map<string, SfRecord[]>()])),
+    indexedFields,
+    defaults,
+    counter: 0,
+    deleted: 0,
+  };
+}
+
+/** Index key of a value: text compares case-insensitively unless the field is case-sensitive. */
+function indexKey(field: FieldDescribe, value: SfValue): string {
+  const text = String(value);
+  return field.caseSensitive || field.type === 'id' || field.type === 'reference' ? text : text.toLowerCase();
+}
+
+function index(table: Table, field: FieldDescribe, record: SfRecord): void {
+  const value = record[field.name];
+  if (value === null || value === undefined) return;
+  const map = table.indexes.get(field.name) as Map<string, SfRecord[]>;
+  const key = indexKey(field, value);
+  const holders = map.get(key);
+  if (holders) holders.push(record);
+  else map.set(key, [record]);
+}
+
+function unindex(table: Table, field: FieldDescribe, record: SfRecord): void {
+  const value = record[field.name];
+  if (value === null || value === undefined) return;
+  const map = table.indexes.get(field.name) as Map<string, SfRecord[]>;
+  const key = indexKey(field, value);
+  const holders = map.get(key);
+  if (!holders) return;
+  const at = holders.indexOf(record);
+  if (at >= 0) holders.splice(at, 1);
+  if (holders.length === 0) map.delete(key);
+}
+
+function touch(record: SfRecord, stamp: string, userId: string): void {
+  if ('LastModifiedDate' in record) record.LastModifiedDate = stamp;
+  if ('SystemModstamp' in record) record.SystemModstamp = stamp;
+  if ('LastModifiedById' in record) record.LastModifiedById = userId;
+}
+
+function valueByName(table: Table, input: Record<string, unknown>, fieldName: string): unknown {
+  for (const key of Object.keys(input)) {
+    if (table.fieldsByLower.get(key.toLowerCase())?.name === fieldName) return input[key];
+  }
+  return undefined;
+}
+
+function notFoundError(): RecordError {
+  // What Salesforce answers for a well-formed id that matches no record (unverified for
+  // every operation: some return ENTITY_IS_DELETED instead).
+  return { statusCode: 'INVALID_CROSS_REFERENCE_KEY', message: 'invalid cross reference id', fields: [] };
+}
+
+function failure(id: string | null, errors: RecordError[], created?: boolean): SaveResult {
+  return created === undefined ? { id, success: false, errors } : { id, success: false, errors, created };
+}
+
+function rollBack(results: SaveResult[], upsert: boolean): SaveResult[] {
+  return results.map((r) => {
+    if (!r.success) return upsert ? { ...r, id: null, created: false } : { ...r, id: null };
+    const rolled: SaveResult = { id: null, success: false, errors: [{ ...ROLLED_BACK }] };
+    if (upsert) rolled.created = false;
+    return rolled;
+  });
+}
+
+/**
+ * Unique values claimed by earlier records of the same call, so that two records of one
+ * call cannot both take a value (Salesforce processes a call's records in order).
+ */
+class BatchUniqueness {
+  private readonly claimed = new Map<string, Map<string, SfRecord | null>>();
+
+  check(table: Table, changes: Map<string, SfValue>, self: SfRecord | null): RecordError | undefined {
+    for (const field of table.indexedFields) {
+      if (!field.unique) continue;
+      const value = changes.get(field.name);
+      if (value === undefined || value === null) continue;
+      const key = indexKey(field, value);
+      const holders = table.indexes.get(field.name)?.get(key) ?? [];
+      const other = holders.find((r) => r !== self);
+      const claimedBy = this.claimed.get(`${table.describe.name}.${field.name}`);
+      if (other || (claimedBy?.has(key) && claimedBy.get(key) !== self)) {
+        const otherId = other ? (other.Id as string) : '';
+        return {
+          statusCode: 'DUPLICATE_VALUE',
+          message: `duplicate value found: ${field.name} duplicates value on record with id: ${otherId}`,
+          fields: [],
+        };
+      }
+    }
+    for (const field of table.indexedFields) {
+      if (!field.unique) continue;
+      const value = changes.get(field.name);
+      if (value === undefined || value === null) continue;
+      const mapKey = `${table.describe.name}.${field.name}`;
+      const claimed = this.claimed.get(mapKey) ?? new Map<string, SfRecord | null>();
+      claimed.set(indexKey(field, value), self);
+      this.claimed.set(mapKey, claimed);
+    }
+    return undefined;
+  }
+}
+
+function selectRows(table: Table, compiled: CompiledQuery, includeDeleted: boolean): SfRecord[] {
+  const rows: SfRecord[] = [];
+  const { matches } = compiled;
+  for (const record of table.records) {
+    if (!includeDeleted && record.IsDeleted === true) continue;
+    if (matches(record)) rows.push(record);
+  }
+  if (compiled.compare) rows.sort(compiled.compare);
+  const start = compiled.offset ?? 0;
+  const end = compiled.limit === null ? rows.length : start + compiled.limit;
+  return start === 0 && end >= rows.length ? rows : rows.slice(start, end);
 }
