@@ -1,0 +1,683 @@
+/**
+ * Query executions: the state behind StartQueryExecution, GetQueryExecution, GetQueryResults and
+ * StopQueryExecution (athena-wire.md, "Operations"). SQL runs in DuckDB; the result is streamed
+ * chunk by chunk into `<resultsDir>/<bucket>/<prefix>/<id>.csv` in Athena's CSV dialect, and
+ * GetQueryResults pages by reading that file back from a byte offset carried in NextToken.
+ */
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  StatementType,
+  type DuckDBConnection,
+  type DuckDBInstance,
+  type DuckDBPreparedStatement,
+  type DuckDBType,
+  type DuckDBValue,
+} from '@duckdb/node-api';
+import { ATHENA_CATALOG, DEFAULT_DATABASE, sqlIdentifier, type DataCatalog } from './catalog';
+import { athenaCsvLine, readAthenaCsvPage } from './csv';
+import {
+  invalidRequest,
+  malformedQuery,
+  systemFailure,
+  translateDuckDbError,
+  userFailure,
+  type QueryFailure,
+} from './errors';
+import { athenaColumnType } from './types';
+import { formatAthenaValue } from './values';
+
+/** GetQueryResults returns at most 1,000 rows a call (Athena API reference, `MaxResults`: 1–1000). */
+export const ATHENA_MAX_RESULTS_PER_PAGE = 1000;
+/** `ClientRequestToken` length bounds (Athena API reference, StartQueryExecution: 32–128). */
+export const CLIENT_REQUEST_TOKEN_MIN_LENGTH = 32;
+export const CLIENT_REQUEST_TOKEN_MAX_LENGTH = 128;
+/** `QueryString` length bounds (Athena API reference, StartQueryExecution: 1–262144). */
+export const QUERY_STRING_MAX_LENGTH = 262_144;
+
+/** A workgroup's result configuration. */
+export interface WorkgroupConfig {
+  /** `s3://bucket/prefix/` where the workgroup's results go when the request names none. */
+  readonly outputLocation?: string;
+  /** Like EnforceWorkGroupConfiguration: the workgroup's location wins over the request's. */
+  readonly enforce?: boolean;
+}
+
+/** Faults the emulator injects; the object is live: change a field while the emulator runs. */
+export interface AthenaEmulatorFaults {
+  /** The next n Athena API calls answer TooManyRequestsException (each one decrements it). */
+  throttle: number;
+  /**
+   * A query whose text contains this substring (or every query, for `true`) goes RUNNING and then
+   * FAILED with a GENERIC_INTERNAL_ERROR StateChangeReason instead of SUCCEEDED.
+   */
+  failQueryAfterRunning: string | boolean;
+  /** Delay before every S3 response. */
+  s3LatencyMs: number;
+  /** GetObject sends this many body bytes, then destroys the socket. */
+  s3FailAfterBytes: number | undefined;
+  /** Every S3 request answers this HTTP status with S3's XML error (500 InternalError, 503 SlowDown, …). */
+  s3Fail: number | undefined;
+}
+
+/** The faults with none active. */
+export const NO_FAULTS: AthenaEmulatorFaults = {
+  throttle: 0,
+  failQueryAfterRunning: false,
+  s3LatencyMs: 0,
+  s3FailAfterBytes: undefined,
+  s3Fail: undefined,
+};
+
+type QueryState = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
+
+/** One ColumnInfo entry of GetQueryResults. */
+export interface ColumnInfo {
+  CatalogName: string;
+  SchemaName: string;
+  TableName: string;
+  Name: string;
+  Label: string;
+  Type: string;
+  Precision: number;
+  Scale: number;
+  Nullable: 'UNKNOWN';
+  CaseSensitive: boolean;
+}
+
+interface QueryExecution {
+  readonly id: string;
+  readonly query: string;
+  readonly database: string;
+  readonly catalog: string;
+  readonly workgroup: string;
+  readonly executionParameters: readonly string[] | undefined;
+  /** `s3://bucket/prefix/<id>.csv`. */
+  readonly outputLocation: string;
+  readonly resultPath: string;
+  state: QueryState;
+  readonly submittedAt: number;
+  runningAt?: number;
+  completedAt?: number;
+  failure?: QueryFailure;
+  cancelReason?: string;
+  columns?: ColumnInfo[];
+  dataScannedBytes: number;
+  connection?: DuckDBConnection;
+  timer?: NodeJS.Timeout;
+}
+
+/** An S3 object the emulator wrote, for the S3 handler: its MD5 ETag. */
+export interface StoredObject {
+  readonly etag: string;
+  readonly contentType: string;
+}
+
+/** Everything the engine needs; built by the server. */
+export interface QueryEngineOptions {
+  readonly instance: DuckDBInstance;
+  readonly catalog: DataCatalog;
+  readonly resultsDir: string;
+  readonly workgroups: Readonly<Record<string, WorkgroupConfig>>;
+  readonly queryDelaysMs: { readonly queued: number; readonly running: number };
+  readonly faults: AthenaEmulatorFaults;
+  /** The objects written so far, keyed by local path (shared with the S3 handler). */
+  readonly objects: Map<string, StoredObject>;
+}
+
+/** Splits `s3://bucket/prefix/` into bucket and key prefix (ending in `/` unless empty). */
+export function parseS3Location(location: string): { bucket: string; prefix: string } | undefined {
+  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(location);
+  if (!match?.[1]) return undefined;
+  const rest = match[2] ?? '';
+  return { bucket: match[1], prefix: rest === '' || rest.endsWith('/') ? rest : `${rest}/` };
+}
+
+/** A local path for an S3 object, refusing keys that would escape the results dir. */
+export function objectPath(resultsDir: string, bucket: string, key: string): string | undefined {
+  const bucketDir = path.resolve(resultsDir, bucket);
+  const full = path.resolve(bucketDir, key);
+  return full.startsWith(bucketDir + path.sep) ? full : undefined;
+}
+
+const epochSeconds = (ms: number): number => ms / 1000;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+type SelectNode = { type?: string; select_list?: { class?: string; alias?: string }[] };
+
+/**
+ * Athena names an output column that is neither a bare column nor aliased `_col<i>` (e.g.
+ * `SELECT count(*)` → `_col0`); DuckDB names it after the expression. Applied to a plain SELECT
+ * whose select list maps one to one onto the result columns (no `*`).
+ */
+export function athenaColumnNames(duckdbNames: readonly string[], ast: unknown): string[] {
+  const node = (ast as { statements?: { node?: SelectNode }[] } | undefined)?.statements?.[0]?.node;
+  const list = node?.type === 'SELECT_NODE' ? node.select_list : undefined;
+  if (!list || list.length !== duckdbNames.length || list.some((e) => e.class === 'STAR')) {
+    return [...duckdbNames];
+  }
+  return duckdbNames.map((name, i) => {
+    const entry = list[i];
+    return entry && !entry.alias && entry.class !== 'COLUMN_REF' ? `_col${i}` : name;
+  });
+}
+
+/** The tables a query names, from DuckDB's serialized AST (`BASE_TABLE` references). */
+export function referencedTables(ast: unknown): { catalog: string; schema: string; table: string }[] {
+  const found: { catalog: string; schema: string; table: string }[] = [];
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      node.forEach(visit);
+      return;
+    }
+    if (typeof node !== 'object' || node === null) return;
+    const record = node as Record<string, unknown>;
+    if (record.type === 'BASE_TABLE' && typeof record.table_name === 'string') {
+      found.push({
+        catalog: String(record.catalog_name ?? ''),
+        schema: String(record.schema_name ?? ''),
+        table: record.table_name,
+      });
+    }
+    Object.values(record).forEach(visit);
+  };
+  visit(ast);
+  return found;
+}
+
+/** The query engine behind the Athena operations. */
+export class QueryEngine {
+  private readonly executions = new Map<string, QueryExecution>();
+  private readonly tokens = new Map<string, { fingerprint: string; id: string }>();
+  private readonly running = new Set<Promise<void>>();
+  private readonly tokenKey = randomBytes(32);
+  private closed = false;
+
+  constructor(private readonly options: QueryEngineOptions) {}
+
+  /** StartQueryExecution. */
+  async startQueryExecution(input: Record<string, unknown>): Promise<{ QueryExecutionId: string }> {
+    const query = input.QueryString;
+    if (typeof query !== 'string' || query.length < 1 || query.length > QUERY_STRING_MAX_LENGTH) {
+      throw invalidRequest(
+        'INVALID_INPUT',
+        `1 validation error detected: Value at 'queryString' failed to satisfy constraint: Member must have length between 1 and ${QUERY_STRING_MAX_LENGTH}`,
+      );
+    }
+    const token = input.ClientRequestToken;
+    if (
+      token !== undefined &&
+      (typeof token !== 'string' ||
+        token.length < CLIENT_REQUEST_TOKEN_MIN_LENGTH ||
+        token.length > CLIENT_REQUEST_TOKEN_MAX_LENGTH)
+    ) {
+      throw invalidRequest(
+        'INVALID_INPUT',
+        `1 validation error detected: Value at 'clientRequestToken' failed to satisfy constraint: Member must have length between ${CLIENT_REQUEST_TOKEN_MIN_LENGTH} and ${CLIENT_REQUEST_TOKEN_MAX_LENGTH}`,
+      );
+    }
+    const context = (input.QueryExecutionContext ?? {}) as { Database?: unknown; Catalog?: unknown };
+    const resultConfiguration = (input.ResultConfiguration ?? {}) as { OutputLocation?: unknown };
+    const workgroupName = typeof input.WorkGroup === 'string' ? input.WorkGroup : 'primary';
+    const parameters = input.ExecutionParameters;
+    if (
+      parameters !== undefined &&
+      (!Array.isArray(parameters) || parameters.some((p) => typeof p !== 'string'))
+    ) {
+      throw invalidRequest('INVALID_INPUT', 'ExecutionParameters must be a list of strings');
+    }
+    const fingerprint = JSON.stringify([
+      query,
+      context.Database ?? null,
+      context.Catalog ?? null,
+      resultConfiguration.OutputLocation ?? null,
+      workgroupName,
+      parameters ?? null,
+    ]);
+    const replay = typeof token === 'string' ? this.replay(token, fingerprint) : undefined;
+    if (replay) return replay;
+
+    const workgroup = this.options.workgroups[workgroupName];
+    if (!workgroup) throw invalidRequest('INVALID_INPUT', `WorkGroup ${workgroupName} is not found.`);
+    const requested =
+      typeof resultConfiguration.OutputLocation === 'string' ? resultConfiguration.OutputLocation : undefined;
+    const location =
+      workgroup.enforce && workgroup.outputLocation
+        ? workgroup.outputLocation
+        : (requested ?? workgroup.outputLocation);
+    if (!location) {
+      throw invalidRequest(
+        'INVALID_INPUT',
+        'No output location provided. An output location is required either through the Workgroup result configuration setting or as an API input.',
+      );
+    }
+    const s3 = parseS3Location(location);
+    if (!s3) {
+      throw invalidRequest(
+        'INVALID_INPUT',
+        `OutputLocation ${location} is not a valid S3 location (s3://bucket/prefix/)`,
+      );
+    }
+    const catalog = typeof context.Catalog === 'string' ? context.Catalog.toLowerCase() : ATHENA_CATALOG;
+    if (catalog !== ATHENA_CATALOG) {
+      throw invalidRequest(
+        'INVALID_INPUT',
+        `Catalog ${catalog} is not found: the emulator serves ${ATHENA_CATALOG} only`,
+      );
+    }
+
+    const id = randomUUID();
+    const resultPath = objectPath(this.options.resultsDir, s3.bucket, `${s3.prefix}${id}.csv`);
+    if (!resultPath)
+      throw invalidRequest('INVALID_INPUT', `OutputLocation ${location} is not a valid S3 location`);
+    const execution: QueryExecution = {
+      id,
+      query,
+      database: typeof context.Database === 'string' ? context.Database.toLowerCase() : DEFAULT_DATABASE,
+      catalog,
+      workgroup: workgroupName,
+      executionParameters: parameters as string[] | undefined,
+      outputLocation: `s3://${s3.bucket}/${s3.prefix}${id}.csv`,
+      resultPath,
+      state: 'QUEUED',
+      submittedAt: Date.now(),
+      dataScannedBytes: 0,
+    };
+    // Syntax errors are rejected here, before an execution exists (MALFORMED_QUERY).
+    await this.assertParses(query);
+    // A retry with the same token may have registered while this one was parsing.
+    const raced = typeof token === 'string' ? this.replay(token, fingerprint) : undefined;
+    if (raced) return raced;
+    this.executions.set(id, execution);
+    if (typeof token === 'string') this.tokens.set(token, { fingerprint, id });
+    this.track(this.runLifecycle(execution));
+    return { QueryExecutionId: id };
+  }
+
+  /** The earlier answer for a ClientRequestToken, or IDEMPOTENT_PARAMETER_MISMATCH. */
+  private replay(token: string, fingerprint: string): { QueryExecutionId: string } | undefined {
+    const previous = this.tokens.get(token);
+    if (!previous) return undefined;
+    if (previous.fingerprint !== fingerprint) {
+      throw invalidRequest(
+        'IDEMPOTENT_PARAMETER_MISMATCH',
+        `ClientRequestToken ${token} was used before with different parameters (query execution ${previous.id})`,
+      );
+    }
+    return { QueryExecutionId: previous.id };
+  }
+
+  private track(work: Promise<void>): void {
+    this.running.add(work);
+    void work.finally(() => this.running.delete(work));
+  }
+
+  /** Parses the query with DuckDB without binding it: a syntax error or several statements reject. */
+  async assertParses(query: string): Promise<void> {
+    const connection = await this.options.instance.connect();
+    try {
+      let count: number;
+      try {
+        count = (await connection.extractStatements(query)).count;
+      } catch (err) {
+        throw malformedQuery(query, err instanceof Error ? err.message : String(err));
+      }
+      if (count !== 1) {
+        throw invalidRequest('MALFORMED_QUERY', `Only one sql statement is allowed. Got: ${count}`);
+      }
+    } finally {
+      connection.closeSync();
+    }
+  }
+
+  private async runLifecycle(execution: QueryExecution): Promise<void> {
+    const { queued, running } = this.options.queryDelaysMs;
+    if (queued > 0) await sleep(queued);
+    if (execution.state !== 'QUEUED') return; // cancelled while queued
+    execution.state = 'RUNNING';
+    execution.runningAt = Date.now();
+    let failure: QueryFailure | undefined;
+    try {
+      failure = await this.execute(execution);
+    } catch (err) {
+      failure = systemFailure(
+        `GENERIC_INTERNAL_ERROR: ${err instanceof Error ? err.message : String(err)}`,
+        true,
+      );
+    }
+    const remaining = execution.runningAt + running - Date.now();
+    if (remaining > 0) await sleep(remaining);
+    if (execution.state !== 'RUNNING') {
+      await rm(execution.resultPath, { force: true });
+      return; // cancelled while running
+    }
+    const fault = this.options.faults.failQueryAfterRunning;
+    if (
+      !failure &&
+      (fault === true || (typeof fault === 'string' && fault && execution.query.includes(fault)))
+    ) {
+      failure = systemFailure(
+        'GENERIC_INTERNAL_ERROR: Query failed after running (injected by the emulator: faults.failQueryAfterRunning)',
+        true,
+      );
+    }
+    if (failure) {
+      await rm(execution.resultPath, { force: true });
+      this.options.objects.delete(execution.resultPath);
+      execution.failure = failure;
+      execution.state = 'FAILED';
+    } else {
+      execution.state = 'SUCCEEDED';
+    }
+    execution.completedAt = Date.now();
+  }
+
+  /** Binds and runs the query, streaming the result to disk. Returns the failure, if any. */
+  private async execute(execution: QueryExecution): Promise<QueryFailure | undefined> {
+    const connection = await this.options.instance.connect();
+    execution.connection = connection;
+    try {
+      try {
+        await this.options.catalog.sync(connection);
+      } catch (err) {
+        return userFailure(`HIVE_METASTORE_ERROR: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (!this.options.catalog.hasDatabase(execution.database)) {
+        return userFailure(`SCHEMA_NOT_FOUND: Schema '${execution.database}' does not exist`);
+      }
+      await connection.run(`USE ${ATHENA_CATALOG}.${sqlIdentifier(execution.database)}`);
+      let prepared: DuckDBPreparedStatement;
+      try {
+        prepared = await (await connection.extractStatements(execution.query)).prepare(0);
+        if (prepared.statementType !== StatementType.SELECT) {
+          return userFailure(
+            'NOT_SUPPORTED: The Athena emulator runs SELECT queries only (DDL and DML are not emulated)',
+          );
+        }
+        await this.bindParameters(connection, prepared, execution.executionParameters ?? []);
+      } catch (err) {
+        return this.translate(execution, err);
+      }
+      const ast = await this.serializedAst(connection, execution.query);
+      execution.dataScannedBytes = this.scannedBytes(execution, ast);
+      const types: DuckDBType[] = [];
+      const duckNames: string[] = [];
+      for (let i = 0; i < prepared.columnCount; i++) {
+        types.push(prepared.columnType(i));
+        duckNames.push(prepared.columnName(i));
+      }
+      const names = athenaColumnNames(duckNames, ast);
+      execution.columns = names.map((name, i) => {
+        const t = athenaColumnType(types[i] as DuckDBType);
+        return {
+          CatalogName: 'hive',
+          SchemaName: '',
+          TableName: '',
+          Name: name,
+          Label: name,
+          Type: t.type,
+          Precision: t.precision,
+          Scale: t.scale,
+          Nullable: 'UNKNOWN',
+          CaseSensitive: t.caseSensitive,
+        };
+      });
+      try {
+        await this.streamResult(execution, prepared, names);
+      } catch (err) {
+        if (execution.state !== 'RUNNING') return undefined; // interrupted by StopQueryExecution
+        return this.translate(execution, err);
+      }
+      return undefined;
+    } finally {
+      execution.connection = undefined;
+      connection.closeSync();
+    }
+  }
+
+  private translate(execution: QueryExecution, err: unknown): QueryFailure {
+    const catalog = this.options.catalog;
+    return translateDuckDbError(execution.query, err instanceof Error ? err.message : String(err), {
+      catalog: ATHENA_CATALOG,
+      database: execution.database,
+      hasDatabase: (name) => catalog.hasDatabase(name),
+      brokenTable: (db, table) => catalog.brokenTable(db, table),
+    });
+  }
+
+  /**
+   * Binds Athena ExecutionParameters: each is an SQL literal (`'text'`, `42`, `DATE '2024-01-01'`)
+   * for one `?`, evaluated by DuckDB and bound with its type.
+   */
+  private async bindParameters(
+    connection: DuckDBConnection,
+    prepared: DuckDBPreparedStatement,
+    parameters: readonly string[],
+  ): Promise<void> {
+    if (parameters.length !== prepared.parameterCount) {
+      throw new Error(
+        `Binder Error: the query has ${prepared.parameterCount} parameter(s) (?) but ExecutionParameters has ${parameters.length}`,
+      );
+    }
+    const values: DuckDBValue[] = [];
+    const types: DuckDBType[] = [];
+    for (const literal of parameters) {
+      const reader = await connection.runAndReadAll(`SELECT ${literal}`);
+      if (reader.columnCount !== 1)
+        throw new Error(`Binder Error: ExecutionParameter ${literal} is not one value`);
+      values.push(reader.getRows()[0]?.[0] ?? null);
+      types.push(reader.columnTypes()[0] as DuckDBType);
+    }
+    if (values.length) prepared.bind(values, types);
+  }
+
+  private async serializedAst(connection: DuckDBConnection, query: string): Promise<unknown> {
+    const reader = await connection.runAndReadAll('SELECT json_serialize_sql($1::VARCHAR)', [query]);
+    const text = reader.getRows()[0]?.[0];
+    try {
+      return typeof text === 'string' ? JSON.parse(text) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** DataScannedInBytes: the size of every table file the query names (a full scan, as for CSV). */
+  private scannedBytes(execution: QueryExecution, ast: unknown): number {
+    const seen = new Set<string>();
+    let bytes = 0;
+    for (const ref of referencedTables(ast)) {
+      const table = this.options.catalog.table(ref.schema || execution.database, ref.table);
+      if (!table || seen.has(`${table.database}.${table.table}`)) continue;
+      seen.add(`${table.database}.${table.table}`);
+      bytes += table.bytes;
+    }
+    return bytes;
+  }
+
+  /**
+   * Streams DuckDB's result chunks into the result file: one chunk (≤ 2,048 rows) is formatted
+   * and written at a time, waiting for the disk when the write buffer is full, so memory stays
+   * flat whatever the row count. The MD5 of the bytes becomes the S3 ETag.
+   */
+  private async streamResult(
+    execution: QueryExecution,
+    prepared: DuckDBPreparedStatement,
+    names: readonly string[],
+  ): Promise<void> {
+    const result = await prepared.stream();
+    await mkdir(path.dirname(execution.resultPath), { recursive: true });
+    const out = createWriteStream(execution.resultPath);
+    const md5 = createHash('md5');
+    const write = async (text: string): Promise<void> => {
+      md5.update(text);
+      if (!out.write(text)) await drained(out);
+    };
+    const converter = (value: DuckDBValue, type: DuckDBType): string | null =>
+      value === null ? null : formatAthenaValue(value, type);
+    try {
+      await write(athenaCsvLine(names));
+      for (;;) {
+        const chunk = await result.fetchChunk();
+        if (!chunk || chunk.rowCount === 0) break;
+        if (execution.state !== 'RUNNING') return;
+        let text = '';
+        for (const row of chunk.convertRows(converter)) text += athenaCsvLine(row);
+        await write(text);
+      }
+    } finally {
+      await new Promise<void>((resolve, reject) =>
+        out.end((err?: Error | null) => (err ? reject(err) : resolve())),
+      );
+    }
+    this.options.objects.set(execution.resultPath, {
+      etag: `"${md5.digest('hex')}"`,
+      contentType: 'text/csv',
+    });
+  }
+
+  /** GetQueryExecution. */
+  getQueryExecution(input: Record<string, unknown>): Record<string, unknown> {
+    const execution = this.find(input.QueryExecutionId);
+    const now = Date.now();
+    const end = execution.completedAt ?? now;
+    const queueEnd = execution.runningAt ?? end;
+    const status: Record<string, unknown> = {
+      State: execution.state,
+      SubmissionDateTime: epochSeconds(execution.submittedAt),
+    };
+    if (execution.completedAt !== undefined) status.CompletionDateTime = epochSeconds(execution.completedAt);
+    if (execution.failure) {
+      status.StateChangeReason = execution.failure.stateChangeReason;
+      status.AthenaError = execution.failure.athenaError;
+    } else if (execution.cancelReason) {
+      status.StateChangeReason = execution.cancelReason;
+    }
+    const engineMillis = execution.runningAt !== undefined ? end - execution.runningAt : 0;
+    return {
+      QueryExecution: {
+        QueryExecutionId: execution.id,
+        Query: execution.query,
+        StatementType: 'DML',
+        SubstatementType: 'SELECT',
+        ResultConfiguration: { OutputLocation: execution.outputLocation },
+        ResultReuseConfiguration: { ResultReuseByAgeConfiguration: { Enabled: false } },
+        QueryExecutionContext: { Database: execution.database, Catalog: execution.catalog },
+        Status: status,
+        Statistics: {
+          EngineExecutionTimeInMillis: engineMillis,
+          DataScannedInBytes: execution.dataScannedBytes,
+          TotalExecutionTimeInMillis: end - execution.submittedAt,
+          QueryQueueTimeInMillis: queueEnd - execution.submittedAt,
+          ServicePreProcessingTimeInMillis: 0,
+          QueryPlanningTimeInMillis: 0,
+          ServiceProcessingTimeInMillis: 0,
+          ResultReuseInformation: { ReusedPreviousResult: false },
+        },
+        WorkGroup: execution.workgroup,
+        EngineVersion: {
+          SelectedEngineVersion: 'AUTO',
+          EffectiveEngineVersion: 'Athena engine version 3',
+        },
+        ...(execution.executionParameters ? { ExecutionParameters: execution.executionParameters } : {}),
+      },
+    };
+  }
+
+  /** GetQueryResults: one page read from the result file. */
+  async getQueryResults(input: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const execution = this.find(input.QueryExecutionId);
+    const max = input.MaxResults ?? ATHENA_MAX_RESULTS_PER_PAGE;
+    if (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > ATHENA_MAX_RESULTS_PER_PAGE) {
+      throw invalidRequest(
+        'INVALID_INPUT',
+        `1 validation error detected: Value '${String(max)}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and ${ATHENA_MAX_RESULTS_PER_PAGE}`,
+      );
+    }
+    if (execution.state !== 'SUCCEEDED') {
+      const why =
+        execution.state === 'FAILED'
+          ? `Query has failed: ${execution.failure?.stateChangeReason ?? ''}`
+          : execution.state === 'CANCELLED'
+            ? 'Query has been cancelled'
+            : `Query has not yet finished. Current state: ${execution.state}`;
+      throw invalidRequest('INVALID_QUERY_EXECUTION_STATE', why);
+    }
+    const offset = input.NextToken === undefined ? 0 : this.readToken(execution.id, input.NextToken);
+    const page = await readAthenaCsvPage(execution.resultPath, offset, max);
+    const response: Record<string, unknown> = {
+      UpdateCount: 0,
+      ResultSet: {
+        Rows: page.rows.map((row) => ({ Data: row.map((f) => (f === null ? {} : { VarCharValue: f })) })),
+        ResultSetMetadata: { ColumnInfo: execution.columns ?? [] },
+      },
+    };
+    if (!page.atEnd) response.NextToken = this.makeToken(execution.id, page.nextOffset);
+    return response;
+  }
+
+  /**
+   * NextToken is `<id>:<byte offset>` signed with a key of this emulator instance, so it needs no
+   * server-side state and a forged or foreign token is refused rather than misread.
+   */
+  private makeToken(id: string, offset: number): string {
+    const body = `${id}:${offset}`;
+    const mac = createHmac('sha256', this.tokenKey).update(body).digest('base64url');
+    return Buffer.from(`${body}:${mac}`).toString('base64url');
+  }
+
+  private readToken(id: string, token: unknown): number {
+    const invalid = invalidRequest('INVALID_INPUT', `NextToken is not valid for query execution ${id}`);
+    if (typeof token !== 'string') throw invalid;
+    const [tokenId, offset, mac] = Buffer.from(token, 'base64url').toString().split(':');
+    if (tokenId !== id || !offset || !mac) throw invalid;
+    const expected = createHmac('sha256', this.tokenKey).update(`${tokenId}:${offset}`).digest();
+    const given = Buffer.from(mac, 'base64url');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalid;
+    return Number(offset);
+  }
+
+  /** StopQueryExecution: cancels a queued or running query; a finished one is left as it is. */
+  stopQueryExecution(input: Record<string, unknown>): Record<string, never> {
+    const execution = this.find(input.QueryExecutionId);
+    if (execution.state === 'QUEUED' || execution.state === 'RUNNING') {
+      const wasRunning = execution.state === 'RUNNING';
+      execution.state = 'CANCELLED';
+      execution.cancelReason = 'Query cancelled by user';
+      execution.completedAt = Date.now();
+      if (wasRunning) execution.connection?.interrupt();
+    }
+    return {};
+  }
+
+  private find(id: unknown): QueryExecution {
+    const execution = typeof id === 'string' ? this.executions.get(id) : undefined;
+    if (!execution) throw invalidRequest('INVALID_INPUT', `QueryExecution ${String(id)} was not found`);
+    return execution;
+  }
+
+  /** Cancels what runs and waits for it to settle. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const execution of this.executions.values())
+      this.stopQueryExecution({ QueryExecutionId: execution.id });
+    await Promise.allSettled([...this.running]);
+  }
+}
+
+function drained(stream: WriteStream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = (): void => {
+      stream.off('error', onError);
+      resolve();
+    };
+    const onError = (err: Error): void => {
+      stream.off('drain', onDrain);
+      reject(err);
+    };
+    stream.once('drain', onDrain);
+    stream.once('error', onError);
+  });
+}

@@ -1,0 +1,218 @@
+/**
+ * Athena's error shapes (athena-wire.md, "Transport" → Errors) and the translation of DuckDB's
+ * error messages into the `StateChangeReason` texts that Athena (Trino) gives a failed query.
+ */
+
+/** An error that the Athena API answers with, as JSON `{__type, Message, AthenaErrorCode, …}`. */
+export class AthenaApiError extends Error {
+  readonly type: string;
+  readonly status: number;
+  readonly athenaErrorCode: string | undefined;
+  readonly reason: string | undefined;
+
+  constructor(
+    type: string,
+    message: string,
+    options: { status?: number; athenaErrorCode?: string; reason?: string } = {},
+  ) {
+    super(message);
+    this.name = 'AthenaApiError';
+    this.type = type;
+    this.status = options.status ?? (type === 'InternalServerException' ? 500 : 400);
+    this.athenaErrorCode = options.athenaErrorCode;
+    this.reason = options.reason;
+  }
+
+  /** The JSON body Athena sends. */
+  toJSON(): Record<string, string> {
+    const body: Record<string, string> = { __type: this.type, Message: this.message };
+    if (this.athenaErrorCode) {
+      body.AthenaErrorCode = this.athenaErrorCode;
+      body.ErrorCode = this.athenaErrorCode;
+    }
+    if (this.reason) body.Reason = this.reason;
+    return body;
+  }
+}
+
+/** `InvalidRequestException` with Athena's error code (`INVALID_INPUT`, `MALFORMED_QUERY`, …). */
+export function invalidRequest(athenaErrorCode: string, message: string): AthenaApiError {
+  return new AthenaApiError('InvalidRequestException', message, { athenaErrorCode });
+}
+
+/**
+ * `AthenaError.ErrorCategory` values (Athena user guide, "Athena error catalog"):
+ * 1 SYSTEM, 2 USER, 3 OTHER.
+ */
+export const ATHENA_ERROR_CATEGORY = { system: 1, user: 2, other: 3 } as const;
+/**
+ * `AthenaError.ErrorType` values used here (same catalog): 1000 "User error", 200 "Query engine
+ * had an internal error".
+ */
+export const ATHENA_ERROR_TYPE = { userError: 1000, engineInternal: 200 } as const;
+
+/** Why a query failed, in the two forms GetQueryExecution reports. */
+export interface QueryFailure {
+  /** `Status.StateChangeReason`, e.g. `COLUMN_NOT_FOUND: line 1:8: Column 'x' cannot be resolved`. */
+  readonly stateChangeReason: string;
+  /** `Status.AthenaError`. */
+  readonly athenaError: {
+    readonly ErrorCategory: number;
+    readonly ErrorType: number;
+    readonly Retryable: boolean;
+    readonly ErrorMessage: string;
+  };
+}
+
+/** A query failure of the user's making (bad name, bad cast, bad data). */
+export function userFailure(reason: string): QueryFailure {
+  return {
+    stateChangeReason: reason,
+    athenaError: {
+      ErrorCategory: ATHENA_ERROR_CATEGORY.user,
+      ErrorType: ATHENA_ERROR_TYPE.userError,
+      Retryable: false,
+      ErrorMessage: reason,
+    },
+  };
+}
+
+/** A failure of the engine itself (the injected fault, an unexpected DuckDB error). */
+export function systemFailure(reason: string, retryable: boolean): QueryFailure {
+  return {
+    stateChangeReason: reason,
+    athenaError: {
+      ErrorCategory: ATHENA_ERROR_CATEGORY.system,
+      ErrorType: ATHENA_ERROR_TYPE.engineInternal,
+      Retryable: retryable,
+      ErrorMessage: reason,
+    },
+  };
+}
+
+/** 1-based line and column of a position in the query text, as Trino reports them. */
+export interface QueryPosition {
+  readonly line: number;
+  readonly column: number;
+}
+
+/**
+ * Finds the position DuckDB points at with its `LINE n: …` excerpt and caret. DuckDB shortens
+ * long lines to a window marked with `...`, so the excerpt is located in the query's line rather
+ * than trusted to start at column 1.
+ */
+export function positionFromDuckDbMessage(query: string, message: string): QueryPosition | undefined {
+  const match = /\nLINE (\d+): (.*)\n( *)\^/.exec(message);
+  if (!match) return undefined;
+  const line = Number(match[1]);
+  const prefixLength = `LINE ${match[1]}: `.length;
+  let excerpt = match[2] ?? '';
+  let caret = (match[3] ?? '').length - prefixLength;
+  const queryLine = query.split('\n')[line - 1];
+  if (queryLine === undefined || caret < 0) return undefined;
+  let start = 0;
+  if (excerpt.startsWith('...')) {
+    excerpt = excerpt.slice(3);
+    caret -= 3;
+    if (excerpt.endsWith('...')) excerpt = excerpt.slice(0, -3);
+    start = queryLine.indexOf(excerpt);
+    if (start === -1) return undefined;
+  }
+  return { line, column: start + caret + 1 };
+}
+
+/** The identifier chain (`a`, `a.b`, `"A".b.c`) that starts at a position of the query. */
+function identifierAt(query: string, position: QueryPosition): string[] | undefined {
+  const text = (query.split('\n')[position.line - 1] ?? '').slice(position.column - 1);
+  const part = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)`;
+  const chain = new RegExp(String.raw`^${part}(?:\s*\.\s*${part})*`).exec(text);
+  if (!chain) return undefined;
+  const parts = chain[0].match(new RegExp(part, 'g')) ?? [];
+  // Trino folds unquoted identifiers to lower case in its messages.
+  return parts.map((p) => (p.startsWith('"') ? p.slice(1, -1).replaceAll('""', '"') : p.toLowerCase()));
+}
+
+const where = (position: QueryPosition | undefined): string =>
+  position ? `line ${position.line}:${position.column}: ` : '';
+
+/** What the translation needs to know about the emulator's catalog. */
+export interface CatalogContext {
+  /** Athena's catalog name, `awsdatacatalog`. */
+  readonly catalog: string;
+  /** The query's context database (QueryExecutionContext.Database). */
+  readonly database: string;
+  /** Whether a database (a folder under the data dir) exists. */
+  hasDatabase(name: string): boolean;
+  /** Why a table on disk could not be read, when that is why it is missing. */
+  brokenTable(database: string, table: string): string | undefined;
+}
+
+/**
+ * Turns a DuckDB error raised while binding or running a query into Athena's failure reason:
+ * `TABLE_NOT_FOUND`, `SCHEMA_NOT_FOUND`, `COLUMN_NOT_FOUND`, `FUNCTION_NOT_FOUND`,
+ * `INVALID_CAST_ARGUMENT`, `NUMERIC_VALUE_OUT_OF_RANGE`, `HIVE_BAD_DATA` (a data file that does
+ * not parse) and, for anything else, `GENERIC_USER_ERROR` with DuckDB's own first line.
+ */
+export function translateDuckDbError(query: string, message: string, context: CatalogContext): QueryFailure {
+  const position = positionFromDuckDbMessage(query, message);
+  const firstLine = (message.split('\n')[0] ?? message).trim();
+  const named = position ? identifierAt(query, position) : undefined;
+
+  if (/^Catalog Error: Table with name .* does not exist/.test(firstLine)) {
+    const parts = named ?? [/Table with name (\S+)/.exec(firstLine)?.[1] ?? '?'];
+    const [catalog, schema, table] =
+      parts.length >= 3
+        ? parts
+        : parts.length === 2
+          ? [context.catalog, parts[0], parts[1]]
+          : [context.catalog, context.database, parts[0]];
+    if (schema && !context.hasDatabase(schema)) {
+      return userFailure(`SCHEMA_NOT_FOUND: ${where(position)}Schema '${schema}' does not exist`);
+    }
+    const broken = schema && table ? context.brokenTable(schema, table) : undefined;
+    if (broken) return userFailure(`HIVE_BAD_DATA: ${where(position)}Table '${schema}.${table}': ${broken}`);
+    return userFailure(
+      `TABLE_NOT_FOUND: ${where(position)}Table '${catalog}.${schema}.${table}' does not exist`,
+    );
+  }
+  if (/^Catalog Error: Schema with name .* does not exist/.test(firstLine)) {
+    const schema = /Schema with name (\S+)/.exec(firstLine)?.[1] ?? '?';
+    return userFailure(`SCHEMA_NOT_FOUND: ${where(position)}Schema '${schema}' does not exist`);
+  }
+  if (
+    /^Binder Error: (Referenced column|Values list .* does not have a column|Table .* does not have a column)/.test(
+      firstLine,
+    )
+  ) {
+    const column = named?.join('.') ?? /"([^"]+)"/.exec(firstLine)?.[1] ?? '?';
+    return userFailure(`COLUMN_NOT_FOUND: ${where(position)}Column '${column}' cannot be resolved`);
+  }
+  if (/^Catalog Error: (Scalar|Aggregate|Table) Function with name .* does not exist/.test(firstLine)) {
+    const fn = /Function with name (\S+)/.exec(firstLine)?.[1] ?? '?';
+    return userFailure(`FUNCTION_NOT_FOUND: ${where(position)}Function '${fn}' not registered`);
+  }
+  const detail = firstLine.replace(/^[A-Za-z ]+ Error: /, '');
+  if (firstLine.startsWith('Conversion Error:')) {
+    return userFailure(`INVALID_CAST_ARGUMENT: ${where(position)}${detail}`);
+  }
+  if (firstLine.startsWith('Out of Range Error:')) {
+    return userFailure(`NUMERIC_VALUE_OUT_OF_RANGE: ${where(position)}${detail}`);
+  }
+  if (firstLine.startsWith('Invalid Input Error:') && /CSV|Parquet|parquet|csv/.test(message)) {
+    return userFailure(`HIVE_BAD_DATA: ${detail}`);
+  }
+  return userFailure(`GENERIC_USER_ERROR: ${where(position)}${detail}`);
+}
+
+/**
+ * A syntax error as Athena answers StartQueryExecution (`MALFORMED_QUERY`), from DuckDB's parser
+ * message, e.g. `line 1:1: syntax error at or near "SELEC"`.
+ */
+export function malformedQuery(query: string, message: string): AthenaApiError {
+  const position = positionFromDuckDbMessage(query, message);
+  const firstLine = (message.split('\n')[0] ?? message)
+    .replace(/^Failed to extract statements: /, '')
+    .replace(/^Parser Error: /, '')
+    .trim();
+  return invalidRequest('MALFORMED_QUERY', `${where(position)}${firstLine}`);
+}
