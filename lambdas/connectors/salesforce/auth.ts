@@ -1,0 +1,250 @@
+/**
+ * Salesforce sign-in: the secret's JSON shapes (one per flow, see docs/salesforce-auth.md), the
+ * JWT bearer assertion, and the function that signs a jsforce Connection in (and in again when a
+ * session expires).
+ */
+import { createPrivateKey, createSign, type KeyObject } from 'node:crypto';
+import type { Connection } from 'jsforce';
+import { z } from 'zod';
+import { TerminalError } from '../../shared/errors';
+import { JWT_ASSERTION_LIFETIME_SECONDS, JWT_BEARER_GRANT_TYPE } from './constants';
+
+const loginUrl = z
+  .string()
+  .url()
+  .transform((u) => u.replace(/\/+$/, ''));
+const nonEmpty = z.string().min(1);
+
+/** SOAP `login()` with username and password (+ security token). */
+const soapSecret = z.object({
+  flow: z.literal('soap').optional(),
+  loginUrl,
+  username: nonEmpty,
+  password: nonEmpty,
+  securityToken: z.string().optional(),
+});
+
+/** OAuth 2.0 username-password flow through a connected app. */
+const oauthPasswordSecret = z.object({
+  flow: z.literal('oauth-password'),
+  loginUrl,
+  clientId: nonEmpty,
+  clientSecret: nonEmpty,
+  username: nonEmpty,
+  password: nonEmpty,
+  securityToken: z.string().optional(),
+});
+
+/** OAuth 2.0 client credentials flow (needs the org's My Domain URL as loginUrl). */
+const clientCredentialsSecret = z.object({
+  flow: z.literal('client-credentials'),
+  loginUrl,
+  clientId: nonEmpty,
+  clientSecret: nonEmpty,
+});
+
+/** OAuth 2.0 JWT bearer flow with the connected app's private key (PEM). */
+const jwtSecret = z.object({
+  flow: z.literal('jwt'),
+  loginUrl,
+  clientId: nonEmpty,
+  username: nonEmpty,
+  privateKey: nonEmpty,
+  /** The JWT `aud`; defaults to the login URL (Salesforce wants `https://login.salesforce.com`, `https://test.salesforce.com` or the community URL). */
+  audience: z.string().optional(),
+});
+
+export type SoapSecret = z.infer<typeof soapSecret>;
+export type OAuthPasswordSecret = z.infer<typeof oauthPasswordSecret>;
+export type ClientCredentialsSecret = z.infer<typeof clientCredentialsSecret>;
+export type JwtSecret = z.infer<typeof jwtSecret>;
+/** A validated Salesforce secret: one of the four sign-in flows. */
+export type SalesforceSecret = SoapSecret | OAuthPasswordSecret | ClientCredentialsSecret | JwtSecret;
+/** The flow names as they appear in a secret's `flow` key (`soap` when absent). */
+export type SalesforceAuthFlow = 'soap' | 'oauth-password' | 'client-credentials' | 'jwt';
+
+const FLOW_SCHEMAS = {
+  soap: soapSecret,
+  'oauth-password': oauthPasswordSecret,
+  'client-credentials': clientCredentialsSecret,
+  jwt: jwtSecret,
+} as const;
+
+/** The flow a secret's JSON asks for. */
+export function authFlowOf(secret: Pick<SalesforceSecret, 'flow'>): SalesforceAuthFlow {
+  return secret.flow ?? 'soap';
+}
+
+/**
+ * Validates a Salesforce secret's JSON. Errors name the secret, the flow and each missing or
+ * malformed key; they never echo a value.
+ */
+export function parseSalesforceSecret(value: unknown, secretName = 'Salesforce secret'): SalesforceSecret {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new TerminalError(`${secretName} must be a JSON object (see docs/salesforce-auth.md)`);
+  }
+  const flowValue = (value as { flow?: unknown }).flow;
+  const flow = flowValue === undefined ? 'soap' : flowValue;
+  if (typeof flow !== 'string' || !Object.hasOwn(FLOW_SCHEMAS, flow)) {
+    throw new TerminalError(
+      `${secretName} has an unknown "flow"; expected one of ${Object.keys(FLOW_SCHEMAS).join(', ')} (or none for SOAP login)`,
+    );
+  }
+  const schema = FLOW_SCHEMAS[flow as SalesforceAuthFlow];
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const key = issue.path.map(String).join('.') || '(root)';
+    const present =
+      issue.path.length > 0 && (value as Record<string, unknown>)[String(issue.path[0])] !== undefined;
+    // zod messages may quote the received value: describe the problem ourselves.
+    const what = !present
+      ? 'is missing'
+      : issue.code === 'invalid_format'
+        ? 'is not a valid URL'
+        : 'is empty or not a string';
+    return `key "${key}" ${what}`;
+  });
+  throw new TerminalError(`${secretName} (flow ${flow}) is invalid: ${problems.join('; ')}`);
+}
+
+/** The values of a secret that must never be logged (for the redactor). */
+export function secretValuesOf(secret: SalesforceSecret): string[] {
+  const out: string[] = [];
+  if ('password' in secret) out.push(secret.password);
+  if ('securityToken' in secret && secret.securityToken) {
+    out.push(secret.securityToken);
+    out.push(secret.password + secret.securityToken);
+  }
+  if ('clientSecret' in secret) out.push(secret.clientSecret);
+  if ('privateKey' in secret) out.push(secret.privateKey);
+  return out;
+}
+
+function base64url(input: Buffer | string): string {
+  return Buffer.from(input).toString('base64url');
+}
+
+/** Claims and key of a JWT bearer assertion. */
+export interface JwtAssertionInput {
+  /** The connected app's consumer key (`iss`). */
+  readonly clientId: string;
+  /** The Salesforce username (`sub`). */
+  readonly username: string;
+  /** The login URL (`aud`). */
+  readonly audience: string;
+  /** The RSA private key, PEM or KeyObject. */
+  readonly privateKey: string | KeyObject;
+  /** Seconds since the epoch. @default now */
+  readonly nowSeconds?: number;
+}
+
+/**
+ * Builds and signs (RS256) the assertion of the OAuth 2.0 JWT bearer flow: `iss` client id, `sub`
+ * username, `aud` login URL, `exp` now + 3 minutes.
+ * https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm
+ */
+export function buildJwtAssertion(input: JwtAssertionInput): string {
+  const now = input.nowSeconds ?? Math.floor(Date.now() / 1000);
+  const header = base64url(JSON.stringify({ alg: 'RS256', typ: 'JWT' }));
+  const claims = base64url(
+    JSON.stringify({
+      iss: input.clientId,
+      sub: input.username,
+      aud: input.audience,
+      exp: now + JWT_ASSERTION_LIFETIME_SECONDS,
+    }),
+  );
+  let key: KeyObject;
+  try {
+    key = typeof input.privateKey === 'string' ? createPrivateKey(input.privateKey) : input.privateKey;
+  } catch {
+    // OpenSSL's message may quote part of the key material.
+    throw new TerminalError('The JWT private key in the Salesforce secret is not a readable PEM private key');
+  }
+  if (key.asymmetricKeyType !== 'rsa') {
+    throw new TerminalError(
+      `The JWT private key in the Salesforce secret is a ${key.asymmetricKeyType ?? 'non-asymmetric'} key; RS256 needs an RSA key`,
+    );
+  }
+  const signingInput = `${header}.${claims}`;
+  const signature = createSign('RSA-SHA256').update(signingInput).sign(key);
+  return `${signingInput}.${base64url(signature)}`;
+}
+
+/** What a token endpoint answers (the keys jsforce reads). */
+interface TokenResponse {
+  access_token: string;
+  instance_url: string;
+  id?: string;
+}
+
+function assertTokenResponse(res: unknown, flow: SalesforceAuthFlow): TokenResponse {
+  const r = res as Partial<TokenResponse> | undefined;
+  if (!r || typeof r.access_token !== 'string' || typeof r.instance_url !== 'string') {
+    throw new TerminalError(`Salesforce ${flow} sign-in answered without access_token or instance_url`);
+  }
+  return r as TokenResponse;
+}
+
+/**
+ * Signs `conn` in with the flow of `secret` and returns the new access token. Used for the first
+ * sign-in and, installed as the connection's `refreshFn`, each time a session expires: the flows
+ * roundtrip uses have no refresh token, so a refresh is a new sign-in.
+ */
+export async function signIn(conn: Connection, secret: SalesforceSecret): Promise<string> {
+  const flow = authFlowOf(secret);
+  switch (secret.flow) {
+    case undefined:
+    case 'soap':
+      // loginBySoap, not login(): login() would install jsforce's own refresh delegate in place of ours.
+      await conn.loginBySoap(secret.username, secret.password + (secret.securityToken ?? ''));
+      break;
+    case 'oauth-password':
+      establish(
+        conn,
+        assertTokenResponse(
+          await conn.oauth2.authenticate(secret.username, secret.password + (secret.securityToken ?? '')),
+          flow,
+        ),
+      );
+      break;
+    case 'client-credentials':
+      establish(
+        conn,
+        assertTokenResponse(await conn.oauth2.requestToken({ grant_type: 'client_credentials' }), flow),
+      );
+      break;
+    case 'jwt': {
+      const assertion = buildJwtAssertion({
+        clientId: secret.clientId,
+        username: secret.username,
+        audience: secret.audience ?? secret.loginUrl,
+        privateKey: secret.privateKey,
+      });
+      establish(
+        conn,
+        assertTokenResponse(
+          await conn.oauth2.requestToken({ grant_type: JWT_BEARER_GRANT_TYPE, assertion }),
+          flow,
+        ),
+      );
+      break;
+    }
+  }
+  if (!conn.accessToken) throw new TerminalError(`Salesforce ${flow} sign-in returned no session`);
+  return conn.accessToken;
+}
+
+function establish(conn: Connection, res: TokenResponse): void {
+  const idParts = res.id?.split('/') ?? [];
+  const userId = idParts.pop();
+  const organizationId = idParts.pop();
+  // `_establish` is what jsforce's own `authorize()` calls after the token request; it is declared
+  // public in connection.d.ts. authorize() itself is not used so that each flow sends only its keys.
+  conn._establish({
+    instanceUrl: res.instance_url,
+    accessToken: res.access_token,
+    ...(userId && organizationId && res.id ? { userInfo: { id: userId, organizationId, url: res.id } } : {}),
+  });
+}

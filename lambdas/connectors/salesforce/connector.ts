@@ -1,0 +1,584 @@
+/**
+ * The Salesforce connector: a signed-in jsforce Connection (API version pinned) with the reads the
+ * extract steps need — describe (cached), `COUNT()`, REST query paging, Bulk API 2.0 query jobs
+ * with their results paged by locator and streamed — session refresh, API usage, and every error
+ * mapped once to transient or terminal with secrets redacted.
+ */
+import { Readable } from 'node:stream';
+import { Connection } from 'jsforce';
+import type { HttpRequest } from 'jsforce';
+import { TerminalError, TransientError } from '../../shared/errors';
+import type { Logger } from '../../shared/logging';
+import { createRedactor, type Redactor } from '../../shared/redact';
+import { authFlowOf, parseSalesforceSecret, secretValuesOf, signIn, type SalesforceSecret } from './auth';
+import {
+  DEFAULT_BULK_QUERY_THRESHOLD,
+  DEFAULT_BULK_RESULT_PAGE_RECORDS,
+  DEFAULT_SALESFORCE_API_VERSION,
+  LAST_PAGE_LOCATOR,
+  REST_QUERY_MAX_BATCH_SIZE,
+  REST_QUERY_MIN_BATCH_SIZE,
+  type BulkQueryJobState,
+} from './constants';
+import { createBulkCsvPageConverter, csvHeaderLine, recordToCopyCsvLine } from './csv';
+import { classifySalesforceError } from './errors';
+import { parseJsonLossless } from './json';
+import { bulkPollDelaySeconds } from './poll';
+
+/** The last `Sforce-Limit-Info: api-usage=USED/MAX` seen. */
+export interface ApiUsage {
+  readonly used: number;
+  readonly max: number;
+}
+
+/** One entry of `GET /limits`. */
+export interface SalesforceLimit {
+  readonly Max: number;
+  readonly Remaining: number;
+}
+
+/** `GET /limits`: `DailyApiRequests`, `DailyBulkV2QueryJobs`, … */
+export type SalesforceLimits = Readonly<Record<string, SalesforceLimit>>;
+
+/** A field of an object's describe (the keys the pipeline reads; Salesforce sends more). */
+export interface SalesforceFieldDescribe {
+  readonly name: string;
+  readonly type: string;
+  readonly soapType?: string;
+  readonly length: number;
+  readonly precision: number;
+  readonly scale: number;
+  readonly digits?: number;
+  readonly nillable: boolean;
+  readonly createable: boolean;
+  readonly updateable: boolean;
+  readonly defaultedOnCreate: boolean;
+  readonly externalId: boolean;
+  readonly idLookup?: boolean;
+  readonly unique?: boolean;
+  readonly calculated?: boolean;
+  readonly autoNumber?: boolean;
+  readonly custom?: boolean;
+  readonly referenceTo?: readonly string[];
+  readonly relationshipName?: string | null;
+  readonly restrictedPicklist?: boolean;
+  readonly picklistValues?: readonly {
+    value: string;
+    label: string;
+    active: boolean;
+    defaultValue: boolean;
+  }[];
+  readonly [key: string]: unknown;
+}
+
+/** `GET /sobjects/{Object}/describe`. */
+export interface SalesforceObjectDescribe {
+  readonly name: string;
+  readonly label: string;
+  readonly keyPrefix: string | null;
+  readonly createable: boolean;
+  readonly updateable: boolean;
+  readonly deletable: boolean;
+  readonly queryable: boolean;
+  readonly fields: readonly SalesforceFieldDescribe[];
+  readonly [key: string]: unknown;
+}
+
+/** The state of a Bulk API 2.0 query job. */
+export interface BulkQueryJob {
+  readonly id: string;
+  readonly state: BulkQueryJobState;
+  readonly numberRecordsProcessed: number;
+  /** Salesforce's reason when the job `Failed`. */
+  readonly errorMessage: string | undefined;
+}
+
+/** Options of {@link SalesforceConnector.queryRestCsv}. */
+export interface RestQueryOptions {
+  /** `queryAll`: include deleted and archived rows. @default false */
+  readonly includeDeleted?: boolean;
+  /** Rows per page asked with `Sforce-Query-Options` (200–2,000; Salesforce may send fewer). @default 2000 */
+  readonly batchSize?: number;
+}
+
+/** Options of {@link SalesforceConnector.streamBulkQueryResults}. */
+export interface BulkResultsOptions {
+  /** Rows per result page (`maxRecords`); each page is one API call. @default DEFAULT_BULK_RESULT_PAGE_RECORDS */
+  readonly maxRecords?: number;
+  /** Attempts per page when the connection drops mid-page (the page resumes after the rows already written). @default 3 */
+  readonly pageAttempts?: number;
+}
+
+/** Options of {@link SalesforceConnector.waitForBulkQuery}. */
+export interface WaitForBulkQueryOptions {
+  /** Seconds before poll number n. @default bulkPollDelaySeconds */
+  readonly delaySeconds?: (attempt: number) => number;
+  /** @default setTimeout */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Give up (TransientError) after this many polls. @default 40 */
+  readonly maxPolls?: number;
+}
+
+/** A signed-in Salesforce org, as the extract steps (and later the write-back) use it. */
+export interface SalesforceConnector {
+  /** The pinned API version, e.g. `62.0`. */
+  readonly apiVersion: string;
+  /** `https://…my.salesforce.com` (or the emulator's URL). */
+  readonly instanceUrl: string;
+  /** The sign-in flow of the secret. */
+  readonly flow: 'soap' | 'oauth-password' | 'client-credentials' | 'jwt';
+  /** API calls this connector made (sign-ins not counted: Salesforce does not count logins). */
+  readonly apiCalls: number;
+  /** The object's describe, cached for the connector's life. */
+  describe(objectName: string): Promise<SalesforceObjectDescribe>;
+  /** `totalSize` of a `SELECT COUNT() FROM …` query. One call. */
+  count(soql: string, options?: { includeDeleted?: boolean }): Promise<number>;
+  /**
+   * Runs a SOQL query over REST, paging with `nextRecordsUrl`, and streams the rows as COPY CSV
+   * (header first, columns in `fields` order). One call per page.
+   */
+  queryRestCsv(soql: string, fields: readonly string[], options?: RestQueryOptions): Readable;
+  /** Creates a Bulk API 2.0 query job (`query` or `queryAll`); returns its id. One call. */
+  startBulkQuery(soql: string, options?: { includeDeleted?: boolean }): Promise<string>;
+  /** The job's state. One call (a poll). */
+  getBulkQueryJob(jobId: string): Promise<BulkQueryJob>;
+  /**
+   * Polls until the job is `JobComplete` (returned) or `Failed`/`Aborted` (TerminalError with
+   * Salesforce's reason), on the {@link bulkPollDelaySeconds} schedule. For the CLI and local
+   * runs; in AWS the state machine's Wait state does the waiting.
+   */
+  waitForBulkQuery(jobId: string, options?: WaitForBulkQueryOptions): Promise<BulkQueryJob>;
+  /** Aborts a query job that is still running. One call. */
+  abortBulkQuery(jobId: string): Promise<void>;
+  /**
+   * Streams a finished job's results as COPY CSV: one header (from `fields`, checked against the
+   * result's columns), then every page fetched with its locator, converted as it arrives.
+   */
+  streamBulkQueryResults(jobId: string, fields: readonly string[], options?: BulkResultsOptions): Readable;
+  /** `GET /limits`. One call. */
+  limits(): Promise<SalesforceLimits>;
+  /** The last `Sforce-Limit-Info` seen, or undefined before the first call. */
+  apiUsage(): ApiUsage | undefined;
+  /** Masks this connector's secrets and sessions in a text (for callers that build their own messages). */
+  redact(text: string): string;
+}
+
+/** Options of {@link connectSalesforce}. */
+export interface ConnectSalesforceOptions {
+  /** The secret's JSON (from a SecretsProvider), validated here. */
+  readonly secret: unknown;
+  /** The secret's name, for messages. @default 'Salesforce secret' */
+  readonly secretName?: string;
+  /** The API version to pin. @default DEFAULT_SALESFORCE_API_VERSION */
+  readonly apiVersion?: string;
+  readonly logger: Logger;
+  /** The fetch used to stream Bulk results (jsforce does the rest). @default globalThis.fetch */
+  readonly fetch?: typeof fetch;
+}
+
+/** Which read API a row count calls for: REST paging at or below the threshold, a Bulk query job above. */
+export function chooseQueryApi(
+  rowCount: number,
+  bulkThreshold = DEFAULT_BULK_QUERY_THRESHOLD,
+): 'rest' | 'bulk' {
+  return rowCount > bulkThreshold ? 'bulk' : 'rest';
+}
+
+const API_USAGE = /api-usage=(\d+)\/(\d+)/;
+
+/** Parses a `Sforce-Limit-Info` header value. */
+export function parseLimitInfo(header: string | null | undefined): ApiUsage | undefined {
+  const m = header ? API_USAGE.exec(header) : null;
+  return m ? { used: Number(m[1]), max: Number(m[2]) } : undefined;
+}
+
+interface QueryPage {
+  totalSize: number;
+  done: boolean;
+  nextRecordsUrl?: string;
+  records: Record<string, unknown>[];
+}
+
+function checkBatchSize(batchSize: number): number {
+  if (
+    !Number.isInteger(batchSize) ||
+    batchSize < REST_QUERY_MIN_BATCH_SIZE ||
+    batchSize > REST_QUERY_MAX_BATCH_SIZE
+  ) {
+    throw new TerminalError(
+      `REST query batchSize must be an integer from ${REST_QUERY_MIN_BATCH_SIZE} to ${REST_QUERY_MAX_BATCH_SIZE}, got ${batchSize}`,
+    );
+  }
+  return batchSize;
+}
+
+/**
+ * Signs in with the secret's flow and returns a connector. Sign-in failures (bad password, unknown
+ * client, bad key) are TerminalErrors naming the flow and Salesforce's code, never a credential.
+ */
+export async function connectSalesforce(options: ConnectSalesforceOptions): Promise<SalesforceConnector> {
+  const secretName = options.secretName ?? 'Salesforce secret';
+  const secret: SalesforceSecret = parseSalesforceSecret(options.secret, secretName);
+  const flow = authFlowOf(secret);
+  const apiVersion = options.apiVersion ?? DEFAULT_SALESFORCE_API_VERSION;
+  if (!/^\d+\.0$/.test(apiVersion)) {
+    throw new TerminalError(`Salesforce apiVersion must look like "62.0", got "${apiVersion}"`);
+  }
+  const redactor: Redactor = createRedactor(secretValuesOf(secret));
+  const logger = options.logger.child({ connector: 'salesforce' });
+  const doFetch = options.fetch ?? globalThis.fetch;
+
+  const conn = new Connection({
+    loginUrl: secret.loginUrl,
+    version: apiVersion,
+    ...('clientId' in secret
+      ? {
+          oauth2: {
+            loginUrl: secret.loginUrl,
+            clientId: secret.clientId,
+            ...('clientSecret' in secret ? { clientSecret: secret.clientSecret } : {}),
+          },
+        }
+      : {}),
+    // The flows roundtrip supports get no refresh token: a refresh is a new sign-in (for SOAP that
+    // is what jsforce's own login() delegate does too).
+    refreshFn: (c, callback) => {
+      signIn(c, secret).then(
+        (token) => {
+          redactor.add(token);
+          callback(null, token);
+        },
+        (err: unknown) => callback(redactor.redactError(err)),
+      );
+    },
+  });
+  conn.on('refresh', () => logger.info('Salesforce session renewed', { flow }));
+
+  try {
+    redactor.add(await signIn(conn, secret));
+  } catch (err) {
+    const classified = classifySalesforceError(err, {
+      operation: `sign-in (${flow}) at ${secret.loginUrl}`,
+      redactor,
+    });
+    logger.error('Salesforce sign-in failed', { flow, loginUrl: secret.loginUrl, error: classified.message });
+    throw classified;
+  }
+  logger.info('Signed in to Salesforce', { flow, instanceUrl: conn.instanceUrl, apiVersion });
+
+  let apiCalls = 0;
+  let usage: ApiUsage | undefined;
+  const describes = new Map<string, Promise<SalesforceObjectDescribe>>();
+  const base = (): string => `${conn.instanceUrl}/services/data/v${apiVersion}`;
+
+  const noteUsage = (): void => {
+    const info = conn.limitInfo?.apiUsage;
+    if (info) usage = { used: info.used, max: info.limit };
+  };
+
+  /** One REST call through jsforce (which refreshes the session on 401 and retries idempotent calls on 5xx). */
+  const call = async <T>(operation: string, request: HttpRequest, requestOptions?: object): Promise<T> => {
+    apiCalls += 1;
+    try {
+      return (await conn.request<T>(request, requestOptions)) as T;
+    } catch (err) {
+      throw classifySalesforceError(err, { operation, redactor });
+    } finally {
+      noteUsage();
+    }
+  };
+
+  const getJson = <T>(operation: string, path: string): Promise<T> =>
+    call<T>(operation, { method: 'GET', url: base() + path });
+
+  const queryPath = (soql: string, includeDeleted: boolean): string =>
+    `/${includeDeleted ? 'queryAll' : 'query'}?q=${encodeURIComponent(soql)}`;
+
+  const fetchQueryPage = async (url: string, batchSize: number): Promise<QueryPage> => {
+    // Fetched as text and parsed here so that large numbers keep every digit (json.ts).
+    const text = await call<string>(
+      'query',
+      { method: 'GET', url, headers: { 'Sforce-Query-Options': `batchSize=${batchSize}` } },
+      { responseType: 'text/plain' },
+    );
+    let page: QueryPage;
+    try {
+      page = parseJsonLossless(text) as unknown as QueryPage;
+    } catch (err) {
+      throw new TerminalError(
+        `Salesforce query answered with a body that is not JSON: ${(err as Error).message}`,
+      );
+    }
+    if (!Array.isArray(page.records))
+      throw new TerminalError('Salesforce query answered without a records array');
+    return page;
+  };
+
+  async function* restCsv(
+    soql: string,
+    fields: readonly string[],
+    opts: RestQueryOptions,
+  ): AsyncGenerator<string> {
+    const batchSize = checkBatchSize(opts.batchSize ?? REST_QUERY_MAX_BATCH_SIZE);
+    yield csvHeaderLine(fields);
+    let url: string | undefined = base() + queryPath(soql, opts.includeDeleted ?? false);
+    let rows = 0;
+    let pages = 0;
+    while (url) {
+      const page = await fetchQueryPage(url, batchSize);
+      pages += 1;
+      let chunk = '';
+      for (const record of page.records) chunk += recordToCopyCsvLine(record, fields);
+      rows += page.records.length;
+      if (chunk) yield chunk;
+      // nextRecordsUrl is `/services/data/vNN.N/query/<locator>`: relative to the instance.
+      url = !page.done && page.nextRecordsUrl ? conn.instanceUrl + page.nextRecordsUrl : undefined;
+    }
+    logger.info('Salesforce REST query read', { rows, pages });
+  }
+
+  const toJob = (raw: Record<string, unknown>, jobId: string): BulkQueryJob => ({
+    id: typeof raw.id === 'string' ? raw.id : jobId,
+    state: raw.state as BulkQueryJobState,
+    numberRecordsProcessed: typeof raw.numberRecordsProcessed === 'number' ? raw.numberRecordsProcessed : 0,
+    errorMessage: typeof raw.errorMessage === 'string' && raw.errorMessage ? raw.errorMessage : undefined,
+  });
+
+  const checkJobId = (jobId: string): string => {
+    if (!/^[A-Za-z0-9]{15,18}$/.test(jobId))
+      throw new TerminalError(`Not a Salesforce Bulk job id: "${jobId}"`);
+    return jobId;
+  };
+
+  /** One GET of a results page with fetch: refreshes the session once on INVALID_SESSION_ID. */
+  const fetchResultsPage = async (
+    jobId: string,
+    locator: string | undefined,
+    maxRecords: number,
+  ): Promise<Response> => {
+    const params = new URLSearchParams({ maxRecords: String(maxRecords) });
+    if (locator) params.set('locator', locator);
+    const url = `${base()}/jobs/query/${jobId}/results?${params.toString()}`;
+    for (let attempt = 0; ; attempt += 1) {
+      const sentAt = Date.now();
+      apiCalls += 1;
+      let res: Response;
+      try {
+        res = await doFetch(url, {
+          headers: { Authorization: `Bearer ${conn.accessToken ?? ''}`, Accept: 'text/csv' },
+        });
+      } catch (err) {
+        throw classifySalesforceError(err, { operation: `Bulk query results of job ${jobId}`, redactor });
+      }
+      const limitInfo = parseLimitInfo(res.headers.get('sforce-limit-info'));
+      if (limitInfo) usage = limitInfo;
+      if (res.ok) return res;
+      const body = await res.text();
+      let apiError: { errorCode?: string; message?: string } | undefined;
+      try {
+        const parsed = JSON.parse(body) as unknown;
+        apiError = (Array.isArray(parsed) ? parsed[0] : parsed) as typeof apiError;
+      } catch {
+        apiError = undefined;
+      }
+      const errorCode = apiError?.errorCode ?? `ERROR_HTTP_${res.status}`;
+      // As jsforce's Bulk 2.0 client: refresh only when the body says the session is invalid.
+      if (
+        res.status === 401 &&
+        errorCode === 'INVALID_SESSION_ID' &&
+        attempt === 0 &&
+        conn._refreshDelegate
+      ) {
+        try {
+          await conn._refreshDelegate.refresh(sentAt);
+        } catch (err) {
+          throw classifySalesforceError(err, { operation: `Bulk query results of job ${jobId}`, redactor });
+        }
+        continue;
+      }
+      const error = Object.assign(new Error(apiError?.message ?? body.slice(0, 300)), {
+        name: errorCode,
+        errorCode,
+        statusCode: res.status,
+      });
+      throw classifySalesforceError(error, { operation: `Bulk query results of job ${jobId}`, redactor });
+    }
+  };
+
+  async function* bulkCsv(
+    jobId: string,
+    fields: readonly string[],
+    opts: BulkResultsOptions,
+  ): AsyncGenerator<string> {
+    const maxRecords = opts.maxRecords ?? DEFAULT_BULK_RESULT_PAGE_RECORDS;
+    const pageAttempts = opts.pageAttempts ?? 3;
+    yield csvHeaderLine(fields);
+    let locator: string | undefined;
+    let pages = 0;
+    let rows = 0;
+    for (;;) {
+      let written = 0; // data rows of this page already handed on
+      let next: string | null = null;
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          const res = await fetchResultsPage(jobId, locator, maxRecords);
+          const converter = createBulkCsvPageConverter({ skipRecords: written });
+          if (!res.body) throw new TerminalError(`Bulk query results of job ${jobId} came without a body`);
+          let headerChecked = false;
+          for await (const chunk of Readable.fromWeb(res.body as import('node:stream/web').ReadableStream)) {
+            const text = converter.write(chunk as Buffer);
+            if (!headerChecked && converter.header) {
+              checkHeader(converter.header, fields, jobId);
+              headerChecked = true;
+            }
+            if (text) {
+              written = converter.records;
+              yield text;
+            }
+          }
+          const rest = converter.end();
+          // An empty result may come as an empty body: no header, no rows.
+          if (!headerChecked && converter.header) checkHeader(converter.header, fields, jobId);
+          written = converter.records;
+          if (rest) yield rest;
+          next = res.headers.get('sforce-locator');
+          break;
+        } catch (err) {
+          const classified = classifySalesforceError(err, {
+            operation: `Bulk query results of job ${jobId}`,
+            redactor,
+          });
+          if (!(classified instanceof TransientError) || attempt >= pageAttempts) throw classified;
+          logger.warn('Bulk query results page interrupted; fetching it again', {
+            jobId,
+            page: pages + 1,
+            rowsAlreadyWritten: written,
+            attempt,
+            error: classified.message,
+          });
+        }
+      }
+      pages += 1;
+      rows += written;
+      if (!next || next === LAST_PAGE_LOCATOR) break;
+      locator = next;
+    }
+    logger.info('Salesforce Bulk query results read', { jobId, rows, pages });
+  }
+
+  function checkHeader(header: readonly string[], fields: readonly string[], jobId: string): void {
+    const same =
+      header.length === fields.length && header.every((h, i) => h.toLowerCase() === fields[i]?.toLowerCase());
+    if (!same) {
+      throw new TerminalError(
+        `Bulk query results of job ${jobId} have columns [${header.join(', ')}], expected [${fields.join(', ')}]`,
+      );
+    }
+  }
+
+  const connector: SalesforceConnector = {
+    apiVersion,
+    get instanceUrl() {
+      return conn.instanceUrl;
+    },
+    flow,
+    get apiCalls() {
+      return apiCalls;
+    },
+    describe(objectName) {
+      const key = objectName.toLowerCase();
+      let cached = describes.get(key);
+      if (!cached) {
+        cached = getJson<SalesforceObjectDescribe>(
+          `describe ${objectName}`,
+          `/sobjects/${encodeURIComponent(objectName)}/describe`,
+        );
+        describes.set(key, cached);
+        // A failure is not cached: the next call asks again.
+        cached.catch(() => describes.delete(key));
+      }
+      return cached;
+    },
+    async count(soql, opts = {}) {
+      const res = await getJson<{ totalSize: number }>(
+        'count',
+        queryPath(soql, opts.includeDeleted ?? false),
+      );
+      if (typeof res.totalSize !== 'number')
+        throw new TerminalError('Salesforce COUNT() query answered without totalSize');
+      return res.totalSize;
+    },
+    queryRestCsv(soql, fields, opts = {}) {
+      if (fields.length === 0) throw new TerminalError('queryRestCsv needs at least one field');
+      return Readable.from(restCsv(soql, fields, opts), { objectMode: false });
+    },
+    async startBulkQuery(soql, opts = {}) {
+      const job = await call<Record<string, unknown>>('Bulk query job create', {
+        method: 'POST',
+        url: `${base()}/jobs/query`,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          operation: opts.includeDeleted ? 'queryAll' : 'query',
+          query: soql,
+          contentType: 'CSV',
+          columnDelimiter: 'COMMA',
+          lineEnding: 'LF',
+        }),
+      });
+      if (typeof job.id !== 'string')
+        throw new TerminalError('Salesforce Bulk query job create answered without an id');
+      logger.info('Salesforce Bulk query job created', {
+        jobId: job.id,
+        includeDeleted: opts.includeDeleted ?? false,
+      });
+      return job.id;
+    },
+    async getBulkQueryJob(jobId) {
+      const raw = await getJson<Record<string, unknown>>(
+        `Bulk query job ${jobId} poll`,
+        `/jobs/query/${checkJobId(jobId)}`,
+      );
+      return toJob(raw, jobId);
+    },
+    async waitForBulkQuery(jobId, opts = {}) {
+      const delay = opts.delaySeconds ?? bulkPollDelaySeconds;
+      const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+      const maxPolls = opts.maxPolls ?? 40;
+      for (let attempt = 0; attempt < maxPolls; attempt += 1) {
+        await sleep(delay(attempt) * 1000);
+        const job = await connector.getBulkQueryJob(jobId);
+        logger.debug('Salesforce Bulk query job polled', { jobId, state: job.state, poll: attempt + 1 });
+        if (job.state === 'JobComplete') return job;
+        if (job.state === 'Failed' || job.state === 'Aborted') {
+          throw new TerminalError(
+            `Salesforce Bulk query job ${jobId} ended ${job.state}: ${redactor.redact(job.errorMessage ?? 'no reason given')}`,
+          );
+        }
+      }
+      throw new TransientError(`Salesforce Bulk query job ${jobId} still running after ${maxPolls} polls`);
+    },
+    async abortBulkQuery(jobId) {
+      await call(`Bulk query job ${jobId} abort`, {
+        method: 'PATCH',
+        url: `${base()}/jobs/query/${checkJobId(jobId)}`,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ state: 'Aborted' }),
+      });
+    },
+    streamBulkQueryResults(jobId, fields, opts = {}) {
+      checkJobId(jobId);
+      if (fields.length === 0) throw new TerminalError('streamBulkQueryResults needs at least one field');
+      return Readable.from(bulkCsv(jobId, fields, opts), { objectMode: false });
+    },
+    limits() {
+      return getJson<SalesforceLimits>('limits', '/limits');
+    },
+    apiUsage() {
+      return usage;
+    },
+    redact(text) {
+      return redactor.redact(text);
+    },
+  };
+  return connector;
+}

@@ -1,0 +1,167 @@
+/**
+ * Every failure of a Salesforce call is mapped here, once, to a {@link TransientError} (the state
+ * machine retries) or a {@link TerminalError} (the run stops and reports). The message names the
+ * operation, Salesforce's error code and its text (which names the object or field), after
+ * redaction: no password, token, key or session id survives into it.
+ */
+import { TerminalError, TransientError } from '../../shared/errors';
+import { createRedactor, type Redactor } from '../../shared/redact';
+
+/** Request-level error codes that a later retry may clear. */
+const TRANSIENT_CODES = new Set([
+  'SERVER_UNAVAILABLE',
+  'UNABLE_TO_LOCK_ROW',
+  'REQUEST_RUNNING_TOO_LONG',
+  'QUERY_TIMEOUT',
+  'JOB_NOT_COMPLETE',
+  'TooManyRequests',
+]);
+
+/** Node and fetch error codes of a dropped or refused connection. */
+const TRANSIENT_NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENETDOWN',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'EHOSTUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
+
+/** HTTP statuses a retry may clear: 420 and 429 (throttled), 5xx. */
+function isTransientStatus(status: number): boolean {
+  return status === 420 || status === 429 || status >= 500;
+}
+
+/** What is known of the call that failed, for the message. */
+export interface SalesforceErrorContext {
+  /** E.g. `describe Lead`, `query`, `bulk query results 750…`. */
+  readonly operation?: string;
+  /** Masks secrets in the message. @default a redactor that knows no values (patterns only) */
+  readonly redactor?: Redactor;
+}
+
+const patternsOnly = createRedactor();
+
+function stringProp(err: unknown, key: string): string | undefined {
+  const v = (err as Record<string, unknown> | null)?.[key];
+  return typeof v === 'string' && v ? v : undefined;
+}
+
+function numberProp(err: unknown, key: string): number | undefined {
+  const v = (err as Record<string, unknown> | null)?.[key];
+  return typeof v === 'number' ? v : undefined;
+}
+
+/** `[{"errorCode": …, "message": …}]` (or one such object) in a response body, if that is what it is. */
+function parseApiErrorBody(body: string): { errorCode: string; message: string } | undefined {
+  try {
+    const parsed = JSON.parse(body) as unknown;
+    const first = (Array.isArray(parsed) ? parsed[0] : parsed) as
+      { errorCode?: unknown; message?: unknown } | undefined;
+    if (typeof first?.errorCode === 'string' && typeof first.message === 'string') {
+      return { errorCode: first.errorCode, message: first.message };
+    }
+  } catch {
+    // not JSON
+  }
+  return undefined;
+}
+
+/** The error code of a jsforce, OAuth, SOAP, fetch or Node error. */
+export function salesforceErrorCode(err: unknown): string | undefined {
+  const errorCode = stringProp(err, 'errorCode');
+  if (errorCode) return errorCode;
+  const code = stringProp(err, 'code');
+  if (code) return code;
+  const causeCode = stringProp((err as { cause?: unknown } | null)?.cause, 'code');
+  if (causeCode) return causeCode;
+  const name = stringProp(err, 'name');
+  if (name && name !== 'Error' && name !== 'TypeError' && name !== 'FetchError') return name;
+  // SOAP faults arrive as a plain Error whose message starts with the code: "INVALID_LOGIN: …".
+  const message = stringProp(err, 'message') ?? '';
+  const m = /^([A-Z][A-Z0-9_]{3,}):/.exec(message);
+  return m?.[1];
+}
+
+/**
+ * Maps a failure of a Salesforce call to a transient or terminal error, once.
+ *
+ * Terminal: invalid credentials (`INVALID_LOGIN`, `invalid_grant`, `invalid_client`), a session
+ * that stays invalid after a refresh, a bad query or field (`INVALID_FIELD`, `MALFORMED_QUERY`,
+ * `INVALID_TYPE`, `NOT_FOUND`), and `REQUEST_LIMIT_EXCEEDED` for the daily allowance — it comes
+ * back over a rolling 24 hours, far beyond any retry window, so retrying would only burn time.
+ * Transient: 420/429/5xx, `SERVER_UNAVAILABLE`, request-level `UNABLE_TO_LOCK_ROW`, the
+ * concurrent-request form of `REQUEST_LIMIT_EXCEEDED`, dropped connections and timeouts.
+ * Errors that are already transient or terminal keep their kind (their message is redacted again).
+ */
+export function classifySalesforceError(
+  err: unknown,
+  context: SalesforceErrorContext = {},
+): TransientError | TerminalError {
+  const redactor = context.redactor ?? patternsOnly;
+  const prefix = context.operation ? `Salesforce ${context.operation} failed` : 'Salesforce call failed';
+  if (err instanceof TransientError || err instanceof TerminalError) {
+    const Kind = err instanceof TransientError ? TransientError : TerminalError;
+    if (err.message === redactor.redact(err.message)) return err;
+    return new Kind(redactor.redact(err.message), { cause: redactor.redactError(err.cause ?? err) });
+  }
+  let code = salesforceErrorCode(err);
+  let rawMessage = err instanceof Error ? err.message : String(err);
+  // A call made with a text response type leaves the JSON error body unparsed in the message.
+  const apiError = code?.startsWith('ERROR_HTTP_') ? parseApiErrorBody(rawMessage) : undefined;
+  if (apiError) {
+    code = apiError.errorCode;
+    rawMessage = apiError.message;
+  }
+  const status = numberProp(err, 'statusCode') ?? numberProp(err, 'status');
+  const httpStatus = code ? /^ERROR_HTTP_(\d{3})$/.exec(code) : null;
+  const effectiveStatus = status ?? (httpStatus?.[1] ? Number(httpStatus[1]) : undefined);
+
+  let detail = rawMessage;
+  // jsforce's "Unable to refresh session due to: …" wraps the sign-in failure of a refresh.
+  const refreshFailed = /^Unable to refresh session due to: /.test(rawMessage);
+  const networkText =
+    /socket hang up|ECONNRESET|ECONNREFUSED|network timeout|timed? ?out|terminated|other side closed/i;
+  // For HTML or long bodies the message is the body itself: keep the first line, bounded.
+  detail = detail.split('\n')[0]?.slice(0, 500) ?? '';
+  const text = redactor.redact(code && !detail.startsWith(code) ? `${code}: ${detail}` : detail);
+  const message = `${prefix}: ${text}`;
+  const cause = redactor.redactError(err);
+
+  const transient = ((): boolean => {
+    // A refresh that failed on the network may work later; one that was refused will not.
+    if (refreshFailed)
+      return networkText.test(rawMessage) || /ERROR_HTTP_5\d\d|Service Unavailable/.test(rawMessage);
+    if (code === 'REQUEST_LIMIT_EXCEEDED') return /concurrent/i.test(rawMessage);
+    if (code && TRANSIENT_CODES.has(code)) return true;
+    if (code && TRANSIENT_NETWORK_CODES.has(code)) return true;
+    if (effectiveStatus !== undefined && isTransientStatus(effectiveStatus)) return true;
+    if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) return true;
+    return networkText.test(rawMessage);
+  })();
+
+  if (transient) return new TransientError(message, { cause });
+  if (code === 'REQUEST_LIMIT_EXCEEDED') {
+    return new TerminalError(
+      `${message} (the org's daily API allowance is spent; it frees up over a rolling 24 hours, so the run is not retried)`,
+      { cause },
+    );
+  }
+  if (code === 'INVALID_SESSION_ID' || refreshFailed) {
+    return new TerminalError(`${message} (the session could not be renewed: check the Salesforce secret)`, {
+      cause,
+    });
+  }
+  return new TerminalError(message, { cause });
+}

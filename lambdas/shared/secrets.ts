@@ -1,0 +1,182 @@
+/**
+ * Where credentials come from. Core code asks a {@link SecretsProvider} for a secret by the name
+ * the pipeline config gives (`roundtrip/salesforce`) or by its ARN; in AWS that is Secrets Manager
+ * ({@link createSecretsManagerProvider}), on a laptop a JSON file or environment variables
+ * ({@link createLocalSecretsProvider}).
+ *
+ * No function here logs or puts a secret's value into an error message: errors name the secret
+ * and what is wrong with it (missing, not JSON), never its content.
+ */
+import { readFile } from 'node:fs/promises';
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { TerminalError, TransientError } from './errors';
+
+/** Resolves a secret by name or ARN to its parsed JSON value. */
+export interface SecretsProvider {
+  /** The secret's JSON value (an object for every secret roundtrip uses). */
+  getSecret(nameOrArn: string): Promise<unknown>;
+}
+
+/** Prefix of the environment variables the local provider reads. */
+export const SECRET_ENV_PREFIX = 'ROUNDTRIP_SECRET_';
+
+/**
+ * The name part of a Secrets Manager ARN (`arn:aws:secretsmanager:…:secret:roundtrip/salesforce-AbCdEf`
+ * → `roundtrip/salesforce`), or the input when it is not an ARN. Secrets Manager appends a hyphen and
+ * six random characters to the name in an ARN
+ * (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html#iam-resources).
+ */
+export function secretNameOf(nameOrArn: string): string {
+  const m = /^arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:(.+)$/.exec(nameOrArn);
+  if (!m?.[1]) return nameOrArn;
+  return m[1].replace(/-[A-Za-z0-9]{6}$/, '');
+}
+
+/**
+ * The environment variable that holds a secret locally: `ROUNDTRIP_SECRET_` + the secret's name
+ * upper-cased with every run of other characters than letters and digits turned into `_`
+ * (`roundtrip/salesforce` → `ROUNDTRIP_SECRET_ROUNDTRIP_SALESFORCE`).
+ */
+export function secretEnvName(nameOrArn: string): string {
+  const normalised = secretNameOf(nameOrArn)
+    .toUpperCase()
+    .replace(/[^A-Z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '');
+  return `${SECRET_ENV_PREFIX}${normalised}`;
+}
+
+function parseSecretJson(text: string, name: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    // JSON.parse's message quotes the text it choked on: never pass it on.
+    throw new TerminalError(`Secret "${name}" (${where}) is not valid JSON`);
+  }
+}
+
+/** Options of {@link createLocalSecretsProvider}. */
+export interface LocalSecretsOptions {
+  /** A JSON file `{ "<secret name>": { …secret JSON… }, … }`. @default none */
+  readonly file?: string;
+  /** Where `ROUNDTRIP_SECRET_<NAME>` variables are read. @default process.env */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Reads the file (tests inject one). @default fs.promises.readFile as UTF-8 */
+  readonly readText?: (path: string) => Promise<string>;
+}
+
+/**
+ * A provider for laptops and tests: a secret is the environment variable {@link secretEnvName}
+ * (JSON text) when set, else the entry of the same name in the JSON file. The file is read once.
+ */
+export function createLocalSecretsProvider(options: LocalSecretsOptions = {}): SecretsProvider {
+  const env = options.env ?? process.env;
+  const readText = options.readText ?? ((p: string) => readFile(p, 'utf8'));
+  let fileSecrets: Promise<Record<string, unknown>> | undefined;
+  const loadFile = (file: string): Promise<Record<string, unknown>> => {
+    fileSecrets ??= (async () => {
+      let text: string;
+      try {
+        text = await readText(file);
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        throw new TerminalError(
+          `Cannot read the local secrets file ${file}${typeof code === 'string' ? ` (${code})` : ''}`,
+        );
+      }
+      const parsed = parseSecretJson(text, file, 'local secrets file');
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        throw new TerminalError(
+          `The local secrets file ${file} must hold a JSON object keyed by secret name`,
+        );
+      }
+      return parsed as Record<string, unknown>;
+    })();
+    return fileSecrets;
+  };
+
+  return {
+    async getSecret(nameOrArn) {
+      const name = secretNameOf(nameOrArn);
+      const envName = secretEnvName(name);
+      const fromEnv = env[envName];
+      if (fromEnv !== undefined && fromEnv !== '')
+        return parseSecretJson(fromEnv, name, `environment variable ${envName}`);
+      if (options.file) {
+        const all = await loadFile(options.file);
+        if (Object.hasOwn(all, name)) return all[name];
+        if (Object.hasOwn(all, nameOrArn)) return all[nameOrArn];
+      }
+      throw new TerminalError(
+        `Secret "${name}" not found: set the environment variable ${envName} to its JSON` +
+          (options.file ? ` or add a "${name}" entry to ${options.file}` : ' or pass a local secrets file'),
+      );
+    },
+  };
+}
+
+/** Options of {@link createSecretsManagerProvider}. */
+export interface SecretsManagerProviderOptions {
+  /** The client (built once per cold start by the handler). */
+  readonly client: SecretsManagerClient;
+  /**
+   * How long a value is reused, in milliseconds. A rotated secret is picked up after this.
+   * @default 300000 (5 minutes)
+   */
+  readonly cacheTtlMs?: number;
+  /** @default Date.now */
+  readonly now?: () => number;
+}
+
+/** Secrets Manager error names that a retry may fix (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html#API_GetSecretValue_Errors). */
+const TRANSIENT_SECRETS_MANAGER_ERRORS = new Set([
+  'InternalServiceError',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'RequestTimeout',
+  'TimeoutError',
+]);
+
+/**
+ * A provider backed by AWS Secrets Manager `GetSecretValue`, caching each value for
+ * `cacheTtlMs`. A missing secret or a denied read is terminal; throttling and 5xx are transient.
+ */
+export function createSecretsManagerProvider(options: SecretsManagerProviderOptions): SecretsProvider {
+  const ttl = options.cacheTtlMs ?? 300_000;
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, { at: number; value: Promise<unknown> }>();
+
+  const fetchSecret = async (nameOrArn: string): Promise<unknown> => {
+    let out;
+    try {
+      out = await options.client.send(new GetSecretValueCommand({ SecretId: nameOrArn }));
+    } catch (err) {
+      const name = err instanceof Error ? err.name : 'Error';
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const what = `Secrets Manager GetSecretValue for "${nameOrArn}" failed: ${name}`;
+      // The SDK's message for these errors names the secret and the reason, not its value.
+      const detail = err instanceof Error && err.message ? ` (${err.message})` : '';
+      if (TRANSIENT_SECRETS_MANAGER_ERRORS.has(name) || (status !== undefined && status >= 500)) {
+        throw new TransientError(what + detail);
+      }
+      throw new TerminalError(what + detail);
+    }
+    if (typeof out.SecretString === 'string')
+      return parseSecretJson(out.SecretString, nameOrArn, 'Secrets Manager');
+    if (out.SecretBinary) {
+      return parseSecretJson(Buffer.from(out.SecretBinary).toString('utf8'), nameOrArn, 'Secrets Manager');
+    }
+    throw new TerminalError(`Secret "${nameOrArn}" in Secrets Manager has no value`);
+  };
+
+  return {
+    getSecret(nameOrArn) {
+      const hit = cache.get(nameOrArn);
+      if (hit && now() - hit.at < ttl) return hit.value;
+      const value = fetchSecret(nameOrArn);
+      cache.set(nameOrArn, { at: now(), value });
+      // A failed read is not cached: the next call tries again.
+      value.catch(() => cache.delete(nameOrArn));
+      return value;
+    },
+  };
+}

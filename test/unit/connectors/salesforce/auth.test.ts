@@ -1,0 +1,126 @@
+import { generateKeyPairSync, createVerify } from 'node:crypto';
+import { TerminalError } from '../../../../lambdas/shared/errors';
+import {
+  buildJwtAssertion,
+  parseSalesforceSecret,
+  secretValuesOf,
+} from '../../../../lambdas/connectors/salesforce/auth';
+
+describe('parseSalesforceSecret', () => {
+  it('accepts each flow and strips a trailing slash from the login URL', () => {
+    expect(
+      parseSalesforceSecret({ loginUrl: 'https://login.salesforce.com/', username: 'u', password: 'p' }),
+    ).toEqual({ loginUrl: 'https://login.salesforce.com', username: 'u', password: 'p' });
+    expect(
+      parseSalesforceSecret({
+        flow: 'oauth-password',
+        loginUrl: 'https://test.salesforce.com',
+        clientId: 'c',
+        clientSecret: 's',
+        username: 'u',
+        password: 'p',
+        securityToken: 't',
+      }).flow,
+    ).toBe('oauth-password');
+    expect(
+      parseSalesforceSecret({
+        flow: 'client-credentials',
+        loginUrl: 'https://acme.my.salesforce.com',
+        clientId: 'c',
+        clientSecret: 's',
+      }).flow,
+    ).toBe('client-credentials');
+    expect(
+      parseSalesforceSecret({
+        flow: 'jwt',
+        loginUrl: 'http://127.0.0.1:9999',
+        clientId: 'c',
+        username: 'u',
+        privateKey: 'k',
+      }).flow,
+    ).toBe('jwt');
+  });
+
+  it('names every missing or bad key without echoing a value', () => {
+    const err = (() => {
+      try {
+        parseSalesforceSecret(
+          {
+            flow: 'oauth-password',
+            loginUrl: 'not a url Canary1',
+            clientSecret: 'Canary2',
+            username: 'u',
+            password: '',
+          },
+          'roundtrip/salesforce',
+        );
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(err).toBeInstanceOf(TerminalError);
+    const message = (err as Error).message;
+    expect(message).toBe(
+      'roundtrip/salesforce (flow oauth-password) is invalid: key "loginUrl" is not a valid URL; ' +
+        'key "clientId" is missing; key "password" is empty or not a string',
+    );
+    expect(message).not.toMatch(/Canary/);
+  });
+
+  it('rejects an unknown flow and a non-object', () => {
+    expect(() => parseSalesforceSecret({ flow: 'saml' })).toThrow('unknown "flow"');
+    expect(() => parseSalesforceSecret('x')).toThrow('must be a JSON object');
+  });
+
+  it('lists the values to redact, password with token included', () => {
+    const secret = parseSalesforceSecret({
+      flow: 'oauth-password',
+      loginUrl: 'https://x.test',
+      clientId: 'id',
+      clientSecret: 'cs',
+      username: 'u',
+      password: 'pw',
+      securityToken: 'tk',
+    });
+    expect(secretValuesOf(secret).sort()).toEqual(['cs', 'pw', 'pwtk', 'tk']);
+  });
+});
+
+describe('buildJwtAssertion', () => {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+
+  it('signs iss/sub/aud/exp (now + 3 min) with RS256', () => {
+    const jwt = buildJwtAssertion({
+      clientId: 'client-1',
+      username: 'admin@roundtrip.test',
+      audience: 'https://login.salesforce.com',
+      privateKey: pem,
+      nowSeconds: 1_700_000_000,
+    });
+    const [header, claims, signature] = jwt.split('.');
+    expect(JSON.parse(Buffer.from(header!, 'base64url').toString())).toEqual({ alg: 'RS256', typ: 'JWT' });
+    expect(JSON.parse(Buffer.from(claims!, 'base64url').toString())).toEqual({
+      iss: 'client-1',
+      sub: 'admin@roundtrip.test',
+      aud: 'https://login.salesforce.com',
+      exp: 1_700_000_180,
+    });
+    const ok = createVerify('RSA-SHA256')
+      .update(`${header}.${claims}`)
+      .verify(publicKey, Buffer.from(signature!, 'base64url'));
+    expect(ok).toBe(true);
+  });
+
+  it('rejects an unreadable key without quoting it, and a non-RSA key', () => {
+    const bad = '-----BEGIN PRIVATE KEY-----\nCanaryKeyMaterial\n-----END PRIVATE KEY-----';
+    expect(() => buildJwtAssertion({ clientId: 'c', username: 'u', audience: 'a', privateKey: bad })).toThrow(
+      /^The JWT private key in the Salesforce secret is not a readable PEM private key$/,
+    );
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    expect(() => buildJwtAssertion({ clientId: 'c', username: 'u', audience: 'a', privateKey: ec })).toThrow(
+      'RS256 needs an RSA key',
+    );
+  });
+});

@@ -1,0 +1,104 @@
+import { TerminalError, TransientError } from '../../../../lambdas/shared/errors';
+import { createRedactor } from '../../../../lambdas/shared/redact';
+import { classifySalesforceError } from '../../../../lambdas/connectors/salesforce/errors';
+
+/** An error shaped like jsforce's HttpApiError. */
+function apiError(errorCode: string, message: string): Error {
+  return Object.assign(new Error(message), { name: errorCode, errorCode });
+}
+
+describe('classifySalesforceError', () => {
+  it.each([
+    ['INVALID_FIELD', "No such column 'Foo__c' on entity 'Lead'"],
+    ['MALFORMED_QUERY', 'unexpected token: FORM'],
+    ['INVALID_TYPE', "sObject type 'Leed' is not supported."],
+    ['NOT_FOUND', 'The requested resource does not exist'],
+    ['INVALID_SESSION_ID', 'Session expired or invalid'],
+  ])('%s is terminal and keeps Salesforce’s text', (code, message) => {
+    const out = classifySalesforceError(apiError(code, message), { operation: 'describe Lead' });
+    expect(out).toBeInstanceOf(TerminalError);
+    expect(out.message).toContain(`Salesforce describe Lead failed: ${code}: ${message}`);
+  });
+
+  it('treats the daily limit as terminal and says why, the concurrent limit as transient', () => {
+    const daily = classifySalesforceError(
+      apiError('REQUEST_LIMIT_EXCEEDED', 'TotalRequests Limit exceeded.'),
+    );
+    expect(daily).toBeInstanceOf(TerminalError);
+    expect(daily.message).toMatch(/daily API allowance is spent/);
+    const concurrent = classifySalesforceError(
+      apiError('REQUEST_LIMIT_EXCEEDED', 'ConcurrentPerOrgLongTxn Limit exceeded.'),
+    );
+    expect(concurrent).toBeInstanceOf(TransientError);
+  });
+
+  it('treats sign-in refusals as terminal', () => {
+    const oauth = Object.assign(new Error('authentication failure'), { name: 'invalid_grant' });
+    expect(classifySalesforceError(oauth)).toBeInstanceOf(TerminalError);
+    expect(classifySalesforceError(oauth).message).toContain('invalid_grant: authentication failure');
+    const soap = new Error('INVALID_LOGIN: Invalid username, password, security token; or user locked out.');
+    expect(classifySalesforceError(soap)).toBeInstanceOf(TerminalError);
+    expect(classifySalesforceError(soap).message).toContain('INVALID_LOGIN: Invalid username');
+    const refresh = new Error('Unable to refresh session due to: authentication failure');
+    expect(classifySalesforceError(refresh).message).toMatch(/session could not be renewed/);
+  });
+
+  it.each([
+    ['ERROR_HTTP_503', apiError('ERROR_HTTP_503', 'Service Unavailable')],
+    ['ERROR_HTTP_429', apiError('ERROR_HTTP_429', 'Too Many Requests')],
+    ['SERVER_UNAVAILABLE', apiError('SERVER_UNAVAILABLE', 'Server unavailable')],
+    [
+      'UNABLE_TO_LOCK_ROW',
+      apiError('UNABLE_TO_LOCK_ROW', 'unable to obtain exclusive access to this record'),
+    ],
+    [
+      'ECONNRESET',
+      Object.assign(new Error('request to http://x failed, reason: socket hang up'), {
+        name: 'FetchError',
+        code: 'ECONNRESET',
+      }),
+    ],
+    ['fetch cause', Object.assign(new TypeError('fetch failed'), { cause: { code: 'UND_ERR_SOCKET' } })],
+    ['terminated', new TypeError('terminated')],
+    [
+      'timeout',
+      Object.assign(new Error('The operation was aborted due to timeout'), { name: 'TimeoutError' }),
+    ],
+    ['refresh on a dropped connection', new Error('Unable to refresh session due to: socket hang up')],
+  ])('%s is transient', (_label, err) => {
+    expect(classifySalesforceError(err)).toBeInstanceOf(TransientError);
+  });
+
+  it('reads an error body left unparsed by a text response type', () => {
+    const err = apiError(
+      'ERROR_HTTP_400',
+      '[{"message":"No such column \'X\' on entity \'Lead\'","errorCode":"INVALID_FIELD"}]',
+    );
+    const out = classifySalesforceError(err, { operation: 'query' });
+    expect(out).toBeInstanceOf(TerminalError);
+    expect(out.message).toBe("Salesforce query failed: INVALID_FIELD: No such column 'X' on entity 'Lead'");
+  });
+
+  it('redacts secrets from the message and from the cause', () => {
+    const redactor = createRedactor(['Canary-Secret-9']);
+    const err = Object.assign(new Error('bad password Canary-Secret-9 for Bearer 00Dabc!xyz'), {
+      name: 'invalid_grant',
+      data: { password: 'Canary-Secret-9' },
+    });
+    const out = classifySalesforceError(err, { redactor });
+    expect(out.message).not.toContain('Canary');
+    expect(out.message).not.toContain('00Dabc');
+    expect(JSON.stringify(out.cause)).not.toContain('Canary');
+    expect(String((out.cause as Error).stack)).not.toContain('Canary');
+  });
+
+  it('keeps the kind of an error that is already classified', () => {
+    const t = new TransientError('later');
+    expect(classifySalesforceError(t)).toBe(t);
+    expect(
+      classifySalesforceError(new TerminalError('x Canary-Secret-9'), {
+        redactor: createRedactor(['Canary-Secret-9']),
+      }).message,
+    ).toBe('x [REDACTED]');
+  });
+});
