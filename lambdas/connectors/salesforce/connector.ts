@@ -5,6 +5,7 @@
  * mapped once to transient or terminal with secrets redacted.
  */
 import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Connection } from 'jsforce';
 import type { HttpRequest } from 'jsforce';
 import { TerminalError, TransientError } from '../../shared/errors';
@@ -425,7 +426,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
           const converter = createBulkCsvPageConverter({ skipRecords: written });
           if (!res.body) throw new TerminalError(`Bulk query results of job ${jobId} came without a body`);
           let headerChecked = false;
-          for await (const chunk of Readable.fromWeb(res.body as import('node:stream/web').ReadableStream)) {
+          for await (const chunk of Readable.fromWeb(res.body as WebReadableStream)) {
             const text = converter.write(chunk as Buffer);
             if (!headerChecked && converter.header) {
               checkHeader(converter.header, fields, jobId);
