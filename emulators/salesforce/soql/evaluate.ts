@@ -85,9 +85,10 @@ export function compileQuery(query: SoqlQuery, object: ObjectDescribe, now: Date
 function compareValues(a: SfValue, b: SfValue, text: boolean): number {
   if (typeof a === 'string' && typeof b === 'string') {
     if (text) {
+      // "Sorting is case insensitive" (SOQL and SOSL Reference, ORDER BY).
       const la = a.toLowerCase();
       const lb = b.toLowerCase();
-      if (la !== lb) return la < lb ? -1 : 1;
+      return la < lb ? -1 : la > lb ? 1 : 0;
     }
     return a < b ? -1 : a > b ? 1 : 0;
   }
@@ -323,7 +324,9 @@ function literalFor(
           );
         return { kind: 'value', value: formatDatetime(ms) };
       }
-      throw filterTypeError(source, field, lit, lit.kind === 'string');
+      // Salesforce says "should not be enclosed in quotes" for any wrong literal here,
+      // including a date given for a datetime field.
+      throw filterTypeError(source, field, lit, true);
     }
     case 'id':
     case 'reference': {

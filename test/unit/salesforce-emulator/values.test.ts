@@ -1,0 +1,142 @@
+import type { FieldDescribe } from '../../../emulators/salesforce/describe';
+import { findField } from '../../../emulators/salesforce/describe';
+import {
+  coerceFieldValue,
+  formatDate,
+  formatDatetime,
+  parseDate,
+  parseDatetime,
+} from '../../../emulators/salesforce/values';
+import { repoDescribes } from './fixtures';
+
+const lead = repoDescribes().find((d) => d.name === 'Lead');
+const field = (name: string): FieldDescribe => {
+  const f = lead && findField(lead, name);
+  if (!f) throw new Error(`no field ${name}`);
+  return f;
+};
+
+describe('values', () => {
+  it('formats datetimes in the REST form, always UTC', () => {
+    expect(formatDatetime(Date.UTC(2024, 4, 20, 20, 49, 32, 7))).toBe('2024-05-20T20:49:32.007+0000');
+    expect(formatDate(Date.UTC(2024, 0, 31, 23, 59))).toBe('2024-01-31');
+  });
+
+  it('parses datetimes with Z, offsets with and without colon, fractions, and no zone', () => {
+    const instant = Date.UTC(2024, 0, 31, 10, 0, 0);
+    expect(parseDatetime('2024-01-31T10:00:00Z')).toBe(instant);
+    expect(parseDatetime('2024-01-31T12:00:00+02:00')).toBe(instant);
+    expect(parseDatetime('2024-01-31T05:30:00-0430')).toBe(instant);
+    expect(parseDatetime('2024-01-31T10:00:00.000+0000')).toBe(instant);
+    expect(parseDatetime('2024-01-31T10:00:00.5Z')).toBe(instant + 500);
+    expect(parseDatetime('2024-01-31T10:00:00')).toBe(instant);
+  });
+
+  it('rejects impossible dates and times', () => {
+    expect(parseDate('2023-02-29')).toBeUndefined();
+    expect(parseDate('2024-02-29')).toBe(Date.UTC(2024, 1, 29));
+    expect(parseDate('2024-13-01')).toBeUndefined();
+    expect(parseDatetime('2024-01-31T24:00:00Z')).toBeUndefined();
+    expect(parseDatetime('yesterday')).toBeUndefined();
+  });
+
+  it('stores datetimes in the canonical UTC form whatever the input offset', () => {
+    expect(coerceFieldValue(field('CreatedDate'), '2024-01-31T12:00:00+02:00')).toEqual({
+      ok: true,
+      value: '2024-01-31T10:00:00.000+0000',
+    });
+  });
+
+  it('accepts strings for numbers and booleans, as Bulk CSV sends them', () => {
+    expect(coerceFieldValue(field('NumberOfEmployees'), '250')).toEqual({ ok: true, value: 250 });
+    expect(coerceFieldValue(field('IsDeleted'), 'true')).toEqual({ ok: true, value: true });
+    expect(coerceFieldValue(field('IsDeleted'), 'FALSE')).toEqual({ ok: true, value: false });
+    expect(coerceFieldValue(field('LeadScore__c'), ' 42 ')).toEqual({ ok: true, value: 42 });
+  });
+
+  it('rounds to the scale and enforces precision − scale integer digits', () => {
+    // LeadScore__c: precision 3, scale 0.
+    expect(coerceFieldValue(field('LeadScore__c'), 41.5)).toEqual({ ok: true, value: 42 });
+    expect(coerceFieldValue(field('LeadScore__c'), 999)).toEqual({ ok: true, value: 999 });
+    expect(coerceFieldValue(field('LeadScore__c'), 1000)).toEqual({
+      ok: false,
+      typeMismatch: false,
+      problem: {
+        code: 'NUMBER_OUTSIDE_VALID_RANGE',
+        message: 'Lead Score: value outside of valid range on numeric field: 1000',
+      },
+    });
+    expect(coerceFieldValue(field('LeadScore__c'), -999)).toEqual({ ok: true, value: -999 });
+  });
+
+  it('enforces int digits and integrality', () => {
+    expect(coerceFieldValue(field('NumberOfEmployees'), 99_999_999)).toEqual({ ok: true, value: 99_999_999 });
+    expect(coerceFieldValue(field('NumberOfEmployees'), 100_000_000)).toMatchObject({
+      ok: false,
+      problem: { code: 'NUMBER_OUTSIDE_VALID_RANGE' },
+    });
+    expect(coerceFieldValue(field('NumberOfEmployees'), 1.5)).toMatchObject({
+      ok: false,
+      typeMismatch: true,
+    });
+  });
+
+  it('reports type mismatches with the field label and the value', () => {
+    expect(coerceFieldValue(field('AnnualRevenue'), 'lots')).toEqual({
+      ok: false,
+      typeMismatch: true,
+      problem: {
+        code: 'INVALID_TYPE_ON_FIELD_IN_RECORD',
+        message: 'Annual Revenue: value not of required type: lots',
+      },
+    });
+    expect(coerceFieldValue(field('IsDeleted'), 'maybe')).toMatchObject({ ok: false, typeMismatch: true });
+    expect(coerceFieldValue(field('CreatedDate'), 12)).toMatchObject({ ok: false, typeMismatch: true });
+    expect(coerceFieldValue(field('LastName'), { a: 1 })).toMatchObject({ ok: false, typeMismatch: true });
+  });
+
+  it('checks text length, restricted picklists, emails and reference ids', () => {
+    expect(coerceFieldValue(field('FirstName'), 'x'.repeat(41))).toEqual({
+      ok: false,
+      typeMismatch: false,
+      problem: {
+        code: 'STRING_TOO_LONG',
+        message: `First Name: data value too large: ${'x'.repeat(41)} (max length=40)`,
+      },
+    });
+    expect(coerceFieldValue(field('FirstName'), 'x'.repeat(40))).toEqual({ ok: true, value: 'x'.repeat(40) });
+    expect(coerceFieldValue(field('Status'), 'Working - Contacted')).toEqual({
+      ok: true,
+      value: 'Working - Contacted',
+    });
+    expect(coerceFieldValue(field('Status'), 'working - contacted')).toEqual({
+      ok: false,
+      typeMismatch: false,
+      problem: {
+        code: 'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST',
+        message: 'Status: bad value for restricted picklist field: working - contacted',
+      },
+    });
+    // LeadSource is not restricted: any value goes.
+    expect(coerceFieldValue(field('LeadSource'), 'Trade Show')).toEqual({ ok: true, value: 'Trade Show' });
+    expect(coerceFieldValue(field('Email'), 'not-an-email')).toEqual({
+      ok: false,
+      typeMismatch: false,
+      problem: { code: 'INVALID_EMAIL_ADDRESS', message: 'Email: invalid email address: not-an-email' },
+    });
+    expect(coerceFieldValue(field('OwnerId'), '0055e000000RtAd')).toEqual({
+      ok: true,
+      value: '0055e000000RtAdAAK',
+    });
+    expect(coerceFieldValue(field('OwnerId'), 'nope')).toEqual({
+      ok: false,
+      typeMismatch: false,
+      problem: { code: 'MALFORMED_ID', message: 'Owner ID: id value of incorrect type: nope' },
+    });
+  });
+
+  it('stores empty text as null and passes null through', () => {
+    expect(coerceFieldValue(field('Title'), '')).toEqual({ ok: true, value: null });
+    expect(coerceFieldValue(field('Title'), null)).toEqual({ ok: true, value: null });
+  });
+});
