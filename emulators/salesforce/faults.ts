@@ -1,0 +1,213 @@
+/**
+ * Fault injection for the Salesforce emulator: what a real org does to a client on a bad day
+ * (latency, bursts of 503, expired sessions, row locks, failed Bulk jobs, dropped connections,
+ * a spent daily allowance). Faults are set at start (`startSalesforceEmulator({ faults })`) and
+ * changed while running (`emulator.faults.set(…)`); fractions draw from a seeded RNG so that a
+ * test sees the same records locked on every run.
+ */
+
+/** The faults that can be switched on. Every field is optional; `set()` merges. */
+export interface SalesforceFaults {
+  /** Delay, in milliseconds, before the emulator answers any call (logins included). */
+  latencyMs?: number;
+  /** The next N API calls (under `/services/data/vNN.N/`) answer 503 `SERVER_UNAVAILABLE`. */
+  http503Burst?: number;
+  /**
+   * Every session (access token) stops working after this many API calls: the next call answers
+   * 401 `INVALID_SESSION_ID`, as when Salesforce times a session out. Counted per token from the
+   * moment it is issued, or from the moment this fault is set for tokens already issued.
+   * `0` or `undefined` switches it off.
+   */
+  sessionExpiresAfterCalls?: number;
+  /** Fraction (0..1) of records written that fail with the per-record `UNABLE_TO_LOCK_ROW`. */
+  lockRowFraction?: number;
+  /** Records that fail with `UNABLE_TO_LOCK_ROW`: by Id (15 or 18 characters) or external-ID value. */
+  lockRowKeys?: readonly string[];
+  /**
+   * The next Bulk job (ingest or query) that starts processing ends in state `Failed`; a string is
+   * the job's `errorMessage`. One-shot: cleared when a job consumes it.
+   */
+  failNextBulkJob?: boolean | string;
+  /**
+   * Destroy the socket after this many bytes of the next streamed response body (a Bulk query
+   * results page or a REST query page). One-shot: cleared when a response consumes it, so the
+   * client's retry can succeed.
+   */
+  resetStreamAfterBytes?: number;
+  /** The daily API allowance (`DailyApiRequests.Max`); lowering it below the usage spends it. */
+  dailyApiLimit?: number;
+}
+
+/** The per-record error of a row lock, as Salesforce words it. */
+export const UNABLE_TO_LOCK_ROW_MESSAGE = 'unable to obtain exclusive access to this record or 200 records';
+
+/** Default `errorMessage` of a job failed by `failNextBulkJob: true`. */
+export const DEFAULT_FAILED_JOB_MESSAGE =
+  'InternalServerError : the job failed to process (fault injected by the Salesforce emulator)';
+
+/**
+ * mulberry32: a tiny, fast, seedable PRNG. Good enough to pick "10 % of records" reproducibly;
+ * not for anything cryptographic.
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Thrown by {@link FaultController.set} for a value that makes no sense. */
+export class InvalidFaultError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidFaultError';
+  }
+}
+
+function checkFaults(faults: SalesforceFaults): void {
+  const problems: string[] = [];
+  const nonNegativeInt = (name: keyof SalesforceFaults, value: unknown): void => {
+    if (value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value < 0)) {
+      problems.push(`${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
+    }
+  };
+  nonNegativeInt('latencyMs', faults.latencyMs);
+  nonNegativeInt('http503Burst', faults.http503Burst);
+  nonNegativeInt('sessionExpiresAfterCalls', faults.sessionExpiresAfterCalls);
+  nonNegativeInt('resetStreamAfterBytes', faults.resetStreamAfterBytes);
+  nonNegativeInt('dailyApiLimit', faults.dailyApiLimit);
+  const fraction = faults.lockRowFraction;
+  if (fraction !== undefined && (typeof fraction !== 'number' || !(fraction >= 0 && fraction <= 1))) {
+    problems.push(`lockRowFraction must be a number between 0 and 1, got ${JSON.stringify(fraction)}`);
+  }
+  if (faults.lockRowKeys !== undefined && !Array.isArray(faults.lockRowKeys)) {
+    problems.push('lockRowKeys must be an array of record Ids or external-ID values');
+  }
+  if (problems.length > 0)
+    throw new InvalidFaultError(`invalid Salesforce emulator faults: ${problems.join('; ')}`);
+}
+
+/**
+ * Holds the active faults and answers the questions the server asks on each call. The
+ * emulator's `faults` handle is this object.
+ */
+export class FaultController {
+  private active: SalesforceFaults = {};
+  private random: () => number;
+  /** Bumped on every `set()` that touches `sessionExpiresAfterCalls`, so counters restart. */
+  private sessionEpochValue = 0;
+  /** Called when `dailyApiLimit` is set, so the usage counter takes the new maximum. */
+  onDailyApiLimit: ((limit: number) => void) | undefined;
+
+  constructor(initial: SalesforceFaults = {}, randomSeed = 1) {
+    this.random = seededRandom(randomSeed);
+    this.set(initial);
+  }
+
+  /** Switches faults on (merging with those already set); `undefined` values switch one off. */
+  set(faults: SalesforceFaults): void {
+    checkFaults(faults);
+    const next: SalesforceFaults = { ...this.active };
+    for (const [key, value] of Object.entries(faults) as [keyof SalesforceFaults, unknown][]) {
+      if (value === undefined || value === false) delete next[key];
+      else (next as Record<string, unknown>)[key] = value;
+    }
+    if ('sessionExpiresAfterCalls' in faults) this.sessionEpochValue += 1;
+    this.active = next;
+    if (faults.dailyApiLimit !== undefined) this.onDailyApiLimit?.(faults.dailyApiLimit);
+  }
+
+  /** Switches every fault off (the daily allowance stays as it is). */
+  clear(): void {
+    this.active = {};
+    this.sessionEpochValue += 1;
+  }
+
+  /** The faults now active (a copy). */
+  get(): SalesforceFaults {
+    return { ...this.active };
+  }
+
+  /** Reseeds the RNG used for `lockRowFraction`. */
+  reseed(seed: number): void {
+    this.random = seededRandom(seed);
+  }
+
+  /** @internal Changes whenever session-expiry counting restarts. */
+  get sessionEpoch(): number {
+    return this.sessionEpochValue;
+  }
+
+  /** @internal */
+  latencyMs(): number {
+    return this.active.latencyMs ?? 0;
+  }
+
+  /** @internal Consumes one 503 from the burst; true when this call must answer 503. */
+  take503(): boolean {
+    const left = this.active.http503Burst ?? 0;
+    if (left <= 0) return false;
+    if (left === 1) delete this.active.http503Burst;
+    else this.active.http503Burst = left - 1;
+    return true;
+  }
+
+  /** @internal */
+  sessionExpiresAfterCalls(): number | undefined {
+    const n = this.active.sessionExpiresAfterCalls;
+    return n && n > 0 ? n : undefined;
+  }
+
+  /**
+   * @internal Whether a record write must fail with `UNABLE_TO_LOCK_ROW`. `keys` are the record's
+   * Id and external-ID values.
+   */
+  isRowLocked(keys: readonly string[]): boolean {
+    const lockKeys = this.active.lockRowKeys;
+    if (lockKeys && lockKeys.length > 0) {
+      for (const key of keys) {
+        for (const lock of lockKeys) {
+          if (key === lock || (isSalesforceIdLike(key) && isSalesforceIdLike(lock) && sameId(key, lock))) {
+            return true;
+          }
+        }
+      }
+    }
+    const fraction = this.active.lockRowFraction;
+    return fraction !== undefined && fraction > 0 && this.random() < fraction;
+  }
+
+  /** @internal Whether any per-record fault is on (lets the hot path skip the hook). */
+  hasRecordFaults(): boolean {
+    return (this.active.lockRowKeys?.length ?? 0) > 0 || (this.active.lockRowFraction ?? 0) > 0;
+  }
+
+  /** @internal Consumes `failNextBulkJob`; returns the job's error message or undefined. */
+  takeBulkJobFailure(): string | undefined {
+    const fault = this.active.failNextBulkJob;
+    if (fault === undefined || fault === false) return undefined;
+    delete this.active.failNextBulkJob;
+    return typeof fault === 'string' ? fault : DEFAULT_FAILED_JOB_MESSAGE;
+  }
+
+  /** @internal Consumes `resetStreamAfterBytes`; returns the byte count or undefined. */
+  takeStreamReset(): number | undefined {
+    const bytes = this.active.resetStreamAfterBytes;
+    if (bytes === undefined) return undefined;
+    delete this.active.resetStreamAfterBytes;
+    return bytes;
+  }
+}
+
+function isSalesforceIdLike(value: string): boolean {
+  return (value.length === 15 || value.length === 18) && /^[a-zA-Z0-9]+$/.test(value);
+}
+
+/** Two Ids name the same record when their case-sensitive 15-character forms match. */
+function sameId(a: string, b: string): boolean {
+  return a.slice(0, 15) === b.slice(0, 15);
+}

@@ -1,0 +1,194 @@
+/**
+ * HTTP plumbing shared by the emulator's endpoints: reading bodies, answering JSON and errors
+ * with Salesforce's exact shapes and content types, and writing large bodies as streams with
+ * back-pressure (and the "connection reset mid-stream" fault).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** Salesforce's JSON content type, exactly (salesforce-wire.md, "Transport"). */
+export const JSON_CONTENT_TYPE = 'application/json;charset=UTF-8';
+/** Bulk API 2.0 CSV results. */
+export const CSV_CONTENT_TYPE = 'text/csv';
+/** SOAP responses. */
+export const XML_CONTENT_TYPE = 'text/xml;charset=UTF-8';
+
+/** Largest JSON request body the emulator reads (REST calls are small; guards memory). */
+export const MAX_JSON_BODY_BYTES = 50 * 1024 * 1024;
+
+/** A whole-request error as Salesforce's REST API sends it: status + `[{message, errorCode, fields?}]`. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly errorCode: string,
+    message: string,
+    readonly fields?: string[],
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  /** The body Salesforce sends: an array of one error. */
+  body(): { message: string; errorCode: string; fields?: string[] }[] {
+    return [
+      this.fields
+        ? { message: this.message, errorCode: this.errorCode, fields: this.fields }
+        : { message: this.message, errorCode: this.errorCode },
+    ];
+  }
+}
+
+/** Reads a request body into one Buffer (refusing more than `limit` bytes). */
+export async function readBody(req: IncomingMessage, limit = MAX_JSON_BODY_BYTES): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      throw new ApiError(413, 'REQUEST_ENTITY_TOO_LARGE', `request body exceeds ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Parses a JSON request body; a syntax error is Salesforce's 400 `JSON_PARSER_ERROR`. */
+export function parseJsonBody(raw: Buffer): unknown {
+  const text = raw.toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new ApiError(
+      400,
+      'JSON_PARSER_ERROR',
+      `Unexpected character in the request body: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+}
+
+/** Sends a JSON body with Salesforce's content type. */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': JSON_CONTENT_TYPE,
+    'Content-Length': String(Buffer.byteLength(text)),
+  });
+  res.end(text);
+}
+
+/** Sends an empty response (204, or 201 for a Bulk upload). */
+export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
+  res.writeHead(status, headers);
+  res.end();
+}
+
+/**
+ * Writes a body piece by piece, waiting for `drain` when the socket buffer is full, so a large
+ * response never sits in memory as a whole. With `resetAfterBytes` set, the socket is destroyed
+ * once that many bytes have been written (the "connection reset mid-stream" fault).
+ */
+export class StreamWriter {
+  private written = 0;
+  private destroyed = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly resetAfterBytes?: number,
+  ) {}
+
+  /** Whether the fault (or the client) ended the connection: stop producing. */
+  get aborted(): boolean {
+    return this.destroyed || this.res.destroyed;
+  }
+
+  /** Writes one piece; resolves when the socket can take more. */
+  async write(piece: string): Promise<void> {
+    if (this.aborted) return;
+    let buf = Buffer.from(piece, 'utf8');
+    if (this.resetAfterBytes !== undefined && this.written + buf.length >= this.resetAfterBytes) {
+      buf = buf.subarray(0, Math.max(0, this.resetAfterBytes - this.written));
+      this.written += buf.length;
+      // Flush what fits, then drop the connection the way a broken network would.
+      if (buf.length > 0) this.res.write(buf);
+      this.destroyed = true;
+      setImmediate(() => this.res.socket?.destroy());
+      return;
+    }
+    this.written += buf.length;
+    if (!this.res.write(buf)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.res.off('drain', done);
+          this.res.off('close', done);
+          resolve();
+        };
+        this.res.on('drain', done);
+        this.res.on('close', done);
+      });
+    }
+  }
+
+  /** Ends the response (unless the connection is gone). */
+  end(): void {
+    if (!this.aborted) this.res.end();
+  }
+}
+
+/** Sends a complete JSON body through a {@link StreamWriter} (used when a reset fault is armed). */
+export async function sendJsonStreamed(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string>,
+  resetAfterBytes: number,
+): Promise<void> {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': JSON_CONTENT_TYPE,
+    'Content-Length': String(Buffer.byteLength(text)),
+  });
+  const writer = new StreamWriter(res, resetAfterBytes);
+  const PIECE = 1024;
+  for (let i = 0; i < text.length && !writer.aborted; i += PIECE)
+    await writer.write(text.slice(i, i + PIECE));
+  writer.end();
+}
+
+/** Escapes text for an XML element body. */
+export function xmlEscape(value: string): string {
+  return value
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
+}
+
+/** Decodes the five XML entities (and numeric references) in element text. */
+export function xmlUnescape(value: string): string {
+  return value.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_m, entity: string) => {
+    switch (entity) {
+      case 'amp':
+        return '&';
+      case 'lt':
+        return '<';
+      case 'gt':
+        return '>';
+      case 'quot':
+        return '"';
+      case 'apos':
+        return "'";
+      default:
+        return String.fromCodePoint(
+          entity.startsWith('#x') ? parseInt(entity.slice(2), 16) : parseInt(entity.slice(1), 10),
+        );
+    }
+  });
+}

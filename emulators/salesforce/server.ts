@@ -1,0 +1,474 @@
+/**
+ * The Salesforce emulator's HTTP server (node:http, no framework): routes SOAP login, OAuth,
+ * identity, the REST API and Bulk API 2.0; checks sessions; counts API calls against the daily
+ * allowance; logs every call; applies the faults.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AuthService, DEFAULT_CREDENTIALS, OAuthError, SoapFault, type SalesforceCredentials } from './auth';
+import { BulkApi, classifyBulk } from './bulk';
+import {
+  ApiUsage,
+  CallLog,
+  DEVELOPER_EDITION_DAILY_API_REQUESTS,
+  type CallLogEntry,
+  type CallOperation,
+} from './calls';
+import type { EmulatorContext } from './context';
+import { DEFAULT_DESCRIBES_DIR, loadDescribes, type ObjectDescribe } from './describe';
+import { FaultController, UNABLE_TO_LOCK_ROW_MESSAGE, type SalesforceFaults } from './faults';
+import { ApiError, parseJsonBody, readBody, sendJson, sendJsonStreamed, XML_CONTENT_TYPE } from './http';
+import { classifyRest, RestApi, toApiError } from './rest';
+import { loadSeed, type SeedData } from './seed';
+import { SalesforceStore } from './store';
+
+/** The API version the project pins (salesforce-wire.md, "Transport"). */
+export const DEFAULT_API_VERSION = '62.0';
+
+/** API versions served by default: 42.0 (Collections) up to the pinned 62.0. */
+export const DEFAULT_API_VERSIONS: readonly string[] = Array.from(
+  { length: 62 - 42 + 1 },
+  (_, i) => `${42 + i}.0`,
+);
+
+/** Options of {@link startSalesforceEmulator}. */
+export interface SalesforceEmulatorOptions {
+  /** TCP port; 0 picks a free one. @default 0 */
+  port?: number;
+  /** Interface to listen on. @default '127.0.0.1' */
+  host?: string;
+  /**
+   * Folder(s) of describe files. Files in a later folder extend or override earlier ones.
+   * @default the repo's emulators/salesforce/describes
+   */
+  describesDir?: string | string[];
+  /** Records to load at start: a JSON/CSV file or folder path, or an object `{ Lead: [...] }`. */
+  seed?: string | SeedData;
+  /** Daily API allowance. @default 15,000 (Developer Edition) */
+  dailyApiLimit?: number;
+  /** Faults active from the start. */
+  faults?: SalesforceFaults;
+  /** PEM certificate or public key that verifies JWT bearer assertions (RS256). */
+  jwtCertificate?: string;
+  /** Credentials accepted; unset fields keep the defaults. */
+  credentials?: Partial<SalesforceCredentials>;
+  /** API versions served. @default 42.0 … 62.0 */
+  apiVersions?: string[];
+  /** Seed of the RNG behind `lockRowFraction`. @default 1 */
+  randomSeed?: number;
+  /** Clock of the store (SystemModstamp) and of JWT expiry checks. @default the system clock */
+  clock?: () => Date;
+}
+
+/** A running emulator. */
+export interface SalesforceEmulator {
+  /** `http://HOST:PORT`: the login URL and the instance URL at once. */
+  readonly url: string;
+  readonly loginUrl: string;
+  readonly instanceUrl: string;
+  readonly port: number;
+  /** The API version to pin in clients (the latest served). */
+  readonly apiVersion: string;
+  readonly credentials: Readonly<SalesforceCredentials>;
+  /** The records (read them, seed them, or change them without counting API calls). */
+  readonly store: SalesforceStore;
+  /** Every call answered, in order. */
+  readonly calls: CallLog;
+  /** Fault controls: `faults.set({...})`, `faults.clear()`. */
+  readonly faults: FaultController;
+  /** API usage now: calls counted today and the allowance. */
+  readonly limits: { readonly used: number; readonly max: number };
+  /** Starts a new "day": API usage back to 0. */
+  resetApiUsage(): void;
+  /** Ends every session now, as if they had all timed out. */
+  expireSessions(): void;
+  /** Closes the server (open connections are dropped). */
+  stop(): Promise<void>;
+}
+
+function versionLabel(version: string): string {
+  // 59.0 is Winter '24; three releases a year (Winter, Spring, Summer).
+  const major = Math.floor(parseFloat(version));
+  const offset = major - 59;
+  const season = ['Winter', 'Spring', 'Summer'][((offset % 3) + 3) % 3] as string;
+  const year = 24 + Math.floor(offset / 3);
+  return `${season} '${String(year).padStart(2, '0')}`;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function decodeSegments(pathname: string): string[] | undefined {
+  try {
+    return pathname
+      .split('/')
+      .filter((s) => s !== '')
+      .map((s) => decodeURIComponent(s));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The keys a row-lock fault matches: the record's Id and its external-ID values. */
+function lockKeys(describe: ObjectDescribe | undefined, record: Record<string, unknown>): string[] {
+  const keys: string[] = [];
+  for (const name of ['Id', 'id']) {
+    const v = record[name];
+    if (typeof v === 'string') keys.push(v);
+  }
+  if (describe) {
+    for (const field of describe.fields) {
+      if (!field.externalId) continue;
+      for (const [key, value] of Object.entries(record)) {
+        if (
+          key.toLowerCase() === field.name.toLowerCase() &&
+          (typeof value === 'string' || typeof value === 'number')
+        ) {
+          keys.push(String(value));
+        }
+      }
+    }
+  }
+  return keys;
+}
+
+/**
+ * Starts the emulator and resolves once it listens. See docs/salesforce-emulator.md.
+ */
+export async function startSalesforceEmulator(
+  options: SalesforceEmulatorOptions = {},
+): Promise<SalesforceEmulator> {
+  const describesDirs =
+    options.describesDir === undefined
+      ? [DEFAULT_DESCRIBES_DIR]
+      : Array.isArray(options.describesDir)
+        ? options.describesDir
+        : [options.describesDir];
+  const describes = loadDescribes(describesDirs);
+  const store = new SalesforceStore({ describes, ...(options.clock ? { clock: options.clock } : {}) });
+  const credentials: SalesforceCredentials = { ...DEFAULT_CREDENTIALS, ...options.credentials };
+  const auth = new AuthService({
+    credentials,
+    orgId: store.orgId,
+    userId: store.userId,
+    ...(options.jwtCertificate ? { jwtCertificate: options.jwtCertificate } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+  const usage = new ApiUsage(
+    options.dailyApiLimit ?? options.faults?.dailyApiLimit ?? DEVELOPER_EDITION_DAILY_API_REQUESTS,
+  );
+  const faults = new FaultController({}, options.randomSeed ?? 1);
+  faults.onDailyApiLimit = (limit) => {
+    usage.max = limit;
+  };
+  faults.set(options.faults ?? {});
+  const apiVersions = options.apiVersions ?? [...DEFAULT_API_VERSIONS];
+  const ctx: EmulatorContext = {
+    store,
+    auth,
+    calls: new CallLog(),
+    faults,
+    usage,
+    bulkUsage: { queryJobs: 0, ingestBatches: 0 },
+    apiVersions,
+  };
+  store.setRecordFault((objectName, record) => {
+    if (!faults.hasRecordFaults()) return undefined;
+    if (!faults.isRowLocked(lockKeys(store.describe(objectName), record))) return undefined;
+    return { statusCode: 'UNABLE_TO_LOCK_ROW', message: UNABLE_TO_LOCK_ROW_MESSAGE, fields: [] };
+  });
+  if (options.seed !== undefined) await loadSeed(store, options.seed);
+
+  const rest = new RestApi(ctx);
+  const bulk = new BulkApi(ctx);
+  const server = createServer((req, res) => {
+    handleRequest(ctx, rest, bulk, req, res).catch((err: unknown) => {
+      if (!res.headersSent) {
+        sendJson(res, 500, [
+          {
+            errorCode: 'UNKNOWN_EXCEPTION',
+            message: `emulator error: ${err instanceof Error ? err.message : String(err)}`,
+          },
+        ]);
+      } else {
+        res.destroy();
+      }
+      console.error('[salesforce-emulator]', err);
+    });
+  });
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  auth.loginUrl = url;
+  auth.instanceUrl = url;
+  const apiVersion = [...apiVersions].sort((a, b) => parseFloat(b) - parseFloat(a))[0] ?? DEFAULT_API_VERSION;
+
+  return {
+    url,
+    loginUrl: url,
+    instanceUrl: url,
+    port,
+    apiVersion,
+    credentials,
+    store,
+    calls: ctx.calls,
+    faults,
+    get limits() {
+      return { used: usage.used, max: usage.max };
+    },
+    resetApiUsage: () => usage.reset(),
+    expireSessions: () => auth.expireAll(),
+    stop: () =>
+      new Promise<void>((resolve, reject) => {
+        rest.closeCursors();
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function logEntry(
+  ctx: EmulatorContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  operation: CallOperation,
+  write: boolean,
+): CallLogEntry {
+  const entry = ctx.calls.start(req.method ?? 'GET', path, operation, write);
+  const done = (): void => {
+    if (entry.status === 0) entry.status = res.headersSent ? res.statusCode : 0;
+  };
+  res.once('finish', done);
+  res.once('close', done);
+  return entry;
+}
+
+async function handleRequest(
+  ctx: EmulatorContext,
+  rest: RestApi,
+  bulk: BulkApi,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const method = (req.method ?? 'GET').toUpperCase();
+  const url = new URL(req.url ?? '/', 'http://emulator');
+  const pathname = url.pathname.replace(/\/+$/, '') || '/';
+  const latency = ctx.faults.latencyMs();
+  if (latency > 0) await delay(latency);
+
+  // ------------------------------------------------------------------ SOAP login / logout
+  const soap = /^\/services\/Soap\/u\/(\d+\.\d+)(?:\/.*)?$/.exec(pathname);
+  if (soap?.[1]) {
+    const entry = logEntry(ctx, req, res, pathname, 'login', false);
+    if (method !== 'POST') {
+      sendJson(res, 405, [
+        { errorCode: 'METHOD_NOT_ALLOWED', message: `HTTP Method '${method}' not allowed. Allowed are POST` },
+      ]);
+      return;
+    }
+    const body = (await readBody(req)).toString('utf8');
+    try {
+      const answer = ctx.auth.soap(body, soap[1]);
+      entry.operation = answer.operation;
+      res.writeHead(200, { 'Content-Type': XML_CONTENT_TYPE });
+      res.end(answer.xml);
+    } catch (err) {
+      if (!(err instanceof SoapFault)) throw err;
+      res.writeHead(500, { 'Content-Type': XML_CONTENT_TYPE });
+      res.end(err.toXml());
+    }
+    return;
+  }
+
+  // ------------------------------------------------------------------ OAuth 2
+  if (pathname.startsWith('/services/oauth2/')) {
+    const which = pathname.slice('/services/oauth2/'.length);
+    const operation: CallOperation =
+      which === 'token'
+        ? 'oauth.token'
+        : which === 'authorize'
+          ? 'oauth.authorize'
+          : which === 'revoke'
+            ? 'oauth.revoke'
+            : 'unknown';
+    logEntry(ctx, req, res, pathname, operation, false);
+    try {
+      if (which === 'authorize' && method === 'GET') {
+        res.writeHead(302, { Location: ctx.auth.authorize(url.searchParams) });
+        res.end();
+        return;
+      }
+      if ((which === 'token' || which === 'revoke') && method === 'POST') {
+        const params = new URLSearchParams((await readBody(req)).toString('utf8'));
+        if (which === 'token') {
+          sendJson(res, 200, ctx.auth.token(params));
+        } else {
+          ctx.auth.revoke(params.get('token') ?? url.searchParams.get('token') ?? undefined);
+          res.writeHead(200);
+          res.end();
+        }
+        return;
+      }
+      sendJson(res, 404, {
+        error: 'not_found',
+        error_description: `no OAuth endpoint ${method} ${pathname}`,
+      });
+    } catch (err) {
+      if (!(err instanceof OAuthError)) throw err;
+      sendJson(res, err.status, { error: err.error, error_description: err.description });
+    }
+    return;
+  }
+
+  // ------------------------------------------------------------------ identity
+  if (/^\/id\/[^/]+\/[^/]+$/.test(pathname)) {
+    logEntry(ctx, req, res, pathname, 'identity', false);
+    const token = url.searchParams.get('oauth_token');
+    const session = ctx.auth.sessionFor(req.headers.authorization ?? (token ? `Bearer ${token}` : undefined));
+    if (!session) {
+      res.writeHead(403, { 'Content-Type': 'text/plain' });
+      res.end('Bad_OAuth_Token');
+      return;
+    }
+    sendJson(res, 200, ctx.auth.identity());
+    return;
+  }
+
+  // ------------------------------------------------------------------ versions list
+  if (pathname === '/services/data') {
+    logEntry(ctx, req, res, pathname, 'versions', false);
+    sendJson(
+      res,
+      200,
+      ctx.apiVersions.map((version) => ({
+        label: versionLabel(version),
+        url: `/services/data/v${version}`,
+        version,
+      })),
+    );
+    return;
+  }
+
+  // ------------------------------------------------------------------ the API
+  const api = /^\/services\/data\/v(\d+\.\d+)(\/.*)?$/.exec(pathname);
+  if (!api?.[1]) {
+    logEntry(ctx, req, res, pathname, 'unknown', false);
+    sendJson(res, 404, [{ errorCode: 'NOT_FOUND', message: 'The requested resource does not exist' }]);
+    return;
+  }
+  const version = api[1];
+  const segments = decodeSegments(api[2] ?? '');
+  const isBulk = segments?.[0] === 'jobs';
+  const { operation, write } = segments
+    ? isBulk
+      ? classifyBulk(method, segments)
+      : classifyRest(method, segments)
+    : { operation: 'unknown' as CallOperation, write: false };
+  const entry = logEntry(ctx, req, res, pathname, operation, write);
+  const limitHeader = (): Record<string, string> => ({ 'Sforce-Limit-Info': ctx.usage.header() });
+  const fail = (err: ApiError): void => {
+    req.resume(); // discard an unread body so the connection can be reused
+    sendJson(res, err.status, err.body(), limitHeader());
+  };
+
+  if (!segments || !ctx.apiVersions.includes(version)) {
+    fail(new ApiError(404, 'NOT_FOUND', 'The requested resource does not exist'));
+    return;
+  }
+  if (ctx.faults.take503()) {
+    fail(
+      new ApiError(
+        503,
+        'SERVER_UNAVAILABLE',
+        'Server temporarily unavailable (fault injected by the Salesforce emulator)',
+      ),
+    );
+    return;
+  }
+  const session = ctx.auth.sessionFor(req.headers.authorization);
+  // 401 INVALID_SESSION_ID (salesforce-wire.md, "Login"); jsforce's Bulk 2.0 client refreshes only on this code.
+  const expired = (): ApiError => new ApiError(401, 'INVALID_SESSION_ID', 'Session expired or invalid');
+  if (!session) {
+    fail(expired());
+    return;
+  }
+  const expiresAfter = ctx.faults.sessionExpiresAfterCalls();
+  if (expiresAfter !== undefined) {
+    if (session.epoch !== ctx.faults.sessionEpoch) {
+      session.epoch = ctx.faults.sessionEpoch;
+      session.calls = 0;
+    }
+    if (session.calls >= expiresAfter) {
+      ctx.auth.expire(session.token);
+      fail(expired());
+      return;
+    }
+  }
+  if (ctx.usage.exhausted) {
+    fail(new ApiError(403, 'REQUEST_LIMIT_EXCEEDED', 'TotalRequests Limit exceeded.'));
+    return;
+  }
+  ctx.usage.used += 1;
+  session.calls += 1;
+  entry.counted = true;
+
+  try {
+    if (isBulk) {
+      const readJson = async (): Promise<unknown> => parseJsonBody(await readBody(req));
+      const out = await bulk.handle(
+        req,
+        res,
+        method,
+        version,
+        segments,
+        url.searchParams,
+        readJson,
+        limitHeader(),
+      );
+      if (out.records !== undefined) entry.records = out.records;
+      return;
+    }
+    const body =
+      method === 'GET' || method === 'DELETE' || method === 'HEAD'
+        ? undefined
+        : parseJsonBody(await readBody(req));
+    const result = rest.handle({
+      method,
+      version,
+      segments,
+      query: url.searchParams,
+      headers: req.headers,
+      body,
+    });
+    if (result.records !== undefined) entry.records = result.records;
+    const headers = { ...limitHeader(), ...result.headers };
+    if (result.body === undefined) {
+      res.writeHead(result.status, headers);
+      res.end();
+      return;
+    }
+    const reset = result.queryPage ? ctx.faults.takeStreamReset() : undefined;
+    if (reset !== undefined) {
+      await sendJsonStreamed(res, result.status, result.body, headers, reset);
+      return;
+    }
+    sendJson(res, result.status, result.body, headers);
+  } catch (err) {
+    const apiError = toApiError(err);
+    if (!apiError) throw err;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    fail(apiError);
+  }
+}
