@@ -1,0 +1,318 @@
+/**
+ * The Athena connector: start a query (idempotently, by client request token), wait for it where
+ * no state machine does, read the result's column types with one `GetQueryResults` call, and
+ * stream the result file from S3 — already CSV in PostgreSQL COPY's dialect — into the loader.
+ * Paging rows through `GetQueryResults` is only a fallback (1,000 rows a call, athena-wire.md).
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import {
+  GetQueryExecutionCommand,
+  GetQueryResultsCommand,
+  StartQueryExecutionCommand,
+  type AthenaClient,
+  type ColumnInfo,
+  type QueryExecution,
+} from '@aws-sdk/client-athena';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { TerminalError, TransientError } from '../../shared/errors';
+import type { Logger } from '../../shared/logging';
+import { classifyAthenaError } from './errors';
+
+/** The default data catalog (Glue). */
+export const DEFAULT_ATHENA_CATALOG = 'AwsDataCatalog';
+
+/** Rows per `GetQueryResults` page, the API's maximum (https://docs.aws.amazon.com/athena/latest/APIReference/API_GetQueryResults.html). */
+export const ATHENA_MAX_RESULTS_PER_PAGE = 1000;
+
+/** `ClientRequestToken` length bounds (32–128, https://docs.aws.amazon.com/athena/latest/APIReference/API_StartQueryExecution.html). */
+export const ATHENA_CLIENT_REQUEST_TOKEN_MIN_LENGTH = 32;
+export const ATHENA_CLIENT_REQUEST_TOKEN_MAX_LENGTH = 128;
+
+/**
+ * The client request token of a run's query task: the same run and task always give the same
+ * token, so a step that Step Functions retries gets the query it already started instead of
+ * running it twice (Athena returns the same execution id for the same token).
+ */
+export function clientRequestTokenFor(runId: string, task: string): string {
+  return createHash('sha256').update(`roundtrip\0${runId}\0${task}`).digest('hex');
+}
+
+/**
+ * Milliseconds before poll number `attempt` of a running query: 1 s, 2 s, 4 s, 8 s, then every
+ * 10 s. Used by the CLI and local paths only; in AWS the `.sync` integration waits.
+ */
+export function athenaPollDelayMs(attempt: number): number {
+  return Math.min(1000 * 2 ** Math.min(attempt, 10), 10_000);
+}
+
+/** Where a finished query's results are and what their columns are. */
+export interface AthenaResultDescription {
+  readonly queryExecutionId: string;
+  /** `s3://bucket/prefix/<id>.csv`. */
+  readonly outputLocation: string;
+  /** Names and types, in result order (`Type`, `Precision`, `Scale` drive the table's DDL). */
+  readonly columns: readonly ColumnInfo[];
+}
+
+/** Options of {@link createAthenaConnector}. */
+export interface AthenaConnectorOptions {
+  readonly athena: AthenaClient;
+  readonly s3: S3Client;
+  readonly logger: Logger;
+  readonly workgroup: string;
+  readonly database: string;
+  /** @default DEFAULT_ATHENA_CATALOG */
+  readonly catalog?: string;
+  /** `s3://…/` for results; when absent the workgroup's setting applies. */
+  readonly outputLocation?: string;
+  /** Attempts to read the result file when the connection drops (resumed with a Range request). @default 3 */
+  readonly s3ReadAttempts?: number;
+}
+
+/** Options of {@link AthenaConnector.waitForQuery}. */
+export interface WaitForQueryOptions {
+  /** Milliseconds before poll number n. @default athenaPollDelayMs */
+  readonly pollDelays?: (attempt: number) => number;
+  /** @default setTimeout */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Give up (TransientError) after this many polls. @default 200 */
+  readonly maxPolls?: number;
+}
+
+/** Athena as the extract steps use it. */
+export interface AthenaConnector {
+  /** Athena API calls made (StartQueryExecution, GetQueryExecution, GetQueryResults). */
+  readonly apiCalls: number;
+  /** S3 GetObject requests made. */
+  readonly s3Reads: number;
+  /** Starts `sql` (or finds the execution already started with this token); returns its id. One call. */
+  startQuery(sql: string, options: { clientRequestToken: string }): Promise<string>;
+  /** `GetQueryExecution`. One call. */
+  getQuery(queryExecutionId: string): Promise<QueryExecution>;
+  /** Polls until the query ends: SUCCEEDED is returned, FAILED/CANCELLED throw (see {@link assertQuerySucceeded}). */
+  waitForQuery(queryExecutionId: string, options?: WaitForQueryOptions): Promise<QueryExecution>;
+  /**
+   * The result file and columns of a finished query (from `waitForQuery` or the `.sync` task's
+   * output). Throws like {@link assertQuerySucceeded} when it did not succeed. One call.
+   */
+  describeResult(queryExecution: QueryExecution): Promise<AthenaResultDescription>;
+  /**
+   * The result file, streamed from S3 as is: header line, every non-NULL value quoted, NULL as an
+   * empty unquoted field — the CSV dialect `COPY … (FORMAT csv, HEADER true)` reads. A dropped
+   * connection is resumed from the last byte with a Range request.
+   */
+  streamResultFile(outputLocation: string): Readable;
+  /** The fallback: rows paged through `GetQueryResults` (1,000 a call) written as the same CSV. */
+  streamResultsViaApi(queryExecutionId: string, columns: readonly ColumnInfo[]): Readable;
+}
+
+/** Splits `s3://bucket/key`. */
+export function parseS3Url(url: string): { bucket: string; key: string } {
+  const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(url);
+  if (!m?.[1] || !m[2]) throw new TerminalError(`Not an S3 object URL: "${url}"`);
+  return { bucket: m[1], key: m[2] };
+}
+
+/**
+ * Throws unless the query SUCCEEDED: a FAILED query is a TerminalError carrying Athena's
+ * `StateChangeReason` — or a TransientError when Athena marks the error `Retryable` (an internal
+ * error rather than the query's fault); CANCELLED is terminal; a query still running is transient.
+ */
+export function assertQuerySucceeded(queryExecution: QueryExecution): void {
+  const id = queryExecution.QueryExecutionId ?? '(unknown id)';
+  const status = queryExecution.Status;
+  const state = status?.State;
+  if (state === 'SUCCEEDED') return;
+  if (state === 'FAILED') {
+    const reason = status?.StateChangeReason ?? status?.AthenaError?.ErrorMessage ?? 'no reason given';
+    const message = `Athena query ${id} failed: ${reason}`;
+    throw status?.AthenaError?.Retryable ? new TransientError(message) : new TerminalError(message);
+  }
+  if (state === 'CANCELLED') {
+    throw new TerminalError(
+      `Athena query ${id} was cancelled${status?.StateChangeReason ? `: ${status.StateChangeReason}` : ''}`,
+    );
+  }
+  throw new TransientError(`Athena query ${id} has not finished (state ${state ?? 'unknown'})`);
+}
+
+/** One `GetQueryResults` datum as a COPY CSV field: no `VarCharValue` is NULL, anything else is quoted. */
+function datumToCsv(value: string | undefined): string {
+  return value === undefined ? '' : `"${value.replace(/"/g, '""')}"`;
+}
+
+/** Creates an {@link AthenaConnector} over the given clients. */
+export function createAthenaConnector(options: AthenaConnectorOptions): AthenaConnector {
+  const { athena, s3 } = options;
+  const logger = options.logger.child({ connector: 'athena' });
+  const catalog = options.catalog ?? DEFAULT_ATHENA_CATALOG;
+  const s3ReadAttempts = options.s3ReadAttempts ?? 3;
+  let apiCalls = 0;
+  let s3Reads = 0;
+
+  const send = async <T>(operation: string, run: () => Promise<T>): Promise<T> => {
+    apiCalls += 1;
+    try {
+      return await run();
+    } catch (err) {
+      throw classifyAthenaError(err, `Athena ${operation}`);
+    }
+  };
+
+  async function* resultFile(outputLocation: string): AsyncGenerator<Buffer> {
+    const { bucket, key } = parseS3Url(outputLocation);
+    let offset = 0;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        s3Reads += 1;
+        const out = await s3.send(
+          new GetObjectCommand({
+            Bucket: bucket,
+            Key: key,
+            ...(offset > 0 ? { Range: `bytes=${offset}-` } : {}),
+          }),
+        );
+        if (!out.Body) throw new TerminalError(`S3 GetObject ${outputLocation} answered without a body`);
+        for await (const chunk of out.Body as Readable) {
+          const buf = chunk as Buffer;
+          offset += buf.length;
+          yield buf;
+        }
+        logger.info('Athena result file read', { outputLocation, bytes: offset, reads: attempt });
+        return;
+      } catch (err) {
+        const classified = classifyAthenaError(err, `S3 GetObject ${outputLocation}`);
+        if (!(classified instanceof TransientError) || attempt >= s3ReadAttempts) throw classified;
+        logger.warn('Athena result file read interrupted; resuming', {
+          outputLocation,
+          resumeAtByte: offset,
+          attempt,
+          error: classified.message,
+        });
+      }
+    }
+  }
+
+  async function* viaApi(queryExecutionId: string, columns: readonly ColumnInfo[]): AsyncGenerator<string> {
+    yield columns.map((c) => datumToCsv(c.Name ?? '')).join(',') + '\n';
+    let nextToken: string | undefined;
+    let first = true;
+    let rows = 0;
+    do {
+      const page = await send('GetQueryResults', () =>
+        athena.send(
+          new GetQueryResultsCommand({
+            QueryExecutionId: queryExecutionId,
+            MaxResults: ATHENA_MAX_RESULTS_PER_PAGE,
+            ...(nextToken ? { NextToken: nextToken } : {}),
+          }),
+        ),
+      );
+      let data = page.ResultSet?.Rows ?? [];
+      // For a SELECT the first row of the first page is the header (athena-wire.md).
+      if (first) data = data.slice(1);
+      first = false;
+      let chunk = '';
+      for (const row of data) {
+        chunk += (row.Data ?? []).map((d) => datumToCsv(d.VarCharValue)).join(',') + '\n';
+      }
+      rows += data.length;
+      if (chunk) yield chunk;
+      nextToken = page.NextToken;
+    } while (nextToken);
+    logger.info('Athena results read through GetQueryResults', { queryExecutionId, rows });
+  }
+
+  const connector: AthenaConnector = {
+    get apiCalls() {
+      return apiCalls;
+    },
+    get s3Reads() {
+      return s3Reads;
+    },
+    async startQuery(sql, { clientRequestToken }) {
+      if (
+        clientRequestToken.length < ATHENA_CLIENT_REQUEST_TOKEN_MIN_LENGTH ||
+        clientRequestToken.length > ATHENA_CLIENT_REQUEST_TOKEN_MAX_LENGTH
+      ) {
+        throw new TerminalError(
+          `Athena ClientRequestToken must have ${ATHENA_CLIENT_REQUEST_TOKEN_MIN_LENGTH}–${ATHENA_CLIENT_REQUEST_TOKEN_MAX_LENGTH} characters (use clientRequestTokenFor), got ${clientRequestToken.length}`,
+        );
+      }
+      const out = await send('StartQueryExecution', () =>
+        athena.send(
+          new StartQueryExecutionCommand({
+            QueryString: sql,
+            ClientRequestToken: clientRequestToken,
+            QueryExecutionContext: { Database: options.database, Catalog: catalog },
+            WorkGroup: options.workgroup,
+            ...(options.outputLocation
+              ? { ResultConfiguration: { OutputLocation: options.outputLocation } }
+              : {}),
+          }),
+        ),
+      );
+      if (!out.QueryExecutionId)
+        throw new TerminalError('Athena StartQueryExecution answered without a QueryExecutionId');
+      logger.info('Athena query started', {
+        queryExecutionId: out.QueryExecutionId,
+        workgroup: options.workgroup,
+      });
+      return out.QueryExecutionId;
+    },
+    async getQuery(queryExecutionId) {
+      const out = await send('GetQueryExecution', () =>
+        athena.send(new GetQueryExecutionCommand({ QueryExecutionId: queryExecutionId })),
+      );
+      if (!out.QueryExecution)
+        throw new TerminalError(
+          `Athena GetQueryExecution ${queryExecutionId} answered without a QueryExecution`,
+        );
+      return out.QueryExecution;
+    },
+    async waitForQuery(queryExecutionId, opts = {}) {
+      const delay = opts.pollDelays ?? athenaPollDelayMs;
+      const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+      const maxPolls = opts.maxPolls ?? 200;
+      for (let attempt = 0; attempt < maxPolls; attempt += 1) {
+        await sleep(delay(attempt));
+        const qe = await connector.getQuery(queryExecutionId);
+        const state = qe.Status?.State;
+        if (state === 'QUEUED' || state === 'RUNNING') continue;
+        assertQuerySucceeded(qe);
+        logger.info('Athena query succeeded', {
+          queryExecutionId,
+          polls: attempt + 1,
+          dataScannedBytes: qe.Statistics?.DataScannedInBytes,
+          engineMs: qe.Statistics?.EngineExecutionTimeInMillis,
+        });
+        return qe;
+      }
+      throw new TransientError(`Athena query ${queryExecutionId} still running after ${maxPolls} polls`);
+    },
+    async describeResult(queryExecution) {
+      assertQuerySucceeded(queryExecution);
+      const id = queryExecution.QueryExecutionId;
+      const outputLocation = queryExecution.ResultConfiguration?.OutputLocation;
+      if (!id) throw new TerminalError('Athena query execution has no QueryExecutionId');
+      if (!outputLocation) throw new TerminalError(`Athena query ${id} has no result OutputLocation`);
+      const out = await send('GetQueryResults', () =>
+        athena.send(new GetQueryResultsCommand({ QueryExecutionId: id, MaxResults: 1 })),
+      );
+      const columns = out.ResultSet?.ResultSetMetadata?.ColumnInfo;
+      if (!columns || columns.length === 0)
+        throw new TerminalError(`Athena query ${id} returned no column metadata`);
+      return { queryExecutionId: id, outputLocation, columns };
+    },
+    streamResultFile(outputLocation) {
+      parseS3Url(outputLocation);
+      return Readable.from(resultFile(outputLocation), { objectMode: false });
+    },
+    streamResultsViaApi(queryExecutionId, columns) {
+      if (columns.length === 0) throw new TerminalError('streamResultsViaApi needs the result columns');
+      return Readable.from(viaApi(queryExecutionId, columns), { objectMode: false });
+    },
+  };
+  return connector;
+}

@@ -1,0 +1,62 @@
+/**
+ * Athena and S3 failures mapped once to transient or terminal (athena-wire.md, "Transport").
+ */
+import { TerminalError, TransientError } from '../../shared/errors';
+
+/** Error names a retry may clear (Athena throttling, S3 SlowDown, 5xx, dropped connections). */
+const TRANSIENT_NAMES = new Set([
+  'TooManyRequestsException',
+  'ThrottlingException',
+  'InternalServerException',
+  'InternalError',
+  'ServiceUnavailable',
+  'SlowDown',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'TimeoutError',
+  'AbortError',
+]);
+
+const TRANSIENT_NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+]);
+
+/** Maps an AWS SDK (Athena, S3, STS) or network error to a transient or terminal error naming the operation. */
+export function classifyAthenaError(err: unknown, operation: string): TransientError | TerminalError {
+  if (err instanceof TransientError || err instanceof TerminalError) return err;
+  const e = (err ?? {}) as {
+    name?: unknown;
+    message?: unknown;
+    code?: unknown;
+    AthenaErrorCode?: unknown;
+    Reason?: unknown;
+    $metadata?: { httpStatusCode?: number };
+    $response?: { statusCode?: number };
+  };
+  const name = typeof e.name === 'string' ? e.name : 'Error';
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  const status = e.$metadata?.httpStatusCode ?? e.$response?.statusCode;
+  const detail = [
+    typeof e.AthenaErrorCode === 'string' ? e.AthenaErrorCode : undefined,
+    typeof e.Reason === 'string' ? e.Reason : undefined,
+  ]
+    .filter(Boolean)
+    .join(', ');
+  const message = `${operation} failed: ${name}${detail ? ` (${detail})` : ''}: ${
+    typeof e.message === 'string' ? e.message : String(err)
+  }`;
+  const cause = err instanceof Error ? err : undefined;
+  const transient =
+    TRANSIENT_NAMES.has(name) ||
+    (code !== undefined && TRANSIENT_NETWORK_CODES.has(code)) ||
+    (status !== undefined && (status === 429 || status >= 500)) ||
+    /socket hang up|ECONNRESET|premature close|aborted|terminated/i.test(String(e.message));
+  return transient ? new TransientError(message, { cause }) : new TerminalError(message, { cause });
+}

@@ -1,0 +1,122 @@
+import { Readable } from 'node:stream';
+import { GetQueryResultsCommand, type AthenaClient } from '@aws-sdk/client-athena';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { TerminalError, TransientError } from '../../../../lambdas/shared/errors';
+import { silentLogger } from '../../../../lambdas/shared/logging';
+import {
+  assertQuerySucceeded,
+  clientRequestTokenFor,
+  createAthenaConnector,
+  parseS3Url,
+} from '../../../../lambdas/connectors/athena/connector';
+import { classifyAthenaError } from '../../../../lambdas/connectors/athena/errors';
+
+describe('clientRequestTokenFor', () => {
+  it('is stable per run and task, distinct otherwise, and within Athena’s length bounds', () => {
+    const a = clientRequestTokenFor('run-1', 'athena_customers');
+    expect(a).toBe(clientRequestTokenFor('run-1', 'athena_customers'));
+    expect(a).not.toBe(clientRequestTokenFor('run-2', 'athena_customers'));
+    expect(a).not.toBe(clientRequestTokenFor('run-1', 'other'));
+    expect(a.length).toBeGreaterThanOrEqual(32);
+    expect(a.length).toBeLessThanOrEqual(128);
+  });
+});
+
+describe('assertQuerySucceeded', () => {
+  it('passes SUCCEEDED and explains every other state', () => {
+    expect(() =>
+      assertQuerySucceeded({ QueryExecutionId: 'q', Status: { State: 'SUCCEEDED' } }),
+    ).not.toThrow();
+    const failed = {
+      QueryExecutionId: 'q1',
+      Status: { State: 'FAILED' as const, StateChangeReason: 'TABLE_NOT_FOUND: x' },
+    };
+    expect(() => assertQuerySucceeded(failed)).toThrow(
+      new TerminalError('Athena query q1 failed: TABLE_NOT_FOUND: x'),
+    );
+    expect(() =>
+      assertQuerySucceeded({ ...failed, Status: { ...failed.Status, AthenaError: { Retryable: true } } }),
+    ).toThrow(TransientError);
+    expect(() => assertQuerySucceeded({ QueryExecutionId: 'q', Status: { State: 'CANCELLED' } })).toThrow(
+      TerminalError,
+    );
+    expect(() => assertQuerySucceeded({ QueryExecutionId: 'q', Status: { State: 'RUNNING' } })).toThrow(
+      TransientError,
+    );
+  });
+});
+
+describe('classifyAthenaError', () => {
+  it.each([
+    ['TooManyRequestsException', 400, TransientError],
+    ['ThrottlingException', 400, TransientError],
+    ['InternalServerException', 500, TransientError],
+    ['SlowDown', 503, TransientError],
+    ['InvalidRequestException', 400, TerminalError],
+    ['NoSuchKey', 404, TerminalError],
+  ])('%s → %p', (name, status, Kind) => {
+    const err = Object.assign(new Error('m'), { name, $metadata: { httpStatusCode: status } });
+    expect(classifyAthenaError(err, 'Athena X')).toBeInstanceOf(Kind);
+  });
+
+  it('names the Athena error code', () => {
+    const err = Object.assign(new Error('line 1:1: mismatched input'), {
+      name: 'InvalidRequestException',
+      AthenaErrorCode: 'MALFORMED_QUERY',
+    });
+    expect(classifyAthenaError(err, 'Athena StartQueryExecution').message).toBe(
+      'Athena StartQueryExecution failed: InvalidRequestException (MALFORMED_QUERY): line 1:1: mismatched input',
+    );
+  });
+});
+
+describe('parseS3Url', () => {
+  it('splits bucket and key and rejects anything else', () => {
+    expect(parseS3Url('s3://b/p/q.csv')).toEqual({ bucket: 'b', key: 'p/q.csv' });
+    expect(() => parseS3Url('https://b/q.csv')).toThrow('Not an S3 object URL');
+  });
+});
+
+describe('streamResultsViaApi', () => {
+  it('pages with NextToken, drops the header row and writes NULL and "" apart', async () => {
+    const send = jest
+      .fn()
+      .mockResolvedValueOnce({
+        ResultSet: {
+          Rows: [
+            { Data: [{ VarCharValue: 'email' }, { VarCharValue: 'ltv' }] },
+            { Data: [{ VarCharValue: 'a"b' }, {}] },
+          ],
+        },
+        NextToken: 't1',
+      })
+      .mockResolvedValueOnce({
+        ResultSet: { Rows: [{ Data: [{ VarCharValue: '' }, { VarCharValue: '1.5' }] }] },
+      });
+    const athena = { send } as unknown as AthenaClient;
+    const connector = createAthenaConnector({
+      athena,
+      s3: {} as S3Client,
+      logger: silentLogger,
+      workgroup: 'primary',
+      database: 'marketing',
+    });
+    const text = (
+      await Readable.from(
+        connector.streamResultsViaApi('q', [
+          { Name: 'email', Type: 'varchar' },
+          { Name: 'ltv', Type: 'double' },
+        ]),
+      ).toArray()
+    )
+      .map(String)
+      .join('');
+    expect(text).toBe('"email","ltv"\n"a""b",\n"","1.5"\n');
+    expect((send.mock.calls[1][0] as GetQueryResultsCommand).input).toEqual({
+      QueryExecutionId: 'q',
+      MaxResults: 1000,
+      NextToken: 't1',
+    });
+    expect(connector.apiCalls).toBe(2);
+  });
+});
