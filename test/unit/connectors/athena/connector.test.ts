@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
-import { GetQueryResultsCommand, type AthenaClient } from '@aws-sdk/client-athena';
+import type { GetQueryResultsCommand } from '@aws-sdk/client-athena';
+import { type AthenaClient } from '@aws-sdk/client-athena';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { TerminalError, TransientError } from '../../../../lambdas/shared/errors';
 import { silentLogger } from '../../../../lambdas/shared/logging';
