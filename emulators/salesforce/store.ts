@@ -267,7 +267,10 @@ export class SalesforceStore {
         return;
       }
       const { table: target, record } = located;
-      const checked = this.validateFields(target, input, 'update', opts);
+      const fields = { ...input };
+      delete fields.Id;
+      delete fields.id;
+      const checked = this.validateFields(target, fields, 'update', opts);
       if ('errors' in checked) {
         results.push(failure(record.Id as string, checked.errors));
         return;
@@ -971,9 +974,11 @@ function rollBack(results: SaveResult[], upsert: boolean): SaveResult[] {
  * call cannot both take a value (Salesforce processes a call's records in order).
  */
 class BatchUniqueness {
-  private readonly claimed = new Map<string, Map<string, SfRecord | null>>();
+  private readonly claimed = new Map<string, Map<string, object>>();
 
+  /** `self`: the record being updated, or null for a record being created. */
   check(table: Table, changes: Map<string, SfValue>, self: SfRecord | null): RecordError | undefined {
+    const claimant: object = self ?? {};
     for (const field of table.indexedFields) {
       if (!field.unique) continue;
       const value = changes.get(field.name);
@@ -982,7 +987,7 @@ class BatchUniqueness {
       const holders = table.indexes.get(field.name)?.get(key) ?? [];
       const other = holders.find((r) => r !== self);
       const claimedBy = this.claimed.get(`${table.describe.name}.${field.name}`);
-      if (other || (claimedBy?.has(key) && claimedBy.get(key) !== self)) {
+      if (other || (claimedBy?.has(key) && claimedBy.get(key) !== claimant)) {
         const otherId = other ? (other.Id as string) : '';
         return {
           statusCode: 'DUPLICATE_VALUE',
@@ -996,8 +1001,8 @@ class BatchUniqueness {
       const value = changes.get(field.name);
       if (value === undefined || value === null) continue;
       const mapKey = `${table.describe.name}.${field.name}`;
-      const claimed = this.claimed.get(mapKey) ?? new Map<string, SfRecord | null>();
-      claimed.set(indexKey(field, value), self);
+      const claimed = this.claimed.get(mapKey) ?? new Map<string, object>();
+      claimed.set(indexKey(field, value), claimant);
       this.claimed.set(mapKey, claimed);
     }
     return undefined;
