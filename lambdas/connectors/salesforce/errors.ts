@@ -133,8 +133,9 @@ export function classifySalesforceError(
   const refreshFailed = /^Unable to refresh session due to: /.test(rawMessage);
   const networkText =
     /socket hang up|ECONNRESET|ECONNREFUSED|network timeout|timed? ?out|terminated|other side closed/i;
-  // For HTML or long bodies the message is the body itself: keep the first line, bounded.
-  detail = detail.split('\n')[0]?.slice(0, 500) ?? '';
+  // Salesforce's query errors span lines (the query, a caret, the reason); HTML bodies can be
+  // long: one line, bounded.
+  detail = detail.replace(/\s+/g, ' ').trim().slice(0, 1000);
   const text = redactor.redact(code && !detail.startsWith(code) ? `${code}: ${detail}` : detail);
   const message = `${prefix}: ${text}`;
   const cause = redactor.redactError(err);

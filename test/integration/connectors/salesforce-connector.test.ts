@@ -1,0 +1,325 @@
+/**
+ * The Salesforce connector against the Salesforce emulator over real HTTP, with jsforce as the
+ * client, and its CSV loaded into the real PostgreSQL with COPY.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Client } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emulators/salesforce';
+import { connectSalesforce, type SalesforceConnector } from '../../../lambdas/connectors/salesforce';
+import { TerminalError } from '../../../lambdas/shared/errors';
+import { createMemoryLogger } from '../../../lambdas/shared/logging';
+import { createTestDatabase, type TestDatabase } from '../../support/database';
+
+// Canary values: unique strings that must never show up in a log line or an error message.
+const CANARY = {
+  password: 'Canary-Pw-7f3a9c',
+  securityToken: 'CanaryTok-51b2e8d04a',
+  clientSecret: 'Canary-ClientSecret-0c9e77',
+};
+
+const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const privateKeyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+
+const HARD_LEADS = [
+  {
+    LastName: 'Müller–Ødegård 山田 😀',
+    Company: 'Comma, "Quote" & Co',
+    Email: 'a@x.test',
+    AnnualRevenue: 123456789012,
+  },
+  { LastName: 'Line\nBreak', Company: 'Back\\slash', Email: null, AnnualRevenue: 9007199254740991 },
+  { LastName: '"', Company: ',', Email: 'q@x.test', NumberOfEmployees: 0, LeadScore__c: 999 },
+  { LastName: 'Trailing space ', Company: 'Tab\there', Email: 'r@x.test', NumberOfEmployees: 99999999 },
+];
+const FILLER = 446;
+const TOTAL = HARD_LEADS.length + FILLER;
+
+const FIELDS = [
+  'Id',
+  'FirstName',
+  'LastName',
+  'Company',
+  'Email',
+  'AnnualRevenue',
+  'NumberOfEmployees',
+  'IsDeleted',
+  'CreatedDate',
+  'LeadScore__c',
+];
+
+describe('Salesforce connector against the emulator', () => {
+  let sf: SalesforceEmulator;
+  let db: TestDatabase;
+  let pg: Client;
+
+  const soapSecret = () => ({
+    loginUrl: sf.loginUrl,
+    username: sf.credentials.username,
+    password: CANARY.password,
+    securityToken: CANARY.securityToken,
+  });
+
+  beforeAll(async () => {
+    const filler = Array.from({ length: FILLER }, (_, i) => ({
+      FirstName: `F${i}`,
+      LastName: `Lead ${i}`,
+      Company: `Company ${i % 17}`,
+      Email: `lead${i}@example.test`,
+      NumberOfEmployees: i,
+    }));
+    sf = await startSalesforceEmulator({
+      seed: { Lead: [...HARD_LEADS, ...filler] },
+      credentials: {
+        password: CANARY.password,
+        securityToken: CANARY.securityToken,
+        clientSecret: CANARY.clientSecret,
+      },
+      jwtCertificate: publicKeyPem,
+    });
+    db = await createTestDatabase();
+    pg = new Client({ connectionString: db.url });
+    await pg.connect();
+  });
+
+  afterAll(async () => {
+    await pg?.end();
+    await db?.drop();
+    await sf?.stop();
+  });
+
+  beforeEach(() => {
+    sf.faults.clear();
+  });
+
+  async function loadCsv(table: string, csv: Readable): Promise<void> {
+    await pg.query(`DROP TABLE IF EXISTS ${table}`);
+    await pg.query(`CREATE TABLE ${table} (
+      "Id" text, "FirstName" text, "LastName" text, "Company" text, "Email" text, "AnnualRevenue" numeric,
+      "NumberOfEmployees" integer, "IsDeleted" boolean, "CreatedDate" timestamptz, "LeadScore__c" double precision)`);
+    await pipeline(csv, pg.query(copyFrom(`COPY ${table} FROM STDIN (FORMAT csv, HEADER true)`)));
+  }
+
+  async function expectAllLeadsLoaded(table: string): Promise<void> {
+    const { rows } = await pg.query<{ n: string; ids: string }>(
+      `SELECT count(*) AS n, count(DISTINCT "Id") AS ids FROM ${table}`,
+    );
+    expect(rows[0]).toEqual({ n: String(TOTAL), ids: String(TOTAL) });
+    // Every hard value survives the trip exactly.
+    for (const lead of HARD_LEADS) {
+      const { rows: found } = await pg.query<Record<string, unknown>>(
+        `SELECT "Company", "Email", "AnnualRevenue"::text AS rev, "NumberOfEmployees", "LeadScore__c", "IsDeleted", "CreatedDate"
+         FROM ${table} WHERE "LastName" = $1`,
+        [lead.LastName],
+      );
+      expect(found).toHaveLength(1);
+      const row = found[0]!;
+      expect(row.Company).toBe(lead.Company);
+      expect(row.Email).toBe(lead.Email);
+      expect(row.IsDeleted).toBe(false);
+      expect(row.CreatedDate).toBeInstanceOf(Date);
+      if ('AnnualRevenue' in lead) expect(Number(row.rev)).toBe(lead.AnnualRevenue);
+      if ('NumberOfEmployees' in lead) expect(row.NumberOfEmployees).toBe(lead.NumberOfEmployees);
+      if ('LeadScore__c' in lead) expect(row.LeadScore__c).toBe(lead.LeadScore__c);
+    }
+    const { rows: nulls } = await pg.query<{ n: string }>(
+      `SELECT count(*) AS n FROM ${table} WHERE "FirstName" IS NULL`,
+    );
+    expect(nulls[0]?.n).toBe(String(HARD_LEADS.length));
+  }
+
+  describe('sign-in', () => {
+    it('signs in with SOAP login (password + security token), describes once, counts', async () => {
+      const logger = createMemoryLogger();
+      const c = await connectSalesforce({ secret: soapSecret(), logger, apiVersion: sf.apiVersion });
+      expect(c.flow).toBe('soap');
+      const first = await c.describe('Lead');
+      const again = await c.describe('lead');
+      expect(again).toBe(first);
+      expect(first.fields.map((f) => f.name)).toContain('LeadScore__c');
+      expect(await c.count('SELECT COUNT() FROM Lead')).toBe(TOTAL);
+      expect(c.apiCalls).toBe(2);
+      expect(sf.calls.count({ operation: 'describe' })).toBe(1);
+      expect(c.apiUsage()).toEqual({ used: sf.limits.used, max: sf.limits.max });
+      const limits = await c.limits();
+      expect(limits.DailyApiRequests?.Max).toBe(sf.limits.max);
+    });
+
+    it('signs in with the OAuth password flow', async () => {
+      const c = await connectSalesforce({
+        secret: {
+          flow: 'oauth-password',
+          loginUrl: sf.loginUrl,
+          clientId: sf.credentials.clientId,
+          clientSecret: CANARY.clientSecret,
+          username: sf.credentials.username,
+          password: CANARY.password,
+          securityToken: CANARY.securityToken,
+        },
+        logger: createMemoryLogger(),
+        apiVersion: sf.apiVersion,
+      });
+      expect(await c.count('SELECT COUNT() FROM Lead')).toBe(TOTAL);
+    });
+
+    it('signs in with client credentials', async () => {
+      const c = await connectSalesforce({
+        secret: {
+          flow: 'client-credentials',
+          loginUrl: sf.loginUrl,
+          clientId: sf.credentials.clientId,
+          clientSecret: CANARY.clientSecret,
+        },
+        logger: createMemoryLogger(),
+        apiVersion: sf.apiVersion,
+      });
+      expect(await c.count("SELECT COUNT() FROM Lead WHERE Company = 'Company 3'")).toBeGreaterThan(0);
+    });
+
+    it('signs in with a JWT bearer assertion signed by the private key', async () => {
+      const c = await connectSalesforce({
+        secret: {
+          flow: 'jwt',
+          loginUrl: sf.loginUrl,
+          clientId: sf.credentials.clientId,
+          username: sf.credentials.username,
+          privateKey: privateKeyPem,
+        },
+        logger: createMemoryLogger(),
+        apiVersion: sf.apiVersion,
+      });
+      expect(await c.count('SELECT COUNT() FROM Lead')).toBe(TOTAL);
+    });
+
+    it('fails terminally on bad credentials for every flow, never echoing a secret', async () => {
+      const wrongKey = generateKeyPairSync('rsa', { modulusLength: 2048 })
+        .privateKey.export({ type: 'pkcs8', format: 'pem' })
+        .toString();
+      const secrets = [
+        { ...soapSecret(), password: `${CANARY.password}-wrong` },
+        {
+          flow: 'oauth-password',
+          loginUrl: sf.loginUrl,
+          clientId: sf.credentials.clientId,
+          clientSecret: `${CANARY.clientSecret}-wrong`,
+          username: sf.credentials.username,
+          password: CANARY.password,
+          securityToken: CANARY.securityToken,
+        },
+        {
+          flow: 'client-credentials',
+          loginUrl: sf.loginUrl,
+          clientId: 'nope',
+          clientSecret: CANARY.clientSecret,
+        },
+        {
+          flow: 'jwt',
+          loginUrl: sf.loginUrl,
+          clientId: sf.credentials.clientId,
+          username: sf.credentials.username,
+          privateKey: wrongKey,
+        },
+      ];
+      const logger = createMemoryLogger();
+      for (const secret of secrets) {
+        const err = await connectSalesforce({ secret, logger, apiVersion: sf.apiVersion }).catch(
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(TerminalError);
+        const text = `${(err as Error).message}\n${(err as Error).stack}\n${JSON.stringify(err)}\n${String((err as Error).cause)}`;
+        for (const canary of [...Object.values(CANARY), wrongKey.split('\n')[1]!])
+          expect(text).not.toContain(canary);
+        expect((err as Error).message).toMatch(/sign-in \((soap|oauth-password|client-credentials|jwt)\)/);
+      }
+      const logs = JSON.stringify(logger.records);
+      for (const canary of Object.values(CANARY)) expect(logs).not.toContain(canary);
+    });
+  });
+
+  describe('reads', () => {
+    let c: SalesforceConnector;
+    const logger = createMemoryLogger();
+    beforeAll(async () => {
+      c = await connectSalesforce({ secret: soapSecret(), logger, apiVersion: sf.apiVersion });
+    });
+
+    it('pages a REST query with a small batch size: every row exactly once, hard values intact', async () => {
+      sf.calls.clear();
+      await loadCsv(
+        'rest_leads',
+        c.queryRestCsv('SELECT ' + FIELDS.join(', ') + ' FROM Lead', FIELDS, { batchSize: 200 }),
+      );
+      await expectAllLeadsLoaded('rest_leads');
+      expect(sf.calls.count({ operation: 'queryMore' })).toBe(Math.ceil(TOTAL / 200) - 1);
+    });
+
+    it('recovers from a session that expires in the middle of REST paging', async () => {
+      sf.faults.set({ sessionExpiresAfterCalls: 1 });
+      sf.calls.clear();
+      await loadCsv(
+        'rest_expiry',
+        c.queryRestCsv('SELECT ' + FIELDS.join(', ') + ' FROM Lead', FIELDS, { batchSize: 200 }),
+      );
+      await expectAllLeadsLoaded('rest_expiry');
+      expect(sf.calls.count({ operation: 'login' })).toBeGreaterThanOrEqual(1);
+    });
+
+    it('streams a Bulk query over several locator pages into CSV with exactly one header', async () => {
+      const jobId = await c.startBulkQuery('SELECT ' + FIELDS.join(', ') + ' FROM Lead');
+      const job = await c.waitForBulkQuery(jobId, { delaySeconds: () => 0.05 });
+      expect(job.numberRecordsProcessed).toBe(TOTAL);
+      sf.calls.clear();
+      const chunks: string[] = [];
+      for await (const chunk of c.streamBulkQueryResults(jobId, FIELDS, { maxRecords: 100 }))
+        chunks.push(String(chunk));
+      const csv = chunks.join('');
+      expect(sf.calls.count({ operation: 'bulk.query.results' })).toBe(Math.ceil(TOTAL / 100));
+      expect(csv.split('\n').filter((line) => line.startsWith('"Id",')).length).toBe(1);
+      await loadCsv('bulk_leads', c.streamBulkQueryResults(jobId, FIELDS, { maxRecords: 100 }));
+      await expectAllLeadsLoaded('bulk_leads');
+    });
+
+    it('renews the session while paging Bulk results, and resumes a page cut mid-stream', async () => {
+      const jobId = await c.startBulkQuery('SELECT ' + FIELDS.join(', ') + ' FROM Lead');
+      await c.waitForBulkQuery(jobId, { delaySeconds: () => 0.05 });
+      sf.faults.set({ sessionExpiresAfterCalls: 2, resetStreamAfterBytes: 5000 });
+      await loadCsv('bulk_faults', c.streamBulkQueryResults(jobId, FIELDS, { maxRecords: 150 }));
+      await expectAllLeadsLoaded('bulk_faults');
+      expect(logger.records.some((r) => r.message.includes('interrupted'))).toBe(true);
+      expect(logger.records.some((r) => r.message === 'Salesforce session renewed')).toBe(true);
+    });
+
+    it('reports a failed Bulk job with Salesforce’s reason', async () => {
+      sf.faults.set({ failNextBulkJob: 'InvalidBatch : canned failure for the test' });
+      const jobId = await c.startBulkQuery('SELECT Id FROM Lead');
+      const err = await c.waitForBulkQuery(jobId, { delaySeconds: () => 0.05 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TerminalError);
+      expect((err as Error).message).toBe(
+        `Salesforce Bulk query job ${jobId} ended Failed: InvalidBatch : canned failure for the test`,
+      );
+    });
+
+    it('names the bad field of a query, terminally', async () => {
+      const stream = c.queryRestCsv('SELECT Id, Nope__c FROM Lead', ['Id', 'Nope__c']);
+      const err = await stream.toArray().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TerminalError);
+      expect((err as Error).message).toMatch(/INVALID_FIELD: .*Nope__c/);
+    });
+
+    it('stops terminally when the daily API allowance is spent', async () => {
+      sf.faults.set({ dailyApiLimit: 1 });
+      const err = await c.count('SELECT COUNT() FROM Lead').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TerminalError);
+      expect((err as Error).message).toMatch(/REQUEST_LIMIT_EXCEEDED.*daily API allowance/);
+    });
+
+    it('never logged a secret or a session id', () => {
+      const logs = JSON.stringify(logger.records);
+      for (const canary of Object.values(CANARY)) expect(logs).not.toContain(canary);
+      expect(logs).not.toMatch(/00D[A-Za-z0-9]{12,15}![\w.]+/);
+    });
+  });
+});
