@@ -1,0 +1,136 @@
+/**
+ * Loading a config file: `roundtrip.config.ts` (the usual form) or a `.json` file.
+ *
+ * A TypeScript or JavaScript file is loaded with `require`, with tsx's CommonJS hook
+ * (`tsx/cjs/api` `register()`) switched on for the duration of the load and off again
+ * afterwards. That covers each place a config is loaded:
+ * - the CLI (already running under tsx) and the CDK app (`cdk.json` runs it with tsx): the
+ *   hook compiles the config and everything it imports;
+ * - plain Node: the same, the hook is what makes `.ts` loadable at all;
+ * - jest: jest's module system serves `require`, and its swc transform compiles the file.
+ * Like any module, a config file is evaluated once per process (Node's module cache).
+ * tsx is resolved only when a module config is loaded, so code that only parses configs
+ * (the Lambdas) never loads it.
+ */
+import { access, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { ConfigError, type ConfigIssue } from '../shared/errors';
+import { parseConfig } from './parse';
+import type { PipelineConfig } from './types';
+
+/** Extensions loaded as modules (through tsx). */
+const MODULE_EXTENSIONS = new Set(['.ts', '.cts', '.js', '.cjs']);
+
+/** The subset of `tsx/cjs/api` used here. */
+interface TsxApi {
+  register(): () => void;
+}
+
+function fail(source: string, message: string, issuePath = ''): never {
+  const issue: ConfigIssue = { path: issuePath, message };
+  throw new ConfigError([issue], source);
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Runs a `.ts`/`.js` config module and returns its exports. */
+function requireModule(file: string): unknown {
+  const moduleRequire = createRequire(__filename);
+  const tsx = moduleRequire('tsx/cjs/api') as TsxApi;
+  const unregister = tsx.register();
+  try {
+    return moduleRequire(file) as unknown;
+  } finally {
+    unregister();
+  }
+}
+
+/** The config a module exports: its default export, a named `config`, or `module.exports` itself. */
+function exportedConfig(exports: unknown, file: string): unknown {
+  if (typeof exports === 'object' && exports !== null) {
+    const module = exports as Record<string, unknown>;
+    if (module.default !== undefined) return module.default;
+    if (module.config !== undefined) return module.config;
+    if (!('__esModule' in module) && Object.keys(module).length > 0) return module;
+  }
+  return fail(
+    file,
+    'the file exports no config: expected `export default defineConfig({ ... })` (or a named export `config`)',
+  );
+}
+
+/**
+ * Makes `transform` paths absolute (relative to the config file's folder) and checks that
+ * each file exists, naming every missing one.
+ */
+async function resolveTransformFiles(config: PipelineConfig, file: string): Promise<PipelineConfig> {
+  const dir = path.dirname(file);
+  const resolved = config.transform.map((entry) => path.resolve(dir, entry));
+  const missing: ConfigIssue[] = [];
+  await Promise.all(
+    resolved.map(async (absolute, index) => {
+      try {
+        await access(absolute);
+      } catch {
+        missing.push({
+          path: `transform[${index}]`,
+          message: `expected an existing SQL file, got ${JSON.stringify(config.transform[index])} (${absolute} does not exist)`,
+        });
+      }
+    }),
+  );
+  if (missing.length > 0) {
+    missing.sort((a, b) => a.path.localeCompare(b.path, 'en', { numeric: true }));
+    throw new ConfigError(missing, file);
+  }
+  return { ...config, transform: resolved };
+}
+
+/**
+ * Loads, validates and completes a pipeline config file.
+ *
+ * @param file path of a `.ts`, `.cts`, `.js`, `.cjs` or `.json` file; a module exports the
+ *   config as its default export (`export default defineConfig({...})`).
+ * @returns the validated config with defaults applied and `transform` paths made absolute.
+ * @throws ConfigError naming the file when it is missing, cannot be read or run, exports no
+ *   config, does not validate (every problem at once), or names a transform file that does
+ *   not exist.
+ */
+export async function loadConfig(file: string): Promise<PipelineConfig> {
+  const absolute = path.resolve(file);
+  const extension = path.extname(absolute).toLowerCase();
+  if (extension !== '.json' && !MODULE_EXTENSIONS.has(extension)) {
+    fail(absolute, `expected a .ts, .cts, .js, .cjs or .json file, got "${extension || 'no extension'}"`);
+  }
+  try {
+    await access(absolute);
+  } catch {
+    fail(absolute, 'the file does not exist');
+  }
+  let value: unknown;
+  if (extension === '.json') {
+    let text: string;
+    try {
+      text = await readFile(absolute, 'utf8');
+    } catch (error) {
+      return fail(absolute, `cannot read the file: ${describeError(error)}`);
+    }
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      return fail(absolute, `the file is not valid JSON: ${describeError(error)}`);
+    }
+  } else {
+    let exports: unknown;
+    try {
+      exports = requireModule(absolute);
+    } catch (error) {
+      return fail(absolute, `the file failed to load: ${describeError(error)}`);
+    }
+    value = exportedConfig(exports, absolute);
+  }
+  return resolveTransformFiles(parseConfig(value, absolute), absolute);
+}

@@ -1,0 +1,446 @@
+/**
+ * The zod schema of a pipeline config: the shape of every section, the rules on single
+ * values (a cron expression, a time zone, an ARN, an identifier) and the defaults. Rules that
+ * relate several parts of the config (an `upsert` needs a key, two tasks cannot write one
+ * table, …) live in rules.ts. Each schema carries the text of what it expects, so that
+ * issues.ts can say `<path>: expected <what>, got <what was there>`.
+ */
+import { z } from 'zod';
+import { COMPLETE, describeValue, expected, objectError, siblingPath } from './issues';
+import { cronExpressionProblem, rateExpressionProblem } from './schedule-expression';
+import type {
+  AthenaExtractTask,
+  PipelineConfig,
+  PipelineConfigInput,
+  SalesforceExtractTask,
+  WritebackTask,
+} from './types';
+
+/** Every default of the config in one place (docs/configuration.md lists the same). */
+export const CONFIG_DEFAULTS = {
+  timezone: 'UTC',
+  scheduleEnabled: true,
+  salesforceApiVersion: '62.0',
+  athenaWorkgroup: 'primary',
+  athenaCatalog: 'AwsDataCatalog',
+  athenaResults: 's3',
+  postgresSchema: 'public',
+  postgresSslMode: 'verify-full',
+  extractMode: 'incremental',
+  extractDeletes: 'flag',
+  extractOverlapSeconds: 300,
+  extractBulkThreshold: 10_000,
+  writebackMaxFailureRate: 0.05,
+  writebackBulkThreshold: 2_000,
+  maxApiCallsPerRun: 5_000,
+  reserveDailyApiPercent: 20,
+} as const;
+
+/**
+ * sObject Collections upsert exists from API version 46.0 on (Salesforce REST API Developer
+ * Guide, "Upsert Multiple Records with Fewer Round-Trips"); below it jsforce falls back to
+ * one call per record (salesforce-wire.md).
+ */
+export const MIN_SALESFORCE_API_VERSION = 46;
+
+/**
+ * PostgreSQL truncates identifiers longer than NAMEDATALEN-1 = 63 bytes (PostgreSQL docs,
+ * "Identifiers and Key Words"): a longer name would silently address another table.
+ */
+export const POSTGRES_MAX_IDENTIFIER_BYTES = 63;
+
+/**
+ * EventBridge Scheduler RetryPolicy limits (Scheduler API reference, "RetryPolicy"):
+ * MaximumRetryAttempts 0-185, MaximumEventAgeInSeconds 60-86400.
+ */
+export const SCHEDULER_MAX_RETRY_ATTEMPTS = 185;
+export const SCHEDULER_MIN_EVENT_AGE_SECONDS = 60;
+export const SCHEDULER_MAX_EVENT_AGE_SECONDS = 86_400;
+
+/** The longest pipeline name: it prefixes AWS resource names (Lambda names stop at 64 characters). */
+export const MAX_PIPELINE_NAME_LENGTH = 32;
+
+/** `overlapSeconds` upper bound: more than a day of overlap means the watermark is not doing its job. */
+export const MAX_OVERLAP_SECONDS = 86_400;
+
+// ---------------------------------------------------------------------------------------
+// Value rules, exported for rules.ts and the tests.
+
+const PIPELINE_NAME = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$/;
+const TASK_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+/** Salesforce API names: a letter, then letters, digits and underscores (`LeadScore__c`, `ns__Obj__c`). */
+const SALESFORCE_API_NAME = /^[A-Za-z][A-Za-z0-9_]{0,79}$/;
+const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+const S3_URL = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:\/.*)?$/;
+/** Athena API patterns: WorkGroup `[a-zA-Z0-9._-]{1,128}`; catalogs 1-127 of letters, digits, `_@-`. */
+const ATHENA_WORKGROUP = /^[A-Za-z0-9._-]{1,128}$/;
+const ATHENA_CATALOG = /^[A-Za-z0-9_@-]{1,127}$/;
+const ATHENA_DATABASE = /^[A-Za-z0-9_-]{1,255}$/;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f]/;
+
+/** Whether a string is a Salesforce API name. */
+export function isSalesforceApiName(value: string): boolean {
+  return SALESFORCE_API_NAME.test(value);
+}
+
+/** What is wrong with one PostgreSQL identifier (quoted later, so any character but control ones). */
+function identifierPartProblem(part: string): string | undefined {
+  if (part.length === 0) return 'an empty name';
+  if (part.trim() !== part) return 'leading or trailing spaces';
+  if (CONTROL_CHARACTERS.test(part)) return 'a control character';
+  const bytes = Buffer.byteLength(part, 'utf8');
+  if (bytes > POSTGRES_MAX_IDENTIFIER_BYTES)
+    return `${bytes} bytes (at most ${POSTGRES_MAX_IDENTIFIER_BYTES})`;
+  return undefined;
+}
+
+/** Whether a string can name a column: non-empty, at most 63 bytes. */
+export function isColumnName(value: string): boolean {
+  return identifierPartProblem(value) === undefined;
+}
+
+/** Whether a string can name a table: `name` or `schema.name`, each part a valid identifier. */
+export function isTableName(value: string): boolean {
+  const parts = value.split('.');
+  return parts.length <= 2 && parts.every((p) => identifierPartProblem(p) === undefined);
+}
+
+/** Whether the runtime knows this IANA time zone (and it is a name, not an offset like `+09:00`). */
+export function isTimeZone(value: string): boolean {
+  if (!/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/.test(value)) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: value });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isSecretReference(value: string): boolean {
+  return value.startsWith('arn:') ? SECRET_ARN.test(value) : SECRET_NAME.test(value);
+}
+
+function isLoginUrl(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname));
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema building blocks.
+
+/** A string that must pass `valid`; every failure reads `expected <what>`. */
+function text(what: string, valid: (value: string) => boolean = (v) => v.length > 0) {
+  return z.string({ error: expected(what) }).refine(valid, { error: what });
+}
+
+/** A whole number in [min, max]. */
+function wholeNumber(what: string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  return z
+    .number({ error: expected(what) })
+    .int()
+    .min(min)
+    .max(max);
+}
+
+/** A number in [min, max]. */
+function decimal(what: string, min: number, max: number) {
+  return z
+    .number({ error: expected(what) })
+    .min(min)
+    .max(max);
+}
+
+/** A strict object: unknown keys are errors that list the keys it knows. */
+function section<Shape extends z.ZodRawShape>(what: string, shape: Shape) {
+  return z.strictObject(shape, { error: objectError(what, Object.keys(shape)) });
+}
+
+const secret = text('a Secrets Manager secret name or ARN', isSecretReference);
+const tableName = text(
+  `a table name, "name" or "schema.name", each part 1-${POSTGRES_MAX_IDENTIFIER_BYTES} bytes`,
+  isTableName,
+);
+const columnName = text(`a column name of 1-${POSTGRES_MAX_IDENTIFIER_BYTES} bytes`, isColumnName);
+const objectName = text('a Salesforce object API name such as "Lead" or "Invoice__c"', isSalesforceApiName);
+const fieldName = text('a Salesforce field API name such as "Email" or "LeadScore__c"', isSalesforceApiName);
+const taskName = text('a task name: a letter, then up to 63 letters, digits, "_", "." or "-"', (v) =>
+  TASK_NAME.test(v),
+);
+
+const CRON_TEXT =
+  'an EventBridge Scheduler cron expression (minutes hours day-of-month month day-of-week year)';
+const RATE_TEXT = 'an EventBridge Scheduler rate expression such as "5 minutes" or "rate(1 hour)"';
+
+/** A string checked by a function that says what is wrong with it. */
+function explained(what: string, problem: (value: string) => string | undefined) {
+  return z.string({ error: expected(what) }).superRefine((value, ctx) => {
+    const found = problem(value);
+    if (found) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected ${what}, got ${describeValue(value)}: ${found}`,
+        params: COMPLETE,
+      });
+    }
+  });
+}
+
+const apiVersion = explained('a Salesforce API version such as "62.0"', (value) => {
+  if (!/^\d{2,3}\.0$/.test(value)) return 'it must look like "NN.0"';
+  if (Number(value) < MIN_SALESFORCE_API_VERSION) {
+    return `${MIN_SALESFORCE_API_VERSION}.0 or later is needed (sObject Collections upsert)`;
+  }
+  return undefined;
+});
+
+// ---------------------------------------------------------------------------------------
+// Sections.
+
+const scheduleSchema = section('an object with "cron" or "rate" and an optional "timezone"', {
+  cron: explained(CRON_TEXT, cronExpressionProblem).optional(),
+  rate: explained(RATE_TEXT, rateExpressionProblem).optional(),
+  timezone: text('an IANA time zone name such as "Europe/Berlin" or "UTC"', isTimeZone).default(
+    CONFIG_DEFAULTS.timezone,
+  ),
+  enabled: z.boolean({ error: expected('true or false') }).default(CONFIG_DEFAULTS.scheduleEnabled),
+  retries: wholeNumber(
+    `a whole number from 0 to ${SCHEDULER_MAX_RETRY_ATTEMPTS}`,
+    0,
+    SCHEDULER_MAX_RETRY_ATTEMPTS,
+  ).optional(),
+  maximumEventAgeSeconds: wholeNumber(
+    `a whole number of seconds from ${SCHEDULER_MIN_EVENT_AGE_SECONDS} to ${SCHEDULER_MAX_EVENT_AGE_SECONDS}`,
+    SCHEDULER_MIN_EVENT_AGE_SECONDS,
+    SCHEDULER_MAX_EVENT_AGE_SECONDS,
+  ).optional(),
+}).superRefine((schedule, ctx) => {
+  if ((schedule.cron === undefined) === (schedule.rate === undefined)) {
+    const both = schedule.cron !== undefined;
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected exactly one of "cron" and "rate", got ${both ? 'both' : 'neither'}`,
+      params: COMPLETE,
+    });
+  }
+});
+
+const salesforceSchema = section('an object with at least "secret"', {
+  secret,
+  apiVersion: apiVersion.default(CONFIG_DEFAULTS.salesforceApiVersion),
+  loginUrl: text('an https URL (http only for localhost)', isLoginUrl).optional(),
+});
+
+const athenaSchema = section('an object with at least "database"', {
+  database: text('an Athena database name (letters, digits, "_" or "-")', (v) => ATHENA_DATABASE.test(v)),
+  workgroup: text('an Athena workgroup name (1-128 letters, digits, ".", "_" or "-")', (v) =>
+    ATHENA_WORKGROUP.test(v),
+  ).default(CONFIG_DEFAULTS.athenaWorkgroup),
+  catalog: text('a data catalog name (1-127 letters, digits, "_", "@" or "-")', (v) =>
+    ATHENA_CATALOG.test(v),
+  ).default(CONFIG_DEFAULTS.athenaCatalog),
+  outputLocation: text('an S3 URL such as "s3://bucket/athena-results/"', (v) => S3_URL.test(v)).optional(),
+  roleArn: text('an IAM role ARN such as "arn:aws:iam::123456789012:role/name"', (v) =>
+    ROLE_ARN.test(v),
+  ).optional(),
+  results: z.enum(['s3', 'api']).default(CONFIG_DEFAULTS.athenaResults),
+});
+
+const postgresSchema = section('an object with at least "secret"', {
+  secret,
+  schema: text(`a schema name of 1-${POSTGRES_MAX_IDENTIFIER_BYTES} bytes`, isColumnName).default(
+    CONFIG_DEFAULTS.postgresSchema,
+  ),
+  ssl: section('an object with "mode" and an optional "caBundle"', {
+    mode: z.enum(['verify-full', 'require', 'disable']).default(CONFIG_DEFAULTS.postgresSslMode),
+    caBundle: text('the path of a PEM file of CA certificates').optional(),
+  }).prefault({}),
+});
+
+/** Reports the entries of a list that repeat an earlier one (compared by `keyOf`). */
+function noRepeats(items: readonly string[], ctx: z.RefinementCtx, what: string, keyOf = (s: string) => s) {
+  const first = new Map<string, number>();
+  items.forEach((item, i) => {
+    const key = keyOf(item);
+    const earlier = first.get(key);
+    if (earlier === undefined) first.set(key, i);
+    else {
+      ctx.addIssue({
+        code: 'custom',
+        path: [i],
+        message: `expected each ${what} once, got ${describeValue(item)} again (also at ${siblingPath(earlier)})`,
+        params: COMPLETE,
+      });
+    }
+  });
+}
+
+const salesforceExtractSchema = section('an extract task object', {
+  from: z.literal('salesforce'),
+  object: objectName,
+  fields: z
+    .array(fieldName, { error: expected('a list of Salesforce field API names that includes "Id"') })
+    .min(1)
+    .superRefine((fields, ctx) => {
+      if (!fields.includes('Id')) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected a list of field API names that includes "Id", got ${describeValue(fields)}`,
+          params: COMPLETE,
+        });
+      }
+      noRepeats(fields, ctx, 'field', (f) => f.toLowerCase());
+    }),
+  table: tableName,
+  mode: z.enum(['full', 'incremental']).default(CONFIG_DEFAULTS.extractMode),
+  deletes: z.enum(['remove', 'flag']).default(CONFIG_DEFAULTS.extractDeletes),
+  overlapSeconds: wholeNumber(
+    `a whole number of seconds from 0 to ${MAX_OVERLAP_SECONDS}`,
+    0,
+    MAX_OVERLAP_SECONDS,
+  ).default(CONFIG_DEFAULTS.extractOverlapSeconds),
+  bulkThreshold: wholeNumber('a whole number of rows ≥ 1', 1).default(CONFIG_DEFAULTS.extractBulkThreshold),
+  where: text(
+    'a SOQL condition without the WHERE keyword, e.g. "IsConverted = false"',
+    (v) => v.trim().length > 0 && !/^\s*where\b/i.test(v),
+  ).optional(),
+  name: taskName.optional(),
+}).transform((task): SalesforceExtractTask => ({ ...task, name: task.name ?? task.object }));
+
+const athenaExtractSchema = section('an extract task object', {
+  from: z.literal('athena'),
+  query: text('the SQL query Athena runs', (v) => v.trim().length > 0),
+  table: tableName,
+  key: z
+    .array(columnName, { error: expected('a list of the column names that identify a row') })
+    .min(1)
+    .superRefine((key, ctx) => noRepeats(key, ctx, 'column'))
+    .optional(),
+  name: taskName.optional(),
+}).transform((task): AthenaExtractTask => ({ ...task, name: task.name ?? task.table }));
+
+const EXTRACT_TEXT = 'an extract task object with "from": "salesforce" or "athena"';
+
+const extractSchema = z.discriminatedUnion('from', [salesforceExtractSchema, athenaExtractSchema], {
+  // zod types this map for invalid_union only, but a non-object element arrives here as invalid_type.
+  error: (issue: { code: string }) => (issue.code === 'invalid_type' ? EXTRACT_TEXT : undefined),
+});
+
+const fieldMapping = z
+  .record(z.string(), columnName, {
+    error: expected(
+      'an object mapping Salesforce fields to source columns, e.g. { LeadScore__c: "lead_score" }',
+    ),
+  })
+  .superRefine(
+    (fields, ctx) => {
+      const names = Object.keys(fields);
+      if (names.length === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            'expected at least one Salesforce field mapped to a source column, e.g. { LeadScore__c: "lead_score" }, got an empty object',
+          params: COMPLETE,
+        });
+      }
+      for (const name of names) {
+        if (!isSalesforceApiName(name)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: `expected a Salesforce field API name as the key, got ${describeValue(name)}`,
+            params: COMPLETE,
+          });
+        }
+      }
+      noRepeats(names, ctx, 'field', (f) => f.toLowerCase());
+    },
+    // Key names are checked even when a mapped column is wrong, so all problems show at once.
+    { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
+  );
+
+const writebackSchema = section('a write-back task object', {
+  to: z.literal('salesforce'),
+  object: objectName,
+  from: tableName,
+  mode: z.enum(['insert', 'update', 'upsert']),
+  key: fieldName.optional(),
+  keyColumn: columnName.optional(),
+  fields: fieldMapping,
+  maxFailureRate: decimal('a number from 0 to 1', 0, 1).default(CONFIG_DEFAULTS.writebackMaxFailureRate),
+  maxChanges: wholeNumber('a whole number ≥ 1', 1).optional(),
+  bulkThreshold: wholeNumber('a whole number of records ≥ 1', 1).default(
+    CONFIG_DEFAULTS.writebackBulkThreshold,
+  ),
+  name: taskName.optional(),
+}).transform((task): WritebackTask => {
+  // The mode rules (update keys on Id, upsert needs a key, …) are checked in rules.ts; a
+  // config that breaks them never leaves parseConfig, so the fallbacks below are not used.
+  const { mode, key, keyColumn, ...rest } = task;
+  const name = task.name ?? `${task.object}-${mode}`;
+  switch (mode) {
+    case 'update':
+      return { ...rest, name, mode, key: 'Id', keyColumn: keyColumn ?? 'Id' };
+    case 'upsert':
+      return { ...rest, name, mode, key: key ?? '', keyColumn: keyColumn ?? key ?? '' };
+    case 'insert':
+      return key === undefined
+        ? { ...rest, name, mode, keyColumn: keyColumn ?? '' }
+        : { ...rest, name, mode, key, keyColumn: keyColumn ?? key };
+  }
+});
+
+const budgetSchema = section('an object with "maxApiCallsPerRun" and "reserveDailyApiPercent"', {
+  maxApiCallsPerRun: wholeNumber('a whole number of API calls ≥ 1', 1).default(
+    CONFIG_DEFAULTS.maxApiCallsPerRun,
+  ),
+  reserveDailyApiPercent: decimal('a percentage from 0 to 100', 0, 100).default(
+    CONFIG_DEFAULTS.reserveDailyApiPercent,
+  ),
+});
+
+const notificationsSchema = section('an object with "emails"', {
+  emails: z
+    .array(
+      text('an email address', (v) => EMAIL.test(v)),
+      { error: expected('a list of email addresses') },
+    )
+    .min(1),
+});
+
+const transformFile = text('the path of a .sql file, relative to the config file', (v) => /\.sql$/i.test(v));
+
+/**
+ * The whole config. Its input and output types are pinned to the documented interfaces in
+ * types.ts, so a change to one without the other fails to compile.
+ */
+export const pipelineConfigSchema: z.ZodType<PipelineConfig, PipelineConfigInput> = section(
+  'a pipeline config object',
+  {
+    name: text(
+      `a pipeline name: lowercase letters, digits and single dashes, starting with a letter, at most ${MAX_PIPELINE_NAME_LENGTH} characters`,
+      (v) => PIPELINE_NAME.test(v) && v.length <= MAX_PIPELINE_NAME_LENGTH,
+    ),
+    schedule: scheduleSchema.optional(),
+    salesforce: salesforceSchema.optional(),
+    athena: athenaSchema.optional(),
+    postgres: postgresSchema,
+    extract: z.array(extractSchema, { error: expected('a list of extract tasks') }).default([]),
+    transform: z
+      .array(transformFile, { error: expected('a list of .sql file paths') })
+      .superRefine((files, ctx) => noRepeats(files, ctx, 'file'))
+      .default([]),
+    writeback: z.array(writebackSchema, { error: expected('a list of write-back tasks') }).default([]),
+    budget: budgetSchema.prefault({}),
+    notifications: notificationsSchema.optional(),
+  },
+);

@@ -1,0 +1,184 @@
+/**
+ * loadConfig reads real files: .ts inside jest (jest's require and swc transform), in plain
+ * Node and under tsx (child processes), and .json; every error names the file.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { loadConfig } from '../../lambdas/config';
+import { ConfigError } from '../../lambdas/shared/errors';
+
+const CONFIG_MODULE = path.resolve(__dirname, '../../lambdas/config');
+const execFileAsync = promisify(execFile);
+const REPO = path.resolve(__dirname, '../..');
+const LOAD_MODULE = path.join(REPO, 'lambdas/config/load.ts');
+const EXAMPLE = path.resolve(__dirname, '../../examples/lead-scoring/roundtrip.config.ts');
+
+/** The ConfigError a promise rejects with (fails the test when it resolves or throws something else). */
+async function configError(promise: Promise<unknown>): Promise<ConfigError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError, but the config loaded');
+}
+
+describe('loadConfig', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'roundtrip-config-'));
+    await mkdir(path.join(dir, 'sql'));
+    await writeFile(path.join(dir, 'sql', 'first.sql'), 'SELECT 1;\n');
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const minimal = {
+    name: 'minimal',
+    postgres: { secret: 'roundtrip/postgres' },
+    transform: ['sql/first.sql'],
+  };
+
+  it('loads the example roundtrip.config.ts with defaults applied and transform paths made absolute', async () => {
+    const config = await loadConfig(EXAMPLE);
+    expect(config.name).toBe('lead-scoring');
+    expect(config.transform).toEqual([path.resolve(path.dirname(EXAMPLE), 'transforms/lead_score.sql')]);
+    expect(config.writeback[0]).toMatchObject({
+      mode: 'update',
+      key: 'Id',
+      keyColumn: 'Id',
+      name: 'Lead-update',
+    });
+    expect(config.budget).toEqual({ maxApiCallsPerRun: 5000, reserveDailyApiPercent: 20 });
+  });
+
+  it('loads a .ts file that imports defineConfig and uses TypeScript syntax', async () => {
+    const file = path.join(dir, 'roundtrip.config.ts');
+    await writeFile(
+      file,
+      [
+        `import { defineConfig, type PipelineConfigInput } from ${JSON.stringify(CONFIG_MODULE)};`,
+        `const secret: string = 'roundtrip/postgres';`,
+        `const config: PipelineConfigInput = { name: 'from-ts', postgres: { secret }, transform: ['sql/first.sql'] };`,
+        `export default defineConfig(config);`,
+      ].join('\n'),
+    );
+    const config = await loadConfig(file);
+    expect(config).toMatchObject({ name: 'from-ts', transform: [path.join(dir, 'sql', 'first.sql')] });
+    expect(config.postgres).toEqual({
+      secret: 'roundtrip/postgres',
+      schema: 'public',
+      ssl: { mode: 'verify-full' },
+    });
+  });
+
+  it('loads a .ts file from plain Node and from a process that already runs under tsx (as the CLI does)', async () => {
+    const file = path.join(dir, 'child.config.ts');
+    await writeFile(
+      file,
+      [
+        `import { defineConfig } from ${JSON.stringify(CONFIG_MODULE)};`,
+        `const rows: number = 250;`,
+        `export default defineConfig({ name: 'child', postgres: { secret: 'roundtrip/postgres' }, transform: ['sql/first.sql'], budget: { maxApiCallsPerRun: rows } });`,
+      ].join('\n'),
+    );
+    const print = `.loadConfig(${JSON.stringify(file)}).then((c) => console.log(JSON.stringify([c.name, c.budget.maxApiCallsPerRun])), (e) => { console.error(e); process.exit(1); })`;
+    // Plain Node: load.ts itself is loaded through tsx's scoped require; the config then needs the hook loadConfig installs.
+    const plain = `require('tsx/cjs/api').require(${JSON.stringify(LOAD_MODULE)}, __filename)${print}`;
+    // The CLI: bin/roundtrip.cjs registers tsx globally first; loadConfig registers it once more.
+    const cli = `require('tsx/cjs'); require(${JSON.stringify(LOAD_MODULE)})${print}`;
+    for (const script of [plain, cli]) {
+      const { stdout } = await execFileAsync(process.execPath, ['-e', script], { cwd: REPO });
+      expect(JSON.parse(stdout)).toEqual(['child', 250]);
+    }
+  });
+
+  it('loads a .json file', async () => {
+    const file = path.join(dir, 'roundtrip.config.json');
+    await writeFile(file, JSON.stringify(minimal));
+    const config = await loadConfig(file);
+    expect(config.name).toBe('minimal');
+    expect(config.transform).toEqual([path.join(dir, 'sql', 'first.sql')]);
+  });
+
+  it('names a missing file', async () => {
+    const file = path.join(dir, 'nowhere.config.ts');
+    const error = await configError(loadConfig(file));
+    expect(error.source).toBe(file);
+    expect(error.issues).toEqual([{ path: '', message: 'the file does not exist' }]);
+    expect(error.message).toContain(file);
+  });
+
+  it('names a file with an unsupported extension', async () => {
+    const file = path.join(dir, 'roundtrip.config.yaml');
+    await writeFile(file, 'name: x\n');
+    const error = await configError(loadConfig(file));
+    expect(error.issues).toEqual([
+      { path: '', message: 'expected a .ts, .cts, .js, .cjs or .json file, got ".yaml"' },
+    ]);
+  });
+
+  it('names a module that exports no config', async () => {
+    const file = path.join(dir, 'empty.config.ts');
+    await writeFile(file, 'export const unrelated = 1;\n');
+    const error = await configError(loadConfig(file));
+    expect(error.source).toBe(file);
+    expect(error.issues).toEqual([
+      {
+        path: '',
+        message:
+          'the file exports no config: expected `export default defineConfig({ ... })` (or a named export `config`)',
+      },
+    ]);
+  });
+
+  it('names a module that throws while loading', async () => {
+    const file = path.join(dir, 'throws.config.ts');
+    await writeFile(file, "throw new Error('boom');\nexport default {};\n");
+    const error = await configError(loadConfig(file));
+    expect(error.issues).toEqual([{ path: '', message: 'the file failed to load: boom' }]);
+  });
+
+  it('names invalid JSON', async () => {
+    const file = path.join(dir, 'broken.json');
+    await writeFile(file, '{ "name": ');
+    const error = await configError(loadConfig(file));
+    expect(error.source).toBe(file);
+    expect(error.issues).toHaveLength(1);
+    expect(error.issues[0]?.message).toMatch(/^the file is not valid JSON: /);
+  });
+
+  it('reports validation problems with the file as the source', async () => {
+    const file = path.join(dir, 'invalid.json');
+    await writeFile(file, JSON.stringify({ ...minimal, name: 'Not Valid' }));
+    const error = await configError(loadConfig(file));
+    expect(error.source).toBe(file);
+    expect(error.message).toBe(
+      `Invalid pipeline config ${file} (1 problem):\n  name: expected a pipeline name: lowercase letters, digits and single dashes, starting with a letter, at most 32 characters, got "Not Valid"`,
+    );
+  });
+
+  it('names every transform file that does not exist', async () => {
+    const file = path.join(dir, 'missing-sql.json');
+    await writeFile(
+      file,
+      JSON.stringify({ ...minimal, transform: ['sql/first.sql', 'sql/gone.sql', 'nope.sql'] }),
+    );
+    const error = await configError(loadConfig(file));
+    expect(error.issues).toEqual([
+      {
+        path: 'transform[1]',
+        message: `expected an existing SQL file, got "sql/gone.sql" (${path.join(dir, 'sql', 'gone.sql')} does not exist)`,
+      },
+      {
+        path: 'transform[2]',
+        message: `expected an existing SQL file, got "nope.sql" (${path.join(dir, 'nope.sql')} does not exist)`,
+      },
+    ]);
+  });
+});
