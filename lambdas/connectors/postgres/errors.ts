@@ -123,7 +123,11 @@ export function classifyPostgresError(
 
   if (err instanceof DatabaseError || (code && /^[0-9A-Z]{5}$/.test(code) && 'severity' in error)) {
     const sqlstate = code ?? 'unknown';
-    const detail = `${error.message} (SQLSTATE ${sqlstate})`;
+    // `where` locates COPY errors ("COPY t, line 3, column c: …"); `detail` names the key of a
+    // unique violation. Both may quote a data value, as PostgreSQL's own log does.
+    const { where: context_, detail: more } = err as { where?: unknown; detail?: unknown };
+    const extra = [more, context_].filter((x): x is string => typeof x === 'string' && x !== '');
+    const detail = `${error.message} (SQLSTATE ${sqlstate})${extra.length ? ` [${extra.join('; ')}]` : ''}`;
     if (sqlstate === '28P01' || sqlstate === '28000') {
       return new TerminalError(say(`authentication failed: ${detail}`), { cause: err });
     }

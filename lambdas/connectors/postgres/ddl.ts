@@ -1,0 +1,330 @@
+/**
+ * Target tables from the column model: created on first use with a primary key, new columns
+ * added on later runs, a changed type widened where no value can be lost, and a clear error
+ * otherwise. Columns that disappear from the source are kept: data is never dropped.
+ *
+ * Identifiers are always quoted through {@link quoteIdent}: a field or column name never
+ * becomes SQL, whatever characters it holds.
+ */
+import type { ClientBase } from 'pg';
+import { TerminalError } from '../../shared/errors';
+import type { Logger } from '../../shared/logging';
+import { silentLogger } from '../../shared/logging';
+import type { PgColumn } from './types';
+
+/**
+ * PostgreSQL truncates identifiers longer than NAMEDATALEN-1 = 63 bytes without an error,
+ * which could make two columns collide: we refuse them instead.
+ * https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS
+ */
+export const MAX_IDENTIFIER_BYTES = 63;
+
+/** Quotes one identifier (`a"b` → `"a""b"`), refusing what PostgreSQL would silently alter. */
+export function quoteIdent(name: string): string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new TerminalError('SQL identifier is empty');
+  }
+  if (name.includes('\u0000'))
+    throw new TerminalError(`SQL identifier ${JSON.stringify(name)} contains a NUL character`);
+  if (Buffer.byteLength(name, 'utf8') > MAX_IDENTIFIER_BYTES) {
+    throw new TerminalError(
+      `SQL identifier ${JSON.stringify(name)} is longer than ${MAX_IDENTIFIER_BYTES} bytes, which PostgreSQL would truncate`,
+    );
+  }
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** `"schema"."name"`, both parts quoted. */
+export function quoteQualified(schema: string, name: string): string {
+  return `${quoteIdent(schema)}.${quoteIdent(name)}`;
+}
+
+/** A PostgreSQL type broken into what the widening rules compare. */
+interface ParsedType {
+  readonly kind: 'varchar' | 'text' | 'int' | 'numeric' | 'float' | 'other';
+  /** varchar length, int/float byte size, numeric precision (undefined: unconstrained). */
+  readonly size?: number;
+  readonly scale?: number;
+  /** The canonical spelling. */
+  readonly text: string;
+}
+
+const ALIASES: Record<string, string> = {
+  int: 'integer',
+  int4: 'integer',
+  int2: 'smallint',
+  int8: 'bigint',
+  float4: 'real',
+  float8: 'double precision',
+  bool: 'boolean',
+  timestamptz: 'timestamp with time zone',
+  timestamp: 'timestamp without time zone',
+  timetz: 'time with time zone',
+  time: 'time without time zone',
+  decimal: 'numeric',
+  varchar: 'character varying',
+};
+
+/** Integer digits each integer type can hold (bigint: 9,223,372,036,854,775,807 has 19). */
+const INT_DIGITS: Record<number, number> = { 2: 5, 4: 10, 8: 19 };
+
+/** Parses a type as written in the model or printed by `format_type()`. */
+export function parsePgType(type: string): ParsedType {
+  const t = type.trim().toLowerCase().replace(/\s+/g, ' ');
+  const match = /^([a-z][a-z0-9 ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$/.exec(t);
+  if (!match?.[1]) return { kind: 'other', text: t };
+  const name = ALIASES[match[1]] ?? match[1];
+  const a = match[2] === undefined ? undefined : Number(match[2]);
+  const b = match[3] === undefined ? undefined : Number(match[3]);
+  switch (name) {
+    case 'character varying':
+      return a === undefined
+        ? { kind: 'text', text: 'text' }
+        : { kind: 'varchar', size: a, text: `character varying(${a})` };
+    case 'text':
+      return { kind: 'text', text: 'text' };
+    case 'smallint':
+      return { kind: 'int', size: 2, text: name };
+    case 'integer':
+      return { kind: 'int', size: 4, text: name };
+    case 'bigint':
+      return { kind: 'int', size: 8, text: name };
+    case 'real':
+      return { kind: 'float', size: 4, text: name };
+    case 'double precision':
+      return { kind: 'float', size: 8, text: name };
+    case 'numeric':
+      return a === undefined
+        ? { kind: 'numeric', text: 'numeric' }
+        : { kind: 'numeric', size: a, scale: b ?? 0, text: `numeric(${a},${b ?? 0})` };
+    default:
+      return {
+        kind: 'other',
+        text: a === undefined ? name : `${name}(${[a, b].filter((x) => x !== undefined).join(',')})`,
+      };
+  }
+}
+
+/** Integer digits and scale of a numeric-like type; `undefined` digits: unbounded. */
+function digitsOf(t: ParsedType): { int: number | undefined; scale: number } {
+  if (t.kind === 'int') return { int: INT_DIGITS[t.size ?? 8] ?? 19, scale: 0 };
+  if (t.size === undefined) return { int: undefined, scale: Number.POSITIVE_INFINITY };
+  return { int: t.size - (t.scale ?? 0), scale: t.scale ?? 0 };
+}
+
+/**
+ * The narrowest type that holds every value of both `existing` and `declared` without loss and
+ * that PostgreSQL converts to in place, or undefined when there is none (the rules of
+ * docs/postgres.md: varchar grows or becomes text; smallint → integer → bigint → numeric;
+ * numeric grows in integer digits and scale; real → double precision; everything else only
+ * stays the same — date → timestamp and timestamp → timestamptz change meaning and are refused).
+ */
+export function commonSupertype(existing: string, declared: string): string | undefined {
+  const a = parsePgType(existing);
+  const b = parsePgType(declared);
+  if (a.text === b.text) return a.text;
+  const strings = new Set(['varchar', 'text']);
+  if (strings.has(a.kind) && strings.has(b.kind)) {
+    if (a.kind === 'text' || b.kind === 'text') return 'text';
+    return `character varying(${Math.max(a.size ?? 0, b.size ?? 0)})`;
+  }
+  if (a.kind === 'float' && b.kind === 'float') return 'double precision';
+  if (a.kind === 'int' && b.kind === 'int') return (a.size ?? 0) >= (b.size ?? 0) ? a.text : b.text;
+  const numericLike = new Set(['int', 'numeric']);
+  if (numericLike.has(a.kind) && numericLike.has(b.kind)) {
+    const da = digitsOf(a);
+    const db = digitsOf(b);
+    if (da.int === undefined || db.int === undefined) return 'numeric';
+    const scale = Math.max(da.scale, db.scale);
+    const precision = Math.max(da.int, db.int) + scale;
+    return precision > 1000 ? 'numeric' : `numeric(${precision},${scale})`;
+  }
+  return undefined;
+}
+
+/** Options of {@link ensureTable}. */
+export interface EnsureTableOptions {
+  readonly schema: string;
+  readonly table: string;
+  readonly columns: readonly PgColumn[];
+  /** Key columns; the table gets this primary key when created, and an existing one must match. */
+  readonly primaryKey?: readonly string[];
+  /**
+   * What to do when the source now declares a narrower type than the column has (e.g. bigint
+   * → integer): `error` refuses with a TerminalError; `keep` keeps the wider column, which
+   * holds every value of the narrower type, and reports it. @default 'error'
+   */
+  readonly onNarrower?: 'error' | 'keep';
+  readonly logger?: Logger;
+}
+
+/** A column whose type was changed in place. */
+export interface WidenedColumn {
+  readonly column: string;
+  readonly from: string;
+  readonly to: string;
+}
+
+/** What {@link ensureTable} did. */
+export interface EnsureTableResult {
+  readonly created: boolean;
+  readonly added: readonly string[];
+  readonly widened: readonly WidenedColumn[];
+  /** Columns kept wider than the declared type (`onNarrower: 'keep'`). */
+  readonly keptWider: readonly WidenedColumn[];
+}
+
+/** Names the loader reserves for its own staging columns. */
+export const RESERVED_COLUMN_PREFIX = '__roundtrip_';
+
+/** Checks a column list: names present, unique, quotable and not reserved; key columns present. */
+export function validateColumns(
+  where: string,
+  columns: readonly PgColumn[],
+  primaryKey: readonly string[] = [],
+): void {
+  if (columns.length === 0) throw new TerminalError(`${where}: no columns`);
+  const seen = new Set<string>();
+  for (const c of columns) {
+    quoteIdent(c.name);
+    if (seen.has(c.name)) throw new TerminalError(`${where}: column "${c.name}" is declared twice`);
+    if (c.name.startsWith(RESERVED_COLUMN_PREFIX)) {
+      throw new TerminalError(
+        `${where}: column "${c.name}" uses the reserved prefix ${RESERVED_COLUMN_PREFIX}`,
+      );
+    }
+    seen.add(c.name);
+  }
+  for (const k of primaryKey) {
+    if (!seen.has(k)) throw new TerminalError(`${where}: key column "${k}" is not among the columns`);
+  }
+}
+
+interface ExistingColumn {
+  name: string;
+  type: string;
+}
+
+async function existingColumns(
+  client: ClientBase,
+  schema: string,
+  table: string,
+): Promise<ExistingColumn[] | undefined> {
+  const { rows } = await client.query<{ relkind: string | null; name: string | null; type: string | null }>(
+    `SELECT c.relkind::text AS relkind, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+       FROM pg_class c
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+       LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE n.nspname = $1 AND c.relname = $2
+      ORDER BY a.attnum`,
+    [schema, table],
+  );
+  if (rows.length === 0) return undefined;
+  const kind = rows[0]?.relkind;
+  if (kind !== 'r' && kind !== 'p') {
+    throw new TerminalError(`${quoteQualified(schema, table)} exists but is not a table (relkind ${kind})`);
+  }
+  return rows.filter((r) => r.name !== null).map((r) => ({ name: r.name as string, type: r.type as string }));
+}
+
+async function existingPrimaryKey(client: ClientBase, schema: string, table: string): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT a.attname AS name
+       FROM pg_constraint co
+       JOIN pg_class c ON c.oid = co.conrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+       JOIN LATERAL unnest(co.conkey) WITH ORDINALITY AS k(attnum, ord) ON true
+       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+      WHERE n.nspname = $1 AND c.relname = $2 AND co.contype = 'p'
+      ORDER BY k.ord`,
+    [schema, table],
+  );
+  return rows.map((r) => r.name);
+}
+
+/**
+ * Creates the table when missing (with its primary key), adds declared columns it lacks, and
+ * widens columns whose declared type is wider. Throws a {@link TerminalError} naming the table,
+ * column, old and new type when a type cannot change safely, and when an existing table's
+ * primary key differs from `primaryKey`. Run it inside the load's transaction so that a failed
+ * load leaves no half-evolved table; DDL takes an exclusive lock on the table until commit.
+ */
+export async function ensureTable(
+  client: ClientBase,
+  options: EnsureTableOptions,
+): Promise<EnsureTableResult> {
+  const { schema, table, columns } = options;
+  const primaryKey = options.primaryKey ?? [];
+  const logger = options.logger ?? silentLogger;
+  const qualified = quoteQualified(schema, table);
+  validateColumns(`Table ${qualified}`, columns, primaryKey);
+
+  const existing = await existingColumns(client, schema, table);
+  if (!existing) {
+    const { rows } = await client.query<{ exists: boolean }>(
+      'SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS exists',
+      [schema],
+    );
+    if (!rows[0]?.exists) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+    const keySet = new Set(primaryKey);
+    const defs = columns.map(
+      (c) =>
+        `${quoteIdent(c.name)} ${parsePgType(c.pgType).text}${!c.nullable || keySet.has(c.name) ? ' NOT NULL' : ''}`,
+    );
+    if (primaryKey.length > 0) defs.push(`PRIMARY KEY (${primaryKey.map(quoteIdent).join(', ')})`);
+    await client.query(`CREATE TABLE IF NOT EXISTS ${qualified} (\n  ${defs.join(',\n  ')}\n)`);
+    logger.info('Created table', { table: `${schema}.${table}`, columns: columns.length });
+    return { created: true, added: [], widened: [], keptWider: [] };
+  }
+
+  if (primaryKey.length > 0) {
+    const pk = await existingPrimaryKey(client, schema, table);
+    if (pk.join('\u0000') !== primaryKey.join('\u0000')) {
+      throw new TerminalError(
+        `Table ${qualified} has primary key (${pk.join(', ') || 'none'}) but the task's key is (${primaryKey.join(', ')}): change the key back or migrate the table by hand`,
+      );
+    }
+  }
+
+  const byName = new Map(existing.map((c) => [c.name, c.type]));
+  const added: string[] = [];
+  const widened: WidenedColumn[] = [];
+  const keptWider: WidenedColumn[] = [];
+  const alterations: string[] = [];
+  for (const column of columns) {
+    const declared = parsePgType(column.pgType).text;
+    const current = byName.get(column.name);
+    if (current === undefined) {
+      alterations.push(`ADD COLUMN ${quoteIdent(column.name)} ${declared}`);
+      added.push(column.name);
+      continue;
+    }
+    const currentText = parsePgType(current).text;
+    if (currentText === declared) continue;
+    const target = commonSupertype(currentText, declared);
+    const what = `column ${quoteIdent(column.name)} of table ${qualified} from ${currentText} to ${declared}`;
+    if (target === undefined) {
+      throw new TerminalError(
+        `Cannot change ${what}: no lossless conversion exists; convert the column by hand or load into a new table`,
+      );
+    }
+    if (target === currentText) {
+      if ((options.onNarrower ?? 'error') === 'error') {
+        throw new TerminalError(
+          `Cannot change ${what}: that narrows the column and could lose data (set onNarrower: 'keep' to keep the wider column)`,
+        );
+      }
+      keptWider.push({ column: column.name, from: currentText, to: declared });
+      continue;
+    }
+    alterations.push(`ALTER COLUMN ${quoteIdent(column.name)} TYPE ${target}`);
+    widened.push({ column: column.name, from: currentText, to: target });
+  }
+  if (alterations.length > 0) {
+    await client.query(`ALTER TABLE ${qualified} ${alterations.join(', ')}`);
+    logger.info('Evolved table', { table: `${schema}.${table}`, added, widened });
+  }
+  if (keptWider.length > 0)
+    logger.warn('Kept columns wider than the source declares', { table: `${schema}.${table}`, keptWider });
+  return { created: false, added, widened, keptWider };
+}
