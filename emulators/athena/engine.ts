@@ -106,7 +106,8 @@ interface QueryExecution {
   columns?: ColumnInfo[];
   dataScannedBytes: number;
   connection?: DuckDBConnection;
-  timer?: NodeJS.Timeout;
+  /** Ends the current queued/running delay early (StopQueryExecution). */
+  wake?: () => void;
 }
 
 /** An S3 object the emulator wrote, for the S3 handler: its MD5 ETag. */
@@ -143,7 +144,19 @@ export function objectPath(resultsDir: string, bucket: string, key: string): str
 }
 
 const epochSeconds = (ms: number): number => ms / 1000;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits `ms`, or less when StopQueryExecution wakes the execution. */
+function delay(execution: QueryExecution, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      execution.wake = undefined;
+      resolve();
+    }
+    execution.wake = done;
+  });
+}
 
 type SelectNode = { type?: string; select_list?: { class?: string; alias?: string }[] };
 
@@ -334,7 +347,7 @@ export class QueryEngine {
 
   private async runLifecycle(execution: QueryExecution): Promise<void> {
     const { queued, running } = this.options.queryDelaysMs;
-    if (queued > 0) await sleep(queued);
+    if (queued > 0) await delay(execution, queued);
     if (execution.state !== 'QUEUED') return; // cancelled while queued
     execution.state = 'RUNNING';
     execution.runningAt = Date.now();
@@ -348,7 +361,7 @@ export class QueryEngine {
       );
     }
     const remaining = execution.runningAt + running - Date.now();
-    if (remaining > 0) await sleep(remaining);
+    if (remaining > 0 && execution.state === 'RUNNING') await delay(execution, remaining);
     if (execution.state !== 'RUNNING') {
       await rm(execution.resultPath, { force: true });
       return; // cancelled while running
@@ -647,6 +660,7 @@ export class QueryEngine {
       execution.cancelReason = 'Query cancelled by user';
       execution.completedAt = Date.now();
       if (wasRunning) execution.connection?.interrupt();
+      execution.wake?.();
     }
     return {};
   }

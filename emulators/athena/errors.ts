@@ -155,7 +155,8 @@ export interface CatalogContext {
  */
 export function translateDuckDbError(query: string, message: string, context: CatalogContext): QueryFailure {
   const position = positionFromDuckDbMessage(query, message);
-  const firstLine = (message.split('\n')[0] ?? message).trim();
+  // Errors raised through a prepared statement arrive prefixed with "Error: ".
+  const firstLine = (message.split('\n')[0] ?? message).trim().replace(/^Error: /, '');
   const named = position ? identifierAt(query, position) : undefined;
 
   if (/^Catalog Error: Table with name .* does not exist/.test(firstLine)) {

@@ -1,0 +1,399 @@
+import {
+  GetQueryResultsCommand,
+  StartQueryExecutionCommand,
+  StopQueryExecutionCommand,
+  GetQueryExecutionCommand,
+} from '@aws-sdk/client-athena';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import {
+  rejection,
+  resultFile,
+  runQuery,
+  s3Address,
+  startHarness,
+  waitForQuery,
+  type Harness,
+} from './helpers';
+
+const CUSTOMERS =
+  '"email","lifetime_value","last_order_at","segment"\n' +
+  '"ada@example.com","1200.50","2024-01-02 03:04:05","gold"\n' +
+  '"bob@example.com","80","2024-02-03 00:00:00",\n' +
+  '"cy@example.com",,,""\n';
+
+const ROWS = 2500;
+const many =
+  ['"n","label"', ...Array.from({ length: ROWS }, (_, i) => `"${i + 1}","row ${i + 1}"`)].join('\n') + '\n';
+
+jest.setTimeout(60_000);
+
+describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness(
+      {
+        'marketing/customers.csv': CUSTOMERS,
+        'marketing/many.csv': many,
+        'marketing/typed.csv': '"id","code"\n"1","007"\n',
+        'marketing/typed.schema.json': JSON.stringify({ columns: { id: 'INTEGER', code: 'VARCHAR' } }),
+        'default/numbers.csv': '"x"\n"1"\n"2"\n',
+      },
+      {
+        workgroups: {
+          primary: {},
+          roundtrip: { outputLocation: 's3://wg-results/rt/' },
+          locked: { outputLocation: 's3://wg-locked/', enforce: true },
+        },
+      },
+    );
+  });
+  afterAll(() => h.close());
+
+  const inMarketing = { QueryExecutionContext: { Database: 'marketing' } };
+  const output = { ResultConfiguration: { OutputLocation: 's3://query-results/athena/' } };
+
+  describe('StartQueryExecution and GetQueryExecution', () => {
+    it('runs a query to SUCCEEDED and reports where the result is, with statistics', async () => {
+      const { id, execution } = await runQuery(h.athena, {
+        QueryString: 'SELECT email FROM customers',
+        ...inMarketing,
+        ...output,
+      });
+      expect(execution.Status?.State).toBe('SUCCEEDED');
+      expect(execution.QueryExecutionId).toBe(id);
+      expect(execution.Query).toBe('SELECT email FROM customers');
+      expect(execution.StatementType).toBe('DML');
+      expect(execution.WorkGroup).toBe('primary');
+      expect(execution.QueryExecutionContext).toEqual({ Database: 'marketing', Catalog: 'awsdatacatalog' });
+      expect(execution.ResultConfiguration?.OutputLocation).toBe(`s3://query-results/athena/${id}.csv`);
+      expect(execution.Status?.SubmissionDateTime).toBeInstanceOf(Date);
+      expect(execution.Status?.CompletionDateTime).toBeInstanceOf(Date);
+      expect(execution.Statistics?.DataScannedInBytes).toBe(Buffer.byteLength(CUSTOMERS));
+      expect(execution.Statistics?.EngineExecutionTimeInMillis).toEqual(expect.any(Number));
+      expect(execution.Statistics?.TotalExecutionTimeInMillis).toEqual(expect.any(Number));
+    });
+
+    it('resolves db.table, awsdatacatalog.db.table, and bare tables of the default database', async () => {
+      const qualified = await runQuery(h.athena, {
+        QueryString:
+          'SELECT count(*) AS n FROM marketing.customers JOIN awsdatacatalog.marketing.typed ON true',
+        ...output,
+      });
+      expect(qualified.execution.Status?.State).toBe('SUCCEEDED');
+      expect(qualified.execution.QueryExecutionContext?.Database).toBe('default');
+      expect(await resultFile(h.s3, qualified.execution)).toBe('"n"\n"3"\n');
+      const bare = await runQuery(h.athena, { QueryString: 'SELECT sum(x) FROM numbers', ...output });
+      expect(await resultFile(h.s3, bare.execution)).toBe('"_col0"\n"3"\n');
+    });
+
+    it('takes column types from a sidecar schema file', async () => {
+      const { id } = await runQuery(h.athena, {
+        QueryString: 'SELECT id, code FROM typed',
+        ...inMarketing,
+        ...output,
+      });
+      const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+      expect(page.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => c.Type)).toEqual([
+        'integer',
+        'varchar',
+      ]);
+      expect(page.ResultSet?.Rows?.[1]?.Data).toEqual([{ VarCharValue: '1' }, { VarCharValue: '007' }]);
+    });
+
+    it('binds ExecutionParameters to ? placeholders', async () => {
+      const { execution } = await runQuery(h.athena, {
+        QueryString: 'SELECT email FROM customers WHERE lifetime_value > ? AND segment = ?',
+        ExecutionParameters: ['100', "'gold'"],
+        ...inMarketing,
+        ...output,
+      });
+      expect(execution.Status?.State).toBe('SUCCEEDED');
+      expect(execution.ExecutionParameters).toEqual(['100', "'gold'"]);
+      expect(await resultFile(h.s3, execution)).toBe('"email"\n"ada@example.com"\n');
+    });
+
+    it('moves QUEUED → RUNNING → SUCCEEDED with the configured delays', async () => {
+      const slow = await startHarness(
+        { 'd/t.csv': '"a"\n"1"\n' },
+        { queryDelaysMs: { queued: 600, running: 600 } },
+      );
+      try {
+        const { states, execution } = await runQuery(slow.athena, {
+          QueryString: 'SELECT a FROM t',
+          QueryExecutionContext: { Database: 'd' },
+        });
+        expect(states).toEqual(['QUEUED', 'RUNNING', 'SUCCEEDED']);
+        expect(execution.Statistics?.QueryQueueTimeInMillis).toBeGreaterThanOrEqual(600);
+      } finally {
+        await slow.close();
+      }
+    });
+
+    it('returns the same id for a repeated ClientRequestToken without running the query again', async () => {
+      const input = {
+        QueryString: 'SELECT 1',
+        ClientRequestToken: 'token-0000000000000000000000000000001',
+        ...output,
+      };
+      const first = await h.athena.send(new StartQueryExecutionCommand(input));
+      const second = await h.athena.send(new StartQueryExecutionCommand(input));
+      expect(second.QueryExecutionId).toBe(first.QueryExecutionId);
+      const err = await rejection(
+        h.athena.send(new StartQueryExecutionCommand({ ...input, QueryString: 'SELECT 2' })),
+      );
+      expect(err.name).toBe('InvalidRequestException');
+      expect(err.AthenaErrorCode).toBe('IDEMPOTENT_PARAMETER_MISMATCH');
+      expect(err.message).toContain(String(first.QueryExecutionId));
+    });
+
+    it('rejects a token outside 32–128 characters', async () => {
+      const err = await rejection(
+        h.athena.send(
+          new StartQueryExecutionCommand({ QueryString: 'SELECT 1', ClientRequestToken: 'short', ...output }),
+        ),
+      );
+      expect(err.name).toBe('InvalidRequestException');
+      expect(err.message).toContain("'clientRequestToken'");
+    });
+
+    it('rejects a syntax error up front with MALFORMED_QUERY and no execution', async () => {
+      const err = await rejection(
+        h.athena.send(new StartQueryExecutionCommand({ QueryString: 'SELEC 1', ...output })),
+      );
+      expect(err.name).toBe('InvalidRequestException');
+      expect(err.AthenaErrorCode).toBe('MALFORMED_QUERY');
+      expect(err.message).toBe('line 1:1: syntax error at or near "SELEC"');
+      const many = await rejection(
+        h.athena.send(new StartQueryExecutionCommand({ QueryString: 'SELECT 1; SELECT 2', ...output })),
+      );
+      expect(many.AthenaErrorCode).toBe('MALFORMED_QUERY');
+      expect(many.message).toBe('Only one sql statement is allowed. Got: 2');
+    });
+
+    it('takes the output location from the workgroup, and the workgroup wins when it enforces', async () => {
+      const fromWorkgroup = await runQuery(h.athena, { QueryString: 'SELECT 1', WorkGroup: 'roundtrip' });
+      expect(fromWorkgroup.execution.ResultConfiguration?.OutputLocation).toBe(
+        `s3://wg-results/rt/${fromWorkgroup.id}.csv`,
+      );
+      expect(fromWorkgroup.execution.WorkGroup).toBe('roundtrip');
+      const enforced = await runQuery(h.athena, { QueryString: 'SELECT 1', WorkGroup: 'locked', ...output });
+      expect(enforced.execution.ResultConfiguration?.OutputLocation).toBe(
+        `s3://wg-locked/${enforced.id}.csv`,
+      );
+      expect(await resultFile(h.s3, enforced.execution)).toBe('"_col0"\n"1"\n');
+    });
+
+    it('refuses a query with no output location, an unknown workgroup, or a bad location', async () => {
+      const none = await rejection(
+        h.athena.send(new StartQueryExecutionCommand({ QueryString: 'SELECT 1' })),
+      );
+      expect(none.name).toBe('InvalidRequestException');
+      expect(none.AthenaErrorCode).toBe('INVALID_INPUT');
+      expect(none.message).toContain('No output location provided');
+      const wg = await rejection(
+        h.athena.send(
+          new StartQueryExecutionCommand({ QueryString: 'SELECT 1', WorkGroup: 'nope', ...output }),
+        ),
+      );
+      expect(wg.message).toBe('WorkGroup nope is not found.');
+      const bad = await rejection(
+        h.athena.send(
+          new StartQueryExecutionCommand({
+            QueryString: 'SELECT 1',
+            ResultConfiguration: { OutputLocation: 'results/' },
+          }),
+        ),
+      );
+      expect(bad.message).toContain('OutputLocation results/ is not a valid S3 location');
+    });
+
+    it('fails a query on an unknown table or column after it started, with Athena’s StateChangeReason', async () => {
+      const table = await runQuery(h.athena, {
+        QueryString: 'SELECT * FROM nope',
+        ...inMarketing,
+        ...output,
+      });
+      expect(table.execution.Status?.State).toBe('FAILED');
+      expect(table.execution.Status?.StateChangeReason).toBe(
+        "TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.marketing.nope' does not exist",
+      );
+      expect(table.execution.Status?.AthenaError).toMatchObject({
+        ErrorCategory: 2,
+        ErrorType: 1000,
+        Retryable: false,
+      });
+      const column = await runQuery(h.athena, {
+        QueryString: 'SELECT x FROM customers',
+        ...inMarketing,
+        ...output,
+      });
+      expect(column.execution.Status?.StateChangeReason).toBe(
+        "COLUMN_NOT_FOUND: line 1:8: Column 'x' cannot be resolved",
+      );
+      const schema = await runQuery(h.athena, {
+        QueryString: 'SELECT 1',
+        QueryExecutionContext: { Database: 'sales' },
+        ...output,
+      });
+      expect(schema.execution.Status?.StateChangeReason).toBe(
+        "SCHEMA_NOT_FOUND: Schema 'sales' does not exist",
+      );
+      const results = await rejection(
+        h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: table.id })),
+      );
+      expect(results.name).toBe('InvalidRequestException');
+      expect(results.AthenaErrorCode).toBe('INVALID_QUERY_EXECUTION_STATE');
+    });
+
+    it('answers an unknown QueryExecutionId with InvalidRequestException', async () => {
+      const err = await rejection(
+        h.athena.send(
+          new GetQueryExecutionCommand({ QueryExecutionId: '00000000-0000-0000-0000-000000000000' }),
+        ),
+      );
+      expect(err.name).toBe('InvalidRequestException');
+      expect(err.message).toBe('QueryExecution 00000000-0000-0000-0000-000000000000 was not found');
+    });
+  });
+
+  describe('StopQueryExecution', () => {
+    it('cancels a queued query, refuses its results, and leaves a finished query alone', async () => {
+      const slow = await startHarness(
+        { 'd/t.csv': '"a"\n"1"\n' },
+        { queryDelaysMs: { queued: 5_000, running: 0 } },
+      );
+      try {
+        const { QueryExecutionId } = await slow.athena.send(
+          new StartQueryExecutionCommand({
+            QueryString: 'SELECT a FROM t',
+            QueryExecutionContext: { Database: 'd' },
+          }),
+        );
+        const early = await rejection(slow.athena.send(new GetQueryResultsCommand({ QueryExecutionId })));
+        expect(early.AthenaErrorCode).toBe('INVALID_QUERY_EXECUTION_STATE');
+        expect(early.message).toBe('Query has not yet finished. Current state: QUEUED');
+        expect(await slow.athena.send(new StopQueryExecutionCommand({ QueryExecutionId }))).toBeDefined();
+        const { execution } = await waitForQuery(slow.athena, String(QueryExecutionId));
+        expect(execution.Status?.State).toBe('CANCELLED');
+        expect(execution.Status?.CompletionDateTime).toBeInstanceOf(Date);
+        const after = await rejection(slow.athena.send(new GetQueryResultsCommand({ QueryExecutionId })));
+        expect(after.message).toBe('Query has been cancelled');
+      } finally {
+        await slow.close();
+      }
+      const done = await runQuery(h.athena, { QueryString: 'SELECT 1', ...output });
+      await h.athena.send(new StopQueryExecutionCommand({ QueryExecutionId: done.id }));
+      expect((await waitForQuery(h.athena, done.id)).execution.Status?.State).toBe('SUCCEEDED');
+    });
+
+    it('cancels a running query and removes its partial result', async () => {
+      const { QueryExecutionId } = await h.athena.send(
+        new StartQueryExecutionCommand({
+          // A cross join large enough to still run when the stop arrives.
+          QueryString: 'SELECT a.range * b.range AS p FROM range(100000) a, range(100000) b',
+          ...output,
+        }),
+      );
+      await waitUntilRunning(String(QueryExecutionId));
+      await h.athena.send(new StopQueryExecutionCommand({ QueryExecutionId }));
+      const { execution } = await waitForQuery(h.athena, String(QueryExecutionId));
+      expect(execution.Status?.State).toBe('CANCELLED');
+      expect(execution.Status?.StateChangeReason).toBe('Query cancelled by user');
+      const head = await rejection(
+        h.s3.send(new HeadObjectCommand(s3Address(execution.ResultConfiguration?.OutputLocation))),
+      );
+      expect(head.name).toBe('NotFound');
+    });
+  });
+
+  async function waitUntilRunning(id: string): Promise<void> {
+    for (;;) {
+      const { QueryExecution } = await h.athena.send(new GetQueryExecutionCommand({ QueryExecutionId: id }));
+      if (QueryExecution?.Status?.State !== 'QUEUED') return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  describe('GetQueryResults', () => {
+    it('pages 1,000 rows at a time, the header first, with NextToken until the last page', async () => {
+      const { id } = await runQuery(h.athena, {
+        QueryString: 'SELECT n, label FROM many ORDER BY n',
+        ...inMarketing,
+        ...output,
+      });
+      const pages: string[][][] = [];
+      let token: string | undefined;
+      do {
+        const page = await h.athena.send(
+          new GetQueryResultsCommand({ QueryExecutionId: id, MaxResults: 1000, NextToken: token }),
+        );
+        expect(page.UpdateCount).toBe(0);
+        expect(page.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => c.Name)).toEqual(['n', 'label']);
+        pages.push(
+          (page.ResultSet?.Rows ?? []).map((r) => (r.Data ?? []).map((d) => String(d.VarCharValue))),
+        );
+        token = page.NextToken;
+      } while (token);
+      expect(pages.map((p) => p.length)).toEqual([1000, 1000, 501]);
+      const rows = pages.flat();
+      expect(rows[0]).toEqual(['n', 'label']);
+      expect(rows[1]).toEqual(['1', 'row 1']);
+      expect(rows.at(-1)).toEqual([String(ROWS), `row ${ROWS}`]);
+      expect(new Set(rows.slice(1).map((r) => r[0])).size).toBe(ROWS);
+    });
+
+    it('defaults MaxResults to 1,000 and refuses more, and refuses a forged NextToken', async () => {
+      const { id } = await runQuery(h.athena, {
+        QueryString: 'SELECT n FROM many',
+        ...inMarketing,
+        ...output,
+      });
+      const first = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+      expect(first.ResultSet?.Rows).toHaveLength(1000);
+      const tooMany = await rejection(
+        h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id, MaxResults: 1001 })),
+      );
+      expect(tooMany.name).toBe('InvalidRequestException');
+      expect(tooMany.message).toContain("'maxResults'");
+      const forged = Buffer.from(`${id}:0:AAAA`).toString('base64url');
+      const bad = await rejection(
+        h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id, NextToken: forged })),
+      );
+      expect(bad.message).toBe(`NextToken is not valid for query execution ${id}`);
+    });
+
+    it('reports NULL as {} and the empty string as an empty VarCharValue', async () => {
+      const { id } = await runQuery(h.athena, {
+        QueryString: 'SELECT email, segment FROM customers ORDER BY email',
+        ...inMarketing,
+        ...output,
+      });
+      const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+      expect(page.ResultSet?.Rows?.map((r) => r.Data)).toEqual([
+        [{ VarCharValue: 'email' }, { VarCharValue: 'segment' }],
+        [{ VarCharValue: 'ada@example.com' }, { VarCharValue: 'gold' }],
+        [{ VarCharValue: 'bob@example.com' }, {}],
+        [{ VarCharValue: 'cy@example.com' }, { VarCharValue: '' }],
+      ]);
+      expect(page.NextToken).toBeUndefined();
+    });
+  });
+
+  it('answers an operation it does not implement with UnknownOperationException naming it', async () => {
+    const response = await fetch(h.emulator.endpoint, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-amz-json-1.1',
+        'x-amz-target': 'AmazonAthena.ListWorkGroups',
+      },
+      body: '{}',
+    });
+    expect(response.status).toBe(400);
+    expect(response.headers.get('x-amzn-requestid')).toBeTruthy();
+    expect(await response.json()).toEqual({
+      __type: 'UnknownOperationException',
+      Message: expect.stringContaining('does not implement ListWorkGroups'),
+    });
+  });
+});

@@ -1,0 +1,138 @@
+import { GetQueryResultsCommand } from '@aws-sdk/client-athena';
+import { resultFile, runQuery, startHarness, type Harness } from './helpers';
+
+jest.setTimeout(60_000);
+
+/**
+ * Every column type DuckDB can produce in a result, with the Athena type name, precision, scale
+ * and the text Athena gives the value (docs/athena-emulator.md has the same table).
+ */
+const COLUMNS: [sql: string, type: string, precision: number, scale: number, text: string][] = [
+  ["'text'::VARCHAR", 'varchar', 2147483647, 0, 'text'],
+  ['\'{"a": [1, 2]}\'::JSON', 'json', 0, 0, '{"a": [1, 2]}'],
+  ['true', 'boolean', 0, 0, 'true'],
+  ['(-128)::TINYINT', 'tinyint', 3, 0, '-128'],
+  ['32767::SMALLINT', 'smallint', 5, 0, '32767'],
+  ['2147483647::INTEGER', 'integer', 10, 0, '2147483647'],
+  ['(-9223372036854775808)::BIGINT', 'bigint', 19, 0, '-9223372036854775808'],
+  ['255::UTINYINT', 'smallint', 5, 0, '255'],
+  ['65535::USMALLINT', 'integer', 10, 0, '65535'],
+  ['4294967295::UINTEGER', 'bigint', 19, 0, '4294967295'],
+  ['18446744073709551615::UBIGINT', 'decimal', 20, 0, '18446744073709551615'],
+  [
+    '170141183460469231731687303715884105727::HUGEINT',
+    'decimal',
+    38,
+    0,
+    '170141183460469231731687303715884105727',
+  ],
+  ['12345::UHUGEINT', 'decimal', 38, 0, '12345'],
+  [
+    "'123456789012345678901234567890123456789012'::BIGNUM",
+    'varchar',
+    2147483647,
+    0,
+    '123456789012345678901234567890123456789012',
+  ],
+  ['0.1::FLOAT', 'float', 9, 0, '0.1'],
+  ['1e20::DOUBLE', 'double', 17, 0, '1.0E20'],
+  ['0.5::DOUBLE', 'double', 17, 0, '0.5'],
+  ['12.345::DECIMAL(12,3)', 'decimal', 12, 3, '12.345'],
+  ['1.5::DECIMAL(38,10)', 'decimal', 38, 10, '1.5000000000'],
+  ["DATE '2020-01-01'", 'date', 0, 0, '2020-01-01'],
+  ["TIMESTAMP '2020-01-01 12:34:56.789'", 'timestamp', 3, 3, '2020-01-01 12:34:56.789'],
+  ["'2020-01-01 12:34:56'::TIMESTAMP_S", 'timestamp', 3, 3, '2020-01-01 12:34:56.000'],
+  ["'2020-01-01 12:34:56.789'::TIMESTAMP_MS", 'timestamp', 3, 3, '2020-01-01 12:34:56.789'],
+  ["'2020-01-01 12:34:56.789123456'::TIMESTAMP_NS", 'timestamp', 3, 3, '2020-01-01 12:34:56.789'],
+  [
+    "'2020-01-01 14:34:56.789+02'::TIMESTAMPTZ",
+    'timestamp with time zone',
+    3,
+    3,
+    '2020-01-01 12:34:56.789 UTC',
+  ],
+  ["TIME '12:34:56.789'", 'time', 3, 3, '12:34:56.789'],
+  ["'12:34:56.789'::TIME_NS", 'time', 3, 3, '12:34:56.789'],
+  ["'12:34:56.789+05:30'::TIMETZ", 'time with time zone', 3, 3, '12:34:56.789+05:30'],
+  ["INTERVAL '2 days 1 hour 2 minutes 3.004 seconds'", 'interval day to second', 0, 3, '2 01:02:03.004'],
+  ["'\\xDE\\xAD\\x00'::BLOB", 'varbinary', 2147483647, 0, 'de ad 00'],
+  [
+    "'POINT(1 2)'::GEOMETRY",
+    'varbinary',
+    2147483647,
+    0,
+    '01 01 00 00 00 00 00 00 00 00 00 f0 3f 00 00 00 00 00 00 00 40',
+  ],
+  ['[1, NULL, 3]', 'array', 0, 0, '[1, null, 3]'],
+  ["['a', '']::VARCHAR[2]", 'array', 0, 0, '[a, ]'],
+  ["MAP {'k': 1.5::DOUBLE}", 'map', 0, 0, '{k=1.5}'],
+  ["{'a': 1, 'b': 'x', 'c': NULL}", 'row', 0, 0, '{a=1, b=x, c=null}'],
+  [
+    "'00000000-0000-0000-0000-000000000001'::UUID",
+    'varchar',
+    2147483647,
+    0,
+    '00000000-0000-0000-0000-000000000001',
+  ],
+  ['(SELECT small_enum FROM test_all_types() LIMIT 1)', 'varchar', 2147483647, 0, 'DUCK_DUCK_ENUM'],
+  ["'101'::BIT", 'varchar', 2147483647, 0, '101'],
+  ['union_value(num := 2)', 'varchar', 2147483647, 0, '2'],
+  ['1::VARIANT', 'varchar', 2147483647, 0, '1'],
+];
+
+describe('Athena emulator column types (real @aws-sdk/client-athena)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({});
+  });
+  afterAll(() => h.close());
+
+  it('maps every DuckDB result type to Athena’s name, precision, scale and value text', async () => {
+    const query = `SELECT ${COLUMNS.map(([sql], i) => `${sql} AS c${i}`).join(', ')}`;
+    const { id, execution } = await runQuery(h.athena, { QueryString: query });
+    expect(execution.Status?.StateChangeReason).toBeUndefined();
+    const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+    const info = page.ResultSet?.ResultSetMetadata?.ColumnInfo ?? [];
+    const values = page.ResultSet?.Rows?.[1]?.Data ?? [];
+    const actual = COLUMNS.map(([sql], i) => [
+      sql,
+      info[i]?.Type,
+      info[i]?.Precision,
+      info[i]?.Scale,
+      values[i]?.VarCharValue,
+    ]);
+    expect(actual).toEqual(COLUMNS);
+    expect(info[0]).toEqual({
+      CatalogName: 'hive',
+      SchemaName: '',
+      TableName: '',
+      Name: 'c0',
+      Label: 'c0',
+      Type: 'varchar',
+      Precision: 2147483647,
+      Scale: 0,
+      Nullable: 'UNKNOWN',
+      CaseSensitive: true,
+    });
+    // The result file carries the same text, quoted, in the same order.
+    const csv = await resultFile(h.s3, execution);
+    const header = COLUMNS.map((_, i) => `"c${i}"`).join(',');
+    const row = COLUMNS.map(([, , , , text]) => `"${text.replaceAll('"', '""')}"`).join(',');
+    expect(csv).toBe(`${header}\n${row}\n`);
+  });
+
+  it('reports NULL of every type as {} and as an empty unquoted field', async () => {
+    const { id, execution } = await runQuery(h.athena, {
+      QueryString: `SELECT ${COLUMNS.map((_, i) => `c${i}`).join(', ')} FROM (SELECT ${COLUMNS.map(([sql], i) => `${sql} AS c${i}`).join(', ')}) WHERE false UNION ALL SELECT ${COLUMNS.map(() => 'NULL').join(', ')}`,
+    });
+    expect(execution.Status?.State).toBe('SUCCEEDED');
+    const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+    expect(page.ResultSet?.Rows?.[1]?.Data).toEqual(COLUMNS.map(() => ({})));
+    expect(page.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => c.Type)).toEqual(
+      COLUMNS.map(([, type]) => type),
+    );
+    expect(await resultFile(h.s3, execution)).toBe(
+      `${COLUMNS.map((_, i) => `"c${i}"`).join(',')}\n${','.repeat(COLUMNS.length - 1)}\n`,
+    );
+  });
+});
