@@ -66,7 +66,10 @@ export interface AthenaConnectorOptions {
   readonly catalog?: string;
   /** `s3://…/` for results; when absent the workgroup's setting applies. */
   readonly outputLocation?: string;
-  /** Attempts to read the result file when the connection drops (resumed with a Range request). @default 3 */
+  /**
+   * Attempts in a row without progress when reading the result file; a read that fails after
+   * delivering bytes is resumed from there with a Range request. @default 3
+   */
   readonly s3ReadAttempts?: number;
 }
 
@@ -163,7 +166,12 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
   async function* resultFile(outputLocation: string): AsyncGenerator<Buffer> {
     const { bucket, key } = parseS3Url(outputLocation);
     let offset = 0;
-    for (let attempt = 1; ; attempt += 1) {
+    // Attempts without progress: a read that delivered bytes before failing resets the count, so a
+    // flaky connection still finishes (each retry resumes where the last one stopped).
+    let attempt = 0;
+    for (let read = 1; ; read += 1) {
+      const startedAt = offset;
+      attempt += 1;
       try {
         s3Reads += 1;
         const out = await s3.send(
@@ -179,10 +187,11 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
           offset += buf.length;
           yield buf;
         }
-        logger.info('Athena result file read', { outputLocation, bytes: offset, reads: attempt });
+        logger.info('Athena result file read', { outputLocation, bytes: offset, reads: read });
         return;
       } catch (err) {
         const classified = classifyAthenaError(err, `S3 GetObject ${outputLocation}`);
+        if (offset > startedAt) attempt = 0;
         if (!(classified instanceof TransientError) || attempt >= s3ReadAttempts) throw classified;
         logger.warn('Athena result file read interrupted; resuming', {
           outputLocation,
