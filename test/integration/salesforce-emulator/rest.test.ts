@@ -1,6 +1,6 @@
 import type { Connection } from 'jsforce';
 import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emulators/salesforce';
-import { api, caught, soapLogin, VERSION } from './support';
+import { api, caught, firstStatusCode, soapLogin, VERSION } from './support';
 
 describe('Salesforce emulator REST API (jsforce 3.10.16 over HTTP)', () => {
   let sf: SalesforceEmulator;
@@ -239,7 +239,7 @@ describe('Salesforce emulator REST API (jsforce 3.10.16 over HTTP)', () => {
       const results = await conn
         .sobject('Lead')
         .create([{ LastName: 'A1', Company: 'Co' }, { LastName: 'A2' }], { allOrNone: true });
-      expect(results.map((r) => (r.success ? 'ok' : r.errors[0]?.statusCode))).toEqual([
+      expect(results.map((r) => (r.success ? 'ok' : firstStatusCode(r)))).toEqual([
         'ALL_OR_NONE_OPERATION_ROLLED_BACK',
         'REQUIRED_FIELD_MISSING',
       ]);

@@ -40,7 +40,7 @@ export async function api(
 
 /** The error jsforce raised, for asserting on `errorCode` / `name` / `message`. */
 export async function caught(
-  promise: Promise<unknown>,
+  promise: PromiseLike<unknown>,
 ): Promise<Error & { errorCode?: string; data?: unknown }> {
   try {
     await promise;
@@ -48,4 +48,12 @@ export async function caught(
     return err as Error & { errorCode?: string };
   }
   throw new Error('expected the call to fail, it succeeded');
+}
+
+/**
+ * The `statusCode` of a save result's first error. Collections send `statusCode` per record
+ * (salesforce-wire.md); jsforce's `SaveError` type names it `errorCode`, hence the cast.
+ */
+export function firstStatusCode(result: { errors: unknown[] } | undefined): string | undefined {
+  return (result?.errors[0] as { statusCode?: string } | undefined)?.statusCode;
 }

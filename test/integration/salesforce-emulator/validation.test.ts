@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Connection } from 'jsforce';
 import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emulators/salesforce';
 import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
-import { api, caught, soapLogin } from './support';
+import { api, caught, firstStatusCode, soapLogin } from './support';
 
 type Op = 'insert' | 'update' | 'upsert';
 interface Case {
@@ -156,7 +156,7 @@ describe('Salesforce emulator per-record validation (Collections and Bulk ingest
             : await lead.upsert([record], c.extIdField as string);
       expect(results).toHaveLength(1);
       expect(results[0]?.success).toBe(false);
-      expect(results[0]?.errors[0]?.statusCode).toBe(c.code);
+      expect(firstStatusCode(results[0])).toBe(c.code);
     });
 
     it(`fails the row with ${c.code} in Bulk ingest failedResults`, async () => {
