@@ -50,7 +50,7 @@ const jwtSecret = z.object({
   clientId: nonEmpty,
   username: nonEmpty,
   privateKey: nonEmpty,
-  /** The JWT `aud`; defaults to the login URL (Salesforce wants `https://login.salesforce.com`, `https://test.salesforce.com` or the community URL). */
+  /** The JWT `aud`. @default jwtAudienceFor(loginUrl) */
   audience: z.string().optional(),
 });
 
@@ -172,6 +172,22 @@ export function buildJwtAssertion(input: JwtAssertionInput): string {
   return `${signingInput}.${base64url(signature)}`;
 }
 
+/**
+ * The JWT `aud` for a login URL: Salesforce accepts `https://login.salesforce.com`,
+ * `https://test.salesforce.com` or an Experience Cloud site URL, not a My Domain URL
+ * (https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm). A sandbox My
+ * Domain maps to test, a production My Domain to login; any other URL (a site, the emulator) is
+ * its own audience.
+ */
+export function jwtAudienceFor(loginUrl: string): string {
+  const host = new URL(loginUrl).hostname.toLowerCase();
+  if (host === 'test.salesforce.com' || host.endsWith('.sandbox.my.salesforce.com'))
+    return 'https://test.salesforce.com';
+  if (host === 'login.salesforce.com' || host.endsWith('.my.salesforce.com'))
+    return 'https://login.salesforce.com';
+  return loginUrl;
+}
+
 /** What a token endpoint answers (the keys jsforce reads). */
 interface TokenResponse {
   access_token: string;
@@ -219,7 +235,7 @@ export async function signIn(conn: Connection, secret: SalesforceSecret): Promis
       const assertion = buildJwtAssertion({
         clientId: secret.clientId,
         username: secret.username,
-        audience: secret.audience ?? secret.loginUrl,
+        audience: secret.audience ?? jwtAudienceFor(secret.loginUrl),
         privateKey: secret.privateKey,
       });
       establish(

@@ -2,6 +2,7 @@ import { generateKeyPairSync, createVerify } from 'node:crypto';
 import { TerminalError } from '../../../../lambdas/shared/errors';
 import {
   buildJwtAssertion,
+  jwtAudienceFor,
   parseSalesforceSecret,
   secretValuesOf,
 } from '../../../../lambdas/connectors/salesforce/auth';
@@ -122,5 +123,14 @@ describe('buildJwtAssertion', () => {
     expect(() => buildJwtAssertion({ clientId: 'c', username: 'u', audience: 'a', privateKey: ec })).toThrow(
       'RS256 needs an RSA key',
     );
+  });
+});
+
+describe('jwtAudienceFor', () => {
+  it('maps My Domain URLs to the login or test audience and keeps any other URL', () => {
+    expect(jwtAudienceFor('https://acme.my.salesforce.com')).toBe('https://login.salesforce.com');
+    expect(jwtAudienceFor('https://acme--uat.sandbox.my.salesforce.com')).toBe('https://test.salesforce.com');
+    expect(jwtAudienceFor('https://test.salesforce.com')).toBe('https://test.salesforce.com');
+    expect(jwtAudienceFor('http://127.0.0.1:8383')).toBe('http://127.0.0.1:8383');
   });
 });
