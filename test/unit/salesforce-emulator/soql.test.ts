@@ -304,6 +304,32 @@ describe('SOQL', () => {
     });
   });
 
+  describe('incremental extract', () => {
+    it('pages by SystemModstamp with Id as tie-breaker, as the extract does', () => {
+      let now = new Date('2024-01-01T00:00:00.000Z');
+      const clocked = makeStore({ clock: () => now });
+      // Three leads share one stamp (one call), two come later.
+      const first = clocked
+        .create(
+          'Lead',
+          [0, 1, 2].map((i) => ({ LastName: `L${i}`, Company: 'C' })),
+        )
+        .map((r) => String(r.id));
+      now = new Date('2024-01-01T00:00:01.000Z');
+      clocked.create(
+        'Lead',
+        [3, 4].map((i) => ({ LastName: `L${i}`, Company: 'C', IsConverted: i === 4 })),
+      );
+      const page = (stamp: string, afterId: string): string[] =>
+        names(
+          clocked,
+          `SELECT Id, LastName FROM Lead WHERE (SystemModstamp > ${stamp} OR (SystemModstamp = ${stamp} AND Id > '${afterId}')) AND IsConverted = false ORDER BY SystemModstamp, Id LIMIT 2`,
+        );
+      expect(page('2024-01-01T00:00:00.000Z', first[0] as string)).toEqual(['L1', 'L2']);
+      expect(page('2024-01-01T00:00:00Z', first[2] as string)).toEqual(['L3']);
+    });
+  });
+
   describe('ORDER BY, LIMIT, OFFSET', () => {
     it('sorts by several keys, text case-insensitively, nulls first by default', () => {
       expect(names(store, 'SELECT LastName FROM Lead ORDER BY Company, LastName DESC')).toEqual([
