@@ -136,7 +136,7 @@ describe('Salesforce emulator logins and sessions', () => {
         accessToken: body.access_token,
         version: VERSION,
       });
-      expect((await conn.limits()).DailyApiRequests.Max).toBe(15_000);
+      expect((await conn.limits()).DailyApiRequests?.Max).toBe(15_000);
     });
 
     it('verifies JWT bearer assertions: RS256 signature, iss, sub, aud, exp', async () => {
