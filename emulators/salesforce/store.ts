@@ -80,11 +80,14 @@ export interface WriteOptions {
   /** Any failure fails every record with ALL_OR_NONE_OPERATION_ROLLED_BACK and applies nothing. */
   allOrNone?: boolean;
   /**
-   * How a value of the wrong type (`"abc"` for a number) is reported: `'record'` (default,
-   * Bulk API style) as a per-record INVALID_TYPE_ON_FIELD_IN_RECORD error; `'request'` (REST
-   * JSON style) by throwing {@link StoreRequestError} with JSON_PARSER_ERROR for the whole call.
+   * How a value of the wrong type (`"abc"` for a number) is reported: `'record'` (default) as
+   * a per-record INVALID_TYPE_ON_FIELD_IN_RECORD error; `'request'` (REST JSON style) by
+   * throwing {@link StoreRequestError} with JSON_PARSER_ERROR for the whole call; `'bulk'` as
+   * the per-record text Bulk API result files show, `INVALID_FIELD` with "Failed to
+   * deserialize field. Due to, 'abc' is not a valid value for the type xsd:double"
+   * (unverified: Salesforce adds "at col N", which only the CSV reader knows).
    */
-  typeErrors?: 'record' | 'request';
+  typeErrors?: 'record' | 'request' | 'bulk';
 }
 
 /** Which write a per-record fault hook is asked about. */
@@ -156,7 +159,8 @@ interface Table {
   records: SfRecord[];
   byId: Map<string, SfRecord>;
   /** unique and external-id fields → normalised value → live (not deleted) records. */
-  indexes: Map<string, Map<string, SfRecord[]>>;
+  /** A single holder is stored bare (most keys of a unique index have one), several as an array. */
+  indexes: Map<string, Map<string, SfRecord | SfRecord[]>>;
   indexedFields: FieldDescribe[];
   /** Every field set to null, in describe order, in V8's fast mode: see {@link fastTemplate}. */
   template: SfRecord;
@@ -573,8 +577,7 @@ export class SalesforceStore {
         const value = values.get(field.name);
         if (!field.unique || value === undefined || value === null || values.get('IsDeleted') === true)
           continue;
-        const holders = table.indexes.get(field.name)?.get(indexKey(field, value));
-        if (holders && holders.length > 0) {
+        if (holdersOf(table, field, indexKey(field, value)).length > 0) {
           throw new Error(
             `seed ${table.describe.name}[${i}]: duplicate value ${String(value)} for unique field ${field.name}`,
           );
@@ -761,6 +764,14 @@ export class SalesforceStore {
             [field.name],
           );
         }
+        if (coerced.typeMismatch && opts.typeErrors === 'bulk') {
+          errors.push({
+            statusCode: 'INVALID_FIELD',
+            message: `Failed to deserialize field. Due to, '${String(raw)}' is not a valid value for the type ${field.soapType}`,
+            fields: [field.name],
+          });
+          continue;
+        }
         errors.push({
           statusCode: coerced.problem.code,
           message: coerced.problem.message,
@@ -797,8 +808,7 @@ export class SalesforceStore {
       const record = table.byId.get(key);
       return record && record.IsDeleted !== true ? [record] : [];
     }
-    const indexed = table.indexes.get(field.name);
-    if (indexed) return [...(indexed.get(key) ?? [])];
+    if (table.indexes.has(field.name)) return [...holdersOf(table, field, key)];
     // An id-lookup field without an index (e.g. Email): scan.
     const matches: SfRecord[] = [];
     for (const record of table.records) {
@@ -906,7 +916,7 @@ function buildTable(describe: ObjectDescribe, userId: string): Table {
     template: fastTemplate(fieldNames),
     records: [],
     byId: new Map(),
-    indexes: new Map(indexedFields.map((f) => [f.name, new Map<string, SfRecord[]>()])),
+    indexes: new Map(indexedFields.map((f) => [f.name, new Map<string, SfRecord | SfRecord[]>()])),
     indexedFields,
     defaults,
     counter: 0,
@@ -931,26 +941,38 @@ function indexKey(field: FieldDescribe, value: SfValue): string {
   return field.caseSensitive || field.type === 'id' || field.type === 'reference' ? text : text.toLowerCase();
 }
 
+/** The live records under `key` in the index of `field`. */
+function holdersOf(table: Table, field: FieldDescribe, key: string): readonly SfRecord[] {
+  const held = table.indexes.get(field.name)?.get(key);
+  if (held === undefined) return [];
+  return Array.isArray(held) ? held : [held];
+}
+
 function index(table: Table, field: FieldDescribe, record: SfRecord): void {
   const value = record[field.name];
   if (value === null || value === undefined) return;
-  const map = table.indexes.get(field.name) as Map<string, SfRecord[]>;
+  const map = table.indexes.get(field.name) as Map<string, SfRecord | SfRecord[]>;
   const key = indexKey(field, value);
-  const holders = map.get(key);
-  if (holders) holders.push(record);
-  else map.set(key, [record]);
+  const held = map.get(key);
+  if (held === undefined) map.set(key, record);
+  else if (Array.isArray(held)) held.push(record);
+  else map.set(key, [held, record]);
 }
 
 function unindex(table: Table, field: FieldDescribe, record: SfRecord): void {
   const value = record[field.name];
   if (value === null || value === undefined) return;
-  const map = table.indexes.get(field.name) as Map<string, SfRecord[]>;
+  const map = table.indexes.get(field.name) as Map<string, SfRecord | SfRecord[]>;
   const key = indexKey(field, value);
-  const holders = map.get(key);
-  if (!holders) return;
-  const at = holders.indexOf(record);
-  if (at >= 0) holders.splice(at, 1);
-  if (holders.length === 0) map.delete(key);
+  const held = map.get(key);
+  if (held === undefined) return;
+  if (!Array.isArray(held)) {
+    if (held === record) map.delete(key);
+    return;
+  }
+  const rest = held.filter((r) => r !== record);
+  if (rest.length === 0) map.delete(key);
+  else map.set(key, rest.length === 1 ? (rest[0] as SfRecord) : rest);
 }
 
 function touch(record: SfRecord, stamp: string, userId: string): void {
@@ -1000,7 +1022,7 @@ class BatchUniqueness {
       const value = changes.get(field.name);
       if (value === undefined || value === null) continue;
       const key = indexKey(field, value);
-      const holders = table.indexes.get(field.name)?.get(key) ?? [];
+      const holders = holdersOf(table, field, key);
       const other = holders.find((r) => r !== self);
       const claimedBy = this.claimed.get(`${table.describe.name}.${field.name}`);
       if (other || (claimedBy?.has(key) && claimedBy.get(key) !== claimant)) {

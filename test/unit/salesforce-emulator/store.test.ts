@@ -203,6 +203,27 @@ describe('SalesforceStore', () => {
       expect(store.count('Lead')).toBe(0);
     });
 
+    it("reports a type error in Bulk's words with typeErrors: 'bulk'", () => {
+      const store = makeStore();
+      expect(
+        store.create('Lead', [newLead({ NumberOfEmployees: 'many' }), newLead()], { typeErrors: 'bulk' }),
+      ).toEqual([
+        {
+          id: null,
+          success: false,
+          errors: [
+            {
+              statusCode: 'INVALID_FIELD',
+              message:
+                "Failed to deserialize field. Due to, 'many' is not a valid value for the type xsd:int",
+              fields: ['NumberOfEmployees'],
+            },
+          ],
+        },
+        expect.objectContaining({ success: true }),
+      ]);
+    });
+
     it('rejects duplicate unique values, case-insensitively, against stored records and earlier records of the call', () => {
       const store = makeStore();
       const [first] = ok(store.create('Lead', [newLead({ External_Id__c: 'ext-1' })]));
