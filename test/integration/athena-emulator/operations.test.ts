@@ -4,7 +4,10 @@ import {
   StopQueryExecutionCommand,
   GetQueryExecutionCommand,
 } from '@aws-sdk/client-athena';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { DuckDBInstance } from '@duckdb/node-api';
 import {
   rejection,
   resultFile,
@@ -99,6 +102,57 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
         'varchar',
       ]);
       expect(page.ResultSet?.Rows?.[1]?.Data).toEqual([{ VarCharValue: '1' }, { VarCharValue: '007' }]);
+    });
+
+    it('reads Parquet files, folders of files as one table, and picks up files added while it runs', async () => {
+      const folder = path.join(h.dataDir, 'marketing', 'orders');
+      await mkdir(folder, { recursive: true });
+      const duck = await (await DuckDBInstance.create(':memory:')).connect();
+      await duck.run(
+        `COPY (SELECT 1 AS id, 9.5::DECIMAL(6,2) AS total) TO '${folder}/part-0.parquet' (FORMAT parquet)`,
+      );
+      await duck.run(
+        `COPY (SELECT 2 AS id, NULL::DECIMAL(6,2) AS total) TO '${folder}/part-1.parquet' (FORMAT parquet)`,
+      );
+      duck.closeSync();
+      const { id } = await runQuery(h.athena, {
+        QueryString: 'SELECT id, total FROM orders ORDER BY id',
+        ...inMarketing,
+        ...output,
+      });
+      const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+      expect(
+        page.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => [c.Type, c.Precision, c.Scale]),
+      ).toEqual([
+        ['integer', 10, 0],
+        ['decimal', 6, 2],
+      ]);
+      expect(page.ResultSet?.Rows?.slice(1).map((r) => r.Data)).toEqual([
+        [{ VarCharValue: '1' }, { VarCharValue: '9.50' }],
+        [{ VarCharValue: '2' }, {}],
+      ]);
+    });
+
+    it('fails a query on a table whose file cannot be read with HIVE_BAD_DATA, and only that one', async () => {
+      await writeFile(path.join(h.dataDir, 'marketing', 'broken.csv'), '"a"\n"1"\n');
+      await writeFile(
+        path.join(h.dataDir, 'marketing', 'broken.schema.json'),
+        JSON.stringify({ columns: { a: 'NOT_A_TYPE' } }),
+      );
+      const broken = await runQuery(h.athena, {
+        QueryString: 'SELECT * FROM broken',
+        ...inMarketing,
+        ...output,
+      });
+      expect(broken.execution.Status?.StateChangeReason).toMatch(
+        /^HIVE_BAD_DATA: line 1:15: Table 'marketing\.broken': cannot read .*broken\.csv: .*NOT_A_TYPE/,
+      );
+      const fine = await runQuery(h.athena, {
+        QueryString: 'SELECT count(*) FROM customers',
+        ...inMarketing,
+        ...output,
+      });
+      expect(fine.execution.Status?.State).toBe('SUCCEEDED');
     });
 
     it('binds ExecutionParameters to ? placeholders', async () => {
