@@ -363,7 +363,7 @@ export class QueryEngine {
     const remaining = execution.runningAt + running - Date.now();
     if (remaining > 0 && execution.state === 'RUNNING') await delay(execution, remaining);
     if (execution.state !== 'RUNNING') {
-      await rm(execution.resultPath, { force: true });
+      await this.discardResult(execution);
       return; // cancelled while running
     }
     const fault = this.options.faults.failQueryAfterRunning;
@@ -377,14 +377,19 @@ export class QueryEngine {
       );
     }
     if (failure) {
-      await rm(execution.resultPath, { force: true });
-      this.options.objects.delete(execution.resultPath);
+      await this.discardResult(execution);
       execution.failure = failure;
       execution.state = 'FAILED';
     } else {
       execution.state = 'SUCCEEDED';
     }
     execution.completedAt = Date.now();
+  }
+
+  /** A failed or cancelled query leaves no result object behind. */
+  private async discardResult(execution: QueryExecution): Promise<void> {
+    await rm(execution.resultPath, { force: true });
+    this.options.objects.delete(execution.resultPath);
   }
 
   /** Binds and runs the query, streaming the result to disk. Returns the failure, if any. */
