@@ -98,6 +98,12 @@ describe('loadConfig', () => {
     }
   });
 
+  it('loads a CommonJS file whose module.exports is the config', async () => {
+    const file = path.join(dir, 'roundtrip.config.cjs');
+    await writeFile(file, `module.exports = ${JSON.stringify({ ...minimal, name: 'from-cjs' })};\n`);
+    expect((await loadConfig(file)).name).toBe('from-cjs');
+  });
+
   it('loads a .json file', async () => {
     const file = path.join(dir, 'roundtrip.config.json');
     await writeFile(file, JSON.stringify(minimal));

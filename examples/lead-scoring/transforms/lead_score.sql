@@ -7,16 +7,16 @@
 --   athena_customers  the Athena query result: email, lifetime_value, order_count,
 --                     last_order_at (timestamp without time zone), segment.
 --
--- THE SCORING RULES (exact; a score can be worked out by hand from them)
+-- THE SCORING RULES (exact: a score can be worked out by hand from them)
 --
 --   Which leads: every row of sf_lead except
---     - deleted leads ("IsDeleted" is true; NULL counts as not deleted), and
+--     - deleted leads ("IsDeleted" is true, NULL counts as not deleted), and
 --     - leads whose "Status" is exactly 'Closed - Converted' (Salesforce refuses updates to
 --       converted leads).
 --
 --   The matching customer: the athena_customers rows whose email equals the lead's "Email",
 --   both trimmed of surrounding spaces and compared in lower case. Rows with a NULL or blank
---   email never match; a lead with a NULL or blank "Email" has no customer. When several rows
+--   email never match, and a lead with a NULL or blank "Email" has no customer. When several rows
 --   match they count as one customer: lifetime_value and order_count are summed (NULL counts
 --   as 0), last_order_at is the latest one (NULLs ignored), and the segment rule holds when
 --   any one row's segment is 'enterprise' (trimmed, any case).
@@ -32,7 +32,7 @@
 --                   lifetime_value >= 1000 (and < 10000) +15
 --                   lifetime_value > 0 (and < 1000)       +5
 --     recency       last_order_at on or after 2025-03-03 00:00:00
---                     (90 days before the reference date; later dates count too)  +15
+--                     (90 days before the reference date, later dates count too)  +15
 --                   else on or after 2024-06-01 00:00:00
 --                     (365 days before the reference date)                        +5
 --     orders        order_count >= 5                      +5
@@ -55,9 +55,10 @@
 --   segment 'Enterprise':
 --     10 + 20 + 15 + 15 + 5 + 10 + 10 + 5 + 5 = 95.
 --
--- lead_reverse is a table rather than a view: the extracts replace and alter their tables,
--- which a view would pin. It keeps its identity across runs and is refilled here, in the
--- transform's transaction.
+-- lead_reverse is a table rather than a view: PostgreSQL refuses to change the type of a
+-- column a view uses, and the extracts widen column types when Salesforce or Athena do.
+-- It is refilled here on every run, inside the transform's transaction. The file has no
+-- semicolon except at the end of each statement.
 
 CREATE TABLE IF NOT EXISTS lead_reverse (
   "Id" text PRIMARY KEY,
