@@ -505,6 +505,11 @@ export class BulkApi {
     job.state = 'InProgress';
     job.startedAt = Date.now();
     job.systemModstamp = this.now();
+    const held = this.ctx.faults.bulkJobDelayMs();
+    if (held > 0) {
+      await new Promise((resolve) => setTimeout(resolve, held).unref());
+      if ((job.state as JobState) !== 'InProgress') return; // aborted meanwhile
+    }
     const injected = this.ctx.faults.takeBulkJobFailure();
     if (injected !== undefined) {
       this.fail(job, injected);
@@ -776,13 +781,16 @@ export class BulkApi {
         this.fail(job, injected);
         return;
       }
-      setImmediate(() => {
-        if (job.state !== 'InProgress') return;
+      const complete = (): void => {
+        if (job.state !== 'InProgress') return; // aborted meanwhile
         job.state = 'JobComplete';
         job.processed = job.result?.rows.length ?? 0;
         job.finishedAt = Date.now();
         job.systemModstamp = this.now();
-      });
+      };
+      const held = this.ctx.faults.bulkJobDelayMs();
+      if (held > 0) setTimeout(complete, held).unref();
+      else setImmediate(complete);
     });
     return job;
   }

@@ -36,6 +36,11 @@ export interface SalesforceFaults {
   resetStreamAfterBytes?: number;
   /** The daily API allowance (`DailyApiRequests.Max`); lowering it below the usage spends it. */
   dailyApiLimit?: number;
+  /**
+   * Bulk jobs stay `InProgress` at least this many milliseconds before they process, so that a
+   * client's polling loop (and results asked for too early) can be exercised.
+   */
+  bulkJobDelayMs?: number;
 }
 
 /** The per-record error of a row lock, as Salesforce words it. */
@@ -80,6 +85,7 @@ function checkFaults(faults: SalesforceFaults): void {
   nonNegativeInt('sessionExpiresAfterCalls', faults.sessionExpiresAfterCalls);
   nonNegativeInt('resetStreamAfterBytes', faults.resetStreamAfterBytes);
   nonNegativeInt('dailyApiLimit', faults.dailyApiLimit);
+  nonNegativeInt('bulkJobDelayMs', faults.bulkJobDelayMs);
   const fraction = faults.lockRowFraction;
   if (fraction !== undefined && (typeof fraction !== 'number' || !(fraction >= 0 && fraction <= 1))) {
     problems.push(`lockRowFraction must be a number between 0 and 1, got ${JSON.stringify(fraction)}`);
@@ -145,6 +151,11 @@ export class FaultController {
   /** @internal */
   latencyMs(): number {
     return this.active.latencyMs ?? 0;
+  }
+
+  /** @internal */
+  bulkJobDelayMs(): number {
+    return this.active.bulkJobDelayMs ?? 0;
   }
 
   /** @internal Consumes one 503 from the burst; true when this call must answer 503. */
