@@ -25,8 +25,9 @@ module.exports = {
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   projects: [
     project('unit'),
-    project('integration', { testTimeout: 120_000 }),
-    project('infra', { testTimeout: 180_000 }),
-    project('e2e', { testTimeout: 300_000 }),
+    // `testTimeout` is a global option only: each project sets its own in a setup file.
+    project('integration', { setupFilesAfterEnv: ['<rootDir>/test/support/timeout-integration.ts'] }),
+    project('infra', { setupFilesAfterEnv: ['<rootDir>/test/support/timeout-infra.ts'] }),
+    project('e2e', { setupFilesAfterEnv: ['<rootDir>/test/support/timeout-e2e.ts'] }),
   ],
 };
