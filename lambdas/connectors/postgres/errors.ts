@@ -6,7 +6,7 @@
  * SQLSTATE codes: https://www.postgresql.org/docs/current/errcodes-appendix.html
  */
 import { DatabaseError } from 'pg';
-import { TerminalError, TransientError, asError } from '../../shared/errors';
+import { TerminalError, TransientError } from '../../shared/errors';
 
 /**
  * SQLSTATE codes that a retry may fix, one by one (class prefixes are in
@@ -113,7 +113,10 @@ export function classifyPostgresError(
   context: PostgresErrorContext = {},
 ): TransientError | TerminalError {
   if (err instanceof TransientError || err instanceof TerminalError) return err;
-  const error = asError(err);
+  // Read the message structurally: an Error from another realm (a jest sandbox, a worker)
+  // fails `instanceof Error` but is still an error.
+  const raw = (err as { message?: unknown } | null)?.message;
+  const error = { message: typeof raw === 'string' ? raw : String(err) };
   const code = codeOf(err);
   const where = [context.action, context.target ? `(${context.target})` : undefined]
     .filter(Boolean)
@@ -121,7 +124,10 @@ export function classifyPostgresError(
   const prefix = `PostgreSQL${where ? ` ${where}` : ''}`;
   const say = (text: string): string => redact(`${prefix}: ${text}`, context.secrets);
 
-  if (err instanceof DatabaseError || (code && /^[0-9A-Z]{5}$/.test(code) && 'severity' in error)) {
+  if (
+    err instanceof DatabaseError ||
+    (code && /^[0-9A-Z]{5}$/.test(code) && typeof (err as { severity?: unknown }).severity === 'string')
+  ) {
     const sqlstate = code ?? 'unknown';
     // `where` locates COPY errors ("COPY t, line 3, column c: …"); `detail` names the key of a
     // unique violation. Both may quote a data value, as PostgreSQL's own log does.

@@ -174,7 +174,7 @@ export async function swapInTable(client: ClientBase, options: SwapInTableOption
   const names = options.columns.map((c) => quoteIdent(c.name)).join(', ');
   const values = options.columns.map((c) => stagingValueSql(c, 's')).join(', ');
   const inserted = await client.query(
-    `INSERT INTO ${target} (${names}) SELECT ${values} FROM ${staging} AS s ORDER BY s.${quoteIdent(STAGING_ROW_COLUMN)}`,
+    `INSERT INTO ${target} (${names}) SELECT ${values} FROM ${staging} AS s`,
   );
   return { removed, inserted: inserted.rowCount ?? 0 };
 }

@@ -84,6 +84,7 @@ describe('TLS settings of createPool', () => {
     expect(err).toBeInstanceOf(TerminalError);
     expect(err.message).toContain('TLS certificate verification failed (ERR_TLS_CERT_ALTNAME_INVALID)');
     expect(err.message).toContain("IP: 127.0.0.2 is not in the cert's list");
+    expect(err.message).not.toContain('Error: ');
   });
 
   it("'require' connects over TLS without a CA", async () => {
