@@ -152,7 +152,10 @@ describe('Salesforce emulator Bulk API 2.0', () => {
         pollInterval: 20,
       });
       expect(
-        res.successfulResults.map((r) => [(r as Record<string, string>).External_Id__c, r.sf__Created]),
+        res.successfulResults.map((r) => [
+          (r as unknown as Record<string, string>).External_Id__c,
+          r.sf__Created,
+        ]),
       ).toEqual([
         ['key-1', 'false'],
         ['key-new', 'true'],
