@@ -10,3 +10,4 @@ export * from './ddl';
 export * from './copy';
 export * from './merge';
 export * from './watermark';
+export * from './load';
