@@ -87,6 +87,21 @@ describe('TLS settings of createPool', () => {
     expect(err.message).not.toContain('Error: ');
   });
 
+  it("ignores pg's environment variables (PGSSLMODE, PGHOST): only the configuration counts", async () => {
+    const saved = { PGSSLMODE: process.env.PGSSLMODE, PGHOST: process.env.PGHOST };
+    process.env.PGSSLMODE = 'disable';
+    process.env.PGHOST = '127.0.0.2';
+    try {
+      const result = await check(urlFor('127.0.0.1'), { ssl: { caBundle: caPem } });
+      expect(result.ssl).toBe(true);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
   it("'require' connects over TLS without a CA", async () => {
     const result = await check(urlFor('127.0.0.2'), { ssl: { mode: 'require' } });
     expect(result.ssl).toBe(true);
