@@ -1,0 +1,92 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Connection } from 'jsforce';
+import { UsageError } from '../../../bin/cli-common';
+import { runSalesforceEmulatorCli } from '../../../emulators/salesforce/cli';
+import { VERSION } from './support';
+
+const ROOT = path.resolve(__dirname, '../../..');
+
+describe('roundtrip emulate salesforce', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'sf-seed-'));
+    writeFileSync(path.join(dir, 'a.json'), JSON.stringify({ Account: [{ Name: 'Seeded Co' }] }));
+    writeFileSync(
+      path.join(dir, 'Lead.csv'),
+      'LastName,Company,LeadScore__c\r\nNg,Acme,10\r\n"Silva, Jr",Initech,\r\n',
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('prints the login URL and credentials, serves the seeded records, and stops on request', async () => {
+    const out: string[] = [];
+    const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      out.push(String(chunk));
+      return true;
+    });
+    let release!: () => void;
+    const stopped = new Promise<void>((resolve) => (release = resolve));
+    try {
+      const run = runSalesforceEmulatorCli(['--port', '0', '--seed', dir], () => stopped);
+      while (!out.join('').includes('Press Ctrl-C')) await new Promise((resolve) => setTimeout(resolve, 10));
+      const text = out.join('');
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(text)?.[1] as string;
+      expect(text).toContain('username:       admin@roundtrip.test');
+      expect(text).toContain('password:       roundtrip');
+      expect(text).toContain('security token: (empty)');
+      expect(text).toContain('client id:      roundtrip-local');
+      expect(text).toContain('client secret:  roundtrip-secret');
+      expect(text).toContain('Account=1, Contact=0, Lead=2');
+      const conn = new Connection({ loginUrl: url, version: VERSION });
+      await conn.login('admin@roundtrip.test', 'roundtrip');
+      const leads = await conn.query<{ LastName: string; LeadScore__c: number | null }>(
+        'SELECT LastName, LeadScore__c FROM Lead ORDER BY LastName',
+      );
+      expect(leads.records.map((r) => [r.LastName, r.LeadScore__c])).toEqual([
+        ['Ng', 10],
+        ['Silva, Jr', null],
+      ]);
+      release();
+      expect(await run).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('rejects unknown options and bad values with a usage error', async () => {
+    await expect(runSalesforceEmulatorCli(['--nope'])).rejects.toThrow(UsageError);
+    await expect(runSalesforceEmulatorCli(['--port', 'x'])).rejects.toThrow(
+      '--port must be an integer ≥ 0, got "x"',
+    );
+    await expect(
+      runSalesforceEmulatorCli(['--seed', path.join(dir, 'missing.json')], async () => undefined),
+    ).rejects.toThrow(/seed file not found/);
+  });
+
+  it('runs as `roundtrip emulate salesforce` and exits 0 on SIGTERM', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'bin/roundtrip.ts', 'emulate', 'salesforce', '--port', '0'],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    while (!stdout.includes('Press Ctrl-C')) {
+      if (child.exitCode !== null) throw new Error(`the CLI exited early: ${stdout}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1] as string;
+    const versions = await fetch(`${url}/services/data`);
+    expect(versions.status).toBe(200);
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
+    expect(stdout).toContain('Salesforce emulator stopped.');
+  });
+});
