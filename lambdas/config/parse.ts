@@ -27,6 +27,7 @@ const SECTION_ORDER = [
   'writeback',
   'budget',
   'notifications',
+  'deployment',
 ];
 
 /** Sorts issues by section, then by task index, keeping the order within one task (stable sort). */

@@ -165,6 +165,46 @@ function writebackKeys(config: Raw): ConfigIssue[] {
   return issues;
 }
 
+/**
+ * A workgroup the stack creates enforces its own result location, cannot be `primary` (every
+ * account has one) and lives in this account, so it does not go with a cross-account role.
+ */
+function athenaWorkgroup(config: Raw): ConfigIssue[] {
+  const athena = config.athena;
+  if (!isRecord(athena)) return [];
+  const issues: ConfigIssue[] = [];
+  if (athena.createWorkgroup === true) {
+    const workgroup = athena.workgroup === undefined ? CONFIG_DEFAULTS.athenaWorkgroup : athena.workgroup;
+    if (workgroup === 'primary') {
+      issues.push({
+        path: 'athena.workgroup',
+        message: `expected the name of the workgroup to create, not "primary" (every account already has it), got ${
+          athena.workgroup === undefined ? 'nothing (the default is "primary")' : '"primary"'
+        }`,
+      });
+    }
+    if (typeof athena.outputLocation === 'string') {
+      issues.push({
+        path: 'athena.outputLocation',
+        message: `expected nothing when "createWorkgroup" is true (the created workgroup enforces its result location in the stack's results bucket), got ${describeValue(athena.outputLocation)}`,
+      });
+    }
+    if (typeof athena.roleArn === 'string') {
+      issues.push({
+        path: 'athena.createWorkgroup',
+        message:
+          'expected false or nothing with "roleArn" (a cross-account role queries in a workgroup of the other account), got true',
+      });
+    }
+  } else if (typeof athena.resultsExpireDays === 'number') {
+    issues.push({
+      path: 'athena.resultsExpireDays',
+      message: `expected nothing unless "createWorkgroup" is true (only the stack's own results bucket expires results), got ${describeValue(athena.resultsExpireDays)}`,
+    });
+  }
+  return issues;
+}
+
 /** A pipeline that has no task at all is a mistake, not a no-op. */
 function somethingToDo(config: Raw): ConfigIssue[] {
   const empty = (value: unknown): boolean =>
@@ -189,5 +229,6 @@ export function crossFieldIssues(config: unknown): ConfigIssue[] {
     ...uniqueTables(config),
     ...uniqueTaskNames(config),
     ...writebackKeys(config),
+    ...athenaWorkgroup(config),
   ];
 }

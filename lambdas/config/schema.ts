@@ -60,6 +60,17 @@ export const SCHEDULER_MAX_EVENT_AGE_SECONDS = 86_400;
 /** The longest pipeline name: it prefixes AWS resource names (Lambda names stop at 64 characters). */
 export const MAX_PIPELINE_NAME_LENGTH = 32;
 
+/**
+ * The retention periods CloudWatch Logs accepts, in days (CloudWatch Logs API reference,
+ * PutRetentionPolicy, `retentionInDays`).
+ */
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+/** The longest `athena.resultsExpireDays`: ten years of query results is an archive, not a cache. */
+export const MAX_RESULTS_EXPIRE_DAYS = 3_650;
+
 /** `overlapSeconds` upper bound: more than a day of overlap means the watermark is not doing its job. */
 export const MAX_OVERLAP_SECONDS = 86_400;
 
@@ -78,6 +89,14 @@ const S3_URL = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:\/.*)?$/;
 const ATHENA_WORKGROUP = /^[A-Za-z0-9._-]{1,128}$/;
 const ATHENA_CATALOG = /^[A-Za-z0-9_@-]{1,127}$/;
 const ATHENA_DATABASE = /^[A-Za-z0-9_-]{1,255}$/;
+/** AWS resource ids (EC2 API: `vpc-`, `subnet-`, `sg-` followed by 8 or 17 hex digits). */
+const VPC_ID = /^vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?$/;
+const SUBNET_ID = /^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$/;
+const SECURITY_GROUP_ID = /^sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$/;
+/** A KMS key ARN (an alias ARN cannot be the resource of an IAM policy statement for decrypt). */
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/(?:mrk-)?[0-9a-f-]{32,36}$/;
+/** Glue table names (Glue API, "Table structure": 1-255 characters, lowercase in the catalog). */
+const GLUE_TABLE = /^[A-Za-z0-9_-]{1,255}$/;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 // eslint-disable-next-line no-control-regex
@@ -223,6 +242,7 @@ const scheduleSchema = section('an object with "cron" or "rate" and an optional 
     SCHEDULER_MIN_EVENT_AGE_SECONDS,
     SCHEDULER_MAX_EVENT_AGE_SECONDS,
   ).optional(),
+  deadLetterQueue: z.boolean({ error: expected('true or false') }).optional(),
 }).superRefine((schedule, ctx) => {
   if ((schedule.cron === undefined) === (schedule.rate === undefined)) {
     const both = schedule.cron !== undefined;
@@ -253,6 +273,28 @@ const athenaSchema = section('an object with at least "database"', {
     ROLE_ARN.test(v),
   ).optional(),
   results: z.enum(['s3', 'api']).default(CONFIG_DEFAULTS.athenaResults),
+  createWorkgroup: z.boolean({ error: expected('true or false') }).optional(),
+  resultsExpireDays: wholeNumber(
+    `a whole number of days from 1 to ${MAX_RESULTS_EXPIRE_DAYS}`,
+    1,
+    MAX_RESULTS_EXPIRE_DAYS,
+  ).optional(),
+  tables: z
+    .array(
+      text('a Glue table name (letters, digits, "_" or "-")', (v) => GLUE_TABLE.test(v)),
+      { error: expected('a list of Glue table names') },
+    )
+    .min(1)
+    .superRefine((tables, ctx) => noRepeats(tables, ctx, 'table', (t) => t.toLowerCase()))
+    .optional(),
+  dataLocations: z
+    .array(
+      text('an S3 URL such as "s3://data-lake/customers/"', (v) => S3_URL.test(v)),
+      { error: expected('a list of S3 URLs') },
+    )
+    .min(1)
+    .superRefine((locations, ctx) => noRepeats(locations, ctx, 'location'))
+    .optional(),
 });
 
 const postgresSchema = section('an object with at least "secret"', {
@@ -417,6 +459,40 @@ const notificationsSchema = section('an object with "emails"', {
     .min(1),
 });
 
+const networkSchema = section('an object with "vpcId", "subnetIds" and "securityGroupIds"', {
+  vpcId: text('a VPC id such as "vpc-0a1b2c3d4e5f67890"', (v) => VPC_ID.test(v)),
+  subnetIds: z
+    .array(
+      text('a subnet id such as "subnet-0a1b2c3d4e5f67890"', (v) => SUBNET_ID.test(v)),
+      { error: expected('a list of subnet ids') },
+    )
+    .min(1)
+    .superRefine((ids, ctx) => noRepeats(ids, ctx, 'subnet')),
+  securityGroupIds: z
+    .array(
+      text('a security group id such as "sg-0a1b2c3d4e5f67890"', (v) => SECURITY_GROUP_ID.test(v)),
+      { error: expected('a list of security group ids') },
+    )
+    .min(1)
+    .superRefine((ids, ctx) => noRepeats(ids, ctx, 'security group')),
+});
+
+const LOG_RETENTION_TEXT = `a number of days CloudWatch Logs accepts (${LOG_RETENTION_DAYS.join(', ')})`;
+
+const deploymentSchema = section('an object with any of "network", "kmsKeyArn" and "logRetentionDays"', {
+  network: networkSchema.optional(),
+  kmsKeyArn: text(
+    'a KMS key ARN such as "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"',
+    (v) => KMS_KEY_ARN.test(v),
+  ).optional(),
+  logRetentionDays: z
+    .number({ error: expected(LOG_RETENTION_TEXT) })
+    .refine((v) => (LOG_RETENTION_DAYS as readonly number[]).includes(v), {
+      error: LOG_RETENTION_TEXT,
+    })
+    .optional(),
+});
+
 const transformFile = text('the path of a .sql file, relative to the config file', (v) => /\.sql$/i.test(v));
 
 /**
@@ -442,5 +518,6 @@ export const pipelineConfigSchema: z.ZodType<PipelineConfig, PipelineConfigInput
     writeback: z.array(writebackSchema, { error: expected('a list of write-back tasks') }).default([]),
     budget: budgetSchema.prefault({}),
     notifications: notificationsSchema.optional(),
+    deployment: deploymentSchema.optional(),
   },
 );

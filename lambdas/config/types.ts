@@ -39,6 +39,13 @@ export interface ScheduleInput {
    * @default Scheduler's own default (86400)
    */
   readonly maximumEventAgeSeconds?: number;
+  /**
+   * Keep the events Scheduler could not deliver (the start failed after every retry) in an
+   * encrypted SQS dead-letter queue that the stack creates, with an alarm on its depth.
+   * `false` drops them.
+   * @default true
+   */
+  readonly deadLetterQueue?: boolean;
 }
 
 /** A validated schedule. */
@@ -107,6 +114,35 @@ export interface AthenaSettingsInput {
    * @default 's3'
    */
   readonly results?: AthenaResultsMode;
+  /**
+   * Deployment: `true` makes the stack create the workgroup named `workgroup`, enforcing its
+   * result location in an encrypted results bucket the stack creates (public access blocked,
+   * TLS only, results expiring after `resultsExpireDays`). `outputLocation` is then left out,
+   * `workgroup` is not `'primary'` (every account has it) and `roleArn` is not set (a
+   * cross-account role queries in the other account's workgroup). `false` uses an existing
+   * workgroup.
+   * @default false
+   */
+  readonly createWorkgroup?: boolean;
+  /**
+   * Deployment, with `createWorkgroup` only: days (1-3650) after which result files are
+   * deleted from the results bucket.
+   * @default 7
+   */
+  readonly resultsExpireDays?: number;
+  /**
+   * Deployment: the Glue tables of `database` that the queries read. The Glue read
+   * permissions name exactly these tables.
+   * @default every table of `database`
+   */
+  readonly tables?: readonly string[];
+  /**
+   * Deployment: where the tables' data lives, as `s3://bucket/prefix/` URLs. The state
+   * machine (which runs the queries) may read exactly these prefixes; leave it out when Lake
+   * Formation vends the data access instead.
+   * @default none: no S3 read permission on source data
+   */
+  readonly dataLocations?: readonly string[];
 }
 
 /** How Athena results are read. */
@@ -378,6 +414,42 @@ export interface NotificationsInput {
   readonly emails: readonly string[];
 }
 
+/** The existing network the functions that reach PostgreSQL run in. */
+export interface NetworkSettings {
+  /** `vpc-…`: the VPC of the PostgreSQL database. */
+  readonly vpcId: string;
+  /**
+   * `subnet-…` ids, private subnets with a route to a NAT gateway: Salesforce is on the
+   * internet (docs/deploy.md, "Network").
+   */
+  readonly subnetIds: readonly string[];
+  /** `sg-…` ids the functions get; PostgreSQL's security group must admit them on its port. */
+  readonly securityGroupIds: readonly string[];
+}
+
+/** Settings that matter only when the pipeline is deployed to AWS (`cdk deploy`). */
+export interface DeploymentSettings {
+  /**
+   * Run the functions in an existing VPC (where PostgreSQL is reachable).
+   * @default none: the functions run outside any VPC, and PostgreSQL must be reachable from the internet
+   */
+  readonly network?: NetworkSettings;
+  /**
+   * The ARN of the customer-managed KMS key (`arn:aws:kms:REGION:ACCOUNT:key/ID`) that
+   * encrypts the Salesforce and PostgreSQL secrets. The functions may decrypt with it only
+   * through Secrets Manager.
+   * @default the secrets use the AWS managed key `aws/secretsmanager`
+   */
+  readonly kmsKeyArn?: string;
+  /**
+   * How long the functions' and the state machine's logs are kept, in days: one of the
+   * values CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400,
+   * 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653).
+   * @default 30
+   */
+  readonly logRetentionDays?: number;
+}
+
 /** What `roundtrip.config.ts` exports (through {@link defineConfig}). */
 export interface PipelineConfigInput {
   /**
@@ -429,6 +501,11 @@ export interface PipelineConfigInput {
    * @default none
    */
   readonly notifications?: NotificationsInput;
+  /**
+   * AWS deployment settings: network, secrets key, log retention.
+   * @default none
+   */
+  readonly deployment?: DeploymentSettings;
 }
 
 /** A validated pipeline config, defaults applied: what {@link parseConfig} and `loadConfig` return. */
@@ -444,4 +521,5 @@ export interface PipelineConfig {
   readonly writeback: readonly WritebackTask[];
   readonly budget: Budget;
   readonly notifications?: NotificationsInput;
+  readonly deployment?: DeploymentSettings;
 }

@@ -266,7 +266,7 @@ describe('parseConfig', () => {
         [
           issue(
             'schedules',
-            'unknown key (expected one of: name, schedule, salesforce, athena, postgres, extract, transform, writeback, budget, notifications); did you mean "schedule"?',
+            'unknown key (expected one of: name, schedule, salesforce, athena, postgres, extract, transform, writeback, budget, notifications, deployment); did you mean "schedule"?',
           ),
         ],
       ],
