@@ -1,0 +1,64 @@
+/**
+ * What every core step receives. Core never reads `process.env` and never constructs a client
+ * (DESIGN.md §2): the Lambda handlers build these once per cold start (lambdas/handlers/deps.ts),
+ * the CLI and the tests build them for a laptop.
+ */
+import type { Pool } from 'pg';
+import type { PipelineConfig } from '../config';
+import type { AthenaConnector } from '../connectors/athena';
+import type { SalesforceConnector } from '../connectors/salesforce';
+import type { Clock } from '../shared/clock';
+import { TerminalError } from '../shared/errors';
+import type { Logger } from '../shared/logging';
+import type { SecretsProvider } from '../shared/secrets';
+
+/**
+ * A signed-in Salesforce connector, or a function that signs in on first use (and returns the
+ * same connector afterwards): steps that never touch Salesforce then never sign in.
+ */
+export type SalesforceSource = SalesforceConnector | (() => Promise<SalesforceConnector>);
+
+/** The dependencies of the core steps. */
+export interface CoreDeps {
+  /** The validated pipeline config. */
+  readonly config: PipelineConfig;
+  /** The PostgreSQL pool (connectors/postgres `createPool`). */
+  readonly pg: Pool;
+  /** Required when a Salesforce task runs. */
+  readonly salesforce?: SalesforceSource;
+  /** Required when an Athena task runs. */
+  readonly athena?: AthenaConnector;
+  /** Not read by the extract steps (the connectors hold their credentials); later steps may. */
+  readonly secrets?: SecretsProvider;
+  readonly logger: Logger;
+  readonly clock: Clock;
+}
+
+/** The Salesforce connector of the deps, signing in when it is a function. */
+export async function salesforceOf(deps: CoreDeps, why: string): Promise<SalesforceConnector> {
+  const source = deps.salesforce;
+  if (!source) {
+    throw new TerminalError(
+      `${why} needs Salesforce, but no Salesforce connector was given (is "salesforce" set in the pipeline config?)`,
+    );
+  }
+  return typeof source === 'function' ? source() : source;
+}
+
+/** The Athena connector of the deps. */
+export function athenaOf(deps: CoreDeps, why: string): AthenaConnector {
+  if (!deps.athena) {
+    throw new TerminalError(
+      `${why} needs Athena, but no Athena connector was given (is "athena" set in the pipeline config?)`,
+    );
+  }
+  return deps.athena;
+}
+
+/** `schema.name` or `name` (in the config's default schema) as a pair. */
+export function splitTableName(table: string, defaultSchema: string): { schema: string; table: string } {
+  const dot = table.indexOf('.');
+  return dot < 0
+    ? { schema: defaultSchema, table }
+    : { schema: table.slice(0, dot), table: table.slice(dot + 1) };
+}

@@ -1,0 +1,136 @@
+/**
+ * The Athena extract's load step (DESIGN.md §1, step 2): a finished query's result into a table.
+ *
+ * In AWS the state machine runs the query with `athena:startQueryExecution.sync` and hands this
+ * step its output; locally (no `QueryExecution` in the input) the step starts the query itself
+ * with a client request token derived from the run id and task (so a retried step gets the same
+ * execution, not a second query) and waits for it. Then:
+ * - the columns come from the result metadata (one `GetQueryResults` call, `MaxResults: 1`) and
+ *   map to PostgreSQL types through `pgColumnForAthenaColumn` (docs/postgres.md);
+ * - the result file is streamed from S3 (one `GetObject`; resumed with a Range request if the
+ *   connection drops) straight into `COPY … FROM STDIN` of an UNLOGGED staging table: the file
+ *   already is CSV in COPY's dialect (NULL unquoted-empty, the empty string `""`);
+ * - without a key the table is refreshed with `swapInTable` (`delete-insert`): readers keep seeing
+ *   the old rows until the commit, then all the new ones — never half a table — and the table
+ *   keeps its OID, so views on it (the transform's) stay bound (a rename swap would leave them on
+ *   the old table; see connectors/postgres/merge.ts);
+ * - with a key the result is merged on it (insert new, update changed, leave the rest).
+ * Evolving the table, the COPY, the swap or merge, the run's result and the staging drop are ONE
+ * transaction: a failure leaves the table as it was.
+ */
+import type { QueryExecution } from '@aws-sdk/client-athena';
+import type { AthenaExtractTask } from '../config';
+import { clientRequestTokenFor } from '../connectors/athena';
+import {
+  copyIntoStaging,
+  dropStagingTable,
+  ensureTable,
+  mergeStaging,
+  pgColumnForAthenaColumn,
+  swapInTable,
+  withTransaction,
+} from '../connectors/postgres';
+import type { AthenaColumnInfo } from '../connectors/postgres';
+import { TerminalError } from '../shared/errors';
+import { AthenaLoadInput, parseStepInput, type AthenaLoadOutput } from './contracts';
+import { athenaOf, splitTableName, type CoreDeps } from './deps';
+import { recordTaskResult } from './run-state';
+
+/** The task named `name`, which must be an Athena extract. */
+export function athenaTask(deps: CoreDeps, name: string): AthenaExtractTask {
+  const task = deps.config.extract.find((t) => t.name === name);
+  if (!task || task.from !== 'athena') {
+    const known = deps.config.extract.filter((t) => t.from === 'athena').map((t) => t.name);
+    throw new TerminalError(
+      `No Athena extract task named "${name}" in pipeline ${deps.config.name} (known: ${known.join(', ') || 'none'})`,
+    );
+  }
+  return task;
+}
+
+/** Loads one Athena extract task; see the module comment. */
+export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promise<AthenaLoadOutput> {
+  const input = parseStepInput('LoadAthena', AthenaLoadInput, event);
+  const task = athenaTask(deps, input.task);
+  const athena = athenaOf(deps, `Extract task ${task.name}`);
+  const logger = deps.logger.child({ runId: input.runId, task: task.name });
+  const { schema, table } = splitTableName(task.table, deps.config.postgres.schema);
+  const callsBefore = athena.apiCalls;
+  const readsBefore = athena.s3Reads;
+
+  let execution: QueryExecution;
+  if (input.QueryExecution?.Status?.State) {
+    execution = input.QueryExecution as QueryExecution;
+  } else if (input.QueryExecution) {
+    // An execution passed without its status (a trimmed `.sync` output): ask for it.
+    execution = await athena.getQuery(input.QueryExecution.QueryExecutionId);
+  } else {
+    const id = await athena.startQuery(task.query, {
+      clientRequestToken: clientRequestTokenFor(input.runId, task.name),
+    });
+    execution = await athena.waitForQuery(id, { sleep: (ms) => deps.clock.sleep(ms) });
+  }
+  const result = await athena.describeResult(execution);
+  const columns = result.columns.map((c) => pgColumnForAthenaColumn(c as AthenaColumnInfo));
+  const key = task.key ?? [];
+  const missingKeys = key.filter((k) => !columns.some((c) => c.name === k));
+  if (missingKeys.length > 0) {
+    throw new TerminalError(
+      `Extract task ${task.name}: key column ${missingKeys.map((k) => `"${k}"`).join(', ')} is not in the query's result (columns: ${columns.map((c) => c.name).join(', ')})`,
+    );
+  }
+
+  return withTransaction(deps.pg, async (client) => {
+    await ensureTable(client, {
+      schema,
+      table,
+      columns,
+      ...(key.length > 0 ? { primaryKey: key } : {}),
+      onNarrower: 'keep',
+      logger,
+    });
+    const copied = await copyIntoStaging(client, {
+      schema,
+      target: table,
+      runId: input.runId,
+      columns,
+      // `results: 'api'` is the fallback for a result bucket the role cannot read (1,000 rows a call).
+      source:
+        deps.config.athena?.results === 'api'
+          ? athena.streamResultsViaApi(result.queryExecutionId, result.columns)
+          : athena.streamResultFile(result.outputLocation),
+      format: 'csv',
+      header: true,
+      logger,
+    });
+    let counts: { inserted: number; updated: number; deleted: number };
+    if (key.length > 0) {
+      const merged = await mergeStaging(client, {
+        schema,
+        target: table,
+        staging: copied.staging,
+        columns,
+        key,
+      });
+      counts = { inserted: merged.inserted, updated: merged.updated, deleted: 0 };
+    } else {
+      const swapped = await swapInTable(client, { schema, target: table, staging: copied.staging, columns });
+      counts = { inserted: swapped.inserted, updated: 0, deleted: swapped.removed };
+    }
+    await dropStagingTable(client, schema, copied.staging);
+    const output: AthenaLoadOutput = {
+      status: 'loaded',
+      runId: input.runId,
+      task: task.name,
+      queryExecutionId: result.queryExecutionId,
+      refresh: key.length > 0 ? 'merge' : 'swap',
+      rows: copied.rows,
+      ...counts,
+      apiCalls: athena.apiCalls - callsBefore,
+      s3Reads: athena.s3Reads - readsBefore,
+    };
+    await recordTaskResult(client, input.runId, task.name, { kind: 'athena', ...output });
+    logger.info('Athena extract loaded', { table: `${schema}.${table}`, ...output });
+    return output;
+  });
+}

@@ -1,0 +1,373 @@
+/**
+ * The Salesforce extract (DESIGN.md §1, step 2): one object into one table.
+ *
+ * 1. Describe the object; the configured fields (plus SystemModstamp and IsDeleted) become
+ *    columns through `pgColumnForSalesforceField`; the table's key is "Id".
+ * 2. Read the watermark. The read is full when the run says so, when the task's mode is `full`,
+ *    when there is no watermark yet, or when the table lacks a column the fields now call for
+ *    (a field added to the config: rows already loaded must get its value, and an incremental
+ *    read would only fill it for changed rows). Otherwise it reads changes since the watermark
+ *    minus the overlap window (see salesforce-read.ts).
+ * 3. `COUNT()` first; below `bulkThreshold` rows REST query paging streams the rows straight
+ *    into the load; from it on a Bulk API 2.0 query job is created and the step answers
+ *    `bulk-pending`: the state machine waits and calls {@link checkSalesforceExtract}, which polls
+ *    once and either answers `bulk-pending` again (with the next wait) or loads the results.
+ * 4. The load is ONE transaction: evolve the table, COPY the CSV into an UNLOGGED staging table,
+ *    merge on "Id" (IsDeleted rows removed or flagged per the task's `deletes`), after a full
+ *    read remove or flag the rows it no longer returned, advance the watermark to the newest
+ *    SystemModstamp seen (and the largest Id at it), record the task's result in the run, drop
+ *    staging. A failure anywhere — a connection reset in the middle of the COPY included —
+ *    rolls all of it back: the table and the watermark stay as they were.
+ *
+ * Deletes after a full read: with `remove` the read goes through `query` (live rows only) and
+ * the table becomes exactly those rows — rows hard-deleted, purged from the recycle bin or no
+ * longer matching `where` go too. With `flag` the read goes through `queryAll`: rows in the
+ * recycle bin arrive with IsDeleted true; rows gone for good (hard-deleted, purged) are flagged
+ * too, unless the task has a `where` (a row that merely stopped matching is not deleted).
+ */
+import type { Readable } from 'node:stream';
+import type { SalesforceExtractTask } from '../config';
+import {
+  advanceWatermark,
+  copyIntoStaging,
+  dropStagingTable,
+  ensureTable,
+  mergeStaging,
+  pgColumnForSalesforceField,
+  readWatermark,
+  withClient,
+  withTransaction,
+  type PgColumn,
+} from '../connectors/postgres';
+import {
+  DEFAULT_BULK_RESULT_PAGE_RECORDS,
+  bulkPollDelaySeconds,
+  type SalesforceConnector,
+  type SalesforceObjectDescribe,
+} from '../connectors/salesforce';
+import { TerminalError } from '../shared/errors';
+import type { Logger } from '../shared/logging';
+import {
+  SalesforceExtractCheckInput,
+  SalesforceExtractInput,
+  parseStepInput,
+  type SalesforceExtractLoaded,
+  type SalesforceExtractOutput,
+  type SalesforceExtractPending,
+  type SalesforceReadApi,
+} from './contracts';
+import { salesforceOf, splitTableName, type CoreDeps } from './deps';
+import { newestStagedChange, reconcileMissingRows, recordTaskResult, tableColumns } from './run-state';
+import {
+  DELETED_FIELD,
+  ID_FIELD,
+  REST_QUERY_PAGE_ROWS,
+  WATERMARK_FIELD,
+  chooseReadApi,
+  planSalesforceRead,
+  resolveFields,
+} from './salesforce-read';
+
+/**
+ * Polls of one Bulk query job before the extract gives up (and aborts it): with the poll schedule
+ * (2, 4, …, 64 s, then every 120 s) 60 polls are about 1 h 50 min.
+ */
+export const MAX_BULK_QUERY_POLLS = 60;
+
+/** Tuning of the Salesforce extract; the defaults suit production. */
+export interface SalesforceExtractOptions {
+  /** Rows per Bulk result page (one API call each). @default DEFAULT_BULK_RESULT_PAGE_RECORDS */
+  readonly bulkResultPageRecords?: number;
+  /** Attempts per Bulk result page when the connection drops mid-page. @default 3 */
+  readonly bulkResultPageAttempts?: number;
+  /** Rows asked per REST page (200–2,000). @default REST_QUERY_PAGE_ROWS */
+  readonly restBatchSize?: number;
+  /** @default MAX_BULK_QUERY_POLLS */
+  readonly maxBulkPolls?: number;
+}
+
+/** The task named `name`, which must be a Salesforce extract. */
+export function salesforceTask(deps: CoreDeps, name: string): SalesforceExtractTask {
+  const task = deps.config.extract.find((t) => t.name === name);
+  if (!task || task.from !== 'salesforce') {
+    const known = deps.config.extract.filter((t) => t.from === 'salesforce').map((t) => t.name);
+    throw new TerminalError(
+      `No Salesforce extract task named "${name}" in pipeline ${deps.config.name} (known: ${known.join(', ') || 'none'})`,
+    );
+  }
+  return task;
+}
+
+function columnsFor(
+  task: SalesforceExtractTask,
+  describe: SalesforceObjectDescribe,
+  fields: readonly string[],
+): PgColumn[] {
+  const byName = new Map(describe.fields.map((f) => [f.name, f]));
+  return fields.map((name) => {
+    const field = byName.get(name);
+    if (!field) throw new TerminalError(`Extract task ${task.name}: ${task.object} has no field "${name}"`);
+    return pgColumnForSalesforceField(field);
+  });
+}
+
+interface TaskContext {
+  readonly task: SalesforceExtractTask;
+  readonly schema: string;
+  readonly table: string;
+  readonly logger: Logger;
+}
+
+function contextOf(deps: CoreDeps, runId: string, taskName: string): TaskContext {
+  const task = salesforceTask(deps, taskName);
+  const { schema, table } = splitTableName(task.table, deps.config.postgres.schema);
+  return { task, schema, table, logger: deps.logger.child({ runId, task: task.name }) };
+}
+
+/** Loads a CSV stream of the task's fields: the one transaction described in the module comment. */
+async function loadRows(
+  deps: CoreDeps,
+  ctx: TaskContext,
+  load: {
+    runId: string;
+    columns: readonly PgColumn[];
+    full: boolean;
+    api: SalesforceReadApi;
+    source: () => Readable;
+    apiCalls: () => number;
+  },
+): Promise<SalesforceExtractLoaded> {
+  const { task, schema, table, logger } = ctx;
+  const deletes = { mode: task.deletes, flagColumn: DELETED_FIELD } as const;
+  return withTransaction(deps.pg, async (client) => {
+    const evolved = await ensureTable(client, {
+      schema,
+      table,
+      columns: load.columns,
+      primaryKey: [ID_FIELD],
+      // A field an admin narrowed (e.g. a number's precision) keeps its wider column.
+      onNarrower: 'keep',
+      logger,
+    });
+    const copied = await copyIntoStaging(client, {
+      schema,
+      target: table,
+      runId: load.runId,
+      columns: load.columns,
+      source: load.source(),
+      format: 'csv',
+      header: true,
+      logger,
+    });
+    const merged = await mergeStaging(client, {
+      schema,
+      target: table,
+      staging: copied.staging,
+      columns: load.columns,
+      key: [ID_FIELD],
+      deletes,
+    });
+    let deleted = merged.deleted;
+    if (load.full && (task.deletes === 'remove' || task.where === undefined)) {
+      deleted += await reconcileMissingRows(client, {
+        schema,
+        target: table,
+        staging: copied.staging,
+        key: ID_FIELD,
+        mode: task.deletes,
+        flagColumn: DELETED_FIELD,
+      });
+    }
+    const newest = await newestStagedChange(client, schema, copied.staging, WATERMARK_FIELD, ID_FIELD);
+    const state = await advanceWatermark(client, task.name, {
+      watermark: newest?.stamp ?? null,
+      watermarkId: newest?.id ?? null,
+      runId: load.runId,
+      rows: copied.rows,
+      // A full read saw everything: what it saw is the truth, even if older than the stored mark.
+      force: load.full,
+    });
+    await dropStagingTable(client, schema, copied.staging);
+    const result: SalesforceExtractLoaded = {
+      status: 'loaded',
+      runId: load.runId,
+      task: task.name,
+      rows: copied.rows,
+      inserted: merged.inserted,
+      updated: merged.updated,
+      deleted,
+      api: load.api,
+      apiCalls: load.apiCalls(),
+      full: load.full,
+      watermark: state.watermark?.toISOString() ?? null,
+    };
+    await recordTaskResult(client, load.runId, task.name, {
+      kind: 'salesforce',
+      ...result,
+      unchanged: merged.unchanged,
+      addedColumns: evolved.added,
+    });
+    logger.info('Salesforce extract loaded', {
+      table: `${schema}.${table}`,
+      rows: result.rows,
+      inserted: result.inserted,
+      updated: result.updated,
+      unchanged: merged.unchanged,
+      deleted,
+      api: load.api,
+      apiCalls: result.apiCalls,
+      full: load.full,
+      watermark: result.watermark,
+      addedColumns: evolved.added,
+    });
+    return result;
+  });
+}
+
+/**
+ * The extract step: plans the read, counts, and either loads the rows over REST (answering
+ * `loaded`) or creates a Bulk query job (answering `bulk-pending`).
+ */
+export async function extractSalesforce(
+  event: SalesforceExtractInput,
+  deps: CoreDeps,
+  options: SalesforceExtractOptions = {},
+): Promise<SalesforceExtractOutput> {
+  const input = parseStepInput('ExtractSalesforce', SalesforceExtractInput, event);
+  const ctx = contextOf(deps, input.runId, input.task);
+  const { task, schema, table, logger } = ctx;
+  const sf = await salesforceOf(deps, `Extract task ${task.name}`);
+  const callsBefore = sf.apiCalls;
+  const describe = await sf.describe(task.object);
+
+  const { fields: wanted, added } = resolveFields(task, describe.fields);
+  if (added.length > 0) {
+    logger.info('Fields added to the read that the config does not list', { fields: added });
+  }
+  const { watermark, existing } = await withClient(deps.pg, async (client) => ({
+    watermark: await readWatermark(client, task.name),
+    existing: await tableColumns(client, schema, table),
+  }));
+  const missingColumns = existing ? wanted.filter((f) => !existing.has(f)) : [];
+  const reason = input.full
+    ? 'the run asked for a full read'
+    : task.mode === 'full'
+      ? 'the task reads in full'
+      : !watermark?.watermark
+        ? 'no watermark yet'
+        : !existing
+          ? `table ${schema}.${table} does not exist (yet, or any more)`
+          : missingColumns.length > 0
+            ? `new columns ${missingColumns.join(', ')} must be filled for every row`
+            : undefined;
+  const full = reason !== undefined;
+  const plan = planSalesforceRead(task, describe.fields, { full, watermark: watermark?.watermark });
+  const columns = columnsFor(task, describe, plan.fields);
+
+  const rows = await sf.count(plan.countSoql, { includeDeleted: plan.includeDeleted });
+  const api = chooseReadApi(rows, task.bulkThreshold);
+  logger.info('Salesforce extract planned', {
+    object: task.object,
+    full,
+    ...(reason ? { fullBecause: reason } : {}),
+    since: plan.since?.toISOString(),
+    includeDeleted: plan.includeDeleted,
+    rows,
+    api,
+  });
+
+  if (api === 'rest') {
+    return loadRows(deps, ctx, {
+      runId: input.runId,
+      columns,
+      full,
+      api,
+      source: () =>
+        sf.queryRestCsv(plan.soql({ orderBy: true }), plan.fields, {
+          includeDeleted: plan.includeDeleted,
+          batchSize: options.restBatchSize ?? REST_QUERY_PAGE_ROWS,
+        }),
+      apiCalls: () => sf.apiCalls - callsBefore,
+    });
+  }
+
+  const jobId = await sf.startBulkQuery(plan.soql({ orderBy: false }), {
+    includeDeleted: plan.includeDeleted,
+  });
+  const pending: SalesforceExtractPending = {
+    status: 'bulk-pending',
+    runId: input.runId,
+    task: task.name,
+    jobId,
+    attempt: 0,
+    waitSeconds: bulkPollDelaySeconds(0),
+    full,
+    expectedRows: rows,
+    apiCalls: sf.apiCalls - callsBefore,
+  };
+  logger.info('Salesforce Bulk query job pending', { jobId, waitSeconds: pending.waitSeconds });
+  return pending;
+}
+
+/**
+ * The check step of a Bulk read: polls the job once. Still running: `bulk-pending` with the next
+ * wait. Complete: streams the results page by page (by locator) into the load and answers
+ * `loaded`. Failed or aborted: TerminalError with Salesforce's reason. A retried check works on
+ * the same job id, so it re-attaches instead of starting another job.
+ */
+export async function checkSalesforceExtract(
+  event: SalesforceExtractCheckInput,
+  deps: CoreDeps,
+  options: SalesforceExtractOptions = {},
+): Promise<SalesforceExtractOutput> {
+  const pending = parseStepInput('CheckSalesforceExtract', SalesforceExtractCheckInput, event);
+  const ctx = contextOf(deps, pending.runId, pending.task);
+  const { task, logger } = ctx;
+  const sf: SalesforceConnector = await salesforceOf(deps, `Extract task ${task.name}`);
+  const callsBefore = sf.apiCalls;
+  const job = await sf.getBulkQueryJob(pending.jobId);
+  const poll = pending.attempt + 1;
+  logger.debug('Salesforce Bulk query job polled', { jobId: job.id, state: job.state, poll });
+
+  if (job.state === 'Failed' || job.state === 'Aborted') {
+    throw new TerminalError(
+      `Salesforce Bulk query job ${job.id} of extract task ${task.name} ended ${job.state}: ${sf.redact(job.errorMessage ?? 'no reason given')}`,
+    );
+  }
+  if (job.state !== 'JobComplete') {
+    const maxPolls = options.maxBulkPolls ?? MAX_BULK_QUERY_POLLS;
+    if (poll >= maxPolls) {
+      await sf.abortBulkQuery(job.id).catch((err: unknown) =>
+        logger.warn('Could not abort the Bulk query job', {
+          jobId: job.id,
+          error: err instanceof Error ? err.message : String(err),
+        }),
+      );
+      throw new TerminalError(
+        `Salesforce Bulk query job ${job.id} of extract task ${task.name} was still ${job.state} after ${poll} polls: aborted`,
+      );
+    }
+    return {
+      ...pending,
+      attempt: poll,
+      waitSeconds: bulkPollDelaySeconds(poll),
+      apiCalls: pending.apiCalls + (sf.apiCalls - callsBefore),
+    };
+  }
+
+  const describe = await sf.describe(task.object);
+  const { fields } = resolveFields(task, describe.fields);
+  const columns = columnsFor(task, describe, fields);
+  return loadRows(deps, ctx, {
+    runId: pending.runId,
+    columns,
+    full: pending.full,
+    api: 'bulk',
+    source: () =>
+      sf.streamBulkQueryResults(job.id, fields, {
+        maxRecords: options.bulkResultPageRecords ?? DEFAULT_BULK_RESULT_PAGE_RECORDS,
+        pageAttempts: options.bulkResultPageAttempts ?? 3,
+      }),
+    apiCalls: () => pending.apiCalls + (sf.apiCalls - callsBefore),
+  });
+}

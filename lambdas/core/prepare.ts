@@ -1,0 +1,198 @@
+/**
+ * The Prepare step (DESIGN.md §1, step 1): validate the run input against the config, allocate
+ * the run id, migrate the state schema, record the run, check that PostgreSQL and Salesforce
+ * answer, and refuse to start a run whose forecast Salesforce API cost exceeds the budget.
+ *
+ * Idempotent: given the same run id (the state machine passes its execution name), a retried
+ * Prepare finds the row the first attempt inserted and answers with the same start time.
+ */
+import { randomBytes } from 'node:crypto';
+import type { PipelineConfig, SalesforceExtractTask } from '../config';
+import { checkConnection, migrate, readWatermark, withClient } from '../connectors/postgres';
+import { DEFAULT_BULK_RESULT_PAGE_RECORDS, type SalesforceLimits } from '../connectors/salesforce';
+import { TerminalError } from '../shared/errors';
+import {
+  PrepareInput,
+  parseStepInput,
+  type ApiForecast,
+  type PrepareOutput,
+  type SelectedTasks,
+} from './contracts';
+import { salesforceOf, splitTableName, type CoreDeps } from './deps';
+import { recordRun, tableColumns } from './run-state';
+import { chooseReadApi, forecastReadCalls, readFilter } from './salesforce-read';
+
+/** The `/limits` entry of the daily API allowance (salesforce-wire.md, "Limits and error codes"). */
+export const DAILY_API_REQUESTS_LIMIT = 'DailyApiRequests';
+
+/**
+ * A new run id, sortable by time: `20240520T204932Z-3f9a1c07` (UTC, then 32 random bits so that
+ * two runs started in the same second differ). Fits {@link RUN_ID_PATTERN}.
+ */
+export function newRunId(now: Date): string {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
+  return `${stamp}-${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * The tasks a run input selects, by kind. Unknown names are a TerminalError naming them and the
+ * known ones.
+ */
+export function selectTasks(config: PipelineConfig, names: readonly string[] | undefined): SelectedTasks {
+  const known = [...config.extract.map((t) => t.name), ...config.writeback.map((t) => t.name)];
+  if (names) {
+    const unknown = names.filter((n) => !known.includes(n));
+    if (unknown.length > 0) {
+      throw new TerminalError(
+        `Unknown task${unknown.length === 1 ? '' : 's'} ${unknown.map((n) => `"${n}"`).join(', ')} in the run input; pipeline ${config.name} has: ${known.map((n) => `"${n}"`).join(', ') || 'no tasks'}`,
+      );
+    }
+  }
+  const wanted = (name: string): boolean => !names || names.includes(name);
+  return {
+    salesforce: config.extract.filter((t) => t.from === 'salesforce' && wanted(t.name)).map((t) => t.name),
+    athena: config.extract.filter((t) => t.from === 'athena' && wanted(t.name)).map((t) => t.name),
+    writeback: config.writeback.filter((t) => wanted(t.name)).map((t) => t.name),
+  };
+}
+
+/** One Salesforce extract's share of the forecast. */
+export interface ExtractForecast {
+  readonly task: string;
+  readonly rows: number;
+  readonly api: 'rest' | 'bulk';
+  /** describe + COUNT() + the read's own calls. */
+  readonly apiCalls: number;
+}
+
+/**
+ * Checks a forecast against the budget: at most `maxApiCallsPerRun`, and what remains of the
+ * daily allowance afterwards must stay at or above `reserveDailyApiPercent` of its maximum.
+ * Throws a TerminalError with the numbers.
+ */
+export function checkBudget(
+  config: PipelineConfig,
+  forecast: number,
+  perTask: readonly ExtractForecast[],
+  limits: SalesforceLimits | undefined,
+): void {
+  const detail = perTask.map((t) => `${t.task}: ${t.apiCalls} (${t.api}, ${t.rows} rows)`).join(', ');
+  const { maxApiCallsPerRun, reserveDailyApiPercent } = config.budget;
+  if (forecast > maxApiCallsPerRun) {
+    throw new TerminalError(
+      `Run refused: it is forecast to make ${forecast} Salesforce API calls (${detail}), more than budget.maxApiCallsPerRun ${maxApiCallsPerRun}`,
+    );
+  }
+  const daily = limits?.[DAILY_API_REQUESTS_LIMIT];
+  if (!daily) return;
+  const reserve = Math.ceil((daily.Max * reserveDailyApiPercent) / 100);
+  const left = daily.Remaining - forecast;
+  if (left < reserve) {
+    throw new TerminalError(
+      `Run refused: it is forecast to make ${forecast} Salesforce API calls (${detail}); of the org's daily allowance ` +
+        `${daily.Remaining} of ${daily.Max} remain, which would leave ${left}, below the reserve of ${reserve} ` +
+        `(budget.reserveDailyApiPercent ${reserveDailyApiPercent}%)`,
+    );
+  }
+}
+
+/** Options of {@link prepare}. */
+export interface PrepareOptions {
+  /** Rows per Bulk result page the extracts use (for the forecast). @default DEFAULT_BULK_RESULT_PAGE_RECORDS */
+  readonly bulkResultPageRecords?: number;
+}
+
+/** Runs the Prepare step; see the module comment. */
+export async function prepare(
+  event: PrepareInput,
+  deps: CoreDeps,
+  options: PrepareOptions = {},
+): Promise<PrepareOutput> {
+  const input = parseStepInput('Prepare', PrepareInput, event);
+  const { config } = deps;
+  const tasks = selectTasks(config, input.input.tasks);
+  const runId = input.runId ?? newRunId(deps.clock.now());
+  const logger = deps.logger.child({ runId });
+  const full = input.input.full ?? false;
+  const dryRun = input.input.dryRun ?? false;
+
+  const server = await checkConnection(deps.pg);
+  logger.info('PostgreSQL reachable', { serverVersion: server.serverVersion, ssl: server.ssl });
+  await migrate(deps.pg, { logger });
+  const run = await withClient(deps.pg, (client) =>
+    recordRun(client, {
+      runId,
+      pipeline: config.name,
+      dryRun,
+      input: input.input,
+      executionArn: input.executionArn,
+      startedAt: deps.clock.now(),
+    }),
+  );
+  logger.info(run.created ? 'Run recorded' : 'Run already recorded (Prepare retried)', {
+    pipeline: config.name,
+    tasks,
+    full,
+    dryRun,
+  });
+
+  let forecast: ApiForecast = { salesforceApiCalls: 0 };
+  if (tasks.salesforce.length > 0 || tasks.writeback.length > 0) {
+    const sf = await salesforceOf(deps, 'Prepare');
+    const before = sf.apiCalls;
+    const limits = await sf.limits();
+    const perTask: ExtractForecast[] = [];
+    for (const name of tasks.salesforce) {
+      const task = config.extract.find((t) => t.name === name) as SalesforceExtractTask;
+      perTask.push(await forecastExtract(deps, task, full, options));
+    }
+    // Prepare's own calls (limits, the counts) are part of the run's cost.
+    const total = sf.apiCalls - before + perTask.reduce((sum, t) => sum + t.apiCalls, 0);
+    const daily = limits[DAILY_API_REQUESTS_LIMIT];
+    forecast = {
+      salesforceApiCalls: total,
+      ...(daily ? { dailyRemaining: daily.Remaining, dailyMax: daily.Max } : {}),
+    };
+    logger.info('Salesforce API forecast', { ...forecast, perTask });
+    checkBudget(config, total, perTask, limits);
+  }
+
+  return {
+    runId,
+    pipeline: config.name,
+    tasks,
+    full,
+    dryRun,
+    startedAt: run.startedAt.toISOString(),
+    forecast,
+  };
+
+  async function forecastExtract(
+    d: CoreDeps,
+    task: SalesforceExtractTask,
+    fullRun: boolean,
+    opts: PrepareOptions,
+  ): Promise<ExtractForecast> {
+    const sf = await salesforceOf(d, 'Prepare');
+    const { schema, table } = splitTableName(task.table, config.postgres.schema);
+    const { watermark, columns } = await withClient(d.pg, async (client) => ({
+      watermark: await readWatermark(client, task.name),
+      columns: await tableColumns(client, schema, table),
+    }));
+    // As the extract decides, approximately (the describe's spelling is not known here).
+    const lower = new Set([...(columns ?? [])].map((c) => c.toLowerCase()));
+    const newColumns = columns === undefined || task.fields.some((f) => !lower.has(f.toLowerCase()));
+    const readsFull = fullRun || task.mode === 'full' || !watermark?.watermark || newColumns;
+    const filter = readFilter(task, { full: readsFull, watermark: watermark?.watermark });
+    const rows = await sf.count(filter.countSoql, { includeDeleted: filter.includeDeleted });
+    const api = chooseReadApi(rows, task.bulkThreshold);
+    const read = forecastReadCalls(rows, api, {
+      bulkPageRecords: opts.bulkResultPageRecords ?? DEFAULT_BULK_RESULT_PAGE_RECORDS,
+    });
+    // The extract's own describe and COUNT(), then the read.
+    return { task: task.name, rows, api, apiCalls: 2 + read };
+  }
+}

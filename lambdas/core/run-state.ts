@@ -1,0 +1,177 @@
+/**
+ * The few statements the steps run on the run's own state and on loaded tables that the
+ * PostgreSQL connector does not offer (yet): the `roundtrip.runs` row, the per-task results in
+ * its summary, the target's current columns, the newest change in staging, and the removal of
+ * rows a full read no longer returned. Each takes the client of the step's transaction.
+ */
+import type { ClientBase } from 'pg';
+import { quoteIdent, quoteQualified } from '../connectors/postgres';
+import { STAGING_ROW_COLUMN } from '../connectors/postgres';
+import { TerminalError } from '../shared/errors';
+
+/** The `roundtrip.runs` row as Prepare records it. */
+export interface RecordedRun {
+  readonly runId: string;
+  readonly pipeline: string;
+  readonly startedAt: Date;
+  readonly status: string;
+  /** False when the row already existed (a retried Prepare). */
+  readonly created: boolean;
+}
+
+/**
+ * Inserts the run's row, or finds the one a previous attempt of the same Prepare inserted
+ * (idempotent on the run id). A run id already used by another pipeline is a TerminalError.
+ */
+export async function recordRun(
+  client: ClientBase,
+  run: {
+    runId: string;
+    pipeline: string;
+    dryRun: boolean;
+    input: unknown;
+    executionArn: string | undefined;
+    startedAt: Date;
+  },
+): Promise<RecordedRun> {
+  const inserted = await client.query<{ started_at: Date; status: string }>(
+    `INSERT INTO roundtrip.runs (run_id, pipeline, status, dry_run, input, execution_arn, started_at)
+     VALUES ($1, $2, 'running', $3, $4::jsonb, $5, $6)
+     ON CONFLICT (run_id) DO NOTHING
+     RETURNING started_at, status`,
+    [
+      run.runId,
+      run.pipeline,
+      run.dryRun,
+      JSON.stringify(run.input ?? {}),
+      run.executionArn ?? null,
+      run.startedAt,
+    ],
+  );
+  if (inserted.rows[0]) {
+    return {
+      runId: run.runId,
+      pipeline: run.pipeline,
+      startedAt: inserted.rows[0].started_at,
+      status: 'running',
+      created: true,
+    };
+  }
+  const existing = await client.query<{ pipeline: string; started_at: Date; status: string }>(
+    'SELECT pipeline, started_at, status FROM roundtrip.runs WHERE run_id = $1',
+    [run.runId],
+  );
+  const row = existing.rows[0];
+  if (!row) throw new TerminalError(`Run ${run.runId} was neither inserted nor found in roundtrip.runs`);
+  if (row.pipeline !== run.pipeline) {
+    throw new TerminalError(
+      `Run id ${run.runId} is already used by pipeline "${row.pipeline}", not "${run.pipeline}": start the run with another id`,
+    );
+  }
+  return {
+    runId: run.runId,
+    pipeline: row.pipeline,
+    startedAt: row.started_at,
+    status: row.status,
+    created: false,
+  };
+}
+
+/**
+ * Stores one task's result under `summary.extract.<task>` of the run's row (replacing what an
+ * earlier attempt of the same step stored). Throws when the run was never prepared.
+ */
+export async function recordTaskResult(
+  client: ClientBase,
+  runId: string,
+  task: string,
+  result: Record<string, unknown>,
+): Promise<void> {
+  const { rowCount } = await client.query(
+    `UPDATE roundtrip.runs
+        SET summary = coalesce(summary, '{}'::jsonb)
+            || jsonb_build_object('extract', coalesce(summary -> 'extract', '{}'::jsonb) || jsonb_build_object($2::text, $3::jsonb))
+      WHERE run_id = $1`,
+    [runId, task, JSON.stringify(result)],
+  );
+  if (!rowCount) {
+    throw new TerminalError(
+      `Run ${runId} is not recorded in roundtrip.runs: a run starts with the Prepare step`,
+    );
+  }
+}
+
+/** The target's column names, or undefined when the table does not exist yet. */
+export async function tableColumns(
+  client: ClientBase,
+  schema: string,
+  table: string,
+): Promise<Set<string> | undefined> {
+  const { rows } = await client.query<{ name: string | null }>(
+    `SELECT a.attname AS name
+       FROM pg_class c
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+       LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE n.nspname = $1 AND c.relname = $2`,
+    [schema, table],
+  );
+  if (rows.length === 0) return undefined;
+  return new Set(rows.flatMap((r) => (r.name === null ? [] : [r.name])));
+}
+
+/**
+ * The newest change among the staged rows and the largest Id at it (Ids compared byte-wise,
+ * `COLLATE "C"`, as the watermark stores them), or undefined when staging is empty.
+ */
+export async function newestStagedChange(
+  client: ClientBase,
+  schema: string,
+  staging: string,
+  stampColumn: string,
+  idColumn: string,
+): Promise<{ stamp: Date; id: string } | undefined> {
+  const stamp = quoteIdent(stampColumn);
+  const id = quoteIdent(idColumn);
+  const { rows } = await client.query<{ stamp: Date; id: string }>(
+    `SELECT ${stamp} AS stamp, ${id} AS id FROM ${quoteQualified(schema, staging)}
+      WHERE ${stamp} IS NOT NULL
+      ORDER BY ${stamp} DESC, ${id} COLLATE "C" DESC LIMIT 1`,
+  );
+  return rows[0];
+}
+
+/**
+ * After a full read: rows of the target whose key the read did not return. `remove` deletes
+ * them; `flag` sets the flag column on those not flagged yet. Returns the rows affected.
+ */
+export async function reconcileMissingRows(
+  client: ClientBase,
+  options: {
+    schema: string;
+    target: string;
+    staging: string;
+    key: string;
+    mode: 'remove' | 'flag';
+    flagColumn: string;
+  },
+): Promise<number> {
+  const target = quoteQualified(options.schema, options.target);
+  const staging = quoteQualified(options.schema, options.staging);
+  const key = quoteIdent(options.key);
+  const missing = `NOT EXISTS (SELECT 1 FROM ${staging} AS s WHERE s.${key} = t.${key})`;
+  const flag = quoteIdent(options.flagColumn);
+  const sql =
+    options.mode === 'remove'
+      ? `DELETE FROM ${target} AS t WHERE ${missing}`
+      : `UPDATE ${target} AS t SET ${flag} = true WHERE ${flag} IS NOT TRUE AND ${missing}`;
+  const { rowCount } = await client.query(sql);
+  return rowCount ?? 0;
+}
+
+/** Rows in a staging table (what COPY put there). */
+export async function stagedRowCount(client: ClientBase, schema: string, staging: string): Promise<number> {
+  const { rows } = await client.query<{ n: string }>(
+    `SELECT count(${quoteIdent(STAGING_ROW_COLUMN)})::bigint AS n FROM ${quoteQualified(schema, staging)}`,
+  );
+  return Number(rows[0]?.n ?? 0);
+}

@@ -1,0 +1,186 @@
+/**
+ * What a Salesforce extract reads: the fields (checked against the describe), the SOQL of the
+ * read and of its `COUNT()`, and which API reads it. Pure functions, shared by Prepare (which
+ * forecasts the run's API cost from the same `COUNT()`) and the extract steps.
+ */
+import type { SalesforceExtractTask } from '../config';
+import type { SalesforceFieldDescribe } from '../connectors/salesforce';
+import { bulkPollsForDuration } from '../connectors/salesforce';
+import { TerminalError } from '../shared/errors';
+
+/** The field that orders changes: set by Salesforce on every write, including system ones. */
+export const WATERMARK_FIELD = 'SystemModstamp';
+/** The field that `queryAll` sets on deleted (recycle-bin) rows. */
+export const DELETED_FIELD = 'IsDeleted';
+/** The key of every Salesforce table. */
+export const ID_FIELD = 'Id';
+
+/**
+ * Rows per REST query page: 2,000 by default and at most
+ * (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_queryoptions.htm).
+ */
+export const REST_QUERY_PAGE_ROWS = 2_000;
+
+/**
+ * The Bulk job's duration the forecast budgets polls for: ten minutes, which the poll schedule
+ * (connectors/salesforce/poll.ts) covers with {@link bulkPollsForDuration}(600) = 10 polls.
+ */
+export const FORECAST_BULK_JOB_SECONDS = 600;
+
+/** How a Salesforce extract reads this run. */
+export interface SalesforceReadPlan {
+  /** Fields in describe casing, in the config's order, with SystemModstamp and IsDeleted added when missing. */
+  readonly fields: readonly string[];
+  /** Fields that the config did not list but the extract needs (logged). */
+  readonly addedFields: readonly string[];
+  /** The read, with ORDER BY when `orderBy` is set. */
+  readonly soql: (options: { orderBy: boolean }) => string;
+  /** `SELECT COUNT() …` with the same filter. */
+  readonly countSoql: string;
+  /** `queryAll`: deleted rows in the recycle bin are read too (with IsDeleted true). */
+  readonly includeDeleted: boolean;
+  /** The lower bound of an incremental read (watermark minus overlap), undefined for a full read. */
+  readonly since: Date | undefined;
+}
+
+/**
+ * A SOQL datetime literal, `YYYY-MM-DDThh:mm:ssZ`, rounded DOWN to the second: Salesforce's
+ * literal has no fraction (SOQL and SOSL Reference, "Date Formats and Date Literals"), and
+ * rounding down only widens an inclusive lower bound.
+ */
+export function soqlDatetime(at: Date): string {
+  if (Number.isNaN(at.getTime())) throw new TerminalError('Cannot write an invalid date as a SOQL datetime');
+  return new Date(Math.floor(at.getTime() / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
+ * Maps the configured fields to the describe's spelling and adds what the extract needs:
+ * `SystemModstamp` (the watermark) and `IsDeleted` (deletes). Unknown fields are a TerminalError
+ * naming every one of them and the object.
+ */
+export function resolveFields(
+  task: Pick<SalesforceExtractTask, 'object' | 'fields' | 'name'>,
+  describeFields: readonly Pick<SalesforceFieldDescribe, 'name'>[],
+): { fields: string[]; added: string[] } {
+  const byLower = new Map(describeFields.map((f) => [f.name.toLowerCase(), f.name]));
+  const unknown: string[] = [];
+  const fields: string[] = [];
+  for (const name of task.fields) {
+    const found = byLower.get(name.toLowerCase());
+    if (found === undefined) unknown.push(name);
+    else if (!fields.includes(found)) fields.push(found);
+  }
+  if (unknown.length > 0) {
+    throw new TerminalError(
+      `Extract task ${task.name}: ${task.object} has no field ${unknown.map((f) => `"${f}"`).join(', ')} ` +
+        `(check the spelling and the field-level security of the integration user)`,
+    );
+  }
+  const added: string[] = [];
+  for (const needed of [ID_FIELD, WATERMARK_FIELD, DELETED_FIELD]) {
+    const found = byLower.get(needed.toLowerCase());
+    if (found === undefined) {
+      throw new TerminalError(
+        `Extract task ${task.name}: ${task.object} has no ${needed} field, which the extract needs (is it a queryable sObject?)`,
+      );
+    }
+    if (!fields.includes(found)) {
+      fields.push(found);
+      added.push(found);
+    }
+  }
+  return { fields, added };
+}
+
+/** Options of {@link planSalesforceRead}. */
+export interface PlanReadOptions {
+  /** Read everything (override, `mode: 'full'`, first run, new columns). */
+  readonly full: boolean;
+  /** The stored watermark, for an incremental read. */
+  readonly watermark: Date | null | undefined;
+}
+
+/**
+ * Builds the read of one extract task.
+ *
+ * Incremental: `WHERE SystemModstamp >= watermark − overlap` through `queryAll`, so that deleted
+ * rows come back with `IsDeleted` true. The bound is inclusive: rows sharing the boundary
+ * timestamp are re-read, never missed; the overlap re-reads a window before it for changes
+ * committed late with an earlier stamp; the merge makes re-reads harmless (unchanged rows are not
+ * even rewritten). REST reads are ordered by `SystemModstamp, Id` (Id the tie-breaker) so that
+ * pages are deterministic; Bulk reads are not ordered, because ORDER BY turns off PK chunking in
+ * Bulk API 2.0 (https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/queries.htm,
+ * "SOQL Considerations"); the watermark is taken from the loaded rows, not from their order.
+ *
+ * Full: no watermark filter; `queryAll` when deletes are flagged (deleted rows in the recycle
+ * bin arrive flagged), `query` when they are removed (the table becomes the live rows).
+ */
+export function planSalesforceRead(
+  task: SalesforceExtractTask,
+  describeFields: readonly Pick<SalesforceFieldDescribe, 'name'>[],
+  options: PlanReadOptions,
+): SalesforceReadPlan {
+  const { fields, added } = resolveFields(task, describeFields);
+  const filter = readFilter(task, options);
+  return {
+    fields,
+    addedFields: added,
+    soql: ({ orderBy }) =>
+      `SELECT ${fields.join(', ')}${filter.from}${orderBy ? ` ORDER BY ${WATERMARK_FIELD}, ${ID_FIELD}` : ''}`,
+    countSoql: filter.countSoql,
+    includeDeleted: filter.includeDeleted,
+    since: filter.since,
+  };
+}
+
+/** The FROM/WHERE part of a task's read, without the field list (all that a COUNT() needs). */
+export function readFilter(
+  task: Pick<SalesforceExtractTask, 'object' | 'where' | 'overlapSeconds' | 'deletes'>,
+  options: PlanReadOptions,
+): { from: string; countSoql: string; includeDeleted: boolean; since: Date | undefined } {
+  const incremental = !options.full && options.watermark !== null && options.watermark !== undefined;
+  const since = incremental
+    ? new Date((options.watermark as Date).getTime() - task.overlapSeconds * 1000)
+    : undefined;
+  const conditions: string[] = [];
+  if (task.where !== undefined && task.where.trim() !== '') conditions.push(`(${task.where})`);
+  if (since) conditions.push(`${WATERMARK_FIELD} >= ${soqlDatetime(since)}`);
+  const where = conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '';
+  const from = ` FROM ${task.object}${where}`;
+  return {
+    from,
+    countSoql: `SELECT COUNT()${from}`,
+    includeDeleted: incremental || task.deletes === 'flag',
+    since,
+  };
+}
+
+/**
+ * Which API reads `rows` rows: a Bulk API 2.0 query job from `bulkThreshold` rows on (the
+ * config's documented meaning: "from this many rows to read on"), REST query paging below.
+ */
+export function chooseReadApi(rows: number, bulkThreshold: number): 'rest' | 'bulk' {
+  return rows >= bulkThreshold ? 'bulk' : 'rest';
+}
+
+/** Options of {@link forecastExtractApiCalls}. */
+export interface ForecastOptions {
+  /** Rows per Bulk result page (one call each). */
+  readonly bulkPageRecords: number;
+  /** Rows per REST page. @default REST_QUERY_PAGE_ROWS */
+  readonly restPageRows?: number;
+}
+
+/**
+ * The Salesforce API calls one extract is expected to make for `rows` rows, besides its
+ * describe and COUNT(): REST pages = ceil(rows / 2,000), at least one; Bulk = the job's create,
+ * the polls of a ten-minute job, and one call per result page.
+ */
+export function forecastReadCalls(rows: number, api: 'rest' | 'bulk', options: ForecastOptions): number {
+  if (api === 'rest') return Math.max(1, Math.ceil(rows / (options.restPageRows ?? REST_QUERY_PAGE_ROWS)));
+  return (
+    1 +
+    bulkPollsForDuration(FORECAST_BULK_JOB_SECONDS) +
+    Math.max(1, Math.ceil(rows / options.bulkPageRecords))
+  );
+}
