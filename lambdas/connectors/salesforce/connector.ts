@@ -162,6 +162,23 @@ export interface SalesforceConnector {
   apiUsage(): ApiUsage | undefined;
   /** Masks this connector's secrets and sessions in a text (for callers that build their own messages). */
   redact(text: string): string;
+  /**
+   * One REST call on the session through jsforce (refresh on 401, retries of idempotent methods),
+   * counted in {@link apiCalls}, errors classified. `path` is relative to `/services/data/vNN.N`.
+   * For the write-back (writes.ts): Collections, Composite and Bulk ingest control calls.
+   */
+  request<T>(
+    operation: string,
+    method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+    path: string,
+    body?: unknown,
+  ): Promise<T>;
+  /**
+   * One call with `fetch` and the session's bearer token, for streamed bodies (a CSV upload, a
+   * result file): counted, the session refreshed once on `INVALID_SESSION_ID`. Answers the
+   * Response when it is OK; any other status is thrown classified. `path` as in {@link request}.
+   */
+  fetchWithSession(operation: string, path: string, init: RequestInit): Promise<Response>;
 }
 
 /** Options of {@link connectSalesforce}. */
@@ -579,6 +596,69 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     },
     redact(text) {
       return redactor.redact(text);
+    },
+    request(operation, method, path, body) {
+      return call(operation, {
+        method,
+        url: base() + path,
+        ...(body === undefined
+          ? {}
+          : {
+              headers: { 'content-type': 'application/json' },
+              body: typeof body === 'string' ? body : JSON.stringify(body),
+            }),
+      });
+    },
+    async fetchWithSession(operation, path, init) {
+      for (let attempt = 0; ; attempt += 1) {
+        const sentAt = Date.now();
+        apiCalls += 1;
+        let res: Response;
+        try {
+          res = await doFetch(base() + path, {
+            ...init,
+            headers: {
+              ...(init.headers as Record<string, string>),
+              Authorization: `Bearer ${conn.accessToken ?? ''}`,
+            },
+          });
+        } catch (err) {
+          throw classifySalesforceError(err, { operation, redactor });
+        }
+        const limitInfo = parseLimitInfo(res.headers.get('sforce-limit-info'));
+        if (limitInfo) usage = limitInfo;
+        if (res.ok) return res;
+        const text = await res.text();
+        let apiError: { errorCode?: string; message?: string } | undefined;
+        try {
+          const parsed = JSON.parse(text) as unknown;
+          apiError = (Array.isArray(parsed) ? parsed[0] : parsed) as typeof apiError;
+        } catch {
+          apiError = undefined;
+        }
+        const errorCode = apiError?.errorCode ?? `ERROR_HTTP_${res.status}`;
+        // A streamed request body cannot be replayed: refresh and retry only bodiless calls.
+        if (
+          res.status === 401 &&
+          errorCode === 'INVALID_SESSION_ID' &&
+          attempt === 0 &&
+          conn._refreshDelegate &&
+          !init.body
+        ) {
+          try {
+            await conn._refreshDelegate.refresh(sentAt);
+          } catch (err) {
+            throw classifySalesforceError(err, { operation, redactor });
+          }
+          continue;
+        }
+        const error = Object.assign(new Error(apiError?.message ?? text.slice(0, 300)), {
+          name: errorCode,
+          errorCode,
+          statusCode: res.status,
+        });
+        throw classifySalesforceError(error, { operation, redactor });
+      }
     },
   };
   return connector;

@@ -9,3 +9,4 @@ export * from './csv';
 export * from './errors';
 export * from './json';
 export * from './poll';
+export * from './writes';

@@ -1,0 +1,328 @@
+/**
+ * Writes to Salesforce on the connector's authenticated session: sObject Collections (200 records a
+ * call), Composite (five Collections calls, 1,000 records, in one API call) and Bulk API 2.0 ingest
+ * jobs (create, one streamed CSV upload, close, poll, result files streamed back).
+ *
+ * Records travel as JSON text made by PostgreSQL (the plan's `payload`), spliced into the request
+ * body as they are: numbers keep every digit and no row is parsed into a JS object on the way out.
+ * Per-record rejections come back as data ({@link RecordResult}); only a call that cannot be made at
+ * all throws (a {@link TransientError} or {@link TerminalError} from the connector's error mapping).
+ */
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { TerminalError } from '../../shared/errors';
+import type { SalesforceConnector } from './connector';
+
+/**
+ * Records per sObject Collections call: "up to 200 records".
+ * https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections.htm
+ */
+export const COLLECTIONS_MAX_RECORDS = 200;
+
+/**
+ * Collections subrequests per Composite request: a Composite request holds 25 subrequests, "up to
+ * five" of which may be sObject Collections or query operations.
+ * https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_composite.htm
+ */
+export const COMPOSITE_MAX_COLLECTIONS_SUBREQUESTS = 5;
+
+/** Records one Composite call carries: 5 × 200 = 1,000 for one API call. */
+export const COMPOSITE_MAX_RECORDS = COMPOSITE_MAX_COLLECTIONS_SUBREQUESTS * COLLECTIONS_MAX_RECORDS;
+
+/**
+ * Largest CSV upload of one Bulk API 2.0 ingest job: 150 MB after base64 encoding, which is about
+ * 100 MB of raw data ("split it into several jobs").
+ * https://developer.salesforce.com/docs/atlas.en-us.salesforce_app_limits_cheatsheet.meta/salesforce_app_limits_cheatsheet/salesforce_app_limits_platform_bulkapi.htm
+ */
+export const BULK_INGEST_MAX_UPLOAD_BYTES = 100 * 1024 * 1024;
+
+/**
+ * The Bulk API 2.0 CSV value that sets a field to null (an empty value leaves it unchanged).
+ * https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/datafiles_prepare_csv.htm
+ */
+export const BULK_CSV_NULL = '#N/A';
+
+/** How a write changes Salesforce. */
+export type WriteOperation = 'insert' | 'update' | 'upsert';
+
+/** One per-record error as Salesforce reports it. */
+export interface RecordError {
+  readonly statusCode: string;
+  readonly message: string;
+  readonly fields: readonly string[];
+}
+
+/** The outcome of one record of a Collections call, in the order the records were sent. */
+export interface RecordResult {
+  readonly id: string | null;
+  readonly success: boolean;
+  /** Upsert only: whether the record was created. */
+  readonly created?: boolean;
+  readonly errors: readonly RecordError[];
+}
+
+/** Options of {@link writeCollections}. */
+export interface CollectionsWrite {
+  readonly object: string;
+  readonly operation: WriteOperation;
+  /** Upsert: the external-ID field records are matched on. */
+  readonly externalIdField?: string;
+  /**
+   * Each record as JSON text, with `attributes: {type}` and, for update, a lowercase `id`. At most
+   * {@link COMPOSITE_MAX_RECORDS}.
+   */
+  readonly records: readonly string[];
+}
+
+function collectionsPath(write: CollectionsWrite): { method: 'POST' | 'PATCH'; path: string } {
+  switch (write.operation) {
+    case 'insert':
+      return { method: 'POST', path: '/composite/sobjects' };
+    case 'update':
+      return { method: 'PATCH', path: '/composite/sobjects' };
+    case 'upsert':
+      if (!write.externalIdField) throw new TerminalError('A Collections upsert needs an external-ID field');
+      return {
+        method: 'PATCH',
+        path: `/composite/sobjects/${encodeURIComponent(write.object)}/${encodeURIComponent(write.externalIdField)}`,
+      };
+  }
+}
+
+function collectionsBody(records: readonly string[]): string {
+  // allOrNone false: one bad record must not roll back the others (salesforce-wire.md).
+  return `{"allOrNone":false,"records":[${records.join(',')}]}`;
+}
+
+function checkResults(raw: unknown, expected: number, what: string): RecordResult[] {
+  if (!Array.isArray(raw) || raw.length !== expected) {
+    throw new TerminalError(
+      `Salesforce ${what} answered ${Array.isArray(raw) ? `${raw.length} results` : 'without a result list'} for ${expected} records`,
+    );
+  }
+  return raw as RecordResult[];
+}
+
+/**
+ * Sends up to 1,000 records in ONE API call: a plain Collections call for up to 200, a Composite
+ * call with up to five Collections subrequests above. Answers one result per record, in order.
+ * A subrequest that fails as a whole (not per record) is a {@link TerminalError} naming its code.
+ */
+export async function writeCollections(
+  sf: SalesforceConnector,
+  write: CollectionsWrite,
+): Promise<RecordResult[]> {
+  const n = write.records.length;
+  if (n === 0) return [];
+  if (n > COMPOSITE_MAX_RECORDS) {
+    throw new TerminalError(`writeCollections takes at most ${COMPOSITE_MAX_RECORDS} records, got ${n}`);
+  }
+  const { method, path } = collectionsPath(write);
+  const what = `Collections ${write.operation} of ${write.object}`;
+  if (n <= COLLECTIONS_MAX_RECORDS) {
+    const raw = await sf.request<unknown>(what, method, path, collectionsBody(write.records));
+    return checkResults(raw, n, what);
+  }
+  const chunks: (readonly string[])[] = [];
+  for (let i = 0; i < n; i += COLLECTIONS_MAX_RECORDS)
+    chunks.push(write.records.slice(i, i + COLLECTIONS_MAX_RECORDS));
+  const subrequests = chunks.map(
+    (chunk, i) =>
+      `{"method":"${method}","url":${JSON.stringify(`/services/data/v${sf.apiVersion}${path}`)},"referenceId":"chunk${i}","body":${collectionsBody(chunk)}}`,
+  );
+  const response = await sf.request<{
+    compositeResponse?: { body: unknown; httpStatusCode: number; referenceId: string }[];
+  }>(
+    `Composite ${write.operation} of ${write.object}`,
+    'POST',
+    '/composite',
+    `{"allOrNone":false,"compositeRequest":[${subrequests.join(',')}]}`,
+  );
+  const parts = response.compositeResponse;
+  if (!Array.isArray(parts) || parts.length !== chunks.length) {
+    throw new TerminalError(
+      `Salesforce Composite ${write.operation} of ${write.object} answered without one response per subrequest`,
+    );
+  }
+  const results: RecordResult[] = [];
+  parts.forEach((part, i) => {
+    if (part.httpStatusCode >= 300) {
+      const first = (Array.isArray(part.body) ? part.body[0] : part.body) as
+        { errorCode?: string; message?: string } | undefined;
+      throw new TerminalError(
+        `Salesforce Composite subrequest ${part.referenceId} (${what}) failed with HTTP ${part.httpStatusCode}: ${first?.errorCode ?? 'UNKNOWN'}: ${sf.redact(first?.message ?? '')}`,
+      );
+    }
+    results.push(...checkResults(part.body, chunks[i]?.length ?? 0, `${what} (${part.referenceId})`));
+  });
+  return results;
+}
+
+/** A Bulk API 2.0 ingest job's state (salesforce-wire.md). */
+export type IngestJobState = 'Open' | 'UploadComplete' | 'InProgress' | 'JobComplete' | 'Failed' | 'Aborted';
+
+/** Whether a job will change no more. */
+export function isFinalIngestState(state: string): boolean {
+  return state === 'JobComplete' || state === 'Failed' || state === 'Aborted';
+}
+
+/** `GET /jobs/ingest/{id}`, the part the write-back reads. */
+export interface IngestJob {
+  readonly id: string;
+  readonly state: IngestJobState;
+  readonly numberRecordsProcessed: number;
+  readonly numberRecordsFailed: number;
+  readonly errorMessage: string | undefined;
+}
+
+/** Options of {@link createIngestJob}. */
+export interface CreateIngestJob {
+  readonly object: string;
+  readonly operation: WriteOperation;
+  /** Upsert: the external-ID field. */
+  readonly externalIdFieldName?: string;
+}
+
+function checkJobId(jobId: string): string {
+  if (!/^[A-Za-z0-9]{15,18}$/.test(jobId))
+    throw new TerminalError(`Not a Salesforce Bulk job id: "${jobId}"`);
+  return jobId;
+}
+
+function toIngestJob(raw: Record<string, unknown>, jobId: string): IngestJob {
+  return {
+    id: typeof raw.id === 'string' ? raw.id : jobId,
+    state: raw.state as IngestJobState,
+    numberRecordsProcessed: typeof raw.numberRecordsProcessed === 'number' ? raw.numberRecordsProcessed : 0,
+    numberRecordsFailed: typeof raw.numberRecordsFailed === 'number' ? raw.numberRecordsFailed : 0,
+    errorMessage: typeof raw.errorMessage === 'string' && raw.errorMessage ? raw.errorMessage : undefined,
+  };
+}
+
+/** Creates an ingest job (CSV, comma, LF) and answers it (state `Open`). One call. */
+export async function createIngestJob(sf: SalesforceConnector, job: CreateIngestJob): Promise<IngestJob> {
+  const raw = await sf.request<Record<string, unknown>>(
+    `Bulk ingest job create (${job.operation} ${job.object})`,
+    'POST',
+    '/jobs/ingest',
+    {
+      object: job.object,
+      operation: job.operation,
+      ...(job.externalIdFieldName ? { externalIdFieldName: job.externalIdFieldName } : {}),
+      contentType: 'CSV',
+      columnDelimiter: 'COMMA',
+      lineEnding: 'LF',
+    },
+  );
+  if (typeof raw.id !== 'string')
+    throw new TerminalError('Salesforce Bulk ingest job create answered without an id');
+  return toIngestJob(raw, raw.id);
+}
+
+/**
+ * Streams the job's one CSV upload (`PUT …/batches`, chunked) from `csv`, honouring backpressure:
+ * memory stays flat whatever the size. One call. The caller keeps the upload under
+ * {@link BULK_INGEST_MAX_UPLOAD_BYTES}.
+ */
+export async function uploadIngestData(sf: SalesforceConnector, jobId: string, csv: Readable): Promise<void> {
+  const res = await sf.fetchWithSession(
+    `Bulk ingest upload of job ${jobId}`,
+    `/jobs/ingest/${checkJobId(jobId)}/batches`,
+    {
+      method: 'PUT',
+      headers: { 'Content-Type': 'text/csv' },
+      body: Readable.toWeb(csv) as unknown as ReadableStream,
+      // Node's fetch streams a request body only in half-duplex mode.
+      duplex: 'half',
+    } as RequestInit,
+  );
+  await res.arrayBuffer();
+}
+
+async function patchState(
+  sf: SalesforceConnector,
+  jobId: string,
+  state: 'UploadComplete' | 'Aborted',
+): Promise<IngestJob> {
+  const raw = await sf.request<Record<string, unknown>>(
+    `Bulk ingest job ${jobId} ${state === 'Aborted' ? 'abort' : 'close'}`,
+    'PATCH',
+    `/jobs/ingest/${checkJobId(jobId)}`,
+    { state },
+  );
+  return toIngestJob(raw, jobId);
+}
+
+/** Marks the upload complete: Salesforce starts processing. One call. */
+export function closeIngestJob(sf: SalesforceConnector, jobId: string): Promise<IngestJob> {
+  return patchState(sf, jobId, 'UploadComplete');
+}
+
+/** Aborts a job (nothing of an `Open` job was processed). One call. */
+export function abortIngestJob(sf: SalesforceConnector, jobId: string): Promise<IngestJob> {
+  return patchState(sf, jobId, 'Aborted');
+}
+
+/** The job's state and counters. One call (a poll). */
+export async function getIngestJob(sf: SalesforceConnector, jobId: string): Promise<IngestJob> {
+  const raw = await sf.request<Record<string, unknown>>(
+    `Bulk ingest job ${jobId} poll`,
+    'GET',
+    `/jobs/ingest/${checkJobId(jobId)}`,
+  );
+  return toIngestJob(raw, jobId);
+}
+
+/**
+ * Streams a finished job's `successfulResults` (`"sf__Id","sf__Created",<uploaded columns>`) or
+ * `failedResults` (`"sf__Id","sf__Error",<uploaded columns>`) CSV. One call.
+ */
+export async function streamIngestResults(
+  sf: SalesforceConnector,
+  jobId: string,
+  which: 'successfulResults' | 'failedResults',
+): Promise<Readable> {
+  const res = await sf.fetchWithSession(
+    `Bulk ingest ${which} of job ${jobId}`,
+    `/jobs/ingest/${checkJobId(jobId)}/${which}`,
+    {
+      method: 'GET',
+      headers: { Accept: 'text/csv' },
+    },
+  );
+  if (!res.body) return Readable.from([]);
+  return Readable.fromWeb(res.body as WebReadableStream);
+}
+
+/**
+ * Parses the `sf__Error` text of a failedResults row, `CODE:message:fields --` (several errors are
+ * joined by spaces), into its first error.
+ */
+export function parseBulkRecordError(text: string): RecordError {
+  const m = /^([A-Za-z_]+):([\s\S]*?):([A-Za-z0-9_,]*) --/.exec(text);
+  if (!m) return { statusCode: 'UNKNOWN_EXCEPTION', message: text.trim(), fields: [] };
+  return {
+    statusCode: m[1] as string,
+    message: (m[2] as string).trim(),
+    fields: m[3] ? (m[3] as string).split(',').filter(Boolean) : [],
+  };
+}
+
+/** `SELECT …` over REST, every page (for the small look-ups of the write-back: reconciling inserts). */
+export async function queryAllRecords<T extends Record<string, unknown>>(
+  sf: SalesforceConnector,
+  soql: string,
+): Promise<T[]> {
+  const out: T[] = [];
+  let page = await sf.request<{ done: boolean; nextRecordsUrl?: string; records: T[] }>(
+    'query',
+    'GET',
+    `/query?q=${encodeURIComponent(soql)}`,
+  );
+  for (;;) {
+    out.push(...page.records);
+    if (page.done || !page.nextRecordsUrl) return out;
+    const next = page.nextRecordsUrl.replace(/^\/services\/data\/v[\d.]+/, '');
+    page = await sf.request('query', 'GET', next);
+  }
+}

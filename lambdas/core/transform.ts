@@ -1,0 +1,208 @@
+/**
+ * Transform (DESIGN.md §1 step 3): the configured SQL files run in order, in ONE transaction, each
+ * statement on its own so that its row count is recorded and an error can name the file and the
+ * line. A failure rolls everything back: the tables keep the previous run's results.
+ */
+import { readFile } from 'node:fs/promises';
+import { DatabaseError, type PoolClient } from 'pg';
+import { withTransaction } from '../connectors/postgres';
+import { TerminalError } from '../shared/errors';
+import type { CoreDeps } from './deps';
+import { mergeRunSummary } from './writeback/state';
+
+/** One statement of a SQL file, with where it starts. */
+export interface SqlStatement {
+  readonly text: string;
+  /** 1-based line of the file where the statement's first character is. */
+  readonly line: number;
+}
+
+/**
+ * Splits a SQL script into statements at top-level semicolons, skipping `'…'`, `E'…'`, `"…"`,
+ * `$tag$…$tag$`, `-- …` and (nested) `/* … *\/`. Statements that are only comments or blanks are
+ * dropped. PostgreSQL's own grammar is the reference; this only has to find the separators.
+ */
+export function splitSqlStatements(sql: string): SqlStatement[] {
+  const out: SqlStatement[] = [];
+  let start = 0;
+  let i = 0;
+  const n = sql.length;
+  const push = (end: number): void => {
+    const raw = sql.slice(start, end);
+    const stripped = raw.replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, '').trim();
+    if (stripped) {
+      const lead = raw.length - raw.trimStart().length;
+      // Skip leading comments too, so that the line is the statement's first token.
+      let offset = start + lead;
+      for (;;) {
+        if (sql.startsWith('--', offset)) {
+          const nl = sql.indexOf('\n', offset);
+          offset = nl < 0 ? end : nl + 1;
+        } else if (sql.startsWith('/*', offset)) {
+          const close = sql.indexOf('*/', offset);
+          offset = close < 0 ? end : close + 2;
+        } else break;
+        while (offset < end && /\s/.test(sql[offset] as string)) offset += 1;
+      }
+      out.push({ text: raw.trim(), line: lineAt(sql, offset) });
+    }
+    start = end + 1;
+  };
+  while (i < n) {
+    const c = sql[i] as string;
+    const next = sql[i + 1];
+    if (c === '-' && next === '-') {
+      const nl = sql.indexOf('\n', i);
+      i = nl < 0 ? n : nl + 1;
+    } else if (c === '/' && next === '*') {
+      let depth = 1;
+      i += 2;
+      while (i < n && depth > 0) {
+        if (sql[i] === '/' && sql[i + 1] === '*') {
+          depth += 1;
+          i += 2;
+        } else if (sql[i] === '*' && sql[i + 1] === '/') {
+          depth -= 1;
+          i += 2;
+        } else i += 1;
+      }
+    } else if (c === "'") {
+      const escapes = i > 0 && /[eE]/.test(sql[i - 1] as string) && !/[A-Za-z0-9_]/.test(sql[i - 2] ?? ' ');
+      i += 1;
+      while (i < n) {
+        if (escapes && sql[i] === '\\') i += 2;
+        else if (sql[i] === "'" && sql[i + 1] === "'") i += 2;
+        else if (sql[i] === "'") break;
+        else i += 1;
+      }
+      i += 1;
+    } else if (c === '"') {
+      const close = sql.indexOf('"', i + 1);
+      i = close < 0 ? n : close + 1;
+      while (sql[i] === '"') {
+        const again = sql.indexOf('"', i + 1);
+        i = again < 0 ? n : again + 1;
+      }
+    } else if (c === '$') {
+      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 66));
+      if (tag && !/[A-Za-z0-9_]/.test(sql[i - 1] ?? ' ')) {
+        const close = sql.indexOf(tag[0], i + tag[0].length);
+        i = close < 0 ? n : close + tag[0].length;
+      } else i += 1;
+    } else if (c === ';') {
+      push(i);
+      i += 1;
+    } else i += 1;
+  }
+  if (start < n) push(n);
+  return out;
+}
+
+function lineAt(text: string, offset: number): number {
+  let line = 1;
+  for (let k = 0; k < offset && k < text.length; k += 1) if (text.charCodeAt(k) === 10) line += 1;
+  return line;
+}
+
+/** What one file did. */
+export interface TransformFileResult {
+  /** The path as configured. */
+  readonly file: string;
+  readonly statements: number;
+  /** Rows reported by each statement (INSERT/UPDATE/DELETE/SELECT …; 0 for DDL), in order. */
+  readonly rowCounts: readonly number[];
+  /** Their sum. */
+  readonly rows: number;
+  readonly durationMs: number;
+}
+
+/** What {@link runTransform} did. */
+export interface TransformResult {
+  readonly runId: string;
+  readonly files: readonly TransformFileResult[];
+  readonly durationMs: number;
+}
+
+/** A transform statement that failed: names the file, the line and PostgreSQL's message. */
+export class TransformError extends TerminalError {
+  constructor(
+    message: string,
+    readonly file: string,
+    readonly line: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'TransformError';
+  }
+}
+
+async function runFile(client: PoolClient, file: string, sql: string): Promise<TransformFileResult> {
+  const started = Date.now();
+  const rowCounts: number[] = [];
+  const statements = splitSqlStatements(sql);
+  for (const statement of statements) {
+    try {
+      const result = await client.query(statement.text);
+      rowCounts.push(result.rowCount ?? 0);
+    } catch (err) {
+      if (!(err instanceof DatabaseError)) throw err;
+      const position = err.position ? Number(err.position) : undefined;
+      const line =
+        position !== undefined && Number.isFinite(position)
+          ? statement.line + lineAt(statement.text, position - 1) - 1
+          : statement.line;
+      const detail = [err.detail, err.hint ? `hint: ${err.hint}` : undefined].filter(Boolean).join('; ');
+      throw new TransformError(
+        `Transform ${file}, line ${line}: ${err.message}${err.code ? ` (SQLSTATE ${err.code})` : ''}${detail ? ` — ${detail}` : ''}; the transaction was rolled back, previous results are unchanged`,
+        file,
+        line,
+        { cause: err },
+      );
+    }
+  }
+  return {
+    file,
+    statements: statements.length,
+    rowCounts,
+    rows: rowCounts.reduce((a, b) => a + b, 0),
+    durationMs: Date.now() - started,
+  };
+}
+
+/**
+ * Runs the config's transform files in order in one transaction and records, per file, the
+ * statements run and their row counts in the run's summary (`summary.transform`). A failing
+ * statement rolls back every file and throws a {@link TransformError}; a file that cannot be read
+ * is a {@link TerminalError} naming it. Idempotent: a retry runs the same SQL on the same inputs.
+ */
+export async function runTransform(
+  deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock'>,
+  input: { runId: string },
+): Promise<TransformResult> {
+  const logger = deps.logger.child({ runId: input.runId, step: 'transform' });
+  const started = Date.now();
+  const sources: { file: string; sql: string }[] = [];
+  for (const file of deps.config.transform) {
+    try {
+      sources.push({ file, sql: await readFile(file, 'utf8') });
+    } catch (err) {
+      throw new TerminalError(`Transform file ${file} cannot be read: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+  const files = await withTransaction(deps.pg, async (client) => {
+    const results: TransformFileResult[] = [];
+    for (const { file, sql } of sources) {
+      const result = await runFile(client, file, sql);
+      logger.info('Transform file ran', { ...result });
+      results.push(result);
+    }
+    await mergeRunSummary(client, input.runId, ['transform'], {
+      files: results,
+      finishedAt: deps.clock.now().toISOString(),
+    });
+    return results;
+  });
+  return { runId: input.runId, files, durationMs: Date.now() - started };
+}

@@ -1,0 +1,65 @@
+/**
+ * The write-back steps: plan → push → (wait → collect)* , then the run's report. Each is a core
+ * function of `(deps, input)` for a thin Lambda handler; {@link runWriteback} chains them in-process
+ * for the CLI, local runs and tests, waiting on the deps' clock where the state machine would Wait.
+ */
+import { TerminalError } from '../../shared/errors';
+import type { CoreDeps } from '../deps';
+import { collectWriteback } from './collect';
+import type { WritebackCollected, WritebackPlanOutput } from './contracts';
+import { planWriteback } from './plan';
+import { pushWriteback, type PushOptions } from './push';
+
+export * from './contracts';
+export {
+  planWriteback,
+  mapWritebackTask,
+  choosePushApi,
+  valueSql,
+  MaxChangesExceededError,
+  DRY_RUN_SAMPLE_ROWS,
+} from './plan';
+export { pushWriteback, bulkColumns, bulkCopySql, type PushOptions } from './push';
+export { collectWriteback } from './collect';
+export { reportRun } from './report';
+export { ROW_LOCK_RETRIES, ROW_LOCK_ERROR } from './results';
+export { mergeRunSummary, readRunSummary } from './state';
+
+/** The most Collect rounds {@link runWriteback} makes before giving up on a Bulk job. */
+export const MAX_COLLECT_ROUNDS = 40;
+
+/** What {@link runWriteback} did. */
+export interface WritebackRun {
+  readonly plan: WritebackPlanOutput;
+  /** Absent after a dry run. */
+  readonly result?: WritebackCollected;
+}
+
+/**
+ * Runs one write-back task of a run in-process: plan, push, and collect until the Bulk jobs are
+ * done (sleeping on `deps.clock` as the state machine's Wait state would). Does not report: call
+ * `reportRun` once every task is done.
+ */
+export async function runWriteback(
+  deps: CoreDeps,
+  input: { runId: string; task: string; dryRun?: boolean },
+  options: PushOptions = {},
+): Promise<WritebackRun> {
+  const plan = await planWriteback(deps, {
+    runId: input.runId,
+    task: input.task,
+    dryRun: input.dryRun ?? false,
+  });
+  if (plan.status === 'dry-run') return { plan };
+  let state = await pushWriteback(deps, { runId: input.runId, task: input.task }, options);
+  for (let round = 0; state.status === 'bulk-pending'; round += 1) {
+    if (round >= MAX_COLLECT_ROUNDS) {
+      throw new TerminalError(
+        `Write-back ${input.task}: Bulk jobs ${state.jobIds.join(', ')} still running after ${round} polls`,
+      );
+    }
+    await deps.clock.sleep(state.waitSeconds * 1000);
+    state = await collectWriteback(deps, state, options);
+  }
+  return { plan, result: state };
+}

@@ -1,0 +1,516 @@
+/**
+ * Push (DESIGN.md §1 step 4): sends a stored plan to Salesforce.
+ *
+ * - Below the task's `bulkThreshold`: sObject Collections, 1,000 records an API call (Composite
+ *   with five Collections subrequests of 200, `allOrNone: false`), read from the plan in `seq`
+ *   order. Results are applied as each call answers, so Collections needs no separate collect.
+ * - From the threshold on: Bulk API 2.0 ingest jobs, the CSV streamed out of PostgreSQL with
+ *   `COPY … TO STDOUT` (Salesforce's dialect: `#N/A` for null, every value quoted, ISO dates),
+ *   at most {@link BULK_INGEST_MAX_UPLOAD_BYTES} a job, several jobs when larger. Each job id is
+ *   stored in `roundtrip.writeback_jobs` right after it is created, before the upload: a retried
+ *   push re-attaches to its jobs (asking Salesforce for their state) instead of sending twice.
+ *
+ * Crash safety per API:
+ * - Collections: rows are marked `sent` (committed) before each call. A retry resends `sent` rows
+ *   for update and upsert (the same values again: idempotent) and, for insert, first reconciles
+ *   them by external ID: records that exist are recorded, not created again. An insert without
+ *   an external-ID key cannot be reconciled: such rows are reported `INSERT_OUTCOME_UNKNOWN`
+ *   and never resent (docs/writeback.md: why upsert is the safe choice for new records).
+ * - Bulk: a job recorded `Open` may or may not have been uploaded and closed: its state is asked;
+ *   still `Open` means nothing was processed, so it is aborted and replaced; any later state is
+ *   re-attached.
+ */
+import type { PoolClient } from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import type { WritebackTask } from '../../config';
+import { quoteIdent, withClient, withTransaction } from '../../connectors/postgres';
+import {
+  abortIngestJob,
+  BULK_CSV_NULL,
+  BULK_INGEST_MAX_UPLOAD_BYTES,
+  closeIngestJob,
+  COMPOSITE_MAX_RECORDS,
+  COLLECTIONS_MAX_RECORDS,
+  createIngestJob,
+  getIngestJob,
+  queryAllRecords,
+  uploadIngestData,
+  writeCollections,
+  bulkPollDelaySeconds,
+  type SalesforceConnector,
+} from '../../connectors/salesforce';
+import { TerminalError } from '../../shared/errors';
+import type { Logger } from '../../shared/logging';
+import { salesforceOf, type CoreDeps } from '../deps';
+import type { WritebackCollected, WritebackPushInput, WritebackPushOutput } from './contracts';
+import { addApiCalls, choosePushApi, mapWritebackTask, type WritebackMapping } from './plan';
+import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
+import { mergeRunSummary, sqlLiteral, writebackTaskOf } from './state';
+
+/** Options of {@link pushWriteback} (tests and benchmarks). */
+export interface PushOptions {
+  /** Largest CSV upload of one Bulk job. @default BULK_INGEST_MAX_UPLOAD_BYTES less a 1 MB margin */
+  readonly maxJobBytes?: number;
+  /** Sends of a record refused with UNABLE_TO_LOCK_ROW after the first. @default ROW_LOCK_RETRIES */
+  readonly lockRetries?: number;
+}
+
+/** Room left under the upload limit for the header line and the estimate's rounding. */
+const UPLOAD_MARGIN_BYTES = 1024 * 1024;
+
+interface PlanRowOut {
+  seq: string;
+  key: string;
+  record: string;
+}
+
+/** The CSV columns of a Bulk job: the match column first, then the payload's fields. */
+export function bulkColumns(mapping: WritebackMapping): string[] {
+  const fields = mapping.fields.map((m) => m.field.name);
+  return mapping.task.mode === 'update' ? ['Id', ...fields] : fields;
+}
+
+function recordJsonSql(mapping: WritebackMapping): string {
+  const attributes = `jsonb_build_object('attributes', jsonb_build_object('type', ${sqlLiteral(mapping.object)}))`;
+  // Collections update records carry a lowercase `id` (salesforce-wire.md).
+  return mapping.task.mode === 'update'
+    ? `(${attributes} || jsonb_build_object('id', p.salesforce_id) || p.payload)::text`
+    : `(${attributes} || p.payload)::text`;
+}
+
+/** The task's counts from the plan, written to the summary: the final answer of push/collect. */
+export async function finishWriteback(
+  deps: CoreDeps,
+  runId: string,
+  task: WritebackTask,
+  taskName: string,
+  api: WritebackCollected['api'],
+): Promise<WritebackCollected> {
+  const { rows } = await deps.pg.query<{ planned: string; succeeded: string; failed: string }>(
+    `SELECT count(*) AS planned, count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+            count(*) FILTER (WHERE status = 'failed') AS failed
+       FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`,
+    [runId, taskName],
+  );
+  const planned = Number(rows[0]?.planned ?? 0);
+  const succeeded = Number(rows[0]?.succeeded ?? 0);
+  const failed = Number(rows[0]?.failed ?? 0);
+  const failureRate = planned === 0 ? 0 : failed / planned;
+  const result: WritebackCollected = {
+    status: 'collected',
+    runId,
+    task: taskName,
+    api,
+    planned,
+    succeeded,
+    failed,
+    failureRate,
+    maxFailureRate: task.maxFailureRate,
+    failureRateExceeded: failureRate > task.maxFailureRate,
+  };
+  await withTransaction(deps.pg, (client) =>
+    mergeRunSummary(client, runId, ['writeback', taskName], {
+      written: succeeded,
+      failed,
+      failureRate,
+      failureRateExceeded: result.failureRateExceeded,
+      collectedAt: deps.clock.now().toISOString(),
+    }),
+  );
+  deps.logger.info('Write-back results collected', { ...result });
+  return result;
+}
+
+async function markSent(
+  client: PoolClient,
+  runId: string,
+  task: string,
+  seqs: readonly number[],
+): Promise<void> {
+  await client.query(
+    `UPDATE roundtrip.writeback_plans SET status = 'sent', updated_at = now()
+      WHERE run_id = $1 AND task = $2 AND seq = ANY($3::bigint[])`,
+    [runId, task, seqs],
+  );
+}
+
+/**
+ * Insert rows left `sent` by an attempt that died between sending and recording: looked up by
+ * external ID and recorded when found; the others are sent again (they were never created).
+ * Without an external-ID key they are reported, not resent.
+ */
+async function reconcileSentInserts(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  mapping: WritebackMapping,
+  runId: string,
+  taskName: string,
+  logger: Logger,
+): Promise<void> {
+  const { rows } = await deps.pg.query<{ seq: string; keyvalue: string | null }>(
+    `SELECT seq, payload->>$3 AS keyvalue FROM roundtrip.writeback_plans
+      WHERE run_id = $1 AND task = $2 AND status = 'sent' ORDER BY seq`,
+    [runId, taskName, mapping.keyField ?? ''],
+  );
+  if (rows.length === 0) return;
+  const keyField = mapping.keyField;
+  if (!keyField) {
+    await withTransaction(deps.pg, async (client) => {
+      await client.query(
+        `WITH unknown AS (
+           UPDATE roundtrip.writeback_plans SET status = 'failed', updated_at = now()
+            WHERE run_id = $1 AND task = $2 AND status = 'sent' RETURNING key, payload)
+         INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, payload)
+         SELECT $1, $2, key, 'push', 'INSERT_OUTCOME_UNKNOWN',
+                'sent for insert by an attempt that died before recording the result; without an external-ID key it cannot be looked up, so it is not sent again: check Salesforce (use upsert with an external ID to make this automatic)', payload
+           FROM unknown`,
+        [runId, taskName],
+      );
+    });
+    logger.warn('Insert rows with unknown outcome reported, not resent', { rows: rows.length });
+    return;
+  }
+  const found = new Map<string, string>();
+  // SOQL IN lists stay far below the 100,000-character query limit at 200 values a query.
+  for (let i = 0; i < rows.length; i += COLLECTIONS_MAX_RECORDS) {
+    const values = rows
+      .slice(i, i + COLLECTIONS_MAX_RECORDS)
+      .map((r) => r.keyvalue)
+      .filter((v): v is string => v !== null);
+    if (values.length === 0) continue;
+    const list = values.map((v) => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(',');
+    const records = await queryAllRecords<Record<string, unknown>>(
+      sf,
+      `SELECT Id, ${keyField} FROM ${mapping.object} WHERE ${keyField} IN (${list})`,
+    );
+    for (const r of records) {
+      const value = r[keyField];
+      if (typeof r.Id === 'string' && value !== null && value !== undefined) found.set(String(value), r.Id);
+    }
+  }
+  const seqs: number[] = [];
+  const results: { id: string; success: true; errors: [] }[] = [];
+  for (const r of rows) {
+    const id = r.keyvalue === null ? undefined : found.get(r.keyvalue);
+    if (id) {
+      seqs.push(Number(r.seq));
+      results.push({ id, success: true, errors: [] });
+    }
+  }
+  await withTransaction(deps.pg, async (client) => {
+    if (seqs.length > 0) {
+      await createResultsTable(client);
+      await insertCollectionResults(client, seqs, results);
+      await applyResults(client, { runId, task: taskName, jobId: null, syncedAt: deps.clock.now() });
+    }
+    // Not found in Salesforce: never created, safe to send.
+    await client.query(
+      `UPDATE roundtrip.writeback_plans SET status = 'planned' WHERE run_id = $1 AND task = $2 AND status = 'sent'`,
+      [runId, taskName],
+    );
+  });
+  logger.info('Reconciled inserts of an interrupted attempt by external ID', {
+    sent: rows.length,
+    foundInSalesforce: seqs.length,
+  });
+}
+
+/** Sends plan rows matching `where` in seq order, 1,000 an API call; applies each call's results. */
+async function sendCollections(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  mapping: WritebackMapping,
+  runId: string,
+  taskName: string,
+  where: string,
+  options: { lockRetries: number; batchSize: number },
+): Promise<number> {
+  let lastSeq = 0;
+  let calls = 0;
+  const recordSql = recordJsonSql(mapping);
+  for (;;) {
+    const { rows } = await deps.pg.query<PlanRowOut>(
+      `SELECT p.seq, p.key, ${recordSql} AS record FROM roundtrip.writeback_plans p
+        WHERE p.run_id = $1 AND p.task = $2 AND p.seq > $3 AND ${where}
+        ORDER BY p.seq LIMIT ${options.batchSize}`,
+      [runId, taskName, lastSeq],
+    );
+    if (rows.length === 0) return calls;
+    const seqs = rows.map((r) => Number(r.seq));
+    lastSeq = seqs[seqs.length - 1] as number;
+    await withTransaction(deps.pg, (client) => markSent(client, runId, taskName, seqs));
+    const results = await writeCollections(sf, {
+      object: mapping.object,
+      operation: mapping.task.mode,
+      ...(mapping.task.mode === 'upsert' ? { externalIdField: mapping.keyField as string } : {}),
+      records: rows.map((r) => r.record),
+    });
+    calls += 1;
+    await withTransaction(deps.pg, async (client) => {
+      await createResultsTable(client);
+      await insertCollectionResults(client, seqs, results);
+      await applyResults(client, {
+        runId,
+        task: taskName,
+        jobId: null,
+        syncedAt: deps.clock.now(),
+        lockRetries: options.lockRetries,
+      });
+    });
+  }
+}
+
+/**
+ * The serial retry pass for rows refused with UNABLE_TO_LOCK_ROW: one call at a time, a growing
+ * pause before each round, until none is left or the retry limit turned them into failures.
+ */
+export async function retryLockedRows(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  mapping: WritebackMapping,
+  runId: string,
+  taskName: string,
+  lockRetries: number,
+): Promise<void> {
+  for (let round = 1; round <= lockRetries + 1; round += 1) {
+    const { rows } = await deps.pg.query<{ n: string }>(
+      `SELECT count(*) AS n FROM roundtrip.writeback_plans
+        WHERE run_id = $1 AND task = $2 AND status = 'planned' AND attempts > 0`,
+      [runId, taskName],
+    );
+    const waiting = Number(rows[0]?.n ?? 0);
+    if (waiting === 0) return;
+    deps.logger.info('Retrying records refused with UNABLE_TO_LOCK_ROW', {
+      runId,
+      task: taskName,
+      round,
+      records: waiting,
+    });
+    await deps.clock.sleep(1000 * round);
+    await sendCollections(deps, sf, mapping, runId, taskName, `p.status = 'planned' AND p.attempts > 0`, {
+      lockRetries,
+      batchSize: COLLECTIONS_MAX_RECORDS,
+    });
+  }
+}
+
+interface JobRow {
+  job_id: string;
+  state: string;
+  chunk: number;
+}
+
+/** Seq ranges of at most `maxBytes` of CSV each (an over-estimate: every character quoted and doubled). */
+async function bulkChunks(
+  deps: CoreDeps,
+  runId: string,
+  taskName: string,
+  maxBytes: number,
+): Promise<{ chunk: number; first: number; last: number; rows: number }[]> {
+  const { rows } = await deps.pg.query<{ chunk: string; first: string; last: string; rows: string }>(
+    `SELECT chunk, min(seq) AS first, max(seq) AS last, count(*) AS rows FROM (
+       SELECT seq, floor(sum(2 * octet_length(payload::text) + 2 * octet_length(coalesce(salesforce_id, '')) + 16)
+                         OVER (ORDER BY seq) / $3)::int AS chunk
+         FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2) AS sized
+      GROUP BY chunk ORDER BY chunk`,
+    [runId, taskName, maxBytes],
+  );
+  return rows.map((r, i) => ({
+    chunk: i,
+    first: Number(r.first),
+    last: Number(r.last),
+    rows: Number(r.rows),
+  }));
+}
+
+/** `COPY (SELECT …) TO STDOUT` of a seq range in Salesforce's CSV dialect. */
+export function bulkCopySql(
+  mapping: WritebackMapping,
+  runId: string,
+  taskName: string,
+  first: number,
+  last: number,
+): string {
+  const cols = mapping.fields.map(
+    (m) => `p.payload->>${sqlLiteral(m.field.name)} AS ${quoteIdent(m.field.name)}`,
+  );
+  if (mapping.task.mode === 'update') cols.unshift(`p.salesforce_id AS "Id"`);
+  return `COPY (SELECT ${cols.join(', ')} FROM roundtrip.writeback_plans p
+                 WHERE p.run_id = ${sqlLiteral(runId)} AND p.task = ${sqlLiteral(taskName)}
+                   AND p.seq BETWEEN ${first} AND ${last} ORDER BY p.seq)
+          TO STDOUT (FORMAT csv, HEADER true, NULL '${BULK_CSV_NULL}', FORCE_QUOTE *)`;
+}
+
+async function uploadChunk(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  mapping: WritebackMapping,
+  runId: string,
+  taskName: string,
+  chunk: { chunk: number; first: number; last: number; rows: number },
+  logger: Logger,
+): Promise<string> {
+  const job = await createIngestJob(sf, {
+    object: mapping.object,
+    operation: mapping.task.mode,
+    ...(mapping.task.mode === 'upsert' ? { externalIdFieldName: mapping.keyField as string } : {}),
+  });
+  // Checkpoint before anything else: a retry finds this job instead of creating another.
+  await deps.pg.query(
+    `INSERT INTO roundtrip.writeback_jobs (run_id, task, job_id, api, operation, state, chunk, first_seq, last_seq, rows)
+     VALUES ($1, $2, $3, 'bulk', $4, 'Open', $5, $6, $7, $8)`,
+    [runId, taskName, job.id, mapping.task.mode, chunk.chunk, chunk.first, chunk.last, chunk.rows],
+  );
+  logger.info('Bulk ingest job created', { jobId: job.id, chunk: chunk.chunk, rows: chunk.rows });
+  await withClient(deps.pg, async (client) => {
+    const csv = client.query(copyTo(bulkCopySql(mapping, runId, taskName, chunk.first, chunk.last)));
+    await uploadIngestData(sf, job.id, csv);
+  });
+  await closeIngestJob(sf, job.id);
+  await markJobSent(deps, runId, taskName, job.id, 'UploadComplete', chunk);
+  return job.id;
+}
+
+async function markJobSent(
+  deps: CoreDeps,
+  runId: string,
+  taskName: string,
+  jobId: string,
+  state: string,
+  chunk: { first: number; last: number },
+): Promise<void> {
+  await withTransaction(deps.pg, async (client) => {
+    await client.query(
+      `UPDATE roundtrip.writeback_jobs SET state = $4, updated_at = now() WHERE run_id = $1 AND task = $2 AND job_id = $3`,
+      [runId, taskName, jobId, state],
+    );
+    await client.query(
+      `UPDATE roundtrip.writeback_plans SET status = 'sent', job_id = $3, updated_at = now()
+        WHERE run_id = $1 AND task = $2 AND seq BETWEEN $4 AND $5 AND status = 'planned' AND attempts = 0`,
+      [runId, taskName, jobId, chunk.first, chunk.last],
+    );
+  });
+}
+
+async function pushBulk(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  mapping: WritebackMapping,
+  runId: string,
+  taskName: string,
+  maxJobBytes: number,
+  logger: Logger,
+): Promise<string[]> {
+  const chunks = await bulkChunks(deps, runId, taskName, maxJobBytes);
+  const jobIds: string[] = [];
+  for (const chunk of chunks) {
+    const { rows } = await deps.pg.query<JobRow>(
+      `SELECT job_id, state, chunk FROM roundtrip.writeback_jobs
+        WHERE run_id = $1 AND task = $2 AND api = 'bulk' AND chunk = $3 AND state <> 'Superseded'
+        ORDER BY created_at DESC LIMIT 1`,
+      [runId, taskName, chunk.chunk],
+    );
+    const existing = rows[0];
+    if (existing && existing.state !== 'Open') {
+      logger.info('Re-attached to Bulk ingest job', { jobId: existing.job_id, state: existing.state });
+      jobIds.push(existing.job_id);
+      continue;
+    }
+    if (existing) {
+      // Recorded Open: the upload and close may or may not have happened. Ask Salesforce.
+      const job = await getIngestJob(sf, existing.job_id);
+      if (job.state !== 'Open' && job.state !== 'Aborted') {
+        await markJobSent(deps, runId, taskName, job.id, job.state, chunk);
+        logger.info('Re-attached to Bulk ingest job closed by an interrupted attempt', {
+          jobId: job.id,
+          state: job.state,
+        });
+        jobIds.push(job.id);
+        continue;
+      }
+      // Nothing of an Open job is processed: abort it and start over.
+      if (job.state === 'Open') await abortIngestJob(sf, job.id);
+      await deps.pg.query(
+        `UPDATE roundtrip.writeback_jobs SET state = 'Superseded', error_message = $4, updated_at = now()
+          WHERE run_id = $1 AND task = $2 AND job_id = $3`,
+        [
+          runId,
+          taskName,
+          job.id,
+          `was ${job.state} when a retried push found it; aborted and replaced before any record was processed`,
+        ],
+      );
+      logger.warn('Replaced a Bulk ingest job left Open by an interrupted attempt', { jobId: job.id });
+    }
+    jobIds.push(await uploadChunk(deps, sf, mapping, runId, taskName, chunk, logger));
+  }
+  return jobIds;
+}
+
+/**
+ * Pushes the stored plan of a task (see the module comment). Answers `collected` for Collections
+ * (every result applied, row-lock retries done) and `bulk-pending` with the job ids for Bulk:
+ * the state machine then waits and calls {@link collectWriteback}.
+ */
+export async function pushWriteback(
+  deps: CoreDeps,
+  input: WritebackPushInput,
+  options: PushOptions = {},
+): Promise<WritebackPushOutput> {
+  const task = writebackTaskOf(deps, input.task);
+  const logger = deps.logger.child({ runId: input.runId, task: input.task, step: 'writeback-push' });
+  const { rows } = await deps.pg.query<{ total: string; dry: boolean | null }>(
+    `SELECT (SELECT count(*) FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2) AS total,
+            (SELECT (summary->'writeback'->$2->>'dryRun')::boolean FROM roundtrip.runs WHERE run_id = $1) AS dry`,
+    [input.runId, input.task],
+  );
+  if (rows[0]?.dry) {
+    throw new TerminalError(`Run ${input.runId} planned ${input.task} as a dry run: a dry run sends nothing`);
+  }
+  const total = Number(rows[0]?.total ?? 0);
+  const api = choosePushApi(total, task);
+  if (api === 'none') return finishWriteback(deps, input.runId, task, input.task, 'none');
+  const sf = await salesforceOf(deps, `Write-back ${input.task}`);
+  const callsBefore = sf.apiCalls;
+  const mapping = mapWritebackTask(task, await sf.describe(task.object));
+  const lockRetries = options.lockRetries ?? ROW_LOCK_RETRIES;
+  try {
+    if (api === 'collections') {
+      if (task.mode === 'insert')
+        await reconcileSentInserts(deps, sf, mapping, input.runId, input.task, logger);
+      const calls = await sendCollections(
+        deps,
+        sf,
+        mapping,
+        input.runId,
+        input.task,
+        `p.status IN ('planned', 'sent') AND p.attempts = 0`,
+        { lockRetries, batchSize: COMPOSITE_MAX_RECORDS },
+      );
+      logger.info('Plan sent with sObject Collections', { calls });
+      await retryLockedRows(deps, sf, mapping, input.runId, input.task, lockRetries);
+      return await finishWriteback(deps, input.runId, task, input.task, 'collections');
+    }
+    const jobIds = await pushBulk(
+      deps,
+      sf,
+      mapping,
+      input.runId,
+      input.task,
+      options.maxJobBytes ?? BULK_INGEST_MAX_UPLOAD_BYTES - UPLOAD_MARGIN_BYTES,
+      logger,
+    );
+    return {
+      status: 'bulk-pending',
+      runId: input.runId,
+      task: input.task,
+      jobIds,
+      attempt: 0,
+      waitSeconds: bulkPollDelaySeconds(0),
+    };
+  } finally {
+    const spent = sf.apiCalls - callsBefore;
+    if (spent > 0)
+      await withTransaction(deps.pg, (client) => addApiCalls(client, input.runId, input.task, spent));
+  }
+}

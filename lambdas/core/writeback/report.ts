@@ -1,0 +1,69 @@
+/**
+ * Report (DESIGN.md §1 step 5), the write-back part: completes the run in `roundtrip.runs` with,
+ * per write-back task, rows read, rows written, rows rejected (before any call) and failed (refused
+ * by Salesforce), API calls used and duration, and the run's final status. A run fails when a step
+ * failed (the state machine's Catch passes the error) or a task's failure rate passed its
+ * `maxFailureRate`: the report is written first, then the state machine ends in its Fail state.
+ */
+import { taskName } from '../../config';
+import { withTransaction } from '../../connectors/postgres';
+import type { CoreDeps } from '../deps';
+import type { ReportInput, ReportOutput, WritebackTaskSummary } from './contracts';
+import { mergeRunSummary, readRunSummary } from './state';
+
+function num(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
+/**
+ * Writes the run's final status and write-back summary (see the module comment). Idempotent: a
+ * retry writes the same figures again.
+ */
+export async function reportRun(
+  deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock'>,
+  input: ReportInput,
+): Promise<ReportOutput> {
+  const now = deps.clock.now();
+  return withTransaction(deps.pg, async (client) => {
+    const summary = await readRunSummary(client, input.runId);
+    const stored = (summary.writeback ?? {}) as Record<string, Record<string, unknown>>;
+    const writeback: Record<string, WritebackTaskSummary> = {};
+    const reasons: string[] = [];
+    for (const task of deps.config.writeback) {
+      const name = taskName(task);
+      const s = stored[name];
+      if (!s) continue;
+      const started = typeof s.startedAt === 'string' ? Date.parse(s.startedAt) : NaN;
+      const ended = typeof s.collectedAt === 'string' ? Date.parse(s.collectedAt) : now.getTime();
+      writeback[name] = {
+        sourceRows: num(s.sourceRows),
+        rejected: num(s.rejected),
+        unchanged: num(s.unchanged),
+        changed: num(s.changed),
+        written: num(s.written),
+        failed: num(s.failed),
+        apiCalls: num(s.apiCalls),
+        api: s.api === 'bulk' || s.api === 'collections' ? s.api : 'none',
+        durationMs: Number.isFinite(started) ? Math.max(0, ended - started) : 0,
+        failureRateExceeded: s.failureRateExceeded === true,
+      };
+      if (s.failureRateExceeded === true) {
+        reasons.push(
+          `write-back ${name}: ${num(s.failed)} of ${num(s.changed)} records failed (${(num(s.failureRate) * 100).toFixed(2)} %), more than maxFailureRate ${(task.maxFailureRate * 100).toFixed(2)} %`,
+        );
+      }
+    }
+    if (input.error) {
+      reasons.unshift(`${input.error.Error ?? 'Error'}: ${input.error.Cause ?? 'no cause given'}`);
+    }
+    const status = reasons.length > 0 ? 'failed' : 'succeeded';
+    const reason = reasons.length > 0 ? reasons.join('; ') : undefined;
+    await mergeRunSummary(client, input.runId, ['writeback'], writeback);
+    await client.query(
+      `UPDATE roundtrip.runs SET status = $2, finished_at = $3, error = $4 WHERE run_id = $1`,
+      [input.runId, status, now, reason ?? null],
+    );
+    deps.logger.info('Run reported', { runId: input.runId, status, ...(reason ? { reason } : {}) });
+    return { runId: input.runId, status, ...(reason ? { reason } : {}), writeback };
+  });
+}

@@ -1,0 +1,88 @@
+/**
+ * Small helpers over the `roundtrip` state tables shared by the write-back steps (plan, push,
+ * collect, report) and the transform: the run's summary, the task lookup, SQL literals.
+ */
+import type { ClientBase } from 'pg';
+import type { WritebackTask } from '../../config';
+import { taskName } from '../../config';
+import { TerminalError } from '../../shared/errors';
+import type { CoreDeps } from '../deps';
+
+/** `'text'` with quotes doubled (standard_conforming_strings is on since PostgreSQL 9.1). */
+export function sqlLiteral(text: string): string {
+  if (text.includes('\u0000'))
+    throw new TerminalError(`A SQL literal cannot hold a NUL character: ${JSON.stringify(text)}`);
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepMerge(base: unknown, patch: unknown): unknown {
+  if (!isObject(base) || !isObject(patch)) return patch;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === undefined) continue;
+    out[k] = deepMerge(out[k], v);
+  }
+  return out;
+}
+
+/**
+ * Merges `value` (JSON-serialisable) into `roundtrip.runs.summary` at `path` (objects are merged key by key, anything
+ * else replaced), under a row lock so that parallel steps of one run do not lose each other's keys.
+ * A run that was never recorded (Prepare records it) is a {@link TerminalError}.
+ */
+export async function mergeRunSummary(
+  client: ClientBase,
+  runId: string,
+  path: readonly string[],
+  value: unknown,
+): Promise<void> {
+  const { rows } = await client.query<{ summary: unknown }>(
+    'SELECT summary FROM roundtrip.runs WHERE run_id = $1 FOR UPDATE',
+    [runId],
+  );
+  if (rows.length === 0)
+    throw new TerminalError(`Run ${runId} is not recorded in roundtrip.runs (the Prepare step records it)`);
+  let patch: unknown = value;
+  for (const key of [...path].reverse()) patch = { [key]: patch };
+  const merged = deepMerge(rows[0]?.summary ?? {}, patch);
+  await client.query('UPDATE roundtrip.runs SET summary = $2::jsonb WHERE run_id = $1', [
+    runId,
+    JSON.stringify(merged),
+  ]);
+}
+
+/** Reads the run's summary (`{}` when it has none yet). */
+export async function readRunSummary(client: ClientBase, runId: string): Promise<Record<string, unknown>> {
+  const { rows } = await client.query<{ summary: unknown }>(
+    'SELECT summary FROM roundtrip.runs WHERE run_id = $1',
+    [runId],
+  );
+  if (rows.length === 0)
+    throw new TerminalError(`Run ${runId} is not recorded in roundtrip.runs (the Prepare step records it)`);
+  const summary = rows[0]?.summary;
+  return isObject(summary) ? summary : {};
+}
+
+/** The write-back task of the config with this name. */
+export function writebackTaskOf(deps: Pick<CoreDeps, 'config'>, name: string): WritebackTask {
+  const task = deps.config.writeback.find((t) => taskName(t) === name);
+  if (!task) {
+    const known = deps.config.writeback.map((t) => taskName(t));
+    throw new TerminalError(
+      `No write-back task named "${name}" in pipeline ${deps.config.name} (known: ${known.length ? known.join(', ') : 'none'})`,
+    );
+  }
+  return task;
+}
+
+/** `schema.name` or `name` (in the config's default schema), split. */
+export function splitTable(table: string, defaultSchema: string): { schema: string; table: string } {
+  const dot = table.indexOf('.');
+  return dot < 0
+    ? { schema: defaultSchema, table }
+    : { schema: table.slice(0, dot), table: table.slice(dot + 1) };
+}

@@ -1,0 +1,148 @@
+/**
+ * Shared set-up of the write-back integration tests: the Salesforce emulator over real HTTP with
+ * jsforce inside the real connector, a fresh database on the run's real PostgreSQL with the state
+ * schema migrated, a config, and a run recorded in roundtrip.runs.
+ */
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom } from 'pg-copy-streams';
+import {
+  parseConfig,
+  type PipelineConfig,
+  type PipelineConfigInput,
+  type WritebackTaskInput,
+} from '../../../lambdas/config';
+import { createPool, migrate, withClient, type PostgresPool } from '../../../lambdas/connectors/postgres';
+import { connectSalesforce, type SalesforceConnector } from '../../../lambdas/connectors/salesforce';
+import type { CoreDeps } from '../../../lambdas/core/deps';
+import { acceleratedClock } from '../../../lambdas/shared/clock';
+import { createMemoryLogger } from '../../../lambdas/shared/logging';
+import {
+  startSalesforceEmulator,
+  type SalesforceEmulator,
+  type SalesforceEmulatorOptions,
+} from '../../../emulators/salesforce';
+import { createTestDatabase, type TestDatabase } from '../../support/database';
+
+/** The fields the tests' extracted copy of Lead holds. */
+export const LEAD_EXTRACT_FIELDS = [
+  'Id',
+  'LastName',
+  'Company',
+  'Status',
+  'LeadScore__c',
+  'External_Id__c',
+  'IsDeleted',
+];
+
+/** One emulator, one database, one pool and one connector for a test file. */
+export interface WritebackEnv {
+  sf: SalesforceEmulator;
+  db: TestDatabase;
+  pool: PostgresPool;
+  connector: SalesforceConnector;
+  logger: ReturnType<typeof createMemoryLogger>;
+  /** Deps for a config with these write-back tasks (and extracts). */
+  deps(config: Partial<PipelineConfigInput> & { writeback: WritebackTaskInput[] }): CoreDeps;
+  /** Records a new run in roundtrip.runs and answers its id. */
+  newRun(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+let runCounter = 0;
+
+/** Starts the emulator and the database. */
+export async function startWritebackEnv(options: SalesforceEmulatorOptions = {}): Promise<WritebackEnv> {
+  const sf = await startSalesforceEmulator(options);
+  const db = await createTestDatabase('rt_wb');
+  const pool = createPool({ url: db.url }, { ssl: { mode: 'disable' }, max: 4 });
+  await migrate(pool);
+  const logger = createMemoryLogger('info');
+  const connector = await connectSalesforce({
+    secret: {
+      loginUrl: sf.loginUrl,
+      username: sf.credentials.username,
+      password: sf.credentials.password,
+      securityToken: sf.credentials.securityToken,
+    },
+    apiVersion: sf.apiVersion,
+    logger,
+  });
+  return {
+    sf,
+    db,
+    pool,
+    connector,
+    logger,
+    deps(config) {
+      const parsed: PipelineConfig = parseConfig({
+        name: 'wb-test',
+        salesforce: { secret: 'roundtrip/salesforce' },
+        postgres: { secret: 'roundtrip/postgres' },
+        ...config,
+      });
+      return { config: parsed, pg: pool, salesforce: connector, logger, clock: acceleratedClock(0) };
+    },
+    async newRun() {
+      runCounter += 1;
+      const runId = `run-${Date.now()}-${runCounter}`;
+      await pool.query(
+        `INSERT INTO roundtrip.runs (run_id, pipeline, status) VALUES ($1, 'wb-test', 'running')`,
+        [runId],
+      );
+      return runId;
+    },
+    async stop() {
+      await pool.end();
+      await db.drop();
+      await sf.stop();
+    },
+  };
+}
+
+/**
+ * A fresh extracted copy of Lead in `sf_lead` (columns named like the fields), read with the
+ * connector's REST query and COPY: what the Salesforce extract leaves for the plan to compare with.
+ */
+export async function extractLeads(env: WritebackEnv): Promise<void> {
+  await withClient(env.pool, async (client) => {
+    await client.query('DROP TABLE IF EXISTS sf_lead');
+    await client.query(`CREATE TABLE sf_lead ("Id" varchar(18) PRIMARY KEY, "LastName" text, "Company" text, "Status" text,
+      "LeadScore__c" numeric(3,0), "External_Id__c" text, "IsDeleted" boolean)`);
+    const csv = env.connector.queryRestCsv(
+      `SELECT ${LEAD_EXTRACT_FIELDS.join(', ')} FROM Lead`,
+      LEAD_EXTRACT_FIELDS,
+      {
+        includeDeleted: true,
+      },
+    );
+    await pipeline(csv, client.query(copyFrom('COPY sf_lead FROM STDIN (FORMAT csv, HEADER true)')));
+  });
+}
+
+/** `n` leads with External_Id__c `ext-0001`… and no score. */
+export function leadSeed(n: number, offset = 0): Record<string, unknown>[] {
+  return Array.from({ length: n }, (_, i) => ({
+    LastName: `Lead ${i + offset}`,
+    Company: `Company ${(i + offset) % 7}`,
+    External_Id__c: `ext-${String(i + offset).padStart(4, '0')}`,
+  }));
+}
+
+/** The scores Salesforce holds, by Id. */
+export function scoresInSalesforce(env: WritebackEnv): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const r of env.sf.store.all('Lead')) out.set(r.Id as string, r.LeadScore__c);
+  return out;
+}
+
+/** Rows of writeback_errors of a run, by key. */
+export async function errorsOf(
+  env: WritebackEnv,
+  runId: string,
+): Promise<{ key: string | null; stage: string; code: string; message: string; fields: string[] }[]> {
+  const { rows } = await env.pool.query(
+    `SELECT key, stage, code, message, fields FROM roundtrip.writeback_errors WHERE run_id = $1 ORDER BY key`,
+    [runId],
+  );
+  return rows;
+}

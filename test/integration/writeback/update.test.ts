@@ -1,0 +1,170 @@
+/**
+ * Update by Id through sObject Collections, end to end: plan against the freshly extracted copy
+ * (or sync_state), push, results in PostgreSQL, report; reruns send only what changed.
+ */
+import { reportRun, runWriteback } from '../../../lambdas/core/writeback';
+import {
+  errorsOf,
+  extractLeads,
+  leadSeed,
+  scoresInSalesforce,
+  startWritebackEnv,
+  type WritebackEnv,
+} from './support';
+
+const LEADS = 300;
+
+const updateTask = {
+  to: 'salesforce' as const,
+  object: 'Lead',
+  from: 'lead_reverse',
+  mode: 'update' as const,
+  fields: { LeadScore__c: 'lead_score' },
+};
+
+const leadExtract = {
+  from: 'salesforce' as const,
+  object: 'Lead',
+  fields: ['Id', 'LastName', 'Company', 'Status', 'LeadScore__c', 'External_Id__c', 'IsDeleted'],
+  table: 'sf_lead',
+};
+
+describe('write-back update (Collections)', () => {
+  let env: WritebackEnv;
+  let ids: string[];
+
+  beforeAll(async () => {
+    env = await startWritebackEnv();
+    ids = env.sf.store.seed('Lead', leadSeed(LEADS));
+    await env.pool.query(`CREATE TABLE lead_reverse ("Id" text PRIMARY KEY, lead_score integer)`);
+  });
+  afterAll(async () => env?.stop());
+
+  /** Scores: the lead's index mod 90, plus `bump` for the first `changed` leads. */
+  async function fillScores(bump = 0, changed = 0): Promise<void> {
+    await env.pool.query('DELETE FROM lead_reverse');
+    await env.pool.query(
+      `INSERT INTO lead_reverse ("Id", lead_score)
+       SELECT id, (i % 90) + CASE WHEN i <= $2 THEN $3 ELSE 0 END FROM unnest($1::text[]) WITH ORDINALITY AS t(id, i)`,
+      [ids, changed, bump],
+    );
+  }
+
+  it('sends every changed score, records the results and reports the run', async () => {
+    await fillScores();
+    await extractLeads(env);
+    const deps = env.deps({ extract: [leadExtract], writeback: [updateTask] });
+    const runId = await env.newRun();
+    env.sf.calls.clear();
+
+    const { plan, result } = await runWriteback(deps, { runId, task: 'Lead-update' });
+
+    expect(plan).toMatchObject({
+      status: 'planned',
+      api: 'collections',
+      sourceRows: LEADS,
+      changed: LEADS,
+      rejected: 0,
+      comparedWith: 'extract:public.sf_lead',
+    });
+    expect(result).toMatchObject({
+      status: 'collected',
+      planned: LEADS,
+      succeeded: LEADS,
+      failed: 0,
+      failureRateExceeded: false,
+    });
+    // 300 records: one Composite call (2 × 200 would be two Collections calls).
+    expect(env.sf.calls.count({ write: true })).toBe(1);
+    expect(env.sf.calls.count({ operation: 'composite' })).toBe(1);
+    const scores = scoresInSalesforce(env);
+    ids.forEach((id, i) => expect(scores.get(id)).toBe((i + 1) % 90));
+
+    const { rows: sync } = await env.pool.query(
+      `SELECT count(*)::int AS n, count(salesforce_id)::int AS ids FROM roundtrip.sync_state WHERE task = 'Lead-update'`,
+    );
+    expect(sync[0]).toEqual({ n: LEADS, ids: LEADS });
+    expect(await errorsOf(env, runId)).toEqual([]);
+
+    const report = await reportRun(deps, { runId });
+    expect(report.status).toBe('succeeded');
+    expect(report.writeback['Lead-update']).toMatchObject({
+      sourceRows: LEADS,
+      changed: LEADS,
+      written: LEADS,
+      rejected: 0,
+      failed: 0,
+      api: 'collections',
+    });
+    expect(report.writeback['Lead-update']?.apiCalls).toBeGreaterThanOrEqual(1);
+    const { rows: runs } = await env.pool.query(
+      `SELECT status, summary FROM roundtrip.runs WHERE run_id = $1`,
+      [runId],
+    );
+    expect(runs[0].status).toBe('succeeded');
+    expect(runs[0].summary.writeback['Lead-update'].written).toBe(LEADS);
+  });
+
+  it('makes no write call when nothing changed', async () => {
+    await extractLeads(env);
+    const deps = env.deps({ extract: [leadExtract], writeback: [updateTask] });
+    const runId = await env.newRun();
+    env.sf.calls.clear();
+
+    const { plan, result } = await runWriteback(deps, { runId, task: 'Lead-update' });
+
+    expect(plan).toMatchObject({ api: 'none', changed: 0, unchanged: LEADS });
+    expect(result).toMatchObject({ planned: 0, succeeded: 0 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+  });
+
+  it('sends exactly the records whose score changed (1 %)', async () => {
+    await fillScores(5, 3);
+    await extractLeads(env);
+    const deps = env.deps({ extract: [leadExtract], writeback: [updateTask] });
+    const runId = await env.newRun();
+    env.sf.calls.clear();
+
+    const { plan } = await runWriteback(deps, { runId, task: 'Lead-update' });
+
+    expect(plan.changed).toBe(3);
+    const writes = env.sf.calls.writes();
+    expect(writes).toHaveLength(1);
+    expect(writes[0]?.records).toBe(3);
+    const { rows } = await env.pool.query(
+      `SELECT key FROM roundtrip.writeback_plans WHERE run_id = $1 ORDER BY key`,
+      [runId],
+    );
+    expect(rows.map((r) => r.key)).toEqual(ids.slice(0, 3).sort());
+    expect(scoresInSalesforce(env).get(ids[0] as string)).toBe(1 + 5);
+  });
+
+  it('catches an edit made in Salesforce since the last sync, through the fresh extract', async () => {
+    // Someone changes a score by hand in Salesforce; the transform's value did not change.
+    const edited = ids[10] as string;
+    env.sf.store.update('Lead', [{ Id: edited, LeadScore__c: 1 }]);
+    await extractLeads(env);
+    const deps = env.deps({ extract: [leadExtract], writeback: [updateTask] });
+    const runId = await env.newRun();
+
+    const { plan } = await runWriteback(deps, { runId, task: 'Lead-update' });
+
+    expect(plan.changed).toBe(1);
+    expect(scoresInSalesforce(env).get(edited)).toBe(11 % 90);
+  });
+
+  it('compares with sync_state when the pipeline does not extract the object', async () => {
+    const deps = env.deps({ writeback: [updateTask] });
+    const first = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-update' });
+    // sync_state already holds every key with the same hash: nothing to send.
+    expect(first.plan).toMatchObject({ comparedWith: 'sync_state', changed: 0 });
+
+    await env.pool.query(`UPDATE lead_reverse SET lead_score = lead_score + 1 WHERE "Id" = ANY($1)`, [
+      ids.slice(50, 52),
+    ]);
+    env.sf.calls.clear();
+    const second = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-update' });
+    expect(second.plan.changed).toBe(2);
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([2]);
+  });
+});
