@@ -1,0 +1,259 @@
+/**
+ * Plan: pre-flight refusals of the mapping, per-row rejections without an API call, the values
+ * as they will be sent, a dry run that only reads, and maxChanges stopping a run.
+ */
+import path from 'node:path';
+import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
+import type { WritebackTaskInput } from '../../../lambdas/config';
+import { MaxChangesExceededError, planWriteback, runWriteback } from '../../../lambdas/core/writeback';
+import { TerminalError } from '../../../lambdas/shared/errors';
+import { errorsOf, startWritebackEnv, type WritebackEnv } from './support';
+
+const wide = (over: Partial<WritebackTaskInput> = {}): WritebackTaskInput => ({
+  to: 'salesforce',
+  object: 'Lead',
+  from: 'wide_source',
+  mode: 'update',
+  fields: {
+    LeadScore__c: 'score',
+    Email: 'email',
+    Status: 'status',
+    NumberOfEmployees: 'employees',
+    Next_Call__c: 'next_call',
+    Scored_At__c: 'scored_at',
+    Is_Hot__c: 'hot',
+    Tier__c: 'tier',
+    Discount__c: 'discount',
+    LastName: 'last_name',
+  },
+  ...over,
+});
+
+describe('write-back plan', () => {
+  let env: WritebackEnv;
+  let ids: string[];
+
+  beforeAll(async () => {
+    env = await startWritebackEnv({
+      describesDir: [DEFAULT_DESCRIBES_DIR, path.join(__dirname, 'describes')],
+    });
+    ids = env.sf.store.seed(
+      'Lead',
+      Array.from({ length: 20 }, (_, i) => ({ LastName: `L${i}`, Company: 'C', Is_Hot__c: false })),
+    );
+    await env.pool.query(`CREATE TABLE wide_source (
+      "Id" text, score text, email text, status text, employees numeric, next_call text, scored_at text,
+      hot text, tier text, discount double precision, last_name text)`);
+  });
+  afterAll(async () => env?.stop());
+
+  async function row(id: string | null, over: Record<string, unknown> = {}): Promise<void> {
+    const r = {
+      score: '42',
+      email: 'a@b.test',
+      status: 'Working - Contacted',
+      employees: 10,
+      next_call: '2025-07-01',
+      scored_at: '2025-06-01 10:00:00+02',
+      hot: 'yes',
+      tier: 'Gold',
+      discount: 12.345,
+      last_name: 'Name',
+      ...over,
+    };
+    await env.pool.query(`INSERT INTO wide_source VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, [
+      id,
+      r.score,
+      r.email,
+      r.status,
+      r.employees,
+      r.next_call,
+      r.scored_at,
+      r.hot,
+      r.tier,
+      r.discount,
+      r.last_name,
+    ]);
+  }
+
+  describe('pre-flight', () => {
+    const refusals: [string, Partial<WritebackTaskInput>, RegExp][] = [
+      [
+        'a field that does not exist',
+        { fields: { Nope__c: 'score' } },
+        /field Nope__c does not exist on Lead/,
+      ],
+      [
+        'a field not updateable in update mode',
+        { fields: { IsConverted: 'hot' } },
+        /field IsConverted is not updateable/,
+      ],
+      [
+        'a field not createable in upsert mode',
+        { mode: 'upsert', key: 'Lead_Key__c', fields: { CreatedDate: 'scored_at' } },
+        /field CreatedDate is not createable/,
+      ],
+      [
+        'an upsert key that is not an external ID',
+        { mode: 'upsert', key: 'LastName', fields: { LeadScore__c: 'score' } },
+        /key LastName is not an external-ID field/,
+      ],
+      [
+        'a required field left unmapped on insert',
+        { mode: 'insert', key: 'Lead_Key__c', fields: { LeadScore__c: 'score' } },
+        /field LastName is required on insert but not mapped.*field Company is required/,
+      ],
+      [
+        'a source column that does not exist',
+        { fields: { LeadScore__c: 'no_such_column' } },
+        /has no column "no_such_column"/,
+      ],
+      [
+        'a source table that does not exist',
+        { from: 'missing_table', fields: { LeadScore__c: 'score' } },
+        /"public"."missing_table" does not exist/,
+      ],
+    ];
+    it.each(refusals)('refuses %s before any write', async (_what, over, message) => {
+      const runId = await env.newRun();
+      const task = { ...wide(), ...over } as WritebackTaskInput;
+      const deps = env.deps({ writeback: [task] });
+      env.sf.calls.clear();
+      const name = `Lead-${task.mode}`;
+      await expect(planWriteback(deps, { runId, task: name })).rejects.toThrow(TerminalError);
+      await expect(planWriteback(deps, { runId, task: name })).rejects.toThrow(message);
+      expect(env.sf.calls.count({ write: true })).toBe(0);
+      const { rows } = await env.pool.query(
+        `SELECT count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1`,
+        [runId],
+      );
+      expect(rows[0].n).toBe(0);
+    });
+  });
+
+  it('rejects each bad row with its key and reason, converts the good ones, and sends nothing for the rejected', async () => {
+    await env.pool.query('DELETE FROM wide_source');
+    await row(ids[0] as string); // good
+    await row(ids[1] as string, { score: '1234' }); // Number(3,0)
+    await row(ids[2] as string, { score: 'abc' });
+    await row(ids[3] as string, { email: 'not-an-email' });
+    await row(ids[4] as string, { status: 'Maybe' }); // restricted picklist
+    await row(ids[5] as string, { tier: 'Retired' }); // inactive value of a restricted picklist
+    await row(ids[6] as string, { last_name: 'x'.repeat(81) }); // LastName is 80
+    await row(ids[7] as string, { last_name: null }); // required
+    await row(ids[8] as string, { next_call: '2025-02-30' });
+    await row(ids[9] as string, { scored_at: 'yesterday-ish' });
+    await row(ids[10] as string, { hot: 'maybe' });
+    await row(ids[11] as string, { discount: 1234.5 }); // Number(5,2): 3 integer digits
+    await row('not-an-id');
+    await row(null);
+    await row(ids[12] as string);
+    await row(ids[12] as string, { score: '7' }); // the same key twice
+    await row(ids[13] as string, {
+      score: '41.5',
+      discount: 0.005,
+      scored_at: '2025-06-01T23:30:00-05:00',
+      hot: 'f',
+    });
+    const runId = await env.newRun();
+    const deps = env.deps({ writeback: [wide()] });
+    env.sf.calls.clear();
+
+    const { plan, result } = await runWriteback(deps, { runId, task: 'Lead-update' });
+
+    expect(plan).toMatchObject({ sourceRows: 17, rejected: 15, changed: 2 });
+    const errors = await errorsOf(env, runId);
+    const byKey = new Map(errors.map((e) => [e.key, e]));
+    expect(errors.every((e) => e.stage === 'plan')).toBe(true);
+    expect(byKey.get(ids[1] as string)).toMatchObject({
+      code: 'NUMBER_OUTSIDE_VALID_RANGE',
+      fields: ['LeadScore__c'],
+    });
+    expect(byKey.get(ids[2] as string)).toMatchObject({
+      code: 'INVALID_TYPE_ON_FIELD_IN_RECORD',
+      fields: ['LeadScore__c'],
+    });
+    expect(byKey.get(ids[2] as string)?.message).toBe('LeadScore__c: abc is not a number');
+    expect(byKey.get(ids[3] as string)).toMatchObject({ code: 'INVALID_EMAIL_ADDRESS', fields: ['Email'] });
+    expect(byKey.get(ids[4] as string)).toMatchObject({
+      code: 'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST',
+      fields: ['Status'],
+    });
+    expect(byKey.get(ids[5] as string)).toMatchObject({
+      code: 'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST',
+      fields: ['Tier__c'],
+    });
+    expect(byKey.get(ids[6] as string)).toMatchObject({ code: 'STRING_TOO_LONG', fields: ['LastName'] });
+    expect(byKey.get(ids[7] as string)).toMatchObject({
+      code: 'REQUIRED_FIELD_MISSING',
+      fields: ['LastName'],
+    });
+    expect(byKey.get(ids[8] as string)).toMatchObject({
+      code: 'INVALID_TYPE_ON_FIELD_IN_RECORD',
+      fields: ['Next_Call__c'],
+    });
+    expect(byKey.get(ids[9] as string)).toMatchObject({
+      code: 'INVALID_TYPE_ON_FIELD_IN_RECORD',
+      fields: ['Scored_At__c'],
+    });
+    expect(byKey.get(ids[10] as string)).toMatchObject({
+      code: 'INVALID_TYPE_ON_FIELD_IN_RECORD',
+      fields: ['Is_Hot__c'],
+    });
+    expect(byKey.get(ids[11] as string)).toMatchObject({
+      code: 'NUMBER_OUTSIDE_VALID_RANGE',
+      fields: ['Discount__c'],
+    });
+    expect(byKey.get('not-an-id')).toMatchObject({ code: 'MALFORMED_ID' });
+    expect(byKey.get(null)).toMatchObject({ code: 'MISSING_KEY' });
+    expect(errors.filter((e) => e.key === ids[12])).toHaveLength(2);
+    expect(errors.filter((e) => e.key === ids[12]).every((e) => e.code === 'DUPLICATE_KEY')).toBe(true);
+
+    // Only the two good rows went out, in one call, and Salesforce accepted both.
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([2]);
+    expect(result).toMatchObject({ succeeded: 2, failed: 0 });
+    const converted = env.sf.store.get(ids[13] as string);
+    expect(converted).toMatchObject({
+      LeadScore__c: 42, // 41.5 rounded to scale 0 (half away from zero)
+      Discount__c: 0.01, // 0.005 rounded to scale 2
+      Is_Hot__c: false,
+      Next_Call__c: '2025-07-01',
+    });
+    // -05:00 became UTC.
+    expect(String(converted?.Scored_At__c)).toMatch(/^2025-06-02T04:30:00\.000(Z|\+0000)$/);
+  });
+
+  it('a dry run stores the plan, answers counts and a sample with current and new values, and only reads', async () => {
+    await env.pool.query('DELETE FROM wide_source');
+    for (const id of ids.slice(0, 5)) await row(id, { score: '99' });
+    const runId = await env.newRun();
+    const deps = env.deps({ writeback: [wide()] });
+    env.sf.calls.clear();
+
+    const { plan, result } = await runWriteback(deps, { runId, task: 'Lead-update', dryRun: true });
+
+    expect(result).toBeUndefined();
+    expect(plan).toMatchObject({ status: 'dry-run', changed: 5, rejected: 0 });
+    expect(plan.sample).toHaveLength(5);
+    const sampled = plan.sample?.find((s) => s.key === ids[0]);
+    // ids[0] was synced with score 42 by the previous test: that is what Salesforce has.
+    expect(sampled?.current).toMatchObject({ LeadScore__c: 42 });
+    expect(sampled?.next).toMatchObject({ LeadScore__c: 99, Tier__c: 'Gold' });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(env.sf.calls.all().every((c) => !c.write)).toBe(true);
+    expect(env.sf.store.get(ids[0] as string)?.LeadScore__c).toBe(42);
+  });
+
+  it('maxChanges stops a run that would change more records, before any write', async () => {
+    const runId = await env.newRun();
+    const deps = env.deps({ writeback: [wide({ maxChanges: 3 })] });
+    env.sf.calls.clear();
+
+    const attempt = runWriteback(deps, { runId, task: 'Lead-update' });
+
+    await expect(attempt).rejects.toThrow(MaxChangesExceededError);
+    await expect(attempt).rejects.toThrow(/would change 5 records, more than maxChanges \(3\)/);
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(env.sf.store.get(ids[0] as string)?.LeadScore__c).toBe(42);
+  });
+});
