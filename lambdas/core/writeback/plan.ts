@@ -505,14 +505,21 @@ export async function planWriteback(
                       FROM roundtrip.sync_state WHERE task = ${sqlLiteral(input.task)}`;
     }
 
-    // Insert: a key whose earlier insert has no recorded outcome is never sent again blindly.
+    // Insert: a key whose earlier insert has no recorded outcome is never sent again blindly:
+    // still `sent` in another run's plan, or reported INSERT_OUTCOME_UNKNOWN there, and not
+    // resolved since (its Salesforce Id recorded in sync_state).
     if (task.mode === 'insert') {
       await client.query(
         `UPDATE wb_candidates c
             SET err = jsonb_build_array('INSERT_OUTCOME_UNKNOWN', $2::text,
-                format('key %s was sent for insert by run %s, whose result was never recorded: check Salesforce for the record, then record it in roundtrip.sync_state or delete that plan row', left(c.key, ${MESSAGE_VALUE_CHARS}), p.run_id))
-           FROM roundtrip.writeback_plans p
-          WHERE c.err IS NULL AND p.task = $1 AND p.key = c.key AND p.status = 'sent' AND p.run_id <> $3`,
+                format('key %s was sent for insert by run %s, whose result was never recorded: find the record in Salesforce and record its Id in roundtrip.sync_state (task %s), or delete it there and remove that run''s plan row and error', left(c.key, ${MESSAGE_VALUE_CHARS}), u.run_id, $1::text))
+           FROM (SELECT p.key, p.run_id FROM roundtrip.writeback_plans p
+                  WHERE p.task = $1 AND p.status = 'sent' AND p.run_id <> $3
+                 UNION ALL
+                 SELECT e.key, e.run_id FROM roundtrip.writeback_errors e
+                  WHERE e.task = $1 AND e.code = 'INSERT_OUTCOME_UNKNOWN' AND e.stage = 'push' AND e.run_id <> $3) AS u
+          WHERE c.err IS NULL AND u.key = c.key
+            AND NOT EXISTS (SELECT 1 FROM roundtrip.sync_state ss WHERE ss.task = $1 AND ss.key = c.key AND ss.salesforce_id IS NOT NULL)`,
         [input.task, task.keyColumn, input.runId],
       );
     }

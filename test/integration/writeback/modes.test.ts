@@ -1,0 +1,351 @@
+/**
+ * Upsert and insert end to end, idempotent inserts (also after a crash between sending and
+ * recording), and per-record failures from Salesforce: row lock (retried serially), deleted
+ * record, duplicate external ID, validation rule, and maxFailureRate failing the run after the report.
+ */
+import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
+import { pushWriteback, planWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
+import { TransientError } from '../../../lambdas/shared/errors';
+import { errorsOf, leadSeed, startWritebackEnv, type WritebackEnv } from './support';
+
+/** A connector whose write calls reach Salesforce, then "crash" before the answer is recorded. */
+function crashAfterWrites(connector: SalesforceConnector): SalesforceConnector {
+  return Object.create(connector, {
+    request: {
+      value: async (
+        operation: string,
+        method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+        path: string,
+        body?: unknown,
+      ) => {
+        const answer = await connector.request(operation, method, path, body);
+        if (method !== 'GET')
+          throw new TransientError(`simulated crash after ${operation} reached Salesforce`);
+        return answer;
+      },
+    },
+  }) as SalesforceConnector;
+}
+
+function leadsWithExternalId(env: WritebackEnv, value: string): Record<string, unknown>[] {
+  return [...env.sf.store.all('Lead')].filter((r) => r.External_Id__c === value && r.IsDeleted !== true);
+}
+
+describe('write-back modes and per-record failures', () => {
+  let env: WritebackEnv;
+
+  beforeAll(async () => {
+    env = await startWritebackEnv();
+    env.sf.store.seed('Lead', leadSeed(10));
+    await env.pool.query(`CREATE TABLE lead_src (ext text, last_name text, company text, score integer)`);
+    await env.pool.query(`CREATE TABLE lead_scores ("Id" text, score integer)`);
+  });
+  afterAll(async () => env?.stop());
+  afterEach(() => env.sf.faults.clear());
+
+  const upsert = {
+    to: 'salesforce' as const,
+    object: 'Lead',
+    from: 'lead_src',
+    mode: 'upsert' as const,
+    key: 'External_Id__c',
+    keyColumn: 'ext',
+    fields: { LastName: 'last_name', Company: 'company', LeadScore__c: 'score' },
+  };
+
+  it('upsert updates the records it finds by external ID and creates the others, then sends nothing on a rerun', async () => {
+    // ext-0005 … ext-0014: five exist, five are new.
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'ext-' || lpad(i::text, 4, '0'), 'Up ' || i, 'Acme', i FROM generate_series(5, 14) AS i`,
+    );
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    env.sf.calls.clear();
+
+    const { result } = await runWriteback(deps, { runId, task: 'Lead-upsert' });
+
+    expect(result).toMatchObject({ planned: 10, succeeded: 10, failed: 0 });
+    expect(env.sf.calls.count({ operation: 'collections.upsert' })).toBe(1);
+    expect(env.sf.store.count('Lead')).toBe(15);
+    for (let i = 5; i < 15; i += 1) {
+      const found = leadsWithExternalId(env, `ext-${String(i).padStart(4, '0')}`);
+      expect(found).toHaveLength(1);
+      expect(found[0]).toMatchObject({ LastName: `Up ${i}`, LeadScore__c: i });
+    }
+    const { rows } = await env.pool.query(
+      `SELECT count(*)::int AS n FROM roundtrip.sync_state WHERE task = 'Lead-upsert' AND salesforce_id LIKE '00Q%'`,
+    );
+    expect(rows[0].n).toBe(10);
+
+    env.sf.calls.clear();
+    const again = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-upsert' });
+    expect(again.plan.changed).toBe(0);
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+  });
+
+  it('insert creates each key once, and a rerun never inserts it again', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'new-' || i, 'New ' || i, 'Initech', i FROM generate_series(1, 6) AS i`,
+    );
+    const insert = { ...upsert, mode: 'insert' as const };
+    const deps = env.deps({ writeback: [insert] });
+    const before = env.sf.store.count('Lead');
+
+    const first = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+    expect(first.result).toMatchObject({ succeeded: 6 });
+    expect(env.sf.store.count('Lead')).toBe(before + 6);
+
+    // Values change, but insert never sends a key it inserted before.
+    await env.pool.query(`UPDATE lead_src SET score = score + 1`);
+    env.sf.calls.clear();
+    const second = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+    expect(second.plan).toMatchObject({ changed: 0, unchanged: 6 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(env.sf.store.count('Lead')).toBe(before + 6);
+  });
+
+  it('an insert whose result was lost in a crash is reconciled by external ID, not inserted twice', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'crash-' || i, 'Crash ' || i, 'Hooli', i FROM generate_series(1, 4) AS i`,
+    );
+    const insert = { ...upsert, mode: 'insert' as const };
+    const deps = env.deps({ writeback: [insert] });
+    const runId = await env.newRun();
+    const before = env.sf.store.count('Lead');
+
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    await expect(
+      pushWriteback({ ...deps, salesforce: crashAfterWrites(env.connector) }, { runId, task: 'Lead-insert' }),
+    ).rejects.toThrow(/simulated crash/);
+    // Salesforce created them; PostgreSQL only knows they were sent.
+    expect(env.sf.store.count('Lead')).toBe(before + 4);
+    const { rows: sent } = await env.pool.query(
+      `SELECT count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 AND status = 'sent'`,
+      [runId],
+    );
+    expect(sent[0].n).toBe(4);
+
+    env.sf.calls.clear();
+    const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
+
+    expect(retried).toMatchObject({ status: 'collected', succeeded: 4, failed: 0 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
+    expect(env.sf.store.count('Lead')).toBe(before + 4);
+    const { rows: sync } = await env.pool.query(
+      `SELECT count(*)::int AS n FROM roundtrip.sync_state WHERE task = 'Lead-insert' AND key LIKE 'crash-%' AND salesforce_id IS NOT NULL`,
+    );
+    expect(sync[0].n).toBe(4);
+  });
+
+  it('an insert without an external-ID key whose result was lost is reported, never resent', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'nokey-' || i, 'NoKey ' || i, 'Vandelay', i FROM generate_series(1, 3) AS i`,
+    );
+    const insert = {
+      to: 'salesforce' as const,
+      object: 'Lead',
+      from: 'lead_src',
+      mode: 'insert' as const,
+      keyColumn: 'ext',
+      fields: { LastName: 'last_name', Company: 'company' },
+    };
+    const deps = env.deps({ writeback: [insert] });
+    const runId = await env.newRun();
+    const before = env.sf.store.count('Lead');
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    await expect(
+      pushWriteback({ ...deps, salesforce: crashAfterWrites(env.connector) }, { runId, task: 'Lead-insert' }),
+    ).rejects.toThrow(/simulated crash/);
+    env.sf.calls.clear();
+
+    const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
+
+    expect(retried).toMatchObject({ succeeded: 0, failed: 3 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(env.sf.store.count('Lead')).toBe(before + 3);
+    expect((await errorsOf(env, runId)).map((e) => e.code)).toEqual(Array(3).fill('INSERT_OUTCOME_UNKNOWN'));
+    // A later run does not send them either.
+    const later = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+    expect(later.plan).toMatchObject({ changed: 0, rejected: 3 });
+    expect(env.sf.store.count('Lead')).toBe(before + 3);
+  });
+
+  describe('per-record failures (update through Collections)', () => {
+    const update = {
+      to: 'salesforce' as const,
+      object: 'Lead',
+      from: 'lead_scores',
+      mode: 'update' as const,
+      fields: { LeadScore__c: 'score' },
+    };
+    let ids: string[];
+
+    beforeAll(async () => {
+      ids = env.sf.store.seed('Lead', leadSeed(20, 100));
+    });
+
+    async function scores(score: (i: number) => number): Promise<void> {
+      await env.pool.query('DELETE FROM lead_scores');
+      await env.pool.query(`INSERT INTO lead_scores SELECT id, 0 FROM unnest($1::text[]) AS id`, [ids]);
+      await env.pool.query(
+        `UPDATE lead_scores s SET score = v.score FROM unnest($1::text[], $2::int[]) AS v(id, score) WHERE s."Id" = v.id`,
+        [ids, ids.map((_, i) => score(i))],
+      );
+    }
+
+    it('retries a locked record serially and records it once the lock is gone', async () => {
+      await scores((i) => i + 1);
+      const locked = ids[3] as string;
+      env.sf.faults.set({ lockRowKeys: [locked] });
+      const base = env.deps({ writeback: [update] });
+      let pauses = 0;
+      // The lock is released while the push waits before its first retry.
+      const deps = {
+        ...base,
+        clock: {
+          now: () => new Date(),
+          sleep: async () => {
+            pauses += 1;
+            env.sf.faults.set({ lockRowKeys: undefined });
+          },
+        },
+      };
+      const runId = await env.newRun();
+      env.sf.calls.clear();
+
+      const { result } = await runWriteback(deps, { runId, task: 'Lead-update' });
+
+      expect(result).toMatchObject({ succeeded: 20, failed: 0 });
+      expect(pauses).toBe(1);
+      expect(env.sf.calls.writes().map((w) => w.records)).toEqual([20, 1]);
+      expect(env.sf.store.get(locked)?.LeadScore__c).toBe(4);
+      expect(await errorsOf(env, runId)).toEqual([]);
+    });
+
+    it('gives up on a record still locked after the bounded retries, with Salesforce code and message', async () => {
+      await scores((i) => i + 2);
+      const locked = ids[5] as string;
+      env.sf.faults.set({ lockRowKeys: [locked] });
+      const runId = await env.newRun();
+      env.sf.calls.clear();
+
+      const { result } = await runWriteback(env.deps({ writeback: [update] }), {
+        runId,
+        task: 'Lead-update',
+      });
+
+      expect(result).toMatchObject({ succeeded: 19, failed: 1 });
+      // First pass, then three serial retries of the one record.
+      expect(env.sf.calls.writes().map((w) => w.records)).toEqual([20, 1, 1, 1]);
+      const errors = await errorsOf(env, runId);
+      expect(errors).toEqual([
+        expect.objectContaining({
+          key: locked,
+          stage: 'push',
+          code: 'UNABLE_TO_LOCK_ROW',
+          message: expect.stringMatching(/unable to obtain exclusive access/),
+        }),
+      ]);
+      const { rows } = await env.pool.query(
+        `SELECT attempts FROM roundtrip.writeback_plans WHERE run_id = $1 AND key = $2`,
+        [runId, locked],
+      );
+      expect(rows[0].attempts).toBe(4);
+    });
+
+    it('records a deleted record as ENTITY_IS_DELETED and fails the run when the failure rate passes maxFailureRate, after reporting', async () => {
+      await scores((i) => i + 3);
+      env.sf.store.delete([ids[0] as string, ids[1] as string]);
+      const deps = env.deps({ writeback: [{ ...update, maxFailureRate: 0.05 }] });
+      const runId = await env.newRun();
+
+      const { result } = await runWriteback(deps, { runId, task: 'Lead-update' });
+
+      expect(result).toMatchObject({
+        planned: 20,
+        succeeded: 18,
+        failed: 2,
+        failureRate: 0.1,
+        failureRateExceeded: true,
+      });
+      const errors = await errorsOf(env, runId);
+      expect(errors.map((e) => e.code)).toEqual(['ENTITY_IS_DELETED', 'ENTITY_IS_DELETED']);
+      expect(errors.map((e) => e.key).sort()).toEqual([ids[0], ids[1]].sort());
+      const report = await reportRun(deps, { runId });
+      expect(report.status).toBe('failed');
+      expect(report.reason).toMatch(/2 of 20 records failed \(10\.00 %\), more than maxFailureRate 5\.00 %/);
+      const { rows } = await env.pool.query(
+        `SELECT status, error, summary FROM roundtrip.runs WHERE run_id = $1`,
+        [runId],
+      );
+      expect(rows[0]).toMatchObject({ status: 'failed', error: report.reason });
+      expect(rows[0].summary.writeback['Lead-update']).toMatchObject({ written: 18, failed: 2 });
+    });
+
+    it('records a duplicate value refused by Salesforce (a unique external ID taken by another record)', async () => {
+      await env.pool.query(`CREATE TABLE lead_ext ("Id" text, ext text)`);
+      // ids[9] takes the external ID that ids[10] already has; ids[11] gets a fresh one.
+      await env.pool.query(`INSERT INTO lead_ext VALUES ($1, 'ext-0110'), ($2, 'fresh-11')`, [
+        ids[9],
+        ids[11],
+      ]);
+      const runId = await env.newRun();
+      const task = {
+        to: 'salesforce' as const,
+        object: 'Lead',
+        from: 'lead_ext',
+        mode: 'update' as const,
+        fields: { External_Id__c: 'ext' },
+      };
+
+      const { result } = await runWriteback(env.deps({ writeback: [task] }), { runId, task: 'Lead-update' });
+
+      expect(result).toMatchObject({ succeeded: 1, failed: 1 });
+      expect(await errorsOf(env, runId)).toEqual([
+        expect.objectContaining({
+          key: ids[9],
+          stage: 'push',
+          code: 'DUPLICATE_VALUE',
+          message: `duplicate value found: External_Id__c duplicates value on record with id: ${ids[10]}`,
+        }),
+      ]);
+      expect(env.sf.store.get(ids[11] as string)?.External_Id__c).toBe('fresh-11');
+    });
+
+    it('records a validation rule failure with its message and fields', async () => {
+      // A validation rule of the org: scores of 13 are refused. (Runs last: it replaces the emulator's fault hook.)
+      env.sf.store.setRecordFault((_object, record) =>
+        record.LeadScore__c === 13
+          ? {
+              statusCode: 'FIELD_CUSTOM_VALIDATION_EXCEPTION',
+              message: 'Score 13 is not allowed',
+              fields: ['LeadScore__c'],
+            }
+          : undefined,
+      );
+      await scores((i) => (i === 7 ? 13 : 50 + i));
+      const runId = await env.newRun();
+
+      const { result } = await runWriteback(env.deps({ writeback: [update] }), {
+        runId,
+        task: 'Lead-update',
+      });
+
+      // The two leads deleted by an earlier test fail too.
+      expect(result).toMatchObject({ failed: 3 });
+      expect((await errorsOf(env, runId)).filter((e) => e.code !== 'ENTITY_IS_DELETED')).toEqual([
+        expect.objectContaining({
+          key: ids[7],
+          code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION',
+          message: 'Score 13 is not allowed',
+          fields: ['LeadScore__c'],
+        }),
+      ]);
+      expect(env.sf.store.get(ids[8] as string)?.LeadScore__c).toBe(58);
+    });
+  });
+});
