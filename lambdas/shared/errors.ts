@@ -50,7 +50,10 @@ export class ConfigError extends TerminalError {
   constructor(issues: readonly ConfigIssue[], source?: string, options?: { cause?: unknown }) {
     const lines = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
     const head = source ? `Invalid pipeline config ${source}` : 'Invalid pipeline config';
-    super(`${head} (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n  ${lines.join('\n  ')}`, options);
+    super(
+      `${head} (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n  ${lines.join('\n  ')}`,
+      options,
+    );
     this.name = ERROR_NAMES.config;
     this.issues = issues;
     this.source = source;
