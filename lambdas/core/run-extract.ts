@@ -1,6 +1,6 @@
 /**
  * A local driver of the extract leg: Prepare, then every selected extract task the way the state
- * machine runs them — the tasks side by side (the Parallel state), and for a Bulk read the
+ * machine runs them — every branch of the Parallel state, and for a Bulk read the
  * `bulk-pending` → Wait `waitSeconds` → check loop, waiting on `deps.clock` (a test or benchmark
  * passes a clock whose sleep is short). It only sequences the steps: nothing lives here that the
  * state machine would not do, so that statemachine/local.ts can replace it without losing logic.
@@ -45,8 +45,11 @@ export async function runSalesforceTask(
 }
 
 /**
- * Runs Prepare and the selected extract tasks. Like a Parallel state, every branch runs to its
- * end; when any failed, the first failure (in task order) is thrown after all have settled.
+ * Runs Prepare and the selected extract tasks. Like the Parallel state, every branch runs to its
+ * end even when another failed, and the first failure (in task order) is thrown afterwards. The
+ * branches run one after another, not side by side: each step reports its API calls as the
+ * change of its connector's counters, which is exact when one step at a time uses a connector —
+ * as in Lambda, where each invocation has its own container.
  */
 export async function runExtract(
   event: PrepareInput,
@@ -54,26 +57,28 @@ export async function runExtract(
   options: RunExtractOptions = {},
 ): Promise<RunExtractResult> {
   const prepared = await prepare(event, deps, options.prepare);
-  const branches = [
-    ...prepared.tasks.salesforce.map(async (task) => ({
-      kind: 'salesforce' as const,
-      task,
-      output: await runSalesforceTask(deps, prepared.runId, task, prepared.full, options.salesforce),
-    })),
-    ...prepared.tasks.athena.map(async (task) => ({
-      kind: 'athena' as const,
-      task,
-      output: await loadAthena({ runId: prepared.runId, task }, deps),
-    })),
-  ];
-  const settled = await Promise.allSettled(branches);
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failed) throw failed.reason;
   const result: RunExtractResult = { prepare: prepared, salesforce: {}, athena: {} };
-  for (const s of settled) {
-    if (s.status !== 'fulfilled') continue;
-    if (s.value.kind === 'salesforce') result.salesforce[s.value.task] = s.value.output;
-    else result.athena[s.value.task] = s.value.output;
+  const failures: unknown[] = [];
+  for (const task of prepared.tasks.salesforce) {
+    try {
+      result.salesforce[task] = await runSalesforceTask(
+        deps,
+        prepared.runId,
+        task,
+        prepared.full,
+        options.salesforce,
+      );
+    } catch (err) {
+      failures.push(err);
+    }
   }
+  for (const task of prepared.tasks.athena) {
+    try {
+      result.athena[task] = await loadAthena({ runId: prepared.runId, task }, deps);
+    } catch (err) {
+      failures.push(err);
+    }
+  }
+  if (failures.length > 0) throw failures[0];
   return result;
 }

@@ -167,9 +167,11 @@ export const LEAD_FIELDS = [
   'IsDeleted',
 ];
 
-/** `n` ordinary leads. */
+/** `n` ordinary leads, last modified one second apart from 2024-01-01T00:00:00Z on. */
 export function leads(n: number, prefix = 'Lead'): Record<string, unknown>[] {
+  const base = Date.UTC(2024, 0, 1);
   return Array.from({ length: n }, (_, i) => ({
+    SystemModstamp: new Date(base + i * 1000).toISOString(),
     FirstName: `F${i}`,
     LastName: `${prefix} ${i}`,
     Company: `Company ${i % 13}`,

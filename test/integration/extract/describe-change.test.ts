@@ -1,0 +1,95 @@
+/**
+ * A custom field added in Salesforce between two runs (the describe gains `Region__c`) and
+ * listed in the task: the table gains the column, and the run reads everything once so that
+ * the rows loaded before get their value too.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emulators/salesforce';
+import { connectSalesforce } from '../../../lambdas/connectors/salesforce';
+import { runExtract } from '../../../lambdas/core';
+import { CANARY, leads, startExtractHarness, type ExtractHarness } from './harness';
+
+const DEFAULT_DESCRIBES = path.join(__dirname, '../../../emulators/salesforce/describes');
+const FIELDS = ['Id', 'LastName', 'Company', 'SystemModstamp', 'IsDeleted'];
+
+describe('A field added to the describe between runs', () => {
+  let h: ExtractHarness;
+  let later: SalesforceEmulator | undefined;
+  let extraDir: string;
+
+  beforeAll(async () => {
+    h = await startExtractHarness({ seed: { Lead: leads(25) } });
+    extraDir = await mkdtemp(path.join(os.tmpdir(), 'extract-describes-'));
+    await writeFile(
+      path.join(extraDir, 'Lead.json'),
+      JSON.stringify({
+        name: 'Lead',
+        fields: [{ name: 'Region__c', type: 'string', length: 40, label: 'Region' }],
+      }),
+    );
+  });
+  afterAll(async () => {
+    await later?.stop();
+    await h.close();
+    await rm(extraDir, { recursive: true, force: true });
+  });
+
+  it('becomes a new column, filled for every row by a full read', async () => {
+    const first = await runExtract(
+      { input: {} },
+      h.deps(h.config([{ from: 'salesforce', object: 'Lead', fields: FIELDS, table: 'sf_lead' }])),
+    );
+    expect(first.salesforce.Lead).toMatchObject({ full: true, rows: 25, inserted: 25 });
+
+    // The org after an admin added Region__c and filled it: the same records, same Ids and stamps.
+    const records = [...h.sf.store.all('Lead')].map((r) => ({
+      Id: r.Id,
+      LastName: r.LastName,
+      Company: r.Company,
+      SystemModstamp: r.SystemModstamp,
+      CreatedDate: r.CreatedDate,
+      Region__c: `Region ${String(r.LastName).slice(-1)}`,
+    }));
+    later = await startSalesforceEmulator({
+      describesDir: [DEFAULT_DESCRIBES, extraDir],
+      seed: { Lead: records },
+      credentials: { password: CANARY.password, securityToken: CANARY.securityToken },
+    });
+    const connector = await connectSalesforce({
+      secret: {
+        loginUrl: later.loginUrl,
+        username: later.credentials.username,
+        password: CANARY.password,
+        securityToken: CANARY.securityToken,
+      },
+      apiVersion: later.apiVersion,
+      logger: h.logger,
+    });
+    const config = h.config([
+      { from: 'salesforce', object: 'Lead', fields: [...FIELDS, 'Region__c'], table: 'sf_lead' },
+    ]);
+    const second = await runExtract({ input: {} }, h.deps(config, { salesforce: connector }));
+    expect(second.salesforce.Lead).toMatchObject({ full: true, rows: 25, inserted: 0, updated: 25 });
+    expect(
+      h.logger.records.find(
+        (r) =>
+          r.message === 'Salesforce extract planned' &&
+          r.attributes.full === true &&
+          r.attributes.fullBecause !== 'no watermark yet',
+      )?.attributes.fullBecause,
+    ).toBe('new columns Region__c must be filled for every row');
+    expect(await h.rows(`SELECT count(*)::int AS n FROM sf_lead WHERE "Region__c" LIKE 'Region _'`)).toEqual([
+      { n: 25 },
+    ]);
+    const type = await h.rows(
+      `SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'sf_lead'::regclass AND attname = 'Region__c'`,
+    );
+    expect(type).toEqual([{ t: 'text' }]);
+
+    // And the run after that is incremental again.
+    const third = await runExtract({ input: {} }, h.deps(config, { salesforce: connector }));
+    expect(third.salesforce.Lead).toMatchObject({ full: false, inserted: 0, updated: 0 });
+  });
+});
