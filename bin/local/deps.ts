@@ -1,0 +1,131 @@
+/**
+ * Core dependencies built for a laptop (DESIGN.md §2: core never builds a client; the CLI and the
+ * tests do). The same secrets as in AWS, by the same names, resolved locally
+ * (`createLocalSecretsProvider`: a JSON file and `ROUNDTRIP_SECRET_<NAME>` variables), and the
+ * Athena and S3 clients pointed at an endpoint when one is given (the Athena emulator serves both
+ * on one port), else at AWS with the SDK's usual credential chain and region.
+ */
+import { AthenaClient } from '@aws-sdk/client-athena';
+import { S3Client } from '@aws-sdk/client-s3';
+import type { PipelineConfig } from '../../lambdas/config';
+import { createAthenaConnector, type AthenaConnector } from '../../lambdas/connectors/athena';
+import { createPool, type PostgresPool, type PostgresSource } from '../../lambdas/connectors/postgres';
+import { connectSalesforce, type SalesforceConnector } from '../../lambdas/connectors/salesforce';
+import type { CoreDeps } from '../../lambdas/core/deps';
+import { systemClock, type Clock } from '../../lambdas/shared/clock';
+import type { Logger } from '../../lambdas/shared/logging';
+import type { SecretsProvider } from '../../lambdas/shared/secrets';
+
+/** An AWS endpoint with static credentials: an emulator's, or any S3/Athena-compatible one. */
+export interface LocalAwsEndpoint {
+  readonly endpoint: string;
+  readonly region: string;
+  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string };
+}
+
+/** Options of {@link buildLocalDeps}. */
+export interface LocalDepsOptions {
+  readonly config: PipelineConfig;
+  readonly secrets: SecretsProvider;
+  readonly logger: Logger;
+  /** @default systemClock */
+  readonly clock?: Clock;
+  /** Athena and S3 at this endpoint (path-style S3). @default AWS, from the SDK's environment */
+  readonly aws?: LocalAwsEndpoint;
+  /** Connections of the pool. @default 4 */
+  readonly poolSize?: number;
+}
+
+/** Laptop deps plus what the local runner and the CLI need beside them. */
+export interface LocalDeps {
+  readonly deps: CoreDeps;
+  readonly pool: PostgresPool;
+  /** The client the Athena `.sync` Task uses locally; undefined without `athena` in the config. */
+  readonly athenaClient: AthenaClient | undefined;
+  /** The Salesforce connector, signing in on first use (the same one the steps get). */
+  readonly salesforce: (() => Promise<SalesforceConnector>) | undefined;
+  /** Closes the pool and the clients. */
+  close(): Promise<void>;
+}
+
+/** Builds {@link LocalDeps}; nothing connects until a step needs it. */
+export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDeps> {
+  const { config, secrets, logger } = options;
+  const postgresSecret = (await secrets.getSecret(config.postgres.secret)) as PostgresSource;
+  const pool = createPool(postgresSecret, {
+    ssl: {
+      mode: config.postgres.ssl.mode,
+      ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
+    },
+    max: options.poolSize ?? 4,
+    applicationName: 'roundtrip-cli',
+  });
+
+  let salesforce: (() => Promise<SalesforceConnector>) | undefined;
+  const sfSettings = config.salesforce;
+  if (sfSettings) {
+    let connecting: Promise<SalesforceConnector> | undefined;
+    salesforce = () => {
+      connecting ??= (async () => {
+        const secret = await secrets.getSecret(sfSettings.secret);
+        const withLoginUrl =
+          sfSettings.loginUrl && secret && typeof secret === 'object'
+            ? { ...(secret as Record<string, unknown>), loginUrl: sfSettings.loginUrl }
+            : secret;
+        return connectSalesforce({
+          secret: withLoginUrl,
+          secretName: sfSettings.secret,
+          apiVersion: sfSettings.apiVersion,
+          logger,
+        });
+      })();
+      connecting.catch(() => (connecting = undefined));
+      return connecting;
+    };
+  }
+
+  let athena: AthenaConnector | undefined;
+  let athenaClient: AthenaClient | undefined;
+  let s3Client: S3Client | undefined;
+  if (config.athena) {
+    const endpoint = options.aws
+      ? {
+          endpoint: options.aws.endpoint,
+          region: options.aws.region,
+          credentials: { ...options.aws.credentials },
+        }
+      : {};
+    athenaClient = new AthenaClient(endpoint);
+    s3Client = new S3Client({ ...endpoint, forcePathStyle: options.aws !== undefined });
+    athena = createAthenaConnector({
+      athena: athenaClient,
+      s3: s3Client,
+      logger,
+      workgroup: config.athena.workgroup,
+      database: config.athena.database,
+      catalog: config.athena.catalog,
+      ...(config.athena.outputLocation ? { outputLocation: config.athena.outputLocation } : {}),
+    });
+  }
+
+  const deps: CoreDeps = {
+    config,
+    pg: pool,
+    ...(salesforce ? { salesforce } : {}),
+    ...(athena ? { athena } : {}),
+    secrets,
+    logger,
+    clock: options.clock ?? systemClock,
+  };
+  return {
+    deps,
+    pool,
+    athenaClient,
+    salesforce,
+    async close() {
+      athenaClient?.destroy();
+      s3Client?.destroy();
+      await pool.end();
+    },
+  };
+}

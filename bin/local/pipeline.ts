@@ -1,0 +1,66 @@
+/**
+ * One run of a pipeline on this machine: the state machine definition run by
+ * statemachine/local.ts with laptop deps, then the run's summary read back from
+ * `roundtrip.runs`. Used by `roundtrip demo`, `run` and `plan`, and by the e2e tests.
+ */
+import type { RunInput } from '../../lambdas/core/contracts';
+import { newRunId } from '../../lambdas/core/prepare';
+import {
+  runStateMachineLocally,
+  type HandlerName,
+  type LocalExecutionResult,
+  type LocalRunEvent,
+} from '../../statemachine/local';
+import type { StateMachineDefinition } from 'aws-local-stepfunctions';
+import type { LocalDeps } from './deps';
+import { readStoredRun, runSummary, type RunSummary, type StoredRun } from './summary';
+
+/** A definition with its Task → handler map. */
+export interface BoundDefinition {
+  readonly definition: StateMachineDefinition;
+  readonly taskHandlers: Readonly<Record<string, HandlerName>>;
+}
+
+/** Options of {@link runPipeline}. */
+export interface PipelineRunOptions {
+  readonly local: LocalDeps;
+  /** The state machine to run (the synthesized one: statemachine/local.ts `loadPipelineDefinition`). */
+  readonly definition: BoundDefinition;
+  /** @default {} */
+  readonly input?: RunInput;
+  /** The execution name, which becomes the run id. @default a new time-sortable id */
+  readonly runId?: string;
+  readonly waitMs?: number;
+  readonly retryMs?: number;
+  readonly onEvent?: (event: LocalRunEvent) => void;
+}
+
+/** What {@link runPipeline} did. */
+export interface PipelineRunResult {
+  readonly execution: LocalExecutionResult;
+  readonly summary: RunSummary;
+  /** The run's row, when Prepare got as far as recording it. */
+  readonly stored: StoredRun | undefined;
+}
+
+/** Runs the pipeline once; see the module comment. */
+export async function runPipeline(options: PipelineRunOptions): Promise<PipelineRunResult> {
+  const { deps } = options.local;
+  const runId = options.runId ?? newRunId(deps.clock.now());
+  const execution = await runStateMachineLocally({
+    definition: options.definition.definition,
+    taskHandlers: options.definition.taskHandlers,
+    deps,
+    ...(options.local.athenaClient ? { athenaClient: options.local.athenaClient } : {}),
+    input: options.input ?? {},
+    executionName: runId,
+    ...(options.waitMs !== undefined ? { waitMs: options.waitMs } : {}),
+    ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+  });
+  const stored = await readStoredRun(options.local.pool, runId);
+  const summary: RunSummary = stored
+    ? runSummary(deps.config, stored, execution.status)
+    : { runId, status: 'failed', tasks: [] };
+  return { execution, summary, stored };
+}

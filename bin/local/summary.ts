@@ -1,0 +1,200 @@
+/**
+ * A run's summary as the CLI prints it (issue 7): one row per task with rows read, planned,
+ * written, rejected, failed and API calls, read back from `roundtrip.runs.summary` — the record
+ * the steps themselves keep, so the CLI shows what the pipeline stored, not what it guessed.
+ */
+import type { Pool } from 'pg';
+import { taskName, type PipelineConfig } from '../../lambdas/config';
+
+/** One task's figures. */
+export interface TaskSummary {
+  readonly task: string;
+  readonly kind: 'extract' | 'transform' | 'writeback';
+  readonly rowsRead: number;
+  readonly planned: number;
+  readonly written: number;
+  readonly rejected: number;
+  readonly failed: number;
+  readonly apiCalls: number;
+}
+
+/** The summary a run ends with; `--json` prints exactly this object. */
+export interface RunSummary {
+  readonly runId: string;
+  readonly status: 'succeeded' | 'failed';
+  readonly tasks: TaskSummary[];
+}
+
+/** A run's row of `roundtrip.runs`, as the CLI reads it. */
+export interface StoredRun {
+  readonly runId: string;
+  readonly pipeline: string;
+  readonly status: string;
+  readonly dryRun: boolean;
+  readonly startedAt: Date;
+  readonly finishedAt: Date | null;
+  readonly error: string | null;
+  readonly summary: Record<string, unknown>;
+}
+
+function num(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) ? value : 0;
+}
+
+function record(value: unknown): Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+}
+
+/** Reads one run, or undefined when no run has that id (or the state schema does not exist yet). */
+export async function readStoredRun(pool: Pool, runId: string): Promise<StoredRun | undefined> {
+  const runs = await readStoredRuns(pool, { runId, limit: 1 });
+  return runs[0];
+}
+
+/** The most recent runs, newest first (of one pipeline when given). */
+export async function readStoredRuns(
+  pool: Pool,
+  options: { pipeline?: string; runId?: string; limit: number },
+): Promise<StoredRun[]> {
+  const exists = await pool.query<{ t: string | null }>(`SELECT to_regclass('roundtrip.runs')::text AS t`);
+  if (!exists.rows[0]?.t) return [];
+  const { rows } = await pool.query<{
+    run_id: string;
+    pipeline: string;
+    status: string;
+    dry_run: boolean;
+    started_at: Date;
+    finished_at: Date | null;
+    error: string | null;
+    summary: unknown;
+  }>(
+    `SELECT run_id, pipeline, status, dry_run, started_at, finished_at, error, summary
+       FROM roundtrip.runs
+      WHERE ($1::text IS NULL OR pipeline = $1) AND ($2::text IS NULL OR run_id = $2)
+      ORDER BY started_at DESC, run_id DESC
+      LIMIT $3`,
+    [options.pipeline ?? null, options.runId ?? null, options.limit],
+  );
+  return rows.map((r) => ({
+    runId: r.run_id,
+    pipeline: r.pipeline,
+    status: r.status,
+    dryRun: r.dry_run,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    error: r.error,
+    summary: record(r.summary),
+  }));
+}
+
+/**
+ * The per-task rows of a stored run, in the config's order: extracts (rows read from the source,
+ * rows written into PostgreSQL, API calls — Athena's include its S3 reads), the transform (rows
+ * its statements wrote), then write-backs (source rows, planned changes, records written,
+ * rejected before sending, refused by Salesforce, API calls).
+ */
+export function taskSummaries(config: PipelineConfig, stored: StoredRun): TaskSummary[] {
+  const extract = record(stored.summary.extract);
+  const writeback = record(stored.summary.writeback);
+  const tasks: TaskSummary[] = [];
+  for (const task of config.extract) {
+    const name = taskName(task);
+    if (!(name in extract)) continue;
+    const s = record(extract[name]);
+    tasks.push({
+      task: name,
+      kind: 'extract',
+      rowsRead: num(s.rows),
+      planned: 0,
+      written: num(s.inserted) + num(s.updated) + num(s.deleted),
+      rejected: 0,
+      failed: 0,
+      apiCalls: num(s.apiCalls) + num(s.s3Reads),
+    });
+  }
+  const transform = record(stored.summary.transform);
+  if (Array.isArray(transform.files)) {
+    for (const file of transform.files as unknown[]) {
+      const f = record(file);
+      tasks.push({
+        task: String(f.file ?? 'transform')
+          .split('/')
+          .pop() as string,
+        kind: 'transform',
+        rowsRead: 0,
+        planned: 0,
+        written: num(f.rows),
+        rejected: 0,
+        failed: 0,
+        apiCalls: 0,
+      });
+    }
+  }
+  for (const task of config.writeback) {
+    const name = taskName(task);
+    if (!(name in writeback)) continue;
+    const s = record(writeback[name]);
+    tasks.push({
+      task: name,
+      kind: 'writeback',
+      rowsRead: num(s.sourceRows),
+      planned: num(s.changed),
+      written: num(s.written),
+      rejected: num(s.rejected),
+      failed: num(s.failed),
+      apiCalls: num(s.apiCalls),
+    });
+  }
+  return tasks;
+}
+
+/** The summary of a stored run; `status` is the execution's when the run row is still `running`. */
+export function runSummary(
+  config: PipelineConfig,
+  stored: StoredRun,
+  executionStatus: 'succeeded' | 'failed',
+): RunSummary {
+  const status =
+    stored.status === 'failed' || executionStatus === 'failed' ? 'failed' : ('succeeded' as const);
+  return { runId: stored.runId, status, tasks: taskSummaries(config, stored) };
+}
+
+const COLUMNS: readonly (keyof TaskSummary)[] = [
+  'task',
+  'kind',
+  'rowsRead',
+  'planned',
+  'written',
+  'rejected',
+  'failed',
+  'apiCalls',
+];
+const HEADERS: Record<keyof TaskSummary, string> = {
+  task: 'task',
+  kind: 'kind',
+  rowsRead: 'rows read',
+  planned: 'planned',
+  written: 'written',
+  rejected: 'rejected',
+  failed: 'failed',
+  apiCalls: 'API calls',
+};
+
+/** A plain-text table of the summary (numbers right-aligned, thousands separated). */
+export function formatSummaryTable(summary: RunSummary): string {
+  const cells = summary.tasks.map((t) =>
+    COLUMNS.map((c) => (typeof t[c] === 'number' ? t[c].toLocaleString('en-US') : String(t[c]))),
+  );
+  const header = COLUMNS.map((c) => HEADERS[c]);
+  const widths = COLUMNS.map((_, i) => Math.max(header[i]!.length, ...cells.map((row) => row[i]!.length)));
+  const line = (row: string[]): string =>
+    row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+  return [
+    `run ${summary.runId}: ${summary.status}`,
+    line(header),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...cells.map(line),
+  ].join('\n');
+}

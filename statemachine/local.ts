@@ -1,0 +1,400 @@
+/**
+ * Runs the pipeline's state machine on a laptop (DESIGN.md §5): the very ASL definition that the
+ * CDK app synthesizes and deploys, executed by `aws-local-stepfunctions`, with
+ * - each Lambda Task bound to its handler's core function in this process, called with
+ *   dependencies built for the laptop (bin/local), its event and its result passed through JSON
+ *   exactly as Lambda would;
+ * - the Athena `startQueryExecution.sync` Task bound to {@link runAthenaQuerySync}, which does what
+ *   the service integration does, over the same Athena client the load step uses;
+ * - every Wait state and every Retry interval shortened (the definition's durations are sized
+ *   for Salesforce and AWS, not for emulators on the same machine).
+ *
+ * Nothing here decides what a run does: the definition does. A Task state without a local
+ * binding is an error naming it, never a silent skip.
+ *
+ * aws-local-stepfunctions 3.x calls `Promise.withResolvers` (Node ≥ 22); on Node 20 it is
+ * polyfilled here before the library is loaded (DESIGN.md §6).
+ */
+import {
+  GetQueryExecutionCommand,
+  StartQueryExecutionCommand,
+  type AthenaClient,
+  type GetQueryExecutionCommandOutput,
+  type StartQueryExecutionCommandInput,
+} from '@aws-sdk/client-athena';
+import type { StateMachineDefinition } from 'aws-local-stepfunctions';
+import { z } from 'zod';
+import { ERROR_NAMES } from '../lambdas/shared/errors';
+import type { Clock } from '../lambdas/shared/clock';
+import type { CoreDeps } from '../lambdas/core/deps';
+import {
+  AthenaLoadInput,
+  PrepareInput,
+  RunId,
+  SalesforceExtractCheckInput,
+  SalesforceExtractInput,
+  parseStepInput,
+} from '../lambdas/core/contracts';
+import { prepare } from '../lambdas/core/prepare';
+import { checkSalesforceExtract, extractSalesforce } from '../lambdas/core/extract-salesforce';
+import { loadAthena } from '../lambdas/core/extract-athena';
+import { runTransform } from '../lambdas/core/transform';
+import {
+  ReportInput,
+  WritebackCollectInput,
+  WritebackPlanInput,
+  WritebackPushInput,
+  collectWriteback,
+  planWriteback,
+  pushWriteback,
+  reportRun,
+} from '../lambdas/core/writeback';
+
+/** The Resource of Step Functions' Athena integration that waits for the query (athena-wire.md). */
+export const ATHENA_SYNC_RESOURCE = 'arn:aws:states:::athena:startQueryExecution.sync';
+
+/** The error a failed `.sync` query raises in Step Functions (athena-wire.md, "Step Functions integration"). */
+export const STATES_TASK_FAILED = 'States.TaskFailed';
+
+/** Final states of an Athena query (Athena API reference, `QueryExecutionStatus.State`). */
+const ATHENA_FINAL_STATES = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
+
+/** How long the local Athena binding waits between polls: Step Functions polls on its own schedule. */
+export const LOCAL_ATHENA_POLL_MS = 200;
+
+/** The most polls the local Athena binding makes before it gives up (a minute at 200 ms). */
+export const LOCAL_ATHENA_MAX_POLLS = 300;
+
+/**
+ * Local durations: every Wait state pauses this long, every Retry this long, instead of the
+ * definition's seconds. Short enough for a demo, long enough that a Bulk poll loop on the
+ * emulator does not spin.
+ */
+export const DEFAULT_LOCAL_WAIT_MS = 250;
+export const DEFAULT_LOCAL_RETRY_MS = 100;
+
+/** Node 20 lacks `Promise.withResolvers`, which aws-local-stepfunctions 3.x calls. */
+export function polyfillPromiseWithResolvers(): void {
+  const P = Promise as unknown as { withResolvers?: unknown };
+  if (typeof P.withResolvers === 'function') return;
+  Object.defineProperty(Promise, 'withResolvers', {
+    configurable: true,
+    writable: true,
+    value: function withResolvers<T>() {
+      let resolve!: (value: T | PromiseLike<T>) => void;
+      let reject!: (reason?: unknown) => void;
+      const promise = new Promise<T>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      return { promise, resolve, reject };
+    },
+  });
+}
+
+/** The handlers a Task state can be bound to, named like their files in lambdas/handlers/. */
+export const HANDLER_NAMES = [
+  'prepare',
+  'extract-salesforce',
+  'extract-salesforce-check',
+  'load-athena',
+  'transform',
+  'writeback-plan',
+  'writeback-push',
+  'writeback-collect',
+  'report',
+] as const;
+export type HandlerName = (typeof HANDLER_NAMES)[number];
+
+/** The Transform step's event: the run (the step reads everything else from the config). */
+const TransformInput = z.looseObject({ runId: RunId });
+
+/**
+ * Each handler as its Lambda file does it: parse the event with the step's schema, call one core
+ * function with the deps. Kept beside {@link HANDLER_NAMES} so that a new handler fails the type
+ * check here until it is bound.
+ */
+export const LOCAL_HANDLERS: Record<HandlerName, (event: unknown, deps: CoreDeps) => Promise<unknown>> = {
+  prepare: (event, deps) => prepare(parseStepInput('Prepare', PrepareInput, event), deps),
+  'extract-salesforce': (event, deps) =>
+    extractSalesforce(parseStepInput('ExtractSalesforce', SalesforceExtractInput, event), deps),
+  'extract-salesforce-check': (event, deps) =>
+    checkSalesforceExtract(
+      parseStepInput('CheckSalesforceExtract', SalesforceExtractCheckInput, event),
+      deps,
+    ),
+  'load-athena': (event, deps) => loadAthena(parseStepInput('LoadAthena', AthenaLoadInput, event), deps),
+  transform: (event, deps) => runTransform(deps, parseStepInput('Transform', TransformInput, event)),
+  'writeback-plan': (event, deps) =>
+    planWriteback(deps, parseStepInput('PlanWriteback', WritebackPlanInput, event)),
+  'writeback-push': (event, deps) =>
+    pushWriteback(deps, parseStepInput('PushWriteback', WritebackPushInput, event)),
+  'writeback-collect': (event, deps) =>
+    collectWriteback(deps, parseStepInput('CollectWriteback', WritebackCollectInput, event)),
+  report: (event, deps) => reportRun(deps, parseStepInput('Report', ReportInput, event)),
+};
+
+/** An error with the name Step Functions matches Retry and Catch on. */
+export class LocalTaskError extends Error {
+  constructor(name: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = name;
+  }
+}
+
+/** Options of {@link runAthenaQuerySync}. */
+export interface AthenaSyncOptions {
+  readonly athena: AthenaClient;
+  /** Waits between polls. */
+  readonly clock: Pick<Clock, 'sleep'>;
+  /** @default LOCAL_ATHENA_POLL_MS */
+  readonly pollMs?: number;
+  /** @default LOCAL_ATHENA_MAX_POLLS */
+  readonly maxPolls?: number;
+}
+
+/** `InvalidRequestException` → `Athena.InvalidRequestException`, as the integration names API errors. */
+function athenaApiError(err: unknown): LocalTaskError {
+  const name = err instanceof Error ? err.name : 'Error';
+  const message = err instanceof Error ? err.message : String(err);
+  return new LocalTaskError(`Athena.${name}`, message, { cause: err });
+}
+
+/**
+ * What `arn:aws:states:::athena:startQueryExecution.sync` does: StartQueryExecution with the
+ * state's Parameters (the API's own request shape), poll GetQueryExecution until a final state,
+ * and return the GetQueryExecution response (`{ QueryExecution }`). A query that ends FAILED or
+ * CANCELLED fails the task with `States.TaskFailed`, its cause the response as JSON (the shape
+ * Step Functions uses for a failed `.sync` job: unverified for Athena); an API error surfaces as
+ * `Athena.<ExceptionName>`.
+ */
+export async function runAthenaQuerySync(parameters: unknown, options: AthenaSyncOptions): Promise<unknown> {
+  if (parameters === null || typeof parameters !== 'object' || Array.isArray(parameters)) {
+    throw new LocalTaskError(
+      STATES_TASK_FAILED,
+      `The Athena .sync task needs the StartQueryExecution request as its Parameters, got ${JSON.stringify(parameters)}`,
+    );
+  }
+  let id: string | undefined;
+  try {
+    const started = await options.athena.send(
+      new StartQueryExecutionCommand(parameters as StartQueryExecutionCommandInput),
+    );
+    id = started.QueryExecutionId;
+  } catch (err) {
+    throw athenaApiError(err);
+  }
+  if (!id) throw new LocalTaskError(STATES_TASK_FAILED, 'StartQueryExecution returned no QueryExecutionId');
+  const maxPolls = options.maxPolls ?? LOCAL_ATHENA_MAX_POLLS;
+  for (let poll = 0; poll < maxPolls; poll += 1) {
+    let response: GetQueryExecutionCommandOutput;
+    try {
+      response = await options.athena.send(new GetQueryExecutionCommand({ QueryExecutionId: id }));
+    } catch (err) {
+      throw athenaApiError(err);
+    }
+    const state = response.QueryExecution?.Status?.State;
+    if (state && ATHENA_FINAL_STATES.has(state)) {
+      // Only what the real integration returns: the response without the SDK's $metadata.
+      const output = JSON.parse(JSON.stringify({ QueryExecution: response.QueryExecution })) as unknown;
+      if (state === 'SUCCEEDED') return output;
+      throw new LocalTaskError(STATES_TASK_FAILED, JSON.stringify(output));
+    }
+    await options.clock.sleep(options.pollMs ?? LOCAL_ATHENA_POLL_MS);
+  }
+  throw new LocalTaskError(
+    'States.Timeout',
+    `Athena query ${id} did not reach a final state after ${maxPolls} polls`,
+  );
+}
+
+/** A state of the definition, wherever it sits (top level, a Parallel branch, a Map iterator). */
+export interface FoundState {
+  readonly name: string;
+  readonly definition: Record<string, unknown>;
+}
+
+/** Every state of the definition, nested ones included. */
+export function allStates(definition: { States: Record<string, unknown> }): FoundState[] {
+  const found: FoundState[] = [];
+  const visit = (states: Record<string, unknown>): void => {
+    for (const [name, raw] of Object.entries(states)) {
+      const state = raw as Record<string, unknown>;
+      found.push({ name, definition: state });
+      for (const branch of (state.Branches as { States: Record<string, unknown> }[] | undefined) ?? []) {
+        visit(branch.States);
+      }
+      for (const key of ['Iterator', 'ItemProcessor']) {
+        const inner = state[key] as { States?: Record<string, unknown> } | undefined;
+        if (inner?.States) visit(inner.States);
+      }
+    }
+  };
+  visit(definition.States);
+  return found;
+}
+
+/** One thing that happened during a local execution, for progress output. */
+export interface LocalRunEvent {
+  readonly type: 'entered' | 'exited' | 'failed' | 'retried' | 'caught';
+  readonly state: string;
+  readonly stateType: string;
+  /** The state's output (exited). */
+  readonly output?: unknown;
+  /** The error (failed). */
+  readonly error?: { readonly name: string; readonly cause: string };
+}
+
+/** Options of {@link runStateMachineLocally}. */
+export interface LocalRunOptions {
+  /** The resolved ASL definition (plain JSON, no CloudFormation tokens left). */
+  readonly definition: StateMachineDefinition;
+  /** Task state name → the handler it invokes (the definition's documented mapping). */
+  readonly taskHandlers: Readonly<Record<string, HandlerName>>;
+  /** The dependencies every handler gets, built for the laptop. */
+  readonly deps: CoreDeps;
+  /** The Athena client the `.sync` Task uses (the same endpoint as `deps.athena`). */
+  readonly athenaClient?: AthenaClient;
+  /** The execution input (`{}`, `{ "dryRun": true }`, …). */
+  readonly input: unknown;
+  /** The execution's name (Step Functions uses it as the run id). */
+  readonly executionName: string;
+  /** Every Wait state pauses this long. @default DEFAULT_LOCAL_WAIT_MS */
+  readonly waitMs?: number;
+  /** Every Retry pauses this long. @default DEFAULT_LOCAL_RETRY_MS */
+  readonly retryMs?: number;
+  /** Progress. */
+  readonly onEvent?: (event: LocalRunEvent) => void;
+}
+
+/** How a local execution ended. */
+export type LocalExecutionResult =
+  | { readonly status: 'succeeded'; readonly output: unknown }
+  | { readonly status: 'failed'; readonly error: string; readonly cause: string };
+
+/** A fake but well-formed ARN of the local state machine, for the context object. */
+function localArn(kind: 'stateMachine' | 'execution', name: string, machine = 'roundtrip-local'): string {
+  return kind === 'stateMachine'
+    ? `arn:aws:states:local:000000000000:stateMachine:${machine}`
+    : `arn:aws:states:local:000000000000:execution:${machine}:${name}`;
+}
+
+/** The value as JSON text and back: what crossing Lambda's boundary does to it (Dates become text). */
+function throughJson(value: unknown): unknown {
+  return value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
+}
+
+/**
+ * Runs one execution of `definition` locally; see the module comment. Resolves with how it ended
+ * (a failed execution resolves too, with its error and cause); rejects only when the definition
+ * cannot be run here (a Task without a binding, an invalid definition).
+ */
+export async function runStateMachineLocally(options: LocalRunOptions): Promise<LocalExecutionResult> {
+  polyfillPromiseWithResolvers();
+  const { StateMachine, ExecutionError } = await import('aws-local-stepfunctions');
+  const { deps } = options;
+  const states = allStates(options.definition as unknown as { States: Record<string, unknown> });
+
+  const taskResourceLocalHandlers: Record<string, (input: unknown) => Promise<unknown>> = {};
+  const waitTimeOverrides: Record<string, number> = {};
+  const retryIntervalOverrides: Record<string, number> = {};
+  const unbound: string[] = [];
+  for (const { name, definition } of states) {
+    if (Array.isArray(definition.Retry))
+      retryIntervalOverrides[name] = options.retryMs ?? DEFAULT_LOCAL_RETRY_MS;
+    if (definition.Type === 'Wait') waitTimeOverrides[name] = options.waitMs ?? DEFAULT_LOCAL_WAIT_MS;
+    if (definition.Type !== 'Task') continue;
+    const resource = String(definition.Resource);
+    if (resource === ATHENA_SYNC_RESOURCE) {
+      const athena = options.athenaClient;
+      taskResourceLocalHandlers[name] = async (input) => {
+        if (!athena) {
+          throw new LocalTaskError(
+            ERROR_NAMES.terminal,
+            `Task state ${name} runs an Athena query, but no Athena client was given to the local runner`,
+          );
+        }
+        return runAthenaQuerySync(input, { athena, clock: deps.clock });
+      };
+      continue;
+    }
+    const handlerName = options.taskHandlers[name];
+    if (!handlerName) {
+      unbound.push(`${name} (${resource})`);
+      continue;
+    }
+    const handler = LOCAL_HANDLERS[handlerName];
+    taskResourceLocalHandlers[name] = async (input) => throughJson(await handler(throughJson(input), deps));
+  }
+  if (unbound.length > 0) {
+    throw new Error(
+      `Task states without a local handler: ${unbound.join(', ')}. Bind each to one of ${HANDLER_NAMES.join(', ')}`,
+    );
+  }
+
+  const machine = new StateMachine(options.definition, {
+    validationOptions: { checkPaths: true, checkArn: true },
+  });
+  const startTime = new Date().toISOString();
+  const input = throughJson(options.input);
+  const execution = machine.run(input as never, {
+    overrides: {
+      taskResourceLocalHandlers: taskResourceLocalHandlers as never,
+      waitTimeOverrides,
+      retryIntervalOverrides,
+    },
+    context: {
+      Execution: {
+        Id: localArn('execution', options.executionName),
+        Name: options.executionName,
+        Input: input as never,
+        StartTime: startTime,
+        RoleArn: 'arn:aws:iam::000000000000:role/roundtrip-local',
+      },
+      StateMachine: { Id: localArn('stateMachine', ''), Name: 'roundtrip-local' },
+    },
+  });
+
+  const events = (async () => {
+    for await (const event of execution.eventLogs) {
+      if (!options.onEvent) continue;
+      if (!('state' in event)) continue;
+      const base = { state: event.state.name, stateType: event.state.type };
+      switch (event.type) {
+        case 'StateEntered':
+          options.onEvent({ type: 'entered', ...base });
+          break;
+        case 'StateExited':
+          options.onEvent({ type: 'exited', ...base, output: event.state.output });
+          break;
+        case 'StateFailed':
+          options.onEvent({
+            type: 'failed',
+            ...base,
+            error: { name: event.Error, cause: String(event.Cause) },
+          });
+          break;
+        case 'StateRetried':
+          options.onEvent({ type: 'retried', ...base });
+          break;
+        case 'StateCaught':
+          options.onEvent({ type: 'caught', ...base });
+          break;
+      }
+    }
+  })();
+
+  let result: LocalExecutionResult;
+  try {
+    result = { status: 'succeeded', output: await execution.result };
+  } catch (err) {
+    if (!(err instanceof ExecutionError)) throw err;
+    // ExecutionError wraps the error that ended the run: a Fail state's Error/Cause, or a task's.
+    const inner = (err as { cause?: unknown }).cause;
+    const name = inner instanceof Error ? inner.name : err.name;
+    const cause = inner instanceof Error ? inner.message : err.message;
+    result = { status: 'failed', error: name, cause };
+  }
+  await events;
+  return result;
+}

@@ -1,0 +1,86 @@
+/**
+ * The e2e world: the example pipeline's config (with test-sized thresholds), the demo environment
+ * (both emulators seeded from the generator) on a fresh database of the jest run's PostgreSQL,
+ * laptop deps, and the pipeline run through the local state machine runner.
+ */
+import path from 'node:path';
+import { loadConfig, type PipelineConfig } from '../../../lambdas/config';
+import { acceleratedClock } from '../../../lambdas/shared/clock';
+import { createMemoryLogger } from '../../../lambdas/shared/logging';
+import { buildLocalDeps, type LocalDeps } from '../../../bin/local/deps';
+import { startDemoEnvironment, type DemoEnvironment } from '../../../bin/local/environment';
+import { runPipeline, type BoundDefinition, type PipelineRunResult } from '../../../bin/local/pipeline';
+import type { SalesforceFaults } from '../../../emulators/salesforce';
+import type { RunInput } from '../../../lambdas/core/contracts';
+import { createTestDatabase, type TestDatabase } from '../../support/database';
+import { standInDefinition } from './stand-in-definition';
+
+export const EXAMPLE_CONFIG = path.resolve(__dirname, '../../../examples/lead-scoring/roundtrip.config.ts');
+
+/** The example config for a laptop: no TLS to the local server, and the given overrides of the write-back. */
+export async function exampleConfig(
+  writeback: { bulkThreshold?: number; maxFailureRate?: number } = {},
+): Promise<PipelineConfig> {
+  const config = await loadConfig(EXAMPLE_CONFIG);
+  return {
+    ...config,
+    postgres: { ...config.postgres, ssl: { ...config.postgres.ssl, mode: 'disable' } },
+    writeback: config.writeback.map((task) => ({ ...task, ...writeback })),
+  };
+}
+
+export interface E2eWorld {
+  readonly env: DemoEnvironment;
+  readonly local: LocalDeps;
+  readonly config: PipelineConfig;
+  readonly definition: BoundDefinition;
+  readonly logger: ReturnType<typeof createMemoryLogger>;
+  run(input?: RunInput): Promise<PipelineRunResult>;
+  /** LeadScore__c of every generated lead in the emulator, in the generator's order. */
+  scores(): (number | null)[];
+  close(): Promise<void>;
+}
+
+export async function startWorld(options: {
+  leads: number;
+  customers: number;
+  config: PipelineConfig;
+  salesforceFaults?: SalesforceFaults;
+}): Promise<E2eWorld> {
+  const db: TestDatabase = await createTestDatabase('rt_e2e');
+  const env = await startDemoEnvironment({
+    config: options.config,
+    leads: options.leads,
+    customers: options.customers,
+    postgresUrl: db.url,
+    ...(options.salesforceFaults ? { salesforceFaults: options.salesforceFaults } : {}),
+  });
+  const logger = createMemoryLogger('info');
+  const local = await buildLocalDeps({
+    config: options.config,
+    secrets: env.secrets,
+    logger,
+    aws: env.aws,
+    // The poll loops inside the steps (Athena's, a Bulk job's) a hundred times shorter.
+    clock: acceleratedClock(0.01),
+  });
+  const definition = standInDefinition(options.config);
+  return {
+    env,
+    local,
+    config: options.config,
+    definition,
+    logger,
+    run: (input = {}) => runPipeline({ local, definition, input, waitMs: 20, retryMs: 20 }),
+    scores: () =>
+      env.leadIds.map((id) => {
+        const value = env.salesforce.store.get(id)?.LeadScore__c;
+        return typeof value === 'number' ? value : null;
+      }),
+    async close() {
+      await local.close();
+      await env.stop();
+      await db.drop();
+    },
+  };
+}
