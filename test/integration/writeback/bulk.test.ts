@@ -1,0 +1,268 @@
+/**
+ * The Bulk API 2.0 path: CSV streamed out of PostgreSQL into ingest jobs, results streamed back
+ * with COPY, failed rows, several jobs, a job that fails, and crashes around job creation followed
+ * by a rerun that re-attaches and duplicates nothing.
+ */
+import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
+import {
+  collectWriteback,
+  planWriteback,
+  pushWriteback,
+  runWriteback,
+  type WritebackPushOutput,
+} from '../../../lambdas/core/writeback';
+import { TransientError } from '../../../lambdas/shared/errors';
+import { errorsOf, leadSeed, startWritebackEnv, type WritebackEnv } from './support';
+
+const LEADS = 250;
+
+/** A connector that dies right after the call named by `operation` reached Salesforce. */
+function crashAfter(connector: SalesforceConnector, operation: RegExp): SalesforceConnector {
+  return Object.create(connector, {
+    request: {
+      value: async (
+        op: string,
+        method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+        path: string,
+        body?: unknown,
+      ) => {
+        const answer = await connector.request(op, method, path, body);
+        if (operation.test(op)) throw new TransientError(`simulated crash after ${op}`);
+        return answer;
+      },
+    },
+  }) as SalesforceConnector;
+}
+
+async function untilCollected(
+  env: WritebackEnv,
+  deps: ReturnType<WritebackEnv['deps']>,
+  state: WritebackPushOutput,
+) {
+  let current = state;
+  for (let i = 0; current.status === 'bulk-pending' && i < 50; i += 1) {
+    await deps.clock.sleep(current.waitSeconds * 1000);
+    current = await collectWriteback(deps, current);
+  }
+  return current;
+}
+
+describe('write-back through Bulk API 2.0 ingest', () => {
+  let env: WritebackEnv;
+  let ids: string[];
+
+  beforeAll(async () => {
+    env = await startWritebackEnv();
+    ids = env.sf.store.seed('Lead', leadSeed(LEADS));
+    await env.pool.query(`CREATE TABLE lead_reverse ("Id" text, lead_score integer)`);
+    await env.pool.query(`CREATE TABLE lead_src (ext text, last_name text, score integer)`);
+  });
+  afterAll(async () => env?.stop());
+  afterEach(() => env.sf.faults.clear());
+
+  const update = {
+    to: 'salesforce' as const,
+    object: 'Lead',
+    from: 'lead_reverse',
+    mode: 'update' as const,
+    fields: { LeadScore__c: 'lead_score' },
+    bulkThreshold: 50,
+    maxFailureRate: 0.5,
+  };
+  const upsert = {
+    to: 'salesforce' as const,
+    object: 'Lead',
+    from: 'lead_src',
+    mode: 'upsert' as const,
+    key: 'External_Id__c',
+    keyColumn: 'ext',
+    fields: { LastName: 'last_name', Company: 'last_name', LeadScore__c: 'score' },
+    bulkThreshold: 50,
+  };
+
+  async function scores(plus: number): Promise<void> {
+    await env.pool.query('DELETE FROM lead_reverse');
+    await env.pool.query(
+      `INSERT INTO lead_reverse SELECT id, (i + $2) % 100 FROM unnest($1::text[]) WITH ORDINALITY AS t(id, i)`,
+      [ids, plus],
+    );
+  }
+
+  it('updates through one job, streams the results back and records the failed rows', async () => {
+    await scores(0);
+    env.sf.store.delete([ids[0] as string, ids[100] as string]);
+    const deps = env.deps({ writeback: [update] });
+    const runId = await env.newRun();
+    env.sf.calls.clear();
+
+    const { plan, result } = await runWriteback(deps, { runId, task: 'Lead-update' });
+
+    expect(plan).toMatchObject({ api: 'bulk', changed: LEADS });
+    expect(result).toMatchObject({ api: 'bulk', planned: LEADS, succeeded: LEADS - 2, failed: 2 });
+    ids.slice(1, 100).forEach((id, i) => expect(env.sf.store.get(id)?.LeadScore__c).toBe((i + 2) % 100));
+    const errors = await errorsOf(env, runId);
+    expect(errors.map((e) => [e.key, e.code])).toEqual(
+      [
+        [ids[0], 'ENTITY_IS_DELETED'],
+        [ids[100], 'ENTITY_IS_DELETED'],
+      ].sort(),
+    );
+    expect(errors[0]?.message).toBe('entity is deleted');
+    const { rows: jobs } = await env.pool.query(
+      `SELECT state, rows, records_processed, records_failed, collected_at FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+      [runId],
+    );
+    expect(jobs).toEqual([
+      expect.objectContaining({
+        state: 'JobComplete',
+        rows: LEADS,
+        records_processed: LEADS,
+        records_failed: 2,
+        collected_at: expect.any(Date),
+      }),
+    ]);
+    // create, upload, close, polls, successfulResults, failedResults: no per-record call.
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.create' })).toBe(1);
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.upload' })).toBe(1);
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.results' })).toBe(2);
+    expect(env.sf.calls.count({ write: true, operation: 'composite' })).toBe(0);
+    const { rows: sync } = await env.pool.query(
+      `SELECT count(*)::int AS n FROM roundtrip.sync_state WHERE task = 'Lead-update'`,
+    );
+    expect(sync[0].n).toBe(LEADS - 2);
+  });
+
+  it('splits a plan larger than the upload limit into several jobs', async () => {
+    await scores(3);
+    const deps = env.deps({ writeback: [update] });
+    const runId = await env.newRun();
+    env.sf.calls.clear();
+
+    const { result } = await runWriteback(deps, { runId, task: 'Lead-update' }, { maxJobBytes: 8_000 });
+
+    const { rows: jobs } = await env.pool.query(
+      `SELECT chunk, first_seq, last_seq, rows FROM roundtrip.writeback_jobs WHERE run_id = $1 ORDER BY chunk`,
+      [runId],
+    );
+    expect(jobs.length).toBeGreaterThan(2);
+    // The two deleted leads were never synced, so they are planned (and refused) again.
+    expect(jobs.reduce((sum, j) => sum + j.rows, 0)).toBe(LEADS);
+    jobs.slice(1).forEach((j, i) => expect(Number(j.first_seq)).toBe(Number(jobs[i].last_seq) + 1));
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.create' })).toBe(jobs.length);
+    // The two deleted leads fail again; every other lead has its new score.
+    expect(result).toMatchObject({ succeeded: LEADS - 2, failed: 2 });
+    expect(env.sf.store.get(ids[5] as string)?.LeadScore__c).toBe((6 + 3) % 100);
+  });
+
+  it('a crash after the job was closed is followed by a rerun that re-attaches and duplicates nothing', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'bulk-' || i, 'Bulk ' || i, i FROM generate_series(1, 120) AS i`,
+    );
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    const before = env.sf.store.count('Lead');
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    env.sf.calls.clear();
+
+    await expect(
+      pushWriteback(
+        { ...deps, salesforce: crashAfter(env.connector, /close/) },
+        { runId, task: 'Lead-upsert' },
+      ),
+    ).rejects.toThrow(/simulated crash/);
+    const { rows: recorded } = await env.pool.query(
+      `SELECT job_id, state FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+      [runId],
+    );
+    expect(recorded).toEqual([expect.objectContaining({ state: 'Open' })]);
+
+    const pending = await pushWriteback(deps, { runId, task: 'Lead-upsert' });
+    expect(pending).toMatchObject({ status: 'bulk-pending', jobIds: [recorded[0].job_id] });
+    const result = await untilCollected(env, deps, pending);
+
+    expect(result).toMatchObject({ status: 'collected', succeeded: 120, failed: 0 });
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.create' })).toBe(1);
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.upload' })).toBe(1);
+    expect(env.sf.store.count('Lead')).toBe(before + 120);
+    const created = [...env.sf.store.all('Lead')].filter((r) => String(r.External_Id__c).startsWith('bulk-'));
+    expect(created).toHaveLength(120);
+  });
+
+  it('a crash right after the job was created replaces the open job and sends each record once', async () => {
+    await env.pool.query(`UPDATE lead_src SET score = score + 1`);
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    const before = env.sf.store.count('Lead');
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    env.sf.calls.clear();
+
+    // The job is created and recorded; the upload never happens.
+    const noUpload = Object.create(env.connector, {
+      fetchWithSession: {
+        value: async () => {
+          throw new TransientError('simulated crash before the upload');
+        },
+      },
+    }) as SalesforceConnector;
+    await expect(
+      pushWriteback({ ...deps, salesforce: noUpload }, { runId, task: 'Lead-upsert' }),
+    ).rejects.toThrow(/before the upload/);
+
+    const result = await untilCollected(env, deps, await pushWriteback(deps, { runId, task: 'Lead-upsert' }));
+
+    expect(result).toMatchObject({ succeeded: 120, failed: 0 });
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.create' })).toBe(2);
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.upload' })).toBe(1);
+    const { rows: jobs } = await env.pool.query(
+      `SELECT state FROM roundtrip.writeback_jobs WHERE run_id = $1 ORDER BY created_at`,
+      [runId],
+    );
+    expect(jobs.map((j) => j.state)).toEqual(['Superseded', 'JobComplete']);
+    expect(env.sf.store.count('Lead')).toBe(before);
+    const bulk7 = [...env.sf.store.all('Lead')].filter((r) => r.External_Id__c === 'bulk-7');
+    expect(bulk7).toEqual([expect.objectContaining({ LeadScore__c: 8 })]);
+  });
+
+  it('a job that fails as a whole fails its rows with the job message', async () => {
+    await scores(11);
+    env.sf.faults.set({ failNextBulkJob: 'InvalidBatch : simulated failure' });
+    const deps = env.deps({ writeback: [update] });
+    const runId = await env.newRun();
+
+    const { result } = await runWriteback(deps, { runId, task: 'Lead-update' });
+
+    expect(result).toMatchObject({ succeeded: 0, failed: LEADS, failureRateExceeded: true });
+    const errors = await errorsOf(env, runId);
+    expect(new Set(errors.map((e) => e.code))).toEqual(new Set(['BULK_JOB_FAILED']));
+    expect(errors[0]?.message).toMatch(
+      /ended Failed without a result for this record: InvalidBatch : simulated failure/,
+    );
+  });
+
+  it('retries records refused with UNABLE_TO_LOCK_ROW serially through Collections after collecting', async () => {
+    await scores(20);
+    const locked = ids[42] as string;
+    env.sf.faults.set({ lockRowKeys: [locked] });
+    const base = env.deps({ writeback: [update] });
+    const deps = {
+      ...base,
+      // The lock goes away while the collect waits before its first retry round (the Bulk
+      // polls of this test wait on the same clock, so only a retry round releases it).
+      clock: {
+        now: () => new Date(),
+        sleep: async (ms: number) => {
+          if (ms === 1000) env.sf.faults.set({ lockRowKeys: undefined });
+        },
+      },
+    };
+    const runId = await env.newRun();
+    env.sf.calls.clear();
+
+    const { result } = await runWriteback(deps, { runId, task: 'Lead-update' });
+
+    expect(result).toMatchObject({ succeeded: LEADS - 2, failed: 2 });
+    expect(env.sf.store.get(locked)?.LeadScore__c).toBe((43 + 20) % 100);
+    expect(env.sf.calls.count({ operation: 'collections.update' })).toBe(1);
+  });
+});
