@@ -1,0 +1,114 @@
+/**
+ * Transform: SQL files run in order in one transaction with row counts recorded; a failure names
+ * the file, the line and PostgreSQL's message, and leaves the previous results in place.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseConfig } from '../../../lambdas/config';
+import { createPool, migrate, type PostgresPool } from '../../../lambdas/connectors/postgres';
+import { runTransform, TransformError } from '../../../lambdas/core/transform';
+import { acceleratedClock } from '../../../lambdas/shared/clock';
+import { createMemoryLogger } from '../../../lambdas/shared/logging';
+import { createTestDatabase, type TestDatabase } from '../../support/database';
+
+const FIRST = `-- scores: a table refilled each run
+CREATE TABLE IF NOT EXISTS scores (id int PRIMARY KEY, label text, score int);
+DELETE FROM scores;
+INSERT INTO scores VALUES (1, 'semi;colon', 10), (2, 'it''s', 20), (3, $$dollar; quoted$$, 30);
+`;
+
+const SECOND = `/* bump: nested /* comments */ are skipped; */
+UPDATE scores SET score = score + 1 WHERE id <= 2;
+
+CREATE OR REPLACE FUNCTION double_it(x int) RETURNS int LANGUAGE sql AS $fn$ SELECT x * 2; $fn$;
+UPDATE scores SET score = double_it(score) WHERE id = 3;
+`;
+
+describe('runTransform', () => {
+  let db: TestDatabase;
+  let pool: PostgresPool;
+  let dir: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('rt_tf');
+    pool = createPool({ url: db.url }, { ssl: { mode: 'disable' } });
+    await migrate(pool);
+    dir = mkdtempSync(path.join(tmpdir(), 'rt-transform-'));
+    writeFileSync(path.join(dir, '01_scores.sql'), FIRST);
+    writeFileSync(path.join(dir, '02_bump.sql'), SECOND);
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await db?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function deps(files: string[]) {
+    const config = parseConfig({
+      name: 'tf-test',
+      postgres: { secret: 'roundtrip/postgres' },
+      transform: files.map((f) => path.join(dir, f)),
+    });
+    return { config, pg: pool, logger: createMemoryLogger(), clock: acceleratedClock(0) };
+  }
+
+  async function newRun(): Promise<string> {
+    const runId = `tf-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+    await pool.query(
+      `INSERT INTO roundtrip.runs (run_id, pipeline, status) VALUES ($1, 'tf-test', 'running')`,
+      [runId],
+    );
+    return runId;
+  }
+
+  it('runs the files in order in one transaction and records each statement row count', async () => {
+    const runId = await newRun();
+    const result = await runTransform(deps(['01_scores.sql', '02_bump.sql']), { runId });
+
+    expect(result.files.map((f) => [path.basename(f.file), f.statements, f.rowCounts])).toEqual([
+      ['01_scores.sql', 3, [0, 0, 3]],
+      ['02_bump.sql', 3, [2, 0, 1]],
+    ]);
+    const { rows } = await pool.query(`SELECT id, label, score FROM scores ORDER BY id`);
+    expect(rows).toEqual([
+      { id: 1, label: 'semi;colon', score: 11 },
+      { id: 2, label: "it's", score: 21 },
+      { id: 3, label: 'dollar; quoted', score: 60 },
+    ]);
+    const { rows: runs } = await pool.query(`SELECT summary FROM roundtrip.runs WHERE run_id = $1`, [runId]);
+    expect(runs[0].summary.transform.files.map((f: { rows: number }) => f.rows)).toEqual([3, 3]);
+  });
+
+  it('names the file, the line and the database message of a syntax error, and keeps the previous results', async () => {
+    writeFileSync(
+      path.join(dir, '03_broken.sql'),
+      `-- a broken file\nDELETE FROM scores;\n\nUPDATE scores\n   SET score = 0\n WHRE id = 1;\n`,
+    );
+    const runId = await newRun();
+    const attempt = runTransform(deps(['01_scores.sql', '02_bump.sql', '03_broken.sql']), { runId });
+
+    await expect(attempt).rejects.toThrow(TransformError);
+    await expect(attempt).rejects.toThrow(
+      /03_broken\.sql, line 6: syntax error at or near "WHRE" \(SQLSTATE 42601\)/,
+    );
+    // The DELETE of the same transaction was rolled back with everything else.
+    const { rows } = await pool.query(`SELECT score FROM scores ORDER BY id`);
+    expect(rows.map((r) => r.score)).toEqual([11, 21, 60]);
+  });
+
+  it('names the statement line of an error raised while running, such as a constraint', async () => {
+    writeFileSync(
+      path.join(dir, '04_runtime.sql'),
+      `SELECT 1;\n\nINSERT INTO scores VALUES\n  (1, 'again', 0);\n`,
+    );
+    const runId = await newRun();
+    const attempt = runTransform(deps(['01_scores.sql', '04_runtime.sql']), { runId });
+
+    await expect(attempt).rejects.toThrow(
+      /04_runtime\.sql, line 3: duplicate key value violates unique constraint "scores_pkey" \(SQLSTATE 23505\)/,
+    );
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM scores`);
+    expect(rows[0].n).toBe(3);
+  });
+});
