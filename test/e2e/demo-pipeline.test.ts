@@ -29,4 +29,43 @@ describe('the demo pipeline', () => {
     const writeback = summary.tasks.find((t) => t.kind === 'writeback');
     expect(writeback).toMatchObject({ rowsRead: scored, planned: scored, written: scored, failed: 0 });
   });
+
+  it('sends nothing on a rerun over the same data', async () => {
+    const before = world.env.salesforce.calls.writes().length;
+    const { summary } = await world.run();
+    expect(summary.status).toBe('succeeded');
+    expect(world.env.salesforce.calls.writes().length).toBe(before);
+    expect(summary.tasks.find((t) => t.kind === 'writeback')).toMatchObject({ planned: 0, written: 0 });
+  });
+
+  it('updates exactly the leads whose score changed when 1% of the Athena rows change', async () => {
+    const old = world.env.customers;
+    const oldScores = expectedScores(world.env.leads, old);
+    // 1% of the customers (every hundredth): lifetime value and last order moved.
+    const changed = old.map((c, i) =>
+      i % 100 === 0
+        ? {
+            ...c,
+            lifetime_value: c.lifetime_value === '25000.00' ? '10.00' : '25000.00',
+            last_order_at: '2025-05-30 12:00:00',
+          }
+        : c,
+    );
+    await world.env.writeCustomers(changed);
+    const newScores = expectedScores(world.env.leads, changed);
+    const affected = world.env.leadIds.filter((_, i) => newScores[i] !== oldScores[i]);
+    expect(affected.length).toBeGreaterThan(0);
+
+    world.env.salesforce.calls.clear();
+    const { summary } = await world.run();
+    expect(summary.status).toBe('succeeded');
+    expect(world.scores()).toEqual(newScores.map((s) => s ?? null));
+    const written = world.env.salesforce.calls.writes().reduce((n, call) => n + (call.records ?? 0), 0);
+    expect(written).toBe(affected.length);
+    expect(summary.tasks.find((t) => t.kind === 'writeback')).toMatchObject({
+      planned: affected.length,
+      written: affected.length,
+      failed: 0,
+    });
+  });
 });
