@@ -80,7 +80,9 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
     );
   }
 
+  const ms = (from: number): number => deps.clock.now().getTime() - from;
   return withTransaction(deps.pg, async (client) => {
+    const started = deps.clock.now().getTime();
     await ensureTable(client, {
       schema,
       table,
@@ -103,6 +105,8 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
       header: true,
       logger,
     });
+    const copyMs = ms(started);
+    const refreshStarted = deps.clock.now().getTime();
     let counts: { inserted: number; updated: number; deleted: number };
     if (key.length > 0) {
       const merged = await mergeStaging(client, {
@@ -117,6 +121,7 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
       const swapped = await swapInTable(client, { schema, target: table, staging: copied.staging, columns });
       counts = { inserted: swapped.inserted, updated: 0, deleted: swapped.removed };
     }
+    const refreshMs = ms(refreshStarted);
     await dropStagingTable(client, schema, copied.staging);
     const output: AthenaLoadOutput = {
       status: 'loaded',
@@ -129,8 +134,15 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
       apiCalls: athena.apiCalls - callsBefore,
       s3Reads: athena.s3Reads - readsBefore,
     };
-    await recordTaskResult(client, input.runId, task.name, { kind: 'athena', ...output });
-    logger.info('Athena extract loaded', { table: `${schema}.${table}`, ...output });
+    await recordTaskResult(client, input.runId, task.name, { kind: 'athena', ...output, copyMs, refreshMs });
+    logger.info('Athena extract loaded', {
+      table: `${schema}.${table}`,
+      ...output,
+      // COPY (the S3 file streamed in), then the swap or merge.
+      copyMs,
+      refreshMs,
+      totalMs: ms(started),
+    });
     return output;
   });
 }

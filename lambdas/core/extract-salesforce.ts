@@ -139,7 +139,9 @@ async function loadRows(
 ): Promise<SalesforceExtractLoaded> {
   const { task, schema, table, logger } = ctx;
   const deletes = { mode: task.deletes, flagColumn: DELETED_FIELD } as const;
+  const ms = (from: number): number => deps.clock.now().getTime() - from;
   return withTransaction(deps.pg, async (client) => {
+    const started = deps.clock.now().getTime();
     const evolved = await ensureTable(client, {
       schema,
       table,
@@ -159,6 +161,8 @@ async function loadRows(
       header: true,
       logger,
     });
+    const copyMs = ms(started);
+    const mergeStarted = deps.clock.now().getTime();
     const merged = await mergeStaging(client, {
       schema,
       target: table,
@@ -178,6 +182,7 @@ async function loadRows(
         flagColumn: DELETED_FIELD,
       });
     }
+    const mergeMs = ms(mergeStarted);
     const newest = await newestStagedChange(client, schema, copied.staging, WATERMARK_FIELD, ID_FIELD);
     const state = await advanceWatermark(client, task.name, {
       watermark: newest?.stamp ?? null,
@@ -206,6 +211,8 @@ async function loadRows(
       ...result,
       unchanged: merged.unchanged,
       addedColumns: evolved.added,
+      copyMs,
+      mergeMs,
     });
     logger.info('Salesforce extract loaded', {
       table: `${schema}.${table}`,
@@ -219,6 +226,10 @@ async function loadRows(
       full: load.full,
       watermark: result.watermark,
       addedColumns: evolved.added,
+      // COPY (the read streamed in), then merge with the deletes of a full read.
+      copyMs,
+      mergeMs,
+      totalMs: ms(started),
     });
     return result;
   });

@@ -1,0 +1,77 @@
+import {
+  AthenaLoadInput,
+  PrepareInput,
+  RunInput,
+  SalesforceExtractOutput,
+  parseStepInput,
+} from '../../../lambdas/core/contracts';
+import { TerminalError } from '../../../lambdas/shared/errors';
+
+describe('step contracts', () => {
+  it('accepts the empty run input and the documented overrides', () => {
+    expect(RunInput.parse({})).toEqual({});
+    expect(RunInput.parse({ dryRun: true, full: true, tasks: ['Lead'] })).toEqual({
+      dryRun: true,
+      full: true,
+      tasks: ['Lead'],
+    });
+  });
+
+  it('refuses unknown keys and empty task lists in the run input, naming the path', () => {
+    expect(() => parseStepInput('Prepare', PrepareInput, { input: { ful: true } })).toThrow(
+      new TerminalError('Invalid input of step Prepare: input: Unrecognized key: "ful"'),
+    );
+    expect(() => parseStepInput('Prepare', PrepareInput, { input: { tasks: [] } })).toThrow(
+      /input\.tasks: expected at least one task name, or leave "tasks" out/,
+    );
+  });
+
+  it('defaults the Prepare input and checks the run id against the execution-name rules', () => {
+    expect(PrepareInput.parse({})).toEqual({ input: {} });
+    expect(PrepareInput.parse({ runId: 'exec_2024-05-20' }).runId).toBe('exec_2024-05-20');
+    expect(() => parseStepInput('Prepare', PrepareInput, { runId: 'has space' })).toThrow(
+      /runId: expected 1–80 letters, digits, "-" or "_"/,
+    );
+    expect(() => parseStepInput('Prepare', PrepareInput, { runId: 'x'.repeat(81) })).toThrow(TerminalError);
+  });
+
+  it('discriminates the Salesforce extract output on status', () => {
+    const pending = {
+      status: 'bulk-pending',
+      runId: 'r1',
+      task: 'Lead',
+      jobId: '750000000000001AAA',
+      attempt: 0,
+      waitSeconds: 2,
+      full: false,
+      expectedRows: 20_000,
+      apiCalls: 3,
+    };
+    expect(SalesforceExtractOutput.parse(pending)).toEqual(pending);
+    expect(() => SalesforceExtractOutput.parse({ ...pending, jobId: 'not a job' })).toThrow(
+      /expected a Salesforce Bulk job id/,
+    );
+    expect(() => SalesforceExtractOutput.parse({ ...pending, status: 'loaded' })).toThrow();
+  });
+
+  it('takes the .sync integration output as it comes, extra fields and all', () => {
+    const syncOutput = {
+      runId: 'r1',
+      task: 'customers',
+      QueryExecution: {
+        QueryExecutionId: 'q-1',
+        Query: 'SELECT 1',
+        ResultConfiguration: { OutputLocation: 's3://b/p/q-1.csv' },
+        Status: { State: 'SUCCEEDED', SubmissionDateTime: 1704164645.123 },
+        Statistics: { DataScannedInBytes: 10 },
+      },
+    };
+    const parsed = AthenaLoadInput.parse(syncOutput);
+    expect(parsed.QueryExecution?.ResultConfiguration?.OutputLocation).toBe('s3://b/p/q-1.csv');
+    expect(parsed.QueryExecution?.Statistics).toEqual({ DataScannedInBytes: 10 });
+    expect(AthenaLoadInput.parse({ runId: 'r1', task: 'customers' })).toEqual({
+      runId: 'r1',
+      task: 'customers',
+    });
+  });
+});

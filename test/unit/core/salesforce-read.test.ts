@@ -1,0 +1,100 @@
+import type { SalesforceExtractTask } from '../../../lambdas/config';
+import {
+  chooseReadApi,
+  forecastReadCalls,
+  planSalesforceRead,
+  resolveFields,
+  soqlDatetime,
+} from '../../../lambdas/core/salesforce-read';
+import { TerminalError } from '../../../lambdas/shared/errors';
+
+const DESCRIBE = ['Id', 'LastName', 'Email', 'SystemModstamp', 'IsDeleted', 'LeadScore__c'].map((name) => ({
+  name,
+}));
+
+const task = (over: Partial<SalesforceExtractTask> = {}): SalesforceExtractTask => ({
+  from: 'salesforce',
+  object: 'Lead',
+  fields: ['Id', 'email', 'LeadScore__c'],
+  table: 'sf_lead',
+  mode: 'incremental',
+  deletes: 'flag',
+  overlapSeconds: 300,
+  bulkThreshold: 10_000,
+  name: 'Lead',
+  ...over,
+});
+
+describe('soqlDatetime', () => {
+  it('writes UTC without a fraction, rounded down so that an inclusive bound only widens', () => {
+    expect(soqlDatetime(new Date('2024-05-20T20:49:32.999Z'))).toBe('2024-05-20T20:49:32Z');
+    expect(soqlDatetime(new Date('2024-05-20T23:00:00.000+09:00'))).toBe('2024-05-20T14:00:00Z');
+    expect(() => soqlDatetime(new Date('nope'))).toThrow(TerminalError);
+  });
+});
+
+describe('resolveFields', () => {
+  it('uses the describe spelling and adds the watermark and delete fields', () => {
+    expect(resolveFields(task(), DESCRIBE)).toEqual({
+      fields: ['Id', 'Email', 'LeadScore__c', 'SystemModstamp', 'IsDeleted'],
+      added: ['SystemModstamp', 'IsDeleted'],
+    });
+  });
+
+  it('names every unknown field and the object', () => {
+    expect(() => resolveFields(task({ fields: ['Id', 'Emial', 'Score'] }), DESCRIBE)).toThrow(
+      new TerminalError(
+        'Extract task Lead: Lead has no field "Emial", "Score" (check the spelling and the field-level security of the integration user)',
+      ),
+    );
+  });
+});
+
+describe('planSalesforceRead', () => {
+  const watermark = new Date('2024-05-20T12:00:00.500Z');
+
+  it('reads changes since the watermark minus the overlap through queryAll, ordered with Id as tie-breaker', () => {
+    const plan = planSalesforceRead(task({ where: "Status = 'Open'" }), DESCRIBE, { full: false, watermark });
+    expect(plan.soql({ orderBy: true })).toBe(
+      "SELECT Id, Email, LeadScore__c, SystemModstamp, IsDeleted FROM Lead WHERE (Status = 'Open') AND SystemModstamp >= 2024-05-20T11:55:00Z ORDER BY SystemModstamp, Id",
+    );
+    expect(plan.soql({ orderBy: false })).not.toContain('ORDER BY');
+    expect(plan.countSoql).toBe(
+      "SELECT COUNT() FROM Lead WHERE (Status = 'Open') AND SystemModstamp >= 2024-05-20T11:55:00Z",
+    );
+    expect(plan.includeDeleted).toBe(true);
+    expect(plan.since).toEqual(new Date('2024-05-20T11:55:00.500Z'));
+  });
+
+  it('keeps the boundary inclusive with no overlap', () => {
+    const plan = planSalesforceRead(task({ overlapSeconds: 0 }), DESCRIBE, { full: false, watermark });
+    expect(plan.countSoql).toBe('SELECT COUNT() FROM Lead WHERE SystemModstamp >= 2024-05-20T12:00:00Z');
+  });
+
+  it('reads everything when full or without a watermark; queryAll only when deletes are flagged', () => {
+    const flag = planSalesforceRead(task(), DESCRIBE, { full: true, watermark });
+    expect(flag.countSoql).toBe('SELECT COUNT() FROM Lead');
+    expect(flag.includeDeleted).toBe(true);
+    const remove = planSalesforceRead(task({ deletes: 'remove' }), DESCRIBE, {
+      full: false,
+      watermark: null,
+    });
+    expect(remove.countSoql).toBe('SELECT COUNT() FROM Lead');
+    expect(remove.includeDeleted).toBe(false);
+    expect(remove.since).toBeUndefined();
+  });
+});
+
+describe('API choice and forecast', () => {
+  it('switches to Bulk from the threshold on', () => {
+    expect(chooseReadApi(9_999, 10_000)).toBe('rest');
+    expect(chooseReadApi(10_000, 10_000)).toBe('bulk');
+  });
+
+  it('forecasts REST pages and a Bulk job of ten minutes', () => {
+    expect(forecastReadCalls(0, 'rest', { bulkPageRecords: 500_000 })).toBe(1);
+    expect(forecastReadCalls(4_001, 'rest', { bulkPageRecords: 500_000 })).toBe(3);
+    // create + 10 polls + 2 pages
+    expect(forecastReadCalls(1_000_000, 'bulk', { bulkPageRecords: 500_000 })).toBe(13);
+  });
+});
