@@ -1,36 +1,145 @@
 /**
  * The roundtrip stack: everything `cdk deploy` creates for one pipeline (DESIGN.md §1 as
- * infrastructure). It is built from a validated pipeline config.
+ * infrastructure), built from a validated pipeline config:
  *
- * What it holds today: the notification topic (encrypted with a customer-managed key,
- * TLS-only, with the config's e-mail subscriptions). The Lambda functions, the state
- * machine, the schedule, the Athena workgroup and the alarms arrive with issue 6; this
- * stack is where they go, and nothing here pretends they exist yet.
+ * - one function per step (lib/constructs/step-function.ts), each with its own role, granted
+ *   exactly what its step uses: the PostgreSQL secret (every step), the Salesforce secret (the
+ *   steps that call Salesforce), Athena and the result files (the Athena load);
+ * - the state machine (statemachine/definition.ts): Standard, JSONPath, logs at level ALL to a
+ *   log group with retention, X-Ray tracing; its role may invoke the functions and run the
+ *   Athena queries (Athena, Glue and S3 scoped to the configured database, tables and data);
+ * - an Athena workgroup that enforces its result location in an encrypted results bucket
+ *   (`athena.createWorkgroup`), or the existing workgroup and its `outputLocation`;
+ * - the EventBridge Scheduler schedule with retries and a dead-letter queue;
+ * - the notification topic (customer-managed key, TLS only, e-mail subscriptions), the alarms
+ *   and the dashboard (lib/constructs/pipeline-alarms.ts).
+ *
+ * cdk-nag's AwsSolutions pack runs over the app (bin/app.ts); every acknowledgement below is
+ * scoped to one resource, names the exact finding and says why.
  */
-import { Stack, type StackProps, CfnOutput, Tags } from 'aws-cdk-lib';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  Aws,
+  type CfnElement,
+  CfnOutput,
+  Duration,
+  RemovalPolicy,
+  Stack,
+  type StackProps,
+  Tags,
+  TimeZone,
+  Validations,
+} from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
-import * as iam from 'aws-cdk-lib/aws-iam';
-import type { Construct } from 'constructs';
-import type { PipelineConfig } from '../lambdas/config';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import type { Construct, IConstruct } from 'constructs';
+import { scheduleExpression, type PipelineConfig } from '../lambdas/config';
+import { ConfigError, type ConfigIssue } from '../lambdas/shared/errors';
+import { serviceName } from '../lambdas/shared/observability';
+import {
+  PIPELINE_STEPS,
+  RUN_TIMEOUT,
+  STEP_KEYS,
+  buildDefinition,
+  functionName,
+  type PipelineFunctions,
+  type StepKey,
+  type TaskBinding,
+} from '../statemachine/definition';
+import { bundledConfig, writeBundledConfig } from './bundled-config';
+import { ResultsWorkgroup } from './constructs/athena-workgroup';
+import { PipelineAlarms } from './constructs/pipeline-alarms';
+import { StepFunction } from './constructs/step-function';
+
+/** Deployment defaults the stack applies (the parsed config keeps only what was written). */
+export const DEPLOYMENT_DEFAULTS = {
+  logRetentionDays: 30,
+  resultsExpireDays: 7,
+  deadLetterQueue: true,
+  createWorkgroup: false,
+} as const;
 
 /** Props of {@link PipelineStack}. */
 export interface PipelineStackProps extends StackProps {
-  /** The validated pipeline config (`loadConfig()` / `parseConfig()`). */
+  /** The validated pipeline config (`loadConfig()`; transform paths absolute). */
   readonly config: PipelineConfig;
+  /**
+   * Where the bundled config JSON is written before bundling copies it into each function.
+   * @default a new temporary folder
+   */
+  readonly bundleInputDir?: string;
+}
+
+/** `s3://bucket/prefix/` → parts. */
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
+  if (!match?.[1]) throw new Error(`Not an S3 URL: ${url}`);
+  return { bucket: match[1], prefix: match[2] ?? '' };
+}
+
+/**
+ * Problems of a config that only deployment reveals, reported together: an existing workgroup
+ * whose result location is unknown cannot be granted (the functions would get `s3:GetObject`
+ * on nothing, or on everything).
+ */
+export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const athena = config.athena;
+  const readsAthena = config.extract.some((t) => t.from === 'athena');
+  if (athena && readsAthena && !athena.createWorkgroup && !athena.roleArn && !athena.outputLocation) {
+    issues.push({
+      path: 'athena.outputLocation',
+      message: `expected the result location of workgroup "${athena.workgroup}" (s3://bucket/prefix/), so that the functions can be allowed to read exactly it, got nothing (or set "createWorkgroup": true)`,
+    });
+  }
+  return issues;
+}
+
+/** An existing secret by name or complete ARN (the ARN with its 6-character suffix). */
+function importSecret(scope: Construct, id: string, reference: string): secretsmanager.ISecret {
+  return reference.startsWith('arn:')
+    ? secretsmanager.Secret.fromSecretCompleteArn(scope, id, reference)
+    : secretsmanager.Secret.fromSecretNameV2(scope, id, reference);
 }
 
 /** One pipeline's AWS resources. */
 export class PipelineStack extends Stack {
   /** Where failures and crossed thresholds are published. */
   readonly notificationTopic: sns.Topic;
+  /** The functions, by step. */
+  readonly functions: Readonly<Record<StepKey, StepFunction>>;
+  readonly stateMachine: sfn.StateMachine;
+  /** Task state name → what it runs (statemachine/definition.ts). */
+  readonly taskStates: ReadonlyMap<string, TaskBinding>;
+  /** The workgroup the stack created, when `athena.createWorkgroup`. */
+  readonly resultsWorkgroup?: ResultsWorkgroup;
+  readonly schedule?: scheduler.Schedule;
+  readonly deadLetterQueue?: sqs.Queue;
+  readonly alarms: PipelineAlarms;
 
   constructor(scope: Construct, id: string, props: PipelineStackProps) {
     super(scope, id, props);
     const { config } = props;
+    const issues = deploymentIssues(config);
+    if (issues.length > 0) throw new ConfigError(issues, `pipeline ${config.name} (deployment)`);
     Tags.of(this).add('roundtrip:pipeline', config.name);
+    const service = serviceName(config.name);
+    const logRetentionDays = config.deployment?.logRetentionDays ?? DEPLOYMENT_DEFAULTS.logRetentionDays;
+    const logRetention = logRetentionDays as logs.RetentionDays;
 
+    // --- Notifications -----------------------------------------------------------------------
     // CloudWatch alarms can publish only to topics whose key lets CloudWatch use it: an AWS
     // managed key (alias/aws/sns) cannot be given that grant, so the topic gets its own key.
     const topicKey = new kms.Key(this, 'NotificationKey', {
@@ -38,7 +147,6 @@ export class PipelineStack extends Stack {
       enableKeyRotation: true,
     });
     topicKey.grantEncryptDecrypt(new iam.ServicePrincipal('cloudwatch.amazonaws.com'));
-
     this.notificationTopic = new sns.Topic(this, 'Notifications', {
       displayName: `roundtrip ${config.name}`,
       masterKey: topicKey,
@@ -48,6 +156,397 @@ export class PipelineStack extends Stack {
       this.notificationTopic.addSubscription(new subscriptions.EmailSubscription(email));
     }
 
+    // --- Network -----------------------------------------------------------------------------
+    const net = config.deployment?.network;
+    const network = net
+      ? {
+          vpc: ec2.Vpc.fromVpcAttributes(this, 'Vpc', {
+            vpcId: net.vpcId,
+            availabilityZones: Stack.of(this).availabilityZones.slice(0, net.subnetIds.length),
+          }),
+          subnets: net.subnetIds.map((subnetId, i) => ec2.Subnet.fromSubnetId(this, `Subnet${i}`, subnetId)),
+          securityGroups: net.securityGroupIds.map((sg, i) =>
+            ec2.SecurityGroup.fromSecurityGroupId(this, `SecurityGroup${i}`, sg, { mutable: false }),
+          ),
+        }
+      : undefined;
+
+    // --- Athena workgroup ----------------------------------------------------------------------
+    const athena = config.athena;
+    if (athena?.createWorkgroup ?? DEPLOYMENT_DEFAULTS.createWorkgroup) {
+      this.resultsWorkgroup = new ResultsWorkgroup(this, 'Athena', {
+        name: athena?.workgroup ?? '',
+        resultsExpireDays: athena?.resultsExpireDays ?? DEPLOYMENT_DEFAULTS.resultsExpireDays,
+        description: `roundtrip ${config.name}: extract queries`,
+      });
+      acknowledge(
+        this.resultsWorkgroup.bucket,
+        ['AwsSolutions-S1'],
+        'Holds only Athena query results that expire after days; reads and writes are by the pipeline roles alone and are recorded by CloudTrail. Server access logs would need a second bucket with nothing to audit.',
+      );
+    }
+    // The runtime config: a created workgroup's result location is the bucket's.
+    const outputLocation = this.resultsWorkgroup?.outputLocation ?? athena?.outputLocation;
+
+    // --- Functions -----------------------------------------------------------------------------
+    const bundled = bundledConfig(config);
+    const configFile = writeBundledConfig(
+      bundled,
+      props.bundleInputDir ?? mkdtempSync(path.join(os.tmpdir(), 'roundtrip-bundle-')),
+    );
+    const functions = {} as Record<StepKey, StepFunction>;
+    for (const step of STEP_KEYS) {
+      const spec = PIPELINE_STEPS[step];
+      functions[step] = new StepFunction(this, `Step-${spec.functionSuffix}`, {
+        handler: spec.handler,
+        functionName: functionName(config.name, step),
+        description: `roundtrip ${config.name}: ${spec.handler} step`,
+        memoryMb: spec.memoryMb,
+        timeout: Duration.seconds(spec.timeoutSeconds),
+        configFile,
+        files: [...bundled.common, ...(step === 'transform' ? bundled.transform : [])],
+        serviceName: service,
+        logRetention,
+        ...(network ? { network } : {}),
+      });
+    }
+    this.functions = functions;
+
+    // --- Secrets -------------------------------------------------------------------------------
+    const postgresSecret = importSecret(this, 'PostgresSecret', config.postgres.secret);
+    const salesforceSecret = config.salesforce
+      ? importSecret(this, 'SalesforceSecret', config.salesforce.secret)
+      : undefined;
+    const secretsKey = config.deployment?.kmsKeyArn;
+    for (const step of STEP_KEYS) {
+      const role = functions[step].role;
+      const secrets = [
+        postgresSecret,
+        ...(PIPELINE_STEPS[step].salesforce && salesforceSecret ? [salesforceSecret] : []),
+      ];
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadPipelineSecrets',
+          actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+          resources: secrets.map((s) => s.secretArn),
+        }),
+      );
+      if (secretsKey) {
+        role.addToPolicy(
+          new iam.PolicyStatement({
+            sid: 'DecryptSecretsThroughSecretsManager',
+            actions: ['kms:Decrypt'],
+            resources: [secretsKey],
+            conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${Aws.REGION}.amazonaws.com` } },
+          }),
+        );
+      }
+    }
+
+    // --- State machine -------------------------------------------------------------------------
+    const fns = {} as Record<StepKey, lambda.IFunction>;
+    for (const step of STEP_KEYS) fns[step] = functions[step].function;
+    const definition = buildDefinition(this, fns satisfies PipelineFunctions, config);
+    this.taskStates = definition.taskStates;
+    const stateMachineLogs = new logs.LogGroup(this, 'StateMachineLogs', {
+      logGroupName: `/aws/vendedlogs/states/roundtrip-${config.name}`,
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      stateMachineName: `roundtrip-${config.name}`,
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      queryLanguage: sfn.QueryLanguage.JSON_PATH,
+      definitionBody: sfn.DefinitionBody.fromChainable(definition.start),
+      comment: `roundtrip ${config.name}: prepare, extract, transform, write back, report`,
+      timeout: RUN_TIMEOUT,
+      tracingEnabled: true,
+      logs: { destination: stateMachineLogs, level: sfn.LogLevel.ALL, includeExecutionData: true },
+    });
+    const readsAthena = config.extract.some((t) => t.from === 'athena');
+    if (athena && readsAthena) this.grantAthena(config, outputLocation);
+
+    // --- Schedule ------------------------------------------------------------------------------
+    if (config.schedule) {
+      const schedule = config.schedule;
+      if (schedule.deadLetterQueue ?? DEPLOYMENT_DEFAULTS.deadLetterQueue) {
+        this.deadLetterQueue = new sqs.Queue(this, 'ScheduleDeadLetters', {
+          encryption: sqs.QueueEncryption.SQS_MANAGED,
+          enforceSSL: true,
+          retentionPeriod: Duration.days(14),
+        });
+        acknowledge(
+          this.deadLetterQueue,
+          ['AwsSolutions-SQS3'],
+          'This queue is the dead-letter queue of the EventBridge Scheduler schedule (a Scheduler target DLQ, not an SQS redrive, so cdk-nag cannot see it); a DLQ of a DLQ has no use.',
+        );
+      }
+      this.schedule = new scheduler.Schedule(this, 'Schedule', {
+        scheduleName: `roundtrip-${config.name}`,
+        description: `roundtrip ${config.name}: starts a run`,
+        schedule: scheduler.ScheduleExpression.expression(
+          scheduleExpression(schedule),
+          TimeZone.of(schedule.timezone),
+        ),
+        enabled: schedule.enabled,
+        target: new targets.StepFunctionsStartExecution(this.stateMachine, {
+          // `{}` runs the configured pipeline, like "Start execution" in the console.
+          input: scheduler.ScheduleTargetInput.fromObject({}),
+          ...(schedule.retries !== undefined ? { retryAttempts: schedule.retries } : {}),
+          ...(schedule.maximumEventAgeSeconds !== undefined
+            ? { maxEventAge: Duration.seconds(schedule.maximumEventAgeSeconds) }
+            : {}),
+          ...(this.deadLetterQueue ? { deadLetterQueue: this.deadLetterQueue } : {}),
+        }),
+      });
+    }
+
+    // --- Alarms and dashboard ------------------------------------------------------------------
+    this.alarms = new PipelineAlarms(this, 'Observability', {
+      pipeline: config.name,
+      serviceName: service,
+      stateMachine: this.stateMachine,
+      topic: this.notificationTopic,
+      writeback: config.writeback,
+      ...(this.deadLetterQueue ? { deadLetterQueue: this.deadLetterQueue } : {}),
+    });
+
+    this.acknowledgeFindings(config);
+
     new CfnOutput(this, 'NotificationTopicArn', { value: this.notificationTopic.topicArn });
+    new CfnOutput(this, 'StateMachineArn', { value: this.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'DashboardName', { value: `roundtrip-${config.name}` });
+    if (this.resultsWorkgroup) {
+      new CfnOutput(this, 'AthenaResultsBucket', { value: this.resultsWorkgroup.bucket.bucketName });
+    }
   }
+
+  /**
+   * Athena for the extract queries: the state machine runs them (`startQueryExecution.sync`),
+   * the load function reads their results. With `athena.roleArn` both assume that role instead
+   * and get no Athena, Glue or S3 permission in this account.
+   */
+  private grantAthena(config: PipelineConfig, outputLocation: string | undefined): void {
+    const athena = config.athena;
+    if (!athena) return;
+    const smRole = this.stateMachine.role;
+    const loadRole = this.functions.loadAthena.role;
+    if (athena.roleArn) {
+      const assume = new iam.PolicyStatement({
+        sid: 'AssumeCrossAccountAthenaRole',
+        actions: ['sts:AssumeRole'],
+        resources: [athena.roleArn],
+      });
+      smRole.addToPrincipalPolicy(assume);
+      loadRole.addToPrincipalPolicy(assume);
+      return;
+    }
+    const workgroupArn = this.formatArn({
+      service: 'athena',
+      resource: 'workgroup',
+      resourceName: athena.workgroup,
+    });
+    const catalogArn = this.formatArn({
+      service: 'athena',
+      resource: 'datacatalog',
+      resourceName: athena.catalog,
+    });
+    const results = outputLocation ? parseS3Url(outputLocation) : undefined;
+    const wildcard = (role: iam.IRole, resource: string, reason: string): void =>
+      acknowledge(policyOf(role), [`AwsSolutions-IAM5[Resource::${nagResource(this, resource)}]`], reason);
+    const RESULT_FILES =
+      'Result files are named by their query execution id, known only once a query runs: objects under the configured result prefix is the narrowest resource.';
+    const resultsBucketArn = results ? `arn:${Aws.PARTITION}:s3:::${results.bucket}` : undefined;
+    const resultObjectsArn = results ? `${resultsBucketArn}/${results.prefix}*` : undefined;
+
+    smRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'RunQueriesInWorkgroup',
+        actions: ['athena:StartQueryExecution', 'athena:GetQueryExecution', 'athena:StopQueryExecution'],
+        resources: [workgroupArn],
+      }),
+    );
+    smRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadDataCatalog',
+        actions: ['athena:GetDataCatalog'],
+        resources: [catalogArn],
+      }),
+    );
+    const glue = (resource: string, name?: string): string =>
+      this.formatArn({ service: 'glue', resource, ...(name ? { resourceName: name } : {}) });
+    smRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadConfiguredGlueTables',
+        actions: [
+          'glue:GetDatabase',
+          'glue:GetTable',
+          'glue:GetPartition',
+          'glue:GetPartitions',
+          'glue:BatchGetPartition',
+        ],
+        resources: [
+          glue('catalog'),
+          glue('database', athena.database),
+          ...(athena.tables ?? ['*']).map((t) => glue('table', `${athena.database}/${t}`)),
+        ],
+      }),
+    );
+    if (!athena.tables) {
+      wildcard(
+        smRole,
+        glue('table', `${athena.database}/*`),
+        `athena.tables is not configured: the queries may read every table of database ${athena.database}. Set athena.tables to name them.`,
+      );
+    }
+    if (resultsBucketArn && resultObjectsArn) {
+      wildcard(smRole, resultObjectsArn, RESULT_FILES);
+      wildcard(loadRole, resultObjectsArn, RESULT_FILES);
+      smRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'WriteQueryResultsBucket',
+          actions: ['s3:GetBucketLocation', 's3:ListBucket', 's3:ListBucketMultipartUploads'],
+          resources: [resultsBucketArn],
+        }),
+      );
+      smRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'WriteQueryResults',
+          actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+          resources: [resultObjectsArn],
+        }),
+      );
+    }
+    const dataLocations = (athena.dataLocations ?? []).map(parseS3Url);
+    for (const [i, location] of dataLocations.entries()) {
+      const bucketArn = `arn:${Aws.PARTITION}:s3:::${location.bucket}`;
+      smRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: `ListSourceData${i}`,
+          actions: ['s3:GetBucketLocation', 's3:ListBucket'],
+          resources: [bucketArn],
+          conditions: { StringLike: { 's3:prefix': [`${location.prefix}*`] } },
+        }),
+      );
+      wildcard(
+        smRole,
+        `${bucketArn}/${location.prefix}*`,
+        `The objects of configured data location s3://${location.bucket}/${location.prefix} (athena.dataLocations), which Athena reads for the queries.`,
+      );
+      smRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: `ReadSourceData${i}`,
+          actions: ['s3:GetObject'],
+          resources: [`${bucketArn}/${location.prefix}*`],
+        }),
+      );
+    }
+    if (dataLocations.length === 0) {
+      // (The "*" of this statement is acknowledged with the others of the role, in
+      // acknowledgeFindings: one finding id per role and resource.)
+      // Without data locations the data is governed by Lake Formation, which vends the access.
+      smRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'LakeFormationDataAccess',
+          // lakeformation:GetDataAccess supports no resource-level permissions (Service
+          // Authorization Reference, AWS Lake Formation): "*" is its only resource.
+          actions: ['lakeformation:GetDataAccess'],
+          resources: ['*'],
+        }),
+      );
+    }
+
+    loadRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadQueryExecutions',
+        actions: ['athena:GetQueryExecution', 'athena:GetQueryResults'],
+        resources: [workgroupArn],
+      }),
+    );
+    if (resultObjectsArn) {
+      loadRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadQueryResults',
+          actions: ['s3:GetObject'],
+          resources: [resultObjectsArn],
+        }),
+      );
+    }
+  }
+
+  /** The cdk-nag findings that are acknowledged, each on one resource with its reason. */
+  private acknowledgeFindings(config: PipelineConfig): void {
+    const XRAY =
+      'X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Service Authorization Reference, AWS X-Ray): "*" is their only resource. Added by active tracing.';
+    const VPC = config.deployment?.network
+      ? ' EC2 DescribeNetworkInterfaces/DescribeSubnets/DescribeVpcs, which Lambda needs for a VPC function, support no resource-level permissions either.'
+      : '';
+    for (const step of STEP_KEYS) {
+      acknowledge(policyOf(this.functions[step].role), ['AwsSolutions-IAM5[Resource::*]'], `${XRAY}${VPC}`);
+      if (config.deployment?.network) {
+        acknowledge(
+          policyOf(this.functions[step].role),
+          [
+            `AwsSolutions-IAM5[Resource::${nagResource(this, this.formatArn({ service: 'ec2', resource: 'network-interface', resourceName: '*' }))}]`,
+          ],
+          'The network interfaces Lambda creates for a VPC function get ids only when created: network interfaces of this account and Region is the narrowest resource (the subnets and security groups are named).',
+        );
+      }
+      acknowledge(
+        this.functions[step].function,
+        ['AwsSolutions-L1'],
+        'Node.js 22 is the runtime this code is built, bundled (esbuild target node22) and tested for (DESIGN.md §6); it is in Lambda standard support until April 2027. Moving to a newer runtime is a deliberate upgrade with its own test run, not a default.',
+      );
+    }
+    const smPolicy = policyOf(this.stateMachine.role);
+    acknowledge(
+      smPolicy,
+      ['AwsSolutions-IAM5[Resource::*]'],
+      `${XRAY} The CloudWatch Logs vended-log delivery actions (logs:CreateLogDelivery, …) that state machine logging needs support no resource-level permissions either.${
+        config.athena && !config.athena.roleArn && !config.athena.dataLocations
+          ? ' Neither does lakeformation:GetDataAccess, with which Lake Formation vends the data access of the Athena queries (athena.dataLocations is not configured).'
+          : ''
+      }`,
+    );
+    acknowledge(
+      smPolicy,
+      STEP_KEYS.map(
+        (k) =>
+          `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.functions[k].function.node.defaultChild as CfnElement)}.Arn>:*]`,
+      ),
+      'LambdaInvoke grants each function and its qualified ARNs (`<arn>:*`, versions and aliases); the definition invokes only the unqualified ARN of these step functions.',
+    );
+  }
+}
+
+/** The default policy of a role, where its statements (and so the IAM findings) are. */
+function policyOf(role: iam.IRole): IConstruct {
+  return role.node.findChild('DefaultPolicy');
+}
+
+/**
+ * How cdk-nag writes a resource in a finding id: a token-free string as is, `Ref`s and
+ * `Fn::GetAtt`s as `<AWS::Region>`, `<LogicalId>`, `<LogicalId.Arn>`.
+ */
+export function nagResource(stack: Stack, value: string): string {
+  const render = (part: unknown): string => {
+    if (typeof part === 'string') return part;
+    if (typeof part === 'object' && part !== null) {
+      const o = part as Record<string, unknown>;
+      if (typeof o.Ref === 'string') return `<${o.Ref}>`;
+      const getAtt = o['Fn::GetAtt'];
+      if (Array.isArray(getAtt)) return `<${getAtt.join('.')}>`;
+      const join = o['Fn::Join'];
+      if (Array.isArray(join) && typeof join[0] === 'string' && Array.isArray(join[1])) {
+        return (join[1] as unknown[]).map(render).join(join[0]);
+      }
+    }
+    throw new Error(`Cannot render ${JSON.stringify(part)} as cdk-nag does`);
+  };
+  return render(stack.resolve(value));
+}
+
+/** Acknowledges exact cdk-nag findings (`Rule[Finding]`) on one construct, with one reason. */
+function acknowledge(scope: IConstruct, ids: readonly string[], reason: string): void {
+  for (const id of ids) Validations.of(scope).acknowledge({ id, reason });
 }

@@ -1,0 +1,177 @@
+/**
+ * The pipeline's alarms and dashboard: failed, timed-out and throttled executions, each write-back
+ * task's failed-record rate, and undelivered schedule events, all to the notification topic; a
+ * dashboard of rows read, written, rejected and API calls per run. The metrics are the ones the
+ * handlers emit through lambdas/shared/observability.ts.
+ */
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import type { WritebackTask } from '../../lambdas/config';
+import {
+  METRICS_NAMESPACE,
+  METRIC_DIMENSIONS,
+  METRIC_NAMES,
+  type MetricKey,
+} from '../../lambdas/shared/observability';
+
+/** Execution alarms look at 5-minute periods: one failed run is enough to notify. */
+export const EXECUTION_ALARM_PERIOD = Duration.minutes(5);
+
+/**
+ * The run metrics are summed over an hour: a run emits its figures within that window (at most
+ * hours apart at most, minutes in practice), so one point is one run at hourly
+ * or rarer schedules.
+ */
+export const RUN_METRIC_PERIOD = Duration.hours(1);
+
+/** Props of {@link PipelineAlarms}. */
+export interface PipelineAlarmsProps {
+  readonly pipeline: string;
+  /** `roundtrip-<pipeline>`: the metrics' `service` dimension. */
+  readonly serviceName: string;
+  readonly stateMachine: sfn.IStateMachine;
+  readonly topic: sns.ITopic;
+  readonly writeback: readonly WritebackTask[];
+  /** The schedule's dead-letter queue. @default none */
+  readonly deadLetterQueue?: sqs.IQueue;
+}
+
+/** The alarms and the dashboard. */
+export class PipelineAlarms extends Construct {
+  /** Every alarm, by a stable key (`ExecutionsFailed`, `FailedRecordRate-<task>`, …). */
+  readonly alarms: ReadonlyMap<string, cloudwatch.Alarm>;
+  readonly dashboard: cloudwatch.Dashboard;
+
+  constructor(scope: Construct, id: string, props: PipelineAlarmsProps) {
+    super(scope, id);
+    const alarms = new Map<string, cloudwatch.Alarm>();
+    const notify = new actions.SnsAction(props.topic);
+    const add = (key: string, alarm: cloudwatch.Alarm): void => {
+      alarm.addAlarmAction(notify);
+      alarms.set(key, alarm);
+    };
+    const executionAlarm = (key: string, metric: cloudwatch.Metric, what: string): void =>
+      add(
+        key,
+        new cloudwatch.Alarm(this, key, {
+          alarmName: `roundtrip-${props.pipeline}-${key}`,
+          alarmDescription: `roundtrip ${props.pipeline}: ${what}. See the execution history of the state machine and roundtrip.runs.`,
+          metric: metric.with({ period: EXECUTION_ALARM_PERIOD, statistic: 'Sum' }),
+          threshold: 1,
+          evaluationPeriods: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    executionAlarm('ExecutionsFailed', props.stateMachine.metricFailed(), 'a run failed');
+    executionAlarm('ExecutionsTimedOut', props.stateMachine.metricTimedOut(), 'a run timed out');
+    executionAlarm(
+      'ExecutionThrottled',
+      props.stateMachine.metricThrottled(),
+      'Step Functions throttled the state machine',
+    );
+
+    const metric = (key: MetricKey, task?: string): cloudwatch.Metric =>
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: METRIC_NAMES[key],
+        dimensionsMap: {
+          [METRIC_DIMENSIONS.service]: props.serviceName,
+          ...(task === undefined ? {} : { [METRIC_DIMENSIONS.task]: task }),
+        },
+        statistic: 'Sum',
+        period: RUN_METRIC_PERIOD,
+      });
+
+    for (const task of props.writeback) {
+      const key = `FailedRecordRate-${task.name}`;
+      add(
+        key,
+        new cloudwatch.Alarm(this, key, {
+          alarmName: `roundtrip-${props.pipeline}-${key}`,
+          alarmDescription: `roundtrip ${props.pipeline}: Salesforce refused more than ${task.maxFailureRate * 100} % of the records of write-back ${task.name} (its maxFailureRate). The records are in roundtrip.writeback_errors.`,
+          metric: new cloudwatch.MathExpression({
+            expression: 'IF(written + failed > 0, failed / (written + failed), 0)',
+            usingMetrics: {
+              written: metric('rowsWritten', task.name),
+              failed: metric('recordsFailed', task.name),
+            },
+            period: RUN_METRIC_PERIOD,
+            label: `${task.name} failed-record rate`,
+          }),
+          threshold: task.maxFailureRate,
+          evaluationPeriods: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
+
+    if (props.deadLetterQueue) {
+      add(
+        'ScheduleDeadLetters',
+        new cloudwatch.Alarm(this, 'ScheduleDeadLetters', {
+          alarmName: `roundtrip-${props.pipeline}-ScheduleDeadLetters`,
+          alarmDescription: `roundtrip ${props.pipeline}: the schedule could not start a run (the event is in the dead-letter queue)`,
+          metric: props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+            period: EXECUTION_ALARM_PERIOD,
+            statistic: 'Maximum',
+          }),
+          threshold: 1,
+          evaluationPeriods: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
+    this.alarms = alarms;
+
+    const graph = (title: string, keys: readonly MetricKey[]): cloudwatch.GraphWidget =>
+      new cloudwatch.GraphWidget({
+        title,
+        width: 12,
+        left: keys.map((k) => metric(k).with({ label: METRIC_NAMES[k] })),
+      });
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: `roundtrip-${props.pipeline}`,
+      defaultInterval: Duration.days(14),
+      widgets: [
+        [
+          new cloudwatch.TextWidget({
+            width: 24,
+            height: 2,
+            markdown: `# roundtrip ${props.pipeline}\nPer run (sums per hour): rows read by the extracts, written to and rejected for Salesforce, and API calls. Details per run: \`roundtrip.runs\`; refused records: \`roundtrip.writeback_errors\`.`,
+          }),
+        ],
+        [
+          graph('Rows read', ['rowsRead']),
+          graph('Rows written, rejected and failed', ['rowsWritten', 'rowsRejected', 'recordsFailed']),
+        ],
+        [
+          graph('API calls', ['salesforceApiCalls', 'athenaApiCalls']),
+          new cloudwatch.GraphWidget({
+            title: 'Runs',
+            width: 12,
+            left: [
+              props.stateMachine.metricSucceeded({ period: RUN_METRIC_PERIOD, statistic: 'Sum' }),
+              props.stateMachine.metricFailed({ period: RUN_METRIC_PERIOD, statistic: 'Sum' }),
+              props.stateMachine.metricTimedOut({ period: RUN_METRIC_PERIOD, statistic: 'Sum' }),
+            ],
+          }),
+        ],
+        [
+          new cloudwatch.AlarmStatusWidget({
+            title: 'Alarms',
+            width: 24,
+            alarms: [...alarms.values()],
+          }),
+        ],
+      ],
+    });
+  }
+}

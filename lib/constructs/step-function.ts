@@ -1,0 +1,182 @@
+/**
+ * One Lambda function of a pipeline step, with good defaults: Node.js 22 on ARM64, bundled by a
+ * local esbuild (minified, source maps, no Docker), X-Ray active tracing, its own log group with
+ * retention, its own role (so each function is granted only what its step uses), the pipeline
+ * config and the files it names bundled next to the handler, and Powertools configured through
+ * the environment. Holds no business logic.
+ */
+import type { Duration } from 'aws-cdk-lib';
+import { RemovalPolicy } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import path from 'node:path';
+import { METRICS_NAMESPACE } from '../../lambdas/shared/observability';
+import { BUNDLED_CONFIG_FILE, LAMBDA_TASK_ROOT, copyCommands, type BundledFile } from '../bundled-config';
+
+/**
+ * The variable naming the bundled config, read by lambdas/handlers/deps.ts (`HANDLER_ENV.configFile`;
+ * not imported from there: that module loads every connector, and lib/ stays free of runtime code.
+ * test/infra checks the two agree).
+ */
+export const CONFIG_FILE_ENV = 'ROUNDTRIP_CONFIG_FILE';
+
+/** The repository root (lib/constructs/ is two levels down). */
+export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+
+/** Props of {@link StepFunction}. */
+export interface StepFunctionProps {
+  /** The handler file, `lambdas/handlers/<handler>.ts`. */
+  readonly handler: string;
+  /** The function's name. */
+  readonly functionName: string;
+  /** What the step does, for the console. */
+  readonly description: string;
+  /** Memory in MB. */
+  readonly memoryMb: number;
+  /** Lambda timeout. */
+  readonly timeout: Duration;
+  /** The JSON file of the bundled config (lib/bundled-config.ts) on this machine. */
+  readonly configFile: string;
+  /** Other files copied into the bundle (transform SQL, CA bundle). @default none */
+  readonly files?: readonly BundledFile[];
+  /** `roundtrip-<pipeline>`: Powertools' service name and the metrics' `service` dimension. */
+  readonly serviceName: string;
+  /** Log retention. */
+  readonly logRetention: logs.RetentionDays;
+  /** Run in this VPC's subnets with these security groups. @default no VPC */
+  readonly network?: {
+    readonly vpc: ec2.IVpc;
+    readonly subnets: ec2.ISubnet[];
+    readonly securityGroups: ec2.ISecurityGroup[];
+  };
+  /** Extra environment variables. @default none */
+  readonly environment?: Readonly<Record<string, string>>;
+}
+
+/** A pipeline step's function, its role and its log group. */
+export class StepFunction extends Construct {
+  readonly function: nodejs.NodejsFunction;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: StepFunctionProps) {
+    super(scope, id);
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      logGroupName: `/aws/lambda/${props.functionName}`,
+      retention: props.logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // Our own role instead of the one NodejsFunction makes: that one carries the managed policy
+    // AWSLambdaBasicExecutionRole (logs on every log group of the account).
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `${props.functionName}: runs the ${props.handler} step`,
+    });
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'WriteOwnLogs',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+    const files = props.files ?? [];
+    this.function = new nodejs.NodejsFunction(this, 'Function', {
+      functionName: props.functionName,
+      description: props.description,
+      entry: path.join(PROJECT_ROOT, 'lambdas', 'handlers', `${props.handler}.ts`),
+      handler: 'handler',
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: path.join(PROJECT_ROOT, 'package-lock.json'),
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memoryMb,
+      timeout: props.timeout,
+      role: this.role,
+      logGroup: this.logGroup,
+      tracing: lambda.Tracing.ACTIVE,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      ...(props.network
+        ? {
+            vpc: props.network.vpc,
+            vpcSubnets: { subnets: props.network.subnets },
+            securityGroups: props.network.securityGroups,
+          }
+        : {}),
+      environment: {
+        [CONFIG_FILE_ENV]: `${LAMBDA_TASK_ROOT}/${BUNDLED_CONFIG_FILE}`,
+        POWERTOOLS_SERVICE_NAME: props.serviceName,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        NODE_OPTIONS: '--enable-source-maps',
+        ...props.environment,
+      },
+      bundling: {
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        target: 'node22',
+        format: nodejs.OutputFormat.CJS,
+        forceDockerBundling: false,
+        // The Node.js 22 runtime ships the AWS SDK v3; bundling it would only add megabytes.
+        externalModules: ['@aws-sdk/*'],
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (_inputDir: string, outputDir: string) =>
+            copyCommands(outputDir, props.configFile, files),
+        },
+      },
+    });
+    // Lambda creates and removes the network interfaces of a VPC function with its role.
+    if (props.network) this.allowVpcNetworkInterfaces(props.network);
+  }
+
+  /**
+   * The EC2 permissions Lambda needs for a VPC function (Lambda developer guide, "Giving Lambda
+   * functions access to a VPC": the actions of AWSLambdaVPCAccessExecutionRole), scoped to the
+   * configured subnets and security groups where EC2 allows it.
+   */
+  private allowVpcNetworkInterfaces(network: NonNullable<StepFunctionProps['network']>): void {
+    const stack = this.function.stack;
+    const eni = stack.formatArn({ service: 'ec2', resource: 'network-interface', resourceName: '*' });
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'CreateNetworkInterfacesInConfiguredSubnets',
+        actions: ['ec2:CreateNetworkInterface'],
+        resources: [
+          eni,
+          ...network.subnets.map((s) =>
+            stack.formatArn({ service: 'ec2', resource: 'subnet', resourceName: s.subnetId }),
+          ),
+          ...network.securityGroups.map((g) =>
+            stack.formatArn({ service: 'ec2', resource: 'security-group', resourceName: g.securityGroupId }),
+          ),
+        ],
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ManageOwnNetworkInterfaces',
+        actions: [
+          'ec2:DeleteNetworkInterface',
+          'ec2:AssignPrivateIpAddresses',
+          'ec2:UnassignPrivateIpAddresses',
+        ],
+        resources: [eni],
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'DescribeNetworkInterfaces',
+        // EC2 Describe* actions support no resource-level permissions (Service Authorization
+        // Reference, Amazon EC2): "*" is the only resource they accept.
+        actions: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DescribeVpcs'],
+        resources: ['*'],
+      }),
+    );
+  }
+}

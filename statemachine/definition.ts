@@ -1,0 +1,511 @@
+/**
+ * The run as a Step Functions state graph (DESIGN.md §1), built from the pipeline config: a pure
+ * function of (scope, functions, config). Standard workflow, JSONPath only, and only what
+ * `aws-local-stepfunctions` 3.x also runs (DESIGN.md §5): Task, Parallel, Choice, Wait, Pass,
+ * Succeed and Fail states, Retry/Catch, InputPath/Parameters/ResultSelector/ResultPath, the
+ * intrinsics `States.ArrayContains`, `States.Format` and `States.Hash`, and the context object's
+ * `$$.Execution.Name`. No JSONata, no variables, no Map with an ItemReader.
+ *
+ * ```
+ * Prepare ─► Extract (Parallel: one branch per extract task) ─► Transform
+ *         ─► per write-back task: plan ─► route ─► push ─► [wait ─► collect]* ─►
+ *         ─► Report ─► Run succeeded | Write-back failed
+ * any caught error ─► Report failure ─► Run failed
+ * ```
+ *
+ * Binding a Task state to its handler (what statemachine/local.ts needs): every Lambda Task has
+ * the plain function ARN as its `Resource` (`LambdaInvoke` with `payloadResponseOnly`), and the
+ * function is named `roundtrip-<pipeline>-<step.functionSuffix>` ({@link functionName}). The
+ * handler file of a step is `lambdas/handlers/<step.handler>.ts` ({@link PIPELINE_STEPS}).
+ * {@link buildDefinition} also returns `taskStates`: state name → step key (or `'athenaQuery'`
+ * for the native Athena task, which a local run binds to the Athena client), so a runner needs
+ * no ARN parsing at all.
+ *
+ * The run id is the execution name (`$$.Execution.Name`): a retried Prepare, and the Report of
+ * a run that failed in Prepare, find the same run. A local runner passes the name in the
+ * context object (`{ Execution: { Name } }`).
+ */
+import { Aws, Duration } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import type {
+  AthenaExtractTask,
+  PipelineConfig,
+  SalesforceExtractTask,
+  WritebackTask,
+} from '../lambdas/config';
+import { ERROR_NAMES } from '../lambdas/shared/errors';
+
+/** One Lambda step of the run: its handler file, function name suffix and Lambda timeout. */
+export interface PipelineStep {
+  /** `lambdas/handlers/<handler>.ts` */
+  readonly handler: string;
+  /** The function is named `roundtrip-<pipeline>-<functionSuffix>` (at most 10 characters). */
+  readonly functionSuffix: string;
+  /** The Lambda timeout; the Task state times out a little later ({@link TASK_TIMEOUT_MARGIN_SECONDS}). */
+  readonly timeoutSeconds: number;
+  /** Memory in MB: sized to what the step holds (streams, not rows; DESIGN.md §1). */
+  readonly memoryMb: number;
+  /** Whether the step talks to Salesforce (and so reads its secret). */
+  readonly salesforce: boolean;
+}
+
+/**
+ * The Lambda steps. Timeouts: Lambda's maximum is 900 s (Lambda quotas, "Function timeout");
+ * the long ones (extract, load, push, collect) stream up to millions of rows through COPY.
+ * Memory: COPY streaming keeps a step under ~200 MB (BENCHMARKS.md); 1024 MB also buys CPU for
+ * CSV parsing, since Lambda allocates CPU in proportion to memory.
+ */
+export const PIPELINE_STEPS = {
+  prepare: {
+    handler: 'prepare',
+    functionSuffix: 'prepare',
+    timeoutSeconds: 120,
+    memoryMb: 512,
+    salesforce: true,
+  },
+  extractSalesforce: {
+    handler: 'extract-salesforce',
+    functionSuffix: 'sf-extract',
+    timeoutSeconds: 900,
+    memoryMb: 1024,
+    salesforce: true,
+  },
+  checkSalesforceExtract: {
+    handler: 'extract-salesforce-check',
+    functionSuffix: 'sf-check',
+    timeoutSeconds: 900,
+    memoryMb: 1024,
+    salesforce: true,
+  },
+  loadAthena: {
+    handler: 'load-athena',
+    functionSuffix: 'ath-load',
+    timeoutSeconds: 900,
+    memoryMb: 1024,
+    salesforce: false,
+  },
+  transform: {
+    handler: 'transform',
+    functionSuffix: 'transform',
+    timeoutSeconds: 900,
+    memoryMb: 256,
+    salesforce: false,
+  },
+  planWriteback: {
+    handler: 'writeback-plan',
+    functionSuffix: 'wb-plan',
+    timeoutSeconds: 900,
+    memoryMb: 512,
+    salesforce: true,
+  },
+  pushWriteback: {
+    handler: 'writeback-push',
+    functionSuffix: 'wb-push',
+    timeoutSeconds: 900,
+    memoryMb: 1024,
+    salesforce: true,
+  },
+  collectWriteback: {
+    handler: 'writeback-collect',
+    functionSuffix: 'wb-collect',
+    timeoutSeconds: 900,
+    memoryMb: 1024,
+    salesforce: true,
+  },
+  report: {
+    handler: 'report',
+    functionSuffix: 'report',
+    timeoutSeconds: 120,
+    memoryMb: 256,
+    salesforce: false,
+  },
+} as const satisfies Record<string, PipelineStep>;
+
+/** A key of {@link PIPELINE_STEPS}. */
+export type StepKey = keyof typeof PIPELINE_STEPS;
+
+/** The steps, in run order. */
+export const STEP_KEYS = Object.keys(PIPELINE_STEPS) as StepKey[];
+
+/** The function of each step, as the definition needs it. */
+export type PipelineFunctions = Readonly<Record<StepKey, lambda.IFunction>>;
+
+/** `roundtrip-<pipeline>-<suffix>`: at most 10 + 32 + 1 + 10 = 53 of Lambda's 64 characters. */
+export function functionName(pipeline: string, step: StepKey): string {
+  return `roundtrip-${pipeline}-${PIPELINE_STEPS[step].functionSuffix}`;
+}
+
+/** How long a Task state waits beyond its Lambda's own timeout (a cold start, the invoke itself). */
+export const TASK_TIMEOUT_MARGIN_SECONDS = 30;
+
+/**
+ * Athena's default DML query timeout is 30 minutes (Athena service quotas, "DML query timeout");
+ * the `.sync` task waits that long and a little more.
+ */
+export const ATHENA_QUERY_TIMEOUT_SECONDS = 30 * 60 + 120;
+
+/** The whole run may take at most this long; a longer run is a timed-out execution (alarmed). */
+export const RUN_TIMEOUT = Duration.hours(12);
+
+/**
+ * Errors a retry can fix: our {@link ERROR_NAMES.transient}, and the Lambda service errors that
+ * the Step Functions guide says to retry ("Handle transient Lambda service exceptions").
+ */
+export const TRANSIENT_LAMBDA_ERRORS = [
+  ERROR_NAMES.transient,
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+  'Lambda.ClientExecutionTimeoutException',
+] as const;
+
+/** Athena API errors a retry of the `.sync` task can fix (throttling, server side). */
+export const TRANSIENT_ATHENA_ERRORS = [
+  'Athena.TooManyRequestsException',
+  'Athena.InternalServerException',
+] as const;
+
+/**
+ * The retry policy of every Task: exponential backoff (2, 4, 8, 16, 32 s, capped at 60 s) with
+ * full jitter, so that parallel branches hitting one throttle do not retry in lockstep.
+ */
+export const TRANSIENT_RETRY = {
+  interval: Duration.seconds(2),
+  backoffRate: 2,
+  maxAttempts: 5,
+  maxDelay: Duration.seconds(60),
+  jitterStrategy: sfn.JitterType.FULL,
+} as const;
+
+/** Where a caught error is put in the state (`{ Error, Cause }`). */
+export const ERROR_PATH = '$.error';
+
+/** The names of the states of one task (each at most the 80 characters Step Functions allows). */
+export function taskStateNames(task: string) {
+  return {
+    select: `${task} select`,
+    runOrSkip: `${task} run or skip`,
+    skipped: `${task} skipped`,
+    failed: `${task} failed`,
+    // Salesforce extract
+    extract: `${task} extract`,
+    bulkPending: `${task} bulk pending`,
+    wait: `${task} wait`,
+    check: `${task} check`,
+    extracted: `${task} extracted`,
+    // Athena extract
+    query: `${task} query`,
+    load: `${task} load`,
+    // write-back
+    plan: `${task} plan`,
+    route: `${task} route`,
+    nothingToSend: `${task} nothing to send`,
+    push: `${task} push`,
+    pushBulk: `${task} push bulk`,
+    collect: `${task} collect`,
+    pushed: `${task} pushed`,
+    next: `${task} next`,
+  } as const;
+}
+
+/** The names of the run-level states. */
+export const RUN_STATES = {
+  prepare: 'Prepare',
+  extract: 'Extract',
+  transform: 'Transform',
+  report: 'Report',
+  reportFailure: 'Report failure',
+  checkOutcome: 'Run outcome',
+  succeeded: 'Run succeeded',
+  writebackFailed: 'Write-back failed',
+  failed: 'Run failed',
+} as const;
+
+/** The error name of a run that ends because a write-back passed its `maxFailureRate`. */
+export const WRITEBACK_FAILED_ERROR = 'WritebackFailureRateExceeded';
+
+/** What a Task state runs: a Lambda step, or the native Athena query. */
+export type TaskBinding = StepKey | 'athenaQuery';
+
+/** What {@link buildDefinition} returns. */
+export interface PipelineDefinition {
+  /** The first state, chained to all others. */
+  readonly start: sfn.IChainable;
+  /** Every Task state's name → what it runs. */
+  readonly taskStates: ReadonlyMap<string, TaskBinding>;
+}
+
+/** Everything the state machine role needs to be allowed for the Athena tasks is in lib/. */
+interface Builder {
+  readonly scope: Construct;
+  readonly functions: PipelineFunctions;
+  readonly config: PipelineConfig;
+  readonly taskStates: Map<string, TaskBinding>;
+}
+
+function lambdaTask(
+  b: Builder,
+  name: string,
+  step: StepKey,
+  props: Partial<tasks.LambdaInvokeProps> = {},
+): tasks.LambdaInvoke {
+  const task = new tasks.LambdaInvoke(b.scope, name, {
+    lambdaFunction: b.functions[step],
+    // Plain `Resource: <function ARN>`: the output is the handler's return value, and a local
+    // runner binds the state to the handler by the function's name.
+    payloadResponseOnly: true,
+    retryOnServiceExceptions: false, // replaced by TRANSIENT_RETRY, with jitter
+    taskTimeout: sfn.Timeout.duration(
+      Duration.seconds(PIPELINE_STEPS[step].timeoutSeconds + TASK_TIMEOUT_MARGIN_SECONDS),
+    ),
+    ...props,
+  });
+  task.addRetry({ errors: [...TRANSIENT_LAMBDA_ERRORS], ...TRANSIENT_RETRY });
+  b.taskStates.set(name, step);
+  return task;
+}
+
+/** `States.ArrayContains(<list>, '<task>')`: task names cannot hold quotes or braces (config rule). */
+function selected(listPath: string, task: string): string {
+  return sfn.JsonPath.arrayContains(sfn.JsonPath.listAt(listPath), task);
+}
+
+/** A branch-level Fail that re-raises the caught error, so the Parallel's Catch sees its name. */
+function reraise(b: Builder, name: string): sfn.Fail {
+  return new sfn.Fail(b.scope, name, { errorPath: `${ERROR_PATH}.Error`, causePath: `${ERROR_PATH}.Cause` });
+}
+
+/** Select → run or skip: the branch of a task that `{"tasks": [...]}` may leave out. */
+function selectOrSkip(
+  b: Builder,
+  task: string,
+  listPath: string,
+  parameters: Record<string, unknown>,
+  run: sfn.IChainable,
+): sfn.Chain {
+  const names = taskStateNames(task);
+  const select = new sfn.Pass(b.scope, names.select, {
+    parameters: { ...parameters, selected: selected(listPath, task) },
+  });
+  const skipped = new sfn.Pass(b.scope, names.skipped, { parameters: { task, status: 'skipped' } });
+  return select.next(
+    new sfn.Choice(b.scope, names.runOrSkip)
+      .when(sfn.Condition.booleanEquals('$.selected', true), run)
+      .otherwise(skipped),
+  );
+}
+
+function salesforceBranch(b: Builder, task: SalesforceExtractTask): sfn.Chain {
+  const names = taskStateNames(task.name);
+  const failed = reraise(b, names.failed);
+  const extract = lambdaTask(b, names.extract, 'extractSalesforce', {
+    payload: sfn.TaskInput.fromObject({ 'runId.$': '$.runId', task: task.name, 'full.$': '$.full' }),
+  }).addCatch(failed, { resultPath: ERROR_PATH });
+  // Bulk API 2.0 query jobs: the step returns `bulk-pending` with the wait before the next poll;
+  // the check step answers with the same union (lambdas/core/contracts.ts).
+  const check = lambdaTask(b, names.check, 'checkSalesforceExtract').addCatch(failed, {
+    resultPath: ERROR_PATH,
+  });
+  const pending = new sfn.Choice(b.scope, names.bulkPending);
+  const wait = new sfn.Wait(b.scope, names.wait, { time: sfn.WaitTime.secondsPath('$.waitSeconds') });
+  pending
+    .when(sfn.Condition.stringEquals('$.status', 'bulk-pending'), wait.next(check).next(pending))
+    .otherwise(new sfn.Pass(b.scope, names.extracted));
+  return selectOrSkip(
+    b,
+    task.name,
+    '$.run.tasks.salesforce',
+    { 'runId.$': '$.run.runId', 'full.$': '$.run.full' },
+    extract.next(pending),
+  );
+}
+
+function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
+  const names = taskStateNames(task.name);
+  const athena = b.config.athena;
+  if (!athena) throw new Error(`Athena extract ${task.name} needs the config's "athena" section`);
+  const failed = reraise(b, names.failed);
+  const parameters: Record<string, unknown> = {
+    QueryString: task.query,
+    // Idempotent start: a retried task gets the same query execution back (Athena API,
+    // StartQueryExecution "ClientRequestToken", 32-128 characters: a SHA-256 in hex is 64).
+    'ClientRequestToken.$': `States.Hash(States.Format('{}/{}', $.runId, '${task.name}'), 'SHA-256')`,
+    QueryExecutionContext: { Database: athena.database, Catalog: athena.catalog },
+    WorkGroup: athena.workgroup,
+    ...(athena.outputLocation ? { ResultConfiguration: { OutputLocation: athena.outputLocation } } : {}),
+  };
+  const stateJson: Record<string, unknown> = {
+    Type: 'Task',
+    Resource: `arn:${Aws.PARTITION}:states:::athena:startQueryExecution.sync`,
+    Parameters: parameters,
+    // Only what the load reads (lambdas/core/contracts.ts AthenaQueryExecution).
+    ResultSelector: {
+      'QueryExecutionId.$': '$.QueryExecution.QueryExecutionId',
+      'ResultConfiguration.$': '$.QueryExecution.ResultConfiguration',
+      'Status.$': '$.QueryExecution.Status',
+    },
+    ResultPath: '$.QueryExecution',
+    TimeoutSeconds: ATHENA_QUERY_TIMEOUT_SECONDS,
+    ...(athena.roleArn ? { Credentials: { RoleArn: athena.roleArn } } : {}),
+  };
+  // A CustomState, not tasks.AthenaStartQueryExecution: that construct grants s3:* on "*" and
+  // Glue write actions; lib/ grants the state machine exactly what these queries need.
+  const query = new sfn.CustomState(b.scope, names.query, { stateJson })
+    .addRetry({ errors: [...TRANSIENT_ATHENA_ERRORS], ...TRANSIENT_RETRY })
+    .addCatch(failed, { resultPath: ERROR_PATH });
+  b.taskStates.set(names.query, 'athenaQuery');
+  const load = lambdaTask(b, names.load, 'loadAthena', {
+    payload: sfn.TaskInput.fromObject({
+      'runId.$': '$.runId',
+      task: task.name,
+      'QueryExecution.$': '$.QueryExecution',
+    }),
+  }).addCatch(failed, { resultPath: ERROR_PATH });
+  return selectOrSkip(b, task.name, '$.run.tasks.athena', { 'runId.$': '$.run.runId' }, query.next(load));
+}
+
+function writebackChain(b: Builder, task: WritebackTask, onError: sfn.IChainable): sfn.Chain {
+  const names = taskStateNames(task.name);
+  const catchTo = { resultPath: ERROR_PATH };
+  const result = { resultPath: '$.wb' };
+  const plan = lambdaTask(b, names.plan, 'planWriteback', {
+    payload: sfn.TaskInput.fromObject({
+      'runId.$': '$.run.runId',
+      task: task.name,
+      'dryRun.$': '$.run.dryRun',
+    }),
+    ...result,
+  }).addCatch(onError, catchTo);
+  const pushPayload = sfn.TaskInput.fromObject({ 'runId.$': '$.run.runId', task: task.name });
+  const push = lambdaTask(b, names.push, 'pushWriteback', { payload: pushPayload, ...result }).addCatch(
+    onError,
+    catchTo,
+  );
+  const pushBulk = lambdaTask(b, names.pushBulk, 'pushWriteback', {
+    payload: pushPayload,
+    ...result,
+  }).addCatch(onError, catchTo);
+  // Collect's input is exactly the pending output of Push or of the previous Collect.
+  const collect = lambdaTask(b, names.collect, 'collectWriteback', { inputPath: '$.wb', ...result }).addCatch(
+    onError,
+    catchTo,
+  );
+  const done = new sfn.Pass(b.scope, names.pushed);
+  const pending = new sfn.Choice(b.scope, names.bulkPending);
+  pending
+    .when(
+      sfn.Condition.stringEquals('$.wb.status', 'bulk-pending'),
+      new sfn.Wait(b.scope, names.wait, { time: sfn.WaitTime.secondsPath('$.wb.waitSeconds') })
+        .next(collect)
+        .next(pending),
+    )
+    .otherwise(done);
+  const nothing = new sfn.Pass(b.scope, names.nothingToSend);
+  const route = new sfn.Choice(b.scope, names.route)
+    .when(
+      sfn.Condition.or(
+        sfn.Condition.stringEquals('$.wb.status', 'dry-run'),
+        sfn.Condition.stringEquals('$.wb.api', 'none'),
+      ),
+      nothing,
+    )
+    .when(sfn.Condition.stringEquals('$.wb.api', 'bulk'), pushBulk.next(pending))
+    .otherwise(push.next(pending));
+  const select = new sfn.Pass(b.scope, names.select, {
+    parameters: { selected: selected('$.run.tasks.writeback', task.name) },
+    resultPath: '$.selected',
+  });
+  const skipped = new sfn.Pass(b.scope, names.skipped, {
+    parameters: { task: task.name, status: 'skipped' },
+    resultPath: '$.wb',
+  });
+  const next = new sfn.Pass(b.scope, names.next);
+  nothing.next(next);
+  done.next(next);
+  skipped.next(next);
+  select.next(
+    new sfn.Choice(b.scope, names.runOrSkip)
+      .when(sfn.Condition.booleanEquals('$.selected', true), plan.next(route))
+      .otherwise(skipped),
+  );
+  return sfn.Chain.custom(select, [next], next);
+}
+
+/**
+ * Builds the state graph of a pipeline in `scope` (one construct per state, named like the
+ * state). `functions` holds one function per {@link StepKey}; steps the config does not use are
+ * not referenced.
+ */
+export function buildDefinition(
+  scope: Construct,
+  functions: PipelineFunctions,
+  config: PipelineConfig,
+): PipelineDefinition {
+  const b: Builder = { scope: new Construct(scope, 'States'), functions, config, taskStates: new Map() };
+  const catchTo = { resultPath: ERROR_PATH };
+
+  const failed = new sfn.Fail(b.scope, RUN_STATES.failed, {
+    errorPath: `${ERROR_PATH}.Error`,
+    causePath: `${ERROR_PATH}.Cause`,
+  });
+  // The report of a failed run: the run id is the execution name, so it works even when
+  // Prepare failed before returning one. If the report itself fails, the original error stays.
+  const reportFailure = lambdaTask(b, RUN_STATES.reportFailure, 'report', {
+    payload: sfn.TaskInput.fromObject({ 'runId.$': '$$.Execution.Name', 'error.$': ERROR_PATH }),
+    resultPath: '$.report',
+  }).addCatch(failed, { resultPath: '$.reportError' });
+  reportFailure.next(failed);
+
+  const prepare = lambdaTask(b, RUN_STATES.prepare, 'prepare', {
+    payload: sfn.TaskInput.fromObject({
+      'input.$': '$',
+      'runId.$': '$$.Execution.Name',
+      'executionArn.$': '$$.Execution.Id',
+    }),
+    resultPath: '$.run',
+  }).addCatch(reportFailure, catchTo);
+
+  let chain: sfn.Chain = sfn.Chain.start(prepare);
+
+  const branches: sfn.Chain[] = config.extract.map((task) =>
+    task.from === 'salesforce' ? salesforceBranch(b, task) : athenaBranch(b, task),
+  );
+  if (branches.length > 0) {
+    const extract = new sfn.Parallel(b.scope, RUN_STATES.extract, { resultPath: '$.extract' });
+    for (const branch of branches) extract.branch(branch);
+    extract.addCatch(reportFailure, catchTo);
+    chain = chain.next(extract);
+  }
+
+  if (config.transform.length > 0) {
+    const transform = lambdaTask(b, RUN_STATES.transform, 'transform', {
+      payload: sfn.TaskInput.fromObject({ 'runId.$': '$.run.runId' }),
+      resultPath: '$.transform',
+    }).addCatch(reportFailure, catchTo);
+    chain = chain.next(transform);
+  }
+
+  for (const task of config.writeback) chain = chain.next(writebackChain(b, task, reportFailure));
+
+  const report = lambdaTask(b, RUN_STATES.report, 'report', {
+    payload: sfn.TaskInput.fromObject({ 'runId.$': '$$.Execution.Name' }),
+    resultPath: '$.report',
+  }).addCatch(failed, { resultPath: ERROR_PATH });
+  const outcome = new sfn.Choice(b.scope, RUN_STATES.checkOutcome)
+    .when(
+      sfn.Condition.stringEquals('$.report.status', 'failed'),
+      new sfn.Fail(b.scope, RUN_STATES.writebackFailed, {
+        error: WRITEBACK_FAILED_ERROR,
+        cause:
+          "A write-back task's failure rate passed its maxFailureRate: the rejected records are in roundtrip.writeback_errors, the summary in roundtrip.runs",
+      }),
+    )
+    .otherwise(new sfn.Succeed(b.scope, RUN_STATES.succeeded));
+  chain = chain.next(report).next(outcome);
+
+  return { start: chain, taskStates: b.taskStates };
+}
