@@ -36,6 +36,16 @@ import { AthenaLoadInput, parseStepInput, type AthenaLoadOutput } from './contra
 import { athenaOf, splitTableName, type CoreDeps } from './deps';
 import { recordTaskResult } from './run-state';
 
+/**
+ * Milliseconds before poll number `attempt` of a query the local path waits for: 2 s, then
+ * doubling up to 30 s. Athena rarely answers a query in under a second or two, and every poll
+ * is a GetQueryExecution call (quota about 100/s per account): a query of 10 s costs 3 polls,
+ * so the whole load stays within 5 Athena calls (start, polls, one GetQueryResults).
+ */
+export function athenaLocalPollDelayMs(attempt: number): number {
+  return Math.min(2000 * 2 ** Math.min(attempt, 4), 30_000);
+}
+
 /** The task named `name`, which must be an Athena extract. */
 export function athenaTask(deps: CoreDeps, name: string): AthenaExtractTask {
   const task = deps.config.extract.find((t) => t.name === name);
@@ -68,7 +78,10 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
     const id = await athena.startQuery(task.query, {
       clientRequestToken: clientRequestTokenFor(input.runId, task.name),
     });
-    execution = await athena.waitForQuery(id, { sleep: (ms) => deps.clock.sleep(ms) });
+    execution = await athena.waitForQuery(id, {
+      pollDelays: athenaLocalPollDelayMs,
+      sleep: (ms) => deps.clock.sleep(ms),
+    });
   }
   const result = await athena.describeResult(execution);
   const columns = result.columns.map((c) => pgColumnForAthenaColumn(c as AthenaColumnInfo));

@@ -34,6 +34,7 @@ import {
   ensureTable,
   mergeStaging,
   pgColumnForSalesforceField,
+  swapInTable,
   readWatermark,
   withClient,
   withTransaction,
@@ -57,7 +58,14 @@ import {
   type SalesforceReadApi,
 } from './contracts';
 import { salesforceOf, splitTableName, type CoreDeps } from './deps';
-import { newestStagedChange, reconcileMissingRows, recordTaskResult, tableColumns } from './run-state';
+import {
+  flaggedRowCount,
+  newestStagedChange,
+  reconcileMissingRows,
+  recordTaskResult,
+  tableColumns,
+  tableHasRows,
+} from './run-state';
 import {
   DELETED_FIELD,
   ID_FIELD,
@@ -163,16 +171,36 @@ async function loadRows(
     });
     const copyMs = ms(started);
     const mergeStarted = deps.clock.now().getTime();
-    const merged = await mergeStaging(client, {
-      schema,
-      target: table,
-      staging: copied.staging,
-      columns: load.columns,
-      key: [ID_FIELD],
-      deletes,
-    });
+    // A full read into an empty table (the first load) has nothing to merge with: the rows go in
+    // with one INSERT … SELECT. Salesforce returns each Id once per query, so the primary key
+    // holds; flagged deletes arrive flagged, and a full read with `remove` reads live rows only.
+    const firstLoad = load.full && (evolved.created || !(await tableHasRows(client, schema, table)));
+    let merged: { inserted: number; updated: number; unchanged: number; deleted: number };
+    if (firstLoad) {
+      const swapped = await swapInTable(client, {
+        schema,
+        target: table,
+        staging: copied.staging,
+        columns: load.columns,
+      });
+      merged = {
+        inserted: swapped.inserted,
+        updated: 0,
+        unchanged: 0,
+        deleted: await flaggedRowCount(client, schema, table, DELETED_FIELD),
+      };
+    } else {
+      merged = await mergeStaging(client, {
+        schema,
+        target: table,
+        staging: copied.staging,
+        columns: load.columns,
+        key: [ID_FIELD],
+        deletes,
+      });
+    }
     let deleted = merged.deleted;
-    if (load.full && (task.deletes === 'remove' || task.where === undefined)) {
+    if (!firstLoad && load.full && (task.deletes === 'remove' || task.where === undefined)) {
       deleted += await reconcileMissingRows(client, {
         schema,
         target: table,

@@ -6,7 +6,6 @@
  */
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../connectors/postgres';
-import { STAGING_ROW_COLUMN } from '../connectors/postgres';
 import { TerminalError } from '../shared/errors';
 
 /** The `roundtrip.runs` row as Prepare records it. */
@@ -168,10 +167,23 @@ export async function reconcileMissingRows(
   return rowCount ?? 0;
 }
 
-/** Rows in a staging table (what COPY put there). */
-export async function stagedRowCount(client: ClientBase, schema: string, staging: string): Promise<number> {
+/** Whether a table holds any row. */
+export async function tableHasRows(client: ClientBase, schema: string, table: string): Promise<boolean> {
+  const { rows } = await client.query<{ any: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM ${quoteQualified(schema, table)}) AS any`,
+  );
+  return rows[0]?.any === true;
+}
+
+/** Rows of a table whose boolean flag column is true. */
+export async function flaggedRowCount(
+  client: ClientBase,
+  schema: string,
+  table: string,
+  flagColumn: string,
+): Promise<number> {
   const { rows } = await client.query<{ n: string }>(
-    `SELECT count(${quoteIdent(STAGING_ROW_COLUMN)})::bigint AS n FROM ${quoteQualified(schema, staging)}`,
+    `SELECT count(*)::bigint AS n FROM ${quoteQualified(schema, table)} WHERE ${quoteIdent(flagColumn)} IS TRUE`,
   );
   return Number(rows[0]?.n ?? 0);
 }
