@@ -1,7 +1,13 @@
 /**
- * What every roundtrip sub-command shares: exit codes and the usage error.
- * Exit codes (issue 7): 0 success, 1 a failed run, 2 bad input.
+ * What every roundtrip sub-command shares: exit codes, the usage error, option parsing, progress
+ * lines and the run summary. Exit codes (issue 7): 0 success, 1 a failed run, 2 bad input.
+ * Progress and messages go to stderr; stdout holds the result (with `--json`, its last line is
+ * the summary object).
  */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { LocalRunEvent } from '../statemachine/local';
+import { formatSummaryTable, type RunSummary } from './local/summary';
+
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
 
 /** Bad command-line input: printed with the usage line, exit code 2. */
@@ -22,4 +28,113 @@ export function untilSignal(): Promise<NodeJS.Signals> {
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
   });
+}
+
+/** Writes to stderr: progress and messages, so that stdout holds only a command's result. */
+export function note(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** A whole number ≥ `min` from an option, or a UsageError naming the option. */
+export function wholeNumberOption(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min = 0,
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value.replace(/_/g, ''));
+  if (!Number.isInteger(n) || n < min) {
+    throw new UsageError(`--${name} expects a whole number ≥ ${min}, got "${value}"`);
+  }
+  return n;
+}
+
+/** Parses options with node:util's parseArgs (strict: an unknown option is a UsageError). */
+export function parseOptions<T extends ParseArgsConfig['options']>(
+  command: string,
+  argv: string[],
+  options: T,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    return {
+      values: parsed.values as Record<string, string | boolean | undefined>,
+      positionals: parsed.positionals,
+    };
+  } catch (err) {
+    throw new UsageError(`${command}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Counts the progress shows: the figures steps return (`rows`, `apiCalls`, `s3Reads`, …). */
+interface ProgressTotals {
+  rows: number;
+  calls: number;
+}
+
+function numberAt(value: unknown, key: string): number {
+  if (value === null || typeof value !== 'object') return 0;
+  const v = (value as Record<string, unknown>)[key];
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
+/**
+ * Renders a local execution's events as progress lines on stderr: the state being run, and after
+ * each Task the rows it moved and the API calls it made, with the run's totals so far.
+ */
+export function progressPrinter(write: (line: string) => void = note): (event: LocalRunEvent) => void {
+  const totals: ProgressTotals = { rows: 0, calls: 0 };
+  return (event) => {
+    if (event.stateType !== 'Task') return;
+    switch (event.type) {
+      case 'entered':
+        write(`  … ${event.state}`);
+        break;
+      case 'exited': {
+        const out = event.output;
+        // Counts of this step (extract: rows; plan: changed; push/collect: succeeded, failed).
+        const rows = numberAt(out, 'rows') + numberAt(out, 'succeeded') + numberAt(out, 'failed');
+        const calls = numberAt(out, 'apiCalls') + numberAt(out, 's3Reads');
+        totals.rows += rows;
+        totals.calls += calls;
+        const parts = [
+          rows ? `${rows.toLocaleString('en-US')} rows` : undefined,
+          numberAt(out, 'changed')
+            ? `${numberAt(out, 'changed').toLocaleString('en-US')} to send`
+            : undefined,
+          calls ? `${calls} API calls` : undefined,
+        ].filter(Boolean);
+        write(
+          `  ✓ ${event.state}${parts.length ? `: ${parts.join(', ')}` : ''}` +
+            `  (so far: ${totals.rows.toLocaleString('en-US')} rows, ${totals.calls} calls)`,
+        );
+        break;
+      }
+      case 'retried':
+        write(`  ↻ ${event.state}: retrying`);
+        break;
+      case 'failed':
+        write(
+          `  ✗ ${event.state}: ${event.error?.name ?? 'Error'}: ${(event.error?.cause ?? '').slice(0, 300)}`,
+        );
+        break;
+      case 'caught':
+        break;
+    }
+  };
+}
+
+/**
+ * Ends a run's output: the summary table on stdout, or with `json` the summary as ONE JSON object
+ * on the last stdout line. Returns the exit code: 0 succeeded, 1 failed.
+ */
+export function finishRun(summary: RunSummary, json: boolean, extra?: string): number {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  } else {
+    if (extra) process.stdout.write(`${extra}\n`);
+    process.stdout.write(`${formatSummaryTable(summary)}\n`);
+  }
+  return summary.status === 'succeeded' ? EXIT.ok : EXIT.failed;
 }

@@ -26,6 +26,7 @@ import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { z } from 'zod';
 import { ERROR_NAMES } from '../lambdas/shared/errors';
 import type { Clock } from '../lambdas/shared/clock';
+import type { PipelineConfig } from '../lambdas/config';
 import type { CoreDeps } from '../lambdas/core/deps';
 import {
   AthenaLoadInput,
@@ -105,6 +106,9 @@ export const HANDLER_NAMES = [
   'report',
 ] as const;
 export type HandlerName = (typeof HANDLER_NAMES)[number];
+
+/** What a Task state is bound to: a handler, or the native Athena query (`.sync`). */
+export type LocalTaskBinding = HandlerName | 'athenaQuery';
 
 /** The Transform step's event: the run (the step reads everything else from the config). */
 const TransformInput = z.looseObject({ runId: RunId });
@@ -249,8 +253,8 @@ export interface LocalRunEvent {
 export interface LocalRunOptions {
   /** The resolved ASL definition (plain JSON, no CloudFormation tokens left). */
   readonly definition: StateMachineDefinition;
-  /** Task state name → the handler it invokes (the definition's documented mapping). */
-  readonly taskHandlers: Readonly<Record<string, HandlerName>>;
+  /** Task state name → what it runs (the definition's documented mapping). */
+  readonly taskHandlers: Readonly<Record<string, LocalTaskBinding>>;
   /** The dependencies every handler gets, built for the laptop. */
   readonly deps: CoreDeps;
   /** The Athena client the `.sync` Task uses (the same endpoint as `deps.athena`). */
@@ -305,7 +309,8 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
     if (definition.Type === 'Wait') waitTimeOverrides[name] = options.waitMs ?? DEFAULT_LOCAL_WAIT_MS;
     if (definition.Type !== 'Task') continue;
     const resource = String(definition.Resource);
-    if (resource === ATHENA_SYNC_RESOURCE) {
+    const binding = options.taskHandlers[name];
+    if (binding === 'athenaQuery' || resource === ATHENA_SYNC_RESOURCE) {
       const athena = options.athenaClient;
       taskResourceLocalHandlers[name] = async (input) => {
         if (!athena) {
@@ -318,17 +323,16 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
       };
       continue;
     }
-    const handlerName = options.taskHandlers[name];
-    if (!handlerName) {
+    if (!binding) {
       unbound.push(`${name} (${resource})`);
       continue;
     }
-    const handler = LOCAL_HANDLERS[handlerName];
+    const handler = LOCAL_HANDLERS[binding];
     taskResourceLocalHandlers[name] = async (input) => throughJson(await handler(throughJson(input), deps));
   }
   if (unbound.length > 0) {
     throw new Error(
-      `Task states without a local handler: ${unbound.join(', ')}. Bind each to one of ${HANDLER_NAMES.join(', ')}`,
+      `Task states without a local binding: ${unbound.join(', ')}. Bind each to one of ${HANDLER_NAMES.join(', ')} or athenaQuery`,
     );
   }
 
@@ -397,4 +401,89 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
   }
   await events;
   return result;
+}
+
+/** A definition with its Task → binding map: what {@link runStateMachineLocally} runs. */
+export interface BoundDefinition {
+  readonly definition: StateMachineDefinition;
+  readonly taskHandlers: Readonly<Record<string, LocalTaskBinding>>;
+}
+
+/** Account and region of the local stack: only ever seen in the ARNs of the local definition. */
+export const LOCAL_ACCOUNT = '000000000000';
+export const LOCAL_REGION = 'us-east-1';
+
+/** CloudFormation's pseudo parameters, as the local stack's environment answers them. */
+const PSEUDO_PARAMETERS: Record<string, string> = {
+  'AWS::Partition': 'aws',
+  'AWS::Region': LOCAL_REGION,
+  'AWS::AccountId': LOCAL_ACCOUNT,
+  'AWS::URLSuffix': 'amazonaws.com',
+};
+
+/**
+ * Resolves what CloudFormation would in a rendered state graph: `Fn::Join` and the pseudo
+ * parameters. Anything else (a `Ref` to a resource, `Fn::GetAtt`) cannot be known locally and is
+ * an error naming it.
+ */
+export function resolveIntrinsics(value: unknown, where = '$'): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => resolveIntrinsics(v, `${where}[${i}]`));
+  if (value === null || typeof value !== 'object') return value;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj);
+  if (keys.length === 1 && keys[0] === 'Ref') {
+    const name = String(obj.Ref);
+    const resolved = PSEUDO_PARAMETERS[name];
+    if (resolved === undefined) throw new Error(`Cannot resolve {"Ref": "${name}"} at ${where} locally`);
+    return resolved;
+  }
+  if (keys.length === 1 && keys[0] === 'Fn::Join') {
+    const [separator, parts] = obj['Fn::Join'] as [string, unknown[]];
+    return parts.map((p, i) => String(resolveIntrinsics(p, `${where}.Fn::Join[${i}]`))).join(separator);
+  }
+  if (keys.length === 1 && keys[0]?.startsWith('Fn::')) {
+    throw new Error(`Cannot resolve ${keys[0]} at ${where} locally: ${JSON.stringify(obj)}`);
+  }
+  return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, resolveIntrinsics(v, `${where}.${k}`)]));
+}
+
+/**
+ * The pipeline's state machine for `config`, as plain ASL with its Task bindings: built by
+ * statemachine/definition.ts `buildDefinition` — the function the CDK stack builds the deployed
+ * state machine with — in an in-process CDK app, each function referenced by the name the stack
+ * gives it (`functionName`), then rendered and resolved. Nothing is bundled or deployed.
+ */
+export async function loadPipelineDefinition(config: PipelineConfig): Promise<BoundDefinition> {
+  const { App, Stack } = await import('aws-cdk-lib');
+  const lambda = await import('aws-cdk-lib/aws-lambda');
+  const sfn = await import('aws-cdk-lib/aws-stepfunctions');
+  const { buildDefinition, functionName, PIPELINE_STEPS, STEP_KEYS } = await import('./definition');
+  const app = new App();
+  const stack = new Stack(app, 'RoundtripLocal', { env: { account: LOCAL_ACCOUNT, region: LOCAL_REGION } });
+  const functions = Object.fromEntries(
+    STEP_KEYS.map((step) => [
+      step,
+      lambda.Function.fromFunctionArn(
+        stack,
+        `Fn-${step}`,
+        `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:${functionName(config.name, step)}`,
+      ),
+    ]),
+  ) as Parameters<typeof buildDefinition>[1];
+  const built = buildDefinition(stack, functions, config);
+  const graph = new sfn.StateGraph(built.start.startState, `roundtrip-${config.name}`);
+  const definition = resolveIntrinsics(stack.resolve(graph.toGraphJson())) as StateMachineDefinition;
+  const taskHandlers: Record<string, LocalTaskBinding> = {};
+  for (const [state, step] of built.taskStates) {
+    if (step === 'athenaQuery') {
+      taskHandlers[state] = 'athenaQuery';
+      continue;
+    }
+    const handler = PIPELINE_STEPS[step].handler as string;
+    if (!(HANDLER_NAMES as readonly string[]).includes(handler)) {
+      throw new Error(`Task state ${state} runs handler "${handler}", which has no local binding`);
+    }
+    taskHandlers[state] = handler as HandlerName;
+  }
+  return { definition, taskHandlers };
 }

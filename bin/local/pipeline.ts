@@ -7,19 +7,14 @@ import type { RunInput } from '../../lambdas/core/contracts';
 import { newRunId } from '../../lambdas/core/prepare';
 import {
   runStateMachineLocally,
-  type HandlerName,
+  type BoundDefinition,
   type LocalExecutionResult,
   type LocalRunEvent,
 } from '../../statemachine/local';
-import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import type { LocalDeps } from './deps';
-import { readStoredRun, runSummary, type RunSummary, type StoredRun } from './summary';
 
-/** A definition with its Task → handler map. */
-export interface BoundDefinition {
-  readonly definition: StateMachineDefinition;
-  readonly taskHandlers: Readonly<Record<string, HandlerName>>;
-}
+export type { BoundDefinition };
+import { readStoredRun, runSummary, type RunSummary, type StoredRun } from './summary';
 
 /** Options of {@link runPipeline}. */
 export interface PipelineRunOptions {

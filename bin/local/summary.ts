@@ -91,7 +91,7 @@ export async function readStoredRuns(
 
 /**
  * The per-task rows of a stored run, in the config's order: extracts (rows read from the source,
- * rows written into PostgreSQL, API calls — Athena's include its S3 reads), the transform (rows
+ * rows inserted or updated in PostgreSQL, API calls — Athena's include its S3 reads), the transform (rows
  * its statements wrote), then write-backs (source rows, planned changes, records written,
  * rejected before sending, refused by Salesforce, API calls).
  */
@@ -108,7 +108,7 @@ export function taskSummaries(config: PipelineConfig, stored: StoredRun): TaskSu
       kind: 'extract',
       rowsRead: num(s.rows),
       planned: 0,
-      written: num(s.inserted) + num(s.updated) + num(s.deleted),
+      written: num(s.inserted) + num(s.updated),
       rejected: 0,
       failed: 0,
       apiCalls: num(s.apiCalls) + num(s.s3Reads),

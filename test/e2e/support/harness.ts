@@ -13,7 +13,7 @@ import { runPipeline, type BoundDefinition, type PipelineRunResult } from '../..
 import type { SalesforceFaults } from '../../../emulators/salesforce';
 import type { RunInput } from '../../../lambdas/core/contracts';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
-import { standInDefinition } from './stand-in-definition';
+import { loadPipelineDefinition } from '../../../statemachine/local';
 
 export const EXAMPLE_CONFIG = path.resolve(__dirname, '../../../examples/lead-scoring/roundtrip.config.ts');
 
@@ -64,7 +64,7 @@ export async function startWorld(options: {
     // The poll loops inside the steps (Athena's, a Bulk job's) a hundred times shorter.
     clock: acceleratedClock(0.01),
   });
-  const definition = standInDefinition(options.config);
+  const definition = await loadPipelineDefinition(options.config);
   return {
     env,
     local,

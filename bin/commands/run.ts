@@ -1,0 +1,152 @@
+/**
+ * `roundtrip run` and `roundtrip plan`: one run of a pipeline config on this machine, through the
+ * same state machine definition that deploys (statemachine/local.ts), against the endpoints the
+ * config and its secrets name — a real org and AWS, or the emulators.
+ *
+ * Secrets resolve locally under the config's names: `ROUNDTRIP_SECRET_<NAME>` variables, else
+ * the JSON file given with `--secrets` (or `ROUNDTRIP_LOCAL_SECRETS_FILE`). `--aws-endpoint`
+ * points Athena and S3 at an endpoint such as `roundtrip emulate athena`; without it the AWS SDK's
+ * usual environment (region, credentials) applies.
+ */
+import path from 'node:path';
+import type { Pool } from 'pg';
+import { loadConfig, type PipelineConfig } from '../../lambdas/config';
+import type { RunInput } from '../../lambdas/core/contracts';
+import { createConsoleLogger, silentLogger, type Logger } from '../../lambdas/shared/logging';
+import { createLocalSecretsProvider } from '../../lambdas/shared/secrets';
+import { loadPipelineDefinition } from '../../statemachine/local';
+import {
+  EXIT,
+  finishRun,
+  note,
+  parseOptions,
+  progressPrinter,
+  UsageError,
+  type Command,
+} from '../cli-common';
+import { buildLocalDeps, type LocalAwsEndpoint } from '../local/deps';
+import { runPipeline } from '../local/pipeline';
+
+/** The config file used when `--config` is not given. */
+export const DEFAULT_CONFIG_FILE = 'roundtrip.config.ts';
+
+/** The environment variable naming a local secrets file (also read by the Lambda handlers' local mode). */
+export const LOCAL_SECRETS_FILE_ENV = 'ROUNDTRIP_LOCAL_SECRETS_FILE';
+
+/** Options every command that talks to the pipeline's endpoints accepts. */
+export const CONNECTION_OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  secrets: { type: 'string' },
+  'aws-endpoint': { type: 'string' },
+  verbose: { type: 'boolean', short: 'v' },
+} as const;
+
+/** Loads `--config` (or roundtrip.config.ts), turning a bad file into exit code 2. */
+export async function configFrom(values: Record<string, unknown>): Promise<PipelineConfig> {
+  const file = typeof values.config === 'string' ? values.config : DEFAULT_CONFIG_FILE;
+  try {
+    return await loadConfig(path.resolve(file));
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** The Athena/S3 endpoint of `--aws-endpoint`, with credentials and region from the environment. */
+export function awsEndpointFrom(values: Record<string, unknown>): LocalAwsEndpoint | undefined {
+  const endpoint = values['aws-endpoint'];
+  if (typeof endpoint !== 'string') return undefined;
+  try {
+    new URL(endpoint);
+  } catch {
+    throw new UsageError(`--aws-endpoint expects a URL such as http://127.0.0.1:4566, got "${endpoint}"`);
+  }
+  return {
+    endpoint,
+    region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    // An emulator accepts any key; a real endpoint gets the caller's.
+    credentials: {
+      accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'local',
+      secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'local',
+    },
+  };
+}
+
+/** The logger of a command: JSON lines on stderr with `--verbose`, nothing otherwise. */
+export function loggerFrom(values: Record<string, unknown>): Logger {
+  return values.verbose === true ? createConsoleLogger('info') : silentLogger;
+}
+
+/** The secrets provider of `--secrets` / the environment. */
+export function secretsFrom(values: Record<string, unknown>) {
+  const file = typeof values.secrets === 'string' ? values.secrets : process.env[LOCAL_SECRETS_FILE_ENV];
+  return createLocalSecretsProvider({ ...(file ? { file: path.resolve(file) } : {}), env: process.env });
+}
+
+function runCommand(dryRun: boolean): Command {
+  const name = dryRun ? 'plan' : 'run';
+  return async (argv) => {
+    const { values } = parseOptions(name, argv, {
+      ...CONNECTION_OPTIONS,
+      full: { type: 'boolean' },
+      tasks: { type: 'string' },
+      json: { type: 'boolean' },
+    });
+    const config = await configFrom(values);
+    const input: RunInput = {
+      ...(dryRun ? { dryRun: true } : {}),
+      ...(values.full === true ? { full: true } : {}),
+      ...(typeof values.tasks === 'string'
+        ? {
+            tasks: values.tasks
+              .split(',')
+              .map((t) => t.trim())
+              .filter(Boolean),
+          }
+        : {}),
+    };
+    const aws = awsEndpointFrom(values);
+    const local = await buildLocalDeps({
+      config,
+      secrets: secretsFrom(values),
+      logger: loggerFrom(values),
+      ...(aws ? { aws } : {}),
+    });
+    try {
+      note(`roundtrip ${name}: pipeline ${config.name}${dryRun ? ' (dry run: nothing is sent)' : ''}`);
+      const definition = await loadPipelineDefinition(config);
+      const result = await runPipeline({ local, definition, input, onEvent: progressPrinter() });
+      if (result.execution.status === 'failed') {
+        note(`run ${result.summary.runId} failed: ${result.execution.error}: ${result.execution.cause}`);
+        if (result.stored?.error) note(`  ${result.stored.error}`);
+      }
+      const plan = dryRun && !values.json ? await planSample(local.pool, result.summary.runId) : undefined;
+      return finishRun(result.summary, values.json === true, plan);
+    } finally {
+      await local.close();
+    }
+  };
+}
+
+/** The dry run's sample: what Salesforce has and what would be sent, per write-back task. */
+async function planSample(pool: Pool, runId: string): Promise<string | undefined> {
+  const { rows } = await pool.query<{ task: string; key: string; current: unknown; payload: unknown }>(
+    `SELECT task, key, current, payload FROM roundtrip.writeback_plans
+      WHERE run_id = $1 AND status <> 'rejected' ORDER BY task, seq LIMIT 10`,
+    [runId],
+  );
+  if (rows.length === 0) return 'dry run: nothing would be sent';
+  return [
+    'dry run: a sample of what would be sent (current → new)',
+    ...rows.map(
+      (r) => `  ${r.task} ${r.key}: ${JSON.stringify(r.current ?? null)} → ${JSON.stringify(r.payload)}`,
+    ),
+  ].join('\n');
+}
+
+/** `roundtrip run`: see the module comment. */
+export const run: Command = runCommand(false);
+
+/** `roundtrip plan`: a dry run — extract, transform and plan, nothing sent to Salesforce. */
+export const plan: Command = runCommand(true);
+
+export { EXIT };

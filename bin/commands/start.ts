@@ -1,0 +1,193 @@
+/**
+ * `roundtrip start`: start an execution of the DEPLOYED state machine and follow it to the end,
+ * printing each state as the execution history reports it, then the run's summary (from the
+ * execution's output: the extract results, the transform and the Report step's write-back
+ * figures). AWS credentials and region come from the SDK's usual environment.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  DescribeExecutionCommand,
+  GetExecutionHistoryCommand,
+  SFNClient,
+  StartExecutionCommand,
+  type HistoryEvent,
+} from '@aws-sdk/client-sfn';
+import {
+  EXIT,
+  finishRun,
+  note,
+  parseOptions,
+  UsageError,
+  wholeNumberOption,
+  type Command,
+} from '../cli-common';
+import type { RunSummary, TaskSummary } from '../local/summary';
+
+/** Seconds between two looks at the execution (DescribeExecution + GetExecutionHistory). */
+export const FOLLOW_POLL_SECONDS = 5;
+
+/** Statuses after which an execution does not change (DescribeExecution `status`). */
+const FINAL_STATUSES = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']);
+
+function num(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) ? value : 0;
+}
+
+function obj(value: unknown): Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+}
+
+/**
+ * The summary of a finished execution from its output (statemachine/definition.ts keeps
+ * `$.run`, `$.extract`, `$.transform` and `$.report`). A failed execution has no output: its
+ * summary has no task rows, and the error is printed from the history.
+ */
+export function summaryFromExecutionOutput(
+  executionName: string,
+  succeeded: boolean,
+  output: unknown,
+): RunSummary {
+  const o = obj(output);
+  const runId = typeof obj(o.run).runId === 'string' ? String(obj(o.run).runId) : executionName;
+  const tasks: TaskSummary[] = [];
+  for (const branch of Array.isArray(o.extract) ? (o.extract as unknown[]) : []) {
+    const b = obj(branch);
+    if (b.status !== 'loaded') continue;
+    tasks.push({
+      task: String(b.task),
+      kind: 'extract',
+      rowsRead: num(b.rows),
+      planned: 0,
+      written: num(b.inserted) + num(b.updated),
+      rejected: 0,
+      failed: 0,
+      apiCalls: num(b.apiCalls) + num(b.s3Reads),
+    });
+  }
+  for (const file of Array.isArray(obj(o.transform).files) ? (obj(o.transform).files as unknown[]) : []) {
+    const f = obj(file);
+    tasks.push({
+      task: String(f.file ?? 'transform')
+        .split('/')
+        .pop() as string,
+      kind: 'transform',
+      rowsRead: 0,
+      planned: 0,
+      written: num(f.rows),
+      rejected: 0,
+      failed: 0,
+      apiCalls: 0,
+    });
+  }
+  const report = obj(o.report);
+  for (const [task, figures] of Object.entries(obj(report.writeback))) {
+    const s = obj(figures);
+    tasks.push({
+      task,
+      kind: 'writeback',
+      rowsRead: num(s.sourceRows),
+      planned: num(s.changed),
+      written: num(s.written),
+      rejected: num(s.rejected),
+      failed: num(s.failed),
+      apiCalls: num(s.apiCalls),
+    });
+  }
+  const status = succeeded && report.status !== 'failed' ? 'succeeded' : 'failed';
+  return { runId, status, tasks };
+}
+
+/** A progress line for a history event, or undefined for the ones not worth a line. */
+function describeEvent(event: HistoryEvent): string | undefined {
+  const entered = event.stateEnteredEventDetails;
+  if (entered && event.type === 'TaskStateEntered') return `  … ${entered.name}`;
+  const exited = event.stateExitedEventDetails;
+  if (exited && event.type === 'TaskStateExited') return `  ✓ ${exited.name}`;
+  if (event.type === 'ExecutionFailed') {
+    const d = event.executionFailedEventDetails;
+    return `  ✗ ${d?.error ?? 'failed'}: ${(d?.cause ?? '').slice(0, 500)}`;
+  }
+  if (event.type === 'TaskFailed' || event.type === 'LambdaFunctionFailed') {
+    const d = event.taskFailedEventDetails ?? event.lambdaFunctionFailedEventDetails;
+    return `  ✗ ${d?.error ?? 'error'}: ${(d?.cause ?? '').slice(0, 300)}`;
+  }
+  return undefined;
+}
+
+/** `roundtrip start`: see the module comment. */
+export const start: Command = async (argv) => {
+  const { values } = parseOptions('start', argv, {
+    'state-machine-arn': { type: 'string' },
+    input: { type: 'string' },
+    name: { type: 'string' },
+    region: { type: 'string' },
+    'poll-seconds': { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const arn = values['state-machine-arn'];
+  if (typeof arn !== 'string' || !/^arn:aws[a-z-]*:states:[^:]+:\d{12}:stateMachine:.+$/.test(arn)) {
+    throw new UsageError(
+      `start: --state-machine-arn must be a state machine ARN (arn:aws:states:REGION:ACCOUNT:stateMachine:NAME), got ${JSON.stringify(arn ?? null)}`,
+    );
+  }
+  const inputText = typeof values.input === 'string' ? values.input : '{}';
+  try {
+    JSON.parse(inputText);
+  } catch {
+    throw new UsageError(`start: --input must be JSON, e.g. '{"dryRun": true}', got ${inputText}`);
+  }
+  const pollMs =
+    wholeNumberOption('poll-seconds', values['poll-seconds'] as string | undefined, FOLLOW_POLL_SECONDS, 1) *
+    1000;
+  const region = typeof values.region === 'string' ? values.region : arn.split(':')[3];
+  const client = new SFNClient(region ? { region } : {});
+  try {
+    const name =
+      typeof values.name === 'string'
+        ? values.name
+        : `cli-${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`;
+    const started = await client.send(
+      new StartExecutionCommand({ stateMachineArn: arn, name, input: inputText }),
+    );
+    const executionArn = started.executionArn;
+    if (!executionArn) throw new Error('StartExecution returned no executionArn');
+    note(`started ${executionArn}`);
+    let lastEventId = 0;
+    for (;;) {
+      // The history so far, page by page; only events not printed yet are printed.
+      let nextToken: string | undefined;
+      do {
+        const page = await client.send(
+          new GetExecutionHistoryCommand({
+            executionArn,
+            maxResults: 1000,
+            ...(nextToken ? { nextToken } : {}),
+          }),
+        );
+        for (const event of page.events ?? []) {
+          if ((event.id ?? 0) <= lastEventId) continue;
+          lastEventId = event.id ?? lastEventId;
+          const line = describeEvent(event);
+          if (line) note(line);
+        }
+        nextToken = page.nextToken;
+      } while (nextToken);
+      const described = await client.send(new DescribeExecutionCommand({ executionArn }));
+      if (described.status && FINAL_STATUSES.has(described.status)) {
+        const output = described.output ? (JSON.parse(described.output) as unknown) : undefined;
+        const summary = summaryFromExecutionOutput(name, described.status === 'SUCCEEDED', output);
+        if (described.status !== 'SUCCEEDED') {
+          note(`execution ${described.status}: ${described.error ?? ''} ${described.cause ?? ''}`.trim());
+        }
+        return finishRun(summary, values.json === true);
+      }
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  } finally {
+    client.destroy();
+  }
+};
+
+export { EXIT };

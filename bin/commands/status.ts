@@ -1,0 +1,112 @@
+/**
+ * `roundtrip status`: the recent runs of a pipeline, from `roundtrip.runs` in its PostgreSQL
+ * (the database the config's secret names, or `--database-url`): when each ran, how it ended,
+ * what it moved, and why it failed.
+ */
+import { createPool } from '../../lambdas/connectors/postgres';
+import type { PostgresSource } from '../../lambdas/connectors/postgres';
+import { EXIT, parseOptions, wholeNumberOption, type Command } from '../cli-common';
+import { readStoredRuns, taskSummaries } from '../local/summary';
+import { CONNECTION_OPTIONS, configFrom, secretsFrom } from './run';
+
+/** Runs listed when `--limit` is not given. */
+export const DEFAULT_STATUS_LIMIT = 10;
+
+/** The TLS mode a `--database-url` asks for with `?sslmode=`: `require`/`verify-full`, else none. */
+export function urlSslMode(url: string): 'require' | 'verify-full' | 'disable' {
+  let mode: string | null = null;
+  try {
+    mode = new URL(url).searchParams.get('sslmode');
+  } catch {
+    mode = null;
+  }
+  return mode === 'require' || mode === 'verify-full' ? mode : 'disable';
+}
+
+/** `roundtrip status`: see the module comment. */
+export const status: Command = async (argv) => {
+  const { values } = parseOptions('status', argv, {
+    ...CONNECTION_OPTIONS,
+    'database-url': { type: 'string' },
+    limit: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const limit = wholeNumberOption('limit', values.limit as string | undefined, DEFAULT_STATUS_LIMIT, 1);
+  const config = await configFrom(values);
+  const source: PostgresSource =
+    typeof values['database-url'] === 'string'
+      ? { url: values['database-url'] }
+      : ((await secretsFrom(values).getSecret(config.postgres.secret)) as PostgresSource);
+  const pool = createPool(source, {
+    ssl: {
+      mode:
+        typeof values['database-url'] === 'string'
+          ? urlSslMode(values['database-url'])
+          : config.postgres.ssl.mode,
+      ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
+    },
+    max: 1,
+    applicationName: 'roundtrip-cli',
+  });
+  try {
+    const runs = await readStoredRuns(pool, { pipeline: config.name, limit });
+    const rows = runs.map((run) => {
+      const tasks = taskSummaries(config, run);
+      const sum = (kind: string, key: 'rowsRead' | 'written' | 'failed' | 'rejected' | 'apiCalls'): number =>
+        tasks.filter((t) => t.kind === kind).reduce((n, t) => n + t[key], 0);
+      return {
+        runId: run.runId,
+        status: run.status,
+        dryRun: run.dryRun,
+        startedAt: run.startedAt.toISOString(),
+        durationSeconds: run.finishedAt
+          ? Math.round((run.finishedAt.getTime() - run.startedAt.getTime()) / 100) / 10
+          : null,
+        rowsExtracted: sum('extract', 'rowsRead'),
+        written: sum('writeback', 'written'),
+        rejected: sum('writeback', 'rejected'),
+        failed: sum('writeback', 'failed'),
+        apiCalls: sum('extract', 'apiCalls') + sum('writeback', 'apiCalls'),
+        error: run.error,
+      };
+    });
+    if (values.json === true) {
+      process.stdout.write(`${JSON.stringify({ pipeline: config.name, runs: rows })}\n`);
+      return EXIT.ok;
+    }
+    if (rows.length === 0) {
+      process.stdout.write(`no runs of pipeline ${config.name} yet\n`);
+      return EXIT.ok;
+    }
+    const header = [
+      'run',
+      'status',
+      'started',
+      'seconds',
+      'extracted',
+      'written',
+      'rejected',
+      'failed',
+      'API calls',
+    ];
+    const cells = rows.map((r) => [
+      r.runId + (r.dryRun ? ' (dry run)' : ''),
+      r.status,
+      r.startedAt.replace('T', ' ').slice(0, 19),
+      r.durationSeconds === null ? '—' : String(r.durationSeconds),
+      r.rowsExtracted.toLocaleString('en-US'),
+      r.written.toLocaleString('en-US'),
+      r.rejected.toLocaleString('en-US'),
+      r.failed.toLocaleString('en-US'),
+      String(r.apiCalls),
+    ]);
+    const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+    const line = (row: string[]): string =>
+      row.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+    process.stdout.write([line(header), ...cells.map(line)].join('\n') + '\n');
+    for (const r of rows) if (r.error) process.stdout.write(`\n${r.runId}: ${r.error}\n`);
+    return EXIT.ok;
+  } finally {
+    await pool.end();
+  }
+};

@@ -1,0 +1,128 @@
+/**
+ * `roundtrip validate`: is this pipeline ready to run? The config (loaded and validated: a bad one
+ * exits 2), each secret, PostgreSQL, the Salesforce sign-in and the org's API allowance, every
+ * extract's fields and every write-back's mapping against the object's describe, and Athena's
+ * endpoint and credentials. Nothing is written anywhere; the Salesforce checks cost one `/limits`
+ * call and one describe per object.
+ *
+ * Athena is probed with a GetQueryExecution of an id that cannot exist: the answer "not found"
+ * proves the endpoint, the credentials and the permission without running (and paying for) a query.
+ */
+import { randomUUID } from 'node:crypto';
+import { GetQueryExecutionCommand } from '@aws-sdk/client-athena';
+import { taskName } from '../../lambdas/config';
+import { checkConnection } from '../../lambdas/connectors/postgres';
+import { resolveFields } from '../../lambdas/core/salesforce-read';
+import { mapWritebackTask } from '../../lambdas/core/writeback';
+import { EXIT, parseOptions, type Command } from '../cli-common';
+import { buildLocalDeps } from '../local/deps';
+import { awsEndpointFrom, CONNECTION_OPTIONS, configFrom, loggerFrom, secretsFrom } from './run';
+
+/** One check's outcome. */
+export interface CheckResult {
+  readonly check: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** `roundtrip validate`: see the module comment. Exit 0 when every check passes, 1 otherwise. */
+export const validate: Command = async (argv) => {
+  const { values } = parseOptions('validate', argv, { ...CONNECTION_OPTIONS, json: { type: 'boolean' } });
+  const config = await configFrom(values);
+  const results: CheckResult[] = [
+    {
+      check: 'config',
+      ok: true,
+      detail: `pipeline ${config.name}: ${config.extract.length} extract, ${config.transform.length} transform, ${config.writeback.length} write-back task(s)`,
+    },
+  ];
+  const record = async (check: string, run: () => Promise<string>): Promise<boolean> => {
+    try {
+      results.push({ check, ok: true, detail: await run() });
+      return true;
+    } catch (err) {
+      results.push({ check, ok: false, detail: message(err) });
+      return false;
+    }
+  };
+  const secrets = secretsFrom(values);
+  const secretNames = [config.postgres.secret, ...(config.salesforce ? [config.salesforce.secret] : [])];
+  let secretsOk = true;
+  for (const name of secretNames) {
+    secretsOk =
+      (await record(`secret ${name}`, async () => {
+        await secrets.getSecret(name);
+        return 'found';
+      })) && secretsOk;
+  }
+  if (secretsOk) {
+    const aws = awsEndpointFrom(values);
+    const local = await buildLocalDeps({
+      config,
+      secrets,
+      logger: loggerFrom(values),
+      ...(aws ? { aws } : {}),
+    });
+    try {
+      await record('PostgreSQL', async () => {
+        const c = await checkConnection(local.pool);
+        return `PostgreSQL ${c.serverVersion}${c.ssl ? ', TLS' : ', no TLS'} at ${local.pool.target}`;
+      });
+      if (local.salesforce) {
+        const signIn = local.salesforce;
+        const signedIn = await record('Salesforce sign-in', async () => {
+          const sf = await signIn();
+          const limits = await sf.limits();
+          const daily = limits.DailyApiRequests;
+          return daily ? `API allowance today: ${daily.Remaining} of ${daily.Max} calls left` : 'signed in';
+        });
+        if (signedIn) {
+          const sf = await signIn();
+          for (const task of config.extract) {
+            if (task.from !== 'salesforce') continue;
+            await record(`extract ${task.name}`, async () => {
+              const describe = await sf.describe(task.object);
+              const { fields, added } = resolveFields(task, describe.fields);
+              return `${task.object}: ${fields.length} fields readable${added.length ? ` (${added.join(', ')} added)` : ''}`;
+            });
+          }
+          for (const task of config.writeback) {
+            await record(`write-back ${taskName(task)}`, async () => {
+              const describe = await sf.describe(task.object);
+              const mapping = mapWritebackTask(task, describe);
+              return `${task.object} ${task.mode} by ${task.key}: ${mapping.fields.map((f) => f.field).join(', ')} writable`;
+            });
+          }
+        }
+      }
+      const athenaClient = local.athenaClient;
+      if (athenaClient && config.athena) {
+        await record('Athena', async () => {
+          try {
+            await athenaClient.send(new GetQueryExecutionCommand({ QueryExecutionId: randomUUID() }));
+          } catch (err) {
+            // "not found" is the expected answer: the endpoint, credentials and permission work.
+            if (err instanceof Error && err.name === 'InvalidRequestException') {
+              return `reachable (workgroup ${config.athena?.workgroup}, database ${config.athena?.database})`;
+            }
+            throw err;
+          }
+          return 'reachable';
+        });
+      }
+    } finally {
+      await local.close();
+    }
+  }
+  const ok = results.every((r) => r.ok);
+  if (values.json === true) {
+    process.stdout.write(`${JSON.stringify({ ok, checks: results })}\n`);
+  } else {
+    for (const r of results) process.stdout.write(`${r.ok ? '✓' : '✗'} ${r.check}: ${r.detail}\n`);
+  }
+  return ok ? EXIT.ok : EXIT.failed;
+};
