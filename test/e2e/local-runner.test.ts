@@ -1,0 +1,151 @@
+/**
+ * statemachine/local.ts on its own: the Athena `.sync` binding behaves like Step Functions' Athena
+ * integration (the GetQueryExecution response on success, States.TaskFailed when the query fails,
+ * Athena.<Exception> for an API error), and a Task state without a binding is refused by name.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { AthenaClient } from '@aws-sdk/client-athena';
+import type { StateMachineDefinition } from 'aws-local-stepfunctions';
+import { athenaClientConfig, startAthenaEmulator, type AthenaEmulator } from '../../emulators/athena';
+import type { CoreDeps } from '../../lambdas/core/deps';
+import { acceleratedClock } from '../../lambdas/shared/clock';
+import {
+  LocalTaskError,
+  runAthenaQuerySync,
+  runStateMachineLocally,
+  STATES_TASK_FAILED,
+} from '../../statemachine/local';
+
+describe('the local state machine runner', () => {
+  let dataDir: string;
+  let emulator: AthenaEmulator;
+  let athena: AthenaClient;
+  const clock = acceleratedClock(0);
+  const request = {
+    QueryString: 'SELECT email FROM customers',
+    WorkGroup: 'primary',
+    QueryExecutionContext: { Database: 'marketing' },
+    ResultConfiguration: { OutputLocation: 's3://local-runner/results/' },
+  };
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'local-runner-'));
+    await mkdir(path.join(dataDir, 'marketing'));
+    await writeFile(path.join(dataDir, 'marketing', 'customers.csv'), 'email\n"a@example.com"\n');
+    emulator = await startAthenaEmulator({ dataDir });
+    athena = new AthenaClient({ ...athenaClientConfig(emulator), maxAttempts: 1 });
+  });
+  afterAll(async () => {
+    athena?.destroy();
+    await emulator?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('returns the GetQueryExecution response of a query that succeeded', async () => {
+    const output = (await runAthenaQuerySync(request, { athena, clock })) as {
+      QueryExecution: { Status: { State: string }; ResultConfiguration: { OutputLocation: string } };
+    };
+    expect(output.QueryExecution.Status.State).toBe('SUCCEEDED');
+    expect(output.QueryExecution.ResultConfiguration.OutputLocation).toMatch(
+      /^s3:\/\/local-runner\/results\/.+\.csv$/,
+    );
+    expect(Object.keys(output)).toEqual(['QueryExecution']);
+  });
+
+  it('fails with States.TaskFailed, the response as the cause, when the query fails', async () => {
+    emulator.faults.failQueryAfterRunning = true;
+    try {
+      const failure = await runAthenaQuerySync(request, { athena, clock }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(failure).toBeInstanceOf(LocalTaskError);
+      expect((failure as Error).name).toBe(STATES_TASK_FAILED);
+      const cause = JSON.parse((failure as Error).message) as {
+        QueryExecution: { Status: { State: string } };
+      };
+      expect(cause.QueryExecution.Status.State).toBe('FAILED');
+    } finally {
+      emulator.faults.failQueryAfterRunning = false;
+    }
+  });
+
+  it('names an Athena API error Athena.<exception>', async () => {
+    emulator.faults.throttle = 1;
+    const failure = await runAthenaQuerySync(request, { athena, clock }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect((failure as Error).name).toBe('Athena.TooManyRequestsException');
+  });
+
+  it('refuses a definition with a Task state it cannot bind, naming the state', async () => {
+    const definition = {
+      StartAt: 'Mystery',
+      States: {
+        Mystery: {
+          Type: 'Task',
+          Resource: 'arn:aws:lambda:us-east-1:000000000000:function:mystery',
+          End: true,
+        },
+      },
+    } as unknown as StateMachineDefinition;
+    await expect(
+      runStateMachineLocally({
+        definition,
+        taskHandlers: {},
+        deps: { clock } as unknown as CoreDeps,
+        input: {},
+        executionName: 'unbound',
+      }),
+    ).rejects.toThrow(
+      /Task states without a local binding: Mystery \(arn:aws:lambda:us-east-1:000000000000:function:mystery\)/,
+    );
+  });
+
+  it('runs the Retry and Catch of the definition around a bound Task, and reports a Fail state', async () => {
+    const definition = {
+      StartAt: 'Query',
+      States: {
+        Query: {
+          Type: 'Task',
+          Resource: 'arn:aws:states:::athena:startQueryExecution.sync',
+          Parameters: request,
+          Retry: [{ ErrorEquals: ['Athena.TooManyRequestsException'], MaxAttempts: 3, IntervalSeconds: 30 }],
+          Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'Failed' }],
+          End: true,
+        },
+        Failed: { Type: 'Fail', ErrorPath: '$.error.Error', CausePath: '$.error.Cause' },
+      },
+    } as unknown as StateMachineDefinition;
+    const deps = { clock } as unknown as CoreDeps;
+    emulator.faults.throttle = 2;
+    const retried = await runStateMachineLocally({
+      definition,
+      taskHandlers: {},
+      deps,
+      athenaClient: athena,
+      input: {},
+      executionName: 'retried',
+      retryMs: 1,
+    });
+    expect(retried.status).toBe('succeeded');
+
+    emulator.faults.failQueryAfterRunning = true;
+    try {
+      const failed = await runStateMachineLocally({
+        definition,
+        taskHandlers: {},
+        deps,
+        athenaClient: athena,
+        input: {},
+        executionName: 'failed',
+      });
+      expect(failed).toMatchObject({ status: 'failed', error: STATES_TASK_FAILED });
+    } finally {
+      emulator.faults.failQueryAfterRunning = false;
+    }
+  });
+});
