@@ -1,0 +1,205 @@
+/**
+ * The roundtrip CLI against the emulators and a real PostgreSQL: `validate`, `plan`, `run` and
+ * `status` with a config file, a local secrets file and `--aws-endpoint`, their `--json` last
+ * lines, and the exit codes (0 success, 2 bad input). The commands run in-process through
+ * `main()`; one test runs the installed bin in a child process for its exit code.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { main } from '../../../bin/commands';
+import { startDemoEnvironment, type DemoEnvironment } from '../../../bin/local/environment';
+import { loadConfig } from '../../../lambdas/config';
+import { createTestDatabase, type TestDatabase } from '../../support/database';
+
+const EXAMPLE = path.resolve(__dirname, '../../../examples/lead-scoring');
+
+interface Captured {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `roundtrip <argv>` in-process, capturing stdout and stderr. */
+async function cli(argv: string[]): Promise<Captured> {
+  let stdout = '';
+  let stderr = '';
+  const out = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    const code = await main(argv);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+function lastJsonLine(stdout: string): unknown {
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1] as string);
+}
+
+describe('the roundtrip CLI', () => {
+  let db: TestDatabase;
+  let env: DemoEnvironment;
+  let dir: string;
+  let configFile: string;
+  let secretsFile: string;
+  let connection: string[];
+
+  beforeAll(async () => {
+    db = await createTestDatabase('rt_cli');
+    const example = await loadConfig(path.join(EXAMPLE, 'roundtrip.config.ts'));
+    env = await startDemoEnvironment({ config: example, leads: 300, customers: 150, postgresUrl: db.url });
+    dir = await mkdtemp(path.join(os.tmpdir(), 'roundtrip-cli-'));
+    // The example pipeline as a JSON config, without TLS to the local server.
+    configFile = path.join(dir, 'roundtrip.config.json');
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        name: 'lead-scoring',
+        salesforce: { secret: 'roundtrip/salesforce', apiVersion: '62.0' },
+        athena: { database: 'marketing', outputLocation: 's3://roundtrip-athena-results/lead-scoring/' },
+        postgres: { secret: 'roundtrip/postgres', schema: 'public', ssl: { mode: 'disable' } },
+        extract: example.extract.map(({ name: _name, ...task }) => task),
+        transform: [path.join(EXAMPLE, 'transforms', 'lead_score.sql')],
+        writeback: example.writeback.map(({ name: _name, ...task }) => task),
+      }),
+    );
+    secretsFile = path.join(dir, 'secrets.json');
+    const secrets: Record<string, unknown> = {};
+    for (const name of ['roundtrip/salesforce', 'roundtrip/postgres'])
+      secrets[name] = await env.secrets.getSecret(name);
+    await writeFile(secretsFile, JSON.stringify(secrets));
+    connection = ['--config', configFile, '--secrets', secretsFile, '--aws-endpoint', env.aws.endpoint];
+  });
+  afterAll(async () => {
+    await env?.stop();
+    await db?.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('validates the config, secrets, PostgreSQL, Salesforce describes and Athena', async () => {
+    const result = await cli(['validate', ...connection, '--json']);
+    const report = lastJsonLine(result.stdout) as {
+      ok: boolean;
+      checks: { check: string; ok: boolean; detail: string }[];
+    };
+    expect(report.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(report.checks.map((c) => c.check)).toEqual([
+      'config',
+      'secret roundtrip/postgres',
+      'secret roundtrip/salesforce',
+      'PostgreSQL',
+      'Salesforce sign-in',
+      'extract Lead',
+      'write-back Lead-update',
+      'Athena',
+    ]);
+    expect(result.code).toBe(0);
+  });
+
+  it('reports a missing secret by name and exits 1', async () => {
+    const empty = path.join(dir, 'empty-secrets.json');
+    await writeFile(empty, '{}');
+    const result = await cli(['validate', '--config', configFile, '--secrets', empty]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('✗ secret roundtrip/salesforce: Secret "roundtrip/salesforce" not found');
+  });
+
+  it('plans without sending anything, the summary as the last JSON line', async () => {
+    const writesBefore = env.salesforce.calls.writes().length;
+    const result = await cli(['plan', ...connection, '--json']);
+    const summary = lastJsonLine(result.stdout) as {
+      runId: string;
+      status: string;
+      tasks: { task: string; kind: string }[];
+    };
+    expect(summary.status).toBe('succeeded');
+    expect(summary.tasks.map((t) => [t.task, t.kind])).toEqual(
+      expect.arrayContaining([
+        ['Lead', 'extract'],
+        ['athena_customers', 'extract'],
+        ['lead_score.sql', 'transform'],
+      ]),
+    );
+    expect(env.salesforce.calls.writes().length).toBe(writesBefore);
+    expect(result.stderr).toContain('Prepare');
+    expect(result.code).toBe(0);
+  });
+
+  it('runs the pipeline, then lists the runs with status', async () => {
+    const run = await cli(['run', ...connection, '--json']);
+    const summary = lastJsonLine(run.stdout) as {
+      runId: string;
+      status: string;
+      tasks: Record<string, unknown>[];
+    };
+    expect(Object.keys(summary)).toEqual(['runId', 'status', 'tasks']);
+    for (const task of summary.tasks) {
+      expect(Object.keys(task)).toEqual([
+        'task',
+        'kind',
+        'rowsRead',
+        'planned',
+        'written',
+        'rejected',
+        'failed',
+        'apiCalls',
+      ]);
+    }
+    expect(run.code).toBe(summary.status === 'succeeded' ? 0 : 1);
+
+    const status = await cli(['status', ...connection, '--json']);
+    const listed = lastJsonLine(status.stdout) as {
+      pipeline: string;
+      runs: { runId: string; dryRun: boolean }[];
+    };
+    expect(listed.pipeline).toBe('lead-scoring');
+    expect(listed.runs[0]).toMatchObject({ runId: summary.runId, dryRun: false });
+    expect(listed.runs[1]).toMatchObject({ dryRun: true });
+    expect(status.code).toBe(0);
+  });
+
+  it('exits 2 on bad input, naming what is wrong', async () => {
+    expect(await cli(['nope'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('unknown command "nope"'),
+    });
+    expect(await cli(['demo', '--leads', 'many'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--leads expects a whole number ≥ 1, got "many"'),
+    });
+    expect(await cli(['run', '--config', path.join(dir, 'missing.ts')])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('the file does not exist'),
+    });
+    expect(await cli(['run', '--bogus'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining("Unknown option '--bogus'"),
+    });
+    expect(await cli(['start', '--state-machine-arn', 'not-an-arn'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--state-machine-arn must be a state machine ARN'),
+    });
+  });
+
+  it('installs a bin that passes the exit code through', async () => {
+    const bin = path.resolve(__dirname, '../../../bin/roundtrip.cjs');
+    const failure = await promisify(execFile)(process.execPath, [bin, 'emulate', 'nothing']).then(
+      () => undefined,
+      (err: { code?: number; stderr?: string }) => err,
+    );
+    expect(failure?.code).toBe(2);
+    expect(failure?.stderr).toContain('emulate: expected "salesforce" or "athena", got "nothing"');
+  });
+});
