@@ -21,6 +21,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  ArnFormat,
   Aws,
   type CfnElement,
   CfnOutput,
@@ -39,7 +40,6 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -107,11 +107,26 @@ export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
   return issues;
 }
 
-/** An existing secret by name or complete ARN (the ARN with its 6-character suffix). */
-function importSecret(scope: Construct, id: string, reference: string): secretsmanager.ISecret {
+/**
+ * Secrets Manager appends a hyphen and six random characters to a secret's name in its ARN
+ * (Secrets Manager user guide, "Secret ARN"; IAM policies match them with `-??????`).
+ */
+export const SECRET_ARN_SUFFIX_PATTERN = '-??????';
+
+/**
+ * The ARN to grant for an existing secret: a complete ARN (with its 6-character suffix) as
+ * given, a name as `…:secret:<name>-??????`, which matches exactly that secret (a `?` is one
+ * character; a longer name with the same prefix has more).
+ */
+export function secretArnForPolicy(stack: Stack, reference: string): string {
   return reference.startsWith('arn:')
-    ? secretsmanager.Secret.fromSecretCompleteArn(scope, id, reference)
-    : secretsmanager.Secret.fromSecretNameV2(scope, id, reference);
+    ? reference
+    : stack.formatArn({
+        service: 'secretsmanager',
+        resource: 'secret',
+        resourceName: `${reference}${SECRET_ARN_SUFFIX_PATTERN}`,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
 }
 
 /** One pipeline's AWS resources. */
@@ -213,10 +228,8 @@ export class PipelineStack extends Stack {
     this.functions = functions;
 
     // --- Secrets -------------------------------------------------------------------------------
-    const postgresSecret = importSecret(this, 'PostgresSecret', config.postgres.secret);
-    const salesforceSecret = config.salesforce
-      ? importSecret(this, 'SalesforceSecret', config.salesforce.secret)
-      : undefined;
+    const postgresSecret = secretArnForPolicy(this, config.postgres.secret);
+    const salesforceSecret = config.salesforce ? secretArnForPolicy(this, config.salesforce.secret) : undefined;
     const secretsKey = config.deployment?.kmsKeyArn;
     for (const step of STEP_KEYS) {
       const role = functions[step].role;
@@ -228,7 +241,7 @@ export class PipelineStack extends Stack {
         new iam.PolicyStatement({
           sid: 'ReadPipelineSecrets',
           actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
-          resources: secrets.map((s) => s.secretArn),
+          resources: secrets,
         }),
       );
       if (secretsKey) {

@@ -415,9 +415,11 @@ function writebackChain(b: Builder, task: WritebackTask, onError: sfn.IChainable
     )
     .when(sfn.Condition.stringEquals('$.wb.api', 'bulk'), pushBulk.next(pending))
     .otherwise(push.next(pending));
+  // The run's state is kept (write-back tasks run one after another on it): the Pass adds
+  // `$.selection.selected` beside `$.run` instead of replacing the state.
   const select = new sfn.Pass(b.scope, names.select, {
     parameters: { selected: selected('$.run.tasks.writeback', task.name) },
-    resultPath: '$.selected',
+    resultPath: '$.selection',
   });
   const skipped = new sfn.Pass(b.scope, names.skipped, {
     parameters: { task: task.name, status: 'skipped' },
@@ -429,7 +431,7 @@ function writebackChain(b: Builder, task: WritebackTask, onError: sfn.IChainable
   skipped.next(next);
   select.next(
     new sfn.Choice(b.scope, names.runOrSkip)
-      .when(sfn.Condition.booleanEquals('$.selected', true), plan.next(route))
+      .when(sfn.Condition.booleanEquals('$.selection.selected', true), plan.next(route))
       .otherwise(skipped),
   );
   return sfn.Chain.custom(select, [next], next);

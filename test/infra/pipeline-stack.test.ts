@@ -1,33 +1,465 @@
-import { App, Stack, Validations } from 'aws-cdk-lib';
+import type { CfnElement } from 'aws-cdk-lib';
+import { Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { buildApp, CONFIG_CONTEXT_KEY, DEFAULT_CONFIG } from '../../bin/app';
+import { HANDLER_ENV } from '../../lambdas/handlers/deps';
+import { ConfigError } from '../../lambdas/shared/errors';
+import { METRIC_NAMES, METRICS_NAMESPACE } from '../../lambdas/shared/observability';
+import { CONFIG_FILE_ENV } from '../../lib/constructs/step-function';
+import { PipelineStack } from '../../lib/pipeline-stack';
+import { PIPELINE_STEPS, STEP_KEYS, functionName, type StepKey } from '../../statemachine/definition';
+import {
+  actionsOf,
+  fullConfig,
+  newApp,
+  resourcesOf,
+  roleStatements,
+  synthPipeline,
+  type Statement,
+} from './support';
 
-// Skipping CloudFormation's built-in template validation cuts synth time (DESIGN.md §6).
-const newApp = (context: Record<string, string> = {}): App =>
-  new App({ builtinCloudFormationValidation: false, context });
+/** Actions that may have "*" as their resource: the services offer no narrower one. */
+const NO_RESOURCE_LEVEL_ACTIONS = new Set([
+  'xray:PutTraceSegments',
+  'xray:PutTelemetryRecords',
+  'xray:GetSamplingRules',
+  'xray:GetSamplingTargets',
+  'logs:CreateLogDelivery',
+  'logs:GetLogDelivery',
+  'logs:UpdateLogDelivery',
+  'logs:DeleteLogDelivery',
+  'logs:ListLogDeliveries',
+  'logs:PutResourcePolicy',
+  'logs:DescribeResourcePolicies',
+  'logs:DescribeLogGroups',
+  'lakeformation:GetDataAccess',
+  'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeSubnets',
+  'ec2:DescribeVpcs',
+]);
+
+const logicalId = (stack: Stack, construct: { node: { defaultChild?: unknown } }): string =>
+  stack.getLogicalId(construct.node.defaultChild as CfnElement);
+
+const roleId = (stack: PipelineStack, role: iam.IRole): string => logicalId(stack, role as iam.Role);
+
+/** Every statement of every policy in the template. */
+function allStatements(template: Template): Statement[] {
+  return Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
+    (p) => (p.Properties as { PolicyDocument: { Statement: Statement[] } }).PolicyDocument.Statement,
+  );
+}
+
+/** The statement with this Sid in a role's policies. */
+function statement(template: Template, stack: PipelineStack, role: iam.IRole, sid: string): Statement {
+  const found = roleStatements(template, roleId(stack, role)).filter((s) => s.Sid === sid);
+  expect(found).toHaveLength(1);
+  return found[0] as Statement;
+}
 
 describe('PipelineStack', () => {
-  it('builds the example pipeline from the config named in cdk.json context', async () => {
-    const { stack } = await buildApp(newApp({ [CONFIG_CONTEXT_KEY]: DEFAULT_CONFIG }));
-    expect(stack.stackName).toBe('roundtrip-lead-scoring');
-    const template = Template.fromStack(stack);
-    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
-    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
-    // enforceSSL: a topic policy that denies publishing without TLS.
-    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+  describe('the lead-scoring example (cdk.json context)', () => {
+    let stack: PipelineStack;
+    let template: Template;
+
+    beforeAll(async () => {
+      const built = await buildApp(newApp({ context: { [CONFIG_CONTEXT_KEY]: DEFAULT_CONFIG } }));
+      stack = built.stack;
+      built.app.synth(); // cdk-nag's AwsSolutions pack runs here: a finding throws
+      template = Template.fromStack(stack);
+    });
+
+    it('is named after the pipeline and keeps the encrypted, TLS-only notification topic', () => {
+      expect(stack.stackName).toBe('roundtrip-lead-scoring');
+      template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+      template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+      template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+    });
+
+    it('has one Node.js 22 ARM64 function per step, sized per step, traced, with the bundled config', () => {
+      template.resourceCountIs('AWS::Lambda::Function', STEP_KEYS.length);
+      for (const step of STEP_KEYS) {
+        template.hasResourceProperties('AWS::Lambda::Function', {
+          FunctionName: functionName('lead-scoring', step),
+          Runtime: 'nodejs22.x',
+          Architectures: ['arm64'],
+          MemorySize: PIPELINE_STEPS[step].memoryMb,
+          Timeout: PIPELINE_STEPS[step].timeoutSeconds,
+          TracingConfig: { Mode: 'Active' },
+          Environment: {
+            Variables: Match.objectLike({
+              [CONFIG_FILE_ENV]: '/var/task/roundtrip.config.json',
+              POWERTOOLS_SERVICE_NAME: 'roundtrip-lead-scoring',
+              POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+              NODE_OPTIONS: '--enable-source-maps',
+            }),
+          },
+        });
+      }
+      // The stack's name for the variable is the one the handlers read.
+      expect(CONFIG_FILE_ENV).toBe(HANDLER_ENV.configFile);
+    });
+
+    it('gives every function and the state machine a log group with the default retention', () => {
+      for (const step of STEP_KEYS) {
+        template.hasResourceProperties('AWS::Logs::LogGroup', {
+          LogGroupName: `/aws/lambda/${functionName('lead-scoring', step)}`,
+          RetentionInDays: 30,
+        });
+      }
+      template.hasResourceProperties('AWS::Logs::LogGroup', {
+        LogGroupName: '/aws/vendedlogs/states/roundtrip-lead-scoring',
+        RetentionInDays: 30,
+      });
+    });
+
+    it('runs a Standard JSONPath state machine that logs everything and is traced', () => {
+      template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+        StateMachineName: 'roundtrip-lead-scoring',
+        StateMachineType: 'STANDARD',
+        LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
+        TracingConfiguration: { Enabled: true },
+      });
+    });
+
+    it('lets each function read exactly the secrets its step uses', () => {
+      const postgres = {
+        'Fn::Join': [
+          '',
+          Match.arrayWith([Match.stringLikeRegexp(':secret:roundtrip/postgres-\\?\\?\\?\\?\\?\\?$')]),
+        ],
+      };
+      const salesforce = {
+        'Fn::Join': [
+          '',
+          Match.arrayWith([Match.stringLikeRegexp(':secret:roundtrip/salesforce-\\?\\?\\?\\?\\?\\?$')]),
+        ],
+      };
+      for (const step of STEP_KEYS) {
+        const read = statement(template, stack, stack.functions[step].role, 'ReadPipelineSecrets');
+        expect(actionsOf(read).sort()).toEqual([
+          'secretsmanager:DescribeSecret',
+          'secretsmanager:GetSecretValue',
+        ]);
+        const expected = PIPELINE_STEPS[step].salesforce ? [postgres, salesforce] : [postgres];
+        expect(resourcesOf(read)).toHaveLength(expected.length);
+        Template.fromJSON({
+          Resources: { R: { Type: 'T', Properties: { Resource: resourcesOf(read) } } },
+        }).hasResourceProperties('T', { Resource: expected });
+      }
+      // No KMS key configured: no kms statement at all.
+      expect(allStatements(template).flatMap(actionsOf)).not.toContain('kms:Decrypt');
+    });
+
+    it('grants the Athena load and the query task only the workgroup, the database and the result prefix', () => {
+      const workgroup = Match.objectLike({
+        'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp(':workgroup/primary$')])],
+      });
+      const load = statement(template, stack, stack.functions.loadAthena.role, 'ReadQueryExecutions');
+      expect(actionsOf(load).sort()).toEqual(['athena:GetQueryExecution', 'athena:GetQueryResults']);
+      const results = statement(template, stack, stack.functions.loadAthena.role, 'ReadQueryResults');
+      expect(actionsOf(results)).toEqual(['s3:GetObject']);
+      expect(JSON.stringify(results.Resource)).toContain(':s3:::roundtrip-athena-results/lead-scoring/*');
+
+      const sm = stack.stateMachine.role;
+      const run = statement(template, stack, sm, 'RunQueriesInWorkgroup');
+      expect(actionsOf(run).sort()).toEqual([
+        'athena:GetQueryExecution',
+        'athena:StartQueryExecution',
+        'athena:StopQueryExecution',
+      ]);
+      Template.fromJSON({
+        Resources: { R: { Type: 'T', Properties: { R: run.Resource } } },
+      }).hasResourceProperties('T', {
+        R: workgroup,
+      });
+      const glue = statement(template, stack, sm, 'ReadConfiguredGlueTables');
+      expect(JSON.stringify(glue.Resource)).toContain(':database/marketing');
+      expect(JSON.stringify(glue.Resource)).toContain(':table/marketing/*');
+      // Only the steps that need Athena have it.
+      for (const step of STEP_KEYS.filter((s) => s !== 'loadAthena')) {
+        const actions = roleStatements(template, roleId(stack, stack.functions[step].role)).flatMap(
+          actionsOf,
+        );
+        expect(actions.filter((a) => a.startsWith('athena:') || a.startsWith('s3:'))).toEqual([]);
+      }
+    });
+
+    it('lets the state machine invoke exactly the step functions', () => {
+      const invoke = roleStatements(template, roleId(stack, stack.stateMachine.role)).filter((s) =>
+        actionsOf(s).includes('lambda:InvokeFunction'),
+      );
+      const targets = invoke.flatMap(resourcesOf).map((r) => JSON.stringify(r));
+      for (const step of STEP_KEYS) {
+        expect(targets).toContain(
+          JSON.stringify({ 'Fn::GetAtt': [logicalId(stack, stack.functions[step].function), 'Arn'] }),
+        );
+      }
+    });
+
+    it('uses "*" as a resource only for actions that support nothing narrower', () => {
+      const wildcard = allStatements(template).filter((s) => resourcesOf(s).includes('*'));
+      expect(wildcard.length).toBeGreaterThan(0);
+      for (const s of wildcard) {
+        for (const action of actionsOf(s)) expect(NO_RESOURCE_LEVEL_ACTIONS).toContain(action);
+      }
+    });
+
+    it('schedules the run with the config cron in its time zone, `{}` as input and a dead-letter queue', () => {
+      template.hasResourceProperties('AWS::Scheduler::Schedule', {
+        Name: 'roundtrip-lead-scoring',
+        ScheduleExpression: 'cron(0 2 * * ? *)',
+        ScheduleExpressionTimezone: 'Asia/Tokyo',
+        State: 'ENABLED',
+        FlexibleTimeWindow: { Mode: 'OFF' },
+        Target: Match.objectLike({
+          Arn: { Ref: logicalId(stack, stack.stateMachine) },
+          Input: '{}',
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(stack, stack.deadLetterQueue!), 'Arn'] } },
+        }),
+      });
+      template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
+    });
+
+    it('alarms on failed, timed-out and throttled runs, the failed-record rate and dead letters, to the topic', () => {
+      const topic = { Ref: logicalId(stack, stack.notificationTopic) };
+      for (const metric of ['ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionThrottled']) {
+        template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+          AlarmName: `roundtrip-lead-scoring-${metric}`,
+          Namespace: 'AWS/States',
+          MetricName: metric,
+          Statistic: 'Sum',
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          AlarmActions: [topic],
+        });
+      }
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: 'roundtrip-lead-scoring-FailedRecordRate-Lead-update',
+        Threshold: 0.05,
+        ComparisonOperator: 'GreaterThanThreshold',
+        AlarmActions: [topic],
+        Metrics: Match.arrayWith([
+          Match.objectLike({ Expression: 'IF(written + failed > 0, failed / (written + failed), 0)' }),
+          Match.objectLike({
+            Id: 'failed',
+            MetricStat: Match.objectLike({
+              Metric: {
+                Namespace: METRICS_NAMESPACE,
+                MetricName: METRIC_NAMES.recordsFailed,
+                Dimensions: [
+                  { Name: 'service', Value: 'roundtrip-lead-scoring' },
+                  { Name: 'task', Value: 'Lead-update' },
+                ],
+              },
+            }),
+          }),
         ]),
-      },
+      });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: 'roundtrip-lead-scoring-ScheduleDeadLetters',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        AlarmActions: [topic],
+      });
+      template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+    });
+
+    it('has a dashboard of rows read, written, rejected and API calls', () => {
+      const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+      expect(dashboards).toHaveLength(1);
+      const body = JSON.stringify(dashboards[0]);
+      for (const name of Object.values(METRIC_NAMES)) expect(body).toContain(name);
     });
   });
 
-  it('synthesizes with zero unacknowledged cdk-nag AwsSolutions findings', async () => {
-    const { app } = await buildApp(newApp());
-    expect(() => app.synth()).not.toThrow();
+  describe('with every deployment option', () => {
+    let stack: PipelineStack;
+    let template: Template;
+
+    beforeAll(() => {
+      ({ stack, template } = synthPipeline(fullConfig()));
+    });
+
+    it('puts the functions in the configured subnets and security groups, with scoped ENI permissions', () => {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        VpcConfig: {
+          SubnetIds: ['subnet-0a1b2c3d4e5f67890', 'subnet-1a1b2c3d4e5f67890'],
+          SecurityGroupIds: ['sg-0a1b2c3d4e5f67890'],
+        },
+      });
+      const create = statement(
+        template,
+        stack,
+        stack.functions.prepare.role,
+        'CreateNetworkInterfacesInConfiguredSubnets',
+      );
+      const text = JSON.stringify(create.Resource);
+      expect(text).toContain(':subnet/subnet-0a1b2c3d4e5f67890');
+      expect(text).toContain(':security-group/sg-0a1b2c3d4e5f67890');
+    });
+
+    it('decrypts the secrets with the configured key, through Secrets Manager only', () => {
+      for (const step of STEP_KEYS) {
+        const decrypt = statement(
+          template,
+          stack,
+          stack.functions[step].role,
+          'DecryptSecretsThroughSecretsManager',
+        );
+        expect(decrypt.Action).toBe('kms:Decrypt');
+        expect(decrypt.Resource).toBe(
+          'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+        );
+        expect(JSON.stringify(decrypt.Condition)).toContain('kms:ViaService');
+      }
+      // A complete secret ARN is granted as is.
+      const read = statement(template, stack, stack.functions.prepare.role, 'ReadPipelineSecrets');
+      expect(resourcesOf(read)).toContain(
+        'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt/salesforce-AbCdEf',
+      );
+    });
+
+    it('creates the workgroup enforcing its result location in a private, TLS-only, expiring bucket', () => {
+      template.hasResourceProperties('AWS::Athena::WorkGroup', {
+        Name: 'roundtrip-full',
+        WorkGroupConfiguration: Match.objectLike({
+          EnforceWorkGroupConfiguration: true,
+          ResultConfiguration: Match.objectLike({ EncryptionConfiguration: { EncryptionOption: 'SSE_S3' } }),
+        }),
+      });
+      template.hasResourceProperties('AWS::S3::Bucket', {
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        BucketEncryption: Match.anyValue(),
+        LifecycleConfiguration: {
+          Rules: Match.arrayWith([
+            Match.objectLike({ ExpirationInDays: 3, Prefix: 'results/', Status: 'Enabled' }),
+          ]),
+        },
+      });
+      template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+    });
+
+    it('scopes Glue to the configured tables and S3 to the configured data locations, without Lake Formation', () => {
+      const sm = stack.stateMachine.role;
+      const glue = JSON.stringify(statement(template, stack, sm, 'ReadConfiguredGlueTables').Resource);
+      expect(glue).toContain(':table/marketing/customers');
+      expect(glue).toContain(':table/marketing/orders');
+      expect(glue).not.toContain('/*');
+      const data = statement(template, stack, sm, 'ReadSourceData1');
+      expect(actionsOf(data)).toEqual(['s3:GetObject']);
+      expect(JSON.stringify(data.Resource)).toContain(':s3:::data-lake/orders/*');
+      const list = statement(template, stack, sm, 'ListSourceData0');
+      expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['customers/*'] } });
+      expect(roleStatements(template, roleId(stack, sm)).flatMap(actionsOf)).not.toContain(
+        'lakeformation:GetDataAccess',
+      );
+    });
+
+    it('schedules with the configured retries and event age, and one failed-record alarm per write-back', () => {
+      template.hasResourceProperties('AWS::Scheduler::Schedule', {
+        ScheduleExpression: 'cron(30 1 ? * MON-FRI *)',
+        ScheduleExpressionTimezone: 'Europe/Berlin',
+        Target: Match.objectLike({
+          RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 3600 },
+        }),
+      });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: 'roundtrip-full-FailedRecordRate-Contact-upsert',
+        Threshold: 0.01,
+      });
+      template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
+      template.resourceCountIs('AWS::SNS::Subscription', 2);
+    });
+  });
+
+  describe('variants', () => {
+    it('deploys a paused schedule without a dead-letter queue when told so', () => {
+      const base = fullConfig();
+      const { template } = synthPipeline({
+        ...base,
+        schedule: { ...base.schedule!, enabled: false, deadLetterQueue: false },
+      });
+      template.hasResourceProperties('AWS::Scheduler::Schedule', {
+        State: 'DISABLED',
+        Target: Match.objectLike({ DeadLetterConfig: Match.absent() }),
+      });
+      template.resourceCountIs('AWS::SQS::Queue', 0);
+    });
+
+    it('assumes the cross-account role for Athena instead of holding Athena, Glue or S3 permissions', () => {
+      const base = fullConfig();
+      const { stack, template } = synthPipeline({
+        ...base,
+        athena: {
+          database: 'marketing',
+          workgroup: 'lake',
+          catalog: 'AwsDataCatalog',
+          results: 's3',
+          roleArn: 'arn:aws:iam::210987654321:role/lake-reader',
+        },
+      });
+      for (const role of [stack.stateMachine.role, stack.functions.loadAthena.role]) {
+        const assume = statement(template, stack, role, 'AssumeCrossAccountAthenaRole');
+        expect(assume.Resource).toBe('arn:aws:iam::210987654321:role/lake-reader');
+        const actions = roleStatements(template, roleId(stack, role)).flatMap(actionsOf);
+        expect(actions.filter((a) => /^(athena|glue|s3|lakeformation):/.test(a))).toEqual([]);
+      }
+      template.resourceCountIs('AWS::Athena::WorkGroup', 0);
+    });
+
+    it('refuses an existing workgroup without its result location, naming the option', () => {
+      const base = fullConfig();
+      const config = {
+        ...base,
+        athena: {
+          database: 'marketing',
+          workgroup: 'etl',
+          catalog: 'AwsDataCatalog',
+          results: 's3' as const,
+        },
+      };
+      let error: unknown;
+      try {
+        new PipelineStack(newApp(), 'x', { config });
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).issues).toEqual([
+        {
+          path: 'athena.outputLocation',
+          message:
+            'expected the result location of workgroup "etl" (s3://bucket/prefix/), so that the functions can be allowed to read exactly it, got nothing (or set "createWorkgroup": true)',
+        },
+      ]);
+    });
+
+    it('references only the steps a pipeline uses in its definition', () => {
+      const base = fullConfig();
+      const { stack } = synthPipeline({ ...base, extract: [], writeback: [], salesforce: undefined });
+      const used = new Set<StepKey>(stack.taskStates.values() as Iterable<StepKey>);
+      expect([...used].sort()).toEqual(['prepare', 'report', 'transform']);
+    });
   });
 
   it('fails synth when cdk-nag finds something (the check is real)', () => {
@@ -39,8 +471,8 @@ describe('PipelineStack', () => {
   });
 
   it('refuses an invalid config with the path of the problem', async () => {
-    await expect(buildApp(newApp({ [CONFIG_CONTEXT_KEY]: 'examples/does-not-exist.ts' }))).rejects.toThrow(
-      /does-not-exist\.ts/,
-    );
+    await expect(
+      buildApp(newApp({ context: { [CONFIG_CONTEXT_KEY]: 'examples/does-not-exist.ts' } })),
+    ).rejects.toThrow(/does-not-exist\.ts/);
   });
 });

@@ -1,0 +1,377 @@
+import { readFileSync } from 'node:fs';
+// asl-validator ships no type declarations.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const aslValidator = require('asl-validator') as (definition: unknown) => {
+  isValid: boolean;
+  errors: unknown[];
+};
+import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { loadConfig, type PipelineConfig } from '../../lambdas/config';
+import { ERROR_NAMES } from '../../lambdas/shared/errors';
+import {
+  ASL_EXAMPLE_CONFIG,
+  ASL_FILE,
+  aslForConfig,
+  aslText,
+  type AslDefinition,
+} from '../../statemachine/asl';
+import {
+  PIPELINE_STEPS,
+  RUN_STATES,
+  TASK_TIMEOUT_MARGIN_SECONDS,
+  TRANSIENT_ATHENA_ERRORS,
+  TRANSIENT_LAMBDA_ERRORS,
+  WRITEBACK_FAILED_ERROR,
+  functionName,
+  taskStateNames,
+  type StepKey,
+  type TaskBinding,
+} from '../../statemachine/definition';
+import { fullConfig, newApp } from './support';
+import { PipelineStack } from '../../lib/pipeline-stack';
+
+// aws-local-stepfunctions 3.x wants Promise.withResolvers, which Node 20 lacks (DESIGN.md §6).
+const promiseCtor = Promise as unknown as { withResolvers?: unknown };
+promiseCtor.withResolvers ??= function withResolvers<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (reason?: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+};
+
+type State = Record<string, unknown> & { Type: string };
+
+/** Every state, nested ones (Parallel branches) included, by name. */
+function allStates(definition: { States: Record<string, unknown> }): Map<string, State> {
+  const found = new Map<string, State>();
+  const visit = (states: Record<string, unknown>): void => {
+    for (const [name, raw] of Object.entries(states)) {
+      const state = raw as State;
+      found.set(name, state);
+      for (const branch of (state.Branches as { States: Record<string, unknown> }[] | undefined) ?? []) {
+        visit(branch.States);
+      }
+    }
+  };
+  visit(definition.States);
+  return found;
+}
+
+/** The state types aws-local-stepfunctions 3.x runs (Map only inline, and none is used). */
+const LOCAL_STATE_TYPES = new Set(['Task', 'Parallel', 'Choice', 'Wait', 'Pass', 'Succeed', 'Fail']);
+
+describe('the state machine definition', () => {
+  let example: PipelineConfig;
+  let exampleAsl: AslDefinition;
+  let full: AslDefinition;
+  let fullTasks: ReadonlyMap<string, TaskBinding>;
+
+  beforeAll(async () => {
+    example = await loadConfig(ASL_EXAMPLE_CONFIG);
+    exampleAsl = aslForConfig(example);
+    const stack = new PipelineStack(newApp(), 'roundtrip-full', { config: fullConfig() });
+    fullTasks = stack.taskStates;
+    full = aslForConfig(fullConfig());
+  });
+
+  it('is committed as statemachine/pipeline.asl.json, exactly as the CDK code generates it (npm run asl)', () => {
+    expect(readFileSync(ASL_FILE, 'utf8')).toBe(aslText(exampleAsl));
+  });
+
+  it('passes asl-validator, for the example and for a pipeline with every kind of task', () => {
+    for (const definition of [exampleAsl, full]) {
+      const result = aslValidator(structuredClone(definition) as never);
+      expect(result.errors).toEqual([]);
+      expect(result.isValid).toBe(true);
+    }
+  });
+
+  it('is a JSONPath definition within what aws-local-stepfunctions runs', () => {
+    expect(full.QueryLanguage).toBe('JSONPath');
+    const text = JSON.stringify(full);
+    for (const field of ['"Arguments"', '"Assign"', '"Output"', '"ItemReader"', '{%'])
+      expect(text).not.toContain(field);
+    for (const state of allStates(full).values()) expect(LOCAL_STATE_TYPES).toContain(state.Type);
+    for (const match of text.matchAll(/States\.[A-Za-z]+(?=\()/g)) {
+      expect(['States.ArrayContains', 'States.Format', 'States.Hash']).toContain(match[0]);
+    }
+  });
+
+  it('gives every Task a retry with exponential backoff and full jitter, a catch of everything, and a timeout', () => {
+    const tasks = [...allStates(full)].filter(([, s]) => s.Type === 'Task');
+    expect(tasks.length).toBeGreaterThan(15);
+    for (const [name, task] of tasks) {
+      const retry = (task.Retry as Record<string, unknown>[] | undefined) ?? [];
+      expect({ name, retries: retry.length }).toEqual({ name, retries: 1 });
+      const [retrier] = retry as [Record<string, unknown>];
+      const transient = String(task.Resource).includes(':athena:')
+        ? TRANSIENT_ATHENA_ERRORS
+        : TRANSIENT_LAMBDA_ERRORS;
+      expect(retrier.ErrorEquals).toEqual([...transient]);
+      expect(retrier).toMatchObject({
+        BackoffRate: 2,
+        JitterStrategy: 'FULL',
+        MaxDelaySeconds: 60,
+        MaxAttempts: 5,
+      });
+      expect({ name, catch: task.Catch }).toEqual({
+        name,
+        catch: [expect.objectContaining({ ErrorEquals: ['States.ALL'] })],
+      });
+      expect(task.TimeoutSeconds).toEqual(expect.any(Number));
+    }
+    // Our own error names are the ones the retries match on.
+    expect(TRANSIENT_LAMBDA_ERRORS[0]).toBe(ERROR_NAMES.transient);
+  });
+
+  it('times each Lambda Task out after its function, and names the function it binds to', () => {
+    for (const [name, binding] of fullTasks) {
+      const state = allStates(full).get(name);
+      expect(state?.Type).toBe('Task');
+      if (binding === 'athenaQuery') {
+        expect(state?.Resource).toBe('arn:aws:states:::athena:startQueryExecution.sync');
+        continue;
+      }
+      const step = PIPELINE_STEPS[binding as StepKey];
+      expect(state?.TimeoutSeconds).toBe(step.timeoutSeconds + TASK_TIMEOUT_MARGIN_SECONDS);
+      expect(state?.Resource).toBe(
+        `arn:aws:lambda:us-east-1:123456789012:function:${functionName('full', binding as StepKey)}`,
+      );
+    }
+    // The map covers every Task state.
+    const tasks = [...allStates(full)].filter(([, s]) => s.Type === 'Task').map(([n]) => n);
+    expect([...fullTasks.keys()].sort()).toEqual(tasks.sort());
+  });
+
+  it('runs the Athena query natively and idempotently, in the configured workgroup and database', () => {
+    const query = allStates(full).get(taskStateNames('athena_customers').query);
+    expect(query?.Parameters).toEqual({
+      QueryString: 'SELECT email, lifetime_value FROM customers',
+      'ClientRequestToken.$': "States.Hash(States.Format('{}/{}', $.runId, 'athena_customers'), 'SHA-256')",
+      QueryExecutionContext: { Database: 'marketing', Catalog: 'AwsDataCatalog' },
+      WorkGroup: 'roundtrip-full',
+    });
+    expect(query?.TimeoutSeconds).toBeGreaterThanOrEqual(30 * 60);
+  });
+
+  describe('run locally with stand-in handlers', () => {
+    /** What each step returns, per state name; records the states that ran. */
+    function handlers(
+      config: PipelineConfig,
+      overrides: Record<string, (input: Record<string, unknown>) => unknown> = {},
+    ): { ran: string[]; handlers: Record<string, (input: unknown) => Promise<never>> } {
+      const ran: string[] = [];
+      const selected = (input: unknown): Record<string, unknown> => input as Record<string, unknown>;
+      const tasksOf = (input: Record<string, unknown>): string[] | undefined =>
+        (input.input as { tasks?: string[] }).tasks;
+      const defaults: Record<string, (input: Record<string, unknown>) => unknown> = {
+        [RUN_STATES.prepare]: (input) => {
+          const only = tasksOf(input);
+          const pick = (names: string[]): string[] => names.filter((n) => !only || only.includes(n));
+          return {
+            runId: 'run-1',
+            pipeline: config.name,
+            tasks: {
+              salesforce: pick(config.extract.filter((t) => t.from === 'salesforce').map((t) => t.name)),
+              athena: pick(config.extract.filter((t) => t.from === 'athena').map((t) => t.name)),
+              writeback: pick(config.writeback.map((t) => t.name)),
+            },
+            full: false,
+            dryRun: (input.input as { dryRun?: boolean }).dryRun ?? false,
+          };
+        },
+        [RUN_STATES.transform]: (input) => ({ runId: input.runId, files: [] }),
+        [RUN_STATES.report]: (input) => ({ runId: input.runId, status: 'succeeded', writeback: {} }),
+        [RUN_STATES.reportFailure]: (input) => ({ runId: input.runId, status: 'failed', writeback: {} }),
+      };
+      for (const task of config.extract) {
+        const names = taskStateNames(task.name);
+        if (task.from === 'salesforce') {
+          defaults[names.extract] = (input) => ({ status: 'loaded', task: input.task, rows: 1 });
+          defaults[names.check] = (input) => ({ status: 'loaded', task: input.task, rows: 1 });
+        } else {
+          defaults[names.query] = () => ({
+            QueryExecution: {
+              QueryExecutionId: 'q-1',
+              ResultConfiguration: { OutputLocation: 's3://r/q-1.csv' },
+              Status: { State: 'SUCCEEDED' },
+            },
+          });
+          defaults[names.load] = (input) => ({ status: 'loaded', task: input.task, queryExecutionId: 'q-1' });
+        }
+      }
+      for (const task of config.writeback) {
+        const names = taskStateNames(task.name);
+        defaults[names.plan] = (input) => ({
+          task: input.task,
+          status: input.dryRun ? 'dry-run' : 'planned',
+          api: 'collections',
+        });
+        defaults[names.push] = (input) => ({ status: 'collected', task: input.task });
+        defaults[names.pushBulk] = (input) => ({ status: 'collected', task: input.task });
+        defaults[names.collect] = (input) => ({ status: 'collected', task: input.task });
+      }
+      const all = { ...defaults, ...overrides };
+      return {
+        ran,
+        handlers: Object.fromEntries(
+          Object.entries(all).map(([state, fn]) => [
+            state,
+            async (input: unknown) => {
+              ran.push(state);
+              return fn(selected(input)) as never;
+            },
+          ]),
+        ),
+      };
+    }
+
+    async function run(
+      definition: AslDefinition,
+      input: unknown,
+      h: ReturnType<typeof handlers>,
+    ): Promise<
+      | { status: 'succeeded'; output: Record<string, unknown> }
+      | { status: 'failed'; error: string; cause: string }
+    > {
+      const waits = Object.fromEntries(
+        [...allStates(definition)].filter(([, s]) => s.Type === 'Wait').map(([n]) => [n, 0]),
+      );
+      const retries = Object.fromEntries(
+        [...allStates(definition)].filter(([, s]) => s.Retry).map(([n]) => [n, 0]),
+      );
+      const machine = new StateMachine(structuredClone(definition) as unknown as StateMachineDefinition, {
+        validationOptions: { checkArn: false },
+      });
+      const execution = machine.run(input as Parameters<typeof machine.run>[0], {
+        overrides: {
+          taskResourceLocalHandlers: h.handlers,
+          waitTimeOverrides: waits,
+          retryIntervalOverrides: retries,
+        },
+        context: {
+          Execution: { Name: 'run-1', Id: 'arn:aws:states:us-east-1:123456789012:execution:m:run-1' },
+        },
+      });
+      try {
+        return { status: 'succeeded', output: (await execution.result) as Record<string, unknown> };
+      } catch (err) {
+        // ExecutionError wraps the Fail state's error: its cause carries the name and cause.
+        const e = (err as { cause?: { name?: string; message?: string } }).cause ?? {};
+        return { status: 'failed', error: String(e.name), cause: String(e.message) };
+      }
+    }
+
+    it('runs every configured task for `{}`', async () => {
+      const h = handlers(fullConfig());
+      const result = await run(full, {}, h);
+      expect(result.status).toBe('succeeded');
+      for (const state of [
+        'Prepare',
+        'Lead extract',
+        'Account extract',
+        'athena_customers query',
+        'athena_customers load',
+        'Transform',
+        'Lead-update plan',
+        'Lead-update push',
+        'Contact-upsert plan',
+        'Contact-upsert push',
+        'Report',
+      ]) {
+        expect(h.ran).toContain(state);
+      }
+      expect(h.ran).not.toContain(RUN_STATES.reportFailure);
+    });
+
+    it('runs only the tasks of `{"tasks": [...]}` and skips the others', async () => {
+      const h = handlers(fullConfig());
+      const result = await run(full, { tasks: ['Lead', 'Lead-update'] }, h);
+      expect(result.status).toBe('succeeded');
+      expect(h.ran).toContain('Lead extract');
+      expect(h.ran).toContain('Lead-update push');
+      for (const state of ['Account extract', 'athena_customers query', 'Contact-upsert plan'])
+        expect(h.ran).not.toContain(state);
+    });
+
+    it('plans but sends nothing on a dry run', async () => {
+      const h = handlers(fullConfig());
+      const result = await run(full, { dryRun: true }, h);
+      expect(result.status).toBe('succeeded');
+      expect(h.ran).toContain('Lead-update plan');
+      expect(h.ran.filter((s) => /push|collect/.test(s))).toEqual([]);
+    });
+
+    it('polls a Bulk extract through wait and check until it is loaded', async () => {
+      let polls = 0;
+      const h = handlers(fullConfig(), {
+        'Lead extract': (input) => ({ status: 'bulk-pending', task: input.task, waitSeconds: 5, attempt: 0 }),
+        'Lead check': (input) =>
+          ++polls < 3 ? { ...input, attempt: polls } : { status: 'loaded', task: input.task, rows: 10 },
+      });
+      expect((await run(full, {}, h)).status).toBe('succeeded');
+      expect(h.ran.filter((s) => s === 'Lead check')).toHaveLength(3);
+    });
+
+    it('pushes a Bulk plan and collects until every job is done', async () => {
+      let polls = 0;
+      const h = handlers(fullConfig(), {
+        'Contact-upsert plan': (input) => ({ task: input.task, status: 'planned', api: 'bulk' }),
+        'Contact-upsert push bulk': (input) => ({
+          status: 'bulk-pending',
+          runId: 'run-1',
+          task: input.task,
+          jobIds: ['750000000000001'],
+          attempt: 0,
+          waitSeconds: 5,
+        }),
+        'Contact-upsert collect': (input) =>
+          ++polls < 2 ? { ...input, attempt: polls } : { status: 'collected', task: input.task },
+      });
+      expect((await run(full, {}, h)).status).toBe('succeeded');
+      expect(h.ran.filter((s) => s === 'Contact-upsert collect')).toHaveLength(2);
+      expect(h.ran).not.toContain('Contact-upsert push');
+    });
+
+    it('reports a terminal error and fails with that error', async () => {
+      const h = handlers(fullConfig(), {
+        'athena_customers load': () => {
+          const error = new Error('Athena query failed: table customers not found');
+          error.name = ERROR_NAMES.terminal;
+          throw error;
+        },
+      });
+      const result = await run(full, {}, h);
+      expect(result).toMatchObject({ status: 'failed', error: ERROR_NAMES.terminal });
+      expect(h.ran).toContain(RUN_STATES.reportFailure);
+      expect(h.ran).not.toContain('Transform');
+    });
+
+    it('retries a transient error, then goes on', async () => {
+      let calls = 0;
+      const h = handlers(fullConfig(), {
+        Transform: (input) => {
+          calls += 1;
+          if (calls < 3) {
+            const error = new Error('connection reset');
+            error.name = ERROR_NAMES.transient;
+            throw error;
+          }
+          return { runId: input.runId, files: [] };
+        },
+      });
+      expect((await run(full, {}, h)).status).toBe('succeeded');
+      expect(calls).toBe(3);
+    });
+
+    it('fails after the report when a write-back passed its failure rate', async () => {
+      const h = handlers(fullConfig(), {
+        Report: (input) => ({ runId: input.runId, status: 'failed', writeback: {} }),
+      });
+      expect(await run(full, {}, h)).toMatchObject({ status: 'failed', error: WRITEBACK_FAILED_ERROR });
+    });
+  });
+});
