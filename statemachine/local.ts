@@ -243,7 +243,7 @@ export interface LocalRunEvent {
   readonly type: 'entered' | 'exited' | 'failed' | 'retried' | 'caught';
   readonly state: string;
   readonly stateType: string;
-  /** The state's output (exited). */
+  /** Exited: a Task's own result (before ResultPath), another state's output. */
   readonly output?: unknown;
   /** The error (failed). */
   readonly error?: { readonly name: string; readonly cause: string };
@@ -328,7 +328,12 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
       continue;
     }
     const handler = LOCAL_HANDLERS[binding];
-    taskResourceLocalHandlers[name] = async (input) => throughJson(await handler(throughJson(input), deps));
+    taskResourceLocalHandlers[name] = async (input) => {
+      const result = throughJson(await handler(throughJson(input), deps));
+      // The step's own result (the library's StateExited carries it after ResultPath).
+      options.onEvent?.({ type: 'exited', state: name, stateType: 'Task', output: result });
+      return result;
+    };
   }
   if (unbound.length > 0) {
     throw new Error(
@@ -369,7 +374,9 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
           options.onEvent({ type: 'entered', ...base });
           break;
         case 'StateExited':
-          options.onEvent({ type: 'exited', ...base, output: event.state.output });
+          // Task results are reported by the binding itself, before ResultPath applies.
+          if (event.state.type !== 'Task')
+            options.onEvent({ type: 'exited', ...base, output: event.state.output });
           break;
         case 'StateFailed':
           options.onEvent({
@@ -409,72 +416,27 @@ export interface BoundDefinition {
   readonly taskHandlers: Readonly<Record<string, LocalTaskBinding>>;
 }
 
-/** Account and region of the local stack: only ever seen in the ARNs of the local definition. */
-export const LOCAL_ACCOUNT = '000000000000';
-export const LOCAL_REGION = 'us-east-1';
-
-/** CloudFormation's pseudo parameters, as the local stack's environment answers them. */
-const PSEUDO_PARAMETERS: Record<string, string> = {
-  'AWS::Partition': 'aws',
-  'AWS::Region': LOCAL_REGION,
-  'AWS::AccountId': LOCAL_ACCOUNT,
-  'AWS::URLSuffix': 'amazonaws.com',
-};
-
 /**
- * Resolves what CloudFormation would in a rendered state graph: `Fn::Join` and the pseudo
- * parameters. Anything else (a `Ref` to a resource, `Fn::GetAtt`) cannot be known locally and is
- * an error naming it.
- */
-export function resolveIntrinsics(value: unknown, where = '$'): unknown {
-  if (Array.isArray(value)) return value.map((v, i) => resolveIntrinsics(v, `${where}[${i}]`));
-  if (value === null || typeof value !== 'object') return value;
-  const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj);
-  if (keys.length === 1 && keys[0] === 'Ref') {
-    const name = String(obj.Ref);
-    const resolved = PSEUDO_PARAMETERS[name];
-    if (resolved === undefined) throw new Error(`Cannot resolve {"Ref": "${name}"} at ${where} locally`);
-    return resolved;
-  }
-  if (keys.length === 1 && keys[0] === 'Fn::Join') {
-    const [separator, parts] = obj['Fn::Join'] as [string, unknown[]];
-    return parts.map((p, i) => String(resolveIntrinsics(p, `${where}.Fn::Join[${i}]`))).join(separator);
-  }
-  if (keys.length === 1 && keys[0]?.startsWith('Fn::')) {
-    throw new Error(`Cannot resolve ${keys[0]} at ${where} locally: ${JSON.stringify(obj)}`);
-  }
-  return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, resolveIntrinsics(v, `${where}.${k}`)]));
-}
-
-/**
- * The pipeline's state machine for `config`, as plain ASL with its Task bindings: built by
- * statemachine/definition.ts `buildDefinition` — the function the CDK stack builds the deployed
- * state machine with — in an in-process CDK app, each function referenced by the name the stack
- * gives it (`functionName`), then rendered and resolved. Nothing is bundled or deployed.
+ * The pipeline's state machine for `config`, as plain ASL with its Task bindings: the CDK app's
+ * PipelineStack built in-process (without bundling the functions, which the definition does not
+ * depend on), its state machine's definition resolved to plain ASL by statemachine/asl.ts, and
+ * each Task state bound through the stack's `taskStates` (state → step, statemachine/definition.ts)
+ * to the step's handler. It is the very definition that deploys. Nothing is bundled or deployed.
  */
 export async function loadPipelineDefinition(config: PipelineConfig): Promise<BoundDefinition> {
-  const { App, Stack } = await import('aws-cdk-lib');
-  const lambda = await import('aws-cdk-lib/aws-lambda');
-  const sfn = await import('aws-cdk-lib/aws-stepfunctions');
-  const { buildDefinition, functionName, PIPELINE_STEPS, STEP_KEYS } = await import('./definition');
-  const app = new App();
-  const stack = new Stack(app, 'RoundtripLocal', { env: { account: LOCAL_ACCOUNT, region: LOCAL_REGION } });
-  const functions = Object.fromEntries(
-    STEP_KEYS.map((step) => [
-      step,
-      lambda.Function.fromFunctionArn(
-        stack,
-        `Fn-${step}`,
-        `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:${functionName(config.name, step)}`,
-      ),
-    ]),
-  ) as Parameters<typeof buildDefinition>[1];
-  const built = buildDefinition(stack, functions, config);
-  const graph = new sfn.StateGraph(built.start.startState, `roundtrip-${config.name}`);
-  const definition = resolveIntrinsics(stack.resolve(graph.toGraphJson())) as StateMachineDefinition;
+  const { App } = await import('aws-cdk-lib');
+  const { PipelineStack } = await import('../lib/pipeline-stack');
+  const { resolveDefinition } = await import('./asl');
+  const { PIPELINE_STEPS } = await import('./definition');
+  const app = new App({
+    builtinCloudFormationValidation: false,
+    // No stack is bundled: NodejsFunction skips esbuild (as statemachine/asl.ts aslForConfig does).
+    context: { 'aws:cdk:bundling-stacks': [] },
+  });
+  const stack = new PipelineStack(app, `roundtrip-${config.name}`, { config });
+  const definition = resolveDefinition(stack, stack.stateMachine) as unknown as StateMachineDefinition;
   const taskHandlers: Record<string, LocalTaskBinding> = {};
-  for (const [state, step] of built.taskStates) {
+  for (const [state, step] of stack.taskStates) {
     if (step === 'athenaQuery') {
       taskHandlers[state] = 'athenaQuery';
       continue;
