@@ -67,12 +67,6 @@ export function parseOptions<T extends ParseArgsConfig['options']>(
   }
 }
 
-/** Counts the progress shows: the figures steps return (`rows`, `apiCalls`, `s3Reads`, …). */
-interface ProgressTotals {
-  rows: number;
-  calls: number;
-}
-
 function numberAt(value: unknown, key: string): number {
   if (value === null || typeof value !== 'object') return 0;
   const v = (value as Record<string, unknown>)[key];
@@ -81,10 +75,15 @@ function numberAt(value: unknown, key: string): number {
 
 /**
  * Renders a local execution's events as progress lines on stderr: the state being run, and after
- * each Task the rows it moved and the API calls it made, with the run's totals so far.
+ * each Task what its step reported (rows loaded, records to send, written, failed, API calls),
+ * with the run's totals so far. A task's steps report cumulative API calls (a Bulk extract's
+ * check carries the count of the whole task), so the totals keep the latest figure per task.
  */
 export function progressPrinter(write: (line: string) => void = note): (event: LocalRunEvent) => void {
-  const totals: ProgressTotals = { rows: 0, calls: 0 };
+  const rowsByTask = new Map<string, number>();
+  const callsByTask = new Map<string, number>();
+  const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+  const fmt = (n: number): string => n.toLocaleString('en-US');
   return (event) => {
     if (event.stateType !== 'Task') return;
     switch (event.type) {
@@ -93,21 +92,24 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
         break;
       case 'exited': {
         const out = event.output;
-        // Counts of this step (extract: rows; plan: changed; push/collect: succeeded, failed).
-        const rows = numberAt(out, 'rows') + numberAt(out, 'succeeded') + numberAt(out, 'failed');
+        const task =
+          out !== null && typeof out === 'object' && typeof (out as { task?: unknown }).task === 'string'
+            ? String((out as { task: string }).task)
+            : event.state;
+        const rows = numberAt(out, 'rows');
         const calls = numberAt(out, 'apiCalls') + numberAt(out, 's3Reads');
-        totals.rows += rows;
-        totals.calls += calls;
+        if (rows) rowsByTask.set(task, rows);
+        if (calls) callsByTask.set(task, calls);
         const parts = [
-          rows ? `${rows.toLocaleString('en-US')} rows` : undefined,
-          numberAt(out, 'changed')
-            ? `${numberAt(out, 'changed').toLocaleString('en-US')} to send`
-            : undefined,
+          rows ? `${fmt(rows)} rows loaded` : undefined,
+          numberAt(out, 'changed') ? `${fmt(numberAt(out, 'changed'))} records to send` : undefined,
+          numberAt(out, 'succeeded') ? `${fmt(numberAt(out, 'succeeded'))} written` : undefined,
+          numberAt(out, 'failed') ? `${fmt(numberAt(out, 'failed'))} failed` : undefined,
           calls ? `${calls} API calls` : undefined,
         ].filter(Boolean);
         write(
           `  ✓ ${event.state}${parts.length ? `: ${parts.join(', ')}` : ''}` +
-            `  (so far: ${totals.rows.toLocaleString('en-US')} rows, ${totals.calls} calls)`,
+            `  (so far: ${fmt(sum(rowsByTask))} rows loaded, ${sum(callsByTask)} API calls)`,
         );
         break;
       }

@@ -64,7 +64,10 @@ function describeRun(
   const writes = calls.filter((c) => c.write);
   const changed = after.map((s, i) => (s !== before[i] ? i : -1)).filter((i) => i >= 0);
   const account: Account = {
-    recordsWritten: writes.reduce((n, c) => n + (c.records ?? 0), 0),
+    // Records written, as the run's summary counts them (a Bulk upload call carries a CSV, not a count).
+    recordsWritten: result.summary.tasks
+      .filter((t) => t.kind === 'writeback')
+      .reduce((n, t) => n + t.written, 0),
     writeCalls: writes.length,
     apiCalls: calls.filter((c) => c.counted).length,
     changedLeads: changed.length,
@@ -73,8 +76,8 @@ function describeRun(
     '',
     `What changed in Salesforce (run ${result.summary.runId}):`,
     `  ${account.changedLeads.toLocaleString('en-US')} of ${env.leadIds.length.toLocaleString('en-US')} leads got a new LeadScore__c` +
-      `, sent in ${account.writeCalls} write call${account.writeCalls === 1 ? '' : 's'}` +
-      ` (${account.recordsWritten.toLocaleString('en-US')} records); ${account.apiCalls} Salesforce API calls in all.`,
+      `: ${account.recordsWritten.toLocaleString('en-US')} records written in ${account.writeCalls} write call${account.writeCalls === 1 ? '' : 's'}` +
+      `, ${account.apiCalls} Salesforce API calls in all.`,
   ];
   if (account.changedLeads === 0) {
     lines.push('  Nothing needed sending: every lead in Salesforce already has its score.');
