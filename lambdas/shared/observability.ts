@@ -200,8 +200,9 @@ export function instrumentStep<Output>(
     }
     try {
       const output = await run(event);
-      recordMeasurements(metrics, measureStepOutput(output));
-      logger.info('Step finished', { output: measureStepOutput(output) });
+      const figures = measureStepOutput(output);
+      recordMeasurements(metrics, figures);
+      logger.info('Step finished', { figures });
       return output;
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
