@@ -4,6 +4,7 @@
  * and every lead's score in the emulator compared with one computed here from the generated data
  * (test/e2e/support/expected-scores.ts, not the project's SQL).
  */
+import { summaryFromExecutionOutput } from '../../bin/commands/start';
 import { expectedScores } from './support/expected-scores';
 import { exampleConfig, startWorld, type E2eWorld } from './support/harness';
 
@@ -28,6 +29,10 @@ describe('the demo pipeline', () => {
     const scored = expected.filter((s) => s !== null).length;
     const writeback = summary.tasks.find((t) => t.kind === 'writeback');
     expect(writeback).toMatchObject({ rowsRead: scored, planned: scored, written: scored, failed: 0 });
+    // `roundtrip start` builds the same summary from a deployed execution's output, which has
+    // the shape of this local one (the same definition).
+    const output = execution.status === 'succeeded' ? execution.output : undefined;
+    expect(summaryFromExecutionOutput('unused', true, output)).toEqual(summary);
   });
 
   it('sends nothing on a rerun over the same data', async () => {
