@@ -110,8 +110,8 @@ export type HandlerName = (typeof HANDLER_NAMES)[number];
 /** What a Task state is bound to: a handler, or the native Athena query (`.sync`). */
 export type LocalTaskBinding = HandlerName | 'athenaQuery';
 
-/** The Transform step's event: the run (the step reads everything else from the config). */
-const TransformInput = z.looseObject({ runId: RunId });
+/** The Transform step's event, as lambdas/handlers/transform.ts parses it. */
+const TransformInput = z.strictObject({ runId: RunId });
 
 /**
  * Each handler as its Lambda file does it: parse the event with the step's schema, call one core
