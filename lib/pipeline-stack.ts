@@ -91,14 +91,23 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
 
 /**
  * Problems of a config that only deployment reveals, reported together: an existing workgroup
- * whose result location is unknown cannot be granted (the functions would get `s3:GetObject`
- * on nothing, or on everything).
+ * whose result files are read (`results: 's3'`) but whose location is unknown cannot be granted
+ * (the Athena load would get `s3:GetObject` on nothing, or on everything).
  */
 export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const athena = config.athena;
   const readsAthena = config.extract.some((t) => t.from === 'athena');
-  if (athena && readsAthena && !athena.createWorkgroup && !athena.roleArn && !athena.outputLocation) {
+  // With `results: 'api'` the load pages through GetQueryResults and reads no result file.
+  const readsResultFiles = athena?.results === 's3';
+  if (
+    athena &&
+    readsAthena &&
+    readsResultFiles &&
+    !athena.createWorkgroup &&
+    !athena.roleArn &&
+    !athena.outputLocation
+  ) {
     issues.push({
       path: 'athena.outputLocation',
       message: `expected the result location of workgroup "${athena.workgroup}" (s3://bucket/prefix/), so that the functions can be allowed to read exactly it, got nothing (or set "createWorkgroup": true)`,
@@ -229,7 +238,9 @@ export class PipelineStack extends Stack {
 
     // --- Secrets -------------------------------------------------------------------------------
     const postgresSecret = secretArnForPolicy(this, config.postgres.secret);
-    const salesforceSecret = config.salesforce ? secretArnForPolicy(this, config.salesforce.secret) : undefined;
+    const salesforceSecret = config.salesforce
+      ? secretArnForPolicy(this, config.salesforce.secret)
+      : undefined;
     const secretsKey = config.deployment?.kmsKeyArn;
     for (const step of STEP_KEYS) {
       const role = functions[step].role;

@@ -454,6 +454,19 @@ describe('PipelineStack', () => {
       ]);
     });
 
+    it('needs no result location for an existing workgroup whose results are paged through the API', () => {
+      const base = fullConfig();
+      const { stack, template } = synthPipeline({
+        ...base,
+        athena: { database: 'marketing', workgroup: 'etl', catalog: 'AwsDataCatalog', results: 'api' },
+      });
+      const actions = roleStatements(template, roleId(stack, stack.functions.loadAthena.role)).flatMap(
+        actionsOf,
+      );
+      expect(actions).toContain('athena:GetQueryResults');
+      expect(actions.filter((a) => a.startsWith('s3:'))).toEqual([]);
+    });
+
     it('references only the steps a pipeline uses in its definition', () => {
       const base = fullConfig();
       const { stack } = synthPipeline({ ...base, extract: [], writeback: [], salesforce: undefined });
