@@ -89,21 +89,13 @@ export async function startDemoEnvironment(options: DemoEnvironmentOptions): Pro
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   };
   try {
-    const generated = generateDemoData({
+    // The generator keeps lead e-mails valid for Salesforce (no surrounding spaces); the
+    // customers' side carries the case and space variants that the scoring SQL normalises.
+    const data = generateDemoData({
       leads: options.leads ?? DEMO_DEFAULTS.leads,
       customers: options.customers ?? DEMO_DEFAULTS.customers,
       seed: options.seed ?? DEMO_DEFAULTS.seed,
     });
-    // Salesforce refuses an e-mail with surrounding spaces (INVALID_EMAIL_ADDRESS, which the
-    // emulator enforces): the generator's " customer1@example.com " variants are stored trimmed,
-    // as a form would. Upper-case variants stay; the scoring matches on trimmed lower case.
-    const data = {
-      customers: generated.customers,
-      leads: generated.leads.map((lead) => ({
-        ...lead,
-        Email: lead.Email === null ? null : lead.Email.trim(),
-      })),
-    };
 
     let postgresUrl = options.postgresUrl;
     if (!postgresUrl) {

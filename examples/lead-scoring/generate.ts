@@ -3,7 +3,8 @@
  * that every run (the demo, the e2e tests, the benchmarks) sees exactly the same rows.
  *
  * About `matchRate` of the leads share an e-mail address with a customer, written with
- * other case and stray spaces now and then (the scoring SQL matches on trimmed lower case).
+ * other case now and then on either side, and with stray spaces on the data lake's side (the
+ * scoring SQL matches on trimmed lower case).
  * A few customers have no e-mail, a NULL value or an empty segment, so that the NULL rules
  * of the scoring comment are exercised too.
  */
@@ -107,6 +108,14 @@ const SOURCE = ['Web', 'Phone Inquiry', 'Partner Referral', 'Purchased List', 'O
 const INDUSTRY = ['Technology', 'Retail', 'Banking', 'Healthcare', 'Manufacturing', null];
 const SEGMENT = ['enterprise', 'Enterprise ', 'smb', 'mid-market', '', null];
 
+/** A customer's e-mail as the data lake has it: now and then in other case or with stray spaces. */
+function customerEmail(i: number): string {
+  const base = `customer${i}@example.com`;
+  if (i % 10 === 3) return `  ${base} `;
+  if (i % 10 === 7) return base.replace('customer', 'Customer');
+  return base;
+}
+
 /** Generates the demo's leads and customers. Pure: the same options give the same data. */
 export function generateDemoData(options: DemoDataOptions = {}): {
   leads: DemoLead[];
@@ -130,7 +139,7 @@ export function generateDemoData(options: DemoDataOptions = {}): {
     const dayOffset = int(0, 700); // back from 2025-06-01, across every recency tier
     const when = new Date(Date.UTC(2025, 5, 1, int(0, 23), int(0, 59), int(0, 59)) - dayOffset * 86_400_000);
     customers.push({
-      email: i % 97 === 13 ? null : `customer${i}@example.com`,
+      email: i % 97 === 13 ? null : customerEmail(i),
       lifetime_value: i % 53 === 7 ? null : (int(0, 2_000_000) / 100).toFixed(2),
       order_count: i % 61 === 5 ? null : int(0, 12),
       last_order_at: i % 41 === 3 ? null : when.toISOString().slice(0, 19).replace('T', ' '),
@@ -142,9 +151,10 @@ export function generateDemoData(options: DemoDataOptions = {}): {
   for (let i = 0; i < nLeads; i++) {
     let email: string | null;
     if (nCustomers > 0 && random() < matchRate) {
+      // Salesforce refuses an e-mail with surrounding spaces (INVALID_EMAIL_ADDRESS), so leads
+      // vary only the case; the data lake's side also carries stray spaces (customerEmail).
       const base = `customer${int(0, nCustomers - 1)}@example.com`;
-      const variant = int(0, 9);
-      email = variant === 0 ? base.toUpperCase() : variant === 1 ? `  ${base} ` : base;
+      email = int(0, 9) === 0 ? base.toUpperCase() : base;
     } else {
       email = random() < 0.05 ? null : `lead${i}@prospect.example.org`;
     }
