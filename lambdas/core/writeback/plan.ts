@@ -41,11 +41,14 @@ const MESSAGE_VALUE_CHARS = 100;
 /** jsonb_build_object takes at most 100 arguments (FUNC_MAX_ARGS): 40 pairs a call, joined with `||`. */
 const JSONB_PAIRS_PER_CALL = 40;
 
+/** `work_mem` of the plan's transaction: its sorts and hashes of a million rows stay in memory. */
+export const PLAN_WORK_MEM = '128MB';
+
 /** PostgreSQL 16 added pg_input_is_valid(), which the date and datetime checks use. */
 export const MIN_POSTGRES_VERSION_NUM = 160_000;
 
-/** A plain decimal or scientific number, as text. */
-const NUMBER_RE = '^\\s*[-+]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]+)?\\s*$';
+/** Spellings numeric input accepts that are not numbers Salesforce can store. */
+const NOT_A_NUMBER = `('nan', 'infinity', '+infinity', '-infinity', 'inf', '+inf', '-inf')`;
 /** A Salesforce Id: 15 case-sensitive or 18 case-safe characters. */
 const ID_RE = '^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$';
 /** Loose e-mail shape: Salesforce refuses values without it (INVALID_EMAIL_ADDRESS). */
@@ -188,6 +191,11 @@ function shown(sourceSql: string): string {
   return `left(${sourceSql}, ${MESSAGE_VALUE_CHARS})`;
 }
 
+/** A finite decimal or scientific number (pg_input_is_valid is cheaper than a regular expression). */
+function isNumber(s: string): string {
+  return `(pg_input_is_valid(${s}, 'numeric') AND lower(btrim(${s})) NOT IN ${NOT_A_NUMBER})`;
+}
+
 /**
  * The SQL expression converting a field's source text `s` to the value sent (typed for jsonb:
  * numeric, boolean or text), NULL when `s` is NULL, blank or not convertible.
@@ -206,9 +214,9 @@ export function valueSql(m: Pick<MappedField, 'field' | 'kind'>, s: string): str
     case 'boolean':
       return `CASE lower(btrim(${s})) WHEN 'true' THEN true WHEN 't' THEN true WHEN '1' THEN true WHEN 'yes' THEN true WHEN 'false' THEN false WHEN 'f' THEN false WHEN '0' THEN false WHEN 'no' THEN false END`;
     case 'int':
-      return `CASE WHEN ${s} ~ '${NUMBER_RE}' THEN round(${s}::numeric) END`;
+      return `CASE WHEN ${isNumber(s)} THEN round(${s}::numeric) END`;
     case 'number':
-      return `CASE WHEN ${s} ~ '${NUMBER_RE}' THEN round(${s}::numeric, ${Math.max(0, f.scale ?? 0)}) END`;
+      return `CASE WHEN ${isNumber(s)} THEN round(${s}::numeric, ${Math.max(0, f.scale ?? 0)}) END`;
     case 'date':
       return `CASE WHEN pg_input_is_valid(${s}, 'date') AND isfinite(${s}::date) THEN to_char(${s}::date, 'YYYY-MM-DD') END`;
     case 'datetime':
@@ -414,6 +422,8 @@ export async function planWriteback(
     // Timestamps without a zone are read as UTC, and dates print ISO, whatever the role's settings.
     await client.query(`SET LOCAL TimeZone = 'UTC'`);
     await client.query(`SET LOCAL DateStyle = 'ISO, YMD'`);
+    // The plan sorts and hashes every source row once: in memory rather than in temp files.
+    await client.query(`SET LOCAL work_mem = '${PLAN_WORK_MEM}'`);
 
     const { rows: pushed } = await client.query<{ n: string }>(
       `SELECT count(*) AS n FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2 AND status <> 'planned'`,
@@ -438,6 +448,14 @@ export async function planWriteback(
     }
 
     const comparison = await chooseComparison(client, deps, mapping);
+    let mark = Date.now();
+    const phases: Record<string, number> = {};
+    const lap = (): number => {
+      const now = Date.now();
+      const ms = now - mark;
+      mark = now;
+      return ms;
+    };
     await client.query(`DELETE FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`, [
       input.runId,
       input.task,
@@ -459,34 +477,48 @@ export async function planWriteback(
         `CASE WHEN NOT btrim(k) ~ '${ID_RE}' THEN ${rowError('MALFORMED_ID', 'Id', `format('Id: %s is not a Salesforce Id (15 or 18 letters and digits)', ${shown('k')})`)} END`,
       );
     }
-    keyErrors.push(
-      `CASE WHEN count(*) OVER (PARTITION BY k) > 1 THEN ${rowError('DUPLICATE_KEY', task.keyColumn, `format('key %s appears in more than one source row', ${shown('k')})`)} END`,
-    );
     const fieldErrors = mapping.fields.map((m, i) => errorSql(m, `s${i}`, `v${i}`, task.mode));
     const payload = jsonbObjectSql(mapping.fields.map((m, i) => [m.field.name, `v${i}`]));
+    // The source values of a rejected row go to writeback_errors.payload; built for those rows only.
     const sourcePayload = jsonbObjectSql(
-      [[task.keyColumn, 'k'] as [string, string]].concat(
+      [[task.keyColumn, 'c.key'] as [string, string]].concat(
         mapping.fields
           .filter((m) => m.column !== task.keyColumn)
-          .map((m) => [m.column, `s${mapping.fields.indexOf(m)}`] as [string, string]),
+          .map((m) => [m.column, `c.s${mapping.fields.indexOf(m)}`] as [string, string]),
       ),
     );
+    const sourceList = mapping.fields.map((_, i) => `s${i}`).join(', ');
     await client.query(`
       CREATE TEMP TABLE wb_candidates ON COMMIT DROP AS
-      SELECT k AS key, err, payload, md5(payload::text) AS value_hash, source
+      SELECT k AS key, err, payload, md5(payload::text) AS value_hash, ${sourceList}
         FROM (
-          SELECT k,
+          SELECT k, ${sourceList},
                  COALESCE(${[...keyErrors, ...fieldErrors].join(',\n                          ')}) AS err,
-                 ${payload} AS payload,
-                 ${sourcePayload} AS source
+                 ${payload} AS payload
             FROM (
-              SELECT k, ${mapping.fields.map((_, i) => `s${i}`).join(', ') || 'NULL AS none'}${valueCols.length ? ', ' + valueCols.join(', ') : ''}
+              SELECT k, ${sourceList}, ${valueCols.join(', ')}
                 FROM (
-                  SELECT (${quoteIdent(task.keyColumn)})::text AS k${sourceCols.length ? ', ' + sourceCols.join(', ') : ''}
+                  SELECT (${quoteIdent(task.keyColumn)})::text AS k, ${sourceCols.join(', ')}
                     FROM ${quoteQualified(source.schema, source.table)}
                 ) AS src
+              -- OFFSET 0 keeps the planner from inlining each converted value into every check
+              -- that reads it: each conversion runs once per row.
+              OFFSET 0
             ) AS conv
         ) AS checked`);
+
+    phases.candidates = lap();
+    // The same key twice: every copy is refused (which one is meant cannot be known). A hash
+    // aggregate over the candidates, cheaper than a window sort over the source.
+    await client.query(
+      `UPDATE wb_candidates c
+          SET err = jsonb_build_array('DUPLICATE_KEY', $1::text, format('key %s appears in more than one source row', left(c.key, ${MESSAGE_VALUE_CHARS})))
+        WHERE c.key IN (SELECT key FROM wb_candidates WHERE key IS NOT NULL GROUP BY key HAVING count(*) > 1)
+          AND (c.err IS NULL OR c.err->>0 <> 'MISSING_KEY')`,
+      [task.keyColumn],
+    );
+    await client.query('ANALYZE wb_candidates');
+    phases.duplicates = lap();
 
     // The current values and Salesforce Ids, by key.
     let currentSql: string;
@@ -526,7 +558,7 @@ export async function planWriteback(
 
     const { rowCount: rejected } = await client.query(
       `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields, payload)
-       SELECT $1, $2, c.key, 'plan', c.err->>0, c.err->>2, ARRAY[c.err->>1], c.source
+       SELECT $1, $2, c.key, 'plan', c.err->>0, c.err->>2, ARRAY[c.err->>1], ${sourcePayload}
          FROM wb_candidates c WHERE c.err IS NOT NULL`,
       [input.runId, input.task],
     );
@@ -539,6 +571,7 @@ export async function planWriteback(
         : comparison.kind === 'extract'
           ? `cur.current IS DISTINCT FROM c.payload`
           : `cur.current_hash IS DISTINCT FROM c.value_hash`;
+    phases.rejected = lap();
     const { rowCount: changed } = await client.query(
       `INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, salesforce_id, operation, payload, current, value_hash)
        SELECT $1, $2, c.key, row_number() OVER (ORDER BY c.key), ${salesforceIdSql}, $3, c.payload, cur.current, c.value_hash
@@ -547,6 +580,7 @@ export async function planWriteback(
         WHERE c.err IS NULL AND ${changedSql}`,
       [input.runId, input.task, task.mode],
     );
+    phases.planned = lap();
     const { rows: total } = await client.query<{ n: string }>('SELECT count(*) AS n FROM wb_candidates');
     const sourceRows = Number(total[0]?.n ?? 0);
     const counts: PlanCounts = {
@@ -583,6 +617,7 @@ export async function planWriteback(
       dryRun: input.dryRun,
       startedAt: startedAt.toISOString(),
       planMs: Date.now() - started,
+      planPhasesMs: phases,
       apiCalls: 0,
     });
     return { reused: false as const, counts, sample, comparedWith, api };

@@ -1,0 +1,287 @@
+/**
+ * `npm run bench -- writeback [--rows N]` (default 100,000): the write-back against the Salesforce
+ * emulator, run in a CHILD process (so that this process's memory is the pipeline's alone), and a
+ * real PostgreSQL (embedded, or DATABASE_URL). N leads are seeded; `lead_reverse` ("Id", score)
+ * is loaded with COPY; then, with the real clock (Bulk polls wait as in production):
+ *
+ * 1. every record changed, Bulk path (threshold 2,000): Salesforce calls including polls, plan
+ *    time against the COPY time of the source, peak RSS of this process while pushing;
+ * 2. every record changed again, Collections path (threshold above N): Composite calls;
+ * 3. nothing changed: write calls (expected 0);
+ * 4. 1 % of the scores changed: records sent on the wire over records changed (expected 1).
+ *
+ * Calls are counted on the connector (every REST and Bulk call it makes); records sent are read
+ * from the request bodies. Composite calls "per 100k" scale linearly from N; Bulk calls do not
+ * (a job's calls are the same at any size up to 100 MB), so below 100k they are reported as measured. Prints one JSON object
+ * as its last line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom } from 'pg-copy-streams';
+import { makeId } from '../emulators/salesforce/ids';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../emulators/postgres/embedded';
+import { parseConfig, type WritebackTaskInput } from '../lambdas/config';
+import { createPool, migrate, withClient } from '../lambdas/connectors/postgres';
+import { connectSalesforce, type SalesforceConnector } from '../lambdas/connectors/salesforce';
+import type { CoreDeps } from '../lambdas/core/deps';
+import { runWriteback } from '../lambdas/core/writeback';
+import { systemClock } from '../lambdas/shared/clock';
+import { createConsoleLogger } from '../lambdas/shared/logging';
+
+const MB = 1024 * 1024;
+
+function option(argv: string[], name: string, fallback: number): number {
+  const at = argv.indexOf(`--${name}`);
+  const value = at >= 0 ? Number(argv[at + 1]) : fallback;
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer`);
+  return value;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startEmulatorProcess(
+  seedDir: string,
+  port: number,
+): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(__dirname, '..', 'bin', 'roundtrip.ts'),
+      'emulate',
+      'salesforce',
+      '--port',
+      String(port),
+      '--seed',
+      seedDir,
+      '--daily-api-limit',
+      '100000000',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=4096' },
+    },
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m?.[1]) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`the emulator exited (${code}) before listening: ${out}`)));
+  });
+  return { child, url };
+}
+
+/** Counts what the connector sends: every call, write calls, and records in write bodies. */
+function counting(connector: SalesforceConnector): SalesforceConnector & { writes: number; records: number } {
+  const counted = Object.create(connector, {
+    request: {
+      value: async (
+        op: string,
+        method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+        p: string,
+        body?: unknown,
+      ) => {
+        if (method !== 'GET' && !p.startsWith('/jobs/ingest/') && p !== '/jobs/ingest') {
+          counted.writes += 1;
+          counted.records += typeof body === 'string' ? (body.match(/"attributes":/g) ?? []).length : 0;
+        }
+        if (p === '/jobs/ingest') counted.writes += 1;
+        return connector.request(op, method, p, body);
+      },
+    },
+    fetchWithSession: {
+      value: async (op: string, p: string, init: RequestInit) => {
+        if (init.method === 'PUT') counted.writes += 1;
+        return connector.fetchWithSession(op, p, init);
+      },
+    },
+  }) as SalesforceConnector & { writes: number; records: number };
+  counted.writes = 0;
+  counted.records = 0;
+  return counted;
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const start = process.hrtime.bigint();
+  const result = await fn();
+  return [result, Number(process.hrtime.bigint() - start) / 1e6];
+}
+
+/** Runs the benchmark (bench/index.ts calls this). */
+export async function run(argv: string[]): Promise<void> {
+  const rows = option(argv, 'rows', 100_000);
+  const logger = createConsoleLogger('warn');
+  const work = mkdtempSync(path.join(tmpdir(), 'rt-bench-wb-'));
+  let server: EmbeddedPostgres | undefined;
+  let emulator: ChildProcess | undefined;
+  try {
+    const ids = Array.from({ length: rows }, (_, i) => makeId('00Q', i + 1));
+    const seedDir = path.join(work, 'seed');
+    await import('node:fs/promises').then((fs) => fs.mkdir(seedDir));
+    let csv = 'Id,LastName,Company\n';
+    for (let i = 0; i < rows; i += 1) csv += `${ids[i]},Lead ${i},Company ${i % 97}\n`;
+    writeFileSync(path.join(seedDir, 'Lead.csv'), csv);
+    csv = '';
+    const port = await freePort();
+    const started = await startEmulatorProcess(seedDir, port);
+    emulator = started.child;
+
+    const url = process.env.DATABASE_URL ?? (server = await startEmbeddedPostgres()).url;
+    const pool = createPool({ url }, { ssl: { mode: 'disable' }, max: 4 });
+    await migrate(pool);
+    const base = await connectSalesforce({
+      secret: { loginUrl: started.url, username: 'admin@roundtrip.test', password: 'roundtrip' },
+      apiVersion: '62.0',
+      logger,
+    });
+    await pool.query('DROP TABLE IF EXISTS lead_reverse');
+    await pool.query('CREATE TABLE lead_reverse ("Id" text, lead_score integer)');
+    await pool.query(`DELETE FROM roundtrip.sync_state WHERE task LIKE 'Lead-update%'`);
+    const load = (bump: (i: number) => number): Promise<number> =>
+      withClient(pool, async (client) => {
+        await client.query('TRUNCATE lead_reverse');
+        async function* lines(): AsyncGenerator<string> {
+          let chunk = '';
+          for (let i = 0; i < rows; i += 1) {
+            chunk += `${ids[i]},${(i + bump(i)) % 1000}\n`;
+            if (chunk.length > 64 * 1024) {
+              yield chunk;
+              chunk = '';
+            }
+          }
+          if (chunk) yield chunk;
+        }
+        const [, ms] = await timed(() =>
+          pipeline(
+            Readable.from(lines()),
+            client.query(copyFrom('COPY lead_reverse FROM STDIN (FORMAT csv)')),
+          ),
+        );
+        return ms;
+      });
+
+    const task = (bulkThreshold: number): WritebackTaskInput => ({
+      to: 'salesforce',
+      object: 'Lead',
+      from: 'lead_reverse',
+      mode: 'update',
+      fields: { LeadScore__c: 'lead_score' },
+      bulkThreshold,
+      maxFailureRate: 0.01,
+    });
+    const deps = (connector: SalesforceConnector, bulkThreshold: number): CoreDeps => ({
+      config: parseConfig({
+        name: 'bench-writeback',
+        salesforce: { secret: 'x' },
+        postgres: { secret: 'x' },
+        writeback: [task(bulkThreshold)],
+      }),
+      pg: pool,
+      salesforce: connector,
+      logger,
+      clock: systemClock,
+    });
+    let runs = 0;
+    const newRun = async (): Promise<string> => {
+      const runId = `bench-${Date.now()}-${(runs += 1)}`;
+      await pool.query(
+        `INSERT INTO roundtrip.runs (run_id, pipeline, status) VALUES ($1, 'bench-writeback', 'running')`,
+        [runId],
+      );
+      return runId;
+    };
+
+    // 1. Bulk: every record changed.
+    const copyMs = await load(() => 0);
+    const bulk = counting(base);
+    await base.describe('Lead'); // cached: the describe is not part of the push's cost
+    let peakRss = process.memoryUsage().rss;
+    const sampler = setInterval(() => {
+      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    }, 50);
+    const bulkRun = await newRun();
+    const callsBefore = base.apiCalls;
+    const [bulkResult, bulkMs] = await timed(() =>
+      runWriteback(deps(bulk, 2_000), { runId: bulkRun, task: 'Lead-update' }),
+    );
+    clearInterval(sampler);
+    const bulkCalls = base.apiCalls - callsBefore;
+    const { rows: planTiming } = await pool.query<{ ms: number; phases: unknown }>(
+      `SELECT (summary->'writeback'->'Lead-update'->>'planMs')::float AS ms,
+              summary->'writeback'->'Lead-update'->'planPhasesMs' AS phases
+         FROM roundtrip.runs WHERE run_id = $1`,
+      [bulkRun],
+    );
+    const planMs = planTiming[0]?.ms ?? NaN;
+
+    // 2. Composite: every record changed again, threshold above N.
+    await load(() => 1);
+    const composite = counting(base);
+    const compositeRun = await newRun();
+    const compositeBefore = base.apiCalls;
+    const [compositeResult, compositeMs] = await timed(() =>
+      runWriteback(deps(composite, rows + 1), { runId: compositeRun, task: 'Lead-update' }),
+    );
+    const compositeCalls = base.apiCalls - compositeBefore;
+
+    // 3. Nothing changed.
+    const unchanged = counting(base);
+    await runWriteback(deps(unchanged, rows + 1), { runId: await newRun(), task: 'Lead-update' });
+
+    // 4. 1 % changed (every 100th lead).
+    await load((i) => (i % 100 === 0 ? 2 : 1));
+    const onePct = counting(base);
+    const onePctRun = await runWriteback(deps(onePct, 2_000), { runId: await newRun(), task: 'Lead-update' });
+    const changedAt1pct = onePctRun.plan.changed;
+
+    const figures = {
+      rows,
+      machine: { cpus: cpus().length, node: process.version },
+      bulk: {
+        calls: bulkCalls,
+        ms: Math.round(bulkMs),
+        succeeded: bulkResult.result?.succeeded,
+        planMs: Math.round(planMs),
+        planPhasesMs: planTiming[0]?.phases,
+      },
+      composite: {
+        calls: compositeCalls,
+        ms: Math.round(compositeMs),
+        succeeded: compositeResult.result?.succeeded,
+      },
+      copyMs: Math.round(copyMs),
+      // A Bulk run costs create + upload + close + polls + result files per job (one job up to
+      // 100 MB): it does not shrink with fewer rows, so below 100k the measured count is reported.
+      bulkCallsPer100k: rows >= 100_000 ? Math.round((bulkCalls * 100_000) / rows) : bulkCalls,
+      compositeCallsPer100k: Math.round((compositeCalls * 100_000) / rows),
+      writeCallsWhenUnchanged: unchanged.writes,
+      sentOverChangedAt1pct: changedAt1pct === 0 ? null : onePct.records / changedAt1pct,
+      planOverCopy: Number((planMs / copyMs).toFixed(3)),
+      peakRssMb: Math.round(peakRss / MB),
+    };
+    process.stdout.write(JSON.stringify(figures) + '\n');
+    await pool.end();
+  } finally {
+    emulator?.kill('SIGTERM');
+    await server?.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
