@@ -157,6 +157,24 @@ describe('the state machine definition', () => {
     expect(query?.TimeoutSeconds).toBeGreaterThanOrEqual(30 * 60);
   });
 
+  it('runs the queries with the cross-account role when the config names one', () => {
+    const base = fullConfig();
+    const crossAccount = aslForConfig({
+      ...base,
+      athena: {
+        database: 'marketing',
+        workgroup: 'lake',
+        catalog: 'AwsDataCatalog',
+        results: 's3',
+        roleArn: 'arn:aws:iam::210987654321:role/lake-reader',
+      },
+    });
+    const query = allStates(crossAccount).get(taskStateNames('athena_customers').query);
+    expect(query?.Credentials).toEqual({ RoleArn: 'arn:aws:iam::210987654321:role/lake-reader' });
+    expect(aslValidator(structuredClone(crossAccount)).errors).toEqual([]);
+    expect(allStates(full).get(taskStateNames('athena_customers').query)?.Credentials).toBeUndefined();
+  });
+
   describe('run locally with stand-in handlers', () => {
     /** What each step returns, per state name; records the states that ran. */
     function handlers(
