@@ -90,7 +90,9 @@ async function startEmulatorProcess(
 }
 
 /** Counts what the connector sends: every call, write calls, and records in write bodies. */
-function counting(connector: SalesforceConnector): SalesforceConnector & { writes: number; records: number } {
+function counting(
+  connector: SalesforceConnector,
+): SalesforceConnector & { writes: number; records: number; salesforceMs: number } {
   const counted = Object.create(connector, {
     request: {
       value: async (
@@ -104,7 +106,12 @@ function counting(connector: SalesforceConnector): SalesforceConnector & { write
           counted.records += typeof body === 'string' ? (body.match(/"attributes":/g) ?? []).length : 0;
         }
         if (p === '/jobs/ingest') counted.writes += 1;
-        return connector.request(op, method, p, body);
+        const start = process.hrtime.bigint();
+        try {
+          return await connector.request(op, method, p, body);
+        } finally {
+          counted.salesforceMs += Number(process.hrtime.bigint() - start) / 1e6;
+        }
       },
     },
     fetchWithSession: {
@@ -113,8 +120,9 @@ function counting(connector: SalesforceConnector): SalesforceConnector & { write
         return connector.fetchWithSession(op, p, init);
       },
     },
-  }) as SalesforceConnector & { writes: number; records: number };
+  }) as SalesforceConnector & { writes: number; records: number; salesforceMs: number };
   counted.writes = 0;
+  counted.salesforceMs = 0;
   counted.records = 0;
   return counted;
 }
@@ -265,6 +273,7 @@ export async function run(argv: string[]): Promise<void> {
       composite: {
         calls: compositeCalls,
         ms: Math.round(compositeMs),
+        salesforceMs: Math.round(composite.salesforceMs),
         succeeded: compositeResult.result?.succeeded,
       },
       copyMs: Math.round(copyMs),

@@ -580,6 +580,8 @@ export async function planWriteback(
         WHERE c.err IS NULL AND ${changedSql}`,
       [input.runId, input.task, task.mode],
     );
+    // Fresh statistics: push and collect join a run's plan by seq right after this.
+    await client.query('ANALYZE roundtrip.writeback_plans');
     phases.planned = lap();
     const { rows: total } = await client.query<{ n: string }>('SELECT count(*) AS n FROM wb_candidates');
     const sourceRows = Number(total[0]?.n ?? 0);

@@ -72,42 +72,60 @@ export async function applyResults(
   args: { runId: string; task: string; jobId: string | null; syncedAt: Date; lockRetries?: number },
 ): Promise<AppliedCounts> {
   const retries = args.lockRetries ?? ROW_LOCK_RETRIES;
+  const { rows: stats } = await client.query<{
+    ok: string;
+    bad: string;
+    lo: string | null;
+    hi: string | null;
+  }>(
+    `SELECT count(*) FILTER (WHERE success) AS ok, count(*) FILTER (WHERE NOT success) AS bad, min(seq) AS lo, max(seq) AS hi
+       FROM ${RESULTS_TABLE}`,
+  );
+  const ok = Number(stats[0]?.ok ?? 0);
+  const bad = Number(stats[0]?.bad ?? 0);
+  if (ok + bad === 0) return { succeeded: 0, lockRetry: 0, failed: 0 };
+  // The seq range bounds every join to the plan's (run, task, seq) index: a call's 1,000 results
+  // never scan the run's whole plan. Fresh statistics of the temp table help the planner too.
+  await client.query(`ANALYZE ${RESULTS_TABLE}`);
+  const lo = Number(stats[0]?.lo);
+  const hi = Number(stats[0]?.hi);
   const { rowCount: succeeded } = await client.query(
     `WITH done AS (
        UPDATE roundtrip.writeback_plans p
           SET status = 'succeeded', salesforce_id = coalesce(r.sf_id, p.salesforce_id),
               attempts = p.attempts + 1, job_id = coalesce($3, p.job_id), updated_at = now()
          FROM ${RESULTS_TABLE} r
-        WHERE p.run_id = $1 AND p.task = $2 AND p.seq = r.seq AND p.status IN ('planned', 'sent') AND r.success
+        WHERE p.run_id = $1 AND p.task = $2 AND p.seq BETWEEN $5 AND $6 AND p.seq = r.seq AND p.status IN ('planned', 'sent') AND r.success
         RETURNING p.task, p.key, p.salesforce_id, p.value_hash, p.payload, p.run_id)
      INSERT INTO roundtrip.sync_state AS s (task, key, salesforce_id, value_hash, synced_values, synced_at, run_id)
      SELECT task, key, salesforce_id, value_hash, payload, $4, run_id FROM done
      ON CONFLICT (task, key) DO UPDATE
         SET salesforce_id = coalesce(EXCLUDED.salesforce_id, s.salesforce_id), value_hash = EXCLUDED.value_hash,
             synced_values = EXCLUDED.synced_values, synced_at = EXCLUDED.synced_at, run_id = EXCLUDED.run_id`,
-    [args.runId, args.task, args.jobId, args.syncedAt],
+    [args.runId, args.task, args.jobId, args.syncedAt, lo, hi],
   );
+  if (bad === 0) return { succeeded: succeeded ?? 0, lockRetry: 0, failed: 0 };
   const { rowCount: failed } = await client.query(
     `WITH failed AS (
        UPDATE roundtrip.writeback_plans p
           SET status = 'failed', attempts = p.attempts + 1, job_id = coalesce($3, p.job_id), updated_at = now()
          FROM ${RESULTS_TABLE} r
-        WHERE p.run_id = $1 AND p.task = $2 AND p.seq = r.seq AND p.status IN ('planned', 'sent') AND NOT r.success
+        WHERE p.run_id = $1 AND p.task = $2 AND p.seq BETWEEN $5 AND $6 AND p.seq = r.seq AND p.status IN ('planned', 'sent') AND NOT r.success
           AND NOT (r.code = '${ROW_LOCK_ERROR}' AND p.attempts < $4)
         RETURNING p.key, p.salesforce_id, p.payload, r.sf_id, r.code, r.message, r.fields)
      INSERT INTO roundtrip.writeback_errors (run_id, task, key, salesforce_id, stage, job_id, code, message, fields, payload)
      SELECT $1, $2, key, coalesce(nullif(sf_id, ''), salesforce_id), 'push', $3,
             coalesce(code, 'UNKNOWN_EXCEPTION'), coalesce(message, 'Salesforce gave no reason'), coalesce(fields, '{}'), payload
        FROM failed`,
-    [args.runId, args.task, args.jobId, retries],
+    [args.runId, args.task, args.jobId, retries, lo, hi],
   );
   const { rowCount: lockRetry } = await client.query(
     `UPDATE roundtrip.writeback_plans p
         SET status = 'planned', attempts = p.attempts + 1, job_id = coalesce($3, p.job_id), updated_at = now()
        FROM ${RESULTS_TABLE} r
-      WHERE p.run_id = $1 AND p.task = $2 AND p.seq = r.seq AND p.status IN ('planned', 'sent') AND NOT r.success
+      WHERE p.run_id = $1 AND p.task = $2 AND p.seq BETWEEN $5 AND $6 AND p.seq = r.seq AND p.status IN ('planned', 'sent') AND NOT r.success
         AND r.code = '${ROW_LOCK_ERROR}' AND p.attempts < $4`,
-    [args.runId, args.task, args.jobId, retries],
+    [args.runId, args.task, args.jobId, retries, lo, hi],
   );
   return { succeeded: succeeded ?? 0, lockRetry: lockRetry ?? 0, failed: failed ?? 0 };
 }
