@@ -29,43 +29,24 @@ export function splitSqlStatements(sql: string): SqlStatement[] {
   const n = sql.length;
   const push = (end: number): void => {
     const raw = sql.slice(start, end);
-    const stripped = raw.replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, '').trim();
-    if (stripped) {
+    if (!onlyComments(raw)) {
       const lead = raw.length - raw.trimStart().length;
       // Skip leading comments too, so that the line is the statement's first token.
       let offset = start + lead;
-      for (;;) {
-        if (sql.startsWith('--', offset)) {
-          const nl = sql.indexOf('\n', offset);
-          offset = nl < 0 ? end : nl + 1;
-        } else if (sql.startsWith('/*', offset)) {
-          const close = sql.indexOf('*/', offset);
-          offset = close < 0 ? end : close + 2;
-        } else break;
+      while (sql.startsWith('--', offset) || sql.startsWith('/*', offset)) {
+        offset = commentEnd(sql, offset);
         while (offset < end && /\s/.test(sql[offset] as string)) offset += 1;
       }
-      out.push({ text: raw.trim(), line: lineAt(sql, offset) });
+      // The text starts at the first token, so that an error position counts lines from `line`.
+      out.push({ text: sql.slice(offset, end).trimEnd(), line: lineAt(sql, offset) });
     }
     start = end + 1;
   };
   while (i < n) {
     const c = sql[i] as string;
     const next = sql[i + 1];
-    if (c === '-' && next === '-') {
-      const nl = sql.indexOf('\n', i);
-      i = nl < 0 ? n : nl + 1;
-    } else if (c === '/' && next === '*') {
-      let depth = 1;
-      i += 2;
-      while (i < n && depth > 0) {
-        if (sql[i] === '/' && sql[i + 1] === '*') {
-          depth += 1;
-          i += 2;
-        } else if (sql[i] === '*' && sql[i + 1] === '/') {
-          depth -= 1;
-          i += 2;
-        } else i += 1;
-      }
+    if ((c === '-' && next === '-') || (c === '/' && next === '*')) {
+      i = commentEnd(sql, i);
     } else if (c === "'") {
       const escapes = i > 0 && /[eE]/.test(sql[i - 1] as string) && !/[A-Za-z0-9_]/.test(sql[i - 2] ?? ' ');
       i += 1;
@@ -96,6 +77,37 @@ export function splitSqlStatements(sql: string): SqlStatement[] {
   }
   if (start < n) push(n);
   return out;
+}
+
+/** The index just after the comment starting at `i` (`-- …` to the line's end, or nested `/* … *\/`). */
+function commentEnd(sql: string, i: number): number {
+  if (sql.startsWith('--', i)) {
+    const nl = sql.indexOf('\n', i);
+    return nl < 0 ? sql.length : nl + 1;
+  }
+  let depth = 1;
+  let k = i + 2;
+  while (k < sql.length && depth > 0) {
+    if (sql.startsWith('/*', k)) {
+      depth += 1;
+      k += 2;
+    } else if (sql.startsWith('*/', k)) {
+      depth -= 1;
+      k += 2;
+    } else k += 1;
+  }
+  return k;
+}
+
+/** Whether a piece of SQL holds nothing but comments and blanks. */
+function onlyComments(text: string): boolean {
+  let k = 0;
+  while (k < text.length) {
+    if (/\s/.test(text[k] as string)) k += 1;
+    else if (text.startsWith('--', k) || text.startsWith('/*', k)) k = commentEnd(text, k);
+    else return false;
+  }
+  return true;
 }
 
 function lineAt(text: string, offset: number): number {

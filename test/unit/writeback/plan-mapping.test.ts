@@ -1,0 +1,131 @@
+import { parseConfig, type WritebackTask, type WritebackTaskInput } from '../../../lambdas/config';
+import type {
+  SalesforceFieldDescribe,
+  SalesforceObjectDescribe,
+} from '../../../lambdas/connectors/salesforce';
+import { choosePushApi, mapWritebackTask } from '../../../lambdas/core/writeback';
+import { TerminalError } from '../../../lambdas/shared/errors';
+
+function field(name: string, over: Partial<SalesforceFieldDescribe> = {}): SalesforceFieldDescribe {
+  return {
+    name,
+    type: 'string',
+    length: 80,
+    precision: 0,
+    scale: 0,
+    nillable: true,
+    createable: true,
+    updateable: true,
+    defaultedOnCreate: false,
+    externalId: false,
+    ...over,
+  };
+}
+
+const describe_: SalesforceObjectDescribe = {
+  name: 'Lead',
+  label: 'Lead',
+  keyPrefix: '00Q',
+  createable: true,
+  updateable: true,
+  deletable: true,
+  queryable: true,
+  fields: [
+    field('Id', {
+      type: 'id',
+      nillable: false,
+      createable: false,
+      updateable: false,
+      defaultedOnCreate: true,
+    }),
+    field('LastName', { nillable: false }),
+    field('Company', { nillable: false }),
+    field('LeadScore__c', { type: 'double', precision: 3 }),
+    field('IsConverted', { type: 'boolean', nillable: false, updateable: false, defaultedOnCreate: true }),
+    field('External_Id__c', { externalId: true }),
+    field('Address', { type: 'address', createable: false, updateable: false }),
+  ],
+};
+
+function task(input: Partial<WritebackTaskInput>): WritebackTask {
+  const config = parseConfig({
+    name: 'unit',
+    salesforce: { secret: 's' },
+    postgres: { secret: 'p' },
+    writeback: [
+      {
+        to: 'salesforce',
+        object: 'Lead',
+        from: 'src',
+        mode: 'update',
+        fields: { LeadScore__c: 'score' },
+        ...input,
+      } as WritebackTaskInput,
+    ],
+  });
+  return config.writeback[0] as WritebackTask;
+}
+
+describe('mapWritebackTask', () => {
+  it('maps update fields in the describe spelling, keyed on Id', () => {
+    const mapping = mapWritebackTask(task({ fields: { leadscore__c: 'score' } }), describe_);
+    expect(mapping.keyField).toBe('Id');
+    expect(mapping.fields.map((m) => [m.field.name, m.kind, m.column, m.isKey])).toEqual([
+      ['LeadScore__c', 'number', 'score', false],
+    ]);
+  });
+
+  it('puts the external-ID key first in an upsert payload', () => {
+    const mapping = mapWritebackTask(
+      task({
+        mode: 'upsert',
+        key: 'External_Id__c',
+        keyColumn: 'ext',
+        fields: { LastName: 'n', Company: 'c' },
+      }),
+      describe_,
+    );
+    expect(mapping.fields.map((m) => [m.field.name, m.isKey])).toEqual([
+      ['External_Id__c', true],
+      ['LastName', false],
+      ['Company', false],
+    ]);
+  });
+
+  it('reports every problem of a mapping at once', () => {
+    const attempt = () =>
+      mapWritebackTask(
+        task({ mode: 'insert', key: 'LastName', fields: { Nope: 'a', IsConverted: 'b', Address: 'c' } }),
+        describe_,
+      );
+    expect(attempt).toThrow(TerminalError);
+    expect(attempt).toThrow(
+      'Cannot plan the write-back of Lead (insert): key LastName is not an external-ID field of Lead (insert needs one); field Nope does not exist on Lead; field Address is not createable; Address has type address, which the write-back cannot send; field LastName is required on insert but not mapped; field Company is required on insert but not mapped',
+    );
+  });
+
+  it('refuses a field that is not updateable for update', () => {
+    expect(() => mapWritebackTask(task({ fields: { IsConverted: 'x' } }), describe_)).toThrow(
+      /field IsConverted is not updateable/,
+    );
+  });
+});
+
+describe('choosePushApi', () => {
+  it('sends nothing for an empty plan, Collections below the threshold and Bulk from it on', () => {
+    const t = task({ bulkThreshold: 100 });
+    expect(choosePushApi(0, t)).toBe('none');
+    expect(choosePushApi(99, t)).toBe('collections');
+    expect(choosePushApi(100, t)).toBe('bulk');
+  });
+
+  it('keeps an insert without an external-ID key on Collections, whose results come back in order', () => {
+    const t = task({
+      mode: 'insert',
+      keyColumn: 'k',
+      fields: { LastName: 'n', Company: 'c' },
+      bulkThreshold: 10,
+    });
+    expect(choosePushApi(1_000, t)).toBe('collections');
+  });
+});

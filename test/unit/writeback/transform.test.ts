@@ -1,0 +1,41 @@
+import { splitSqlStatements } from '../../../lambdas/core/transform';
+
+describe('splitSqlStatements', () => {
+  it('splits at top-level semicolons and gives each statement its first line', () => {
+    const sql = `-- header comment\nCREATE TABLE t (a int);\n\nINSERT INTO t\nVALUES (1);\n`;
+    expect(splitSqlStatements(sql)).toEqual([
+      { text: 'CREATE TABLE t (a int)', line: 2 },
+      { text: 'INSERT INTO t\nVALUES (1)', line: 4 },
+    ]);
+  });
+
+  it('keeps semicolons inside strings, quoted identifiers, dollar quotes and comments', () => {
+    const sql = [
+      `SELECT 'a;b', 'it''s;', E'x\\';y' AS "semi;colon";`,
+      `/* one; /* nested; */ still comment; */ SELECT 2;`,
+      `CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $body$ SELECT 1; $body$;`,
+      `SELECT $$;$$ -- trailing; comment`,
+    ].join('\n');
+    const statements = splitSqlStatements(sql);
+    expect(statements.map((s) => s.line)).toEqual([1, 2, 3, 4]);
+    expect(statements[0]?.text).toBe(`SELECT 'a;b', 'it''s;', E'x\\';y' AS "semi;colon"`);
+    expect(statements[2]?.text).toContain('$body$ SELECT 1; $body$');
+    expect(statements[3]?.text).toBe('SELECT $$;$$ -- trailing; comment');
+  });
+
+  it('starts a statement after its leading (nested) comments, so error positions count from its line', () => {
+    const sql = `/* a /* nested; */ comment; */\n-- and another\n  UPDATE t SET a = 1;`;
+    expect(splitSqlStatements(sql)).toEqual([{ text: 'UPDATE t SET a = 1', line: 3 }]);
+  });
+
+  it('drops statements that are only comments or blanks', () => {
+    expect(splitSqlStatements(`;\n-- nothing\n;  /* none */ ;`)).toEqual([]);
+  });
+
+  it('does not take a positional parameter or an identifier with $ for a dollar quote', () => {
+    expect(splitSqlStatements(`SELECT a$b FROM t WHERE x = $1; SELECT 2`).map((s) => s.text)).toEqual([
+      'SELECT a$b FROM t WHERE x = $1',
+      'SELECT 2',
+    ]);
+  });
+});

@@ -1,0 +1,143 @@
+import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
+import { parseBulkRecordError, writeCollections } from '../../../lambdas/connectors/salesforce/writes';
+import { TerminalError } from '../../../lambdas/shared/errors';
+
+interface Call {
+  operation: string;
+  method: string;
+  path: string;
+  body: string;
+}
+
+/** A connector double: records each request and answers what `answer` makes of it. */
+function fakeConnector(answer: (call: Call) => unknown): SalesforceConnector & { calls: Call[] } {
+  const calls: Call[] = [];
+  const fake = {
+    apiVersion: '62.0',
+    calls,
+    redact: (text: string) => text,
+    request: async (operation: string, method: string, path: string, body?: unknown) => {
+      const call = { operation, method, path, body: String(body) };
+      calls.push(call);
+      return answer(call);
+    },
+  };
+  return fake as unknown as SalesforceConnector & { calls: Call[] };
+}
+
+const records = (n: number): string[] =>
+  Array.from({ length: n }, (_, i) => `{"attributes":{"type":"Lead"},"id":"00Q${i}","X":${i}}`);
+const ok = (n: number, from = 0) =>
+  Array.from({ length: n }, (_, i) => ({ id: `00Q${from + i}`, success: true, errors: [] }));
+
+describe('writeCollections', () => {
+  it('sends up to 200 records in one sObject Collections call with allOrNone false', async () => {
+    const sf = fakeConnector(() => ok(200));
+    const results = await writeCollections(sf, {
+      object: 'Lead',
+      operation: 'update',
+      records: records(200),
+    });
+    expect(results).toHaveLength(200);
+    expect(sf.calls).toHaveLength(1);
+    expect(sf.calls[0]).toMatchObject({ method: 'PATCH', path: '/composite/sobjects' });
+    const body = JSON.parse(sf.calls[0]?.body ?? '');
+    expect(body.allOrNone).toBe(false);
+    expect(body.records).toHaveLength(200);
+  });
+
+  it('sends 201 to 1,000 records as ONE Composite call of Collections subrequests of 200, results in order', async () => {
+    const sf = fakeConnector((call) => {
+      const body = JSON.parse(call.body);
+      let from = 0;
+      return {
+        compositeResponse: body.compositeRequest.map(
+          (sub: { referenceId: string; body: { records: unknown[] } }) => {
+            const part = {
+              referenceId: sub.referenceId,
+              httpStatusCode: 200,
+              body: ok(sub.body.records.length, from),
+            };
+            from += sub.body.records.length;
+            return part;
+          },
+        ),
+      };
+    });
+    const results = await writeCollections(sf, {
+      object: 'Lead',
+      operation: 'upsert',
+      externalIdField: 'Ext__c',
+      records: records(450),
+    });
+    expect(sf.calls).toHaveLength(1);
+    expect(sf.calls[0]).toMatchObject({ method: 'POST', path: '/composite' });
+    const body = JSON.parse(sf.calls[0]?.body ?? '');
+    expect(body.compositeRequest.map((s: { body: { records: unknown[] } }) => s.body.records.length)).toEqual(
+      [200, 200, 50],
+    );
+    expect(body.compositeRequest[0]).toMatchObject({
+      method: 'PATCH',
+      url: '/services/data/v62.0/composite/sobjects/Lead/Ext__c',
+    });
+    expect(results.map((r) => r.id)).toEqual(Array.from({ length: 450 }, (_, i) => `00Q${i}`));
+  });
+
+  it('refuses more than 1,000 records', async () => {
+    const sf = fakeConnector(() => []);
+    await expect(
+      writeCollections(sf, { object: 'Lead', operation: 'insert', records: records(1001) }),
+    ).rejects.toThrow('writeCollections takes at most 1000 records, got 1001');
+    expect(sf.calls).toHaveLength(0);
+  });
+
+  it('fails the call when a subrequest fails as a whole, naming its code', async () => {
+    const sf = fakeConnector(() => ({
+      compositeResponse: [
+        { referenceId: 'chunk0', httpStatusCode: 200, body: ok(200) },
+        {
+          referenceId: 'chunk1',
+          httpStatusCode: 400,
+          body: [{ errorCode: 'JSON_PARSER_ERROR', message: 'bad value' }],
+        },
+      ],
+    }));
+    const attempt = writeCollections(sf, { object: 'Lead', operation: 'insert', records: records(400) });
+    await expect(attempt).rejects.toThrow(TerminalError);
+    await expect(attempt).rejects.toThrow(/chunk1 .* failed with HTTP 400: JSON_PARSER_ERROR: bad value/);
+  });
+
+  it('fails when Salesforce answers a different number of results', async () => {
+    const sf = fakeConnector(() => ok(3));
+    await expect(
+      writeCollections(sf, { object: 'Lead', operation: 'insert', records: records(4) }),
+    ).rejects.toThrow('Salesforce Collections insert of Lead answered 3 results for 4 records');
+  });
+});
+
+describe('parseBulkRecordError', () => {
+  it('reads the first error of a failedResults sf__Error', () => {
+    expect(parseBulkRecordError('ENTITY_IS_DELETED:entity is deleted: --')).toEqual({
+      statusCode: 'ENTITY_IS_DELETED',
+      message: 'entity is deleted',
+      fields: [],
+    });
+    expect(
+      parseBulkRecordError(
+        'STRING_TOO_LONG:Last Name: data value too large: x:LastName,FirstName -- REQUIRED_FIELD_MISSING:m:Company --',
+      ),
+    ).toEqual({
+      statusCode: 'STRING_TOO_LONG',
+      message: 'Last Name: data value too large: x',
+      fields: ['LastName', 'FirstName'],
+    });
+  });
+
+  it('keeps text it cannot parse as the message', () => {
+    expect(parseBulkRecordError('something odd')).toEqual({
+      statusCode: 'UNKNOWN_EXCEPTION',
+      message: 'something odd',
+      fields: [],
+    });
+  });
+});
