@@ -224,6 +224,34 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     expect(bulk7).toEqual([expect.objectContaining({ LeadScore__c: 8 })]);
   });
 
+  it('inserts through a job keyed on an external ID, records the new Ids, and never inserts them again', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'ins-' || i, 'Ins ' || i, i FROM generate_series(1, 60) AS i`,
+    );
+    const insert = { ...upsert, mode: 'insert' as const };
+    const deps = env.deps({ writeback: [insert] });
+    const before = env.sf.store.count('Lead');
+    env.sf.calls.clear();
+
+    const first = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+
+    expect(first.result).toMatchObject({ api: 'bulk', succeeded: 60, failed: 0 });
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.create' })).toBe(1);
+    expect(env.sf.store.count('Lead')).toBe(before + 60);
+    const { rows } = await env.pool.query(
+      `SELECT s.salesforce_id FROM roundtrip.sync_state s WHERE s.task = 'Lead-insert' AND s.key = 'ins-7'`,
+    );
+    expect(env.sf.store.get(rows[0].salesforce_id)).toMatchObject({
+      External_Id__c: 'ins-7',
+      LeadScore__c: 7,
+    });
+
+    const second = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+    expect(second.plan.changed).toBe(0);
+    expect(env.sf.store.count('Lead')).toBe(before + 60);
+  });
+
   it('a job that fails as a whole fails its rows with the job message', async () => {
     await scores(11);
     env.sf.faults.set({ failNextBulkJob: 'InvalidBatch : simulated failure' });
