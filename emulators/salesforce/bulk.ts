@@ -19,13 +19,14 @@ import {
   CsvSyntaxError,
   headerCsv,
   LINE_ENDINGS,
+  QueryResultEncoder,
   quoteCsv,
   type ColumnDelimiter,
   type LineEnding,
 } from './bulk-csv';
 import { ApiError, CSV_CONTENT_TYPE, sendEmpty, sendJson, StreamWriter } from './http';
 import { makeId, normalizeId } from './ids';
-import { SoqlError, type QueryCursor, type RecordError, type SaveResult, type SfValue } from './store';
+import { SoqlError, type QueryCursor, type RecordError, type SaveResult, type SfRecord } from './store';
 import { formatDatetime } from './values';
 
 /** Largest upload of one ingest job: 150 MB base64-encoded ≈ 100 MB raw (salesforce-wire.md). */
@@ -114,11 +115,6 @@ export function classifyBulk(
   }
   if (sub === 'batches') return op('upload', true);
   return op('results');
-}
-
-function csvValue(value: SfValue | undefined): string {
-  if (value === null || value === undefined) return '""';
-  return quoteCsv(typeof value === 'string' ? value : String(value));
 }
 
 function encodeLocator(offset: number): string {
@@ -844,21 +840,14 @@ export class BulkApi {
     });
     const writer = new StreamWriter(res, this.ctx.faults.takeStreamReset());
     await writer.write(fields.map(quoteCsv).join(delimiter) + eol);
-    const PIECE_RECORDS = 500;
-    for (let start = offset; start < end && !writer.aborted; start += PIECE_RECORDS) {
-      let piece = '';
-      const stop = Math.min(end, start + PIECE_RECORDS);
-      for (let i = start; i < stop; i++) {
-        const record = records[i] as Record<string, SfValue>;
-        let line = '';
-        for (let f = 0; f < fields.length; f++) {
-          if (f > 0) line += delimiter;
-          line += csvValue(record[fields[f] as string]);
-        }
-        piece += line + eol;
-      }
-      await writer.write(piece);
+    // Rows are encoded straight into byte chunks; a chunk goes out as soon as it is full, and
+    // the loop waits for the socket to drain (back-pressure) before encoding more.
+    const encoder = new QueryResultEncoder(fields, delimiter, eol);
+    for (let i = offset; i < end && !writer.aborted; i++) {
+      encoder.writeRecord(records[i] as SfRecord);
+      if ((i & 255) === 255) for (const chunk of encoder.takeFilled()) await writer.write(chunk);
     }
+    for (const chunk of encoder.takeAll()) await writer.write(chunk);
     writer.end();
     return end - offset;
   }

@@ -107,10 +107,10 @@ export class StreamWriter {
     return this.destroyed || this.res.destroyed;
   }
 
-  /** Writes one piece; resolves when the socket can take more. */
-  async write(piece: string): Promise<void> {
+  /** Writes one piece (text as UTF-8); resolves when the socket can take more. */
+  async write(piece: string | Buffer): Promise<void> {
     if (this.aborted) return;
-    let buf = Buffer.from(piece, 'utf8');
+    let buf = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece;
     if (this.resetAfterBytes !== undefined && this.written + buf.length >= this.resetAfterBytes) {
       buf = buf.subarray(0, Math.max(0, this.resetAfterBytes - this.written));
       this.written += buf.length;

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import {
   bulkCsvToCopyCsv,
+  createBulkCsvPageByteConverter,
   createBulkCsvPageConverter,
   csvHeaderLine,
   formatCopyCsvValue,
@@ -113,5 +114,56 @@ describe('createBulkCsvPageConverter', () => {
       chunks.push(String(chunk));
     }
     expect(chunks.join('')).toBe('"Id","Name","Note","Amount"\n' + expected);
+  });
+});
+
+describe('createBulkCsvPageByteConverter', () => {
+  it('returns bytes: whole records only, multi-byte characters split across chunks passed through', () => {
+    const c = createBulkCsvPageByteConverter();
+    const input = Buffer.from('"Id","Name"\n"1","Zoë 😀"\n"2",""\n', 'utf8');
+    const cut = input.indexOf(0x9f); // inside the emoji's four bytes
+    const first = c.write(input.subarray(0, cut));
+    expect(Buffer.isBuffer(first)).toBe(true);
+    expect(first.length).toBe(0);
+    expect(c.write(input.subarray(cut)).toString('utf8')).toBe('"1","Zoë 😀"\n"2",\n');
+    expect(c.end().length).toBe(0);
+    expect(c.records).toBe(2);
+  });
+
+  it('reads a header with quotes, commas and CRLF, and a header-only page', () => {
+    const c = createBulkCsvPageByteConverter();
+    c.write(Buffer.from('\r\n"a ""b""","c,d",e\r\n'));
+    expect(c.header).toEqual(['a "b"', 'c,d', 'e']);
+    const only = createBulkCsvPageByteConverter();
+    only.write(Buffer.from('"A","B"'));
+    expect(only.header).toBeUndefined();
+    expect(only.end().length).toBe(0);
+    expect(only.header).toEqual(['A', 'B']);
+    expect(only.records).toBe(0);
+  });
+
+  it('fails on garbage after a closing quote in the header, and on a header cut inside a quote', () => {
+    expect(() => createBulkCsvPageByteConverter().write(Buffer.from('"A"x,"B"\n'))).toThrow(
+      'unexpected character after a closing quote in the header',
+    );
+    const cut = createBulkCsvPageByteConverter();
+    cut.write(Buffer.from('"A","B'));
+    expect(() => cut.end()).toThrow('ends inside a quoted value (the header)');
+  });
+
+  it('converts a large page in big chunks exactly like one record at a time', () => {
+    const rows = Array.from(
+      { length: 5000 },
+      (_, i) => `"${i}","Lead, ""${i}""","","${i % 7 === 0 ? '' : 'x'}"\n`,
+    );
+    const page = Buffer.from('"Id","Name","Empty","Maybe"\n' + rows.join(''), 'utf8');
+    const whole = createBulkCsvPageByteConverter();
+    const big = Buffer.concat([whole.write(page), whole.end()]).toString('utf8');
+    const expected = Array.from(
+      { length: 5000 },
+      (_, i) => `"${i}","Lead, ""${i}""",,${i % 7 === 0 ? '' : '"x"'}\n`,
+    ).join('');
+    expect(big).toBe(expected);
+    expect(whole.records).toBe(5000);
   });
 });
