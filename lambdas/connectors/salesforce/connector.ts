@@ -637,20 +637,24 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
           apiError = undefined;
         }
         const errorCode = apiError?.errorCode ?? `ERROR_HTTP_${res.status}`;
-        // A streamed request body cannot be replayed: refresh and retry only bodiless calls.
         if (
           res.status === 401 &&
           errorCode === 'INVALID_SESSION_ID' &&
           attempt === 0 &&
-          conn._refreshDelegate &&
-          !init.body
+          conn._refreshDelegate
         ) {
           try {
             await conn._refreshDelegate.refresh(sentAt);
           } catch (err) {
             throw classifySalesforceError(err, { operation, redactor });
           }
-          continue;
+          // A bodiless call is replayed here. A streamed request body (a Bulk upload) cannot be
+          // replayed: the session is renewed and the step is retried as a whole (its caller
+          // re-attaches to or replaces the job), so the failure is transient, not terminal.
+          if (!init.body) continue;
+          throw new TransientError(
+            `${operation}: the Salesforce session expired during the request; it was renewed, retry the step`,
+          );
         }
         const error = Object.assign(new Error(apiError?.message ?? text.slice(0, 300)), {
           name: errorCode,

@@ -9,7 +9,7 @@ import { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emulators/salesforce';
 import { connectSalesforce, type SalesforceConnector } from '../../../lambdas/connectors/salesforce';
-import { TerminalError } from '../../../lambdas/shared/errors';
+import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
@@ -280,6 +280,25 @@ describe('Salesforce connector against the emulator', () => {
       expect(csv.split('\n').filter((line) => line.startsWith('"Id",')).length).toBe(1);
       await loadCsv('bulk_leads', c.streamBulkQueryResults(jobId, FIELDS, { maxRecords: 100 }));
       await expectAllLeadsLoaded('bulk_leads');
+    });
+
+    it('renews a session that expired under a request with a body, and asks for the step to be retried', async () => {
+      sf.expireSessions();
+      const logins = sf.calls.count({ operation: 'login' });
+      const create = () =>
+        c.fetchWithSession('Bulk ingest job create', '/jobs/ingest', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ object: 'Lead', operation: 'update', contentType: 'CSV', lineEnding: 'LF' }),
+        });
+      // The body is not replayed (a streamed upload could not be): transient, session renewed.
+      const error = await create().catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(TransientError);
+      expect((error as Error).message).toMatch(/session expired during the request; it was renewed/);
+      expect(sf.calls.count({ operation: 'login' })).toBeGreaterThan(logins);
+      // The retried step finds a fresh session.
+      const res = await create();
+      expect(res.status).toBe(200);
     });
 
     it('renews the session while paging Bulk results, and resumes a page cut mid-stream', async () => {
