@@ -16,7 +16,7 @@
  * as its last line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -116,8 +116,24 @@ function counting(
     },
     fetchWithSession: {
       value: async (op: string, p: string, init: RequestInit) => {
-        if (init.method === 'PUT') counted.writes += 1;
-        return connector.fetchWithSession(op, p, init);
+        if (init.method !== 'PUT' || !(init.body instanceof ReadableStream))
+          return connector.fetchWithSession(op, p, init);
+        counted.writes += 1;
+        // Records uploaded: CSV lines on the wire, less the header (the values hold no newline).
+        let lines = -1;
+        const body = init.body.pipeThrough(
+          new TransformStream<Uint8Array, Uint8Array>({
+            transform(chunk, controller) {
+              for (const byte of chunk) if (byte === 10) lines += 1;
+              controller.enqueue(chunk);
+            },
+          }),
+        );
+        try {
+          return await connector.fetchWithSession(op, p, { ...init, body } as RequestInit);
+        } finally {
+          counted.records += Math.max(0, lines);
+        }
       },
     },
   }) as SalesforceConnector & { writes: number; records: number; salesforceMs: number };
@@ -141,13 +157,23 @@ export async function run(argv: string[]): Promise<void> {
   let server: EmbeddedPostgres | undefined;
   let emulator: ChildProcess | undefined;
   try {
-    const ids = Array.from({ length: rows }, (_, i) => makeId('00Q', i + 1));
+    // Ids are computed when needed, never held: this process's memory stays the pipeline's.
+    const idOf = (i: number): string => makeId('00Q', i + 1);
     const seedDir = path.join(work, 'seed');
-    await import('node:fs/promises').then((fs) => fs.mkdir(seedDir));
-    let csv = 'Id,LastName,Company\n';
-    for (let i = 0; i < rows; i += 1) csv += `${ids[i]},Lead ${i},Company ${i % 97}\n`;
-    writeFileSync(path.join(seedDir, 'Lead.csv'), csv);
-    csv = '';
+    mkdirSync(seedDir);
+    async function* seedLines(): AsyncGenerator<string> {
+      yield 'Id,LastName,Company\n';
+      let chunk = '';
+      for (let i = 0; i < rows; i += 1) {
+        chunk += `${idOf(i)},Lead ${i},Company ${i % 97}\n`;
+        if (chunk.length > 64 * 1024) {
+          yield chunk;
+          chunk = '';
+        }
+      }
+      if (chunk) yield chunk;
+    }
+    await pipeline(Readable.from(seedLines()), createWriteStream(path.join(seedDir, 'Lead.csv')));
     const port = await freePort();
     const started = await startEmulatorProcess(seedDir, port);
     emulator = started.child;
@@ -169,7 +195,7 @@ export async function run(argv: string[]): Promise<void> {
         async function* lines(): AsyncGenerator<string> {
           let chunk = '';
           for (let i = 0; i < rows; i += 1) {
-            chunk += `${ids[i]},${(i + bump(i)) % 1000}\n`;
+            chunk += `${idOf(i)},${(i + bump(i)) % 1000}\n`;
             if (chunk.length > 64 * 1024) {
               yield chunk;
               chunk = '';
@@ -221,9 +247,16 @@ export async function run(argv: string[]): Promise<void> {
     const copyMs = await load(() => 0);
     const bulk = counting(base);
     await base.describe('Lead'); // cached: the describe is not part of the push's cost
-    let peakRss = process.memoryUsage().rss;
+    global.gc?.();
+    const rssBeforePush = process.memoryUsage().rss;
+    let peakRss = rssBeforePush;
+    let peakHeap = 0;
+    let peakBuffers = 0;
     const sampler = setInterval(() => {
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      const m = process.memoryUsage();
+      peakRss = Math.max(peakRss, m.rss);
+      peakHeap = Math.max(peakHeap, m.heapUsed);
+      peakBuffers = Math.max(peakBuffers, m.arrayBuffers);
     }, 50);
     const bulkRun = await newRun();
     const callsBefore = base.apiCalls;
@@ -279,12 +312,16 @@ export async function run(argv: string[]): Promise<void> {
       copyMs: Math.round(copyMs),
       // A Bulk run costs create + upload + close + polls + result files per job (one job up to
       // 100 MB): it does not shrink with fewer rows, so below 100k the measured count is reported.
-      bulkCallsPer100k: rows >= 100_000 ? Math.round((bulkCalls * 100_000) / rows) : bulkCalls,
+      bulkCallsPer100k: rows >= 100_000 ? Math.ceil((bulkCalls * 100_000) / rows) : bulkCalls,
       compositeCallsPer100k: Math.round((compositeCalls * 100_000) / rows),
       writeCallsWhenUnchanged: unchanged.writes,
       sentOverChangedAt1pct: changedAt1pct === 0 ? null : onePct.records / changedAt1pct,
       planOverCopy: Number((planMs / copyMs).toFixed(3)),
       peakRssMb: Math.round(peakRss / MB),
+      // The process before the push: runtime, modules, pools (the baseline of the peak).
+      rssBeforePushMb: Math.round(rssBeforePush / MB),
+      peakHeapUsedMb: Math.round(peakHeap / MB),
+      peakArrayBuffersMb: Math.round(peakBuffers / MB),
     };
     process.stdout.write(JSON.stringify(figures) + '\n');
     await pool.end();
