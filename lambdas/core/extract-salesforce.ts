@@ -197,6 +197,13 @@ async function loadRows(
         columns: load.columns,
         key: [ID_FIELD],
         deletes,
+        // Staging holds ONE query's rows, and a query returns each Id once: REST pages follow
+        // Salesforce's server-side cursor (a retried page is the same page, yielded once);
+        // Bulk result pages partition the job's result by locator, and a page fetched again
+        // after a dropped connection resumes after the rows already written. The overlap window
+        // re-reads rows of earlier runs (already in the target), not rows of this query twice.
+        // Should an Id come twice all the same, the merge fails rather than merge wrongly.
+        stagedKeys: 'unique',
       });
     }
     let deleted = merged.deleted;

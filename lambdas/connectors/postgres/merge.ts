@@ -40,7 +40,23 @@ export interface MergeStagingOptions {
   readonly key: readonly string[];
   /** How to apply rows the source marks as deleted (e.g. Salesforce's `IsDeleted` from queryAll). */
   readonly deletes?: DeleteMode;
+  /**
+   * Whether a key may appear more than once in staging.
+   * - `may-repeat`: the last row of a key (in file order) wins, by a `DISTINCT ON` over staging —
+   *   a sort of every staged row.
+   * - `unique`: the caller knows each key comes once (one Salesforce query returns each Id once),
+   *   so staging is read as it is, without the sort. Should a key repeat after all and one of its
+   *   rows insert or change the target row, PostgreSQL refuses the statement (`ON CONFLICT DO
+   *   UPDATE` cannot touch a row twice): the merge fails with a {@link TerminalError} naming the
+   *   duplicate and the load's transaction rolls back. When all its rows equal the target's row,
+   *   nothing is written, as with `may-repeat` (only `staged` and `unchanged` count it twice).
+   * @default 'may-repeat'
+   */
+  readonly stagedKeys?: StagedKeys;
 }
+
+/** Whether staging may hold a key more than once: see {@link MergeStagingOptions.stagedKeys}. */
+export type StagedKeys = 'may-repeat' | 'unique';
 
 /** What {@link mergeStaging} did. */
 export interface MergeResult {
@@ -102,12 +118,21 @@ export async function mergeStaging(client: ClientBase, options: MergeStagingOpti
   const flagged =
     options.deletes?.mode === 'flag' ? `t.${quoteIdent(options.deletes.flagColumn)} IS TRUE` : 'false';
 
-  const sql = `
-WITH src AS (
+  const unique = options.stagedKeys === 'unique';
+  // With unique keys, src is inlined where it is used (NOT MATERIALIZED): a few scans of staging
+  // cost less than writing every row to a tuplestore (which spills to disk past work_mem).
+  const src = unique
+    ? `src AS NOT MATERIALIZED (
+  SELECT ${selectList}
+    FROM ${staging} AS s
+)`
+    : `src AS (
   SELECT DISTINCT ON (${sortKeys}) ${selectList}
     FROM ${staging} AS s
    ORDER BY ${sortKeys}, s.${quoteIdent(STAGING_ROW_COLUMN)} DESC
-), removed AS (
+)`;
+  const sql = `
+WITH ${src}, removed AS (
   ${deleteStep}
 ), written AS (
   INSERT INTO ${target} AS t (${names.join(', ')})
@@ -122,10 +147,13 @@ SELECT (SELECT count(*) FROM src)::bigint AS staged,
        count(*) FILTER (WHERE NOT inserted)::bigint AS updated,
        count(*) FILTER (WHERE flagged)::bigint AS flagged
   FROM written`;
-  const { rows } =
-    await client.query<
-      Record<'staged' | 'to_remove' | 'removed' | 'inserted' | 'updated' | 'flagged', string>
-    >(sql);
+  let rows: Record<'staged' | 'to_remove' | 'removed' | 'inserted' | 'updated' | 'flagged', string>[];
+  try {
+    ({ rows } = await client.query(sql));
+  } catch (err) {
+    if (unique) throw duplicateStagedKey(err, target, options.staging, key) ?? err;
+    throw err;
+  }
   const row = rows[0];
   if (!row) throw new TerminalError(`Merge into ${target} returned no counts`);
   const staged = Number(row.staged);
@@ -134,6 +162,28 @@ SELECT (SELECT count(*) FROM src)::bigint AS staged,
   const deleted = options.deletes?.mode === 'remove' ? Number(row.removed) : Number(row.flagged);
   const removedStaged = options.deletes?.mode === 'remove' ? Number(row.to_remove) : 0;
   return { staged, inserted, updated, unchanged: staged - removedStaged - inserted - updated, deleted };
+}
+
+/**
+ * The error of a merge told that staged keys are unique when PostgreSQL found one twice (`21000`:
+ * ON CONFLICT DO UPDATE reached a row it had already inserted or updated). Undefined for any
+ * other error.
+ */
+function duplicateStagedKey(
+  err: unknown,
+  target: string,
+  staging: string,
+  key: readonly string[],
+): TerminalError | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code !== '21000') return undefined;
+  const detail = (err as { detail?: unknown }).detail;
+  return new TerminalError(
+    `Merge into ${target}: staging table ${staging} holds a key (${key.join(', ')}) more than once, ` +
+      `though the merge was told its keys are unique (stagedKeys: 'unique'): ${err instanceof Error ? err.message : String(err)}` +
+      (typeof detail === 'string' ? ` (${detail})` : ''),
+    { cause: err },
+  );
 }
 
 /** Options of {@link swapInTable}. */

@@ -7,7 +7,12 @@ import type { Pool, PoolClient } from 'pg';
 import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
 import { copyIntoStaging, dropStagingTable } from '../../../lambdas/connectors/postgres/copy';
 import { ensureTable } from '../../../lambdas/connectors/postgres/ddl';
-import { mergeStaging, swapInTable, type DeleteMode } from '../../../lambdas/connectors/postgres/merge';
+import {
+  mergeStaging,
+  swapInTable,
+  type DeleteMode,
+  type StagedKeys,
+} from '../../../lambdas/connectors/postgres/merge';
 import { migrate } from '../../../lambdas/connectors/postgres/migrations';
 import { createPool, withClient, withTransaction } from '../../../lambdas/connectors/postgres/pool';
 import {
@@ -57,6 +62,7 @@ interface LoadOptions {
   text: string | Readable;
   deletes?: DeleteMode;
   watermark?: string;
+  stagedKeys?: StagedKeys;
 }
 
 async function loadLeads(pool: Pool, o: LoadOptions) {
@@ -83,6 +89,7 @@ async function loadLeads(pool: Pool, o: LoadOptions) {
       columns: LEAD_COLUMNS,
       key: ['Id'],
       ...(o.deletes ? { deletes: o.deletes } : {}),
+      ...(o.stagedKeys ? { stagedKeys: o.stagedKeys } : {}),
     });
     await advanceWatermark(client, o.table, {
       watermark: o.watermark ?? null,
@@ -193,48 +200,123 @@ describe('the loader (copyIntoStaging, mergeStaging, swapInTable, watermarks)', 
     ]);
   });
 
-  it('applies source deletes by removing rows, or by keeping them flagged', async () => {
-    const row = (id: string, deleted: 'true' | 'false') => [
+  it('merges keys known to be unique without de-duplicating (stagedKeys: unique), with the same outcome', async () => {
+    const row = (id: string, company: string) => [
       id,
-      'co',
+      company,
       '1',
       '1',
       '2024-05-20T00:00:00Z',
       null,
-      deleted,
+      'false',
     ];
-    for (const mode of ['remove', 'flag'] as const) {
-      const table = `sf_lead_delete_${mode}`;
-      await loadLeads(pool, {
-        table,
-        runId: 'd1',
-        text: csv(HEADER, [row('A', 'false'), row('B', 'false')]),
-      });
-      const { merged } = await loadLeads(pool, {
-        table,
-        runId: 'd2',
-        text: csv(HEADER, [row('A', 'true'), row('Z', 'true'), row('C', 'false')]),
-        deletes: { mode, flagColumn: 'IsDeleted' },
-      });
-      const rows = (await tableRows(pool, table)).map((r) => [r.Id, r.IsDeleted]);
-      if (mode === 'remove') {
-        // Z was never loaded: nothing to delete, and it is not inserted either.
-        expect(merged).toEqual({ staged: 3, inserted: 1, updated: 0, unchanged: 0, deleted: 1 });
-        expect(rows).toEqual([
-          ['B', 'false'],
-          ['C', 'false'],
-        ]);
-      } else {
-        expect(merged).toEqual({ staged: 3, inserted: 2, updated: 1, unchanged: 0, deleted: 2 });
-        expect(rows).toEqual([
-          ['A', 'true'],
-          ['B', 'false'],
-          ['C', 'false'],
-          ['Z', 'true'],
-        ]);
-      }
-    }
+    await loadLeads(pool, {
+      table: 'sf_lead_unique',
+      runId: 'u1',
+      text: csv(HEADER, [row('A', 'alpha'), row('B', 'beta'), row('C', 'gamma')]),
+      stagedKeys: 'unique',
+    });
+    const { merged } = await loadLeads(pool, {
+      table: 'sf_lead_unique',
+      runId: 'u2',
+      text: csv(HEADER, [row('A', 'alpha'), row('B', 'beta v2'), row('D', 'delta')]),
+      stagedKeys: 'unique',
+    });
+    expect(merged).toEqual({ staged: 3, inserted: 1, updated: 1, unchanged: 1, deleted: 0 });
+    expect((await tableRows(pool, 'sf_lead_unique')).map((r) => [r.Id, r.Company])).toEqual([
+      ['A', 'alpha'],
+      ['B', 'beta v2'],
+      ['C', 'gamma'],
+      ['D', 'delta'],
+    ]);
   });
+
+  it('refuses a key staged twice under stagedKeys: unique, naming it, and rolls the load back', async () => {
+    const row = (id: string, company: string) => [
+      id,
+      company,
+      '1',
+      '1',
+      '2024-05-20T00:00:00Z',
+      null,
+      'false',
+    ];
+    await loadLeads(pool, {
+      table: 'sf_lead_dup',
+      runId: 'dup1',
+      text: csv(HEADER, [row('A', 'alpha')]),
+      watermark: '2024-05-20T00:00:00Z',
+    });
+    for (const rows of [
+      [row('A', 'alpha v2'), row('A', 'alpha v3')], // an existing key changed twice
+      [row('N', 'new'), row('N', 'new again')], // a new key inserted twice
+    ]) {
+      const error = (await loadLeads(pool, {
+        table: 'sf_lead_dup',
+        runId: 'dup2',
+        text: csv(HEADER, rows),
+        stagedKeys: 'unique',
+        watermark: '2024-06-01T00:00:00Z',
+      }).then(notExpected, (err: unknown) => err)) as Error;
+      expect(error).toBeInstanceOf(TerminalError);
+      expect(error.message).toContain('Merge into "public"."sf_lead_dup": staging table');
+      expect(error.message).toContain(
+        "holds a key (Id) more than once, though the merge was told its keys are unique (stagedKeys: 'unique')",
+      );
+      expect(error.message).toContain('ON CONFLICT DO UPDATE command cannot affect row a second time');
+    }
+    expect((await tableRows(pool, 'sf_lead_dup')).map((r) => [r.Id, r.Company])).toEqual([['A', 'alpha']]);
+    const mark = await withClient(pool, (client) => readWatermark(client, 'sf_lead_dup'));
+    expect(mark?.watermark?.toISOString()).toBe('2024-05-20T00:00:00.000Z');
+    expect(await stagingTables(pool)).toEqual([]);
+  });
+
+  it.each(['may-repeat', 'unique'] as const)(
+    'applies source deletes by removing rows, or by keeping them flagged (stagedKeys: %s)',
+    async (stagedKeys) => {
+      const row = (id: string, deleted: 'true' | 'false') => [
+        id,
+        'co',
+        '1',
+        '1',
+        '2024-05-20T00:00:00Z',
+        null,
+        deleted,
+      ];
+      for (const mode of ['remove', 'flag'] as const) {
+        const table = `sf_lead_delete_${mode}_${stagedKeys.replace('-', '_')}`;
+        await loadLeads(pool, {
+          table,
+          runId: 'd1',
+          text: csv(HEADER, [row('A', 'false'), row('B', 'false')]),
+        });
+        const { merged } = await loadLeads(pool, {
+          table,
+          runId: 'd2',
+          text: csv(HEADER, [row('A', 'true'), row('Z', 'true'), row('C', 'false')]),
+          deletes: { mode, flagColumn: 'IsDeleted' },
+          stagedKeys,
+        });
+        const rows = (await tableRows(pool, table)).map((r) => [r.Id, r.IsDeleted]);
+        if (mode === 'remove') {
+          // Z was never loaded: nothing to delete, and it is not inserted either.
+          expect(merged).toEqual({ staged: 3, inserted: 1, updated: 0, unchanged: 0, deleted: 1 });
+          expect(rows).toEqual([
+            ['B', 'false'],
+            ['C', 'false'],
+          ]);
+        } else {
+          expect(merged).toEqual({ staged: 3, inserted: 2, updated: 1, unchanged: 0, deleted: 2 });
+          expect(rows).toEqual([
+            ['A', 'true'],
+            ['B', 'false'],
+            ['C', 'false'],
+            ['Z', 'true'],
+          ]);
+        }
+      }
+    },
+  );
 
   it('leaves target, watermark and staging as they were when the source fails in the middle of COPY', async () => {
     const table = 'sf_lead_crash';
