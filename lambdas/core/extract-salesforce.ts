@@ -9,9 +9,11 @@
  *    read would only fill it for changed rows). Otherwise it reads changes since the watermark
  *    minus the overlap window (see salesforce-read.ts).
  * 3. `COUNT()` first; below `bulkThreshold` rows REST query paging streams the rows straight
- *    into the load; from it on a Bulk API 2.0 query job is created and the step answers
- *    `bulk-pending`: the state machine waits and calls {@link checkSalesforceExtract}, which polls
- *    once and either answers `bulk-pending` again (with the next wait) or loads the results.
+ *    into the load; from it on a Bulk API 2.0 query job is created, checkpointed in
+ *    `roundtrip.extract_jobs` (a retried step of the same run and task re-attaches to it instead
+ *    of creating another), and the step answers `bulk-pending`: the state machine waits and calls
+ *    {@link checkSalesforceExtract}, which polls once and either answers `bulk-pending` again
+ *    (with the next wait) or loads the results.
  * 4. The load is ONE transaction: evolve the table, COPY the CSV into an UNLOGGED staging table,
  *    merge on "Id" (IsDeleted rows removed or flagged per the task's `deletes`), after a full
  *    read remove or flag the rows it no longer returned, advance the watermark to the newest
@@ -59,8 +61,11 @@ import {
 } from './contracts';
 import { salesforceOf, splitTableName, type CoreDeps } from './deps';
 import {
+  checkpointExtractJob,
   flaggedRowCount,
+  markExtractJobLoaded,
   newestStagedChange,
+  readExtractJob,
   reconcileMissingRows,
   recordTaskResult,
   tableColumns,
@@ -143,6 +148,8 @@ async function loadRows(
     api: SalesforceReadApi;
     source: () => Readable;
     apiCalls: () => number;
+    /** The Bulk query job read, marked loaded in the same transaction. */
+    jobId?: string;
   },
 ): Promise<SalesforceExtractLoaded> {
   const { task, schema, table, logger } = ctx;
@@ -228,6 +235,7 @@ async function loadRows(
       force: load.full,
     });
     await dropStagingTable(client, schema, copied.staging);
+    if (load.jobId !== undefined) await markExtractJobLoaded(client, load.runId, task.name, load.jobId);
     const result: SalesforceExtractLoaded = {
       status: 'loaded',
       runId: load.runId,
@@ -290,9 +298,10 @@ export async function extractSalesforce(
   if (added.length > 0) {
     logger.info('Fields added to the read that the config does not list', { fields: added });
   }
-  const { watermark, existing } = await withClient(deps.pg, async (client) => ({
+  const { watermark, existing, checkpoint } = await withClient(deps.pg, async (client) => ({
     watermark: await readWatermark(client, task.name),
     existing: await tableColumns(client, schema, table),
+    checkpoint: await readExtractJob(client, input.runId, task.name),
   }));
   const missingColumns = existing ? wanted.filter((f) => !existing.has(f)) : [];
   const reason = input.full
@@ -309,6 +318,35 @@ export async function extractSalesforce(
   const full = reason !== undefined;
   const plan = planSalesforceRead(task, describe.fields, { full, watermark: watermark?.watermark });
   const columns = columnsFor(task, describe, plan.fields);
+  const bulkSoql = plan.soql({ orderBy: false });
+
+  // A retry of this step (the Lambda timed out, say, after Salesforce created the job) finds the
+  // job an earlier attempt checkpointed and re-attaches to it, when it asks for the same rows and
+  // was not loaded yet: no second job, no second COUNT().
+  if (
+    checkpoint &&
+    checkpoint.loadedAt === undefined &&
+    checkpoint.soql === bulkSoql &&
+    checkpoint.includeDeleted === plan.includeDeleted
+  ) {
+    const attached: SalesforceExtractPending = {
+      status: 'bulk-pending',
+      runId: input.runId,
+      task: task.name,
+      jobId: checkpoint.jobId,
+      attempt: 0,
+      waitSeconds: bulkPollDelaySeconds(0),
+      full: checkpoint.full,
+      expectedRows: checkpoint.expectedRows,
+      apiCalls: sf.apiCalls - callsBefore,
+    };
+    logger.info('Salesforce Bulk query job re-attached', {
+      jobId: checkpoint.jobId,
+      checkpointedAt: checkpoint.createdAt.toISOString(),
+      waitSeconds: attached.waitSeconds,
+    });
+    return attached;
+  }
 
   const rows = await sf.count(plan.countSoql, { includeDeleted: plan.includeDeleted });
   const api = chooseReadApi(rows, task.bulkThreshold);
@@ -337,9 +375,33 @@ export async function extractSalesforce(
     });
   }
 
-  const jobId = await sf.startBulkQuery(plan.soql({ orderBy: false }), {
-    includeDeleted: plan.includeDeleted,
-  });
+  const jobId = await sf.startBulkQuery(bulkSoql, { includeDeleted: plan.includeDeleted });
+  // Checkpointed at once, before answering: a retry from here on re-attaches. (Between
+  // Salesforce's answer and this commit a crash still orphans the job: Bulk API 2.0 takes no
+  // idempotency key. An orphaned query job reads, it writes nothing; it costs one job of the
+  // daily allowance.)
+  try {
+    await withClient(deps.pg, (client) =>
+      checkpointExtractJob(client, {
+        runId: input.runId,
+        task: task.name,
+        jobId,
+        soql: bulkSoql,
+        includeDeleted: plan.includeDeleted,
+        full,
+        expectedRows: rows,
+      }),
+    );
+  } catch (err) {
+    // The retry will not know this job: stop it rather than leave it running for nothing.
+    await sf.abortBulkQuery(jobId).catch((abortError: unknown) =>
+      logger.warn('Could not abort the Bulk query job that was not checkpointed', {
+        jobId,
+        error: abortError instanceof Error ? abortError.message : String(abortError),
+      }),
+    );
+    throw err;
+  }
   const pending: SalesforceExtractPending = {
     status: 'bulk-pending',
     runId: input.runId,
@@ -415,5 +477,6 @@ export async function checkSalesforceExtract(
         pageAttempts: options.bulkResultPageAttempts ?? 3,
       }),
     apiCalls: () => pending.apiCalls + (sf.apiCalls - callsBefore),
+    jobId: pending.jobId,
   });
 }

@@ -1,8 +1,9 @@
 /**
  * The few statements the steps run on the run's own state and on loaded tables that the
  * PostgreSQL connector does not offer (yet): the `roundtrip.runs` row, the per-task results in
- * its summary, the target's current columns, the newest change in staging, and the removal of
- * rows a full read no longer returned. Each takes the client of the step's transaction.
+ * its summary, the checkpoint of a Bulk query job (`roundtrip.extract_jobs`), the target's
+ * current columns, the newest change in staging, and the removal of rows a full read no longer
+ * returned. Each takes the client of the step's transaction.
  */
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../connectors/postgres';
@@ -98,6 +99,99 @@ export async function recordTaskResult(
       `Run ${runId} is not recorded in roundtrip.runs: a run starts with the Prepare step`,
     );
   }
+}
+
+/** The Bulk query job checkpointed for a run's extract task (`roundtrip.extract_jobs`). */
+export interface ExtractJobCheckpoint {
+  readonly jobId: string;
+  /** The SOQL the job runs, and whether through `queryAll`. */
+  readonly soql: string;
+  readonly includeDeleted: boolean;
+  /** Whether the read is a full one (the extract's `full`). */
+  readonly full: boolean;
+  /** The `COUNT()` taken before the job was created. */
+  readonly expectedRows: number;
+  readonly createdAt: Date;
+  /** When the job's results were loaded (in the load's transaction); undefined until then. */
+  readonly loadedAt: Date | undefined;
+}
+
+/** The job checkpointed for this run and task, or undefined when there is none. */
+export async function readExtractJob(
+  client: ClientBase,
+  runId: string,
+  task: string,
+): Promise<ExtractJobCheckpoint | undefined> {
+  const { rows } = await client.query<{
+    job_id: string;
+    soql: string;
+    include_deleted: boolean;
+    full_read: boolean;
+    expected_rows: string;
+    created_at: Date;
+    loaded_at: Date | null;
+  }>(
+    `SELECT job_id, soql, include_deleted, full_read, expected_rows, created_at, loaded_at
+       FROM roundtrip.extract_jobs WHERE run_id = $1 AND task = $2`,
+    [runId, task],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  return {
+    jobId: row.job_id,
+    soql: row.soql,
+    includeDeleted: row.include_deleted,
+    full: row.full_read,
+    expectedRows: Number(row.expected_rows),
+    createdAt: row.created_at,
+    loadedAt: row.loaded_at ?? undefined,
+  };
+}
+
+/**
+ * Checkpoints the Bulk query job of a run's extract task (replacing the one an earlier attempt
+ * checkpointed, when that one asked for something else or was loaded already). Throws when the
+ * run was never prepared.
+ */
+export async function checkpointExtractJob(
+  client: ClientBase,
+  job: {
+    runId: string;
+    task: string;
+    jobId: string;
+    soql: string;
+    includeDeleted: boolean;
+    full: boolean;
+    expectedRows: number;
+  },
+): Promise<void> {
+  const { rowCount } = await client.query(
+    `INSERT INTO roundtrip.extract_jobs (run_id, task, job_id, soql, include_deleted, full_read, expected_rows)
+     SELECT run_id, $2, $3, $4, $5, $6, $7 FROM roundtrip.runs WHERE run_id = $1
+     ON CONFLICT (run_id, task) DO UPDATE
+        SET job_id = EXCLUDED.job_id, soql = EXCLUDED.soql, include_deleted = EXCLUDED.include_deleted,
+            full_read = EXCLUDED.full_read, expected_rows = EXCLUDED.expected_rows,
+            created_at = now(), loaded_at = NULL`,
+    [job.runId, job.task, job.jobId, job.soql, job.includeDeleted, job.full, job.expectedRows],
+  );
+  if (!rowCount) {
+    throw new TerminalError(
+      `Run ${job.runId} is not recorded in roundtrip.runs: a run starts with the Prepare step`,
+    );
+  }
+}
+
+/** Marks the run's job of a task as loaded (in the load's transaction): a later start makes a new one. */
+export async function markExtractJobLoaded(
+  client: ClientBase,
+  runId: string,
+  task: string,
+  jobId: string,
+): Promise<void> {
+  await client.query(
+    `UPDATE roundtrip.extract_jobs SET loaded_at = now() WHERE run_id = $1 AND task = $2 AND job_id = $3`,
+    [runId, task, jobId],
+  );
 }
 
 /** The target's column names, or undefined when the table does not exist yet. */

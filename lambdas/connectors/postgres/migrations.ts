@@ -167,9 +167,33 @@ CREATE INDEX writeback_errors_job_idx ON roundtrip.writeback_errors (run_id, tas
 CREATE INDEX writeback_errors_key_idx ON roundtrip.writeback_errors (task, key);
 `;
 
+/**
+ * Version 2: `extract_jobs`, the Bulk API query job of a Salesforce extract, checkpointed as soon
+ * as Salesforce has created it, so that a retried extract step of the same run and task
+ * re-attaches to the job instead of creating another (a query job counts against the daily
+ * `DailyBulkV2QueryJobs` allowance). `soql` and `include_deleted` are what the job reads: a
+ * retry re-attaches only when it would ask for the same; `loaded_at` is set in the load's
+ * transaction, after which the job is spent.
+ */
+const V2_EXTRACT_JOBS = `
+CREATE TABLE roundtrip.extract_jobs (
+  run_id          text NOT NULL REFERENCES roundtrip.runs (run_id) ON DELETE CASCADE,
+  task            text NOT NULL,
+  job_id          text NOT NULL,
+  soql            text NOT NULL,
+  include_deleted boolean NOT NULL,
+  full_read       boolean NOT NULL,
+  expected_rows   bigint NOT NULL CHECK (expected_rows >= 0),
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  loaded_at       timestamptz,
+  PRIMARY KEY (run_id, task)
+);
+`;
+
 /** The migrations of the state schema, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
+  { version: 2, name: 'extract_jobs: Bulk query jobs checkpointed per run and task', sql: V2_EXTRACT_JOBS },
 ];
 
 /** SHA-256 of a migration's SQL, stored so that an edited migration is detected. */

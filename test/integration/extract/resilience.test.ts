@@ -148,6 +148,79 @@ describe('Salesforce extract under faults', () => {
     ]);
   });
 
+  it('re-attaches a retried start to the job an earlier attempt created: one job per run and task', async () => {
+    const deps: CoreDeps = h.deps(config());
+    const { runId } = await prepare({ input: {} }, deps);
+    const ids = h.sf.store.query('SELECT Id FROM Lead').records.map((r) => r.Id as string);
+    h.sf.store.update(
+      'Lead',
+      ids.slice(0, 80).map((Id) => ({ Id, LastName: 'Started twice' })),
+    );
+    const jobsBefore = h.sf.calls.count({ operation: 'bulk.query.create' });
+    const input = { runId, task: 'Lead', full: false };
+    const first = await extractSalesforce(input, deps, { bulkResultPageRecords: 100 });
+    expect(first).toMatchObject({ status: 'bulk-pending', attempt: 0 });
+    // The state machine retries the step (its Lambda timed out after Salesforce created the job),
+    // in a new container: another connector, the same run id and task.
+    const countsBefore =
+      h.sf.calls.count({ operation: 'query' }) + h.sf.calls.count({ operation: 'queryAll' });
+    const retried = await extractSalesforce(input, h.deps(config()), { bulkResultPageRecords: 100 });
+    expect(retried).toEqual({ ...first, apiCalls: (retried as { apiCalls: number }).apiCalls });
+    expect(h.sf.calls.count({ operation: 'bulk.query.create' })).toBe(jobsBefore + 1);
+    // Re-attaching needs no COUNT(): only the describe of the new connector.
+    expect(h.sf.calls.count({ operation: 'query' }) + h.sf.calls.count({ operation: 'queryAll' })).toBe(
+      countsBefore,
+    );
+    expect(h.logger.records.some((r) => r.message === 'Salesforce Bulk query job re-attached')).toBe(true);
+    expect(
+      await h.rows('SELECT run_id, task, job_id, loaded_at FROM roundtrip.extract_jobs WHERE run_id = $1', [
+        runId,
+      ]),
+    ).toEqual([{ run_id: runId, task: 'Lead', job_id: (first as { jobId: string }).jobId, loaded_at: null }]);
+
+    let output: SalesforceExtractOutput = retried;
+    while (output.status === 'bulk-pending')
+      output = await checkSalesforceExtract(output, deps, { bulkResultPageRecords: 100 });
+    expect(output).toMatchObject({ status: 'loaded', api: 'bulk', updated: 80, inserted: 0 });
+    expect(await h.rows(`SELECT count(*)::int AS n FROM sf_lead WHERE "LastName" = 'Started twice'`)).toEqual(
+      [{ n: 80 }],
+    );
+    const [job] = await h.rows<{ loaded_at: Date | null }>(
+      'SELECT loaded_at FROM roundtrip.extract_jobs WHERE run_id = $1',
+      [runId],
+    );
+    expect(job?.loaded_at).toBeInstanceOf(Date);
+
+    // Once loaded, the job is spent: a start of the same run and task asks again (a new job).
+    const again = await extractSalesforce(input, deps, { bulkResultPageRecords: 100 });
+    expect(again).toMatchObject({ status: 'bulk-pending' });
+    expect((again as { jobId: string }).jobId).not.toBe((first as { jobId: string }).jobId);
+    expect(h.sf.calls.count({ operation: 'bulk.query.create' })).toBe(jobsBefore + 2);
+    output = again;
+    while (output.status === 'bulk-pending')
+      output = await checkSalesforceExtract(output, deps, { bulkResultPageRecords: 100 });
+    expect(output).toMatchObject({ status: 'loaded', updated: 0, inserted: 0 });
+  });
+
+  it('does not re-attach to a job that reads other rows: a retried start with full asks anew', async () => {
+    const deps: CoreDeps = h.deps(config());
+    const { runId } = await prepare({ input: {} }, deps);
+    const jobsBefore = h.sf.calls.count({ operation: 'bulk.query.create' });
+    const incremental = await extractSalesforce({ runId, task: 'Lead', full: false }, deps, {});
+    const full = await extractSalesforce({ runId, task: 'Lead', full: true }, deps, {});
+    expect(full).toMatchObject({ status: 'bulk-pending', full: true, expectedRows: ROWS });
+    expect((full as { jobId: string }).jobId).not.toBe((incremental as { jobId: string }).jobId);
+    expect(h.sf.calls.count({ operation: 'bulk.query.create' })).toBe(jobsBefore + 2);
+    const [job] = await h.rows<{ job_id: string; full_read: boolean }>(
+      'SELECT job_id, full_read FROM roundtrip.extract_jobs WHERE run_id = $1',
+      [runId],
+    );
+    expect(job).toEqual({ job_id: (full as { jobId: string }).jobId, full_read: true });
+    let output: SalesforceExtractOutput = full;
+    while (output.status === 'bulk-pending') output = await checkSalesforceExtract(output, deps, {});
+    expect(output).toMatchObject({ status: 'loaded', rows: ROWS, inserted: 0 });
+  });
+
   it('fails with Salesforce’s reason when the Bulk job fails, leaving the table as it was', async () => {
     const ids = h.sf.store.query('SELECT Id FROM Lead').records.map((r) => r.Id as string);
     h.sf.store.update(
