@@ -748,68 +748,112 @@ export class RestApi {
       httpStatusCode: number;
       referenceId: string;
     }[] = [];
-    let halted = false;
+    // "If the value is true, the entire composite request is rolled back" (REST API Developer
+    // Guide, Composite Request Body): the subrequests run in one store transaction.
+    const transaction = allOrNone ? this.ctx.store.beginTransaction() : undefined;
+    let failedAt = -1;
     let records = 0;
-    for (const sub of parsed) {
-      if (halted) {
+    try {
+      for (const sub of parsed) {
+        if (failedAt >= 0) {
+          responses.push(processingHalted(sub.referenceId));
+          continue;
+        }
+        let result: RestResult;
+        let collections = false;
+        try {
+          const url = resolveReferences(sub.url, results, true) as string;
+          const m = /^\/services\/data\/v(\d+\.\d+)\/([^?]*)(?:\?(.*))?$/.exec(url);
+          if (!m?.[1] || m[2] === undefined)
+            throw new ApiError(
+              400,
+              'INVALID_URL',
+              `subrequest url must start with /services/data/vNN.N/: ${url}`,
+            );
+          if (
+            m[2].startsWith('jobs') ||
+            (m[2].startsWith('composite') && !m[2].startsWith('composite/sobjects'))
+          ) {
+            throw new ApiError(400, 'INVALID_URL', `the emulator does not run ${m[2]} inside Composite`);
+          }
+          collections = m[2].startsWith('composite/sobjects');
+          const query = new URLSearchParams(m[3] ?? '');
+          let subBody = resolveReferences(sub.body, results, false);
+          if (allOrNone && collections) {
+            // The Composite request's allOrNone "also applies to each of the sObject Collections
+            // subrequests, overriding the value of allOrNone in the subrequests" (REST API
+            // Developer Guide, "allOrNone Parameters in Composite and Collections Requests").
+            if (sub.method === 'DELETE') query.set('allOrNone', 'true');
+            else if (subBody !== null && typeof subBody === 'object' && !Array.isArray(subBody))
+              subBody = { ...(subBody as Record<string, unknown>), allOrNone: true };
+          }
+          result = this.handle({
+            method: sub.method,
+            version: m[1],
+            segments: m[2]
+              .split('/')
+              .filter((s) => s !== '')
+              .map((s) => decodeURIComponent(s)),
+            query,
+            headers: {},
+            body: subBody,
+          });
+        } catch (err) {
+          const apiError = toApiError(err);
+          if (!apiError) throw err;
+          result = { status: apiError.status, body: apiError.body() };
+        }
+        records += result.records ?? 0;
+        results.set(sub.referenceId, result.body);
         responses.push({
-          body: [
-            {
-              errorCode: 'PROCESSING_HALTED',
-              message:
-                'The transaction was rolled back since another operation in the same transaction failed.',
-            },
-          ],
-          httpHeaders: {},
-          httpStatusCode: 400,
+          body: result.body ?? null,
+          httpHeaders: result.headers ?? {},
+          httpStatusCode: result.status,
           referenceId: sub.referenceId,
         });
-        continue;
+        const failed =
+          result.status >= 400 ||
+          (collections &&
+            Array.isArray(result.body) &&
+            result.body.some((r) => (r as { success?: unknown } | null)?.success === false));
+        if (allOrNone && failed) failedAt = responses.length - 1;
       }
-      let result: RestResult;
-      try {
-        const url = resolveReferences(sub.url, results, true) as string;
-        const m = /^\/services\/data\/v(\d+\.\d+)\/([^?]*)(?:\?(.*))?$/.exec(url);
-        if (!m?.[1] || m[2] === undefined)
-          throw new ApiError(
-            400,
-            'INVALID_URL',
-            `subrequest url must start with /services/data/vNN.N/: ${url}`,
-          );
-        if (
-          m[2].startsWith('jobs') ||
-          (m[2].startsWith('composite') && !m[2].startsWith('composite/sobjects'))
-        ) {
-          throw new ApiError(400, 'INVALID_URL', `the emulator does not run ${m[2]} inside Composite`);
-        }
-        result = this.handle({
-          method: sub.method,
-          version: m[1],
-          segments: m[2]
-            .split('/')
-            .filter((s) => s !== '')
-            .map((s) => decodeURIComponent(s)),
-          query: new URLSearchParams(m[3] ?? ''),
-          headers: {},
-          body: resolveReferences(sub.body, results, false),
-        });
-      } catch (err) {
-        const apiError = toApiError(err);
-        if (!apiError) throw err;
-        result = { status: apiError.status, body: apiError.body() };
-      }
-      records += result.records ?? 0;
-      results.set(sub.referenceId, result.body);
-      responses.push({
-        body: result.body ?? null,
-        httpHeaders: result.headers ?? {},
-        httpStatusCode: result.status,
-        referenceId: sub.referenceId,
-      });
-      if (allOrNone && result.status >= 400) halted = true;
+    } catch (err) {
+      transaction?.rollback();
+      throw err;
+    }
+    if (transaction && failedAt >= 0) {
+      transaction.rollback();
+      // "If allOrNone is set to true in the composite request and a subrequest returns an error,
+      // all other subrequests return the 400 HTTP status code" (Composite Subrequest Result):
+      // those that ran were rolled back, and say so.
+      for (let i = 0; i < failedAt; i++) responses[i] = processingHalted(responses[i]?.referenceId ?? '');
+      records = 0;
+    } else {
+      transaction?.commit();
     }
     return { status: 200, body: { compositeResponse: responses }, records };
   }
+}
+
+/** The answer of a Composite subrequest rolled back, or never run, because another one failed (allOrNone). */
+function processingHalted(referenceId: string): {
+  body: unknown;
+  httpHeaders: Record<string, string>;
+  httpStatusCode: number;
+  referenceId: string;
+} {
+  return {
+    body: [
+      {
+        errorCode: 'PROCESSING_HALTED',
+        message: 'The transaction was rolled back since another operation in the same transaction failed.',
+      },
+    ],
+    httpHeaders: {},
+    httpStatusCode: 400,
+    referenceId,
+  };
 }
 
 /** A single-record REST failure with several errors: `MULTIPLE_API_ERRORS` is jsforce's name for it. */

@@ -7,7 +7,10 @@
  * with every describe field present in describe order (so all records of an object share
  * one V8 hidden class), dates and datetimes as strings, and one timestamp string shared by
  * all the records of a write call. Writes apply in memory, synchronously: a call either
- * applies its successful records or (with `allOrNone`) nothing.
+ * applies its successful records or (with `allOrNone`) nothing. Several calls can be made one
+ * transaction with {@link SalesforceStore.beginTransaction} (Composite with `allOrNone`): an
+ * undo log keeps each touched record's values before its first change and each touched
+ * object's record count, so a rollback restores exactly what was there (indexes included).
  *
  * Error codes and messages follow salesforce-wire.md ("Per-record errors"); the exact
  * wording of each message is Salesforce's where known, and marked "(unverified)" where the
@@ -170,6 +173,22 @@ interface Table {
   deleted: number;
 }
 
+/** An open transaction of the store: see {@link SalesforceStore.beginTransaction}. */
+export interface StoreTransaction {
+  /** Keeps every change made since the transaction began. */
+  commit(): void;
+  /** Undoes every change made since the transaction began: records, indexes, counters. */
+  rollback(): void;
+}
+
+/** The undo log of the open transaction. */
+interface UndoLog {
+  /** Per object touched: its record count and deleted count before the first change. */
+  readonly tables: Map<Table, { length: number; deleted: number }>;
+  /** Stored records changed in place: a copy of their values before the first change. */
+  readonly before: Map<SfRecord, SfRecord>;
+}
+
 /** A record that passed validation, waiting to be applied. */
 interface PendingWrite {
   index: number;
@@ -190,6 +209,7 @@ export class SalesforceStore {
   private readonly strictClock: boolean;
   private lastStamp = 0;
   private recordFault: RecordFault | undefined;
+  private undo: UndoLog | undefined;
 
   constructor(readonly options: SalesforceStoreOptions) {
     this.clock = options.clock ?? (() => new Date());
@@ -221,6 +241,30 @@ export class SalesforceStore {
   /** Installs (or clears, with undefined) the per-record fault hook. */
   setRecordFault(fn: RecordFault | undefined): void {
     this.recordFault = fn;
+  }
+
+  /**
+   * Begins a transaction over the calls that follow (creates, updates, upserts, deletes; not
+   * seeding): `rollback()` undoes them all (ids handed out stay used), `commit()` keeps them. One at a time: the emulator
+   * answers requests one after the other, and a Composite request runs its subrequests
+   * synchronously, so nothing else writes meanwhile.
+   * @throws Error when a transaction is open already
+   */
+  beginTransaction(): StoreTransaction {
+    if (this.undo) throw new Error('a store transaction is open already');
+    const log: UndoLog = { tables: new Map(), before: new Map() };
+    this.undo = log;
+    const close = (): void => {
+      if (this.undo !== log) throw new Error('this store transaction is closed');
+      this.undo = undefined;
+    };
+    return {
+      commit: close,
+      rollback: () => {
+        close();
+        this.undoAll(log);
+      },
+    };
   }
 
   /**
@@ -465,6 +509,7 @@ export class SalesforceStore {
     const stamp = this.stamp();
     for (const record of targets) {
       const table = this.byPrefix.get((record.Id as string).slice(0, 3)) as Table;
+      this.remember(table, record);
       record.IsDeleted = true;
       touch(record, stamp, this.userId);
       table.deleted += 1;
@@ -639,6 +684,37 @@ export class SalesforceStore {
       id = makeId(table.describe.keyPrefix, table.counter);
     } while (table.byId.has(id));
     return id;
+  }
+
+  /** In a transaction: notes an object's counts before its first change. */
+  private rememberTable(table: Table): void {
+    if (!this.undo || this.undo.tables.has(table)) return;
+    // The id counter is not restored: like Salesforce, the emulator never hands out an id twice.
+    this.undo.tables.set(table, { length: table.records.length, deleted: table.deleted });
+  }
+
+  /** In a transaction: keeps a stored record's values before its first change. */
+  private remember(table: Table, record: SfRecord): void {
+    if (!this.undo) return;
+    this.rememberTable(table);
+    if (!this.undo.before.has(record)) this.undo.before.set(record, { ...record });
+  }
+
+  /** Rolls a transaction back: changed records get their values (and index entries) back, created ones go. */
+  private undoAll(log: UndoLog): void {
+    for (const [record, saved] of log.before) {
+      const table = this.byPrefix.get((record.Id as string).slice(0, 3)) as Table;
+      if (record.IsDeleted !== true) for (const field of table.indexedFields) unindex(table, field, record);
+      Object.assign(record, saved);
+      if (record.IsDeleted !== true) for (const field of table.indexedFields) index(table, field, record);
+    }
+    for (const [table, mark] of log.tables) {
+      for (const record of table.records.splice(mark.length)) {
+        table.byId.delete(record.Id as string);
+        if (record.IsDeleted !== true) for (const field of table.indexedFields) unindex(table, field, record);
+      }
+      table.deleted = mark.deleted;
+    }
   }
 
   /** The write timestamp: one per call; strictly increasing with the default clock. */
@@ -830,10 +906,12 @@ export class SalesforceStore {
     if (opts.allOrNone && results.some((r) => !r.success)) return rollBack(results, upsert);
     if (pending.length === 0) return results;
     const stamp = this.stamp();
+    this.rememberTable(table);
     for (const write of pending) {
       const result = results[write.index] as SaveResult;
       if (write.existing) {
         const record = write.existing;
+        this.remember(table, record);
         for (const field of table.indexedFields)
           if (write.changes.has(field.name)) unindex(table, field, record);
         for (const [name, value] of write.changes) record[name] = value;

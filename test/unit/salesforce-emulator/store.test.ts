@@ -678,4 +678,43 @@ describe('SalesforceStore', () => {
       expect(store.describes().map((d) => d.name)).toEqual(['Lead', 'Account', 'Contact']);
     });
   });
+
+  describe('transactions', () => {
+    it('rolls back creates, updates, deletes and upserts, indexes and counts included', () => {
+      const store = makeStore();
+      const [keep, gone] = ok(
+        store.create('Lead', [newLead({ External_Id__c: 'k-1' }), newLead({ External_Id__c: 'k-2' })]),
+      );
+      const before = [...store.all('Lead')].map((r) => ({ ...r }));
+      const tx = store.beginTransaction();
+      const [created] = ok(store.create('Lead', [newLead({ External_Id__c: 'k-3' })]));
+      ok(store.update('Lead', [{ Id: keep, Company: 'Changed', External_Id__c: 'k-moved' }]));
+      ok(store.update('Lead', [{ Id: created, Company: 'Created then changed' }]));
+      ok(store.delete([gone as string]));
+      ok(store.upsert('Lead', 'External_Id__c', [newLead({ External_Id__c: 'k-4' })]));
+      expect(store.count('Lead')).toBe(3);
+      tx.rollback();
+      expect([...store.all('Lead')]).toEqual(before);
+      expect(store.count('Lead')).toBe(2);
+      expect(store.get(created as string)).toBeUndefined();
+      expect(store.findByExternalId('Lead', 'External_Id__c', 'k-1').map((r) => r.Id)).toEqual([keep]);
+      expect(store.findByExternalId('Lead', 'External_Id__c', 'k-moved')).toEqual([]);
+      expect(store.findByExternalId('Lead', 'External_Id__c', 'k-2').map((r) => r.Id)).toEqual([gone]);
+      // The keys taken inside the transaction are free again; ids are never handed out twice.
+      const [again] = ok(store.create('Lead', [newLead({ External_Id__c: 'k-3' })]));
+      expect(again).not.toBe(created);
+    });
+
+    it('keeps everything on commit, and allows one transaction at a time', () => {
+      const store = makeStore();
+      const tx = store.beginTransaction();
+      expect(() => store.beginTransaction()).toThrow('a store transaction is open already');
+      ok(store.create('Lead', [newLead()]));
+      tx.commit();
+      expect(() => tx.rollback()).toThrow('this store transaction is closed');
+      expect(store.count('Lead')).toBe(1);
+      store.beginTransaction().rollback();
+      expect(store.count('Lead')).toBe(1);
+    });
+  });
 });
