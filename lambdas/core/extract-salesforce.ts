@@ -42,12 +42,9 @@ import {
   withTransaction,
   type PgColumn,
 } from '../connectors/postgres';
-import {
-  DEFAULT_BULK_RESULT_PAGE_RECORDS,
-  bulkPollDelaySeconds,
-  type SalesforceConnector,
-  type SalesforceObjectDescribe,
-} from '../connectors/salesforce';
+import type { SalesforceConnector, SalesforceObjectDescribe } from '../connectors/salesforce';
+import { DEFAULT_BULK_RESULT_PAGE_RECORDS } from '../connectors/salesforce/constants';
+import { bulkPollDelaySeconds } from '../connectors/salesforce/poll';
 import { TerminalError } from '../shared/errors';
 import type { Logger } from '../shared/logging';
 import {

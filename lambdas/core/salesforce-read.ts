@@ -5,7 +5,7 @@
  */
 import type { SalesforceExtractTask } from '../config';
 import type { SalesforceFieldDescribe } from '../connectors/salesforce';
-import { bulkPollsForDuration } from '../connectors/salesforce';
+import { bulkPollsForDuration } from '../connectors/salesforce/poll';
 import { TerminalError } from '../shared/errors';
 
 /** The field that orders changes: set by Salesforce on every write, including system ones. */
