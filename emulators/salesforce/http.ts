@@ -4,6 +4,7 @@
  * back-pressure (and the "connection reset mid-stream" fault).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseJsonKeepingDigits, stringifyJson } from './values';
 
 /** Salesforce's JSON content type, exactly (salesforce-wire.md, "Transport"). */
 export const JSON_CONTENT_TYPE = 'application/json;charset=UTF-8';
@@ -56,7 +57,8 @@ export function parseJsonBody(raw: Buffer): unknown {
   const text = raw.toString('utf8');
   if (text.trim() === '') return undefined;
   try {
-    return JSON.parse(text) as unknown;
+    // Long number literals keep their digits (an 18-digit currency amount): see values.ts.
+    return parseJsonKeepingDigits(text);
   } catch (err) {
     throw new ApiError(
       400,
@@ -73,7 +75,7 @@ export function sendJson(
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const text = JSON.stringify(body);
+  const text = stringifyJson(body);
   res.writeHead(status, {
     ...headers,
     'Content-Type': JSON_CONTENT_TYPE,
@@ -148,7 +150,7 @@ export async function sendJsonStreamed(
   headers: Record<string, string>,
   resetAfterBytes: number,
 ): Promise<void> {
-  const text = JSON.stringify(body);
+  const text = stringifyJson(body);
   res.writeHead(status, {
     ...headers,
     'Content-Type': JSON_CONTENT_TYPE,

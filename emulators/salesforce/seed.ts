@@ -14,6 +14,7 @@ import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CsvStreamParser } from './bulk-csv';
 import type { SalesforceStore } from './store';
+import { parseJsonKeepingDigits } from './values';
 
 /** Records to seed, by object API name. */
 export type SeedData = Record<string, Record<string, unknown>[]>;
@@ -140,7 +141,8 @@ export async function loadSeed(
     }
     let data: unknown;
     try {
-      data = JSON.parse(readFileSync(file, 'utf8'));
+      // Long number literals keep their digits (values.ts).
+      data = parseJsonKeepingDigits(readFileSync(file, 'utf8'));
     } catch (err) {
       throw new SeedError(`${file}: not valid JSON (${err instanceof Error ? err.message : String(err)})`, {
         cause: err,

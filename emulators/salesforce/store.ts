@@ -24,13 +24,16 @@ import type { CompiledQuery } from './soql/evaluate';
 import { SoqlError } from './soql/errors';
 import { positioned } from './soql/lexer';
 import { parseSoql } from './soql/parser';
-import { coerceFieldValue, formatDatetime } from './values';
+import { coerceFieldValue, formatDatetime, type SfDecimal } from './values';
 
 export { SoqlError } from './soql/errors';
 export type { SoqlErrorCode } from './soql/errors';
 
-/** A stored value: dates and datetimes as Salesforce strings (`2024-05-20T20:49:32.000+0000`). */
-export type SfValue = string | number | boolean | null;
+/**
+ * A stored value: dates and datetimes as Salesforce strings (`2024-05-20T20:49:32.000+0000`),
+ * numbers as JS numbers or, when a double cannot hold all their digits, {@link SfDecimal}.
+ */
+export type SfValue = string | number | boolean | SfDecimal | null;
 /** A record: field API name (describe casing) → value; always has `Id`. */
 export type SfRecord = Record<string, SfValue>;
 

@@ -7,12 +7,46 @@
  *   correctly as strings (the SOQL evaluator relies on it);
  * - date: `2024-05-20`; time: `20:49:32.000Z`;
  * - int/double/currency/percent: JSON numbers; boolean: JSON booleans; the rest: strings.
+ *
+ * Numbers are kept exactly: a value a double holds with all its digits (`String(n)` gives it
+ * back) is stored as a JS number; one that it cannot hold (an 18-digit currency amount, past
+ * 2^53) as an {@link SfDecimal}, which goes on the wire with the same digits — as a JSON number
+ * in REST answers (see http.ts), as text in Bulk CSV. Exact values come in as text: Bulk CSV, a
+ * seed's strings, and JSON request bodies, whose long number literals are read without going
+ * through a double (http.ts). SOQL filters and ORDER BY compare such values as doubles.
  */
 import type { FieldDescribe } from './describe';
 import { normalizeId } from './ids';
 import type { SfValue } from './store';
 
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
+
+/**
+ * Where a JSON text carries an {@link SfDecimal} as a string to be written as a number:
+ * `toJSON` writes this prefix and the digits, and the JSON writer (http.ts) turns
+ * `"\u0001decimal:123…"` back into `123…`. A control character no client string holds.
+ */
+export const DECIMAL_JSON_MARK = '\u0001decimal:';
+
+/** A number kept with all its digits (canonical text: `-?\d+(\.\d+)?`, no trailing zeros). */
+export class SfDecimal {
+  constructor(readonly text: string) {}
+
+  /** The digits, as Bulk CSV and String() show them. */
+  toString(): string {
+    return this.text;
+  }
+
+  /** The marked digits: see {@link DECIMAL_JSON_MARK}. */
+  toJSON(): string {
+    return DECIMAL_JSON_MARK + this.text;
+  }
+
+  /** The nearest double (for SOQL comparisons). */
+  valueOf(): number {
+    return Number(this.text);
+  }
+}
 
 /** Formats an instant as Salesforce's REST datetime, e.g. `2024-05-20T20:49:32.000+0000`. */
 export function formatDatetime(instant: Date | number): string {
@@ -137,6 +171,8 @@ function typeMismatch(field: FieldDescribe, raw: unknown): CoercedValue {
  */
 export function coerceFieldValue(field: FieldDescribe, raw: unknown): CoercedValue {
   if (raw === null || raw === undefined) return { ok: true, value: null };
+  // A long number literal of a JSON body: its digits for a number field, else what JSON.parse gives.
+  if (raw instanceof SfDecimal) raw = NUMERIC.has(field.type) ? raw.text : Number(raw.text);
   switch (field.type) {
     case 'boolean': {
       if (typeof raw === 'boolean') return { ok: true, value: raw };
@@ -228,11 +264,12 @@ function coerceText(field: FieldDescribe, raw: unknown): CoercedValue {
   return { ok: true, value: text === '' ? null : text };
 }
 
+const NUMBER_TEXT = /^\s*([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?\s*$/;
+
 function coerceNumber(field: FieldDescribe, raw: unknown): CoercedValue {
+  if (typeof raw === 'string') return coerceNumberText(field, raw);
   let n: number;
   if (typeof raw === 'number') n = raw;
-  else if (typeof raw === 'string' && /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(raw))
-    n = Number(raw);
   else return typeMismatch(field, raw);
   if (!Number.isFinite(n)) return typeMismatch(field, raw);
   const outOfRange: CoercedValue = {
@@ -240,7 +277,7 @@ function coerceNumber(field: FieldDescribe, raw: unknown): CoercedValue {
     typeMismatch: false,
     problem: {
       code: 'NUMBER_OUTSIDE_VALID_RANGE',
-      message: `${field.label}: value outside of valid range on numeric field: ${typeof raw === 'string' ? raw.trim() : String(raw)}`,
+      message: `${field.label}: value outside of valid range on numeric field: ${String(raw)}`,
     },
   };
   if (field.type === 'int') {
@@ -257,4 +294,107 @@ function coerceNumber(field: FieldDescribe, raw: unknown): CoercedValue {
   const value = n < 0 ? -rounded : rounded;
   if (field.precision > 0 && Math.abs(value) >= 10 ** (field.precision - scale)) return outOfRange;
   return { ok: true, value: Object.is(value, -0) ? 0 : value };
+}
+
+/**
+ * A number given as text (Bulk CSV, a seed, a long JSON literal), exactly: the same checks and
+ * rounding as for a JS number, done on the digits (BigInt), so that no digit is lost.
+ */
+function coerceNumberText(field: FieldDescribe, raw: string): CoercedValue {
+  const m = NUMBER_TEXT.exec(raw);
+  const intPart = m?.[2] ?? '';
+  const fracPart = m?.[3] ?? '';
+  if (!m || (intPart === '' && fracPart === '')) return typeMismatch(field, raw);
+  const outOfRange: CoercedValue = {
+    ok: false,
+    typeMismatch: false,
+    problem: {
+      code: 'NUMBER_OUTSIDE_VALID_RANGE',
+      message: `${field.label}: value outside of valid range on numeric field: ${raw.trim()}`,
+    },
+  };
+  const negative = m[1] === '-';
+  // The value is digits × 10^exponent.
+  const digits = BigInt(intPart + fracPart || '0');
+  const exponent = Number(m[4] ?? 0) - fracPart.length;
+  if (!Number.isSafeInteger(exponent) || Math.abs(exponent) > 400) return typeMismatch(field, raw);
+  const scale = field.type === 'int' ? 0 : Math.max(0, field.scale);
+  let scaled: bigint; // the magnitude × 10^scale, rounded half up
+  if (exponent + scale >= 0) scaled = digits * 10n ** BigInt(exponent + scale);
+  else {
+    const divisor = 10n ** BigInt(-(exponent + scale));
+    if (field.type === 'int' && digits % divisor !== 0n) return typeMismatch(field, raw);
+    scaled = digits / divisor + ((digits % divisor) * 2n >= divisor ? 1n : 0n);
+  }
+  const limitDigits = field.type === 'int' ? (field.digits > 0 ? field.digits : 9) : field.precision - scale;
+  if ((field.type === 'int' || field.precision > 0) && scaled >= 10n ** BigInt(limitDigits + scale)) {
+    return outOfRange;
+  }
+  return { ok: true, value: decimalValue(negative && scaled !== 0n, scaled, scale) };
+}
+
+/** ±scaled / 10^scale as a JS number when a double holds it exactly, else as an {@link SfDecimal}. */
+function decimalValue(negative: boolean, scaled: bigint, scale: number): number | SfDecimal {
+  let text = scaled.toString();
+  if (scale > 0) {
+    text = text.padStart(scale + 1, '0');
+    text = `${text.slice(0, -scale)}.${text.slice(-scale)}`.replace(/\.?0+$/, '');
+  }
+  if (negative) text = `-${text}`;
+  const n = Number(text);
+  return String(n) === text ? n : new SfDecimal(text);
+}
+
+/** Significant digits a double always gives back exactly (IEEE 754 binary64: 15). */
+const DOUBLE_EXACT_DIGITS = 15;
+const ESCAPED_DECIMAL = /"\\u0001decimal:(-?\d+(?:\.\d+)?)"/g;
+
+/** JSON.stringify, with {@link SfDecimal} values written as JSON numbers with all their digits. */
+export function stringifyJson(value: unknown): string {
+  const text = JSON.stringify(value);
+  // JSON.stringify writes the mark's control character as the escape `\u0001`.
+  return text.includes('\\u0001decimal:') ? text.replace(ESCAPED_DECIMAL, '$1') : text;
+}
+
+/**
+ * JSON.parse, except that a number literal with more significant digits than a double keeps
+ * (`123456789012345678`) becomes an {@link SfDecimal} instead of losing digits.
+ * @throws SyntaxError as JSON.parse
+ */
+export function parseJsonKeepingDigits(text: string): unknown {
+  let parts: string[] | undefined;
+  let last = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // A string: skip it, escapes included.
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+      continue;
+    }
+    if (c !== 0x2d && (c < 0x30 || c > 0x39)) continue;
+    let j = i + 1;
+    while (j < text.length && /[-+0-9.eE]/.test(text[j] as string)) j++;
+    const token = text.slice(i, j);
+    const mantissa = token
+      .replace(/^-/, '')
+      .replace(/[eE].*$/, '')
+      .replace('.', '')
+      .replace(/^0+/, '');
+    if (mantissa.length > DOUBLE_EXACT_DIGITS && /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(token)) {
+      (parts ??= []).push(text.slice(last, i), JSON.stringify(DECIMAL_JSON_MARK + token));
+      last = j;
+    }
+    i = j - 1;
+  }
+  if (!parts) return JSON.parse(text) as unknown;
+  parts.push(text.slice(last));
+  return JSON.parse(parts.join(''), (_key, value: unknown) =>
+    typeof value === 'string' && value.startsWith(DECIMAL_JSON_MARK)
+      ? new SfDecimal(value.slice(DECIMAL_JSON_MARK.length))
+      : value,
+  ) as unknown;
 }

@@ -15,7 +15,7 @@ import type { FieldDescribe, ObjectDescribe } from '../describe';
 import { findField } from '../describe';
 import { normalizeId } from '../ids';
 import type { SfRecord, SfValue } from '../store';
-import { formatDate, formatDatetime, isTextField, parseDate, parseDatetime } from '../values';
+import { formatDate, formatDatetime, isTextField, parseDate, parseDatetime, SfDecimal } from '../values';
 import { SoqlError } from './errors';
 import { malformedAt, positioned } from './lexer';
 import type { Condition, FieldRef, Literal, SoqlQuery } from './parser';
@@ -94,6 +94,8 @@ function compareValues(a: SfValue, b: SfValue, text: boolean): number {
   }
   if (typeof a === 'boolean' && typeof b === 'boolean') return a === b ? 0 : a ? 1 : -1;
   if (typeof a === 'number' && typeof b === 'number') return a - b;
+  // A number kept as SfDecimal (past 2^53) compares as the nearest double.
+  if (a instanceof SfDecimal || b instanceof SfDecimal) return Number(a) - Number(b);
   return String(a) < String(b) ? -1 : 1;
 }
 
@@ -249,6 +251,7 @@ function stringAtLeast(v: SfValue | undefined, bound: string): boolean {
 
 /** Equality key: text case-insensitively, everything else as stored. */
 function normalizeForEquality(field: FieldDescribe, v: SfValue): SfValue {
+  if (v instanceof SfDecimal) return Number(v.text);
   return typeof v === 'string' && isTextField(field) ? v.toLowerCase() : v;
 }
 

@@ -2,6 +2,9 @@ import type { FieldDescribe } from '../../../emulators/salesforce/describe';
 import { findField } from '../../../emulators/salesforce/describe';
 import {
   coerceFieldValue,
+  parseJsonKeepingDigits,
+  SfDecimal,
+  stringifyJson,
   formatDate,
   formatDatetime,
   parseDate,
@@ -79,6 +82,59 @@ describe('values', () => {
       ok: false,
       typeMismatch: true,
     });
+  });
+
+  it('keeps every digit of a number given as text, as a JS number when a double holds it', () => {
+    // AnnualRevenue: currency, precision 18, scale 0; LeadScore__c: precision 3, scale 0.
+    const revenue = field('AnnualRevenue');
+    expect(coerceFieldValue(revenue, '987654321098765432')).toEqual({
+      ok: true,
+      value: new SfDecimal('987654321098765432'),
+    });
+    expect(coerceFieldValue(revenue, '-987654321098765432')).toEqual({
+      ok: true,
+      value: new SfDecimal('-987654321098765432'),
+    });
+    expect(coerceFieldValue(revenue, '9007199254740993.4')).toEqual({
+      ok: true,
+      value: new SfDecimal('9007199254740993'),
+    });
+    expect(coerceFieldValue(revenue, '1250000')).toEqual({ ok: true, value: 1_250_000 });
+    expect(coerceFieldValue(revenue, '1.5e3')).toEqual({ ok: true, value: 1500 });
+    expect(coerceFieldValue(revenue, '-0.4')).toEqual({ ok: true, value: 0 });
+    expect(coerceFieldValue(revenue, '1000000000000000000')).toMatchObject({
+      ok: false,
+      problem: { code: 'NUMBER_OUTSIDE_VALID_RANGE' },
+    });
+    expect(coerceFieldValue(field('LeadScore__c'), '41.5')).toEqual({ ok: true, value: 42 });
+    expect(coerceFieldValue(field('LeadScore__c'), '-41.5')).toEqual({ ok: true, value: -42 });
+    expect(coerceFieldValue(field('NumberOfEmployees'), '1.5')).toMatchObject({
+      ok: false,
+      typeMismatch: true,
+    });
+    expect(coerceFieldValue(field('NumberOfEmployees'), '12.0')).toEqual({ ok: true, value: 12 });
+    expect(coerceFieldValue(revenue, '12abc')).toMatchObject({ ok: false, typeMismatch: true });
+    expect(coerceFieldValue(revenue, '.')).toMatchObject({ ok: false, typeMismatch: true });
+    // A long JSON literal (parsed as SfDecimal) keeps its digits in a number field.
+    expect(coerceFieldValue(revenue, new SfDecimal('123456789012345678'))).toEqual({
+      ok: true,
+      value: new SfDecimal('123456789012345678'),
+    });
+  });
+
+  it('reads long JSON number literals without a double, and writes SfDecimal as JSON numbers', () => {
+    const body = parseJsonKeepingDigits(
+      '{"a": 123456789012345678, "b": -9007199254740993.25, "c": 42, "d": "123456789012345678", "e": [1e400, 0.1]}',
+    ) as Record<string, unknown>;
+    expect(body.a).toEqual(new SfDecimal('123456789012345678'));
+    expect(body.b).toEqual(new SfDecimal('-9007199254740993.25'));
+    expect(body.c).toBe(42);
+    expect(body.d).toBe('123456789012345678');
+    expect(body.e).toEqual([Infinity, 0.1]);
+    expect(stringifyJson({ x: new SfDecimal('-987654321098765432.5'), y: [1, 'a"b'], z: null })).toBe(
+      '{"x":-987654321098765432.5,"y":[1,"a\\"b"],"z":null}',
+    );
+    expect(() => parseJsonKeepingDigits('{"a": 12345678901234567890,}')).toThrow(SyntaxError);
   });
 
   it('reports type mismatches with the field label and the value', () => {
