@@ -9,7 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import type { PipelineConfig, SalesforceExtractTask } from '../config';
 import { checkConnection, migrate, readWatermark, withClient } from '../connectors/postgres';
-import { DEFAULT_BULK_RESULT_PAGE_RECORDS, type SalesforceLimits } from '../connectors/salesforce';
+import type { SalesforceLimits } from '../connectors/salesforce';
+import { DEFAULT_BULK_RESULT_PAGE_RECORDS } from '../connectors/salesforce/constants';
 import { TerminalError } from '../shared/errors';
 import {
   PrepareInput,

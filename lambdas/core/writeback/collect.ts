@@ -10,13 +10,9 @@ import { pipeline } from 'node:stream/promises';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { withClient, inTransaction } from '../../connectors/postgres';
-import {
-  bulkPollDelaySeconds,
-  getIngestJob,
-  isFinalIngestState,
-  streamIngestResults,
-  type SalesforceConnector,
-} from '../../connectors/salesforce';
+import type { SalesforceConnector } from '../../connectors/salesforce';
+import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
+import { getIngestJob, isFinalIngestState, streamIngestResults } from '../../connectors/salesforce/writes';
 import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type { WritebackCollectInput, WritebackCollectOutput } from './contracts';

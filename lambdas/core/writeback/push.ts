@@ -24,6 +24,8 @@ import type { PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { WritebackTask } from '../../config';
 import { quoteIdent, withClient, withTransaction } from '../../connectors/postgres';
+import type { SalesforceConnector } from '../../connectors/salesforce';
+import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
 import {
   abortIngestJob,
   BULK_CSV_NULL,
@@ -36,9 +38,7 @@ import {
   queryAllRecords,
   uploadIngestData,
   writeCollections,
-  bulkPollDelaySeconds,
-  type SalesforceConnector,
-} from '../../connectors/salesforce';
+} from '../../connectors/salesforce/writes';
 import { TerminalError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
