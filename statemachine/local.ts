@@ -1,9 +1,9 @@
 /**
  * Runs the pipeline's state machine on a laptop (DESIGN.md §5): the very ASL definition that the
  * CDK app synthesizes and deploys, executed by `aws-local-stepfunctions`, with
- * - each Lambda Task bound to its handler's core function in this process, called with
- *   dependencies built for the laptop (bin/local), its event and its result passed through JSON
- *   exactly as Lambda would;
+ * - each Lambda Task bound to its handler file's `createHandler` in this process (the same
+ *   parse-and-call as the Lambda's), called with dependencies built for the laptop (bin/local),
+ *   its event and its result passed through JSON exactly as Lambda would;
  * - the Athena `startQueryExecution.sync` Task bound to {@link runAthenaQuerySync}, which does what
  *   the service integration does, over the same Athena client the load step uses;
  * - every Wait state and every Retry interval shortened (the definition's durations are sized
@@ -23,33 +23,20 @@ import {
   type StartQueryExecutionCommandInput,
 } from '@aws-sdk/client-athena';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
-import { z } from 'zod';
 import { ERROR_NAMES } from '../lambdas/shared/errors';
 import type { Clock } from '../lambdas/shared/clock';
 import type { PipelineConfig } from '../lambdas/config';
 import type { CoreDeps } from '../lambdas/core/deps';
-import {
-  AthenaLoadInput,
-  PrepareInput,
-  RunId,
-  SalesforceExtractCheckInput,
-  SalesforceExtractInput,
-  parseStepInput,
-} from '../lambdas/core/contracts';
-import { prepare } from '../lambdas/core/prepare';
-import { checkSalesforceExtract, extractSalesforce } from '../lambdas/core/extract-salesforce';
-import { loadAthena } from '../lambdas/core/extract-athena';
-import { runTransform } from '../lambdas/core/transform';
-import {
-  ReportInput,
-  WritebackCollectInput,
-  WritebackPlanInput,
-  WritebackPushInput,
-  collectWriteback,
-  planWriteback,
-  pushWriteback,
-  reportRun,
-} from '../lambdas/core/writeback';
+import { givenDeps, type DepsProvider } from '../lambdas/handlers/deps';
+import * as extractSalesforceCheckHandler from '../lambdas/handlers/extract-salesforce-check';
+import * as extractSalesforceHandler from '../lambdas/handlers/extract-salesforce';
+import * as loadAthenaHandler from '../lambdas/handlers/load-athena';
+import * as prepareHandler from '../lambdas/handlers/prepare';
+import * as reportHandler from '../lambdas/handlers/report';
+import * as transformHandler from '../lambdas/handlers/transform';
+import * as writebackCollectHandler from '../lambdas/handlers/writeback-collect';
+import * as writebackPlanHandler from '../lambdas/handlers/writeback-plan';
+import * as writebackPushHandler from '../lambdas/handlers/writeback-push';
 
 /** The Resource of Step Functions' Athena integration that waits for the query (athena-wire.md). */
 export const ATHENA_SYNC_RESOURCE = 'arn:aws:states:::athena:startQueryExecution.sync';
@@ -110,32 +97,25 @@ export type HandlerName = (typeof HANDLER_NAMES)[number];
 /** What a Task state is bound to: a handler, or the native Athena query (`.sync`). */
 export type LocalTaskBinding = HandlerName | 'athenaQuery';
 
-/** The Transform step's event, as lambdas/handlers/transform.ts parses it. */
-const TransformInput = z.strictObject({ runId: RunId });
-
 /**
- * Each handler as its Lambda file does it: parse the event with the step's schema, call one core
- * function with the deps. Kept beside {@link HANDLER_NAMES} so that a new handler fails the type
- * check here until it is bound.
+ * Each handler file's `createHandler`: the very parse-and-call its Lambda `handler` runs, given
+ * the laptop's deps instead of those its Lambda builds from the environment (the Lambda wraps
+ * it in Powertools' logging, tracing and metrics, which a laptop run leaves out). Kept beside
+ * {@link HANDLER_NAMES} so that a new handler fails the type check here until it is bound.
  */
-export const LOCAL_HANDLERS: Record<HandlerName, (event: unknown, deps: CoreDeps) => Promise<unknown>> = {
-  prepare: (event, deps) => prepare(parseStepInput('Prepare', PrepareInput, event), deps),
-  'extract-salesforce': (event, deps) =>
-    extractSalesforce(parseStepInput('ExtractSalesforce', SalesforceExtractInput, event), deps),
-  'extract-salesforce-check': (event, deps) =>
-    checkSalesforceExtract(
-      parseStepInput('CheckSalesforceExtract', SalesforceExtractCheckInput, event),
-      deps,
-    ),
-  'load-athena': (event, deps) => loadAthena(parseStepInput('LoadAthena', AthenaLoadInput, event), deps),
-  transform: (event, deps) => runTransform(deps, parseStepInput('Transform', TransformInput, event)),
-  'writeback-plan': (event, deps) =>
-    planWriteback(deps, parseStepInput('PlanWriteback', WritebackPlanInput, event)),
-  'writeback-push': (event, deps) =>
-    pushWriteback(deps, parseStepInput('PushWriteback', WritebackPushInput, event)),
-  'writeback-collect': (event, deps) =>
-    collectWriteback(deps, parseStepInput('CollectWriteback', WritebackCollectInput, event)),
-  report: (event, deps) => reportRun(deps, parseStepInput('Report', ReportInput, event)),
+export const LOCAL_HANDLERS: Record<
+  HandlerName,
+  (deps: DepsProvider) => (event: unknown) => Promise<unknown>
+> = {
+  prepare: prepareHandler.createHandler,
+  'extract-salesforce': extractSalesforceHandler.createHandler,
+  'extract-salesforce-check': extractSalesforceCheckHandler.createHandler,
+  'load-athena': loadAthenaHandler.createHandler,
+  transform: transformHandler.createHandler,
+  'writeback-plan': writebackPlanHandler.createHandler,
+  'writeback-push': writebackPushHandler.createHandler,
+  'writeback-collect': writebackCollectHandler.createHandler,
+  report: reportHandler.createHandler,
 };
 
 /** An error with the name Step Functions matches Retry and Catch on. */
@@ -297,6 +277,7 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
   polyfillPromiseWithResolvers();
   const { StateMachine, ExecutionError } = await import('aws-local-stepfunctions');
   const { deps } = options;
+  const provider = givenDeps(deps);
   const states = allStates(options.definition as unknown as { States: Record<string, unknown> });
 
   const taskResourceLocalHandlers: Record<string, (input: unknown) => Promise<unknown>> = {};
@@ -327,9 +308,9 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
       unbound.push(`${name} (${resource})`);
       continue;
     }
-    const handler = LOCAL_HANDLERS[binding];
+    const handler = LOCAL_HANDLERS[binding](provider);
     taskResourceLocalHandlers[name] = async (input) => {
-      const result = throughJson(await handler(throughJson(input), deps));
+      const result = throughJson(await handler(throughJson(input)));
       // The step's own result (the library's StateExited carries it after ResultPath).
       options.onEvent?.({ type: 'exited', state: name, stateType: 'Task', output: result });
       return result;

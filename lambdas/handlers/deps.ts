@@ -1,35 +1,37 @@
 /**
- * The dependencies of the core steps, built ONCE per cold start from the Lambda's environment
- * (every handler awaits {@link coreDeps}; the promise is shared by the invocations of a warm
- * container). Environment:
+ * The dependencies of the core steps in Lambda, built ONCE per cold start from the environment by
+ * small builders (config, secrets, PostgreSQL, and the Salesforce or Athena connector of the steps
+ * that use one), on the first invocation: requiring a handler runs nothing.
+ *
+ * Each handler names the connectors its step uses ({@link lambdaDeps}); the heavy ones come from
+ * their own modules (./salesforce-deps.ts, ./athena-deps.ts), so a function that does not use
+ * jsforce or the Athena SDK does not even bundle them, and those that do load them on first use
+ * (dynamic `import()`), not at module initialisation.
+ *
+ * Environment:
  * - `ROUNDTRIP_CONFIG_FILE` (required): the pipeline config as JSON, bundled next to the handler.
+ *   Relative `transform` and `postgres.ssl.caBundle` paths in it are relative to its folder.
  * - `ROUNDTRIP_LOCAL_SECRETS_FILE` (optional): read secrets from this JSON file and
  *   `ROUNDTRIP_SECRET_<NAME>` variables instead of Secrets Manager (local runs of the handlers).
  * - `ROUNDTRIP_S3_FORCE_PATH_STYLE=true` (optional): path-style S3 URLs, for a local S3 endpoint.
  * - `AWS_REGION` (set by Lambda), and the SDK's own `AWS_ENDPOINT_URL_ATHENA` /
- *   `AWS_ENDPOINT_URL_S3` when pointing the clients at the local emulators.
- * - `POWERTOOLS_LOG_LEVEL`, `POWERTOOLS_SERVICE_NAME`: Powertools' logger settings.
- * Athena and S3 act as the Lambda's role, or assume `athena.roleArn` when the config sets one.
+ *   `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_SECRETS_MANAGER` when pointing the clients elsewhere.
+ * - `POWERTOOLS_LOG_LEVEL`, `POWERTOOLS_SERVICE_NAME`: the shared Powertools logger
+ *   (lambdas/shared/observability.ts), which the core steps log through.
  */
 import { readFile } from 'node:fs/promises';
-import { AthenaClient } from '@aws-sdk/client-athena';
-import { S3Client } from '@aws-sdk/client-s3';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { STSClient } from '@aws-sdk/client-sts';
-import { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
+import path from 'node:path';
+import type { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { parseConfig, type PipelineConfig } from '../config';
-import { athenaClientsForRole, createAthenaConnector, type AthenaConnector } from '../connectors/athena';
-import { createPool, type PostgresSource } from '../connectors/postgres';
-import { connectSalesforce, type SalesforceConnector } from '../connectors/salesforce';
+import type { AthenaConnector } from '../connectors/athena';
+import { createPool, type PostgresPool, type PostgresSource } from '../connectors/postgres/pool';
+import type { SalesforceConnector } from '../connectors/salesforce';
 import type { CoreDeps } from '../core/deps';
 import { systemClock } from '../shared/clock';
 import { ConfigError } from '../shared/errors';
 import type { LogAttributes, Logger } from '../shared/logging';
-import {
-  createLocalSecretsProvider,
-  createSecretsManagerProvider,
-  type SecretsProvider,
-} from '../shared/secrets';
+import { observability } from '../shared/observability';
+import type { SecretsProvider } from '../shared/secrets';
 
 /** The environment variables read here. */
 export const HANDLER_ENV = {
@@ -37,6 +39,9 @@ export const HANDLER_ENV = {
   localSecretsFile: 'ROUNDTRIP_LOCAL_SECRETS_FILE',
   s3ForcePathStyle: 'ROUNDTRIP_S3_FORCE_PATH_STYLE',
 } as const;
+
+/** The environment the builders read (`process.env` in Lambda). */
+export type HandlerEnv = Readonly<Record<string, string | undefined>>;
 
 /** Our {@link Logger} over Powertools' structured JSON logger; `child` keys go on every line. */
 export function powertoolsLogger(logger: PowertoolsLogger, base: LogAttributes = {}): Logger {
@@ -53,7 +58,21 @@ export function powertoolsLogger(logger: PowertoolsLogger, base: LogAttributes =
   };
 }
 
-async function readConfig(file: string): Promise<PipelineConfig> {
+/**
+ * A path of the config resolved against the config file's folder (absolute paths unchanged). In
+ * Lambda the bundled config sits at the bundle root, which is also the working directory, so
+ * the result is the same there; a local run of the handlers from another folder needs this.
+ */
+function besideConfig(file: string, target: string): string {
+  return path.resolve(path.dirname(path.resolve(file)), target);
+}
+
+/**
+ * Reads and validates the pipeline config JSON of `file`, with its relative `transform` and
+ * `postgres.ssl.caBundle` paths resolved against the file's folder. Every problem is a
+ * {@link ConfigError} naming the file.
+ */
+export async function readHandlerConfig(file: string): Promise<PipelineConfig> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -67,13 +86,22 @@ async function readConfig(file: string): Promise<PipelineConfig> {
   } catch (err) {
     throw new ConfigError([{ path: '', message: `not valid JSON: ${(err as Error).message}` }], file);
   }
-  return parseConfig(value, file);
+  const config = parseConfig(value, file);
+  const caBundle = config.postgres.ssl.caBundle;
+  return {
+    ...config,
+    transform: config.transform.map((sql) => besideConfig(file, sql)),
+    postgres: {
+      ...config.postgres,
+      ssl: { ...config.postgres.ssl, ...(caBundle ? { caBundle: besideConfig(file, caBundle) } : {}) },
+    },
+  };
 }
 
-/** Builds the deps from an environment; see the module comment. */
-export async function buildCoreDeps(env: Readonly<Record<string, string | undefined>>): Promise<CoreDeps> {
-  const configFile = env[HANDLER_ENV.configFile];
-  if (!configFile) {
+/** The config named by `ROUNDTRIP_CONFIG_FILE`; see {@link readHandlerConfig}. */
+export async function configFromEnv(env: HandlerEnv): Promise<PipelineConfig> {
+  const file = env[HANDLER_ENV.configFile];
+  if (!file) {
     throw new ConfigError([
       {
         path: '',
@@ -81,70 +109,97 @@ export async function buildCoreDeps(env: Readonly<Record<string, string | undefi
       },
     ]);
   }
-  const config = await readConfig(configFile);
-  const logger = powertoolsLogger(
-    new PowertoolsLogger({ serviceName: env.POWERTOOLS_SERVICE_NAME ?? `roundtrip-${config.name}` }),
-    { pipeline: config.name },
-  );
-  const localSecrets = env[HANDLER_ENV.localSecretsFile];
-  const secrets: SecretsProvider = localSecrets
-    ? createLocalSecretsProvider({ file: localSecrets, env })
-    : createSecretsManagerProvider({ client: new SecretsManagerClient({}) });
+  return readHandlerConfig(file);
+}
 
-  const postgresSecret = (await secrets.getSecret(config.postgres.secret)) as PostgresSource;
-  const pg = createPool(postgresSecret, {
+/**
+ * The secrets of this environment: a local file and variables when `ROUNDTRIP_LOCAL_SECRETS_FILE`
+ * is set, else Secrets Manager (its client traced by X-Ray in Lambda). The Secrets Manager SDK is
+ * loaded here, on first use, not when the handler module is.
+ */
+export async function secretsFromEnv(env: HandlerEnv): Promise<SecretsProvider> {
+  const secrets = await import('../shared/secrets');
+  const localFile = env[HANDLER_ENV.localSecretsFile];
+  if (localFile) return secrets.createLocalSecretsProvider({ file: localFile, env });
+  const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
+  return secrets.createSecretsManagerProvider({ client: traced(new SecretsManagerClient({})) });
+}
+
+/** The PostgreSQL pool of the config, with the credentials of its secret. */
+export async function postgresPool(config: PipelineConfig, secrets: SecretsProvider): Promise<PostgresPool> {
+  const source = (await secrets.getSecret(config.postgres.secret)) as PostgresSource;
+  return createPool(source, {
     ssl: {
       mode: config.postgres.ssl.mode,
       ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
     },
   });
+}
 
-  let salesforce: (() => Promise<SalesforceConnector>) | undefined;
-  const sfSettings = config.salesforce;
-  if (sfSettings) {
-    let connecting: Promise<SalesforceConnector> | undefined;
-    salesforce = () => {
-      connecting ??= (async () => {
-        const secret = await secrets.getSecret(sfSettings.secret);
-        const withLoginUrl =
-          sfSettings.loginUrl && secret && typeof secret === 'object'
-            ? { ...(secret as Record<string, unknown>), loginUrl: sfSettings.loginUrl }
-            : secret;
-        return connectSalesforce({
-          secret: withLoginUrl,
-          secretName: sfSettings.secret,
-          apiVersion: sfSettings.apiVersion,
-          logger,
-        });
-      })();
-      // A failed sign-in is not kept: the next invocation tries again.
-      connecting.catch(() => (connecting = undefined));
-      return connecting;
-    };
-  }
+/**
+ * An AWS SDK v3 client traced by X-Ray when tracing is on (in Lambda with active tracing);
+ * unchanged otherwise, so that local runs pay nothing for it.
+ */
+export function traced<Client>(client: Client): Client {
+  const { tracer } = observability();
+  return tracer.isTracingEnabled() ? tracer.captureAWSv3Client(client) : client;
+}
 
+/** What a connector builder is given. */
+export interface ConnectorContext {
+  readonly config: PipelineConfig;
+  readonly env: HandlerEnv;
+  readonly secrets: SecretsProvider;
+  readonly logger: Logger;
+}
+
+/**
+ * Builds the Salesforce source of the deps: a function that signs in on first use. Only called
+ * when the config has a `salesforce` section.
+ */
+export type SalesforceBuilder = (
+  settings: NonNullable<PipelineConfig['salesforce']>,
+  context: ConnectorContext,
+) => () => Promise<SalesforceConnector>;
+
+/** Builds the Athena connector of the deps. Only called when the config has an `athena` section. */
+export type AthenaBuilder = (
+  settings: NonNullable<PipelineConfig['athena']>,
+  context: ConnectorContext,
+) => Promise<AthenaConnector>;
+
+/** The connectors a step uses, by their builders (./salesforce-deps.ts, ./athena-deps.ts). */
+export interface StepConnectors {
+  readonly salesforce?: SalesforceBuilder;
+  readonly athena?: AthenaBuilder;
+}
+
+/**
+ * Builds the deps of a step from an environment: config, logger (the shared Powertools logger
+ * with the pipeline's name on every line), secrets, the PostgreSQL pool, and the connectors the
+ * step names when the config configures them.
+ */
+export async function buildHandlerDeps(
+  env: HandlerEnv,
+  connectors: StepConnectors = {},
+  powertools: PowertoolsLogger = observability().logger,
+): Promise<CoreDeps> {
+  const config = await configFromEnv(env);
+  const logger = powertoolsLogger(powertools, { pipeline: config.name });
+  const secrets = await secretsFromEnv(env);
+  const pg = await postgresPool(config, secrets);
+  const context: ConnectorContext = { config, env, secrets, logger };
+  const salesforce =
+    connectors.salesforce && config.salesforce
+      ? connectors.salesforce(config.salesforce, context)
+      : undefined;
   let athena: AthenaConnector | undefined;
-  if (config.athena) {
-    const forcePathStyle = env[HANDLER_ENV.s3ForcePathStyle] === 'true';
-    const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
-    const clients = config.athena.roleArn
-      ? athenaClientsForRole(config.athena.roleArn, {
-          sts: new STSClient({}),
-          region: region ?? 'us-east-1',
-          s3Config: { forcePathStyle },
-        })
-      : { athena: new AthenaClient({}), s3: new S3Client({ forcePathStyle }) };
-    athena = createAthenaConnector({
-      athena: clients.athena,
-      s3: clients.s3,
-      logger,
-      workgroup: config.athena.workgroup,
-      database: config.athena.database,
-      catalog: config.athena.catalog,
-      ...(config.athena.outputLocation ? { outputLocation: config.athena.outputLocation } : {}),
-    });
+  try {
+    athena = connectors.athena && config.athena ? await connectors.athena(config.athena, context) : undefined;
+  } catch (err) {
+    await pg.end();
+    throw err;
   }
-
   return {
     config,
     pg,
@@ -156,12 +211,29 @@ export async function buildCoreDeps(env: Readonly<Record<string, string | undefi
   };
 }
 
-let built: Promise<CoreDeps> | undefined;
+/** Where a handler gets its deps: built once and shared, or given (tests, the local runner). */
+export type DepsProvider = () => Promise<CoreDeps>;
 
-/** The deps of this container, built on first use from `process.env` and kept for its life. */
-export function coreDeps(): Promise<CoreDeps> {
-  built ??= buildCoreDeps(process.env);
-  // A cold start that failed (a missing secret, say) is not kept: the next invocation retries.
-  built.catch(() => (built = undefined));
-  return built;
+/**
+ * The deps of this container for a step that uses `connectors`, built from `process.env` on the
+ * first call and shared by the invocations of a warm container. A cold start that failed (a
+ * missing secret, say) is not kept: the next invocation tries again.
+ */
+export function lambdaDeps(connectors: StepConnectors = {}): DepsProvider {
+  let built: Promise<CoreDeps> | undefined;
+  return () => {
+    if (!built) {
+      const building = buildHandlerDeps(process.env, connectors);
+      built = building;
+      building.catch(() => {
+        if (built === building) built = undefined;
+      });
+    }
+    return built;
+  };
+}
+
+/** A provider of deps that already exist (the local state machine, tests). */
+export function givenDeps(deps: CoreDeps): DepsProvider {
+  return () => Promise.resolve(deps);
 }

@@ -1,11 +1,23 @@
 /** Lambda: the Salesforce extract step (lambdas/core/extract-salesforce.ts). */
-import { extractSalesforce } from '../core/extract-salesforce';
 import { SalesforceExtractInput, parseStepInput, type SalesforceExtractOutput } from '../core/contracts';
-import { coreDeps } from './deps';
+import { extractSalesforce } from '../core/extract-salesforce';
+import { instrumentStep } from '../shared/observability';
+import { lambdaDeps, type DepsProvider } from './deps';
+import { salesforceFromSecret } from './salesforce-deps';
 
-export async function handler(event: unknown): Promise<SalesforceExtractOutput> {
-  return extractSalesforce(
-    parseStepInput('ExtractSalesforce', SalesforceExtractInput, event),
-    await coreDeps(),
-  );
+/** The step's name, in the errors of a malformed event and on every log line. */
+export const STEP = 'ExtractSalesforce';
+
+/** The step as this function runs it: parse the event with the step's schema, call the core function. */
+export function createHandler(provider: DepsProvider): (event: unknown) => Promise<SalesforceExtractOutput> {
+  return async (event) => {
+    const input = parseStepInput(STEP, SalesforceExtractInput, event);
+    return extractSalesforce(input, await provider());
+  };
 }
+
+/** This function's deps, built from the environment on the first invocation. */
+export const deps = lambdaDeps({ salesforce: salesforceFromSecret });
+
+/** The Lambda entry point. */
+export const handler = instrumentStep(STEP, createHandler(deps));

@@ -1,13 +1,22 @@
 /** Lambda: the Transform step (lambdas/core/transform.ts). */
-import { z } from 'zod';
-import { RunId, parseStepInput } from '../core/contracts';
+import { TransformInput, parseStepInput } from '../core/contracts';
 import { runTransform, type TransformResult } from '../core/transform';
 import { instrumentStep } from '../shared/observability';
-import { coreDeps } from './deps';
+import { lambdaDeps, type DepsProvider } from './deps';
 
-/** The Transform step's input. (To move into lambdas/core/contracts.ts with the other steps.) */
-const TransformInput = z.strictObject({ runId: RunId });
+/** The step's name, in the errors of a malformed event and on every log line. */
+export const STEP = 'Transform';
 
-export const handler = instrumentStep('Transform', async (event: unknown): Promise<TransformResult> =>
-  runTransform(await coreDeps(), parseStepInput('Transform', TransformInput, event)),
-);
+/** The step as this function runs it: parse the event with the step's schema, call the core function. */
+export function createHandler(provider: DepsProvider): (event: unknown) => Promise<TransformResult> {
+  return async (event) => {
+    const input = parseStepInput(STEP, TransformInput, event);
+    return runTransform(await provider(), input);
+  };
+}
+
+/** This function's deps, built from the environment on the first invocation. */
+export const deps = lambdaDeps();
+
+/** The Lambda entry point. */
+export const handler = instrumentStep(STEP, createHandler(deps));

@@ -1,12 +1,23 @@
 /** Lambda: the Collect step of a write-back task's Bulk jobs (lambdas/core/writeback/collect.ts). */
-import { parseStepInput } from '../core/contracts';
-import { WritebackCollectInput, type WritebackCollectOutput } from '../core/writeback/contracts';
+import { WritebackCollectInput, parseStepInput, type WritebackCollectOutput } from '../core/contracts';
 import { collectWriteback } from '../core/writeback/collect';
 import { instrumentStep } from '../shared/observability';
-import { coreDeps } from './deps';
+import { lambdaDeps, type DepsProvider } from './deps';
+import { salesforceFromSecret } from './salesforce-deps';
 
-export const handler = instrumentStep(
-  'CollectWriteback',
-  async (event: unknown): Promise<WritebackCollectOutput> =>
-    collectWriteback(await coreDeps(), parseStepInput('CollectWriteback', WritebackCollectInput, event)),
-);
+/** The step's name, in the errors of a malformed event and on every log line. */
+export const STEP = 'CollectWriteback';
+
+/** The step as this function runs it: parse the event with the step's schema, call the core function. */
+export function createHandler(provider: DepsProvider): (event: unknown) => Promise<WritebackCollectOutput> {
+  return async (event) => {
+    const input = parseStepInput(STEP, WritebackCollectInput, event);
+    return collectWriteback(await provider(), input);
+  };
+}
+
+/** This function's deps, built from the environment on the first invocation. */
+export const deps = lambdaDeps({ salesforce: salesforceFromSecret });
+
+/** The Lambda entry point. */
+export const handler = instrumentStep(STEP, createHandler(deps));

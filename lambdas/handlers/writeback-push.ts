@@ -1,10 +1,23 @@
 /** Lambda: the Push step of a write-back task (lambdas/core/writeback/push.ts). */
-import { parseStepInput } from '../core/contracts';
-import { WritebackPushInput, type WritebackPushOutput } from '../core/writeback/contracts';
+import { WritebackPushInput, parseStepInput, type WritebackPushOutput } from '../core/contracts';
 import { pushWriteback } from '../core/writeback/push';
 import { instrumentStep } from '../shared/observability';
-import { coreDeps } from './deps';
+import { lambdaDeps, type DepsProvider } from './deps';
+import { salesforceFromSecret } from './salesforce-deps';
 
-export const handler = instrumentStep('PushWriteback', async (event: unknown): Promise<WritebackPushOutput> =>
-  pushWriteback(await coreDeps(), parseStepInput('PushWriteback', WritebackPushInput, event)),
-);
+/** The step's name, in the errors of a malformed event and on every log line. */
+export const STEP = 'PushWriteback';
+
+/** The step as this function runs it: parse the event with the step's schema, call the core function. */
+export function createHandler(provider: DepsProvider): (event: unknown) => Promise<WritebackPushOutput> {
+  return async (event) => {
+    const input = parseStepInput(STEP, WritebackPushInput, event);
+    return pushWriteback(await provider(), input);
+  };
+}
+
+/** This function's deps, built from the environment on the first invocation. */
+export const deps = lambdaDeps({ salesforce: salesforceFromSecret });
+
+/** The Lambda entry point. */
+export const handler = instrumentStep(STEP, createHandler(deps));

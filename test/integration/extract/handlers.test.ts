@@ -1,7 +1,8 @@
 /**
- * The Lambda handlers as the local state machine will call them: deps built once from the
- * environment (a JSON config file, a local secrets file, the SDK's endpoint variables pointing
- * at the Athena emulator), each event parsed with its step's schema.
+ * The Lambda handlers as Lambda calls them: each function's deps built once from the environment
+ * (a JSON config file, a local secrets file, the SDK's endpoint variables pointing at the Athena
+ * emulator) with only the connectors its step uses, each event parsed with its step's schema,
+ * each invocation wrapped by Powertools (instrumentStep).
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -57,8 +58,13 @@ describe('extract handlers', () => {
   });
 
   afterAll(async () => {
-    const { coreDeps } = await import('../../../lambdas/handlers/deps');
-    await (await coreDeps()).pg.end();
+    // Each function built its own deps (one pool per function, as one per Lambda container).
+    for (const name of ['prepare', 'extract-salesforce', 'extract-salesforce-check', 'load-athena']) {
+      const mod = (await import(`../../../lambdas/handlers/${name}`)) as {
+        deps: () => Promise<{ pg: { end(): Promise<void> } }>;
+      };
+      await (await mod.deps()).pg.end();
+    }
     process.env = saved;
     await h.close();
   });
@@ -95,5 +101,16 @@ describe('extract handlers', () => {
     await expect(check({ runId: prepared.runId, task: 'Lead' })).rejects.toThrow(
       /^Invalid input of step CheckSalesforceExtract: status: /,
     );
+  });
+
+  it('gives each function only the connectors its step uses', async () => {
+    const loadDeps = await (await import('../../../lambdas/handlers/load-athena')).deps();
+    expect(loadDeps.athena).toBeDefined();
+    expect(loadDeps.salesforce).toBeUndefined();
+    const extractDeps = await (await import('../../../lambdas/handlers/extract-salesforce')).deps();
+    expect(typeof extractDeps.salesforce).toBe('function');
+    expect(extractDeps.athena).toBeUndefined();
+    // The same deps for every invocation of a warm container.
+    expect(await (await import('../../../lambdas/handlers/extract-salesforce')).deps()).toBe(extractDeps);
   });
 });
