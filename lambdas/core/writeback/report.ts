@@ -4,15 +4,30 @@
  * by Salesforce), API calls used and duration, and the run's final status. A run fails when a step
  * failed (the state machine's Catch passes the error) or a task's failure rate passed its
  * `maxFailureRate`: the report is written first, then the state machine ends in its Fail state.
+ *
+ * A run that failed before Prepare recorded it (an unknown task in the input, PostgreSQL not
+ * reachable yet, a failed migration, …) still gets its row, with status `failed` and the error:
+ * the report of a failure records the run when it is missing, migrating the state tables first
+ * when they do not exist yet (Prepare migrates, but may have failed before it did).
  */
 import { taskName } from '../../config';
-import { withTransaction } from '../../connectors/postgres';
+import { migrate, withClient, withTransaction } from '../../connectors/postgres';
 import type { CoreDeps } from '../deps';
 import type { ReportInput, ReportOutput, WritebackTaskSummary } from './contracts';
 import { mergeRunSummary, readRunSummary } from './state';
 
 function num(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
+/** Whether the state tables exist (the `roundtrip.runs` table, created by the first migration). */
+async function stateTablesExist(deps: Pick<CoreDeps, 'pg'>): Promise<boolean> {
+  return withClient(deps.pg, async (client) => {
+    const { rows } = await client.query<{ runs: string | null }>(
+      `SELECT to_regclass('roundtrip.runs')::text AS runs`,
+    );
+    return rows[0]?.runs != null;
+  });
 }
 
 /**
@@ -24,7 +39,22 @@ export async function reportRun(
   input: ReportInput,
 ): Promise<ReportOutput> {
   const now = deps.clock.now();
+  if (input.error && !(await stateTablesExist(deps))) await migrate(deps.pg, { logger: deps.logger });
   return withTransaction(deps.pg, async (client) => {
+    if (input.error) {
+      // Recorded here when Prepare failed before it could (its start time is then unknown: now).
+      const recorded = await client.query(
+        `INSERT INTO roundtrip.runs (run_id, pipeline, status, started_at)
+         VALUES ($1, $2, 'running', $3)
+         ON CONFLICT (run_id) DO NOTHING`,
+        [input.runId, deps.config.name, now],
+      );
+      if (recorded.rowCount === 1) {
+        deps.logger.warn('Run recorded by its report: it failed before Prepare recorded it', {
+          runId: input.runId,
+        });
+      }
+    }
     const summary = await readRunSummary(client, input.runId);
     const stored = (summary.writeback ?? {}) as Record<string, Record<string, unknown>>;
     const writeback: Record<string, WritebackTaskSummary> = {};
