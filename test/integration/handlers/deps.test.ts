@@ -1,0 +1,93 @@
+/**
+ * The handler deps builders (lambdas/handlers/deps.ts) over real files: the bundled config read
+ * with its relative paths resolved against its own folder, the errors that name what is wrong,
+ * and a container's deps built once, a failed cold start retried by the next invocation.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  HANDLER_ENV,
+  configFromEnv,
+  lambdaDeps,
+  readHandlerConfig,
+  traced,
+} from '../../../lambdas/handlers/deps';
+import { ConfigError } from '../../../lambdas/shared/errors';
+
+describe('handler deps', () => {
+  let dir: string;
+  const saved = { ...process.env };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'handler-deps-'));
+  });
+  afterAll(async () => {
+    process.env = saved;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('resolves relative transform and CA bundle paths against the config file, not the working directory', async () => {
+    const file = path.join(dir, 'roundtrip.config.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        name: 'paths',
+        postgres: { secret: 'pg', ssl: { mode: 'verify-full', caBundle: 'postgres-ca-bundle.pem' } },
+        transform: ['transform/01-score.sql', '/abs/02-other.sql'],
+      }),
+    );
+    const config = await readHandlerConfig(file);
+    expect(config.transform).toEqual([path.join(dir, 'transform', '01-score.sql'), '/abs/02-other.sql']);
+    expect(config.postgres.ssl.caBundle).toBe(path.join(dir, 'postgres-ca-bundle.pem'));
+  });
+
+  it('names the variable, or the file and its problem, when the config cannot be read', async () => {
+    await expect(configFromEnv({})).rejects.toThrow(
+      `the environment variable ${HANDLER_ENV.configFile} must name the pipeline config (JSON)`,
+    );
+    const broken = path.join(dir, 'broken.json');
+    await writeFile(broken, '{ "name": ');
+    const failure = await readHandlerConfig(broken).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(ConfigError);
+    expect((failure as Error).message).toContain(broken);
+    expect((failure as Error).message).toContain('not valid JSON');
+    await expect(readHandlerConfig(path.join(dir, 'missing.json'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('builds a container’s deps once, and again after a cold start that failed', async () => {
+    const file = path.join(dir, 'later.config.json');
+    const secrets = path.join(dir, 'secrets.json');
+    await writeFile(
+      secrets,
+      JSON.stringify({ 'roundtrip/postgres': { url: 'postgres://u:p@127.0.0.1:1/none' } }),
+    );
+    Object.assign(process.env, {
+      [HANDLER_ENV.configFile]: file,
+      [HANDLER_ENV.localSecretsFile]: secrets,
+    });
+    const deps = lambdaDeps();
+    await expect(deps()).rejects.toThrow(ConfigError);
+    await writeFile(
+      file,
+      JSON.stringify({ name: 'later', postgres: { secret: 'roundtrip/postgres' }, transform: ['a.sql'] }),
+    );
+    const built = await deps();
+    try {
+      expect(built.config.name).toBe('later');
+      expect(built.salesforce).toBeUndefined();
+      expect(built.athena).toBeUndefined();
+      expect(await deps()).toBe(built);
+    } finally {
+      await built.pg.end();
+    }
+  });
+
+  it('leaves an SDK client as it is when X-Ray tracing is off (outside Lambda)', () => {
+    const client = { send: async () => undefined, middlewareStack: {} };
+    expect(traced(client)).toBe(client);
+  });
+});
