@@ -1,10 +1,15 @@
 import {
   AthenaLoadInput,
   PrepareInput,
+  ReportInput,
   RunInput,
   SalesforceExtractOutput,
+  TransformInput,
+  WritebackPlanInput,
+  WritebackPushOutput,
   parseStepInput,
 } from '../../../lambdas/core/contracts';
+import * as writebackContracts from '../../../lambdas/core/writeback/contracts';
 import { TerminalError } from '../../../lambdas/shared/errors';
 
 describe('step contracts', () => {
@@ -73,5 +78,35 @@ describe('step contracts', () => {
       runId: 'r1',
       task: 'customers',
     });
+  });
+
+  it('takes the Transform input as the run id alone', () => {
+    expect(parseStepInput('Transform', TransformInput, { runId: 'r-1' })).toEqual({ runId: 'r-1' });
+    expect(() => parseStepInput('Transform', TransformInput, { runId: 'r-1', task: 'x' })).toThrow(
+      new TerminalError('Invalid input of step Transform: (root): Unrecognized key: "task"'),
+    );
+    expect(() => parseStepInput('Transform', TransformInput, {})).toThrow(
+      /^Invalid input of step Transform: runId: /,
+    );
+  });
+
+  it('defines the write-back contracts here, the write-back folder re-exporting the same schemas', () => {
+    expect(writebackContracts.WritebackPlanInput).toBe(WritebackPlanInput);
+    expect(writebackContracts.ReportInput).toBe(ReportInput);
+    expect(WritebackPlanInput.parse({ runId: 'r', task: 'Lead' })).toEqual({
+      runId: 'r',
+      task: 'Lead',
+      dryRun: false,
+    });
+    expect(() =>
+      WritebackPushOutput.parse({
+        status: 'bulk-pending',
+        runId: 'r',
+        task: 'Lead',
+        jobIds: [],
+        attempt: 0,
+        waitSeconds: 5,
+      }),
+    ).toThrow();
   });
 });
