@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, createSign, type KeyObject } from 'node:crypto';
 import type { Connection } from 'jsforce';
-import { z } from 'zod';
+import * as z from 'zod';
 import { TerminalError } from '../../shared/errors';
 import { JWT_ASSERTION_LIFETIME_SECONDS, JWT_BEARER_GRANT_TYPE } from './constants';
 
