@@ -64,18 +64,17 @@ const FIRST_USE_MODULES = {
 } as const;
 type FirstUse = keyof typeof FIRST_USE_MODULES;
 
-/** The steps whose function builds a Salesforce or Athena connector (lambdas/handlers/*.ts). */
-const STEP_CONNECTORS: Record<StepKey, readonly FirstUse[]> = {
-  prepare: ['salesforce'],
-  extractSalesforce: ['salesforce'],
-  checkSalesforceExtract: ['salesforce'],
-  loadAthena: ['athena'],
-  transform: [],
-  planWriteback: ['salesforce'],
-  pushWriteback: ['salesforce'],
-  collectWriteback: ['salesforce'],
-  report: [],
-};
+/**
+ * The connectors a step's function builds on first use: Salesforce for the steps that talk to it
+ * (statemachine/definition.ts `salesforce`, which also grants the secret; test/integration/handlers
+ * checks the handlers agree), Athena for the Athena load.
+ */
+function stepConnectors(step: StepKey): FirstUse[] {
+  return [
+    ...(PIPELINE_STEPS[step].salesforce ? (['salesforce'] as const) : []),
+    ...(PIPELINE_STEPS[step].handler === 'load-athena' ? (['athena'] as const) : []),
+  ];
+}
 
 function parseRuns(argv: readonly string[]): number {
   const i = argv.indexOf('--runs');
@@ -190,7 +189,7 @@ export async function run(argv: string[]): Promise<void> {
     const top = Object.fromEntries(contributors(output?.inputs ?? {}).slice(0, 5));
     const initMs = median(Array.from({ length: runs }, () => requireMs(outfile))) - referenceMs;
     let firstUseMs = 0;
-    for (const name of ['secrets', ...STEP_CONNECTORS[step]] as FirstUse[]) {
+    for (const name of ['secrets', ...stepConnectors(step)] as FirstUse[]) {
       firstUseMs += median(Array.from({ length: runs }, () => requireMs(firstUseFiles[name], outfile)));
     }
     figures[step] = { handler, bytes, initMs: round1(initMs), firstUseMs: round1(firstUseMs), top };

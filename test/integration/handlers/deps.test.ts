@@ -13,7 +13,9 @@ import {
   readHandlerConfig,
   traced,
 } from '../../../lambdas/handlers/deps';
+import type { CoreDeps } from '../../../lambdas/core/deps';
 import { ConfigError } from '../../../lambdas/shared/errors';
+import { PIPELINE_STEPS, STEP_KEYS } from '../../../statemachine/definition';
 
 describe('handler deps', () => {
   let dir: string;
@@ -89,5 +91,44 @@ describe('handler deps', () => {
   it('leaves an SDK client as it is when X-Ray tracing is off (outside Lambda)', () => {
     const client = { send: async () => undefined, middlewareStack: {} };
     expect(traced(client)).toBe(client);
+  });
+
+  it('gives each function the connectors of its step: Salesforce exactly where the stack grants its secret', async () => {
+    const file = path.join(dir, 'both.config.json');
+    const secrets = path.join(dir, 'both-secrets.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        name: 'both',
+        salesforce: { secret: 'roundtrip/salesforce' },
+        athena: { database: 'marketing', outputLocation: 's3://results/out/' },
+        postgres: { secret: 'roundtrip/postgres' },
+        extract: [{ from: 'salesforce', object: 'Lead', fields: ['Id'], table: 'sf_lead' }],
+      }),
+    );
+    await writeFile(
+      secrets,
+      JSON.stringify({ 'roundtrip/postgres': { url: 'postgres://u:p@127.0.0.1:1/none' } }),
+    );
+    Object.assign(process.env, {
+      [HANDLER_ENV.configFile]: file,
+      [HANDLER_ENV.localSecretsFile]: secrets,
+      AWS_REGION: 'us-east-1',
+    });
+    const found: Record<string, { salesforce: boolean; athena: boolean }> = {};
+    const expected: typeof found = {};
+    for (const step of STEP_KEYS) {
+      const { handler } = PIPELINE_STEPS[step];
+      const mod = (await import(`../../../lambdas/handlers/${handler}`)) as { deps: () => Promise<CoreDeps> };
+      // Nothing connects while the deps are built: the pool and the sign-in wait for first use.
+      const built = await mod.deps();
+      found[handler] = {
+        salesforce: typeof built.salesforce === 'function',
+        athena: built.athena !== undefined,
+      };
+      expected[handler] = { salesforce: PIPELINE_STEPS[step].salesforce, athena: handler === 'load-athena' };
+      await built.pg.end();
+    }
+    expect(found).toEqual(expected);
   });
 });
