@@ -190,10 +190,58 @@ CREATE TABLE roundtrip.extract_jobs (
 );
 `;
 
+/**
+ * Version 3: `writeback_plans` made cheap to fill. The plan writes up to a million rows in one
+ * statement, and every index and per-row trigger on the table is paid on each of them
+ * (docs/writeback.md, "Measured"):
+ * - `writeback_plans_status_idx` and `writeback_plans_salesforce_id_idx` go: no query reads
+ *   them (every plan query starts with `run_id, task`, which the primary key and the `seq` key
+ *   serve; Bulk results are matched within a `seq` range by a hash join).
+ * - `writeback_plans_sent_idx` serves the one query that looks across runs: an insert plan's
+ *   search for keys another run left `sent` (outcome unknown). Rows are `sent` only while a push
+ *   is in flight, so the index is nearly empty and costs nothing when the plan is written.
+ * - The foreign key to `runs` goes: its check ran once per inserted row (a third of the plan's
+ *   time). What it guaranteed is kept: the plan locks its run's row (`FOR KEY SHARE`) before it
+ *   writes and fails when the run is not recorded, so no plan row exists without its run; and
+ *   deleting or truncating runs still deletes their plans, by statement-level triggers (one
+ *   set-based DELETE per statement instead of one cascade per row).
+ */
+const V3_LEAN_WRITEBACK_PLANS = `
+DROP INDEX roundtrip.writeback_plans_status_idx;
+DROP INDEX roundtrip.writeback_plans_salesforce_id_idx;
+CREATE INDEX writeback_plans_sent_idx ON roundtrip.writeback_plans (task, key) WHERE status = 'sent';
+
+ALTER TABLE roundtrip.writeback_plans DROP CONSTRAINT writeback_plans_run_id_fkey;
+
+CREATE FUNCTION roundtrip.delete_plans_of_deleted_runs() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM roundtrip.writeback_plans p USING deleted_runs d WHERE p.run_id = d.run_id;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER runs_delete_writeback_plans AFTER DELETE ON roundtrip.runs
+  REFERENCING OLD TABLE AS deleted_runs
+  FOR EACH STATEMENT EXECUTE FUNCTION roundtrip.delete_plans_of_deleted_runs();
+
+CREATE FUNCTION roundtrip.truncate_plans_of_truncated_runs() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  TRUNCATE roundtrip.writeback_plans;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER runs_truncate_writeback_plans AFTER TRUNCATE ON roundtrip.runs
+  FOR EACH STATEMENT EXECUTE FUNCTION roundtrip.truncate_plans_of_truncated_runs();
+`;
+
 /** The migrations of the state schema, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
   { version: 2, name: 'extract_jobs: Bulk query jobs checkpointed per run and task', sql: V2_EXTRACT_JOBS },
+  {
+    version: 3,
+    name: 'writeback_plans: only the indexes read, run cascade by statement triggers',
+    sql: V3_LEAN_WRITEBACK_PLANS,
+  },
 ];
 
 /** SHA-256 of a migration's SQL, stored so that an edited migration is detected. */
