@@ -49,8 +49,11 @@ export const MIN_POSTGRES_VERSION_NUM = 160_000;
 
 /** Spellings numeric input accepts that are not numbers Salesforce can store. */
 const NOT_A_NUMBER = `('nan', 'infinity', '+infinity', '-infinity', 'inf', '+inf', '-inf')`;
-/** A Salesforce Id: 15 case-sensitive or 18 case-safe characters. */
-const ID_RE = '^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$';
+/**
+ * A Salesforce Id: 15 case-sensitive or 18 case-safe letters and digits
+ * (`^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$`), tested as a length and this class of the other characters.
+ */
+const NOT_ID_CHAR_RE = '[^a-zA-Z0-9]';
 /** Loose e-mail shape: Salesforce refuses values without it (INVALID_EMAIL_ADDRESS). */
 const EMAIL_RE = '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$';
 
@@ -197,6 +200,215 @@ function isNumber(s: string): string {
 }
 
 /**
+ * `t` is a Salesforce Id (see {@link NOT_ID_CHAR_RE}): a length test and one character class,
+ * several times cheaper per row than the counted regular expression.
+ */
+function isSalesforceId(t: string): string {
+  return `(char_length(${t}) IN (15, 18) AND ${t} !~ '${NOT_ID_CHAR_RE}')`;
+}
+
+/**
+ * What PostgreSQL's type of a source column already guarantees about its values, so that the
+ * plan skips the checks the type makes redundant (an integer column needs no "is it a number"
+ * test, a `varchar(40)` no length test against a field of 80).
+ */
+export type SourceType =
+  /** smallint, integer, bigint: at most `digits` digits. */
+  | { readonly class: 'int'; readonly digits: number }
+  /** numeric, with its declared precision and scale when it has them. */
+  | { readonly class: 'numeric'; readonly precision?: number; readonly scale?: number }
+  | { readonly class: 'float' }
+  | { readonly class: 'bool' }
+  | { readonly class: 'date' }
+  | { readonly class: 'timestamp' }
+  | { readonly class: 'timestamptz' }
+  | { readonly class: 'time' }
+  /** text, varchar(n), char(n): at most `maxLength` characters when declared. */
+  | { readonly class: 'text'; readonly maxLength?: number }
+  /** Anything else: read as its text form, like a text column. */
+  | { readonly class: 'other' };
+
+/** Digits of the largest value of each integer type (32767, 2147483647, 9223372036854775807). */
+const INT_DIGITS: Record<string, number> = { int2: 5, int4: 10, int8: 19 };
+
+/**
+ * The {@link SourceType} of a column from its base type's name (`pg_type.typname`) and its type
+ * modifier (`atttypmod`: numeric packs `((precision << 16) | scale) + 4`, varchar/char `n + 4`).
+ */
+export function sourceTypeOf(typname: string, typmod: number): SourceType {
+  const digits = INT_DIGITS[typname];
+  if (digits !== undefined) return { class: 'int', digits };
+  switch (typname) {
+    case 'numeric': {
+      if (typmod < 4) return { class: 'numeric' };
+      const packed = typmod - 4;
+      // Since PostgreSQL 15 the scale is an 11-bit signed number (numeric(3, -2)).
+      const scale = ((packed & 0x7ff) ^ 1024) - 1024;
+      return { class: 'numeric', precision: (packed >> 16) & 0xffff, scale };
+    }
+    case 'float4':
+    case 'float8':
+      return { class: 'float' };
+    case 'bool':
+      return { class: 'bool' };
+    case 'date':
+      return { class: 'date' };
+    case 'timestamp':
+      return { class: 'timestamp' };
+    case 'timestamptz':
+      return { class: 'timestamptz' };
+    case 'time':
+      return { class: 'time' };
+    case 'text':
+      return { class: 'text' };
+    case 'varchar':
+    case 'bpchar':
+      return typmod >= 4 ? { class: 'text', maxLength: typmod - 4 } : { class: 'text' };
+    default:
+      return { class: 'other' };
+  }
+}
+
+/** How one source column becomes one field's value, and which checks its type leaves to do. */
+interface Conversion {
+  /** The value sent (numeric, integer, boolean or text), NULL when absent or not convertible. */
+  readonly value: string;
+  /** The source as text, for messages (only evaluated for rejected rows). */
+  readonly text: string;
+  /** SQL true when the source holds something (not NULL, not blank). */
+  readonly present: string;
+  /** A present source may fail to convert: the INVALID_TYPE check is needed. */
+  readonly mayBeInvalid: boolean;
+  /** Numbers: the value may have more integer digits than the field takes. */
+  readonly rangeCheck: boolean;
+  /** Strings: the value may be longer than the field takes. */
+  readonly lengthCheck: boolean;
+  /** The value is of an integer type (range checks compare it with integer literals). */
+  readonly integer: boolean;
+}
+
+/** `10^d` as an integer literal (d ≤ 18 fits bigint). */
+function powerOfTen(d: number): string {
+  return `1${'0'.repeat(d)}`;
+}
+
+/** Integer digits a number field takes, and the scale it rounds to. */
+function numberShape(m: Pick<MappedField, 'field' | 'kind'>): { scale: number; intDigits: number } {
+  if (m.kind === 'int') {
+    return { scale: 0, intDigits: m.field.digits && m.field.digits > 0 ? m.field.digits : 18 };
+  }
+  const scale = Math.max(0, m.field.scale ?? 0);
+  return { scale, intDigits: Math.max(0, (m.field.precision ?? 18) - scale) };
+}
+
+/**
+ * The conversion of source column `c` (SQL) of type `type` to field `m`'s value. Every path
+ * yields the same value (so the same payload and hash) as reading the column's text form; typed
+ * columns only skip the parsing and the checks their type makes redundant.
+ */
+function conversionOf(m: Pick<MappedField, 'field' | 'kind'>, c: string, type: SourceType): Conversion {
+  const text = `(${c})::text`;
+  const typed = type.class !== 'text' && type.class !== 'other';
+  const present = typed ? `(${c} IS NOT NULL)` : `(${c} IS NOT NULL AND btrim(${text}) <> '')`;
+  const base = { text, present, mayBeInvalid: false, rangeCheck: false, lengthCheck: false, integer: false };
+  const fromText = (): Conversion => ({
+    ...base,
+    present: `(${c} IS NOT NULL AND btrim(${text}) <> '')`,
+    value: valueSql(m, text),
+    mayBeInvalid:
+      m.kind !== 'string' && m.kind !== 'email' && m.kind !== 'picklist' && m.kind !== 'multipicklist',
+    rangeCheck: m.kind === 'int' || m.kind === 'number',
+    lengthCheck: true,
+  });
+  switch (m.kind) {
+    case 'string':
+    case 'email':
+    case 'picklist':
+    case 'multipicklist': {
+      const declared = type.class === 'text' ? type.maxLength : undefined;
+      return {
+        ...base,
+        value: `nullif(${text}, '')`,
+        lengthCheck: m.field.length > 0 && !(declared !== undefined && declared <= m.field.length),
+      };
+    }
+    case 'boolean':
+      return type.class === 'bool' ? { ...base, value: c } : fromText();
+    case 'int':
+    case 'number': {
+      const { scale, intDigits } = numberShape(m);
+      if (type.class === 'int') {
+        // Exact integers: the value is the column itself when nothing is rounded (jsonb stores
+        // 42 the same whether it came from an integer or a numeric), and an integer type with
+        // fewer digits than the field takes cannot be out of range.
+        return {
+          ...base,
+          value: scale === 0 ? c : `round((${c})::numeric, ${scale})`,
+          rangeCheck: type.digits > intDigits,
+          integer: scale === 0,
+        };
+      }
+      if (type.class === 'numeric') {
+        // NaN and ±Infinity sort at or above 'Infinity' (a numeric column may hold them).
+        const finite = `abs(${c}) < 'Infinity'::numeric`;
+        const exact = type.scale !== undefined && type.scale <= scale;
+        const value =
+          type.scale !== undefined && type.scale === scale && scale === 0 ? c : `round(${c}, ${scale})`;
+        const digits =
+          type.precision !== undefined && type.scale !== undefined ? type.precision - type.scale : undefined;
+        // Rounding to fewer decimals can carry into one more integer digit (9.5 → 10).
+        const fits = digits !== undefined && (exact ? digits <= intDigits : digits < intDigits);
+        return {
+          ...base,
+          value: `CASE WHEN ${finite} THEN ${value} END`,
+          mayBeInvalid: true,
+          rangeCheck: !fits,
+        };
+      }
+      if (type.class === 'float') {
+        // Through the float's shortest exact text, like the text path (a float→numeric cast keeps
+        // only 15 significant digits); NaN and ±Infinity sort at or above 'Infinity'.
+        return {
+          ...base,
+          value: `CASE WHEN abs(${c}) < 'Infinity'::float8 THEN round((${text})::numeric, ${scale}) END`,
+          mayBeInvalid: true,
+          rangeCheck: true,
+        };
+      }
+      return fromText();
+    }
+    case 'date':
+      if (type.class === 'date' || type.class === 'timestamp' || type.class === 'timestamptz') {
+        return {
+          ...base,
+          value: `CASE WHEN isfinite(${c}) THEN to_char((${c})::date, 'YYYY-MM-DD') END`,
+          mayBeInvalid: true,
+        };
+      }
+      return fromText();
+    case 'datetime': {
+      // The plan's transaction runs with TimeZone UTC: a timestamp (or date) is read as UTC.
+      const utc =
+        type.class === 'timestamp'
+          ? c
+          : type.class === 'timestamptz' || type.class === 'date'
+            ? `(${c})::timestamptz AT TIME ZONE 'UTC'`
+            : undefined;
+      if (utc === undefined) return fromText();
+      return {
+        ...base,
+        value: `CASE WHEN isfinite(${c}) THEN to_char(${utc}, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') END`,
+        mayBeInvalid: true,
+      };
+    }
+    case 'time':
+      return type.class === 'time' ? { ...base, value: `to_char(${c}, 'HH24:MI:SS.MS') || 'Z'` } : fromText();
+    case 'id':
+      return fromText();
+  }
+}
+
+/**
  * The SQL expression converting a field's source text `s` to the value sent (typed for jsonb:
  * numeric, boolean or text), NULL when `s` is NULL, blank or not convertible.
  */
@@ -210,7 +422,7 @@ export function valueSql(m: Pick<MappedField, 'field' | 'kind'>, s: string): str
       // Salesforce stores an empty string as null.
       return `nullif(${s}, '')`;
     case 'id':
-      return `CASE WHEN btrim(${s}) ~ '${ID_RE}' THEN btrim(${s}) END`;
+      return `CASE WHEN ${isSalesforceId(`btrim(${s})`)} THEN btrim(${s}) END`;
     case 'boolean':
       return `CASE lower(btrim(${s})) WHEN 'true' THEN true WHEN 't' THEN true WHEN '1' THEN true WHEN 'yes' THEN true WHEN 'false' THEN false WHEN 'f' THEN false WHEN '0' THEN false WHEN 'no' THEN false END`;
     case 'int':
@@ -226,41 +438,44 @@ export function valueSql(m: Pick<MappedField, 'field' | 'kind'>, s: string): str
   }
 }
 
-/** The first problem of a field's value as a SQL error triple, or NULL. `s` source text, `v` value. */
-function errorSql(m: MappedField, s: string, v: string, mode: WritebackTask['mode']): string {
+/**
+ * The first problem of a field's value as a SQL error triple, or NULL. `conv` says which checks
+ * the source's type leaves to do; `v` is the converted value (a column of the level below).
+ */
+function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTask['mode']): string {
   const f = m.field;
   const name = f.name;
+  const s = conv.text;
   const whens: string[] = [];
-  const blank = `(${s} IS NULL OR btrim(${s}) = '')`;
   const invalid = (what: string): void => {
+    if (!conv.mayBeInvalid) return;
     whens.push(
-      `WHEN NOT ${blank} AND ${v} IS NULL THEN ${rowError('INVALID_TYPE_ON_FIELD_IN_RECORD', name, `format('%s: %s is not ${what}', ${sqlLiteral(name)}, ${shown(s)})`)}`,
+      `WHEN ${v} IS NULL AND ${conv.present} THEN ${rowError('INVALID_TYPE_ON_FIELD_IN_RECORD', name, `format('%s: %s is not ${what}', ${sqlLiteral(name)}, ${shown(s)})`)}`,
     );
   };
   switch (m.kind) {
     case 'id':
       whens.push(
-        `WHEN NOT ${blank} AND ${v} IS NULL THEN ${rowError('MALFORMED_ID', name, `format('%s: %s is not a Salesforce Id (15 or 18 letters and digits)', ${sqlLiteral(name)}, ${shown(s)})`)}`,
+        `WHEN ${v} IS NULL AND ${conv.present} THEN ${rowError('MALFORMED_ID', name, `format('%s: %s is not a Salesforce Id (15 or 18 letters and digits)', ${sqlLiteral(name)}, ${shown(s)})`)}`,
       );
       break;
     case 'boolean':
       invalid('a boolean (true/false, t/f, 1/0, yes/no)');
       break;
-    case 'int': {
-      invalid('a number');
-      const digits = f.digits && f.digits > 0 ? f.digits : 18;
-      whens.push(
-        `WHEN abs(${v}) >= 1e${digits} THEN ${rowError('NUMBER_OUTSIDE_VALID_RANGE', name, `format('%s: %s has more than ${digits} digits', ${sqlLiteral(name)}, ${shown(s)})`)}`,
-      );
-      break;
-    }
+    case 'int':
     case 'number': {
       invalid('a number');
-      const scale = Math.max(0, f.scale ?? 0);
-      const intDigits = Math.max(0, (f.precision ?? 18) - scale);
-      whens.push(
-        `WHEN abs(${v}) >= 1e${intDigits} THEN ${rowError('NUMBER_OUTSIDE_VALID_RANGE', name, `format('%s: %s does not fit Number(%s, %s): at most ${intDigits} digits before the decimal point', ${sqlLiteral(name)}, ${shown(s)}, ${f.precision ?? 18}, ${scale})`)}`,
-      );
+      if (!conv.rangeCheck) break;
+      const { scale, intDigits } = numberShape(m);
+      // An integer column is compared with integer literals: abs() of its smallest value overflows.
+      const outside = conv.integer
+        ? `(${v} <= -${powerOfTen(intDigits)} OR ${v} >= ${powerOfTen(intDigits)})`
+        : `abs(${v}) >= 1e${intDigits}`;
+      const message =
+        m.kind === 'int'
+          ? `format('%s: %s has more than ${intDigits} digits', ${sqlLiteral(name)}, ${shown(s)})`
+          : `format('%s: %s does not fit Number(%s, %s): at most ${intDigits} digits before the decimal point', ${sqlLiteral(name)}, ${shown(s)}, ${f.precision ?? 18}, ${scale})`;
+      whens.push(`WHEN ${outside} THEN ${rowError('NUMBER_OUTSIDE_VALID_RANGE', name, message)}`);
       break;
     }
     case 'date':
@@ -283,7 +498,7 @@ function errorSql(m: MappedField, s: string, v: string, mode: WritebackTask['mod
       break;
   }
   if (m.kind === 'string' || m.kind === 'email' || m.kind === 'picklist' || m.kind === 'multipicklist') {
-    if (f.length > 0) {
+    if (conv.lengthCheck && f.length > 0) {
       whens.push(
         `WHEN char_length(${v}) > ${f.length} THEN ${rowError('STRING_TOO_LONG', name, `format('%s: data value too large: %s characters, the field takes ${f.length}', ${sqlLiteral(name)}, char_length(${v}))`)}`,
       );
@@ -322,25 +537,64 @@ function jsonbObjectSql(pairs: readonly [string, string][]): string {
   return calls.join(' || ');
 }
 
-/** Where the diff reads what Salesforce has. */
-type Comparison =
-  | { kind: 'extract'; table: string; schema: string; matchColumn: string; hasIsDeleted: boolean }
-  | { kind: 'sync_state' };
+/** A column of a table or view: its type as written, and what that type guarantees. */
+interface ColumnInfo {
+  readonly type: string;
+  readonly source: SourceType;
+}
 
 async function tableColumns(
   client: PoolClient,
   schema: string,
   table: string,
-): Promise<Map<string, string> | undefined> {
-  const { rows } = await client.query<{ attname: string; type: string }>(
-    `SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type
+): Promise<Map<string, ColumnInfo> | undefined> {
+  // A domain is read as its base type (its values are values of that type).
+  const { rows } = await client.query<{ attname: string; type: string; typname: string; typmod: number }>(
+    `SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type,
+            coalesce(b.typname, t.typname) AS typname,
+            CASE WHEN b.oid IS NOT NULL THEN t.typtypmod ELSE a.atttypmod END AS typmod
        FROM pg_attribute a
+       JOIN pg_type t ON t.oid = a.atttypid
+       LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype
       WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
     [quoteQualified(schema, table)],
   );
   if (rows.length === 0) return undefined;
-  return new Map(rows.map((r) => [r.attname, r.type]));
+  return new Map(rows.map((r) => [r.attname, { type: r.type, source: sourceTypeOf(r.typname, r.typmod) }]));
 }
+
+/** The table has a unique index on exactly this one column (no predicate, no expression). */
+async function isUniqueColumn(
+  client: PoolClient,
+  schema: string,
+  table: string,
+  column: string,
+): Promise<boolean> {
+  const { rows } = await client.query<{ unique: boolean }>(
+    `SELECT EXISTS (
+       SELECT 1 FROM pg_index i
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1
+          AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2) AS unique`,
+    [quoteQualified(schema, table), column],
+  );
+  return rows[0]?.unique === true;
+}
+
+/** Where the diff reads what Salesforce has. */
+type Comparison =
+  | {
+      kind: 'extract';
+      table: string;
+      schema: string;
+      matchColumn: string;
+      hasIsDeleted: boolean;
+      /** The extracted copy's columns, by field name. */
+      columns: Map<string, ColumnInfo>;
+      /** The match column is unique in the copy (its primary key): no DISTINCT ON needed. */
+      uniqueMatch: boolean;
+    }
+  | { kind: 'sync_state' };
 
 async function chooseComparison(
   client: PoolClient,
@@ -357,7 +611,15 @@ async function chooseComparison(
   const matchColumn = mapping.keyField;
   if (!columns || !matchColumn || !columns.has(matchColumn)) return { kind: 'sync_state' };
   if (!mapping.fields.every((m) => columns.has(m.field.name))) return { kind: 'sync_state' };
-  return { kind: 'extract', schema, table, matchColumn, hasIsDeleted: columns.has('IsDeleted') };
+  return {
+    kind: 'extract',
+    schema,
+    table,
+    matchColumn,
+    hasIsDeleted: columns.has('IsDeleted'),
+    columns,
+    uniqueMatch: await isUniqueColumn(client, schema, table, matchColumn),
+  };
 }
 
 /** Which push API a number of changed records calls for. */
@@ -388,6 +650,200 @@ interface PlanCounts {
   rejected: number;
   unchanged: number;
   changed: number;
+}
+
+/** What {@link insertPlan} reads and writes. */
+interface PlanStatementArgs {
+  readonly runId: string;
+  readonly taskName: string;
+  readonly mapping: WritebackMapping;
+  readonly source: { schema: string; table: string };
+  readonly columns: Map<string, ColumnInfo>;
+  readonly comparison: Comparison;
+}
+
+/**
+ * The plan as ONE statement: the source is read once, each value converted once, and the rows are
+ * sorted once by key; the rejected rows go to `writeback_errors` and the changed ones to
+ * `writeback_plans` from the same pass (data-modifying CTEs over one materialised candidate set).
+ *
+ * - `src`: the source's columns, and each field's value (computed once: `OFFSET 0` keeps the
+ *   planner from inlining a conversion into every check that reads it);
+ * - `checked`: the first problem of the row (key, then fields in mapping order);
+ * - `joined`: what Salesforce has (hash join by key), whether the row changed, and how many source
+ *   rows share its key (a window over the sort by key);
+ * - `flagged`: the row's error (a missing key first, then a repeated key, then its own problem)
+ *   and whether it is planned;
+ * - `cand`: `seq` numbers the planned rows 1…n in key order (a running count over the same sort),
+ *   payloads and current values are built for planned rows only, source values for rejected rows.
+ */
+async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<PlanCounts> {
+  const { mapping, comparison } = args;
+  const task = mapping.task;
+  const typeOf = (column: string): SourceType => args.columns.get(column)?.source ?? { class: 'other' };
+  // The raw source columns: the key column and every mapped column, each once.
+  const raw = [...new Set([task.keyColumn, ...mapping.fields.map((m) => m.column)])];
+  const rawName = (column: string): string => `r${raw.indexOf(column)}`;
+  const values = mapping.fields.map((m) => conversionOf(m, `src.${quoteIdent(m.column)}`, typeOf(m.column)));
+  const checks = mapping.fields.map((m) => conversionOf(m, rawName(m.column), typeOf(m.column)));
+  const v = (i: number): string => `v${i}`;
+
+  const keyErrors: string[] = [];
+  if (task.mode === 'update') {
+    keyErrors.push(
+      `CASE WHEN NOT ${isSalesforceId('btrim(k)')} THEN ${rowError('MALFORMED_ID', 'Id', `format('Id: %s is not a Salesforce Id (15 or 18 letters and digits)', ${shown('k')})`)} END`,
+    );
+  }
+  const fieldErrors = mapping.fields.map((m, i) => errorSql(m, checks[i] as Conversion, v(i), task.mode));
+  const ownError = [...keyErrors, ...fieldErrors];
+  const payloadSql = jsonbObjectSql(mapping.fields.map((m, i) => [m.field.name, v(i)]));
+  const sourcePayload = jsonbObjectSql(raw.map((c) => [c, `(${rawName(c)})::text`]));
+  const valueList = mapping.fields.map((_, i) => v(i));
+  const rawList = raw.map(rawName);
+
+  // What Salesforce has, by key, and the `changed` test against it.
+  let currentSql: string;
+  let changedSql: string;
+  let currentJson: string;
+  let carried: string;
+  let currentCols: string[] = [];
+  if (comparison.kind === 'extract') {
+    const t = quoteQualified(comparison.schema, comparison.table);
+    const match = `t.${quoteIdent(comparison.matchColumn)}`;
+    currentCols = mapping.fields.map((_, i) => `cv${i}`);
+    const converted = mapping.fields.map((m, i) => {
+      const type = comparison.columns.get(m.field.name)?.source ?? { class: 'other' as const };
+      return `${conversionOf(m, `t.${quoteIdent(m.field.name)}`, type).value} AS cv${i}`;
+    });
+    const live = comparison.hasIsDeleted && task.mode !== 'update' ? `WHERE t."IsDeleted" IS NOT TRUE` : '';
+    // A unique match column (the copy's primary key) joins as it is; else one row per key.
+    currentSql = comparison.uniqueMatch
+      ? `SELECT ${match}::text AS key, t."Id"::text AS salesforce_id, ${converted.join(', ')} FROM ${t} AS t ${live}`
+      : `SELECT DISTINCT ON (${match}::text) ${match}::text AS key, t."Id"::text AS salesforce_id, ${converted.join(', ')}
+           FROM ${t} AS t ${live} ORDER BY ${match}::text`;
+    // Typed values compared directly (45 = 45.0): no payload is built for an unchanged row.
+    changedSql =
+      task.mode === 'insert'
+        ? `cur.key IS NULL AND ss.key IS NULL`
+        : `cur.key IS NULL OR (${valueList.join(', ')}) IS DISTINCT FROM (${currentCols.map((c) => `cur.${c}`).join(', ')})`;
+    // Carried as typed values; the jsonb of what Salesforce has is built for planned rows only.
+    carried = `cur.key AS cur_key, ${currentCols.map((c) => `cur.${c}`).join(', ')}`;
+    currentJson = `CASE WHEN cur_key IS NOT NULL THEN ${jsonbObjectSql(mapping.fields.map((m, i) => [m.field.name, `cv${i}`]))} END`;
+  } else {
+    currentSql = `SELECT key, salesforce_id, synced_values, value_hash FROM roundtrip.sync_state WHERE task = $2`;
+    // The values last accepted by Salesforce, compared as jsonb (45 = 45.0); a row recorded by
+    // hand without its values is compared by hash.
+    changedSql =
+      task.mode === 'insert'
+        ? `cur.key IS NULL`
+        : `CASE WHEN cur.key IS NULL THEN true
+                WHEN cur.synced_values IS NOT NULL THEN cur.synced_values IS DISTINCT FROM p
+                ELSE cur.value_hash IS DISTINCT FROM md5(p::text) END`;
+    carried = `cur.synced_values AS current_values`;
+    currentJson = 'current_values';
+  }
+  // Insert: a key inserted before (its Salesforce Id in sync_state) is never sent again.
+  const insertedJoin =
+    task.mode === 'insert' && comparison.kind === 'extract'
+      ? `LEFT JOIN roundtrip.sync_state ss ON ss.task = $2 AND ss.key = checked.k AND ss.salesforce_id IS NOT NULL`
+      : '';
+  // Insert: a key whose earlier insert has no recorded outcome is never sent again blindly: still
+  // `sent` in another run's plan, or reported INSERT_OUTCOME_UNKNOWN there, and not resolved since
+  // (its Salesforce Id recorded in sync_state).
+  const unknownJoin =
+    task.mode === 'insert'
+      ? `LEFT JOIN (
+           SELECT DISTINCT ON (x.key) x.key, x.run_id FROM (
+             SELECT p.key, p.run_id FROM roundtrip.writeback_plans p
+              WHERE p.task = $2 AND p.status = 'sent' AND p.run_id <> $1
+             UNION ALL
+             SELECT e.key, e.run_id FROM roundtrip.writeback_errors e
+              WHERE e.task = $2 AND e.code = 'INSERT_OUTCOME_UNKNOWN' AND e.stage = 'push' AND e.run_id <> $1) AS x
+            WHERE x.key IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM roundtrip.sync_state s WHERE s.task = $2 AND s.key = x.key AND s.salesforce_id IS NOT NULL)
+            ORDER BY x.key, x.run_id) AS u ON u.key = checked.k`
+      : '';
+  const unknownError =
+    task.mode === 'insert'
+      ? `CASE WHEN u.key IS NOT NULL THEN jsonb_build_array('INSERT_OUTCOME_UNKNOWN', $4::text,
+           format('key %s was sent for insert by run %s, whose result was never recorded: find the record in Salesforce and record its Id in roundtrip.sync_state (task %s), or delete it there and remove that run''s plan row and error', left(k, ${MESSAGE_VALUE_CHARS}), u.run_id, $2::text)) END`
+      : 'NULL::jsonb';
+  const unknownCol = task.mode === 'insert' ? `, u.key AS unknown_key, u.run_id AS unknown_run` : '';
+  const unknownRef =
+    task.mode === 'insert'
+      ? unknownError
+          .replace('u.key IS NOT NULL', 'unknown_key IS NOT NULL')
+          .replace('u.run_id', 'unknown_run')
+      : 'NULL::jsonb';
+  const salesforceIdSql = task.mode === 'update' ? 'btrim(k)' : 'cur_salesforce_id';
+  // The sync_state diff compares payloads: built for every row there (and kept for the plan).
+  const payloadCol = comparison.kind === 'sync_state' ? `, ${payloadSql} AS p` : '';
+  const planPayload = comparison.kind === 'sync_state' ? 'p' : payloadSql;
+
+  const sql = `
+    WITH cand AS MATERIALIZED (
+      SELECT k, err, planned,
+             CASE WHEN planned THEN count(*) FILTER (WHERE planned) OVER (ORDER BY k ROWS UNBOUNDED PRECEDING) END AS seq,
+             CASE WHEN planned THEN ${salesforceIdSql} END AS salesforce_id,
+             CASE WHEN planned THEN ${planPayload} END AS payload,
+             CASE WHEN planned THEN ${currentJson} END AS current_values,
+             CASE WHEN err IS NOT NULL THEN ${sourcePayload} END AS source_values
+        FROM (
+          SELECT *, err IS NULL AND changed AS planned
+            FROM (
+              SELECT joined.*,
+                     CASE WHEN missing_key THEN ${rowError('MISSING_KEY', task.keyColumn, `format('the key column %s is null or blank', $4::text)`)}
+                          WHEN copies > 1 THEN jsonb_build_array('DUPLICATE_KEY', $4::text, format('key %s appears in more than one source row', left(k, ${MESSAGE_VALUE_CHARS})))
+                          ELSE coalesce(own_error, ${unknownRef}) END AS err
+                FROM (
+                  SELECT checked.*, cur.salesforce_id AS cur_salesforce_id, ${carried},
+                         (${changedSql}) AS changed,
+                         count(*) OVER (PARTITION BY checked.k) AS copies
+                         ${unknownCol}
+                    FROM (
+                      SELECT k, ${[...valueList, ...rawList].join(', ')},
+                             (k IS NULL OR btrim(k) = '') AS missing_key,
+                             ${ownError.length ? `coalesce(${ownError.join(',\n                                      ')}, NULL::jsonb)` : 'NULL::jsonb'} AS own_error
+                             ${payloadCol}
+                        FROM (
+                          SELECT (src.${quoteIdent(task.keyColumn)})::text AS k,
+                                 ${values.map((c, i) => `${c.value} AS ${v(i)}`).join(', ')},
+                                 ${raw.map((c) => `src.${quoteIdent(c)} AS ${rawName(c)}`).join(', ')}
+                            FROM ${quoteQualified(args.source.schema, args.source.table)} AS src
+                          -- Each conversion runs once per row, not once per check that reads it.
+                          OFFSET 0
+                        ) AS converted
+                      -- The payload and the checks are computed once, below the join and the sort.
+                      OFFSET 0
+                    ) AS checked
+                    LEFT JOIN (${currentSql}) AS cur ON cur.key = checked.k
+                    ${insertedJoin}
+                    ${unknownJoin}
+                ) AS joined
+            ) AS flagged
+        ) AS decided
+    ),
+    rejected AS (
+      INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields, payload)
+      SELECT $1, $2, k, 'plan', err->>0, err->>2, ARRAY[err->>1], source_values FROM cand WHERE err IS NOT NULL
+    ),
+    planned AS (
+      INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, salesforce_id, operation, payload, current, value_hash)
+      SELECT $1, $2, k, seq, salesforce_id, $3, payload, current_values, md5(payload::text) FROM cand WHERE planned
+    )
+    SELECT count(*) AS source_rows, count(*) FILTER (WHERE err IS NOT NULL) AS rejected,
+           count(*) FILTER (WHERE planned) AS changed
+      FROM cand`;
+  const { rows } = await client.query<{ source_rows: string; rejected: string; changed: string }>(sql, [
+    args.runId,
+    args.taskName,
+    task.mode,
+    task.keyColumn,
+  ]);
+  const sourceRows = Number(rows[0]?.source_rows ?? 0);
+  const rejected = Number(rows[0]?.rejected ?? 0);
+  const changed = Number(rows[0]?.changed ?? 0);
+  return { sourceRows, rejected, changed, unchanged: sourceRows - rejected - changed };
 }
 
 /**
@@ -424,6 +880,18 @@ export async function planWriteback(
     await client.query(`SET LOCAL DateStyle = 'ISO, YMD'`);
     // The plan sorts and hashes every source row once: in memory rather than in temp files.
     await client.query(`SET LOCAL work_mem = '${PLAN_WORK_MEM}'`);
+
+    // The plan's rows belong to its run: the run must be recorded, and stays so until this
+    // transaction ends (migration 3 replaced the per-row foreign key by this one lock).
+    const { rowCount: runs } = await client.query(
+      'SELECT 1 FROM roundtrip.runs WHERE run_id = $1 FOR KEY SHARE',
+      [input.runId],
+    );
+    if (runs === 0) {
+      throw new TerminalError(
+        `Run ${input.runId} is not recorded in roundtrip.runs (the Prepare step records it)`,
+      );
+    }
 
     const { rows: pushed } = await client.query<{ n: string }>(
       `SELECT count(*) AS n FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2 AND status <> 'planned'`,
@@ -465,132 +933,21 @@ export async function planWriteback(
       [input.runId, input.task],
     );
 
-    // Level 1: source text; level 2: converted values; level 3: errors and payload.
-    const sourceCols = mapping.fields.map((m, i) => `(${quoteIdent(m.column)})::text AS s${i}`);
-    const valueCols = mapping.fields.map((m, i) => `${valueSql(m, `s${i}`)} AS v${i}`);
-    const keyErrors: string[] = [];
-    keyErrors.push(
-      `CASE WHEN k IS NULL OR btrim(k) = '' THEN ${rowError('MISSING_KEY', task.keyColumn, `format('the key column %s is null or blank', ${sqlLiteral(task.keyColumn)})`)} END`,
-    );
-    if (task.mode === 'update') {
-      keyErrors.push(
-        `CASE WHEN NOT btrim(k) ~ '${ID_RE}' THEN ${rowError('MALFORMED_ID', 'Id', `format('Id: %s is not a Salesforce Id (15 or 18 letters and digits)', ${shown('k')})`)} END`,
-      );
-    }
-    const fieldErrors = mapping.fields.map((m, i) => errorSql(m, `s${i}`, `v${i}`, task.mode));
-    const payload = jsonbObjectSql(mapping.fields.map((m, i) => [m.field.name, `v${i}`]));
-    // The source values of a rejected row go to writeback_errors.payload; built for those rows only.
-    const sourcePayload = jsonbObjectSql(
-      [[task.keyColumn, 'c.key'] as [string, string]].concat(
-        mapping.fields
-          .filter((m) => m.column !== task.keyColumn)
-          .map((m) => [m.column, `c.s${mapping.fields.indexOf(m)}`] as [string, string]),
-      ),
-    );
-    const sourceList = mapping.fields.map((_, i) => `s${i}`).join(', ');
-    await client.query(`
-      CREATE TEMP TABLE wb_candidates ON COMMIT DROP AS
-      SELECT k AS key, err, payload, md5(payload::text) AS value_hash, ${sourceList}
-        FROM (
-          SELECT k, ${sourceList},
-                 COALESCE(${[...keyErrors, ...fieldErrors].join(',\n                          ')}) AS err,
-                 ${payload} AS payload
-            FROM (
-              SELECT k, ${sourceList}, ${valueCols.join(', ')}
-                FROM (
-                  SELECT (${quoteIdent(task.keyColumn)})::text AS k, ${sourceCols.join(', ')}
-                    FROM ${quoteQualified(source.schema, source.table)}
-                ) AS src
-              -- OFFSET 0 keeps the planner from inlining each converted value into every check
-              -- that reads it: each conversion runs once per row.
-              OFFSET 0
-            ) AS conv
-        ) AS checked`);
-
-    phases.candidates = lap();
-    // The same key twice: every copy is refused (which one is meant cannot be known). A hash
-    // aggregate over the candidates, cheaper than a window sort over the source.
-    await client.query(
-      `UPDATE wb_candidates c
-          SET err = jsonb_build_array('DUPLICATE_KEY', $1::text, format('key %s appears in more than one source row', left(c.key, ${MESSAGE_VALUE_CHARS})))
-        WHERE c.key IN (SELECT key FROM wb_candidates WHERE key IS NOT NULL GROUP BY key HAVING count(*) > 1)
-          AND (c.err IS NULL OR c.err->>0 <> 'MISSING_KEY')`,
-      [task.keyColumn],
-    );
-    await client.query('ANALYZE wb_candidates');
-    phases.duplicates = lap();
-
-    // The current values and Salesforce Ids, by key.
-    let currentSql: string;
-    if (comparison.kind === 'extract') {
-      const t = quoteQualified(comparison.schema, comparison.table);
-      const match = quoteIdent(comparison.matchColumn);
-      const curPayload = jsonbObjectSql(
-        mapping.fields.map((m) => [m.field.name, valueSql(m, `(t.${quoteIdent(m.field.name)})::text`)]),
-      );
-      const live = comparison.hasIsDeleted && task.mode !== 'update' ? `WHERE t."IsDeleted" IS NOT TRUE` : '';
-      currentSql = `SELECT DISTINCT ON (t.${match}::text) t.${match}::text AS key, t."Id"::text AS salesforce_id, ${curPayload} AS current, NULL::text AS current_hash
-                      FROM ${t} AS t ${live}
-                     ORDER BY t.${match}::text`;
-    } else {
-      currentSql = `SELECT key, salesforce_id, synced_values AS current, value_hash AS current_hash
-                      FROM roundtrip.sync_state WHERE task = ${sqlLiteral(input.task)}`;
-    }
-
-    // Insert: a key whose earlier insert has no recorded outcome is never sent again blindly:
-    // still `sent` in another run's plan, or reported INSERT_OUTCOME_UNKNOWN there, and not
-    // resolved since (its Salesforce Id recorded in sync_state).
-    if (task.mode === 'insert') {
-      await client.query(
-        `UPDATE wb_candidates c
-            SET err = jsonb_build_array('INSERT_OUTCOME_UNKNOWN', $2::text,
-                format('key %s was sent for insert by run %s, whose result was never recorded: find the record in Salesforce and record its Id in roundtrip.sync_state (task %s), or delete it there and remove that run''s plan row and error', left(c.key, ${MESSAGE_VALUE_CHARS}), u.run_id, $1::text))
-           FROM (SELECT p.key, p.run_id FROM roundtrip.writeback_plans p
-                  WHERE p.task = $1 AND p.status = 'sent' AND p.run_id <> $3
-                 UNION ALL
-                 SELECT e.key, e.run_id FROM roundtrip.writeback_errors e
-                  WHERE e.task = $1 AND e.code = 'INSERT_OUTCOME_UNKNOWN' AND e.stage = 'push' AND e.run_id <> $3) AS u
-          WHERE c.err IS NULL AND u.key = c.key
-            AND NOT EXISTS (SELECT 1 FROM roundtrip.sync_state ss WHERE ss.task = $1 AND ss.key = c.key AND ss.salesforce_id IS NOT NULL)`,
-        [input.task, task.keyColumn, input.runId],
-      );
-    }
-
-    const { rowCount: rejected } = await client.query(
-      `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields, payload)
-       SELECT $1, $2, c.key, 'plan', c.err->>0, c.err->>2, ARRAY[c.err->>1], ${sourcePayload}
-         FROM wb_candidates c WHERE c.err IS NOT NULL`,
-      [input.runId, input.task],
-    );
-
-    const salesforceIdSql = task.mode === 'update' ? 'btrim(c.key)' : 'cur.salesforce_id';
-    const changedSql =
-      task.mode === 'insert'
-        ? // Insert never sends a key that exists: inserted before, or seen in the extracted copy.
-          `cur.key IS NULL AND NOT EXISTS (SELECT 1 FROM roundtrip.sync_state ss WHERE ss.task = $2 AND ss.key = c.key AND ss.salesforce_id IS NOT NULL)`
-        : comparison.kind === 'extract'
-          ? `cur.current IS DISTINCT FROM c.payload`
-          : `cur.current_hash IS DISTINCT FROM c.value_hash`;
-    phases.rejected = lap();
-    const { rowCount: changed } = await client.query(
-      `INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, salesforce_id, operation, payload, current, value_hash)
-       SELECT $1, $2, c.key, row_number() OVER (ORDER BY c.key), ${salesforceIdSql}, $3, c.payload, cur.current, c.value_hash
-         FROM wb_candidates c
-         LEFT JOIN (${currentSql}) AS cur ON cur.key = c.key
-        WHERE c.err IS NULL AND ${changedSql}`,
-      [input.runId, input.task, task.mode],
-    );
-    // Fresh statistics: push and collect join a run's plan by seq right after this.
-    await client.query('ANALYZE roundtrip.writeback_plans');
+    const counts = await insertPlan(client, {
+      runId: input.runId,
+      taskName: input.task,
+      mapping,
+      source,
+      columns,
+      comparison,
+    });
     phases.planned = lap();
-    const { rows: total } = await client.query<{ n: string }>('SELECT count(*) AS n FROM wb_candidates');
-    const sourceRows = Number(total[0]?.n ?? 0);
-    const counts: PlanCounts = {
-      sourceRows,
-      rejected: rejected ?? 0,
-      changed: changed ?? 0,
-      unchanged: sourceRows - (rejected ?? 0) - (changed ?? 0),
-    };
+    // Fresh statistics: push and collect join a run's plan by seq right after this.
+    // The columns those queries filter and join on: the payloads' statistics are never used.
+    await client.query(
+      'ANALYZE roundtrip.writeback_plans (run_id, task, key, seq, status, salesforce_id, job_id)',
+    );
+    phases.analyzed = lap();
     let sample: PlanSampleRow[] | undefined;
     if (input.dryRun) {
       const { rows } = await client.query<{
