@@ -26,7 +26,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { build, type BuildOptions } from 'esbuild';
-import { BUNDLE_ALIASES } from '../lib/constructs/step-function';
+import { BUNDLE_ALIASES, BUNDLE_SUPPORTED } from '../lib/constructs/step-function';
 import { PIPELINE_STEPS, STEP_KEYS, type StepKey } from '../statemachine/definition';
 
 /** Targets of issue 6. */
@@ -49,6 +49,7 @@ const BUNDLE_OPTIONS: BuildOptions = {
   // As NodejsFunction runs esbuild: from the project root, where the aliases' paths start.
   absWorkingDir: ROOT,
   alias: { ...BUNDLE_ALIASES },
+  supported: { ...BUNDLE_SUPPORTED },
   metafile: true,
   logLevel: 'silent',
 };

@@ -37,6 +37,15 @@ export const BUNDLE_ALIASES: Readonly<Record<string, string>> = {
   'whatwg-url': './lambdas/handlers/shims/whatwg-url.ts',
 };
 
+/**
+ * esbuild `--supported` overrides. `dynamic-import: false` makes esbuild turn the handlers'
+ * dynamic `import()` of a module left external (the AWS SDK clients they load on first use) into
+ * `require()`: a native `import()` resolves bare names with the ES module resolver, which ignores
+ * `NODE_PATH`, and `NODE_PATH` is how the Lambda runtime makes its own SDK
+ * (/var/runtime/node_modules) reachable. Modules inside the bundle are unaffected.
+ */
+export const BUNDLE_SUPPORTED: Readonly<Record<string, boolean>> = { 'dynamic-import': false };
+
 /** Props of {@link StepFunction}. */
 export interface StepFunctionProps {
   /** The handler file, `lambdas/handlers/<handler>.ts`. */
@@ -133,7 +142,12 @@ export class StepFunction extends Construct {
         forceDockerBundling: false,
         // The Node.js 22 runtime ships the AWS SDK v3; bundling it would only add megabytes.
         externalModules: ['@aws-sdk/*'],
-        esbuildArgs: { '--alias': Object.entries(BUNDLE_ALIASES).map(([from, to]) => `${from}=${to}`) },
+        esbuildArgs: {
+          '--alias': Object.entries(BUNDLE_ALIASES).map(([from, to]) => `${from}=${to}`),
+          ...Object.fromEntries(
+            Object.entries(BUNDLE_SUPPORTED).map(([feature, on]) => [`--supported:${feature}`, String(on)]),
+          ),
+        },
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
