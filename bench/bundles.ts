@@ -6,10 +6,12 @@
  * - the module initialisation time: `require()` of the bundle in a fresh `node` process, timed
  *   with performance.now(), minus the same for an empty bundle (the reference), median of N runs
  *   (target: at most 150 ms on the development machine), and the fastest run minus the fastest
- *   reference (on a shared machine the median moves with the load; the minimum much less),
+ *   reference, and the median CPU time (user + system) minus the reference's: on a shared
+ *   machine the wall-clock median moves with the load, the minimum less, CPU time hardly at all,
  * - what the first invocation loads on top (the handlers build their deps then, and import the
  *   Secrets Manager client and their step's connector dynamically): each such module bundled on
- *   its own and required in a fresh process right after the function's bundle, median of N runs.
+ *   its own and required in a fresh process right after the function's bundle, median CPU time
+ *   of N runs.
  *   It is an upper bound: the separate bundle evaluates again what it shares with the function
  *   (zod, for one).
  *
@@ -86,22 +88,38 @@ function parseRuns(argv: readonly string[]): number {
   return n;
 }
 
+/** Wall-clock and CPU (user + system) milliseconds of one `require`. */
+interface RequireTime {
+  readonly wallMs: number;
+  readonly cpuMs: number;
+}
+
 /**
- * Milliseconds `require(file)` takes in a fresh node process, after `require(after)` when given
- * (untimed).
+ * What `require(file)` takes in a fresh node process, after `require(after)` when given
+ * (untimed). CPU time barely moves with the load of a shared machine; wall-clock time does.
  */
-function requireMs(file: string, after?: string): number {
+function requireTime(file: string, after?: string): RequireTime {
   const first = after ? `require(${JSON.stringify(after)}); ` : '';
-  const script = `const { performance } = require('node:perf_hooks'); ${first}const t = performance.now(); require(${JSON.stringify(
-    file,
-  )}); process.stdout.write(String(performance.now() - t));`;
+  const script =
+    `const { performance } = require('node:perf_hooks'); ${first}` +
+    `const c = process.cpuUsage(); const t = performance.now(); require(${JSON.stringify(file)}); ` +
+    `const w = performance.now() - t; const u = process.cpuUsage(c); ` +
+    `process.stdout.write(JSON.stringify({ wallMs: w, cpuMs: (u.user + u.system) / 1000 }));`;
   const out = execFileSync(process.execPath, ['-e', script], {
     cwd: ROOT,
     encoding: 'utf8',
     env: { ...process.env, AWS_REGION: 'us-east-1' },
   });
-  return Number(out);
+  return JSON.parse(out) as RequireTime;
 }
+
+/** `runs` timings of `require(file)`. */
+function requireTimes(runs: number, file: string, after?: string): RequireTime[] {
+  return Array.from({ length: runs }, () => requireTime(file, after));
+}
+
+const wall = (times: readonly RequireTime[]): number[] => times.map((t) => t.wallMs);
+const cpu = (times: readonly RequireTime[]): number[] => times.map((t) => t.cpuMs);
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -127,7 +145,9 @@ interface BundleFigures {
   readonly initMs: number;
   /** The fastest of the runs, minus the fastest reference: what is left when the machine is busy. */
   readonly initMinMs: number;
-  /** Milliseconds of module loading the first invocation adds (upper bound, see the module comment). */
+  /** CPU milliseconds of the initialisation (median), minus the reference's. */
+  readonly initCpuMs: number;
+  /** CPU milliseconds of module loading the first invocation adds (upper bound, see the module comment). */
   readonly firstUseMs: number;
   readonly top: Record<string, number>;
 }
@@ -159,9 +179,10 @@ export async function run(argv: string[]): Promise<void> {
   mkdirSync(path.dirname(empty), { recursive: true });
   writeFileSync(path.join(OUT, 'empty.ts'), 'export const handler = async (): Promise<void> => undefined;\n');
   await build({ ...BUNDLE_OPTIONS, entryPoints: [path.join(OUT, 'empty.ts')], outfile: empty });
-  const referenceSamples = Array.from({ length: runs }, () => requireMs(empty));
-  const referenceMs = median(referenceSamples);
-  const referenceMinMs = Math.min(...referenceSamples);
+  const reference = requireTimes(runs, empty);
+  const referenceMs = median(wall(reference));
+  const referenceMinMs = Math.min(...wall(reference));
+  const referenceCpuMs = median(cpu(reference));
 
   // The SDK as the functions load it (external: from node_modules) and bundled into them.
   const sdkExternal = await bundleImports('sdk-external', ['@aws-sdk/client-secrets-manager']);
@@ -169,12 +190,12 @@ export async function run(argv: string[]): Promise<void> {
     external: [],
   });
   const secretsManagerClient = {
-    externalMs: round1(median(Array.from({ length: runs }, () => requireMs(sdkExternal))) - referenceMs),
-    bundledMs: round1(median(Array.from({ length: runs }, () => requireMs(sdkBundled))) - referenceMs),
+    externalCpuMs: round1(median(cpu(requireTimes(runs, sdkExternal))) - referenceCpuMs),
+    bundledCpuMs: round1(median(cpu(requireTimes(runs, sdkBundled))) - referenceCpuMs),
     bundledBytes: statSync(sdkBundled).size,
   };
   process.stderr.write(
-    `Secrets Manager client: ${secretsManagerClient.externalMs} ms from node_modules, ${secretsManagerClient.bundledMs} ms bundled (${(secretsManagerClient.bundledBytes / 1024).toFixed(0)} KB)\n`,
+    `Secrets Manager client: ${secretsManagerClient.externalCpuMs} ms CPU from node_modules, ${secretsManagerClient.bundledCpuMs} ms CPU bundled (${(secretsManagerClient.bundledBytes / 1024).toFixed(0)} KB)\n`,
   );
   const firstUseFiles = {} as Record<FirstUse, string>;
   for (const [name, imports] of Object.entries(FIRST_USE_MODULES) as [FirstUse, readonly string[]][]) {
@@ -193,24 +214,26 @@ export async function run(argv: string[]): Promise<void> {
     const bytes = statSync(outfile).size;
     const output = Object.entries(result.metafile?.outputs ?? {}).find(([f]) => f.endsWith('index.js'))?.[1];
     const top = Object.fromEntries(contributors(output?.inputs ?? {}).slice(0, 5));
-    const samples = Array.from({ length: runs }, () => requireMs(outfile));
-    const initMs = median(samples) - referenceMs;
-    const initMinMs = Math.min(...samples) - referenceMinMs;
+    const samples = requireTimes(runs, outfile);
+    const initMs = median(wall(samples)) - referenceMs;
+    const initMinMs = Math.min(...wall(samples)) - referenceMinMs;
+    const initCpuMs = median(cpu(samples)) - referenceCpuMs;
     let firstUseMs = 0;
     for (const name of ['secrets', ...stepConnectors(step)] as FirstUse[]) {
-      firstUseMs += median(Array.from({ length: runs }, () => requireMs(firstUseFiles[name], outfile)));
+      firstUseMs += median(cpu(requireTimes(runs, firstUseFiles[name], outfile)));
     }
     figures[step] = {
       handler,
       bytes,
       initMs: round1(initMs),
       initMinMs: round1(initMinMs),
+      initCpuMs: round1(initCpuMs),
       firstUseMs: round1(firstUseMs),
       top,
     };
     process.stderr.write(
-      `${handler.padEnd(26)} ${(bytes / 1024).toFixed(0).padStart(6)} KB  init ${initMs.toFixed(1).padStart(7)} ms (min ${initMinMs.toFixed(1).padStart(6)})  ` +
-        `first use +${firstUseMs.toFixed(1).padStart(6)} ms  ` +
+      `${handler.padEnd(26)} ${(bytes / 1024).toFixed(0).padStart(6)} KB  init ${initMs.toFixed(1).padStart(7)} ms (min ${initMinMs.toFixed(1).padStart(6)}, CPU ${initCpuMs.toFixed(1).padStart(6)})  ` +
+        `first use +${firstUseMs.toFixed(1).padStart(6)} ms CPU  ` +
         `${Object.entries(top)
           .map(([k, v]) => `${k} ${(v / 1024).toFixed(0)}K`)
           .join(', ')}\n`,
@@ -222,6 +245,7 @@ export async function run(argv: string[]): Promise<void> {
     node: process.version,
     runs,
     referenceInitMs: round1(referenceMs),
+    referenceInitCpuMs: round1(referenceCpuMs),
     secretsManagerClient,
     maxBytes: Math.max(...all.map((f) => f.bytes)),
     maxInitMs: Math.max(...all.map((f) => f.initMs)),
@@ -237,6 +261,7 @@ export async function run(argv: string[]): Promise<void> {
           bytes: f.bytes,
           initMs: f.initMs,
           initMinMs: f.initMinMs,
+          initCpuMs: f.initCpuMs,
           firstUseMs: f.firstUseMs,
         },
       ]),
