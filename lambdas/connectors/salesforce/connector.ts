@@ -23,7 +23,7 @@ import {
   REST_QUERY_MIN_BATCH_SIZE,
   type BulkQueryJobState,
 } from './constants';
-import { createBulkCsvPageConverter, csvHeaderLine, recordToCopyCsvLine } from './csv';
+import { createBulkCsvPageByteConverter, csvHeaderLine, recordToCopyCsvLine } from './csv';
 import { classifySalesforceError } from './errors';
 import { parseJsonLossless } from './json';
 import { bulkPollDelaySeconds } from './poll';
@@ -429,7 +429,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     jobId: string,
     fields: readonly string[],
     opts: BulkResultsOptions,
-  ): AsyncGenerator<string> {
+  ): AsyncGenerator<string | Buffer> {
     const maxRecords = opts.maxRecords ?? DEFAULT_BULK_RESULT_PAGE_RECORDS;
     const pageAttempts = opts.pageAttempts ?? 3;
     yield csvHeaderLine(fields);
@@ -442,25 +442,25 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       for (let attempt = 1; ; attempt += 1) {
         try {
           const res = await fetchResultsPage(jobId, locator, maxRecords);
-          const converter = createBulkCsvPageConverter({ skipRecords: written });
+          const converter = createBulkCsvPageByteConverter({ skipRecords: written });
           if (!res.body) throw new TerminalError(`Bulk query results of job ${jobId} came without a body`);
           let headerChecked = false;
           for await (const chunk of Readable.fromWeb(res.body as WebReadableStream)) {
-            const text = converter.write(chunk as Buffer);
+            const bytes = converter.write(chunk as Buffer);
             if (!headerChecked && converter.header) {
               checkHeader(converter.header, fields, jobId);
               headerChecked = true;
             }
-            if (text) {
+            if (bytes.length > 0) {
               written = converter.records;
-              yield text;
+              yield bytes;
             }
           }
           const rest = converter.end();
           // An empty result may come as an empty body: no header, no rows.
           if (!headerChecked && converter.header) checkHeader(converter.header, fields, jobId);
           written = converter.records;
-          if (rest) yield rest;
+          if (rest.length > 0) yield rest;
           next = res.headers.get('sforce-locator');
           break;
         } catch (err) {
