@@ -7,8 +7,13 @@
  * 1. every record changed, Bulk path (threshold 2,000): Salesforce calls including polls, plan
  *    time against the COPY time of the source, peak RSS of this process while pushing;
  * 2. every record changed again, Collections path (threshold above N): Composite calls;
- * 3. nothing changed: write calls (expected 0);
- * 4. 1 % of the scores changed: records sent on the wire over records changed (expected 1).
+ * 3. nothing changed: write calls (expected 0), and the plan time of this steady state;
+ * 4. 1 % of the scores changed: records sent on the wire over records changed (expected 1), and
+ *    the plan time.
+ *
+ * `planOverCopy` divides the plan time of run 1 (every row changed, the plan written in full) by
+ * the time of the `COPY … FROM STDIN` that loaded the same source rows just before it (two
+ * columns, no index, streamed from this process): the reference of issue 5.
  *
  * Calls are counted on the connector (every REST and Bulk call it makes); records sent are read
  * from the request bodies. Composite calls "per 100k" scale linearly from N; Bulk calls do not
@@ -285,13 +290,23 @@ export async function run(argv: string[]): Promise<void> {
 
     // 3. Nothing changed.
     const unchanged = counting(base);
-    await runWriteback(deps(unchanged, rows + 1), { runId: await newRun(), task: 'Lead-update' });
+    const unchangedRun = await newRun();
+    await runWriteback(deps(unchanged, rows + 1), { runId: unchangedRun, task: 'Lead-update' });
 
     // 4. 1 % changed (every 100th lead).
     await load((i) => (i % 100 === 0 ? 2 : 1));
     const onePct = counting(base);
-    const onePctRun = await runWriteback(deps(onePct, 2_000), { runId: await newRun(), task: 'Lead-update' });
+    const onePctRunId = await newRun();
+    const onePctRun = await runWriteback(deps(onePct, 2_000), { runId: onePctRunId, task: 'Lead-update' });
     const changedAt1pct = onePctRun.plan.changed;
+    // The plan when (nearly) everything is already in Salesforce: the steady state of a daily run.
+    const planMsOf = async (runId: string): Promise<number> => {
+      const { rows: r } = await pool.query<{ ms: number }>(
+        `SELECT (summary->'writeback'->'Lead-update'->>'planMs')::float AS ms FROM roundtrip.runs WHERE run_id = $1`,
+        [runId],
+      );
+      return Math.round(r[0]?.ms ?? NaN);
+    };
 
     const figures = {
       rows,
@@ -310,6 +325,9 @@ export async function run(argv: string[]): Promise<void> {
         succeeded: compositeResult.result?.succeeded,
       },
       copyMs: Math.round(copyMs),
+      // Plan time of the same N rows compared with sync_state when nothing / 1 % changed.
+      planMsUnchanged: await planMsOf(unchangedRun),
+      planMsAt1pct: await planMsOf(onePctRunId),
       // A Bulk run costs create + upload + close + polls + result files per job (one job up to
       // 100 MB): it does not shrink with fewer rows, so below 100k the measured count is reported.
       bulkCallsPer100k: rows >= 100_000 ? Math.ceil((bulkCalls * 100_000) / rows) : bulkCalls,
