@@ -17,9 +17,13 @@
  *    malformed or repeated. Rows with a problem go to `roundtrip.writeback_errors` (stage `plan`).
  * 3. The diff: the canonical values (a jsonb object, its md5 the value hash) are compared with the
  *    freshly extracted copy of the object when the pipeline extracts it into a table holding every
- *    mapped field (converted the same way, so 45 and 45.0 compare equal), else with the hash of the
- *    last successful sync in `roundtrip.sync_state`. Insert never sends a key that was inserted
+ *    mapped field (converted the same way and compared value by value, so 45 and 45.0 compare
+ *    equal), else with the values of the last successful sync in `roundtrip.sync_state` (by hash
+ *    for a row recorded there without values). Insert never sends a key that was inserted
  *    before (sync_state, or the extracted copy's external ID).
+ *
+ * Steps 2 and 3 are one statement ({@link insertPlan}); a source column's PostgreSQL type spares
+ * the checks it already guarantees ({@link SourceType}). docs/writeback.md has the measurements.
  * 4. `maxChanges` is checked after the plan is stored (so that it can be inspected) and before
  *    anything is written.
  */
