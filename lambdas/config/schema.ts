@@ -5,7 +5,7 @@
  * table, …) live in rules.ts. Each schema carries the text of what it expects, so that
  * issues.ts can say `<path>: expected <what>, got <what was there>`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { COMPLETE, describeValue, expected, objectError, siblingPath } from './issues';
 import { cronExpressionProblem, rateExpressionProblem } from './schedule-expression';
 import type {

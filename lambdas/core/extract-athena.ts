@@ -20,7 +20,7 @@
  */
 import type { QueryExecution } from '@aws-sdk/client-athena';
 import type { AthenaExtractTask } from '../config';
-import { clientRequestTokenFor } from '../connectors/athena';
+import { clientRequestTokenFor } from '../connectors/athena/tokens';
 import {
   copyIntoStaging,
   dropStagingTable,

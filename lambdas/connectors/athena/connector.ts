@@ -4,7 +4,6 @@
  * stream the result file from S3 — already CSV in PostgreSQL COPY's dialect — into the loader.
  * Paging rows through `GetQueryResults` is only a fallback (1,000 rows a call, athena-wire.md).
  */
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   GetQueryExecutionCommand,
@@ -18,25 +17,13 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { classifyAthenaError } from './errors';
+import { ATHENA_CLIENT_REQUEST_TOKEN_MAX_LENGTH, ATHENA_CLIENT_REQUEST_TOKEN_MIN_LENGTH } from './tokens';
 
 /** The default data catalog (Glue). */
 export const DEFAULT_ATHENA_CATALOG = 'AwsDataCatalog';
 
 /** Rows per `GetQueryResults` page, the API's maximum (https://docs.aws.amazon.com/athena/latest/APIReference/API_GetQueryResults.html). */
 export const ATHENA_MAX_RESULTS_PER_PAGE = 1000;
-
-/** `ClientRequestToken` length bounds (32–128, https://docs.aws.amazon.com/athena/latest/APIReference/API_StartQueryExecution.html). */
-export const ATHENA_CLIENT_REQUEST_TOKEN_MIN_LENGTH = 32;
-export const ATHENA_CLIENT_REQUEST_TOKEN_MAX_LENGTH = 128;
-
-/**
- * The client request token of a run's query task: the same run and task always give the same
- * token, so a step that Step Functions retries gets the query it already started instead of
- * running it twice (Athena returns the same execution id for the same token).
- */
-export function clientRequestTokenFor(runId: string, task: string): string {
-  return createHash('sha256').update(`roundtrip\0${runId}\0${task}`).digest('hex');
-}
 
 /**
  * Milliseconds before poll number `attempt` of a running query: 1 s, 2 s, 4 s, 8 s, then every

@@ -5,3 +5,4 @@
 export * from './connector';
 export * from './errors';
 export * from './role';
+export * from './tokens';

@@ -6,10 +6,10 @@ import { TerminalError, TransientError } from '../../../../lambdas/shared/errors
 import { silentLogger } from '../../../../lambdas/shared/logging';
 import {
   assertQuerySucceeded,
-  clientRequestTokenFor,
   createAthenaConnector,
   parseS3Url,
 } from '../../../../lambdas/connectors/athena/connector';
+import { clientRequestTokenFor } from '../../../../lambdas/connectors/athena/tokens';
 import { classifyAthenaError } from '../../../../lambdas/connectors/athena/errors';
 
 describe('clientRequestTokenFor', () => {
