@@ -19,7 +19,7 @@ import { BUNDLED_CONFIG_FILE, LAMBDA_TASK_ROOT, copyCommands, type BundledFile }
 
 /**
  * The variable naming the bundled config, read by lambdas/handlers/deps.ts (`HANDLER_ENV.configFile`;
- * not imported from there: that module loads every connector, and lib/ stays free of runtime code.
+ * not imported from there: lib/ stays free of runtime code.
  * test/infra checks the two agree).
  */
 export const CONFIG_FILE_ENV = 'ROUNDTRIP_CONFIG_FILE';
