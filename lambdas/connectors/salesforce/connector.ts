@@ -370,59 +370,22 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     return jobId;
   };
 
-  /** One GET of a results page with fetch: refreshes the session once on INVALID_SESSION_ID. */
-  const fetchResultsPage = async (
+  /**
+   * One GET of a results page. `fetchWithSession` renews the session once on
+   * INVALID_SESSION_ID, as jsforce's Bulk 2.0 client does, and replays the (bodiless) request.
+   */
+  const fetchResultsPage = (
     jobId: string,
     locator: string | undefined,
     maxRecords: number,
   ): Promise<Response> => {
     const params = new URLSearchParams({ maxRecords: String(maxRecords) });
     if (locator) params.set('locator', locator);
-    const url = `${base()}/jobs/query/${jobId}/results?${params.toString()}`;
-    for (let attempt = 0; ; attempt += 1) {
-      const sentAt = Date.now();
-      apiCalls += 1;
-      let res: Response;
-      try {
-        res = await doFetch(url, {
-          headers: { Authorization: `Bearer ${conn.accessToken ?? ''}`, Accept: 'text/csv' },
-        });
-      } catch (err) {
-        throw classifySalesforceError(err, { operation: `Bulk query results of job ${jobId}`, redactor });
-      }
-      const limitInfo = parseLimitInfo(res.headers.get('sforce-limit-info'));
-      if (limitInfo) usage = limitInfo;
-      if (res.ok) return res;
-      const body = await res.text();
-      let apiError: { errorCode?: string; message?: string } | undefined;
-      try {
-        const parsed = JSON.parse(body) as unknown;
-        apiError = (Array.isArray(parsed) ? parsed[0] : parsed) as typeof apiError;
-      } catch {
-        apiError = undefined;
-      }
-      const errorCode = apiError?.errorCode ?? `ERROR_HTTP_${res.status}`;
-      // As jsforce's Bulk 2.0 client: refresh only when the body says the session is invalid.
-      if (
-        res.status === 401 &&
-        errorCode === 'INVALID_SESSION_ID' &&
-        attempt === 0 &&
-        conn._refreshDelegate
-      ) {
-        try {
-          await conn._refreshDelegate.refresh(sentAt);
-        } catch (err) {
-          throw classifySalesforceError(err, { operation: `Bulk query results of job ${jobId}`, redactor });
-        }
-        continue;
-      }
-      const error = Object.assign(new Error(apiError?.message ?? body.slice(0, 300)), {
-        name: errorCode,
-        errorCode,
-        statusCode: res.status,
-      });
-      throw classifySalesforceError(error, { operation: `Bulk query results of job ${jobId}`, redactor });
-    }
+    return connector.fetchWithSession(
+      `Bulk query results of job ${jobId}`,
+      `/jobs/query/${jobId}/results?${params.toString()}`,
+      { headers: { Accept: 'text/csv' } },
+    );
   };
 
   async function* bulkCsv(
