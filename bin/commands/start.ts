@@ -21,23 +21,20 @@ import {
   wholeNumberOption,
   type Command,
 } from '../cli-common';
-import type { RunSummary, TaskSummary } from '../local/summary';
+import {
+  extractTaskSummary,
+  record as obj,
+  transformTaskSummaries,
+  writebackTaskSummary,
+  type RunSummary,
+  type TaskSummary,
+} from '../local/summary';
 
 /** Seconds between two looks at the execution (DescribeExecution + GetExecutionHistory). */
 export const FOLLOW_POLL_SECONDS = 5;
 
 /** Statuses after which an execution does not change (DescribeExecution `status`). */
 const FINAL_STATUSES = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']);
-
-function num(value: unknown): number {
-  return typeof value === 'number' && Number.isFinite(value) ? value : 0;
-}
-
-function obj(value: unknown): Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : {};
-}
 
 /**
  * The summary of a finished execution from its output (statemachine/definition.ts keeps
@@ -51,50 +48,15 @@ export function summaryFromExecutionOutput(
 ): RunSummary {
   const o = obj(output);
   const runId = typeof obj(o.run).runId === 'string' ? String(obj(o.run).runId) : executionName;
-  const tasks: TaskSummary[] = [];
-  for (const branch of Array.isArray(o.extract) ? (o.extract as unknown[]) : []) {
-    const b = obj(branch);
-    if (b.status !== 'loaded') continue;
-    tasks.push({
-      task: String(b.task),
-      kind: 'extract',
-      rowsRead: num(b.rows),
-      planned: 0,
-      written: num(b.inserted) + num(b.updated),
-      rejected: 0,
-      failed: 0,
-      apiCalls: num(b.apiCalls) + num(b.s3Reads),
-    });
-  }
-  for (const file of Array.isArray(obj(o.transform).files) ? (obj(o.transform).files as unknown[]) : []) {
-    const f = obj(file);
-    tasks.push({
-      task: String(f.file ?? 'transform')
-        .split('/')
-        .pop() as string,
-      kind: 'transform',
-      rowsRead: 0,
-      planned: 0,
-      written: num(f.rows),
-      rejected: 0,
-      failed: 0,
-      apiCalls: 0,
-    });
-  }
   const report = obj(o.report);
-  for (const [task, figures] of Object.entries(obj(report.writeback))) {
-    const s = obj(figures);
-    tasks.push({
-      task,
-      kind: 'writeback',
-      rowsRead: num(s.sourceRows),
-      planned: num(s.changed),
-      written: num(s.written),
-      rejected: num(s.rejected),
-      failed: num(s.failed),
-      apiCalls: num(s.apiCalls),
-    });
-  }
+  const tasks: TaskSummary[] = [
+    ...(Array.isArray(o.extract) ? (o.extract as unknown[]) : [])
+      .map(obj)
+      .filter((b) => b.status === 'loaded')
+      .map((b) => extractTaskSummary(String(b.task), b)),
+    ...transformTaskSummaries(o.transform),
+    ...Object.entries(obj(report.writeback)).map(([task, figures]) => writebackTaskSummary(task, figures)),
+  ];
   const status = succeeded && report.status !== 'failed' ? 'succeeded' : 'failed';
   return { runId, status, tasks };
 }

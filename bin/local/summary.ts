@@ -41,10 +41,61 @@ function num(value: unknown): number {
   return typeof value === 'number' && Number.isFinite(value) ? value : 0;
 }
 
-function record(value: unknown): Record<string, unknown> {
+/** The value as a plain object, or `{}`: summaries are JSON read back, never trusted to have a shape. */
+export function record(value: unknown): Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
     ? (value as Record<string, unknown>)
     : {};
+}
+
+/** An extract task's row from its figures (a step's output or `summary.extract.<task>`). */
+export function extractTaskSummary(task: string, figures: unknown): TaskSummary {
+  const s = record(figures);
+  return {
+    task,
+    kind: 'extract',
+    rowsRead: num(s.rows),
+    planned: 0,
+    written: num(s.inserted) + num(s.updated),
+    rejected: 0,
+    failed: 0,
+    apiCalls: num(s.apiCalls) + num(s.s3Reads),
+  };
+}
+
+/** One row per SQL file of the transform's figures (`{ files: [{ file, rows }] }`). */
+export function transformTaskSummaries(figures: unknown): TaskSummary[] {
+  const files = record(figures).files;
+  return (Array.isArray(files) ? files : []).map((file: unknown) => {
+    const f = record(file);
+    return {
+      task: String(f.file ?? 'transform')
+        .split('/')
+        .pop() as string,
+      kind: 'transform',
+      rowsRead: 0,
+      planned: 0,
+      written: num(f.rows),
+      rejected: 0,
+      failed: 0,
+      apiCalls: 0,
+    };
+  });
+}
+
+/** A write-back task's row from its report figures (`summary.writeback.<task>`). */
+export function writebackTaskSummary(task: string, figures: unknown): TaskSummary {
+  const s = record(figures);
+  return {
+    task,
+    kind: 'writeback',
+    rowsRead: num(s.sourceRows),
+    planned: num(s.changed),
+    written: num(s.written),
+    rejected: num(s.rejected),
+    failed: num(s.failed),
+    apiCalls: num(s.apiCalls),
+  };
 }
 
 /** Reads one run, or undefined when no run has that id (or the state schema does not exist yet). */
@@ -98,56 +149,17 @@ export async function readStoredRuns(
 export function taskSummaries(config: PipelineConfig, stored: StoredRun): TaskSummary[] {
   const extract = record(stored.summary.extract);
   const writeback = record(stored.summary.writeback);
-  const tasks: TaskSummary[] = [];
-  for (const task of config.extract) {
-    const name = taskName(task);
-    if (!(name in extract)) continue;
-    const s = record(extract[name]);
-    tasks.push({
-      task: name,
-      kind: 'extract',
-      rowsRead: num(s.rows),
-      planned: 0,
-      written: num(s.inserted) + num(s.updated),
-      rejected: 0,
-      failed: 0,
-      apiCalls: num(s.apiCalls) + num(s.s3Reads),
-    });
-  }
-  const transform = record(stored.summary.transform);
-  if (Array.isArray(transform.files)) {
-    for (const file of transform.files as unknown[]) {
-      const f = record(file);
-      tasks.push({
-        task: String(f.file ?? 'transform')
-          .split('/')
-          .pop() as string,
-        kind: 'transform',
-        rowsRead: 0,
-        planned: 0,
-        written: num(f.rows),
-        rejected: 0,
-        failed: 0,
-        apiCalls: 0,
-      });
-    }
-  }
-  for (const task of config.writeback) {
-    const name = taskName(task);
-    if (!(name in writeback)) continue;
-    const s = record(writeback[name]);
-    tasks.push({
-      task: name,
-      kind: 'writeback',
-      rowsRead: num(s.sourceRows),
-      planned: num(s.changed),
-      written: num(s.written),
-      rejected: num(s.rejected),
-      failed: num(s.failed),
-      apiCalls: num(s.apiCalls),
-    });
-  }
-  return tasks;
+  return [
+    ...config.extract
+      .map(taskName)
+      .filter((name) => name in extract)
+      .map((name) => extractTaskSummary(name, extract[name])),
+    ...transformTaskSummaries(stored.summary.transform),
+    ...config.writeback
+      .map(taskName)
+      .filter((name) => name in writeback)
+      .map((name) => writebackTaskSummary(name, writeback[name])),
+  ];
 }
 
 /** The summary of a stored run; `status` is the execution's when the run row is still `running`. */
