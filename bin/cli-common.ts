@@ -100,6 +100,15 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
         const calls = numberAt(out, 'apiCalls') + numberAt(out, 's3Reads');
         if (rows) rowsByTask.set(task, rows);
         if (calls) callsByTask.set(task, calls);
+        // Push and Collect report no call counts of their own: the Report step's output carries
+        // each write-back task's calls (plan, push and collect together).
+        const writeback = (out as { writeback?: unknown } | null)?.writeback;
+        if (writeback !== null && typeof writeback === 'object') {
+          for (const [name, figures] of Object.entries(writeback)) {
+            const n = numberAt(figures, 'apiCalls');
+            if (n) callsByTask.set(name, n);
+          }
+        }
         const parts = [
           rows ? `${fmt(rows)} rows loaded` : undefined,
           numberAt(out, 'changed') ? `${fmt(numberAt(out, 'changed'))} records to send` : undefined,

@@ -1,0 +1,42 @@
+import { progressPrinter } from '../../../bin/cli-common';
+
+describe('progressPrinter', () => {
+  it('keeps the latest figures per task and adds the write-back calls that Report carries', () => {
+    const lines: string[] = [];
+    const print = progressPrinter((line) => lines.push(line));
+    print({ type: 'entered', state: 'Lead extract', stateType: 'Task' });
+    print({
+      type: 'exited',
+      state: 'Lead extract',
+      stateType: 'Task',
+      output: { task: 'Lead', apiCalls: 3 },
+    });
+    // A Bulk check reports the task's cumulative count: it replaces, not adds.
+    print({
+      type: 'exited',
+      state: 'Lead check',
+      stateType: 'Task',
+      output: { task: 'Lead', rows: 10_000, apiCalls: 5 },
+    });
+    print({
+      type: 'exited',
+      state: 'athena_customers load',
+      stateType: 'Task',
+      output: { task: 'athena_customers', rows: 5_000, apiCalls: 1, s3Reads: 1 },
+    });
+    print({ type: 'exited', state: 'Choice', stateType: 'Choice', output: {} });
+    print({
+      type: 'exited',
+      state: 'Report',
+      stateType: 'Task',
+      output: { runId: 'r', status: 'succeeded', writeback: { 'Lead-update': { apiCalls: 5, written: 9 } } },
+    });
+    expect(lines).toEqual([
+      '  … Lead extract',
+      '  ✓ Lead extract: 3 API calls  (so far: 0 rows loaded, 3 API calls)',
+      '  ✓ Lead check: 10,000 rows loaded, 5 API calls  (so far: 10,000 rows loaded, 5 API calls)',
+      '  ✓ athena_customers load: 5,000 rows loaded, 2 API calls  (so far: 15,000 rows loaded, 7 API calls)',
+      '  ✓ Report  (so far: 15,000 rows loaded, 12 API calls)',
+    ]);
+  });
+});
