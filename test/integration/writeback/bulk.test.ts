@@ -12,27 +12,9 @@ import {
   type WritebackPushOutput,
 } from '../../../lambdas/core/writeback';
 import { TransientError } from '../../../lambdas/shared/errors';
-import { errorsOf, leadSeed, startWritebackEnv, type WritebackEnv } from './support';
+import { crashingConnector, errorsOf, leadSeed, startWritebackEnv, type WritebackEnv } from './support';
 
 const LEADS = 250;
-
-/** A connector that dies right after the call named by `operation` reached Salesforce. */
-function crashAfter(connector: SalesforceConnector, operation: RegExp): SalesforceConnector {
-  return Object.create(connector, {
-    request: {
-      value: async (
-        op: string,
-        method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
-        path: string,
-        body?: unknown,
-      ) => {
-        const answer = await connector.request(op, method, path, body);
-        if (operation.test(op)) throw new TransientError(`simulated crash after ${op}`);
-        return answer;
-      },
-    },
-  }) as SalesforceConnector;
-}
 
 async function untilCollected(
   env: WritebackEnv,
@@ -167,7 +149,7 @@ describe('write-back through Bulk API 2.0 ingest', () => {
 
     await expect(
       pushWriteback(
-        { ...deps, salesforce: crashAfter(env.connector, /close/) },
+        { ...deps, salesforce: crashingConnector(env.connector, (operation) => /close/.test(operation)) },
         { runId, task: 'Lead-upsert' },
       ),
     ).rejects.toThrow(/simulated crash/);

@@ -3,29 +3,8 @@
  * recording), and per-record failures from Salesforce: row lock (retried serially), deleted
  * record, duplicate external ID, validation rule, and maxFailureRate failing the run after the report.
  */
-import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
 import { pushWriteback, planWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
-import { TransientError } from '../../../lambdas/shared/errors';
-import { errorsOf, leadSeed, startWritebackEnv, type WritebackEnv } from './support';
-
-/** A connector whose write calls reach Salesforce, then "crash" before the answer is recorded. */
-function crashAfterWrites(connector: SalesforceConnector): SalesforceConnector {
-  return Object.create(connector, {
-    request: {
-      value: async (
-        operation: string,
-        method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
-        path: string,
-        body?: unknown,
-      ) => {
-        const answer = await connector.request(operation, method, path, body);
-        if (method !== 'GET')
-          throw new TransientError(`simulated crash after ${operation} reached Salesforce`);
-        return answer;
-      },
-    },
-  }) as SalesforceConnector;
-}
+import { crashingConnector, errorsOf, leadSeed, startWritebackEnv, type WritebackEnv } from './support';
 
 function leadsWithExternalId(env: WritebackEnv, value: string): Record<string, unknown>[] {
   return [...env.sf.store.all('Lead')].filter((r) => r.External_Id__c === value && r.IsDeleted !== true);
@@ -117,7 +96,10 @@ describe('write-back modes and per-record failures', () => {
 
     await planWriteback(deps, { runId, task: 'Lead-insert' });
     await expect(
-      pushWriteback({ ...deps, salesforce: crashAfterWrites(env.connector) }, { runId, task: 'Lead-insert' }),
+      pushWriteback(
+        { ...deps, salesforce: crashingConnector(env.connector, (_operation, method) => method !== 'GET') },
+        { runId, task: 'Lead-insert' },
+      ),
     ).rejects.toThrow(/simulated crash/);
     // Salesforce created them; PostgreSQL only knows they were sent.
     expect(env.sf.store.count('Lead')).toBe(before + 4);
@@ -158,7 +140,10 @@ describe('write-back modes and per-record failures', () => {
     const before = env.sf.store.count('Lead');
     await planWriteback(deps, { runId, task: 'Lead-insert' });
     await expect(
-      pushWriteback({ ...deps, salesforce: crashAfterWrites(env.connector) }, { runId, task: 'Lead-insert' }),
+      pushWriteback(
+        { ...deps, salesforce: crashingConnector(env.connector, (_operation, method) => method !== 'GET') },
+        { runId, task: 'Lead-insert' },
+      ),
     ).rejects.toThrow(/simulated crash/);
     env.sf.calls.clear();
 

@@ -15,6 +15,7 @@ import { createPool, migrate, withClient, type PostgresPool } from '../../../lam
 import { connectSalesforce, type SalesforceConnector } from '../../../lambdas/connectors/salesforce';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { acceleratedClock } from '../../../lambdas/shared/clock';
+import { TransientError } from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import {
   startSalesforceEmulator,
@@ -145,4 +146,29 @@ export async function errorsOf(
     [runId],
   );
   return rows;
+}
+
+/**
+ * A connector whose calls reach Salesforce and then "crash" before the answer is recorded, for
+ * the calls `crashesAfter` picks: what a Lambda timeout or a dropped connection does to a step.
+ */
+export function crashingConnector(
+  connector: SalesforceConnector,
+  crashesAfter: (operation: string, method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE') => boolean,
+): SalesforceConnector {
+  return Object.create(connector, {
+    request: {
+      value: async (
+        operation: string,
+        method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+        path: string,
+        body?: unknown,
+      ) => {
+        const answer = await connector.request(operation, method, path, body);
+        if (crashesAfter(operation, method))
+          throw new TransientError(`simulated crash after ${operation} reached Salesforce`);
+        return answer;
+      },
+    },
+  }) as SalesforceConnector;
 }
