@@ -130,8 +130,8 @@ function runCommand(dryRun: boolean): Command {
 /** The dry run's sample: what Salesforce has and what would be sent, per write-back task. */
 async function planSample(pool: Pool, runId: string): Promise<string | undefined> {
   const { rows } = await pool.query<{ task: string; key: string; current: unknown; payload: unknown }>(
-    `SELECT task, key, current, payload FROM roundtrip.writeback_plans
-      WHERE run_id = $1 AND status <> 'rejected' ORDER BY task, seq LIMIT 10`,
+    `SELECT task, key, current, payload FROM roundtrip.writeback_plan_rows
+      WHERE run_id = $1 AND page = 0 ORDER BY task, seq LIMIT 10`,
     [runId],
   );
   if (rows.length === 0) return 'dry run: nothing would be sent';

@@ -233,6 +233,74 @@ CREATE TRIGGER runs_truncate_writeback_plans AFTER TRUNCATE ON roundtrip.runs
   FOR EACH STATEMENT EXECUTE FUNCTION roundtrip.truncate_plans_of_truncated_runs();
 `;
 
+/**
+ * Version 4: the plan is stored in pages. `writeback_plan_pages` holds a run's plan for a task as
+ * rows of up to {@link PLAN_PAGE_ROWS} records each (keys, Salesforce Ids, payloads and current
+ * values as arrays, in seq order: record `first_seq + i` is element `i + 1`). Writing a million
+ * planned records as a thousand page rows costs a fraction of writing a million table rows with
+ * their index entries, which is what kept the plan far slower than a COPY of its source
+ * (docs/writeback.md, "Measured").
+ *
+ * `writeback_plans` stays the push's per-record ledger (status, attempts, job, value hash): the
+ * push writes a record's row when it sends the record, so a dry run, a `maxChanges` stop or a
+ * plan with nothing to send never pays for it. Plans stored before this version (every record in
+ * the ledger) get their pages from it. `writeback_plan_rows` shows the pages one record a row.
+ * Deleting or truncating runs deletes their pages too.
+ */
+const V4_PLAN_PAGES = `
+CREATE TABLE roundtrip.writeback_plan_pages (
+  run_id         text NOT NULL,
+  task           text NOT NULL,
+  page           integer NOT NULL CHECK (page >= 0),
+  first_seq      bigint NOT NULL CHECK (first_seq > 0),
+  rows           integer NOT NULL CHECK (rows > 0),
+  operation      text NOT NULL CHECK (operation IN ('insert', 'update', 'upsert')),
+  keys           text[] NOT NULL,
+  salesforce_ids text[] NOT NULL,
+  payloads       jsonb[] NOT NULL,
+  currents       jsonb[] NOT NULL,
+  created_at     timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (run_id, task, page),
+  CHECK (cardinality(keys) = rows AND cardinality(salesforce_ids) = rows
+         AND cardinality(payloads) = rows AND cardinality(currents) = rows)
+);
+
+CREATE VIEW roundtrip.writeback_plan_rows AS
+SELECT p.run_id, p.task, p.page, p.first_seq + u.ord - 1 AS seq, u.key, u.salesforce_id, p.operation,
+       u.payload, u.current
+  FROM roundtrip.writeback_plan_pages p
+ CROSS JOIN LATERAL unnest(p.keys, p.salesforce_ids, p.payloads, p.currents)
+       WITH ORDINALITY AS u (key, salesforce_id, payload, current, ord);
+
+-- Plans stored before this version live in the ledger alone: their pages are made from it, so
+-- that a run in flight across the upgrade goes on (its ledger rows keep their outcomes).
+INSERT INTO roundtrip.writeback_plan_pages
+       (run_id, task, page, first_seq, rows, operation, keys, salesforce_ids, payloads, currents)
+SELECT run_id, task, ((seq - 1) / 1000)::integer, min(seq), count(*), min(operation),
+       array_agg(key ORDER BY seq), array_agg(salesforce_id ORDER BY seq),
+       array_agg(payload ORDER BY seq), array_agg(current ORDER BY seq)
+  FROM roundtrip.writeback_plans
+ GROUP BY run_id, task, (seq - 1) / 1000;
+
+CREATE OR REPLACE FUNCTION roundtrip.delete_plans_of_deleted_runs() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM roundtrip.writeback_plans p USING deleted_runs d WHERE p.run_id = d.run_id;
+  DELETE FROM roundtrip.writeback_plan_pages p USING deleted_runs d WHERE p.run_id = d.run_id;
+  RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION roundtrip.truncate_plans_of_truncated_runs() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  TRUNCATE roundtrip.writeback_plans, roundtrip.writeback_plan_pages;
+  RETURN NULL;
+END
+$$;
+`;
+
+/** Records a plan page holds (also the records of one Composite call: 5 × 200). */
+export const PLAN_PAGE_ROWS = 1000;
+
 /** The migrations of the state schema, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
@@ -242,6 +310,7 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'writeback_plans: only the indexes read, run cascade by statement triggers',
     sql: V3_LEAN_WRITEBACK_PLANS,
   },
+  { version: 4, name: 'writeback_plan_pages: the plan stored in pages of records', sql: V4_PLAN_PAGES },
 ];
 
 /** SHA-256 of a migration's SQL, stored so that an edited migration is detected. */

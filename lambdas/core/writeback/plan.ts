@@ -29,7 +29,7 @@
  */
 import type { PoolClient } from 'pg';
 import type { SalesforceExtractTask, WritebackTask } from '../../config';
-import { quoteIdent, quoteQualified, withTransaction } from '../../connectors/postgres';
+import { PLAN_PAGE_ROWS, quoteIdent, quoteQualified, withTransaction } from '../../connectors/postgres';
 import type { SalesforceFieldDescribe, SalesforceObjectDescribe } from '../../connectors/salesforce';
 import { TerminalError } from '../../shared/errors';
 import { salesforceOf, type CoreDeps } from '../deps';
@@ -667,19 +667,22 @@ interface PlanStatementArgs {
 }
 
 /**
- * The plan as ONE statement: the source is read once, each value converted once, and the rows are
- * sorted once by key; the rejected rows go to `writeback_errors` and the changed ones to
- * `writeback_plans` from the same pass (data-modifying CTEs over one materialised candidate set).
+ * The plan in one pass over the source, written as pages (migration 4):
  *
- * - `src`: the source's columns, and each field's value (computed once: `OFFSET 0` keeps the
- *   planner from inlining a conversion into every check that reads it);
- * - `checked`: the first problem of the row (key, then fields in mapping order);
- * - `joined`: what Salesforce has (hash join by key), whether the row changed, and how many source
- *   rows share its key (a window over the sort by key);
- * - `flagged`: the row's error (a missing key first, then a repeated key, then its own problem)
- *   and whether it is planned;
- * - `cand`: `seq` numbers the planned rows 1…n in key order (a running count over the same sort),
- *   payloads and current values are built for planned rows only, source values for rejected rows.
+ * - `single`: the source grouped by key (a sort, in memory): each key's row count, and its row's
+ *   columns when it has one row. A key that is missing or repeated is rejected for every row that
+ *   has it, by {@link insertKeyErrors}, which runs only when there is such a key;
+ * - `converted`: each field's value (computed once: `OFFSET 0` keeps the planner from inlining a
+ *   conversion into every check that reads it), and `checked`: the first problem of the row (key,
+ *   then fields in mapping order);
+ * - `joined`: what Salesforce has (by key) and whether the row changed;
+ * - `cand`: the row's error, whether it is planned, and its payload and current values (built
+ *   for planned rows only), source values for rejected rows;
+ * - the rejected rows go to `writeback_errors`, the planned ones, numbered 1…n in key order, to
+ *   `writeback_plan_pages` in pages of {@link PLAN_PAGE_ROWS}.
+ *
+ * No per-record table row is written here: the push writes its ledger (`writeback_plans`) from
+ * the pages when it starts.
  */
 async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<PlanCounts> {
   const { mapping, comparison } = args;
@@ -688,7 +691,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   // The raw source columns: the key column and every mapped column, each once.
   const raw = [...new Set([task.keyColumn, ...mapping.fields.map((m) => m.column)])];
   const rawName = (column: string): string => `r${raw.indexOf(column)}`;
-  const values = mapping.fields.map((m) => conversionOf(m, `src.${quoteIdent(m.column)}`, typeOf(m.column)));
+  // Conversions and checks read the grouped row's columns (`r0`, `r1`, …).
   const checks = mapping.fields.map((m) => conversionOf(m, rawName(m.column), typeOf(m.column)));
   const v = (i: number): string => `v${i}`;
 
@@ -769,7 +772,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       : '';
   const unknownError =
     task.mode === 'insert'
-      ? `CASE WHEN u.key IS NOT NULL THEN jsonb_build_array('INSERT_OUTCOME_UNKNOWN', $4::text,
+      ? `CASE WHEN u.key IS NOT NULL THEN jsonb_build_array('INSERT_OUTCOME_UNKNOWN', ${sqlLiteral(task.keyColumn)},
            format('key %s was sent for insert by run %s, whose result was never recorded: find the record in Salesforce and record its Id in roundtrip.sync_state (task %s), or delete it there and remove that run''s plan row and error', left(k, ${MESSAGE_VALUE_CHARS}), u.run_id, $2::text)) END`
       : 'NULL::jsonb';
   const unknownCol = task.mode === 'insert' ? `, u.key AS unknown_key, u.run_id AS unknown_run` : '';
@@ -784,40 +787,42 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   const payloadCol = comparison.kind === 'sync_state' ? `, ${payloadSql} AS p` : '';
   const planPayload = comparison.kind === 'sync_state' ? 'p' : payloadSql;
 
+  const specialSql = `(k IS NULL OR btrim(k) = '' OR copies > 1)`;
   const sql = `
     WITH cand AS MATERIALIZED (
-      SELECT k, err, planned,
-             CASE WHEN planned THEN count(*) FILTER (WHERE planned) OVER (ORDER BY k ROWS UNBOUNDED PRECEDING) END AS seq,
+      SELECT k, copies, special, err, planned,
              CASE WHEN planned THEN ${salesforceIdSql} END AS salesforce_id,
              CASE WHEN planned THEN ${planPayload} END AS payload,
              CASE WHEN planned THEN ${currentJson} END AS current_values,
              CASE WHEN err IS NOT NULL THEN ${sourcePayload} END AS source_values
         FROM (
-          SELECT *, err IS NULL AND changed AS planned
+          SELECT *, NOT special AND err IS NULL AND changed AS planned
             FROM (
               SELECT joined.*,
-                     CASE WHEN missing_key THEN ${rowError('MISSING_KEY', task.keyColumn, `format('the key column %s is null or blank', $4::text)`)}
-                          WHEN copies > 1 THEN jsonb_build_array('DUPLICATE_KEY', $4::text, format('key %s appears in more than one source row', left(k, ${MESSAGE_VALUE_CHARS})))
-                          ELSE coalesce(own_error, ${unknownRef}) END AS err
+                     CASE WHEN special THEN NULL ELSE coalesce(own_error, ${unknownRef}) END AS err
                 FROM (
                   SELECT checked.*, cur.salesforce_id AS cur_salesforce_id, ${carried},
-                         (${changedSql}) AS changed,
-                         count(*) OVER (PARTITION BY checked.k) AS copies
+                         (${changedSql}) AS changed
                          ${unknownCol}
                     FROM (
-                      SELECT k, ${[...valueList, ...rawList].join(', ')},
-                             (k IS NULL OR btrim(k) = '') AS missing_key,
-                             ${ownError.length ? `coalesce(${ownError.join(',\n                                      ')}, NULL::jsonb)` : 'NULL::jsonb'} AS own_error
+                      SELECT k, copies, special, ${[...valueList, ...rawList].join(', ')},
+                             CASE WHEN NOT special THEN
+                               ${ownError.length ? `coalesce(${ownError.join(',\n                                        ')}, NULL::jsonb)` : 'NULL::jsonb'} END AS own_error
                              ${payloadCol}
                         FROM (
-                          SELECT (src.${quoteIdent(task.keyColumn)})::text AS k,
-                                 ${values.map((c, i) => `${c.value} AS ${v(i)}`).join(', ')},
-                                 ${raw.map((c) => `src.${quoteIdent(c)} AS ${rawName(c)}`).join(', ')}
-                            FROM ${quoteQualified(args.source.schema, args.source.table)} AS src
+                          SELECT k, copies, ${specialSql} AS special,
+                                 ${checks.map((c, i) => `${c.value} AS ${v(i)}`).join(', ')},
+                                 ${rawList.join(', ')}
+                            FROM (
+                              SELECT (src.${quoteIdent(task.keyColumn)})::text AS k, count(*) AS copies,
+                                     ${raw.map((c) => `any_value(src.${quoteIdent(c)}) AS ${rawName(c)}`).join(', ')}
+                                FROM ${quoteQualified(args.source.schema, args.source.table)} AS src
+                               GROUP BY 1
+                            ) AS single
                           -- Each conversion runs once per row, not once per check that reads it.
                           OFFSET 0
                         ) AS converted
-                      -- The payload and the checks are computed once, below the join and the sort.
+                      -- The payload and the checks are computed once, below the join.
                       OFFSET 0
                     ) AS checked
                     LEFT JOIN (${currentSql}) AS cur ON cur.key = checked.k
@@ -831,23 +836,63 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields, payload)
       SELECT $1, $2, k, 'plan', err->>0, err->>2, ARRAY[err->>1], source_values FROM cand WHERE err IS NOT NULL
     ),
-    planned AS (
-      INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, salesforce_id, operation, payload, current, value_hash)
-      SELECT $1, $2, k, seq, salesforce_id, $3, payload, current_values, md5(payload::text) FROM cand WHERE planned
+    paged AS (
+      INSERT INTO roundtrip.writeback_plan_pages (run_id, task, page, first_seq, rows, operation, keys, salesforce_ids, payloads, currents)
+      SELECT $1, $2, (seq - 1) / ${PLAN_PAGE_ROWS}, min(seq), count(*), $3,
+             array_agg(k ORDER BY seq), array_agg(salesforce_id ORDER BY seq),
+             array_agg(payload ORDER BY seq), array_agg(current_values ORDER BY seq)
+        FROM (SELECT k, salesforce_id, payload, current_values, row_number() OVER (ORDER BY k) AS seq
+                FROM cand WHERE planned) AS numbered
+       GROUP BY (seq - 1) / ${PLAN_PAGE_ROWS}
     )
-    SELECT count(*) AS source_rows, count(*) FILTER (WHERE err IS NOT NULL) AS rejected,
+    SELECT coalesce(sum(copies), 0) AS source_rows, count(*) FILTER (WHERE err IS NOT NULL) AS rejected,
+           coalesce(sum(copies) FILTER (WHERE special), 0) AS key_rejected,
            count(*) FILTER (WHERE planned) AS changed
       FROM cand`;
-  const { rows } = await client.query<{ source_rows: string; rejected: string; changed: string }>(sql, [
-    args.runId,
-    args.taskName,
-    task.mode,
-    task.keyColumn,
-  ]);
+  const { rows } = await client.query<{
+    source_rows: string;
+    rejected: string;
+    key_rejected: string;
+    changed: string;
+  }>(sql, [args.runId, args.taskName, task.mode]);
+  const keyRejected = Number(rows[0]?.key_rejected ?? 0);
+  if (keyRejected > 0) await insertKeyErrors(client, args, raw, sourcePayload);
   const sourceRows = Number(rows[0]?.source_rows ?? 0);
-  const rejected = Number(rows[0]?.rejected ?? 0);
+  const rejected = Number(rows[0]?.rejected ?? 0) + keyRejected;
   const changed = Number(rows[0]?.changed ?? 0);
   return { sourceRows, rejected, changed, unchanged: sourceRows - rejected - changed };
+}
+
+/**
+ * Rejects every source row whose key is missing (null or blank) or shared with another row: the
+ * plan's grouped pass set these keys aside. A second read of the source, made only when there
+ * are such keys.
+ */
+async function insertKeyErrors(
+  client: PoolClient,
+  args: PlanStatementArgs,
+  raw: readonly string[],
+  sourcePayload: string,
+): Promise<void> {
+  const task = args.mapping.task;
+  const rawName = (column: string): string => `r${raw.indexOf(column)}`;
+  const keySql = `(src.${quoteIdent(task.keyColumn)})::text`;
+  await client.query(
+    `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields, payload)
+     SELECT $1, $2, k, 'plan', err->>0, err->>2, ARRAY[err->>1], ${sourcePayload}
+       FROM (
+         SELECT k, ${raw.map(rawName).join(', ')},
+                CASE WHEN k IS NULL OR btrim(k) = '' THEN ${rowError('MISSING_KEY', task.keyColumn, `format('the key column %s is null or blank', $3::text)`)}
+                     ELSE jsonb_build_array('DUPLICATE_KEY', $3::text, format('key %s appears in more than one source row', left(k, ${MESSAGE_VALUE_CHARS}))) END AS err
+           FROM (
+             SELECT ${keySql} AS k, ${raw.map((c) => `src.${quoteIdent(c)} AS ${rawName(c)}`).join(', ')},
+                    count(*) OVER (PARTITION BY ${keySql}) AS copies
+               FROM ${quoteQualified(args.source.schema, args.source.table)} AS src
+           ) AS counted
+          WHERE k IS NULL OR btrim(k) = '' OR copies > 1
+       ) AS bad`,
+    [args.runId, args.taskName, task.keyColumn],
+  );
 }
 
 /**
@@ -897,11 +942,16 @@ export async function planWriteback(
       );
     }
 
-    const { rows: pushed } = await client.query<{ n: string }>(
-      `SELECT count(*) AS n FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2 AND status <> 'planned'`,
+    // Once the push has sent a record or created a job, the plan is fixed: its seq numbers are
+    // in the ledger and in the jobs' ranges.
+    const { rowCount: pushed } = await client.query(
+      `SELECT 1 FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2
+       UNION ALL
+       SELECT 1 FROM roundtrip.writeback_jobs WHERE run_id = $1 AND task = $2
+       LIMIT 1`,
       [input.runId, input.task],
     );
-    if (Number(pushed[0]?.n ?? 0) > 0) {
+    if ((pushed ?? 0) > 0) {
       return { reused: true as const };
     }
 
@@ -928,7 +978,7 @@ export async function planWriteback(
       mark = now;
       return ms;
     };
-    await client.query(`DELETE FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`, [
+    await client.query(`DELETE FROM roundtrip.writeback_plan_pages WHERE run_id = $1 AND task = $2`, [
       input.runId,
       input.task,
     ]);
@@ -946,12 +996,6 @@ export async function planWriteback(
       comparison,
     });
     phases.planned = lap();
-    // Fresh statistics: push and collect join a run's plan by seq right after this.
-    // The columns those queries filter and join on: the payloads' statistics are never used.
-    await client.query(
-      'ANALYZE roundtrip.writeback_plans (run_id, task, key, seq, status, salesforce_id, job_id)',
-    );
-    phases.analyzed = lap();
     let sample: PlanSampleRow[] | undefined;
     if (input.dryRun) {
       const { rows } = await client.query<{
@@ -960,7 +1004,8 @@ export async function planWriteback(
         current: Record<string, unknown> | null;
         payload: Record<string, unknown>;
       }>(
-        `SELECT key, salesforce_id, current, payload FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2 ORDER BY seq LIMIT ${DRY_RUN_SAMPLE_ROWS}`,
+        `SELECT key, salesforce_id, current, payload FROM roundtrip.writeback_plan_rows
+          WHERE run_id = $1 AND task = $2 AND page = 0 ORDER BY seq LIMIT ${DRY_RUN_SAMPLE_ROWS}`,
         [input.runId, input.task],
       );
       sample = rows.map((r) => ({

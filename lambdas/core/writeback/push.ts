@@ -10,6 +10,11 @@
  *   stored in `roundtrip.writeback_jobs` right after it is created, before the upload: a retried
  *   push re-attaches to its jobs (asking Salesforce for their state) instead of sending twice.
  *
+ * Records are read from the plan's pages (`writeback_plan_rows`). A record enters the push's
+ * per-record ledger, `writeback_plans` (status, attempts, job, value hash), when it is sent: the
+ * row is written `sent` right before its call, or with its Bulk job once the upload is closed.
+ * Collect and the row-lock retries read and update the ledger.
+ *
  * Crash safety per API:
  * - Collections: rows are marked `sent` (committed) before each call. A retry resends `sent` rows
  *   for update and upsert (the same values again: idempotent) and, for insert, first reconciles
@@ -23,7 +28,7 @@
 import type { PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { WritebackTask } from '../../config';
-import { quoteIdent, withClient, withTransaction } from '../../connectors/postgres';
+import { PLAN_PAGE_ROWS, quoteIdent, withClient, withTransaction } from '../../connectors/postgres';
 import type { SalesforceConnector } from '../../connectors/salesforce';
 import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
 import {
@@ -86,13 +91,13 @@ export async function finishWriteback(
   taskName: string,
   api: WritebackCollected['api'],
 ): Promise<WritebackCollected> {
-  const { rows } = await deps.pg.query<{ planned: string; succeeded: string; failed: string }>(
-    `SELECT count(*) AS planned, count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+  const { rows } = await deps.pg.query<{ succeeded: string; failed: string }>(
+    `SELECT count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
             count(*) FILTER (WHERE status = 'failed') AS failed
        FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`,
     [runId, taskName],
   );
-  const planned = Number(rows[0]?.planned ?? 0);
+  const planned = await plannedRecords(deps, runId, taskName);
   const succeeded = Number(rows[0]?.succeeded ?? 0);
   const failed = Number(rows[0]?.failed ?? 0);
   const failureRate = planned === 0 ? 0 : failed / planned;
@@ -121,7 +126,8 @@ export async function finishWriteback(
   return result;
 }
 
-async function markSent(
+/** Marks ledger rows `sent` before a call that sends them again (the row-lock retries). */
+async function markLedgerSent(
   client: PoolClient,
   runId: string,
   task: string,
@@ -131,6 +137,45 @@ async function markSent(
     `UPDATE roundtrip.writeback_plans SET status = 'sent', updated_at = now()
       WHERE run_id = $1 AND task = $2 AND seq = ANY($3::bigint[])`,
     [runId, task, seqs],
+  );
+}
+
+/** Records planned for a task. */
+async function plannedRecords(deps: CoreDeps, runId: string, taskName: string): Promise<number> {
+  const { rows } = await deps.pg.query<{ n: string }>(
+    'SELECT coalesce(sum(rows), 0) AS n FROM roundtrip.writeback_plan_pages WHERE run_id = $1 AND task = $2',
+    [runId, taskName],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** The plan's pages holding seq `first` to `last`, as SQL on `writeback_plan_rows` aliased `p`. */
+function pagesOf(first: number, last: number): string {
+  const page = (seq: number): number => Math.floor((seq - 1) / PLAN_PAGE_ROWS);
+  return `p.page BETWEEN ${page(first)} AND ${page(last)} AND p.seq BETWEEN ${first} AND ${last}`;
+}
+
+/**
+ * Writes plan records into the ledger as `sent` (with their job, for Bulk), or marks them `sent`
+ * again when they are there already (an interrupted call's records, sent again), unless they have
+ * an outcome. `where` selects rows of `writeback_plan_rows p` of the run and task.
+ */
+async function markSent(
+  client: PoolClient,
+  runId: string,
+  task: string,
+  where: string,
+  jobId: string | null,
+): Promise<void> {
+  await client.query(
+    `INSERT INTO roundtrip.writeback_plans AS l
+            (run_id, task, key, seq, salesforce_id, operation, payload, current, value_hash, status, job_id)
+     SELECT p.run_id, p.task, p.key, p.seq, p.salesforce_id, p.operation, p.payload, p.current, md5(p.payload::text), 'sent', $3
+       FROM roundtrip.writeback_plan_rows p
+      WHERE p.run_id = $1 AND p.task = $2 AND ${where}
+     ON CONFLICT (run_id, task, key) DO UPDATE SET status = 'sent', job_id = coalesce(EXCLUDED.job_id, l.job_id), updated_at = now()
+      WHERE l.status IN ('planned', 'sent') AND l.attempts = 0`,
+    [runId, task, jobId],
   );
 }
 
@@ -215,30 +260,76 @@ async function reconcileSentInserts(
   });
 }
 
-/** Sends plan rows matching `where` in seq order, 1,000 an API call; applies each call's results. */
+/** Which records {@link sendCollections} sends. */
+type CollectionsSource =
+  /** The plan's pages in order, a page a call, less the records the ledger has an outcome for. */
+  | { readonly from: 'pages' }
+  /** Ledger rows matching `where` (on `writeback_plans p`), in seq order. */
+  | { readonly from: 'ledger'; readonly where: string };
+
+/** The ledger's statistics, for the joins by seq that apply each call's results. */
+async function analyzeLedger(deps: CoreDeps): Promise<void> {
+  // Only the columns those joins filter on: the payloads' statistics are never used.
+  await deps.pg.query('ANALYZE roundtrip.writeback_plans (run_id, task, key, seq, status, job_id)');
+}
+
+/** Sends records in seq order, `batchSize` an API call, and applies each call's results. */
 async function sendCollections(
   deps: CoreDeps,
   sf: SalesforceConnector,
   mapping: WritebackMapping,
   runId: string,
   taskName: string,
-  where: string,
+  source: CollectionsSource,
   options: { lockRetries: number; batchSize: number },
 ): Promise<number> {
   let lastSeq = 0;
+  let page = 0;
   let calls = 0;
   const recordSql = recordJsonSql(mapping);
+  const { rows: extent } = await deps.pg.query<{ last: number | null }>(
+    'SELECT max(page) AS last FROM roundtrip.writeback_plan_pages WHERE run_id = $1 AND task = $2',
+    [runId, taskName],
+  );
+  const lastPage = extent[0]?.last ?? -1;
   for (;;) {
-    const { rows } = await deps.pg.query<PlanRowOut>(
-      `SELECT p.seq, p.key, ${recordSql} AS record FROM roundtrip.writeback_plans p
-        WHERE p.run_id = $1 AND p.task = $2 AND p.seq > $3 AND ${where}
-        ORDER BY p.seq LIMIT ${options.batchSize}`,
-      [runId, taskName, lastSeq],
-    );
-    if (rows.length === 0) return calls;
+    let rows: PlanRowOut[];
+    if (source.from === 'pages') {
+      if (page > lastPage) return calls;
+      ({ rows } = await deps.pg.query<PlanRowOut>(
+        `SELECT p.seq, p.key, ${recordSql} AS record FROM roundtrip.writeback_plan_rows p
+           LEFT JOIN roundtrip.writeback_plans l ON l.run_id = p.run_id AND l.task = p.task AND l.key = p.key
+          WHERE p.run_id = $1 AND p.task = $2 AND p.page = $3 AND p.seq > $4
+            AND (l.key IS NULL OR (l.status IN ('planned', 'sent') AND l.attempts = 0))
+          ORDER BY p.seq LIMIT ${options.batchSize}`,
+        [runId, taskName, page, lastSeq],
+      ));
+      // The rest of the page, if any, is the next call's.
+      if (rows.length < options.batchSize) page += 1;
+      if (rows.length === 0) continue;
+    } else {
+      ({ rows } = await deps.pg.query<PlanRowOut>(
+        `SELECT p.seq, p.key, ${recordSql} AS record FROM roundtrip.writeback_plans p
+          WHERE p.run_id = $1 AND p.task = $2 AND p.seq > $3 AND ${source.where}
+          ORDER BY p.seq LIMIT ${options.batchSize}`,
+        [runId, taskName, lastSeq],
+      ));
+      if (rows.length === 0) return calls;
+    }
     const seqs = rows.map((r) => Number(r.seq));
     lastSeq = seqs[seqs.length - 1] as number;
-    await withTransaction(deps.pg, (client) => markSent(client, runId, taskName, seqs));
+    await withTransaction(deps.pg, (client) =>
+      source.from === 'pages'
+        ? markSent(
+            client,
+            runId,
+            taskName,
+            `${pagesOf(seqs[0] as number, lastSeq)} AND p.seq = ANY('{${seqs.join(',')}}'::bigint[])`,
+            null,
+          )
+        : markLedgerSent(client, runId, taskName, seqs),
+    );
+    if (source.from === 'pages' && calls === 0 && lastPage > 0) await analyzeLedger(deps);
     const results = await writeCollections(sf, {
       object: mapping.object,
       operation: mapping.task.mode,
@@ -287,10 +378,15 @@ export async function retryLockedRows(
       records: waiting,
     });
     await deps.clock.sleep(1000 * round);
-    await sendCollections(deps, sf, mapping, runId, taskName, `p.status = 'planned' AND p.attempts > 0`, {
-      lockRetries,
-      batchSize: COLLECTIONS_MAX_RECORDS,
-    });
+    await sendCollections(
+      deps,
+      sf,
+      mapping,
+      runId,
+      taskName,
+      { from: 'ledger', where: `p.status = 'planned' AND p.attempts > 0` },
+      { lockRetries, batchSize: COLLECTIONS_MAX_RECORDS },
+    );
   }
 }
 
@@ -311,7 +407,7 @@ async function bulkChunks(
     `SELECT chunk, min(seq) AS first, max(seq) AS last, count(*) AS rows FROM (
        SELECT seq, floor(sum(2 * octet_length(payload::text) + 2 * octet_length(coalesce(salesforce_id, '')) + 16)
                          OVER (ORDER BY seq) / $3)::int AS chunk
-         FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2) AS sized
+         FROM roundtrip.writeback_plan_rows WHERE run_id = $1 AND task = $2) AS sized
       GROUP BY chunk ORDER BY chunk`,
     [runId, taskName, maxBytes],
   );
@@ -335,9 +431,9 @@ export function bulkCopySql(
     (m) => `p.payload->>${sqlLiteral(m.field.name)} AS ${quoteIdent(m.field.name)}`,
   );
   if (mapping.task.mode === 'update') cols.unshift(`p.salesforce_id AS "Id"`);
-  return `COPY (SELECT ${cols.join(', ')} FROM roundtrip.writeback_plans p
+  return `COPY (SELECT ${cols.join(', ')} FROM roundtrip.writeback_plan_rows p
                  WHERE p.run_id = ${sqlLiteral(runId)} AND p.task = ${sqlLiteral(taskName)}
-                   AND p.seq BETWEEN ${first} AND ${last} ORDER BY p.seq)
+                   AND ${pagesOf(first, last)} ORDER BY p.seq)
           TO STDOUT (FORMAT csv, HEADER true, NULL '${BULK_CSV_NULL}', FORCE_QUOTE *)`;
 }
 
@@ -384,12 +480,10 @@ async function markJobSent(
       `UPDATE roundtrip.writeback_jobs SET state = $4, updated_at = now() WHERE run_id = $1 AND task = $2 AND job_id = $3`,
       [runId, taskName, jobId, state],
     );
-    await client.query(
-      `UPDATE roundtrip.writeback_plans SET status = 'sent', job_id = $3, updated_at = now()
-        WHERE run_id = $1 AND task = $2 AND seq BETWEEN $4 AND $5 AND status = 'planned' AND attempts = 0`,
-      [runId, taskName, jobId, chunk.first, chunk.last],
-    );
+    await markSent(client, runId, taskName, pagesOf(chunk.first, chunk.last), jobId);
   });
+  // Collect joins the ledger by seq right after this.
+  await analyzeLedger(deps);
 }
 
 async function pushBulk(
@@ -459,15 +553,14 @@ export async function pushWriteback(
 ): Promise<WritebackPushOutput> {
   const task = writebackTaskOf(deps, input.task);
   const logger = deps.logger.child({ runId: input.runId, task: input.task, step: 'writeback-push' });
-  const { rows } = await deps.pg.query<{ total: string; dry: boolean | null }>(
-    `SELECT (SELECT count(*) FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2) AS total,
-            (SELECT (summary->'writeback'->$2->>'dryRun')::boolean FROM roundtrip.runs WHERE run_id = $1) AS dry`,
+  const { rows } = await deps.pg.query<{ dry: boolean | null }>(
+    `SELECT (summary->'writeback'->$2->>'dryRun')::boolean AS dry FROM roundtrip.runs WHERE run_id = $1`,
     [input.runId, input.task],
   );
   if (rows[0]?.dry) {
     throw new TerminalError(`Run ${input.runId} planned ${input.task} as a dry run: a dry run sends nothing`);
   }
-  const total = Number(rows[0]?.total ?? 0);
+  const total = await plannedRecords(deps, input.runId, input.task);
   const api = choosePushApi(total, task);
   if (api === 'none') return finishWriteback(deps, input.runId, task, input.task, 'none');
   const sf = await salesforceOf(deps, `Write-back ${input.task}`);
@@ -484,7 +577,7 @@ export async function pushWriteback(
         mapping,
         input.runId,
         input.task,
-        `p.status IN ('planned', 'sent') AND p.attempts = 0`,
+        { from: 'pages' },
         { lockRetries, batchSize: COMPOSITE_MAX_RECORDS },
       );
       logger.info('Plan sent with sObject Collections', { calls });

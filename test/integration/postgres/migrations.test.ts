@@ -63,6 +63,8 @@ describe('migrate', () => {
       'sync_state',
       'writeback_errors',
       'writeback_jobs',
+      'writeback_plan_pages',
+      'writeback_plan_rows',
       'writeback_plans',
     ]);
 
@@ -97,9 +99,64 @@ describe('migrate', () => {
          VALUES ('nope', 'Lead', 'k1', 'push', 'X', 'y')`,
       ),
     ).rejects.toThrow(/writeback_errors_run_id_fkey/);
+    await pool.query(
+      `INSERT INTO roundtrip.writeback_plan_pages (run_id, task, page, first_seq, rows, operation, keys, salesforce_ids, payloads, currents)
+       VALUES ('r1', 'Lead', 0, 1, 1, 'update', '{k1}', '{NULL}', ARRAY['{"LeadScore__c": 10}'::jsonb], '{NULL}')`,
+    );
+    await expect(
+      pool.query(
+        `INSERT INTO roundtrip.writeback_plan_pages (run_id, task, page, first_seq, rows, operation, keys, salesforce_ids, payloads, currents)
+         VALUES ('r1', 'Lead', 1, 2, 2, 'update', '{k2}', '{NULL}', ARRAY['{}'::jsonb], '{NULL}')`,
+      ),
+    ).rejects.toThrow(/writeback_plan_pages_check/);
     await pool.query(`DELETE FROM roundtrip.runs WHERE run_id = 'r1'`);
-    const { rows } = await pool.query('SELECT count(*)::int AS n FROM roundtrip.writeback_plans');
-    expect(rows[0]).toEqual({ n: 0 });
+    const { rows } = await pool.query(
+      `SELECT (SELECT count(*)::int FROM roundtrip.writeback_plans) AS n,
+              (SELECT count(*)::int FROM roundtrip.writeback_plan_pages) AS pages`,
+    );
+    expect(rows[0]).toEqual({ n: 0, pages: 0 });
+  });
+
+  it('makes the pages of a plan stored before version 4 from its ledger, keeping the outcomes', async () => {
+    const other = await createTestDatabase();
+    const p = createPool({ url: other.url }, { ssl: { mode: 'disable' }, max: 2 });
+    try {
+      await migrate(p, { migrations: MIGRATIONS.slice(0, 3) });
+      await p.query(`INSERT INTO roundtrip.runs (run_id, pipeline, status) VALUES ('old', 'p', 'running')`);
+      // 1,001 records: two pages; the first record already succeeded.
+      await p.query(
+        `INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, salesforce_id, operation, payload, current, value_hash, status)
+         SELECT 'old', 'Lead', format('k%s', lpad(i::text, 4, '0')), i, format('00Q%s', i), 'update',
+                jsonb_build_object('LeadScore__c', i), CASE WHEN i = 2 THEN '{"LeadScore__c": 1}'::jsonb END, 'h',
+                CASE WHEN i = 1 THEN 'succeeded' ELSE 'planned' END
+           FROM generate_series(1, 1001) AS i`,
+      );
+      expect(await migrate(p)).toEqual({ applied: [4], version: MIGRATIONS.length });
+      const { rows: pages } = await p.query(
+        `SELECT page, first_seq::int, rows FROM roundtrip.writeback_plan_pages WHERE run_id = 'old' ORDER BY page`,
+      );
+      expect(pages).toEqual([
+        { page: 0, first_seq: 1, rows: 1000 },
+        { page: 1, first_seq: 1001, rows: 1 },
+      ]);
+      const { rows: differ } = await p.query(
+        `SELECT count(*)::int AS n FROM roundtrip.writeback_plans l
+           FULL JOIN roundtrip.writeback_plan_rows r USING (run_id, task, seq)
+          WHERE l.key IS DISTINCT FROM r.key OR l.salesforce_id IS DISTINCT FROM r.salesforce_id
+             OR l.payload IS DISTINCT FROM r.payload OR l.current IS DISTINCT FROM r.current`,
+      );
+      expect(differ[0].n).toBe(0);
+      const { rows: status } = await p.query(
+        `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans GROUP BY 1 ORDER BY 1`,
+      );
+      expect(status).toEqual([
+        { status: 'planned', n: 1000 },
+        { status: 'succeeded', n: 1 },
+      ]);
+    } finally {
+      await p.end();
+      await other.drop();
+    }
   });
 
   it('lets two concurrent runs apply each migration exactly once', async () => {

@@ -117,8 +117,8 @@ describe('write-back plan from typed source columns', () => {
 
   async function planOf(runId: string, name: string): Promise<PlanRow[]> {
     const { rows } = await env.pool.query<PlanRow>(
-      `SELECT key, seq::text, salesforce_id, payload::text, value_hash FROM roundtrip.writeback_plans
-        WHERE run_id = $1 AND task = $2 ORDER BY seq`,
+      `SELECT key, seq::text, salesforce_id, payload::text, md5(payload::text) AS value_hash
+         FROM roundtrip.writeback_plan_rows WHERE run_id = $1 AND task = $2 ORDER BY seq`,
       [runId, name],
     );
     return rows;
