@@ -643,7 +643,7 @@ export class MaxChangesExceededError extends TerminalError {
     readonly maxChanges: number,
   ) {
     super(
-      `Write-back ${task} would change ${changed} records, more than maxChanges (${maxChanges}); nothing was sent. Inspect the plan in roundtrip.writeback_plans, then raise maxChanges or fix the transform`,
+      `Write-back ${task} would change ${changed} records, more than maxChanges (${maxChanges}); nothing was sent. Inspect the plan in roundtrip.writeback_plan_rows, then raise maxChanges or fix the transform`,
     );
     this.name = 'MaxChangesExceededError';
   }
@@ -774,7 +774,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   const unknownError =
     task.mode === 'insert'
       ? `CASE WHEN u.key IS NOT NULL THEN jsonb_build_array('INSERT_OUTCOME_UNKNOWN', ${sqlLiteral(task.keyColumn)},
-           format('key %s was sent for insert by run %s, whose result was never recorded: find the record in Salesforce and record its Id in roundtrip.sync_state (task %s), or delete it there and remove that run''s plan row and error', left(k, ${MESSAGE_VALUE_CHARS}), u.run_id, $2::text)) END`
+           format('key %s was sent for insert by run %s, whose result was never recorded: find the record in Salesforce and record its Id in roundtrip.sync_state (task %s), or delete it there and remove that run''s ledger row (roundtrip.writeback_plans) and error', left(k, ${MESSAGE_VALUE_CHARS}), u.run_id, $2::text)) END`
       : 'NULL::jsonb';
   const unknownCol = task.mode === 'insert' ? `, u.key AS unknown_key, u.run_id AS unknown_run` : '';
   const unknownRef =
@@ -825,6 +825,8 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
                     LEFT JOIN (${currentSql}) AS cur ON cur.key = checked.k
                     ${insertedJoin}
                     ${unknownJoin}
+                  -- The changed test (a payload built and compared) runs once per row, not once per reference.
+                  OFFSET 0
                 ) AS joined
             ) AS flagged
         ) AS decided

@@ -1,7 +1,7 @@
 /**
  * Applying per-record results to the state tables, set-based, for both APIs: Collections results
  * (arrays from one call) and Bulk result files (COPY'd into a temp table). One rule for both:
- * - success: the plan row becomes `succeeded` with its Salesforce Id, and `sync_state` takes the
+ * - success: the ledger row becomes `succeeded` with its Salesforce Id, and `sync_state` takes the
  *   value hash, the values, the Id and the time;
  * - `UNABLE_TO_LOCK_ROW` below the retry limit: the row goes back to `planned` with one more
  *   attempt, for the serial retry pass;
