@@ -567,6 +567,27 @@ async function tableColumns(
   return new Map(rows.map((r) => [r.attname, { type: r.type, source: sourceTypeOf(r.typname, r.typmod) }]));
 }
 
+/**
+ * ANALYZEs a table (or materialized view) whose statistics are missing or behind: never analyzed,
+ * or more rows changed since than a tenth of it (and at least {@link STALE_STATISTICS_MIN_ROWS}).
+ * A view has no statistics of its own; a table the role may not analyze is skipped by PostgreSQL
+ * with a warning.
+ */
+async function analyzeIfStale(client: PoolClient, schema: string, table: string): Promise<void> {
+  const { rows } = await client.query<{ stale: boolean }>(
+    `SELECT c.relkind IN ('r', 'm', 'p')
+            AND (coalesce(s.last_analyze, s.last_autoanalyze) IS NULL
+                 OR s.n_mod_since_analyze > greatest(${STALE_STATISTICS_MIN_ROWS}, s.n_live_tup / 10)) AS stale
+       FROM pg_class c LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
+      WHERE c.oid = to_regclass($1)`,
+    [quoteQualified(schema, table)],
+  );
+  if (rows[0]?.stale) await client.query(`ANALYZE ${quoteQualified(schema, table)}`);
+}
+
+/** Changed rows below which a table's statistics are not refreshed before planning. */
+const STALE_STATISTICS_MIN_ROWS = 1000;
+
 /** The table has a unique index on exactly this one column (no predicate, no expression). */
 async function isUniqueColumn(
   client: PoolClient,
@@ -981,6 +1002,12 @@ export async function planWriteback(
       mark = now;
       return ms;
     };
+    // The plan joins the source with what Salesforce has: fresh statistics let the planner pick a
+    // hash join for a large source (a transform has usually just rewritten it).
+    await analyzeIfStale(client, source.schema, source.table);
+    if (comparison.kind === 'extract') await analyzeIfStale(client, comparison.schema, comparison.table);
+    else await analyzeIfStale(client, 'roundtrip', 'sync_state');
+    phases.analyzed = lap();
     await client.query(`DELETE FROM roundtrip.writeback_plan_pages WHERE run_id = $1 AND task = $2`, [
       input.runId,
       input.task,
