@@ -1,11 +1,11 @@
 /**
  * Plan (DESIGN.md §1 step 4): map the source table's columns to Salesforce fields, check every row
  * against the object's describe, keep the rows whose values differ from what Salesforce has, and
- * store them in `roundtrip.writeback_plans`. Nothing is sent to Salesforce here: the only call is
- * the (cached) describe.
+ * store them in `roundtrip.writeback_plan_pages` (pages of 1,000 records). Nothing is sent to
+ * Salesforce here: the only call is the (cached) describe.
  *
  * Planning is set-based SQL generated from the describe, so that a million rows plan inside
- * PostgreSQL in about the time COPY takes to load them:
+ * PostgreSQL in a few times what COPY takes to load them (docs/writeback.md, "Measured"):
  * 1. Pre-flight on the config (a {@link TerminalError} listing every problem): each mapped field
  *    exists, has a supported type and is writable for the mode (createable for insert, updateable
  *    for update, both for upsert); the key is `Id` for update and an external-ID field for upsert
@@ -702,8 +702,8 @@ interface PlanStatementArgs {
  * - the rejected rows go to `writeback_errors`, the planned ones, numbered 1…n in key order, to
  *   `writeback_plan_pages` in pages of {@link PLAN_PAGE_ROWS}.
  *
- * No per-record table row is written here: the push writes its ledger (`writeback_plans`) from
- * the pages when it starts.
+ * No per-record table row is written here: the push writes a record's ledger row
+ * (`writeback_plans`) when it sends the record.
  */
 async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<PlanCounts> {
   const { mapping, comparison } = args;
