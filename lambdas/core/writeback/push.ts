@@ -320,13 +320,9 @@ async function sendCollections(
     lastSeq = seqs[seqs.length - 1] as number;
     await withTransaction(deps.pg, (client) =>
       source.from === 'pages'
-        ? markSent(
-            client,
-            runId,
-            taskName,
-            `${pagesOf(seqs[0] as number, lastSeq)} AND p.seq = ANY('{${seqs.join(',')}}'::bigint[])`,
-            null,
-          )
+        ? // The range holds these records and, between them, only records markSent leaves alone
+          // (those with an outcome, or waiting for a row-lock retry).
+          markSent(client, runId, taskName, pagesOf(seqs[0] as number, lastSeq), null)
         : markLedgerSent(client, runId, taskName, seqs),
     );
     if (source.from === 'pages' && calls === 0 && lastPage > 0) await analyzeLedger(deps);
