@@ -157,6 +157,36 @@ describe('write-back plans of several pages', () => {
     ids.forEach((id, i) => expect(inSalesforce.get(id)).toBe((i + 4) % 100));
   });
 
+  it('plans a source whose key column is unique (NULLs allowed), rejecting each row without a key', async () => {
+    await env.pool.query(`CREATE TABLE unique_scores ("Id" text UNIQUE, score integer)`);
+    await env.pool.query(
+      `INSERT INTO unique_scores SELECT id, (i + 5) % 100 FROM unnest($1::text[]) WITH ORDINALITY AS t(id, i)`,
+      [ids],
+    );
+    await env.pool.query(`INSERT INTO unique_scores VALUES (NULL, 1), (NULL, 2), ('  ', 3)`);
+    const deps = env.deps({ writeback: [{ ...update, from: 'unique_scores' }] });
+    const runId = await env.newRun();
+
+    const plan = await planWriteback(deps, { runId, task: 'Lead-update', dryRun: true });
+
+    expect(plan).toMatchObject({ sourceRows: LEADS + 3, rejected: 3, changed: LEADS });
+    const { rows: errors } = await env.pool.query(
+      `SELECT key, code FROM roundtrip.writeback_errors WHERE run_id = $1 ORDER BY key NULLS LAST`,
+      [runId],
+    );
+    expect(errors).toEqual([
+      { key: '  ', code: 'MISSING_KEY' },
+      { key: null, code: 'MISSING_KEY' },
+      { key: null, code: 'MISSING_KEY' },
+    ]);
+    const { rows: planned } = await env.pool.query(
+      `SELECT count(DISTINCT key)::int AS keys, min(seq)::int AS first, max(seq)::int AS last
+         FROM roundtrip.writeback_plan_rows WHERE run_id = $1`,
+      [runId],
+    );
+    expect(planned[0]).toEqual({ keys: LEADS, first: 1, last: LEADS });
+  });
+
   it('a dry run of several pages samples the first records and writes no ledger row', async () => {
     await scores(4);
     const deps = env.deps({ writeback: [update] });
