@@ -8,6 +8,7 @@ export default tseslint.config(
       'cdk.out/',
       'dist/',
       'coverage/',
+      '.roundtrip/',
       '**/*.d.ts',
       'statemachine/pipeline.asl.json',
     ],
