@@ -102,6 +102,8 @@ export interface RestQueryOptions {
   readonly includeDeleted?: boolean;
   /** Rows per page asked with `Sforce-Query-Options` (200–2,000; Salesforce may send fewer). @default 2000 */
   readonly batchSize?: number;
+  /** Fetches of a page (cut off mid-stream, or refused with a transient error) before the read fails. @default 3 */
+  readonly pageAttempts?: number;
 }
 
 /** Options of {@link SalesforceConnector.streamBulkQueryResults}. */
@@ -204,7 +206,8 @@ export function chooseQueryApi(
   return rowCount > bulkThreshold ? 'bulk' : 'rest';
 }
 
-const API_USAGE = /api-usage=(\d+)\/(\d+)/;
+/** The org's `api-usage`, not a connected app's `per-app-api-usage` that may share the header. */
+const API_USAGE = /(?:^|[\s;,])api-usage=(\d+)\/(\d+)/;
 
 /** Parses a `Sforce-Limit-Info` header value. */
 export function parseLimitInfo(header: string | null | undefined): ApiUsage | undefined {
@@ -217,6 +220,21 @@ interface QueryPage {
   done: boolean;
   nextRecordsUrl?: string;
   records: Record<string, unknown>[];
+}
+
+/** Pause before fetching a failed REST query page again, times the attempt. */
+const QUERY_PAGE_RETRY_PAUSE_MS = 250;
+
+/**
+ * A `nextRecordsUrl` (`/services/data/vNN.N/query/<locator>`, relative to the instance) as a path
+ * relative to the versioned API base that `fetchWithSession` prefixes.
+ */
+export function apiRelative(nextRecordsUrl: string): string {
+  const m = /^\/services\/data\/v\d+\.\d+(\/.*)$/.exec(nextRecordsUrl);
+  if (!m?.[1]) {
+    throw new TerminalError(`Salesforce answered a nextRecordsUrl of an unexpected form: ${nextRecordsUrl}`);
+  }
+  return m[1];
 }
 
 function checkBatchSize(batchSize: number): number {
@@ -314,24 +332,49 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
   const queryPath = (soql: string, includeDeleted: boolean): string =>
     `/${includeDeleted ? 'queryAll' : 'query'}?q=${encodeURIComponent(soql)}`;
 
-  const fetchQueryPage = async (url: string, batchSize: number): Promise<QueryPage> => {
-    // Fetched as text and parsed here so that large numbers keep every digit (json.ts).
-    const text = await call<string>(
-      'query',
-      { method: 'GET', url, headers: { 'Sforce-Query-Options': `batchSize=${batchSize}` } },
-      { responseType: 'text/plain' },
-    );
-    let page: QueryPage;
-    try {
-      page = parseJsonLossless(text) as unknown as QueryPage;
-    } catch (err) {
-      throw new TerminalError(
-        `Salesforce query answered with a body that is not JSON: ${(err as Error).message}`,
-      );
+  /**
+   * One REST query page, read with our own fetch rather than jsforce's request: jsforce 3.10.16
+   * never settles a request whose response body is cut mid-stream, so a connection reset there
+   * would hang the step until its timeout. A page cut off, or refused with a transient error (a
+   * 5xx, a reset), is fetched again after a short pause (a page's URL names its position, so the
+   * same rows come back), `attempts` times in all.
+   */
+  const fetchQueryPage = async (path: string, batchSize: number, attempts: number): Promise<QueryPage> => {
+    for (let attempt = 1; ; attempt += 1) {
+      let text: string;
+      try {
+        const res = await connector.fetchWithSession('query', path, {
+          headers: { 'Sforce-Query-Options': `batchSize=${batchSize}`, Accept: 'application/json' },
+        });
+        try {
+          text = await res.text();
+        } catch (err) {
+          throw new TransientError(`Salesforce REST query page was cut off: ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
+      } catch (err) {
+        if (!(err instanceof TransientError) || attempt >= attempts) throw err;
+        logger.warn('Salesforce REST query page failed; fetching it again', {
+          attempt,
+          error: err.message,
+        });
+        await new Promise((resolve) => setTimeout(resolve, QUERY_PAGE_RETRY_PAUSE_MS * attempt));
+        continue;
+      }
+      // Parsed here so that large numbers keep every digit (json.ts).
+      let page: QueryPage;
+      try {
+        page = parseJsonLossless(text) as unknown as QueryPage;
+      } catch (err) {
+        throw new TerminalError(
+          `Salesforce query answered with a body that is not JSON: ${(err as Error).message}`,
+        );
+      }
+      if (!Array.isArray(page.records))
+        throw new TerminalError('Salesforce query answered without a records array');
+      return page;
     }
-    if (!Array.isArray(page.records))
-      throw new TerminalError('Salesforce query answered without a records array');
-    return page;
   };
 
   async function* restCsv(
@@ -340,19 +383,19 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     opts: RestQueryOptions,
   ): AsyncGenerator<string> {
     const batchSize = checkBatchSize(opts.batchSize ?? REST_QUERY_MAX_BATCH_SIZE);
+    const attempts = opts.pageAttempts ?? 3;
     yield csvHeaderLine(fields);
-    let url: string | undefined = base() + queryPath(soql, opts.includeDeleted ?? false);
+    let path: string | undefined = queryPath(soql, opts.includeDeleted ?? false);
     let rows = 0;
     let pages = 0;
-    while (url) {
-      const page = await fetchQueryPage(url, batchSize);
+    while (path) {
+      const page = await fetchQueryPage(path, batchSize, attempts);
       pages += 1;
       let chunk = '';
       for (const record of page.records) chunk += recordToCopyCsvLine(record, fields);
       rows += page.records.length;
       if (chunk) yield chunk;
-      // nextRecordsUrl is `/services/data/vNN.N/query/<locator>`: relative to the instance.
-      url = !page.done && page.nextRecordsUrl ? conn.instanceUrl + page.nextRecordsUrl : undefined;
+      path = !page.done && page.nextRecordsUrl ? apiRelative(page.nextRecordsUrl) : undefined;
     }
     logger.info('Salesforce REST query read', { rows, pages });
   }

@@ -267,6 +267,42 @@ describe('Salesforce connector against the emulator', () => {
       expect(sf.calls.count({ operation: 'login' })).toBeGreaterThanOrEqual(1);
     });
 
+    it('fetches a REST query page again when refused with 503s or cut mid-stream, and loads every row once', async () => {
+      sf.calls.clear();
+      // The first page is refused twice, then cut after 3,000 bytes, then read whole.
+      sf.faults.set({ http503Burst: 2, resetStreamAfterBytes: 3000 });
+      await loadCsv(
+        'rest_cut',
+        c.queryRestCsv('SELECT ' + FIELDS.join(', ') + ' FROM Lead', FIELDS, {
+          batchSize: 200,
+          pageAttempts: 4,
+        }),
+      );
+      await expectAllLeadsLoaded('rest_cut');
+      const retries = logger.records.filter(
+        (r) => r.message === 'Salesforce REST query page failed; fetching it again',
+      );
+      expect(retries.map((r) => [r.attributes.attempt, r.attributes.error])).toEqual([
+        [1, expect.stringMatching(/SERVER_UNAVAILABLE/)],
+        [2, expect.stringMatching(/SERVER_UNAVAILABLE/)],
+        [3, expect.stringMatching(/^Salesforce REST query page was cut off: /)],
+      ]);
+      // Every fetch is an API call, the three that failed too.
+      expect(sf.calls.count({ operation: 'query' }) + sf.calls.count({ operation: 'queryMore' })).toBe(
+        Math.ceil(TOTAL / 200) + 3,
+      );
+    });
+
+    it('gives up on a REST query page after its attempts, transiently', async () => {
+      sf.faults.set({ resetStreamAfterBytes: 1000 });
+      const stream = c.queryRestCsv('SELECT ' + FIELDS.join(', ') + ' FROM Lead', FIELDS, {
+        pageAttempts: 1,
+      });
+      const err = await stream.toArray().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TransientError);
+      expect((err as Error).message).toMatch(/^Salesforce REST query page was cut off: /);
+    });
+
     it('streams a Bulk query over several locator pages into CSV with exactly one header', async () => {
       const jobId = await c.startBulkQuery('SELECT ' + FIELDS.join(', ') + ' FROM Lead');
       const job = await c.waitForBulkQuery(jobId, { delaySeconds: () => 0.05 });
