@@ -16,6 +16,8 @@ import {
   existsSync,
   mkdtempSync,
   mkdirSync,
+  readdirSync,
+  readFileSync,
   rmSync,
   writeFileSync,
   chmodSync,
@@ -151,6 +153,83 @@ function run(file: string, args: string[], ids: { uid: number; gid: number } | u
   });
 }
 
+/** Prefix of the temp dirs the servers live in (data dir, socket dir, owner file). */
+const BASE_PREFIX = 'roundtrip-pg-';
+
+/** The file in a server's temp dir that names the process that started it. */
+const OWNER_FILE = 'owner.pid';
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** What a sweep found and did, for tests and logs. */
+export interface SweepResult {
+  /** Temp dirs removed (their owner was gone). */
+  readonly removed: string[];
+  /** Postmaster pids sent a shutdown signal. */
+  readonly stopped: number[];
+}
+
+/**
+ * Stops and removes servers left behind by processes that died without stopping them (a SIGKILL
+ * leaves PostgreSQL running: it has no parent-death signal). A temp dir is orphaned when the
+ * process named in its owner file is gone. Its postmaster gets a fast shutdown only when
+ * `/proc/<pid>/cmdline` shows it is a postgres of that very data dir (never a process that merely
+ * reused the pid); the dir is removed once the postmaster is gone. Dirs without an owner file
+ * (from before owner files) are left alone.
+ */
+export async function sweepOrphanedServers(root: string = tmpdir(), waitMs = 5000): Promise<SweepResult> {
+  const removed: string[] = [];
+  const stopped: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(root).filter((name) => name.startsWith(BASE_PREFIX));
+  } catch {
+    return { removed, stopped };
+  }
+  for (const name of entries) {
+    const base = path.join(root, name);
+    let owner: number;
+    try {
+      owner = Number(readFileSync(path.join(base, OWNER_FILE), 'utf8').trim());
+    } catch {
+      continue;
+    }
+    if (!Number.isInteger(owner) || owner <= 0 || owner === process.pid || isAlive(owner)) continue;
+    const dataDir = path.join(base, 'data');
+    let postmaster: number | undefined;
+    try {
+      postmaster = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    } catch {
+      postmaster = undefined;
+    }
+    if (postmaster && isAlive(postmaster)) {
+      let cmdline = '';
+      try {
+        cmdline = readFileSync(`/proc/${postmaster}/cmdline`, 'utf8');
+      } catch {
+        continue; // cannot tell what it is: leave it
+      }
+      if (!cmdline.includes('postgres') || !cmdline.includes(dataDir)) continue;
+      process.kill(postmaster, 'SIGINT');
+      stopped.push(postmaster);
+      const deadline = Date.now() + waitMs;
+      while (isAlive(postmaster) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (isAlive(postmaster)) continue;
+    }
+    rmSync(base, { recursive: true, force: true });
+    removed.push(base);
+  }
+  return { removed, stopped };
+}
+
 /** Initialises a fresh cluster in a temp dir and starts PostgreSQL on 127.0.0.1. */
 export async function startEmbeddedPostgres(
   options: EmbeddedPostgresOptions = {},
@@ -162,7 +241,10 @@ export async function startEmbeddedPostgres(
   const runAs = isRoot ? ensurePostgresUser() : undefined;
   const native = isRoot ? reachableBinaries(nativeDir()) : nativeDir();
 
-  const base = mkdtempSync(path.join(tmpdir(), 'roundtrip-pg-'));
+  // Servers of processes that were killed before they could stop theirs.
+  await sweepOrphanedServers();
+  const base = mkdtempSync(path.join(tmpdir(), BASE_PREFIX));
+  writeFileSync(path.join(base, OWNER_FILE), `${process.pid}\n`);
   const dataDir = path.join(base, 'data');
   const socketDir = path.join(base, 'socket');
   mkdirSync(dataDir);
