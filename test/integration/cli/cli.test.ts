@@ -137,6 +137,23 @@ describe('the roundtrip CLI', () => {
     expect(result.code).toBe(0);
   });
 
+  it('shows a dry run’s first planned records with what Salesforce has and what would be sent', async () => {
+    const writesBefore = env.salesforce.calls.writes().length;
+    const result = await cli(['plan', ...connection]);
+    expect(result.code).toBe(0);
+    const lines = result.stdout.split('\n');
+    const at = lines.indexOf('dry run: a sample of what would be sent (current → new)');
+    expect(at).toBeGreaterThanOrEqual(0);
+    const sample = lines.slice(at + 1, at + 11);
+    expect(sample).toHaveLength(10);
+    for (const line of sample)
+      expect(line).toMatch(/^ {2}Lead-update 00Q\w{15}: \{"LeadScore__c":null\} → \{"LeadScore__c":\d+\}$/);
+    // Nothing scored yet: the extracted copy has no score. In key order, the first page of the plan.
+    const keys = sample.map((l) => l.split(' ')[3]?.replace(':', '') ?? '');
+    expect(keys).toEqual([...keys].sort());
+    expect(env.salesforce.calls.writes().length).toBe(writesBefore);
+  });
+
   it('runs the pipeline, then lists the runs with status', async () => {
     const run = await cli(['run', ...connection, '--json']);
     const summary = lastJsonLine(run.stdout) as {
