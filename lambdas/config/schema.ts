@@ -34,7 +34,11 @@ export const CONFIG_DEFAULTS = {
   writebackBulkThreshold: 2_000,
   maxApiCallsPerRun: 5_000,
   reserveDailyApiPercent: 20,
+  keepRunDetailsDays: 30,
 } as const;
+
+/** `postgres.keepRunDetailsDays` upper bound: ten years. */
+export const MAX_KEEP_RUN_DETAILS_DAYS = 3650;
 
 /**
  * sObject Collections upsert exists from API version 46.0 on (Salesforce REST API Developer
@@ -306,6 +310,11 @@ const postgresSchema = section('an object with at least "secret"', {
     mode: z.enum(['verify-full', 'require', 'disable']).default(CONFIG_DEFAULTS.postgresSslMode),
     caBundle: text('the path of a PEM file of CA certificates').optional(),
   }).prefault({}),
+  keepRunDetailsDays: wholeNumber(
+    `a whole number of days from 1 to ${MAX_KEEP_RUN_DETAILS_DAYS}`,
+    1,
+    MAX_KEEP_RUN_DETAILS_DAYS,
+  ).default(CONFIG_DEFAULTS.keepRunDetailsDays),
 });
 
 /** Reports the entries of a list that repeat an earlier one (compared by `keyOf`). */

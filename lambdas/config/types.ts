@@ -193,12 +193,21 @@ export interface PostgresSettingsInput {
    * @default { mode: 'verify-full' }
    */
   readonly ssl?: PostgresSslInput;
+  /**
+   * Days the per-record details of a finished run are kept: its plan (`writeback_plan_pages`),
+   * its ledger rows (`writeback_plans`) and its errors (`writeback_errors`). The Report step
+   * deletes older ones; the runs themselves (`roundtrip.runs`, with their summaries) stay, and so
+   * do the marks of inserts whose outcome is unknown. From 1 to 3,650.
+   * @default 30
+   */
+  readonly keepRunDetailsDays?: number;
 }
 
 /** Validated PostgreSQL settings. */
 export interface PostgresSettings extends PostgresSettingsInput {
   readonly schema: string;
   readonly ssl: PostgresSsl;
+  readonly keepRunDetailsDays: number;
 }
 
 /** How a Salesforce extract reads: everything each run, or rows changed since the last run. */

@@ -10,6 +10,7 @@
  * the report of a failure records the run when it is missing, migrating the state tables first
  * when they do not exist yet (Prepare migrates, but may have failed before it did).
  */
+import type { PoolClient } from 'pg';
 import { taskName } from '../../config';
 import { migrate, withClient, withTransaction } from '../../connectors/postgres';
 import type { CoreDeps } from '../deps';
@@ -30,9 +31,54 @@ async function stateTablesExist(deps: Pick<CoreDeps, 'pg'>): Promise<boolean> {
   });
 }
 
+/** What {@link pruneRunDetails} deleted. */
+export interface PrunedDetails {
+  /** Runs whose details were pruned now. */
+  readonly runs: number;
+  readonly pages: number;
+  readonly ledgerRows: number;
+  readonly errors: number;
+}
+
 /**
- * Writes the run's final status and write-back summary (see the module comment). Idempotent: a
- * retry writes the same figures again.
+ * Deletes the per-record details of runs that finished more than `days` days before `now`: their
+ * plan pages, their ledger rows and their errors. Kept: the runs themselves (status, summary,
+ * error), their jobs, and the marks that keep an insert from being sent twice (ledger rows left
+ * `sent`, `INSERT_OUTCOME_UNKNOWN` errors), which later plans read. A run is pruned once (its
+ * summary records `detailsPrunedAt`).
+ */
+export async function pruneRunDetails(client: PoolClient, days: number, now: Date): Promise<PrunedDetails> {
+  const cutoff = new Date(now.getTime() - days * 86_400_000);
+  const { rows } = await client.query<{ runs: string; pages: string; ledger: string; errors: string }>(
+    `WITH old AS (
+       UPDATE roundtrip.runs
+          SET summary = jsonb_set(coalesce(summary, '{}'::jsonb), '{detailsPrunedAt}', to_jsonb($2::timestamptz))
+        WHERE finished_at < $1 AND status <> 'running' AND NOT coalesce(summary ? 'detailsPrunedAt', false)
+        RETURNING run_id),
+     pages AS (
+       DELETE FROM roundtrip.writeback_plan_pages p USING old WHERE p.run_id = old.run_id RETURNING 1),
+     ledger AS (
+       DELETE FROM roundtrip.writeback_plans l USING old WHERE l.run_id = old.run_id AND l.status <> 'sent' RETURNING 1),
+     errors AS (
+       DELETE FROM roundtrip.writeback_errors e USING old
+        WHERE e.run_id = old.run_id AND NOT (e.stage = 'push' AND e.code = 'INSERT_OUTCOME_UNKNOWN') RETURNING 1)
+     SELECT (SELECT count(*) FROM old) AS runs, (SELECT count(*) FROM pages) AS pages,
+            (SELECT count(*) FROM ledger) AS ledger, (SELECT count(*) FROM errors) AS errors`,
+    [cutoff, now],
+  );
+  const r = rows[0];
+  return {
+    runs: Number(r?.runs ?? 0),
+    pages: Number(r?.pages ?? 0),
+    ledgerRows: Number(r?.ledger ?? 0),
+    errors: Number(r?.errors ?? 0),
+  };
+}
+
+/**
+ * Writes the run's final status and write-back summary (see the module comment), then prunes the
+ * details of runs older than `postgres.keepRunDetailsDays` ({@link pruneRunDetails}; a failure
+ * there is logged, it does not fail the run). Idempotent: a retry writes the same figures again.
  */
 export async function reportRun(
   deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock'>,
@@ -40,7 +86,7 @@ export async function reportRun(
 ): Promise<ReportOutput> {
   const now = deps.clock.now();
   if (input.error && !(await stateTablesExist(deps))) await migrate(deps.pg, { logger: deps.logger });
-  return withTransaction(deps.pg, async (client) => {
+  const output = await withTransaction(deps.pg, async (client) => {
     if (input.error) {
       // Recorded here when Prepare failed before it could (its start time is then unknown: now).
       const recorded = await client.query(
@@ -94,6 +140,18 @@ export async function reportRun(
       [input.runId, status, now, reason ?? null],
     );
     deps.logger.info('Run reported', { runId: input.runId, status, ...(reason ? { reason } : {}) });
-    return { runId: input.runId, status, ...(reason ? { reason } : {}), writeback };
+    const reported: ReportOutput = { runId: input.runId, status, ...(reason ? { reason } : {}), writeback };
+    return reported;
   });
+  const days = deps.config.postgres.keepRunDetailsDays;
+  try {
+    const pruned = await withTransaction(deps.pg, (client) => pruneRunDetails(client, days, now));
+    if (pruned.runs > 0)
+      deps.logger.info('Pruned the details of old runs', { keepRunDetailsDays: days, ...pruned });
+  } catch (err) {
+    deps.logger.warn('Could not prune the details of old runs; they are kept until the next report', {
+      error: (err as Error).message,
+    });
+  }
+  return output;
 }

@@ -70,7 +70,12 @@ describe('parseConfig', () => {
           outputLocation: 's3://results-bucket/athena/',
           results: 's3',
         },
-        postgres: { secret: 'roundtrip/postgres', schema: 'public', ssl: { mode: 'verify-full' } },
+        postgres: {
+          secret: 'roundtrip/postgres',
+          schema: 'public',
+          ssl: { mode: 'verify-full' },
+          keepRunDetailsDays: 30,
+        },
         extract: [
           {
             from: 'salesforce',
@@ -125,7 +130,12 @@ describe('parseConfig', () => {
           roleArn: 'arn:aws:iam::123456789012:role/lake-reader',
           results: 'api',
         },
-        postgres: { secret: 'pg', schema: 'crm', ssl: { mode: 'require', caBundle: '/etc/ssl/rds.pem' } },
+        postgres: {
+          secret: 'pg',
+          schema: 'crm',
+          ssl: { mode: 'require', caBundle: '/etc/ssl/rds.pem' },
+          keepRunDetailsDays: 90,
+        },
         extract: [
           {
             from: 'salesforce',
@@ -197,7 +207,7 @@ describe('parseConfig', () => {
       const config = parseConfig({ name: 'sql-only', postgres: { secret: 'pg' }, transform: ['a.sql'] });
       expect(config).toEqual({
         name: 'sql-only',
-        postgres: { secret: 'pg', schema: 'public', ssl: { mode: 'verify-full' } },
+        postgres: { secret: 'pg', schema: 'public', ssl: { mode: 'verify-full' }, keepRunDetailsDays: 30 },
         extract: [],
         transform: ['a.sql'],
         writeback: [],
@@ -611,6 +621,16 @@ describe('parseConfig', () => {
         'an SSL mode PostgreSQL has but the config does not offer',
         (c) => (c.postgres = { secret: 'pg', ssl: { mode: 'prefer' } }),
         [issue('postgres.ssl.mode', 'expected "verify-full" | "require" | "disable", got "prefer"')],
+      ],
+      [
+        'details kept for no day at all',
+        (c) => (c.postgres = { secret: 'pg', keepRunDetailsDays: 0 }),
+        [issue('postgres.keepRunDetailsDays', 'expected a whole number of days from 1 to 3650, got 0')],
+      ],
+      [
+        'details kept for part of a day',
+        (c) => (c.postgres = { secret: 'pg', keepRunDetailsDays: 7.5 }),
+        [issue('postgres.keepRunDetailsDays', 'expected a whole number of days from 1 to 3650, got 7.5')],
       ],
       [
         'a SOQL condition that repeats WHERE',

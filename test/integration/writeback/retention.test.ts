@@ -1,0 +1,125 @@
+/**
+ * The Report step prunes the per-record details of runs that finished more than
+ * postgres.keepRunDetailsDays ago (plan pages, ledger rows, errors), keeps the runs and the marks
+ * of inserts with an unknown outcome, and leaves recent and unfinished runs alone.
+ */
+import { reportRun } from '../../../lambdas/core/writeback';
+import { startWritebackEnv, type WritebackEnv } from './support';
+
+const DAY = 86_400_000;
+
+const update = {
+  to: 'salesforce' as const,
+  object: 'Lead',
+  from: 'lead_scores',
+  mode: 'update' as const,
+  fields: { LeadScore__c: 'score' },
+};
+
+describe('pruning the details of old runs', () => {
+  let env: WritebackEnv;
+
+  beforeAll(async () => {
+    env = await startWritebackEnv();
+  });
+  afterAll(async () => env?.stop());
+
+  /** A run with a page of two records, ledger rows (one left sent), and two errors. */
+  async function runWithDetails(
+    status: 'succeeded' | 'running',
+    finishedDaysAgo: number | null,
+  ): Promise<string> {
+    const runId = await env.newRun();
+    const finished = finishedDaysAgo === null ? null : new Date(Date.now() - finishedDaysAgo * DAY);
+    await env.pool.query(`UPDATE roundtrip.runs SET status = $2, finished_at = $3 WHERE run_id = $1`, [
+      runId,
+      status,
+      finished,
+    ]);
+    await env.pool.query(
+      `INSERT INTO roundtrip.writeback_plan_pages (run_id, task, page, first_seq, rows, operation, keys, salesforce_ids, payloads, currents)
+       VALUES ($1, 'Lead-insert', 0, 1, 2, 'insert', '{k1,k2}', '{NULL,NULL}',
+               ARRAY['{"LastName": "a"}'::jsonb, '{"LastName": "b"}'::jsonb], '{NULL,NULL}')`,
+      [runId],
+    );
+    await env.pool.query(
+      `INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, operation, payload, value_hash, status)
+       VALUES ($1, 'Lead-insert', 'k1', 1, 'insert', '{"LastName": "a"}', 'h1', 'succeeded'),
+              ($1, 'Lead-insert', 'k2', 2, 'insert', '{"LastName": "b"}', 'h2', 'sent')`,
+      [runId],
+    );
+    await env.pool.query(
+      `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message)
+       VALUES ($1, 'Lead-insert', 'k3', 'plan', 'MISSING_KEY', 'no key'),
+              ($1, 'Lead-insert', 'k4', 'push', 'INSERT_OUTCOME_UNKNOWN', 'sent, never recorded')`,
+      [runId],
+    );
+    return runId;
+  }
+
+  async function details(runId: string): Promise<Record<string, unknown>> {
+    const { rows } = await env.pool.query(
+      `SELECT (SELECT count(*)::int FROM roundtrip.writeback_plan_pages WHERE run_id = $1) AS pages,
+              (SELECT array_agg(status ORDER BY seq) FROM roundtrip.writeback_plans WHERE run_id = $1) AS ledger,
+              (SELECT array_agg(code ORDER BY key) FROM roundtrip.writeback_errors WHERE run_id = $1) AS errors,
+              (SELECT count(*)::int FROM roundtrip.runs WHERE run_id = $1) AS run,
+              (SELECT coalesce(summary ? 'detailsPrunedAt', false) FROM roundtrip.runs WHERE run_id = $1) AS pruned`,
+      [runId],
+    );
+    return rows[0];
+  }
+
+  it('prunes runs older than keepRunDetailsDays (30 by default), keeping the run and the unknown-insert marks', async () => {
+    const old = await runWithDetails('succeeded', 40);
+    const recent = await runWithDetails('succeeded', 1);
+    const unfinished = await runWithDetails('running', null);
+    const deps = env.deps({ writeback: [update] });
+    expect(deps.config.postgres.keepRunDetailsDays).toBe(30);
+
+    const current = await env.newRun();
+    await reportRun(deps, { runId: current });
+
+    expect(await details(old)).toEqual({
+      pages: 0,
+      ledger: ['sent'],
+      errors: ['INSERT_OUTCOME_UNKNOWN'],
+      run: 1,
+      pruned: true,
+    });
+    const untouched = {
+      pages: 1,
+      ledger: ['succeeded', 'sent'],
+      errors: ['MISSING_KEY', 'INSERT_OUTCOME_UNKNOWN'],
+      run: 1,
+      pruned: false,
+    };
+    expect(await details(recent)).toEqual(untouched);
+    expect(await details(unfinished)).toEqual(untouched);
+    expect(
+      env.logger.records.find((r) => r.message === 'Pruned the details of old runs')?.attributes,
+    ).toMatchObject({
+      keepRunDetailsDays: 30,
+      runs: 1,
+      pages: 1,
+      ledgerRows: 1,
+      errors: 1,
+    });
+
+    // A run is pruned once: the next report finds nothing to do.
+    const before = env.logger.records.length;
+    await reportRun(deps, { runId: await env.newRun() });
+    expect(env.logger.records.slice(before).some((r) => r.message === 'Pruned the details of old runs')).toBe(
+      false,
+    );
+  });
+
+  it('keeps them longer when the config says so', async () => {
+    const old = await runWithDetails('succeeded', 40);
+    const deps = env.deps({
+      postgres: { secret: 'roundtrip/postgres', keepRunDetailsDays: 60 },
+      writeback: [update],
+    });
+    await reportRun(deps, { runId: await env.newRun() });
+    expect(await details(old)).toMatchObject({ pages: 1, ledger: ['succeeded', 'sent'], pruned: false });
+  });
+});
