@@ -74,6 +74,7 @@ describe('loadConfig', () => {
       secret: 'roundtrip/postgres',
       schema: 'public',
       ssl: { mode: 'verify-full' },
+      keepRunDetailsDays: 30,
     });
   });
 
