@@ -4,7 +4,14 @@
  * record, duplicate external ID, validation rule, and maxFailureRate failing the run after the report.
  */
 import { pushWriteback, planWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
-import { crashingConnector, errorsOf, leadSeed, startWritebackEnv, type WritebackEnv } from './support';
+import {
+  crashingConnector,
+  errorsOf,
+  leadSeed,
+  SCORE_UPDATE,
+  startWritebackEnv,
+  type WritebackEnv,
+} from './support';
 
 function leadsWithExternalId(env: WritebackEnv, value: string): Record<string, unknown>[] {
   return [...env.sf.store.all('Lead')].filter((r) => r.External_Id__c === value && r.IsDeleted !== true);
@@ -160,13 +167,7 @@ describe('write-back modes and per-record failures', () => {
   });
 
   describe('per-record failures (update through Collections)', () => {
-    const update = {
-      to: 'salesforce' as const,
-      object: 'Lead',
-      from: 'lead_scores',
-      mode: 'update' as const,
-      fields: { LeadScore__c: 'score' },
-    };
+    const update = SCORE_UPDATE;
     let ids: string[];
 
     beforeAll(async () => {

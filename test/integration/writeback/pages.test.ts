@@ -9,6 +9,7 @@ import { planWriteback, pushWriteback, runWriteback } from '../../../lambdas/cor
 import {
   crashingConnector,
   leadSeed,
+  SCORE_UPDATE,
   scoresInSalesforce,
   startWritebackEnv,
   type WritebackEnv,
@@ -16,13 +17,7 @@ import {
 
 const LEADS = 2 * PLAN_PAGE_ROWS + 500;
 
-const update = {
-  to: 'salesforce' as const,
-  object: 'Lead',
-  from: 'lead_scores',
-  mode: 'update' as const,
-  fields: { LeadScore__c: 'score' },
-};
+const update = SCORE_UPDATE;
 
 describe('write-back plans of several pages', () => {
   let env: WritebackEnv;

@@ -4,17 +4,11 @@
  * of inserts with an unknown outcome, and leaves recent and unfinished runs alone.
  */
 import { reportRun } from '../../../lambdas/core/writeback';
-import { startWritebackEnv, type WritebackEnv } from './support';
+import { SCORE_UPDATE, startWritebackEnv, type WritebackEnv } from './support';
 
 const DAY = 86_400_000;
 
-const update = {
-  to: 'salesforce' as const,
-  object: 'Lead',
-  from: 'lead_scores',
-  mode: 'update' as const,
-  fields: { LeadScore__c: 'score' },
-};
+const update = SCORE_UPDATE;
 
 describe('pruning the details of old runs', () => {
   let env: WritebackEnv;

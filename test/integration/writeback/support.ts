@@ -35,6 +35,15 @@ export const LEAD_EXTRACT_FIELDS = [
   'IsDeleted',
 ];
 
+/** Update of Lead.LeadScore__c by Id from a table `lead_scores ("Id", score)`. */
+export const SCORE_UPDATE = {
+  to: 'salesforce' as const,
+  object: 'Lead',
+  from: 'lead_scores',
+  mode: 'update' as const,
+  fields: { LeadScore__c: 'score' },
+};
+
 /** One emulator, one database, one pool and one connector for a test file. */
 export interface WritebackEnv {
   sf: SalesforceEmulator;
