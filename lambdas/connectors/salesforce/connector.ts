@@ -222,8 +222,11 @@ interface QueryPage {
   records: Record<string, unknown>[];
 }
 
-/** Pause before fetching a failed REST query page again, times the attempt. */
-const QUERY_PAGE_RETRY_PAUSE_MS = 250;
+/** Pause before sending a failed GET again, times the attempt. */
+const GET_RETRY_PAUSE_MS = 250;
+
+/** Sends of a GET (describe, COUNT(), a job's state, limits) before its failure is the step's. */
+const GET_ATTEMPTS = 3;
 
 /**
  * A `nextRecordsUrl` (`/services/data/vNN.N/query/<locator>`, relative to the instance) as a path
@@ -326,55 +329,70 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     }
   };
 
-  const getJson = <T>(operation: string, path: string): Promise<T> =>
-    call<T>(operation, { method: 'GET', url: base() + path });
-
   const queryPath = (soql: string, includeDeleted: boolean): string =>
     `/${includeDeleted ? 'queryAll' : 'query'}?q=${encodeURIComponent(soql)}`;
 
   /**
-   * One REST query page, read with our own fetch rather than jsforce's request: jsforce 3.10.16
+   * The body of one GET, read with our own fetch rather than jsforce's request: jsforce 3.10.16
    * never settles a request whose response body is cut mid-stream, so a connection reset there
-   * would hang the step until its timeout. A page cut off, or refused with a transient error (a
-   * 5xx, a reset), is fetched again after a short pause (a page's URL names its position, so the
-   * same rows come back), `attempts` times in all.
+   * would hang the step until its timeout. A GET cut off, or refused with a transient error (a
+   * 5xx, a reset), is sent again after a short pause (a GET changes nothing, and a query page's
+   * URL names its position, so the same answer comes back), `attempts` times in all.
    */
-  const fetchQueryPage = async (path: string, batchSize: number, attempts: number): Promise<QueryPage> => {
+  const getText = async (
+    operation: string,
+    path: string,
+    headers: Record<string, string>,
+    attempts: number,
+  ): Promise<string> => {
     for (let attempt = 1; ; attempt += 1) {
-      let text: string;
       try {
-        const res = await connector.fetchWithSession('query', path, {
-          headers: { 'Sforce-Query-Options': `batchSize=${batchSize}`, Accept: 'application/json' },
-        });
+        const res = await connector.fetchWithSession(operation, path, { headers });
         try {
-          text = await res.text();
+          return await res.text();
         } catch (err) {
-          throw new TransientError(`Salesforce REST query page was cut off: ${(err as Error).message}`, {
+          throw new TransientError(`${operation}: the answer was cut off: ${(err as Error).message}`, {
             cause: err,
           });
         }
       } catch (err) {
         if (!(err instanceof TransientError) || attempt >= attempts) throw err;
-        logger.warn('Salesforce REST query page failed; fetching it again', {
-          attempt,
-          error: err.message,
-        });
-        await new Promise((resolve) => setTimeout(resolve, QUERY_PAGE_RETRY_PAUSE_MS * attempt));
-        continue;
+        logger.warn('Salesforce GET failed; sending it again', { operation, attempt, error: err.message });
+        await new Promise((resolve) => setTimeout(resolve, GET_RETRY_PAUSE_MS * attempt));
       }
-      // Parsed here so that large numbers keep every digit (json.ts).
-      let page: QueryPage;
-      try {
-        page = parseJsonLossless(text) as unknown as QueryPage;
-      } catch (err) {
-        throw new TerminalError(
-          `Salesforce query answered with a body that is not JSON: ${(err as Error).message}`,
-        );
-      }
-      if (!Array.isArray(page.records))
-        throw new TerminalError('Salesforce query answered without a records array');
-      return page;
     }
+  };
+
+  const getJson = async <T>(operation: string, path: string): Promise<T> => {
+    const text = await getText(operation, path, { Accept: 'application/json' }, GET_ATTEMPTS);
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw new TerminalError(
+        `${operation}: Salesforce answered a body that is not JSON: ${(err as Error).message}`,
+      );
+    }
+  };
+
+  /** One REST query page (see {@link getText}), its numbers kept digit for digit (json.ts). */
+  const fetchQueryPage = async (path: string, batchSize: number, attempts: number): Promise<QueryPage> => {
+    const text = await getText(
+      'query',
+      path,
+      { 'Sforce-Query-Options': `batchSize=${batchSize}`, Accept: 'application/json' },
+      attempts,
+    );
+    let page: QueryPage;
+    try {
+      page = parseJsonLossless(text) as unknown as QueryPage;
+    } catch (err) {
+      throw new TerminalError(
+        `Salesforce query answered with a body that is not JSON: ${(err as Error).message}`,
+      );
+    }
+    if (!Array.isArray(page.records))
+      throw new TerminalError('Salesforce query answered without a records array');
+    return page;
   };
 
   async function* restCsv(

@@ -279,18 +279,38 @@ describe('Salesforce connector against the emulator', () => {
         }),
       );
       await expectAllLeadsLoaded('rest_cut');
-      const retries = logger.records.filter(
-        (r) => r.message === 'Salesforce REST query page failed; fetching it again',
-      );
+      const retries = logger.records.filter((r) => r.message === 'Salesforce GET failed; sending it again');
       expect(retries.map((r) => [r.attributes.attempt, r.attributes.error])).toEqual([
         [1, expect.stringMatching(/SERVER_UNAVAILABLE/)],
         [2, expect.stringMatching(/SERVER_UNAVAILABLE/)],
-        [3, expect.stringMatching(/^Salesforce REST query page was cut off: /)],
+        [3, expect.stringMatching(/^query: the answer was cut off: /)],
       ]);
       // Every fetch is an API call, the three that failed too.
       expect(sf.calls.count({ operation: 'query' }) + sf.calls.count({ operation: 'queryMore' })).toBe(
         Math.ceil(TOTAL / 200) + 3,
       );
+    });
+
+    it('sends a describe or a COUNT() refused with 503s again, and gives up transiently after three', async () => {
+      const before = logger.records.length;
+      sf.faults.set({ http503Burst: 2 });
+      expect((await c.describe('Contact')).name).toBe('Contact');
+      sf.faults.set({ http503Burst: 2 });
+      expect(await c.count('SELECT COUNT() FROM Lead')).toBe(TOTAL);
+      const retried = logger.records
+        .slice(before)
+        .filter((r) => r.message === 'Salesforce GET failed; sending it again')
+        .map((r) => [r.attributes.operation, r.attributes.attempt]);
+      expect(retried).toEqual([
+        ['describe Contact', 1],
+        ['describe Contact', 2],
+        ['count', 1],
+        ['count', 2],
+      ]);
+      sf.faults.set({ http503Burst: 3 });
+      const err = await c.count('SELECT COUNT() FROM Lead').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TransientError);
+      expect((err as Error).message).toMatch(/SERVER_UNAVAILABLE/);
     });
 
     it('gives up on a REST query page after its attempts, transiently', async () => {
@@ -300,7 +320,7 @@ describe('Salesforce connector against the emulator', () => {
       });
       const err = await stream.toArray().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TransientError);
-      expect((err as Error).message).toMatch(/^Salesforce REST query page was cut off: /);
+      expect((err as Error).message).toMatch(/^query: the answer was cut off: /);
     });
 
     it('streams a Bulk query over several locator pages into CSV with exactly one header', async () => {
