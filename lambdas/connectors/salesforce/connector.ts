@@ -4,7 +4,10 @@
  * with their results paged by locator and streamed — session refresh, API usage, and every error
  * mapped once to transient or terminal with secrets redacted.
  */
+import http from 'node:http';
+import https from 'node:https';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 // jsforce's Connection alone: the package index also loads every API module (Bulk, Metadata,
 // Streaming with faye, …) that this connector does not use, ~600 KB of a bundle.
@@ -183,6 +186,14 @@ export interface SalesforceConnector {
    * Response when it is OK; any other status is thrown classified. `path` as in {@link request}.
    */
   fetchWithSession(operation: string, path: string, init: RequestInit): Promise<Response>;
+  /**
+   * A `PUT` of a streamed body (a Bulk CSV upload) with `node:http(s)`, which reads the body only
+   * as fast as the server takes it: Node's `fetch` reads a request body as fast as it is made and
+   * holds what the server has not taken yet, the whole upload for a slow server. Counted; any
+   * status but 2xx thrown classified; an expired session is renewed and the call answered with a
+   * TransientError (a streamed body cannot be replayed). `path` as in {@link request}.
+   */
+  putStream(operation: string, path: string, body: Readable, headers: Record<string, string>): Promise<void>;
 }
 
 /** Options of {@link connectSalesforce}. */
@@ -220,6 +231,47 @@ interface QueryPage {
   done: boolean;
   nextRecordsUrl?: string;
   records: Record<string, unknown>[];
+}
+
+/**
+ * PUTs `body` to `url` with node:http(s), piped so that the body is read only as fast as the
+ * socket drains; answers the status, the body text and the Sforce-Limit-Info header. An answer
+ * that comes before the body is all sent (an early 401, say) is kept, and the upload stopped.
+ */
+export function putWithBackpressure(
+  url: URL,
+  body: Readable,
+  headers: Record<string, string>,
+): Promise<{ status: number; text: string; limit: string | undefined }> {
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      fn();
+    };
+    const req = transport.request(url, { method: 'PUT', headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', (err) => settle(() => reject(err)));
+      res.on('end', () => {
+        const limit = res.headers['sforce-limit-info'];
+        settle(() =>
+          resolve({
+            status: res.statusCode ?? 0,
+            text: Buffer.concat(chunks).toString('utf8'),
+            limit: Array.isArray(limit) ? limit[0] : limit,
+          }),
+        );
+        body.destroy();
+      });
+    });
+    pipeline(body, req).catch((err: unknown) => {
+      // An early answer ends the upload on purpose; any other failure is the call's.
+      setImmediate(() => settle(() => reject(err)));
+    });
+  });
 }
 
 /** Pause before sending a failed GET again, times the attempt. */
@@ -520,6 +572,48 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     }
   }
 
+  /**
+   * A call that Salesforce answered with a non-2xx status: throws the classified error, unless it
+   * is the first `INVALID_SESSION_ID` of a call and the session could be renewed: then answers
+   * true (the caller replays a bodiless call; a streamed body cannot be replayed, so the step is
+   * retried as a whole: its caller re-attaches to or replaces the job).
+   */
+  const failed = async (
+    operation: string,
+    status: number,
+    text: string,
+    attempt: number,
+    sentAt: number,
+  ): Promise<true> => {
+    let apiError: { errorCode?: string; message?: string } | undefined;
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      apiError = (Array.isArray(parsed) ? parsed[0] : parsed) as typeof apiError;
+    } catch {
+      apiError = undefined;
+    }
+    const errorCode = apiError?.errorCode ?? `ERROR_HTTP_${status}`;
+    if (status === 401 && errorCode === 'INVALID_SESSION_ID' && attempt === 0 && conn._refreshDelegate) {
+      try {
+        await conn._refreshDelegate.refresh(sentAt);
+      } catch (err) {
+        throw classifySalesforceError(err, { operation, redactor });
+      }
+      return true;
+    }
+    const error = Object.assign(new Error(apiError?.message ?? text.slice(0, 300)), {
+      name: errorCode,
+      errorCode,
+      statusCode: status,
+    });
+    throw classifySalesforceError(error, { operation, redactor });
+  };
+
+  const sessionRenewedError = (operation: string): TransientError =>
+    new TransientError(
+      `${operation}: the Salesforce session expired during the request; it was renewed, retry the step`,
+    );
+
   const connector: SalesforceConnector = {
     apiVersion,
     get instanceUrl() {
@@ -654,41 +748,30 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
         const limitInfo = parseLimitInfo(res.headers.get('sforce-limit-info'));
         if (limitInfo) usage = limitInfo;
         if (res.ok) return res;
-        const text = await res.text();
-        let apiError: { errorCode?: string; message?: string } | undefined;
-        try {
-          const parsed = JSON.parse(text) as unknown;
-          apiError = (Array.isArray(parsed) ? parsed[0] : parsed) as typeof apiError;
-        } catch {
-          apiError = undefined;
-        }
-        const errorCode = apiError?.errorCode ?? `ERROR_HTTP_${res.status}`;
-        if (
-          res.status === 401 &&
-          errorCode === 'INVALID_SESSION_ID' &&
-          attempt === 0 &&
-          conn._refreshDelegate
-        ) {
-          try {
-            await conn._refreshDelegate.refresh(sentAt);
-          } catch (err) {
-            throw classifySalesforceError(err, { operation, redactor });
-          }
-          // A bodiless call is replayed here. A streamed request body (a Bulk upload) cannot be
-          // replayed: the session is renewed and the step is retried as a whole (its caller
-          // re-attaches to or replaces the job), so the failure is transient, not terminal.
-          if (!init.body) continue;
-          throw new TransientError(
-            `${operation}: the Salesforce session expired during the request; it was renewed, retry the step`,
-          );
-        }
-        const error = Object.assign(new Error(apiError?.message ?? text.slice(0, 300)), {
-          name: errorCode,
-          errorCode,
-          statusCode: res.status,
-        });
-        throw classifySalesforceError(error, { operation, redactor });
+        const renewed = await failed(operation, res.status, await res.text(), attempt, sentAt);
+        // A bodiless call is replayed once the session is renewed; see `failed` for a body.
+        if (renewed && !init.body) continue;
+        throw sessionRenewedError(operation);
       }
+    },
+    async putStream(operation, path, body, headers) {
+      const sentAt = Date.now();
+      apiCalls += 1;
+      const url = new URL(base() + path);
+      let answer: { status: number; text: string; limit: string | undefined };
+      try {
+        answer = await putWithBackpressure(url, body, {
+          ...headers,
+          Authorization: `Bearer ${conn.accessToken ?? ''}`,
+        });
+      } catch (err) {
+        throw classifySalesforceError(err, { operation, redactor });
+      }
+      const limitInfo = parseLimitInfo(answer.limit);
+      if (limitInfo) usage = limitInfo;
+      if (answer.status >= 200 && answer.status < 300) return;
+      await failed(operation, answer.status, answer.text, 0, sentAt);
+      throw sessionRenewedError(operation);
     },
   };
   return connector;

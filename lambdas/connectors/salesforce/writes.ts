@@ -225,18 +225,9 @@ export async function createIngestJob(sf: SalesforceConnector, job: CreateIngest
  * {@link BULK_INGEST_MAX_UPLOAD_BYTES}.
  */
 export async function uploadIngestData(sf: SalesforceConnector, jobId: string, csv: Readable): Promise<void> {
-  const res = await sf.fetchWithSession(
-    `Bulk ingest upload of job ${jobId}`,
-    `/jobs/ingest/${checkJobId(jobId)}/batches`,
-    {
-      method: 'PUT',
-      headers: { 'Content-Type': 'text/csv' },
-      body: Readable.toWeb(csv) as unknown as ReadableStream,
-      // Node's fetch streams a request body only in half-duplex mode.
-      duplex: 'half',
-    } as RequestInit,
-  );
-  await res.arrayBuffer();
+  await sf.putStream(`Bulk ingest upload of job ${jobId}`, `/jobs/ingest/${checkJobId(jobId)}/batches`, csv, {
+    'Content-Type': 'text/csv',
+  });
 }
 
 async function patchState(

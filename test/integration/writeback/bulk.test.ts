@@ -181,7 +181,7 @@ describe('write-back through Bulk API 2.0 ingest', () => {
 
     // The job is created and recorded; the upload never happens.
     const noUpload = Object.create(env.connector, {
-      fetchWithSession: {
+      putStream: {
         value: async () => {
           throw new TransientError('simulated crash before the upload');
         },
