@@ -456,7 +456,16 @@ async function uploadChunk(
   logger.info('Bulk ingest job created', { jobId: job.id, chunk: chunk.chunk, rows: chunk.rows });
   await withClient(deps.pg, async (client) => {
     const csv = client.query(copyTo(bulkCopySql(mapping, runId, taskName, chunk.first, chunk.last)));
-    await uploadIngestData(sf, job.id, csv);
+    try {
+      await uploadIngestData(sf, job.id, csv);
+    } catch (err) {
+      // The upload stopped before it read the whole COPY: stop reading it. withClient discards
+      // the client (its COPY is cut short), whose end the COPY stream reports as an error event:
+      // swallowed here, the upload's own error is the one that counts.
+      csv.on('error', () => undefined);
+      csv.destroy();
+      throw err;
+    }
   });
   await closeIngestJob(sf, job.id);
   await markJobSent(deps, runId, taskName, job.id, 'UploadComplete', chunk);
