@@ -170,9 +170,10 @@ export interface SalesforceConnector {
   /** Masks this connector's secrets and sessions in a text (for callers that build their own messages). */
   redact(text: string): string;
   /**
-   * One REST call on the session through jsforce (refresh on 401, retries of idempotent methods),
-   * counted in {@link apiCalls}, errors classified. `path` is relative to `/services/data/vNN.N`.
-   * For the write-back (writes.ts): Collections, Composite and Bulk ingest control calls.
+   * One REST call on the session, counted in {@link apiCalls}, errors classified: a GET with our
+   * own fetch (sent again when cut off or refused with a 5xx), other methods through jsforce
+   * (refresh on 401). `path` is relative to `/services/data/vNN.N`. For the write-back
+   * (writes.ts): Collections, Composite and Bulk ingest control calls.
    */
   request<T>(
     operation: string,
@@ -717,8 +718,15 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     redact(text) {
       return redactor.redact(text);
     },
-    request(operation, method, path, body) {
-      return call(operation, {
+    request<T>(
+      operation: string,
+      method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+      path: string,
+      body?: unknown,
+    ) {
+      // A GET goes through our own fetch (see getText): jsforce would hang on a cut answer.
+      if (method === 'GET' && body === undefined) return getJson<T>(operation, path);
+      return call<T>(operation, {
         method,
         url: base() + path,
         ...(body === undefined
