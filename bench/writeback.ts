@@ -25,7 +25,7 @@ import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import { makeId } from '../emulators/salesforce/ids';
@@ -119,23 +119,20 @@ function counting(
         }
       },
     },
-    fetchWithSession: {
-      value: async (op: string, p: string, init: RequestInit) => {
-        if (init.method !== 'PUT' || !(init.body instanceof ReadableStream))
-          return connector.fetchWithSession(op, p, init);
+    putStream: {
+      value: async (op: string, p: string, body: Readable, headers: Record<string, string>) => {
         counted.writes += 1;
         // Records uploaded: CSV lines on the wire, less the header (the values hold no newline).
         let lines = -1;
-        const body = init.body.pipeThrough(
-          new TransformStream<Uint8Array, Uint8Array>({
-            transform(chunk, controller) {
-              for (const byte of chunk) if (byte === 10) lines += 1;
-              controller.enqueue(chunk);
-            },
-          }),
-        );
+        const counter = new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            for (const byte of chunk) if (byte === 10) lines += 1;
+            done(null, chunk);
+          },
+        });
+        body.on('error', (err) => counter.destroy(err));
         try {
-          return await connector.fetchWithSession(op, p, { ...init, body } as RequestInit);
+          return await connector.putStream(op, p, body.pipe(counter), headers);
         } finally {
           counted.records += Math.max(0, lines);
         }
