@@ -41,19 +41,26 @@ export interface PrunedDetails {
 }
 
 /**
- * Deletes the per-record details of runs that finished more than `days` days before `now`: their
+ * Deletes the per-record details of the pipeline's runs that finished more than `days` days before
+ * `now` (another pipeline sharing the database keeps its own, by its own setting): their
  * plan pages, their ledger rows and their errors. Kept: the runs themselves (status, summary,
  * error), their jobs, and the marks that keep an insert from being sent twice (ledger rows left
  * `sent`, `INSERT_OUTCOME_UNKNOWN` errors), which later plans read. A run is pruned once (its
  * summary records `detailsPrunedAt`).
  */
-export async function pruneRunDetails(client: PoolClient, days: number, now: Date): Promise<PrunedDetails> {
+export async function pruneRunDetails(
+  client: PoolClient,
+  pipeline: string,
+  days: number,
+  now: Date,
+): Promise<PrunedDetails> {
   const cutoff = new Date(now.getTime() - days * 86_400_000);
   const { rows } = await client.query<{ runs: string; pages: string; ledger: string; errors: string }>(
     `WITH old AS (
        UPDATE roundtrip.runs
           SET summary = jsonb_set(coalesce(summary, '{}'::jsonb), '{detailsPrunedAt}', to_jsonb($2::timestamptz))
-        WHERE finished_at < $1 AND status <> 'running' AND NOT coalesce(summary ? 'detailsPrunedAt', false)
+        WHERE pipeline = $3 AND finished_at < $1 AND status <> 'running'
+          AND NOT coalesce(summary ? 'detailsPrunedAt', false)
         RETURNING run_id),
      pages AS (
        DELETE FROM roundtrip.writeback_plan_pages p USING old WHERE p.run_id = old.run_id RETURNING 1),
@@ -64,7 +71,7 @@ export async function pruneRunDetails(client: PoolClient, days: number, now: Dat
         WHERE e.run_id = old.run_id AND NOT (e.stage = 'push' AND e.code = 'INSERT_OUTCOME_UNKNOWN') RETURNING 1)
      SELECT (SELECT count(*) FROM old) AS runs, (SELECT count(*) FROM pages) AS pages,
             (SELECT count(*) FROM ledger) AS ledger, (SELECT count(*) FROM errors) AS errors`,
-    [cutoff, now],
+    [cutoff, now, pipeline],
   );
   const r = rows[0];
   return {
@@ -145,7 +152,9 @@ export async function reportRun(
   });
   const days = deps.config.postgres.keepRunDetailsDays;
   try {
-    const pruned = await withTransaction(deps.pg, (client) => pruneRunDetails(client, days, now));
+    const pruned = await withTransaction(deps.pg, (client) =>
+      pruneRunDetails(client, deps.config.name, days, now),
+    );
     if (pruned.runs > 0)
       deps.logger.info('Pruned the details of old runs', { keepRunDetailsDays: days, ...pruned });
   } catch (err) {

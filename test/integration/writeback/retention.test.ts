@@ -107,6 +107,15 @@ describe('pruning the details of old runs', () => {
     );
   });
 
+  it('leaves the old runs of another pipeline sharing the database alone', async () => {
+    const other = await runWithDetails('succeeded', 40);
+    await env.pool.query(`UPDATE roundtrip.runs SET pipeline = 'another-pipeline' WHERE run_id = $1`, [
+      other,
+    ]);
+    await reportRun(env.deps({ writeback: [update] }), { runId: await env.newRun() });
+    expect(await details(other)).toMatchObject({ pages: 1, ledger: ['succeeded', 'sent'], pruned: false });
+  });
+
   it('keeps them longer when the config says so', async () => {
     const old = await runWithDetails('succeeded', 40);
     const deps = env.deps({
