@@ -190,6 +190,17 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     await expect(
       pushWriteback({ ...deps, salesforce: noUpload }, { runId, task: 'Lead-upsert' }),
     ).rejects.toThrow(/before the upload/);
+    // A retried plan step now answers the stored plan: the job's seq range refers to it.
+    const pagesBefore = await env.pool.query(
+      `SELECT page, created_at FROM roundtrip.writeback_plan_pages WHERE run_id = $1 ORDER BY page`,
+      [runId],
+    );
+    expect(await planWriteback(deps, { runId, task: 'Lead-upsert' })).toMatchObject({ changed: 120 });
+    const pagesAfter = await env.pool.query(
+      `SELECT page, created_at FROM roundtrip.writeback_plan_pages WHERE run_id = $1 ORDER BY page`,
+      [runId],
+    );
+    expect(pagesAfter.rows).toEqual(pagesBefore.rows);
 
     const result = await untilCollected(env, deps, await pushWriteback(deps, { runId, task: 'Lead-upsert' }));
 
