@@ -218,14 +218,22 @@ export async function sweepOrphanedServers(root: string = tmpdir(), waitMs = 500
         continue; // cannot tell what it is: leave it
       }
       if (!cmdline.includes('postgres') || !cmdline.includes(dataDir)) continue;
-      process.kill(postmaster, 'SIGINT');
+      try {
+        process.kill(postmaster, 'SIGINT');
+      } catch {
+        continue; // not ours to stop: leave it
+      }
       stopped.push(postmaster);
       const deadline = Date.now() + waitMs;
       while (isAlive(postmaster) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (isAlive(postmaster)) continue;
     }
-    rmSync(base, { recursive: true, force: true });
-    removed.push(base);
+    try {
+      rmSync(base, { recursive: true, force: true });
+      removed.push(base);
+    } catch {
+      // Best effort: a leftover that cannot be removed never stops a new server from starting.
+    }
   }
   return { removed, stopped };
 }
