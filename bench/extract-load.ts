@@ -24,8 +24,8 @@ import { ensureTable } from '../lambdas/connectors/postgres/ddl';
 import { mergeStaging, swapInTable, type StagedKeys } from '../lambdas/connectors/postgres/merge';
 import { createPool, withClient, withTransaction } from '../lambdas/connectors/postgres/pool';
 import { pgColumnForSalesforceField, type PgColumn } from '../lambdas/connectors/postgres/types';
+import { MB, option } from './_common';
 
-const MB = 1024 * 1024;
 const PSQL_CANDIDATES = ['/usr/bin/psql', '/usr/local/bin/psql'];
 
 const COLUMNS: PgColumn[] = [
@@ -37,13 +37,6 @@ const COLUMNS: PgColumn[] = [
   pgColumnForSalesforceField({ name: 'SystemModstamp', type: 'datetime' }),
   pgColumnForSalesforceField({ name: 'IsDeleted', type: 'boolean' }),
 ];
-
-function option(argv: string[], name: string, fallback: number): number {
-  const at = argv.indexOf(`--${name}`);
-  const value = at >= 0 ? Number(argv[at + 1]) : fallback;
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer`);
-  return value;
-}
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const start = process.hrtime.bigint();

@@ -56,8 +56,8 @@ import { connectSalesforce, type SalesforceConnector } from '../lambdas/connecto
 import { loadAthena, prepare, resolveFields, runSalesforceTask, type CoreDeps } from '../lambdas/core';
 import { systemClock } from '../lambdas/shared/clock';
 import { createMemoryLogger, silentLogger } from '../lambdas/shared/logging';
+import { MB, option } from './_common';
 
-const MB = 1024 * 1024;
 const PSQL_CANDIDATES = ['/usr/bin/psql', '/usr/local/bin/psql'];
 /** Lines a child writes for the orchestrator start with this; everything else is its log. */
 const MESSAGE_PREFIX = '@@bench ';
@@ -75,13 +75,6 @@ const LEAD_FIELDS = [
 ];
 const ATHENA_QUERY = 'SELECT * FROM leads_lake';
 const SEGMENTS = ['enterprise', 'mid-market', 'smb', 'startup'];
-
-function option(argv: string[], name: string, fallback: number): number {
-  const at = argv.indexOf(`--${name}`);
-  const value = at >= 0 ? Number(argv[at + 1]) : fallback;
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer`);
-  return value;
-}
 
 function stringOption(argv: string[], name: string): string {
   const at = argv.indexOf(`--${name}`);

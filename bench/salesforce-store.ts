@@ -11,17 +11,10 @@
  */
 import { loadDescribes } from '../emulators/salesforce/describe';
 import { SalesforceStore } from '../emulators/salesforce/store';
+import { MB, option } from './_common';
 
 /** Bulk API 2.0 processes ingest data in internal batches of 10,000 records. */
 const BULK_INTERNAL_BATCH = 10_000;
-const MB = 1024 * 1024;
-
-function option(argv: string[], name: string, fallback: number): number {
-  const at = argv.indexOf(`--${name}`);
-  const value = at >= 0 ? Number(argv[at + 1]) : fallback;
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer`);
-  return value;
-}
 
 function settledHeapMb(): number {
   const gc = (globalThis as { gc?: () => void }).gc;

@@ -22,14 +22,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import { makeId } from '../emulators/salesforce/ids';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../emulators/postgres/embedded';
+import { freePort, startEmbeddedPostgres, type EmbeddedPostgres } from '../emulators/postgres/embedded';
 import { parseConfig, type WritebackTaskInput } from '../lambdas/config';
 import { createPool, migrate, withClient } from '../lambdas/connectors/postgres';
 import { connectSalesforce, type SalesforceConnector } from '../lambdas/connectors/salesforce';
@@ -37,26 +36,7 @@ import type { CoreDeps } from '../lambdas/core/deps';
 import { runWriteback } from '../lambdas/core/writeback';
 import { systemClock } from '../lambdas/shared/clock';
 import { createConsoleLogger } from '../lambdas/shared/logging';
-
-const MB = 1024 * 1024;
-
-function option(argv: string[], name: string, fallback: number): number {
-  const at = argv.indexOf(`--${name}`);
-  const value = at >= 0 ? Number(argv[at + 1]) : fallback;
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer`);
-  return value;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { MB, option } from './_common';
 
 async function startEmulatorProcess(
   seedDir: string,

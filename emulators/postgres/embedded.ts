@@ -82,7 +82,8 @@ function nativeDir(): string {
   return path.resolve(path.dirname(entry), '..', 'native');
 }
 
-function freePort(): Promise<number> {
+/** A TCP port on 127.0.0.1 that nothing listens on now. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
