@@ -45,6 +45,17 @@ async function copyResultFile(
   await pipeline(body, client.query(copyFrom(`COPY ${table} FROM STDIN (FORMAT csv, HEADER true)`)));
 }
 
+/** A Bulk ingest job that reached a final state, with the seq range it carried and its counters. */
+interface FinishedJob {
+  id: string;
+  state: string;
+  first: number;
+  last: number;
+  processed: number;
+  failed: number;
+  errorMessage?: string;
+}
+
 /** Applies one finished job's result files, in one transaction with its collected mark. */
 async function collectJob(
   deps: CoreDeps,
@@ -52,15 +63,7 @@ async function collectJob(
   mapping: WritebackMapping,
   runId: string,
   taskName: string,
-  job: {
-    id: string;
-    state: string;
-    first: number;
-    last: number;
-    processed: number;
-    failed: number;
-    errorMessage?: string;
-  },
+  job: FinishedJob,
   lockRetries: number,
   logger: Logger,
 ): Promise<void> {
@@ -155,15 +158,7 @@ export async function collectWriteback(
       [input.runId, input.task],
     );
     const open = jobs.filter((j) => j.collected_at === null);
-    const finished: {
-      id: string;
-      state: string;
-      first: number;
-      last: number;
-      processed: number;
-      failed: number;
-      errorMessage?: string;
-    }[] = [];
+    const finished: FinishedJob[] = [];
     let running = 0;
     for (const j of open) {
       const job = await getIngestJob(sf, j.job_id);
