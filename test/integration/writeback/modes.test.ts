@@ -3,6 +3,7 @@
  * recording), and per-record failures from Salesforce: row lock (retried serially), deleted
  * record, duplicate external ID, validation rule, and maxFailureRate failing the run after the report.
  */
+import type { CoreDeps } from '../../../lambdas/core/deps';
 import { pushWriteback, planWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
 import {
   crashingConnector,
@@ -27,6 +28,17 @@ describe('write-back modes and per-record failures', () => {
     await env.pool.query(`CREATE TABLE lead_scores ("Id" text, score integer)`);
   });
   afterAll(async () => env?.stop());
+
+  /** Plans Lead-insert, then pushes it through a connector that crashes after every write reached Salesforce. */
+  async function planThenCrashInPush(deps: CoreDeps, runId: string): Promise<void> {
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    await expect(
+      pushWriteback(
+        { ...deps, salesforce: crashingConnector(env.connector, (_operation, method) => method !== 'GET') },
+        { runId, task: 'Lead-insert' },
+      ),
+    ).rejects.toThrow(/simulated crash/);
+  }
   afterEach(() => env.sf.faults.clear());
 
   const upsert = {
@@ -101,13 +113,7 @@ describe('write-back modes and per-record failures', () => {
     const runId = await env.newRun();
     const before = env.sf.store.count('Lead');
 
-    await planWriteback(deps, { runId, task: 'Lead-insert' });
-    await expect(
-      pushWriteback(
-        { ...deps, salesforce: crashingConnector(env.connector, (_operation, method) => method !== 'GET') },
-        { runId, task: 'Lead-insert' },
-      ),
-    ).rejects.toThrow(/simulated crash/);
+    await planThenCrashInPush(deps, runId);
     // Salesforce created them; PostgreSQL only knows they were sent.
     expect(env.sf.store.count('Lead')).toBe(before + 4);
     const { rows: sent } = await env.pool.query(
@@ -145,13 +151,7 @@ describe('write-back modes and per-record failures', () => {
     const deps = env.deps({ writeback: [insert] });
     const runId = await env.newRun();
     const before = env.sf.store.count('Lead');
-    await planWriteback(deps, { runId, task: 'Lead-insert' });
-    await expect(
-      pushWriteback(
-        { ...deps, salesforce: crashingConnector(env.connector, (_operation, method) => method !== 'GET') },
-        { runId, task: 'Lead-insert' },
-      ),
-    ).rejects.toThrow(/simulated crash/);
+    await planThenCrashInPush(deps, runId);
     env.sf.calls.clear();
 
     const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
