@@ -454,7 +454,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     opts: RestQueryOptions,
   ): AsyncGenerator<string> {
     const batchSize = checkBatchSize(opts.batchSize ?? REST_QUERY_MAX_BATCH_SIZE);
-    const attempts = opts.pageAttempts ?? 3;
+    const attempts = opts.pageAttempts ?? GET_ATTEMPTS;
     yield csvHeaderLine(fields);
     let path: string | undefined = queryPath(soql, opts.includeDeleted ?? false);
     let rows = 0;

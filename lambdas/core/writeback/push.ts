@@ -273,6 +273,15 @@ async function analyzeLedger(deps: CoreDeps): Promise<void> {
   await deps.pg.query('ANALYZE roundtrip.writeback_plans (run_id, task, key, seq, status, job_id)');
 }
 
+/** The plan's last page number, -1 when it has none. */
+async function lastPageOf(deps: CoreDeps, runId: string, taskName: string): Promise<number> {
+  const { rows } = await deps.pg.query<{ last: number | null }>(
+    'SELECT max(page) AS last FROM roundtrip.writeback_plan_pages WHERE run_id = $1 AND task = $2',
+    [runId, taskName],
+  );
+  return rows[0]?.last ?? -1;
+}
+
 /** Sends records in seq order, `batchSize` an API call, and applies each call's results. */
 async function sendCollections(
   deps: CoreDeps,
@@ -287,11 +296,8 @@ async function sendCollections(
   let page = 0;
   let calls = 0;
   const recordSql = recordJsonSql(mapping);
-  const { rows: extent } = await deps.pg.query<{ last: number | null }>(
-    'SELECT max(page) AS last FROM roundtrip.writeback_plan_pages WHERE run_id = $1 AND task = $2',
-    [runId, taskName],
-  );
-  const lastPage = extent[0]?.last ?? -1;
+  // The ledger pass (row-lock retries) needs no page.
+  const lastPage = source.from === 'pages' ? await lastPageOf(deps, runId, taskName) : -1;
   for (;;) {
     let rows: PlanRowOut[];
     if (source.from === 'pages') {
