@@ -34,6 +34,12 @@ export interface SalesforceFaults {
    * client's retry can succeed.
    */
   resetStreamAfterBytes?: number;
+  /**
+   * Destroy the socket after this many bytes of the answer to the next REST write (a Collections,
+   * Composite or single-record POST, PATCH, PUT or DELETE with an answer body): the write is
+   * applied, its answer lost, as when a connection drops after Salesforce committed. One-shot.
+   */
+  resetWriteAnswerAfterBytes?: number;
   /** The daily API allowance (`DailyApiRequests.Max`); lowering it below the usage spends it. */
   dailyApiLimit?: number;
   /**
@@ -84,6 +90,7 @@ function checkFaults(faults: SalesforceFaults): void {
   nonNegativeInt('http503Burst', faults.http503Burst);
   nonNegativeInt('sessionExpiresAfterCalls', faults.sessionExpiresAfterCalls);
   nonNegativeInt('resetStreamAfterBytes', faults.resetStreamAfterBytes);
+  nonNegativeInt('resetWriteAnswerAfterBytes', faults.resetWriteAnswerAfterBytes);
   nonNegativeInt('dailyApiLimit', faults.dailyApiLimit);
   nonNegativeInt('bulkJobDelayMs', faults.bulkJobDelayMs);
   const fraction = faults.lockRowFraction;
@@ -210,6 +217,14 @@ export class FaultController {
     const bytes = this.active.resetStreamAfterBytes;
     if (bytes === undefined) return undefined;
     delete this.active.resetStreamAfterBytes;
+    return bytes;
+  }
+
+  /** @internal Consumes `resetWriteAnswerAfterBytes`; returns the byte count or undefined. */
+  takeWriteAnswerReset(): number | undefined {
+    const bytes = this.active.resetWriteAnswerAfterBytes;
+    if (bytes === undefined) return undefined;
+    delete this.active.resetWriteAnswerAfterBytes;
     return bytes;
   }
 }

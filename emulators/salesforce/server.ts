@@ -456,7 +456,11 @@ async function handleRequest(
       res.end();
       return;
     }
-    const reset = result.queryPage ? ctx.faults.takeStreamReset() : undefined;
+    const reset = result.queryPage
+      ? ctx.faults.takeStreamReset()
+      : method !== 'GET' && method !== 'HEAD'
+        ? ctx.faults.takeWriteAnswerReset()
+        : undefined;
     if (reset !== undefined) {
       await sendJsonStreamed(res, result.status, result.body, headers, reset);
       return;

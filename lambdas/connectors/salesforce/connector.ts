@@ -1,8 +1,9 @@
 /**
- * The Salesforce connector: a signed-in jsforce Connection (API version pinned) with the reads the
- * extract steps need — describe (cached), `COUNT()`, REST query paging, Bulk API 2.0 query jobs
- * with their results paged by locator and streamed — session refresh, API usage, and every error
- * mapped once to transient or terminal with secrets redacted.
+ * The Salesforce connector: a session signed in with jsforce (API version pinned; jsforce also
+ * renews it) and every call sent with our own fetch or node:http(s) — the reads the extract steps
+ * need (describe, cached; `COUNT()`; REST query paging; Bulk API 2.0 query jobs with their results
+ * paged by locator and streamed), the write-back's calls, API usage, and every error mapped once
+ * to transient or terminal with secrets redacted.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -12,7 +13,6 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 // jsforce's Connection alone: the package index also loads every API module (Bulk, Metadata,
 // Streaming with faye, …) that this connector does not use, ~600 KB of a bundle.
 import { Connection } from 'jsforce/lib/connection';
-import type { HttpRequest } from 'jsforce';
 import { TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { createRedactor, type Redactor } from '../../shared/redact';
@@ -170,9 +170,10 @@ export interface SalesforceConnector {
   /** Masks this connector's secrets and sessions in a text (for callers that build their own messages). */
   redact(text: string): string;
   /**
-   * One REST call on the session, counted in {@link apiCalls}, errors classified: a GET with our
-   * own fetch (sent again when cut off or refused with a 5xx), other methods through jsforce
-   * (refresh on 401). `path` is relative to `/services/data/vNN.N`. For the write-back
+   * One REST call on the session with our own fetch, counted in {@link apiCalls}, errors
+   * classified, the session renewed once on 401: a GET is sent again when cut off or refused with
+   * a 5xx; any other method is sent once, and an answer cut off is a TransientError saying its
+   * outcome is unknown. `path` is relative to `/services/data/vNN.N`. For the write-back
    * (writes.ts): Collections, Composite and Bulk ingest control calls.
    */
   request<T>(
@@ -182,8 +183,8 @@ export interface SalesforceConnector {
     body?: unknown,
   ): Promise<T>;
   /**
-   * One call with `fetch` and the session's bearer token, for streamed bodies (a CSV upload, a
-   * result file): counted, the session refreshed once on `INVALID_SESSION_ID`. Answers the
+   * One call with `fetch` and the session's bearer token: counted, the session refreshed once on
+   * `INVALID_SESSION_ID` (and the call sent again unless its body is a stream). Answers the
    * Response when it is OK; any other status is thrown classified. `path` as in {@link request}.
    */
   fetchWithSession(operation: string, path: string, init: RequestInit): Promise<Response>;
@@ -206,7 +207,7 @@ export interface ConnectSalesforceOptions {
   /** The API version to pin. @default DEFAULT_SALESFORCE_API_VERSION */
   readonly apiVersion?: string;
   readonly logger: Logger;
-  /** The fetch used to stream Bulk results (jsforce does the rest). @default globalThis.fetch */
+  /** The fetch every call but the sign-in and the Bulk upload goes through. @default globalThis.fetch */
   readonly fetch?: typeof fetch;
 }
 
@@ -365,20 +366,45 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
   const describes = new Map<string, Promise<SalesforceObjectDescribe>>();
   const base = (): string => `${conn.instanceUrl}/services/data/v${apiVersion}`;
 
-  const noteUsage = (): void => {
-    const info = conn.limitInfo?.apiUsage;
-    if (info) usage = { used: info.used, max: info.limit };
-  };
-
-  /** One REST call through jsforce (which refreshes the session on 401 and retries idempotent calls on 5xx). */
-  const call = async <T>(operation: string, request: HttpRequest, requestOptions?: object): Promise<T> => {
-    apiCalls += 1;
+  /**
+   * One call with a JSON body, or none (a write, a Bulk job's create, close or abort), sent once
+   * with our own fetch: jsforce 3.10.16 never settles a request whose answer is cut mid-body, so a
+   * connection dropped there would hold the step until its timeout. Never sent twice on our own
+   * (Salesforce may have acted on it), except after a 401 `INVALID_SESSION_ID`, when it did not
+   * ({@link SalesforceConnector.fetchWithSession}). An answer cut off is a TransientError that says
+   * the outcome is unknown: the step is retried, and the write-back resolves what was sent
+   * (records resent to the same Ids, inserts reconciled by external ID).
+   */
+  const send = async <T>(
+    operation: string,
+    method: 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+    path: string,
+    body?: string,
+  ): Promise<T> => {
+    const res = await connector.fetchWithSession(operation, path, {
+      method,
+      headers: {
+        Accept: 'application/json',
+        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body }),
+    });
+    let text: string;
     try {
-      return (await conn.request<T>(request, requestOptions)) as T;
+      text = await res.text();
     } catch (err) {
-      throw classifySalesforceError(err, { operation, redactor });
-    } finally {
-      noteUsage();
+      throw new TransientError(
+        `${operation}: the answer was cut off, so whether Salesforce applied the call is unknown: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    if (text.trim() === '') return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw new TerminalError(
+        `${operation}: Salesforce answered a body that is not JSON: ${(err as Error).message}`,
+      );
     }
   };
 
@@ -652,18 +678,18 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       return Readable.from(restCsv(soql, fields, opts), { objectMode: false });
     },
     async startBulkQuery(soql, opts = {}) {
-      const job = await call<Record<string, unknown>>('Bulk query job create', {
-        method: 'POST',
-        url: `${base()}/jobs/query`,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
+      const job = await send<Record<string, unknown>>(
+        'Bulk query job create',
+        'POST',
+        '/jobs/query',
+        JSON.stringify({
           operation: opts.includeDeleted ? 'queryAll' : 'query',
           query: soql,
           contentType: 'CSV',
           columnDelimiter: 'COMMA',
           lineEnding: 'LF',
         }),
-      });
+      );
       if (typeof job.id !== 'string')
         throw new TerminalError('Salesforce Bulk query job create answered without an id');
       logger.info('Salesforce Bulk query job created', {
@@ -697,12 +723,12 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       throw new TransientError(`Salesforce Bulk query job ${jobId} still running after ${maxPolls} polls`);
     },
     async abortBulkQuery(jobId) {
-      await call(`Bulk query job ${jobId} abort`, {
-        method: 'PATCH',
-        url: `${base()}/jobs/query/${checkJobId(jobId)}`,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ state: 'Aborted' }),
-      });
+      await send(
+        `Bulk query job ${jobId} abort`,
+        'PATCH',
+        `/jobs/query/${checkJobId(jobId)}`,
+        JSON.stringify({ state: 'Aborted' }),
+      );
     },
     streamBulkQueryResults(jobId, fields, opts = {}) {
       checkJobId(jobId);
@@ -724,18 +750,16 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       path: string,
       body?: unknown,
     ) {
-      // A GET goes through our own fetch (see getText): jsforce would hang on a cut answer.
-      if (method === 'GET' && body === undefined) return getJson<T>(operation, path);
-      return call<T>(operation, {
+      if (method === 'GET') {
+        if (body !== undefined) throw new TerminalError(`${operation}: a GET takes no body`);
+        return getJson<T>(operation, path);
+      }
+      return send<T>(
+        operation,
         method,
-        url: base() + path,
-        ...(body === undefined
-          ? {}
-          : {
-              headers: { 'content-type': 'application/json' },
-              body: typeof body === 'string' ? body : JSON.stringify(body),
-            }),
-      });
+        path,
+        body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      );
     },
     async fetchWithSession(operation, path, init) {
       for (let attempt = 0; ; attempt += 1) {
@@ -757,8 +781,11 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
         if (limitInfo) usage = limitInfo;
         if (res.ok) return res;
         const renewed = await failed(operation, res.status, await res.text(), attempt, sentAt);
-        // A bodiless call is replayed once the session is renewed; see `failed` for a body.
-        if (renewed && !init.body) continue;
+        // Salesforce did nothing with a call it refused for the session: once the session is
+        // renewed, a call without a body or with one held as text is sent again; a streamed body
+        // cannot be (see `failed`).
+        if (renewed && (init.body === undefined || init.body === null || typeof init.body === 'string'))
+          continue;
         throw sessionRenewedError(operation);
       }
     },

@@ -3,7 +3,7 @@
  * client, and its CSV loaded into the real PostgreSQL with COPY.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -338,23 +338,40 @@ describe('Salesforce connector against the emulator', () => {
       await expectAllLeadsLoaded('bulk_leads');
     });
 
-    it('renews a session that expired under a request with a body, and asks for the step to be retried', async () => {
-      sf.expireSessions();
-      const logins = sf.calls.count({ operation: 'login' });
-      const create = () =>
-        c.fetchWithSession('Bulk ingest job create', '/jobs/ingest', {
+    it('renews a session that expired under a request with a body: a text body is sent again, a streamed one asks for the step to be retried', async () => {
+      const init = (body: RequestInit['body']): RequestInit =>
+        ({
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ object: 'Lead', operation: 'update', contentType: 'CSV', lineEnding: 'LF' }),
-        });
-      // The body is not replayed (a streamed upload could not be): transient, session renewed.
-      const error = await create().catch((err: unknown) => err);
+          body,
+          duplex: 'half',
+        }) as RequestInit;
+      const job = JSON.stringify({
+        object: 'Lead',
+        operation: 'update',
+        contentType: 'CSV',
+        lineEnding: 'LF',
+      });
+      const create = (body: RequestInit['body']) =>
+        c.fetchWithSession('Bulk ingest job create', '/jobs/ingest', init(body));
+
+      // Salesforce did nothing with a call it refused for the session: a text body is sent again.
+      sf.expireSessions();
+      let logins = sf.calls.count({ operation: 'login' });
+      expect((await create(job)).status).toBe(200);
+      expect(sf.calls.count({ operation: 'login' })).toBeGreaterThan(logins);
+
+      // A streamed body cannot be sent again: transient, session renewed.
+      sf.expireSessions();
+      logins = sf.calls.count({ operation: 'login' });
+      const error = await create(Readable.toWeb(Readable.from([job])) as ReadableStream).catch(
+        (err: unknown) => err,
+      );
       expect(error).toBeInstanceOf(TransientError);
       expect((error as Error).message).toMatch(/session expired during the request; it was renewed/);
       expect(sf.calls.count({ operation: 'login' })).toBeGreaterThan(logins);
       // The retried step finds a fresh session.
-      const res = await create();
-      expect(res.status).toBe(200);
+      expect((await create(job)).status).toBe(200);
     });
 
     it('renews the session while paging Bulk results, and resumes a page cut mid-stream', async () => {
@@ -382,6 +399,20 @@ describe('Salesforce connector against the emulator', () => {
       const err = await stream.toArray().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TerminalError);
       expect((err as Error).message).toMatch(/INVALID_FIELD: .*Nope__c/);
+    });
+
+    it('sends a write once: refused with a 503 it is a transient error, never sent again by the connector', async () => {
+      const before = sf.store.count('Account');
+      sf.calls.clear();
+      sf.faults.set({ http503Burst: 1 });
+      const write = c.request('Collections insert of Account', 'POST', '/composite/sobjects', {
+        allOrNone: false,
+        records: [{ attributes: { type: 'Account' }, Name: 'Once Ltd' }],
+      });
+      await expect(write).rejects.toThrow(TransientError);
+      await expect(write).rejects.toThrow(/SERVER_UNAVAILABLE/);
+      expect(sf.calls.count({ operation: 'collections.create' })).toBe(1);
+      expect(sf.store.count('Account')).toBe(before);
     });
 
     it('stops terminally when the daily API allowance is spent', async () => {

@@ -155,6 +155,23 @@ describe('Salesforce emulator faults', () => {
     expect((await conn.query('SELECT Id, LastName FROM Lead')).records).toHaveLength(20);
   });
 
+  it('applies a write whose answer it then cuts, once', async () => {
+    sf.faults.set({ resetWriteAnswerAfterBytes: 20 });
+    const path = '/composite/sobjects';
+    const body = { allOrNone: false, records: [{ attributes: { type: 'Account' }, Name: 'Cut Ltd' }] };
+    const before = sf.store.count('Account');
+    const broken = await api(sf, conn, path, { method: 'POST', body });
+    expect(broken.status).toBe(200);
+    await expect(broken.text()).rejects.toThrow();
+    // The write happened: only its answer was lost.
+    expect(sf.store.count('Account')).toBe(before + 1);
+    const whole = (await (await api(sf, conn, path, { method: 'POST', body })).json()) as {
+      success: boolean;
+    }[];
+    expect(whole).toEqual([expect.objectContaining({ success: true })]);
+    expect(sf.store.count('Account')).toBe(before + 2);
+  });
+
   it('answers 403 REQUEST_LIMIT_EXCEEDED once the daily allowance is spent', async () => {
     sf.faults.set({ dailyApiLimit: sf.limits.used + 2 });
     await conn.query('SELECT COUNT() FROM Lead');

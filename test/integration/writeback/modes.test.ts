@@ -4,6 +4,7 @@
  * record, duplicate external ID, validation rule, and maxFailureRate failing the run after the report.
  */
 import type { CoreDeps } from '../../../lambdas/core/deps';
+import { TransientError } from '../../../lambdas/shared/errors';
 import { pushWriteback, planWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
 import {
   crashingConnector,
@@ -133,6 +134,33 @@ describe('write-back modes and per-record failures', () => {
       `SELECT count(*)::int AS n FROM roundtrip.sync_state WHERE task = 'Lead-insert' AND key LIKE 'crash-%' AND salesforce_id IS NOT NULL`,
     );
     expect(sync[0].n).toBe(4);
+  });
+
+  it('an insert whose answer was cut off fails the step transiently, and the rerun reconciles it instead of inserting again', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'cut-' || i, 'Cut ' || i, 'Pied Piper', i FROM generate_series(1, 4) AS i`,
+    );
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const runId = await env.newRun();
+    const before = env.sf.store.count('Lead');
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    // Salesforce creates the four records; the connection drops in the middle of its answer.
+    env.sf.faults.set({ resetWriteAnswerAfterBytes: 40 });
+
+    const err = await pushWriteback(deps, { runId, task: 'Lead-insert' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    expect(err).toBeInstanceOf(TransientError);
+    expect((err as Error).message).toMatch(/^Collections insert of Lead: the answer was cut off/);
+    expect(env.sf.store.count('Lead')).toBe(before + 4);
+    env.sf.calls.clear();
+    const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
+    expect(retried).toMatchObject({ status: 'collected', succeeded: 4, failed: 0 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(env.sf.store.count('Lead')).toBe(before + 4);
   });
 
   it('an insert without an external-ID key whose result was lost is reported, never resent', async () => {
