@@ -13,7 +13,11 @@
  *
  * `planOverCopy` divides the plan time of run 1 (every row changed, the plan written in full) by
  * the time of the `COPY … FROM STDIN` that loaded the same source rows just before it (two
- * columns, no index, streamed from this process): the reference of issue 5.
+ * columns, no index, streamed from this process): the reference of issue 5. `floorsOverCopy`
+ * divides, by the same COPY, two statements that do a fraction of a plan's work on those rows:
+ * `rewrite` copies them into a new table as they are (WAL-logged like a stored plan; no check, no
+ * key, no comparison: the least any plan that stores its rows in PostgreSQL writes), `pages` numbers them and stores them in
+ * plan pages with their payloads (the plan's storage without any of its checks).
  *
  * Calls are counted on the connector (every REST and Bulk call it makes); records sent are read
  * from the request bodies. Composite calls "per 100k" scale linearly from N; Bulk calls do not
@@ -227,6 +231,32 @@ export async function run(argv: string[]): Promise<void> {
 
     // 1. Bulk: every record changed.
     const copyMs = await load(() => 0);
+    // Two floors under planOverCopy, on the rows just loaded, each in a transaction rolled back:
+    // PostgreSQL writing the same rows again as they are (no check, no key, no comparison), and
+    // writing them into plan pages (numbered, 1,000 a page, key and payload, nothing checked).
+    const floorMs = (sql: string): Promise<number> =>
+      withClient(pool, async (client) => {
+        await client.query('BEGIN');
+        try {
+          await client.query(
+            `INSERT INTO roundtrip.runs (run_id, pipeline, status) VALUES ('bench-floor', 'bench-writeback', 'running')`,
+          );
+          return (await timed(() => client.query(sql)))[1];
+        } finally {
+          await client.query('ROLLBACK');
+        }
+      });
+    const rewriteMs = await floorMs('CREATE TABLE bench_floor AS SELECT * FROM lead_reverse');
+    const pagesFloorMs = await floorMs(
+      `INSERT INTO roundtrip.writeback_plan_pages
+         (run_id, task, page, first_seq, rows, operation, keys, salesforce_ids, payloads, currents)
+       SELECT 'bench-floor', 'floor', (seq - 1) / 1000, min(seq), count(*), 'update',
+              array_agg(k ORDER BY seq), array_agg(k ORDER BY seq),
+              array_agg(jsonb_build_object('LeadScore__c', lead_score) ORDER BY seq),
+              array_agg(NULL::jsonb ORDER BY seq)
+         FROM (SELECT "Id" AS k, lead_score, row_number() OVER () AS seq FROM lead_reverse) AS s
+        GROUP BY (seq - 1) / 1000`,
+    );
     const bulk = counting(base);
     await base.describe('Lead'); // cached: the describe is not part of the push's cost
     global.gc?.();
@@ -312,6 +342,12 @@ export async function run(argv: string[]): Promise<void> {
       writeCallsWhenUnchanged: unchanged.writes,
       sentOverChangedAt1pct: changedAt1pct === 0 ? null : onePct.records / changedAt1pct,
       planOverCopy: Number((planMs / copyMs).toFixed(3)),
+      // Lower bounds of planOverCopy on this machine (see the header): no plan stored in
+      // PostgreSQL can beat rewriting the rows, nor one stored in pages the bare paging.
+      floorsOverCopy: {
+        rewrite: Number((rewriteMs / copyMs).toFixed(3)),
+        pages: Number((pagesFloorMs / copyMs).toFixed(3)),
+      },
       peakRssMb: Math.round(peakRss / MB),
       // The process before the push: runtime, modules, pools (the baseline of the peak).
       rssBeforePushMb: Math.round(rssBeforePush / MB),
