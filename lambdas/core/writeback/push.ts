@@ -44,7 +44,7 @@ import {
   uploadIngestData,
   writeCollections,
 } from '../../connectors/salesforce/writes';
-import { TerminalError } from '../../shared/errors';
+import { TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type { WritebackCollected, WritebackPushInput, WritebackPushOutput } from './contracts';
@@ -91,12 +91,20 @@ export async function finishWriteback(
   taskName: string,
   api: WritebackCollected['api'],
 ): Promise<WritebackCollected> {
-  const { rows } = await deps.pg.query<{ succeeded: string; failed: string }>(
+  const { rows } = await deps.pg.query<{ succeeded: string; failed: string; pending: string }>(
     `SELECT count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
-            count(*) FILTER (WHERE status = 'failed') AS failed
+            count(*) FILTER (WHERE status = 'failed') AS failed,
+            count(*) FILTER (WHERE status IN ('planned', 'sent')) AS pending
        FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`,
     [runId, taskName],
   );
+  // Every record the push touched has an outcome by now; one without is never counted as done.
+  const pending = Number(rows[0]?.pending ?? 0);
+  if (pending > 0) {
+    throw new TransientError(
+      `Write-back ${taskName}: ${pending} records sent or waiting to be sent have no outcome yet; retry the step`,
+    );
+  }
   const planned = await plannedRecords(deps, runId, taskName);
   const succeeded = Number(rows[0]?.succeeded ?? 0);
   const failed = Number(rows[0]?.failed ?? 0);
@@ -356,6 +364,8 @@ async function sendCollections(
 /**
  * The serial retry pass for rows refused with UNABLE_TO_LOCK_ROW: one call at a time, a growing
  * pause before each round, until none is left or the retry limit turned them into failures.
+ * A retry call that died (a retried step) left its records `sent` with attempts above 0: inserts
+ * among them are looked up first ({@link reconcileSentInserts}), the others are sent again.
  */
 export async function retryLockedRows(
   deps: CoreDeps,
@@ -365,10 +375,19 @@ export async function retryLockedRows(
   taskName: string,
   lockRetries: number,
 ): Promise<void> {
+  if (mapping.task.mode === 'insert')
+    await reconcileSentInserts(
+      deps,
+      sf,
+      mapping,
+      runId,
+      taskName,
+      deps.logger.child({ runId, task: taskName }),
+    );
   for (let round = 1; round <= lockRetries + 1; round += 1) {
     const { rows } = await deps.pg.query<{ n: string }>(
       `SELECT count(*) AS n FROM roundtrip.writeback_plans
-        WHERE run_id = $1 AND task = $2 AND status = 'planned' AND attempts > 0`,
+        WHERE run_id = $1 AND task = $2 AND status IN ('planned', 'sent') AND attempts > 0`,
       [runId, taskName],
     );
     const waiting = Number(rows[0]?.n ?? 0);
@@ -386,7 +405,7 @@ export async function retryLockedRows(
       mapping,
       runId,
       taskName,
-      { from: 'ledger', where: `p.status = 'planned' AND p.attempts > 0` },
+      { from: 'ledger', where: `p.status IN ('planned', 'sent') AND p.attempts > 0` },
       { lockRetries, batchSize: COLLECTIONS_MAX_RECORDS },
     );
   }

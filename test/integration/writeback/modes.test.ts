@@ -240,6 +240,44 @@ describe('write-back modes and per-record failures', () => {
       expect(await errorsOf(env, runId)).toEqual([]);
     });
 
+    it('sends a locked record again when its retry call died with the step, instead of leaving it out of every count', async () => {
+      await scores((i) => i + 7);
+      const locked = ids[2] as string;
+      env.sf.faults.set({ lockRowKeys: [locked] });
+      const base = env.deps({ writeback: [update] });
+      const runId = await env.newRun();
+      await planWriteback(base, { runId, task: 'Lead-update' });
+      // The main call is answered (one record locked); the serial retry's call reaches
+      // Salesforce, the lock now gone, but the step dies before recording its answer.
+      let writes = 0;
+      const crashing = crashingConnector(
+        env.connector,
+        (_operation, method) => method !== 'GET' && ++writes === 2,
+      );
+      const dying = {
+        ...base,
+        salesforce: crashing,
+        clock: { now: () => new Date(), sleep: async () => env.sf.faults.set({ lockRowKeys: undefined }) },
+      };
+      await expect(pushWriteback(dying, { runId, task: 'Lead-update' })).rejects.toThrow(/simulated crash/);
+      env.sf.calls.clear();
+
+      const retried = await pushWriteback(
+        { ...base, clock: { now: () => new Date(), sleep: async () => undefined } },
+        { runId, task: 'Lead-update' },
+      );
+
+      expect(retried).toMatchObject({ status: 'collected', planned: 20, succeeded: 20, failed: 0 });
+      // Only the record without an outcome is sent again.
+      expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1]);
+      expect(env.sf.store.get(locked)?.LeadScore__c).toBe(9);
+      const { rows } = await env.pool.query(
+        `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status`,
+        [runId],
+      );
+      expect(rows).toEqual([{ status: 'succeeded', n: 20 }]);
+    });
+
     it('gives up on a record still locked after the bounded retries, with Salesforce code and message', async () => {
       await scores((i) => i + 2);
       const locked = ids[5] as string;
