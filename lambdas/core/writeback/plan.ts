@@ -48,6 +48,10 @@ const JSONB_PAIRS_PER_CALL = 40;
 /** `work_mem` of the plan's transaction: its sorts and hashes of a million rows stay in memory. */
 export const PLAN_WORK_MEM = '128MB';
 
+/** The first and last day Salesforce takes in a date or datetime field. */
+export const MIN_SALESFORCE_DATE = '1700-01-01';
+export const MAX_SALESFORCE_DATE = '4000-12-31';
+
 /** PostgreSQL 16 added pg_input_is_valid(), which the date and datetime checks use. */
 export const MIN_POSTGRES_VERSION_NUM = 160_000;
 
@@ -483,11 +487,18 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTa
       break;
     }
     case 'date':
-      invalid('a date');
+    case 'datetime': {
+      invalid(m.kind === 'date' ? 'a date' : 'a datetime');
+      // Salesforce takes dates from 1700-01-01 to 4000-12-31 (Data Loader Guide, "Data Import
+      // Dates"); a value outside fails its whole Composite subrequest, not just the record.
+      // `v` is ISO text: a year of more than four digits makes it longer, a BC year sorts low.
+      const day = m.kind === 'date' ? v : `left(${v}, 10)`;
+      const length = m.kind === 'date' ? 10 : 24;
+      whens.push(
+        `WHEN ${v} IS NOT NULL AND (char_length(${v}) <> ${length} OR ${day} < '${MIN_SALESFORCE_DATE}' OR ${day} > '${MAX_SALESFORCE_DATE}') THEN ${rowError('DATE_OUTSIDE_VALID_RANGE', name, `format('%s: %s is outside the dates Salesforce takes (${MIN_SALESFORCE_DATE} to ${MAX_SALESFORCE_DATE})', ${sqlLiteral(name)}, ${shown(s)})`)}`,
+      );
       break;
-    case 'datetime':
-      invalid('a datetime');
-      break;
+    }
     case 'time':
       invalid('a time');
       break;

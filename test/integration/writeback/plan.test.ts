@@ -145,6 +145,8 @@ describe('write-back plan', () => {
     await row(ids[9] as string, { scored_at: 'yesterday-ish' });
     await row(ids[10] as string, { hot: 'maybe' });
     await row(ids[11] as string, { discount: 1234.5 }); // Number(5,2): 3 integer digits
+    await row(ids[14] as string, { next_call: '1699-12-31' }); // before Salesforce's first day
+    await row(ids[15] as string, { scored_at: '12345-01-01T00:00:00Z' }); // a five-digit year
     await row('not-an-id');
     await row(null);
     await row(ids[12] as string);
@@ -161,7 +163,7 @@ describe('write-back plan', () => {
 
     const { plan, result } = await runWriteback(deps, { runId, task: 'Lead-update' });
 
-    expect(plan).toMatchObject({ sourceRows: 17, rejected: 15, changed: 2 });
+    expect(plan).toMatchObject({ sourceRows: 19, rejected: 17, changed: 2 });
     const errors = await errorsOf(env, runId);
     const byKey = new Map(errors.map((e) => [e.key, e]));
     expect(errors.every((e) => e.stage === 'plan')).toBe(true);
@@ -203,6 +205,15 @@ describe('write-back plan', () => {
     expect(byKey.get(ids[11] as string)).toMatchObject({
       code: 'NUMBER_OUTSIDE_VALID_RANGE',
       fields: ['Discount__c'],
+    });
+    expect(byKey.get(ids[14] as string)).toMatchObject({
+      code: 'DATE_OUTSIDE_VALID_RANGE',
+      fields: ['Next_Call__c'],
+      message: 'Next_Call__c: 1699-12-31 is outside the dates Salesforce takes (1700-01-01 to 4000-12-31)',
+    });
+    expect(byKey.get(ids[15] as string)).toMatchObject({
+      code: 'DATE_OUTSIDE_VALID_RANGE',
+      fields: ['Scored_At__c'],
     });
     expect(byKey.get('not-an-id')).toMatchObject({ code: 'MALFORMED_ID' });
     expect(byKey.get(null)).toMatchObject({ code: 'MISSING_KEY' });
