@@ -59,6 +59,12 @@ export interface RecordResult {
   /** Upsert only: whether the record was created. */
   readonly created?: boolean;
   readonly errors: readonly RecordError[];
+  /**
+   * The answer does not tell what happened to this record: its Composite subrequest failed on
+   * Salesforce's side (a 5xx), after which the records may or may not have been written. The
+   * write-back leaves it `sent` for the retried step to resolve (resent, or looked up for an insert).
+   */
+  readonly unknown?: true;
 }
 
 /** Options of {@link writeCollections}. */
@@ -106,7 +112,8 @@ function checkResults(raw: unknown, expected: number, what: string): RecordResul
 /**
  * Sends up to 1,000 records in ONE API call: a plain Collections call for up to 200, a Composite
  * call with up to five Collections subrequests above. Answers one result per record, in order.
- * A subrequest that fails as a whole (not per record) is a {@link TerminalError} naming its code.
+ * A subrequest that fails as a whole (not per record) answers its code and message for each of
+ * its records, marked {@link RecordResult.unknown} when it failed on Salesforce's side (5xx).
  */
 export async function writeCollections(
   sf: SalesforceConnector,
@@ -146,14 +153,26 @@ export async function writeCollections(
   }
   const results: RecordResult[] = [];
   parts.forEach((part, i) => {
-    if (part.httpStatusCode >= 300) {
-      const first = (Array.isArray(part.body) ? part.body[0] : part.body) as
-        { errorCode?: string; message?: string } | undefined;
-      throw new TerminalError(
-        `Salesforce Composite subrequest ${part.referenceId} (${what}) failed with HTTP ${part.httpStatusCode}: ${first?.errorCode ?? 'UNKNOWN'}: ${sf.redact(first?.message ?? '')}`,
-      );
+    const size = chunks[i]?.length ?? 0;
+    if (part.httpStatusCode < 300) {
+      results.push(...checkResults(part.body, size, `${what} (${part.referenceId})`));
+      return;
     }
-    results.push(...checkResults(part.body, chunks[i]?.length ?? 0, `${what} (${part.referenceId})`));
+    // A subrequest that failed as a whole answers for each of its records; the other
+    // subrequests' results stand (allOrNone false: they were written).
+    const first = (Array.isArray(part.body) ? part.body[0] : part.body) as
+      { errorCode?: string; message?: string; fields?: string[] } | undefined;
+    const error: RecordError = {
+      statusCode: first?.errorCode ?? `HTTP_${part.httpStatusCode}`,
+      message: `the Composite subrequest of this record (${part.referenceId}, ${size} records) failed as a whole with HTTP ${part.httpStatusCode}: ${sf.redact(first?.message ?? 'no reason given')}`,
+      fields: Array.isArray(first?.fields) ? first.fields : [],
+    };
+    // A 4xx refused the subrequest before any record was written; after a 5xx nobody can say.
+    const result: RecordResult =
+      part.httpStatusCode >= 500
+        ? { id: null, success: false, errors: [error], unknown: true }
+        : { id: null, success: false, errors: [error] };
+    for (let j = 0; j < size; j += 1) results.push(result);
   });
   return results;
 }

@@ -347,9 +347,24 @@ async function sendCollections(
       records: rows.map((r) => r.record),
     });
     calls += 1;
+    // Records whose outcome the answer does not tell stay `sent`: the step fails at its end
+    // (finishWriteback) and its retry resends them, or looks them up for an insert.
+    const known = results.flatMap((r, i) => (r.unknown ? [] : [i]));
+    if (known.length < results.length) {
+      deps.logger.warn('Salesforce did not tell the outcome of some records; left for the retried step', {
+        runId,
+        task: taskName,
+        records: results.length - known.length,
+        error: results.find((r) => r.unknown)?.errors[0]?.message,
+      });
+    }
     await withTransaction(deps.pg, async (client) => {
       await createResultsTable(client);
-      await insertCollectionResults(client, seqs, results);
+      await insertCollectionResults(
+        client,
+        known.map((i) => seqs[i] as number),
+        known.map((i) => results[i] as (typeof results)[number]),
+      );
       await applyResults(client, {
         runId,
         task: taskName,

@@ -163,6 +163,73 @@ describe('write-back modes and per-record failures', () => {
     expect(env.sf.store.count('Lead')).toBe(before + 4);
   });
 
+  it('keeps the results of a Composite call whose one subrequest failed on Salesforce’s side, and resolves that subrequest’s records', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'sub-' || lpad(i::text, 3, '0'), 'Sub ' || i, 'Globex', i % 100 FROM generate_series(1, 450) AS i`,
+    );
+    // Salesforce writes every record; its answer says the second subrequest failed with a 500.
+    const lying = Object.create(env.connector, {
+      request: {
+        value: async (operation: string, method: 'POST', path: string, body?: unknown) => {
+          const answer = (await env.connector.request(operation, method, path, body)) as {
+            compositeResponse?: { httpStatusCode: number; body: unknown }[];
+          };
+          const second = answer.compositeResponse?.[1];
+          if (second) {
+            second.httpStatusCode = 500;
+            second.body = [{ errorCode: 'UNKNOWN_EXCEPTION', message: 'An unexpected error occurred' }];
+          }
+          return answer;
+        },
+      },
+    }) as typeof env.connector;
+    const status = async (runId: string) =>
+      (
+        await env.pool.query(
+          `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
+          [runId],
+        )
+      ).rows;
+    const before = env.sf.store.count('Lead');
+
+    // Insert: the 200 records of unknown outcome are looked up by external ID in the same step.
+    const insertDeps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const insertRun = await env.newRun();
+    await planWriteback(insertDeps, { runId: insertRun, task: 'Lead-insert' });
+    env.sf.calls.clear();
+    const inserted = await pushWriteback(
+      { ...insertDeps, salesforce: lying },
+      { runId: insertRun, task: 'Lead-insert' },
+    );
+    expect(inserted).toMatchObject({ status: 'collected', planned: 450, succeeded: 450, failed: 0 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([450]);
+    expect(env.sf.store.count('Lead')).toBe(before + 450);
+    expect(await status(insertRun)).toEqual([{ status: 'succeeded', n: 450 }]);
+
+    // Upsert: they stay `sent`, the step fails transiently, and its retry sends just those again.
+    await env.pool.query(`UPDATE lead_src SET score = score + 1`);
+    const upsertDeps = env.deps({ writeback: [upsert] });
+    const upsertRun = await env.newRun();
+    await planWriteback(upsertDeps, { runId: upsertRun, task: 'Lead-upsert' });
+    await expect(
+      pushWriteback({ ...upsertDeps, salesforce: lying }, { runId: upsertRun, task: 'Lead-upsert' }),
+    ).rejects.toThrow(
+      /^Write-back Lead-upsert: 200 records sent or waiting to be sent have no outcome yet; retry the step$/,
+    );
+    expect(await status(upsertRun)).toEqual([
+      { status: 'sent', n: 200 },
+      { status: 'succeeded', n: 250 },
+    ]);
+    env.sf.calls.clear();
+    const upserted = await pushWriteback(upsertDeps, { runId: upsertRun, task: 'Lead-upsert' });
+    expect(upserted).toMatchObject({ status: 'collected', planned: 450, succeeded: 450, failed: 0 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([200]);
+    expect(env.sf.store.count('Lead')).toBe(before + 450);
+    expect(leadsWithExternalId(env, 'sub-300')[0]).toMatchObject({ LeadScore__c: 1 });
+    expect(await status(upsertRun)).toEqual([{ status: 'succeeded', n: 450 }]);
+  });
+
   it('an insert without an external-ID key whose result was lost is reported, never resent', async () => {
     await env.pool.query('DELETE FROM lead_src');
     await env.pool.query(

@@ -1,6 +1,5 @@
 import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
 import { parseBulkRecordError, writeCollections } from '../../../lambdas/connectors/salesforce/writes';
-import { TerminalError } from '../../../lambdas/shared/errors';
 
 interface Call {
   operation: string;
@@ -91,7 +90,7 @@ describe('writeCollections', () => {
     expect(sf.calls).toHaveLength(0);
   });
 
-  it('fails the call when a subrequest fails as a whole, naming its code', async () => {
+  it('answers for each record of a subrequest refused as a whole (4xx), and keeps the other subrequests’ results', async () => {
     const sf = fakeConnector(() => ({
       compositeResponse: [
         { referenceId: 'chunk0', httpStatusCode: 200, body: ok(200) },
@@ -102,9 +101,48 @@ describe('writeCollections', () => {
         },
       ],
     }));
-    const attempt = writeCollections(sf, { object: 'Lead', operation: 'insert', records: records(400) });
-    await expect(attempt).rejects.toThrow(TerminalError);
-    await expect(attempt).rejects.toThrow(/chunk1 .* failed with HTTP 400: JSON_PARSER_ERROR: bad value/);
+    const results = await writeCollections(sf, {
+      object: 'Lead',
+      operation: 'insert',
+      records: records(400),
+    });
+    expect(results).toHaveLength(400);
+    expect(results.slice(0, 200)).toEqual(ok(200));
+    expect(results[200]).toEqual({
+      id: null,
+      success: false,
+      errors: [
+        {
+          statusCode: 'JSON_PARSER_ERROR',
+          message:
+            'the Composite subrequest of this record (chunk1, 200 records) failed as a whole with HTTP 400: bad value',
+          fields: [],
+        },
+      ],
+    });
+    expect(results.slice(200).every((r) => r === results[200])).toBe(true);
+  });
+
+  it('marks the records of a subrequest that failed on Salesforce’s side (5xx) as unknown', async () => {
+    const sf = fakeConnector(() => ({
+      compositeResponse: [
+        {
+          referenceId: 'chunk0',
+          httpStatusCode: 500,
+          body: [{ errorCode: 'SERVER_ERROR', message: 'oops' }],
+        },
+        { referenceId: 'chunk1', httpStatusCode: 200, body: ok(50, 200) },
+      ],
+    }));
+    const results = await writeCollections(sf, {
+      object: 'Lead',
+      operation: 'update',
+      records: records(250),
+    });
+    expect(
+      results.slice(0, 200).every((r) => r.unknown === true && r.errors[0]?.statusCode === 'SERVER_ERROR'),
+    ).toBe(true);
+    expect(results.slice(200)).toEqual(ok(50, 200));
   });
 
   it('fails when Salesforce answers a different number of results', async () => {
