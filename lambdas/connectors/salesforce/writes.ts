@@ -304,20 +304,6 @@ export async function streamIngestResults(
   return Readable.fromWeb(res.body as WebReadableStream);
 }
 
-/**
- * Parses the `sf__Error` text of a failedResults row, `CODE:message:fields --` (several errors are
- * joined by spaces), into its first error.
- */
-export function parseBulkRecordError(text: string): RecordError {
-  const m = /^([A-Za-z_]+):([\s\S]*?):([A-Za-z0-9_,]*) --/.exec(text);
-  if (!m) return { statusCode: 'UNKNOWN_EXCEPTION', message: text.trim(), fields: [] };
-  return {
-    statusCode: m[1] as string,
-    message: (m[2] as string).trim(),
-    fields: m[3] ? (m[3] as string).split(',').filter(Boolean) : [],
-  };
-}
-
 /** `SELECT …` over REST, every page (for the small look-ups of the write-back: reconciling inserts). */
 export async function queryAllRecords<T extends Record<string, unknown>>(
   sf: SalesforceConnector,

@@ -57,6 +57,25 @@ interface FinishedJob {
 }
 
 /** Applies one finished job's result files, in one transaction with its collected mark. */
+/**
+ * The code, message and fields of a failedResults row's `sf__Error` (`r.sf_extra`), as a subquery
+ * for a LATERAL join. Salesforce writes `CODE:message:fields --` (salesforce-wire.md); the field
+ * list may be empty, with or without a space before `--` (`ENTITY_IS_DELETED:entity is deleted:--`),
+ * and the message may hold colons and ` -- ` itself, so the fields are the last `:`-part before
+ * the closing `--`. Several errors of one record follow each other (`… -- NEXT_CODE:…`): the
+ * first gives the code and fields, the others are kept in the message. Text of any other shape
+ * is the message whole, under UNKNOWN_EXCEPTION.
+ */
+export const BULK_ERROR_SQL = `
+  SELECT coalesce(m[1], 'UNKNOWN_EXCEPTION') AS code,
+         coalesce(nullif(btrim(m[2]), ''), nullif(btrim(errs[1]), ''), 'Salesforce gave no reason')
+           || CASE WHEN cardinality(errs) > 1 THEN ' (and ' || array_to_string(errs[2:], ' -- ') || ')' ELSE '' END
+           AS message,
+         coalesce(array_remove(string_to_array(m[3], ','), ''), '{}') AS fields
+    FROM (SELECT regexp_split_to_array(regexp_replace(btrim(coalesce(r.sf_extra, '')), '\\s*--$', ''),
+                                  '\\s*--\\s+(?=[A-Z][A-Z0-9_]*:)') AS errs) AS split
+    CROSS JOIN LATERAL (SELECT regexp_match(errs[1], '^([A-Z][A-Z0-9_]*):(.*):([A-Za-z0-9_,]*)\\s*$') AS m) AS parsed`;
+
 async function collectJob(
   deps: CoreDeps,
   sf: SalesforceConnector,
@@ -89,14 +108,11 @@ async function collectJob(
       }
       if (wantFailed) {
         await copyResultFile(client, sf, job.id, 'failedResults', columns);
-        // sf__Error: `CODE:message:fields --`, several joined by spaces: the first one counts.
         await client.query(
           `INSERT INTO ${RESULTS_TABLE} (seq, success, sf_id, code, message, fields)
-           SELECT p.seq, false, nullif(r.sf_id, ''), split_part(e.first, ':', 1),
-                  regexp_replace(regexp_replace(e.first, '^[^:]*:', ''), ':[^:]*$', ''),
-                  array_remove(string_to_array(substring(e.first from ':([^:]*)$'), ','), '')
+           SELECT p.seq, false, nullif(r.sf_id, ''), e.code, e.message, e.fields
              FROM wb_bulk_failed r
-             CROSS JOIN LATERAL (SELECT split_part(r.sf_extra, ' --', 1) AS first) e
+             CROSS JOIN LATERAL (${BULK_ERROR_SQL}) e
              JOIN roundtrip.writeback_plans p ON ${range} AND ${match}`,
           [runId, taskName, job.first, job.last],
         );

@@ -39,6 +39,15 @@ export async function insertCollectionResults(
   results: readonly RecordResult[],
 ): Promise<void> {
   const first = results.map((r) => r.errors[0]);
+  // Several errors of one record: the first gives the code and fields, the others are kept in
+  // the message (as the Bulk parse does, collect.ts BULK_ERROR_SQL).
+  const messages = results.map((r) => {
+    const [head, ...more] = r.errors;
+    if (!head) return null;
+    return more.length === 0
+      ? head.message
+      : `${head.message} (and ${more.map((e) => `${e.statusCode}: ${e.message}`).join(' -- ')})`;
+  });
   await client.query(
     `INSERT INTO ${RESULTS_TABLE} (seq, success, sf_id, code, message, fields)
      SELECT seq, success, sf_id, code, message,
@@ -50,7 +59,7 @@ export async function insertCollectionResults(
       results.map((r) => r.success === true),
       results.map((r) => r.id ?? null),
       first.map((e) => e?.statusCode ?? null),
-      first.map((e) => e?.message ?? null),
+      messages,
       first.map((e) => JSON.stringify(e?.fields ?? [])),
     ],
   );

@@ -1,5 +1,5 @@
 import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
-import { parseBulkRecordError, writeCollections } from '../../../lambdas/connectors/salesforce/writes';
+import { writeCollections } from '../../../lambdas/connectors/salesforce/writes';
 
 interface Call {
   operation: string;
@@ -150,32 +150,5 @@ describe('writeCollections', () => {
     await expect(
       writeCollections(sf, { object: 'Lead', operation: 'insert', records: records(4) }),
     ).rejects.toThrow('Salesforce Collections insert of Lead answered 3 results for 4 records');
-  });
-});
-
-describe('parseBulkRecordError', () => {
-  it('reads the first error of a failedResults sf__Error', () => {
-    expect(parseBulkRecordError('ENTITY_IS_DELETED:entity is deleted: --')).toEqual({
-      statusCode: 'ENTITY_IS_DELETED',
-      message: 'entity is deleted',
-      fields: [],
-    });
-    expect(
-      parseBulkRecordError(
-        'STRING_TOO_LONG:Last Name: data value too large: x:LastName,FirstName -- REQUIRED_FIELD_MISSING:m:Company --',
-      ),
-    ).toEqual({
-      statusCode: 'STRING_TOO_LONG',
-      message: 'Last Name: data value too large: x',
-      fields: ['LastName', 'FirstName'],
-    });
-  });
-
-  it('keeps text it cannot parse as the message', () => {
-    expect(parseBulkRecordError('something odd')).toEqual({
-      statusCode: 'UNKNOWN_EXCEPTION',
-      message: 'something odd',
-      fields: [],
-    });
   });
 });
