@@ -62,6 +62,8 @@ export interface SalesforceFieldDescribe {
   readonly externalId: boolean;
   readonly idLookup?: boolean;
   readonly unique?: boolean;
+  /** Whether values differ by case (a unique external ID is case-insensitive unless this is true). */
+  readonly caseSensitive?: boolean;
   readonly calculated?: boolean;
   readonly autoNumber?: boolean;
   readonly custom?: boolean;

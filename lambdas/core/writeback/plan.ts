@@ -816,6 +816,9 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
           .replace('u.run_id', 'unknown_run')
       : 'NULL::jsonb';
   const salesforceIdSql = task.mode === 'update' ? 'btrim(k)' : 'cur_salesforce_id';
+  // Grouped by how Salesforce tells keys apart: keys naming one record are repeated keys.
+  const keyText = `(src.${quoteIdent(task.keyColumn)})::text`;
+  const identity = keyIdentity(args.mapping, keyText);
   // A key repeated or missing: its rows are rejected by insertKeyErrors.
   const specialSql = `(copies > 1 OR k IS NULL OR btrim(k) = '')`;
   const sql = `
@@ -843,10 +846,10 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
                                  ${checks.map((c, i) => `${c.value} AS ${v(i)}`).join(', ')},
                                  ${rawList.join(', ')}
                             FROM (
-                              SELECT (src.${quoteIdent(task.keyColumn)})::text AS k, count(*) AS copies,
+                              SELECT ${identity.sql === keyText ? keyText : `any_value(${keyText})`} AS k, count(*) AS copies,
                                      ${raw.map((c) => `any_value(src.${quoteIdent(c)}) AS ${rawName(c)}`).join(', ')}
                                 FROM ${quoteQualified(args.source.schema, args.source.table)} AS src
-                               GROUP BY 1
+                               GROUP BY ${identity.sql}
                             ) AS single
                           -- Each conversion runs once per row, not once per check that reads it.
                           OFFSET 0
@@ -900,6 +903,49 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
  * plan's grouped pass set these keys aside. A second read of the source, made only when there
  * are such keys.
  */
+/**
+ * How Salesforce tells two keys apart, as SQL over the key text `k` (and a note for messages):
+ * two source rows whose keys normalise alike name the same record, so both are refused. An Id
+ * is its 15-character case-sensitive form (the 18-character one only adds a checksum), spaces
+ * trimmed as the plan trims them; an external ID that is not case-sensitive ignores case.
+ */
+export function keyIdentity(mapping: WritebackMapping, k: string): { sql: string; note: string } {
+  if (mapping.task.mode === 'update') {
+    // The usual key, 18 characters without spaces, takes the short way.
+    return {
+      sql: `CASE char_length(${k}) WHEN 18 THEN upper(${k}) ELSE ${idIdentitySql(`btrim(${k})`, k)} END`,
+      note: ' (an Id names one record in its 15- and 18-character forms)',
+    };
+  }
+  const field = mapping.fields.find((m) => m.field.name === mapping.keyField)?.field;
+  if (field && field.caseSensitive !== true && TEXT_KEY_TYPES.has(field.type)) {
+    return { sql: `lower(${k})`, note: ` (${field.name} is matched by Salesforce ignoring case)` };
+  }
+  return { sql: k, note: '' };
+}
+
+/**
+ * A Salesforce Id's 18-character form in upper case (`t` trimmed key text; other lengths give
+ * `otherwise`): the 18-character form adds to the case-sensitive 15 a checksum of their case,
+ * three characters each naming which of five characters is upper case, so it names one record
+ * whatever the case it is written in.
+ */
+function idIdentitySql(t: string, otherwise: string): string {
+  const bits = (chunk: number): string =>
+    Array.from(
+      { length: 5 },
+      (_, i) =>
+        `CASE WHEN ascii(substr(${t}, ${chunk * 5 + i + 1}, 1)) BETWEEN 65 AND 90 THEN ${1 << i} ELSE 0 END`,
+    ).join(' + ');
+  const suffix = [0, 1, 2]
+    .map((chunk) => `substr('ABCDEFGHIJKLMNOPQRSTUVWXYZ012345', 1 + ${bits(chunk)}, 1)`)
+    .join(' || ');
+  return `CASE char_length(${t}) WHEN 18 THEN upper(${t}) WHEN 15 THEN upper(${t} || ${suffix}) ELSE ${otherwise} END`;
+}
+
+/** Key field types whose values Salesforce may compare ignoring case. */
+const TEXT_KEY_TYPES = new Set(['string', 'email', 'phone', 'url', 'textarea']);
+
 async function insertKeyErrors(
   client: PoolClient,
   args: PlanStatementArgs,
@@ -909,21 +955,22 @@ async function insertKeyErrors(
   const task = args.mapping.task;
   const rawName = (column: string): string => `r${raw.indexOf(column)}`;
   const keySql = `(src.${quoteIdent(task.keyColumn)})::text`;
+  const identity = keyIdentity(args.mapping, keySql);
   await client.query(
     `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields, payload)
      SELECT $1, $2, k, 'plan', err->>0, err->>2, ARRAY[err->>1], ${sourcePayload}
        FROM (
          SELECT k, ${raw.map(rawName).join(', ')},
                 CASE WHEN k IS NULL OR btrim(k) = '' THEN ${rowError('MISSING_KEY', task.keyColumn, `format('the key column %s is null or blank', $3::text)`)}
-                     ELSE jsonb_build_array('DUPLICATE_KEY', $3::text, format('key %s appears in more than one source row', left(k, ${MESSAGE_VALUE_CHARS}))) END AS err
+                     ELSE jsonb_build_array('DUPLICATE_KEY', $3::text, format('key %s appears in more than one source row%s', left(k, ${MESSAGE_VALUE_CHARS}), $4::text)) END AS err
            FROM (
              SELECT ${keySql} AS k, ${raw.map((c) => `src.${quoteIdent(c)} AS ${rawName(c)}`).join(', ')},
-                    count(*) OVER (PARTITION BY ${keySql}) AS copies
+                    count(*) OVER (PARTITION BY ${identity.sql}) AS copies
                FROM ${quoteQualified(args.source.schema, args.source.table)} AS src
            ) AS counted
           WHERE k IS NULL OR btrim(k) = '' OR copies > 1
        ) AS bad`,
-    [args.runId, args.taskName, task.keyColumn],
+    [args.runId, args.taskName, task.keyColumn, identity.note],
   );
 }
 

@@ -82,6 +82,36 @@ describe('write-back modes and per-record failures', () => {
     expect(env.sf.calls.count({ write: true })).toBe(0);
   });
 
+  it('refuses upsert keys that differ only in case: Salesforce matches them to one record', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src VALUES ('case-x', 'Lower', 'Acme', 1), ('CASE-X', 'Upper', 'Acme', 2), ('case-y', 'Other', 'Acme', 3)`,
+    );
+    const runId = await env.newRun();
+    env.sf.calls.clear();
+
+    const { plan, result } = await runWriteback(env.deps({ writeback: [upsert] }), {
+      runId,
+      task: 'Lead-upsert',
+    });
+
+    expect(plan).toMatchObject({ sourceRows: 3, rejected: 2, changed: 1 });
+    expect(result).toMatchObject({ succeeded: 1, failed: 0 });
+    expect((await errorsOf(env, runId)).map((e) => [e.key, e.code, e.message]).sort()).toEqual([
+      [
+        'CASE-X',
+        'DUPLICATE_KEY',
+        'key CASE-X appears in more than one source row (External_Id__c is matched by Salesforce ignoring case)',
+      ],
+      [
+        'case-x',
+        'DUPLICATE_KEY',
+        'key case-x appears in more than one source row (External_Id__c is matched by Salesforce ignoring case)',
+      ],
+    ]);
+    expect(leadsWithExternalId(env, 'case-x')).toHaveLength(0);
+  });
+
   it('insert creates each key once, and a rerun never inserts it again', async () => {
     await env.pool.query('DELETE FROM lead_src');
     await env.pool.query(

@@ -1,6 +1,7 @@
 /**
  * Plans larger than one page (migration 4 stores a plan in pages of PLAN_PAGE_ROWS records):
- * the pages hold every planned record once and in key order, Collections sends a page a call,
+ * the pages hold every planned record once and in key order (as Salesforce tells Ids apart:
+ * ignoring case in their 18-character form), Collections sends a page a call,
  * a retried push after a crash sends only what has no outcome, Bulk jobs split mid-page, and a
  * dry run writes no ledger row.
  */
@@ -18,6 +19,13 @@ import {
 const LEADS = 2 * PLAN_PAGE_ROWS + 500;
 
 const update = SCORE_UPDATE;
+
+/** Ids in the plan's order: grouped by their upper-case 18-character form. */
+function byIdentity(ids: readonly string[]): string[] {
+  return [...ids].sort((a, b) =>
+    a.toUpperCase() < b.toUpperCase() ? -1 : a.toUpperCase() > b.toUpperCase() ? 1 : 0,
+  );
+}
 
 describe('write-back plans of several pages', () => {
   let env: WritebackEnv;
@@ -67,7 +75,7 @@ describe('write-back plans of several pages', () => {
       `SELECT key, seq FROM roundtrip.writeback_plan_rows WHERE run_id = $1 ORDER BY seq`,
       [runId],
     );
-    expect(planned.map((r) => r.key)).toEqual([...ids].sort());
+    expect(planned.map((r) => r.key)).toEqual(byIdentity(ids));
     expect(planned.map((r) => Number(r.seq))).toEqual(Array.from({ length: LEADS }, (_, i) => i + 1));
     // Nothing is in the ledger before the push.
     expect(await ledger(runId)).toEqual([]);
@@ -191,7 +199,7 @@ describe('write-back plans of several pages', () => {
     const plan = await planWriteback(deps, { runId, task: 'Lead-update', dryRun: true });
 
     expect(plan).toMatchObject({ status: 'dry-run', changed: LEADS });
-    const first = [...ids].sort().slice(0, 10);
+    const first = byIdentity(ids).slice(0, 10);
     expect(plan.sample?.map((r) => r.key)).toEqual(first);
     expect(plan.sample?.[0]).toMatchObject({
       current: { LeadScore__c: (ids.indexOf(first[0] as string) + 4) % 100 },

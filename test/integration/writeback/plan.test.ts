@@ -145,6 +145,11 @@ describe('write-back plan', () => {
     await row(ids[9] as string, { scored_at: 'yesterday-ish' });
     await row(ids[10] as string, { hot: 'maybe' });
     await row(ids[11] as string, { discount: 1234.5 }); // Number(5,2): 3 integer digits
+    // One record named twice: padded with spaces, and by its 15-character Id.
+    await row(ids[16] as string);
+    await row(` ${ids[16] as string} `);
+    await row(ids[17] as string);
+    await row((ids[17] as string).slice(0, 15));
     await row(ids[14] as string, { next_call: '1699-12-31' }); // before Salesforce's first day
     await row(ids[15] as string, { scored_at: '12345-01-01T00:00:00Z' }); // a five-digit year
     await row('not-an-id');
@@ -163,7 +168,7 @@ describe('write-back plan', () => {
 
     const { plan, result } = await runWriteback(deps, { runId, task: 'Lead-update' });
 
-    expect(plan).toMatchObject({ sourceRows: 19, rejected: 17, changed: 2 });
+    expect(plan).toMatchObject({ sourceRows: 23, rejected: 21, changed: 2 });
     const errors = await errorsOf(env, runId);
     const byKey = new Map(errors.map((e) => [e.key, e]));
     expect(errors.every((e) => e.stage === 'plan')).toBe(true);
@@ -219,6 +224,17 @@ describe('write-back plan', () => {
     expect(byKey.get(null)).toMatchObject({ code: 'MISSING_KEY' });
     expect(errors.filter((e) => e.key === ids[12])).toHaveLength(2);
     expect(errors.filter((e) => e.key === ids[12]).every((e) => e.code === 'DUPLICATE_KEY')).toBe(true);
+    for (const key of [
+      ids[16] as string,
+      ` ${ids[16] as string} `,
+      ids[17] as string,
+      (ids[17] as string).slice(0, 15),
+    ]) {
+      expect(byKey.get(key)).toMatchObject({
+        code: 'DUPLICATE_KEY',
+        message: `key ${key} appears in more than one source row (an Id names one record in its 15- and 18-character forms)`,
+      });
+    }
 
     // Only the two good rows went out, in one call, and Salesforce accepted both.
     expect(env.sf.calls.writes().map((w) => w.records)).toEqual([2]);
