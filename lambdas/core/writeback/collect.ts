@@ -17,7 +17,7 @@ import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type { WritebackCollectInput, WritebackCollectOutput } from './contracts';
 import { addApiCalls, mapWritebackTask, type WritebackMapping } from './plan';
-import { bulkColumns, finishWriteback, retryLockedRows, type PushOptions } from './push';
+import { bulkColumns, finishWriteback, retryLockedRows, withTaskLock, type PushOptions } from './push';
 import { applyResults, createResultsTable, ROW_LOCK_RETRIES, RESULTS_TABLE } from './results';
 import { writebackTaskOf } from './state';
 
@@ -161,6 +161,14 @@ export async function collectWriteback(
   deps: CoreDeps,
   input: WritebackCollectInput,
   options: Pick<PushOptions, 'lockRetries'> = {},
+): Promise<WritebackCollectOutput> {
+  return withTaskLock(deps, input.task, () => collectLocked(deps, input, options));
+}
+
+async function collectLocked(
+  deps: CoreDeps,
+  input: WritebackCollectInput,
+  options: Pick<PushOptions, 'lockRetries'>,
 ): Promise<WritebackCollectOutput> {
   const task = writebackTaskOf(deps, input.task);
   const logger = deps.logger.child({ runId: input.runId, task: input.task, step: 'writeback-collect' });

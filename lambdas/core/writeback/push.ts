@@ -467,9 +467,17 @@ export function bulkCopySql(
     (m) => `p.payload->>${sqlLiteral(m.field.name)} AS ${quoteIdent(m.field.name)}`,
   );
   if (mapping.task.mode === 'update') cols.unshift(`p.salesforce_id AS "Id"`);
+  // Insert: records refused before sending (refuseKeysTakenElsewhere) stay out.
+  const refused =
+    mapping.task.mode === 'insert'
+      ? `AND NOT EXISTS (SELECT 1 FROM roundtrip.writeback_plans l
+                          WHERE l.run_id = p.run_id AND l.task = p.task AND l.key = p.key
+                            AND l.status NOT IN ('planned', 'sent'))`
+      : '';
   return `COPY (SELECT ${cols.join(', ')} FROM roundtrip.writeback_plan_rows p
                  WHERE p.run_id = ${sqlLiteral(runId)} AND p.task = ${sqlLiteral(taskName)}
-                   AND ${pagesOf(first, last)} ORDER BY p.seq)
+                   AND ${pagesOf(first, last)} ${refused}
+                 ORDER BY p.seq)
           TO STDOUT (FORMAT csv, HEADER true, NULL '${BULK_CSV_NULL}', FORCE_QUOTE *)`;
 }
 
@@ -581,9 +589,113 @@ async function pushBulk(
       );
       logger.warn('Replaced a Bulk ingest job left Open by an interrupted attempt', { jobId: job.id });
     }
+    if (mapping.task.mode === 'insert' && !(await anyToSend(deps, runId, taskName, chunk))) {
+      logger.warn('Every record of a Bulk chunk was refused before sending; no job for it', { chunk: chunk.chunk });
+      continue;
+    }
     jobIds.push(await uploadChunk(deps, sf, mapping, runId, taskName, chunk, logger));
   }
   return jobIds;
+}
+
+/** Whether a seq range holds a record without an outcome in the ledger (one to send). */
+async function anyToSend(
+  deps: CoreDeps,
+  runId: string,
+  taskName: string,
+  chunk: { first: number; last: number },
+): Promise<boolean> {
+  const { rowCount } = await deps.pg.query(
+    `SELECT 1 FROM roundtrip.writeback_plan_rows p
+      WHERE p.run_id = $1 AND p.task = $2 AND ${pagesOf(chunk.first, chunk.last)}
+        AND NOT EXISTS (SELECT 1 FROM roundtrip.writeback_plans l
+                         WHERE l.run_id = p.run_id AND l.task = p.task AND l.key = p.key
+                           AND l.status NOT IN ('planned', 'sent'))
+      LIMIT 1`,
+    [runId, taskName],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/** The advisory lock class of write-back tasks ("wbak" in ASCII); the task name is hashed into the key. */
+export const WRITEBACK_LOCK_CLASS = 0x7762616b;
+
+/**
+ * Runs `fn` while holding the task's session advisory lock on a connection of its own: one push
+ * or collect of a task at a time, across runs (a step retried while its first attempt still runs,
+ * two runs of a schedule overlapping). Taken or not, it never waits: a held lock is a
+ * TransientError, and the state machine retries the step later. A Lambda that dies closes its
+ * connection, which releases the lock.
+ */
+export async function withTaskLock<T>(deps: CoreDeps, taskName: string, fn: () => Promise<T>): Promise<T> {
+  const client = await deps.pg.connect();
+  let broken: Error | undefined;
+  try {
+    const { rows } = await client.query<{ ok: boolean }>(
+      'SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok',
+      [WRITEBACK_LOCK_CLASS, taskName],
+    );
+    if (!rows[0]?.ok) {
+      throw new TransientError(
+        `Write-back ${taskName}: another push or collect of this task is running (a retried step, or an overlapping run); the step is retried once it ends`,
+      );
+    }
+    try {
+      return await fn();
+    } finally {
+      try {
+        await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [WRITEBACK_LOCK_CLASS, taskName]);
+      } catch (err) {
+        // The session ends instead, which releases the lock.
+        broken = err as Error;
+      }
+    }
+  } finally {
+    client.release(broken);
+  }
+}
+
+/**
+ * Insert: the plan's records whose key another run inserted, or sent with no outcome yet, after
+ * this plan was made (runs that overlapped) fail here, before anything is sent: inserting them
+ * would duplicate the record. Their ledger rows are written `failed`, so no pass sends them.
+ */
+async function refuseKeysTakenElsewhere(
+  deps: CoreDeps,
+  runId: string,
+  taskName: string,
+  logger: Logger,
+): Promise<void> {
+  const { rowCount } = await deps.pg.query(
+    `WITH taken AS (
+       SELECT DISTINCT ON (p.key) p.key, p.seq, p.salesforce_id, p.operation, p.payload, p.current, o.code, o.message, o.other_id
+         FROM roundtrip.writeback_plan_rows p
+         JOIN (
+           SELECT s.key, 'ALREADY_INSERTED' AS code, s.salesforce_id AS other_id,
+                  format('inserted as %s by run %s after this run planned it (the runs overlapped): not inserted again', s.salesforce_id, s.run_id) AS message
+             FROM roundtrip.sync_state s
+            WHERE s.task = $2 AND s.salesforce_id IS NOT NULL AND s.run_id IS DISTINCT FROM $1
+           UNION ALL
+           SELECT l.key, 'INSERT_OUTCOME_UNKNOWN', NULL,
+                  format('sent for insert by run %s, whose result is not recorded yet: not inserted again by this run', l.run_id)
+             FROM roundtrip.writeback_plans l
+            WHERE l.task = $2 AND l.status = 'sent' AND l.run_id <> $1) AS o ON o.key = p.key
+        WHERE p.run_id = $1 AND p.task = $2
+          AND NOT EXISTS (SELECT 1 FROM roundtrip.writeback_plans mine
+                           WHERE mine.run_id = $1 AND mine.task = $2 AND mine.key = p.key)
+        ORDER BY p.key, o.code),
+     marked AS (
+       INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, salesforce_id, operation, payload, current, value_hash, status)
+       SELECT $1, $2, key, seq, salesforce_id, operation, payload, current, md5(payload::text), 'failed' FROM taken
+       ON CONFLICT (run_id, task, key) DO NOTHING
+       RETURNING key)
+     INSERT INTO roundtrip.writeback_errors (run_id, task, key, salesforce_id, stage, code, message, payload)
+     SELECT $1, $2, t.key, t.other_id, 'push', t.code, t.message, t.payload FROM taken t JOIN marked m ON m.key = t.key`,
+    [runId, taskName],
+  );
+  if ((rowCount ?? 0) > 0) {
+    logger.warn('Insert keys taken by another run since the plan: refused, not sent', { records: rowCount });
+  }
 }
 
 /**
@@ -608,14 +720,28 @@ export async function pushWriteback(
   const total = await plannedRecords(deps, input.runId, input.task);
   const api = choosePushApi(total, task);
   if (api === 'none') return finishWriteback(deps, input.runId, task, input.task, 'none');
+  return withTaskLock(deps, input.task, () => pushLocked(deps, input, options, task, api, logger));
+}
+
+async function pushLocked(
+  deps: CoreDeps,
+  input: WritebackPushInput,
+  options: PushOptions,
+  task: WritebackTask,
+  api: 'collections' | 'bulk',
+  logger: Logger,
+): Promise<WritebackPushOutput> {
   const sf = await salesforceOf(deps, `Write-back ${input.task}`);
   const callsBefore = sf.apiCalls;
   const mapping = mapWritebackTask(task, await sf.describe(task.object));
   const lockRetries = options.lockRetries ?? ROW_LOCK_RETRIES;
   try {
-    if (api === 'collections') {
-      if (task.mode === 'insert')
+    if (task.mode === 'insert') {
+      if (api === 'collections')
         await reconcileSentInserts(deps, sf, mapping, input.runId, input.task, logger);
+      await refuseKeysTakenElsewhere(deps, input.runId, input.task, logger);
+    }
+    if (api === 'collections') {
       const calls = await sendCollections(
         deps,
         sf,

@@ -5,7 +5,13 @@
  */
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { TransientError } from '../../../lambdas/shared/errors';
-import { pushWriteback, planWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
+import {
+  collectWriteback,
+  pushWriteback,
+  planWriteback,
+  reportRun,
+  runWriteback,
+} from '../../../lambdas/core/writeback';
 import {
   crashingConnector,
   errorsOf,
@@ -258,6 +264,124 @@ describe('write-back modes and per-record failures', () => {
     expect(env.sf.store.count('Lead')).toBe(before + 450);
     expect(leadsWithExternalId(env, 'sub-300')[0]).toMatchObject({ LeadScore__c: 1 });
     expect(await status(upsertRun)).toEqual([{ status: 'succeeded', n: 450 }]);
+  });
+
+  it('never inserts a key twice when two runs overlap: the later push refuses keys the other run inserted since its plan', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'ovl-' || i, 'Overlap ' || i, 'Soylent', i FROM generate_series(1, 3) AS i`,
+    );
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const before = env.sf.store.count('Lead');
+    const early = await env.newRun();
+    const late = await env.newRun();
+    // Both plan before either pushes: each sees three keys to insert.
+    expect(await planWriteback(deps, { runId: early, task: 'Lead-insert' })).toMatchObject({ changed: 3 });
+    expect(await planWriteback(deps, { runId: late, task: 'Lead-insert' })).toMatchObject({ changed: 3 });
+    expect(await pushWriteback(deps, { runId: late, task: 'Lead-insert' })).toMatchObject({ succeeded: 3 });
+    env.sf.calls.clear();
+
+    const pushed = await pushWriteback(deps, { runId: early, task: 'Lead-insert' });
+
+    expect(pushed).toMatchObject({ planned: 3, succeeded: 0, failed: 3 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(env.sf.store.count('Lead')).toBe(before + 3);
+    const errors = await errorsOf(env, early);
+    expect(errors.map((e) => [e.key, e.code])).toEqual([
+      ['ovl-1', 'ALREADY_INSERTED'],
+      ['ovl-2', 'ALREADY_INSERTED'],
+      ['ovl-3', 'ALREADY_INSERTED'],
+    ]);
+    expect(errors[0]?.message).toMatch(
+      new RegExp(`^inserted as 00Q\\w+ by run ${late} after this run planned it`),
+    );
+  });
+
+  it('refuses them on the Bulk path too, creating no job for a chunk with nothing left to send', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'bovl-' || i, 'Bulk overlap ' || i, 'Tyrell', i FROM generate_series(1, 4) AS i`,
+    );
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const, bulkThreshold: 1 }] });
+    const before = env.sf.store.count('Lead');
+    const earliest = await env.newRun();
+    const early = await env.newRun();
+    const late = await env.newRun();
+    await planWriteback(deps, { runId: earliest, task: 'Lead-insert' });
+    await planWriteback(deps, { runId: early, task: 'Lead-insert' });
+    // The later run inserts two of the four keys.
+    await env.pool.query(`DELETE FROM lead_src WHERE ext IN ('bovl-3', 'bovl-4')`);
+    await planWriteback(deps, { runId: late, task: 'Lead-insert' });
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'bovl-' || i, 'Bulk overlap ' || i, 'Tyrell', i FROM generate_series(3, 4) AS i`,
+    );
+    let late_ = await pushWriteback(deps, { runId: late, task: 'Lead-insert' });
+    while (late_.status === 'bulk-pending') late_ = await collectWriteback(deps, late_);
+    expect(late_).toMatchObject({ succeeded: 2 });
+    env.sf.calls.clear();
+
+    let pushed = await pushWriteback(deps, { runId: early, task: 'Lead-insert' });
+    expect(pushed).toMatchObject({ status: 'bulk-pending', jobIds: [expect.any(String)] });
+    while (pushed.status === 'bulk-pending') pushed = await collectWriteback(deps, pushed);
+
+    expect(pushed).toMatchObject({ planned: 4, succeeded: 2, failed: 2 });
+    // Only the two keys nobody inserted went into the job.
+    const { rows: jobs } = await env.pool.query(
+      `SELECT records_processed::int AS n FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+      [early],
+    );
+    expect(jobs).toEqual([{ n: 2 }]);
+    expect(env.sf.store.count('Lead')).toBe(before + 4);
+    expect((await errorsOf(env, early)).map((e) => [e.key, e.code])).toEqual([
+      ['bovl-1', 'ALREADY_INSERTED'],
+      ['bovl-2', 'ALREADY_INSERTED'],
+    ]);
+
+    // A run whose every key was inserted since its plan creates no job at all.
+    env.sf.calls.clear();
+    let last = await pushWriteback(deps, { runId: earliest, task: 'Lead-insert' });
+    expect(last).toMatchObject({ status: 'bulk-pending', jobIds: [] });
+    while (last.status === 'bulk-pending') last = await collectWriteback(deps, last);
+    expect(last).toMatchObject({ planned: 4, succeeded: 0, failed: 4 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(env.sf.store.count('Lead')).toBe(before + 4);
+  });
+
+  it('runs one push of a task at a time: a second one at once is a transient error, and inserts nothing twice', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'once-' || i, 'Once ' || i, 'Wonka', i FROM generate_series(1, 5) AS i`,
+    );
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const runId = await env.newRun();
+    const before = env.sf.store.count('Lead');
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    env.sf.faults.set({ latencyMs: 200 });
+
+    // The same step started twice (a retried invoke while the first still runs).
+    const outcomes = await Promise.allSettled([
+      pushWriteback(deps, { runId, task: 'Lead-insert' }),
+      pushWriteback(deps, { runId, task: 'Lead-insert' }),
+    ]);
+
+    const refused = outcomes.filter((o) => o.status === 'rejected');
+    expect(refused).toHaveLength(1);
+    expect((refused[0] as PromiseRejectedResult).reason).toBeInstanceOf(TransientError);
+    expect(String((refused[0] as PromiseRejectedResult).reason)).toMatch(
+      /Write-back Lead-insert: another push or collect of this task is running/,
+    );
+    expect(outcomes.find((o) => o.status === 'fulfilled')).toMatchObject({
+      value: { succeeded: 5, failed: 0 },
+    });
+    expect(env.sf.store.count('Lead')).toBe(before + 5);
+    // Its retry finds the work done.
+    env.sf.faults.clear();
+    env.sf.calls.clear();
+    expect(await pushWriteback(deps, { runId, task: 'Lead-insert' })).toMatchObject({
+      succeeded: 5,
+      failed: 0,
+    });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
   });
 
   it('an insert without an external-ID key whose result was lost is reported, never resent', async () => {
