@@ -148,9 +148,11 @@ describe('the roundtrip CLI', () => {
     expect(sample).toHaveLength(10);
     for (const line of sample)
       expect(line).toMatch(/^ {2}Lead-update 00Q\w{15}: \{"LeadScore__c":null\} → \{"LeadScore__c":\d+\}$/);
-    // Nothing scored yet: the extracted copy has no score. In key order, the first page of the plan.
+    // Nothing scored yet: the extracted copy has no score. In key order (Ids compared as
+    // Salesforce does, ignoring case in their 18-character form), the first page of the plan.
     const keys = sample.map((l) => l.split(' ')[3]?.replace(':', '') ?? '');
-    expect(keys).toEqual([...keys].sort());
+    const upper = (k: string): string => k.toUpperCase();
+    expect(keys).toEqual([...keys].sort((a, b) => (upper(a) < upper(b) ? -1 : upper(a) > upper(b) ? 1 : 0)));
     expect(env.salesforce.calls.writes().length).toBe(writesBefore);
   });
 
