@@ -210,7 +210,8 @@ async function collectLocked(
       logger.info('Bulk ingest jobs still running', { running, attempt });
       return { ...input, attempt, waitSeconds: bulkPollDelaySeconds(attempt) };
     }
-    const mapping = mapWritebackTask(task, await sf.describe(task.object));
+    // What was sent is collected whatever changed in the org's permissions since.
+    const mapping = mapWritebackTask(task, await sf.describe(task.object), { checkAccess: false });
     for (const job of finished) {
       await collectJob(deps, sf, mapping, input.runId, input.task, job, lockRetries, logger);
     }

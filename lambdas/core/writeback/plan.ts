@@ -127,21 +127,30 @@ function fieldByName(describe: SalesforceObjectDescribe, name: string): Salesfor
 
 /**
  * Checks a task against the object's describe and returns the mapping. Every problem is reported
- * at once, as one {@link TerminalError}: these are config problems that no row can pass.
+ * at once, as one {@link TerminalError} naming the task and each config key at fault: these are
+ * config problems that no row can pass. `checkAccess: false` (collecting what a job already
+ * sent) skips the createable/updateable and required-field checks, which a permission changed
+ * while the job ran would fail.
  */
-export function mapWritebackTask(task: WritebackTask, describe: SalesforceObjectDescribe): WritebackMapping {
+export function mapWritebackTask(
+  task: WritebackTask,
+  describe: SalesforceObjectDescribe,
+  options: { checkAccess?: boolean } = {},
+): WritebackMapping {
+  const checkAccess = options.checkAccess ?? true;
   const problems: string[] = [];
-  const where = `write-back of ${describe.name} (${task.mode})`;
+  const where = `write-back ${task.name} (${task.mode} of ${describe.name})`;
   const writable = (f: SalesforceFieldDescribe): string | undefined => {
+    if (!checkAccess) return undefined;
     const needCreate = task.mode === 'insert' || task.mode === 'upsert';
     const needUpdate = task.mode === 'update' || task.mode === 'upsert';
     if (needCreate && !f.createable) return `${f.name} is not createable`;
     if (needUpdate && !f.updateable) return `${f.name} is not updateable`;
     return undefined;
   };
-  const kindOf = (f: SalesforceFieldDescribe): FieldKind | undefined => {
+  const kindOf = (f: SalesforceFieldDescribe, configKey: string): FieldKind | undefined => {
     const kind = KIND_BY_TYPE[f.type];
-    if (!kind) problems.push(`${f.name} has type ${f.type}, which the write-back cannot send`);
+    if (!kind) problems.push(`${f.name} has type ${f.type}, which the write-back cannot send (${configKey})`);
     return kind;
   };
   let keyField: string | undefined;
@@ -150,40 +159,43 @@ export function mapWritebackTask(task: WritebackTask, describe: SalesforceObject
     keyField = 'Id';
   } else if (task.key !== undefined) {
     const f = fieldByName(describe, task.key);
-    if (!f) problems.push(`key ${task.key} is not a field of ${describe.name}`);
+    if (!f) problems.push(`key ${task.key} is not a field of ${describe.name} (key)`);
     else if (
       f.name === 'Id' ||
       !(f.externalId || (task.mode === 'upsert' && f.idLookup && f.name !== 'Id'))
     ) {
-      problems.push(`key ${f.name} is not an external-ID field of ${describe.name} (${task.mode} needs one)`);
+      problems.push(
+        `key ${f.name} is not an external-ID field of ${describe.name} (key: ${task.mode} needs one)`,
+      );
     } else {
       keyField = f.name;
       const notWritable = writable(f);
-      if (notWritable) problems.push(`key ${notWritable} (${task.mode} sets it)`);
-      const kind = kindOf(f);
+      if (notWritable) problems.push(`key ${notWritable} (key: ${task.mode} sets it)`);
+      const kind = kindOf(f, 'key');
       if (kind) fields.push({ field: f, kind, column: task.keyColumn, isKey: true });
     }
   }
   for (const [name, column] of Object.entries(task.fields)) {
     const f = fieldByName(describe, name);
+    const configKey = `fields.${name}`;
     if (!f) {
-      problems.push(`field ${name} does not exist on ${describe.name}`);
+      problems.push(`field ${name} does not exist on ${describe.name} (${configKey})`);
       continue;
     }
     if (keyField && f.name === keyField) {
-      problems.push(`field ${f.name} is the key; its value comes from keyColumn`);
+      problems.push(`field ${f.name} is the key; its value comes from keyColumn (${configKey})`);
       continue;
     }
     const notWritable = writable(f);
-    if (notWritable) problems.push(`field ${notWritable}`);
-    const kind = kindOf(f);
+    if (notWritable) problems.push(`field ${notWritable} (${configKey})`);
+    const kind = kindOf(f, configKey);
     if (kind) fields.push({ field: f, kind, column, isKey: false });
   }
-  if (task.mode === 'insert') {
+  if (task.mode === 'insert' && checkAccess) {
     const mapped = new Set(fields.map((m) => m.field.name));
     for (const f of describe.fields) {
       if (f.createable && !f.nillable && !f.defaultedOnCreate && !mapped.has(f.name)) {
-        problems.push(`field ${f.name} is required on insert but not mapped`);
+        problems.push(`field ${f.name} is required on insert but not mapped (fields)`);
       }
     }
   }

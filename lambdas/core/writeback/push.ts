@@ -590,7 +590,9 @@ async function pushBulk(
       logger.warn('Replaced a Bulk ingest job left Open by an interrupted attempt', { jobId: job.id });
     }
     if (mapping.task.mode === 'insert' && !(await anyToSend(deps, runId, taskName, chunk))) {
-      logger.warn('Every record of a Bulk chunk was refused before sending; no job for it', { chunk: chunk.chunk });
+      logger.warn('Every record of a Bulk chunk was refused before sending; no job for it', {
+        chunk: chunk.chunk,
+      });
       continue;
     }
     jobIds.push(await uploadChunk(deps, sf, mapping, runId, taskName, chunk, logger));

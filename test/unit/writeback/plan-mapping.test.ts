@@ -100,8 +100,18 @@ describe('mapWritebackTask', () => {
       );
     expect(attempt).toThrow(TerminalError);
     expect(attempt).toThrow(
-      'Cannot plan the write-back of Lead (insert): key LastName is not an external-ID field of Lead (insert needs one); field Nope does not exist on Lead; field Address is not createable; Address has type address, which the write-back cannot send; field LastName is required on insert but not mapped; field Company is required on insert but not mapped',
+      'Cannot plan the write-back Lead-insert (insert of Lead): key LastName is not an external-ID field of Lead (key: insert needs one); field Nope does not exist on Lead (fields.Nope); field Address is not createable (fields.Address); Address has type address, which the write-back cannot send (fields.Address); field LastName is required on insert but not mapped (fields); field Company is required on insert but not mapped (fields)',
     );
+  });
+
+  it('maps without the access checks for collecting what a job already sent', () => {
+    const t = task({ fields: { IsConverted: 'x' } });
+    expect(() => mapWritebackTask(t, describe_)).toThrow(
+      /field IsConverted is not updateable \(fields.IsConverted\)/,
+    );
+    expect(mapWritebackTask(t, describe_, { checkAccess: false }).fields.map((m) => m.field.name)).toEqual([
+      'IsConverted',
+    ]);
   });
 
   it('refuses a field that is not updateable for update', () => {
