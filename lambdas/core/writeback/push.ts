@@ -188,6 +188,12 @@ async function markSent(
 }
 
 /**
+ * How far Salesforce's clock may be behind PostgreSQL's when an insert's look-up compares a
+ * record's CreatedDate with the time its row was marked `sent` (just before the call).
+ */
+export const RECONCILE_CLOCK_SKEW_MS = 5 * 60 * 1000;
+
+/**
  * Insert rows left `sent` by an attempt that died between sending and recording: looked up by
  * external ID and recorded when found; the others are sent again (they were never created).
  * Without an external-ID key they are reported, not resent.
@@ -200,8 +206,9 @@ async function reconcileSentInserts(
   taskName: string,
   logger: Logger,
 ): Promise<void> {
-  const { rows } = await deps.pg.query<{ seq: string; keyvalue: string | null }>(
-    `SELECT seq, payload->>$3 AS keyvalue FROM roundtrip.writeback_plans
+  const { rows } = await deps.pg.query<{ seq: string; keyvalue: string | null; sent_ms: number }>(
+    `SELECT seq, payload->>$3 AS keyvalue, (extract(epoch FROM updated_at) * 1000)::float8 AS sent_ms
+       FROM roundtrip.writeback_plans
       WHERE run_id = $1 AND task = $2 AND status = 'sent' ORDER BY seq`,
     [runId, taskName, mapping.keyField ?? ''],
   );
@@ -223,7 +230,10 @@ async function reconcileSentInserts(
     logger.warn('Insert rows with unknown outcome reported, not resent', { rows: rows.length });
     return;
   }
-  const found = new Map<string, string>();
+  // Every record holding a sent key, with its creation time: only one created after the send is
+  // ours (a record that had the key before was not created by this insert, which Salesforce then
+  // refused or, for a key that is not unique, never got to send).
+  const found = new Map<string, { id: string; createdMs: number }[]>();
   // SOQL IN lists stay far below the 100,000-character query limit at 200 values a query.
   for (let i = 0; i < rows.length; i += COLLECTIONS_MAX_RECORDS) {
     const values = rows
@@ -234,20 +244,25 @@ async function reconcileSentInserts(
     const list = values.map((v) => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(',');
     const records = await queryAllRecords<Record<string, unknown>>(
       sf,
-      `SELECT Id, ${keyField} FROM ${mapping.object} WHERE ${keyField} IN (${list})`,
+      `SELECT Id, ${keyField}, CreatedDate FROM ${mapping.object} WHERE ${keyField} IN (${list})`,
     );
     for (const r of records) {
       const value = r[keyField];
-      if (typeof r.Id === 'string' && value !== null && value !== undefined) found.set(String(value), r.Id);
+      if (typeof r.Id !== 'string' || value === null || value === undefined) continue;
+      const holders = found.get(String(value)) ?? [];
+      holders.push({ id: r.Id, createdMs: Date.parse(String(r.CreatedDate)) });
+      found.set(String(value), holders);
     }
   }
   const seqs: number[] = [];
   const results: { id: string; success: true; errors: [] }[] = [];
   for (const r of rows) {
-    const id = r.keyvalue === null ? undefined : found.get(r.keyvalue);
-    if (id) {
+    const ours = (r.keyvalue === null ? [] : (found.get(r.keyvalue) ?? []))
+      .filter((c) => !(c.createdMs < r.sent_ms - RECONCILE_CLOCK_SKEW_MS))
+      .sort((a, b) => a.createdMs - b.createdMs)[0];
+    if (ours) {
       seqs.push(Number(r.seq));
-      results.push({ id, success: true, errors: [] });
+      results.push({ id: ours.id, success: true, errors: [] });
     }
   }
   await withTransaction(deps.pg, async (client) => {

@@ -172,6 +172,36 @@ describe('write-back modes and per-record failures', () => {
     expect(sync[0].n).toBe(4);
   });
 
+  it('does not take a record that held the key before the lost insert for its own', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(`INSERT INTO lead_src VALUES ('pre-1', 'Ours', 'Initech', 5)`);
+    // Someone else's record holds the key already (created long ago).
+    const [theirs] = env.sf.store.seed('Lead', [
+      {
+        LastName: 'Theirs',
+        Company: 'Other',
+        External_Id__c: 'pre-1',
+        CreatedDate: '2020-01-01T00:00:00.000+0000',
+      },
+    ]);
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const runId = await env.newRun();
+    // The insert is refused (DUPLICATE_VALUE), and the answer is lost in a crash.
+    await planThenCrashInPush(deps, runId);
+
+    const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
+
+    // Not adopted: sent again, and refused again with Salesforce's own reason.
+    expect(retried).toMatchObject({ succeeded: 0, failed: 1 });
+    expect((await errorsOf(env, runId)).map((e) => e.code)).toEqual(['DUPLICATE_VALUE']);
+    const { rows } = await env.pool.query(
+      `SELECT salesforce_id FROM roundtrip.sync_state WHERE task = 'Lead-insert' AND key = 'pre-1'`,
+    );
+    expect(rows).toEqual([]);
+    expect(env.sf.store.get(theirs as string)).toMatchObject({ LastName: 'Theirs' });
+    expect(leadsWithExternalId(env, 'pre-1')).toHaveLength(1);
+  });
+
   it('an insert whose answer was cut off fails the step transiently, and the rerun reconciles it instead of inserting again', async () => {
     await env.pool.query('DELETE FROM lead_src');
     await env.pool.query(
