@@ -187,6 +187,14 @@ async function markSent(
   );
 }
 
+/** A decimal's text without trailing fractional zeros (`42.00` → `42`, `-0.50` → `-0.5`). */
+function decimalText(v: string): string {
+  const t = v.trim();
+  if (!/^-?\d+(\.\d+)?$/.test(t)) return t;
+  const trimmed = t.includes('.') ? t.replace(/\.?0+$/, '') : t;
+  return trimmed === '-0' ? '0' : trimmed;
+}
+
 /**
  * How far Salesforce's clock may be behind PostgreSQL's when an insert's look-up compares a
  * record's CreatedDate with the time its row was marked `sent` (just before the call).
@@ -230,6 +238,13 @@ async function reconcileSentInserts(
     logger.warn('Insert rows with unknown outcome reported, not resent', { rows: rows.length });
     return;
   }
+  // A number key is sent and compared as a number: SOQL refuses a quoted number, and Salesforce
+  // answers 42 for the 42.00 the payload holds.
+  const keyKind = mapping.fields.find((m) => m.isKey)?.kind;
+  const numeric = keyKind === 'int' || keyKind === 'number';
+  const soqlLiteral = (v: string): string =>
+    numeric ? decimalText(v) : `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  const keyOf = (v: unknown): string => (numeric ? decimalText(String(v)) : String(v));
   // Every record holding a sent key, with its creation time: only one created after the send is
   // ours (a record that had the key before was not created by this insert, which Salesforce then
   // refused or, for a key that is not unique, never got to send).
@@ -241,7 +256,7 @@ async function reconcileSentInserts(
       .map((r) => r.keyvalue)
       .filter((v): v is string => v !== null);
     if (values.length === 0) continue;
-    const list = values.map((v) => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(',');
+    const list = values.map(soqlLiteral).join(',');
     const records = await queryAllRecords<Record<string, unknown>>(
       sf,
       `SELECT Id, ${keyField}, CreatedDate FROM ${mapping.object} WHERE ${keyField} IN (${list})`,
@@ -249,15 +264,15 @@ async function reconcileSentInserts(
     for (const r of records) {
       const value = r[keyField];
       if (typeof r.Id !== 'string' || value === null || value === undefined) continue;
-      const holders = found.get(String(value)) ?? [];
+      const holders = found.get(keyOf(value)) ?? [];
       holders.push({ id: r.Id, createdMs: Date.parse(String(r.CreatedDate)) });
-      found.set(String(value), holders);
+      found.set(keyOf(value), holders);
     }
   }
   const seqs: number[] = [];
   const results: { id: string; success: true; errors: [] }[] = [];
   for (const r of rows) {
-    const ours = (r.keyvalue === null ? [] : (found.get(r.keyvalue) ?? []))
+    const ours = (r.keyvalue === null ? [] : (found.get(keyOf(r.keyvalue)) ?? []))
       .filter((c) => !(c.createdMs < r.sent_ms - RECONCILE_CLOCK_SKEW_MS))
       .sort((a, b) => a.createdMs - b.createdMs)[0];
     if (ours) {

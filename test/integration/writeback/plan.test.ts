@@ -5,9 +5,14 @@
 import path from 'node:path';
 import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
 import type { WritebackTaskInput } from '../../../lambdas/config';
-import { MaxChangesExceededError, planWriteback, runWriteback } from '../../../lambdas/core/writeback';
+import {
+  MaxChangesExceededError,
+  planWriteback,
+  pushWriteback,
+  runWriteback,
+} from '../../../lambdas/core/writeback';
 import { TerminalError } from '../../../lambdas/shared/errors';
-import { errorsOf, startWritebackEnv, type WritebackEnv } from './support';
+import { crashingConnector, errorsOf, startWritebackEnv, type WritebackEnv } from './support';
 
 const wide = (over: Partial<WritebackTaskInput> = {}): WritebackTaskInput => ({
   to: 'salesforce',
@@ -282,5 +287,41 @@ describe('write-back plan', () => {
     await expect(attempt).rejects.toThrow(/would change 5 records, more than maxChanges \(3\)/);
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(env.sf.store.get(ids[0] as string)?.LeadScore__c).toBe(42);
+  });
+
+  it('reconciles a lost insert by a number external ID: 42.00 in the payload is the 42 Salesforce answers', async () => {
+    await env.pool.query(`CREATE TABLE numbered_source (num numeric, last_name text, hot boolean)`);
+    await env.pool.query(`INSERT INTO numbered_source VALUES (42, 'Numbered', false), (43.5, 'Half', true)`);
+    const deps = env.deps({
+      writeback: [
+        {
+          to: 'salesforce',
+          object: 'Lead',
+          from: 'numbered_source',
+          mode: 'insert',
+          key: 'Lead_Number__c',
+          keyColumn: 'num',
+          fields: { LastName: 'last_name', Company: 'last_name', Is_Hot__c: 'hot' },
+        },
+      ],
+    });
+    const runId = await env.newRun();
+    const before = env.sf.store.count('Lead');
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    await expect(
+      pushWriteback(
+        { ...deps, salesforce: crashingConnector(env.connector, (_operation, method) => method !== 'GET') },
+        { runId, task: 'Lead-insert' },
+      ),
+    ).rejects.toThrow(/simulated crash/);
+    env.sf.calls.clear();
+
+    const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
+
+    // Both found by their number (the query lists them unquoted), none sent again.
+    expect(retried).toMatchObject({ succeeded: 2, failed: 0 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
+    expect(env.sf.store.count('Lead')).toBe(before + 2);
   });
 });
