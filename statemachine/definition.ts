@@ -181,6 +181,22 @@ export const TRANSIENT_RETRY = {
   jitterStrategy: sfn.JitterType.FULL,
 } as const;
 
+/**
+ * The retry of a write-back push or collect that found its task held by another invocation
+ * (TaskBusyError): 20 s, then ×1.5 up to 2 min, 12 attempts — about 20 minutes, longer than a
+ * Lambda can run, so the holder has finished or died (releasing the lock) by the last one.
+ */
+export const BUSY_RETRY = {
+  interval: Duration.seconds(20),
+  backoffRate: 1.5,
+  maxAttempts: 12,
+  maxDelay: Duration.seconds(120),
+  jitterStrategy: sfn.JitterType.FULL,
+} as const;
+
+/** The steps that take a task's write-back lock (lambdas/core/writeback/push.ts withTaskLock). */
+export const LOCKING_STEPS: ReadonlySet<StepKey> = new Set<StepKey>(['pushWriteback', 'collectWriteback']);
+
 /** Where a caught error is put in the state (`{ Error, Cause }`). */
 export const ERROR_PATH = '$.error';
 
@@ -264,6 +280,7 @@ function lambdaTask(
     ),
     ...props,
   });
+  if (LOCKING_STEPS.has(step)) task.addRetry({ errors: [ERROR_NAMES.busy], ...BUSY_RETRY });
   task.addRetry({ errors: [...TRANSIENT_LAMBDA_ERRORS], ...TRANSIENT_RETRY });
   b.taskStates.set(name, step);
   return task;

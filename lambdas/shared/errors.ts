@@ -16,6 +16,7 @@ export const ERROR_NAMES = {
   transient: 'TransientError',
   terminal: 'TerminalError',
   config: 'ConfigError',
+  busy: 'TaskBusyError',
 } as const;
 
 /** A failure that a retry may fix. */
@@ -23,6 +24,18 @@ export class TransientError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = ERROR_NAMES.transient;
+  }
+}
+
+/**
+ * Transient, but worth a longer wait than a throttle: the work is held by another invocation (a
+ * write-back push or collect of the same task). The state machine retries it on its own, slower
+ * schedule (statemachine/definition.ts BUSY_RETRY).
+ */
+export class TaskBusyError extends TransientError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = ERROR_NAMES.busy;
   }
 }
 

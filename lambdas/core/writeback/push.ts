@@ -44,7 +44,7 @@ import {
   uploadIngestData,
   writeCollections,
 } from '../../connectors/salesforce/writes';
-import { TerminalError, TransientError } from '../../shared/errors';
+import { TaskBusyError, TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type { WritebackCollected, WritebackPushInput, WritebackPushOutput } from './contracts';
@@ -656,7 +656,7 @@ export const WRITEBACK_LOCK_CLASS = 0x7762616b;
  * Runs `fn` while holding the task's session advisory lock on a connection of its own: one push
  * or collect of a task at a time, across runs (a step retried while its first attempt still runs,
  * two runs of a schedule overlapping). Taken or not, it never waits: a held lock is a
- * TransientError, and the state machine retries the step later. A Lambda that dies closes its
+ * TaskBusyError, which the state machine retries on a slower schedule (up to about 20 minutes). A Lambda that dies closes its
  * connection, which releases the lock.
  */
 export async function withTaskLock<T>(deps: CoreDeps, taskName: string, fn: () => Promise<T>): Promise<T> {
@@ -668,7 +668,7 @@ export async function withTaskLock<T>(deps: CoreDeps, taskName: string, fn: () =
       [WRITEBACK_LOCK_CLASS, taskName],
     );
     if (!rows[0]?.ok) {
-      throw new TransientError(
+      throw new TaskBusyError(
         `Write-back ${taskName}: another push or collect of this task is running (a retried step, or an overlapping run); the step is retried once it ends`,
       );
     }

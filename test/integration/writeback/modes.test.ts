@@ -397,6 +397,7 @@ describe('write-back modes and per-record failures', () => {
     const refused = outcomes.filter((o) => o.status === 'rejected');
     expect(refused).toHaveLength(1);
     expect((refused[0] as PromiseRejectedResult).reason).toBeInstanceOf(TransientError);
+    expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({ name: 'TaskBusyError' });
     expect(String((refused[0] as PromiseRejectedResult).reason)).toMatch(
       /Write-back Lead-insert: another push or collect of this task is running/,
     );
