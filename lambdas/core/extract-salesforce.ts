@@ -17,7 +17,8 @@
  * 4. The load is ONE transaction: evolve the table, COPY the CSV into an UNLOGGED staging table,
  *    merge on "Id" (IsDeleted rows removed or flagged per the task's `deletes`), after a full
  *    read remove or flag the rows it no longer returned, advance the watermark to the newest
- *    SystemModstamp seen (and the largest Id at it), record the task's result in the run, drop
+ *    SystemModstamp seen (and the largest Id at it) — but never past the read's start on
+ *    Salesforce's clock (a row read late may show a change newer than a record the query missed) —, record the task's result in the run, drop
  *    staging. A failure anywhere — a connection reset in the middle of the COPY included —
  *    rolls all of it back: the table and the watermark stay as they were.
  *
@@ -147,6 +148,12 @@ async function loadRows(
     apiCalls: () => number;
     /** The Bulk query job read, marked loaded in the same transaction. */
     jobId?: string;
+    /**
+     * Salesforce's time, no later than the read's start: a change made after it may be among the
+     * rows read (a row read later shows it) while another one, made before it, is not (a record
+     * created after the start). The watermark never goes past it. Undefined: not capped.
+     */
+    readStartedAt?: Date;
   },
 ): Promise<SalesforceExtractLoaded> {
   const { task, schema, table, logger } = ctx;
@@ -223,9 +230,13 @@ async function loadRows(
     }
     const mergeMs = ms(mergeStarted);
     const newest = await newestStagedChange(client, schema, copied.staging, WATERMARK_FIELD, ID_FIELD);
+    // Rows stamped after the read started do not prove that every change before them was read:
+    // the next read starts again from the read's start.
+    const capped =
+      newest !== undefined && load.readStartedAt !== undefined && newest.stamp > load.readStartedAt;
     const state = await advanceWatermark(client, task.name, {
-      watermark: newest?.stamp ?? null,
-      watermarkId: newest?.id ?? null,
+      watermark: capped ? (load.readStartedAt as Date) : (newest?.stamp ?? null),
+      watermarkId: capped ? null : (newest?.id ?? null),
       runId: load.runId,
       rows: copied.rows,
       // A full read saw everything: what it saw is the truth, even if older than the stored mark.
@@ -345,7 +356,10 @@ export async function extractSalesforce(
     return attached;
   }
 
+  const clockBeforeCount = deps.clock.now();
   const rows = await sf.count(plan.countSoql, { includeDeleted: plan.includeDeleted });
+  // Salesforce's time of the COUNT()'s answer: before the REST query starts.
+  const countedAt = sf.serverDate ?? clockBeforeCount;
   const api = chooseReadApi(rows, task.bulkThreshold);
   logger.info('Salesforce extract planned', {
     object: task.object,
@@ -369,6 +383,7 @@ export async function extractSalesforce(
           batchSize: options.restBatchSize ?? REST_QUERY_PAGE_ROWS,
         }),
       apiCalls: () => sf.apiCalls - callsBefore,
+      readStartedAt: countedAt,
     });
   }
 
@@ -475,5 +490,6 @@ export async function checkSalesforceExtract(
       }),
     apiCalls: () => pending.apiCalls + (sf.apiCalls - callsBefore),
     jobId: pending.jobId,
+    ...(job.createdDate ? { readStartedAt: job.createdDate } : {}),
   });
 }

@@ -99,6 +99,8 @@ export interface BulkQueryJob {
   readonly numberRecordsProcessed: number;
   /** Salesforce's reason when the job `Failed`. */
   readonly errorMessage: string | undefined;
+  /** When Salesforce created the job (its clock): the job reads no change made before it. */
+  readonly createdDate: Date | undefined;
 }
 
 /** Options of {@link SalesforceConnector.queryRestCsv}. */
@@ -139,6 +141,12 @@ export interface SalesforceConnector {
   readonly flow: 'soap' | 'oauth-password' | 'client-credentials' | 'jwt';
   /** API calls this connector made (sign-ins not counted: Salesforce does not count logins). */
   readonly apiCalls: number;
+  /**
+   * Salesforce's clock: the `Date` header (whole seconds, rounded down) of the latest answer
+   * received, undefined before the first. Read right after an answer, it is no later than any
+   * call sent after it started on the server.
+   */
+  readonly serverDate: Date | undefined;
   /** The object's describe, cached for the connector's life. */
   describe(objectName: string): Promise<SalesforceObjectDescribe>;
   /** `totalSize` of a `SELECT COUNT() FROM …` query. One call. */
@@ -278,6 +286,13 @@ export function putWithBackpressure(
   });
 }
 
+/** A date Salesforce sent (a job's `createdDate`, an HTTP `Date` header), or undefined. */
+function parseDate(value: unknown): Date | undefined {
+  if (typeof value !== 'string' || value === '') return undefined;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
 /** Pause before sending a failed GET again, times the attempt. */
 const GET_RETRY_PAUSE_MS = 250;
 
@@ -365,6 +380,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
 
   let apiCalls = 0;
   let usage: ApiUsage | undefined;
+  let serverDate: Date | undefined;
   const describes = new Map<string, Promise<SalesforceObjectDescribe>>();
   const base = (): string => `${conn.instanceUrl}/services/data/v${apiVersion}`;
 
@@ -504,6 +520,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     state: raw.state as BulkQueryJobState,
     numberRecordsProcessed: typeof raw.numberRecordsProcessed === 'number' ? raw.numberRecordsProcessed : 0,
     errorMessage: typeof raw.errorMessage === 'string' && raw.errorMessage ? raw.errorMessage : undefined,
+    createdDate: parseDate(raw.createdDate),
   });
 
   const checkJobId = (jobId: string): string => {
@@ -652,6 +669,9 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     get apiCalls() {
       return apiCalls;
     },
+    get serverDate() {
+      return serverDate;
+    },
     describe(objectName) {
       const key = objectName.toLowerCase();
       let cached = describes.get(key);
@@ -781,6 +801,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
         }
         const limitInfo = parseLimitInfo(res.headers.get('sforce-limit-info'));
         if (limitInfo) usage = limitInfo;
+        serverDate = parseDate(res.headers.get('date')) ?? serverDate;
         if (res.ok) return res;
         const renewed = await failed(operation, res.status, await res.text(), attempt, sentAt);
         // Salesforce did nothing with a call it refused for the session: once the session is

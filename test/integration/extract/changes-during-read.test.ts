@@ -1,0 +1,125 @@
+/**
+ * Records that change while an extract reads. A query's rows are fixed when it starts (a REST
+ * cursor, a Bulk job), but a row of it read later can carry a change made after the start, with a
+ * newer SystemModstamp, while a record created in the meantime is not among the rows at all. The
+ * watermark must not jump past such a record: the next incremental read has to find it.
+ */
+import {
+  checkSalesforceExtract,
+  extractSalesforce,
+  prepare,
+  runExtract,
+  type SalesforceExtractOutput,
+} from '../../../lambdas/core';
+import { connectSalesforce } from '../../../lambdas/connectors/salesforce';
+import { CANARY, LEAD_FIELDS, leads, startExtractHarness, type ExtractHarness } from './harness';
+
+const ROWS = 300;
+
+describe('Salesforce extract: records changed while the read runs', () => {
+  let h: ExtractHarness;
+  const config = (table: string, bulkThreshold: number) =>
+    h.config([
+      {
+        from: 'salesforce',
+        object: 'Lead',
+        fields: LEAD_FIELDS,
+        table,
+        bulkThreshold,
+        overlapSeconds: 0,
+      },
+    ]);
+
+  beforeEach(async () => {
+    h = await startExtractHarness({ seed: { Lead: leads(ROWS) } });
+  });
+  afterEach(() => h.close());
+
+  it('Bulk: a record created after the job started is read by the next run, though a later change of a row in the job moved past it', async () => {
+    const cfg = config('sf_lead_bulk', 1);
+    const first = await runExtract({ input: {} }, h.deps(cfg), {
+      salesforce: { bulkResultPageRecords: 100 },
+    });
+    expect(first.salesforce.Lead).toMatchObject({ api: 'bulk', rows: ROWS });
+
+    const ids = h.sf.store.query('SELECT Id FROM Lead ORDER BY Id').records.map((r) => r.Id as string);
+    h.sf.store.update('Lead', [{ Id: ids[0], FirstName: 'Changed before the job' }]);
+    const deps = h.deps(cfg);
+    const { runId } = await prepare({ input: {} }, deps);
+    let output: SalesforceExtractOutput = await extractSalesforce({ runId, task: 'Lead', full: false }, deps);
+    expect(output.status).toBe('bulk-pending');
+    // While the job runs: a new lead, then a change to a row the job reads.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const [created] = h.sf.store.create('Lead', [{ LastName: 'Created during the job', Company: 'Mid' }]);
+    // A later second: SOQL datetimes have no fraction, so the next read's bound is whole seconds.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    h.sf.store.update('Lead', [{ Id: ids[0], FirstName: 'Changed during the job' }]);
+    while (output.status === 'bulk-pending') output = await checkSalesforceExtract(output, deps);
+
+    const next = await runExtract({ input: {} }, h.deps(cfg), { salesforce: { bulkResultPageRecords: 100 } });
+    expect(next.salesforce.Lead).toMatchObject({ full: false });
+    expect(await h.rows(`SELECT "LastName" FROM sf_lead_bulk WHERE "Id" = $1`, [created?.id])).toEqual([
+      { LastName: 'Created during the job' },
+    ]);
+    expect(await h.rows(`SELECT "FirstName" FROM sf_lead_bulk WHERE "Id" = $1`, [ids[0]])).toEqual([
+      { FirstName: 'Changed during the job' },
+    ]);
+  });
+
+  it('REST: a record created between two pages is read by the next run, though a later change of a row on the second page moved past it', async () => {
+    const cfg = config('sf_lead_rest', 100_000);
+    const first = await runExtract({ input: {} }, h.deps(cfg));
+    expect(first.salesforce.Lead).toMatchObject({ api: 'rest', rows: ROWS });
+
+    // 250 changed rows: two REST pages of 200.
+    const ids = h.sf.store.query('SELECT Id FROM Lead ORDER BY Id').records.map((r) => r.Id as string);
+    h.sf.store.update(
+      'Lead',
+      ids.slice(0, 250).map((Id) => ({ Id, FirstName: 'Changed before the read' })),
+    );
+    const lastOfRead = ids[249] as string;
+    let createdId: string | undefined;
+    let queryPages = 0;
+    const connector = await connectSalesforce({
+      secret: {
+        loginUrl: h.sf.loginUrl,
+        username: h.sf.credentials.username,
+        password: CANARY.password,
+        securityToken: CANARY.securityToken,
+      },
+      apiVersion: h.sf.apiVersion,
+      logger: h.logger,
+      fetch: async (input, init) => {
+        const res = await fetch(input, init);
+        const url = String(input);
+        if (/\/query(All)?[/?]/.test(url) && !/COUNT\(\)/.test(decodeURIComponent(url))) {
+          queryPages += 1;
+          if (queryPages === 1) {
+            // Between the first and the second page: a new lead, then a change to a row of page 2.
+            await new Promise((resolve) => setTimeout(resolve, 20));
+            createdId =
+              h.sf.store.create('Lead', [{ LastName: 'Created during the read', Company: 'Mid' }])[0]?.id ??
+              undefined;
+            await new Promise((resolve) => setTimeout(resolve, 1_100));
+            h.sf.store.update('Lead', [{ Id: lastOfRead, FirstName: 'Changed during the read' }]);
+          }
+        }
+        return res;
+      },
+    });
+    const second = await runExtract({ input: {} }, h.deps(cfg, { salesforce: connector }), {
+      salesforce: { restBatchSize: 200 },
+    });
+    // The 250 changed rows and the previous watermark's row (the bound is inclusive).
+    expect(second.salesforce.Lead).toMatchObject({ full: false, api: 'rest', rows: 251 });
+    expect(queryPages).toBe(2);
+
+    await runExtract({ input: {} }, h.deps(cfg));
+    expect(await h.rows(`SELECT "LastName" FROM sf_lead_rest WHERE "Id" = $1`, [createdId])).toEqual([
+      { LastName: 'Created during the read' },
+    ]);
+    expect(await h.rows(`SELECT "FirstName" FROM sf_lead_rest WHERE "Id" = $1`, [lastOfRead])).toEqual([
+      { FirstName: 'Changed during the read' },
+    ]);
+  });
+});
