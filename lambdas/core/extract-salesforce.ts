@@ -215,6 +215,8 @@ async function loadRows(
         // re-reads rows of earlier runs (already in the target), not rows of this query twice.
         // Should an Id come twice all the same, the merge fails rather than merge wrongly.
         stagedKeys: 'unique',
+        // A read that started before another run's (overlapping runs) never puts back older values.
+        versionColumn: WATERMARK_FIELD,
       });
     }
     let deleted = merged.deleted;

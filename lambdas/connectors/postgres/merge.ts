@@ -53,6 +53,13 @@ export interface MergeStagingOptions {
    * @default 'may-repeat'
    */
   readonly stagedKeys?: StagedKeys;
+  /**
+   * A column that versions rows (Salesforce's `SystemModstamp`): a staged row older than the
+   * target's row neither updates nor deletes it — it comes from a read that started before the
+   * one that loaded the target's row (an overlapping run). A NULL on either side does not guard.
+   * @default none: the staged row always wins
+   */
+  readonly versionColumn?: string;
 }
 
 /** Whether staging may hold a key more than once: see {@link MergeStagingOptions.stagedKeys}. */
@@ -96,6 +103,16 @@ export async function mergeStaging(client: ClientBase, options: MergeStagingOpti
     }
   }
 
+  const version = options.versionColumn;
+  if (version !== undefined && !columns.some((c) => c.name === version)) {
+    throw new TerminalError(`Merge into ${target}: version column "${version}" is not among the columns`);
+  }
+  /** Whether the target row `t` is newer than the staged row `alias`. */
+  const targetIsNewer = (alias: string): string =>
+    version === undefined
+      ? 'false'
+      : `coalesce(t.${quoteIdent(version)} > ${alias}.${quoteIdent(version)}, false)`;
+
   const keySet = new Set(key);
   const names = columns.map((c) => quoteIdent(c.name));
   const keys = key.map(quoteIdent);
@@ -110,10 +127,11 @@ export async function mergeStaging(client: ClientBase, options: MergeStagingOpti
     others.length === 0
       ? 'DO NOTHING'
       : `DO UPDATE SET ${others.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}
-         WHERE (${others.map((c) => `t.${c}`).join(', ')}) IS DISTINCT FROM (${others.map((c) => `EXCLUDED.${c}`).join(', ')})`;
+         WHERE (${others.map((c) => `t.${c}`).join(', ')}) IS DISTINCT FROM (${others.map((c) => `EXCLUDED.${c}`).join(', ')})
+           AND NOT ${targetIsNewer('EXCLUDED')}`;
   const deleteStep =
     options.deletes?.mode === 'remove'
-      ? `DELETE FROM ${target} AS t USING src WHERE ${isDeleted} AND ${keys.map((k) => `t.${k} = src.${k}`).join(' AND ')} RETURNING 1`
+      ? `DELETE FROM ${target} AS t USING src WHERE ${isDeleted} AND ${keys.map((k) => `t.${k} = src.${k}`).join(' AND ')} AND NOT ${targetIsNewer('src')} RETURNING 1`
       : 'SELECT 1 WHERE false';
   const flagged =
     options.deletes?.mode === 'flag' ? `t.${quoteIdent(options.deletes.flagColumn)} IS TRUE` : 'false';

@@ -30,6 +30,30 @@ describe('Salesforce extract: records changed while the read runs', () => {
       },
     ]);
 
+  /** A connector that calls `afterPage(n)` once the n-th page of a query (not a COUNT()) has arrived. */
+  const connectWithPageHook = (afterPage: (page: number) => Promise<void>) => {
+    let queryPages = 0;
+    return connectSalesforce({
+      secret: {
+        loginUrl: h.sf.loginUrl,
+        username: h.sf.credentials.username,
+        password: CANARY.password,
+        securityToken: CANARY.securityToken,
+      },
+      apiVersion: h.sf.apiVersion,
+      logger: h.logger,
+      fetch: async (input, init) => {
+        const res = await fetch(input, init);
+        const url = String(input);
+        if (/\/query(All)?[/?]/.test(url) && !/COUNT\(\)/.test(decodeURIComponent(url))) {
+          queryPages += 1;
+          await afterPage(queryPages);
+        }
+        return res;
+      },
+    });
+  };
+
   beforeEach(async () => {
     h = await startExtractHarness({ seed: { Lead: leads(ROWS) } });
   });
@@ -80,32 +104,16 @@ describe('Salesforce extract: records changed while the read runs', () => {
     const lastOfRead = ids[249] as string;
     let createdId: string | undefined;
     let queryPages = 0;
-    const connector = await connectSalesforce({
-      secret: {
-        loginUrl: h.sf.loginUrl,
-        username: h.sf.credentials.username,
-        password: CANARY.password,
-        securityToken: CANARY.securityToken,
-      },
-      apiVersion: h.sf.apiVersion,
-      logger: h.logger,
-      fetch: async (input, init) => {
-        const res = await fetch(input, init);
-        const url = String(input);
-        if (/\/query(All)?[/?]/.test(url) && !/COUNT\(\)/.test(decodeURIComponent(url))) {
-          queryPages += 1;
-          if (queryPages === 1) {
-            // Between the first and the second page: a new lead, then a change to a row of page 2.
-            await new Promise((resolve) => setTimeout(resolve, 20));
-            createdId =
-              h.sf.store.create('Lead', [{ LastName: 'Created during the read', Company: 'Mid' }])[0]?.id ??
-              undefined;
-            await new Promise((resolve) => setTimeout(resolve, 1_100));
-            h.sf.store.update('Lead', [{ Id: lastOfRead, FirstName: 'Changed during the read' }]);
-          }
-        }
-        return res;
-      },
+    const connector = await connectWithPageHook(async (page) => {
+      queryPages = page;
+      if (page !== 1) return;
+      // Between the first and the second page: a new lead, then a change to a row of page 2.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      createdId =
+        h.sf.store.create('Lead', [{ LastName: 'Created during the read', Company: 'Mid' }])[0]?.id ??
+        undefined;
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      h.sf.store.update('Lead', [{ Id: lastOfRead, FirstName: 'Changed during the read' }]);
     });
     const second = await runExtract({ input: {} }, h.deps(cfg, { salesforce: connector }), {
       salesforce: { restBatchSize: 200 },
@@ -120,6 +128,44 @@ describe('Salesforce extract: records changed while the read runs', () => {
     ]);
     expect(await h.rows(`SELECT "FirstName" FROM sf_lead_rest WHERE "Id" = $1`, [lastOfRead])).toEqual([
       { FirstName: 'Changed during the read' },
+    ]);
+  });
+
+  it('an overlapping run: the older values of a read that started earlier never overwrite newer ones a later run loaded', async () => {
+    const cfg = config('sf_lead_overlap', 100_000);
+    await runExtract({ input: {} }, h.deps(cfg));
+    const ids = h.sf.store.query('SELECT Id FROM Lead ORDER BY Id').records.map((r) => r.Id as string);
+    h.sf.store.update(
+      'Lead',
+      ids.slice(0, 250).map((Id) => ({ Id, FirstName: 'Changed before run A' })),
+    );
+    // The first row run A reads (page 1): the lowest stamp, then the lowest Id.
+    const [x] = h.sf.store
+      .query(
+        `SELECT Id FROM Lead WHERE FirstName = 'Changed before run A' ORDER BY SystemModstamp, Id LIMIT 1`,
+      )
+      .records.map((r) => r.Id as string);
+    let runB: Promise<unknown> | undefined;
+    const connector = await connectWithPageHook(async (page) => {
+      if (page !== 1) return;
+      // Run A has page 1 (x as it was). Now x changes, another lead changes a second later, and
+      // run B (a scheduled run overlapping A, say) reads both and commits before A goes on.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      h.sf.store.update('Lead', [{ Id: x, FirstName: 'Changed while run A read' }]);
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      h.sf.store.update('Lead', [{ Id: ids[299], FirstName: 'Changed later' }]);
+      runB = runExtract({ input: {} }, h.deps(cfg));
+      await runB;
+    });
+    const a = await runExtract({ input: {} }, h.deps(cfg, { salesforce: connector }), {
+      salesforce: { restBatchSize: 200 },
+    });
+    expect(a.salesforce.Lead).toMatchObject({ full: false, api: 'rest' });
+    expect(runB).toBeDefined();
+
+    await runExtract({ input: {} }, h.deps(cfg));
+    expect(await h.rows(`SELECT "FirstName" FROM sf_lead_overlap WHERE "Id" = $1`, [x])).toEqual([
+      { FirstName: 'Changed while run A read' },
     ]);
   });
 });
