@@ -510,7 +510,13 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       for (const record of page.records) chunk += recordToCopyCsvLine(record, fields);
       rows += page.records.length;
       if (chunk) yield chunk;
-      path = !page.done && page.nextRecordsUrl ? apiRelative(page.nextRecordsUrl) : undefined;
+      if (page.done !== true && !page.nextRecordsUrl) {
+        // Ending here would load the rows so far as if they were all.
+        throw new TerminalError(
+          `Salesforce query page ${pages} is not done but came without a nextRecordsUrl: the read cannot go on`,
+        );
+      }
+      path = page.done === true ? undefined : apiRelative(page.nextRecordsUrl as string);
     }
     logger.info('Salesforce REST query read', { rows, pages });
   }
@@ -584,6 +590,12 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
           written = converter.records;
           if (rest.length > 0) yield rest;
           next = res.headers.get('sforce-locator');
+          if (next === null || next === '') {
+            // The last page says `null`; no header at all does not tell whether more pages follow.
+            throw new TerminalError(
+              `Bulk query results page ${pages + 1} of job ${jobId} came without a Sforce-Locator header: the read cannot tell whether it is complete`,
+            );
+          }
           break;
         } catch (err) {
           const classified = classifySalesforceError(err, {
@@ -602,7 +614,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       }
       pages += 1;
       rows += written;
-      if (!next || next === LAST_PAGE_LOCATOR) break;
+      if (next === LAST_PAGE_LOCATOR) break;
       locator = next;
     }
     logger.info('Salesforce Bulk query results read', { jobId, rows, pages });

@@ -338,6 +338,44 @@ describe('Salesforce connector against the emulator', () => {
       await expectAllLeadsLoaded('bulk_leads');
     });
 
+    it('refuses a Bulk results page or a REST page that does not say whether more follow, rather than end the read early', async () => {
+      // A proxy that drops Salesforce's paging markers: the Sforce-Locator header, nextRecordsUrl.
+      const stripping = await connectSalesforce({
+        secret: soapSecret(),
+        apiVersion: sf.apiVersion,
+        logger: createMemoryLogger('warn'),
+        fetch: async (input, init) => {
+          const res = await fetch(input, init);
+          const url = String(input);
+          if (url.includes('/results?')) {
+            const headers = new Headers(res.headers);
+            headers.delete('sforce-locator');
+            return new Response(res.body, { status: res.status, headers });
+          }
+          if (/\/query\?q=/.test(url) && res.ok) {
+            const page = (await res.json()) as Record<string, unknown>;
+            delete page.nextRecordsUrl;
+            return new Response(JSON.stringify(page), { status: res.status, headers: res.headers });
+          }
+          return res;
+        },
+      });
+      const jobId = await stripping.startBulkQuery('SELECT ' + FIELDS.join(', ') + ' FROM Lead');
+      await stripping.waitForBulkQuery(jobId, { delaySeconds: () => 0.05 });
+      const bulk = await stripping
+        .streamBulkQueryResults(jobId, FIELDS, { maxRecords: 100 })
+        .toArray()
+        .catch((e: unknown) => e);
+      expect(bulk).toBeInstanceOf(TerminalError);
+      expect((bulk as Error).message).toMatch(/Sforce-Locator/);
+      const rest = await stripping
+        .queryRestCsv('SELECT ' + FIELDS.join(', ') + ' FROM Lead', FIELDS, { batchSize: 200 })
+        .toArray()
+        .catch((e: unknown) => e);
+      expect(rest).toBeInstanceOf(TerminalError);
+      expect((rest as Error).message).toMatch(/nextRecordsUrl/);
+    });
+
     it('renews a session that expired under a request with a body: a text body is sent again, a streamed one asks for the step to be retried', async () => {
       const init = (body: RequestInit['body']): RequestInit =>
         ({
