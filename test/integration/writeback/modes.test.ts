@@ -3,7 +3,6 @@
  * recording), and per-record failures from Salesforce: row lock (retried serially), deleted
  * record, duplicate external ID, validation rule, and maxFailureRate failing the run after the report.
  */
-import type { CoreDeps } from '../../../lambdas/core/deps';
 import { TransientError } from '../../../lambdas/shared/errors';
 import {
   collectWriteback,
@@ -16,6 +15,7 @@ import {
   crashingConnector,
   errorsOf,
   leadSeed,
+  planThenCrashInPush,
   SCORE_UPDATE,
   startWritebackEnv,
   type WritebackEnv,
@@ -36,17 +36,16 @@ describe('write-back modes and per-record failures', () => {
   });
   afterAll(async () => env?.stop());
 
-  /** Plans Lead-insert, then pushes it through a connector that crashes after every write reached Salesforce. */
-  async function planThenCrashInPush(deps: CoreDeps, runId: string): Promise<void> {
-    await planWriteback(deps, { runId, task: 'Lead-insert' });
-    await expect(
-      pushWriteback(
-        { ...deps, salesforce: crashingConnector(env.connector, (_operation, method) => method !== 'GET') },
-        { runId, task: 'Lead-insert' },
-      ),
-    ).rejects.toThrow(/simulated crash/);
-  }
   afterEach(() => env.sf.faults.clear());
+
+  /** Replaces lead_src by `n` rows: keys `${prefix}-1`…, LastName `${name} i`, the company, score i. */
+  async function leads(prefix: string, name: string, company: string, n: number): Promise<void> {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT $1 || '-' || i, $2 || ' ' || i, $3, i FROM generate_series(1, $4::int) AS i`,
+      [prefix, name, company, n],
+    );
+  }
 
   const upsert = {
     to: 'salesforce' as const,
@@ -119,10 +118,7 @@ describe('write-back modes and per-record failures', () => {
   });
 
   it('insert creates each key once, and a rerun never inserts it again', async () => {
-    await env.pool.query('DELETE FROM lead_src');
-    await env.pool.query(
-      `INSERT INTO lead_src SELECT 'new-' || i, 'New ' || i, 'Initech', i FROM generate_series(1, 6) AS i`,
-    );
+    await leads('new', 'New', 'Initech', 6);
     const insert = { ...upsert, mode: 'insert' as const };
     const deps = env.deps({ writeback: [insert] });
     const before = env.sf.store.count('Lead');
@@ -141,16 +137,13 @@ describe('write-back modes and per-record failures', () => {
   });
 
   it('an insert whose result was lost in a crash is reconciled by external ID, not inserted twice', async () => {
-    await env.pool.query('DELETE FROM lead_src');
-    await env.pool.query(
-      `INSERT INTO lead_src SELECT 'crash-' || i, 'Crash ' || i, 'Hooli', i FROM generate_series(1, 4) AS i`,
-    );
+    await leads('crash', 'Crash', 'Hooli', 4);
     const insert = { ...upsert, mode: 'insert' as const };
     const deps = env.deps({ writeback: [insert] });
     const runId = await env.newRun();
     const before = env.sf.store.count('Lead');
 
-    await planThenCrashInPush(deps, runId);
+    await planThenCrashInPush(env, deps, runId, 'Lead-insert');
     // Salesforce created them; PostgreSQL only knows they were sent.
     expect(env.sf.store.count('Lead')).toBe(before + 4);
     const { rows: sent } = await env.pool.query(
@@ -187,7 +180,7 @@ describe('write-back modes and per-record failures', () => {
     const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
     const runId = await env.newRun();
     // The insert is refused (DUPLICATE_VALUE), and the answer is lost in a crash.
-    await planThenCrashInPush(deps, runId);
+    await planThenCrashInPush(env, deps, runId, 'Lead-insert');
 
     const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
 
@@ -203,10 +196,7 @@ describe('write-back modes and per-record failures', () => {
   });
 
   it('an insert whose answer was cut off fails the step transiently, and the rerun reconciles it instead of inserting again', async () => {
-    await env.pool.query('DELETE FROM lead_src');
-    await env.pool.query(
-      `INSERT INTO lead_src SELECT 'cut-' || i, 'Cut ' || i, 'Pied Piper', i FROM generate_series(1, 4) AS i`,
-    );
+    await leads('cut', 'Cut', 'Pied Piper', 4);
     const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
     const runId = await env.newRun();
     const before = env.sf.store.count('Lead');
@@ -297,10 +287,7 @@ describe('write-back modes and per-record failures', () => {
   });
 
   it('never inserts a key twice when two runs overlap: the later push refuses keys the other run inserted since its plan', async () => {
-    await env.pool.query('DELETE FROM lead_src');
-    await env.pool.query(
-      `INSERT INTO lead_src SELECT 'ovl-' || i, 'Overlap ' || i, 'Soylent', i FROM generate_series(1, 3) AS i`,
-    );
+    await leads('ovl', 'Overlap', 'Soylent', 3);
     const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
     const before = env.sf.store.count('Lead');
     const early = await env.newRun();
@@ -328,10 +315,7 @@ describe('write-back modes and per-record failures', () => {
   });
 
   it('refuses them on the Bulk path too, creating no job for a chunk with nothing left to send', async () => {
-    await env.pool.query('DELETE FROM lead_src');
-    await env.pool.query(
-      `INSERT INTO lead_src SELECT 'bovl-' || i, 'Bulk overlap ' || i, 'Tyrell', i FROM generate_series(1, 4) AS i`,
-    );
+    await leads('bovl', 'Bulk overlap', 'Tyrell', 4);
     const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const, bulkThreshold: 1 }] });
     const before = env.sf.store.count('Lead');
     const earliest = await env.newRun();
@@ -378,10 +362,7 @@ describe('write-back modes and per-record failures', () => {
   });
 
   it('runs one push of a task at a time: a second one at once is a transient error, and inserts nothing twice', async () => {
-    await env.pool.query('DELETE FROM lead_src');
-    await env.pool.query(
-      `INSERT INTO lead_src SELECT 'once-' || i, 'Once ' || i, 'Wonka', i FROM generate_series(1, 5) AS i`,
-    );
+    await leads('once', 'Once', 'Wonka', 5);
     const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
     const runId = await env.newRun();
     const before = env.sf.store.count('Lead');
@@ -416,10 +397,7 @@ describe('write-back modes and per-record failures', () => {
   });
 
   it('an insert without an external-ID key whose result was lost is reported, never resent', async () => {
-    await env.pool.query('DELETE FROM lead_src');
-    await env.pool.query(
-      `INSERT INTO lead_src SELECT 'nokey-' || i, 'NoKey ' || i, 'Vandelay', i FROM generate_series(1, 3) AS i`,
-    );
+    await leads('nokey', 'NoKey', 'Vandelay', 3);
     const insert = {
       to: 'salesforce' as const,
       object: 'Lead',
@@ -431,7 +409,7 @@ describe('write-back modes and per-record failures', () => {
     const deps = env.deps({ writeback: [insert] });
     const runId = await env.newRun();
     const before = env.sf.store.count('Lead');
-    await planThenCrashInPush(deps, runId);
+    await planThenCrashInPush(env, deps, runId, 'Lead-insert');
     env.sf.calls.clear();
 
     const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });

@@ -12,7 +12,7 @@ import {
   runWriteback,
 } from '../../../lambdas/core/writeback';
 import { TerminalError } from '../../../lambdas/shared/errors';
-import { crashingConnector, errorsOf, startWritebackEnv, type WritebackEnv } from './support';
+import { errorsOf, planThenCrashInPush, startWritebackEnv, type WritebackEnv } from './support';
 
 const wide = (over: Partial<WritebackTaskInput> = {}): WritebackTaskInput => ({
   to: 'salesforce',
@@ -307,13 +307,7 @@ describe('write-back plan', () => {
     });
     const runId = await env.newRun();
     const before = env.sf.store.count('Lead');
-    await planWriteback(deps, { runId, task: 'Lead-insert' });
-    await expect(
-      pushWriteback(
-        { ...deps, salesforce: crashingConnector(env.connector, (_operation, method) => method !== 'GET') },
-        { runId, task: 'Lead-insert' },
-      ),
-    ).rejects.toThrow(/simulated crash/);
+    await planThenCrashInPush(env, deps, runId, 'Lead-insert');
     env.sf.calls.clear();
 
     const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });

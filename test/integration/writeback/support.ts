@@ -14,6 +14,7 @@ import {
 import { createPool, migrate, withClient, type PostgresPool } from '../../../lambdas/connectors/postgres';
 import { connectSalesforce, type SalesforceConnector } from '../../../lambdas/connectors/salesforce';
 import type { CoreDeps } from '../../../lambdas/core/deps';
+import { planWriteback, pushWriteback } from '../../../lambdas/core/writeback';
 import { acceleratedClock } from '../../../lambdas/shared/clock';
 import { TransientError } from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
@@ -180,4 +181,23 @@ export function crashingConnector(
       },
     },
   }) as SalesforceConnector;
+}
+
+/**
+ * Plans the task, then pushes it through a connector that crashes after each write reached
+ * Salesforce: the records are written there, their results lost (the push rejects).
+ */
+export async function planThenCrashInPush(
+  env: WritebackEnv,
+  deps: CoreDeps,
+  runId: string,
+  task: string,
+): Promise<void> {
+  await planWriteback(deps, { runId, task });
+  await expect(
+    pushWriteback(
+      { ...deps, salesforce: crashingConnector(env.connector, (_operation, method) => method !== 'GET') },
+      { runId, task },
+    ),
+  ).rejects.toThrow(/simulated crash/);
 }
