@@ -148,10 +148,36 @@ export class TransformError extends TerminalError {
   }
 }
 
-async function runFile(client: PoolClient, file: string, sql: string): Promise<TransformFileResult> {
+/**
+ * A statement that begins, ends or prepares a transaction (`BEGIN`, `START TRANSACTION`, `COMMIT`,
+ * `END`, `ROLLBACK`, `ABORT`, `PREPARE TRANSACTION`, `COMMIT/ROLLBACK PREPARED`): a `COMMIT` in a
+ * file would commit the files before it and leave the rest to run outside any transaction.
+ * Savepoints (`SAVEPOINT`, `RELEASE`, `ROLLBACK TO`) stay inside it and are allowed.
+ */
+const TRANSACTION_CONTROL =
+  /^(?:begin|start\s+transaction|commit|end|abort|prepare\s+transaction|rollback(?!(?:\s+(?:work|transaction))?\s+to\b))\b/i;
+
+/** Throws a {@link TransformError} for the first statement that would control the transaction. */
+function refuseTransactionControl(file: string, statements: readonly SqlStatement[]): void {
+  for (const statement of statements) {
+    const match = TRANSACTION_CONTROL.exec(statement.text);
+    if (!match) continue;
+    const keyword = match[0].replace(/\s+/g, ' ').toUpperCase();
+    throw new TransformError(
+      `Transform ${file}, line ${statement.line}: ${keyword} is not allowed: the transform runs every file in one transaction and commits it at the end (remove the statement; use SAVEPOINT to undo part of a file); nothing was run`,
+      file,
+      statement.line,
+    );
+  }
+}
+
+async function runFile(
+  client: PoolClient,
+  file: string,
+  statements: readonly SqlStatement[],
+): Promise<TransformFileResult> {
   const started = Date.now();
   const rowCounts: number[] = [];
-  const statements = splitSqlStatements(sql);
   for (const statement of statements) {
     try {
       const result = await client.query(statement.text);
@@ -171,6 +197,15 @@ async function runFile(client: PoolClient, file: string, sql: string): Promise<T
         { cause: err },
       );
     }
+    // Defence in depth: a statement that left the transform's transaction (status idle) would let
+    // the next ones commit on their own.
+    if (client.getTransactionStatus() === 'I') {
+      throw new TransformError(
+        `Transform ${file}, line ${statement.line}: the statement ended the transform's transaction; the files must not control transactions`,
+        file,
+        statement.line,
+      );
+    }
   }
   return {
     file,
@@ -184,8 +219,9 @@ async function runFile(client: PoolClient, file: string, sql: string): Promise<T
 /**
  * Runs the config's transform files in order in one transaction and records, per file, the
  * statements run and their row counts in the run's summary (`summary.transform`). A failing
- * statement rolls back every file and throws a {@link TransformError}; a file that cannot be read
- * is a {@link TerminalError} naming it. Idempotent: a retry runs the same SQL on the same inputs.
+ * statement rolls back every file and throws a {@link TransformError}; so does, before any file
+ * runs, a statement that would control the transaction (`BEGIN`, `COMMIT`, …). A file that cannot
+ * be read is a {@link TerminalError} naming it. Idempotent: a retry runs the same SQL on the same inputs.
  */
 export async function runTransform(
   deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock'>,
@@ -193,20 +229,25 @@ export async function runTransform(
 ): Promise<TransformResult> {
   const logger = deps.logger.child({ runId: input.runId, step: 'transform' });
   const started = Date.now();
-  const sources: { file: string; sql: string }[] = [];
+  const sources: { file: string; statements: SqlStatement[] }[] = [];
   for (const file of deps.config.transform) {
+    let sql: string;
     try {
-      sources.push({ file, sql: await readFile(file, 'utf8') });
+      sql = await readFile(file, 'utf8');
     } catch (err) {
       throw new TerminalError(`Transform file ${file} cannot be read: ${(err as Error).message}`, {
         cause: err,
       });
     }
+    const statements = splitSqlStatements(sql);
+    // Every file is checked before any runs: a refused statement leaves the database untouched.
+    refuseTransactionControl(file, statements);
+    sources.push({ file, statements });
   }
   const files = await withTransaction(deps.pg, async (client) => {
     const results: TransformFileResult[] = [];
-    for (const { file, sql } of sources) {
-      const result = await runFile(client, file, sql);
+    for (const { file, statements } of sources) {
+      const result = await runFile(client, file, statements);
       logger.info('Transform file ran', { ...result });
       results.push(result);
     }

@@ -111,4 +111,41 @@ describe('runTransform', () => {
     const { rows } = await pool.query(`SELECT count(*)::int AS n FROM scores`);
     expect(rows[0].n).toBe(3);
   });
+
+  it('refuses a file that controls the transaction itself (BEGIN/COMMIT) before running any file, so a later failure cannot leave half a transform', async () => {
+    writeFileSync(
+      path.join(dir, '05_commits.sql'),
+      `-- an old habit\nBEGIN;\nDELETE FROM scores WHERE id = 1;\n\ncommit ;\n`,
+    );
+    writeFileSync(path.join(dir, '06_fails.sql'), `DELETE FROM scores;\nSELECT 1 / 0;\n`);
+    const runId = await newRun();
+    const attempt = runTransform(deps(['01_scores.sql', '05_commits.sql', '06_fails.sql']), { runId });
+
+    await expect(attempt).rejects.toThrow(TransformError);
+    await expect(attempt).rejects.toThrow(/05_commits\.sql, line 2: BEGIN .*one transaction/);
+    // Nothing ran: neither file 05's DELETE was committed nor file 06's DELETE applied.
+    const { rows } = await pool.query(`SELECT id, score FROM scores ORDER BY id`);
+    expect(rows.map((r) => r.id)).toEqual([1, 2, 3]);
+  });
+
+  it('refuses END as well, while savepoints inside the transaction stay allowed', async () => {
+    writeFileSync(
+      path.join(dir, '07_end.sql'),
+      `DELETE FROM scores WHERE id = 2;\nEND;\nDELETE FROM scores;\n`,
+    );
+    const runId = await newRun();
+    const attempt = runTransform(deps(['07_end.sql']), { runId });
+    await expect(attempt).rejects.toThrow(/07_end\.sql, line 2: END /);
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM scores`);
+    expect(rows[0].n).toBe(3);
+
+    writeFileSync(
+      path.join(dir, '08_savepoint.sql'),
+      `SAVEPOINT before_delete;\nDELETE FROM scores;\nROLLBACK TO SAVEPOINT before_delete;\nRELEASE SAVEPOINT before_delete;\n`,
+    );
+    const ok = await runTransform(deps(['08_savepoint.sql']), { runId: await newRun() });
+    expect(ok.files[0]?.statements).toBe(4);
+    const { rows: after } = await pool.query(`SELECT count(*)::int AS n FROM scores`);
+    expect(after[0].n).toBe(3);
+  });
 });
