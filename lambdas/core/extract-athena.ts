@@ -4,7 +4,9 @@
  * In AWS the state machine runs the query with `athena:startQueryExecution.sync` and hands this
  * step its output; locally (no `QueryExecution` in the input) the step starts the query itself
  * with a client request token derived from the run id and task (so a retried step gets the same
- * execution, not a second query) and waits for it. Then:
+ * execution, not a second query) and waits for it; an execution that FAILED with an error Athena
+ * marks `Retryable` is run again under the next token of a deterministic chain (at most
+ * `ATHENA_LOCAL_MAX_QUERIES` queries), which a retried step walks to the latest one. Then:
  * - the columns come from the result metadata (one `GetQueryResults` call, `MaxResults: 1`) and
  *   map to PostgreSQL types through `pgColumnForAthenaColumn` (docs/postgres.md);
  * - the result file is streamed from S3 (one `GetObject`; resumed with a Range request if the
@@ -20,6 +22,7 @@
  */
 import type { QueryExecution } from '@aws-sdk/client-athena';
 import type { AthenaExtractTask } from '../config';
+import { AthenaRetryableQueryFailure } from '../connectors/athena/errors';
 import { clientRequestTokenFor } from '../connectors/athena/tokens';
 import {
   copyIntoStaging,
@@ -58,6 +61,53 @@ export function athenaTask(deps: CoreDeps, name: string): AthenaExtractTask {
   return task;
 }
 
+/**
+ * Queries of one run and task the local path runs at most: the first and up to 3 reruns after
+ * failures Athena marks `Retryable`. Then the failure is terminal, so that a step the state
+ * machine keeps retrying does not start queries without end.
+ */
+export const ATHENA_LOCAL_MAX_QUERIES = 4;
+
+/**
+ * The local path's query: started with the run and task's client request token (a retried step
+ * re-attaches to the execution it started) and waited for. An execution that failed with a
+ * retryable error is followed by a rerun under the next generation's token
+ * ({@link clientRequestTokenFor}): a retried step walks the same chain — each finished execution
+ * is found again, not rerun — and continues where it ended.
+ */
+async function runLocalQuery(
+  deps: CoreDeps,
+  runId: string,
+  task: AthenaExtractTask,
+): Promise<QueryExecution> {
+  const athena = athenaOf(deps, `Extract task ${task.name}`);
+  for (let generation = 0; ; generation += 1) {
+    const id = await athena.startQuery(task.query, {
+      clientRequestToken: clientRequestTokenFor(runId, task.name, generation),
+    });
+    try {
+      return await athena.waitForQuery(id, {
+        pollDelays: athenaLocalPollDelayMs,
+        sleep: (ms) => deps.clock.sleep(ms),
+      });
+    } catch (err) {
+      if (!(err instanceof AthenaRetryableQueryFailure)) throw err;
+      if (generation + 1 >= ATHENA_LOCAL_MAX_QUERIES) {
+        throw new TerminalError(
+          `${err.message} (the query of task ${task.name} failed ${ATHENA_LOCAL_MAX_QUERIES} times with a retryable error; not rerun again)`,
+          { cause: err },
+        );
+      }
+      deps.logger.warn('Athena query failed with a retryable error; running it again', {
+        runId,
+        task: task.name,
+        queryExecutionId: err.queryExecutionId,
+        generation: generation + 1,
+      });
+    }
+  }
+}
+
 /** Loads one Athena extract task; see the module comment. */
 export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promise<AthenaLoadOutput> {
   const input = parseStepInput('LoadAthena', AthenaLoadInput, event);
@@ -75,13 +125,7 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
     // An execution passed without its status (a trimmed `.sync` output): ask for it.
     execution = await athena.getQuery(input.QueryExecution.QueryExecutionId);
   } else {
-    const id = await athena.startQuery(task.query, {
-      clientRequestToken: clientRequestTokenFor(input.runId, task.name),
-    });
-    execution = await athena.waitForQuery(id, {
-      pollDelays: athenaLocalPollDelayMs,
-      sleep: (ms) => deps.clock.sleep(ms),
-    });
+    execution = await runLocalQuery(deps, input.runId, task);
   }
   const result = await athena.describeResult(execution);
   const columns = result.columns.map((c) => pgColumnForAthenaColumn(c as AthenaColumnInfo));

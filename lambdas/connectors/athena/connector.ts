@@ -16,7 +16,7 @@ import {
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
-import { classifyAthenaError } from './errors';
+import { AthenaRetryableQueryFailure, classifyAthenaError } from './errors';
 import { ATHENA_CLIENT_REQUEST_TOKEN_MAX_LENGTH, ATHENA_CLIENT_REQUEST_TOKEN_MIN_LENGTH } from './tokens';
 
 /** The default data catalog (Glue). */
@@ -106,8 +106,8 @@ export function parseS3Url(url: string): { bucket: string; key: string } {
 
 /**
  * Throws unless the query SUCCEEDED: a FAILED query is a TerminalError carrying Athena's
- * `StateChangeReason` — or a TransientError when Athena marks the error `Retryable` (an internal
- * error rather than the query's fault); CANCELLED is terminal; a query still running is transient.
+ * `StateChangeReason` — or an {@link AthenaRetryableQueryFailure} (transient) when Athena marks the
+ * error `Retryable`; CANCELLED is terminal; a query still running is transient.
  */
 export function assertQuerySucceeded(queryExecution: QueryExecution): void {
   const id = queryExecution.QueryExecutionId ?? '(unknown id)';
@@ -117,7 +117,9 @@ export function assertQuerySucceeded(queryExecution: QueryExecution): void {
   if (state === 'FAILED') {
     const reason = status?.StateChangeReason ?? status?.AthenaError?.ErrorMessage ?? 'no reason given';
     const message = `Athena query ${id} failed: ${reason}`;
-    throw status?.AthenaError?.Retryable ? new TransientError(message) : new TerminalError(message);
+    throw status?.AthenaError?.Retryable
+      ? new AthenaRetryableQueryFailure(message, id)
+      : new TerminalError(message);
   }
   if (state === 'CANCELLED') {
     throw new TerminalError(

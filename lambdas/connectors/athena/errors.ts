@@ -60,3 +60,17 @@ export function classifyAthenaError(err: unknown, operation: string): TransientE
     /socket hang up|ECONNRESET|premature close|aborted|terminated/i.test(String(e.message));
   return transient ? new TransientError(message, { cause }) : new TerminalError(message, { cause });
 }
+
+/**
+ * A query that ended FAILED with an error Athena marks `Retryable` (an internal error rather than
+ * the query's fault). Transient, but only a NEW execution can succeed: the same client request
+ * token gives the same failed execution back.
+ */
+export class AthenaRetryableQueryFailure extends TransientError {
+  constructor(
+    message: string,
+    readonly queryExecutionId: string,
+  ) {
+    super(message);
+  }
+}

@@ -11,8 +11,12 @@ export const ATHENA_CLIENT_REQUEST_TOKEN_MAX_LENGTH = 128;
 /**
  * The client request token of a run's query task: the same run and task always give the same
  * token, so a step that Step Functions retries gets the query it already started instead of
- * running it twice (Athena returns the same execution id for the same token).
+ * running it twice (Athena returns the same execution id for the same token). `generation` n > 0
+ * names the n-th rerun after executions that failed with a retryable error: the same token would
+ * only give the failed execution back, so a rerun needs a token of its own — and still one that a
+ * retried step finds again.
  */
-export function clientRequestTokenFor(runId: string, task: string): string {
-  return createHash('sha256').update(`roundtrip\0${runId}\0${task}`).digest('hex');
+export function clientRequestTokenFor(runId: string, task: string, generation = 0): string {
+  const text = `roundtrip\0${runId}\0${task}${generation > 0 ? `\0${generation}` : ''}`;
+  return createHash('sha256').update(text).digest('hex');
 }

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { loadAthena, prepare, runExtract, type CoreDeps } from '../../../lambdas/core';
 import type { ExtractTaskInput } from '../../../lambdas/config';
-import { TerminalError } from '../../../lambdas/shared/errors';
+import { clientRequestTokenFor } from '../../../lambdas/connectors/athena';
+import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
 import { startExtractHarness, type ExtractHarness } from './harness';
 
 /** One column per Athena type: the DuckDB expression, the PostgreSQL type it lands in, the value read back as text. */
@@ -234,5 +235,58 @@ Break', 0::BIGINT, NULL),
       h.athenaEmulator.faults.failQueryAfterRunning = false;
     }
     expect(await h.rows('SELECT * FROM athena_customers ORDER BY email')).toEqual(before);
+  });
+
+  it('runs the query anew when a retried local step finds it failed with a retryable error, and re-attaches to that rerun', async () => {
+    const d = deps();
+    const { runId } = await prepare({ input: { tasks: ['customers'] } }, d);
+    const athena = d.athena!;
+    // An earlier attempt of the step started the query, which failed with Athena's internal
+    // (retryable) error, and then the attempt ended (a Lambda timeout, say).
+    h.athenaEmulator.faults.failQueryAfterRunning = 'customers';
+    let failedId: string;
+    try {
+      failedId = await athena.startQuery('SELECT * FROM customers', {
+        clientRequestToken: clientRequestTokenFor(runId, 'customers'),
+      });
+      const failed = await athena
+        .waitForQuery(failedId, { sleep: () => Promise.resolve() })
+        .catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(TransientError);
+    } finally {
+      h.athenaEmulator.faults.failQueryAfterRunning = false;
+    }
+
+    // The retried step runs the query again instead of finding the same failed execution.
+    const retried = await loadAthena({ runId, task: 'customers' }, d);
+    expect(retried.queryExecutionId).not.toBe(failedId);
+    expect(retried).toMatchObject({ rows: 4, inserted: 4 });
+    // A step retried once more re-attaches to the successful rerun.
+    const again = await loadAthena({ runId, task: 'customers' }, d);
+    expect(again.queryExecutionId).toBe(retried.queryExecutionId);
+  });
+
+  it('stops rerunning a query that keeps failing with a retryable error: terminal after a bounded number of queries', async () => {
+    const d = deps();
+    const { runId } = await prepare({ input: { tasks: ['customers'] } }, d);
+    const rerunIds = (): Set<string> =>
+      new Set(
+        h.logger.records
+          .filter((r) => r.message.includes('running it again') && r.attributes.runId === runId)
+          .map((r) => String(r.attributes.queryExecutionId)),
+      );
+    h.athenaEmulator.faults.failQueryAfterRunning = 'customers';
+    try {
+      const first = await loadAthena({ runId, task: 'customers' }, d).catch((e: unknown) => e);
+      expect(first).toBeInstanceOf(TerminalError);
+      expect((first as Error).message).toMatch(/GENERIC_INTERNAL_ERROR.*failed 4 times/);
+      expect(rerunIds().size).toBe(3);
+      // A retried step walks the same chain and starts no fifth query.
+      const second = await loadAthena({ runId, task: 'customers' }, d).catch((e: unknown) => e);
+      expect((second as Error).message).toBe((first as Error).message);
+      expect(rerunIds().size).toBe(3);
+    } finally {
+      h.athenaEmulator.faults.failQueryAfterRunning = false;
+    }
   });
 });

@@ -21,6 +21,15 @@ describe('clientRequestTokenFor', () => {
     expect(a.length).toBeGreaterThanOrEqual(32);
     expect(a.length).toBeLessThanOrEqual(128);
   });
+
+  it('gives each rerun generation its own stable token, generation 0 being the plain one', () => {
+    const a = clientRequestTokenFor('run-1', 'athena_customers');
+    expect(clientRequestTokenFor('run-1', 'athena_customers', 0)).toBe(a);
+    const rerun = clientRequestTokenFor('run-1', 'athena_customers', 1);
+    expect(rerun).not.toBe(a);
+    expect(rerun).toBe(clientRequestTokenFor('run-1', 'athena_customers', 1));
+    expect(rerun).not.toBe(clientRequestTokenFor('run-1', 'athena_customers', 2));
+  });
 });
 
 describe('assertQuerySucceeded', () => {
