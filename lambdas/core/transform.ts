@@ -5,8 +5,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { DatabaseError, type PoolClient } from 'pg';
-import { withTransaction } from '../connectors/postgres';
-import { TerminalError } from '../shared/errors';
+import { classifyPostgresError, withTransaction } from '../connectors/postgres';
+import { TerminalError, TransientError } from '../shared/errors';
 import type { CoreDeps } from './deps';
 import { mergeRunSummary } from './writeback/state';
 
@@ -183,19 +183,22 @@ async function runFile(
       const result = await client.query(statement.text);
       rowCounts.push(result.rowCount ?? 0);
     } catch (err) {
-      if (!(err instanceof DatabaseError)) throw err;
+      if (!(err instanceof DatabaseError)) {
+        // A dropped connection, a socket timeout: transient or terminal as the connector says.
+        throw classifyPostgresError(err, { action: `running transform ${file}, line ${statement.line}` });
+      }
       const position = err.position ? Number(err.position) : undefined;
       const line =
         position !== undefined && Number.isFinite(position)
           ? statement.line + lineAt(statement.text, position - 1) - 1
           : statement.line;
       const detail = [err.detail, err.hint ? `hint: ${err.hint}` : undefined].filter(Boolean).join('; ');
-      throw new TransformError(
-        `Transform ${file}, line ${line}: ${err.message}${err.code ? ` (SQLSTATE ${err.code})` : ''}${detail ? ` — ${detail}` : ''}; the transaction was rolled back, previous results are unchanged`,
-        file,
-        line,
-        { cause: err },
-      );
+      const message = `Transform ${file}, line ${line}: ${err.message}${err.code ? ` (SQLSTATE ${err.code})` : ''}${detail ? ` — ${detail}` : ''}; the transaction was rolled back, previous results are unchanged`;
+      // A deadlock, a lock or statement timeout, a server shutting down: a retry may succeed.
+      if (classifyPostgresError(err) instanceof TransientError) {
+        throw new TransientError(`${message} (transient: the step is retried)`, { cause: err });
+      }
+      throw new TransformError(message, file, line, { cause: err });
     }
     // Defence in depth: a statement that left the transform's transaction (status idle) would let
     // the next ones commit on their own.

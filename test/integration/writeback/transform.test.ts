@@ -9,6 +9,7 @@ import { parseConfig } from '../../../lambdas/config';
 import { createPool, migrate, type PostgresPool } from '../../../lambdas/connectors/postgres';
 import { runTransform, TransformError } from '../../../lambdas/core/transform';
 import { acceleratedClock } from '../../../lambdas/shared/clock';
+import { TransientError } from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
@@ -108,6 +109,29 @@ describe('runTransform', () => {
     await expect(attempt).rejects.toThrow(
       /04_runtime\.sql, line 3: duplicate key value violates unique constraint "scores_pkey" \(SQLSTATE 23505\)/,
     );
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM scores`);
+    expect(rows[0].n).toBe(3);
+  });
+
+  it('reports a lock timeout as transient (the step is retried), still naming the file and line, and keeps the previous results', async () => {
+    writeFileSync(
+      path.join(dir, '09_locked.sql'),
+      `SET LOCAL lock_timeout = '200ms';\nDELETE FROM scores WHERE id = 3;\n\nDELETE\n  FROM scores;\n`,
+    );
+    const holder = await pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE scores IN ACCESS EXCLUSIVE MODE');
+      const runId = await newRun();
+      const error = await runTransform(deps(['09_locked.sql']), { runId }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TransientError);
+      expect((error as Error).message).toMatch(
+        /09_locked\.sql, line 2: canceling statement due to lock timeout \(SQLSTATE 55P03\)/,
+      );
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
     const { rows } = await pool.query(`SELECT count(*)::int AS n FROM scores`);
     expect(rows[0].n).toBe(3);
   });
