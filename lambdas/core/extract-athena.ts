@@ -12,7 +12,8 @@
  * - the result file is streamed from S3 (one `GetObject`; resumed with a Range request if the
  *   connection drops) straight into `COPY … FROM STDIN` of an UNLOGGED staging table: the file
  *   already is CSV in COPY's dialect (NULL unquoted-empty, the empty string `""`);
- * - without a key the table is refreshed with `swapInTable` (`delete-insert`): readers keep seeing
+ * - without a key the table is refreshed with `swapInTable` (`delete-insert`), under a lock that
+ *   makes overlapping runs swap one after the other: readers keep seeing
  *   the old rows until the commit, then all the new ones — never half a table — and the table
  *   keeps its OID, so views on it (the transform's) stay bound (a rename swap would leave them on
  *   the old table; see connectors/postgres/merge.ts);
@@ -30,6 +31,7 @@ import {
   ensureTable,
   mergeStaging,
   pgColumnForAthenaColumn,
+  quoteQualified,
   swapInTable,
   withTransaction,
 } from '../connectors/postgres';
@@ -175,6 +177,11 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
       });
       counts = { inserted: merged.inserted, updated: merged.updated, deleted: 0 };
     } else {
+      // Runs that overlap (a scheduled run and a manual one) swap one at a time: without the lock a
+      // second DELETE, blocked by the first run's, skips the rows that run inserts (they are not in
+      // its snapshot) and both runs' rows stay. SHARE ROW EXCLUSIVE conflicts with itself and with
+      // every writer, never with readers.
+      await client.query(`LOCK TABLE ${quoteQualified(schema, table)} IN SHARE ROW EXCLUSIVE MODE`);
       const swapped = await swapInTable(client, { schema, target: table, staging: copied.staging, columns });
       counts = { inserted: swapped.inserted, updated: 0, deleted: swapped.removed };
     }

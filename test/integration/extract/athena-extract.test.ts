@@ -237,6 +237,44 @@ Break', 0::BIGINT, NULL),
     expect(await h.rows('SELECT * FROM athena_customers ORDER BY email')).toEqual(before);
   });
 
+  it('never doubles a full refresh when two runs swap the same table at once', async () => {
+    // Run A is between its DELETE and its COMMIT (its swap holds the old rows)…
+    const a = new Client({ connectionString: h.db.url });
+    await a.connect();
+    const d = deps();
+    const { runId } = await prepare({ input: { tasks: ['customers'] } }, d);
+    let loading: Promise<unknown> | undefined;
+    try {
+      await a.query('BEGIN');
+      await a.query('DELETE FROM athena_customers');
+      await a.query(
+        `INSERT INTO athena_customers (email, lifetime_value, segment) VALUES ('z@x.test', 1, 'run a')`,
+      );
+      // …when run B's load of the same task reaches its swap and waits for A.
+      loading = loadAthena({ runId, task: 'customers' }, d);
+      for (let i = 0; i < 200; i += 1) {
+        const { rows } = await a.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+        );
+        if ((rows[0]?.n ?? 0) > 0) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await a.query('COMMIT');
+      await loading;
+    } finally {
+      await loading?.catch(() => undefined);
+      await a.end();
+    }
+    // B's refresh replaced A's rows: the table holds B's result once, not B's plus A's.
+    expect(await h.rows('SELECT email FROM athena_customers ORDER BY email')).toEqual([
+      { email: 'a@x.test' },
+      { email: 'b@x.test' },
+      { email: 'd@x.test' },
+      { email: 'e@x.test' },
+    ]);
+  });
+
   it('runs the query anew when a retried local step finds it failed with a retryable error, and re-attaches to that rerun', async () => {
     const d = deps();
     const { runId } = await prepare({ input: { tasks: ['customers'] } }, d);
