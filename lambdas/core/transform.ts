@@ -19,8 +19,9 @@ export interface SqlStatement {
 
 /**
  * Splits a SQL script into statements at top-level semicolons, skipping `'…'`, `E'…'`, `"…"`,
- * `$tag$…$tag$`, `-- …` and (nested) `/* … *\/`. Statements that are only comments or blanks are
- * dropped. PostgreSQL's own grammar is the reference; this only has to find the separators.
+ * `$tag$…$tag$`, `-- …`, (nested) `/* … *\/`, parentheses and the `BEGIN ATOMIC … END` body of a
+ * function or procedure, as psql does. Statements that are only comments or blanks are dropped.
+ * PostgreSQL's own grammar is the reference; this only has to find the separators.
  */
 export function splitSqlStatements(sql: string): SqlStatement[] {
   const out: SqlStatement[] = [];
@@ -41,6 +42,24 @@ export function splitSqlStatements(sql: string): SqlStatement[] {
       out.push({ text: sql.slice(offset, end).trimEnd(), line: lineAt(sql, offset) });
     }
     start = end + 1;
+    words = [];
+    parenDepth = 0;
+    beginDepth = 0;
+  };
+  // psql's own heuristic (psqlscan.l): a `;` inside parentheses, or inside the `BEGIN … END` body
+  // of a `CREATE [OR REPLACE] FUNCTION|PROCEDURE` (SQL-standard `BEGIN ATOMIC`, where a CASE also
+  // ends with END), does not end the statement.
+  let words: string[] = [];
+  let parenDepth = 0;
+  let beginDepth = 0;
+  const routineDefinition = (): boolean => {
+    const [a, b, c, d] = words;
+    return (
+      a === 'create' &&
+      (b === 'function' ||
+        b === 'procedure' ||
+        (b === 'or' && c === 'replace' && (d === 'function' || d === 'procedure')))
+    );
   };
   while (i < n) {
     const c = sql[i] as string;
@@ -71,8 +90,22 @@ export function splitSqlStatements(sql: string): SqlStatement[] {
         i = close < 0 ? n : close + tag[0].length;
       } else i += 1;
     } else if (c === ';') {
-      push(i);
+      if (parenDepth === 0 && beginDepth === 0) push(i);
       i += 1;
+    } else if (c === '(' || c === ')') {
+      parenDepth = c === '(' ? parenDepth + 1 : Math.max(0, parenDepth - 1);
+      i += 1;
+    } else if (/[A-Za-z_\u0080-\uffff]/.test(c) && !/[A-Za-z0-9_$\u0080-\uffff]/.test(sql[i - 1] ?? ' ')) {
+      let end = i + 1;
+      while (end < n && /[A-Za-z0-9_$\u0080-\uffff]/.test(sql[end] as string)) end += 1;
+      const word = sql.slice(i, end).toLowerCase();
+      if (words.length < 4) words.push(word);
+      if (parenDepth === 0 && routineDefinition()) {
+        if (word === 'begin') beginDepth += 1;
+        else if (word === 'case' && beginDepth > 0) beginDepth += 1;
+        else if (word === 'end' && beginDepth > 0) beginDepth -= 1;
+      }
+      i = end;
     } else i += 1;
   }
   if (start < n) push(n);

@@ -136,6 +136,15 @@ describe('runTransform', () => {
     expect(rows[0].n).toBe(3);
   });
 
+  it('runs a SQL-standard function body (BEGIN ATOMIC … END) as one statement, not as an END', async () => {
+    writeFileSync(
+      path.join(dir, '11_atomic.sql'),
+      `CREATE OR REPLACE FUNCTION clamp_score(x int) RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT CASE WHEN x > 50 THEN 50 ELSE x END;\nEND;\nSELECT clamp_score(score) FROM scores;\n`,
+    );
+    const result = await runTransform(deps(['11_atomic.sql']), { runId: await newRun() });
+    expect(result.files[0]).toMatchObject({ statements: 2, rowCounts: [0, 3] });
+  });
+
   it('refuses a file that controls the transaction itself (BEGIN/COMMIT) before running any file, so a later failure cannot leave half a transform', async () => {
     writeFileSync(
       path.join(dir, '05_commits.sql'),

@@ -32,6 +32,27 @@ describe('splitSqlStatements', () => {
     expect(splitSqlStatements(`;\n-- nothing\n;  /* none */ ;`)).toEqual([]);
   });
 
+  it('keeps a SQL-standard function body (BEGIN ATOMIC … END) and a parenthesised rule action in one statement, as psql does', () => {
+    const sql = [
+      `CREATE OR REPLACE FUNCTION score(x int) RETURNS int LANGUAGE sql`,
+      `BEGIN ATOMIC`,
+      `  SELECT CASE WHEN x > 0 THEN x ELSE 0 END;`,
+      `  SELECT x * 2;`,
+      `END;`,
+      `CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC INSERT INTO t VALUES (1); END;`,
+      `CREATE RULE r AS ON INSERT TO a DO ALSO (INSERT INTO b VALUES (1); INSERT INTO c VALUES (2));`,
+      `SELECT CASE WHEN true THEN 1 END;`,
+      `SELECT begin FROM periods;`,
+    ].join('\n');
+    expect(splitSqlStatements(sql).map((s) => [s.line, s.text.split('\n').length])).toEqual([
+      [1, 5],
+      [6, 1],
+      [7, 1],
+      [8, 1],
+      [9, 1],
+    ]);
+  });
+
   it('does not take a positional parameter or an identifier with $ for a dollar quote', () => {
     expect(splitSqlStatements(`SELECT a$b FROM t WHERE x = $1; SELECT 2`).map((s) => s.text)).toEqual([
       'SELECT a$b FROM t WHERE x = $1',
