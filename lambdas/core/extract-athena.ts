@@ -31,7 +31,6 @@ import {
   ensureTable,
   mergeStaging,
   pgColumnForAthenaColumn,
-  quoteQualified,
   swapInTable,
   withTransaction,
 } from '../connectors/postgres';
@@ -177,11 +176,7 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
       });
       counts = { inserted: merged.inserted, updated: merged.updated, deleted: 0 };
     } else {
-      // Runs that overlap (a scheduled run and a manual one) swap one at a time: without the lock a
-      // second DELETE, blocked by the first run's, skips the rows that run inserts (they are not in
-      // its snapshot) and both runs' rows stay. SHARE ROW EXCLUSIVE conflicts with itself and with
-      // every writer, never with readers.
-      await client.query(`LOCK TABLE ${quoteQualified(schema, table)} IN SHARE ROW EXCLUSIVE MODE`);
+      // Runs that overlap swap one at a time: swapInTable locks the table first (lockForRefresh).
       const swapped = await swapInTable(client, { schema, target: table, staging: copied.staging, columns });
       counts = { inserted: swapped.inserted, updated: 0, deleted: swapped.removed };
     }

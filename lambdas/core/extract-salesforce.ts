@@ -37,6 +37,7 @@ import {
   ensureTable,
   mergeStaging,
   pgColumnForSalesforceField,
+  lockForRefresh,
   swapInTable,
   readWatermark,
   withClient,
@@ -185,6 +186,9 @@ async function loadRows(
     // A full read into an empty table (the first load) has nothing to merge with: the rows go in
     // with one INSERT … SELECT. Salesforce returns each Id once per query, so the primary key
     // holds; flagged deletes arrive flagged, and a full read with `remove` reads live rows only.
+    // Locked before the check, so that rows an overlapping run merges in cannot arrive between
+    // the check and the swap (which would delete them).
+    if (load.full && !evolved.created) await lockForRefresh(client, schema, table);
     const firstLoad = load.full && (evolved.created || !(await tableHasRows(client, schema, table)));
     let merged: { inserted: number; updated: number; unchanged: number; deleted: number };
     if (firstLoad) {

@@ -222,14 +222,28 @@ export interface SwapResult {
 }
 
 /**
+ * Locks a table against every other writer until the transaction ends, readers unaffected
+ * (SHARE ROW EXCLUSIVE conflicts with itself and with the ROW EXCLUSIVE of INSERT, UPDATE and
+ * DELETE). Runs that overlap (a scheduled run and a manual one) then refresh a table one at a
+ * time: without it a second DELETE, blocked by the first run's, skips the rows that run inserts
+ * (they are not in its snapshot) and both runs' rows stay; and a check that a table is empty
+ * holds until the rows go in.
+ */
+export async function lockForRefresh(client: ClientBase, schema: string, table: string): Promise<void> {
+  await client.query(`LOCK TABLE ${quoteQualified(schema, table)} IN SHARE ROW EXCLUSIVE MODE`);
+}
+
+/**
  * Replaces the target's rows with the staging table's, for a full refresh. Must run inside a
  * transaction (with the staging drop): readers then see the old table or the new one, never
- * a mix. The target keeps its OID, so views, grants and comments on it stay valid.
+ * a mix. The target keeps its OID, so views, grants and comments on it stay valid. Takes
+ * {@link lockForRefresh} first.
  */
 export async function swapInTable(client: ClientBase, options: SwapInTableOptions): Promise<SwapResult> {
   const target = quoteQualified(options.schema, options.target);
   const staging = quoteQualified(options.schema, options.staging);
   validateColumns(`Refresh of ${target}`, options.columns);
+  await lockForRefresh(client, options.schema, options.target);
   let removed: number;
   if ((options.strategy ?? 'delete-insert') === 'truncate-insert') {
     removed = Number(
