@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { DatabaseError, type PoolClient } from 'pg';
-import { classifyPostgresError, withTransaction } from '../connectors/postgres';
+import { classifyPostgresError, inTransaction, withClient } from '../connectors/postgres';
 import { TerminalError, TransientError } from '../shared/errors';
 import type { CoreDeps } from './deps';
 import { mergeRunSummary } from './writeback/state';
@@ -280,18 +280,33 @@ export async function runTransform(
     refuseTransactionControl(file, statements);
     sources.push({ file, statements });
   }
-  const files = await withTransaction(deps.pg, async (client) => {
-    const results: TransformFileResult[] = [];
-    for (const { file, statements } of sources) {
-      const result = await runFile(client, file, statements);
-      logger.info('Transform file ran', { ...result });
-      results.push(result);
+  const files = await withClient(deps.pg, async (client) => {
+    let failed = false;
+    try {
+      return await inTransaction(client, async () => {
+        const results: TransformFileResult[] = [];
+        for (const { file, statements } of sources) {
+          const result = await runFile(client, file, statements);
+          logger.info('Transform file ran', { ...result });
+          results.push(result);
+        }
+        await mergeRunSummary(client, input.runId, ['transform'], {
+          files: results,
+          finishedAt: deps.clock.now().toISOString(),
+        });
+        return results;
+      });
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      // A file may change its session (SET search_path, SET ROLE, a temp table, a session
+      // advisory lock): the pooled connection goes back as a new one would be. Should this fail
+      // after a commit, withClient discards the connection; after a rollback (which undid the
+      // file's SETs already) the transform's own error is the one reported.
+      if (failed) await client.query('DISCARD ALL').catch(() => undefined);
+      else await client.query('DISCARD ALL');
     }
-    await mergeRunSummary(client, input.runId, ['transform'], {
-      files: results,
-      finishedAt: deps.clock.now().toISOString(),
-    });
-    return results;
   });
   return { runId: input.runId, files, durationMs: Date.now() - started };
 }

@@ -81,6 +81,24 @@ describe('runTransform', () => {
     expect(runs[0].summary.transform.files.map((f: { rows: number }) => f.rows)).toEqual([3, 3]);
   });
 
+  it('hands its connection back to the pool as new: a file’s SET search_path or temp table does not outlive the transform', async () => {
+    writeFileSync(
+      path.join(dir, '05_session.sql'),
+      `CREATE SCHEMA IF NOT EXISTS elsewhere;\nSET search_path TO elsewhere, public;\nCREATE TEMP TABLE scratch AS SELECT 1 AS x;\n`,
+    );
+    const single = createPool({ url: db.url }, { ssl: { mode: 'disable' }, max: 1 });
+    try {
+      await runTransform({ ...deps(['05_session.sql']), pg: single }, { runId: await newRun() });
+      // The pool's only connection is the one the transform used.
+      const { rows } = await single.query(
+        `SELECT current_setting('search_path') AS path, to_regclass('pg_temp.scratch') AS scratch`,
+      );
+      expect(rows).toEqual([{ path: '"$user", public', scratch: null }]);
+    } finally {
+      await single.end();
+    }
+  });
+
   it('names the file, the line and the database message of a syntax error, and keeps the previous results', async () => {
     writeFileSync(
       path.join(dir, '03_broken.sql'),
