@@ -241,6 +241,7 @@ async function loadRows(
     const capped =
       newest !== undefined && load.readStartedAt !== undefined && newest.stamp > load.readStartedAt;
     const state = await advanceWatermark(client, task.name, {
+      readScope: readScopeOf(task),
       watermark: capped ? (load.readStartedAt as Date) : (newest?.stamp ?? null),
       watermarkId: capped ? null : (newest?.id ?? null),
       runId: load.runId,
@@ -296,6 +297,15 @@ async function loadRows(
  * The extract step: plans the read, counts, and either loads the rows over REST (answering
  * `loaded`) or creates a Bulk query job (answering `bulk-pending`).
  */
+/**
+ * What a task's rows are read with, as stored beside its watermark: when it changes (a widened or
+ * narrowed `where`, another `deletes`), the rows already loaded may not be those the task selects
+ * now, and the next read is full.
+ */
+export function readScopeOf(task: SalesforceExtractTask): string {
+  return JSON.stringify({ object: task.object, where: task.where ?? null, deletes: task.deletes });
+}
+
 export async function extractSalesforce(
   event: SalesforceExtractInput,
   deps: CoreDeps,
@@ -318,6 +328,7 @@ export async function extractSalesforce(
     checkpoint: await readExtractJob(client, input.runId, task.name),
   }));
   const missingColumns = existing ? wanted.filter((f) => !existing.has(f)) : [];
+  const scopeChanged = watermark?.readScope != null && watermark.readScope !== readScopeOf(task);
   const reason = input.full
     ? 'the run asked for a full read'
     : task.mode === 'full'
@@ -328,7 +339,9 @@ export async function extractSalesforce(
           ? `table ${schema}.${table} does not exist (yet, or any more)`
           : missingColumns.length > 0
             ? `new columns ${missingColumns.join(', ')} must be filled for every row`
-            : undefined;
+            : scopeChanged
+              ? `the task's object, where or deletes changed since the last read (was ${watermark.readScope})`
+              : undefined;
   const full = reason !== undefined;
   const plan = planSalesforceRead(task, describe.fields, { full, watermark: watermark?.watermark });
   const columns = columnsFor(task, describe, plan.fields);

@@ -302,6 +302,16 @@ END
 $$;
 `;
 
+/**
+ * Version 5: what an extract's watermark covers. `read_scope` is the object, filter and deletes
+ * handling the loaded rows were read with; a read with another scope reads in full, since rows
+ * already loaded may not be those it selects (a widened `where` would never load the older rows
+ * it now matches). NULL for states written before: taken as matching, and filled by their next read.
+ */
+const V5_EXTRACT_READ_SCOPE = `
+ALTER TABLE roundtrip.extract_state ADD COLUMN read_scope text;
+`;
+
 /** Records a plan page holds (also the records of one Composite call: 5 × 200). */
 export const PLAN_PAGE_ROWS = 1000;
 
@@ -315,6 +325,11 @@ export const MIGRATIONS: readonly Migration[] = [
     sql: V3_LEAN_WRITEBACK_PLANS,
   },
   { version: 4, name: 'writeback_plan_pages: the plan stored in pages of records', sql: V4_PLAN_PAGES },
+  {
+    version: 5,
+    name: 'extract_state.read_scope: a changed filter reads in full',
+    sql: V5_EXTRACT_READ_SCOPE,
+  },
 ];
 
 /** SHA-256 of a migration's SQL, stored so that an edited migration is detected. */

@@ -17,6 +17,8 @@ export interface ExtractWatermark {
   /** Rows loaded by all runs so far. */
   readonly rowsTotal: number;
   readonly updatedAt: Date;
+  /** What the loaded rows were read with (object, filter, deletes); null when not recorded. */
+  readonly readScope: string | null;
 }
 
 interface Row {
@@ -26,6 +28,7 @@ interface Row {
   last_run_id: string | null;
   rows_total: string;
   updated_at: Date;
+  read_scope: string | null;
 }
 
 function fromRow(row: Row): ExtractWatermark {
@@ -36,13 +39,14 @@ function fromRow(row: Row): ExtractWatermark {
     lastRunId: row.last_run_id,
     rowsTotal: Number(row.rows_total),
     updatedAt: row.updated_at,
+    readScope: row.read_scope,
   };
 }
 
 /** The task's watermark, or undefined when the task never loaded (a first, full extract). */
 export async function readWatermark(client: ClientBase, task: string): Promise<ExtractWatermark | undefined> {
   const { rows } = await client.query<Row>(
-    `SELECT task, watermark, watermark_id, last_run_id, rows_total, updated_at
+    `SELECT task, watermark, watermark_id, last_run_id, rows_total, updated_at, read_scope
        FROM roundtrip.extract_state WHERE task = $1`,
     [task],
   );
@@ -63,6 +67,8 @@ export interface AdvanceWatermarkOptions {
    * re-read everything). @default false: a watermark only moves forward.
    */
   readonly force?: boolean;
+  /** What the rows were read with (see {@link ExtractWatermark.readScope}); kept when omitted. */
+  readonly readScope?: string;
 }
 
 /**
@@ -89,15 +95,16 @@ export async function advanceWatermark(
       OR (EXCLUDED.watermark, coalesce(EXCLUDED.watermark_id, '') COLLATE "C")
          > (s.watermark, coalesce(s.watermark_id, '') COLLATE "C"))`;
   const { rows: stored } = await client.query<Row>(
-    `INSERT INTO roundtrip.extract_state AS s (task, watermark, watermark_id, last_run_id, rows_total, updated_at)
-     VALUES ($1, $2, $3, $4, $5, now())
+    `INSERT INTO roundtrip.extract_state AS s (task, watermark, watermark_id, last_run_id, rows_total, updated_at, read_scope)
+     VALUES ($1, $2, $3, $4, $5, now(), $7)
      ON CONFLICT (task) DO UPDATE SET
        watermark    = CASE WHEN ${newer} THEN EXCLUDED.watermark ELSE s.watermark END,
        watermark_id = CASE WHEN ${newer} THEN EXCLUDED.watermark_id ELSE s.watermark_id END,
        last_run_id  = EXCLUDED.last_run_id,
        rows_total   = s.rows_total + EXCLUDED.rows_total,
-       updated_at   = now()
-     RETURNING task, watermark, watermark_id, last_run_id, rows_total, updated_at`,
+       updated_at   = now(),
+       read_scope   = coalesce(EXCLUDED.read_scope, s.read_scope)
+     RETURNING task, watermark, watermark_id, last_run_id, rows_total, updated_at, read_scope`,
     [
       task,
       watermark,
@@ -105,6 +112,7 @@ export async function advanceWatermark(
       options.runId,
       rows,
       options.force ?? false,
+      options.readScope ?? null,
     ],
   );
   if (!stored[0]) throw new TerminalError(`Watermark of task ${task} was not stored`);
