@@ -18,7 +18,6 @@ import type { Logger } from '../../shared/logging';
 import { createRedactor, type Redactor } from '../../shared/redact';
 import { authFlowOf, parseSalesforceSecret, secretValuesOf, signIn, type SalesforceSecret } from './auth';
 import {
-  DEFAULT_BULK_QUERY_THRESHOLD,
   DEFAULT_BULK_RESULT_PAGE_RECORDS,
   DEFAULT_SALESFORCE_API_VERSION,
   LAST_PAGE_LOCATOR,
@@ -219,14 +218,6 @@ export interface ConnectSalesforceOptions {
   readonly logger: Logger;
   /** The fetch every call but the sign-in and the Bulk upload goes through. @default globalThis.fetch */
   readonly fetch?: typeof fetch;
-}
-
-/** Which read API a row count calls for: REST paging at or below the threshold, a Bulk query job above. */
-export function chooseQueryApi(
-  rowCount: number,
-  bulkThreshold = DEFAULT_BULK_QUERY_THRESHOLD,
-): 'rest' | 'bulk' {
-  return rowCount > bulkThreshold ? 'bulk' : 'rest';
 }
 
 /** The org's `api-usage`, not a connected app's `per-app-api-usage` that may share the header. */

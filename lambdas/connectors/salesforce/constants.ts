@@ -19,14 +19,6 @@ export const REST_QUERY_MAX_BATCH_SIZE = 2_000;
  */
 export const DEFAULT_BULK_RESULT_PAGE_RECORDS = 500_000;
 
-/**
- * Above this many rows (from a `COUNT()` first) a read uses a Bulk API 2.0 query job instead of
- * REST paging. REST costs one call per 2,000 rows; a Bulk job costs one create, a handful of polls
- * (see `bulkPollDelaySeconds`) and one call per result page, and counts against the 10,000 query
- * jobs a day. At 10,000 rows REST costs 5 calls and a short Bulk job about the same.
- */
-export const DEFAULT_BULK_QUERY_THRESHOLD = 10_000;
-
 /** The expiry of a JWT bearer assertion: "exp … within 3 minutes". https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm */
 export const JWT_ASSERTION_LIFETIME_SECONDS = 180;
 
