@@ -28,7 +28,13 @@
 import type { PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { WritebackTask } from '../../config';
-import { PLAN_PAGE_ROWS, quoteIdent, withClient, withTransaction } from '../../connectors/postgres';
+import {
+  classifyPostgresError,
+  PLAN_PAGE_ROWS,
+  quoteIdent,
+  withClient,
+  withTransaction,
+} from '../../connectors/postgres';
 import type { SalesforceConnector } from '../../connectors/salesforce';
 import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
 import {
@@ -656,11 +662,16 @@ export const WRITEBACK_LOCK_CLASS = 0x7762616b;
  * Runs `fn` while holding the task's session advisory lock on a connection of its own: one push
  * or collect of a task at a time, across runs (a step retried while its first attempt still runs,
  * two runs of a schedule overlapping). Taken or not, it never waits: a held lock is a
- * TaskBusyError, which the state machine retries on a slower schedule (up to about 20 minutes). A Lambda that dies closes its
- * connection, which releases the lock.
+ * TaskBusyError, which the state machine retries on a slower schedule (about 20 minutes in all).
+ * A Lambda that dies closes its connection, which releases the lock.
  */
 export async function withTaskLock<T>(deps: CoreDeps, taskName: string, fn: () => Promise<T>): Promise<T> {
-  const client = await deps.pg.connect();
+  let client: PoolClient;
+  try {
+    client = await deps.pg.connect();
+  } catch (err) {
+    throw classifyPostgresError(err, { action: 'connecting' });
+  }
   let broken: Error | undefined;
   try {
     const { rows } = await client.query<{ ok: boolean }>(
