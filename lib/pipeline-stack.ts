@@ -91,26 +91,20 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
 
 /**
  * Problems of a config that only deployment reveals, reported together: an existing workgroup
- * whose result files are read (`results: 's3'`) but whose location is unknown cannot be granted
- * (the Athena load would get `s3:GetObject` on nothing, or on everything).
+ * whose result location is unknown cannot be granted. Athena writes a query's result file with
+ * the permissions of the caller (the state machine), and GetQueryResults reads it with the
+ * caller's own `s3:GetObject` (Athena API reference, GetQueryResults), so the location is needed
+ * with `results: 'api'` as with `'s3'`: without it the roles would get S3 on nothing (every
+ * query and every load failing with AccessDenied) or on everything.
  */
 export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const athena = config.athena;
   const readsAthena = config.extract.some((t) => t.from === 'athena');
-  // With `results: 'api'` the load pages through GetQueryResults and reads no result file.
-  const readsResultFiles = athena?.results === 's3';
-  if (
-    athena &&
-    readsAthena &&
-    readsResultFiles &&
-    !athena.createWorkgroup &&
-    !athena.roleArn &&
-    !athena.outputLocation
-  ) {
+  if (athena && readsAthena && !athena.createWorkgroup && !athena.roleArn && !athena.outputLocation) {
     issues.push({
       path: 'athena.outputLocation',
-      message: `expected the result location of workgroup "${athena.workgroup}" (s3://bucket/prefix/), so that the functions can be allowed to read exactly it, got nothing (or set "createWorkgroup": true)`,
+      message: `expected the result location of workgroup "${athena.workgroup}" (s3://bucket/prefix/), so that the state machine can be allowed to write exactly it and the Athena load to read it, got nothing (or set "createWorkgroup": true)`,
     });
   }
   return issues;

@@ -449,22 +449,49 @@ describe('PipelineStack', () => {
         {
           path: 'athena.outputLocation',
           message:
-            'expected the result location of workgroup "etl" (s3://bucket/prefix/), so that the functions can be allowed to read exactly it, got nothing (or set "createWorkgroup": true)',
+            'expected the result location of workgroup "etl" (s3://bucket/prefix/), so that the state machine can be allowed to write exactly it and the Athena load to read it, got nothing (or set "createWorkgroup": true)',
         },
       ]);
     });
 
-    it('needs no result location for an existing workgroup whose results are paged through the API', () => {
+    it('refuses an existing workgroup without its result location also when results are paged through the API', () => {
+      // GetQueryResults reads the result file with the caller's own S3 permissions (Athena API
+      // reference, GetQueryResults), and Athena writes it with the state machine's: without the
+      // location neither can be granted.
+      const base = fullConfig();
+      const config = {
+        ...base,
+        athena: {
+          database: 'marketing',
+          workgroup: 'etl',
+          catalog: 'AwsDataCatalog',
+          results: 'api' as const,
+        },
+      };
+      expect(() => new PipelineStack(newApp(), 'x', { config })).toThrow(ConfigError);
+    });
+
+    it('lets the Athena load read the result files also when it pages through GetQueryResults', () => {
       const base = fullConfig();
       const { stack, template } = synthPipeline({
         ...base,
-        athena: { database: 'marketing', workgroup: 'etl', catalog: 'AwsDataCatalog', results: 'api' },
+        athena: {
+          database: 'marketing',
+          workgroup: 'etl',
+          catalog: 'AwsDataCatalog',
+          results: 'api',
+          outputLocation: 's3://etl-results/roundtrip/',
+        },
       });
-      const actions = roleStatements(template, roleId(stack, stack.functions.loadAthena.role)).flatMap(
-        actionsOf,
+      const load = stack.functions.loadAthena.role;
+      expect(actionsOf(statement(template, stack, load, 'ReadQueryExecutions'))).toContain(
+        'athena:GetQueryResults',
       );
-      expect(actions).toContain('athena:GetQueryResults');
-      expect(actions.filter((a) => a.startsWith('s3:'))).toEqual([]);
+      const results = statement(template, stack, load, 'ReadQueryResults');
+      expect(actionsOf(results)).toEqual(['s3:GetObject']);
+      expect(JSON.stringify(results.Resource)).toContain(':s3:::etl-results/roundtrip/*');
+      const write = statement(template, stack, stack.stateMachine.role, 'WriteQueryResults');
+      expect(JSON.stringify(write.Resource)).toContain(':s3:::etl-results/roundtrip/*');
     });
 
     it('references only the steps a pipeline uses in its definition', () => {
