@@ -43,8 +43,11 @@ export class ResultsWorkgroup extends Construct {
           abortIncompleteMultipartUploadAfter: Duration.days(1),
         },
       ],
-      // Query results are a cache: the next run makes them again.
-      removalPolicy: RemovalPolicy.DESTROY,
+      // Kept when the stack is deleted: CloudFormation cannot delete a bucket that still holds
+      // result files (they live `resultsExpireDays`), so DESTROY made `cdk destroy` fail after
+      // any recent run. Retained, the lifecycle rule empties it; delete it by hand when empty.
+      // (autoDeleteObjects would add a custom-resource function to the stack for a cache.)
+      removalPolicy: RemovalPolicy.RETAIN,
       autoDeleteObjects: false,
     });
     this.outputLocation = `s3://${this.bucket.bucketName}/${RESULTS_PREFIX}`;

@@ -359,6 +359,17 @@ describe('PipelineStack', () => {
       });
     });
 
+    it('keeps the results bucket when the stack is deleted: CloudFormation cannot delete a bucket holding files', () => {
+      // Deleting a bucket that still holds result files (they live resultsExpireDays) fails, and
+      // with it `cdk destroy` (DELETE_FAILED); retained, the lifecycle rule empties it.
+      const buckets = template.findResources('AWS::S3::Bucket');
+      expect(Object.keys(buckets)).toHaveLength(1);
+      for (const bucket of Object.values(buckets)) {
+        expect(bucket.DeletionPolicy).toBe('Retain');
+        expect(bucket.UpdateReplacePolicy).toBe('Retain');
+      }
+    });
+
     it('scopes Glue to the configured tables and S3 to the configured data locations, without Lake Formation', () => {
       const sm = stack.stateMachine.role;
       const glue = JSON.stringify(statement(template, stack, sm, 'ReadConfiguredGlueTables').Resource);
