@@ -109,8 +109,10 @@ export interface AthenaSettingsInput {
   readonly roleArn?: string;
   /**
    * How results are read: `'s3'` streams the result CSV from S3 (fast, the normal way);
-   * `'api'` pages through GetQueryResults, 1,000 rows a call: only a fallback for when the
-   * result bucket cannot be read.
+   * `'api'` pages through GetQueryResults, 1,000 rows a call. Not a way around an unreadable
+   * result bucket: GetQueryResults needs the same `s3:GetObject` on the result files (Athena
+   * reads them with the caller's permissions); for a function that can reach Athena's API but
+   * not S3's.
    * @default 's3'
    */
   readonly results?: AthenaResultsMode;
