@@ -52,7 +52,6 @@ export function wholeNumberOption(
 
 /** Parses options with node:util's parseArgs (strict: an unknown option is a UsageError). */
 export function parseOptions<T extends ParseArgsConfig['options']>(
-  command: string,
   argv: string[],
   options: T,
 ): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
@@ -63,7 +62,7 @@ export function parseOptions<T extends ParseArgsConfig['options']>(
       positionals: parsed.positionals,
     };
   } catch (err) {
-    throw new UsageError(`${command}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new UsageError(err instanceof Error ? err.message : String(err));
   }
 }
 

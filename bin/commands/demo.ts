@@ -108,7 +108,7 @@ export const demo: Command = async (argv) => {
   // releases after January 2027 need Node 22 is noise in a first run on Node 20. `run`, `plan`
   // and `start`, which may reach AWS, keep it.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const { values } = parseOptions('demo', argv, {
+  const { values } = parseOptions(argv, {
     leads: { type: 'string' },
     customers: { type: 'string' },
     seed: { type: 'string' },

@@ -22,13 +22,106 @@ commands:
                        recent runs from roundtrip.runs
   start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
                        start an execution of the deployed state machine and follow it
-  emulate salesforce [--port N] [--seed FILE]   run the local Salesforce API emulator
+  emulate salesforce [--port N] [--seed FILE|DIR]  run the local Salesforce API emulator
   emulate athena [--port N] --data DIR          run the local Athena + S3 emulator
 
 Progress goes to stderr. A run ends with a summary table; with --json the last line of
 stdout is the summary as one JSON object. Exit codes: 0 success, 1 failed run, 2 bad input.
-Details: docs/cli.md
+roundtrip <command> --help describes a command. Details: docs/cli.md
 `;
+
+/**
+ * `roundtrip <command> --help`: the command's usage line, what it does and its options (the
+ * reference is docs/cli.md).
+ */
+const CONNECTION_HELP = `  -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
+  --secrets FILE         a JSON file of secrets by name (else ROUNDTRIP_SECRET_<NAME>
+                         variables, or the file ROUNDTRIP_LOCAL_SECRETS_FILE names)
+  --aws-endpoint URL     Athena and S3 at this endpoint (e.g. roundtrip emulate athena)
+  -v, --verbose          the steps' structured log lines on stderr`;
+
+const RUN_HELP = `${CONNECTION_HELP}
+  --full                 ignore the watermarks: read every source in full
+  --tasks a,b            run only these tasks
+  --json                 the last line of stdout is the run's summary as one JSON object`;
+
+export const COMMAND_HELP: Record<string, string> = {
+  demo: `usage: roundtrip demo [--leads N] [--customers N] [--seed N] [--again] [--json] [-v]
+
+The whole loop on this machine: an embedded PostgreSQL (or DATABASE_URL), the Salesforce
+and Athena emulators seeded with generated data, the example pipeline (examples/lead-scoring),
+then what changed in Salesforce. Everything it starts is stopped when it ends or is interrupted.
+
+  --leads N              leads in the Salesforce emulator (default 10,000)
+  --customers N          customers in the Athena emulator (default 5,000)
+  --seed N               the generator's seed (default 42)
+  --again                run the pipeline a second time on the same data
+  --json                 the last line of stdout is the run's summary as one JSON object
+  -v, --verbose          the steps' structured log lines on stderr
+`,
+  run: `usage: roundtrip run [--config FILE] [--secrets FILE] [--aws-endpoint URL] [--full] [--tasks a,b] [--json] [-v]
+
+One run of a pipeline here, against the endpoints its config and secrets name (a real org
+and AWS, or the emulators), through the state machine definition that deploys.
+
+${RUN_HELP}
+`,
+  plan: `usage: roundtrip plan [--config FILE] [--secrets FILE] [--aws-endpoint URL] [--full] [--tasks a,b] [--json] [-v]
+
+A dry run: extract, transform and plan; nothing is sent to Salesforce. Prints a sample of
+the plan (current → new values).
+
+${RUN_HELP}
+`,
+  validate: `usage: roundtrip validate [--config FILE] [--secrets FILE] [--aws-endpoint URL] [--json] [-v]
+
+Checks the config, each secret, PostgreSQL, the Salesforce sign-in and API allowance, every
+extract's fields and write-back mapping against the object's describe, and Athena. Writes
+nothing. Exit 0 when every check passes, 1 otherwise.
+
+${CONNECTION_HELP}
+  --json                 one JSON object { ok, checks } on stdout
+`,
+  status: `usage: roundtrip status [--config FILE] [--secrets FILE | --database-url URL] [--limit N] [--json]
+
+The recent runs of the pipeline from roundtrip.runs: status, duration, rows extracted,
+written, rejected, failed, API calls, and the error of a failed run.
+
+  -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
+  --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
+  --database-url URL     read this database instead (postgres://…; ?sslmode=require for TLS)
+  --limit N              runs listed (default 10)
+  --json                 one JSON object { pipeline, runs } on stdout
+`,
+  start: `usage: roundtrip start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
+
+Starts an execution of the deployed state machine (AWS credentials from the environment) and
+follows it to the end, then prints the run's summary.
+
+  --state-machine-arn ARN   arn:aws:states:REGION:ACCOUNT:stateMachine:NAME
+  --input JSON           the execution input, e.g. '{"dryRun":true}' (default {})
+  --name NAME            the execution name (default cli-<time>-<random>)
+  --region R             the Region (default: the ARN's)
+  --json                 the last line of stdout is the run's summary as one JSON object
+`,
+  emulate: `usage: roundtrip emulate salesforce [--port N] [--host HOST] [--seed FILE|DIR] [--describes DIR]
+                                  [--daily-api-limit N] [--jwt-certificate PEM_FILE]
+       roundtrip emulate athena --data DIR [--port N] [--host HOST] [--results DIR]
+                                [--workgroup NAME[=s3://bucket/prefix/][!]]…
+
+Runs one emulator until Ctrl-C, after printing its endpoint and the credentials it accepts.
+Details: docs/salesforce-emulator.md, docs/athena-emulator.md
+`,
+};
+
+/** Whether the arguments ask for help (before a `--` that ends the options). */
+function asksForHelp(argv: readonly string[]): boolean {
+  for (const arg of argv) {
+    if (arg === '--') return false;
+    if (arg === '--help' || arg === '-h') return true;
+  }
+  return false;
+}
 
 const commands: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo')).demo,
@@ -44,7 +137,8 @@ const commands: Record<string, () => Promise<Command>> = {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(USAGE);
+    const topic = name === 'help' ? rest[0] : undefined;
+    process.stdout.write(topic && COMMAND_HELP[topic] ? COMMAND_HELP[topic] : USAGE);
     return name ? EXIT.ok : EXIT.badInput;
   }
   const load = commands[name];
@@ -52,13 +146,17 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`roundtrip: unknown command "${name}"\n\n${USAGE}`);
     return EXIT.badInput;
   }
+  if (asksForHelp(rest)) {
+    process.stdout.write(COMMAND_HELP[name] ?? USAGE);
+    return EXIT.ok;
+  }
   try {
     return await (
       await load()
     )(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`roundtrip ${name}: ${err.message}\n\n${USAGE}`);
+      process.stderr.write(`roundtrip ${name}: ${err.message}\n\n${COMMAND_HELP[name] ?? USAGE}`);
       return EXIT.badInput;
     }
     throw err;

@@ -85,7 +85,7 @@ export function secretsFrom(values: Record<string, unknown>) {
 function runCommand(dryRun: boolean): Command {
   const name = dryRun ? 'plan' : 'run';
   return async (argv) => {
-    const { values } = parseOptions(name, argv, {
+    const { values } = parseOptions(argv, {
       ...CONNECTION_OPTIONS,
       full: { type: 'boolean' },
       tasks: { type: 'string' },

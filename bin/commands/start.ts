@@ -80,7 +80,7 @@ function describeEvent(event: HistoryEvent): string | undefined {
 
 /** `roundtrip start`: see the module comment. */
 export const start: Command = async (argv) => {
-  const { values } = parseOptions('start', argv, {
+  const { values } = parseOptions(argv, {
     'state-machine-arn': { type: 'string' },
     input: { type: 'string' },
     name: { type: 'string' },
@@ -91,14 +91,14 @@ export const start: Command = async (argv) => {
   const arn = values['state-machine-arn'];
   if (typeof arn !== 'string' || !/^arn:aws[a-z-]*:states:[^:]+:\d{12}:stateMachine:.+$/.test(arn)) {
     throw new UsageError(
-      `start: --state-machine-arn must be a state machine ARN (arn:aws:states:REGION:ACCOUNT:stateMachine:NAME), got ${JSON.stringify(arn ?? null)}`,
+      `--state-machine-arn must be a state machine ARN (arn:aws:states:REGION:ACCOUNT:stateMachine:NAME), got ${JSON.stringify(arn ?? null)}`,
     );
   }
   const inputText = typeof values.input === 'string' ? values.input : '{}';
   try {
     JSON.parse(inputText);
   } catch {
-    throw new UsageError(`start: --input must be JSON, e.g. '{"dryRun": true}', got ${inputText}`);
+    throw new UsageError(`--input must be JSON, e.g. '{"dryRun": true}', got ${inputText}`);
   }
   const pollMs =
     wholeNumberOption('poll-seconds', values['poll-seconds'] as string | undefined, FOLLOW_POLL_SECONDS, 1) *

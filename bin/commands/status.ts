@@ -25,7 +25,7 @@ export function urlSslMode(url: string): 'require' | 'verify-full' | 'disable' {
 
 /** `roundtrip status`: see the module comment. */
 export const status: Command = async (argv) => {
-  const { values } = parseOptions('status', argv, {
+  const { values } = parseOptions(argv, {
     ...CONNECTION_OPTIONS,
     'database-url': { type: 'string' },
     limit: { type: 'string' },

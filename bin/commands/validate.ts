@@ -31,7 +31,7 @@ function message(err: unknown): string {
 
 /** `roundtrip validate`: see the module comment. Exit 0 when every check passes, 1 otherwise. */
 export const validate: Command = async (argv) => {
-  const { values } = parseOptions('validate', argv, { ...CONNECTION_OPTIONS, json: { type: 'boolean' } });
+  const { values } = parseOptions(argv, { ...CONNECTION_OPTIONS, json: { type: 'boolean' } });
   const config = await configFrom(values);
   const results: CheckResult[] = [
     {
