@@ -10,11 +10,17 @@ import { formatSummaryTable, type RunSummary } from './local/summary';
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
 
-/** Bad command-line input: printed with the usage line, exit code 2. */
+/**
+ * Bad input (exit code 2): a malformed option, printed with the command's usage; or, with
+ * `showUsage: false`, input that is well-formed but wrong (a config that does not validate),
+ * printed alone.
+ */
 export class UsageError extends Error {
-  constructor(message: string) {
+  readonly showUsage: boolean;
+  constructor(message: string, options: { showUsage?: boolean } = {}) {
     super(message);
     this.name = 'UsageError';
+    this.showUsage = options.showUsage ?? true;
   }
 }
 

@@ -123,6 +123,13 @@ function asksForHelp(argv: readonly string[]): boolean {
   return false;
 }
 
+/** The message of an error, and its stack only when asked for (-v / --verbose). */
+function describeFailure(err: unknown, verbose: boolean): string {
+  if (!(err instanceof Error)) return String(err);
+  if (verbose && err.stack) return err.stack;
+  return err.message;
+}
+
 const commands: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo')).demo,
   run: async () => (await import('./run')).run,
@@ -156,9 +163,14 @@ export async function main(argv: string[]): Promise<number> {
     )(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`roundtrip ${name}: ${err.message}\n\n${COMMAND_HELP[name] ?? USAGE}`);
+      process.stderr.write(
+        `roundtrip ${name}: ${err.message}\n${err.showUsage ? `\n${COMMAND_HELP[name] ?? USAGE}` : ''}`,
+      );
       return EXIT.badInput;
     }
-    throw err;
+    // A failure that is not the input's: one sentence, the stack only with -v.
+    const verbose = rest.includes('-v') || rest.includes('--verbose');
+    process.stderr.write(`roundtrip ${name}: ${describeFailure(err, verbose)}\n`);
+    return EXIT.failed;
   }
 }

@@ -47,7 +47,7 @@ export async function configFrom(values: Record<string, unknown>): Promise<Pipel
   try {
     return await loadConfig(path.resolve(file));
   } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
+    throw new UsageError(err instanceof Error ? err.message : String(err), { showUsage: false });
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { createPool } from '../../lambdas/connectors/postgres';
 import type { PostgresSource } from '../../lambdas/connectors/postgres';
-import { EXIT, parseOptions, wholeNumberOption, type Command } from '../cli-common';
+import { EXIT, parseOptions, UsageError, wholeNumberOption, type Command } from '../cli-common';
 import { readStoredRuns, taskSummaries } from '../local/summary';
 import { CONNECTION_OPTIONS, configFrom, secretsFrom } from './run';
 
@@ -23,6 +23,14 @@ export function urlSslMode(url: string): 'require' | 'verify-full' | 'disable' {
   return mode === 'require' || mode === 'verify-full' ? mode : 'disable';
 }
 
+function protocolOf(url: string): string {
+  try {
+    return new URL(url).protocol;
+  } catch {
+    return '';
+  }
+}
+
 /** `roundtrip status`: see the module comment. */
 export const status: Command = async (argv) => {
   const { values } = parseOptions(argv, {
@@ -32,6 +40,12 @@ export const status: Command = async (argv) => {
     json: { type: 'boolean' },
   });
   const limit = wholeNumberOption('limit', values.limit as string | undefined, DEFAULT_STATUS_LIMIT, 1);
+  const databaseUrl = values['database-url'];
+  if (typeof databaseUrl === 'string' && !/^postgres(ql)?:$/.test(protocolOf(databaseUrl))) {
+    throw new UsageError(
+      `--database-url expects a URL such as postgres://user:password@127.0.0.1:5432/db, got "${databaseUrl}"`,
+    );
+  }
   const config = await configFrom(values);
   const source: PostgresSource =
     typeof values['database-url'] === 'string'

@@ -53,7 +53,9 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
   });
-  const stored = await readStoredRun(options.local.pool, runId);
+  // A run that failed because PostgreSQL is unreachable cannot be read back either: its summary
+  // is then the execution's (failed, no task rows), not an exception instead of a summary.
+  const stored = await readStoredRun(options.local.pool, runId).catch(() => undefined);
   const summary: RunSummary = stored
     ? runSummary(deps.config, stored, execution.status)
     : { runId, status: 'failed', tasks: [] };

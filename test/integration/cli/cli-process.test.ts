@@ -1,13 +1,14 @@
 /**
  * The installed `roundtrip` bin in a child process, as a data engineer meets it: each command's
- * `--help`, and a bad option named once with that command's usage.
+ * `--help`, and failures as one sentence (no stack trace) with the right exit code.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
 const BIN = path.resolve(__dirname, '../../../bin/roundtrip.cjs');
+const EXAMPLE_CONFIG = path.resolve(__dirname, '../../../examples/lead-scoring/roundtrip.config.ts');
 
 interface Outcome {
   code: number | null;
@@ -39,6 +40,8 @@ function roundtrip(argv: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise
   });
 }
 
+const STACK_LINE = /^\s+at .+/m;
+
 describe('the roundtrip bin', () => {
   let dir: string;
 
@@ -67,6 +70,88 @@ describe('the roundtrip bin', () => {
     const short = await roundtrip(['status', '-h']);
     expect(short.stdout).toMatch(/^usage: roundtrip status /);
     expect(short.code).toBe(0);
+  });
+
+  it('names a missing secret in one sentence, without a stack trace, and exits 1', async () => {
+    for (const command of ['run', 'plan', 'status']) {
+      const result = await roundtrip([command, '--config', EXAMPLE_CONFIG]);
+      expect(result.stderr).toContain(
+        `roundtrip ${command}: Secret "roundtrip/postgres" not found: set the environment variable ROUNDTRIP_SECRET_ROUNDTRIP_POSTGRES`,
+      );
+      expect(result.stderr).not.toMatch(STACK_LINE);
+      expect(result.code).toBe(1);
+    }
+  });
+
+  it('reports an unreachable database as the run’s failure with its summary, exit 1', async () => {
+    const env = {
+      ...cleanEnv(),
+      ROUNDTRIP_SECRET_ROUNDTRIP_POSTGRES: JSON.stringify({ url: 'postgres://u:p@127.0.0.1:1/db' }),
+    };
+    const run = await roundtrip(['run', '--config', EXAMPLE_CONFIG, '--json'], env);
+    expect(run.stderr).toContain('ECONNREFUSED 127.0.0.1:1');
+    expect(run.stderr).not.toMatch(STACK_LINE);
+    const lines = run.stdout.trim().split('\n');
+    expect(JSON.parse(lines[lines.length - 1] as string)).toMatchObject({ status: 'failed', tasks: [] });
+    expect(run.code).toBe(1);
+
+    const status = await roundtrip(['status', '--config', EXAMPLE_CONFIG], env);
+    expect(status.stderr).toContain('roundtrip status: ');
+    expect(status.stderr).toContain('ECONNREFUSED 127.0.0.1:1');
+    expect(status.stderr).not.toMatch(STACK_LINE);
+    expect(status.code).toBe(1);
+  });
+
+  it('prints the stack of a failure with -v', async () => {
+    const result = await roundtrip(['status', '--config', EXAMPLE_CONFIG, '-v']);
+    expect(result.stderr).toContain('Secret "roundtrip/postgres" not found');
+    expect(result.stderr).toMatch(STACK_LINE);
+    expect(result.code).toBe(1);
+  });
+
+  it('refuses a config with mistakes by path, without the whole usage text, exit 2', async () => {
+    const file = path.join(dir, 'bad.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        name: 'lead-scoring',
+        salesforce: { secret: 'roundtrip/salesforce', apiVersion: '62.0' },
+        postgres: { secret: 'roundtrip/postgres' },
+        writeback: [
+          {
+            to: 'salesforce',
+            object: 'Lead',
+            from: 'lead_reverse',
+            mode: 'merge',
+            key: 'Id',
+            fields: { Foo: 3 },
+          },
+        ],
+      }),
+    );
+    const result = await roundtrip(['validate', '--config', file]);
+    expect(result.stderr).toContain(`roundtrip validate: Invalid pipeline config ${file} (2 problems):`);
+    expect(result.stderr).toContain(
+      'writeback[0].mode: expected "insert" | "update" | "upsert", got "merge"',
+    );
+    expect(result.stderr).toContain('writeback[0].fields.Foo: ');
+    expect(result.stderr).not.toContain('commands:');
+    expect(result.code).toBe(2);
+  });
+
+  it('refuses a --database-url that is not a PostgreSQL URL as bad input, exit 2', async () => {
+    const result = await roundtrip([
+      'status',
+      '--config',
+      EXAMPLE_CONFIG,
+      '--database-url',
+      'localhost:5432',
+    ]);
+    expect(result.stderr).toContain(
+      'roundtrip status: --database-url expects a URL such as postgres://user:password@127.0.0.1:5432/db, got "localhost:5432"',
+    );
+    expect(result.stderr).not.toMatch(STACK_LINE);
+    expect(result.code).toBe(2);
   });
 
   it('names a bad option once and shows that command’s usage, exit 2', async () => {
