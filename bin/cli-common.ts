@@ -36,6 +36,55 @@ export function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** The signals that end a command early: Ctrl-C, `kill`, a closed terminal. */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * A signal this soon after the first is the same Ctrl-C: a terminal sends SIGINT to the whole
+ * process group, and `bin/roundtrip.cjs` (like npm and tsx) forwards the one it got as well.
+ */
+const SAME_SIGNAL_MS = 2_000;
+
+/**
+ * Until the returned function is called, a stop signal runs `cleanup` (stopping what the command
+ * started: an embedded PostgreSQL, the emulators, their temp folders) and then ends the process
+ * by that signal, so that the shell and `bin/roundtrip.cjs` see it. Another Ctrl-C while the
+ * cleanup runs (not the forwarded copy of the first), or a cleanup longer than `graceMs`, ends
+ * the process at once.
+ */
+export function stopOnSignal(cleanup: () => Promise<void>, graceMs = 15_000): () => void {
+  let stopping: NodeJS.Signals | undefined;
+  let stoppingSince = 0;
+  const remove = (): void => {
+    for (const s of STOP_SIGNALS) process.removeListener(s, handler);
+  };
+  const end = (signal: NodeJS.Signals): void => {
+    remove();
+    process.kill(process.pid, signal);
+  };
+  function handler(signal: NodeJS.Signals): void {
+    if (stopping) {
+      if (Date.now() - stoppingSince > SAME_SIGNAL_MS) end(stopping);
+      return;
+    }
+    stopping = signal;
+    stoppingSince = Date.now();
+    note(`\n${signal}: stopping what this command started …`);
+    // The work still in flight fails as its servers go away: expected now, and no reason to
+    // abandon the cleanup (an uncaught error would end the process before it is done).
+    process.on('uncaughtException', () => undefined);
+    process.on('unhandledRejection', () => undefined);
+    setTimeout(() => end(signal), graceMs).unref();
+    void cleanup()
+      .catch((err: unknown) =>
+        note(`  could not stop everything: ${err instanceof Error ? err.message : String(err)}`),
+      )
+      .finally(() => end(signal));
+  }
+  for (const s of STOP_SIGNALS) process.on(s, handler);
+  return remove;
+}
+
 /** Writes to stderr: progress and messages, so that stdout holds only a command's result. */
 export function note(line: string): void {
   process.stderr.write(`${line}\n`);

@@ -18,10 +18,11 @@ import {
   note,
   parseOptions,
   progressPrinter,
+  stopOnSignal,
   wholeNumberOption,
   type Command,
 } from '../cli-common';
-import { buildLocalDeps } from '../local/deps';
+import { buildLocalDeps, type LocalDeps } from '../local/deps';
 import { startDemoEnvironment, type DemoEnvironment } from '../local/environment';
 import { runPipeline, type PipelineRunResult } from '../local/pipeline';
 import { loggerFrom } from './run';
@@ -130,7 +131,9 @@ export const demo: Command = async (argv) => {
   note(
     `roundtrip demo: ${leads.toLocaleString('en-US')} leads, ${customers.toLocaleString('en-US')} customers, seed ${seed}`,
   );
-  const env = await startDemoEnvironment({
+  // Ctrl-C (or a SIGTERM) while the demo runs stops what it started — also while it is still
+  // starting — instead of leaving the embedded PostgreSQL running with no parent.
+  const starting = startDemoEnvironment({
     config,
     leads,
     customers,
@@ -138,13 +141,25 @@ export const demo: Command = async (argv) => {
     ...(process.env.DATABASE_URL ? { postgresUrl: process.env.DATABASE_URL } : {}),
     onProgress: (line) => note(`  ${line}`),
   });
-  const local = await buildLocalDeps({
-    config,
-    secrets: env.secrets,
-    logger: loggerFrom(values),
-    aws: env.aws,
+  const release = stopOnSignal(async () => {
+    const started = await starting.catch(() => undefined);
+    await started?.stop();
   });
+  let env: DemoEnvironment;
   try {
+    env = await starting;
+  } catch (err) {
+    release();
+    throw err;
+  }
+  let local: LocalDeps | undefined;
+  try {
+    local = await buildLocalDeps({
+      config,
+      secrets: env.secrets,
+      logger: loggerFrom(values),
+      aws: env.aws,
+    });
     note('  building the state machine definition (the one that deploys) …');
     const definition = await loadPipelineDefinition(config);
     const rounds = values.again === true ? 2 : 1;
@@ -173,7 +188,8 @@ export const demo: Command = async (argv) => {
     note(`\ndemo finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return code;
   } finally {
-    await local.close();
+    await local?.close();
     await env.stop();
+    release();
   }
 };

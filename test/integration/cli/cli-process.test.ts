@@ -1,8 +1,10 @@
 /**
  * The installed `roundtrip` bin in a child process, as a data engineer meets it: each command's
- * `--help`, and failures as one sentence (no stack trace) with the right exit code.
+ * `--help`, failures as one sentence (no stack trace) with the right exit code, and Ctrl-C during
+ * `roundtrip demo` stopping the embedded PostgreSQL it started.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,6 +43,25 @@ function roundtrip(argv: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise
 }
 
 const STACK_LINE = /^\s+at .+/m;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function parentOf(pid: number): number | undefined {
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ppid …"; comm may hold spaces, so split after ")".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
 
 describe('the roundtrip bin', () => {
   let dir: string;
@@ -159,5 +180,55 @@ describe('the roundtrip bin', () => {
     expect(result.stderr).toMatch(/^roundtrip status: Unknown option '--bogus'/);
     expect(result.stderr).toContain('usage: roundtrip status ');
     expect(result.code).toBe(2);
+  });
+
+  it('stops the demo’s embedded PostgreSQL when the demo is interrupted', async () => {
+    const before = new Set(readdirSync(os.tmpdir()).filter((n) => n.startsWith('roundtrip-pg-')));
+    const child = spawn(process.execPath, [BIN, 'demo', '--leads', '40000', '--customers', '10000'], {
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
+    child.stdout.resume();
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        // Mid-run: the steps hold PostgreSQL connections that the shutdown will drop.
+        if (stderr.includes('… Lead-update collect')) resolve();
+      });
+      void exited.then(() => reject(new Error(`the demo ended before running:\n${stderr}`)));
+    });
+    // The server this demo started: a temp dir whose owner is the bin's child process.
+    const mine = readdirSync(os.tmpdir())
+      .filter((n) => n.startsWith('roundtrip-pg-') && !before.has(n))
+      .map((n) => path.join(os.tmpdir(), n))
+      .filter((base) => {
+        try {
+          const owner = Number(readFileSync(path.join(base, 'owner.pid'), 'utf8').trim());
+          return parentOf(owner) === child.pid;
+        } catch {
+          return false;
+        }
+      });
+    expect(mine).toHaveLength(1);
+    const base = mine[0] as string;
+    const postmaster = Number(readFileSync(path.join(base, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    expect(isAlive(postmaster)).toBe(true);
+
+    // A supervisor's SIGINT to the command alone (a terminal's Ctrl-C reaches the server too).
+    child.kill('SIGINT');
+    const end = await exited;
+    expect(end.signal).toBe('SIGINT');
+    expect(stderr).toContain('SIGINT: stopping');
+    expect(stderr).not.toMatch(STACK_LINE);
+    try {
+      expect(isAlive(postmaster)).toBe(false);
+      expect(existsSync(base)).toBe(false);
+    } finally {
+      if (isAlive(postmaster)) process.kill(postmaster, 'SIGINT');
+    }
   });
 });
