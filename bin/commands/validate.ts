@@ -94,7 +94,7 @@ export const validate: Command = async (argv) => {
             await record(`write-back ${taskName(task)}`, async () => {
               const describe = await sf.describe(task.object);
               const mapping = mapWritebackTask(task, describe);
-              return `${task.object} ${task.mode} by ${task.key}: ${mapping.fields.map((f) => f.field).join(', ')} writable`;
+              return `${task.object} ${task.mode} by ${task.key}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable`;
             });
           }
         }

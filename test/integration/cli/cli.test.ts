@@ -105,6 +105,9 @@ describe('the roundtrip CLI', () => {
       'write-back Lead-update',
       'Athena',
     ]);
+    expect(report.checks.find((c) => c.check === 'write-back Lead-update')?.detail).toBe(
+      'Lead update by Id: LeadScore__c writable',
+    );
     expect(result.code).toBe(0);
   });
 
