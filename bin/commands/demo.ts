@@ -25,7 +25,7 @@ import {
 import { buildLocalDeps, type LocalDeps } from '../local/deps';
 import { startDemoEnvironment, type DemoEnvironment } from '../local/environment';
 import { runPipeline, type PipelineRunResult } from '../local/pipeline';
-import { loggerFrom } from './run';
+import { loggerFrom, noteFailure } from './run';
 
 /** The example pipeline the demo runs. */
 export const DEMO_CONFIG_FILE = path.resolve(__dirname, '../../examples/lead-scoring/roundtrip.config.ts');
@@ -169,10 +169,7 @@ export const demo: Command = async (argv) => {
       const before = scoresOf(env);
       const callsBefore = env.salesforce.calls.all().length;
       const result = await runPipeline({ local, definition, onEvent: progressPrinter() });
-      if (result.execution.status === 'failed') {
-        note(`run ${result.summary.runId} failed: ${result.execution.error}: ${result.execution.cause}`);
-        if (result.stored?.error) note(`  ${result.stored.error}`);
-      }
+      noteFailure(result);
       const { text } = describeRun(env, before, callsBefore, result);
       const last = round === rounds;
       if (json) {

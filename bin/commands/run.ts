@@ -12,6 +12,7 @@ import path from 'node:path';
 import type { Pool } from 'pg';
 import { loadConfig, type PipelineConfig } from '../../lambdas/config';
 import type { RunInput } from '../../lambdas/core/contracts';
+import { selectTasks } from '../../lambdas/core/prepare';
 import { createConsoleLogger, silentLogger, type Logger } from '../../lambdas/shared/logging';
 import { createLocalSecretsProvider } from '../../lambdas/shared/secrets';
 import { loadPipelineDefinition } from '../../statemachine/local';
@@ -25,7 +26,7 @@ import {
   type Command,
 } from '../cli-common';
 import { buildLocalDeps, type LocalAwsEndpoint } from '../local/deps';
-import { runPipeline } from '../local/pipeline';
+import { runPipeline, type PipelineRunResult } from '../local/pipeline';
 
 /** The config file used when `--config` is not given. */
 export const DEFAULT_CONFIG_FILE = 'roundtrip.config.ts';
@@ -82,6 +83,37 @@ export function secretsFrom(values: Record<string, unknown>) {
   return createLocalSecretsProvider({ ...(file ? { file: path.resolve(file) } : {}), env: process.env });
 }
 
+/**
+ * The task names of `--tasks a,b`, checked against the config before anything runs: a name the
+ * pipeline does not have is bad input (exit 2), not a failed run in `roundtrip.runs`.
+ */
+export function tasksFrom(config: PipelineConfig, list: string): string[] {
+  const names = list
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  if (names.length === 0) {
+    throw new UsageError(`--tasks expects task names separated by commas, got "${list}"`);
+  }
+  try {
+    selectTasks(config, names);
+  } catch (err) {
+    throw new UsageError(`--tasks: ${err instanceof Error ? err.message : String(err)}`, {
+      showUsage: false,
+    });
+  }
+  return names;
+}
+
+/** Why a local run failed, on stderr: the execution's error, and the stored one when it says more. */
+export function noteFailure(result: PipelineRunResult): void {
+  if (result.execution.status !== 'failed') return;
+  const line = `${result.execution.error}: ${result.execution.cause}`;
+  note(`run ${result.summary.runId} failed: ${line}`);
+  const stored = result.stored?.error;
+  if (stored && !line.includes(stored)) note(`  ${stored}`);
+}
+
 function runCommand(dryRun: boolean): Command {
   const name = dryRun ? 'plan' : 'run';
   return async (argv) => {
@@ -92,17 +124,11 @@ function runCommand(dryRun: boolean): Command {
       json: { type: 'boolean' },
     });
     const config = await configFrom(values);
+    const tasks = typeof values.tasks === 'string' ? tasksFrom(config, values.tasks) : undefined;
     const input: RunInput = {
       ...(dryRun ? { dryRun: true } : {}),
       ...(values.full === true ? { full: true } : {}),
-      ...(typeof values.tasks === 'string'
-        ? {
-            tasks: values.tasks
-              .split(',')
-              .map((t) => t.trim())
-              .filter(Boolean),
-          }
-        : {}),
+      ...(tasks ? { tasks } : {}),
     };
     const aws = awsEndpointFrom(values);
     const local = await buildLocalDeps({
@@ -115,10 +141,7 @@ function runCommand(dryRun: boolean): Command {
       note(`roundtrip ${name}: pipeline ${config.name}${dryRun ? ' (dry run: nothing is sent)' : ''}`);
       const definition = await loadPipelineDefinition(config);
       const result = await runPipeline({ local, definition, input, onEvent: progressPrinter() });
-      if (result.execution.status === 'failed') {
-        note(`run ${result.summary.runId} failed: ${result.execution.error}: ${result.execution.cause}`);
-        if (result.stored?.error) note(`  ${result.stored.error}`);
-      }
+      if (result.execution.status === 'failed') noteFailure(result);
       const plan = dryRun && !values.json ? await planSample(local.pool, result.summary.runId) : undefined;
       return finishRun(result.summary, values.json === true, plan);
     } finally {

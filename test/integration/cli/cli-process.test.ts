@@ -175,6 +175,21 @@ describe('the roundtrip bin', () => {
     expect(result.code).toBe(2);
   });
 
+  it('refuses --tasks naming no task of the pipeline before anything runs, exit 2', async () => {
+    for (const command of ['run', 'plan']) {
+      const unknown = await roundtrip([command, '--config', EXAMPLE_CONFIG, '--tasks', 'Lead,lead-update']);
+      expect(unknown.stderr).toContain(
+        `roundtrip ${command}: --tasks: Unknown task "lead-update" in the run input; pipeline lead-scoring has: "Lead", "athena_customers", "Lead-update"`,
+      );
+      // Refused before the secrets are read: no run was started (and none recorded).
+      expect(unknown.stderr).not.toContain('Secret');
+      expect(unknown.code).toBe(2);
+    }
+    const empty = await roundtrip(['run', '--config', EXAMPLE_CONFIG, '--tasks', ',']);
+    expect(empty.stderr).toContain('roundtrip run: --tasks expects task names separated by commas, got ","');
+    expect(empty.code).toBe(2);
+  });
+
   it('names a bad option once and shows that command’s usage, exit 2', async () => {
     const result = await roundtrip(['status', '--bogus']);
     expect(result.stderr).toMatch(/^roundtrip status: Unknown option '--bogus'/);
