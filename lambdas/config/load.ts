@@ -16,7 +16,7 @@ import { access, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ConfigError, type ConfigIssue } from '../shared/errors';
-import { parseConfig } from './parse';
+import { inDocumentOrder, parseConfig } from './parse';
 import type { PipelineConfig } from './types';
 
 /** Extensions loaded as modules (through tsx). */
@@ -62,31 +62,56 @@ function exportedConfig(exports: unknown, file: string): unknown {
   );
 }
 
-/**
- * Makes `transform` paths absolute (relative to the config file's folder) and checks that
- * each file exists, naming every missing one.
- */
-async function resolveTransformFiles(config: PipelineConfig, file: string): Promise<PipelineConfig> {
+/** An issue for each `transform` entry (a string) naming a file that does not exist, in order. */
+async function missingTransformFiles(transform: readonly unknown[], file: string): Promise<ConfigIssue[]> {
   const dir = path.dirname(file);
-  const resolved = config.transform.map((entry) => path.resolve(dir, entry));
   const missing: ConfigIssue[] = [];
   await Promise.all(
-    resolved.map(async (absolute, index) => {
+    transform.map(async (entry, index) => {
+      if (typeof entry !== 'string' || entry === '') return;
+      const absolute = path.resolve(dir, entry);
       try {
         await access(absolute);
       } catch {
         missing.push({
           path: `transform[${index}]`,
-          message: `expected an existing SQL file, got ${JSON.stringify(config.transform[index])} (${absolute} does not exist)`,
+          message: `expected an existing SQL file, got ${JSON.stringify(entry)} (${absolute} does not exist)`,
         });
       }
     }),
   );
-  if (missing.length > 0) {
-    missing.sort((a, b) => a.path.localeCompare(b.path, 'en', { numeric: true }));
-    throw new ConfigError(missing, file);
+  return missing.sort((a, b) => a.path.localeCompare(b.path, 'en', { numeric: true }));
+}
+
+/**
+ * Makes `transform` paths absolute (relative to the config file's folder) and checks that
+ * each file exists, naming every missing one.
+ */
+async function resolveTransformFiles(config: PipelineConfig, file: string): Promise<PipelineConfig> {
+  const missing = await missingTransformFiles(config.transform, file);
+  if (missing.length > 0) throw new ConfigError(missing, file);
+  const dir = path.dirname(file);
+  return { ...config, transform: config.transform.map((entry) => path.resolve(dir, entry)) };
+}
+
+/**
+ * Validates the config, naming a missing transform file together with the other problems (every
+ * problem at once), not only once the rest is fixed. An entry that is already a problem (not a
+ * .sql path, a duplicate) is not checked on disk.
+ */
+async function parseWithTransformFiles(value: unknown, file: string): Promise<PipelineConfig> {
+  try {
+    return parseConfig(value, file);
+  } catch (error) {
+    const transform = (value as { transform?: unknown } | null)?.transform;
+    if (!(error instanceof ConfigError) || !Array.isArray(transform)) throw error;
+    const reported = new Set(
+      error.issues.map((i) => /^transform\[\d+\]/.exec(i.path)?.[0]).filter((p) => p !== undefined),
+    );
+    const missing = (await missingTransformFiles(transform, file)).filter((i) => !reported.has(i.path));
+    if (missing.length === 0) throw error;
+    throw new ConfigError(inDocumentOrder([...error.issues, ...missing]), file);
   }
-  return { ...config, transform: resolved };
 }
 
 /**
@@ -132,5 +157,5 @@ export async function loadConfig(file: string): Promise<PipelineConfig> {
     }
     value = exportedConfig(exports, absolute);
   }
-  return resolveTransformFiles(parseConfig(value, absolute), absolute);
+  return resolveTransformFiles(await parseWithTransformFiles(value, absolute), absolute);
 }

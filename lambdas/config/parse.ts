@@ -31,7 +31,7 @@ const SECTION_ORDER = [
 ];
 
 /** Sorts issues by section, then by task index, keeping the order within one task (stable sort). */
-function inDocumentOrder(issues: readonly ConfigIssue[]): ConfigIssue[] {
+export function inDocumentOrder(issues: readonly ConfigIssue[]): ConfigIssue[] {
   const rank = (issue: ConfigIssue): [number, number] => {
     if (issue.path === '') return [-1, -1];
     const match = /^([^.[]+)(?:\[(\d+)\])?/.exec(issue.path);

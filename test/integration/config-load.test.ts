@@ -170,6 +170,31 @@ describe('loadConfig', () => {
     );
   });
 
+  it('names a missing transform file together with the other problems', async () => {
+    const file = path.join(dir, 'missing-sql-and-more.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        ...minimal,
+        name: 'Not Valid',
+        transform: ['sql/gone.sql', 'b.py'],
+        budget: { maxApiCallsPerRun: 0 },
+      }),
+    );
+    const error = await configError(loadConfig(file));
+    expect(error.issues.map((i) => i.path)).toEqual([
+      'name',
+      'transform[0]',
+      'transform[1]',
+      'budget.maxApiCallsPerRun',
+    ]);
+    expect(error.issues[1]?.message).toBe(
+      `expected an existing SQL file, got "sql/gone.sql" (${path.join(dir, 'sql', 'gone.sql')} does not exist)`,
+    );
+    // b.py is refused for its extension, not also for being missing.
+    expect(error.issues[2]?.message).toMatch(/^expected the path of a \.sql file/);
+  });
+
   it('names every transform file that does not exist', async () => {
     const file = path.join(dir, 'missing-sql.json');
     await writeFile(
