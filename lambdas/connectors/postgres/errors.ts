@@ -155,7 +155,7 @@ export function classifyPostgresError(
   if (/does not support SSL/i.test(error.message)) {
     return new TerminalError(
       say(
-        `TLS was required but the server does not support SSL connections (use ssl mode 'disable' only for a local server)`,
+        `TLS was required but the server does not support SSL connections (a local server without TLS needs postgres.ssl.mode 'disable' in the pipeline config)`,
       ),
       { cause: err },
     );

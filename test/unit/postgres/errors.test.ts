@@ -63,6 +63,8 @@ describe('classifyPostgresError', () => {
     const err = classifyPostgresError(new Error('The server does not support SSL connections'));
     expect(err).toBeInstanceOf(TerminalError);
     expect(err.message).toContain('does not support SSL');
+    // The fix is a config key: named by its path in the pipeline config.
+    expect(err.message).toContain("postgres.ssl.mode 'disable' in the pipeline config");
   });
 
   it('names the action and target, keeps the cause and redacts given secrets', () => {
