@@ -80,7 +80,9 @@ function describeRun(
       `: ${account.recordsWritten.toLocaleString('en-US')} records written in ${account.writeCalls} write call${account.writeCalls === 1 ? '' : 's'}` +
       `, ${account.apiCalls} Salesforce API calls in all.`,
   ];
-  if (account.changedLeads === 0) {
+  if (account.changedLeads === 0 && result.summary.status !== 'succeeded') {
+    lines.push(`  Nothing was written: run ${result.summary.runId} failed (its error is above).`);
+  } else if (account.changedLeads === 0) {
     lines.push('  Nothing needed sending: every lead in Salesforce already has its score.');
   } else {
     lines.push('  A sample of leads and their new scores:');

@@ -190,6 +190,15 @@ describe('the roundtrip bin', () => {
     expect(empty.code).toBe(2);
   });
 
+  it('does not call a failed demo run "nothing needed sending", exit 1', async () => {
+    const env = { ...cleanEnv(), DATABASE_URL: 'postgres://u:p@127.0.0.1:1/db' };
+    const result = await roundtrip(['demo', '--leads', '50', '--customers', '10'], env);
+    expect(result.stderr).toContain('ECONNREFUSED 127.0.0.1:1');
+    expect(result.stdout).not.toContain('Nothing needed sending');
+    expect(result.stdout).toMatch(/Nothing was written: run \S+ failed/);
+    expect(result.code).toBe(1);
+  });
+
   it('names a bad option once and shows that command’s usage, exit 2', async () => {
     const result = await roundtrip(['status', '--bogus']);
     expect(result.stderr).toMatch(/^roundtrip status: Unknown option '--bogus'/);
