@@ -641,6 +641,12 @@ type Comparison =
       columns: Map<string, ColumnInfo>;
       /** The match column is unique in the copy (its primary key): no DISTINCT ON needed. */
       uniqueMatch: boolean;
+      /**
+       * When the copy was last loaded, set only if this task synced records after it (a run that
+       * skipped the extract): for those records, what the write-back last sent is newer than the
+       * copy, and is what they are compared with.
+       */
+      syncedAfter?: Date | null;
     }
   | { kind: 'sync_state' };
 
@@ -659,6 +665,16 @@ async function chooseComparison(
   const matchColumn = mapping.keyField;
   if (!columns || !matchColumn || !columns.has(matchColumn)) return { kind: 'sync_state' };
   if (!mapping.fields.every((m) => columns.has(m.field.name))) return { kind: 'sync_state' };
+  // The copy is fresh unless this task wrote records after it was loaded (a run that skipped the
+  // extract, say): those records would look changed, their new values not in the copy yet.
+  const { rows } = await client.query<{ loaded: Date | null; newer: boolean }>(
+    `SELECT e.updated_at AS loaded,
+            EXISTS (SELECT 1 FROM roundtrip.sync_state s
+                     WHERE s.task = $2 AND (e.updated_at IS NULL OR s.synced_at > e.updated_at)) AS newer
+       FROM (SELECT (SELECT updated_at FROM roundtrip.extract_state WHERE task = $1) AS updated_at) AS e`,
+    [extract.name, mapping.task.name],
+  );
+  const stale = rows[0]?.newer === true;
   return {
     kind: 'extract',
     schema,
@@ -667,6 +683,7 @@ async function chooseComparison(
     hasIsDeleted: columns.has('IsDeleted'),
     columns,
     uniqueMatch: await isUniqueColumn(client, schema, table, matchColumn),
+    ...(stale ? { syncedAfter: rows[0]?.loaded ?? null } : {}),
   };
 }
 
@@ -759,6 +776,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   let currentJson: string;
   let carried: string;
   let currentCols: string[] = [];
+  let freshJoin = '';
   if (comparison.kind === 'extract') {
     const t = quoteQualified(comparison.schema, comparison.table);
     const match = `t.${quoteIdent(comparison.matchColumn)}`;
@@ -774,13 +792,26 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       : `SELECT DISTINCT ON (${match}::text) ${match}::text AS key, t."Id"::text AS salesforce_id, ${converted.join(', ')}
            FROM ${t} AS t ${live} ORDER BY ${match}::text`;
     // Typed values compared directly (45 = 45.0): no payload is built for an unchanged row.
+    const againstCopy = `cur.key IS NULL OR (${valueList.join(', ')}) IS DISTINCT FROM (${currentCols.map((c) => `cur.${c}`).join(', ')})`;
+    const fresh = task.mode !== 'insert' && comparison.syncedAfter !== undefined;
     changedSql =
       task.mode === 'insert'
         ? `cur.key IS NULL AND ss.key IS NULL`
-        : `cur.key IS NULL OR (${valueList.join(', ')}) IS DISTINCT FROM (${currentCols.map((c) => `cur.${c}`).join(', ')})`;
+        : fresh
+          ? // A record this task synced after the copy was loaded: compared with what was sent.
+            `CASE WHEN fresh.key IS NULL THEN ${againstCopy}
+                  WHEN fresh.synced_values IS NOT NULL THEN fresh.synced_values IS DISTINCT FROM ${payloadSql}
+                  ELSE fresh.value_hash IS DISTINCT FROM md5((${payloadSql})::text) END`
+          : againstCopy;
     // Carried as typed values; the jsonb of what Salesforce has is built for planned rows only.
-    carried = `cur.key AS cur_key, ${currentCols.map((c) => `cur.${c}`).join(', ')}`;
-    currentJson = `CASE WHEN cur_key IS NOT NULL THEN ${jsonbObjectSql(mapping.fields.map((m, i) => [m.field.name, `cv${i}`]))} END`;
+    carried = `cur.key AS cur_key, ${currentCols.map((c) => `cur.${c}`).join(', ')}${fresh ? ', fresh.synced_values AS fresh_values' : ''}`;
+    const copyJson = `CASE WHEN cur_key IS NOT NULL THEN ${jsonbObjectSql(mapping.fields.map((m, i) => [m.field.name, `cv${i}`]))} END`;
+    currentJson = fresh ? `coalesce(fresh_values, ${copyJson})` : copyJson;
+    freshJoin = fresh
+      ? `LEFT JOIN (SELECT key, synced_values, value_hash FROM roundtrip.sync_state
+                     WHERE task = $2 ${comparison.syncedAfter ? `AND synced_at > ${sqlLiteral(comparison.syncedAfter.toISOString())}::timestamptz` : ''}) AS fresh
+           ON fresh.key = checked.k`
+      : '';
   } else {
     currentSql = `SELECT key, salesforce_id, synced_values, value_hash FROM roundtrip.sync_state WHERE task = $2`;
     // The values last accepted by Salesforce, compared as jsonb (45 = 45.0); a row recorded by
@@ -870,6 +901,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
                       OFFSET 0
                     ) AS checked
                     LEFT JOIN (${currentSql}) AS cur ON cur.key = checked.k
+                    ${freshJoin}
                     ${insertedJoin}
                     ${unknownJoin}
                   -- The changed test (a payload built and compared) runs once per row, not once per reference.

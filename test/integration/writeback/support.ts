@@ -112,7 +112,8 @@ export async function startWritebackEnv(options: SalesforceEmulatorOptions = {})
 
 /**
  * A fresh extracted copy of Lead in `sf_lead` (columns named like the fields), read with the
- * connector's REST query and COPY: what the Salesforce extract leaves for the plan to compare with.
+ * connector's REST query and COPY, its load time in `extract_state`: what the Salesforce extract
+ * leaves for the plan to compare with.
  */
 export async function extractLeads(env: WritebackEnv): Promise<void> {
   await withClient(env.pool, async (client) => {
@@ -127,6 +128,11 @@ export async function extractLeads(env: WritebackEnv): Promise<void> {
       },
     );
     await pipeline(csv, client.query(copyFrom('COPY sf_lead FROM STDIN (FORMAT csv, HEADER true)')));
+    // When the copy was loaded, as the extract records it (task `Lead`, the object's default name).
+    await client.query(
+      `INSERT INTO roundtrip.extract_state (task, updated_at) VALUES ('Lead', now())
+       ON CONFLICT (task) DO UPDATE SET updated_at = now()`,
+    );
   });
 }
 

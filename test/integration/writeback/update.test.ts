@@ -153,6 +153,31 @@ describe('write-back update (Collections)', () => {
     expect(scoresInSalesforce(env).get(edited)).toBe(11 % 90);
   });
 
+  it('compares what it synced after the last extract with what it sent: a run without the extract resends nothing', async () => {
+    // The previous test synced one record after the copy was loaded; this run does not extract.
+    const edited = ids[10] as string;
+    const deps = env.deps({ extract: [leadExtract], writeback: [updateTask] });
+    env.sf.calls.clear();
+
+    const { plan } = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-update' });
+
+    // The copy still shows the hand edit (1); sync_state holds what was sent since: nothing to do.
+    expect(plan).toMatchObject({ comparedWith: 'extract:public.sf_lead', changed: 0 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    const { rows } = await env.pool.query(
+      `SELECT "LeadScore__c"::int AS score FROM sf_lead WHERE "Id" = $1`,
+      [edited],
+    );
+    expect(rows).toEqual([{ score: 1 }]);
+
+    // A later edit in Salesforce is caught once the copy is fresh again.
+    env.sf.store.update('Lead', [{ Id: edited, LeadScore__c: 2 }]);
+    await extractLeads(env);
+    const again = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-update' });
+    expect(again.plan.changed).toBe(1);
+    expect(scoresInSalesforce(env).get(edited)).toBe(11 % 90);
+  });
+
   it('compares with sync_state when the pipeline does not extract the object', async () => {
     const deps = env.deps({ writeback: [updateTask] });
     const first = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-update' });
