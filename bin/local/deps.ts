@@ -59,12 +59,7 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
     },
     max: options.poolSize ?? 4,
     applicationName: 'roundtrip-cli',
-  });
-  // A connection a step holds between queries (a lock kept while Salesforce answers) has no
-  // error listener of pg's pool: the server dropping it (a restart, Ctrl-C reaching PostgreSQL)
-  // would end the process with an unhandled 'error' event. Its next query fails instead.
-  pool.on('connect', (client) => {
-    client.on('error', (err) => logger.warn('PostgreSQL connection failed', { error: err.message }));
+    logger,
   });
 
   let salesforce: (() => Promise<SalesforceConnector>) | undefined;

@@ -345,7 +345,8 @@ export interface PostgresPool extends Pool {
 /**
  * Creates a pg Pool from a URL or an RDS secret. TLS defaults to `verify-full`. Connections are
  * made lazily: use {@link withClient} or {@link checkConnection} to surface classified errors.
- * An idle connection that the server drops is logged, not thrown (pg would crash the process).
+ * A connection that the server drops, idle or held, is logged, not thrown (pg would crash the
+ * process); a query on a held one then fails, classified.
  */
 export function createPool(source: PostgresSource, options: CreatePoolOptions = {}): PostgresPool {
   const connection = resolveConnection(source, options);
@@ -357,6 +358,17 @@ export function createPool(source: PostgresSource, options: CreatePoolOptions = 
     logger.warn('PostgreSQL idle connection failed', {
       target: connection.target,
       error: classifyPostgresError(err).message,
+    });
+  });
+  // A connection checked out and held between queries (the write-back's task lock while
+  // Salesforce answers, a step's transaction) has no listener of the pool's: the server dropping
+  // it would end the process with an unhandled 'error' event. Logged here; its next query fails.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => {
+      logger.warn('PostgreSQL connection failed', {
+        target: connection.target,
+        error: classifyPostgresError(err).message,
+      });
     });
   });
   return pool;

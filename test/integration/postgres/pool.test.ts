@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:net';
 import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
+import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import {
   checkConnection,
   createPool,
@@ -47,6 +48,30 @@ describe('createPool against the test server', () => {
       expect(pool.target).toBe(`${decodeURIComponent(url.username)}@${url.hostname}:${url.port}/${db.name}`);
     } finally {
       await pool.end();
+    }
+  });
+
+  it('survives the server dropping a connection held between queries: logged, and its next query fails', async () => {
+    const logger = createMemoryLogger('warn');
+    const pool = createPool({ url: db.url }, { ssl: { mode: 'disable' }, logger });
+    const admin = createPool({ url: db.url }, { ssl: { mode: 'disable' } });
+    const held = await pool.connect();
+    try {
+      const { rows } = await held.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      await admin.query('SELECT pg_terminate_backend($1)', [rows[0]?.pid]);
+      // pg emits 'error' on the held client; without a listener the process would crash here.
+      for (
+        let i = 0;
+        i < 50 && !logger.records.some((r) => r.message === 'PostgreSQL connection failed');
+        i += 1
+      )
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(logger.records.map((r) => r.message)).toContain('PostgreSQL connection failed');
+      await expect(held.query('SELECT 1')).rejects.toThrow();
+    } finally {
+      held.release(true);
+      await pool.end();
+      await admin.end();
     }
   });
 
