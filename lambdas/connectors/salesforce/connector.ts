@@ -284,6 +284,17 @@ function parseDate(value: unknown): Date | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
+/** A JSON answer's body parsed; a body that is not JSON is a TerminalError naming the call. */
+function jsonOf<T>(operation: string, text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new TerminalError(
+      `${operation}: Salesforce answered a body that is not JSON: ${(err as Error).message}`,
+    );
+  }
+}
+
 /** Pause before sending a failed GET again, times the attempt. */
 const GET_RETRY_PAUSE_MS = 250;
 
@@ -407,14 +418,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
         { cause: err },
       );
     }
-    if (text.trim() === '') return undefined as T;
-    try {
-      return JSON.parse(text) as T;
-    } catch (err) {
-      throw new TerminalError(
-        `${operation}: Salesforce answered a body that is not JSON: ${(err as Error).message}`,
-      );
-    }
+    return text.trim() === '' ? (undefined as T) : jsonOf<T>(operation, text);
   };
 
   const queryPath = (soql: string, includeDeleted: boolean): string =>
@@ -451,16 +455,8 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     }
   };
 
-  const getJson = async <T>(operation: string, path: string): Promise<T> => {
-    const text = await getText(operation, path, { Accept: 'application/json' }, GET_ATTEMPTS);
-    try {
-      return JSON.parse(text) as T;
-    } catch (err) {
-      throw new TerminalError(
-        `${operation}: Salesforce answered a body that is not JSON: ${(err as Error).message}`,
-      );
-    }
-  };
+  const getJson = async <T>(operation: string, path: string): Promise<T> =>
+    jsonOf<T>(operation, await getText(operation, path, { Accept: 'application/json' }, GET_ATTEMPTS));
 
   /** One REST query page (see {@link getText}), its numbers kept digit for digit (json.ts). */
   const fetchQueryPage = async (path: string, batchSize: number, attempts: number): Promise<QueryPage> => {
@@ -624,8 +620,9 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
   /**
    * A call that Salesforce answered with a non-2xx status: throws the classified error, unless it
    * is the first `INVALID_SESSION_ID` of a call and the session could be renewed: then answers
-   * true (the caller replays a bodiless call; a streamed body cannot be replayed, so the step is
-   * retried as a whole: its caller re-attaches to or replaces the job).
+   * true (the caller replays a call without a body or with one held as text; a streamed body
+   * cannot be replayed, so the step is retried as a whole: its caller re-attaches to or replaces
+   * the job).
    */
   const failed = async (
     operation: string,
