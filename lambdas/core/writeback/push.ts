@@ -491,6 +491,11 @@ async function bulkChunks(
   }));
 }
 
+/** A plan record (`p`, of `writeback_plan_rows`) the ledger has no outcome for yet: one to send. */
+const NO_OUTCOME_YET = `NOT EXISTS (SELECT 1 FROM roundtrip.writeback_plans l
+                     WHERE l.run_id = p.run_id AND l.task = p.task AND l.key = p.key
+                       AND l.status NOT IN ('planned', 'sent'))`;
+
 /** `COPY (SELECT …) TO STDOUT` of a seq range in Salesforce's CSV dialect. */
 export function bulkCopySql(
   mapping: WritebackMapping,
@@ -504,12 +509,7 @@ export function bulkCopySql(
   );
   if (mapping.task.mode === 'update') cols.unshift(`p.salesforce_id AS "Id"`);
   // Insert: records refused before sending (refuseKeysTakenElsewhere) stay out.
-  const refused =
-    mapping.task.mode === 'insert'
-      ? `AND NOT EXISTS (SELECT 1 FROM roundtrip.writeback_plans l
-                          WHERE l.run_id = p.run_id AND l.task = p.task AND l.key = p.key
-                            AND l.status NOT IN ('planned', 'sent'))`
-      : '';
+  const refused = mapping.task.mode === 'insert' ? `AND ${NO_OUTCOME_YET}` : '';
   return `COPY (SELECT ${cols.join(', ')} FROM roundtrip.writeback_plan_rows p
                  WHERE p.run_id = ${sqlLiteral(runId)} AND p.task = ${sqlLiteral(taskName)}
                    AND ${pagesOf(first, last)} ${refused}
@@ -646,9 +646,7 @@ async function anyToSend(
   const { rowCount } = await deps.pg.query(
     `SELECT 1 FROM roundtrip.writeback_plan_rows p
       WHERE p.run_id = $1 AND p.task = $2 AND ${pagesOf(chunk.first, chunk.last)}
-        AND NOT EXISTS (SELECT 1 FROM roundtrip.writeback_plans l
-                         WHERE l.run_id = p.run_id AND l.task = p.task AND l.key = p.key
-                           AND l.status NOT IN ('planned', 'sent'))
+        AND ${NO_OUTCOME_YET}
       LIMIT 1`,
     [runId, taskName],
   );
