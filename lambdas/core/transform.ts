@@ -281,32 +281,32 @@ export async function runTransform(
     sources.push({ file, statements });
   }
   const files = await withClient(deps.pg, async (client) => {
-    let failed = false;
+    // A file may change its session (SET search_path, SET ROLE, a temp table, a session advisory
+    // lock): the pooled connection goes back as a new one would be. After a rollback (which undid
+    // the file's SETs already) the transform's own error is the one reported; should the reset
+    // fail after a commit, withClient discards the connection.
+    const reset = (): Promise<unknown> => client.query('DISCARD ALL');
+    let results: TransformFileResult[];
     try {
-      return await inTransaction(client, async () => {
-        const results: TransformFileResult[] = [];
+      results = await inTransaction(client, async () => {
+        const ran: TransformFileResult[] = [];
         for (const { file, statements } of sources) {
           const result = await runFile(client, file, statements);
           logger.info('Transform file ran', { ...result });
-          results.push(result);
+          ran.push(result);
         }
         await mergeRunSummary(client, input.runId, ['transform'], {
-          files: results,
+          files: ran,
           finishedAt: deps.clock.now().toISOString(),
         });
-        return results;
+        return ran;
       });
     } catch (err) {
-      failed = true;
+      await reset().catch(() => undefined);
       throw err;
-    } finally {
-      // A file may change its session (SET search_path, SET ROLE, a temp table, a session
-      // advisory lock): the pooled connection goes back as a new one would be. Should this fail
-      // after a commit, withClient discards the connection; after a rollback (which undid the
-      // file's SETs already) the transform's own error is the one reported.
-      if (failed) await client.query('DISCARD ALL').catch(() => undefined);
-      else await client.query('DISCARD ALL');
     }
+    await reset();
+    return results;
   });
   return { runId: input.runId, files, durationMs: Date.now() - started };
 }
