@@ -160,12 +160,12 @@ const BASE_PREFIX = 'roundtrip-pg-';
 /** The file in a server's temp dir that names the process that started it. */
 const OWNER_FILE = 'owner.pid';
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists (signal 0; EPERM: it exists but belongs to another user). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    // EPERM: it exists but belongs to another user.
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { isAlive } from '../../../emulators/postgres/embedded';
 
 const BIN = path.resolve(__dirname, '../../../bin/roundtrip.cjs');
 const EXAMPLE_CONFIG = path.resolve(__dirname, '../../../examples/lead-scoring/roundtrip.config.ts');
@@ -43,15 +44,6 @@ function roundtrip(argv: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise
 }
 
 const STACK_LINE = /^\s+at .+/m;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function parentOf(pid: number): number | undefined {
   try {

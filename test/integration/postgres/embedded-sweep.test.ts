@@ -9,17 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Client } from 'pg';
-import { sweepOrphanedServers } from '../../../emulators/postgres/embedded';
+import { isAlive, sweepOrphanedServers } from '../../../emulators/postgres/embedded';
 import { serverUrl } from '../../support/database';
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Starts an embedded server in a child process and answers its data dir and the child. */
 async function serverInChild(): Promise<{ dataDir: string; child: ReturnType<typeof spawn> }> {
