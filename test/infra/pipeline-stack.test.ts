@@ -438,49 +438,32 @@ describe('PipelineStack', () => {
       template.resourceCountIs('AWS::Athena::WorkGroup', 0);
     });
 
-    it('refuses an existing workgroup without its result location, naming the option', () => {
-      const base = fullConfig();
-      const config = {
-        ...base,
-        athena: {
-          database: 'marketing',
-          workgroup: 'etl',
-          catalog: 'AwsDataCatalog',
-          results: 's3' as const,
-        },
-      };
-      let error: unknown;
-      try {
-        new PipelineStack(newApp(), 'x', { config });
-      } catch (err) {
-        error = err;
-      }
-      expect(error).toBeInstanceOf(ConfigError);
-      expect((error as ConfigError).issues).toEqual([
-        {
-          path: 'athena.outputLocation',
-          message:
-            'expected the result location of workgroup "etl" (s3://bucket/prefix/), so that the state machine can be allowed to write exactly it and the Athena load to read it, got nothing (or set "createWorkgroup": true)',
-        },
-      ]);
-    });
-
-    it('refuses an existing workgroup without its result location also when results are paged through the API', () => {
-      // GetQueryResults reads the result file with the caller's own S3 permissions (Athena API
-      // reference, GetQueryResults), and Athena writes it with the state machine's: without the
-      // location neither can be granted.
-      const base = fullConfig();
-      const config = {
-        ...base,
-        athena: {
-          database: 'marketing',
-          workgroup: 'etl',
-          catalog: 'AwsDataCatalog',
-          results: 'api' as const,
-        },
-      };
-      expect(() => new PipelineStack(newApp(), 'x', { config })).toThrow(ConfigError);
-    });
+    // With results paged through the API too: GetQueryResults reads the result file with the
+    // caller's own S3 permissions (Athena API reference, GetQueryResults), and Athena writes it
+    // with the state machine's: without the location neither can be granted.
+    it.each(['s3', 'api'] as const)(
+      'refuses an existing workgroup without its result location, naming the option (results: %s)',
+      (results) => {
+        const config = {
+          ...fullConfig(),
+          athena: { database: 'marketing', workgroup: 'etl', catalog: 'AwsDataCatalog', results },
+        };
+        let error: unknown;
+        try {
+          new PipelineStack(newApp(), 'x', { config });
+        } catch (err) {
+          error = err;
+        }
+        expect(error).toBeInstanceOf(ConfigError);
+        expect((error as ConfigError).issues).toEqual([
+          {
+            path: 'athena.outputLocation',
+            message:
+              'expected the result location of workgroup "etl" (s3://bucket/prefix/), so that the state machine can be allowed to write exactly it and the Athena load to read it, got nothing (or set "createWorkgroup": true)',
+          },
+        ]);
+      },
+    );
 
     it('lets the Athena load read the result files also when it pages through GetQueryResults', () => {
       const base = fullConfig();
