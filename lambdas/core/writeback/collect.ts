@@ -56,7 +56,6 @@ interface FinishedJob {
   errorMessage?: string;
 }
 
-/** Applies one finished job's result files, in one transaction with its collected mark. */
 /**
  * The code, message and fields of a failedResults row's `sf__Error` (`r.sf_extra`), as a subquery
  * for a LATERAL join. Salesforce writes `CODE:message:fields --` (salesforce-wire.md); the field
@@ -76,6 +75,7 @@ export const BULK_ERROR_SQL = `
                                   '\\s*--\\s+(?=[A-Z][A-Z0-9_]*:)') AS errs) AS split
     CROSS JOIN LATERAL (SELECT regexp_match(errs[1], '^([A-Z][A-Z0-9_]*):(.*):([A-Za-z0-9_,]*)\\s*$') AS m) AS parsed`;
 
+/** Applies one finished job's result files, in one transaction with its collected mark. */
 async function collectJob(
   deps: CoreDeps,
   sf: SalesforceConnector,
