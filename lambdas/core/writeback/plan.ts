@@ -766,6 +766,11 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   const fieldErrors = mapping.fields.map((m, i) => errorSql(m, checks[i] as Conversion, v(i), task.mode));
   const ownError = [...keyErrors, ...fieldErrors];
   const payloadSql = jsonbObjectSql(mapping.fields.map((m, i) => [m.field.name, v(i)]));
+  // Whether the payload differs from what a sync_state row says was last accepted: its values,
+  // compared as jsonb (45 = 45.0), or its hash for a row recorded by hand without values.
+  const differsFromSynced = (alias: string): string =>
+    `CASE WHEN ${alias}.synced_values IS NOT NULL THEN ${alias}.synced_values IS DISTINCT FROM ${payloadSql}
+          ELSE ${alias}.value_hash IS DISTINCT FROM md5((${payloadSql})::text) END`;
   const sourcePayload = jsonbObjectSql(raw.map((c) => [c, `(${rawName(c)})::text`]));
   const valueList = mapping.fields.map((_, i) => v(i));
   const rawList = raw.map(rawName);
@@ -799,9 +804,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
         ? `cur.key IS NULL AND ss.key IS NULL`
         : fresh
           ? // A record this task synced after the copy was loaded: compared with what was sent.
-            `CASE WHEN fresh.key IS NULL THEN ${againstCopy}
-                  WHEN fresh.synced_values IS NOT NULL THEN fresh.synced_values IS DISTINCT FROM ${payloadSql}
-                  ELSE fresh.value_hash IS DISTINCT FROM md5((${payloadSql})::text) END`
+            `CASE WHEN fresh.key IS NULL THEN ${againstCopy} ELSE ${differsFromSynced('fresh')} END`
           : againstCopy;
     // Carried as typed values; the jsonb of what Salesforce has is built for planned rows only.
     carried = `cur.key AS cur_key, ${currentCols.map((c) => `cur.${c}`).join(', ')}${fresh ? ', fresh.synced_values AS fresh_values' : ''}`;
@@ -814,14 +817,9 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       : '';
   } else {
     currentSql = `SELECT key, salesforce_id, synced_values, value_hash FROM roundtrip.sync_state WHERE task = $2`;
-    // The values last accepted by Salesforce, compared as jsonb (45 = 45.0); a row recorded by
-    // hand without its values is compared by hash.
+    // The values last accepted by Salesforce.
     changedSql =
-      task.mode === 'insert'
-        ? `cur.key IS NULL`
-        : `CASE WHEN cur.key IS NULL THEN true
-                WHEN cur.synced_values IS NOT NULL THEN cur.synced_values IS DISTINCT FROM ${payloadSql}
-                ELSE cur.value_hash IS DISTINCT FROM md5((${payloadSql})::text) END`;
+      task.mode === 'insert' ? `cur.key IS NULL` : `cur.key IS NULL OR ${differsFromSynced('cur')}`;
     carried = `cur.synced_values AS current_values`;
     currentJson = 'current_values';
   }
