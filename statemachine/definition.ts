@@ -37,6 +37,7 @@ import type {
   WritebackTask,
 } from '../lambdas/config';
 import { ERROR_NAMES } from '../lambdas/shared/errors';
+import { ATHENA_MAX_QUERIES_PER_TASK } from '../lambdas/connectors/athena/tokens';
 
 /** One Lambda step of the run: its handler file, function name suffix and Lambda timeout. */
 export interface PipelineStep {
@@ -163,6 +164,9 @@ export const TRANSIENT_LAMBDA_ERRORS = [
   'Lambda.ClientExecutionTimeoutException',
 ] as const;
 
+/** The error of a `.sync` Athena query that ran and ended FAILED or CANCELLED (athena-wire.md). */
+export const ATHENA_QUERY_FAILED = 'States.TaskFailed';
+
 /** Athena API errors a retry of the `.sync` task can fix (throttling, server side). */
 export const TRANSIENT_ATHENA_ERRORS = [
   'Athena.TooManyRequestsException',
@@ -215,6 +219,9 @@ export function taskStateNames(task: string) {
     extracted: `${task} extracted`,
     // Athena extract
     query: `${task} query`,
+    queryFailed: `${task} query failed`,
+    requery: `${task} requery`,
+    requeryWait: `${task} requery wait`,
     load: `${task} load`,
     // write-back
     plan: `${task} plan`,
@@ -341,6 +348,31 @@ function salesforceBranch(b: Builder, task: SalesforceExtractTask): sfn.Chain {
   );
 }
 
+/**
+ * Whether a query that failed (`States.TaskFailed`, its cause the GetQueryExecution response as
+ * JSON) is run again: while fewer than {@link ATHENA_MAX_QUERIES_PER_TASK} queries ran, unless it was
+ * cancelled or Athena says it is not retryable. A cause that does not say (its shape for Athena is
+ * not documented) counts as retryable: a failed query costs nothing (Athena bills no failed query),
+ * a rerun of a failure of the query's own making only delays the same error.
+ */
+export function athenaRerunCondition(): sfn.Condition {
+  const cause = `${ERROR_PATH}.Cause`;
+  const says = (pattern: string): sfn.Condition => sfn.Condition.stringMatches(cause, pattern);
+  return sfn.Condition.and(
+    sfn.Condition.isString(cause),
+    sfn.Condition.numberLessThan('$.queryAttempt', ATHENA_MAX_QUERIES_PER_TASK - 1),
+    sfn.Condition.not(says('*CANCELLED*')),
+    sfn.Condition.or(
+      says('*"Retryable":true*'),
+      says('*"Retryable": true*'),
+      sfn.Condition.not(says('*Retryable*')),
+    ),
+  );
+}
+
+/** How long the state machine waits before it runs a failed Athena query again. */
+export const ATHENA_REQUERY_WAIT = Duration.seconds(30);
+
 function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
   const names = taskStateNames(task.name);
   const athena = b.config.athena;
@@ -349,8 +381,10 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
   const parameters: Record<string, unknown> = {
     QueryString: task.query,
     // Idempotent start: a retried task gets the same query execution back (Athena API,
-    // StartQueryExecution "ClientRequestToken", 32-128 characters: a SHA-256 in hex is 64).
-    'ClientRequestToken.$': `States.Hash(States.Format('{}/{}', $.runId, '${task.name}'), 'SHA-256')`,
+    // StartQueryExecution "ClientRequestToken", 32-128 characters: a SHA-256 in hex is 64). A
+    // rerun after a failed query is a new attempt with a token of its own: the same token would
+    // only give the failed execution back.
+    'ClientRequestToken.$': `States.Hash(States.Format('{}/{}/{}', $.runId, '${task.name}', $.queryAttempt), 'SHA-256')`,
     QueryExecutionContext: { Database: athena.database, Catalog: athena.catalog },
     WorkGroup: athena.workgroup,
     ...(athena.outputLocation ? { ResultConfiguration: { OutputLocation: athena.outputLocation } } : {}),
@@ -371,8 +405,21 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
   };
   // A CustomState, not tasks.AthenaStartQueryExecution: that construct grants s3:* on "*" and
   // Glue write actions; lib/ grants the state machine exactly what these queries need.
-  const query = new sfn.CustomState(b.scope, names.query, { stateJson })
+  const query = new sfn.CustomState(b.scope, names.query, { stateJson });
+  // A query that ran and FAILED (an internal Athena error, say) is run again under the next
+  // attempt's token, after a pause, a bounded number of times (athenaRerunCondition).
+  const requery = new sfn.Pass(b.scope, names.requery, {
+    parameters: { 'runId.$': '$.runId', 'queryAttempt.$': 'States.MathAdd($.queryAttempt, 1)' },
+  });
+  const requeryWait = new sfn.Wait(b.scope, names.requeryWait, {
+    time: sfn.WaitTime.duration(ATHENA_REQUERY_WAIT),
+  });
+  const queryFailed = new sfn.Choice(b.scope, names.queryFailed)
+    .when(athenaRerunCondition(), requery.next(requeryWait).next(query))
+    .otherwise(failed);
+  query
     .addRetry({ errors: [...TRANSIENT_ATHENA_ERRORS], ...TRANSIENT_RETRY })
+    .addCatch(queryFailed, { errors: [ATHENA_QUERY_FAILED], resultPath: ERROR_PATH })
     .addCatch(failed, { resultPath: ERROR_PATH });
   b.taskStates.set(names.query, 'athenaQuery');
   const load = lambdaTask(b, names.load, 'loadAthena', {
@@ -382,7 +429,13 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
       'QueryExecution.$': '$.QueryExecution',
     }),
   }).addCatch(failed, { resultPath: ERROR_PATH });
-  return selectOrSkip(b, task.name, '$.run.tasks.athena', { 'runId.$': '$.run.runId' }, query.next(load));
+  return selectOrSkip(
+    b,
+    task.name,
+    '$.run.tasks.athena',
+    { 'runId.$': '$.run.runId', queryAttempt: 0 },
+    query.next(load),
+  );
 }
 
 function writebackChain(b: Builder, task: WritebackTask, onError: sfn.IChainable): sfn.Chain {

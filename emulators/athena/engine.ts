@@ -54,6 +54,8 @@ export interface AthenaEmulatorFaults {
    * FAILED with a GENERIC_INTERNAL_ERROR StateChangeReason instead of SUCCEEDED.
    */
   failQueryAfterRunning: string | boolean;
+  /** The next n queries to finish running fail as `failQueryAfterRunning` does (each one decrements it). */
+  failNextQueries: number;
   /** Delay before every S3 response. */
   s3LatencyMs: number;
   /** GetObject sends this many body bytes, then destroys the socket. */
@@ -66,6 +68,7 @@ export interface AthenaEmulatorFaults {
 export const NO_FAULTS: AthenaEmulatorFaults = {
   throttle: 0,
   failQueryAfterRunning: false,
+  failNextQueries: 0,
   s3LatencyMs: 0,
   s3FailAfterBytes: undefined,
   s3Fail: undefined,
@@ -366,10 +369,13 @@ export class QueryEngine {
       await this.discardResult(execution);
       return; // cancelled while running
     }
-    const fault = this.options.faults.failQueryAfterRunning;
+    const faults = this.options.faults;
+    const fault = faults.failQueryAfterRunning;
     if (
       !failure &&
-      (fault === true || (typeof fault === 'string' && fault && execution.query.includes(fault)))
+      (fault === true ||
+        (typeof fault === 'string' && fault && execution.query.includes(fault)) ||
+        (faults.failNextQueries > 0 && faults.failNextQueries-- > 0))
     ) {
       failure = systemFailure(
         'GENERIC_INTERNAL_ERROR: Query failed after running (injected by the emulator: faults.failQueryAfterRunning)',

@@ -6,7 +6,7 @@
  * with a client request token derived from the run id and task (so a retried step gets the same
  * execution, not a second query) and waits for it; an execution that FAILED with an error Athena
  * marks `Retryable` is run again under the next token of a deterministic chain (at most
- * `ATHENA_LOCAL_MAX_QUERIES` queries), which a retried step walks to the latest one. Then:
+ * `ATHENA_MAX_QUERIES_PER_TASK` queries), which a retried step walks to the latest one. Then:
  * - the columns come from the result metadata (one `GetQueryResults` call, `MaxResults: 1`) and
  *   map to PostgreSQL types through `pgColumnForAthenaColumn` (docs/postgres.md);
  * - the result file is streamed from S3 (one `GetObject`; resumed with a Range request if the
@@ -24,7 +24,7 @@
 import type { QueryExecution } from '@aws-sdk/client-athena';
 import type { AthenaExtractTask } from '../config';
 import { AthenaRetryableQueryFailure } from '../connectors/athena/errors';
-import { clientRequestTokenFor } from '../connectors/athena/tokens';
+import { ATHENA_MAX_QUERIES_PER_TASK, clientRequestTokenFor } from '../connectors/athena/tokens';
 import {
   copyIntoStaging,
   dropStagingTable,
@@ -63,13 +63,6 @@ export function athenaTask(deps: CoreDeps, name: string): AthenaExtractTask {
 }
 
 /**
- * Queries of one run and task the local path runs at most: the first and up to 3 reruns after
- * failures Athena marks `Retryable`. Then the failure is terminal, so that a step the state
- * machine keeps retrying does not start queries without end.
- */
-export const ATHENA_LOCAL_MAX_QUERIES = 4;
-
-/**
  * The local path's query: started with the run and task's client request token (a retried step
  * re-attaches to the execution it started) and waited for. An execution that failed with a
  * retryable error is followed by a rerun under the next generation's token
@@ -93,9 +86,9 @@ async function runLocalQuery(
       });
     } catch (err) {
       if (!(err instanceof AthenaRetryableQueryFailure)) throw err;
-      if (generation + 1 >= ATHENA_LOCAL_MAX_QUERIES) {
+      if (generation + 1 >= ATHENA_MAX_QUERIES_PER_TASK) {
         throw new TerminalError(
-          `${err.message} (the query of task ${task.name} failed ${ATHENA_LOCAL_MAX_QUERIES} times with a retryable error; not rerun again)`,
+          `${err.message} (the query of task ${task.name} failed ${ATHENA_MAX_QUERIES_PER_TASK} times with a retryable error; not rerun again)`,
           { cause: err },
         );
       }

@@ -1,6 +1,7 @@
 /**
  * The demo pipeline on a bad day: Salesforce sessions expiring every few calls, row locks on some
- * records, the first Bulk ingest job failing, and Athena throttling its first calls. Each run must
+ * records, the first Bulk ingest job failing, Athena throttling its first calls and its first query
+ * failing with an internal (retryable) error after it ran. Each run must
  * end with every lead that needed a new score either updated in Salesforce or listed in
  * roundtrip.writeback_errors, and the summary's counts must reconcile with both; the next run
  * sends what the previous one could not.
@@ -19,6 +20,7 @@ describe('the demo pipeline under faults', () => {
       salesforceFaults: { sessionExpiresAfterCalls: 4, lockRowFraction: 0.02, failNextBulkJob: true },
     });
     world.env.athena.faults.throttle = 2;
+    world.env.athena.faults.failNextQueries = 1;
   });
   afterAll(async () => {
     await world?.close();
@@ -45,6 +47,9 @@ describe('the demo pipeline under faults', () => {
     return { updated, listed };
   }
 
+  const queriesStarted = (): number =>
+    world.env.athena.calls.filter((c) => c.operation === 'StartQueryExecution' && c.status === 200).length;
+
   let needed: Set<string>;
   let one: { updated: Set<string>; listed: Set<string> };
 
@@ -52,7 +57,11 @@ describe('the demo pipeline under faults', () => {
     const expected = expectedScores(world.env.leads, world.env.customers);
     needed = new Set(world.env.leadIds.filter((_, i) => expected[i] !== undefined));
 
+    const startsBefore = queriesStarted();
     const first = await world.run();
+    // The query that failed after running was run again by the state machine, under a new token.
+    expect(world.env.athena.faults.failNextQueries).toBe(0);
+    expect(queriesStarted() - startsBefore).toBe(2);
     one = await reconcile(first.summary.runId, needed);
     const wb1 = first.summary.tasks.find((t) => t.kind === 'writeback');
     expect(wb1).toMatchObject({ planned: needed.size, written: one.updated.size, failed: one.listed.size });

@@ -20,6 +20,7 @@ import {
   PIPELINE_STEPS,
   RUN_STATES,
   TASK_TIMEOUT_MARGIN_SECONDS,
+  ATHENA_QUERY_FAILED,
   TRANSIENT_ATHENA_ERRORS,
   TRANSIENT_LAMBDA_ERRORS,
   WRITEBACK_FAILED_ERROR,
@@ -28,6 +29,7 @@ import {
   type StepKey,
   type TaskBinding,
 } from '../../statemachine/definition';
+import { ATHENA_MAX_QUERIES_PER_TASK } from '../../lambdas/connectors/athena/tokens';
 import { fullConfig, newApp } from './support';
 import { PipelineStack } from '../../lib/pipeline-stack';
 
@@ -97,7 +99,7 @@ describe('the state machine definition', () => {
       expect(text).not.toContain(field);
     for (const state of allStates(full).values()) expect(LOCAL_STATE_TYPES).toContain(state.Type);
     for (const match of text.matchAll(/States\.[A-Za-z]+(?=\()/g)) {
-      expect(['States.ArrayContains', 'States.Format', 'States.Hash']).toContain(match[0]);
+      expect(['States.ArrayContains', 'States.Format', 'States.Hash', 'States.MathAdd']).toContain(match[0]);
     }
   });
 
@@ -132,9 +134,13 @@ describe('the state machine definition', () => {
         MaxDelaySeconds: 60,
         MaxAttempts: 5,
       });
+      // An Athena query that ran and failed first goes to the choice of running it again.
+      const rerunCatch = String(task.Resource).includes(':athena:')
+        ? [{ ErrorEquals: [ATHENA_QUERY_FAILED], Next: `${name} failed`, ResultPath: '$.error' }]
+        : [];
       expect({ name, catch: task.Catch }).toEqual({
         name,
-        catch: [expect.objectContaining({ ErrorEquals: ['States.ALL'] })],
+        catch: [...rerunCatch, expect.objectContaining({ ErrorEquals: ['States.ALL'] })],
       });
       expect(task.TimeoutSeconds).toEqual(expect.any(Number));
     }
@@ -166,7 +172,8 @@ describe('the state machine definition', () => {
     const query = allStates(full).get(taskStateNames('athena_customers').query);
     expect(query?.Parameters).toEqual({
       QueryString: 'SELECT email, lifetime_value FROM customers',
-      'ClientRequestToken.$': "States.Hash(States.Format('{}/{}', $.runId, 'athena_customers'), 'SHA-256')",
+      'ClientRequestToken.$':
+        "States.Hash(States.Format('{}/{}/{}', $.runId, 'athena_customers', $.queryAttempt), 'SHA-256')",
       QueryExecutionContext: { Database: 'marketing', Catalog: 'AwsDataCatalog' },
       WorkGroup: 'roundtrip-full',
     });
@@ -382,6 +389,93 @@ describe('the state machine definition', () => {
       expect(result).toMatchObject({ status: 'failed', error: ERROR_NAMES.terminal });
       expect(h.ran).toContain(RUN_STATES.reportFailure);
       expect(h.ran).not.toContain('Transform');
+    });
+
+    describe('an Athena query that ran and failed', () => {
+      const query = taskStateNames('athena_customers').query;
+      /** The cause of a failed `.sync` query: the GetQueryExecution response as JSON. */
+      const failure = (status: Record<string, unknown>): Error => {
+        const error = new Error(
+          JSON.stringify({ QueryExecution: { QueryExecutionId: 'q-x', Status: status } }),
+        );
+        error.name = ATHENA_QUERY_FAILED;
+        return error;
+      };
+      const internal = failure({
+        State: 'FAILED',
+        StateChangeReason: 'GENERIC_INTERNAL_ERROR: worker lost',
+        AthenaError: { ErrorCategory: 1, ErrorType: 401, Retryable: true },
+      });
+      /** Fails the first `failures` queries with `error`; records each query's token. */
+      function failing(failures: number, error: Error) {
+        const tokens: string[] = [];
+        const h = handlers(fullConfig(), {
+          [query]: (input) => {
+            tokens.push(String(input.ClientRequestToken));
+            if (tokens.length <= failures) throw error;
+            return {
+              QueryExecution: {
+                QueryExecutionId: `q-${tokens.length}`,
+                ResultConfiguration: { OutputLocation: 's3://r/q.csv' },
+                Status: { State: 'SUCCEEDED' },
+              },
+            };
+          },
+        });
+        return { h, tokens };
+      }
+
+      it('runs it again under a new token when Athena says the error is retryable, then loads', async () => {
+        const { h, tokens } = failing(1, internal);
+        expect((await run(full, {}, h)).status).toBe('succeeded');
+        expect(tokens).toHaveLength(2);
+        expect(new Set(tokens).size).toBe(2);
+        for (const token of tokens) expect(token).toMatch(/^[0-9a-f]{64}$/);
+        expect(h.ran.filter((s) => s === 'athena_customers load')).toHaveLength(1);
+      });
+
+      it(`stops after ${ATHENA_MAX_QUERIES_PER_TASK} queries and fails the run with the last failure`, async () => {
+        const { h, tokens } = failing(Infinity, internal);
+        const result = await run(full, {}, h);
+        expect(result).toMatchObject({ status: 'failed', error: ATHENA_QUERY_FAILED });
+        expect((result as { cause: string }).cause).toContain('GENERIC_INTERNAL_ERROR');
+        expect(new Set(tokens).size).toBe(ATHENA_MAX_QUERIES_PER_TASK);
+        expect(h.ran).toContain(RUN_STATES.reportFailure);
+        expect(h.ran).not.toContain('athena_customers load');
+      });
+
+      it.each([
+        [
+          'Athena says it is not retryable',
+          failure({
+            State: 'FAILED',
+            StateChangeReason: 'COLUMN_NOT_FOUND: line 1:8: Column x cannot be resolved',
+            AthenaError: { ErrorCategory: 2, ErrorType: 1006, Retryable: false },
+          }),
+        ],
+        ['it was cancelled', failure({ State: 'CANCELLED', StateChangeReason: 'Query cancelled by user' })],
+      ])('fails the run at once when %s', async (_why, error) => {
+        const { h, tokens } = failing(Infinity, error);
+        expect(await run(full, {}, h)).toMatchObject({ status: 'failed', error: ATHENA_QUERY_FAILED });
+        expect(tokens).toHaveLength(1);
+      });
+
+      it('runs it again, as many times, when the cause does not say whether it is retryable', async () => {
+        const unknown = new Error('Athena query failed');
+        unknown.name = ATHENA_QUERY_FAILED;
+        const { h, tokens } = failing(Infinity, unknown);
+        expect(await run(full, {}, h)).toMatchObject({ status: 'failed', cause: 'Athena query failed' });
+        expect(new Set(tokens).size).toBe(ATHENA_MAX_QUERIES_PER_TASK);
+      });
+
+      it('keeps the Athena API errors on the retry of the same request (the same token)', async () => {
+        const throttled = new Error('Rate exceeded');
+        throttled.name = 'Athena.TooManyRequestsException';
+        const { h, tokens } = failing(2, throttled);
+        expect((await run(full, {}, h)).status).toBe('succeeded');
+        expect(tokens).toHaveLength(3);
+        expect(new Set(tokens).size).toBe(1);
+      });
     });
 
     it('retries a transient error, then goes on', async () => {

@@ -9,6 +9,14 @@ export const ATHENA_CLIENT_REQUEST_TOKEN_MIN_LENGTH = 32;
 export const ATHENA_CLIENT_REQUEST_TOKEN_MAX_LENGTH = 128;
 
 /**
+ * Queries of one run and task roundtrip runs at most: the first and up to 3 reruns after failures
+ * Athena marks `Retryable`. Then the failure is final, so that a step retried without end does not
+ * start queries without end. The same bound holds for the local path (lambdas/core/extract-athena.ts)
+ * and for the state machine's native query (statemachine/definition.ts).
+ */
+export const ATHENA_MAX_QUERIES_PER_TASK = 4;
+
+/**
  * The client request token of a run's query task: the same run and task always give the same
  * token, so a step that Step Functions retries gets the query it already started instead of
  * running it twice (Athena returns the same execution id for the same token). `generation` n > 0

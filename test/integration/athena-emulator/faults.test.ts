@@ -24,6 +24,7 @@ describe('Athena emulator faults', () => {
     Object.assign(h.emulator.faults, {
       throttle: 0,
       failQueryAfterRunning: false,
+      failNextQueries: 0,
       s3LatencyMs: 0,
       s3FailAfterBytes: undefined,
       s3Fail: undefined,
@@ -58,6 +59,17 @@ describe('Athena emulator faults', () => {
       expect(h.emulator.faults.throttle).toBe(3);
       athena.destroy();
     });
+  });
+
+  it('fails the next n queries after they ran, then runs queries again', async () => {
+    h.emulator.faults.failNextQueries = 2;
+    const states: string[] = [];
+    for (const n of [1, 2, 3]) {
+      const { execution } = await runQuery(h.athena, { QueryString: `SELECT ${n}` });
+      states.push(`${execution.Status?.State} ${execution.Status?.AthenaError?.Retryable ?? ''}`.trim());
+    }
+    expect(states).toEqual(['FAILED true', 'FAILED true', 'SUCCEEDED']);
+    expect(h.emulator.faults.failNextQueries).toBe(0);
   });
 
   it('fails a matching query after it ran, leaving other queries alone', async () => {

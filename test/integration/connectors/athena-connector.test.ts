@@ -72,6 +72,7 @@ describe('Athena connector against the emulator', () => {
     Object.assign(emu.faults, {
       throttle: 0,
       failQueryAfterRunning: false,
+      failNextQueries: 0,
       s3FailAfterBytes: undefined,
       s3Fail: undefined,
     });
