@@ -38,6 +38,7 @@ import type {
 } from '../lambdas/config';
 import { ERROR_NAMES } from '../lambdas/shared/errors';
 import { ATHENA_MAX_QUERIES_PER_TASK } from '../lambdas/connectors/athena/tokens';
+import { RUN_TIMEOUT_HOURS } from '../lambdas/core/contracts';
 
 /** One Lambda step of the run: its handler file, function name suffix and Lambda timeout. */
 export interface PipelineStep {
@@ -149,7 +150,7 @@ export const TASK_TIMEOUT_MARGIN_SECONDS = 30;
 export const ATHENA_QUERY_TIMEOUT_SECONDS = 30 * 60 + 120;
 
 /** The whole run may take at most this long; a longer run is a timed-out execution (alarmed). */
-export const RUN_TIMEOUT = Duration.hours(12);
+export const RUN_TIMEOUT = Duration.hours(RUN_TIMEOUT_HOURS);
 
 /**
  * Errors a retry can fix: our {@link ERROR_NAMES.transient}, and the Lambda service errors that

@@ -21,6 +21,12 @@ import { TerminalError } from '../shared/errors';
  */
 export const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,80}$/;
 
+/**
+ * The longest a run may take (the state machine's execution timeout, statemachine/definition.ts
+ * RUN_TIMEOUT): a run still `running` well after it can no longer be running was abandoned.
+ */
+export const RUN_TIMEOUT_HOURS = 12;
+
 /** A run id. */
 export const RunId = z
   .string()

@@ -9,10 +9,16 @@
  * reachable yet, a failed migration, …) still gets its row, with status `failed` and the error:
  * the report of a failure records the run when it is missing, migrating the state tables first
  * when they do not exist yet (Prepare migrates, but may have failed before it did).
+ *
+ * A run that never reached its Report (its execution was stopped from the console, timed out, or,
+ * on a laptop, killed) would stay `running` for ever, and its details would never be pruned: each
+ * report closes the pipeline's runs that are still `running` long after any execution could be
+ * ({@link closeAbandonedRuns}).
  */
 import type { PoolClient } from 'pg';
 import { taskName } from '../../config';
 import { migrate, withClient, withTransaction } from '../../connectors/postgres';
+import { RUN_TIMEOUT_HOURS } from '../contracts';
 import type { CoreDeps } from '../deps';
 import type { ReportInput, ReportOutput, WritebackTaskSummary } from './contracts';
 import { mergeRunSummary, readRunSummary } from './state';
@@ -82,10 +88,38 @@ export async function pruneRunDetails(
   };
 }
 
+/** A run still `running` this long after it started is abandoned: an hour beyond the execution timeout. */
+export const ABANDONED_AFTER_HOURS = RUN_TIMEOUT_HOURS + 1;
+
 /**
- * Writes the run's final status and write-back summary (see the module comment), then prunes the
- * details of runs older than `postgres.keepRunDetailsDays` ({@link pruneRunDetails}; a failure
- * there is logged, it does not fail the run). Idempotent: a retry writes the same figures again.
+ * Closes the pipeline's runs still `running` more than {@link ABANDONED_AFTER_HOURS} after they
+ * started: `failed`, finished now, with an error that says why. No execution can still be running
+ * them (Step Functions ends one at RUN_TIMEOUT_HOURS), so nothing else will. Their ledger rows left
+ * `sent` stay, as for every run: they keep an insert from being sent twice. Returns their ids.
+ */
+export async function closeAbandonedRuns(client: PoolClient, pipeline: string, now: Date): Promise<string[]> {
+  const { rows } = await client.query<{ run_id: string }>(
+    `UPDATE roundtrip.runs
+        SET status = 'failed', finished_at = $3,
+            error = 'Abandoned: still running ' || $4 || ' hours after it started, longer than an execution may run. '
+                 || 'Its execution was stopped, timed out or interrupted before its report; closed by a later run''s report'
+      WHERE pipeline = $1 AND status = 'running' AND started_at < $2
+      RETURNING run_id`,
+    [
+      pipeline,
+      new Date(now.getTime() - ABANDONED_AFTER_HOURS * 3_600_000),
+      now,
+      String(ABANDONED_AFTER_HOURS),
+    ],
+  );
+  return rows.map((r) => r.run_id).sort();
+}
+
+/**
+ * Writes the run's final status and write-back summary (see the module comment), then closes
+ * abandoned runs ({@link closeAbandonedRuns}) and prunes the details of runs older than
+ * `postgres.keepRunDetailsDays` ({@link pruneRunDetails}); a failure of either is logged, it does
+ * not fail the run. Idempotent: a retry writes the same figures again.
  */
 export async function reportRun(
   deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock'>,
@@ -150,6 +184,18 @@ export async function reportRun(
     const reported: ReportOutput = { runId: input.runId, status, ...(reason ? { reason } : {}), writeback };
     return reported;
   });
+  try {
+    const abandoned = await withTransaction(deps.pg, (client) =>
+      closeAbandonedRuns(client, deps.config.name, now),
+    );
+    if (abandoned.length > 0) {
+      deps.logger.warn('Closed runs abandoned without a report as failed', { runIds: abandoned });
+    }
+  } catch (err) {
+    deps.logger.warn('Could not close abandoned runs; the next report tries again', {
+      error: (err as Error).message,
+    });
+  }
   const days = deps.config.postgres.keepRunDetailsDays;
   try {
     const pruned = await withTransaction(deps.pg, (client) =>

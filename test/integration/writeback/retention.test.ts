@@ -1,9 +1,10 @@
 /**
  * The Report step prunes the per-record details of runs that finished more than
  * postgres.keepRunDetailsDays ago (plan pages, ledger rows, errors), keeps the runs and the marks
- * of inserts with an unknown outcome, and leaves recent and unfinished runs alone.
+ * of inserts with an unknown outcome, and leaves recent and unfinished runs alone. It closes, as
+ * failed, runs left `running` longer than any execution can run.
  */
-import { reportRun } from '../../../lambdas/core/writeback';
+import { ABANDONED_AFTER_HOURS, reportRun } from '../../../lambdas/core/writeback';
 import { SCORE_UPDATE, startWritebackEnv, type WritebackEnv } from './support';
 
 const DAY = 86_400_000;
@@ -124,5 +125,58 @@ describe('pruning the details of old runs', () => {
     });
     await reportRun(deps, { runId: await env.newRun() });
     expect(await details(old)).toMatchObject({ pages: 1, ledger: ['succeeded', 'sent'], pruned: false });
+  });
+
+  it('closes as failed the runs still running longer than an execution can run, and prunes them in due time', async () => {
+    const HOUR = 3_600_000;
+    const abandoned = await runWithDetails('running', null);
+    const stillGoing = await runWithDetails('running', null);
+    const elsewhere = await runWithDetails('running', null);
+    const startedAgo = (runId: string, hours: number): Promise<unknown> =>
+      env.pool.query(`UPDATE roundtrip.runs SET started_at = $2 WHERE run_id = $1`, [
+        runId,
+        new Date(Date.now() - hours * HOUR),
+      ]);
+    await startedAgo(abandoned, ABANDONED_AFTER_HOURS + 1);
+    await startedAgo(stillGoing, ABANDONED_AFTER_HOURS - 1);
+    await startedAgo(elsewhere, ABANDONED_AFTER_HOURS + 1);
+    await env.pool.query(`UPDATE roundtrip.runs SET pipeline = 'another-pipeline' WHERE run_id = $1`, [
+      elsewhere,
+    ]);
+
+    await reportRun(env.deps({ writeback: [update] }), { runId: await env.newRun() });
+
+    const { rows } = await env.pool.query<{
+      run_id: string;
+      status: string;
+      finished: boolean;
+      error: string;
+    }>(
+      `SELECT run_id, status, finished_at IS NOT NULL AS finished, error FROM roundtrip.runs
+        WHERE run_id = ANY($1) ORDER BY run_id`,
+      [[abandoned, stillGoing, elsewhere]],
+    );
+    const byId = new Map(rows.map((r) => [r.run_id, r]));
+    expect(byId.get(abandoned)).toMatchObject({ status: 'failed', finished: true });
+    expect(byId.get(abandoned)?.error).toMatch(/^Abandoned: still running 13 hours after it started/);
+    expect(byId.get(stillGoing)).toMatchObject({ status: 'running', finished: false, error: null });
+    expect(byId.get(elsewhere)).toMatchObject({ status: 'running', finished: false });
+    expect(
+      env.logger.records.find((r) => r.message === 'Closed runs abandoned without a report as failed')
+        ?.attributes,
+    ).toEqual({ runIds: [abandoned] });
+    // Its details are kept like any finished run's (the ledger's `sent` marks for good), and
+    // pruned once it finished longer ago than keepRunDetailsDays.
+    expect(await details(abandoned)).toMatchObject({
+      pages: 1,
+      ledger: ['succeeded', 'sent'],
+      pruned: false,
+    });
+    await env.pool.query(`UPDATE roundtrip.runs SET finished_at = $2 WHERE run_id = $1`, [
+      abandoned,
+      new Date(Date.now() - 40 * DAY),
+    ]);
+    await reportRun(env.deps({ writeback: [update] }), { runId: await env.newRun() });
+    expect(await details(abandoned)).toMatchObject({ pages: 0, ledger: ['sent'], pruned: true });
   });
 });
