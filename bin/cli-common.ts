@@ -52,7 +52,10 @@ const SAME_SIGNAL_MS = 2_000;
  * cleanup runs (not the forwarded copy of the first), or a cleanup longer than `graceMs`, ends
  * the process at once.
  */
-export function stopOnSignal(cleanup: () => Promise<void>, graceMs = 15_000): () => void {
+export function stopOnSignal(
+  cleanup: (signal: NodeJS.Signals) => Promise<void>,
+  graceMs = 15_000,
+): () => void {
   let stopping: NodeJS.Signals | undefined;
   let stoppingSince = 0;
   const remove = (): void => {
@@ -75,7 +78,7 @@ export function stopOnSignal(cleanup: () => Promise<void>, graceMs = 15_000): ()
     process.on('uncaughtException', () => undefined);
     process.on('unhandledRejection', () => undefined);
     setTimeout(() => end(signal), graceMs).unref();
-    void cleanup()
+    void cleanup(signal)
       .catch((err: unknown) =>
         note(`  could not stop everything: ${err instanceof Error ? err.message : String(err)}`),
       )

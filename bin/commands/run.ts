@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Pool } from 'pg';
 import { loadConfig, type PipelineConfig } from '../../lambdas/config';
 import type { RunInput } from '../../lambdas/core/contracts';
-import { selectTasks } from '../../lambdas/core/prepare';
+import { newRunId, selectTasks } from '../../lambdas/core/prepare';
 import { createConsoleLogger, silentLogger, type Logger } from '../../lambdas/shared/logging';
 import { createLocalSecretsProvider } from '../../lambdas/shared/secrets';
 import { loadPipelineDefinition } from '../../statemachine/local';
@@ -22,11 +22,13 @@ import {
   note,
   parseOptions,
   progressPrinter,
+  stopOnSignal,
   UsageError,
   type Command,
 } from '../cli-common';
 import { buildLocalDeps, type LocalAwsEndpoint } from '../local/deps';
 import { runPipeline, type PipelineRunResult } from '../local/pipeline';
+import { markRunInterrupted } from '../local/summary';
 
 /** The config file used when `--config` is not given. */
 export const DEFAULT_CONFIG_FILE = 'roundtrip.config.ts';
@@ -137,14 +139,23 @@ function runCommand(dryRun: boolean): Command {
       logger: loggerFrom(values),
       ...(aws ? { aws } : {}),
     });
+    // Ctrl-C (or a SIGTERM) records the run as failed instead of leaving it `running`.
+    const runId = newRunId(local.deps.clock.now());
+    const release = stopOnSignal(async (signal) => {
+      if (await markRunInterrupted(local.pool, runId, signal).catch(() => false)) {
+        note(`  run ${runId} recorded as failed (interrupted); the next run goes on from what it sent`);
+      }
+      await local.close();
+    });
     try {
       note(`roundtrip ${name}: pipeline ${config.name}${dryRun ? ' (dry run: nothing is sent)' : ''}`);
       const definition = await loadPipelineDefinition(config);
-      const result = await runPipeline({ local, definition, input, onEvent: progressPrinter() });
+      const result = await runPipeline({ local, definition, input, runId, onEvent: progressPrinter() });
       if (result.execution.status === 'failed') noteFailure(result);
       const plan = dryRun && !values.json ? await planSample(local.pool, result.summary.runId) : undefined;
       return finishRun(result.summary, values.json === true, plan);
     } finally {
+      release();
       await local.close();
     }
   };

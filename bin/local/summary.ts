@@ -98,6 +98,20 @@ export function writebackTaskSummary(task: string, figures: unknown): TaskSummar
   };
 }
 
+/**
+ * Records a run stopped by a signal as failed, when it is still `running` (a run that reached its
+ * Report keeps its outcome). Whatever the run sent is in its ledger: the next run goes on from
+ * there. Whether a row was updated.
+ */
+export async function markRunInterrupted(pool: Pool, runId: string, signal: string): Promise<boolean> {
+  const { rowCount } = await pool.query(
+    `UPDATE roundtrip.runs SET status = 'failed', finished_at = now(), error = $2
+      WHERE run_id = $1 AND status = 'running'`,
+    [runId, `Interrupted by ${signal} on this machine before its report`],
+  );
+  return rowCount === 1;
+}
+
 /** Reads one run, or undefined when no run has that id (or the state schema does not exist yet). */
 export async function readStoredRun(pool: Pool, runId: string): Promise<StoredRun | undefined> {
   const runs = await readStoredRuns(pool, { runId, limit: 1 });

@@ -4,11 +4,12 @@
  * lines, and the exit codes (0 success, 2 bad input). The commands run in-process through
  * `main()`; one test runs the installed bin in a child process for its exit code.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { Pool } from 'pg';
 import { main } from '../../../bin/commands';
 import { startDemoEnvironment, type DemoEnvironment } from '../../../bin/local/environment';
 import { loadConfig } from '../../../lambdas/config';
@@ -190,6 +191,49 @@ describe('the roundtrip CLI', () => {
     expect(listed.runs[0]).toMatchObject({ runId: summary.runId, dryRun: false });
     expect(listed.runs[1]).toMatchObject({ dryRun: true });
     expect(status.code).toBe(0);
+  });
+
+  it('records a run stopped with Ctrl-C as failed, not running', async () => {
+    // Slow Salesforce down so that the run is still going when the signal comes.
+    env.salesforce.faults.set({ latencyMs: 300 });
+    const bin = path.resolve(__dirname, '../../../bin/roundtrip.cjs');
+    const child = spawn(process.execPath, [bin, 'run', ...connection], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let stderr = '';
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.once('exit', (code, signal) => resolve({ code, signal })),
+      );
+      await new Promise<void>((resolve, reject) => {
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+          if (stderr.includes('… Lead extract')) resolve();
+        });
+        child.once('exit', () => reject(new Error(`the run ended before it was interrupted: ${stderr}`)));
+      });
+      child.kill('SIGINT');
+      expect((await exited).signal).toBe('SIGINT');
+      const runId = /run (\S+) recorded as failed \(interrupted\)/.exec(stderr)?.[1];
+      expect(runId).toEqual(expect.any(String));
+      const pool = new Pool({ connectionString: db.url });
+      try {
+        const { rows } = await pool.query(
+          `SELECT status, error, finished_at IS NOT NULL AS finished FROM roundtrip.runs WHERE run_id = $1`,
+          [runId],
+        );
+        expect(rows).toEqual([
+          {
+            status: 'failed',
+            error: 'Interrupted by SIGINT on this machine before its report',
+            finished: true,
+          },
+        ]);
+      } finally {
+        await pool.end();
+      }
+    } finally {
+      env.salesforce.faults.clear();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
   });
 
   it('exits 2 on bad input, naming what is wrong', async () => {
