@@ -195,6 +195,7 @@ export class PipelineStack extends Stack {
       this.resultsWorkgroup = new ResultsWorkgroup(this, 'Athena', {
         name: athena?.workgroup ?? '',
         resultsExpireDays: athena?.resultsExpireDays ?? DEPLOYMENT_DEFAULTS.resultsExpireDays,
+        ...(athena?.resultsKmsKeyArn ? { kmsKeyArn: athena.resultsKmsKeyArn } : {}),
         description: `roundtrip ${config.name}: extract queries`,
       });
       acknowledge(
@@ -474,6 +475,28 @@ export class PipelineStack extends Stack {
       );
     }
 
+    if (athena.resultsKmsKeyArn) {
+      // Result files encrypted with a customer managed key (SSE-KMS): S3 asks KMS for a data key
+      // when Athena writes one with the state machine's permissions, and to decrypt it when the
+      // load (or GetQueryResults, with the load's permissions) reads it. Only through S3.
+      const throughS3 = { StringEquals: { 'kms:ViaService': `s3.${Aws.REGION}.amazonaws.com` } };
+      smRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'EncryptQueryResults',
+          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          resources: [athena.resultsKmsKeyArn],
+          conditions: throughS3,
+        }),
+      );
+      loadRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'DecryptQueryResults',
+          actions: ['kms:Decrypt'],
+          resources: [athena.resultsKmsKeyArn],
+          conditions: throughS3,
+        }),
+      );
+    }
     loadRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadQueryExecutions',

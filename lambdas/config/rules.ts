@@ -167,7 +167,8 @@ function writebackKeys(config: Raw): ConfigIssue[] {
 
 /**
  * A workgroup the stack creates enforces its own result location, cannot be `primary` (every
- * account has one) and lives in this account, so it does not go with a cross-account role.
+ * account has one) and lives in this account, so it does not go with a cross-account role; nor
+ * does a results key, which only that role can be allowed to use.
  */
 function athenaWorkgroup(config: Raw): ConfigIssue[] {
   const athena = config.athena;
@@ -200,6 +201,12 @@ function athenaWorkgroup(config: Raw): ConfigIssue[] {
     issues.push({
       path: 'athena.resultsExpireDays',
       message: `expected nothing unless "createWorkgroup" is true (only the stack's own results bucket expires results), got ${describeValue(athena.resultsExpireDays)}`,
+    });
+  }
+  if (typeof athena.resultsKmsKeyArn === 'string' && typeof athena.roleArn === 'string') {
+    issues.push({
+      path: 'athena.resultsKmsKeyArn',
+      message: `expected nothing with "roleArn" (the queries run as that role, which is the one to be allowed the key, in its own account), got ${describeValue(athena.resultsKmsKeyArn)}`,
     });
   }
   return issues;

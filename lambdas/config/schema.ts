@@ -281,6 +281,10 @@ const athenaSchema = section('an object with at least "database"', {
     ROLE_ARN.test(v),
   ).optional(),
   results: z.enum(['s3', 'api']).default(CONFIG_DEFAULTS.athenaResults),
+  resultsKmsKeyArn: text(
+    'a KMS key ARN such as "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"',
+    (v) => KMS_KEY_ARN.test(v),
+  ).optional(),
   createWorkgroup: z.boolean({ error: expected('true or false') }).optional(),
   resultsExpireDays: wholeNumber(
     `a whole number of days from 1 to ${MAX_RESULTS_EXPIRE_DAYS}`,

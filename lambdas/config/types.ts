@@ -117,6 +117,16 @@ export interface AthenaSettingsInput {
    */
   readonly results?: AthenaResultsMode;
   /**
+   * Deployment: the customer managed KMS key that encrypts the result files (SSE-KMS), as
+   * `arn:aws:kms:<region>:<account>:key/<id>`. The state machine may use it through S3 to write
+   * them and the Athena load to read them; with `createWorkgroup` the workgroup encrypts its
+   * results with it. Not with `roleArn` (that role needs the key, in its own account).
+   * @default none: the results are encrypted with S3's own keys (SSE-S3), or as the existing
+   * workgroup says (a workgroup that uses SSE-KMS needs this key named, or every load fails
+   * with AccessDenied)
+   */
+  readonly resultsKmsKeyArn?: string;
+  /**
    * Deployment: `true` makes the stack create the workgroup named `workgroup`, enforcing its
    * result location in an encrypted results bucket the stack creates (public access blocked,
    * TLS only, results expiring after `resultsExpireDays`). `outputLocation` is then left out,

@@ -19,6 +19,11 @@ export interface ResultsWorkgroupProps {
   readonly resultsExpireDays: number;
   /** A description for the console. */
   readonly description: string;
+  /**
+   * Encrypt the result files with this customer managed KMS key (SSE-KMS) instead of S3's own
+   * keys (SSE-S3). @default SSE-S3
+   */
+  readonly kmsKeyArn?: string;
 }
 
 /** The workgroup and its results bucket. */
@@ -61,7 +66,9 @@ export class ResultsWorkgroup extends Construct {
         publishCloudWatchMetricsEnabled: true,
         resultConfiguration: {
           outputLocation: this.outputLocation,
-          encryptionConfiguration: { encryptionOption: 'SSE_S3' },
+          encryptionConfiguration: props.kmsKeyArn
+            ? { encryptionOption: 'SSE_KMS', kmsKey: props.kmsKeyArn }
+            : { encryptionOption: 'SSE_S3' },
         },
       },
     });

@@ -488,6 +488,54 @@ describe('PipelineStack', () => {
       expect(JSON.stringify(write.Resource)).toContain(':s3:::etl-results/roundtrip/*');
     });
 
+    it('lets the query write and the load read result files encrypted with the configured key, through S3 only', () => {
+      const key = 'arn:aws:kms:eu-west-1:123456789012:key/0000abcd-12ab-34cd-56ef-1234567890ab';
+      const base = fullConfig();
+      const existing = {
+        database: 'marketing',
+        workgroup: 'etl',
+        catalog: 'AwsDataCatalog',
+        results: 's3' as const,
+        outputLocation: 's3://etl-results/roundtrip/',
+      };
+      const { stack, template } = synthPipeline({ ...base, athena: { ...existing, resultsKmsKeyArn: key } });
+      // kms:ViaService s3.<the stack's Region>.amazonaws.com (the Region is a token here).
+      const throughS3 = {
+        StringEquals: {
+          'kms:ViaService': { 'Fn::Join': ['', ['s3.', { Ref: 'AWS::Region' }, '.amazonaws.com']] },
+        },
+      };
+      const encrypt = statement(template, stack, stack.stateMachine.role, 'EncryptQueryResults');
+      expect(encrypt).toMatchObject({ Resource: key, Condition: throughS3 });
+      expect(actionsOf(encrypt)).toEqual(['kms:GenerateDataKey', 'kms:Decrypt']);
+      const decrypt = statement(template, stack, stack.functions.loadAthena.role, 'DecryptQueryResults');
+      expect(decrypt).toMatchObject({ Action: 'kms:Decrypt', Resource: key, Condition: throughS3 });
+
+      // Without the key: no KMS permission for the results.
+      const plain = synthPipeline({ ...base, athena: existing });
+      const kmsActions = [plain.stack.stateMachine.role, plain.stack.functions.loadAthena.role].flatMap(
+        (role) =>
+          roleStatements(plain.template, roleId(plain.stack, role))
+            .filter((st) => st.Sid === 'EncryptQueryResults' || st.Sid === 'DecryptQueryResults')
+            .flatMap(actionsOf),
+      );
+      expect(kmsActions).toEqual([]);
+
+      // A workgroup the stack creates encrypts its results with the key.
+      const created = synthPipeline({
+        ...base,
+        athena: { ...base.athena!, resultsKmsKeyArn: key },
+      });
+      created.template.hasResourceProperties('AWS::Athena::WorkGroup', {
+        WorkGroupConfiguration: Match.objectLike({
+          ResultConfiguration: Match.objectLike({
+            EncryptionConfiguration: { EncryptionOption: 'SSE_KMS', KmsKey: key },
+          }),
+        }),
+      });
+      statement(created.template, created.stack, created.stack.stateMachine.role, 'EncryptQueryResults');
+    });
+
     it('references only the steps a pipeline uses in its definition', () => {
       const base = fullConfig();
       const { stack } = synthPipeline({ ...base, extract: [], writeback: [], salesforce: undefined });

@@ -48,6 +48,7 @@ describe('deployment options of the pipeline config', () => {
       workgroup: 'roundtrip',
       createWorkgroup: true,
       resultsExpireDays: 3,
+      resultsKmsKeyArn: KEY_ARN,
       tables: ['customers', 'orders'],
       dataLocations: ['s3://data-lake/customers/', 's3://data-lake/orders/'],
     };
@@ -198,6 +199,31 @@ describe('deployment options of the pipeline config', () => {
       (c) =>
         (c.athena = { database: 'marketing', workgroup: 'rt', createWorkgroup: true, resultsExpireDays: 0 }),
       [issue('athena.resultsExpireDays', 'expected a whole number of days from 1 to 3650, got 0')],
+    ],
+    [
+      'a results key that is not a KMS key ARN',
+      (c) => (c.athena = { database: 'marketing', resultsKmsKeyArn: 'alias/athena-results' }),
+      [
+        issue(
+          'athena.resultsKmsKeyArn',
+          'expected a KMS key ARN such as "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", got "alias/athena-results"',
+        ),
+      ],
+    ],
+    [
+      'a results key with a cross-account role',
+      (c) =>
+        (c.athena = {
+          database: 'marketing',
+          roleArn: 'arn:aws:iam::210987654321:role/lake-reader',
+          resultsKmsKeyArn: KEY_ARN,
+        }),
+      [
+        issue(
+          'athena.resultsKmsKeyArn',
+          'expected nothing with "roleArn" (the queries run as that role, which is the one to be allowed the key, in its own account), got "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34…" (75 characters)',
+        ),
+      ],
     ],
     [
       'a table listed twice and a data location that is not an S3 URL',
