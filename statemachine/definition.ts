@@ -350,19 +350,23 @@ function salesforceBranch(b: Builder, task: SalesforceExtractTask): sfn.Chain {
 }
 
 /**
- * Whether a query that failed (`States.TaskFailed`, its cause the GetQueryExecution response as
- * JSON) is run again: while fewer than {@link ATHENA_MAX_QUERIES_PER_TASK} queries ran, unless it was
- * cancelled or Athena says it is not retryable. A cause that does not say (its shape for Athena is
- * not documented) counts as retryable: a failed query costs nothing (Athena bills no failed query),
- * a rerun of a failure of the query's own making only delays the same error.
+ * Whether a query that ran and failed is run again: the error is exactly `States.TaskFailed` (in
+ * a Catch that name also matches every other error but a timeout: the Athena API errors, which
+ * rerunning would not fix), fewer than {@link ATHENA_MAX_QUERIES_PER_TASK} queries ran, the query
+ * was not cancelled and Athena does not say it is not retryable. The cause is the GetQueryExecution
+ * response as JSON, the query's text included: only `"State":"CANCELLED"` means cancelled. A cause
+ * that does not say (its shape for Athena is not documented) counts as retryable: a failed query
+ * costs nothing (Athena bills no failed query), a rerun of a failure of the query's own making
+ * only delays the same error.
  */
 export function athenaRerunCondition(): sfn.Condition {
   const cause = `${ERROR_PATH}.Cause`;
   const says = (pattern: string): sfn.Condition => sfn.Condition.stringMatches(cause, pattern);
   return sfn.Condition.and(
+    sfn.Condition.stringEquals(`${ERROR_PATH}.Error`, ATHENA_QUERY_FAILED),
     sfn.Condition.isString(cause),
     sfn.Condition.numberLessThan('$.queryAttempt', ATHENA_MAX_QUERIES_PER_TASK - 1),
-    sfn.Condition.not(says('*CANCELLED*')),
+    sfn.Condition.not(sfn.Condition.or(says('*"State":"CANCELLED"*'), says('*"State": "CANCELLED"*'))),
     sfn.Condition.or(
       says('*"Retryable":true*'),
       says('*"Retryable": true*'),

@@ -394,9 +394,9 @@ describe('the state machine definition', () => {
     describe('an Athena query that ran and failed', () => {
       const query = taskStateNames('athena_customers').query;
       /** The cause of a failed `.sync` query: the GetQueryExecution response as JSON. */
-      const failure = (status: Record<string, unknown>): Error => {
+      const failure = (status: Record<string, unknown>, query = 'SELECT email FROM customers'): Error => {
         const error = new Error(
-          JSON.stringify({ QueryExecution: { QueryExecutionId: 'q-x', Status: status } }),
+          JSON.stringify({ QueryExecution: { QueryExecutionId: 'q-x', Query: query, Status: status } }),
         );
         error.name = ATHENA_QUERY_FAILED;
         return error;
@@ -457,6 +457,33 @@ describe('the state machine definition', () => {
       ])('fails the run at once when %s', async (_why, error) => {
         const { h, tokens } = failing(Infinity, error);
         expect(await run(full, {}, h)).toMatchObject({ status: 'failed', error: ATHENA_QUERY_FAILED });
+        expect(tokens).toHaveLength(1);
+      });
+
+      it('runs it again when its text says CANCELLED but its state does not', async () => {
+        const { h, tokens } = failing(
+          1,
+          failure(
+            {
+              State: 'FAILED',
+              StateChangeReason: 'GENERIC_INTERNAL_ERROR: worker lost',
+              AthenaError: { ErrorCategory: 1, ErrorType: 401, Retryable: true },
+            },
+            "SELECT email FROM customers WHERE status <> 'CANCELLED'",
+          ),
+        );
+        expect((await run(full, {}, h)).status).toBe('succeeded');
+        expect(tokens).toHaveLength(2);
+      });
+
+      it('does not rerun a query Athena refused (an API error, which States.TaskFailed also catches)', async () => {
+        const malformed = new Error('line 1:8: mismatched input');
+        malformed.name = 'Athena.InvalidRequestException';
+        const { h, tokens } = failing(Infinity, malformed);
+        expect(await run(full, {}, h)).toMatchObject({
+          status: 'failed',
+          error: 'Athena.InvalidRequestException',
+        });
         expect(tokens).toHaveLength(1);
       });
 
