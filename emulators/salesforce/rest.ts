@@ -24,6 +24,10 @@ import {
 
 /** Most records one sObject Collections call takes (REST API Developer Guide, "sObject Collections"). */
 export const COLLECTIONS_MAX_RECORDS = 200;
+/** First API version with sObject Collections create, update, delete and retrieve (salesforce-wire.md, "Transport"). */
+export const COLLECTIONS_MIN_VERSION = 42;
+/** First API version with sObject Collections upsert (salesforce-wire.md, "Transport"). */
+export const COLLECTIONS_UPSERT_MIN_VERSION = 46;
 /** Most subrequests in one Composite call (REST API Developer Guide, "Composite"). */
 export const COMPOSITE_MAX_SUBREQUESTS = 25;
 /** Most sObject Collections or query subrequests in one Composite call (same page). */
@@ -575,6 +579,12 @@ export class RestApi {
 
   private collections(call: RestCall, third?: string, fourth?: string): RestResult {
     const { method } = call;
+    // The resources do not exist before their API versions: Collections 42.0, Collections upsert
+    // 46.0 (salesforce-wire.md, "Transport"; below them jsforce sends one call per record).
+    const version = parseFloat(call.version);
+    if (version < COLLECTIONS_MIN_VERSION) throw notFound();
+    if (method === 'PATCH' && third !== undefined && version < COLLECTIONS_UPSERT_MIN_VERSION)
+      throw notFound();
     if (method === 'DELETE' && third === undefined) return this.collectionsDelete(call);
     if (method === 'POST' && third !== undefined && fourth === undefined)
       return this.collectionsRetrieve(call, third);

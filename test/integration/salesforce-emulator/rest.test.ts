@@ -274,6 +274,53 @@ describe('Salesforce emulator REST API (jsforce 3.10.16 over HTTP)', () => {
       });
     });
 
+    it('serves Collections from API 42.0 and Collections upsert from 46.0 only: 404 NOT_FOUND below', async () => {
+      const at = (version: string, method: string, path: string, body?: unknown): Promise<Response> =>
+        fetch(`${sf.instanceUrl}/services/data/v${version}${path}`, {
+          method,
+          headers: { Authorization: `Bearer ${conn.accessToken ?? ''}`, 'Content-Type': 'application/json' },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+      const upsert = {
+        allOrNone: false,
+        records: [{ attributes: { type: 'Lead' }, External_Id__c: 'ext-2', Title: 'Versioned' }],
+      };
+      const old = await at('45.0', 'PATCH', '/composite/sobjects/Lead/External_Id__c', upsert);
+      expect(old.status).toBe(404);
+      expect(await old.json()).toEqual([
+        { message: 'The requested resource does not exist', errorCode: 'NOT_FOUND' },
+      ]);
+      expect(sf.store.findByExternalId('Lead', 'External_Id__c', 'ext-2')[0]?.Title).not.toBe('Versioned');
+      const ok = await at('46.0', 'PATCH', '/composite/sobjects/Lead/External_Id__c', upsert);
+      expect(ok.status).toBe(200);
+      expect(await ok.json()).toEqual([
+        { id: expect.any(String), success: true, errors: [], created: false },
+      ]);
+      const create = await at('42.0', 'POST', '/composite/sobjects', {
+        records: [{ attributes: { type: 'Lead' }, LastName: 'V42', Company: 'Co' }],
+      });
+      expect(create.status).toBe(200);
+
+      const older = await startSalesforceEmulator({ apiVersions: ['41.0', '42.0'] });
+      try {
+        const session = await soapLogin(older);
+        const res = await fetch(`${older.instanceUrl}/services/data/v41.0/composite/sobjects`, {
+          method: 'POST',
+          headers: {
+            Authorization: `Bearer ${session.accessToken ?? ''}`,
+            'Content-Type': 'application/json',
+          },
+          body: JSON.stringify({
+            records: [{ attributes: { type: 'Lead' }, LastName: 'V41', Company: 'Co' }],
+          }),
+        });
+        expect(res.status).toBe(404);
+        expect(older.store.count('Lead')).toBe(0);
+      } finally {
+        await older.stop();
+      }
+    });
+
     it('retrieves many records by id with POST /composite/sobjects/{Object}', async () => {
       const res = await conn.sobject('Lead').retrieve([ng, '00Q5e0000000zzzEAA'], { fields: ['LastName'] });
       expect(res).toEqual([
