@@ -147,7 +147,7 @@ export class DescribeFileError extends Error {
  * (salesforce-wire.md, "Describe").
  */
 export function isRequiredOnCreate(field: FieldDescribe): boolean {
-  return field.createable && !field.nillable && !field.defaultedOnCreate && field.type !== 'boolean';
+  return field.createable && !field.nillable && !field.defaultedOnCreate;
 }
 
 /**

@@ -62,6 +62,21 @@ describe('describes', () => {
     expect(required(contact)).toEqual(['LastName']);
   });
 
+  it('applies the rule to booleans too: one not defaulted on create is required (salesforce-wire.md, "Describe")', () => {
+    const [obj] = normalizeDescribes([
+      {
+        name: 'Flagged__c',
+        keyPrefix: 'a01',
+        fields: [
+          { name: 'Id', type: 'id', nillable: false, createable: false, updateable: false },
+          { name: 'Must__c', type: 'boolean', nillable: false, createable: true, defaultedOnCreate: false },
+          { name: 'Can__c', type: 'boolean', nillable: false, createable: true, defaultedOnCreate: true },
+        ],
+      },
+    ]);
+    expect((obj?.fields ?? []).filter(isRequiredOnCreate).map((f) => f.name)).toEqual(['Must__c']);
+  });
+
   it('fills defaults for a hand-written field and merges a same-named object by adding or replacing fields', () => {
     const merged = normalizeDescribes([
       {
