@@ -14,6 +14,7 @@ import type { ObjectDescribe } from './describe';
 import { ApiError } from './http';
 import { normalizeId } from './ids';
 import {
+  ROLLED_BACK,
   SoqlError,
   StoreRequestError,
   type QueryCursor,
@@ -607,23 +608,37 @@ export class RestApi {
         kind === 'create'
           ? this.ctx.store.create(type as string, stripped, { ...REST_WRITE, allOrNone })
           : this.ctx.store.update(type, stripped, { ...REST_WRITE, allOrNone });
-    } else if (allOrNone) {
-      // The store applies one object per call; a cross-object all-or-none call would not be atomic here.
-      throw new ApiError(
-        400,
-        'INVALID_OPERATION',
-        'the emulator supports allOrNone only for records of one sObject type per call',
-      );
     } else {
+      // Records of several objects: the store writes one object per call. With allOrNone the
+      // calls run in one store transaction, rolled back when any record fails; inside a
+      // Composite allOrNone the Composite's transaction is open already and rolls back itself.
+      const store = this.ctx.store;
+      const transaction = allOrNone && !store.inTransaction ? store.beginTransaction() : undefined;
       results = new Array<SaveResult>(records.length);
-      for (const type of distinct) {
-        const indexes = types.flatMap((t, i) => (t === type ? [i] : []));
-        const batch = indexes.map((i) => stripped[i] as Record<string, unknown>);
-        const out =
-          kind === 'create'
-            ? this.ctx.store.create(type as string, batch, REST_WRITE)
-            : this.ctx.store.update(type, batch, REST_WRITE);
-        indexes.forEach((recordIndex, k) => (results[recordIndex] = out[k] as SaveResult));
+      try {
+        for (const type of distinct) {
+          const indexes = types.flatMap((t, i) => (t === type ? [i] : []));
+          const batch = indexes.map((i) => stripped[i] as Record<string, unknown>);
+          const opts = { ...REST_WRITE, allOrNone };
+          const out =
+            kind === 'create' ? store.create(type as string, batch, opts) : store.update(type, batch, opts);
+          indexes.forEach((recordIndex, k) => (results[recordIndex] = out[k] as SaveResult));
+        }
+      } catch (err) {
+        transaction?.rollback();
+        throw err;
+      }
+      if (allOrNone && results.some((r) => !r.success)) {
+        transaction?.rollback();
+        // salesforce-wire.md, "sObject Collections": with allOrNone the others fail with
+        // ALL_OR_NONE_OPERATION_ROLLED_BACK (those of an object whose own records all passed too).
+        results = results.map((r) =>
+          r.success || r.errors.every((e) => e.statusCode === ROLLED_BACK.statusCode)
+            ? { id: null, success: false, errors: [{ ...ROLLED_BACK }] }
+            : { ...r, id: null },
+        );
+      } else {
+        transaction?.commit();
       }
     }
     return { status: 200, body: results.map((r) => wireSaveResult(r, false)), records: records.length };

@@ -152,7 +152,8 @@ const AUDIT_FIELDS = new Set([
   'SystemModstamp',
 ]);
 
-const ROLLED_BACK: RecordError = {
+/** The error of a record rolled back because another record of an allOrNone call failed. */
+export const ROLLED_BACK: Readonly<RecordError> = {
   statusCode: 'ALL_OR_NONE_OPERATION_ROLLED_BACK',
   message: 'Record rolled back because not all records were valid and the request was using AllOrNone header',
   fields: [],
@@ -268,6 +269,11 @@ export class SalesforceStore {
         this.undoAll(log);
       },
     };
+  }
+
+  /** Whether a transaction ({@link beginTransaction}) is open. */
+  get inTransaction(): boolean {
+    return this.undo !== undefined;
   }
 
   /**

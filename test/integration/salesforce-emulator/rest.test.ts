@@ -274,6 +274,47 @@ describe('Salesforce emulator REST API (jsforce 3.10.16 over HTTP)', () => {
       });
     });
 
+    it('rolls back records of several objects with allOrNone: the others fail with ALL_OR_NONE_OPERATION_ROLLED_BACK', async () => {
+      const counts = (): number[] => [sf.store.count('Lead'), sf.store.count('Account')];
+      const before = counts();
+      const failed = await api(sf, conn, '/composite/sobjects', {
+        method: 'POST',
+        body: {
+          allOrNone: true,
+          records: [
+            { attributes: { type: 'Lead' }, LastName: 'Mixed', Company: 'Co' },
+            { attributes: { type: 'Account' } },
+            { attributes: { type: 'Account' }, Name: 'Mixed Co' },
+          ],
+        },
+      });
+      expect(failed.status).toBe(200);
+      const results = (await failed.json()) as {
+        id?: string;
+        success: boolean;
+        errors: { statusCode: string }[];
+      }[];
+      expect(results.map((r) => [r.success, r.id, r.errors.map((e) => e.statusCode)])).toEqual([
+        [false, undefined, ['ALL_OR_NONE_OPERATION_ROLLED_BACK']],
+        [false, undefined, ['REQUIRED_FIELD_MISSING']],
+        [false, undefined, ['ALL_OR_NONE_OPERATION_ROLLED_BACK']],
+      ]);
+      expect(counts()).toEqual(before);
+
+      const ok = await api(sf, conn, '/composite/sobjects', {
+        method: 'POST',
+        body: {
+          allOrNone: true,
+          records: [
+            { attributes: { type: 'Lead' }, LastName: 'Mixed', Company: 'Co' },
+            { attributes: { type: 'Account' }, Name: 'Mixed Co' },
+          ],
+        },
+      });
+      expect(((await ok.json()) as { success: boolean }[]).map((r) => r.success)).toEqual([true, true]);
+      expect(counts()).toEqual([(before[0] ?? 0) + 1, (before[1] ?? 0) + 1]);
+    });
+
     it('serves Collections from API 42.0 and Collections upsert from 46.0 only: 404 NOT_FOUND below', async () => {
       const at = (version: string, method: string, path: string, body?: unknown): Promise<Response> =>
         fetch(`${sf.instanceUrl}/services/data/v${version}${path}`, {
