@@ -10,8 +10,8 @@
  */
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { TerminalError } from '../../shared/errors';
-import type { SalesforceConnector } from './connector';
+import { TerminalError, TransientError } from '../../shared/errors';
+import { apiRelative, type SalesforceConnector } from './connector';
 
 /**
  * Records per sObject Collections call: "up to 200 records".
@@ -304,7 +304,11 @@ export async function streamIngestResults(
   return Readable.fromWeb(res.body as WebReadableStream);
 }
 
-/** `SELECT …` over REST, every page (for the small look-ups of the write-back: reconciling inserts). */
+/**
+ * `SELECT …` over REST, every page (for the small look-ups of the write-back: reconciling
+ * inserts). A page that is not done but names no next page fails the look-up: returning the
+ * records so far would take the missing ones for never inserted, and insert them again.
+ */
 export async function queryAllRecords<T extends Record<string, unknown>>(
   sf: SalesforceConnector,
   soql: string,
@@ -315,10 +319,14 @@ export async function queryAllRecords<T extends Record<string, unknown>>(
     'GET',
     `/query?q=${encodeURIComponent(soql)}`,
   );
-  for (;;) {
+  for (let pages = 1; ; pages += 1) {
     out.push(...page.records);
-    if (page.done || !page.nextRecordsUrl) return out;
-    const next = page.nextRecordsUrl.replace(/^\/services\/data\/v[\d.]+/, '');
-    page = await sf.request('query', 'GET', next);
+    if (page.done === true) return out;
+    if (!page.nextRecordsUrl) {
+      throw new TransientError(
+        `Salesforce query page ${pages} is not done but came without a nextRecordsUrl: the look-up cannot go on`,
+      );
+    }
+    page = await sf.request('query', 'GET', apiRelative(page.nextRecordsUrl));
   }
 }
