@@ -241,7 +241,7 @@ export class BulkApi {
       id: job.id,
       operation: job.operation,
       object: job.object,
-      createdById: this.ctx.store.options.userId ?? null,
+      createdById: this.ctx.store.userId,
       createdDate: job.createdDate,
       systemModstamp: job.systemModstamp,
       state: job.state,

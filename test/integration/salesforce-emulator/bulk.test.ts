@@ -1,5 +1,6 @@
 import type { Connection } from 'jsforce';
 import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emulators/salesforce';
+import { DEFAULT_USER_ID } from '../../../emulators/salesforce/store';
 import { api, caught, soapLogin } from './support';
 
 type JobInfo = Record<string, unknown> & { id: string; state: string };
@@ -73,6 +74,8 @@ describe('Salesforce emulator Bulk API 2.0', () => {
         lineEnding: 'CRLF',
         apiVersion: 62,
         contentUrl: `services/data/v62.0/jobs/ingest/${created.id}/batches`,
+        // The signed-in user created it.
+        createdById: DEFAULT_USER_ID,
       });
       expect(created.id).toMatch(/^750\w{15}$/);
       const upload = await fetch(`${sf.instanceUrl}/services/data/v62.0/jobs/ingest/${created.id}/batches`, {
