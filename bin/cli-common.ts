@@ -204,5 +204,5 @@ export function finishRun(summary: RunSummary, json: boolean, extra?: string): n
     if (extra) process.stdout.write(`${extra}\n`);
     process.stdout.write(`${formatSummaryTable(summary)}\n`);
   }
-  return summary.status === 'succeeded' ? EXIT.ok : EXIT.failed;
+  return summary.status === 'failed' ? EXIT.failed : EXIT.ok;
 }

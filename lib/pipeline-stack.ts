@@ -310,7 +310,8 @@ export class PipelineStack extends Stack {
         enabled: schedule.enabled,
         target: new targets.StepFunctionsStartExecution(this.stateMachine, {
           // `{}` runs the configured pipeline, like "Start execution" in the console.
-          input: scheduler.ScheduleTargetInput.fromObject({}),
+          // A scheduled run that finds the previous one still going skips (lambdas/core/prepare.ts).
+          input: scheduler.ScheduleTargetInput.fromObject({ onOverlap: 'skip' }),
           ...(schedule.retries !== undefined ? { retryAttempts: schedule.retries } : {}),
           ...(schedule.maximumEventAgeSeconds !== undefined
             ? { maxEventAge: Duration.seconds(schedule.maximumEventAgeSeconds) }

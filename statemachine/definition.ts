@@ -239,6 +239,8 @@ export function taskStateNames(task: string) {
 /** The names of the run-level states. */
 export const RUN_STATES = {
   prepare: 'Prepare',
+  skipCheck: 'Another run going',
+  skipped: 'Run skipped',
   extract: 'Extract',
   transform: 'Transform',
   report: 'Report',
@@ -546,7 +548,15 @@ export function buildDefinition(
     resultPath: '$.run',
   }).addCatch(reportFailure, catchTo);
 
-  let chain: sfn.Chain = sfn.Chain.start(prepare);
+  // A run started with onOverlap "skip" while another is still going ends here, recorded by
+  // Prepare as skipped: nothing is read or sent twice, nothing to report.
+  const skipped = new sfn.Choice(b.scope, RUN_STATES.skipCheck).when(
+    sfn.Condition.isPresent('$.run.skipped'),
+    new sfn.Succeed(b.scope, RUN_STATES.skipped, {
+      comment: 'Another run of the pipeline is still going: this run is recorded as skipped',
+    }),
+  );
+  let chain: sfn.Chain = sfn.Chain.start(prepare).next(skipped.afterwards({ includeOtherwise: true }));
 
   const branches: sfn.Chain[] = config.extract.map((task) =>
     task.from === 'salesforce' ? salesforceBranch(b, task) : athenaBranch(b, task),

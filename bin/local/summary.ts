@@ -21,7 +21,8 @@ export interface TaskSummary {
 /** The summary a run ends with; `--json` prints exactly this object. */
 export interface RunSummary {
   readonly runId: string;
-  readonly status: 'succeeded' | 'failed';
+  /** `skipped`: started with onOverlap "skip" while another run was going (nothing ran). */
+  readonly status: 'succeeded' | 'failed' | 'skipped';
   readonly tasks: TaskSummary[];
 }
 
@@ -183,7 +184,11 @@ export function runSummary(
   executionStatus: 'succeeded' | 'failed',
 ): RunSummary {
   const status =
-    stored.status === 'failed' || executionStatus === 'failed' ? 'failed' : ('succeeded' as const);
+    stored.status === 'skipped' && executionStatus === 'succeeded'
+      ? ('skipped' as const)
+      : stored.status === 'failed' || executionStatus === 'failed'
+        ? 'failed'
+        : ('succeeded' as const);
   return { runId: stored.runId, status, tasks: taskSummaries(config, stored) };
 }
 

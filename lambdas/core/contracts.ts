@@ -46,8 +46,22 @@ export const RunInput = z.strictObject({
   full: z.boolean().optional(),
   /** Run only these tasks (extract or write-back task names); all when left out. */
   tasks: z.array(TaskName).min(1, 'expected at least one task name, or leave "tasks" out').optional(),
+  /**
+   * What to do while another run of the pipeline is still going: `'skip'` ends this run at once
+   * as `skipped` (the schedule's input); `'run'` runs alongside (runs started by hand).
+   * @default 'run'
+   */
+  onOverlap: z.enum(['skip', 'run']).optional(),
 });
 export type RunInput = z.infer<typeof RunInput>;
+
+/**
+ * A `running` run counts as still going while one of its steps started within this many
+ * minutes: longer than any quiet stretch of a live run (an Athena query waits up to 32 minutes
+ * with no step running, a Lambda step runs up to 15). A run quiet for longer died without a
+ * report (an execution stopped from the console, a process killed on a laptop).
+ */
+export const STILL_GOING_QUIET_MINUTES = 60;
 
 /**
  * What the Prepare step receives: the execution input, and from the state machine's context the
@@ -91,6 +105,11 @@ export const PrepareOutput = z.strictObject({
   /** ISO 8601: when the run was first recorded (a retried Prepare returns the same time). */
   startedAt: z.string(),
   forecast: ApiForecast,
+  /**
+   * Why the run was skipped, when it was (`onOverlap: 'skip'` and another run still going): the
+   * state machine then ends it at once.
+   */
+  skipped: z.string().optional(),
 });
 export type PrepareOutput = z.infer<typeof PrepareOutput>;
 

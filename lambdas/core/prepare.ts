@@ -3,25 +3,34 @@
  * the run id, migrate the state schema, record the run, check that PostgreSQL and Salesforce
  * answer, and refuse to start a run whose forecast Salesforce API cost exceeds the budget.
  *
+ * A run started with `onOverlap: 'skip'` (the schedule's) while another run of the pipeline is
+ * still going — `running`, with a step started within STILL_GOING_QUIET_MINUTES — is recorded
+ * `skipped` and ends at once: no Salesforce call, no second extract of the same data.
+ *
  * Idempotent: given the same run id (the state machine passes its execution name), a retried
  * Prepare finds the row the first attempt inserted and answers with the same start time.
  */
 import { randomBytes } from 'node:crypto';
 import type { PipelineConfig, SalesforceExtractTask } from '../config';
-import { checkConnection, migrate, readWatermark, withClient } from '../connectors/postgres';
+import type { PoolClient } from 'pg';
+import { checkConnection, migrate, readWatermark, withClient, withTransaction } from '../connectors/postgres';
 import type { SalesforceLimits } from '../connectors/salesforce';
 import { DEFAULT_BULK_RESULT_PAGE_RECORDS } from '../connectors/salesforce/constants';
 import { TerminalError } from '../shared/errors';
 import {
   PrepareInput,
+  STILL_GOING_QUIET_MINUTES,
   parseStepInput,
   type ApiForecast,
   type PrepareOutput,
   type SelectedTasks,
 } from './contracts';
 import { salesforceOf, splitTableName, type CoreDeps } from './deps';
-import { recordRun, tableColumns } from './run-state';
+import { recordRun, stillGoingRuns, tableColumns, type RecordedRun } from './run-state';
 import { chooseReadApi, forecastReadCalls, readFilter } from './salesforce-read';
+
+/** The advisory lock class of a pipeline's Prepare that skips while another run goes on ('runs'). */
+export const PREPARE_LOCK_CLASS = 0x72756e73;
 
 /** The `/limits` entry of the daily API allowance (salesforce-wire.md, "Limits and error codes"). */
 export const DAILY_API_REQUESTS_LIMIT = 'DailyApiRequests';
@@ -123,22 +132,42 @@ export async function prepare(
   const server = await checkConnection(deps.pg);
   logger.info('PostgreSQL reachable', { serverVersion: server.serverVersion, ssl: server.ssl });
   await migrate(deps.pg, { logger });
-  const run = await withClient(deps.pg, (client) =>
-    recordRun(client, {
+  const skipWhileGoing = input.input.onOverlap === 'skip';
+  const { run, skipped } = await withTransaction(deps.pg, async (client) => {
+    // Runs that skip decide one at a time per pipeline: two that start together cannot both miss
+    // the other (the lock ends with the transaction, the row of the first is then committed).
+    if (skipWhileGoing) {
+      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [PREPARE_LOCK_CLASS, config.name]);
+    }
+    const recorded = await recordRun(client, {
       runId,
       pipeline: config.name,
       dryRun,
       input: input.input,
       executionArn: input.executionArn,
       startedAt: deps.clock.now(),
-    }),
-  );
+    });
+    return { run: recorded, skipped: skipWhileGoing ? await skipIfGoing(client, recorded) : undefined };
+  });
   logger.info(run.created ? 'Run recorded' : 'Run already recorded (Prepare retried)', {
     pipeline: config.name,
     tasks,
     full,
     dryRun,
   });
+  if (skipped) {
+    logger.warn('Run skipped: another run of the pipeline is still going', { reason: skipped });
+    return {
+      runId,
+      pipeline: config.name,
+      tasks,
+      full,
+      dryRun,
+      startedAt: run.startedAt.toISOString(),
+      forecast: { salesforceApiCalls: 0 },
+      skipped,
+    };
+  }
 
   let forecast: ApiForecast = { salesforceApiCalls: 0 };
   if (tasks.salesforce.length > 0 || tasks.writeback.length > 0) {
@@ -170,6 +199,32 @@ export async function prepare(
     startedAt: run.startedAt.toISOString(),
     forecast,
   };
+
+  /**
+   * The reason this run is skipped, when another run of the pipeline is still going: the run is
+   * then recorded `skipped`. A retried Prepare answers what the first attempt decided.
+   */
+  async function skipIfGoing(client: PoolClient, recorded: RecordedRun): Promise<string | undefined> {
+    if (!recorded.created) {
+      if (recorded.status !== 'skipped') return undefined;
+      const { rows } = await client.query<{ error: string | null }>(
+        'SELECT error FROM roundtrip.runs WHERE run_id = $1',
+        [runId],
+      );
+      return rows[0]?.error ?? 'Skipped';
+    }
+    const now = deps.clock.now();
+    const [other] = await stillGoingRuns(client, config.name, runId, now, STILL_GOING_QUIET_MINUTES);
+    if (!other) return undefined;
+    const reason =
+      `Skipped: run ${other.runId} of pipeline ${config.name} is still going (started ${other.startedAt.toISOString()}, ` +
+      `its latest step started ${other.lastStepAt.toISOString()}), and this run was started with onOverlap "skip"`;
+    await client.query(
+      `UPDATE roundtrip.runs SET status = 'skipped', finished_at = $2, error = $3 WHERE run_id = $1`,
+      [runId, now, reason],
+    );
+    return reason;
+  }
 
   async function forecastExtract(
     d: CoreDeps,

@@ -78,6 +78,47 @@ export async function recordRun(
 }
 
 /**
+ * Marks that a step of the run starts now (`last_step_at`): how a later run tells a run still
+ * going from one that died without a report ({@link stillGoingRuns}). Only a `running` run.
+ */
+export async function markStepStarted(client: ClientBase, runId: string, at: Date): Promise<void> {
+  await client.query(`UPDATE roundtrip.runs SET last_step_at = $2 WHERE run_id = $1 AND status = 'running'`, [
+    runId,
+    at,
+  ]);
+}
+
+/** A run of the pipeline other than the caller's that is still going. */
+export interface GoingRun {
+  readonly runId: string;
+  readonly startedAt: Date;
+  /** When its latest step started (its start when no step has yet). */
+  readonly lastStepAt: Date;
+}
+
+/**
+ * The pipeline's other runs still going at `now`: `running`, with a step (or their own start)
+ * within `quietMinutes`. Oldest first.
+ */
+export async function stillGoingRuns(
+  client: ClientBase,
+  pipeline: string,
+  runId: string,
+  now: Date,
+  quietMinutes: number,
+): Promise<GoingRun[]> {
+  const { rows } = await client.query<{ run_id: string; started_at: Date; last_step_at: Date }>(
+    `SELECT run_id, started_at, greatest(started_at, last_step_at) AS last_step_at
+       FROM roundtrip.runs
+      WHERE pipeline = $1 AND status = 'running' AND run_id <> $2
+        AND greatest(started_at, last_step_at) > $3
+      ORDER BY started_at, run_id`,
+    [pipeline, runId, new Date(now.getTime() - quietMinutes * 60_000)],
+  );
+  return rows.map((r) => ({ runId: r.run_id, startedAt: r.started_at, lastStepAt: r.last_step_at }));
+}
+
+/**
  * Stores one task's result under `summary.extract.<task>` of the run's row (replacing what an
  * earlier attempt of the same step stored). Throws when the run was never prepared.
  */

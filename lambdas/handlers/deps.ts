@@ -24,9 +24,10 @@ import path from 'node:path';
 import type { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
 import { parseConfig, type PipelineConfig } from '../config';
 import type { AthenaConnector } from '../connectors/athena';
-import { createPool, type PostgresPool, type PostgresSource } from '../connectors/postgres/pool';
+import { createPool, withClient, type PostgresPool, type PostgresSource } from '../connectors/postgres/pool';
 import type { SalesforceConnector } from '../connectors/salesforce';
 import type { CoreDeps } from '../core/deps';
+import { markStepStarted } from '../core/run-state';
 import { systemClock } from '../shared/clock';
 import { ConfigError } from '../shared/errors';
 import type { LogAttributes, Logger } from '../shared/logging';
@@ -236,4 +237,23 @@ export function lambdaDeps(connectors: StepConnectors = {}): DepsProvider {
 /** A provider of deps that already exist (the local state machine, tests). */
 export function givenDeps(deps: CoreDeps): DepsProvider {
   return () => Promise.resolve(deps);
+}
+
+/**
+ * The deps of a step of run `runId`, once the step's start is marked on the run's row
+ * (`last_step_at`: how a later run started with `onOverlap: 'skip'` tells a run still going
+ * from one that died without a report, lambdas/core/prepare.ts). Best effort: a step that cannot
+ * reach its database fails on its own work, with its own error.
+ */
+export async function depsForStep(provider: DepsProvider, runId: string): Promise<CoreDeps> {
+  const deps = await provider();
+  try {
+    await withClient(deps.pg, (client) => markStepStarted(client, runId, deps.clock.now()));
+  } catch (err) {
+    deps.logger.warn('Could not mark the start of the step on its run', {
+      runId,
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
+  return deps;
 }

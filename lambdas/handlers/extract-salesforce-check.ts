@@ -2,7 +2,7 @@
 import { SalesforceExtractCheckInput, parseStepInput, type SalesforceExtractOutput } from '../core/contracts';
 import { checkSalesforceExtract } from '../core/extract-salesforce';
 import { instrumentStep } from '../shared/observability';
-import { lambdaDeps, type DepsProvider } from './deps';
+import { depsForStep, lambdaDeps, type DepsProvider } from './deps';
 import { salesforceFromSecret } from './salesforce-deps';
 
 /** The step's name, in the errors of a malformed event and on every log line. */
@@ -12,7 +12,7 @@ export const STEP = 'CheckSalesforceExtract';
 export function createHandler(provider: DepsProvider): (event: unknown) => Promise<SalesforceExtractOutput> {
   return async (event) => {
     const input = parseStepInput(STEP, SalesforceExtractCheckInput, event);
-    return checkSalesforceExtract(input, await provider());
+    return checkSalesforceExtract(input, await depsForStep(provider, input.runId));
   };
 }
 

@@ -2,7 +2,7 @@
 import { SalesforceExtractInput, parseStepInput, type SalesforceExtractOutput } from '../core/contracts';
 import { extractSalesforce } from '../core/extract-salesforce';
 import { instrumentStep } from '../shared/observability';
-import { lambdaDeps, type DepsProvider } from './deps';
+import { depsForStep, lambdaDeps, type DepsProvider } from './deps';
 import { salesforceFromSecret } from './salesforce-deps';
 
 /** The step's name, in the errors of a malformed event and on every log line. */
@@ -12,7 +12,7 @@ export const STEP = 'ExtractSalesforce';
 export function createHandler(provider: DepsProvider): (event: unknown) => Promise<SalesforceExtractOutput> {
   return async (event) => {
     const input = parseStepInput(STEP, SalesforceExtractInput, event);
-    return extractSalesforce(input, await provider());
+    return extractSalesforce(input, await depsForStep(provider, input.runId));
   };
 }
 

@@ -2,7 +2,7 @@
 import { AthenaLoadInput, parseStepInput, type AthenaLoadOutput } from '../core/contracts';
 import { loadAthena } from '../core/extract-athena';
 import { instrumentStep } from '../shared/observability';
-import { lambdaDeps, type DepsProvider } from './deps';
+import { depsForStep, lambdaDeps, type DepsProvider } from './deps';
 import { athenaFromRole } from './athena-deps';
 
 /** The step's name, in the errors of a malformed event and on every log line. */
@@ -12,7 +12,7 @@ export const STEP = 'LoadAthena';
 export function createHandler(provider: DepsProvider): (event: unknown) => Promise<AthenaLoadOutput> {
   return async (event) => {
     const input = parseStepInput(STEP, AthenaLoadInput, event);
-    return loadAthena(input, await provider());
+    return loadAthena(input, await depsForStep(provider, input.runId));
   };
 }
 

@@ -2,7 +2,7 @@
 import { TransformInput, parseStepInput } from '../core/contracts';
 import { runTransform, type TransformResult } from '../core/transform';
 import { instrumentStep } from '../shared/observability';
-import { lambdaDeps, type DepsProvider } from './deps';
+import { depsForStep, lambdaDeps, type DepsProvider } from './deps';
 
 /** The step's name, in the errors of a malformed event and on every log line. */
 export const STEP = 'Transform';
@@ -11,7 +11,7 @@ export const STEP = 'Transform';
 export function createHandler(provider: DepsProvider): (event: unknown) => Promise<TransformResult> {
   return async (event) => {
     const input = parseStepInput(STEP, TransformInput, event);
-    return runTransform(await provider(), input);
+    return runTransform(await depsForStep(provider, input.runId), input);
   };
 }
 

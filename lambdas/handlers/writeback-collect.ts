@@ -2,7 +2,7 @@
 import { WritebackCollectInput, parseStepInput, type WritebackCollectOutput } from '../core/contracts';
 import { collectWriteback } from '../core/writeback/collect';
 import { instrumentStep } from '../shared/observability';
-import { lambdaDeps, type DepsProvider } from './deps';
+import { depsForStep, lambdaDeps, type DepsProvider } from './deps';
 import { salesforceFromSecret } from './salesforce-deps';
 
 /** The step's name, in the errors of a malformed event and on every log line. */
@@ -12,7 +12,7 @@ export const STEP = 'CollectWriteback';
 export function createHandler(provider: DepsProvider): (event: unknown) => Promise<WritebackCollectOutput> {
   return async (event) => {
     const input = parseStepInput(STEP, WritebackCollectInput, event);
-    return collectWriteback(await provider(), input);
+    return collectWriteback(await depsForStep(provider, input.runId), input);
   };
 }
 

@@ -2,7 +2,7 @@
 import { WritebackPlanInput, parseStepInput, type WritebackPlanOutput } from '../core/contracts';
 import { planWriteback } from '../core/writeback/plan';
 import { instrumentStep } from '../shared/observability';
-import { lambdaDeps, type DepsProvider } from './deps';
+import { depsForStep, lambdaDeps, type DepsProvider } from './deps';
 import { salesforceFromSecret } from './salesforce-deps';
 
 /** The step's name, in the errors of a malformed event and on every log line. */
@@ -12,7 +12,7 @@ export const STEP = 'PlanWriteback';
 export function createHandler(provider: DepsProvider): (event: unknown) => Promise<WritebackPlanOutput> {
   return async (event) => {
     const input = parseStepInput(STEP, WritebackPlanInput, event);
-    return planWriteback(await provider(), input);
+    return planWriteback(await depsForStep(provider, input.runId), input);
   };
 }
 

@@ -2,7 +2,7 @@
 import { WritebackPushInput, parseStepInput, type WritebackPushOutput } from '../core/contracts';
 import { pushWriteback } from '../core/writeback/push';
 import { instrumentStep } from '../shared/observability';
-import { lambdaDeps, type DepsProvider } from './deps';
+import { depsForStep, lambdaDeps, type DepsProvider } from './deps';
 import { salesforceFromSecret } from './salesforce-deps';
 
 /** The step's name, in the errors of a malformed event and on every log line. */
@@ -12,7 +12,7 @@ export const STEP = 'PushWriteback';
 export function createHandler(provider: DepsProvider): (event: unknown) => Promise<WritebackPushOutput> {
   return async (event) => {
     const input = parseStepInput(STEP, WritebackPushInput, event);
-    return pushWriteback(await provider(), input);
+    return pushWriteback(await depsForStep(provider, input.runId), input);
   };
 }
 

@@ -346,6 +346,23 @@ describe('the state machine definition', () => {
       expect(h.ran.filter((s) => /push|collect/.test(s))).toEqual([]);
     });
 
+    it('ends a run that Prepare skipped (another run going) at once, in success', async () => {
+      const h = handlers(fullConfig(), {
+        [RUN_STATES.prepare]: () => ({
+          runId: 'run-1',
+          pipeline: 'full',
+          tasks: { salesforce: ['Lead'], athena: [], writeback: ['Lead-update'] },
+          full: false,
+          dryRun: false,
+          startedAt: '2026-01-01T00:00:00.000Z',
+          forecast: { salesforceApiCalls: 0 },
+          skipped: 'Skipped: run run-0 of pipeline full is still going',
+        }),
+      });
+      expect((await run(full, { onOverlap: 'skip' }, h)).status).toBe('succeeded');
+      expect(h.ran).toEqual([RUN_STATES.prepare]);
+    });
+
     it('polls a Bulk extract through wait and check until it is loaded', async () => {
       let polls = 0;
       const h = handlers(fullConfig(), {

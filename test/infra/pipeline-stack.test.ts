@@ -214,7 +214,7 @@ describe('PipelineStack', () => {
       }
     });
 
-    it('schedules the run with the config cron in its time zone, `{}` as input and a dead-letter queue', () => {
+    it('schedules the run with the config cron in its time zone, skipping while a run goes on, and a dead-letter queue', () => {
       template.hasResourceProperties('AWS::Scheduler::Schedule', {
         Name: 'roundtrip-lead-scoring',
         ScheduleExpression: 'cron(0 2 * * ? *)',
@@ -223,7 +223,7 @@ describe('PipelineStack', () => {
         FlexibleTimeWindow: { Mode: 'OFF' },
         Target: Match.objectLike({
           Arn: { Ref: logicalId(stack, stack.stateMachine) },
-          Input: '{}',
+          Input: '{"onOverlap":"skip"}',
           DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(stack, stack.deadLetterQueue!), 'Arn'] } },
         }),
       });

@@ -315,6 +315,18 @@ ALTER TABLE roundtrip.extract_state ADD COLUMN read_scope text;
 /** Records a plan page holds (also the records of one Composite call: 5 × 200). */
 export const PLAN_PAGE_ROWS = 1000;
 
+/**
+ * Runs that overlap (lambdas/core/prepare.ts): each step of a run marks when it started
+ * (`last_step_at`), so that a later run can tell a run still going from one that died without a
+ * report; a run started with `onOverlap: 'skip'` while another is going ends as `skipped`.
+ */
+const V6_RUN_OVERLAP = `
+ALTER TABLE roundtrip.runs ADD COLUMN last_step_at timestamptz;
+ALTER TABLE roundtrip.runs DROP CONSTRAINT runs_status_check;
+ALTER TABLE roundtrip.runs ADD CONSTRAINT runs_status_check
+  CHECK (status IN ('running', 'succeeded', 'failed', 'skipped'));
+`;
+
 /** The migrations of the state schema, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
@@ -329,6 +341,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 5,
     name: 'extract_state.read_scope: a changed filter reads in full',
     sql: V5_EXTRACT_READ_SCOPE,
+  },
+  {
+    version: 6,
+    name: 'runs.last_step_at and status skipped: runs that overlap',
+    sql: V6_RUN_OVERLAP,
   },
 ];
 

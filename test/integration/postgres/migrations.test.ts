@@ -131,7 +131,10 @@ describe('migrate', () => {
                 CASE WHEN i = 1 THEN 'succeeded' ELSE 'planned' END
            FROM generate_series(1, 1001) AS i`,
       );
-      expect(await migrate(p)).toEqual({ applied: [4, 5], version: MIGRATIONS.length });
+      expect(await migrate(p)).toEqual({
+        applied: MIGRATIONS.slice(3).map((m) => m.version),
+        version: MIGRATIONS.length,
+      });
       const { rows: pages } = await p.query(
         `SELECT page, first_seq::int, rows FROM roundtrip.writeback_plan_pages WHERE run_id = 'old' ORDER BY page`,
       );

@@ -1,0 +1,161 @@
+/**
+ * Runs that overlap: a run started with `onOverlap: "skip"` (the schedule's input) while another
+ * run of the pipeline is still going is recorded `skipped` by Prepare and ends at once in the
+ * state machine; a run quiet for longer than STILL_GOING_QUIET_MINUTES no longer counts as going;
+ * each step marks its start on its run; runs started without "skip" go alongside; a run that
+ * starts while another is being recorded waits for it. Through the handlers' createHandler and the local state machine,
+ * on a transform-only pipeline (no Salesforce, no Athena).
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseConfig, type PipelineConfig } from '../../../lambdas/config';
+import { createPool, migrate, type PostgresPool } from '../../../lambdas/connectors/postgres';
+import { STILL_GOING_QUIET_MINUTES } from '../../../lambdas/core/contracts';
+import type { CoreDeps } from '../../../lambdas/core/deps';
+import { PREPARE_LOCK_CLASS } from '../../../lambdas/core/prepare';
+import { givenDeps } from '../../../lambdas/handlers/deps';
+import { createHandler as prepareHandler } from '../../../lambdas/handlers/prepare';
+import { createHandler as transformHandler } from '../../../lambdas/handlers/transform';
+import { systemClock } from '../../../lambdas/shared/clock';
+import { createMemoryLogger } from '../../../lambdas/shared/logging';
+import {
+  loadPipelineDefinition,
+  runStateMachineLocally,
+  type LocalRunEvent,
+} from '../../../statemachine/local';
+import { createTestDatabase, type TestDatabase } from '../../support/database';
+
+const MINUTE = 60_000;
+
+describe('runs that overlap', () => {
+  let db: TestDatabase;
+  let pool: PostgresPool;
+  let dir: string;
+  let config: PipelineConfig;
+  let deps: CoreDeps;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('rt_overlap');
+    pool = createPool({ url: db.url }, { ssl: { mode: 'disable' }, max: 4 });
+    await migrate(pool);
+    dir = await mkdtemp(path.join(os.tmpdir(), 'roundtrip-overlap-'));
+    const sql = path.join(dir, 'touch.sql');
+    await writeFile(
+      sql,
+      'CREATE TABLE IF NOT EXISTS overlap_touch (n integer);\nINSERT INTO overlap_touch VALUES (1);\n',
+    );
+    config = parseConfig({
+      name: 'overlap',
+      postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+      transform: [sql],
+    });
+    deps = { config, pg: pool, logger: createMemoryLogger('info'), clock: systemClock };
+  });
+  beforeEach(async () => {
+    await pool.query('DELETE FROM roundtrip.runs');
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await db?.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const prepare: ReturnType<typeof prepareHandler> = (event) => prepareHandler(givenDeps(deps))(event);
+  const row = async (runId: string): Promise<Record<string, unknown> | undefined> =>
+    (
+      await pool.query<Record<string, unknown>>(
+        `SELECT status, error, finished_at IS NOT NULL AS finished FROM roundtrip.runs WHERE run_id = $1`,
+        [runId],
+      )
+    ).rows[0];
+  /** The pipeline's state machine, run here with `input`; the states it entered. */
+  async function execute(runId: string, input: unknown): Promise<{ status: string; states: string[] }> {
+    const bound = await loadPipelineDefinition(config);
+    const states: string[] = [];
+    const result = await runStateMachineLocally({
+      definition: bound.definition,
+      taskHandlers: bound.taskHandlers,
+      deps,
+      input,
+      executionName: runId,
+      waitMs: 1,
+      retryMs: 1,
+      onEvent: (e: LocalRunEvent) => {
+        if (e.type === 'entered') states.push(e.state);
+      },
+    });
+    return { status: result.status, states };
+  }
+
+  it('skips a run started with onOverlap "skip" while another is going: recorded skipped, nothing run', async () => {
+    await prepare({ runId: 'going-1', input: {} });
+    const skipped = await execute('skipping-1', { onOverlap: 'skip' });
+    expect(skipped.status).toBe('succeeded');
+    expect(skipped.states).toEqual(['Prepare', 'Another run going', 'Run skipped']);
+    expect(await row('skipping-1')).toEqual({
+      status: 'skipped',
+      error: expect.stringMatching(
+        /^Skipped: run going-1 of pipeline overlap is still going \(started .+, its latest step started .+\), and this run was started with onOverlap "skip"$/,
+      ) as unknown,
+      finished: true,
+    });
+    expect(await row('going-1')).toMatchObject({ status: 'running', finished: false });
+
+    // A retried Prepare answers what the first attempt decided.
+    const again = await prepare({ runId: 'skipping-1', input: { onOverlap: 'skip' } });
+    expect(again.skipped).toEqual((await row('skipping-1'))?.error);
+  });
+
+  it('runs alongside when started without "skip" (by hand), and when the other run went quiet', async () => {
+    await prepare({ runId: 'going-2', input: {} });
+    const byHand = await execute('by-hand-2', {});
+    expect(byHand).toMatchObject({ status: 'succeeded' });
+    expect(byHand.states).toContain('Transform');
+
+    // A run with no step for longer than STILL_GOING_QUIET_MINUTES died without a report.
+    const quietSince = new Date(Date.now() - (STILL_GOING_QUIET_MINUTES + 1) * MINUTE);
+    await pool.query(`UPDATE roundtrip.runs SET started_at = $2, last_step_at = $2 WHERE run_id = $1`, [
+      'going-2',
+      quietSince,
+    ]);
+    const scheduled = await execute('scheduled-2', { onOverlap: 'skip' });
+    expect(scheduled.states).toContain('Transform');
+    expect(await row('scheduled-2')).toMatchObject({ status: 'succeeded' });
+  });
+
+  it('counts a run as going while its steps start: each step marks its start on its run', async () => {
+    const quietSince = new Date(Date.now() - (STILL_GOING_QUIET_MINUTES + 1) * MINUTE);
+    await prepare({ runId: 'long-3', input: {} });
+    await pool.query(`UPDATE roundtrip.runs SET started_at = $2 WHERE run_id = $1`, ['long-3', quietSince]);
+    // A step of the long run starts now.
+    await transformHandler(givenDeps(deps))({ runId: 'long-3' });
+    const { rows } = await pool.query<{ recent: boolean }>(
+      `SELECT last_step_at > now() - interval '1 minute' AS recent FROM roundtrip.runs WHERE run_id = 'long-3'`,
+    );
+    expect(rows).toEqual([{ recent: true }]);
+    expect((await prepare({ runId: 'scheduled-3', input: { onOverlap: 'skip' } })).skipped).toMatch(
+      /^Skipped: run long-3 /,
+    );
+  });
+
+  it('lets a run that starts while another is being recorded wait for it, then skip', async () => {
+    // Another Prepare of the pipeline, mid-way: it holds the pipeline's lock and has inserted its
+    // row, not yet committed. Without the lock the second run would not see that row and go too.
+    const held = await pool.connect();
+    try {
+      await held.query('BEGIN');
+      await held.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [PREPARE_LOCK_CLASS, 'overlap']);
+      await held.query(
+        `INSERT INTO roundtrip.runs (run_id, pipeline, status) VALUES ('first-in', 'overlap', 'running')`,
+      );
+      const second = prepare({ runId: 'second-in', input: { onOverlap: 'skip' } });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await held.query('COMMIT');
+      expect((await second).skipped).toMatch(/^Skipped: run first-in /);
+    } finally {
+      held.release();
+    }
+    expect(await row('second-in')).toMatchObject({ status: 'skipped' });
+  });
+});
