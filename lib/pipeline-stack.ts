@@ -132,6 +132,13 @@ export function secretArnForPolicy(stack: Stack, reference: string): string {
       });
 }
 
+/**
+ * The variable naming the notification topic in the Report function, read by
+ * lambdas/handlers/sns-deps.ts (`HANDLER_ENV.notificationTopicArn`; not imported from there: lib/
+ * stays free of runtime code. test/infra checks the two agree).
+ */
+export const NOTIFICATION_TOPIC_ENV = 'ROUNDTRIP_NOTIFICATION_TOPIC_ARN';
+
 /** One pipeline's AWS resources. */
 export class PipelineStack extends Stack {
   /** Where failures and crossed thresholds are published. */
@@ -230,6 +237,25 @@ export class PipelineStack extends Stack {
       });
     }
     this.functions = functions;
+    // The Report tells of a failed run on the topic: why, the errors by code, the first records
+    // (lambdas/core/writeback/notify.ts). The alarms still tell of executions that fail before.
+    functions.report.function.addEnvironment(NOTIFICATION_TOPIC_ENV, this.notificationTopic.topicArn);
+    functions.report.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'PublishToNotificationTopic',
+        actions: ['sns:Publish'],
+        resources: [this.notificationTopic.topicArn],
+      }),
+    );
+    // (Topic.grantPublish would grant kms:GenerateDataKey*; SNS asks only for a data key.)
+    functions.report.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'EncryptNotificationsThroughSns',
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: [topicKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `sns.${Aws.REGION}.amazonaws.com` } },
+      }),
+    );
 
     // --- Secrets -------------------------------------------------------------------------------
     const postgresSecret = secretArnForPolicy(this, config.postgres.secret);

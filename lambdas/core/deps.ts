@@ -18,6 +18,18 @@ import type { SecretsProvider } from '../shared/secrets';
  */
 export type SalesforceSource = SalesforceConnector | (() => Promise<SalesforceConnector>);
 
+/** A message to the people who look after the pipeline (the stack's SNS topic in AWS). */
+export interface Notification {
+  /** One line of fewer than 100 characters. */
+  readonly subject: string;
+  readonly text: string;
+}
+
+/** Sends notifications: the Report step tells of a failed run through it. */
+export interface Notifier {
+  publish(message: Notification): Promise<void>;
+}
+
 /** The dependencies of the core steps. */
 export interface CoreDeps {
   /** The validated pipeline config. */
@@ -32,6 +44,8 @@ export interface CoreDeps {
   readonly secrets?: SecretsProvider;
   readonly logger: Logger;
   readonly clock: Clock;
+  /** Where the Report step tells of a failed run. @default nobody (local runs) */
+  readonly notifier?: Notifier;
 }
 
 /** The Salesforce connector of the deps, signing in when it is a function. */

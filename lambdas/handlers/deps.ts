@@ -14,6 +14,8 @@
  * - `ROUNDTRIP_LOCAL_SECRETS_FILE` (optional): read secrets from this JSON file and
  *   `ROUNDTRIP_SECRET_<NAME>` variables instead of Secrets Manager (local runs of the handlers).
  * - `ROUNDTRIP_S3_FORCE_PATH_STYLE=true` (optional): path-style S3 URLs, for a local S3 endpoint.
+ * - `ROUNDTRIP_NOTIFICATION_TOPIC_ARN` (optional, the Report function's): the SNS topic a failed
+ *   run is told to.
  * - `AWS_REGION` (set by Lambda), and the SDK's own `AWS_ENDPOINT_URL_ATHENA` /
  *   `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_SECRETS_MANAGER` when pointing the clients elsewhere.
  * - `POWERTOOLS_LOG_LEVEL`, `POWERTOOLS_SERVICE_NAME`: the shared Powertools logger
@@ -26,7 +28,7 @@ import { parseConfig, type PipelineConfig } from '../config';
 import type { AthenaConnector } from '../connectors/athena';
 import { createPool, withClient, type PostgresPool, type PostgresSource } from '../connectors/postgres/pool';
 import type { SalesforceConnector } from '../connectors/salesforce';
-import type { CoreDeps } from '../core/deps';
+import type { CoreDeps, Notifier } from '../core/deps';
 import { markStepStarted } from '../core/run-state';
 import { systemClock } from '../shared/clock';
 import { ConfigError } from '../shared/errors';
@@ -39,6 +41,7 @@ export const HANDLER_ENV = {
   configFile: 'ROUNDTRIP_CONFIG_FILE',
   localSecretsFile: 'ROUNDTRIP_LOCAL_SECRETS_FILE',
   s3ForcePathStyle: 'ROUNDTRIP_S3_FORCE_PATH_STYLE',
+  notificationTopicArn: 'ROUNDTRIP_NOTIFICATION_TOPIC_ARN',
 } as const;
 
 /** The environment the builders read (`process.env` in Lambda). */
@@ -169,10 +172,14 @@ export type AthenaBuilder = (
   context: ConnectorContext,
 ) => Promise<AthenaConnector>;
 
-/** The connectors a step uses, by their builders (./salesforce-deps.ts, ./athena-deps.ts). */
+/** Builds the notifier of the deps, or nothing when the environment names no topic. */
+export type NotifierBuilder = (context: ConnectorContext) => Notifier | undefined;
+
+/** The connectors a step uses, by their builders (./salesforce-deps.ts, ./athena-deps.ts, ./sns-deps.ts). */
 export interface StepConnectors {
   readonly salesforce?: SalesforceBuilder;
   readonly athena?: AthenaBuilder;
+  readonly notifier?: NotifierBuilder;
 }
 
 /**
@@ -201,11 +208,13 @@ export async function buildHandlerDeps(
     await pg.end();
     throw err;
   }
+  const notifier = connectors.notifier?.(context);
   return {
     config,
     pg,
     ...(salesforce ? { salesforce } : {}),
     ...(athena ? { athena } : {}),
+    ...(notifier ? { notifier } : {}),
     secrets,
     logger,
     clock: systemClock,

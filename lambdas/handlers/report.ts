@@ -3,6 +3,7 @@ import { ReportInput, parseStepInput, type ReportOutput } from '../core/contract
 import { reportRun } from '../core/writeback/report';
 import { instrumentStep } from '../shared/observability';
 import { lambdaDeps, type DepsProvider } from './deps';
+import { snsNotifier } from './sns-deps';
 
 /** The step's name, in the errors of a malformed event and on every log line. */
 export const STEP = 'Report';
@@ -16,7 +17,7 @@ export function createHandler(provider: DepsProvider): (event: unknown) => Promi
 }
 
 /** This function's deps, built from the environment on the first invocation. */
-export const deps = lambdaDeps();
+export const deps = lambdaDeps({ notifier: snsNotifier });
 
 /** The Lambda entry point. */
 export const handler = instrumentStep(STEP, createHandler(deps));

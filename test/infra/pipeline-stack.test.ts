@@ -9,7 +9,7 @@ import { HANDLER_ENV } from '../../lambdas/handlers/deps';
 import { ConfigError } from '../../lambdas/shared/errors';
 import { METRIC_NAMES, METRICS_NAMESPACE } from '../../lambdas/shared/observability';
 import { CONFIG_FILE_ENV } from '../../lib/constructs/step-function';
-import { PipelineStack } from '../../lib/pipeline-stack';
+import { NOTIFICATION_TOPIC_ENV, PipelineStack } from '../../lib/pipeline-stack';
 import { PIPELINE_STEPS, STEP_KEYS, functionName, type StepKey } from '../../statemachine/definition';
 import {
   actionsOf,
@@ -109,6 +109,34 @@ describe('PipelineStack', () => {
       expect(CONFIG_FILE_ENV).toBe(HANDLER_ENV.configFile);
     });
 
+    it('lets the Report function, and only it, publish to the notification topic it is told of', () => {
+      const topicRef = { Ref: logicalId(stack, stack.notificationTopic) };
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        FunctionName: functionName('lead-scoring', 'report'),
+        Environment: { Variables: Match.objectLike({ [NOTIFICATION_TOPIC_ENV]: topicRef }) },
+      });
+      expect(NOTIFICATION_TOPIC_ENV).toBe(HANDLER_ENV.notificationTopicArn);
+      for (const step of STEP_KEYS) {
+        const publishes = roleStatements(template, roleId(stack, stack.functions[step].role)).filter((st) =>
+          actionsOf(st).includes('sns:Publish'),
+        );
+        if (step === 'report') {
+          expect(publishes.map((st) => st.Resource)).toEqual([topicRef]);
+          // The topic is encrypted with its own key: publishing needs it.
+          const kms = statement(
+            template,
+            stack,
+            stack.functions.report.role,
+            'EncryptNotificationsThroughSns',
+          );
+          expect(actionsOf(kms)).toEqual(['kms:GenerateDataKey', 'kms:Decrypt']);
+          expect(JSON.stringify(kms.Condition)).toContain('kms:ViaService');
+        } else {
+          expect({ step, publishes }).toEqual({ step, publishes: [] });
+        }
+      }
+    });
+
     it('gives every function and the state machine a log group with the default retention', () => {
       for (const step of STEP_KEYS) {
         template.hasResourceProperties('AWS::Logs::LogGroup', {
@@ -156,8 +184,13 @@ describe('PipelineStack', () => {
           Resources: { R: { Type: 'T', Properties: { Resource: resourcesOf(read) } } },
         }).hasResourceProperties('T', { Resource: expected });
       }
-      // No KMS key configured: no kms statement at all.
-      expect(allStatements(template).flatMap(actionsOf)).not.toContain('kms:Decrypt');
+      // No KMS key configured: no kms statement for the secrets (only the Report's, for the
+      // notification topic's own key).
+      expect(
+        allStatements(template)
+          .filter((st) => st.Sid !== 'EncryptNotificationsThroughSns')
+          .flatMap(actionsOf),
+      ).not.toContain('kms:Decrypt');
     });
 
     it('grants the Athena load and the query task only the workgroup, the database and the result prefix', () => {

@@ -21,6 +21,7 @@ import { migrate, withClient, withTransaction } from '../../connectors/postgres'
 import { RUN_TIMEOUT_HOURS } from '../contracts';
 import type { CoreDeps } from '../deps';
 import type { ReportInput, ReportOutput, WritebackTaskSummary } from './contracts';
+import { notifyFailedRun } from './notify';
 import { mergeRunSummary, readRunSummary } from './state';
 
 function num(v: unknown): number {
@@ -116,13 +117,14 @@ export async function closeAbandonedRuns(client: PoolClient, pipeline: string, n
 }
 
 /**
- * Writes the run's final status and write-back summary (see the module comment), then closes
+ * Writes the run's final status and write-back summary (see the module comment), tells of a
+ * failed run through `deps.notifier` ({@link notifyFailedRun}), then closes
  * abandoned runs ({@link closeAbandonedRuns}) and prunes the details of runs older than
  * `postgres.keepRunDetailsDays` ({@link pruneRunDetails}); a failure of either is logged, it does
  * not fail the run. Idempotent: a retry writes the same figures again.
  */
 export async function reportRun(
-  deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock'>,
+  deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock' | 'notifier'>,
   input: ReportInput,
 ): Promise<ReportOutput> {
   const now = deps.clock.now();
@@ -184,6 +186,7 @@ export async function reportRun(
     const reported: ReportOutput = { runId: input.runId, status, ...(reason ? { reason } : {}), writeback };
     return reported;
   });
+  await notifyFailedRun(deps, output);
   try {
     const abandoned = await withTransaction(deps.pg, (client) =>
       closeAbandonedRuns(client, deps.config.name, now),

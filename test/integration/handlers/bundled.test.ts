@@ -4,7 +4,8 @@
  * folder, with the AWS SDK reachable only through `NODE_PATH` (as the Node.js 22 runtime serves
  * its own SDK from /var/runtime/node_modules), its secret read from a Secrets Manager endpoint
  * over the SDK's wire protocol, the bundled config beside it. The Report of a run that failed
- * before Prepare recorded it is the step: it needs nothing but PostgreSQL.
+ * before Prepare recorded it is the step: it needs nothing but PostgreSQL, and tells of the failed
+ * run on the notification topic (an SNS stand-in) with the SNS client it loads on first use.
  */
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
@@ -17,6 +18,7 @@ import { build } from 'esbuild';
 import { Client } from 'pg';
 import { BUNDLE_ALIASES, BUNDLE_SUPPORTED, PROJECT_ROOT } from '../../../lib/constructs/step-function';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
+import { startSnsStandIn, type SnsStandIn } from '../../support/sns';
 
 const run = promisify(execFile);
 
@@ -24,6 +26,7 @@ describe('a bundled handler run by node as Lambda runs it', () => {
   let dir: string;
   let db: TestDatabase;
   let secretsManager: Server;
+  let sns: SnsStandIn;
   const secretRequests: { target: string | undefined; secretId: unknown }[] = [];
 
   beforeAll(async () => {
@@ -51,14 +54,16 @@ describe('a bundled handler run by node as Lambda runs it', () => {
       });
     });
     await new Promise<void>((resolve) => secretsManager.listen(0, '127.0.0.1', resolve));
+    sns = await startSnsStandIn();
   });
   afterAll(async () => {
     await new Promise<void>((resolve) => secretsManager?.close(() => resolve()));
+    await sns?.stop();
     await db?.drop();
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('loads the SDK through NODE_PATH, reads its secret and records the failed run', async () => {
+  it('loads the SDK through NODE_PATH, reads its secret, records the failed run and tells of it', async () => {
     await build({
       entryPoints: [path.join(PROJECT_ROOT, 'lambdas', 'handlers', 'report.ts')],
       outfile: path.join(dir, 'index.js'),
@@ -98,6 +103,8 @@ describe('a bundled handler run by node as Lambda runs it', () => {
         AWS_ACCESS_KEY_ID: 'test',
         AWS_SECRET_ACCESS_KEY: 'test',
         AWS_ENDPOINT_URL_SECRETS_MANAGER: `http://127.0.0.1:${port}`,
+        ROUNDTRIP_NOTIFICATION_TOPIC_ARN: 'arn:aws:sns:us-east-1:000000000000:roundtrip-bundled',
+        AWS_ENDPOINT_URL_SNS: sns.endpoint,
         POWERTOOLS_LOG_LEVEL: 'ERROR',
       },
     });
@@ -109,6 +116,13 @@ describe('a bundled handler run by node as Lambda runs it', () => {
     });
     expect(secretRequests).toEqual([
       { target: 'secretsmanager.GetSecretValue', secretId: 'roundtrip/postgres' },
+    ]);
+    expect(sns.published).toEqual([
+      {
+        topicArn: 'arn:aws:sns:us-east-1:000000000000:roundtrip-bundled',
+        subject: 'roundtrip bundled: run bundled-1 failed',
+        message: expect.stringContaining('Why: TerminalError: Unknown task "Nope"') as unknown,
+      },
     ]);
     const client = new Client({ connectionString: db.url });
     await client.connect();

@@ -1,0 +1,179 @@
+/**
+ * The Report tells of a failed run on the notification topic (DESIGN.md §1 step 5), through the
+ * real SNS client over HTTP to a stand-in: which run and why, the write-back figures, the errors
+ * by task, stage and code, the first records with their messages, where to see them all; once
+ * per run; nothing for a run that succeeded; a notification that cannot be sent does not change
+ * the run's outcome and is sent by a retried report.
+ */
+import { reportRun } from '../../../lambdas/core/writeback';
+import { executionConsoleUrl } from '../../../lambdas/core/writeback/notify';
+import { HANDLER_ENV } from '../../../lambdas/handlers/deps';
+import { snsNotifier } from '../../../lambdas/handlers/sns-deps';
+import { startSnsStandIn, type SnsStandIn } from '../../support/sns';
+import { SCORE_UPDATE, startWritebackEnv, type WritebackEnv } from './support';
+
+const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:roundtrip-wb-test-Notifications';
+const AWS_ENV = { AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
+
+describe('the notification of a failed run', () => {
+  let env: WritebackEnv;
+  let sns: SnsStandIn;
+  const saved: Record<string, string | undefined> = {};
+
+  beforeAll(async () => {
+    env = await startWritebackEnv();
+    sns = await startSnsStandIn();
+    for (const [k, v] of Object.entries(AWS_ENV)) {
+      saved[k] = process.env[k];
+      process.env[k] = v;
+    }
+  });
+  afterAll(async () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    await sns?.stop();
+    await env?.stop();
+  });
+  beforeEach(() => {
+    sns.published.length = 0;
+    sns.failNext = 0;
+  });
+
+  function deps() {
+    const base = env.deps({ writeback: [SCORE_UPDATE] });
+    const notifier = snsNotifier({
+      config: base.config,
+      env: { [HANDLER_ENV.notificationTopicArn]: TOPIC, AWS_ENDPOINT_URL_SNS: sns.endpoint },
+      secrets: { getSecret: () => Promise.reject(new Error('no secrets here')) },
+      logger: base.logger,
+    });
+    return { ...base, ...(notifier ? { notifier } : {}) };
+  }
+
+  /** A run whose write-back failed more records than maxFailureRate allows. */
+  async function failedRun(): Promise<string> {
+    const runId = await env.newRun();
+    await env.pool.query(
+      `UPDATE roundtrip.runs SET summary = $2::jsonb, execution_arn = $3 WHERE run_id = $1`,
+      [
+        runId,
+        JSON.stringify({
+          writeback: {
+            'Lead-update': {
+              sourceRows: 12,
+              rejected: 1,
+              unchanged: 1,
+              changed: 10,
+              written: 6,
+              failed: 4,
+              failureRate: 0.4,
+              failureRateExceeded: true,
+              apiCalls: 3,
+              api: 'collections',
+            },
+          },
+        }),
+        `arn:aws:states:eu-west-1:123456789012:execution:roundtrip-wb-test:${runId}`,
+      ],
+    );
+    await env.pool.query(
+      `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields)
+       VALUES ($1, 'Lead-update', '00Q000000000003AAA', 'push', 'FIELD_CUSTOM_VALIDATION_EXCEPTION', 'Score must be below 100', '{LeadScore__c}'),
+              ($1, 'Lead-update', '00Q000000000001AAA', 'push', 'FIELD_CUSTOM_VALIDATION_EXCEPTION', 'Score must be below 100', '{LeadScore__c}'),
+              ($1, 'Lead-update', '00Q000000000002AAA', 'push', 'FIELD_CUSTOM_VALIDATION_EXCEPTION', E'Score must\\nbe below 100', '{LeadScore__c}'),
+              ($1, 'Lead-update', '00Q000000000004AAA', 'push', 'UNABLE_TO_LOCK_ROW', 'unable to obtain exclusive access to this record', '{}'),
+              ($1, 'Lead-update', NULL, 'plan', 'MISSING_KEY', 'the key column "Id" is empty', '{}')`,
+      [runId],
+    );
+    return runId;
+  }
+
+  it('says which run failed and why, the errors by code and the first records, once', async () => {
+    const runId = await failedRun();
+    const d = deps();
+    const output = await reportRun(d, { runId });
+    expect(output.status).toBe('failed');
+    expect(sns.published).toHaveLength(1);
+    const [sent] = sns.published;
+    expect(sent?.topicArn).toBe(TOPIC);
+    expect(sent?.subject).toBe(`roundtrip wb-test: run ${runId} failed`);
+    expect(sent?.message.split('\n')).toEqual([
+      `roundtrip pipeline wb-test: run ${runId} failed.`,
+      '',
+      'Why: write-back Lead-update: 4 of 10 records failed (40.00 %), more than maxFailureRate 5.00 %',
+      '',
+      'Write-back:',
+      '  Lead-update: 10 to send, 6 written, 4 failed in Salesforce, 1 rejected before sending; 3 API calls (more failed than maxFailureRate allows)',
+      '',
+      'Errors by task, stage and code:',
+      '  Lead-update push FIELD_CUSTOM_VALIDATION_EXCEPTION: 3',
+      '  Lead-update plan MISSING_KEY: 1',
+      '  Lead-update push UNABLE_TO_LOCK_ROW: 1',
+      '',
+      'The first 5 records:',
+      '  Lead-update (no key): MISSING_KEY the key column "Id" is empty',
+      '  Lead-update 00Q000000000001AAA: FIELD_CUSTOM_VALIDATION_EXCEPTION Score must be below 100 [LeadScore__c]',
+      '  Lead-update 00Q000000000002AAA: FIELD_CUSTOM_VALIDATION_EXCEPTION Score must be below 100 [LeadScore__c]',
+      '  Lead-update 00Q000000000003AAA: FIELD_CUSTOM_VALIDATION_EXCEPTION Score must be below 100 [LeadScore__c]',
+      '  Lead-update 00Q000000000004AAA: UNABLE_TO_LOCK_ROW unable to obtain exclusive access to this record',
+      '',
+      'Every record:',
+      `  SELECT task, stage, key, salesforce_id, code, message, fields FROM roundtrip.writeback_errors WHERE run_id = '${runId}';`,
+      '',
+      `The run: SELECT * FROM roundtrip.runs WHERE run_id = '${runId}';`,
+      `The execution: https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/arn:aws:states:eu-west-1:123456789012:execution:roundtrip-wb-test:${runId}`,
+    ]);
+
+    // A retried report sends nothing more.
+    await reportRun(d, { runId });
+    expect(sns.published).toHaveLength(1);
+  });
+
+  it('sends nothing for a run that succeeded', async () => {
+    const runId = await env.newRun();
+    expect((await reportRun(deps(), { runId })).status).toBe('succeeded');
+    expect(sns.published).toEqual([]);
+  });
+
+  it('tells of a run that failed in a step, with the step’s error', async () => {
+    const runId = await env.newRun();
+    await reportRun(deps(), {
+      runId,
+      error: {
+        Error: 'TerminalError',
+        Cause: 'Run refused: it is forecast to make 900 Salesforce API calls',
+      },
+    });
+    expect(sns.published[0]?.message).toContain(
+      'Why: TerminalError: Run refused: it is forecast to make 900 Salesforce API calls',
+    );
+    expect(sns.published[0]?.message).not.toContain('Errors by task');
+  });
+
+  it('keeps the run’s outcome when the topic cannot be reached, and a retried report sends it', async () => {
+    const runId = await failedRun();
+    sns.failNext = 10; // more than the SDK's attempts
+    const d = deps();
+    expect((await reportRun(d, { runId })).status).toBe('failed');
+    expect(sns.published).toEqual([]);
+    expect(
+      env.logger.records.find(
+        (r) =>
+          r.message === 'Could not send the notification of the failed run' && r.attributes.runId === runId,
+      ),
+    ).toBeDefined();
+    sns.failNext = 0;
+    await reportRun(d, { runId });
+    expect(sns.published).toHaveLength(1);
+  });
+
+  it('links the execution only for an ARN of a Step Functions execution', () => {
+    expect(executionConsoleUrl('arn:aws:states:us-east-1:123456789012:execution:m:run-1')).toBe(
+      'https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/v2/executions/details/arn:aws:states:us-east-1:123456789012:execution:m:run-1',
+    );
+    expect(executionConsoleUrl(null)).toBeUndefined();
+    expect(executionConsoleUrl('local:run-1')).toBeUndefined();
+  });
+});
