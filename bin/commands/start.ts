@@ -39,7 +39,8 @@ const FINAL_STATUSES = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']);
 /**
  * The summary of a finished execution from its output (statemachine/definition.ts keeps
  * `$.run`, `$.extract`, `$.transform` and `$.report`). A failed execution has no output: its
- * summary has no task rows, and the error is printed from the history.
+ * summary has no task rows, and the error is printed from the history. A run Prepare skipped
+ * (another run going, `onOverlap: "skip"`) is `skipped`, its reason printed.
  */
 export function summaryFromExecutionOutput(
   executionName: string,
@@ -57,7 +58,9 @@ export function summaryFromExecutionOutput(
     ...transformTaskSummaries(o.transform),
     ...Object.entries(obj(report.writeback)).map(([task, figures]) => writebackTaskSummary(task, figures)),
   ];
-  const status = succeeded && report.status !== 'failed' ? 'succeeded' : 'failed';
+  const skipped = succeeded && typeof obj(o.run).skipped === 'string';
+  if (skipped) note(`run ${runId} skipped: ${String(obj(o.run).skipped)}`);
+  const status = skipped ? 'skipped' : succeeded && report.status !== 'failed' ? 'succeeded' : 'failed';
   return { runId, status, tasks };
 }
 
