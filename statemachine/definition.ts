@@ -188,15 +188,18 @@ export const TRANSIENT_RETRY = {
 
 /**
  * The retry of a write-back push or collect that found its task held by another invocation
- * (TaskBusyError): 20 s, then ×1.5 up to 2 min, 12 attempts — about 20 minutes, longer than a
- * Lambda can run, so the holder has finished or died (releasing the lock) by the last one.
+ * (TaskBusyError): 20 s, then ×1.5 up to 2 min, 12 attempts — 18 minutes in all, longer than a
+ * Lambda can run (15), so the holder has finished or died (releasing the lock) by the last one.
+ * Without jitter: full jitter would draw each wait between 0 and its interval, about 9 minutes
+ * in all on average, and then the last attempt could come while the holder still runs; and there
+ * is no crowd to spread, only the one holder to outwait.
  */
 export const BUSY_RETRY = {
   interval: Duration.seconds(20),
   backoffRate: 1.5,
   maxAttempts: 12,
   maxDelay: Duration.seconds(120),
-  jitterStrategy: sfn.JitterType.FULL,
+  jitterStrategy: sfn.JitterType.NONE,
 } as const;
 
 /** The steps that take a task's write-back lock (lambdas/core/writeback/push.ts withTaskLock). */

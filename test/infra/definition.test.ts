@@ -118,8 +118,11 @@ describe('the state machine definition', () => {
           BackoffRate: 1.5,
           MaxAttempts: 12,
           MaxDelaySeconds: 120,
-          JitterStrategy: 'FULL',
+          JitterStrategy: 'NONE',
         });
+        // Longer than the 15 minutes a Lambda (the holder) can run: 20, 30, 45, 67.5, 101.25, then 120 s.
+        const waits = Array.from({ length: 12 }, (_, i) => Math.min(20 * 1.5 ** i, 120));
+        expect(waits.reduce((a, b) => a + b, 0)).toBeGreaterThan(15 * 60);
         retry = retry.slice(1);
       }
       expect({ name, retries: retry.length }).toEqual({ name, retries: 1 });

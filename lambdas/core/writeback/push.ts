@@ -660,7 +660,7 @@ export const WRITEBACK_LOCK_CLASS = 0x7762616b;
  * Runs `fn` while holding the task's session advisory lock on a connection of its own: one push
  * or collect of a task at a time, across runs (a step retried while its first attempt still runs,
  * two runs of a schedule overlapping). Taken or not, it never waits: a held lock is a
- * TaskBusyError, which the state machine retries on a slower schedule (about 20 minutes in all).
+ * TaskBusyError, which the state machine retries on a slower schedule (18 minutes in all).
  * A Lambda that dies closes its connection, which releases the lock.
  */
 export async function withTaskLock<T>(deps: CoreDeps, taskName: string, fn: () => Promise<T>): Promise<T> {
