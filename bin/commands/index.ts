@@ -85,7 +85,8 @@ ${CONNECTION_HELP}
   status: `usage: roundtrip status [--config FILE] [--secrets FILE | --database-url URL] [--limit N] [--json]
 
 The recent runs of the pipeline from roundtrip.runs: status, duration, rows extracted,
-written, rejected, failed, API calls, and the error of a failed run.
+written, rejected, failed, API calls, and the error of a failed run or the reason of a
+skipped one (a scheduled run that found another still going).
 
   -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
   --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
@@ -107,7 +108,7 @@ follows it to the end, then prints the run's summary.
   emulate: `usage: roundtrip emulate salesforce [--port N] [--host HOST] [--seed FILE|DIR] [--describes DIR]
                                   [--daily-api-limit N] [--jwt-certificate PEM_FILE]
        roundtrip emulate athena --data DIR [--port N] [--host HOST] [--results DIR]
-                                [--workgroup NAME[=s3://bucket/prefix/][!]]…
+                                [--workgroup NAME[=s3://bucket/prefix/][!]]… [--queued-ms N] [--running-ms N]
 
 Runs one emulator until Ctrl-C, after printing its endpoint and the credentials it accepts.
 Details: docs/salesforce-emulator.md, docs/athena-emulator.md
