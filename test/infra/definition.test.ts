@@ -30,6 +30,7 @@ import {
   type TaskBinding,
 } from '../../statemachine/definition';
 import { ATHENA_MAX_QUERIES_PER_TASK } from '../../lambdas/connectors/athena/tokens';
+import { RUN_TIMEOUT_HOURS, STILL_GOING_QUIET_MINUTES } from '../../lambdas/core/contracts';
 import { fullConfig, newApp } from './support';
 import { PipelineStack } from '../../lib/pipeline-stack';
 
@@ -181,6 +182,37 @@ describe('the state machine definition', () => {
       WorkGroup: 'roundtrip-full',
     });
     expect(query?.TimeoutSeconds).toBeGreaterThanOrEqual(30 * 60);
+  });
+
+  it('counts a live run as still going through its longest stretch without a step: an Athena query and its reruns', () => {
+    // Each Lambda step marks its start on the run (last_step_at); the native query and its reruns
+    // do not. A scheduled run must not take a live run that is only waiting on Athena for dead.
+    const states = allStates(full);
+    const names = taskStateNames('athena_customers');
+    const query = states.get(names.query) as State & {
+      TimeoutSeconds: number;
+      Retry: {
+        ErrorEquals: string[];
+        IntervalSeconds: number;
+        BackoffRate: number;
+        MaxAttempts: number;
+        MaxDelaySeconds: number;
+      }[];
+    };
+    const retry = query.Retry.find((r) => r.ErrorEquals.includes(TRANSIENT_ATHENA_ERRORS[0]));
+    let retryDelays = 0;
+    for (let k = 0; k < (retry?.MaxAttempts ?? 0); k++) {
+      retryDelays += Math.min(retry!.IntervalSeconds * retry!.BackoffRate ** k, retry!.MaxDelaySeconds);
+    }
+    const prepare = states.get(RUN_STATES.prepare) as State & { TimeoutSeconds: number };
+    const requeryWait = states.get(names.requeryWait) as State & { Seconds: number };
+    const longestQuietSeconds =
+      prepare.TimeoutSeconds +
+      ATHENA_MAX_QUERIES_PER_TASK * (query.TimeoutSeconds + retryDelays) +
+      (ATHENA_MAX_QUERIES_PER_TASK - 1) * requeryWait.Seconds;
+    expect(STILL_GOING_QUIET_MINUTES * 60).toBeGreaterThan(longestQuietSeconds);
+    // A run that died without its report is closed by a later report well after that.
+    expect(STILL_GOING_QUIET_MINUTES).toBeLessThan(RUN_TIMEOUT_HOURS * 60);
   });
 
   it('runs the queries with the cross-account role when the config names one', () => {
