@@ -3,7 +3,7 @@
  * function of (scope, functions, config). Standard workflow, JSONPath only, and only what
  * `aws-local-stepfunctions` 3.x also runs (DESIGN.md §5): Task, Parallel, Choice, Wait, Pass,
  * Succeed and Fail states, Retry/Catch, InputPath/Parameters/ResultSelector/ResultPath, the
- * intrinsics `States.ArrayContains`, `States.Format` and `States.Hash`, and the context object's
+ * intrinsics `States.ArrayContains`, `States.Format`, `States.Hash` and `States.MathAdd`, and the context object's
  * `$$.Execution.Name`. No JSONata, no variables, no Map with an ItemReader.
  *
  * ```
