@@ -35,11 +35,12 @@ function oneLine(text: string, max: number): string {
 
 /**
  * The Step Functions console page of an execution, from its ARN
- * (`arn:<partition>:states:<region>:<account>:execution:<machine>:<name>`); none for another form
- * (a local run's).
+ * (`arn:aws:states:<region>:<account>:execution:<machine>:<name>`); none for another form (a
+ * local run's), nor for another partition (China, GovCloud), whose console lives elsewhere than
+ * `<region>.console.aws.amazon.com`.
  */
 export function executionConsoleUrl(executionArn: string | null | undefined): string | undefined {
-  const m = /^arn:aws[a-z-]*:states:([a-z0-9-]+):\d{12}:execution:[^:]+:[^:]+$/.exec(executionArn ?? '');
+  const m = /^arn:aws:states:([a-z0-9-]+):\d{12}:execution:[^:]+:[^:]+$/.exec(executionArn ?? '');
   if (!m) return undefined;
   const region = m[1] as string;
   return `https://${region}.console.aws.amazon.com/states/home?region=${region}#/v2/executions/details/${executionArn}`;

@@ -175,5 +175,12 @@ describe('the notification of a failed run', () => {
     );
     expect(executionConsoleUrl(null)).toBeUndefined();
     expect(executionConsoleUrl('local:run-1')).toBeUndefined();
+    // Other partitions have consoles of their own (console.amazonaws.cn, …): no link rather than a wrong one.
+    expect(
+      executionConsoleUrl('arn:aws-cn:states:cn-north-1:123456789012:execution:m:run-1'),
+    ).toBeUndefined();
+    expect(
+      executionConsoleUrl('arn:aws-us-gov:states:us-gov-west-1:123456789012:execution:m:run-1'),
+    ).toBeUndefined();
   });
 });
