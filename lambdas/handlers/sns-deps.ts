@@ -9,6 +9,20 @@ import { HANDLER_ENV, traced, type NotifierBuilder } from './deps';
 /** SNS messages are at most 256 KB; ours are a few KB, and one is cut well below that. */
 export const SNS_MESSAGE_MAX_BYTES = 200_000;
 
+/**
+ * An SNS that cannot be reached (a VPC without a NAT gateway or an SNS endpoint) fails the
+ * publish in seconds, not at the Report's Lambda timeout: the run's outcome is saved by then, and
+ * the Report must still close abandoned runs and prune.
+ */
+export const SNS_TIMEOUTS = {
+  connectionTimeout: 3_000,
+  requestTimeout: 5_000,
+  throwOnRequestTimeout: true,
+} as const;
+
+/** Attempts of a publish (the SDK's default is 3): with the timeouts, at most about 10 s in all. */
+export const SNS_MAX_ATTEMPTS = 2;
+
 /** A message's text within {@link SNS_MESSAGE_MAX_BYTES} of UTF-8. */
 export function withinSnsLimit(text: string): string {
   const bytes = Buffer.from(text, 'utf8');
@@ -33,7 +47,14 @@ export const snsNotifier: NotifierBuilder = ({ env }): Notifier | undefined => {
   return {
     async publish(message) {
       sns ??= import('@aws-sdk/client-sns').then(({ SNSClient, PublishCommand }) => ({
-        client: traced(new SNSClient(endpoint ? { endpoint } : {})),
+        client: traced(
+          new SNSClient({
+            ...(endpoint ? { endpoint } : {}),
+            // (`throwOnRequestTimeout`: without it the SDK only warns when the answer is late.)
+            requestHandler: SNS_TIMEOUTS,
+            maxAttempts: SNS_MAX_ATTEMPTS,
+          }),
+        ),
         PublishCommand,
       }));
       const { client, PublishCommand } = await sns;

@@ -2,7 +2,8 @@
  * A stand-in for Amazon SNS's `Publish`, enough for the real `@aws-sdk/client-sns` client to talk
  * to over HTTP: the query protocol (a form-encoded POST with `Action=Publish`) answered with
  * SNS's XML, every message kept. `failNext` answers the next n publishes with SNS's 500
- * `InternalError` (the SDK retries it; set it above the SDK's attempts for a failure).
+ * `InternalError` (the SDK retries it; set it above the SDK's attempts for a failure); `hang`
+ * answers nothing at all (an endpoint that cannot be reached in time).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +20,7 @@ export interface SnsStandIn {
   readonly endpoint: string;
   readonly published: Published[];
   failNext: number;
+  hang: boolean;
   stop(): Promise<void>;
 }
 
@@ -27,8 +29,9 @@ const XMLNS = 'http://sns.amazonaws.com/doc/2010-03-31/';
 /** Starts it on a free loopback port. */
 export async function startSnsStandIn(): Promise<SnsStandIn> {
   let count = 0;
-  const standIn = { published: [] as Published[], failNext: 0 };
+  const standIn = { published: [] as Published[], failNext: 0, hang: false };
   const server = http.createServer((req, res) => {
+    if (standIn.hang) return;
     let body = '';
     req.setEncoding('utf8');
     req.on('data', (chunk: string) => (body += chunk));
@@ -65,6 +68,10 @@ export async function startSnsStandIn(): Promise<SnsStandIn> {
   const { port } = server.address() as AddressInfo;
   return Object.assign(standIn, {
     endpoint: `http://127.0.0.1:${port}`,
-    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   });
 }

@@ -102,7 +102,7 @@ export async function closeAbandonedRuns(client: PoolClient, pipeline: string, n
   const { rows } = await client.query<{ run_id: string }>(
     `UPDATE roundtrip.runs
         SET status = 'failed', finished_at = $3,
-            error = 'Abandoned: still running ' || $4 || ' hours after it started, longer than an execution may run. '
+            error = 'Abandoned: still running more than ' || $4 || ' hours after it started, longer than an execution may run. '
                  || 'Its execution was stopped, timed out or interrupted before its report; closed by a later run''s report'
       WHERE pipeline = $1 AND status = 'running' AND started_at < $2
       RETURNING run_id`,

@@ -39,6 +39,7 @@ describe('the notification of a failed run', () => {
   beforeEach(() => {
     sns.published.length = 0;
     sns.failNext = 0;
+    sns.hang = false;
   });
 
   function deps() {
@@ -152,7 +153,7 @@ describe('the notification of a failed run', () => {
     expect(sns.published[0]?.message).not.toContain('Errors by task');
   });
 
-  it('keeps the run’s outcome when the topic cannot be reached, and a retried report sends it', async () => {
+  it('keeps the run’s outcome when the topic cannot be reached; a later report of the run (a retried step) sends it', async () => {
     const runId = await failedRun();
     sns.failNext = 10; // more than the SDK's attempts
     const d = deps();
@@ -168,6 +169,21 @@ describe('the notification of a failed run', () => {
     await reportRun(d, { runId });
     expect(sns.published).toHaveLength(1);
   });
+
+  it('gives up on a topic that does not answer within seconds, and the report still ends', async () => {
+    const runId = await failedRun();
+    sns.hang = true;
+    const started = Date.now();
+    expect((await reportRun(deps(), { runId })).status).toBe('failed');
+    // Two attempts of at most 5 s each (SNS_TIMEOUTS, SNS_MAX_ATTEMPTS), not a Lambda timeout.
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(
+      env.logger.records.find(
+        (r) =>
+          r.message === 'Could not send the notification of the failed run' && r.attributes.runId === runId,
+      )?.attributes.error,
+    ).toMatch(/requestTimeout/);
+  }, 60_000);
 
   it('links the execution only for an ARN of a Step Functions execution', () => {
     expect(executionConsoleUrl('arn:aws:states:us-east-1:123456789012:execution:m:run-1')).toBe(

@@ -158,7 +158,9 @@ describe('pruning the details of old runs', () => {
     );
     const byId = new Map(rows.map((r) => [r.run_id, r]));
     expect(byId.get(abandoned)).toMatchObject({ status: 'failed', finished: true });
-    expect(byId.get(abandoned)?.error).toMatch(/^Abandoned: still running 13 hours after it started/);
+    expect(byId.get(abandoned)?.error).toMatch(
+      /^Abandoned: still running more than 13 hours after it started/,
+    );
     expect(byId.get(stillGoing)).toMatchObject({ status: 'running', finished: false, error: null });
     expect(byId.get(elsewhere)).toMatchObject({ status: 'running', finished: false });
     expect(
