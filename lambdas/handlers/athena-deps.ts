@@ -4,7 +4,7 @@
  * SDK (on first use, through dynamic `import()`).
  */
 import type { AthenaConnector } from '../connectors/athena';
-import { HANDLER_ENV, traced, type AthenaBuilder } from './deps';
+import { AWS_API_TIMEOUTS, HANDLER_ENV, S3_TIMEOUTS, traced, type AthenaBuilder } from './deps';
 
 /** The default region when neither `AWS_REGION` nor `AWS_DEFAULT_REGION` is set (Lambda sets it). */
 const FALLBACK_REGION = 'us-east-1';
@@ -27,12 +27,16 @@ export const athenaFromRole: AthenaBuilder = async (settings, { env, logger }): 
       import('../connectors/athena/role'),
     ]);
     clients = athenaClientsForRole(settings.roleArn, {
-      sts: traced(new STSClient({})),
+      sts: traced(new STSClient({ requestHandler: AWS_API_TIMEOUTS })),
       region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? FALLBACK_REGION,
-      s3Config: { forcePathStyle },
+      athenaConfig: { requestHandler: AWS_API_TIMEOUTS },
+      s3Config: { forcePathStyle, requestHandler: S3_TIMEOUTS },
     });
   } else {
-    clients = { athena: new AthenaClient({}), s3: new S3Client({ forcePathStyle }) };
+    clients = {
+      athena: new AthenaClient({ requestHandler: AWS_API_TIMEOUTS }),
+      s3: new S3Client({ forcePathStyle, requestHandler: S3_TIMEOUTS }),
+    };
   }
   return createAthenaConnector({
     athena: traced(clients.athena),

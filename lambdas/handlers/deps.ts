@@ -117,6 +117,25 @@ export async function configFromEnv(env: HandlerEnv): Promise<PipelineConfig> {
 }
 
 /**
+ * Timeouts of the AWS API clients the handlers build (Secrets Manager, Athena, STS): an endpoint
+ * that cannot be reached (a VPC with neither a NAT gateway nor an interface endpoint for it) fails
+ * the call within seconds with the SDK's TimeoutError, a transient error that names the service,
+ * instead of holding the step until its Lambda timeout (`States.Timeout`, which says nothing of
+ * why). `throwOnRequestTimeout`: without it the SDK only warns when an answer is late.
+ */
+export const AWS_API_TIMEOUTS = {
+  connectionTimeout: 5_000,
+  requestTimeout: 30_000,
+  throwOnRequestTimeout: true,
+} as const;
+
+/**
+ * S3 streams result files into COPY: only connecting is bounded (a read may pause while the
+ * database catches up; a dropped stream is resumed with a Range request).
+ */
+export const S3_TIMEOUTS = { connectionTimeout: 5_000 } as const;
+
+/**
  * The secrets of this environment: a local file and variables when `ROUNDTRIP_LOCAL_SECRETS_FILE`
  * is set, else Secrets Manager (its client traced by X-Ray in Lambda). The Secrets Manager SDK is
  * loaded here, on first use, not when the handler module is.
@@ -126,7 +145,9 @@ export async function secretsFromEnv(env: HandlerEnv): Promise<SecretsProvider> 
   const localFile = env[HANDLER_ENV.localSecretsFile];
   if (localFile) return secrets.createLocalSecretsProvider({ file: localFile, env });
   const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
-  return secrets.createSecretsManagerProvider({ client: traced(new SecretsManagerClient({})) });
+  return secrets.createSecretsManagerProvider({
+    client: traced(new SecretsManagerClient({ requestHandler: AWS_API_TIMEOUTS })),
+  });
 }
 
 /** The PostgreSQL pool of the config, with the credentials of its secret. */
