@@ -155,18 +155,19 @@ export async function prepare(
     full,
     dryRun,
   });
+  const output = (forecast: ApiForecast): PrepareOutput => ({
+    runId,
+    pipeline: config.name,
+    tasks,
+    full,
+    dryRun,
+    startedAt: run.startedAt.toISOString(),
+    forecast,
+    ...(skipped ? { skipped } : {}),
+  });
   if (skipped) {
     logger.warn('Run skipped: another run of the pipeline is still going', { reason: skipped });
-    return {
-      runId,
-      pipeline: config.name,
-      tasks,
-      full,
-      dryRun,
-      startedAt: run.startedAt.toISOString(),
-      forecast: { salesforceApiCalls: 0 },
-      skipped,
-    };
+    return output({ salesforceApiCalls: 0 });
   }
 
   let forecast: ApiForecast = { salesforceApiCalls: 0 };
@@ -190,15 +191,7 @@ export async function prepare(
     checkBudget(config, total, perTask, limits);
   }
 
-  return {
-    runId,
-    pipeline: config.name,
-    tasks,
-    full,
-    dryRun,
-    startedAt: run.startedAt.toISOString(),
-    forecast,
-  };
+  return output(forecast);
 
   /**
    * The reason this run is skipped, when another run of the pipeline is still going: the run is
