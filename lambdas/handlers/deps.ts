@@ -17,7 +17,8 @@
  * - `ROUNDTRIP_NOTIFICATION_TOPIC_ARN` (optional, the Report function's): the SNS topic a failed
  *   run is told to.
  * - `AWS_REGION` (set by Lambda), and the SDK's own `AWS_ENDPOINT_URL_ATHENA` /
- *   `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_SECRETS_MANAGER` when pointing the clients elsewhere.
+ *   `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_SECRETS_MANAGER` / `AWS_ENDPOINT_URL_SNS` when
+ *   pointing the clients elsewhere.
  * - `POWERTOOLS_LOG_LEVEL`, `POWERTOOLS_SERVICE_NAME`: the shared Powertools logger
  *   (lambdas/shared/observability.ts), which the core steps log through.
  */
