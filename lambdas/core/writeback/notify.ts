@@ -19,7 +19,7 @@ export const NOTIFICATION_SAMPLE_RECORDS = 10;
 /** Groups of errors (task, stage, code) shown, the largest first. */
 export const NOTIFICATION_ERROR_GROUPS = 10;
 
-/** SNS subjects are one line of fewer than 100 characters. */
+/** SNS subjects are one line of fewer than 100 ASCII characters (SNS API reference, Publish). */
 const SUBJECT_MAX_CHARS = 99;
 
 /** A message line is cut here: a validation rule's message can be long. */
@@ -31,6 +31,12 @@ function oneLine(text: string, max: number): string {
   // eslint-disable-next-line no-control-regex
   const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
   return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
+}
+
+/** A subject SNS takes: printable ASCII only, cut with "..." within {@link SUBJECT_MAX_CHARS}. */
+export function snsSubject(text: string): string {
+  const ascii = text.replace(/[^\x20-\x7e]+/g, ' ').trim();
+  return ascii.length <= SUBJECT_MAX_CHARS ? ascii : `${ascii.slice(0, SUBJECT_MAX_CHARS - 3)}...`;
 }
 
 /**
@@ -107,7 +113,7 @@ export async function failedRunNotification(
   lines.push('', `The run: SELECT * FROM roundtrip.runs WHERE run_id = '${runId}';`);
   if (url) lines.push(`The execution: ${url}`);
   return {
-    subject: oneLine(`roundtrip ${pipeline}: run ${runId} failed`, SUBJECT_MAX_CHARS),
+    subject: snsSubject(`roundtrip ${pipeline}: run ${runId} failed`),
     text: lines.join('\n'),
   };
 }
