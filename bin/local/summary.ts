@@ -3,7 +3,7 @@
  * written, rejected, failed and API calls, read back from `roundtrip.runs.summary` — the record
  * the steps themselves keep, so the CLI shows what the pipeline stored, not what it guessed.
  */
-import type { Pool } from 'pg';
+import { Client, type Pool } from 'pg';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
 
 /** One task's figures. */
@@ -105,12 +105,21 @@ export function writebackTaskSummary(task: string, figures: unknown): TaskSummar
  * there. Whether a row was updated.
  */
 export async function markRunInterrupted(pool: Pool, runId: string, signal: string): Promise<boolean> {
-  const { rowCount } = await pool.query(
-    `UPDATE roundtrip.runs SET status = 'failed', finished_at = now(), error = $2
-      WHERE run_id = $1 AND status = 'running'`,
-    [runId, `Interrupted by ${signal} on this machine before its report`],
-  );
-  return rowCount === 1;
+  // A connection of its own, with the pool's settings: the steps still running may hold every
+  // connection of the pool (a COPY, a lock wait), and the mark must not queue behind them.
+  const client = new Client(pool.options);
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const { rowCount } = await client.query(
+      `UPDATE roundtrip.runs SET status = 'failed', finished_at = now(), error = $2
+        WHERE run_id = $1 AND status = 'running'`,
+      [runId, `Interrupted by ${signal} on this machine before its report`],
+    );
+    return rowCount === 1;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 /** Reads one run, or undefined when no run has that id (or the state schema does not exist yet). */
