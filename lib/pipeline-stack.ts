@@ -139,6 +139,11 @@ export function secretArnForPolicy(stack: Stack, reference: string): string {
  */
 export const NOTIFICATION_TOPIC_ENV = 'ROUNDTRIP_NOTIFICATION_TOPIC_ARN';
 
+/** The state machine's name: `roundtrip-<pipeline>`. */
+export function stateMachineNameOf(pipeline: string): string {
+  return `roundtrip-${pipeline}`;
+}
+
 /** One pipeline's AWS resources. */
 export class PipelineStack extends Stack {
   /** Where failures and crossed thresholds are published. */
@@ -237,6 +242,26 @@ export class PipelineStack extends Stack {
       });
     }
     this.functions = functions;
+    // Prepare asks whether another run's execution still runs (runs that overlap,
+    // lambdas/core/prepare.ts): executions of this state machine only, by name.
+    const executionsArn = this.formatArn({
+      service: 'states',
+      resource: 'execution',
+      resourceName: `${stateMachineNameOf(config.name)}:*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    functions.prepare.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'DescribeOwnExecutions',
+        actions: ['states:DescribeExecution'],
+        resources: [executionsArn],
+      }),
+    );
+    acknowledge(
+      policyOf(functions.prepare.role),
+      [`AwsSolutions-IAM5[Resource::${nagResource(this, executionsArn)}]`],
+      "Executions are named when they start (the run id): the executions of this pipeline's own state machine is the narrowest resource.",
+    );
     // The Report tells of a failed run on the topic: why, the errors by code, the first records
     // (lambdas/core/writeback/notify.ts). The alarms still tell of executions that fail before.
     functions.report.function.addEnvironment(NOTIFICATION_TOPIC_ENV, this.notificationTopic.topicArn);
@@ -299,7 +324,7 @@ export class PipelineStack extends Stack {
       removalPolicy: RemovalPolicy.DESTROY,
     });
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      stateMachineName: `roundtrip-${config.name}`,
+      stateMachineName: stateMachineNameOf(config.name),
       stateMachineType: sfn.StateMachineType.STANDARD,
       queryLanguage: sfn.QueryLanguage.JSON_PATH,
       definitionBody: sfn.DefinitionBody.fromChainable(definition.start),

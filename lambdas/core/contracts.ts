@@ -27,6 +27,9 @@ export const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,80}$/;
  */
 export const RUN_TIMEOUT_HOURS = 12;
 
+/** A run still `running` this long after it started is abandoned: an hour beyond the execution timeout. */
+export const ABANDONED_AFTER_HOURS = RUN_TIMEOUT_HOURS + 1;
+
 /** A run id. */
 export const RunId = z
   .string()
@@ -56,7 +59,8 @@ export const RunInput = z.strictObject({
 export type RunInput = z.infer<typeof RunInput>;
 
 /**
- * A `running` run counts as still going while one of its steps started within this many
+ * When Step Functions cannot be asked about a run (a laptop's, or the call failed), a `running`
+ * run counts as still going while one of its steps started within this many
  * minutes: longer than any quiet stretch of a live run. The longest is an Athena extract's: no
  * Lambda step starts while the state machine's native query runs (up to 32 minutes) and is rerun
  * after a retryable failure (up to 4 queries, 30 s apart: about 136 minutes after Prepare began,

@@ -30,6 +30,15 @@ export interface Notifier {
   publish(message: Notification): Promise<void>;
 }
 
+/**
+ * Where a Step Functions execution stands (DescribeExecution `status`: `RUNNING`, `SUCCEEDED`,
+ * `FAILED`, `TIMED_OUT`, `ABORTED`, `PENDING_REDRIVE`), or `undefined` when there is no such
+ * execution (a run recorded by a laptop, say).
+ */
+export interface ExecutionStatusReader {
+  statusOf(executionArn: string): Promise<string | undefined>;
+}
+
 /** The dependencies of the core steps. */
 export interface CoreDeps {
   /** The validated pipeline config. */
@@ -46,6 +55,11 @@ export interface CoreDeps {
   readonly clock: Clock;
   /** Where the Report step tells of a failed run. @default nobody (local runs) */
   readonly notifier?: Notifier;
+  /**
+   * How Prepare asks whether another run's execution still runs (in AWS). @default none: a run
+   * counts as going while its steps start (local runs)
+   */
+  readonly executions?: ExecutionStatusReader;
 }
 
 /** The Salesforce connector of the deps, signing in when it is a function. */

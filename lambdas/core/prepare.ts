@@ -4,8 +4,10 @@
  * answer, and refuse to start a run whose forecast Salesforce API cost exceeds the budget.
  *
  * A run started with `onOverlap: 'skip'` (the schedule's) while another run of the pipeline is
- * still going — `running`, with a step started within STILL_GOING_QUIET_MINUTES — is recorded
- * `skipped` and ends at once: no Salesforce call, no second extract of the same data.
+ * still going is recorded `skipped` and ends at once: no Salesforce call, no second extract of the
+ * same data. Going: its execution is RUNNING, when Step Functions can be asked (in AWS; a run
+ * whose execution ended without its report is closed as failed here); else `running` with a step
+ * started within STILL_GOING_QUIET_MINUTES.
  *
  * Idempotent: given the same run id (the state machine passes its execution name), a retried
  * Prepare finds the row the first attempt inserted and answers with the same start time.
@@ -18,6 +20,7 @@ import type { SalesforceLimits } from '../connectors/salesforce';
 import { DEFAULT_BULK_RESULT_PAGE_RECORDS } from '../connectors/salesforce/constants';
 import { TerminalError } from '../shared/errors';
 import {
+  ABANDONED_AFTER_HOURS,
   PrepareInput,
   STILL_GOING_QUIET_MINUTES,
   parseStepInput,
@@ -26,8 +29,11 @@ import {
   type SelectedTasks,
 } from './contracts';
 import { salesforceOf, splitTableName, type CoreDeps } from './deps';
-import { recordRun, stillGoingRuns, tableColumns, type RecordedRun } from './run-state';
+import { otherRunningRuns, recordRun, tableColumns, type RecordedRun } from './run-state';
 import { chooseReadApi, forecastReadCalls, readFilter } from './salesforce-read';
+
+/** A Step Functions execution's ARN (`arn:<partition>:states:<region>:<account>:execution:<machine>:<name>`). */
+const EXECUTION_ARN = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/;
 
 /** The advisory lock class of a pipeline's Prepare that skips while another run goes on ('runs'). */
 export const PREPARE_LOCK_CLASS = 0x72756e73;
@@ -207,16 +213,60 @@ export async function prepare(
       return rows[0]?.error ?? 'Skipped';
     }
     const now = deps.clock.now();
-    const [other] = await stillGoingRuns(client, config.name, runId, now, STILL_GOING_QUIET_MINUTES);
-    if (!other) return undefined;
-    const reason =
-      `Skipped: run ${other.runId} of pipeline ${config.name} is still going (started ${other.startedAt.toISOString()}, ` +
-      `its latest step started ${other.lastStepAt.toISOString()}), and this run was started with onOverlap "skip"`;
-    await client.query(
-      `UPDATE roundtrip.runs SET status = 'skipped', finished_at = $2, error = $3 WHERE run_id = $1`,
-      [runId, now, reason],
-    );
-    return reason;
+    const since = new Date(now.getTime() - ABANDONED_AFTER_HOURS * 3_600_000);
+    for (const other of await otherRunningRuns(client, config.name, runId, since)) {
+      const execution = await executionStatus(other.executionArn);
+      if (execution !== undefined && execution !== 'RUNNING') {
+        // Its execution is over, and never reported: stopped from the console, say.
+        await client.query(
+          `UPDATE roundtrip.runs SET status = 'failed', finished_at = $2, error = $3
+            WHERE run_id = $1 AND status = 'running'`,
+          [
+            other.runId,
+            now,
+            `Its execution ended ${execution} without its report (seen by the Prepare of run ${runId})`,
+          ],
+        );
+        logger.warn('Closed a run whose execution ended without its report', {
+          closedRunId: other.runId,
+          executionStatus: execution,
+        });
+        continue;
+      }
+      const quietSince = new Date(now.getTime() - STILL_GOING_QUIET_MINUTES * 60_000);
+      if (execution === undefined && other.lastStepAt <= quietSince) continue;
+      const why =
+        execution === 'RUNNING'
+          ? 'its execution is RUNNING'
+          : `its latest step started ${other.lastStepAt.toISOString()}`;
+      const reason =
+        `Skipped: run ${other.runId} of pipeline ${config.name} is still going (started ${other.startedAt.toISOString()}, ` +
+        `${why}), and this run was started with onOverlap "skip"`;
+      await client.query(
+        `UPDATE roundtrip.runs SET status = 'skipped', finished_at = $2, error = $3 WHERE run_id = $1`,
+        [runId, now, reason],
+      );
+      return reason;
+    }
+    return undefined;
+  }
+
+  /**
+   * The status of a run's execution when Step Functions can be asked (in AWS, for an execution's
+   * ARN); `undefined` when it cannot (a laptop, a run recorded locally, an error asking): the run
+   * then counts as going while its steps start (STILL_GOING_QUIET_MINUTES).
+   */
+  async function executionStatus(executionArn: string | null): Promise<string | undefined> {
+    if (!deps.executions || !executionArn || !EXECUTION_ARN.test(executionArn)) return undefined;
+    try {
+      return await deps.executions.statusOf(executionArn);
+    } catch (err) {
+      logger.warn('Could not ask Step Functions whether a run still runs; going by its steps', {
+        executionArn,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return undefined;
+    }
   }
 
   async function forecastExtract(

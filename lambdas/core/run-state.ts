@@ -79,7 +79,7 @@ export async function recordRun(
 
 /**
  * Marks that a step of the run starts now (`last_step_at`): how a later run tells a run still
- * going from one that died without a report ({@link stillGoingRuns}). Only a `running` run.
+ * going from one that died without a report (lambdas/core/prepare.ts). Only a `running` run.
  */
 export async function markStepStarted(client: ClientBase, runId: string, at: Date): Promise<void> {
   await client.query(`UPDATE roundtrip.runs SET last_step_at = $2 WHERE run_id = $1 AND status = 'running'`, [
@@ -88,34 +88,43 @@ export async function markStepStarted(client: ClientBase, runId: string, at: Dat
   ]);
 }
 
-/** A run of the pipeline other than the caller's that is still going. */
-export interface GoingRun {
+/** A run of the pipeline other than the caller's that is still `running`. */
+export interface RunningRun {
   readonly runId: string;
   readonly startedAt: Date;
   /** When its latest step started (its start when no step has yet). */
   readonly lastStepAt: Date;
+  readonly executionArn: string | null;
 }
 
 /**
- * The pipeline's other runs still going at `now`: `running`, with a step (or their own start)
- * within `quietMinutes`. Oldest first.
+ * The pipeline's other runs still `running` that started after `since` (older ones are closed by
+ * the Report as abandoned). Oldest first.
  */
-export async function stillGoingRuns(
+export async function otherRunningRuns(
   client: ClientBase,
   pipeline: string,
   runId: string,
-  now: Date,
-  quietMinutes: number,
-): Promise<GoingRun[]> {
-  const { rows } = await client.query<{ run_id: string; started_at: Date; last_step_at: Date }>(
-    `SELECT run_id, started_at, greatest(started_at, last_step_at) AS last_step_at
+  since: Date,
+): Promise<RunningRun[]> {
+  const { rows } = await client.query<{
+    run_id: string;
+    started_at: Date;
+    last_step_at: Date;
+    execution_arn: string | null;
+  }>(
+    `SELECT run_id, started_at, greatest(started_at, last_step_at) AS last_step_at, execution_arn
        FROM roundtrip.runs
-      WHERE pipeline = $1 AND status = 'running' AND run_id <> $2
-        AND greatest(started_at, last_step_at) > $3
+      WHERE pipeline = $1 AND status = 'running' AND run_id <> $2 AND started_at > $3
       ORDER BY started_at, run_id`,
-    [pipeline, runId, new Date(now.getTime() - quietMinutes * 60_000)],
+    [pipeline, runId, since],
   );
-  return rows.map((r) => ({ runId: r.run_id, startedAt: r.started_at, lastStepAt: r.last_step_at }));
+  return rows.map((r) => ({
+    runId: r.run_id,
+    startedAt: r.started_at,
+    lastStepAt: r.last_step_at,
+    executionArn: r.execution_arn,
+  }));
 }
 
 /**

@@ -17,7 +17,8 @@
  * - `ROUNDTRIP_NOTIFICATION_TOPIC_ARN` (optional, the Report function's): the SNS topic a failed
  *   run is told to.
  * - `AWS_REGION` (set by Lambda), and the SDK's own `AWS_ENDPOINT_URL_ATHENA` /
- *   `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_SECRETS_MANAGER` / `AWS_ENDPOINT_URL_SNS` when
+ *   `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_SECRETS_MANAGER` / `AWS_ENDPOINT_URL_SNS` /
+ *   `AWS_ENDPOINT_URL_SFN` when
  *   pointing the clients elsewhere.
  * - `POWERTOOLS_LOG_LEVEL`, `POWERTOOLS_SERVICE_NAME`: the shared Powertools logger
  *   (lambdas/shared/observability.ts), which the core steps log through.
@@ -29,7 +30,7 @@ import { parseConfig, type PipelineConfig } from '../config';
 import type { AthenaConnector } from '../connectors/athena';
 import { createPool, withClient, type PostgresPool, type PostgresSource } from '../connectors/postgres/pool';
 import type { SalesforceConnector } from '../connectors/salesforce';
-import type { CoreDeps, Notifier } from '../core/deps';
+import type { CoreDeps, ExecutionStatusReader, Notifier } from '../core/deps';
 import { markStepStarted } from '../core/run-state';
 import { systemClock } from '../shared/clock';
 import { ConfigError } from '../shared/errors';
@@ -197,11 +198,15 @@ export type AthenaBuilder = (
 /** Builds the notifier of the deps, or nothing when the environment names no topic. */
 export type NotifierBuilder = (context: ConnectorContext) => Notifier | undefined;
 
-/** The connectors a step uses, by their builders (./salesforce-deps.ts, ./athena-deps.ts, ./sns-deps.ts). */
+/** Builds the reader of executions' status (Step Functions), for the Prepare step. */
+export type ExecutionsBuilder = (context: ConnectorContext) => ExecutionStatusReader;
+
+/** The connectors a step uses, by their builders (./salesforce-deps.ts, ./athena-deps.ts, ./sns-deps.ts, ./sfn-deps.ts). */
 export interface StepConnectors {
   readonly salesforce?: SalesforceBuilder;
   readonly athena?: AthenaBuilder;
   readonly notifier?: NotifierBuilder;
+  readonly executions?: ExecutionsBuilder;
 }
 
 /**
@@ -231,12 +236,14 @@ export async function buildHandlerDeps(
     throw err;
   }
   const notifier = connectors.notifier?.(context);
+  const executions = connectors.executions?.(context);
   return {
     config,
     pg,
     ...(salesforce ? { salesforce } : {}),
     ...(athena ? { athena } : {}),
     ...(notifier ? { notifier } : {}),
+    ...(executions ? { executions } : {}),
     secrets,
     logger,
     clock: systemClock,

@@ -4,6 +4,7 @@ import { prepare } from '../core/prepare';
 import { instrumentStep } from '../shared/observability';
 import { lambdaDeps, type DepsProvider } from './deps';
 import { salesforceFromSecret } from './salesforce-deps';
+import { sfnExecutions } from './sfn-deps';
 
 /** The step's name, in the errors of a malformed event and on every log line. */
 export const STEP = 'Prepare';
@@ -17,7 +18,7 @@ export function createHandler(provider: DepsProvider): (event: unknown) => Promi
 }
 
 /** This function's deps, built from the environment on the first invocation. */
-export const deps = lambdaDeps({ salesforce: salesforceFromSecret });
+export const deps = lambdaDeps({ salesforce: salesforceFromSecret, executions: sfnExecutions });
 
 /** The Lambda entry point. */
 export const handler = instrumentStep(STEP, createHandler(deps));

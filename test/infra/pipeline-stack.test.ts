@@ -137,6 +137,21 @@ describe('PipelineStack', () => {
       }
     });
 
+    it('lets Prepare, and only it, ask after the executions of its own state machine', () => {
+      const describe = statement(template, stack, stack.functions.prepare.role, 'DescribeOwnExecutions');
+      expect(actionsOf(describe)).toEqual(['states:DescribeExecution']);
+      expect(JSON.stringify(describe.Resource)).toContain(':execution:roundtrip-lead-scoring:*');
+      for (const step of STEP_KEYS.filter((k) => k !== 'prepare')) {
+        const actions = roleStatements(template, roleId(stack, stack.functions[step].role)).flatMap(
+          actionsOf,
+        );
+        expect({ step, describes: actions.includes('states:DescribeExecution') }).toEqual({
+          step,
+          describes: false,
+        });
+      }
+    });
+
     it('gives every function and the state machine a log group with the default retention', () => {
       for (const step of STEP_KEYS) {
         template.hasResourceProperties('AWS::Logs::LogGroup', {

@@ -18,7 +18,7 @@
 import type { PoolClient } from 'pg';
 import { taskName } from '../../config';
 import { migrate, withClient, withTransaction } from '../../connectors/postgres';
-import { RUN_TIMEOUT_HOURS } from '../contracts';
+import { ABANDONED_AFTER_HOURS } from '../contracts';
 import type { CoreDeps } from '../deps';
 import type { ReportInput, ReportOutput, WritebackTaskSummary } from './contracts';
 import { notifyFailedRun } from './notify';
@@ -89,8 +89,7 @@ export async function pruneRunDetails(
   };
 }
 
-/** A run still `running` this long after it started is abandoned: an hour beyond the execution timeout. */
-export const ABANDONED_AFTER_HOURS = RUN_TIMEOUT_HOURS + 1;
+export { ABANDONED_AFTER_HOURS };
 
 /**
  * Closes the pipeline's runs still `running` more than {@link ABANDONED_AFTER_HOURS} after they

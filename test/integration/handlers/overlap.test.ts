@@ -16,6 +16,7 @@ import type { CoreDeps } from '../../../lambdas/core/deps';
 import { PREPARE_LOCK_CLASS } from '../../../lambdas/core/prepare';
 import { givenDeps } from '../../../lambdas/handlers/deps';
 import { createHandler as prepareHandler } from '../../../lambdas/handlers/prepare';
+import { sfnExecutions } from '../../../lambdas/handlers/sfn-deps';
 import { createHandler as transformHandler } from '../../../lambdas/handlers/transform';
 import { systemClock } from '../../../lambdas/shared/clock';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
@@ -25,6 +26,7 @@ import {
   type LocalRunEvent,
 } from '../../../statemachine/local';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
+import { startSfnStandIn, type SfnStandIn } from '../../support/sfn';
 
 const MINUTE = 60_000;
 
@@ -157,5 +159,89 @@ describe('runs that overlap', () => {
       held.release();
     }
     expect(await row('second-in')).toMatchObject({ status: 'skipped' });
+  });
+
+  describe('in AWS, where Prepare asks Step Functions (the real SFN client to a stand-in)', () => {
+    let sfn: SfnStandIn;
+    const saved: Record<string, string | undefined> = {};
+    const AWS_ENV = { AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
+    const arnOf = (runId: string): string =>
+      `arn:aws:states:eu-west-1:123456789012:execution:roundtrip-overlap:${runId}`;
+
+    beforeAll(async () => {
+      sfn = await startSfnStandIn();
+      for (const [k, v] of Object.entries(AWS_ENV)) {
+        saved[k] = process.env[k];
+        process.env[k] = v;
+      }
+    });
+    afterAll(async () => {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      await sfn?.stop();
+    });
+
+    /** Prepare as the Lambda builds it: with the executions reader of lambdas/handlers/sfn-deps.ts. */
+    const awsPrepare: ReturnType<typeof prepareHandler> = (event) =>
+      prepareHandler(
+        givenDeps({
+          ...deps,
+          executions: sfnExecutions({
+            config,
+            env: { AWS_ENDPOINT_URL_SFN: sfn.endpoint },
+            secrets: { getSecret: () => Promise.reject(new Error('none')) },
+            logger: deps.logger,
+          }),
+        }),
+      )(event);
+
+    it('closes a run whose execution was stopped without its report, and goes', async () => {
+      await prepare({ runId: 'stopped-5', executionArn: arnOf('stopped-5'), input: {} });
+      sfn.statuses.set(arnOf('stopped-5'), 'ABORTED');
+      const next = await awsPrepare({
+        runId: 'next-5',
+        executionArn: arnOf('next-5'),
+        input: { onOverlap: 'skip' },
+      });
+      expect(next.skipped).toBeUndefined();
+      expect(sfn.asked).toContain(arnOf('stopped-5'));
+      expect(await row('stopped-5')).toEqual({
+        status: 'failed',
+        error: 'Its execution ended ABORTED without its report (seen by the Prepare of run next-5)',
+        finished: true,
+      });
+      expect(await row('next-5')).toMatchObject({ status: 'running' });
+    });
+
+    it('skips while the execution runs, however long its steps have been quiet', async () => {
+      await prepare({ runId: 'slow-6', executionArn: arnOf('slow-6'), input: {} });
+      const longAgo = new Date(Date.now() - (STILL_GOING_QUIET_MINUTES + 30) * MINUTE);
+      await pool.query(`UPDATE roundtrip.runs SET started_at = $2, last_step_at = $2 WHERE run_id = $1`, [
+        'slow-6',
+        longAgo,
+      ]);
+      sfn.statuses.set(arnOf('slow-6'), 'RUNNING');
+      const next = await awsPrepare({
+        runId: 'next-6',
+        executionArn: arnOf('next-6'),
+        input: { onOverlap: 'skip' },
+      });
+      expect(next.skipped).toMatch(
+        /^Skipped: run slow-6 of pipeline overlap is still going \(started .+, its execution is RUNNING\)/,
+      );
+      expect(await row('slow-6')).toMatchObject({ status: 'running' });
+    });
+
+    it('goes by the steps for a run Step Functions does not know (recorded by a laptop)', async () => {
+      await prepare({ runId: 'laptop-7', executionArn: arnOf('laptop-7'), input: {} });
+      const next = await awsPrepare({
+        runId: 'next-7',
+        executionArn: arnOf('next-7'),
+        input: { onOverlap: 'skip' },
+      });
+      expect(next.skipped).toMatch(/^Skipped: run laptop-7 .*its latest step started/);
+    });
   });
 });
