@@ -26,6 +26,7 @@ import {
   type LocalRunEvent,
 } from '../../../statemachine/local';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
+import { useLocalAwsEnv } from '../../support/aws-env';
 import { startSfnStandIn, type SfnStandIn } from '../../support/sfn';
 
 const MINUTE = 60_000;
@@ -163,23 +164,14 @@ describe('runs that overlap', () => {
 
   describe('in AWS, where Prepare asks Step Functions (the real SFN client to a stand-in)', () => {
     let sfn: SfnStandIn;
-    const saved: Record<string, string | undefined> = {};
-    const AWS_ENV = { AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
+    useLocalAwsEnv();
     const arnOf = (runId: string): string =>
       `arn:aws:states:eu-west-1:123456789012:execution:roundtrip-overlap:${runId}`;
 
     beforeAll(async () => {
       sfn = await startSfnStandIn();
-      for (const [k, v] of Object.entries(AWS_ENV)) {
-        saved[k] = process.env[k];
-        process.env[k] = v;
-      }
     });
     afterAll(async () => {
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
       await sfn?.stop();
     });
 

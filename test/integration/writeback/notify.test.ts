@@ -9,30 +9,22 @@ import { reportRun } from '../../../lambdas/core/writeback';
 import { executionConsoleUrl } from '../../../lambdas/core/writeback/notify';
 import { HANDLER_ENV } from '../../../lambdas/handlers/deps';
 import { snsNotifier } from '../../../lambdas/handlers/sns-deps';
+import { useLocalAwsEnv } from '../../support/aws-env';
 import { startSnsStandIn, type SnsStandIn } from '../../support/sns';
 import { SCORE_UPDATE, startWritebackEnv, type WritebackEnv } from './support';
 
 const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:roundtrip-wb-test-Notifications';
-const AWS_ENV = { AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
 
 describe('the notification of a failed run', () => {
   let env: WritebackEnv;
   let sns: SnsStandIn;
-  const saved: Record<string, string | undefined> = {};
+  useLocalAwsEnv();
 
   beforeAll(async () => {
     env = await startWritebackEnv();
     sns = await startSnsStandIn();
-    for (const [k, v] of Object.entries(AWS_ENV)) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
   });
   afterAll(async () => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
     await sns?.stop();
     await env?.stop();
   });
