@@ -19,6 +19,7 @@ import { checkConnection, migrate, readWatermark, withClient, withTransaction } 
 import type { SalesforceLimits } from '../connectors/salesforce';
 import { DEFAULT_BULK_RESULT_PAGE_RECORDS } from '../connectors/salesforce/constants';
 import { TerminalError } from '../shared/errors';
+import { warnOnFailure } from '../shared/logging';
 import {
   ABANDONED_AFTER_HOURS,
   PrepareInput,
@@ -257,16 +258,14 @@ export async function prepare(
    * then counts as going while its steps start (STILL_GOING_QUIET_MINUTES).
    */
   async function executionStatus(executionArn: string | null): Promise<string | undefined> {
-    if (!deps.executions || !executionArn || !EXECUTION_ARN.test(executionArn)) return undefined;
-    try {
-      return await deps.executions.statusOf(executionArn);
-    } catch (err) {
-      logger.warn('Could not ask Step Functions whether a run still runs; going by its steps', {
-        executionArn,
-        error: err instanceof Error ? err.message : String(err),
-      });
-      return undefined;
-    }
+    const executions = deps.executions;
+    if (!executions || !executionArn || !EXECUTION_ARN.test(executionArn)) return undefined;
+    return warnOnFailure(
+      logger,
+      'Could not ask Step Functions whether a run still runs; going by its steps',
+      { executionArn },
+      () => executions.statusOf(executionArn),
+    );
   }
 
   async function forecastExtract(

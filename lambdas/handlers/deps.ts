@@ -34,7 +34,7 @@ import type { CoreDeps, ExecutionStatusReader, Notifier } from '../core/deps';
 import { markStepStarted } from '../core/run-state';
 import { systemClock } from '../shared/clock';
 import { ConfigError } from '../shared/errors';
-import type { LogAttributes, Logger } from '../shared/logging';
+import { warnOnFailure, type LogAttributes, type Logger } from '../shared/logging';
 import { observability } from '../shared/observability';
 import type { SecretsProvider } from '../shared/secrets';
 
@@ -285,13 +285,8 @@ export function givenDeps(deps: CoreDeps): DepsProvider {
  */
 export async function depsForStep(provider: DepsProvider, runId: string): Promise<CoreDeps> {
   const deps = await provider();
-  try {
-    await withClient(deps.pg, (client) => markStepStarted(client, runId, deps.clock.now()));
-  } catch (err) {
-    deps.logger.warn('Could not mark the start of the step on its run', {
-      runId,
-      error: err instanceof Error ? err.message : String(err),
-    });
-  }
+  await warnOnFailure(deps.logger, 'Could not mark the start of the step on its run', { runId }, () =>
+    withClient(deps.pg, (client) => markStepStarted(client, runId, deps.clock.now())),
+  );
   return deps;
 }

@@ -15,6 +15,25 @@ export interface Logger {
   child(attributes: LogAttributes): Logger;
 }
 
+/**
+ * Runs `work` where its failure must not fail the caller (bookkeeping done on the side: a mark, a
+ * notification, a prune): a failure is logged as a warning, `message` with `attributes` and the
+ * error's message, and answers `undefined`.
+ */
+export async function warnOnFailure<T>(
+  logger: Logger,
+  message: string,
+  attributes: LogAttributes,
+  work: () => Promise<T>,
+): Promise<T | undefined> {
+  try {
+    return await work();
+  } catch (err) {
+    logger.warn(message, { ...attributes, error: err instanceof Error ? err.message : String(err) });
+    return undefined;
+  }
+}
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
 

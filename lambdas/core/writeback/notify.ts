@@ -9,6 +9,7 @@
  */
 import type { ClientBase } from 'pg';
 import { withTransaction } from '../../connectors/postgres';
+import { warnOnFailure } from '../../shared/logging';
 import type { CoreDeps, Notification } from '../deps';
 import type { ReportOutput } from './contracts';
 import { mergeRunSummary } from './state';
@@ -129,24 +130,24 @@ export async function notifyFailedRun(
 ): Promise<void> {
   const notifier = deps.notifier;
   if (!notifier || output.status !== 'failed') return;
-  try {
-    await withTransaction(deps.pg, async (client) => {
-      const { rows } = await client.query<{ notified: boolean; execution_arn: string | null }>(
-        `SELECT coalesce(summary ? 'notifiedAt', false) AS notified, execution_arn
-           FROM roundtrip.runs WHERE run_id = $1 FOR UPDATE`,
-        [output.runId],
-      );
-      const run = rows[0];
-      if (!run || run.notified) return;
-      const message = await failedRunNotification(client, deps.config.name, output, run.execution_arn);
-      await notifier.publish(message);
-      await mergeRunSummary(client, output.runId, ['notifiedAt'], deps.clock.now().toISOString());
-    });
-    deps.logger.info('Sent the notification of the failed run', { runId: output.runId });
-  } catch (err) {
-    deps.logger.warn('Could not send the notification of the failed run', {
-      runId: output.runId,
-      error: err instanceof Error ? err.message : String(err),
-    });
-  }
+  const sent = await warnOnFailure(
+    deps.logger,
+    'Could not send the notification of the failed run',
+    { runId: output.runId },
+    () =>
+      withTransaction(deps.pg, async (client) => {
+        const { rows } = await client.query<{ notified: boolean; execution_arn: string | null }>(
+          `SELECT coalesce(summary ? 'notifiedAt', false) AS notified, execution_arn
+             FROM roundtrip.runs WHERE run_id = $1 FOR UPDATE`,
+          [output.runId],
+        );
+        const run = rows[0];
+        if (!run || run.notified) return false;
+        const message = await failedRunNotification(client, deps.config.name, output, run.execution_arn);
+        await notifier.publish(message);
+        await mergeRunSummary(client, output.runId, ['notifiedAt'], deps.clock.now().toISOString());
+        return true;
+      }),
+  );
+  if (sent) deps.logger.info('Sent the notification of the failed run', { runId: output.runId });
 }

@@ -21,6 +21,7 @@ import { migrate, withClient, withTransaction } from '../../connectors/postgres'
 import { ABANDONED_AFTER_HOURS } from '../contracts';
 import type { CoreDeps } from '../deps';
 import type { ReportInput, ReportOutput, WritebackTaskSummary } from './contracts';
+import { warnOnFailure } from '../../shared/logging';
 import { notifyFailedRun } from './notify';
 import { mergeRunSummary, readRunSummary } from './state';
 
@@ -186,29 +187,24 @@ export async function reportRun(
     return reported;
   });
   await notifyFailedRun(deps, output);
-  try {
-    const abandoned = await withTransaction(deps.pg, (client) =>
-      closeAbandonedRuns(client, deps.config.name, now),
-    );
-    if (abandoned.length > 0) {
-      deps.logger.warn('Closed runs abandoned without a report as failed', { runIds: abandoned });
-    }
-  } catch (err) {
-    deps.logger.warn('Could not close abandoned runs; the next report tries again', {
-      error: (err as Error).message,
-    });
+  const abandoned = await warnOnFailure(
+    deps.logger,
+    'Could not close abandoned runs; the next report tries again',
+    {},
+    () => withTransaction(deps.pg, (client) => closeAbandonedRuns(client, deps.config.name, now)),
+  );
+  if (abandoned && abandoned.length > 0) {
+    deps.logger.warn('Closed runs abandoned without a report as failed', { runIds: abandoned });
   }
   const days = deps.config.postgres.keepRunDetailsDays;
-  try {
-    const pruned = await withTransaction(deps.pg, (client) =>
-      pruneRunDetails(client, deps.config.name, days, now),
-    );
-    if (pruned.runs > 0)
-      deps.logger.info('Pruned the details of old runs', { keepRunDetailsDays: days, ...pruned });
-  } catch (err) {
-    deps.logger.warn('Could not prune the details of old runs; they are kept until the next report', {
-      error: (err as Error).message,
-    });
+  const pruned = await warnOnFailure(
+    deps.logger,
+    'Could not prune the details of old runs; they are kept until the next report',
+    {},
+    () => withTransaction(deps.pg, (client) => pruneRunDetails(client, deps.config.name, days, now)),
+  );
+  if (pruned && pruned.runs > 0) {
+    deps.logger.info('Pruned the details of old runs', { keepRunDetailsDays: days, ...pruned });
   }
   return output;
 }
