@@ -4,6 +4,7 @@
  * the steps themselves keep, so the CLI shows what the pipeline stored, not what it guessed.
  */
 import { Client, type Pool } from 'pg';
+import { endRunningRun } from '../../lambdas/core/run-state';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
 
 /** One task's figures. */
@@ -111,12 +112,13 @@ export async function markRunInterrupted(pool: Pool, runId: string, signal: stri
   client.on('error', () => undefined);
   try {
     await client.connect();
-    const { rowCount } = await client.query(
-      `UPDATE roundtrip.runs SET status = 'failed', finished_at = now(), error = $2
-        WHERE run_id = $1 AND status = 'running'`,
-      [runId, `Interrupted by ${signal} on this machine before its report`],
+    return await endRunningRun(
+      client,
+      runId,
+      'failed',
+      new Date(),
+      `Interrupted by ${signal} on this machine before its report`,
     );
-    return rowCount === 1;
   } finally {
     await client.end().catch(() => undefined);
   }

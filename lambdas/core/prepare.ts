@@ -30,7 +30,7 @@ import {
   type SelectedTasks,
 } from './contracts';
 import { salesforceOf, splitTableName, type CoreDeps } from './deps';
-import { otherRunningRuns, recordRun, tableColumns, type RecordedRun } from './run-state';
+import { endRunningRun, otherRunningRuns, recordRun, tableColumns, type RecordedRun } from './run-state';
 import { chooseReadApi, forecastReadCalls, readFilter } from './salesforce-read';
 
 /** A Step Functions execution's ARN (`arn:<partition>:states:<region>:<account>:execution:<machine>:<name>`). */
@@ -207,26 +207,21 @@ export async function prepare(
   async function skipIfGoing(client: PoolClient, recorded: RecordedRun): Promise<string | undefined> {
     if (!recorded.created) {
       if (recorded.status !== 'skipped') return undefined;
-      const { rows } = await client.query<{ error: string | null }>(
-        'SELECT error FROM roundtrip.runs WHERE run_id = $1',
-        [runId],
-      );
-      return rows[0]?.error ?? 'Skipped';
+      return recorded.error ?? 'Skipped';
     }
     const now = deps.clock.now();
     const since = new Date(now.getTime() - ABANDONED_AFTER_HOURS * 3_600_000);
+    const quietSince = new Date(now.getTime() - STILL_GOING_QUIET_MINUTES * 60_000);
     for (const other of await otherRunningRuns(client, config.name, runId, since)) {
       const execution = await executionStatus(other.executionArn);
       if (execution !== undefined && execution !== 'RUNNING') {
         // Its execution is over, and never reported: stopped from the console, say.
-        await client.query(
-          `UPDATE roundtrip.runs SET status = 'failed', finished_at = $2, error = $3
-            WHERE run_id = $1 AND status = 'running'`,
-          [
-            other.runId,
-            now,
-            `Its execution ended ${execution} without its report (seen by the Prepare of run ${runId})`,
-          ],
+        await endRunningRun(
+          client,
+          other.runId,
+          'failed',
+          now,
+          `Its execution ended ${execution} without its report (seen by the Prepare of run ${runId})`,
         );
         logger.warn('Closed a run whose execution ended without its report', {
           closedRunId: other.runId,
@@ -234,7 +229,6 @@ export async function prepare(
         });
         continue;
       }
-      const quietSince = new Date(now.getTime() - STILL_GOING_QUIET_MINUTES * 60_000);
       if (execution === undefined && other.lastStepAt <= quietSince) continue;
       const why =
         execution === 'RUNNING'
@@ -243,10 +237,7 @@ export async function prepare(
       const reason =
         `Skipped: run ${other.runId} of pipeline ${config.name} is still going (started ${other.startedAt.toISOString()}, ` +
         `${why}), and this run was started with onOverlap "skip"`;
-      await client.query(
-        `UPDATE roundtrip.runs SET status = 'skipped', finished_at = $2, error = $3 WHERE run_id = $1`,
-        [runId, now, reason],
-      );
+      await endRunningRun(client, runId, 'skipped', now, reason);
       return reason;
     }
     return undefined;

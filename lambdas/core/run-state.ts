@@ -15,6 +15,8 @@ export interface RecordedRun {
   readonly pipeline: string;
   readonly startedAt: Date;
   readonly status: string;
+  /** Why the run failed or was skipped, when it already ended; null otherwise. */
+  readonly error: string | null;
   /** False when the row already existed (a retried Prepare). */
   readonly created: boolean;
 }
@@ -54,13 +56,16 @@ export async function recordRun(
       pipeline: run.pipeline,
       startedAt: inserted.rows[0].started_at,
       status: 'running',
+      error: null,
       created: true,
     };
   }
-  const existing = await client.query<{ pipeline: string; started_at: Date; status: string }>(
-    'SELECT pipeline, started_at, status FROM roundtrip.runs WHERE run_id = $1',
-    [run.runId],
-  );
+  const existing = await client.query<{
+    pipeline: string;
+    started_at: Date;
+    status: string;
+    error: string | null;
+  }>('SELECT pipeline, started_at, status, error FROM roundtrip.runs WHERE run_id = $1', [run.runId]);
   const row = existing.rows[0];
   if (!row) throw new TerminalError(`Run ${run.runId} was neither inserted nor found in roundtrip.runs`);
   if (row.pipeline !== run.pipeline) {
@@ -73,6 +78,7 @@ export async function recordRun(
     pipeline: row.pipeline,
     startedAt: row.started_at,
     status: row.status,
+    error: row.error,
     created: false,
   };
 }
@@ -86,6 +92,24 @@ export async function markStepStarted(client: ClientBase, runId: string, at: Dat
     runId,
     at,
   ]);
+}
+
+/**
+ * Ends a run that is still `running` as `failed` or `skipped`, finished `at`, with `error` saying
+ * why (a run that already ended keeps its outcome). Whether it was running.
+ */
+export async function endRunningRun(
+  client: ClientBase,
+  runId: string,
+  status: 'failed' | 'skipped',
+  at: Date,
+  error: string,
+): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `UPDATE roundtrip.runs SET status = $2, finished_at = $3, error = $4 WHERE run_id = $1 AND status = 'running'`,
+    [runId, status, at, error],
+  );
+  return rowCount === 1;
 }
 
 /** A run of the pipeline other than the caller's that is still `running`. */
