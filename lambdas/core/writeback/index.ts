@@ -21,7 +21,7 @@ export {
 } from './plan';
 export { pushWriteback, bulkColumns, bulkCopySql, type PushOptions } from './push';
 export { collectWriteback } from './collect';
-export { ABANDONED_AFTER_HOURS, reportRun } from './report';
+export { reportRun } from './report';
 export { ROW_LOCK_RETRIES, ROW_LOCK_ERROR } from './results';
 export { mergeRunSummary, readRunSummary } from './state';
 

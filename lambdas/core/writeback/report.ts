@@ -90,8 +90,6 @@ export async function pruneRunDetails(
   };
 }
 
-export { ABANDONED_AFTER_HOURS };
-
 /**
  * Closes the pipeline's runs still `running` more than {@link ABANDONED_AFTER_HOURS} after they
  * started: `failed`, finished now, with an error that says why. No execution can still be running

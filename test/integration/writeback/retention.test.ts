@@ -4,7 +4,8 @@
  * of inserts with an unknown outcome, and leaves recent and unfinished runs alone. It closes, as
  * failed, runs left `running` longer than any execution can run.
  */
-import { ABANDONED_AFTER_HOURS, reportRun } from '../../../lambdas/core/writeback';
+import { ABANDONED_AFTER_HOURS } from '../../../lambdas/core/contracts';
+import { reportRun } from '../../../lambdas/core/writeback';
 import { SCORE_UPDATE, startWritebackEnv, type WritebackEnv } from './support';
 
 const DAY = 86_400_000;
