@@ -139,6 +139,11 @@ export function secretArnForPolicy(stack: Stack, reference: string): string {
  */
 export const NOTIFICATION_TOPIC_ENV = 'ROUNDTRIP_NOTIFICATION_TOPIC_ARN';
 
+/** The condition that a KMS key be used only by `service` on the caller's behalf, in this Region. */
+function onlyThrough(service: 'secretsmanager' | 's3' | 'sns'): Record<string, unknown> {
+  return { StringEquals: { 'kms:ViaService': `${service}.${Aws.REGION}.amazonaws.com` } };
+}
+
 /** The state machine's name: `roundtrip-<pipeline>`. */
 export function stateMachineNameOf(pipeline: string): string {
   return `roundtrip-${pipeline}`;
@@ -278,7 +283,7 @@ export class PipelineStack extends Stack {
         sid: 'EncryptNotificationsThroughSns',
         actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
         resources: [topicKey.keyArn],
-        conditions: { StringEquals: { 'kms:ViaService': `sns.${Aws.REGION}.amazonaws.com` } },
+        conditions: onlyThrough('sns'),
       }),
     );
 
@@ -307,7 +312,7 @@ export class PipelineStack extends Stack {
             sid: 'DecryptSecretsThroughSecretsManager',
             actions: ['kms:Decrypt'],
             resources: [secretsKey],
-            conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${Aws.REGION}.amazonaws.com` } },
+            conditions: onlyThrough('secretsmanager'),
           }),
         );
       }
@@ -531,7 +536,7 @@ export class PipelineStack extends Stack {
       // Result files encrypted with a customer managed key (SSE-KMS): S3 asks KMS for a data key
       // when Athena writes one with the state machine's permissions, and to decrypt it when the
       // load (or GetQueryResults, with the load's permissions) reads it. Only through S3.
-      const throughS3 = { StringEquals: { 'kms:ViaService': `s3.${Aws.REGION}.amazonaws.com` } };
+      const throughS3 = onlyThrough('s3');
       smRole.addToPrincipalPolicy(
         new iam.PolicyStatement({
           sid: 'EncryptQueryResults',
