@@ -367,16 +367,17 @@ function salesforceBranch(b: Builder, task: SalesforceExtractTask): sfn.Chain {
 export function athenaRerunCondition(): sfn.Condition {
   const cause = `${ERROR_PATH}.Cause`;
   const says = (pattern: string): sfn.Condition => sfn.Condition.stringMatches(cause, pattern);
+  // A JSON member of the cause, written with or without a space after the colon.
+  const member = (name: string, value: string): sfn.Condition[] => [
+    says(`*"${name}":${value}*`),
+    says(`*"${name}": ${value}*`),
+  ];
   return sfn.Condition.and(
     sfn.Condition.stringEquals(`${ERROR_PATH}.Error`, ATHENA_QUERY_FAILED),
     sfn.Condition.isString(cause),
     sfn.Condition.numberLessThan('$.queryAttempt', ATHENA_MAX_QUERIES_PER_TASK - 1),
-    sfn.Condition.not(sfn.Condition.or(says('*"State":"CANCELLED"*'), says('*"State": "CANCELLED"*'))),
-    sfn.Condition.or(
-      says('*"Retryable":true*'),
-      says('*"Retryable": true*'),
-      sfn.Condition.not(says('*Retryable*')),
-    ),
+    sfn.Condition.not(sfn.Condition.or(...member('State', '"CANCELLED"'))),
+    sfn.Condition.or(...member('Retryable', 'true'), sfn.Condition.not(says('*Retryable*'))),
   );
 }
 
