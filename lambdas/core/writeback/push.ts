@@ -21,9 +21,11 @@
  *   them by external ID: records that exist are recorded, not created again. An insert without
  *   an external-ID key cannot be reconciled: such rows are reported `INSERT_OUTCOME_UNKNOWN`
  *   and never resent (docs/writeback.md: why upsert is the safe choice for new records).
- * - Bulk: a job recorded `Open` may or may not have been uploaded and closed: its state is asked;
- *   still `Open` means nothing was processed, so it is aborted and replaced; any later state is
- *   re-attached.
+ * - Bulk: a job is recorded `Open` when created and `Uploaded` once its whole CSV is uploaded,
+ *   before the close. A retry asks Salesforce for a job left at either: an `Open` job never
+ *   closed processed nothing, so it is aborted and replaced; an `Uploaded` one is closed if still
+ *   `Open` (the first close may arrive late: a refused close reads the state again) and
+ *   re-attached, never aborted; any later state is re-attached.
  */
 import type { PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
@@ -46,6 +48,7 @@ import {
   COLLECTIONS_MAX_RECORDS,
   createIngestJob,
   getIngestJob,
+  type IngestJob,
   queryAllRecords,
   uploadIngestData,
   writeCollections,
@@ -551,9 +554,30 @@ async function uploadChunk(
       throw err;
     }
   });
+  // The whole CSV is with Salesforce: from here a retry closes this job, never aborts it (the
+  // close below may reach Salesforce even when its answer does not).
+  await deps.pg.query(
+    `UPDATE roundtrip.writeback_jobs SET state = 'Uploaded', updated_at = now() WHERE run_id = $1 AND task = $2 AND job_id = $3`,
+    [runId, taskName, job.id],
+  );
   await closeIngestJob(sf, job.id);
   await markJobSent(deps, runId, taskName, job.id, 'UploadComplete', chunk);
   return job.id;
+}
+
+/**
+ * Closes a job whose upload finished, for a retried push. The interrupted attempt's close may
+ * have reached Salesforce after all, later than the retry read the job `Open`: then this close is
+ * refused, and the job's state read again says where it went.
+ */
+async function closeUploadedJob(sf: SalesforceConnector, jobId: string): Promise<IngestJob> {
+  try {
+    return await closeIngestJob(sf, jobId);
+  } catch (err) {
+    const job = await getIngestJob(sf, jobId);
+    if (job.state === 'Open') throw err;
+    return job;
+  }
 }
 
 async function markJobSent(
@@ -594,15 +618,20 @@ async function pushBulk(
       [runId, taskName, chunk.chunk],
     );
     const existing = rows[0];
-    if (existing && existing.state !== 'Open') {
+    if (existing && existing.state !== 'Open' && existing.state !== 'Uploaded') {
       logger.info('Re-attached to Bulk ingest job', { jobId: existing.job_id, state: existing.state });
       jobIds.push(existing.job_id);
       continue;
     }
     if (existing) {
-      // Recorded Open: the upload and close may or may not have happened. Ask Salesforce.
-      const job = await getIngestJob(sf, existing.job_id);
-      if (job.state !== 'Open' && job.state !== 'Aborted') {
+      // An interrupted attempt left the job here. Ask Salesforce where it is.
+      let job = await getIngestJob(sf, existing.job_id);
+      const uploaded = existing.state === 'Uploaded';
+      if (uploaded && job.state === 'Open') job = await closeUploadedJob(sf, job.id);
+      // Uploaded, or already past Open (a job recorded Open before the Uploaded mark existed):
+      // its records may be processed, so it is re-attached, never replaced. One aborted by hand
+      // is collected too: its records without a result are reported, not sent twice.
+      if (uploaded || (job.state !== 'Open' && job.state !== 'Aborted')) {
         await markJobSent(deps, runId, taskName, job.id, job.state, chunk);
         logger.info('Re-attached to Bulk ingest job closed by an interrupted attempt', {
           jobId: job.id,
@@ -611,7 +640,8 @@ async function pushBulk(
         jobIds.push(job.id);
         continue;
       }
-      // Nothing of an Open job is processed: abort it and start over.
+      // Recorded Open: no close was ever sent for it, so Salesforce processed nothing of it.
+      // Abort it and start over.
       if (job.state === 'Open') await abortIngestJob(sf, job.id);
       await deps.pg.query(
         `UPDATE roundtrip.writeback_jobs SET state = 'Superseded', error_message = $4, updated_at = now()

@@ -157,7 +157,8 @@ describe('write-back through Bulk API 2.0 ingest', () => {
       `SELECT job_id, state FROM roundtrip.writeback_jobs WHERE run_id = $1`,
       [runId],
     );
-    expect(recorded).toEqual([expect.objectContaining({ state: 'Open' })]);
+    // The whole CSV was uploaded before the close: a retry closes or re-attaches, never aborts.
+    expect(recorded).toEqual([expect.objectContaining({ state: 'Uploaded' })]);
 
     const pending = await pushWriteback(deps, { runId, task: 'Lead-upsert' });
     expect(pending).toMatchObject({ status: 'bulk-pending', jobIds: [recorded[0].job_id] });
@@ -215,6 +216,94 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     expect(env.sf.store.count('Lead')).toBe(before);
     const bulk7 = [...env.sf.store.all('Lead')].filter((r) => r.External_Id__c === 'bulk-7');
     expect(bulk7).toEqual([expect.objectContaining({ LeadScore__c: 8 })]);
+  });
+
+  /**
+   * Inserts `n` new keyed leads through one Bulk job whose close never reaches Salesforce in the
+   * first push; `retry` is the connector of the second push. Answers the run's jobs afterwards.
+   */
+  async function insertWithLostClose(
+    prefix: string,
+    n: number,
+    retry: (jobId: string) => SalesforceConnector,
+  ) {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT $1 || i, 'Late ' || i, i FROM generate_series(1, $2::int) AS i`,
+      [prefix, n],
+    );
+    const insert = { ...upsert, mode: 'insert' as const };
+    const deps = env.deps({ writeback: [insert] });
+    const runId = await env.newRun();
+    const before = env.sf.store.count('Lead');
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    env.sf.calls.clear();
+    const closeLost = Object.create(env.connector, {
+      request: {
+        value: async (operation: string, method: string, path: string, body?: unknown) => {
+          if (/ close$/.test(operation))
+            throw new TransientError('simulated network failure before the close');
+          return env.connector.request(operation, method as 'GET', path, body);
+        },
+      },
+    }) as SalesforceConnector;
+    await expect(
+      pushWriteback({ ...deps, salesforce: closeLost }, { runId, task: 'Lead-insert' }),
+    ).rejects.toThrow(/before the close/);
+    const { rows: recorded } = await env.pool.query(
+      `SELECT job_id, state FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+      [runId],
+    );
+    expect(recorded).toEqual([expect.objectContaining({ state: 'Uploaded' })]);
+
+    const pushed = await pushWriteback(
+      { ...deps, salesforce: retry(recorded[0].job_id) },
+      { runId, task: 'Lead-insert' },
+    );
+    expect(pushed).toMatchObject({ status: 'bulk-pending', jobIds: [recorded[0].job_id] });
+    const result = await untilCollected(env, deps, pushed);
+
+    expect(result).toMatchObject({ status: 'collected', succeeded: n, failed: 0 });
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.create' })).toBe(1);
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.upload' })).toBe(1);
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.abort' })).toBe(0);
+    expect(env.sf.store.count('Lead')).toBe(before + n);
+    const inserted = [...env.sf.store.all('Lead')].filter((r) => String(r.External_Id__c).startsWith(prefix));
+    expect(inserted).toHaveLength(n);
+    const { rows: jobs } = await env.pool.query(
+      `SELECT job_id, state FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+      [runId],
+    );
+    expect(jobs).toEqual([{ job_id: recorded[0].job_id, state: 'JobComplete' }]);
+  }
+
+  it('a job uploaded but never closed is closed by the retried push, not replaced', async () => {
+    await insertWithLostClose('unclosed-', 80, () => env.connector);
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.close' })).toBe(1);
+  });
+
+  it('a close that reaches Salesforce late, after the retry read the job Open, is not aborted: each record is inserted once', async () => {
+    // The retry reads the job Open; right after, the first attempt's close arrives (sent here on
+    // the side), so the retry's own close is refused and the job read again.
+    const lateClose = (jobId: string): SalesforceConnector =>
+      Object.create(env.connector, {
+        request: {
+          value: async (operation: string, method: string, path: string, body?: unknown) => {
+            const answer = await env.connector.request(operation, method as 'GET', path, body);
+            if (
+              method === 'GET' &&
+              path === `/jobs/ingest/${jobId}` &&
+              (answer as { state?: string }).state === 'Open'
+            ) {
+              await env.connector.request('the late close', 'PATCH', path, { state: 'UploadComplete' });
+            }
+            return answer;
+          },
+        },
+      }) as SalesforceConnector;
+    await insertWithLostClose('late-', 90, lateClose);
+    // The late close and the retry's refused one.
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.close' })).toBe(2);
   });
 
   it('inserts through a job keyed on an external ID, records the new Ids, and never inserts them again', async () => {
