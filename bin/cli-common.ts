@@ -193,6 +193,15 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
   };
 }
 
+/** On stderr, when records of the run were rejected or failed: the command that lists them. */
+export function noteErrorsCommand(summary: RunSummary): void {
+  const notSent = summary.tasks.reduce((n, t) => n + t.rejected + t.failed, 0);
+  if (notSent === 0) return;
+  note(
+    `${notSent.toLocaleString('en-US')} records were rejected or failed: roundtrip errors --run ${summary.runId} lists them and why (with the pipeline's --config and --secrets)`,
+  );
+}
+
 /**
  * Ends a run's output: the summary table on stdout, or with `json` the summary as ONE JSON object
  * on the last stdout line. Returns the exit code: 0 succeeded, 1 failed.

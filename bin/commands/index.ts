@@ -20,6 +20,8 @@ commands:
                        describes of every object) and Athena
   status [--config FILE] [--secrets FILE | --database-url URL] [--limit N] [--json]
                        recent runs from roundtrip.runs
+  errors [--config FILE] [--run ID] [--task NAME] [--code CODE] [--limit N] [--csv | --json]
+                       the records of a run that were rejected or failed, and why
   start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
                        start an execution of the deployed state machine and follow it
   emulate salesforce [--port N] [--seed FILE|DIR]  run the local Salesforce API emulator
@@ -94,6 +96,23 @@ skipped one (a scheduled run that found another still going).
   --limit N              runs listed (default 10)
   --json                 one JSON object { pipeline, runs } on stdout
 `,
+  errors: `usage: roundtrip errors [--config FILE] [--secrets FILE | --database-url URL] [--run ID] [--task NAME]
+                       [--code CODE] [--limit N] [--csv | --json]
+
+The records of a run that did not reach Salesforce, from roundtrip.writeback_errors: each
+one's task, stage (plan: rejected before any call; push: refused by Salesforce or not sent),
+key, Salesforce Id, code, fields and message, after their counts by task, stage and code.
+
+  -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
+  --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
+  --database-url URL     read this database instead (postgres://…; ?sslmode=require for TLS)
+  --run ID               this run (default: the pipeline's latest, as roundtrip status lists them)
+  --task NAME            only this write-back task's records
+  --code CODE            only records with this code (e.g. FIELD_CUSTOM_VALIDATION_EXCEPTION)
+  --limit N              records listed (default 50; with --csv, all unless given)
+  --csv                  every record as CSV on stdout, streamed from PostgreSQL
+  --json                 one JSON object { pipeline, runId, status, total, counts, records }
+`,
   start: `usage: roundtrip start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
 
 Starts an execution of the deployed state machine (AWS credentials from the environment) and
@@ -137,6 +156,7 @@ const commands: Record<string, () => Promise<Command>> = {
   plan: async () => (await import('./run')).plan,
   validate: async () => (await import('./validate')).validate,
   status: async () => (await import('./status')).status,
+  errors: async () => (await import('./errors')).errors,
   start: async () => (await import('./start')).start,
   emulate: async () => (await import('./emulate')).emulate,
 };

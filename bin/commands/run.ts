@@ -19,6 +19,7 @@ import { loadPipelineDefinition } from '../../statemachine/local';
 import {
   EXIT,
   finishRun,
+  noteErrorsCommand,
   note,
   parseOptions,
   progressPrinter,
@@ -153,6 +154,7 @@ function runCommand(dryRun: boolean): Command {
       const result = await runPipeline({ local, definition, input, runId, onEvent: progressPrinter() });
       if (result.execution.status === 'failed') noteFailure(result);
       const plan = dryRun && !values.json ? await planSample(local.pool, result.summary.runId) : undefined;
+      noteErrorsCommand(result.summary);
       return finishRun(result.summary, values.json === true, plan);
     } finally {
       release();

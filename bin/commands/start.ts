@@ -15,6 +15,7 @@ import {
 import {
   EXIT,
   finishRun,
+  noteErrorsCommand,
   note,
   parseOptions,
   UsageError,
@@ -146,6 +147,7 @@ export const start: Command = async (argv) => {
         if (described.status !== 'SUCCEEDED') {
           note(`execution ${described.status}: ${described.error ?? ''} ${described.cause ?? ''}`.trim());
         }
+        noteErrorsCommand(summary);
         return finishRun(summary, values.json === true);
       }
       await new Promise((resolve) => setTimeout(resolve, pollMs));

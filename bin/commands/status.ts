@@ -3,6 +3,8 @@
  * (the database the config's secret names, or `--database-url`): when each ran, how it ended,
  * what it moved, and why it failed.
  */
+import type { Pool } from 'pg';
+import type { PipelineConfig } from '../../lambdas/config';
 import { createPool } from '../../lambdas/connectors/postgres';
 import type { PostgresSource } from '../../lambdas/connectors/postgres';
 import { EXIT, parseOptions, UsageError, wholeNumberOption, type Command } from '../cli-common';
@@ -31,15 +33,16 @@ function protocolOf(url: string): string {
   }
 }
 
-/** `roundtrip status`: see the module comment. */
-export const status: Command = async (argv) => {
-  const { values } = parseOptions(argv, {
-    ...CONNECTION_OPTIONS,
-    'database-url': { type: 'string' },
-    limit: { type: 'string' },
-    json: { type: 'boolean' },
-  });
-  const limit = wholeNumberOption('limit', values.limit as string | undefined, DEFAULT_STATUS_LIMIT, 1);
+/** Options of the commands that read a pipeline's runs from its database (`status`, `errors`). */
+export const DATABASE_OPTIONS = { ...CONNECTION_OPTIONS, 'database-url': { type: 'string' } } as const;
+
+/**
+ * The config and a one-connection pool to the pipeline's database: `--database-url`, else the
+ * config's PostgreSQL secret. A `--database-url` that is not a PostgreSQL URL is bad input.
+ */
+export async function runsDatabase(
+  values: Record<string, unknown>,
+): Promise<{ config: PipelineConfig; pool: Pool }> {
   const databaseUrl = values['database-url'];
   if (typeof databaseUrl === 'string' && !/^postgres(ql)?:$/.test(protocolOf(databaseUrl))) {
     throw new UsageError(
@@ -48,20 +51,29 @@ export const status: Command = async (argv) => {
   }
   const config = await configFrom(values);
   const source: PostgresSource =
-    typeof values['database-url'] === 'string'
-      ? { url: values['database-url'] }
+    typeof databaseUrl === 'string'
+      ? { url: databaseUrl }
       : ((await secretsFrom(values).getSecret(config.postgres.secret)) as PostgresSource);
   const pool = createPool(source, {
     ssl: {
-      mode:
-        typeof values['database-url'] === 'string'
-          ? urlSslMode(values['database-url'])
-          : config.postgres.ssl.mode,
+      mode: typeof databaseUrl === 'string' ? urlSslMode(databaseUrl) : config.postgres.ssl.mode,
       ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
     },
     max: 1,
     applicationName: 'roundtrip-cli',
   });
+  return { config, pool };
+}
+
+/** `roundtrip status`: see the module comment. */
+export const status: Command = async (argv) => {
+  const { values } = parseOptions(argv, {
+    ...DATABASE_OPTIONS,
+    limit: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const limit = wholeNumberOption('limit', values.limit as string | undefined, DEFAULT_STATUS_LIMIT, 1);
+  const { config, pool } = await runsDatabase(values);
   try {
     const runs = await readStoredRuns(pool, { pipeline: config.name, limit });
     const rows = runs.map((run) => {

@@ -193,6 +193,133 @@ describe('the roundtrip CLI', () => {
     expect(status.code).toBe(0);
   });
 
+  it('lists the records a run could not write, with their code and fields, as text, JSON and CSV', async () => {
+    // A run that brings every score in; then three scored leads are edited in Salesforce: the
+    // next run sends their scores again, and a validation rule refuses two of them.
+    await cli(['run', ...connection]);
+    const scored = [...env.salesforce.store.all('Lead')].filter((r) => typeof r.LeadScore__c === 'number');
+    const edited = scored.slice(0, 3).map((r) => String(r.Id));
+    const refused = new Set(edited.slice(0, 2));
+    env.salesforce.store.update(
+      'Lead',
+      edited.map((Id) => ({ Id, LeadScore__c: 999 })),
+    );
+    env.salesforce.store.setRecordFault((_object, record, op) =>
+      op === 'update' && refused.has(String(record.Id ?? record.id))
+        ? {
+            statusCode: 'FIELD_CUSTOM_VALIDATION_EXCEPTION',
+            message: 'Score is locked: ask ops',
+            fields: ['LeadScore__c'],
+          }
+        : undefined,
+    );
+    let runId: string;
+    try {
+      const run = await cli(['run', ...connection, '--json']);
+      const summary = lastJsonLine(run.stdout) as {
+        runId: string;
+        tasks: { task: string; failed: number; written: number }[];
+      };
+      runId = summary.runId;
+      expect(summary.tasks.find((t) => t.task === 'Lead-update')).toMatchObject({ written: 1, failed: 2 });
+      expect(run.stderr).toContain(
+        `2 records were rejected or failed: roundtrip errors --run ${runId} lists them`,
+      );
+    } finally {
+      env.salesforce.store.setRecordFault(undefined);
+    }
+
+    const text = await cli(['errors', ...connection]);
+    expect(text.code).toBe(0);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^run ${runId} \\((failed|succeeded), started .* UTC\\): 0 rejected before sending, 2 failed when sent$`,
+      ),
+    );
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^Lead-update\s+push\s+FIELD_CUSTOM_VALIDATION_EXCEPTION\s+2$/),
+    );
+    for (const id of refused) {
+      expect(lines).toContainEqual(
+        expect.stringMatching(
+          new RegExp(
+            `^Lead-update\\s+push\\s+${id}\\s+${id}\\s+FIELD_CUSTOM_VALIDATION_EXCEPTION\\s+LeadScore__c\\s+Score is locked: ask ops$`,
+          ),
+        ),
+      );
+    }
+
+    const json = await cli([
+      'errors',
+      ...connection,
+      '--run',
+      runId,
+      '--task',
+      'Lead-update',
+      '--limit',
+      '1',
+      '--json',
+    ]);
+    expect(lastJsonLine(json.stdout)).toEqual({
+      pipeline: 'lead-scoring',
+      runId,
+      status: expect.any(String),
+      total: 2,
+      counts: [{ task: 'Lead-update', stage: 'push', code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION', records: 2 }],
+      records: [
+        {
+          task: 'Lead-update',
+          stage: 'push',
+          key: [...refused].sort()[0],
+          salesforceId: [...refused].sort()[0],
+          code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION',
+          fields: ['LeadScore__c'],
+          message: 'Score is locked: ask ops',
+          jobId: null,
+          values: { LeadScore__c: expect.any(Number) },
+        },
+      ],
+    });
+
+    const csv = await cli(['errors', ...connection, '--run', runId, '--csv']);
+    expect(csv.code).toBe(0);
+    const rows = csv.stdout.trim().split('\n');
+    expect(rows[0]).toBe('task,stage,key,salesforce_id,code,fields,message,job_id,values,created_at');
+    expect(rows).toHaveLength(3);
+    expect(rows.slice(1).map((r) => r.split(',').slice(0, 7))).toEqual(
+      [...refused]
+        .sort()
+        .map((id) => [
+          'Lead-update',
+          'push',
+          id,
+          id,
+          'FIELD_CUSTOM_VALIDATION_EXCEPTION',
+          'LeadScore__c',
+          'Score is locked: ask ops',
+        ]),
+    );
+
+    const none = await cli(['errors', ...connection, '--run', runId, '--code', 'unable_to_lock_row']);
+    expect(none.stdout).toContain(
+      'code UNABLE_TO_LOCK_ROW: 0 rejected before sending, 0 failed when sent\nno record to show',
+    );
+
+    expect(await cli(['errors', ...connection, '--run', 'no-such-run'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--run: no run no-such-run in roundtrip.runs'),
+    });
+    expect(await cli(['errors', ...connection, '--task', 'Contact-update'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('has no write-back task Contact-update (it has Lead-update)'),
+    });
+    expect(await cli(['errors', ...connection, '--csv', '--json'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--csv and --json cannot be used together'),
+    });
+  });
+
   it('records a run stopped with Ctrl-C as failed, not running', async () => {
     // Slow Salesforce down so that the run is still going when the signal comes.
     env.salesforce.faults.set({ latencyMs: 300 });

@@ -1,0 +1,288 @@
+/**
+ * `roundtrip errors`: the records of a run that did not reach Salesforce, from
+ * `roundtrip.writeback_errors` — each with its task, stage (`plan`: rejected before any call;
+ * `push`: refused by Salesforce, or not sent), key, Salesforce Id, code, fields and message, and
+ * the values (the source row's for a rejection, the ones sent for a failure).
+ *
+ * Text (the default) and `--json` show the counts by task, stage and code, and the first
+ * `--limit` records (50). `--csv` writes every record (or the first `--limit`) as CSV on stdout,
+ * streamed from PostgreSQL with `COPY … TO STDOUT`: a million failed records take no more memory
+ * than ten.
+ */
+import type { Pool, PoolClient } from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { sqlLiteral } from '../../lambdas/core/writeback/state';
+import { EXIT, parseOptions, UsageError, wholeNumberOption, type Command } from '../cli-common';
+import { readStoredRuns, type StoredRun } from '../local/summary';
+import { DATABASE_OPTIONS, runsDatabase } from './status';
+
+/** Records listed when `--limit` is not given (text and JSON; `--csv` writes them all). */
+export const DEFAULT_ERRORS_LIMIT = 50;
+
+/** The record columns, as `--csv` names them, in order. */
+const CSV_COLUMNS = [
+  'task',
+  'stage',
+  'key',
+  'salesforce_id',
+  'code',
+  'fields',
+  'message',
+  'job_id',
+  'values',
+  'created_at',
+] as const;
+
+interface ErrorFilter {
+  readonly runId: string;
+  readonly task?: string;
+  readonly code?: string;
+}
+
+/** The WHERE clause of a filter, with literals (COPY takes no parameters). */
+function whereSql(filter: ErrorFilter): string {
+  return [
+    `run_id = ${sqlLiteral(filter.runId)}`,
+    ...(filter.task !== undefined ? [`task = ${sqlLiteral(filter.task)}`] : []),
+    ...(filter.code !== undefined ? [`code = ${sqlLiteral(filter.code)}`] : []),
+  ].join(' AND ');
+}
+
+/** Plan rejections first, then what failed when sent; by key within each. */
+const ORDER_SQL = 'ORDER BY task, stage, key NULLS FIRST, id';
+
+interface ErrorCount {
+  task: string;
+  stage: string;
+  code: string;
+  records: number;
+}
+
+interface ErrorRecord {
+  task: string;
+  stage: string;
+  key: string | null;
+  salesforceId: string | null;
+  code: string;
+  fields: string[];
+  message: string;
+  jobId: string | null;
+  /** Plan: the source row's values; push: the values sent. */
+  values: unknown;
+}
+
+/** The run asked for, or the pipeline's latest; a `--run` that names no run is bad input. */
+async function chosenRun(
+  pool: Pool,
+  pipeline: string,
+  runId: string | undefined,
+): Promise<StoredRun | undefined> {
+  const runs = await readStoredRuns(pool, runId === undefined ? { pipeline, limit: 1 } : { runId, limit: 1 });
+  if (runId !== undefined && runs.length === 0) {
+    throw new UsageError(
+      `--run: no run ${runId} in roundtrip.runs (roundtrip status lists the recent ones)`,
+      {
+        showUsage: false,
+      },
+    );
+  }
+  return runs[0];
+}
+
+/**
+ * Streams the records as CSV to stdout, honouring its backpressure. Answers false when the reader
+ * closed the pipe before the end (the COPY was cut short: the connection is not reusable).
+ */
+async function writeCsv(
+  client: PoolClient,
+  filter: ErrorFilter,
+  limit: number | undefined,
+): Promise<boolean> {
+  const sql = `COPY (
+      SELECT task, stage, key, salesforce_id, code, array_to_string(fields, ';'), message, job_id, payload::text,
+             to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+        FROM roundtrip.writeback_errors WHERE ${whereSql(filter)} ${ORDER_SQL}
+        ${limit !== undefined ? `LIMIT ${limit}` : ''}
+    ) TO STDOUT WITH (FORMAT csv)`;
+  process.stdout.write(`${CSV_COLUMNS.join(',')}\n`);
+  const copy = client.query(copyTo(sql));
+  // A reader that stops early (`| head`) closes the pipe: stop reading then, quietly.
+  let closed = false;
+  const onError = (): void => {
+    closed = true;
+  };
+  process.stdout.on('error', onError);
+  try {
+    for await (const chunk of copy) {
+      if (closed) break;
+      if (!process.stdout.write(chunk as Buffer)) {
+        await new Promise<void>((resolve) => {
+          process.stdout.once('drain', resolve);
+          process.stdout.once('error', () => resolve());
+        });
+      }
+    }
+  } finally {
+    process.stdout.removeListener('error', onError);
+    if (closed) copy.destroy();
+  }
+  return !closed;
+}
+
+function table(
+  header: readonly string[],
+  rows: readonly string[][],
+  rightAligned: ReadonlySet<number>,
+): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (row: readonly string[]): string =>
+    row
+      .map((cell, i) =>
+        i === row.length - 1 && !rightAligned.has(i)
+          ? cell
+          : rightAligned.has(i)
+            ? cell.padStart(widths[i]!)
+            : cell.padEnd(widths[i]!),
+      )
+      .join('  ');
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** `roundtrip errors`: see the module comment. */
+export const errors: Command = async (argv) => {
+  const { values } = parseOptions(argv, {
+    ...DATABASE_OPTIONS,
+    run: { type: 'string' },
+    task: { type: 'string' },
+    code: { type: 'string' },
+    limit: { type: 'string' },
+    csv: { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  if (values.csv === true && values.json === true) {
+    throw new UsageError('--csv and --json cannot be used together');
+  }
+  const limitGiven = typeof values.limit === 'string';
+  const limit = wholeNumberOption('limit', values.limit as string | undefined, DEFAULT_ERRORS_LIMIT, 1);
+  const { config, pool } = await runsDatabase(values);
+  try {
+    const task = typeof values.task === 'string' ? values.task : undefined;
+    if (task !== undefined && !config.writeback.some((w) => w.name === task)) {
+      const names = config.writeback.map((w) => w.name);
+      throw new UsageError(
+        `--task: pipeline ${config.name} has no write-back task ${task} (it has ${names.length ? names.join(', ') : 'none'})`,
+        { showUsage: false },
+      );
+    }
+    const run = await chosenRun(pool, config.name, typeof values.run === 'string' ? values.run : undefined);
+    if (!run) {
+      if (values.json === true)
+        process.stdout.write(`${JSON.stringify({ pipeline: config.name, runId: null })}\n`);
+      else if (values.csv === true) process.stdout.write(`${CSV_COLUMNS.join(',')}\n`);
+      else process.stdout.write(`no runs of pipeline ${config.name} yet\n`);
+      return EXIT.ok;
+    }
+    const filter: ErrorFilter = {
+      runId: run.runId,
+      ...(task !== undefined ? { task } : {}),
+      ...(typeof values.code === 'string' ? { code: values.code.toUpperCase() } : {}),
+    };
+    if (values.csv === true) {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        if (!(await writeCsv(client, filter, limitGiven ? limit : undefined))) {
+          broken = new Error('the CSV reader closed the pipe');
+        }
+      } catch (err) {
+        broken = err as Error;
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+      return EXIT.ok;
+    }
+
+    const where = whereSql(filter);
+    const { rows: counts } = await pool.query<ErrorCount>(
+      `SELECT task, stage, code, count(*)::int AS records FROM roundtrip.writeback_errors
+        WHERE ${where} GROUP BY task, stage, code ORDER BY task, stage, records DESC, code`,
+    );
+    const { rows: records } = await pool.query<ErrorRecord>(
+      `SELECT task, stage, key, salesforce_id AS "salesforceId", code, fields, message, job_id AS "jobId", payload AS values
+         FROM roundtrip.writeback_errors WHERE ${where} ${ORDER_SQL} LIMIT ${limit}`,
+    );
+    const total = counts.reduce((n, c) => n + c.records, 0);
+    const prunedAt =
+      typeof run.summary.detailsPrunedAt === 'string' ? run.summary.detailsPrunedAt : undefined;
+
+    if (values.json === true) {
+      process.stdout.write(
+        `${JSON.stringify({
+          pipeline: config.name,
+          runId: run.runId,
+          status: run.status,
+          total,
+          counts,
+          records,
+          ...(prunedAt ? { detailsPrunedAt: prunedAt } : {}),
+        })}\n`,
+      );
+      return EXIT.ok;
+    }
+
+    const started = run.startedAt.toISOString().replace('T', ' ').slice(0, 19);
+    const out: string[] = [];
+    const stageTotal = (stage: string): number =>
+      counts.filter((c) => c.stage === stage).reduce((n, c) => n + c.records, 0);
+    const filtered = [filter.task && `task ${filter.task}`, filter.code && `code ${filter.code}`]
+      .filter(Boolean)
+      .join(', ');
+    out.push(
+      `run ${run.runId} (${run.status}, started ${started} UTC)${filtered ? `, ${filtered}` : ''}: ` +
+        `${stageTotal('plan').toLocaleString('en-US')} rejected before sending, ` +
+        `${stageTotal('push').toLocaleString('en-US')} failed when sent`,
+    );
+    if (total === 0) {
+      out.push(
+        prunedAt
+          ? `its records were pruned at ${prunedAt} (postgres.keepRunDetailsDays: ${config.postgres.keepRunDetailsDays})`
+          : 'no record to show',
+      );
+      process.stdout.write(`${out.join('\n')}\n`);
+      return EXIT.ok;
+    }
+    out.push(
+      '',
+      table(
+        ['task', 'stage', 'code', 'records'],
+        counts.map((c) => [c.task, c.stage, c.code, c.records.toLocaleString('en-US')]),
+        new Set([3]),
+      ),
+      '',
+      table(
+        ['task', 'stage', 'key', 'Salesforce Id', 'code', 'fields', 'message'],
+        records.map((r) => [
+          r.task,
+          r.stage,
+          r.key ?? '—',
+          r.salesforceId ?? '—',
+          r.code,
+          r.fields.join(', ') || '—',
+          r.message.replace(/\s+/g, ' '),
+        ]),
+        new Set(),
+      ),
+    );
+    if (records.length < total) {
+      out.push(
+        '',
+        `${records.length.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} shown: --limit N for more, --csv for all of them`,
+      );
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
+    return EXIT.ok;
+  } finally {
+    await pool.end();
+  }
+};
