@@ -108,6 +108,7 @@ export async function failedRunNotification(
       '',
       'Every record:',
       `  SELECT task, stage, key, salesforce_id, code, message, fields FROM roundtrip.writeback_errors WHERE run_id = '${runId}';`,
+      `  or: npx roundtrip errors --run ${runId} --csv (with the pipeline's --config and --secrets)`,
     );
   }
   const url = executionConsoleUrl(executionArn);

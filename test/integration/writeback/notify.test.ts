@@ -114,6 +114,7 @@ describe('the notification of a failed run', () => {
       '',
       'Every record:',
       `  SELECT task, stage, key, salesforce_id, code, message, fields FROM roundtrip.writeback_errors WHERE run_id = '${runId}';`,
+      `  or: npx roundtrip errors --run ${runId} --csv (with the pipeline's --config and --secrets)`,
       '',
       `The run: SELECT * FROM roundtrip.runs WHERE run_id = '${runId}';`,
       `The execution: https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/arn:aws:states:eu-west-1:123456789012:execution:roundtrip-wb-test:${runId}`,
