@@ -254,7 +254,10 @@ export const RUN_STATES = {
   failed: 'Run failed',
 } as const;
 
-/** The error name of a run that ends because a write-back passed its `maxFailureRate`. */
+/**
+ * The error name of a run that ends because a write-back passed its `maxFailureRate` or its
+ * `maxRejectRate` (the name predates the second).
+ */
 export const WRITEBACK_FAILED_ERROR = 'WritebackFailureRateExceeded';
 
 /** What a Task state runs: a Lambda step, or the native Athena query. */
@@ -592,7 +595,7 @@ export function buildDefinition(
       new sfn.Fail(b.scope, RUN_STATES.writebackFailed, {
         error: WRITEBACK_FAILED_ERROR,
         cause:
-          "A write-back task's failure rate passed its maxFailureRate: the rejected records are in roundtrip.writeback_errors, the summary in roundtrip.runs",
+          'A write-back task passed its maxFailureRate (records Salesforce refused) or its maxRejectRate (rows the plan rejected): the records are in roundtrip.writeback_errors, the reason and the summary in roundtrip.runs',
       }),
     )
     .otherwise(new sfn.Succeed(b.scope, RUN_STATES.succeeded));

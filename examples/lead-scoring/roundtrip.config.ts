@@ -61,6 +61,7 @@ export default defineConfig({
       key: 'Id',
       fields: { LeadScore__c: 'lead_score' },
       maxFailureRate: 0.05,
+      maxRejectRate: 0.05,
       maxChanges: 100_000,
     },
   ],

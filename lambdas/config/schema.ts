@@ -35,6 +35,7 @@ export const CONFIG_DEFAULTS = {
   // costs 5 calls and a short Bulk job about the same.
   extractBulkThreshold: 10_000,
   writebackMaxFailureRate: 0.05,
+  writebackMaxRejectRate: 0.05,
   writebackBulkThreshold: 2_000,
   maxApiCallsPerRun: 5_000,
   reserveDailyApiPercent: 20,
@@ -436,6 +437,7 @@ const writebackSchema = section('a write-back task object', {
   keyColumn: columnName.optional(),
   fields: fieldMapping,
   maxFailureRate: decimal('a number from 0 to 1', 0, 1).default(CONFIG_DEFAULTS.writebackMaxFailureRate),
+  maxRejectRate: decimal('a number from 0 to 1', 0, 1).default(CONFIG_DEFAULTS.writebackMaxRejectRate),
   maxChanges: wholeNumber('a whole number ≥ 1', 1).optional(),
   bulkThreshold: wholeNumber('a whole number of records ≥ 1', 1).default(
     CONFIG_DEFAULTS.writebackBulkThreshold,

@@ -358,6 +358,13 @@ export interface WritebackTaskInput {
    */
   readonly maxFailureRate?: number;
   /**
+   * The share of source rows (0-1) the plan may reject before any call (a value Salesforce would
+   * refuse, a missing or repeated key) before the run fails. The rows that pass are still sent;
+   * the run fails after reporting, and so notifies.
+   * @default 0.05
+   */
+  readonly maxRejectRate?: number;
+  /**
    * Refuse to push a plan with more changed records than this: a guard against a broken
    * transform rewriting the whole object.
    * @default no limit
@@ -378,6 +385,7 @@ export interface WritebackTaskInput {
 
 interface WritebackTaskBase extends Omit<WritebackTaskInput, 'mode' | 'key' | 'keyColumn'> {
   readonly maxFailureRate: number;
+  readonly maxRejectRate: number;
   readonly bulkThreshold: number;
   readonly name: string;
   /** The source column holding each row's key value. */

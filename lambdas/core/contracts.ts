@@ -349,6 +349,8 @@ export const WritebackTaskSummary = z.strictObject({
   api: WritebackApi,
   durationMs: z.number().int().nonnegative(),
   failureRateExceeded: z.boolean(),
+  /** The plan rejected more of the source rows than `maxRejectRate` allows: the run failed. */
+  rejectRateExceeded: z.boolean(),
 });
 export type WritebackTaskSummary = z.infer<typeof WritebackTaskSummary>;
 

@@ -87,7 +87,8 @@ export async function failedRunNotification(
       lines.push(
         `  ${name}: ${fmt(t.changed)} to send, ${fmt(t.written)} written, ${fmt(t.failed)} failed in Salesforce, ` +
           `${fmt(t.rejected)} rejected before sending; ${fmt(t.apiCalls)} API calls` +
-          (t.failureRateExceeded ? ' (more failed than maxFailureRate allows)' : ''),
+          (t.failureRateExceeded ? ' (more failed than maxFailureRate allows)' : '') +
+          (t.rejectRateExceeded ? ' (more rejected than maxRejectRate allows)' : ''),
       );
     }
   }

@@ -90,6 +90,13 @@ export async function pruneRunDetails(
   };
 }
 
+/** Whether the plan rejected more of the source rows than `maxRejectRate` allows. */
+export function rejectRateExceeded(rejected: number, sourceRows: number, maxRejectRate: number): boolean {
+  return sourceRows > 0 && rejected / sourceRows > maxRejectRate;
+}
+
+const percent = (rate: number): string => `${(rate * 100).toFixed(2)} %`;
+
 /**
  * Closes the pipeline's runs still `running` more than {@link ABANDONED_AFTER_HOURS} after they
  * started: `failed`, finished now, with an error that says why. No execution can still be running
@@ -163,10 +170,16 @@ export async function reportRun(
         api: s.api === 'bulk' || s.api === 'collections' ? s.api : 'none',
         durationMs: Number.isFinite(started) ? Math.max(0, ended - started) : 0,
         failureRateExceeded: s.failureRateExceeded === true,
+        rejectRateExceeded: rejectRateExceeded(num(s.rejected), num(s.sourceRows), task.maxRejectRate),
       };
       if (s.failureRateExceeded === true) {
         reasons.push(
-          `write-back ${name}: ${num(s.failed)} of ${num(s.changed)} records failed (${(num(s.failureRate) * 100).toFixed(2)} %), more than maxFailureRate ${(task.maxFailureRate * 100).toFixed(2)} %`,
+          `write-back ${name}: ${num(s.failed)} of ${num(s.changed)} records failed (${percent(num(s.failureRate))}), more than maxFailureRate ${percent(task.maxFailureRate)}`,
+        );
+      }
+      if (writeback[name].rejectRateExceeded) {
+        reasons.push(
+          `write-back ${name}: ${num(s.rejected)} of ${num(s.sourceRows)} source rows were rejected before sending (${percent(num(s.rejected) / num(s.sourceRows))}), more than maxRejectRate ${percent(task.maxRejectRate)}`,
         );
       }
     }

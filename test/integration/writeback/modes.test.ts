@@ -117,6 +117,40 @@ describe('write-back modes and per-record failures', () => {
     expect(leadsWithExternalId(env, 'case-x')).toHaveLength(0);
   });
 
+  it('sends the rows that pass, and fails the run after the report when the plan rejects more than maxRejectRate', async () => {
+    await leads('rej', 'Rej', 'Globex', 10);
+    await env.pool.query(`UPDATE lead_src SET ext = NULL WHERE ext IN ('rej-3', 'rej-7')`);
+
+    // 2 of 10 rows rejected: within a maxRejectRate of 25 %.
+    const lenient = env.deps({ writeback: [{ ...upsert, maxRejectRate: 0.25 }] });
+    const first = await env.newRun();
+    const { plan, result } = await runWriteback(lenient, { runId: first, task: 'Lead-upsert' });
+    expect(plan).toMatchObject({ sourceRows: 10, rejected: 2, changed: 8 });
+    expect(result).toMatchObject({ succeeded: 8, failed: 0, failureRateExceeded: false });
+    expect(await reportRun(lenient, { runId: first })).toMatchObject({
+      status: 'succeeded',
+      writeback: { 'Lead-upsert': { rejected: 2, rejectRateExceeded: false } },
+    });
+
+    // The same rows against the default 5 %: nothing left to send, and the run fails.
+    const strict = env.deps({ writeback: [upsert] });
+    const second = await env.newRun();
+    const again = await runWriteback(strict, { runId: second, task: 'Lead-upsert' });
+    expect(again.plan).toMatchObject({ sourceRows: 10, rejected: 2, changed: 0 });
+    const report = await reportRun(strict, { runId: second });
+    expect(report).toMatchObject({
+      status: 'failed',
+      reason:
+        'write-back Lead-upsert: 2 of 10 source rows were rejected before sending (20.00 %), more than maxRejectRate 5.00 %',
+      writeback: { 'Lead-upsert': { rejected: 2, rejectRateExceeded: true } },
+    });
+    const { rows } = await env.pool.query(`SELECT status, error FROM roundtrip.runs WHERE run_id = $1`, [
+      second,
+    ]);
+    expect(rows[0]).toEqual({ status: 'failed', error: report.reason });
+    expect((await errorsOf(env, second)).map((e) => e.code)).toEqual(['MISSING_KEY', 'MISSING_KEY']);
+  });
+
   it('insert creates each key once, and a rerun never inserts it again', async () => {
     await leads('new', 'New', 'Initech', 6);
     const insert = { ...upsert, mode: 'insert' as const };
