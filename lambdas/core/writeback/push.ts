@@ -12,7 +12,8 @@
  *
  * Records are read from the plan's pages (`writeback_plan_rows`). A record enters the push's
  * per-record ledger, `writeback_plans` (status, attempts, job, value hash), when it is sent: the
- * row is written `sent` right before its call, or with its Bulk job once the upload is closed.
+ * row is written `sent` right before its call, or with its Bulk job once the whole CSV is uploaded
+ * (before the close).
  * Collect and the row-lock retries read and update the ledger.
  *
  * Crash safety per API:
@@ -555,11 +556,11 @@ async function uploadChunk(
     }
   });
   // The whole CSV is with Salesforce: from here a retry closes this job, never aborts it (the
-  // close below may reach Salesforce even when its answer does not).
-  await deps.pg.query(
-    `UPDATE roundtrip.writeback_jobs SET state = 'Uploaded', updated_at = now() WHERE run_id = $1 AND task = $2 AND job_id = $3`,
-    [runId, taskName, job.id],
-  );
+  // close below may reach Salesforce even when its answer does not). Its records go into the
+  // ledger as `sent` now, before the close, in the same transaction: if this run ends before it
+  // records the job's outcome, a later run's plan and push see those records as sent with no
+  // outcome (an insert is then never sent again) instead of planning them afresh.
+  await markJobSent(deps, runId, taskName, job.id, 'Uploaded', chunk);
   await closeIngestJob(sf, job.id);
   await markJobSent(deps, runId, taskName, job.id, 'UploadComplete', chunk);
   return job.id;

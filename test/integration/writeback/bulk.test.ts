@@ -8,6 +8,7 @@ import {
   collectWriteback,
   planWriteback,
   pushWriteback,
+  reportRun,
   runWriteback,
   type WritebackPushOutput,
 } from '../../../lambdas/core/writeback';
@@ -304,6 +305,45 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     await insertWithLostClose('late-', 90, lateClose);
     // The late close and the retry's refused one.
     expect(env.sf.calls.count({ operation: 'bulk.ingest.close' })).toBe(2);
+  });
+
+  it('a Bulk insert whose run ended after the close, before it recorded the outcome, is never inserted again by a later run', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'gone-' || i, 'Gone ' || i, i FROM generate_series(1, 70) AS i`,
+    );
+    const insert = { ...upsert, mode: 'insert' as const };
+    const deps = env.deps({ writeback: [insert] });
+    const dead = await env.newRun();
+    await planWriteback(deps, { runId: dead, task: 'Lead-insert' });
+    // The close reaches Salesforce (the job runs), then the Lambda dies; the step is not retried
+    // and the run ends failed.
+    await expect(
+      pushWriteback(
+        { ...deps, salesforce: crashingConnector(env.connector, (operation) => / close$/.test(operation)) },
+        { runId: dead, task: 'Lead-insert' },
+      ),
+    ).rejects.toThrow(/simulated crash/);
+    await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+    const { rows: ledger } = await env.pool.query(
+      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status`,
+      [dead],
+    );
+    expect(ledger).toEqual([{ status: 'sent', n: 70 }]);
+
+    env.sf.calls.clear();
+    const next = await env.newRun();
+    const again = await runWriteback(deps, { runId: next, task: 'Lead-insert' });
+
+    expect(again.plan).toMatchObject({ changed: 0, rejected: 70 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(new Set((await errorsOf(env, next)).map((e) => e.code))).toEqual(
+      new Set(['INSERT_OUTCOME_UNKNOWN']),
+    );
+    const inserted = [...env.sf.store.all('Lead')].filter((r) =>
+      String(r.External_Id__c).startsWith('gone-'),
+    );
+    expect(inserted).toHaveLength(70);
   });
 
   it('inserts through a job keyed on an external ID, records the new Ids, and never inserts them again', async () => {
