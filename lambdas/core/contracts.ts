@@ -345,6 +345,8 @@ export const WritebackTaskSummary = z.strictObject({
   changed: z.number().int().nonnegative(),
   written: z.number().int().nonnegative(),
   failed: z.number().int().nonnegative(),
+  /** Records sent by a push that never finished, with no outcome recorded (see the ledger). */
+  outcomeUnknown: z.number().int().nonnegative(),
   apiCalls: z.number().int().nonnegative(),
   api: WritebackApi,
   durationMs: z.number().int().nonnegative(),

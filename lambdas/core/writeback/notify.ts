@@ -86,7 +86,9 @@ export async function failedRunNotification(
     for (const [name, t] of tasks) {
       lines.push(
         `  ${name}: ${fmt(t.changed)} to send, ${fmt(t.written)} written, ${fmt(t.failed)} failed in Salesforce, ` +
-          `${fmt(t.rejected)} rejected before sending; ${fmt(t.apiCalls)} API calls` +
+          `${fmt(t.rejected)} rejected before sending` +
+          (t.outcomeUnknown > 0 ? `, ${fmt(t.outcomeUnknown)} sent with no outcome recorded` : '') +
+          `; ${fmt(t.apiCalls)} API calls` +
           (t.failureRateExceeded ? ' (more failed than maxFailureRate allows)' : '') +
           (t.rejectRateExceeded ? ' (more rejected than maxRejectRate allows)' : ''),
       );
@@ -110,6 +112,13 @@ export async function failedRunNotification(
       'Every record:',
       `  SELECT task, stage, key, salesforce_id, code, message, fields FROM roundtrip.writeback_errors WHERE run_id = '${runId}';`,
       `  or: npx roundtrip errors --run ${runId} --csv (with the pipeline's --config and --secrets)`,
+    );
+  }
+  if (tasks.some(([, t]) => t.outcomeUnknown > 0)) {
+    lines.push(
+      '',
+      'Sent with no outcome recorded (the run ended before it heard back):',
+      `  SELECT task, key, salesforce_id, job_id FROM roundtrip.writeback_plans WHERE run_id = '${runId}' AND status = 'sent';`,
     );
   }
   const url = executionConsoleUrl(executionArn);

@@ -90,6 +90,22 @@ export async function pruneRunDetails(
   };
 }
 
+/** A task's ledger rows of a run by outcome: `sent` ones have none recorded. */
+async function ledgerOutcomes(
+  client: PoolClient,
+  runId: string,
+  task: string,
+): Promise<{ succeeded: number; failed: number; sent: number }> {
+  const { rows } = await client.query<{ succeeded: number; failed: number; sent: number }>(
+    `SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
+            count(*) FILTER (WHERE status = 'failed')::int AS failed,
+            count(*) FILTER (WHERE status = 'sent')::int AS sent
+       FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`,
+    [runId, task],
+  );
+  return rows[0] ?? { succeeded: 0, failed: 0, sent: 0 };
+}
+
 /** Whether the plan rejected more of the source rows than `maxRejectRate` allows. */
 export function rejectRateExceeded(rejected: number, sourceRows: number, maxRejectRate: number): boolean {
   return sourceRows > 0 && rejected / sourceRows > maxRejectRate;
@@ -159,13 +175,18 @@ export async function reportRun(
       if (!s) continue;
       const started = typeof s.startedAt === 'string' ? Date.parse(s.startedAt) : NaN;
       const ended = typeof s.collectedAt === 'string' ? Date.parse(s.collectedAt) : now.getTime();
+      // A push or collect that never finished wrote no figures: what its ledger holds is what
+      // happened (records Salesforce took or refused, and those sent with no outcome recorded).
+      const outcomes =
+        typeof s.collectedAt === 'string' ? undefined : await ledgerOutcomes(client, input.runId, name);
       writeback[name] = {
         sourceRows: num(s.sourceRows),
         rejected: num(s.rejected),
         unchanged: num(s.unchanged),
         changed: num(s.changed),
-        written: num(s.written),
-        failed: num(s.failed),
+        written: outcomes?.succeeded ?? num(s.written),
+        failed: outcomes?.failed ?? num(s.failed),
+        outcomeUnknown: outcomes?.sent ?? 0,
         apiCalls: num(s.apiCalls),
         api: s.api === 'bulk' || s.api === 'collections' ? s.api : 'none',
         durationMs: Number.isFinite(started) ? Math.max(0, ended - started) : 0,

@@ -5,13 +5,13 @@
  * per run; nothing for a run that succeeded; a notification that cannot be sent does not change
  * the run's outcome and is sent by a retried report.
  */
-import { reportRun } from '../../../lambdas/core/writeback';
+import { planWriteback, pushWriteback, reportRun } from '../../../lambdas/core/writeback';
 import { executionConsoleUrl } from '../../../lambdas/core/writeback/notify';
 import { HANDLER_ENV } from '../../../lambdas/handlers/deps';
 import { snsNotifier } from '../../../lambdas/handlers/sns-deps';
 import { useLocalAwsEnv } from '../../support/aws-env';
 import { startSnsStandIn, type SnsStandIn } from '../../support/sns';
-import { SCORE_UPDATE, startWritebackEnv, type WritebackEnv } from './support';
+import { crashingConnector, SCORE_UPDATE, startWritebackEnv, type WritebackEnv } from './support';
 
 const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:roundtrip-wb-test-Notifications';
 
@@ -65,6 +65,7 @@ describe('the notification of a failed run', () => {
               failureRateExceeded: true,
               apiCalls: 3,
               api: 'collections',
+              collectedAt: '2026-01-01T00:00:00.000Z',
             },
           },
         }),
@@ -144,6 +145,49 @@ describe('the notification of a failed run', () => {
       'Why: TerminalError: Run refused: it is forecast to make 900 Salesforce API calls',
     );
     expect(sns.published[0]?.message).not.toContain('Errors by task');
+  });
+
+  it('counts what a push that died had written from its ledger, and names the records sent with no outcome', async () => {
+    const ids = env.sf.store.seed(
+      'Lead',
+      Array.from({ length: 1200 }, (_, i) => ({ LastName: `Cnt ${i}`, Company: 'Cnt' })),
+    );
+    await env.pool.query(`CREATE TABLE IF NOT EXISTS lead_scores ("Id" text, score integer)`);
+    await env.pool.query('DELETE FROM lead_scores');
+    await env.pool.query(`INSERT INTO lead_scores SELECT id, 42 FROM unnest($1::text[]) AS id`, [ids]);
+    const d = deps();
+    const runId = await env.newRun();
+    await planWriteback(d, { runId, task: 'Lead-update' });
+    // The first Composite call (1,000 records) is answered and recorded; the Lambda dies after
+    // the second one reached Salesforce, and the step is not retried.
+    let writes = 0;
+    await expect(
+      pushWriteback(
+        {
+          ...d,
+          salesforce: crashingConnector(env.connector, (_op, method) => method !== 'GET' && ++writes === 2),
+        },
+        { runId, task: 'Lead-update' },
+      ),
+    ).rejects.toThrow(/simulated crash/);
+
+    const output = await reportRun(d, { runId, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+
+    expect(output.writeback['Lead-update']).toMatchObject({
+      changed: 1200,
+      written: 1000,
+      failed: 0,
+      outcomeUnknown: 200,
+    });
+    const { rows } = await env.pool.query(`SELECT summary FROM roundtrip.runs WHERE run_id = $1`, [runId]);
+    expect(rows[0].summary.writeback['Lead-update']).toMatchObject({ written: 1000, outcomeUnknown: 200 });
+    const message = sns.published[0]?.message ?? '';
+    expect(message).toContain(
+      '  Lead-update: 1,200 to send, 1,000 written, 0 failed in Salesforce, 0 rejected before sending, 200 sent with no outcome recorded; ',
+    );
+    expect(message).toContain(
+      `  SELECT task, key, salesforce_id, job_id FROM roundtrip.writeback_plans WHERE run_id = '${runId}' AND status = 'sent';`,
+    );
   });
 
   it('keeps the run’s outcome when the topic cannot be reached; a later report of the run (a retried step) sends it', async () => {
