@@ -417,10 +417,47 @@ async function sendCollections(
 }
 
 /**
+ * Insert: records waiting for their row-lock retry whose key another run inserted, or sent with
+ * no outcome yet, since this run's attempt that was refused (the step failed before its retry
+ * round and an overlapping run pushed meanwhile) fail here instead of being sent a second time.
+ * The push-start check ({@link refuseKeysTakenElsewhere}) passes them over: they are in this
+ * run's ledger already.
+ */
+async function refuseWaitingKeysTakenElsewhere(
+  deps: CoreDeps,
+  runId: string,
+  taskName: string,
+  logger: Logger,
+): Promise<void> {
+  const { rowCount } = await deps.pg.query(
+    `WITH taken AS (
+       SELECT DISTINCT ON (l.key) l.key, l.payload, o.code, o.message, o.other_id
+         FROM roundtrip.writeback_plans l
+         JOIN (${TAKEN_ELSEWHERE_SQL}) AS o ON o.key = l.key
+        WHERE l.run_id = $1 AND l.task = $2 AND l.status = 'planned' AND l.attempts > 0
+        ORDER BY l.key, o.code),
+     marked AS (
+       UPDATE roundtrip.writeback_plans l SET status = 'failed', updated_at = now()
+         FROM taken t
+        WHERE l.run_id = $1 AND l.task = $2 AND l.key = t.key AND l.status = 'planned'
+       RETURNING l.key)
+     INSERT INTO roundtrip.writeback_errors (run_id, task, key, salesforce_id, stage, code, message, payload)
+     SELECT $1, $2, t.key, t.other_id, 'push', t.code, t.message, t.payload FROM taken t JOIN marked m ON m.key = t.key`,
+    [runId, taskName],
+  );
+  if ((rowCount ?? 0) > 0) {
+    logger.warn('Insert keys waiting for a row-lock retry were taken by another run: refused, not sent', {
+      records: rowCount,
+    });
+  }
+}
+
+/**
  * The serial retry pass for rows refused with UNABLE_TO_LOCK_ROW: one call at a time, a growing
  * pause before each round, until none is left or the retry limit turned them into failures.
  * A retry call that died (a retried step) left its records `sent` with attempts above 0: inserts
- * among them are looked up first ({@link reconcileSentInserts}), the others are sent again.
+ * among them are looked up first ({@link reconcileSentInserts}), the others are sent again,
+ * unless another run took their key meanwhile ({@link refuseWaitingKeysTakenElsewhere}).
  */
 export async function retryLockedRows(
   deps: CoreDeps,
@@ -430,15 +467,11 @@ export async function retryLockedRows(
   taskName: string,
   lockRetries: number,
 ): Promise<void> {
-  if (mapping.task.mode === 'insert')
-    await reconcileSentInserts(
-      deps,
-      sf,
-      mapping,
-      runId,
-      taskName,
-      deps.logger.child({ runId, task: taskName }),
-    );
+  if (mapping.task.mode === 'insert') {
+    const logger = deps.logger.child({ runId, task: taskName });
+    await reconcileSentInserts(deps, sf, mapping, runId, taskName, logger);
+    await refuseWaitingKeysTakenElsewhere(deps, runId, taskName, logger);
+  }
   for (let round = 1; round <= lockRetries + 1; round += 1) {
     const { rows } = await deps.pg.query<{ n: string }>(
       `SELECT count(*) AS n FROM roundtrip.writeback_plans
@@ -732,6 +765,21 @@ export async function withTaskLock<T>(deps: CoreDeps, taskName: string, fn: () =
  * this plan was made (runs that overlapped) fail here, before anything is sent: inserting them
  * would duplicate the record. Their ledger rows are written `failed`, so no pass sends them.
  */
+/**
+ * Insert keys another run (not $1) of task $2 has inserted (its Salesforce Id in sync_state) or
+ * sent with no outcome yet: `key, code, other_id, message`.
+ */
+const TAKEN_ELSEWHERE_SQL = `
+  SELECT s.key, 'ALREADY_INSERTED' AS code, s.salesforce_id AS other_id,
+         format('inserted as %s by run %s after this run planned it (the runs overlapped): not inserted again', s.salesforce_id, s.run_id) AS message
+    FROM roundtrip.sync_state s
+   WHERE s.task = $2 AND s.salesforce_id IS NOT NULL AND s.run_id IS DISTINCT FROM $1
+  UNION ALL
+  SELECT l.key, 'INSERT_OUTCOME_UNKNOWN', NULL,
+         format('sent for insert by run %s, whose result is not recorded yet: not inserted again by this run', l.run_id)
+    FROM roundtrip.writeback_plans l
+   WHERE l.task = $2 AND l.status = 'sent' AND l.run_id <> $1`;
+
 async function refuseKeysTakenElsewhere(
   deps: CoreDeps,
   runId: string,
@@ -742,16 +790,7 @@ async function refuseKeysTakenElsewhere(
     `WITH taken AS (
        SELECT DISTINCT ON (p.key) p.key, p.seq, p.salesforce_id, p.operation, p.payload, p.current, o.code, o.message, o.other_id
          FROM roundtrip.writeback_plan_rows p
-         JOIN (
-           SELECT s.key, 'ALREADY_INSERTED' AS code, s.salesforce_id AS other_id,
-                  format('inserted as %s by run %s after this run planned it (the runs overlapped): not inserted again', s.salesforce_id, s.run_id) AS message
-             FROM roundtrip.sync_state s
-            WHERE s.task = $2 AND s.salesforce_id IS NOT NULL AND s.run_id IS DISTINCT FROM $1
-           UNION ALL
-           SELECT l.key, 'INSERT_OUTCOME_UNKNOWN', NULL,
-                  format('sent for insert by run %s, whose result is not recorded yet: not inserted again by this run', l.run_id)
-             FROM roundtrip.writeback_plans l
-            WHERE l.task = $2 AND l.status = 'sent' AND l.run_id <> $1) AS o ON o.key = p.key
+         JOIN (${TAKEN_ELSEWHERE_SQL}) AS o ON o.key = p.key
         WHERE p.run_id = $1 AND p.task = $2
           AND NOT EXISTS (SELECT 1 FROM roundtrip.writeback_plans mine
                            WHERE mine.run_id = $1 AND mine.task = $2 AND mine.key = p.key)

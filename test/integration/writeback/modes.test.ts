@@ -170,6 +170,45 @@ describe('write-back modes and per-record failures', () => {
     expect(env.sf.store.count('Lead')).toBe(before + 6);
   });
 
+  it('an insert waiting for its row-lock retry is not sent again when an overlapping run inserted the key meanwhile', async () => {
+    await leads('lock', 'Lock', 'Umbrella', 3);
+    const insert = { ...upsert, mode: 'insert' as const };
+    const deps = env.deps({ writeback: [insert] });
+    const a = await env.newRun();
+    await planWriteback(deps, { runId: a, task: 'Lead-insert' });
+    // lock-2 is refused with UNABLE_TO_LOCK_ROW, and the step fails before its retry round.
+    env.sf.faults.set({ lockRowKeys: ['lock-2'] });
+    const failingBeforeRetry = {
+      ...deps,
+      clock: {
+        now: () => new Date(),
+        sleep: async () => {
+          throw new TransientError('simulated failure before the row-lock retry round');
+        },
+      },
+    };
+    await expect(pushWriteback(failingBeforeRetry, { runId: a, task: 'Lead-insert' })).rejects.toThrow(
+      /before the row-lock retry round/,
+    );
+    env.sf.faults.clear();
+    // Meanwhile a run started by hand plans and inserts lock-2 (nobody had sent it).
+    const b = await env.newRun();
+    expect((await runWriteback(deps, { runId: b, task: 'Lead-insert' })).result).toMatchObject({
+      succeeded: 1,
+    });
+
+    env.sf.calls.clear();
+    const retried = await pushWriteback(
+      { ...deps, clock: { now: () => new Date(), sleep: async () => undefined } },
+      { runId: a, task: 'Lead-insert' },
+    );
+
+    expect(retried).toMatchObject({ status: 'collected', succeeded: 2, failed: 1 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(leadsWithExternalId(env, 'lock-2')).toHaveLength(1);
+    expect((await errorsOf(env, a)).map((e) => [e.key, e.code])).toEqual([['lock-2', 'ALREADY_INSERTED']]);
+  });
+
   it('an insert whose result was lost in a crash is reconciled by external ID, not inserted twice', async () => {
     await leads('crash', 'Crash', 'Hooli', 4);
     const insert = { ...upsert, mode: 'insert' as const };
