@@ -761,11 +761,6 @@ export async function withTaskLock<T>(deps: CoreDeps, taskName: string, fn: () =
 }
 
 /**
- * Insert: the plan's records whose key another run inserted, or sent with no outcome yet, after
- * this plan was made (runs that overlapped) fail here, before anything is sent: inserting them
- * would duplicate the record. Their ledger rows are written `failed`, so no pass sends them.
- */
-/**
  * Insert keys another run (not $1) of task $2 has inserted (its Salesforce Id in sync_state) or
  * sent with no outcome yet: `key, code, other_id, message`.
  */
@@ -780,6 +775,11 @@ const TAKEN_ELSEWHERE_SQL = `
     FROM roundtrip.writeback_plans l
    WHERE l.task = $2 AND l.status = 'sent' AND l.run_id <> $1`;
 
+/**
+ * Insert: the plan's records whose key another run inserted, or sent with no outcome yet, after
+ * this plan was made (runs that overlapped) fail here, before anything is sent: inserting them
+ * would duplicate the record. Their ledger rows are written `failed`, so no pass sends them.
+ */
 async function refuseKeysTakenElsewhere(
   deps: CoreDeps,
   runId: string,
