@@ -1,7 +1,8 @@
 /**
  * Target tables from the column model: created on first use with a primary key, new columns
  * added on later runs, a changed type widened where no value can be lost, and a clear error
- * otherwise. Columns that disappear from the source are kept: data is never dropped.
+ * otherwise. Columns that disappear from the source are kept: data is never dropped. Only key
+ * columns are NOT NULL; a NOT NULL that would refuse what the source now sends is dropped.
  *
  * Identifiers are always quoted through {@link quoteIdent}: a field or column name never
  * becomes SQL, whatever characters it holds.
@@ -172,6 +173,8 @@ export interface EnsureTableResult {
   readonly widened: readonly WidenedColumn[];
   /** Columns kept wider than the declared type (`onNarrower: 'keep'`). */
   readonly keptWider: readonly WidenedColumn[];
+  /** Non-key columns whose NOT NULL was dropped (see {@link ensureTable}). */
+  readonly relaxed: readonly string[];
 }
 
 /** Names the loader reserves for its own staging columns. */
@@ -203,6 +206,11 @@ export function validateColumns(
 interface ExistingColumn {
   name: string;
   type: string;
+  notNull: boolean;
+  /** An INSERT that leaves the column out fills it with the default. */
+  hasDefault: boolean;
+  /** Identity and generated columns: filled by PostgreSQL, which refuses DROP NOT NULL on them. */
+  managed: boolean;
 }
 
 async function existingColumns(
@@ -210,8 +218,17 @@ async function existingColumns(
   schema: string,
   table: string,
 ): Promise<ExistingColumn[] | undefined> {
-  const { rows } = await client.query<{ relkind: string | null; name: string | null; type: string | null }>(
-    `SELECT c.relkind::text AS relkind, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+  const { rows } = await client.query<{
+    relkind: string | null;
+    name: string | null;
+    type: string | null;
+    notnull: boolean | null;
+    hasdef: boolean | null;
+    managed: boolean | null;
+  }>(
+    `SELECT c.relkind::text AS relkind, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+            a.attnotnull AS notnull, a.atthasdef AS hasdef,
+            (a.attidentity <> '' OR a.attgenerated <> '') AS managed
        FROM pg_class c
        JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -224,7 +241,15 @@ async function existingColumns(
   if (kind !== 'r' && kind !== 'p') {
     throw new TerminalError(`${quoteQualified(schema, table)} exists but is not a table (relkind ${kind})`);
   }
-  return rows.filter((r) => r.name !== null).map((r) => ({ name: r.name as string, type: r.type as string }));
+  return rows
+    .filter((r) => r.name !== null)
+    .map((r) => ({
+      name: r.name as string,
+      type: r.type as string,
+      notNull: r.notnull === true,
+      hasDefault: r.hasdef === true,
+      managed: r.managed === true,
+    }));
 }
 
 async function existingPrimaryKey(client: ClientBase, schema: string, table: string): Promise<string[]> {
@@ -248,6 +273,16 @@ async function existingPrimaryKey(client: ClientBase, schema: string, table: str
  * column, old and new type when a type cannot change safely, and when an existing table's
  * primary key differs from `primaryKey`. Run it inside the load's transaction so that a failed
  * load leaves no half-evolved table; DDL takes an exclusive lock on the table until commit.
+ *
+ * NOT NULL: a new table has it on its key columns only, whatever the source declares. A source's
+ * "never null" (a Salesforce field's `nillable: false`, Athena's `NOT_NULL`) describes its
+ * metadata today, which an admin changes without the pipeline knowing (a field made optional,
+ * deleted, or dropped from the task): a constraint copied from it makes the load fail on every
+ * run from then on, and a copy of the source's rows gains nothing from re-checking the source's
+ * rules. Existing tables (created NOT NULL by earlier versions, or by hand) get `DROP NOT NULL` on
+ * every non-key column that would refuse a row: declared nullable, or no longer declared and
+ * without a default (the load's INSERT leaves it out). Columns still declared non-nullable keep
+ * theirs: the DDL would lock the table against readers until the load commits, for nothing.
  */
 export async function ensureTable(
   client: ClientBase,
@@ -266,19 +301,19 @@ export async function ensureTable(
       [schema],
     );
     if (!rows[0]?.exists) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+    // Only the key is NOT NULL (see the function's comment): `nullable` is not a constraint.
     const keySet = new Set(primaryKey);
     const defs = columns.map(
-      (c) =>
-        `${quoteIdent(c.name)} ${parsePgType(c.pgType).text}${!c.nullable || keySet.has(c.name) ? ' NOT NULL' : ''}`,
+      (c) => `${quoteIdent(c.name)} ${parsePgType(c.pgType).text}${keySet.has(c.name) ? ' NOT NULL' : ''}`,
     );
     if (primaryKey.length > 0) defs.push(`PRIMARY KEY (${primaryKey.map(quoteIdent).join(', ')})`);
     await client.query(`CREATE TABLE IF NOT EXISTS ${qualified} (\n  ${defs.join(',\n  ')}\n)`);
     logger.info('Created table', { table: `${schema}.${table}`, columns: columns.length });
-    return { created: true, added: [], widened: [], keptWider: [] };
+    return { created: true, added: [], widened: [], keptWider: [], relaxed: [] };
   }
 
+  const pk = await existingPrimaryKey(client, schema, table);
   if (primaryKey.length > 0) {
-    const pk = await existingPrimaryKey(client, schema, table);
     if (pk.join('\u0000') !== primaryKey.join('\u0000')) {
       throw new TerminalError(
         `Table ${qualified} has primary key (${pk.join(', ') || 'none'}) but the task's key is (${primaryKey.join(', ')}): change the key back or migrate the table by hand`,
@@ -287,6 +322,16 @@ export async function ensureTable(
   }
 
   const byName = new Map(existing.map((c) => [c.name, c.type]));
+  const declaredByName = new Map(columns.map((c) => [c.name, c]));
+  const keyColumns = new Set(pk);
+  // NOT NULL columns that would refuse a row of this load (see the function's comment).
+  const relaxed = existing
+    .filter((c) => c.notNull && !c.managed && !keyColumns.has(c.name))
+    .filter((c) => {
+      const declared = declaredByName.get(c.name);
+      return declared ? declared.nullable : !c.hasDefault;
+    })
+    .map((c) => c.name);
   const added: string[] = [];
   const widened: WidenedColumn[] = [];
   const keptWider: WidenedColumn[] = [];
@@ -320,11 +365,13 @@ export async function ensureTable(
     alterations.push(`ALTER COLUMN ${quoteIdent(column.name)} TYPE ${target}`);
     widened.push({ column: column.name, from: currentText, to: target });
   }
+  for (const name of relaxed) alterations.push(`ALTER COLUMN ${quoteIdent(name)} DROP NOT NULL`);
   if (alterations.length > 0) {
     await client.query(`ALTER TABLE ${qualified} ${alterations.join(', ')}`);
-    logger.info('Evolved table', { table: `${schema}.${table}`, added, widened });
+    // `relaxed`: the columns whose NOT NULL was dropped.
+    logger.info('Evolved table', { table: `${schema}.${table}`, added, widened, relaxed });
   }
   if (keptWider.length > 0)
     logger.warn('Kept columns wider than the source declares', { table: `${schema}.${table}`, keptWider });
-  return { created: false, added, widened, keptWider };
+  return { created: false, added, widened, keptWider, relaxed };
 }

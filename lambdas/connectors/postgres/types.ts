@@ -23,8 +23,9 @@ export interface PgColumn {
   /** The PostgreSQL type, as `format_type()` prints it. */
   readonly pgType: string;
   /**
-   * Whether the source may send NULL. Honoured as NOT NULL only when the table is created;
-   * a column added later is always nullable (rows already in the table have no value for it).
+   * Whether the source may send NULL. Not a constraint: tables get NOT NULL on their key only.
+   * It decides whether an existing NOT NULL column (made by an earlier version) is relaxed
+   * (lambdas/connectors/postgres/ddl.ts, `ensureTable`).
    */
   readonly nullable: boolean;
   /** Set when COPY cannot load the source text as `pgType` directly. */

@@ -2,6 +2,7 @@ import type { Pool, PoolClient } from 'pg';
 import { TerminalError } from '../../../lambdas/shared/errors';
 import { ensureTable, type EnsureTableOptions } from '../../../lambdas/connectors/postgres/ddl';
 import { createPool, withClient } from '../../../lambdas/connectors/postgres/pool';
+import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import type { PgColumn } from '../../../lambdas/connectors/postgres/types';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
@@ -36,13 +37,18 @@ describe('ensureTable', () => {
   const ensure = (o: Omit<EnsureTableOptions, 'schema'>) =>
     withClient(pool, (c) => ensureTable(c, { schema: 'public', ...o }));
 
-  it('creates the table with its primary key, then adds new columns as nullable and keeps vanished ones', async () => {
+  it('creates the table with its primary key, NOT NULL on the key only, then adds new columns as nullable and keeps vanished ones', async () => {
     const first = await ensure({
       table: 'lead',
       columns: [col('Id', 'character varying(18)', false), col('Company', 'text', false)],
       primaryKey: ['Id'],
     });
-    expect(first).toEqual({ created: true, added: [], widened: [], keptWider: [] });
+    expect(first).toEqual({ created: true, added: [], widened: [], keptWider: [], relaxed: [] });
+    // Company is declared non-nullable (a required field), but only the key is NOT NULL.
+    expect(await withClient(pool, (c) => describeTable(c, 'lead'))).toEqual({
+      Id: 'character varying(18) not null',
+      Company: 'text',
+    });
     await pool.query(`INSERT INTO lead VALUES ('00Q1', 'Acme')`);
 
     const second = await ensure({
@@ -50,10 +56,10 @@ describe('ensureTable', () => {
       columns: [col('Id', 'varchar(18)', false), col('Score__c', 'numeric(5,2)', false)],
       primaryKey: ['Id'],
     });
-    expect(second).toEqual({ created: false, added: ['Score__c'], widened: [], keptWider: [] });
+    expect(second).toEqual({ created: false, added: ['Score__c'], widened: [], keptWider: [], relaxed: [] });
     expect(await withClient(pool, (c) => describeTable(c, 'lead'))).toEqual({
       Id: 'character varying(18) not null',
-      Company: 'text not null',
+      Company: 'text',
       Score__c: 'numeric(5,2)',
     });
     const { rows } = await pool.query('SELECT * FROM lead');
@@ -63,6 +69,57 @@ describe('ensureTable', () => {
       `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = 'public.lead'::regclass AND contype = 'p'`,
     );
     expect(pk.rows).toEqual([{ def: 'PRIMARY KEY ("Id")' }]);
+  });
+
+  it('drops NOT NULL from non-key columns the source declares nullable or no longer declares, and logs it', async () => {
+    // A table as earlier versions created it (a required field became NOT NULL), plus columns
+    // added by hand: one with a default and an identity column, which inserts fill themselves.
+    await pool.query(`CREATE TABLE relax (
+      "Id" varchar(18) NOT NULL PRIMARY KEY,
+      "Company" text NOT NULL,
+      "Status" text NOT NULL,
+      "Title" text NOT NULL,
+      "Removed" text NOT NULL,
+      "Loaded" timestamptz NOT NULL DEFAULT now(),
+      "Seq" bigint GENERATED ALWAYS AS IDENTITY
+    )`);
+    const logger = createMemoryLogger('debug');
+    const result = await ensure({
+      table: 'relax',
+      columns: [
+        col('Id', 'character varying(18)', true),
+        col('Company', 'text', true), // made optional by an admin
+        col('Status', 'text', false), // still required: keeps its NOT NULL
+        col('Title', 'character varying(80)', true), // narrower and nullable
+      ],
+      primaryKey: ['Id'],
+      onNarrower: 'keep',
+      logger,
+    });
+    // "Removed" is no longer loaded: every INSERT would leave it NULL.
+    expect(result.relaxed).toEqual(['Company', 'Title', 'Removed']);
+    expect(await withClient(pool, (c) => describeTable(c, 'relax'))).toEqual({
+      Id: 'character varying(18) not null',
+      Company: 'text',
+      Status: 'text not null',
+      Title: 'text',
+      Removed: 'text',
+      Loaded: 'timestamp with time zone not null',
+      Seq: 'bigint not null',
+    });
+    expect(logger.records.find((r) => r.message === 'Evolved table')?.attributes).toMatchObject({
+      table: 'public.relax',
+      relaxed: ['Company', 'Title', 'Removed'],
+    });
+    await pool.query(`INSERT INTO relax ("Id", "Status") VALUES ('00Q1', 'Open')`);
+
+    // Nothing left to relax: no DDL, so no lock on the table.
+    const again = await ensure({
+      table: 'relax',
+      columns: [col('Id', 'character varying(18)', true), col('Status', 'text', false)],
+      primaryKey: ['Id'],
+    });
+    expect(again).toEqual({ created: false, added: [], widened: [], keptWider: [], relaxed: [] });
   });
 
   it('widens types in place and keeps the data', async () => {
