@@ -16,7 +16,8 @@
  *    (with the next wait) or loads the results.
  * 4. The load is ONE transaction: evolve the table, COPY the CSV into an UNLOGGED staging table,
  *    merge on "Id" (IsDeleted rows removed or flagged per the task's `deletes`), after a full
- *    read remove or flag the rows it no longer returned, advance the watermark to the newest
+ *    read remove or flag the rows it no longer returned (but not those changed since the read
+ *    started: an overlapping run loaded them), advance the watermark to the newest
  *    SystemModstamp seen (and the largest Id at it) — but never past the read's start on
  *    Salesforce's clock (a row read late may show a change newer than a record the query missed) —, record the task's result in the run, drop
  *    staging. A failure anywhere — a connection reset in the middle of the COPY included —
@@ -225,6 +226,12 @@ async function loadRows(
     }
     let deleted = merged.deleted;
     if (!firstLoad && load.full && (task.deletes === 'remove' || task.where === undefined)) {
+      if (load.readStartedAt === undefined) {
+        logger.warn(
+          "The read's start is unknown: rows an overlapping run loaded during this full read may be removed or flagged",
+          { jobId: load.jobId },
+        );
+      }
       deleted += await reconcileMissingRows(client, {
         schema,
         target: table,
@@ -232,6 +239,9 @@ async function loadRows(
         key: ID_FIELD,
         mode: task.deletes,
         flagColumn: DELETED_FIELD,
+        // Rows changed since the read started were loaded by an overlapping run: live, kept.
+        versionColumn: WATERMARK_FIELD,
+        readStartedAt: load.readStartedAt,
       });
     }
     const mergeMs = ms(mergeStarted);

@@ -310,6 +310,14 @@ export async function newestStagedChange(
 /**
  * After a full read: rows of the target whose key the read did not return. `remove` deletes
  * them; `flag` sets the flag column on those not flagged yet. Returns the rows affected.
+ *
+ * Rows whose version (`SystemModstamp`) is at or after the read's start are left alone: the
+ * read could not return them (a record created after its query started, say), so an overlapping
+ * run must have loaded them after this read began, and they are live. Equal counts as after: the
+ * start is known to the second (an HTTP `Date` header, rounded down), so a row stamped in that
+ * second may have changed after the query's rows were fixed. Keeping such a row wrongly leaves it
+ * until the next full read; removing one wrongly loses it. A row without a version is not
+ * guarded, nor is any row when the start is unknown (`readStartedAt` undefined).
  */
 export async function reconcileMissingRows(
   client: ClientBase,
@@ -320,18 +328,28 @@ export async function reconcileMissingRows(
     key: string;
     mode: 'remove' | 'flag';
     flagColumn: string;
+    /** The column holding each row's last change (`SystemModstamp`). */
+    versionColumn: string;
+    /** When the read started, on the version column's clock (Salesforce's). */
+    readStartedAt: Date | undefined;
   },
 ): Promise<number> {
   const target = quoteQualified(options.schema, options.target);
   const staging = quoteQualified(options.schema, options.staging);
   const key = quoteIdent(options.key);
-  const missing = `NOT EXISTS (SELECT 1 FROM ${staging} AS s WHERE s.${key} = t.${key})`;
+  const version = quoteIdent(options.versionColumn);
+  const params: unknown[] = [];
+  let missing = `NOT EXISTS (SELECT 1 FROM ${staging} AS s WHERE s.${key} = t.${key})`;
+  if (options.readStartedAt !== undefined) {
+    params.push(options.readStartedAt);
+    missing += ` AND (t.${version} IS NULL OR t.${version} < $1)`;
+  }
   const flag = quoteIdent(options.flagColumn);
   const sql =
     options.mode === 'remove'
       ? `DELETE FROM ${target} AS t WHERE ${missing}`
       : `UPDATE ${target} AS t SET ${flag} = true WHERE ${flag} IS NOT TRUE AND ${missing}`;
-  const { rowCount } = await client.query(sql);
+  const { rowCount } = await client.query(sql, params);
   return rowCount ?? 0;
 }
 

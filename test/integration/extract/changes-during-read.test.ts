@@ -168,4 +168,41 @@ describe('Salesforce extract: records changed while the read runs', () => {
       { FirstName: 'Changed while run A read' },
     ]);
   });
+
+  it.each(['remove', 'flag'] as const)(
+    'a full read (deletes %s) overlapping an incremental run neither removes nor flags the record that run loaded after the read started',
+    async (deletes) => {
+      const table = `sf_lead_full_${deletes}`;
+      const cfg = h.config([
+        {
+          from: 'salesforce',
+          object: 'Lead',
+          fields: LEAD_FIELDS,
+          table,
+          deletes,
+          bulkThreshold: 100_000,
+          overlapSeconds: 0,
+        },
+      ]);
+      await runExtract({ input: {} }, h.deps(cfg));
+      let createdId: string | null | undefined;
+      const connector = await connectWithPageHook(async (page) => {
+        if (page !== 1) return;
+        // Run A (full, a manual one) has its first page. A lead is created, and run B (the
+        // scheduled incremental one) loads it and commits before A goes on: A's query started
+        // before the lead existed, so A does not return it.
+        createdId = h.sf.store.create('Lead', [{ LastName: 'Created during A', Company: 'Mid' }])[0]?.id;
+        const b = await runExtract({ input: {} }, h.deps(cfg));
+        expect(b.salesforce.Lead).toMatchObject({ full: false, inserted: 1 });
+      });
+      const a = await runExtract({ input: { full: true } }, h.deps(cfg, { salesforce: connector }), {
+        salesforce: { restBatchSize: 200 },
+      });
+      expect(a.salesforce.Lead).toMatchObject({ full: true, api: 'rest', rows: ROWS, deleted: 0 });
+      expect(createdId).toBeDefined();
+      expect(
+        await h.rows(`SELECT "LastName", "IsDeleted" FROM ${table} WHERE "Id" = $1`, [createdId]),
+      ).toEqual([{ LastName: 'Created during A', IsDeleted: false }]);
+    },
+  );
 });

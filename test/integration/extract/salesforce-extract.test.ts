@@ -228,12 +228,13 @@ describe('Salesforce extract (REST and Bulk) into PostgreSQL', () => {
   });
 
   it('re-reads everything when the run asks for it, and drops or flags rows Salesforce no longer has', async () => {
-    // Rows Salesforce no longer returns at all (hard-deleted, purged from the recycle bin).
+    // Rows Salesforce no longer returns at all (hard-deleted, purged from the recycle bin),
+    // loaded by an earlier read: last changed before this read starts.
     const ghost = '00Q000000000999AAA';
     for (const table of ['sf_lead', 'sf_lead_live']) {
       await h.rows(
         `INSERT INTO ${table} ("Id", "LastName", "Company", "CreatedDate", "SystemModstamp", "IsDeleted")
-         VALUES ($1, 'Ghost', 'Gone Inc', now(), now(), false)`,
+         VALUES ($1, 'Ghost', 'Gone Inc', now() - interval '1 day', now() - interval '1 day', false)`,
         [ghost],
       );
     }
