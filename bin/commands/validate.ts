@@ -1,9 +1,10 @@
 /**
  * `roundtrip validate`: is this pipeline ready to run? The config (loaded and validated: a bad one
- * exits 2), each secret, PostgreSQL, the Salesforce sign-in and the org's API allowance, every
- * extract's fields and every write-back's mapping against the object's describe, and Athena's
- * endpoint and credentials. Nothing is written anywhere; the Salesforce checks cost one `/limits`
- * call and one describe per object.
+ * exits 2), each secret, PostgreSQL, that no other pipeline holds one of its task names in the
+ * database (`roundtrip.task_owners`, read, not claimed), the Salesforce sign-in and the org's API
+ * allowance, every extract's fields and every write-back's mapping against the object's describe,
+ * and Athena's endpoint and credentials. Nothing is written anywhere; the Salesforce checks cost
+ * one `/limits` call and one describe per object.
  *
  * Athena is probed with a GetQueryExecution of an id that cannot exist: the answer "not found"
  * proves the endpoint, the credentials and the permission without running (and paying for) a query.
@@ -11,7 +12,8 @@
 import { randomUUID } from 'node:crypto';
 import { GetQueryExecutionCommand } from '@aws-sdk/client-athena';
 import { taskName } from '../../lambdas/config';
-import { checkConnection } from '../../lambdas/connectors/postgres';
+import { checkConnection, withClient } from '../../lambdas/connectors/postgres';
+import { taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/core/run-state';
 import { resolveFields } from '../../lambdas/core/salesforce-read';
 import { mapWritebackTask } from '../../lambdas/core/writeback';
 import { EXIT, parseOptions, type Command } from '../cli-common';
@@ -68,10 +70,21 @@ export const validate: Command = async (argv) => {
       ...(aws ? { aws } : {}),
     });
     try {
-      await record('PostgreSQL', async () => {
+      const postgresOk = await record('PostgreSQL', async () => {
         const c = await checkConnection(local.pool);
         return `PostgreSQL ${c.serverVersion}${c.ssl ? ', TLS' : ', no TLS'} at ${local.pool.target}`;
       });
+      if (postgresOk) {
+        // What Prepare would refuse (lambdas/core/prepare.ts), without claiming the names.
+        await record('task names', async () => {
+          const names = [...config.extract, ...config.writeback].map((t) => t.name);
+          const owners = await withClient(local.pool, (client) =>
+            taskNamesOwnedElsewhere(client, config.name, names),
+          );
+          if (owners.length > 0) throw new Error(taskNameConflictMessage(config.name, owners));
+          return `${names.join(', ') || 'none'}: no other pipeline uses them in this database`;
+        });
+      }
       if (local.salesforce) {
         const signIn = local.salesforce;
         const signedIn = await record('Salesforce sign-in', async () => {

@@ -9,6 +9,10 @@
  * whose execution ended without its report is closed as failed here); else `running` with a step
  * started within STILL_GOING_QUIET_MINUTES.
  *
+ * A task name belongs to one pipeline per database (`roundtrip.task_owners`, claimed here by the
+ * first pipeline to run it): a run whose task name another pipeline holds fails with a
+ * TerminalError before any read, since the two would share the task's watermark and sync state.
+ *
  * Idempotent: given the same run id (the state machine passes its execution name), a retried
  * Prepare finds the row the first attempt inserted and answers with the same start time.
  */
@@ -30,7 +34,15 @@ import {
   type SelectedTasks,
 } from './contracts';
 import { salesforceOf, splitTableName, type CoreDeps } from './deps';
-import { endRunningRun, otherRunningRuns, recordRun, tableColumns, type RecordedRun } from './run-state';
+import {
+  claimTaskNames,
+  endRunningRun,
+  otherRunningRuns,
+  recordRun,
+  tableColumns,
+  taskNameConflictMessage,
+  type RecordedRun,
+} from './run-state';
 import { chooseReadApi, forecastReadCalls, readFilter } from './salesforce-read';
 
 /** A Step Functions execution's ARN (`arn:<partition>:states:<region>:<account>:execution:<machine>:<name>`). */
@@ -176,6 +188,15 @@ export async function prepare(
     logger.warn('Run skipped: another run of the pipeline is still going', { reason: skipped });
     return output({ salesforceApiCalls: 0 });
   }
+
+  // The state tables are keyed by task name alone: a name another pipeline uses in this database
+  // would share its watermark and sync state. Checked before anything is read (the forecast reads
+  // the watermarks) or written; a refused run claims none of its names (the transaction rolls back).
+  const taskNames = [...tasks.salesforce, ...tasks.athena, ...tasks.writeback];
+  await withTransaction(deps.pg, async (client) => {
+    const owners = await claimTaskNames(client, config.name, runId, taskNames);
+    if (owners.length > 0) throw new TerminalError(taskNameConflictMessage(config.name, owners));
+  });
 
   let forecast: ApiForecast = { salesforceApiCalls: 0 };
   if (tasks.salesforce.length > 0 || tasks.writeback.length > 0) {

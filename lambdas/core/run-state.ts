@@ -1,9 +1,10 @@
 /**
  * The few statements the steps run on the run's own state and on loaded tables that the
- * PostgreSQL connector does not offer (yet): the `roundtrip.runs` row, the per-task results in
- * its summary, the checkpoint of a Bulk query job (`roundtrip.extract_jobs`), the target's
- * current columns, the newest change in staging, and the removal of rows a full read no longer
- * returned. Each takes the client of the step's transaction.
+ * PostgreSQL connector does not offer (yet): the `roundtrip.runs` row, the pipeline's claim on
+ * its task names (`roundtrip.task_owners`), the per-task results in its summary, the checkpoint
+ * of a Bulk query job (`roundtrip.extract_jobs`), the target's current columns, the newest change
+ * in staging, and the removal of rows a full read no longer returned. Each takes the client of
+ * the step's transaction.
  */
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../connectors/postgres';
@@ -81,6 +82,80 @@ export async function recordRun(
     error: row.error,
     created: false,
   };
+}
+
+/** A task name that another pipeline holds in `roundtrip.task_owners`. */
+export interface TaskNameOwner {
+  readonly task: string;
+  readonly pipeline: string;
+  readonly claimedAt: Date;
+}
+
+/**
+ * The names among `tasks` that a pipeline other than `pipeline` holds in `roundtrip.task_owners`,
+ * by name. Reads only: empty when the table does not exist (a state schema before version 7, or
+ * a database no run has migrated yet).
+ */
+export async function taskNamesOwnedElsewhere(
+  client: ClientBase,
+  pipeline: string,
+  tasks: readonly string[],
+): Promise<TaskNameOwner[]> {
+  const exists = await client.query<{ exists: boolean }>(
+    `SELECT to_regclass('roundtrip.task_owners') IS NOT NULL AS exists`,
+  );
+  if (!exists.rows[0]?.exists || tasks.length === 0) return [];
+  const { rows } = await client.query<{ task: string; pipeline: string; claimed_at: Date }>(
+    `SELECT task, pipeline, claimed_at FROM roundtrip.task_owners
+      WHERE task = ANY($1::text[]) AND pipeline <> $2 ORDER BY task`,
+    [[...tasks], pipeline],
+  );
+  return rows.map((r) => ({ task: r.task, pipeline: r.pipeline, claimedAt: r.claimed_at }));
+}
+
+/**
+ * Claims `tasks` for `pipeline`: names nobody holds become its own (the first pipeline to use a
+ * name in the database gets it), and the names another pipeline holds come back. Run it in a
+ * transaction and roll back when any come back, so that a refused run claims nothing. A claim
+ * another pipeline's Prepare has not committed yet is waited for, then seen. Names are inserted
+ * in one order, so two Prepares claiming overlapping names never deadlock.
+ */
+export async function claimTaskNames(
+  client: ClientBase,
+  pipeline: string,
+  runId: string,
+  tasks: readonly string[],
+): Promise<TaskNameOwner[]> {
+  const names = [...new Set(tasks)].sort();
+  if (names.length === 0) return [];
+  await client.query(
+    `INSERT INTO roundtrip.task_owners (task, pipeline, run_id)
+     SELECT u.task, $2, $3 FROM unnest($1::text[]) WITH ORDINALITY AS u (task, n) ORDER BY u.n
+     ON CONFLICT (task) DO NOTHING`,
+    [names, pipeline, runId],
+  );
+  return taskNamesOwnedElsewhere(client, pipeline, names);
+}
+
+/**
+ * Why `pipeline` cannot use task names other pipelines hold, and the two ways out: a distinct
+ * task name, or releasing the names of a pipeline that was renamed or removed.
+ */
+export function taskNameConflictMessage(pipeline: string, owners: readonly TaskNameOwner[]): string {
+  const one = owners.length === 1;
+  const held = owners
+    .map((o) => `"${o.task}" (used by pipeline "${o.pipeline}" since ${o.claimedAt.toISOString()})`)
+    .join(', ');
+  const others = [...new Set(owners.map((o) => o.pipeline))];
+  const quoted = others.map((p) => `'${p.replace(/'/g, "''")}'`);
+  return (
+    `Pipeline "${pipeline}" cannot use task name${one ? '' : 's'} ${held}: in one PostgreSQL database a task name ` +
+    `belongs to one pipeline, because roundtrip keeps a task's state (its watermark, Bulk job checkpoints, ` +
+    `write-back sync state) by name, and two pipelines sharing it would each skip rows the other read. ` +
+    `Give ${one ? 'the task' : 'each of these tasks'} a distinct \`name\` in one of the configs (or, if ` +
+    `${others.map((p) => `pipeline "${p}"`).join(', ')} was renamed or removed, release its names: ` +
+    `DELETE FROM roundtrip.task_owners WHERE pipeline ${quoted.length === 1 ? `= ${quoted[0]}` : `IN (${quoted.join(', ')})`})`
+  );
 }
 
 /**

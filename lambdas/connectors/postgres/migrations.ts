@@ -327,6 +327,24 @@ ALTER TABLE roundtrip.runs ADD CONSTRAINT runs_status_check
   CHECK (status IN ('running', 'succeeded', 'failed', 'skipped'));
 `;
 
+/**
+ * Version 7: `task_owners`, which pipeline uses each task name in this database. The state tables
+ * are keyed by task name alone (`extract_state`, `extract_jobs`, `sync_state`, …), so two
+ * pipelines sharing the database with a task of the same name — the default name is the object,
+ * `Lead` — would share one watermark, and one pipeline's read would make the other skip rows.
+ * Prepare claims the run's extract and write-back task names for its pipeline and refuses a name
+ * another pipeline holds, before anything is read or written. Empty when created: in a database
+ * already in use, the first pipeline to run claims its names. `run_id` is the run that claimed it.
+ */
+const V7_TASK_OWNERS = `
+CREATE TABLE roundtrip.task_owners (
+  task       text PRIMARY KEY,
+  pipeline   text NOT NULL,
+  run_id     text,
+  claimed_at timestamptz NOT NULL DEFAULT now()
+);
+`;
+
 /** The migrations of the state schema, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
@@ -346,6 +364,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 6,
     name: 'runs.last_step_at and status skipped: runs that overlap',
     sql: V6_RUN_OVERLAP,
+  },
+  {
+    version: 7,
+    name: 'task_owners: a task name belongs to one pipeline per database',
+    sql: V7_TASK_OWNERS,
   },
 ];
 

@@ -13,6 +13,7 @@ import { Pool } from 'pg';
 import { main } from '../../../bin/commands';
 import { startDemoEnvironment, type DemoEnvironment } from '../../../bin/local/environment';
 import { loadConfig } from '../../../lambdas/config';
+import { migrate } from '../../../lambdas/connectors/postgres';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
 const EXAMPLE = path.resolve(__dirname, '../../../examples/lead-scoring');
@@ -101,6 +102,7 @@ describe('the roundtrip CLI', () => {
       'secret roundtrip/postgres',
       'secret roundtrip/salesforce',
       'PostgreSQL',
+      'task names',
       'Salesforce sign-in',
       'extract Lead',
       'write-back Lead-update',
@@ -110,6 +112,28 @@ describe('the roundtrip CLI', () => {
       'Lead update by Id: LeadScore__c writable',
     );
     expect(result.code).toBe(0);
+  });
+
+  it('reports a task name another pipeline holds in the database, without claiming any, and exits 1', async () => {
+    const pool = new Pool({ connectionString: db.url });
+    try {
+      await migrate(pool);
+      await pool.query(`INSERT INTO roundtrip.task_owners (task, pipeline) VALUES ('Lead', 'marketing')`);
+      const result = await cli(['validate', ...connection]);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain(
+        '✗ task names: Pipeline "lead-scoring" cannot use task name "Lead" (used by pipeline "marketing" since ',
+      );
+      expect(result.stdout).toContain('Give the task a distinct `name` in one of the configs');
+      expect((await pool.query(`SELECT task, pipeline FROM roundtrip.task_owners`)).rows).toEqual([
+        { task: 'Lead', pipeline: 'marketing' },
+      ]);
+    } finally {
+      await pool
+        .query(`DELETE FROM roundtrip.task_owners WHERE pipeline = 'marketing'`)
+        .catch(() => undefined);
+      await pool.end();
+    }
   });
 
   it('reports a missing secret by name and exits 1', async () => {

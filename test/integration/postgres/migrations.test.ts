@@ -61,6 +61,7 @@ describe('migrate', () => {
       'runs',
       'schema_migrations',
       'sync_state',
+      'task_owners',
       'writeback_errors',
       'writeback_jobs',
       'writeback_plan_pages',
