@@ -332,6 +332,17 @@ export async function extractSalesforce(
   if (added.length > 0) {
     logger.info('Fields added to the read that the config does not list', { fields: added });
   }
+  // A formula field's value changes when what it computes from changes (another record, the
+  // date), and SystemModstamp does not move: incremental reads keep its old value until a full
+  // read (docs/extract.md, "What an incremental read does not see"). Once per extract, not per poll.
+  if (task.mode === 'incremental') {
+    const calculated = describe.fields.filter((f) => f.calculated === true && wanted.includes(f.name));
+    if (calculated.length > 0) {
+      logger.warn('Formula fields in an incremental task keep stale values until a full read', {
+        fields: calculated.map((f) => f.name),
+      });
+    }
+  }
   const { watermark, existing, checkpoint } = await withClient(deps.pg, async (client) => ({
     watermark: await readWatermark(client, task.name),
     existing: await tableColumns(client, schema, table),

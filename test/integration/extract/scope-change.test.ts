@@ -2,7 +2,8 @@
  * A task whose `where` (or `deletes`) changes between runs: the rows already loaded are not those
  * the task now selects, so the next read is full — a widened filter loads the older rows it now
  * matches, a narrowed one with `deletes: 'remove'` removes the rows it no longer does. An
- * unchanged task keeps reading only changes.
+ * unchanged task keeps reading only changes, which do not include a row that stops matching: it
+ * keeps its last values until a full read (docs/extract.md, "What an incremental read does not see").
  */
 import { runExtract } from '../../../lambdas/core';
 import { leads, startExtractHarness, type ExtractHarness } from './harness';
@@ -54,5 +55,38 @@ describe('A task whose filter changes between runs', () => {
     const narrowed = await run(`Company = 'Company 1'`, 'remove');
     expect(narrowed.salesforce.Lead).toMatchObject({ full: true, rows: 2 });
     expect(await companies()).toEqual(['Company 1']);
+  });
+
+  it('keeps the last values of a row that stops matching an unchanged where until a full read, which removes it (deletes remove)', async () => {
+    const config = h.config([
+      {
+        from: 'salesforce',
+        object: 'Lead',
+        fields: FIELDS,
+        table: 'sf_leaving',
+        where: `Company = 'Company 3'`,
+        deletes: 'remove',
+        name: 'Leaving',
+      },
+    ]);
+    const first = await runExtract({ input: {} }, h.deps(config));
+    expect(first.salesforce.Leaving).toMatchObject({ full: true, rows: 2 });
+    const [id] = (await h.rows<{ Id: string }>(`SELECT "Id" FROM sf_leaving ORDER BY "Id" LIMIT 1`)).map(
+      (r) => r.Id,
+    );
+    h.sf.store.update('Lead', [{ Id: id, Company: 'Moved elsewhere' }]);
+    const row = () => h.rows(`SELECT "Company" FROM sf_leaving WHERE "Id" = $1`, [id]);
+
+    // The incremental read asks for changed rows that match: the moved lead is not among them.
+    const incremental = await runExtract({ input: {} }, h.deps(config));
+    expect(incremental.salesforce.Leaving).toMatchObject({ full: false, updated: 0, deleted: 0 });
+    expect(await row()).toEqual([{ Company: 'Company 3' }]);
+
+    // A later second: the full read's start is known to the second, and a row changed within it
+    // is left for the next full read (lambdas/core/run-state.ts, reconcileMissingRows).
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const full = await runExtract({ input: { full: true } }, h.deps(config));
+    expect(full.salesforce.Leaving).toMatchObject({ full: true, rows: 1, deleted: 1 });
+    expect(await row()).toEqual([]);
   });
 });
