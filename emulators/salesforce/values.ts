@@ -286,19 +286,23 @@ function coerceNumber(field: FieldDescribe, raw: unknown): CoercedValue {
     return Math.abs(n) >= 10 ** digits ? outOfRange : { ok: true, value: n };
   }
   // precision counts all digits, scale those right of the point: at most precision − scale
-  // digits left of it. Extra decimals are rounded half up to the scale (unverified: this is
-  // what the UI does; the API is believed to match).
+  // digits left of it. The decimals are kept as given: Salesforce enforces a field's decimal
+  // places only in its UI, and a value written through the API is stored and read back unrounded
+  // (Help articles 000212661 and 000387302: 237.631 in a Number(3,1) field stays 237.631).
   const scale = Math.max(0, field.scale);
-  const factor = 10 ** scale;
-  const rounded = Math.round(Math.abs(n) * factor) / factor;
-  const value = n < 0 ? -rounded : rounded;
-  if (field.precision > 0 && Math.abs(value) >= 10 ** (field.precision - scale)) return outOfRange;
-  return { ok: true, value: Object.is(value, -0) ? 0 : value };
+  if (field.precision > 0 && Math.trunc(Math.abs(n)) >= 10 ** (field.precision - scale)) return outOfRange;
+  return { ok: true, value: Object.is(n, -0) ? 0 : n };
 }
 
 /**
- * A number given as text (Bulk CSV, a seed, a long JSON literal), exactly: the same checks and
- * rounding as for a JS number, done on the digits (BigInt), so that no digit is lost.
+ * Decimal places a number written through the API keeps, whatever the field's scale (Help article
+ * 000212661: "up to 24 decimal points via API"); more are rounded half up.
+ */
+export const API_DECIMAL_PLACES = 24;
+
+/**
+ * A number given as text (Bulk CSV, a seed, a long JSON literal), exactly: the same checks as for
+ * a JS number, done on the digits (BigInt), so that no digit is lost.
  */
 function coerceNumberText(field: FieldDescribe, raw: string): CoercedValue {
   const m = NUMBER_TEXT.exec(raw);
@@ -318,7 +322,7 @@ function coerceNumberText(field: FieldDescribe, raw: string): CoercedValue {
   const digits = BigInt(intPart + fracPart || '0');
   const exponent = Number(m[4] ?? 0) - fracPart.length;
   if (!Number.isSafeInteger(exponent) || Math.abs(exponent) > 400) return typeMismatch(field, raw);
-  const scale = field.type === 'int' ? 0 : Math.max(0, field.scale);
+  const scale = field.type === 'int' ? 0 : API_DECIMAL_PLACES;
   let scaled: bigint; // the magnitude × 10^scale, rounded half up
   if (exponent + scale >= 0) scaled = digits * 10n ** BigInt(exponent + scale);
   else {
@@ -326,7 +330,8 @@ function coerceNumberText(field: FieldDescribe, raw: string): CoercedValue {
     if (field.type === 'int' && digits % divisor !== 0n) return typeMismatch(field, raw);
     scaled = digits / divisor + ((digits % divisor) * 2n >= divisor ? 1n : 0n);
   }
-  const limitDigits = field.type === 'int' ? (field.digits > 0 ? field.digits : 9) : field.precision - scale;
+  const limitDigits =
+    field.type === 'int' ? (field.digits > 0 ? field.digits : 9) : field.precision - Math.max(0, field.scale);
   if ((field.type === 'int' || field.precision > 0) && scaled >= 10n ** BigInt(limitDigits + scale)) {
     return outOfRange;
   }

@@ -76,7 +76,7 @@ export function numericType(precision: number | undefined, scale: number | undef
  * multipicklist, combobox, encryptedstring, base64 → `text` (lengths are checked against the
  * describe when writing back, and a text column never needs a migration when an admin
  * lengthens a field); boolean → `boolean`; int → `integer` up to 9 digits, else `bigint`;
- * double/currency/percent → `numeric(precision,scale)`; date → `date`; datetime →
+ * double/currency/percent → `numeric` (unconstrained: see below); date → `date`; datetime →
  * `timestamp with time zone`; time → `time without time zone`; address/location (compound)
  * → `jsonb`; anything else → `text`.
  */
@@ -94,7 +94,11 @@ export function pgColumnForSalesforceField(field: SalesforceFieldDescribe): PgCo
     case 'double':
     case 'currency':
     case 'percent':
-      return column(numericType(field.precision, field.scale));
+      // Plain numeric, not numeric(precision, scale): Salesforce enforces a field's decimal places
+      // only in its UI, so a value written through the API keeps its digits (41.6 in a Number(3,0)
+      // field, 999.7 even). A typed column would round the copy away from what Salesforce has (and
+      // 999.7 would overflow numeric(3,0), failing every load).
+      return column('numeric');
     case 'date':
       return column('date');
     case 'datetime':

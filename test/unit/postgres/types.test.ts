@@ -21,9 +21,10 @@ describe('pgColumnForSalesforceField', () => {
     [{ type: 'int', digits: 9 }, 'integer'],
     [{ type: 'int', digits: 18 }, 'bigint'],
     [{ type: 'int' }, 'bigint'],
-    [{ type: 'double', precision: 18, scale: 0 }, 'numeric(18,0)'],
-    [{ type: 'currency', precision: 18, scale: 2 }, 'numeric(18,2)'],
-    [{ type: 'percent', precision: 5, scale: 2 }, 'numeric(5,2)'],
+    // Unconstrained: Salesforce keeps API-written values unrounded (41.6 in a Number(3,0) field).
+    [{ type: 'double', precision: 18, scale: 0 }, 'numeric'],
+    [{ type: 'currency', precision: 18, scale: 2 }, 'numeric'],
+    [{ type: 'percent', precision: 5, scale: 2 }, 'numeric'],
     [{ type: 'double', precision: 0, scale: 0 }, 'numeric'],
     [{ type: 'date' }, 'date'],
     [{ type: 'datetime' }, 'timestamp with time zone'],

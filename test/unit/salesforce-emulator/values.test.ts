@@ -57,10 +57,11 @@ describe('values', () => {
     expect(coerceFieldValue(field('LeadScore__c'), ' 42 ')).toEqual({ ok: true, value: 42 });
   });
 
-  it('rounds to the scale and enforces precision − scale integer digits', () => {
-    // LeadScore__c: precision 3, scale 0.
-    expect(coerceFieldValue(field('LeadScore__c'), 41.5)).toEqual({ ok: true, value: 42 });
+  it('keeps decimals beyond the scale, as the API does, and enforces precision − scale integer digits', () => {
+    // LeadScore__c: precision 3, scale 0. Salesforce rounds to the scale only in its UI.
+    expect(coerceFieldValue(field('LeadScore__c'), 41.5)).toEqual({ ok: true, value: 41.5 });
     expect(coerceFieldValue(field('LeadScore__c'), 999)).toEqual({ ok: true, value: 999 });
+    expect(coerceFieldValue(field('LeadScore__c'), 999.7)).toEqual({ ok: true, value: 999.7 });
     expect(coerceFieldValue(field('LeadScore__c'), 1000)).toEqual({
       ok: false,
       typeMismatch: false,
@@ -97,17 +98,27 @@ describe('values', () => {
     });
     expect(coerceFieldValue(revenue, '9007199254740993.4')).toEqual({
       ok: true,
-      value: new SfDecimal('9007199254740993'),
+      value: new SfDecimal('9007199254740993.4'),
     });
     expect(coerceFieldValue(revenue, '1250000')).toEqual({ ok: true, value: 1_250_000 });
     expect(coerceFieldValue(revenue, '1.5e3')).toEqual({ ok: true, value: 1500 });
-    expect(coerceFieldValue(revenue, '-0.4')).toEqual({ ok: true, value: 0 });
+    expect(coerceFieldValue(revenue, '-0.4')).toEqual({ ok: true, value: -0.4 });
+    // At most 24 decimal places are kept; more are rounded half up.
+    expect(coerceFieldValue(revenue, '0.1234567890123456789012345')).toEqual({
+      ok: true,
+      value: new SfDecimal('0.123456789012345678901235'),
+    });
     expect(coerceFieldValue(revenue, '1000000000000000000')).toMatchObject({
       ok: false,
       problem: { code: 'NUMBER_OUTSIDE_VALID_RANGE' },
     });
-    expect(coerceFieldValue(field('LeadScore__c'), '41.5')).toEqual({ ok: true, value: 42 });
-    expect(coerceFieldValue(field('LeadScore__c'), '-41.5')).toEqual({ ok: true, value: -42 });
+    expect(coerceFieldValue(field('LeadScore__c'), '41.5')).toEqual({ ok: true, value: 41.5 });
+    expect(coerceFieldValue(field('LeadScore__c'), '-41.5')).toEqual({ ok: true, value: -41.5 });
+    expect(coerceFieldValue(field('LeadScore__c'), '999.7')).toEqual({ ok: true, value: 999.7 });
+    expect(coerceFieldValue(field('LeadScore__c'), '1000.2')).toMatchObject({
+      ok: false,
+      problem: { code: 'NUMBER_OUTSIDE_VALID_RANGE' },
+    });
     expect(coerceFieldValue(field('NumberOfEmployees'), '1.5')).toMatchObject({
       ok: false,
       typeMismatch: true,
