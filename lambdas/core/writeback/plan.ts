@@ -19,7 +19,9 @@
  *    freshly extracted copy of the object when the pipeline extracts it into a table holding every
  *    mapped field (converted the same way and compared value by value, so 45 and 45.0 compare
  *    equal), else with the values of the last successful sync in `roundtrip.sync_state` (by hash
- *    for a row recorded there without values). Insert never sends a key that was inserted
+ *    for a row recorded there without values). Keys are matched on both sides as Salesforce
+ *    tells records apart ({@link keyIdentity}: an Id in 15 or 18 characters, in any case), and so
+ *    are the values of Id fields against the copy. Insert never sends a key that was inserted
  *    before (sync_state, or the extracted copy's external ID).
  *
  * Steps 2 and 3 are one statement ({@link insertPlan}); a source column's PostgreSQL type spares
@@ -730,13 +732,14 @@ interface PlanStatementArgs {
 /**
  * The plan in one pass over the source, written as pages (migration 4):
  *
- * - `single`: the source grouped by key (a sort, in memory): each key's row count, and its row's
- *   columns when it has one row. A key that is missing or repeated is rejected for every row that
+ * - `single`: the source grouped by key identity (a sort, in memory; {@link keyIdentity}, kept as
+ *   `ki` when it is not the key itself): each key's row count, and its row's columns when it has
+ *   one row. A key that is missing or repeated is rejected for every row that
  *   has it, by {@link insertKeyErrors}, which runs only when there is such a key;
  * - `converted`: each field's value (computed once: `OFFSET 0` keeps the planner from inlining a
  *   conversion into every check that reads it), and `checked`: the first problem of the row (key,
  *   then fields in mapping order);
- * - `joined`: what Salesforce has (by key) and whether the row changed;
+ * - `joined`: what Salesforce has (by key identity) and whether the row changed;
  * - `cand`: the row's error, whether it is planned, and its payload and current values (built
  *   for planned rows only), source values for rejected rows;
  * - the rejected rows go to `writeback_errors`, the planned ones, numbered 1…n in key order, to
@@ -774,6 +777,47 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   const sourcePayload = jsonbObjectSql(raw.map((c) => [c, `(${rawName(c)})::text`]));
   const valueList = mapping.fields.map((_, i) => v(i));
   const rawList = raw.map(rawName);
+  // Grouped by how Salesforce tells keys apart: keys naming one record are repeated keys.
+  const keyText = `(src.${quoteIdent(task.keyColumn)})::text`;
+  const identity = keyIdentity(args.mapping, keyText);
+  // Keys written differently may name one record (an Id in 15 or 18 characters, an external ID
+  // in another case): every join by key then compares identities, the source's computed once
+  // per row by the grouped pass (`ki`, the expression it groups by).
+  const byIdentity = identity.sql !== keyText;
+  const ki = byIdentity ? 'ki' : 'k';
+  const kiCol = byIdentity ? ', ki' : '';
+  // sync_state keeps each key as the plan's row had it, as the source wrote it (results.ts): a
+  // record whose key the source has written differently since has a row under each spelling, and
+  // the one synced last speaks for it. Finding it sorts all the task's rows (a fifth to a third
+  // more plan time at a million rows, measured), so it is done only when some key is stored in
+  // another spelling than the one canonical for its identity (one scan, which stops at the first
+  // such key). Otherwise only the canonical rows are read, one per identity whatever a concurrent
+  // push writes meanwhile: for update Salesforce's own 18-character Id (the salesforce_id the
+  // results recorded; upper() of it is its identity), else the identity itself.
+  const usesState =
+    comparison.kind === 'sync_state' || task.mode === 'insert' || comparison.syncedAfter !== undefined;
+  const stateKey = keyIdentity(mapping, 's.key').sql;
+  const canonical =
+    task.mode === 'update' ? `s.key = s.salesforce_id AND octet_length(s.key) = 18` : `s.key = ${stateKey}`;
+  const canonicalKey = task.mode === 'update' ? 'upper(s.key)' : 's.key';
+  const respelled =
+    byIdentity &&
+    usesState &&
+    (
+      await client.query<{ found: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM roundtrip.sync_state s WHERE s.task = $1 AND (${canonical}) IS NOT TRUE) AS found`,
+        [args.taskName],
+      )
+    ).rows[0]?.found === true;
+  /** A task's sync_state rows (alias `s`) matching `where`, one per key identity (as `key`). */
+  const stateRows = (cols: string, where = ''): string =>
+    !byIdentity
+      ? `SELECT s.key, ${cols} FROM roundtrip.sync_state s WHERE s.task = $2 ${where}`
+      : respelled
+        ? `SELECT DISTINCT ON (${stateKey}) ${stateKey} AS key, ${cols} FROM roundtrip.sync_state s
+            WHERE s.task = $2 ${where} ORDER BY ${stateKey}, s.synced_at DESC`
+        : `SELECT ${canonicalKey} AS key, ${cols} FROM roundtrip.sync_state s
+            WHERE s.task = $2 ${where} AND ${canonical}`;
 
   // What Salesforce has, by key, and the `changed` test against it.
   let currentSql: string;
@@ -791,13 +835,25 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       return `${conversionOf(m, `t.${quoteIdent(m.field.name)}`, type).value} AS cv${i}`;
     });
     const live = comparison.hasIsDeleted && task.mode !== 'update' ? `WHERE t."IsDeleted" IS NOT TRUE` : '';
-    // A unique match column (the copy's primary key) joins as it is; else one row per key.
-    currentSql = comparison.uniqueMatch
-      ? `SELECT ${match}::text AS key, t."Id"::text AS salesforce_id, ${converted.join(', ')} FROM ${t} AS t ${live}`
-      : `SELECT DISTINCT ON (${match}::text) ${match}::text AS key, t."Id"::text AS salesforce_id, ${converted.join(', ')}
-           FROM ${t} AS t ${live} ORDER BY ${match}::text`;
-    // Typed values compared directly (45 = 45.0): no payload is built for an unchanged row.
-    const againstCopy = `cur.key IS NULL OR (${valueList.join(', ')}) IS DISTINCT FROM (${currentCols.map((c) => `cur.${c}`).join(', ')})`;
+    // The copy's key as the source's is matched, by its identity: for update the extract's Id is
+    // Salesforce's 18 characters, whose identity is upper() of it.
+    const copyKey = !byIdentity
+      ? `${match}::text`
+      : task.mode === 'update'
+        ? `upper(${match}::text)`
+        : keyIdentity(mapping, `${match}::text`).sql;
+    // A unique match column (the copy's primary key) joins as it is, and so does the identity of
+    // a unique Id; else one row per key.
+    currentSql =
+      comparison.uniqueMatch && (!byIdentity || task.mode === 'update')
+        ? `SELECT ${copyKey} AS key, t."Id"::text AS salesforce_id, ${converted.join(', ')} FROM ${t} AS t ${live}`
+        : `SELECT DISTINCT ON (${copyKey}) ${copyKey} AS key, t."Id"::text AS salesforce_id, ${converted.join(', ')}
+             FROM ${t} AS t ${live} ORDER BY ${copyKey}`;
+    // Typed values compared directly (45 = 45.0): no payload is built for an unchanged row. An Id
+    // is compared by identity: the copy holds Salesforce's 18 characters, the source may give 15,
+    // or 18 in another case, and either names the same record.
+    const compared = (m: MappedField, x: string): string => (m.kind === 'id' ? idIdentitySql(x, x) : x);
+    const againstCopy = `cur.key IS NULL OR (${mapping.fields.map((m, i) => compared(m, v(i))).join(', ')}) IS DISTINCT FROM (${mapping.fields.map((m, i) => compared(m, `cur.cv${i}`)).join(', ')})`;
     const fresh = task.mode !== 'insert' && comparison.syncedAfter !== undefined;
     changedSql =
       task.mode === 'insert'
@@ -811,12 +867,15 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     const copyJson = `CASE WHEN cur_key IS NOT NULL THEN ${jsonbObjectSql(mapping.fields.map((m, i) => [m.field.name, `cv${i}`]))} END`;
     currentJson = fresh ? `coalesce(fresh_values, ${copyJson})` : copyJson;
     freshJoin = fresh
-      ? `LEFT JOIN (SELECT key, synced_values, value_hash FROM roundtrip.sync_state
-                     WHERE task = $2 ${comparison.syncedAfter ? `AND synced_at > ${sqlLiteral(comparison.syncedAfter.toISOString())}::timestamptz` : ''}) AS fresh
-           ON fresh.key = checked.k`
+      ? `LEFT JOIN (${stateRows(
+          's.synced_values, s.value_hash',
+          comparison.syncedAfter
+            ? `AND s.synced_at > ${sqlLiteral(comparison.syncedAfter.toISOString())}::timestamptz`
+            : '',
+        )}) AS fresh ON fresh.key = checked.${ki}`
       : '';
   } else {
-    currentSql = `SELECT key, salesforce_id, synced_values, value_hash FROM roundtrip.sync_state WHERE task = $2`;
+    currentSql = stateRows('s.salesforce_id, s.synced_values, s.value_hash');
     // The values last accepted by Salesforce.
     changedSql =
       task.mode === 'insert' ? `cur.key IS NULL` : `cur.key IS NULL OR ${differsFromSynced('cur')}`;
@@ -826,15 +885,16 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   // Insert: a key inserted before (its Salesforce Id in sync_state) is never sent again.
   const insertedJoin =
     task.mode === 'insert' && comparison.kind === 'extract'
-      ? `LEFT JOIN roundtrip.sync_state ss ON ss.task = $2 AND ss.key = checked.k AND ss.salesforce_id IS NOT NULL`
+      ? `LEFT JOIN (${stateRows('s.salesforce_id', 'AND s.salesforce_id IS NOT NULL')}) AS ss ON ss.key = checked.${ki}`
       : '';
   // Insert: a key whose earlier insert has no recorded outcome is never sent again blindly: still
   // `sent` in another run's plan, or reported INSERT_OUTCOME_UNKNOWN there, and not resolved since
   // (its Salesforce Id recorded in sync_state).
+  const unknownKey = keyIdentity(mapping, 'x.key').sql;
   const unknownJoin =
     task.mode === 'insert'
       ? `LEFT JOIN (
-           SELECT DISTINCT ON (x.key) x.key, x.run_id FROM (
+           SELECT DISTINCT ON (${unknownKey}) ${unknownKey} AS key, x.run_id FROM (
              SELECT p.key, p.run_id FROM roundtrip.writeback_plans p
               WHERE p.task = $2 AND p.status = 'sent' AND p.run_id <> $1
              UNION ALL
@@ -842,7 +902,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
               WHERE e.task = $2 AND e.code = 'INSERT_OUTCOME_UNKNOWN' AND e.stage = 'push' AND e.run_id <> $1) AS x
             WHERE x.key IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM roundtrip.sync_state s WHERE s.task = $2 AND s.key = x.key AND s.salesforce_id IS NOT NULL)
-            ORDER BY x.key, x.run_id) AS u ON u.key = checked.k`
+            ORDER BY ${unknownKey}, x.run_id) AS u ON u.key = checked.${ki}`
       : '';
   const unknownError =
     task.mode === 'insert'
@@ -857,14 +917,11 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
           .replace('u.run_id', 'unknown_run')
       : 'NULL::jsonb';
   const salesforceIdSql = task.mode === 'update' ? 'btrim(k)' : 'cur_salesforce_id';
-  // Grouped by how Salesforce tells keys apart: keys naming one record are repeated keys.
-  const keyText = `(src.${quoteIdent(task.keyColumn)})::text`;
-  const identity = keyIdentity(args.mapping, keyText);
   // A key repeated or missing: its rows are rejected by insertKeyErrors.
   const specialSql = `(copies > 1 OR k IS NULL OR btrim(k) = '')`;
   const sql = `
     WITH cand AS MATERIALIZED (
-      SELECT k, copies, special, err, planned,
+      SELECT k${kiCol}, copies, special, err, planned,
              CASE WHEN planned THEN ${salesforceIdSql} END AS salesforce_id,
              CASE WHEN planned THEN ${payloadSql} END AS payload,
              CASE WHEN planned THEN ${currentJson} END AS current_values,
@@ -879,15 +936,15 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
                          (${changedSql}) AS changed
                          ${unknownCol}
                     FROM (
-                      SELECT k, copies, special, ${[...valueList, ...rawList].join(', ')},
+                      SELECT k${kiCol}, copies, special, ${[...valueList, ...rawList].join(', ')},
                              CASE WHEN NOT special THEN
                                ${ownError.length ? `coalesce(${ownError.join(',\n                                        ')}, NULL::jsonb)` : 'NULL::jsonb'} END AS own_error
                         FROM (
-                          SELECT k, copies, ${specialSql} AS special,
+                          SELECT k${kiCol}, copies, ${specialSql} AS special,
                                  ${checks.map((c, i) => `${c.value} AS ${v(i)}`).join(', ')},
                                  ${rawList.join(', ')}
                             FROM (
-                              SELECT ${identity.sql === keyText ? keyText : `any_value(${keyText})`} AS k, count(*) AS copies,
+                              SELECT ${byIdentity ? `any_value(${keyText}) AS k, ${identity.sql} AS ki` : `${keyText} AS k`}, count(*) AS copies,
                                      ${raw.map((c) => `any_value(src.${quoteIdent(c)}) AS ${rawName(c)}`).join(', ')}
                                 FROM ${quoteQualified(args.source.schema, args.source.table)} AS src
                                GROUP BY ${identity.sql}
@@ -898,7 +955,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
                       -- The payload and the checks are computed once, below the join.
                       OFFSET 0
                     ) AS checked
-                    LEFT JOIN (${currentSql}) AS cur ON cur.key = checked.k
+                    LEFT JOIN (${currentSql}) AS cur ON cur.key = checked.${ki}
                     ${freshJoin}
                     ${insertedJoin}
                     ${unknownJoin}
@@ -917,8 +974,10 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       SELECT $1, $2, (seq - 1) / ${PLAN_PAGE_ROWS}, min(seq), count(*), $3,
              array_agg(k ORDER BY seq), array_agg(salesforce_id ORDER BY seq),
              array_agg(payload ORDER BY seq), array_agg(current_values ORDER BY seq)
-        -- Numbered in the order cand holds them: the grouped pass's, by key.
-        FROM (SELECT k, salesforce_id, payload, current_values, row_number() OVER () AS seq
+        -- Numbered by key identity, the grouped pass's order: the joins hand it on when the source is
+        -- the side they probe with (then this sort only checks it), and whichever side the planner
+        -- hashes the pages keep it.
+        FROM (SELECT k, salesforce_id, payload, current_values, row_number() OVER (ORDER BY ${ki}) AS seq
                 FROM cand WHERE planned) AS numbered
        GROUP BY (seq - 1) / ${PLAN_PAGE_ROWS}
     )
@@ -1053,6 +1112,9 @@ export async function planWriteback(
     // The source is grouped by key with a sort (a hash of a million keys takes twice the time and
     // memory), which also hands the rows on in key order.
     await client.query('SET LOCAL enable_hashagg = off');
+    // The joins with what Salesforce has are hash joins: matched by an expression (the key's
+    // identity) that has no statistics, they would be estimated as merge joins sorting both sides.
+    await client.query('SET LOCAL enable_mergejoin = off');
 
     // The plan's rows belong to its run: the run must be recorded, and stays so until this
     // transaction ends (migration 3 replaced the per-row foreign key by this one lock).

@@ -110,23 +110,32 @@ export async function startWritebackEnv(options: SalesforceEmulatorOptions = {})
   };
 }
 
+/** The fields of an extracted copy of Lead, and its columns as the extract types them. */
+export interface LeadCopy {
+  readonly fields: readonly string[];
+  /** The column list of `CREATE TABLE sf_lead (…)`, in the order of `fields`. */
+  readonly columns: string;
+}
+
+/** The copy most tests compare with: {@link LEAD_EXTRACT_FIELDS}. */
+export const LEAD_COPY: LeadCopy = {
+  fields: LEAD_EXTRACT_FIELDS,
+  columns: `"Id" varchar(18) PRIMARY KEY, "LastName" text, "Company" text, "Status" text,
+      "LeadScore__c" numeric(3,0), "External_Id__c" text, "IsDeleted" boolean`,
+};
+
 /**
  * A fresh extracted copy of Lead in `sf_lead` (columns named like the fields), read with the
  * connector's REST query and COPY, its load time in `extract_state`: what the Salesforce extract
  * leaves for the plan to compare with.
  */
-export async function extractLeads(env: WritebackEnv): Promise<void> {
+export async function extractLeads(env: WritebackEnv, copy: LeadCopy = LEAD_COPY): Promise<void> {
   await withClient(env.pool, async (client) => {
     await client.query('DROP TABLE IF EXISTS sf_lead');
-    await client.query(`CREATE TABLE sf_lead ("Id" varchar(18) PRIMARY KEY, "LastName" text, "Company" text, "Status" text,
-      "LeadScore__c" numeric(3,0), "External_Id__c" text, "IsDeleted" boolean)`);
-    const csv = env.connector.queryRestCsv(
-      `SELECT ${LEAD_EXTRACT_FIELDS.join(', ')} FROM Lead`,
-      LEAD_EXTRACT_FIELDS,
-      {
-        includeDeleted: true,
-      },
-    );
+    await client.query(`CREATE TABLE sf_lead (${copy.columns})`);
+    const csv = env.connector.queryRestCsv(`SELECT ${copy.fields.join(', ')} FROM Lead`, copy.fields, {
+      includeDeleted: true,
+    });
     await pipeline(csv, client.query(copyFrom('COPY sf_lead FROM STDIN (FORMAT csv, HEADER true)')));
     // When the copy was loaded, as the extract records it (task `Lead`, the object's default name).
     await client.query(
