@@ -20,8 +20,9 @@
  *    mapped field (converted the same way and compared value by value, so 45 and 45.0 compare
  *    equal), else with the values of the last successful sync in `roundtrip.sync_state` (by hash
  *    for a row recorded there without values). Keys are matched on both sides as Salesforce
- *    tells records apart ({@link keyIdentity}: an Id in 15 or 18 characters, in any case), and so
- *    are the values of Id fields against the copy. Insert never sends a key that was inserted
+ *    tells records apart ({@link keyIdentity}: an Id in 15 or 18 characters, in any case; an
+ *    external ID ignoring case unless it is case-sensitive; a number external ID as a number),
+ *    and so are the values of Id fields against the copy. Insert never sends a key that was inserted
  *    before (sync_state, or the extracted copy's external ID).
  *
  * Steps 2 and 3 are one statement ({@link insertPlan}); a source column's PostgreSQL type spares
@@ -836,12 +837,18 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     });
     const live = comparison.hasIsDeleted && task.mode !== 'update' ? `WHERE t."IsDeleted" IS NOT TRUE` : '';
     // The copy's key as the source's is matched, by its identity: for update the extract's Id is
-    // Salesforce's 18 characters, whose identity is upper() of it.
-    const copyKey = !byIdentity
-      ? `${match}::text`
-      : task.mode === 'update'
-        ? `upper(${match}::text)`
-        : keyIdentity(mapping, `${match}::text`).sql;
+    // Salesforce's 18 characters, whose identity is upper() of it; a number key is its column
+    // converted as the plan converts it (its type spares the parsing), as text.
+    const keyMapped = mapping.fields.find((m) => m.isKey);
+    let copyKey = `${match}::text`;
+    if (byIdentity && task.mode === 'update') {
+      copyKey = `upper(${copyKey})`;
+    } else if (byIdentity && keyMapped && (keyMapped.kind === 'int' || keyMapped.kind === 'number')) {
+      const type = comparison.columns.get(keyMapped.field.name)?.source ?? { class: 'other' as const };
+      copyKey = `(${conversionOf(keyMapped, match, type).value})::text`;
+    } else if (byIdentity) {
+      copyKey = keyIdentity(mapping, copyKey).sql;
+    }
     // A unique match column (the copy's primary key) joins as it is, and so does the identity of
     // a unique Id; else one row per key.
     currentSql =
@@ -1000,15 +1007,12 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
 }
 
 /**
- * Rejects every source row whose key is missing (null or blank) or shared with another row: the
- * plan's grouped pass set these keys aside. A second read of the source, made only when there
- * are such keys.
- */
-/**
  * How Salesforce tells two keys apart, as SQL over the key text `k` (and a note for messages):
- * two source rows whose keys normalise alike name the same record, so both are refused. An Id
- * is its 15-character case-sensitive form (the 18-character one only adds a checksum), spaces
- * trimmed as the plan trims them; an external ID that is not case-sensitive ignores case.
+ * two source rows whose keys normalise alike name the same record, so both are refused, and the
+ * plan matches what Salesforce has by it. An Id is its 18-character form in upper case
+ * ({@link idIdentitySql}), spaces trimmed as the plan trims them; an external ID that is not
+ * case-sensitive ignores case; a number external ID is its value at the field's scale (42 and
+ * 42.0 are one record, whose copy holds 42.00), as text, a key that is not a number as it is.
  */
 export function keyIdentity(mapping: WritebackMapping, k: string): { sql: string; note: string } {
   if (mapping.task.mode === 'update') {
@@ -1021,6 +1025,14 @@ export function keyIdentity(mapping: WritebackMapping, k: string): { sql: string
   const field = mapping.fields.find((m) => m.field.name === mapping.keyField)?.field;
   if (field && field.caseSensitive !== true && TEXT_KEY_TYPES.has(field.type)) {
     return { sql: `lower(${k})`, note: ` (${field.name} is matched by Salesforce ignoring case)` };
+  }
+  const kind = field && KIND_BY_TYPE[field.type];
+  if (field && (kind === 'int' || kind === 'number')) {
+    const { scale } = numberShape({ field, kind });
+    return {
+      sql: `CASE WHEN ${isNumber(k)} THEN round((${k})::numeric, ${scale})::text ELSE ${k} END`,
+      note: ` (${field.name} is matched by Salesforce as a number)`,
+    };
   }
   return { sql: k, note: '' };
 }
@@ -1047,6 +1059,11 @@ function idIdentitySql(t: string, otherwise: string): string {
 /** Key field types whose values Salesforce may compare ignoring case. */
 const TEXT_KEY_TYPES = new Set(['string', 'email', 'phone', 'url', 'textarea']);
 
+/**
+ * Rejects every source row whose key is missing (null or blank) or shared with another row: the
+ * plan's grouped pass set these keys aside. A second read of the source, made only when there
+ * are such keys.
+ */
 async function insertKeyErrors(
   client: PoolClient,
   args: PlanStatementArgs,

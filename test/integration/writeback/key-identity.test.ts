@@ -190,4 +190,77 @@ describe('write-back keys and Ids compared as Salesforce tells records apart', (
     const keys = [...env.sf.store.all('Lead')].map((r) => r.Lead_Key__c).filter((k) => k);
     expect(keys.sort()).toEqual(['Key-3', 'abc-1', 'key-2']);
   });
+
+  it('matches a number external ID as a number: 42 from an integer column is the 42.00 the copy holds, 44.0 the 44 inserted', async () => {
+    env.sf.store.seed('Lead', [
+      { LastName: 'Forty-two', Company: 'C', Lead_Number__c: 42 },
+      { LastName: 'Forty-three', Company: 'C', Lead_Number__c: 43 },
+    ]);
+    await extractLeads(env, COPY);
+    const numbered = (name: string, from: string, mode: 'upsert' | 'insert'): WritebackTaskInput => ({
+      name,
+      to: 'salesforce',
+      object: 'Lead',
+      from,
+      mode,
+      key: 'Lead_Number__c',
+      keyColumn: 'num',
+      fields: { LastName: 'last_name', Company: 'company' },
+    });
+    const upsert = numbered('number-upsert', 'int_src', 'upsert');
+    const insert = numbered('number-insert', 'text_src', 'insert');
+
+    await source('int_src', `num integer, last_name text, company text`, [[42, 'Forty-two', 'C']]);
+    const same = await write(upsert, { extract: true });
+    await source('text_src', `num text, last_name text, company text`, [
+      ['43', 'Forty-three', 'C'],
+      ['44', 'Forty-four', 'C'],
+    ]);
+    const inserted = await write(insert, { extract: true });
+    // Without the copy, sync_state knows 44 was inserted.
+    await source('text_src', `num text, last_name text, company text`, [['44.0', 'Forty-four', 'C']]);
+    const again = await write(insert);
+
+    expect(same.plan).toMatchObject({ comparedWith: 'extract:public.sf_lead', changed: 0, unchanged: 1 });
+    expect(inserted.plan).toMatchObject({ comparedWith: 'extract:public.sf_lead', changed: 1 });
+    expect(inserted.rows.map((r) => r.key)).toEqual(['44']);
+    expect(again.plan).toMatchObject({ comparedWith: 'sync_state', changed: 0 });
+    expect([...(await errorsOf(env, inserted.runId)), ...(await errorsOf(env, again.runId))]).toEqual([]);
+    const numbers = [...env.sf.store.all('Lead')].map((r) => r.Lead_Number__c).filter((n) => n != null);
+    expect(numbers.sort()).toEqual([42, 43, 44]);
+  });
+
+  it('refuses two source rows whose number keys are one number (45 and 45.00)', async () => {
+    await source('dup_src', `num text, last_name text, company text`, [
+      ['45', 'A', 'C'],
+      ['45.00', 'B', 'C'],
+      ['46', 'C', 'C'],
+    ]);
+    const task: WritebackTaskInput = {
+      name: 'number-dup',
+      to: 'salesforce',
+      object: 'Lead',
+      from: 'dup_src',
+      mode: 'upsert',
+      key: 'Lead_Number__c',
+      keyColumn: 'num',
+      fields: { LastName: 'last_name', Company: 'company' },
+    };
+
+    const { plan, runId } = await write(task);
+
+    expect(plan).toMatchObject({ sourceRows: 3, rejected: 2, changed: 1 });
+    expect((await errorsOf(env, runId)).map((e) => [e.key, e.code, e.message])).toEqual([
+      [
+        '45',
+        'DUPLICATE_KEY',
+        'key 45 appears in more than one source row (Lead_Number__c is matched by Salesforce as a number)',
+      ],
+      [
+        '45.00',
+        'DUPLICATE_KEY',
+        'key 45.00 appears in more than one source row (Lead_Number__c is matched by Salesforce as a number)',
+      ],
+    ]);
+  });
 });
