@@ -11,10 +11,10 @@
  *    for update, both for upsert); the key is `Id` for update and an external-ID field for upsert
  *    (and insert, when given); required fields are mapped on insert; the source columns exist.
  * 2. One SELECT reads the source, converts each value to Salesforce's wire form (numbers rounded to
- *    the field's scale, ISO dates and UTC datetimes, booleans) and computes the first problem of
- *    each row: a value of the wrong type, out of the field's precision, longer than its length, a
- *    value a restricted picklist does not allow, a required value missing, a key missing,
- *    malformed or repeated. Rows with a problem go to `roundtrip.writeback_errors` (stage `plan`).
+ *    the field's scale, ISO dates and UTC datetimes, booleans; text only in the shapes Salesforce
+ *    reads, not every one PostgreSQL does) and computes the first problem of each row: a value of
+ *    the wrong type, out of the field's precision, longer than its length, a value a restricted
+ *    picklist does not allow, a required value missing, a key missing, malformed or repeated. Rows with a problem go to `roundtrip.writeback_errors` (stage `plan`).
  * 3. The diff: the canonical values (a jsonb object, its md5 the value hash) are compared with the
  *    freshly extracted copy of the object when the pipeline extracts it into a table holding every
  *    mapped field (converted the same way and compared value by value, so 45 and 45.0 compare
@@ -58,8 +58,27 @@ export const MAX_SALESFORCE_DATE = '4000-12-31';
 /** PostgreSQL 16 added pg_input_is_valid(), which the date and datetime checks use. */
 export const MIN_POSTGRES_VERSION_NUM = 160_000;
 
-/** Spellings numeric input accepts that are not numbers Salesforce can store. */
-const NOT_A_NUMBER = `('nan', 'infinity', '+infinity', '-infinity', 'inf', '+inf', '-inf')`;
+/**
+ * A character no decimal or scientific number has (`-1.5e+3`, ` 42 `): PostgreSQL 16 also reads
+ * `0x1F`, `0o17`, `0b11` and `1_000` as numbers (31, 15, 3, 1000), and NaN and Infinity, none of
+ * which Salesforce reads as written.
+ */
+const NOT_DECIMAL_CHAR_RE = '[^0-9.eE+[:space:]-]';
+/**
+ * Text Salesforce reads as a date or datetime, ISO 8601: a date with a year of four digits or more
+ * (more is refused as out of range, not as malformed), then optionally a time of day after `T` or
+ * a space, to the minute, second or a fraction, and an offset (`Z`, `+02`, `+0200`, `+02:00`, or
+ * with seconds, as PostgreSQL prints some). PostgreSQL also reads `today`, `now`, `epoch`,
+ * `J2460000`, `1/2/3` (in DateStyle's order), `20250701`, `24:00` and ` BC`, which Salesforce does
+ * not read, or not as the user meant (the era is lost in the ISO form sent).
+ */
+const DATETIME_RE = String.raw`^\s*\d{4,}-\d{2}-\d{2}([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2}(:?\d{2})?)?)?)?\s*$`;
+/**
+ * Text read as a time of day: hours to 23 (or 1 to 12 with AM/PM), minutes, optionally seconds
+ * and a fraction, in UTC (`Z`, `+00:00`) or without an offset. A time field has no zone: the
+ * plan would drop any other offset, and PostgreSQL's `24:00:00` is not a time of day.
+ */
+const TIME_RE = String.raw`^\s*([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?\s*([AaPp][Mm]|Z|[+-]00(:?00)?)?\s*$`;
 /**
  * A Salesforce Id: 15 case-sensitive or 18 case-safe letters and digits
  * (`^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$`), tested as a length and this class of the other characters.
@@ -217,9 +236,12 @@ function shown(sourceSql: string): string {
   return `left(${sourceSql}, ${MESSAGE_VALUE_CHARS})`;
 }
 
-/** A finite decimal or scientific number (pg_input_is_valid is cheaper than a regular expression). */
+/**
+ * A finite decimal or scientific number: the characters of one (a class, cheaper than a regular
+ * expression of the whole shape), then pg_input_is_valid for the rest.
+ */
 function isNumber(s: string): string {
-  return `(pg_input_is_valid(${s}, 'numeric') AND lower(btrim(${s})) NOT IN ${NOT_A_NUMBER})`;
+  return `(${s} !~ '${NOT_DECIMAL_CHAR_RE}' AND pg_input_is_valid(${s}, 'numeric'))`;
 }
 
 /**
@@ -452,12 +474,13 @@ export function valueSql(m: Pick<MappedField, 'field' | 'kind'>, s: string): str
       return `CASE WHEN ${isNumber(s)} THEN round(${s}::numeric) END`;
     case 'number':
       return `CASE WHEN ${isNumber(s)} THEN round(${s}::numeric, ${Math.max(0, f.scale ?? 0)}) END`;
+    // Only the shapes Salesforce reads (which leave out infinity) are parsed.
     case 'date':
-      return `CASE WHEN pg_input_is_valid(${s}, 'date') AND isfinite(${s}::date) THEN to_char(${s}::date, 'YYYY-MM-DD') END`;
+      return `CASE WHEN ${s} ~ ${sqlLiteral(DATETIME_RE)} AND pg_input_is_valid(${s}, 'date') THEN to_char(${s}::date, 'YYYY-MM-DD') END`;
     case 'datetime':
-      return `CASE WHEN pg_input_is_valid(${s}, 'timestamptz') AND isfinite(${s}::timestamptz) THEN to_char(${s}::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') END`;
+      return `CASE WHEN ${s} ~ ${sqlLiteral(DATETIME_RE)} AND pg_input_is_valid(${s}, 'timestamptz') THEN to_char(${s}::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') END`;
     case 'time':
-      return `CASE WHEN pg_input_is_valid(${s}, 'time') THEN to_char(${s}::time, 'HH24:MI:SS.MS') || 'Z' END`;
+      return `CASE WHEN ${s} ~ ${sqlLiteral(TIME_RE)} AND pg_input_is_valid(${s}, 'time') THEN to_char(${s}::time, 'HH24:MI:SS.MS') || 'Z' END`;
   }
 }
 

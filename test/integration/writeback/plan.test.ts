@@ -255,6 +255,104 @@ describe('write-back plan', () => {
     expect(String(converted?.Scored_At__c)).toMatch(/^2025-06-02T04:30:00\.000(Z|\+0000)$/);
   });
 
+  it('refuses numbers, dates and times that PostgreSQL reads but Salesforce does not read as written', async () => {
+    await env.pool.query(
+      `CREATE TABLE shapes_source ("Id" text, score text, next_call text, scored_at text, call_time text)`,
+    );
+    const rows: [string | null, string | null, string | null, string | null][] = [
+      // PostgreSQL 16 reads hexadecimal, octal and binary integers, and underscores between digits.
+      ['0x1F', null, null, null],
+      ['0b11', null, null, null],
+      ['0o17', null, null, null],
+      ['1_0', null, null, null],
+      // Dates and datetimes in words, Julian days, DateStyle's order, no dashes, the hour 24.
+      [null, 'today', null, null],
+      [null, 'epoch', null, null],
+      [null, 'J2460000', null, null],
+      [null, '1/2/3', null, null],
+      [null, '20250701', null, null],
+      [null, null, 'now', null],
+      [null, null, '2025-07-01T24:00:00Z', null],
+      // A time with an offset (a time field has none), and 24:00.
+      [null, null, null, '10:00:00+02:00'],
+      [null, null, null, '24:00:00'],
+      // The shapes Salesforce reads.
+      ['1e2', '2025-07-01T23:30:00-05:00', '2025-07-01 10:00:00+02', '10:00 PM'],
+      [' -0.5 ', ' 2025-07-02 ', '2025-07-01T10:00:00.1234Z', '10:00:00Z'],
+    ];
+    for (const [i, r] of rows.entries()) {
+      await env.pool.query(`INSERT INTO shapes_source VALUES ($1, $2, $3, $4, $5)`, [ids[i], ...r]);
+    }
+    const task: WritebackTaskInput = {
+      name: 'Lead-shapes',
+      to: 'salesforce',
+      object: 'Lead',
+      from: 'shapes_source',
+      mode: 'update',
+      fields: {
+        LeadScore__c: 'score',
+        Next_Call__c: 'next_call',
+        Scored_At__c: 'scored_at',
+        Call_Time__c: 'call_time',
+      },
+    };
+    const runId = await env.newRun();
+
+    const plan = await planWriteback(env.deps({ writeback: [task] }), {
+      runId,
+      task: 'Lead-shapes',
+      dryRun: true,
+    });
+
+    expect(plan).toMatchObject({ sourceRows: 15, rejected: 13, changed: 2 });
+    const errors = await errorsOf(env, runId);
+    const messages = rows.slice(0, 13).map((_, i) => errors.find((e) => e.key === ids[i]));
+    expect(messages.map((e) => [e?.code, e?.message])).toEqual([
+      ...['0x1F', '0b11', '0o17', '1_0'].map((v) => [
+        'INVALID_TYPE_ON_FIELD_IN_RECORD',
+        `LeadScore__c: ${v} is not a number`,
+      ]),
+      ...['today', 'epoch', 'J2460000', '1/2/3', '20250701'].map((v) => [
+        'INVALID_TYPE_ON_FIELD_IN_RECORD',
+        `Next_Call__c: ${v} is not a date`,
+      ]),
+      ...['now', '2025-07-01T24:00:00Z'].map((v) => [
+        'INVALID_TYPE_ON_FIELD_IN_RECORD',
+        `Scored_At__c: ${v} is not a datetime`,
+      ]),
+      ...['10:00:00+02:00', '24:00:00'].map((v) => [
+        'INVALID_TYPE_ON_FIELD_IN_RECORD',
+        `Call_Time__c: ${v} is not a time`,
+      ]),
+    ]);
+    const { rows: planned } = await env.pool.query(
+      `SELECT key, payload FROM roundtrip.writeback_plan_rows WHERE run_id = $1 ORDER BY key`,
+      [runId],
+    );
+    expect(new Map(planned.map((r) => [r.key, r.payload]))).toEqual(
+      new Map([
+        [
+          ids[13],
+          {
+            LeadScore__c: 100,
+            Next_Call__c: '2025-07-01', // the day written
+            Scored_At__c: '2025-07-01T08:00:00.000Z',
+            Call_Time__c: '22:00:00.000Z',
+          },
+        ],
+        [
+          ids[14],
+          {
+            LeadScore__c: -1, // rounded half away from zero
+            Next_Call__c: '2025-07-02',
+            Scored_At__c: '2025-07-01T10:00:00.123Z',
+            Call_Time__c: '10:00:00.000Z',
+          },
+        ],
+      ]),
+    );
+  });
+
   it('a dry run stores the plan, answers counts and a sample with current and new values, and only reads', async () => {
     await env.pool.query('DELETE FROM wide_source');
     for (const id of ids.slice(0, 5)) await row(id, { score: '99' });
