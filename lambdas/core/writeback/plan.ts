@@ -840,8 +840,10 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       : respelled
         ? `SELECT DISTINCT ON (${stateKey}) ${stateKey} AS key, ${cols} FROM roundtrip.sync_state s
             WHERE s.task = $2 ${where} ORDER BY ${stateKey}, s.synced_at DESC`
-        : `SELECT ${canonicalKey} AS key, ${cols} FROM roundtrip.sync_state s
-            WHERE s.task = $2 ${where} AND ${canonical}`;
+        : // OFFSET 0: each row's identity is computed once, not again by every comparison the hash
+          // join makes with it.
+          `SELECT ${canonicalKey} AS key, ${cols} FROM roundtrip.sync_state s
+            WHERE s.task = $2 ${where} AND ${canonical} OFFSET 0`;
 
   // What Salesforce has, by key, and the `changed` test against it.
   let currentSql: string;
@@ -873,12 +875,19 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       copyKey = keyIdentity(mapping, copyKey).sql;
     }
     // A unique match column (the copy's primary key) joins as it is, and so does the identity of
-    // a unique Id; else one row per key.
-    currentSql =
-      comparison.uniqueMatch && (!byIdentity || task.mode === 'update')
-        ? `SELECT ${copyKey} AS key, t."Id"::text AS salesforce_id, ${converted.join(', ')} FROM ${t} AS t ${live}`
-        : `SELECT DISTINCT ON (${copyKey}) ${copyKey} AS key, t."Id"::text AS salesforce_id, ${converted.join(', ')}
-             FROM ${t} AS t ${live} ORDER BY ${copyKey}`;
+    // a unique Id, computed once per row (OFFSET 0: not again by every comparison the hash join
+    // makes; the conversions, above it, only for the rows that match); else one row per key.
+    const copyColumns = [
+      ...new Set(['Id', comparison.matchColumn, ...mapping.fields.map((m) => m.field.name)]),
+    ];
+    const identityOnce = `(SELECT ${copyKey} AS key, ${copyColumns.map((c) => `t.${quoteIdent(c)}`).join(', ')}
+                             FROM ${t} AS t ${live} OFFSET 0)`;
+    currentSql = !(comparison.uniqueMatch && (!byIdentity || task.mode === 'update'))
+      ? `SELECT DISTINCT ON (${copyKey}) ${copyKey} AS key, t."Id"::text AS salesforce_id, ${converted.join(', ')}
+           FROM ${t} AS t ${live} ORDER BY ${copyKey}`
+      : byIdentity
+        ? `SELECT t.key, t."Id"::text AS salesforce_id, ${converted.join(', ')} FROM ${identityOnce} AS t`
+        : `SELECT ${copyKey} AS key, t."Id"::text AS salesforce_id, ${converted.join(', ')} FROM ${t} AS t ${live}`;
     // Typed values compared directly (45 = 45.0): no payload is built for an unchanged row. An Id
     // is compared by identity: the copy holds Salesforce's 18 characters, the source may give 15,
     // or 18 in another case, and either names the same record.
