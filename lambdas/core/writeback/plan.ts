@@ -454,6 +454,24 @@ function conversionOf(m: Pick<MappedField, 'field' | 'kind'>, c: string, type: S
 }
 
 /**
+ * What the extracted copy's column `c` holds for field `m`, to compare with the value the plan
+ * would send: converted as a source column is, except that a number keeps its digits. Salesforce
+ * enforces a number field's decimal places only in its UI, so it may hold 41.6 in a Number(3,0)
+ * field (written by another API client): rounded, that would compare equal to the 42 the plan
+ * sends, and the record would keep 41.6 for good. Unrounded, 42 differs from it and is sent.
+ */
+function copyValueOf(m: MappedField, c: string, type: SourceType): string {
+  if (m.kind === 'number') {
+    if (type.class === 'numeric') return `CASE WHEN abs(${c}) < 'Infinity'::numeric THEN ${c} END`;
+    if (type.class === 'int') return `(${c})::numeric`;
+    if (type.class === 'float') {
+      return `CASE WHEN abs(${c}) < 'Infinity'::float8 THEN ((${c})::text)::numeric END`;
+    }
+  }
+  return conversionOf(m, c, type).value;
+}
+
+/**
  * The SQL expression converting a field's source text `s` to the value sent (typed for jsonb:
  * numeric, boolean or text), NULL when `s` is NULL, blank or not convertible.
  */
@@ -858,7 +876,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     currentCols = mapping.fields.map((_, i) => `cv${i}`);
     const converted = mapping.fields.map((m, i) => {
       const type = comparison.columns.get(m.field.name)?.source ?? { class: 'other' as const };
-      return `${conversionOf(m, `t.${quoteIdent(m.field.name)}`, type).value} AS cv${i}`;
+      return `${copyValueOf(m, `t.${quoteIdent(m.field.name)}`, type)} AS cv${i}`;
     });
     const live = comparison.hasIsDeleted && task.mode !== 'update' ? `WHERE t."IsDeleted" IS NOT TRUE` : '';
     // The copy's key as the source's is matched, by its identity: for update the extract's Id is

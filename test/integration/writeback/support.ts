@@ -121,7 +121,7 @@ export interface LeadCopy {
 export const LEAD_COPY: LeadCopy = {
   fields: LEAD_EXTRACT_FIELDS,
   columns: `"Id" varchar(18) PRIMARY KEY, "LastName" text, "Company" text, "Status" text,
-      "LeadScore__c" numeric(3,0), "External_Id__c" text, "IsDeleted" boolean`,
+      "LeadScore__c" numeric, "External_Id__c" text, "IsDeleted" boolean`,
 };
 
 /**

@@ -118,6 +118,27 @@ describe('write-back update (Collections)', () => {
     expect(env.sf.calls.count({ write: true })).toBe(0);
   });
 
+  it('sends a score Salesforce holds with decimals its field does not show (41.6 in a Number(3,0) field, from another client)', async () => {
+    await fillScores();
+    // In sync since the tests before; then another API client writes 41.6 where the source has 42.
+    const target = ids[41] as string;
+    expect(
+      (await env.pool.query(`SELECT lead_score FROM lead_reverse WHERE "Id" = $1`, [target])).rows,
+    ).toEqual([{ lead_score: 42 }]);
+    env.sf.store.update('Lead', [{ Id: target, LeadScore__c: 41.6 }]);
+    await extractLeads(env);
+    const deps = env.deps({ extract: [leadExtract], writeback: [updateTask] });
+
+    const { plan, result } = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-update' });
+
+    expect(plan).toMatchObject({ comparedWith: 'extract:public.sf_lead', changed: 1 });
+    expect(result).toMatchObject({ succeeded: 1 });
+    expect(env.sf.store.get(target)?.LeadScore__c).toBe(42);
+    await extractLeads(env);
+    const again = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-update' });
+    expect(again.plan.changed).toBe(0);
+  });
+
   it('sends exactly the records whose score changed (1 %)', async () => {
     await fillScores(5, 3);
     await extractLeads(env);
