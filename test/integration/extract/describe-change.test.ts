@@ -7,9 +7,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emulators/salesforce';
-import { connectSalesforce } from '../../../lambdas/connectors/salesforce';
 import { runExtract } from '../../../lambdas/core';
-import { CANARY, leads, startExtractHarness, type ExtractHarness } from './harness';
+import { CANARY, connectTo, leads, startExtractHarness, type ExtractHarness } from './harness';
 
 const DEFAULT_DESCRIBES = path.join(__dirname, '../../../emulators/salesforce/describes');
 const FIELDS = ['Id', 'LastName', 'Company', 'SystemModstamp', 'IsDeleted'];
@@ -57,16 +56,7 @@ describe('A field added to the describe between runs', () => {
       seed: { Lead: records },
       credentials: { password: CANARY.password, securityToken: CANARY.securityToken },
     });
-    const connector = await connectSalesforce({
-      secret: {
-        loginUrl: later.loginUrl,
-        username: later.credentials.username,
-        password: CANARY.password,
-        securityToken: CANARY.securityToken,
-      },
-      apiVersion: later.apiVersion,
-      logger: h.logger,
-    });
+    const connector = await connectTo(later, h.logger);
     const config = h.config([
       { from: 'salesforce', object: 'Lead', fields: [...FIELDS, 'Region__c'], table: 'sf_lead' },
     ]);

@@ -9,9 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emulators/salesforce';
 import type { SalesforceExtractTaskInput } from '../../../lambdas/config';
-import { connectSalesforce } from '../../../lambdas/connectors/salesforce';
 import { runExtract } from '../../../lambdas/core';
-import { CANARY, leads, startExtractHarness, type ExtractHarness } from './harness';
+import { CANARY, connectTo, leads, startExtractHarness, type ExtractHarness } from './harness';
 
 const DEFAULT_DESCRIBES = path.join(__dirname, '../../../emulators/salesforce/describes');
 const FIELDS = ['Id', 'LastName', 'Company', 'Score_Formula__c', 'SystemModstamp', 'IsDeleted'];
@@ -57,16 +56,7 @@ describe('Formula fields in a Salesforce extract', () => {
   });
 
   const run = async (task: Partial<SalesforceExtractTaskInput>) => {
-    const connector = await connectSalesforce({
-      secret: {
-        loginUrl: sf.loginUrl,
-        username: sf.credentials.username,
-        password: CANARY.password,
-        securityToken: CANARY.securityToken,
-      },
-      apiVersion: sf.apiVersion,
-      logger: h.logger,
-    });
+    const connector = await connectTo(sf, h.logger);
     const config = h.config([
       {
         from: 'salesforce',

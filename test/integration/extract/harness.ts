@@ -179,3 +179,20 @@ export function leads(n: number, prefix = 'Lead'): Record<string, unknown>[] {
     NumberOfEmployees: i,
   }));
 }
+
+/**
+ * A connector signed in to `emulator` (started with the {@link CANARY} credentials): for a test
+ * that runs an extract against a second emulator, one whose describes differ, say.
+ */
+export function connectTo(emulator: SalesforceEmulator, logger: Logger): Promise<SalesforceConnector> {
+  return connectSalesforce({
+    secret: {
+      loginUrl: emulator.loginUrl,
+      username: emulator.credentials.username,
+      password: CANARY.password,
+      securityToken: CANARY.securityToken,
+    },
+    apiVersion: emulator.apiVersion,
+    logger,
+  });
+}

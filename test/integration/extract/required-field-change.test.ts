@@ -9,9 +9,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emulators/salesforce';
-import { connectSalesforce } from '../../../lambdas/connectors/salesforce';
 import { runExtract } from '../../../lambdas/core';
-import { CANARY, leads, startExtractHarness, type ExtractHarness } from './harness';
+import { CANARY, connectTo, leads, startExtractHarness, type ExtractHarness } from './harness';
 
 const DEFAULT_DESCRIBES = path.join(__dirname, '../../../emulators/salesforce/describes');
 const FIELDS = ['Id', 'FirstName', 'LastName', 'Company', 'SystemModstamp', 'IsDeleted'];
@@ -97,16 +96,7 @@ describe('A required field that stops being required', () => {
       await rm(dir, { recursive: true, force: true });
     }
     const [created] = later.store.create('Lead', [{ LastName: 'No company' }]);
-    const connector = await connectSalesforce({
-      secret: {
-        loginUrl: later.loginUrl,
-        username: later.credentials.username,
-        password: CANARY.password,
-        securityToken: CANARY.securityToken,
-      },
-      apiVersion: later.apiVersion,
-      logger: h.logger,
-    });
+    const connector = await connectTo(later, h.logger);
     const second = await runExtract({ input: {} }, h.deps(config, { salesforce: connector }));
     expect(second.salesforce.Lead).toMatchObject({ full: false, inserted: 1 });
     expect(await h.rows(`SELECT "Company" FROM sf_lead WHERE "Id" = $1`, [created?.id])).toEqual([
