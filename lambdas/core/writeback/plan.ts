@@ -14,7 +14,8 @@
  *    the field's scale, ISO dates and UTC datetimes, booleans; text only in the shapes Salesforce
  *    reads, not every one PostgreSQL does) and computes the first problem of each row: a value of
  *    the wrong type, out of the field's precision, longer than its length, a value a restricted
- *    picklist does not allow, a required value missing, a key missing, malformed or repeated. Rows with a problem go to `roundtrip.writeback_errors` (stage `plan`).
+ *    picklist does not allow, a required value missing, a key missing, malformed or repeated.
+ *    Rows with a problem go to `roundtrip.writeback_errors` (stage `plan`).
  * 3. The diff: the canonical values (a jsonb object, its md5 the value hash) are compared with the
  *    freshly extracted copy of the object when the pipeline extracts it into a table holding every
  *    mapped field (converted the same way and compared value by value, so 45 and 45.0 compare
