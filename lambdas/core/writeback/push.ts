@@ -595,7 +595,7 @@ async function uploadChunk(
   // outcome (an insert is then never sent again) instead of planning them afresh.
   await markJobSent(deps, runId, taskName, job.id, 'Uploaded', chunk);
   await closeIngestJob(sf, job.id);
-  await markJobSent(deps, runId, taskName, job.id, 'UploadComplete', chunk);
+  await setJobState(deps.pg, runId, taskName, job.id, 'UploadComplete');
   return job.id;
 }
 
@@ -614,6 +614,25 @@ async function closeUploadedJob(sf: SalesforceConnector, jobId: string): Promise
   }
 }
 
+/** Records a job's state in `writeback_jobs`. */
+async function setJobState(
+  db: Pick<PoolClient, 'query'>,
+  runId: string,
+  taskName: string,
+  jobId: string,
+  state: string,
+): Promise<void> {
+  await db.query(
+    `UPDATE roundtrip.writeback_jobs SET state = $4, updated_at = now() WHERE run_id = $1 AND task = $2 AND job_id = $3`,
+    [runId, taskName, jobId, state],
+  );
+}
+
+/**
+ * Records a job's state and writes its chunk's records into the ledger as `sent` with it, in one
+ * transaction. Once per job: the `Uploaded` mark (or the re-attach of a job an earlier version
+ * recorded only `Open`); later states need only {@link setJobState}.
+ */
 async function markJobSent(
   deps: CoreDeps,
   runId: string,
@@ -623,10 +642,7 @@ async function markJobSent(
   chunk: { first: number; last: number },
 ): Promise<void> {
   await withTransaction(deps.pg, async (client) => {
-    await client.query(
-      `UPDATE roundtrip.writeback_jobs SET state = $4, updated_at = now() WHERE run_id = $1 AND task = $2 AND job_id = $3`,
-      [runId, taskName, jobId, state],
-    );
+    await setJobState(client, runId, taskName, jobId, state);
     await markSent(client, runId, taskName, pagesOf(chunk.first, chunk.last), jobId);
   });
   // Collect joins the ledger by seq right after this.
@@ -666,7 +682,9 @@ async function pushBulk(
       // its records may be processed, so it is re-attached, never replaced. One aborted by hand
       // is collected too: its records without a result are reported, not sent twice.
       if (uploaded || (job.state !== 'Open' && job.state !== 'Aborted')) {
-        await markJobSent(deps, runId, taskName, job.id, job.state, chunk);
+        // An Uploaded job's records are in the ledger with it already.
+        if (uploaded) await setJobState(deps.pg, runId, taskName, job.id, job.state);
+        else await markJobSent(deps, runId, taskName, job.id, job.state, chunk);
         logger.info('Re-attached to Bulk ingest job closed by an interrupted attempt', {
           jobId: job.id,
           state: job.state,
