@@ -24,6 +24,7 @@ import {
 } from '../cli-common';
 import { buildLocalDeps, type LocalDeps } from '../local/deps';
 import { startDemoEnvironment, type DemoEnvironment } from '../local/environment';
+import { alignColumns } from '../local/columns';
 import { runPipeline, type PipelineRunResult } from '../local/pipeline';
 import { loggerFrom, noteFailure } from './run';
 
@@ -98,9 +99,7 @@ function describeRun(
       ];
     });
     const header = ['Id', 'Name', 'Company', 'Status', 'LeadScore__c'];
-    const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-    for (const row of [header, ...rows])
-      lines.push(`    ${row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')}`);
+    for (const line of alignColumns([header, ...rows], () => false).lines) lines.push(`    ${line}`);
   }
   return { account, text: lines.join('\n') };
 }

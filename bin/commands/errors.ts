@@ -13,6 +13,7 @@ import type { Pool, PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { sqlLiteral } from '../../lambdas/core/writeback/state';
 import { EXIT, parseOptions, UsageError, wholeNumberOption, type Command } from '../cli-common';
+import { alignColumns } from '../local/columns';
 import { readStoredRuns, type StoredRun } from '../local/summary';
 import { DATABASE_OPTIONS, runsDatabase } from './status';
 
@@ -129,23 +130,13 @@ async function writeCsv(
   return !closed;
 }
 
+/** A table: its header, then its rows; the last column, left-aligned, unpadded. */
 function table(
   header: readonly string[],
   rows: readonly string[][],
   rightAligned: ReadonlySet<number>,
 ): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (row: readonly string[]): string =>
-    row
-      .map((cell, i) =>
-        i === row.length - 1 && !rightAligned.has(i)
-          ? cell
-          : rightAligned.has(i)
-            ? cell.padStart(widths[i]!)
-            : cell.padEnd(widths[i]!),
-      )
-      .join('  ');
-  return [line(header), ...rows.map(line)].join('\n');
+  return alignColumns([header, ...rows], (i) => rightAligned.has(i), { padLast: false }).lines.join('\n');
 }
 
 /** `roundtrip errors`: see the module comment. */

@@ -8,6 +8,7 @@ import type { PipelineConfig } from '../../lambdas/config';
 import { createPool } from '../../lambdas/connectors/postgres';
 import type { PostgresSource } from '../../lambdas/connectors/postgres';
 import { EXIT, parseOptions, UsageError, wholeNumberOption, type Command } from '../cli-common';
+import { alignColumns } from '../local/columns';
 import { readStoredRuns, taskSummaries } from '../local/summary';
 import { CONNECTION_OPTIONS, configFrom, secretsFrom } from './run';
 
@@ -126,10 +127,7 @@ export const status: Command = async (argv) => {
       r.failed.toLocaleString('en-US'),
       String(r.apiCalls),
     ]);
-    const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-    const line = (row: string[]): string =>
-      row.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
-    process.stdout.write([line(header), ...cells.map(line)].join('\n') + '\n');
+    process.stdout.write(alignColumns([header, ...cells], (i) => i >= 3).lines.join('\n') + '\n');
     for (const r of rows) if (r.error) process.stdout.write(`\n${r.runId}: ${r.error}\n`);
     return EXIT.ok;
   } finally {

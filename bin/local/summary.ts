@@ -6,6 +6,7 @@
 import { Client, type Pool } from 'pg';
 import { endRunningRun } from '../../lambdas/core/run-state';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
+import { alignColumns } from './columns';
 
 /** One task's figures. */
 export interface TaskSummary {
@@ -230,13 +231,11 @@ export function formatSummaryTable(summary: RunSummary): string {
     COLUMNS.map((c) => (typeof t[c] === 'number' ? t[c].toLocaleString('en-US') : String(t[c]))),
   );
   const header = COLUMNS.map((c) => HEADERS[c]);
-  const widths = COLUMNS.map((_, i) => Math.max(header[i]!.length, ...cells.map((row) => row[i]!.length)));
-  const line = (row: string[]): string =>
-    row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+  const { lines, widths } = alignColumns([header, ...cells], (i) => i >= 2);
   return [
     `run ${summary.runId}: ${summary.status}`,
-    line(header),
+    lines[0],
     widths.map((w) => '-'.repeat(w)).join('  '),
-    ...cells.map(line),
+    ...lines.slice(1),
   ].join('\n');
 }
