@@ -212,8 +212,19 @@ function decimalText(v: string): string {
 export const RECONCILE_CLOCK_SKEW_MS = 5 * 60 * 1000;
 
 /**
+ * How long after an insert was sent Salesforce may still create its record: "The timeout limit for
+ * REST and SOAP API calls is 10 minutes" (API Request Limits and Allocations, API Timeout Limits),
+ * and a minute more for the request's way there. A look-up that finds no record for a key sent
+ * less long ago proves nothing: the call that carried it may still be running.
+ */
+export const INSERT_SETTLE_MS = 11 * 60 * 1000;
+
+/**
  * Insert rows left `sent` by an attempt that died between sending and recording: looked up by
- * external ID and recorded when found; the others are sent again (they were never created).
+ * external ID and recorded when found; the others are sent again (they were never created), once
+ * the call that carried them can no longer create them ({@link INSERT_SETTLE_MS} after they were
+ * sent; until then a TaskBusyError has the step retried later), unless Salesforce answered that
+ * call (`answered`: seqs whose call this attempt saw answered, with no outcome for them).
  * Without an external-ID key they are reported, not resent.
  */
 async function reconcileSentInserts(
@@ -223,9 +234,16 @@ async function reconcileSentInserts(
   runId: string,
   taskName: string,
   logger: Logger,
+  answered: ReadonlySet<number>,
 ): Promise<void> {
-  const { rows } = await deps.pg.query<{ seq: string; keyvalue: string | null; sent_ms: number }>(
-    `SELECT seq, payload->>$3 AS keyvalue, (extract(epoch FROM updated_at) * 1000)::float8 AS sent_ms
+  const { rows } = await deps.pg.query<{
+    seq: string;
+    keyvalue: string | null;
+    sent_ms: number;
+    age_ms: number;
+  }>(
+    `SELECT seq, payload->>$3 AS keyvalue, (extract(epoch FROM updated_at) * 1000)::float8 AS sent_ms,
+            (extract(epoch FROM now() - updated_at) * 1000)::float8 AS age_ms
        FROM roundtrip.writeback_plans
       WHERE run_id = $1 AND task = $2 AND status = 'sent' ORDER BY seq`,
     [runId, taskName, mapping.keyField ?? ''],
@@ -281,6 +299,8 @@ async function reconcileSentInserts(
   }
   const seqs: number[] = [];
   const results: { id: string; success: true; errors: [] }[] = [];
+  // Not found, and sent too recently to be sure the call that carried them is over.
+  const settling: { seq: number; ageMs: number }[] = [];
   for (const r of rows) {
     const ours = (r.keyvalue === null ? [] : (found.get(keyOf(r.keyvalue)) ?? []))
       .filter((c) => !(c.createdMs < r.sent_ms - RECONCILE_CLOCK_SKEW_MS))
@@ -288,6 +308,8 @@ async function reconcileSentInserts(
     if (ours) {
       seqs.push(Number(r.seq));
       results.push({ id: ours.id, success: true, errors: [] });
+    } else if (r.age_ms < INSERT_SETTLE_MS && !answered.has(Number(r.seq))) {
+      settling.push({ seq: Number(r.seq), ageMs: r.age_ms });
     }
   }
   await withTransaction(deps.pg, async (client) => {
@@ -296,16 +318,25 @@ async function reconcileSentInserts(
       await insertCollectionResults(client, seqs, results);
       await applyResults(client, { runId, task: taskName, jobId: null, syncedAt: deps.clock.now() });
     }
-    // Not found in Salesforce: never created, safe to send.
+    // Not found in Salesforce, and the call that carried them is over: never created, safe to
+    // send. The settling ones stay `sent`, to be looked up again.
     await client.query(
-      `UPDATE roundtrip.writeback_plans SET status = 'planned' WHERE run_id = $1 AND task = $2 AND status = 'sent'`,
-      [runId, taskName],
+      `UPDATE roundtrip.writeback_plans SET status = 'planned'
+        WHERE run_id = $1 AND task = $2 AND status = 'sent' AND NOT (seq = ANY($3::bigint[]))`,
+      [runId, taskName, settling.map((r) => r.seq)],
     );
   });
   logger.info('Reconciled inserts of an interrupted attempt by external ID', {
     sent: rows.length,
     foundInSalesforce: seqs.length,
+    settling: settling.length,
   });
+  if (settling.length > 0) {
+    const waitS = Math.ceil((INSERT_SETTLE_MS - Math.min(...settling.map((r) => r.ageMs))) / 1000);
+    throw new TaskBusyError(
+      `Write-back ${taskName}: ${settling.length} insert records sent by an attempt that died before their results were recorded are not in Salesforce yet, and the call that carried them may still be running (Salesforce runs an API call for up to 10 minutes): they are looked up again in about ${waitS} s, not sent a second time now`,
+    );
+  }
 }
 
 /** Which records {@link sendCollections} sends. */
@@ -330,7 +361,10 @@ async function lastPageOf(deps: CoreDeps, runId: string, taskName: string): Prom
   return rows[0]?.last ?? -1;
 }
 
-/** Sends records in seq order, `batchSize` an API call, and applies each call's results. */
+/**
+ * Sends records in seq order, `batchSize` an API call, and applies each call's results. The seqs
+ * of records whose call Salesforce answered without their outcome go into `options.answered`.
+ */
 async function sendCollections(
   deps: CoreDeps,
   sf: SalesforceConnector,
@@ -338,7 +372,7 @@ async function sendCollections(
   runId: string,
   taskName: string,
   source: CollectionsSource,
-  options: { lockRetries: number; batchSize: number },
+  options: { lockRetries: number; batchSize: number; answered: Set<number> },
 ): Promise<number> {
   let lastSeq = 0;
   let page = 0;
@@ -390,6 +424,9 @@ async function sendCollections(
     // Records whose outcome the answer does not tell stay `sent`: the step fails at its end
     // (finishWriteback) and its retry resends them, or looks them up for an insert.
     const known = results.flatMap((r, i) => (r.unknown ? [] : [i]));
+    results.forEach((r, i) => {
+      if (r.unknown) options.answered.add(seqs[i] as number);
+    });
     if (known.length < results.length) {
       deps.logger.warn('Salesforce did not tell the outcome of some records; left for the retried step', {
         runId,
@@ -456,8 +493,10 @@ async function refuseWaitingKeysTakenElsewhere(
  * The serial retry pass for rows refused with UNABLE_TO_LOCK_ROW: one call at a time, a growing
  * pause before each round, until none is left or the retry limit turned them into failures.
  * A retry call that died (a retried step) left its records `sent` with attempts above 0: inserts
- * among them are looked up first ({@link reconcileSentInserts}), the others are sent again,
- * unless another run took their key meanwhile ({@link refuseWaitingKeysTakenElsewhere}).
+ * among them are looked up first ({@link reconcileSentInserts}; `answered` holds the seqs whose
+ * call this attempt saw answered without their outcome), the others are sent again, unless
+ * another run took their key meanwhile ({@link refuseWaitingKeysTakenElsewhere}). A round's calls
+ * are plain Collections calls, which answer every record's outcome or fail as a whole.
  */
 export async function retryLockedRows(
   deps: CoreDeps,
@@ -466,10 +505,11 @@ export async function retryLockedRows(
   runId: string,
   taskName: string,
   lockRetries: number,
+  answered: Set<number> = new Set(),
 ): Promise<void> {
   if (mapping.task.mode === 'insert') {
     const logger = deps.logger.child({ runId, task: taskName });
-    await reconcileSentInserts(deps, sf, mapping, runId, taskName, logger);
+    await reconcileSentInserts(deps, sf, mapping, runId, taskName, logger, answered);
     await refuseWaitingKeysTakenElsewhere(deps, runId, taskName, logger);
   }
   for (let round = 1; round <= lockRetries + 1; round += 1) {
@@ -494,7 +534,7 @@ export async function retryLockedRows(
       runId,
       taskName,
       { from: 'ledger', where: `p.status IN ('planned', 'sent') AND p.attempts > 0` },
-      { lockRetries, batchSize: COLLECTIONS_MAX_RECORDS },
+      { lockRetries, batchSize: COLLECTIONS_MAX_RECORDS, answered },
     );
   }
 }
@@ -864,10 +904,12 @@ async function pushLocked(
   const callsBefore = sf.apiCalls;
   const mapping = mapWritebackTask(task, await sf.describe(task.object));
   const lockRetries = options.lockRetries ?? ROW_LOCK_RETRIES;
+  // Records whose call this attempt saw answered without their outcome: looked up at once.
+  const answered = new Set<number>();
   try {
     if (task.mode === 'insert') {
       if (api === 'collections')
-        await reconcileSentInserts(deps, sf, mapping, input.runId, input.task, logger);
+        await reconcileSentInserts(deps, sf, mapping, input.runId, input.task, logger, answered);
       await refuseKeysTakenElsewhere(deps, input.runId, input.task, logger);
     }
     if (api === 'collections') {
@@ -878,10 +920,10 @@ async function pushLocked(
         input.runId,
         input.task,
         { from: 'pages' },
-        { lockRetries, batchSize: COMPOSITE_MAX_RECORDS },
+        { lockRetries, batchSize: COMPOSITE_MAX_RECORDS, answered },
       );
       logger.info('Plan sent with sObject Collections', { calls });
-      await retryLockedRows(deps, sf, mapping, input.runId, input.task, lockRetries);
+      await retryLockedRows(deps, sf, mapping, input.runId, input.task, lockRetries, answered);
       return await finishWriteback(deps, input.runId, task, input.task, 'collections');
     }
     const jobIds = await pushBulk(

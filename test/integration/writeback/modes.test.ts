@@ -3,7 +3,7 @@
  * recording), and per-record failures from Salesforce: row lock (retried serially), deleted
  * record, duplicate external ID, validation rule, and maxFailureRate failing the run after the report.
  */
-import { TransientError } from '../../../lambdas/shared/errors';
+import { TaskBusyError, TransientError } from '../../../lambdas/shared/errors';
 import {
   collectWriteback,
   pushWriteback,
@@ -254,6 +254,11 @@ describe('write-back modes and per-record failures', () => {
     const runId = await env.newRun();
     // The insert is refused (DUPLICATE_VALUE), and the answer is lost in a crash.
     await planThenCrashInPush(env, deps, runId, 'Lead-insert');
+    // Not ours, so not found: sent again once the crashed call can no longer create a record.
+    await env.pool.query(
+      `UPDATE roundtrip.writeback_plans SET updated_at = updated_at - interval '11 minutes' WHERE run_id = $1`,
+      [runId],
+    );
 
     const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
 
@@ -266,6 +271,96 @@ describe('write-back modes and per-record failures', () => {
     expect(rows).toEqual([]);
     expect(env.sf.store.get(theirs as string)).toMatchObject({ LastName: 'Theirs' });
     expect(leadsWithExternalId(env, 'pre-1')).toHaveLength(1);
+  });
+
+  it('an insert whose call may still be running in Salesforce is looked up again after the call’s time limit, not sent twice', async () => {
+    await leads('slow', 'Slow', 'Hooli', 4);
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const runId = await env.newRun();
+    const before = env.sf.store.count('Lead');
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    // The client gives up on the write (a timeout) while Salesforce is still working on it: the
+    // records are created later, when `late` runs.
+    let late: (() => Promise<unknown>) | undefined;
+    const slow = Object.create(env.connector, {
+      request: {
+        value: async (operation: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
+          if (method === 'GET') return env.connector.request(operation, method, path, body);
+          late = () => env.connector.request(operation, method, path, body);
+          throw new TransientError(
+            `${operation}: the request timed out; whether Salesforce applied it is unknown`,
+          );
+        },
+      },
+    }) as typeof env.connector;
+    await expect(
+      pushWriteback({ ...deps, salesforce: slow }, { runId, task: 'Lead-insert' }),
+    ).rejects.toThrow(/timed out/);
+    expect(env.sf.store.count('Lead')).toBe(before);
+
+    // The retried step finds nothing yet, and neither sends nor gives the records up.
+    env.sf.calls.clear();
+    const err = await pushWriteback(deps, { runId, task: 'Lead-insert' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(TaskBusyError);
+    expect((err as Error).message).toMatch(
+      /^Write-back Lead-insert: 4 insert records sent by an attempt that died .* may still be running .* looked up again in about \d+ s, not sent a second time now$/,
+    );
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    const { rows: sent } = await env.pool.query(
+      `SELECT count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 AND status = 'sent'`,
+      [runId],
+    );
+    expect(sent[0].n).toBe(4);
+
+    // Salesforce finishes the first call; the time limit of any call passes; the step runs again.
+    await late?.();
+    expect(env.sf.store.count('Lead')).toBe(before + 4);
+    await env.pool.query(
+      `UPDATE roundtrip.writeback_plans SET updated_at = updated_at - interval '11 minutes' WHERE run_id = $1`,
+      [runId],
+    );
+    env.sf.calls.clear();
+    const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
+    expect(retried).toMatchObject({ status: 'collected', succeeded: 4, failed: 0 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(env.sf.store.count('Lead')).toBe(before + 4);
+    for (let i = 1; i <= 4; i += 1) expect(leadsWithExternalId(env, `slow-${i}`)).toHaveLength(1);
+  });
+
+  it('an insert that never reached Salesforce is sent again once its call’s time limit has passed', async () => {
+    await leads('lost', 'Lost', 'Hooli', 3);
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const runId = await env.newRun();
+    const before = env.sf.store.count('Lead');
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    const dropping = Object.create(env.connector, {
+      request: {
+        value: async (operation: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
+          if (method === 'GET') return env.connector.request(operation, method, path, body);
+          throw new TransientError(
+            `${operation}: the request timed out; whether Salesforce applied it is unknown`,
+          );
+        },
+      },
+    }) as typeof env.connector;
+    await expect(
+      pushWriteback({ ...deps, salesforce: dropping }, { runId, task: 'Lead-insert' }),
+    ).rejects.toThrow(/timed out/);
+    await expect(pushWriteback(deps, { runId, task: 'Lead-insert' })).rejects.toBeInstanceOf(TaskBusyError);
+    expect(env.sf.store.count('Lead')).toBe(before);
+
+    await env.pool.query(
+      `UPDATE roundtrip.writeback_plans SET updated_at = updated_at - interval '11 minutes' WHERE run_id = $1`,
+      [runId],
+    );
+    env.sf.calls.clear();
+    const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
+    expect(retried).toMatchObject({ status: 'collected', succeeded: 3, failed: 0 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([3]);
+    expect(env.sf.store.count('Lead')).toBe(before + 3);
   });
 
   it('an insert whose answer was cut off fails the step transiently, and the rerun reconciles it instead of inserting again', async () => {
