@@ -3,6 +3,8 @@
  * recording), and per-record failures from Salesforce: row lock (retried serially), deleted
  * record, duplicate external ID, validation rule, and maxFailureRate failing the run after the report.
  */
+import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
+import { INSERT_SETTLE_MS } from '../../../lambdas/core/writeback/push';
 import { TaskBusyError, TransientError } from '../../../lambdas/shared/errors';
 import {
   collectWriteback,
@@ -25,6 +27,29 @@ function leadsWithExternalId(env: WritebackEnv, value: string): Record<string, u
   return [...env.sf.store.all('Lead')].filter((r) => r.External_Id__c === value && r.IsDeleted !== true);
 }
 
+/**
+ * A connector whose client gives up on every write (a timeout) before Salesforce answers;
+ * `late()` delivers the last of them, as Salesforce finishing it after the client left.
+ */
+function givingUpOnWrites(connector: SalesforceConnector): {
+  connector: SalesforceConnector;
+  late: () => Promise<unknown>;
+} {
+  let late: () => Promise<unknown> = async () => undefined;
+  const giving = Object.create(connector, {
+    request: {
+      value: async (operation: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
+        if (method === 'GET') return connector.request(operation, method, path, body);
+        late = () => connector.request(operation, method, path, body);
+        throw new TransientError(
+          `${operation}: the request timed out; whether Salesforce applied it is unknown`,
+        );
+      },
+    },
+  }) as SalesforceConnector;
+  return { connector: giving, late: () => late() };
+}
+
 describe('write-back modes and per-record failures', () => {
   let env: WritebackEnv;
 
@@ -39,6 +64,14 @@ describe('write-back modes and per-record failures', () => {
   afterEach(() => env.sf.faults.clear());
 
   /** Replaces lead_src by `n` rows: keys `${prefix}-1`…, LastName `${name} i`, the company, score i. */
+  /** As if the run's `sent` records had been sent longer ago than any call of theirs can run. */
+  async function outlastCallTimeLimit(runId: string): Promise<void> {
+    await env.pool.query(
+      `UPDATE roundtrip.writeback_plans SET updated_at = updated_at - $2 * interval '1 millisecond' WHERE run_id = $1`,
+      [runId, INSERT_SETTLE_MS],
+    );
+  }
+
   async function leads(prefix: string, name: string, company: string, n: number): Promise<void> {
     await env.pool.query('DELETE FROM lead_src');
     await env.pool.query(
@@ -255,10 +288,7 @@ describe('write-back modes and per-record failures', () => {
     // The insert is refused (DUPLICATE_VALUE), and the answer is lost in a crash.
     await planThenCrashInPush(env, deps, runId, 'Lead-insert');
     // Not ours, so not found: sent again once the crashed call can no longer create a record.
-    await env.pool.query(
-      `UPDATE roundtrip.writeback_plans SET updated_at = updated_at - interval '11 minutes' WHERE run_id = $1`,
-      [runId],
-    );
+    await outlastCallTimeLimit(runId);
 
     const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
 
@@ -281,20 +311,9 @@ describe('write-back modes and per-record failures', () => {
     await planWriteback(deps, { runId, task: 'Lead-insert' });
     // The client gives up on the write (a timeout) while Salesforce is still working on it: the
     // records are created later, when `late` runs.
-    let late: (() => Promise<unknown>) | undefined;
-    const slow = Object.create(env.connector, {
-      request: {
-        value: async (operation: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
-          if (method === 'GET') return env.connector.request(operation, method, path, body);
-          late = () => env.connector.request(operation, method, path, body);
-          throw new TransientError(
-            `${operation}: the request timed out; whether Salesforce applied it is unknown`,
-          );
-        },
-      },
-    }) as typeof env.connector;
+    const slow = givingUpOnWrites(env.connector);
     await expect(
-      pushWriteback({ ...deps, salesforce: slow }, { runId, task: 'Lead-insert' }),
+      pushWriteback({ ...deps, salesforce: slow.connector }, { runId, task: 'Lead-insert' }),
     ).rejects.toThrow(/timed out/);
     expect(env.sf.store.count('Lead')).toBe(before);
 
@@ -316,12 +335,9 @@ describe('write-back modes and per-record failures', () => {
     expect(sent[0].n).toBe(4);
 
     // Salesforce finishes the first call; the time limit of any call passes; the step runs again.
-    await late?.();
+    await slow.late();
     expect(env.sf.store.count('Lead')).toBe(before + 4);
-    await env.pool.query(
-      `UPDATE roundtrip.writeback_plans SET updated_at = updated_at - interval '11 minutes' WHERE run_id = $1`,
-      [runId],
-    );
+    await outlastCallTimeLimit(runId);
     env.sf.calls.clear();
     const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
     expect(retried).toMatchObject({ status: 'collected', succeeded: 4, failed: 0 });
@@ -336,26 +352,15 @@ describe('write-back modes and per-record failures', () => {
     const runId = await env.newRun();
     const before = env.sf.store.count('Lead');
     await planWriteback(deps, { runId, task: 'Lead-insert' });
-    const dropping = Object.create(env.connector, {
-      request: {
-        value: async (operation: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
-          if (method === 'GET') return env.connector.request(operation, method, path, body);
-          throw new TransientError(
-            `${operation}: the request timed out; whether Salesforce applied it is unknown`,
-          );
-        },
-      },
-    }) as typeof env.connector;
+    // The write never reaches Salesforce.
+    const dropping = givingUpOnWrites(env.connector).connector;
     await expect(
       pushWriteback({ ...deps, salesforce: dropping }, { runId, task: 'Lead-insert' }),
     ).rejects.toThrow(/timed out/);
     await expect(pushWriteback(deps, { runId, task: 'Lead-insert' })).rejects.toBeInstanceOf(TaskBusyError);
     expect(env.sf.store.count('Lead')).toBe(before);
 
-    await env.pool.query(
-      `UPDATE roundtrip.writeback_plans SET updated_at = updated_at - interval '11 minutes' WHERE run_id = $1`,
-      [runId],
-    );
+    await outlastCallTimeLimit(runId);
     env.sf.calls.clear();
     const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
     expect(retried).toMatchObject({ status: 'collected', succeeded: 3, failed: 0 });
