@@ -2,7 +2,9 @@
  * Plan (DESIGN.md §1 step 4): map the source table's columns to Salesforce fields, check every row
  * against the object's describe, keep the rows whose values differ from what Salesforce has, and
  * store them in `roundtrip.writeback_plan_pages` (pages of 1,000 records). Nothing is sent to
- * Salesforce here: the only call is the (cached) describe.
+ * Salesforce here: its calls are the (cached) describe and, for an insert keyed on an external ID
+ * whose earlier run ended without recording some results, the look-ups that resolve them
+ * ({@link resolveInsertsOfEndedRuns}).
  *
  * Planning is set-based SQL generated from the describe, so that a million rows plan inside
  * PostgreSQL in a few times what COPY takes to load them (docs/writeback.md, "Measured"):
@@ -39,6 +41,7 @@ import { TerminalError } from '../../shared/errors';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type { PlanSampleRow, WritebackApi, WritebackPlanInput, WritebackPlanOutput } from './contracts';
 import { mergeRunSummary, splitTable, sqlLiteral, writebackTaskOf } from './state';
+import { INSERT_SETTLE_MS, resolveInsertsOfEndedRuns } from './reconcile';
 
 /** Rows a dry run shows. */
 export const DRY_RUN_SAMPLE_ROWS = 10;
@@ -965,7 +968,13 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   const unknownError =
     task.mode === 'insert'
       ? `CASE WHEN u.key IS NOT NULL THEN jsonb_build_array('INSERT_OUTCOME_UNKNOWN', ${sqlLiteral(task.keyColumn)},
-           format('key %s was sent for insert by run %s, whose result was never recorded: find the record in Salesforce and record its Id in roundtrip.sync_state (task %s), or delete it there and remove that run''s ledger row (roundtrip.writeback_plans) and error', left(k, ${MESSAGE_VALUE_CHARS}), u.run_id, $2::text)) END`
+           format(${
+             mapping.keyField
+               ? sqlLiteral(
+                   `key %s was sent for insert by run %s, whose result is not recorded yet: not inserted by this run. Once that run has ended and ${INSERT_SETTLE_MS / 60_000} minutes have passed since the send, the next plan looks the key up by ${mapping.keyField} and records the record or inserts the key`,
+                 )
+               : `'key %s was sent for insert by run %s, whose result was never recorded: find the record in Salesforce and record its Id in roundtrip.sync_state (task %s), or delete it there and remove that run''s ledger row (roundtrip.writeback_plans) and error'`
+           }, left(k, ${MESSAGE_VALUE_CHARS}), u.run_id, $2::text)) END`
       : 'NULL::jsonb';
   const unknownCol = task.mode === 'insert' ? `, u.key AS unknown_key, u.run_id AS unknown_run` : '';
   const unknownRef =
@@ -1162,6 +1171,9 @@ export async function planWriteback(
   const describe = await sf.describe(task.object);
   const mapping = mapWritebackTask(task, describe);
   const source = splitTable(task.from, deps.config.postgres.schema);
+  // Inserts that ended runs left without an outcome: recorded or released before the plan reads
+  // the ledger (reads of Salesforce only).
+  await resolveInsertsOfEndedRuns(deps, sf, mapping, input.runId, input.task, logger);
 
   const result = await withTransaction(deps.pg, async (client) => {
     const { rows: version } = await client.query<{ v: number }>(

@@ -50,7 +50,6 @@ import {
   createIngestJob,
   getIngestJob,
   type IngestJob,
-  queryAllRecords,
   uploadIngestData,
   writeCollections,
 } from '../../connectors/salesforce/writes';
@@ -58,6 +57,7 @@ import { TaskBusyError, TerminalError, TransientError } from '../../shared/error
 import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type { WritebackCollected, WritebackPushInput, WritebackPushOutput } from './contracts';
+import { reconcileSentInserts } from './reconcile';
 import { addApiCalls, choosePushApi, mapWritebackTask, type WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
 import { mergeRunSummary, sqlLiteral, writebackTaskOf } from './state';
@@ -195,148 +195,6 @@ async function markSent(
       WHERE l.status IN ('planned', 'sent') AND l.attempts = 0`,
     [runId, task, jobId],
   );
-}
-
-/** A decimal's text without trailing fractional zeros (`42.00` → `42`, `-0.50` → `-0.5`). */
-function decimalText(v: string): string {
-  const t = v.trim();
-  if (!/^-?\d+(\.\d+)?$/.test(t)) return t;
-  const trimmed = t.includes('.') ? t.replace(/\.?0+$/, '') : t;
-  return trimmed === '-0' ? '0' : trimmed;
-}
-
-/**
- * How far Salesforce's clock may be behind PostgreSQL's when an insert's look-up compares a
- * record's CreatedDate with the time its row was marked `sent` (just before the call).
- */
-export const RECONCILE_CLOCK_SKEW_MS = 5 * 60 * 1000;
-
-/**
- * How long after an insert was sent Salesforce may still create its record: "The timeout limit for
- * REST and SOAP API calls is 10 minutes" (API Request Limits and Allocations, API Timeout Limits),
- * and a minute more for the request's way there. A look-up that finds no record for a key sent
- * less long ago proves nothing: the call that carried it may still be running.
- */
-export const INSERT_SETTLE_MS = 11 * 60 * 1000;
-
-/**
- * Insert rows left `sent` by an attempt that died between sending and recording: looked up by
- * external ID and recorded when found; the others are sent again (they were never created), once
- * the call that carried them can no longer create them ({@link INSERT_SETTLE_MS} after they were
- * sent; until then a TaskBusyError has the step retried later), unless Salesforce answered that
- * call (`answered`: seqs whose call this attempt saw answered, with no outcome for them).
- * Without an external-ID key they are reported, not resent.
- */
-async function reconcileSentInserts(
-  deps: CoreDeps,
-  sf: SalesforceConnector,
-  mapping: WritebackMapping,
-  runId: string,
-  taskName: string,
-  logger: Logger,
-  answered: ReadonlySet<number>,
-): Promise<void> {
-  const { rows } = await deps.pg.query<{
-    seq: string;
-    keyvalue: string | null;
-    sent_ms: number;
-    age_ms: number;
-  }>(
-    `SELECT seq, payload->>$3 AS keyvalue, (extract(epoch FROM updated_at) * 1000)::float8 AS sent_ms,
-            (extract(epoch FROM now() - updated_at) * 1000)::float8 AS age_ms
-       FROM roundtrip.writeback_plans
-      WHERE run_id = $1 AND task = $2 AND status = 'sent' ORDER BY seq`,
-    [runId, taskName, mapping.keyField ?? ''],
-  );
-  if (rows.length === 0) return;
-  const keyField = mapping.keyField;
-  if (!keyField) {
-    await withTransaction(deps.pg, async (client) => {
-      await client.query(
-        `WITH unknown AS (
-           UPDATE roundtrip.writeback_plans SET status = 'failed', updated_at = now()
-            WHERE run_id = $1 AND task = $2 AND status = 'sent' RETURNING key, payload)
-         INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, payload)
-         SELECT $1, $2, key, 'push', 'INSERT_OUTCOME_UNKNOWN',
-                'sent for insert by an attempt that died before recording the result; without an external-ID key it cannot be looked up, so it is not sent again: check Salesforce (use upsert with an external ID to make this automatic)', payload
-           FROM unknown`,
-        [runId, taskName],
-      );
-    });
-    logger.warn('Insert rows with unknown outcome reported, not resent', { rows: rows.length });
-    return;
-  }
-  // A number key is sent and compared as a number: SOQL refuses a quoted number, and Salesforce
-  // answers 42 for the 42.00 the payload holds.
-  const keyKind = mapping.fields.find((m) => m.isKey)?.kind;
-  const numeric = keyKind === 'int' || keyKind === 'number';
-  const soqlLiteral = (v: string): string =>
-    numeric ? decimalText(v) : `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-  const keyOf = (v: unknown): string => (numeric ? decimalText(String(v)) : String(v));
-  // Every record holding a sent key, with its creation time: only one created after the send is
-  // ours (a record that had the key before was not created by this insert, which Salesforce then
-  // refused or, for a key that is not unique, never got to send).
-  const found = new Map<string, { id: string; createdMs: number }[]>();
-  // SOQL IN lists stay far below the 100,000-character query limit at 200 values a query.
-  for (let i = 0; i < rows.length; i += COLLECTIONS_MAX_RECORDS) {
-    const values = rows
-      .slice(i, i + COLLECTIONS_MAX_RECORDS)
-      .map((r) => r.keyvalue)
-      .filter((v): v is string => v !== null);
-    if (values.length === 0) continue;
-    const list = values.map(soqlLiteral).join(',');
-    const records = await queryAllRecords<Record<string, unknown>>(
-      sf,
-      `SELECT Id, ${keyField}, CreatedDate FROM ${mapping.object} WHERE ${keyField} IN (${list})`,
-    );
-    for (const r of records) {
-      const value = r[keyField];
-      if (typeof r.Id !== 'string' || value === null || value === undefined) continue;
-      const holders = found.get(keyOf(value)) ?? [];
-      holders.push({ id: r.Id, createdMs: Date.parse(String(r.CreatedDate)) });
-      found.set(keyOf(value), holders);
-    }
-  }
-  const seqs: number[] = [];
-  const results: { id: string; success: true; errors: [] }[] = [];
-  // Not found, and sent too recently to be sure the call that carried them is over.
-  const settling: { seq: number; ageMs: number }[] = [];
-  for (const r of rows) {
-    const ours = (r.keyvalue === null ? [] : (found.get(keyOf(r.keyvalue)) ?? []))
-      .filter((c) => !(c.createdMs < r.sent_ms - RECONCILE_CLOCK_SKEW_MS))
-      .sort((a, b) => a.createdMs - b.createdMs)[0];
-    if (ours) {
-      seqs.push(Number(r.seq));
-      results.push({ id: ours.id, success: true, errors: [] });
-    } else if (r.age_ms < INSERT_SETTLE_MS && !answered.has(Number(r.seq))) {
-      settling.push({ seq: Number(r.seq), ageMs: r.age_ms });
-    }
-  }
-  await withTransaction(deps.pg, async (client) => {
-    if (seqs.length > 0) {
-      await createResultsTable(client);
-      await insertCollectionResults(client, seqs, results);
-      await applyResults(client, { runId, task: taskName, jobId: null, syncedAt: deps.clock.now() });
-    }
-    // Not found in Salesforce, and the call that carried them is over: never created, safe to
-    // send. The settling ones stay `sent`, to be looked up again.
-    await client.query(
-      `UPDATE roundtrip.writeback_plans SET status = 'planned'
-        WHERE run_id = $1 AND task = $2 AND status = 'sent' AND NOT (seq = ANY($3::bigint[]))`,
-      [runId, taskName, settling.map((r) => r.seq)],
-    );
-  });
-  logger.info('Reconciled inserts of an interrupted attempt by external ID', {
-    sent: rows.length,
-    foundInSalesforce: seqs.length,
-    settling: settling.length,
-  });
-  if (settling.length > 0) {
-    const waitS = Math.ceil((INSERT_SETTLE_MS - Math.min(...settling.map((r) => r.ageMs))) / 1000);
-    throw new TaskBusyError(
-      `Write-back ${taskName}: ${settling.length} insert records sent by an attempt that died before their results were recorded are not in Salesforce yet, and the call that carried them may still be running (Salesforce runs an API call for up to 10 minutes): they are looked up again in about ${waitS} s, not sent a second time now`,
-    );
-  }
 }
 
 /** Which records {@link sendCollections} sends. */
@@ -509,7 +367,11 @@ export async function retryLockedRows(
 ): Promise<void> {
   if (mapping.task.mode === 'insert') {
     const logger = deps.logger.child({ runId, task: taskName });
-    await reconcileSentInserts(deps, sf, mapping, runId, taskName, logger, answered);
+    await reconcileSentInserts(deps, sf, mapping, runId, taskName, logger, {
+      answered,
+      unsettled: 'wait',
+      notFound: 'resend',
+    });
     await refuseWaitingKeysTakenElsewhere(deps, runId, taskName, logger);
   }
   for (let round = 1; round <= lockRetries + 1; round += 1) {
@@ -828,7 +690,7 @@ const TAKEN_ELSEWHERE_SQL = `
     FROM roundtrip.sync_state s
    WHERE s.task = $2 AND s.salesforce_id IS NOT NULL AND s.run_id IS DISTINCT FROM $1
   UNION ALL
-  SELECT l.key, 'INSERT_OUTCOME_UNKNOWN', NULL,
+  SELECT l.key, 'INSERT_PENDING_ELSEWHERE', NULL,
          format('sent for insert by run %s, whose result is not recorded yet: not inserted again by this run', l.run_id)
     FROM roundtrip.writeback_plans l
    WHERE l.task = $2 AND l.status = 'sent' AND l.run_id <> $1`;
@@ -909,7 +771,11 @@ async function pushLocked(
   try {
     if (task.mode === 'insert') {
       if (api === 'collections')
-        await reconcileSentInserts(deps, sf, mapping, input.runId, input.task, logger, answered);
+        await reconcileSentInserts(deps, sf, mapping, input.runId, input.task, logger, {
+          answered,
+          unsettled: 'wait',
+          notFound: 'resend',
+        });
       await refuseKeysTakenElsewhere(deps, input.runId, input.task, logger);
     }
     if (api === 'collections') {

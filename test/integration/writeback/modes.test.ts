@@ -3,8 +3,6 @@
  * recording), and per-record failures from Salesforce: row lock (retried serially), deleted
  * record, duplicate external ID, validation rule, and maxFailureRate failing the run after the report.
  */
-import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
-import { INSERT_SETTLE_MS } from '../../../lambdas/core/writeback/push';
 import { TaskBusyError, TransientError } from '../../../lambdas/shared/errors';
 import {
   collectWriteback,
@@ -16,7 +14,9 @@ import {
 import {
   crashingConnector,
   errorsOf,
+  givingUpOnWrites,
   leadSeed,
+  outlastCallTimeLimit,
   planThenCrashInPush,
   SCORE_UPDATE,
   startWritebackEnv,
@@ -25,29 +25,6 @@ import {
 
 function leadsWithExternalId(env: WritebackEnv, value: string): Record<string, unknown>[] {
   return [...env.sf.store.all('Lead')].filter((r) => r.External_Id__c === value && r.IsDeleted !== true);
-}
-
-/**
- * A connector whose client gives up on every write (a timeout) before Salesforce answers;
- * `late()` delivers the last of them, as Salesforce finishing it after the client left.
- */
-function givingUpOnWrites(connector: SalesforceConnector): {
-  connector: SalesforceConnector;
-  late: () => Promise<unknown>;
-} {
-  let late: () => Promise<unknown> = async () => undefined;
-  const giving = Object.create(connector, {
-    request: {
-      value: async (operation: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
-        if (method === 'GET') return connector.request(operation, method, path, body);
-        late = () => connector.request(operation, method, path, body);
-        throw new TransientError(
-          `${operation}: the request timed out; whether Salesforce applied it is unknown`,
-        );
-      },
-    },
-  }) as SalesforceConnector;
-  return { connector: giving, late: () => late() };
 }
 
 describe('write-back modes and per-record failures', () => {
@@ -64,14 +41,6 @@ describe('write-back modes and per-record failures', () => {
   afterEach(() => env.sf.faults.clear());
 
   /** Replaces lead_src by `n` rows: keys `${prefix}-1`…, LastName `${name} i`, the company, score i. */
-  /** As if the run's `sent` records had been sent longer ago than any call of theirs can run. */
-  async function outlastCallTimeLimit(runId: string): Promise<void> {
-    await env.pool.query(
-      `UPDATE roundtrip.writeback_plans SET updated_at = updated_at - $2 * interval '1 millisecond' WHERE run_id = $1`,
-      [runId, INSERT_SETTLE_MS],
-    );
-  }
-
   async function leads(prefix: string, name: string, company: string, n: number): Promise<void> {
     await env.pool.query('DELETE FROM lead_src');
     await env.pool.query(
@@ -288,7 +257,7 @@ describe('write-back modes and per-record failures', () => {
     // The insert is refused (DUPLICATE_VALUE), and the answer is lost in a crash.
     await planThenCrashInPush(env, deps, runId, 'Lead-insert');
     // Not ours, so not found: sent again once the crashed call can no longer create a record.
-    await outlastCallTimeLimit(runId);
+    await outlastCallTimeLimit(env, runId);
 
     const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
 
@@ -337,7 +306,7 @@ describe('write-back modes and per-record failures', () => {
     // Salesforce finishes the first call; the time limit of any call passes; the step runs again.
     await slow.late();
     expect(env.sf.store.count('Lead')).toBe(before + 4);
-    await outlastCallTimeLimit(runId);
+    await outlastCallTimeLimit(env, runId);
     env.sf.calls.clear();
     const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
     expect(retried).toMatchObject({ status: 'collected', succeeded: 4, failed: 0 });
@@ -360,7 +329,7 @@ describe('write-back modes and per-record failures', () => {
     await expect(pushWriteback(deps, { runId, task: 'Lead-insert' })).rejects.toBeInstanceOf(TaskBusyError);
     expect(env.sf.store.count('Lead')).toBe(before);
 
-    await outlastCallTimeLimit(runId);
+    await outlastCallTimeLimit(env, runId);
     env.sf.calls.clear();
     const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
     expect(retried).toMatchObject({ status: 'collected', succeeded: 3, failed: 0 });

@@ -15,6 +15,7 @@ import { createPool, migrate, withClient, type PostgresPool } from '../../../lam
 import { connectSalesforce, type SalesforceConnector } from '../../../lambdas/connectors/salesforce';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { planWriteback, pushWriteback } from '../../../lambdas/core/writeback';
+import { INSERT_SETTLE_MS } from '../../../lambdas/core/writeback/reconcile';
 import { acceleratedClock } from '../../../lambdas/shared/clock';
 import { TransientError } from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
@@ -196,6 +197,37 @@ export function crashingConnector(
       },
     },
   }) as SalesforceConnector;
+}
+
+/**
+ * A connector whose client gives up on every write (a timeout) before Salesforce answers;
+ * `late()` delivers the last of them, as Salesforce finishing it after the client left.
+ */
+export function givingUpOnWrites(connector: SalesforceConnector): {
+  connector: SalesforceConnector;
+  late: () => Promise<unknown>;
+} {
+  let late: () => Promise<unknown> = async () => undefined;
+  const giving = Object.create(connector, {
+    request: {
+      value: async (operation: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
+        if (method === 'GET') return connector.request(operation, method, path, body);
+        late = () => connector.request(operation, method, path, body);
+        throw new TransientError(
+          `${operation}: the request timed out; whether Salesforce applied it is unknown`,
+        );
+      },
+    },
+  }) as SalesforceConnector;
+  return { connector: giving, late: () => late() };
+}
+
+/** As if the run's `sent` records had been sent longer ago than any call of theirs can run. */
+export async function outlastCallTimeLimit(env: WritebackEnv, runId: string): Promise<void> {
+  await env.pool.query(
+    `UPDATE roundtrip.writeback_plans SET updated_at = updated_at - $2 * interval '1 millisecond' WHERE run_id = $1`,
+    [runId, INSERT_SETTLE_MS],
+  );
 }
 
 /**

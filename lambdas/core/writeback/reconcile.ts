@@ -1,0 +1,244 @@
+/**
+ * Insert records whose result was never recorded (an attempt that died between sending and
+ * recording, a call whose answer was lost), resolved by looking their external ID up in
+ * Salesforce: a record created since the send is recorded, a key never created is sent again or
+ * released. The push reconciles its own run's records ({@link reconcileSentInserts}); the plan
+ * resolves those of runs that ended ({@link resolveInsertsOfEndedRuns}).
+ */
+import type { SalesforceConnector } from '../../connectors/salesforce';
+import { COLLECTIONS_MAX_RECORDS, queryAllRecords } from '../../connectors/salesforce/writes';
+import { withTransaction } from '../../connectors/postgres';
+import { TaskBusyError } from '../../shared/errors';
+import type { Logger } from '../../shared/logging';
+import type { CoreDeps } from '../deps';
+import type { WritebackMapping } from './plan';
+import { applyResults, createResultsTable, insertCollectionResults } from './results';
+
+/** A decimal's text without trailing fractional zeros (`42.00` → `42`, `-0.50` → `-0.5`). */
+function decimalText(v: string): string {
+  const t = v.trim();
+  if (!/^-?\d+(\.\d+)?$/.test(t)) return t;
+  const trimmed = t.includes('.') ? t.replace(/\.?0+$/, '') : t;
+  return trimmed === '-0' ? '0' : trimmed;
+}
+
+/**
+ * How far Salesforce's clock may be behind PostgreSQL's when an insert's look-up compares a
+ * record's CreatedDate with the time its row was marked `sent` (just before the call).
+ */
+export const RECONCILE_CLOCK_SKEW_MS = 5 * 60 * 1000;
+
+/**
+ * How long after an insert was sent Salesforce may still create its record: "The timeout limit for
+ * REST and SOAP API calls is 10 minutes" (API Request Limits and Allocations, API Timeout Limits),
+ * and a minute more for the request's way there. A look-up that finds no record for a key sent
+ * less long ago proves nothing: the call that carried it may still be running.
+ */
+export const INSERT_SETTLE_MS = 11 * 60 * 1000;
+
+/** How {@link reconcileSentInserts} treats the rows it does not find in Salesforce. */
+export interface ReconcileOptions {
+  /** Seqs whose call Salesforce answered without their outcome: the call is over. */
+  readonly answered: ReadonlySet<number>;
+  /**
+   * Sent less than {@link INSERT_SETTLE_MS} ago (their call may still be running): `wait` ends
+   * the step with a TaskBusyError (it is retried later), `keep` leaves them `sent`.
+   */
+  readonly unsettled: 'wait' | 'keep';
+  /**
+   * Not created, and their call is over: `resend` makes them `planned` again (the run sends them),
+   * `release` makes them `failed` with a `NOT_INSERTED` error naming `releasedBy` (a run that
+   * has ended sends nothing more; the key is free for the next plan).
+   */
+  readonly notFound: 'resend' | 'release';
+  readonly releasedBy?: string;
+  /** Only rows sent by Collections calls (no Bulk job). */
+  readonly collectionsOnly?: boolean;
+}
+
+/** Counts of one {@link reconcileSentInserts}. */
+export interface Reconciled {
+  readonly sent: number;
+  readonly recorded: number;
+  readonly notFound: number;
+  readonly unsettled: number;
+}
+
+/**
+ * Insert rows of run `runId` left `sent` by an attempt that died between sending and recording:
+ * looked up by external ID and recorded when found; the others were never created, once the call
+ * that carried them can no longer create them ({@link INSERT_SETTLE_MS} after they were sent)
+ * or Salesforce answered it (`options.answered`): they are sent again, or released
+ * ({@link ReconcileOptions}). Without an external-ID key they are reported, not resent.
+ */
+export async function reconcileSentInserts(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  mapping: WritebackMapping,
+  runId: string,
+  taskName: string,
+  logger: Logger,
+  options: ReconcileOptions,
+): Promise<Reconciled> {
+  const { rows } = await deps.pg.query<{
+    seq: string;
+    keyvalue: string | null;
+    sent_ms: number;
+    age_ms: number;
+  }>(
+    `SELECT seq, payload->>$3 AS keyvalue, (extract(epoch FROM updated_at) * 1000)::float8 AS sent_ms,
+            (extract(epoch FROM now() - updated_at) * 1000)::float8 AS age_ms
+       FROM roundtrip.writeback_plans
+      WHERE run_id = $1 AND task = $2 AND status = 'sent' ${options.collectionsOnly ? 'AND job_id IS NULL' : ''}
+      ORDER BY seq`,
+    [runId, taskName, mapping.keyField ?? ''],
+  );
+  const none = { sent: rows.length, recorded: 0, notFound: 0, unsettled: 0 };
+  if (rows.length === 0) return none;
+  const keyField = mapping.keyField;
+  if (!keyField) {
+    await withTransaction(deps.pg, async (client) => {
+      await client.query(
+        `WITH unknown AS (
+           UPDATE roundtrip.writeback_plans SET status = 'failed', updated_at = now()
+            WHERE run_id = $1 AND task = $2 AND status = 'sent' RETURNING key, payload)
+         INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, payload)
+         SELECT $1, $2, key, 'push', 'INSERT_OUTCOME_UNKNOWN',
+                'sent for insert by an attempt that died before recording the result; without an external-ID key it cannot be looked up, so it is not sent again: check Salesforce (use upsert with an external ID to make this automatic)', payload
+           FROM unknown`,
+        [runId, taskName],
+      );
+    });
+    logger.warn('Insert rows with unknown outcome reported, not resent', { rows: rows.length });
+    return none;
+  }
+  // A number key is sent and compared as a number: SOQL refuses a quoted number, and Salesforce
+  // answers 42 for the 42.00 the payload holds.
+  const keyKind = mapping.fields.find((m) => m.isKey)?.kind;
+  const numeric = keyKind === 'int' || keyKind === 'number';
+  const soqlLiteral = (v: string): string =>
+    numeric ? decimalText(v) : `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  const keyOf = (v: unknown): string => (numeric ? decimalText(String(v)) : String(v));
+  // Every record holding a sent key, with its creation time: only one created after the send is
+  // ours (a record that had the key before was not created by this insert, which Salesforce then
+  // refused or, for a key that is not unique, never got to send).
+  const found = new Map<string, { id: string; createdMs: number }[]>();
+  // SOQL IN lists stay far below the 100,000-character query limit at 200 values a query.
+  for (let i = 0; i < rows.length; i += COLLECTIONS_MAX_RECORDS) {
+    const values = rows
+      .slice(i, i + COLLECTIONS_MAX_RECORDS)
+      .map((r) => r.keyvalue)
+      .filter((v): v is string => v !== null);
+    if (values.length === 0) continue;
+    const list = values.map(soqlLiteral).join(',');
+    const records = await queryAllRecords<Record<string, unknown>>(
+      sf,
+      `SELECT Id, ${keyField}, CreatedDate FROM ${mapping.object} WHERE ${keyField} IN (${list})`,
+    );
+    for (const r of records) {
+      const value = r[keyField];
+      if (typeof r.Id !== 'string' || value === null || value === undefined) continue;
+      const holders = found.get(keyOf(value)) ?? [];
+      holders.push({ id: r.Id, createdMs: Date.parse(String(r.CreatedDate)) });
+      found.set(keyOf(value), holders);
+    }
+  }
+  const seqs: number[] = [];
+  const results: { id: string; success: true; errors: [] }[] = [];
+  // Not found, and sent too recently to be sure the call that carried them is over.
+  const settling: { seq: number; ageMs: number }[] = [];
+  for (const r of rows) {
+    const ours = (r.keyvalue === null ? [] : (found.get(keyOf(r.keyvalue)) ?? []))
+      .filter((c) => !(c.createdMs < r.sent_ms - RECONCILE_CLOCK_SKEW_MS))
+      .sort((a, b) => a.createdMs - b.createdMs)[0];
+    if (ours) {
+      seqs.push(Number(r.seq));
+      results.push({ id: ours.id, success: true, errors: [] });
+    } else if (r.age_ms < INSERT_SETTLE_MS && !options.answered.has(Number(r.seq))) {
+      settling.push({ seq: Number(r.seq), ageMs: r.age_ms });
+    }
+  }
+  await withTransaction(deps.pg, async (client) => {
+    if (seqs.length > 0) {
+      await createResultsTable(client);
+      await insertCollectionResults(client, seqs, results);
+      await applyResults(client, { runId, task: taskName, jobId: null, syncedAt: deps.clock.now() });
+    }
+    // Not found in Salesforce, and the call that carried them is over: never created, safe to
+    // send. The settling ones stay `sent`, to be looked up again.
+    const notCreated = `UPDATE roundtrip.writeback_plans SET status = $4, updated_at = now()
+        WHERE run_id = $1 AND task = $2 AND status = 'sent' AND NOT (seq = ANY($3::bigint[]))
+          ${options.collectionsOnly ? 'AND job_id IS NULL' : ''}`;
+    const unsettledSeqs = settling.map((r) => r.seq);
+    if (options.notFound === 'resend') {
+      await client.query(notCreated, [runId, taskName, unsettledSeqs, 'planned']);
+    } else {
+      await client.query(
+        `WITH released AS (${notCreated} RETURNING key, payload)
+         INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, payload)
+         SELECT $1, $2, key, 'push', 'NOT_INSERTED',
+                format('sent for insert by this run, whose result was never recorded; run %s looked the key up in Salesforce at least %s minutes after it was sent and found no record created since: it was never created, and the key is free to insert again', $5::text, ${INSERT_SETTLE_MS / 60_000}),
+                payload
+           FROM released`,
+        [runId, taskName, unsettledSeqs, 'failed', options.releasedBy ?? ''],
+      );
+    }
+  });
+  const counts = {
+    sent: rows.length,
+    recorded: seqs.length,
+    notFound: rows.length - seqs.length - settling.length,
+    unsettled: settling.length,
+  };
+  logger.info('Reconciled inserts of an interrupted attempt by external ID', { runId, ...counts });
+  if (settling.length > 0 && options.unsettled === 'wait') {
+    const waitS = Math.ceil((INSERT_SETTLE_MS - Math.min(...settling.map((r) => r.ageMs))) / 1000);
+    throw new TaskBusyError(
+      `Write-back ${taskName}: ${settling.length} insert records sent by an attempt that died before their results were recorded are not in Salesforce yet, and the call that carried them may still be running (Salesforce runs an API call for up to 10 minutes): they are looked up again in about ${waitS} s, not sent a second time now`,
+    );
+  }
+  return counts;
+}
+
+/**
+ * Insert rows that runs which have ended left `sent` (their retries ran out, or their Lambda
+ * died, between sending and recording), resolved by the next plan of the task instead of being
+ * refused as `INSERT_OUTCOME_UNKNOWN` for ever: looked up by external ID, a record created is
+ * recorded (in that run's ledger and in `sync_state`, so the plan does not insert it again), a key
+ * never created is released (`NOT_INSERTED` in that run), so the plan inserts it. Only rows
+ * sent by Collections calls at least {@link INSERT_SETTLE_MS} ago: a Bulk job's records, and rows
+ * whose call may still be running, stay refused. Without an external-ID key nothing can be
+ * looked up: they stay refused until someone records them by hand.
+ */
+export async function resolveInsertsOfEndedRuns(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  mapping: WritebackMapping,
+  runId: string,
+  taskName: string,
+  logger: Logger,
+): Promise<{ runs: number; recorded: number; released: number }> {
+  const resolved = { runs: 0, recorded: 0, released: 0 };
+  if (mapping.task.mode !== 'insert' || !mapping.keyField) return resolved;
+  const { rows } = await deps.pg.query<{ run_id: string }>(
+    `SELECT DISTINCT l.run_id FROM roundtrip.writeback_plans l JOIN roundtrip.runs r ON r.run_id = l.run_id
+      WHERE l.task = $1 AND l.status = 'sent' AND l.job_id IS NULL AND l.run_id <> $2 AND r.status <> 'running'
+        AND l.updated_at <= now() - $3 * interval '1 millisecond'
+      ORDER BY l.run_id`,
+    [taskName, runId, INSERT_SETTLE_MS],
+  );
+  for (const { run_id: ended } of rows) {
+    const counts = await reconcileSentInserts(deps, sf, mapping, ended, taskName, logger, {
+      answered: new Set(),
+      unsettled: 'keep',
+      notFound: 'release',
+      releasedBy: runId,
+      collectionsOnly: true,
+    });
+    resolved.runs += 1;
+    resolved.recorded += counts.recorded;
+    resolved.released += counts.notFound;
+  }
+  if (resolved.runs > 0) logger.info('Resolved inserts left without an outcome by runs that ended', resolved);
+  return resolved;
+}
