@@ -19,7 +19,8 @@ export {
   MaxChangesExceededError,
   DRY_RUN_SAMPLE_ROWS,
 } from './plan';
-export { pushWriteback, bulkColumns, bulkCopySql, type PushOptions } from './push';
+export { pushWriteback, bulkCopySql, type PushOptions } from './push';
+export { bulkColumns } from './bulk-results';
 export { collectWriteback } from './collect';
 export { reportRun } from './report';
 export { ROW_LOCK_RETRIES, ROW_LOCK_ERROR } from './results';

@@ -79,12 +79,6 @@ interface PlanRowOut {
   record: string;
 }
 
-/** The CSV columns of a Bulk job: the match column first, then the payload's fields. */
-export function bulkColumns(mapping: WritebackMapping): string[] {
-  const fields = mapping.fields.map((m) => m.field.name);
-  return mapping.task.mode === 'update' ? ['Id', ...fields] : fields;
-}
-
 function recordJsonSql(mapping: WritebackMapping): string {
   const attributes = `jsonb_build_object('attributes', jsonb_build_object('type', ${sqlLiteral(mapping.object)}))`;
   // Collections update records carry a lowercase `id` (salesforce-wire.md).

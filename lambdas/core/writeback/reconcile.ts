@@ -6,11 +6,18 @@
  * resolves those of runs that ended ({@link resolveInsertsOfEndedRuns}).
  */
 import type { SalesforceConnector } from '../../connectors/salesforce';
-import { COLLECTIONS_MAX_RECORDS, queryAllRecords } from '../../connectors/salesforce/writes';
+import {
+  COLLECTIONS_MAX_RECORDS,
+  getIngestJob,
+  type IngestJob,
+  isFinalIngestState,
+  queryAllRecords,
+} from '../../connectors/salesforce/writes';
 import { withTransaction } from '../../connectors/postgres';
-import { TaskBusyError } from '../../shared/errors';
+import { TaskBusyError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import type { CoreDeps } from '../deps';
+import { collectJob } from './bulk-results';
 import type { WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults } from './results';
 
@@ -203,12 +210,16 @@ export async function reconcileSentInserts(
 /**
  * Insert rows that runs which have ended left `sent` (their retries ran out, or their Lambda
  * died, between sending and recording), resolved by the next plan of the task instead of being
- * refused as `INSERT_OUTCOME_UNKNOWN` for ever: looked up by external ID, a record created is
- * recorded (in that run's ledger and in `sync_state`, so the plan does not insert it again), a key
- * never created is released (`NOT_INSERTED` in that run), so the plan inserts it. Only rows
- * sent by Collections calls at least {@link INSERT_SETTLE_MS} ago: a Bulk job's records, and rows
- * whose call may still be running, stay refused. Without an external-ID key nothing can be
- * looked up: they stay refused until someone records them by hand.
+ * refused as `INSERT_OUTCOME_UNKNOWN` for ever:
+ * - sent by Collections calls at least {@link INSERT_SETTLE_MS} ago: looked up by external ID, a
+ *   record created is recorded (in that run's ledger and in `sync_state`, so the plan does not
+ *   insert it again), a key never created is released (`NOT_INSERTED` in that run), so the plan
+ *   inserts it;
+ * - carried by a Bulk job that run never collected: once Salesforce says the job is finished, its
+ *   results are collected into that run (bulk-results.ts), a lock refusal failing as any other.
+ * Rows whose call or job may still be running stay refused, and so do jobs Salesforce no longer
+ * answers for. Without an external-ID key nothing can be looked up: they stay refused until
+ * someone records them by hand.
  */
 export async function resolveInsertsOfEndedRuns(
   deps: CoreDeps,
@@ -217,8 +228,8 @@ export async function resolveInsertsOfEndedRuns(
   runId: string,
   taskName: string,
   logger: Logger,
-): Promise<{ runs: number; recorded: number; released: number }> {
-  const resolved = { runs: 0, recorded: 0, released: 0 };
+): Promise<{ runs: number; recorded: number; released: number; jobs: number }> {
+  const resolved = { runs: 0, recorded: 0, released: 0, jobs: 0 };
   if (mapping.task.mode !== 'insert' || !mapping.keyField) return resolved;
   const { rows } = await deps.pg.query<{ run_id: string }>(
     `SELECT DISTINCT l.run_id FROM roundtrip.writeback_plans l JOIN roundtrip.runs r ON r.run_id = l.run_id
@@ -239,6 +250,57 @@ export async function resolveInsertsOfEndedRuns(
     resolved.recorded += counts.recorded;
     resolved.released += counts.notFound;
   }
-  if (resolved.runs > 0) logger.info('Resolved inserts left without an outcome by runs that ended', resolved);
+  const { rows: jobs } = await deps.pg.query<{
+    run_id: string;
+    job_id: string;
+    first_seq: string;
+    last_seq: string;
+  }>(
+    `SELECT j.run_id, j.job_id, j.first_seq, j.last_seq
+       FROM roundtrip.writeback_jobs j JOIN roundtrip.runs r ON r.run_id = j.run_id
+      WHERE j.task = $1 AND j.run_id <> $2 AND r.status <> 'running' AND j.api = 'bulk'
+        AND j.collected_at IS NULL AND j.state <> 'Superseded'
+        AND EXISTS (SELECT 1 FROM roundtrip.writeback_plans l
+                     WHERE l.run_id = j.run_id AND l.task = j.task AND l.job_id = j.job_id AND l.status = 'sent')
+      ORDER BY j.run_id, j.chunk`,
+    [taskName, runId],
+  );
+  for (const j of jobs) {
+    let job: IngestJob;
+    try {
+      job = await getIngestJob(sf, j.job_id);
+    } catch (err) {
+      if (err instanceof TransientError) throw err;
+      // Gone (Salesforce keeps jobs for a while only) or unreadable: its records stay refused.
+      logger.warn('A Bulk job of an ended run could not be read: its records stay refused', {
+        runId: j.run_id,
+        jobId: j.job_id,
+        error: (err as Error).message,
+      });
+      continue;
+    }
+    if (!isFinalIngestState(job.state)) continue;
+    await collectJob(
+      deps,
+      sf,
+      mapping,
+      j.run_id,
+      taskName,
+      {
+        id: job.id,
+        state: job.state,
+        first: Number(j.first_seq),
+        last: Number(j.last_seq),
+        processed: job.numberRecordsProcessed,
+        failed: job.numberRecordsFailed,
+        ...(job.errorMessage ? { errorMessage: job.errorMessage } : {}),
+      },
+      0,
+      logger,
+    );
+    resolved.jobs += 1;
+  }
+  if (resolved.runs + resolved.jobs > 0)
+    logger.info('Resolved inserts left without an outcome by runs that ended', resolved);
   return resolved;
 }

@@ -4,6 +4,7 @@
  * by a rerun that re-attaches and duplicates nothing.
  */
 import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
+import { getIngestJob, isFinalIngestState } from '../../../lambdas/connectors/salesforce/writes';
 import {
   collectWriteback,
   planWriteback,
@@ -307,7 +308,7 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     expect(env.sf.calls.count({ operation: 'bulk.ingest.close' })).toBe(2);
   });
 
-  it('a Bulk insert whose run ended after the close, before it recorded the outcome, is never inserted again by a later run', async () => {
+  it('a Bulk insert whose run ended after the close, before it recorded the outcome, is refused while its job runs, then collected by a later plan and never inserted again', async () => {
     await env.pool.query('DELETE FROM lead_src');
     await env.pool.query(
       `INSERT INTO lead_src SELECT 'gone-' || i, 'Gone ' || i, i FROM generate_series(1, 70) AS i`,
@@ -316,8 +317,10 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     const deps = env.deps({ writeback: [insert] });
     const dead = await env.newRun();
     await planWriteback(deps, { runId: dead, task: 'Lead-insert' });
-    // The close reaches Salesforce (the job runs), then the Lambda dies; the step is not retried
-    // and the run ends failed.
+    // The close reaches Salesforce (the job runs, slowly), then the Lambda dies; the step is not
+    // retried and the run ends failed.
+    // Two records cannot be locked: the job will end with 68 created, 2 failed.
+    env.sf.faults.set({ bulkJobDelayMs: 3_000, lockRowKeys: ['gone-7', 'gone-8'] });
     await expect(
       pushWriteback(
         { ...deps, salesforce: crashingConnector(env.connector, (operation) => / close$/.test(operation)) },
@@ -325,25 +328,55 @@ describe('write-back through Bulk API 2.0 ingest', () => {
       ),
     ).rejects.toThrow(/simulated crash/);
     await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
-    const { rows: ledger } = await env.pool.query(
-      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status`,
-      [dead],
-    );
-    expect(ledger).toEqual([{ status: 'sent', n: 70 }]);
+    const ledger = async (): Promise<{ status: string; n: number }[]> =>
+      (
+        await env.pool.query(
+          `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
+          [dead],
+        )
+      ).rows;
+    expect(await ledger()).toEqual([{ status: 'sent', n: 70 }]);
+    const gone = (): number =>
+      [...env.sf.store.all('Lead')].filter((r) => String(r.External_Id__c).startsWith('gone-')).length;
 
+    // While the job runs, a later run refuses the keys and sends nothing.
     env.sf.calls.clear();
     const next = await env.newRun();
     const again = await runWriteback(deps, { runId: next, task: 'Lead-insert' });
-
     expect(again.plan).toMatchObject({ changed: 0, rejected: 70 });
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(new Set((await errorsOf(env, next)).map((e) => e.code))).toEqual(
       new Set(['INSERT_OUTCOME_UNKNOWN']),
     );
-    const inserted = [...env.sf.store.all('Lead')].filter((r) =>
-      String(r.External_Id__c).startsWith('gone-'),
+
+    // The job finishes: the next plan collects its results into the ended run.
+    const { rows: jobs } = await env.pool.query(
+      `SELECT job_id FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+      [dead],
     );
-    expect(inserted).toHaveLength(70);
+    expect(jobs).toHaveLength(1);
+    while (!isFinalIngestState((await getIngestJob(env.connector, jobs[0].job_id)).state)) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    env.sf.faults.clear();
+    const jobDone = await env.newRun();
+    env.sf.calls.clear();
+    const resolved = await runWriteback(deps, { runId: jobDone, task: 'Lead-insert' });
+    expect(await ledger()).toEqual([
+      { status: 'failed', n: 2 },
+      { status: 'succeeded', n: 68 },
+    ]);
+    expect((await errorsOf(env, dead)).map((e) => [e.key, e.code])).toEqual([
+      ['gone-7', 'UNABLE_TO_LOCK_ROW'],
+      ['gone-8', 'UNABLE_TO_LOCK_ROW'],
+    ]);
+    // The 68 created are recorded and not sent again; the two never created are inserted, once.
+    expect(resolved.plan).toMatchObject({ sourceRows: 70, rejected: 0, unchanged: 68, changed: 2 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([2]);
+    expect(gone()).toBe(70);
+    for (let i = 1; i <= 70; i += 1) {
+      expect([...env.sf.store.all('Lead')].filter((r) => r.External_Id__c === `gone-${i}`)).toHaveLength(1);
+    }
   });
 
   it('inserts through a job keyed on an external ID, records the new Ids, and never inserts them again', async () => {

@@ -6,7 +6,7 @@
  * several errors.
  */
 import { Client, type PoolClient } from 'pg';
-import { BULK_ERROR_SQL } from '../../../lambdas/core/writeback/collect';
+import { BULK_ERROR_SQL } from '../../../lambdas/core/writeback/bulk-results';
 import {
   createResultsTable,
   insertCollectionResults,
