@@ -225,11 +225,45 @@ export function coerceFieldValue(field: FieldDescribe, raw: unknown): CoercedVal
   }
 }
 
+/**
+ * Trims what Java's `String.trim()` trims, U+0000 to U+0020 at both ends (not U+00A0): Salesforce
+ * stores text without leading or trailing whitespace (Apex Developer Guide, "Primitive Data
+ * Types": sObject String field values "can never include leading and trailing whitespace").
+ */
+export function salesforceTrim(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && text.charCodeAt(start) <= 0x20) start++;
+  while (end > start && text.charCodeAt(end - 1) <= 0x20) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
+}
+
+/**
+ * A multi-select picklist value as Salesforce stores it: each value once, in the order of the
+ * field's definition (Help article 000231088: API access returns the values "in their created
+ * order"), values the definition does not list after them in the order given, empty ones dropped.
+ * Dropping repeated values is unverified (no document says it; a multi-select holds a value or not).
+ */
+export function canonicalMultipicklist(field: FieldDescribe, text: string): string {
+  const position = new Map(field.picklistValues.map((p, i) => [p.value, i]));
+  const values = [...new Set(text.split(';').filter((v) => v !== ''))];
+  const rank = (v: string): number => position.get(v) ?? position.size;
+  return values
+    .map((v, i) => ({ v, i }))
+    .sort((a, b) => rank(a.v) - rank(b.v) || a.i - b.i)
+    .map(({ v }) => v)
+    .join(';');
+}
+
 function coerceText(field: FieldDescribe, raw: unknown): CoercedValue {
   let text: string;
   if (typeof raw === 'string') text = raw;
   else if (typeof raw === 'number' || typeof raw === 'boolean') text = String(raw);
   else return typeMismatch(field, raw);
+  if (field.type !== 'base64') text = salesforceTrim(text);
+  if (field.type === 'multipicklist') text = canonicalMultipicklist(field, text);
+  // String.length counts UTF-16 code units, as Salesforce (Java) does: an emoji counts 2
+  // (Help article 005166849).
   if (field.length > 0 && text.length > field.length) {
     return {
       ok: false,
@@ -240,8 +274,13 @@ function coerceText(field: FieldDescribe, raw: unknown): CoercedValue {
       },
     };
   }
-  if (field.type === 'picklist' && field.restrictedPicklist && text !== '') {
-    const allowed = field.picklistValues.some((p) => p.active && p.value === text);
+  if (
+    (field.type === 'picklist' || field.type === 'multipicklist') &&
+    field.restrictedPicklist &&
+    text !== ''
+  ) {
+    const values = field.type === 'multipicklist' ? text.split(';') : [text];
+    const allowed = values.every((v) => field.picklistValues.some((p) => p.active && p.value === v));
     if (!allowed) {
       return {
         ok: false,

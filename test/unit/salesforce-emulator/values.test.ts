@@ -162,6 +162,61 @@ describe('values', () => {
     expect(coerceFieldValue(field('LastName'), { a: 1 })).toMatchObject({ ok: false, typeMismatch: true });
   });
 
+  it('stores text trimmed as Java trims it, as Salesforce does', () => {
+    expect(coerceFieldValue(field('LastName'), ' \t Ng \r\n')).toEqual({ ok: true, value: 'Ng' });
+    expect(coerceFieldValue(field('LastName'), '   ')).toEqual({ ok: true, value: null });
+    // A no-break space is not what String.trim() removes.
+    expect(coerceFieldValue(field('LastName'), '\u00a0Ng')).toEqual({ ok: true, value: '\u00a0Ng' });
+    // The length is checked after the trim; a restricted picklist value is matched trimmed.
+    expect(coerceFieldValue(field('FirstName'), ` ${'x'.repeat(40)} `)).toEqual({
+      ok: true,
+      value: 'x'.repeat(40),
+    });
+    expect(coerceFieldValue(field('Status'), 'Working - Contacted ')).toEqual({
+      ok: true,
+      value: 'Working - Contacted',
+    });
+  });
+
+  it('counts a text length in UTF-16 code units: an emoji counts 2', () => {
+    expect(coerceFieldValue(field('FirstName'), '😀'.repeat(20))).toEqual({
+      ok: true,
+      value: '😀'.repeat(20),
+    });
+    expect(coerceFieldValue(field('FirstName'), `x${'😀'.repeat(20)}`)).toMatchObject({
+      ok: false,
+      problem: { code: 'STRING_TOO_LONG' },
+    });
+  });
+
+  it('stores a multi-select picklist in the order of its definition, each value once', () => {
+    const interests: FieldDescribe = {
+      ...field('LastName'),
+      name: 'Interests__c',
+      label: 'Interests',
+      type: 'multipicklist',
+      length: 4099,
+      picklistValues: ['Golf', 'Chess', 'Tennis'].map((value) => ({
+        value,
+        label: value,
+        active: true,
+        defaultValue: false,
+      })),
+    };
+    expect(coerceFieldValue(interests, 'Tennis;Golf;Tennis;;Chess')).toEqual({
+      ok: true,
+      value: 'Golf;Chess;Tennis',
+    });
+    // Values the definition does not list (an unrestricted field) follow, in the order given.
+    expect(coerceFieldValue(interests, 'Yoga;Tennis;Art')).toEqual({ ok: true, value: 'Tennis;Yoga;Art' });
+    const restricted = { ...interests, restrictedPicklist: true };
+    expect(coerceFieldValue(restricted, 'Chess;Golf')).toEqual({ ok: true, value: 'Golf;Chess' });
+    expect(coerceFieldValue(restricted, 'Chess;Yoga')).toMatchObject({
+      ok: false,
+      problem: { code: 'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST' },
+    });
+  });
+
   it('checks text length, restricted picklists, emails and reference ids', () => {
     expect(coerceFieldValue(field('FirstName'), 'x'.repeat(41))).toEqual({
       ok: false,
