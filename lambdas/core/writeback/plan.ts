@@ -91,6 +91,15 @@ const NOT_ID_CHAR_RE = '[^a-zA-Z0-9]';
 /** Loose e-mail shape: Salesforce refuses values without it (INVALID_EMAIL_ADDRESS). */
 const EMAIL_RE = '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$';
 
+/**
+ * What Salesforce trims from both ends of a text value it stores: the characters Java's
+ * `String.trim()` removes, U+0001 to U+0020 (spaces, tabs, line breaks, other control characters;
+ * not U+00A0 nor other Unicode spaces). Apex Developer Guide, "Primitive Data Types": "sObject
+ * String field values follow the same rules as in the SOAP API: they can never be empty (only
+ * null), and they can never include leading and trailing whitespace." As an escape string literal.
+ */
+const SALESFORCE_TRIM_CHARS = `E'${Array.from({ length: 32 }, (_, i) => `\\x${(i + 1).toString(16).padStart(2, '0')}`).join('')}'`;
+
 /** How a field's values are converted and checked. */
 type FieldKind =
   | 'string'
@@ -318,6 +327,9 @@ export function sourceTypeOf(typname: string, typmod: number): SourceType {
   }
 }
 
+/** What a conversion needs of a mapped field: a key's text is sent as written (not trimmed). */
+type ConvertedField = Pick<MappedField, 'field' | 'kind'> & { readonly isKey?: boolean };
+
 /** How one source column becomes one field's value, and which checks its type leaves to do. */
 interface Conversion {
   /** The value sent (numeric, integer, boolean or text), NULL when absent or not convertible. */
@@ -355,7 +367,7 @@ function numberShape(m: Pick<MappedField, 'field' | 'kind'>): { scale: number; i
  * yields the same value (so the same payload and hash) as reading the column's text form; typed
  * columns only skip the parsing and the checks their type makes redundant.
  */
-function conversionOf(m: Pick<MappedField, 'field' | 'kind'>, c: string, type: SourceType): Conversion {
+function conversionOf(m: ConvertedField, c: string, type: SourceType): Conversion {
   const text = `(${c})::text`;
   const typed = type.class !== 'text' && type.class !== 'other';
   const present = typed ? `(${c} IS NOT NULL)` : `(${c} IS NOT NULL AND btrim(${text}) <> '')`;
@@ -377,7 +389,7 @@ function conversionOf(m: Pick<MappedField, 'field' | 'kind'>, c: string, type: S
       const declared = type.class === 'text' ? type.maxLength : undefined;
       return {
         ...base,
-        value: `nullif(${text}, '')`,
+        value: valueSql(m, text),
         lengthCheck: m.field.length > 0 && !(declared !== undefined && declared <= m.field.length),
       };
     }
@@ -476,18 +488,34 @@ function copyValueOf(m: MappedField, c: string, type: SourceType): string {
 }
 
 /**
+ * A multi-select picklist's value (`t`, trimmed text) in the form Salesforce stores it: its values
+ * once each, in the order of the field's definition (Help article 000231088, "Multi-Select
+ * Picklist Value Ordering Behavior": "SOQL, Apex and API access on these fields will however
+ * return the values in their created order"), values the describe does not list after them in
+ * text order, empty values dropped; NULL when none is left. Applied to the source and to the
+ * extracted copy alike, so that `B;A` and `A;B;A` compare equal to the `A;B` Salesforce holds
+ * whatever order it keeps. A value without `;` is kept as it is (the usual case: no sort).
+ */
+function multipicklistSql(f: SalesforceFieldDescribe, t: string): string {
+  const listed = (f.picklistValues ?? []).map((p) => sqlLiteral(p.value));
+  const order = listed.length ? `array_position(ARRAY[${listed.join(', ')}]::text[], x), x` : 'x';
+  return `CASE WHEN strpos(${t}, ';') = 0 THEN nullif(${t}, '') ELSE nullif(array_to_string(ARRAY(SELECT x FROM unnest(string_to_array(${t}, ';')) AS u(x) WHERE x <> '' GROUP BY x ORDER BY ${order}), ';'), '') END`;
+}
+
+/**
  * The SQL expression converting a field's source text `s` to the value sent (typed for jsonb:
  * numeric, boolean or text), NULL when `s` is NULL, blank or not convertible.
  */
-export function valueSql(m: Pick<MappedField, 'field' | 'kind'>, s: string): string {
+export function valueSql(m: ConvertedField, s: string): string {
   const f = m.field;
   switch (m.kind) {
     case 'string':
     case 'email':
     case 'picklist':
+      // Salesforce stores text trimmed, and an empty string as null.
+      return `nullif(${m.isKey ? s : `btrim(${s}, ${SALESFORCE_TRIM_CHARS})`}, '')`;
     case 'multipicklist':
-      // Salesforce stores an empty string as null.
-      return `nullif(${s}, '')`;
+      return multipicklistSql(f, m.isKey ? s : `btrim(${s}, ${SALESFORCE_TRIM_CHARS})`);
     case 'id':
       return `CASE WHEN ${isSalesforceId(`btrim(${s})`)} THEN btrim(${s}) END`;
     case 'boolean':

@@ -1,0 +1,115 @@
+/**
+ * Values Salesforce stores otherwise than they are sent:
+ * the plan sends and compares them in the form Salesforce stores (text trimmed, a multi-select
+ * picklist in its definition's order without repeats), so that a second run makes no write call.
+ */
+import path from 'node:path';
+import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
+import type { WritebackTaskInput } from '../../../lambdas/config';
+import { runWriteback } from '../../../lambdas/core/writeback';
+import { extractLeads, leadSeed, startWritebackEnv, type LeadCopy, type WritebackEnv } from './support';
+
+/** The extracted copy these tests compare with: the fields they write. */
+const COPY: LeadCopy = {
+  fields: ['Id', 'LastName', 'Company', 'Nickname__c', 'Interests__c', 'NumberOfEmployees', 'IsDeleted'],
+  columns: `"Id" varchar(18) PRIMARY KEY, "LastName" text, "Company" text, "Nickname__c" text,
+    "Interests__c" text, "NumberOfEmployees" numeric, "IsDeleted" boolean`,
+};
+
+const leadExtract = {
+  from: 'salesforce' as const,
+  object: 'Lead',
+  fields: [...COPY.fields],
+  table: 'sf_lead',
+};
+
+/** Update of Lead by Id from `from`, as task `name`. */
+function update(
+  name: string,
+  from: string,
+  fields: Record<string, string>,
+  bulkThreshold?: number,
+): WritebackTaskInput {
+  return {
+    name,
+    to: 'salesforce',
+    object: 'Lead',
+    from,
+    mode: 'update',
+    fields,
+    ...(bulkThreshold ? { bulkThreshold } : {}),
+  };
+}
+
+describe('write-back of values Salesforce stores otherwise than sent', () => {
+  let env: WritebackEnv;
+  let ids: string[];
+
+  beforeAll(async () => {
+    env = await startWritebackEnv({
+      describesDir: [DEFAULT_DESCRIBES_DIR, path.join(__dirname, 'describes')],
+    });
+    ids = env.sf.store.seed('Lead', leadSeed(9));
+  });
+  afterAll(async () => env?.stop());
+
+  /** Replaces table `table` (made with `columns`) by `rows`. */
+  async function source(table: string, columns: string, rows: unknown[][]): Promise<void> {
+    await env.pool.query(`DROP TABLE IF EXISTS ${table}`);
+    await env.pool.query(`CREATE TABLE ${table} (${columns})`);
+    for (const r of rows) {
+      await env.pool.query(`INSERT INTO ${table} VALUES (${r.map((_, i) => `$${i + 1}`).join(', ')})`, r);
+    }
+  }
+
+  /** Runs `task` in a new run (comparing with the extracted copy when `extract`); the plan, result, write calls. */
+  async function write(task: WritebackTaskInput, options: { extract?: boolean } = {}) {
+    if (options.extract) await extractLeads(env, COPY);
+    const deps = env.deps({ extract: options.extract ? [leadExtract] : [], writeback: [task] });
+    const runId = await env.newRun();
+    env.sf.calls.clear();
+    const { plan, result } = await runWriteback(deps, { runId, task: task.name as string });
+    return { plan, result, runId, writes: env.sf.calls.count({ write: true }) };
+  }
+
+  const stored = (i: number, field: string): unknown =>
+    [...env.sf.store.all('Lead')].find((r) => r.Id === ids[i])?.[field];
+
+  it.each([
+    ['sync_state', false],
+    ['the extracted copy', true],
+  ])(
+    'text with whitespace around it and multi-select values out of order or repeated are sent as Salesforce stores them: a second run (compared with %s) writes nothing',
+    async (_what, extract) => {
+      const table = extract ? 'norm_text_copy' : 'norm_text_state';
+      // Records of their own for each comparison (6–8 for the copy).
+      const at = extract ? 6 : 0;
+      await source(table, `"Id" text, nick text, interests text`, [
+        [ids[at], '  Kim \t', 'Tennis;Golf;Tennis'],
+        [ids[at + 1], 'Lou', ' Chess;;Golf '],
+        [ids[at + 2], ' \n ', 'Golf'],
+      ]);
+      const task = update(`text-${table}`, table, { Nickname__c: 'nick', Interests__c: 'interests' });
+
+      const first = await write(task, { extract });
+      expect(first.plan).toMatchObject({ changed: 3, rejected: 0 });
+      expect(first.result).toMatchObject({ succeeded: 3, failed: 0 });
+      expect([at, at + 1, at + 2].map((i) => [stored(i, 'Nickname__c'), stored(i, 'Interests__c')])).toEqual([
+        ['Kim', 'Golf;Tennis'],
+        ['Lou', 'Golf;Chess'],
+        [null, 'Golf'],
+      ]);
+      const second = await write(task, { extract });
+      expect(second.plan).toMatchObject({ changed: 0, unchanged: 3, api: 'none' });
+      expect(second.writes).toBe(0);
+      const { rows } = await env.pool.query(
+        `SELECT payload FROM roundtrip.writeback_plan_rows WHERE run_id = $1 ORDER BY seq`,
+        [first.runId],
+      );
+      // Sent as stored: what sync_state records is what Salesforce holds.
+      expect(rows.map((r) => r.payload)).toEqual(
+        expect.arrayContaining([{ Nickname__c: 'Kim', Interests__c: 'Golf;Tennis' }]),
+      );
+    },
+  );
+});
