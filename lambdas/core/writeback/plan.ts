@@ -100,6 +100,19 @@ const EMAIL_RE = '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$';
  */
 const SALESFORCE_TRIM_CHARS = `E'${Array.from({ length: 32 }, (_, i) => `\\x${(i + 1).toString(16).padStart(2, '0')}`).join('')}'`;
 
+/**
+ * Any character but those outside the Basic Multilingual Plane (an emoji, 𠮟), which take two
+ * UTF-16 code units: how Salesforce (Java) counts them against a field's length (Help article
+ * 005166849, "Surrogate Pair Characters Are Treated as Two Characters"), while PostgreSQL's
+ * char_length counts one.
+ */
+const NOT_SUPPLEMENTARY_CHAR_RE = String.raw`[^\U00010000-\U0010FFFF]`;
+
+/** The length of text `v` in UTF-16 code units, as Salesforce counts it. */
+function utf16LengthSql(v: string): string {
+  return `(char_length(${v}) + char_length(regexp_replace(${v}, '${NOT_SUPPLEMENTARY_CHAR_RE}', '', 'g')))`;
+}
+
 /** How a field's values are converted and checked. */
 type FieldKind =
   | 'string'
@@ -386,11 +399,12 @@ function conversionOf(m: ConvertedField, c: string, type: SourceType): Conversio
     case 'email':
     case 'picklist':
     case 'multipicklist': {
+      // varchar(n) counts characters, Salesforce UTF-16 code units: up to 2n of them.
       const declared = type.class === 'text' ? type.maxLength : undefined;
       return {
         ...base,
         value: valueSql(m, text),
-        lengthCheck: m.field.length > 0 && !(declared !== undefined && declared <= m.field.length),
+        lengthCheck: m.field.length > 0 && !(declared !== undefined && declared * 2 <= m.field.length),
       };
     }
     case 'boolean':
@@ -602,8 +616,12 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTa
   }
   if (m.kind === 'string' || m.kind === 'email' || m.kind === 'picklist' || m.kind === 'multipicklist') {
     if (conv.lengthCheck && f.length > 0) {
+      // Salesforce counts UTF-16 code units: a character outside the BMP counts twice. Only a
+      // value of more bytes than the field's length can have more code units (each takes at
+      // most as many code units as UTF-8 bytes), so the rest pay for one octet_length.
+      const units = utf16LengthSql(v);
       whens.push(
-        `WHEN char_length(${v}) > ${f.length} THEN ${rowError('STRING_TOO_LONG', name, `format('%s: data value too large: %s characters, the field takes ${f.length}', ${sqlLiteral(name)}, char_length(${v}))`)}`,
+        `WHEN octet_length(${v}) > ${f.length} AND ${units} > ${f.length} THEN ${rowError('STRING_TOO_LONG', name, `format('%s: data value too large: %s characters, the field takes ${f.length} (Salesforce counts UTF-16 code units: an emoji counts 2)', ${sqlLiteral(name)}, ${units})`)}`,
       );
     }
     if ((m.kind === 'picklist' || m.kind === 'multipicklist') && f.restrictedPicklist) {

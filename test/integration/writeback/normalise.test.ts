@@ -1,13 +1,23 @@
 /**
- * Values Salesforce stores otherwise than they are sent:
+ * Values Salesforce stores otherwise than they are sent, and values it would refuse or misread:
  * the plan sends and compares them in the form Salesforce stores (text trimmed, a multi-select
- * picklist in its definition's order without repeats), so that a second run makes no write call.
+ * picklist in its definition's order without repeats), so that a second run makes no write call,
+ * and refuses before any call what Salesforce would refuse or read otherwise (a text longer in
+ * UTF-16 code units than the field takes, the text `#N/A` that Bulk API 2.0 reads as null, a
+ * fraction for an int field), each with its key and field in writeback_errors.
  */
 import path from 'node:path';
 import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
 import type { WritebackTaskInput } from '../../../lambdas/config';
 import { runWriteback } from '../../../lambdas/core/writeback';
-import { extractLeads, leadSeed, startWritebackEnv, type LeadCopy, type WritebackEnv } from './support';
+import {
+  errorsOf,
+  extractLeads,
+  leadSeed,
+  startWritebackEnv,
+  type LeadCopy,
+  type WritebackEnv,
+} from './support';
 
 /** The extracted copy these tests compare with: the fields they write. */
 const COPY: LeadCopy = {
@@ -112,4 +122,31 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
       );
     },
   );
+
+  it('a text longer than the field in UTF-16 code units (an emoji counts 2) is refused before any call, from text and varchar columns', async () => {
+    // Nickname__c takes 10: five emoji are 10 code units, six characters with one more are 11.
+    const fits = '😀'.repeat(5);
+    const tooLong = `x${'😀'.repeat(5)}`;
+    for (const columns of [`"Id" text, nick text`, `"Id" text, nick varchar(6)`]) {
+      await source('norm_length', columns, [
+        [ids[3], fits],
+        [ids[4], tooLong],
+      ]);
+      const { plan, result, runId } = await write(update('length', 'norm_length', { Nickname__c: 'nick' }));
+      expect(plan).toMatchObject({ rejected: 1 });
+      expect(result).toMatchObject({ failed: 0 });
+      expect(stored(4, 'Nickname__c')).not.toBe(tooLong);
+      expect(await errorsOf(env, runId)).toEqual([
+        {
+          key: ids[4],
+          stage: 'plan',
+          code: 'STRING_TOO_LONG',
+          message:
+            'Nickname__c: data value too large: 11 characters, the field takes 10 (Salesforce counts UTF-16 code units: an emoji counts 2)',
+          fields: ['Nickname__c'],
+        },
+      ]);
+    }
+    expect(stored(3, 'Nickname__c')).toBe(fits);
+  });
 });
