@@ -113,6 +113,13 @@ function utf16LengthSql(v: string): string {
   return `(char_length(${v}) + char_length(regexp_replace(${v}, '${NOT_SUPPLEMENTARY_CHAR_RE}', '', 'g')))`;
 }
 
+/**
+ * The text Bulk API 2.0 reads as null in a CSV field ("To set a field value to null, use a field
+ * value of #N/A"), compared ignoring case: a text value that is this would blank the field on the
+ * Bulk path (and stay text on the Collections path), so the plan refuses it.
+ */
+export const BULK_NULL_TEXT = '#N/A';
+
 /** How a field's values are converted and checked. */
 type FieldKind =
   | 'string'
@@ -615,6 +622,10 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTa
       break;
   }
   if (m.kind === 'string' || m.kind === 'email' || m.kind === 'picklist' || m.kind === 'multipicklist') {
+    // Bulk API 2.0 would read it as null (blanking the field), Collections as text: refused.
+    whens.push(
+      `WHEN octet_length(${v}) = ${BULK_NULL_TEXT.length} AND upper(${v}) = ${sqlLiteral(BULK_NULL_TEXT)} THEN ${rowError('TEXT_READ_AS_NULL', name, `format('%s: %s is the text Bulk API 2.0 reads as null: sent in a Bulk job it would blank the field, so it is not sent (a null blanks the field)', ${sqlLiteral(name)}, ${v})`)}`,
+    );
     if (conv.lengthCheck && f.length > 0) {
       // Salesforce counts UTF-16 code units: a character outside the BMP counts twice. Only a
       // value of more bytes than the field's length can have more code units (each takes at

@@ -149,4 +149,37 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
     }
     expect(stored(3, 'Nickname__c')).toBe(fits);
   });
+
+  it.each([
+    ['Collections', undefined],
+    ['Bulk', 1],
+  ])(
+    'the text #N/A, which Bulk API 2.0 reads as null, is refused with its key and field (%s path): the field keeps its value',
+    async (_path, bulkThreshold) => {
+      await source('norm_na', `"Id" text, nick text`, [
+        [ids[0], 'Kim'],
+        [ids[1], '#N/A'],
+        [ids[2], ' #n/a '],
+      ]);
+      const before = stored(1, 'Nickname__c');
+      const { plan, result, runId } = await write(
+        update(`na-${_path}`, 'norm_na', { Nickname__c: 'nick' }, bulkThreshold),
+      );
+      expect(plan).toMatchObject({ rejected: 2 });
+      expect(result).toMatchObject({ failed: 0 });
+      expect(stored(1, 'Nickname__c')).toBe(before);
+      const errors = await errorsOf(env, runId);
+      expect(errors.map((e) => [e.key, e.stage, e.code, e.fields])).toEqual(
+        [
+          [ids[1], 'plan', 'TEXT_READ_AS_NULL', ['Nickname__c']],
+          [ids[2], 'plan', 'TEXT_READ_AS_NULL', ['Nickname__c']],
+        ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+      );
+      for (const e of errors) {
+        expect(e.message).toMatch(
+          /^Nickname__c: #N\/A is the text Bulk API 2\.0 reads as null: sent in a Bulk job it would blank the field/i,
+        );
+      }
+    },
+  );
 });
