@@ -432,7 +432,11 @@ function conversionOf(m: ConvertedField, c: string, type: SourceType): Conversio
       }
       if (type.class === 'numeric') {
         // NaN and ±Infinity sort at or above 'Infinity' (a numeric column may hold them).
-        const finite = `abs(${c}) < 'Infinity'::numeric`;
+        // An int field takes whole numbers only (see valueSql): 2.5 is refused, not rounded.
+        const finite =
+          m.kind === 'int' && type.scale !== 0
+            ? `abs(${c}) < 'Infinity'::numeric AND ${c} = trunc(${c})`
+            : `abs(${c}) < 'Infinity'::numeric`;
         const exact = type.scale !== undefined && type.scale <= scale;
         const value =
           type.scale !== undefined && type.scale === scale && scale === 0 ? c : `round(${c}, ${scale})`;
@@ -452,7 +456,7 @@ function conversionOf(m: ConvertedField, c: string, type: SourceType): Conversio
         // only 15 significant digits); NaN and ±Infinity sort at or above 'Infinity'.
         return {
           ...base,
-          value: `CASE WHEN abs(${c}) < 'Infinity'::float8 THEN round((${text})::numeric, ${scale}) END`,
+          value: `CASE WHEN abs(${c}) < 'Infinity'::float8${m.kind === 'int' ? ` AND ${c} = trunc(${c})` : ''} THEN round((${text})::numeric, ${scale}) END`,
           mayBeInvalid: true,
           rangeCheck: true,
         };
@@ -542,7 +546,9 @@ export function valueSql(m: ConvertedField, s: string): string {
     case 'boolean':
       return `CASE lower(btrim(${s})) WHEN 'true' THEN true WHEN 't' THEN true WHEN '1' THEN true WHEN 'yes' THEN true WHEN 'false' THEN false WHEN 'f' THEN false WHEN '0' THEN false WHEN 'no' THEN false END`;
     case 'int':
-      return `CASE WHEN ${isNumber(s)} THEN round(${s}::numeric) END`;
+      // A whole number only: Salesforce refuses 2.5 for an int field (rounding it would send
+      // another number than the source holds); 2.0 and 2e1 are whole.
+      return `CASE WHEN ${isNumber(s)} AND ${s}::numeric = trunc(${s}::numeric) THEN round(${s}::numeric) END`;
     case 'number':
       return `CASE WHEN ${isNumber(s)} THEN round(${s}::numeric, ${Math.max(0, f.scale ?? 0)}) END`;
     // Only the shapes Salesforce reads (which leave out infinity) are parsed.
@@ -581,7 +587,7 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTa
       break;
     case 'int':
     case 'number': {
-      invalid('a number');
+      invalid(m.kind === 'int' ? 'a whole number (the field takes no decimals)' : 'a number');
       if (!conv.rangeCheck) break;
       const { scale, intDigits } = numberShape(m);
       // An integer column is compared with integer literals: abs() of its smallest value overflows.

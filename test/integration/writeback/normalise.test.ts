@@ -182,4 +182,30 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
       }
     },
   );
+
+  it('an int field takes a whole number only: 2.5 is refused (not rounded) from text, numeric and float columns, 2.0 and 3e1 are sent as 2 and 30', async () => {
+    for (const type of ['text', 'numeric', 'double precision']) {
+      await source('norm_int', `"Id" text, employees ${type}`, [
+        [ids[3], '2.0'],
+        [ids[4], '2.5'],
+        [ids[5], '3e1'],
+      ]);
+      const { plan, runId } = await write(update('int', 'norm_int', { NumberOfEmployees: 'employees' }));
+      expect(plan).toMatchObject({ rejected: 1 });
+      expect(await errorsOf(env, runId)).toEqual([
+        {
+          key: ids[4],
+          stage: 'plan',
+          code: 'INVALID_TYPE_ON_FIELD_IN_RECORD',
+          message: 'NumberOfEmployees: 2.5 is not a whole number (the field takes no decimals)',
+          fields: ['NumberOfEmployees'],
+        },
+      ]);
+      expect([
+        stored(3, 'NumberOfEmployees'),
+        stored(4, 'NumberOfEmployees'),
+        stored(5, 'NumberOfEmployees'),
+      ]).toEqual([2, null, 30]);
+    }
+  });
 });
