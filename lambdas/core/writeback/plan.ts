@@ -14,9 +14,12 @@
  *    (and insert, when given); required fields are mapped on insert; the source columns exist.
  * 2. One SELECT reads the source, converts each value to Salesforce's wire form (numbers rounded to
  *    the field's scale, ISO dates and UTC datetimes, booleans; text only in the shapes Salesforce
- *    reads, not every one PostgreSQL does) and computes the first problem of each row: a value of
- *    the wrong type, out of the field's precision, longer than its length, a value a restricted
- *    picklist does not allow, a required value missing, a key missing, malformed or repeated.
+ *    reads, not every one PostgreSQL does), in the form Salesforce stores it (text trimmed, a
+ *    multi-select's values in definition order, once) and computes the first problem of each
+ *    row: a value of the wrong type (a fraction for an int field), out of the field's precision,
+ *    longer than its length (in UTF-16 code units), the text `#N/A` that a Bulk job would read
+ *    as null, a value a restricted picklist does not allow, a required value missing, a key
+ *    missing, malformed or repeated (docs/writeback.md, "Values Salesforce stores otherwise").
  *    Rows with a problem go to `roundtrip.writeback_errors` (stage `plan`).
  * 3. The diff: the canonical values (a jsonb object, its md5 the value hash) are compared with the
  *    freshly extracted copy of the object when the pipeline extracts it into a table holding every
