@@ -33,7 +33,8 @@ const HARD_LEADS = [
   },
   { LastName: 'Line\nBreak', Company: 'Back\\slash', Email: null, AnnualRevenue: 9007199254740991 },
   { LastName: '"', Company: ',', Email: 'q@x.test', NumberOfEmployees: 0, LeadScore__c: 999 },
-  { LastName: 'Trailing space ', Company: 'Tab\there', Email: 'r@x.test', NumberOfEmployees: 99999999 },
+  // Salesforce stores text trimmed of U+0000–U+0020 (the emulator too), but keeps a trailing no-break space.
+  { LastName: 'Trailing space\u00a0', Company: 'Tab\there', Email: 'r@x.test', NumberOfEmployees: 99999999 },
 ];
 const FILLER = 446;
 const TOTAL = HARD_LEADS.length + FILLER;
