@@ -350,8 +350,8 @@ export function sourceTypeOf(typname: string, typmod: number): SourceType {
   }
 }
 
-/** What a conversion needs of a mapped field: a key's text is sent as written (not trimmed). */
-type ConvertedField = Pick<MappedField, 'field' | 'kind'> & { readonly isKey?: boolean };
+/** What a conversion needs of a mapped field. */
+type ConvertedField = Pick<MappedField, 'field' | 'kind'>;
 
 /** How one source column becomes one field's value, and which checks its type leaves to do. */
 interface Conversion {
@@ -541,9 +541,9 @@ export function valueSql(m: ConvertedField, s: string): string {
     case 'email':
     case 'picklist':
       // Salesforce stores text trimmed, and an empty string as null.
-      return `nullif(${m.isKey ? s : `btrim(${s}, ${SALESFORCE_TRIM_CHARS})`}, '')`;
+      return `nullif(btrim(${s}, ${SALESFORCE_TRIM_CHARS}), '')`;
     case 'multipicklist':
-      return multipicklistSql(f, m.isKey ? s : `btrim(${s}, ${SALESFORCE_TRIM_CHARS})`);
+      return multipicklistSql(f, `btrim(${s}, ${SALESFORCE_TRIM_CHARS})`);
     case 'id':
       return `CASE WHEN ${isSalesforceId(`btrim(${s})`)} THEN btrim(${s}) END`;
     case 'boolean':
@@ -1136,8 +1136,8 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
  * How Salesforce tells two keys apart, as SQL over the key text `k` (and a note for messages):
  * two source rows whose keys normalise alike name the same record, so both are refused, and the
  * plan matches what Salesforce has by it. An Id is its 18-character form in upper case
- * ({@link idIdentitySql}), spaces trimmed as the plan trims them; an external ID that is not
- * case-sensitive ignores case; a number external ID is its value at the field's scale (42 and
+ * ({@link idIdentitySql}), spaces trimmed as the plan trims them; a text external ID is trimmed as
+ * Salesforce stores it, and ignores case unless it is case-sensitive; a number external ID is its value at the field's scale (42 and
  * 42.0 are one record, whose copy holds 42.00), as text, a key that is not a number as it is.
  */
 export function keyIdentity(mapping: WritebackMapping, k: string): { sql: string; note: string } {
@@ -1149,8 +1149,15 @@ export function keyIdentity(mapping: WritebackMapping, k: string): { sql: string
     };
   }
   const field = mapping.fields.find((m) => m.field.name === mapping.keyField)?.field;
-  if (field && field.caseSensitive !== true && TEXT_KEY_TYPES.has(field.type)) {
-    return { sql: `lower(${k})`, note: ` (${field.name} is matched by Salesforce ignoring case)` };
+  if (field && TEXT_KEY_TYPES.has(field.type)) {
+    // Stored trimmed, as any text: ` k1 ` names the record holding `k1`.
+    const trimmed = `btrim(${k}, ${SALESFORCE_TRIM_CHARS})`;
+    return field.caseSensitive !== true
+      ? {
+          sql: `lower(${trimmed})`,
+          note: ` (${field.name} is matched by Salesforce ignoring case and surrounding whitespace)`,
+        }
+      : { sql: trimmed, note: ` (${field.name} is matched by Salesforce ignoring surrounding whitespace)` };
   }
   const kind = field && KIND_BY_TYPE[field.type];
   if (field && (kind === 'int' || kind === 'number')) {

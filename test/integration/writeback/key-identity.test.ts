@@ -191,6 +191,45 @@ describe('write-back keys and Ids compared as Salesforce tells records apart', (
     expect(keys.sort()).toEqual(['Key-3', 'abc-1', 'key-2']);
   });
 
+  it('matches a text external ID written with surrounding whitespace to the record holding it trimmed, and sends it trimmed', async () => {
+    env.sf.store.seed('Lead', [{ LastName: 'Padded', Company: 'C', Lead_Key__c: 'pad-1' }]);
+    await extractLeads(env, COPY);
+    const task: WritebackTaskInput = {
+      name: 'padded-insert',
+      to: 'salesforce',
+      object: 'Lead',
+      from: 'padded_src',
+      mode: 'insert',
+      key: 'Lead_Key__c',
+      keyColumn: 'k',
+      fields: { LastName: 'last_name', Company: 'company' },
+    };
+    const columns = `k text, last_name text, company text`;
+
+    await source('padded_src', columns, [
+      ['  pad-1 ', 'Padded', 'C'],
+      [' pad-2\t', 'New', 'C'],
+      [' dup', 'One', 'C'],
+      ['DUP ', 'Two', 'C'],
+    ]);
+    const first = await write(task, { extract: true });
+    // Against sync_state, the key inserted as ` pad-2<tab>` is `pad-2 `.
+    await source('padded_src', columns, [['pad-2 ', 'New', 'C']]);
+    const again = await write(task);
+
+    expect(first.plan).toMatchObject({ changed: 1, rejected: 2 });
+    expect(first.rows.map((r) => [r.key, r.payload.Lead_Key__c])).toEqual([[' pad-2\t', 'pad-2']]);
+    expect((await errorsOf(env, first.runId)).map((e) => [e.key, e.code])).toEqual([
+      [' dup', 'DUPLICATE_KEY'],
+      ['DUP ', 'DUPLICATE_KEY'],
+    ]);
+    expect(again.plan).toMatchObject({ comparedWith: 'sync_state', changed: 0, rejected: 0 });
+    const keys = [...env.sf.store.all('Lead')]
+      .map((r) => r.Lead_Key__c)
+      .filter((k) => String(k).startsWith('pad-'));
+    expect(keys.sort()).toEqual(['pad-1', 'pad-2']);
+  });
+
   it('matches a number external ID as a number: 42 from an integer column is the 42.00 the copy holds, 44.0 the 44 inserted', async () => {
     env.sf.store.seed('Lead', [
       { LastName: 'Forty-two', Company: 'C', Lead_Number__c: 42 },

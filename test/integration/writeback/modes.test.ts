@@ -108,12 +108,12 @@ describe('write-back modes and per-record failures', () => {
       [
         'CASE-X',
         'DUPLICATE_KEY',
-        'key CASE-X appears in more than one source row (External_Id__c is matched by Salesforce ignoring case)',
+        'key CASE-X appears in more than one source row (External_Id__c is matched by Salesforce ignoring case and surrounding whitespace)',
       ],
       [
         'case-x',
         'DUPLICATE_KEY',
-        'key case-x appears in more than one source row (External_Id__c is matched by Salesforce ignoring case)',
+        'key case-x appears in more than one source row (External_Id__c is matched by Salesforce ignoring case and surrounding whitespace)',
       ],
     ]);
     expect(leadsWithExternalId(env, 'case-x')).toHaveLength(0);
