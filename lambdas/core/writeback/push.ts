@@ -58,7 +58,7 @@ import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type { WritebackCollected, WritebackPushInput, WritebackPushOutput } from './contracts';
 import { reconcileSentInserts } from './reconcile';
-import { addApiCalls, choosePushApi, mapWritebackTask, type WritebackMapping } from './plan';
+import { addApiCalls, choosePushApi, keyIdentity, mapWritebackTask, type WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
 import { mergeRunSummary, sqlLiteral, writebackTaskOf } from './state';
 
@@ -314,6 +314,7 @@ async function sendCollections(
  */
 async function refuseWaitingKeysTakenElsewhere(
   deps: CoreDeps,
+  mapping: WritebackMapping,
   runId: string,
   taskName: string,
   logger: Logger,
@@ -322,7 +323,7 @@ async function refuseWaitingKeysTakenElsewhere(
     `WITH taken AS (
        SELECT DISTINCT ON (l.key) l.key, l.payload, o.code, o.message, o.other_id
          FROM roundtrip.writeback_plans l
-         JOIN (${TAKEN_ELSEWHERE_SQL}) AS o ON o.key = l.key
+         JOIN (${TAKEN_ELSEWHERE_SQL}) AS o ON ${sameKey(mapping, 'o.key', 'l.key')}
         WHERE l.run_id = $1 AND l.task = $2 AND l.status = 'planned' AND l.attempts > 0
         ORDER BY l.key, o.code),
      marked AS (
@@ -366,7 +367,7 @@ export async function retryLockedRows(
       unsettled: 'wait',
       notFound: 'resend',
     });
-    await refuseWaitingKeysTakenElsewhere(deps, runId, taskName, logger);
+    await refuseWaitingKeysTakenElsewhere(deps, mapping, runId, taskName, logger);
   }
   for (let round = 1; round <= lockRetries + 1; round += 1) {
     const { rows } = await deps.pg.query<{ n: string }>(
@@ -674,6 +675,11 @@ export async function withTaskLock<T>(deps: CoreDeps, taskName: string, fn: () =
   }
 }
 
+/** Whether keys `a` and `b` name one record, as Salesforce tells them apart ({@link keyIdentity}). */
+function sameKey(mapping: WritebackMapping, a: string, b: string): string {
+  return `${keyIdentity(mapping, a).sql} = ${keyIdentity(mapping, b).sql}`;
+}
+
 /**
  * Insert keys another run (not $1) of task $2 has inserted (its Salesforce Id in sync_state) or
  * sent with no outcome yet: `key, code, other_id, message`.
@@ -696,6 +702,7 @@ const TAKEN_ELSEWHERE_SQL = `
  */
 async function refuseKeysTakenElsewhere(
   deps: CoreDeps,
+  mapping: WritebackMapping,
   runId: string,
   taskName: string,
   logger: Logger,
@@ -704,7 +711,7 @@ async function refuseKeysTakenElsewhere(
     `WITH taken AS (
        SELECT DISTINCT ON (p.key) p.key, p.seq, p.salesforce_id, p.operation, p.payload, p.current, o.code, o.message, o.other_id
          FROM roundtrip.writeback_plan_rows p
-         JOIN (${TAKEN_ELSEWHERE_SQL}) AS o ON o.key = p.key
+         JOIN (${TAKEN_ELSEWHERE_SQL}) AS o ON ${sameKey(mapping, 'o.key', 'p.key')}
         WHERE p.run_id = $1 AND p.task = $2
           AND NOT EXISTS (SELECT 1 FROM roundtrip.writeback_plans mine
                            WHERE mine.run_id = $1 AND mine.task = $2 AND mine.key = p.key)
@@ -770,7 +777,7 @@ async function pushLocked(
           unsettled: 'wait',
           notFound: 'resend',
         });
-      await refuseKeysTakenElsewhere(deps, input.runId, input.task, logger);
+      await refuseKeysTakenElsewhere(deps, mapping, input.runId, input.task, logger);
     }
     if (api === 'collections') {
       const calls = await sendCollections(

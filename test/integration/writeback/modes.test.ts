@@ -456,6 +456,29 @@ describe('write-back modes and per-record failures', () => {
     );
   });
 
+  it('refuses a key the other run inserted written otherwise (case, surrounding whitespace): one record for Salesforce', async () => {
+    await leads('wov', 'Written otherwise', 'Soylent', 2);
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const before = env.sf.store.count('Lead');
+    const late = await env.newRun();
+    expect(await planWriteback(deps, { runId: late, task: 'Lead-insert' })).toMatchObject({ changed: 2 });
+    await env.pool.query(`UPDATE lead_src SET ext = ' ' || upper(ext) || ' '`);
+    const early = await env.newRun();
+    expect(await planWriteback(deps, { runId: early, task: 'Lead-insert' })).toMatchObject({ changed: 2 });
+    expect(await pushWriteback(deps, { runId: late, task: 'Lead-insert' })).toMatchObject({ succeeded: 2 });
+    env.sf.calls.clear();
+
+    const pushed = await pushWriteback(deps, { runId: early, task: 'Lead-insert' });
+
+    expect(pushed).toMatchObject({ planned: 2, succeeded: 0, failed: 2 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(env.sf.store.count('Lead')).toBe(before + 2);
+    expect((await errorsOf(env, early)).map((e) => [e.key, e.code])).toEqual([
+      [' WOV-1 ', 'ALREADY_INSERTED'],
+      [' WOV-2 ', 'ALREADY_INSERTED'],
+    ]);
+  });
+
   it('refuses them on the Bulk path too, creating no job for a chunk with nothing left to send', async () => {
     await leads('bovl', 'Bulk overlap', 'Tyrell', 4);
     const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const, bulkThreshold: 1 }] });
