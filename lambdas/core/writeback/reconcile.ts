@@ -121,11 +121,15 @@ export async function reconcileSentInserts(
   }
   // A number key is sent and compared as a number: SOQL refuses a quoted number, and Salesforce
   // answers 42 for the 42.00 the payload holds.
-  const keyKind = mapping.fields.find((m) => m.isKey)?.kind;
-  const numeric = keyKind === 'int' || keyKind === 'number';
+  const keyMapped = mapping.fields.find((m) => m.isKey);
+  const numeric = keyMapped?.kind === 'int' || keyMapped?.kind === 'number';
   const soqlLiteral = (v: string): string =>
     numeric ? decimalText(v) : `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-  const keyOf = (v: unknown): string => (numeric ? decimalText(String(v)) : String(v));
+  // Salesforce answers the key as it stores it: a text key that is not case-sensitive may come
+  // back in another case than the payload's (another run wrote it so).
+  const foldCase = !numeric && keyMapped?.field.caseSensitive !== true;
+  const keyOf = (v: unknown): string =>
+    numeric ? decimalText(String(v)) : foldCase ? String(v).toLowerCase() : String(v);
   // Every record holding a sent key, with its creation time: only one created after the send is
   // ours (a record that had the key before was not created by this insert, which Salesforce then
   // refused or, for a key that is not unique, never got to send).

@@ -240,6 +240,28 @@ describe('write-back modes and per-record failures', () => {
     expect(sync[0].n).toBe(4);
   });
 
+  it('recognises its lost insert when Salesforce answers the key in another case (the field ignores case)', async () => {
+    await leads('fold', 'Fold', 'Hooli', 2);
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const runId = await env.newRun();
+    const before = env.sf.store.count('Lead');
+    await planThenCrashInPush(env, deps, runId, 'Lead-insert');
+    // Salesforce holds the keys in upper case (as another writer changed them since).
+    const created = [...env.sf.store.all('Lead')].filter((r) => String(r.External_Id__c).startsWith('fold-'));
+    env.sf.store.update(
+      'Lead',
+      created.map((r) => ({ Id: r.Id, External_Id__c: String(r.External_Id__c).toUpperCase() })),
+    );
+    await outlastCallTimeLimit(env, runId);
+
+    env.sf.calls.clear();
+    const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
+
+    expect(retried).toMatchObject({ status: 'collected', succeeded: 2, failed: 0 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(env.sf.store.count('Lead')).toBe(before + 2);
+  });
+
   it('does not take a record that held the key before the lost insert for its own', async () => {
     await env.pool.query('DELETE FROM lead_src');
     await env.pool.query(`INSERT INTO lead_src VALUES ('pre-1', 'Ours', 'Initech', 5)`);
