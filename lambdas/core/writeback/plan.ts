@@ -470,7 +470,7 @@ function conversionOf(m: ConvertedField, c: string, type: SourceType): Conversio
       if (type.class === 'date' || type.class === 'timestamp' || type.class === 'timestamptz') {
         return {
           ...base,
-          value: `CASE WHEN isfinite(${c}) THEN to_char((${c})::date, 'YYYY-MM-DD') END`,
+          value: `CASE WHEN isfinite(${c}) THEN ${bcSign(`(${c})::date`, 'date')} || to_char((${c})::date, 'YYYY-MM-DD') END`,
           mayBeInvalid: true,
         };
       }
@@ -486,7 +486,7 @@ function conversionOf(m: ConvertedField, c: string, type: SourceType): Conversio
       if (utc === undefined) return fromText();
       return {
         ...base,
-        value: `CASE WHEN isfinite(${c}) THEN to_char(${utc}, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') END`,
+        value: `CASE WHEN isfinite(${c}) THEN ${bcSign(utc, 'timestamp')} || to_char(${utc}, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') END`,
         mayBeInvalid: true,
       };
     }
@@ -528,6 +528,14 @@ function multipicklistSql(f: SalesforceFieldDescribe, t: string): string {
   const listed = (f.picklistValues ?? []).map((p) => sqlLiteral(p.value));
   const order = listed.length ? `array_position(ARRAY[${listed.join(', ')}]::text[], x), x` : 'x';
   return `CASE WHEN strpos(${t}, ';') = 0 THEN nullif(${t}, '') ELSE nullif(array_to_string(ARRAY(SELECT x FROM unnest(string_to_array(${t}, ';')) AS u(x) WHERE x <> '' GROUP BY x ORDER BY ${order}), ';'), '') END`;
+}
+
+/**
+ * `-` before the ISO text of a date or timestamp `x` before year 1 (to_char's `YYYY` drops the era:
+ * 2000 BC would print as 2000), so that the range check refuses it; else the empty string.
+ */
+function bcSign(x: string, type: 'date' | 'timestamp'): string {
+  return `CASE WHEN ${x} < '0001-01-01'::${type} THEN '-' ELSE '' END`;
 }
 
 /**

@@ -204,6 +204,39 @@ describe('write-back plan from typed source columns', () => {
     expect(env.sf.calls.count({ write: true })).toBe(0);
   });
 
+  it('refuses a date or timestamp before year 1 as out of range, not as the same year AD', async () => {
+    await env.pool.query(
+      `CREATE TABLE bc_source ("Id" text, next_call date, scored_at timestamptz, scored_local timestamp)`,
+    );
+    await env.pool.query(
+      `INSERT INTO bc_source VALUES ($1, '2000-07-01 BC', NULL, NULL), ($2, NULL, '2000-07-01 10:00:00+00 BC', NULL),
+                                    ($3, NULL, NULL, '2000-07-01 10:00:00 BC'), ($4, '2025-07-01', '2025-07-01 10:00:00+00', NULL)`,
+      [ids[0], ids[1], ids[2], ids[3]],
+    );
+    const runId = await env.newRun();
+    const deps = env.deps({
+      writeback: [
+        task('bc', 'bc_source', { fields: { Next_Call__c: 'next_call', Scored_At__c: 'scored_at' } }),
+        task('bc-local', 'bc_source', { fields: { Scored_At__c: 'scored_local' } }),
+      ],
+    });
+
+    const bc = await planWriteback(deps, { runId, task: 'bc', dryRun: true });
+    const local = await planWriteback(deps, { runId, task: 'bc-local', dryRun: true });
+
+    expect(bc).toMatchObject({ sourceRows: 4, rejected: 2, changed: 2 });
+    expect(local).toMatchObject({ rejected: 1 });
+    const { rows } = await env.pool.query(
+      `SELECT task, key, code, fields FROM roundtrip.writeback_errors WHERE run_id = $1 ORDER BY task, key`,
+      [runId],
+    );
+    expect(rows.map((r) => [r.task, r.key, r.code, r.fields])).toEqual([
+      ['bc', ids[0], 'DATE_OUTSIDE_VALID_RANGE', ['Next_Call__c']],
+      ['bc', ids[1], 'DATE_OUTSIDE_VALID_RANGE', ['Scored_At__c']],
+      ['bc-local', ids[2], 'DATE_OUTSIDE_VALID_RANGE', ['Scored_At__c']],
+    ]);
+  });
+
   it('refuses to plan for a run that is not recorded, and a deleted run takes its plan along', async () => {
     const deps = env.deps({ writeback: [task('typed', 'typed_source')] });
     const missing = planWriteback(deps, { runId: 'never-recorded', task: 'typed' });
