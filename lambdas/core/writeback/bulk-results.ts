@@ -10,7 +10,7 @@ import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { inTransaction, withClient } from '../../connectors/postgres';
 import type { SalesforceConnector } from '../../connectors/salesforce';
-import { streamIngestResults } from '../../connectors/salesforce/writes';
+import { type IngestJob, streamIngestResults } from '../../connectors/salesforce/writes';
 import type { Logger } from '../../shared/logging';
 import type { CoreDeps } from '../deps';
 import type { WritebackMapping } from './plan';
@@ -47,6 +47,19 @@ export interface FinishedJob {
   processed: number;
   failed: number;
   errorMessage?: string;
+}
+
+/** A finished job as Salesforce answered it, with the seq range its row records. */
+export function finishedJob(job: IngestJob, range: { first_seq: string; last_seq: string }): FinishedJob {
+  return {
+    id: job.id,
+    state: job.state,
+    first: Number(range.first_seq),
+    last: Number(range.last_seq),
+    processed: job.numberRecordsProcessed,
+    failed: job.numberRecordsFailed,
+    ...(job.errorMessage ? { errorMessage: job.errorMessage } : {}),
+  };
 }
 
 /**

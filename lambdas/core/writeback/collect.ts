@@ -10,7 +10,7 @@ import { withClient, inTransaction } from '../../connectors/postgres';
 import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
 import { getIngestJob, isFinalIngestState } from '../../connectors/salesforce/writes';
 import { salesforceOf, type CoreDeps } from '../deps';
-import { collectJob, type FinishedJob } from './bulk-results';
+import { collectJob, finishedJob, type FinishedJob } from './bulk-results';
 import type { WritebackCollectInput, WritebackCollectOutput } from './contracts';
 import { addApiCalls, mapWritebackTask } from './plan';
 import { finishWriteback, retryLockedRows, withTaskLock, type PushOptions } from './push';
@@ -68,15 +68,7 @@ async function collectLocked(
         running += 1;
         continue;
       }
-      finished.push({
-        id: job.id,
-        state: job.state,
-        first: Number(j.first_seq),
-        last: Number(j.last_seq),
-        processed: job.numberRecordsProcessed,
-        failed: job.numberRecordsFailed,
-        ...(job.errorMessage ? { errorMessage: job.errorMessage } : {}),
-      });
+      finished.push(finishedJob(job, j));
     }
     if (running > 0) {
       const attempt = input.attempt + 1;

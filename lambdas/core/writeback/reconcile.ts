@@ -17,7 +17,7 @@ import { withTransaction } from '../../connectors/postgres';
 import { TaskBusyError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import type { CoreDeps } from '../deps';
-import { collectJob } from './bulk-results';
+import { collectJob, finishedJob } from './bulk-results';
 import type { WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults } from './results';
 
@@ -284,24 +284,7 @@ export async function resolveInsertsOfEndedRuns(
       continue;
     }
     if (!isFinalIngestState(job.state)) continue;
-    await collectJob(
-      deps,
-      sf,
-      mapping,
-      j.run_id,
-      taskName,
-      {
-        id: job.id,
-        state: job.state,
-        first: Number(j.first_seq),
-        last: Number(j.last_seq),
-        processed: job.numberRecordsProcessed,
-        failed: job.numberRecordsFailed,
-        ...(job.errorMessage ? { errorMessage: job.errorMessage } : {}),
-      },
-      0,
-      logger,
-    );
+    await collectJob(deps, sf, mapping, j.run_id, taskName, finishedJob(job, j), 0, logger);
     resolved.jobs += 1;
   }
   if (resolved.runs + resolved.jobs > 0)
