@@ -5,6 +5,7 @@
  * is still running, they are refused. A key refused only because another run had it pending is
  * not refused for ever.
  */
+import type { CoreDeps } from '../../../lambdas/core/deps';
 import { planWriteback, pushWriteback, runWriteback } from '../../../lambdas/core/writeback';
 import {
   errorsOf,
@@ -47,6 +48,16 @@ describe('inserts left without an outcome by runs that ended', () => {
 
   const holding = (prefix: string): number =>
     [...env.sf.store.all('Lead')].filter((r) => String(r.External_Id__c).startsWith(`${prefix}-`)).length;
+
+  /** Pushes the run's plan through a client that gives up on every write: sent, never created. */
+  async function pushLost(deps: CoreDeps, runId: string): Promise<void> {
+    await expect(
+      pushWriteback(
+        { ...deps, salesforce: givingUpOnWrites(env.connector).connector },
+        { runId, task: 'Lead-insert' },
+      ),
+    ).rejects.toThrow(/timed out/);
+  }
 
   async function endRun(runId: string): Promise<void> {
     await env.pool.query(
@@ -95,12 +106,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     const dead = await env.newRun();
     await planWriteback(deps, { runId: dead, task: 'Lead-insert' });
     // The call never reaches Salesforce; the run ends with its records `sent`.
-    await expect(
-      pushWriteback(
-        { ...deps, salesforce: givingUpOnWrites(env.connector).connector },
-        { runId: dead, task: 'Lead-insert' },
-      ),
-    ).rejects.toThrow(/timed out/);
+    await pushLost(deps, dead);
     await endRun(dead);
     await outlastCallTimeLimit(env, dead);
 
@@ -136,12 +142,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     const deps = env.deps({ writeback: [insert] });
     const dead = await env.newRun();
     await planWriteback(deps, { runId: dead, task: 'Lead-insert' });
-    await expect(
-      pushWriteback(
-        { ...deps, salesforce: givingUpOnWrites(env.connector).connector },
-        { runId: dead, task: 'Lead-insert' },
-      ),
-    ).rejects.toThrow(/timed out/);
+    await pushLost(deps, dead);
 
     // Still running, long sent: not touched (its own retry resolves them).
     await outlastCallTimeLimit(env, dead);
@@ -177,12 +178,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     const b = await env.newRun();
     await planWriteback(deps, { runId: a, task: 'Lead-insert' });
     await planWriteback(deps, { runId: b, task: 'Lead-insert' });
-    await expect(
-      pushWriteback(
-        { ...deps, salesforce: givingUpOnWrites(env.connector).connector },
-        { runId: a, task: 'Lead-insert' },
-      ),
-    ).rejects.toThrow(/timed out/);
+    await pushLost(deps, a);
     const pushedB = await pushWriteback(deps, { runId: b, task: 'Lead-insert' });
     expect(pushedB).toMatchObject({ succeeded: 0, failed: 1 });
     const refused = await errorsOf(env, b);
