@@ -838,7 +838,7 @@ export class BulkApi {
       'Sforce-Locator': next,
       'Sforce-NumberOfRecords': String(end - offset),
     });
-    const writer = new StreamWriter(res, this.ctx.faults.takeStreamReset());
+    const writer = new StreamWriter(res, this.ctx.faults.takeStreamFault());
     await writer.write(fields.map(quoteCsv).join(delimiter) + eol);
     // Rows are encoded straight into byte chunks; a chunk goes out as soon as it is full, and
     // the loop waits for the socket to drain (back-pressure) before encoding more.

@@ -1,10 +1,11 @@
 /**
  * Fault injection for the Salesforce emulator: what a real org does to a client on a bad day
- * (latency, bursts of 503, expired sessions, row locks, failed Bulk jobs, dropped connections,
- * a spent daily allowance). Faults are set at start (`startSalesforceEmulator({ faults })`) and
- * changed while running (`emulator.faults.set(…)`); fractions draw from a seeded RNG so that a
- * test sees the same records locked on every run.
+ * (latency, bursts of 503, expired sessions, row locks, failed Bulk jobs, dropped or stalled
+ * connections, slow streams, a spent daily allowance). Faults are set at start
+ * (`startSalesforceEmulator({ faults })`) and changed while running (`emulator.faults.set(…)`);
+ * fractions draw from a seeded RNG so that a test sees the same records locked on every run.
  */
+import type { StreamFault } from './http';
 
 /** The faults that can be switched on. Every field is optional; `set()` merges. */
 export interface SalesforceFaults {
@@ -40,6 +41,23 @@ export interface SalesforceFaults {
    * applied, its answer lost, as when a connection drops after Salesforce committed. One-shot.
    */
   resetWriteAnswerAfterBytes?: number;
+  /**
+   * Send this many bytes of the next streamed response body (a Bulk query results page or a REST
+   * query page), then nothing more, the socket left open: a server or network that hangs
+   * mid-answer. One-shot, so the client's retry can succeed.
+   */
+  stallStreamAfterBytes?: number;
+  /**
+   * The same for the answer to the next REST write (as `resetWriteAnswerAfterBytes`): the write is
+   * applied, its answer stops after this many bytes and the socket stays open. One-shot.
+   */
+  stallWriteAnswerAfterBytes?: number;
+  /**
+   * Every streamed response body (Bulk query results pages, REST query pages) is sent `chunkBytes`
+   * at a time with `pauseMs` between pieces: a slow download that keeps flowing. Stays on until
+   * cleared.
+   */
+  slowStream?: { readonly chunkBytes: number; readonly pauseMs: number };
   /** The daily API allowance (`DailyApiRequests.Max`); lowering it below the usage spends it. */
   dailyApiLimit?: number;
   /**
@@ -91,6 +109,22 @@ function checkFaults(faults: SalesforceFaults): void {
   nonNegativeInt('sessionExpiresAfterCalls', faults.sessionExpiresAfterCalls);
   nonNegativeInt('resetStreamAfterBytes', faults.resetStreamAfterBytes);
   nonNegativeInt('resetWriteAnswerAfterBytes', faults.resetWriteAnswerAfterBytes);
+  nonNegativeInt('stallStreamAfterBytes', faults.stallStreamAfterBytes);
+  nonNegativeInt('stallWriteAnswerAfterBytes', faults.stallWriteAnswerAfterBytes);
+  const slow = faults.slowStream;
+  if (
+    slow !== undefined &&
+    (typeof slow !== 'object' ||
+      slow === null ||
+      !Number.isInteger(slow.chunkBytes) ||
+      slow.chunkBytes < 1 ||
+      !Number.isInteger(slow.pauseMs) ||
+      slow.pauseMs < 0)
+  ) {
+    problems.push(
+      `slowStream must be { chunkBytes: a positive integer, pauseMs: a non-negative integer }, got ${JSON.stringify(slow)}`,
+    );
+  }
   nonNegativeInt('dailyApiLimit', faults.dailyApiLimit);
   nonNegativeInt('bulkJobDelayMs', faults.bulkJobDelayMs);
   const fraction = faults.lockRowFraction;
@@ -212,21 +246,41 @@ export class FaultController {
     return typeof fault === 'string' ? fault : DEFAULT_FAILED_JOB_MESSAGE;
   }
 
-  /** @internal Consumes `resetStreamAfterBytes`; returns the byte count or undefined. */
-  takeStreamReset(): number | undefined {
-    const bytes = this.active.resetStreamAfterBytes;
-    if (bytes === undefined) return undefined;
+  /**
+   * @internal The fault of the next streamed body (a Bulk query results page, a REST query page):
+   * consumes `resetStreamAfterBytes` and `stallStreamAfterBytes`, adds `slowStream`; undefined
+   * when none is on.
+   */
+  takeStreamFault(): StreamFault | undefined {
+    const { resetStreamAfterBytes, stallStreamAfterBytes, slowStream } = this.active;
     delete this.active.resetStreamAfterBytes;
-    return bytes;
+    delete this.active.stallStreamAfterBytes;
+    return streamFault(resetStreamAfterBytes, stallStreamAfterBytes, slowStream);
   }
 
-  /** @internal Consumes `resetWriteAnswerAfterBytes`; returns the byte count or undefined. */
-  takeWriteAnswerReset(): number | undefined {
-    const bytes = this.active.resetWriteAnswerAfterBytes;
-    if (bytes === undefined) return undefined;
+  /**
+   * @internal The fault of the next REST write's answer: consumes `resetWriteAnswerAfterBytes`
+   * and `stallWriteAnswerAfterBytes`; undefined when neither is on.
+   */
+  takeWriteAnswerFault(): StreamFault | undefined {
+    const { resetWriteAnswerAfterBytes, stallWriteAnswerAfterBytes } = this.active;
     delete this.active.resetWriteAnswerAfterBytes;
-    return bytes;
+    delete this.active.stallWriteAnswerAfterBytes;
+    return streamFault(resetWriteAnswerAfterBytes, stallWriteAnswerAfterBytes, undefined);
   }
+}
+
+function streamFault(
+  resetAfterBytes: number | undefined,
+  stallAfterBytes: number | undefined,
+  pace: SalesforceFaults['slowStream'],
+): StreamFault | undefined {
+  if (resetAfterBytes === undefined && stallAfterBytes === undefined && pace === undefined) return undefined;
+  return {
+    ...(resetAfterBytes !== undefined ? { resetAfterBytes } : {}),
+    ...(stallAfterBytes !== undefined ? { stallAfterBytes } : {}),
+    ...(pace !== undefined ? { pace: { ...pace } } : {}),
+  };
 }
 
 function isSalesforceIdLike(value: string): boolean {

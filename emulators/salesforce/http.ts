@@ -91,35 +91,69 @@ export function sendEmpty(res: ServerResponse, status: number, headers: Record<s
 }
 
 /**
+ * A fault of one streamed body: cut (the socket destroyed) or stalled (nothing more sent, the
+ * socket left open) after a number of bytes, and/or sent slowly (`pace`).
+ */
+export interface StreamFault {
+  /** Destroy the socket once this many bytes are written ("connection reset mid-stream"). */
+  readonly resetAfterBytes?: number;
+  /** Send this many bytes, then nothing more, the socket left open (a hung server or network). */
+  readonly stallAfterBytes?: number;
+  /** Send the body `chunkBytes` at a time with `pauseMs` between pieces: slow, but flowing. */
+  readonly pace?: { readonly chunkBytes: number; readonly pauseMs: number };
+}
+
+/**
  * Writes a body piece by piece, waiting for `drain` when the socket buffer is full, so a large
- * response never sits in memory as a whole. With `resetAfterBytes` set, the socket is destroyed
- * once that many bytes have been written (the "connection reset mid-stream" fault).
+ * response never sits in memory as a whole. With a {@link StreamFault}, the body is cut, stalled
+ * or paced as it says.
  */
 export class StreamWriter {
   private written = 0;
   private destroyed = false;
+  private stalled = false;
 
   constructor(
     private readonly res: ServerResponse,
-    private readonly resetAfterBytes?: number,
+    private readonly fault: StreamFault = {},
   ) {}
 
-  /** Whether the fault (or the client) ended the connection: stop producing. */
+  /** Whether the fault (or the client) ended the connection, or the body stalled: stop producing. */
   get aborted(): boolean {
-    return this.destroyed || this.res.destroyed;
+    return this.destroyed || this.stalled || this.res.destroyed;
   }
 
   /** Writes one piece (text as UTF-8); resolves when the socket can take more. */
   async write(piece: string | Buffer): Promise<void> {
+    const buf = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece;
+    const pace = this.fault.pace;
+    if (!pace) return this.writeNow(buf);
+    for (let i = 0; i < buf.length && !this.aborted; i += pace.chunkBytes) {
+      if (this.written > 0) await new Promise((resolve) => setTimeout(resolve, pace.pauseMs));
+      await this.writeNow(buf.subarray(i, i + pace.chunkBytes));
+    }
+  }
+
+  private async writeNow(piece: Buffer): Promise<void> {
     if (this.aborted) return;
-    let buf = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece;
-    if (this.resetAfterBytes !== undefined && this.written + buf.length >= this.resetAfterBytes) {
-      buf = buf.subarray(0, Math.max(0, this.resetAfterBytes - this.written));
+    let buf = piece;
+    const { resetAfterBytes, stallAfterBytes } = this.fault;
+    if (resetAfterBytes !== undefined && this.written + buf.length >= resetAfterBytes) {
+      buf = buf.subarray(0, Math.max(0, resetAfterBytes - this.written));
       this.written += buf.length;
       // Flush what fits, then drop the connection the way a broken network would.
       if (buf.length > 0) this.res.write(buf);
       this.destroyed = true;
       setImmediate(() => this.res.socket?.destroy());
+      return;
+    }
+    if (stallAfterBytes !== undefined && this.written + buf.length >= stallAfterBytes) {
+      buf = buf.subarray(0, Math.max(0, stallAfterBytes - this.written));
+      this.written += buf.length;
+      // Flush what fits, then go silent: the response is never ended, the socket stays open
+      // until the client gives up (or the emulator stops).
+      if (buf.length > 0) this.res.write(buf);
+      this.stalled = true;
       return;
     }
     this.written += buf.length;
@@ -136,19 +170,19 @@ export class StreamWriter {
     }
   }
 
-  /** Ends the response (unless the connection is gone). */
+  /** Ends the response (unless the connection is gone or the body stalled). */
   end(): void {
     if (!this.aborted) this.res.end();
   }
 }
 
-/** Sends a complete JSON body through a {@link StreamWriter} (used when a reset fault is armed). */
+/** Sends a complete JSON body through a {@link StreamWriter} (used when a stream fault is armed). */
 export async function sendJsonStreamed(
   res: ServerResponse,
   status: number,
   body: unknown,
   headers: Record<string, string>,
-  resetAfterBytes: number,
+  fault: StreamFault,
 ): Promise<void> {
   const text = stringifyJson(body);
   res.writeHead(status, {
@@ -156,7 +190,7 @@ export async function sendJsonStreamed(
     'Content-Type': JSON_CONTENT_TYPE,
     'Content-Length': String(Buffer.byteLength(text)),
   });
-  const writer = new StreamWriter(res, resetAfterBytes);
+  const writer = new StreamWriter(res, fault);
   const PIECE = 1024;
   for (let i = 0; i < text.length && !writer.aborted; i += PIECE)
     await writer.write(text.slice(i, i + PIECE));

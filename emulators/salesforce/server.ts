@@ -456,13 +456,13 @@ async function handleRequest(
       res.end();
       return;
     }
-    const reset = result.queryPage
-      ? ctx.faults.takeStreamReset()
+    const streamFault = result.queryPage
+      ? ctx.faults.takeStreamFault()
       : method !== 'GET' && method !== 'HEAD'
-        ? ctx.faults.takeWriteAnswerReset()
+        ? ctx.faults.takeWriteAnswerFault()
         : undefined;
-    if (reset !== undefined) {
-      await sendJsonStreamed(res, result.status, result.body, headers, reset);
+    if (streamFault !== undefined) {
+      await sendJsonStreamed(res, result.status, result.body, headers, streamFault);
       return;
     }
     sendJson(res, result.status, result.body, headers);

@@ -172,6 +172,67 @@ describe('Salesforce emulator faults', () => {
     expect(sf.store.count('Account')).toBe(before + 2);
   });
 
+  /** Reads a body until it ends, or until `quietMs` pass without a byte (then cancels it). */
+  async function readUntilQuiet(res: Response, quietMs: number): Promise<{ bytes: number; ended: boolean }> {
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let bytes = 0;
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const quiet = new Promise<'quiet'>((resolve) => (timer = setTimeout(() => resolve('quiet'), quietMs)));
+      const read = reader.read();
+      read.catch(() => undefined);
+      const r = await Promise.race([read, quiet]);
+      clearTimeout(timer);
+      if (r === 'quiet') {
+        await reader.cancel().catch(() => undefined);
+        return { bytes, ended: false };
+      }
+      if (r.done) return { bytes, ended: true };
+      bytes += r.value.length;
+    }
+  }
+
+  it('stalls a REST query page after n bytes with the socket open, once', async () => {
+    sf.faults.set({ stallStreamAfterBytes: 150 });
+    const q = `/query?q=${encodeURIComponent('SELECT Id, LastName FROM Lead')}`;
+    const stalled = await api(sf, conn, q);
+    expect(stalled.status).toBe(200);
+    expect(Number(stalled.headers.get('content-length'))).toBeGreaterThan(150);
+    expect(await readUntilQuiet(stalled, 500)).toEqual({ bytes: 150, ended: false });
+    expect(sf.faults.get()).toEqual({});
+    const whole = (await (await api(sf, conn, q)).json()) as { records: unknown[] };
+    expect(whole.records).toHaveLength(20);
+  });
+
+  it('applies a write whose answer it then stalls, once', async () => {
+    sf.faults.set({ stallWriteAnswerAfterBytes: 10 });
+    const before = sf.store.count('Account');
+    const stalled = await api(sf, conn, '/composite/sobjects', {
+      method: 'POST',
+      body: { allOrNone: false, records: [{ attributes: { type: 'Account' }, Name: 'Stalled Ltd' }] },
+    });
+    expect(stalled.status).toBe(200);
+    expect(await readUntilQuiet(stalled, 500)).toEqual({ bytes: 10, ended: false });
+    expect(sf.store.count('Account')).toBe(before + 1);
+    expect(sf.faults.get()).toEqual({});
+  });
+
+  it('sends streamed bodies slowly but whole with slowStream, until cleared', async () => {
+    expect(() => sf.faults.set({ slowStream: { chunkBytes: 0, pauseMs: 5 } })).toThrow(
+      'slowStream must be { chunkBytes: a positive integer, pauseMs: a non-negative integer }',
+    );
+    sf.faults.set({ slowStream: { chunkBytes: 100, pauseMs: 20 } });
+    const q = `/query?q=${encodeURIComponent('SELECT Id, LastName FROM Lead')}`;
+    for (let i = 0; i < 2; i++) {
+      const res = await api(sf, conn, q);
+      const chunks: number[] = [];
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) chunks.push(chunk.length);
+      expect(chunks.length).toBeGreaterThan(5);
+      expect(Math.max(...chunks)).toBeLessThanOrEqual(100);
+    }
+    expect(sf.faults.get()).toEqual({ slowStream: { chunkBytes: 100, pauseMs: 20 } });
+  });
+
   it('answers 403 REQUEST_LIMIT_EXCEEDED once the daily allowance is spent', async () => {
     sf.faults.set({ dailyApiLimit: sf.limits.used + 2 });
     await conn.query('SELECT COUNT() FROM Lead');
