@@ -95,8 +95,17 @@ function versionLabel(version: string): string {
   return `${season} '${String(year).padStart(2, '0')}`;
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less if the connection of `res` closes first. */
+function delayWhileOpen(ms: number, res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      res.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    res.once('close', done);
+  });
 }
 
 function decodeSegments(pathname: string): string[] | undefined {
@@ -263,7 +272,12 @@ async function handleRequest(
   const url = new URL(req.url ?? '/', 'http://emulator');
   const pathname = url.pathname.replace(/\/+$/, '') || '/';
   const latency = ctx.faults.latencyMs();
-  if (latency > 0) await delay(latency);
+  if (latency > 0) {
+    await delayWhileOpen(latency, res);
+    // A client that gave up while the call waited (its time limit) has closed the connection:
+    // the call is dropped, neither run nor logged, and no timer outlives it.
+    if (res.destroyed || req.socket.destroyed) return;
+  }
 
   // ------------------------------------------------------------------ SOAP login / logout
   const soap = /^\/services\/Soap\/u\/(\d+\.\d+)(?:\/.*)?$/.exec(pathname);

@@ -3,7 +3,10 @@
  * renews it) and every call sent with our own fetch or node:http(s) — the reads the extract steps
  * need (describe, cached; `COUNT()`; REST query paging; Bulk API 2.0 query jobs with their results
  * paged by locator and streamed), the write-back's calls, API usage, and every error mapped once
- * to transient or terminal with secrets redacted.
+ * to transient or terminal with secrets redacted. Every call has time limits
+ * ({@link SalesforceTimeouts}): one for its answer to begin and one for a body that stops
+ * flowing, so that a hung call fails the step with a TransientError naming it, which the state
+ * machine retries, instead of holding the Lambda until its timeout.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -218,6 +221,111 @@ export interface ConnectSalesforceOptions {
   readonly logger: Logger;
   /** The fetch every call but the sign-in and the Bulk upload goes through. @default globalThis.fetch */
   readonly fetch?: typeof fetch;
+  /** Time limits of the calls (tests set small ones). @default DEFAULT_SALESFORCE_TIMEOUTS */
+  readonly timeouts?: Partial<SalesforceTimeouts>;
+}
+
+/**
+ * Time limits of the connector's calls, in milliseconds. On any of them the call is abandoned
+ * (its connection closed) and fails with a TransientError that names it and says how long it
+ * waited; for a write, that its outcome is unknown. GETs are sent again as after any transient
+ * failure (up to 3 sends); writes never are.
+ */
+export interface SalesforceTimeouts {
+  /** A GET's answer must begin (status and headers) within this. */
+  readonly getAnswerMs: number;
+  /**
+   * A write's answer (POST, PATCH, PUT, DELETE: Collections, Composite, Bulk job calls) must begin
+   * within this, counted from when its body is all sent.
+   */
+  readonly writeAnswerMs: number;
+  /**
+   * An answer's body being read (JSON, a streamed CSV page) fails after this long without a byte,
+   * and a streamed upload after this long with the socket taking none. Only time spent waiting
+   * for Salesforce counts: a reader that pauses (back-pressure from COPY) is not timed, and a long
+   * download that keeps flowing is never cut.
+   */
+  readonly idleMs: number;
+  /** A sign-in (jsforce: SOAP login or an OAuth token request), first or renewed, in all. */
+  readonly signInMs: number;
+}
+
+/**
+ * The default limits, against the Lambda's 900 s timeout:
+ * - writes 620 s: Salesforce runs a REST or SOAP call for up to 10 minutes ("The timeout limit
+ *   for REST and SOAP API calls is 10 minutes", API Request Limits and Allocations), so a write
+ *   still running there must not be given up sooner, which would only turn a slow success into an
+ *   unknown outcome; 20 s more for the network, and a call that started early in the step still
+ *   fails with 280 s of the Lambda left to record it (the push records a write of unknown outcome
+ *   and is retried; its insert reconcile waits 11 minutes, INSERT_SETTLE_MS, past this limit);
+ * - GETs 120 s: a GET changes nothing and is sent again up to 3 times, so 3 × 120 s (6 minutes)
+ *   is the most a hung GET holds a step, with room left in its 900 s (a query too slow for that
+ *   is one to read by Bulk, whose job runs on Salesforce's side and is polled);
+ * - idle 60 s: once an answer flows, Salesforce sends it without pauses of that length (a Bulk
+ *   results page is a file already written, a JSON answer is sent whole); a minute of silence
+ *   on an open socket is a hung server or network, and a GET page is then fetched again;
+ * - sign-in 60 s: a login answers in seconds; jsforce offers no other bound (its own is 30 min).
+ */
+export const DEFAULT_SALESFORCE_TIMEOUTS: SalesforceTimeouts = {
+  getAnswerMs: 120_000,
+  writeAnswerMs: 620_000,
+  idleMs: 60_000,
+  signInMs: 60_000,
+};
+
+/** A limit in seconds, for messages (`0.3 s`, `620 s`). */
+function secondsOf(ms: number): string {
+  return `${Number((ms / 1000).toFixed(3))} s`;
+}
+
+/** Whether a method can change data: its outcome is unknown when its answer does not come. */
+function isWrite(method: string): boolean {
+  return method !== 'GET' && method !== 'HEAD';
+}
+
+/**
+ * `body` with an idle limit: each read that waits longer than `idleMs` for Salesforce fails the
+ * stream with `onIdle()`'s error (after `abort()` closes the connection). Pulled one chunk at a
+ * time (no read-ahead), so time the consumer spends elsewhere is never counted.
+ */
+export function withIdleLimit(
+  body: ReadableStream<Uint8Array>,
+  idleMs: number,
+  onIdle: () => Error,
+  abort: (err: Error) => void,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        let timer: NodeJS.Timeout | undefined;
+        const idle = new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => {
+            const err = onIdle();
+            abort(err);
+            reject(err);
+          }, idleMs);
+        });
+        const read = reader.read();
+        // Settles after the stream is abandoned: nobody waits for it then.
+        read.catch(() => undefined);
+        try {
+          const r = await Promise.race([read, idle]);
+          if (r.done) controller.close();
+          else controller.enqueue(r.value);
+        } catch (err) {
+          reader.cancel(err).catch(() => undefined);
+          throw err;
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+      cancel(reason) {
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 /** The org's `api-usage`, not a connected app's `per-app-api-usage` that may share the header. */
@@ -236,25 +344,50 @@ interface QueryPage {
   records: Record<string, unknown>[];
 }
 
+/** Time limits of {@link putWithBackpressure}, and the errors it fails with when one passes. */
+export interface PutLimits {
+  /** The answer must begin within this once the body is all sent. */
+  readonly answerMs: number;
+  /** The socket must take a byte of the upload, or the answer's body bring one, within this. */
+  readonly idleMs: number;
+  /** The error of a limit passed: the upload stalled, no answer began, or the answer stopped. */
+  readonly error: (what: 'upload' | 'answer' | 'body', ms: number) => Error;
+}
+
 /**
  * PUTs `body` to `url` with node:http(s), piped so that the body is read only as fast as the
  * socket drains; answers the status, the body text and the Sforce-Limit-Info header. An answer
  * that comes before the body is all sent (an early 401, say) is kept, and the upload stopped.
+ * With `limits`, an upload the socket stops taking (the socket's buffer full and not drained for
+ * `idleMs`; a body slow to be produced is not timed), an answer that does not begin within
+ * `answerMs` of the upload's end, and an answer that stops for `idleMs` each fail the call with
+ * `limits.error(…)`, the connection closed.
  */
 export function putWithBackpressure(
   url: URL,
   body: Readable,
   headers: Record<string, string>,
+  limits?: PutLimits,
 ): Promise<{ status: number; text: string; limit: string | undefined }> {
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     let settled = false;
+    let answerTimer: NodeJS.Timeout | undefined;
+    let uploadWatch: NodeJS.Timeout | undefined;
+    const stopTimers = (): void => {
+      clearTimeout(answerTimer);
+      clearInterval(uploadWatch);
+    };
     const settle = (fn: () => void): void => {
       if (settled) return;
       settled = true;
+      stopTimers();
       fn();
     };
     const req = transport.request(url, { method: 'PUT', headers }, (res) => {
+      clearTimeout(answerTimer);
+      clearInterval(uploadWatch);
+      if (limits) res.setTimeout(limits.idleMs, () => fail(limits.error('body', limits.idleMs)));
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('error', (err) => settle(() => reject(err)));
@@ -270,6 +403,29 @@ export function putWithBackpressure(
         body.destroy();
       });
     });
+    const fail = (err: Error): void => {
+      settle(() => reject(err));
+      req.destroy(err);
+      body.destroy();
+    };
+    if (limits) {
+      // The upload is stalled when the socket's buffer stays full (needs a drain) for idleMs.
+      let progressAt = Date.now();
+      req.on('drain', () => (progressAt = Date.now()));
+      uploadWatch = setInterval(
+        () => {
+          if (!req.writableNeedDrain) progressAt = Date.now();
+          else if (Date.now() - progressAt >= limits.idleMs) fail(limits.error('upload', limits.idleMs));
+        },
+        Math.max(10, Math.floor(limits.idleMs / 10)),
+      );
+      req.on('finish', () => {
+        clearInterval(uploadWatch);
+        if (settled) return;
+        answerTimer = setTimeout(() => fail(limits.error('answer', limits.answerMs)), limits.answerMs);
+      });
+      req.on('close', stopTimers);
+    }
     pipeline(body, req).catch((err: unknown) => {
       // An early answer ends the upload on purpose; any other failure is the call's.
       setImmediate(() => settle(() => reject(err)));
@@ -327,6 +483,38 @@ function checkBatchSize(batchSize: number): number {
 }
 
 /**
+ * A call that passed one of its time limits ({@link SalesforceTimeouts}): transient, named, with
+ * the wait it gave up after; a write's says that its outcome is unknown.
+ */
+export class CallTimeoutError extends TransientError {
+  constructor(operation: string, method: string, what: 'answer' | 'body' | 'upload', ms: number) {
+    const waited =
+      what === 'answer'
+        ? `no answer within ${secondsOf(ms)}${method === 'PUT' ? ' of the upload' : ''}`
+        : what === 'body'
+          ? `the answer stopped: no byte for ${secondsOf(ms)}`
+          : `the upload stalled: Salesforce took no byte for ${secondsOf(ms)}`;
+    const kind = isWrite(method) ? 'write' : 'GET';
+    super(
+      `Salesforce ${operation} failed: ${waited} (the connector's time limit for a ${kind})${
+        isWrite(method) ? '; whether Salesforce applied the call is unknown' : ''
+      }`,
+    );
+    // The name stays TransientError: it is what the state machine's Retry matches.
+  }
+}
+
+/**
+ * Gives every request of a jsforce transport (the sign-in's) jsforce's `timeout` option: the
+ * request is aborted when its answer has not begun within `ms`. (A body that stops after that is
+ * bounded only by the wait in `signInWithin`.)
+ */
+function limitJsforceRequests(transport: Connection['_transport'], ms: number): void {
+  const httpRequest = transport.httpRequest.bind(transport);
+  transport.httpRequest = (req, options = {}) => httpRequest(req, { ...options, timeout: ms });
+}
+
+/**
  * Signs in with the secret's flow and returns a connector. Sign-in failures (bad password, unknown
  * client, bad key) are TerminalErrors naming the flow and Salesforce's code, never a credential.
  */
@@ -341,6 +529,30 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
   const redactor: Redactor = createRedactor(secretValuesOf(secret));
   const logger = options.logger.child({ connector: 'salesforce' });
   const doFetch = options.fetch ?? globalThis.fetch;
+  const timeouts: SalesforceTimeouts = { ...DEFAULT_SALESFORCE_TIMEOUTS, ...options.timeouts };
+
+  /**
+   * A sign-in (first or renewed) within `timeouts.signInMs`: jsforce's request takes no signal,
+   * and its own bound is 30 minutes, so the wait is ended here; its request is also given the
+   * limit (jsforce's `timeout` option, which aborts it until its answer begins).
+   */
+  const signInWithin = (c: Connection): Promise<string> => {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new TransientError(
+              `Salesforce sign-in (${flow}) at ${secret.loginUrl} failed: timed out, no answer within ${secondsOf(timeouts.signInMs)} (the connector's time limit for a sign-in)`,
+            ),
+          ),
+        timeouts.signInMs,
+      );
+    });
+    const attempt = signIn(c, secret);
+    attempt.catch(() => undefined);
+    return Promise.race([attempt, limit]).finally(() => clearTimeout(timer));
+  };
 
   const conn = new Connection({
     loginUrl: secret.loginUrl,
@@ -357,7 +569,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     // The flows roundtrip supports get no refresh token: a refresh is a new sign-in (for SOAP that
     // is what jsforce's own login() delegate does too).
     refreshFn: (c, callback) => {
-      signIn(c, secret).then(
+      signInWithin(c).then(
         (token) => {
           redactor.add(token);
           callback(null, token);
@@ -367,9 +579,11 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     },
   });
   conn.on('refresh', () => logger.info('Salesforce session renewed', { flow }));
+  for (const transport of [conn._transport, conn.oauth2._transport])
+    limitJsforceRequests(transport, timeouts.signInMs);
 
   try {
-    redactor.add(await signIn(conn, secret));
+    redactor.add(await signInWithin(conn));
   } catch (err) {
     const classified = classifySalesforceError(err, {
       operation: `sign-in (${flow}) at ${secret.loginUrl}`,
@@ -413,6 +627,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     try {
       text = await res.text();
     } catch (err) {
+      if (err instanceof CallTimeoutError) throw err;
       throw new TransientError(
         `${operation}: the answer was cut off, so whether Salesforce applied the call is unknown: ${(err as Error).message}`,
         { cause: err },
@@ -443,6 +658,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
         try {
           return await res.text();
         } catch (err) {
+          if (err instanceof CallTimeoutError) throw err;
           throw new TransientError(`${operation}: the answer was cut off: ${(err as Error).message}`, {
             cause: err,
           });
@@ -784,21 +1000,48 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       );
     },
     async fetchWithSession(operation, path, init) {
+      const method = (init.method ?? 'GET').toUpperCase();
+      const answerMs = isWrite(method) ? timeouts.writeAnswerMs : timeouts.getAnswerMs;
       for (let attempt = 0; ; attempt += 1) {
         const sentAt = Date.now();
         apiCalls += 1;
-        let res: Response;
+        // One controller per send: the answer's limit aborts it, and so does the body's idle limit.
+        const controller = new AbortController();
+        const abort = (err: Error): void => controller.abort(err);
+        let timedOut: CallTimeoutError | undefined;
+        const answerTimer = setTimeout(() => {
+          timedOut = new CallTimeoutError(operation, method, 'answer', answerMs);
+          abort(timedOut);
+        }, answerMs);
+        let fetched: Response;
         try {
-          res = await doFetch(base() + path, {
+          fetched = await doFetch(base() + path, {
             ...init,
+            signal: controller.signal,
             headers: {
               ...(init.headers as Record<string, string>),
               Authorization: `Bearer ${conn.accessToken ?? ''}`,
             },
           });
         } catch (err) {
+          if (timedOut) throw timedOut;
           throw classifySalesforceError(err, { operation, redactor });
+        } finally {
+          clearTimeout(answerTimer);
         }
+        // (A Response cannot be built with a body for 204, 205 or 304; fetch gives those none.)
+        const res =
+          fetched.body && ![204, 205, 304].includes(fetched.status)
+            ? new Response(
+                withIdleLimit(
+                  fetched.body as ReadableStream<Uint8Array>,
+                  timeouts.idleMs,
+                  () => new CallTimeoutError(operation, method, 'body', timeouts.idleMs),
+                  abort,
+                ),
+                { status: fetched.status, statusText: fetched.statusText, headers: fetched.headers },
+              )
+            : fetched;
         const limitInfo = parseLimitInfo(res.headers.get('sforce-limit-info'));
         if (limitInfo) usage = limitInfo;
         serverDate = parseDate(res.headers.get('date')) ?? serverDate;
@@ -818,10 +1061,16 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       const url = new URL(base() + path);
       let answer: { status: number; text: string; limit: string | undefined };
       try {
-        answer = await putWithBackpressure(url, body, {
-          ...headers,
-          Authorization: `Bearer ${conn.accessToken ?? ''}`,
-        });
+        answer = await putWithBackpressure(
+          url,
+          body,
+          { ...headers, Authorization: `Bearer ${conn.accessToken ?? ''}` },
+          {
+            answerMs: timeouts.writeAnswerMs,
+            idleMs: timeouts.idleMs,
+            error: (what, ms) => new CallTimeoutError(operation, 'PUT', what, ms),
+          },
+        );
       } catch (err) {
         throw classifySalesforceError(err, { operation, redactor });
       }
