@@ -56,10 +56,17 @@ export interface AthenaEmulatorFaults {
   failQueryAfterRunning: string | boolean;
   /** The next n queries to finish running fail as `failQueryAfterRunning` does (each one decrements it). */
   failNextQueries: number;
+  /** Delay before every Athena API answer (a hung endpoint, when longer than the client's limit). */
+  athenaLatencyMs: number;
   /** Delay before every S3 response. */
   s3LatencyMs: number;
   /** GetObject sends this many body bytes, then destroys the socket. */
   s3FailAfterBytes: number | undefined;
+  /**
+   * GetObject stops at this byte of the object: nothing more is sent, the socket left open (a hung
+   * read); a read resumed at that byte stalls at once, one resumed past it goes on.
+   */
+  s3StallAfterBytes: number | undefined;
   /** Every S3 request answers this HTTP status with S3's XML error (500 InternalError, 503 SlowDown, …). */
   s3Fail: number | undefined;
 }
@@ -69,8 +76,10 @@ export const NO_FAULTS: AthenaEmulatorFaults = {
   throttle: 0,
   failQueryAfterRunning: false,
   failNextQueries: 0,
+  athenaLatencyMs: 0,
   s3LatencyMs: 0,
   s3FailAfterBytes: undefined,
+  s3StallAfterBytes: undefined,
   s3Fail: undefined,
 };
 

@@ -91,6 +91,19 @@ export function s3OperationName(req: IncomingMessage): string {
   return `S3:${req.method ?? '?'}`;
 }
 
+/** Waits `ms`, or less if the connection of `res` closes first (no timer outlives a client). */
+export function delayWhileOpen(ms: number, res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      res.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    res.once('close', done);
+  });
+}
+
 /** Answers one S3 request. */
 export async function handleS3Request(
   req: IncomingMessage,
@@ -100,7 +113,11 @@ export async function handleS3Request(
   res.setHeader('x-amz-request-id', randomUUID().replaceAll('-', '').slice(0, 16).toUpperCase());
   res.setHeader('x-amz-id-2', randomUUID());
   const { faults } = ctx;
-  if (faults.s3LatencyMs > 0) await new Promise((resolve) => setTimeout(resolve, faults.s3LatencyMs));
+  if (faults.s3LatencyMs > 0) {
+    await delayWhileOpen(faults.s3LatencyMs, res);
+    // The client gave up while the request was held: nothing to answer.
+    if (res.destroyed || req.socket.destroyed) return;
+  }
   if (faults.s3Fail !== undefined) {
     const code = S3_ERROR_CODES[faults.s3Fail] ?? 'InternalError';
     sendError(req, res, faults.s3Fail, code, `Injected by the emulator (faults.s3Fail = ${faults.s3Fail})`);
@@ -163,11 +180,25 @@ export async function handleS3Request(
     res.end();
     return;
   }
+  // The stall is at a byte of the object: a read resumed past it (a Range) goes on; one resumed
+  // at it stalls again at once.
+  const stallAt = faults.s3StallAfterBytes === undefined ? undefined : faults.s3StallAfterBytes - start;
+  if (stallAt !== undefined && stallAt <= 0) {
+    res.flushHeaders();
+    return;
+  }
   const body = createReadStream(file, { start, end });
   const limit = faults.s3FailAfterBytes;
   let sent = 0;
   body.on('data', (chunk: Buffer | string) => {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (stallAt !== undefined && sent + bytes.length > stallAt) {
+      // The fault: part of the body, then silence, the socket left open until the client gives up.
+      body.destroy();
+      res.write(bytes.subarray(0, Math.max(0, stallAt - sent)));
+      sent = stallAt;
+      return;
+    }
     if (limit !== undefined && sent + bytes.length > limit) {
       // The fault: part of the body, then the connection drops, as a reset S3 read does.
       body.destroy();

@@ -20,7 +20,7 @@ import {
   type WorkgroupConfig,
 } from './engine';
 import { AthenaApiError } from './errors';
-import { handleS3Request, s3OperationName } from './s3';
+import { delayWhileOpen, handleS3Request, s3OperationName } from './s3';
 
 /** The JSON protocol's content type (athena-wire.md, "Transport"). */
 export const AMZ_JSON_1_1 = 'application/x-amz-json-1.1';
@@ -177,6 +177,11 @@ export async function startAthenaEmulator(options: AthenaEmulatorOptions): Promi
       }
       if (typeof input !== 'object' || input === null || Array.isArray(input)) {
         throw new AthenaApiError('SerializationException', 'The request body must be a JSON object');
+      }
+      if (faults.athenaLatencyMs > 0) {
+        await delayWhileOpen(faults.athenaLatencyMs, res);
+        // The client gave up while the call was held: nothing to answer.
+        if (res.destroyed || req.socket.destroyed) return operation;
       }
       if (faults.throttle > 0) {
         faults.throttle -= 1;
