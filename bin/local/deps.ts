@@ -13,6 +13,7 @@ import { createPool, type PostgresPool, type PostgresSource } from '../../lambda
 import { connectSalesforce, type SalesforceConnector } from '../../lambdas/connectors/salesforce';
 import type { CoreDeps } from '../../lambdas/core/deps';
 import { systemClock, type Clock } from '../../lambdas/shared/clock';
+import { AWS_API_TIMEOUTS, S3_TIMEOUTS } from '../../lambdas/shared/aws-timeouts';
 import type { Logger } from '../../lambdas/shared/logging';
 import type { SecretsProvider } from '../../lambdas/shared/secrets';
 
@@ -96,8 +97,13 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
           credentials: { ...options.aws.credentials },
         }
       : {};
-    athenaClient = new AthenaClient(endpoint);
-    s3Client = new S3Client({ ...endpoint, forcePathStyle: options.aws !== undefined });
+    // The time limits of the deployed handlers' clients (lambdas/handlers/athena-deps.ts).
+    athenaClient = new AthenaClient({ ...endpoint, requestHandler: AWS_API_TIMEOUTS });
+    s3Client = new S3Client({
+      ...endpoint,
+      forcePathStyle: options.aws !== undefined,
+      requestHandler: S3_TIMEOUTS,
+    });
     athena = createAthenaConnector({
       athena: athenaClient,
       s3: s3Client,

@@ -34,9 +34,13 @@ import type { CoreDeps, ExecutionStatusReader, Notifier } from '../core/deps';
 import { markStepStarted } from '../core/run-state';
 import { systemClock } from '../shared/clock';
 import { ConfigError } from '../shared/errors';
+import { AWS_API_TIMEOUTS } from '../shared/aws-timeouts';
 import { warnOnFailure, type LogAttributes, type Logger } from '../shared/logging';
 import { observability } from '../shared/observability';
 import type { SecretsProvider } from '../shared/secrets';
+
+/** The AWS clients' time limits (../shared/aws-timeouts.ts), for the handlers' builders. */
+export { AWS_API_TIMEOUTS, S3_TIMEOUTS } from '../shared/aws-timeouts';
 
 /** The environment variables read here. */
 export const HANDLER_ENV = {
@@ -117,25 +121,6 @@ export async function configFromEnv(env: HandlerEnv): Promise<PipelineConfig> {
   }
   return readHandlerConfig(file);
 }
-
-/**
- * Timeouts of the AWS API clients the handlers build (Secrets Manager, Athena, STS): an endpoint
- * that cannot be reached (a VPC with neither a NAT gateway nor an interface endpoint for it) fails
- * the call within seconds with the SDK's TimeoutError, a transient error that names the service,
- * instead of holding the step until its Lambda timeout (`States.Timeout`, which says nothing of
- * why). `throwOnRequestTimeout`: without it the SDK only warns when an answer is late.
- */
-export const AWS_API_TIMEOUTS = {
-  connectionTimeout: 5_000,
-  requestTimeout: 30_000,
-  throwOnRequestTimeout: true,
-} as const;
-
-/**
- * S3 streams result files into COPY: only connecting is bounded (a read may pause while the
- * database catches up; a dropped stream is resumed with a Range request).
- */
-export const S3_TIMEOUTS = { connectionTimeout: 5_000 } as const;
 
 /**
  * The secrets of this environment: a local file and variables when `ROUNDTRIP_LOCAL_SECRETS_FILE`

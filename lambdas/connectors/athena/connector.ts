@@ -58,6 +58,54 @@ export interface AthenaConnectorOptions {
    * delivering bytes is resumed from there with a Range request. @default 3
    */
   readonly s3ReadAttempts?: number;
+  /**
+   * A result file read fails (and is resumed, as a dropped one is) after this long without a
+   * byte from S3. Only time spent waiting for S3 counts: the read is pulled a chunk at a time, so
+   * a pause while COPY catches up is not timed, and a slow read that keeps flowing is never cut.
+   * (The S3 client's own `requestTimeout` bounds only the wait for the answer to begin.)
+   * @default DEFAULT_S3_IDLE_MS
+   */
+  readonly s3IdleMs?: number;
+}
+
+/**
+ * 60 s without a byte of a result file: S3 sends a file without pauses of that length, so it is a
+ * hung connection; the read is resumed from the last byte with a Range request.
+ */
+export const DEFAULT_S3_IDLE_MS = 60_000;
+
+/** Thrown when a read waits `ms` for the next chunk; the stream is destroyed first. */
+async function* idleLimited(body: Readable, ms: number, onIdle: () => Error): AsyncGenerator<Buffer> {
+  const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let ended = false;
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const idle = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => {
+          const err = onIdle();
+          body.destroy(err);
+          reject(err);
+        }, ms);
+      });
+      const next = it.next();
+      next.catch(() => undefined);
+      let r: IteratorResult<Buffer>;
+      try {
+        r = await Promise.race([next, idle]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (r.done) {
+        ended = true;
+        return;
+      }
+      yield r.value;
+    }
+  } finally {
+    // A consumer that stops early (or a failure) leaves the connection to be closed here.
+    if (!ended) body.destroy();
+  }
 }
 
 /** Options of {@link AthenaConnector.waitForQuery}. */
@@ -140,6 +188,7 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
   const logger = options.logger.child({ connector: 'athena' });
   const catalog = options.catalog ?? DEFAULT_ATHENA_CATALOG;
   const s3ReadAttempts = options.s3ReadAttempts ?? 3;
+  const s3IdleMs = options.s3IdleMs ?? DEFAULT_S3_IDLE_MS;
   let apiCalls = 0;
   let s3Reads = 0;
 
@@ -171,8 +220,12 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
           }),
         );
         if (!out.Body) throw new TerminalError(`S3 GetObject ${outputLocation} answered without a body`);
-        for await (const chunk of out.Body as Readable) {
-          const buf = chunk as Buffer;
+        const body = out.Body as Readable;
+        const stopped = (): TransientError =>
+          new TransientError(
+            `S3 GetObject ${outputLocation} failed: the read stopped: no byte for ${s3IdleMs / 1000} s (the connector's time limit)`,
+          );
+        for await (const buf of idleLimited(body, s3IdleMs, stopped)) {
           offset += buf.length;
           yield buf;
         }
