@@ -202,6 +202,29 @@ export const BUSY_RETRY = {
   jitterStrategy: sfn.JitterType.NONE,
 } as const;
 
+/**
+ * How Step Functions names a Lambda that died without answering: "Unhandled errors in Lambda are
+ * reported as Lambda.Unknown … These include out-of-memory errors and function timeouts" (Step
+ * Functions Developer Guide, "Handle Lambda service exceptions"); newer runtimes report a timeout
+ * as `Sandbox.Timedout`.
+ */
+export const LAMBDA_DIED_ERRORS = ['Lambda.Unknown', 'Sandbox.Timedout'] as const;
+
+/**
+ * The retry of a write-back push or collect whose Lambda died (its 900 s ran out: a large
+ * Collections push, a call that hung late in the step): twice, a minute apart. Each attempt goes
+ * on from the ledger where the last one stopped (records sent are resent to the same Ids, inserts
+ * looked up, Bulk jobs re-attached), and the dead Lambda's connection, closed with it, released
+ * the task's lock. Other steps are not retried on it: a transform or an extract that outgrew its
+ * Lambda would only do so again.
+ */
+export const LAMBDA_DIED_RETRY = {
+  interval: Duration.seconds(60),
+  backoffRate: 2,
+  maxAttempts: 2,
+  jitterStrategy: sfn.JitterType.NONE,
+} as const;
+
 /** The steps that take a task's write-back lock (lambdas/core/writeback/push.ts withTaskLock). */
 export const LOCKING_STEPS: ReadonlySet<StepKey> = new Set<StepKey>(['pushWriteback', 'collectWriteback']);
 
@@ -296,7 +319,10 @@ function lambdaTask(
     ),
     ...props,
   });
-  if (LOCKING_STEPS.has(step)) task.addRetry({ errors: [ERROR_NAMES.busy], ...BUSY_RETRY });
+  if (LOCKING_STEPS.has(step)) {
+    task.addRetry({ errors: [ERROR_NAMES.busy], ...BUSY_RETRY });
+    task.addRetry({ errors: [...LAMBDA_DIED_ERRORS], ...LAMBDA_DIED_RETRY });
+  }
   task.addRetry({ errors: [...TRANSIENT_LAMBDA_ERRORS], ...TRANSIENT_RETRY });
   b.taskStates.set(name, step);
   return task;

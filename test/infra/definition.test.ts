@@ -124,7 +124,15 @@ describe('the state machine definition', () => {
         // Longer than the 15 minutes a Lambda (the holder) can run: 20, 30, 45, 67.5, 101.25, then 120 s.
         const waits = Array.from({ length: 12 }, (_, i) => Math.min(20 * 1.5 ** i, 120));
         expect(waits.reduce((a, b) => a + b, 0)).toBeGreaterThan(15 * 60);
-        retry = retry.slice(1);
+        // Then, twice, a Lambda that died (timed out, out of memory): the step goes on from its ledger.
+        expect(retry[1]).toEqual({
+          ErrorEquals: ['Lambda.Unknown', 'Sandbox.Timedout'],
+          IntervalSeconds: 60,
+          BackoffRate: 2,
+          MaxAttempts: 2,
+          JitterStrategy: 'NONE',
+        });
+        retry = retry.slice(2);
       }
       expect({ name, retries: retry.length }).toEqual({ name, retries: 1 });
       const [retrier] = retry as [Record<string, unknown>];
@@ -572,6 +580,44 @@ describe('the state machine definition', () => {
       });
       expect((await run(full, {}, h)).status).toBe('succeeded');
       expect(calls).toBe(3);
+    });
+
+    it('runs a push again when its Lambda died, but not a transform', async () => {
+      const died = (): Error => {
+        const error = new Error('Task timed out after 900.00 seconds');
+        error.name = 'Sandbox.Timedout';
+        return error;
+      };
+      const config = fullConfig();
+      const push = taskStateNames(config.writeback[0]?.name as string).push;
+      let pushes = 0;
+      const pushed = await run(
+        full,
+        {},
+        handlers(config, {
+          [push]: (input) => {
+            pushes += 1;
+            if (pushes === 1) throw died();
+            return { status: 'collected', task: input.task };
+          },
+        }),
+      );
+      expect(pushed.status).toBe('succeeded');
+      expect(pushes).toBe(2);
+
+      let transforms = 0;
+      const transformed = await run(
+        full,
+        {},
+        handlers(config, {
+          Transform: () => {
+            transforms += 1;
+            throw died();
+          },
+        }),
+      );
+      expect(transformed).toMatchObject({ status: 'failed', error: 'Sandbox.Timedout' });
+      expect(transforms).toBe(1);
     });
 
     it('fails after the report when a write-back passed its failure rate', async () => {
