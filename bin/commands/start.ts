@@ -12,6 +12,7 @@ import {
   StartExecutionCommand,
   type HistoryEvent,
 } from '@aws-sdk/client-sfn';
+import { AWS_API_TIMEOUTS } from '../../lambdas/shared/aws-timeouts';
 import {
   EXIT,
   finishRun,
@@ -108,7 +109,8 @@ export const start: Command = async (argv) => {
     wholeNumberOption('poll-seconds', values['poll-seconds'] as string | undefined, FOLLOW_POLL_SECONDS, 1) *
     1000;
   const region = typeof values.region === 'string' ? values.region : arn.split(':')[3];
-  const client = new SFNClient(region ? { region } : {});
+  // Time limits as the Lambdas' clients have: an unreachable endpoint fails with a clear error.
+  const client = new SFNClient({ ...(region ? { region } : {}), requestHandler: AWS_API_TIMEOUTS });
   try {
     const name =
       typeof values.name === 'string'
