@@ -1026,36 +1026,45 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   // `sent` in another run's plan, or reported INSERT_OUTCOME_UNKNOWN there, and not resolved since
   // (its Salesforce Id recorded in sync_state).
   const unknownKey = keyIdentity(mapping, 'x.key').sql;
+  // How the earlier send went out: `call` (Collections, looked up by a later plan when keyed),
+  // `job` (a Bulk job that run never collected: a later plan collects it), `gone` (a job
+  // Salesforce no longer answers for: by hand).
   const unknownJoin =
     task.mode === 'insert'
       ? `LEFT JOIN (
-           SELECT DISTINCT ON (${unknownKey}) ${unknownKey} AS key, x.run_id FROM (
-             SELECT p.key, p.run_id FROM roundtrip.writeback_plans p
+           SELECT DISTINCT ON (${unknownKey}) ${unknownKey} AS key, x.run_id, x.how, x.job_id FROM (
+             SELECT p.key, p.run_id, p.job_id,
+                    CASE WHEN p.job_id IS NULL OR p.attempts > 0 THEN 'call'
+                         WHEN j.collected_at IS NULL THEN 'job' ELSE 'gone' END AS how
+               FROM roundtrip.writeback_plans p
+               LEFT JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id
               WHERE p.task = $2 AND p.status = 'sent' AND p.run_id <> $1
              UNION ALL
-             SELECT e.key, e.run_id FROM roundtrip.writeback_errors e
+             SELECT e.key, e.run_id, NULL, 'call' FROM roundtrip.writeback_errors e
               WHERE e.task = $2 AND e.code = 'INSERT_OUTCOME_UNKNOWN' AND e.stage = 'push' AND e.run_id <> $1) AS x
             WHERE x.key IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM roundtrip.sync_state s WHERE s.task = $2 AND s.key = x.key AND s.salesforce_id IS NOT NULL)
             ORDER BY ${unknownKey}, x.run_id) AS u ON u.key = checked.${ki}`
       : '';
-  const unknownError =
+  const byHand = `'key %s was sent for insert by run %s, whose result was never recorded: find the record in Salesforce and record its Id in roundtrip.sync_state (task %s), or delete it there and remove that run''s ledger row (roundtrip.writeback_plans) and error'`;
+  const unknownMessage = (how: string, job: string): string =>
+    `CASE ${how}
+       WHEN 'job' THEN format('key %s was sent for insert by run %s in Bulk job %s, whose results that run never collected: not inserted by this run; the next plan collects them once Salesforce says the job is finished', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job})
+       WHEN 'gone' THEN format('key %s was sent for insert by run %s in Bulk job %s, which Salesforce no longer answers for: find the record in Salesforce and record its Id in roundtrip.sync_state (task %s), or delete it there and remove that run''s ledger row (roundtrip.writeback_plans)', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job}, $2::text)
+       ELSE format(${
+         mapping.keyField
+           ? sqlLiteral(
+               `key %s was sent for insert by run %s, whose result is not recorded yet: not inserted by this run. Once that run has ended and ${INSERT_SETTLE_MS / 60_000} minutes have passed since the send, the next plan looks the key up by ${mapping.keyField} and records the record or inserts the key`,
+             )
+           : byHand
+       }, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, $2::text) END`;
+  const unknownCol =
     task.mode === 'insert'
-      ? `CASE WHEN u.key IS NOT NULL THEN jsonb_build_array('INSERT_OUTCOME_UNKNOWN', ${sqlLiteral(task.keyColumn)},
-           format(${
-             mapping.keyField
-               ? sqlLiteral(
-                   `key %s was sent for insert by run %s, whose result is not recorded yet: not inserted by this run. Once that run has ended and ${INSERT_SETTLE_MS / 60_000} minutes have passed since the send, the next plan looks the key up by ${mapping.keyField} and records the record or inserts the key`,
-                 )
-               : `'key %s was sent for insert by run %s, whose result was never recorded: find the record in Salesforce and record its Id in roundtrip.sync_state (task %s), or delete it there and remove that run''s ledger row (roundtrip.writeback_plans) and error'`
-           }, left(k, ${MESSAGE_VALUE_CHARS}), u.run_id, $2::text)) END`
-      : 'NULL::jsonb';
-  const unknownCol = task.mode === 'insert' ? `, u.key AS unknown_key, u.run_id AS unknown_run` : '';
+      ? `, u.key AS unknown_key, u.run_id AS unknown_run, u.how AS unknown_how, u.job_id AS unknown_job`
+      : '';
   const unknownRef =
     task.mode === 'insert'
-      ? unknownError
-          .replace('u.key IS NOT NULL', 'unknown_key IS NOT NULL')
-          .replace('u.run_id', 'unknown_run')
+      ? `CASE WHEN unknown_key IS NOT NULL THEN jsonb_build_array('INSERT_OUTCOME_UNKNOWN', ${sqlLiteral(task.keyColumn)}, ${unknownMessage('unknown_how', 'unknown_job')}) END`
       : 'NULL::jsonb';
   const salesforceIdSql = task.mode === 'update' ? 'btrim(k)' : 'cur_salesforce_id';
   // A key repeated or missing: its rows are rejected by insertKeyErrors.
@@ -1254,7 +1263,8 @@ export async function planWriteback(
   const source = splitTable(task.from, deps.config.postgres.schema);
   // Inserts that ended runs left without an outcome: recorded or released before the plan reads
   // the ledger (reads of Salesforce only).
-  await resolveInsertsOfEndedRuns(deps, sf, mapping, input.runId, input.task, logger);
+  // (A dry run changes nothing: it leaves them refused.)
+  if (!input.dryRun) await resolveInsertsOfEndedRuns(deps, sf, mapping, input.runId, input.task, logger);
 
   const result = await withTransaction(deps.pg, async (client) => {
     const { rows: version } = await client.query<{ v: number }>(

@@ -31,13 +31,7 @@
 import type { PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { WritebackTask } from '../../config';
-import {
-  classifyPostgresError,
-  PLAN_PAGE_ROWS,
-  quoteIdent,
-  withClient,
-  withTransaction,
-} from '../../connectors/postgres';
+import { PLAN_PAGE_ROWS, quoteIdent, withClient, withTransaction } from '../../connectors/postgres';
 import type { SalesforceConnector } from '../../connectors/salesforce';
 import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
 import {
@@ -53,11 +47,13 @@ import {
   uploadIngestData,
   writeCollections,
 } from '../../connectors/salesforce/writes';
-import { TaskBusyError, TerminalError, TransientError } from '../../shared/errors';
+import { TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type { WritebackCollected, WritebackPushInput, WritebackPushOutput } from './contracts';
 import { reconcileSentInserts } from './reconcile';
+import { withTaskLock } from './lock';
+export { withTaskLock, WRITEBACK_LOCK_CLASS } from './lock';
 import { addApiCalls, choosePushApi, keyIdentity, mapWritebackTask, type WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
 import { mergeRunSummary, sqlLiteral, writebackTaskOf } from './state';
@@ -630,49 +626,6 @@ async function anyToSend(
     [runId, taskName],
   );
   return (rowCount ?? 0) > 0;
-}
-
-/** The advisory lock class of write-back tasks ("wbak" in ASCII); the task name is hashed into the key. */
-export const WRITEBACK_LOCK_CLASS = 0x7762616b;
-
-/**
- * Runs `fn` while holding the task's session advisory lock on a connection of its own: one push
- * or collect of a task at a time, across runs (a step retried while its first attempt still runs,
- * two runs of a schedule overlapping). Taken or not, it never waits: a held lock is a
- * TaskBusyError, which the state machine retries on a slower schedule (18 minutes in all).
- * A Lambda that dies closes its connection, which releases the lock.
- */
-export async function withTaskLock<T>(deps: CoreDeps, taskName: string, fn: () => Promise<T>): Promise<T> {
-  let client: PoolClient;
-  try {
-    client = await deps.pg.connect();
-  } catch (err) {
-    throw classifyPostgresError(err, { action: 'connecting' });
-  }
-  let broken: Error | undefined;
-  try {
-    const { rows } = await client.query<{ ok: boolean }>(
-      'SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok',
-      [WRITEBACK_LOCK_CLASS, taskName],
-    );
-    if (!rows[0]?.ok) {
-      throw new TaskBusyError(
-        `Write-back ${taskName}: another push or collect of this task is running (a retried step, or an overlapping run); the step is retried once it ends`,
-      );
-    }
-    try {
-      return await fn();
-    } finally {
-      try {
-        await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [WRITEBACK_LOCK_CLASS, taskName]);
-      } catch (err) {
-        // The session ends instead, which releases the lock.
-        broken = err as Error;
-      }
-    }
-  } finally {
-    client.release(broken);
-  }
 }
 
 /** Whether keys `a` and `b` name one record, as Salesforce tells them apart ({@link keyIdentity}). */

@@ -18,6 +18,7 @@ import { TaskBusyError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import type { CoreDeps } from '../deps';
 import { collectJob, finishedJob } from './bulk-results';
+import { ifTaskLockFree } from './lock';
 import type { WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults } from './results';
 
@@ -42,6 +43,47 @@ export const RECONCILE_CLOCK_SKEW_MS = 5 * 60 * 1000;
  * less long ago proves nothing: the call that carried it may still be running.
  */
 export const INSERT_SETTLE_MS = 11 * 60 * 1000;
+
+/**
+ * Ledger rows (`writeback_plans`, as `alias`) sent by a Collections call: no Bulk job, or sent
+ * again by the row-lock retry pass (`attempts` > 0), which keeps the job the row first went in.
+ */
+function sentByCall(alias = ''): string {
+  const a = alias ? `${alias}.` : '';
+  return `(${a}job_id IS NULL OR ${a}attempts > 0)`;
+}
+
+/**
+ * The longest query text of one look-up: its URL (`/query?q=` and the encoded SOQL) stays far
+ * below what Salesforce takes for a URI and its headers (16,384 bytes, Help article 000386264).
+ */
+const LOOKUP_QUERY_MAX_CHARS = 8_000;
+
+/**
+ * Splits SOQL literals into IN lists for `select … IN (list)`: at most 200 values a query, and
+ * at most {@link LOOKUP_QUERY_MAX_CHARS} characters of encoded query text.
+ */
+export function inLists(select: string, literals: readonly string[]): string[] {
+  const lists: string[] = [];
+  let current: string[] = [];
+  let size = encodeURIComponent(`${select}()`).length;
+  const base = size;
+  for (const literal of literals) {
+    const cost = encodeURIComponent(`${literal},`).length;
+    if (
+      current.length > 0 &&
+      (current.length === COLLECTIONS_MAX_RECORDS || size + cost > LOOKUP_QUERY_MAX_CHARS)
+    ) {
+      lists.push(current.join(','));
+      current = [];
+      size = base;
+    }
+    current.push(literal);
+    size += cost;
+  }
+  if (current.length > 0) lists.push(current.join(','));
+  return lists;
+}
 
 /** How {@link reconcileSentInserts} treats the rows it does not find in Salesforce. */
 export interface ReconcileOptions {
@@ -92,11 +134,12 @@ export async function reconcileSentInserts(
     keyvalue: string | null;
     sent_ms: number;
     age_ms: number;
+    sent_at: string;
   }>(
     `SELECT seq, payload->>$3 AS keyvalue, (extract(epoch FROM updated_at) * 1000)::float8 AS sent_ms,
-            (extract(epoch FROM now() - updated_at) * 1000)::float8 AS age_ms
+            (extract(epoch FROM now() - updated_at) * 1000)::float8 AS age_ms, updated_at::text AS sent_at
        FROM roundtrip.writeback_plans
-      WHERE run_id = $1 AND task = $2 AND status = 'sent' ${options.collectionsOnly ? 'AND job_id IS NULL' : ''}
+      WHERE run_id = $1 AND task = $2 AND status = 'sent' ${options.collectionsOnly ? `AND ${sentByCall()}` : ''}
       ORDER BY seq`,
     [runId, taskName, mapping.keyField ?? ''],
   );
@@ -134,18 +177,10 @@ export async function reconcileSentInserts(
   // ours (a record that had the key before was not created by this insert, which Salesforce then
   // refused or, for a key that is not unique, never got to send).
   const found = new Map<string, { id: string; createdMs: number }[]>();
-  // SOQL IN lists stay far below the 100,000-character query limit at 200 values a query.
-  for (let i = 0; i < rows.length; i += COLLECTIONS_MAX_RECORDS) {
-    const values = rows
-      .slice(i, i + COLLECTIONS_MAX_RECORDS)
-      .map((r) => r.keyvalue)
-      .filter((v): v is string => v !== null);
-    if (values.length === 0) continue;
-    const list = values.map(soqlLiteral).join(',');
-    const records = await queryAllRecords<Record<string, unknown>>(
-      sf,
-      `SELECT Id, ${keyField}, CreatedDate FROM ${mapping.object} WHERE ${keyField} IN (${list})`,
-    );
+  const select = `SELECT Id, ${keyField}, CreatedDate FROM ${mapping.object} WHERE ${keyField} IN `;
+  const values = rows.map((r) => r.keyvalue).filter((v): v is string => v !== null);
+  for (const list of inLists(select, values.map(soqlLiteral))) {
+    const records = await queryAllRecords<Record<string, unknown>>(sf, `${select}(${list})`);
     for (const r of records) {
       const value = r[keyField];
       if (typeof r.Id !== 'string' || value === null || value === undefined) continue;
@@ -158,6 +193,8 @@ export async function reconcileSentInserts(
   const results: { id: string; success: true; errors: [] }[] = [];
   // Not found, and sent too recently to be sure the call that carried them is over.
   const settling: { seq: number; ageMs: number }[] = [];
+  // Not found, and their call is over: never created (each with its `sent` mark as read).
+  const notCreated: { seq: number; sentAt: string }[] = [];
   for (const r of rows) {
     const ours = (r.keyvalue === null ? [] : (found.get(keyOf(r.keyvalue)) ?? []))
       .filter((c) => !(c.createdMs < r.sent_ms - RECONCILE_CLOCK_SKEW_MS))
@@ -167,6 +204,8 @@ export async function reconcileSentInserts(
       results.push({ id: ours.id, success: true, errors: [] });
     } else if (r.age_ms < INSERT_SETTLE_MS && !options.answered.has(Number(r.seq))) {
       settling.push({ seq: Number(r.seq), ageMs: r.age_ms });
+    } else {
+      notCreated.push({ seq: Number(r.seq), sentAt: r.sent_at });
     }
   }
   await withTransaction(deps.pg, async (client) => {
@@ -176,29 +215,32 @@ export async function reconcileSentInserts(
       await applyResults(client, { runId, task: taskName, jobId: null, syncedAt: deps.clock.now() });
     }
     // Not found in Salesforce, and the call that carried them is over: never created, safe to
-    // send. The settling ones stay `sent`, to be looked up again.
-    const notCreated = `UPDATE roundtrip.writeback_plans SET status = $4, updated_at = now()
-        WHERE run_id = $1 AND task = $2 AND status = 'sent' AND NOT (seq = ANY($3::bigint[]))
-          ${options.collectionsOnly ? 'AND job_id IS NULL' : ''}`;
-    const unsettledSeqs = settling.map((r) => r.seq);
+    // send. Only rows still as read (a row sent again since, by a live attempt, is not ours to
+    // judge); the settling ones stay `sent`, to be looked up again.
+    const update = `UPDATE roundtrip.writeback_plans p SET status = $5, updated_at = now()
+        FROM unnest($3::bigint[], $4::text[]) AS x(seq, sent_at)
+       WHERE p.run_id = $1 AND p.task = $2 AND p.status = 'sent' AND p.seq = x.seq
+         AND p.updated_at = x.sent_at::timestamptz`;
+    const args = [runId, taskName, notCreated.map((r) => r.seq), notCreated.map((r) => r.sentAt)];
+    if (notCreated.length === 0) return;
     if (options.notFound === 'resend') {
-      await client.query(notCreated, [runId, taskName, unsettledSeqs, 'planned']);
+      await client.query(update, [...args, 'planned']);
     } else {
       await client.query(
-        `WITH released AS (${notCreated} RETURNING key, payload)
+        `WITH released AS (${update} RETURNING p.key, p.payload)
          INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, payload)
          SELECT $1, $2, key, 'push', 'NOT_INSERTED',
-                format('sent for insert by this run, whose result was never recorded; run %s looked the key up in Salesforce at least %s minutes after it was sent and found no record created since: it was never created, and the key is free to insert again', $5::text, ${INSERT_SETTLE_MS / 60_000}),
+                format('sent for insert by this run, whose result was never recorded; run %s looked the key up in Salesforce at least %s minutes after it was sent and found no record created since: it was never created, and the key is free to insert again', $6::text, ${INSERT_SETTLE_MS / 60_000}),
                 payload
            FROM released`,
-        [runId, taskName, unsettledSeqs, 'failed', options.releasedBy ?? ''],
+        [...args, 'failed', options.releasedBy ?? ''],
       );
     }
   });
   const counts = {
     sent: rows.length,
     recorded: seqs.length,
-    notFound: rows.length - seqs.length - settling.length,
+    notFound: notCreated.length,
     unsettled: settling.length,
   };
   logger.info('Reconciled inserts of an interrupted attempt by external ID', { runId, ...counts });
@@ -235,21 +277,56 @@ export async function resolveInsertsOfEndedRuns(
 ): Promise<{ runs: number; recorded: number; released: number; jobs: number }> {
   const resolved = { runs: 0, recorded: 0, released: 0, jobs: 0 };
   if (mapping.task.mode !== 'insert' || !mapping.keyField) return resolved;
+  // A run marked ended may still have a push alive (an execution stopped from the console does
+  // not stop its Lambda): that push holds the task's lock. Then nothing is resolved this time.
+  const locked = await ifTaskLockFree(deps, taskName, () =>
+    resolveLocked(deps, sf, mapping, runId, taskName, logger, resolved),
+  );
+  if (!locked.ran) {
+    logger.info(
+      'A push or collect of this task is running: inserts of ended runs are resolved by a later plan',
+    );
+  } else if (resolved.runs + resolved.jobs > 0) {
+    logger.info('Resolved inserts left without an outcome by runs that ended', resolved);
+  }
+  return resolved;
+}
+
+async function resolveLocked(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  mapping: WritebackMapping,
+  runId: string,
+  taskName: string,
+  logger: Logger,
+  resolved: { runs: number; recorded: number; released: number; jobs: number },
+): Promise<void> {
   const { rows } = await deps.pg.query<{ run_id: string }>(
     `SELECT DISTINCT l.run_id FROM roundtrip.writeback_plans l JOIN roundtrip.runs r ON r.run_id = l.run_id
-      WHERE l.task = $1 AND l.status = 'sent' AND l.job_id IS NULL AND l.run_id <> $2 AND r.status <> 'running'
-        AND l.updated_at <= now() - $3 * interval '1 millisecond'
+      WHERE l.task = $1 AND l.status = 'sent' AND ${sentByCall('l')}
+        AND l.run_id <> $2 AND r.status <> 'running' AND l.updated_at <= now() - $3 * interval '1 millisecond'
       ORDER BY l.run_id`,
     [taskName, runId, INSERT_SETTLE_MS],
   );
   for (const { run_id: ended } of rows) {
-    const counts = await reconcileSentInserts(deps, sf, mapping, ended, taskName, logger, {
-      answered: new Set(),
-      unsettled: 'keep',
-      notFound: 'release',
-      releasedBy: runId,
-      collectionsOnly: true,
-    });
+    let counts: Reconciled;
+    try {
+      counts = await reconcileSentInserts(deps, sf, mapping, ended, taskName, logger, {
+        answered: new Set(),
+        unsettled: 'keep',
+        notFound: 'release',
+        releasedBy: runId,
+        collectionsOnly: true,
+      });
+    } catch (err) {
+      if (err instanceof TransientError) throw err;
+      // A look-up Salesforce refuses: the keys stay refused, and the plan goes on.
+      logger.warn('Inserts of an ended run could not be looked up: they stay refused', {
+        runId: ended,
+        error: (err as Error).message,
+      });
+      continue;
+    }
     resolved.runs += 1;
     resolved.recorded += counts.recorded;
     resolved.released += counts.notFound;
@@ -265,7 +342,8 @@ export async function resolveInsertsOfEndedRuns(
       WHERE j.task = $1 AND j.run_id <> $2 AND r.status <> 'running' AND j.api = 'bulk'
         AND j.collected_at IS NULL AND j.state <> 'Superseded'
         AND EXISTS (SELECT 1 FROM roundtrip.writeback_plans l
-                     WHERE l.run_id = j.run_id AND l.task = j.task AND l.job_id = j.job_id AND l.status = 'sent')
+                     WHERE l.run_id = j.run_id AND l.task = j.task AND l.job_id = j.job_id AND l.status = 'sent'
+                       AND l.attempts = 0)
       ORDER BY j.run_id, j.chunk`,
     [taskName, runId],
   );
@@ -275,11 +353,25 @@ export async function resolveInsertsOfEndedRuns(
       job = await getIngestJob(sf, j.job_id);
     } catch (err) {
       if (err instanceof TransientError) throw err;
-      // Gone (Salesforce keeps jobs for a while only) or unreadable: its records stay refused.
+      const message = (err as Error).message;
+      // Gone (Salesforce keeps jobs for a while only): never asked about again; its records stay
+      // refused, to be recorded by hand. Otherwise unreadable: asked again by a later plan.
+      if (/\bNOT_FOUND\b/.test(message)) {
+        await deps.pg.query(
+          `UPDATE roundtrip.writeback_jobs SET state = 'NotFound', error_message = $4, collected_at = now(), updated_at = now()
+            WHERE run_id = $1 AND task = $2 AND job_id = $3`,
+          [
+            j.run_id,
+            taskName,
+            j.job_id,
+            `Salesforce no longer knows this job (asked by run ${runId}): ${message}`,
+          ],
+        );
+      }
       logger.warn('A Bulk job of an ended run could not be read: its records stay refused', {
         runId: j.run_id,
         jobId: j.job_id,
-        error: (err as Error).message,
+        error: message,
       });
       continue;
     }
@@ -287,7 +379,4 @@ export async function resolveInsertsOfEndedRuns(
     await collectJob(deps, sf, mapping, j.run_id, taskName, finishedJob(job, j), 0, logger);
     resolved.jobs += 1;
   }
-  if (resolved.runs + resolved.jobs > 0)
-    logger.info('Resolved inserts left without an outcome by runs that ended', resolved);
-  return resolved;
 }

@@ -6,7 +6,12 @@
  * not refused for ever.
  */
 import type { CoreDeps } from '../../../lambdas/core/deps';
-import { planWriteback, pushWriteback, runWriteback } from '../../../lambdas/core/writeback';
+import {
+  collectWriteback,
+  planWriteback,
+  pushWriteback,
+  runWriteback,
+} from '../../../lambdas/core/writeback';
 import {
   errorsOf,
   givingUpOnWrites,
@@ -72,6 +77,16 @@ describe('inserts left without an outcome by runs that ended', () => {
       [runId],
     );
     return rows;
+  }
+
+  /** A run whose push lost its calls (sent, never created), then ended, long enough ago. */
+  async function lostAndEnded(deps: CoreDeps): Promise<string> {
+    const dead = await env.newRun();
+    await planWriteback(deps, { runId: dead, task: 'Lead-insert' });
+    await pushLost(deps, dead);
+    await endRun(dead);
+    await outlastCallTimeLimit(env, dead);
+    return dead;
   }
 
   it('records the records an ended run created, and does not insert them again', async () => {
@@ -195,5 +210,200 @@ describe('inserts left without an outcome by runs that ended', () => {
     const c = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
     expect(c.plan).toMatchObject({ rejected: 0, changed: 1 });
     expect(holding('pend')).toBe(1);
+  });
+  it('leaves them alone while a push of the task is live (a run marked ended whose Lambda still pushes)', async () => {
+    await source('live', 1);
+    const deps = env.deps({ writeback: [insert] });
+    const dead = await lostAndEnded(deps);
+    // The "ended" run's retried push is still running: it holds the task's lock, and is looking
+    // its record up.
+    let reached!: () => void;
+    const lookingUp = new Promise<void>((resolve) => (reached = resolve));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const slow = Object.create(env.connector, {
+      request: {
+        value: async (operation: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
+          if (operation === 'query') {
+            reached();
+            await held;
+          }
+          return env.connector.request(operation, method, path, body);
+        },
+      },
+    }) as typeof env.connector;
+    const live = pushWriteback({ ...deps, salesforce: slow }, { runId: dead, task: 'Lead-insert' });
+    await lookingUp;
+
+    env.sf.calls.clear();
+    const next = await env.newRun();
+    const planned = await planWriteback(deps, { runId: next, task: 'Lead-insert' });
+    const lookups = env.sf.calls.count({ operation: 'query' });
+    release();
+    await live;
+
+    // Not looked up, not released: refused this time; the live push created and recorded it.
+    expect(planned).toMatchObject({ rejected: 1, changed: 0 });
+    expect(lookups).toBe(0);
+    expect(await errorsOf(env, dead)).toEqual([]);
+    expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 1 }]);
+    expect(holding('live')).toBe(1);
+  });
+
+  it('judges only the rows as it read them: a row sent again during the look-up is left alone', async () => {
+    await source('reread', 2);
+    const deps = env.deps({ writeback: [insert] });
+    const dead = await lostAndEnded(deps);
+    // While the look-up is on its way, reread-2 is marked sent again (as by a live attempt).
+    const marking = Object.create(env.connector, {
+      request: {
+        value: async (operation: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
+          const answer = await env.connector.request(operation, method, path, body);
+          if (operation === 'query') {
+            await env.pool.query(
+              `UPDATE roundtrip.writeback_plans SET updated_at = now() WHERE run_id = $1 AND key = 'reread-2'`,
+              [dead],
+            );
+          }
+          return answer;
+        },
+      },
+    }) as typeof env.connector;
+
+    await planWriteback({ ...deps, salesforce: marking }, { runId: await env.newRun(), task: 'Lead-insert' });
+
+    const { rows } = await env.pool.query(
+      `SELECT key, status FROM roundtrip.writeback_plans WHERE run_id = $1 ORDER BY key`,
+      [dead],
+    );
+    expect(rows).toEqual([
+      { key: 'reread-1', status: 'failed' },
+      { key: 'reread-2', status: 'sent' },
+    ]);
+  });
+
+  it('looks up long keys in queries whose URL Salesforce takes (at most 8,000 characters of query)', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'https://shop.example.com/customers/eu/' || lpad(i::text, 26, '0'), 'Long', 'Initech', i
+         FROM generate_series(1, 200) AS i`,
+    );
+    const deps = env.deps({ writeback: [insert] });
+    const dead = await lostAndEnded(deps);
+
+    env.sf.calls.clear();
+    const result = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+
+    expect(result.plan).toMatchObject({ rejected: 0, changed: 200 });
+    // 200 keys in one query would make a URL over the 16 KB Salesforce (and Node, here) takes.
+    expect(env.sf.calls.count({ operation: 'query' })).toBeGreaterThan(1);
+    expect(await ledger(dead)).toEqual([{ status: 'failed', n: 200 }]);
+    expect(
+      [...env.sf.store.all('Lead')].filter((r) => String(r.External_Id__c).startsWith('https://')),
+    ).toHaveLength(200);
+  });
+
+  it('changes nothing on a dry run', async () => {
+    await source('dry', 1);
+    const deps = env.deps({ writeback: [insert] });
+    const dead = await lostAndEnded(deps);
+    env.sf.calls.clear();
+
+    const dry = await planWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert', dryRun: true });
+
+    expect(dry).toMatchObject({ status: 'dry-run', rejected: 1, changed: 0 });
+    expect(env.sf.calls.count({ operation: 'query' })).toBe(0);
+    expect(await ledger(dead)).toEqual([{ status: 'sent', n: 1 }]);
+    // Leave it resolved for the tests after this one.
+    await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+    expect(await ledger(dead)).toEqual([{ status: 'failed', n: 1 }]);
+  });
+  describe('through Bulk jobs', () => {
+    const bulkInsert = { ...insert, bulkThreshold: 5 };
+
+    it('asks about a job Salesforce no longer knows once, then refuses its keys as to be recorded by hand', async () => {
+      await source('forgot', 6);
+      const deps = env.deps({ writeback: [bulkInsert] });
+      const dead = await env.newRun();
+      await planWriteback(deps, { runId: dead, task: 'Lead-insert' });
+      expect(await pushWriteback(deps, { runId: dead, task: 'Lead-insert' })).toMatchObject({
+        status: 'bulk-pending',
+      });
+      await endRun(dead);
+      // Days later, Salesforce has deleted the job: an Id it does not know answers 404 NOT_FOUND.
+      const gone = '750000000000999AAA';
+      await env.pool.query(`UPDATE roundtrip.writeback_jobs SET job_id = $2 WHERE run_id = $1`, [dead, gone]);
+      await env.pool.query(`UPDATE roundtrip.writeback_plans SET job_id = $2 WHERE run_id = $1`, [
+        dead,
+        gone,
+      ]);
+
+      const polls: number[] = [];
+      let lastRun = '';
+      for (let i = 0; i < 2; i += 1) {
+        env.sf.calls.clear();
+        lastRun = await env.newRun();
+        expect(await planWriteback(deps, { runId: lastRun, task: 'Lead-insert' })).toMatchObject({
+          rejected: 6,
+          changed: 0,
+        });
+        polls.push(env.sf.calls.count({ operation: 'bulk.ingest.poll' }));
+      }
+
+      expect(polls).toEqual([1, 0]);
+      const { rows } = await env.pool.query(
+        `SELECT state, collected_at IS NOT NULL AS done FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+        [dead],
+      );
+      expect(rows).toEqual([{ state: 'NotFound', done: true }]);
+      expect((await errorsOf(env, lastRun))[0]?.message).toMatch(
+        new RegExp(
+          `^key forgot-1 was sent for insert by run ${dead} in Bulk job ${gone}, which Salesforce no longer answers for: find the record`,
+        ),
+      );
+    });
+
+    it('looks up a record its row-lock retry pass sent by Collections, whose answer was lost', async () => {
+      await source('relock', 6);
+      const deps = env.deps({ writeback: [bulkInsert] });
+      const dead = await env.newRun();
+      await planWriteback(deps, { runId: dead, task: 'Lead-insert' });
+      // relock-6 is refused UNABLE_TO_LOCK_ROW by the job; its retry call then never answers.
+      env.sf.faults.set({ lockRowKeys: ['relock-6'] });
+      const pushed = await pushWriteback(deps, { runId: dead, task: 'Lead-insert' });
+      expect(pushed).toMatchObject({ status: 'bulk-pending' });
+      const lost = { ...deps, salesforce: givingUpOnWrites(env.connector).connector };
+      let failure: unknown;
+      for (let out = pushed, i = 0; failure === undefined && i < 200; i += 1) {
+        const next = await collectWriteback(lost, out as Parameters<typeof collectWriteback>[1]).catch(
+          (e: unknown) => {
+            failure = e;
+            return out;
+          },
+        );
+        out = next;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      env.sf.faults.clear();
+      expect(String(failure)).toMatch(/timed out/);
+      const { rows: left } = await env.pool.query(
+        `SELECT key, status, attempts, job_id IS NOT NULL AS in_job FROM roundtrip.writeback_plans WHERE run_id = $1 AND status <> 'succeeded'`,
+        [dead],
+      );
+      expect(left).toEqual([{ key: 'relock-6', status: 'sent', attempts: 1, in_job: true }]);
+      await endRun(dead);
+      await outlastCallTimeLimit(env, dead);
+
+      env.sf.calls.clear();
+      const result = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+
+      expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
+      expect(result.plan).toMatchObject({ rejected: 0, unchanged: 5, changed: 1 });
+      expect(await ledger(dead)).toEqual([
+        { status: 'failed', n: 1 },
+        { status: 'succeeded', n: 5 },
+      ]);
+      expect(holding('relock')).toBe(6);
+    });
   });
 });
