@@ -63,7 +63,7 @@ const LOOKUP_QUERY_MAX_CHARS = 8_000;
  * Splits SOQL literals into IN lists for `select … IN (list)`: at most 200 values a query, and
  * at most {@link LOOKUP_QUERY_MAX_CHARS} characters of encoded query text.
  */
-export function inLists(select: string, literals: readonly string[]): string[] {
+function inLists(select: string, literals: readonly string[]): string[] {
   const lists: string[] = [];
   let current: string[] = [];
   let size = encodeURIComponent(`${select}()`).length;
