@@ -66,7 +66,9 @@ let runCounter = 0;
 export async function startWritebackEnv(options: SalesforceEmulatorOptions = {}): Promise<WritebackEnv> {
   const sf = await startSalesforceEmulator(options);
   const db = await createTestDatabase('rt_wb');
-  const pool = createPool({ url: db.url }, { ssl: { mode: 'disable' }, max: 4 });
+  // Two connections, as a Lambda's pool has (POOL_DEFAULTS.max): a step that needed a third while
+  // holding the task's lock would wait here as it would there.
+  const pool = createPool({ url: db.url }, { ssl: { mode: 'disable' }, max: 2 });
   await migrate(pool);
   const logger = createMemoryLogger('info');
   const connector = await connectSalesforce({
