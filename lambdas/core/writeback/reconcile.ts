@@ -19,6 +19,8 @@ import type { Logger } from '../../shared/logging';
 import type { CoreDeps } from '../deps';
 import { collectJob, finishedJob } from './bulk-results';
 import { ifTaskLockFree } from './lock';
+import { ledgerOutcomes } from './report';
+import { mergeRunSummary } from './state';
 import type { WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults } from './results';
 
@@ -330,6 +332,7 @@ async function resolveLocked(
     resolved.runs += 1;
     resolved.recorded += counts.recorded;
     resolved.released += counts.notFound;
+    if (counts.recorded + counts.notFound > 0) await refreshEndedRun(deps, ended, taskName, runId);
   }
   const { rows: jobs } = await deps.pg.query<{
     run_id: string;
@@ -378,5 +381,34 @@ async function resolveLocked(
     if (!isFinalIngestState(job.state)) continue;
     await collectJob(deps, sf, mapping, j.run_id, taskName, finishedJob(job, j), 0, logger);
     resolved.jobs += 1;
+    await refreshEndedRun(deps, j.run_id, taskName, runId);
   }
+}
+
+/**
+ * The ended run's figures for the task (`written`, `failed`, `outcomeUnknown` in its summary),
+ * counted again from its ledger once some of its records were resolved, with the run that
+ * resolved them: `roundtrip status` then tells what became of them. A run whose summary has no
+ * figures for the task (its report never ran) is left so.
+ */
+async function refreshEndedRun(
+  deps: CoreDeps,
+  endedRunId: string,
+  taskName: string,
+  byRunId: string,
+): Promise<void> {
+  await withTransaction(deps.pg, async (client) => {
+    const { rows } = await client.query<{ has: boolean }>(
+      `SELECT (summary->'writeback'->$2) ? 'outcomeUnknown' AS has FROM roundtrip.runs WHERE run_id = $1`,
+      [endedRunId, taskName],
+    );
+    if (rows[0]?.has !== true) return;
+    const outcomes = await ledgerOutcomes(client, endedRunId, taskName);
+    await mergeRunSummary(client, endedRunId, ['writeback', taskName], {
+      written: outcomes.succeeded,
+      failed: outcomes.failed,
+      outcomeUnknown: outcomes.sent,
+      outcomesResolvedBy: byRunId,
+    });
+  });
 }

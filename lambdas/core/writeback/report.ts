@@ -91,7 +91,7 @@ export async function pruneRunDetails(
 }
 
 /** A task's ledger rows of a run by outcome: `sent` ones have none recorded. */
-async function ledgerOutcomes(
+export async function ledgerOutcomes(
   client: PoolClient,
   runId: string,
   task: string,

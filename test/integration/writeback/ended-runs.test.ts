@@ -10,6 +10,7 @@ import {
   collectWriteback,
   planWriteback,
   pushWriteback,
+  reportRun,
   runWriteback,
 } from '../../../lambdas/core/writeback';
 import {
@@ -95,9 +96,17 @@ describe('inserts left without an outcome by runs that ended', () => {
     const dead = await env.newRun();
     // Salesforce creates the three records; the run dies before recording them, and ends.
     await planThenCrashInPush(env, deps, dead, 'Lead-insert');
-    await endRun(dead);
+    await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
     await outlastCallTimeLimit(env, dead);
     expect(holding('made')).toBe(3);
+    const figures = async () =>
+      (
+        await env.pool.query(
+          `SELECT summary->'writeback'->'Lead-insert' AS s FROM roundtrip.runs WHERE run_id = $1`,
+          [dead],
+        )
+      ).rows[0]?.s as Record<string, unknown>;
+    expect(await figures()).toMatchObject({ written: 0, failed: 0, outcomeUnknown: 3 });
 
     env.sf.calls.clear();
     const next = await env.newRun();
@@ -108,6 +117,13 @@ describe('inserts left without an outcome by runs that ended', () => {
     expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
     expect(holding('made')).toBe(3);
     expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 3 }]);
+    // The ended run's figures say what became of them, and who found out.
+    expect(await figures()).toMatchObject({
+      written: 3,
+      failed: 0,
+      outcomeUnknown: 0,
+      outcomesResolvedBy: next,
+    });
     const { rows } = await env.pool.query(
       `SELECT count(*)::int AS n FROM roundtrip.sync_state WHERE task = 'Lead-insert' AND key LIKE 'made-%' AND salesforce_id IS NOT NULL`,
     );
