@@ -156,7 +156,11 @@ export interface TransformFileResult {
   readonly statements: number;
   /** Rows reported by each statement (INSERT/UPDATE/DELETE/SELECT …; 0 for DDL), in order. */
   readonly rowCounts: readonly number[];
-  /** Their sum. */
+  /**
+   * Rows written: inserted, updated, merged or copied in, or made by `CREATE TABLE … AS` or
+   * `SELECT … INTO`. Not deleted rows, nor rows a plain SELECT returned: a file that empties a
+   * table and fills it again wrote the rows once.
+   */
   readonly rows: number;
   readonly durationMs: number;
 }
@@ -204,6 +208,12 @@ function refuseTransactionControl(file: string, statements: readonly SqlStatemen
   }
 }
 
+/**
+ * Commands whose row count is rows written. A `CREATE TABLE … AS` or `SELECT … INTO` answers
+ * `SELECT n` without columns, which a SELECT that returns rows has.
+ */
+const WRITING_COMMANDS = new Set(['INSERT', 'UPDATE', 'MERGE', 'COPY']);
+
 async function runFile(
   client: PoolClient,
   file: string,
@@ -211,10 +221,17 @@ async function runFile(
 ): Promise<TransformFileResult> {
   const started = Date.now();
   const rowCounts: number[] = [];
+  let written = 0;
   for (const statement of statements) {
     try {
       const result = await client.query(statement.text);
       rowCounts.push(result.rowCount ?? 0);
+      if (
+        WRITING_COMMANDS.has(result.command) ||
+        (result.command === 'SELECT' && result.fields.length === 0)
+      ) {
+        written += result.rowCount ?? 0;
+      }
     } catch (err) {
       if (!(err instanceof DatabaseError)) {
         // A dropped connection, a socket timeout: transient or terminal as the connector says.
@@ -247,7 +264,7 @@ async function runFile(
     file,
     statements: statements.length,
     rowCounts,
-    rows: rowCounts.reduce((a, b) => a + b, 0),
+    rows: written,
     durationMs: Date.now() - started,
   };
 }

@@ -81,6 +81,18 @@ describe('runTransform', () => {
     expect(runs[0].summary.transform.files.map((f: { rows: number }) => f.rows)).toEqual([3, 3]);
   });
 
+  it('counts the rows written, not those deleted or selected: a table emptied and filled again is written once a run', async () => {
+    writeFileSync(
+      path.join(dir, '03_refill.sql'),
+      `CREATE TABLE IF NOT EXISTS refill (id int);\nDELETE FROM refill;\nINSERT INTO refill VALUES (1), (2);\nSELECT * FROM refill;\nCREATE TEMP TABLE copied AS SELECT * FROM refill;\n`,
+    );
+    const first = await runTransform(deps(['03_refill.sql']), { runId: await newRun() });
+    const second = await runTransform(deps(['03_refill.sql']), { runId: await newRun() });
+
+    expect(first.files[0]).toMatchObject({ rowCounts: [0, 0, 2, 2, 2], rows: 4 });
+    expect(second.files[0]).toMatchObject({ rowCounts: [0, 2, 2, 2, 2], rows: 4 });
+  });
+
   it('hands its connection back to the pool as new: a file’s SET search_path or temp table does not outlive the transform', async () => {
     writeFileSync(
       path.join(dir, '05_session.sql'),
