@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { AthenaEmulatorFaults, StoredObject } from './engine';
 import { objectPath } from './engine';
+import { delayWhileOpen } from '../delay';
 
 /** What the S3 handler needs from the emulator. */
 export interface S3Context {
@@ -89,19 +90,6 @@ export function s3OperationName(req: IncomingMessage): string {
   if (req.method === 'HEAD') return 'HeadObject';
   if (req.method === 'GET') return 'GetObject';
   return `S3:${req.method ?? '?'}`;
-}
-
-/** Waits `ms`, or less if the connection of `res` closes first (no timer outlives a client). */
-export function delayWhileOpen(ms: number, res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      res.off('close', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    res.once('close', done);
-  });
 }
 
 /** Answers one S3 request. */

@@ -20,7 +20,8 @@ import {
   type WorkgroupConfig,
 } from './engine';
 import { AthenaApiError } from './errors';
-import { delayWhileOpen, handleS3Request, s3OperationName } from './s3';
+import { delayWhileOpen } from '../delay';
+import { handleS3Request, s3OperationName } from './s3';
 
 /** The JSON protocol's content type (athena-wire.md, "Transport"). */
 export const AMZ_JSON_1_1 = 'application/x-amz-json-1.1';

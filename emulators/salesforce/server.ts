@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { delayWhileOpen } from '../delay';
 import { AuthService, DEFAULT_CREDENTIALS, OAuthError, SoapFault, type SalesforceCredentials } from './auth';
 import { BulkApi, classifyBulk } from './bulk';
 import {
@@ -93,19 +94,6 @@ function versionLabel(version: string): string {
   const season = ['Winter', 'Spring', 'Summer'][((offset % 3) + 3) % 3] as string;
   const year = 24 + Math.floor(offset / 3);
   return `${season} '${String(year).padStart(2, '0')}`;
-}
-
-/** Waits `ms`, or less if the connection of `res` closes first. */
-function delayWhileOpen(ms: number, res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      res.off('close', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    res.once('close', done);
-  });
 }
 
 function decodeSegments(pathname: string): string[] | undefined {
