@@ -25,19 +25,11 @@ import {
 import { AWS_API_TIMEOUTS, S3_TIMEOUTS } from '../../../lambdas/shared/aws-timeouts';
 import { TransientError } from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
+import { caught } from '../../support/caught';
 
 const ROWS = 20_000;
 const HUNG_MS = 3_000;
 const fastPolls = { pollDelays: () => 0.01 };
-
-async function caught(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected the call to fail');
-}
 
 async function byteCount(stream: Readable, pauseMs = 0): Promise<number> {
   let bytes = 0;

@@ -13,6 +13,7 @@ import {
 } from '../../../lambdas/connectors/salesforce';
 import { TransientError } from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
+import { caught } from '../../support/caught';
 
 const LEADS = Array.from({ length: 400 }, (_, i) => ({
   FirstName: `First ${i}`,
@@ -32,15 +33,6 @@ async function readAll(stream: Readable): Promise<string> {
   let text = '';
   for await (const chunk of stream) text += Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
   return text;
-}
-
-async function caught(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected the call to fail');
 }
 
 describe('Salesforce connector time limits', () => {

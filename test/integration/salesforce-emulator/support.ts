@@ -39,16 +39,7 @@ export async function api(
 }
 
 /** The error jsforce raised, for asserting on `errorCode` / `name` / `message`. */
-export async function caught(
-  promise: PromiseLike<unknown>,
-): Promise<Error & { errorCode?: string; data?: unknown }> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error & { errorCode?: string };
-  }
-  throw new Error('expected the call to fail, it succeeded');
-}
+export { caught } from '../../support/caught';
 
 /**
  * The `statusCode` of a save result's first error. Collections send `statusCode` per record
