@@ -9,7 +9,14 @@ import path from 'node:path';
 import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
 import type { WritebackTaskInput } from '../../../lambdas/config';
 import { runWriteback } from '../../../lambdas/core/writeback';
-import { errorsOf, extractLeads, startWritebackEnv, type LeadCopy, type WritebackEnv } from './support';
+import {
+  errorsOf,
+  extractLeads,
+  replaceTable,
+  startWritebackEnv,
+  type LeadCopy,
+  type WritebackEnv,
+} from './support';
 
 /** The copy of Lead these tests compare with: an Id field, the external IDs, typed as the extract types them. */
 const COPY: LeadCopy = {
@@ -49,14 +56,8 @@ describe('write-back keys and Ids compared as Salesforce tells records apart', (
   });
   afterAll(async () => env?.stop());
 
-  /** Replaces table `table` (made with `columns`) by `rows`. */
-  async function source(table: string, columns: string, rows: unknown[][]): Promise<void> {
-    await env.pool.query(`DROP TABLE IF EXISTS ${table}`);
-    await env.pool.query(`CREATE TABLE ${table} (${columns})`);
-    for (const r of rows) {
-      await env.pool.query(`INSERT INTO ${table} VALUES (${r.map((_, i) => `$${i + 1}`).join(', ')})`, r);
-    }
-  }
+  const source = (table: string, columns: string, rows: unknown[][]): Promise<void> =>
+    replaceTable(env, table, columns, rows);
 
   /**
    * Runs `task` in a new run, comparing with the extracted copy when `extract` (else with

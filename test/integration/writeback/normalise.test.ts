@@ -14,6 +14,7 @@ import {
   errorsOf,
   extractLeads,
   leadSeed,
+  replaceTable,
   startWritebackEnv,
   type LeadCopy,
   type WritebackEnv,
@@ -63,14 +64,8 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
   });
   afterAll(async () => env?.stop());
 
-  /** Replaces table `table` (made with `columns`) by `rows`. */
-  async function source(table: string, columns: string, rows: unknown[][]): Promise<void> {
-    await env.pool.query(`DROP TABLE IF EXISTS ${table}`);
-    await env.pool.query(`CREATE TABLE ${table} (${columns})`);
-    for (const r of rows) {
-      await env.pool.query(`INSERT INTO ${table} VALUES (${r.map((_, i) => `$${i + 1}`).join(', ')})`, r);
-    }
-  }
+  const source = (table: string, columns: string, rows: unknown[][]): Promise<void> =>
+    replaceTable(env, table, columns, rows);
 
   /** Runs `task` in a new run (comparing with the extracted copy when `extract`); the plan, result, write calls. */
   async function write(task: WritebackTaskInput, options: { extract?: boolean } = {}) {

@@ -113,6 +113,20 @@ export async function startWritebackEnv(options: SalesforceEmulatorOptions = {})
   };
 }
 
+/** Replaces table `table` (made with `columns`) by `rows`: a transform's output for a test. */
+export async function replaceTable(
+  env: WritebackEnv,
+  table: string,
+  columns: string,
+  rows: unknown[][],
+): Promise<void> {
+  await env.pool.query(`DROP TABLE IF EXISTS ${table}`);
+  await env.pool.query(`CREATE TABLE ${table} (${columns})`);
+  for (const r of rows) {
+    await env.pool.query(`INSERT INTO ${table} VALUES (${r.map((_, i) => `$${i + 1}`).join(', ')})`, r);
+  }
+}
+
 /** The fields of an extracted copy of Lead, and its columns as the extract types them. */
 export interface LeadCopy {
   readonly fields: readonly string[];
