@@ -13,7 +13,8 @@ import { salesforceOf, type CoreDeps } from '../deps';
 import { collectJob, finishedJob, type FinishedJob } from './bulk-results';
 import type { WritebackCollectInput, WritebackCollectOutput } from './contracts';
 import { addApiCalls, mapWritebackTask } from './plan';
-import { finishWriteback, retryLockedRows, withTaskLock, type PushOptions } from './push';
+import { withTaskLock } from './lock';
+import { finishWriteback, retryLockedRows, type PushOptions } from './push';
 import { ROW_LOCK_RETRIES } from './results';
 import { writebackTaskOf } from './state';
 

@@ -350,9 +350,6 @@ export function sourceTypeOf(typname: string, typmod: number): SourceType {
   }
 }
 
-/** What a conversion needs of a mapped field. */
-type ConvertedField = Pick<MappedField, 'field' | 'kind'>;
-
 /** How one source column becomes one field's value, and which checks its type leaves to do. */
 interface Conversion {
   /** The value sent (numeric, integer, boolean or text), NULL when absent or not convertible. */
@@ -390,7 +387,7 @@ function numberShape(m: Pick<MappedField, 'field' | 'kind'>): { scale: number; i
  * yields the same value (so the same payload and hash) as reading the column's text form; typed
  * columns only skip the parsing and the checks their type makes redundant.
  */
-function conversionOf(m: ConvertedField, c: string, type: SourceType): Conversion {
+function conversionOf(m: Pick<MappedField, 'field' | 'kind'>, c: string, type: SourceType): Conversion {
   const text = `(${c})::text`;
   const typed = type.class !== 'text' && type.class !== 'other';
   const present = typed ? `(${c} IS NOT NULL)` : `(${c} IS NOT NULL AND btrim(${text}) <> '')`;
@@ -542,7 +539,7 @@ function bcSign(x: string, type: 'date' | 'timestamp'): string {
  * The SQL expression converting a field's source text `s` to the value sent (typed for jsonb:
  * numeric, boolean or text), NULL when `s` is NULL, blank or not convertible.
  */
-export function valueSql(m: ConvertedField, s: string): string {
+export function valueSql(m: Pick<MappedField, 'field' | 'kind'>, s: string): string {
   const f = m.field;
   switch (m.kind) {
     case 'string':

@@ -53,7 +53,6 @@ import { salesforceOf, type CoreDeps } from '../deps';
 import type { WritebackCollected, WritebackPushInput, WritebackPushOutput } from './contracts';
 import { reconcileSentInserts } from './reconcile';
 import { withTaskLock } from './lock';
-export { withTaskLock, WRITEBACK_LOCK_CLASS } from './lock';
 import { addApiCalls, choosePushApi, keyIdentity, mapWritebackTask, type WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
 import { mergeRunSummary, sqlLiteral, writebackTaskOf } from './state';
