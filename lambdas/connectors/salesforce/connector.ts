@@ -236,7 +236,8 @@ export interface SalesforceTimeouts {
   readonly getAnswerMs: number;
   /**
    * A write's answer (POST, PATCH, PUT, DELETE: Collections, Composite, Bulk job calls) must begin
-   * within this, counted from when its body is all sent.
+   * within this, counted from the start of the request (for a Bulk upload, from when its streamed
+   * body is all sent).
    */
   readonly writeAnswerMs: number;
   /**
