@@ -1,7 +1,7 @@
 import { AthenaClient, GetQueryExecutionCommand, StartQueryExecutionCommand } from '@aws-sdk/client-athena';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { athenaClientConfig, s3ClientConfig } from '../../../emulators/athena';
-import { rejection, runQuery, s3Address, startHarness, type Harness } from './helpers';
+import { rejection, runQuery, s3Address, startHarness, waitForQuery, type Harness } from './helpers';
 
 jest.setTimeout(60_000);
 
@@ -46,6 +46,9 @@ describe('Athena emulator faults', () => {
         ['StartQueryExecution', 200],
       ]);
       expect(h.emulator.faults.throttle).toBe(0);
+      // Its query runs on in the emulator: let it end, or a later test's failNextQueries could
+      // count it (a busy machine keeps it running that long).
+      await waitForQuery(athena, QueryExecutionId as string);
       athena.destroy();
     });
 
