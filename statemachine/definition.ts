@@ -506,7 +506,12 @@ function writebackChain(b: Builder, task: WritebackTask, onError: sfn.IChainable
   );
   const done = new sfn.Pass(b.scope, names.pushed);
   const pending = new sfn.Choice(b.scope, names.bulkPending);
+  // A push that ran out of Lambda time between two calls (push-pending) is called again at once;
+  // it goes on from its ledger (lambdas/core/writeback/budget.ts).
+  const pushPending = sfn.Condition.stringEquals('$.wb.status', 'push-pending');
   pending
+    .when(sfn.Condition.and(pushPending, sfn.Condition.stringEquals('$.wb.api', 'bulk')), pushBulk)
+    .when(pushPending, push)
     .when(
       sfn.Condition.stringEquals('$.wb.status', 'bulk-pending'),
       new sfn.Wait(b.scope, names.wait, { time: sfn.WaitTime.secondsPath('$.wb.waitSeconds') })

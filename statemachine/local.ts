@@ -24,7 +24,7 @@ import {
 } from '@aws-sdk/client-athena';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { ERROR_NAMES } from '../lambdas/shared/errors';
-import type { Clock } from '../lambdas/shared/clock';
+import type { Clock, InvocationContext, TimeLeft } from '../lambdas/shared/clock';
 import type { PipelineConfig } from '../lambdas/config';
 import type { CoreDeps } from '../lambdas/core/deps';
 import { givenDeps, type DepsProvider } from '../lambdas/handlers/deps';
@@ -105,7 +105,7 @@ export type LocalTaskBinding = HandlerName | 'athenaQuery';
  */
 export const LOCAL_HANDLERS: Record<
   HandlerName,
-  (deps: DepsProvider) => (event: unknown) => Promise<unknown>
+  (deps: DepsProvider) => (event: unknown, context?: InvocationContext) => Promise<unknown>
 > = {
   prepare: prepareHandler.createHandler,
   'extract-salesforce': extractSalesforceHandler.createHandler,
@@ -247,6 +247,11 @@ export interface LocalRunOptions {
   readonly waitMs?: number;
   /** Every Retry pauses this long. @default DEFAULT_LOCAL_RETRY_MS */
   readonly retryMs?: number;
+  /**
+   * The time left to each invocation of a Task state's handler, asked as the invocation starts
+   * (what Lambda's `getRemainingTimeInMillis` tells). @default none: a laptop has no Lambda timeout
+   */
+  readonly timeLeft?: (state: string) => TimeLeft;
   /** Progress. */
   readonly onEvent?: (event: LocalRunEvent) => void;
 }
@@ -310,7 +315,9 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
     }
     const handler = LOCAL_HANDLERS[binding](provider);
     taskResourceLocalHandlers[name] = async (input) => {
-      const result = throughJson(await handler(throughJson(input)));
+      const timeLeft = options.timeLeft?.(name);
+      const context = timeLeft ? { getRemainingTimeInMillis: timeLeft } : undefined;
+      const result = throughJson(await handler(throughJson(input), context));
       // The step's own result (the library's StateExited carries it after ResultPath).
       options.onEvent?.({ type: 'exited', state: name, stateType: 'Task', output: result });
       return result;

@@ -10,6 +10,7 @@ import {
   type BoundDefinition,
   type LocalExecutionResult,
   type LocalRunEvent,
+  type LocalRunOptions,
 } from '../../statemachine/local';
 import type { LocalDeps } from './deps';
 
@@ -27,6 +28,8 @@ export interface PipelineRunOptions {
   readonly runId?: string;
   readonly waitMs?: number;
   readonly retryMs?: number;
+  /** Each Task invocation's time left, as Lambda would tell it. @default none (statemachine/local.ts) */
+  readonly timeLeft?: LocalRunOptions['timeLeft'];
   readonly onEvent?: (event: LocalRunEvent) => void;
 }
 
@@ -51,6 +54,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     executionName: runId,
     ...(options.waitMs !== undefined ? { waitMs: options.waitMs } : {}),
     ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
+    ...(options.timeLeft ? { timeLeft: options.timeLeft } : {}),
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
   });
   // A run that failed because PostgreSQL is unreachable cannot be read back either: its summary

@@ -317,17 +317,41 @@ export const WritebackCollected = z.strictObject({
 });
 export type WritebackCollected = z.infer<typeof WritebackCollected>;
 
-/** What Push and Collect return. */
-export const WritebackPushOutput = z.discriminatedUnion('status', [WritebackBulkPending, WritebackCollected]);
+/**
+ * Push stopped between two calls, every result so far recorded, because its invocation had too
+ * little time left for another (lambdas/core/writeback/budget.ts): the state machine calls Push
+ * again at once, and it goes on from its ledger.
+ */
+export const WritebackPushPending = z.strictObject({
+  status: z.literal('push-pending'),
+  runId: RunId,
+  task: TaskName,
+  api: z.enum(['collections', 'bulk']),
+  /** Records in the plan. */
+  planned: z.number().int().nonnegative(),
+  /** Records with an outcome so far (written, or failed). */
+  done: z.number().int().nonnegative(),
+});
+export type WritebackPushPending = z.infer<typeof WritebackPushPending>;
+
+/** What Push returns. */
+export const WritebackPushOutput = z.discriminatedUnion('status', [
+  WritebackBulkPending,
+  WritebackPushPending,
+  WritebackCollected,
+]);
 export type WritebackPushOutput = z.infer<typeof WritebackPushOutput>;
 
 /** Collect's input: the pending output of Push or of the previous Collect. */
 export const WritebackCollectInput = WritebackBulkPending;
 export type WritebackCollectInput = WritebackBulkPending;
 
-/** What Collect returns (the same union as Push). */
-export const WritebackCollectOutput = WritebackPushOutput;
-export type WritebackCollectOutput = WritebackPushOutput;
+/** What Collect returns: jobs still running (or more results to collect), or every result in. */
+export const WritebackCollectOutput = z.discriminatedUnion('status', [
+  WritebackBulkPending,
+  WritebackCollected,
+]);
+export type WritebackCollectOutput = z.infer<typeof WritebackCollectOutput>;
 
 /** The Report step's input: the run, and the error that stopped it when one did. */
 export const ReportInput = z.strictObject({

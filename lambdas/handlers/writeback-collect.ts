@@ -1,6 +1,7 @@
 /** Lambda: the Collect step of a write-back task's Bulk jobs (lambdas/core/writeback/collect.ts). */
 import { WritebackCollectInput, parseStepInput, type WritebackCollectOutput } from '../core/contracts';
 import { collectWriteback } from '../core/writeback/collect';
+import { timeLeftOf, type InvocationContext } from '../shared/clock';
 import { instrumentStep } from '../shared/observability';
 import { depsForStep, lambdaDeps, type DepsProvider } from './deps';
 import { salesforceFromSecret } from './salesforce-deps';
@@ -9,10 +10,15 @@ import { salesforceFromSecret } from './salesforce-deps';
 export const STEP = 'CollectWriteback';
 
 /** The step as this function runs it: parse the event with the step's schema, call the core function. */
-export function createHandler(provider: DepsProvider): (event: unknown) => Promise<WritebackCollectOutput> {
-  return async (event) => {
+export function createHandler(
+  provider: DepsProvider,
+): (event: unknown, context?: InvocationContext) => Promise<WritebackCollectOutput> {
+  return async (event, context) => {
     const input = parseStepInput(STEP, WritebackCollectInput, event);
-    return collectWriteback(await depsForStep(provider, input.runId), input);
+    // Lambda's clock: the step starts no call it could not see through before its timeout.
+    return collectWriteback(await depsForStep(provider, input.runId), input, {
+      timeLeft: timeLeftOf(context),
+    });
   };
 }
 

@@ -1,6 +1,7 @@
 /** Lambda: the Push step of a write-back task (lambdas/core/writeback/push.ts). */
 import { WritebackPushInput, parseStepInput, type WritebackPushOutput } from '../core/contracts';
 import { pushWriteback } from '../core/writeback/push';
+import { timeLeftOf, type InvocationContext } from '../shared/clock';
 import { instrumentStep } from '../shared/observability';
 import { depsForStep, lambdaDeps, type DepsProvider } from './deps';
 import { salesforceFromSecret } from './salesforce-deps';
@@ -9,10 +10,13 @@ import { salesforceFromSecret } from './salesforce-deps';
 export const STEP = 'PushWriteback';
 
 /** The step as this function runs it: parse the event with the step's schema, call the core function. */
-export function createHandler(provider: DepsProvider): (event: unknown) => Promise<WritebackPushOutput> {
-  return async (event) => {
+export function createHandler(
+  provider: DepsProvider,
+): (event: unknown, context?: InvocationContext) => Promise<WritebackPushOutput> {
+  return async (event, context) => {
     const input = parseStepInput(STEP, WritebackPushInput, event);
-    return pushWriteback(await depsForStep(provider, input.runId), input);
+    // Lambda's clock: the step starts no call it could not see through before its timeout.
+    return pushWriteback(await depsForStep(provider, input.runId), input, { timeLeft: timeLeftOf(context) });
   };
 }
 

@@ -29,3 +29,24 @@ export function acceleratedClock(factor: number, base: Clock = systemClock): Clo
     sleep: (ms) => base.sleep(ms * factor),
   };
 }
+
+/**
+ * The time left to the invocation that runs a step, in milliseconds: in Lambda,
+ * `context.getRemainingTimeInMillis()`. A step that works through a long list of calls (the
+ * write-back's push and collect) starts no call that this time could not see through, and hands
+ * the rest on to its next invocation.
+ */
+export type TimeLeft = () => number;
+
+/** No end: a step called in-process by a caller that does not bound it (tests, benchmarks, the CLI). */
+export const UNBOUNDED_TIME: TimeLeft = () => Number.POSITIVE_INFINITY;
+
+/** The part of Lambda's invocation context that tells the time left. */
+export interface InvocationContext {
+  getRemainingTimeInMillis(): number;
+}
+
+/** The time left of an invocation context; {@link UNBOUNDED_TIME} without one. */
+export function timeLeftOf(context: InvocationContext | undefined): TimeLeft {
+  return context ? () => context.getRemainingTimeInMillis() : UNBOUNDED_TIME;
+}

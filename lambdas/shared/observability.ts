@@ -19,6 +19,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
+import type { InvocationContext } from './clock';
 
 /** The CloudWatch namespace of the pipeline's metrics. */
 export const METRICS_NAMESPACE = 'roundtrip';
@@ -158,8 +159,8 @@ export function recordMeasurements(metrics: Metrics, measurements: readonly Step
   }
 }
 
-/** The part of the Lambda context object the logger reads. */
-export interface LambdaContext {
+/** The part of the Lambda context object the logger and the steps read. */
+export interface LambdaContext extends InvocationContext {
   readonly functionName: string;
   readonly functionVersion: string;
   readonly invokedFunctionArn: string;
@@ -177,7 +178,7 @@ const EVENT_KEYS = ['runId', 'task'] as const;
  */
 export function instrumentStep<Output>(
   step: string,
-  run: (event: unknown) => Promise<Output>,
+  run: (event: unknown, context?: InvocationContext) => Promise<Output>,
   obs: () => Observability = observability,
 ): (event: unknown, context?: LambdaContext) => Promise<Output> {
   return async (event, context) => {
@@ -199,7 +200,7 @@ export function instrumentStep<Output>(
       tracer.addServiceNameAnnotation();
     }
     try {
-      const output = await run(event);
+      const output = await run(event, context);
       const figures = measureStepOutput(output);
       recordMeasurements(metrics, figures);
       logger.info('Step finished', { figures });

@@ -437,6 +437,57 @@ describe('the state machine definition', () => {
       expect(h.ran).not.toContain('Contact-upsert push');
     });
 
+    it('calls a Collections push again at once while it hands on for want of Lambda time', async () => {
+      let pushes = 0;
+      const h = handlers(fullConfig(), {
+        'Contact-upsert push': (input) =>
+          ++pushes < 3
+            ? {
+                status: 'push-pending',
+                runId: 'run-1',
+                task: input.task,
+                api: 'collections',
+                planned: 9,
+                done: 3,
+              }
+            : { status: 'collected', task: input.task },
+      });
+      expect((await run(full, {}, h)).status).toBe('succeeded');
+      const wb = h.ran.filter((s) => s.startsWith('Contact-upsert'));
+      expect(wb).toEqual([
+        'Contact-upsert plan',
+        'Contact-upsert push',
+        'Contact-upsert push',
+        'Contact-upsert push',
+      ]);
+    });
+
+    it('calls a Bulk push again while it hands on, then collects its jobs', async () => {
+      let pushes = 0;
+      const h = handlers(fullConfig(), {
+        'Contact-upsert plan': (input) => ({ task: input.task, status: 'planned', api: 'bulk' }),
+        'Contact-upsert push bulk': (input) =>
+          ++pushes < 2
+            ? { status: 'push-pending', runId: 'run-1', task: input.task, api: 'bulk', planned: 9, done: 0 }
+            : {
+                status: 'bulk-pending',
+                runId: 'run-1',
+                task: input.task,
+                jobIds: ['750000000000001', '750000000000002'],
+                attempt: 0,
+                waitSeconds: 5,
+              },
+      });
+      expect((await run(full, {}, h)).status).toBe('succeeded');
+      const wb = h.ran.filter((s) => s.startsWith('Contact-upsert'));
+      expect(wb).toEqual([
+        'Contact-upsert plan',
+        'Contact-upsert push bulk',
+        'Contact-upsert push bulk',
+        'Contact-upsert collect',
+      ]);
+    });
+
     it('reports a terminal error and fails with that error', async () => {
       const h = handlers(fullConfig(), {
         'athena_customers load': () => {

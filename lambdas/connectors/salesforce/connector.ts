@@ -139,6 +139,8 @@ export interface SalesforceConnector {
   readonly apiVersion: string;
   /** `https://…my.salesforce.com` (or the emulator's URL). */
   readonly instanceUrl: string;
+  /** The time limits of its calls, as given or defaulted ({@link DEFAULT_SALESFORCE_TIMEOUTS}). */
+  readonly timeouts: SalesforceTimeouts;
   /** The sign-in flow of the secret. */
   readonly flow: 'soap' | 'oauth-password' | 'client-credentials' | 'jwt';
   /** API calls this connector made (sign-ins not counted: Salesforce does not count logins). */
@@ -256,8 +258,9 @@ export interface SalesforceTimeouts {
  * - writes 620 s: Salesforce runs a REST or SOAP call for up to 10 minutes ("The timeout limit
  *   for REST and SOAP API calls is 10 minutes", API Request Limits and Allocations), so a write
  *   still running there must not be given up sooner, which would only turn a slow success into an
- *   unknown outcome; 20 s more for the network, and a call that started early in the step still
- *   fails with 280 s of the Lambda left to record it (the push records a write of unknown outcome
+ *   unknown outcome; 20 s more for the network. The write-back starts a write only with this
+ *   limit and a minute more left in its Lambda (core/writeback/budget.ts), so a write that times
+ *   out is recorded, not cut off by the Lambda's end (the push records a write of unknown outcome
  *   and is retried; its insert reconcile waits 11 minutes, INSERT_SETTLE_MS, past this limit);
  * - GETs 120 s: a GET changes nothing and is sent again up to 3 times, so 3 × 120 s (6 minutes)
  *   is the most a hung GET holds a step, with room left in its 900 s (a query too slow for that
@@ -456,7 +459,7 @@ function jsonOf<T>(operation: string, text: string): T {
 const GET_RETRY_PAUSE_MS = 250;
 
 /** Sends of a GET (describe, COUNT(), a job's state, limits) before its failure is the step's. */
-const GET_ATTEMPTS = 3;
+export const GET_ATTEMPTS = 3;
 
 /**
  * A `nextRecordsUrl` (`/services/data/vNN.N/query/<locator>`, relative to the instance) as a path
@@ -879,6 +882,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
 
   const connector: SalesforceConnector = {
     apiVersion,
+    timeouts,
     get instanceUrl() {
       return conn.instanceUrl;
     },

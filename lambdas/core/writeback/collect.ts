@@ -5,18 +5,26 @@
  * plan, `sync_state` and `writeback_errors` (results.ts) and marks the job collected in the same
  * transaction (bulk-results.ts), so a retried collect neither loses nor doubles a result. Records refused with
  * `UNABLE_TO_LOCK_ROW` are then retried serially through Collections, a bounded number of times.
+ *
+ * A job's results are collected, and a retry call made, only while the invocation has the time to
+ * see it through (budget.ts); else the step answers `bulk-pending` with a wait of
+ * {@link HAND_ON_WAIT_SECONDS}, and the next Collect goes on from what is recorded.
  */
 import { withClient, inTransaction } from '../../connectors/postgres';
 import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
 import { getIngestJob, isFinalIngestState } from '../../connectors/salesforce/writes';
 import { salesforceOf, type CoreDeps } from '../deps';
 import { collectJob, finishedJob, type FinishedJob } from './bulk-results';
+import { CallBudget } from './budget';
 import type { WritebackCollectInput, WritebackCollectOutput } from './contracts';
 import { addApiCalls, mapWritebackTask } from './plan';
 import { withTaskLock } from './lock';
 import { finishWriteback, retryLockedRows, type PushOptions } from './push';
 import { ROW_LOCK_RETRIES } from './results';
 import { writebackTaskOf } from './state';
+
+/** The wait before the next Collect when this one ran out of time: none worth the name. */
+export const HAND_ON_WAIT_SECONDS = 1;
 
 interface JobRecord {
   job_id: string;
@@ -34,7 +42,7 @@ interface JobRecord {
 export async function collectWriteback(
   deps: CoreDeps,
   input: WritebackCollectInput,
-  options: Pick<PushOptions, 'lockRetries'> = {},
+  options: Pick<PushOptions, 'lockRetries' | 'timeLeft'> = {},
 ): Promise<WritebackCollectOutput> {
   return withTaskLock(deps, input.task, () => collectLocked(deps, input, options));
 }
@@ -42,7 +50,7 @@ export async function collectWriteback(
 async function collectLocked(
   deps: CoreDeps,
   input: WritebackCollectInput,
-  options: Pick<PushOptions, 'lockRetries'>,
+  options: Pick<PushOptions, 'lockRetries' | 'timeLeft'>,
 ): Promise<WritebackCollectOutput> {
   const task = writebackTaskOf(deps, input.task);
   const logger = deps.logger.child({ runId: input.runId, task: input.task, step: 'writeback-collect' });
@@ -78,10 +86,22 @@ async function collectLocked(
     }
     // What was sent is collected whatever changed in the org's permissions since.
     const mapping = mapWritebackTask(task, await sf.describe(task.object), { checkAccess: false });
+    const budget = new CallBudget(options.timeLeft, sf.timeouts);
     for (const job of finished) {
+      if (!budget.mayStart('read')) break;
       await collectJob(deps, sf, mapping, input.runId, input.task, job, lockRetries, logger);
     }
-    await retryLockedRows(deps, sf, mapping, input.runId, input.task, lockRetries);
+    // Only once every job is collected: a job not collected yet leaves its records `sent`, which
+    // the retry pass of an insert would take for records of a call that died.
+    if (!budget.handedOn) {
+      await retryLockedRows(deps, sf, mapping, input.runId, input.task, { lockRetries, budget });
+    }
+    if (budget.handedOn) {
+      logger.info('Collect handed on: too little time left in this invocation for another call', {
+        attempt: input.attempt,
+      });
+      return { ...input, waitSeconds: HAND_ON_WAIT_SECONDS };
+    }
     return await finishWriteback(deps, input.runId, task, input.task, 'bulk');
   } finally {
     const spent = sf.apiCalls - callsBefore;

@@ -9,6 +9,7 @@ export {
   WritebackPlanOutput,
   WritebackPushInput,
   WritebackBulkPending,
+  WritebackPushPending,
   WritebackCollected,
   WritebackPushOutput,
   WritebackCollectInput,

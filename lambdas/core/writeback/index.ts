@@ -6,7 +6,7 @@
 import { TerminalError } from '../../shared/errors';
 import type { CoreDeps } from '../deps';
 import { collectWriteback } from './collect';
-import type { WritebackCollected, WritebackPlanOutput } from './contracts';
+import type { WritebackCollected, WritebackCollectOutput, WritebackPlanOutput } from './contracts';
 import { planWriteback } from './plan';
 import { pushWriteback, type PushOptions } from './push';
 
@@ -52,11 +52,17 @@ export async function runWriteback(
     dryRun: input.dryRun ?? false,
   });
   if (plan.status === 'dry-run') return { plan };
-  let state = await pushWriteback(deps, { runId: input.runId, task: input.task }, options);
-  for (let round = 0; state.status === 'bulk-pending'; round += 1) {
-    if (round >= MAX_COLLECT_ROUNDS) {
+  const push = { runId: input.runId, task: input.task };
+  // A push that ran out of time hands on (push-pending) and is called again at once, as the state
+  // machine does; each call sends at least once, so this ends.
+  let pushed = await pushWriteback(deps, push, options);
+  while (pushed.status === 'push-pending') pushed = await pushWriteback(deps, push, options);
+  let state: WritebackCollectOutput = pushed;
+  while (state.status === 'bulk-pending') {
+    // Polls of jobs still running; a Collect that handed on for want of time counts none.
+    if (state.attempt >= MAX_COLLECT_ROUNDS) {
       throw new TerminalError(
-        `Write-back ${input.task}: Bulk jobs ${state.jobIds.join(', ')} still running after ${round} polls`,
+        `Write-back ${input.task}: Bulk jobs ${state.jobIds.join(', ')} still running after ${state.attempt} polls`,
       );
     }
     await deps.clock.sleep(state.waitSeconds * 1000);

@@ -47,10 +47,17 @@ import {
   uploadIngestData,
   writeCollections,
 } from '../../connectors/salesforce/writes';
+import type { TimeLeft } from '../../shared/clock';
 import { TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
-import type { WritebackCollected, WritebackPushInput, WritebackPushOutput } from './contracts';
+import type {
+  WritebackCollected,
+  WritebackPushInput,
+  WritebackPushOutput,
+  WritebackPushPending,
+} from './contracts';
+import { CallBudget } from './budget';
 import { reconcileSentInserts } from './reconcile';
 import { withTaskLock } from './lock';
 import { addApiCalls, choosePushApi, keyIdentity, mapWritebackTask, type WritebackMapping } from './plan';
@@ -63,6 +70,11 @@ export interface PushOptions {
   readonly maxJobBytes?: number;
   /** Sends of a record refused with UNABLE_TO_LOCK_ROW after the first. @default ROW_LOCK_RETRIES */
   readonly lockRetries?: number;
+  /**
+   * The time left to this invocation (Lambda's `getRemainingTimeInMillis`): no call is started
+   * that it could not see through, and the step hands the rest on (budget.ts). @default unbounded
+   */
+  readonly timeLeft?: TimeLeft;
 }
 
 /** Room left under the upload limit for the header line and the estimate's rounding. */
@@ -211,6 +223,7 @@ async function lastPageOf(deps: CoreDeps, runId: string, taskName: string): Prom
 /**
  * Sends records in seq order, `batchSize` an API call, and applies each call's results. The seqs
  * of records whose call Salesforce answered without their outcome go into `options.answered`.
+ * Stops before a call `options.budget` has no time for (its `handedOn` then says so).
  */
 async function sendCollections(
   deps: CoreDeps,
@@ -219,7 +232,7 @@ async function sendCollections(
   runId: string,
   taskName: string,
   source: CollectionsSource,
-  options: { lockRetries: number; batchSize: number; answered: Set<number> },
+  options: { lockRetries: number; batchSize: number; answered: Set<number>; budget: CallBudget },
 ): Promise<number> {
   let lastSeq = 0;
   let page = 0;
@@ -251,6 +264,8 @@ async function sendCollections(
       ));
       if (rows.length === 0) return calls;
     }
+    // Before the records are marked `sent`: a call not made leaves them as they were.
+    if (!options.budget.mayStart('write')) return calls;
     const seqs = rows.map((r) => Number(r.seq));
     lastSeq = seqs[seqs.length - 1] as number;
     await withTransaction(deps.pg, (client) =>
@@ -344,7 +359,9 @@ async function refuseWaitingKeysTakenElsewhere(
  * among them are looked up first ({@link reconcileSentInserts}; `answered` holds the seqs whose
  * call this attempt saw answered without their outcome), the others are sent again, unless
  * another run took their key meanwhile ({@link refuseWaitingKeysTakenElsewhere}). A round's calls
- * are plain Collections calls, which answer every record's outcome or fail as a whole.
+ * are plain Collections calls, which answer every record's outcome or fail as a whole. Stops
+ * before a call `options.budget` has no time for: the next invocation goes on from the ledger
+ * (the records' attempts, not the rounds, bound the retries).
  */
 export async function retryLockedRows(
   deps: CoreDeps,
@@ -352,9 +369,9 @@ export async function retryLockedRows(
   mapping: WritebackMapping,
   runId: string,
   taskName: string,
-  lockRetries: number,
-  answered: Set<number> = new Set(),
+  options: { lockRetries: number; budget: CallBudget; answered?: Set<number> },
 ): Promise<void> {
+  const { lockRetries, budget, answered = new Set<number>() } = options;
   if (mapping.task.mode === 'insert') {
     const logger = deps.logger.child({ runId, task: taskName });
     await reconcileSentInserts(deps, sf, mapping, runId, taskName, logger, {
@@ -371,7 +388,7 @@ export async function retryLockedRows(
       [runId, taskName],
     );
     const waiting = Number(rows[0]?.n ?? 0);
-    if (waiting === 0) return;
+    if (waiting === 0 || budget.handedOn) return;
     deps.logger.info('Retrying records refused with UNABLE_TO_LOCK_ROW', {
       runId,
       task: taskName,
@@ -386,7 +403,7 @@ export async function retryLockedRows(
       runId,
       taskName,
       { from: 'ledger', where: `p.status IN ('planned', 'sent') AND p.attempts > 0` },
-      { lockRetries, batchSize: COLLECTIONS_MAX_RECORDS, answered },
+      { lockRetries, batchSize: COLLECTIONS_MAX_RECORDS, answered, budget },
     );
   }
 }
@@ -549,6 +566,7 @@ async function pushBulk(
   taskName: string,
   maxJobBytes: number,
   logger: Logger,
+  budget: CallBudget,
 ): Promise<string[]> {
   const chunks = await bulkChunks(deps, runId, taskName, maxJobBytes);
   const jobIds: string[] = [];
@@ -565,6 +583,10 @@ async function pushBulk(
       jobIds.push(existing.job_id);
       continue;
     }
+    // Every other chunk calls Salesforce: the state of a job left behind, a job's upload and
+    // close. Without the time for that, the next invocation goes on from this chunk.
+    const admitted = existing !== undefined;
+    if (admitted && !budget.mayStart('write')) break;
     if (existing) {
       // An interrupted attempt left the job here. Ask Salesforce where it is.
       let job = await getIngestJob(sf, existing.job_id);
@@ -605,6 +627,7 @@ async function pushBulk(
       });
       continue;
     }
+    if (!admitted && !budget.mayStart('write')) break;
     jobIds.push(await uploadChunk(deps, sf, mapping, runId, taskName, chunk, logger));
   }
   return jobIds;
@@ -707,6 +730,43 @@ export async function pushWriteback(
   return withTaskLock(deps, input.task, () => pushLocked(deps, input, options, task, api, logger));
 }
 
+/**
+ * The answer of a push that stopped for want of time (budget.ts): every call made has its results
+ * recorded. Insert records whose call Salesforce answered without their outcome are looked up
+ * now, while this invocation knows that their call is over (the next one could not tell, and would
+ * wait 11 minutes, INSERT_SETTLE_MS of reconcile.ts, before looking them up).
+ */
+async function handOnPush(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  mapping: WritebackMapping,
+  input: WritebackPushInput,
+  api: WritebackPushPending['api'],
+  answered: ReadonlySet<number>,
+  logger: Logger,
+): Promise<WritebackPushPending> {
+  if (mapping.task.mode === 'insert' && answered.size > 0) {
+    await reconcileSentInserts(deps, sf, mapping, input.runId, input.task, logger, {
+      answered,
+      unsettled: 'keep',
+      notFound: 'resend',
+    });
+  }
+  const planned = await plannedRecords(deps, input.runId, input.task);
+  const { rows } = await deps.pg.query<{ done: string }>(
+    `SELECT count(*) AS done FROM roundtrip.writeback_plans
+      WHERE run_id = $1 AND task = $2 AND status IN ('succeeded', 'failed')`,
+    [input.runId, input.task],
+  );
+  const done = Number(rows[0]?.done ?? 0);
+  logger.info('Push handed on: too little time left in this invocation for another call', {
+    api,
+    planned,
+    done,
+  });
+  return { status: 'push-pending', runId: input.runId, task: input.task, api, planned, done };
+}
+
 async function pushLocked(
   deps: CoreDeps,
   input: WritebackPushInput,
@@ -721,6 +781,7 @@ async function pushLocked(
   const lockRetries = options.lockRetries ?? ROW_LOCK_RETRIES;
   // Records whose call this attempt saw answered without their outcome: looked up at once.
   const answered = new Set<number>();
+  const budget = new CallBudget(options.timeLeft, sf.timeouts);
   try {
     if (task.mode === 'insert') {
       if (api === 'collections')
@@ -739,10 +800,18 @@ async function pushLocked(
         input.runId,
         input.task,
         { from: 'pages' },
-        { lockRetries, batchSize: COMPOSITE_MAX_RECORDS, answered },
+        { lockRetries, batchSize: COMPOSITE_MAX_RECORDS, answered, budget },
       );
-      logger.info('Plan sent with sObject Collections', { calls });
-      await retryLockedRows(deps, sf, mapping, input.runId, input.task, lockRetries, answered);
+      logger.info(
+        budget.handedOn
+          ? 'Part of the plan sent with sObject Collections'
+          : 'Plan sent with sObject Collections',
+        { calls },
+      );
+      if (!budget.handedOn) {
+        await retryLockedRows(deps, sf, mapping, input.runId, input.task, { lockRetries, budget, answered });
+      }
+      if (budget.handedOn) return await handOnPush(deps, sf, mapping, input, 'collections', answered, logger);
       return await finishWriteback(deps, input.runId, task, input.task, 'collections');
     }
     const jobIds = await pushBulk(
@@ -753,7 +822,9 @@ async function pushLocked(
       input.task,
       options.maxJobBytes ?? BULK_INGEST_MAX_UPLOAD_BYTES - UPLOAD_MARGIN_BYTES,
       logger,
+      budget,
     );
+    if (budget.handedOn) return await handOnPush(deps, sf, mapping, input, 'bulk', answered, logger);
     return {
       status: 'bulk-pending',
       runId: input.runId,

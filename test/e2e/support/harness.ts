@@ -9,7 +9,12 @@ import { acceleratedClock } from '../../../lambdas/shared/clock';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import { buildLocalDeps, type LocalDeps } from '../../../bin/local/deps';
 import { startDemoEnvironment, type DemoEnvironment } from '../../../bin/local/environment';
-import { runPipeline, type BoundDefinition, type PipelineRunResult } from '../../../bin/local/pipeline';
+import {
+  runPipeline,
+  type BoundDefinition,
+  type PipelineRunOptions,
+  type PipelineRunResult,
+} from '../../../bin/local/pipeline';
 import type { SalesforceFaults } from '../../../emulators/salesforce';
 import type { RunInput } from '../../../lambdas/core/contracts';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
@@ -35,7 +40,7 @@ export interface E2eWorld {
   readonly config: PipelineConfig;
   readonly definition: BoundDefinition;
   readonly logger: ReturnType<typeof createMemoryLogger>;
-  run(input?: RunInput): Promise<PipelineRunResult>;
+  run(input?: RunInput, options?: Pick<PipelineRunOptions, 'timeLeft'>): Promise<PipelineRunResult>;
   /** LeadScore__c of every generated lead in the emulator, in the generator's order. */
   scores(): (number | null)[];
   close(): Promise<void>;
@@ -71,7 +76,8 @@ export async function startWorld(options: {
     config: options.config,
     definition,
     logger,
-    run: (input = {}) => runPipeline({ local, definition, input, waitMs: 20, retryMs: 20 }),
+    run: (input = {}, options = {}) =>
+      runPipeline({ local, definition, input, waitMs: 20, retryMs: 20, ...options }),
     scores: () =>
       env.leadIds.map((id) => {
         const value = env.salesforce.store.get(id)?.LeadScore__c;

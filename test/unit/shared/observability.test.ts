@@ -1,4 +1,5 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { timeLeftOf } from '../../../lambdas/shared/clock';
 import {
   METRIC_NAMES,
   instrumentStep,
@@ -133,6 +134,25 @@ describe('instrumentStep', () => {
       attributes: { step: 'ExtractSalesforce', runId: 'run-1', task: 'Lead' },
     });
     expect(fake.keys.size).toBe(0); // the keys do not leak into the next invocation
+  });
+
+  it('hands the invocation context to the step, which reads its time left from it', async () => {
+    const fake = fakeObservability();
+    const handler = instrumentStep(
+      'PushWriteback',
+      async (_event, context) => ({ left: timeLeftOf(context)() }),
+      fake.obs,
+    );
+    const context = {
+      functionName: 'f',
+      functionVersion: '$LATEST',
+      invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:f',
+      memoryLimitInMB: '1024',
+      awsRequestId: 'r-1',
+      getRemainingTimeInMillis: () => 123_456,
+    };
+    expect(await handler({ runId: 'run-3' }, context)).toEqual({ left: 123_456 });
+    expect(await handler({ runId: 'run-3' })).toEqual({ left: Number.POSITIVE_INFINITY });
   });
 
   it('logs and rethrows an error unchanged, so the state machine sees its name', async () => {

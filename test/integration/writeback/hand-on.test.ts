@@ -1,0 +1,256 @@
+/**
+ * Push and Collect with a Lambda's clock (lambdas/core/writeback/budget.ts): a step starts no
+ * Salesforce call that the invocation's time left could not see through, hands the rest on
+ * (`push-pending`, or `bulk-pending` with a short wait), and the next invocation goes on from the
+ * ledger: every record sent once, nothing left `sent`, no job created twice.
+ */
+import {
+  collectWriteback,
+  planWriteback,
+  pushWriteback,
+  runWriteback,
+  type WritebackPushOutput,
+} from '../../../lambdas/core/writeback';
+import { DEFAULT_SALESFORCE_TIMEOUTS } from '../../../lambdas/connectors/salesforce';
+import { HAND_ON_WAIT_SECONDS } from '../../../lambdas/core/writeback/collect';
+import type { TimeLeft } from '../../../lambdas/shared/clock';
+import { startWritebackEnv, type WritebackEnv } from './support';
+
+/** No time at all: each invocation makes its one guaranteed call, then hands on. */
+const NO_TIME: TimeLeft = () => 0;
+
+describe('push and collect hand on when the Lambda runs out of time', () => {
+  let env: WritebackEnv;
+
+  beforeAll(async () => {
+    env = await startWritebackEnv();
+    await env.pool.query(`CREATE TABLE lead_src (ext text, last_name text, company text, score integer)`);
+  });
+  afterAll(async () => env?.stop());
+  afterEach(() => env.sf.faults.clear());
+
+  /** Replaces lead_src by `n` rows keyed `${prefix}-1`…, scored i. */
+  async function leads(prefix: string, n: number): Promise<void> {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT $1 || '-' || i, 'Name ' || i, 'Acme', i % 100 FROM generate_series(1, $2::int) AS i`,
+      [prefix, n],
+    );
+  }
+
+  const upsert = {
+    to: 'salesforce' as const,
+    object: 'Lead',
+    from: 'lead_src',
+    mode: 'upsert' as const,
+    key: 'External_Id__c',
+    keyColumn: 'ext',
+    fields: { LastName: 'last_name', Company: 'company', LeadScore__c: 'score' },
+    bulkThreshold: 100_000,
+  };
+  const insert = { ...upsert, mode: 'insert' as const };
+
+  /** Records holding each external ID of `prefix`-1 … `prefix`-n: exactly one each. */
+  function copiesByKey(prefix: string): Map<string, number> {
+    const copies = new Map<string, number>();
+    for (const r of env.sf.store.all('Lead')) {
+      const key = r.External_Id__c;
+      if (typeof key === 'string' && key.startsWith(`${prefix}-`) && r.IsDeleted !== true) {
+        copies.set(key, (copies.get(key) ?? 0) + 1);
+      }
+    }
+    return copies;
+  }
+
+  async function ledger(runId: string): Promise<{ status: string; n: number }[]> {
+    const { rows } = await env.pool.query(
+      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
+      [runId],
+    );
+    return rows;
+  }
+
+  it('hands a Collections push on between calls; the next invocations send the rest, each record once', async () => {
+    await leads('co', 2_500);
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    env.sf.calls.clear();
+    const input = { runId, task: 'Lead-upsert' };
+
+    const first = await pushWriteback(deps, input, { timeLeft: NO_TIME });
+    expect(first).toEqual({
+      status: 'push-pending',
+      runId,
+      task: 'Lead-upsert',
+      api: 'collections',
+      planned: 2_500,
+      done: 1_000,
+    });
+    // Every call made has its results recorded: nothing is left `sent`.
+    expect(await ledger(runId)).toEqual([{ status: 'succeeded', n: 1_000 }]);
+    expect(await pushWriteback(deps, input, { timeLeft: NO_TIME })).toMatchObject({
+      status: 'push-pending',
+      done: 2_000,
+    });
+    expect(await pushWriteback(deps, input, { timeLeft: NO_TIME })).toMatchObject({
+      status: 'collected',
+      planned: 2_500,
+      succeeded: 2_500,
+      failed: 0,
+    });
+
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1_000, 1_000, 500]);
+    const copies = copiesByKey('co');
+    expect(copies.size).toBe(2_500);
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('starts a write only with room for its longest answer and its recording (620 s + 60 s)', async () => {
+    await leads('room', 5_000);
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    env.sf.calls.clear();
+    // A Lambda of 900 s in which each call takes 100 s: calls start at 900, 800 and 700 s left;
+    // at 600 s left a call could outlast the Lambda.
+    const lambdaClock = (): TimeLeft => {
+      const base = env.sf.calls.writes().length;
+      return () => 900_000 - 100_000 * (env.sf.calls.writes().length - base);
+    };
+    const room = DEFAULT_SALESFORCE_TIMEOUTS.writeAnswerMs + 60_000;
+    expect(room).toBe(680_000);
+
+    const first = await pushWriteback(deps, { runId, task: 'Lead-upsert' }, { timeLeft: lambdaClock() });
+    expect(first).toMatchObject({ status: 'push-pending', done: 3_000 });
+    const second = await pushWriteback(deps, { runId, task: 'Lead-upsert' }, { timeLeft: lambdaClock() });
+    expect(second).toMatchObject({ status: 'collected', succeeded: 5_000 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1_000, 1_000, 1_000, 1_000, 1_000]);
+
+    // With the time for every call, one invocation sends them all.
+    await env.pool.query(`UPDATE lead_src SET score = score + 1`);
+    const again = await env.newRun();
+    await planWriteback(deps, { runId: again, task: 'Lead-upsert' });
+    expect(
+      await pushWriteback(deps, { runId: again, task: 'Lead-upsert' }, { timeLeft: () => 900_000 }),
+    ).toMatchObject({ status: 'collected', succeeded: 5_000 });
+  });
+
+  it('looks up an insert’s records of unknown outcome before handing on, not 11 minutes later', async () => {
+    await leads('unk', 1_450);
+    // Salesforce writes every record; its answer says the second subrequest failed with a 500.
+    const lying = Object.create(env.connector, {
+      request: {
+        value: async (operation: string, method: 'POST', path: string, body?: unknown) => {
+          const answer = (await env.connector.request(operation, method, path, body)) as {
+            compositeResponse?: { httpStatusCode: number; body: unknown }[];
+          };
+          const second = answer.compositeResponse?.[1];
+          if (second) {
+            second.httpStatusCode = 500;
+            second.body = [{ errorCode: 'UNKNOWN_EXCEPTION', message: 'An unexpected error occurred' }];
+          }
+          return answer;
+        },
+      },
+    }) as typeof env.connector;
+    const deps = { ...env.deps({ writeback: [insert] }), salesforce: lying };
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    env.sf.calls.clear();
+
+    const first = await pushWriteback(deps, { runId, task: 'Lead-insert' }, { timeLeft: NO_TIME });
+    // The 200 records of the failed subrequest were found by external ID and recorded.
+    expect(first).toMatchObject({ status: 'push-pending', planned: 1_450, done: 1_000 });
+    expect(await ledger(runId)).toEqual([{ status: 'succeeded', n: 1_000 }]);
+    // Before, the next invocation took them for records of a call that may still be running.
+    const second = await pushWriteback(deps, { runId, task: 'Lead-insert' }, { timeLeft: NO_TIME });
+    expect(second).toMatchObject({ status: 'collected', succeeded: 1_450, failed: 0 });
+
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1_000, 450]);
+    const copies = copiesByKey('unk');
+    expect(copies.size).toBe(1_450);
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('goes on with the row-lock retries in the next invocation', async () => {
+    await leads('lock', 30);
+    env.sf.faults.set({ lockRowKeys: ['lock-7'] });
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    env.sf.calls.clear();
+
+    const first = await pushWriteback(deps, { runId, task: 'Lead-upsert' }, { timeLeft: NO_TIME });
+    expect(first).toMatchObject({ status: 'push-pending', planned: 30, done: 29 });
+    expect(await ledger(runId)).toEqual([
+      { status: 'planned', n: 1 },
+      { status: 'succeeded', n: 29 },
+    ]);
+    env.sf.faults.clear();
+    const second = await pushWriteback(deps, { runId, task: 'Lead-upsert' }, { timeLeft: NO_TIME });
+    expect(second).toMatchObject({ status: 'collected', succeeded: 30, failed: 0 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([30, 1]);
+  });
+
+  it('hands a Bulk push on between jobs and Collect between job results; no job is created twice', async () => {
+    await leads('bulk', 600);
+    const deps = env.deps({ writeback: [{ ...insert, bulkThreshold: 50 }] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    env.sf.calls.clear();
+    const options = { timeLeft: NO_TIME, maxJobBytes: 20_000 };
+
+    const outputs: WritebackPushOutput[] = [];
+    let state = await pushWriteback(deps, { runId, task: 'Lead-insert' }, options);
+    outputs.push(state);
+    while (state.status === 'push-pending') {
+      state = await pushWriteback(deps, { runId, task: 'Lead-insert' }, options);
+      outputs.push(state);
+    }
+    const { rows: jobs } = await env.pool.query(
+      `SELECT job_id FROM roundtrip.writeback_jobs WHERE run_id = $1 ORDER BY chunk`,
+      [runId],
+    );
+    expect(jobs.length).toBeGreaterThanOrEqual(3);
+    // One job an invocation: the first is always made, the next would need more time.
+    expect(outputs.map((o) => o.status)).toEqual([
+      ...jobs.slice(1).map(() => 'push-pending'),
+      'bulk-pending',
+    ]);
+    expect(state).toMatchObject({ jobIds: jobs.map((j) => j.job_id) });
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.create' })).toBe(jobs.length);
+
+    const collects: string[] = [];
+    while (state.status === 'bulk-pending') {
+      await deps.clock.sleep(state.waitSeconds * 1000);
+      state = await collectWriteback(deps, state, options);
+      collects.push(state.status === 'bulk-pending' ? `wait ${state.waitSeconds}` : state.status);
+    }
+    // Each Collect that found the jobs finished collected one job's results, then handed on.
+    expect(collects.filter((c) => c === `wait ${HAND_ON_WAIT_SECONDS}`).length).toBeGreaterThanOrEqual(
+      jobs.length - 1,
+    );
+    expect(state).toMatchObject({ status: 'collected', planned: 600, succeeded: 600, failed: 0 });
+    // One results file a job (none failed): no file read twice. The records of jobs not collected
+    // yet were not taken for inserts of unknown outcome and looked up.
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.results' })).toBe(jobs.length);
+    expect(env.sf.calls.count({ operation: 'query' })).toBe(0);
+    const copies = copiesByKey('bulk');
+    expect(copies.size).toBe(600);
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('runWriteback calls a push that hands on again until it is done', async () => {
+    await leads('loop', 2_100);
+    const deps = env.deps({ writeback: [insert] });
+    const runId = await env.newRun();
+    env.sf.calls.clear();
+
+    const { result } = await runWriteback(deps, { runId, task: 'Lead-insert' }, { timeLeft: NO_TIME });
+
+    expect(result).toMatchObject({ status: 'collected', planned: 2_100, succeeded: 2_100 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1_000, 1_000, 100]);
+    expect(copiesByKey('loop').size).toBe(2_100);
+  });
+});
