@@ -825,6 +825,8 @@ async function pushLocked(
       budget,
     );
     if (budget.handedOn) return await handOnPush(deps, sf, mapping, input, 'bulk', answered, logger);
+    // Every chunk refused before sending (insert keys taken by overlapping runs): no job to wait for.
+    if (jobIds.length === 0) return await finishWriteback(deps, input.runId, task, input.task, 'bulk');
     return {
       status: 'bulk-pending',
       runId: input.runId,
