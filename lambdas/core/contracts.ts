@@ -397,8 +397,26 @@ export type ReportOutput = z.infer<typeof ReportOutput>;
 export function parseStepInput<S extends z.ZodType>(step: string, schema: S, event: unknown): z.infer<S> {
   const result = schema.safeParse(event);
   if (result.success) return result.data;
-  const problems = result.error.issues.map(
-    (i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`,
-  );
-  throw new TerminalError(`Invalid input of step ${step}: ${problems.join('; ')}`);
+  throw new TerminalError(`Invalid input of step ${step}: ${problemsOf(result.error)}`);
+}
+
+/** Every problem of a failed parse, as `path: message; …`. */
+function problemsOf(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+}
+
+/**
+ * Checks what a step answered against the contract the state machine hands on (the next step's
+ * input schema, or the step's output schema) and answers it unchanged: the in-process drivers
+ * (runWriteback, runSalesforceTask) call it between steps, so that an output the next Lambda
+ * would refuse fails where it is made, in every test that runs them, not only in AWS.
+ */
+export function checkStepOutput<S extends z.ZodType, T extends z.infer<S>>(
+  step: string,
+  schema: S,
+  output: T,
+): T {
+  const result = schema.safeParse(output);
+  if (result.success) return output;
+  throw new TerminalError(`Invalid output of step ${step}: ${problemsOf(result.error)}`);
 }

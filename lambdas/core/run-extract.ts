@@ -5,7 +5,15 @@
  * passes a clock whose sleep is short). It only sequences the steps: nothing lives here that the
  * state machine would not do, so that statemachine/local.ts can replace it without losing logic.
  */
-import type { AthenaLoadOutput, PrepareInput, PrepareOutput, SalesforceExtractLoaded } from './contracts';
+import {
+  checkStepOutput,
+  SalesforceExtractCheckInput,
+  SalesforceExtractOutput,
+  type AthenaLoadOutput,
+  type PrepareInput,
+  type PrepareOutput,
+  type SalesforceExtractLoaded,
+} from './contracts';
 import type { CoreDeps } from './deps';
 import { loadAthena } from './extract-athena';
 import {
@@ -36,10 +44,20 @@ export async function runSalesforceTask(
   full: boolean,
   options: SalesforceExtractOptions = {},
 ): Promise<SalesforceExtractLoaded> {
-  let output = await extractSalesforce({ runId, task, full }, deps, options);
+  // Each output checked against the contract the state machine hands on (checkStepOutput).
+  let output = checkStepOutput(
+    'ExtractSalesforce',
+    SalesforceExtractOutput,
+    await extractSalesforce({ runId, task, full }, deps, options),
+  );
   while (output.status === 'bulk-pending') {
-    await deps.clock.sleep(output.waitSeconds * 1000);
-    output = await checkSalesforceExtract(output, deps, options);
+    const pending = checkStepOutput('ExtractSalesforce', SalesforceExtractCheckInput, output);
+    await deps.clock.sleep(pending.waitSeconds * 1000);
+    output = checkStepOutput(
+      'CheckSalesforceExtract',
+      SalesforceExtractOutput,
+      await checkSalesforceExtract(pending, deps, options),
+    );
   }
   return output;
 }

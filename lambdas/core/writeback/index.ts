@@ -6,7 +6,14 @@
 import { TerminalError } from '../../shared/errors';
 import type { CoreDeps } from '../deps';
 import { collectWriteback } from './collect';
-import type { WritebackCollected, WritebackCollectOutput, WritebackPlanOutput } from './contracts';
+import { checkStepOutput } from '../contracts';
+import {
+  WritebackCollectInput,
+  WritebackCollectOutput,
+  WritebackPlanOutput,
+  WritebackPushOutput,
+  type WritebackCollected,
+} from './contracts';
 import { planWriteback } from './plan';
 import { pushWriteback, type PushOptions } from './push';
 
@@ -46,18 +53,20 @@ export async function runWriteback(
   input: { runId: string; task: string; dryRun?: boolean },
   options: PushOptions = {},
 ): Promise<WritebackRun> {
-  const plan = await planWriteback(deps, {
-    runId: input.runId,
-    task: input.task,
-    dryRun: input.dryRun ?? false,
-  });
+  const plan = checkStepOutput(
+    'PlanWriteback',
+    WritebackPlanOutput,
+    await planWriteback(deps, { runId: input.runId, task: input.task, dryRun: input.dryRun ?? false }),
+  );
   if (plan.status === 'dry-run') return { plan };
   const push = { runId: input.runId, task: input.task };
+  const pushed = async (): Promise<WritebackPushOutput> =>
+    checkStepOutput('PushWriteback', WritebackPushOutput, await pushWriteback(deps, push, options));
   // A push that ran out of time hands on (push-pending) and is called again at once, as the state
   // machine does; each call sends at least once, so this ends.
-  let pushed = await pushWriteback(deps, push, options);
-  while (pushed.status === 'push-pending') pushed = await pushWriteback(deps, push, options);
-  let state: WritebackCollectOutput = pushed;
+  let first = await pushed();
+  while (first.status === 'push-pending') first = await pushed();
+  let state: WritebackCollectOutput = first;
   while (state.status === 'bulk-pending') {
     // Polls of jobs still running; a Collect that handed on for want of time counts none.
     if (state.attempt >= MAX_COLLECT_ROUNDS) {
@@ -65,8 +74,14 @@ export async function runWriteback(
         `Write-back ${input.task}: Bulk jobs ${state.jobIds.join(', ')} still running after ${state.attempt} polls`,
       );
     }
-    await deps.clock.sleep(state.waitSeconds * 1000);
-    state = await collectWriteback(deps, state, options);
+    // What the state machine hands to Collect, checked as Collect's Lambda would.
+    const pending = checkStepOutput('PushWriteback', WritebackCollectInput, state);
+    await deps.clock.sleep(pending.waitSeconds * 1000);
+    state = checkStepOutput(
+      'CollectWriteback',
+      WritebackCollectOutput,
+      await collectWriteback(deps, pending, options),
+    );
   }
   return { plan, result: state };
 }

@@ -6,7 +6,9 @@ import {
   SalesforceExtractOutput,
   TransformInput,
   WritebackPlanInput,
+  WritebackCollectInput,
   WritebackPushOutput,
+  checkStepOutput,
   parseStepInput,
 } from '../../../lambdas/core/contracts';
 import * as writebackContracts from '../../../lambdas/core/writeback/contracts';
@@ -28,6 +30,23 @@ describe('step contracts', () => {
     );
     expect(() => parseStepInput('Prepare', PrepareInput, { input: { tasks: [] } })).toThrow(
       /input\.tasks: expected at least one task name, or leave "tasks" out/,
+    );
+  });
+
+  it('answers a step output its contract takes unchanged, and names the step and the path of one it refuses', () => {
+    const pending = {
+      status: 'bulk-pending' as const,
+      runId: 'run-1',
+      task: 'Lead',
+      jobIds: ['750000000000001'],
+      attempt: 0,
+      waitSeconds: 2,
+    };
+    expect(checkStepOutput('PushWriteback', WritebackCollectInput, pending)).toBe(pending);
+    expect(() => checkStepOutput('PushWriteback', WritebackCollectInput, { ...pending, jobIds: [] })).toThrow(
+      new TerminalError(
+        'Invalid output of step PushWriteback: jobIds: Too small: expected array to have >=1 items',
+      ),
     );
   });
 
