@@ -108,20 +108,31 @@ export function wholeNumberOption(
   return n;
 }
 
-/** Parses options with node:util's parseArgs (strict: an unknown option is a UsageError). */
+/**
+ * Parses options with node:util's parseArgs (strict: an unknown option is a UsageError). No
+ * command takes a bare argument, so one is a UsageError too: ignored, `roundtrip validate
+ * my.config.ts` would check `roundtrip.config.ts` instead and report that file missing. When the
+ * command has `--config`, the error says to give the file with it.
+ */
 export function parseOptions<T extends ParseArgsConfig['options']>(
   argv: string[],
   options: T,
-): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+): { values: Record<string, string | boolean | undefined> } {
+  let parsed: { values: Record<string, unknown>; positionals: string[] };
   try {
-    const parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
-    return {
-      values: parsed.values as Record<string, string | boolean | undefined>,
-      positionals: parsed.positionals,
-    };
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
+  const [extra] = parsed.positionals;
+  if (extra !== undefined) {
+    const hint =
+      options && 'config' in options
+        ? `; to use "${extra}" as the pipeline config, pass --config ${extra}`
+        : '';
+    throw new UsageError(`unexpected argument "${extra}" (this command takes options only)${hint}`);
+  }
+  return { values: parsed.values as Record<string, string | boolean | undefined> };
 }
 
 function numberAt(value: unknown, key: string): number {

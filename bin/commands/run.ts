@@ -8,6 +8,7 @@
  * points Athena and S3 at an endpoint such as `roundtrip emulate athena`; without it the AWS SDK's
  * usual environment (region, credentials) applies.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Pool } from 'pg';
 import { loadConfig, type PipelineConfig } from '../../lambdas/config';
@@ -45,9 +46,19 @@ export const CONNECTION_OPTIONS = {
   verbose: { type: 'boolean', short: 'v' },
 } as const;
 
-/** Loads `--config` (or roundtrip.config.ts), turning a bad file into exit code 2. */
+/**
+ * Loads `--config` (or roundtrip.config.ts), turning a bad file into exit code 2. Without
+ * `--config` and without that file here, the error says so and how to name one, rather than
+ * calling a file the user never named invalid.
+ */
 export async function configFrom(values: Record<string, unknown>): Promise<PipelineConfig> {
   const file = typeof values.config === 'string' ? values.config : DEFAULT_CONFIG_FILE;
+  if (typeof values.config !== 'string' && !existsSync(path.resolve(file))) {
+    throw new UsageError(
+      `no --config given, and there is no ${DEFAULT_CONFIG_FILE} in ${process.cwd()}: ` +
+        `pass --config FILE (the example pipeline is examples/lead-scoring/roundtrip.config.ts)`,
+    );
+  }
   try {
     return await loadConfig(path.resolve(file));
   } catch (err) {

@@ -404,6 +404,26 @@ describe('the roundtrip CLI', () => {
       code: 2,
       stderr: expect.stringContaining("Unknown option '--bogus'"),
     });
+    // The config given as a bare argument, as a newcomer types it: not ignored for the default.
+    expect(await cli(['validate', configFile])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining(
+        `to use "${configFile}" as the pipeline config, pass --config ${configFile}`,
+      ),
+    });
+    // No --config, and no roundtrip.config.ts where the command runs: say so, and how to name one.
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      const result = await cli(['status']);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(
+        `roundtrip status: no --config given, and there is no roundtrip.config.ts in ${process.cwd()}: pass --config FILE`,
+      );
+      expect(result.stderr).not.toContain('Invalid pipeline config');
+    } finally {
+      process.chdir(cwd);
+    }
     expect(await cli(['start', '--state-machine-arn', 'not-an-arn'])).toMatchObject({
       code: 2,
       stderr: expect.stringContaining('--state-machine-arn must be a state machine ARN'),
