@@ -5,6 +5,7 @@
  * the summary object).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { taskName, type PipelineConfig } from '../lambdas/config';
 import type { LocalRunEvent } from '../statemachine/local';
 import { formatSummaryTable, type RunSummary } from './local/summary';
 
@@ -211,6 +212,28 @@ export function noteErrorsCommand(summary: RunSummary): void {
   note(
     `${notSent.toLocaleString('en-US')} records were rejected or failed: roundtrip errors --run ${summary.runId} lists them and why (with the pipeline's --config and --secrets)`,
   );
+}
+
+/**
+ * The lines a dry run adds when a write-back planned more records than its `maxChanges`: the plan
+ * step checks that limit only on a real run (which then sends nothing and fails), so without them
+ * `roundtrip plan` would report `succeeded` for a plan that `roundtrip run` refuses.
+ */
+export function maxChangesWarnings(config: PipelineConfig, summary: RunSummary): string[] {
+  const lines: string[] = [];
+  for (const task of config.writeback) {
+    if (task.maxChanges === undefined) continue;
+    const name = taskName(task);
+    const planned = summary.tasks.find((t) => t.kind === 'writeback' && t.task === name)?.planned ?? 0;
+    if (planned <= task.maxChanges) continue;
+    lines.push(
+      `dry run: write-back ${name} would send ${planned.toLocaleString('en-US')} records, more than its ` +
+        `maxChanges (${task.maxChanges.toLocaleString('en-US')}): a real run would send none of them and fail ` +
+        `(MaxChangesExceededError). Check the plan (roundtrip.writeback_plan_rows, run ${summary.runId}), ` +
+        `then fix the transform or raise maxChanges`,
+    );
+  }
+  return lines;
 }
 
 /**

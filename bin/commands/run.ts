@@ -20,6 +20,7 @@ import { loadPipelineDefinition } from '../../statemachine/local';
 import {
   EXIT,
   finishRun,
+  maxChangesWarnings,
   noteErrorsCommand,
   note,
   parseOptions,
@@ -165,6 +166,7 @@ function runCommand(dryRun: boolean): Command {
       const result = await runPipeline({ local, definition, input, runId, onEvent: progressPrinter() });
       if (result.execution.status === 'failed') noteFailure(result);
       const plan = dryRun && !values.json ? await planSample(local.pool, result.summary.runId) : undefined;
+      if (dryRun) for (const line of maxChangesWarnings(config, result.summary)) note(line);
       noteErrorsCommand(result.summary);
       return finishRun(result.summary, values.json === true, plan);
     } finally {

@@ -5,7 +5,7 @@
  * `main()`; one test runs the installed bin in a child process for its exit code.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -181,6 +181,47 @@ describe('the roundtrip CLI', () => {
     const keys = sample.map((l) => l.split(' ')[3]?.replace(':', '') ?? '');
     const upper = (k: string): string => k.toUpperCase();
     expect(keys).toEqual([...keys].sort((a, b) => (upper(a) < upper(b) ? -1 : upper(a) > upper(b) ? 1 : 0)));
+    expect(env.salesforce.calls.writes().length).toBe(writesBefore);
+  });
+
+  it('warns when a dry run plans more records than maxChanges, which a real run would refuse', async () => {
+    // Three scored leads with a score no rule gives: whatever ran before, the plan sends at least
+    // them (and the next real run puts their scores back).
+    const leads = [...env.salesforce.store.all('Lead')]
+      .filter((r) => r.Status !== 'Closed - Converted' && r.IsDeleted !== true)
+      .slice(0, 3)
+      .map((r) => String(r.Id));
+    env.salesforce.store.update(
+      'Lead',
+      leads.map((Id) => ({ Id, LeadScore__c: 999 })),
+    );
+    const limited = path.join(dir, 'max-changes.config.json');
+    const base = JSON.parse(await readFile(configFile, 'utf8')) as { writeback: Record<string, unknown>[] };
+    await writeFile(
+      limited,
+      JSON.stringify({ ...base, writeback: base.writeback.map((task) => ({ ...task, maxChanges: 2 })) }),
+    );
+    const writesBefore = env.salesforce.calls.writes().length;
+    const result = await cli([
+      'plan',
+      '--config',
+      limited,
+      '--secrets',
+      secretsFile,
+      '--aws-endpoint',
+      env.aws.endpoint,
+      '--json',
+    ]);
+    const summary = lastJsonLine(result.stdout) as {
+      runId: string;
+      tasks: { task: string; planned: number }[];
+    };
+    const planned = summary.tasks.find((t) => t.task === 'Lead-update')?.planned ?? 0;
+    expect(planned).toBeGreaterThanOrEqual(3);
+    expect(result.stderr).toContain(
+      `dry run: write-back Lead-update would send ${planned.toLocaleString('en-US')} records, more than its maxChanges (2): a real run would send none of them and fail`,
+    );
+    expect(result.code).toBe(0);
     expect(env.salesforce.calls.writes().length).toBe(writesBefore);
   });
 
