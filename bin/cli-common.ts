@@ -209,8 +209,9 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
 export function noteErrorsCommand(summary: RunSummary): void {
   const notSent = summary.tasks.reduce((n, t) => n + t.rejected + t.failed, 0);
   if (notSent === 0) return;
+  const count = notSent === 1 ? '1 record was' : `${notSent.toLocaleString('en-US')} records were`;
   note(
-    `${notSent.toLocaleString('en-US')} records were rejected or failed: roundtrip errors --run ${summary.runId} lists them and why (with the pipeline's --config and --secrets)`,
+    `${count} rejected or failed: roundtrip errors --run ${summary.runId} lists them and why (with the pipeline's --config and --secrets)`,
   );
 }
 
