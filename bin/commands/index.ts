@@ -26,6 +26,7 @@ commands:
                        start an execution of the deployed state machine and follow it
   emulate salesforce [--port N] [--seed FILE|DIR]  run the local Salesforce API emulator
   emulate athena [--port N] --data DIR          run the local Athena + S3 emulator
+  emulate postgres [--port N]                   run a throwaway local PostgreSQL (embedded)
 
 Progress goes to stderr. A run ends with a summary table; with --json the last line of
 stdout is the summary as one JSON object. Exit codes: 0 success, 1 failed run, 2 bad input.
@@ -128,9 +129,12 @@ follows it to the end, then prints the run's summary.
                                   [--daily-api-limit N] [--jwt-certificate PEM_FILE]
        roundtrip emulate athena --data DIR [--port N] [--host HOST] [--results DIR]
                                 [--workgroup NAME[=s3://bucket/prefix/][!]]… [--queued-ms N] [--running-ms N]
+       roundtrip emulate postgres [--port N]
 
 Runs one emulator until Ctrl-C, after printing its endpoint and the credentials it accepts.
-Details: docs/salesforce-emulator.md, docs/athena-emulator.md
+\`emulate postgres\` is a real PostgreSQL (the demo's embedded server) for \`roundtrip run\` on a
+laptop: it prints the URL for the local secrets file; its data is deleted when it stops.
+Details: docs/salesforce-emulator.md, docs/athena-emulator.md, docs/cli.md
 `,
 };
 

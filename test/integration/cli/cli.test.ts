@@ -478,6 +478,8 @@ describe('the roundtrip CLI', () => {
       (err: { code?: number; stderr?: string }) => err,
     );
     expect(failure?.code).toBe(2);
-    expect(failure?.stderr).toContain('emulate: expected "salesforce" or "athena", got "nothing"');
+    expect(failure?.stderr).toContain(
+      'emulate: expected "salesforce", "athena" or "postgres", got "nothing"',
+    );
   });
 });

@@ -1,0 +1,72 @@
+/**
+ * `roundtrip emulate postgres`: the embedded server on its own, for `roundtrip run` on a laptop
+ * that runs no PostgreSQL. It prints a URL that a real client connects to, and stopping it stops
+ * the server and deletes its data.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Client } from 'pg';
+import { main } from '../../../bin/commands';
+import { runPostgresServerCli } from '../../../bin/commands/emulate';
+import { isAlive } from '../../../emulators/postgres/embedded';
+
+describe('roundtrip emulate postgres', () => {
+  it('serves a database at the URL it prints, and deletes it when stopped', async () => {
+    let stdout = '';
+    const out = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      stdout += String(chunk);
+      return true;
+    });
+    let release: () => void = () => undefined;
+    const stop = new Promise<void>((resolve) => (release = resolve));
+    let listening: (url: string) => void = () => undefined;
+    const printed = new Promise<string>((resolve) => (listening = resolve));
+    const poll = setInterval(() => {
+      const url = /^ {2}url: {4}(\S+)$/m.exec(stdout)?.[1];
+      if (url) listening(url);
+    }, 20);
+    const exit = runPostgresServerCli([], () => stop);
+    try {
+      const url = await Promise.race([printed, exit.then(() => Promise.reject(new Error(stdout)))]);
+      const dataDir = /^ {2}data: {3}(\S+) /m.exec(stdout)?.[1] as string;
+      expect(stdout).toContain(`"roundtrip/postgres": { "url": "${url}" }`);
+      const client = new Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query('CREATE TABLE lead_scores (ext_id text PRIMARY KEY, score integer)');
+        await client.query(`INSERT INTO lead_scores VALUES ('EXT-1', 45)`);
+        const { rows } = await client.query('SELECT ext_id, score FROM lead_scores');
+        expect(rows).toEqual([{ ext_id: 'EXT-1', score: 45 }]);
+      } finally {
+        await client.end();
+      }
+      const postmaster = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      expect(isAlive(postmaster)).toBe(true);
+
+      release();
+      expect(await exit).toBe(0);
+      expect(isAlive(postmaster)).toBe(false);
+      expect(existsSync(dataDir)).toBe(false);
+      expect(stdout).toContain('PostgreSQL stopped, its data deleted.');
+    } finally {
+      clearInterval(poll);
+      release();
+      await exit.catch(() => undefined);
+      out.mockRestore();
+    }
+  });
+
+  it('refuses a port that is not one as bad input', async () => {
+    let stderr = '';
+    const err = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      stderr += String(chunk);
+      return true;
+    });
+    try {
+      expect(await main(['emulate', 'postgres', '--port', '70000'])).toBe(2);
+      expect(stderr).toContain('--port expects a TCP port (0 for a free one), got "70000"');
+    } finally {
+      err.mockRestore();
+    }
+  });
+});
