@@ -115,6 +115,20 @@ async function parseWithTransformFiles(value: unknown, file: string): Promise<Pi
 }
 
 /**
+ * `JSON.parse`'s message with the line and column of its "at position N": Node 20 names only the
+ * offset, which in a config of a hundred lines does not say where to look. A message that already
+ * has them (Node 22: "… at position 17 (line 3 column 1)") is left as it is.
+ */
+function withLineAndColumn(message: string, text: string): string {
+  const match = /at position (\d+)/.exec(message);
+  if (!match || /\bline \d+/.test(message)) return message;
+  const before = text.slice(0, Number(match[1]));
+  const line = before.split('\n').length;
+  const column = before.length - before.lastIndexOf('\n');
+  return `${message} (line ${line}, column ${column})`;
+}
+
+/**
  * Loads, validates and completes a pipeline config file.
  *
  * @param file path of a `.ts`, `.cts`, `.js`, `.cjs` or `.json` file; a module exports the
@@ -146,7 +160,7 @@ export async function loadConfig(file: string): Promise<PipelineConfig> {
     try {
       value = JSON.parse(text);
     } catch (error) {
-      return fail(absolute, `the file is not valid JSON: ${describeError(error)}`);
+      return fail(absolute, `the file is not valid JSON: ${withLineAndColumn(describeError(error), text)}`);
     }
   } else {
     let exports: unknown;

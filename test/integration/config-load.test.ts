@@ -160,6 +160,16 @@ describe('loadConfig', () => {
     expect(error.issues[0]?.message).toMatch(/^the file is not valid JSON: /);
   });
 
+  it('names the line and column of a JSON mistake, not only its offset', async () => {
+    const file = path.join(dir, 'trailing-comma.json');
+    await writeFile(file, '{\n  "name": "my-score",\n  "postgres": { "secret": "pg" },\n}\n');
+    const error = await configError(loadConfig(file));
+    // Node 20 says "at position 58"; Node 22 adds "(line 4 column 1)" itself.
+    expect(error.issues[0]?.message).toMatch(
+      /^the file is not valid JSON: .*at position 58 \(line 4,? column 1\)$/,
+    );
+  });
+
   it('reports validation problems with the file as the source', async () => {
     const file = path.join(dir, 'invalid.json');
     await writeFile(file, JSON.stringify({ ...minimal, name: 'Not Valid' }));
