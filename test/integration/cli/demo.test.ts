@@ -1,0 +1,46 @@
+/**
+ * `roundtrip demo` in-process on a small org, on a database of its own: it ends with what
+ * changed in Salesforce, the summary, and where a newcomer goes next.
+ */
+import { main } from '../../../bin/commands';
+import { DEMO_NEXT_STEPS } from '../../../bin/commands/demo';
+import { createTestDatabase, type TestDatabase } from '../../support/database';
+
+describe('roundtrip demo', () => {
+  let db: TestDatabase;
+  const saved = process.env.DATABASE_URL;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('rt_demo');
+    process.env.DATABASE_URL = db.url;
+  });
+  afterAll(async () => {
+    process.env.DATABASE_URL = saved;
+    await db?.drop();
+  });
+
+  it('ends a run that succeeded with the next steps, after what changed and the summary', async () => {
+    let stdout = '';
+    let stderr = '';
+    const out = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      stdout += String(chunk);
+      return true;
+    });
+    const err = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      stderr += String(chunk);
+      return true;
+    });
+    let code: number;
+    try {
+      code = await main(['demo', '--leads', '120', '--customers', '40']);
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^What changed in Salesforce \(run \S+\):$/m);
+    expect(stdout).toMatch(/^run \S+: succeeded$/m);
+    expect(stderr.trimEnd().endsWith(DEMO_NEXT_STEPS)).toBe(true);
+    expect(DEMO_NEXT_STEPS).toContain('docs/cli.md, "Your own pipeline on this laptop"');
+  });
+});
