@@ -20,7 +20,8 @@ commands:
                        describes of every object) and Athena
   status [--config FILE] [--secrets FILE | --database-url URL] [--limit N] [--json]
                        recent runs from roundtrip.runs
-  errors [--config FILE] [--run ID] [--task NAME] [--code CODE] [--limit N] [--csv | --json]
+  errors [--config FILE] [--secrets FILE | --database-url URL] [--run ID] [--task NAME]
+         [--code CODE] [--limit N] [--csv | --json]
                        the records of a run that were rejected or failed, and why
   start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
                        start an execution of the deployed state machine and follow it
