@@ -25,6 +25,7 @@ import {
   note,
   parseOptions,
   progressPrinter,
+  readableFailure,
   stopOnSignal,
   UsageError,
   type Command,
@@ -124,9 +125,9 @@ export function tasksFrom(config: PipelineConfig, list: string): string[] {
 export function noteFailure(result: PipelineRunResult): void {
   if (result.execution.status !== 'failed') return;
   const line = `${result.execution.error}: ${result.execution.cause}`;
-  note(`run ${result.summary.runId} failed: ${line}`);
+  note(`run ${result.summary.runId} failed: ${readableFailure(line)}`);
   const stored = result.stored?.error;
-  if (stored && !line.includes(stored)) note(`  ${stored}`);
+  if (stored && !line.includes(stored)) note(`  ${readableFailure(stored)}`);
 }
 
 function runCommand(dryRun: boolean): Command {

@@ -19,6 +19,7 @@ import {
   noteErrorsCommand,
   note,
   parseOptions,
+  readableFailure,
   UsageError,
   wholeNumberOption,
   type Command,
@@ -74,11 +75,11 @@ function describeEvent(event: HistoryEvent): string | undefined {
   if (exited && event.type === 'TaskStateExited') return `  ✓ ${exited.name}`;
   if (event.type === 'ExecutionFailed') {
     const d = event.executionFailedEventDetails;
-    return `  ✗ ${d?.error ?? 'failed'}: ${(d?.cause ?? '').slice(0, 500)}`;
+    return `  ✗ ${d?.error ?? 'failed'}: ${readableFailure(d?.cause ?? '').slice(0, 500)}`;
   }
   if (event.type === 'TaskFailed' || event.type === 'LambdaFunctionFailed') {
     const d = event.taskFailedEventDetails ?? event.lambdaFunctionFailedEventDetails;
-    return `  ✗ ${d?.error ?? 'error'}: ${(d?.cause ?? '').slice(0, 300)}`;
+    return `  ✗ ${d?.error ?? 'error'}: ${readableFailure(d?.cause ?? '').slice(0, 300)}`;
   }
   return undefined;
 }
@@ -147,7 +148,9 @@ export const start: Command = async (argv) => {
         const output = described.output ? (JSON.parse(described.output) as unknown) : undefined;
         const summary = summaryFromExecutionOutput(name, described.status === 'SUCCEEDED', output);
         if (described.status !== 'SUCCEEDED') {
-          note(`execution ${described.status}: ${described.error ?? ''} ${described.cause ?? ''}`.trim());
+          note(
+            `execution ${described.status}: ${described.error ?? ''} ${readableFailure(described.cause ?? '')}`.trim(),
+          );
         }
         noteErrorsCommand(summary);
         return finishRun(summary, values.json === true);

@@ -7,7 +7,14 @@ import type { Pool } from 'pg';
 import type { PipelineConfig } from '../../lambdas/config';
 import { createPool } from '../../lambdas/connectors/postgres';
 import type { PostgresSource } from '../../lambdas/connectors/postgres';
-import { EXIT, parseOptions, UsageError, wholeNumberOption, type Command } from '../cli-common';
+import {
+  EXIT,
+  parseOptions,
+  readableFailure,
+  UsageError,
+  wholeNumberOption,
+  type Command,
+} from '../cli-common';
 import { alignColumns } from '../local/columns';
 import { readStoredRuns, taskSummaries } from '../local/summary';
 import { CONNECTION_OPTIONS, configFrom, secretsFrom } from './run';
@@ -128,7 +135,7 @@ export const status: Command = async (argv) => {
       String(r.apiCalls),
     ]);
     process.stdout.write(alignColumns([header, ...cells], (i) => i >= 3).lines.join('\n') + '\n');
-    for (const r of rows) if (r.error) process.stdout.write(`\n${r.runId}: ${r.error}\n`);
+    for (const r of rows) if (r.error) process.stdout.write(`\n${r.runId}: ${readableFailure(r.error)}\n`);
     return EXIT.ok;
   } finally {
     await pool.end();

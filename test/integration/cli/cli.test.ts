@@ -385,6 +385,31 @@ describe('the roundtrip CLI', () => {
     });
   });
 
+  it('names the reason of a failed Athena query, not its whole GetQueryExecution JSON', async () => {
+    const misspelt = path.join(dir, 'athena-typo.config.json');
+    const base = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
+    await writeFile(
+      misspelt,
+      JSON.stringify({
+        ...base,
+        extract: base.extract.map((task) =>
+          task.from === 'athena' ? { ...task, query: 'SELECT email FROM custmers' } : task,
+        ),
+      }),
+    );
+    const options = ['--config', misspelt, '--secrets', secretsFile, '--aws-endpoint', env.aws.endpoint];
+    const run = await cli(['run', ...options, '--tasks', 'athena_customers']);
+    expect(run.code).toBe(1);
+    const reason = /Athena query \S+ FAILED: TABLE_NOT_FOUND: line 1:19: Table '\S*custmers' does not exist/;
+    expect(run.stderr).toMatch(new RegExp(`✗ athena_customers query: States\\.TaskFailed: ${reason.source}`));
+    expect(run.stderr).toMatch(new RegExp(`^run \\S+ failed: States\\.TaskFailed: ${reason.source}$`, 'm'));
+    expect(run.stderr).not.toContain('"QueryExecution"');
+
+    const status = await cli(['status', ...options, '--limit', '1']);
+    expect(status.stdout).toMatch(new RegExp(`^\\S+: States\\.TaskFailed: ${reason.source}$`, 'm'));
+    expect(status.stdout).not.toContain('"QueryExecution"');
+  });
+
   it('records a run stopped with Ctrl-C as failed, not running', async () => {
     // Slow Salesforce down so that the run is still going when the signal comes.
     env.salesforce.faults.set({ latencyMs: 300 });
