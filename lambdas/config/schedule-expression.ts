@@ -158,7 +158,8 @@ function fieldProblem(field: string, rule: FieldRule): string | undefined {
 export function cronProblem(fields: string): string | undefined {
   const parts = fields.trim().split(/\s+/);
   if (parts.length !== CRON_FIELD_NAMES.length) {
-    return `it has ${parts.length} field${parts.length === 1 ? '' : 's'}, not ${CRON_FIELD_NAMES.length}`;
+    const count = `it has ${parts.length} field${parts.length === 1 ? '' : 's'}, not ${CRON_FIELD_NAMES.length}`;
+    return parts.length === 5 ? `${count}${fiveFieldHint(parts)}` : count;
   }
   for (const [i, rule] of FIELDS.entries()) {
     const problem = fieldProblem(parts[i] ?? '', rule);
@@ -169,6 +170,34 @@ export function cronProblem(fields: string): string | undefined {
   if (dayOfMonth === '?' && dayOfWeek === '?') return 'day-of-month and day-of-week cannot both be "?"';
   if (dayOfMonth !== '?' && dayOfWeek !== '?') return 'one of day-of-month and day-of-week must be "?"';
   return undefined;
+}
+
+/** Unix day-of-week numbers (0 or 7 = Sunday) as Scheduler's (1 = SUN … 7 = SAT), for plain lists and ranges. */
+function schedulerDayOfWeek(unix: string): string | undefined {
+  if (unix === '*') return '?';
+  if (/[A-Z]/i.test(unix)) return unix; // names mean the same in both
+  if (!/^[0-7](-[0-7])?(,[0-7](-[0-7])?)*$/.test(unix)) return undefined;
+  return unix.replace(/[0-7]/g, (d) => String((Number(d) % 7) + 1));
+}
+
+/**
+ * What to write instead of a five-field expression, which is usually a Unix crontab line (no
+ * year, "*" in both day fields, Sunday = 0) or one with the year forgotten: the six-field
+ * expression that means the same, when there is one Scheduler accepts.
+ */
+function fiveFieldHint(parts: readonly string[]): string {
+  const [minutes, hours, dayOfMonth, month, dayOfWeek] = parts as [string, string, string, string, string];
+  const candidates = [[...parts, '*'].join(' ')];
+  const converted = schedulerDayOfWeek(dayOfWeek);
+  if (converted === '?') candidates.push(`${minutes} ${hours} ${dayOfMonth} ${month} ? *`);
+  else if (converted !== undefined && dayOfMonth === '*') {
+    candidates.push(`${minutes} ${hours} ? ${month} ${converted} *`);
+  }
+  const valid = candidates.find((candidate) => cronProblem(candidate) === undefined);
+  const rules = 'a sixth field, the year, and "?" in one of day-of-month and day-of-week';
+  return valid
+    ? ` (Scheduler's cron has ${rules}, and counts days of the week from SUN = 1 where Unix cron counts from 0: did you mean "${valid}"?)`
+    : ` (Scheduler's cron has ${rules})`;
 }
 
 const RATE_UNITS = ['minute', 'hour', 'day'] as const;

@@ -399,7 +399,7 @@ describe('parseConfig', () => {
         [
           issue(
             'schedule.cron',
-            'expected an EventBridge Scheduler cron expression (minutes hours day-of-month month day-of-week year), got "0 2 * * ?": it has 5 fields, not 6',
+            'expected an EventBridge Scheduler cron expression (minutes hours day-of-month month day-of-week year), got "0 2 * * ?": it has 5 fields, not 6 (Scheduler\'s cron has a sixth field, the year, and "?" in one of day-of-month and day-of-week, and counts days of the week from SUN = 1 where Unix cron counts from 0: did you mean "0 2 * * ? *"?)',
           ),
         ],
       ],

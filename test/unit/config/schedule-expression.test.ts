@@ -4,7 +4,35 @@ import {
   scheduleExpression,
 } from '../../../lambdas/config/schedule-expression';
 
+const SIXTH_FIELD = 'a sixth field, the year, and "?" in one of day-of-month and day-of-week';
+
 describe('cronExpressionProblem', () => {
+  // Five fields: usually a Unix crontab line, or the year forgotten. The hint is the six-field
+  // expression that means the same, when Scheduler accepts one (Unix counts Sunday 0 or 7).
+  it.each([
+    ['0 2 * * *', '0 2 * * ? *'],
+    ['0 2 * * ?', '0 2 * * ? *'],
+    ['0 18 * * 1-5', '0 18 ? * 2-6 *'],
+    ['*/15 * * * 0,6', '*/15 * ? * 1,7 *'],
+    ['0 9 * * 7', '0 9 ? * 1 *'],
+    ['0 2 * * MON-FRI', '0 2 ? * MON-FRI *'],
+    ['30 6 1 * *', '30 6 1 * ? *'],
+  ])('refuses the five fields %s, suggesting "%s"', (expression, suggestion) => {
+    expect(cronExpressionProblem(expression)).toBe(
+      `it has 5 fields, not 6 (Scheduler's cron has ${SIXTH_FIELD}, and counts days of the week from SUN = 1 where Unix cron counts from 0: did you mean "${suggestion}"?)`,
+    );
+    expect(cronExpressionProblem(suggestion)).toBeUndefined();
+  });
+
+  it.each([
+    ['0 2 1 * 1', 'both day fields set'],
+    ['0 2 * * */2', 'a day-of-week step, whose numbers are not days'],
+  ])('refuses the five fields %s without a suggestion (%s)', (expression) => {
+    expect(cronExpressionProblem(expression)).toBe(
+      `it has 5 fields, not 6 (Scheduler's cron has ${SIXTH_FIELD})`,
+    );
+  });
+
   // Examples from the EventBridge Scheduler guide and the forms it documents.
   it.each([
     ['0 2 * * ? *', '02:00 every day'],
@@ -26,7 +54,6 @@ describe('cronExpressionProblem', () => {
   });
 
   it.each([
-    ['0 2 * * *', 'it has 5 fields, not 6'],
     ['0 2 * * ? * *', 'it has 7 fields, not 6'],
     ['0 2 * * * *', 'one of day-of-month and day-of-week must be "?"'],
     ['0 2 ? * ? *', 'day-of-month and day-of-week cannot both be "?"'],
