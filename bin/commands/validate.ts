@@ -106,7 +106,9 @@ export const validate: Command = async (argv) => {
           for (const task of config.writeback) {
             await record(`write-back ${taskName(task)}`, async () => {
               const describe = await sf.describe(task.object);
-              const mapping = mapWritebackTask(task, describe);
+              const mapping = mapWritebackTask(task, describe, {
+                configPath: `writeback[${config.writeback.indexOf(task)}]`,
+              });
               return `${task.object} ${task.mode} by ${task.key}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable`;
             });
           }

@@ -166,7 +166,8 @@ function distance(a: string, b: string): number {
   return at(a.length, b.length);
 }
 
-function suggestion(key: string, known: readonly string[]): string | undefined {
+/** The known name closest to `key` (case ignored, a typo or two), for a "did you mean". */
+export function suggestion(key: string, known: readonly string[]): string | undefined {
   const lower = key.toLowerCase();
   let best: { key: string; d: number } | undefined;
   for (const candidate of known) {

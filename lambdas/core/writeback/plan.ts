@@ -40,10 +40,11 @@ import type { PoolClient } from 'pg';
 import type { SalesforceExtractTask, WritebackTask } from '../../config';
 import { PLAN_PAGE_ROWS, quoteIdent, quoteQualified, withTransaction } from '../../connectors/postgres';
 import type { SalesforceFieldDescribe, SalesforceObjectDescribe } from '../../connectors/salesforce';
+import { suggestion } from '../../config/issues';
 import { TerminalError } from '../../shared/errors';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type { PlanSampleRow, WritebackApi, WritebackPlanInput, WritebackPlanOutput } from './contracts';
-import { mergeRunSummary, splitTable, sqlLiteral, writebackTaskOf } from './state';
+import { mergeRunSummary, splitTable, sqlLiteral, writebackConfigPath, writebackTaskOf } from './state';
 import { INSERT_SETTLE_MS, resolveInsertsOfEndedRuns } from './reconcile';
 
 /** Rows a dry run shows. */
@@ -185,17 +186,26 @@ function fieldByName(describe: SalesforceObjectDescribe, name: string): Salesfor
 
 /**
  * Checks a task against the object's describe and returns the mapping. Every problem is reported
- * at once, as one {@link TerminalError} naming the task and each config key at fault: these are
- * config problems that no row can pass. `checkAccess: false` (collecting what a job already
- * sent) skips the createable/updateable and required-field checks, which a permission changed
- * while the job ran would fail.
+ * at once, as one {@link TerminalError} naming the task and each config key at fault (under
+ * `configPath`, e.g. `writeback[0]`, when given), with the field meant when a name is a typo away
+ * from one: these are config problems that no row can pass. `checkAccess: false` (collecting what
+ * a job already sent) skips the createable/updateable and required-field checks, which a
+ * permission changed while the job ran would fail.
  */
 export function mapWritebackTask(
   task: WritebackTask,
   describe: SalesforceObjectDescribe,
-  options: { checkAccess?: boolean } = {},
+  options: { checkAccess?: boolean; configPath?: string } = {},
 ): WritebackMapping {
   const checkAccess = options.checkAccess ?? true;
+  const at = (key: string): string => (options.configPath ? `${options.configPath}.${key}` : key);
+  const didYouMean = (name: string): string => {
+    const meant = suggestion(
+      name,
+      describe.fields.map((f) => f.name),
+    );
+    return meant ? `; did you mean ${meant}?` : '';
+  };
   const problems: string[] = [];
   const where = `write-back ${task.name} (${task.mode} of ${describe.name})`;
   const writable = (f: SalesforceFieldDescribe): string | undefined => {
@@ -208,7 +218,8 @@ export function mapWritebackTask(
   };
   const kindOf = (f: SalesforceFieldDescribe, configKey: string): FieldKind | undefined => {
     const kind = KIND_BY_TYPE[f.type];
-    if (!kind) problems.push(`${f.name} has type ${f.type}, which the write-back cannot send (${configKey})`);
+    if (!kind)
+      problems.push(`${f.name} has type ${f.type}, which the write-back cannot send (${at(configKey)})`);
     return kind;
   };
   let keyField: string | undefined;
@@ -217,18 +228,21 @@ export function mapWritebackTask(
     keyField = 'Id';
   } else if (task.key !== undefined) {
     const f = fieldByName(describe, task.key);
-    if (!f) problems.push(`key ${task.key} is not a field of ${describe.name} (key)`);
+    if (!f)
+      problems.push(
+        `key ${task.key} is not a field of ${describe.name} (${at('key')})${didYouMean(task.key)}`,
+      );
     else if (
       f.name === 'Id' ||
       !(f.externalId || (task.mode === 'upsert' && f.idLookup && f.name !== 'Id'))
     ) {
       problems.push(
-        `key ${f.name} is not an external-ID field of ${describe.name} (key: ${task.mode} needs one)`,
+        `key ${f.name} is not an external-ID field of ${describe.name} (${at('key')}: ${task.mode} needs one)`,
       );
     } else {
       keyField = f.name;
       const notWritable = writable(f);
-      if (notWritable) problems.push(`key ${notWritable} (key: ${task.mode} sets it)`);
+      if (notWritable) problems.push(`key ${notWritable} (${at('key')}: ${task.mode} sets it)`);
       const kind = kindOf(f, 'key');
       if (kind) fields.push({ field: f, kind, column: task.keyColumn, isKey: true });
     }
@@ -237,15 +251,15 @@ export function mapWritebackTask(
     const f = fieldByName(describe, name);
     const configKey = `fields.${name}`;
     if (!f) {
-      problems.push(`field ${name} does not exist on ${describe.name} (${configKey})`);
+      problems.push(`field ${name} does not exist on ${describe.name} (${at(configKey)})${didYouMean(name)}`);
       continue;
     }
     if (keyField && f.name === keyField) {
-      problems.push(`field ${f.name} is the key; its value comes from keyColumn (${configKey})`);
+      problems.push(`field ${f.name} is the key; its value comes from keyColumn (${at(configKey)})`);
       continue;
     }
     const notWritable = writable(f);
-    if (notWritable) problems.push(`field ${notWritable} (${configKey})`);
+    if (notWritable) problems.push(`field ${notWritable} (${at(configKey)})`);
     const kind = kindOf(f, configKey);
     if (kind) fields.push({ field: f, kind, column, isKey: false });
   }
@@ -253,7 +267,7 @@ export function mapWritebackTask(
     const mapped = new Set(fields.map((m) => m.field.name));
     for (const f of describe.fields) {
       if (f.createable && !f.nillable && !f.defaultedOnCreate && !mapped.has(f.name)) {
-        problems.push(`field ${f.name} is required on insert but not mapped (fields)`);
+        problems.push(`field ${f.name} is required on insert but not mapped (${at('fields')})`);
       }
     }
   }
@@ -1256,7 +1270,7 @@ export async function planWriteback(
   const sf = await salesforceOf(deps, `Write-back ${input.task}`);
   const callsBefore = sf.apiCalls;
   const describe = await sf.describe(task.object);
-  const mapping = mapWritebackTask(task, describe);
+  const mapping = mapWritebackTask(task, describe, { configPath: writebackConfigPath(deps.config, task) });
   const source = splitTable(task.from, deps.config.postgres.schema);
   // Inserts that ended runs left without an outcome: recorded or released before the plan reads
   // the ledger (reads of Salesforce only).

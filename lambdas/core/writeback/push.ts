@@ -62,7 +62,7 @@ import { reconcileSentInserts } from './reconcile';
 import { withTaskLock } from './lock';
 import { addApiCalls, choosePushApi, keyIdentity, mapWritebackTask, type WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
-import { mergeRunSummary, sqlLiteral, writebackTaskOf } from './state';
+import { mergeRunSummary, sqlLiteral, writebackConfigPath, writebackTaskOf } from './state';
 
 /** Options of {@link pushWriteback} (tests and benchmarks). */
 export interface PushOptions {
@@ -777,7 +777,9 @@ async function pushLocked(
 ): Promise<WritebackPushOutput> {
   const sf = await salesforceOf(deps, `Write-back ${input.task}`);
   const callsBefore = sf.apiCalls;
-  const mapping = mapWritebackTask(task, await sf.describe(task.object));
+  const mapping = mapWritebackTask(task, await sf.describe(task.object), {
+    configPath: writebackConfigPath(deps.config, task),
+  });
   const lockRetries = options.lockRetries ?? ROW_LOCK_RETRIES;
   // Records whose call this attempt saw answered without their outcome: looked up at once.
   const answered = new Set<number>();

@@ -3,7 +3,7 @@
  * collect, report) and the transform: the run's summary, the task lookup, SQL literals.
  */
 import type { ClientBase } from 'pg';
-import type { WritebackTask } from '../../config';
+import type { PipelineConfig, WritebackTask } from '../../config';
 import { taskName } from '../../config';
 import { TerminalError } from '../../shared/errors';
 import type { CoreDeps } from '../deps';
@@ -77,6 +77,11 @@ export function writebackTaskOf(deps: Pick<CoreDeps, 'config'>, name: string): W
     );
   }
   return task;
+}
+
+/** Where a write-back task sits in the pipeline config, for messages: `writeback[0]`. */
+export function writebackConfigPath(config: Pick<PipelineConfig, 'writeback'>, task: WritebackTask): string {
+  return `writeback[${config.writeback.indexOf(task)}]`;
 }
 
 /** `schema.name` or `name` (in the config's default schema), split. */

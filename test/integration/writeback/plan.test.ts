@@ -85,8 +85,8 @@ describe('write-back plan', () => {
     const refusals: [string, Partial<WritebackTaskInput>, RegExp][] = [
       [
         'a field that does not exist',
-        { fields: { Nope__c: 'score' } },
-        /field Nope__c does not exist on Lead/,
+        { fields: { Nope__c: 'score', LeadScor__c: 'score' } },
+        /field Nope__c does not exist on Lead \(writeback\[0\]\.fields\.Nope__c\); field LeadScor__c does not exist on Lead \(writeback\[0\]\.fields\.LeadScor__c\); did you mean LeadScore__c\?/,
       ],
       [
         'a field not updateable in update mode',

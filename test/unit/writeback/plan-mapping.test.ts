@@ -104,6 +104,18 @@ describe('mapWritebackTask', () => {
     );
   });
 
+  it('names each key by its place in the config and the field a typo was meant to be', () => {
+    expect(() =>
+      mapWritebackTask(
+        task({ mode: 'upsert', key: 'External_ID__', fields: { LeadScor__c: 'a', Nope: 'b' } }),
+        describe_,
+        { configPath: 'writeback[1]' },
+      ),
+    ).toThrow(
+      'Cannot plan the write-back Lead-upsert (upsert of Lead): key External_ID__ is not a field of Lead (writeback[1].key); did you mean External_Id__c?; field LeadScor__c does not exist on Lead (writeback[1].fields.LeadScor__c); did you mean LeadScore__c?; field Nope does not exist on Lead (writeback[1].fields.Nope)',
+    );
+  });
+
   it('maps without the access checks for collecting what a job already sent', () => {
     const t = task({ fields: { IsConverted: 'x' } });
     expect(() => mapWritebackTask(t, describe_)).toThrow(
