@@ -8,6 +8,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { taskName, type PipelineConfig } from '../lambdas/config';
 import type { LocalRunEvent } from '../statemachine/local';
 import { formatSummaryTable, type RunSummary } from './local/summary';
+import { readableFailure } from '../lambdas/shared/errors';
+
+export { readableFailure };
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
 
@@ -134,33 +137,6 @@ export function parseOptions<T extends ParseArgsConfig['options']>(
     throw new UsageError(`unexpected argument "${extra}" (this command takes options only)${hint}`);
   }
   return { values: parsed.values as Record<string, string | boolean | undefined> };
-}
-
-/**
- * A failure's text made readable: a failed Athena query's cause is the whole GetQueryExecution
- * response as JSON (what Step Functions' `startQueryExecution.sync` integration puts in the
- * Cause, locally and deployed), 1–2 KB in which the reason is one field. Such a JSON, alone or
- * after an error name (`States.TaskFailed: {…}`, as `roundtrip.runs.error` stores it), becomes
- * `Athena query <id> FAILED: <Athena's reason>`; any other text is returned as it is.
- */
-export function readableFailure(text: string): string {
-  const start = text.indexOf('{"QueryExecution"');
-  if (start < 0) return text;
-  let execution: Record<string, unknown>;
-  try {
-    execution =
-      (JSON.parse(text.slice(start)) as { QueryExecution?: Record<string, unknown> }).QueryExecution ?? {};
-  } catch {
-    return text;
-  }
-  const status = (execution.Status ?? {}) as {
-    State?: string;
-    StateChangeReason?: string;
-    AthenaError?: { ErrorMessage?: string };
-  };
-  const reason = status.AthenaError?.ErrorMessage ?? status.StateChangeReason ?? 'no reason given';
-  const id = typeof execution.QueryExecutionId === 'string' ? ` ${execution.QueryExecutionId}` : '';
-  return `${text.slice(0, start)}Athena query${id} ${status.State ?? 'failed'}: ${reason}`;
 }
 
 function numberAt(value: unknown, key: string): number {

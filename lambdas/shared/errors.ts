@@ -77,3 +77,30 @@ export class ConfigError extends TerminalError {
 export function asError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
 }
+
+/**
+ * A failure's text made readable: a failed Athena query's cause is the whole GetQueryExecution
+ * response as JSON (what Step Functions' `startQueryExecution.sync` integration puts in the
+ * Cause, locally and deployed), 1–2 KB in which the reason is one field. Such a JSON, alone or
+ * after an error name (`States.TaskFailed: {…}`, as `roundtrip.runs.error` stores it), becomes
+ * `Athena query <id> FAILED: <Athena's reason>`; any other text is returned as it is.
+ */
+export function readableFailure(text: string): string {
+  const start = text.indexOf('{"QueryExecution"');
+  if (start < 0) return text;
+  let execution: Record<string, unknown>;
+  try {
+    execution =
+      (JSON.parse(text.slice(start)) as { QueryExecution?: Record<string, unknown> }).QueryExecution ?? {};
+  } catch {
+    return text;
+  }
+  const status = (execution.Status ?? {}) as {
+    State?: string;
+    StateChangeReason?: string;
+    AthenaError?: { ErrorMessage?: string };
+  };
+  const reason = status.AthenaError?.ErrorMessage ?? status.StateChangeReason ?? 'no reason given';
+  const id = typeof execution.QueryExecutionId === 'string' ? ` ${execution.QueryExecutionId}` : '';
+  return `${text.slice(0, start)}Athena query${id} ${status.State ?? 'failed'}: ${reason}`;
+}

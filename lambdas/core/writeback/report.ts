@@ -22,6 +22,7 @@ import { ABANDONED_AFTER_HOURS } from '../contracts';
 import type { CoreDeps } from '../deps';
 import type { ReportInput, ReportOutput, WritebackTaskSummary } from './contracts';
 import { warnOnFailure } from '../../shared/logging';
+import { readableFailure } from '../../shared/errors';
 import { notifyFailedRun } from './notify';
 import { mergeRunSummary, readRunSummary } from './state';
 
@@ -205,7 +206,10 @@ export async function reportRun(
       }
     }
     if (input.error) {
-      reasons.unshift(`${input.error.Error ?? 'Error'}: ${input.error.Cause ?? 'no cause given'}`);
+      // A failed Athena query's cause is its whole GetQueryExecution answer: its reason, read out.
+      reasons.unshift(
+        `${input.error.Error ?? 'Error'}: ${readableFailure(input.error.Cause ?? 'no cause given')}`,
+      );
     }
     const status = reasons.length > 0 ? 'failed' : 'succeeded';
     const reason = reasons.length > 0 ? reasons.join('; ') : undefined;

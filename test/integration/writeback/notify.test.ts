@@ -147,6 +147,36 @@ describe('the notification of a failed run', () => {
     expect(sns.published[0]?.message).not.toContain('Errors by task');
   });
 
+  it('tells of a failed Athena query by Athena’s reason, not its whole GetQueryExecution answer', async () => {
+    const runId = await env.newRun();
+    const cause = JSON.stringify({
+      QueryExecution: {
+        QueryExecutionId: 'q-123',
+        Query: 'SELECT * FROM marketing.customerz',
+        Status: {
+          State: 'FAILED',
+          StateChangeReason:
+            "TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.marketing.customerz' does not exist",
+          AthenaError: {
+            ErrorCategory: 2,
+            ErrorType: 1006,
+            Retryable: false,
+            ErrorMessage:
+              "TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.marketing.customerz' does not exist",
+          },
+        },
+        ResultConfiguration: { OutputLocation: 's3://results/q-123.csv' },
+      },
+    });
+    const output = await reportRun(deps(), { runId, error: { Error: 'States.TaskFailed', Cause: cause } });
+    const reason =
+      "States.TaskFailed: Athena query q-123 FAILED: TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.marketing.customerz' does not exist";
+    expect(output.reason).toBe(reason);
+    expect(sns.published[0]?.message).toContain(`Why: ${reason}`);
+    const { rows } = await env.pool.query('SELECT error FROM roundtrip.runs WHERE run_id = $1', [runId]);
+    expect(rows[0].error).toBe(reason);
+  });
+
   it('counts what a push that died had written from its ledger, and names the records sent with no outcome', async () => {
     const ids = env.sf.store.seed(
       'Lead',
