@@ -268,6 +268,16 @@ function localArn(kind: 'stateMachine' | 'execution', name: string, machine = 'r
     : `arn:aws:states:local:000000000000:execution:${machine}:${name}`;
 }
 
+/**
+ * An error as it leaves a Lambda: its name (Step Functions' `Error`) and message (the `Cause`),
+ * nothing else. aws-local-stepfunctions would report a failed state's Cause from the error's own
+ * `cause` when it has one (a TransformError's would be PostgreSQL's bare message, without the file
+ * and line), where Step Functions shows the message the Lambda answered.
+ */
+function acrossLambda(err: unknown): unknown {
+  return err instanceof Error ? new LocalTaskError(err.name, err.message) : err;
+}
+
 /** The value as JSON text and back: what crossing Lambda's boundary does to it (Dates become text). */
 function throughJson(value: unknown): unknown {
   return value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
@@ -317,7 +327,12 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
     taskResourceLocalHandlers[name] = async (input) => {
       const timeLeft = options.timeLeft?.(name);
       const context = timeLeft ? { getRemainingTimeInMillis: timeLeft } : undefined;
-      const result = throughJson(await handler(throughJson(input), context));
+      let result: unknown;
+      try {
+        result = throughJson(await handler(throughJson(input), context));
+      } catch (err) {
+        throw acrossLambda(err);
+      }
       // The step's own result (the library's StateExited carries it after ResultPath).
       options.onEvent?.({ type: 'exited', state: name, stateType: 'Task', output: result });
       return result;

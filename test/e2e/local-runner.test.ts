@@ -1,7 +1,8 @@
 /**
  * statemachine/local.ts on its own: the Athena `.sync` binding behaves like Step Functions' Athena
  * integration (the GetQueryExecution response on success, States.TaskFailed when the query fails,
- * Athena.<Exception> for an API error), and a Task state without a binding is refused by name.
+ * Athena.<Exception> for an API error), a Task state without a binding is refused by name, and a
+ * failed Lambda Task is reported by the message its Lambda would answer.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -9,14 +10,19 @@ import path from 'node:path';
 import { AthenaClient } from '@aws-sdk/client-athena';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { athenaClientConfig, startAthenaEmulator, type AthenaEmulator } from '../../emulators/athena';
+import { parseConfig } from '../../lambdas/config';
+import { createPool, migrate } from '../../lambdas/connectors/postgres';
 import type { CoreDeps } from '../../lambdas/core/deps';
 import { acceleratedClock } from '../../lambdas/shared/clock';
+import { createMemoryLogger } from '../../lambdas/shared/logging';
 import {
   LocalTaskError,
   runAthenaQuerySync,
   runStateMachineLocally,
   STATES_TASK_FAILED,
+  type LocalRunEvent,
 } from '../../statemachine/local';
+import { createTestDatabase } from '../support/database';
 
 describe('the local state machine runner', () => {
   let dataDir: string;
@@ -103,6 +109,56 @@ describe('the local state machine runner', () => {
     ).rejects.toThrow(
       /Task states without a local binding: Mystery \(arn:aws:lambda:us-east-1:000000000000:function:mystery\)/,
     );
+  });
+
+  it('reports a failed Lambda Task by the message its Lambda answers, not the error it wraps', async () => {
+    // A transform whose SQL fails: its TransformError names the file and line, and wraps
+    // PostgreSQL's bare error as its `cause`.
+    const sql = path.join(dataDir, 'broken.sql');
+    await writeFile(sql, 'SELECT 1;\nSELECT no_such_column FROM pg_class;\n');
+    const db = await createTestDatabase('rt_local_runner');
+    const pool = createPool({ url: db.url }, { ssl: { mode: 'disable' }, max: 2 });
+    try {
+      await migrate(pool);
+      const config = parseConfig({
+        name: 'local-runner',
+        postgres: { secret: 'roundtrip/postgres' },
+        transform: [sql],
+      });
+      const deps = { config, pg: pool, logger: createMemoryLogger('error'), clock } as unknown as CoreDeps;
+      const definition = {
+        StartAt: 'Transform',
+        States: {
+          Transform: {
+            Type: 'Task',
+            Resource: 'arn:aws:lambda:us-east-1:000000000000:function:transform',
+            Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'Failed' }],
+            End: true,
+          },
+          Failed: { Type: 'Fail', ErrorPath: '$.error.Error', CausePath: '$.error.Cause' },
+        },
+      } as unknown as StateMachineDefinition;
+      const events: LocalRunEvent[] = [];
+      const result = await runStateMachineLocally({
+        definition,
+        taskHandlers: { Transform: 'transform' },
+        deps,
+        input: { runId: 'local-runner-1' },
+        executionName: 'local-runner-1',
+        onEvent: (e) => events.push(e),
+      });
+
+      const message =
+        /^Transform .*broken\.sql, line 2: column "no_such_column" does not exist \(SQLSTATE 42703\)/;
+      expect(result).toMatchObject({ status: 'failed', error: 'TransformError' });
+      expect(result.status === 'failed' ? result.cause : '').toMatch(message);
+      const failed = events.find((e) => e.type === 'failed' && e.state === 'Transform');
+      expect(failed?.error?.name).toBe('TransformError');
+      expect(failed?.error?.cause).toMatch(message);
+    } finally {
+      await pool.end();
+      await db.drop();
+    }
   });
 
   it('runs the Retry and Catch of the definition around a bound Task, and reports a Fail state', async () => {
