@@ -93,9 +93,18 @@ export function loggerFrom(values: Record<string, unknown>): Logger {
   return values.verbose === true ? createConsoleLogger('info') : silentLogger;
 }
 
-/** The secrets provider of `--secrets` / the environment. */
+/**
+ * The secrets provider of `--secrets` / the environment. A secrets file that does not exist is
+ * bad input (exit 2), named with where it came from, before anything runs.
+ */
 export function secretsFrom(values: Record<string, unknown>) {
-  const file = typeof values.secrets === 'string' ? values.secrets : process.env[LOCAL_SECRETS_FILE_ENV];
+  const given = typeof values.secrets === 'string';
+  const file = given ? (values.secrets as string) : process.env[LOCAL_SECRETS_FILE_ENV];
+  if (file && !existsSync(path.resolve(file))) {
+    throw new UsageError(
+      `${given ? '--secrets' : `the environment variable ${LOCAL_SECRETS_FILE_ENV}`} names a secrets file that does not exist: ${path.resolve(file)}`,
+    );
+  }
   return createLocalSecretsProvider({ ...(file ? { file: path.resolve(file) } : {}), env: process.env });
 }
 

@@ -108,7 +108,9 @@ export function createLocalSecretsProvider(options: LocalSecretsOptions = {}): S
       }
       throw new TerminalError(
         `Secret "${name}" not found: set the environment variable ${envName} to its JSON` +
-          (options.file ? ` or add a "${name}" entry to ${options.file}` : ' or pass a local secrets file'),
+          (options.file
+            ? ` or add a "${name}" entry to ${options.file}`
+            : ' or name a local secrets file that has it (the CLI: --secrets FILE; the handlers: ROUNDTRIP_LOCAL_SECRETS_FILE)'),
       );
     },
   };

@@ -466,6 +466,14 @@ describe('the roundtrip CLI', () => {
       code: 2,
       stderr: expect.stringContaining('the file does not exist'),
     });
+    expect(
+      await cli(['validate', '--config', configFile, '--secrets', path.join(dir, 'nope.json')]),
+    ).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining(
+        `--secrets names a secrets file that does not exist: ${path.join(dir, 'nope.json')}`,
+      ),
+    });
     expect(await cli(['run', '--bogus'])).toMatchObject({
       code: 2,
       stderr: expect.stringContaining("Unknown option '--bogus'"),

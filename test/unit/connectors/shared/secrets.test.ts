@@ -35,7 +35,7 @@ describe('createLocalSecretsProvider', () => {
   it('names the secret and where it looked when it is missing', async () => {
     const provider = createLocalSecretsProvider({ env: {} });
     await expect(provider.getSecret('roundtrip/pg')).rejects.toThrow(
-      /Secret "roundtrip\/pg" not found: set the environment variable ROUNDTRIP_SECRET_ROUNDTRIP_PG/,
+      /Secret "roundtrip\/pg" not found: set the environment variable ROUNDTRIP_SECRET_ROUNDTRIP_PG to its JSON or name a local secrets file that has it \(the CLI: --secrets FILE; the handlers: ROUNDTRIP_LOCAL_SECRETS_FILE\)$/,
     );
   });
 
