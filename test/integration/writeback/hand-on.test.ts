@@ -14,7 +14,7 @@ import {
 import { DEFAULT_SALESFORCE_TIMEOUTS } from '../../../lambdas/connectors/salesforce';
 import { HAND_ON_WAIT_SECONDS } from '../../../lambdas/core/writeback/collect';
 import type { TimeLeft } from '../../../lambdas/shared/clock';
-import { startWritebackEnv, type WritebackEnv } from './support';
+import { secondSubrequestFails, startWritebackEnv, type WritebackEnv } from './support';
 
 /** No time at all: each invocation makes its one guaranteed call, then hands on. */
 const NO_TIME: TimeLeft = () => 0;
@@ -139,21 +139,7 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
   it('looks up an insert’s records of unknown outcome before handing on, not 11 minutes later', async () => {
     await leads('unk', 1_450);
     // Salesforce writes every record; its answer says the second subrequest failed with a 500.
-    const lying = Object.create(env.connector, {
-      request: {
-        value: async (operation: string, method: 'POST', path: string, body?: unknown) => {
-          const answer = (await env.connector.request(operation, method, path, body)) as {
-            compositeResponse?: { httpStatusCode: number; body: unknown }[];
-          };
-          const second = answer.compositeResponse?.[1];
-          if (second) {
-            second.httpStatusCode = 500;
-            second.body = [{ errorCode: 'UNKNOWN_EXCEPTION', message: 'An unexpected error occurred' }];
-          }
-          return answer;
-        },
-      },
-    }) as typeof env.connector;
+    const lying = secondSubrequestFails(env.connector);
     const deps = { ...env.deps({ writeback: [insert] }), salesforce: lying };
     const runId = await env.newRun();
     await planWriteback(deps, { runId, task: 'Lead-insert' });

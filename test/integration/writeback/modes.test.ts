@@ -20,6 +20,7 @@ import {
   outlastCallTimeLimit,
   planThenCrashInPush,
   SCORE_UPDATE,
+  secondSubrequestFails,
   startWritebackEnv,
   type WritebackEnv,
 } from './support';
@@ -390,21 +391,7 @@ describe('write-back modes and per-record failures', () => {
       `INSERT INTO lead_src SELECT 'sub-' || lpad(i::text, 3, '0'), 'Sub ' || i, 'Globex', i % 100 FROM generate_series(1, 450) AS i`,
     );
     // Salesforce writes every record; its answer says the second subrequest failed with a 500.
-    const lying = Object.create(env.connector, {
-      request: {
-        value: async (operation: string, method: 'POST', path: string, body?: unknown) => {
-          const answer = (await env.connector.request(operation, method, path, body)) as {
-            compositeResponse?: { httpStatusCode: number; body: unknown }[];
-          };
-          const second = answer.compositeResponse?.[1];
-          if (second) {
-            second.httpStatusCode = 500;
-            second.body = [{ errorCode: 'UNKNOWN_EXCEPTION', message: 'An unexpected error occurred' }];
-          }
-          return answer;
-        },
-      },
-    }) as typeof env.connector;
+    const lying = secondSubrequestFails(env.connector);
     const status = async (runId: string) =>
       (
         await env.pool.query(

@@ -216,6 +216,28 @@ export function crashingConnector(
 }
 
 /**
+ * A connector through which Salesforce writes every record of a Composite call but answers its
+ * second subrequest with a 500 (UNKNOWN_EXCEPTION): records whose outcome the answer does not tell.
+ */
+export function secondSubrequestFails(connector: SalesforceConnector): SalesforceConnector {
+  return Object.create(connector, {
+    request: {
+      value: async (operation: string, method: 'POST', path: string, body?: unknown) => {
+        const answer = (await connector.request(operation, method, path, body)) as {
+          compositeResponse?: { httpStatusCode: number; body: unknown }[];
+        };
+        const second = answer.compositeResponse?.[1];
+        if (second) {
+          second.httpStatusCode = 500;
+          second.body = [{ errorCode: 'UNKNOWN_EXCEPTION', message: 'An unexpected error occurred' }];
+        }
+        return answer;
+      },
+    },
+  }) as SalesforceConnector;
+}
+
+/**
  * A connector whose client gives up on every write (a timeout) before Salesforce answers;
  * `late()` delivers the last of them, as Salesforce finishing it after the client left.
  */
