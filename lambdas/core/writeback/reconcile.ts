@@ -19,7 +19,7 @@ import type { Logger } from '../../shared/logging';
 import type { CoreDeps } from '../deps';
 import { collectJob, finishedJob } from './bulk-results';
 import { ifTaskLockFree } from './lock';
-import { ledgerOutcomes } from './report';
+import { ledgerOutcomes, pruneResolvedDetails } from './report';
 import { mergeRunSummary } from './state';
 import type { WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults } from './results';
@@ -389,7 +389,8 @@ async function resolveLocked(
  * The ended run's figures for the task (`written`, `failed`, `outcomeUnknown` in its summary),
  * counted again from its ledger once some of its records were resolved, with the run that
  * resolved them: `roundtrip status` then tells what became of them. A run whose summary has no
- * figures for the task (its report never ran) is left so.
+ * figures for the task (its report never ran) is left so. A run whose details were pruned loses
+ * the details just resolved too ({@link pruneResolvedDetails}).
  */
 async function refreshEndedRun(
   deps: CoreDeps,
@@ -402,13 +403,15 @@ async function refreshEndedRun(
       `SELECT (summary->'writeback'->$2) ? 'outcomeUnknown' AS has FROM roundtrip.runs WHERE run_id = $1`,
       [endedRunId, taskName],
     );
-    if (rows[0]?.has !== true) return;
-    const outcomes = await ledgerOutcomes(client, endedRunId, taskName);
-    await mergeRunSummary(client, endedRunId, ['writeback', taskName], {
-      written: outcomes.succeeded,
-      failed: outcomes.failed,
-      outcomeUnknown: outcomes.sent,
-      outcomesResolvedBy: byRunId,
-    });
+    if (rows[0]?.has === true) {
+      const outcomes = await ledgerOutcomes(client, endedRunId, taskName);
+      await mergeRunSummary(client, endedRunId, ['writeback', taskName], {
+        written: outcomes.succeeded,
+        failed: outcomes.failed,
+        outcomeUnknown: outcomes.sent,
+        outcomesResolvedBy: byRunId,
+      });
+    }
+    await pruneResolvedDetails(client, endedRunId, taskName);
   });
 }

@@ -49,6 +49,11 @@ export interface PrunedDetails {
   readonly errors: number;
 }
 
+/** Ledger rows (`l`) a pruned run keeps: those left `sent`, which later plans read. */
+const KEPT_LEDGER_ROW = `l.status = 'sent'`;
+/** Errors (`e`) a pruned run keeps: a push's INSERT_OUTCOME_UNKNOWN, which later plans read. */
+const KEPT_ERROR = `(e.stage = 'push' AND e.code = 'INSERT_OUTCOME_UNKNOWN')`;
+
 /**
  * Deletes the per-record details of the pipeline's runs that finished more than `days` days before
  * `now` (another pipeline sharing the database keeps its own, by its own setting): their
@@ -74,10 +79,10 @@ export async function pruneRunDetails(
      pages AS (
        DELETE FROM roundtrip.writeback_plan_pages p USING old WHERE p.run_id = old.run_id RETURNING 1),
      ledger AS (
-       DELETE FROM roundtrip.writeback_plans l USING old WHERE l.run_id = old.run_id AND l.status <> 'sent' RETURNING 1),
+       DELETE FROM roundtrip.writeback_plans l USING old WHERE l.run_id = old.run_id AND NOT ${KEPT_LEDGER_ROW} RETURNING 1),
      errors AS (
        DELETE FROM roundtrip.writeback_errors e USING old
-        WHERE e.run_id = old.run_id AND NOT (e.stage = 'push' AND e.code = 'INSERT_OUTCOME_UNKNOWN') RETURNING 1)
+        WHERE e.run_id = old.run_id AND NOT ${KEPT_ERROR} RETURNING 1)
      SELECT (SELECT count(*) FROM old) AS runs, (SELECT count(*) FROM pages) AS pages,
             (SELECT count(*) FROM ledger) AS ledger, (SELECT count(*) FROM errors) AS errors`,
     [cutoff, now, pipeline],
@@ -89,6 +94,28 @@ export async function pruneRunDetails(
     ledgerRows: Number(r?.ledger ?? 0),
     errors: Number(r?.errors ?? 0),
   };
+}
+
+/**
+ * For a run whose details were pruned already ({@link pruneRunDetails}) and some of whose kept
+ * rows a later plan resolved since (reconcile.ts): deletes the task's details that are no longer
+ * kept (the resolved ledger rows, the NOT_INSERTED errors written for them), as the prune would
+ * have. Without it they stayed for ever: a run is pruned once. Nothing for a run not pruned.
+ */
+export async function pruneResolvedDetails(client: PoolClient, runId: string, task: string): Promise<void> {
+  const { rows } = await client.query<{ pruned: boolean }>(
+    `SELECT coalesce(summary ? 'detailsPrunedAt', false) AS pruned FROM roundtrip.runs WHERE run_id = $1`,
+    [runId],
+  );
+  if (rows[0]?.pruned !== true) return;
+  await client.query(
+    `DELETE FROM roundtrip.writeback_plans l WHERE l.run_id = $1 AND l.task = $2 AND NOT ${KEPT_LEDGER_ROW}`,
+    [runId, task],
+  );
+  await client.query(
+    `DELETE FROM roundtrip.writeback_errors e WHERE e.run_id = $1 AND e.task = $2 AND NOT ${KEPT_ERROR}`,
+    [runId, task],
+  );
 }
 
 /** A task's ledger rows of a run by outcome: `sent` ones have none recorded. */

@@ -5,7 +5,9 @@
  * is still running, they are refused. A key refused only because another run had it pending is
  * not refused for ever.
  */
+import { withTransaction } from '../../../lambdas/connectors/postgres';
 import type { CoreDeps } from '../../../lambdas/core/deps';
+import { pruneRunDetails } from '../../../lambdas/core/writeback/report';
 import {
   collectWriteback,
   planWriteback,
@@ -166,6 +168,27 @@ describe('inserts left without an outcome by runs that ended', () => {
     expect(third.plan).toMatchObject({ changed: 0 });
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(holding('lost')).toBe(2);
+  });
+
+  it('deletes what it resolved in a run whose details were pruned already, as the prune would have', async () => {
+    await source('pruned', 2);
+    const deps = env.deps({ writeback: [insert] });
+    const dead = await lostAndEnded(deps);
+    // The run's details are pruned while two of its rows are still `sent` (kept: later plans read them).
+    const pruned = await withTransaction(env.pool, (client) =>
+      pruneRunDetails(client, 'wb-test', 0, new Date(Date.now() + 1000)),
+    );
+    expect(pruned.runs).toBeGreaterThanOrEqual(1);
+    expect(await ledger(dead)).toEqual([{ status: 'sent', n: 2 }]);
+
+    const next = await env.newRun();
+    const result = await runWriteback(deps, { runId: next, task: 'Lead-insert' });
+
+    expect(result.plan).toMatchObject({ changed: 2 });
+    expect(holding('pruned')).toBe(2);
+    // Released, and the release's ledger rows and NOT_INSERTED errors gone with the run's other details.
+    expect(await ledger(dead)).toEqual([]);
+    expect(await errorsOf(env, dead)).toEqual([]);
   });
 
   it('still refuses the keys while their call may be running, or while their run is', async () => {
