@@ -11,6 +11,7 @@ import { METRIC_NAMES, METRICS_NAMESPACE } from '../../lambdas/shared/observabil
 import { CONFIG_FILE_ENV } from '../../lib/constructs/step-function';
 import { NOTIFICATION_TOPIC_ENV, PipelineStack } from '../../lib/pipeline-stack';
 import { PIPELINE_STEPS, STEP_KEYS, functionName, type StepKey } from '../../statemachine/definition';
+import { LAMBDA_NODE_MAJOR } from '../support/node22';
 import {
   actionsOf,
   fullConfig,
@@ -90,7 +91,7 @@ describe('PipelineStack', () => {
       for (const step of STEP_KEYS) {
         template.hasResourceProperties('AWS::Lambda::Function', {
           FunctionName: functionName('lead-scoring', step),
-          Runtime: 'nodejs22.x',
+          Runtime: `nodejs${LAMBDA_NODE_MAJOR}.x`,
           Architectures: ['arm64'],
           MemorySize: PIPELINE_STEPS[step].memoryMb,
           Timeout: PIPELINE_STEPS[step].timeoutSeconds,
