@@ -1,0 +1,246 @@
+/**
+ * The Salesforce steps as Lambda runs them: Prepare, the extract and its Bulk check, each bundled
+ * with the stack's esbuild options (lib/constructs/step-function.ts) and run by a plain `node`
+ * process from the bundle's folder (Node 22, the Lambda runtime, under `npm run test:node22`),
+ * with the AWS SDK reachable only through `NODE_PATH` and Lambda's environment, X-Ray tracing on:
+ * Powertools then instruments every `fetch` and `node:http` call of the connector, as in the
+ * deployed functions. The bundles carry jsforce for the sign-in (with `whatwg-url` replaced by
+ * Node's URL) and the connector's own fetch and Bulk paging; the X-Ray daemon is a UDP stand-in
+ * that keeps the segments sent.
+ */
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { build } from 'esbuild';
+import { Client } from 'pg';
+import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emulators/salesforce';
+import { BUNDLE_ALIASES, BUNDLE_SUPPORTED, PROJECT_ROOT } from '../../../lib/constructs/step-function';
+import { createTestDatabase, type TestDatabase } from '../../support/database';
+
+const LEADS = Array.from({ length: 120 }, (_, i) => ({
+  LastName: `Bundled ${i}`,
+  Company: `Company ${i % 5}`,
+  Email: `bundled${i}@example.test`,
+}));
+
+/** The handler files, and the step name each one's X-Ray subsegment carries (`## <step>`). */
+const HANDLERS = {
+  prepare: 'Prepare',
+  'extract-salesforce': 'ExtractSalesforce',
+  'extract-salesforce-check': 'CheckSalesforceExtract',
+} as const;
+type Handler = keyof typeof HANDLERS;
+
+/** Segment documents received: name and the request URL of each (sub)segment, nested ones too. */
+interface XraySubsegment {
+  readonly name: string;
+  readonly url: string | undefined;
+}
+
+/** A UDP X-Ray daemon stand-in (each datagram: a JSON header line, then the segment document). */
+async function startXrayDaemon(): Promise<{
+  address: string;
+  received: XraySubsegment[];
+  waitFor(name: string): Promise<void>;
+  stop(): Promise<void>;
+}> {
+  const received: XraySubsegment[] = [];
+  const waiting: { name: string; resolve: () => void }[] = [];
+  const collect = (doc: Record<string, unknown>): void => {
+    const http = doc.http as { request?: { url?: string } } | undefined;
+    received.push({ name: String(doc.name), url: http?.request?.url });
+    for (const w of waiting.filter((x) => x.name === doc.name)) w.resolve();
+    for (const child of (doc.subsegments as Record<string, unknown>[] | undefined) ?? []) collect(child);
+  };
+  const socket = dgram.createSocket('udp4');
+  socket.on('message', (message) => {
+    const [, body] = message.toString('utf8').split('\n', 2);
+    if (body) collect(JSON.parse(body) as Record<string, unknown>);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  return {
+    address: `127.0.0.1:${socket.address().port}`,
+    received,
+    waitFor: (name) =>
+      received.some((s) => s.name === name)
+        ? Promise.resolve()
+        : new Promise<void>((resolve, reject) => {
+            // Not a limit on how long tracing may take: a bound on how long a failure takes to show.
+            const timer = setTimeout(
+              () => reject(new Error(`no X-Ray segment "${name}" came in 30 s: is tracing on?`)),
+              30_000,
+            );
+            waiting.push({ name, resolve: () => (clearTimeout(timer), resolve()) });
+          }),
+    stop: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
+}
+
+describe('the bundled Salesforce steps run by node as Lambda runs them, traced', () => {
+  let dir: string;
+  let db: TestDatabase;
+  let sf: SalesforceEmulator;
+  let xray: Awaited<ReturnType<typeof startXrayDaemon>>;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'bundled-salesforce-'));
+    db = await createTestDatabase('rt_bundled_sf');
+    sf = await startSalesforceEmulator({ seed: { Lead: LEADS } });
+    xray = await startXrayDaemon();
+    await Promise.all(
+      (Object.keys(HANDLERS) as Handler[]).map(async (handler) => {
+        await mkdir(path.join(dir, handler));
+        await build({
+          entryPoints: [path.join(PROJECT_ROOT, 'lambdas', 'handlers', `${handler}.ts`)],
+          outfile: path.join(dir, handler, 'index.js'),
+          absWorkingDir: PROJECT_ROOT,
+          bundle: true,
+          minify: true,
+          sourcemap: true,
+          sourcesContent: false,
+          platform: 'node',
+          target: 'node22',
+          format: 'cjs',
+          external: ['@aws-sdk/*'],
+          alias: { ...BUNDLE_ALIASES },
+          supported: { ...BUNDLE_SUPPORTED },
+          logLevel: 'silent',
+        });
+      }),
+    );
+    await writeFile(
+      path.join(dir, 'roundtrip.config.json'),
+      JSON.stringify({
+        name: 'bundled-sf',
+        salesforce: { secret: 'roundtrip/salesforce', apiVersion: sf.apiVersion },
+        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+        extract: [
+          {
+            from: 'salesforce',
+            object: 'Lead',
+            fields: ['Id', 'LastName', 'Company', 'Email', 'SystemModstamp'],
+            table: 'sf_lead',
+            // Every read by Bulk: a query job, its polls and its result pages.
+            bulkThreshold: 1,
+          },
+        ],
+        transform: ['transform/01-none.sql'],
+      }),
+    );
+    await writeFile(
+      path.join(dir, 'secrets.json'),
+      JSON.stringify({
+        'roundtrip/salesforce': {
+          loginUrl: sf.loginUrl,
+          username: sf.credentials.username,
+          password: sf.credentials.password,
+        },
+        'roundtrip/postgres': { url: db.url },
+      }),
+    );
+  });
+  afterAll(async () => {
+    await xray?.stop();
+    await sf?.stop();
+    await db?.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /**
+   * Invokes a bundle's handler in a new node process and answers its output once the output is
+   * printed and the step's subsegment reached the X-Ray daemon; then ends the process (Lambda
+   * would freeze it: the pool's idle connections would keep node up).
+   */
+  const invoke = async (handler: Handler, event: unknown): Promise<Record<string, unknown>> => {
+    const context = {
+      awsRequestId: `req-${handler}`,
+      functionName: `roundtrip-bundled-sf-${handler}`,
+      functionVersion: '$LATEST',
+      invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:roundtrip-bundled-sf-${handler}`,
+      memoryLimitInMB: '1024',
+      logGroupName: `/aws/lambda/roundtrip-bundled-sf-${handler}`,
+      logStreamName: 'stream',
+    };
+    const script = `require('./index.js').handler(${JSON.stringify(event)}, { ...${JSON.stringify(context)}, getRemainingTimeInMillis: () => 600000 }).then(
+      (output) => process.stdout.write('OUTPUT ' + JSON.stringify(output) + '\\n'),
+      (err) => { process.stderr.write(String(err && err.stack)); process.exit(1); })`;
+    const child = spawn(process.execPath, ['--enable-source-maps', '-e', script], {
+      cwd: path.join(dir, handler),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH ?? '',
+        NODE_PATH: path.join(PROJECT_ROOT, 'node_modules'),
+        ROUNDTRIP_CONFIG_FILE: path.join(dir, 'roundtrip.config.json'),
+        ROUNDTRIP_LOCAL_SECRETS_FILE: path.join(dir, 'secrets.json'),
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: 'test',
+        AWS_SECRET_ACCESS_KEY: 'test',
+        // What the Lambda runtime sets, and the tracing environment of an active-tracing function.
+        AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
+        AWS_LAMBDA_FUNCTION_NAME: context.functionName,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: context.memoryLimitInMB,
+        LAMBDA_TASK_ROOT: path.join(dir, handler),
+        _X_AMZN_TRACE_ID: 'Root=1-674a1b2c-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1',
+        AWS_XRAY_DAEMON_ADDRESS: xray.address,
+        AWS_XRAY_CONTEXT_MISSING: 'LOG_ERROR',
+        POWERTOOLS_SERVICE_NAME: 'roundtrip',
+        POWERTOOLS_METRICS_NAMESPACE: 'roundtrip',
+        POWERTOOLS_LOG_LEVEL: 'ERROR',
+      },
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const output = new Promise<Record<string, unknown>>((resolve, reject) => {
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        if (line.startsWith('OUTPUT ')) resolve(JSON.parse(line.slice(7)) as Record<string, unknown>);
+      });
+      void exited.then((code) => reject(new Error(`${handler} exited with ${code}: ${stderr}`)));
+    });
+    try {
+      const [result] = await Promise.all([output, xray.waitFor(`## ${HANDLERS[handler]}`)]);
+      return result;
+    } finally {
+      child.kill();
+      await exited;
+    }
+  };
+
+  it('reads every lead into PostgreSQL with a Bulk query job, and traces the Salesforce calls', async () => {
+    const runId = 'bundled-sf-1';
+    const prepared = await invoke('prepare', { input: {}, runId });
+    expect(prepared).toMatchObject({ runId, tasks: { salesforce: ['Lead'], athena: [], writeback: [] } });
+
+    let extract = await invoke('extract-salesforce', { runId, task: 'Lead', full: false });
+    expect(extract).toMatchObject({ status: 'bulk-pending', expectedRows: LEADS.length });
+    // The state machine's Wait → check loop; each check is one poll (and the read, once done).
+    for (let checks = 0; extract.status === 'bulk-pending' && checks < 20; checks += 1) {
+      extract = await invoke('extract-salesforce-check', extract);
+    }
+    expect(extract).toMatchObject({
+      status: 'loaded',
+      api: 'bulk',
+      rows: LEADS.length,
+      inserted: LEADS.length,
+    });
+
+    const client = new Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ email: string }>(
+        'SELECT "Email" AS email FROM sf_lead ORDER BY "Email"',
+      );
+      expect(rows.map((r) => r.email)).toEqual(LEADS.map((l) => l.Email).sort());
+    } finally {
+      await client.end();
+    }
+
+    // The connector's own fetch calls were traced (the Bulk query job), under each step.
+    const urls = xray.received.map((s) => s.url ?? '');
+    expect(urls.some((u) => u.endsWith(`/services/data/v${sf.apiVersion}/jobs/query`))).toBe(true);
+    expect(urls.some((u) => u.endsWith(`/services/data/v${sf.apiVersion}/limits`))).toBe(true);
+  });
+});
