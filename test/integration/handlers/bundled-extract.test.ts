@@ -1,12 +1,14 @@
 /**
- * The Salesforce steps as Lambda runs them: Prepare, the extract and its Bulk check, each bundled
+ * The extract steps as Lambda runs them: Prepare, the Salesforce extract and its Bulk check, and
+ * the Athena load, each bundled
  * with the stack's esbuild options (lib/constructs/step-function.ts) and run by a plain `node`
  * process from the bundle's folder (Node 22, the Lambda runtime, under `npm run test:node22`),
  * with the AWS SDK reachable only through `NODE_PATH` and Lambda's environment, X-Ray tracing on:
- * Powertools then instruments every `fetch` and `node:http` call of the connector, as in the
- * deployed functions. The bundles carry jsforce for the sign-in (with `whatwg-url` replaced by
- * Node's URL) and the connector's own fetch and Bulk paging; the X-Ray daemon is a UDP stand-in
- * that keeps the segments sent.
+ * Powertools then instruments every `fetch` and `node:http` call and the AWS SDK clients, as in
+ * the deployed functions. The Salesforce bundles carry jsforce for the sign-in (with `whatwg-url`
+ * replaced by Node's URL) and the connector's own fetch and Bulk paging; the Athena load takes the
+ * SDK from `NODE_PATH` and streams the result file from S3 (the Athena emulator). The X-Ray
+ * daemon is a UDP stand-in that keeps the segments sent.
  */
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -16,6 +18,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { build } from 'esbuild';
 import { Client } from 'pg';
+import { startAthenaEmulator, type AthenaEmulator } from '../../../emulators/athena';
 import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emulators/salesforce';
 import { BUNDLE_ALIASES, BUNDLE_SUPPORTED, PROJECT_ROOT } from '../../../lib/constructs/step-function';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
@@ -31,28 +34,32 @@ const HANDLERS = {
   prepare: 'Prepare',
   'extract-salesforce': 'ExtractSalesforce',
   'extract-salesforce-check': 'CheckSalesforceExtract',
+  'load-athena': 'LoadAthena',
 } as const;
 type Handler = keyof typeof HANDLERS;
 
-/** Segment documents received: name and the request URL of each (sub)segment, nested ones too. */
+/** A (sub)segment document received: its name, and its request URL when it traced an HTTP call. */
 interface XraySubsegment {
   readonly name: string;
   readonly url: string | undefined;
 }
 
-/** A UDP X-Ray daemon stand-in (each datagram: a JSON header line, then the segment document). */
+/**
+ * A UDP X-Ray daemon stand-in (each datagram: a JSON header line, then one segment document).
+ * `waitFor` answers once a (sub)segment that matches has come, nested ones included.
+ */
 async function startXrayDaemon(): Promise<{
   address: string;
-  received: XraySubsegment[];
-  waitFor(name: string): Promise<void>;
+  waitFor(what: string, match: (s: XraySubsegment) => boolean): Promise<void>;
   stop(): Promise<void>;
 }> {
   const received: XraySubsegment[] = [];
-  const waiting: { name: string; resolve: () => void }[] = [];
+  const waiting = new Set<{ match: (s: XraySubsegment) => boolean; resolve: () => void }>();
   const collect = (doc: Record<string, unknown>): void => {
     const http = doc.http as { request?: { url?: string } } | undefined;
-    received.push({ name: String(doc.name), url: http?.request?.url });
-    for (const w of waiting.filter((x) => x.name === doc.name)) w.resolve();
+    const subsegment = { name: String(doc.name), url: http?.request?.url };
+    received.push(subsegment);
+    for (const w of waiting) if (w.match(subsegment)) w.resolve();
     for (const child of (doc.subsegments as Record<string, unknown>[] | undefined) ?? []) collect(child);
   };
   const socket = dgram.createSocket('udp4');
@@ -63,32 +70,45 @@ async function startXrayDaemon(): Promise<{
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   return {
     address: `127.0.0.1:${socket.address().port}`,
-    received,
-    waitFor: (name) =>
-      received.some((s) => s.name === name)
+    waitFor: (what, match) =>
+      received.some(match)
         ? Promise.resolve()
         : new Promise<void>((resolve, reject) => {
             // Not a limit on how long tracing may take: a bound on how long a failure takes to show.
-            const timer = setTimeout(
-              () => reject(new Error(`no X-Ray segment "${name}" came in 30 s: is tracing on?`)),
-              30_000,
-            );
-            waiting.push({ name, resolve: () => (clearTimeout(timer), resolve()) });
+            const timer = setTimeout(() => {
+              waiting.delete(waiter);
+              reject(new Error(`X-Ray received no segment of ${what} in 30 s: is tracing on?`));
+            }, 30_000);
+            const waiter = {
+              match,
+              resolve: () => {
+                clearTimeout(timer);
+                waiting.delete(waiter);
+                resolve();
+              },
+            };
+            waiting.add(waiter);
           }),
     stop: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
 }
 
-describe('the bundled Salesforce steps run by node as Lambda runs them, traced', () => {
+const CUSTOMERS_CSV = 'email,segment\nbundled0@example.test,gold\nbundled1@example.test,\n';
+
+describe('the bundled extract steps run by node as Lambda runs them, traced', () => {
   let dir: string;
   let db: TestDatabase;
   let sf: SalesforceEmulator;
+  let athena: AthenaEmulator;
   let xray: Awaited<ReturnType<typeof startXrayDaemon>>;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'bundled-salesforce-'));
-    db = await createTestDatabase('rt_bundled_sf');
+    dir = await mkdtemp(path.join(os.tmpdir(), 'bundled-extract-'));
+    db = await createTestDatabase('rt_bundled_extract');
     sf = await startSalesforceEmulator({ seed: { Lead: LEADS } });
+    await mkdir(path.join(dir, 'athena-data', 'marketing'), { recursive: true });
+    await writeFile(path.join(dir, 'athena-data', 'marketing', 'customers.csv'), CUSTOMERS_CSV);
+    athena = await startAthenaEmulator({ dataDir: path.join(dir, 'athena-data') });
     xray = await startXrayDaemon();
     await Promise.all(
       (Object.keys(HANDLERS) as Handler[]).map(async (handler) => {
@@ -114,8 +134,9 @@ describe('the bundled Salesforce steps run by node as Lambda runs them, traced',
     await writeFile(
       path.join(dir, 'roundtrip.config.json'),
       JSON.stringify({
-        name: 'bundled-sf',
+        name: 'bundled-extract',
         salesforce: { secret: 'roundtrip/salesforce', apiVersion: sf.apiVersion },
+        athena: { database: 'marketing', workgroup: 'primary', outputLocation: 's3://bundled-results/out/' },
         postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
         extract: [
           {
@@ -126,6 +147,7 @@ describe('the bundled Salesforce steps run by node as Lambda runs them, traced',
             // Every read by Bulk: a query job, its polls and its result pages.
             bulkThreshold: 1,
           },
+          { from: 'athena', query: 'SELECT * FROM customers', table: 'athena_customers' },
         ],
         transform: ['transform/01-none.sql'],
       }),
@@ -145,6 +167,7 @@ describe('the bundled Salesforce steps run by node as Lambda runs them, traced',
   afterAll(async () => {
     await xray?.stop();
     await sf?.stop();
+    await athena?.stop();
     await db?.drop();
     await rm(dir, { recursive: true, force: true });
   });
@@ -157,11 +180,11 @@ describe('the bundled Salesforce steps run by node as Lambda runs them, traced',
   const invoke = async (handler: Handler, event: unknown): Promise<Record<string, unknown>> => {
     const context = {
       awsRequestId: `req-${handler}`,
-      functionName: `roundtrip-bundled-sf-${handler}`,
+      functionName: `roundtrip-bundled-extract-${handler}`,
       functionVersion: '$LATEST',
-      invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:roundtrip-bundled-sf-${handler}`,
+      invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:roundtrip-bundled-extract-${handler}`,
       memoryLimitInMB: '1024',
-      logGroupName: `/aws/lambda/roundtrip-bundled-sf-${handler}`,
+      logGroupName: `/aws/lambda/roundtrip-bundled-extract-${handler}`,
       logStreamName: 'stream',
     };
     const script = `require('./index.js').handler(${JSON.stringify(event)}, { ...${JSON.stringify(context)}, getRemainingTimeInMillis: () => 600000 }).then(
@@ -175,9 +198,12 @@ describe('the bundled Salesforce steps run by node as Lambda runs them, traced',
         NODE_PATH: path.join(PROJECT_ROOT, 'node_modules'),
         ROUNDTRIP_CONFIG_FILE: path.join(dir, 'roundtrip.config.json'),
         ROUNDTRIP_LOCAL_SECRETS_FILE: path.join(dir, 'secrets.json'),
-        AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: 'test',
-        AWS_SECRET_ACCESS_KEY: 'test',
+        AWS_REGION: athena.region,
+        AWS_ACCESS_KEY_ID: athena.credentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: athena.credentials.secretAccessKey,
+        AWS_ENDPOINT_URL_ATHENA: athena.endpoint,
+        AWS_ENDPOINT_URL_S3: athena.endpoint,
+        ROUNDTRIP_S3_FORCE_PATH_STYLE: 'true',
         // What the Lambda runtime sets, and the tracing environment of an active-tracing function.
         AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
         AWS_LAMBDA_FUNCTION_NAME: context.functionName,
@@ -201,7 +227,10 @@ describe('the bundled Salesforce steps run by node as Lambda runs them, traced',
       void exited.then((code) => reject(new Error(`${handler} exited with ${code}: ${stderr}`)));
     });
     try {
-      const [result] = await Promise.all([output, xray.waitFor(`## ${HANDLERS[handler]}`)]);
+      const [result] = await Promise.all([
+        output,
+        xray.waitFor(`the ${handler} step`, (x) => x.name === `## ${HANDLERS[handler]}`),
+      ]);
       return result;
     } finally {
       child.kill();
@@ -209,10 +238,13 @@ describe('the bundled Salesforce steps run by node as Lambda runs them, traced',
     }
   };
 
-  it('reads every lead into PostgreSQL with a Bulk query job, and traces the Salesforce calls', async () => {
-    const runId = 'bundled-sf-1';
+  it('reads every lead by Bulk and the Athena result from S3 into PostgreSQL, and traces the calls', async () => {
+    const runId = 'bundled-extract-1';
     const prepared = await invoke('prepare', { input: {}, runId });
-    expect(prepared).toMatchObject({ runId, tasks: { salesforce: ['Lead'], athena: [], writeback: [] } });
+    expect(prepared).toMatchObject({
+      runId,
+      tasks: { salesforce: ['Lead'], athena: ['athena_customers'], writeback: [] },
+    });
 
     let extract = await invoke('extract-salesforce', { runId, task: 'Lead', full: false });
     expect(extract).toMatchObject({ status: 'bulk-pending', expectedRows: LEADS.length });
@@ -227,20 +259,29 @@ describe('the bundled Salesforce steps run by node as Lambda runs them, traced',
       inserted: LEADS.length,
     });
 
+    // Without the .sync task's QueryExecution the load starts the query and waits for it itself.
+    const loaded = await invoke('load-athena', { runId, task: 'athena_customers' });
+    expect(loaded).toMatchObject({ status: 'loaded', refresh: 'swap', rows: 2, s3Reads: 1 });
+
     const client = new Client({ connectionString: db.url });
     await client.connect();
     try {
-      const { rows } = await client.query<{ email: string }>(
-        'SELECT "Email" AS email FROM sf_lead ORDER BY "Email"',
-      );
-      expect(rows.map((r) => r.email)).toEqual(LEADS.map((l) => l.Email).sort());
+      const { rows } = await client.query<{ email: string }>('SELECT "Email" AS email FROM sf_lead');
+      expect(rows.map((r) => r.email).sort()).toEqual(LEADS.map((l) => l.Email).sort());
+      const customers = await client.query('SELECT email, segment FROM athena_customers ORDER BY email');
+      expect(customers.rows).toEqual([
+        { email: 'bundled0@example.test', segment: 'gold' },
+        { email: 'bundled1@example.test', segment: null },
+      ]);
     } finally {
       await client.end();
     }
 
-    // The connector's own fetch calls were traced (the Bulk query job), under each step.
-    const urls = xray.received.map((s) => s.url ?? '');
-    expect(urls.some((u) => u.endsWith(`/services/data/v${sf.apiVersion}/jobs/query`))).toBe(true);
-    expect(urls.some((u) => u.endsWith(`/services/data/v${sf.apiVersion}/limits`))).toBe(true);
+    // The connector's own fetch calls were traced (the Bulk query job create), and the AWS SDK's.
+    const api = `/services/data/v${sf.apiVersion}`;
+    await xray.waitFor('the Bulk query job create', (x) => x.url?.endsWith(`${api}/jobs/query`) === true);
+    await xray.waitFor('the /limits call', (x) => x.url?.endsWith(`${api}/limits`) === true);
+    await xray.waitFor('an Athena call', (x) => x.name === 'Athena');
+    await xray.waitFor('the S3 GetObject', (x) => x.name === 'S3');
   });
 });
