@@ -1,7 +1,7 @@
 /**
- * The extract steps as Lambda runs them: Prepare, the Salesforce extract and its Bulk check, and
- * the Athena load, each bundled
- * with the stack's esbuild options (lib/constructs/step-function.ts) and run by a plain `node`
+ * The steps as Lambda runs them: Prepare, the Salesforce extract and its Bulk check, the Athena
+ * load, the transform, and the write-back's plan and push (with Lambda's context, whose time left
+ * the push reads: told none is left, it hands on after one call), each bundled with the stack's esbuild options (lib/constructs/step-function.ts) and run by a plain `node`
  * process from the bundle's folder (Node 22, the Lambda runtime, under `npm run test:node22`),
  * with the AWS SDK reachable only through `NODE_PATH` and Lambda's environment, X-Ray tracing on:
  * Powertools then instruments every `fetch` and `node:http` call and the AWS SDK clients, as in
@@ -23,7 +23,7 @@ import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emula
 import { BUNDLE_ALIASES, BUNDLE_SUPPORTED, PROJECT_ROOT } from '../../../lib/constructs/step-function';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
-const LEADS = Array.from({ length: 120 }, (_, i) => ({
+const LEADS = Array.from({ length: 1_200 }, (_, i) => ({
   LastName: `Bundled ${i}`,
   Company: `Company ${i % 5}`,
   Email: `bundled${i}@example.test`,
@@ -35,6 +35,9 @@ const HANDLERS = {
   'extract-salesforce': 'ExtractSalesforce',
   'extract-salesforce-check': 'CheckSalesforceExtract',
   'load-athena': 'LoadAthena',
+  transform: 'Transform',
+  'writeback-plan': 'PlanWriteback',
+  'writeback-push': 'PushWriteback',
 } as const;
 type Handler = keyof typeof HANDLERS;
 
@@ -95,7 +98,7 @@ async function startXrayDaemon(): Promise<{
 
 const CUSTOMERS_CSV = 'email,segment\nbundled0@example.test,gold\nbundled1@example.test,\n';
 
-describe('the bundled extract steps run by node as Lambda runs them, traced', () => {
+describe('the bundled steps run by node as Lambda runs them, traced', () => {
   let dir: string;
   let db: TestDatabase;
   let sf: SalesforceEmulator;
@@ -103,7 +106,7 @@ describe('the bundled extract steps run by node as Lambda runs them, traced', ()
   let xray: Awaited<ReturnType<typeof startXrayDaemon>>;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'bundled-extract-'));
+    dir = await mkdtemp(path.join(os.tmpdir(), 'bundled-steps-'));
     db = await createTestDatabase('rt_bundled_extract');
     sf = await startSalesforceEmulator({ seed: { Lead: LEADS } });
     await mkdir(path.join(dir, 'athena-data', 'marketing'), { recursive: true });
@@ -134,7 +137,7 @@ describe('the bundled extract steps run by node as Lambda runs them, traced', ()
     await writeFile(
       path.join(dir, 'roundtrip.config.json'),
       JSON.stringify({
-        name: 'bundled-extract',
+        name: 'bundled-steps',
         salesforce: { secret: 'roundtrip/salesforce', apiVersion: sf.apiVersion },
         athena: { database: 'marketing', workgroup: 'primary', outputLocation: 's3://bundled-results/out/' },
         postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
@@ -149,8 +152,24 @@ describe('the bundled extract steps run by node as Lambda runs them, traced', ()
           },
           { from: 'athena', query: 'SELECT * FROM customers', table: 'athena_customers' },
         ],
-        transform: ['transform/01-none.sql'],
+        transform: ['sql/01-scores.sql'],
+        writeback: [
+          {
+            to: 'salesforce',
+            object: 'Lead',
+            from: 'lead_scores',
+            mode: 'update',
+            fields: { LeadScore__c: 'score' },
+            // Composite calls of 1,000 records whatever the size: a push of two calls.
+            bulkThreshold: 100_000,
+          },
+        ],
       }),
+    );
+    await mkdir(path.join(dir, 'sql'));
+    await writeFile(
+      path.join(dir, 'sql', '01-scores.sql'),
+      'DROP TABLE IF EXISTS lead_scores;\nCREATE TABLE lead_scores AS SELECT "Id", length("LastName") % 7 AS score FROM sf_lead;\n',
     );
     await writeFile(
       path.join(dir, 'secrets.json'),
@@ -177,17 +196,21 @@ describe('the bundled extract steps run by node as Lambda runs them, traced', ()
    * printed and the step's subsegment reached the X-Ray daemon; then ends the process (Lambda
    * would freeze it: the pool's idle connections would keep node up).
    */
-  const invoke = async (handler: Handler, event: unknown): Promise<Record<string, unknown>> => {
+  const invoke = async (
+    handler: Handler,
+    event: unknown,
+    remainingMs = 600_000,
+  ): Promise<Record<string, unknown>> => {
     const context = {
       awsRequestId: `req-${handler}`,
-      functionName: `roundtrip-bundled-extract-${handler}`,
+      functionName: `roundtrip-bundled-steps-${handler}`,
       functionVersion: '$LATEST',
-      invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:roundtrip-bundled-extract-${handler}`,
+      invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:roundtrip-bundled-steps-${handler}`,
       memoryLimitInMB: '1024',
-      logGroupName: `/aws/lambda/roundtrip-bundled-extract-${handler}`,
+      logGroupName: `/aws/lambda/roundtrip-bundled-steps-${handler}`,
       logStreamName: 'stream',
     };
-    const script = `require('./index.js').handler(${JSON.stringify(event)}, { ...${JSON.stringify(context)}, getRemainingTimeInMillis: () => 600000 }).then(
+    const script = `require('./index.js').handler(${JSON.stringify(event)}, { ...${JSON.stringify(context)}, getRemainingTimeInMillis: () => ${remainingMs} }).then(
       (output) => process.stdout.write('OUTPUT ' + JSON.stringify(output) + '\\n'),
       (err) => { process.stderr.write(String(err && err.stack)); process.exit(1); })`;
     const child = spawn(process.execPath, ['--enable-source-maps', '-e', script], {
@@ -239,11 +262,11 @@ describe('the bundled extract steps run by node as Lambda runs them, traced', ()
   };
 
   it('reads every lead by Bulk and the Athena result from S3 into PostgreSQL, and traces the calls', async () => {
-    const runId = 'bundled-extract-1';
+    const runId = 'bundled-steps-1';
     const prepared = await invoke('prepare', { input: {}, runId });
     expect(prepared).toMatchObject({
       runId,
-      tasks: { salesforce: ['Lead'], athena: ['athena_customers'], writeback: [] },
+      tasks: { salesforce: ['Lead'], athena: ['athena_customers'], writeback: ['Lead-update'] },
     });
 
     let extract = await invoke('extract-salesforce', { runId, task: 'Lead', full: false });
@@ -283,5 +306,33 @@ describe('the bundled extract steps run by node as Lambda runs them, traced', ()
     await xray.waitFor('the /limits call', (x) => x.url?.endsWith(`${api}/limits`) === true);
     await xray.waitFor('an Athena call', (x) => x.name === 'Athena');
     await xray.waitFor('the S3 GetObject', (x) => x.name === 'S3');
+  });
+  it('transforms, plans and pushes; a push whose Lambda has no time left hands on after one call', async () => {
+    const runId = 'bundled-steps-1';
+    expect(await invoke('transform', { runId })).toMatchObject({ runId });
+    const plan = await invoke('writeback-plan', { runId, task: 'Lead-update', dryRun: false });
+    expect(plan).toMatchObject({ status: 'planned', api: 'collections', changed: LEADS.length });
+
+    // Lambda's context says no time is left: one Composite call of 1,000 records, then push-pending.
+    sf.calls.clear();
+    const push = { runId, task: 'Lead-update' };
+    expect(await invoke('writeback-push', push, 0)).toEqual({
+      status: 'push-pending',
+      runId,
+      task: 'Lead-update',
+      api: 'collections',
+      planned: LEADS.length,
+      done: 1_000,
+    });
+    expect(await invoke('writeback-push', push, 0)).toMatchObject({
+      status: 'collected',
+      planned: LEADS.length,
+      succeeded: LEADS.length,
+      failed: 0,
+    });
+    expect(sf.calls.writes().map((w) => w.records)).toEqual([1_000, LEADS.length - 1_000]);
+    const scores = [...sf.store.all('Lead')].map((r) => [r.LeadScore__c, String(r.LastName).length % 7]);
+    expect(scores).toHaveLength(LEADS.length);
+    expect(scores.every(([sent, expected]) => sent === expected)).toBe(true);
   });
 });
