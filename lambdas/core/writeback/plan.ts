@@ -1329,11 +1329,27 @@ export async function planWriteback(
         `Write-back ${input.task}: the source ${quoteQualified(source.schema, source.table)} does not exist (is it made by a transform that has not run?)`,
       );
     }
-    const needed = [task.keyColumn, ...mapping.fields.map((m) => m.column)];
-    const missing = [...new Set(needed)].filter((c) => !columns.has(c));
-    if (missing.length > 0) {
+    // Each column the config names, with where it names it and the column it was likely meant to be.
+    const at = writebackConfigPath(deps.config, task);
+    const named: [string, string][] = [
+      [task.keyColumn, `${at}.keyColumn`],
+      ...Object.entries(task.fields).map(([field, column]): [string, string] => [
+        column,
+        `${at}.fields.${field}`,
+      ]),
+    ];
+    const missing = new Map<string, string[]>();
+    for (const [column, path] of named) {
+      if (!columns.has(column)) missing.set(column, [...(missing.get(column) ?? []), path]);
+    }
+    if (missing.size > 0) {
+      const has = [...columns.keys()];
+      const each = [...missing].map(([column, paths]) => {
+        const meant = suggestion(column, has);
+        return `${quoteIdent(column)} (${paths.join(', ')}${meant ? `; did you mean ${quoteIdent(meant)}?` : ''})`;
+      });
       throw new TerminalError(
-        `Write-back ${input.task}: the source ${quoteQualified(source.schema, source.table)} has no column ${missing.map((c) => quoteIdent(c)).join(', ')} (it has ${[...columns.keys()].map((c) => quoteIdent(c)).join(', ')})`,
+        `Write-back ${input.task}: the source ${quoteQualified(source.schema, source.table)} has no column ${each.join(', ')} (it has ${has.map((c) => quoteIdent(c)).join(', ')})`,
       );
     }
 

@@ -110,8 +110,8 @@ describe('write-back plan', () => {
       ],
       [
         'a source column that does not exist',
-        { fields: { LeadScore__c: 'no_such_column' } },
-        /has no column "no_such_column"/,
+        { fields: { LeadScore__c: 'scor' } },
+        /has no column "scor" \(writeback\[0\]\.fields\.LeadScore__c; did you mean "score"\?\) \(it has /,
       ],
       [
         'a source table that does not exist',
