@@ -137,14 +137,26 @@ export async function secretsFromEnv(env: HandlerEnv): Promise<SecretsProvider> 
   });
 }
 
-/** The PostgreSQL pool of the config, with the credentials of its secret. */
-export async function postgresPool(config: PipelineConfig, secrets: SecretsProvider): Promise<PostgresPool> {
+/**
+ * The PostgreSQL pool of the config, with the credentials of its secret. A warm container keeps
+ * its pool across invocations: when the server refuses the password on a new connection, the
+ * secret is read again from Secrets Manager (not its cache) and the pool goes on with the rotated
+ * credentials, instead of failing every run until the container goes cold.
+ */
+export async function postgresPool(
+  config: PipelineConfig,
+  secrets: SecretsProvider,
+  logger?: Logger,
+): Promise<PostgresPool> {
   const source = (await secrets.getSecret(config.postgres.secret)) as PostgresSource;
   return createPool(source, {
     ssl: {
       mode: config.postgres.ssl.mode,
       ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
     },
+    ...(logger ? { logger } : {}),
+    renewCredentials: async () =>
+      (await secrets.getSecret(config.postgres.secret, { fresh: true })) as PostgresSource,
   });
 }
 
@@ -207,7 +219,7 @@ export async function buildHandlerDeps(
   const config = await configFromEnv(env);
   const logger = powertoolsLogger(powertools, { pipeline: config.name });
   const secrets = await secretsFromEnv(env);
-  const pg = await postgresPool(config, secrets);
+  const pg = await postgresPool(config, secrets, logger);
   const context: ConnectorContext = { config, env, secrets, logger };
   const salesforce =
     connectors.salesforce && config.salesforce

@@ -13,8 +13,11 @@ import { TerminalError, TransientError } from './errors';
 
 /** Resolves a secret by name or ARN to its parsed JSON value. */
 export interface SecretsProvider {
-  /** The secret's JSON value (an object for every secret roundtrip uses). */
-  getSecret(nameOrArn: string): Promise<unknown>;
+  /**
+   * The secret's JSON value (an object for every secret roundtrip uses). `fresh`: read it now,
+   * not from a cache (a credential refused, perhaps rotated since it was read).
+   */
+  getSecret(nameOrArn: string, options?: { readonly fresh?: boolean }): Promise<unknown>;
 }
 
 /** Prefix of the environment variables the local provider reads. */
@@ -95,7 +98,9 @@ export function createLocalSecretsProvider(options: LocalSecretsOptions = {}): S
   };
 
   return {
-    async getSecret(nameOrArn) {
+    async getSecret(nameOrArn, readOptions) {
+      // The file is read once; a fresh read reads it again (an edited secrets file).
+      if (readOptions?.fresh) fileSecrets = undefined;
       const name = secretNameOf(nameOrArn);
       const envName = secretEnvName(name);
       const fromEnv = env[envName];
@@ -171,9 +176,9 @@ export function createSecretsManagerProvider(options: SecretsManagerProviderOpti
   };
 
   return {
-    getSecret(nameOrArn) {
+    getSecret(nameOrArn, readOptions) {
       const hit = cache.get(nameOrArn);
-      if (hit && now() - hit.at < ttl) return hit.value;
+      if (hit && now() - hit.at < ttl && !readOptions?.fresh) return hit.value;
       const value = fetchSecret(nameOrArn);
       cache.set(nameOrArn, { at: now(), value });
       // A failed read is not cached: the next call tries again.

@@ -76,7 +76,18 @@ export interface CreatePoolOptions {
   readonly statementTimeoutMillis?: number;
   /** Receives pool-level warnings (an idle connection dropped by the server). */
   readonly logger?: Logger;
+  /**
+   * The credentials as they are now, read again (the secret, not a cached copy): asked when the
+   * server refuses the pool's password on a new connection (SQLSTATE 28P01). A secret rotated
+   * since the pool was made (RDS managed rotation changes the password, or the user with the
+   * alternating-users strategy) then names another user or password: the pool connects with them
+   * from then on, and the refused connection is made once more. @default none: refused is refused
+   */
+  readonly renewCredentials?: () => Promise<PostgresSource>;
 }
+
+/** SQLSTATE invalid_password: the server refused the user's password (or it has none). */
+export const INVALID_PASSWORD_SQLSTATE = '28P01';
 
 /** Defaults of {@link CreatePoolOptions}. */
 export const POOL_DEFAULTS = {
@@ -351,9 +362,11 @@ export interface PostgresPool extends Pool {
 export function createPool(source: PostgresSource, options: CreatePoolOptions = {}): PostgresPool {
   const connection = resolveConnection(source, options);
   const pool = new Pool(poolConfigFor(connection, options)) as PostgresPool;
-  Object.defineProperty(pool, 'target', { value: connection.target, enumerable: true });
+  // Configurable: credentials renewed for another user (renewOnRefusedPassword) name it.
+  Object.defineProperty(pool, 'target', { value: connection.target, enumerable: true, configurable: true });
   Object.defineProperty(pool, 'sslMode', { value: connection.sslMode, enumerable: true });
   const logger = options.logger ?? silentLogger;
+  if (options.renewCredentials) renewOnRefusedPassword(pool, options.renewCredentials, options, logger);
   pool.on('error', (err) => {
     logger.warn('PostgreSQL idle connection failed', {
       target: connection.target,
@@ -372,6 +385,49 @@ export function createPool(source: PostgresSource, options: CreatePoolOptions = 
     });
   });
   return pool;
+}
+
+/**
+ * Wraps `pool.connect` (which `pool.query` uses too): a new connection refused for its password
+ * asks `renew` for the credentials as they are now; other ones are put in the pool's options (pg
+ * makes each new connection from them) and the connection is made once more. The same ones, or a
+ * second refusal, fail as before (classified by the caller).
+ */
+function renewOnRefusedPassword(
+  pool: PostgresPool,
+  renew: () => Promise<PostgresSource>,
+  options: CreatePoolOptions,
+  logger: Logger,
+): void {
+  const connect = pool.connect.bind(pool) as () => Promise<PoolClient>;
+  const settings = (pool as unknown as { options: { user?: string; password?: unknown } }).options;
+  const connectRenewing = async (): Promise<PoolClient> => {
+    try {
+      return await connect();
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== INVALID_PASSWORD_SQLSTATE) throw err;
+      const now = resolveConnection(await renew(), options);
+      if (now.user === settings.user && now.password === settings.password) throw err;
+      settings.user = now.user;
+      settings.password = now.password;
+      Object.defineProperty(pool, 'target', { value: now.target, enumerable: true, configurable: true });
+      logger.info('PostgreSQL refused the password; connecting with the credentials read again (rotated)', {
+        target: pool.target,
+        user: now.user,
+      });
+      return connect();
+    }
+  };
+  // pg-pool's query() calls connect() with a callback; everything else awaits its promise.
+  pool.connect = ((callback?: (err: Error | undefined, client?: PoolClient, done?: () => void) => void) => {
+    const connected = connectRenewing();
+    if (!callback) return connected;
+    connected.then(
+      (client) => callback(undefined, client, client.release.bind(client)),
+      (err: Error) => callback(err),
+    );
+    return undefined;
+  }) as typeof pool.connect;
 }
 
 function targetOf(pool: Pool): string | undefined {

@@ -13,9 +13,11 @@ import {
   readHandlerConfig,
   traced,
 } from '../../../lambdas/handlers/deps';
+import { createPool } from '../../../lambdas/connectors/postgres';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { ConfigError } from '../../../lambdas/shared/errors';
 import { PIPELINE_STEPS, STEP_KEYS } from '../../../statemachine/definition';
+import { createTestDatabase } from '../../support/database';
 
 describe('handler deps', () => {
   let dir: string;
@@ -85,6 +87,59 @@ describe('handler deps', () => {
       expect(await deps()).toBe(built);
     } finally {
       await built.pg.end();
+    }
+  });
+
+  it('keeps a warm container’s pool working after the PostgreSQL password is rotated in its secret', async () => {
+    const db = await createTestDatabase('rt_rotation');
+    const admin = createPool({ url: db.url }, { ssl: { mode: 'disable' } });
+    const role = `rotating_${Date.now()}`;
+    const withPassword = (password: string): string => {
+      const url = new URL(db.url);
+      url.username = role;
+      url.password = password;
+      return url.toString();
+    };
+    const file = path.join(dir, 'rotation.config.json');
+    const secrets = path.join(dir, 'rotation-secrets.json');
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'First-Pass-1'`);
+    await writeFile(secrets, JSON.stringify({ 'roundtrip/postgres': { url: withPassword('First-Pass-1') } }));
+    await writeFile(
+      file,
+      JSON.stringify({
+        name: 'rotation',
+        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+        transform: ['a.sql'],
+      }),
+    );
+    Object.assign(process.env, { [HANDLER_ENV.configFile]: file, [HANDLER_ENV.localSecretsFile]: secrets });
+    const built = await lambdaDeps()();
+    try {
+      expect((await built.pg.query('SELECT current_user AS u')).rows[0].u).toBe(role);
+      // The rotation (as Secrets Manager's rotation function does it): the database, then the secret.
+      await admin.query(`ALTER ROLE ${role} PASSWORD 'Second-Pass-2'`);
+      await writeFile(
+        secrets,
+        JSON.stringify({ 'roundtrip/postgres': { url: withPassword('Second-Pass-2') } }),
+      );
+      // The pool's two connections at once: the idle one made before the rotation, and a new one,
+      // as the next invocation of the warm container would make once the idle one has closed.
+      const connected = await Promise.allSettled([built.pg.connect(), built.pg.connect()]);
+      const users: unknown[] = [];
+      for (const c of connected) {
+        if (c.status === 'rejected') {
+          users.push(String(c.reason));
+          continue;
+        }
+        users.push((await c.value.query('SELECT current_user AS u')).rows[0].u);
+        c.value.release();
+      }
+      expect(users).toEqual([role, role]);
+    } finally {
+      await built.pg.end();
+      await admin.query(`DROP ROLE ${role}`);
+      await admin.end();
+      await db.drop();
     }
   });
 

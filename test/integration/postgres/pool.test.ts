@@ -85,6 +85,88 @@ describe('createPool against the test server', () => {
     expect(err.message).not.toContain('Wrong-Pass-123');
   });
 
+  describe('a password rotated while the pool lives (RDS managed rotation)', () => {
+    const role = `rotated_${Date.now()}`;
+    const urlFor = (user: string, password: string): string => {
+      const url = new URL(db.url);
+      url.username = user;
+      url.password = password;
+      return url.toString();
+    };
+    let admin: ReturnType<typeof createPool>;
+    beforeAll(async () => {
+      admin = createPool({ url: db.url }, { ssl: { mode: 'disable' } });
+      await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'Before-Rotation-1'`);
+      await admin.query(`CREATE ROLE ${role}_clone LOGIN PASSWORD 'Clone-Pass-3'`);
+    });
+    afterAll(async () => {
+      await admin.query(`DROP ROLE ${role}`);
+      await admin.query(`DROP ROLE ${role}_clone`);
+      await admin.end();
+    });
+
+    it('reads the credentials again when the server refuses the password, and connects with the new ones', async () => {
+      const logger = createMemoryLogger('info');
+      let secret = { url: urlFor(role, 'Before-Rotation-1') };
+      const renewals: string[] = [];
+      const pool = createPool(secret, {
+        ssl: { mode: 'disable' },
+        logger,
+        idleTimeoutMillis: 1,
+        renewCredentials: async () => {
+          renewals.push(secret.url);
+          return secret;
+        },
+      });
+      try {
+        expect((await pool.query('SELECT current_user AS u')).rows[0].u).toBe(role);
+        // The rotation: a new password in the database and in the secret.
+        await admin.query(`ALTER ROLE ${role} PASSWORD 'After-Rotation-2'`);
+        secret = { url: urlFor(role, 'After-Rotation-2') };
+        // Both ways of connecting: pool.query (a callback inside pg-pool) and withClient.
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        expect((await pool.query('SELECT current_user AS u')).rows[0].u).toBe(role);
+        expect(await withClient(pool, async (c) => (await c.query('SELECT 1 AS one')).rows[0].one)).toBe(1);
+        expect(renewals).toHaveLength(1);
+        expect(logger.records.map((r) => r.message)).toContain(
+          'PostgreSQL refused the password; connecting with the credentials read again (rotated)',
+        );
+        // The alternating-users strategy: the secret names the other user.
+        await admin.query(`ALTER ROLE ${role} PASSWORD 'Gone-4'`);
+        secret = { url: urlFor(`${role}_clone`, 'Clone-Pass-3') };
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        expect((await pool.query('SELECT current_user AS u')).rows[0].u).toBe(`${role}_clone`);
+        expect(pool.target).toContain(`${role}_clone@`);
+      } finally {
+        await pool.end();
+      }
+    });
+
+    it('fails as before when the credentials read again are the ones refused', async () => {
+      const secret = { url: urlFor(role, 'Not-The-Password-5') };
+      let renewed = 0;
+      const pool = createPool(secret, {
+        ssl: { mode: 'disable' },
+        renewCredentials: async () => {
+          renewed += 1;
+          return secret;
+        },
+      });
+      try {
+        const err = await checkConnection(pool).then(
+          () => new Error('connected'),
+          (e: unknown) => e as Error,
+        );
+        expect(err).toBeInstanceOf(TerminalError);
+        expect(err.message).toContain('(SQLSTATE 28P01)');
+        expect(err.message).not.toContain('Not-The-Password-5');
+        expect(renewed).toBe(1);
+      } finally {
+        await pool.end();
+      }
+    });
+  });
+
   it('maps a missing database to a TerminalError', async () => {
     const url = new URL(db.url);
     url.pathname = '/no_such_database_here';

@@ -32,6 +32,24 @@ describe('createLocalSecretsProvider', () => {
     await expect(provider.getSecret('other')).resolves.toEqual({ a: 1 });
   });
 
+  it('reads the file again for a fresh value, once otherwise', async () => {
+    let password = 'before';
+    let reads = 0;
+    const provider = createLocalSecretsProvider({
+      env: {},
+      file: '/secrets.json',
+      readText: async () => {
+        reads += 1;
+        return JSON.stringify({ pg: { password } });
+      },
+    });
+    await expect(provider.getSecret('pg')).resolves.toEqual({ password: 'before' });
+    password = 'after';
+    await expect(provider.getSecret('pg')).resolves.toEqual({ password: 'before' });
+    await expect(provider.getSecret('pg', { fresh: true })).resolves.toEqual({ password: 'after' });
+    expect(reads).toBe(2);
+  });
+
   it('names the secret and where it looked when it is missing', async () => {
     const provider = createLocalSecretsProvider({ env: {} });
     await expect(provider.getSecret('roundtrip/pg')).rejects.toThrow(
@@ -79,6 +97,19 @@ describe('createSecretsManagerProvider', () => {
     expect((send.mock.calls[0][0] as GetSecretValueCommand).input).toEqual({ SecretId: 's' });
     now = 1001;
     await provider.getSecret('s');
+    expect(send).toHaveBeenCalledTimes(2);
+  });
+
+  it('reads a secret again, past its cache, when asked for a fresh value (a rotated password)', async () => {
+    const send = jest
+      .fn()
+      .mockResolvedValueOnce({ SecretString: '{"password":"before"}' })
+      .mockResolvedValueOnce({ SecretString: '{"password":"after"}' });
+    const provider = createSecretsManagerProvider({ client: clientReturning(send), cacheTtlMs: 60_000 });
+    await expect(provider.getSecret('s')).resolves.toEqual({ password: 'before' });
+    await expect(provider.getSecret('s', { fresh: true })).resolves.toEqual({ password: 'after' });
+    // The fresh value is the cached one from then on.
+    await expect(provider.getSecret('s')).resolves.toEqual({ password: 'after' });
     expect(send).toHaveBeenCalledTimes(2);
   });
 
