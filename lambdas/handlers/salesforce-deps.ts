@@ -8,15 +8,20 @@ import type { SalesforceBuilder } from './deps';
 
 /**
  * Signs in on first use with the config's secret (the config's `loginUrl`, when set, overrides
- * the secret's) and returns the same connector afterwards. A failed sign-in is not kept: the next
- * call tries again.
+ * the secret's) and returns the same connector afterwards, as long as the secret is the same: a
+ * warm container outlives a rotation of the secret (a new password, client secret or key), and
+ * its connector would renew its session with the old one. Each call reads the secret (Secrets
+ * Manager's reads are cached for minutes) and signs in again when it changed. A failed sign-in is
+ * not kept: the next call tries again.
  */
 export const salesforceFromSecret: SalesforceBuilder = (settings, { secrets, logger }) => {
-  let connecting: Promise<SalesforceConnector> | undefined;
-  return () => {
-    if (!connecting) {
+  let current: { readonly secret: string; readonly connector: Promise<SalesforceConnector> } | undefined;
+  return async () => {
+    const secret = await secrets.getSecret(settings.secret);
+    const text = JSON.stringify(secret);
+    if (current?.secret !== text) {
+      if (current) logger.info('The Salesforce secret changed since the last sign-in: signing in with it');
       const attempt = (async () => {
-        const secret = await secrets.getSecret(settings.secret);
         const withLoginUrl =
           settings.loginUrl && secret && typeof secret === 'object'
             ? { ...(secret as Record<string, unknown>), loginUrl: settings.loginUrl }
@@ -29,11 +34,12 @@ export const salesforceFromSecret: SalesforceBuilder = (settings, { secrets, log
           logger,
         });
       })();
-      connecting = attempt;
+      const signingIn = { secret: text, connector: attempt };
+      current = signingIn;
       attempt.catch(() => {
-        if (connecting === attempt) connecting = undefined;
+        if (current === signingIn) current = undefined;
       });
     }
-    return connecting;
+    return current.connector;
   };
 };

@@ -13,8 +13,10 @@ import {
   readHandlerConfig,
   traced,
 } from '../../../lambdas/handlers/deps';
+import { startSalesforceEmulator } from '../../../emulators/salesforce';
 import { createPool } from '../../../lambdas/connectors/postgres';
-import type { CoreDeps } from '../../../lambdas/core/deps';
+import { salesforceOf, type CoreDeps } from '../../../lambdas/core/deps';
+import { salesforceFromSecret } from '../../../lambdas/handlers/salesforce-deps';
 import { ConfigError } from '../../../lambdas/shared/errors';
 import { PIPELINE_STEPS, STEP_KEYS } from '../../../statemachine/definition';
 import { createTestDatabase } from '../../support/database';
@@ -140,6 +142,46 @@ describe('handler deps', () => {
       await admin.query(`DROP ROLE ${role}`);
       await admin.end();
       await db.drop();
+    }
+  });
+
+  it('signs in to Salesforce again when its secret changed (rotated) since a warm container signed in', async () => {
+    const sf = await startSalesforceEmulator();
+    const file = path.join(dir, 'sf-rotation.config.json');
+    const secretOf = (password: string): string =>
+      JSON.stringify({ loginUrl: sf.loginUrl, username: sf.credentials.username, password });
+    await writeFile(
+      file,
+      JSON.stringify({
+        name: 'sf-rotation',
+        salesforce: { secret: 'roundtrip/salesforce', apiVersion: sf.apiVersion },
+        postgres: { secret: 'roundtrip/postgres' },
+        extract: [{ from: 'salesforce', object: 'Lead', fields: ['Id'], table: 'sf_lead' }],
+      }),
+    );
+    // Read at every call (Secrets Manager's reads are cached for minutes; these not at all).
+    Object.assign(process.env, {
+      [HANDLER_ENV.configFile]: file,
+      ROUNDTRIP_SECRET_ROUNDTRIP_POSTGRES: JSON.stringify({ url: 'postgres://u:p@127.0.0.1:1/none' }),
+      ROUNDTRIP_SECRET_ROUNDTRIP_SALESFORCE: secretOf(sf.credentials.password),
+    });
+    const built = await lambdaDeps({ salesforce: salesforceFromSecret })();
+    try {
+      const first = await salesforceOf(built, 'test');
+      expect(await salesforceOf(built, 'test')).toBe(first);
+      await first.describe('Lead');
+      // The rotation: the user's password changes, its sessions end, the secret gets the new one.
+      (sf.credentials as { password: string }).password = 'Rotated-Pass-7';
+      sf.expireSessions();
+      process.env.ROUNDTRIP_SECRET_ROUNDTRIP_SALESFORCE = secretOf('Rotated-Pass-7');
+      const second = await salesforceOf(built, 'test');
+      expect(second).not.toBe(first);
+      await expect(second.describe('Lead')).resolves.toMatchObject({ name: 'Lead' });
+    } finally {
+      delete process.env.ROUNDTRIP_SECRET_ROUNDTRIP_POSTGRES;
+      delete process.env.ROUNDTRIP_SECRET_ROUNDTRIP_SALESFORCE;
+      await built.pg.end();
+      await sf.stop();
     }
   });
 
