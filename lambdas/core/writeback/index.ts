@@ -63,7 +63,8 @@ export async function runWriteback(
   const pushed = async (): Promise<WritebackPushOutput> =>
     checkStepOutput('PushWriteback', WritebackPushOutput, await pushWriteback(deps, push, options));
   // A push that ran out of time hands on (push-pending) and is called again at once, as the state
-  // machine does; each call sends at least once, so this ends.
+  // machine does; each invocation gives its records an outcome (a push whose call left some
+  // without one fails instead), so this ends.
   let first = await pushed();
   while (first.status === 'push-pending') first = await pushed();
   let state: WritebackCollectOutput = first;

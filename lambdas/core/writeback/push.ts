@@ -735,6 +735,14 @@ export async function pushWriteback(
  * recorded. Insert records whose call Salesforce answered without their outcome are looked up
  * now, while this invocation knows that their call is over (the next one could not tell, and would
  * wait 11 minutes, INSERT_SETTLE_MS of reconcile.ts, before looking them up).
+ *
+ * Records of this invocation's calls still without an outcome then (a Composite subrequest that
+ * failed on Salesforce's side: update and upsert records, inserts not found) make the step fail
+ * transiently, as at the end of a push that had the time ({@link finishWriteback}), instead of
+ * handing on: the next invocation sends them first, and when its time covers only that one call, a
+ * subrequest that keeps failing would be sent again by every invocation, each answering
+ * push-pending, the rest of the plan never sent and the loop never ended. The state machine's
+ * retries of a failing step are counted, and bounded.
  */
 async function handOnPush(
   deps: CoreDeps,
@@ -751,6 +759,19 @@ async function handOnPush(
       unsettled: 'keep',
       notFound: 'resend',
     });
+  }
+  if (answered.size > 0) {
+    const { rows: open } = await deps.pg.query<{ n: string }>(
+      `SELECT count(*) AS n FROM roundtrip.writeback_plans
+        WHERE run_id = $1 AND task = $2 AND seq = ANY($3::bigint[]) AND status IN ('planned', 'sent')`,
+      [input.runId, input.task, [...answered]],
+    );
+    const unknown = Number(open[0]?.n ?? 0);
+    if (unknown > 0) {
+      throw new TransientError(
+        `Write-back ${input.task}: ${unknown} records of a call that failed on Salesforce's side have no outcome yet; retry the step, which sends them again first`,
+      );
+    }
   }
   const planned = await plannedRecords(deps, input.runId, input.task);
   const { rows } = await deps.pg.query<{ done: string }>(

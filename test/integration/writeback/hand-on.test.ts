@@ -14,7 +14,13 @@ import {
 import { DEFAULT_SALESFORCE_TIMEOUTS } from '../../../lambdas/connectors/salesforce';
 import { HAND_ON_WAIT_SECONDS } from '../../../lambdas/core/writeback/collect';
 import type { TimeLeft } from '../../../lambdas/shared/clock';
-import { secondSubrequestFails, startWritebackEnv, type WritebackEnv } from './support';
+import { TransientError } from '../../../lambdas/shared/errors';
+import {
+  secondSubrequestFails,
+  startWritebackEnv,
+  subrequestsWithKeysFail,
+  type WritebackEnv,
+} from './support';
 
 /** No time at all: each invocation makes its one guaranteed call, then hands on. */
 const NO_TIME: TimeLeft = () => 0;
@@ -156,6 +162,58 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1_000, 450]);
     const copies = copiesByKey('unk');
     expect(copies.size).toBe(1_450);
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('fails the step instead of handing on while records of a subrequest Salesforce failed have no outcome', async () => {
+    await leads('down', 2_500);
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    // Two subrequests of the first call fail on Salesforce's side every time they are sent.
+    const { rows } = await env.pool.query<{ key: string }>(
+      `SELECT key FROM roundtrip.writeback_plan_rows WHERE run_id = $1 AND seq IN (250, 450) ORDER BY seq`,
+      [runId],
+    );
+    const failing = {
+      ...deps,
+      salesforce: subrequestsWithKeysFail(
+        env.connector,
+        rows.map((r) => r.key),
+      ),
+    };
+    const input = { runId, task: 'Lead-upsert' };
+    env.sf.calls.clear();
+
+    // Each invocation has time for one call, which is the 400 records without an outcome: handing
+    // on would answer push-pending for ever, the rest of the plan never sent. The step fails
+    // instead, and the state machine's retries of a failing step are bounded.
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const push = pushWriteback(failing, input, { timeLeft: NO_TIME });
+      await expect(push).rejects.toBeInstanceOf(TransientError);
+      await expect(push).rejects.toThrow(
+        /400 records of a call that failed on Salesforce's side have no outcome/,
+      );
+    }
+    expect(await ledger(runId)).toEqual([
+      { status: 'sent', n: 400 },
+      { status: 'succeeded', n: 600 },
+    ]);
+
+    // Once Salesforce takes them, the retried step sends them first, then the rest of the plan.
+    const outputs: WritebackPushOutput[] = [await pushWriteback(deps, input, { timeLeft: NO_TIME })];
+    while (outputs[outputs.length - 1]?.status === 'push-pending') {
+      outputs.push(await pushWriteback(deps, input, { timeLeft: NO_TIME }));
+    }
+    expect(outputs.map((o) => (o.status === 'push-pending' ? o.done : o.status))).toEqual([
+      1_000,
+      2_000,
+      'collected',
+    ]);
+    expect(outputs[2]).toMatchObject({ planned: 2_500, succeeded: 2_500, failed: 0 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([600, 400, 1_000, 500]);
+    const copies = copiesByKey('down');
+    expect(copies.size).toBe(2_500);
     expect([...copies.values()].every((n) => n === 1)).toBe(true);
   });
 

@@ -238,6 +238,56 @@ export function secondSubrequestFails(connector: SalesforceConnector): Salesforc
 }
 
 /**
+ * A connector through which every Composite subrequest carrying one of `keys` (External_Id__c)
+ * fails on Salesforce's side, every time: a 500 UNKNOWN_EXCEPTION, none of its records written
+ * (as an org's broken trigger does); the other subrequests reach Salesforce as usual.
+ */
+export function subrequestsWithKeysFail(
+  connector: SalesforceConnector,
+  keys: readonly string[],
+): SalesforceConnector {
+  return Object.create(connector, {
+    request: {
+      value: async (operation: string, method: 'POST', path: string, body?: unknown) => {
+        if (path !== '/composite' || typeof body !== 'string') {
+          return connector.request(operation, method, path, body);
+        }
+        const composite = JSON.parse(body) as {
+          compositeRequest: { body: { records: Record<string, unknown>[] } }[];
+        };
+        const fails = composite.compositeRequest.map((sub) =>
+          sub.body.records.some((r) => keys.includes(String(r.External_Id__c))),
+        );
+        const sent = composite.compositeRequest.filter((_, i) => !fails[i]);
+        const answered =
+          sent.length === 0
+            ? []
+            : (
+                (await connector.request(
+                  operation,
+                  method,
+                  path,
+                  JSON.stringify({ ...composite, compositeRequest: sent }),
+                )) as { compositeResponse: unknown[] }
+              ).compositeResponse;
+        let next = 0;
+        return {
+          compositeResponse: fails.map((failed, i) =>
+            failed
+              ? {
+                  httpStatusCode: 500,
+                  referenceId: `chunk${i}`,
+                  body: [{ errorCode: 'UNKNOWN_EXCEPTION', message: 'An unexpected error occurred' }],
+                }
+              : answered[next++],
+          ),
+        };
+      },
+    },
+  }) as SalesforceConnector;
+}
+
+/**
  * A connector whose client gives up on every write (a timeout) before Salesforce answers;
  * `late()` delivers the last of them, as Salesforce finishing it after the client left.
  */
