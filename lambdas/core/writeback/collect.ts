@@ -12,7 +12,7 @@
  */
 import { withClient, inTransaction } from '../../connectors/postgres';
 import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
-import { getIngestJob, isFinalIngestState } from '../../connectors/salesforce/writes';
+import { getIngestJob, type IngestJob, isFinalIngestState } from '../../connectors/salesforce/writes';
 import { salesforceOf, type CoreDeps } from '../deps';
 import { collectJob, finishedJob, type FinishedJob } from './bulk-results';
 import { CallBudget } from './budget';
@@ -32,6 +32,9 @@ interface JobRecord {
   first_seq: string;
   last_seq: string;
   collected_at: Date | null;
+  records_processed: number | null;
+  records_failed: number | null;
+  error_message: string | null;
 }
 
 /**
@@ -59,7 +62,8 @@ async function collectLocked(
   const lockRetries = options.lockRetries ?? ROW_LOCK_RETRIES;
   try {
     const { rows: jobs } = await deps.pg.query<JobRecord>(
-      `SELECT job_id, state, first_seq, last_seq, collected_at FROM roundtrip.writeback_jobs
+      `SELECT job_id, state, first_seq, last_seq, collected_at, records_processed, records_failed, error_message
+         FROM roundtrip.writeback_jobs
         WHERE run_id = $1 AND task = $2 AND api = 'bulk' AND state <> 'Superseded' ORDER BY chunk`,
       [input.runId, input.task],
     );
@@ -67,11 +71,38 @@ async function collectLocked(
     const finished: FinishedJob[] = [];
     let running = 0;
     for (const j of open) {
+      // A job an earlier Collect of this run found finished, and handed on before collecting: a
+      // finished job changes no more, so what that poll recorded is Salesforce's answer still.
+      // Asking again would cost each Collect that hands on a call per job left.
+      if (isFinalIngestState(j.state) && j.records_processed !== null && j.records_failed !== null) {
+        finished.push(
+          finishedJob(
+            {
+              id: j.job_id,
+              state: j.state as IngestJob['state'],
+              numberRecordsProcessed: j.records_processed,
+              numberRecordsFailed: j.records_failed,
+              errorMessage: j.error_message ?? undefined,
+            },
+            j,
+          ),
+        );
+        continue;
+      }
       const job = await getIngestJob(sf, j.job_id);
       await deps.pg.query(
-        `UPDATE roundtrip.writeback_jobs SET state = $4, records_processed = $5, records_failed = $6, updated_at = now()
+        `UPDATE roundtrip.writeback_jobs SET state = $4, records_processed = $5, records_failed = $6, error_message = $7,
+                updated_at = now()
           WHERE run_id = $1 AND task = $2 AND job_id = $3`,
-        [input.runId, input.task, job.id, job.state, job.numberRecordsProcessed, job.numberRecordsFailed],
+        [
+          input.runId,
+          input.task,
+          job.id,
+          job.state,
+          job.numberRecordsProcessed,
+          job.numberRecordsFailed,
+          job.errorMessage ?? null,
+        ],
       );
       if (!isFinalIngestState(job.state)) {
         running += 1;

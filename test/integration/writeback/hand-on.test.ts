@@ -266,10 +266,20 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     expect(env.sf.calls.count({ operation: 'bulk.ingest.create' })).toBe(jobs.length);
 
     const collects: string[] = [];
+    // Polls made once a Collect has found every job finished (it hands on only then).
+    let pollsAfterAllFinished: number | undefined;
     while (state.status === 'bulk-pending') {
       await deps.clock.sleep(state.waitSeconds * 1000);
+      const polled = state.attempt;
       state = await collectWriteback(deps, state, options);
       collects.push(state.status === 'bulk-pending' ? `wait ${state.waitSeconds}` : state.status);
+      if (
+        pollsAfterAllFinished === undefined &&
+        state.status === 'bulk-pending' &&
+        state.attempt === polled
+      ) {
+        pollsAfterAllFinished = env.sf.calls.count({ operation: 'bulk.ingest.poll' });
+      }
     }
     // Each Collect that found the jobs finished collected one job's results, then handed on.
     expect(collects.filter((c) => c === `wait ${HAND_ON_WAIT_SECONDS}`).length).toBeGreaterThanOrEqual(
@@ -280,6 +290,9 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     // yet were not taken for inserts of unknown outcome and looked up.
     expect(env.sf.calls.count({ operation: 'bulk.ingest.results' })).toBe(jobs.length);
     expect(env.sf.calls.count({ operation: 'query' })).toBe(0);
+    // A finished job is not asked about again by the Collects that go on collecting the others.
+    expect(pollsAfterAllFinished).toBeDefined();
+    expect(env.sf.calls.count({ operation: 'bulk.ingest.poll' })).toBe(pollsAfterAllFinished);
     const copies = copiesByKey('bulk');
     expect(copies.size).toBe(600);
     expect([...copies.values()].every((n) => n === 1)).toBe(true);
