@@ -316,11 +316,12 @@ async function sendCollections(
 }
 
 /**
- * Insert: records waiting for their row-lock retry whose key another run inserted, or sent with
- * no outcome yet, since this run's attempt that was refused (the step failed before its retry
- * round and an overlapping run pushed meanwhile) fail here instead of being sent a second time.
- * The push-start check ({@link refuseKeysTakenElsewhere}) passes them over: they are in this
- * run's ledger already.
+ * Insert: records waiting in the ledger to be sent again — for their row-lock retry, or because a
+ * look-up found that the call that carried them created nothing (reconcileSentInserts, `resend`)
+ * — whose key another run inserted, or sent with no outcome yet, since (the step failed or handed
+ * on before sending them again and an overlapping run pushed meanwhile) fail here instead of
+ * being sent a second time. The push-start check ({@link refuseKeysTakenElsewhere}) passes them
+ * over: they are in this run's ledger already.
  */
 async function refuseWaitingKeysTakenElsewhere(
   deps: CoreDeps,
@@ -334,7 +335,7 @@ async function refuseWaitingKeysTakenElsewhere(
        SELECT DISTINCT ON (l.key) l.key, l.payload, o.code, o.message, o.other_id
          FROM roundtrip.writeback_plans l
          JOIN (${TAKEN_ELSEWHERE_SQL}) AS o ON ${sameKey(mapping, 'o.key', 'l.key')}
-        WHERE l.run_id = $1 AND l.task = $2 AND l.status = 'planned' AND l.attempts > 0
+        WHERE l.run_id = $1 AND l.task = $2 AND l.status = 'planned'
         ORDER BY l.key, o.code),
      marked AS (
        UPDATE roundtrip.writeback_plans l SET status = 'failed', updated_at = now()
@@ -346,7 +347,7 @@ async function refuseWaitingKeysTakenElsewhere(
     [runId, taskName],
   );
   if ((rowCount ?? 0) > 0) {
-    logger.warn('Insert keys waiting for a row-lock retry were taken by another run: refused, not sent', {
+    logger.warn('Insert keys waiting to be sent again were taken by another run: refused, not sent', {
       records: rowCount,
     });
   }
@@ -814,6 +815,7 @@ async function pushLocked(
           notFound: 'resend',
         });
       await refuseKeysTakenElsewhere(deps, mapping, input.runId, input.task, logger);
+      await refuseWaitingKeysTakenElsewhere(deps, mapping, input.runId, input.task, logger);
     }
     if (api === 'collections') {
       const calls = await sendCollections(

@@ -21,6 +21,7 @@ import {
   planThenCrashInPush,
   SCORE_UPDATE,
   secondSubrequestFails,
+  subrequestsWithKeysFail,
   startWritebackEnv,
   type WritebackEnv,
 } from './support';
@@ -436,6 +437,45 @@ describe('write-back modes and per-record failures', () => {
     expect(env.sf.store.count('Lead')).toBe(before + 450);
     expect(leadsWithExternalId(env, 'sub-300')[0]).toMatchObject({ LeadScore__c: 1 });
     expect(await status(upsertRun)).toEqual([{ status: 'succeeded', n: 450 }]);
+  });
+
+  it('an insert to be sent again after its subrequest failed on Salesforce’s side is not, when an overlapping run inserted the key meanwhile', async () => {
+    await leads('resend', 'Resend', 'Initech', 450);
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const a = await env.newRun();
+    await planWriteback(deps, { runId: a, task: 'Lead-insert' });
+    // The second subrequest (seq 201–400) fails on Salesforce's side and creates nothing: looked
+    // up at once and not found, its records are to be sent again, and the step fails transiently.
+    const { rows } = await env.pool.query<{ key: string }>(
+      `SELECT key FROM roundtrip.writeback_plan_rows WHERE run_id = $1 AND seq = 250`,
+      [a],
+    );
+    const failing = {
+      ...deps,
+      salesforce: subrequestsWithKeysFail(
+        env.connector,
+        rows.map((r) => r.key),
+      ),
+    };
+    await expect(pushWriteback(failing, { runId: a, task: 'Lead-insert' })).rejects.toThrow(
+      /200 records sent or waiting to be sent have no outcome yet/,
+    );
+    // Before the step's retry, a run started by hand plans and inserts those 200 keys (nobody
+    // holds them as sent).
+    const b = await env.newRun();
+    expect((await runWriteback(deps, { runId: b, task: 'Lead-insert' })).result).toMatchObject({
+      succeeded: 200,
+    });
+
+    env.sf.calls.clear();
+    const retried = await pushWriteback(deps, { runId: a, task: 'Lead-insert' });
+
+    expect(retried).toMatchObject({ status: 'collected', planned: 450, succeeded: 250, failed: 200 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    const errors = await errorsOf(env, a);
+    expect(errors).toHaveLength(200);
+    expect(errors.every((e) => e.code === 'ALREADY_INSERTED')).toBe(true);
+    for (let i = 1; i <= 450; i += 1) expect(leadsWithExternalId(env, `resend-${i}`)).toHaveLength(1);
   });
 
   it('never inserts a key twice when two runs overlap: the later push refuses keys the other run inserted since its plan', async () => {
