@@ -48,7 +48,7 @@ import {
   writeCollections,
 } from '../../connectors/salesforce/writes';
 import type { TimeLeft } from '../../shared/clock';
-import { TerminalError, TransientError } from '../../shared/errors';
+import { TaskBusyError, TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type {
@@ -62,7 +62,7 @@ import { reconcileSentInserts } from './reconcile';
 import { withTaskLock } from './lock';
 import { addApiCalls, choosePushApi, keyIdentity, mapWritebackTask, type WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
-import { mergeRunSummary, sqlLiteral, writebackConfigPath, writebackTaskOf } from './state';
+import { mergeRunSummary, readRunSummary, sqlLiteral, writebackConfigPath, writebackTaskOf } from './state';
 
 /** Options of {@link pushWriteback} (tests and benchmarks). */
 export interface PushOptions {
@@ -92,6 +92,56 @@ function recordJsonSql(mapping: WritebackMapping): string {
   return mapping.task.mode === 'update'
     ? `(${attributes} || jsonb_build_object('id', p.salesforce_id) || p.payload)::text`
     : `(${attributes} || p.payload)::text`;
+}
+
+/**
+ * The mark, in a run's summary of a task, of a push that goes on over several invocations: handed
+ * on for want of time, or waiting for its Bulk jobs. Set then, cleared when its results are in
+ * ({@link finishWriteback}).
+ */
+const PUSH_GOING_ON = 'pushGoingOnSince';
+
+/**
+ * A run whose steps have not started for this long is not going on, whatever its status says (an
+ * execution stopped from the console never reports): its mark holds no other run back. A push
+ * that hands on is called again at once, and a Collect polls at least every 2 minutes, retried
+ * busy for at most 18: each marks its run's `last_step_at` as it starts.
+ */
+const PUSH_GOING_ON_IDLE_MINUTES = 30;
+
+/**
+ * The task lock serialises invocations, and a push that goes on over several leaves it free in
+ * between: another run's push of the task would then interleave with it, and whichever wrote a
+ * record last would win, the older run's values perhaps over the newer run's (both reporting
+ * success). A push of another run (still running) that goes on is waited for: a TaskBusyError,
+ * which the state machine retries for 18 minutes.
+ */
+async function refuseWhileAnotherPushGoesOn(deps: CoreDeps, runId: string, taskName: string): Promise<void> {
+  const { rows } = await deps.pg.query<{ run_id: string; since: string }>(
+    `SELECT run_id, summary->'writeback'->$2->>'${PUSH_GOING_ON}' AS since FROM roundtrip.runs
+      WHERE status = 'running' AND run_id <> $1 AND summary->'writeback'->$2->>'${PUSH_GOING_ON}' IS NOT NULL
+        AND coalesce(last_step_at, started_at) > now() - $3 * interval '1 minute'
+      ORDER BY started_at LIMIT 1`,
+    [runId, taskName, PUSH_GOING_ON_IDLE_MINUTES],
+  );
+  const other = rows[0];
+  if (other) {
+    throw new TaskBusyError(
+      `Write-back ${taskName}: the push of run ${other.run_id} goes on over several invocations (since ${other.since}); this run's push waits for its end, so that one run's values do not overwrite the other's record by record`,
+    );
+  }
+}
+
+/** Marks the run's push of the task as going on over several invocations ({@link PUSH_GOING_ON}). */
+async function markPushGoingOn(deps: CoreDeps, runId: string, taskName: string): Promise<void> {
+  await withTransaction(deps.pg, async (client) => {
+    const summary = await readRunSummary(client, runId);
+    const task = (summary.writeback as Record<string, Record<string, unknown>> | undefined)?.[taskName];
+    if (task?.[PUSH_GOING_ON]) return;
+    await mergeRunSummary(client, runId, ['writeback', taskName], {
+      [PUSH_GOING_ON]: deps.clock.now().toISOString(),
+    });
+  });
 }
 
 /** The task's counts from the plan, written to the summary: the final answer of push/collect. */
@@ -139,6 +189,8 @@ export async function finishWriteback(
       failureRate,
       failureRateExceeded: result.failureRateExceeded,
       collectedAt: deps.clock.now().toISOString(),
+      // The push is over: other runs' pushes of the task may go on (refuseWhileAnotherPushGoesOn).
+      [PUSH_GOING_ON]: null,
     }),
   );
   deps.logger.info('Write-back results collected', { ...result });
@@ -774,6 +826,7 @@ async function handOnPush(
       );
     }
   }
+  await markPushGoingOn(deps, input.runId, input.task);
   const planned = await plannedRecords(deps, input.runId, input.task);
   const { rows } = await deps.pg.query<{ done: string }>(
     `SELECT count(*) AS done FROM roundtrip.writeback_plans
@@ -797,6 +850,8 @@ async function pushLocked(
   api: 'collections' | 'bulk',
   logger: Logger,
 ): Promise<WritebackPushOutput> {
+  // Before any call: a push that waits spends none.
+  await refuseWhileAnotherPushGoesOn(deps, input.runId, input.task);
   const sf = await salesforceOf(deps, `Write-back ${input.task}`);
   const callsBefore = sf.apiCalls;
   const mapping = mapWritebackTask(task, await sf.describe(task.object), {
@@ -852,6 +907,8 @@ async function pushLocked(
     if (budget.handedOn) return await handOnPush(deps, sf, mapping, input, 'bulk', answered, logger);
     // Every chunk refused before sending (insert keys taken by overlapping runs): no job to wait for.
     if (jobIds.length === 0) return await finishWriteback(deps, input.runId, task, input.task, 'bulk');
+    // Collect goes on with the jobs: until their results are in, other runs' pushes wait.
+    await markPushGoingOn(deps, input.runId, input.task);
     return {
       status: 'bulk-pending',
       runId: input.runId,

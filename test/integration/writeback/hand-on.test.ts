@@ -298,6 +298,63 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     expect([...copies.values()].every((n) => n === 1)).toBe(true);
   });
 
+  it('keeps another run’s push of the task waiting while a push goes on over invocations, so the newer values are the ones left', async () => {
+    await leads('ov', 2_500);
+    const deps = env.deps({ writeback: [upsert] });
+    const older = await env.newRun();
+    await planWriteback(deps, { runId: older, task: 'Lead-upsert' });
+    const olderPush = { runId: older, task: 'Lead-upsert' };
+    expect(await pushWriteback(deps, olderPush, { timeLeft: NO_TIME })).toMatchObject({
+      status: 'push-pending',
+    });
+
+    // A newer run, started by hand, plans newer scores while the older one's push goes on.
+    await env.pool.query(`UPDATE lead_src SET score = score + 50`);
+    const newer = await env.newRun();
+    await planWriteback(deps, { runId: newer, task: 'Lead-upsert' });
+    env.sf.calls.clear();
+    const refused = await pushWriteback(deps, { runId: newer, task: 'Lead-upsert' }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ name: 'TaskBusyError' });
+    expect(String(refused)).toContain(`the push of run ${older} goes on over several invocations`);
+    expect(env.sf.calls.count({})).toBe(0);
+
+    let out = await pushWriteback(deps, olderPush, { timeLeft: NO_TIME });
+    while (out.status === 'push-pending') out = await pushWriteback(deps, olderPush, { timeLeft: NO_TIME });
+    expect(out).toMatchObject({ status: 'collected', succeeded: 2_500 });
+    // Its push over, the newer run's goes: every record ends with the newer score.
+    expect(await pushWriteback(deps, { runId: newer, task: 'Lead-upsert' })).toMatchObject({
+      status: 'collected',
+      succeeded: 2_500,
+    });
+    const { rows } = await env.pool.query<{ ext: string; score: number }>(`SELECT ext, score FROM lead_src`);
+    const byKey = new Map(
+      [...env.sf.store.all('Lead')].map((r) => [String(r.External_Id__c), r.LeadScore__c] as const),
+    );
+    expect(rows.filter((r) => byKey.get(r.ext) !== r.score)).toEqual([]);
+  });
+
+  it('does not keep other runs waiting for a run whose steps stopped starting (an execution stopped by hand)', async () => {
+    await leads('stop', 1_500);
+    const deps = env.deps({ writeback: [upsert] });
+    const stopped = await env.newRun();
+    await planWriteback(deps, { runId: stopped, task: 'Lead-upsert' });
+    expect(
+      await pushWriteback(deps, { runId: stopped, task: 'Lead-upsert' }, { timeLeft: NO_TIME }),
+    ).toMatchObject({
+      status: 'push-pending',
+    });
+    // Its execution was stopped: no step started for 31 minutes, and no report marked it ended.
+    await env.pool.query(
+      `UPDATE roundtrip.runs SET started_at = now() - interval '2 hours', last_step_at = now() - interval '31 minutes' WHERE run_id = $1`,
+      [stopped],
+    );
+    const next = await env.newRun();
+    await planWriteback(deps, { runId: next, task: 'Lead-upsert' });
+    expect(await pushWriteback(deps, { runId: next, task: 'Lead-upsert' })).toMatchObject({
+      status: 'collected',
+    });
+  });
+
   it('runWriteback calls a push that hands on again until it is done', async () => {
     await leads('loop', 2_100);
     const deps = env.deps({ writeback: [insert] });
