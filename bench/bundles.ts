@@ -28,7 +28,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { build, type BuildOptions } from 'esbuild';
-import { BUNDLE_ALIASES, BUNDLE_SUPPORTED } from '../lib/constructs/step-function';
+import { LAMBDA_ESBUILD_OPTIONS } from '../lib/constructs/step-function';
 import { PIPELINE_STEPS, STEP_KEYS, type StepKey } from '../statemachine/definition';
 
 /** Targets of issue 6. */
@@ -38,20 +38,9 @@ export const INIT_TARGET_MS = 150;
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, '.roundtrip', 'bench-bundles');
 
-/** The esbuild options NodejsFunction uses for the stack's bundling props. */
+/** The esbuild options of the stack's bundling (from the project root, where the aliases' paths start). */
 const BUNDLE_OPTIONS: BuildOptions = {
-  bundle: true,
-  minify: true,
-  sourcemap: true,
-  sourcesContent: false,
-  platform: 'node',
-  target: 'node22',
-  format: 'cjs',
-  external: ['@aws-sdk/*'],
-  // As NodejsFunction runs esbuild: from the project root, where the aliases' paths start.
-  absWorkingDir: ROOT,
-  alias: { ...BUNDLE_ALIASES },
-  supported: { ...BUNDLE_SUPPORTED },
+  ...LAMBDA_ESBUILD_OPTIONS,
   metafile: true,
   logLevel: 'silent',
 };

@@ -13,6 +13,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import type { BuildOptions } from 'esbuild';
 import path from 'node:path';
 import { METRICS_NAMESPACE } from '../../lambdas/shared/observability';
 import { BUNDLED_CONFIG_FILE, LAMBDA_TASK_ROOT, copyCommands, type BundledFile } from '../bundled-config';
@@ -45,6 +46,31 @@ export const BUNDLE_ALIASES: Readonly<Record<string, string>> = {
  * (/var/runtime/node_modules) reachable. Modules inside the bundle are unaffected.
  */
 export const BUNDLE_SUPPORTED: Readonly<Record<string, boolean>> = { 'dynamic-import': false };
+
+/** The esbuild target of the bundles: the Lambda runtime's Node.js. */
+export const BUNDLE_TARGET = 'node22';
+
+/** Left out of the bundles: the Node.js 22 runtime ships the AWS SDK v3; bundling it would only add megabytes. */
+export const BUNDLE_EXTERNALS: readonly string[] = ['@aws-sdk/*'];
+
+/**
+ * The esbuild options the stack's bundling (NodejsFunction's `bundling`, below) comes to, for what
+ * bundles a handler outside CDK as it deploys (the bundle benchmark, the tests that run bundles):
+ * in one place, so that they cannot drift from what deploys.
+ */
+export const LAMBDA_ESBUILD_OPTIONS = {
+  bundle: true,
+  minify: true,
+  sourcemap: true,
+  sourcesContent: false,
+  platform: 'node',
+  target: BUNDLE_TARGET,
+  format: 'cjs',
+  external: [...BUNDLE_EXTERNALS],
+  absWorkingDir: PROJECT_ROOT,
+  alias: { ...BUNDLE_ALIASES },
+  supported: { ...BUNDLE_SUPPORTED },
+} as const satisfies BuildOptions;
 
 /** Props of {@link StepFunction}. */
 export interface StepFunctionProps {
@@ -137,11 +163,10 @@ export class StepFunction extends Construct {
         minify: true,
         sourceMap: true,
         sourcesContent: false,
-        target: 'node22',
+        target: BUNDLE_TARGET,
         format: nodejs.OutputFormat.CJS,
         forceDockerBundling: false,
-        // The Node.js 22 runtime ships the AWS SDK v3; bundling it would only add megabytes.
-        externalModules: ['@aws-sdk/*'],
+        externalModules: [...BUNDLE_EXTERNALS],
         esbuildArgs: {
           '--alias': Object.entries(BUNDLE_ALIASES).map(([from, to]) => `${from}=${to}`),
           ...Object.fromEntries(

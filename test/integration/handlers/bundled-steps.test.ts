@@ -20,7 +20,7 @@ import { build } from 'esbuild';
 import { Client } from 'pg';
 import { startAthenaEmulator, type AthenaEmulator } from '../../../emulators/athena';
 import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emulators/salesforce';
-import { BUNDLE_ALIASES, BUNDLE_SUPPORTED, PROJECT_ROOT } from '../../../lib/constructs/step-function';
+import { LAMBDA_ESBUILD_OPTIONS, PROJECT_ROOT } from '../../../lib/constructs/step-function';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
 const LEADS = Array.from({ length: 1_200 }, (_, i) => ({
@@ -117,19 +117,9 @@ describe('the bundled steps run by node as Lambda runs them, traced', () => {
       (Object.keys(HANDLERS) as Handler[]).map(async (handler) => {
         await mkdir(path.join(dir, handler));
         await build({
+          ...LAMBDA_ESBUILD_OPTIONS,
           entryPoints: [path.join(PROJECT_ROOT, 'lambdas', 'handlers', `${handler}.ts`)],
           outfile: path.join(dir, handler, 'index.js'),
-          absWorkingDir: PROJECT_ROOT,
-          bundle: true,
-          minify: true,
-          sourcemap: true,
-          sourcesContent: false,
-          platform: 'node',
-          target: 'node22',
-          format: 'cjs',
-          external: ['@aws-sdk/*'],
-          alias: { ...BUNDLE_ALIASES },
-          supported: { ...BUNDLE_SUPPORTED },
           logLevel: 'silent',
         });
       }),

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { Client } from 'pg';
-import { BUNDLE_ALIASES, BUNDLE_SUPPORTED, PROJECT_ROOT } from '../../../lib/constructs/step-function';
+import { LAMBDA_ESBUILD_OPTIONS, PROJECT_ROOT } from '../../../lib/constructs/step-function';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 import { startSnsStandIn, type SnsStandIn } from '../../support/sns';
 
@@ -65,17 +65,9 @@ describe('a bundled handler run by node as Lambda runs it', () => {
 
   it('loads the SDK through NODE_PATH, reads its secret, records the failed run and tells of it', async () => {
     await build({
+      ...LAMBDA_ESBUILD_OPTIONS,
       entryPoints: [path.join(PROJECT_ROOT, 'lambdas', 'handlers', 'report.ts')],
       outfile: path.join(dir, 'index.js'),
-      absWorkingDir: PROJECT_ROOT,
-      bundle: true,
-      minify: true,
-      platform: 'node',
-      target: 'node22',
-      format: 'cjs',
-      external: ['@aws-sdk/*'],
-      alias: { ...BUNDLE_ALIASES },
-      supported: { ...BUNDLE_SUPPORTED },
       logLevel: 'silent',
     });
     await writeFile(
