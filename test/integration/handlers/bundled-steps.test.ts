@@ -1,7 +1,7 @@
 /**
  * The steps as Lambda runs them: Prepare, the Salesforce extract and its Bulk check, the Athena
- * load, the transform, and the write-back's plan and push (with Lambda's context, whose time left
- * the push reads: told none is left, it hands on after one call), each bundled with the stack's esbuild options (lib/constructs/step-function.ts) and run by a plain `node`
+ * load, the transform, and the write-back's plan, push and collect (with Lambda's context, whose
+ * time left they read: told none is left, a push hands on after one call), each bundled with the stack's esbuild options (lib/constructs/step-function.ts) and run by a plain `node`
  * process from the bundle's folder (Node 22, the Lambda runtime, under `npm run test:node22`),
  * with the AWS SDK reachable only through `NODE_PATH` and Lambda's environment, X-Ray tracing on:
  * Powertools then instruments every `fetch` and `node:http` call and the AWS SDK clients, as in
@@ -38,6 +38,7 @@ const HANDLERS = {
   transform: 'Transform',
   'writeback-plan': 'PlanWriteback',
   'writeback-push': 'PushWriteback',
+  'writeback-collect': 'CollectWriteback',
 } as const;
 type Handler = keyof typeof HANDLERS;
 
@@ -153,6 +154,16 @@ describe('the bundled steps run by node as Lambda runs them, traced', () => {
             // Composite calls of 1,000 records whatever the size: a push of two calls.
             bulkThreshold: 100_000,
           },
+          {
+            to: 'salesforce',
+            object: 'Lead',
+            from: 'lead_scores',
+            mode: 'update',
+            fields: { LeadScore__c: 'score' },
+            // Bulk whatever the size: a job, polled and collected by the Collect bundle.
+            bulkThreshold: 1,
+            name: 'Lead-bulk',
+          },
         ],
       }),
     );
@@ -256,7 +267,7 @@ describe('the bundled steps run by node as Lambda runs them, traced', () => {
     const prepared = await invoke('prepare', { input: {}, runId });
     expect(prepared).toMatchObject({
       runId,
-      tasks: { salesforce: ['Lead'], athena: ['athena_customers'], writeback: ['Lead-update'] },
+      tasks: { salesforce: ['Lead'], athena: ['athena_customers'], writeback: ['Lead-update', 'Lead-bulk'] },
     });
 
     let extract = await invoke('extract-salesforce', { runId, task: 'Lead', full: false });
@@ -324,5 +335,18 @@ describe('the bundled steps run by node as Lambda runs them, traced', () => {
     const scores = [...sf.store.all('Lead')].map((r) => [r.LeadScore__c, String(r.LastName).length % 7]);
     expect(scores).toHaveLength(LEADS.length);
     expect(scores.every(([sent, expected]) => sent === expected)).toBe(true);
+  });
+
+  it('pushes a Bulk job and collects its results from the bundles, Collect reading Lambda’s time left', async () => {
+    const runId = 'bundled-steps-1';
+    const plan = await invoke('writeback-plan', { runId, task: 'Lead-bulk', dryRun: false });
+    expect(plan).toMatchObject({ status: 'planned', api: 'bulk', changed: LEADS.length });
+    let state = await invoke('writeback-push', { runId, task: 'Lead-bulk' });
+    expect(state).toMatchObject({ status: 'bulk-pending', jobIds: [expect.any(String)] });
+    // The state machine's Wait → Collect loop.
+    for (let polls = 0; state.status === 'bulk-pending' && polls < 20; polls += 1) {
+      state = await invoke('writeback-collect', state);
+    }
+    expect(state).toMatchObject({ status: 'collected', api: 'bulk', succeeded: LEADS.length, failed: 0 });
   });
 });
