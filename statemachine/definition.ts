@@ -203,6 +203,20 @@ export const BUSY_RETRY = {
 } as const;
 
 /**
+ * The retry of a write-back push that found another run's push of its task going on over several
+ * invocations (PushGoingOnError: that push handed on, or waits for its Bulk jobs): every 2
+ * minutes, 60 attempts — two hours, the longest such a push is expected to take (a million records
+ * through Composite calls of 3–5 s each is under 90 minutes), within the run's 12-hour timeout.
+ * A run whose steps stopped starting holds no one back (push.ts), so this never waits on the dead.
+ */
+export const PUSH_GOING_ON_RETRY = {
+  interval: Duration.seconds(120),
+  backoffRate: 1,
+  maxAttempts: 60,
+  jitterStrategy: sfn.JitterType.NONE,
+} as const;
+
+/**
  * How Step Functions names a Lambda that died without answering: "Unhandled errors in Lambda are
  * reported as Lambda.Unknown … These include out-of-memory errors and function timeouts" (Step
  * Functions Developer Guide, "Handle Lambda service exceptions"); newer runtimes report a timeout
@@ -322,6 +336,9 @@ function lambdaTask(
   if (LOCKING_STEPS.has(step)) {
     task.addRetry({ errors: [ERROR_NAMES.busy], ...BUSY_RETRY });
     task.addRetry({ errors: [...LAMBDA_DIED_ERRORS], ...LAMBDA_DIED_RETRY });
+    if (step === 'pushWriteback') {
+      task.addRetry({ errors: [ERROR_NAMES.pushGoingOn], ...PUSH_GOING_ON_RETRY });
+    }
   }
   task.addRetry({ errors: [...TRANSIENT_LAMBDA_ERRORS], ...TRANSIENT_RETRY });
   b.taskStates.set(name, step);

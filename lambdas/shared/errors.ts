@@ -17,6 +17,7 @@ export const ERROR_NAMES = {
   terminal: 'TerminalError',
   config: 'ConfigError',
   busy: 'TaskBusyError',
+  pushGoingOn: 'PushGoingOnError',
 } as const;
 
 /** A failure that a retry may fix. */
@@ -36,6 +37,19 @@ export class TaskBusyError extends TransientError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = ERROR_NAMES.busy;
+  }
+}
+
+/**
+ * Busy for longer: another run's write-back push of the task goes on over several invocations
+ * (handed on for want of time, or waiting for its Bulk jobs), which may last far longer than one
+ * Lambda. The state machine waits for it on a schedule of its own (statemachine/definition.ts
+ * PUSH_GOING_ON_RETRY), not the 18 minutes of a {@link TaskBusyError}.
+ */
+export class PushGoingOnError extends TransientError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = ERROR_NAMES.pushGoingOn;
   }
 }
 

@@ -133,6 +133,18 @@ describe('the state machine definition', () => {
           JitterStrategy: 'NONE',
         });
         retry = retry.slice(2);
+        // A push also waits, for up to two hours, for another run's push of its task that goes
+        // on over several invocations.
+        if (fullTasks.get(name) === 'pushWriteback') {
+          expect(retry[0]).toEqual({
+            ErrorEquals: [ERROR_NAMES.pushGoingOn],
+            IntervalSeconds: 120,
+            BackoffRate: 1,
+            MaxAttempts: 60,
+            JitterStrategy: 'NONE',
+          });
+          retry = retry.slice(1);
+        }
       }
       expect({ name, retries: retry.length }).toEqual({ name, retries: 1 });
       const [retrier] = retry as [Record<string, unknown>];
@@ -669,6 +681,33 @@ describe('the state machine definition', () => {
       );
       expect(transformed).toMatchObject({ status: 'failed', error: 'Sandbox.Timedout' });
       expect(transforms).toBe(1);
+    });
+
+    it('keeps a push waiting while another run’s push of its task goes on, then pushes', async () => {
+      const config = fullConfig();
+      const push = taskStateNames(config.writeback[0]?.name as string).push;
+      let pushes = 0;
+      const goingOn = (): Error => {
+        const error = new Error(
+          'Write-back Contact-upsert: the push of run run-0 goes on over several invocations',
+        );
+        error.name = ERROR_NAMES.pushGoingOn;
+        return error;
+      };
+      const pushed = await run(
+        full,
+        {},
+        handlers(config, {
+          [push]: (input) => {
+            pushes += 1;
+            // More waits than the 12 attempts of a busy task, fewer than the 60 of this one.
+            if (pushes <= 20) throw goingOn();
+            return { status: 'collected', task: input.task };
+          },
+        }),
+      );
+      expect(pushed.status).toBe('succeeded');
+      expect(pushes).toBe(21);
     });
 
     it('fails after the report when a write-back passed its failure rate', async () => {

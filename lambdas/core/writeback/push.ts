@@ -48,7 +48,7 @@ import {
   writeCollections,
 } from '../../connectors/salesforce/writes';
 import type { TimeLeft } from '../../shared/clock';
-import { TaskBusyError, TerminalError, TransientError } from '../../shared/errors';
+import { PushGoingOnError, TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type {
@@ -113,8 +113,8 @@ const PUSH_GOING_ON_IDLE_MINUTES = 30;
  * The task lock serialises invocations, and a push that goes on over several leaves it free in
  * between: another run's push of the task would then interleave with it, and whichever wrote a
  * record last would win, the older run's values perhaps over the newer run's (both reporting
- * success). A push of another run (still running) that goes on is waited for: a TaskBusyError,
- * which the state machine retries for 18 minutes.
+ * success). A push of another run (still running) that goes on is waited for: a
+ * PushGoingOnError, which the state machine retries for up to two hours (PUSH_GOING_ON_RETRY).
  */
 async function refuseWhileAnotherPushGoesOn(deps: CoreDeps, runId: string, taskName: string): Promise<void> {
   const { rows } = await deps.pg.query<{ run_id: string; since: string }>(
@@ -126,7 +126,7 @@ async function refuseWhileAnotherPushGoesOn(deps: CoreDeps, runId: string, taskN
   );
   const other = rows[0];
   if (other) {
-    throw new TaskBusyError(
+    throw new PushGoingOnError(
       `Write-back ${taskName}: the push of run ${other.run_id} goes on over several invocations (since ${other.since}); this run's push waits for its end, so that one run's values do not overwrite the other's record by record`,
     );
   }

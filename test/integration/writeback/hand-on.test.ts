@@ -314,7 +314,7 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     await planWriteback(deps, { runId: newer, task: 'Lead-upsert' });
     env.sf.calls.clear();
     const refused = await pushWriteback(deps, { runId: newer, task: 'Lead-upsert' }).catch((e: unknown) => e);
-    expect(refused).toMatchObject({ name: 'TaskBusyError' });
+    expect(refused).toMatchObject({ name: 'PushGoingOnError' });
     expect(String(refused)).toContain(`the push of run ${older} goes on over several invocations`);
     expect(env.sf.calls.count({})).toBe(0);
 
