@@ -16,6 +16,7 @@ import { checkConnection, withClient } from '../../lambdas/connectors/postgres';
 import { taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/core/run-state';
 import { resolveFields } from '../../lambdas/core/salesforce-read';
 import { mapWritebackTask } from '../../lambdas/core/writeback';
+import { writebackConfigPath } from '../../lambdas/core/writeback/state';
 import { EXIT, parseOptions, type Command } from '../cli-common';
 import { buildLocalDeps } from '../local/deps';
 import { awsEndpointFrom, CONNECTION_OPTIONS, configFrom, loggerFrom, secretsFrom } from './run';
@@ -107,7 +108,7 @@ export const validate: Command = async (argv) => {
             await record(`write-back ${taskName(task)}`, async () => {
               const describe = await sf.describe(task.object);
               const mapping = mapWritebackTask(task, describe, {
-                configPath: `writeback[${config.writeback.indexOf(task)}]`,
+                configPath: writebackConfigPath(config, task),
               });
               return `${task.object} ${task.mode} by ${task.key}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable`;
             });
