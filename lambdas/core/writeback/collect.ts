@@ -13,6 +13,7 @@
 import { withClient, inTransaction } from '../../connectors/postgres';
 import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
 import { getIngestJob, type IngestJob, isFinalIngestState } from '../../connectors/salesforce/writes';
+import type { SalesforceConnector } from '../../connectors/salesforce';
 import { salesforceOf, type CoreDeps } from '../deps';
 import { collectJob, finishedJob, type FinishedJob } from './bulk-results';
 import { CallBudget } from './budget';
@@ -35,6 +36,44 @@ interface JobRecord {
   records_processed: number | null;
   records_failed: number | null;
   error_message: string | null;
+}
+
+/** The job as a poll recorded it, when that poll found it finished (its counters recorded). */
+function recordedFinishedJob(j: JobRecord): IngestJob | undefined {
+  if (!isFinalIngestState(j.state) || j.records_processed === null || j.records_failed === null)
+    return undefined;
+  return {
+    id: j.job_id,
+    state: j.state as IngestJob['state'],
+    numberRecordsProcessed: j.records_processed,
+    numberRecordsFailed: j.records_failed,
+    errorMessage: j.error_message ?? undefined,
+  };
+}
+
+/** Asks Salesforce for a job's state (one call) and records it. */
+async function pollJob(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  input: WritebackCollectInput,
+  jobId: string,
+): Promise<IngestJob> {
+  const job = await getIngestJob(sf, jobId);
+  await deps.pg.query(
+    `UPDATE roundtrip.writeback_jobs SET state = $4, records_processed = $5, records_failed = $6, error_message = $7,
+            updated_at = now()
+      WHERE run_id = $1 AND task = $2 AND job_id = $3`,
+    [
+      input.runId,
+      input.task,
+      job.id,
+      job.state,
+      job.numberRecordsProcessed,
+      job.numberRecordsFailed,
+      job.errorMessage ?? null,
+    ],
+  );
+  return job;
 }
 
 /**
@@ -74,36 +113,7 @@ async function collectLocked(
       // A job an earlier Collect of this run found finished, and handed on before collecting: a
       // finished job changes no more, so what that poll recorded is Salesforce's answer still.
       // Asking again would cost each Collect that hands on a call per job left.
-      if (isFinalIngestState(j.state) && j.records_processed !== null && j.records_failed !== null) {
-        finished.push(
-          finishedJob(
-            {
-              id: j.job_id,
-              state: j.state as IngestJob['state'],
-              numberRecordsProcessed: j.records_processed,
-              numberRecordsFailed: j.records_failed,
-              errorMessage: j.error_message ?? undefined,
-            },
-            j,
-          ),
-        );
-        continue;
-      }
-      const job = await getIngestJob(sf, j.job_id);
-      await deps.pg.query(
-        `UPDATE roundtrip.writeback_jobs SET state = $4, records_processed = $5, records_failed = $6, error_message = $7,
-                updated_at = now()
-          WHERE run_id = $1 AND task = $2 AND job_id = $3`,
-        [
-          input.runId,
-          input.task,
-          job.id,
-          job.state,
-          job.numberRecordsProcessed,
-          job.numberRecordsFailed,
-          job.errorMessage ?? null,
-        ],
-      );
+      const job = recordedFinishedJob(j) ?? (await pollJob(deps, sf, input, j.job_id));
       if (!isFinalIngestState(job.state)) {
         running += 1;
         continue;
