@@ -399,8 +399,10 @@ async function refreshEndedRun(
   byRunId: string,
 ): Promise<void> {
   await withTransaction(deps.pg, async (client) => {
-    const { rows } = await client.query<{ has: boolean }>(
-      `SELECT (summary->'writeback'->$2) ? 'outcomeUnknown' AS has FROM roundtrip.runs WHERE run_id = $1`,
+    const { rows } = await client.query<{ has: boolean; pruned: boolean }>(
+      `SELECT (summary->'writeback'->$2) ? 'outcomeUnknown' AS has,
+              coalesce(summary ? 'detailsPrunedAt', false) AS pruned
+         FROM roundtrip.runs WHERE run_id = $1`,
       [endedRunId, taskName],
     );
     if (rows[0]?.has === true) {
@@ -412,6 +414,6 @@ async function refreshEndedRun(
         outcomesResolvedBy: byRunId,
       });
     }
-    await pruneResolvedDetails(client, endedRunId, taskName);
+    if (rows[0]?.pruned === true) await pruneResolvedDetails(client, endedRunId, taskName);
   });
 }

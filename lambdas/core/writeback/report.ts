@@ -100,14 +100,10 @@ export async function pruneRunDetails(
  * For a run whose details were pruned already ({@link pruneRunDetails}) and some of whose kept
  * rows a later plan resolved since (reconcile.ts): deletes the task's details that are no longer
  * kept (the resolved ledger rows, the NOT_INSERTED errors written for them), as the prune would
- * have. Without it they stayed for ever: a run is pruned once. Nothing for a run not pruned.
+ * have. Without it they stayed for ever: a run is pruned once. The caller knows the run was pruned
+ * (its summary's `detailsPrunedAt`).
  */
 export async function pruneResolvedDetails(client: PoolClient, runId: string, task: string): Promise<void> {
-  const { rows } = await client.query<{ pruned: boolean }>(
-    `SELECT coalesce(summary ? 'detailsPrunedAt', false) AS pruned FROM roundtrip.runs WHERE run_id = $1`,
-    [runId],
-  );
-  if (rows[0]?.pruned !== true) return;
   await client.query(
     `DELETE FROM roundtrip.writeback_plans l WHERE l.run_id = $1 AND l.task = $2 AND NOT ${KEPT_LEDGER_ROW}`,
     [runId, task],
