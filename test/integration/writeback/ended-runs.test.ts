@@ -18,6 +18,7 @@ import {
 import {
   errorsOf,
   givingUpOnWrites,
+  LEAD_SRC_UPSERT,
   leadSeed,
   outlastCallTimeLimit,
   planThenCrashInPush,
@@ -35,15 +36,7 @@ describe('inserts left without an outcome by runs that ended', () => {
   });
   afterAll(async () => env?.stop());
 
-  const insert = {
-    to: 'salesforce' as const,
-    object: 'Lead',
-    from: 'lead_src',
-    mode: 'insert' as const,
-    key: 'External_Id__c',
-    keyColumn: 'ext',
-    fields: { LastName: 'last_name', Company: 'company', LeadScore__c: 'score' },
-  };
+  const insert = { ...LEAD_SRC_UPSERT, mode: 'insert' as const };
 
   /** Replaces lead_src by `n` rows keyed `${prefix}-1`…. */
   async function source(prefix: string, n: number): Promise<void> {

@@ -16,6 +16,7 @@ import { HAND_ON_WAIT_SECONDS } from '../../../lambdas/core/writeback/collect';
 import type { TimeLeft } from '../../../lambdas/shared/clock';
 import { TransientError } from '../../../lambdas/shared/errors';
 import {
+  LEAD_SRC_UPSERT,
   secondSubrequestFails,
   startWritebackEnv,
   subrequestsWithKeysFail,
@@ -44,16 +45,7 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     );
   }
 
-  const upsert = {
-    to: 'salesforce' as const,
-    object: 'Lead',
-    from: 'lead_src',
-    mode: 'upsert' as const,
-    key: 'External_Id__c',
-    keyColumn: 'ext',
-    fields: { LastName: 'last_name', Company: 'company', LeadScore__c: 'score' },
-    bulkThreshold: 100_000,
-  };
+  const upsert = { ...LEAD_SRC_UPSERT, bulkThreshold: 100_000 };
   const insert = { ...upsert, mode: 'insert' as const };
 
   /** Records holding each external ID of `prefix`-1 … `prefix`-n: exactly one each. */

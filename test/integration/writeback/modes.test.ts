@@ -16,6 +16,7 @@ import {
   crashingConnector,
   errorsOf,
   givingUpOnWrites,
+  LEAD_SRC_UPSERT,
   leadSeed,
   outlastCallTimeLimit,
   planThenCrashInPush,
@@ -52,15 +53,7 @@ describe('write-back modes and per-record failures', () => {
     );
   }
 
-  const upsert = {
-    to: 'salesforce' as const,
-    object: 'Lead',
-    from: 'lead_src',
-    mode: 'upsert' as const,
-    key: 'External_Id__c',
-    keyColumn: 'ext',
-    fields: { LastName: 'last_name', Company: 'company', LeadScore__c: 'score' },
-  };
+  const upsert = LEAD_SRC_UPSERT;
 
   it('upsert updates the records it finds by external ID and creates the others, then sends nothing on a rerun', async () => {
     // ext-0005 … ext-0014: five exist, five are new.

@@ -46,6 +46,17 @@ export const SCORE_UPDATE = {
   fields: { LeadScore__c: 'score' },
 };
 
+/** Upsert of Lead by `External_Id__c` from a table `lead_src (ext, last_name, company, score)`. */
+export const LEAD_SRC_UPSERT = {
+  to: 'salesforce' as const,
+  object: 'Lead',
+  from: 'lead_src',
+  mode: 'upsert' as const,
+  key: 'External_Id__c',
+  keyColumn: 'ext',
+  fields: { LastName: 'last_name', Company: 'company', LeadScore__c: 'score' },
+};
+
 /** One emulator, one database, one pool and one connector for a test file. */
 export interface WritebackEnv {
   sf: SalesforceEmulator;
