@@ -6,7 +6,7 @@
  */
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   StatementType,
@@ -36,6 +36,34 @@ export const CLIENT_REQUEST_TOKEN_MIN_LENGTH = 32;
 export const CLIENT_REQUEST_TOKEN_MAX_LENGTH = 128;
 /** `QueryString` length bounds (Athena API reference, StartQueryExecution: 1–262144). */
 export const QUERY_STRING_MAX_LENGTH = 262_144;
+
+/** Any EXPLAIN statement. */
+const EXPLAIN = /^\s*EXPLAIN\b/i;
+
+/** The one column of `EXPLAIN (TYPE VALIDATE)`'s answer: `Valid`, `true` (Trino's EXPLAIN docs). */
+const VALID_COLUMN: ColumnInfo = {
+  CatalogName: 'hive',
+  SchemaName: '',
+  TableName: '',
+  Name: 'Valid',
+  Label: 'Valid',
+  Type: 'boolean',
+  Precision: 0,
+  Scale: 0,
+  Nullable: 'UNKNOWN',
+  CaseSensitive: false,
+};
+
+/**
+ * The statement of `EXPLAIN (TYPE VALIDATE) <statement>`, with the prefix replaced by as many
+ * spaces (line breaks kept) so that DuckDB's error positions are the query's; undefined for any
+ * other query.
+ */
+export function explainValidateStatement(query: string): string | undefined {
+  const prefix = /^\s*EXPLAIN\s*\(\s*TYPE\s+VALIDATE\s*\)/i.exec(query)?.[0];
+  if (prefix === undefined) return undefined;
+  return prefix.replace(/[^\n]/g, ' ') + query.slice(prefix.length);
+}
 
 /** A workgroup's result configuration. */
 export interface WorkgroupConfig {
@@ -106,6 +134,13 @@ interface QueryExecution {
   readonly catalog: string;
   readonly workgroup: string;
   readonly executionParameters: readonly string[] | undefined;
+  /**
+   * `validate`: `EXPLAIN (TYPE VALIDATE) <statement>`, whose statement is bound, not run;
+   * `unsupported`: another EXPLAIN form, which the emulator does not answer.
+   */
+  readonly explain: 'validate' | 'unsupported' | undefined;
+  /** What DuckDB parses and binds: the query, or an EXPLAIN's statement with the prefix blanked. */
+  readonly statement: string;
   /** `s3://bucket/prefix/<id>.csv`. */
   readonly outputLocation: string;
   readonly resultPath: string;
@@ -297,9 +332,12 @@ export class QueryEngine {
     const resultPath = objectPath(this.options.resultsDir, s3.bucket, `${s3.prefix}${id}.csv`);
     if (!resultPath)
       throw invalidRequest('INVALID_INPUT', `OutputLocation ${location} is not a valid S3 location`);
+    const validated = explainValidateStatement(query);
     const execution: QueryExecution = {
       id,
       query,
+      explain: validated !== undefined ? 'validate' : EXPLAIN.test(query) ? 'unsupported' : undefined,
+      statement: validated ?? query,
       database: typeof context.Database === 'string' ? context.Database.toLowerCase() : DEFAULT_DATABASE,
       catalog,
       workgroup: workgroupName,
@@ -311,7 +349,7 @@ export class QueryEngine {
       dataScannedBytes: 0,
     };
     // Syntax errors are rejected here, before an execution exists (MALFORMED_QUERY).
-    await this.assertParses(query);
+    if (execution.explain !== 'unsupported') await this.assertParses(execution.statement);
     // A retry with the same token may have registered while this one was parsing.
     const raced = typeof token === 'string' ? this.replay(token, fingerprint) : undefined;
     if (raced) return raced;
@@ -421,9 +459,14 @@ export class QueryEngine {
         return userFailure(`SCHEMA_NOT_FOUND: Schema '${execution.database}' does not exist`);
       }
       await connection.run(`USE ${ATHENA_CATALOG}.${sqlIdentifier(execution.database)}`);
+      if (execution.explain === 'unsupported') {
+        return userFailure(
+          'NOT_SUPPORTED: The Athena emulator answers EXPLAIN (TYPE VALIDATE) only (other EXPLAIN forms are not emulated)',
+        );
+      }
       let prepared: DuckDBPreparedStatement;
       try {
-        prepared = await (await connection.extractStatements(execution.query)).prepare(0);
+        prepared = await (await connection.extractStatements(execution.statement)).prepare(0);
         if (prepared.statementType !== StatementType.SELECT) {
           return userFailure(
             'NOT_SUPPORTED: The Athena emulator runs SELECT queries only (DDL and DML are not emulated)',
@@ -432,6 +475,12 @@ export class QueryEngine {
         await this.bindParameters(connection, prepared, execution.executionParameters ?? []);
       } catch (err) {
         return this.translate(execution, err);
+      }
+      if (execution.explain === 'validate') {
+        // Bound without running: nothing scanned, one boolean row (Trino's `Valid`).
+        execution.columns = [VALID_COLUMN];
+        await this.writeResult(execution, athenaCsvLine(['Valid']) + athenaCsvLine(['true']));
+        return undefined;
       }
       const ast = await this.serializedAst(connection, execution.query);
       execution.dataScannedBytes = this.scannedBytes(execution, ast);
@@ -472,7 +521,7 @@ export class QueryEngine {
 
   private translate(execution: QueryExecution, err: unknown): QueryFailure {
     const catalog = this.options.catalog;
-    return translateDuckDbError(execution.query, err instanceof Error ? err.message : String(err), {
+    return translateDuckDbError(execution.statement, err instanceof Error ? err.message : String(err), {
       catalog: ATHENA_CATALOG,
       database: execution.database,
       hasDatabase: (name) => catalog.hasDatabase(name),
@@ -570,6 +619,16 @@ export class QueryEngine {
     });
   }
 
+  /** Writes a small result whole (an EXPLAIN's), with its MD5 ETag, as {@link streamResult} does. */
+  private async writeResult(execution: QueryExecution, text: string): Promise<void> {
+    await mkdir(path.dirname(execution.resultPath), { recursive: true });
+    await writeFile(execution.resultPath, text);
+    this.options.objects.set(execution.resultPath, {
+      etag: `"${createHash('md5').update(text).digest('hex')}"`,
+      contentType: 'text/csv',
+    });
+  }
+
   /** GetQueryExecution. */
   getQueryExecution(input: Record<string, unknown>): Record<string, unknown> {
     const execution = this.find(input.QueryExecutionId);
@@ -592,8 +651,10 @@ export class QueryEngine {
       QueryExecution: {
         QueryExecutionId: execution.id,
         Query: execution.query,
-        StatementType: 'DML',
-        SubstatementType: 'SELECT',
+        // An EXPLAIN's types are not documented; Athena's UTILITY covers "other" statements.
+        ...(execution.explain
+          ? { StatementType: 'UTILITY', SubstatementType: 'EXPLAIN' }
+          : { StatementType: 'DML', SubstatementType: 'SELECT' }),
         ResultConfiguration: { OutputLocation: execution.outputLocation },
         ResultReuseConfiguration: { ResultReuseByAgeConfiguration: { Enabled: false } },
         QueryExecutionContext: { Database: execution.database, Catalog: execution.catalog },

@@ -4,6 +4,7 @@
  * stream the result file from S3 — already CSV in PostgreSQL COPY's dialect — into the loader.
  * Paging rows through `GetQueryResults` is only a fallback (1,000 rows a call, athena-wire.md).
  */
+import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   GetQueryExecutionCommand,
@@ -143,6 +144,27 @@ export interface AthenaConnector {
   streamResultFile(outputLocation: string): Readable;
   /** The fallback: rows paged through `GetQueryResults` (1,000 a call) written as the same CSV. */
   streamResultsViaApi(queryExecutionId: string, columns: readonly ColumnInfo[]): Readable;
+  /**
+   * Checks `sql` without running it: `EXPLAIN (TYPE VALIDATE)` of it, which parses it and resolves
+   * its tables, columns and functions in the catalog. Athena does not charge for an EXPLAIN (it
+   * scans no data). Resolves when Athena finds the query valid; throws a TerminalError carrying
+   * Athena's reason (`TABLE_NOT_FOUND: line 1:15: …`, positions counted in `sql`) otherwise. One
+   * StartQueryExecution and its polls.
+   */
+  validateQuery(sql: string, options?: WaitForQueryOptions): Promise<void>;
+}
+
+/** The prefix of {@link AthenaConnector.validateQuery}'s statement, on a line of its own. */
+export const EXPLAIN_VALIDATE_PREFIX = 'EXPLAIN (TYPE VALIDATE)\n';
+
+/**
+ * An error message about `EXPLAIN (TYPE VALIDATE)\n<sql>` with its `line n:c` positions counted in
+ * `<sql>` instead (one line less).
+ */
+export function positionsInValidatedQuery(message: string): string {
+  return message.replace(/\bline (\d+):(\d+)/g, (whole, line: string, column: string) =>
+    Number(line) > 1 ? `line ${Number(line) - 1}:${column}` : whole,
+  );
 }
 
 /** Splits `s3://bucket/key`. */
@@ -363,6 +385,17 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
     streamResultsViaApi(queryExecutionId, columns) {
       if (columns.length === 0) throw new TerminalError('streamResultsViaApi needs the result columns');
       return Readable.from(viaApi(queryExecutionId, columns), { objectMode: false });
+    },
+    async validateQuery(sql, opts = {}) {
+      try {
+        const id = await connector.startQuery(`${EXPLAIN_VALIDATE_PREFIX}${sql}`, {
+          clientRequestToken: `roundtrip-validate-${randomUUID()}`,
+        });
+        await connector.waitForQuery(id, opts);
+      } catch (err) {
+        if (!(err instanceof TerminalError)) throw err;
+        throw new TerminalError(positionsInValidatedQuery(err.message), { cause: err });
+      }
     },
   };
   return connector;

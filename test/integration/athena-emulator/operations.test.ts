@@ -300,6 +300,59 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
       expect(results.AthenaErrorCode).toBe('INVALID_QUERY_EXECUTION_STATE');
     });
 
+    it('answers EXPLAIN (TYPE VALIDATE) by binding the statement without running it', async () => {
+      const valid = await runQuery(h.athena, {
+        QueryString: 'EXPLAIN (TYPE VALIDATE) SELECT email, lifetime_value FROM customers',
+        ...inMarketing,
+        ...output,
+      });
+      expect(valid.execution.Status?.State).toBe('SUCCEEDED');
+      expect(valid.execution.Statistics?.DataScannedInBytes).toBe(0);
+      expect(valid.execution.StatementType).toBe('UTILITY');
+      expect(await resultFile(h.s3, valid.execution)).toBe('"Valid"\n"true"\n');
+      const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: valid.id }));
+      expect(page.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => [c.Name, c.Type])).toEqual([
+        ['Valid', 'boolean'],
+      ]);
+      expect(page.ResultSet?.Rows?.map((r) => r.Data?.map((d) => d.VarCharValue))).toEqual([
+        ['Valid'],
+        ['true'],
+      ]);
+
+      // Positions count in the whole statement, the EXPLAIN's prefix included, as Trino's do.
+      const column = await runQuery(h.athena, {
+        QueryString: 'explain (type validate)\nSELECT email,\n  lifetime_valu FROM customers',
+        ...inMarketing,
+        ...output,
+      });
+      expect(column.execution.Status?.State).toBe('FAILED');
+      expect(column.execution.Status?.StateChangeReason).toBe(
+        "COLUMN_NOT_FOUND: line 3:3: Column 'lifetime_valu' cannot be resolved",
+      );
+      const table = await runQuery(h.athena, {
+        QueryString: 'EXPLAIN (TYPE VALIDATE) SELECT * FROM nope',
+        ...inMarketing,
+        ...output,
+      });
+      expect(table.execution.Status?.StateChangeReason).toBe(
+        "TABLE_NOT_FOUND: line 1:39: Table 'awsdatacatalog.marketing.nope' does not exist",
+      );
+
+      const syntax = await rejection(
+        h.athena.send(
+          new StartQueryExecutionCommand({ QueryString: 'EXPLAIN (TYPE VALIDATE) SELEC 1', ...output }),
+        ),
+      );
+      expect(syntax.AthenaErrorCode).toBe('MALFORMED_QUERY');
+      expect(syntax.message).toContain('line 1:25: syntax error at or near "SELEC"');
+
+      const other = await runQuery(h.athena, { QueryString: 'EXPLAIN SELECT 1', ...output });
+      expect(other.execution.Status?.State).toBe('FAILED');
+      expect(other.execution.Status?.StateChangeReason).toMatch(
+        /^NOT_SUPPORTED: The Athena emulator answers EXPLAIN \(TYPE VALIDATE\) only/,
+      );
+    });
+
     it('answers an unknown QueryExecutionId with InvalidRequestException', async () => {
       const err = await rejection(
         h.athena.send(

@@ -107,11 +107,38 @@ describe('the roundtrip CLI', () => {
       'extract Lead',
       'write-back Lead-update',
       'Athena',
+      'extract athena_customers',
     ]);
     expect(report.checks.find((c) => c.check === 'write-back Lead-update')?.detail).toBe(
       'Lead update by Id: LeadScore__c writable',
     );
+    expect(report.checks.find((c) => c.check === 'extract athena_customers')?.detail).toBe(
+      'query valid in marketing (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged)',
+    );
     expect(result.code).toBe(0);
+  });
+
+  it('checks each Athena query without running it and names the config path of one that is not valid', async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
+    const misspelt = path.join(dir, 'misspelt-athena.config.json');
+    await writeFile(
+      misspelt,
+      JSON.stringify({
+        ...config,
+        extract: config.extract.map((task) =>
+          task.from === 'athena'
+            ? { ...task, query: 'SELECT email,\n       lifetime_valu\nFROM customers' }
+            : task,
+        ),
+      }),
+    );
+    const result = await cli(['validate', ...connection.slice(2), '--config', misspelt]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(
+      /^✗ extract athena_customers: the query \(extract\[1\]\.query\) is not valid: Athena query \S+ failed: COLUMN_NOT_FOUND: line 2:8: Column 'lifetime_valu' cannot be resolved$/m,
+    );
+    // Only the query is reported wrong.
+    expect(result.stdout.split('\n').filter((l) => l.startsWith('✗'))).toHaveLength(1);
   });
 
   it('reports a task name another pipeline holds in the database, without claiming any, and exits 1', async () => {

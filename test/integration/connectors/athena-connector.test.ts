@@ -159,6 +159,31 @@ describe('Athena connector against the emulator', () => {
     expect((err as Error).message).toMatch(/StartQueryExecution failed: InvalidRequestException/);
   });
 
+  it('validates a query with EXPLAIN (TYPE VALIDATE), its errors placed in the query as written', async () => {
+    const calls = connector.apiCalls;
+    await expect(connector.validateQuery(SQL, fastPolls)).resolves.toBeUndefined();
+    expect(connector.apiCalls - calls).toBeGreaterThanOrEqual(2); // StartQueryExecution and a poll
+
+    const column = await connector
+      .validateQuery('SELECT email,\n  lifetime_valu FROM customers', fastPolls)
+      .catch((e: unknown) => e);
+    expect(column).toBeInstanceOf(TerminalError);
+    expect((column as Error).message).toMatch(
+      /^Athena query \S+ failed: COLUMN_NOT_FOUND: line 2:3: Column 'lifetime_valu' cannot be resolved$/,
+    );
+    const table = await connector.validateQuery('SELECT * FROM custmers', fastPolls).catch((e: unknown) => e);
+    expect((table as Error).message).toMatch(
+      /failed: TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.marketing.custmers' does not exist$/,
+    );
+    const syntax = await connector.validateQuery('SELEC 1', fastPolls).catch((e: unknown) => e);
+    expect(syntax).toBeInstanceOf(TerminalError);
+    expect((syntax as Error).message).toMatch(/MALFORMED_QUERY.*line 1:1: syntax error at or near "SELEC"/);
+
+    emu.faults.throttle = 1;
+    const throttled = await connector.validateQuery(SQL, fastPolls).catch((e: unknown) => e);
+    expect(throttled).toBeInstanceOf(TransientError);
+  });
+
   it('maps throttling to a TransientError, and a retrying client rides it out', async () => {
     emu.faults.throttle = 1;
     const err = await connector
