@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { GetQueryExecutionCommand } from '@aws-sdk/client-athena';
 import { taskName } from '../../lambdas/config';
+import { AthenaQueryFailed } from '../../lambdas/connectors/athena';
 import { checkConnection, withClient } from '../../lambdas/connectors/postgres';
 import { taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/core/run-state';
 import { resolveFields } from '../../lambdas/core/salesforce-read';
@@ -145,7 +146,11 @@ export const validate: Command = async (argv) => {
               try {
                 await athena.validateQuery(task.query, { pollDelays: validatePollDelayMs });
               } catch (err) {
-                throw new Error(`the query (extract[${index}].query) is not valid: ${message(err)}`);
+                throw new Error(
+                  err instanceof AthenaQueryFailed
+                    ? `the query (extract[${index}].query) is not valid: ${err.message}`
+                    : `the query (extract[${index}].query) could not be checked: ${message(err)}`,
+                );
               }
               return `query valid in ${config.athena?.database} (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged)`;
             });

@@ -17,7 +17,7 @@ import {
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
-import { AthenaRetryableQueryFailure, classifyAthenaError } from './errors';
+import { AthenaQueryFailed, AthenaRetryableQueryFailure, classifyAthenaError } from './errors';
 import { ATHENA_CLIENT_REQUEST_TOKEN_MAX_LENGTH, ATHENA_CLIENT_REQUEST_TOKEN_MIN_LENGTH } from './tokens';
 
 /** The default data catalog (Glue). */
@@ -147,9 +147,10 @@ export interface AthenaConnector {
   /**
    * Checks `sql` without running it: `EXPLAIN (TYPE VALIDATE)` of it, which parses it and resolves
    * its tables, columns and functions in the catalog. Athena does not charge for an EXPLAIN (it
-   * scans no data). Resolves when Athena finds the query valid; throws a TerminalError carrying
-   * Athena's reason (`TABLE_NOT_FOUND: line 1:15: …`, positions counted in `sql`) otherwise. One
-   * StartQueryExecution and its polls.
+   * scans no data). Resolves when Athena finds the query valid; throws an {@link AthenaQueryFailed}
+   * carrying Athena's reason (`TABLE_NOT_FOUND: line 1:15: …`, positions counted in `sql`) when it
+   * does not, and the call's own error when the check could not be made. One StartQueryExecution
+   * and its polls.
    */
   validateQuery(sql: string, options?: WaitForQueryOptions): Promise<void>;
 }
@@ -189,7 +190,7 @@ export function assertQuerySucceeded(queryExecution: QueryExecution): void {
     const message = `Athena query ${id} failed: ${reason}`;
     throw status?.AthenaError?.Retryable
       ? new AthenaRetryableQueryFailure(message, id)
-      : new TerminalError(message);
+      : new AthenaQueryFailed(message, id);
   }
   if (state === 'CANCELLED') {
     throw new TerminalError(
@@ -387,14 +388,22 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
       return Readable.from(viaApi(queryExecutionId, columns), { objectMode: false });
     },
     async validateQuery(sql, opts = {}) {
+      let id: string;
       try {
-        const id = await connector.startQuery(`${EXPLAIN_VALIDATE_PREFIX}${sql}`, {
+        id = await connector.startQuery(`${EXPLAIN_VALIDATE_PREFIX}${sql}`, {
           clientRequestToken: `roundtrip-validate-${randomUUID()}`,
         });
+      } catch (err) {
+        if (err instanceof TerminalError && /\bMALFORMED_QUERY\b/.test(err.message)) {
+          throw new AthenaQueryFailed(positionsInValidatedQuery(err.message), undefined, { cause: err });
+        }
+        throw err;
+      }
+      try {
         await connector.waitForQuery(id, opts);
       } catch (err) {
-        if (!(err instanceof TerminalError)) throw err;
-        throw new TerminalError(positionsInValidatedQuery(err.message), { cause: err });
+        if (!(err instanceof AthenaQueryFailed)) throw err;
+        throw new AthenaQueryFailed(positionsInValidatedQuery(err.message), id, { cause: err });
       }
     },
   };

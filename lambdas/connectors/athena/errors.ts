@@ -74,3 +74,18 @@ export class AthenaRetryableQueryFailure extends TransientError {
     super(message);
   }
 }
+
+/**
+ * A query Athena refused as written: FAILED with a non-retryable reason (`TABLE_NOT_FOUND: …`), or
+ * rejected at start as `MALFORMED_QUERY`. Terminal; its own class so that a caller can tell the
+ * query's fault from a failed call (access denied, an unknown workgroup).
+ */
+export class AthenaQueryFailed extends TerminalError {
+  constructor(
+    message: string,
+    readonly queryExecutionId: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

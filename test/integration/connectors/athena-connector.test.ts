@@ -17,6 +17,7 @@ import {
   type AthenaEmulator,
 } from '../../../emulators/athena';
 import {
+  AthenaQueryFailed,
   clientRequestTokenFor,
   createAthenaConnector,
   type AthenaConnector,
@@ -167,7 +168,7 @@ describe('Athena connector against the emulator', () => {
     const column = await connector
       .validateQuery('SELECT email,\n  lifetime_valu FROM customers', fastPolls)
       .catch((e: unknown) => e);
-    expect(column).toBeInstanceOf(TerminalError);
+    expect(column).toBeInstanceOf(AthenaQueryFailed);
     expect((column as Error).message).toMatch(
       /^Athena query \S+ failed: COLUMN_NOT_FOUND: line 2:3: Column 'lifetime_valu' cannot be resolved$/,
     );
@@ -176,12 +177,18 @@ describe('Athena connector against the emulator', () => {
       /failed: TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.marketing.custmers' does not exist$/,
     );
     const syntax = await connector.validateQuery('SELEC 1', fastPolls).catch((e: unknown) => e);
-    expect(syntax).toBeInstanceOf(TerminalError);
+    expect(syntax).toBeInstanceOf(AthenaQueryFailed);
     expect((syntax as Error).message).toMatch(/MALFORMED_QUERY.*line 1:1: syntax error at or near "SELEC"/);
 
+    // A call that fails is not the query's fault.
     emu.faults.throttle = 1;
     const throttled = await connector.validateQuery(SQL, fastPolls).catch((e: unknown) => e);
     expect(throttled).toBeInstanceOf(TransientError);
+    const elsewhere = createAthenaConnector({ athena, s3, logger, workgroup: 'nope', database: 'marketing' });
+    const refused = await elsewhere.validateQuery(SQL, fastPolls).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(TerminalError);
+    expect(refused).not.toBeInstanceOf(AthenaQueryFailed);
+    expect((refused as Error).message).toContain('WorkGroup nope is not found.');
   });
 
   it('maps throttling to a TransientError, and a retrying client rides it out', async () => {
