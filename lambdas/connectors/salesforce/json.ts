@@ -17,6 +17,17 @@ export class LosslessNumber {
 export type LosslessJson =
   string | number | boolean | null | LosslessNumber | LosslessJson[] | { [key: string]: LosslessJson };
 
+/**
+ * Sets a member as `JSON.parse` does (an own, enumerable property), also for the key
+ * `"__proto__"`: assigning `obj['__proto__'] = value` would set the object's prototype instead
+ * (and drop the member, or take a non-object value silently).
+ */
+function setMember(obj: Record<string, LosslessJson>, key: string, value: LosslessJson): void {
+  if (key === '__proto__') {
+    Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+  } else obj[key] = value;
+}
+
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const WHITESPACE = /[ \t\n\r]*/y;
 
@@ -69,7 +80,7 @@ export function parseJsonLossless(text: string): LosslessJson {
         skip();
         if (text[i] !== ':') fail('expected ":"');
         i += 1;
-        obj[key] = parseValue();
+        setMember(obj, key, parseValue());
         skip();
         if (text[i] === ',') {
           i += 1;

@@ -24,6 +24,23 @@ describe('parseJsonLossless', () => {
     );
   });
 
+  it('makes a "__proto__" key an own member, as JSON.parse does, not the prototype', () => {
+    const text = '{"__proto__":{"polluted":1},"a":{"__proto__":[2],"b":3},"c":{"__proto__":4}}';
+    const v = parseJsonLossless(text) as { a: object; c: object };
+    const expected = JSON.parse(text) as object;
+    expect(Object.getPrototypeOf(v)).toBe(Object.prototype);
+    expect(Object.getPrototypeOf(v.a)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(v, '__proto__')).toEqual(
+      Object.getOwnPropertyDescriptor(expected, '__proto__'),
+    );
+    expect(Object.keys(v)).toEqual(['__proto__', 'a', 'c']);
+    expect(Object.keys(v.a)).toEqual(['__proto__', 'b']);
+    expect(Object.getOwnPropertyDescriptor(v.a, '__proto__')?.value).toEqual([2]);
+    expect(Object.getOwnPropertyDescriptor(v.c, '__proto__')?.value).toBe(4);
+    expect((v as Record<string, unknown>).polluted).toBeUndefined();
+    expect(stringifyJsonLossless(v as never)).toBe(JSON.stringify(expected));
+  });
+
   it('handles strings ending in escaped backslashes', () => {
     expect(parseJsonLossless('["a\\\\","b"]')).toEqual(['a\\', 'b']);
   });
