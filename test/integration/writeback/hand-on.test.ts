@@ -258,12 +258,14 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     expect(env.sf.calls.count({ operation: 'bulk.ingest.create' })).toBe(jobs.length);
 
     const collects: string[] = [];
+    // Collect runs in a Lambda of its own: its warm container's connector, signed in once.
+    const collectDeps = { ...deps, salesforce: await env.connect() };
     // Polls made once a Collect has found every job finished (it hands on only then).
     let pollsAfterAllFinished: number | undefined;
     while (state.status === 'bulk-pending') {
       await deps.clock.sleep(state.waitSeconds * 1000);
       const polled = state.attempt;
-      state = await collectWriteback(deps, state, options);
+      state = await collectWriteback(collectDeps, state, options);
       collects.push(state.status === 'bulk-pending' ? `wait ${state.waitSeconds}` : state.status);
       if (
         pollsAfterAllFinished === undefined &&
@@ -285,6 +287,10 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     // A finished job is not asked about again by the Collects that go on collecting the others.
     expect(pollsAfterAllFinished).toBeDefined();
     expect(env.sf.calls.count({ operation: 'bulk.ingest.poll' })).toBe(pollsAfterAllFinished);
+    // The Collects that hand on describe the object once between them, not once each: the
+    // connector keeps its describe for its life, and a Collect handed on comes back to the warm
+    // container a second later. (The push's describe came from the plan's, on the same connector.)
+    expect(env.sf.calls.count({ operation: 'describe' })).toBe(1);
     const copies = copiesByKey('bulk');
     expect(copies.size).toBe(600);
     expect([...copies.values()].every((n) => n === 1)).toBe(true);

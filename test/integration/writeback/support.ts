@@ -64,6 +64,8 @@ export interface WritebackEnv {
   pool: PostgresPool;
   connector: SalesforceConnector;
   logger: ReturnType<typeof createMemoryLogger>;
+  /** Another connector signed in to the emulator: another Lambda's container, with its own describes. */
+  connect(): Promise<SalesforceConnector>;
   /** Deps for a config with these write-back tasks (and extracts). */
   deps(config: Partial<PipelineConfigInput> & { writeback: WritebackTaskInput[] }): CoreDeps;
   /** Records a new run in roundtrip.runs and answers its id. */
@@ -82,22 +84,25 @@ export async function startWritebackEnv(options: SalesforceEmulatorOptions = {})
   const pool = createPool({ url: db.url }, { ssl: { mode: 'disable' }, max: 2 });
   await migrate(pool);
   const logger = createMemoryLogger('info');
-  const connector = await connectSalesforce({
-    secret: {
-      loginUrl: sf.loginUrl,
-      username: sf.credentials.username,
-      password: sf.credentials.password,
-      securityToken: sf.credentials.securityToken,
-    },
-    apiVersion: sf.apiVersion,
-    logger,
-  });
+  const connect = (): Promise<SalesforceConnector> =>
+    connectSalesforce({
+      secret: {
+        loginUrl: sf.loginUrl,
+        username: sf.credentials.username,
+        password: sf.credentials.password,
+        securityToken: sf.credentials.securityToken,
+      },
+      apiVersion: sf.apiVersion,
+      logger,
+    });
+  const connector = await connect();
   return {
     sf,
     db,
     pool,
     connector,
     logger,
+    connect,
     deps(config) {
       const parsed: PipelineConfig = parseConfig({
         name: 'wb-test',
