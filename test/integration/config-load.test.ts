@@ -99,6 +99,57 @@ describe('loadConfig', () => {
     }
   });
 
+  it('loads .ts, .js and .json configs in a folder whose package.json says "type": "module", from plain Node and under tsx', async () => {
+    // An ESM project's folder: tsx compiles what loadConfig requires to CommonJS whatever the
+    // package type, so the ESM syntax loads; a config that needs ESM (top-level await) is a
+    // ConfigError naming the file, never a promise left pending and a silent exit 0.
+    const esm = path.join(dir, 'esm-project');
+    await mkdir(path.join(esm, 'sql'), { recursive: true });
+    await writeFile(path.join(esm, 'package.json'), JSON.stringify({ type: 'module' }));
+    await writeFile(path.join(esm, 'sql', 'first.sql'), 'SELECT 1;\n');
+    await writeFile(path.join(esm, 'secret.ts'), `export const secret: string = 'roundtrip/postgres';\n`);
+    const configs: [string, string[]][] = [
+      [
+        'roundtrip.config.ts',
+        [
+          `import { defineConfig } from ${JSON.stringify(CONFIG_MODULE)};`,
+          `import { secret } from './secret.js';`,
+          `export default defineConfig({ name: 'esm-ts', postgres: { secret }, transform: ['sql/first.sql'] });`,
+        ],
+      ],
+      ['plain.config.js', [`export default ${JSON.stringify({ ...minimal, name: 'esm-js' })};`]],
+      ['data.config.json', [JSON.stringify({ ...minimal, name: 'esm-json' })]],
+      [
+        'await.config.ts',
+        [
+          `const secret = await Promise.resolve('pg');`,
+          `export default { ...${JSON.stringify(minimal)}, postgres: { secret } };`,
+        ],
+      ],
+    ];
+    const files = configs.map(([name]) => path.join(esm, name));
+    for (const [name, lines] of configs) await writeFile(path.join(esm, name), lines.join('\n'));
+    // Each outcome in order, and a line once every load settled: a pending one would leave it out.
+    const loadAll = `(async () => { const out = []; for (const f of ${JSON.stringify(files)}) {
+      out.push(await load.loadConfig(f).then((c) => c.name, (e) => e.constructor.name + ': ' + e.message)); }
+      console.log(JSON.stringify(out)); })()`;
+    const plain = `const load = require('tsx/cjs/api').require(${JSON.stringify(LOAD_MODULE)}, __filename); ${loadAll}`;
+    const cli = `require('tsx/cjs'); const load = require(${JSON.stringify(LOAD_MODULE)}); ${loadAll}`;
+    for (const script of [plain, cli]) {
+      const { stdout } = await execFileAsync(process.execPath, ['-e', script], { cwd: REPO });
+      // Nothing printed: a load never settled and Node exited 0 with the promise pending.
+      expect(stdout).toMatch(/^\[/);
+      const outcomes = JSON.parse(stdout) as string[];
+      expect(outcomes.slice(0, 3)).toEqual(['esm-ts', 'esm-js', 'esm-json']);
+      expect(outcomes[3]).toMatch(
+        new RegExp(
+          `^ConfigError: Invalid pipeline config ${files[3]}.*\\n  the file failed to load: .*Top-level await`,
+          's',
+        ),
+      );
+    }
+  });
+
   it('loads a CommonJS file whose module.exports is the config', async () => {
     const file = path.join(dir, 'roundtrip.config.cjs');
     await writeFile(file, `module.exports = ${JSON.stringify({ ...minimal, name: 'from-cjs' })};\n`);
