@@ -151,7 +151,7 @@ export interface SalesforceConnector {
    * call sent after it started on the server.
    */
   readonly serverDate: Date | undefined;
-  /** The object's describe, cached for the connector's life. */
+  /** The object's describe, reused for {@link DESCRIBE_MAX_AGE_MS}. One call when not cached. */
   describe(objectName: string): Promise<SalesforceObjectDescribe>;
   /** `totalSize` of a `SELECT COUNT() FROM …` query. One call. */
   count(soql: string, options?: { includeDeleted?: boolean }): Promise<number>;
@@ -225,7 +225,21 @@ export interface ConnectSalesforceOptions {
   readonly fetch?: typeof fetch;
   /** Time limits of the calls (tests set small ones). @default DEFAULT_SALESFORCE_TIMEOUTS */
   readonly timeouts?: Partial<SalesforceTimeouts>;
+  /** How long a describe is reused. @default DESCRIBE_MAX_AGE_MS */
+  readonly describeMaxAgeMs?: number;
+  /** The clock of the describe cache (tests move it). @default Date.now */
+  readonly now?: () => number;
 }
+
+/**
+ * A describe is reused for 5 minutes, then asked for again. A connector lives as long as its
+ * Lambda's warm container, often hours, while an admin may add a picklist value, make a field
+ * read-only or delete it at any time: kept for the container's life, a describe made the plan
+ * refuse a value Salesforce now accepts, or send a field it no longer takes, until the container
+ * went cold. Five minutes keeps the steps of one run (and a Collect handing on) on one describe in
+ * the common case, and costs a scheduled run at most one describe per object and step.
+ */
+export const DESCRIBE_MAX_AGE_MS = 5 * 60_000;
 
 /**
  * Time limits of the connector's calls, in milliseconds. On any of them the call is abandoned
@@ -601,7 +615,12 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
   let apiCalls = 0;
   let usage: ApiUsage | undefined;
   let serverDate: Date | undefined;
-  const describes = new Map<string, Promise<SalesforceObjectDescribe>>();
+  const describes = new Map<
+    string,
+    { readonly at: number; readonly describe: Promise<SalesforceObjectDescribe> }
+  >();
+  const describeMaxAgeMs = options.describeMaxAgeMs ?? DESCRIBE_MAX_AGE_MS;
+  const now = options.now ?? Date.now;
   const base = (): string => `${conn.instanceUrl}/services/data/v${apiVersion}`;
 
   /**
@@ -895,17 +914,21 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     },
     describe(objectName) {
       const key = objectName.toLowerCase();
-      let cached = describes.get(key);
-      if (!cached) {
-        cached = getJson<SalesforceObjectDescribe>(
+      const cached = describes.get(key);
+      if (cached && now() - cached.at < describeMaxAgeMs) return cached.describe;
+      const entry = {
+        at: now(),
+        describe: getJson<SalesforceObjectDescribe>(
           `describe ${objectName}`,
           `/sobjects/${encodeURIComponent(objectName)}/describe`,
-        );
-        describes.set(key, cached);
-        // A failure is not cached: the next call asks again.
-        cached.catch(() => describes.delete(key));
-      }
-      return cached;
+        ),
+      };
+      describes.set(key, entry);
+      // A failure is not cached: the next call asks again.
+      entry.describe.catch(() => {
+        if (describes.get(key) === entry) describes.delete(key);
+      });
+      return entry.describe;
     },
     async count(soql, opts = {}) {
       const res = await getJson<{ totalSize: number }>(
