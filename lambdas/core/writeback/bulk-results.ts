@@ -5,37 +5,111 @@
  * applied with results.ts, in one transaction with the job's collected mark. Used by Collect for
  * its run's jobs, and by the plan for the jobs of runs that ended before collecting them.
  */
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { inTransaction, withClient } from '../../connectors/postgres';
 import type { SalesforceConnector } from '../../connectors/salesforce';
 import { type IngestJob, streamIngestResults } from '../../connectors/salesforce/writes';
+import { TerminalError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import type { CoreDeps } from '../deps';
 import type { WritebackMapping } from './plan';
 import { applyResults, createResultsTable, RESULTS_TABLE } from './results';
 
-/** The columns of a task's Bulk CSV, in order: the record's Id first for update. */
-export function bulkColumns(mapping: WritebackMapping): string[] {
-  const fields = mapping.fields.map((m) => m.field.name);
-  return mapping.task.mode === 'update' ? ['Id', ...fields] : fields;
+/**
+ * The names of a CSV header line (quoted or not, `""` inside quotes; the line break and a BOM
+ * dropped). Salesforce's result headers are `"sf__Id","sf__Created"` or `"sf__Id","sf__Error"`
+ * followed by the columns of the CSV that was sent, as it was sent.
+ */
+export function csvHeaderNames(line: string): string[] {
+  const text = line.replace(/^\uFEFF/, '').replace(/\r?\n$/, '');
+  const names: string[] = [];
+  let i = 0;
+  for (;;) {
+    let name = '';
+    if (text[i] === '"') {
+      for (i += 1; i < text.length; i += 1) {
+        if (text[i] === '"') {
+          if (text[i + 1] !== '"') break;
+          i += 1;
+        }
+        name += text[i];
+      }
+      i += 1; // the closing quote
+    }
+    const comma = text.indexOf(',', i);
+    name += text.slice(i, comma === -1 ? text.length : comma);
+    names.push(name);
+    if (comma === -1) return names;
+    i = comma + 1;
+  }
 }
 
-/** COPYs one result file of a job into a temp table of text columns. */
+/**
+ * Reads a stream's first line (up to and including its line break) and puts the rest back, so
+ * the stream then yields the lines after it. Undefined for an empty stream.
+ */
+function readFirstLine(body: Readable): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const done = (line: string | undefined, rest?: Buffer): void => {
+      body.off('readable', onReadable).off('end', onEnd).off('error', onError);
+      if (rest && rest.length > 0) body.unshift(rest);
+      resolve(line);
+    };
+    const onReadable = (): void => {
+      for (let chunk: Buffer | string | null; (chunk = body.read() as Buffer | string | null) !== null;) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        const nl = buf.indexOf(0x0a);
+        if (nl === -1) {
+          chunks.push(buf);
+          continue;
+        }
+        chunks.push(buf.subarray(0, nl + 1));
+        done(Buffer.concat(chunks).toString('utf8'), buf.subarray(nl + 1));
+        return;
+      }
+    };
+    const onEnd = (): void => done(chunks.length > 0 ? Buffer.concat(chunks).toString('utf8') : undefined);
+    const onError = (err: Error): void => {
+      body.off('readable', onReadable).off('end', onEnd).off('error', onError);
+      reject(err);
+    };
+    body.on('readable', onReadable).on('end', onEnd).on('error', onError);
+  });
+}
+
+/**
+ * COPYs one result file of a job into a temp table of text columns — `sf_id`, `sf_extra`
+ * (`sf__Created` or `sf__Error`), then `c0`, `c1`, … for the columns that were sent — shaped by
+ * the file's own header, not by the task's mapping today: a job sent by a run that ended before
+ * collecting it is collected by a later plan, after the config may have changed the fields.
+ * Returns the names of the sent columns (`c0`'s first), none for an empty file.
+ */
 async function copyResultFile(
   client: PoolClient,
   sf: SalesforceConnector,
   jobId: string,
   which: 'successfulResults' | 'failedResults',
-  columns: readonly string[],
-): Promise<void> {
+): Promise<string[]> {
   const table = which === 'successfulResults' ? 'wb_bulk_ok' : 'wb_bulk_failed';
-  const defs = ['sf_id text', 'sf_extra text', ...columns.map((_, i) => `c${i} text`)];
-  await client.query(`CREATE TEMP TABLE IF NOT EXISTS ${table} (${defs.join(', ')}) ON COMMIT DROP`);
   const body = await streamIngestResults(sf, jobId, which);
-  // The header names Salesforce's columns; HEADER true skips it. An empty file is an empty table.
-  await pipeline(body, client.query(copyFrom(`COPY ${table} FROM STDIN (FORMAT csv, HEADER true)`)));
+  const header = await readFirstLine(body);
+  const sent = header === undefined ? [] : csvHeaderNames(header).slice(2);
+  if (header !== undefined && sent.length === 0) {
+    body.destroy();
+    throw new TerminalError(
+      `Bulk ingest ${which} of job ${jobId} has a header without the sent columns: ${JSON.stringify(header.trim())}`,
+    );
+  }
+  const defs = ['sf_id text', 'sf_extra text', ...sent.map((_, i) => `c${i} text`)];
+  await client.query(`DROP TABLE IF EXISTS ${table}`);
+  await client.query(`CREATE TEMP TABLE ${table} (${defs.join(', ')}) ON COMMIT DROP`);
+  // The header was read above; the rest are the records. An empty file is an empty table.
+  await pipeline(body, client.query(copyFrom(`COPY ${table} FROM STDIN (FORMAT csv)`)));
+  return sent;
 }
 
 /** A Bulk ingest job that reached a final state, with the seq range it carried and its counters. */
@@ -96,12 +170,12 @@ export async function collectJob(
   lockRetries: number,
   logger: Logger,
 ): Promise<void> {
-  const columns = bulkColumns(mapping);
-  // The first column identifies the record: Id for update, the external ID otherwise.
-  const match =
-    mapping.task.mode === 'update'
-      ? 'p.salesforce_id = r.c0'
-      : `p.payload->>${`'${(mapping.keyField as string).replace(/'/g, "''")}'`} = r.c0`;
+  // The first column sent identifies the record: Id for update, the external ID otherwise. Its
+  // name is the file's (the job was sent by the plan of its run, whatever the mapping is now).
+  const matchOn = (sent: readonly string[]): string => {
+    const first = sent[0] ?? (mapping.task.mode === 'update' ? 'Id' : (mapping.keyField as string));
+    return first === 'Id' ? 'p.salesforce_id = r.c0' : `p.payload->>'${first.replace(/'/g, "''")}' = r.c0`;
+  };
   await withClient(deps.pg, (client) =>
     inTransaction(client, async () => {
       await createResultsTable(client);
@@ -109,7 +183,7 @@ export async function collectJob(
       const wantOk = job.state !== 'JobComplete' || job.processed - job.failed > 0;
       const wantFailed = job.state !== 'JobComplete' || job.failed > 0;
       if (wantOk) {
-        await copyResultFile(client, sf, job.id, 'successfulResults', columns);
+        const match = matchOn(await copyResultFile(client, sf, job.id, 'successfulResults'));
         await client.query(
           `INSERT INTO ${RESULTS_TABLE} (seq, success, sf_id)
            SELECT p.seq, true, nullif(r.sf_id, '') FROM wb_bulk_ok r JOIN roundtrip.writeback_plans p ON ${range} AND ${match}`,
@@ -117,7 +191,7 @@ export async function collectJob(
         );
       }
       if (wantFailed) {
-        await copyResultFile(client, sf, job.id, 'failedResults', columns);
+        const match = matchOn(await copyResultFile(client, sf, job.id, 'failedResults'));
         await client.query(
           `INSERT INTO ${RESULTS_TABLE} (seq, success, sf_id, code, message, fields)
            SELECT p.seq, false, nullif(r.sf_id, ''), e.code, e.message, e.fields

@@ -27,7 +27,7 @@ export {
   DRY_RUN_SAMPLE_ROWS,
 } from './plan';
 export { pushWriteback, bulkCopySql, type PushOptions } from './push';
-export { bulkColumns } from './bulk-results';
+export { csvHeaderNames } from './bulk-results';
 export { collectWriteback } from './collect';
 export { reportRun } from './report';
 export { ROW_LOCK_RETRIES, ROW_LOCK_ERROR } from './results';

@@ -395,6 +395,33 @@ describe('inserts left without an outcome by runs that ended', () => {
       );
     });
 
+    it('collects a job an ended run sent with other fields than the task maps now', async () => {
+      await source('remapped', 6);
+      const dead = await env.newRun();
+      const before = env.deps({ writeback: [bulkInsert] });
+      await planWriteback(before, { runId: dead, task: 'Lead-insert' });
+      expect(await pushWriteback(before, { runId: dead, task: 'Lead-insert' })).toMatchObject({
+        status: 'bulk-pending',
+      });
+      await endRun(dead);
+
+      // The config gains a field (and its key column moves to the end) before the next run.
+      const { key: _key, fields, ...rest } = bulkInsert;
+      const remapped = {
+        ...rest,
+        key: 'External_Id__c',
+        fields: { Title: 'company', ...fields },
+      };
+      const after = env.deps({ writeback: [remapped] });
+      const next = await env.newRun();
+      expect(await planWriteback(after, { runId: next, task: 'Lead-insert' })).toMatchObject({
+        changed: 0,
+        rejected: 0,
+      });
+      expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 6 }]);
+      expect(holding('remapped')).toBe(6);
+    });
+
     it('looks up a record its row-lock retry pass sent by Collections, whose answer was lost', async () => {
       await source('relock', 6);
       const deps = env.deps({ writeback: [bulkInsert] });
