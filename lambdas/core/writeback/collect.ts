@@ -22,7 +22,7 @@ import { addApiCalls, mapWritebackTask } from './plan';
 import { withTaskLock } from './lock';
 import { finishWriteback, retryLockedRows, type PushOptions } from './push';
 import { ROW_LOCK_RETRIES } from './results';
-import { writebackTaskOf } from './state';
+import { writebackConfigPath, writebackTaskOf } from './state';
 
 /** The wait before the next Collect when this one ran out of time: none worth the name. */
 export const HAND_ON_WAIT_SECONDS = 1;
@@ -126,7 +126,11 @@ async function collectLocked(
       return { ...input, attempt, waitSeconds: bulkPollDelaySeconds(attempt) };
     }
     // What was sent is collected whatever changed in the org's permissions since.
-    const mapping = mapWritebackTask(task, await sf.describe(task.object), { checkAccess: false });
+    const mapping = mapWritebackTask(task, await sf.describe(task.object), {
+      checkAccess: false,
+      configPath: writebackConfigPath(deps.config, task),
+      step: 'collect',
+    });
     const budget = new CallBudget(options.timeLeft, sf.timeouts);
     for (const job of finished) {
       if (!budget.mayStart('read')) break;

@@ -195,7 +195,12 @@ function fieldByName(describe: SalesforceObjectDescribe, name: string): Salesfor
 export function mapWritebackTask(
   task: WritebackTask,
   describe: SalesforceObjectDescribe,
-  options: { checkAccess?: boolean; configPath?: string } = {},
+  options: {
+    checkAccess?: boolean;
+    configPath?: string;
+    /** The step that maps, for the message. @default 'plan' */
+    step?: 'plan' | 'push' | 'collect';
+  } = {},
 ): WritebackMapping {
   const checkAccess = options.checkAccess ?? true;
   const at = (key: string): string => (options.configPath ? `${options.configPath}.${key}` : key);
@@ -272,7 +277,7 @@ export function mapWritebackTask(
     }
   }
   if (problems.length > 0) {
-    throw new TerminalError(`Cannot plan the ${where}: ${problems.join('; ')}`);
+    throw new TerminalError(`Cannot ${options.step ?? 'plan'} the ${where}: ${problems.join('; ')}`);
   }
   return { task, object: describe.name, keyField, fields };
 }

@@ -856,6 +856,7 @@ async function pushLocked(
   const callsBefore = sf.apiCalls;
   const mapping = mapWritebackTask(task, await sf.describe(task.object), {
     configPath: writebackConfigPath(deps.config, task),
+    step: 'push',
   });
   const lockRetries = options.lockRetries ?? ROW_LOCK_RETRIES;
   // Records whose call this attempt saw answered without their outcome: looked up at once.

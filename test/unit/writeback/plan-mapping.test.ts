@@ -116,6 +116,18 @@ describe('mapWritebackTask', () => {
     );
   });
 
+  it('names the step that could not map: a field deleted in Salesforce mid-run stops the collect', () => {
+    expect(() =>
+      mapWritebackTask(task({ fields: { Gone__c: 'a' } }), describe_, {
+        checkAccess: false,
+        configPath: 'writeback[0]',
+        step: 'collect',
+      }),
+    ).toThrow(
+      'Cannot collect the write-back Lead-update (update of Lead): field Gone__c does not exist on Lead (writeback[0].fields.Gone__c)',
+    );
+  });
+
   it('maps without the access checks for collecting what a job already sent', () => {
     const t = task({ fields: { IsConverted: 'x' } });
     expect(() => mapWritebackTask(t, describe_)).toThrow(
