@@ -2,7 +2,8 @@
  * `roundtrip validate`: is this pipeline ready to run? The config (loaded and validated: a bad one
  * exits 2), each secret, PostgreSQL, that no other pipeline holds one of its task names in the
  * database (`roundtrip.task_owners`, read, not claimed), the Salesforce sign-in and the org's API
- * allowance, every extract's fields and every write-back's mapping against the object's describe,
+ * allowance, every extract's fields and every write-back's mapping against the object's describe
+ * (and that the records it synced were keyed by the same object and key, `roundtrip.sync_scope`),
  * and Athena's endpoint and credentials. Nothing is written anywhere; the Salesforce checks cost
  * one `/limits` call and one describe per object.
  *
@@ -20,6 +21,7 @@ import { checkConnection, withClient } from '../../lambdas/connectors/postgres';
 import { taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/core/run-state';
 import { resolveFields } from '../../lambdas/core/salesforce-read';
 import { mapWritebackTask } from '../../lambdas/core/writeback';
+import { checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
 import { writebackConfigPath } from '../../lambdas/core/writeback/state';
 import { EXIT, parseOptions, type Command } from '../cli-common';
 import { buildLocalDeps } from '../local/deps';
@@ -116,9 +118,11 @@ export const validate: Command = async (argv) => {
           for (const task of config.writeback) {
             await record(`write-back ${taskName(task)}`, async () => {
               const describe = await sf.describe(task.object);
-              const mapping = mapWritebackTask(task, describe, {
-                configPath: writebackConfigPath(config, task),
-              });
+              const configPath = writebackConfigPath(config, task);
+              const mapping = mapWritebackTask(task, describe, { configPath });
+              // What the plan would refuse: synced records keyed by another object or key.
+              if (postgresOk)
+                await checkSyncScopeIn(local.pool, taskName(task), syncScopeOf(mapping), configPath);
               return `${task.object} ${task.mode} by ${task.key}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable`;
             });
           }

@@ -345,6 +345,23 @@ CREATE TABLE roundtrip.task_owners (
 );
 `;
 
+/**
+ * Version 8: `sync_scope`, what a write-back task's `sync_state` is about: the object and the key
+ * field its records are keyed by (`key_field` NULL for an insert without a key). Compared with
+ * records keyed otherwise, every record would look new, so the plan refuses a task whose object or
+ * key changed while it has synced records (lambdas/core/writeback/scope.ts). Empty when created: a
+ * task synced before is taken as matching and recorded by its next plan.
+ */
+const V8_SYNC_SCOPE = `
+CREATE TABLE roundtrip.sync_scope (
+  task        text PRIMARY KEY,
+  object      text NOT NULL,
+  key_field   text,
+  run_id      text,
+  recorded_at timestamptz NOT NULL DEFAULT now()
+);
+`;
+
 /** The migrations of the state schema, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
@@ -369,6 +386,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 7,
     name: 'task_owners: a task name belongs to one pipeline per database',
     sql: V7_TASK_OWNERS,
+  },
+  {
+    version: 8,
+    name: 'sync_scope: the object and key a write-back task synced by',
+    sql: V8_SYNC_SCOPE,
   },
 ];
 

@@ -46,6 +46,7 @@ import { salesforceOf, type CoreDeps } from '../deps';
 import type { PlanSampleRow, WritebackApi, WritebackPlanInput, WritebackPlanOutput } from './contracts';
 import { mergeRunSummary, splitTable, sqlLiteral, writebackConfigPath, writebackTaskOf } from './state';
 import { INSERT_SETTLE_MS, resolveInsertsOfEndedRuns } from './reconcile';
+import { checkSyncScopeIn, recordSyncScope, syncScopeOf } from './scope';
 
 /** Rows a dry run shows. */
 export const DRY_RUN_SAMPLE_ROWS = 10;
@@ -1275,8 +1276,12 @@ export async function planWriteback(
   const sf = await salesforceOf(deps, `Write-back ${input.task}`);
   const callsBefore = sf.apiCalls;
   const describe = await sf.describe(task.object);
-  const mapping = mapWritebackTask(task, describe, { configPath: writebackConfigPath(deps.config, task) });
+  const configPath = writebackConfigPath(deps.config, task);
+  const mapping = mapWritebackTask(task, describe, { configPath });
   const source = splitTable(task.from, deps.config.postgres.schema);
+  // Before anything reads the ledger or Salesforce by key: are the synced keys this task's keys?
+  const scope = syncScopeOf(mapping);
+  await checkSyncScopeIn(deps.pg, input.task, scope, configPath);
   // Inserts that ended runs left without an outcome: recorded or released before the plan reads
   // the ledger (reads of Salesforce only).
   // (A dry run changes nothing: it leaves them refused.)
@@ -1327,6 +1332,7 @@ export async function planWriteback(
     if ((pushed ?? 0) > 0) {
       return { reused: true as const };
     }
+    if (!input.dryRun) await recordSyncScope(client, input.task, scope, input.runId);
 
     const columns = await tableColumns(client, source.schema, source.table);
     if (!columns) {
@@ -1335,7 +1341,7 @@ export async function planWriteback(
       );
     }
     // Each column the config names, with where it names it and the column it was likely meant to be.
-    const at = writebackConfigPath(deps.config, task);
+    const at = configPath;
     const named: [string, string][] = [
       [task.keyColumn, `${at}.keyColumn`],
       ...Object.entries(task.fields).map(([field, column]): [string, string] => [

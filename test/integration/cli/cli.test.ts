@@ -163,6 +163,28 @@ describe('the roundtrip CLI', () => {
     }
   });
 
+  it('reports a write-back whose synced records are keyed by another object or key, as the plan would refuse it', async () => {
+    const pool = new Pool({ connectionString: db.url });
+    try {
+      await migrate(pool);
+      await pool.query(
+        `INSERT INTO roundtrip.sync_scope (task, object, key_field) VALUES ('Lead-update', 'Contact', 'Id')`,
+      );
+      await pool.query(
+        `INSERT INTO roundtrip.sync_state (task, key, value_hash) VALUES ('Lead-update', '003000000000001AAA', 'h')`,
+      );
+      const result = await cli(['validate', ...connection]);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain(
+        '✗ write-back Lead-update: Write-back Lead-update (writeback[0]): its 1 synced record(s) in roundtrip.sync_state were written to Contact by Id, and the task now writes Lead by Id.',
+      );
+    } finally {
+      await pool.query(`DELETE FROM roundtrip.sync_state WHERE task = 'Lead-update'`).catch(() => undefined);
+      await pool.query(`DELETE FROM roundtrip.sync_scope WHERE task = 'Lead-update'`).catch(() => undefined);
+      await pool.end();
+    }
+  });
+
   it('reports a missing secret by name and exits 1', async () => {
     const empty = path.join(dir, 'empty-secrets.json');
     await writeFile(empty, '{}');

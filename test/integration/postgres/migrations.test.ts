@@ -60,6 +60,7 @@ describe('migrate', () => {
       'extract_state',
       'runs',
       'schema_migrations',
+      'sync_scope',
       'sync_state',
       'task_owners',
       'writeback_errors',

@@ -1,0 +1,183 @@
+/**
+ * A write-back task whose object or key changed while it has synced records: the plan refuses it
+ * before reading or writing anything (every record would look new and be created again), says how
+ * to go on, and goes on once the task is started over. Changing fields or mode by the same key is
+ * not refused. Through the emulator and the real PostgreSQL.
+ */
+import { runWriteback, planWriteback } from '../../../lambdas/core/writeback';
+import { SyncScopeChangedError } from '../../../lambdas/core/writeback/scope';
+import { LEAD_SRC_UPSERT, startWritebackEnv, type WritebackEnv } from './support';
+
+describe('a write-back task synced by one object and key, then configured with another', () => {
+  let env: WritebackEnv;
+
+  beforeAll(async () => {
+    env = await startWritebackEnv();
+    await env.pool.query(
+      `CREATE TABLE lead_src (ext text, email text, last_name text, company text, score integer)`,
+    );
+  });
+  afterAll(async () => env?.stop());
+
+  /** `n` rows keyed `${prefix}-i` with e-mail `${prefix}-i@example.test`. */
+  async function source(prefix: string, n: number, score = 1): Promise<void> {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT $1 || '-' || i, $1 || '-' || i || '@example.test', 'Scope ' || i, 'Acme', $3
+         FROM generate_series(1, $2::int) AS i`,
+      [prefix, n, score],
+    );
+  }
+
+  const leadsOf = (prefix: string): Record<string, unknown>[] =>
+    [...env.sf.store.all('Lead')].filter(
+      (r) => String(r.LastName).startsWith('Scope ') && String(r.Email).startsWith(`${prefix}-`),
+    );
+
+  const byExternalId = {
+    ...LEAD_SRC_UPSERT,
+    name: 'scored',
+    fields: { LastName: 'last_name', Company: 'company', LeadScore__c: 'score' },
+  };
+  const byEmail = { ...byExternalId, key: 'Email', keyColumn: 'email' };
+
+  it('refuses an upsert whose key moved, before any call or write, and says how to move without duplicates', async () => {
+    await source('moved', 4);
+    // Synced by External_Id__c, which the records carry; Email is not sent.
+    const first = await runWriteback(env.deps({ writeback: [byExternalId] }), {
+      runId: await env.newRun(),
+      task: 'scored',
+    });
+    expect(first.result).toMatchObject({ succeeded: 4 });
+    for (const lead of leadsOf('moved')) expect(lead.Email ?? null).toBeNull();
+
+    env.sf.calls.clear();
+    const runId = await env.newRun();
+    const refused = await planWriteback(env.deps({ writeback: [byEmail] }), { runId, task: 'scored' }).catch(
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(SyncScopeChangedError);
+    expect((refused as Error).message).toBe(
+      'Write-back scored (writeback[0]): its 4 synced record(s) in roundtrip.sync_state were written to Lead by External_Id__c, and the task now writes Lead by Email. ' +
+        "Matched by another key, every record would look new: sent again, and created again where an upsert's key is not on the record yet or the mode inserts. " +
+        "To start the task over, give it a new `name` (writeback[0].name: its sync state starts empty and every record is sent once), or delete its sync state (DELETE FROM roundtrip.sync_state WHERE task = 'scored'). " +
+        'To move the records to the new key without creating any again, first map Email as a field while the key is still External_Id__c and run, then change the key and start the task over.',
+    );
+    // No call (the describe was cached): no look-up of ended runs' inserts, no write; nothing planned.
+    expect(env.sf.calls.all().map((c) => c.operation)).toEqual([]);
+    const { rows } = await env.pool.query(
+      `SELECT count(*)::int AS n FROM roundtrip.writeback_plan_pages WHERE run_id = $1`,
+      [runId],
+    );
+    expect(rows[0].n).toBe(0);
+    // A dry run is refused alike (roundtrip plan shows it), and records nothing.
+    await expect(
+      planWriteback(env.deps({ writeback: [byEmail] }), {
+        runId: await env.newRun(),
+        task: 'scored',
+        dryRun: true,
+      }),
+    ).rejects.toThrow(SyncScopeChangedError);
+
+    // The way the message gives: Email mapped as a field under the old key, then the key moved.
+    const withEmail = { ...byExternalId, fields: { ...byExternalId.fields, Email: 'email' } };
+    expect(
+      (
+        await runWriteback(env.deps({ writeback: [withEmail] }), {
+          runId: await env.newRun(),
+          task: 'scored',
+        })
+      ).result,
+    ).toMatchObject({ succeeded: 4 });
+    const startedOver = { ...byEmail, name: 'scored-by-email' };
+    await source('moved', 4, 2);
+    const moved = await runWriteback(env.deps({ writeback: [startedOver] }), {
+      runId: await env.newRun(),
+      task: 'scored-by-email',
+    });
+    expect(moved.result).toMatchObject({ succeeded: 4, failed: 0 });
+    // Updated by Email, none created again.
+    expect(leadsOf('moved')).toHaveLength(4);
+    for (const lead of leadsOf('moved')) expect(lead.LeadScore__c).toBe(2);
+  });
+
+  it('refuses a task whose object changed under the same name, whose keys would be taken as synced', async () => {
+    await source('object', 2);
+    const task = { ...byExternalId, name: 'moving' };
+    await runWriteback(env.deps({ writeback: [task] }), { runId: await env.newRun(), task: 'moving' });
+    const contact = {
+      ...task,
+      object: 'Contact',
+      key: 'Email',
+      keyColumn: 'email',
+      fields: { LastName: 'last_name' },
+    };
+    await expect(
+      planWriteback(env.deps({ writeback: [contact] }), { runId: await env.newRun(), task: 'moving' }),
+    ).rejects.toThrow(
+      /^Write-back moving \(writeback\[0\]\): its 2 synced record\(s\) in roundtrip\.sync_state were written to Lead by External_Id__c, and the task now writes Contact by Email\. .*DELETE FROM roundtrip\.sync_state WHERE task = 'moving'\)\.$/,
+    );
+
+    // Its sync state deleted, the task starts over under the new scope.
+    await env.pool.query(`DELETE FROM roundtrip.sync_state WHERE task = 'moving'`);
+    const over = await runWriteback(env.deps({ writeback: [contact] }), {
+      runId: await env.newRun(),
+      task: 'moving',
+    });
+    expect(over.result).toMatchObject({ succeeded: 2 });
+    const { rows } = await env.pool.query(
+      `SELECT object, key_field FROM roundtrip.sync_scope WHERE task = 'moving'`,
+    );
+    expect(rows).toEqual([{ object: 'Contact', key_field: 'Email' }]);
+  });
+
+  it('plans fields and modes changed by the same key, and tasks synced before the scope was recorded', async () => {
+    await source('same', 3);
+    const task = { ...byExternalId, name: 'same-key' };
+    await runWriteback(env.deps({ writeback: [task] }), { runId: await env.newRun(), task: 'same-key' });
+    // Another field, and `lead` spelt otherwise: the same scope.
+    const more = { ...task, object: 'lead', fields: { ...task.fields, Title: 'company' } };
+    expect(
+      (await planWriteback(env.deps({ writeback: [more] }), { runId: await env.newRun(), task: 'same-key' }))
+        .changed,
+    ).toBe(3);
+
+    // Synced before migration 8: no scope recorded. Taken as matching, then recorded.
+    await env.pool.query(`DELETE FROM roundtrip.sync_scope WHERE task = 'same-key'`);
+    await planWriteback(env.deps({ writeback: [task] }), { runId: await env.newRun(), task: 'same-key' });
+    const { rows } = await env.pool.query(
+      `SELECT object, key_field FROM roundtrip.sync_scope WHERE task = 'same-key'`,
+    );
+    expect(rows).toEqual([{ object: 'Lead', key_field: 'External_Id__c' }]);
+  });
+
+  it('lets an insert drop or take a key field (its keys stay its key column), but not hide a change of key that way', async () => {
+    await source('detour', 2);
+    const keyed = { ...byExternalId, name: 'detour', mode: 'insert' as const };
+    expect(
+      (await runWriteback(env.deps({ writeback: [keyed] }), { runId: await env.newRun(), task: 'detour' }))
+        .result,
+    ).toMatchObject({ succeeded: 2 });
+    const { key: _key, ...keyless } = keyed;
+    expect(
+      (await planWriteback(env.deps({ writeback: [keyless] }), { runId: await env.newRun(), task: 'detour' }))
+        .changed,
+    ).toBe(0);
+    const upsertByEmail = { ...byEmail, name: 'detour' };
+    await expect(
+      planWriteback(env.deps({ writeback: [upsertByEmail] }), { runId: await env.newRun(), task: 'detour' }),
+    ).rejects.toThrow(/were written to Lead by External_Id__c, and the task now writes Lead by Email\./);
+  });
+
+  it('does not hold a scope that nothing was synced by: a first plan under another key goes on', async () => {
+    await source('unsynced', 2);
+    const task = { ...byExternalId, name: 'fresh' };
+    // A plan (not pushed) records its scope; nothing is synced by it.
+    await planWriteback(env.deps({ writeback: [task] }), { runId: await env.newRun(), task: 'fresh' });
+    const other = { ...byEmail, name: 'fresh' };
+    expect(
+      (await planWriteback(env.deps({ writeback: [other] }), { runId: await env.newRun(), task: 'fresh' }))
+        .changed,
+    ).toBe(2);
+  });
+});
