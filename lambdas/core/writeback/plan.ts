@@ -907,9 +907,12 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   const ownError = [...keyErrors, ...fieldErrors];
   const payloadSql = jsonbObjectSql(mapping.fields.map((m, i) => [m.field.name, v(i)]));
   // Whether the payload differs from what a sync_state row says was last accepted: its values,
-  // compared as jsonb (45 = 45.0), or its hash for a row recorded by hand without values.
+  // compared as jsonb (45 = 45.0), or its hash for a row recorded by hand without values. Each
+  // mapped field must hold its synced value (containment): a field no longer mapped changes
+  // nothing in Salesforce, so dropping one from the config resends nothing; a field added, whose
+  // value Salesforce holds is not known, sends every record once.
   const differsFromSynced = (alias: string): string =>
-    `CASE WHEN ${alias}.synced_values IS NOT NULL THEN ${alias}.synced_values IS DISTINCT FROM ${payloadSql}
+    `CASE WHEN ${alias}.synced_values IS NOT NULL THEN NOT (${alias}.synced_values @> ${payloadSql})
           ELSE ${alias}.value_hash IS DISTINCT FROM md5((${payloadSql})::text) END`;
   const sourcePayload = jsonbObjectSql(raw.map((c) => [c, `(${rawName(c)})::text`]));
   const valueList = mapping.fields.map((_, i) => v(i));

@@ -213,4 +213,25 @@ describe('write-back update (Collections)', () => {
     expect(second.plan.changed).toBe(2);
     expect(env.sf.calls.writes().map((w) => w.records)).toEqual([2]);
   });
+
+  it('sends every record once when a field is added to the mapping, and nothing when one is dropped (sync_state)', async () => {
+    const run = async (fields: Record<string, string>) =>
+      runWriteback(env.deps({ writeback: [{ ...updateTask, fields }] }), {
+        runId: await env.newRun(),
+        task: 'Lead-update',
+      });
+    expect((await run(updateTask.fields)).plan).toMatchObject({ comparedWith: 'sync_state', changed: 0 });
+    // What Salesforce holds in the new field is not known: every record is sent with it.
+    const added = await run({ ...updateTask.fields, NumberOfEmployees: 'lead_score' });
+    expect(added.plan.changed).toBe(LEADS);
+    expect(added.result).toMatchObject({ succeeded: LEADS });
+    // A field no longer mapped changes nothing in Salesforce: nothing is sent.
+    env.sf.calls.clear();
+    const dropped = await run(updateTask.fields);
+    expect(dropped.plan.changed).toBe(0);
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    // And a change of the fields still mapped is still seen.
+    await env.pool.query(`UPDATE lead_reverse SET lead_score = lead_score + 1 WHERE "Id" = $1`, [ids[7]]);
+    expect((await run(updateTask.fields)).plan.changed).toBe(1);
+  });
 });
