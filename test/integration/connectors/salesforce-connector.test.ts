@@ -136,37 +136,6 @@ describe('Salesforce connector against the emulator', () => {
     expect(nulls[0]?.n).toBe(String(HARD_LEADS.length));
   }
 
-  describe('describe', () => {
-    it('reuses a describe for five minutes, then asks again and sees what an admin changed', async () => {
-      let clock = 1_000_000;
-      const c = await connectSalesforce({
-        secret: soapSecret(),
-        logger: createMemoryLogger(),
-        apiVersion: sf.apiVersion,
-        now: () => clock,
-      });
-      const before = sf.calls.count({ operation: 'describe' });
-      const first = await c.describe('Lead');
-      expect(first.fields.find((f) => f.name === 'Rating')?.updateable).toBe(true);
-      const rating = sf.store.describe('Lead')?.fields.find((f) => f.name === 'Rating');
-      if (!rating) throw new Error('the emulator has no Lead.Rating');
-      const was = rating.updateable;
-      rating.updateable = false; // made read-only in Setup while the container stays warm
-      try {
-        clock += DESCRIBE_MAX_AGE_MS - 1;
-        expect(await c.describe('Lead')).toBe(first);
-        expect(sf.calls.count({ operation: 'describe' }) - before).toBe(1);
-        clock += 1;
-        const fresh = await c.describe('Lead');
-        expect(fresh.fields.find((f) => f.name === 'Rating')?.updateable).toBe(false);
-        expect(sf.calls.count({ operation: 'describe' }) - before).toBe(2);
-        expect(await c.describe('lead')).toBe(fresh);
-      } finally {
-        rating.updateable = was;
-      }
-    });
-  });
-
   describe('sign-in', () => {
     it('signs in with SOAP login (password + security token), describes once, counts', async () => {
       const logger = createMemoryLogger();
@@ -272,6 +241,37 @@ describe('Salesforce connector against the emulator', () => {
       }
       const logs = JSON.stringify(logger.records);
       for (const canary of Object.values(CANARY)) expect(logs).not.toContain(canary);
+    });
+  });
+
+  describe('describe', () => {
+    it('reuses a describe for five minutes, then asks again and sees what an admin changed', async () => {
+      let clock = 1_000_000;
+      const c = await connectSalesforce({
+        secret: soapSecret(),
+        logger: createMemoryLogger(),
+        apiVersion: sf.apiVersion,
+        now: () => clock,
+      });
+      const before = sf.calls.count({ operation: 'describe' });
+      const first = await c.describe('Lead');
+      expect(first.fields.find((f) => f.name === 'Rating')?.updateable).toBe(true);
+      const rating = sf.store.describe('Lead')?.fields.find((f) => f.name === 'Rating');
+      if (!rating) throw new Error('the emulator has no Lead.Rating');
+      const was = rating.updateable;
+      rating.updateable = false; // made read-only in Setup while the container stays warm
+      try {
+        clock += DESCRIBE_MAX_AGE_MS - 1;
+        expect(await c.describe('Lead')).toBe(first);
+        expect(sf.calls.count({ operation: 'describe' }) - before).toBe(1);
+        clock += 1;
+        const fresh = await c.describe('Lead');
+        expect(fresh.fields.find((f) => f.name === 'Rating')?.updateable).toBe(false);
+        expect(sf.calls.count({ operation: 'describe' }) - before).toBe(2);
+        expect(await c.describe('lead')).toBe(fresh);
+      } finally {
+        rating.updateable = was;
+      }
     });
   });
 
