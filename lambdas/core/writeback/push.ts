@@ -296,16 +296,23 @@ async function sendCollections(
     let rows: PlanRowOut[];
     if (source.from === 'pages') {
       if (page > lastPage) return calls;
+      const pageEnd = (page + 1) * PLAN_PAGE_ROWS;
+      // The ledger is read within the page's seq range (its `seq` key): matched on the key alone,
+      // the planner, whose statistics of the run's ledger date from its first call, scanned every
+      // ledger row the run had written so far for each page — a push quadratic in its records.
       ({ rows } = await deps.pg.query<PlanRowOut>(
         `SELECT p.seq, p.key, ${recordSql} AS record FROM roundtrip.writeback_plan_rows p
-           LEFT JOIN roundtrip.writeback_plans l ON l.run_id = p.run_id AND l.task = p.task AND l.key = p.key
+           LEFT JOIN roundtrip.writeback_plans l ON l.run_id = p.run_id AND l.task = p.task AND l.seq = p.seq
+                 AND l.seq BETWEEN $5 AND $6 AND l.key = p.key
           WHERE p.run_id = $1 AND p.task = $2 AND p.page = $3 AND p.seq > $4
             AND (l.key IS NULL OR (l.status IN ('planned', 'sent') AND l.attempts = 0))
           ORDER BY p.seq LIMIT ${options.batchSize}`,
-        [runId, taskName, page, lastSeq],
+        [runId, taskName, page, lastSeq, pageEnd - PLAN_PAGE_ROWS + 1, pageEnd],
       ));
-      // The rest of the page, if any, is the next call's.
-      if (rows.length < options.batchSize) page += 1;
+      // The rest of the page, if any, is the next call's; a page read to its last record is done
+      // (without this, a call of a whole page was followed by a read of the page finding nothing).
+      const last = rows[rows.length - 1];
+      if (rows.length < options.batchSize || (last !== undefined && Number(last.seq) >= pageEnd)) page += 1;
       if (rows.length === 0) continue;
     } else {
       ({ rows } = await deps.pg.query<PlanRowOut>(

@@ -1,11 +1,12 @@
 /**
  * Plans larger than one page (migration 4 stores a plan in pages of PLAN_PAGE_ROWS records):
  * the pages hold every planned record once and in key order (as Salesforce tells Ids apart:
- * ignoring case in their 18-character form), Collections sends a page a call,
+ * ignoring case in their 18-character form), Collections sends a page a call (reading only that
+ * page's rows of the ledger),
  * a retried push after a crash sends only what has no outcome, Bulk jobs split mid-page, and a
  * dry run writes no ledger row.
  */
-import { PLAN_PAGE_ROWS } from '../../../lambdas/connectors/postgres';
+import { PLAN_PAGE_ROWS, withClient } from '../../../lambdas/connectors/postgres';
 import { planWriteback, pushWriteback, runWriteback } from '../../../lambdas/core/writeback';
 import {
   crashingConnector,
@@ -25,6 +26,20 @@ function byIdentity(ids: readonly string[]): string[] {
   return [...ids].sort((a, b) =>
     a.toUpperCase() < b.toUpperCase() ? -1 : a.toUpperCase() > b.toUpperCase() ? 1 : 0,
   );
+}
+
+/** Rows the scans of `roundtrip.writeback_plans` in an `EXPLAIN (ANALYZE, FORMAT JSON)` read, kept or filtered out. */
+function ledgerScanRows(plan: unknown): number {
+  let read = 0;
+  const visit = (node: Record<string, unknown>): void => {
+    if (node['Relation Name'] === 'writeback_plans') {
+      const loops = Number(node['Actual Loops'] ?? 1);
+      read += (Number(node['Actual Rows'] ?? 0) + Number(node['Rows Removed by Filter'] ?? 0)) * loops;
+    }
+    for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) visit(child);
+  };
+  for (const entry of plan as { Plan: Record<string, unknown> }[]) visit(entry.Plan);
+  return read;
 }
 
 describe('write-back plans of several pages', () => {
@@ -88,6 +103,53 @@ describe('write-back plans of several pages', () => {
     expect(await ledger(runId)).toEqual([{ status: 'succeeded', n: LEADS, seqs: LEADS }]);
     const inSalesforce = scoresInSalesforce(env);
     ids.forEach((id, i) => expect(inSalesforce.get(id)).toBe((i + 2) % 100));
+  });
+
+  it("reads, for each page it sends, only that page's rows of the ledger, whatever join the planner picks", async () => {
+    await scores(5);
+    const deps = env.deps({ writeback: [{ ...update, bulkThreshold: LEADS + 1 }] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-update' });
+    // The push's reads of a page beside the ledger, recorded to be explained once it is done.
+    const pageReads: { text: string; values: unknown[] }[] = [];
+    const recording = new Proxy(env.pool, {
+      get(pool, prop) {
+        if (prop === 'query') {
+          return (text: string, values: unknown[]) => {
+            if (/FROM roundtrip\.writeback_plan_rows p\s+LEFT JOIN roundtrip\.writeback_plans l/.test(text))
+              pageReads.push({ text, values });
+            return pool.query(text, values);
+          };
+        }
+        const value: unknown = Reflect.get(pool, prop, pool);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(pool) : value;
+      },
+    });
+
+    const result = await pushWriteback({ ...deps, pg: recording }, { runId, task: 'Lead-update' });
+
+    expect(result).toMatchObject({ status: 'collected', succeeded: LEADS });
+    // One read a page (a page sent whole in one call is not read again to find it empty).
+    expect(pageReads).toHaveLength(3);
+    // Read again now that the run's whole ledger is written, as the last page's read sees it, with
+    // the joins the planner takes when its statistics of the run's ledger are stale (it had
+    // estimated the run's first call only): a read keyed on the record's key alone scanned every
+    // ledger row of the run for each page, a push quadratic in its records.
+    const ledgerRowsRead = await withClient(env.pool, async (client) => {
+      await client.query('SET enable_nestloop = off');
+      await client.query('SET enable_seqscan = off');
+      const read: number[] = [];
+      for (const { text, values } of pageReads) {
+        const { rows } = await client.query<{ 'QUERY PLAN': unknown }>(
+          `EXPLAIN (ANALYZE, FORMAT JSON) ${text}`,
+          values,
+        );
+        read.push(ledgerScanRows(rows[0]?.['QUERY PLAN']));
+      }
+      await client.query('RESET ALL');
+      return read;
+    });
+    expect(ledgerRowsRead).toEqual([PLAN_PAGE_ROWS, PLAN_PAGE_ROWS, 500]);
   });
 
   it('a push that crashed on its second call sends, when retried, only the records without an outcome', async () => {
