@@ -42,6 +42,14 @@ function requireModule(file: string): unknown {
   const tsx = moduleRequire('tsx/cjs/api') as TsxApi;
   const unregister = tsx.register();
   try {
+    // tsx resolves a `.js` path to a `.ts` file of the same name when there is one (TypeScript's
+    // convention for imports): the file named would silently not be the one loaded.
+    const resolved = moduleRequire.resolve(file);
+    if (path.resolve(resolved) !== file) {
+      throw new Error(
+        `${path.basename(file)} would load as ${path.basename(resolved)}, which sits beside it (tsx resolves a .js path to its .ts twin): give the path of ${path.basename(resolved)}, or move one of them away`,
+      );
+    }
     return moduleRequire(file) as unknown;
   } finally {
     unregister();

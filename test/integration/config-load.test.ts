@@ -150,6 +150,30 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses a .js config with a .ts twin beside it where tsx would load the twin instead (the CLI)', async () => {
+    const twins = path.join(dir, 'twins');
+    await mkdir(twins);
+    await mkdir(path.join(twins, 'sql'));
+    await writeFile(path.join(twins, 'sql', 'first.sql'), 'SELECT 1;\n');
+    const js = path.join(twins, 'x.config.js');
+    await writeFile(js, `module.exports = ${JSON.stringify({ ...minimal, name: 'from-js' })};\n`);
+    await writeFile(
+      path.join(twins, 'x.config.ts'),
+      `export default ${JSON.stringify({ ...minimal, name: 'from-ts' })};\n`,
+    );
+    const expected =
+      'x.config.js would load as x.config.ts, which sits beside it (tsx resolves a .js path to its .ts twin): give the path of x.config.ts, or move one of them away';
+    // The CLI's process (tsx registered), where the twin was loaded silently.
+    const script = `require('tsx/cjs'); require(${JSON.stringify(LOAD_MODULE)}).loadConfig(${JSON.stringify(js)}).then((c) => console.log(c.name), (e) => console.log(e.message))`;
+    const { stdout } = await execFileAsync(process.execPath, ['-e', script], { cwd: REPO });
+    expect(stdout).toContain(expected);
+    expect(stdout).not.toContain('from-ts');
+    // jest's require resolves the path as named: the .js loads.
+    expect((await loadConfig(js)).name).toBe('from-js');
+    // The .ts, named, loads.
+    expect((await loadConfig(path.join(twins, 'x.config.ts'))).name).toBe('from-ts');
+  });
+
   it('loads a CommonJS file whose module.exports is the config', async () => {
     const file = path.join(dir, 'roundtrip.config.cjs');
     await writeFile(file, `module.exports = ${JSON.stringify({ ...minimal, name: 'from-cjs' })};\n`);
