@@ -1,53 +1,72 @@
 /**
  * What a write-back task's `sync_state` is about (`roundtrip.sync_scope`, migration 8): the object
- * it writes and the key field its records are keyed by. The diff and the insert checks match the
- * source's keys with the keys `sync_state` holds; under another object or key field they are not
- * the same records. A task whose object or key changed while it has synced records would see every
- * record as new: an upsert by a key the records may not carry yet creates them again, an insert
- * inserts them again, and under an object of the same keys records would be taken as synced
- * without ever being written to it. So the plan refuses such a task before it reads or writes
- * anything, and says how to go on. Changing the fields or the mode (with the same key) is not a
- * change of scope: the diff sends what the new mapping changes.
+ * its records were written to, and the field Salesforce matched them by. `sync_state` holds the
+ * records by the source's key values, and these changes of config make those keys mislead:
+ *
+ * - **Another object** under the same task name (a `name` kept while `object` changed): the keys
+ *   would be taken as synced, and an upsert or insert would never write those records to the new
+ *   object (an update by Id is unharmed: another object's Ids are other keys).
+ * - **An upsert by another field** (`External_Id__c` → `Email`, or an update by Id turned into an
+ *   upsert): every record would look new and be upserted by a field the records may not carry
+ *   yet, creating them again in Salesforce.
+ * - **An insert keyed by another field** (or a task that updated by Id, now inserting): its keys
+ *   are another field's values, and every record would be inserted again.
+ *
+ * So the plan refuses such a task while it has synced records, before it reads the ledger or
+ * Salesforce, and says how to go on. Not refused: fields or mode changed by the same match field;
+ * an insert given a key field or losing it (its records stay keyed by its `keyColumn`); an upsert
+ * turned into an update (records are then matched by Id, which cannot create any: at worst each is
+ * sent once). A change of `keyColumn` alone cannot be told from a renamed column, and is not
+ * checked.
  */
 import type { Pool, PoolClient } from 'pg';
+import type { WritebackMode } from '../../config';
 import { withClient } from '../../connectors/postgres';
 import { TerminalError } from '../../shared/errors';
 import type { WritebackMapping } from './plan';
 
-/** The object and key field of a mapping, as the describe spells them. */
+/** The object a mapping writes and how it matches records, as the describe spells them. */
 export interface SyncScope {
   readonly object: string;
+  readonly mode: WritebackMode;
   /** `Id` for update, the external ID for upsert and keyed inserts; undefined for an insert without a key. */
   readonly keyField: string | undefined;
 }
 
 /** The scope a mapping syncs by. */
 export function syncScopeOf(mapping: WritebackMapping): SyncScope {
-  return { object: mapping.object, keyField: mapping.keyField };
+  return { object: mapping.object, mode: mapping.task.mode, keyField: mapping.keyField };
 }
 
-const describeScope = (s: SyncScope): string =>
-  `${s.object} ${s.keyField ? `by ${s.keyField}` : 'without a key'}`;
+/** Salesforce API names are case-insensitive. */
+const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 
-/**
- * The same object and key field (Salesforce API names are case-insensitive). An insert without a
- * key keys its records by its `keyColumn`'s values, as a keyed insert does, so giving an insert a
- * key field or taking it away keeps the keys' meaning: no key field matches any.
- */
-const sameScope = (a: SyncScope, b: SyncScope): boolean =>
-  a.object.toLowerCase() === b.object.toLowerCase() &&
-  (a.keyField === undefined ||
-    b.keyField === undefined ||
-    a.keyField.toLowerCase() === b.keyField.toLowerCase());
-
-/** A write-back task whose object or key changed while it has synced records. */
+/** A write-back task whose object or key changed while it has synced records (see the module comment). */
 export class SyncScopeChangedError extends TerminalError {}
 
+/** What the recorded scope and the task's differ in, if it matters (see the module comment). */
+function changeOf(
+  recorded: { object: string; keyField: string | undefined },
+  scope: SyncScope,
+): 'object' | 'match' | 'insert-key' | undefined {
+  if (!same(recorded.object, scope.object)) return 'object';
+  if (scope.mode === 'upsert' && !same(recorded.keyField ?? '', scope.keyField ?? '')) return 'match';
+  if (
+    scope.mode === 'insert' &&
+    recorded.keyField &&
+    // Written by an update (keyed by Id), or keyed by another field: other keys.
+    (same(recorded.keyField, 'Id') || (scope.keyField && !same(recorded.keyField, scope.keyField)))
+  ) {
+    return 'insert-key';
+  }
+  return undefined;
+}
+
 /**
- * Refuses (SyncScopeChangedError) when the task's synced records were recorded under another
- * object or key field than `scope`. A task with no synced records, or synced before its scope was
- * recorded (migration 8), passes. `configPath` names the task in the message (`writeback[0]`).
- * A database whose schema predates migration 8 passes (nothing to compare with).
+ * Refuses (SyncScopeChangedError) when the task's synced records were written to another object,
+ * or matched by another field than the one it now upserts by. A task with no synced records, or
+ * synced before its scope was recorded (migration 8), passes; so does a database whose schema
+ * predates migration 8. `configPath` names the task in the message (`writeback[0]`).
  */
 export async function checkSyncScope(
   client: PoolClient,
@@ -65,24 +84,42 @@ export async function checkSyncScope(
   );
   const row = rows[0];
   if (!row) return;
-  const recorded: SyncScope = { object: row.object, keyField: row.key_field ?? undefined };
-  if (sameScope(recorded, scope)) return;
+  const recorded = { object: row.object, keyField: row.key_field ?? undefined };
+  const change = changeOf(recorded, scope);
+  if (!change) return;
   const { rows: synced } = await client.query<{ n: string }>(
     `SELECT count(*) AS n FROM roundtrip.sync_state WHERE task = $1`,
     [task],
   );
   const n = Number(synced[0]?.n ?? 0);
   if (n === 0) return;
-  const literal = `'${task.replace(/'/g, "''")}'`;
-  const keyMoved =
-    recorded.object.toLowerCase() === scope.object.toLowerCase() && recorded.keyField && scope.keyField;
+  const records = `${n.toLocaleString('en-US')} synced record(s)`;
+  const forget = `delete its sync state (DELETE FROM roundtrip.sync_state WHERE task = '${task.replace(/'/g, "''")}')`;
+  if (change === 'object') {
+    throw new SyncScopeChangedError(
+      `Write-back ${task} (${configPath}): its ${records} in roundtrip.sync_state were written to ${recorded.object}, and the task now writes ${scope.object}. ` +
+        `Their keys would be taken as synced, and those records never written to ${scope.object}. ` +
+        `To write them to ${scope.object}, give the task a new \`name\` (${configPath}.name: its sync state starts empty and every record is sent once), or ${forget}.`,
+    );
+  }
+  if (change === 'insert-key') {
+    throw new SyncScopeChangedError(
+      `Write-back ${task} (${configPath}): its ${records} in roundtrip.sync_state were keyed by ${recorded.keyField}, and the task now inserts ${scope.keyField ? `by ${scope.keyField}` : 'without a key field'}. ` +
+        `Keyed otherwise, every record would be inserted again. An insert cannot change its key without inserting its records again: keep its key, ` +
+        `or write the records by an upsert by the new key under a new \`name\` once every record carries it (map it as a field of an update by Id and run first).`,
+    );
+  }
+  const was = recorded.keyField
+    ? `were matched by ${recorded.keyField}`
+    : 'were inserted without a key field';
+  const carry = recorded.keyField
+    ? `map ${scope.keyField} as a field while the key is still ${recorded.keyField} and run`
+    : `map ${scope.keyField} as a field of an update by Id and run`;
   throw new SyncScopeChangedError(
-    `Write-back ${task} (${configPath}): its ${n.toLocaleString('en-US')} synced record(s) in roundtrip.sync_state were written to ${describeScope(recorded)}, and the task now writes ${describeScope(scope)}. ` +
-      `Matched by another key, every record would look new: sent again, and created again where an upsert's key is not on the record yet or the mode inserts. ` +
-      `To start the task over, give it a new \`name\` (${configPath}.name: its sync state starts empty and every record is sent once), or delete its sync state (DELETE FROM roundtrip.sync_state WHERE task = ${literal}).` +
-      (keyMoved
-        ? ` To move the records to the new key without creating any again, first map ${scope.keyField} as a field while the key is still ${recorded.keyField} and run, then change the key and start the task over.`
-        : ''),
+    `Write-back ${task} (${configPath}): its ${records} in roundtrip.sync_state ${was}, and the task now upserts by ${scope.keyField}. ` +
+      `Records that do not carry ${scope.keyField} yet would be created again by the upsert. ` +
+      `To move the records to ${scope.keyField} without creating any again, first ${carry} (every record gets it); ` +
+      `then give the task a new \`name\` (${configPath}.name: every record is sent once and found by ${scope.keyField}), or ${forget}.`,
   );
 }
 
@@ -97,9 +134,11 @@ export async function checkSyncScopeIn(
 }
 
 /**
- * Records the scope the task syncs by (in the plan's transaction: a plan that will be pushed). An
- * insert without a key keeps the key field recorded before for the same object, so that a detour
- * through it does not hide a change of key from the next check.
+ * Records the scope the task syncs by (in the plan's transaction: a plan that will be pushed).
+ * Only an upsert records its match field over the one recorded for the same object: an insert or
+ * an update does not match by it, and the records it wrote need not carry it (an insert's key
+ * field set on the new records only, an update's Id), so the field recorded before stays, and a
+ * detour through either does not hide a later upsert by another field.
  */
 export async function recordSyncScope(
   client: PoolClient,
@@ -109,12 +148,9 @@ export async function recordSyncScope(
 ): Promise<void> {
   await client.query(
     `INSERT INTO roundtrip.sync_scope AS s (task, object, key_field, run_id) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (task) DO UPDATE SET object = EXCLUDED.object,
-       key_field = CASE WHEN EXCLUDED.key_field IS NULL AND lower(s.object) = lower(EXCLUDED.object)
-                        THEN s.key_field ELSE EXCLUDED.key_field END,
+     ON CONFLICT (task) DO UPDATE SET object = EXCLUDED.object, key_field = EXCLUDED.key_field,
        run_id = EXCLUDED.run_id, recorded_at = now()
-     WHERE (s.object, s.key_field) IS DISTINCT FROM (EXCLUDED.object, EXCLUDED.key_field)
-       AND NOT (EXCLUDED.key_field IS NULL AND s.object = EXCLUDED.object)`,
-    [task, scope.object, scope.keyField ?? null, runId],
+     WHERE lower(s.object) <> lower(EXCLUDED.object) OR ($5 AND s.key_field IS DISTINCT FROM EXCLUDED.key_field)`,
+    [task, scope.object, scope.keyField ?? null, runId, scope.mode === 'upsert'],
   );
 }

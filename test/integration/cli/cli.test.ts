@@ -176,7 +176,7 @@ describe('the roundtrip CLI', () => {
       const result = await cli(['validate', ...connection]);
       expect(result.code).toBe(1);
       expect(result.stdout).toContain(
-        '✗ write-back Lead-update: Write-back Lead-update (writeback[0]): its 1 synced record(s) in roundtrip.sync_state were written to Contact by Id, and the task now writes Lead by Id.',
+        '✗ write-back Lead-update: Write-back Lead-update (writeback[0]): its 1 synced record(s) in roundtrip.sync_state were written to Contact, and the task now writes Lead.',
       );
     } finally {
       await pool.query(`DELETE FROM roundtrip.sync_state WHERE task = 'Lead-update'`).catch(() => undefined);

@@ -58,10 +58,10 @@ describe('a write-back task synced by one object and key, then configured with a
     );
     expect(refused).toBeInstanceOf(SyncScopeChangedError);
     expect((refused as Error).message).toBe(
-      'Write-back scored (writeback[0]): its 4 synced record(s) in roundtrip.sync_state were written to Lead by External_Id__c, and the task now writes Lead by Email. ' +
-        "Matched by another key, every record would look new: sent again, and created again where an upsert's key is not on the record yet or the mode inserts. " +
-        "To start the task over, give it a new `name` (writeback[0].name: its sync state starts empty and every record is sent once), or delete its sync state (DELETE FROM roundtrip.sync_state WHERE task = 'scored'). " +
-        'To move the records to the new key without creating any again, first map Email as a field while the key is still External_Id__c and run, then change the key and start the task over.',
+      'Write-back scored (writeback[0]): its 4 synced record(s) in roundtrip.sync_state were matched by External_Id__c, and the task now upserts by Email. ' +
+        'Records that do not carry Email yet would be created again by the upsert. ' +
+        'To move the records to Email without creating any again, first map Email as a field while the key is still External_Id__c and run (every record gets it); ' +
+        "then give the task a new `name` (writeback[0].name: every record is sent once and found by Email), or delete its sync state (DELETE FROM roundtrip.sync_state WHERE task = 'scored').",
     );
     // No call (the describe was cached): no look-up of ended runs' inserts, no write; nothing planned.
     expect(env.sf.calls.all().map((c) => c.operation)).toEqual([]);
@@ -115,7 +115,7 @@ describe('a write-back task synced by one object and key, then configured with a
     await expect(
       planWriteback(env.deps({ writeback: [contact] }), { runId: await env.newRun(), task: 'moving' }),
     ).rejects.toThrow(
-      /^Write-back moving \(writeback\[0\]\): its 2 synced record\(s\) in roundtrip\.sync_state were written to Lead by External_Id__c, and the task now writes Contact by Email\. .*DELETE FROM roundtrip\.sync_state WHERE task = 'moving'\)\.$/,
+      "Write-back moving (writeback[0]): its 2 synced record(s) in roundtrip.sync_state were written to Lead, and the task now writes Contact. Their keys would be taken as synced, and those records never written to Contact. To write them to Contact, give the task a new `name` (writeback[0].name: its sync state starts empty and every record is sent once), or delete its sync state (DELETE FROM roundtrip.sync_state WHERE task = 'moving').",
     );
 
     // Its sync state deleted, the task starts over under the new scope.
@@ -151,7 +151,7 @@ describe('a write-back task synced by one object and key, then configured with a
     expect(rows).toEqual([{ object: 'Lead', key_field: 'External_Id__c' }]);
   });
 
-  it('lets an insert drop or take a key field (its keys stay its key column), but not hide a change of key that way', async () => {
+  it('lets an insert drop its key field (its keys stay its key column), but not hide a change of match field that way', async () => {
     await source('detour', 2);
     const keyed = { ...byExternalId, name: 'detour', mode: 'insert' as const };
     expect(
@@ -166,7 +166,98 @@ describe('a write-back task synced by one object and key, then configured with a
     const upsertByEmail = { ...byEmail, name: 'detour' };
     await expect(
       planWriteback(env.deps({ writeback: [upsertByEmail] }), { runId: await env.newRun(), task: 'detour' }),
-    ).rejects.toThrow(/were written to Lead by External_Id__c, and the task now writes Lead by Email\./);
+    ).rejects.toThrow(/were matched by External_Id__c, and the task now upserts by Email\./);
+  });
+
+  it('refuses an upsert after an update by Id or a keyless insert, whose records need not carry its key; not the reverse', async () => {
+    await source('from-id', 2);
+    // Records created by an upsert by External_Id__c, then written by an update by Id.
+    await runWriteback(env.deps({ writeback: [{ ...byExternalId, name: 'creator' }] }), {
+      runId: await env.newRun(),
+      task: 'creator',
+    });
+    const ids = [...env.sf.store.all('Lead')]
+      .filter((r) => String(r.External_Id__c).startsWith('from-id-'))
+      .map((r) => r.Id as string);
+    expect(ids).toHaveLength(2);
+    await env.pool.query(`CREATE TABLE by_id ("Id" text, score integer)`);
+    await env.pool.query(`INSERT INTO by_id SELECT unnest($1::text[]), 5`, [ids]);
+    const update = {
+      to: 'salesforce' as const,
+      object: 'Lead',
+      from: 'by_id',
+      mode: 'update' as const,
+      name: 'switching',
+      fields: { LeadScore__c: 'score' },
+    };
+    expect(
+      (
+        await runWriteback(env.deps({ writeback: [update] }), {
+          runId: await env.newRun(),
+          task: 'switching',
+        })
+      ).result,
+    ).toMatchObject({ succeeded: 2 });
+    const upsert = { ...byExternalId, name: 'switching' };
+    await expect(
+      planWriteback(env.deps({ writeback: [upsert] }), { runId: await env.newRun(), task: 'switching' }),
+    ).rejects.toThrow(
+      /were matched by Id, and the task now upserts by External_Id__c\. .* first map External_Id__c as a field while the key is still Id and run/,
+    );
+
+    // A keyless insert's records carry no key field at all.
+    await source('keyless', 2);
+    const { key: _key, ...keylessInsert } = { ...byExternalId, name: 'keyless', mode: 'insert' as const };
+    expect(
+      (
+        await runWriteback(env.deps({ writeback: [keylessInsert] }), {
+          runId: await env.newRun(),
+          task: 'keyless',
+        })
+      ).result,
+    ).toMatchObject({ succeeded: 2 });
+    await expect(
+      planWriteback(env.deps({ writeback: [{ ...byExternalId, name: 'keyless' }] }), {
+        runId: await env.newRun(),
+        task: 'keyless',
+      }),
+    ).rejects.toThrow(
+      /were inserted without a key field, and the task now upserts by External_Id__c\. .* first map External_Id__c as a field of an update by Id and run/,
+    );
+
+    // An upsert turned into an update matches by Id, which creates nothing: not refused.
+    const upserted = { ...byExternalId, name: 'to-update' };
+    await source('to-update', 2);
+    await runWriteback(env.deps({ writeback: [upserted] }), { runId: await env.newRun(), task: 'to-update' });
+    await expect(
+      planWriteback(env.deps({ writeback: [{ ...update, name: 'to-update' }] }), {
+        runId: await env.newRun(),
+        task: 'to-update',
+      }),
+    ).resolves.toMatchObject({ changed: expect.any(Number) });
+  });
+
+  it('refuses an insert keyed by another field, or after an update by Id: its keys are other keys', async () => {
+    await source('rekeyed', 2);
+    const insert = { ...byExternalId, name: 'rekeyed', mode: 'insert' as const };
+    // Synced keyed by another external ID (Lead has one only here: the state is written as an earlier run left it).
+    await env.pool.query(
+      `INSERT INTO roundtrip.sync_scope (task, object, key_field) VALUES ('rekeyed', 'Lead', 'Legacy_Id__c')`,
+    );
+    await env.pool.query(
+      `INSERT INTO roundtrip.sync_state (task, key, value_hash) VALUES ('rekeyed', 'L-1', 'h'), ('rekeyed', 'L-2', 'h')`,
+    );
+    await expect(
+      planWriteback(env.deps({ writeback: [insert] }), { runId: await env.newRun(), task: 'rekeyed' }),
+    ).rejects.toThrow(
+      'Write-back rekeyed (writeback[0]): its 2 synced record(s) in roundtrip.sync_state were keyed by Legacy_Id__c, and the task now inserts by External_Id__c. Keyed otherwise, every record would be inserted again. An insert cannot change its key without inserting its records again: keep its key, or write the records by an upsert by the new key under a new `name` once every record carries it (map it as a field of an update by Id and run first).',
+    );
+    // Written by an update: keyed by Id.
+    await env.pool.query(`UPDATE roundtrip.sync_scope SET key_field = 'Id' WHERE task = 'rekeyed'`);
+    const { key: _key, ...keyless } = insert;
+    await expect(
+      planWriteback(env.deps({ writeback: [keyless] }), { runId: await env.newRun(), task: 'rekeyed' }),
+    ).rejects.toThrow(/were keyed by Id, and the task now inserts without a key field\./);
   });
 
   it('does not hold a scope that nothing was synced by: a first plan under another key goes on', async () => {
