@@ -159,11 +159,13 @@ export interface AthenaConnector {
 export const EXPLAIN_VALIDATE_PREFIX = 'EXPLAIN (TYPE VALIDATE)\n';
 
 /**
- * An error message about `EXPLAIN (TYPE VALIDATE)\n<sql>` with its `line n:c` positions counted in
- * `<sql>` instead (one line less).
+ * An error message about `EXPLAIN (TYPE VALIDATE)\n<sql>` with its `line n:c` position counted in
+ * `<sql>` instead (one line less). Only the first: Trino's message gives the position first
+ * (`COLUMN_NOT_FOUND: line 2:8: Column 'x' …`), and what follows quotes the query, whose text may
+ * read like a position (a column named `line 3:4`) and must be shown as written.
  */
 export function positionsInValidatedQuery(message: string): string {
-  return message.replace(/\bline (\d+):(\d+)/g, (whole, line: string, column: string) =>
+  return message.replace(/\bline (\d+):(\d+)/, (whole, line: string, column: string) =>
     Number(line) > 1 ? `line ${Number(line) - 1}:${column}` : whole,
   );
 }

@@ -8,9 +8,38 @@ import {
   assertQuerySucceeded,
   createAthenaConnector,
   parseS3Url,
+  positionsInValidatedQuery,
 } from '../../../../lambdas/connectors/athena/connector';
 import { clientRequestTokenFor } from '../../../../lambdas/connectors/athena/tokens';
 import { classifyAthenaError } from '../../../../lambdas/connectors/athena/errors';
+
+describe('positionsInValidatedQuery', () => {
+  it('counts the position of the error in the query as written, one line up', () => {
+    expect(
+      positionsInValidatedQuery(
+        "Athena query q-1 failed: TABLE_NOT_FOUND: line 2:15: Table 'awsdatacatalog.marketing.custmers' does not exist",
+      ),
+    ).toBe(
+      "Athena query q-1 failed: TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.marketing.custmers' does not exist",
+    );
+  });
+
+  it('leaves the text Athena quotes from the query as it is, positions and all', () => {
+    // A column or a literal of the query that reads like a position is the query's text, not one.
+    expect(
+      positionsInValidatedQuery(
+        `Athena query q-2 failed: COLUMN_NOT_FOUND: line 3:8: Column 'line 3:4' cannot be resolved`,
+      ),
+    ).toBe(`Athena query q-2 failed: COLUMN_NOT_FOUND: line 2:8: Column 'line 3:4' cannot be resolved`);
+    expect(
+      positionsInValidatedQuery(
+        `StartQueryExecution failed: InvalidRequestException (MALFORMED_QUERY): line 2:23: mismatched input 'FORM'. Expecting: 'line 9:9'`,
+      ),
+    ).toBe(
+      `StartQueryExecution failed: InvalidRequestException (MALFORMED_QUERY): line 1:23: mismatched input 'FORM'. Expecting: 'line 9:9'`,
+    );
+  });
+});
 
 describe('clientRequestTokenFor', () => {
   it('is stable per run and task, distinct otherwise, and within Athena’s length bounds', () => {
