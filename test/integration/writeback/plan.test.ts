@@ -416,4 +416,51 @@ describe('write-back plan', () => {
     expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
     expect(env.sf.store.count('Lead')).toBe(before + 2);
   });
+
+  it('compares with sync_state field by field: a value that became null, or is held otherwise, is sent', async () => {
+    // Three leads synced with every field set, then compared through the plan (dry runs).
+    const mine = ids.slice(15, 18) as string[];
+    await env.pool.query('DELETE FROM wide_source');
+    for (const id of mine) await row(id, { hot: 'no' });
+    const deps = env.deps({ writeback: [wide({ name: 'diff' })] });
+    expect((await runWriteback(deps, { runId: await env.newRun(), task: 'diff' })).result).toMatchObject({
+      succeeded: 3,
+    });
+    const changed = async (): Promise<string[]> => {
+      const { plan } = await runWriteback(deps, { runId: await env.newRun(), task: 'diff', dryRun: true });
+      return (plan.sample ?? []).map((r) => r.key).sort();
+    };
+    const synced = (sql: string, id: string) =>
+      env.pool.query(
+        `UPDATE roundtrip.sync_state SET synced_values = ${sql} WHERE task = 'diff' AND key = $1`,
+        [id],
+      );
+    const [a, b, c] = mine as [string, string, string];
+    expect(await changed()).toEqual([]);
+
+    // The same numbers at another scale, as a row recorded by hand may hold them: unchanged.
+    await synced(`synced_values || '{"LeadScore__c": 42.000, "NumberOfEmployees": 10.0}'`, a);
+    expect(await changed()).toEqual([]);
+
+    // A value that became null (blank text, a null number, a picklist's value taken away) is a
+    // change to send. (A checkbox takes no null: that row would be rejected, not compared.)
+    await env.pool.query(`UPDATE wide_source SET email = '  ' WHERE "Id" = $1`, [a]);
+    await env.pool.query(`UPDATE wide_source SET employees = NULL WHERE "Id" = $1`, [b]);
+    await env.pool.query(`UPDATE wide_source SET tier = NULL WHERE "Id" = $1`, [c]);
+    expect(await changed()).toEqual([a, b, c].sort());
+    await runWriteback(deps, { runId: await env.newRun(), task: 'diff' });
+    expect(env.sf.store.get(a)?.Email ?? null).toBeNull();
+    expect(env.sf.store.get(b)?.NumberOfEmployees ?? null).toBeNull();
+    expect(env.sf.store.get(c)?.Tier__c ?? null).toBeNull();
+    expect(await changed()).toEqual([]);
+
+    // A null sent for a field the synced values do not hold (recorded before it was mapped): what
+    // Salesforce holds there is not known, so it is sent.
+    await synced(`synced_values - 'Email'`, a);
+    // Held as another type or inside an array (containment looks into arrays): not the value sent.
+    await synced(`jsonb_set(synced_values, '{LeadScore__c}', '"42"')`, b);
+    await env.pool.query(`UPDATE wide_source SET tier = 'Gold' WHERE "Id" = $1`, [c]);
+    await synced(`jsonb_set(synced_values, '{Tier__c}', '["Gold", "Silver"]')`, c);
+    expect(await changed()).toEqual([a, b, c].sort());
+  });
 });
