@@ -172,8 +172,11 @@ export async function collectJob(
 ): Promise<void> {
   // The first column sent identifies the record: Id for update, the external ID otherwise. Its
   // name is the file's (the job was sent by the plan of its run, whatever the mapping is now).
+  // An empty file (no header, not even Salesforce's columns) made a table without `c0` and holds
+  // no row: nothing to match.
   const matchOn = (sent: readonly string[]): string => {
-    const first = sent[0] ?? (mapping.task.mode === 'update' ? 'Id' : (mapping.keyField as string));
+    const first = sent[0];
+    if (first === undefined) return 'false';
     return first === 'Id' ? 'p.salesforce_id = r.c0' : `p.payload->>'${first.replace(/'/g, "''")}' = r.c0`;
   };
   await withClient(deps.pg, (client) =>

@@ -4,7 +4,15 @@
  * by a rerun that re-attaches and duplicates nothing.
  */
 import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
-import { getIngestJob, isFinalIngestState } from '../../../lambdas/connectors/salesforce/writes';
+import {
+  abortIngestJob,
+  createIngestJob,
+  getIngestJob,
+  isFinalIngestState,
+} from '../../../lambdas/connectors/salesforce/writes';
+import { collectJob } from '../../../lambdas/core/writeback/bulk-results';
+import { mapWritebackTask } from '../../../lambdas/core/writeback/plan';
+import { writebackTaskOf } from '../../../lambdas/core/writeback/state';
 import {
   collectWriteback,
   planWriteback,
@@ -447,5 +455,39 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     expect(result).toMatchObject({ succeeded: LEADS - 2, failed: 2 });
     expect(env.sf.store.get(locked)?.LeadScore__c).toBe((43 + 20) % 100);
     expect(env.sf.calls.count({ operation: 'collections.update' })).toBe(1);
+  });
+
+  it('collects a job whose result files are empty (aborted before any upload): no rows, no error', async () => {
+    const deps = env.deps({ writeback: [update] });
+    const runId = await env.newRun();
+    const created = await createIngestJob(env.connector, { object: 'Lead', operation: 'update' });
+    const aborted = await abortIngestJob(env.connector, created.id);
+    expect(aborted.state).toBe('Aborted');
+    const mapping = mapWritebackTask(
+      writebackTaskOf(deps, 'Lead-update'),
+      await env.connector.describe('Lead'),
+    );
+    await env.pool.query(
+      `INSERT INTO roundtrip.writeback_jobs (run_id, task, job_id, api, operation, state, chunk, first_seq, last_seq, rows)
+       VALUES ($1, 'Lead-update', $2, 'bulk', 'update', 'Aborted', 1, 1, 1, 0)`,
+      [runId, created.id],
+    );
+
+    await collectJob(
+      deps,
+      env.connector,
+      mapping,
+      runId,
+      'Lead-update',
+      { id: created.id, state: 'Aborted', first: 1, last: 1, processed: 0, failed: 0 },
+      0,
+      env.logger,
+    );
+
+    const { rows } = await env.pool.query(
+      `SELECT collected_at IS NOT NULL AS collected FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+      [runId],
+    );
+    expect(rows).toEqual([{ collected: true }]);
   });
 });
