@@ -346,17 +346,19 @@ CREATE TABLE roundtrip.task_owners (
 `;
 
 /**
- * Version 8: `sync_scope`, what a write-back task's `sync_state` is about: the object and the key
- * field its records are keyed by (`key_field` NULL for an insert without a key). Compared with
- * records keyed otherwise, every record would look new, so the plan refuses a task whose object or
- * key changed while it has synced records (lambdas/core/writeback/scope.ts). Empty when created: a
- * task synced before is taken as matching and recorded by its next plan.
+ * Version 8: `sync_scope`, what a write-back task's `sync_state` is about: the object its records
+ * were written to, the field Salesforce matched them by (`key_field`, NULL for an insert without a
+ * key) and the source column their keys were read from (`key_column`). Keyed otherwise, records
+ * would look new, so the plan refuses a task whose object or key changed while it has synced
+ * records (lambdas/core/writeback/scope.ts). Empty when created: a task synced before is taken as
+ * matching and recorded by its next plan.
  */
 const V8_SYNC_SCOPE = `
 CREATE TABLE roundtrip.sync_scope (
   task        text PRIMARY KEY,
   object      text NOT NULL,
   key_field   text,
+  key_column  text,
   run_id      text,
   recorded_at timestamptz NOT NULL DEFAULT now()
 );

@@ -1,7 +1,8 @@
 /**
  * What a write-back task's `sync_state` is about (`roundtrip.sync_scope`, migration 8): the object
- * its records were written to, and the field Salesforce matched them by. `sync_state` holds the
- * records by the source's key values, and these changes of config make those keys mislead:
+ * its records were written to, the field Salesforce matched them by and the source column their
+ * keys were read from. `sync_state` holds the records by the source's key values, and these
+ * changes of config make those keys mislead:
  *
  * - **Another object** under the same task name (a `name` kept while `object` changed): the keys
  *   would be taken as synced, and an upsert or insert would never write those records to the new
@@ -11,13 +12,15 @@
  *   yet, creating them again in Salesforce.
  * - **An insert keyed by another field** (or a task that updated by Id, now inserting): its keys
  *   are another field's values, and every record would be inserted again.
+ * - **Keys read from another column** (`keyColumn`) by an insert or an upsert: other values are
+ *   other keys, inserted again or upserted as new records. A column only renamed is recorded by
+ *   hand (the error gives the statement).
  *
  * So the plan refuses such a task while it has synced records, before it reads the ledger or
  * Salesforce, and says how to go on. Not refused: fields or mode changed by the same match field;
  * an insert given a key field or losing it (its records stay keyed by its `keyColumn`); an upsert
  * turned into an update (records are then matched by Id, which cannot create any: at worst each is
- * sent once). A change of `keyColumn` alone cannot be told from a renamed column, and is not
- * checked.
+ * sent once); an update reading its Ids from another column.
  */
 import type { Pool, PoolClient } from 'pg';
 import type { WritebackMode } from '../../config';
@@ -31,11 +34,18 @@ export interface SyncScope {
   readonly mode: WritebackMode;
   /** `Id` for update, the external ID for upsert and keyed inserts; undefined for an insert without a key. */
   readonly keyField: string | undefined;
+  /** The source column the keys are read from (`keyColumn`), as PostgreSQL names it. */
+  readonly keyColumn: string;
 }
 
 /** The scope a mapping syncs by. */
 export function syncScopeOf(mapping: WritebackMapping): SyncScope {
-  return { object: mapping.object, mode: mapping.task.mode, keyField: mapping.keyField };
+  return {
+    object: mapping.object,
+    mode: mapping.task.mode,
+    keyField: mapping.keyField,
+    keyColumn: mapping.task.keyColumn,
+  };
 }
 
 /** Salesforce API names are case-insensitive. */
@@ -46,9 +56,9 @@ export class SyncScopeChangedError extends TerminalError {}
 
 /** What the recorded scope and the task's differ in, if it matters (see the module comment). */
 function changeOf(
-  recorded: { object: string; keyField: string | undefined },
+  recorded: Recorded,
   scope: SyncScope,
-): 'object' | 'match' | 'insert-key' | undefined {
+): 'object' | 'match' | 'insert-key' | 'column' | undefined {
   if (!same(recorded.object, scope.object)) return 'object';
   if (scope.mode === 'upsert' && !same(recorded.keyField ?? '', scope.keyField ?? '')) return 'match';
   if (
@@ -59,7 +69,18 @@ function changeOf(
   ) {
     return 'insert-key';
   }
+  // Keys read from another column are other values (an update's are Ids, which create nothing).
+  if (scope.mode !== 'update' && recorded.keyColumn !== undefined && recorded.keyColumn !== scope.keyColumn) {
+    return 'column';
+  }
   return undefined;
+}
+
+/** A recorded scope; `keyColumn` undefined when not recorded. */
+interface Recorded {
+  readonly object: string;
+  readonly keyField: string | undefined;
+  readonly keyColumn: string | undefined;
 }
 
 /**
@@ -78,13 +99,18 @@ export async function checkSyncScope(
     `SELECT to_regclass('roundtrip.sync_scope') IS NOT NULL AS exists`,
   );
   if (!exists[0]?.exists) return;
-  const { rows } = await client.query<{ object: string; key_field: string | null }>(
-    `SELECT object, key_field FROM roundtrip.sync_scope WHERE task = $1`,
-    [task],
-  );
+  const { rows } = await client.query<{
+    object: string;
+    key_field: string | null;
+    key_column: string | null;
+  }>(`SELECT object, key_field, key_column FROM roundtrip.sync_scope WHERE task = $1`, [task]);
   const row = rows[0];
   if (!row) return;
-  const recorded = { object: row.object, keyField: row.key_field ?? undefined };
+  const recorded: Recorded = {
+    object: row.object,
+    keyField: row.key_field ?? undefined,
+    keyColumn: row.key_column ?? undefined,
+  };
   const change = changeOf(recorded, scope);
   if (!change) return;
   const { rows: synced } = await client.query<{ n: string }>(
@@ -100,6 +126,14 @@ export async function checkSyncScope(
       `Write-back ${task} (${configPath}): its ${records} in roundtrip.sync_state were written to ${recorded.object}, and the task now writes ${scope.object}. ` +
         `Their keys would be taken as synced, and those records never written to ${scope.object}. ` +
         `To write them to ${scope.object}, give the task a new \`name\` (${configPath}.name: its sync state starts empty and every record is sent once), or ${forget}.`,
+    );
+  }
+  if (change === 'column') {
+    const column = `'${scope.keyColumn.replace(/'/g, "''")}'`;
+    throw new SyncScopeChangedError(
+      `Write-back ${task} (${configPath}): its ${records} in roundtrip.sync_state were keyed by the values of column ${recorded.keyColumn}, and the task now reads its keys from ${scope.keyColumn} (${configPath}.keyColumn). ` +
+        `Other values are other keys: every record would be sent as new, ${scope.mode === 'insert' ? 'and inserted again' : `and upserted by ${scope.keyField} values Salesforce may not hold, creating records`}. ` +
+        `If ${scope.keyColumn} holds the keys ${recorded.keyColumn} held (a column renamed), record it: UPDATE roundtrip.sync_scope SET key_column = ${column} WHERE task = '${task.replace(/'/g, "''")}'.`,
     );
   }
   if (change === 'insert-key') {
@@ -138,7 +172,8 @@ export async function checkSyncScopeIn(
  * Only an upsert records its match field over the one recorded for the same object: an insert or
  * an update does not match by it, and the records it wrote need not carry it (an insert's key
  * field set on the new records only, an update's Id), so the field recorded before stays, and a
- * detour through either does not hide a later upsert by another field.
+ * detour through either does not hide a later upsert by another field. The key column is recorded
+ * by an insert or an upsert (an update's keys are Ids, whatever column holds them).
  */
 export async function recordSyncScope(
   client: PoolClient,
@@ -146,11 +181,22 @@ export async function recordSyncScope(
   scope: SyncScope,
   runId: string,
 ): Promise<void> {
+  const moved = 'lower(s.object) <> lower(EXCLUDED.object)';
+  const keyField = `CASE WHEN ${moved} OR $6 THEN EXCLUDED.key_field ELSE s.key_field END`;
+  const keyColumn = `CASE WHEN ${moved} OR $7 THEN EXCLUDED.key_column ELSE s.key_column END`;
   await client.query(
-    `INSERT INTO roundtrip.sync_scope AS s (task, object, key_field, run_id) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (task) DO UPDATE SET object = EXCLUDED.object, key_field = EXCLUDED.key_field,
+    `INSERT INTO roundtrip.sync_scope AS s (task, object, key_field, key_column, run_id) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (task) DO UPDATE SET object = EXCLUDED.object, key_field = ${keyField}, key_column = ${keyColumn},
        run_id = EXCLUDED.run_id, recorded_at = now()
-     WHERE lower(s.object) <> lower(EXCLUDED.object) OR ($5 AND s.key_field IS DISTINCT FROM EXCLUDED.key_field)`,
-    [task, scope.object, scope.keyField ?? null, runId, scope.mode === 'upsert'],
+     WHERE (s.object, s.key_field, s.key_column) IS DISTINCT FROM (EXCLUDED.object, ${keyField}, ${keyColumn})`,
+    [
+      task,
+      scope.object,
+      scope.keyField ?? null,
+      scope.keyColumn,
+      runId,
+      scope.mode === 'upsert',
+      scope.mode !== 'update',
+    ],
   );
 }

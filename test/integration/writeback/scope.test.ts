@@ -260,6 +260,83 @@ describe('a write-back task synced by one object and key, then configured with a
     ).rejects.toThrow(/were keyed by Id, and the task now inserts without a key field\./);
   });
 
+  it("refuses an insert or upsert whose key column changed (other values are other keys), not an update's", async () => {
+    await source('column', 3);
+    const { key: _key, ...keyless } = { ...byExternalId, name: 'by-column', mode: 'insert' as const };
+    const first = await runWriteback(env.deps({ writeback: [keyless] }), {
+      runId: await env.newRun(),
+      task: 'by-column',
+    });
+    expect(first.result).toMatchObject({ succeeded: 3 });
+    // Keyed by e-mail now: none of the synced keys (the ext values) matches, so every record
+    // would be inserted again.
+    const byEmailColumn = { ...keyless, keyColumn: 'email' };
+    await expect(
+      planWriteback(env.deps({ writeback: [byEmailColumn] }), {
+        runId: await env.newRun(),
+        task: 'by-column',
+      }),
+    ).rejects.toThrow(
+      "Write-back by-column (writeback[0]): its 3 synced record(s) in roundtrip.sync_state were keyed by the values of column ext, and the task now reads its keys from email (writeback[0].keyColumn). Other values are other keys: every record would be sent as new, and inserted again. If email holds the keys ext held (a column renamed), record it: UPDATE roundtrip.sync_scope SET key_column = 'email' WHERE task = 'by-column'.",
+    );
+    // Nor through a key field read from the other column.
+    const keyedByEmailColumn = { ...keyless, key: 'External_Id__c', keyColumn: 'email' };
+    await expect(
+      planWriteback(env.deps({ writeback: [keyedByEmailColumn] }), {
+        runId: await env.newRun(),
+        task: 'by-column',
+      }),
+    ).rejects.toThrow(/were keyed by the values of column ext, and the task now reads its keys from email/);
+    // The same column under a key field keeps the keys.
+    const keyedByExt = { ...keyless, key: 'External_Id__c' };
+    expect(
+      (
+        await planWriteback(env.deps({ writeback: [keyedByExt] }), {
+          runId: await env.newRun(),
+          task: 'by-column',
+        })
+      ).changed,
+    ).toBe(0);
+    // An update's keys are Ids whatever column holds them: not refused.
+    await env.pool.query(
+      `CREATE TABLE ids_moved AS SELECT salesforce_id AS "Id", salesforce_id AS sf_id, 7 AS score
+         FROM roundtrip.sync_state WHERE task = 'by-column'`,
+    );
+    const update = {
+      to: 'salesforce' as const,
+      object: 'Lead',
+      from: 'ids_moved',
+      mode: 'update' as const,
+      name: 'update-moved',
+      fields: { LeadScore__c: 'score' },
+    };
+    await runWriteback(env.deps({ writeback: [update] }), {
+      runId: await env.newRun(),
+      task: 'update-moved',
+    });
+    expect(
+      (
+        await planWriteback(env.deps({ writeback: [{ ...update, keyColumn: 'sf_id' }] }), {
+          runId: await env.newRun(),
+          task: 'update-moved',
+        })
+      ).changed,
+    ).toBe(0);
+    // A column renamed, recorded as the error says: planned again.
+    await env.pool.query(`UPDATE roundtrip.sync_scope SET key_column = 'email' WHERE task = 'by-column'`);
+    await env.pool.query(
+      `UPDATE roundtrip.sync_state SET key = key || '@example.test' WHERE task = 'by-column'`,
+    );
+    expect(
+      (
+        await planWriteback(env.deps({ writeback: [byEmailColumn] }), {
+          runId: await env.newRun(),
+          task: 'by-column',
+        })
+      ).changed,
+    ).toBe(0);
+  });
+
   it('does not hold a scope that nothing was synced by: a first plan under another key goes on', async () => {
     await source('unsynced', 2);
     const task = { ...byExternalId, name: 'fresh' };
