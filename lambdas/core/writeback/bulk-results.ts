@@ -12,10 +12,8 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { inTransaction, withClient } from '../../connectors/postgres';
 import type { SalesforceConnector } from '../../connectors/salesforce';
 import { type IngestJob, streamIngestResults } from '../../connectors/salesforce/writes';
-import { TerminalError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import type { CoreDeps } from '../deps';
-import type { WritebackMapping } from './plan';
 import { applyResults, createResultsTable, RESULTS_TABLE } from './results';
 
 /**
@@ -97,16 +95,27 @@ async function copyResultFile(
   const table = which === 'successfulResults' ? 'wb_bulk_ok' : 'wb_bulk_failed';
   const body = await streamIngestResults(sf, jobId, which);
   const header = await readFirstLine(body);
+  // Without the sent columns (no file, or only Salesforce's own two), no record can be matched:
+  // the job's records are then reported as ended without a result, not collected for ever.
   const sent = header === undefined ? [] : csvHeaderNames(header).slice(2);
-  if (header !== undefined && sent.length === 0) {
-    body.destroy();
-    throw new TerminalError(
-      `Bulk ingest ${which} of job ${jobId} has a header without the sent columns: ${JSON.stringify(header.trim())}`,
-    );
-  }
   const defs = ['sf_id text', 'sf_extra text', ...sent.map((_, i) => `c${i} text`)];
-  await client.query(`DROP TABLE IF EXISTS ${table}`);
-  await client.query(`CREATE TEMP TABLE ${table} (${defs.join(', ')}) ON COMMIT DROP`);
+  // The body waits, paused, while the table is made: an error it meets meanwhile is kept, not
+  // left without a listener (which would end the process), and a failed statement releases it.
+  let failed: Error | undefined;
+  const keep = (err: Error): void => {
+    failed ??= err;
+  };
+  body.on('error', keep);
+  try {
+    await client.query(`DROP TABLE IF EXISTS ${table}`);
+    await client.query(`CREATE TEMP TABLE ${table} (${defs.join(', ')}) ON COMMIT DROP`);
+  } catch (err) {
+    body.destroy();
+    throw err;
+  } finally {
+    body.off('error', keep);
+  }
+  if (failed) throw failed;
   // The header was read above; the rest are the records. An empty file is an empty table.
   await pipeline(body, client.query(copyFrom(`COPY ${table} FROM STDIN (FORMAT csv)`)));
   return sent;
@@ -163,7 +172,6 @@ export const BULK_ERROR_SQL = `
 export async function collectJob(
   deps: CoreDeps,
   sf: SalesforceConnector,
-  mapping: WritebackMapping,
   runId: string,
   taskName: string,
   job: FinishedJob,

@@ -134,7 +134,7 @@ async function collectLocked(
     const budget = new CallBudget(options.timeLeft, sf.timeouts);
     for (const job of finished) {
       if (!budget.mayStart('read')) break;
-      await collectJob(deps, sf, mapping, input.runId, input.task, job, lockRetries, logger);
+      await collectJob(deps, sf, input.runId, input.task, job, lockRetries, logger);
     }
     // Only once every job is collected: a job not collected yet leaves its records `sent`, which
     // the retry pass of an insert would take for records of a call that died.

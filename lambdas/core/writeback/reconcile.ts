@@ -379,7 +379,7 @@ async function resolveLocked(
       continue;
     }
     if (!isFinalIngestState(job.state)) continue;
-    await collectJob(deps, sf, mapping, j.run_id, taskName, finishedJob(job, j), 0, logger);
+    await collectJob(deps, sf, j.run_id, taskName, finishedJob(job, j), 0, logger);
     resolved.jobs += 1;
     await refreshEndedRun(deps, j.run_id, taskName, runId);
   }

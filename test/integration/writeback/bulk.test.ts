@@ -11,8 +11,6 @@ import {
   isFinalIngestState,
 } from '../../../lambdas/connectors/salesforce/writes';
 import { collectJob } from '../../../lambdas/core/writeback/bulk-results';
-import { mapWritebackTask } from '../../../lambdas/core/writeback/plan';
-import { writebackTaskOf } from '../../../lambdas/core/writeback/state';
 import {
   collectWriteback,
   planWriteback,
@@ -463,10 +461,6 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     const created = await createIngestJob(env.connector, { object: 'Lead', operation: 'update' });
     const aborted = await abortIngestJob(env.connector, created.id);
     expect(aborted.state).toBe('Aborted');
-    const mapping = mapWritebackTask(
-      writebackTaskOf(deps, 'Lead-update'),
-      await env.connector.describe('Lead'),
-    );
     await env.pool.query(
       `INSERT INTO roundtrip.writeback_jobs (run_id, task, job_id, api, operation, state, chunk, first_seq, last_seq, rows)
        VALUES ($1, 'Lead-update', $2, 'bulk', 'update', 'Aborted', 1, 1, 1, 0)`,
@@ -476,7 +470,6 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     await collectJob(
       deps,
       env.connector,
-      mapping,
       runId,
       'Lead-update',
       { id: created.id, state: 'Aborted', first: 1, last: 1, processed: 0, failed: 0 },
