@@ -483,4 +483,71 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     );
     expect(rows).toEqual([{ collected: true }]);
   });
+
+  /** The connector, with each job's result files answered by `body(which)` instead of Salesforce. */
+  function resultsAnsweredBy(body: (which: string) => ReadableStream<Uint8Array>): SalesforceConnector {
+    const real = env.connector;
+    return Object.create(real, {
+      fetchWithSession: {
+        value: async (operation: string, path: string, init: RequestInit) => {
+          const which = /\/(successfulResults|failedResults)$/.exec(path)?.[1];
+          if (!which) return real.fetchWithSession(operation, path, init);
+          return new Response(body(which), { status: 200, headers: { 'content-type': 'text/csv' } });
+        },
+      },
+    }) as SalesforceConnector;
+  }
+
+  it('collects a result file of Salesforce’s two columns only as matching nothing: the records are reported, the job collected', async () => {
+    await scores(61);
+    const deps = env.deps({ writeback: [update] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-update' });
+    const pushed = await pushWriteback(deps, { runId, task: 'Lead-update' });
+    expect(pushed.status).toBe('bulk-pending');
+    const text = (which: string) =>
+      new Response(`"sf__Id","${which === 'successfulResults' ? 'sf__Created' : 'sf__Error'}"\n`).body!;
+    const final = await untilCollected(env, { ...deps, salesforce: resultsAnsweredBy(text) }, pushed);
+    expect(final.status).toBe('collected');
+    const errors = await errorsOf(env, runId);
+    expect(errors).toHaveLength(LEADS);
+    expect(errors[0]?.code).toBe('BULK_JOB_JOBCOMPLETE');
+    const { rows } = await env.pool.query(
+      `SELECT count(*)::int AS n FROM roundtrip.writeback_jobs WHERE run_id = $1 AND collected_at IS NULL`,
+      [runId],
+    );
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('fails the collect with the error of a result file cut while its table is made, without an unhandled error', async () => {
+    await scores(62);
+    const deps = env.deps({ writeback: [update] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-update' });
+    const pushed = await pushWriteback(deps, { runId, task: 'Lead-update' });
+    // The header, then the connection drops at once: while Collect makes the temp table.
+    const cut = () =>
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('"sf__Id","sf__Created","Id","LeadScore__c"\n'));
+          setImmediate(() => controller.error(new Error('socket hang up')));
+        },
+      });
+    let state = pushed;
+    let failure: unknown;
+    for (let i = 0; state.status === 'bulk-pending' && i < 50 && !failure; i += 1) {
+      await deps.clock.sleep(state.waitSeconds * 1000);
+      state = await collectWriteback({ ...deps, salesforce: resultsAnsweredBy(cut) }, state).catch(
+        (e: unknown) => {
+          failure = e;
+          return state;
+        },
+      );
+    }
+    expect(String(failure)).toMatch(/socket hang up/);
+    // Nothing was recorded for the job: a retried Collect collects it whole.
+    const final = await untilCollected(env, deps, state);
+    expect(final.status).toBe('collected');
+    expect((await errorsOf(env, runId)).length).toBe(0);
+  });
 });
