@@ -118,12 +118,24 @@ export async function checkSyncScope(
     [task],
   );
   const n = Number(synced[0]?.n ?? 0);
-  if (n === 0) return;
-  const records = `${n.toLocaleString('en-US')} synced record(s)`;
+  // Records sent and not recorded yet (a first run still pushing, or one that ended before its
+  // results): their outcomes will land in sync_state under the recorded scope's keys.
+  const { rows: sent } = await client.query<{ n: string }>(
+    n > 0
+      ? 'SELECT 0 AS n'
+      : `SELECT count(*) AS n FROM roundtrip.writeback_plans WHERE task = $1 AND status = 'sent'`,
+    n > 0 ? [] : [task],
+  );
+  const inFlight = Number(sent[0]?.n ?? 0);
+  if (n === 0 && inFlight === 0) return;
+  const records =
+    n > 0
+      ? `${n.toLocaleString('en-US')} synced record(s) in roundtrip.sync_state`
+      : `${inFlight.toLocaleString('en-US')} record(s) sent, whose results are not recorded yet,`;
   const forget = `delete its sync state (DELETE FROM roundtrip.sync_state WHERE task = '${task.replace(/'/g, "''")}')`;
   if (change === 'object') {
     throw new SyncScopeChangedError(
-      `Write-back ${task} (${configPath}): its ${records} in roundtrip.sync_state were written to ${recorded.object}, and the task now writes ${scope.object}. ` +
+      `Write-back ${task} (${configPath}): its ${records} were written to ${recorded.object}, and the task now writes ${scope.object}. ` +
         `Their keys would be taken as synced, and those records never written to ${scope.object}. ` +
         `To write them to ${scope.object}, give the task a new \`name\` (${configPath}.name: its sync state starts empty and every record is sent once), or ${forget}.`,
     );
@@ -131,14 +143,14 @@ export async function checkSyncScope(
   if (change === 'column') {
     const column = `'${scope.keyColumn.replace(/'/g, "''")}'`;
     throw new SyncScopeChangedError(
-      `Write-back ${task} (${configPath}): its ${records} in roundtrip.sync_state were keyed by the values of column ${recorded.keyColumn}, and the task now reads its keys from ${scope.keyColumn} (${configPath}.keyColumn). ` +
+      `Write-back ${task} (${configPath}): its ${records} were keyed by the values of column ${recorded.keyColumn}, and the task now reads its keys from ${scope.keyColumn} (${configPath}.keyColumn). ` +
         `Other values are other keys: every record would be sent as new, ${scope.mode === 'insert' ? 'and inserted again' : `and upserted by ${scope.keyField} values Salesforce may not hold, creating records`}. ` +
         `If ${scope.keyColumn} holds the keys ${recorded.keyColumn} held (a column renamed), record it: UPDATE roundtrip.sync_scope SET key_column = ${column} WHERE task = '${task.replace(/'/g, "''")}'.`,
     );
   }
   if (change === 'insert-key') {
     throw new SyncScopeChangedError(
-      `Write-back ${task} (${configPath}): its ${records} in roundtrip.sync_state were keyed by ${recorded.keyField}, and the task now inserts ${scope.keyField ? `by ${scope.keyField}` : 'without a key field'}. ` +
+      `Write-back ${task} (${configPath}): its ${records} were keyed by ${recorded.keyField}, and the task now inserts ${scope.keyField ? `by ${scope.keyField}` : 'without a key field'}. ` +
         `Keyed otherwise, every record would be inserted again. An insert cannot change its key without inserting its records again: keep its key, ` +
         `or write the records by an upsert by the new key under a new \`name\` once every record carries it (map it as a field of an update by Id and run first).`,
     );
@@ -150,7 +162,7 @@ export async function checkSyncScope(
     ? `map ${scope.keyField} as a field while the key is still ${recorded.keyField} and run`
     : `map ${scope.keyField} as a field of an update by Id and run`;
   throw new SyncScopeChangedError(
-    `Write-back ${task} (${configPath}): its ${records} in roundtrip.sync_state ${was}, and the task now upserts by ${scope.keyField}. ` +
+    `Write-back ${task} (${configPath}): its ${records} ${was}, and the task now upserts by ${scope.keyField}. ` +
       `Records that do not carry ${scope.keyField} yet would be created again by the upsert. ` +
       `To move the records to ${scope.keyField} without creating any again, first ${carry} (every record gets it); ` +
       `then give the task a new \`name\` (${configPath}.name: every record is sent once and found by ${scope.keyField}), or ${forget}.`,

@@ -4,7 +4,7 @@
  * to go on, and goes on once the task is started over. Changing fields or mode by the same key is
  * not refused. Through the emulator and the real PostgreSQL.
  */
-import { runWriteback, planWriteback } from '../../../lambdas/core/writeback';
+import { planWriteback, pushWriteback, runWriteback } from '../../../lambdas/core/writeback';
 import { SyncScopeChangedError } from '../../../lambdas/core/writeback/scope';
 import { LEAD_SRC_UPSERT, startWritebackEnv, type WritebackEnv } from './support';
 
@@ -335,6 +335,23 @@ describe('a write-back task synced by one object and key, then configured with a
         })
       ).changed,
     ).toBe(0);
+  });
+
+  it('counts records sent whose results are not recorded yet: a first run still collecting holds its scope', async () => {
+    await source('inflight', 3);
+    const task = { ...byExternalId, name: 'inflight', bulkThreshold: 1 };
+    const deps = env.deps({ writeback: [task] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'inflight' });
+    expect(await pushWriteback(deps, { runId, task: 'inflight' })).toMatchObject({ status: 'bulk-pending' });
+    await expect(
+      planWriteback(env.deps({ writeback: [{ ...task, key: 'Email', keyColumn: 'email' }] }), {
+        runId: await env.newRun(),
+        task: 'inflight',
+      }),
+    ).rejects.toThrow(
+      /^Write-back inflight \(writeback\[0\]\): its 3 record\(s\) sent, whose results are not recorded yet, were matched by External_Id__c, and the task now upserts by Email\./,
+    );
   });
 
   it('does not hold a scope that nothing was synced by: a first plan under another key goes on', async () => {
