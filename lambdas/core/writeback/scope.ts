@@ -84,9 +84,9 @@ interface Recorded {
 }
 
 /**
- * Refuses (SyncScopeChangedError) when the task's synced records were written to another object,
- * or matched by another field than the one it now upserts by. A task with no synced records, or
- * synced before its scope was recorded (migration 8), passes; so does a database whose schema
+ * Refuses (SyncScopeChangedError) a change of scope that misleads the task's keys (see the module
+ * comment) while it has synced records, or records sent whose results are not recorded yet. A
+ * task synced before its scope was recorded (migration 8) passes; so does a database whose schema
  * predates migration 8. `configPath` names the task in the message (`writeback[0]`).
  */
 export async function checkSyncScope(
