@@ -32,6 +32,9 @@ import { createBulkCsvPageByteConverter, csvHeaderLine, recordToCopyCsvLine } fr
 import { classifySalesforceError } from './errors';
 import { parseJsonLossless } from './json';
 import { bulkPollDelaySeconds } from './poll';
+import { apiRelative, GET_ATTEMPTS } from './calls';
+
+export { apiRelative, GET_ATTEMPTS } from './calls';
 
 /** The last `Sforce-Limit-Info: api-usage=USED/MAX` seen. */
 export interface ApiUsage {
@@ -471,21 +474,6 @@ function jsonOf<T>(operation: string, text: string): T {
 
 /** Pause before sending a failed GET again, times the attempt. */
 const GET_RETRY_PAUSE_MS = 250;
-
-/** Sends of a GET (describe, COUNT(), a job's state, limits) before its failure is the step's. */
-export const GET_ATTEMPTS = 3;
-
-/**
- * A `nextRecordsUrl` (`/services/data/vNN.N/query/<locator>`, relative to the instance) as a path
- * relative to the versioned API base that `fetchWithSession` prefixes.
- */
-export function apiRelative(nextRecordsUrl: string): string {
-  const m = /^\/services\/data\/v\d+\.\d+(\/.*)$/.exec(nextRecordsUrl);
-  if (!m?.[1]) {
-    throw new TerminalError(`Salesforce answered a nextRecordsUrl of an unexpected form: ${nextRecordsUrl}`);
-  }
-  return m[1];
-}
 
 function checkBatchSize(batchSize: number): number {
   if (

@@ -11,7 +11,8 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { TerminalError, TransientError } from '../../shared/errors';
-import { apiRelative, type SalesforceConnector } from './connector';
+import { apiRelative } from './calls';
+import type { SalesforceConnector } from './connector';
 
 /**
  * Records per sObject Collections call: "up to 200 records".

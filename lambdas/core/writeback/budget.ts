@@ -10,7 +10,8 @@
  * between calls, with every result so far recorded, and answers that it has more to do. The
  * state machine calls it again at once, and the new invocation goes on from the ledger.
  */
-import { GET_ATTEMPTS, type SalesforceTimeouts } from '../../connectors/salesforce/connector';
+import { GET_ATTEMPTS } from '../../connectors/salesforce/calls';
+import type { SalesforceTimeouts } from '../../connectors/salesforce/connector';
 import { UNBOUNDED_TIME, type TimeLeft } from '../../shared/clock';
 
 /** Time kept after a call's longest answer to apply its results and record the step's figures. */
