@@ -1,0 +1,57 @@
+/**
+ * What each Lambda evaluates at a cold start: the modules its bundle reaches from the handler
+ * through static imports. jsforce (and the Salesforce connector that loads it) must be reached only
+ * through the dynamic import that builds the connector on first use: statically imported, it adds
+ * ~45 ms of CPU to every cold start (npm run bench -- bundles), as it did to the write-back's plan,
+ * push and collect when a core module imported a constant from connector.ts.
+ */
+import path from 'node:path';
+import { build, type Metafile } from 'esbuild';
+import { LAMBDA_ESBUILD_OPTIONS } from '../../lib/constructs/step-function';
+import { PIPELINE_STEPS, STEP_KEYS } from '../../statemachine/definition';
+
+const ROOT = path.resolve(__dirname, '../..');
+
+/** The inputs reached from `entry` by static imports and requires (not by `import()`). */
+function staticClosure(metafile: Metafile, entry: string): Set<string> {
+  const seen = new Set<string>();
+  const stack = [entry];
+  while (stack.length > 0) {
+    const file = stack.pop() as string;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const i of metafile.inputs[file]?.imports ?? []) {
+      if (i.kind !== 'dynamic-import' && !i.external) stack.push(i.path);
+    }
+  }
+  return seen;
+}
+
+describe('cold start of the bundled functions', () => {
+  jest.setTimeout(120_000);
+
+  it.each(STEP_KEYS.map((step) => [step, PIPELINE_STEPS[step].handler] as const))(
+    '%s evaluates neither jsforce nor the Salesforce connector at init',
+    async (_step, handler) => {
+      const entry = `lambdas/handlers/${handler}.ts`;
+      const { metafile } = await build({
+        ...LAMBDA_ESBUILD_OPTIONS,
+        entryPoints: [path.join(ROOT, entry)],
+        absWorkingDir: ROOT,
+        bundle: true,
+        write: false,
+        metafile: true,
+        sourcemap: false,
+        minify: false,
+        logLevel: 'silent',
+        outdir: path.join(ROOT, '.roundtrip', 'cold-start'),
+      });
+      const closure = staticClosure(metafile, entry);
+      expect(closure.size).toBeGreaterThan(10);
+      const atInit = [...closure].filter(
+        (f) => f.includes('node_modules/jsforce/') || f === 'lambdas/connectors/salesforce/connector.ts',
+      );
+      expect(atInit).toEqual([]);
+    },
+  );
+});
