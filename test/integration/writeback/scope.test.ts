@@ -216,6 +216,12 @@ describe('a write-back task synced by one object and key, then configured with a
         })
       ).result,
     ).toMatchObject({ succeeded: 2 });
+    // Given its key field later (the same key column), the insert plans on; the records it
+    // inserted before still do not carry the field, so an upsert by it stays refused.
+    await runWriteback(env.deps({ writeback: [{ ...keylessInsert, key: 'External_Id__c' }] }), {
+      runId: await env.newRun(),
+      task: 'keyless',
+    });
     await expect(
       planWriteback(env.deps({ writeback: [{ ...byExternalId, name: 'keyless' }] }), {
         runId: await env.newRun(),
