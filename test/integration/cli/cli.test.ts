@@ -10,40 +10,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Pool } from 'pg';
-import { main } from '../../../bin/commands';
 import { startDemoEnvironment, type DemoEnvironment } from '../../../bin/local/environment';
 import { loadConfig } from '../../../lambdas/config';
 import { migrate } from '../../../lambdas/connectors/postgres';
+import { cli } from '../../support/cli';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
 const EXAMPLE = path.resolve(__dirname, '../../../examples/lead-scoring');
-
-interface Captured {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `roundtrip <argv>` in-process, capturing stdout and stderr. */
-async function cli(argv: string[]): Promise<Captured> {
-  let stdout = '';
-  let stderr = '';
-  const out = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(argv);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 
 function lastJsonLine(stdout: string): unknown {
   const lines = stdout.trim().split('\n');

@@ -2,8 +2,8 @@
  * `roundtrip demo` in-process on a small org, on a database of its own: it ends with what
  * changed in Salesforce, the summary, and where a newcomer goes next.
  */
-import { main } from '../../../bin/commands';
 import { DEMO_NEXT_STEPS } from '../../../bin/commands/demo';
+import { cli } from '../../support/cli';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
 describe('roundtrip demo', () => {
@@ -20,23 +20,7 @@ describe('roundtrip demo', () => {
   });
 
   it('ends a run that succeeded with the next steps, after what changed and the summary', async () => {
-    let stdout = '';
-    let stderr = '';
-    const out = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      stdout += String(chunk);
-      return true;
-    });
-    const err = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      stderr += String(chunk);
-      return true;
-    });
-    let code: number;
-    try {
-      code = await main(['demo', '--leads', '120', '--customers', '40']);
-    } finally {
-      out.mockRestore();
-      err.mockRestore();
-    }
+    const { code, stdout, stderr } = await cli(['demo', '--leads', '120', '--customers', '40']);
     expect(code).toBe(0);
     expect(stdout).toMatch(/^What changed in Salesforce \(run \S+\):$/m);
     expect(stdout).toMatch(/^run \S+: succeeded$/m);
