@@ -15,6 +15,7 @@ import { type IngestJob, streamIngestResults } from '../../connectors/salesforce
 import type { Logger } from '../../shared/logging';
 import type { CoreDeps } from '../deps';
 import { applyResults, createResultsTable, RESULTS_TABLE } from './results';
+import { sqlLiteral } from './state';
 
 /**
  * The names of a CSV header line (quoted or not, `""` inside quotes; the line break and a BOM
@@ -185,7 +186,7 @@ export async function collectJob(
   const matchOn = (sent: readonly string[]): string => {
     const first = sent[0];
     if (first === undefined) return 'false';
-    return first === 'Id' ? 'p.salesforce_id = r.c0' : `p.payload->>'${first.replace(/'/g, "''")}' = r.c0`;
+    return first === 'Id' ? 'p.salesforce_id = r.c0' : `p.payload->>${sqlLiteral(first)} = r.c0`;
   };
   await withClient(deps.pg, (client) =>
     inTransaction(client, async () => {

@@ -27,6 +27,7 @@ import type { WritebackMode } from '../../config';
 import { withClient } from '../../connectors/postgres';
 import { TerminalError } from '../../shared/errors';
 import type { WritebackMapping } from './plan';
+import { sqlLiteral } from './state';
 
 /** The object a mapping writes and how it matches records, as the describe spells them. */
 export interface SyncScope {
@@ -120,19 +121,21 @@ export async function checkSyncScope(
   const n = Number(synced[0]?.n ?? 0);
   // Records sent and not recorded yet (a first run still pushing, or one that ended before its
   // results): their outcomes will land in sync_state under the recorded scope's keys.
-  const { rows: sent } = await client.query<{ n: string }>(
-    n > 0
-      ? 'SELECT 0 AS n'
-      : `SELECT count(*) AS n FROM roundtrip.writeback_plans WHERE task = $1 AND status = 'sent'`,
-    n > 0 ? [] : [task],
-  );
-  const inFlight = Number(sent[0]?.n ?? 0);
+  let inFlight = 0;
+  if (n === 0) {
+    const { rows: sent } = await client.query<{ n: string }>(
+      `SELECT count(*) AS n FROM roundtrip.writeback_plans WHERE task = $1 AND status = 'sent'`,
+      [task],
+    );
+    inFlight = Number(sent[0]?.n ?? 0);
+  }
   if (n === 0 && inFlight === 0) return;
   const records =
     n > 0
       ? `${n.toLocaleString('en-US')} synced record(s) in roundtrip.sync_state`
       : `${inFlight.toLocaleString('en-US')} record(s) sent, whose results are not recorded yet,`;
-  const forget = `delete its sync state (DELETE FROM roundtrip.sync_state WHERE task = '${task.replace(/'/g, "''")}')`;
+  const taskLiteral = sqlLiteral(task);
+  const forget = `delete its sync state (DELETE FROM roundtrip.sync_state WHERE task = ${taskLiteral})`;
   if (change === 'object') {
     throw new SyncScopeChangedError(
       `Write-back ${task} (${configPath}): its ${records} were written to ${recorded.object}, and the task now writes ${scope.object}. ` +
@@ -141,11 +144,10 @@ export async function checkSyncScope(
     );
   }
   if (change === 'column') {
-    const column = `'${scope.keyColumn.replace(/'/g, "''")}'`;
     throw new SyncScopeChangedError(
       `Write-back ${task} (${configPath}): its ${records} were keyed by the values of column ${recorded.keyColumn}, and the task now reads its keys from ${scope.keyColumn} (${configPath}.keyColumn). ` +
         `Other values are other keys: every record would be sent as new, ${scope.mode === 'insert' ? 'and inserted again' : `and upserted by ${scope.keyField} values Salesforce may not hold, creating records`}. ` +
-        `If ${scope.keyColumn} holds the keys ${recorded.keyColumn} held (a column renamed), record it: UPDATE roundtrip.sync_scope SET key_column = ${column} WHERE task = '${task.replace(/'/g, "''")}'.`,
+        `If ${scope.keyColumn} holds the keys ${recorded.keyColumn} held (a column renamed), record it: UPDATE roundtrip.sync_scope SET key_column = ${sqlLiteral(scope.keyColumn)} WHERE task = ${taskLiteral}.`,
     );
   }
   if (change === 'insert-key') {
