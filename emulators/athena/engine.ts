@@ -6,7 +6,7 @@
  */
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
   StatementType,
@@ -479,7 +479,7 @@ export class QueryEngine {
       if (execution.explain === 'validate') {
         // Bound without running: nothing scanned, one boolean row (Trino's `Valid`).
         execution.columns = [VALID_COLUMN];
-        await this.writeResult(execution, athenaCsvLine(['Valid']) + athenaCsvLine(['true']));
+        await this.writeResult(execution, [athenaCsvLine(['Valid']), athenaCsvLine(['true'])]);
         return undefined;
       }
       const ast = await this.serializedAst(connection, execution.query);
@@ -580,8 +580,7 @@ export class QueryEngine {
 
   /**
    * Streams DuckDB's result chunks into the result file: one chunk (≤ 2,048 rows) is formatted
-   * and written at a time, waiting for the disk when the write buffer is full, so memory stays
-   * flat whatever the row count. The MD5 of the bytes becomes the S3 ETag.
+   * and written at a time, so memory stays flat whatever the row count.
    */
   private async streamResult(
     execution: QueryExecution,
@@ -589,24 +588,37 @@ export class QueryEngine {
     names: readonly string[],
   ): Promise<void> {
     const result = await prepared.stream();
-    await mkdir(path.dirname(execution.resultPath), { recursive: true });
-    const out = createWriteStream(execution.resultPath);
-    const md5 = createHash('md5');
-    const write = async (text: string): Promise<void> => {
-      md5.update(text);
-      if (!out.write(text)) await drained(out);
-    };
     const converter = (value: DuckDBValue, type: DuckDBType): string | null =>
       value === null ? null : formatAthenaValue(value, type);
-    try {
-      await write(athenaCsvLine(names));
+    async function* lines(): AsyncGenerator<string> {
+      yield athenaCsvLine(names);
       for (;;) {
         const chunk = await result.fetchChunk();
-        if (!chunk || chunk.rowCount === 0) break;
+        if (!chunk || chunk.rowCount === 0) return;
         if (execution.state !== 'RUNNING') return;
         let text = '';
         for (const row of chunk.convertRows(converter)) text += athenaCsvLine(row);
-        await write(text);
+        yield text;
+      }
+    }
+    await this.writeResult(execution, lines());
+  }
+
+  /**
+   * Writes a result file from its text, waiting for the disk when the write buffer is full; the
+   * MD5 of the bytes becomes the S3 ETag.
+   */
+  private async writeResult(
+    execution: QueryExecution,
+    texts: Iterable<string> | AsyncIterable<string>,
+  ): Promise<void> {
+    await mkdir(path.dirname(execution.resultPath), { recursive: true });
+    const out = createWriteStream(execution.resultPath);
+    const md5 = createHash('md5');
+    try {
+      for await (const text of texts) {
+        md5.update(text);
+        if (!out.write(text)) await drained(out);
       }
     } finally {
       await new Promise<void>((resolve, reject) =>
@@ -615,16 +627,6 @@ export class QueryEngine {
     }
     this.options.objects.set(execution.resultPath, {
       etag: `"${md5.digest('hex')}"`,
-      contentType: 'text/csv',
-    });
-  }
-
-  /** Writes a small result whole (an EXPLAIN's), with its MD5 ETag, as {@link streamResult} does. */
-  private async writeResult(execution: QueryExecution, text: string): Promise<void> {
-    await mkdir(path.dirname(execution.resultPath), { recursive: true });
-    await writeFile(execution.resultPath, text);
-    this.options.objects.set(execution.resultPath, {
-      etag: `"${createHash('md5').update(text).digest('hex')}"`,
       contentType: 'text/csv',
     });
   }
