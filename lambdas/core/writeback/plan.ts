@@ -393,6 +393,17 @@ function powerOfTen(d: number): string {
   return `1${'0'.repeat(d)}`;
 }
 
+/**
+ * Significant digits a double (IEEE 754 binary64) gives back exactly: 15. Salesforce types number
+ * fields `xsd:double`, and its Help (000385889) says custom number fields are stored as doubles.
+ */
+const DOUBLE_EXACT_DIGITS = 15;
+
+/** Whether a number field's precision lets it take values a double cannot hold exactly. */
+function holdsMoreThanDouble(m: Pick<MappedField, 'field' | 'kind'>): boolean {
+  return m.kind === 'number' && (m.field.precision ?? 18) > DOUBLE_EXACT_DIGITS;
+}
+
 /** Integer digits a number field takes, and the scale it rounds to. */
 function numberShape(m: Pick<MappedField, 'field' | 'kind'>): { scale: number; intDigits: number } {
   if (m.kind === 'int') {
@@ -1008,7 +1019,25 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     // is compared by identity: the copy holds Salesforce's 18 characters, the source may give 15,
     // or 18 in another case, and either names the same record.
     const compared = (m: MappedField, x: string): string => (m.kind === 'id' ? idIdentitySql(x, x) : x);
-    const againstCopy = `cur.key IS NULL OR (${mapping.fields.map((m, i) => compared(m, v(i))).join(', ')}) IS DISTINCT FROM (${mapping.fields.map((m, i) => compared(m, `cur.cv${i}`)).join(', ')})`;
+    // A number field whose precision passes what a double holds: Salesforce may keep the value it
+    // was sent as the nearest double (below), so such fields are compared apart from the others.
+    const wide = mapping.fields.flatMap((m, i) => (holdsMoreThanDouble(m) ? [i] : []));
+    const exact = mapping.fields.flatMap((_, i) => (wide.includes(i) ? [] : [i]));
+    const exactTest = exact.length
+      ? [
+          `(${exact.map((i) => compared(mapping.fields[i] as MappedField, v(i))).join(', ')}) IS DISTINCT FROM (${exact.map((i) => compared(mapping.fields[i] as MappedField, `cur.cv${i}`)).join(', ')})`,
+        ]
+      : [];
+    // A wide value differs unless the copy holds it, or holds its nearest double while sync_state
+    // says this very value was sent: what Salesforce keeps of a number over 15 significant digits
+    // is undocumented (Help 000394530 shows such values rounded as doubles; a record saved in the
+    // UI is rounded so), and resending it would change nothing Salesforce can hold. A value the
+    // task never sent is compared exactly, so a change past the 15th digit is still sent.
+    const wideTest = wide.map((i) => {
+      const name = sqlLiteral((mapping.fields[i] as MappedField).field.name);
+      return `(${v(i)} IS DISTINCT FROM cur.cv${i} AND NOT coalesce(${v(i)}::float8 = cur.cv${i}::float8 AND sent.synced_values -> ${name} = to_jsonb(${v(i)}), false))`;
+    });
+    const againstCopy = `cur.key IS NULL OR ${[...exactTest, ...wideTest].join(' OR ')}`;
     const fresh = task.mode !== 'insert' && comparison.syncedAfter !== undefined;
     changedSql =
       task.mode === 'insert'
@@ -1029,6 +1058,9 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
             : '',
         )}) AS fresh ON fresh.key = checked.${ki}`
       : '';
+    if (wide.length > 0 && task.mode !== 'insert') {
+      freshJoin += ` LEFT JOIN (${stateRows('s.synced_values')}) AS sent ON sent.key = checked.${ki}`;
+    }
   } else {
     currentSql = stateRows('s.salesforce_id, s.synced_values, s.value_hash');
     // The values last accepted by Salesforce.

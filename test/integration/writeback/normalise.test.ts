@@ -22,9 +22,18 @@ import {
 
 /** The extracted copy these tests compare with: the fields they write. */
 const COPY: LeadCopy = {
-  fields: ['Id', 'LastName', 'Company', 'Nickname__c', 'Interests__c', 'NumberOfEmployees', 'IsDeleted'],
+  fields: [
+    'Id',
+    'LastName',
+    'Company',
+    'Nickname__c',
+    'Interests__c',
+    'NumberOfEmployees',
+    'Legacy_Amount__c',
+    'IsDeleted',
+  ],
   columns: `"Id" varchar(18) PRIMARY KEY, "LastName" text, "Company" text, "Nickname__c" text,
-    "Interests__c" text, "NumberOfEmployees" numeric, "IsDeleted" boolean`,
+    "Interests__c" text, "NumberOfEmployees" numeric, "Legacy_Amount__c" numeric, "IsDeleted" boolean`,
 };
 
 const leadExtract = {
@@ -117,6 +126,44 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
       );
     },
   );
+
+  it("a number past a double's 15 digits that Salesforce holds as its nearest double is not sent again; a change is, also one a double cannot tell", async () => {
+    // Legacy_Amount__c: currency(18, 2). Records 6–8, compared with the extracted copy.
+    const amounts = ['1222333444555666.88', '9007199254740993', '12.5'];
+    const rows = (values: string[]): unknown[][] => values.map((a, i) => [ids[6 + i], a]);
+    await source('norm_wide', `"Id" text, amount numeric`, rows(amounts));
+    const task = update('wide', 'norm_wide', { Legacy_Amount__c: 'amount' });
+    const first = await write(task, { extract: true });
+    expect(first.result).toMatchObject({ succeeded: 3, failed: 0 });
+    expect(String(stored(6, 'Legacy_Amount__c'))).toBe('1222333444555666.88');
+    // What a record saved in Salesforce's UI holds (Help 000394530: 1,222,333,444,555,666.88
+    // becomes 1,222,333,444,555,667), and what Salesforce may keep of a number it is sent, stored
+    // as a double: the nearest doubles.
+    const saved = amounts.map((a, i) => ({ Id: ids[6 + i], Legacy_Amount__c: Number(a) }));
+    expect(env.sf.store.update('Lead', saved).map((r) => r.success)).toEqual([true, true, true]);
+    expect([stored(6, 'Legacy_Amount__c'), stored(7, 'Legacy_Amount__c')]).toEqual([
+      1222333444555667, 9007199254740992,
+    ]);
+    const second = await write(task, { extract: true });
+    expect(second.plan).toMatchObject({ changed: 0, unchanged: 3, api: 'none' });
+    expect(second.writes).toBe(0);
+
+    // 9007199254740992.6 is the same double as the 9007199254740993 sent before: a change all the
+    // same, sent. A record edited in Salesforce to another double is sent its value back.
+    expect(
+      env.sf.store.update('Lead', [{ Id: ids[6], Legacy_Amount__c: 1222333444555000 }])[0]?.success,
+    ).toBe(true);
+    await source(
+      'norm_wide',
+      `"Id" text, amount numeric`,
+      rows([amounts[0] as string, '9007199254740992.6', '12.5']),
+    );
+    const third = await write(task, { extract: true });
+    expect(third.plan).toMatchObject({ changed: 2, unchanged: 1 });
+    expect(third.result).toMatchObject({ succeeded: 2, failed: 0 });
+    expect(String(stored(6, 'Legacy_Amount__c'))).toBe('1222333444555666.88');
+    expect(String(stored(7, 'Legacy_Amount__c'))).toBe('9007199254740992.6');
+  });
 
   it('a text longer than the field in UTF-16 code units (an emoji counts 2) is refused before any call, from text and varchar columns', async () => {
     // Nickname__c takes 10: five emoji are 10 code units, six characters with one more are 11.
