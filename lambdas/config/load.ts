@@ -36,6 +36,31 @@ function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * Why a config module failed to load. A config outside the checkout that copied the documented
+ * `import { defineConfig } from '../lambdas/config'` (or guessed a `roundtrip/...` package, which
+ * does not exist) gets the import path that reaches this checkout's `lambdas/config` from its
+ * folder; Node's require stack, which names this loader rather than anything the user wrote, is
+ * left out of that message.
+ */
+function loadFailure(error: unknown, file: string): string {
+  const text = describeError(error);
+  // Read structurally: jest's module registry throws from another realm, which fails instanceof.
+  const raw = (error as { message?: unknown } | null)?.message;
+  const missing = /^Cannot find module '([^']+)'/.exec(typeof raw === 'string' ? raw : text)?.[1];
+  const wantsDefineConfig =
+    missing !== undefined &&
+    (/(^|\/)lambdas\/config(\/index(\.ts)?)?$/.test(missing) || /^roundtrip(\/|$)/.test(missing));
+  if (!wantsDefineConfig) return `the file failed to load: ${text}`;
+  let reach = path.relative(path.dirname(file), __dirname).split(path.sep).join('/');
+  if (!reach.startsWith('.')) reach = `./${reach}`;
+  return (
+    `the file failed to load: Cannot find module '${missing}'. defineConfig comes from this checkout's ` +
+    `lambdas/config (${__dirname}): from the config's folder, import { defineConfig } from '${reach}'; ` +
+    `or leave the import out and export the object itself`
+  );
+}
+
 /** Runs a `.ts`/`.js` config module and returns its exports. */
 function requireModule(file: string): unknown {
   const moduleRequire = createRequire(__filename);
@@ -175,7 +200,7 @@ export async function loadConfig(file: string): Promise<PipelineConfig> {
     try {
       exports = requireModule(absolute);
     } catch (error) {
-      return fail(absolute, `the file failed to load: ${describeError(error)}`);
+      return fail(absolute, loadFailure(error, absolute));
     }
     value = exportedConfig(exports, absolute);
   }

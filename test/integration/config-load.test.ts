@@ -226,6 +226,41 @@ describe('loadConfig', () => {
     expect(error.issues).toEqual([{ path: '', message: 'the file failed to load: boom' }]);
   });
 
+  it('answers an import of defineConfig that does not resolve with the path that reaches this checkout, which then loads', async () => {
+    // The documented import, copied into a folder outside the checkout (a scratch folder in /tmp).
+    const file = path.join(dir, 'copied.config.ts');
+    const body = `export default defineConfig(${JSON.stringify({ ...minimal, name: 'copied' })});`;
+    await writeFile(file, [`import { defineConfig } from '../lambdas/config';`, body].join('\n'));
+    const error = await configError(loadConfig(file));
+    const reach = path.relative(dir, CONFIG_MODULE).split(path.sep).join('/');
+    expect(error.issues).toEqual([
+      {
+        path: '',
+        message:
+          `the file failed to load: Cannot find module '../lambdas/config'. defineConfig comes from this checkout's ` +
+          `lambdas/config (${CONFIG_MODULE}): from the config's folder, import { defineConfig } from '${reach}'; ` +
+          `or leave the import out and export the object itself`,
+      },
+    ]);
+    const fixed = path.join(dir, 'fixed.config.ts');
+    await writeFile(
+      fixed,
+      [`import { defineConfig } from '${reach}';`, body.replace('copied', 'fixed')].join('\n'),
+    );
+    expect((await loadConfig(fixed)).name).toBe('fixed');
+    // Any other module that is missing is named as Node names it, without the hint.
+    const other = path.join(dir, 'other.config.ts');
+    await writeFile(
+      other,
+      [`import { helper } from './no-such-helper';`, `export default helper;`].join('\n'),
+    );
+    const otherError = await configError(loadConfig(other));
+    expect(otherError.issues[0]?.message).toMatch(
+      /^the file failed to load: (Error: )?Cannot find module '\.\/no-such-helper'/,
+    );
+    expect(otherError.issues[0]?.message).not.toContain('defineConfig');
+  });
+
   it('names invalid JSON', async () => {
     const file = path.join(dir, 'broken.json');
     await writeFile(file, '{ "name": ');
