@@ -20,7 +20,7 @@ import { taskName } from '../../lambdas/config';
 import { AthenaQueryFailed } from '../../lambdas/connectors/athena';
 import { checkConnection, withClient } from '../../lambdas/connectors/postgres';
 import { taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/core/run-state';
-import { resolveFields } from '../../lambdas/core/salesforce-read';
+import { extractConfigPath, resolveFields } from '../../lambdas/core/salesforce-read';
 import { mapWritebackTask } from '../../lambdas/core/writeback';
 import { checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
 import { writebackConfigPath } from '../../lambdas/core/writeback/state';
@@ -112,7 +112,7 @@ export const validate: Command = async (argv) => {
             if (task.from !== 'salesforce') continue;
             await record(`extract ${task.name}`, async () => {
               const describe = await sf.describe(task.object);
-              const { fields, added } = resolveFields(task, describe.fields);
+              const { fields, added } = resolveFields(task, describe.fields, extractConfigPath(config, task));
               return `${task.object}: ${fields.length} fields readable${added.length ? ` (${added.join(', ')} added)` : ''}`;
             });
           }

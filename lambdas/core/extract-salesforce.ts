@@ -78,6 +78,7 @@ import {
   WATERMARK_FIELD,
   chooseReadApi,
   planSalesforceRead,
+  extractConfigPath,
   resolveFields,
 } from './salesforce-read';
 
@@ -328,7 +329,11 @@ export async function extractSalesforce(
   const callsBefore = sf.apiCalls;
   const describe = await sf.describe(task.object);
 
-  const { fields: wanted, added } = resolveFields(task, describe.fields);
+  const { fields: wanted, added } = resolveFields(
+    task,
+    describe.fields,
+    extractConfigPath(deps.config, task),
+  );
   if (added.length > 0) {
     logger.info('Fields added to the read that the config does not list', { fields: added });
   }
@@ -516,7 +521,7 @@ export async function checkSalesforceExtract(
   }
 
   const describe = await sf.describe(task.object);
-  const { fields } = resolveFields(task, describe.fields);
+  const { fields } = resolveFields(task, describe.fields, extractConfigPath(deps.config, task));
   const columns = columnsFor(task, describe, fields);
   return loadRows(deps, ctx, {
     runId: pending.runId,

@@ -3,7 +3,8 @@
  * read and of its `COUNT()`, and which API reads it. Pure functions, shared by Prepare (which
  * forecasts the run's API cost from the same `COUNT()`) and the extract steps.
  */
-import type { SalesforceExtractTask } from '../config';
+import type { ExtractTask, PipelineConfig, SalesforceExtractTask } from '../config';
+import { suggestion } from '../config/issues';
 import type { SalesforceFieldDescribe } from '../connectors/salesforce';
 import { bulkPollsForDuration } from '../connectors/salesforce/poll';
 import { TerminalError } from '../shared/errors';
@@ -53,14 +54,21 @@ export function soqlDatetime(at: Date): string {
   return new Date(Math.floor(at.getTime() / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/** An extract's place in the config, `extract[0]`, for messages that point at what to edit. */
+export function extractConfigPath(config: Pick<PipelineConfig, 'extract'>, task: ExtractTask): string {
+  return `extract[${config.extract.indexOf(task)}]`;
+}
+
 /**
  * Maps the configured fields to the describe's spelling and adds what the extract needs:
  * `SystemModstamp` (the watermark) and `IsDeleted` (deletes). Unknown fields are a TerminalError
- * naming every one of them and the object.
+ * naming every one of them, the object, each one's config path (`extract[0].fields[1]`, when the
+ * task's `configPath` is given) and the field of the describe it is a typo away from.
  */
 export function resolveFields(
   task: Pick<SalesforceExtractTask, 'object' | 'fields' | 'name'>,
   describeFields: readonly Pick<SalesforceFieldDescribe, 'name'>[],
+  configPath?: string,
 ): { fields: string[]; added: string[] } {
   const byLower = new Map(describeFields.map((f) => [f.name.toLowerCase(), f.name]));
   const unknown: string[] = [];
@@ -71,8 +79,15 @@ export function resolveFields(
     else if (!fields.includes(found)) fields.push(found);
   }
   if (unknown.length > 0) {
+    const known = describeFields.map((f) => f.name);
+    const each = unknown.map((name) => {
+      const where = configPath ? `${configPath}.fields[${task.fields.indexOf(name)}]` : undefined;
+      const meant = suggestion(name, known);
+      const notes = [where, meant ? `did you mean "${meant}"?` : undefined].filter(Boolean).join('; ');
+      return `"${name}"${notes ? ` (${notes})` : ''}`;
+    });
     throw new TerminalError(
-      `Extract task ${task.name}: ${task.object} has no field ${unknown.map((f) => `"${f}"`).join(', ')} ` +
+      `Extract task ${task.name}: ${task.object} has no field ${each.join(', ')} ` +
         `(check the spelling and the field-level security of the integration user)`,
     );
   }

@@ -114,6 +114,25 @@ describe('the roundtrip CLI', () => {
     expect(result.stdout.split('\n').filter((l) => l.startsWith('✗'))).toHaveLength(1);
   });
 
+  it('names the config path of a misspelt Salesforce extract field and the field it was likely meant to be', async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
+    const misspelt = path.join(dir, 'misspelt-field.config.json');
+    await writeFile(
+      misspelt,
+      JSON.stringify({
+        ...config,
+        extract: config.extract.map((task) =>
+          task.from === 'salesforce' ? { ...task, fields: ['Id', 'Emial', 'LeadScore__c'] } : task,
+        ),
+      }),
+    );
+    const result = await cli(['validate', ...connection.slice(2), '--config', misspelt]);
+    expect(result.code).toBe(1);
+    expect(result.stdout.split('\n').filter((l) => l.startsWith('✗'))).toEqual([
+      '✗ extract Lead: Extract task Lead: Lead has no field "Emial" (extract[0].fields[1]; did you mean "Email"?) (check the spelling and the field-level security of the integration user)',
+    ]);
+  });
+
   it('reports a task name another pipeline holds in the database, without claiming any, and exits 1', async () => {
     const pool = new Pool({ connectionString: db.url });
     try {

@@ -1,6 +1,7 @@
 import type { SalesforceExtractTask } from '../../../lambdas/config';
 import {
   chooseReadApi,
+  extractConfigPath,
   forecastReadCalls,
   planSalesforceRead,
   resolveFields,
@@ -41,12 +42,30 @@ describe('resolveFields', () => {
     });
   });
 
-  it('names every unknown field and the object', () => {
+  it('names every unknown field and the object, with the field a typo was likely meant to be', () => {
     expect(() => resolveFields(task({ fields: ['Id', 'Emial', 'Score'] }), DESCRIBE)).toThrow(
       new TerminalError(
-        'Extract task Lead: Lead has no field "Emial", "Score" (check the spelling and the field-level security of the integration user)',
+        'Extract task Lead: Lead has no field "Emial" (did you mean "Email"?), "Score" (check the spelling and the field-level security of the integration user)',
       ),
     );
+  });
+
+  it("names each unknown field's config path when the task's is given", () => {
+    expect(() =>
+      resolveFields(task({ fields: ['Id', 'Emial', 'LeadScore__c', 'Score'] }), DESCRIBE, 'extract[1]'),
+    ).toThrow(
+      new TerminalError(
+        'Extract task Lead: Lead has no field "Emial" (extract[1].fields[1]; did you mean "Email"?), "Score" (extract[1].fields[3]) (check the spelling and the field-level security of the integration user)',
+      ),
+    );
+  });
+});
+
+describe('extractConfigPath', () => {
+  it("is the task's index in the config's extract list", () => {
+    const first = task();
+    const second = task({ name: 'Contact', object: 'Contact', table: 'sf_contact' });
+    expect(extractConfigPath({ extract: [first, second] }, second)).toBe('extract[1]');
   });
 });
 
