@@ -1371,8 +1371,20 @@ export async function planWriteback(
 
     const columns = await tableColumns(client, source.schema, source.table);
     if (!columns) {
+      // A misspelt name (lead_statuses for lead_status) is far likelier than a transform that did
+      // not run: name the table or view of the schema it is a typo away from.
+      const { rows: relations } = await client.query<{ relname: string }>(
+        `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')`,
+        [source.schema],
+      );
+      const meant = suggestion(
+        source.table,
+        relations.map((r) => r.relname),
+      );
       throw new TerminalError(
-        `Write-back ${input.task}: the source ${quoteQualified(source.schema, source.table)} does not exist (is it made by a transform that has not run?)`,
+        `Write-back ${input.task}: the source ${quoteQualified(source.schema, source.table)} does not exist ` +
+          `(${configPath}.from${meant ? `; did you mean ${quoteIdent(meant)}?` : ''}; is it made by a transform that has not run?)`,
       );
     }
     // Each column the config names, with where it names it and the column it was likely meant to be.

@@ -116,7 +116,12 @@ describe('write-back plan', () => {
       [
         'a source table that does not exist',
         { from: 'missing_table', fields: { LeadScore__c: 'score' } },
-        /"public"."missing_table" does not exist/,
+        /the source "public"\."missing_table" does not exist \(writeback\[0\]\.from; is it made by a transform that has not run\?\)$/,
+      ],
+      [
+        'a source table whose name is a typo away from one that exists',
+        { from: 'wide_sources', fields: { LeadScore__c: 'score' } },
+        /the source "public"\."wide_sources" does not exist \(writeback\[0\]\.from; did you mean "wide_source"\?; is it made by a transform that has not run\?\)$/,
       ],
     ];
     it.each(refusals)('refuses %s before any write', async (_what, over, message) => {
