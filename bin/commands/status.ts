@@ -5,7 +5,7 @@
  */
 import type { Pool } from 'pg';
 import type { PipelineConfig } from '../../lambdas/config';
-import { createPool } from '../../lambdas/connectors/postgres';
+import { createPool, withClient } from '../../lambdas/connectors/postgres';
 import type { PostgresSource } from '../../lambdas/connectors/postgres';
 import {
   EXIT,
@@ -70,6 +70,14 @@ export async function runsDatabase(
     max: 1,
     applicationName: 'roundtrip-cli',
   });
+  // Connect once here, so that a database that cannot be reached is named as run and validate
+  // name it (PostgreSQL, the address, why), not by the socket's bare "connect ECONNREFUSED".
+  try {
+    await withClient(pool, async () => undefined);
+  } catch (err) {
+    await pool.end();
+    throw err;
+  }
   return { config, pool };
 }
 

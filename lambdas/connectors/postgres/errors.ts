@@ -160,6 +160,16 @@ export function classifyPostgresError(
       { cause: err },
     );
   }
+  if (code === 'ECONNREFUSED') {
+    // The usual cause on a laptop: the server (or `roundtrip emulate postgres`) is not started,
+    // or listens on another port. Still transient: a server restarting refuses for a moment.
+    return new TransientError(
+      say(
+        `network error (${code}): ${error.message} (nothing accepts connections there: is the server running, on that host and port?)`,
+      ),
+      { cause: err },
+    );
+  }
   if (code && TRANSIENT_NETWORK_CODES.has(code)) {
     return new TransientError(say(`network error (${code}): ${error.message}`), { cause: err });
   }

@@ -109,8 +109,10 @@ describe('the roundtrip bin', () => {
     expect(run.code).toBe(1);
 
     const status = await roundtrip(['status', '--config', EXAMPLE_CONFIG], env);
-    expect(status.stderr).toContain('roundtrip status: ');
-    expect(status.stderr).toContain('ECONNREFUSED 127.0.0.1:1');
+    // Named as run names it: PostgreSQL, the address, and what to check.
+    expect(status.stderr).toContain(
+      'roundtrip status: PostgreSQL connecting (u@127.0.0.1:1/db): network error (ECONNREFUSED): connect ECONNREFUSED 127.0.0.1:1 (nothing accepts connections there: is the server running, on that host and port?)',
+    );
     expect(status.stderr).not.toMatch(STACK_LINE);
     expect(status.code).toBe(1);
   });

@@ -41,6 +41,17 @@ describe('classifyPostgresError', () => {
     },
   );
 
+  it('says of a refused connection that nothing listens at the address it names', () => {
+    const err = classifyPostgresError(withCode('connect ECONNREFUSED 127.0.0.1:5434', 'ECONNREFUSED'), {
+      action: 'connecting',
+      target: 'postgres@127.0.0.1:5434/postgres',
+    });
+    expect(err).toBeInstanceOf(TransientError);
+    expect(err.message).toBe(
+      'PostgreSQL connecting (postgres@127.0.0.1:5434/postgres): network error (ECONNREFUSED): connect ECONNREFUSED 127.0.0.1:5434 (nothing accepts connections there: is the server running, on that host and port?)',
+    );
+  });
+
   it("treats pg's dropped-connection and timeout messages as transient", () => {
     expect(classifyPostgresError(new Error('Connection terminated unexpectedly'))).toBeInstanceOf(
       TransientError,
