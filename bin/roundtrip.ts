@@ -8,6 +8,12 @@ import { main } from './commands';
 export { main };
 
 if (require.main === module || process.argv[1]?.endsWith('roundtrip.cjs')) {
+  // A reader that stops early (`roundtrip status | head -3`) closes the pipe: what is left to
+  // print has no one to read it, and the command ends as it would have (its exit code), not with
+  // an unhandled EPIPE and its stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

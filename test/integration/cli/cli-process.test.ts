@@ -193,6 +193,20 @@ describe('the roundtrip bin', () => {
     expect(result.code).toBe(1);
   });
 
+  it('ends as usual, without an EPIPE stack trace, when its reader has closed the pipe (| head)', async () => {
+    // The read end of stdout is closed before the CLI, still loading, writes its usage.
+    const child = spawn(process.execPath, [BIN, '--help'], {
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+  });
+
   it('names a bad option once and shows that command’s usage, exit 2', async () => {
     const result = await roundtrip(['status', '--bogus']);
     expect(result.stderr).toMatch(/^roundtrip status: Unknown option '--bogus'/);
