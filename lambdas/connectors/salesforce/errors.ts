@@ -152,6 +152,14 @@ export function classifySalesforceError(
     return networkText.test(rawMessage);
   })();
 
+  // The usual cause on a laptop: the emulator is not started, or listens on another port than
+  // the login URL's. Still transient: a server restarting refuses for a moment.
+  if (code === 'ECONNREFUSED') {
+    return new TransientError(
+      `${message} (nothing accepts connections there: is the server running, on that host and port?)`,
+      { cause },
+    );
+  }
   if (transient) return new TransientError(message, { cause });
   if (code === 'REQUEST_LIMIT_EXCEEDED') {
     return new TerminalError(

@@ -32,6 +32,20 @@ describe('classifySalesforceError', () => {
     expect(concurrent).toBeInstanceOf(TransientError);
   });
 
+  it('says of a refused connection that nothing listens at the address, and keeps it transient', () => {
+    const refused = Object.assign(
+      new Error(
+        'request to http://127.0.0.1:8444/services/Soap/u/62.0 failed, reason: connect ECONNREFUSED 127.0.0.1:8444',
+      ),
+      { name: 'FetchError', code: 'ECONNREFUSED' },
+    );
+    const out = classifySalesforceError(refused, { operation: 'sign-in (soap) at http://127.0.0.1:8444' });
+    expect(out).toBeInstanceOf(TransientError);
+    expect(out.message).toBe(
+      'Salesforce sign-in (soap) at http://127.0.0.1:8444 failed: ECONNREFUSED: request to http://127.0.0.1:8444/services/Soap/u/62.0 failed, reason: connect ECONNREFUSED 127.0.0.1:8444 (nothing accepts connections there: is the server running, on that host and port?)',
+    );
+  });
+
   it('treats sign-in refusals as terminal', () => {
     const oauth = Object.assign(new Error('authentication failure'), { name: 'invalid_grant' });
     expect(classifySalesforceError(oauth)).toBeInstanceOf(TerminalError);
