@@ -14,6 +14,7 @@ import { connectSalesforce, type SalesforceConnector } from '../../lambdas/conne
 import type { CoreDeps } from '../../lambdas/core/deps';
 import { systemClock, type Clock } from '../../lambdas/shared/clock';
 import { AWS_API_TIMEOUTS, S3_TIMEOUTS } from '../../lambdas/shared/aws-timeouts';
+import { TerminalError } from '../../lambdas/shared/errors';
 import type { Logger } from '../../lambdas/shared/logging';
 import type { SecretsProvider } from '../../lambdas/shared/secrets';
 
@@ -22,6 +23,50 @@ export interface LocalAwsEndpoint {
   readonly endpoint: string;
   readonly region: string;
   readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string };
+}
+
+/**
+ * Said instead of the SDK's bare "Region is missing" when no AWS Region is configured: on a laptop
+ * that usually means the local emulator was meant and `--aws-endpoint` was left out.
+ */
+export const NO_AWS_REGION_MESSAGE =
+  'No AWS Region for Athena and S3: pass --aws-endpoint http://127.0.0.1:PORT to use the local emulator ' +
+  '(roundtrip emulate athena), or set AWS_REGION (or AWS_PROFILE, with a region) to use Athena in AWS';
+
+/** The region the SDK would use from its environment (AWS_REGION, the profile), or undefined. */
+async function environmentRegion(): Promise<string | undefined> {
+  const probe = new AthenaClient({});
+  try {
+    return await probe.config.region();
+  } catch {
+    return undefined;
+  } finally {
+    probe.destroy();
+  }
+}
+
+/**
+ * Adds to an error of a call to the `--aws-endpoint` that was refused (the emulator not started,
+ * or on another port) what to check. The error keeps its name and code, which decide retries.
+ */
+function explainRefusedEndpoint(client: AthenaClient | S3Client, endpoint: string): void {
+  (client as AthenaClient).middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (err) {
+        // Read structurally: a socket error may come from another realm (a jest sandbox).
+        const refused = err as { code?: unknown; message?: unknown } | null;
+        if (refused?.code === 'ECONNREFUSED' && typeof refused.message === 'string') {
+          refused.message = `${refused.message} (nothing accepts connections at --aws-endpoint ${endpoint}: is the Athena emulator running, on that port? roundtrip emulate athena --port PORT --data DIR)`;
+        }
+        throw err;
+      }
+    },
+    // Innermost, where the socket's error arrives as it is (the retry step outside may wrap one
+    // from another realm).
+    { step: 'deserialize', name: 'roundtripExplainRefusedEndpoint' },
+  );
 }
 
 /** Options of {@link buildLocalDeps}. */
@@ -96,7 +141,9 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
           region: options.aws.region,
           credentials: { ...options.aws.credentials },
         }
-      : {};
+      : (await environmentRegion()) === undefined
+        ? { region: () => Promise.reject(new TerminalError(NO_AWS_REGION_MESSAGE)) }
+        : {};
     // The time limits of the deployed handlers' clients (lambdas/handlers/athena-deps.ts).
     athenaClient = new AthenaClient({ ...endpoint, requestHandler: AWS_API_TIMEOUTS });
     s3Client = new S3Client({
@@ -104,6 +151,10 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
       forcePathStyle: options.aws !== undefined,
       requestHandler: S3_TIMEOUTS,
     });
+    if (options.aws) {
+      explainRefusedEndpoint(athenaClient, options.aws.endpoint);
+      explainRefusedEndpoint(s3Client, options.aws.endpoint);
+    }
     athena = createAthenaConnector({
       athena: athenaClient,
       s3: s3Client,

@@ -6,6 +6,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -131,6 +132,38 @@ describe('the roundtrip CLI', () => {
     expect(result.stdout.split('\n').filter((l) => l.startsWith('✗'))).toEqual([
       '✗ extract Lead: Extract task Lead: Lead has no field "Emial" (extract[0].fields[1]; did you mean "Email"?) (check the spelling and the field-level security of the integration user)',
     ]);
+  });
+
+  it('says what to do when Athena has no region (no --aws-endpoint) or its --aws-endpoint refuses the connection', async () => {
+    // A laptop without AWS settings: no region in the environment nor in a profile.
+    const saved = { ...process.env };
+    for (const name of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE']) delete process.env[name];
+    process.env.AWS_CONFIG_FILE = path.join(dir, 'no-aws-config');
+    try {
+      const noEndpoint = await cli(['validate', ...connection.slice(0, 4)]);
+      expect(noEndpoint.code).toBe(1);
+      expect(noEndpoint.stdout.split('\n').filter((l) => l.startsWith('✗'))).toEqual([
+        '✗ Athena: No AWS Region for Athena and S3: pass --aws-endpoint http://127.0.0.1:PORT to use the local emulator (roundtrip emulate athena), or set AWS_REGION (or AWS_PROFILE, with a region) to use Athena in AWS',
+      ]);
+    } finally {
+      process.env = saved;
+    }
+    // A port nothing listens on: one that was just free.
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise((resolve) => server.close(resolve));
+    const endpoint = `http://127.0.0.1:${port}`;
+    const refused = await cli(['validate', ...connection.slice(0, 4), '--aws-endpoint', endpoint]);
+    expect(refused.code).toBe(1);
+    const failed = refused.stdout.split('\n').filter((l) => l.startsWith('✗'));
+    expect(failed).toHaveLength(1);
+    // (In jest the SDK wraps the socket's error, from another realm, in "AWS SDK error wrapper for";
+    // the CLI shows it as it is.)
+    expect(failed[0]).toMatch(/^✗ Athena: /);
+    expect(failed[0]).toContain(
+      `connect ECONNREFUSED 127.0.0.1:${port} (nothing accepts connections at --aws-endpoint ${endpoint}: is the Athena emulator running, on that port? roundtrip emulate athena --port PORT --data DIR)`,
+    );
   });
 
   it('reports a task name another pipeline holds in the database, without claiming any, and exits 1', async () => {
