@@ -33,15 +33,20 @@ export const DEMO_CONFIG_FILE = path.resolve(__dirname, '../../examples/lead-sco
 
 /**
  * Where to go after a demo that succeeded. Everything the demo started is gone when it ends, so
- * `roundtrip status` has nothing to read: the next steps are a rerun and a pipeline of one's own.
+ * `roundtrip status` has nothing to read: the next steps are a rerun (unless that is what just
+ * ran, `--again`) and a pipeline of one's own.
  */
-export const DEMO_NEXT_STEPS = [
-  'next:',
-  '  npm start -- --again     the pipeline twice in one process: the second run has nothing to send',
-  '  your own pipeline here   docs/cli.md, "Your own pipeline on this laptop": roundtrip emulate',
-  '                           postgres|salesforce|athena, then validate, plan, run, status, errors',
-  '  (the demo stopped the PostgreSQL and the emulators it started: its data is gone)',
-].join('\n');
+export function demoNextSteps(again: boolean): string {
+  return [
+    'next:',
+    ...(again
+      ? []
+      : ['  npm start -- --again     the pipeline twice in one process: the second run has nothing to send']),
+    '  your own pipeline here   docs/cli.md, "Your own pipeline on this laptop": roundtrip emulate',
+    '                           postgres|salesforce|athena, then validate, plan, run, status, errors',
+    '  (the demo stopped the PostgreSQL and the emulators it started: its data is gone)',
+  ].join('\n');
+}
 
 /** Leads shown in the demo's account. */
 export const DEMO_SAMPLE_LEADS = 8;
@@ -196,7 +201,7 @@ export const demo: Command = async (argv) => {
       }
     }
     note(`\ndemo finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    note(DEMO_NEXT_STEPS);
+    note(demoNextSteps(values.again === true));
     return code;
   } finally {
     await local?.close();
