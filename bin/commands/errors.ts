@@ -12,7 +12,14 @@
 import type { Pool, PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { sqlLiteral } from '../../lambdas/core/writeback/state';
-import { EXIT, parseOptions, UsageError, wholeNumberOption, type Command } from '../cli-common';
+import {
+  EXIT,
+  parseOptions,
+  readableFailure,
+  UsageError,
+  wholeNumberOption,
+  type Command,
+} from '../cli-common';
 import { alignColumns } from '../local/columns';
 import { readStoredRuns, type StoredRun } from '../local/summary';
 import { DATABASE_OPTIONS, runsDatabase } from './status';
@@ -230,7 +237,7 @@ export const errors: Command = async (argv) => {
       .filter(Boolean)
       .join(', ');
     out.push(
-      `run ${run.runId} (${run.status}, started ${started} UTC)${filtered ? `, ${filtered}` : ''}: ` +
+      `run ${run.runId} (${run.dryRun ? 'dry run, ' : ''}${run.status}, started ${started} UTC)${filtered ? `, ${filtered}` : ''}: ` +
         `${stageTotal('plan').toLocaleString('en-US')} rejected before sending, ` +
         `${stageTotal('push').toLocaleString('en-US')} failed when sent`,
     );
@@ -238,7 +245,11 @@ export const errors: Command = async (argv) => {
       out.push(
         prunedAt
           ? `its records were pruned at ${prunedAt} (postgres.keepRunDetailsDays: ${config.postgres.keepRunDetailsDays})`
-          : 'no record to show',
+          : // A run that failed with no record refused failed for another reason: say which, here
+            // rather than only in `roundtrip status`.
+            run.error && !filtered
+            ? `no record to show; the run failed: ${readableFailure(run.error)}`
+            : 'no record to show',
       );
       process.stdout.write(`${out.join('\n')}\n`);
       return EXIT.ok;

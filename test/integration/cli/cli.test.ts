@@ -239,6 +239,36 @@ describe('the roundtrip CLI', () => {
     expect(result.code).toBe(0);
   });
 
+  it('lists no record of a dry run that failed in its transform, and says why it failed', async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as Record<string, unknown>;
+    const broken = path.join(dir, 'broken.sql');
+    await writeFile(broken, 'SELECT 1;\nSELECT nope FROM sf_lead;\n');
+    const brokenConfig = path.join(dir, 'broken-transform.config.json');
+    await writeFile(brokenConfig, JSON.stringify({ ...config, transform: [broken] }));
+    const plan = await cli(['plan', ...connection.slice(2), '--config', brokenConfig]);
+    expect(plan.code).toBe(1);
+    const runId = (
+      lastJsonLine(
+        (await cli(['status', ...connection.slice(2, 4), '--config', brokenConfig, '--limit', '1', '--json']))
+          .stdout,
+      ) as { runs: { runId: string }[] }
+    ).runs[0]?.runId;
+    const result = await cli([
+      'errors',
+      ...connection.slice(2, 4),
+      '--config',
+      brokenConfig,
+      '--run',
+      runId ?? '',
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(
+      new RegExp(
+        `^run ${runId} \\(dry run, failed, started .* UTC\\): 0 rejected before sending, 0 failed when sent\nno record to show; the run failed: TransformError: Transform ${broken}, line 2: column "nope" does not exist`,
+      ),
+    );
+  });
+
   it('shows a dry run’s first planned records with what Salesforce has and what would be sent', async () => {
     const writesBefore = env.salesforce.calls.writes().length;
     const result = await cli(['plan', ...connection]);
