@@ -54,6 +54,9 @@ export const DRY_RUN_SAMPLE_ROWS = 10;
 /** The longest source value quoted in a rejection message. */
 const MESSAGE_VALUE_CHARS = 100;
 
+/** The values of a restricted picklist a rejection names (a long list is cut after these). */
+const RESTRICTED_VALUES_SHOWN = 10;
+
 /** jsonb_build_object takes at most 100 arguments (FUNC_MAX_ARGS): 40 pairs a call, joined with `||`. */
 const JSONB_PAIRS_PER_CALL = 40;
 
@@ -681,12 +684,19 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTa
       );
     }
     if ((m.kind === 'picklist' || m.kind === 'multipicklist') && f.restrictedPicklist) {
-      const allowed = (f.picklistValues ?? []).filter((p) => p.active).map((p) => sqlLiteral(p.value));
-      const list = `ARRAY[${allowed.join(', ')}]::text[]`;
+      const active = (f.picklistValues ?? []).filter((p) => p.active).map((p) => p.value);
+      const list = `ARRAY[${active.map((value) => sqlLiteral(value)).join(', ')}]::text[]`;
       const bad =
         m.kind === 'picklist' ? `NOT (${v} = ANY(${list}))` : `NOT (string_to_array(${v}, ';') <@ ${list})`;
+      // The values it takes, so that the fix is in the message: the first few of a long list.
+      const takes =
+        active.length === 0
+          ? 'no active value'
+          : active.length <= RESTRICTED_VALUES_SHOWN
+            ? active.join(', ')
+            : `${active.slice(0, RESTRICTED_VALUES_SHOWN).join(', ')}, … (${active.length} in all)`;
       whens.push(
-        `WHEN ${v} IS NOT NULL AND ${bad} THEN ${rowError('INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST', name, `format('%s: bad value for restricted picklist field: %s', ${sqlLiteral(name)}, ${shown(v)})`)}`,
+        `WHEN ${v} IS NOT NULL AND ${bad} THEN ${rowError('INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST', name, `format('%s: bad value for restricted picklist field: %s (the field takes: %s)', ${sqlLiteral(name)}, ${shown(v)}, ${sqlLiteral(takes)})`)}`,
       );
     }
   }

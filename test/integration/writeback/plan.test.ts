@@ -196,10 +196,17 @@ describe('write-back plan', () => {
       code: 'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST',
       fields: ['Status'],
     });
+    expect(byKey.get(ids[4] as string)?.message).toBe(
+      'Status: bad value for restricted picklist field: Maybe (the field takes: Open - Not Contacted, Working - Contacted, Closed - Converted, Closed - Not Converted)',
+    );
     expect(byKey.get(ids[5] as string)).toMatchObject({
       code: 'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST',
       fields: ['Tier__c'],
     });
+    // An inactive value is not among those it takes.
+    expect(byKey.get(ids[5] as string)?.message).toBe(
+      'Tier__c: bad value for restricted picklist field: Retired (the field takes: Gold, Silver)',
+    );
     expect(byKey.get(ids[6] as string)).toMatchObject({ code: 'STRING_TOO_LONG', fields: ['LastName'] });
     expect(byKey.get(ids[7] as string)).toMatchObject({
       code: 'REQUIRED_FIELD_MISSING',
