@@ -245,8 +245,13 @@ export function mapWritebackTask(
       f.name === 'Id' ||
       !(f.externalId || (task.mode === 'upsert' && f.idLookup && f.name !== 'Id'))
     ) {
+      // The fields that would do, so that the fix is in the message.
+      const external = describe.fields.filter((d) => d.externalId && d.name !== 'Id').map((d) => d.name);
+      const candidates = external.length
+        ? `; its external-ID fields: ${external.join(', ')}`
+        : `; it has no external-ID field`;
       problems.push(
-        `key ${f.name} is not an external-ID field of ${describe.name} (${at('key')}: ${task.mode} needs one)`,
+        `key ${f.name} is not an external-ID field of ${describe.name} (${at('key')}: ${task.mode} needs one${candidates})`,
       );
     } else {
       keyField = f.name;

@@ -100,7 +100,7 @@ describe('mapWritebackTask', () => {
       );
     expect(attempt).toThrow(TerminalError);
     expect(attempt).toThrow(
-      'Cannot plan the write-back Lead-insert (insert of Lead): key LastName is not an external-ID field of Lead (key: insert needs one); field Nope does not exist on Lead (fields.Nope); field Address is not createable (fields.Address); Address has type address, which the write-back cannot send (fields.Address); field LastName is required on insert but not mapped (fields); field Company is required on insert but not mapped (fields)',
+      'Cannot plan the write-back Lead-insert (insert of Lead): key LastName is not an external-ID field of Lead (key: insert needs one; its external-ID fields: External_Id__c); field Nope does not exist on Lead (fields.Nope); field Address is not createable (fields.Address); Address has type address, which the write-back cannot send (fields.Address); field LastName is required on insert but not mapped (fields); field Company is required on insert but not mapped (fields)',
     );
   });
 
