@@ -13,7 +13,7 @@
 import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CsvStreamParser } from './bulk-csv';
-import type { SalesforceStore } from './store';
+import { SeedRecordError, type SalesforceStore } from './store';
 import { parseJsonKeepingDigits } from './values';
 
 /** Records to seed, by object API name. */
@@ -67,6 +67,9 @@ async function seedCsvFile(store: SalesforceStore, file: string): Promise<number
     );
   let header: string[] | undefined;
   let batch: Record<string, unknown>[] = [];
+  // The file's line of each record of the batch: a refused record is named by its line, not by
+  // its place in a batch.
+  let lines: number[] = [];
   let count = 0;
   let failure: unknown;
   const flush = (): void => {
@@ -74,10 +77,17 @@ async function seedCsvFile(store: SalesforceStore, file: string): Promise<number
     try {
       store.seed(describe.name, batch);
     } catch (err) {
-      throw new SeedError(`${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      const line = err instanceof SeedRecordError ? lines[err.recordIndex] : undefined;
+      throw new SeedError(
+        err instanceof SeedRecordError && line !== undefined
+          ? `${file}: line ${line}${err.field ? `, ${err.field}` : ''}: ${err.problem}`
+          : `${file}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
     }
     count += batch.length;
     batch = [];
+    lines = [];
   };
   const onRow = (fields: string[], line: number): void => {
     if (!header) {
@@ -96,6 +106,7 @@ async function seedCsvFile(store: SalesforceStore, file: string): Promise<number
       if (value !== '') record[name] = value;
     });
     batch.push(record);
+    lines.push(line);
   };
   let parser: CsvStreamParser | undefined;
   for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {

@@ -136,6 +136,26 @@ export class StoreRequestError extends Error {
   }
 }
 
+/**
+ * A seeded record refused, naming it by its place in the records given (`seed Lead[3]: …`, or
+ * `seed Lead[3].LeadScore__c: …` for one field's value); a CSV seed turns the place into the
+ * file's line.
+ */
+export class SeedRecordError extends Error {
+  constructor(
+    readonly objectName: string,
+    /** The record's index in the records given to `seed`. */
+    readonly recordIndex: number,
+    /** What is wrong, without the record's place. */
+    readonly problem: string,
+    /** The field whose value is refused, when one is. */
+    readonly field?: string,
+  ) {
+    super(`seed ${objectName}[${recordIndex}]${field ? `.${field}` : ''}: ${problem}`);
+    this.name = 'SeedRecordError';
+  }
+}
+
 /** The emulator's org id: key prefix `00D`. */
 export const DEFAULT_ORG_ID = to18('00D5e000000RtRt');
 /** The emulator's user id: key prefix `005`. */
@@ -609,21 +629,26 @@ export class SalesforceStore {
         if (key === 'attributes') continue;
         const field = table.fieldsByLower.get(key.toLowerCase());
         if (!field)
-          throw new Error(`seed ${table.describe.name}[${i}]: no field '${key}' on ${table.describe.name}`);
+          throw new SeedRecordError(table.describe.name, i, `no field '${key}' on ${table.describe.name}`);
         const coerced = coerceFieldValue(field, input[key]);
         if (!coerced.ok)
-          throw new Error(
-            `seed ${table.describe.name}[${i}].${field.name}: ${coerced.problem.code}: ${coerced.problem.message}`,
+          throw new SeedRecordError(
+            table.describe.name,
+            i,
+            `${coerced.problem.code}: ${coerced.problem.message}`,
+            field.name,
           );
         values.set(field.name, coerced.value);
       }
       let id = values.get('Id');
       if (typeof id === 'string') {
         if (!id.startsWith(table.describe.keyPrefix))
-          throw new Error(
-            `seed ${table.describe.name}[${i}]: Id ${id} does not start with key prefix ${table.describe.keyPrefix}`,
+          throw new SeedRecordError(
+            table.describe.name,
+            i,
+            `Id ${id} does not start with key prefix ${table.describe.keyPrefix}`,
           );
-        if (table.byId.has(id)) throw new Error(`seed ${table.describe.name}[${i}]: duplicate Id ${id}`);
+        if (table.byId.has(id)) throw new SeedRecordError(table.describe.name, i, `duplicate Id ${id}`);
       } else {
         id = this.nextId(table);
       }
@@ -632,8 +657,10 @@ export class SalesforceStore {
         if (!field.unique || value === undefined || value === null || values.get('IsDeleted') === true)
           continue;
         if (holdersOf(table, field, indexKey(field, value)).length > 0) {
-          throw new Error(
-            `seed ${table.describe.name}[${i}]: duplicate value ${String(value)} for unique field ${field.name}`,
+          throw new SeedRecordError(
+            table.describe.name,
+            i,
+            `duplicate value ${String(value)} for unique field ${field.name}`,
           );
         }
       }

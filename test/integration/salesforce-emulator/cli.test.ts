@@ -1,10 +1,13 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Connection } from 'jsforce';
 import { UsageError } from '../../../bin/cli-common';
 import { runSalesforceEmulatorCli } from '../../../emulators/salesforce/cli';
+import { loadSeed, SEED_BATCH_RECORDS } from '../../../emulators/salesforce/seed';
+import { loadDescribes } from '../../../emulators/salesforce/describe';
+import { SalesforceStore } from '../../../emulators/salesforce/store';
 import { VERSION } from './support';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -54,6 +57,22 @@ describe('roundtrip emulate salesforce', () => {
     } finally {
       spy.mockRestore();
     }
+  });
+
+  it("names a CSV seed's refused record by its line in the file, past the first batch too", async () => {
+    const store = new SalesforceStore({ describes: loadDescribes() });
+    const file = path.join(dir, 'lines', 'Lead.csv');
+    mkdirSync(path.dirname(file));
+    // Line 1 the header; the bad value on the second record of the second batch.
+    const rows = Array.from({ length: SEED_BATCH_RECORDS + 1 }, (_, i) => `L${i},C,${i % 100}`);
+    writeFileSync(file, ['LastName,Company,LeadScore__c', ...rows, 'Park,Initech,high', ''].join('\n'));
+    await expect(loadSeed(store, file)).rejects.toThrow(
+      `${file}: line ${SEED_BATCH_RECORDS + 3}, LeadScore__c: INVALID_TYPE_ON_FIELD_IN_RECORD: Lead Score: value not of required type: high`,
+    );
+    writeFileSync(file, 'LastName,Company,Emial\nNg,Acme,ng@acme.test\n');
+    await expect(loadSeed(new SalesforceStore({ describes: loadDescribes() }), file)).rejects.toThrow(
+      `${file}: line 2: no field 'Emial' on Lead`,
+    );
   });
 
   it('rejects unknown options and bad values with a usage error', async () => {
