@@ -272,6 +272,14 @@ export function resolveConnection(
     const secret = source as unknown as Record<string, unknown>;
     if (typeof secret !== 'object' || secret === null)
       throw new TerminalError('PostgreSQL secret: not an object');
+    if (secret.host === undefined) {
+      // Neither shape (a misspelt "URL", say): name both, and the keys it has (never a value).
+      const keys = Object.keys(secret);
+      throw new TerminalError(
+        `PostgreSQL secret: expected { "url": "postgres://user:password@host:port/db" } or the RDS shape ` +
+          `{ "host", "port", "dbname", "username", "password" }, got ${keys.length ? `the keys ${keys.map((k) => `"${k}"`).join(', ')}` : 'an empty object'}`,
+      );
+    }
     host = requireString(secret, 'host');
     user = requireString(secret, 'username');
     password = requireString(secret, 'password');

@@ -56,6 +56,14 @@ describe('resolveConnection', () => {
     expect(err.message).toBe('PostgreSQL secret: "password" must be a non-empty string');
   });
 
+  it('names both shapes of a secret that has neither, and its keys without their values', () => {
+    const err = thrown(() => resolveConnection({ URL: 'postgres://u:hunter2@h/d' } as never));
+    expect(err).toBeInstanceOf(TerminalError);
+    expect(err.message).toBe(
+      'PostgreSQL secret: expected { "url": "postgres://user:password@host:port/db" } or the RDS shape { "host", "port", "dbname", "username", "password" }, got the keys "URL"',
+    );
+  });
+
   it('refuses a secret for another engine', () => {
     expect(() => resolveConnection({ host: 'h', username: 'u', password: 'p', engine: 'mysql' })).toThrow(
       'PostgreSQL secret: engine is "mysql", expected "postgres" or "aurora-postgresql"',
