@@ -867,9 +867,15 @@ export class MaxChangesExceededError extends TerminalError {
     readonly task: string,
     readonly changed: number,
     readonly maxChanges: number,
+    /** Where the limit is set (`writeback[0]`) and the run whose plan to inspect, for the message. */
+    where: { configPath?: string; runId?: string } = {},
   ) {
+    const setting = where.configPath ? `${where.configPath}.maxChanges` : 'maxChanges';
+    const rows = where.runId
+      ? `SELECT * FROM roundtrip.writeback_plan_rows WHERE run_id = ${sqlLiteral(where.runId)} AND task = ${sqlLiteral(task)}`
+      : 'roundtrip.writeback_plan_rows';
     super(
-      `Write-back ${task} would change ${changed} records, more than maxChanges (${maxChanges}); nothing was sent. Inspect the plan in roundtrip.writeback_plan_rows, then raise maxChanges or fix the transform`,
+      `Write-back ${task} would change ${changed} records, more than ${setting} (${maxChanges}); nothing was sent. Inspect the plan (${rows}), then raise maxChanges or fix the transform`,
     );
     this.name = 'MaxChangesExceededError';
   }
@@ -1519,7 +1525,10 @@ export async function planWriteback(
     dryRun: input.dryRun,
   });
   if (!input.dryRun && task.maxChanges !== undefined && result.counts.changed > task.maxChanges) {
-    throw new MaxChangesExceededError(input.task, result.counts.changed, task.maxChanges);
+    throw new MaxChangesExceededError(input.task, result.counts.changed, task.maxChanges, {
+      configPath,
+      runId: input.runId,
+    });
   }
   return output;
 }

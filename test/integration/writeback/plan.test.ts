@@ -394,7 +394,9 @@ describe('write-back plan', () => {
     const attempt = runWriteback(deps, { runId, task: 'Lead-update' });
 
     await expect(attempt).rejects.toThrow(MaxChangesExceededError);
-    await expect(attempt).rejects.toThrow(/would change 5 records, more than maxChanges \(3\)/);
+    await expect(attempt).rejects.toThrow(
+      `Write-back Lead-update would change 5 records, more than writeback[0].maxChanges (3); nothing was sent. Inspect the plan (SELECT * FROM roundtrip.writeback_plan_rows WHERE run_id = '${runId}' AND task = 'Lead-update'), then raise maxChanges or fix the transform`,
+    );
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(env.sf.store.get(ids[0] as string)?.LeadScore__c).toBe(42);
   });
