@@ -2,6 +2,7 @@
  * `roundtrip emulate athena --data DIR [--port N] [--host H] [--results DIR] [--workgroup NAME=s3://bucket/prefix/]…`
  * Starts the emulator, prints how to point the AWS CLI and SDK at it, runs until Ctrl-C / SIGTERM.
  */
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { EXIT, UsageError, untilSignal } from '../../bin/cli-common';
 import type { WorkgroupConfig } from './engine';
@@ -96,6 +97,13 @@ export function parseAthenaEmulatorArgs(argv: readonly string[]): AthenaEmulator
 /** `roundtrip emulate athena …`: resolves to the exit code once stopped by a signal. */
 export async function runAthenaEmulatorCli(argv: string[]): Promise<number> {
   const cli = parseAthenaEmulatorArgs(argv);
+  // A mistyped --data is bad input named as such, not the emulator's scandir ENOENT.
+  if (!statSync(cli.dataDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new UsageError(
+      `emulate athena: --data ${cli.dataDir} is not a folder (expected a folder with a folder per database, e.g. ${path.join(cli.dataDir, 'marketing', 'customers.csv')})`,
+      { showUsage: false },
+    );
+  }
   const options: AthenaEmulatorOptions = {
     port: cli.port,
     host: cli.host,

@@ -79,4 +79,23 @@ describe('roundtrip emulate athena (the CLI)', () => {
     expect(code).toBe(2);
     expect(stderr).toContain('--data DIR is required');
   });
+
+  it('exits 2 naming a --data folder that does not exist', async () => {
+    const missing = path.join(ROOT, 'no-such-athena-data');
+    const child = spawn(
+      process.execPath,
+      [TSX_CLI, 'bin/roundtrip.ts', 'emulate', 'athena', '--data', missing],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(stderr).toBe(
+      `roundtrip emulate: emulate athena: --data ${missing} is not a folder (expected a folder with a folder per database, e.g. ${path.join(missing, 'marketing', 'customers.csv')})\n`,
+    );
+    expect(code).toBe(2);
+  });
 });
