@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { EXIT, UsageError, untilSignal } from '../../bin/cli-common';
 import { DEFAULT_DESCRIBES_DIR } from './describe';
+import { SeedError } from './seed';
 import { startSalesforceEmulator, type SalesforceEmulatorOptions } from './server';
 
 /** What the command accepts, for the usage error. */
@@ -79,7 +80,15 @@ export async function runSalesforceEmulatorCli(
 ): Promise<number> {
   const options = parseArgs(argv);
   options.port ??= 0;
-  const emulator = await startSalesforceEmulator(options);
+  let emulator: Awaited<ReturnType<typeof startSalesforceEmulator>>;
+  try {
+    emulator = await startSalesforceEmulator(options);
+  } catch (err) {
+    // A seed that cannot be loaded (a missing file, a misspelt field, a bad value) is bad input:
+    // exit 2, its message naming the file and the record, without the usage text.
+    if (err instanceof SeedError) throw new UsageError(err.message, { showUsage: false });
+    throw err;
+  }
   const c = emulator.credentials;
   const counts = Object.entries(
     Object.fromEntries(emulator.store.describes().map((d) => [d.name, emulator.store.count(d.name)])),

@@ -80,9 +80,16 @@ describe('roundtrip emulate salesforce', () => {
     await expect(runSalesforceEmulatorCli(['--port', 'x'])).rejects.toThrow(
       '--port must be an integer ≥ 0, got "x"',
     );
-    await expect(
-      runSalesforceEmulatorCli(['--seed', path.join(dir, 'missing.json')], async () => undefined),
-    ).rejects.toThrow(/seed file not found/);
+    // A seed that cannot be loaded is bad input (exit 2), named without the usage text.
+    const missingSeed = runSalesforceEmulatorCli(
+      ['--seed', path.join(dir, 'missing.json')],
+      async () => undefined,
+    );
+    await expect(missingSeed).rejects.toBeInstanceOf(UsageError);
+    await expect(missingSeed).rejects.toMatchObject({
+      message: `seed file not found: ${path.join(dir, 'missing.json')}`,
+      showUsage: false,
+    });
   });
 
   it('runs as `roundtrip emulate salesforce` and exits 0 on SIGTERM', async () => {
