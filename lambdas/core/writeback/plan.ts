@@ -929,10 +929,12 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   const v = (i: number): string => `v${i}`;
 
   const keyErrors: string[] = [];
+  // Keys of another kind (external IDs fed to an update) fail every row: say what to change.
+  const notAnIdHint = `an update finds records by Id, read from column ${quoteIdent(task.keyColumn)}: to match records by an external ID, use mode 'upsert' with that field as its key`;
   if (task.mode === 'update') {
     keyErrors.push(
       // An Id without padding passes the first test without trimming (nearly every row).
-      `CASE WHEN NOT ${isSalesforceId('k')} AND NOT ${isSalesforceId('btrim(k)')} THEN ${rowError('MALFORMED_ID', 'Id', `format('Id: %s is not a Salesforce Id (15 or 18 letters and digits)', ${shown('k')})`)} END`,
+      `CASE WHEN NOT ${isSalesforceId('k')} AND NOT ${isSalesforceId('btrim(k)')} THEN ${rowError('MALFORMED_ID', 'Id', `format('Id: %s is not a Salesforce Id (15 or 18 letters and digits); %s', ${shown('k')}, ${sqlLiteral(notAnIdHint)})`)} END`,
     );
   }
   const fieldErrors = mapping.fields.map((m, i) => errorSql(m, checks[i] as Conversion, v(i), task.mode));

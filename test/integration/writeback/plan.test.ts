@@ -237,7 +237,11 @@ describe('write-back plan', () => {
       code: 'DATE_OUTSIDE_VALID_RANGE',
       fields: ['Scored_At__c'],
     });
-    expect(byKey.get('not-an-id')).toMatchObject({ code: 'MALFORMED_ID' });
+    expect(byKey.get('not-an-id')).toMatchObject({
+      code: 'MALFORMED_ID',
+      message:
+        'Id: not-an-id is not a Salesforce Id (15 or 18 letters and digits); an update finds records by Id, read from column "Id": to match records by an external ID, use mode \'upsert\' with that field as its key',
+    });
     expect(byKey.get(null)).toMatchObject({ code: 'MISSING_KEY' });
     expect(errors.filter((e) => e.key === ids[12])).toHaveLength(2);
     expect(errors.filter((e) => e.key === ids[12]).every((e) => e.code === 'DUPLICATE_KEY')).toBe(true);
