@@ -18,7 +18,12 @@ import { randomUUID } from 'node:crypto';
 import { GetQueryExecutionCommand } from '@aws-sdk/client-athena';
 import { taskName } from '../../lambdas/config';
 import { AthenaQueryFailed } from '../../lambdas/connectors/athena';
-import { checkConnection, withClient } from '../../lambdas/connectors/postgres';
+import {
+  checkConnection,
+  resolveConnection,
+  withClient,
+  type PostgresSource,
+} from '../../lambdas/connectors/postgres';
 import { taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/core/run-state';
 import { extractConfigPath, resolveFields } from '../../lambdas/core/salesforce-read';
 import { mapWritebackTask } from '../../lambdas/core/writeback';
@@ -70,7 +75,10 @@ export const validate: Command = async (argv) => {
   for (const name of secretNames) {
     secretsOk =
       (await record(`secret ${name}`, async () => {
-        await secrets.getSecret(name);
+        const secret = await secrets.getSecret(name);
+        // The database's secret must have one of its shapes: checked here, on its own line,
+        // rather than failing the whole command when the pool is built.
+        if (name === config.postgres.secret) resolveConnection(secret as PostgresSource);
         return 'found';
       })) && secretsOk;
   }

@@ -98,15 +98,29 @@ export interface LocalDeps {
 export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDeps> {
   const { config, secrets, logger } = options;
   const postgresSecret = (await secrets.getSecret(config.postgres.secret)) as PostgresSource;
-  const pool = createPool(postgresSecret, {
-    ssl: {
-      mode: config.postgres.ssl.mode,
-      ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
-    },
-    max: options.poolSize ?? 4,
-    applicationName: 'roundtrip-cli',
-    logger,
-  });
+  let pool: PostgresPool;
+  try {
+    pool = createPool(postgresSecret, {
+      ssl: {
+        mode: config.postgres.ssl.mode,
+        ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
+      },
+      max: options.poolSize ?? 4,
+      applicationName: 'roundtrip-cli',
+      logger,
+    });
+  } catch (err) {
+    // Which secret (postgres.secret of the config) holds the refused connection settings.
+    if (err instanceof TerminalError) {
+      throw new TerminalError(
+        `${err.message} (the secret ${config.postgres.secret}, postgres.secret of the config)`,
+        {
+          cause: err,
+        },
+      );
+    }
+    throw err;
+  }
 
   let salesforce: (() => Promise<SalesforceConnector>) | undefined;
   const sfSettings = config.salesforce;

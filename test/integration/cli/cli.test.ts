@@ -218,6 +218,27 @@ describe('the roundtrip CLI', () => {
     expect(result.stdout).toContain('✗ secret roundtrip/salesforce: Secret "roundtrip/salesforce" not found');
   });
 
+  it('reports a database secret of neither shape on its own line, naming it, and plan names it too', async () => {
+    const misspelt = path.join(dir, 'misspelt-secrets.json');
+    const secrets = JSON.parse(await readFile(secretsFile, 'utf8')) as Record<string, unknown>;
+    await writeFile(
+      misspelt,
+      JSON.stringify({ ...secrets, 'roundtrip/postgres': { URL: 'postgres://u:p@127.0.0.1:5432/db' } }),
+    );
+    const validated = await cli(['validate', '--config', configFile, '--secrets', misspelt]);
+    expect(validated.code).toBe(1);
+    expect(validated.stdout).toContain(
+      '✗ secret roundtrip/postgres: PostgreSQL secret: expected { "url": "postgres://user:password@host:port/db" } or the RDS shape',
+    );
+    // The other checks still ran and reported.
+    expect(validated.stdout).toContain('✓ secret roundtrip/salesforce: found');
+    expect(validated.stdout).not.toContain('postgres://u:p@');
+    const planned = await cli(['plan', '--config', configFile, '--secrets', misspelt]);
+    expect(planned.code).not.toBe(0);
+    expect(planned.stderr).toContain('(the secret roundtrip/postgres, postgres.secret of the config)');
+    expect(planned.stderr).not.toContain('postgres://u:p@');
+  });
+
   it('plans without sending anything, the summary as the last JSON line', async () => {
     const writesBefore = env.salesforce.calls.writes().length;
     const result = await cli(['plan', ...connection, '--json']);
