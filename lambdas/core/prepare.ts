@@ -18,6 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { PipelineConfig, SalesforceExtractTask } from '../config';
+import { suggestion } from '../config/issues';
 import type { PoolClient } from 'pg';
 import { checkConnection, migrate, readWatermark, withClient, withTransaction } from '../connectors/postgres';
 import type { SalesforceLimits } from '../connectors/salesforce';
@@ -76,7 +77,14 @@ export function selectTasks(config: PipelineConfig, names: readonly string[] | u
     const unknown = names.filter((n) => !known.includes(n));
     if (unknown.length > 0) {
       throw new TerminalError(
-        `Unknown task${unknown.length === 1 ? '' : 's'} ${unknown.map((n) => `"${n}"`).join(', ')} in the run input; pipeline ${config.name} has: ${known.map((n) => `"${n}"`).join(', ') || 'no tasks'}`,
+        `Unknown task${unknown.length === 1 ? '' : 's'} ${unknown
+          .map((n) => {
+            const meant = suggestion(n, known);
+            return `"${n}"${meant ? ` (did you mean "${meant}"?)` : ''}`;
+          })
+          .join(
+            ', ',
+          )} in the run input; pipeline ${config.name} has: ${known.map((n) => `"${n}"`).join(', ') || 'no tasks'}`,
       );
     }
   }

@@ -264,6 +264,12 @@ describe('Salesforce extract (REST and Bulk) into PostgreSQL', () => {
         'Unknown tasks "Contact", "Nope" in the run input; pipeline extract-test has: "Lead", "LeadLive"',
       ),
     );
+    // A name in another case or a letter off is named with the task meant.
+    await expect(run({ tasks: ['leadlive', 'Laed'] })).rejects.toThrow(
+      new TerminalError(
+        'Unknown tasks "leadlive" (did you mean "LeadLive"?), "Laed" (did you mean "Lead"?) in the run input; pipeline extract-test has: "Lead", "LeadLive"',
+      ),
+    );
     await expect(run({ ful: true })).rejects.toThrow(
       /Invalid input of step Prepare: input: Unrecognized key: "ful"/,
     );
