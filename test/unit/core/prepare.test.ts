@@ -33,7 +33,7 @@ describe('selectTasks', () => {
     });
     expect(() => selectTasks(config, ['Lead', 'lead', 'Contact'])).toThrow(
       new TerminalError(
-        'Unknown tasks "lead", "Contact" in the run input; pipeline unit has: "Lead", "athena_x", "Lead-update"',
+        'Unknown tasks "lead" (did you mean "Lead"?), "Contact" in the run input; pipeline unit has: "Lead", "athena_x", "Lead-update"',
       ),
     );
   });
