@@ -375,6 +375,7 @@ export function createPool(source: PostgresSource, options: CreatePoolOptions = 
   Object.defineProperty(pool, 'sslMode', { value: connection.sslMode, enumerable: true });
   const logger = options.logger ?? silentLogger;
   if (options.renewCredentials) renewOnRefusedPassword(pool, options.renewCredentials, options, logger);
+  classifyQueryErrors(pool);
   pool.on('error', (err) => {
     logger.warn('PostgreSQL idle connection failed', {
       target: connection.target,
@@ -436,6 +437,24 @@ function renewOnRefusedPassword(
     );
     return undefined;
   }) as typeof pool.connect;
+}
+
+/**
+ * Classifies the errors of `pool.query` (its promise form) as {@link withClient} does those of a
+ * client's work: a step's statement sent straight to the pool (most of the write-back's) that
+ * fails for a dropped connection or a server restarting is then a TransientError, which the
+ * state machine retries, not an `Error` that fails the run; an SQL error stays terminal, its
+ * SQLSTATE and the server's message in the text, the original error its `cause`.
+ */
+function classifyQueryErrors(pool: PostgresPool): void {
+  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+  pool.query = ((...args: unknown[]) => {
+    const result = query(...args);
+    if (result === undefined || typeof (result as Promise<unknown>).then !== 'function') return result;
+    return (result as Promise<unknown>).catch((err: unknown) => {
+      throw classifyPostgresError(err, { target: pool.target });
+    });
+  }) as typeof pool.query;
 }
 
 function targetOf(pool: Pool): string | undefined {

@@ -225,6 +225,26 @@ describe('createPool against the test server', () => {
     }
   });
 
+  it('classifies the errors of pool.query: a connection the server ends is transient, an SQL error terminal', async () => {
+    const pool = createPool({ url: db.url }, { ssl: { mode: 'disable' } });
+    try {
+      // The server ends this very connection (as a restart or failover does): retried, not failed.
+      const dropped = await pool
+        .query('SELECT pg_terminate_backend(pg_backend_pid())')
+        .catch((e: unknown) => e as Error);
+      expect(dropped).toBeInstanceOf(TransientError);
+      expect((dropped as Error).message).toMatch(/^PostgreSQL \(postgres@[^)]+\): .*\(SQLSTATE 57P01\)/);
+      // The pool goes on with another connection.
+      expect((await pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+      const wrong = await pool.query('SELECT nope FROM pg_class').catch((e: unknown) => e as Error);
+      expect(wrong).toBeInstanceOf(TerminalError);
+      expect((wrong as Error).message).toContain('column "nope" does not exist (SQLSTATE 42703)');
+      expect((wrong as Error & { cause?: { code?: string } }).cause?.code).toBe('42703');
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('rolls a failed transaction back and reports the SQL error as terminal', async () => {
     const pool = createPool({ url: db.url }, { ssl: { mode: 'disable' } });
     try {
