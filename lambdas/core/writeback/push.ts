@@ -43,7 +43,6 @@ import {
   COLLECTIONS_MAX_RECORDS,
   createIngestJob,
   getIngestJob,
-  type IngestJob,
   uploadIngestData,
   writeCollections,
 } from '../../connectors/salesforce/writes';
@@ -58,7 +57,7 @@ import type {
   WritebackPushPending,
 } from './contracts';
 import { CallBudget } from './budget';
-import { reconcileSentInserts } from './reconcile';
+import { closeUploadedJob, reconcileSentInserts } from './reconcile';
 import { withTaskLock } from './lock';
 import { addApiCalls, choosePushApi, keyIdentity, mapWritebackTask, type WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
@@ -566,21 +565,6 @@ async function uploadChunk(
   await closeIngestJob(sf, job.id);
   await setJobState(deps.pg, runId, taskName, job.id, 'UploadComplete');
   return job.id;
-}
-
-/**
- * Closes a job whose upload finished, for a retried push. The interrupted attempt's close may
- * have reached Salesforce after all, later than the retry read the job `Open`: then this close is
- * refused, and the job's state read again says where it went.
- */
-async function closeUploadedJob(sf: SalesforceConnector, jobId: string): Promise<IngestJob> {
-  try {
-    return await closeIngestJob(sf, jobId);
-  } catch (err) {
-    const job = await getIngestJob(sf, jobId);
-    if (job.state === 'Open') throw err;
-    return job;
-  }
 }
 
 /** Records a job's state in `writeback_jobs`. */

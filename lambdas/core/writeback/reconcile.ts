@@ -7,6 +7,7 @@
  */
 import type { SalesforceConnector } from '../../connectors/salesforce';
 import {
+  closeIngestJob,
   COLLECTIONS_MAX_RECORDS,
   getIngestJob,
   type IngestJob,
@@ -85,6 +86,22 @@ function inLists(select: string, literals: readonly string[]): string[] {
   }
   if (current.length > 0) lists.push(current.join(','));
   return lists;
+}
+
+/**
+ * Closes a Bulk job whose whole CSV was uploaded (recorded `Uploaded`) and that Salesforce still
+ * has `Open`: for a retried push, and for the plan that resolves a run which ended so. The
+ * interrupted attempt's close may have reached Salesforce after all, later than the job was read
+ * `Open`: then this close is refused, and the job's state read again says where it went.
+ */
+export async function closeUploadedJob(sf: SalesforceConnector, jobId: string): Promise<IngestJob> {
+  try {
+    return await closeIngestJob(sf, jobId);
+  } catch (err) {
+    const job = await getIngestJob(sf, jobId);
+    if (job.state === 'Open') throw err;
+    return job;
+  }
 }
 
 /** How {@link reconcileSentInserts} treats the rows it does not find in Salesforce. */
@@ -337,10 +354,11 @@ async function resolveLocked(
   const { rows: jobs } = await deps.pg.query<{
     run_id: string;
     job_id: string;
+    state: string;
     first_seq: string;
     last_seq: string;
   }>(
-    `SELECT j.run_id, j.job_id, j.first_seq, j.last_seq
+    `SELECT j.run_id, j.job_id, j.state, j.first_seq, j.last_seq
        FROM roundtrip.writeback_jobs j JOIN roundtrip.runs r ON r.run_id = j.run_id
       WHERE j.task = $1 AND j.run_id <> $2 AND r.status <> 'running' AND j.api = 'bulk'
         AND j.collected_at IS NULL AND j.state <> 'Superseded'
@@ -377,6 +395,23 @@ async function resolveLocked(
         error: message,
       });
       continue;
+    }
+    // Uploaded and never closed: the run ended between its Uploaded mark and a close that reached
+    // Salesforce (the push's retry, which closes it, never came). Left Open, the job would never
+    // process, and its keys would be refused as sent for ever: never written. Its whole CSV is
+    // with Salesforce, so it is closed, as the push's retry does (never aborted: a late close may
+    // have started it), and a later plan collects it once it is finished.
+    if (j.state === 'Uploaded' && job.state === 'Open') {
+      job = await closeUploadedJob(sf, j.job_id);
+      await deps.pg.query(
+        `UPDATE roundtrip.writeback_jobs SET state = $4, updated_at = now() WHERE run_id = $1 AND task = $2 AND job_id = $3`,
+        [j.run_id, taskName, j.job_id, job.state],
+      );
+      logger.warn('Closed a Bulk job that an ended run uploaded and never closed', {
+        runId: j.run_id,
+        jobId: j.job_id,
+        state: job.state,
+      });
     }
     if (!isFinalIngestState(job.state)) continue;
     await collectJob(deps, sf, j.run_id, taskName, finishedJob(job, j), 0, logger);

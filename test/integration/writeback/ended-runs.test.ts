@@ -6,6 +6,7 @@
  * not refused for ever.
  */
 import { withTransaction } from '../../../lambdas/connectors/postgres';
+import { TransientError } from '../../../lambdas/shared/errors';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { pruneRunDetails } from '../../../lambdas/core/writeback/report';
 import {
@@ -393,6 +394,40 @@ describe('inserts left without an outcome by runs that ended', () => {
           `^key forgot-1 was sent for insert by run ${dead} in Bulk job ${gone}, which Salesforce no longer answers for: find the record`,
         ),
       );
+    });
+
+    it('closes a job an ended run uploaded and never closed, so that its records are written once', async () => {
+      await source('unclosed', 6);
+      const deps = env.deps({ writeback: [bulkInsert] });
+      const dead = await env.newRun();
+      await planWriteback(deps, { runId: dead, task: 'Lead-insert' });
+      // The whole CSV is uploaded (the job recorded Uploaded, its records `sent`), and no close
+      // ever reaches Salesforce before the run's retries are spent: the run ends, its job Open.
+      const noClose = Object.create(env.connector, {
+        request: {
+          value: (operation: string, method: 'PATCH', path: string, body?: unknown) =>
+            method === 'PATCH' && path.startsWith('/jobs/ingest/')
+              ? Promise.reject(new TransientError(`${operation}: Salesforce is unreachable`))
+              : env.connector.request(operation, method, path, body),
+        },
+      }) as typeof env.connector;
+      await expect(
+        pushWriteback({ ...deps, salesforce: noClose }, { runId: dead, task: 'Lead-insert' }),
+      ).rejects.toThrow(/unreachable/);
+      await reportRun(deps, { runId: dead, error: { Error: 'TransientError', Cause: 'retries spent' } });
+      expect(await ledger(dead)).toEqual([{ status: 'sent', n: 6 }]);
+
+      // The next plan closes the job (its keys refused meanwhile: their outcome is not known yet);
+      // a plan after the job is finished collects it. Left Open, the job never ran, and its keys
+      // were refused by every run for ever: six records never written.
+      await planWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+      env.sf.calls.clear();
+      const later = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+
+      expect(later.plan).toMatchObject({ sourceRows: 6, rejected: 0, changed: 0, unchanged: 6 });
+      expect(env.sf.calls.count({ write: true })).toBe(0);
+      expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 6 }]);
+      expect(holding('unclosed')).toBe(6);
     });
 
     it('collects a job an ended run sent with other fields than the task maps now', async () => {
