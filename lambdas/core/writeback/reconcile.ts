@@ -402,7 +402,18 @@ async function resolveLocked(
     // with Salesforce, so it is closed, as the push's retry does (never aborted: a late close may
     // have started it), and a later plan collects it once it is finished.
     if (j.state === 'Uploaded' && job.state === 'Open') {
-      job = await closeUploadedJob(sf, j.job_id);
+      try {
+        job = await closeUploadedJob(sf, j.job_id);
+      } catch (err) {
+        if (err instanceof TransientError) throw err;
+        // Refused: its keys stay refused, the plan goes on, and a later plan tries again.
+        logger.warn('A Bulk job an ended run uploaded and never closed could not be closed', {
+          runId: j.run_id,
+          jobId: j.job_id,
+          error: (err as Error).message,
+        });
+        continue;
+      }
       await deps.pg.query(
         `UPDATE roundtrip.writeback_jobs SET state = $4, updated_at = now() WHERE run_id = $1 AND task = $2 AND job_id = $3`,
         [j.run_id, taskName, j.job_id, job.state],
