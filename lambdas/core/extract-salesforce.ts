@@ -376,11 +376,16 @@ export async function extractSalesforce(
   // A retry of this step (the Lambda timed out, say, after Salesforce created the job) finds the
   // job an earlier attempt checkpointed and re-attaches to it, when it asks for the same rows and
   // was not loaded yet: no second job, no second COUNT().
+  // Not to a job that was aborted, though: an attempt whose checkpoint write failed aborts its job
+  // (below), yet the write may have committed with only its answer lost; re-attached, that job
+  // would fail the check step, and the run with it, for one transient error. Such a job is
+  // replaced by a new one (one poll to tell; re-attaching is rare).
   if (
     checkpoint &&
     checkpoint.loadedAt === undefined &&
     checkpoint.soql === bulkSoql &&
-    checkpoint.includeDeleted === plan.includeDeleted
+    checkpoint.includeDeleted === plan.includeDeleted &&
+    (await sf.getBulkQueryJob(checkpoint.jobId)).state !== 'Aborted'
   ) {
     const attached: SalesforceExtractPending = {
       status: 'bulk-pending',

@@ -434,6 +434,8 @@ describe('extract crash sweep: one crash per run at every statement and call, th
       else changeSalesforce(point);
     };
     const violations: string[] = [];
+    // Bulk query jobs take a moment, as Salesforce's do: an abort or a poll can find one running.
+    h.sf.faults.set({ bulkJobDelayMs: s.kind === 'salesforce' ? 10 : undefined });
     // The first load, without faults.
     await change(0);
     const first = await runWithCrash(s, new CrashPlan(), merged, `${s.name}: first load`);
@@ -495,6 +497,43 @@ describe('extract crash sweep: one crash per run at every statement and call, th
       violations.push(`${s.name}: a run with nothing changed changed the table`);
     return { points, byChannel, violations };
   }
+
+  it('a retried Bulk start whose checkpoint committed, its answer lost, does not re-attach to the job it aborted', async () => {
+    const s: SalesforceScenario = {
+      kind: 'salesforce',
+      name: 'checkpoint answer lost',
+      task: salesforceTask('ckpt_lost', { deletes: 'flag', bulkThreshold: 1 }),
+      options: { bulkResultPageRecords: 200 },
+      incremental: true,
+    };
+    const config = configOf(s);
+    expect((await runWithCrash(s, new CrashPlan(), undefined, 'first load')).violations).toEqual([]);
+    changeSalesforce(1_000);
+    const { runId } = await prepare({ input: {} }, cleanDeps(config));
+    const input = { runId, task: s.task.name ?? '', full: false };
+    // The job is still running when the step, told its checkpoint failed, aborts it.
+    h.sf.faults.set({ bulkJobDelayMs: 60_000 });
+    const plan = new CrashPlan('pg', /^INSERT INTO roundtrip\.extract_jobs/, 'lost-answer');
+    await expect(extractSalesforce(input, depsFor(config, plan), s.options)).rejects.toBeInstanceOf(
+      TransientError,
+    );
+    const [checkpointed] = await h.rows<{ job_id: string }>(
+      'SELECT job_id FROM roundtrip.extract_jobs WHERE run_id = $1',
+      [runId],
+    );
+    expect(checkpointed).toBeDefined();
+    h.sf.faults.set({ bulkJobDelayMs: undefined });
+
+    // Step Functions retries the step with the same input: a new job, not the aborted one.
+    let output = await extractSalesforce(input, depsFor(config, new CrashPlan()), s.options);
+    expect(output).toMatchObject({ status: 'bulk-pending' });
+    expect((output as { jobId: string }).jobId).not.toBe(checkpointed?.job_id);
+    while (output.status === 'bulk-pending') {
+      output = await checkSalesforceExtract(output, depsFor(config, new CrashPlan()), s.options);
+    }
+    expect(output).toMatchObject({ status: 'loaded', api: 'bulk' });
+    expect(await tableLines(s)).toEqual(expectedLines(s));
+  });
 
   it.each(SCENARIOS.map((s) => [s.name, s] as const))(
     '%s: no record lost or loaded twice, the watermark never past a record not loaded',
