@@ -149,8 +149,9 @@ export class BulkApi {
     return makeId(BULK_JOB_KEY_PREFIX, this.counter);
   }
 
+  /** Jobs are stamped on the records' clock, as in Salesforce (one org, one time). */
   private now(): string {
-    return formatDatetime(Date.now());
+    return formatDatetime(this.ctx.store.now());
   }
 
   /** Answers one `jobs/…` call. Throws ApiError for whole-request errors. */

@@ -256,6 +256,9 @@ async function handleRequest(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
+  // The Date header on the records' clock too: a client takes it for Salesforce's time (the
+  // extract caps its watermark at it), so with a test's clock it must agree with SystemModstamp.
+  res.setHeader('Date', ctx.store.now().toUTCString());
   const method = (req.method ?? 'GET').toUpperCase();
   const url = new URL(req.url ?? '/', 'http://emulator');
   const pathname = url.pathname.replace(/\/+$/, '') || '/';

@@ -247,6 +247,11 @@ export class SalesforceStore {
     }
   }
 
+  /** The store's time: what stamps records, and what the rest of the emulator tells as "now". */
+  now(): Date {
+    return this.clock();
+  }
+
   /** All object describes, in load order. */
   describes(): ObjectDescribe[] {
     return [...this.tables.values()].map((t) => t.describe);
