@@ -60,6 +60,8 @@ export interface HarnessOptions {
   readonly seed?: SeedData;
   /** Files of the Athena data dir: `{ 'marketing/customers.csv': '…' }`. */
   readonly athenaFiles?: Record<string, string>;
+  /** The Salesforce emulator's clock (SystemModstamp, Bulk job dates, the Date header). @default the system clock */
+  readonly salesforceClock?: () => Date;
 }
 
 export async function startExtractHarness(options: HarnessOptions = {}): Promise<ExtractHarness> {
@@ -71,6 +73,7 @@ export async function startExtractHarness(options: HarnessOptions = {}): Promise
   }
   const sf = await startSalesforceEmulator({
     ...(options.seed ? { seed: options.seed } : {}),
+    ...(options.salesforceClock ? { clock: options.salesforceClock } : {}),
     credentials: { password: CANARY.password, securityToken: CANARY.securityToken },
   });
   const athenaEmulator = await startAthenaEmulator({ dataDir });
