@@ -75,6 +75,12 @@ export function stagingValueSql(column: PgColumn, alias: string): string {
   }
 }
 
+/**
+ * How long a failed COPY waits for the server to acknowledge its CopyFail before giving up on the
+ * connection: a local round trip, milliseconds unless the connection is gone.
+ */
+export const COPY_FAIL_WAIT_MS = 5_000;
+
 /** Options of {@link createStagingTable}. */
 export interface CreateStagingOptions {
   readonly schema: string;
@@ -179,8 +185,22 @@ export async function copyIntoStaging(
   try {
     await pipeline(options.source, client.query(copy));
   } catch (err) {
-    // Let the CopyFail round trip finish so the connection is ready for the ROLLBACK.
-    if (!copy.closed) await new Promise<void>((resolve) => copy.once('close', () => resolve()));
+    // Let the CopyFail round trip finish so the connection is ready for the ROLLBACK — but not
+    // for ever: when the connection itself died mid-COPY, pg-copy-streams sends its CopyFail into
+    // the dead socket and the stream never closes, which held the step until its Lambda timed out
+    // (and a Lambda that died fails the run). On a live connection the round trip takes
+    // milliseconds; after COPY_FAIL_WAIT_MS the error goes up, and the caller (withClient)
+    // destroys the client, whose protocol state is then unknown, rather than reuse it.
+    if (!copy.closed) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => copy.once('close', () => resolve())),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, COPY_FAIL_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     if (err instanceof TransientError || err instanceof TerminalError) throw err;
     throw classifyPostgresError(err, { action: `copying CSV into ${qualified}` });
   }

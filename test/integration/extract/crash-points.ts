@@ -14,7 +14,9 @@
  * - `crash-after`: it is carried out, then the process dies before reading the answer (a COMMIT
  *   that committed, a Bulk job created, a checkpoint written);
  * - `cut` / `cut-crash`: a response body stops half-way with a connection reset (Salesforce query
- *   and Bulk result pages, the S3 result file); with `cut-crash` the process dies there too.
+ *   and Bulk result pages, the S3 result file); with `cut-crash` the process dies there too;
+ * - `connection-dies`: the PostgreSQL connection drops in the middle of a COPY (a failover, a
+ *   network blip): the socket is destroyed once the first rows are on their way.
  *
  * An unarmed plan (ordinal 0) only counts: a first pass with it tells how many points there are.
  */
@@ -25,7 +27,8 @@ import type { Pool, PoolClient } from 'pg';
 export type CrashChannel = 'pg' | 'salesforce' | 'athena';
 
 /** How the chosen statement or call fails (see the module comment). */
-export type CrashMode = 'error' | 'lost-answer' | 'crash-before' | 'crash-after' | 'cut' | 'cut-crash';
+export type CrashMode =
+  'error' | 'lost-answer' | 'crash-before' | 'crash-after' | 'cut' | 'cut-crash' | 'connection-dies';
 
 /** One statement or call a step attempt made, in order. */
 export interface CrashPoint {
@@ -104,6 +107,7 @@ interface Submittable {
   submit: unknown;
   text?: string;
   destroy(err: Error): void;
+  flushChunk?: (chunk: Buffer) => boolean;
 }
 
 function isSubmittable(value: unknown): value is Submittable {
@@ -144,6 +148,23 @@ function crashingClient(client: PoolClient, plan: CrashPlan): PoolClient {
     };
     if (plan.dead) return refuse(new InjectedCrash(`PostgreSQL after the crash: ${what}`));
     if (broken) return refuse(connectionReset(`PostgreSQL on a broken client: ${what}`));
+    if (hit && plan.mode === 'connection-dies' && copy?.flushChunk) {
+      broken = true;
+      // The pool's client would otherwise emit an unhandled 'error' when its socket goes.
+      client.on('error', () => undefined);
+      const flush = copy.flushChunk.bind(copy);
+      let dropped = false;
+      copy.flushChunk = (chunk) => {
+        const ok = flush(chunk);
+        if (!dropped) {
+          dropped = true;
+          // The first bytes (the header) are on their way; the source is still reading.
+          (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+        }
+        return ok;
+      };
+      return client.query(first as never);
+    }
     if (hit) {
       if ((plan.mode === 'crash-after' || plan.mode === 'lost-answer') && !copy) {
         const crash = plan.mode === 'crash-after';
@@ -208,6 +229,7 @@ export function crashingFetch(plan: CrashPlan): typeof fetch {
     if (!hit) return fetch(input, init);
     switch (plan.mode) {
       case 'error':
+      case 'connection-dies': // a PostgreSQL mode; here as a refused call
         throw new TypeError('fetch failed', {
           cause: connectionReset(`Salesforce ${plan.pointName()} (${what})`),
         });
@@ -294,6 +316,7 @@ export function crashAwsCalls(client: unknown, name: string, current: () => Cras
       if (!hit) return next(args);
       switch (plan.mode) {
         case 'error':
+        case 'connection-dies': // a PostgreSQL mode; here as a refused call
           throw connectionReset(`Athena ${plan.pointName()} (${what})`);
         case 'crash-before':
           plan.dead = true;

@@ -163,7 +163,9 @@ function modesFor(
 ): CrashMode[] {
   if (channel === 'pg') {
     // Inside a transaction a statement that failed, ran or never came are all rolled back: the
-    // `error` run covers them. A COMMIT, or a statement on its own, is done once it ran.
+    // `error` run covers them. A COMMIT, or a statement on its own, is done once it ran. A COPY
+    // also loses its connection half-way.
+    if (/^COPY/i.test(what)) return ['connection-dies'];
     return inTransaction && !/^COMMIT/i.test(what) ? [] : ['lost-answer', 'crash-before', 'crash-after'];
   }
   // A read changes nothing: answered or not, it is the same to a crash; the connector resends it.
@@ -175,7 +177,7 @@ function modesFor(
 }
 
 /** The modes that fail with a TransientError, which Step Functions retries with the same input. */
-const TRANSIENT_MODES: ReadonlySet<CrashMode> = new Set(['error', 'lost-answer', 'cut']);
+const TRANSIENT_MODES: ReadonlySet<CrashMode> = new Set(['error', 'lost-answer', 'cut', 'connection-dies']);
 
 const same = (a: string[], b: string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
@@ -652,6 +654,44 @@ describe('extract crash sweep: one crash per run at every statement and call, th
       await h.close();
     }
   });
+
+  // Its own emulator and pool, like the checkpoint test: its client is destroyed mid-COPY.
+  it('a PostgreSQL connection that dies in the middle of the COPY fails the step at once, and the retry loads', async () => {
+    const s = salesforceScenario('connection dies mid-COPY', 'copy_dies', 'P6', {
+      deletes: 'flag',
+      bulkThreshold: 100_000,
+      options: { restBatchSize: 200 },
+      seeded: 10,
+      changesBetweenAttempts: false,
+    });
+    const h = await startExtractHarness({
+      seed: { Lead: seedOf(s) },
+      salesforceClock: () => salesforceNow(),
+    });
+    const sweep = sweeper(s, h, h.pool);
+    try {
+      expect((await sweep.runWithCrash(new CrashPlan(), 'first load')).violations).toEqual([]);
+      sweep.changeSalesforce();
+      const { runId } = await prepare({ input: {} }, sweep.cleanDeps());
+      const input = { runId, task: s.task.name ?? '', full: false };
+      const plan = new CrashPlan('pg', /^COPY/, 'connection-dies');
+      const started = Date.now();
+      // Before the fix the step never settled: pg-copy-streams' CopyFail went into the dead socket.
+      await expect(extractSalesforce(input, sweep.depsFor(plan), s.options)).rejects.toBeInstanceOf(
+        TransientError,
+      );
+      expect(plan.fired).toBe(true);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      // Step Functions retries the step with the same input.
+      expect(await extractSalesforce(input, sweep.depsFor(new CrashPlan()), s.options)).toMatchObject({
+        status: 'loaded',
+      });
+      expect(await sweep.tableLines()).toEqual(sweep.expectedLines());
+    } finally {
+      sweep.close();
+      await h.close();
+    }
+  }, 30_000);
 
   it.concurrent.each(SCENARIOS.map((s) => [s.name, s] as const))(
     '%s: no record lost or loaded twice, the watermark never past a record not loaded',
