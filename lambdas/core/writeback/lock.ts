@@ -45,10 +45,17 @@ export async function ifTaskLockFree<T>(
   }
   let broken: Error | undefined;
   try {
-    const { rows } = await client.query<{ ok: boolean }>(
-      'SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok',
-      [WRITEBACK_LOCK_CLASS, taskName],
-    );
+    let rows: { ok: boolean }[];
+    try {
+      ({ rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [
+        WRITEBACK_LOCK_CLASS,
+        taskName,
+      ]));
+    } catch (err) {
+      // Classified as the pool's statements are: a connection dropped here is retried.
+      broken = classifyPostgresError(err, { action: 'taking the task lock' });
+      throw broken;
+    }
     if (!rows[0]?.ok) return { ran: false };
     try {
       return { ran: true, value: await fn() };
