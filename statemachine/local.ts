@@ -28,6 +28,7 @@ import type { Clock, InvocationContext, TimeLeft } from '../lambdas/shared/clock
 import type { PipelineConfig } from '../lambdas/config';
 import type { CoreDeps } from '../lambdas/core/deps';
 import { givenDeps, type DepsProvider } from '../lambdas/handlers/deps';
+import { withOwnCallCounts } from '../lambdas/shared/call-scope';
 import * as extractSalesforceCheckHandler from '../lambdas/handlers/extract-salesforce-check';
 import * as extractSalesforceHandler from '../lambdas/handlers/extract-salesforce';
 import * as loadAthenaHandler from '../lambdas/handlers/load-athena';
@@ -329,7 +330,8 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
       const context = timeLeft ? { getRemainingTimeInMillis: timeLeft } : undefined;
       let result: unknown;
       try {
-        result = throughJson(await handler(throughJson(input), context));
+        // Its own API call counts: the Extract's branches run here at once on shared connectors.
+        result = throughJson(await withOwnCallCounts(() => handler(throughJson(input), context)));
       } catch (err) {
         throw acrossLambda(err);
       }

@@ -17,6 +17,7 @@ import {
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
+import { callCounter } from '../../shared/call-scope';
 import { AthenaQueryFailed, AthenaRetryableQueryFailure, classifyAthenaError } from './errors';
 import { ATHENA_CLIENT_REQUEST_TOKEN_MAX_LENGTH, ATHENA_CLIENT_REQUEST_TOKEN_MIN_LENGTH } from './tokens';
 
@@ -216,9 +217,14 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
   const s3IdleMs = options.s3IdleMs ?? DEFAULT_S3_IDLE_MS;
   let apiCalls = 0;
   let s3Reads = 0;
+  // The calls and reads of the current step invocation, where steps share this connector (the
+  // local runner's parallel extracts).
+  const callsHere = callCounter();
+  const readsHere = callCounter();
 
   const send = async <T>(operation: string, run: () => Promise<T>): Promise<T> => {
     apiCalls += 1;
+    callsHere.count();
     try {
       return await run();
     } catch (err) {
@@ -237,6 +243,7 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
       attempt += 1;
       try {
         s3Reads += 1;
+        readsHere.count();
         const out = await s3.send(
           new GetObjectCommand({
             Bucket: bucket,
@@ -302,10 +309,10 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
 
   const connector: AthenaConnector = {
     get apiCalls() {
-      return apiCalls;
+      return callsHere.read(apiCalls);
     },
     get s3Reads() {
-      return s3Reads;
+      return readsHere.read(s3Reads);
     },
     async startQuery(sql, { clientRequestToken }) {
       if (

@@ -33,6 +33,7 @@ import { classifySalesforceError } from './errors';
 import { parseJsonLossless } from './json';
 import { bulkPollDelaySeconds } from './poll';
 import { apiRelative, GET_ATTEMPTS } from './calls';
+import { callCounter } from '../../shared/call-scope';
 
 export { apiRelative, GET_ATTEMPTS } from './calls';
 
@@ -601,6 +602,8 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
   logger.info('Signed in to Salesforce', { flow, instanceUrl: conn.instanceUrl, apiVersion });
 
   let apiCalls = 0;
+  // The calls of the current step invocation, where steps share this connector (the local runner).
+  const callsHere = callCounter();
   let usage: ApiUsage | undefined;
   let serverDate: Date | undefined;
   const describes = new Map<
@@ -895,7 +898,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     },
     flow,
     get apiCalls() {
-      return apiCalls;
+      return callsHere.read(apiCalls);
     },
     get serverDate() {
       return serverDate;
@@ -1021,6 +1024,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       for (let attempt = 0; ; attempt += 1) {
         const sentAt = Date.now();
         apiCalls += 1;
+        callsHere.count();
         // One controller per send: the answer's limit aborts it, and so does the body's idle limit.
         const controller = new AbortController();
         const abort = (err: Error): void => controller.abort(err);
@@ -1074,6 +1078,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     async putStream(operation, path, body, headers) {
       const sentAt = Date.now();
       apiCalls += 1;
+      callsHere.count();
       const url = new URL(base() + path);
       let answer: { status: number; text: string; limit: string | undefined };
       try {

@@ -13,6 +13,7 @@ import {
   DESCRIBE_MAX_AGE_MS,
   type SalesforceConnector,
 } from '../../../lambdas/connectors/salesforce';
+import { withOwnCallCounts } from '../../../lambdas/shared/call-scope';
 import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
@@ -272,6 +273,36 @@ describe('Salesforce connector against the emulator', () => {
       } finally {
         rating.updateable = was;
       }
+    });
+  });
+
+  describe('API calls counted per step invocation', () => {
+    it('two invocations sharing the connector at once each count their own calls; the total counts all', async () => {
+      const c = await connectSalesforce({
+        secret: soapSecret(),
+        logger: createMemoryLogger(),
+        apiVersion: sf.apiVersion,
+      });
+      // Each call takes 40 ms, so the short invocation's call lands inside the long one's.
+      sf.faults.set({ latencyMs: 40 });
+      const totalBefore = c.apiCalls;
+      const spent = (calls: () => Promise<unknown>) =>
+        withOwnCallCounts(async () => {
+          const before = c.apiCalls;
+          await calls();
+          return c.apiCalls - before;
+        });
+      const [long, short] = await Promise.all([
+        spent(async () => {
+          await c.limits();
+          await c.limits();
+          await c.limits();
+        }),
+        spent(() => c.limits()),
+      ]);
+      expect([long, short]).toEqual([3, 1]);
+      // Outside an invocation (a Lambda's one at a time): the connector's total.
+      expect(c.apiCalls - totalBefore).toBe(4);
     });
   });
 
