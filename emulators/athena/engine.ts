@@ -37,8 +37,14 @@ export const CLIENT_REQUEST_TOKEN_MAX_LENGTH = 128;
 /** `QueryString` length bounds (Athena API reference, StartQueryExecution: 1–262144). */
 export const QUERY_STRING_MAX_LENGTH = 262_144;
 
-/** Any EXPLAIN statement. */
-const EXPLAIN = /^\s*EXPLAIN\b/i;
+/** What may come before a statement's first keyword: whitespace, line comments and block comments. */
+const LEADING_TRIVIA = String.raw`^(?:\s+|--[^\n]*(?:\n|$)|/\*[\s\S]*?\*/)*`;
+
+/** Any EXPLAIN statement (comments before it allowed, as Trino's parser skips them). */
+const EXPLAIN = new RegExp(`${LEADING_TRIVIA}EXPLAIN\\b`, 'i');
+
+/** `EXPLAIN (TYPE VALIDATE)` and what comes before it. */
+const EXPLAIN_VALIDATE = new RegExp(`${LEADING_TRIVIA}EXPLAIN\\s*\\(\\s*TYPE\\s+VALIDATE\\s*\\)`, 'i');
 
 /** The one column of `EXPLAIN (TYPE VALIDATE)`'s answer: `Valid`, `true` (Trino's EXPLAIN docs). */
 const VALID_COLUMN: ColumnInfo = {
@@ -55,12 +61,12 @@ const VALID_COLUMN: ColumnInfo = {
 };
 
 /**
- * The statement of `EXPLAIN (TYPE VALIDATE) <statement>`, with the prefix replaced by as many
- * spaces (line breaks kept) so that DuckDB's error positions are the query's; undefined for any
+ * The statement of `EXPLAIN (TYPE VALIDATE) <statement>`, with the prefix (and any comment before
+ * it) replaced by as many spaces (line breaks kept) so that DuckDB's error positions are the query's; undefined for any
  * other query.
  */
 export function explainValidateStatement(query: string): string | undefined {
-  const prefix = /^\s*EXPLAIN\s*\(\s*TYPE\s+VALIDATE\s*\)/i.exec(query)?.[0];
+  const prefix = EXPLAIN_VALIDATE.exec(query)?.[0];
   if (prefix === undefined) return undefined;
   return prefix.replace(/[^\n]/g, ' ') + query.slice(prefix.length);
 }

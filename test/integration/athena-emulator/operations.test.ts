@@ -346,6 +346,24 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
       expect(syntax.AthenaErrorCode).toBe('MALFORMED_QUERY');
       expect(syntax.message).toContain('line 1:25: syntax error at or near "SELEC"');
 
+      // Comments before the EXPLAIN are skipped, as Trino's parser does; positions still count them.
+      const commented = await runQuery(h.athena, {
+        QueryString:
+          '-- checked by roundtrip validate\n/* extract[1] */ EXPLAIN (TYPE VALIDATE) SELECT nope FROM customers',
+        ...inMarketing,
+        ...output,
+      });
+      expect(commented.execution.Status?.StateChangeReason).toBe(
+        "COLUMN_NOT_FOUND: line 2:49: Column 'nope' cannot be resolved",
+      );
+      const commentedValid = await runQuery(h.athena, {
+        QueryString: '/* a */\n  explain (type validate) SELECT email FROM customers',
+        ...inMarketing,
+        ...output,
+      });
+      expect(commentedValid.execution.Status?.State).toBe('SUCCEEDED');
+      expect(commentedValid.execution.StatementType).toBe('UTILITY');
+
       const other = await runQuery(h.athena, { QueryString: 'EXPLAIN SELECT 1', ...output });
       expect(other.execution.Status?.State).toBe('FAILED');
       expect(other.execution.Status?.StateChangeReason).toMatch(
