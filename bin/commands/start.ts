@@ -26,6 +26,7 @@ import {
 } from '../cli-common';
 import {
   extractTaskSummary,
+  prepareSummaries,
   record as obj,
   transformTaskSummaries,
   writebackTaskSummary,
@@ -54,6 +55,7 @@ export function summaryFromExecutionOutput(
   const runId = typeof obj(o.run).runId === 'string' ? String(obj(o.run).runId) : executionName;
   const report = obj(o.report);
   const tasks: TaskSummary[] = [
+    ...prepareSummaries(o.run),
     ...(Array.isArray(o.extract) ? (o.extract as unknown[]) : [])
       .map(obj)
       .filter((b) => b.status === 'loaded')

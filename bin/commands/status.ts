@@ -108,7 +108,7 @@ export const status: Command = async (argv) => {
         written: sum('writeback', 'written'),
         rejected: sum('writeback', 'rejected'),
         failed: sum('writeback', 'failed'),
-        apiCalls: sum('extract', 'apiCalls') + sum('writeback', 'apiCalls'),
+        apiCalls: sum('prepare', 'apiCalls') + sum('extract', 'apiCalls') + sum('writeback', 'apiCalls'),
         error: run.error,
       };
     });

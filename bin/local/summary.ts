@@ -11,7 +11,8 @@ import { alignColumns } from './columns';
 /** One task's figures. */
 export interface TaskSummary {
   readonly task: string;
-  readonly kind: 'extract' | 'transform' | 'writeback';
+  /** `prepare`: the Salesforce calls Prepare made to forecast the run (`/limits`, the counts). */
+  readonly kind: 'prepare' | 'extract' | 'transform' | 'writeback';
   readonly rowsRead: number;
   readonly planned: number;
   readonly written: number;
@@ -49,6 +50,27 @@ export function record(value: unknown): Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
     ? (value as Record<string, unknown>)
     : {};
+}
+
+/**
+ * Prepare's row, when it made Salesforce calls (`summary.prepare` or its output's `apiCalls`):
+ * part of what the run spent, though no task made them.
+ */
+export function prepareSummaries(figures: unknown): TaskSummary[] {
+  const apiCalls = num(record(figures).apiCalls);
+  if (apiCalls === 0) return [];
+  return [
+    {
+      task: 'Prepare',
+      kind: 'prepare',
+      rowsRead: 0,
+      planned: 0,
+      written: 0,
+      rejected: 0,
+      failed: 0,
+      apiCalls,
+    },
+  ];
 }
 
 /** An extract task's row from its figures (a step's output or `summary.extract.<task>`). */
@@ -168,7 +190,8 @@ export async function readStoredRuns(
 }
 
 /**
- * The per-task rows of a stored run, in the config's order: extracts (rows read from the source,
+ * The per-task rows of a stored run, in the config's order: Prepare's Salesforce calls (when it
+ * made any), extracts (rows read from the source,
  * rows inserted or updated in PostgreSQL, API calls — Athena's include its S3 reads), the transform (rows
  * its statements wrote), then write-backs (source rows, planned changes, records written,
  * rejected before sending, refused by Salesforce, API calls).
@@ -177,6 +200,7 @@ export function taskSummaries(config: PipelineConfig, stored: StoredRun): TaskSu
   const extract = record(stored.summary.extract);
   const writeback = record(stored.summary.writeback);
   return [
+    ...prepareSummaries(stored.summary.prepare),
     ...config.extract
       .map(taskName)
       .filter((name) => name in extract)

@@ -112,6 +112,11 @@ export const PrepareOutput = z.strictObject({
   startedAt: z.string(),
   forecast: ApiForecast,
   /**
+   * Salesforce API calls Prepare itself made (`/limits`, each extract's `COUNT()`): spent, not
+   * forecast, and recorded in the run's summary (`prepare.apiCalls`); absent when it made none.
+   */
+  apiCalls: z.number().int().nonnegative().optional(),
+  /**
    * Why the run was skipped, when it was (`onOverlap: 'skip'` and another run still going): the
    * state machine then ends it at once.
    */

@@ -35,6 +35,7 @@ import {
   type SelectedTasks,
 } from './contracts';
 import { salesforceOf, splitTableName, type CoreDeps } from './deps';
+import { mergeRunSummary } from './writeback/state';
 import {
   claimTaskNames,
   endRunningRun,
@@ -182,7 +183,7 @@ export async function prepare(
     full,
     dryRun,
   });
-  const output = (forecast: ApiForecast): PrepareOutput => ({
+  const output = (forecast: ApiForecast, apiCalls = 0): PrepareOutput => ({
     runId,
     pipeline: config.name,
     tasks,
@@ -190,6 +191,7 @@ export async function prepare(
     dryRun,
     startedAt: run.startedAt.toISOString(),
     forecast,
+    ...(apiCalls > 0 ? { apiCalls } : {}),
     ...(skipped ? { skipped } : {}),
   });
   if (skipped) {
@@ -207,6 +209,7 @@ export async function prepare(
   });
 
   let forecast: ApiForecast = { salesforceApiCalls: 0 };
+  let spent = 0;
   if (tasks.salesforce.length > 0 || tasks.writeback.length > 0) {
     const sf = await salesforceOf(deps, 'Prepare');
     const before = sf.apiCalls;
@@ -224,10 +227,16 @@ export async function prepare(
       ...(daily ? { dailyRemaining: daily.Remaining, dailyMax: daily.Max } : {}),
     };
     logger.info('Salesforce API forecast', { ...forecast, perTask });
+    // Spent whether or not the budget lets the run go on: part of what the run reports it spent.
+    spent = sf.apiCalls - before;
+    const calls = spent;
+    await withTransaction(deps.pg, (client) =>
+      mergeRunSummary(client, runId, ['prepare'], { apiCalls: calls }),
+    );
     checkBudget(config, total, perTask, limits);
   }
 
-  return output(forecast);
+  return output(forecast, spent);
 
   /**
    * The reason this run is skipped, when another run of the pipeline is still going: the run is

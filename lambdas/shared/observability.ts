@@ -110,6 +110,11 @@ export function measureStepOutput(output: unknown): StepMeasurement[] {
       },
     ];
   }
+  // Prepare: the Salesforce calls it made to forecast the run (no task made them).
+  if (typeof output.pipeline === 'string' && isRecord(output.forecast)) {
+    const apiCalls = count(output.apiCalls);
+    return apiCalls === undefined ? [] : [{ values: { salesforceApiCalls: apiCalls } }];
+  }
   // Report: the write-back API calls of the run, per task.
   if ((status === 'succeeded' || status === 'failed') && isRecord(output.writeback)) {
     return Object.entries(output.writeback).flatMap(([name, summary]) =>

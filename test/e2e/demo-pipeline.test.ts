@@ -13,14 +13,18 @@ const CUSTOMERS = 1_000;
 
 describe('the demo pipeline', () => {
   let world: E2eWorld;
+  let salesforceExtracts: Set<string>;
   beforeAll(async () => {
-    world = await startWorld({ leads: LEADS, customers: CUSTOMERS, config: await exampleConfig() });
+    const config = await exampleConfig();
+    salesforceExtracts = new Set(config.extract.filter((t) => t.from === 'salesforce').map((t) => t.name));
+    world = await startWorld({ leads: LEADS, customers: CUSTOMERS, config });
   });
   afterAll(async () => {
     await world?.close();
   });
 
   it('scores every lead in Salesforce as the rules say', async () => {
+    world.env.salesforce.calls.clear();
     const { execution, summary } = await world.run();
     expect(execution).toEqual({ status: 'succeeded', output: expect.anything() });
     expect(summary.status).toBe('succeeded');
@@ -29,6 +33,13 @@ describe('the demo pipeline', () => {
     const scored = expected.filter((s) => s !== null).length;
     const writeback = summary.tasks.find((t) => t.kind === 'writeback');
     expect(writeback).toMatchObject({ rowsRead: scored, planned: scored, written: scored, failed: 0 });
+    // Every Salesforce call of the run is in its summary, and no other: Prepare's (the limits and
+    // the counts of its forecast), the Salesforce extracts' and the write-backs'.
+    const salesforceCalls = summary.tasks
+      .filter((t) => t.kind === 'prepare' || t.kind === 'writeback' || salesforceExtracts.has(t.task))
+      .reduce((n, t) => n + t.apiCalls, 0);
+    expect(summary.tasks.find((t) => t.kind === 'prepare')?.apiCalls).toBeGreaterThan(0);
+    expect(salesforceCalls).toBe(world.env.salesforce.calls.all().filter((c) => c.counted).length);
     // `roundtrip start` builds the same summary from a deployed execution's output, which has
     // the shape of this local one (the same definition).
     const output = execution.status === 'succeeded' ? execution.output : undefined;

@@ -44,6 +44,20 @@ describe('measureStepOutput', () => {
     ]);
   });
 
+  it("reads Prepare's own Salesforce calls (its forecast's limits and counts), not the forecast", () => {
+    const prepared = {
+      runId: 'r',
+      pipeline: 'lead-scoring',
+      tasks: { salesforce: ['Lead'], athena: [], writeback: [] },
+      full: false,
+      dryRun: false,
+      startedAt: '2026-11-29T00:00:00.000Z',
+      forecast: { salesforceApiCalls: 9 },
+    };
+    expect(measureStepOutput({ ...prepared, apiCalls: 2 })).toEqual([{ values: { salesforceApiCalls: 2 } }]);
+    expect(measureStepOutput(prepared)).toEqual([]);
+  });
+
   it('measures nothing for a pending Bulk job or an output without figures', () => {
     expect(measureStepOutput({ status: 'bulk-pending', task: 'Lead', jobId: 'x', apiCalls: 2 })).toEqual([]);
     expect(measureStepOutput({ runId: 'r', files: [] })).toEqual([]);
