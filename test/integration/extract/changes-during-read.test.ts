@@ -11,8 +11,7 @@ import {
   runExtract,
   type SalesforceExtractOutput,
 } from '../../../lambdas/core';
-import { connectSalesforce } from '../../../lambdas/connectors/salesforce';
-import { CANARY, LEAD_FIELDS, leads, startExtractHarness, type ExtractHarness } from './harness';
+import { connectTo, LEAD_FIELDS, leads, startExtractHarness, type ExtractHarness } from './harness';
 
 const ROWS = 300;
 
@@ -33,15 +32,7 @@ describe('Salesforce extract: records changed while the read runs', () => {
   /** A connector that calls `afterPage(n)` once the n-th page of a query (not a COUNT()) has arrived. */
   const connectWithPageHook = (afterPage: (page: number) => Promise<void>) => {
     let queryPages = 0;
-    return connectSalesforce({
-      secret: {
-        loginUrl: h.sf.loginUrl,
-        username: h.sf.credentials.username,
-        password: CANARY.password,
-        securityToken: CANARY.securityToken,
-      },
-      apiVersion: h.sf.apiVersion,
-      logger: h.logger,
+    return connectTo(h.sf, h.logger, {
       fetch: async (input, init) => {
         const res = await fetch(input, init);
         const url = String(input);

@@ -20,7 +20,6 @@ import { athenaClientConfig, s3ClientConfig } from '../../../emulators/athena';
 import type { ExtractTaskInput, PipelineConfig } from '../../../lambdas/config';
 import { createAthenaConnector, type AthenaConnector } from '../../../lambdas/connectors/athena';
 import { createPool, type PostgresPool } from '../../../lambdas/connectors/postgres';
-import { connectSalesforce } from '../../../lambdas/connectors/salesforce';
 import {
   checkSalesforceExtract,
   extractSalesforce,
@@ -40,7 +39,7 @@ import {
   type CrashChannel,
   type CrashMode,
 } from './crash-points';
-import { ATHENA_OUTPUT, CANARY, leads, startExtractHarness, type ExtractHarness } from './harness';
+import { ATHENA_OUTPUT, connectTo, leads, startExtractHarness, type ExtractHarness } from './harness';
 
 const FIELDS = ['Id', 'FirstName', 'LastName', 'Company', 'NumberOfEmployees', 'SystemModstamp', 'IsDeleted'];
 /** Step Functions' TRANSIENT_RETRY sends a step 5 times; then the run fails. */
@@ -302,24 +301,13 @@ describe('extract crash sweep: one crash per run at every statement and call, th
 
     /** The deps of one step attempt: a new "container" whose every statement and call `plan` numbers. */
     function depsFor(plan: CrashPlan): CoreDeps {
-      let signedIn: ReturnType<typeof connectSalesforce> | undefined;
+      let signedIn: ReturnType<typeof connectTo> | undefined;
       athenaPlan = plan;
       return {
         ...h.deps(config),
         logger: silentLogger,
         pg: crashingPool(pool, plan) as CoreDeps['pg'],
-        salesforce: () =>
-          (signedIn ??= connectSalesforce({
-            secret: {
-              loginUrl: h.sf.loginUrl,
-              username: h.sf.credentials.username,
-              password: CANARY.password,
-              securityToken: CANARY.securityToken,
-            },
-            apiVersion: h.sf.apiVersion,
-            logger: silentLogger,
-            fetch: crashingFetch(plan),
-          })),
+        salesforce: () => (signedIn ??= connectTo(h.sf, silentLogger, { fetch: crashingFetch(plan) })),
         athena,
         clock: {
           now: salesforceNow,

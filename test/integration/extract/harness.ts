@@ -85,17 +85,7 @@ export async function startExtractHarness(options: HarnessOptions = {}): Promise
   const connectors: SalesforceConnector[] = [];
 
   const connect = async (): Promise<SalesforceConnector> => {
-    const connector = await connectSalesforce({
-      secret: {
-        loginUrl: sf.loginUrl,
-        username: sf.credentials.username,
-        password: CANARY.password,
-        securityToken: CANARY.securityToken,
-      },
-      secretName: 'roundtrip/salesforce',
-      apiVersion: sf.apiVersion,
-      logger,
-    });
+    const connector = await connectTo(sf, logger, { secretName: 'roundtrip/salesforce' });
     connectors.push(connector);
     return connector;
   };
@@ -185,9 +175,14 @@ export function leads(n: number, prefix = 'Lead'): Record<string, unknown>[] {
 
 /**
  * A connector signed in to `emulator` (started with the {@link CANARY} credentials): for a test
- * that runs an extract against a second emulator, one whose describes differ, say.
+ * that runs an extract against a second emulator, one whose describes differ, say, or whose calls
+ * go through a `fetch` of its own (one that watches or breaks them).
  */
-export function connectTo(emulator: SalesforceEmulator, logger: Logger): Promise<SalesforceConnector> {
+export function connectTo(
+  emulator: SalesforceEmulator,
+  logger: Logger,
+  options: { fetch?: typeof fetch; secretName?: string } = {},
+): Promise<SalesforceConnector> {
   return connectSalesforce({
     secret: {
       loginUrl: emulator.loginUrl,
@@ -197,5 +192,6 @@ export function connectTo(emulator: SalesforceEmulator, logger: Logger): Promise
     },
     apiVersion: emulator.apiVersion,
     logger,
+    ...options,
   });
 }
