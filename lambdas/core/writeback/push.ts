@@ -57,7 +57,7 @@ import type {
   WritebackPushPending,
 } from './contracts';
 import { CallBudget } from './budget';
-import { closeUploadedJob, reconcileSentInserts } from './reconcile';
+import { closeUploadedJob, reconcileSentInserts, setJobState } from './reconcile';
 import { withTaskLock } from './lock';
 import { addApiCalls, choosePushApi, keyIdentity, mapWritebackTask, type WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
@@ -565,20 +565,6 @@ async function uploadChunk(
   await closeIngestJob(sf, job.id);
   await setJobState(deps.pg, runId, taskName, job.id, 'UploadComplete');
   return job.id;
-}
-
-/** Records a job's state in `writeback_jobs`. */
-async function setJobState(
-  db: Pick<PoolClient, 'query'>,
-  runId: string,
-  taskName: string,
-  jobId: string,
-  state: string,
-): Promise<void> {
-  await db.query(
-    `UPDATE roundtrip.writeback_jobs SET state = $4, updated_at = now() WHERE run_id = $1 AND task = $2 AND job_id = $3`,
-    [runId, taskName, jobId, state],
-  );
 }
 
 /**

@@ -5,6 +5,7 @@
  * released. The push reconciles its own run's records ({@link reconcileSentInserts}); the plan
  * resolves those of runs that ended ({@link resolveInsertsOfEndedRuns}).
  */
+import type { PoolClient } from 'pg';
 import type { SalesforceConnector } from '../../connectors/salesforce';
 import {
   closeIngestJob,
@@ -102,6 +103,20 @@ export async function closeUploadedJob(sf: SalesforceConnector, jobId: string): 
     if (job.state === 'Open') throw err;
     return job;
   }
+}
+
+/** Records a job's state in `writeback_jobs`. */
+export async function setJobState(
+  db: Pick<PoolClient, 'query'>,
+  runId: string,
+  taskName: string,
+  jobId: string,
+  state: string,
+): Promise<void> {
+  await db.query(
+    `UPDATE roundtrip.writeback_jobs SET state = $4, updated_at = now() WHERE run_id = $1 AND task = $2 AND job_id = $3`,
+    [runId, taskName, jobId, state],
+  );
 }
 
 /** How {@link reconcileSentInserts} treats the rows it does not find in Salesforce. */
@@ -414,10 +429,7 @@ async function resolveLocked(
         });
         continue;
       }
-      await deps.pg.query(
-        `UPDATE roundtrip.writeback_jobs SET state = $4, updated_at = now() WHERE run_id = $1 AND task = $2 AND job_id = $3`,
-        [j.run_id, taskName, j.job_id, job.state],
-      );
+      await setJobState(deps.pg, j.run_id, taskName, j.job_id, job.state);
       logger.warn('Closed a Bulk job that an ended run uploaded and never closed', {
         runId: j.run_id,
         jobId: j.job_id,
