@@ -1411,12 +1411,11 @@ export async function planWriteback(
       );
     }
     // Each column the config names, with where it names it and the column it was likely meant to be.
-    const at = configPath;
     const named: [string, string][] = [
-      [task.keyColumn, `${at}.keyColumn`],
+      [task.keyColumn, `${configPath}.keyColumn`],
       ...Object.entries(task.fields).map(([field, column]): [string, string] => [
         column,
-        `${at}.fields.${field}`,
+        `${configPath}.fields.${field}`,
       ]),
     ];
     const missing = new Map<string, string[]>();
