@@ -220,7 +220,8 @@ export async function prepare(
       perTask.push(await forecastExtract(deps, task, full, options));
     }
     // Prepare's own calls (limits, the counts) are part of the run's cost.
-    const total = sf.apiCalls - before + perTask.reduce((sum, t) => sum + t.apiCalls, 0);
+    spent = sf.apiCalls - before;
+    const total = spent + perTask.reduce((sum, t) => sum + t.apiCalls, 0);
     const daily = limits[DAILY_API_REQUESTS_LIMIT];
     forecast = {
       salesforceApiCalls: total,
@@ -228,10 +229,8 @@ export async function prepare(
     };
     logger.info('Salesforce API forecast', { ...forecast, perTask });
     // Spent whether or not the budget lets the run go on: part of what the run reports it spent.
-    spent = sf.apiCalls - before;
-    const calls = spent;
     await withTransaction(deps.pg, (client) =>
-      mergeRunSummary(client, runId, ['prepare'], { apiCalls: calls }),
+      mergeRunSummary(client, runId, ['prepare'], { apiCalls: spent }),
     );
     checkBudget(config, total, perTask, limits);
   }
