@@ -20,6 +20,14 @@ export const ERROR_NAMES = {
   pushGoingOn: 'PushGoingOnError',
 } as const;
 
+/**
+ * Said after a connection that was refused (ECONNREFUSED): on a laptop, the usual cause is a
+ * server or emulator not started, or listening on another port. Still transient: a server
+ * restarting refuses for a moment.
+ */
+export const REFUSED_CONNECTION_HINT =
+  '(nothing accepts connections there: is the server running, on that host and port?)';
+
 /** A failure that a retry may fix. */
 export class TransientError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -6,7 +6,7 @@
  * SQLSTATE codes: https://www.postgresql.org/docs/current/errcodes-appendix.html
  */
 import { DatabaseError } from 'pg';
-import { TerminalError, TransientError } from '../../shared/errors';
+import { REFUSED_CONNECTION_HINT, TerminalError, TransientError } from '../../shared/errors';
 
 /**
  * SQLSTATE codes that a retry may fix, one by one (class prefixes are in
@@ -160,18 +160,9 @@ export function classifyPostgresError(
       { cause: err },
     );
   }
-  if (code === 'ECONNREFUSED') {
-    // The usual cause on a laptop: the server (or `roundtrip emulate postgres`) is not started,
-    // or listens on another port. Still transient: a server restarting refuses for a moment.
-    return new TransientError(
-      say(
-        `network error (${code}): ${error.message} (nothing accepts connections there: is the server running, on that host and port?)`,
-      ),
-      { cause: err },
-    );
-  }
   if (code && TRANSIENT_NETWORK_CODES.has(code)) {
-    return new TransientError(say(`network error (${code}): ${error.message}`), { cause: err });
+    const hint = code === 'ECONNREFUSED' ? ` ${REFUSED_CONNECTION_HINT}` : '';
+    return new TransientError(say(`network error (${code}): ${error.message}${hint}`), { cause: err });
   }
   if (TRANSIENT_DRIVER_MESSAGES.some((re) => re.test(error.message))) {
     return new TransientError(say(error.message), { cause: err });

@@ -4,7 +4,7 @@
  * operation, Salesforce's error code and its text (which names the object or field), after
  * redaction: no password, token, key or session id survives into it.
  */
-import { TerminalError, TransientError } from '../../shared/errors';
+import { REFUSED_CONNECTION_HINT, TerminalError, TransientError } from '../../shared/errors';
 import { createRedactor, type Redactor } from '../../shared/redact';
 
 /** Request-level error codes that a later retry may clear. */
@@ -152,14 +152,9 @@ export function classifySalesforceError(
     return networkText.test(rawMessage);
   })();
 
-  // The usual cause on a laptop: the emulator is not started, or listens on another port than
-  // the login URL's. Still transient: a server restarting refuses for a moment.
-  if (code === 'ECONNREFUSED') {
-    return new TransientError(
-      `${message} (nothing accepts connections there: is the server running, on that host and port?)`,
-      { cause },
-    );
-  }
+  // A refused connection is transient even where the refresh rule above says otherwise (its
+  // message may not name the code), and says what to check.
+  if (code === 'ECONNREFUSED') return new TransientError(`${message} ${REFUSED_CONNECTION_HINT}`, { cause });
   if (transient) return new TransientError(message, { cause });
   if (code === 'REQUEST_LIMIT_EXCEEDED') {
     return new TerminalError(
