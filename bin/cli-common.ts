@@ -156,6 +156,7 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
   const callsByTask = new Map<string, number>();
   const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
   const fmt = (n: number): string => n.toLocaleString('en-US');
+  const apiCalls = (n: number): string => `${fmt(n)} API call${n === 1 ? '' : 's'}`;
   return (event) => {
     if (event.stateType !== 'Task') return;
     switch (event.type) {
@@ -172,8 +173,8 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
         const calls = numberAt(out, 'apiCalls') + numberAt(out, 's3Reads');
         if (rows) rowsByTask.set(task, rows);
         if (calls) callsByTask.set(task, calls);
-        // Push and Collect report no call counts of their own: the Report step's output carries
-        // each write-back task's calls (plan, push and collect together).
+        // A write-back step reports its task's calls so far (plan, pushes and collects together);
+        // the Report step's output carries each write-back task's final figure.
         const writeback = (out as { writeback?: unknown } | null)?.writeback;
         if (writeback !== null && typeof writeback === 'object') {
           for (const [name, figures] of Object.entries(writeback)) {
@@ -186,11 +187,11 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
           numberAt(out, 'changed') ? `${fmt(numberAt(out, 'changed'))} records to send` : undefined,
           numberAt(out, 'succeeded') ? `${fmt(numberAt(out, 'succeeded'))} written` : undefined,
           numberAt(out, 'failed') ? `${fmt(numberAt(out, 'failed'))} failed` : undefined,
-          calls ? `${calls} API calls` : undefined,
+          calls ? apiCalls(calls) : undefined,
         ].filter(Boolean);
         write(
           `  ✓ ${event.state}${parts.length ? `: ${parts.join(', ')}` : ''}` +
-            `  (so far: ${fmt(sum(rowsByTask))} rows loaded, ${sum(callsByTask)} API calls)`,
+            `  (so far: ${fmt(sum(rowsByTask))} rows loaded, ${apiCalls(sum(callsByTask))})`,
         );
         break;
       }

@@ -244,6 +244,13 @@ export type TransformInput = z.infer<typeof TransformInput>;
 // The write-back steps (plan → push → [wait → collect]* → report): only small JSON, ids, counts,
 // job ids, and a dry run's short sample.
 
+/**
+ * In a write-back step's output: the task's Salesforce calls so far in the run (its plan, pushes
+ * and collects together), once the step has recorded its own. The local progress lines count them
+ * as they go. Optional: a pending output handed on by a step of an older version lacks it.
+ */
+const ApiCallsSoFar = z.number().int().nonnegative().optional();
+
 /** Which API a push uses: none when nothing changed. */
 export const WritebackApi = z.enum(['collections', 'bulk', 'none']);
 export type WritebackApi = z.infer<typeof WritebackApi>;
@@ -285,6 +292,7 @@ export const WritebackPlanOutput = z.strictObject({
   comparedWith: z.string(),
   /** Dry run only: the first rows of the plan, in key order. */
   sample: z.array(PlanSampleRow).optional(),
+  apiCalls: ApiCallsSoFar,
 });
 export type WritebackPlanOutput = z.infer<typeof WritebackPlanOutput>;
 
@@ -301,6 +309,7 @@ export const WritebackBulkPending = z.strictObject({
   /** Polls made so far. */
   attempt: z.number().int().nonnegative(),
   waitSeconds: z.number().int().positive(),
+  apiCalls: ApiCallsSoFar,
 });
 export type WritebackBulkPending = z.infer<typeof WritebackBulkPending>;
 
@@ -319,6 +328,7 @@ export const WritebackCollected = z.strictObject({
   maxFailureRate: z.number().min(0).max(1),
   /** The run fails after the report when true. */
   failureRateExceeded: z.boolean(),
+  apiCalls: ApiCallsSoFar,
 });
 export type WritebackCollected = z.infer<typeof WritebackCollected>;
 
@@ -336,6 +346,7 @@ export const WritebackPushPending = z.strictObject({
   planned: z.number().int().nonnegative(),
   /** Records with an outcome so far (written, or failed). */
   done: z.number().int().nonnegative(),
+  apiCalls: ApiCallsSoFar,
 });
 export type WritebackPushPending = z.infer<typeof WritebackPushPending>;
 

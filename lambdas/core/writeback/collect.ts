@@ -18,7 +18,7 @@ import { salesforceOf, type CoreDeps } from '../deps';
 import { collectJob, finishedJob, type FinishedJob } from './bulk-results';
 import { CallBudget } from './budget';
 import type { WritebackCollectInput, WritebackCollectOutput } from './contracts';
-import { addApiCalls, mapWritebackTask } from './plan';
+import { addApiCalls, mapWritebackTask, withApiCallsSoFar } from './plan';
 import { withTaskLock } from './lock';
 import { finishWriteback, retryLockedRows, type PushOptions } from './push';
 import { ROW_LOCK_RETRIES } from './results';
@@ -86,7 +86,10 @@ export async function collectWriteback(
   input: WritebackCollectInput,
   options: Pick<PushOptions, 'lockRetries' | 'timeLeft'> = {},
 ): Promise<WritebackCollectOutput> {
-  return withTaskLock(deps, input.task, () => collectLocked(deps, input, options));
+  return withApiCallsSoFar(
+    deps,
+    await withTaskLock(deps, input.task, () => collectLocked(deps, input, options)),
+  );
 }
 
 async function collectLocked(

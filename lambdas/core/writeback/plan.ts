@@ -1508,7 +1508,7 @@ export async function planWriteback(
   if (result.reused) {
     const stored = await storedPlanOutput(deps, input.runId, input.task);
     logger.info('Plan already pushed; answering the stored plan', { ...stored });
-    return stored;
+    return withApiCallsSoFar(deps, stored);
   }
   const output: WritebackPlanOutput = {
     runId: input.runId,
@@ -1531,7 +1531,7 @@ export async function planWriteback(
       runId: input.runId,
     });
   }
-  return output;
+  return withApiCallsSoFar(deps, output);
 }
 
 /** Adds API calls spent by a step to the task's summary. */
@@ -1546,6 +1546,30 @@ export async function addApiCalls(
     [runId, task],
   );
   await mergeRunSummary(client, runId, ['writeback', task], { apiCalls: Number(rows[0]?.n ?? 0) + calls });
+}
+
+/**
+ * The task's write-back Salesforce calls so far in the run (its plan, pushes and collects
+ * together), as the run's summary holds them.
+ */
+async function taskApiCalls(deps: CoreDeps, runId: string, task: string): Promise<number> {
+  const { rows } = await deps.pg.query<{ n: string | null }>(
+    `SELECT summary->'writeback'->$2->>'apiCalls' AS n FROM roundtrip.runs WHERE run_id = $1`,
+    [runId, task],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * A write-back step's output with the task's calls so far in the run ({@link taskApiCalls}), read
+ * once the step has recorded its own: the local progress lines count them as they go, not only
+ * once the Report has run.
+ */
+export async function withApiCallsSoFar<T extends { runId: string; task: string }>(
+  deps: CoreDeps,
+  output: T,
+): Promise<T & { apiCalls: number }> {
+  return { ...output, apiCalls: await taskApiCalls(deps, output.runId, output.task) };
 }
 
 async function storedPlanOutput(deps: CoreDeps, runId: string, task: string): Promise<WritebackPlanOutput> {

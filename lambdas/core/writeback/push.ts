@@ -59,7 +59,14 @@ import type {
 import { CallBudget } from './budget';
 import { closeUploadedJob, reconcileSentInserts, setJobState } from './reconcile';
 import { withTaskLock } from './lock';
-import { addApiCalls, choosePushApi, keyIdentity, mapWritebackTask, type WritebackMapping } from './plan';
+import {
+  addApiCalls,
+  choosePushApi,
+  keyIdentity,
+  mapWritebackTask,
+  withApiCallsSoFar,
+  type WritebackMapping,
+} from './plan';
 import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
 import { mergeRunSummary, readRunSummary, sqlLiteral, writebackConfigPath, writebackTaskOf } from './state';
 
@@ -756,8 +763,12 @@ export async function pushWriteback(
   }
   const total = await plannedRecords(deps, input.runId, input.task);
   const api = choosePushApi(total, task);
-  if (api === 'none') return finishWriteback(deps, input.runId, task, input.task, 'none');
-  return withTaskLock(deps, input.task, () => pushLocked(deps, input, options, task, api, logger));
+  if (api === 'none')
+    return withApiCallsSoFar(deps, await finishWriteback(deps, input.runId, task, input.task, 'none'));
+  return withApiCallsSoFar(
+    deps,
+    await withTaskLock(deps, input.task, () => pushLocked(deps, input, options, task, api, logger)),
+  );
 }
 
 /**

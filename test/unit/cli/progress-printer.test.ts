@@ -1,7 +1,7 @@
 import { progressPrinter } from '../../../bin/cli-common';
 
 describe('progressPrinter', () => {
-  it('keeps the latest figures per task and adds the write-back calls that Report carries', () => {
+  it('keeps the latest figures per task, write-back steps and Report included', () => {
     const lines: string[] = [];
     const print = progressPrinter((line) => lines.push(line));
     print({ type: 'entered', state: 'Lead extract', stateType: 'Task' });
@@ -25,6 +25,19 @@ describe('progressPrinter', () => {
       output: { task: 'athena_customers', rows: 5_000, apiCalls: 1, s3Reads: 1 },
     });
     print({ type: 'exited', state: 'Choice', stateType: 'Choice', output: {} });
+    // The write-back steps report their task's calls so far (plan, pushes, collects together).
+    print({
+      type: 'exited',
+      state: 'Lead-update plan',
+      stateType: 'Task',
+      output: { runId: 'r', task: 'Lead-update', status: 'planned', changed: 9, apiCalls: 1 },
+    });
+    print({
+      type: 'exited',
+      state: 'Lead-update push',
+      stateType: 'Task',
+      output: { runId: 'r', task: 'Lead-update', status: 'collected', succeeded: 9, apiCalls: 4 },
+    });
     print({
       type: 'exited',
       state: 'Report',
@@ -36,6 +49,8 @@ describe('progressPrinter', () => {
       '  ✓ Lead extract: 3 API calls  (so far: 0 rows loaded, 3 API calls)',
       '  ✓ Lead check: 10,000 rows loaded, 5 API calls  (so far: 10,000 rows loaded, 5 API calls)',
       '  ✓ athena_customers load: 5,000 rows loaded, 2 API calls  (so far: 15,000 rows loaded, 7 API calls)',
+      '  ✓ Lead-update plan: 9 records to send, 1 API call  (so far: 15,000 rows loaded, 8 API calls)',
+      '  ✓ Lead-update push: 9 written, 4 API calls  (so far: 15,000 rows loaded, 11 API calls)',
       '  ✓ Report  (so far: 15,000 rows loaded, 12 API calls)',
     ]);
   });
