@@ -1054,9 +1054,17 @@ function fastTemplate(keys: string[]): SfRecord {
   return JSON.parse(json) as SfRecord;
 }
 
-/** Index key of a value: text compares case-insensitively unless the field is case-sensitive. */
+/** Number field types: their unique and external-ID values match by the nearest double. */
+const NUMBER_TYPES = new Set(['int', 'double', 'currency', 'percent']);
+
+/**
+ * Index key of a value: text compares case-insensitively unless the field is case-sensitive; a
+ * number as its nearest double, as SOQL compares it (Salesforce holds number fields as doubles,
+ * Help 000385889: two values that are one double name one record).
+ */
 function indexKey(field: FieldDescribe, value: SfValue): string {
   const text = String(value);
+  if (NUMBER_TYPES.has(field.type)) return String(Number(text));
   return field.caseSensitive || field.type === 'id' || field.type === 'reference' ? text : text.toLowerCase();
 }
 

@@ -46,6 +46,7 @@ import { salesforceOf, type CoreDeps } from '../deps';
 import type { PlanSampleRow, WritebackApi, WritebackPlanInput, WritebackPlanOutput } from './contracts';
 import { mergeRunSummary, splitTable, sqlLiteral, writebackConfigPath, writebackTaskOf } from './state';
 import { INSERT_SETTLE_MS, resolveInsertsOfEndedRuns } from './reconcile';
+import { DOUBLE_EXACT_DIGITS, holdsMoreThanDouble } from './numbers';
 import { checkSyncScopeIn, recordSyncScope, syncScopeOf } from './scope';
 
 /** Rows a dry run shows. */
@@ -399,17 +400,6 @@ interface Conversion {
 /** `10^d` as an integer literal (d ≤ 18 fits bigint). */
 function powerOfTen(d: number): string {
   return `1${'0'.repeat(d)}`;
-}
-
-/**
- * Significant digits a double (IEEE 754 binary64) gives back exactly: 15. Salesforce types number
- * fields `xsd:double`, and its Help (000385889) says custom number fields are stored as doubles.
- */
-const DOUBLE_EXACT_DIGITS = 15;
-
-/** Whether a number field's precision lets it take values a double cannot hold exactly. */
-function holdsMoreThanDouble(m: Pick<MappedField, 'field' | 'kind'>): boolean {
-  return m.kind === 'number' && (m.field.precision ?? 18) > DOUBLE_EXACT_DIGITS;
 }
 
 /** Integer digits a number field takes, and the scale it rounds to. */
@@ -1020,7 +1010,8 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       copyKey = `upper(${copyKey})`;
     } else if (byIdentity && keyMapped && (keyMapped.kind === 'int' || keyMapped.kind === 'number')) {
       const type = comparison.columns.get(keyMapped.field.name)?.source ?? { class: 'other' as const };
-      copyKey = `(${conversionOf(keyMapped, match, type).value})::text`;
+      const value = conversionOf(keyMapped, match, type).value;
+      copyKey = holdsMoreThanDouble(keyMapped) ? `((${value})::float8)::text` : `(${value})::text`;
     } else if (byIdentity) {
       copyKey = keyIdentity(mapping, copyKey).sql;
     }
@@ -1254,6 +1245,15 @@ export function keyIdentity(mapping: WritebackMapping, k: string): { sql: string
   const kind = field && KIND_BY_TYPE[field.type];
   if (field && (kind === 'int' || kind === 'number')) {
     const { scale } = numberShape({ field, kind });
+    if (holdsMoreThanDouble({ field, kind })) {
+      // Held as a double (item 6 of docs/writeback.md "Values Salesforce stores otherwise"), and
+      // answered as a JSON number, which a client parses into one: keys that are one double name
+      // one record.
+      return {
+        sql: `CASE WHEN ${isNumber(k)} THEN (round((${k})::numeric, ${scale})::float8)::text ELSE ${k} END`,
+        note: ` (${field.name} has more than ${DOUBLE_EXACT_DIGITS} digits, which Salesforce holds as a double: keys that are one double name one record)`,
+      };
+    }
     return {
       sql: `CASE WHEN ${isNumber(k)} THEN round((${k})::numeric, ${scale})::text ELSE ${k} END`,
       note: ` (${field.name} is matched by Salesforce as a number)`,

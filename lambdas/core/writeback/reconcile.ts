@@ -23,6 +23,7 @@ import { collectJob, finishedJob } from './bulk-results';
 import { ifTaskLockFree } from './lock';
 import { ledgerOutcomes, pruneResolvedDetails } from './report';
 import { mergeRunSummary } from './state';
+import { holdsMoreThanDouble } from './numbers';
 import type { WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults } from './results';
 
@@ -205,8 +206,17 @@ export async function reconcileSentInserts(
   // Salesforce answers the key as it stores it: a text key that is not case-sensitive may come
   // back in another case than the payload's (another run wrote it so).
   const foldCase = !numeric && keyMapped?.field.caseSensitive !== true;
+  // A key of more than 15 digits comes back as a JSON number, parsed into the nearest double: the
+  // sent key is that double too (the plan tells such keys apart by it, keyIdentity).
+  const asDouble = keyMapped !== undefined && holdsMoreThanDouble(keyMapped);
   const keyOf = (v: unknown): string =>
-    numeric ? decimalText(String(v)) : foldCase ? String(v).toLowerCase() : String(v);
+    asDouble
+      ? String(Number(v))
+      : numeric
+        ? decimalText(String(v))
+        : foldCase
+          ? String(v).toLowerCase()
+          : String(v);
   // Every record holding a sent key, with its creation time: only one created after the send is
   // ours (a record that had the key before was not created by this insert, which Salesforce then
   // refused or, for a key that is not unique, never got to send).

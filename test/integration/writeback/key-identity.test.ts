@@ -8,7 +8,8 @@
 import path from 'node:path';
 import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
 import type { WritebackTaskInput } from '../../../lambdas/config';
-import { runWriteback } from '../../../lambdas/core/writeback';
+import { planWriteback, pushWriteback, runWriteback } from '../../../lambdas/core/writeback';
+import { TransientError } from '../../../lambdas/shared/errors';
 import {
   errorsOf,
   extractLeads,
@@ -28,10 +29,12 @@ const COPY: LeadCopy = {
     'LeadScore__c',
     'Lead_Number__c',
     'Lead_Key__c',
+    'Legacy_Number__c',
     'IsDeleted',
   ],
   columns: `"Id" varchar(18) PRIMARY KEY, "OwnerId" varchar(18), "LastName" text, "Company" text,
-    "LeadScore__c" numeric(3,0), "Lead_Number__c" numeric(12,2), "Lead_Key__c" text, "IsDeleted" boolean`,
+    "LeadScore__c" numeric(3,0), "Lead_Number__c" numeric(12,2), "Lead_Key__c" text,
+    "Legacy_Number__c" numeric(18,0), "IsDeleted" boolean`,
 };
 
 const leadExtract = {
@@ -302,5 +305,73 @@ describe('write-back keys and Ids compared as Salesforce tells records apart', (
         'key 45.00 appears in more than one source row (Lead_Number__c is matched by Salesforce as a number)',
       ],
     ]);
+  });
+  /** Upsert or insert of Lead keyed by Legacy_Number__c, a Number(18, 0) external ID, from `from`. */
+  const wide = (name: string, from: string, mode: 'upsert' | 'insert'): WritebackTaskInput => ({
+    name,
+    to: 'salesforce',
+    object: 'Lead',
+    from,
+    mode,
+    key: 'Legacy_Number__c',
+    keyColumn: 'num',
+    fields: { LastName: 'last_name', Company: 'company' },
+  });
+
+  it('matches a number external ID of more than 15 digits as the double Salesforce holds, and refuses keys that are one double', async () => {
+    // 12223334445556669 is held as the double 12223334445556668 (the nearest: Help 000394530).
+    const [wideId] = env.sf.store.seed('Lead', [
+      { LastName: 'Wide', Company: 'C', Legacy_Number__c: '12223334445556668' },
+    ]);
+    await extractLeads(env, COPY);
+    await source('wide_src', `num text, last_name text, company text`, [['12223334445556669', 'Wide', 'C']]);
+    const first = await write(wide('wide-upsert', 'wide_src', 'upsert'), { extract: true });
+    await extractLeads(env, COPY);
+    const again = await write(wide('wide-upsert', 'wide_src', 'upsert'), { extract: true });
+    await source('wide_dup', `num numeric, last_name text, company text`, [
+      ['12223334445556669', 'A', 'C'],
+      ['12223334445556668', 'B', 'C'],
+      ['12223334445556670', 'C', 'C'],
+    ]);
+    const dup = await write(wide('wide-dup', 'wide_dup', 'upsert'));
+
+    // The copy's record is the source's (its Id sent): its key is sent once, as any value of more
+    // than 15 digits the task never sent, and then never again.
+    expect(first.plan).toMatchObject({ comparedWith: 'extract:public.sf_lead', changed: 1 });
+    expect(first.rows.map((r) => r.salesforce_id)).toEqual([wideId]);
+    expect(again.plan).toMatchObject({ comparedWith: 'extract:public.sf_lead', changed: 0, unchanged: 1 });
+    expect([...env.sf.store.all('Lead')].filter((r) => r.LastName === 'Wide')).toHaveLength(1);
+    // Two keys Salesforce cannot tell apart would write one record twice: both refused, the third sent.
+    expect(dup.plan).toMatchObject({ sourceRows: 3, rejected: 2, changed: 1 });
+    expect((await errorsOf(env, dup.runId)).map((e) => [e.key, e.code, e.message])).toEqual(
+      ['12223334445556668', '12223334445556669'].map((k) => [
+        k,
+        'DUPLICATE_KEY',
+        `key ${k} appears in more than one source row (Legacy_Number__c has more than 15 digits, which Salesforce holds as a double: keys that are one double name one record)`,
+      ]),
+    );
+  });
+
+  it('finds the records a lost answer created by a number external ID of more than 15 digits, and does not insert them again', async () => {
+    await source('wide_ins', `num text, last_name text, company text`, [
+      ['22223334445556669', 'First', 'C'],
+      ['22223334445556673', 'Second', 'C'],
+    ]);
+    const task = wide('wide-insert', 'wide_ins', 'insert');
+    const deps = env.deps({ writeback: [task] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'wide-insert' });
+    // Salesforce creates both records; the connection drops in the middle of its answer.
+    env.sf.faults.set({ resetWriteAnswerAfterBytes: 40 });
+    await expect(pushWriteback(deps, { runId, task: 'wide-insert' })).rejects.toBeInstanceOf(TransientError);
+    env.sf.calls.clear();
+
+    // The retry looks the keys up: Salesforce answers them as numbers (doubles, once parsed).
+    const retried = await pushWriteback(deps, { runId, task: 'wide-insert' });
+
+    expect(retried).toMatchObject({ status: 'collected', succeeded: 2, failed: 0 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    const held = [...env.sf.store.all('Lead')].filter((r) => String(r.Legacy_Number__c).startsWith('2222'));
+    expect(held.map((r) => r.LastName).sort()).toEqual(['First', 'Second']);
   });
 });

@@ -98,9 +98,9 @@ describe('write-back update (Collections)', () => {
     });
     // Each step's output carries the task's calls so far, as the summary holds them: the plan's
     // own, then the plan's and the push's together, all the emulator counted.
-    expect(plan.apiCalls).toBeLessThan(result.apiCalls ?? 0);
-    expect(result.apiCalls).toBe(env.sf.calls.count());
-    expect(report.writeback['Lead-update']?.apiCalls).toBe(result.apiCalls);
+    expect(plan.apiCalls).toBeLessThan(result?.apiCalls ?? 0);
+    expect(result?.apiCalls).toBe(env.sf.calls.count());
+    expect(report.writeback['Lead-update']?.apiCalls).toBe(result?.apiCalls);
     const { rows: runs } = await env.pool.query(
       `SELECT status, summary FROM roundtrip.runs WHERE run_id = $1`,
       [runId],
