@@ -112,8 +112,9 @@ export const PrepareOutput = z.strictObject({
   startedAt: z.string(),
   forecast: ApiForecast,
   /**
-   * Salesforce API calls Prepare itself made (`/limits`, each extract's `COUNT()`): spent, not
-   * forecast, and recorded in the run's summary (`prepare.apiCalls`); absent when it made none.
+   * Salesforce API calls Prepare itself made (`/limits`, each extract's `COUNT()`), its earlier
+   * attempts' included when it was retried: spent, not forecast, and recorded in the run's summary
+   * (`prepare.apiCalls`); absent when it made none.
    */
   apiCalls: z.number().int().nonnegative().optional(),
   /**

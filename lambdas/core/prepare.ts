@@ -35,7 +35,7 @@ import {
   type SelectedTasks,
 } from './contracts';
 import { salesforceOf, splitTableName, type CoreDeps } from './deps';
-import { mergeRunSummary } from './writeback/state';
+import { addRunApiCalls } from './writeback/state';
 import {
   claimTaskNames,
   endRunningRun,
@@ -209,7 +209,7 @@ export async function prepare(
   });
 
   let forecast: ApiForecast = { salesforceApiCalls: 0 };
-  let spent = 0;
+  let spentByRun = 0;
   if (tasks.salesforce.length > 0 || tasks.writeback.length > 0) {
     const sf = await salesforceOf(deps, 'Prepare');
     const before = sf.apiCalls;
@@ -220,7 +220,7 @@ export async function prepare(
       perTask.push(await forecastExtract(deps, task, full, options));
     }
     // Prepare's own calls (limits, the counts) are part of the run's cost.
-    spent = sf.apiCalls - before;
+    const spent = sf.apiCalls - before;
     const total = spent + perTask.reduce((sum, t) => sum + t.apiCalls, 0);
     const daily = limits[DAILY_API_REQUESTS_LIMIT];
     forecast = {
@@ -228,14 +228,15 @@ export async function prepare(
       ...(daily ? { dailyRemaining: daily.Remaining, dailyMax: daily.Max } : {}),
     };
     logger.info('Salesforce API forecast', { ...forecast, perTask });
-    // Spent whether or not the budget lets the run go on: part of what the run reports it spent.
-    await withTransaction(deps.pg, (client) =>
-      mergeRunSummary(client, runId, ['prepare'], { apiCalls: spent }),
+    // Spent whether or not the budget lets the run go on: part of what the run reports it spent,
+    // with what earlier attempts of a retried Prepare spent.
+    spentByRun = await withTransaction(deps.pg, (client) =>
+      addRunApiCalls(client, runId, ['prepare'], spent),
     );
     checkBudget(config, total, perTask, limits);
   }
 
-  return output(forecast, spent);
+  return output(forecast, spentByRun);
 
   /**
    * The reason this run is skipped, when another run of the pipeline is still going: the run is

@@ -44,7 +44,14 @@ import { suggestion } from '../../config/issues';
 import { TerminalError } from '../../shared/errors';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type { PlanSampleRow, WritebackApi, WritebackPlanInput, WritebackPlanOutput } from './contracts';
-import { mergeRunSummary, splitTable, sqlLiteral, writebackConfigPath, writebackTaskOf } from './state';
+import {
+  addRunApiCalls,
+  mergeRunSummary,
+  splitTable,
+  sqlLiteral,
+  writebackConfigPath,
+  writebackTaskOf,
+} from './state';
 import { INSERT_SETTLE_MS, resolveInsertsOfEndedRuns } from './reconcile';
 import { DOUBLE_EXACT_DIGITS, holdsMoreThanDouble } from './numbers';
 import { checkSyncScopeIn, recordSyncScope, syncScopeOf } from './scope';
@@ -1496,7 +1503,6 @@ export async function planWriteback(
       startedAt: startedAt.toISOString(),
       planMs: Date.now() - started,
       planPhasesMs: phases,
-      apiCalls: 0,
     });
     return { reused: false as const, counts, sample, comparedWith, api };
   });
@@ -1534,18 +1540,14 @@ export async function planWriteback(
   return withApiCallsSoFar(deps, output);
 }
 
-/** Adds API calls spent by a step to the task's summary. */
+/** Adds API calls spent by a step to the task's summary ({@link addRunApiCalls}). */
 export async function addApiCalls(
   client: PoolClient,
   runId: string,
   task: string,
   calls: number,
 ): Promise<void> {
-  const { rows } = await client.query<{ n: string | null }>(
-    `SELECT summary->'writeback'->$2->>'apiCalls' AS n FROM roundtrip.runs WHERE run_id = $1`,
-    [runId, task],
-  );
-  await mergeRunSummary(client, runId, ['writeback', task], { apiCalls: Number(rows[0]?.n ?? 0) + calls });
+  await addRunApiCalls(client, runId, ['writeback', task], calls);
 }
 
 /**

@@ -55,6 +55,25 @@ export async function mergeRunSummary(
   ]);
 }
 
+/**
+ * Adds the Salesforce API calls a step spent to the run's summary at `path` (its `apiCalls`), and
+ * answers the figure there now. Added, never set: a retried step's earlier attempts spent theirs.
+ */
+export async function addRunApiCalls(
+  client: ClientBase,
+  runId: string,
+  path: readonly string[],
+  calls: number,
+): Promise<number> {
+  const { rows } = await client.query<{ n: string | null }>(
+    'SELECT summary #>> $2::text[] AS n FROM roundtrip.runs WHERE run_id = $1 FOR UPDATE',
+    [runId, [...path, 'apiCalls']],
+  );
+  const total = Number(rows[0]?.n ?? 0) + calls;
+  await mergeRunSummary(client, runId, path, { apiCalls: total });
+  return total;
+}
+
 /** Reads the run's summary (`{}` when it has none yet). */
 export async function readRunSummary(client: ClientBase, runId: string): Promise<Record<string, unknown>> {
   const { rows } = await client.query<{ summary: unknown }>(

@@ -278,12 +278,22 @@ describe('Salesforce extract (REST and Bulk) into PostgreSQL', () => {
   it('is idempotent for a retried Prepare with the same run id', async () => {
     const deps = h.deps(config());
     const { prepare } = await import('../../../lambdas/core');
+    const callsBefore = h.sf.calls.count({ counted: true });
     const first = await prepare({ runId: 'exec-retried-1', input: { tasks: ['Lead'] } }, deps);
     const second = await prepare({ runId: 'exec-retried-1', input: { tasks: ['Lead'] } }, deps);
     expect(second.startedAt).toBe(first.startedAt);
     expect(
       await h.rows(`SELECT count(*)::int AS n FROM roundtrip.runs WHERE run_id = 'exec-retried-1'`),
     ).toEqual([{ n: 1 }]);
+    // Both attempts' calls are the run's: the retry adds its own to the first's.
+    const spent = h.sf.calls.count({ counted: true }) - callsBefore;
+    expect(first.apiCalls).toBeGreaterThan(0);
+    expect(second.apiCalls).toBe(spent);
+    expect(
+      await h.rows(
+        `SELECT (summary->'prepare'->>'apiCalls')::int AS n FROM roundtrip.runs WHERE run_id = 'exec-retried-1'`,
+      ),
+    ).toEqual([{ n: spent }]);
   });
 
   it('refuses a run whose forecast exceeds the per-run budget or eats into the daily reserve', async () => {

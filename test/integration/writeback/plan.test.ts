@@ -101,7 +101,7 @@ describe('write-back plan', () => {
       [
         'an upsert key that is not an external ID',
         { mode: 'upsert', key: 'LastName', fields: { LeadScore__c: 'score' } },
-        /key LastName is not an external-ID field of Lead \(writeback\[0\]\.key: upsert needs one; its external-ID fields: External_Id__c, Lead_Key__c, Lead_Number__c\)/,
+        /key LastName is not an external-ID field of Lead \(writeback\[0\]\.key: upsert needs one; its external-ID fields: External_Id__c, Legacy_Number__c, Lead_Key__c, Lead_Number__c\)/,
       ],
       [
         'a required field left unmapped on insert',

@@ -2,7 +2,7 @@
  * Update by Id through sObject Collections, end to end: plan against the freshly extracted copy
  * (or sync_state), push, results in PostgreSQL, report; reruns send only what changed.
  */
-import { reportRun, runWriteback } from '../../../lambdas/core/writeback';
+import { planWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
 import {
   errorsOf,
   extractLeads,
@@ -107,6 +107,23 @@ describe('write-back update (Collections)', () => {
     );
     expect(runs[0].status).toBe('succeeded');
     expect(runs[0].summary.writeback['Lead-update'].written).toBe(LEADS);
+  });
+
+  it('counts the calls of every attempt of a retried plan', async () => {
+    const config = { extract: [leadExtract], writeback: [updateTask] };
+    const runId = await env.newRun();
+    // Each attempt in a Lambda of its own: a connector of its own, which describes Lead again.
+    const first = await planWriteback(
+      { ...env.deps(config), salesforce: await env.connect() },
+      { runId, task: 'Lead-update' },
+    );
+    const second = await planWriteback(
+      { ...env.deps(config), salesforce: await env.connect() },
+      { runId, task: 'Lead-update' },
+    );
+
+    expect(first.apiCalls).toBeGreaterThan(0);
+    expect(second.apiCalls).toBe(2 * (first.apiCalls ?? 0));
   });
 
   it('makes no write call when nothing changed', async () => {
