@@ -271,6 +271,26 @@ describe('write-back plan', () => {
     expect(String(converted?.Scored_At__c)).toMatch(/^2025-06-02T04:30:00\.000(Z|\+0000)$/);
   });
 
+  it('names the first ten values a restricted picklist of more takes, and how many it takes', async () => {
+    await env.pool.query(`CREATE TABLE region_source ("Id" text, region text)`);
+    await env.pool.query(`INSERT INTO region_source VALUES ($1, 'Plains'), ($2, 'Tundra')`, [ids[0], ids[1]]);
+    const runId = await env.newRun();
+    const deps = env.deps({
+      writeback: [{ ...wide(), from: 'region_source', fields: { Region__c: 'region' } }],
+    });
+
+    const plan = await planWriteback(deps, { runId, task: 'Lead-update' });
+
+    expect(plan).toMatchObject({ sourceRows: 2, rejected: 1, changed: 1 });
+    expect((await errorsOf(env, runId)).map((e) => [e.key, e.code, e.message])).toEqual([
+      [
+        ids[1],
+        'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST',
+        'Region__c: bad value for restricted picklist field: Tundra (the field takes: North, South, East, West, Central, Alpine, Coastal, Delta, Highlands, Islands, … (12 in all))',
+      ],
+    ]);
+  });
+
   it('refuses numbers, dates and times that PostgreSQL reads but Salesforce does not read as written', async () => {
     await env.pool.query(
       `CREATE TABLE shapes_source ("Id" text, score text, next_call text, scored_at text, call_time text)`,

@@ -104,6 +104,15 @@ describe('mapWritebackTask', () => {
     );
   });
 
+  it('says so when the object has no external-ID field an insert or upsert could key by', () => {
+    const none = { ...describe_, fields: describe_.fields.filter((f) => !f.externalId) };
+    expect(() =>
+      mapWritebackTask(task({ mode: 'upsert', key: 'LastName', fields: { LeadScore__c: 'score' } }), none),
+    ).toThrow(
+      'Cannot plan the write-back Lead-upsert (upsert of Lead): key LastName is not an external-ID field of Lead (key: upsert needs one; it has no external-ID field)',
+    );
+  });
+
   it('names each key by its place in the config and the field a typo was meant to be', () => {
     expect(() =>
       mapWritebackTask(
