@@ -1,10 +1,11 @@
 /**
  * Plan (DESIGN.md §1 step 4): map the source table's columns to Salesforce fields, check every row
  * against the object's describe, keep the rows whose values differ from what Salesforce has, and
- * store them in `roundtrip.writeback_plan_pages` (pages of 1,000 records). Nothing is sent to
- * Salesforce here: its calls are the (cached) describe and, for an insert keyed on an external ID
- * whose earlier run ended without recording some results, the look-ups that resolve them
- * ({@link resolveInsertsOfEndedRuns}).
+ * store them in `roundtrip.writeback_plan_pages` (pages of 1,000 records). No record is sent to
+ * Salesforce here: its calls are the (cached) describe and, for what runs that ended left behind
+ * ({@link resolveEndedRuns}), the look-ups of an insert keyed on an external ID whose results were
+ * never recorded, and the Bulk jobs such runs left unfinished (closed and collected for insert,
+ * aborted while `Open` for update and upsert).
  *
  * Planning is set-based SQL generated from the describe, so that a million rows plan inside
  * PostgreSQL in a few times what COPY takes to load them (docs/writeback.md, "Measured"):
@@ -52,7 +53,7 @@ import {
   writebackConfigPath,
   writebackTaskOf,
 } from './state';
-import { INSERT_SETTLE_MS, resolveInsertsOfEndedRuns } from './reconcile';
+import { INSERT_SETTLE_MS, resolveEndedRuns } from './reconcile';
 import { DOUBLE_EXACT_DIGITS, holdsMoreThanDouble } from './numbers';
 import { checkSyncScopeIn, recordSyncScope, syncScopeOf } from './scope';
 
@@ -1347,10 +1348,10 @@ export async function planWriteback(
   // Before anything reads the ledger or Salesforce by key: are the synced keys this task's keys?
   const scope = syncScopeOf(mapping);
   await checkSyncScopeIn(deps.pg, input.task, scope, configPath);
-  // Inserts that ended runs left without an outcome: recorded or released before the plan reads
-  // the ledger (reads of Salesforce only).
-  // (A dry run changes nothing: it leaves them refused.)
-  if (!input.dryRun) await resolveInsertsOfEndedRuns(deps, sf, mapping, input.runId, input.task, logger);
+  // What ended runs left without an outcome: inserts recorded or released, Bulk jobs closed and
+  // collected, or aborted, before the plan reads the ledger.
+  // (A dry run changes nothing: it leaves them as they are.)
+  if (!input.dryRun) await resolveEndedRuns(deps, sf, mapping, input.runId, input.task, logger);
 
   const result = await withTransaction(deps.pg, async (client) => {
     const { rows: version } = await client.query<{ v: number }>(

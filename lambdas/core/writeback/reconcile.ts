@@ -3,11 +3,13 @@
  * recording, a call whose answer was lost), resolved by looking their external ID up in
  * Salesforce: a record created since the send is recorded, a key never created is sent again or
  * released. The push reconciles its own run's records ({@link reconcileSentInserts}); the plan
- * resolves those of runs that ended ({@link resolveInsertsOfEndedRuns}).
+ * resolves those of runs that ended ({@link resolveEndedRuns}), and aborts the update and upsert
+ * Bulk jobs they left `Open` in Salesforce.
  */
 import type { PoolClient } from 'pg';
 import type { SalesforceConnector } from '../../connectors/salesforce';
 import {
+  abortIngestJob,
   closeIngestJob,
   COLLECTIONS_MAX_RECORDS,
   getIngestJob,
@@ -99,6 +101,23 @@ function inLists(select: string, literals: readonly string[]): string[] {
 export async function closeUploadedJob(sf: SalesforceConnector, jobId: string): Promise<IngestJob> {
   try {
     return await closeIngestJob(sf, jobId);
+  } catch (err) {
+    const job = await getIngestJob(sf, jobId);
+    if (job.state === 'Open') throw err;
+    return job;
+  }
+}
+
+/**
+ * Aborts a Bulk job that Salesforce has `Open` (never closed: it processed nothing). An abort may
+ * reach Salesforce and lose its answer, and a close of the run that left the job may still arrive
+ * late: a refused or unanswered abort reads the job again, and a job found `Aborted` is done (an
+ * abort sent again would be refused), one found past `Open` is answered as it is (started by
+ * that close: not aborted). Only a job still `Open` then fails with the abort's error.
+ */
+async function abortOpenJob(sf: SalesforceConnector, jobId: string): Promise<IngestJob> {
+  try {
+    return await abortIngestJob(sf, jobId);
   } catch (err) {
     const job = await getIngestJob(sf, jobId);
     if (job.state === 'Open') throw err;
@@ -297,45 +316,198 @@ export async function reconcileSentInserts(
   return counts;
 }
 
+/** What {@link resolveEndedRuns} resolved. */
+export interface EndedRunsResolved {
+  /** Ended runs whose Collections inserts were looked up. */
+  runs: number;
+  /** Insert records found created, and recorded. */
+  recorded: number;
+  /** Insert keys found never created, and released. */
+  released: number;
+  /** Bulk jobs of ended runs collected. */
+  jobs: number;
+  /** Update and upsert Bulk jobs of ended runs aborted (found `Open`). */
+  aborted: number;
+}
+
 /**
- * Insert rows that runs which have ended left `sent` (their retries ran out, or their Lambda
- * died, between sending and recording), resolved by the next plan of the task instead of being
- * refused as `INSERT_OUTCOME_UNKNOWN` for ever:
- * - sent by Collections calls at least {@link INSERT_SETTLE_MS} ago: looked up by external ID, a
- *   record created is recorded (in that run's ledger and in `sync_state`, so the plan does not
- *   insert it again), a key never created is released (`NOT_INSERTED` in that run), so the plan
- *   inserts it;
- * - carried by a Bulk job that run never collected: once Salesforce says the job is finished, its
- *   results are collected into that run (bulk-results.ts), a lock refusal failing as any other.
- * Rows whose call or job may still be running stay refused, and so do jobs Salesforce no longer
- * answers for. Without an external-ID key nothing can be looked up: they stay refused until
- * someone records them by hand.
+ * What runs which have ended left unresolved, resolved by the next plan of the task (under the
+ * task's lock; not on a dry run), before it reads the ledger:
+ * - update and upsert Bulk jobs they left `Open` in Salesforce are aborted
+ *   ({@link abortJobsOfEndedRuns});
+ * - insert rows they left `sent` (their retries ran out, or their Lambda died, between sending and
+ *   recording) are resolved instead of being refused as `INSERT_OUTCOME_UNKNOWN` for ever:
+ *   - sent by Collections calls at least {@link INSERT_SETTLE_MS} ago: looked up by external ID, a
+ *     record created is recorded (in that run's ledger and in `sync_state`, so the plan does not
+ *     insert it again), a key never created is released (`NOT_INSERTED` in that run), so the plan
+ *     inserts it;
+ *   - carried by a Bulk job that run never collected: once Salesforce says the job is finished,
+ *     its results are collected into that run (bulk-results.ts), a lock refusal failing as any
+ *     other; a job it uploaded and never closed is closed first.
+ *   Rows whose call or job may still be running stay refused, and so do jobs Salesforce no longer
+ *   answers for. Without an external-ID key nothing can be looked up: they stay refused until
+ *   someone records them by hand.
+ * A job or row of the run planning, or of any run still running, is never touched. Salesforce is
+ * called only for such jobs and rows: a task without them costs no call.
  */
-export async function resolveInsertsOfEndedRuns(
+export async function resolveEndedRuns(
   deps: CoreDeps,
   sf: SalesforceConnector,
   mapping: WritebackMapping,
   runId: string,
   taskName: string,
   logger: Logger,
-): Promise<{ runs: number; recorded: number; released: number; jobs: number }> {
-  const resolved = { runs: 0, recorded: 0, released: 0, jobs: 0 };
-  if (mapping.task.mode !== 'insert' || !mapping.keyField) return resolved;
+): Promise<EndedRunsResolved> {
+  const resolved = { runs: 0, recorded: 0, released: 0, jobs: 0, aborted: 0 };
+  const inserts = mapping.task.mode === 'insert' && mapping.keyField !== undefined;
   // A run marked ended may still have a push alive (an execution stopped from the console does
   // not stop its Lambda): that push holds the task's lock. Then nothing is resolved this time.
-  const locked = await ifTaskLockFree(deps, taskName, () =>
-    resolveLocked(deps, sf, mapping, runId, taskName, logger, resolved),
-  );
+  const locked = await ifTaskLockFree(deps, taskName, async () => {
+    await abortJobsOfEndedRuns(deps, sf, runId, taskName, logger, resolved);
+    if (inserts) await resolveLocked(deps, sf, mapping, runId, taskName, logger, resolved);
+  });
   if (!locked.ran) {
     logger.info(
-      'A push or collect of this task is running: inserts of ended runs are resolved by a later plan',
+      'A push or collect of this task is running: what ended runs left is resolved by a later plan',
     );
-  } else if (resolved.runs + resolved.jobs > 0) {
-    logger.info('Resolved inserts left without an outcome by runs that ended', resolved);
+  } else if (resolved.runs + resolved.jobs + resolved.aborted > 0) {
+    logger.info('Resolved what runs that ended left without an outcome', resolved);
   }
   return resolved;
 }
 
+/** A Bulk job of an ended run, as `writeback_jobs` records it. */
+interface EndedRunJob {
+  run_id: string;
+  job_id: string;
+  state: string;
+  first_seq: string;
+  last_seq: string;
+}
+
+/**
+ * Asks Salesforce for a job of an ended run. A job Salesforce no longer knows (it keeps jobs for
+ * a while only) is recorded `NotFound`, and never asked about again; that one, and a job that
+ * cannot be read otherwise (asked again by a later plan), answer undefined.
+ */
+async function readJobOfEndedRun(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  j: EndedRunJob,
+  runId: string,
+  taskName: string,
+  logger: Logger,
+): Promise<IngestJob | undefined> {
+  try {
+    return await getIngestJob(sf, j.job_id);
+  } catch (err) {
+    if (err instanceof TransientError) throw err;
+    const message = (err as Error).message;
+    if (/\bNOT_FOUND\b/.test(message)) {
+      await deps.pg.query(
+        `UPDATE roundtrip.writeback_jobs SET state = 'NotFound', error_message = $4, collected_at = now(), updated_at = now()
+          WHERE run_id = $1 AND task = $2 AND job_id = $3`,
+        [
+          j.run_id,
+          taskName,
+          j.job_id,
+          `Salesforce no longer knows this job (asked by run ${runId}): ${message}`,
+        ],
+      );
+    }
+    logger.warn('A Bulk job of an ended run could not be read: it is left as recorded', {
+      runId: j.run_id,
+      jobId: j.job_id,
+      error: message,
+    });
+    return undefined;
+  }
+}
+
+/**
+ * Update and upsert Bulk jobs that runs which have ended left behind before their close was
+ * recorded: created and never uploaded (recorded `Open`), or uploaded and never closed (recorded
+ * `Uploaded`, the push's retry that closes it never came). One that Salesforce still has `Open`
+ * never runs, and so writes nothing — the plan sends the records' current values — but it stays
+ * in the org's job list, and closing it now would write the values of that run, older than the
+ * plan's. It is aborted ({@link abortOpenJob}) and its state recorded. A job Salesforce has
+ * `UploadComplete` or `InProgress` (a close that arrived late started it) is running: never
+ * aborted, asked about again by later plans. A job recorded `Uploaded` that is finished
+ * (aborted here or by hand, or run after such a close) is collected into its run, as Collect
+ * would have: its records without a result fail `BULK_JOB_ABORTED` there, and those a late
+ * close had it write reach `sync_state`, so the plan compares with what Salesforce holds. Insert
+ * jobs are never aborted: one uploaded is closed ({@link resolveLocked}), so that its records are
+ * written once and its keys known.
+ */
+async function abortJobsOfEndedRuns(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  runId: string,
+  taskName: string,
+  logger: Logger,
+  resolved: EndedRunsResolved,
+): Promise<void> {
+  const { rows: jobs } = await deps.pg.query<EndedRunJob>(
+    `SELECT j.run_id, j.job_id, j.state, j.first_seq, j.last_seq
+       FROM roundtrip.writeback_jobs j JOIN roundtrip.runs r ON r.run_id = j.run_id
+      WHERE j.task = $1 AND j.run_id <> $2 AND r.status <> 'running' AND j.api = 'bulk'
+        AND j.operation IN ('update', 'upsert') AND j.state IN ('Open', 'Uploaded') AND j.collected_at IS NULL
+      ORDER BY j.run_id, j.chunk`,
+    [taskName, runId],
+  );
+  for (const j of jobs) {
+    let job = await readJobOfEndedRun(deps, sf, j, runId, taskName, logger);
+    if (!job) continue;
+    if (job.state === 'Open') {
+      try {
+        job = await abortOpenJob(sf, j.job_id);
+      } catch (err) {
+        if (err instanceof TransientError) throw err;
+        // Refused: the job stays Open (it never runs), and a later plan tries again.
+        logger.warn('A Bulk job an ended run left Open could not be aborted', {
+          runId: j.run_id,
+          jobId: j.job_id,
+          error: (err as Error).message,
+        });
+        continue;
+      }
+      if (job.state === 'Aborted') {
+        resolved.aborted += 1;
+        logger.warn('Aborted a Bulk job that an ended run left Open', {
+          runId: j.run_id,
+          jobId: j.job_id,
+          recorded: j.state,
+        });
+      }
+    }
+    if (j.state === 'Open') {
+      // Never uploaded in full (no close was ever sent): nothing of it is in the ledger.
+      await setJobState(deps.pg, j.run_id, taskName, j.job_id, job.state);
+      continue;
+    }
+    if (!isFinalIngestState(job.state)) continue;
+    await collectJob(
+      deps,
+      sf,
+      j.run_id,
+      taskName,
+      {
+        ...finishedJob(job, j),
+        ...(job.state === 'Aborted' && !job.errorMessage
+          ? {
+              errorMessage: `aborted by the plan of run ${runId}: the run that sent it ended with the job Open (never closed), so none of its records was written; a later plan sends their current values`,
+            }
+          : {}),
+      },
+      0,
+      logger,
+    );
+    resolved.jobs += 1;
+    await refreshEndedRun(deps, j.run_id, taskName, runId);
+  }
+}
+
+/** The insert part of {@link resolveEndedRuns}, under the task's lock. */
 async function resolveLocked(
   deps: CoreDeps,
   sf: SalesforceConnector,
@@ -343,7 +515,7 @@ async function resolveLocked(
   runId: string,
   taskName: string,
   logger: Logger,
-  resolved: { runs: number; recorded: number; released: number; jobs: number },
+  resolved: EndedRunsResolved,
 ): Promise<void> {
   const { rows } = await deps.pg.query<{ run_id: string }>(
     `SELECT DISTINCT l.run_id FROM roundtrip.writeback_plans l JOIN roundtrip.runs r ON r.run_id = l.run_id
@@ -376,13 +548,7 @@ async function resolveLocked(
     resolved.released += counts.notFound;
     if (counts.recorded + counts.notFound > 0) await refreshEndedRun(deps, ended, taskName, runId);
   }
-  const { rows: jobs } = await deps.pg.query<{
-    run_id: string;
-    job_id: string;
-    state: string;
-    first_seq: string;
-    last_seq: string;
-  }>(
+  const { rows: jobs } = await deps.pg.query<EndedRunJob>(
     `SELECT j.run_id, j.job_id, j.state, j.first_seq, j.last_seq
        FROM roundtrip.writeback_jobs j JOIN roundtrip.runs r ON r.run_id = j.run_id
       WHERE j.task = $1 AND j.run_id <> $2 AND r.status <> 'running' AND j.api = 'bulk'
@@ -394,33 +560,10 @@ async function resolveLocked(
     [taskName, runId],
   );
   for (const j of jobs) {
-    let job: IngestJob;
-    try {
-      job = await getIngestJob(sf, j.job_id);
-    } catch (err) {
-      if (err instanceof TransientError) throw err;
-      const message = (err as Error).message;
-      // Gone (Salesforce keeps jobs for a while only): never asked about again; its records stay
-      // refused, to be recorded by hand. Otherwise unreadable: asked again by a later plan.
-      if (/\bNOT_FOUND\b/.test(message)) {
-        await deps.pg.query(
-          `UPDATE roundtrip.writeback_jobs SET state = 'NotFound', error_message = $4, collected_at = now(), updated_at = now()
-            WHERE run_id = $1 AND task = $2 AND job_id = $3`,
-          [
-            j.run_id,
-            taskName,
-            j.job_id,
-            `Salesforce no longer knows this job (asked by run ${runId}): ${message}`,
-          ],
-        );
-      }
-      logger.warn('A Bulk job of an ended run could not be read: its records stay refused', {
-        runId: j.run_id,
-        jobId: j.job_id,
-        error: message,
-      });
-      continue;
-    }
+    // Unreadable: its records stay refused (a job Salesforce no longer knows, to be recorded by
+    // hand; otherwise asked again by a later plan).
+    let job = await readJobOfEndedRun(deps, sf, j, runId, taskName, logger);
+    if (!job) continue;
     // Uploaded and never closed: the run ended between its Uploaded mark and a close that reached
     // Salesforce (the push's retry, which closes it, never came). Left Open, the job would never
     // process, and its keys would be refused as sent for ever: never written. Its whole CSV is

@@ -3,7 +3,8 @@
  * next plan of the task looks them up by external ID once their call can no longer create a
  * record, records those created and inserts those never created; until then, and while that run
  * is still running, they are refused. A key refused only because another run had it pending is
- * not refused for ever.
+ * not refused for ever. Update and upsert Bulk jobs such a run left Open in Salesforce are
+ * aborted by the next plan.
  */
 import { withTransaction } from '../../../lambdas/connectors/postgres';
 import { TransientError } from '../../../lambdas/shared/errors';
@@ -17,10 +18,12 @@ import {
   runWriteback,
 } from '../../../lambdas/core/writeback';
 import {
+  crashingConnector,
   errorsOf,
   givingUpOnWrites,
   LEAD_SRC_UPSERT,
   leadSeed,
+  SCORE_UPDATE,
   outlastCallTimeLimit,
   planThenCrashInPush,
   startWritebackEnv,
@@ -428,6 +431,12 @@ describe('inserts left without an outcome by runs that ended', () => {
       expect(env.sf.calls.count({ write: true })).toBe(0);
       expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 6 }]);
       expect(holding('unclosed')).toBe(6);
+      // Closed, never aborted (aborting an insert job would leave its keys' fate to chance).
+      const { rows: jobs } = await env.pool.query(
+        `SELECT state FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+        [dead],
+      );
+      expect(jobs).toEqual([{ state: 'JobComplete' }]);
     });
 
     it('collects a job an ended run sent with other fields than the task maps now', async () => {
@@ -498,6 +507,243 @@ describe('inserts left without an outcome by runs that ended', () => {
         { status: 'succeeded', n: 5 },
       ]);
       expect(holding('relock')).toBe(6);
+    });
+  });
+
+  describe('update and upsert Bulk jobs left Open in Salesforce', () => {
+    const bulkUpsert = { ...LEAD_SRC_UPSERT, bulkThreshold: 5 };
+    const bulkUpdate = { ...SCORE_UPDATE, bulkThreshold: 5 };
+
+    /** A connector through which every Bulk upload fails: the job stays Open, recorded Open. */
+    const noUpload = (): typeof env.connector =>
+      Object.create(env.connector, {
+        putStream: {
+          value: (operation: string) =>
+            Promise.reject(new TransientError(`${operation}: Salesforce is unreachable`)),
+        },
+      }) as typeof env.connector;
+
+    /** A connector through which no close reaches Salesforce: the job stays Open, recorded Uploaded. */
+    const noClose = (): typeof env.connector =>
+      Object.create(env.connector, {
+        request: {
+          value: (operation: string, method: 'PATCH', path: string, body?: unknown) =>
+            method === 'PATCH' && path.startsWith('/jobs/ingest/')
+              ? Promise.reject(new TransientError(`${operation}: Salesforce is unreachable`))
+              : env.connector.request(operation, method, path, body),
+        },
+      }) as typeof env.connector;
+
+    /** Salesforce's list of ingest jobs (`GET /jobs/ingest`), by id: state and records processed. */
+    async function jobsInSalesforce(): Promise<Map<string, { state: string; processed: number }>> {
+      const list = await env.connector.request<{
+        records: { id: string; state: string; numberRecordsProcessed: number }[];
+      }>('Bulk ingest job list', 'GET', '/jobs/ingest');
+      return new Map(
+        list.records.map((j) => [j.id, { state: j.state, processed: j.numberRecordsProcessed }]),
+      );
+    }
+
+    async function jobsOf(runId: string): Promise<{ job_id: string; state: string; collected: boolean }[]> {
+      const { rows } = await env.pool.query(
+        `SELECT job_id, state, collected_at IS NOT NULL AS collected FROM roundtrip.writeback_jobs WHERE run_id = $1 ORDER BY created_at`,
+        [runId],
+      );
+      return rows;
+    }
+
+    /** Six leads, and a source updating their scores (`score` + i) by Id in lead_scores. */
+    async function scoresSource(prefix: string, score: number): Promise<string[]> {
+      const ids = [...env.sf.store.all('Lead')]
+        .filter((r) => String(r.External_Id__c).startsWith(`${prefix}-`))
+        .map((r) => r.Id as string);
+      const seeded =
+        ids.length > 0
+          ? ids
+          : env.sf.store.seed(
+              'Lead',
+              Array.from({ length: 6 }, (_, i) => ({
+                LastName: `Scored ${i}`,
+                Company: 'Initech',
+                External_Id__c: `${prefix}-${i + 1}`,
+              })),
+            );
+      await env.pool.query('DROP TABLE IF EXISTS lead_scores');
+      await env.pool.query(`CREATE TABLE lead_scores ("Id" text, score integer)`);
+      await env.pool.query(
+        `INSERT INTO lead_scores SELECT id, $2 + i FROM unnest($1::text[]) WITH ORDINALITY AS u(id, i)`,
+        [seeded, score],
+      );
+      return seeded;
+    }
+
+    /** The scores Salesforce holds for the leads keyed `${prefix}-…`, in key order. */
+    const scoresOf = (prefix: string): unknown[] =>
+      [...env.sf.store.all('Lead')]
+        .filter((r) => String(r.External_Id__c).startsWith(`${prefix}-`))
+        .sort((a, b) =>
+          String(a.External_Id__c).localeCompare(String(b.External_Id__c), 'en', { numeric: true }),
+        )
+        .map((r) => r.LeadScore__c);
+
+    const modes = [
+      {
+        mode: 'upsert',
+        task: 'Lead-upsert',
+        config: bulkUpsert,
+        prepare: async (prefix: string, score: number) => {
+          await env.pool.query('DELETE FROM lead_src');
+          await env.pool.query(
+            `INSERT INTO lead_src SELECT $1 || '-' || i, 'Open ' || i, 'Initech', $2 + i FROM generate_series(1, 6) AS i`,
+            [prefix, score],
+          );
+        },
+      },
+      {
+        mode: 'update',
+        task: 'Lead-update',
+        config: bulkUpdate,
+        prepare: async (prefix: string, score: number) => {
+          await scoresSource(prefix, score);
+        },
+      },
+    ] as const;
+
+    it.each(modes)(
+      '$mode: aborts the jobs ended runs left Open, uploaded or not, and writes the current values once',
+      async ({ task, config, prepare }) => {
+        const prefix = `open-${task}`;
+        await prepare(prefix, 0);
+        const deps = env.deps({ writeback: [config] });
+        // Run A creates its job and never uploads to it; run B uploads its job and never closes it.
+        const a = await env.newRun();
+        await planWriteback(deps, { runId: a, task });
+        await expect(pushWriteback({ ...deps, salesforce: noUpload() }, { runId: a, task })).rejects.toThrow(
+          /unreachable/,
+        );
+        const b = await env.newRun();
+        // A is still running: its job is not touched by B's plan.
+        await planWriteback(deps, { runId: b, task });
+        await expect(pushWriteback({ ...deps, salesforce: noClose() }, { runId: b, task })).rejects.toThrow(
+          /unreachable/,
+        );
+        const [jobA] = await jobsOf(a);
+        const [jobB] = await jobsOf(b);
+        expect([jobA?.state, jobB?.state]).toEqual(['Open', 'Uploaded']);
+        const before = await jobsInSalesforce();
+        expect([before.get(jobA?.job_id ?? '')?.state, before.get(jobB?.job_id ?? '')?.state]).toEqual([
+          'Open',
+          'Open',
+        ]);
+        await endRun(a);
+        await reportRun(deps, { runId: b, error: { Error: 'TransientError', Cause: 'retries spent' } });
+
+        // The values change; the next run aborts both jobs before it plans, then sends the new values.
+        await prepare(prefix, 100);
+        env.sf.calls.clear();
+        const next = await env.newRun();
+        const result = await runWriteback(deps, { runId: next, task });
+
+        expect(result.plan).toMatchObject({ sourceRows: 6, rejected: 0, changed: 6 });
+        expect(result.result).toMatchObject({ succeeded: 6, failed: 0 });
+        expect(scoresOf(prefix)).toEqual([101, 102, 103, 104, 105, 106]);
+        const after = await jobsInSalesforce();
+        const [jobNext] = await jobsOf(next);
+        expect(after.get(jobA?.job_id ?? '')).toEqual({ state: 'Aborted', processed: 0 });
+        expect(after.get(jobB?.job_id ?? '')).toEqual({ state: 'Aborted', processed: 0 });
+        expect(after.get(jobNext?.job_id ?? '')).toEqual({ state: 'JobComplete', processed: 6 });
+        // Two aborts and the new job's close; one upload, of the new job.
+        expect(env.sf.calls.count({ operation: 'bulk.ingest.close' })).toBe(3);
+        expect(env.sf.calls.count({ operation: 'bulk.ingest.upload' })).toBe(1);
+        expect(await jobsOf(a)).toEqual([{ job_id: jobA?.job_id, state: 'Aborted', collected: false }]);
+        expect(await jobsOf(b)).toEqual([{ job_id: jobB?.job_id, state: 'Aborted', collected: true }]);
+        // B's records are failed in B, with what became of them; its figures say so.
+        expect(await ledger(b)).toEqual([{ status: 'failed', n: 6 }]);
+        const errors = await errorsOf(env, b);
+        expect(new Set(errors.map((e) => e.code))).toEqual(new Set(['BULK_JOB_ABORTED']));
+        expect(errors[0]?.message).toMatch(
+          new RegExp(`ended Aborted without a result for this record: aborted by the plan of run ${next}`),
+        );
+        const { rows } = await env.pool.query(
+          `SELECT summary->'writeback'->$2 AS s FROM roundtrip.runs WHERE run_id = $1`,
+          [b, task],
+        );
+        expect(rows[0]?.s).toMatchObject({
+          written: 0,
+          failed: 6,
+          outcomeUnknown: 0,
+          outcomesResolvedBy: next,
+        });
+
+        // Nothing is left to resolve: a further run calls Salesforce for nothing.
+        env.sf.calls.clear();
+        const third = await runWriteback(deps, { runId: await env.newRun(), task });
+        expect(third.plan).toMatchObject({ changed: 0 });
+        expect(env.sf.calls.count()).toBe(0);
+      },
+    );
+
+    it('does not send an abort again when its answer was lost: the job found Aborted is done', async () => {
+      const prefix = 'lostabort';
+      await modes[0].prepare(prefix, 0);
+      const deps = env.deps({ writeback: [bulkUpsert] });
+      const dead = await env.newRun();
+      await planWriteback(deps, { runId: dead, task: 'Lead-upsert' });
+      await expect(
+        pushWriteback({ ...deps, salesforce: noClose() }, { runId: dead, task: 'Lead-upsert' }),
+      ).rejects.toThrow(/unreachable/);
+      await endRun(dead);
+      const [job] = await jobsOf(dead);
+
+      // The abort reaches Salesforce, its answer is lost, and so is the state read after it.
+      const answerLost = crashingConnector(env.connector, (_operation, method) => method === 'PATCH');
+      let reads = 0;
+      const lost = Object.create(answerLost, {
+        request: {
+          value: async (operation: string, method: 'GET' | 'PATCH', path: string, body?: unknown) => {
+            if (method === 'GET' && path === `/jobs/ingest/${job?.job_id}` && (reads += 1) === 2) {
+              throw new TransientError(`${operation}: Salesforce is unreachable`);
+            }
+            return answerLost.request(operation, method, path, body);
+          },
+        },
+      }) as typeof env.connector;
+      const next = await env.newRun();
+      await expect(
+        planWriteback({ ...deps, salesforce: lost }, { runId: next, task: 'Lead-upsert' }),
+      ).rejects.toThrow(TransientError);
+      expect((await jobsInSalesforce()).get(job?.job_id ?? '')?.state).toBe('Aborted');
+      expect(await jobsOf(dead)).toEqual([{ job_id: job?.job_id, state: 'Uploaded', collected: false }]);
+
+      // The plan step is retried: it reads the job Aborted, sends no abort, and collects it.
+      env.sf.calls.clear();
+      const planned = await planWriteback(deps, { runId: next, task: 'Lead-upsert' });
+      expect(planned).toMatchObject({ changed: 6 });
+      expect(env.sf.calls.count({ operation: 'bulk.ingest.close' })).toBe(0);
+      expect(await jobsOf(dead)).toEqual([{ job_id: job?.job_id, state: 'Aborted', collected: true }]);
+      expect(await ledger(dead)).toEqual([{ status: 'failed', n: 6 }]);
+    });
+
+    it("never touches the planning run's own job", async () => {
+      const prefix = 'ownjob';
+      await modes[0].prepare(prefix, 0);
+      const deps = env.deps({ writeback: [bulkUpsert] });
+      const runId = await env.newRun();
+      await planWriteback(deps, { runId, task: 'Lead-upsert' });
+      await expect(
+        pushWriteback({ ...deps, salesforce: noUpload() }, { runId, task: 'Lead-upsert' }),
+      ).rejects.toThrow(/unreachable/);
+      const [job] = await jobsOf(runId);
+      // Its plan step run again (a retry): its job stays as it is, for its push to take up.
+      env.sf.calls.clear();
+      await planWriteback(deps, { runId, task: 'Lead-upsert' });
+      expect(env.sf.calls.count()).toBe(0);
+      expect((await jobsInSalesforce()).get(job?.job_id ?? '')?.state).toBe('Open');
+      expect(await jobsOf(runId)).toEqual([{ job_id: job?.job_id, state: 'Open', collected: false }]);
+      // Its push goes on: it replaces the job it left, as a retried push does.
+      const pushed = (await pushWriteback(deps, { runId, task: 'Lead-upsert' })) as { status: string };
+      expect(pushed.status).toBe('bulk-pending');
+      expect((await jobsOf(runId))[0]).toMatchObject({ job_id: job?.job_id, state: 'Superseded' });
     });
   });
 });
