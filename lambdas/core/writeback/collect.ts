@@ -5,6 +5,9 @@
  * plan, `sync_state` and `writeback_errors` (results.ts) and marks the job collected in the same
  * transaction (bulk-results.ts), so a retried collect neither loses nor doubles a result. Records refused with
  * `UNABLE_TO_LOCK_ROW` are then retried serially through Collections, a bounded number of times.
+ * What was sent is collected by the plan's records and the result files' headers: the task's
+ * mapping is not checked against today's describe (a mapped field deleted since is the next
+ * plan's to report), and the retry pass, which sends the stored payloads again, maps the key alone.
  *
  * A job's results are collected, and a retry call made, only while the invocation has the time to
  * see it through (budget.ts); else the step answers `bulk-pending` with a wait of
@@ -49,6 +52,18 @@ function recordedFinishedJob(j: JobRecord): IngestJob | undefined {
     numberRecordsFailed: j.records_failed,
     errorMessage: j.error_message ?? undefined,
   };
+}
+
+/**
+ * Whether the ledger holds a record of the run's task with no outcome: waiting for a row-lock
+ * retry, or sent by a retry call that died. Only then does Collect need the object's describe.
+ */
+async function anyWithoutOutcome(deps: CoreDeps, runId: string, taskName: string): Promise<boolean> {
+  const { rowCount } = await deps.pg.query(
+    `SELECT 1 FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2 AND status IN ('planned', 'sent') LIMIT 1`,
+    [runId, taskName],
+  );
+  return (rowCount ?? 0) > 0;
 }
 
 /** Asks Salesforce for a job's state (one call) and records it. */
@@ -128,12 +143,6 @@ async function collectLocked(
       logger.info('Bulk ingest jobs still running', { running, attempt });
       return { ...input, attempt, waitSeconds: bulkPollDelaySeconds(attempt) };
     }
-    // What was sent is collected whatever changed in the org's permissions since.
-    const mapping = mapWritebackTask(task, await sf.describe(task.object), {
-      checkAccess: false,
-      configPath: writebackConfigPath(deps.config, task),
-      step: 'collect',
-    });
     const budget = new CallBudget(options.timeLeft, sf.timeouts);
     for (const job of finished) {
       if (!budget.mayStart('read')) break;
@@ -141,7 +150,16 @@ async function collectLocked(
     }
     // Only once every job is collected: a job not collected yet leaves its records `sent`, which
     // the retry pass of an insert would take for records of a call that died.
-    if (!budget.handedOn) {
+    if (!budget.handedOn && (await anyWithoutOutcome(deps, input.runId, input.task))) {
+      // The retry pass sends again the payloads the plan stored, and needs only the key: what was
+      // sent is collected whatever changed in the org since (a permission, a mapped field deleted:
+      // the next plan reports that).
+      const mapping = mapWritebackTask(task, await sf.describe(task.object), {
+        checkAccess: false,
+        keyOnly: true,
+        configPath: writebackConfigPath(deps.config, task),
+        step: 'collect',
+      });
       await retryLockedRows(deps, sf, mapping, input.runId, input.task, { lockRetries, budget });
     }
     if (budget.handedOn) {

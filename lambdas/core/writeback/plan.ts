@@ -203,13 +203,18 @@ function fieldByName(describe: SalesforceObjectDescribe, name: string): Salesfor
  * `configPath`, e.g. `writeback[0]`, when given), with the field meant when a name is a typo away
  * from one: these are config problems that no row can pass. `checkAccess: false` (collecting what
  * a job already sent) skips the createable/updateable and required-field checks, which a
- * permission changed while the job ran would fail.
+ * permission changed while the job ran would fail. `keyOnly: true` maps the key alone (the
+ * mapping's `fields` hold it, when the task has one): for a step that only collects results and
+ * sends again what the plan stored (each record's payload is in the plan), which a mapped field
+ * deleted or changed in Salesforce since the plan must not stop; the next plan reports it.
  */
 export function mapWritebackTask(
   task: WritebackTask,
   describe: SalesforceObjectDescribe,
   options: {
     checkAccess?: boolean;
+    /** Map the key alone, not the other fields (see above). @default false */
+    keyOnly?: boolean;
     configPath?: string;
     /** The step that maps, for the message. @default 'plan' */
     step?: 'plan' | 'push' | 'collect';
@@ -270,7 +275,7 @@ export function mapWritebackTask(
       if (kind) fields.push({ field: f, kind, column: task.keyColumn, isKey: true });
     }
   }
-  for (const [name, column] of Object.entries(task.fields)) {
+  for (const [name, column] of options.keyOnly ? [] : Object.entries(task.fields)) {
     const f = fieldByName(describe, name);
     const configKey = `fields.${name}`;
     if (!f) {
@@ -286,7 +291,7 @@ export function mapWritebackTask(
     const kind = kindOf(f, configKey);
     if (kind) fields.push({ field: f, kind, column, isKey: false });
   }
-  if (task.mode === 'insert' && checkAccess) {
+  if (task.mode === 'insert' && checkAccess && !options.keyOnly) {
     const mapped = new Set(fields.map((m) => m.field.name));
     for (const f of describe.fields) {
       if (f.createable && !f.nillable && !f.defaultedOnCreate && !mapped.has(f.name)) {

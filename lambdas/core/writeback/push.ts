@@ -217,6 +217,20 @@ async function markLedgerSent(
   );
 }
 
+/**
+ * Whether every record of the plan is in the ledger: sent once (by a Collections call, or with a
+ * Bulk job once its CSV was uploaded), or refused before sending. False for a plan of none.
+ */
+async function everyRecordSent(deps: CoreDeps, runId: string, taskName: string): Promise<boolean> {
+  const { rows } = await deps.pg.query<{ sent: boolean }>(
+    `SELECT (SELECT count(*) FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2)
+              >= (SELECT coalesce(sum(rows), 0) FROM roundtrip.writeback_plan_pages WHERE run_id = $1 AND task = $2)
+            AND EXISTS (SELECT 1 FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2) AS sent`,
+    [runId, taskName],
+  );
+  return rows[0]?.sent === true;
+}
+
 /** Records planned for a task. */
 async function plannedRecords(deps: CoreDeps, runId: string, taskName: string): Promise<number> {
   const { rows } = await deps.pg.query<{ n: string }>(
@@ -842,9 +856,15 @@ async function pushLocked(
   await refuseWhileAnotherPushGoesOn(deps, input.runId, input.task);
   const sf = await salesforceOf(deps, `Write-back ${input.task}`);
   const callsBefore = sf.apiCalls;
+  // Once every record of the plan was sent (a push retried, or handed on, after its last first
+  // send), what is left is applying results and sending again what the plan stored: the key alone
+  // is mapped, as Collect maps it, so that a mapped field deleted in Salesforce since does not
+  // fail a step that Salesforce has answered for every record (the next plan reports the field).
+  const sentAll = await everyRecordSent(deps, input.runId, input.task);
   const mapping = mapWritebackTask(task, await sf.describe(task.object), {
     configPath: writebackConfigPath(deps.config, task),
     step: 'push',
+    ...(sentAll ? { checkAccess: false, keyOnly: true } : {}),
   });
   const lockRetries = options.lockRetries ?? ROW_LOCK_RETRIES;
   // Records whose call this attempt saw answered without their outcome: looked up at once.

@@ -125,15 +125,39 @@ describe('mapWritebackTask', () => {
     );
   });
 
-  it('names the step that could not map: a field deleted in Salesforce mid-run stops the collect', () => {
+  it('maps the key alone for a step that collects what the plan stored: a mapped field deleted since does not stop it', () => {
+    const t = task({
+      mode: 'upsert',
+      key: 'External_Id__c',
+      keyColumn: 'ext',
+      fields: { Gone__c: 'a', LastName: 'n' },
+    });
+    expect(() => mapWritebackTask(t, describe_, { configPath: 'writeback[0]', step: 'collect' })).toThrow(
+      'Cannot collect the write-back Lead-upsert (upsert of Lead): field Gone__c does not exist on Lead (writeback[0].fields.Gone__c)',
+    );
+    const mapping = mapWritebackTask(t, describe_, { checkAccess: false, keyOnly: true, step: 'collect' });
+    expect(mapping.keyField).toBe('External_Id__c');
+    expect(mapping.fields.map((m) => [m.field.name, m.isKey])).toEqual([['External_Id__c', true]]);
+    // An update's key is Id: nothing of the mapping is left to check.
+    expect(mapWritebackTask(task({ fields: { Gone__c: 'a' } }), describe_, { keyOnly: true }).fields).toEqual(
+      [],
+    );
+  });
+
+  it('names the step that could not map: a key deleted in Salesforce mid-run stops the collect', () => {
     expect(() =>
-      mapWritebackTask(task({ fields: { Gone__c: 'a' } }), describe_, {
-        checkAccess: false,
-        configPath: 'writeback[0]',
-        step: 'collect',
-      }),
+      mapWritebackTask(
+        task({ mode: 'upsert', key: 'Gone__c', keyColumn: 'k', fields: { LastName: 'n' } }),
+        describe_,
+        {
+          checkAccess: false,
+          keyOnly: true,
+          configPath: 'writeback[0]',
+          step: 'collect',
+        },
+      ),
     ).toThrow(
-      'Cannot collect the write-back Lead-update (update of Lead): field Gone__c does not exist on Lead (writeback[0].fields.Gone__c)',
+      'Cannot collect the write-back Lead-upsert (upsert of Lead): key Gone__c is not a field of Lead (writeback[0].key)',
     );
   });
 
