@@ -90,8 +90,8 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
 }
 
 /**
- * Problems of a config that only deployment reveals, reported together: an existing workgroup
- * whose result location is unknown cannot be granted. Athena writes a query's result file with
+ * Problems of a config that only deployment reveals, reported together, in the config's order.
+ * An existing workgroup whose result location is unknown cannot be granted. Athena writes a query's result file with
  * the permissions of the caller (the state machine), and GetQueryResults reads it with the
  * caller's own `s3:GetObject` (Athena API reference, GetQueryResults), so the location is needed
  * with `results: 'api'` as with `'s3'`: without it the roles would get S3 on nothing (every
@@ -218,7 +218,7 @@ export class PipelineStack extends Stack {
       acknowledge(
         this.resultsWorkgroup.bucket,
         ['AwsSolutions-S1'],
-        'Holds only Athena query results that expire after days; reads and writes are by the pipeline roles alone and are recorded by CloudTrail. Server access logs would need a second bucket with nothing to audit.',
+        'Holds only Athena query results, which expire after days; the stack grants access to them to the state machine (writes) and the Athena load (reads) only, and CloudTrail S3 data events record object access where the account audits it. Server access logs would need a second bucket to keep a log of a cache.',
       );
     }
     // The runtime config: a created workgroup's result location is the bucket's.
@@ -299,10 +299,12 @@ export class PipelineStack extends Stack {
         postgresSecret,
         ...(PIPELINE_STEPS[step].salesforce && salesforceSecret ? [salesforceSecret] : []),
       ];
+      // GetSecretValue is the one Secrets Manager call the functions make (lambdas/shared/secrets.ts);
+      // none writes a secret back (no sign-in flow returns a refresh token to keep).
       role.addToPolicy(
         new iam.PolicyStatement({
           sid: 'ReadPipelineSecrets',
-          actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+          actions: ['secretsmanager:GetSecretValue'],
           resources: secrets,
         }),
       );
@@ -435,6 +437,13 @@ export class PipelineStack extends Stack {
     const resultsBucketArn = results ? `arn:${Aws.PARTITION}:s3:::${results.bucket}` : undefined;
     const resultObjectsArn = results ? `${resultsBucketArn}/${results.prefix}*` : undefined;
 
+    // What the `.sync` integration needs (Step Functions developer guide, "IAM policies for Amazon
+    // Athena", https://docs.aws.amazon.com/step-functions/latest/dg/athena-iam.html): the query
+    // actions on the workgroup and athena:GetDataCatalog; S3 GetBucketLocation, ListBucket,
+    // GetObject, PutObject and the multipart actions for the result location; Glue catalog reads
+    // (and writes, which only DDL uses); lakeformation:GetDataAccess. Granted here narrowed to
+    // what a SELECT in the configured workgroup, catalog, database and tables does: no Glue write,
+    // no s3:CreateBucket, S3 only on the result prefix and the configured data locations.
     smRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'RunQueriesInWorkgroup',
@@ -496,10 +505,22 @@ export class PipelineStack extends Stack {
     const dataLocations = (athena.dataLocations ?? []).map(parseS3Url);
     for (const [i, location] of dataLocations.entries()) {
       const bucketArn = `arn:${Aws.PARTITION}:s3:::${location.bucket}`;
+      // Athena reads a table's data with the caller's permissions: GetBucketLocation and ListBucket
+      // on its bucket, GetObject on its objects (Athena user guide, "Access to Amazon S3";
+      // https://repost.aws/knowledge-center/athena-access-iam). Only a ListBucket request carries
+      // `s3:prefix`; GetBucketLocation has no such key, so under that condition it would be denied
+      // (Service Authorization Reference, Amazon S3: condition keys per action): it goes alone.
+      smRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: `LocateSourceData${i}`,
+          actions: ['s3:GetBucketLocation'],
+          resources: [bucketArn],
+        }),
+      );
       smRole.addToPrincipalPolicy(
         new iam.PolicyStatement({
           sid: `ListSourceData${i}`,
-          actions: ['s3:GetBucketLocation', 's3:ListBucket'],
+          actions: ['s3:ListBucket'],
           resources: [bucketArn],
           conditions: { StringLike: { 's3:prefix': [`${location.prefix}*`] } },
         }),
@@ -554,6 +575,11 @@ export class PipelineStack extends Stack {
         }),
       );
     }
+    // The load asks for the execution (GetQueryExecution, when the `.sync` output was trimmed), its
+    // column types (GetQueryResults, one row) and, with `results: 'api'`, every page of rows; then
+    // reads the result file with GetObject. GetQueryResults itself reads the file with the caller's
+    // s3:GetObject (Athena API reference, GetQueryResults,
+    // https://docs.aws.amazon.com/athena/latest/APIReference/API_GetQueryResults.html).
     loadRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadQueryExecutions',
@@ -577,7 +603,7 @@ export class PipelineStack extends Stack {
     const XRAY =
       'X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Service Authorization Reference, AWS X-Ray): "*" is their only resource. Added by active tracing.';
     const VPC = config.deployment?.network
-      ? ' EC2 DescribeNetworkInterfaces/DescribeSubnets/DescribeVpcs, which Lambda needs for a VPC function, support no resource-level permissions either.'
+      ? ' EC2 DescribeNetworkInterfaces/DescribeSubnets, which Lambda needs for a VPC function, support no resource-level permissions either.'
       : '';
     for (const step of STEP_KEYS) {
       acknowledge(policyOf(this.functions[step].role), ['AwsSolutions-IAM5[Resource::*]'], `${XRAY}${VPC}`);

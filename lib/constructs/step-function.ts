@@ -187,8 +187,9 @@ export class StepFunction extends Construct {
 
   /**
    * The EC2 permissions Lambda needs for a VPC function (Lambda developer guide, "Giving Lambda
-   * functions access to a VPC": the actions of AWSLambdaVPCAccessExecutionRole), scoped to the
-   * configured subnets and security groups where EC2 allows it.
+   * functions access to a VPC": the EC2 actions of the managed policy
+   * AWSLambdaVPCAccessExecutionRole, https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSLambdaVPCAccessExecutionRole.html),
+   * scoped to the configured subnets and security groups where EC2 allows it.
    */
   private allowVpcNetworkInterfaces(network: NonNullable<StepFunctionProps['network']>): void {
     const stack = this.function.stack;
@@ -224,7 +225,7 @@ export class StepFunction extends Construct {
         sid: 'DescribeNetworkInterfaces',
         // EC2 Describe* actions support no resource-level permissions (Service Authorization
         // Reference, Amazon EC2): "*" is the only resource they accept.
-        actions: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DescribeVpcs'],
+        actions: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
         resources: ['*'],
       }),
     );

@@ -152,7 +152,9 @@ describe('the state machine definition', () => {
         ? TRANSIENT_ATHENA_ERRORS
         : TRANSIENT_LAMBDA_ERRORS;
       expect(retrier.ErrorEquals).toEqual([...transient]);
+      // deploy.md: "exponential backoff and jitter (2 s up to 60 s, 5 attempts)".
       expect(retrier).toMatchObject({
+        IntervalSeconds: 2,
         BackoffRate: 2,
         JitterStrategy: 'FULL',
         MaxDelaySeconds: 60,

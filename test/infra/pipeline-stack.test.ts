@@ -39,7 +39,6 @@ const NO_RESOURCE_LEVEL_ACTIONS = new Set([
   'lakeformation:GetDataAccess',
   'ec2:DescribeNetworkInterfaces',
   'ec2:DescribeSubnets',
-  'ec2:DescribeVpcs',
 ]);
 
 const logicalId = (stack: Stack, construct: { node: { defaultChild?: unknown } }): string =>
@@ -59,6 +58,16 @@ function statement(template: Template, stack: PipelineStack, role: iam.IRole, si
   const found = roleStatements(template, roleId(stack, role)).filter((s) => s.Sid === sid);
   expect(found).toHaveLength(1);
   return found[0] as Statement;
+}
+
+/**
+ * A state machine's definition as JSON text: the parts of its `Fn::Join` that are references
+ * (function ARNs, the Region) stand inside JSON strings, so any text in their place parses.
+ */
+function definitionText(machine: { Properties?: { DefinitionString?: unknown } } | undefined): string {
+  const definition = machine?.Properties?.DefinitionString as { 'Fn::Join': [string, unknown[]] };
+  const [separator, parts] = definition['Fn::Join'];
+  return parts.map((part) => (typeof part === 'string' ? part : 'REF')).join(separator);
 }
 
 describe('PipelineStack', () => {
@@ -108,6 +117,32 @@ describe('PipelineStack', () => {
       }
       // The stack's name for the variable is the one the handlers read.
       expect(CONFIG_FILE_ENV).toBe(HANDLER_ENV.configFile);
+    });
+
+    it('logs each function as JSON to its own log group, and gives push and collect the 900 s deploy.md names', () => {
+      for (const step of STEP_KEYS) {
+        template.hasResourceProperties('AWS::Lambda::Function', {
+          FunctionName: functionName('lead-scoring', step),
+          LoggingConfig: {
+            LogFormat: 'JSON',
+            LogGroup: { Ref: logicalId(stack, stack.functions[step].logGroup) },
+          },
+        });
+      }
+      for (const step of ['pushWriteback', 'collectWriteback'] as const) {
+        template.hasResourceProperties('AWS::Lambda::Function', {
+          FunctionName: functionName('lead-scoring', step),
+          Timeout: 900,
+        });
+      }
+    });
+
+    it('runs outside any VPC when deployment.network is not set', () => {
+      const functions = Object.values(template.findResources('AWS::Lambda::Function'));
+      expect(functions).toHaveLength(STEP_KEYS.length);
+      for (const fn of functions) expect(fn.Properties).not.toHaveProperty('VpcConfig');
+      const actions = allStatements(template).flatMap(actionsOf);
+      expect(actions.filter((a) => a.startsWith('ec2:'))).toEqual([]);
     });
 
     it('lets the Report function, and only it, publish to the notification topic it is told of', () => {
@@ -173,6 +208,10 @@ describe('PipelineStack', () => {
         LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
         TracingConfiguration: { Enabled: true },
       });
+      // deploy.md: "12 h run timeout".
+      const [machine] = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
+      const definition = JSON.parse(definitionText(machine)) as { TimeoutSeconds?: number };
+      expect(definition.TimeoutSeconds).toBe(12 * 60 * 60);
     });
 
     it('lets each function read exactly the secrets its step uses', () => {
@@ -190,10 +229,8 @@ describe('PipelineStack', () => {
       };
       for (const step of STEP_KEYS) {
         const read = statement(template, stack, stack.functions[step].role, 'ReadPipelineSecrets');
-        expect(actionsOf(read).sort()).toEqual([
-          'secretsmanager:DescribeSecret',
-          'secretsmanager:GetSecretValue',
-        ]);
+        // GetSecretValue is the only Secrets Manager call of the functions (lambdas/shared/secrets.ts).
+        expect(actionsOf(read)).toEqual(['secretsmanager:GetSecretValue']);
         const expected = PIPELINE_STEPS[step].salesforce ? [postgres, salesforce] : [postgres];
         expect(resourcesOf(read)).toHaveLength(expected.length);
         Template.fromJSON({
@@ -323,10 +360,30 @@ describe('PipelineStack', () => {
     });
 
     it('has a dashboard of rows read, written, rejected and API calls', () => {
+      template.hasResourceProperties('AWS::CloudWatch::Dashboard', {
+        DashboardName: 'roundtrip-lead-scoring',
+      });
       const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
       expect(dashboards).toHaveLength(1);
       const body = JSON.stringify(dashboards[0]);
       for (const name of Object.values(METRIC_NAMES)) expect(body).toContain(name);
+    });
+
+    it('outputs the state machine ARN, the topic ARN and the dashboard name (deploy.md, "Deploy")', () => {
+      expect(template.toJSON().Outputs).toEqual({
+        StateMachineArn: { Value: { Ref: logicalId(stack, stack.stateMachine) } },
+        NotificationTopicArn: { Value: { Ref: logicalId(stack, stack.notificationTopic) } },
+        DashboardName: { Value: 'roundtrip-lead-scoring' },
+      });
+    });
+
+    it('deletes the log groups with the stack and keeps the topic key (deploy.md, "Remove a pipeline")', () => {
+      const groups = Object.values(template.findResources('AWS::Logs::LogGroup'));
+      expect(groups).toHaveLength(STEP_KEYS.length + 1);
+      for (const group of groups) expect(group.DeletionPolicy).toBe('Delete');
+      const keys = Object.values(template.findResources('AWS::KMS::Key'));
+      expect(keys).toHaveLength(1);
+      expect(keys[0]?.DeletionPolicy).toBe('Retain');
     });
   });
 
@@ -338,22 +395,59 @@ describe('PipelineStack', () => {
       ({ stack, template } = synthPipeline(fullConfig()));
     });
 
-    it('puts the functions in the configured subnets and security groups, with scoped ENI permissions', () => {
-      template.hasResourceProperties('AWS::Lambda::Function', {
-        VpcConfig: {
+    it('puts every function in the configured subnets and security groups, with scoped ENI permissions', () => {
+      const functions = Object.values(template.findResources('AWS::Lambda::Function'));
+      expect(functions).toHaveLength(STEP_KEYS.length);
+      for (const fn of functions) {
+        expect(fn.Properties.VpcConfig).toEqual({
           SubnetIds: ['subnet-0a1b2c3d4e5f67890', 'subnet-1a1b2c3d4e5f67890'],
           SecurityGroupIds: ['sg-0a1b2c3d4e5f67890'],
-        },
+        });
+      }
+      // The security groups are the caller's: the stack adds no rule to them.
+      template.resourceCountIs('AWS::EC2::SecurityGroup', 0);
+      template.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
+      template.resourceCountIs('AWS::EC2::SecurityGroupEgress', 0);
+      for (const step of STEP_KEYS) {
+        const role = stack.functions[step].role;
+        const create = statement(template, stack, role, 'CreateNetworkInterfacesInConfiguredSubnets');
+        const text = JSON.stringify(create.Resource);
+        expect(text).toContain(':subnet/subnet-0a1b2c3d4e5f67890');
+        expect(text).toContain(':subnet/subnet-1a1b2c3d4e5f67890');
+        expect(text).toContain(':security-group/sg-0a1b2c3d4e5f67890');
+        // The EC2 actions of AWSLambdaVPCAccessExecutionRole, nothing more.
+        expect(
+          roleStatements(template, roleId(stack, role))
+            .flatMap(actionsOf)
+            .filter((a) => a.startsWith('ec2:'))
+            .sort(),
+        ).toEqual([
+          'ec2:AssignPrivateIpAddresses',
+          'ec2:CreateNetworkInterface',
+          'ec2:DeleteNetworkInterface',
+          'ec2:DescribeNetworkInterfaces',
+          'ec2:DescribeSubnets',
+          'ec2:UnassignPrivateIpAddresses',
+        ]);
+      }
+      // No managed policy (AWSLambdaVPCAccessExecutionRole has its actions on "*").
+      for (const role of Object.values(template.findResources('AWS::IAM::Role'))) {
+        expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      }
+    });
+
+    it('uses "*" as a resource only for actions that support nothing narrower', () => {
+      const wildcard = allStatements(template).filter((s) => resourcesOf(s).includes('*'));
+      expect(wildcard.length).toBeGreaterThan(0);
+      for (const s of wildcard) {
+        for (const action of actionsOf(s)) expect(NO_RESOURCE_LEVEL_ACTIONS).toContain(action);
+      }
+    });
+
+    it('outputs the results bucket of the workgroup it creates', () => {
+      expect(template.toJSON().Outputs.AthenaResultsBucket).toEqual({
+        Value: { Ref: logicalId(stack, stack.resultsWorkgroup!.bucket) },
       });
-      const create = statement(
-        template,
-        stack,
-        stack.functions.prepare.role,
-        'CreateNetworkInterfacesInConfiguredSubnets',
-      );
-      const text = JSON.stringify(create.Resource);
-      expect(text).toContain(':subnet/subnet-0a1b2c3d4e5f67890');
-      expect(text).toContain(':security-group/sg-0a1b2c3d4e5f67890');
     });
 
     it('decrypts the secrets with the configured key, through Secrets Manager only', () => {
@@ -429,7 +523,18 @@ describe('PipelineStack', () => {
       expect(actionsOf(data)).toEqual(['s3:GetObject']);
       expect(JSON.stringify(data.Resource)).toContain(':s3:::data-lake/orders/*');
       const list = statement(template, stack, sm, 'ListSourceData0');
+      expect(actionsOf(list)).toEqual(['s3:ListBucket']);
       expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['customers/*'] } });
+      // GetBucketLocation carries no s3:prefix: under that condition it would never be allowed.
+      const locate = statement(template, stack, sm, 'LocateSourceData0');
+      expect(actionsOf(locate)).toEqual(['s3:GetBucketLocation']);
+      expect(locate.Condition).toBeUndefined();
+      expect(JSON.stringify(locate.Resource)).toContain(':s3:::data-lake"');
+      for (const st of roleStatements(template, roleId(stack, sm))) {
+        if (st.Condition && JSON.stringify(st.Condition).includes('s3:prefix')) {
+          expect(actionsOf(st)).toEqual(['s3:ListBucket']);
+        }
+      }
       expect(roleStatements(template, roleId(stack, sm)).flatMap(actionsOf)).not.toContain(
         'lakeformation:GetDataAccess',
       );
