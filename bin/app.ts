@@ -20,9 +20,11 @@ export const DEFAULT_CONFIG = 'examples/lead-scoring/roundtrip.config.ts';
 /** Builds the app for a config file. Used by `cdk synth` and by the infra tests. */
 export async function buildApp(app: App = new App()): Promise<{ app: App; stack: PipelineStack }> {
   const configPath = String(app.node.tryGetContext(CONFIG_CONTEXT_KEY) ?? DEFAULT_CONFIG);
-  const config = await loadConfig(path.resolve(configPath));
+  const configFile = path.resolve(configPath);
+  const config = await loadConfig(configFile);
   const stack = new PipelineStack(app, `roundtrip-${config.name}`, {
     config,
+    configFile,
     description: `roundtrip reverse-ETL pipeline "${config.name}"`,
   });
   // cdk-nag's AwsSolutions pack over the whole app: unacknowledged findings fail synth.

@@ -54,7 +54,9 @@ export function bundledConfig(config: PipelineConfig): BundledConfig {
     target: `${BUNDLED_TRANSFORM_DIR}/${String(i + 1).padStart(2, '0')}-${path.basename(source)}`,
   }));
   const caBundle = config.postgres.ssl.caBundle;
-  const common = caBundle ? [{ source: caBundle, target: BUNDLED_CA_BUNDLE }] : [];
+  // Absolute, so that the copy does not depend on the folder the bundling runs in (the project
+  // root): a relative path means the working directory, as for the CLI.
+  const common = caBundle ? [{ source: path.resolve(caBundle), target: BUNDLED_CA_BUNDLE }] : [];
   return {
     config: {
       ...config,

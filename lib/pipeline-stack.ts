@@ -17,7 +17,7 @@
  * cdk-nag's AwsSolutions pack runs over the app (bin/app.ts); every acknowledgement below is
  * scoped to one resource, names the exact finding and says why.
  */
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -76,6 +76,11 @@ export interface PipelineStackProps extends StackProps {
   /** The validated pipeline config (`loadConfig()`; transform paths absolute). */
   readonly config: PipelineConfig;
   /**
+   * The config's file, to name in a deployment problem (bin/app.ts passes it).
+   * @default "pipeline <name> (deployment)"
+   */
+  readonly configFile?: string;
+  /**
    * Where the bundled config JSON is written before bundling copies it into each function.
    * @default a new temporary folder
    */
@@ -95,7 +100,8 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
  * the permissions of the caller (the state machine), and GetQueryResults reads it with the
  * caller's own `s3:GetObject` (Athena API reference, GetQueryResults), so the location is needed
  * with `results: 'api'` as with `'s3'`: without it the roles would get S3 on nothing (every
- * query and every load failing with AccessDenied) or on everything.
+ * query and every load failing with AccessDenied) or on everything. A PostgreSQL CA bundle that
+ * does not exist cannot be copied into the functions.
  */
 export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -105,6 +111,17 @@ export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
     issues.push({
       path: 'athena.outputLocation',
       message: `expected the result location of workgroup "${athena.workgroup}" (s3://bucket/prefix/), so that the state machine can be allowed to write exactly it and the Athena load to read it, got nothing (or set "createWorkgroup": true)`,
+    });
+  }
+  // The CA bundle is copied into every function's bundle (lib/bundled-config.ts). A relative path
+  // is read from the working directory, as the CLI reads it (the checkout's root, where cdk.json
+  // is), not from the config's folder; a missing file is named here rather than failing the
+  // bundling later with a `cp` error.
+  const caBundle = config.postgres.ssl.caBundle;
+  if (caBundle !== undefined && !existsSync(path.resolve(caBundle))) {
+    issues.push({
+      path: 'postgres.ssl.caBundle',
+      message: `expected the path of an existing PEM file (a relative path is read from the working directory, ${process.cwd()}), got ${JSON.stringify(caBundle)} (${path.resolve(caBundle)} does not exist)`,
     });
   }
   return issues;
@@ -168,7 +185,9 @@ export class PipelineStack extends Stack {
     super(scope, id, props);
     const { config } = props;
     const issues = deploymentIssues(config);
-    if (issues.length > 0) throw new ConfigError(issues, `pipeline ${config.name} (deployment)`);
+    if (issues.length > 0) {
+      throw new ConfigError(issues, props.configFile ?? `pipeline ${config.name} (deployment)`);
+    }
     Tags.of(this).add('roundtrip:pipeline', config.name);
     const service = serviceName(config.name);
     const logRetentionDays = config.deployment?.logRetentionDays ?? DEPLOYMENT_DEFAULTS.logRetentionDays;

@@ -33,6 +33,18 @@ describe('bundledConfig', () => {
     expect(parseConfig(JSON.parse(JSON.stringify(bundled.config)))).toEqual(bundled.config);
   });
 
+  it('copies a CA bundle given by a relative path from the working directory, as the CLI reads it', () => {
+    // The bundling commands run in the project root, which need not be where cdk was started.
+    const config = parseConfig({
+      name: 'p',
+      postgres: { secret: 'pg', ssl: { caBundle: 'certs/rds-global.pem' } },
+      transform: ['/work/a/score.sql'],
+    });
+    expect(bundledConfig(config).common).toEqual([
+      { source: path.resolve('certs/rds-global.pem'), target: BUNDLED_CA_BUNDLE },
+    ]);
+  });
+
   it('copies with quoted paths, so spaces and quotes in folder names survive the shell', () => {
     expect(
       copyCommands('/out', "/tmp/it's here/roundtrip.config.json", [

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { CfnElement } from 'aws-cdk-lib';
 import { Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
@@ -9,10 +12,11 @@ import { HANDLER_ENV } from '../../lambdas/handlers/deps';
 import { ConfigError } from '../../lambdas/shared/errors';
 import { METRIC_NAMES, METRICS_NAMESPACE } from '../../lambdas/shared/observability';
 import { CONFIG_FILE_ENV } from '../../lib/constructs/step-function';
-import { NOTIFICATION_TOPIC_ENV, PipelineStack } from '../../lib/pipeline-stack';
+import { NOTIFICATION_TOPIC_ENV, PipelineStack, deploymentIssues } from '../../lib/pipeline-stack';
 import { PIPELINE_STEPS, STEP_KEYS, functionName, type StepKey } from '../../statemachine/definition';
 import { LAMBDA_NODE_MAJOR } from '../support/node22';
 import {
+  LEAD_SCORE_SQL,
   actionsOf,
   fullConfig,
   newApp,
@@ -619,6 +623,37 @@ describe('PipelineStack', () => {
       },
     );
 
+    it('refuses a PostgreSQL CA bundle that does not exist, naming the option, before bundling copies it', () => {
+      const base = fullConfig();
+      const missing = 'certs/no-such-bundle.pem';
+      let error: unknown;
+      try {
+        new PipelineStack(newApp(), 'x', {
+          config: {
+            ...base,
+            postgres: { ...base.postgres, ssl: { mode: 'verify-full', caBundle: missing } },
+          },
+        });
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).issues).toEqual([
+        {
+          path: 'postgres.ssl.caBundle',
+          message: `expected the path of an existing PEM file (a relative path is read from the working directory, ${process.cwd()}), got "${missing}" (${path.resolve(missing)} does not exist)`,
+        },
+      ]);
+      // An existing file, relative to the working directory as the CLI reads it, is accepted.
+      const existing = path.relative(process.cwd(), LEAD_SCORE_SQL);
+      expect(
+        deploymentIssues({
+          ...base,
+          postgres: { ...base.postgres, ssl: { mode: 'verify-full', caBundle: existing } },
+        }),
+      ).toEqual([]);
+    });
+
     it('lets the Athena load read the result files also when it pages through GetQueryResults', () => {
       const base = fullConfig();
       const { stack, template } = synthPipeline({
@@ -704,6 +739,22 @@ describe('PipelineStack', () => {
     new sns.Topic(stack, 'Plain'); // publishers not required to use TLS: AwsSolutions-SNS3
     Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
     expect(() => app.synth()).toThrow(/AwsSolutions-SNS3/);
+  });
+
+  it('names the config file in a problem only deployment finds (cdk synth)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'roundtrip-app-'));
+    const file = path.join(dir, 'roundtrip.config.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: 'ca',
+        postgres: { secret: 'pg', ssl: { caBundle: 'no-such-ca-bundle.pem' } },
+        transform: [LEAD_SCORE_SQL],
+      }),
+    );
+    await expect(buildApp(newApp({ context: { [CONFIG_CONTEXT_KEY]: file } }))).rejects.toThrow(
+      `Invalid pipeline config ${file} (1 problem):\n  postgres.ssl.caBundle: expected the path of an existing PEM file`,
+    );
   });
 
   it('refuses an invalid config with the path of the problem', async () => {
