@@ -21,6 +21,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  Annotations,
   ArnFormat,
   Aws,
   type CfnElement,
@@ -218,7 +219,16 @@ export class PipelineStack extends Stack {
             vpcId: net.vpcId,
             availabilityZones: Stack.of(this).availabilityZones.slice(0, net.subnetIds.length),
           }),
-          subnets: net.subnetIds.map((subnetId, i) => ec2.Subnet.fromSubnetId(this, `Subnet${i}`, subnetId)),
+          subnets: net.subnetIds.map((subnetId, i) => {
+            const subnet = ec2.Subnet.fromSubnetId(this, `Subnet${i}`, subnetId);
+            // An imported subnet without its route table warns at every synth; nothing here reads
+            // the route table (the stack adds no route and no gateway endpoint to it).
+            Annotations.of(subnet).acknowledgeWarning(
+              '@aws-cdk/aws-ec2:noSubnetRouteTableId',
+              'The stack reads no route table of the configured subnets.',
+            );
+            return subnet;
+          }),
           securityGroups: net.securityGroupIds.map((sg, i) =>
             ec2.SecurityGroup.fromSecurityGroupId(this, `SecurityGroup${i}`, sg, { mutable: false }),
           ),

@@ -23,9 +23,9 @@ import {
 export const EXECUTION_ALARM_PERIOD = Duration.minutes(5);
 
 /**
- * The run metrics are summed over an hour: a run emits its figures within that window (at most
- * hours apart at most, minutes in practice), so one point is one run at hourly
- * or rarer schedules.
+ * The run metrics are summed over an hour: a run's steps emit its figures minutes apart in
+ * practice (hours apart at most, in a long run), so one point is one run at hourly or rarer
+ * schedules.
  */
 export const RUN_METRIC_PERIOD = Duration.hours(1);
 
