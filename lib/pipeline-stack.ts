@@ -95,14 +95,18 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
   return { bucket: match[1], prefix: match[2] ?? '' };
 }
 
+/** A secret's complete ARN: its name followed by `-` and the six characters Secrets Manager added. */
+const COMPLETE_SECRET_ARN = /:secret:.+-[A-Za-z0-9]{6}$/;
+
 /**
  * Problems of a config that only deployment reveals, reported together, in the config's order.
  * An existing workgroup whose result location is unknown cannot be granted. Athena writes a query's result file with
  * the permissions of the caller (the state machine), and GetQueryResults reads it with the
  * caller's own `s3:GetObject` (Athena API reference, GetQueryResults), so the location is needed
  * with `results: 'api'` as with `'s3'`: without it the roles would get S3 on nothing (every
- * query and every load failing with AccessDenied) or on everything. A PostgreSQL CA bundle that
- * does not exist cannot be copied into the functions.
+ * query and every load failing with AccessDenied) or on everything. A secret ARN without its
+ * suffix matches no secret. A PostgreSQL CA bundle that does not exist cannot be copied into the
+ * functions.
  */
 export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -113,6 +117,20 @@ export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
       path: 'athena.outputLocation',
       message: `expected the result location of workgroup "${athena.workgroup}" (s3://bucket/prefix/), so that the state machine can be allowed to write exactly it and the Athena load to read it, got nothing (or set "createWorkgroup": true)`,
     });
+  }
+  // A secret given by ARN is granted as written: an ARN without the six characters Secrets
+  // Manager appended to the name matches no secret, and every run would fail with AccessDenied.
+  const secrets = [
+    ...(config.salesforce ? [['salesforce.secret', config.salesforce.secret] as const] : []),
+    ['postgres.secret', config.postgres.secret] as const,
+  ];
+  for (const [configPath, reference] of secrets) {
+    if (reference.startsWith('arn:') && !COMPLETE_SECRET_ARN.test(reference)) {
+      issues.push({
+        path: configPath,
+        message: `expected the secret's name or its complete ARN, which ends in "-" and the six characters Secrets Manager added to the name (…:secret:${reference.split(':secret:')[1] ?? ''}-AbCdEf; aws secretsmanager describe-secret --secret-id <name> --query ARN prints it), got ${JSON.stringify(reference)}`,
+      });
+    }
   }
   // The CA bundle is copied into every function's bundle (lib/bundled-config.ts). A relative path
   // is read from the working directory, as the CLI reads it (the checkout's root, where cdk.json

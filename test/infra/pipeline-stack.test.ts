@@ -656,6 +656,28 @@ describe('PipelineStack', () => {
       ).toEqual([]);
     });
 
+    it('refuses a secret ARN without the suffix Secrets Manager adds: granted as written, it matches no secret', () => {
+      const base = fullConfig();
+      const partial = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt/postgres';
+      expect(deploymentIssues({ ...base, postgres: { ...base.postgres, secret: partial } })).toEqual([
+        {
+          path: 'postgres.secret',
+          message: `expected the secret's name or its complete ARN, which ends in "-" and the six characters Secrets Manager added to the name (…:secret:rt/postgres-AbCdEf; aws secretsmanager describe-secret --secret-id <name> --query ARN prints it), got "${partial}"`,
+        },
+      ]);
+      // The every-option config names the Salesforce secret by its complete ARN and PostgreSQL's by name.
+      expect(deploymentIssues(base)).toEqual([]);
+      expect(
+        deploymentIssues({
+          ...base,
+          salesforce: {
+            ...base.salesforce!,
+            secret: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt/sf',
+          },
+        }).map((i) => i.path),
+      ).toEqual(['salesforce.secret']);
+    });
+
     it('lets the Athena load read the result files also when it pages through GetQueryResults', () => {
       const base = fullConfig();
       const { stack, template } = synthPipeline({
