@@ -4,9 +4,10 @@
  * dashboard of rows read, written, rejected and API calls per run. The metrics are the ones the
  * handlers emit through lambdas/shared/observability.ts.
  */
-import { Duration } from 'aws-cdk-lib';
+import { ArnFormat, Aws, Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -28,6 +29,11 @@ export const EXECUTION_ALARM_PERIOD = Duration.minutes(5);
  * schedules.
  */
 export const RUN_METRIC_PERIOD = Duration.hours(1);
+
+/** An alarm's name: `roundtrip-<pipeline>-<key>` (`roundtrip-lead-scoring-ExecutionsFailed`). */
+export function alarmNameOf(pipeline: string, key: string): string {
+  return `roundtrip-${pipeline}-${key}`;
+}
 
 /** Props of {@link PipelineAlarms}. */
 export interface PipelineAlarmsProps {
@@ -59,7 +65,7 @@ export class PipelineAlarms extends Construct {
       add(
         key,
         new cloudwatch.Alarm(this, key, {
-          alarmName: `roundtrip-${props.pipeline}-${key}`,
+          alarmName: alarmNameOf(props.pipeline, key),
           alarmDescription: `roundtrip ${props.pipeline}: ${what}. See the execution history of the state machine and roundtrip.runs.`,
           metric: metric.with({ period: EXECUTION_ALARM_PERIOD, statistic: 'Sum' }),
           threshold: 1,
@@ -93,7 +99,7 @@ export class PipelineAlarms extends Construct {
       add(
         key,
         new cloudwatch.Alarm(this, key, {
-          alarmName: `roundtrip-${props.pipeline}-${key}`,
+          alarmName: alarmNameOf(props.pipeline, key),
           alarmDescription: `roundtrip ${props.pipeline}: Salesforce refused more than ${task.maxFailureRate * 100} % of the records of write-back ${task.name} (its maxFailureRate). The records are in roundtrip.writeback_errors.`,
           metric: new cloudwatch.MathExpression({
             expression: 'IF(written + failed > 0, failed / (written + failed), 0)',
@@ -116,7 +122,7 @@ export class PipelineAlarms extends Construct {
       add(
         'ScheduleDeadLetters',
         new cloudwatch.Alarm(this, 'ScheduleDeadLetters', {
-          alarmName: `roundtrip-${props.pipeline}-ScheduleDeadLetters`,
+          alarmName: alarmNameOf(props.pipeline, 'ScheduleDeadLetters'),
           alarmDescription: `roundtrip ${props.pipeline}: the schedule could not start a run (the event is in the dead-letter queue)`,
           metric: props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
             period: EXECUTION_ALARM_PERIOD,
@@ -130,6 +136,36 @@ export class PipelineAlarms extends Construct {
       );
     }
     this.alarms = alarms;
+
+    // CloudWatch publishes an alarm's notification as the service, which the topic's access
+    // policy must allow: the topic's policy (its TLS-only statement) replaces SNS's default one,
+    // which allowed sources of the account, so without this statement every alarm action fails
+    // with "… is not authorized to perform: SNS:Publish" (AWS Knowledge Center, "Why didn't I
+    // receive an SNS notification for my CloudWatch alarm trigger?",
+    // https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger). Only these
+    // alarms, of this account.
+    const stack = Stack.of(this);
+    props.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AllowPipelineAlarmsToPublish',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [props.topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+          ArnEquals: {
+            'aws:SourceArn': [...alarms.keys()].map((key) =>
+              stack.formatArn({
+                service: 'cloudwatch',
+                resource: 'alarm',
+                resourceName: alarmNameOf(props.pipeline, key),
+                arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+              }),
+            ),
+          },
+        },
+      }),
+    );
 
     const graph = (title: string, keys: readonly MetricKey[]): cloudwatch.GraphWidget =>
       new cloudwatch.GraphWidget({

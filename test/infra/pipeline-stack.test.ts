@@ -363,6 +363,34 @@ describe('PipelineStack', () => {
       template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
     });
 
+    it("lets exactly the pipeline's alarms publish to the topic, whose own policy replaces SNS's default", () => {
+      const policies = Object.values(template.findResources('AWS::SNS::TopicPolicy'));
+      expect(policies).toHaveLength(1);
+      const statements = (
+        policies[0]?.Properties as { PolicyDocument: { Statement: (Statement & { Principal: unknown })[] } }
+      ).PolicyDocument.Statement;
+      const allow = statements.filter((st) => st.Effect === 'Allow');
+      expect(allow).toHaveLength(1);
+      const [publish] = allow as [Statement & { Principal: unknown }];
+      expect(publish).toMatchObject({
+        Sid: 'AllowPipelineAlarmsToPublish',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: 'sns:Publish',
+        Resource: { Ref: logicalId(stack, stack.notificationTopic) },
+      });
+      expect(publish.Condition?.StringEquals).toEqual({ 'aws:SourceAccount': { Ref: 'AWS::AccountId' } });
+      // The source ARNs are those of the alarms the template holds, every one.
+      const sources = (publish.Condition?.ArnEquals as Record<string, unknown[]>)['aws:SourceArn'] ?? [];
+      const names = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
+        (a) => (a.Properties as { AlarmName: string }).AlarmName,
+      );
+      expect(names).toHaveLength(5);
+      expect(sources.map((arn) => JSON.stringify(arn).replace(/.*:alarm:([^"]+)".*/, '$1')).sort()).toEqual(
+        names.sort(),
+      );
+      for (const arn of sources) expect(JSON.stringify(arn)).toContain(':cloudwatch:');
+    });
+
     it('has a dashboard of rows read, written, rejected and API calls', () => {
       template.hasResourceProperties('AWS::CloudWatch::Dashboard', {
         DashboardName: 'roundtrip-lead-scoring',
