@@ -545,6 +545,10 @@ describe('PipelineStack', () => {
         expect(bucket.DeletionPolicy).toBe('Retain');
         expect(bucket.UpdateReplacePolicy).toBe('Retain');
       }
+      // The workgroup goes with the stack, even with its query history (deploy.md, "Remove a pipeline").
+      const [workgroup] = Object.values(template.findResources('AWS::Athena::WorkGroup'));
+      expect(workgroup?.DeletionPolicy).toBeUndefined();
+      expect(workgroup?.Properties).toMatchObject({ RecursiveDeleteOption: true });
     });
 
     it('scopes Glue to the configured tables and S3 to the configured data locations, without Lake Formation', () => {
