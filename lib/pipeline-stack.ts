@@ -219,7 +219,18 @@ export class PipelineStack extends Stack {
       description: `roundtrip ${config.name}: encrypts the notification topic`,
       enableKeyRotation: true,
     });
-    topicKey.grantEncryptDecrypt(new iam.ServicePrincipal('cloudwatch.amazonaws.com'));
+    // What an AWS service publishing to an encrypted topic needs of its key, and no more (SNS
+    // developer guide, "Enable compatibility between event sources from AWS services and
+    // encrypted topics": kms:GenerateDataKey* and kms:Decrypt; grantEncryptDecrypt would add
+    // kms:Encrypt and kms:ReEncrypt*).
+    topicKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AllowCloudWatchAlarmsToUseTheKey',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+        resources: ['*'],
+      }),
+    );
     this.notificationTopic = new sns.Topic(this, 'Notifications', {
       displayName: `roundtrip ${config.name}`,
       masterKey: topicKey,

@@ -90,6 +90,14 @@ describe('PipelineStack', () => {
       expect(stack.stackName).toBe('roundtrip-lead-scoring');
       template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
       template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+      // CloudWatch (the alarms) may use the topic's key as SNS requires of a publishing service.
+      const [key] = Object.values(template.findResources('AWS::KMS::Key'));
+      const forCloudWatch = (
+        key?.Properties as { KeyPolicy: { Statement: (Statement & { Principal: unknown })[] } }
+      ).KeyPolicy.Statement.filter((st) => JSON.stringify(st.Principal).includes('cloudwatch.amazonaws.com'));
+      expect(forCloudWatch.map((st) => [...actionsOf(st)].sort())).toEqual([
+        ['kms:Decrypt', 'kms:GenerateDataKey*'],
+      ]);
       template.hasResourceProperties('AWS::SNS::TopicPolicy', {
         PolicyDocument: {
           Statement: Match.arrayWith([
