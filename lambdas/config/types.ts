@@ -70,7 +70,8 @@ export interface SalesforceSettingsInput {
    * Login URL, overriding the one in the secret: `https://test.salesforce.com` for a
    * sandbox, a My Domain URL, or `http://127.0.0.1:PORT` for the local emulator
    * (plain http is accepted only for loopback hosts).
-   * @default the secret's login URL, else https://login.salesforce.com
+   * @default the secret's `loginUrl` (there is no built-in one: a secret without it, with no
+   * `loginUrl` here, is refused when the run signs in)
    */
   readonly loginUrl?: string;
 }
