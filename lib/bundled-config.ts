@@ -55,7 +55,8 @@ export function bundledConfig(config: PipelineConfig): BundledConfig {
   }));
   const caBundle = config.postgres.ssl.caBundle;
   // Absolute, so that the copy does not depend on the folder the bundling runs in (the project
-  // root): a relative path means the working directory, as for the CLI.
+  // root). loadConfig made it absolute beside the config file; a relative path of a config built
+  // otherwise means the working directory.
   const common = caBundle ? [{ source: path.resolve(caBundle), target: BUNDLED_CA_BUNDLE }] : [];
   return {
     config: {

@@ -132,15 +132,15 @@ export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
       });
     }
   }
-  // The CA bundle is copied into every function's bundle (lib/bundled-config.ts). A relative path
-  // is read from the working directory, as the CLI reads it (the checkout's root, where cdk.json
-  // is), not from the config's folder; a missing file is named here rather than failing the
-  // bundling later with a `cp` error.
+  // The CA bundle is copied into every function's bundle (lib/bundled-config.ts): a missing file
+  // is named here rather than failing the bundling later with a `cp` error. loadConfig made its
+  // path absolute (relative to the config's folder, as the transform files) and checked it; a
+  // config built otherwise is checked here, a relative path read from the working directory.
   const caBundle = config.postgres.ssl.caBundle;
   if (caBundle !== undefined && !existsSync(path.resolve(caBundle))) {
     issues.push({
       path: 'postgres.ssl.caBundle',
-      message: `expected the path of an existing PEM file (a relative path is read from the working directory, ${process.cwd()}), got ${JSON.stringify(caBundle)} (${path.resolve(caBundle)} does not exist)`,
+      message: `expected the path of an existing PEM file, got ${JSON.stringify(caBundle)} (${path.resolve(caBundle)} does not exist)`,
     });
   }
   return issues;

@@ -117,14 +117,34 @@ async function missingTransformFiles(transform: readonly unknown[], file: string
 }
 
 /**
- * Makes `transform` paths absolute (relative to the config file's folder) and checks that
- * each file exists, naming every missing one.
+ * Makes the paths of files the config names absolute, relative to the config file's folder (the
+ * `transform` SQL files and `postgres.ssl.caBundle`), and checks that each file exists, naming
+ * every missing one.
  */
-async function resolveTransformFiles(config: PipelineConfig, file: string): Promise<PipelineConfig> {
+async function resolveConfigFiles(config: PipelineConfig, file: string): Promise<PipelineConfig> {
   const missing = await missingTransformFiles(config.transform, file);
-  if (missing.length > 0) throw new ConfigError(missing, file);
   const dir = path.dirname(file);
-  return { ...config, transform: config.transform.map((entry) => path.resolve(dir, entry)) };
+  const caBundle = config.postgres.ssl.caBundle;
+  const caBundlePath = caBundle === undefined ? undefined : path.resolve(dir, caBundle);
+  if (caBundlePath !== undefined) {
+    try {
+      await access(caBundlePath);
+    } catch {
+      missing.push({
+        path: 'postgres.ssl.caBundle',
+        message: `expected an existing PEM file of CA certificates (a relative path is read from the config's folder), got ${JSON.stringify(caBundle)} (${caBundlePath} does not exist)`,
+      });
+    }
+  }
+  if (missing.length > 0) throw new ConfigError(inDocumentOrder(missing), file);
+  return {
+    ...config,
+    transform: config.transform.map((entry) => path.resolve(dir, entry)),
+    postgres: {
+      ...config.postgres,
+      ssl: { ...config.postgres.ssl, ...(caBundlePath ? { caBundle: caBundlePath } : {}) },
+    },
+  };
 }
 
 /**
@@ -204,5 +224,5 @@ export async function loadConfig(file: string): Promise<PipelineConfig> {
     }
     value = exportedConfig(exports, absolute);
   }
-  return resolveTransformFiles(await parseWithTransformFiles(value, absolute), absolute);
+  return resolveConfigFiles(await parseWithTransformFiles(value, absolute), absolute);
 }

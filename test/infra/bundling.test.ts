@@ -33,7 +33,7 @@ describe('bundledConfig', () => {
     expect(parseConfig(JSON.parse(JSON.stringify(bundled.config)))).toEqual(bundled.config);
   });
 
-  it('copies a CA bundle given by a relative path from the working directory, as the CLI reads it', () => {
+  it('copies a CA bundle given by a relative path (a config not made by loadConfig) from the working directory', () => {
     // The bundling commands run in the project root, which need not be where cdk was started.
     const config = parseConfig({
       name: 'p',

@@ -683,10 +683,11 @@ describe('PipelineStack', () => {
       expect((error as ConfigError).issues).toEqual([
         {
           path: 'postgres.ssl.caBundle',
-          message: `expected the path of an existing PEM file (a relative path is read from the working directory, ${process.cwd()}), got "${missing}" (${path.resolve(missing)} does not exist)`,
+          message: `expected the path of an existing PEM file, got "${missing}" (${path.resolve(missing)} does not exist)`,
         },
       ]);
-      // An existing file, relative to the working directory as the CLI reads it, is accepted.
+      // An existing file is accepted (a config not loaded by loadConfig, whose relative paths are
+      // made absolute beside the config file: read from the working directory).
       const existing = path.relative(process.cwd(), LEAD_SCORE_SQL);
       expect(
         deploymentIssues({
@@ -805,7 +806,7 @@ describe('PipelineStack', () => {
     expect(() => app.synth()).toThrow(/AwsSolutions-SNS3/);
   });
 
-  it('names the config file in a problem only deployment finds (cdk synth)', async () => {
+  it('names the config file in a problem of the files it names, read beside it (cdk synth)', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'roundtrip-app-'));
     const file = path.join(dir, 'roundtrip.config.json');
     writeFileSync(
@@ -817,7 +818,7 @@ describe('PipelineStack', () => {
       }),
     );
     await expect(buildApp(newApp({ context: { [CONFIG_CONTEXT_KEY]: file } }))).rejects.toThrow(
-      `Invalid pipeline config ${file} (1 problem):\n  postgres.ssl.caBundle: expected the path of an existing PEM file`,
+      `Invalid pipeline config ${file} (1 problem):\n  postgres.ssl.caBundle: expected an existing PEM file of CA certificates (a relative path is read from the config's folder), got "no-such-ca-bundle.pem" (${path.join(dir, 'no-such-ca-bundle.pem')} does not exist)`,
     );
   });
 

@@ -333,4 +333,30 @@ describe('loadConfig', () => {
       },
     ]);
   });
+
+  it('reads a relative CA bundle beside the config, as the transform files, and names one that does not exist', async () => {
+    await mkdir(path.join(dir, 'certs'), { recursive: true });
+    await writeFile(path.join(dir, 'certs', 'rds.pem'), '-----BEGIN CERTIFICATE-----\n');
+    const ssl = (caBundle: string) => ({ ...minimal.postgres, ssl: { mode: 'verify-full', caBundle } });
+    const found = path.join(dir, 'ca-found.json');
+    await writeFile(found, JSON.stringify({ ...minimal, postgres: ssl('certs/rds.pem') }));
+    const gone = path.join(dir, 'ca-gone.json');
+    await writeFile(
+      gone,
+      JSON.stringify({ ...minimal, postgres: ssl('certs/gone.pem'), transform: ['nope.sql'] }),
+    );
+
+    expect((await loadConfig(found)).postgres.ssl.caBundle).toBe(path.join(dir, 'certs', 'rds.pem'));
+    // Named with the transform files that do not exist, in the config's order.
+    expect((await configError(loadConfig(gone))).issues).toEqual([
+      {
+        path: 'postgres.ssl.caBundle',
+        message: `expected an existing PEM file of CA certificates (a relative path is read from the config's folder), got "certs/gone.pem" (${path.join(dir, 'certs', 'gone.pem')} does not exist)`,
+      },
+      {
+        path: 'transform[0]',
+        message: `expected an existing SQL file, got "nope.sql" (${path.join(dir, 'nope.sql')} does not exist)`,
+      },
+    ]);
+  });
 });
