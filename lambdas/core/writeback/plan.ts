@@ -5,7 +5,8 @@
  * Salesforce here: its calls are the (cached) describe and, for what runs that ended left behind
  * ({@link resolveEndedRuns}), the look-ups of an insert keyed on an external ID whose results were
  * never recorded, and the Bulk jobs such runs left unfinished (closed and collected for insert,
- * aborted while `Open` for update and upsert).
+ * aborted while `Open` and collected once finished for update and upsert; update and upsert
+ * records such runs sent by a call whose outcome they never learned are sent again).
  *
  * Planning is set-based SQL generated from the describe, so that a million rows plan inside
  * PostgreSQL in a few times what COPY takes to load them (docs/writeback.md, "Measured"):
@@ -1137,14 +1138,34 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
              )
            : byHand
        }, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, $2::text) END`;
+  // Update and upsert: a key in a Bulk job of an ended run that was not collected (Salesforce had
+  // not finished it when resolveEndedRuns asked, or could not be asked) is kept back. Sent now, its
+  // current values could be written before the job's older ones, which would then stay in
+  // Salesforce while sync_state, once the job is collected, holds them and the plan compares the
+  // source with them; kept back, the next plan collects the job first and sends what differs.
+  const pendingJoin =
+    task.mode === 'insert'
+      ? ''
+      : `LEFT JOIN (
+           SELECT DISTINCT ON (${unknownKey}) ${unknownKey} AS key, x.run_id, x.job_id FROM (
+             SELECT p.key, p.run_id, p.job_id
+               FROM roundtrip.writeback_plans p
+               JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id
+               JOIN roundtrip.runs r ON r.run_id = p.run_id
+              WHERE p.task = $2 AND p.status = 'sent' AND p.attempts = 0 AND p.run_id <> $1
+                AND j.collected_at IS NULL AND r.status <> 'running') AS x
+            ORDER BY ${unknownKey}, x.run_id) AS u ON u.key = checked.${ki}`;
   const unknownCol =
     task.mode === 'insert'
       ? `, u.key AS unknown_key, u.run_id AS unknown_run, u.how AS unknown_how, u.job_id AS unknown_job`
-      : '';
+      : `, u.key AS unknown_key, u.run_id AS unknown_run, u.job_id AS unknown_job`;
+  const pendingMessage = `format(${sqlLiteral(
+    `key %s was sent for ${task.mode} by run %s in Bulk job %s, which Salesforce had not finished when this run planned: not sent by this run, so that the job cannot write its older values after this run's; the next plan collects the job and sends the key's current values if they differ from what it wrote`,
+  )}, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, unknown_job)`;
   const unknownRef =
     task.mode === 'insert'
       ? `CASE WHEN unknown_key IS NOT NULL THEN jsonb_build_array('INSERT_OUTCOME_UNKNOWN', ${sqlLiteral(task.keyColumn)}, ${unknownMessage('unknown_how', 'unknown_job')}) END`
-      : 'NULL::jsonb';
+      : `CASE WHEN unknown_key IS NOT NULL THEN jsonb_build_array('OUTCOME_PENDING', ${sqlLiteral(task.keyColumn)}, ${pendingMessage}) END`;
   const salesforceIdSql = task.mode === 'update' ? 'btrim(k)' : 'cur_salesforce_id';
   // A key repeated or missing: its rows are rejected by insertKeyErrors.
   const specialSql = `(copies > 1 OR k IS NULL OR btrim(k) = '')`;
@@ -1188,6 +1209,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
                     ${freshJoin}
                     ${insertedJoin}
                     ${unknownJoin}
+                    ${pendingJoin}
                   -- The changed test (a payload built and compared) runs once per row, not once per reference.
                   OFFSET 0
                 ) AS joined

@@ -3,8 +3,9 @@
  * recording, a call whose answer was lost), resolved by looking their external ID up in
  * Salesforce: a record created since the send is recorded, a key never created is sent again or
  * released. The push reconciles its own run's records ({@link reconcileSentInserts}); the plan
- * resolves those of runs that ended ({@link resolveEndedRuns}), and aborts the update and upsert
- * Bulk jobs they left `Open` in Salesforce.
+ * resolves those of runs that ended ({@link resolveEndedRuns}): their inserts so, their update and
+ * upsert records by collecting their Bulk jobs or sending the records' current values again, and
+ * it aborts the update and upsert Bulk jobs they left `Open` in Salesforce.
  */
 import type { PoolClient } from 'pg';
 import type { SalesforceConnector } from '../../connectors/salesforce';
@@ -328,7 +329,17 @@ export interface EndedRunsResolved {
   jobs: number;
   /** Update and upsert Bulk jobs of ended runs aborted (found `Open`). */
   aborted: number;
+  /** Update and upsert records of ended runs whose outcome is unknown: their keys sent again. */
+  resent: number;
 }
+
+/**
+ * The `value_hash` that `sync_state` holds for a key whose synced values are unknown (with no
+ * `synced_values`): an update or upsert was sent and its outcome never learned, so Salesforce may
+ * hold those values or the ones before. No md5 equals it, so the plan's comparison with
+ * `sync_state` finds the key changed and sends its current values; the next success replaces it.
+ */
+export const UNKNOWN_VALUE_HASH = 'unknown';
 
 /**
  * What runs which have ended left unresolved, resolved by the next plan of the task (under the
@@ -347,8 +358,20 @@ export interface EndedRunsResolved {
  *   Rows whose call or job may still be running stay refused, and so do jobs Salesforce no longer
  *   answers for. Without an external-ID key nothing can be looked up: they stay refused until
  *   someone records them by hand.
+ * - update and upsert records they left `sent`, whose values Salesforce may hold or not (while
+ *   `sync_state` holds the values before: a source going back to those would compare unchanged,
+ *   and Salesforce would keep the lost values until the source changed again):
+ *   - carried by a Bulk job that run never collected: once Salesforce says the job is finished,
+ *     collected into that run as for inserts ({@link collectJobsOfEndedRuns}), so its successes
+ *     reach `sync_state`; a job still running is asked about again by a later plan, and its keys
+ *     are kept back meanwhile (plan.ts, `OUTCOME_PENDING`);
+ *   - sent by Collections calls (or in a job Salesforce no longer answers for) at least
+ *     {@link INSERT_SETTLE_MS} ago: failed in that run with `OUTCOME_UNKNOWN`, and their keys'
+ *     synced values marked unknown, so that the plan sends their current values again
+ *     ({@link resendUnknownWrites}; an update or upsert sent again writes the same values). Rows
+ *     sent more recently stay for a later plan. No Salesforce call.
  * A job or row of the run planning, or of any run still running, is never touched. Salesforce is
- * called only for such jobs and rows: a task without them costs no call.
+ * called only for such jobs and for insert rows: a task without them costs no call.
  */
 export async function resolveEndedRuns(
   deps: CoreDeps,
@@ -358,19 +381,24 @@ export async function resolveEndedRuns(
   taskName: string,
   logger: Logger,
 ): Promise<EndedRunsResolved> {
-  const resolved = { runs: 0, recorded: 0, released: 0, jobs: 0, aborted: 0 };
+  const resolved = { runs: 0, recorded: 0, released: 0, jobs: 0, aborted: 0, resent: 0 };
   const inserts = mapping.task.mode === 'insert' && mapping.keyField !== undefined;
+  const rewrites = mapping.task.mode === 'update' || mapping.task.mode === 'upsert';
   // A run marked ended may still have a push alive (an execution stopped from the console does
   // not stop its Lambda): that push holds the task's lock. Then nothing is resolved this time.
   const locked = await ifTaskLockFree(deps, taskName, async () => {
     await abortJobsOfEndedRuns(deps, sf, runId, taskName, logger, resolved);
     if (inserts) await resolveLocked(deps, sf, mapping, runId, taskName, logger, resolved);
+    if (rewrites) {
+      await collectJobsOfEndedRuns(deps, sf, runId, taskName, logger, resolved, 'collect');
+      await resendUnknownWrites(deps, mapping, runId, taskName, logger, resolved);
+    }
   });
   if (!locked.ran) {
     logger.info(
       'A push or collect of this task is running: what ended runs left is resolved by a later plan',
     );
-  } else if (resolved.runs + resolved.jobs + resolved.aborted > 0) {
+  } else if (resolved.runs + resolved.jobs + resolved.aborted + resolved.resent > 0) {
     logger.info('Resolved what runs that ended left without an outcome', resolved);
   }
   return resolved;
@@ -548,11 +576,32 @@ async function resolveLocked(
     resolved.released += counts.notFound;
     if (counts.recorded + counts.notFound > 0) await refreshEndedRun(deps, ended, taskName, runId);
   }
+  await collectJobsOfEndedRuns(deps, sf, runId, taskName, logger, resolved, 'close');
+}
+
+/**
+ * Bulk jobs of ended runs that were never collected, whose records are still `sent`: each is
+ * asked for its state, and collected into its run once Salesforce says it is finished (its
+ * successes reach `sync_state`, its failures that run's `writeback_errors`). `close` (inserts)
+ * first closes a job recorded `Uploaded` that Salesforce still has `Open`; `collect` (update and
+ * upsert) leaves the jobs recorded `Open` or `Uploaded` to {@link abortJobsOfEndedRuns}, which
+ * aborts those still `Open`. A job still running is left for a later plan.
+ */
+async function collectJobsOfEndedRuns(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  runId: string,
+  taskName: string,
+  logger: Logger,
+  resolved: EndedRunsResolved,
+  recordedUploaded: 'close' | 'collect',
+): Promise<void> {
   const { rows: jobs } = await deps.pg.query<EndedRunJob>(
     `SELECT j.run_id, j.job_id, j.state, j.first_seq, j.last_seq
        FROM roundtrip.writeback_jobs j JOIN roundtrip.runs r ON r.run_id = j.run_id
       WHERE j.task = $1 AND j.run_id <> $2 AND r.status <> 'running' AND j.api = 'bulk'
         AND j.collected_at IS NULL AND j.state <> 'Superseded'
+        ${recordedUploaded === 'collect' ? `AND j.state NOT IN ('Open', 'Uploaded')` : ''}
         AND EXISTS (SELECT 1 FROM roundtrip.writeback_plans l
                      WHERE l.run_id = j.run_id AND l.task = j.task AND l.job_id = j.job_id AND l.status = 'sent'
                        AND l.attempts = 0)
@@ -560,8 +609,9 @@ async function resolveLocked(
     [taskName, runId],
   );
   for (const j of jobs) {
-    // Unreadable: its records stay refused (a job Salesforce no longer knows, to be recorded by
-    // hand; otherwise asked again by a later plan).
+    // Unreadable: its records stay as they are (a job Salesforce no longer knows is recorded
+    // NotFound: inserts are then recorded by hand, update and upsert records sent again by
+    // resendUnknownWrites; otherwise asked again by a later plan).
     let job = await readJobOfEndedRun(deps, sf, j, runId, taskName, logger);
     if (!job) continue;
     // Uploaded and never closed: the run ended between its Uploaded mark and a close that reached
@@ -597,6 +647,85 @@ async function resolveLocked(
 }
 
 /**
+ * Update and upsert records that runs which have ended left `sent`, without an outcome, sent by a
+ * Collections call (no Bulk job, or sent again by the row-lock retry pass) or in a Bulk job
+ * Salesforce no longer answers for (recorded `NotFound`, collected). Salesforce may hold their
+ * values or the ones before, while `sync_state` holds the ones before: a source going back to
+ * those would compare unchanged, and Salesforce would keep the lost values for ever. Once the call
+ * is certainly over (sent at least {@link INSERT_SETTLE_MS} ago: Salesforce runs a call for up to
+ * 10 minutes, and one still running could write its values after the plan's), in one statement:
+ * - the ledger row becomes `failed`, with an `OUTCOME_UNKNOWN` error in that run naming the run
+ *   that resolved it (the audit trail: what was sent, and that nobody knows whether it was
+ *   written);
+ * - the key's `sync_state` row gets {@link UNKNOWN_VALUE_HASH} and no values, synced at the time
+ *   the call was certainly over (the send plus {@link INSERT_SETTLE_MS}): compared with
+ *   `sync_state`, the key is changed, and the plan sends its current values again (an update or
+ *   upsert sent again writes the same values). Compared with an extracted copy, that time decides
+ *   as for any record synced: a copy loaded before it may not show what the call wrote, so the
+ *   key is compared with `sync_state` (changed); a copy loaded after it shows what Salesforce
+ *   holds, and the key is compared with the copy. A `sync_state` row synced at or after that time
+ *   (a later run wrote the key once the call was over) already says what Salesforce holds, and is
+ *   left as it is.
+ * The ended runs' figures are counted again in the same transaction. Rows sent more recently stay
+ * `sent`, for a later plan. No Salesforce call; run again (a retried plan step) it finds nothing.
+ */
+async function resendUnknownWrites(
+  deps: CoreDeps,
+  mapping: WritebackMapping,
+  runId: string,
+  taskName: string,
+  logger: Logger,
+  resolved: EndedRunsResolved,
+): Promise<void> {
+  const operation = mapping.task.mode;
+  const settleMinutes = INSERT_SETTLE_MS / 60_000;
+  const counts = await withTransaction(deps.pg, async (client) => {
+    const { rows } = await client.query<{ run_id: string; n: number }>(
+      `WITH picked AS (
+         SELECT p.run_id, p.key, p.salesforce_id, p.job_id, p.payload, p.updated_at AS sent_at
+           FROM roundtrip.writeback_plans p
+           JOIN roundtrip.runs r ON r.run_id = p.run_id
+           LEFT JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id
+          WHERE p.task = $1 AND p.status = 'sent' AND p.run_id <> $2 AND r.status <> 'running'
+            AND (${sentByCall('p')} OR j.collected_at IS NOT NULL)
+            AND p.updated_at <= now() - $3 * interval '1 millisecond'
+            FOR UPDATE OF p),
+       failed AS (
+         UPDATE roundtrip.writeback_plans p SET status = 'failed', updated_at = now()
+           FROM picked x
+          WHERE p.run_id = x.run_id AND p.task = $1 AND p.key = x.key AND p.status = 'sent'
+          RETURNING x.run_id, x.key, x.salesforce_id, x.job_id, x.payload, x.sent_at),
+       reported AS (
+         INSERT INTO roundtrip.writeback_errors (run_id, task, key, salesforce_id, stage, job_id, code, message, payload)
+         SELECT run_id, $1, key, salesforce_id, 'push', job_id, 'OUTCOME_UNKNOWN',
+                format('sent for %s by this run, whose result was never recorded: Salesforce may hold these values or not. Run %s found the call over (sent at least %s minutes before) and marked the key''s synced values unknown in roundtrip.sync_state, so that its plan compares the key''s current values with what Salesforce is known to hold, and sends the key''s current values again unless a copy extracted since shows them (an %s sent twice writes the same values)',
+                       $5::text, $2::text, $6::int, $5::text),
+                payload
+           FROM failed),
+       marked AS (
+         INSERT INTO roundtrip.sync_state AS s (task, key, salesforce_id, value_hash, synced_values, synced_at, run_id)
+         SELECT DISTINCT ON (key) $1, key, salesforce_id, $4, NULL, sent_at + $3 * interval '1 millisecond', run_id
+           FROM failed ORDER BY key, sent_at DESC
+         ON CONFLICT (task, key) DO UPDATE
+            SET value_hash = EXCLUDED.value_hash, synced_values = NULL, synced_at = EXCLUDED.synced_at,
+                run_id = EXCLUDED.run_id, salesforce_id = coalesce(s.salesforce_id, EXCLUDED.salesforce_id)
+          WHERE s.synced_at < EXCLUDED.synced_at)
+       SELECT run_id, count(*)::int AS n FROM failed GROUP BY run_id ORDER BY run_id`,
+      [taskName, runId, INSERT_SETTLE_MS, UNKNOWN_VALUE_HASH, operation, settleMinutes],
+    );
+    for (const r of rows) await refreshEndedRunIn(client, r.run_id, taskName, runId);
+    return rows;
+  });
+  if (counts.length === 0) return;
+  const resent = counts.reduce((n, r) => n + r.n, 0);
+  resolved.resent += resent;
+  logger.warn(
+    `${operation} records that ended runs sent without learning the outcome: their synced values are marked unknown, and their current values are sent again`,
+    { runs: counts.map((r) => r.run_id), records: resent },
+  );
+}
+
+/**
  * The ended run's figures for the task (`written`, `failed`, `outcomeUnknown` in its summary),
  * counted again from its ledger once some of its records were resolved, with the run that
  * resolved them: `roundtrip status` then tells what became of them. A run whose summary has no
@@ -609,22 +738,30 @@ async function refreshEndedRun(
   taskName: string,
   byRunId: string,
 ): Promise<void> {
-  await withTransaction(deps.pg, async (client) => {
-    const { rows } = await client.query<{ has: boolean; pruned: boolean }>(
-      `SELECT (summary->'writeback'->$2) ? 'outcomeUnknown' AS has,
-              coalesce(summary ? 'detailsPrunedAt', false) AS pruned
-         FROM roundtrip.runs WHERE run_id = $1`,
-      [endedRunId, taskName],
-    );
-    if (rows[0]?.has === true) {
-      const outcomes = await ledgerOutcomes(client, endedRunId, taskName);
-      await mergeRunSummary(client, endedRunId, ['writeback', taskName], {
-        written: outcomes.succeeded,
-        failed: outcomes.failed,
-        outcomeUnknown: outcomes.sent,
-        outcomesResolvedBy: byRunId,
-      });
-    }
-    if (rows[0]?.pruned === true) await pruneResolvedDetails(client, endedRunId, taskName);
-  });
+  await withTransaction(deps.pg, (client) => refreshEndedRunIn(client, endedRunId, taskName, byRunId));
+}
+
+/** {@link refreshEndedRun} in the caller's transaction. */
+async function refreshEndedRunIn(
+  client: PoolClient,
+  endedRunId: string,
+  taskName: string,
+  byRunId: string,
+): Promise<void> {
+  const { rows } = await client.query<{ has: boolean; pruned: boolean }>(
+    `SELECT (summary->'writeback'->$2) ? 'outcomeUnknown' AS has,
+            coalesce(summary ? 'detailsPrunedAt', false) AS pruned
+       FROM roundtrip.runs WHERE run_id = $1`,
+    [endedRunId, taskName],
+  );
+  if (rows[0]?.has === true) {
+    const outcomes = await ledgerOutcomes(client, endedRunId, taskName);
+    await mergeRunSummary(client, endedRunId, ['writeback', taskName], {
+      written: outcomes.succeeded,
+      failed: outcomes.failed,
+      outcomeUnknown: outcomes.sent,
+      outcomesResolvedBy: byRunId,
+    });
+  }
+  if (rows[0]?.pruned === true) await pruneResolvedDetails(client, endedRunId, taskName);
 }
