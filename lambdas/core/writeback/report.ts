@@ -59,8 +59,9 @@ const KEPT_ERROR = `(e.stage = 'push' AND e.code = 'INSERT_OUTCOME_UNKNOWN')`;
  * `now` (another pipeline sharing the database keeps its own, by its own setting): their
  * plan pages, their ledger rows and their errors. Kept: the runs themselves (status, summary,
  * error), their jobs, and the marks that keep an insert from being sent twice (ledger rows left
- * `sent`, `INSERT_OUTCOME_UNKNOWN` errors), which later plans read. A run is pruned once (its
- * summary records `detailsPrunedAt`).
+ * `sent`, `INSERT_OUTCOME_UNKNOWN` errors) and by which an update or upsert whose outcome was
+ * never learned is sent again (ledger rows left `sent`), which later plans read. A run is pruned
+ * once (its summary records `detailsPrunedAt`).
  */
 export async function pruneRunDetails(
   client: PoolClient,

@@ -323,6 +323,35 @@ describe('update and upsert records left without an outcome by runs that ended',
       },
     );
 
+    it('sends again the keys of a job Salesforce no longer knows, once their call is over', async () => {
+      const m = modes[1];
+      const prefix = 'forgotten';
+      const deps = env.deps({ writeback: [{ ...m.config, bulkThreshold: 5 }] });
+      const { dead, jobId } = await uncollected(deps, m, prefix);
+      await finished(jobId);
+      // Days later, Salesforce has deleted the job: an Id it does not know answers 404 NOT_FOUND.
+      const gone = '750000000000998AAA';
+      await env.pool.query(`UPDATE roundtrip.writeback_jobs SET job_id = $2 WHERE run_id = $1`, [dead, gone]);
+      await env.pool.query(`UPDATE roundtrip.writeback_plans SET job_id = $2 WHERE run_id = $1`, [
+        dead,
+        gone,
+      ]);
+      await outlastCallTimeLimit(env, dead);
+      await m.source(prefix, 0);
+
+      const next = await env.newRun();
+      const result = await runWriteback(deps, { runId: next, task: m.task });
+
+      expect(result.plan).toMatchObject({ rejected: 0, changed: 6 });
+      expect(scoresOf(prefix)).toEqual([1, 2, 3, 4, 5, 6]);
+      const { rows } = await env.pool.query(`SELECT state FROM roundtrip.writeback_jobs WHERE run_id = $1`, [
+        dead,
+      ]);
+      expect(rows).toEqual([{ state: 'NotFound' }]);
+      expect(await ledger(dead)).toEqual([{ status: 'failed', n: 6 }]);
+      expect((await errorsOf(env, dead)).map((e) => e.code)).toEqual(Array(6).fill('OUTCOME_UNKNOWN'));
+    });
+
     it('keeps back the keys of a job still running, so that it cannot write its older values last', async () => {
       const m = modes[0];
       const prefix = 'running';
