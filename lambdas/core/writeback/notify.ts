@@ -119,6 +119,7 @@ export async function failedRunNotification(
       '',
       'Sent with no outcome recorded (the run ended before it heard back):',
       `  SELECT task, key, salesforce_id, job_id FROM roundtrip.writeback_plans WHERE run_id = '${runId}' AND status = 'sent';`,
+      '  The next plan of each task resolves them once their call is certainly over (Salesforce runs a call for up to 10 minutes) or their Bulk job has finished: a job is collected, update and upsert records sent by a call are sent again, insert records are looked up by their external ID (without one, they are to be recorded by hand).',
     );
   }
   const url = executionConsoleUrl(executionArn);

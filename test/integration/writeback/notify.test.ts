@@ -218,6 +218,8 @@ describe('the notification of a failed run', () => {
     expect(message).toContain(
       `  SELECT task, key, salesforce_id, job_id FROM roundtrip.writeback_plans WHERE run_id = '${runId}' AND status = 'sent';`,
     );
+    // What becomes of them: the next plan sends these update records again once their call is over.
+    expect(message).toContain('update and upsert records sent by a call are sent again');
   });
 
   it('keeps the run’s outcome when the topic cannot be reached; a later report of the run (a retried step) sends it', async () => {
