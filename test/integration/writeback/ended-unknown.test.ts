@@ -190,7 +190,7 @@ describe('update and upsert records left without an outcome by runs that ended',
       },
     );
 
-    it('a plan step that dies after resolving, retried, resolves nothing twice and still sends the values', async () => {
+    it('a plan step that fails after resolving, run again, resolves nothing twice and still sends the values', async () => {
       const m = modes[0];
       const prefix = 'retried';
       const deps = env.deps({ writeback: [m.config] });
