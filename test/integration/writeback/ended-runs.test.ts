@@ -354,6 +354,17 @@ describe('inserts left without an outcome by runs that ended', () => {
     await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
     expect(await ledger(dead)).toEqual([{ status: 'failed', n: 1 }]);
   });
+  /** A connector through which no close reaches Salesforce: the job stays Open, recorded Uploaded. */
+  const noClose = (): typeof env.connector =>
+    Object.create(env.connector, {
+      request: {
+        value: (operation: string, method: 'PATCH', path: string, body?: unknown) =>
+          method === 'PATCH' && path.startsWith('/jobs/ingest/')
+            ? Promise.reject(new TransientError(`${operation}: Salesforce is unreachable`))
+            : env.connector.request(operation, method, path, body),
+      },
+    }) as typeof env.connector;
+
   describe('through Bulk jobs', () => {
     const bulkInsert = { ...insert, bulkThreshold: 5 };
 
@@ -406,16 +417,8 @@ describe('inserts left without an outcome by runs that ended', () => {
       await planWriteback(deps, { runId: dead, task: 'Lead-insert' });
       // The whole CSV is uploaded (the job recorded Uploaded, its records `sent`), and no close
       // ever reaches Salesforce before the run's retries are spent: the run ends, its job Open.
-      const noClose = Object.create(env.connector, {
-        request: {
-          value: (operation: string, method: 'PATCH', path: string, body?: unknown) =>
-            method === 'PATCH' && path.startsWith('/jobs/ingest/')
-              ? Promise.reject(new TransientError(`${operation}: Salesforce is unreachable`))
-              : env.connector.request(operation, method, path, body),
-        },
-      }) as typeof env.connector;
       await expect(
-        pushWriteback({ ...deps, salesforce: noClose }, { runId: dead, task: 'Lead-insert' }),
+        pushWriteback({ ...deps, salesforce: noClose() }, { runId: dead, task: 'Lead-insert' }),
       ).rejects.toThrow(/unreachable/);
       await reportRun(deps, { runId: dead, error: { Error: 'TransientError', Cause: 'retries spent' } });
       expect(await ledger(dead)).toEqual([{ status: 'sent', n: 6 }]);
@@ -520,17 +523,6 @@ describe('inserts left without an outcome by runs that ended', () => {
         putStream: {
           value: (operation: string) =>
             Promise.reject(new TransientError(`${operation}: Salesforce is unreachable`)),
-        },
-      }) as typeof env.connector;
-
-    /** A connector through which no close reaches Salesforce: the job stays Open, recorded Uploaded. */
-    const noClose = (): typeof env.connector =>
-      Object.create(env.connector, {
-        request: {
-          value: (operation: string, method: 'PATCH', path: string, body?: unknown) =>
-            method === 'PATCH' && path.startsWith('/jobs/ingest/')
-              ? Promise.reject(new TransientError(`${operation}: Salesforce is unreachable`))
-              : env.connector.request(operation, method, path, body),
         },
       }) as typeof env.connector;
 
