@@ -324,6 +324,9 @@ describe('the bundled steps run by node as Lambda runs them, traced', () => {
       api: 'collections',
       planned: LEADS.length,
       done: 1_000,
+      // The task's calls so far: the plan's, and the API calls of this invocation (a new Lambda: it
+      // signs in, which is no API call, and describes Lead).
+      apiCalls: Number((plan as { apiCalls?: number }).apiCalls ?? 0) + sf.calls.count({ counted: true }),
     });
     expect(await invoke('writeback-push', push, 0)).toMatchObject({
       status: 'collected',
