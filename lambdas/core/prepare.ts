@@ -213,14 +213,24 @@ export async function prepare(
   if (tasks.salesforce.length > 0 || tasks.writeback.length > 0) {
     const sf = await salesforceOf(deps, 'Prepare');
     const before = sf.apiCalls;
-    const limits = await sf.limits();
+    let limits: SalesforceLimits;
     const perTask: ExtractForecast[] = [];
-    for (const name of tasks.salesforce) {
-      const task = config.extract.find((t) => t.name === name) as SalesforceExtractTask;
-      perTask.push(await forecastExtract(deps, task, full, options));
+    let spent = 0;
+    try {
+      limits = await sf.limits();
+      for (const name of tasks.salesforce) {
+        const task = config.extract.find((t) => t.name === name) as SalesforceExtractTask;
+        perTask.push(await forecastExtract(deps, task, full, options));
+      }
+    } finally {
+      // Prepare's own calls (limits, the counts) are part of the run's cost, spent whether or not
+      // the budget lets the run go on, or this attempt gets to the end: added to what earlier
+      // attempts of a retried Prepare recorded (set, a retry's calls replaced theirs).
+      spent = sf.apiCalls - before;
+      spentByRun = await withTransaction(deps.pg, (client) =>
+        addRunApiCalls(client, runId, ['prepare'], spent),
+      );
     }
-    // Prepare's own calls (limits, the counts) are part of the run's cost.
-    const spent = sf.apiCalls - before;
     const total = spent + perTask.reduce((sum, t) => sum + t.apiCalls, 0);
     const daily = limits[DAILY_API_REQUESTS_LIMIT];
     forecast = {
@@ -228,11 +238,6 @@ export async function prepare(
       ...(daily ? { dailyRemaining: daily.Remaining, dailyMax: daily.Max } : {}),
     };
     logger.info('Salesforce API forecast', { ...forecast, perTask });
-    // Spent whether or not the budget lets the run go on: part of what the run reports it spent,
-    // with what earlier attempts of a retried Prepare spent.
-    spentByRun = await withTransaction(deps.pg, (client) =>
-      addRunApiCalls(client, runId, ['prepare'], spent),
-    );
     checkBudget(config, total, perTask, limits);
   }
 
