@@ -5,7 +5,8 @@
  * errors by task, stage and code, the first records that failed with Salesforce's (or the plan's)
  * message, and where to see every one: the SQL, and the execution in the console.
  *
- * Sent once per run: `summary.notifiedAt` records it, so a retried Report does not send it again.
+ * Sent once per run: `summary.notifiedAt` records it, so a retried Report does not send it again
+ * (but for a Report that died between sending it and recording so: {@link notifyFailedRun}).
  */
 import type { ClientBase } from 'pg';
 import { withTransaction } from '../../connectors/postgres';
@@ -133,8 +134,12 @@ export async function failedRunNotification(
 
 /**
  * Sends the notification of a failed run through `deps.notifier`, once (see the module comment).
- * Best effort: a notification that cannot be sent is logged; the run's outcome stands, and the
- * alarm on failed executions still goes to the same topic.
+ * Best effort: a notification the topic does not take is logged; the run's outcome stands, and the
+ * alarm on failed executions still goes to the same topic. PostgreSQL failing around it (reading
+ * the run and its errors, recording `notifiedAt`) fails the step as any of its statements would: a
+ * TransientError, retried, and the retry sends it (swallowed with the topic's, a dropped connection
+ * left the run never told of). A Report whose Lambda dies, or whose connection drops, between the
+ * send and the commit of `notifiedAt` sends it again when retried: at least once, never lost.
  */
 export async function notifyFailedRun(
   deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock' | 'notifier'>,
@@ -142,24 +147,28 @@ export async function notifyFailedRun(
 ): Promise<void> {
   const notifier = deps.notifier;
   if (!notifier || output.status !== 'failed') return;
-  const sent = await warnOnFailure(
-    deps.logger,
-    'Could not send the notification of the failed run',
-    { runId: output.runId },
-    () =>
-      withTransaction(deps.pg, async (client) => {
-        const { rows } = await client.query<{ notified: boolean; execution_arn: string | null }>(
-          `SELECT coalesce(summary ? 'notifiedAt', false) AS notified, execution_arn
-             FROM roundtrip.runs WHERE run_id = $1 FOR UPDATE`,
-          [output.runId],
-        );
-        const run = rows[0];
-        if (!run || run.notified) return false;
-        const message = await failedRunNotification(client, deps.config.name, output, run.execution_arn);
+  const sent = await withTransaction(deps.pg, async (client) => {
+    const { rows } = await client.query<{ notified: boolean; execution_arn: string | null }>(
+      `SELECT coalesce(summary ? 'notifiedAt', false) AS notified, execution_arn
+         FROM roundtrip.runs WHERE run_id = $1 FOR UPDATE`,
+      [output.runId],
+    );
+    const run = rows[0];
+    if (!run || run.notified) return false;
+    const message = await failedRunNotification(client, deps.config.name, output, run.execution_arn);
+    const published = await warnOnFailure(
+      deps.logger,
+      'Could not send the notification of the failed run',
+      { runId: output.runId },
+      async () => {
         await notifier.publish(message);
-        await mergeRunSummary(client, output.runId, ['notifiedAt'], deps.clock.now().toISOString());
         return true;
-      }),
-  );
+      },
+    );
+    // Not sent: not recorded either, so that a later report of the run (a retried step) sends it.
+    if (!published) return false;
+    await mergeRunSummary(client, output.runId, ['notifiedAt'], deps.clock.now().toISOString());
+    return true;
+  });
   if (sent) deps.logger.info('Sent the notification of the failed run', { runId: output.runId });
 }

@@ -3,7 +3,7 @@
  * real SNS client over HTTP to a stand-in: which run and why, the write-back figures, the errors
  * by task, stage and code, the first records with their messages, where to see them all; once
  * per run; nothing for a run that succeeded; a notification that cannot be sent does not change
- * the run's outcome and is sent by a retried report.
+ * the run's outcome and is sent by a retried report, as is one that PostgreSQL failed.
  */
 import { planWriteback, pushWriteback, reportRun } from '../../../lambdas/core/writeback';
 import { executionConsoleUrl } from '../../../lambdas/core/writeback/notify';
@@ -235,6 +235,42 @@ describe('the notification of a failed run', () => {
       ),
     ).toBeDefined();
     sns.failNext = 0;
+    await reportRun(d, { runId });
+    expect(sns.published).toHaveLength(1);
+  });
+
+  it('fails the report transiently when PostgreSQL drops the connection as it tells of the run; the retry sends it, once', async () => {
+    const runId = await failedRun();
+    const d = deps();
+    // The connection drops under the notification's first statement (it reads whether the run was
+    // told of), once, as a network or a server restart drops it.
+    let dropped = false;
+    const pg = new Proxy(d.pg, {
+      get(target, prop) {
+        if (prop !== 'connect') return Reflect.get(target, prop, target) as unknown;
+        return async () => {
+          const client = await target.connect();
+          return new Proxy(client, {
+            get(c, p) {
+              const value: unknown = Reflect.get(c, p, c);
+              if (p !== 'query')
+                return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(c) : value;
+              return (...args: unknown[]) => {
+                if (!dropped && typeof args[0] === 'string' && args[0].includes(`'notifiedAt'`)) {
+                  dropped = true;
+                  return Promise.reject(new Error('Connection terminated unexpectedly'));
+                }
+                return (c.query as (...a: unknown[]) => unknown)(...args);
+              };
+            },
+          });
+        };
+      },
+    });
+    await expect(reportRun({ ...d, pg }, { runId })).rejects.toMatchObject({ name: 'TransientError' });
+    expect(sns.published).toEqual([]);
+    expect((await reportRun(d, { runId })).status).toBe('failed');
+    expect(sns.published).toHaveLength(1);
     await reportRun(d, { runId });
     expect(sns.published).toHaveLength(1);
   });
