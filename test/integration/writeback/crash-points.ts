@@ -1,7 +1,8 @@
 /**
  * Crash injection for the write-back's crash-point sweep (crash-sweep.test.ts): a PostgreSQL pool
- * and a Salesforce connector, given to the core steps in place of the real ones, that number every
- * statement and every Salesforce call of the steps they serve and make the chosen one fail, once.
+ * and a Salesforce connector, given to the core steps in place of the real ones (Prepare, plan,
+ * push, collect, Report), that number every statement and every Salesforce call of the steps they
+ * serve and make the chosen one fail, once.
  *
  * Two ways to fail:
  * - the Lambda dies (`pg-dies-before`, `pg-dies-after-commit`, `step-output-lost`): from that point
@@ -15,6 +16,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { SalesforceEmulator } from '../../../emulators/salesforce';
 import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
+import { classifyPostgresError } from '../../../lambdas/connectors/postgres/errors';
 import { TransientError } from '../../../lambdas/shared/errors';
 
 /** Where and how the one crash of a scenario happens. */
@@ -112,6 +114,10 @@ export class CrashInjector {
   firedAt = '';
   /** Whether the current invocation is dead (the crash was a death). */
   private dead = false;
+  /** The kind of crash that happened, once it did. */
+  get firedKind(): CrashKind | undefined {
+    return this.fired ? this.crash?.kind : undefined;
+  }
   /** Whether the current invocation's Lambda died of the crash. */
   private diedNow = false;
   readonly counts: PointCounts = { statements: 0, outside: 0, commits: 0, calls: 0, invocations: 0 };
@@ -207,8 +213,11 @@ export class CrashInjector {
     }
     if (outside && this.hits('pg-fails', this.counts.outside)) {
       this.fire(`statement ${n} failed: ${shortSql(text)}`, false);
-      // What pg says when the server or the network drops the connection mid-statement.
-      return refuse(new Error('Connection terminated unexpectedly'));
+      // What pg says when the server or the network drops the connection mid-statement. The
+      // pool's own query classifies its errors (classifyQueryErrors of pool.ts): one sent to the
+      // pool reaches the step as the real pool would hand it over.
+      const dropped = new Error('Connection terminated unexpectedly');
+      return refuse(session ? dropped : classifyPostgresError(dropped));
     }
     if (isCommit && this.hits('pg-dies-after-commit', this.counts.commits)) {
       this.fire(`after COMMIT ${this.counts.commits} (statement ${n})`, true);
@@ -326,6 +335,29 @@ export class CrashInjector {
             async () => {
               await sf.describe(objectName);
               throw lost(`describe ${objectName}`);
+            },
+          ),
+      },
+      // Prepare's calls (lambdas/core/prepare.ts): the org's limits, and an extract's COUNT().
+      limits: {
+        value: () =>
+          this.call(
+            'GET /limits',
+            () => sf.limits(),
+            async () => {
+              await sf.limits();
+              throw lost('limits');
+            },
+          ),
+      },
+      count: {
+        value: (soql: string, options?: { includeDeleted?: boolean }) =>
+          this.call(
+            `count (${soql})`,
+            () => sf.count(soql, options),
+            async () => {
+              await sf.count(soql, options);
+              throw lost('count');
             },
           ),
       },
