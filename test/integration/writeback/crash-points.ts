@@ -32,6 +32,12 @@ export type CrashKind =
    * what is retried, that is `pg-dies-before` at the same statement, which the sweep goes through.)
    */
   | 'pg-fails'
+  /**
+   * The Nth statement sent outside a transaction fails as `pg-fails` does, and so does every retry
+   * of the step: when the step fails of it, its retries are spent, and the run fails (the state
+   * machine's Catch), is reported, and the next run goes on from what it left.
+   */
+  | 'pg-fails-run-ends'
   /** The Nth Salesforce call fails before it reaches Salesforce. */
   | 'sf-fails-before'
   /** The Nth Salesforce call is applied by Salesforce and its answer lost. */
@@ -44,6 +50,7 @@ export const CRASH_KINDS: readonly CrashKind[] = [
   'pg-dies-before',
   'pg-dies-after-commit',
   'pg-fails',
+  'pg-fails-run-ends',
   'sf-fails-before',
   'sf-answer-lost',
   'step-output-lost',
@@ -120,6 +127,8 @@ export class CrashInjector {
   }
   /** Whether the current invocation's Lambda died of the crash. */
   private diedNow = false;
+  /** Whether a statement of the current invocation failed for good (`pg-fails-run-ends`). */
+  private failsForGood = false;
   readonly counts: PointCounts = { statements: 0, outside: 0, commits: 0, calls: 0, invocations: 0 };
   /** Salesforce calls that write (REST writes, Bulk job calls and uploads), armed or not. */
   writes = 0;
@@ -150,6 +159,7 @@ export class CrashInjector {
   startInvocation(): void {
     this.dead = false;
     this.diedNow = false;
+    this.failsForGood = false;
     if (this.armed && !this.fired) this.counts.invocations += 1;
   }
 
@@ -175,6 +185,14 @@ export class CrashInjector {
   settle(): void {
     this.dead = false;
     this.diedNow = false;
+  }
+
+  /**
+   * Whether a statement of the current invocation failed for good: a step that fails now has its
+   * retries spent (`pg-fails-run-ends`).
+   */
+  get failedForGoodInThisInvocation(): boolean {
+    return this.failsForGood;
   }
 
   /** Whether the current invocation's Lambda died (its error is the crash's, whatever it says). */
@@ -211,8 +229,10 @@ export class CrashInjector {
       this.fire(`before statement ${n}: ${shortSql(text)}`, true);
       return refuse(this.crashError(`statement ${n}`));
     }
-    if (outside && this.hits('pg-fails', this.counts.outside)) {
-      this.fire(`statement ${n} failed: ${shortSql(text)}`, false);
+    const forGood = outside && this.hits('pg-fails-run-ends', this.counts.outside);
+    if (forGood || (outside && this.hits('pg-fails', this.counts.outside))) {
+      this.fire(`statement ${n} failed${forGood ? ' for good' : ''}: ${shortSql(text)}`, false);
+      this.failsForGood = forGood;
       // What pg says when the server or the network drops the connection mid-statement. The
       // pool's own query classifies its errors (classifyQueryErrors of pool.ts): one sent to the
       // pool reaches the step as the real pool would hand it over.
