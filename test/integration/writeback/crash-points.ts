@@ -10,8 +10,9 @@
  *   and call throws, so `finally` blocks do nothing either; a connection they release broken is
  *   closed, which ends its transaction and its advisory lock, as a dead Lambda's would be);
  * - one operation fails and the step goes on handling the error as its code says (`pg-fails`: a
- *   dropped connection; `sf-fails-before`: a call that never reached Salesforce; `sf-answer-lost`:
- *   a call Salesforce applied whose answer never came back).
+ *   dropped connection; `pg-fails-run-ends`: the same, and if the step fails of it, its retries
+ *   are spent and the run fails; `sf-fails-before`: a call that never reached Salesforce;
+ *   `sf-answer-lost`: a call Salesforce applied whose answer never came back).
  */
 import type { Pool, PoolClient } from 'pg';
 import type { SalesforceEmulator } from '../../../emulators/salesforce';
