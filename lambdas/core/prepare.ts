@@ -225,7 +225,7 @@ export async function prepare(
     } finally {
       // Prepare's own calls (limits, the counts) are part of the run's cost, spent whether or not
       // the budget lets the run go on, or this attempt gets to the end: added to what earlier
-      // attempts of a retried Prepare recorded (set, a retry's calls replaced theirs).
+      // attempts of a retried Prepare recorded (the output answers the run's total).
       spent = sf.apiCalls - before;
       spentByRun = await withTransaction(deps.pg, (client) =>
         addRunApiCalls(client, runId, ['prepare'], spent),
