@@ -126,6 +126,26 @@ async function abortOpenJob(sf: SalesforceConnector, jobId: string): Promise<Ing
   }
 }
 
+/**
+ * Changes the state of a Bulk job an ended run left (aborts or closes it). Refused, the job stays
+ * as it is for a later plan: logged with `refused`, answered undefined. A transient error fails
+ * the step, which is retried.
+ */
+async function changeJobOfEndedRun(
+  change: () => Promise<IngestJob>,
+  j: { run_id: string; job_id: string },
+  logger: Logger,
+  refused: string,
+): Promise<IngestJob | undefined> {
+  try {
+    return await change();
+  } catch (err) {
+    if (err instanceof TransientError) throw err;
+    logger.warn(refused, { runId: j.run_id, jobId: j.job_id, error: (err as Error).message });
+    return undefined;
+  }
+}
+
 /** Records a job's state in `writeback_jobs`. */
 export async function setJobState(
   db: Pick<PoolClient, 'query'>,
@@ -487,18 +507,15 @@ async function abortJobsOfEndedRuns(
     let job = await readJobOfEndedRun(deps, sf, j, runId, taskName, logger);
     if (!job) continue;
     if (job.state === 'Open') {
-      try {
-        job = await abortOpenJob(sf, j.job_id);
-      } catch (err) {
-        if (err instanceof TransientError) throw err;
-        // Refused: the job stays Open (it never runs), and a later plan tries again.
-        logger.warn('A Bulk job an ended run left Open could not be aborted', {
-          runId: j.run_id,
-          jobId: j.job_id,
-          error: (err as Error).message,
-        });
-        continue;
-      }
+      // Refused: the job stays Open (it never runs), and a later plan tries again.
+      const aborted = await changeJobOfEndedRun(
+        () => abortOpenJob(sf, j.job_id),
+        j,
+        logger,
+        'A Bulk job an ended run left Open could not be aborted',
+      );
+      if (!aborted) continue;
+      job = aborted;
       if (job.state === 'Aborted') {
         resolved.aborted += 1;
         logger.warn('Aborted a Bulk job that an ended run left Open', {
@@ -620,18 +637,15 @@ async function collectJobsOfEndedRuns(
     // with Salesforce, so it is closed, as the push's retry does (never aborted: a late close may
     // have started it), and a later plan collects it once it is finished.
     if (j.state === 'Uploaded' && job.state === 'Open') {
-      try {
-        job = await closeUploadedJob(sf, j.job_id);
-      } catch (err) {
-        if (err instanceof TransientError) throw err;
-        // Refused: its keys stay refused, the plan goes on, and a later plan tries again.
-        logger.warn('A Bulk job an ended run uploaded and never closed could not be closed', {
-          runId: j.run_id,
-          jobId: j.job_id,
-          error: (err as Error).message,
-        });
-        continue;
-      }
+      // Refused: its keys stay refused, the plan goes on, and a later plan tries again.
+      const closed = await changeJobOfEndedRun(
+        () => closeUploadedJob(sf, j.job_id),
+        j,
+        logger,
+        'A Bulk job an ended run uploaded and never closed could not be closed',
+      );
+      if (!closed) continue;
+      job = closed;
       await setJobState(deps.pg, j.run_id, taskName, j.job_id, job.state);
       logger.warn('Closed a Bulk job that an ended run uploaded and never closed', {
         runId: j.run_id,
