@@ -43,7 +43,7 @@ import {
   type WritebackCollectOutput,
   type WritebackPlanOutput,
 } from '../../../lambdas/core/writeback';
-import { INSERT_SETTLE_MS } from '../../../lambdas/core/writeback/reconcile';
+import { INSERT_SETTLE_MS, UNKNOWN_VALUE_HASH } from '../../../lambdas/core/writeback/reconcile';
 import { CRASH_KINDS, CrashInjector, type CrashKind, type PointCounts } from './crash-points';
 import { startWritebackEnv, type WritebackEnv } from './support';
 
@@ -587,7 +587,10 @@ describe('write-back crash-point sweep', () => {
       key: string;
       salesforce_id: string | null;
       synced_values: Record<string, unknown> | null;
-    }>(`SELECT key, salesforce_id, synced_values FROM roundtrip.sync_state WHERE task = $1`, [s.task]);
+      value_hash: string;
+    }>(`SELECT key, salesforce_id, synced_values, value_hash FROM roundtrip.sync_state WHERE task = $1`, [
+      s.task,
+    ]);
     const state = new Map(stateRows.map((r) => [r.key, r]));
     const same = (a: unknown, b: unknown): boolean =>
       typeof a === 'number' || typeof b === 'number' ? Number(a) === Number(b) : a === b;
@@ -604,7 +607,10 @@ describe('write-back crash-point sweep', () => {
               `key ${row.key} (refused): Salesforce holds LastName ${String(h.LastName)}, ${UNIQUE_FIELD} ${String(h[UNIQUE_FIELD])}`,
             );
         }
-        if (state.has(stateKeyOf(row))) problems.push(`key ${row.key} (refused): sync_state holds it`);
+        // (A row whose synced values are unknown claims nothing: a run that ended before it heard
+        // Salesforce's answer left the record sent, and a later plan marked it so, reconcile.ts.)
+        if (state.has(stateKeyOf(row)) && state.get(stateKeyOf(row))?.value_hash !== UNKNOWN_VALUE_HASH)
+          problems.push(`key ${row.key} (refused): sync_state holds it`);
         continue;
       }
       if (holders.length !== 1) {
@@ -695,7 +701,7 @@ describe('write-back crash-point sweep', () => {
   /**
    * Errors recorded as Salesforce gave them: every run that failed the refused record holds its
    * error with {@link REFUSED_CODE} (but a run that ended before it heard Salesforce's answer:
-   * its insert is released, NOT_INSERTED), and some run does; no other record has that code, and no record but the one
+   * its insert is released, NOT_INSERTED; an update or upsert is OUTCOME_UNKNOWN), and some run does; no other record has that code, and no record but the one
    * locked once has UNABLE_TO_LOCK_ROW (which fails it in a run that ended before its retry, when
    * a later plan collects that run's Bulk job: docs/writeback.md, "Inserts are idempotent").
    */
@@ -717,8 +723,11 @@ describe('write-back crash-point sweep', () => {
     for (const r of rows) {
       if (r.key === refusedKey) {
         // A run that ended before it recorded Salesforce's answer never learned the code: a later
-        // plan that finds its insert not made releases the key (NOT_INSERTED, reconcile.ts).
-        const released = s.mode === 'insert' && r.codes.includes('NOT_INSERTED');
+        // plan that finds its insert not made releases the key (NOT_INSERTED, reconcile.ts), or
+        // marks an update or upsert's outcome unknown and sends it again (OUTCOME_UNKNOWN).
+        const released =
+          (s.mode === 'insert' && r.codes.includes('NOT_INSERTED')) ||
+          (s.mode !== 'insert' && r.codes.includes('OUTCOME_UNKNOWN'));
         if (r.status === 'failed' && !r.codes.includes(REFUSED_CODE) && !released)
           problems.push(
             `run ${r.run_id}: the refused record failed with ${r.codes.join(', ') || 'no error'}`,
