@@ -856,16 +856,25 @@ async function pushLocked(
   await refuseWhileAnotherPushGoesOn(deps, input.runId, input.task);
   const sf = await salesforceOf(deps, `Write-back ${input.task}`);
   const callsBefore = sf.apiCalls;
-  // Once every record of the plan was sent (a push retried, or handed on, after its last first
-  // send), what is left is applying results and sending again what the plan stored: the key alone
-  // is mapped, as Collect maps it, so that a mapped field deleted in Salesforce since does not
-  // fail a step that Salesforce has answered for every record (the next plan reports the field).
-  const sentAll = await everyRecordSent(deps, input.runId, input.task);
-  const mapping = mapWritebackTask(task, await sf.describe(task.object), {
-    configPath: writebackConfigPath(deps.config, task),
-    step: 'push',
-    ...(sentAll ? { checkAccess: false, keyOnly: true } : {}),
-  });
+  const describe = await sf.describe(task.object);
+  const configPath = writebackConfigPath(deps.config, task);
+  let mapping: WritebackMapping;
+  try {
+    mapping = mapWritebackTask(task, describe, { configPath, step: 'push' });
+  } catch (err) {
+    // Once every record of the plan was sent (a push retried, or handed on, after its last first
+    // send), what is left is applying results and sending again what the plan stored: the key
+    // alone is mapped, as Collect maps it, so that a mapped field deleted in Salesforce since does
+    // not fail a step that Salesforce has answered for every record (the next plan reports the
+    // field). Asked only when the whole mapping fails: counting the ledger costs every push.
+    if (!(await everyRecordSent(deps, input.runId, input.task))) throw err;
+    mapping = mapWritebackTask(task, describe, {
+      configPath,
+      step: 'push',
+      checkAccess: false,
+      keyOnly: true,
+    });
+  }
   const lockRetries = options.lockRetries ?? ROW_LOCK_RETRIES;
   // Records whose call this attempt saw answered without their outcome: looked up at once.
   const answered = new Set<number>();
