@@ -1004,6 +1004,8 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   let changedSql: string;
   let currentJson: string;
   let carried: string;
+  // The carried columns currentJson is built from (for planned rows only, after the paging sort).
+  let currentInputs: string[];
   let currentCols: string[] = [];
   let freshJoin = '';
   if (comparison.kind === 'extract') {
@@ -1078,6 +1080,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     carried = `cur.key AS cur_key, ${currentCols.map((c) => `cur.${c}`).join(', ')}${fresh ? ', fresh.synced_values AS fresh_values' : ''}`;
     const copyJson = `CASE WHEN cur_key IS NOT NULL THEN ${jsonbObjectSql(mapping.fields.map((m, i) => [m.field.name, `cv${i}`]))} END`;
     currentJson = fresh ? `coalesce(fresh_values, ${copyJson})` : copyJson;
+    currentInputs = ['cur_key', ...currentCols, ...(fresh ? ['fresh_values'] : [])];
     freshJoin = fresh
       ? `LEFT JOIN (${stateRows(
           's.synced_values, s.value_hash',
@@ -1096,6 +1099,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       task.mode === 'insert' ? `cur.key IS NULL` : `cur.key IS NULL OR ${differsFromSynced('cur')}`;
     carried = `cur.synced_values AS current_values`;
     currentJson = 'current_values';
+    currentInputs = ['current_values'];
   }
   // Insert: a key inserted before (its Salesforce Id in sync_state) is never sent again.
   const insertedJoin =
@@ -1167,14 +1171,20 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       ? `CASE WHEN unknown_key IS NOT NULL THEN jsonb_build_array('INSERT_OUTCOME_UNKNOWN', ${sqlLiteral(task.keyColumn)}, ${unknownMessage('unknown_how', 'unknown_job')}) END`
       : `CASE WHEN unknown_key IS NOT NULL THEN jsonb_build_array('OUTCOME_PENDING', ${sqlLiteral(task.keyColumn)}, ${pendingMessage}) END`;
   const salesforceIdSql = task.mode === 'update' ? 'btrim(k)' : 'cur_salesforce_id';
+  // A planned row's Id, payload and current values are built from these columns in the paging
+  // pass, not in cand: cand's rows stay narrow (a materialised million of them fit in work_mem
+  // instead of spilling), and the jsonb is built once, for the rows paged.
+  const planInputs = [
+    ...(task.mode === 'update' ? [] : ['cur_salesforce_id']),
+    ...valueList,
+    ...currentInputs,
+  ];
   // A key repeated or missing: its rows are rejected by insertKeyErrors.
   const specialSql = `(copies > 1 OR k IS NULL OR btrim(k) = '')`;
   const sql = `
     WITH cand AS MATERIALIZED (
       SELECT k${kiCol}, copies, special, err, planned,
-             CASE WHEN planned THEN ${salesforceIdSql} END AS salesforce_id,
-             CASE WHEN planned THEN ${payloadSql} END AS payload,
-             CASE WHEN planned THEN ${currentJson} END AS current_values,
+             ${planInputs.map((c) => `CASE WHEN planned THEN ${c} END AS ${c},`).join(' ')}
              CASE WHEN err IS NOT NULL THEN ${sourcePayload} END AS source_values
         FROM (
           SELECT *, NOT special AND err IS NULL AND changed AS planned
@@ -1228,7 +1238,8 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
         -- Numbered by key identity, the grouped pass's order: the joins hand it on when the source is
         -- the side they probe with (then this sort only checks it), and whichever side the planner
         -- hashes the pages keep it.
-        FROM (SELECT k, salesforce_id, payload, current_values, row_number() OVER (ORDER BY ${ki}) AS seq
+        FROM (SELECT k, ${salesforceIdSql} AS salesforce_id, ${payloadSql} AS payload, ${currentJson} AS current_values,
+                     row_number() OVER (ORDER BY ${ki}) AS seq
                 FROM cand WHERE planned) AS numbered
        GROUP BY (seq - 1) / ${PLAN_PAGE_ROWS}
     )
