@@ -347,7 +347,7 @@ export interface EndedRunsResolved {
   released: number;
   /** Bulk jobs of ended runs collected. */
   jobs: number;
-  /** Update and upsert Bulk jobs of ended runs aborted (found `Open`). */
+  /** Bulk jobs of ended runs aborted (found `Open`: update and upsert jobs, insert jobs never uploaded). */
   aborted: number;
   /** Update and upsert records of ended runs whose outcome is unknown: their keys sent again. */
   resent: number;
@@ -364,8 +364,8 @@ export const UNKNOWN_VALUE_HASH = 'unknown';
 /**
  * What runs which have ended left unresolved, resolved by the next plan of the task (under the
  * task's lock; not on a dry run), before it reads the ledger:
- * - update and upsert Bulk jobs they left `Open` in Salesforce are aborted
- *   ({@link abortJobsOfEndedRuns});
+ * - update and upsert Bulk jobs they left `Open` in Salesforce are aborted, and so are insert jobs
+ *   they created and never uploaded ({@link abortJobsOfEndedRuns});
  * - insert rows they left `sent` (their retries ran out, or their Lambda died, between sending and
  *   recording) are resolved instead of being refused as `INSERT_OUTCOME_UNKNOWN` for ever:
  *   - sent by Collections calls at least {@link INSERT_SETTLE_MS} ago: looked up by external ID, a
@@ -485,7 +485,9 @@ async function readJobOfEndedRun(
  * would have: its records without a result fail `BULK_JOB_ABORTED` there, and those a late
  * close had it write reach `sync_state`, so the plan compares with what Salesforce holds. Insert
  * jobs are never aborted: one uploaded is closed ({@link resolveLocked}), so that its records are
- * written once and its keys known.
+ * written once and its keys known. An insert job recorded `Open` (created, and no upload recorded
+ * whole: none of its records is in the ledger, and the plan sends them) is aborted as well, so
+ * that it does not stay in the org's job list, `Open`, until Salesforce deletes it.
  */
 async function abortJobsOfEndedRuns(
   deps: CoreDeps,
@@ -499,7 +501,8 @@ async function abortJobsOfEndedRuns(
     `SELECT j.run_id, j.job_id, j.state, j.first_seq, j.last_seq
        FROM roundtrip.writeback_jobs j JOIN roundtrip.runs r ON r.run_id = j.run_id
       WHERE j.task = $1 AND j.run_id <> $2 AND r.status <> 'running' AND j.api = 'bulk'
-        AND j.operation IN ('update', 'upsert') AND j.state IN ('Open', 'Uploaded') AND j.collected_at IS NULL
+        AND (j.state = 'Open' OR (j.state = 'Uploaded' AND j.operation IN ('update', 'upsert')))
+        AND j.collected_at IS NULL
       ORDER BY j.run_id, j.chunk`,
     [taskName, runId],
   );

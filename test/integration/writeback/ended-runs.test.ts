@@ -354,6 +354,14 @@ describe('inserts left without an outcome by runs that ended', () => {
     await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
     expect(await ledger(dead)).toEqual([{ status: 'failed', n: 1 }]);
   });
+  /** A connector through which every Bulk upload fails: the job stays Open, recorded Open. */
+  const noUpload = (): typeof env.connector =>
+    Object.create(env.connector, {
+      putStream: {
+        value: (operation: string) =>
+          Promise.reject(new TransientError(`${operation}: Salesforce is unreachable`)),
+      },
+    }) as typeof env.connector;
   /** A connector through which no close reaches Salesforce: the job stays Open, recorded Uploaded. */
   const noClose = (): typeof env.connector =>
     Object.create(env.connector, {
@@ -442,6 +450,48 @@ describe('inserts left without an outcome by runs that ended', () => {
       expect(jobs).toEqual([{ state: 'JobComplete' }]);
     });
 
+    it('aborts a job an ended run created and never uploaded to, and inserts its keys once', async () => {
+      await source('unloaded', 6);
+      const deps = env.deps({ writeback: [bulkInsert] });
+      const dead = await env.newRun();
+      await planWriteback(deps, { runId: dead, task: 'Lead-insert' });
+      // The job is created (recorded Open) and no upload reaches Salesforce before the run ends:
+      // none of its records is in the ledger, and Salesforce never runs a job left Open.
+      await expect(
+        pushWriteback({ ...deps, salesforce: noUpload() }, { runId: dead, task: 'Lead-insert' }),
+      ).rejects.toThrow(/unreachable/);
+      await reportRun(deps, { runId: dead, error: { Error: 'TransientError', Cause: 'retries spent' } });
+      const { rows: before } = await env.pool.query<{ job_id: string; state: string }>(
+        `SELECT job_id, state FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+        [dead],
+      );
+      expect(before.map((j) => j.state)).toEqual(['Open']);
+      const jobId = before[0]?.job_id ?? '';
+
+      const next = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+
+      expect(next.plan).toMatchObject({ sourceRows: 6, rejected: 0, changed: 6 });
+      expect(next.result).toMatchObject({ succeeded: 6, failed: 0 });
+      expect(holding('unloaded')).toBe(6);
+      // The job the ended run left is aborted in Salesforce (it would have stayed in the org's job
+      // list, Open, until Salesforce deleted it), and recorded so: never asked about again.
+      const list = await env.connector.request<{ records: { id: string; state: string }[] }>(
+        'Bulk ingest job list',
+        'GET',
+        '/jobs/ingest',
+      );
+      expect(list.records.find((j) => j.id === jobId)?.state).toBe('Aborted');
+      const { rows: after } = await env.pool.query(
+        `SELECT state FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+        [dead],
+      );
+      expect(after).toEqual([{ state: 'Aborted' }]);
+      env.sf.calls.clear();
+      const third = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+      expect(third.plan).toMatchObject({ changed: 0 });
+      expect(env.sf.calls.count({ operation: 'bulk.ingest.poll' })).toBe(0);
+    });
+
     it('collects a job an ended run sent with other fields than the task maps now', async () => {
       await source('remapped', 6);
       const dead = await env.newRun();
@@ -516,15 +566,6 @@ describe('inserts left without an outcome by runs that ended', () => {
   describe('update and upsert Bulk jobs left Open in Salesforce', () => {
     const bulkUpsert = { ...LEAD_SRC_UPSERT, bulkThreshold: 5 };
     const bulkUpdate = { ...SCORE_UPDATE, bulkThreshold: 5 };
-
-    /** A connector through which every Bulk upload fails: the job stays Open, recorded Open. */
-    const noUpload = (): typeof env.connector =>
-      Object.create(env.connector, {
-        putStream: {
-          value: (operation: string) =>
-            Promise.reject(new TransientError(`${operation}: Salesforce is unreachable`)),
-        },
-      }) as typeof env.connector;
 
     /** Salesforce's list of ingest jobs (`GET /jobs/ingest`), by id: state and records processed. */
     async function jobsInSalesforce(): Promise<Map<string, { state: string; processed: number }>> {
