@@ -147,7 +147,8 @@ function numberAt(value: unknown, key: string): number {
 
 /**
  * Renders a local execution's events as progress lines on stderr: the state being run, and after
- * each Task what its step reported (rows loaded, records to send, written, failed, API calls),
+ * each Task what its step reported (rows loaded, records to send, rejected, held back, written,
+ * failed, API calls),
  * with the run's totals so far. A task's steps report cumulative API calls (a Bulk extract's
  * check carries the count of the whole task), so the totals keep the latest figure per task.
  */
@@ -185,6 +186,10 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
         const parts = [
           rows ? `${fmt(rows)} rows loaded` : undefined,
           numberAt(out, 'changed') ? `${fmt(numberAt(out, 'changed'))} records to send` : undefined,
+          // A plan's rows refused for what the source holds, and those kept back until an earlier
+          // run's send of their key has an outcome (not the source's fault).
+          numberAt(out, 'rejected') ? `${fmt(numberAt(out, 'rejected'))} rejected` : undefined,
+          numberAt(out, 'heldBack') ? `${fmt(numberAt(out, 'heldBack'))} held back` : undefined,
           numberAt(out, 'succeeded') ? `${fmt(numberAt(out, 'succeeded'))} written` : undefined,
           numberAt(out, 'failed') ? `${fmt(numberAt(out, 'failed'))} failed` : undefined,
           calls ? apiCalls(calls) : undefined,
@@ -209,13 +214,19 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
   };
 }
 
-/** On stderr, when records of the run were rejected or failed: the command that lists them. */
+/**
+ * On stderr, when records of the run were rejected, held back or failed: the command that lists
+ * them (held-back rows are in roundtrip.writeback_errors too, with the run whose outcome they wait for).
+ */
 export function noteErrorsCommand(summary: RunSummary): void {
-  const notSent = summary.tasks.reduce((n, t) => n + t.rejected + t.failed, 0);
+  const notSent = summary.tasks.reduce((n, t) => n + t.rejected + t.heldBack + t.failed, 0);
   if (notSent === 0) return;
   const count = notSent === 1 ? '1 record was' : `${notSent.toLocaleString('en-US')} records were`;
+  const how = summary.tasks.some((t) => t.heldBack > 0)
+    ? 'rejected, held back or failed'
+    : 'rejected or failed';
   note(
-    `${count} rejected or failed: roundtrip errors --run ${summary.runId} lists them and why (with the pipeline's --config and --secrets)`,
+    `${count} ${how}: roundtrip errors --run ${summary.runId} lists them and why (with the pipeline's --config and --secrets)`,
   );
 }
 

@@ -1,8 +1,9 @@
 /**
  * `roundtrip errors`: the records of a run that did not reach Salesforce, from
- * `roundtrip.writeback_errors` — each with its task, stage (`plan`: rejected before any call;
- * `push`: refused by Salesforce, or not sent), key, Salesforce Id, code, fields and message, and
- * the values (the source row's for a rejection, the ones sent for a failure).
+ * `roundtrip.writeback_errors` — each with its task, stage (`plan`: rejected before any call, or
+ * held back while an earlier run's send of its key has no outcome; `push`: refused by Salesforce,
+ * or not sent), key, Salesforce Id, code, fields and message, and the values (the source row's
+ * for a rejection, the ones sent for a failure).
  *
  * Text (the default) and `--json` show the counts by task, stage and code, and the first
  * `--limit` records (50). `--csv` writes every record (or the first `--limit`) as CSV on stdout,
@@ -11,6 +12,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import { HELD_BACK_CODES } from '../../lambdas/core/contracts';
 import { sqlLiteral } from '../../lambdas/core/writeback/state';
 import {
   EXIT,
@@ -233,12 +235,20 @@ export const errors: Command = async (argv) => {
     const out: string[] = [];
     const stageTotal = (stage: string): number =>
       counts.filter((c) => c.stage === stage).reduce((n, c) => n + c.records, 0);
+    // Rows the plan kept back (an earlier run's send of their key has no outcome yet) are recorded
+    // at stage plan too, but nothing is wrong with them: told apart from the rows it rejected.
+    const heldBack = counts
+      .filter((c) => c.stage === 'plan' && (HELD_BACK_CODES as readonly string[]).includes(c.code))
+      .reduce((n, c) => n + c.records, 0);
     const filtered = [filter.task && `task ${filter.task}`, filter.code && `code ${filter.code}`]
       .filter(Boolean)
       .join(', ');
     out.push(
       `run ${run.runId} (${run.dryRun ? 'dry run, ' : ''}${run.status}, started ${started} UTC)${filtered ? `, ${filtered}` : ''}: ` +
-        `${stageTotal('plan').toLocaleString('en-US')} rejected before sending, ` +
+        `${(stageTotal('plan') - heldBack).toLocaleString('en-US')} rejected before sending, ` +
+        (heldBack > 0
+          ? `${heldBack.toLocaleString('en-US')} held back until an earlier run's outcome is known, `
+          : '') +
         `${stageTotal('push').toLocaleString('en-US')} failed when sent`,
     );
     if (total === 0) {

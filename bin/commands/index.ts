@@ -89,8 +89,9 @@ ${CONNECTION_HELP}
   status: `usage: roundtrip status [--config FILE] [--secrets FILE | --database-url URL] [--limit N] [--json]
 
 The recent runs of the pipeline from roundtrip.runs: status, duration, rows extracted,
-written, rejected, failed, API calls, and the error of a failed run or the reason of a
-skipped one (a scheduled run that found another still going).
+written, rejected, held back (until an earlier run's outcome is known), failed, API calls,
+and the error of a failed run or the reason of a skipped one (a scheduled run that found
+another still going).
 
   -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
   --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
@@ -102,8 +103,9 @@ skipped one (a scheduled run that found another still going).
                        [--code CODE] [--limit N] [--csv | --json]
 
 The records of a run that did not reach Salesforce, from roundtrip.writeback_errors: each
-one's task, stage (plan: rejected before any call; push: refused by Salesforce or not sent),
-key, Salesforce Id, code, fields and message, after their counts by task, stage and code.
+one's task, stage (plan: rejected before any call, or held back while an earlier run's
+send of its key has no outcome; push: refused by Salesforce or not sent), key, Salesforce
+Id, code, fields and message, after their counts by task, stage and code.
 
   -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
   --secrets FILE         a JSON file of secrets by name (the config's postgres secret)

@@ -94,8 +94,10 @@ export const status: Command = async (argv) => {
     const runs = await readStoredRuns(pool, { pipeline: config.name, limit });
     const rows = runs.map((run) => {
       const tasks = taskSummaries(config, run);
-      const sum = (kind: string, key: 'rowsRead' | 'written' | 'failed' | 'rejected' | 'apiCalls'): number =>
-        tasks.filter((t) => t.kind === kind).reduce((n, t) => n + t[key], 0);
+      const sum = (
+        kind: string,
+        key: 'rowsRead' | 'written' | 'failed' | 'rejected' | 'heldBack' | 'apiCalls',
+      ): number => tasks.filter((t) => t.kind === kind).reduce((n, t) => n + t[key], 0);
       return {
         runId: run.runId,
         status: run.status,
@@ -107,6 +109,7 @@ export const status: Command = async (argv) => {
         rowsExtracted: sum('extract', 'rowsRead'),
         written: sum('writeback', 'written'),
         rejected: sum('writeback', 'rejected'),
+        heldBack: sum('writeback', 'heldBack'),
         failed: sum('writeback', 'failed'),
         apiCalls: sum('prepare', 'apiCalls') + sum('extract', 'apiCalls') + sum('writeback', 'apiCalls'),
         error: run.error,
@@ -128,6 +131,7 @@ export const status: Command = async (argv) => {
       'extracted',
       'written',
       'rejected',
+      'held back',
       'failed',
       'API calls',
     ];
@@ -139,6 +143,7 @@ export const status: Command = async (argv) => {
       r.rowsExtracted.toLocaleString('en-US'),
       r.written.toLocaleString('en-US'),
       r.rejected.toLocaleString('en-US'),
+      r.heldBack.toLocaleString('en-US'),
       r.failed.toLocaleString('en-US'),
       String(r.apiCalls),
     ]);

@@ -274,6 +274,16 @@ export const PlanSampleRow = z.strictObject({
 });
 export type PlanSampleRow = z.infer<typeof PlanSampleRow>;
 
+/**
+ * The codes of rows the plan keeps back rather than rejects (stage `plan` in
+ * roundtrip.writeback_errors all the same): nothing is wrong with the source row, an earlier run's
+ * send of its key has no outcome yet. `OUTCOME_PENDING`: an update or upsert key in a Bulk job of
+ * an ended run that Salesforce has not finished; `INSERT_OUTCOME_UNKNOWN`: an insert key whose
+ * earlier send has no recorded outcome. A later plan sends them once that outcome is known. They
+ * are counted as `heldBack`, apart from `rejected`, and not against `maxRejectRate`.
+ */
+export const HELD_BACK_CODES = ['OUTCOME_PENDING', 'INSERT_OUTCOME_UNKNOWN'] as const;
+
 /** What the Plan step returns. */
 export const WritebackPlanOutput = z.strictObject({
   runId: RunId,
@@ -283,8 +293,17 @@ export const WritebackPlanOutput = z.strictObject({
   api: WritebackApi,
   /** Rows read from the source table or view. */
   sourceRows: z.number().int().nonnegative(),
-  /** Rows refused before any API call (in roundtrip.writeback_errors, stage `plan`). */
+  /**
+   * Rows refused before any API call for what the source holds (in roundtrip.writeback_errors,
+   * stage `plan`): what `maxRejectRate` judges.
+   */
   rejected: z.number().int().nonnegative(),
+  /**
+   * Rows kept back because an earlier run's send of their key has no outcome yet
+   * ({@link HELD_BACK_CODES}; in roundtrip.writeback_errors, stage `plan`): a later plan sends them.
+   * `sourceRows = rejected + heldBack + unchanged + changed`.
+   */
+  heldBack: z.number().int().nonnegative(),
   /** Rows whose mapped values Salesforce already has. */
   unchanged: z.number().int().nonnegative(),
   /** Rows to send. */
@@ -381,7 +400,10 @@ export type ReportInput = z.input<typeof ReportInput>;
 /** Per write-back task, as written to the run's summary. */
 export const WritebackTaskSummary = z.strictObject({
   sourceRows: z.number().int().nonnegative(),
+  /** Rows the plan refused for what the source holds (judged by `maxRejectRate`). */
   rejected: z.number().int().nonnegative(),
+  /** Rows the plan kept back until an earlier run's outcome is known ({@link HELD_BACK_CODES}). */
+  heldBack: z.number().int().nonnegative(),
   unchanged: z.number().int().nonnegative(),
   changed: z.number().int().nonnegative(),
   written: z.number().int().nonnegative(),

@@ -30,8 +30,10 @@ export const METRIC_NAMES = {
   rowsRead: 'RowsRead',
   /** Records Salesforce accepted from a write-back. */
   rowsWritten: 'RowsWritten',
-  /** Rows refused by the plan before any API call. */
+  /** Rows refused by the plan before any API call, for what the source holds. */
   rowsRejected: 'RowsRejected',
+  /** Rows the plan kept back until an earlier run's send of their key has an outcome. */
+  rowsHeldBack: 'RowsHeldBack',
   /** Records Salesforce refused. */
   recordsFailed: 'RecordsFailed',
   /** Salesforce API calls (extracts, and the write-back totals of the report). */
@@ -98,7 +100,10 @@ export function measureStepOutput(output: unknown): StepMeasurement[] {
   // Write-back plan.
   if ((status === 'planned' || status === 'dry-run') && count(output.rejected) !== undefined) {
     return [
-      { ...(task(output) ? { task: task(output) } : {}), values: { rowsRejected: count(output.rejected) } },
+      {
+        ...(task(output) ? { task: task(output) } : {}),
+        values: { rowsRejected: count(output.rejected), rowsHeldBack: count(output.heldBack) },
+      },
     ];
   }
   // Write-back push / collect, once every result is in.

@@ -6,6 +6,7 @@ export {
   WritebackApi,
   WritebackPlanInput,
   PlanSampleRow,
+  HELD_BACK_CODES,
   WritebackPlanOutput,
   WritebackPushInput,
   WritebackBulkPending,

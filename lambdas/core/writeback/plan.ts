@@ -22,7 +22,10 @@
  *    longer than its length (in UTF-16 code units), the text `#N/A` that a Bulk job would read
  *    as null, a value a restricted picklist does not allow, a required value missing, a key
  *    missing, malformed or repeated (docs/writeback.md, "Values Salesforce stores otherwise").
- *    Rows with a problem go to `roundtrip.writeback_errors` (stage `plan`).
+ *    Rows with a problem go to `roundtrip.writeback_errors` (stage `plan`), counted `rejected`;
+ *    so do rows kept back because an earlier run's send of their key has no outcome yet
+ *    (`OUTCOME_PENDING`, `INSERT_OUTCOME_UNKNOWN`), counted `heldBack`, apart, since nothing is
+ *    wrong with them (not judged by `maxRejectRate`).
  * 3. The diff: the canonical values (a jsonb object, its md5 the value hash) are compared with the
  *    freshly extracted copy of the object when the pipeline extracts it into a table holding every
  *    mapped field (converted the same way and compared value by value, so 45 and 45.0 compare
@@ -45,7 +48,13 @@ import type { SalesforceFieldDescribe, SalesforceObjectDescribe } from '../../co
 import { suggestion } from '../../config/issues';
 import { TerminalError } from '../../shared/errors';
 import { salesforceOf, type CoreDeps } from '../deps';
-import type { PlanSampleRow, WritebackApi, WritebackPlanInput, WritebackPlanOutput } from './contracts';
+import {
+  HELD_BACK_CODES,
+  type PlanSampleRow,
+  type WritebackApi,
+  type WritebackPlanInput,
+  type WritebackPlanOutput,
+} from './contracts';
 import {
   addRunApiCalls,
   mergeRunSummary,
@@ -885,9 +894,13 @@ export class MaxChangesExceededError extends TerminalError {
   }
 }
 
+/** What a plan counts: `sourceRows = rejected + heldBack + unchanged + changed`. */
 interface PlanCounts {
   sourceRows: number;
+  /** Rows refused for what the source holds. */
   rejected: number;
+  /** Rows kept back while an earlier run's send of their key has no outcome ({@link HELD_BACK_CODES}). */
+  heldBack: number;
   unchanged: number;
   changed: number;
 }
@@ -1243,22 +1256,28 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
                 FROM cand WHERE planned) AS numbered
        GROUP BY (seq - 1) / ${PLAN_PAGE_ROWS}
     )
-    SELECT coalesce(sum(copies), 0) AS source_rows, count(*) FILTER (WHERE err IS NOT NULL) AS rejected,
+    SELECT coalesce(sum(copies), 0) AS source_rows,
+           count(*) FILTER (WHERE err IS NOT NULL AND NOT (err->>0 = ANY ($4::text[]))) AS rejected,
+           count(*) FILTER (WHERE err->>0 = ANY ($4::text[])) AS held_back,
            coalesce(sum(copies) FILTER (WHERE special), 0) AS key_rejected,
            count(*) FILTER (WHERE planned) AS changed
       FROM cand`;
   const { rows } = await client.query<{
     source_rows: string;
     rejected: string;
+    held_back: string;
     key_rejected: string;
     changed: string;
-  }>(sql, [args.runId, args.taskName, task.mode]);
+  }>(sql, [args.runId, args.taskName, task.mode, [...HELD_BACK_CODES]]);
   const keyRejected = Number(rows[0]?.key_rejected ?? 0);
   if (keyRejected > 0) await insertKeyErrors(client, args, raw, sourcePayload);
   const sourceRows = Number(rows[0]?.source_rows ?? 0);
   const rejected = Number(rows[0]?.rejected ?? 0) + keyRejected;
+  // Held back, not rejected: a row whose own values pass is kept back only for its key's earlier
+  // send (`unknownRef`, taken when the row has no error of its own), which is not the source's fault.
+  const heldBack = Number(rows[0]?.held_back ?? 0);
   const changed = Number(rows[0]?.changed ?? 0);
-  return { sourceRows, rejected, changed, unchanged: sourceRows - rejected - changed };
+  return { sourceRows, rejected, heldBack, changed, unchanged: sourceRows - rejected - heldBack - changed };
 }
 
 /**
@@ -1627,6 +1646,8 @@ async function storedPlanOutput(deps: CoreDeps, runId: string, task: string): Pr
     api: (s.api as WritebackApi | undefined) ?? 'none',
     sourceRows: num('sourceRows'),
     rejected: num('rejected'),
+    // A plan stored before heldBack was counted apart has none (its held-back rows are in rejected).
+    heldBack: num('heldBack'),
     unchanged: num('unchanged'),
     changed: num('changed'),
     comparedWith: typeof s.comparedWith === 'string' ? s.comparedWith : 'sync_state',

@@ -366,6 +366,7 @@ describe('the roundtrip CLI', () => {
         'planned',
         'written',
         'rejected',
+        'heldBack',
         'failed',
         'apiCalls',
       ]);
@@ -489,6 +490,23 @@ describe('the roundtrip CLI', () => {
           'LeadScore__c',
           'Score is locked: ask ops',
         ]),
+    );
+
+    // Keys a plan held back (an earlier run's Bulk job not finished) are stage plan too, counted apart.
+    const pool = new Pool({ connectionString: db.url });
+    try {
+      await pool.query(
+        `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields)
+         SELECT $1, 'Lead-update', k, 'plan', 'OUTCOME_PENDING', 'kept back', '{Id}'
+           FROM unnest(ARRAY['00Q000000000001AAA', '00Q000000000002AAA']) AS k`,
+        [runId],
+      );
+    } finally {
+      await pool.end();
+    }
+    const held = await cli(['errors', ...connection, '--run', runId, '--code', 'OUTCOME_PENDING']);
+    expect(held.stdout).toContain(
+      "code OUTCOME_PENDING: 0 rejected before sending, 2 held back until an earlier run's outcome is known, 0 failed when sent",
     );
 
     const none = await cli(['errors', ...connection, '--run', runId, '--code', 'unable_to_lock_row']);

@@ -349,7 +349,7 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     env.sf.calls.clear();
     const next = await env.newRun();
     const again = await runWriteback(deps, { runId: next, task: 'Lead-insert' });
-    expect(again.plan).toMatchObject({ changed: 0, rejected: 70 });
+    expect(again.plan).toMatchObject({ changed: 0, rejected: 0, heldBack: 70 });
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(new Set((await errorsOf(env, next)).map((e) => e.code))).toEqual(
       new Set(['INSERT_OUTCOME_UNKNOWN']),

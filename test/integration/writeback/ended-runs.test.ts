@@ -200,7 +200,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     env.sf.calls.clear();
     const next = await env.newRun();
     const running = await runWriteback(deps, { runId: next, task: 'Lead-insert' });
-    expect(running.plan).toMatchObject({ rejected: 2, changed: 0 });
+    expect(running.plan).toMatchObject({ rejected: 0, heldBack: 2, changed: 0 });
     expect(env.sf.calls.count({ operation: 'query' })).toBe(0);
     expect((await errorsOf(env, next)).map((e) => e.code)).toEqual([
       'INSERT_OUTCOME_UNKNOWN',
@@ -215,10 +215,95 @@ describe('inserts left without an outcome by runs that ended', () => {
     await env.pool.query(`UPDATE roundtrip.writeback_plans SET updated_at = now() WHERE run_id = $1`, [dead]);
     env.sf.calls.clear();
     const ended = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
-    expect(ended.plan).toMatchObject({ rejected: 2, changed: 0 });
+    expect(ended.plan).toMatchObject({ rejected: 0, heldBack: 2, changed: 0 });
     expect(env.sf.calls.count()).toBe(0);
     expect(await ledger(dead)).toEqual([{ status: 'sent', n: 2 }]);
     expect(holding('young')).toBe(0);
+  });
+
+  it('counts the keys it holds back apart from rejected rows: they do not fail the run on maxRejectRate, rows the source got wrong do', async () => {
+    // Run A sends held-1 and held-2 and never hears back; it is still running, so later plans
+    // hold the keys back (INSERT_OUTCOME_UNKNOWN) whatever the source says of them.
+    await source('held', 2);
+    const deps = env.deps({ writeback: [insert] });
+    const a = await env.newRun();
+    await planWriteback(deps, { runId: a, task: 'Lead-insert' });
+    await pushLost(deps, a);
+    const figures = async (runId: string): Promise<Record<string, unknown>> =>
+      (
+        await env.pool.query(
+          `SELECT summary->'writeback'->'Lead-insert' AS s FROM roundtrip.runs WHERE run_id = $1`,
+          [runId],
+        )
+      ).rows[0]?.s;
+
+    // Two of ten source rows held back (20 %, over the default maxRejectRate of 5 %), none wrong.
+    await source('held', 10);
+    const b = await env.newRun();
+    const planned = await runWriteback(deps, { runId: b, task: 'Lead-insert' });
+    const reported = await reportRun(deps, { runId: b });
+
+    expect(planned.plan).toMatchObject({
+      sourceRows: 10,
+      rejected: 0,
+      heldBack: 2,
+      unchanged: 0,
+      changed: 8,
+    });
+    expect(reported).toMatchObject({
+      status: 'succeeded',
+      writeback: { 'Lead-insert': { sourceRows: 10, rejected: 0, heldBack: 2, rejectRateExceeded: false } },
+    });
+    expect(reported.reason).toBeUndefined();
+    expect(await figures(b)).toMatchObject({
+      sourceRows: 10,
+      rejected: 0,
+      heldBack: 2,
+      unchanged: 0,
+      changed: 8,
+    });
+    // Listed as before: stage plan, with their code and message.
+    const held = await env.pool.query(
+      `SELECT key, stage, code FROM roundtrip.writeback_errors WHERE run_id = $1 ORDER BY key`,
+      [b],
+    );
+    expect(held.rows).toEqual([
+      { key: 'held-1', stage: 'plan', code: 'INSERT_OUTCOME_UNKNOWN' },
+      { key: 'held-2', stage: 'plan', code: 'INSERT_OUTCOME_UNKNOWN' },
+    ]);
+    expect(holding('held')).toBe(8);
+
+    // One row without a key besides: 1 of 11 rejected (9.09 %) fails the run; the held-back keys
+    // are not in that share.
+    await env.pool.query(`INSERT INTO lead_src VALUES (NULL, 'No key', 'Initech', 1)`);
+    const c = await env.newRun();
+    const wrong = await runWriteback(deps, { runId: c, task: 'Lead-insert' });
+    const failed = await reportRun(deps, { runId: c });
+
+    expect(wrong.plan).toMatchObject({ sourceRows: 11, rejected: 1, heldBack: 2, unchanged: 8, changed: 0 });
+    expect(failed).toMatchObject({
+      status: 'failed',
+      reason:
+        'write-back Lead-insert: 1 of 11 source rows were rejected before sending (9.09 %), more than maxRejectRate 5.00 %',
+      writeback: { 'Lead-insert': { rejected: 1, heldBack: 2, rejectRateExceeded: true } },
+    });
+    for (const run of [b, c]) {
+      const f = await figures(run);
+      expect(Number(f.rejected) + Number(f.heldBack) + Number(f.unchanged) + Number(f.changed)).toBe(
+        f.sourceRows,
+      );
+    }
+
+    // A plan stored before heldBack was counted apart (its held-back rows in rejected) still reads.
+    await env.pool.query(
+      `UPDATE roundtrip.runs SET summary = summary #- '{writeback,Lead-insert,heldBack}' WHERE run_id = $1`,
+      [c],
+    );
+    expect(await reportRun(deps, { runId: c })).toMatchObject({
+      writeback: { 'Lead-insert': { rejected: 1, heldBack: 0 } },
+    });
+    await env.pool.query(`DELETE FROM lead_src WHERE ext IS NULL`);
+    await endRun(a);
   });
 
   it('does not refuse a key for ever because a run refused it while another had it pending', async () => {
@@ -279,7 +364,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     await live;
 
     // Not looked up, not released: refused this time; the live push created and recorded it.
-    expect(planned).toMatchObject({ rejected: 1, changed: 0 });
+    expect(planned).toMatchObject({ rejected: 0, heldBack: 1, changed: 0 });
     expect(lookups).toBe(0);
     expect(await errorsOf(env, dead)).toEqual([]);
     expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 1 }]);
@@ -347,7 +432,7 @@ describe('inserts left without an outcome by runs that ended', () => {
 
     const dry = await planWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert', dryRun: true });
 
-    expect(dry).toMatchObject({ status: 'dry-run', rejected: 1, changed: 0 });
+    expect(dry).toMatchObject({ status: 'dry-run', rejected: 0, heldBack: 1, changed: 0 });
     expect(env.sf.calls.count({ operation: 'query' })).toBe(0);
     expect(await ledger(dead)).toEqual([{ status: 'sent', n: 1 }]);
     // Leave it resolved for the tests after this one.
@@ -399,7 +484,8 @@ describe('inserts left without an outcome by runs that ended', () => {
         env.sf.calls.clear();
         lastRun = await env.newRun();
         expect(await planWriteback(deps, { runId: lastRun, task: 'Lead-insert' })).toMatchObject({
-          rejected: 6,
+          rejected: 0,
+          heldBack: 6,
           changed: 0,
         });
         polls.push(env.sf.calls.count({ operation: 'bulk.ingest.poll' }));

@@ -632,7 +632,7 @@ describe('write-back modes and per-record failures', () => {
     expect((await errorsOf(env, runId)).map((e) => e.code)).toEqual(Array(3).fill('INSERT_OUTCOME_UNKNOWN'));
     // A later run does not send them either.
     const later = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
-    expect(later.plan).toMatchObject({ changed: 0, rejected: 3 });
+    expect(later.plan).toMatchObject({ changed: 0, rejected: 0, heldBack: 3 });
     expect(env.sf.store.count('Lead')).toBe(before + 3);
   });
 

@@ -222,6 +222,32 @@ describe('the notification of a failed run', () => {
     expect(message).toContain('update and upsert records sent by a call are sent again');
   });
 
+  it('counts the rows held back apart from those rejected', async () => {
+    const runId = await env.newRun();
+    await env.pool.query(`UPDATE roundtrip.runs SET summary = $2::jsonb WHERE run_id = $1`, [
+      runId,
+      JSON.stringify({
+        writeback: {
+          'Lead-update': { sourceRows: 10, rejected: 0, heldBack: 3, unchanged: 7, changed: 0, api: 'none' },
+        },
+      }),
+    ]);
+
+    const output = await reportRun(deps(), {
+      runId,
+      error: { Error: 'TransientError', Cause: 'Salesforce is unreachable' },
+    });
+
+    expect(output.writeback['Lead-update']).toMatchObject({
+      rejected: 0,
+      heldBack: 3,
+      rejectRateExceeded: false,
+    });
+    expect(sns.published[0]?.message).toContain(
+      "  Lead-update: 0 to send, 0 written, 0 failed in Salesforce, 0 rejected before sending, 3 held back until an earlier run's outcome is known; 0 API calls\n",
+    );
+  });
+
   it('keeps the run’s outcome when the topic cannot be reached; a later report of the run (a retried step) sends it', async () => {
     const runId = await failedRun();
     sns.failNext = 10; // more than the SDK's attempts

@@ -10,6 +10,7 @@ function writeback(task: string, planned: number): TaskSummary {
     planned,
     written: 0,
     rejected: 0,
+    heldBack: 0,
     failed: 0,
     apiCalls: 0,
   };

@@ -1,7 +1,7 @@
 import { noteErrorsCommand } from '../../../bin/cli-common';
 import type { RunSummary } from '../../../bin/local/summary';
 
-function summary(rejected: number, failed: number): RunSummary {
+function summary(rejected: number, failed: number, heldBack = 0): RunSummary {
   return {
     runId: 'r1',
     status: 'failed',
@@ -13,6 +13,7 @@ function summary(rejected: number, failed: number): RunSummary {
         planned: 4,
         written: 3,
         rejected,
+        heldBack,
         failed,
         apiCalls: 1,
       },
@@ -41,6 +42,12 @@ describe('noteErrorsCommand', () => {
     );
     expect(stderrOf(() => noteErrorsCommand(summary(1, 1000)))).toMatch(
       /^1,001 records were rejected or failed: /,
+    );
+  });
+
+  it('counts the rows held back until an earlier run has an outcome, which the command lists too', () => {
+    expect(stderrOf(() => noteErrorsCommand(summary(0, 0, 3)))).toMatch(
+      /^3 records were rejected, held back or failed: roundtrip errors --run r1 lists them/,
     );
   });
 

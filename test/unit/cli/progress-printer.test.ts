@@ -30,7 +30,15 @@ describe('progressPrinter', () => {
       type: 'exited',
       state: 'Lead-update plan',
       stateType: 'Task',
-      output: { runId: 'r', task: 'Lead-update', status: 'planned', changed: 9, apiCalls: 1 },
+      output: {
+        runId: 'r',
+        task: 'Lead-update',
+        status: 'planned',
+        changed: 9,
+        rejected: 2,
+        heldBack: 3,
+        apiCalls: 1,
+      },
     });
     print({
       type: 'exited',
@@ -49,7 +57,7 @@ describe('progressPrinter', () => {
       '  ✓ Lead extract: 3 API calls  (so far: 0 rows loaded, 3 API calls)',
       '  ✓ Lead check: 10,000 rows loaded, 5 API calls  (so far: 10,000 rows loaded, 5 API calls)',
       '  ✓ athena_customers load: 5,000 rows loaded, 2 API calls  (so far: 15,000 rows loaded, 7 API calls)',
-      '  ✓ Lead-update plan: 9 records to send, 1 API call  (so far: 15,000 rows loaded, 8 API calls)',
+      '  ✓ Lead-update plan: 9 records to send, 2 rejected, 3 held back, 1 API call  (so far: 15,000 rows loaded, 8 API calls)',
       '  ✓ Lead-update push: 9 written, 4 API calls  (so far: 15,000 rows loaded, 11 API calls)',
       '  ✓ Report  (so far: 15,000 rows loaded, 12 API calls)',
     ]);

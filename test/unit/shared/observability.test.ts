@@ -23,9 +23,9 @@ describe('measureStepOutput', () => {
   });
 
   it('reads rejections from a plan, written and failed records from a finished push or collect', () => {
-    expect(measureStepOutput({ status: 'planned', task: 'Lead-update', rejected: 4, changed: 9 })).toEqual([
-      { task: 'Lead-update', values: { rowsRejected: 4 } },
-    ]);
+    expect(
+      measureStepOutput({ status: 'planned', task: 'Lead-update', rejected: 4, heldBack: 2, changed: 9 }),
+    ).toEqual([{ task: 'Lead-update', values: { rowsRejected: 4, rowsHeldBack: 2 } }]);
     expect(measureStepOutput({ status: 'collected', task: 'Lead-update', succeeded: 8, failed: 1 })).toEqual([
       { task: 'Lead-update', values: { rowsWritten: 8, recordsFailed: 1 } },
     ]);
