@@ -24,7 +24,7 @@ import { checkConnection, migrate, readWatermark, withClient, withTransaction } 
 import type { SalesforceLimits } from '../connectors/salesforce';
 import { DEFAULT_BULK_RESULT_PAGE_RECORDS } from '../connectors/salesforce/constants';
 import { TerminalError } from '../shared/errors';
-import { warnOnFailure } from '../shared/logging';
+import { recordAfter, warnOnFailure } from '../shared/logging';
 import {
   ABANDONED_AFTER_HOURS,
   PrepareInput,
@@ -213,24 +213,31 @@ export async function prepare(
   if (tasks.salesforce.length > 0 || tasks.writeback.length > 0) {
     const sf = await salesforceOf(deps, 'Prepare');
     const before = sf.apiCalls;
-    let limits: SalesforceLimits;
     const perTask: ExtractForecast[] = [];
     let spent = 0;
-    try {
-      limits = await sf.limits();
-      for (const name of tasks.salesforce) {
-        const task = config.extract.find((t) => t.name === name) as SalesforceExtractTask;
-        perTask.push(await forecastExtract(deps, task, full, options));
-      }
-    } finally {
-      // Prepare's own calls (limits, the counts) are part of the run's cost, spent whether or not
-      // the budget lets the run go on, or this attempt gets to the end: added to what earlier
-      // attempts of a retried Prepare recorded (the output answers the run's total).
-      spent = sf.apiCalls - before;
-      spentByRun = await withTransaction(deps.pg, (client) =>
-        addRunApiCalls(client, runId, ['prepare'], spent),
-      );
-    }
+    // Prepare's own calls (limits, the counts) are part of the run's cost, spent whether or not
+    // the budget lets the run go on, or this attempt gets to the end: added to what earlier
+    // attempts of a retried Prepare recorded (the output answers the run's total). When the
+    // forecast failed and the record fails too, the forecast's error is the one thrown.
+    const limits: SalesforceLimits = await recordAfter(
+      logger,
+      async () => {
+        const answer = await sf.limits();
+        for (const name of tasks.salesforce) {
+          const task = config.extract.find((t) => t.name === name) as SalesforceExtractTask;
+          perTask.push(await forecastExtract(deps, task, full, options));
+        }
+        return answer;
+      },
+      async () => {
+        spent = sf.apiCalls - before;
+        spentByRun = await withTransaction(deps.pg, (client) =>
+          addRunApiCalls(client, runId, ['prepare'], spent),
+        );
+      },
+      () =>
+        `the ${spent} Salesforce API call${spent === 1 ? '' : 's'} Prepare made (roundtrip.runs summary.prepare.apiCalls of run ${runId})`,
+    );
     const total = spent + perTask.reduce((sum, t) => sum + t.apiCalls, 0);
     const daily = limits[DAILY_API_REQUESTS_LIMIT];
     forecast = {

@@ -34,6 +34,42 @@ export async function warnOnFailure<T>(
   }
 }
 
+/**
+ * Runs a step's `work`, then `record` (the bookkeeping of what the step spent, such as its
+ * Salesforce API calls) whether `work` succeeded or failed, as a `finally` would, but with the
+ * step's own error winning. In a `finally`, a recording that fails too (PostgreSQL down, the
+ * likely cause of both) throws its own error in place of the step's, which is then lost: the
+ * state machine and the run's report would show "connection terminated" for a step that failed
+ * on, say, a refused Salesforce login. Here, when `work` failed and `record` fails as well,
+ * `work`'s error is thrown and the recording's is logged as an error naming what could not be
+ * recorded (`unrecorded`, read then: it may name figures `record` computed). When `work`
+ * succeeded, a failing `record` fails the step with its error, as before: what the step spent
+ * must not go unrecorded silently.
+ */
+export async function recordAfter<T>(
+  logger: Logger,
+  work: () => Promise<T>,
+  record: () => Promise<void>,
+  unrecorded: () => string,
+): Promise<T> {
+  let value: T;
+  try {
+    value = await work();
+  } catch (stepError) {
+    try {
+      await record();
+    } catch (recordError) {
+      logger.error(`Could not record ${unrecorded()}; the step's own error is thrown`, {
+        error: recordError instanceof Error ? recordError.message : String(recordError),
+        stepError: stepError instanceof Error ? stepError.message : String(stepError),
+      });
+    }
+    throw stepError;
+  }
+  await record();
+  return value;
+}
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
 

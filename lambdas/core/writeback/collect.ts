@@ -17,6 +17,7 @@ import { withClient, inTransaction } from '../../connectors/postgres';
 import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
 import { getIngestJob, type IngestJob, isFinalIngestState } from '../../connectors/salesforce/writes';
 import type { SalesforceConnector } from '../../connectors/salesforce';
+import { recordAfter } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import { collectJob, finishedJob, type FinishedJob } from './bulk-results';
 import { CallBudget } from './budget';
@@ -117,64 +118,73 @@ async function collectLocked(
   const sf = await salesforceOf(deps, `Write-back ${input.task}`);
   const callsBefore = sf.apiCalls;
   const lockRetries = options.lockRetries ?? ROW_LOCK_RETRIES;
-  try {
-    const { rows: jobs } = await deps.pg.query<JobRecord>(
-      `SELECT job_id, state, first_seq, last_seq, collected_at, records_processed, records_failed, error_message
+  let spent = 0;
+  // The calls spent are recorded whether the collect ends or fails; when it failed and the record
+  // fails too (PostgreSQL down), the collect's own error is the one thrown.
+  return recordAfter(
+    logger,
+    async (): Promise<WritebackCollectOutput> => {
+      const { rows: jobs } = await deps.pg.query<JobRecord>(
+        `SELECT job_id, state, first_seq, last_seq, collected_at, records_processed, records_failed, error_message
          FROM roundtrip.writeback_jobs
         WHERE run_id = $1 AND task = $2 AND api = 'bulk' AND state <> 'Superseded' ORDER BY chunk`,
-      [input.runId, input.task],
-    );
-    const open = jobs.filter((j) => j.collected_at === null);
-    const finished: FinishedJob[] = [];
-    let running = 0;
-    for (const j of open) {
-      // A job an earlier Collect of this run found finished, and handed on before collecting: a
-      // finished job changes no more, so what that poll recorded is Salesforce's answer still.
-      // Asking again would cost each Collect that hands on a call per job left.
-      const job = recordedFinishedJob(j) ?? (await pollJob(deps, sf, input, j.job_id));
-      if (!isFinalIngestState(job.state)) {
-        running += 1;
-        continue;
-      }
-      finished.push(finishedJob(job, j));
-    }
-    if (running > 0) {
-      const attempt = input.attempt + 1;
-      logger.info('Bulk ingest jobs still running', { running, attempt });
-      return { ...input, attempt, waitSeconds: bulkPollDelaySeconds(attempt) };
-    }
-    const budget = new CallBudget(options.timeLeft, sf.timeouts);
-    for (const job of finished) {
-      if (!budget.mayStart('read')) break;
-      await collectJob(deps, sf, input.runId, input.task, job, lockRetries, logger);
-    }
-    // Only once every job is collected: a job not collected yet leaves its records `sent`, which
-    // the retry pass of an insert would take for records of a call that died.
-    if (!budget.handedOn && (await anyWithoutOutcome(deps, input.runId, input.task))) {
-      // The retry pass sends again the payloads the plan stored, and needs only the key: what was
-      // sent is collected whatever changed in the org since (a permission, a mapped field deleted:
-      // the next plan reports that).
-      const mapping = mapWritebackTask(task, await sf.describe(task.object), {
-        checkAccess: false,
-        keyOnly: true,
-        configPath: writebackConfigPath(deps.config, task),
-        step: 'collect',
-      });
-      await retryLockedRows(deps, sf, mapping, input.runId, input.task, { lockRetries, budget });
-    }
-    if (budget.handedOn) {
-      logger.info('Collect handed on: too little time left in this invocation for another call', {
-        attempt: input.attempt,
-      });
-      return { ...input, waitSeconds: HAND_ON_WAIT_SECONDS };
-    }
-    return await finishWriteback(deps, input.runId, task, input.task, 'bulk');
-  } finally {
-    const spent = sf.apiCalls - callsBefore;
-    if (spent > 0) {
-      await withClient(deps.pg, (client) =>
-        inTransaction(client, () => addApiCalls(client, input.runId, input.task, spent)),
+        [input.runId, input.task],
       );
-    }
-  }
+      const open = jobs.filter((j) => j.collected_at === null);
+      const finished: FinishedJob[] = [];
+      let running = 0;
+      for (const j of open) {
+        // A job an earlier Collect of this run found finished, and handed on before collecting: a
+        // finished job changes no more, so what that poll recorded is Salesforce's answer still.
+        // Asking again would cost each Collect that hands on a call per job left.
+        const job = recordedFinishedJob(j) ?? (await pollJob(deps, sf, input, j.job_id));
+        if (!isFinalIngestState(job.state)) {
+          running += 1;
+          continue;
+        }
+        finished.push(finishedJob(job, j));
+      }
+      if (running > 0) {
+        const attempt = input.attempt + 1;
+        logger.info('Bulk ingest jobs still running', { running, attempt });
+        return { ...input, attempt, waitSeconds: bulkPollDelaySeconds(attempt) };
+      }
+      const budget = new CallBudget(options.timeLeft, sf.timeouts);
+      for (const job of finished) {
+        if (!budget.mayStart('read')) break;
+        await collectJob(deps, sf, input.runId, input.task, job, lockRetries, logger);
+      }
+      // Only once every job is collected: a job not collected yet leaves its records `sent`, which
+      // the retry pass of an insert would take for records of a call that died.
+      if (!budget.handedOn && (await anyWithoutOutcome(deps, input.runId, input.task))) {
+        // The retry pass sends again the payloads the plan stored, and needs only the key: what was
+        // sent is collected whatever changed in the org since (a permission, a mapped field deleted:
+        // the next plan reports that).
+        const mapping = mapWritebackTask(task, await sf.describe(task.object), {
+          checkAccess: false,
+          keyOnly: true,
+          configPath: writebackConfigPath(deps.config, task),
+          step: 'collect',
+        });
+        await retryLockedRows(deps, sf, mapping, input.runId, input.task, { lockRetries, budget });
+      }
+      if (budget.handedOn) {
+        logger.info('Collect handed on: too little time left in this invocation for another call', {
+          attempt: input.attempt,
+        });
+        return { ...input, waitSeconds: HAND_ON_WAIT_SECONDS };
+      }
+      return await finishWriteback(deps, input.runId, task, input.task, 'bulk');
+    },
+    async () => {
+      spent = sf.apiCalls - callsBefore;
+      if (spent > 0) {
+        await withClient(deps.pg, (client) =>
+          inTransaction(client, () => addApiCalls(client, input.runId, input.task, spent)),
+        );
+      }
+    },
+    () =>
+      `the ${spent} Salesforce API call${spent === 1 ? '' : 's'} of the collect (roundtrip.runs summary.writeback.${input.task}.apiCalls of run ${input.runId})`,
+  );
 }

@@ -48,7 +48,7 @@ import {
 } from '../../connectors/salesforce/writes';
 import type { TimeLeft } from '../../shared/clock';
 import { PushGoingOnError, TerminalError, TransientError } from '../../shared/errors';
-import type { Logger } from '../../shared/logging';
+import { recordAfter, type Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type {
   WritebackCollected,
@@ -879,65 +879,79 @@ async function pushLocked(
   // Records whose call this attempt saw answered without their outcome: looked up at once.
   const answered = new Set<number>();
   const budget = new CallBudget(options.timeLeft, sf.timeouts);
-  try {
-    if (task.mode === 'insert') {
-      if (api === 'collections')
-        await reconcileSentInserts(deps, sf, mapping, input.runId, input.task, logger, {
-          answered,
-          unsettled: 'wait',
-          notFound: 'resend',
-        });
-      await refuseKeysTakenElsewhere(deps, mapping, input.runId, input.task, logger);
-      await refuseWaitingKeysTakenElsewhere(deps, mapping, input.runId, input.task, logger);
-    }
-    if (api === 'collections') {
-      const calls = await sendCollections(
+  let spent = 0;
+  // The calls spent are recorded whether the push ends or fails; when it failed and the record
+  // fails too (PostgreSQL down), the push's own error is the one thrown.
+  return recordAfter(
+    logger,
+    async (): Promise<WritebackPushOutput> => {
+      if (task.mode === 'insert') {
+        if (api === 'collections')
+          await reconcileSentInserts(deps, sf, mapping, input.runId, input.task, logger, {
+            answered,
+            unsettled: 'wait',
+            notFound: 'resend',
+          });
+        await refuseKeysTakenElsewhere(deps, mapping, input.runId, input.task, logger);
+        await refuseWaitingKeysTakenElsewhere(deps, mapping, input.runId, input.task, logger);
+      }
+      if (api === 'collections') {
+        const calls = await sendCollections(
+          deps,
+          sf,
+          mapping,
+          input.runId,
+          input.task,
+          { from: 'pages' },
+          { lockRetries, batchSize: COMPOSITE_MAX_RECORDS, answered, budget },
+        );
+        logger.info(
+          budget.handedOn
+            ? 'Part of the plan sent with sObject Collections'
+            : 'Plan sent with sObject Collections',
+          { calls },
+        );
+        if (!budget.handedOn) {
+          await retryLockedRows(deps, sf, mapping, input.runId, input.task, {
+            lockRetries,
+            budget,
+            answered,
+          });
+        }
+        if (budget.handedOn)
+          return await handOnPush(deps, sf, mapping, input, 'collections', answered, logger);
+        return await finishWriteback(deps, input.runId, task, input.task, 'collections');
+      }
+      const jobIds = await pushBulk(
         deps,
         sf,
         mapping,
         input.runId,
         input.task,
-        { from: 'pages' },
-        { lockRetries, batchSize: COMPOSITE_MAX_RECORDS, answered, budget },
+        options.maxJobBytes ?? BULK_INGEST_MAX_UPLOAD_BYTES - UPLOAD_MARGIN_BYTES,
+        logger,
+        budget,
       );
-      logger.info(
-        budget.handedOn
-          ? 'Part of the plan sent with sObject Collections'
-          : 'Plan sent with sObject Collections',
-        { calls },
-      );
-      if (!budget.handedOn) {
-        await retryLockedRows(deps, sf, mapping, input.runId, input.task, { lockRetries, budget, answered });
-      }
-      if (budget.handedOn) return await handOnPush(deps, sf, mapping, input, 'collections', answered, logger);
-      return await finishWriteback(deps, input.runId, task, input.task, 'collections');
-    }
-    const jobIds = await pushBulk(
-      deps,
-      sf,
-      mapping,
-      input.runId,
-      input.task,
-      options.maxJobBytes ?? BULK_INGEST_MAX_UPLOAD_BYTES - UPLOAD_MARGIN_BYTES,
-      logger,
-      budget,
-    );
-    if (budget.handedOn) return await handOnPush(deps, sf, mapping, input, 'bulk', answered, logger);
-    // Every chunk refused before sending (insert keys taken by overlapping runs): no job to wait for.
-    if (jobIds.length === 0) return await finishWriteback(deps, input.runId, task, input.task, 'bulk');
-    // Collect goes on with the jobs: until their results are in, other runs' pushes wait.
-    await markPushGoingOn(deps, input.runId, input.task);
-    return {
-      status: 'bulk-pending',
-      runId: input.runId,
-      task: input.task,
-      jobIds,
-      attempt: 0,
-      waitSeconds: bulkPollDelaySeconds(0),
-    };
-  } finally {
-    const spent = sf.apiCalls - callsBefore;
-    if (spent > 0)
-      await withTransaction(deps.pg, (client) => addApiCalls(client, input.runId, input.task, spent));
-  }
+      if (budget.handedOn) return await handOnPush(deps, sf, mapping, input, 'bulk', answered, logger);
+      // Every chunk refused before sending (insert keys taken by overlapping runs): no job to wait for.
+      if (jobIds.length === 0) return await finishWriteback(deps, input.runId, task, input.task, 'bulk');
+      // Collect goes on with the jobs: until their results are in, other runs' pushes wait.
+      await markPushGoingOn(deps, input.runId, input.task);
+      return {
+        status: 'bulk-pending',
+        runId: input.runId,
+        task: input.task,
+        jobIds,
+        attempt: 0,
+        waitSeconds: bulkPollDelaySeconds(0),
+      };
+    },
+    async () => {
+      spent = sf.apiCalls - callsBefore;
+      if (spent > 0)
+        await withTransaction(deps.pg, (client) => addApiCalls(client, input.runId, input.task, spent));
+    },
+    () =>
+      `the ${spent} Salesforce API call${spent === 1 ? '' : 's'} of the push (roundtrip.runs summary.writeback.${input.task}.apiCalls of run ${input.runId})`,
+  );
 }
