@@ -1,5 +1,5 @@
 /**
- * Prepare, Push and Collect add the Salesforce calls they made to the run's summary whether they
+ * Prepare, Plan, Push and Collect add the Salesforce calls they made to the run's summary whether they
  * succeed or fail. When a step fails and PostgreSQL is down by the time it records its calls (the
  * database's failover, a dropped network), the step's own error is the one it throws, and the lost
  * record is logged: the error that reaches the state machine and the run's report says what went
@@ -147,5 +147,43 @@ describe("a step's own error, when recording its API calls fails too", () => {
 
     await expect(prepared).rejects.toThrow('limits: the answer was lost (simulated)');
     expect(lostRecord('Prepare made')).toHaveLength(1);
+  });
+  it('Plan records the calls it made when it fails, and throws its own error when the record fails too', async () => {
+    const deps = env.deps({ writeback: [{ ...LEAD_SRC_UPSERT, from: 'lead_srcc' }] });
+    const apiCalls = async (runId: string): Promise<unknown> =>
+      (
+        await env.pool.query(
+          `SELECT summary->'writeback'->'Lead-upsert'->'apiCalls' AS n FROM roundtrip.runs WHERE run_id = $1`,
+          [runId],
+        )
+      ).rows[0]?.n;
+
+    // A new container's connector: its describe is a call. The source is misspelt: the plan fails
+    // after the describe, which the run's summary counts all the same.
+    const runId = await env.newRun();
+    await expect(
+      planWriteback({ ...deps, salesforce: await env.connect() }, { runId, task: 'Lead-upsert' }),
+    ).rejects.toThrow(/the source "public"."lead_srcc" does not exist/);
+    expect(await apiCalls(runId)).toBe(1);
+
+    // The same, with PostgreSQL down by the time the plan fails: the plan's own error is thrown.
+    const connector = await env.connect();
+    const downAfterDescribe = Object.create(connector, {
+      describe: {
+        value: async (object: string) => {
+          await connector.describe(object);
+          down = true;
+          throw new TransientError('describe: the answer was lost (simulated)');
+        },
+      },
+    }) as SalesforceConnector;
+    const second = await env.newRun();
+    await expect(
+      planWriteback(
+        { ...deps, pg: failingPool(env.pool), salesforce: downAfterDescribe },
+        { runId: second, task: 'Lead-upsert' },
+      ),
+    ).rejects.toThrow('describe: the answer was lost (simulated)');
+    expect(lostRecord('of the plan')).toHaveLength(1);
   });
 });
