@@ -11,14 +11,21 @@ import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { loadConfig } from '../lambdas/config';
 import { ConfigError } from '../lambdas/shared/errors';
+import { cdkFeatureFlags } from '../lib/cdk-app';
 import { PipelineStack } from '../lib/pipeline-stack';
 
 /** The context key naming the config file, and its default. */
 export const CONFIG_CONTEXT_KEY = 'roundtrip:config';
 export const DEFAULT_CONFIG = 'examples/lead-scoring/roundtrip.config.ts';
 
-/** Builds the app for a config file. Used by `cdk synth` and by the infra tests. */
-export async function buildApp(app: App = new App()): Promise<{ app: App; stack: PipelineStack }> {
+/**
+ * Builds the app for a config file. Used by `cdk synth` and by the infra tests. The default App
+ * has cdk.json's feature flags also when this file runs without the cdk CLI (which hands them
+ * over itself, with any `-c` given on top).
+ */
+export async function buildApp(
+  app: App = new App({ context: { ...cdkFeatureFlags() } }),
+): Promise<{ app: App; stack: PipelineStack }> {
   const configPath = String(app.node.tryGetContext(CONFIG_CONTEXT_KEY) ?? DEFAULT_CONFIG);
   const configFile = path.resolve(configPath);
   const config = await loadConfig(configFile);

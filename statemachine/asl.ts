@@ -10,10 +10,11 @@
  * is the function name a local runner binds to a handler (statemachine/definition.ts).
  */
 import path from 'node:path';
-import { App, type Stack, Token } from 'aws-cdk-lib';
+import { type Stack, Token } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { loadConfig, type PipelineConfig } from '../lambdas/config';
+import { inProcessApp } from '../lib/cdk-app';
 import { PipelineStack } from '../lib/pipeline-stack';
 
 /** The made-up environment references resolve to in plain ASL. */
@@ -95,16 +96,12 @@ export function resolveDefinition(stack: Stack, stateMachine?: sfn.StateMachine)
 }
 
 /**
- * Builds the stack of a config without bundling the functions (the definition does not depend
- * on the bundles) and returns its definition as plain ASL.
+ * Builds the stack of a config as `cdk synth` does (cdk.json's feature flags), without bundling
+ * the functions (the definition does not depend on the bundles), and returns its definition as
+ * plain ASL.
  */
 export function aslForConfig(config: PipelineConfig): AslDefinition {
-  const app = new App({
-    builtinCloudFormationValidation: false,
-    // No stack is bundled: NodejsFunction skips esbuild and the command hooks.
-    context: { 'aws:cdk:bundling-stacks': [] },
-  });
-  const stack = new PipelineStack(app, `roundtrip-${config.name}`, { config });
+  const stack = new PipelineStack(inProcessApp(), `roundtrip-${config.name}`, { config });
   return resolveDefinition(stack, stack.stateMachine);
 }
 

@@ -423,22 +423,18 @@ export interface BoundDefinition {
 
 /**
  * The pipeline's state machine for `config`, as plain ASL with its Task bindings: the CDK app's
- * PipelineStack built in-process (without bundling the functions, which the definition does not
- * depend on), its state machine's definition resolved to plain ASL by statemachine/asl.ts, and
- * each Task state bound through the stack's `taskStates` (state → step, statemachine/definition.ts)
- * to the step's handler. It is the very definition that deploys. Nothing is bundled or deployed.
+ * PipelineStack built in-process with cdk.json's feature flags (without bundling the functions,
+ * which the definition does not depend on), its state machine's definition resolved to plain
+ * ASL by statemachine/asl.ts, and each Task state bound through the stack's `taskStates`
+ * (state → step, statemachine/definition.ts) to the step's handler. It is the very definition that deploys. Nothing is bundled or deployed.
  */
 export async function loadPipelineDefinition(config: PipelineConfig): Promise<BoundDefinition> {
-  const { App } = await import('aws-cdk-lib');
+  const { inProcessApp } = await import('../lib/cdk-app');
   const { PipelineStack } = await import('../lib/pipeline-stack');
   const { resolveDefinition } = await import('./asl');
   const { PIPELINE_STEPS } = await import('./definition');
-  const app = new App({
-    builtinCloudFormationValidation: false,
-    // No stack is bundled: NodejsFunction skips esbuild (as statemachine/asl.ts aslForConfig does).
-    context: { 'aws:cdk:bundling-stacks': [] },
-  });
-  const stack = new PipelineStack(app, `roundtrip-${config.name}`, { config });
+  // cdk.json's feature flags, nothing bundled (the definition does not depend on the bundles).
+  const stack = new PipelineStack(inProcessApp(), `roundtrip-${config.name}`, { config });
   const definition = resolveDefinition(stack, stack.stateMachine) as unknown as StateMachineDefinition;
   const taskHandlers: Record<string, LocalTaskBinding> = {};
   for (const [state, step] of stack.taskStates) {

@@ -1,13 +1,14 @@
 /**
- * Shared helpers of the infra tests: configs to synthesize, an app that skips bundling (the
- * definition, the IAM statements and the alarms do not depend on the bundles; one test bundles
- * for real), and walkers over the synthesized template.
+ * Shared helpers of the infra tests: configs to synthesize, an app with cdk.json's feature flags
+ * that skips bundling (the definition, the IAM statements and the alarms do not depend on the
+ * bundles; one test bundles for real), and walkers over the synthesized template.
  */
 import path from 'node:path';
-import { App, Validations } from 'aws-cdk-lib';
+import { type App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { parseConfig, type PipelineConfig } from '../../lambdas/config';
+import { inProcessApp, type InProcessAppOptions } from '../../lib/cdk-app';
 import { PipelineStack } from '../../lib/pipeline-stack';
 
 /** The example's scoring SQL, an existing file for configs that transform. */
@@ -79,12 +80,12 @@ export function fullConfig(overrides: Record<string, unknown> = {}): PipelineCon
   });
 }
 
-/** An app for tests: no CloudFormation validation (DESIGN.md §6), bundling skipped unless asked. */
-export function newApp(options: { bundle?: boolean; context?: Record<string, unknown> } = {}): App {
-  return new App({
-    builtinCloudFormationValidation: false,
-    context: { ...(options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }), ...options.context },
-  });
+/**
+ * An app for tests: cdk.json's feature flags, as `cdk synth` has them, so that the tests check
+ * what deploys; no CloudFormation validation (DESIGN.md §6); bundling skipped unless asked.
+ */
+export function newApp(options: InProcessAppOptions = {}): App {
+  return inProcessApp(options);
 }
 
 /** A synthesized pipeline stack, with cdk-nag's AwsSolutions pack over the app. */
