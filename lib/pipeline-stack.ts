@@ -180,6 +180,9 @@ function onlyThrough(service: 'secretsmanager' | 's3' | 'sns'): Record<string, u
   return { StringEquals: { 'kms:ViaService': `${service}.${Aws.REGION}.amazonaws.com` } };
 }
 
+/** The tag on the stack and its resources whose value is the pipeline's name. */
+export const PIPELINE_TAG = 'roundtrip:pipeline';
+
 /** The state machine's name: `roundtrip-<pipeline>`. */
 export function stateMachineNameOf(pipeline: string): string {
   return `roundtrip-${pipeline}`;
@@ -201,13 +204,17 @@ export class PipelineStack extends Stack {
   readonly alarms: PipelineAlarms;
 
   constructor(scope: Construct, id: string, props: PipelineStackProps) {
-    super(scope, id, props);
+    // The stack carries the pipeline's tag, and CloudFormation gives a stack's tags to what it
+    // creates. Given here: with @aws-cdk/core:explicitStackTags (cdk.json) `Tags.of(stack)` no
+    // longer tags the stack itself, only the resources of its template.
+    super(scope, id, { ...props, tags: { ...props.tags, [PIPELINE_TAG]: props.config.name } });
     const { config } = props;
     const issues = deploymentIssues(config);
     if (issues.length > 0) {
       throw new ConfigError(issues, props.configFile ?? `pipeline ${config.name} (deployment)`);
     }
-    Tags.of(this).add('roundtrip:pipeline', config.name);
+    // And every resource of the template that takes tags, so that the template says so too.
+    Tags.of(this).add(PIPELINE_TAG, config.name);
     const service = serviceName(config.name);
     const logRetentionDays = config.deployment?.logRetentionDays ?? DEPLOYMENT_DEFAULTS.logRetentionDays;
     const logRetention = logRetentionDays as logs.RetentionDays;

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { CfnElement } from 'aws-cdk-lib';
-import { Stack, Validations } from 'aws-cdk-lib';
+import { Stack, Stage, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -12,7 +12,12 @@ import { HANDLER_ENV } from '../../lambdas/handlers/deps';
 import { ConfigError } from '../../lambdas/shared/errors';
 import { METRIC_NAMES, METRICS_NAMESPACE } from '../../lambdas/shared/observability';
 import { CONFIG_FILE_ENV } from '../../lib/constructs/step-function';
-import { NOTIFICATION_TOPIC_ENV, PipelineStack, deploymentIssues } from '../../lib/pipeline-stack';
+import {
+  NOTIFICATION_TOPIC_ENV,
+  PIPELINE_TAG,
+  PipelineStack,
+  deploymentIssues,
+} from '../../lib/pipeline-stack';
 import { PIPELINE_STEPS, STEP_KEYS, functionName, type StepKey } from '../../statemachine/definition';
 import { LAMBDA_NODE_MAJOR } from '../support/node22';
 import {
@@ -433,6 +438,16 @@ describe('PipelineStack', () => {
 
     beforeAll(() => {
       ({ stack, template } = synthPipeline(fullConfig()));
+    });
+
+    it("tags the stack, and so what CloudFormation creates, and its template's resources with the pipeline", () => {
+      // The stack's tags in the cloud assembly are what `cdk deploy` gives the CloudFormation stack.
+      const artifact = Stage.of(stack)?.synth().getStackArtifact(stack.artifactId);
+      expect(artifact?.tags).toEqual({ [PIPELINE_TAG]: 'full' });
+      const tag = { Key: PIPELINE_TAG, Value: 'full' };
+      for (const type of ['AWS::StepFunctions::StateMachine', 'AWS::Lambda::Function', 'AWS::SNS::Topic']) {
+        template.allResourcesProperties(type, { Tags: Match.arrayWith([tag]) });
+      }
     });
 
     it('puts every function in the configured subnets and security groups, with scoped ENI permissions', () => {
