@@ -28,7 +28,7 @@ import { taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/
 import { extractConfigPath, resolveFields } from '../../lambdas/core/salesforce-read';
 import { mapWritebackTask } from '../../lambdas/core/writeback';
 import { checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
-import { writebackConfigPath } from '../../lambdas/core/writeback/state';
+import { splitTable, writebackConfigPath } from '../../lambdas/core/writeback/state';
 import { EXIT, parseOptions, type Command } from '../cli-common';
 import { buildLocalDeps } from '../local/deps';
 import { awsEndpointFrom, CONNECTION_OPTIONS, configFrom, loggerFrom, secretsFrom } from './run';
@@ -131,7 +131,13 @@ export const validate: Command = async (argv) => {
               const mapping = mapWritebackTask(task, describe, { configPath });
               // What the plan would refuse: synced records keyed by another object or key.
               if (postgresOk)
-                await checkSyncScopeIn(local.pool, taskName(task), syncScopeOf(mapping), configPath);
+                await checkSyncScopeIn(
+                  local.pool,
+                  taskName(task),
+                  syncScopeOf(mapping),
+                  configPath,
+                  splitTable(task.from, config.postgres.schema),
+                );
               return `${task.object} ${task.mode} by ${task.key}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable`;
             });
           }

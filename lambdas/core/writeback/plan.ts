@@ -1411,7 +1411,7 @@ export async function planWriteback(
       const source = splitTable(task.from, deps.config.postgres.schema);
       // Before anything reads the ledger or Salesforce by key: are the synced keys this task's keys?
       const scope = syncScopeOf(mapping);
-      await checkSyncScopeIn(deps.pg, input.task, scope, configPath);
+      await checkSyncScopeIn(deps.pg, input.task, scope, configPath, source);
       // What ended runs left without an outcome: inserts recorded or released, Bulk jobs closed and
       // collected, or aborted, before the plan reads the ledger.
       // (A dry run changes nothing: it leaves them as they are.)

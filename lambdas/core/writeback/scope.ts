@@ -24,7 +24,8 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import type { WritebackMode } from '../../config';
-import { withClient } from '../../connectors/postgres';
+import { suggestion } from '../../config/issues';
+import { quoteIdent, quoteQualified, withClient } from '../../connectors/postgres';
 import { TerminalError } from '../../shared/errors';
 import type { WritebackMapping } from './plan';
 import { sqlLiteral } from './state';
@@ -89,12 +90,18 @@ interface Recorded {
  * comment) while it has synced records, or records sent whose results are not recorded yet. A
  * task synced before its scope was recorded (migration 8) passes; so does a database whose schema
  * predates migration 8. `configPath` names the task in the message (`writeback[0]`).
+ *
+ * `source` is the task's `from` table: when the key column changed and the source, as it is now,
+ * has no column of the new name, that is refused instead as the column it lacks (a `keyColumn`
+ * misspelt is likelier than one renamed, and recording it, as the other message says, would be
+ * wrong).
  */
 export async function checkSyncScope(
   client: PoolClient,
   task: string,
   scope: SyncScope,
   configPath: string,
+  source?: { readonly schema: string; readonly table: string },
 ): Promise<void> {
   const { rows: exists } = await client.query<{ exists: boolean }>(
     `SELECT to_regclass('roundtrip.sync_scope') IS NOT NULL AS exists`,
@@ -144,6 +151,7 @@ export async function checkSyncScope(
     );
   }
   if (change === 'column') {
+    if (source) await refuseMissingKeyColumn(client, task, scope, configPath, source);
     throw new SyncScopeChangedError(
       `Write-back ${task} (${configPath}): its ${records} were keyed by the values of column ${recorded.keyColumn}, and the task now reads its keys from ${scope.keyColumn} (${configPath}.keyColumn). ` +
         `Other values are other keys: every record would be sent as new, ${scope.mode === 'insert' ? 'and inserted again' : `and upserted by ${scope.keyField} values Salesforce may not hold, creating records`}. ` +
@@ -171,14 +179,39 @@ export async function checkSyncScope(
   );
 }
 
+/**
+ * Refuses a task whose source exists without its key column, in the words of the plan's own check
+ * of the source's columns (`writeback[1].keyColumn`, the column it was likely meant to be).
+ */
+async function refuseMissingKeyColumn(
+  client: PoolClient,
+  task: string,
+  scope: SyncScope,
+  configPath: string,
+  source: { readonly schema: string; readonly table: string },
+): Promise<void> {
+  const { rows } = await client.query<{ attname: string }>(
+    `SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+    [quoteQualified(source.schema, source.table)],
+  );
+  const has = rows.map((r) => r.attname);
+  if (has.length === 0 || has.includes(scope.keyColumn)) return;
+  const meant = suggestion(scope.keyColumn, has);
+  throw new TerminalError(
+    `Write-back ${task}: the source ${quoteQualified(source.schema, source.table)} has no column ${quoteIdent(scope.keyColumn)} ` +
+      `(${configPath}.keyColumn${meant ? `; did you mean ${quoteIdent(meant)}?` : ''}) (it has ${has.map((c) => quoteIdent(c)).join(', ')})`,
+  );
+}
+
 /** {@link checkSyncScope} on a connection of the pool. */
 export async function checkSyncScopeIn(
   pool: Pool,
   task: string,
   scope: SyncScope,
   configPath: string,
+  source?: { readonly schema: string; readonly table: string },
 ): Promise<void> {
-  await withClient(pool, (client) => checkSyncScope(client, task, scope, configPath));
+  await withClient(pool, (client) => checkSyncScope(client, task, scope, configPath, source));
 }
 
 /**

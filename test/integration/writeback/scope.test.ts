@@ -285,6 +285,16 @@ describe('a write-back task synced by one object and key, then configured with a
     ).rejects.toThrow(
       "Write-back by-column (writeback[0]): its 3 synced record(s) in roundtrip.sync_state were keyed by the values of column ext, and the task now reads its keys from email (writeback[0].keyColumn). Other values are other keys: every record would be sent as new, and inserted again. If email holds the keys ext held (a column renamed), record it: UPDATE roundtrip.sync_scope SET key_column = 'email' WHERE task = 'by-column'.",
     );
+    // A key column the source does not have is a misspelling, not a column renamed: named as the
+    // column it lacks, with the one meant, and not as a change to record by hand.
+    const misspelt = await planWriteback(env.deps({ writeback: [{ ...keyless, keyColumn: 'emial' }] }), {
+      runId: await env.newRun(),
+      task: 'by-column',
+    }).catch((e: unknown) => e);
+    expect(misspelt).not.toBeInstanceOf(SyncScopeChangedError);
+    expect((misspelt as Error).message).toBe(
+      'Write-back by-column: the source "public"."lead_src" has no column "emial" (writeback[0].keyColumn; did you mean "email"?) (it has "ext", "email", "last_name", "company", "score")',
+    );
     // Nor through a key field read from the other column.
     const keyedByEmailColumn = { ...keyless, key: 'External_Id__c', keyColumn: 'email' };
     await expect(
