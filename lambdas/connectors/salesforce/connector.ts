@@ -19,7 +19,14 @@ import { Connection } from 'jsforce/lib/connection';
 import { TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { createRedactor, type Redactor } from '../../shared/redact';
-import { authFlowOf, parseSalesforceSecret, secretValuesOf, signIn, type SalesforceSecret } from './auth';
+import {
+  authFlowOf,
+  parseSalesforceSecret,
+  secretValuesOf,
+  signIn,
+  type SalesforceAuthFlow,
+  type SalesforceSecret,
+} from './auth';
 import {
   DEFAULT_BULK_RESULT_PAGE_RECORDS,
   DEFAULT_SALESFORCE_API_VERSION,
@@ -521,6 +528,14 @@ function limitJsforceRequests(transport: Connection['_transport'], ms: number): 
   transport.httpRequest = (req, options = {}) => httpRequest(req, { ...options, timeout: ms });
 }
 
+/** The keys of the secret that a refused sign-in of each flow depends on. */
+const SIGN_IN_KEYS: Readonly<Record<SalesforceAuthFlow, string>> = {
+  soap: "username, password and securityToken (the token is appended to the password; empty when the org trusts the caller's IP address)",
+  'oauth-password': 'clientId, clientSecret, username, password and securityToken',
+  'client-credentials': 'clientId and clientSecret (and that the connected app has a run-as user)',
+  jwt: 'clientId, username and privateKey (its certificate uploaded to the connected app, the user pre-authorized)',
+};
+
 /**
  * Signs in with the secret's flow and returns a connector. Sign-in failures (bad password, unknown
  * client, bad key) are TerminalErrors naming the flow and Salesforce's code, never a credential.
@@ -597,7 +612,12 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       redactor,
     });
     logger.error('Salesforce sign-in failed', { flow, loginUrl: secret.loginUrl, error: classified.message });
-    throw classified;
+    if (classified instanceof TransientError) throw classified;
+    // Refused (a wrong password, client or key): what to correct, and where.
+    throw new TerminalError(
+      `${classified.message.replace(/\.?$/, '.')} Check ${SIGN_IN_KEYS[flow]} in ${options.secretName ? `the secret ${options.secretName}` : 'the Salesforce secret'} (docs/salesforce-auth.md).`,
+      { cause: classified.cause ?? classified },
+    );
   }
   logger.info('Signed in to Salesforce', { flow, instanceUrl: conn.instanceUrl, apiVersion });
 

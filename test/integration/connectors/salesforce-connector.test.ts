@@ -229,11 +229,22 @@ describe('Salesforce connector against the emulator', () => {
           privateKey: wrongKey,
         },
       ];
+      // What to correct, and where: each flow's keys, in the secret the config names.
+      const check = [
+        "Check username, password and securityToken (the token is appended to the password; empty when the org trusts the caller's IP address) in the secret local/salesforce (docs/salesforce-auth.md).",
+        'Check clientId, clientSecret, username, password and securityToken in the secret local/salesforce (docs/salesforce-auth.md).',
+        'Check clientId and clientSecret (and that the connected app has a run-as user) in the secret local/salesforce (docs/salesforce-auth.md).',
+        'Check clientId, username and privateKey (its certificate uploaded to the connected app, the user pre-authorized) in the secret local/salesforce (docs/salesforce-auth.md).',
+      ];
       const logger = createMemoryLogger();
-      for (const secret of secrets) {
-        const err = await connectSalesforce({ secret, logger, apiVersion: sf.apiVersion }).catch(
-          (e: unknown) => e,
-        );
+      for (const [i, secret] of secrets.entries()) {
+        const err = await connectSalesforce({
+          secret,
+          secretName: 'local/salesforce',
+          logger,
+          apiVersion: sf.apiVersion,
+        }).catch((e: unknown) => e);
+        expect((err as Error).message).toContain(`. ${check[i]}`);
         expect(err).toBeInstanceOf(TerminalError);
         const text = `${(err as Error).message}\n${(err as Error).stack}\n${JSON.stringify(err)}\n${String((err as Error).cause)}`;
         for (const canary of [...Object.values(CANARY), wrongKey.split('\n')[1]!])
