@@ -69,6 +69,10 @@ export async function runsDatabase(
     },
     max: 1,
     applicationName: 'roundtrip-cli',
+    credentialsFrom:
+      typeof databaseUrl === 'string'
+        ? '--database-url'
+        : `the secret ${config.postgres.secret} (postgres.secret of the config)`,
   });
   // Connect once here, so that a database that cannot be reached is named as run and validate
   // name it (PostgreSQL, the address, why), not by the socket's bare "connect ECONNREFUSED".

@@ -108,6 +108,7 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
       max: options.poolSize ?? 4,
       applicationName: 'roundtrip-cli',
       logger,
+      credentialsFrom: `the secret ${config.postgres.secret} (postgres.secret of the config)`,
     });
   } catch (err) {
     // Which secret (postgres.secret of the config) holds the refused connection settings.

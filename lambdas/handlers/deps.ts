@@ -155,6 +155,7 @@ export async function postgresPool(
       ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
     },
     ...(logger ? { logger } : {}),
+    credentialsFrom: `the secret ${config.postgres.secret} (postgres.secret of the config)`,
     renewCredentials: async () =>
       (await secrets.getSecret(config.postgres.secret, { fresh: true })) as PostgresSource,
   });

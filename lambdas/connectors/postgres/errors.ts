@@ -81,6 +81,11 @@ export interface PostgresErrorContext {
   readonly target?: string;
   /** Strings that must never appear in a message (a password): replaced by `***`. */
   readonly secrets?: readonly string[];
+  /**
+   * Where the credentials come from (`the secret roundtrip/postgres`): a refused user or
+   * password, or a database that does not exist, says to check it there.
+   */
+  readonly credentialsFrom?: string | undefined;
 }
 
 function codeOf(err: unknown): string | undefined {
@@ -134,11 +139,17 @@ export function classifyPostgresError(
     const { where: context_, detail: more } = err as { where?: unknown; detail?: unknown };
     const extra = [more, context_].filter((x): x is string => typeof x === 'string' && x !== '');
     const detail = `${error.message} (SQLSTATE ${sqlstate})${extra.length ? ` [${extra.join('; ')}]` : ''}`;
+    const check = (what: string): string =>
+      context.credentialsFrom ? `; check ${what} in ${context.credentialsFrom}` : '';
     if (sqlstate === '28P01' || sqlstate === '28000') {
-      return new TerminalError(say(`authentication failed: ${detail}`), { cause: err });
+      return new TerminalError(say(`authentication failed: ${detail}${check('the user and password')}`), {
+        cause: err,
+      });
     }
     if (sqlstate === '3D000')
-      return new TerminalError(say(`database does not exist: ${detail}`), { cause: err });
+      return new TerminalError(say(`database does not exist: ${detail}${check('the database name')}`), {
+        cause: err,
+      });
     if (TRANSIENT_SQLSTATES.has(sqlstate) || TRANSIENT_SQLSTATE_CLASSES.includes(sqlstate.slice(0, 2))) {
       return new TransientError(say(detail), { cause: err });
     }

@@ -84,6 +84,12 @@ export interface CreatePoolOptions {
    * from then on, and the refused connection is made once more. @default none: refused is refused
    */
   readonly renewCredentials?: () => Promise<PostgresSource>;
+  /**
+   * Where the user, password and database come from, named by an error that refuses them (a
+   * wrong password, an unknown user or database) so that it says what to correct: `the secret
+   * roundtrip/postgres`. @default not named
+   */
+  readonly credentialsFrom?: string;
 }
 
 /** SQLSTATE invalid_password: the server refused the user's password (or it has none). */
@@ -359,6 +365,8 @@ export interface PostgresPool extends Pool {
   readonly target: string;
   /** The TLS mode in force. */
   readonly sslMode: SslMode;
+  /** {@link CreatePoolOptions.credentialsFrom}. */
+  readonly credentialsFrom?: string;
 }
 
 /**
@@ -373,6 +381,8 @@ export function createPool(source: PostgresSource, options: CreatePoolOptions = 
   // Configurable: credentials renewed for another user (renewOnRefusedPassword) name it.
   Object.defineProperty(pool, 'target', { value: connection.target, enumerable: true, configurable: true });
   Object.defineProperty(pool, 'sslMode', { value: connection.sslMode, enumerable: true });
+  if (options.credentialsFrom)
+    Object.defineProperty(pool, 'credentialsFrom', { value: options.credentialsFrom, enumerable: true });
   const logger = options.logger ?? silentLogger;
   if (options.renewCredentials) renewOnRefusedPassword(pool, options.renewCredentials, options, logger);
   classifyQueryErrors(pool);
@@ -452,7 +462,7 @@ function classifyQueryErrors(pool: PostgresPool): void {
     const result = query(...args);
     if (result === undefined || typeof (result as Promise<unknown>).then !== 'function') return result;
     return (result as Promise<unknown>).catch((err: unknown) => {
-      throw classifyPostgresError(err, { target: pool.target });
+      throw classifyPostgresError(err, { target: pool.target, credentialsFrom: pool.credentialsFrom });
     });
   }) as typeof pool.query;
 }
@@ -460,6 +470,11 @@ function classifyQueryErrors(pool: PostgresPool): void {
 function targetOf(pool: Pool): string | undefined {
   const target = (pool as Partial<PostgresPool>).target;
   return typeof target === 'string' ? target : undefined;
+}
+
+function credentialsOf(pool: Pool): string | undefined {
+  const from = (pool as Partial<PostgresPool>).credentialsFrom;
+  return typeof from === 'string' ? from : undefined;
 }
 
 /**
@@ -473,7 +488,11 @@ export async function withClient<T>(pool: Pool, fn: (client: PoolClient) => Prom
   try {
     client = await pool.connect();
   } catch (err) {
-    throw classifyPostgresError(err, { action: 'connecting', target: targetOf(pool) });
+    throw classifyPostgresError(err, {
+      action: 'connecting',
+      target: targetOf(pool),
+      credentialsFrom: credentialsOf(pool),
+    });
   }
   let broken: Error | undefined;
   try {

@@ -9,8 +9,15 @@ import {
 } from '../../../lambdas/connectors/postgres/pool';
 import { createTestDatabase, serverUrl, type TestDatabase } from '../../support/database';
 
-async function connectError(url: string): Promise<Error> {
-  const pool = createPool({ url }, { ssl: { mode: 'disable' }, connectionTimeoutMillis: 3000 });
+async function connectError(url: string, credentialsFrom?: string): Promise<Error> {
+  const pool = createPool(
+    { url },
+    {
+      ssl: { mode: 'disable' },
+      connectionTimeoutMillis: 3000,
+      ...(credentialsFrom ? { credentialsFrom } : {}),
+    },
+  );
   try {
     await checkConnection(pool);
     return new Error('connected, but a failure was expected');
@@ -83,6 +90,30 @@ describe('createPool against the test server', () => {
     expect(err.message).toContain('authentication failed');
     expect(err.message).toContain('(SQLSTATE 28P01)');
     expect(err.message).not.toContain('Wrong-Pass-123');
+  });
+
+  it('says where to correct a refused password, an unknown user or database: the secret it came from', async () => {
+    const from = 'the secret roundtrip/postgres (postgres.secret of the config)';
+    const wrongPassword = new URL(db.url);
+    wrongPassword.password = 'Wrong-Pass-123';
+    const unknownUser = new URL(db.url);
+    unknownUser.username = 'no_such_role_here';
+    const unknownDatabase = new URL(db.url);
+    unknownDatabase.pathname = '/no_such_database_here';
+    const messages = await Promise.all(
+      [wrongPassword, unknownUser, unknownDatabase].map(
+        async (url) => (await connectError(url.toString(), from)).message,
+      ),
+    );
+    expect(messages[0]).toMatch(
+      /\(SQLSTATE 28P01\); check the user and password in the secret roundtrip\/postgres \(postgres\.secret of the config\)$/,
+    );
+    expect(messages[1]).toMatch(
+      /\(SQLSTATE 28(P01|000)\); check the user and password in the secret roundtrip\/postgres \(postgres\.secret of the config\)$/,
+    );
+    expect(messages[2]).toMatch(
+      /\(SQLSTATE 3D000\); check the database name in the secret roundtrip\/postgres \(postgres\.secret of the config\)$/,
+    );
   });
 
   describe('a password rotated while the pool lives (RDS managed rotation)', () => {
