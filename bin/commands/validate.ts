@@ -25,7 +25,7 @@ import {
   type PostgresSource,
 } from '../../lambdas/connectors/postgres';
 import { taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/core/run-state';
-import { extractConfigPath, resolveFields } from '../../lambdas/core/salesforce-read';
+import { describeTaskObject, extractConfigPath, resolveFields } from '../../lambdas/core/salesforce-read';
 import { mapWritebackTask } from '../../lambdas/core/writeback';
 import { checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
 import { splitTable, writebackConfigPath } from '../../lambdas/core/writeback/state';
@@ -119,15 +119,19 @@ export const validate: Command = async (argv) => {
           for (const task of config.extract) {
             if (task.from !== 'salesforce') continue;
             await record(`extract ${task.name}`, async () => {
-              const describe = await sf.describe(task.object);
+              const describe = await describeTaskObject(
+                sf,
+                task.object,
+                `${extractConfigPath(config, task)}.object`,
+              );
               const { fields, added } = resolveFields(task, describe.fields, extractConfigPath(config, task));
               return `${task.object}: ${fields.length} fields readable${added.length ? ` (${added.join(', ')} added)` : ''}`;
             });
           }
           for (const task of config.writeback) {
             await record(`write-back ${taskName(task)}`, async () => {
-              const describe = await sf.describe(task.object);
               const configPath = writebackConfigPath(config, task);
+              const describe = await describeTaskObject(sf, task.object, `${configPath}.object`);
               const mapping = mapWritebackTask(task, describe, { configPath });
               // What the plan would refuse: synced records keyed by another object or key.
               if (postgresOk)

@@ -78,6 +78,7 @@ import {
   WATERMARK_FIELD,
   chooseReadApi,
   planSalesforceRead,
+  describeTaskObject,
   extractConfigPath,
   resolveFields,
 } from './salesforce-read';
@@ -327,7 +328,11 @@ export async function extractSalesforce(
   const { task, schema, table, logger } = ctx;
   const sf = await salesforceOf(deps, `Extract task ${task.name}`);
   const callsBefore = sf.apiCalls;
-  const describe = await sf.describe(task.object);
+  const describe = await describeTaskObject(
+    sf,
+    task.object,
+    `${extractConfigPath(deps.config, task)}.object`,
+  );
 
   const { fields: wanted, added } = resolveFields(
     task,
@@ -525,7 +530,11 @@ export async function checkSalesforceExtract(
     };
   }
 
-  const describe = await sf.describe(task.object);
+  const describe = await describeTaskObject(
+    sf,
+    task.object,
+    `${extractConfigPath(deps.config, task)}.object`,
+  );
   const { fields } = resolveFields(task, describe.fields, extractConfigPath(deps.config, task));
   const columns = columnsFor(task, describe, fields);
   return loadRows(deps, ctx, {

@@ -45,7 +45,13 @@ import {
   taskNameConflictMessage,
   type RecordedRun,
 } from './run-state';
-import { chooseReadApi, forecastReadCalls, readFilter } from './salesforce-read';
+import {
+  chooseReadApi,
+  extractConfigPath,
+  forecastReadCalls,
+  noSuchObjectError,
+  readFilter,
+} from './salesforce-read';
 
 /** A Step Functions execution's ARN (`arn:<partition>:states:<region>:<account>:execution:<machine>:<name>`). */
 const EXECUTION_ARN = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/;
@@ -326,7 +332,11 @@ export async function prepare(
     const newColumns = columns === undefined || task.fields.some((f) => !lower.has(f.toLowerCase()));
     const readsFull = fullRun || task.mode === 'full' || !watermark?.watermark || newColumns;
     const filter = readFilter(task, { full: readsFull, watermark: watermark?.watermark });
-    const rows = await sf.count(filter.countSoql, { includeDeleted: filter.includeDeleted });
+    const rows = await sf
+      .count(filter.countSoql, { includeDeleted: filter.includeDeleted })
+      .catch((err: unknown) => {
+        throw noSuchObjectError(err, task.object, `${extractConfigPath(config, task)}.object`);
+      });
     const api = chooseReadApi(rows, task.bulkThreshold);
     const read = forecastReadCalls(rows, api, {
       bulkPageRecords: opts.bulkResultPageRecords ?? DEFAULT_BULK_RESULT_PAGE_RECORDS,

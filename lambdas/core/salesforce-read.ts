@@ -5,7 +5,8 @@
  */
 import type { ExtractTask, PipelineConfig, SalesforceExtractTask } from '../config';
 import { suggestion } from '../config/issues';
-import type { SalesforceFieldDescribe } from '../connectors/salesforce';
+import type { SalesforceFieldDescribe, SalesforceObjectDescribe } from '../connectors/salesforce';
+import { salesforceErrorCode } from '../connectors/salesforce/errors';
 import { bulkPollsForDuration } from '../connectors/salesforce/poll';
 import { TerminalError } from '../shared/errors';
 
@@ -52,6 +53,41 @@ export interface SalesforceReadPlan {
 export function soqlDatetime(at: Date): string {
   if (Number.isNaN(at.getTime())) throw new TerminalError('Cannot write an invalid date as a SOQL datetime');
   return new Date(Math.floor(at.getTime() / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
+ * The codes by which Salesforce says that an object of that name does not exist for this user:
+ * a describe's `NOT_FOUND`, a query's `INVALID_TYPE` ("sObject type 'Leads' is not supported").
+ */
+const NO_SUCH_OBJECT_CODES: ReadonlySet<string> = new Set(['NOT_FOUND', 'INVALID_TYPE']);
+
+/**
+ * `err`, or, when it is Salesforce saying that the task's object does not exist, a TerminalError
+ * that names the config key to correct (`extract[0].object`) and what to check, with
+ * Salesforce's words after it. Other errors are returned as they are.
+ */
+export function noSuchObjectError(err: unknown, object: string, objectPath: string): unknown {
+  if (!(err instanceof TerminalError) || !NO_SUCH_OBJECT_CODES.has(salesforceErrorCode(err.cause) ?? '')) {
+    return err;
+  }
+  return new TerminalError(
+    `${objectPath}: Salesforce has no object ${object} that the integration user can see: check the API name ` +
+      `(a custom object ends in __c) and the user's permission to read it (${err.message})`,
+    { cause: err },
+  );
+}
+
+/** The describe of a task's object; an object that does not exist is named by `objectPath`. */
+export async function describeTaskObject(
+  sf: { describe(object: string): Promise<SalesforceObjectDescribe> },
+  object: string,
+  objectPath: string,
+): Promise<SalesforceObjectDescribe> {
+  try {
+    return await sf.describe(object);
+  } catch (err) {
+    throw noSuchObjectError(err, object, objectPath);
+  }
 }
 
 /** An extract's place in the config, `extract[0]`, for messages that point at what to edit. */

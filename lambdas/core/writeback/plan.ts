@@ -49,6 +49,7 @@ import { suggestion } from '../../config/issues';
 import { TerminalError } from '../../shared/errors';
 import { recordAfter } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
+import { describeTaskObject } from '../salesforce-read';
 import {
   HELD_BACK_CODES,
   type PlanSampleRow,
@@ -1406,7 +1407,7 @@ export async function planWriteback(
   const result = await recordAfter(
     logger,
     async () => {
-      const describe = await sf.describe(task.object);
+      const describe = await describeTaskObject(sf, task.object, `${configPath}.object`);
       const mapping = mapWritebackTask(task, describe, { configPath });
       const source = splitTable(task.from, deps.config.postgres.schema);
       // Before anything reads the ledger or Salesforce by key: are the synced keys this task's keys?

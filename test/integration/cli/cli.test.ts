@@ -134,6 +134,41 @@ describe('the roundtrip CLI', () => {
     ]);
   });
 
+  it('names the config path of a misspelt object, in validate and in a run (whose Prepare counts its rows first)', async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as {
+      extract: Record<string, unknown>[];
+      writeback: Record<string, unknown>[];
+    };
+    const misspelt = path.join(dir, 'misspelt-object.config.json');
+    await writeFile(
+      misspelt,
+      JSON.stringify({
+        ...config,
+        extract: config.extract.map((task) =>
+          task.from === 'salesforce' ? { ...task, object: 'Leads' } : task,
+        ),
+        writeback: config.writeback.map((task) => ({ ...task, object: 'Lead_c' })),
+      }),
+    );
+    const check = (object: string): string =>
+      `Salesforce has no object ${object} that the integration user can see: check the API name (a custom object ends in __c) and the user's permission to read it (`;
+    const validated = await cli(['validate', ...connection.slice(2), '--config', misspelt]);
+    expect(validated.code).toBe(1);
+    const failed = validated.stdout.split('\n').filter((l) => l.startsWith('✗'));
+    expect(failed).toHaveLength(2);
+    expect(failed[0]).toContain(
+      `✗ extract Leads: extract[0].object: ${check('Leads')}Salesforce describe Leads failed: NOT_FOUND`,
+    );
+    expect(failed[1]).toContain(
+      `: writeback[0].object: ${check('Lead_c')}Salesforce describe Lead_c failed: NOT_FOUND`,
+    );
+    const planned = await cli(['plan', ...connection.slice(2), '--config', misspelt]);
+    expect(planned.code).toBe(1);
+    expect(planned.stderr).toContain(
+      `extract[0].object: ${check('Leads')}Salesforce count failed: INVALID_TYPE`,
+    );
+  });
+
   it('says what to do when Athena has no region (no --aws-endpoint) or its --aws-endpoint refuses the connection', async () => {
     // A laptop without AWS settings: no region in the environment nor in a profile.
     const saved = { ...process.env };
