@@ -183,12 +183,17 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
             if (n) callsByTask.set(name, n);
           }
         }
+        // A plan (it reports `unchanged`) says what it will send even when that is nothing: a plan
+        // that sends none because it rejected every row is not a quiet ✓.
+        const plan = out !== null && typeof out === 'object' && 'unchanged' in out;
+        const changed = numberAt(out, 'changed');
+        const rejected = numberAt(out, 'rejected');
         const parts = [
           rows ? `${fmt(rows)} rows loaded` : undefined,
-          numberAt(out, 'changed') ? `${fmt(numberAt(out, 'changed'))} records to send` : undefined,
+          changed || plan ? `${fmt(changed)} record${changed === 1 ? '' : 's'} to send` : undefined,
           // A plan's rows refused for what the source holds, and those kept back until an earlier
           // run's send of their key has an outcome (not the source's fault).
-          numberAt(out, 'rejected') ? `${fmt(numberAt(out, 'rejected'))} rejected` : undefined,
+          rejected ? `${fmt(rejected)} rejected` : undefined,
           numberAt(out, 'heldBack') ? `${fmt(numberAt(out, 'heldBack'))} held back` : undefined,
           numberAt(out, 'succeeded') ? `${fmt(numberAt(out, 'succeeded'))} written` : undefined,
           numberAt(out, 'failed') ? `${fmt(numberAt(out, 'failed'))} failed` : undefined,

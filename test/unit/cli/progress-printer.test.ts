@@ -46,6 +46,20 @@ describe('progressPrinter', () => {
       stateType: 'Task',
       output: { runId: 'r', task: 'Lead-update', status: 'collected', succeeded: 9, apiCalls: 4 },
     });
+    // A plan that sends nothing says so, and counts the rows it rejected.
+    const plan = { runId: 'r', status: 'planned', sourceRows: 3, unchanged: 1, apiCalls: 0 };
+    print({
+      type: 'exited',
+      state: 'Lead-upsert plan',
+      stateType: 'Task',
+      output: { ...plan, task: 'Lead-upsert', rejected: 2, changed: 0 },
+    });
+    print({
+      type: 'exited',
+      state: 'Lead-insert plan',
+      stateType: 'Task',
+      output: { ...plan, task: 'Lead-insert', rejected: 0, changed: 1 },
+    });
     print({
       type: 'exited',
       state: 'Report',
@@ -59,6 +73,8 @@ describe('progressPrinter', () => {
       '  ✓ athena_customers load: 5,000 rows loaded, 2 API calls  (so far: 15,000 rows loaded, 7 API calls)',
       '  ✓ Lead-update plan: 9 records to send, 2 rejected, 3 held back, 1 API call  (so far: 15,000 rows loaded, 8 API calls)',
       '  ✓ Lead-update push: 9 written, 4 API calls  (so far: 15,000 rows loaded, 11 API calls)',
+      '  ✓ Lead-upsert plan: 0 records to send, 2 rejected  (so far: 15,000 rows loaded, 11 API calls)',
+      '  ✓ Lead-insert plan: 1 record to send  (so far: 15,000 rows loaded, 11 API calls)',
       '  ✓ Report  (so far: 15,000 rows loaded, 12 API calls)',
     ]);
   });
