@@ -25,7 +25,13 @@ import {
   type PostgresSource,
 } from '../../lambdas/connectors/postgres';
 import { taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/core/run-state';
-import { describeTaskObject, extractConfigPath, resolveFields } from '../../lambdas/core/salesforce-read';
+import {
+  describeTaskObject,
+  extractConfigPath,
+  extractReadError,
+  readFilter,
+  resolveFields,
+} from '../../lambdas/core/salesforce-read';
 import { mapWritebackTask } from '../../lambdas/core/writeback';
 import { checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
 import { splitTable, writebackConfigPath } from '../../lambdas/core/writeback/state';
@@ -125,7 +131,19 @@ export const validate: Command = async (argv) => {
                 `${extractConfigPath(config, task)}.object`,
               );
               const { fields, added } = resolveFields(task, describe.fields, extractConfigPath(config, task));
-              return `${task.object}: ${fields.length} fields readable${added.length ? ` (${added.join(', ')} added)` : ''}`;
+              // The condition, as a full read's COUNT() would send it (one API call): parsed, its
+              // fields resolved.
+              let matching = '';
+              if (task.where !== undefined && task.where.trim() !== '') {
+                const filter = readFilter(task, { full: true, watermark: undefined });
+                const rows = await sf
+                  .count(filter.countSoql, { includeDeleted: filter.includeDeleted })
+                  .catch((err: unknown) => {
+                    throw extractReadError(err, task, extractConfigPath(config, task));
+                  });
+                matching = `; where accepted, ${rows.toLocaleString('en-US')} records match`;
+              }
+              return `${task.object}: ${fields.length} fields readable${added.length ? ` (${added.join(', ')} added)` : ''}${matching}`;
             });
           }
           for (const task of config.writeback) {

@@ -80,6 +80,7 @@ import {
   planSalesforceRead,
   describeTaskObject,
   extractConfigPath,
+  extractReadError,
   resolveFields,
 } from './salesforce-read';
 
@@ -412,7 +413,11 @@ export async function extractSalesforce(
   }
 
   const clockBeforeCount = deps.clock.now();
-  const rows = await sf.count(plan.countSoql, { includeDeleted: plan.includeDeleted });
+  const rows = await sf
+    .count(plan.countSoql, { includeDeleted: plan.includeDeleted })
+    .catch((err: unknown) => {
+      throw extractReadError(err, task, extractConfigPath(deps.config, task));
+    });
   // Salesforce's time of the COUNT()'s answer: before the REST query starts.
   const countedAt = sf.serverDate ?? clockBeforeCount;
   const api = chooseReadApi(rows, task.bulkThreshold);

@@ -49,7 +49,7 @@ import {
   chooseReadApi,
   extractConfigPath,
   forecastReadCalls,
-  noSuchObjectError,
+  extractReadError,
   readFilter,
 } from './salesforce-read';
 
@@ -335,7 +335,7 @@ export async function prepare(
     const rows = await sf
       .count(filter.countSoql, { includeDeleted: filter.includeDeleted })
       .catch((err: unknown) => {
-        throw noSuchObjectError(err, task.object, `${extractConfigPath(config, task)}.object`);
+        throw extractReadError(err, task, extractConfigPath(config, task));
       });
     const api = chooseReadApi(rows, task.bulkThreshold);
     const read = forecastReadCalls(rows, api, {

@@ -77,6 +77,37 @@ export function noSuchObjectError(err: unknown, object: string, objectPath: stri
   );
 }
 
+/**
+ * The codes by which Salesforce refuses a query's condition: a field it does not have, a syntax
+ * error, an operator the field's type does not take.
+ */
+const BAD_CONDITION_CODES: ReadonlySet<string> = new Set([
+  'INVALID_FIELD',
+  'MALFORMED_QUERY',
+  'INVALID_QUERY_FILTER_OPERATOR',
+]);
+
+/**
+ * `err`, or, when it is Salesforce refusing a read of a Salesforce extract for its object or its
+ * `where` condition (the only parts of a COUNT() the config writes), a TerminalError naming that
+ * key (`extract[0].object`, `extract[0].where`) and what to check, with Salesforce's words.
+ */
+export function extractReadError(
+  err: unknown,
+  task: Pick<SalesforceExtractTask, 'object' | 'where'>,
+  configPath: string,
+): unknown {
+  const code = err instanceof TerminalError ? salesforceErrorCode(err.cause) : undefined;
+  if (code && task.where !== undefined && BAD_CONDITION_CODES.has(code)) {
+    return new TerminalError(
+      `${configPath}.where: Salesforce refused the condition ${JSON.stringify(task.where)} on ${task.object}: ` +
+        `check its field names and syntax (a SOQL condition, without the WHERE keyword) (${(err as Error).message})`,
+      { cause: err },
+    );
+  }
+  return noSuchObjectError(err, task.object, `${configPath}.object`);
+}
+
 /** The describe of a task's object; an object that does not exist is named by `objectPath`. */
 export async function describeTaskObject(
   sf: { describe(object: string): Promise<SalesforceObjectDescribe> },

@@ -169,6 +169,30 @@ describe('the roundtrip CLI', () => {
     );
   });
 
+  it("checks an extract's where condition in validate, and names it by its config path there and in a run", async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
+    const withWhere = (where: string): Record<string, unknown> => ({
+      ...config,
+      extract: config.extract.map((task) => (task.from === 'salesforce' ? { ...task, where } : task)),
+    });
+    const good = path.join(dir, 'where.config.json');
+    await writeFile(good, JSON.stringify(withWhere("Status = 'Open - Not Contacted' OR Status = 'Nope'")));
+    const accepted = await cli(['validate', ...connection.slice(2), '--config', good]);
+    expect(accepted.stdout).toMatch(/^✓ extract Lead: Lead: .*; where accepted, \d+ records match$/m);
+    const misspelt = path.join(dir, 'misspelt-where.config.json');
+    await writeFile(misspelt, JSON.stringify(withWhere("Stauts = 'Open - Not Contacted'")));
+    const refusal =
+      'extract[0].where: Salesforce refused the condition "Stauts = \'Open - Not Contacted\'" on Lead: check its field names and syntax (a SOQL condition, without the WHERE keyword) (Salesforce count failed: INVALID_FIELD: ';
+    const validated = await cli(['validate', ...connection.slice(2), '--config', misspelt]);
+    expect(validated.code).toBe(1);
+    expect(validated.stdout.split('\n').filter((l) => l.startsWith('✗'))).toEqual([
+      expect.stringContaining(`✗ extract Lead: ${refusal}`),
+    ]);
+    const planned = await cli(['plan', ...connection.slice(2), '--config', misspelt]);
+    expect(planned.code).toBe(1);
+    expect(planned.stderr).toContain(refusal);
+  });
+
   it('says what to do when Athena has no region (no --aws-endpoint) or its --aws-endpoint refuses the connection', async () => {
     // A laptop without AWS settings: no region in the environment nor in a profile.
     const saved = { ...process.env };
