@@ -134,65 +134,6 @@ describe('the roundtrip CLI', () => {
     ]);
   });
 
-  it('names the config path of a misspelt object, in validate and in a run (whose Prepare counts its rows first)', async () => {
-    const config = JSON.parse(await readFile(configFile, 'utf8')) as {
-      extract: Record<string, unknown>[];
-      writeback: Record<string, unknown>[];
-    };
-    const misspelt = path.join(dir, 'misspelt-object.config.json');
-    await writeFile(
-      misspelt,
-      JSON.stringify({
-        ...config,
-        extract: config.extract.map((task) =>
-          task.from === 'salesforce' ? { ...task, object: 'Leads' } : task,
-        ),
-        writeback: config.writeback.map((task) => ({ ...task, object: 'Lead_c' })),
-      }),
-    );
-    const check = (object: string): string =>
-      `Salesforce has no object ${object} that the integration user can see: check the API name (a custom object ends in __c) and the user's permission to read it (`;
-    const validated = await cli(['validate', ...connection.slice(2), '--config', misspelt]);
-    expect(validated.code).toBe(1);
-    const failed = validated.stdout.split('\n').filter((l) => l.startsWith('✗'));
-    expect(failed).toHaveLength(2);
-    expect(failed[0]).toContain(
-      `✗ extract Leads: extract[0].object: ${check('Leads')}Salesforce describe Leads failed: NOT_FOUND`,
-    );
-    expect(failed[1]).toContain(
-      `: writeback[0].object: ${check('Lead_c')}Salesforce describe Lead_c failed: NOT_FOUND`,
-    );
-    const planned = await cli(['plan', ...connection.slice(2), '--config', misspelt]);
-    expect(planned.code).toBe(1);
-    expect(planned.stderr).toContain(
-      `extract[0].object: ${check('Leads')}Salesforce count failed: INVALID_TYPE`,
-    );
-  });
-
-  it("checks an extract's where condition in validate, and names it by its config path there and in a run", async () => {
-    const config = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
-    const withWhere = (where: string): Record<string, unknown> => ({
-      ...config,
-      extract: config.extract.map((task) => (task.from === 'salesforce' ? { ...task, where } : task)),
-    });
-    const good = path.join(dir, 'where.config.json');
-    await writeFile(good, JSON.stringify(withWhere("Status = 'Open - Not Contacted' OR Status = 'Nope'")));
-    const accepted = await cli(['validate', ...connection.slice(2), '--config', good]);
-    expect(accepted.stdout).toMatch(/^✓ extract Lead: Lead: .*; where accepted, \d+ records match$/m);
-    const misspelt = path.join(dir, 'misspelt-where.config.json');
-    await writeFile(misspelt, JSON.stringify(withWhere("Stauts = 'Open - Not Contacted'")));
-    const refusal =
-      'extract[0].where: Salesforce refused the condition "Stauts = \'Open - Not Contacted\'" on Lead: check its field names and syntax (a SOQL condition, without the WHERE keyword) (Salesforce count failed: INVALID_FIELD: ';
-    const validated = await cli(['validate', ...connection.slice(2), '--config', misspelt]);
-    expect(validated.code).toBe(1);
-    expect(validated.stdout.split('\n').filter((l) => l.startsWith('✗'))).toEqual([
-      expect.stringContaining(`✗ extract Lead: ${refusal}`),
-    ]);
-    const planned = await cli(['plan', ...connection.slice(2), '--config', misspelt]);
-    expect(planned.code).toBe(1);
-    expect(planned.stderr).toContain(refusal);
-  });
-
   it('says what to do when Athena has no region (no --aws-endpoint) or its --aws-endpoint refuses the connection', async () => {
     // A laptop without AWS settings: no region in the environment nor in a profile.
     const saved = { ...process.env };
@@ -296,6 +237,68 @@ describe('the roundtrip CLI', () => {
     expect(planned.code).not.toBe(0);
     expect(planned.stderr).toContain('(the secret roundtrip/postgres, postgres.secret of the config)');
     expect(planned.stderr).not.toContain('postgres://u:p@');
+  });
+
+  it('names the config path of a misspelt object, in validate and in a run (whose Prepare counts its rows first)', async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as {
+      extract: Record<string, unknown>[];
+      writeback: Record<string, unknown>[];
+    };
+    const misspelt = path.join(dir, 'misspelt-object.config.json');
+    await writeFile(
+      misspelt,
+      JSON.stringify({
+        ...config,
+        extract: config.extract.map((task) =>
+          task.from === 'salesforce' ? { ...task, object: 'Leads' } : task,
+        ),
+        writeback: config.writeback.map((task) => ({ ...task, object: 'Lead_c' })),
+      }),
+    );
+    const check = (object: string): string =>
+      `Salesforce has no object ${object} that the integration user can see: check the API name (a custom object ends in __c) and the user's permission to read it (`;
+    const validated = await cli(['validate', ...connection.slice(2), '--config', misspelt]);
+    expect(validated.code).toBe(1);
+    const failed = validated.stdout.split('\n').filter((l) => l.startsWith('✗'));
+    expect(failed).toHaveLength(2);
+    expect(failed[0]).toContain(
+      `✗ extract Leads: extract[0].object: ${check('Leads')}Salesforce describe Leads failed: NOT_FOUND`,
+    );
+    expect(failed[1]).toContain(
+      `: writeback[0].object: ${check('Lead_c')}Salesforce describe Lead_c failed: NOT_FOUND`,
+    );
+    const planned = await cli(['plan', ...connection.slice(2), '--config', misspelt]);
+    expect(planned.code).toBe(1);
+    expect(planned.stderr).toContain(
+      `extract[0].object: ${check('Leads')}Salesforce count failed: INVALID_TYPE`,
+    );
+  });
+
+  it("checks an extract's where condition in validate, and names it by its config path there and in a run", async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
+    const withWhere = (where: string): Record<string, unknown> => ({
+      ...config,
+      // A name of its own: the run claims its task names, and "Lead" stays free for the others.
+      extract: config.extract.map((task) =>
+        task.from === 'salesforce' ? { ...task, where, name: 'Lead-where' } : task,
+      ),
+    });
+    const good = path.join(dir, 'where.config.json');
+    await writeFile(good, JSON.stringify(withWhere("Status = 'Open - Not Contacted' OR Status = 'Nope'")));
+    const accepted = await cli(['validate', ...connection.slice(2), '--config', good]);
+    expect(accepted.stdout).toMatch(/^✓ extract Lead-where: Lead: .*; where accepted, \d+ records match$/m);
+    const misspelt = path.join(dir, 'misspelt-where.config.json');
+    await writeFile(misspelt, JSON.stringify(withWhere("Stauts = 'Open - Not Contacted'")));
+    const refusal =
+      'extract[0].where: Salesforce refused the condition "Stauts = \'Open - Not Contacted\'" on Lead: check its field names and syntax (a SOQL condition, without the WHERE keyword) (Salesforce count failed: INVALID_FIELD: ';
+    const validated = await cli(['validate', ...connection.slice(2), '--config', misspelt]);
+    expect(validated.code).toBe(1);
+    expect(validated.stdout.split('\n').filter((l) => l.startsWith('✗'))).toEqual([
+      expect.stringContaining(`✗ extract Lead-where: ${refusal}`),
+    ]);
+    const planned = await cli(['plan', ...connection.slice(2), '--config', misspelt]);
+    expect(planned.code).toBe(1);
+    expect(planned.stderr).toContain(refusal);
   });
 
   it('plans without sending anything, the summary as the last JSON line', async () => {
