@@ -632,16 +632,19 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTa
   const name = f.name;
   const s = conv.text;
   const whens: string[] = [];
+  // A value refused names the source column it came from: the transform's output to correct.
+  const valueError = (code: string, messageSql: string): string =>
+    rowError(code, name, `${messageSql} || ${sqlLiteral(` (source column ${m.column})`)}`);
   const invalid = (what: string): void => {
     if (!conv.mayBeInvalid) return;
     whens.push(
-      `WHEN ${v} IS NULL AND ${conv.present} THEN ${rowError('INVALID_TYPE_ON_FIELD_IN_RECORD', name, `format('%s: %s is not ${what}', ${sqlLiteral(name)}, ${shown(s)})`)}`,
+      `WHEN ${v} IS NULL AND ${conv.present} THEN ${valueError('INVALID_TYPE_ON_FIELD_IN_RECORD', `format('%s: %s is not ${what}', ${sqlLiteral(name)}, ${shown(s)})`)}`,
     );
   };
   switch (m.kind) {
     case 'id':
       whens.push(
-        `WHEN ${v} IS NULL AND ${conv.present} THEN ${rowError('MALFORMED_ID', name, `format('%s: %s is not a Salesforce Id (15 or 18 letters and digits)', ${sqlLiteral(name)}, ${shown(s)})`)}`,
+        `WHEN ${v} IS NULL AND ${conv.present} THEN ${valueError('MALFORMED_ID', `format('%s: %s is not a Salesforce Id (15 or 18 letters and digits)', ${sqlLiteral(name)}, ${shown(s)})`)}`,
       );
       break;
     case 'boolean':
@@ -660,7 +663,7 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTa
         m.kind === 'int'
           ? `format('%s: %s has more than ${intDigits} digits', ${sqlLiteral(name)}, ${shown(s)})`
           : `format('%s: %s does not fit Number(%s, %s): at most ${intDigits} digits before the decimal point', ${sqlLiteral(name)}, ${shown(s)}, ${f.precision ?? 18}, ${scale})`;
-      whens.push(`WHEN ${outside} THEN ${rowError('NUMBER_OUTSIDE_VALID_RANGE', name, message)}`);
+      whens.push(`WHEN ${outside} THEN ${valueError('NUMBER_OUTSIDE_VALID_RANGE', message)}`);
       break;
     }
     case 'date':
@@ -672,7 +675,7 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTa
       const day = m.kind === 'date' ? v : `left(${v}, 10)`;
       const length = m.kind === 'date' ? 10 : 24;
       whens.push(
-        `WHEN ${v} IS NOT NULL AND (char_length(${v}) <> ${length} OR ${day} < '${MIN_SALESFORCE_DATE}' OR ${day} > '${MAX_SALESFORCE_DATE}') THEN ${rowError('DATE_OUTSIDE_VALID_RANGE', name, `format('%s: %s is outside the dates Salesforce takes (${MIN_SALESFORCE_DATE} to ${MAX_SALESFORCE_DATE})', ${sqlLiteral(name)}, ${shown(s)})`)}`,
+        `WHEN ${v} IS NOT NULL AND (char_length(${v}) <> ${length} OR ${day} < '${MIN_SALESFORCE_DATE}' OR ${day} > '${MAX_SALESFORCE_DATE}') THEN ${valueError('DATE_OUTSIDE_VALID_RANGE', `format('%s: %s is outside the dates Salesforce takes (${MIN_SALESFORCE_DATE} to ${MAX_SALESFORCE_DATE})', ${sqlLiteral(name)}, ${shown(s)})`)}`,
       );
       break;
     }
@@ -681,7 +684,7 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTa
       break;
     case 'email':
       whens.push(
-        `WHEN ${v} IS NOT NULL AND NOT ${v} ~ '${EMAIL_RE}' THEN ${rowError('INVALID_EMAIL_ADDRESS', name, `format('%s: invalid email address: %s', ${sqlLiteral(name)}, ${shown(s)})`)}`,
+        `WHEN ${v} IS NOT NULL AND NOT ${v} ~ '${EMAIL_RE}' THEN ${valueError('INVALID_EMAIL_ADDRESS', `format('%s: invalid email address: %s', ${sqlLiteral(name)}, ${shown(s)})`)}`,
       );
       break;
     case 'picklist':
@@ -692,7 +695,7 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTa
   if (m.kind === 'string' || m.kind === 'email' || m.kind === 'picklist' || m.kind === 'multipicklist') {
     // Bulk API 2.0 would read it as null (blanking the field), Collections as text: refused.
     whens.push(
-      `WHEN octet_length(${v}) = ${BULK_NULL_TEXT.length} AND upper(${v}) = ${sqlLiteral(BULK_NULL_TEXT)} THEN ${rowError('TEXT_READ_AS_NULL', name, `format('%s: %s is the text Bulk API 2.0 reads as null: sent in a Bulk job it would blank the field, so it is not sent (a null blanks the field)', ${sqlLiteral(name)}, ${v})`)}`,
+      `WHEN octet_length(${v}) = ${BULK_NULL_TEXT.length} AND upper(${v}) = ${sqlLiteral(BULK_NULL_TEXT)} THEN ${valueError('TEXT_READ_AS_NULL', `format('%s: %s is the text Bulk API 2.0 reads as null: sent in a Bulk job it would blank the field, so it is not sent (a null blanks the field)', ${sqlLiteral(name)}, ${v})`)}`,
     );
     if (conv.lengthCheck && f.length > 0) {
       // Salesforce counts UTF-16 code units: a character outside the BMP counts twice. Only a
@@ -700,7 +703,7 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTa
       // most as many code units as UTF-8 bytes), so the rest pay for one octet_length.
       const units = utf16LengthSql(v);
       whens.push(
-        `WHEN octet_length(${v}) > ${f.length} AND ${units} > ${f.length} THEN ${rowError('STRING_TOO_LONG', name, `format('%s: data value too large: %s characters, the field takes ${f.length} (Salesforce counts UTF-16 code units: an emoji counts 2)', ${sqlLiteral(name)}, ${units})`)}`,
+        `WHEN octet_length(${v}) > ${f.length} AND ${units} > ${f.length} THEN ${valueError('STRING_TOO_LONG', `format('%s: data value too large: %s characters, the field takes ${f.length} (Salesforce counts UTF-16 code units: an emoji counts 2)', ${sqlLiteral(name)}, ${units})`)}`,
       );
     }
     if ((m.kind === 'picklist' || m.kind === 'multipicklist') && f.restrictedPicklist) {
@@ -716,7 +719,7 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTa
             ? active.join(', ')
             : `${active.slice(0, RESTRICTED_VALUES_SHOWN).join(', ')}, … (${active.length} in all)`;
       whens.push(
-        `WHEN ${v} IS NOT NULL AND ${bad} THEN ${rowError('INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST', name, `format('%s: bad value for restricted picklist field: %s (the field takes: %s)', ${sqlLiteral(name)}, ${shown(v)}, ${sqlLiteral(takes)})`)}`,
+        `WHEN ${v} IS NOT NULL AND ${bad} THEN ${valueError('INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST', `format('%s: bad value for restricted picklist field: %s (the field takes: %s)', ${sqlLiteral(name)}, ${shown(v)}, ${sqlLiteral(takes)})`)}`,
       );
     }
   }
@@ -1372,7 +1375,7 @@ async function insertKeyErrors(
        FROM (
          SELECT k, ${raw.map(rawName).join(', ')},
                 CASE WHEN k IS NULL OR btrim(k) = '' THEN ${rowError('MISSING_KEY', task.keyColumn, `format('the key column %s is null or blank', $3::text)`)}
-                     ELSE jsonb_build_array('DUPLICATE_KEY', $3::text, format('key %s appears in more than one source row%s', left(k, ${MESSAGE_VALUE_CHARS}), $4::text)) END AS err
+                     ELSE jsonb_build_array('DUPLICATE_KEY', $3::text, format('key %s appears in more than one source row%s; none of them is sent: make the source hold one row per key', left(k, ${MESSAGE_VALUE_CHARS}), $4::text)) END AS err
            FROM (
              SELECT ${keySql} AS k, ${raw.map((c) => `src.${quoteIdent(c)} AS ${rawName(c)}`).join(', ')},
                     count(*) OVER (PARTITION BY ${identity.sql}) AS copies

@@ -297,12 +297,12 @@ describe('write-back keys and Ids compared as Salesforce tells records apart', (
       [
         '45',
         'DUPLICATE_KEY',
-        'key 45 appears in more than one source row (Lead_Number__c is matched by Salesforce as a number)',
+        'key 45 appears in more than one source row (Lead_Number__c is matched by Salesforce as a number); none of them is sent: make the source hold one row per key',
       ],
       [
         '45.00',
         'DUPLICATE_KEY',
-        'key 45.00 appears in more than one source row (Lead_Number__c is matched by Salesforce as a number)',
+        'key 45.00 appears in more than one source row (Lead_Number__c is matched by Salesforce as a number); none of them is sent: make the source hold one row per key',
       ],
     ]);
   });
@@ -347,7 +347,7 @@ describe('write-back keys and Ids compared as Salesforce tells records apart', (
       ['12223334445556668', '12223334445556669'].map((k) => [
         k,
         'DUPLICATE_KEY',
-        `key ${k} appears in more than one source row (Legacy_Number__c has more than 15 digits, which Salesforce holds as a double: keys that are one double name one record)`,
+        `key ${k} appears in more than one source row (Legacy_Number__c has more than 15 digits, which Salesforce holds as a double: keys that are one double name one record); none of them is sent: make the source hold one row per key`,
       ]),
     );
   });

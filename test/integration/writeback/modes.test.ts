@@ -104,12 +104,12 @@ describe('write-back modes and per-record failures', () => {
       [
         'CASE-X',
         'DUPLICATE_KEY',
-        'key CASE-X appears in more than one source row (External_Id__c is matched by Salesforce ignoring case and surrounding whitespace)',
+        'key CASE-X appears in more than one source row (External_Id__c is matched by Salesforce ignoring case and surrounding whitespace); none of them is sent: make the source hold one row per key',
       ],
       [
         'case-x',
         'DUPLICATE_KEY',
-        'key case-x appears in more than one source row (External_Id__c is matched by Salesforce ignoring case and surrounding whitespace)',
+        'key case-x appears in more than one source row (External_Id__c is matched by Salesforce ignoring case and surrounding whitespace); none of them is sent: make the source hold one row per key',
       ],
     ]);
     expect(leadsWithExternalId(env, 'case-x')).toHaveLength(0);

@@ -184,7 +184,7 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
           stage: 'plan',
           code: 'STRING_TOO_LONG',
           message:
-            'Nickname__c: data value too large: 11 characters, the field takes 10 (Salesforce counts UTF-16 code units: an emoji counts 2)',
+            'Nickname__c: data value too large: 11 characters, the field takes 10 (Salesforce counts UTF-16 code units: an emoji counts 2) (source column nick)',
           fields: ['Nickname__c'],
         },
       ]);
@@ -239,7 +239,8 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
           key: ids[4],
           stage: 'plan',
           code: 'INVALID_TYPE_ON_FIELD_IN_RECORD',
-          message: 'NumberOfEmployees: 2.5 is not a whole number (the field takes no decimals)',
+          message:
+            'NumberOfEmployees: 2.5 is not a whole number (the field takes no decimals) (source column employees)',
           fields: ['NumberOfEmployees'],
         },
       ]);

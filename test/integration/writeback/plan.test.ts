@@ -190,14 +190,16 @@ describe('write-back plan', () => {
       code: 'INVALID_TYPE_ON_FIELD_IN_RECORD',
       fields: ['LeadScore__c'],
     });
-    expect(byKey.get(ids[2] as string)?.message).toBe('LeadScore__c: abc is not a number');
+    expect(byKey.get(ids[2] as string)?.message).toBe(
+      'LeadScore__c: abc is not a number (source column score)',
+    );
     expect(byKey.get(ids[3] as string)).toMatchObject({ code: 'INVALID_EMAIL_ADDRESS', fields: ['Email'] });
     expect(byKey.get(ids[4] as string)).toMatchObject({
       code: 'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST',
       fields: ['Status'],
     });
     expect(byKey.get(ids[4] as string)?.message).toBe(
-      'Status: bad value for restricted picklist field: Maybe (the field takes: Open - Not Contacted, Working - Contacted, Closed - Converted, Closed - Not Converted)',
+      'Status: bad value for restricted picklist field: Maybe (the field takes: Open - Not Contacted, Working - Contacted, Closed - Converted, Closed - Not Converted) (source column status)',
     );
     expect(byKey.get(ids[5] as string)).toMatchObject({
       code: 'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST',
@@ -205,7 +207,7 @@ describe('write-back plan', () => {
     });
     // An inactive value is not among those it takes.
     expect(byKey.get(ids[5] as string)?.message).toBe(
-      'Tier__c: bad value for restricted picklist field: Retired (the field takes: Gold, Silver)',
+      'Tier__c: bad value for restricted picklist field: Retired (the field takes: Gold, Silver) (source column tier)',
     );
     expect(byKey.get(ids[6] as string)).toMatchObject({ code: 'STRING_TOO_LONG', fields: ['LastName'] });
     expect(byKey.get(ids[7] as string)).toMatchObject({
@@ -231,7 +233,8 @@ describe('write-back plan', () => {
     expect(byKey.get(ids[14] as string)).toMatchObject({
       code: 'DATE_OUTSIDE_VALID_RANGE',
       fields: ['Next_Call__c'],
-      message: 'Next_Call__c: 1699-12-31 is outside the dates Salesforce takes (1700-01-01 to 4000-12-31)',
+      message:
+        'Next_Call__c: 1699-12-31 is outside the dates Salesforce takes (1700-01-01 to 4000-12-31) (source column next_call)',
     });
     expect(byKey.get(ids[15] as string)).toMatchObject({
       code: 'DATE_OUTSIDE_VALID_RANGE',
@@ -253,7 +256,7 @@ describe('write-back plan', () => {
     ]) {
       expect(byKey.get(key)).toMatchObject({
         code: 'DUPLICATE_KEY',
-        message: `key ${key} appears in more than one source row (an Id names one record in its 15- and 18-character forms)`,
+        message: `key ${key} appears in more than one source row (an Id names one record in its 15- and 18-character forms); none of them is sent: make the source hold one row per key`,
       });
     }
 
@@ -286,7 +289,7 @@ describe('write-back plan', () => {
       [
         ids[1],
         'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST',
-        'Region__c: bad value for restricted picklist field: Tundra (the field takes: North, South, East, West, Central, Alpine, Coastal, Delta, Highlands, Islands, … (12 in all))',
+        'Region__c: bad value for restricted picklist field: Tundra (the field takes: North, South, East, West, Central, Alpine, Coastal, Delta, Highlands, Islands, … (12 in all)) (source column region)',
       ],
     ]);
   });
@@ -346,19 +349,19 @@ describe('write-back plan', () => {
     expect(messages.map((e) => [e?.code, e?.message])).toEqual([
       ...['0x1F', '0b11', '0o17', '1_0'].map((v) => [
         'INVALID_TYPE_ON_FIELD_IN_RECORD',
-        `LeadScore__c: ${v} is not a number`,
+        `LeadScore__c: ${v} is not a number (source column score)`,
       ]),
       ...['today', 'epoch', 'J2460000', '1/2/3', '20250701'].map((v) => [
         'INVALID_TYPE_ON_FIELD_IN_RECORD',
-        `Next_Call__c: ${v} is not a date`,
+        `Next_Call__c: ${v} is not a date (source column next_call)`,
       ]),
       ...['now', '2025-07-01T24:00:00Z'].map((v) => [
         'INVALID_TYPE_ON_FIELD_IN_RECORD',
-        `Scored_At__c: ${v} is not a datetime`,
+        `Scored_At__c: ${v} is not a datetime (source column scored_at)`,
       ]),
       ...['10:00:00+02:00', '24:00:00'].map((v) => [
         'INVALID_TYPE_ON_FIELD_IN_RECORD',
-        `Call_Time__c: ${v} is not a time`,
+        `Call_Time__c: ${v} is not a time (source column call_time)`,
       ]),
     ]);
     const { rows: planned } = await env.pool.query(
