@@ -48,12 +48,26 @@ export function secretEnvName(nameOrArn: string): string {
   return `${SECRET_ENV_PREFIX}${normalised}`;
 }
 
-function parseSecretJson(text: string, name: string, where: string): unknown {
+/** `line 3, column 1` of the character at `position` of `text`. */
+function lineAndColumn(text: string, position: number): string {
+  const before = text.slice(0, position);
+  const line = before.split('\n').length;
+  return `line ${line}, column ${position - before.lastIndexOf('\n')}`;
+}
+
+/**
+ * Parses a secret's JSON; `what` names it in the error (`Secret "x" (Secrets Manager)`). The error
+ * says where the text stops being JSON when JSON.parse tells (`at position N`), so that a trailing
+ * comma in a secrets file is found by its line and column.
+ */
+function parseSecretJson(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
-  } catch {
-    // JSON.parse's message quotes the text it choked on: never pass it on.
-    throw new TerminalError(`Secret "${name}" (${where}) is not valid JSON`);
+  } catch (err) {
+    // JSON.parse's message may quote the text it choked on: never pass it on, only the place.
+    const at = /at position (\d+)/.exec(err instanceof Error ? err.message : '');
+    const place = at ? `: ${lineAndColumn(text, Number(at[1]))}` : '';
+    throw new TerminalError(`${what} is not valid JSON${place}`);
   }
 }
 
@@ -86,7 +100,7 @@ export function createLocalSecretsProvider(options: LocalSecretsOptions = {}): S
           `Cannot read the local secrets file ${file}${typeof code === 'string' ? ` (${code})` : ''}`,
         );
       }
-      const parsed = parseSecretJson(text, file, 'local secrets file');
+      const parsed = parseSecretJson(text, `The local secrets file ${file}`);
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
         throw new TerminalError(
           `The local secrets file ${file} must hold a JSON object keyed by secret name`,
@@ -105,7 +119,7 @@ export function createLocalSecretsProvider(options: LocalSecretsOptions = {}): S
       const envName = secretEnvName(name);
       const fromEnv = env[envName];
       if (fromEnv !== undefined && fromEnv !== '')
-        return parseSecretJson(fromEnv, name, `environment variable ${envName}`);
+        return parseSecretJson(fromEnv, `Secret "${name}" (environment variable ${envName})`);
       if (options.file) {
         const all = await loadFile(options.file);
         if (Object.hasOwn(all, name)) return all[name];
@@ -168,9 +182,12 @@ export function createSecretsManagerProvider(options: SecretsManagerProviderOpti
       throw new TerminalError(what + detail);
     }
     if (typeof out.SecretString === 'string')
-      return parseSecretJson(out.SecretString, nameOrArn, 'Secrets Manager');
+      return parseSecretJson(out.SecretString, `Secret "${nameOrArn}" (Secrets Manager)`);
     if (out.SecretBinary) {
-      return parseSecretJson(Buffer.from(out.SecretBinary).toString('utf8'), nameOrArn, 'Secrets Manager');
+      return parseSecretJson(
+        Buffer.from(out.SecretBinary).toString('utf8'),
+        `Secret "${nameOrArn}" (Secrets Manager)`,
+      );
     }
     throw new TerminalError(`Secret "${nameOrArn}" in Secrets Manager has no value`);
   };

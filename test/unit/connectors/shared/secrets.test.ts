@@ -66,6 +66,18 @@ describe('createLocalSecretsProvider', () => {
     );
   });
 
+  it('says where a secrets file stops being JSON (a trailing comma), by line and column, without quoting it', async () => {
+    const text = '{\n  "roundtrip/pg": { "password": "Canary123" },\n}\n';
+    const provider = createLocalSecretsProvider({
+      env: {},
+      file: '/s.json',
+      readText: () => Promise.resolve(text),
+    });
+    const err = await provider.getSecret('roundtrip/pg').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TerminalError);
+    expect((err as Error).message).toBe('The local secrets file /s.json is not valid JSON: line 3, column 1');
+  });
+
   it('reports an unreadable file with its error code only', async () => {
     const provider = createLocalSecretsProvider({
       env: {},
