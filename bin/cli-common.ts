@@ -155,6 +155,7 @@ function numberAt(value: unknown, key: string): number {
 export function progressPrinter(write: (line: string) => void = note): (event: LocalRunEvent) => void {
   const rowsByTask = new Map<string, number>();
   const callsByTask = new Map<string, number>();
+  const lastFailure = new Map<string, string>();
   const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
   const fmt = (n: number): string => n.toLocaleString('en-US');
   const apiCalls = (n: number): string => `${fmt(n)} API call${n === 1 ? '' : 's'}`;
@@ -208,11 +209,17 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
       case 'retried':
         write(`  ↻ ${event.state}: retrying`);
         break;
-      case 'failed':
+      case 'failed': {
+        const failure = `${event.error?.name ?? 'Error'}: ${readableFailure(event.error?.cause ?? '').slice(0, 300)}`;
+        // A step retried with the same error (a database that is down, six attempts) says it once.
         write(
-          `  ✗ ${event.state}: ${event.error?.name ?? 'Error'}: ${readableFailure(event.error?.cause ?? '').slice(0, 300)}`,
+          lastFailure.get(event.state) === failure
+            ? `  ✗ ${event.state}: the same error again`
+            : `  ✗ ${event.state}: ${failure}`,
         );
+        lastFailure.set(event.state, failure);
         break;
+      }
       case 'caught':
         break;
     }

@@ -78,4 +78,29 @@ describe('progressPrinter', () => {
       '  ✓ Report  (so far: 15,000 rows loaded, 12 API calls)',
     ]);
   });
+
+  it("names a retried step's error once, and a different error in full", () => {
+    const lines: string[] = [];
+    const print = progressPrinter((line) => lines.push(line));
+    const refused = {
+      name: 'TransientError',
+      cause: 'PostgreSQL connecting (u@127.0.0.1:1/db): connect ECONNREFUSED',
+    };
+    for (const error of [refused, refused, refused, { name: 'TerminalError', cause: 'other' }]) {
+      print({ type: 'failed', state: 'Prepare', stateType: 'Task', error });
+      print({ type: 'retried', state: 'Prepare', stateType: 'Task' });
+    }
+    print({ type: 'failed', state: 'Report failure', stateType: 'Task', error: refused });
+    expect(lines).toEqual([
+      '  ✗ Prepare: TransientError: PostgreSQL connecting (u@127.0.0.1:1/db): connect ECONNREFUSED',
+      '  ↻ Prepare: retrying',
+      '  ✗ Prepare: the same error again',
+      '  ↻ Prepare: retrying',
+      '  ✗ Prepare: the same error again',
+      '  ↻ Prepare: retrying',
+      '  ✗ Prepare: TerminalError: other',
+      '  ↻ Prepare: retrying',
+      '  ✗ Report failure: TransientError: PostgreSQL connecting (u@127.0.0.1:1/db): connect ECONNREFUSED',
+    ]);
+  });
 });
