@@ -262,6 +262,11 @@ const HEADERS: Record<keyof TaskSummary, string> = {
 
 /** A plain-text table of the summary (numbers right-aligned, thousands separated). */
 export function formatSummaryTable(summary: RunSummary): string {
+  // A run that failed before any step reported (a database that cannot be reached, a refused
+  // sign-in) has no row: a table of headers alone would read as a run that did nothing.
+  if (summary.tasks.length === 0) {
+    return `run ${summary.runId}: ${summary.status}${summary.status === 'failed' ? ', before any step reported its figures (why: above)' : ''}`;
+  }
   const cells = summary.tasks.map((t) =>
     COLUMNS.map((c) => (typeof t[c] === 'number' ? t[c].toLocaleString('en-US') : String(t[c]))),
   );

@@ -1,0 +1,31 @@
+import { formatSummaryTable, type RunSummary } from '../../../bin/local/summary';
+
+describe('formatSummaryTable', () => {
+  const row = {
+    task: 'Lead-upsert',
+    kind: 'writeback',
+    rowsRead: 1234,
+    planned: 4,
+    written: 3,
+    rejected: 1,
+    heldBack: 0,
+    failed: 0,
+    apiCalls: 1,
+  } as const;
+
+  it('prints a row a task, numbers right-aligned with thousands separated', () => {
+    const summary: RunSummary = { runId: 'r1', status: 'succeeded', tasks: [row] };
+    expect(formatSummaryTable(summary).split('\n')).toEqual([
+      'run r1: succeeded',
+      'task         kind       rows read  planned  written  rejected  held back  failed  API calls',
+      '-----------  ---------  ---------  -------  -------  --------  ---------  ------  ---------',
+      'Lead-upsert  writeback      1,234        4        3         1          0       0          1',
+    ]);
+  });
+
+  it('says that a run failed before any step reported, rather than print headers alone', () => {
+    expect(formatSummaryTable({ runId: 'r2', status: 'failed', tasks: [] })).toBe(
+      'run r2: failed, before any step reported its figures (why: above)',
+    );
+  });
+});
