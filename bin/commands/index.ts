@@ -17,7 +17,7 @@ commands:
                        a dry run: extract, transform and plan, nothing sent to Salesforce
   validate [--config FILE] [--secrets FILE] [--aws-endpoint URL] [--json]
                        check the config, the secrets, PostgreSQL, Salesforce (sign-in,
-                       describes of every object) and Athena
+                       describes of every object, where conditions) and Athena
   status [--config FILE] [--secrets FILE | --database-url URL] [--limit N] [--json]
                        recent runs from roundtrip.runs
   errors [--config FILE] [--secrets FILE | --database-url URL] [--run ID] [--task NAME]

@@ -4,9 +4,10 @@
  * database (`roundtrip.task_owners`, read, not claimed), the Salesforce sign-in and the org's API
  * allowance, every extract's fields and every write-back's mapping against the object's describe
  * (and that the records it synced were keyed by the same object and key, `roundtrip.sync_scope`),
- * and Athena's endpoint, credentials and queries. Nothing is written to PostgreSQL or Salesforce
- * (Athena writes each EXPLAIN's one-line result file to the output location); the Salesforce
- * checks cost one `/limits` call and one describe per object.
+ * each Salesforce extract's `where` condition (the COUNT() of a full read), and Athena's endpoint,
+ * credentials and queries. Nothing is written to PostgreSQL or Salesforce (Athena writes each
+ * EXPLAIN's one-line result file to the output location); the Salesforce checks cost one `/limits`
+ * call, one describe per object and one COUNT() per `where`.
  *
  * Athena is probed with a GetQueryExecution of an id that cannot exist: the answer "not found"
  * proves the endpoint, the credentials and the permission without running (and paying for) a query.
