@@ -200,7 +200,7 @@ export async function reportRun(
     const stored = (summary.writeback ?? {}) as Record<string, Record<string, unknown>>;
     const writeback: Record<string, WritebackTaskSummary> = {};
     const reasons: string[] = [];
-    for (const task of deps.config.writeback) {
+    for (const [index, task] of deps.config.writeback.entries()) {
       const name = taskName(task);
       const s = stored[name];
       if (!s) continue;
@@ -228,12 +228,12 @@ export async function reportRun(
       };
       if (s.failureRateExceeded === true) {
         reasons.push(
-          `write-back ${name}: ${num(s.failed)} of ${num(s.changed)} records failed (${percent(num(s.failureRate))}), more than maxFailureRate ${percent(task.maxFailureRate)}`,
+          `write-back ${name}: ${num(s.failed)} of ${num(s.changed)} records failed (${percent(num(s.failureRate))}), more than maxFailureRate ${percent(task.maxFailureRate)} (writeback[${index}].maxFailureRate)`,
         );
       }
       if (writeback[name].rejectRateExceeded) {
         reasons.push(
-          `write-back ${name}: ${num(s.rejected)} of ${num(s.sourceRows)} source rows were rejected before sending (${percent(num(s.rejected) / num(s.sourceRows))}), more than maxRejectRate ${percent(task.maxRejectRate)}`,
+          `write-back ${name}: ${num(s.rejected)} of ${num(s.sourceRows)} source rows were rejected before sending (${percent(num(s.rejected) / num(s.sourceRows))}), more than maxRejectRate ${percent(task.maxRejectRate)} (writeback[${index}].maxRejectRate)`,
         );
       }
     }

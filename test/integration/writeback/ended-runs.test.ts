@@ -284,7 +284,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     expect(failed).toMatchObject({
       status: 'failed',
       reason:
-        'write-back Lead-insert: 1 of 11 source rows were rejected before sending (9.09 %), more than maxRejectRate 5.00 %',
+        'write-back Lead-insert: 1 of 11 source rows were rejected before sending (9.09 %), more than maxRejectRate 5.00 % (writeback[0].maxRejectRate)',
       writeback: { 'Lead-insert': { rejected: 1, heldBack: 2, rejectRateExceeded: true } },
     });
     for (const run of [b, c]) {

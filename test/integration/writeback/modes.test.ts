@@ -139,7 +139,7 @@ describe('write-back modes and per-record failures', () => {
     expect(report).toMatchObject({
       status: 'failed',
       reason:
-        'write-back Lead-upsert: 2 of 10 source rows were rejected before sending (20.00 %), more than maxRejectRate 5.00 %',
+        'write-back Lead-upsert: 2 of 10 source rows were rejected before sending (20.00 %), more than maxRejectRate 5.00 % (writeback[0].maxRejectRate)',
       writeback: { 'Lead-upsert': { rejected: 2, rejectRateExceeded: true } },
     });
     const { rows } = await env.pool.query(`SELECT status, error FROM roundtrip.runs WHERE run_id = $1`, [

@@ -96,7 +96,7 @@ describe('the notification of a failed run', () => {
     expect(sent?.message.split('\n')).toEqual([
       `roundtrip pipeline wb-test: run ${runId} failed.`,
       '',
-      'Why: write-back Lead-update: 4 of 10 records failed (40.00 %), more than maxFailureRate 5.00 %; write-back Lead-update: 1 of 12 source rows were rejected before sending (8.33 %), more than maxRejectRate 5.00 %',
+      'Why: write-back Lead-update: 4 of 10 records failed (40.00 %), more than maxFailureRate 5.00 % (writeback[0].maxFailureRate); write-back Lead-update: 1 of 12 source rows were rejected before sending (8.33 %), more than maxRejectRate 5.00 % (writeback[0].maxRejectRate)',
       '',
       'Write-back:',
       '  Lead-update: 10 to send, 6 written, 4 failed in Salesforce, 1 rejected before sending; 3 API calls (more failed than maxFailureRate allows) (more rejected than maxRejectRate allows)',
