@@ -528,6 +528,14 @@ function limitJsforceRequests(transport: Connection['_transport'], ms: number): 
   transport.httpRequest = (req, options = {}) => httpRequest(req, { ...options, timeout: ms });
 }
 
+/**
+ * How Salesforce refuses a sign-in for its credentials: SOAP's `INVALID_LOGIN` (and the faults of
+ * a password that must change or is locked out), OAuth's `invalid_grant` / `invalid_client`
+ * (with `authentication failure`, or a user or app not allowed).
+ */
+const SIGN_IN_REFUSED =
+  /\b(INVALID_LOGIN|LOGIN_MUST_USE_SECURITY_TOKEN|INVALID_OPERATION_WITH_EXPIRED_PASSWORD|PASSWORD_LOCKOUT|invalid_grant|invalid_client(_id)?|invalid_app_access|unauthorized_client)\b|authentication failure/i;
+
 /** The keys of the secret that a refused sign-in of each flow depends on. */
 const SIGN_IN_KEYS: Readonly<Record<SalesforceAuthFlow, string>> = {
   soap: "username, password and securityToken (the token is appended to the password; empty when the org trusts the caller's IP address)",
@@ -612,8 +620,9 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       redactor,
     });
     logger.error('Salesforce sign-in failed', { flow, loginUrl: secret.loginUrl, error: classified.message });
-    if (classified instanceof TransientError) throw classified;
-    // Refused (a wrong password, client or key): what to correct, and where.
+    // Refused for its credentials (a wrong password, client or key): what to correct, and where.
+    // Anything else (a login URL that answers 404, a certificate not trusted) is named as it is.
+    if (classified instanceof TransientError || !SIGN_IN_REFUSED.test(classified.message)) throw classified;
     throw new TerminalError(
       `${classified.message.replace(/\.?$/, '.')} Check ${SIGN_IN_KEYS[flow]} in ${options.secretName ? `the secret ${options.secretName}` : 'the Salesforce secret'} (docs/salesforce-auth.md).`,
       { cause: classified.cause ?? classified },

@@ -254,6 +254,19 @@ describe('Salesforce connector against the emulator', () => {
       const logs = JSON.stringify(logger.records);
       for (const canary of Object.values(CANARY)) expect(logs).not.toContain(canary);
     });
+
+    it('names a sign-in refused for another reason than its credentials as it is, without the credentials hint', async () => {
+      // A login URL with a path Salesforce does not serve: the SOAP login answers 404.
+      const err = await connectSalesforce({
+        secret: { ...soapSecret(), loginUrl: `${sf.loginUrl}/nowhere` },
+        secretName: 'local/salesforce',
+        logger: createMemoryLogger(),
+        apiVersion: sf.apiVersion,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TerminalError);
+      expect((err as Error).message).toMatch(/sign-in \(soap\) at .*\/nowhere/);
+      expect((err as Error).message).not.toMatch(/Check username/);
+    });
   });
 
   describe('describe', () => {
