@@ -13,16 +13,14 @@
  * see it through (budget.ts); else the step answers `bulk-pending` with a wait of
  * {@link HAND_ON_WAIT_SECONDS}, and the next Collect goes on from what is recorded.
  */
-import { withClient, inTransaction } from '../../connectors/postgres';
 import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
 import { getIngestJob, type IngestJob, isFinalIngestState } from '../../connectors/salesforce/writes';
 import type { SalesforceConnector } from '../../connectors/salesforce';
-import { recordAfter } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import { collectJob, finishedJob, type FinishedJob } from './bulk-results';
 import { CallBudget } from './budget';
 import type { WritebackCollectInput, WritebackCollectOutput } from './contracts';
-import { addApiCalls, mapWritebackTask, withApiCallsSoFar } from './plan';
+import { mapWritebackTask, withApiCallsSoFar, withStepApiCalls } from './plan';
 import { withTaskLock } from './lock';
 import { finishWriteback, retryLockedRows, type PushOptions } from './push';
 import { ROW_LOCK_RETRIES } from './results';
@@ -118,10 +116,14 @@ async function collectLocked(
   const sf = await salesforceOf(deps, `Write-back ${input.task}`);
   const callsBefore = sf.apiCalls;
   const lockRetries = options.lockRetries ?? ROW_LOCK_RETRIES;
-  let spent = 0;
   // The calls spent are recorded whether the collect ends or fails; when it failed and the record
   // fails too (PostgreSQL down), the collect's own error is the one thrown.
-  return recordAfter(
+  return withStepApiCalls(
+    deps,
+    sf,
+    callsBefore,
+    input,
+    'collect',
     logger,
     async (): Promise<WritebackCollectOutput> => {
       const { rows: jobs } = await deps.pg.query<JobRecord>(
@@ -176,15 +178,5 @@ async function collectLocked(
       }
       return await finishWriteback(deps, input.runId, task, input.task, 'bulk');
     },
-    async () => {
-      spent = sf.apiCalls - callsBefore;
-      if (spent > 0) {
-        await withClient(deps.pg, (client) =>
-          inTransaction(client, () => addApiCalls(client, input.runId, input.task, spent)),
-        );
-      }
-    },
-    () =>
-      `the ${spent} Salesforce API call${spent === 1 ? '' : 's'} of the collect (roundtrip.runs summary.writeback.${input.task}.apiCalls of run ${input.runId})`,
   );
 }

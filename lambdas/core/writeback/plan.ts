@@ -44,10 +44,14 @@
 import type { PoolClient } from 'pg';
 import type { SalesforceExtractTask, WritebackTask } from '../../config';
 import { PLAN_PAGE_ROWS, quoteIdent, quoteQualified, withTransaction } from '../../connectors/postgres';
-import type { SalesforceFieldDescribe, SalesforceObjectDescribe } from '../../connectors/salesforce';
+import type {
+  SalesforceConnector,
+  SalesforceFieldDescribe,
+  SalesforceObjectDescribe,
+} from '../../connectors/salesforce';
 import { suggestion } from '../../config/issues';
 import { TerminalError } from '../../shared/errors';
-import { recordAfter } from '../../shared/logging';
+import { recordAfter, type Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import { describeTaskObject } from '../salesforce-read';
 import {
@@ -1404,186 +1408,175 @@ export async function planWriteback(
   const sf = await salesforceOf(deps, `Write-back ${input.task}`);
   const callsBefore = sf.apiCalls;
   const configPath = writebackConfigPath(deps.config, task);
-  let spent = 0;
   // The calls spent (the describe, what ended runs left) are recorded whether the plan ends or
   // fails; when it failed and the record fails too, the plan's own error is the one thrown.
-  const result = await recordAfter(
-    logger,
-    async () => {
-      const describe = await describeTaskObject(sf, task.object, `${configPath}.object`);
-      const mapping = mapWritebackTask(task, describe, { configPath });
-      const source = splitTable(task.from, deps.config.postgres.schema);
-      // Before anything reads the ledger or Salesforce by key: are the synced keys this task's keys?
-      const scope = syncScopeOf(mapping);
-      await checkSyncScopeIn(deps.pg, input.task, scope, configPath, source);
-      // What ended runs left without an outcome: inserts recorded or released, Bulk jobs closed and
-      // collected, or aborted, before the plan reads the ledger.
-      // (A dry run changes nothing: it leaves them as they are.)
-      if (!input.dryRun) await resolveEndedRuns(deps, sf, mapping, input.runId, input.task, logger);
+  const result = await withStepApiCalls(deps, sf, callsBefore, input, 'plan', logger, async () => {
+    const describe = await describeTaskObject(sf, task.object, `${configPath}.object`);
+    const mapping = mapWritebackTask(task, describe, { configPath });
+    const source = splitTable(task.from, deps.config.postgres.schema);
+    // Before anything reads the ledger or Salesforce by key: are the synced keys this task's keys?
+    const scope = syncScopeOf(mapping);
+    await checkSyncScopeIn(deps.pg, input.task, scope, configPath, source);
+    // What ended runs left without an outcome: inserts recorded or released, Bulk jobs closed and
+    // collected, or aborted, before the plan reads the ledger.
+    // (A dry run changes nothing: it leaves them as they are.)
+    if (!input.dryRun) await resolveEndedRuns(deps, sf, mapping, input.runId, input.task, logger);
 
-      return await withTransaction(deps.pg, async (client) => {
-        const { rows: version } = await client.query<{ v: number }>(
-          `SELECT current_setting('server_version_num')::int AS v`,
+    return await withTransaction(deps.pg, async (client) => {
+      const { rows: version } = await client.query<{ v: number }>(
+        `SELECT current_setting('server_version_num')::int AS v`,
+      );
+      if ((version[0]?.v ?? 0) < MIN_POSTGRES_VERSION_NUM) {
+        throw new TerminalError(
+          `The write-back plan needs PostgreSQL 16 or later (pg_input_is_valid); the server is ${version[0]?.v}`,
         );
-        if ((version[0]?.v ?? 0) < MIN_POSTGRES_VERSION_NUM) {
-          throw new TerminalError(
-            `The write-back plan needs PostgreSQL 16 or later (pg_input_is_valid); the server is ${version[0]?.v}`,
-          );
-        }
-        // Timestamps without a zone are read as UTC, and dates print ISO, whatever the role's settings.
-        await client.query(`SET LOCAL TimeZone = 'UTC'`);
-        await client.query(`SET LOCAL DateStyle = 'ISO, YMD'`);
-        // The plan sorts and hashes every source row once: in memory rather than in temp files.
-        await client.query(`SET LOCAL work_mem = '${PLAN_WORK_MEM}'`);
-        // The source is grouped by key with a sort (a hash of a million keys takes twice the time and
-        // memory), which also hands the rows on in key order.
-        await client.query('SET LOCAL enable_hashagg = off');
-        // The joins with what Salesforce has are hash joins: matched by an expression (the key's
-        // identity) that has no statistics, they would be estimated as merge joins sorting both sides.
-        await client.query('SET LOCAL enable_mergejoin = off');
+      }
+      // Timestamps without a zone are read as UTC, and dates print ISO, whatever the role's settings.
+      await client.query(`SET LOCAL TimeZone = 'UTC'`);
+      await client.query(`SET LOCAL DateStyle = 'ISO, YMD'`);
+      // The plan sorts and hashes every source row once: in memory rather than in temp files.
+      await client.query(`SET LOCAL work_mem = '${PLAN_WORK_MEM}'`);
+      // The source is grouped by key with a sort (a hash of a million keys takes twice the time and
+      // memory), which also hands the rows on in key order.
+      await client.query('SET LOCAL enable_hashagg = off');
+      // The joins with what Salesforce has are hash joins: matched by an expression (the key's
+      // identity) that has no statistics, they would be estimated as merge joins sorting both sides.
+      await client.query('SET LOCAL enable_mergejoin = off');
 
-        // The plan's rows belong to its run: the run must be recorded, and stays so until this
-        // transaction ends (migration 3 replaced the per-row foreign key by this one lock).
-        const { rowCount: runs } = await client.query(
-          'SELECT 1 FROM roundtrip.runs WHERE run_id = $1 FOR KEY SHARE',
-          [input.runId],
+      // The plan's rows belong to its run: the run must be recorded, and stays so until this
+      // transaction ends (migration 3 replaced the per-row foreign key by this one lock).
+      const { rowCount: runs } = await client.query(
+        'SELECT 1 FROM roundtrip.runs WHERE run_id = $1 FOR KEY SHARE',
+        [input.runId],
+      );
+      if (runs === 0) {
+        throw new TerminalError(
+          `Run ${input.runId} is not recorded in roundtrip.runs (the Prepare step records it)`,
         );
-        if (runs === 0) {
-          throw new TerminalError(
-            `Run ${input.runId} is not recorded in roundtrip.runs (the Prepare step records it)`,
-          );
-        }
+      }
 
-        // Once the push has sent a record or created a job, the plan is fixed: its seq numbers are
-        // in the ledger and in the jobs' ranges.
-        const { rowCount: pushed } = await client.query(
-          `SELECT 1 FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2
+      // Once the push has sent a record or created a job, the plan is fixed: its seq numbers are
+      // in the ledger and in the jobs' ranges.
+      const { rowCount: pushed } = await client.query(
+        `SELECT 1 FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2
        UNION ALL
        SELECT 1 FROM roundtrip.writeback_jobs WHERE run_id = $1 AND task = $2
        LIMIT 1`,
-          [input.runId, input.task],
-        );
-        if ((pushed ?? 0) > 0) {
-          return { reused: true as const };
-        }
-        if (!input.dryRun) await recordSyncScope(client, input.task, scope, input.runId);
+        [input.runId, input.task],
+      );
+      if ((pushed ?? 0) > 0) {
+        return { reused: true as const };
+      }
+      if (!input.dryRun) await recordSyncScope(client, input.task, scope, input.runId);
 
-        const columns = await tableColumns(client, source.schema, source.table);
-        if (!columns) {
-          // A misspelt name (lead_statuses for lead_status) is far likelier than a transform that did
-          // not run: name the table or view of the schema it is a typo away from.
-          const { rows: relations } = await client.query<{ relname: string }>(
-            `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      const columns = await tableColumns(client, source.schema, source.table);
+      if (!columns) {
+        // A misspelt name (lead_statuses for lead_status) is far likelier than a transform that did
+        // not run: name the table or view of the schema it is a typo away from.
+        const { rows: relations } = await client.query<{ relname: string }>(
+          `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')`,
-            [source.schema],
-          );
-          const meant = suggestion(
-            source.table,
-            relations.map((r) => r.relname),
-          );
-          throw new TerminalError(
-            `Write-back ${input.task}: the source ${quoteQualified(source.schema, source.table)} does not exist ` +
-              `(${configPath}.from${meant ? `; did you mean ${quoteIdent(meant)}?` : ''}; is it made by a transform that has not run?)`,
-          );
-        }
-        // Each column the config names, with where it names it and the column it was likely meant to be.
-        const named: [string, string][] = [
-          [task.keyColumn, `${configPath}.keyColumn`],
-          ...Object.entries(task.fields).map(([field, column]): [string, string] => [
-            column,
-            `${configPath}.fields.${field}`,
-          ]),
-        ];
-        const missing = new Map<string, string[]>();
-        for (const [column, path] of named) {
-          if (!columns.has(column)) missing.set(column, [...(missing.get(column) ?? []), path]);
-        }
-        if (missing.size > 0) {
-          const has = [...columns.keys()];
-          const each = [...missing].map(([column, paths]) => {
-            const meant = suggestion(column, has);
-            return `${quoteIdent(column)} (${paths.join(', ')}${meant ? `; did you mean ${quoteIdent(meant)}?` : ''})`;
-          });
-          throw new TerminalError(
-            `Write-back ${input.task}: the source ${quoteQualified(source.schema, source.table)} has no column ${each.join(', ')} (it has ${has.map((c) => quoteIdent(c)).join(', ')})`,
-          );
-        }
+          [source.schema],
+        );
+        const meant = suggestion(
+          source.table,
+          relations.map((r) => r.relname),
+        );
+        throw new TerminalError(
+          `Write-back ${input.task}: the source ${quoteQualified(source.schema, source.table)} does not exist ` +
+            `(${configPath}.from${meant ? `; did you mean ${quoteIdent(meant)}?` : ''}; is it made by a transform that has not run?)`,
+        );
+      }
+      // Each column the config names, with where it names it and the column it was likely meant to be.
+      const named: [string, string][] = [
+        [task.keyColumn, `${configPath}.keyColumn`],
+        ...Object.entries(task.fields).map(([field, column]): [string, string] => [
+          column,
+          `${configPath}.fields.${field}`,
+        ]),
+      ];
+      const missing = new Map<string, string[]>();
+      for (const [column, path] of named) {
+        if (!columns.has(column)) missing.set(column, [...(missing.get(column) ?? []), path]);
+      }
+      if (missing.size > 0) {
+        const has = [...columns.keys()];
+        const each = [...missing].map(([column, paths]) => {
+          const meant = suggestion(column, has);
+          return `${quoteIdent(column)} (${paths.join(', ')}${meant ? `; did you mean ${quoteIdent(meant)}?` : ''})`;
+        });
+        throw new TerminalError(
+          `Write-back ${input.task}: the source ${quoteQualified(source.schema, source.table)} has no column ${each.join(', ')} (it has ${has.map((c) => quoteIdent(c)).join(', ')})`,
+        );
+      }
 
-        const comparison = await chooseComparison(client, deps, mapping);
-        let mark = Date.now();
-        const phases: Record<string, number> = {};
-        const lap = (): number => {
-          const now = Date.now();
-          const ms = now - mark;
-          mark = now;
-          return ms;
-        };
-        // The plan joins the source with what Salesforce has: fresh statistics let the planner pick a
-        // hash join for a large source (a transform has usually just rewritten it).
-        await analyzeIfStale(client, source.schema, source.table);
-        if (comparison.kind === 'extract') await analyzeIfStale(client, comparison.schema, comparison.table);
-        else await analyzeIfStale(client, 'roundtrip', 'sync_state');
-        phases.analyzed = lap();
-        await client.query(`DELETE FROM roundtrip.writeback_plan_pages WHERE run_id = $1 AND task = $2`, [
-          input.runId,
-          input.task,
-        ]);
-        await client.query(
-          `DELETE FROM roundtrip.writeback_errors WHERE run_id = $1 AND task = $2 AND stage = 'plan'`,
+      const comparison = await chooseComparison(client, deps, mapping);
+      let mark = Date.now();
+      const phases: Record<string, number> = {};
+      const lap = (): number => {
+        const now = Date.now();
+        const ms = now - mark;
+        mark = now;
+        return ms;
+      };
+      // The plan joins the source with what Salesforce has: fresh statistics let the planner pick a
+      // hash join for a large source (a transform has usually just rewritten it).
+      await analyzeIfStale(client, source.schema, source.table);
+      if (comparison.kind === 'extract') await analyzeIfStale(client, comparison.schema, comparison.table);
+      else await analyzeIfStale(client, 'roundtrip', 'sync_state');
+      phases.analyzed = lap();
+      await client.query(`DELETE FROM roundtrip.writeback_plan_pages WHERE run_id = $1 AND task = $2`, [
+        input.runId,
+        input.task,
+      ]);
+      await client.query(
+        `DELETE FROM roundtrip.writeback_errors WHERE run_id = $1 AND task = $2 AND stage = 'plan'`,
+        [input.runId, input.task],
+      );
+
+      const counts = await insertPlan(client, {
+        runId: input.runId,
+        taskName: input.task,
+        mapping,
+        source,
+        columns,
+        comparison,
+      });
+      phases.planned = lap();
+      let sample: PlanSampleRow[] | undefined;
+      if (input.dryRun) {
+        const { rows } = await client.query<{
+          key: string;
+          salesforce_id: string | null;
+          current: Record<string, unknown> | null;
+          payload: Record<string, unknown>;
+        }>(
+          `SELECT key, salesforce_id, current, payload FROM roundtrip.writeback_plan_rows
+          WHERE run_id = $1 AND task = $2 AND page = 0 ORDER BY seq LIMIT ${DRY_RUN_SAMPLE_ROWS}`,
           [input.runId, input.task],
         );
-
-        const counts = await insertPlan(client, {
-          runId: input.runId,
-          taskName: input.task,
-          mapping,
-          source,
-          columns,
-          comparison,
-        });
-        phases.planned = lap();
-        let sample: PlanSampleRow[] | undefined;
-        if (input.dryRun) {
-          const { rows } = await client.query<{
-            key: string;
-            salesforce_id: string | null;
-            current: Record<string, unknown> | null;
-            payload: Record<string, unknown>;
-          }>(
-            `SELECT key, salesforce_id, current, payload FROM roundtrip.writeback_plan_rows
-          WHERE run_id = $1 AND task = $2 AND page = 0 ORDER BY seq LIMIT ${DRY_RUN_SAMPLE_ROWS}`,
-            [input.runId, input.task],
-          );
-          sample = rows.map((r) => ({
-            key: r.key,
-            salesforceId: r.salesforce_id,
-            current: r.current,
-            next: r.payload,
-          }));
-        }
-        const comparedWith =
-          comparison.kind === 'extract' ? `extract:${comparison.schema}.${comparison.table}` : 'sync_state';
-        const api = choosePushApi(counts.changed, task);
-        await mergeRunSummary(client, input.runId, ['writeback', input.task], {
-          ...counts,
-          api,
-          comparedWith,
-          dryRun: input.dryRun,
-          startedAt: startedAt.toISOString(),
-          planMs: Date.now() - started,
-          planPhasesMs: phases,
-        });
-        return { reused: false as const, counts, sample, comparedWith, api };
+        sample = rows.map((r) => ({
+          key: r.key,
+          salesforceId: r.salesforce_id,
+          current: r.current,
+          next: r.payload,
+        }));
+      }
+      const comparedWith =
+        comparison.kind === 'extract' ? `extract:${comparison.schema}.${comparison.table}` : 'sync_state';
+      const api = choosePushApi(counts.changed, task);
+      await mergeRunSummary(client, input.runId, ['writeback', input.task], {
+        ...counts,
+        api,
+        comparedWith,
+        dryRun: input.dryRun,
+        startedAt: startedAt.toISOString(),
+        planMs: Date.now() - started,
+        planPhasesMs: phases,
       });
-    },
-    async () => {
-      spent = sf.apiCalls - callsBefore;
-      if (spent > 0)
-        await withTransaction(deps.pg, (client) => addApiCalls(client, input.runId, input.task, spent));
-    },
-    () =>
-      `the ${spent} Salesforce API call${spent === 1 ? '' : 's'} of the plan (roundtrip.runs summary.writeback.${input.task}.apiCalls of run ${input.runId})`,
-  );
+      return { reused: false as const, counts, sample, comparedWith, api };
+    });
+  });
   if (result.reused) {
     const stored = await storedPlanOutput(deps, input.runId, input.task);
     logger.info('Plan already pushed; answering the stored plan', { ...stored });
@@ -1611,6 +1604,34 @@ export async function planWriteback(
     });
   }
   return withApiCallsSoFar(deps, output);
+}
+
+/**
+ * Runs a write-back step's `work`, then adds the Salesforce calls the step made since
+ * `callsBefore` to the task's summary whether the work ended or failed ({@link recordAfter}: when
+ * it failed and the record fails too, the step's own error is the one thrown).
+ */
+export function withStepApiCalls<T>(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  callsBefore: number,
+  input: { runId: string; task: string },
+  step: 'plan' | 'push' | 'collect',
+  logger: Logger,
+  work: () => Promise<T>,
+): Promise<T> {
+  let spent = 0;
+  return recordAfter(
+    logger,
+    work,
+    async () => {
+      spent = sf.apiCalls - callsBefore;
+      if (spent > 0)
+        await withTransaction(deps.pg, (client) => addApiCalls(client, input.runId, input.task, spent));
+    },
+    () =>
+      `the ${spent} Salesforce API call${spent === 1 ? '' : 's'} of the ${step} (roundtrip.runs summary.writeback.${input.task}.apiCalls of run ${input.runId})`,
+  );
 }
 
 /** Adds API calls spent by a step to the task's summary ({@link addRunApiCalls}). */

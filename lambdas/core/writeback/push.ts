@@ -48,7 +48,7 @@ import {
 } from '../../connectors/salesforce/writes';
 import type { TimeLeft } from '../../shared/clock';
 import { PushGoingOnError, TerminalError, TransientError } from '../../shared/errors';
-import { recordAfter, type Logger } from '../../shared/logging';
+import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type {
   WritebackCollected,
@@ -60,11 +60,11 @@ import { CallBudget } from './budget';
 import { closeUploadedJob, reconcileSentInserts, setJobState } from './reconcile';
 import { withTaskLock } from './lock';
 import {
-  addApiCalls,
   choosePushApi,
   keyIdentity,
   mapWritebackTask,
   withApiCallsSoFar,
+  withStepApiCalls,
   type WritebackMapping,
 } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
@@ -879,10 +879,14 @@ async function pushLocked(
   // Records whose call this attempt saw answered without their outcome: looked up at once.
   const answered = new Set<number>();
   const budget = new CallBudget(options.timeLeft, sf.timeouts);
-  let spent = 0;
   // The calls spent are recorded whether the push ends or fails; when it failed and the record
   // fails too (PostgreSQL down), the push's own error is the one thrown.
-  return recordAfter(
+  return withStepApiCalls(
+    deps,
+    sf,
+    callsBefore,
+    input,
+    'push',
     logger,
     async (): Promise<WritebackPushOutput> => {
       if (task.mode === 'insert') {
@@ -946,12 +950,5 @@ async function pushLocked(
         waitSeconds: bulkPollDelaySeconds(0),
       };
     },
-    async () => {
-      spent = sf.apiCalls - callsBefore;
-      if (spent > 0)
-        await withTransaction(deps.pg, (client) => addApiCalls(client, input.runId, input.task, spent));
-    },
-    () =>
-      `the ${spent} Salesforce API call${spent === 1 ? '' : 's'} of the push (roundtrip.runs summary.writeback.${input.task}.apiCalls of run ${input.runId})`,
   );
 }
