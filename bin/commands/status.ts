@@ -4,7 +4,7 @@
  * what it moved, and why it failed.
  */
 import type { Pool } from 'pg';
-import type { PipelineConfig } from '../../lambdas/config';
+import { postgresCredentialsSource, type PipelineConfig } from '../../lambdas/config';
 import { createPool, withClient } from '../../lambdas/connectors/postgres';
 import type { PostgresSource } from '../../lambdas/connectors/postgres';
 import {
@@ -69,10 +69,7 @@ export async function runsDatabase(
     },
     max: 1,
     applicationName: 'roundtrip-cli',
-    credentialsFrom:
-      typeof databaseUrl === 'string'
-        ? '--database-url'
-        : `the secret ${config.postgres.secret} (postgres.secret of the config)`,
+    credentialsFrom: typeof databaseUrl === 'string' ? '--database-url' : postgresCredentialsSource(config),
   });
   // Connect once here, so that a database that cannot be reached is named as run and validate
   // name it (PostgreSQL, the address, why), not by the socket's bare "connect ECONNREFUSED".

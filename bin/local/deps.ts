@@ -7,7 +7,7 @@
  */
 import { AthenaClient } from '@aws-sdk/client-athena';
 import { S3Client } from '@aws-sdk/client-s3';
-import type { PipelineConfig } from '../../lambdas/config';
+import { postgresCredentialsSource, type PipelineConfig } from '../../lambdas/config';
 import { createAthenaConnector, type AthenaConnector } from '../../lambdas/connectors/athena';
 import { createPool, type PostgresPool, type PostgresSource } from '../../lambdas/connectors/postgres';
 import { connectSalesforce, type SalesforceConnector } from '../../lambdas/connectors/salesforce';
@@ -108,7 +108,7 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
       max: options.poolSize ?? 4,
       applicationName: 'roundtrip-cli',
       logger,
-      credentialsFrom: `the secret ${config.postgres.secret} (postgres.secret of the config)`,
+      credentialsFrom: postgresCredentialsSource(config),
     });
   } catch (err) {
     // Which secret (postgres.secret of the config) holds the refused connection settings.

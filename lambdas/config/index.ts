@@ -3,7 +3,7 @@
  * {@link parseConfig} to validate a value, {@link loadConfig} to load a file.
  * Reference: docs/configuration.md.
  */
-export { defineConfig, parseConfig, taskName } from './parse';
+export { defineConfig, parseConfig, postgresCredentialsSource, taskName } from './parse';
 export { loadConfig } from './load';
 export {
   CONFIG_DEFAULTS,

@@ -89,3 +89,11 @@ export function taskName(task: ExtractTask | WritebackTask | ExtractTaskInput | 
   if ('to' in task) return `${task.object}-${task.mode}`;
   return task.from === 'salesforce' ? task.object : task.table;
 }
+
+/**
+ * Where a pipeline's PostgreSQL user, password and database come from, as an error that refuses
+ * them names it (`createPool`'s `credentialsFrom`).
+ */
+export function postgresCredentialsSource(config: Pick<PipelineConfig, 'postgres'>): string {
+  return `the secret ${config.postgres.secret} (postgres.secret of the config)`;
+}

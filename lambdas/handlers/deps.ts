@@ -26,7 +26,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
-import { parseConfig, type PipelineConfig } from '../config';
+import { parseConfig, postgresCredentialsSource, type PipelineConfig } from '../config';
 import type { AthenaConnector } from '../connectors/athena';
 import { createPool, withClient, type PostgresPool, type PostgresSource } from '../connectors/postgres/pool';
 import type { SalesforceConnector } from '../connectors/salesforce';
@@ -155,7 +155,7 @@ export async function postgresPool(
       ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
     },
     ...(logger ? { logger } : {}),
-    credentialsFrom: `the secret ${config.postgres.secret} (postgres.secret of the config)`,
+    credentialsFrom: postgresCredentialsSource(config),
     renewCredentials: async () =>
       (await secrets.getSecret(config.postgres.secret, { fresh: true })) as PostgresSource,
   });
