@@ -599,6 +599,7 @@ export function buildDefinition(
       'input.$': '$',
       'runId.$': '$$.Execution.Name',
       'executionArn.$': '$$.Execution.Id',
+      'executionStartTime.$': '$$.Execution.StartTime',
     }),
     resultPath: '$.run',
   }).addCatch(reportFailure, catchTo);

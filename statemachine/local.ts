@@ -296,6 +296,10 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
   const provider = givenDeps(deps);
   const states = allStates(options.definition as unknown as { States: Record<string, unknown> });
 
+  // The execution's start on the run's clock (a test's may be fixed), which Prepare records as the
+  // run's. The library sets `$$.Execution.StartTime` to the wall clock whatever the context says:
+  // Prepare's input gets this time instead.
+  const startTime = deps.clock.now().toISOString();
   const taskResourceLocalHandlers: Record<string, (input: unknown) => Promise<unknown>> = {};
   const waitTimeOverrides: Record<string, number> = {};
   const retryIntervalOverrides: Record<string, number> = {};
@@ -325,7 +329,11 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
       continue;
     }
     const handler = LOCAL_HANDLERS[binding](provider);
-    taskResourceLocalHandlers[name] = async (input) => {
+    taskResourceLocalHandlers[name] = async (given) => {
+      const input =
+        binding === 'prepare' && typeof given === 'object' && given !== null && 'executionStartTime' in given
+          ? { ...given, executionStartTime: startTime }
+          : given;
       const timeLeft = options.timeLeft?.(name);
       const context = timeLeft ? { getRemainingTimeInMillis: timeLeft } : undefined;
       let result: unknown;
@@ -349,7 +357,6 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
   const machine = new StateMachine(options.definition, {
     validationOptions: { checkPaths: true, checkArn: true },
   });
-  const startTime = new Date().toISOString();
   const input = throughJson(options.input);
   const execution = machine.run(input as never, {
     overrides: {

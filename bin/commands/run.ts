@@ -162,6 +162,13 @@ function runCommand(dryRun: boolean): Command {
       logger: loggerFrom(values),
       ...(aws ? { aws } : {}),
     });
+    note(`roundtrip ${name}: pipeline ${config.name}${dryRun ? ' (dry run: nothing is sent)' : ''}`);
+    // The state machine is built first (a second or two of CDK): the run id's time is then the
+    // execution's start, which Prepare records as the run's.
+    const definition = await loadPipelineDefinition(config).catch(async (err: unknown) => {
+      await local.close();
+      throw err;
+    });
     // Ctrl-C (or a SIGTERM) records the run as failed instead of leaving it `running`.
     const runId = newRunId(local.deps.clock.now());
     const release = stopOnSignal(async (signal) => {
@@ -171,8 +178,6 @@ function runCommand(dryRun: boolean): Command {
       await local.close();
     });
     try {
-      note(`roundtrip ${name}: pipeline ${config.name}${dryRun ? ' (dry run: nothing is sent)' : ''}`);
-      const definition = await loadPipelineDefinition(config);
       const result = await runPipeline({ local, definition, input, runId, onEvent: progressPrinter() });
       if (result.execution.status === 'failed') noteFailure(result);
       const plan = dryRun && !values.json ? await planSample(local.pool, result.summary.runId) : undefined;

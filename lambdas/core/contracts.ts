@@ -78,6 +78,12 @@ export const PrepareInput = z.strictObject({
   /** @default a new time-sortable id ({@link newRunId}) */
   runId: RunId.optional(),
   executionArn: z.string().min(1).optional(),
+  /**
+   * When the execution started (`$$.Execution.StartTime`, ISO 8601): the run's `started_at`, so
+   * that it is the time the console shows, not the time Prepare got to run (a cold start later).
+   * @default Prepare's clock
+   */
+  executionStartTime: z.iso.datetime({ offset: true }).optional(),
 });
 export type PrepareInput = z.input<typeof PrepareInput>;
 export type PrepareInputParsed = z.infer<typeof PrepareInput>;

@@ -75,6 +75,16 @@ export function newRunId(now: Date): string {
 }
 
 /**
+ * When a run started: its execution's start time when the state machine passed it (what the
+ * console shows), never after `now` (the two clocks may differ by a little); else `now`.
+ */
+export function runStartedAt(executionStartTime: string | undefined, now: Date): Date {
+  if (executionStartTime === undefined) return now;
+  const started = new Date(executionStartTime);
+  return started.getTime() < now.getTime() ? started : now;
+}
+
+/**
  * The tasks a run input selects, by kind. Unknown names are a TerminalError naming them and the
  * known ones.
  */
@@ -179,7 +189,7 @@ export async function prepare(
       dryRun,
       input: input.input,
       executionArn: input.executionArn,
-      startedAt: deps.clock.now(),
+      startedAt: runStartedAt(input.executionStartTime, deps.clock.now()),
     });
     return { run: recorded, skipped: skipWhileGoing ? await skipIfGoing(client, recorded) : undefined };
   });

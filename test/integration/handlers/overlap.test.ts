@@ -162,6 +162,46 @@ describe('runs that overlap', () => {
     expect(await row('second-in')).toMatchObject({ status: 'skipped' });
   });
 
+  it('records a run as started when its execution started ($$.Execution.StartTime), not when Prepare got to run', async () => {
+    const startedAt = async (runId: string): Promise<string | undefined> =>
+      (
+        await pool.query<{ started_at: Date }>('SELECT started_at FROM roundtrip.runs WHERE run_id = $1', [
+          runId,
+        ])
+      ).rows[0]?.started_at.toISOString();
+    // A Prepare invoked (a cold start) after its execution started.
+    await prepare({ runId: 'timed-1', executionStartTime: '2026-03-01T08:00:00.123Z', input: {} });
+    expect(await startedAt('timed-1')).toBe('2026-03-01T08:00:00.123Z');
+    // An execution's clock a little ahead of Prepare's: never a start after Prepare's now.
+    const before = Date.now();
+    await prepare({
+      runId: 'timed-2',
+      executionStartTime: new Date(before + 60 * MINUTE).toISOString(),
+      input: {},
+    });
+    expect(Date.parse((await startedAt('timed-2')) ?? '')).toBeLessThanOrEqual(Date.now());
+    await expect(prepare({ runId: 'timed-3', executionStartTime: 'yesterday', input: {} })).rejects.toThrow(
+      /executionStartTime/,
+    );
+
+    // Through the state machine, on a clock that moves 5 s at every look: the run starts at the
+    // first look (the execution's start), Prepare looks later.
+    let t = Date.parse('2026-03-02T09:00:00.000Z');
+    const ticking = { ...systemClock, now: () => new Date((t += 5_000) - 5_000) };
+    const bound = await loadPipelineDefinition(config);
+    const result = await runStateMachineLocally({
+      definition: bound.definition,
+      taskHandlers: bound.taskHandlers,
+      deps: { ...deps, clock: ticking },
+      input: {},
+      executionName: 'timed-4',
+      waitMs: 1,
+      retryMs: 1,
+    });
+    expect(result.status).toBe('succeeded');
+    expect(await startedAt('timed-4')).toBe('2026-03-02T09:00:00.000Z');
+  });
+
   describe('in AWS, where Prepare asks Step Functions (the real SFN client to a stand-in)', () => {
     let sfn: SfnStandIn;
     useLocalAwsEnv();
