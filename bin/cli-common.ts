@@ -192,8 +192,9 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
         const parts = [
           rows ? `${fmt(rows)} rows loaded` : undefined,
           changed || plan ? `${fmt(changed)} record${changed === 1 ? '' : 's'} to send` : undefined,
-          // A plan's rows refused for what the source holds, and those kept back until an earlier
-          // run's send of their key has an outcome (not the source's fault).
+          // A plan's rows refused for what the source holds, and those kept back (by the plan, or
+          // an insert's push) for another run's send of their key: neither the source's fault nor
+          // refused by Salesforce.
           rejected ? `${fmt(rejected)} rejected` : undefined,
           numberAt(out, 'heldBack') ? `${fmt(numberAt(out, 'heldBack'))} held back` : undefined,
           numberAt(out, 'succeeded') ? `${fmt(numberAt(out, 'succeeded'))} written` : undefined,

@@ -124,7 +124,9 @@ export function writebackTaskSummary(task: string, figures: unknown): TaskSummar
     planned: num(s.changed),
     written: num(s.written),
     rejected: num(s.rejected),
-    // Missing in a summary stored before held-back rows were counted apart (they were in rejected).
+    // The plan's and the push's. Missing in a summary stored before held-back rows were counted
+    // apart (they were in rejected); without the push's in one stored before it counted them
+    // (they were in failed).
     heldBack: num(s.heldBack),
     failed: num(s.failed),
     apiCalls: num(s.apiCalls),
@@ -202,7 +204,7 @@ export async function readStoredRuns(
  * made any), extracts (rows read from the source,
  * rows inserted or updated in PostgreSQL, API calls — Athena's include its S3 reads), the transform (rows
  * its statements wrote), then write-backs (source rows, planned changes, records written,
- * rejected before sending, held back until an earlier run's outcome is known, refused by
+ * rejected before sending, held back for another run's send of their key, refused by
  * Salesforce, API calls).
  */
 export function taskSummaries(config: PipelineConfig, stored: StoredRun): TaskSummary[] {

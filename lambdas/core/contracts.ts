@@ -281,14 +281,27 @@ export const PlanSampleRow = z.strictObject({
 export type PlanSampleRow = z.infer<typeof PlanSampleRow>;
 
 /**
- * The codes of rows the plan keeps back rather than rejects (stage `plan` in
- * roundtrip.writeback_errors all the same): nothing is wrong with the source row, an earlier run's
- * send of its key has no outcome yet. `OUTCOME_PENDING`: an update or upsert key in a Bulk job of
- * an ended run that Salesforce has not finished; `INSERT_OUTCOME_UNKNOWN`: an insert key whose
- * earlier send has no recorded outcome. A later plan sends them once that outcome is known. They
- * are counted as `heldBack`, apart from `rejected`, and not against `maxRejectRate`.
+ * The codes of rows a run keeps back rather than rejects or fails: nothing is wrong with the
+ * source row, and Salesforce refused nothing; another run's send of its key came first, and a later
+ * plan decides what to send from that send's outcome. Listed in roundtrip.writeback_errors all the
+ * same, counted as `heldBack`, not against `maxRejectRate` nor `maxFailureRate`.
+ *
+ * Written by the plan (stage `plan`): `OUTCOME_PENDING`, an update or upsert key in a Bulk job of an
+ * ended run that Salesforce has not finished; `INSERT_OUTCOME_UNKNOWN`, an insert key whose earlier
+ * send has no recorded outcome. A later plan sends them once that outcome is known.
+ *
+ * Written by an insert's push (stage `push`, ledger status `held_back`), for keys another run took
+ * after this run planned them (runs that overlapped): `ALREADY_INSERTED`, inserted by that run (a
+ * later plan finds the key inserted and, insert never updating, sends nothing for it);
+ * `INSERT_PENDING_ELSEWHERE`, sent by that run with no outcome yet (a later plan holds it back until
+ * that outcome is known, and inserts it if that send created nothing).
  */
-export const HELD_BACK_CODES = ['OUTCOME_PENDING', 'INSERT_OUTCOME_UNKNOWN'] as const;
+export const HELD_BACK_CODES = [
+  'OUTCOME_PENDING',
+  'INSERT_OUTCOME_UNKNOWN',
+  'ALREADY_INSERTED',
+  'INSERT_PENDING_ELSEWHERE',
+] as const;
 
 /** What the Plan step returns. */
 export const WritebackPlanOutput = z.strictObject({
@@ -350,6 +363,12 @@ export const WritebackCollected = z.strictObject({
   succeeded: z.number().int().nonnegative(),
   /** Records Salesforce refused (after the row-lock retries). */
   failed: z.number().int().nonnegative(),
+  /**
+   * Insert: records not sent because another run took their key after this run planned it
+   * (`ALREADY_INSERTED`, `INSERT_PENDING_ELSEWHERE` of {@link HELD_BACK_CODES}). Not failures.
+   */
+  heldBack: z.number().int().nonnegative(),
+  /** `failed` over the records sent (`planned - heldBack`), 0 when none was. */
   failureRate: z.number().min(0).max(1),
   maxFailureRate: z.number().min(0).max(1),
   /** The run fails after the report when true. */
@@ -370,7 +389,7 @@ export const WritebackPushPending = z.strictObject({
   api: z.enum(['collections', 'bulk']),
   /** Records in the plan. */
   planned: z.number().int().nonnegative(),
-  /** Records with an outcome so far (written, or failed). */
+  /** Records with an outcome so far (written, failed, or held back). */
   done: z.number().int().nonnegative(),
   apiCalls: ApiCallsSoFar,
 });
@@ -408,8 +427,16 @@ export const WritebackTaskSummary = z.strictObject({
   sourceRows: z.number().int().nonnegative(),
   /** Rows the plan refused for what the source holds (judged by `maxRejectRate`). */
   rejected: z.number().int().nonnegative(),
-  /** Rows the plan kept back until an earlier run's outcome is known ({@link HELD_BACK_CODES}). */
+  /**
+   * Rows kept back for another run's send of their key ({@link HELD_BACK_CODES}): by the plan, and
+   * by the push (`heldBackAtPush` of them, which are among `changed`).
+   */
   heldBack: z.number().int().nonnegative(),
+  /**
+   * The records of `changed` the push kept back (insert keys another run took since the plan):
+   * `sourceRows = rejected + (heldBack - heldBackAtPush) + unchanged + changed`.
+   */
+  heldBackAtPush: z.number().int().nonnegative(),
   unchanged: z.number().int().nonnegative(),
   changed: z.number().int().nonnegative(),
   written: z.number().int().nonnegative(),

@@ -111,7 +111,13 @@ export function measureStepOutput(output: unknown): StepMeasurement[] {
     return [
       {
         ...(task(output) ? { task: task(output) } : {}),
-        values: { rowsWritten: count(output.succeeded), recordsFailed: count(output.failed) },
+        // Held back at the push (insert keys another run took since the plan): rowsHeldBack, as
+        // the plan's, never recordsFailed.
+        values: {
+          rowsWritten: count(output.succeeded),
+          recordsFailed: count(output.failed),
+          rowsHeldBack: count(output.heldBack),
+        },
       },
     ];
   }

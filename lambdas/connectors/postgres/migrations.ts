@@ -364,6 +364,18 @@ CREATE TABLE roundtrip.sync_scope (
 );
 `;
 
+/**
+ * Version 9: the ledger status `held_back`, for an insert record a push did not send because another
+ * run took its key after this run planned it (lambdas/core/writeback/push.ts,
+ * refuseKeysTakenElsewhere): an outcome, counted as held back, not as failed. Records held back so
+ * before were written `failed`, and stay so.
+ */
+const V9_LEDGER_HELD_BACK = `
+ALTER TABLE roundtrip.writeback_plans DROP CONSTRAINT writeback_plans_status_check;
+ALTER TABLE roundtrip.writeback_plans ADD CONSTRAINT writeback_plans_status_check
+  CHECK (status IN ('planned', 'sent', 'succeeded', 'failed', 'rejected', 'held_back'));
+`;
+
 /** The migrations of the state schema, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
@@ -393,6 +405,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 8,
     name: 'sync_scope: the object and key a write-back task synced by',
     sql: V8_SYNC_SCOPE,
+  },
+  {
+    version: 9,
+    name: 'writeback_plans.status held_back: insert keys another run took since the plan',
+    sql: V9_LEDGER_HELD_BACK,
   },
 ];
 

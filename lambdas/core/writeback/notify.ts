@@ -88,7 +88,7 @@ export async function failedRunNotification(
       lines.push(
         `  ${name}: ${fmt(t.changed)} to send, ${fmt(t.written)} written, ${fmt(t.failed)} failed in Salesforce, ` +
           `${fmt(t.rejected)} rejected before sending` +
-          (t.heldBack > 0 ? `, ${fmt(t.heldBack)} held back until an earlier run's outcome is known` : '') +
+          (t.heldBack > 0 ? `, ${fmt(t.heldBack)} held back for another run's send of their key` : '') +
           (t.outcomeUnknown > 0 ? `, ${fmt(t.outcomeUnknown)} sent with no outcome recorded` : '') +
           `; ${fmt(t.apiCalls)} API calls` +
           (t.failureRateExceeded ? ' (more failed than maxFailureRate allows)' : '') +

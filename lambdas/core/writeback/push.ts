@@ -68,7 +68,15 @@ import {
   type WritebackMapping,
 } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
-import { mergeRunSummary, readRunSummary, sqlLiteral, writebackConfigPath, writebackTaskOf } from './state';
+import {
+  heldBackFigures,
+  mergeRunSummary,
+  readRunSummary,
+  sqlLiteral,
+  taskSummaryOf,
+  writebackConfigPath,
+  writebackTaskOf,
+} from './state';
 
 /** Options of {@link pushWriteback} (tests and benchmarks). */
 export interface PushOptions {
@@ -150,7 +158,12 @@ async function markPushGoingOn(deps: CoreDeps, runId: string, taskName: string):
   });
 }
 
-/** The task's counts from the plan, written to the summary: the final answer of push/collect. */
+/**
+ * The task's counts from the ledger, written to the summary: the final answer of push/collect.
+ * Records held back (insert keys another run took since the plan: {@link refuseKeysTakenElsewhere})
+ * are not failures: Salesforce refused nothing, and nothing of the run is lost or duplicated. They
+ * are counted as `heldBack`, and the failure rate is `failed` over the records sent.
+ */
 export async function finishWriteback(
   deps: CoreDeps,
   runId: string,
@@ -158,9 +171,15 @@ export async function finishWriteback(
   taskName: string,
   api: WritebackCollected['api'],
 ): Promise<WritebackCollected> {
-  const { rows } = await deps.pg.query<{ succeeded: string; failed: string; pending: string }>(
+  const { rows } = await deps.pg.query<{
+    succeeded: string;
+    failed: string;
+    held_back: string;
+    pending: string;
+  }>(
     `SELECT count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
             count(*) FILTER (WHERE status = 'failed') AS failed,
+            count(*) FILTER (WHERE status = 'held_back') AS held_back,
             count(*) FILTER (WHERE status IN ('planned', 'sent')) AS pending
        FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`,
     [runId, taskName],
@@ -175,7 +194,8 @@ export async function finishWriteback(
   const planned = await plannedRecords(deps, runId, taskName);
   const succeeded = Number(rows[0]?.succeeded ?? 0);
   const failed = Number(rows[0]?.failed ?? 0);
-  const failureRate = planned === 0 ? 0 : failed / planned;
+  const heldBack = Number(rows[0]?.held_back ?? 0);
+  const failureRate = failedShare(failed, planned - heldBack);
   const result: WritebackCollected = {
     status: 'collected',
     runId,
@@ -184,23 +204,31 @@ export async function finishWriteback(
     planned,
     succeeded,
     failed,
+    heldBack,
     failureRate,
     maxFailureRate: task.maxFailureRate,
     failureRateExceeded: failureRate > task.maxFailureRate,
   };
-  await withTransaction(deps.pg, (client) =>
-    mergeRunSummary(client, runId, ['writeback', taskName], {
+  await withTransaction(deps.pg, async (client) => {
+    const stored = taskSummaryOf(await readRunSummary(client, runId), taskName);
+    await mergeRunSummary(client, runId, ['writeback', taskName], {
       written: succeeded,
       failed,
+      ...heldBackFigures(stored, heldBack),
       failureRate,
       failureRateExceeded: result.failureRateExceeded,
       collectedAt: deps.clock.now().toISOString(),
       // The push is over: other runs' pushes of the task may go on (refuseWhileAnotherPushGoesOn).
       [PUSH_GOING_ON]: null,
-    }),
-  );
+    });
+  });
   deps.logger.info('Write-back results collected', { ...result });
   return result;
+}
+
+/** `failed` over the records sent, 0 when none was. */
+function failedShare(failed: number, sent: number): number {
+  return sent <= 0 ? 0 : Math.min(1, failed / sent);
 }
 
 /** Marks ledger rows `sent` before a call that sends them again (the row-lock retries). */
@@ -398,9 +426,9 @@ async function sendCollections(
  * Insert: records waiting in the ledger to be sent again — for their row-lock retry, or because a
  * look-up found that the call that carried them created nothing (reconcileSentInserts, `resend`)
  * — whose key another run inserted, or sent with no outcome yet, since (the step failed or handed
- * on before sending them again and an overlapping run pushed meanwhile) fail here instead of
- * being sent a second time. The push-start check ({@link refuseKeysTakenElsewhere}) passes them
- * over: they are in this run's ledger already.
+ * on before sending them again and an overlapping run pushed meanwhile) are held back here, as
+ * there, instead of being sent a second time. The push-start check
+ * ({@link refuseKeysTakenElsewhere}) passes them over: they are in this run's ledger already.
  */
 async function refuseWaitingKeysTakenElsewhere(
   deps: CoreDeps,
@@ -417,7 +445,7 @@ async function refuseWaitingKeysTakenElsewhere(
         WHERE l.run_id = $1 AND l.task = $2 AND l.status = 'planned'
         ORDER BY l.key, o.code),
      marked AS (
-       UPDATE roundtrip.writeback_plans l SET status = 'failed', updated_at = now()
+       UPDATE roundtrip.writeback_plans l SET status = 'held_back', updated_at = now()
          FROM taken t
         WHERE l.run_id = $1 AND l.task = $2 AND l.key = t.key AND l.status = 'planned'
        RETURNING l.key)
@@ -426,7 +454,7 @@ async function refuseWaitingKeysTakenElsewhere(
     [runId, taskName],
   );
   if ((rowCount ?? 0) > 0) {
-    logger.warn('Insert keys waiting to be sent again were taken by another run: refused, not sent', {
+    logger.warn('Insert keys waiting to be sent again were taken by another run: held back, not sent', {
       records: rowCount,
     });
   }
@@ -723,8 +751,11 @@ const TAKEN_ELSEWHERE_SQL = `
 
 /**
  * Insert: the plan's records whose key another run inserted, or sent with no outcome yet, after
- * this plan was made (runs that overlapped) fail here, before anything is sent: inserting them
- * would duplicate the record. Their ledger rows are written `failed`, so no pass sends them.
+ * this plan was made (runs that overlapped) are held back here, before anything is sent: inserting
+ * them would duplicate the record. Their ledger rows are written `held_back` (an outcome: no pass
+ * sends them), with an error naming the other run (stage `push`, a code of `HELD_BACK_CODES`).
+ * Not failures: Salesforce refused nothing, and a later plan decides from the other run's outcome
+ * (a key it inserted is not sent again; one whose send created nothing is inserted then).
  */
 async function refuseKeysTakenElsewhere(
   deps: CoreDeps,
@@ -744,7 +775,7 @@ async function refuseKeysTakenElsewhere(
         ORDER BY p.key, o.code),
      marked AS (
        INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, salesforce_id, operation, payload, current, value_hash, status)
-       SELECT $1, $2, key, seq, salesforce_id, operation, payload, current, md5(payload::text), 'failed' FROM taken
+       SELECT $1, $2, key, seq, salesforce_id, operation, payload, current, md5(payload::text), 'held_back' FROM taken
        ON CONFLICT (run_id, task, key) DO NOTHING
        RETURNING key)
      INSERT INTO roundtrip.writeback_errors (run_id, task, key, salesforce_id, stage, code, message, payload)
@@ -752,7 +783,9 @@ async function refuseKeysTakenElsewhere(
     [runId, taskName],
   );
   if ((rowCount ?? 0) > 0) {
-    logger.warn('Insert keys taken by another run since the plan: refused, not sent', { records: rowCount });
+    logger.warn('Insert keys taken by another run since the plan: held back, not sent', {
+      records: rowCount,
+    });
   }
 }
 
@@ -832,7 +865,7 @@ async function handOnPush(
   const planned = await plannedRecords(deps, input.runId, input.task);
   const { rows } = await deps.pg.query<{ done: string }>(
     `SELECT count(*) AS done FROM roundtrip.writeback_plans
-      WHERE run_id = $1 AND task = $2 AND status IN ('succeeded', 'failed')`,
+      WHERE run_id = $1 AND task = $2 AND status IN ('succeeded', 'failed', 'held_back')`,
     [input.runId, input.task],
   );
   const done = Number(rows[0]?.done ?? 0);

@@ -25,7 +25,7 @@ import type { CoreDeps } from '../deps';
 import { collectJob, finishedJob } from './bulk-results';
 import { ifTaskLockFree } from './lock';
 import { ledgerOutcomes, pruneResolvedDetails } from './report';
-import { mergeRunSummary } from './state';
+import { heldBackFigures, mergeRunSummary } from './state';
 import { holdsMoreThanDouble } from './numbers';
 import type { WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults } from './results';
@@ -758,6 +758,11 @@ async function refreshEndedRun(
   await withTransaction(deps.pg, (client) => refreshEndedRunIn(client, endedRunId, taskName, byRunId));
 }
 
+/** A count as a run's summary stores it, 0 when absent. */
+function storedCount(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
 /** {@link refreshEndedRun} in the caller's transaction. */
 async function refreshEndedRunIn(
   client: PoolClient,
@@ -765,9 +770,14 @@ async function refreshEndedRunIn(
   taskName: string,
   byRunId: string,
 ): Promise<void> {
-  const { rows } = await client.query<{ has: boolean; pruned: boolean }>(
+  const { rows } = await client.query<{
+    has: boolean;
+    pruned: boolean;
+    figures: Record<string, unknown> | null;
+  }>(
     `SELECT (summary->'writeback'->$2) ? 'outcomeUnknown' AS has,
-            coalesce(summary ? 'detailsPrunedAt', false) AS pruned
+            coalesce(summary ? 'detailsPrunedAt', false) AS pruned,
+            summary->'writeback'->$2 AS figures
        FROM roundtrip.runs WHERE run_id = $1`,
     [endedRunId, taskName],
   );
@@ -776,6 +786,11 @@ async function refreshEndedRunIn(
     await mergeRunSummary(client, endedRunId, ['writeback', taskName], {
       written: outcomes.succeeded,
       failed: outcomes.failed,
+      // A pruned run's ledger keeps its `sent` rows only: its held-back count stays as reported.
+      ...heldBackFigures(
+        rows[0].figures ?? undefined,
+        rows[0].pruned === true ? storedCount(rows[0].figures?.heldBackAtPush) : outcomes.heldBack,
+      ),
       outcomeUnknown: outcomes.sent,
       outcomesResolvedBy: byRunId,
     });

@@ -1,11 +1,11 @@
 /**
  * Report (DESIGN.md §1 step 5), the write-back part: completes the run in `roundtrip.runs` with,
  * per write-back task, rows read, rows written, rows rejected (before any call), rows held back
- * (an earlier run's send of their key has no outcome yet) and failed (refused by Salesforce), API
- * calls used and duration, and the run's final status. A run fails when a step failed (the state
- * machine's Catch passes the error), or a task's failure rate passed its `maxFailureRate` or its
- * share of rejected source rows its `maxRejectRate`: the report is written first, then the state
- * machine ends in its Fail state.
+ * (another run's send of their key came first: by the plan, or by an insert's push) and failed
+ * (refused by Salesforce), API calls used and duration, and the run's final status. A run fails
+ * when a step failed (the state machine's Catch passes the error), or a task's failure rate passed
+ * its `maxFailureRate` or its share of rejected source rows its `maxRejectRate`: the report is
+ * written first, then the state machine ends in its Fail state.
  *
  * A run that failed before Prepare recorded it (an unknown task in the input, PostgreSQL not
  * reachable yet, a failed migration, …) still gets its row, with status `failed` and the error:
@@ -26,7 +26,7 @@ import type { ReportInput, ReportOutput, WritebackTaskSummary } from './contract
 import { warnOnFailure } from '../../shared/logging';
 import { readableFailure } from '../../shared/errors';
 import { notifyFailedRun } from './notify';
-import { mergeRunSummary, readRunSummary } from './state';
+import { heldBackFigures, mergeRunSummary, readRunSummary } from './state';
 
 function num(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : 0;
@@ -117,20 +117,24 @@ export async function pruneResolvedDetails(client: PoolClient, runId: string, ta
   );
 }
 
-/** A task's ledger rows of a run by outcome: `sent` ones have none recorded. */
+/**
+ * A task's ledger rows of a run by outcome: `sent` ones have none recorded; `heldBack` ones were
+ * not sent, their key taken by another run (push.ts, refuseKeysTakenElsewhere).
+ */
 export async function ledgerOutcomes(
   client: PoolClient,
   runId: string,
   task: string,
-): Promise<{ succeeded: number; failed: number; sent: number }> {
-  const { rows } = await client.query<{ succeeded: number; failed: number; sent: number }>(
+): Promise<{ succeeded: number; failed: number; heldBack: number; sent: number }> {
+  const { rows } = await client.query<{ succeeded: number; failed: number; heldBack: number; sent: number }>(
     `SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
             count(*) FILTER (WHERE status = 'failed')::int AS failed,
+            count(*) FILTER (WHERE status = 'held_back')::int AS "heldBack",
             count(*) FILTER (WHERE status = 'sent')::int AS sent
        FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`,
     [runId, task],
   );
-  return rows[0] ?? { succeeded: 0, failed: 0, sent: 0 };
+  return rows[0] ?? { succeeded: 0, failed: 0, heldBack: 0, sent: 0 };
 }
 
 /**
@@ -210,11 +214,15 @@ export async function reportRun(
       // happened (records Salesforce took or refused, and those sent with no outcome recorded).
       const outcomes =
         typeof s.collectedAt === 'string' ? undefined : await ledgerOutcomes(client, input.runId, name);
+      // Missing in a plan stored before held-back rows were counted apart (they were in rejected),
+      // and `heldBackAtPush` in a summary stored before the push counted its own (they were failed).
+      const held = outcomes
+        ? heldBackFigures(s, outcomes.heldBack)
+        : heldBackFigures(s, num(s.heldBackAtPush));
       writeback[name] = {
         sourceRows: num(s.sourceRows),
         rejected: num(s.rejected),
-        // Missing in a plan stored before held-back rows were counted apart (they were in rejected).
-        heldBack: num(s.heldBack),
+        ...held,
         unchanged: num(s.unchanged),
         changed: num(s.changed),
         written: outcomes?.succeeded ?? num(s.written),
@@ -227,8 +235,11 @@ export async function reportRun(
         rejectRateExceeded: rejectRateExceeded(num(s.rejected), num(s.sourceRows), task.maxRejectRate),
       };
       if (s.failureRateExceeded === true) {
+        // Over the records sent: those the push held back were not (none before it counted them).
+        const sent = num(s.changed) - held.heldBackAtPush;
+        const of = held.heldBackAtPush > 0 ? `${sent} records sent` : `${sent} records`;
         reasons.push(
-          `write-back ${name}: ${num(s.failed)} of ${num(s.changed)} records failed (${percent(num(s.failureRate))}), more than maxFailureRate ${percent(task.maxFailureRate)} (writeback[${index}].maxFailureRate)`,
+          `write-back ${name}: ${num(s.failed)} of ${of} failed (${percent(num(s.failureRate))}), more than maxFailureRate ${percent(task.maxFailureRate)} (writeback[${index}].maxFailureRate)`,
         );
       }
       if (writeback[name].rejectRateExceeded) {

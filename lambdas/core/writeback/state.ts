@@ -86,6 +86,34 @@ export async function readRunSummary(client: ClientBase, runId: string): Promise
   return isObject(summary) ? summary : {};
 }
 
+/**
+ * A task's held-back figures for the run's summary once its push held back `atPush` records (insert
+ * keys another run took since the plan, ledger status `held_back`): `heldBack` counts the plan's
+ * held-back rows and those, `heldBackAtPush` those alone. The plan's part is the stored `heldBack`
+ * less the stored `heldBackAtPush` (absent before the push, or in a summary written before the
+ * push counted its own: 0), so a step retried, or a run's figures counted again, writes the same
+ * figures, never the push's twice.
+ */
+export function heldBackFigures(
+  stored: Record<string, unknown> | undefined,
+  atPush: number,
+): { heldBack: number; heldBackAtPush: number } {
+  const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  const ofPlan = Math.max(0, count(stored?.heldBack) - count(stored?.heldBackAtPush));
+  return { heldBack: ofPlan + atPush, heldBackAtPush: atPush };
+}
+
+/** A task's part of the run's summary (`summary.writeback.<task>`), `undefined` when it has none. */
+export function taskSummaryOf(
+  summary: Record<string, unknown>,
+  task: string,
+): Record<string, unknown> | undefined {
+  const writeback = summary.writeback;
+  if (!isObject(writeback)) return undefined;
+  const own = writeback[task];
+  return isObject(own) ? own : undefined;
+}
+
 /** The write-back task of the config with this name. */
 export function writebackTaskOf(deps: Pick<CoreDeps, 'config'>, name: string): WritebackTask {
   const task = deps.config.writeback.find((t) => taskName(t) === name);

@@ -316,7 +316,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     await planWriteback(deps, { runId: b, task: 'Lead-insert' });
     await pushLost(deps, a);
     const pushedB = await pushWriteback(deps, { runId: b, task: 'Lead-insert' });
-    expect(pushedB).toMatchObject({ succeeded: 0, failed: 1 });
+    expect(pushedB).toMatchObject({ succeeded: 0, failed: 0, heldBack: 1 });
     const refused = await errorsOf(env, b);
     expect(refused.map((e) => e.code)).toEqual(['INSERT_PENDING_ELSEWHERE']);
     expect(refused[0]?.message).toBe(

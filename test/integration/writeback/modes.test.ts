@@ -201,7 +201,7 @@ describe('write-back modes and per-record failures', () => {
       { runId: a, task: 'Lead-insert' },
     );
 
-    expect(retried).toMatchObject({ status: 'collected', succeeded: 2, failed: 1 });
+    expect(retried).toMatchObject({ status: 'collected', succeeded: 2, failed: 0, heldBack: 1 });
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(leadsWithExternalId(env, 'lock-2')).toHaveLength(1);
     expect((await errorsOf(env, a)).map((e) => [e.key, e.code])).toEqual([['lock-2', 'ALREADY_INSERTED']]);
@@ -463,7 +463,13 @@ describe('write-back modes and per-record failures', () => {
     env.sf.calls.clear();
     const retried = await pushWriteback(deps, { runId: a, task: 'Lead-insert' });
 
-    expect(retried).toMatchObject({ status: 'collected', planned: 450, succeeded: 250, failed: 200 });
+    expect(retried).toMatchObject({
+      status: 'collected',
+      planned: 450,
+      succeeded: 250,
+      failed: 0,
+      heldBack: 200,
+    });
     expect(env.sf.calls.count({ write: true })).toBe(0);
     const errors = await errorsOf(env, a);
     expect(errors).toHaveLength(200);
@@ -485,7 +491,7 @@ describe('write-back modes and per-record failures', () => {
 
     const pushed = await pushWriteback(deps, { runId: early, task: 'Lead-insert' });
 
-    expect(pushed).toMatchObject({ planned: 3, succeeded: 0, failed: 3 });
+    expect(pushed).toMatchObject({ planned: 3, succeeded: 0, failed: 0, heldBack: 3 });
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(env.sf.store.count('Lead')).toBe(before + 3);
     const errors = await errorsOf(env, early);
@@ -513,7 +519,7 @@ describe('write-back modes and per-record failures', () => {
 
     const pushed = await pushWriteback(deps, { runId: early, task: 'Lead-insert' });
 
-    expect(pushed).toMatchObject({ planned: 2, succeeded: 0, failed: 2 });
+    expect(pushed).toMatchObject({ planned: 2, succeeded: 0, failed: 0, heldBack: 2 });
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(env.sf.store.count('Lead')).toBe(before + 2);
     expect((await errorsOf(env, early)).map((e) => [e.key, e.code])).toEqual([
@@ -546,7 +552,7 @@ describe('write-back modes and per-record failures', () => {
     expect(pushed).toMatchObject({ status: 'bulk-pending', jobIds: [expect.any(String)] });
     while (pushed.status === 'bulk-pending') pushed = await collectWriteback(deps, pushed);
 
-    expect(pushed).toMatchObject({ planned: 4, succeeded: 2, failed: 2 });
+    expect(pushed).toMatchObject({ planned: 4, succeeded: 2, failed: 0, heldBack: 2 });
     // Only the two keys nobody inserted went into the job.
     const { rows: jobs } = await env.pool.query(
       `SELECT records_processed::int AS n FROM roundtrip.writeback_jobs WHERE run_id = $1`,
@@ -567,7 +573,8 @@ describe('write-back modes and per-record failures', () => {
       status: 'collected',
       planned: 4,
       succeeded: 0,
-      failed: 4,
+      failed: 0,
+      heldBack: 4,
     });
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(env.sf.store.count('Lead')).toBe(before + 4);

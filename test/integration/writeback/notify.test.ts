@@ -244,7 +244,7 @@ describe('the notification of a failed run', () => {
       rejectRateExceeded: false,
     });
     expect(sns.published[0]?.message).toContain(
-      "  Lead-update: 0 to send, 0 written, 0 failed in Salesforce, 0 rejected before sending, 3 held back until an earlier run's outcome is known; 0 API calls\n",
+      "  Lead-update: 0 to send, 0 written, 0 failed in Salesforce, 0 rejected before sending, 3 held back for another run's send of their key; 0 API calls\n",
     );
   });
 

@@ -31,6 +31,12 @@ describe('measureStepOutput', () => {
     ]);
   });
 
+  it('counts the records an insert push held back (keys another run took since the plan) as held back, not failed', () => {
+    expect(
+      measureStepOutput({ status: 'collected', task: 'Lead-insert', succeeded: 5, failed: 0, heldBack: 3 }),
+    ).toEqual([{ task: 'Lead-insert', values: { rowsWritten: 5, recordsFailed: 0, rowsHeldBack: 3 } }]);
+  });
+
   it('reads the write-back API calls of each task from the report', () => {
     expect(
       measureStepOutput({
