@@ -2,7 +2,7 @@
  * `roundtrip errors`: the records of a run that did not reach Salesforce, from
  * `roundtrip.writeback_errors` — each with its task, stage (`plan`: rejected before any call, or
  * held back while an earlier run's send of its key has no outcome; `push`: refused by Salesforce,
- * or not sent), key, Salesforce Id, code, fields and message, and the values (the source row's
+ * not sent, or held back because another run took the key since the plan), key, Salesforce Id, code, fields and message, and the values (the source row's
  * for a rejection, the ones sent for a failure).
  *
  * Text (the default) and `--json` show the counts by task, stage and code, and the first
@@ -235,21 +235,23 @@ export const errors: Command = async (argv) => {
     const out: string[] = [];
     const stageTotal = (stage: string): number =>
       counts.filter((c) => c.stage === stage).reduce((n, c) => n + c.records, 0);
-    // Rows the plan kept back (an earlier run's send of their key has no outcome yet) are recorded
-    // at stage plan too, but nothing is wrong with them: told apart from the rows it rejected.
-    const heldBack = counts
-      .filter((c) => c.stage === 'plan' && (HELD_BACK_CODES as readonly string[]).includes(c.code))
-      .reduce((n, c) => n + c.records, 0);
+    // Rows kept back for another run's send of their key — by the plan (stage plan), or by an
+    // insert's push (stage push: a key another run took since the plan) — are recorded with the
+    // others, but nothing is wrong with them and Salesforce refused none: told apart.
+    const isHeldBack = (code: string): boolean => (HELD_BACK_CODES as readonly string[]).includes(code);
+    const heldBackAt = (stage: string): number =>
+      counts.filter((c) => c.stage === stage && isHeldBack(c.code)).reduce((n, c) => n + c.records, 0);
+    const heldBack = heldBackAt('plan') + heldBackAt('push');
     const filtered = [filter.task && `task ${filter.task}`, filter.code && `code ${filter.code}`]
       .filter(Boolean)
       .join(', ');
     out.push(
       `run ${run.runId} (${run.dryRun ? 'dry run, ' : ''}${run.status}, started ${started} UTC)${filtered ? `, ${filtered}` : ''}: ` +
-        `${(stageTotal('plan') - heldBack).toLocaleString('en-US')} rejected before sending, ` +
+        `${(stageTotal('plan') - heldBackAt('plan')).toLocaleString('en-US')} rejected before sending, ` +
         (heldBack > 0
-          ? `${heldBack.toLocaleString('en-US')} held back until an earlier run's outcome is known, `
+          ? `${heldBack.toLocaleString('en-US')} held back for another run's send of their key, `
           : '') +
-        `${stageTotal('push').toLocaleString('en-US')} failed when sent`,
+        `${(stageTotal('push') - heldBackAt('push')).toLocaleString('en-US')} failed when sent`,
     );
     if (total === 0) {
       out.push(

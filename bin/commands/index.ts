@@ -89,7 +89,7 @@ ${CONNECTION_HELP}
   status: `usage: roundtrip status [--config FILE] [--secrets FILE | --database-url URL] [--limit N] [--json]
 
 The recent runs of the pipeline from roundtrip.runs: status, duration, rows extracted,
-written, rejected, held back (until an earlier run's outcome is known), failed, API calls,
+written, rejected, held back (for another run's send of their key), failed, API calls,
 and the error of a failed run or the reason of a skipped one (a scheduled run that found
 another still going).
 
@@ -104,8 +104,9 @@ another still going).
 
 The records of a run that did not reach Salesforce, from roundtrip.writeback_errors: each
 one's task, stage (plan: rejected before any call, or held back while an earlier run's
-send of its key has no outcome; push: refused by Salesforce or not sent), key, Salesforce
-Id, code, fields and message, after their counts by task, stage and code.
+send of its key has no outcome; push: refused by Salesforce, not sent, or held back as
+another run took the key since the plan), key, Salesforce Id, code, fields and message,
+after their counts by task, stage and code.
 
   -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
   --secrets FILE         a JSON file of secrets by name (the config's postgres secret)

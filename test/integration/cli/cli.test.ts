@@ -568,8 +568,26 @@ describe('the roundtrip CLI', () => {
     }
     const held = await cli(['errors', ...connection, '--run', runId, '--code', 'OUTCOME_PENDING']);
     expect(held.stdout).toContain(
-      "code OUTCOME_PENDING: 0 rejected before sending, 2 held back until an earlier run's outcome is known, 0 failed when sent",
+      "code OUTCOME_PENDING: 0 rejected before sending, 2 held back for another run's send of their key, 0 failed when sent",
     );
+
+    // So are insert keys a push held back (another run took them since the plan): stage push,
+    // not counted as failed when sent.
+    const pushPool = new Pool({ connectionString: db.url });
+    try {
+      await pushPool.query(
+        `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields)
+         VALUES ($1, 'Lead-update', 'k-1', 'push', 'ALREADY_INSERTED', 'inserted as 00Q000000000003AAA by run other after this run planned it (the runs overlapped): not inserted again', '{}')`,
+        [runId],
+      );
+    } finally {
+      await pushPool.end();
+    }
+    const taken = await cli(['errors', ...connection, '--run', runId, '--code', 'ALREADY_INSERTED']);
+    expect(taken.stdout).toContain(
+      "code ALREADY_INSERTED: 0 rejected before sending, 1 held back for another run's send of their key, 0 failed when sent",
+    );
+    expect(taken.stdout).toContain('inserted as 00Q000000000003AAA by run other after this run planned it');
 
     const none = await cli(['errors', ...connection, '--run', runId, '--code', 'unable_to_lock_row']);
     expect(none.stdout).toContain(
