@@ -752,7 +752,7 @@ function jsonbObjectSql(pairs: readonly [string, string][]): string {
 }
 
 /** A column of a table or view: its type as written, and what that type guarantees. */
-interface ColumnInfo {
+export interface ColumnInfo {
   readonly type: string;
   readonly source: SourceType;
 }
@@ -770,11 +770,84 @@ async function tableColumns(
        FROM pg_attribute a
        JOIN pg_type t ON t.oid = a.atttypid
        LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype
-      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
+      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+      ORDER BY a.attnum`,
     [quoteQualified(schema, table)],
   );
   if (rows.length === 0) return undefined;
   return new Map(rows.map((r) => [r.attname, { type: r.type, source: sourceTypeOf(r.typname, r.typmod) }]));
+}
+
+/** What the plan's source check needs to name a write-back's source and where the config names it. */
+export interface SourceCheckContext {
+  /** The task's name (`Lead-update`). */
+  readonly taskName: string;
+  /** The task's config path (`writeback[0]`). */
+  readonly configPath: string;
+  /** The task's `from`, split into schema and name. */
+  readonly source: { readonly schema: string; readonly table: string };
+  /**
+   * What to ask when the source does not exist. Default: whether a transform that has not run
+   * makes it (what a plan asks); `validate`, which ran the transform, says that it did not.
+   */
+  readonly absentHint?: string;
+}
+
+/**
+ * The columns of a write-back's source (a table, view, materialized view or foreign table, as the
+ * connection sees it, so also inside a transaction that made it), checked against the columns the
+ * config names: its `keyColumn` and each of its `fields`. Throws a {@link TerminalError} naming the
+ * source that does not exist (`writeback[0].from`) or each column it lacks by its config path
+ * (`writeback[0].fields.LeadScore__c`), with the name it was likely meant to be and the columns it
+ * has. The plan checks its source with it, and `roundtrip validate` the transform's output.
+ */
+export async function sourceColumnsFor(
+  client: PoolClient,
+  task: Pick<WritebackTask, 'keyColumn' | 'fields'>,
+  context: SourceCheckContext,
+): Promise<Map<string, ColumnInfo>> {
+  const { source, configPath, taskName } = context;
+  const columns = await tableColumns(client, source.schema, source.table);
+  if (!columns) {
+    // A misspelt name (lead_statuses for lead_status) is far likelier than a transform that did
+    // not run: name the table or view of the schema it is a typo away from.
+    const { rows: relations } = await client.query<{ relname: string }>(
+      `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')`,
+      [source.schema],
+    );
+    const meant = suggestion(
+      source.table,
+      relations.map((r) => r.relname),
+    );
+    throw new TerminalError(
+      `Write-back ${taskName}: the source ${quoteQualified(source.schema, source.table)} does not exist ` +
+        `(${configPath}.from${meant ? `; did you mean ${quoteIdent(meant)}?` : ''}; ${context.absentHint ?? 'is it made by a transform that has not run?'})`,
+    );
+  }
+  // Each column the config names, with where it names it and the column it was likely meant to be.
+  const named: [string, string][] = [
+    [task.keyColumn, `${configPath}.keyColumn`],
+    ...Object.entries(task.fields).map(([field, column]): [string, string] => [
+      column,
+      `${configPath}.fields.${field}`,
+    ]),
+  ];
+  const missing = new Map<string, string[]>();
+  for (const [column, path] of named) {
+    if (!columns.has(column)) missing.set(column, [...(missing.get(column) ?? []), path]);
+  }
+  if (missing.size > 0) {
+    const has = [...columns.keys()];
+    const each = [...missing].map(([column, paths]) => {
+      const meant = suggestion(column, has);
+      return `${quoteIdent(column)} (${paths.join(', ')}${meant ? `; did you mean ${quoteIdent(meant)}?` : ''})`;
+    });
+    throw new TerminalError(
+      `Write-back ${taskName}: the source ${quoteQualified(source.schema, source.table)} has no column ${each.join(', ')} (it has ${has.map((c) => quoteIdent(c)).join(', ')}): correct the name in the config, or the SQL that makes the source (a column's alias)`,
+    );
+  }
+  return columns;
 }
 
 /**
@@ -1469,46 +1542,7 @@ export async function planWriteback(
       }
       if (!input.dryRun) await recordSyncScope(client, input.task, scope, input.runId);
 
-      const columns = await tableColumns(client, source.schema, source.table);
-      if (!columns) {
-        // A misspelt name (lead_statuses for lead_status) is far likelier than a transform that did
-        // not run: name the table or view of the schema it is a typo away from.
-        const { rows: relations } = await client.query<{ relname: string }>(
-          `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')`,
-          [source.schema],
-        );
-        const meant = suggestion(
-          source.table,
-          relations.map((r) => r.relname),
-        );
-        throw new TerminalError(
-          `Write-back ${input.task}: the source ${quoteQualified(source.schema, source.table)} does not exist ` +
-            `(${configPath}.from${meant ? `; did you mean ${quoteIdent(meant)}?` : ''}; is it made by a transform that has not run?)`,
-        );
-      }
-      // Each column the config names, with where it names it and the column it was likely meant to be.
-      const named: [string, string][] = [
-        [task.keyColumn, `${configPath}.keyColumn`],
-        ...Object.entries(task.fields).map(([field, column]): [string, string] => [
-          column,
-          `${configPath}.fields.${field}`,
-        ]),
-      ];
-      const missing = new Map<string, string[]>();
-      for (const [column, path] of named) {
-        if (!columns.has(column)) missing.set(column, [...(missing.get(column) ?? []), path]);
-      }
-      if (missing.size > 0) {
-        const has = [...columns.keys()];
-        const each = [...missing].map(([column, paths]) => {
-          const meant = suggestion(column, has);
-          return `${quoteIdent(column)} (${paths.join(', ')}${meant ? `; did you mean ${quoteIdent(meant)}?` : ''})`;
-        });
-        throw new TerminalError(
-          `Write-back ${input.task}: the source ${quoteQualified(source.schema, source.table)} has no column ${each.join(', ')} (it has ${has.map((c) => quoteIdent(c)).join(', ')})`,
-        );
-      }
+      const columns = await sourceColumnsFor(client, task, { taskName: input.task, configPath, source });
 
       const comparison = await chooseComparison(client, deps, mapping);
       let mark = Date.now();
