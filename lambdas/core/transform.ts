@@ -1,7 +1,8 @@
 /**
  * Transform (DESIGN.md §1 step 3): the configured SQL files run in order, in ONE transaction, each
  * statement on its own so that its row count is recorded and an error can name the file and the
- * line. A failure rolls everything back: the tables keep the previous run's results.
+ * line. A failure rolls everything back: the tables keep the previous run's results. `roundtrip
+ * validate` runs the same files with {@link tryTransform}, which always rolls back.
  */
 import { readFile } from 'node:fs/promises';
 import { DatabaseError, type PoolClient } from 'pg';
@@ -269,6 +270,79 @@ async function runFile(
   };
 }
 
+/** A transform file read and split, ready to run. */
+interface TransformSource {
+  readonly file: string;
+  readonly statements: readonly SqlStatement[];
+}
+
+/**
+ * Reads and splits the transform files. Every file is checked before any runs: a statement that
+ * would control the transaction is refused (a {@link TransformError}) with the database untouched;
+ * a file that cannot be read is a {@link TerminalError} naming it.
+ */
+async function readTransformFiles(files: readonly string[]): Promise<TransformSource[]> {
+  const sources: TransformSource[] = [];
+  for (const file of files) {
+    let sql: string;
+    try {
+      sql = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new TerminalError(`Transform file ${file} cannot be read: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const statements = splitSqlStatements(sql);
+    refuseTransactionControl(file, statements);
+    sources.push({ file, statements });
+  }
+  return sources;
+}
+
+/**
+ * Runs `fn` in a transaction on one client of the pool, then hands the connection back as a new one
+ * would be: a file may change its session (SET search_path, SET ROLE, a temp table, a session
+ * advisory lock). After a rollback (which undid the file's SETs already) the transform's own error
+ * is the one reported; should the reset fail after a commit, withClient discards the connection.
+ */
+async function inTransformTransaction<T>(
+  pg: CoreDeps['pg'],
+  commit: boolean,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  return withClient(pg, async (client) => {
+    const reset = (): Promise<unknown> => client.query('DISCARD ALL');
+    let result: T;
+    try {
+      if (commit) {
+        result = await inTransaction(client, () => fn(client));
+      } else {
+        await client.query('BEGIN');
+        try {
+          result = await fn(client);
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+        try {
+          await client.query('ROLLBACK');
+        } catch (err) {
+          // Not a DatabaseError: withClient discards the connection, and the server rolls back the
+          // transaction of a connection that ends. It never goes back to the pool mid-transaction.
+          throw new Error(`The transform's transaction could not be rolled back: ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
+      }
+    } catch (err) {
+      await reset().catch(() => undefined);
+      throw err;
+    }
+    await reset();
+    return result;
+  });
+}
+
 /**
  * Runs the config's transform files in order in one transaction and records, per file, the
  * statements run and their row counts in the run's summary (`summary.transform`). A failing
@@ -282,48 +356,55 @@ export async function runTransform(
 ): Promise<TransformResult> {
   const logger = deps.logger.child({ runId: input.runId, step: 'transform' });
   const started = Date.now();
-  const sources: { file: string; statements: SqlStatement[] }[] = [];
-  for (const file of deps.config.transform) {
-    let sql: string;
-    try {
-      sql = await readFile(file, 'utf8');
-    } catch (err) {
-      throw new TerminalError(`Transform file ${file} cannot be read: ${(err as Error).message}`, {
-        cause: err,
-      });
+  const sources = await readTransformFiles(deps.config.transform);
+  const files = await inTransformTransaction(deps.pg, true, async (client) => {
+    const ran: TransformFileResult[] = [];
+    for (const { file, statements } of sources) {
+      const result = await runFile(client, file, statements);
+      logger.info('Transform file ran', { ...result });
+      ran.push(result);
     }
-    const statements = splitSqlStatements(sql);
-    // Every file is checked before any runs: a refused statement leaves the database untouched.
-    refuseTransactionControl(file, statements);
-    sources.push({ file, statements });
-  }
-  const files = await withClient(deps.pg, async (client) => {
-    // A file may change its session (SET search_path, SET ROLE, a temp table, a session advisory
-    // lock): the pooled connection goes back as a new one would be. After a rollback (which undid
-    // the file's SETs already) the transform's own error is the one reported; should the reset
-    // fail after a commit, withClient discards the connection.
-    const reset = (): Promise<unknown> => client.query('DISCARD ALL');
-    let results: TransformFileResult[];
-    try {
-      results = await inTransaction(client, async () => {
-        const ran: TransformFileResult[] = [];
-        for (const { file, statements } of sources) {
-          const result = await runFile(client, file, statements);
-          logger.info('Transform file ran', { ...result });
-          ran.push(result);
-        }
-        await mergeRunSummary(client, input.runId, ['transform'], {
-          files: ran,
-          finishedAt: deps.clock.now().toISOString(),
-        });
-        return ran;
-      });
-    } catch (err) {
-      await reset().catch(() => undefined);
-      throw err;
-    }
-    await reset();
-    return results;
+    await mergeRunSummary(client, input.runId, ['transform'], {
+      files: ran,
+      finishedAt: deps.clock.now().toISOString(),
+    });
+    return ran;
   });
   return { runId: input.runId, files, durationMs: Date.now() - started };
+}
+
+/** What {@link tryTransform} did, and what its `inspect` answered. */
+export interface TriedTransform<T> {
+  readonly files: readonly TransformFileResult[];
+  readonly durationMs: number;
+  readonly inspected: T;
+}
+
+/**
+ * Runs the config's transform files exactly as {@link runTransform} does (the same checks, one
+ * transaction, a failing statement a {@link TransformError} naming its file and line), then calls
+ * `inspect` on the same connection, inside that transaction, so that it sees the tables and views
+ * the files made; then ROLLS BACK, whatever happened: nothing the files did persists, and nothing
+ * is recorded in `roundtrip.runs` (no run is needed). What a rollback cannot undo, the files could
+ * not do in a run's transaction either (`COMMIT`, `VACUUM`, `CREATE INDEX CONCURRENTLY`), except
+ * sequences: a `nextval` stays taken. `roundtrip validate` checks the transform's output with it.
+ * While it runs it holds the locks the files take, as a run's transform does.
+ */
+export async function tryTransform<T>(
+  deps: Pick<CoreDeps, 'config' | 'pg' | 'logger'>,
+  inspect: (client: PoolClient) => Promise<T>,
+): Promise<TriedTransform<T>> {
+  const logger = deps.logger.child({ step: 'transform', rolledBack: true });
+  const started = Date.now();
+  const sources = await readTransformFiles(deps.config.transform);
+  return inTransformTransaction(deps.pg, false, async (client) => {
+    const files: TransformFileResult[] = [];
+    for (const { file, statements } of sources) {
+      const result = await runFile(client, file, statements);
+      logger.info('Transform file ran (to be rolled back)', { ...result });
+      files.push(result);
+    }
+    const durationMs = Date.now() - started;
+    return { files, durationMs, inspected: await inspect(client) };
+  });
 }
