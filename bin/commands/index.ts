@@ -15,9 +15,10 @@ commands:
                        run a pipeline here against the endpoints its config and secrets name
   plan [same options as run]
                        a dry run: extract, transform and plan, nothing sent to Salesforce
-  validate [--config FILE] [--secrets FILE] [--aws-endpoint URL] [--json]
+  validate [--config FILE] [--secrets FILE] [--aws-endpoint URL] [--no-transform] [--json]
                        check the config, the secrets, PostgreSQL, Salesforce (sign-in,
-                       describes of every object, where conditions) and Athena
+                       describes of every object, where conditions), Athena, and the
+                       transform (rolled back) against each write-back's columns
   status [--config FILE] [--secrets FILE | --database-url URL] [--limit N] [--json]
                        recent runs from roundtrip.runs
   errors [--config FILE] [--secrets FILE | --database-url URL] [--run ID] [--task NAME]
@@ -77,13 +78,17 @@ the plan (current → new values).
 
 ${RUN_HELP}
 `,
-  validate: `usage: roundtrip validate [--config FILE] [--secrets FILE] [--aws-endpoint URL] [--json] [-v]
+  validate: `usage: roundtrip validate [--config FILE] [--secrets FILE] [--aws-endpoint URL] [--no-transform] [--json] [-v]
 
 Checks the config, each secret, PostgreSQL, the Salesforce sign-in and API allowance, every
-extract's fields and write-back mapping against the object's describe, and Athena. Writes
-nothing. Exit 0 when every check passes, 1 otherwise.
+extract's fields and write-back mapping against the object's describe, and Athena. Then runs
+the transform's files in a transaction that is rolled back, and checks that each write-back's
+source has the columns its fields and keyColumn name. Keeps nothing. Exit 0 when every check
+passes or was not possible yet (a line starting with –, which says why), 1 otherwise.
 
 ${CONNECTION_HELP}
+  --no-transform         do not run the transform: check the write-backs' sources as they
+                         are in the database (a long transform on production data)
   --json                 one JSON object { ok, checks } on stdout
 `,
   status: `usage: roundtrip status [--config FILE] [--secrets FILE | --database-url URL] [--limit N] [--json]

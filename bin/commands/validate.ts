@@ -4,10 +4,13 @@
  * database (`roundtrip.task_owners`, read, not claimed), the Salesforce sign-in and the org's API
  * allowance, every extract's fields and every write-back's mapping against the object's describe
  * (and that the records it synced were keyed by the same object and key, `roundtrip.sync_scope`),
- * each Salesforce extract's `where` condition (the COUNT() of a full read), and Athena's endpoint,
- * credentials and queries. Nothing is written to PostgreSQL or Salesforce (Athena writes each
- * EXPLAIN's one-line result file to the output location); the Salesforce checks cost one `/limits`
- * call, one describe per object and one COUNT() per `where`.
+ * each Salesforce extract's `where` condition (the COUNT() of a full read), Athena's endpoint,
+ * credentials and queries, and last, as in a run, the transform and each write-back's source: the
+ * transform's files run in a transaction that is rolled back, and inside it each write-back's
+ * `from` is checked against its `fields` and `keyColumn` by the plan's own check (`--no-transform`:
+ * the sources as they are). Nothing is kept in PostgreSQL or written to Salesforce (Athena writes
+ * each EXPLAIN's one-line result file to the output location); the Salesforce checks cost one
+ * `/limits` call, one describe per object and one COUNT() per `where`.
  *
  * Athena is probed with a GetQueryExecution of an id that cannot exist: the answer "not found"
  * proves the endpoint, the credentials and the permission without running (and paying for) a query.
@@ -17,14 +20,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { GetQueryExecutionCommand } from '@aws-sdk/client-athena';
-import { taskName } from '../../lambdas/config';
+import type { PoolClient } from 'pg';
+import { taskName, type PipelineConfig } from '../../lambdas/config';
 import { AthenaQueryFailed } from '../../lambdas/connectors/athena';
 import {
   checkConnection,
+  quoteQualified,
   resolveConnection,
   withClient,
   type PostgresSource,
 } from '../../lambdas/connectors/postgres';
+import type { CoreDeps } from '../../lambdas/core/deps';
 import { taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/core/run-state';
 import {
   describeTaskObject,
@@ -33,7 +39,9 @@ import {
   readFilter,
   resolveFields,
 } from '../../lambdas/core/salesforce-read';
+import { TransformError, tryTransform } from '../../lambdas/core/transform';
 import { mapWritebackTask } from '../../lambdas/core/writeback';
+import { sourceColumnsFor } from '../../lambdas/core/writeback/plan';
 import { checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
 import { splitTable, writebackConfigPath } from '../../lambdas/core/writeback/state';
 import { EXIT, parseOptions, type Command } from '../cli-common';
@@ -44,6 +52,11 @@ import { awsEndpointFrom, CONNECTION_OPTIONS, configFrom, loggerFrom, secretsFro
 export interface CheckResult {
   readonly check: string;
   readonly ok: boolean;
+  /**
+   * Set when the check could not be made (the tables a transform reads not extracted yet,
+   * `--no-transform`): not a failure, but not a pass either; the detail says why and what to do.
+   */
+  readonly skipped?: true;
   readonly detail: string;
 }
 
@@ -58,7 +71,11 @@ function message(err: unknown): string {
 
 /** `roundtrip validate`: see the module comment. Exit 0 when every check passes, 1 otherwise. */
 export const validate: Command = async (argv) => {
-  const { values } = parseOptions(argv, { ...CONNECTION_OPTIONS, json: { type: 'boolean' } });
+  const { values } = parseOptions(argv, {
+    ...CONNECTION_OPTIONS,
+    json: { type: 'boolean' },
+    'no-transform': { type: 'boolean' },
+  });
   const config = await configFrom(values);
   const results: CheckResult[] = [
     {
@@ -199,6 +216,17 @@ export const validate: Command = async (argv) => {
           }
         }
       }
+      // Last, as in a run: the transform over what the extracts left, then the write-backs' sources.
+      if (postgresOk) {
+        try {
+          results.push(
+            ...(await checkWritebackSources(local.deps, { transform: values['no-transform'] !== true })),
+          );
+        } catch (err) {
+          // The database went away between two checks, say: named on its own line like the others.
+          results.push({ check: 'transform', ok: false, detail: message(err) });
+        }
+      }
     } finally {
       await local.close();
     }
@@ -207,7 +235,174 @@ export const validate: Command = async (argv) => {
   if (values.json === true) {
     process.stdout.write(`${JSON.stringify({ ok, checks: results })}\n`);
   } else {
-    for (const r of results) process.stdout.write(`${r.ok ? '✓' : '✗'} ${r.check}: ${r.detail}\n`);
+    for (const r of results)
+      process.stdout.write(`${r.skipped ? '–' : r.ok ? '✓' : '✗'} ${r.check}: ${r.detail}\n`);
   }
   return ok ? EXIT.ok : EXIT.failed;
 };
+
+/** An extract's table that does not exist in the database: no extract has run into it yet. */
+interface UnextractedTable {
+  readonly configPath: string;
+  readonly schema: string;
+  readonly table: string;
+}
+
+async function unextractedTables(client: PoolClient, config: PipelineConfig): Promise<UnextractedTable[]> {
+  const tables = config.extract.map((task, index) => ({
+    configPath: `extract[${index}].table`,
+    ...splitTable(task.table, config.postgres.schema),
+  }));
+  if (tables.length === 0) return [];
+  const { rows } = await client.query<{ present: boolean }>(
+    'SELECT to_regclass(name) IS NOT NULL AS present FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n) ORDER BY n',
+    [tables.map((t) => quoteQualified(t.schema, t.table))],
+  );
+  return tables.filter((_t, i) => rows[i]?.present !== true);
+}
+
+/** The PostgreSQL error a transform statement failed with, when it failed with one. */
+function transformSqlState(err: unknown): string | undefined {
+  if (!(err instanceof TransformError)) return undefined;
+  const code = (err.cause as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** SQLSTATE undefined_table: `relation "sf_lead" does not exist`. */
+const UNDEFINED_TABLE = '42P01';
+
+/**
+ * The transform and each write-back's source: by default the transform's files run as a run runs
+ * them, in one transaction that is then ROLLED BACK ({@link tryTransform}), and, inside it, each
+ * write-back's `from` is checked against its `fields` and `keyColumn` with the plan's own check
+ * ({@link sourceColumnsFor}). With `transform: false` (`--no-transform`), or a pipeline without
+ * transform files, the sources are checked as they are in the database. A transform that reads
+ * tables no extract has made yet cannot run: that is said, with what to run, and is not a failure.
+ */
+async function checkWritebackSources(
+  deps: CoreDeps,
+  options: { transform: boolean },
+): Promise<CheckResult[]> {
+  const { config, pg } = deps;
+  const unextracted = await withClient(pg, (client) => unextractedTables(client, config));
+  const unextractedList = unextracted.map((t) => `${t.table} (${t.configPath})`).join(', ');
+  const runPlanFirst =
+    'run `roundtrip plan` once (extract, transform and a dry-run plan: nothing is sent to Salesforce), then validate again';
+  const hasTransform = config.transform.length > 0;
+  const transformRuns = hasTransform && options.transform;
+
+  const checkSources = async (client: PoolClient): Promise<CheckResult[]> => {
+    const out: CheckResult[] = [];
+    for (const task of config.writeback) {
+      const check = `write-back ${taskName(task)} columns`;
+      const configPath = writebackConfigPath(config, task);
+      const source = splitTable(task.from, config.postgres.schema);
+      const { rows } = await client.query<{ present: boolean }>(
+        'SELECT to_regclass($1) IS NOT NULL AS present',
+        [quoteQualified(source.schema, source.table)],
+      );
+      if (rows[0]?.present !== true) {
+        const extract = unextracted.find((t) => t.schema === source.schema && t.table === source.table);
+        if (extract) {
+          out.push({
+            check,
+            ok: true,
+            skipped: true,
+            detail: `not checked: ${configPath}.from is ${extract.configPath}, which no extract has made in this database yet: ${runPlanFirst}`,
+          });
+          continue;
+        }
+        if (hasTransform && !transformRuns) {
+          out.push({
+            check,
+            ok: true,
+            skipped: true,
+            detail: `not checked: ${quoteQualified(source.schema, source.table)} (${configPath}.from) does not exist in this database yet; without --no-transform, validate runs the transform (rolled back) and checks what it makes`,
+          });
+          continue;
+        }
+      }
+      try {
+        await sourceColumnsFor(client, task, {
+          taskName: taskName(task),
+          configPath,
+          source,
+          absentHint: transformRuns
+            ? 'the transform ran and did not make it: check the name here and in its SQL'
+            : 'no transform is configured: it must exist before a run',
+        });
+        const named = [
+          `${task.keyColumn} (keyColumn)`,
+          ...Object.entries(task.fields).map(([field, column]) => `${column} → ${field}`),
+        ];
+        out.push({
+          check,
+          ok: true,
+          detail: `${task.from}${transformRuns ? ', as the transform leaves it,' : ''} has ${named.join(', ')}`,
+        });
+      } catch (err) {
+        out.push({
+          check,
+          ok: false,
+          detail: `${transformRuns ? 'after the transform (rolled back): ' : ''}${message(err)}`,
+        });
+      }
+    }
+    return out;
+  };
+
+  if (!transformRuns) {
+    const transform: CheckResult[] = hasTransform
+      ? [
+          {
+            check: 'transform',
+            ok: true,
+            skipped: true,
+            detail: `not run (--no-transform): the write-back sources are checked as they are in the database`,
+          },
+        ]
+      : [];
+    return [...transform, ...(await withClient(pg, checkSources))];
+  }
+
+  const files = config.transform.length;
+  process.stderr.write(
+    `validate: running the transform (${files} file${files === 1 ? '' : 's'}) in a transaction that is rolled back… (--no-transform skips it)\n`,
+  );
+  const notChecked = (why: string): CheckResult[] =>
+    config.writeback.map((task) => ({
+      check: `write-back ${taskName(task)} columns`,
+      ok: true,
+      skipped: true as const,
+      detail: `not checked: ${why}`,
+    }));
+  try {
+    const tried = await tryTransform(deps, checkSources);
+    const statements = tried.files.reduce((n, f) => n + f.statements, 0);
+    const rows = tried.files.reduce((n, f) => n + f.rows, 0);
+    return [
+      {
+        check: 'transform',
+        ok: true,
+        detail: `${files} file${files === 1 ? '' : 's'}, ${statements} statement${statements === 1 ? '' : 's'} ran (${rows.toLocaleString('en-US')} rows written) in ${(tried.durationMs / 1000).toFixed(1)} s, then rolled back: nothing kept`,
+      },
+      ...tried.inspected,
+    ];
+  } catch (err) {
+    if (transformSqlState(err) === UNDEFINED_TABLE && unextracted.length > 0) {
+      return [
+        {
+          check: 'transform',
+          ok: true,
+          skipped: true,
+          detail: `not checked: it reads tables the extracts make, and ${unextractedList} ${unextracted.length === 1 ? 'does' : 'do'} not exist in this database yet: ${runPlanFirst} (${message(err)})`,
+        },
+        ...notChecked('the transform could not run (above)'),
+      ];
+    }
+    return [
+      { check: 'transform', ok: false, detail: message(err) },
+      ...notChecked('the transform failed (above)'),
+    ];
+  }
+}

@@ -19,6 +19,14 @@ import { createTestDatabase, type TestDatabase } from '../../support/database';
 
 const EXAMPLE = path.resolve(__dirname, '../../../examples/lead-scoring');
 
+/** One line of `validate --json`'s checks. */
+interface CheckLine {
+  check: string;
+  ok: boolean;
+  skipped?: true;
+  detail: string;
+}
+
 function lastJsonLine(stdout: string): unknown {
   const lines = stdout.trim().split('\n');
   return JSON.parse(lines[lines.length - 1] as string);
@@ -82,9 +90,32 @@ describe('the roundtrip CLI', () => {
       'write-back Lead-update',
       'Athena',
       'extract athena_customers',
+      'transform',
+      'write-back Lead-update columns',
     ]);
     expect(report.checks.find((c) => c.check === 'write-back Lead-update')?.detail).toBe(
       'Lead update by Id: LeadScore__c writable',
+    );
+    // No extract has run into this database yet: the transform cannot run, which is said with what
+    // to run, and is not a failure.
+    expect(report.checks.slice(-2)).toEqual([
+      {
+        check: 'transform',
+        ok: true,
+        skipped: true,
+        detail: expect.stringMatching(
+          /^not checked: it reads tables the extracts make, and sf_lead \(extract\[0\]\.table\), athena_customers \(extract\[1\]\.table\) do not exist in this database yet: run `roundtrip plan` once \(extract, transform and a dry-run plan: nothing is sent to Salesforce\), then validate again \(Transform \S+lead_score\.sql, line \d+: relation "athena_customers" does not exist/,
+        ),
+      },
+      {
+        check: 'write-back Lead-update columns',
+        ok: true,
+        skipped: true,
+        detail: 'not checked: the transform could not run (above)',
+      },
+    ]);
+    expect(result.stderr).toContain(
+      'validate: running the transform (1 file) in a transaction that is rolled back…',
     );
     expect(report.checks.find((c) => c.check === 'extract athena_customers')?.detail).toBe(
       'query valid in marketing (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged)',
@@ -320,6 +351,186 @@ describe('the roundtrip CLI', () => {
     expect(env.salesforce.calls.writes().length).toBe(writesBefore);
     expect(result.stderr).toContain('Prepare');
     expect(result.code).toBe(0);
+  });
+
+  describe("validate checks the write-backs' sources as the transform leaves them", () => {
+    /** A config whose transform is `sql` and whose write-back reads `writeback` over the example's. */
+    const configWith = async (
+      name: string,
+      sql: string,
+      writeback: Record<string, unknown>,
+    ): Promise<{ file: string; sqlFile: string }> => {
+      const base = JSON.parse(await readFile(configFile, 'utf8')) as { writeback: Record<string, unknown>[] };
+      const sqlFile = path.join(dir, `${name}.sql`);
+      await writeFile(sqlFile, sql);
+      const file = path.join(dir, `${name}.config.json`);
+      await writeFile(
+        file,
+        JSON.stringify({
+          ...base,
+          transform: [sqlFile],
+          writeback: base.writeback.map((task) => ({ ...task, ...writeback })),
+        }),
+      );
+      return { file, sqlFile };
+    };
+    const failedLines = (stdout: string): string[] => stdout.split('\n').filter((l) => l.startsWith('✗'));
+    const relationExists = async (name: string): Promise<boolean> => {
+      const pool = new Pool({ connectionString: db.url });
+      try {
+        const { rows } = await pool.query<{ present: boolean }>(
+          'SELECT to_regclass($1) IS NOT NULL AS present',
+          [name],
+        );
+        return rows[0]?.present === true;
+      } finally {
+        await pool.end();
+      }
+    };
+
+    it('names a mapped column the source lacks (a typo in an alias) by its config path', async () => {
+      const { file } = await configWith(
+        'typo-alias',
+        'DROP TABLE IF EXISTS lead_typo;\nCREATE TABLE lead_typo AS SELECT "Id", 10 AS lead_socre FROM sf_lead;\n',
+        { from: 'lead_typo' },
+      );
+      const result = await cli(['validate', ...connection.slice(2), '--config', file]);
+      expect(result.code).toBe(1);
+      expect(failedLines(result.stdout)).toEqual([
+        '✗ write-back Lead-update columns: after the transform (rolled back): Write-back Lead-update: the source "public"."lead_typo" has no column "lead_score" (writeback[0].fields.LeadScore__c; did you mean "lead_socre"?) (it has "Id", "lead_socre"): correct the name in the config, or the SQL that makes the source (a column\'s alias)',
+      ]);
+      expect(result.stdout).toMatch(
+        /^✓ transform: 1 file, 2 statements ran \(\d+ rows written\) in \d+\.\d s, then rolled back: nothing kept$/m,
+      );
+      expect(result.stderr).toContain(
+        'validate: running the transform (1 file) in a transaction that is rolled back… (--no-transform skips it)',
+      );
+      expect(await relationExists('lead_typo')).toBe(false);
+    });
+
+    it('names a key column the source lacks by writeback[0].keyColumn', async () => {
+      const { file } = await configWith(
+        'no-key',
+        'CREATE TABLE lead_no_key AS SELECT "Id" AS lead_id, 10 AS lead_score FROM sf_lead;\n',
+        { from: 'lead_no_key' },
+      );
+      const result = await cli(['validate', ...connection.slice(2), '--config', file]);
+      expect(result.code).toBe(1);
+      expect(failedLines(result.stdout)).toEqual([
+        expect.stringMatching(
+          /^✗ write-back Lead-update columns: after the transform \(rolled back\): Write-back Lead-update: the source "public"\."lead_no_key" has no column "Id" \(writeback\[0\]\.keyColumn[;)].* \(it has "lead_id", "lead_score"\): correct the name in the config/,
+        ),
+      ]);
+    });
+
+    it('names a source the transform does not make by writeback[0].from', async () => {
+      const { file } = await configWith(
+        'not-made',
+        'CREATE TABLE lead_reversal AS SELECT "Id", 10 AS lead_score FROM sf_lead;\n',
+        { from: 'lead_reversals' },
+      );
+      const result = await cli(['validate', ...connection.slice(2), '--config', file]);
+      expect(result.code).toBe(1);
+      expect(failedLines(result.stdout)).toEqual([
+        '✗ write-back Lead-update columns: after the transform (rolled back): Write-back Lead-update: the source "public"."lead_reversals" does not exist (writeback[0].from; did you mean "lead_reversal"?; the transform ran and did not make it: check the name here and in its SQL)',
+      ]);
+    });
+
+    it('names a transform SQL error by its file and line, as a run does', async () => {
+      const { file, sqlFile } = await configWith(
+        'broken-validate',
+        'SELECT 1;\n\nSELECT "Id",\n       nope\n  FROM sf_lead;\n',
+        {},
+      );
+      const result = await cli(['validate', ...connection.slice(2), '--config', file]);
+      expect(result.code).toBe(1);
+      expect(failedLines(result.stdout)).toEqual([
+        `✗ transform: Transform ${sqlFile}, line 4: column "nope" does not exist (SQLSTATE 42703); the transaction was rolled back, previous results are unchanged`,
+      ]);
+      expect(result.stdout).toContain(
+        '– write-back Lead-update columns: not checked: the transform failed (above)',
+      );
+    });
+
+    it('rolls the transform back: a table it makes does not exist afterwards, rows it changes are unchanged', async () => {
+      const pool = new Pool({ connectionString: db.url });
+      const snapshot = async (): Promise<unknown> => ({
+        reverse: (await pool.query('SELECT "Id", lead_score FROM lead_reverse ORDER BY "Id"')).rows,
+        leads: (
+          await pool.query(
+            `SELECT md5(string_agg(l::text, ',' ORDER BY "Id")) AS h, count(*) AS n FROM sf_lead l`,
+          )
+        ).rows,
+      });
+      try {
+        const before = await snapshot();
+        expect((before as { reverse: unknown[] }).reverse.length).toBeGreaterThan(0);
+        const { file } = await configWith(
+          'rolled-back',
+          [
+            'DELETE FROM lead_reverse;',
+            `UPDATE sf_lead SET "Email" = 'changed@validate.test';`,
+            'CREATE TABLE made_by_validate AS SELECT "Id", 42 AS lead_score FROM sf_lead;',
+            '',
+          ].join('\n'),
+          { from: 'made_by_validate' },
+        );
+        const result = await cli(['validate', ...connection.slice(2), '--config', file, '--json']);
+        const report = lastJsonLine(result.stdout) as { ok: boolean; checks: CheckLine[] };
+        expect(report.checks.filter((c) => !c.ok)).toEqual([]);
+        // The check saw the table inside the transaction...
+        expect(report.checks.find((c) => c.check === 'write-back Lead-update columns')).toEqual({
+          check: 'write-back Lead-update columns',
+          ok: true,
+          detail:
+            'made_by_validate, as the transform leaves it, has Id (keyColumn), lead_score → LeadScore__c',
+        });
+        expect(result.code).toBe(0);
+        // ...and nothing of it is left.
+        expect(await relationExists('made_by_validate')).toBe(false);
+        expect(await snapshot()).toEqual(before);
+      } finally {
+        await pool.end();
+      }
+    });
+
+    it('skips the transform with --no-transform and checks the sources as they are in the database', async () => {
+      // A transform that would fail: not run. The source exists (the plan above made it).
+      const misspelt = await configWith('no-transform', 'SELECT nope FROM sf_lead;\n', {
+        fields: { LeadScore__c: 'lead_socre' },
+      });
+      const checked = await cli([
+        'validate',
+        ...connection.slice(2),
+        '--config',
+        misspelt.file,
+        '--no-transform',
+      ]);
+      expect(checked.code).toBe(1);
+      expect(checked.stderr).not.toContain('running the transform');
+      expect(checked.stdout).toContain(
+        '– transform: not run (--no-transform): the write-back sources are checked as they are in the database',
+      );
+      expect(failedLines(checked.stdout)).toEqual([
+        '✗ write-back Lead-update columns: Write-back Lead-update: the source "public"."lead_reverse" has no column "lead_socre" (writeback[0].fields.LeadScore__c; did you mean "lead_score"?) (it has "Id", "lead_score"): correct the name in the config, or the SQL that makes the source (a column\'s alias)',
+      ]);
+      // A source the transform would make, and that does not exist: not checked, and said why.
+      const absent = await configWith('no-transform-absent', 'SELECT nope FROM sf_lead;\n', {
+        from: 'lead_not_made_yet',
+      });
+      const skipped = await cli([
+        'validate',
+        ...connection.slice(2),
+        '--config',
+        absent.file,
+        '--no-transform',
+      ]);
+      expect(failedLines(skipped.stdout)).toEqual([]);
+      expect(skipped.stdout).toContain(
+        '– write-back Lead-update columns: not checked: "public"."lead_not_made_yet" (writeback[0].from) does not exist in this database yet; without --no-transform, validate runs the transform (rolled back) and checks what it makes',
+      );
+      expect(skipped.code).toBe(0);
+    });
   });
 
   it('lists no record of a dry run that failed in its transform, and says why it failed', async () => {
