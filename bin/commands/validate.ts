@@ -261,6 +261,37 @@ async function unextractedTables(client: PoolClient, config: PipelineConfig): Pr
   return tables.filter((_t, i) => rows[i]?.present !== true);
 }
 
+/**
+ * A Salesforce extract's field that its table has no column for yet: added to the config since the
+ * table was last extracted (the next extract adds the column).
+ */
+interface UnextractedField {
+  readonly configPath: string;
+  readonly table: string;
+  readonly field: string;
+}
+
+async function unextractedFields(client: PoolClient, config: PipelineConfig): Promise<UnextractedField[]> {
+  const out: UnextractedField[] = [];
+  for (const [index, task] of config.extract.entries()) {
+    if (task.from !== 'salesforce') continue;
+    const { schema, table } = splitTable(task.table, config.postgres.schema);
+    const { rows } = await client.query<{ attname: string }>(
+      'SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped',
+      [quoteQualified(schema, table)],
+    );
+    // A table that does not exist is an unextracted table, not a field.
+    if (rows.length === 0) continue;
+    // The extract names each column as the describe spells its field, which the config may not.
+    const has = new Set(rows.map((r) => r.attname.toLowerCase()));
+    task.fields.forEach((field, i) => {
+      if (!has.has(field.toLowerCase()))
+        out.push({ configPath: `extract[${index}].fields[${i}]`, table, field });
+    });
+  }
+  return out;
+}
+
 /** The PostgreSQL error a transform statement failed with, when it failed with one. */
 function transformSqlState(err: unknown): string | undefined {
   if (!(err instanceof TransformError)) return undefined;
@@ -270,6 +301,8 @@ function transformSqlState(err: unknown): string | undefined {
 
 /** SQLSTATE undefined_table: `relation "sf_lead" does not exist`. */
 const UNDEFINED_TABLE = '42P01';
+/** SQLSTATE undefined_column: `column "Title" does not exist`. */
+const UNDEFINED_COLUMN = '42703';
 
 /**
  * The transform and each write-back's source: by default the transform's files run as a run runs
@@ -277,14 +310,18 @@ const UNDEFINED_TABLE = '42P01';
  * write-back's `from` is checked against its `fields` and `keyColumn` with the plan's own check
  * ({@link sourceColumnsFor}). With `transform: false` (`--no-transform`), or a pipeline without
  * transform files, the sources are checked as they are in the database. A transform that reads
- * tables no extract has made yet cannot run: that is said, with what to run, and is not a failure.
+ * tables no extract has made yet, or columns of fields added to an extract since its last run,
+ * cannot run: that is said, with what to run, and is not a failure.
  */
 async function checkWritebackSources(
   deps: CoreDeps,
   options: { transform: boolean },
 ): Promise<CheckResult[]> {
   const { config, pg } = deps;
-  const unextracted = await withClient(pg, (client) => unextractedTables(client, config));
+  const { unextracted, newFields } = await withClient(pg, async (client) => ({
+    unextracted: await unextractedTables(client, config),
+    newFields: await unextractedFields(client, config),
+  }));
   const unextractedList = unextracted.map((t) => `${t.table} (${t.configPath})`).join(', ');
   const runPlanFirst =
     'run `roundtrip plan` once (extract, transform and a dry-run plan: nothing is sent to Salesforce), then validate again';
@@ -396,6 +433,18 @@ async function checkWritebackSources(
           ok: true,
           skipped: true,
           detail: `not checked: it reads tables the extracts make, and ${unextractedList} ${unextracted.length === 1 ? 'does' : 'do'} not exist in this database yet: ${runPlanFirst} (${message(err)})`,
+        },
+        ...notChecked('the transform could not run (above)'),
+      ];
+    }
+    if (transformSqlState(err) === UNDEFINED_COLUMN && newFields.length > 0) {
+      const fields = newFields.map((f) => `${f.field} (${f.configPath}, a column of ${f.table})`).join(', ');
+      return [
+        {
+          check: 'transform',
+          ok: true,
+          skipped: true,
+          detail: `not checked: it reads what the extracts make, and ${fields} ${newFields.length === 1 ? 'is' : 'are'} not extracted yet (the next extract adds the column): ${runPlanFirst} (${message(err)})`,
         },
         ...notChecked('the transform could not run (above)'),
       ];
