@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../../../lambdas/config';
 import { createPool, migrate, type PostgresPool } from '../../../lambdas/connectors/postgres';
-import { runTransform, TransformError } from '../../../lambdas/core/transform';
+import { runTransform, TransformError, tryTransform } from '../../../lambdas/core/transform';
 import { acceleratedClock } from '../../../lambdas/shared/clock';
 import { TransientError } from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
@@ -210,5 +210,66 @@ describe('runTransform', () => {
     expect(ok.files[0]?.statements).toBe(4);
     const { rows: after } = await pool.query(`SELECT count(*)::int AS n FROM scores`);
     expect(after[0].n).toBe(3);
+  });
+
+  describe('tryTransform (roundtrip validate)', () => {
+    const TRIED = `DELETE FROM scores WHERE id = 1;\nCREATE TABLE tried_only AS SELECT id, score FROM scores;\n`;
+
+    it('lets inspect see what the files made, in the same transaction, then rolls everything back', async () => {
+      writeFileSync(path.join(dir, '09_tried.sql'), TRIED);
+      const before = (await pool.query(`SELECT id, label, score FROM scores ORDER BY id`)).rows;
+      expect(before.length).toBeGreaterThan(0);
+      const runsBefore = (await pool.query(`SELECT count(*)::int AS n FROM roundtrip.runs`)).rows;
+      const single = createPool({ url: db.url }, { ssl: { mode: 'disable' }, max: 1 });
+      try {
+        const tried = await tryTransform({ ...deps(['09_tried.sql']), pg: single }, async (client) => {
+          const { rows } = await client.query<{ id: number }>(`SELECT id FROM tried_only ORDER BY id`);
+          return rows.map((r) => r.id);
+        });
+        expect(tried.files.map((f) => [path.basename(f.file), f.statements, f.rowCounts])).toEqual([
+          ['09_tried.sql', 2, [1, before.length - 1]],
+        ]);
+        expect(tried.inspected).toEqual(before.map((r: { id: number }) => r.id).filter((id) => id !== 1));
+        // The pool's only connection, back in the pool: no transaction left open on it.
+        const { rows } = await single.query(
+          `SELECT to_regclass('tried_only') AS made, (SELECT count(*)::int FROM scores) AS n`,
+        );
+        expect(rows).toEqual([{ made: null, n: before.length }]);
+      } finally {
+        await single.end();
+      }
+      expect((await pool.query(`SELECT id, label, score FROM scores ORDER BY id`)).rows).toEqual(before);
+      expect((await pool.query(`SELECT count(*)::int AS n FROM roundtrip.runs`)).rows).toEqual(runsBefore);
+    });
+
+    it('rolls back when inspect throws, and names a failing statement by file and line as runTransform does', async () => {
+      writeFileSync(path.join(dir, '09_tried.sql'), TRIED);
+      const before = (await pool.query(`SELECT id, label, score FROM scores ORDER BY id`)).rows;
+      // One connection: what the next query sees is what the failed attempt left on it.
+      const single = createPool({ url: db.url }, { ssl: { mode: 'disable' }, max: 1 });
+      try {
+        await expect(
+          tryTransform({ ...deps(['09_tried.sql']), pg: single }, () =>
+            Promise.reject(new Error('inspect failed')),
+          ),
+        ).rejects.toThrow('inspect failed');
+        const { rows } = await single.query(
+          `SELECT to_regclass('tried_only') AS made, (SELECT count(*)::int FROM scores) AS n`,
+        );
+        expect(rows).toEqual([{ made: null, n: before.length }]);
+      } finally {
+        await single.end();
+      }
+      expect((await pool.query(`SELECT id, label, score FROM scores ORDER BY id`)).rows).toEqual(before);
+
+      writeFileSync(
+        path.join(dir, '10_tried_fails.sql'),
+        `DELETE FROM scores;\n\nSELECT nope\n  FROM scores;\n`,
+      );
+      const attempt = tryTransform(deps(['10_tried_fails.sql']), () => Promise.resolve(undefined));
+      await expect(attempt).rejects.toThrow(TransformError);
+      await expect(attempt).rejects.toThrow(/10_tried_fails\.sql, line 3: column "nope" does not exist/);
+      expect((await pool.query(`SELECT id, label, score FROM scores ORDER BY id`)).rows).toEqual(before);
+    });
   });
 });
