@@ -347,6 +347,14 @@ function isSalesforceId(t: string): string {
 }
 
 /**
+ * An update's key `t` as the Salesforce Id it names (trimmed, as the plan sends it), or NULL when
+ * it is not an Id (a row the plan rejects as MALFORMED_ID, a missing key).
+ */
+function updateKeyIdSql(t: string): string {
+  return `CASE WHEN ${isSalesforceId(`btrim(${t})`)} THEN btrim(${t}) END`;
+}
+
+/**
  * What PostgreSQL's type of a source column already guarantees about its values, so that the
  * plan skips the checks the type makes redundant (an integer column needs no "is it a number"
  * test, a `varchar(40)` no length test against a field of 80).
@@ -1266,6 +1274,10 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       ? `CASE WHEN unknown_key IS NOT NULL THEN jsonb_build_array('INSERT_OUTCOME_UNKNOWN', ${sqlLiteral(task.keyColumn)}, ${unknownMessage('unknown_how', 'unknown_job')}) END`
       : `CASE WHEN unknown_key IS NOT NULL THEN jsonb_build_array('OUTCOME_PENDING', ${sqlLiteral(task.keyColumn)}, ${pendingMessage}) END`;
   const salesforceIdSql = task.mode === 'update' ? 'btrim(k)' : 'cur_salesforce_id';
+  // A rejected row's Salesforce Id, as far as the plan knows it (roundtrip errors shows it beside
+  // the key): an update's key is the Id, unless it is not one (MALFORMED_ID); an upsert's or an
+  // insert's key found in what Salesforce has (the extracted copy or sync_state) has its record's.
+  const rejectedIdSql = task.mode === 'update' ? updateKeyIdSql('k') : 'cur_salesforce_id';
   // A planned row's Id, payload and current values are built from these columns in the paging
   // pass, not in cand: cand's rows stay narrow (a materialised million of them fit in work_mem
   // instead of spilling), and the jsonb is built once, for the rows paged.
@@ -1280,7 +1292,8 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     WITH cand AS MATERIALIZED (
       SELECT k${kiCol}, copies, special, err, planned,
              ${planInputs.map((c) => `CASE WHEN planned THEN ${c} END AS ${c},`).join(' ')}
-             CASE WHEN err IS NOT NULL THEN ${sourcePayload} END AS source_values
+             CASE WHEN err IS NOT NULL THEN ${sourcePayload} END AS source_values,
+             CASE WHEN err IS NOT NULL THEN ${rejectedIdSql} END AS rejected_salesforce_id
         FROM (
           SELECT *, NOT special AND err IS NULL AND changed AS planned
             FROM (
@@ -1322,8 +1335,9 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
         ) AS decided
     ),
     rejected AS (
-      INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields, payload)
-      SELECT $1, $2, k, 'plan', err->>0, err->>2, ARRAY[err->>1], source_values FROM cand WHERE err IS NOT NULL
+      INSERT INTO roundtrip.writeback_errors (run_id, task, key, salesforce_id, stage, code, message, fields, payload)
+      SELECT $1, $2, k, rejected_salesforce_id, 'plan', err->>0, err->>2, ARRAY[err->>1], source_values
+        FROM cand WHERE err IS NOT NULL
     ),
     paged AS (
       INSERT INTO roundtrip.writeback_plan_pages (run_id, task, page, first_seq, rows, operation, keys, salesforce_ids, payloads, currents)
@@ -1447,8 +1461,8 @@ async function insertKeyErrors(
   const keySql = `(src.${quoteIdent(task.keyColumn)})::text`;
   const identity = keyIdentity(args.mapping, keySql);
   await client.query(
-    `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields, payload)
-     SELECT $1, $2, k, 'plan', err->>0, err->>2, ARRAY[err->>1], ${sourcePayload}
+    `INSERT INTO roundtrip.writeback_errors (run_id, task, key, salesforce_id, stage, code, message, fields, payload)
+     SELECT $1, $2, k, ${task.mode === 'update' ? updateKeyIdSql('k') : 'NULL'}, 'plan', err->>0, err->>2, ARRAY[err->>1], ${sourcePayload}
        FROM (
          SELECT k, ${raw.map(rawName).join(', ')},
                 CASE WHEN k IS NULL OR btrim(k) = '' THEN ${rowError('MISSING_KEY', task.keyColumn, `format('the key column %s is null or blank', $3::text)`)}

@@ -115,6 +115,30 @@ describe('write-back modes and per-record failures', () => {
     expect(leadsWithExternalId(env, 'case-x')).toHaveLength(0);
   });
 
+  it("names a rejected upsert row's Salesforce Id when its key was synced before, and none for a new key", async () => {
+    // ext-0006 was upserted by the first test: sync_state holds its record's Id.
+    const [record] = leadsWithExternalId(env, 'ext-0006');
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src VALUES ('ext-0006', 'Up 6', 'Acme', 1234), ('ext-new', 'New', 'Acme', 5678)`,
+    );
+    const runId = await env.newRun();
+    const { plan } = await runWriteback(env.deps({ writeback: [{ ...upsert, maxRejectRate: 1 }] }), {
+      runId,
+      task: 'Lead-upsert',
+    });
+    expect(plan).toMatchObject({ sourceRows: 2, rejected: 2, changed: 0 });
+    const { rows } = await env.pool.query(
+      `SELECT key, salesforce_id, code FROM roundtrip.writeback_errors WHERE run_id = $1 ORDER BY key`,
+      [runId],
+    );
+    expect(rows).toEqual([
+      { key: 'ext-0006', salesforce_id: record?.Id, code: 'NUMBER_OUTSIDE_VALID_RANGE' },
+      { key: 'ext-new', salesforce_id: null, code: 'NUMBER_OUTSIDE_VALID_RANGE' },
+    ]);
+    expect(record?.Id).toEqual(expect.stringMatching(/^00Q/));
+  });
+
   it('sends the rows that pass, and fails the run after the report when the plan rejects more than maxRejectRate', async () => {
     await leads('rej', 'Rej', 'Globex', 10);
     await env.pool.query(`UPDATE lead_src SET ext = NULL WHERE ext IN ('rej-3', 'rej-7')`);

@@ -260,6 +260,20 @@ describe('write-back plan', () => {
       });
     }
 
+    // An update's key is the record's Id: each rejected row names it as its Salesforce Id too
+    // (roundtrip errors shows both), trimmed as it would be sent; a key that is no Id names none.
+    const { rows: idsOf } = await env.pool.query<{ key: string | null; salesforce_id: string | null }>(
+      `SELECT key, salesforce_id FROM roundtrip.writeback_errors WHERE run_id = $1`,
+      [runId],
+    );
+    const idOf = new Map(idsOf.map((e) => [e.key, e.salesforce_id]));
+    for (const key of [ids[1], ids[7], ids[15], ids[12], ids[17]] as string[])
+      expect(idOf.get(key)).toBe(key);
+    expect(idOf.get(` ${ids[16] as string} `)).toBe(ids[16]);
+    expect(idOf.get((ids[17] as string).slice(0, 15))).toBe((ids[17] as string).slice(0, 15));
+    expect(idOf.get('not-an-id')).toBeNull();
+    expect(idOf.get(null)).toBeNull();
+
     // Only the two good rows went out, in one call, and Salesforce accepted both.
     expect(env.sf.calls.writes().map((w) => w.records)).toEqual([2]);
     expect(result).toMatchObject({ succeeded: 2, failed: 0 });
