@@ -17,7 +17,7 @@ import { sqlLiteral } from '../../lambdas/core/writeback/state';
 import {
   EXIT,
   parseOptions,
-  readableFailure,
+  storedFailureText,
   UsageError,
   wholeNumberOption,
   type Command,
@@ -260,7 +260,7 @@ export const errors: Command = async (argv) => {
           : // A run that failed with no record refused failed for another reason: say which, here
             // rather than only in `roundtrip status`.
             run.error && !filtered
-            ? `no record to show; the run failed: ${readableFailure(run.error)}`
+            ? `no record to show; the run failed: ${storedFailureText(run.error)}`
             : 'no record to show',
       );
       process.stdout.write(`${out.join('\n')}\n`);

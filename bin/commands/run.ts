@@ -25,8 +25,9 @@ import {
   note,
   parseOptions,
   progressPrinter,
-  readableFailure,
+  failureText,
   stopOnSignal,
+  storedFailureText,
   UsageError,
   type Command,
 } from '../cli-common';
@@ -133,10 +134,10 @@ export function tasksFrom(config: PipelineConfig, list: string): string[] {
 /** Why a local run failed, on stderr: the execution's error, and the stored one when it says more. */
 export function noteFailure(result: PipelineRunResult): void {
   if (result.execution.status !== 'failed') return;
-  const line = `${result.execution.error}: ${result.execution.cause}`;
-  note(`run ${result.summary.runId} failed: ${readableFailure(line)}`);
+  const line = failureText(result.execution.error, result.execution.cause);
+  note(`run ${result.summary.runId} failed: ${line}`);
   const stored = result.stored?.error;
-  if (stored && !line.includes(stored)) note(`  ${readableFailure(stored)}`);
+  if (stored && !line.includes(storedFailureText(stored))) note(`  ${storedFailureText(stored)}`);
 }
 
 function runCommand(dryRun: boolean): Command {

@@ -15,11 +15,11 @@ import {
 import { AWS_API_TIMEOUTS } from '../../lambdas/shared/aws-timeouts';
 import {
   EXIT,
+  failureText,
   finishRun,
   noteErrorsCommand,
   note,
   parseOptions,
-  readableFailure,
   UsageError,
   wholeNumberOption,
   type Command,
@@ -77,11 +77,11 @@ function describeEvent(event: HistoryEvent): string | undefined {
   if (exited && event.type === 'TaskStateExited') return `  ✓ ${exited.name}`;
   if (event.type === 'ExecutionFailed') {
     const d = event.executionFailedEventDetails;
-    return `  ✗ ${d?.error ?? 'failed'}: ${readableFailure(d?.cause ?? '').slice(0, 500)}`;
+    return `  ✗ ${failureText(d?.error, d?.cause).slice(0, 500)}`;
   }
   if (event.type === 'TaskFailed' || event.type === 'LambdaFunctionFailed') {
     const d = event.taskFailedEventDetails ?? event.lambdaFunctionFailedEventDetails;
-    return `  ✗ ${d?.error ?? 'error'}: ${readableFailure(d?.cause ?? '').slice(0, 300)}`;
+    return `  ✗ ${failureText(d?.error, d?.cause).slice(0, 300)}`;
   }
   return undefined;
 }
@@ -151,7 +151,7 @@ export const start: Command = async (argv) => {
         const summary = summaryFromExecutionOutput(name, described.status === 'SUCCEEDED', output);
         if (described.status !== 'SUCCEEDED') {
           note(
-            `execution ${described.status}: ${described.error ?? ''} ${readableFailure(described.cause ?? '')}`.trim(),
+            `execution ${described.status}${described.error || described.cause ? `: ${failureText(described.error, described.cause)}` : ''}`,
           );
         }
         noteErrorsCommand(summary);

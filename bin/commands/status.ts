@@ -10,7 +10,7 @@ import type { PostgresSource } from '../../lambdas/connectors/postgres';
 import {
   EXIT,
   parseOptions,
-  readableFailure,
+  storedFailureText,
   UsageError,
   wholeNumberOption,
   type Command,
@@ -149,7 +149,7 @@ export const status: Command = async (argv) => {
       String(r.apiCalls),
     ]);
     process.stdout.write(alignColumns([header, ...cells], (i) => i >= 3).lines.join('\n') + '\n');
-    for (const r of rows) if (r.error) process.stdout.write(`\n${r.runId}: ${readableFailure(r.error)}\n`);
+    for (const r of rows) if (r.error) process.stdout.write(`\n${r.runId}: ${storedFailureText(r.error)}\n`);
     return EXIT.ok;
   } finally {
     await pool.end();

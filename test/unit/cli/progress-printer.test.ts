@@ -92,15 +92,15 @@ describe('progressPrinter', () => {
     }
     print({ type: 'failed', state: 'Report failure', stateType: 'Task', error: refused });
     expect(lines).toEqual([
-      '  ✗ Prepare: TransientError: PostgreSQL connecting (u@127.0.0.1:1/db): connect ECONNREFUSED',
+      '  ✗ Prepare: PostgreSQL connecting (u@127.0.0.1:1/db): connect ECONNREFUSED',
       '  ↻ Prepare: retrying',
       '  ✗ Prepare: the same error again',
       '  ↻ Prepare: retrying',
       '  ✗ Prepare: the same error again',
       '  ↻ Prepare: retrying',
-      '  ✗ Prepare: TerminalError: other',
+      '  ✗ Prepare: other',
       '  ↻ Prepare: retrying',
-      '  ✗ Report failure: TransientError: PostgreSQL connecting (u@127.0.0.1:1/db): connect ECONNREFUSED',
+      '  ✗ Report failure: PostgreSQL connecting (u@127.0.0.1:1/db): connect ECONNREFUSED',
     ]);
   });
 });
