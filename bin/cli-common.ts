@@ -185,6 +185,12 @@ function numberAt(value: unknown, key: string): number {
 }
 
 /**
+ * The name of the Prepare state (statemachine/definition.ts RUN_STATES.prepare, not imported: that
+ * module loads the CDK).
+ */
+const PREPARE_STATE = 'Prepare';
+
+/**
  * Renders a local execution's events as progress lines on stderr: the state being run, and after
  * each Task what its step reported (rows loaded, records to send, rejected, held back, written,
  * failed, API calls),
@@ -215,7 +221,8 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
         if (rows) rowsByTask.set(task, rows);
         if (calls) callsByTask.set(task, calls);
         // A write-back step reports its task's calls so far (plan, pushes and collects together);
-        // the Report step's output carries each write-back task's final figure.
+        // the Report step's output carries each write-back task's final figure, and Prepare's:
+        // what a step that failed spent too (it records its calls also then, but has no output).
         const writeback = (out as { writeback?: unknown } | null)?.writeback;
         if (writeback !== null && typeof writeback === 'object') {
           for (const [name, figures] of Object.entries(writeback)) {
@@ -223,6 +230,9 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
             if (n) callsByTask.set(name, n);
           }
         }
+        const prepared = numberAt((out as { prepare?: unknown } | null)?.prepare, 'apiCalls');
+        // Under the name Prepare's own output is counted by (its state's, RUN_STATES.prepare).
+        if (prepared) callsByTask.set(PREPARE_STATE, prepared);
         // A plan (it reports `unchanged`) says what it will send even when that is nothing: a plan
         // that sends none because it rejected every row is not a quiet ✓.
         const plan = out !== null && typeof out === 'object' && 'unchanged' in out;

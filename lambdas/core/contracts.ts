@@ -459,6 +459,11 @@ export const ReportOutput = z.strictObject({
   /** Why it failed, when it did. */
   reason: z.string().optional(),
   writeback: z.record(z.string(), WritebackTaskSummary),
+  /**
+   * Prepare's Salesforce calls (its `/limits` and forecast `COUNT()`s), when it made any: recorded
+   * also when it failed, which its own output then cannot say.
+   */
+  prepare: z.strictObject({ apiCalls: z.number().int().nonnegative() }).optional(),
 });
 export type ReportOutput = z.infer<typeof ReportOutput>;
 

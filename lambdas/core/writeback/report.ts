@@ -262,7 +262,15 @@ export async function reportRun(
       [input.runId, status, now, reason ?? null],
     );
     deps.logger.info('Run reported', { runId: input.runId, status, ...(reason ? { reason } : {}) });
-    const reported: ReportOutput = { runId: input.runId, status, ...(reason ? { reason } : {}), writeback };
+    // Prepare's calls, recorded whether it succeeded or failed (a failed one has no output to say them).
+    const prepareCalls = num((summary.prepare as Record<string, unknown> | undefined)?.apiCalls);
+    const reported: ReportOutput = {
+      runId: input.runId,
+      status,
+      ...(reason ? { reason } : {}),
+      writeback,
+      ...(prepareCalls > 0 ? { prepare: { apiCalls: prepareCalls } } : {}),
+    };
     return reported;
   });
   await notifyFailedRun(deps, output);

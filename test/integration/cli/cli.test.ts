@@ -298,11 +298,18 @@ describe('the roundtrip CLI', () => {
     expect(failed[1]).toContain(
       `: writeback[0].object: ${check('Lead_c')}Salesforce describe Lead_c failed: NOT_FOUND`,
     );
-    const planned = await cli(['plan', ...connection.slice(2), '--config', misspelt]);
+    const planned = await cli(['plan', ...connection.slice(2), '--config', misspelt, '--json']);
     expect(planned.code).toBe(1);
     expect(planned.stderr).toContain(
       `extract[0].object: ${check('Leads')}Salesforce count failed: INVALID_TYPE`,
     );
+    // The calls of the Prepare that failed (its /limits, the COUNT() refused) are in the progress
+    // lines' count too, as in the summary: Prepare recorded them, and the Report says them.
+    const prepareCalls = (
+      lastJsonLine(planned.stdout) as { tasks: { kind: string; apiCalls: number }[] }
+    ).tasks.find((t) => t.kind === 'prepare')?.apiCalls;
+    expect(prepareCalls).toBeGreaterThan(0);
+    expect(planned.stderr).toContain(`✓ Report failure  (so far: 0 rows loaded, ${prepareCalls} API calls)`);
     // The message as it is, not after the class name the state machine matches on (TerminalError).
     expect(planned.stderr).toMatch(/^ {2}✗ Prepare: extract\[0\]\.object: /m);
     expect(planned.stderr).toMatch(/^run \S+ failed: extract\[0\]\.object: /m);

@@ -79,6 +79,50 @@ describe('progressPrinter', () => {
     ]);
   });
 
+  it('counts the calls of a step that failed, which the Report says (Prepare) or says again (a write-back step)', () => {
+    const failedPrepare: string[] = [];
+    let print = progressPrinter((line) => failedPrepare.push(line));
+    print({
+      type: 'failed',
+      state: 'Prepare',
+      stateType: 'Task',
+      error: { name: 'TerminalError', cause: 'extract[0].object: Salesforce has no object Leads' },
+    });
+    print({
+      type: 'exited',
+      state: 'Report failure',
+      stateType: 'Task',
+      output: { runId: 'r', status: 'failed', writeback: {}, prepare: { apiCalls: 2 } },
+    });
+    expect(failedPrepare.at(-1)).toBe('  ✓ Report failure  (so far: 0 rows loaded, 2 API calls)');
+
+    // Prepare's own output and the Report's say the same calls: counted once.
+    const failedPlan: string[] = [];
+    print = progressPrinter((line) => failedPlan.push(line));
+    print({ type: 'exited', state: 'Prepare', stateType: 'Task', output: { runId: 'r', apiCalls: 2 } });
+    print({
+      type: 'failed',
+      state: 'Lead-update plan',
+      stateType: 'Task',
+      error: { name: 'TerminalError', cause: 'field Nope__c does not exist on Lead' },
+    });
+    print({
+      type: 'exited',
+      state: 'Report failure',
+      stateType: 'Task',
+      output: {
+        runId: 'r',
+        status: 'failed',
+        writeback: { 'Lead-update': { apiCalls: 1 } },
+        prepare: { apiCalls: 2 },
+      },
+    });
+    expect(failedPlan.filter((l) => l.includes('so far'))).toEqual([
+      '  ✓ Prepare: 2 API calls  (so far: 0 rows loaded, 2 API calls)',
+      '  ✓ Report failure  (so far: 0 rows loaded, 3 API calls)',
+    ]);
+  });
+
   it("names a retried step's error once, and a different error in full", () => {
     const lines: string[] = [];
     const print = progressPrinter((line) => lines.push(line));
