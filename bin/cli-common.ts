@@ -322,7 +322,9 @@ export function maxChangesWarnings(config: PipelineConfig, summary: RunSummary):
  */
 export function finishRun(summary: RunSummary, json: boolean, extra?: string): number {
   if (json) {
-    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    // A run that was never recorded has no id any command knows.
+    const { recorded, ...figures } = summary;
+    process.stdout.write(`${JSON.stringify(recorded === false ? { ...figures, runId: null } : figures)}\n`);
   } else {
     if (extra) process.stdout.write(`${extra}\n`);
     process.stdout.write(`${formatSummaryTable(summary)}\n`);

@@ -93,12 +93,14 @@ function describeRun(
   };
   const lines = [
     '',
-    `What changed in Salesforce (run ${result.summary.runId}):`,
+    `What changed in Salesforce${result.summary.recorded === false ? '' : ` (run ${result.summary.runId})`}:`,
     `  ${account.changedLeads.toLocaleString('en-US')} of ${env.leadIds.length.toLocaleString('en-US')} leads got a new LeadScore__c` +
       `: ${account.recordsWritten.toLocaleString('en-US')} records written in ${account.writeCalls} write call${account.writeCalls === 1 ? '' : 's'}` +
       `, ${account.apiCalls} Salesforce API calls in all.`,
   ];
-  if (account.changedLeads === 0 && result.summary.status !== 'succeeded') {
+  if (account.changedLeads === 0 && result.summary.recorded === false) {
+    lines.push('  Nothing was written: the run never started (its error is above).');
+  } else if (account.changedLeads === 0 && result.summary.status !== 'succeeded') {
     lines.push(`  Nothing was written: run ${result.summary.runId} failed (its error is above).`);
   } else if (account.changedLeads === 0) {
     lines.push('  Nothing needed sending: every lead in Salesforce already has its score.');
@@ -171,12 +173,17 @@ export const demo: Command = async (argv) => {
     throw err;
   }
   let local: LocalDeps | undefined;
+  // The demo's database: DATABASE_URL's, or the embedded server it started.
+  const postgresFrom = process.env.DATABASE_URL
+    ? 'DATABASE_URL'
+    : `the demo's embedded PostgreSQL (${env.postgresUrl.replace(/\/\/[^@/]*@/, '//')})`;
   try {
     local = await buildLocalDeps({
       config,
       secrets: env.secrets,
       logger: loggerFrom(values),
       aws: env.aws,
+      postgresFrom,
     });
     note('  building the state machine definition (the one that deploys) …');
     const definition = await loadPipelineDefinition(config);
@@ -187,7 +194,7 @@ export const demo: Command = async (argv) => {
       const before = scoresOf(env);
       const callsBefore = env.salesforce.calls.all().length;
       const result = await runPipeline({ local, definition, onEvent: progressPrinter() });
-      noteFailure(result);
+      noteFailure(result, postgresFrom);
       const { text } = describeRun(env, before, callsBefore, result);
       const last = round === rounds;
       if (json) {

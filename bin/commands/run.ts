@@ -11,7 +11,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Pool } from 'pg';
-import { loadConfig, type PipelineConfig } from '../../lambdas/config';
+import { loadConfig, postgresCredentialsSource, type PipelineConfig } from '../../lambdas/config';
 import type { RunInput } from '../../lambdas/core/contracts';
 import { newRunId, selectTasks } from '../../lambdas/core/prepare';
 import { createConsoleLogger, silentLogger, type Logger } from '../../lambdas/shared/logging';
@@ -131,10 +131,24 @@ export function tasksFrom(config: PipelineConfig, list: string): string[] {
   return names;
 }
 
-/** Why a local run failed, on stderr: the execution's error, and the stored one when it says more. */
-export function noteFailure(result: PipelineRunResult): void {
+/**
+ * Why a local run failed, on stderr: the execution's error, and the stored one when it says more.
+ * A run that was never recorded (its PostgreSQL could not be reached or used) is named without its
+ * id, which no command would know, and with where the database's settings come from
+ * (`postgresFrom`: the secret, DATABASE_URL).
+ */
+export function noteFailure(result: PipelineRunResult, postgresFrom: string): void {
   if (result.execution.status !== 'failed') return;
   const line = failureText(result.execution.error, result.execution.cause);
+  if (!result.recorded) {
+    note(`the run never started: ${line}`);
+    note(
+      `  nothing was recorded: its PostgreSQL could not be used, so roundtrip.runs has no row of it and ` +
+        `roundtrip status and errors cannot show it. Check the database that ${postgresFrom} names ` +
+        `(running, reachable from here, its user and password), then run again`,
+    );
+    return;
+  }
   note(`run ${result.summary.runId} failed: ${line}`);
   const stored = result.stored?.error;
   if (stored && !line.includes(storedFailureText(stored))) note(`  ${storedFailureText(stored)}`);
@@ -180,7 +194,7 @@ function runCommand(dryRun: boolean): Command {
     });
     try {
       const result = await runPipeline({ local, definition, input, runId, onEvent: progressPrinter() });
-      if (result.execution.status === 'failed') noteFailure(result);
+      if (result.execution.status === 'failed') noteFailure(result, postgresCredentialsSource(config));
       const plan = dryRun && !values.json ? await planSample(local.pool, result.summary.runId) : undefined;
       if (dryRun) for (const line of maxChangesWarnings(config, result.summary)) note(line);
       noteErrorsCommand(result.summary);

@@ -80,6 +80,11 @@ export interface LocalDepsOptions {
   readonly aws?: LocalAwsEndpoint;
   /** Connections of the pool. @default 4 */
   readonly poolSize?: number;
+  /**
+   * Where the PostgreSQL settings come from, named by a refused connection's error and a run that
+   * could not be recorded. @default the config's secret (postgresCredentialsSource)
+   */
+  readonly postgresFrom?: string;
 }
 
 /** Laptop deps plus what the local runner and the CLI need beside them. */
@@ -108,7 +113,7 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
       max: options.poolSize ?? 4,
       applicationName: 'roundtrip-cli',
       logger,
-      credentialsFrom: postgresCredentialsSource(config),
+      credentialsFrom: options.postgresFrom ?? postgresCredentialsSource(config),
     });
   } catch (err) {
     // Which secret (postgres.secret of the config) holds the refused connection settings.

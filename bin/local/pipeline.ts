@@ -5,6 +5,7 @@
  */
 import type { RunInput } from '../../lambdas/core/contracts';
 import { newRunId } from '../../lambdas/core/prepare';
+import { RUN_STATES } from '../../statemachine/definition';
 import {
   runStateMachineLocally,
   type BoundDefinition,
@@ -39,12 +40,25 @@ export interface PipelineRunResult {
   readonly summary: RunSummary;
   /** The run's row, when Prepare got as far as recording it. */
   readonly stored: StoredRun | undefined;
+  /**
+   * Whether `roundtrip.runs` has the run: false when neither Prepare nor a Report step could
+   * record it (its PostgreSQL could not be reached or used), so that no command knows its id.
+   */
+  readonly recorded: boolean;
 }
+
+/** The steps that record a run in `roundtrip.runs`: Prepare, and the Report of either outcome. */
+const RECORDING_STATES: ReadonlySet<string> = new Set([
+  RUN_STATES.prepare,
+  RUN_STATES.report,
+  RUN_STATES.reportFailure,
+]);
 
 /** Runs the pipeline once; see the module comment. */
 export async function runPipeline(options: PipelineRunOptions): Promise<PipelineRunResult> {
   const { deps } = options.local;
   const runId = options.runId ?? newRunId(deps.clock.now());
+  let recordedBy: string | undefined;
   const execution = await runStateMachineLocally({
     definition: options.definition.definition,
     taskHandlers: options.definition.taskHandlers,
@@ -55,13 +69,19 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     ...(options.waitMs !== undefined ? { waitMs: options.waitMs } : {}),
     ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
     ...(options.timeLeft ? { timeLeft: options.timeLeft } : {}),
-    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    onEvent: (event) => {
+      if (event.type === 'exited' && RECORDING_STATES.has(event.state)) recordedBy = event.state;
+      options.onEvent?.(event);
+    },
   });
   // A run that failed because PostgreSQL is unreachable cannot be read back either: its summary
   // is then the execution's (failed, no task rows), not an exception instead of a summary.
   const stored = await readStoredRun(options.local.pool, runId).catch(() => undefined);
+  // Not stored and not read back: recorded all the same when a recording step ended (the database
+  // went away after it).
+  const recorded = stored !== undefined || recordedBy !== undefined;
   const summary: RunSummary = stored
     ? runSummary(deps.config, stored, execution.status)
-    : { runId, status: 'failed', tasks: [] };
-  return { execution, summary, stored };
+    : { runId, status: 'failed', tasks: [], ...(recorded ? {} : { recorded: false as const }) };
+  return { execution, summary, stored, recorded };
 }

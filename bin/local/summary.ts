@@ -26,7 +26,13 @@ export interface TaskSummary {
 
 /** The summary a run ends with; `--json` prints exactly this object. */
 export interface RunSummary {
+  /** The run's id (the execution name); not shown when the run was not {@link recorded}. */
   readonly runId: string;
+  /**
+   * False for a run that never started: its PostgreSQL could not be reached or used, so
+   * `roundtrip.runs` has no row under its id (`--json` then gives `runId: null`). @default true
+   */
+  readonly recorded?: false;
   /** `skipped`: started with onOverlap "skip" while another run was going (nothing ran). */
   readonly status: 'succeeded' | 'failed' | 'skipped';
   readonly tasks: TaskSummary[];
@@ -266,6 +272,9 @@ const HEADERS: Record<keyof TaskSummary, string> = {
 export function formatSummaryTable(summary: RunSummary): string {
   // A run that failed before any step reported (a database that cannot be reached, a refused
   // sign-in) has no row: a table of headers alone would read as a run that did nothing.
+  if (summary.recorded === false) {
+    return 'no run recorded: the run never started, as its PostgreSQL could not be used (why: above)';
+  }
   if (summary.tasks.length === 0) {
     return `run ${summary.runId}: ${summary.status}${summary.status === 'failed' ? ', before any step reported its figures (why: above)' : ''}`;
   }

@@ -97,7 +97,7 @@ describe('the roundtrip bin', () => {
     }
   });
 
-  it('reports an unreachable database as the run’s failure with its summary, exit 1', async () => {
+  it('reports a run whose database is unreachable as never started, with no run id, naming the secret, exit 1', async () => {
     const env = {
       ...cleanEnv(),
       ROUNDTRIP_SECRET_ROUNDTRIP_POSTGRES: JSON.stringify({ url: 'postgres://u:p@127.0.0.1:1/db' }),
@@ -107,9 +107,24 @@ describe('the roundtrip bin', () => {
     expect(run.stderr).not.toMatch(STACK_LINE);
     // Nor the AWS SDK's notice that its releases after January 2027 need Node 22 (on Node 20).
     expect(run.stderr).not.toContain('NodeVersionSupportWarning');
+    // Nothing was recorded: no id that status or errors would then call unknown.
+    expect(run.stderr).toMatch(/^the run never started: PostgreSQL connecting \(u@127\.0\.0\.1:1\/db\): /m);
+    expect(run.stderr).toContain(
+      'nothing was recorded: its PostgreSQL could not be used, so roundtrip.runs has no row of it and roundtrip status and errors cannot show it. Check the database that the secret roundtrip/postgres (postgres.secret of the config) names',
+    );
+    expect(run.stderr).not.toMatch(/run \d{8}T\d{6}Z-\w+/);
     const lines = run.stdout.trim().split('\n');
-    expect(JSON.parse(lines[lines.length - 1] as string)).toMatchObject({ status: 'failed', tasks: [] });
+    expect(JSON.parse(lines[lines.length - 1] as string)).toEqual({
+      runId: null,
+      status: 'failed',
+      tasks: [],
+    });
     expect(run.code).toBe(1);
+    const text = await roundtrip(['run', '--config', EXAMPLE_CONFIG], env);
+    expect(text.stdout.trim()).toBe(
+      'no run recorded: the run never started, as its PostgreSQL could not be used (why: above)',
+    );
+    expect(text.code).toBe(1);
 
     const status = await roundtrip(['status', '--config', EXAMPLE_CONFIG], env);
     // Named as run names it: PostgreSQL, the address, and what to check.
@@ -192,7 +207,9 @@ describe('the roundtrip bin', () => {
     const result = await roundtrip(['demo', '--leads', '50', '--customers', '10'], env);
     expect(result.stderr).toContain('ECONNREFUSED 127.0.0.1:1');
     expect(result.stdout).not.toContain('Nothing needed sending');
-    expect(result.stdout).toMatch(/Nothing was written: run \S+ failed/);
+    expect(result.stdout).toContain('Nothing was written: the run never started (its error is above).');
+    expect(result.stderr).toContain('Check the database that DATABASE_URL names');
+    expect(result.stdout).not.toMatch(/run \d{8}T\d{6}Z-\w+/);
     expect(result.code).toBe(1);
   });
 

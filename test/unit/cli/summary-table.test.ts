@@ -28,4 +28,10 @@ describe('formatSummaryTable', () => {
       'run r2: failed, before any step reported its figures (why: above)',
     );
   });
+
+  it('names no run id for a run that was never recorded (its PostgreSQL could not be used)', () => {
+    expect(formatSummaryTable({ runId: 'r3', status: 'failed', tasks: [], recorded: false })).toBe(
+      'no run recorded: the run never started, as its PostgreSQL could not be used (why: above)',
+    );
+  });
 });
