@@ -142,6 +142,7 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
         return connectSalesforce({
           secret: withLoginUrl,
           secretName: sfSettings.secret,
+          ...(sfSettings.loginUrl ? { loginUrlFrom: 'salesforce.loginUrl of the config' } : {}),
           apiVersion: sfSettings.apiVersion,
           logger,
         });

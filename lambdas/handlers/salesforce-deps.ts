@@ -30,6 +30,7 @@ export const salesforceFromSecret: SalesforceBuilder = (settings, { secrets, log
         return connectSalesforce({
           secret: withLoginUrl,
           secretName: settings.secret,
+          ...(settings.loginUrl ? { loginUrlFrom: 'salesforce.loginUrl of the config' } : {}),
           apiVersion: settings.apiVersion,
           logger,
         });

@@ -229,6 +229,11 @@ export interface ConnectSalesforceOptions {
   readonly secret: unknown;
   /** The secret's name, for messages. @default 'Salesforce secret' */
   readonly secretName?: string;
+  /**
+   * Where the login URL is set, for messages: `salesforce.loginUrl of the config` when the config's
+   * replaces the secret's. @default `loginUrl of the secret <secretName>`
+   */
+  readonly loginUrlFrom?: string;
   /** The API version to pin. @default DEFAULT_SALESFORCE_API_VERSION */
   readonly apiVersion?: string;
   readonly logger: Logger;
@@ -518,14 +523,68 @@ export class CallTimeoutError extends TransientError {
   }
 }
 
+/** An answer of a sign-in request: what a failed sign-in was told, which jsforce's error leaves out. */
+interface SignInAnswer {
+  readonly method: string;
+  readonly url: string;
+  readonly status: number;
+  readonly body: string;
+}
+
 /**
  * Gives every request of a jsforce transport (the sign-in's) jsforce's `timeout` option: the
  * request is aborted when its answer has not begun within `ms`. (A body that stops after that is
- * bounded only by the wait in `signInWithin`.)
+ * bounded only by the wait in `signInWithin`.) Each answer is handed to `onAnswer`: jsforce's
+ * error of a SOAP sign-in is the answer's body alone, without its status.
  */
-function limitJsforceRequests(transport: Connection['_transport'], ms: number): void {
+function limitJsforceRequests(
+  transport: Connection['_transport'],
+  ms: number,
+  onAnswer: (answer: SignInAnswer) => void,
+): void {
   const httpRequest = transport.httpRequest.bind(transport);
-  transport.httpRequest = (req, options = {}) => httpRequest(req, { ...options, timeout: ms });
+  transport.httpRequest = (req, options = {}) => {
+    const answer = httpRequest(req, { ...options, timeout: ms });
+    answer.then(
+      (res) => onAnswer({ method: req.method, url: req.url, status: res.statusCode, body: res.body }),
+      () => undefined,
+    );
+    return answer;
+  };
+}
+
+/**
+ * Statuses with which a URL says it takes no sign-in at all (not a refusal of the credentials,
+ * which is a SOAP fault or an OAuth error): 404, a path that does not exist (a login URL with a
+ * path after its host, a typo in it); 405, a host that is not a login service (a Lightning
+ * `….lightning.force.com` address).
+ */
+const NOT_A_LOGIN_URL_STATUSES: ReadonlySet<number> = new Set([404, 405]);
+
+/**
+ * A short excerpt of an answer's body for a message: Salesforce's `[{errorCode, message}]` as
+ * `CODE: message`, an HTML page (what Salesforce's servers answer for a path they do not have) by
+ * its title or its first words, any other text by its first words.
+ */
+export function answerExcerpt(body: string, max = 160): string {
+  const text = body.trim();
+  let excerpt = text;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    const first = (Array.isArray(parsed) ? parsed[0] : parsed) as Record<string, unknown> | undefined;
+    const code = first?.errorCode ?? first?.error;
+    const message = first?.message ?? first?.error_description;
+    if (typeof code === 'string' || typeof message === 'string') {
+      excerpt = [code, message].filter((x) => typeof x === 'string' && x).join(': ');
+    }
+  } catch {
+    if (/^<(!doctype|html|\?xml)/i.test(text) || /<(html|body)[\s>]/i.test(text)) {
+      const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1]?.trim();
+      excerpt = title || text.replace(/<(script|style)[\s\S]*?<\/\1>/gi, ' ').replace(/<[^>]+>/g, ' ');
+    }
+  }
+  excerpt = excerpt.replace(/\s+/g, ' ').trim();
+  return excerpt.length > max ? `${excerpt.slice(0, max - 1)}…` : excerpt;
 }
 
 /**
@@ -609,8 +668,12 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     },
   });
   conn.on('refresh', () => logger.info('Salesforce session renewed', { flow }));
+  let lastAnswer: SignInAnswer | undefined;
   for (const transport of [conn._transport, conn.oauth2._transport])
-    limitJsforceRequests(transport, timeouts.signInMs);
+    limitJsforceRequests(transport, timeouts.signInMs, (answer) => (lastAnswer = answer));
+  const loginUrlFrom =
+    options.loginUrlFrom ??
+    `loginUrl of ${options.secretName ? `the secret ${options.secretName}` : 'the Salesforce secret'}`;
 
   try {
     redactor.add(await signInWithin(conn));
@@ -620,8 +683,24 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       redactor,
     });
     logger.error('Salesforce sign-in failed', { flow, loginUrl: secret.loginUrl, error: classified.message });
+    // A URL that takes no sign-in (a path Salesforce does not have: 404): said so, by where the
+    // URL is set, rather than with the page it answered.
+    const answer = lastAnswer;
+    if (!(classified instanceof TransientError) && answer && NOT_A_LOGIN_URL_STATUSES.has(answer.status)) {
+      const excerpt = redactor.redact(answerExcerpt(answer.body));
+      const path = new URL(answer.url).pathname;
+      throw new TerminalError(
+        `Salesforce sign-in (${flow}) failed: the login URL ${secret.loginUrl} (${loginUrlFrom}) answered ` +
+          `${answer.status} ${http.STATUS_CODES[answer.status] ?? ''} to ${answer.method} ${path}` +
+          `${excerpt ? ` ("${excerpt}")` : ''}: there is no Salesforce sign-in at that URL. Check it: a login ` +
+          `URL is https://login.salesforce.com, https://test.salesforce.com (a sandbox), a My Domain ` +
+          `(https://NAME.my.salesforce.com) or the emulator's address (http://127.0.0.1:PORT), with nothing ` +
+          `after the host (docs/salesforce-auth.md)`,
+        { cause: classified.cause ?? classified },
+      );
+    }
     // Refused for its credentials (a wrong password, client or key): what to correct, and where.
-    // Anything else (a login URL that answers 404, a certificate not trusted) is named as it is.
+    // Anything else (a certificate not trusted) is named as it is.
     if (classified instanceof TransientError || !SIGN_IN_REFUSED.test(classified.message)) throw classified;
     throw new TerminalError(
       `${classified.message.replace(/\.?$/, '.')} Check ${SIGN_IN_KEYS[flow]} in ${options.secretName ? `the secret ${options.secretName}` : 'the Salesforce secret'} (docs/salesforce-auth.md).`,

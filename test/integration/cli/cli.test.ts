@@ -241,6 +241,23 @@ describe('the roundtrip CLI', () => {
     }
   });
 
+  it('says that a login URL answering 404 is not one, named by its config path, in validate and in a run', async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as { salesforce: Record<string, unknown> };
+    const secrets = JSON.parse(await readFile(secretsFile, 'utf8')) as Record<string, { loginUrl: string }>;
+    const loginUrl = `${secrets['roundtrip/salesforce']?.loginUrl ?? ''}/services`;
+    const wrong = path.join(dir, 'wrong-login-url.config.json');
+    await writeFile(wrong, JSON.stringify({ ...config, salesforce: { ...config.salesforce, loginUrl } }));
+    const notOne = `the login URL ${loginUrl} (salesforce.loginUrl of the config) answered 404 Not Found to POST /services/services/Soap/u/62.0 ("NOT_FOUND: The requested resource does not exist"): there is no Salesforce sign-in at that URL. Check it:`;
+    const validated = await cli(['validate', ...connection.slice(2), '--config', wrong]);
+    expect(validated.code).toBe(1);
+    expect(validated.stdout).toContain(`✗ Salesforce sign-in: Salesforce sign-in (soap) failed: ${notOne}`);
+    expect(validated.stdout).not.toContain('[{');
+    const planned = await cli(['plan', ...connection.slice(2), '--config', wrong]);
+    expect(planned.code).toBe(1);
+    expect(planned.stderr).toMatch(/^run \S+ failed: Salesforce sign-in \(soap\) failed: the login URL /m);
+    expect(planned.stderr).toContain(notOne);
+  });
+
   it('reports a missing secret by name and exits 1', async () => {
     const empty = path.join(dir, 'empty-secrets.json');
     await writeFile(empty, '{}');

@@ -3,6 +3,8 @@
  * client, and its CSV loaded into the real PostgreSQL with COPY.
  */
 import { generateKeyPairSync } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
@@ -255,17 +257,104 @@ describe('Salesforce connector against the emulator', () => {
       for (const canary of Object.values(CANARY)) expect(logs).not.toContain(canary);
     });
 
-    it('names a sign-in refused for another reason than its credentials as it is, without the credentials hint', async () => {
-      // A login URL with a path Salesforce does not serve: the SOAP login answers 404.
-      const err = await connectSalesforce({
-        secret: { ...soapSecret(), loginUrl: `${sf.loginUrl}/nowhere` },
-        secretName: 'local/salesforce',
-        logger: createMemoryLogger(),
-        apiVersion: sf.apiVersion,
-      }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(TerminalError);
-      expect((err as Error).message).toMatch(/sign-in \(soap\) at .*\/nowhere/);
-      expect((err as Error).message).not.toMatch(/Check username/);
+    const notALoginUrl =
+      "there is no Salesforce sign-in at that URL. Check it: a login URL is https://login.salesforce.com, https://test.salesforce.com (a sandbox), a My Domain (https://NAME.my.salesforce.com) or the emulator's address (http://127.0.0.1:PORT), with nothing after the host (docs/salesforce-auth.md)";
+
+    it('says that a login URL answering 404 is not one, by where it is set, with the gist of its answer, not the body', async () => {
+      // A login URL with a path Salesforce does not serve: the SOAP login and the OAuth token
+      // endpoint answer 404 (the emulator as the REST API does, a JSON array).
+      const secrets = [
+        { ...soapSecret(), loginUrl: `${sf.loginUrl}/nowhere` },
+        {
+          flow: 'client-credentials',
+          loginUrl: `${sf.loginUrl}/nowhere`,
+          clientId: sf.credentials.clientId,
+          clientSecret: CANARY.clientSecret,
+        },
+      ];
+      const paths = ['/nowhere/services/Soap/u/62.0', '/nowhere/services/oauth2/token'];
+      for (const [i, secret] of secrets.entries()) {
+        const err = await connectSalesforce({
+          secret,
+          secretName: 'local/salesforce',
+          logger: createMemoryLogger(),
+          apiVersion: sf.apiVersion,
+        }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(TerminalError);
+        expect((err as Error).message).toBe(
+          `Salesforce sign-in (${i === 0 ? 'soap' : 'client-credentials'}) failed: the login URL ${sf.loginUrl}/nowhere (loginUrl of the secret local/salesforce) answered 404 Not Found to POST ${paths[i]} ("NOT_FOUND: The requested resource does not exist"): ${notALoginUrl}`,
+        );
+        expect((err as Error).message).not.toContain('[{');
+        expect((err as Error).message).not.toContain(CANARY.clientSecret);
+      }
+    });
+
+    it('names a login URL set in the config by its config path, and an HTML 404 page by its title, as Salesforce answers', async () => {
+      // Salesforce's servers answer a path they do not have with an HTML page, not JSON.
+      const page =
+        '<!DOCTYPE html>\n<html><head><title>URL No Longer Exists</title><script>var x = 1;</script></head>' +
+        `<body>${'<p>You have attempted to reach a URL that no longer exists on salesforce.com.</p>'.repeat(40)}</body></html>`;
+      let status = 404;
+      const server = http.createServer((req, res) => {
+        req.resume();
+        res.writeHead(status, { 'Content-Type': 'text/html;charset=UTF-8' }).end(page);
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const loginUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/login`;
+      try {
+        const err = await connectSalesforce({
+          secret: { ...soapSecret(), loginUrl },
+          secretName: 'local/salesforce',
+          loginUrlFrom: 'salesforce.loginUrl of the config',
+          logger: createMemoryLogger(),
+          apiVersion: sf.apiVersion,
+        }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(TerminalError);
+        expect((err as Error).message).toBe(
+          `Salesforce sign-in (soap) failed: the login URL ${loginUrl} (salesforce.loginUrl of the config) answered 404 Not Found to POST /login/services/Soap/u/62.0 ("URL No Longer Exists"): ${notALoginUrl}`,
+        );
+        // A host that is no login service (a Lightning address) refuses the method: 405, said so too.
+        status = 405;
+        const refused = await connectSalesforce({
+          secret: { ...soapSecret(), loginUrl },
+          secretName: 'local/salesforce',
+          logger: createMemoryLogger(),
+          apiVersion: sf.apiVersion,
+        }).catch((e: unknown) => e);
+        expect((refused as Error).message).toBe(
+          `Salesforce sign-in (soap) failed: the login URL ${loginUrl} (loginUrl of the secret local/salesforce) answered 405 Method Not Allowed to POST /login/services/Soap/u/62.0 ("URL No Longer Exists"): ${notALoginUrl}`,
+        );
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
+    it('names a sign-in refused for another reason than its credentials or its URL as it is, without a hint', async () => {
+      // A SOAP fault that is not about the credentials: Salesforce's words, nothing added.
+      const server = http.createServer((req, res) => {
+        req.resume();
+        res
+          .writeHead(500, { 'Content-Type': 'text/xml' })
+          .end(
+            '<?xml version="1.0"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><soapenv:Fault><faultcode>UNSUPPORTED_CLIENT</faultcode><faultstring>UNSUPPORTED_CLIENT: TLS 1.0 has been disabled</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>',
+          );
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const loginUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      try {
+        const err = await connectSalesforce({
+          secret: { ...soapSecret(), loginUrl },
+          secretName: 'local/salesforce',
+          logger: createMemoryLogger(),
+          apiVersion: sf.apiVersion,
+        }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(TerminalError);
+        expect((err as Error).message).toBe(
+          `Salesforce sign-in (soap) at ${loginUrl} failed: UNSUPPORTED_CLIENT: TLS 1.0 has been disabled`,
+        );
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
     });
   });
 
