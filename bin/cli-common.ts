@@ -8,48 +8,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { taskName, type PipelineConfig } from '../lambdas/config';
 import type { LocalRunEvent } from '../statemachine/local';
 import { formatSummaryTable, type RunSummary } from './local/summary';
-import { ERROR_NAMES, readableFailure } from '../lambdas/shared/errors';
+import { failureText, readableFailure, storedFailureText } from '../lambdas/shared/errors';
 
-export { readableFailure };
-
-/**
- * Error names a failure line leaves out, because the message says all they say: the project's
- * own classes (names the state machine's Retry and Catch match on, not words for a user; their
- * messages name the config path, file or record), a plain `Error`, and Step Functions'
- * `States.TaskFailed`, whose cause says what failed (an Athena query, by its id, and why). Any
- * other name is kept, as it tells the user something the message may not: `States.Timeout`,
- * `Athena.InvalidRequestException` (which service refused), a `TypeError` (a fault to report).
- */
-const UNTOLD_ERROR_NAMES: ReadonlySet<string> = new Set([
-  ...Object.values(ERROR_NAMES),
-  'TransformError',
-  'MaxChangesExceededError',
-  'Error',
-  // statemachine/local.ts STATES_TASK_FAILED, not imported: every command loads this module, and
-  // that one loads the state machine's runner.
-  'States.TaskFailed',
-]);
-
-/**
- * A failure as a user reads it: the cause made readable ({@link readableFailure}), after the
- * error's name only when the name tells something (see UNTOLD_ERROR_NAMES), or when there is no
- * cause to show. Nothing of the cause is left out.
- */
-export function failureText(name: string | undefined, cause: string | undefined): string {
-  const text = readableFailure(cause ?? '').trim();
-  if (!name) return text || 'failed, no reason given';
-  if (!text) return name;
-  return UNTOLD_ERROR_NAMES.has(name) ? text : `${name}: ${text}`;
-}
-
-/**
- * A stored failure (`roundtrip.runs.error`, written as `<Error>: <Cause>` by the Report step)
- * as {@link failureText} shows it; a text of another shape (a skipped run's reason) as it is.
- */
-export function storedFailureText(stored: string): string {
-  const named = /^([A-Za-z][\w.]*): ([\s\S]*)$/.exec(stored);
-  return named ? failureText(named[1], named[2]) : readableFailure(stored);
-}
+export { failureText, readableFailure, storedFailureText };
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
 

@@ -3,7 +3,9 @@
  * CDK app synthesizes and deploys, executed by `aws-local-stepfunctions`, with
  * - each Lambda Task bound to its handler file's `createHandler` in this process (the same
  *   parse-and-call as the Lambda's), called with dependencies built for the laptop (bin/local),
- *   its event and its result passed through JSON exactly as Lambda would;
+ *   its event and its result passed through JSON exactly as Lambda would, and an error it throws
+ *   reported as Step Functions reports a Lambda's: its name as the `Error`, the runtime's error
+ *   payload (`{"errorType","errorMessage","trace"}`) as the `Cause`;
  * - the Athena `startQueryExecution.sync` Task bound to {@link runAthenaQuerySync}, which does what
  *   the service integration does, over the same Athena client the load step uses;
  * - every Wait state and every Retry interval shortened (the definition's durations are sized
@@ -270,13 +272,17 @@ function localArn(kind: 'stateMachine' | 'execution', name: string, machine = 'r
 }
 
 /**
- * An error as it leaves a Lambda: its name (Step Functions' `Error`) and message (the `Cause`),
- * nothing else. aws-local-stepfunctions would report a failed state's Cause from the error's own
- * `cause` when it has one (a TransformError's would be PostgreSQL's bare message, without the file
- * and line), where Step Functions shows the message the Lambda answered.
+ * An error as it leaves a Lambda: its name is Step Functions' `Error`, and the `Cause` is the error
+ * payload Node.js's Lambda runtime answers, as JSON: `{"errorType","errorMessage","trace"}` (the
+ * stack's lines). Nothing else: aws-local-stepfunctions would report a failed state's Cause from
+ * the error's own `cause` when it has one (a TransformError's would be PostgreSQL's bare message,
+ * without the file and line). Readers make it readable with `readableFailure`, as they must for a
+ * deployed run's.
  */
 function acrossLambda(err: unknown): unknown {
-  return err instanceof Error ? new LocalTaskError(err.name, err.message) : err;
+  if (!(err instanceof Error)) return err;
+  const payload = { errorType: err.name, errorMessage: err.message, trace: (err.stack ?? '').split('\n') };
+  return new LocalTaskError(err.name, JSON.stringify(payload));
 }
 
 /** The value as JSON text and back: what crossing Lambda's boundary does to it (Dates become text). */

@@ -101,13 +101,39 @@ export function asError(value: unknown): Error {
 }
 
 /**
- * A failure's text made readable: a failed Athena query's cause is the whole GetQueryExecution
- * response as JSON (what Step Functions' `startQueryExecution.sync` integration puts in the
- * Cause, locally and deployed), 1–2 KB in which the reason is one field. Such a JSON, alone or
- * after an error name (`States.TaskFailed: {…}`, as `roundtrip.runs.error` stores it), becomes
- * `Athena query <id> FAILED: <Athena's reason>`; any other text is returned as it is.
+ * A failure's text made readable, alone or after an error name (`TerminalError: …`, as
+ * `roundtrip.runs.error` stores it):
+ * - the Cause of a Task whose Lambda function threw is the function's error payload as JSON,
+ *   `{"errorType":"TerminalError","errorMessage":"…","trace":["TerminalError: …","    at …"]}`
+ *   (Node.js's runtime; `stackTrace` in others), deployed and locally (statemachine/local.ts): it
+ *   becomes the message alone, without the stack;
+ * - a failed Athena query's cause is the whole GetQueryExecution response as JSON (what Step
+ *   Functions' `startQueryExecution.sync` integration puts in the Cause, locally and deployed),
+ *   1–2 KB in which the reason is one field: it becomes `Athena query <id> FAILED: <Athena's reason>`.
+ * Any other text is returned as it is.
  */
 export function readableFailure(text: string): string {
+  return athenaFailure(lambdaFailure(text));
+}
+
+/** `[<name>: ]{"errorType":…,"errorMessage":"…",…}` → `[<name>: ]<errorMessage>`; else the text. */
+function lambdaFailure(text: string): string {
+  const shape = /^((?:[A-Za-z][\w.]*: )?)(\{[\s\S]*"errorMessage"\s*:[\s\S]*)$/.exec(text);
+  if (!shape) return text;
+  const [, name = '', payload = ''] = shape;
+  try {
+    const parsed = JSON.parse(payload) as { errorMessage?: unknown };
+    if (typeof parsed.errorMessage === 'string') return name + parsed.errorMessage;
+  } catch {
+    // A payload cut short (Step Functions keeps 32,768 characters of a Cause): its message first.
+    const message = /"errorMessage"\s*:\s*("(?:[^"\\]|\\.)*")/.exec(payload)?.[1];
+    if (message) return name + (JSON.parse(message) as string);
+  }
+  return text;
+}
+
+/** A failed Athena query's GetQueryExecution response, alone or after a name; else the text. */
+function athenaFailure(text: string): string {
   const start = text.indexOf('{"QueryExecution"');
   if (start < 0) return text;
   let execution: Record<string, unknown>;
@@ -125,4 +151,43 @@ export function readableFailure(text: string): string {
   const reason = status.AthenaError?.ErrorMessage ?? status.StateChangeReason ?? 'no reason given';
   const id = typeof execution.QueryExecutionId === 'string' ? ` ${execution.QueryExecutionId}` : '';
   return `${text.slice(0, start)}Athena query${id} ${status.State ?? 'failed'}: ${reason}`;
+}
+
+/**
+ * Error names a failure line (the CLI's, a notification's) leaves out, because the message says all they say: the project's
+ * own classes (names the state machine's Retry and Catch match on, not words for a user; their
+ * messages name the config path, file or record), a plain `Error`, and Step Functions'
+ * `States.TaskFailed`, whose cause says what failed (an Athena query, by its id, and why). Any
+ * other name is kept, as it tells the user something the message may not: `States.Timeout`,
+ * `Athena.InvalidRequestException` (which service refused), a `TypeError` (a fault to report).
+ */
+const UNTOLD_ERROR_NAMES: ReadonlySet<string> = new Set([
+  ...Object.values(ERROR_NAMES),
+  'TransformError',
+  'MaxChangesExceededError',
+  'Error',
+  // statemachine/local.ts STATES_TASK_FAILED, not imported: every CLI command and Lambda loads
+  // this module, and that one loads the state machine's runner.
+  'States.TaskFailed',
+]);
+
+/**
+ * A failure as a user reads it: the cause made readable ({@link readableFailure}), after the
+ * error's name only when the name tells something (see UNTOLD_ERROR_NAMES), or when there is no
+ * cause to show. Nothing of the cause is left out.
+ */
+export function failureText(name: string | undefined, cause: string | undefined): string {
+  const text = readableFailure(cause ?? '').trim();
+  if (!name) return text || 'failed, no reason given';
+  if (!text) return name;
+  return UNTOLD_ERROR_NAMES.has(name) ? text : `${name}: ${text}`;
+}
+
+/**
+ * A stored failure (`roundtrip.runs.error`, written as `<Error>: <Cause>` by the Report step)
+ * as {@link failureText} shows it; a text of another shape (a skipped run's reason) as it is.
+ */
+export function storedFailureText(stored: string): string {
+  const named = /^([A-Za-z][\w.]*): ([\s\S]*)$/.exec(stored);
+  return named ? failureText(named[1], named[2]) : readableFailure(stored);
 }

@@ -15,6 +15,7 @@ import { createPool, migrate } from '../../lambdas/connectors/postgres';
 import type { CoreDeps } from '../../lambdas/core/deps';
 import { acceleratedClock } from '../../lambdas/shared/clock';
 import { createMemoryLogger } from '../../lambdas/shared/logging';
+import { readableFailure } from '../../lambdas/shared/errors';
 import {
   LocalTaskError,
   runAthenaQuerySync,
@@ -111,7 +112,7 @@ describe('the local state machine runner', () => {
     );
   });
 
-  it('reports a failed Lambda Task by the message its Lambda answers, not the error it wraps', async () => {
+  it('reports a failed Lambda Task as Step Functions does: its name, and the error payload its Lambda answers (not the error it wraps)', async () => {
     // A transform whose SQL fails: its TransformError names the file and line, and wraps
     // PostgreSQL's bare error as its `cause`.
     const sql = path.join(dataDir, 'broken.sql');
@@ -151,10 +152,17 @@ describe('the local state machine runner', () => {
       const message =
         /^Transform .*broken\.sql, line 2: column "no_such_column" does not exist \(SQLSTATE 42703\)/;
       expect(result).toMatchObject({ status: 'failed', error: 'TransformError' });
-      expect(result.status === 'failed' ? result.cause : '').toMatch(message);
+      // The Cause is the error payload Lambda's Node.js runtime answers, as deployed.
+      const payload = JSON.parse(result.status === 'failed' ? result.cause : '{}') as Record<string, unknown>;
+      expect(payload).toEqual({
+        errorType: 'TransformError',
+        errorMessage: expect.stringMatching(message),
+        trace: expect.any(Array),
+      });
+      expect((payload.trace as string[])[0]).toMatch(/^TransformError: Transform /);
       const failed = events.find((e) => e.type === 'failed' && e.state === 'Transform');
       expect(failed?.error?.name).toBe('TransformError');
-      expect(failed?.error?.cause).toMatch(message);
+      expect(readableFailure(failed?.error?.cause ?? '')).toMatch(message);
     } finally {
       await pool.end();
       await db.drop();

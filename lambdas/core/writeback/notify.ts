@@ -10,6 +10,7 @@
  */
 import type { ClientBase } from 'pg';
 import { withTransaction } from '../../connectors/postgres';
+import { storedFailureText } from '../../shared/errors';
 import { warnOnFailure } from '../../shared/logging';
 import type { CoreDeps, Notification } from '../deps';
 import type { ReportOutput } from './contracts';
@@ -80,7 +81,7 @@ export async function failedRunNotification(
     [runId, NOTIFICATION_SAMPLE_RECORDS],
   );
   const lines = [`roundtrip pipeline ${pipeline}: run ${runId} failed.`, ''];
-  lines.push(`Why: ${output.reason ?? 'no reason recorded'}`);
+  lines.push(`Why: ${output.reason ? storedFailureText(output.reason) : 'no reason recorded'}`);
   const tasks = Object.entries(output.writeback);
   if (tasks.length > 0) {
     lines.push('', 'Write-back:');

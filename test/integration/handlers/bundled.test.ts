@@ -113,7 +113,7 @@ describe('a bundled handler run by node as Lambda runs it', () => {
       {
         topicArn: 'arn:aws:sns:us-east-1:000000000000:roundtrip-bundled',
         subject: 'roundtrip bundled: run bundled-1 failed',
-        message: expect.stringContaining('Why: TerminalError: Unknown task "Nope"') as unknown,
+        message: expect.stringContaining('Why: Unknown task "Nope"') as unknown,
       },
     ]);
     const client = new Client({ connectionString: db.url });

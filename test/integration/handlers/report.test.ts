@@ -11,6 +11,7 @@ import { givenDeps } from '../../../lambdas/handlers/deps';
 import { createHandler } from '../../../lambdas/handlers/report';
 import { systemClock } from '../../../lambdas/shared/clock';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
+import { readableFailure } from '../../../lambdas/shared/errors';
 import { loadPipelineDefinition, runStateMachineLocally } from '../../../statemachine/local';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
@@ -94,7 +95,9 @@ describe('report of a run that failed before Prepare recorded it', () => {
       retryMs: 1,
     });
     expect(result).toMatchObject({ status: 'failed', error: 'TerminalError' });
-    expect(result.status === 'failed' && result.cause).toMatch(/^Unknown task "Nope" in the run input/);
+    expect(readableFailure(result.status === 'failed' ? result.cause : '')).toMatch(
+      /^Unknown task "Nope" in the run input/,
+    );
     expect(await runRow(w.pool, 'early-failure-sm')).toEqual([
       {
         pipeline: 'report-early-failure',

@@ -141,10 +141,32 @@ describe('the notification of a failed run', () => {
         Cause: 'Run refused: it is forecast to make 900 Salesforce API calls',
       },
     });
+    // The message, without the class name the state machine matches on.
     expect(sns.published[0]?.message).toContain(
-      'Why: TerminalError: Run refused: it is forecast to make 900 Salesforce API calls',
+      'Why: Run refused: it is forecast to make 900 Salesforce API calls\n',
     );
     expect(sns.published[0]?.message).not.toContain('Errors by task');
+  });
+
+  it('tells of a deployed step’s error by its message: the Cause is the Lambda runtime’s error payload', async () => {
+    const runId = await env.newRun();
+    const message = 'Write-back Lead-update: the source "public"."lead_reverse" has no column "lead_score"';
+    const output = await reportRun(deps(), {
+      runId,
+      error: {
+        Error: 'TerminalError',
+        Cause: JSON.stringify({
+          errorType: 'TerminalError',
+          errorMessage: message,
+          trace: [`TerminalError: ${message}`, '    at planWriteback (/var/task/index.mjs:2:31337)'],
+        }),
+      },
+    });
+    expect(output.reason).toBe(`TerminalError: ${message}`);
+    const { rows } = await env.pool.query('SELECT error FROM roundtrip.runs WHERE run_id = $1', [runId]);
+    expect(rows[0].error).toBe(`TerminalError: ${message}`);
+    expect(sns.published[0]?.message).toContain(`Why: ${message}\n`);
+    expect(sns.published[0]?.message).not.toContain('/var/task');
   });
 
   it('tells of a failed Athena query by Athena’s reason, not its whole GetQueryExecution answer', async () => {
@@ -172,7 +194,9 @@ describe('the notification of a failed run', () => {
     const reason =
       "States.TaskFailed: Athena query q-123 FAILED: TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.marketing.customerz' does not exist";
     expect(output.reason).toBe(reason);
-    expect(sns.published[0]?.message).toContain(`Why: ${reason}`);
+    expect(sns.published[0]?.message).toContain(
+      "Why: Athena query q-123 FAILED: TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.marketing.customerz' does not exist",
+    );
     const { rows } = await env.pool.query('SELECT error FROM roundtrip.runs WHERE run_id = $1', [runId]);
     expect(rows[0].error).toBe(reason);
   });
