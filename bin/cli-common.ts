@@ -262,15 +262,15 @@ export function noteErrorsCommand(summary: RunSummary): void {
  */
 export function maxChangesWarnings(config: PipelineConfig, summary: RunSummary): string[] {
   const lines: string[] = [];
-  for (const task of config.writeback) {
+  for (const [index, task] of config.writeback.entries()) {
     if (task.maxChanges === undefined) continue;
     const name = taskName(task);
     const planned = summary.tasks.find((t) => t.kind === 'writeback' && t.task === name)?.planned ?? 0;
     if (planned <= task.maxChanges) continue;
     lines.push(
       `dry run: write-back ${name} would send ${planned.toLocaleString('en-US')} records, more than its ` +
-        `maxChanges (${task.maxChanges.toLocaleString('en-US')}): a real run would send none of them and fail ` +
-        `(MaxChangesExceededError). Check the plan (roundtrip.writeback_plan_rows, run ${summary.runId}), ` +
+        `maxChanges (${task.maxChanges.toLocaleString('en-US')}, writeback[${index}].maxChanges): a real run ` +
+        `would send none of them and fail. Check the plan (roundtrip.writeback_plan_rows, run ${summary.runId}), ` +
         `then fix the transform or raise maxChanges`,
     );
   }

@@ -669,7 +669,7 @@ describe('the roundtrip CLI', () => {
     const planned = summary.tasks.find((t) => t.task === 'Lead-update')?.planned ?? 0;
     expect(planned).toBeGreaterThanOrEqual(3);
     expect(result.stderr).toContain(
-      `dry run: write-back Lead-update would send ${planned.toLocaleString('en-US')} records, more than its maxChanges (2): a real run would send none of them and fail`,
+      `dry run: write-back Lead-update would send ${planned.toLocaleString('en-US')} records, more than its maxChanges (2, writeback[0].maxChanges): a real run would send none of them and fail`,
     );
     expect(result.code).toBe(0);
     expect(env.salesforce.calls.writes().length).toBe(writesBefore);

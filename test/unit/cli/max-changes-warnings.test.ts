@@ -54,8 +54,8 @@ describe('maxChangesWarnings', () => {
       ],
     };
     expect(maxChangesWarnings(config, summary)).toEqual([
-      'dry run: write-back Lead-update would send 4 records, more than its maxChanges (2): a real run would ' +
-        'send none of them and fail (MaxChangesExceededError). Check the plan (roundtrip.writeback_plan_rows, ' +
+      'dry run: write-back Lead-update would send 4 records, more than its maxChanges (2, writeback[0].maxChanges): ' +
+        'a real run would send none of them and fail. Check the plan (roundtrip.writeback_plan_rows, ' +
         'run r1), then fix the transform or raise maxChanges',
     ]);
   });
