@@ -116,10 +116,10 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
       credentialsFrom: options.postgresFrom ?? postgresCredentialsSource(config),
     });
   } catch (err) {
-    // Which secret (postgres.secret of the config) holds the refused connection settings.
+    // Where the refused connection settings come from (the config's secret, or DATABASE_URL).
     if (err instanceof TerminalError) {
       throw new TerminalError(
-        `${err.message} (the secret ${config.postgres.secret}, postgres.secret of the config)`,
+        `${err.message} (${options.postgresFrom ?? postgresCredentialsSource(config)})`,
         {
           cause: err,
         },

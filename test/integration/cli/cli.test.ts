@@ -283,7 +283,7 @@ describe('the roundtrip CLI', () => {
     expect(validated.stdout).not.toContain('postgres://u:p@');
     const planned = await cli(['plan', '--config', configFile, '--secrets', misspelt]);
     expect(planned.code).not.toBe(0);
-    expect(planned.stderr).toContain('(the secret roundtrip/postgres, postgres.secret of the config)');
+    expect(planned.stderr).toContain('(the secret roundtrip/postgres (postgres.secret of the config))');
     expect(planned.stderr).not.toContain('postgres://u:p@');
   });
 
