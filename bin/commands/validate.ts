@@ -171,13 +171,10 @@ export const validate: Command = async (argv) => {
               const mapping = mapWritebackTask(task, describe, { configPath });
               // What the plan would refuse: synced records keyed by another object or key.
               if (postgresOk)
-                await checkSyncScopeIn(
-                  local.pool,
-                  taskName(task),
-                  syncScopeOf(mapping),
-                  configPath,
-                  splitTable(task.from, config.postgres.schema),
-                );
+                await checkSyncScopeIn(local.pool, taskName(task), syncScopeOf(mapping), configPath, {
+                  ...splitTable(task.from, config.postgres.schema),
+                  fields: task.fields,
+                });
               return `${task.object} ${task.mode} by ${task.key}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable`;
             });
           }

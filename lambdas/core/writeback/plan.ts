@@ -72,6 +72,9 @@ import {
 import { INSERT_SETTLE_MS, resolveEndedRuns } from './reconcile';
 import { DOUBLE_EXACT_DIGITS, holdsMoreThanDouble } from './numbers';
 import { checkSyncScopeIn, recordSyncScope, syncScopeOf } from './scope';
+import { checkSourceHasColumns, type SourceCheckContext } from './source';
+
+export type { SourceCheckContext } from './source';
 
 /** Rows a dry run shows. */
 export const DRY_RUN_SAMPLE_ROWS = 10;
@@ -786,28 +789,14 @@ async function tableColumns(
   return new Map(rows.map((r) => [r.attname, { type: r.type, source: sourceTypeOf(r.typname, r.typmod) }]));
 }
 
-/** What the plan's source check needs to name a write-back's source and where the config names it. */
-export interface SourceCheckContext {
-  /** The task's name (`Lead-update`). */
-  readonly taskName: string;
-  /** The task's config path (`writeback[0]`). */
-  readonly configPath: string;
-  /** The task's `from`, split into schema and name. */
-  readonly source: { readonly schema: string; readonly table: string };
-  /**
-   * What to ask when the source does not exist. Default: whether a transform that has not run
-   * makes it (what a plan asks); `validate`, which ran the transform, says that it did not.
-   */
-  readonly absentHint?: string;
-}
-
 /**
  * The columns of a write-back's source (a table, view, materialized view or foreign table, as the
  * connection sees it, so also inside a transaction that made it), checked against the columns the
  * config names: its `keyColumn` and each of its `fields`. Throws a {@link TerminalError} naming the
  * source that does not exist (`writeback[0].from`) or each column it lacks by its config path
  * (`writeback[0].fields.LeadScore__c`), with the name it was likely meant to be and the columns it
- * has. The plan checks its source with it, and `roundtrip validate` the transform's output.
+ * has ({@link checkSourceHasColumns}, which the sync scope's check of a changed key column shares).
+ * The plan checks its source with it, and `roundtrip validate` the transform's output.
  */
 export async function sourceColumnsFor(
   client: PoolClient,
@@ -833,28 +822,7 @@ export async function sourceColumnsFor(
         `(${configPath}.from${meant ? `; did you mean ${quoteIdent(meant)}?` : ''}; ${context.absentHint ?? 'is it made by a transform that has not run?'})`,
     );
   }
-  // Each column the config names, with where it names it and the column it was likely meant to be.
-  const named: [string, string][] = [
-    [task.keyColumn, `${configPath}.keyColumn`],
-    ...Object.entries(task.fields).map(([field, column]): [string, string] => [
-      column,
-      `${configPath}.fields.${field}`,
-    ]),
-  ];
-  const missing = new Map<string, string[]>();
-  for (const [column, path] of named) {
-    if (!columns.has(column)) missing.set(column, [...(missing.get(column) ?? []), path]);
-  }
-  if (missing.size > 0) {
-    const has = [...columns.keys()];
-    const each = [...missing].map(([column, paths]) => {
-      const meant = suggestion(column, has);
-      return `${quoteIdent(column)} (${paths.join(', ')}${meant ? `; did you mean ${quoteIdent(meant)}?` : ''})`;
-    });
-    throw new TerminalError(
-      `Write-back ${taskName}: the source ${quoteQualified(source.schema, source.table)} has no column ${each.join(', ')} (it has ${has.map((c) => quoteIdent(c)).join(', ')}): correct the name in the config, or the SQL that makes the source (a column's alias)`,
-    );
-  }
+  checkSourceHasColumns([...columns.keys()], task, context);
   return columns;
 }
 
@@ -1503,7 +1471,7 @@ export async function planWriteback(
     const source = splitTable(task.from, deps.config.postgres.schema);
     // Before anything reads the ledger or Salesforce by key: are the synced keys this task's keys?
     const scope = syncScopeOf(mapping);
-    await checkSyncScopeIn(deps.pg, input.task, scope, configPath, source);
+    await checkSyncScopeIn(deps.pg, input.task, scope, configPath, { ...source, fields: task.fields });
     // What ended runs left without an outcome: inserts recorded or released, Bulk jobs closed and
     // collected, or aborted, before the plan reads the ledger.
     // (A dry run changes nothing: it leaves them as they are.)

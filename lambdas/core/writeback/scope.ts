@@ -23,11 +23,11 @@
  * sent once); an update reading its Ids from another column.
  */
 import type { Pool, PoolClient } from 'pg';
-import type { WritebackMode } from '../../config';
-import { suggestion } from '../../config/issues';
-import { quoteIdent, quoteQualified, withClient } from '../../connectors/postgres';
+import type { WritebackMode, WritebackTask } from '../../config';
+import { quoteQualified, withClient } from '../../connectors/postgres';
 import { TerminalError } from '../../shared/errors';
 import type { WritebackMapping } from './plan';
+import { checkSourceHasColumns } from './source';
 import { sqlLiteral } from './state';
 
 /** The object a mapping writes and how it matches records, as the describe spells them. */
@@ -48,6 +48,13 @@ export function syncScopeOf(mapping: WritebackMapping): SyncScope {
     keyField: mapping.keyField,
     keyColumn: mapping.task.keyColumn,
   };
+}
+
+/** A task's source (its `from`, split) and the columns its `fields` read, for the key column's check. */
+export interface TaskSource {
+  readonly schema: string;
+  readonly table: string;
+  readonly fields: WritebackTask['fields'];
 }
 
 /** Salesforce API names are case-insensitive. */
@@ -91,17 +98,18 @@ interface Recorded {
  * task synced before its scope was recorded (migration 8) passes; so does a database whose schema
  * predates migration 8. `configPath` names the task in the message (`writeback[0]`).
  *
- * `source` is the task's `from` table: when the key column changed and the source, as it is now,
- * has no column of the new name, that is refused instead as the column it lacks (a `keyColumn`
- * misspelt is likelier than one renamed, and recording it, as the other message says, would be
- * wrong).
+ * `source` is the task's `from` table and `fields`: when the key column changed and the source, as
+ * it is now, has no column of the new name, that is refused instead as the column it lacks, in the
+ * plan's words (a `keyColumn` misspelt is likelier than one renamed, and recording it, as the other
+ * message says, would be wrong). A source that does not exist yet (made by a transform not run)
+ * leaves the change refused as a change.
  */
 export async function checkSyncScope(
   client: PoolClient,
   task: string,
   scope: SyncScope,
   configPath: string,
-  source?: { readonly schema: string; readonly table: string },
+  source?: TaskSource,
 ): Promise<void> {
   const { rows: exists } = await client.query<{ exists: boolean }>(
     `SELECT to_regclass('roundtrip.sync_scope') IS NOT NULL AS exists`,
@@ -180,15 +188,17 @@ export async function checkSyncScope(
 }
 
 /**
- * Refuses a task whose source exists without its key column, in the words of the plan's own check
- * of the source's columns (`writeback[1].keyColumn`, the column it was likely meant to be).
+ * Refuses a task whose source exists without its key column, by the plan's own check of the
+ * source's columns ({@link checkSourceHasColumns}): the same message, naming
+ * `writeback[1].keyColumn` (and any of `fields` the source lacks too), the column it was likely
+ * meant to be, and what to correct.
  */
 async function refuseMissingKeyColumn(
   client: PoolClient,
   task: string,
   scope: SyncScope,
   configPath: string,
-  source: { readonly schema: string; readonly table: string },
+  source: TaskSource,
 ): Promise<void> {
   const { rows } = await client.query<{ attname: string }>(
     `SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
@@ -196,10 +206,10 @@ async function refuseMissingKeyColumn(
   );
   const has = rows.map((r) => r.attname);
   if (has.length === 0 || has.includes(scope.keyColumn)) return;
-  const meant = suggestion(scope.keyColumn, has);
-  throw new TerminalError(
-    `Write-back ${task}: the source ${quoteQualified(source.schema, source.table)} has no column ${quoteIdent(scope.keyColumn)} ` +
-      `(${configPath}.keyColumn${meant ? `; did you mean ${quoteIdent(meant)}?` : ''}) (it has ${has.map((c) => quoteIdent(c)).join(', ')})`,
+  checkSourceHasColumns(
+    has,
+    { keyColumn: scope.keyColumn, fields: source.fields },
+    { taskName: task, configPath, source },
   );
 }
 
@@ -209,7 +219,7 @@ export async function checkSyncScopeIn(
   task: string,
   scope: SyncScope,
   configPath: string,
-  source?: { readonly schema: string; readonly table: string },
+  source?: TaskSource,
 ): Promise<void> {
   await withClient(pool, (client) => checkSyncScope(client, task, scope, configPath, source));
 }

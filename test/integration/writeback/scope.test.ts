@@ -286,14 +286,26 @@ describe('a write-back task synced by one object and key, then configured with a
       "Write-back by-column (writeback[0]): its 3 synced record(s) in roundtrip.sync_state were keyed by the values of column ext, and the task now reads its keys from email (writeback[0].keyColumn). Other values are other keys: every record would be sent as new, and inserted again. If email holds the keys ext held (a column renamed), record it: UPDATE roundtrip.sync_scope SET key_column = 'email' WHERE task = 'by-column'.",
     );
     // A key column the source does not have is a misspelling, not a column renamed: named as the
-    // column it lacks, with the one meant, and not as a change to record by hand.
+    // column it lacks, with the one meant, and not as a change to record by hand; in the plan's
+    // own words for a column its source lacks (what to correct included).
     const misspelt = await planWriteback(env.deps({ writeback: [{ ...keyless, keyColumn: 'emial' }] }), {
       runId: await env.newRun(),
       task: 'by-column',
     }).catch((e: unknown) => e);
     expect(misspelt).not.toBeInstanceOf(SyncScopeChangedError);
     expect((misspelt as Error).message).toBe(
-      'Write-back by-column: the source "public"."lead_src" has no column "emial" (writeback[0].keyColumn; did you mean "email"?) (it has "ext", "email", "last_name", "company", "score")',
+      'Write-back by-column: the source "public"."lead_src" has no column "emial" (writeback[0].keyColumn; did you mean "email"?) (it has "ext", "email", "last_name", "company", "score"): correct the name in the config, or the SQL that makes the source (a column\'s alias)',
+    );
+    // A field's column misspelt too: named in the same message, as the plan's check names them.
+    const misspeltBoth = await planWriteback(
+      env.deps({
+        writeback: [{ ...keyless, keyColumn: 'emial', fields: { ...keyless.fields, LeadScore__c: 'scor' } }],
+      }),
+      { runId: await env.newRun(), task: 'by-column' },
+    ).catch((e: unknown) => e);
+    expect(misspeltBoth).not.toBeInstanceOf(SyncScopeChangedError);
+    expect((misspeltBoth as Error).message).toBe(
+      'Write-back by-column: the source "public"."lead_src" has no column "emial" (writeback[0].keyColumn; did you mean "email"?), "scor" (writeback[0].fields.LeadScore__c; did you mean "score"?) (it has "ext", "email", "last_name", "company", "score"): correct the name in the config, or the SQL that makes the source (a column\'s alias)',
     );
     // Nor through a key field read from the other column.
     const keyedByEmailColumn = { ...keyless, key: 'External_Id__c', keyColumn: 'email' };
