@@ -411,7 +411,11 @@ async function checkWritebackSources(
       detail: `not checked: ${why}`,
     }));
   try {
-    const tried = await tryTransform(deps, checkSources);
+    const tried = await tryTransform(deps, checkSources, {
+      // A lock another session holds, a deadlock: validate does not retry, a run's step would.
+      retry:
+        'validate does not retry it; run validate again once the other session is done (a run retries its transform step)',
+    });
     const statements = tried.files.reduce((n, f) => n + f.statements, 0);
     const rows = tried.files.reduce((n, f) => n + f.rows, 0);
     return [

@@ -215,10 +215,16 @@ function refuseTransactionControl(file: string, statements: readonly SqlStatemen
  */
 const WRITING_COMMANDS = new Set(['INSERT', 'UPDATE', 'MERGE', 'COPY']);
 
+/**
+ * Runs one file's statements. A transient failure (a deadlock, a lock or statement timeout, a
+ * serialization failure) ends its message with `(transient: ${retry})`: what happens next, in the
+ * caller's words (a run's step is retried; validate is not).
+ */
 async function runFile(
   client: PoolClient,
   file: string,
   statements: readonly SqlStatement[],
+  retry: string,
 ): Promise<TransformFileResult> {
   const started = Date.now();
   const rowCounts: number[] = [];
@@ -247,7 +253,7 @@ async function runFile(
       const message = `Transform ${file}, line ${line}: ${err.message}${err.code ? ` (SQLSTATE ${err.code})` : ''}${detail ? ` — ${detail}` : ''}; the transaction was rolled back, previous results are unchanged`;
       // A deadlock, a lock or statement timeout, a server shutting down: a retry may succeed.
       if (classifyPostgresError(err) instanceof TransientError) {
-        throw new TransientError(`${message} (transient: the step is retried)`, { cause: err });
+        throw new TransientError(`${message} (transient: ${retry})`, { cause: err });
       }
       throw new TransformError(message, file, line, { cause: err });
     }
@@ -360,7 +366,7 @@ export async function runTransform(
   const files = await inTransformTransaction(deps.pg, true, async (client) => {
     const ran: TransformFileResult[] = [];
     for (const { file, statements } of sources) {
-      const result = await runFile(client, file, statements);
+      const result = await runFile(client, file, statements, 'the step is retried');
       logger.info('Transform file ran', { ...result });
       ran.push(result);
     }
@@ -389,10 +395,15 @@ export interface TriedTransform<T> {
  * not do in a run's transaction either (`COMMIT`, `VACUUM`, `CREATE INDEX CONCURRENTLY`), except
  * sequences: a `nextval` stays taken. `roundtrip validate` checks the transform's output with it.
  * While it runs it holds the locks the files take, as a run's transform does.
+ *
+ * Nothing retries it: a transient failure (a lock timeout, a deadlock, a serialization failure)
+ * says so, with `options.retry` (what the caller's user can do: validate's "run validate again"),
+ * instead of a run's "the step is retried".
  */
 export async function tryTransform<T>(
   deps: Pick<CoreDeps, 'config' | 'pg' | 'logger'>,
   inspect: (client: PoolClient) => Promise<T>,
+  options: { readonly retry?: string } = {},
 ): Promise<TriedTransform<T>> {
   const logger = deps.logger.child({ step: 'transform', rolledBack: true });
   const started = Date.now();
@@ -400,7 +411,12 @@ export async function tryTransform<T>(
   return inTransformTransaction(deps.pg, false, async (client) => {
     const files: TransformFileResult[] = [];
     for (const { file, statements } of sources) {
-      const result = await runFile(client, file, statements);
+      const result = await runFile(
+        client,
+        file,
+        statements,
+        options.retry ?? 'nothing retries it here: try again (a run retries its transform step)',
+      );
       logger.info('Transform file ran (to be rolled back)', { ...result });
       files.push(result);
     }

@@ -479,6 +479,33 @@ describe('the roundtrip CLI', () => {
       );
     });
 
+    it('says of a transform that timed out on a lock that validate does not retry it (run it again), not that a step is retried', async () => {
+      const pool = new Pool({ connectionString: db.url });
+      const holder = await pool.connect();
+      try {
+        await pool.query('CREATE TABLE validate_locked ("Id" text, lead_score int)');
+        // Another session holds the table: the transform's read waits 200 ms, then times out.
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE validate_locked IN ACCESS EXCLUSIVE MODE');
+        const { file, sqlFile } = await configWith(
+          'locked',
+          `SET LOCAL lock_timeout = '200ms';\nCREATE TABLE lead_locked AS SELECT * FROM validate_locked;\n`,
+          { from: 'lead_locked' },
+        );
+        const result = await cli(['validate', ...connection.slice(2), '--config', file]);
+        expect(result.code).toBe(1);
+        expect(failedLines(result.stdout)).toEqual([
+          `✗ transform: Transform ${sqlFile}, line 2: canceling statement due to lock timeout (SQLSTATE 55P03); the transaction was rolled back, previous results are unchanged (transient: validate does not retry it; run validate again once the other session is done (a run retries its transform step))`,
+        ]);
+        expect(result.stdout).not.toContain('the step is retried');
+      } finally {
+        await holder.query('ROLLBACK').catch(() => undefined);
+        holder.release();
+        await pool.query('DROP TABLE IF EXISTS validate_locked');
+        await pool.end();
+      }
+    });
+
     it('says to extract first when the transform reads a field added to an extract since its last run', async () => {
       const base = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
       const { file } = await configWith(

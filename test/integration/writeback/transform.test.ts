@@ -156,7 +156,7 @@ describe('runTransform', () => {
       const error = await runTransform(deps(['09_locked.sql']), { runId }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(TransientError);
       expect((error as Error).message).toMatch(
-        /09_locked\.sql, line 2: canceling statement due to lock timeout \(SQLSTATE 55P03\)/,
+        /09_locked\.sql, line 2: canceling statement due to lock timeout \(SQLSTATE 55P03\).* \(transient: the step is retried\)$/,
       );
     } finally {
       await holder.query('ROLLBACK');
