@@ -746,8 +746,10 @@ async function resendUnknownWrites(
  * The ended run's figures for the task (`written`, `failed`, `outcomeUnknown` in its summary),
  * counted again from its ledger once some of its records were resolved, with the run that
  * resolved them: `roundtrip status` then tells what became of them. A run whose summary has no
- * figures for the task (its report never ran) is left so. A run whose details were pruned loses
- * the details just resolved too ({@link pruneResolvedDetails}).
+ * figures for the task (its report never ran) is left so. A run whose details were pruned has
+ * only its `sent` rows and those just resolved left in its ledger: the resolved ones are added to
+ * its stored `written` and `failed` (a run that wrote 10,000 records keeps them), then deleted as
+ * the prune would have ({@link pruneResolvedDetails}).
  */
 async function refreshEndedRun(
   deps: CoreDeps,
@@ -783,14 +785,16 @@ async function refreshEndedRunIn(
   );
   if (rows[0]?.has === true) {
     const outcomes = await ledgerOutcomes(client, endedRunId, taskName);
+    const stored = rows[0].figures ?? undefined;
+    // A pruned run's ledger keeps its `sent` rows only, and the rows resolved since its figures
+    // were last stored (each recount deletes them with pruneResolvedDetails, below, in the same
+    // transaction): those are added to its stored figures, never counted twice; its held-back
+    // count stays as reported. Another run's ledger holds every row: counted again.
+    const pruned = rows[0].pruned === true;
     await mergeRunSummary(client, endedRunId, ['writeback', taskName], {
-      written: outcomes.succeeded,
-      failed: outcomes.failed,
-      // A pruned run's ledger keeps its `sent` rows only: its held-back count stays as reported.
-      ...heldBackFigures(
-        rows[0].figures ?? undefined,
-        rows[0].pruned === true ? storedCount(rows[0].figures?.heldBackAtPush) : outcomes.heldBack,
-      ),
+      written: outcomes.succeeded + (pruned ? storedCount(stored?.written) : 0),
+      failed: outcomes.failed + (pruned ? storedCount(stored?.failed) : 0),
+      ...heldBackFigures(stored, pruned ? storedCount(stored?.heldBackAtPush) : outcomes.heldBack),
       outcomeUnknown: outcomes.sent,
       outcomesResolvedBy: byRunId,
     });

@@ -188,6 +188,91 @@ describe('inserts left without an outcome by runs that ended', () => {
     expect(await errorsOf(env, dead)).toEqual([]);
   });
 
+  it("keeps a pruned run's figures whole when it resolves the records it left sent: what it wrote stays written", async () => {
+    // 1,200 records: the first call (1,000) is answered and recorded, the second (200) is sent and
+    // lost. The run ends, and its report counts what its ledger holds. (Scores below 100: the
+    // field takes 3 digits.)
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'partly-' || i, 'Ended ' || i, 'Initech', i % 100 FROM generate_series(1, 1200) AS i`,
+    );
+    const deps = env.deps({ writeback: [insert] });
+    const dead = await env.newRun();
+    await planWriteback(deps, { runId: dead, task: 'Lead-insert' });
+    let writes = 0;
+    const firstWriteOnly = Object.create(env.connector, {
+      request: {
+        value: async (operation: string, method: 'GET' | 'POST', path: string, body?: unknown) => {
+          if (method === 'GET' || writes++ === 0) return env.connector.request(operation, method, path, body);
+          throw new TransientError(
+            `${operation}: the request timed out; whether Salesforce applied it is unknown`,
+          );
+        },
+      },
+    }) as CoreDeps['salesforce'];
+    await expect(
+      pushWriteback({ ...deps, salesforce: firstWriteOnly }, { runId: dead, task: 'Lead-insert' }),
+    ).rejects.toThrow(/timed out/);
+    await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+    await outlastCallTimeLimit(env, dead);
+    const figures = async (): Promise<Record<string, unknown>> =>
+      (
+        await env.pool.query(
+          `SELECT summary->'writeback'->'Lead-insert' AS s FROM roundtrip.runs WHERE run_id = $1`,
+          [dead],
+        )
+      ).rows[0]?.s as Record<string, unknown>;
+    expect(await figures()).toMatchObject({ changed: 1200, written: 1000, failed: 0, outcomeUnknown: 200 });
+    expect(holding('partly')).toBe(1000);
+
+    // Its details are pruned: the ledger keeps the 200 rows left `sent` only.
+    await withTransaction(env.pool, (client) =>
+      pruneRunDetails(client, 'wb-test', 0, new Date(Date.now() + 1000)),
+    );
+    expect(await ledger(dead)).toEqual([{ status: 'sent', n: 200 }]);
+    // Half of them sent just now (as by a retry): left for a later plan.
+    await env.pool.query(
+      `UPDATE roundtrip.writeback_plans SET updated_at = now()
+        WHERE run_id = $1 AND seq IN (SELECT seq FROM roundtrip.writeback_plans WHERE run_id = $1 ORDER BY seq LIMIT 100)`,
+      [dead],
+    );
+
+    // The next plan finds the other 100 never created (released: failed in that run) and inserts them.
+    const next = await env.newRun();
+    const result = await runWriteback(deps, { runId: next, task: 'Lead-insert' });
+    expect(result.plan).toMatchObject({ changed: 100, heldBack: 100 });
+    expect(holding('partly')).toBe(1100);
+    // The 1,000 it wrote are still written, 100 failed, 100 still unknown:
+    // changed = written + failed + heldBackAtPush + outcomeUnknown.
+    expect(await figures()).toMatchObject({
+      changed: 1200,
+      written: 1000,
+      failed: 100,
+      heldBackAtPush: 0,
+      outcomeUnknown: 100,
+      outcomesResolvedBy: next,
+    });
+    expect(await ledger(dead)).toEqual([{ status: 'sent', n: 100 }]);
+
+    // A later plan resolves the rest: added once, the first 100 not counted again.
+    await outlastCallTimeLimit(env, dead);
+    const last = await env.newRun();
+    expect((await runWriteback(deps, { runId: last, task: 'Lead-insert' })).plan).toMatchObject({
+      changed: 100,
+      heldBack: 0,
+    });
+    expect(holding('partly')).toBe(1200);
+    expect(await figures()).toMatchObject({
+      changed: 1200,
+      written: 1000,
+      failed: 200,
+      heldBackAtPush: 0,
+      outcomeUnknown: 0,
+      outcomesResolvedBy: last,
+    });
+    expect(await ledger(dead)).toEqual([]);
+  });
+
   it('still refuses the keys while their call may be running, or while their run is', async () => {
     await source('young', 2);
     const deps = env.deps({ writeback: [insert] });
