@@ -156,7 +156,10 @@ export const SalesforceExtractLoaded = z.strictObject({
   /** Rows removed (deletes `remove`) or flagged (deletes `flag`). */
   deleted: z.number().int().nonnegative(),
   api: SalesforceReadApi,
-  /** Salesforce API calls this task made, over all its steps (polls included). */
+  /**
+   * Salesforce API calls this task made in the run, over all its steps (polls included) and their
+   * attempts (retried ones, failed ones): the run's `summary.extract.<task>.apiCalls`.
+   */
   apiCalls: z.number().int().nonnegative(),
   /** Whether this was a full read (override, `mode: 'full'`, first run, or new columns). */
   full: z.boolean(),
@@ -181,7 +184,10 @@ export const SalesforceExtractPending = z.strictObject({
   full: z.boolean(),
   /** Rows the COUNT() announced. */
   expectedRows: z.number().int().nonnegative(),
-  /** Salesforce API calls this task made so far. */
+  /**
+   * Salesforce API calls this task made so far, as the run's summary holds them (each step adds
+   * its own there: the check step does not add this figure again).
+   */
   apiCalls: z.number().int().nonnegative(),
 });
 export type SalesforceExtractPending = z.infer<typeof SalesforceExtractPending>;
@@ -464,6 +470,11 @@ export const ReportOutput = z.strictObject({
    * also when it failed, which its own output then cannot say.
    */
   prepare: z.strictObject({ apiCalls: z.number().int().nonnegative() }).optional(),
+  /**
+   * Each Salesforce extract task's calls over all its steps and attempts, by task, when it made
+   * any: recorded also when a step failed, which has no output to say them.
+   */
+  extract: z.record(z.string(), z.strictObject({ apiCalls: z.number().int().nonnegative() })).optional(),
 });
 export type ReportOutput = z.infer<typeof ReportOutput>;
 

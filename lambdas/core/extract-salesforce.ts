@@ -49,7 +49,7 @@ import type { SalesforceConnector, SalesforceObjectDescribe } from '../connector
 import { DEFAULT_BULK_RESULT_PAGE_RECORDS } from '../connectors/salesforce/constants';
 import { bulkPollDelaySeconds } from '../connectors/salesforce/poll';
 import { TerminalError } from '../shared/errors';
-import type { Logger } from '../shared/logging';
+import { recordAfter, type Logger } from '../shared/logging';
 import {
   SalesforceExtractCheckInput,
   SalesforceExtractInput,
@@ -71,6 +71,7 @@ import {
   tableColumns,
   tableHasRows,
 } from './run-state';
+import { addRunApiCalls } from './writeback/state';
 import {
   DELETED_FIELD,
   ID_FIELD,
@@ -140,6 +141,66 @@ function contextOf(deps: CoreDeps, runId: string, taskName: string): TaskContext
   return { task, schema, table, logger: deps.logger.child({ runId, task: task.name }) };
 }
 
+/**
+ * The Salesforce calls of one invocation of an extract step (the start or a check), and how many
+ * of them the run's summary holds. Every invocation adds its own calls to the task's figure,
+ * `summary.extract.<task>.apiCalls` ({@link addRunApiCalls}), once, whatever it answers: a pending
+ * Bulk job (before answering), a load (in the load's transaction), or an error. So the figure is
+ * what the task spent over all its steps and their attempts: a retried step adds its calls to
+ * those of the attempts before it, and nothing is carried from one step to the next to be counted
+ * twice.
+ */
+interface ExtractApiCalls {
+  /** Calls this invocation made that the run's summary does not hold yet. */
+  unrecorded(): number;
+  /** Marks `calls` of them as held by the summary, once the transaction that added them committed. */
+  recorded(calls: number): void;
+  /** Adds the calls not recorded yet to the task's, in a transaction of its own; answers the task's total. */
+  record(): Promise<number>;
+}
+
+/**
+ * Runs an extract step's `work` with its {@link ExtractApiCalls}, then records the calls the work
+ * left unrecorded whether it ended or failed ({@link recordAfter}, as Prepare and the write-back
+ * steps do): an extract that fails, a Bulk job that ended Failed say, still spent its create and
+ * polls. When the work failed and the record fails too (PostgreSQL down), the work's own error is
+ * the one thrown, and the calls that could not be recorded are logged as an error.
+ */
+async function withExtractApiCalls<T>(
+  deps: CoreDeps,
+  ctx: TaskContext,
+  runId: string,
+  sf: SalesforceConnector,
+  step: 'extract' | 'check',
+  work: (calls: ExtractApiCalls) => Promise<T>,
+): Promise<T> {
+  const path = ['extract', ctx.task.name];
+  let recordedUpTo = sf.apiCalls;
+  const calls: ExtractApiCalls = {
+    unrecorded: () => sf.apiCalls - recordedUpTo,
+    recorded: (n) => {
+      recordedUpTo += n;
+    },
+    record: async () => {
+      const spent = calls.unrecorded();
+      const total = await withTransaction(deps.pg, (client) => addRunApiCalls(client, runId, path, spent));
+      calls.recorded(spent);
+      return total;
+    },
+  };
+  let spent = 0;
+  return recordAfter(
+    ctx.logger,
+    () => work(calls),
+    async () => {
+      spent = calls.unrecorded();
+      if (spent > 0) await calls.record();
+    },
+    () =>
+      `the ${spent} Salesforce API call${spent === 1 ? '' : 's'} of the ${step === 'extract' ? 'extract' : "extract's check"} step (roundtrip.runs summary.extract.${ctx.task.name}.apiCalls of run ${runId})`,
+  );
+}
+
 /** Loads a CSV stream of the task's fields: the one transaction described in the module comment. */
 async function loadRows(
   deps: CoreDeps,
@@ -150,7 +211,8 @@ async function loadRows(
     full: boolean;
     api: SalesforceReadApi;
     source: () => Readable;
-    apiCalls: () => number;
+    /** The step's calls: those not recorded yet are added to the task's in the load's transaction. */
+    calls: ExtractApiCalls;
     /** The Bulk query job read, marked loaded in the same transaction. */
     jobId?: string;
     /**
@@ -164,7 +226,7 @@ async function loadRows(
   const { task, schema, table, logger } = ctx;
   const deletes = { mode: task.deletes, flagColumn: DELETED_FIELD } as const;
   const ms = (from: number): number => deps.clock.now().getTime() - from;
-  return withTransaction(deps.pg, async (client) => {
+  const { result, recordedCalls } = await withTransaction(deps.pg, async (client) => {
     const started = deps.clock.now().getTime();
     const evolved = await ensureTable(client, {
       schema,
@@ -264,7 +326,11 @@ async function loadRows(
     });
     await dropStagingTable(client, schema, copied.staging);
     if (load.jobId !== undefined) await markExtractJobLoaded(client, load.runId, task.name, load.jobId);
-    const result: SalesforceExtractLoaded = {
+    // The read is over (the COPY consumed it): this step's calls join those of the task's earlier
+    // steps and attempts, in the load's transaction, so that a load and its calls commit together.
+    const spent = load.calls.unrecorded();
+    const apiCalls = await addRunApiCalls(client, load.runId, ['extract', task.name], spent);
+    const loaded: SalesforceExtractLoaded = {
       status: 'loaded',
       runId: load.runId,
       task: task.name,
@@ -273,13 +339,13 @@ async function loadRows(
       updated: merged.updated,
       deleted,
       api: load.api,
-      apiCalls: load.apiCalls(),
+      apiCalls,
       full: load.full,
       watermark: state.watermark?.toISOString() ?? null,
     };
     await recordTaskResult(client, load.runId, task.name, {
       kind: 'salesforce',
-      ...result,
+      ...loaded,
       unchanged: merged.unchanged,
       addedColumns: evolved.added,
       copyMs,
@@ -287,29 +353,27 @@ async function loadRows(
     });
     logger.info('Salesforce extract loaded', {
       table: `${schema}.${table}`,
-      rows: result.rows,
-      inserted: result.inserted,
-      updated: result.updated,
+      rows: loaded.rows,
+      inserted: loaded.inserted,
+      updated: loaded.updated,
       unchanged: merged.unchanged,
       deleted,
       api: load.api,
-      apiCalls: result.apiCalls,
+      apiCalls,
       full: load.full,
-      watermark: result.watermark,
+      watermark: loaded.watermark,
       addedColumns: evolved.added,
       // COPY (the read streamed in), then merge with the deletes of a full read.
       copyMs,
       mergeMs,
       totalMs: ms(started),
     });
-    return result;
+    return { result: loaded, recordedCalls: spent };
   });
+  load.calls.recorded(recordedCalls);
+  return result;
 }
 
-/**
- * The extract step: plans the read, counts, and either loads the rows over REST (answering
- * `loaded`) or creates a Bulk query job (answering `bulk-pending`).
- */
 /**
  * What a task's rows are read with, as stored beside its watermark: when it changes (a widened or
  * narrowed `where`, another `deletes`), the rows already loaded may not be those the task selects
@@ -319,6 +383,12 @@ export function readScopeOf(task: SalesforceExtractTask): string {
   return JSON.stringify({ object: task.object, where: task.where ?? null, deletes: task.deletes });
 }
 
+/**
+ * The extract step: plans the read, counts, and either loads the rows over REST (answering
+ * `loaded`) or creates a Bulk query job (answering `bulk-pending`). Its Salesforce calls are added
+ * to the task's in the run's summary, also when it fails ({@link withExtractApiCalls}); either
+ * answer's `apiCalls` is the task's total so far.
+ */
 export async function extractSalesforce(
   event: SalesforceExtractInput,
   deps: CoreDeps,
@@ -326,9 +396,22 @@ export async function extractSalesforce(
 ): Promise<SalesforceExtractOutput> {
   const input = parseStepInput('ExtractSalesforce', SalesforceExtractInput, event);
   const ctx = contextOf(deps, input.runId, input.task);
+  const sf = await salesforceOf(deps, `Extract task ${ctx.task.name}`);
+  return withExtractApiCalls(deps, ctx, input.runId, sf, 'extract', (calls) =>
+    startExtract(deps, ctx, input, sf, calls, options),
+  );
+}
+
+/** The extract step's work, once signed in ({@link extractSalesforce}). */
+async function startExtract(
+  deps: CoreDeps,
+  ctx: TaskContext,
+  input: { runId: string; full: boolean },
+  sf: SalesforceConnector,
+  calls: ExtractApiCalls,
+  options: SalesforceExtractOptions,
+): Promise<SalesforceExtractOutput> {
   const { task, schema, table, logger } = ctx;
-  const sf = await salesforceOf(deps, `Extract task ${task.name}`);
-  const callsBefore = sf.apiCalls;
   const describe = await describeTaskObject(
     sf,
     task.object,
@@ -402,7 +485,7 @@ export async function extractSalesforce(
       waitSeconds: bulkPollDelaySeconds(0),
       full: checkpoint.full,
       expectedRows: checkpoint.expectedRows,
-      apiCalls: sf.apiCalls - callsBefore,
+      apiCalls: await calls.record(),
     };
     logger.info('Salesforce Bulk query job re-attached', {
       jobId: checkpoint.jobId,
@@ -442,7 +525,7 @@ export async function extractSalesforce(
           includeDeleted: plan.includeDeleted,
           batchSize: options.restBatchSize ?? REST_QUERY_PAGE_ROWS,
         }),
-      apiCalls: () => sf.apiCalls - callsBefore,
+      calls,
       readStartedAt: countedAt,
     });
   }
@@ -483,7 +566,7 @@ export async function extractSalesforce(
     waitSeconds: bulkPollDelaySeconds(0),
     full,
     expectedRows: rows,
-    apiCalls: sf.apiCalls - callsBefore,
+    apiCalls: await calls.record(),
   };
   logger.info('Salesforce Bulk query job pending', { jobId, waitSeconds: pending.waitSeconds });
   return pending;
@@ -493,7 +576,8 @@ export async function extractSalesforce(
  * The check step of a Bulk read: polls the job once. Still running: `bulk-pending` with the next
  * wait. Complete: streams the results page by page (by locator) into the load and answers
  * `loaded`. Failed or aborted: TerminalError with Salesforce's reason. A retried check works on
- * the same job id, so it re-attaches instead of starting another job.
+ * the same job id, so it re-attaches instead of starting another job. Its calls are added to the
+ * task's as the start's are (the input's `apiCalls` is not added again: it was recorded).
  */
 export async function checkSalesforceExtract(
   event: SalesforceExtractCheckInput,
@@ -502,9 +586,22 @@ export async function checkSalesforceExtract(
 ): Promise<SalesforceExtractOutput> {
   const pending = parseStepInput('CheckSalesforceExtract', SalesforceExtractCheckInput, event);
   const ctx = contextOf(deps, pending.runId, pending.task);
+  const sf: SalesforceConnector = await salesforceOf(deps, `Extract task ${ctx.task.name}`);
+  return withExtractApiCalls(deps, ctx, pending.runId, sf, 'check', (calls) =>
+    checkExtract(deps, ctx, pending, sf, calls, options),
+  );
+}
+
+/** The check step's work, once signed in ({@link checkSalesforceExtract}). */
+async function checkExtract(
+  deps: CoreDeps,
+  ctx: TaskContext,
+  pending: SalesforceExtractPending,
+  sf: SalesforceConnector,
+  calls: ExtractApiCalls,
+  options: SalesforceExtractOptions,
+): Promise<SalesforceExtractOutput> {
   const { task, logger } = ctx;
-  const sf: SalesforceConnector = await salesforceOf(deps, `Extract task ${task.name}`);
-  const callsBefore = sf.apiCalls;
   const job = await sf.getBulkQueryJob(pending.jobId);
   const poll = pending.attempt + 1;
   logger.debug('Salesforce Bulk query job polled', { jobId: job.id, state: job.state, poll });
@@ -531,7 +628,7 @@ export async function checkSalesforceExtract(
       ...pending,
       attempt: poll,
       waitSeconds: bulkPollDelaySeconds(poll),
-      apiCalls: pending.apiCalls + (sf.apiCalls - callsBefore),
+      apiCalls: await calls.record(),
     };
   }
 
@@ -552,7 +649,7 @@ export async function checkSalesforceExtract(
         maxRecords: options.bulkResultPageRecords ?? DEFAULT_BULK_RESULT_PAGE_RECORDS,
         pageAttempts: options.bulkResultPageAttempts ?? 3,
       }),
-    apiCalls: () => pending.apiCalls + (sf.apiCalls - callsBefore),
+    calls,
     jobId: pending.jobId,
     ...(job.createdDate ? { readStartedAt: job.createdDate } : {}),
   });

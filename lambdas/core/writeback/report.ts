@@ -264,12 +264,22 @@ export async function reportRun(
     deps.logger.info('Run reported', { runId: input.runId, status, ...(reason ? { reason } : {}) });
     // Prepare's calls, recorded whether it succeeded or failed (a failed one has no output to say them).
     const prepareCalls = num((summary.prepare as Record<string, unknown> | undefined)?.apiCalls);
+    // Each Salesforce extract's, likewise: a step that failed (a Bulk job that ended Failed) spent
+    // its calls and recorded them, and has no output to say them. (An Athena extract's are
+    // Athena's, not Salesforce's.)
+    const extracted = (summary.extract ?? {}) as Record<string, Record<string, unknown> | undefined>;
+    const extract: Record<string, { apiCalls: number }> = {};
+    for (const task of deps.config.extract) {
+      const calls = task.from === 'salesforce' ? num(extracted[task.name]?.apiCalls) : 0;
+      if (calls > 0) extract[task.name] = { apiCalls: calls };
+    }
     const reported: ReportOutput = {
       runId: input.runId,
       status,
       ...(reason ? { reason } : {}),
       writeback,
       ...(prepareCalls > 0 ? { prepare: { apiCalls: prepareCalls } } : {}),
+      ...(Object.keys(extract).length > 0 ? { extract } : {}),
     };
     return reported;
   });
