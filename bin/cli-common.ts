@@ -181,12 +181,14 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
         const calls = numberAt(out, 'apiCalls') + numberAt(out, 's3Reads');
         if (rows) rowsByTask.set(task, rows);
         if (calls) callsByTask.set(task, calls);
-        // A write-back step reports its task's calls so far (plan, pushes and collects together);
-        // the Report step's output carries each write-back task's final figure, and Prepare's:
-        // what a step that failed spent too (it records its calls also then, but has no output).
-        const writeback = (out as { writeback?: unknown } | null)?.writeback;
-        if (writeback !== null && typeof writeback === 'object') {
-          for (const [name, figures] of Object.entries(writeback)) {
+        // A write-back step reports its task's calls so far (plan, pushes and collects together),
+        // a Salesforce extract's step its task's (start, polls, load and the attempts before);
+        // the Report step's output carries each such task's final figure, and Prepare's: what a
+        // step that failed spent too (it records its calls also then, but has no output).
+        for (const key of ['writeback', 'extract'] as const) {
+          const figuresByTask = (out as Record<string, unknown> | null)?.[key];
+          if (figuresByTask === null || typeof figuresByTask !== 'object') continue;
+          for (const [name, figures] of Object.entries(figuresByTask)) {
             const n = numberAt(figures, 'apiCalls');
             if (n) callsByTask.set(name, n);
           }

@@ -36,7 +36,7 @@ export const METRIC_NAMES = {
   rowsHeldBack: 'RowsHeldBack',
   /** Records Salesforce refused. */
   recordsFailed: 'RecordsFailed',
-  /** Salesforce API calls (extracts, and the write-back totals of the report). */
+  /** Salesforce API calls (Prepare's, and each Salesforce extract's and write-back's total from the report). */
   salesforceApiCalls: 'SalesforceApiCalls',
   /** Athena API calls of the Athena loads. */
   athenaApiCalls: 'AthenaApiCalls',
@@ -83,16 +83,17 @@ function task(output: Record<string, unknown>): string | undefined {
 export function measureStepOutput(output: unknown): StepMeasurement[] {
   if (!isRecord(output)) return [];
   const status = output.status;
-  // Salesforce extract / check, Athena load: `loaded`.
+  // Salesforce extract / check, Athena load: `loaded`. A Salesforce extract's calls are measured
+  // from the report, as the write-back's: a task whose step failed spent calls too, and has no
+  // `loaded` to say them.
   if (status === 'loaded') {
-    const apiCalls = count(output.apiCalls);
     const isAthena = typeof output.queryExecutionId === 'string';
     return [
       {
         ...(task(output) ? { task: task(output) } : {}),
         values: {
           rowsRead: count(output.rows),
-          ...(isAthena ? { athenaApiCalls: apiCalls } : { salesforceApiCalls: apiCalls }),
+          ...(isAthena ? { athenaApiCalls: count(output.apiCalls) } : {}),
         },
       },
     ];
@@ -126,9 +127,11 @@ export function measureStepOutput(output: unknown): StepMeasurement[] {
     const apiCalls = count(output.apiCalls);
     return apiCalls === undefined ? [] : [{ values: { salesforceApiCalls: apiCalls } }];
   }
-  // Report: the write-back API calls of the run, per task.
+  // Report: the Salesforce extract and write-back API calls of the run, per task (those of steps
+  // that failed included).
   if ((status === 'succeeded' || status === 'failed') && isRecord(output.writeback)) {
-    return Object.entries(output.writeback).flatMap(([name, summary]) =>
+    const extract = isRecord(output.extract) ? output.extract : {};
+    return [...Object.entries(extract), ...Object.entries(output.writeback)].flatMap(([name, summary]) =>
       isRecord(summary) ? [{ task: name, values: { salesforceApiCalls: count(summary.apiCalls) } }] : [],
     );
   }

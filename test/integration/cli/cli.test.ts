@@ -359,6 +359,45 @@ describe('the roundtrip CLI', () => {
     expect(planned.stderr).toContain(refusal);
   });
 
+  it('counts the calls of an extract whose Bulk job failed in the progress, the summary and status', async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
+    const bulk = path.join(dir, 'bulk-failed.config.json');
+    await writeFile(
+      bulk,
+      JSON.stringify({
+        ...config,
+        // A name of its own, as above; a Bulk read whatever the count.
+        extract: config.extract.map((task) =>
+          task.from === 'salesforce' ? { ...task, name: 'Lead-bulk', bulkThreshold: 1 } : task,
+        ),
+      }),
+    );
+    env.salesforce.faults.set({ failNextBulkJob: 'InvalidBatch : Field name not found : Nope__c' });
+    let planned: Awaited<ReturnType<typeof cli>>;
+    try {
+      planned = await cli(['plan', ...connection.slice(2), '--config', bulk, '--json']);
+    } finally {
+      env.salesforce.faults.clear();
+    }
+    expect(planned.code).toBe(1);
+    expect(planned.stderr).toMatch(
+      /✗ Lead-bulk.*: Salesforce Bulk query job 750\w+ of extract task Lead-bulk ended Failed: InvalidBatch : Field name not found : Nope__c/,
+    );
+    const summary = lastJsonLine(planned.stdout) as {
+      runId: string;
+      tasks: { task: string; kind: string; apiCalls: number }[];
+    };
+    // Its describe, COUNT(), the job's creation and a poll at least: recorded by the step that failed.
+    expect(summary.tasks.find((t) => t.task === 'Lead-bulk')?.apiCalls).toBeGreaterThanOrEqual(4);
+    const total = summary.tasks.reduce((n, t) => n + t.apiCalls, 0);
+    expect(planned.stderr).toMatch(
+      new RegExp(`✓ Report failure {2}\\(so far: [\\d,]+ rows loaded, ${total} API calls\\)`),
+    );
+    const status = await cli(['status', ...connection.slice(2), '--config', bulk, '--json']);
+    const listed = lastJsonLine(status.stdout) as { runs: { runId: string; apiCalls: number }[] };
+    expect(listed.runs.find((r) => r.runId === summary.runId)?.apiCalls).toBe(total);
+  });
+
   it('plans without sending anything, the summary as the last JSON line', async () => {
     const writesBefore = env.salesforce.calls.writes().length;
     const result = await cli(['plan', ...connection, '--json']);

@@ -123,6 +123,49 @@ describe('progressPrinter', () => {
     ]);
   });
 
+  it('counts the calls of a Salesforce extract whose check failed once, from the Report, beside those it reported', () => {
+    const lines: string[] = [];
+    const print = progressPrinter((line) => lines.push(line));
+    print({ type: 'exited', state: 'Prepare', stateType: 'Task', output: { runId: 'r', apiCalls: 2 } });
+    // The start and three polls answered bulk-pending, each with the task's calls so far.
+    print({
+      type: 'exited',
+      state: 'Lead extract',
+      stateType: 'Task',
+      output: { status: 'bulk-pending', task: 'Lead', apiCalls: 3 },
+    });
+    print({
+      type: 'exited',
+      state: 'Lead check',
+      stateType: 'Task',
+      output: { status: 'bulk-pending', task: 'Lead', apiCalls: 6 },
+    });
+    print({
+      type: 'failed',
+      state: 'Lead check',
+      stateType: 'Task',
+      error: {
+        name: 'TerminalError',
+        cause: 'Salesforce Bulk query job 750x of extract task Lead ended Failed',
+      },
+    });
+    print({
+      type: 'exited',
+      state: 'Report failure',
+      stateType: 'Task',
+      output: {
+        runId: 'r',
+        status: 'failed',
+        writeback: {},
+        prepare: { apiCalls: 2 },
+        extract: { Lead: { apiCalls: 7 } },
+      },
+    });
+    expect(lines.filter((l) => l.includes('so far')).at(-1)).toBe(
+      '  ✓ Report failure  (so far: 0 rows loaded, 9 API calls)',
+    );
+  });
+
   it("names a retried step's error once, and a different error in full", () => {
     const lines: string[] = [];
     const print = progressPrinter((line) => lines.push(line));

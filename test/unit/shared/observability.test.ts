@@ -10,10 +10,10 @@ import {
 } from '../../../lambdas/shared/observability';
 
 describe('measureStepOutput', () => {
-  it('reads rows and Salesforce API calls from a loaded Salesforce extract', () => {
+  it('reads rows from a loaded Salesforce extract, not its API calls (the report says them)', () => {
     expect(
       measureStepOutput({ status: 'loaded', task: 'Lead', rows: 120, apiCalls: 3, api: 'rest' }),
-    ).toEqual([{ task: 'Lead', values: { rowsRead: 120, salesforceApiCalls: 3 } }]);
+    ).toEqual([{ task: 'Lead', values: { rowsRead: 120 } }]);
   });
 
   it('counts the API calls of an Athena load as Athena calls', () => {
@@ -35,6 +35,20 @@ describe('measureStepOutput', () => {
     expect(
       measureStepOutput({ status: 'collected', task: 'Lead-insert', succeeded: 5, failed: 0, heldBack: 3 }),
     ).toEqual([{ task: 'Lead-insert', values: { rowsWritten: 5, recordsFailed: 0, rowsHeldBack: 3 } }]);
+  });
+
+  it('reads the API calls of each Salesforce extract from the report, those of a failed one included', () => {
+    expect(
+      measureStepOutput({
+        runId: 'r',
+        status: 'failed',
+        writeback: {},
+        extract: { Lead: { apiCalls: 7 }, Contact: { apiCalls: 3 } },
+      }),
+    ).toEqual([
+      { task: 'Lead', values: { salesforceApiCalls: 7 } },
+      { task: 'Contact', values: { salesforceApiCalls: 3 } },
+    ]);
   });
 
   it('reads the write-back API calls of each task from the report', () => {
@@ -148,7 +162,8 @@ describe('instrumentStep', () => {
     );
     const output = await handler({ runId: 'run-1', task: 'Lead' });
     expect(output).toEqual({ status: 'loaded', task: 'Lead', rows: 5, apiCalls: 2 });
-    expect(fake.calls).toEqual(['coldStart', 'metric RowsRead=5', 'metric SalesforceApiCalls=2', 'publish']);
+    // A Salesforce extract's API calls are the report's to measure (a failed step's included).
+    expect(fake.calls).toEqual(['coldStart', 'metric RowsRead=5', 'publish']);
     expect(fake.logged[0]).toMatchObject({
       message: 'Step finished',
       attributes: { step: 'ExtractSalesforce', runId: 'run-1', task: 'Lead' },
