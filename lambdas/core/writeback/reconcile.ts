@@ -24,7 +24,7 @@ import type { Logger } from '../../shared/logging';
 import type { CoreDeps } from '../deps';
 import { collectJob, finishedJob } from './bulk-results';
 import { ifTaskLockFree } from './lock';
-import { ledgerOutcomes, pruneResolvedDetails } from './report';
+import { ledgerOutcomes, pruneResolvedDetails, recountFromLedger } from './report';
 import { heldBackFigures, mergeRunSummary } from './state';
 import { holdsMoreThanDouble } from './numbers';
 import type { WritebackMapping } from './plan';
@@ -784,20 +784,24 @@ async function refreshEndedRunIn(
     [endedRunId, taskName],
   );
   if (rows[0]?.has === true) {
-    const outcomes = await ledgerOutcomes(client, endedRunId, taskName);
     const stored = rows[0].figures ?? undefined;
-    // A pruned run's ledger keeps its `sent` rows only, and the rows resolved since its figures
-    // were last stored (each recount deletes them with pruneResolvedDetails, below, in the same
-    // transaction): those are added to its stored figures, never counted twice; its held-back
-    // count stays as reported. Another run's ledger holds every row: counted again.
-    const pruned = rows[0].pruned === true;
-    await mergeRunSummary(client, endedRunId, ['writeback', taskName], {
-      written: outcomes.succeeded + (pruned ? storedCount(stored?.written) : 0),
-      failed: outcomes.failed + (pruned ? storedCount(stored?.failed) : 0),
-      ...heldBackFigures(stored, pruned ? storedCount(stored?.heldBackAtPush) : outcomes.heldBack),
-      outcomeUnknown: outcomes.sent,
-      outcomesResolvedBy: byRunId,
-    });
+    if (rows[0].pruned === true) {
+      // A pruned run's ledger keeps its `sent` rows only, and the rows resolved since its figures
+      // were last stored (each recount deletes them with pruneResolvedDetails, below, in the same
+      // transaction; the prune itself counted those it found, pruneRunDetails): those are added
+      // to its stored figures, never counted twice; its held-back count stays as reported.
+      const outcomes = await ledgerOutcomes(client, endedRunId, taskName);
+      await mergeRunSummary(client, endedRunId, ['writeback', taskName], {
+        written: outcomes.succeeded + storedCount(stored?.written),
+        failed: outcomes.failed + storedCount(stored?.failed),
+        ...heldBackFigures(stored, storedCount(stored?.heldBackAtPush)),
+        outcomeUnknown: outcomes.sent,
+        outcomesResolvedBy: byRunId,
+      });
+    } else {
+      // Another run's ledger holds every row: counted again.
+      await recountFromLedger(client, endedRunId, taskName, stored, { outcomesResolvedBy: byRunId });
+    }
   }
   if (rows[0]?.pruned === true) await pruneResolvedDetails(client, endedRunId, taskName);
 }

@@ -72,6 +72,26 @@ export async function pruneRunDetails(
   now: Date,
 ): Promise<PrunedDetails> {
   const cutoff = new Date(now.getTime() - days * 86_400_000);
+  // Each task's figures counted once more from the whole ledger before it is cut down: a later
+  // plan that resolved some of the run's `sent` rows (reconcile.ts) counts them in a transaction
+  // of its own after resolving them, and a prune in between would delete them uncounted (a pruned
+  // run's recount adds only the resolved rows its ledger still holds).
+  const { rows: due } = await client.query<{
+    run_id: string;
+    task: string;
+    figures: Record<string, unknown>;
+  }>(
+    `SELECT r.run_id, w.key AS task, w.value AS figures
+       FROM roundtrip.runs r,
+            jsonb_each(CASE WHEN jsonb_typeof(r.summary->'writeback') = 'object' THEN r.summary->'writeback' ELSE '{}' END) AS w
+      WHERE r.pipeline = $2 AND r.finished_at < $1 AND r.status <> 'running'
+        AND NOT coalesce(r.summary ? 'detailsPrunedAt', false)
+        AND jsonb_typeof(w.value) = 'object' AND w.value ? 'outcomeUnknown'
+      ORDER BY r.run_id, w.key
+        FOR UPDATE OF r`,
+    [cutoff, pipeline],
+  );
+  for (const d of due) await recountFromLedger(client, d.run_id, d.task, d.figures);
   const { rows } = await client.query<{ runs: string; pages: string; ledger: string; errors: string }>(
     `WITH old AS (
        UPDATE roundtrip.runs
@@ -115,6 +135,28 @@ export async function pruneResolvedDetails(client: PoolClient, runId: string, ta
     `DELETE FROM roundtrip.writeback_errors e WHERE e.run_id = $1 AND e.task = $2 AND NOT ${KEPT_ERROR}`,
     [runId, task],
   );
+}
+
+/**
+ * A task's figures in a run's summary (`written`, `failed`, the held-back figures, `outcomeUnknown`)
+ * counted again from its ledger, which must hold every row of the run (not pruned): `stored` is
+ * the task's summary as it was, `also` more keys to store with them.
+ */
+export async function recountFromLedger(
+  client: PoolClient,
+  runId: string,
+  task: string,
+  stored: Record<string, unknown> | undefined,
+  also: Record<string, unknown> = {},
+): Promise<void> {
+  const outcomes = await ledgerOutcomes(client, runId, task);
+  await mergeRunSummary(client, runId, ['writeback', task], {
+    written: outcomes.succeeded,
+    failed: outcomes.failed,
+    ...heldBackFigures(stored, outcomes.heldBack),
+    outcomeUnknown: outcomes.sent,
+    ...also,
+  });
 }
 
 /**

@@ -188,13 +188,22 @@ describe('inserts left without an outcome by runs that ended', () => {
     expect(await errorsOf(env, dead)).toEqual([]);
   });
 
-  it("keeps a pruned run's figures whole when it resolves the records it left sent: what it wrote stays written", async () => {
+  /**
+   * An insert run that ended with 1,200 records planned: the first call (1,000) answered and
+   * recorded, the second (200) sent and lost; reported, and past Salesforce's call time limit.
+   */
+  async function partlyWrittenRun(prefix: string): Promise<{
+    deps: CoreDeps;
+    dead: string;
+    figures: () => Promise<Record<string, unknown>>;
+  }> {
     // 1,200 records: the first call (1,000) is answered and recorded, the second (200) is sent and
     // lost. The run ends, and its report counts what its ledger holds. (Scores below 100: the
     // field takes 3 digits.)
     await env.pool.query('DELETE FROM lead_src');
     await env.pool.query(
-      `INSERT INTO lead_src SELECT 'partly-' || i, 'Ended ' || i, 'Initech', i % 100 FROM generate_series(1, 1200) AS i`,
+      `INSERT INTO lead_src SELECT $1 || '-' || i, 'Ended ' || i, 'Initech', i % 100 FROM generate_series(1, 1200) AS i`,
+      [prefix],
     );
     const deps = env.deps({ writeback: [insert] });
     const dead = await env.newRun();
@@ -223,7 +232,12 @@ describe('inserts left without an outcome by runs that ended', () => {
         )
       ).rows[0]?.s as Record<string, unknown>;
     expect(await figures()).toMatchObject({ changed: 1200, written: 1000, failed: 0, outcomeUnknown: 200 });
-    expect(holding('partly')).toBe(1000);
+    expect(holding(prefix)).toBe(1000);
+    return { deps, dead, figures };
+  }
+
+  it("keeps a pruned run's figures whole when it resolves the records it left sent: what it wrote stays written", async () => {
+    const { deps, dead, figures } = await partlyWrittenRun('partly');
 
     // Its details are pruned: the ledger keeps the 200 rows left `sent` only.
     await withTransaction(env.pool, (client) =>
@@ -271,6 +285,29 @@ describe('inserts left without an outcome by runs that ended', () => {
       outcomesResolvedBy: last,
     });
     expect(await ledger(dead)).toEqual([]);
+  });
+
+  it('counts, as it prunes a run, what a later plan resolved and had not counted yet', async () => {
+    const { dead, figures } = await partlyWrittenRun('pruning');
+    // A later plan's resolution committed (100 of the 200 found never created: released, failed in
+    // that run), and its recount of the run not yet, when a report prunes the run.
+    await env.pool.query(
+      `UPDATE roundtrip.writeback_plans SET status = 'failed', updated_at = now()
+        WHERE run_id = $1 AND seq IN (SELECT seq FROM roundtrip.writeback_plans WHERE run_id = $1 AND status = 'sent' ORDER BY seq LIMIT 100)`,
+      [dead],
+    );
+    await withTransaction(env.pool, (client) =>
+      pruneRunDetails(client, 'wb-test', 0, new Date(Date.now() + 1000)),
+    );
+    // Counted before they were deleted: changed = written + failed + heldBackAtPush + outcomeUnknown.
+    expect(await figures()).toMatchObject({
+      changed: 1200,
+      written: 1000,
+      failed: 100,
+      heldBackAtPush: 0,
+      outcomeUnknown: 100,
+    });
+    expect(await ledger(dead)).toEqual([{ status: 'sent', n: 100 }]);
   });
 
   it('still refuses the keys while their call may be running, or while their run is', async () => {
