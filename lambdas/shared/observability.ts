@@ -122,18 +122,18 @@ export function measureStepOutput(output: unknown): StepMeasurement[] {
       },
     ];
   }
-  // Prepare: the Salesforce calls it made to forecast the run (no task made them).
-  if (typeof output.pipeline === 'string' && isRecord(output.forecast)) {
-    const apiCalls = count(output.apiCalls);
-    return apiCalls === undefined ? [] : [{ values: { salesforceApiCalls: apiCalls } }];
-  }
-  // Report: the Salesforce extract and write-back API calls of the run, per task (those of steps
-  // that failed included).
+  // Report: the Salesforce API calls of the run: Prepare's (its forecast's; no task made them), and
+  // each extract's and write-back's, per task (those of steps that failed included: Prepare's
+  // own output cannot say the calls of a Prepare that failed, so it is not measured itself).
   if ((status === 'succeeded' || status === 'failed') && isRecord(output.writeback)) {
     const extract = isRecord(output.extract) ? output.extract : {};
-    return [...Object.entries(extract), ...Object.entries(output.writeback)].flatMap(([name, summary]) =>
-      isRecord(summary) ? [{ task: name, values: { salesforceApiCalls: count(summary.apiCalls) } }] : [],
-    );
+    const prepareCalls = isRecord(output.prepare) ? count(output.prepare.apiCalls) : undefined;
+    return [
+      ...(prepareCalls === undefined ? [] : [{ values: { salesforceApiCalls: prepareCalls } }]),
+      ...[...Object.entries(extract), ...Object.entries(output.writeback)].flatMap(([name, summary]) =>
+        isRecord(summary) ? [{ task: name, values: { salesforceApiCalls: count(summary.apiCalls) } }] : [],
+      ),
+    ];
   }
   return [];
 }

@@ -64,7 +64,8 @@ describe('measureStepOutput', () => {
     ]);
   });
 
-  it("reads Prepare's own Salesforce calls (its forecast's limits and counts), not the forecast", () => {
+  it("reads Prepare's own Salesforce calls (its forecast's limits and counts) from the report, a failed Prepare's included", () => {
+    // Not from Prepare's output: a Prepare that failed has none, and the report says them all.
     const prepared = {
       runId: 'r',
       pipeline: 'lead-scoring',
@@ -74,8 +75,11 @@ describe('measureStepOutput', () => {
       startedAt: '2026-11-29T00:00:00.000Z',
       forecast: { salesforceApiCalls: 9 },
     };
-    expect(measureStepOutput({ ...prepared, apiCalls: 2 })).toEqual([{ values: { salesforceApiCalls: 2 } }]);
-    expect(measureStepOutput(prepared)).toEqual([]);
+    expect(measureStepOutput({ ...prepared, apiCalls: 2 })).toEqual([]);
+    expect(
+      measureStepOutput({ runId: 'r', status: 'failed', writeback: {}, prepare: { apiCalls: 2 } }),
+    ).toEqual([{ values: { salesforceApiCalls: 2 } }]);
+    expect(measureStepOutput({ runId: 'r', status: 'succeeded', writeback: {} })).toEqual([]);
   });
 
   it('measures nothing for a pending Bulk job or an output without figures', () => {
