@@ -14,6 +14,7 @@ import type { Pool } from 'pg';
 import { loadConfig, postgresCredentialsSource, type PipelineConfig } from '../../lambdas/config';
 import type { RunInput } from '../../lambdas/core/contracts';
 import { newRunId, selectTasks } from '../../lambdas/core/prepare';
+import { ConfigError } from '../../lambdas/shared/errors';
 import { createConsoleLogger, silentLogger, type Logger } from '../../lambdas/shared/logging';
 import { createLocalSecretsProvider } from '../../lambdas/shared/secrets';
 import { loadPipelineDefinition } from '../../statemachine/local';
@@ -52,9 +53,15 @@ export const CONNECTION_OPTIONS = {
 /**
  * Loads `--config` (or roundtrip.config.ts), turning a bad file into exit code 2. Without
  * `--config` and without that file here, the error says so and how to name one, rather than
- * calling a file the user never named invalid.
+ * calling a file the user never named invalid. With `deployment`, for the commands that build the
+ * pipeline's stack (run, plan) or check it before a deploy (validate), the problems only a
+ * deployment reveals (lib/pipeline-stack.ts `deploymentIssues`, what `cdk synth` refuses) are
+ * bad input too, named by the file, before any secret or connection is needed.
  */
-export async function configFrom(values: Record<string, unknown>): Promise<PipelineConfig> {
+export async function configFrom(
+  values: Record<string, unknown>,
+  options: { deployment?: boolean } = {},
+): Promise<PipelineConfig> {
   const file = typeof values.config === 'string' ? values.config : DEFAULT_CONFIG_FILE;
   if (typeof values.config !== 'string' && !existsSync(path.resolve(file))) {
     throw new UsageError(
@@ -62,11 +69,20 @@ export async function configFrom(values: Record<string, unknown>): Promise<Pipel
         `pass --config FILE (the example pipeline is examples/lead-scoring/roundtrip.config.ts)`,
     );
   }
+  let config: PipelineConfig;
   try {
-    return await loadConfig(path.resolve(file));
+    config = await loadConfig(path.resolve(file));
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err), { showUsage: false });
   }
+  if (options.deployment) {
+    const { deploymentIssues } = await import('../../lib/pipeline-stack');
+    const issues = deploymentIssues(config);
+    if (issues.length > 0) {
+      throw new UsageError(new ConfigError(issues, path.resolve(file)).message, { showUsage: false });
+    }
+  }
+  return config;
 }
 
 /** The Athena/S3 endpoint of `--aws-endpoint`, with credentials and region from the environment. */
@@ -163,7 +179,7 @@ function runCommand(dryRun: boolean): Command {
       tasks: { type: 'string' },
       json: { type: 'boolean' },
     });
-    const config = await configFrom(values);
+    const config = await configFrom(values, { deployment: true });
     const tasks = typeof values.tasks === 'string' ? tasksFrom(config, values.tasks) : undefined;
     const input: RunInput = {
       ...(dryRun ? { dryRun: true } : {}),

@@ -76,7 +76,7 @@ export const validate: Command = async (argv) => {
     json: { type: 'boolean' },
     'no-transform': { type: 'boolean' },
   });
-  const config = await configFrom(values);
+  const config = await configFrom(values, { deployment: true });
   const results: CheckResult[] = [
     {
       check: 'config',

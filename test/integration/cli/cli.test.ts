@@ -1059,6 +1059,32 @@ describe('the roundtrip CLI', () => {
     });
   });
 
+  it('refuses, as cdk synth does, a config only a deployment rejects: exit 2, by file and path, before any secret', async () => {
+    const file = path.join(dir, 'deploy-only.config.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        name: 'deploy-only',
+        athena: { database: 'marketing', workgroup: 'analytics' },
+        postgres: { secret: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:roundtrip/postgres' },
+        extract: [{ from: 'athena', query: 'SELECT 1 AS one', table: 'ones' }],
+      }),
+    );
+    // No --secrets: the config's problems come first, not "Secret … not found".
+    for (const command of ['plan', 'run', 'validate']) {
+      const result = await cli([command, '--config', file]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`roundtrip ${command}: Invalid pipeline config ${file} (2 problems):`);
+      expect(result.stderr).toContain(
+        '  athena.outputLocation: expected the result location of workgroup "analytics"',
+      );
+      expect(result.stderr).toContain(
+        '  postgres.secret: expected the secret\'s name or its complete ARN, which ends in "-" and the six characters',
+      );
+      expect(result.stderr).not.toContain('not found');
+    }
+  });
+
   it('installs a bin that passes the exit code through', async () => {
     const bin = path.resolve(__dirname, '../../../bin/roundtrip.cjs');
     const failure = await promisify(execFile)(process.execPath, [bin, 'emulate', 'nothing']).then(
