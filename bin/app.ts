@@ -1,7 +1,8 @@
 /**
  * The CDK app (cdk.json "app"). Reads the pipeline config path from the context key
  * `roundtrip:config` (default: the lead-scoring example), validates it and builds the stack.
- * An invalid config stops synth with every problem listed.
+ * An invalid config stops synth with every problem listed, and so do the settings only a local run
+ * can use (lib/pipeline-stack.ts `laptopOnlyIssues`).
  *
  *   npx cdk synth                                   # the example
  *   npx cdk synth -c roundtrip:config=./roundtrip.config.ts
@@ -12,7 +13,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { loadConfig } from '../lambdas/config';
 import { ConfigError } from '../lambdas/shared/errors';
 import { cdkFeatureFlags } from '../lib/cdk-app';
-import { PipelineStack } from '../lib/pipeline-stack';
+import { deploymentIssues, laptopOnlyIssues, PipelineStack } from '../lib/pipeline-stack';
 
 /** The context key naming the config file, and its default. */
 export const CONFIG_CONTEXT_KEY = 'roundtrip:config';
@@ -29,6 +30,11 @@ export async function buildApp(
   const configPath = String(app.node.tryGetContext(CONFIG_CONTEXT_KEY) ?? DEFAULT_CONFIG);
   const configFile = path.resolve(configPath);
   const config = await loadConfig(configFile);
+  // What only the laptop can use (an emulator's login URL, a database without TLS): refused for
+  // AWS here, not in the stack, which the local runs also build.
+  // With the stack's own checks, so that every problem is named at once.
+  const issues = [...laptopOnlyIssues(config), ...deploymentIssues(config)];
+  if (issues.length > 0) throw new ConfigError(issues, configFile);
   const stack = new PipelineStack(app, `roundtrip-${config.name}`, {
     config,
     configFile,

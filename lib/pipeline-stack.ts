@@ -146,6 +146,36 @@ export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
   return issues;
 }
 
+/** Host names that are the machine itself: a deployed function's own sandbox, never the laptop. */
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Problems of a config that runs on a laptop but not deployed: settings the local loop needs
+ * (docs/cli.md, "Your own pipeline on this laptop") that a deployed function cannot use. A
+ * `salesforce.loginUrl` on this machine (the emulator) would be the function's own sandbox, so every
+ * sign-in fails; `postgres.ssl.mode: 'disable'` is for a server on the same host, and deployed it
+ * sends the database password in clear text (an RDS server that forces TLS refuses it at every
+ * run). Checked by `cdk synth` and `cdk deploy` only (bin/app.ts): the local runs build the same
+ * stack with these settings on purpose.
+ */
+export function laptopOnlyIssues(config: PipelineConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const loginUrl = config.salesforce?.loginUrl;
+  if (loginUrl !== undefined && LOOPBACK_HOSTS.has(new URL(loginUrl).hostname)) {
+    issues.push({
+      path: 'salesforce.loginUrl',
+      message: `expected a login URL a deployed function can reach (https://login.salesforce.com, https://test.salesforce.com or your My Domain), got ${JSON.stringify(loginUrl)}: that is this machine (the local emulator). Leave salesforce.loginUrl out to use the loginUrl of the secret ${config.salesforce?.secret ?? ''}, or set your org's`,
+    });
+  }
+  if (config.postgres.ssl.mode === 'disable') {
+    issues.push({
+      path: 'postgres.ssl.mode',
+      message: `expected "verify-full" (the default) or "require" for a deployed function, got "disable": that is for a server on the same host (the embedded server, a local container), and deployed it would send the database password in clear text. Leave postgres.ssl out, or give the database's CA bundle as postgres.ssl.caBundle`,
+    });
+  }
+  return issues;
+}
+
 /**
  * Secrets Manager appends a hyphen and six random characters to a secret's name in its ARN
  * (Secrets Manager user guide, "Secret ARN"; IAM policies match them with `-??????`).

@@ -17,6 +17,7 @@ import {
   PIPELINE_TAG,
   PipelineStack,
   deploymentIssues,
+  laptopOnlyIssues,
 } from '../../lib/pipeline-stack';
 import { PIPELINE_STEPS, STEP_KEYS, functionName, type StepKey } from '../../statemachine/definition';
 import { LAMBDA_NODE_MAJOR } from '../support/node22';
@@ -836,6 +837,56 @@ describe('PipelineStack', () => {
     await expect(buildApp(newApp({ context: { [CONFIG_CONTEXT_KEY]: file } }))).rejects.toThrow(
       `Invalid pipeline config ${file} (1 problem):\n  postgres.ssl.caBundle: expected an existing PEM file of CA certificates (a relative path is read from the config's folder), got "no-such-ca-bundle.pem" (${path.join(dir, 'no-such-ca-bundle.pem')} does not exist)`,
     );
+  });
+
+  it('refuses for AWS what only a local run can use: an emulator login URL, a database without TLS (cdk synth)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'roundtrip-app-'));
+    const file = path.join(dir, 'roundtrip.config.json');
+    // A laptop config as docs/cli.md has it, deployed as it is, with an existing workgroup
+    // whose result location is missing: every problem at once.
+    const laptop = {
+      name: 'from-laptop',
+      salesforce: { secret: 'local/salesforce', loginUrl: 'http://127.0.0.1:8443' },
+      athena: { database: 'marketing', workgroup: 'analytics' },
+      postgres: { secret: 'local/postgres', ssl: { mode: 'disable' } },
+      extract: [{ from: 'athena', query: 'SELECT 1 AS one', table: 'ones' }],
+    };
+    writeFileSync(file, JSON.stringify(laptop));
+    const error = await buildApp(newApp({ context: { [CONFIG_CONTEXT_KEY]: file } })).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toMatch(
+      new RegExp(`^Invalid pipeline config ${file} \\(3 problems\\):`),
+    );
+    expect((error as ConfigError).issues.map((i) => i.path)).toEqual([
+      'salesforce.loginUrl',
+      'postgres.ssl.mode',
+      'athena.outputLocation',
+    ]);
+    expect((error as ConfigError).message).toContain(
+      'salesforce.loginUrl: expected a login URL a deployed function can reach (https://login.salesforce.com, https://test.salesforce.com or your My Domain), got "http://127.0.0.1:8443": that is this machine (the local emulator). Leave salesforce.loginUrl out to use the loginUrl of the secret local/salesforce',
+    );
+    expect((error as ConfigError).message).toContain(
+      'postgres.ssl.mode: expected "verify-full" (the default) or "require" for a deployed function, got "disable"',
+    );
+    // The local runs build the same stack from such a config (docs/cli.md): the stack takes it.
+    const local = fullConfig();
+    const { stack } = synthPipeline({
+      ...local,
+      salesforce: { ...local.salesforce!, loginUrl: 'http://localhost:8443' },
+      postgres: { ...local.postgres, ssl: { mode: 'disable' } },
+    });
+    expect(stack.stateMachine).toBeDefined();
+    // A My Domain login URL and TLS without verification are fine deployed.
+    expect(
+      laptopOnlyIssues({
+        ...local,
+        salesforce: { ...local.salesforce!, loginUrl: 'https://acme.my.salesforce.com' },
+        postgres: { ...local.postgres, ssl: { mode: 'require' } },
+      }),
+    ).toEqual([]);
   });
 
   it('refuses an invalid config with the path of the problem', async () => {
