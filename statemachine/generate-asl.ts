@@ -1,7 +1,7 @@
 /**
  * Writes statemachine/pipeline.asl.json: the example pipeline's state machine definition, as
  * the CDK code synthesizes it, in plain ASL (statemachine/asl.ts). `npm run asl` after a change
- * to statemachine/definition.ts or the example config; test/infra/asl.test.ts fails while the
+ * to statemachine/definition.ts or the example config; test/infra/definition.test.ts fails while the
  * committed file differs from what the code generates.
  *
  *   npm run asl                  # the example config
