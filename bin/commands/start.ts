@@ -12,6 +12,7 @@ import {
   StartExecutionCommand,
   type HistoryEvent,
 } from '@aws-sdk/client-sfn';
+import { RunInput } from '../../lambdas/core/contracts';
 import { AWS_API_TIMEOUTS } from '../../lambdas/shared/aws-timeouts';
 import {
   EXIT,
@@ -103,10 +104,22 @@ export const start: Command = async (argv) => {
     );
   }
   const inputText = typeof values.input === 'string' ? values.input : '{}';
+  let input: unknown;
   try {
-    JSON.parse(inputText);
+    input = JSON.parse(inputText);
   } catch {
     throw new UsageError(`--input must be JSON, e.g. '{"dryRun": true}', got ${inputText}`);
+  }
+  // The input Prepare accepts (its task names are the deployed config's, checked there): a typo
+  // such as {"ful": true} is named here, before an execution is started only to fail in Prepare.
+  const checked = RunInput.safeParse(input);
+  if (!checked.success) {
+    const problems = checked.error.issues.map((i) =>
+      i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message,
+    );
+    throw new UsageError(
+      `--input ${inputText}: ${problems.join('; ')} (the input takes ${Object.keys(RunInput.shape).join(', ')}: docs/deploy.md, "Start a run from the console")`,
+    );
   }
   const pollMs =
     wholeNumberOption('poll-seconds', values['poll-seconds'] as string | undefined, FOLLOW_POLL_SECONDS, 1) *

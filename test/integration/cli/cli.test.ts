@@ -1057,6 +1057,18 @@ describe('the roundtrip CLI', () => {
       code: 2,
       stderr: expect.stringContaining('--state-machine-arn must be a state machine ARN'),
     });
+    // An input Prepare would refuse is refused before any execution is started (no AWS call).
+    const arn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:roundtrip-lead-scoring';
+    expect(await cli(['start', '--state-machine-arn', arn, '--input', '{"ful":true}'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining(
+        'roundtrip start: --input {"ful":true}: Unrecognized key: "ful" (the input takes dryRun, full, tasks, onOverlap',
+      ),
+    });
+    expect(await cli(['start', '--state-machine-arn', arn, '--input', '{"dryRun":"yes"}'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--input {"dryRun":"yes"}: dryRun: Invalid input: expected boolean'),
+    });
   });
 
   it('refuses, as cdk synth does, a config only a deployment rejects: exit 2, by file and path, before any secret', async () => {
