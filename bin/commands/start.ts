@@ -132,9 +132,19 @@ export const start: Command = async (argv) => {
       typeof values.name === 'string'
         ? values.name
         : `cli-${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`;
-    const started = await client.send(
-      new StartExecutionCommand({ stateMachineArn: arn, name, input: inputText }),
-    );
+    const started = await client
+      .send(new StartExecutionCommand({ stateMachineArn: arn, name, input: inputText }))
+      .catch((err: unknown) => {
+        if (err instanceof Error && err.name === 'CredentialsProviderError') {
+          throw new Error(
+            `no AWS credentials to start ${arn}: roundtrip start calls Step Functions with the credentials of the environment. ` +
+              `Set AWS_PROFILE (after aws sso login if it is an SSO profile), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; ` +
+              `aws sts get-caller-identity shows whether any are found (${err.message})`,
+            { cause: err },
+          );
+        }
+        throw err;
+      });
     const executionArn = started.executionArn;
     if (!executionArn) throw new Error('StartExecution returned no executionArn');
     note(`started ${executionArn}`);

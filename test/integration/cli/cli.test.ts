@@ -1097,6 +1097,40 @@ describe('the roundtrip CLI', () => {
     }
   });
 
+  it('says that roundtrip start found no AWS credentials, and where it looks for them', async () => {
+    const names = [
+      'AWS_ACCESS_KEY_ID',
+      'AWS_SECRET_ACCESS_KEY',
+      'AWS_SESSION_TOKEN',
+      'AWS_PROFILE',
+      'AWS_CONFIG_FILE',
+      'AWS_SHARED_CREDENTIALS_FILE',
+      'AWS_WEB_IDENTITY_TOKEN_FILE',
+      'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+      'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+      'AWS_EC2_METADATA_DISABLED',
+    ];
+    const saved = Object.fromEntries(names.map((n) => [n, process.env[n]]));
+    for (const n of names) delete process.env[n];
+    // Nowhere to find any: no files, no instance metadata.
+    process.env.AWS_CONFIG_FILE = path.join(dir, 'no-aws-config');
+    process.env.AWS_SHARED_CREDENTIALS_FILE = path.join(dir, 'no-aws-credentials');
+    process.env.AWS_EC2_METADATA_DISABLED = 'true';
+    try {
+      const arn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:roundtrip-lead-scoring';
+      const result = await cli(['start', '--state-machine-arn', arn, '--input', '{"dryRun":true}']);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        `roundtrip start: no AWS credentials to start ${arn}: roundtrip start calls Step Functions with the credentials of the environment. Set AWS_PROFILE`,
+      );
+    } finally {
+      for (const n of names) {
+        if (saved[n] === undefined) delete process.env[n];
+        else process.env[n] = saved[n];
+      }
+    }
+  });
+
   it('installs a bin that passes the exit code through', async () => {
     const bin = path.resolve(__dirname, '../../../bin/roundtrip.cjs');
     const failure = await promisify(execFile)(process.execPath, [bin, 'emulate', 'nothing']).then(
