@@ -157,14 +157,18 @@ const PREPARE_STATE = 'Prepare';
  * failed, API calls),
  * with the run's totals so far. A task's steps report cumulative API calls (a Bulk extract's
  * check carries the count of the whole task), so the totals keep the latest figure per task.
+ * Salesforce's API calls (what the org's daily allowance counts, and what the run's summary says
+ * in all) are counted apart from the AWS calls of an Athena load (Athena and S3).
  */
 export function progressPrinter(write: (line: string) => void = note): (event: LocalRunEvent) => void {
   const rowsByTask = new Map<string, number>();
   const callsByTask = new Map<string, number>();
+  const awsCallsByTask = new Map<string, number>();
   const lastFailure = new Map<string, string>();
   const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
   const fmt = (n: number): string => n.toLocaleString('en-US');
-  const apiCalls = (n: number): string => `${fmt(n)} API call${n === 1 ? '' : 's'}`;
+  const apiCalls = (n: number): string => `${fmt(n)} Salesforce API call${n === 1 ? '' : 's'}`;
+  const awsCalls = (n: number): string => `${fmt(n)} Athena/S3 call${n === 1 ? '' : 's'}`;
   return (event) => {
     if (event.stateType !== 'Task') return;
     switch (event.type) {
@@ -178,9 +182,11 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
             ? String((out as { task: string }).task)
             : event.state;
         const rows = numberAt(out, 'rows');
+        // An Athena load's calls are Athena's and S3's (its output has `s3Reads`), not Salesforce's.
+        const aws = out !== null && typeof out === 'object' && 's3Reads' in out;
         const calls = numberAt(out, 'apiCalls') + numberAt(out, 's3Reads');
         if (rows) rowsByTask.set(task, rows);
-        if (calls) callsByTask.set(task, calls);
+        if (calls) (aws ? awsCallsByTask : callsByTask).set(task, calls);
         // A write-back step reports its task's calls so far (plan, pushes and collects together),
         // a Salesforce extract's step its task's (start, polls, load and the attempts before);
         // the Report step's output carries each such task's final figure, and Prepare's: what a
@@ -211,11 +217,13 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
           numberAt(out, 'heldBack') ? `${fmt(numberAt(out, 'heldBack'))} held back` : undefined,
           numberAt(out, 'succeeded') ? `${fmt(numberAt(out, 'succeeded'))} written` : undefined,
           numberAt(out, 'failed') ? `${fmt(numberAt(out, 'failed'))} failed` : undefined,
-          calls ? apiCalls(calls) : undefined,
+          calls ? (aws ? awsCalls(calls) : apiCalls(calls)) : undefined,
         ].filter(Boolean);
+        const awsSoFar = sum(awsCallsByTask);
         write(
           `  ✓ ${event.state}${parts.length ? `: ${parts.join(', ')}` : ''}` +
-            `  (so far: ${fmt(sum(rowsByTask))} rows loaded, ${apiCalls(sum(callsByTask))})`,
+            `  (so far: ${fmt(sum(rowsByTask))} rows loaded, ${apiCalls(sum(callsByTask))}` +
+            `${awsSoFar ? `, ${awsCalls(awsSoFar)}` : ''})`,
         );
         break;
       }

@@ -68,14 +68,15 @@ describe('progressPrinter', () => {
     });
     expect(lines).toEqual([
       '  … Lead extract',
-      '  ✓ Lead extract: 3 API calls  (so far: 0 rows loaded, 3 API calls)',
-      '  ✓ Lead check: 10,000 rows loaded, 5 API calls  (so far: 10,000 rows loaded, 5 API calls)',
-      '  ✓ athena_customers load: 5,000 rows loaded, 2 API calls  (so far: 15,000 rows loaded, 7 API calls)',
-      '  ✓ Lead-update plan: 9 records to send, 2 rejected, 3 held back, 1 API call  (so far: 15,000 rows loaded, 8 API calls)',
-      '  ✓ Lead-update push: 9 written, 4 API calls  (so far: 15,000 rows loaded, 11 API calls)',
-      '  ✓ Lead-upsert plan: 0 records to send, 2 rejected  (so far: 15,000 rows loaded, 11 API calls)',
-      '  ✓ Lead-insert plan: 1 record to send  (so far: 15,000 rows loaded, 11 API calls)',
-      '  ✓ Report  (so far: 15,000 rows loaded, 12 API calls)',
+      '  ✓ Lead extract: 3 Salesforce API calls  (so far: 0 rows loaded, 3 Salesforce API calls)',
+      '  ✓ Lead check: 10,000 rows loaded, 5 Salesforce API calls  (so far: 10,000 rows loaded, 5 Salesforce API calls)',
+      // An Athena load's calls are counted apart: Athena's and S3's, not Salesforce's.
+      '  ✓ athena_customers load: 5,000 rows loaded, 2 Athena/S3 calls  (so far: 15,000 rows loaded, 5 Salesforce API calls, 2 Athena/S3 calls)',
+      '  ✓ Lead-update plan: 9 records to send, 2 rejected, 3 held back, 1 Salesforce API call  (so far: 15,000 rows loaded, 6 Salesforce API calls, 2 Athena/S3 calls)',
+      '  ✓ Lead-update push: 9 written, 4 Salesforce API calls  (so far: 15,000 rows loaded, 9 Salesforce API calls, 2 Athena/S3 calls)',
+      '  ✓ Lead-upsert plan: 0 records to send, 2 rejected  (so far: 15,000 rows loaded, 9 Salesforce API calls, 2 Athena/S3 calls)',
+      '  ✓ Lead-insert plan: 1 record to send  (so far: 15,000 rows loaded, 9 Salesforce API calls, 2 Athena/S3 calls)',
+      '  ✓ Report  (so far: 15,000 rows loaded, 10 Salesforce API calls, 2 Athena/S3 calls)',
     ]);
   });
 
@@ -94,7 +95,7 @@ describe('progressPrinter', () => {
       stateType: 'Task',
       output: { runId: 'r', status: 'failed', writeback: {}, prepare: { apiCalls: 2 } },
     });
-    expect(failedPrepare.at(-1)).toBe('  ✓ Report failure  (so far: 0 rows loaded, 2 API calls)');
+    expect(failedPrepare.at(-1)).toBe('  ✓ Report failure  (so far: 0 rows loaded, 2 Salesforce API calls)');
 
     // Prepare's own output and the Report's say the same calls: counted once.
     const failedPlan: string[] = [];
@@ -118,8 +119,8 @@ describe('progressPrinter', () => {
       },
     });
     expect(failedPlan.filter((l) => l.includes('so far'))).toEqual([
-      '  ✓ Prepare: 2 API calls  (so far: 0 rows loaded, 2 API calls)',
-      '  ✓ Report failure  (so far: 0 rows loaded, 3 API calls)',
+      '  ✓ Prepare: 2 Salesforce API calls  (so far: 0 rows loaded, 2 Salesforce API calls)',
+      '  ✓ Report failure  (so far: 0 rows loaded, 3 Salesforce API calls)',
     ]);
   });
 
@@ -162,7 +163,7 @@ describe('progressPrinter', () => {
       },
     });
     expect(lines.filter((l) => l.includes('so far')).at(-1)).toBe(
-      '  ✓ Report failure  (so far: 0 rows loaded, 9 API calls)',
+      '  ✓ Report failure  (so far: 0 rows loaded, 9 Salesforce API calls)',
     );
   });
 
