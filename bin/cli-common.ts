@@ -156,7 +156,8 @@ const PREPARE_STATE = 'Prepare';
  * each Task what its step reported (rows loaded, records to send, rejected, held back, written,
  * failed, API calls),
  * with the run's totals so far. A task's steps report cumulative API calls (a Bulk extract's
- * check carries the count of the whole task), so the totals keep the latest figure per task.
+ * check carries the count of the whole task), so the totals keep the latest figure per task, and a
+ * step's line says its own calls: the task's figure less what its earlier steps reported.
  * Salesforce's API calls (what the org's daily allowance counts, and what the run's summary says
  * in all) are counted apart from the AWS calls of an Athena load (Athena and S3).
  */
@@ -186,7 +187,10 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
         const aws = out !== null && typeof out === 'object' && 's3Reads' in out;
         const calls = numberAt(out, 'apiCalls') + numberAt(out, 's3Reads');
         if (rows) rowsByTask.set(task, rows);
-        if (calls) (aws ? awsCallsByTask : callsByTask).set(task, calls);
+        // The step's own calls: its task's figure less what the task's earlier steps reported.
+        const byTask = aws ? awsCallsByTask : callsByTask;
+        const ownCalls = Math.max(0, calls - (byTask.get(task) ?? 0));
+        if (calls) byTask.set(task, calls);
         // A write-back step reports its task's calls so far (plan, pushes and collects together),
         // a Salesforce extract's step its task's (start, polls, load and the attempts before);
         // the Report step's output carries each such task's final figure, and Prepare's: what a
@@ -217,7 +221,7 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
           numberAt(out, 'heldBack') ? `${fmt(numberAt(out, 'heldBack'))} held back` : undefined,
           numberAt(out, 'succeeded') ? `${fmt(numberAt(out, 'succeeded'))} written` : undefined,
           numberAt(out, 'failed') ? `${fmt(numberAt(out, 'failed'))} failed` : undefined,
-          calls ? (aws ? awsCalls(calls) : apiCalls(calls)) : undefined,
+          ownCalls ? (aws ? awsCalls(ownCalls) : apiCalls(ownCalls)) : undefined,
         ].filter(Boolean);
         const awsSoFar = sum(awsCallsByTask);
         write(

@@ -69,11 +69,12 @@ describe('progressPrinter', () => {
     expect(lines).toEqual([
       '  … Lead extract',
       '  ✓ Lead extract: 3 Salesforce API calls  (so far: 0 rows loaded, 3 Salesforce API calls)',
-      '  ✓ Lead check: 10,000 rows loaded, 5 Salesforce API calls  (so far: 10,000 rows loaded, 5 Salesforce API calls)',
+      // A step's line says its own calls: the task's figure less what its earlier steps reported.
+      '  ✓ Lead check: 10,000 rows loaded, 2 Salesforce API calls  (so far: 10,000 rows loaded, 5 Salesforce API calls)',
       // An Athena load's calls are counted apart: Athena's and S3's, not Salesforce's.
       '  ✓ athena_customers load: 5,000 rows loaded, 2 Athena/S3 calls  (so far: 15,000 rows loaded, 5 Salesforce API calls, 2 Athena/S3 calls)',
       '  ✓ Lead-update plan: 9 records to send, 2 rejected, 3 held back, 1 Salesforce API call  (so far: 15,000 rows loaded, 6 Salesforce API calls, 2 Athena/S3 calls)',
-      '  ✓ Lead-update push: 9 written, 4 Salesforce API calls  (so far: 15,000 rows loaded, 9 Salesforce API calls, 2 Athena/S3 calls)',
+      '  ✓ Lead-update push: 9 written, 3 Salesforce API calls  (so far: 15,000 rows loaded, 9 Salesforce API calls, 2 Athena/S3 calls)',
       '  ✓ Lead-upsert plan: 0 records to send, 2 rejected  (so far: 15,000 rows loaded, 9 Salesforce API calls, 2 Athena/S3 calls)',
       '  ✓ Lead-insert plan: 1 record to send  (so far: 15,000 rows loaded, 9 Salesforce API calls, 2 Athena/S3 calls)',
       '  ✓ Report  (so far: 15,000 rows loaded, 10 Salesforce API calls, 2 Athena/S3 calls)',
