@@ -31,7 +31,7 @@ import {
   type PostgresSource,
 } from '../../lambdas/connectors/postgres';
 import type { CoreDeps } from '../../lambdas/core/deps';
-import { taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/core/run-state';
+import { tableColumns, taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/core/run-state';
 import {
   describeTaskObject,
   extractConfigPath,
@@ -273,14 +273,11 @@ async function unextractedFields(client: PoolClient, config: PipelineConfig): Pr
   for (const [index, task] of config.extract.entries()) {
     if (task.from !== 'salesforce') continue;
     const { schema, table } = splitTable(task.table, config.postgres.schema);
-    const { rows } = await client.query<{ attname: string }>(
-      'SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped',
-      [quoteQualified(schema, table)],
-    );
+    const columns = await tableColumns(client, schema, table);
     // A table that does not exist is an unextracted table, not a field.
-    if (rows.length === 0) continue;
+    if (!columns || columns.size === 0) continue;
     // The extract names each column as the describe spells its field, which the config may not.
-    const has = new Set(rows.map((r) => r.attname.toLowerCase()));
+    const has = new Set([...columns].map((c) => c.toLowerCase()));
     task.fields.forEach((field, i) => {
       if (!has.has(field.toLowerCase()))
         out.push({ configPath: `extract[${index}].fields[${i}]`, table, field });

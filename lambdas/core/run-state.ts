@@ -343,7 +343,10 @@ export async function markExtractJobLoaded(
   );
 }
 
-/** The target's column names, or undefined when the table does not exist yet. */
+/**
+ * The column names of a table (or view), in their order, or undefined when it does not exist
+ * (yet).
+ */
 export async function tableColumns(
   client: ClientBase,
   schema: string,
@@ -354,7 +357,8 @@ export async function tableColumns(
        FROM pg_class c
        JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-      WHERE n.nspname = $1 AND c.relname = $2`,
+      WHERE n.nspname = $1 AND c.relname = $2
+      ORDER BY a.attnum`,
     [schema, table],
   );
   if (rows.length === 0) return undefined;

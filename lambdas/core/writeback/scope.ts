@@ -24,7 +24,8 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import type { WritebackMode, WritebackTask } from '../../config';
-import { quoteQualified, withClient } from '../../connectors/postgres';
+import { withClient } from '../../connectors/postgres';
+import { tableColumns } from '../run-state';
 import { TerminalError } from '../../shared/errors';
 import type { WritebackMapping } from './plan';
 import { checkSourceHasColumns } from './source';
@@ -200,11 +201,7 @@ async function refuseMissingKeyColumn(
   configPath: string,
   source: TaskSource,
 ): Promise<void> {
-  const { rows } = await client.query<{ attname: string }>(
-    `SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
-    [quoteQualified(source.schema, source.table)],
-  );
-  const has = rows.map((r) => r.attname);
+  const has = [...((await tableColumns(client, source.schema, source.table)) ?? [])];
   if (has.length === 0 || has.includes(scope.keyColumn)) return;
   checkSourceHasColumns(
     has,
