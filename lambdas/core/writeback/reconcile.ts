@@ -25,7 +25,7 @@ import type { CoreDeps } from '../deps';
 import { collectJob, finishedJob } from './bulk-results';
 import { ifTaskLockFree } from './lock';
 import { ledgerOutcomes, pruneResolvedDetails, recountFromLedger } from './report';
-import { heldBackFigures, mergeRunSummary } from './state';
+import { heldBackFigures, mergeRunSummary, storedCount } from './state';
 import { holdsMoreThanDouble } from './numbers';
 import type { WritebackMapping } from './plan';
 import { applyResults, createResultsTable, insertCollectionResults } from './results';
@@ -758,11 +758,6 @@ async function refreshEndedRun(
   byRunId: string,
 ): Promise<void> {
   await withTransaction(deps.pg, (client) => refreshEndedRunIn(client, endedRunId, taskName, byRunId));
-}
-
-/** A count as a run's summary stores it, 0 when absent. */
-function storedCount(v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
 }
 
 /** {@link refreshEndedRun} in the caller's transaction. */

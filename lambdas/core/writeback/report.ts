@@ -26,11 +26,7 @@ import type { ReportInput, ReportOutput, WritebackTaskSummary } from './contract
 import { warnOnFailure } from '../../shared/logging';
 import { readableFailure } from '../../shared/errors';
 import { notifyFailedRun } from './notify';
-import { heldBackFigures, mergeRunSummary, readRunSummary } from './state';
-
-function num(v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
-}
+import { heldBackFigures, mergeRunSummary, readRunSummary, storedCount as num } from './state';
 
 /** Whether the state tables exist (the `roundtrip.runs` table, created by the first migration). */
 async function stateTablesExist(deps: Pick<CoreDeps, 'pg'>): Promise<boolean> {

@@ -86,6 +86,11 @@ export async function readRunSummary(client: ClientBase, runId: string): Promise
   return isObject(summary) ? summary : {};
 }
 
+/** A count as a run's summary stores it, 0 when absent (or not a number). */
+export function storedCount(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
 /**
  * A task's held-back figures for the run's summary once its push held back `atPush` records (insert
  * keys another run took since the plan, ledger status `held_back`): `heldBack` counts the plan's
@@ -98,8 +103,7 @@ export function heldBackFigures(
   stored: Record<string, unknown> | undefined,
   atPush: number,
 ): { heldBack: number; heldBackAtPush: number } {
-  const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
-  const ofPlan = Math.max(0, count(stored?.heldBack) - count(stored?.heldBackAtPush));
+  const ofPlan = Math.max(0, storedCount(stored?.heldBack) - storedCount(stored?.heldBackAtPush));
   return { heldBack: ofPlan + atPush, heldBackAtPush: atPush };
 }
 
