@@ -276,6 +276,22 @@ async function runFile(
   };
 }
 
+/** Runs the files in order ({@link runFile}), each result handed to `ran` as it comes. */
+async function runFiles(
+  client: PoolClient,
+  sources: readonly TransformSource[],
+  retry: string,
+  ran: (result: TransformFileResult) => void,
+): Promise<TransformFileResult[]> {
+  const results: TransformFileResult[] = [];
+  for (const { file, statements } of sources) {
+    const result = await runFile(client, file, statements, retry);
+    ran(result);
+    results.push(result);
+  }
+  return results;
+}
+
 /** A transform file read and split, ready to run. */
 interface TransformSource {
   readonly file: string;
@@ -306,8 +322,8 @@ async function readTransformFiles(files: readonly string[]): Promise<TransformSo
 }
 
 /**
- * Runs `fn` in a transaction on one client of the pool, then hands the connection back as a new one
- * would be: a file may change its session (SET search_path, SET ROLE, a temp table, a session
+ * Runs `fn` in a transaction on one client of the pool, committed (a run) or always rolled back
+ * (`commit` false: {@link tryTransform}), then hands the connection back as a new one would be: a file may change its session (SET search_path, SET ROLE, a temp table, a session
  * advisory lock). After a rollback (which undid the file's SETs already) the transform's own error
  * is the one reported; should the reset fail after a commit, withClient discards the connection.
  */
@@ -320,26 +336,7 @@ async function inTransformTransaction<T>(
     const reset = (): Promise<unknown> => client.query('DISCARD ALL');
     let result: T;
     try {
-      if (commit) {
-        result = await inTransaction(client, () => fn(client));
-      } else {
-        await client.query('BEGIN');
-        try {
-          result = await fn(client);
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw err;
-        }
-        try {
-          await client.query('ROLLBACK');
-        } catch (err) {
-          // Not a DatabaseError: withClient discards the connection, and the server rolls back the
-          // transaction of a connection that ends. It never goes back to the pool mid-transaction.
-          throw new Error(`The transform's transaction could not be rolled back: ${(err as Error).message}`, {
-            cause: err,
-          });
-        }
-      }
+      result = await inTransaction(client, () => fn(client), { rollback: !commit });
     } catch (err) {
       await reset().catch(() => undefined);
       throw err;
@@ -364,12 +361,9 @@ export async function runTransform(
   const started = Date.now();
   const sources = await readTransformFiles(deps.config.transform);
   const files = await inTransformTransaction(deps.pg, true, async (client) => {
-    const ran: TransformFileResult[] = [];
-    for (const { file, statements } of sources) {
-      const result = await runFile(client, file, statements, 'the step is retried');
-      logger.info('Transform file ran', { ...result });
-      ran.push(result);
-    }
+    const ran = await runFiles(client, sources, 'the step is retried', (result) =>
+      logger.info('Transform file ran', { ...result }),
+    );
     await mergeRunSummary(client, input.runId, ['transform'], {
       files: ran,
       finishedAt: deps.clock.now().toISOString(),
@@ -409,17 +403,12 @@ export async function tryTransform<T>(
   const started = Date.now();
   const sources = await readTransformFiles(deps.config.transform);
   return inTransformTransaction(deps.pg, false, async (client) => {
-    const files: TransformFileResult[] = [];
-    for (const { file, statements } of sources) {
-      const result = await runFile(
-        client,
-        file,
-        statements,
-        options.retry ?? 'nothing retries it here: try again (a run retries its transform step)',
-      );
-      logger.info('Transform file ran (to be rolled back)', { ...result });
-      files.push(result);
-    }
+    const files = await runFiles(
+      client,
+      sources,
+      options.retry ?? 'nothing retries it here: try again (a run retries its transform step)',
+      (result) => logger.info('Transform file ran (to be rolled back)', { ...result }),
+    );
     const durationMs = Date.now() - started;
     return { files, durationMs, inspected: await inspect(client) };
   });

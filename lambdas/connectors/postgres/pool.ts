@@ -514,12 +514,20 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
   return withClient(pool, (client) => inTransaction(client, () => fn(client)));
 }
 
-/** `BEGIN`, `fn`, `COMMIT` on a client you already hold; `ROLLBACK` when `fn` throws. */
-export async function inTransaction<T>(client: PoolClient, fn: () => Promise<T>): Promise<T> {
+/**
+ * `BEGIN`, `fn`, `COMMIT` on a client you already hold; `ROLLBACK` when `fn` throws. With
+ * `rollback`, `fn`'s transaction is rolled back whatever happens (a trial: `roundtrip validate`
+ * runs the transform so), and `fn`'s answer returned.
+ */
+export async function inTransaction<T>(
+  client: PoolClient,
+  fn: () => Promise<T>,
+  options: { readonly rollback?: boolean } = {},
+): Promise<T> {
   await client.query('BEGIN');
   try {
     const result = await fn();
-    await client.query('COMMIT');
+    await client.query(options.rollback ? 'ROLLBACK' : 'COMMIT');
     return result;
   } catch (err) {
     try {
