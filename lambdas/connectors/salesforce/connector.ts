@@ -671,9 +671,8 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
   let lastAnswer: SignInAnswer | undefined;
   for (const transport of [conn._transport, conn.oauth2._transport])
     limitJsforceRequests(transport, timeouts.signInMs, (answer) => (lastAnswer = answer));
-  const loginUrlFrom =
-    options.loginUrlFrom ??
-    `loginUrl of ${options.secretName ? `the secret ${options.secretName}` : 'the Salesforce secret'}`;
+  const secretRef = options.secretName ? `the secret ${options.secretName}` : 'the Salesforce secret';
+  const loginUrlFrom = options.loginUrlFrom ?? `loginUrl of ${secretRef}`;
 
   try {
     redactor.add(await signInWithin(conn));
@@ -703,7 +702,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     // Anything else (a certificate not trusted) is named as it is.
     if (classified instanceof TransientError || !SIGN_IN_REFUSED.test(classified.message)) throw classified;
     throw new TerminalError(
-      `${classified.message.replace(/\.?$/, '.')} Check ${SIGN_IN_KEYS[flow]} in ${options.secretName ? `the secret ${options.secretName}` : 'the Salesforce secret'} (docs/salesforce-auth.md).`,
+      `${classified.message.replace(/\.?$/, '.')} Check ${SIGN_IN_KEYS[flow]} in ${secretRef} (docs/salesforce-auth.md).`,
       { cause: classified.cause ?? classified },
     );
   }
