@@ -15,7 +15,7 @@
 import { access, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { ConfigError, type ConfigIssue } from '../shared/errors';
+import { ConfigError, jsonErrorPlace, type ConfigIssue } from '../shared/errors';
 import { inDocumentOrder, parseConfig } from './parse';
 import type { PipelineConfig } from './types';
 
@@ -173,12 +173,8 @@ async function parseWithTransformFiles(value: unknown, file: string): Promise<Pi
  * has them (Node 22: "… at position 17 (line 3 column 1)") is left as it is.
  */
 function withLineAndColumn(message: string, text: string): string {
-  const match = /at position (\d+)/.exec(message);
-  if (!match || /\bline \d+/.test(message)) return message;
-  const before = text.slice(0, Number(match[1]));
-  const line = before.split('\n').length;
-  const column = before.length - before.lastIndexOf('\n');
-  return `${message} (line ${line}, column ${column})`;
+  const place = jsonErrorPlace(message, text);
+  return !place || /\bline \d+/.test(message) ? message : `${message} (${place})`;
 }
 
 /**

@@ -95,6 +95,17 @@ export class ConfigError extends TerminalError {
   }
 }
 
+/**
+ * Where `JSON.parse` stopped reading `text`, as `line 3, column 1`, from its message's `at position
+ * N` (Node 20 names only the offset); undefined when the message names no position.
+ */
+export function jsonErrorPlace(message: string, text: string): string | undefined {
+  const at = /at position (\d+)/.exec(message);
+  if (!at) return undefined;
+  const before = text.slice(0, Number(at[1]));
+  return `line ${before.split('\n').length}, column ${before.length - before.lastIndexOf('\n')}`;
+}
+
 /** Narrows an unknown thrown value to an Error, wrapping anything else. */
 export function asError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));

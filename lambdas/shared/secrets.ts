@@ -9,7 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { TerminalError, TransientError } from './errors';
+import { jsonErrorPlace, TerminalError, TransientError } from './errors';
 
 /** Resolves a secret by name or ARN to its parsed JSON value. */
 export interface SecretsProvider {
@@ -48,13 +48,6 @@ export function secretEnvName(nameOrArn: string): string {
   return `${SECRET_ENV_PREFIX}${normalised}`;
 }
 
-/** `line 3, column 1` of the character at `position` of `text`. */
-function lineAndColumn(text: string, position: number): string {
-  const before = text.slice(0, position);
-  const line = before.split('\n').length;
-  return `line ${line}, column ${position - before.lastIndexOf('\n')}`;
-}
-
 /**
  * Parses a secret's JSON; `what` names it in the error (`Secret "x" (Secrets Manager)`). The error
  * says where the text stops being JSON when JSON.parse tells (`at position N`), so that a trailing
@@ -65,9 +58,8 @@ function parseSecretJson(text: string, what: string): unknown {
     return JSON.parse(text);
   } catch (err) {
     // JSON.parse's message may quote the text it choked on: never pass it on, only the place.
-    const at = /at position (\d+)/.exec(err instanceof Error ? err.message : '');
-    const place = at ? `: ${lineAndColumn(text, Number(at[1]))}` : '';
-    throw new TerminalError(`${what} is not valid JSON${place}`);
+    const place = jsonErrorPlace(err instanceof Error ? err.message : '', text);
+    throw new TerminalError(`${what} is not valid JSON${place ? `: ${place}` : ''}`);
   }
 }
 
