@@ -88,11 +88,17 @@ export interface PipelineStackProps extends StackProps {
   readonly bundleInputDir?: string;
 }
 
-/** `s3://bucket/prefix/` → parts. */
+/**
+ * `s3://bucket/prefix/` → its bucket and its prefix as a folder: ending in `/` unless empty
+ * (the whole bucket). Athena writes a query's results under `<outputLocation>/<id>.csv` and reads
+ * a table's location as a folder, so `s3://bucket/results` is granted as `results/*`: granted as
+ * written, `results*` would also cover `results-of-another-team/…`.
+ */
 export function parseS3Url(url: string): { bucket: string; prefix: string } {
   const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
   if (!match?.[1]) throw new Error(`Not an S3 URL: ${url}`);
-  return { bucket: match[1], prefix: match[2] ?? '' };
+  const prefix = match[2] ?? '';
+  return { bucket: match[1], prefix: prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/` };
 }
 
 /** A secret's complete ARN: its name followed by `-` and the six characters Secrets Manager added. */
@@ -605,6 +611,8 @@ export class PipelineStack extends Stack {
       // https://repost.aws/knowledge-center/athena-access-iam). Only a ListBucket request carries
       // `s3:prefix`; GetBucketLocation has no such key, so under that condition it would be denied
       // (Service Authorization Reference, Amazon S3: condition keys per action): it goes alone.
+      // Athena lists a table's folder with the prefix `<folder>/`, which `<folder>/*` matches (a
+      // `*` matches nothing too), and so does every deeper prefix (partitions).
       smRole.addToPrincipalPolicy(
         new iam.PolicyStatement({
           sid: `LocateSourceData${i}`,

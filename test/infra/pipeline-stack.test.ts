@@ -759,6 +759,42 @@ describe('PipelineStack', () => {
       expect(JSON.stringify(write.Resource)).toContain(':s3:::etl-results/roundtrip/*');
     });
 
+    it('grants a result location and a data location written without a trailing "/" as folders, not as every key that starts alike', () => {
+      const base = fullConfig();
+      const { stack, template } = synthPipeline({
+        ...base,
+        athena: {
+          database: 'marketing',
+          workgroup: 'etl',
+          catalog: 'AwsDataCatalog',
+          results: 's3',
+          outputLocation: 's3://etl-results/roundtrip',
+          dataLocations: ['s3://data-lake/customers', 's3://data-lake/'],
+        },
+      });
+      const sm = stack.stateMachine.role;
+      const load = stack.functions.loadAthena.role;
+      const resources = (role: typeof sm, sid: string): string =>
+        JSON.stringify(statement(template, stack, role, sid).Resource);
+      // `etl-results/roundtrip*` would also be `etl-results/roundtrip-of-another-team/…`.
+      for (const [role, sid] of [
+        [sm, 'WriteQueryResults'],
+        [load, 'ReadQueryResults'],
+      ] as const) {
+        expect(resources(role, sid)).toContain(':s3:::etl-results/roundtrip/*"');
+      }
+      expect(resources(sm, 'ReadSourceData0')).toContain(':s3:::data-lake/customers/*"');
+      // Athena lists a table's folder with the prefix `customers/`: `customers/*` matches it.
+      expect(statement(template, stack, sm, 'ListSourceData0').Condition).toEqual({
+        StringLike: { 's3:prefix': ['customers/*'] },
+      });
+      // A whole bucket stays the whole bucket.
+      expect(resources(sm, 'ReadSourceData1')).toContain(':s3:::data-lake/*"');
+      expect(statement(template, stack, sm, 'ListSourceData1').Condition).toEqual({
+        StringLike: { 's3:prefix': ['*'] },
+      });
+    });
+
     it('lets the query write and the load read result files encrypted with the configured key, through S3 only', () => {
       const key = 'arn:aws:kms:eu-west-1:123456789012:key/0000abcd-12ab-34cd-56ef-1234567890ab';
       const base = fullConfig();
