@@ -262,18 +262,7 @@ export class PipelineStack extends Stack {
       description: `roundtrip ${config.name}: encrypts the notification topic`,
       enableKeyRotation: true,
     });
-    // What an AWS service publishing to an encrypted topic needs of its key, and no more (SNS
-    // developer guide, "Enable compatibility between event sources from AWS services and
-    // encrypted topics": kms:GenerateDataKey* and kms:Decrypt; grantEncryptDecrypt would add
-    // kms:Encrypt and kms:ReEncrypt*).
-    topicKey.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'AllowCloudWatchAlarmsToUseTheKey',
-        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
-        actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
-        resources: ['*'],
-      }),
-    );
+    // (The alarms get their use of it, and of the topic, in lib/constructs/pipeline-alarms.ts.)
     this.notificationTopic = new sns.Topic(this, 'Notifications', {
       displayName: `roundtrip ${config.name}`,
       masterKey: topicKey,
@@ -486,6 +475,7 @@ export class PipelineStack extends Stack {
       serviceName: service,
       stateMachine: this.stateMachine,
       topic: this.notificationTopic,
+      topicKey,
       writeback: config.writeback,
       ...(this.deadLetterQueue ? { deadLetterQueue: this.deadLetterQueue } : {}),
     });

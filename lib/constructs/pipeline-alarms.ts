@@ -8,6 +8,7 @@ import { ArnFormat, Aws, Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -42,6 +43,11 @@ export interface PipelineAlarmsProps {
   readonly serviceName: string;
   readonly stateMachine: sfn.IStateMachine;
   readonly topic: sns.ITopic;
+  /**
+   * The customer managed key that encrypts `topic`: CloudWatch is allowed to use it for these
+   * alarms' notifications. @default none (a topic without a key of its own)
+   */
+  readonly topicKey?: kms.IKey;
   readonly writeback: readonly WritebackTask[];
   /** The schedule's dead-letter queue. @default none */
   readonly deadLetterQueue?: sqs.IQueue;
@@ -145,25 +151,45 @@ export class PipelineAlarms extends Construct {
     // https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger). Only these
     // alarms, of this account.
     const stack = Stack.of(this);
+    const onlyThesePipelineAlarms = {
+      StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+      ArnEquals: {
+        'aws:SourceArn': [...alarms.keys()].map((key) =>
+          stack.formatArn({
+            service: 'cloudwatch',
+            resource: 'alarm',
+            resourceName: alarmNameOf(props.pipeline, key),
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ),
+      },
+    };
     props.topic.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'AllowPipelineAlarmsToPublish',
         principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['sns:Publish'],
         resources: [props.topic.topicArn],
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
-          ArnEquals: {
-            'aws:SourceArn': [...alarms.keys()].map((key) =>
-              stack.formatArn({
-                service: 'cloudwatch',
-                resource: 'alarm',
-                resourceName: alarmNameOf(props.pipeline, key),
-                arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-              }),
-            ),
-          },
-        },
+        conditions: onlyThesePipelineAlarms,
+      }),
+    );
+    // And the topic's key: what an AWS service publishing to an encrypted topic needs of it, and
+    // no more (kms:GenerateDataKey* and kms:Decrypt; grantEncryptDecrypt would add kms:Encrypt and
+    // kms:ReEncrypt*), for these alarms of this account only. The SNS developer guide ("Managing
+    // Amazon SNS encryption keys and costs", "Enable compatibility between event sources from AWS
+    // services and encrypted topics",
+    // https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services)
+    // lists CloudWatch (cloudwatch.amazonaws.com) among those sources and has their key statements
+    // carry aws:SourceAccount and aws:SourceArn against the confused deputy; the one source for
+    // which it says these keys are not supported in the key policy is EventBridge, which does not
+    // publish here.
+    props.topicKey?.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AllowCloudWatchAlarmsToUseTheKey',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+        resources: ['*'],
+        conditions: onlyThesePipelineAlarms,
       }),
     );
 

@@ -104,6 +104,22 @@ describe('PipelineStack', () => {
       expect(forCloudWatch.map((st) => [...actionsOf(st)].sort())).toEqual([
         ['kms:Decrypt', 'kms:GenerateDataKey*'],
       ]);
+      // Only for the pipeline's alarms, of this account (the confused deputy): the source
+      // conditions of the topic's own policy, every alarm of the template named.
+      const useKey = forCloudWatch[0] as Statement;
+      expect(useKey.Condition?.StringEquals).toEqual({ 'aws:SourceAccount': { Ref: 'AWS::AccountId' } });
+      const sources = (useKey.Condition?.ArnEquals as Record<string, unknown[]> | undefined)?.[
+        'aws:SourceArn'
+      ];
+      const alarmNames = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
+        (a) => (a.Properties as { AlarmName: string }).AlarmName,
+      );
+      expect(alarmNames).toHaveLength(5);
+      expect(
+        (sources ?? [])
+          .map((arn) => JSON.stringify(arn).replace(/.*:cloudwatch:.*:alarm:([^"]+)".*/, '$1'))
+          .sort(),
+      ).toEqual(alarmNames.sort());
       template.hasResourceProperties('AWS::SNS::TopicPolicy', {
         PolicyDocument: {
           Statement: Match.arrayWith([
