@@ -47,6 +47,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct, IConstruct } from 'constructs';
 import { scheduleExpression, type PipelineConfig } from '../lambdas/config';
+import { caBundleFileProblem } from '../lambdas/shared/ca-bundle';
 import { ConfigError, type ConfigIssue } from '../lambdas/shared/errors';
 import { serviceName } from '../lambdas/shared/observability';
 import {
@@ -112,7 +113,8 @@ const COMPLETE_SECRET_ARN = /:secret:.+-[A-Za-z0-9]{6}$/;
  * with `results: 'api'` as with `'s3'`: without it the roles would get S3 on nothing (every
  * query and every load failing with AccessDenied) or on everything. A secret ARN without its
  * suffix matches no secret. A PostgreSQL CA bundle that does not exist cannot be copied into the
- * functions.
+ * functions, and one that holds no PEM certificate (or one that cannot be parsed) would fail
+ * every connection.
  */
 export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -148,6 +150,11 @@ export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
       path: 'postgres.ssl.caBundle',
       message: `expected the path of an existing PEM file, got ${JSON.stringify(caBundle)} (${path.resolve(caBundle)} does not exist)`,
     });
+  } else if (caBundle !== undefined) {
+    // Copied as it is, a file that holds no certificate (a DER file, a key, nothing) would fail
+    // every run's first connection, deployed.
+    const problem = caBundleFileProblem(caBundle, path.resolve(caBundle));
+    if (problem !== undefined) issues.push({ path: 'postgres.ssl.caBundle', message: problem });
   }
   return issues;
 }

@@ -15,6 +15,7 @@
 import { access, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { caBundleFileProblem } from '../shared/ca-bundle';
 import { ConfigError, jsonErrorPlace, type ConfigIssue } from '../shared/errors';
 import { inDocumentOrder, parseConfig } from './parse';
 import type { PipelineConfig } from './types';
@@ -119,22 +120,28 @@ async function missingTransformFiles(transform: readonly unknown[], file: string
 /**
  * Makes the paths of files the config names absolute, relative to the config file's folder (the
  * `transform` SQL files and `postgres.ssl.caBundle`), and checks that each file exists, naming
- * every missing one.
+ * every missing one, and that the CA bundle holds PEM certificates.
  */
 async function resolveConfigFiles(config: PipelineConfig, file: string): Promise<PipelineConfig> {
   const missing = await missingTransformFiles(config.transform, file);
   const dir = path.dirname(file);
   const caBundle = config.postgres.ssl.caBundle;
   const caBundlePath = caBundle === undefined ? undefined : path.resolve(dir, caBundle);
-  if (caBundlePath !== undefined) {
+  if (caBundle !== undefined && caBundlePath !== undefined) {
+    let exists = true;
     try {
       await access(caBundlePath);
     } catch {
+      exists = false;
       missing.push({
         path: 'postgres.ssl.caBundle',
         message: `expected an existing PEM file of CA certificates (a relative path is read from the config's folder), got ${JSON.stringify(caBundle)} (${caBundlePath} does not exist)`,
       });
     }
+    // One that exists must hold what the pool will give TLS as its CAs: named here, with the
+    // config's other problems, rather than when a run first connects.
+    const problem = exists ? caBundleFileProblem(caBundle, caBundlePath) : undefined;
+    if (problem !== undefined) missing.push({ path: 'postgres.ssl.caBundle', message: problem });
   }
   if (missing.length > 0) throw new ConfigError(inDocumentOrder(missing), file);
   return {

@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { rootCertificates } from 'node:tls';
 import type { CfnElement } from 'aws-cdk-lib';
 import { Stack, Stage, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
@@ -719,15 +720,25 @@ describe('PipelineStack', () => {
           message: `expected the path of an existing PEM file, got "${missing}" (${path.resolve(missing)} does not exist)`,
         },
       ]);
-      // An existing file is accepted (a config not loaded by loadConfig, whose relative paths are
-      // made absolute beside the config file: read from the working directory).
+      // An existing PEM file is accepted (a config not loaded by loadConfig, whose relative paths
+      // are made absolute beside the config file: read from the working directory).
+      const withBundle = (caBundle: string) => ({
+        ...base,
+        postgres: { ...base.postgres, ssl: { mode: 'verify-full' as const, caBundle } },
+      });
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'roundtrip-ca-'));
+      const pem = path.join(dir, 'global-bundle.pem');
+      writeFileSync(pem, rootCertificates.slice(0, 3).join('\n'));
+      expect(deploymentIssues(withBundle(path.relative(process.cwd(), pem)))).toEqual([]);
+      // An existing file that holds no certificate would be copied into every function and fail
+      // every connection: refused by synth, saying what it holds.
       const existing = path.relative(process.cwd(), LEAD_SCORE_SQL);
-      expect(
-        deploymentIssues({
-          ...base,
-          postgres: { ...base.postgres, ssl: { mode: 'verify-full', caBundle: existing } },
-        }),
-      ).toEqual([]);
+      expect(deploymentIssues(withBundle(existing))).toEqual([
+        {
+          path: 'postgres.ssl.caBundle',
+          message: `expected a PEM file of CA certificates ("-----BEGIN CERTIFICATE-----" blocks, such as the RDS global bundle), got ${JSON.stringify(existing)} (${LEAD_SCORE_SQL}), which holds text with no PEM block`,
+        },
+      ]);
     });
 
     it('refuses a secret ARN without the suffix Secrets Manager adds: granted as written, it matches no secret', () => {

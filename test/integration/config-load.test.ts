@@ -6,6 +6,8 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../lambdas/config';
 import { ConfigError } from '../../lambdas/shared/errors';
@@ -336,7 +338,7 @@ describe('loadConfig', () => {
 
   it('reads a relative CA bundle beside the config, as the transform files, and names one that does not exist', async () => {
     await mkdir(path.join(dir, 'certs'), { recursive: true });
-    await writeFile(path.join(dir, 'certs', 'rds.pem'), '-----BEGIN CERTIFICATE-----\n');
+    await writeFile(path.join(dir, 'certs', 'rds.pem'), `${rootCertificates[0]}\n`);
     const ssl = (caBundle: string) => ({ ...minimal.postgres, ssl: { mode: 'verify-full', caBundle } });
     const found = path.join(dir, 'ca-found.json');
     await writeFile(found, JSON.stringify({ ...minimal, postgres: ssl('certs/rds.pem') }));
@@ -358,5 +360,38 @@ describe('loadConfig', () => {
         message: `expected an existing SQL file, got "nope.sql" (${path.join(dir, 'nope.sql')} does not exist)`,
       },
     ]);
+  });
+
+  it('names a CA bundle that exists but holds no PEM certificate: a DER file, a key, an empty file', async () => {
+    await mkdir(path.join(dir, 'certs'), { recursive: true });
+    const files = {
+      'rds.der': new X509Certificate(rootCertificates[0] as string).raw,
+      'client.key':
+        '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n',
+      'empty.pem': '',
+    };
+    const expected =
+      'expected a PEM file of CA certificates ("-----BEGIN CERTIFICATE-----" blocks, such as the RDS global bundle)';
+    const holds = {
+      'rds.der':
+        'holds binary data, likely a DER certificate, not PEM text (convert it: openssl x509 -inform der -in FILE -out FILE.pem)',
+      'client.key': 'holds a PEM PRIVATE KEY block and no certificate',
+      'empty.pem': 'is empty',
+    };
+    for (const [name, content] of Object.entries(files)) {
+      const bundle = path.join(dir, 'certs', name);
+      await writeFile(bundle, content);
+      const file = path.join(dir, `ca-${name}.json`);
+      await writeFile(
+        file,
+        JSON.stringify({ ...minimal, postgres: { ...minimal.postgres, ssl: { caBundle: `certs/${name}` } } }),
+      );
+      expect((await configError(loadConfig(file))).issues).toEqual([
+        {
+          path: 'postgres.ssl.caBundle',
+          message: `${expected}, got "certs/${name}" (${bundle}), which ${holds[name as keyof typeof holds]}`,
+        },
+      ]);
+    }
   });
 });

@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { DatabaseError, Pool, type PoolClient, type PoolConfig } from 'pg';
 import type { ConnectionOptions } from 'node:tls';
+import { caBundleProblem } from '../../shared/ca-bundle';
 import { TerminalError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { silentLogger } from '../../shared/logging';
@@ -180,18 +181,21 @@ export function resolveSslMode(option: SslMode | undefined, urlSslmode: string |
 /** Reads a CA bundle given as PEM text or as a path. */
 export function loadCaBundle(caBundle: string): string {
   if (caBundle.includes('-----BEGIN')) return caBundle;
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(caBundle, 'utf8');
+    bytes = readFileSync(caBundle);
   } catch (cause) {
     throw new TerminalError(`PostgreSQL CA bundle ${caBundle} cannot be read: ${(cause as Error).message}`, {
       cause,
     });
   }
-  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new TerminalError(`PostgreSQL CA bundle ${caBundle} holds no PEM certificate`);
+  const problem = caBundleProblem(bytes);
+  if (problem !== undefined) {
+    throw new TerminalError(
+      `PostgreSQL CA bundle ${caBundle} ${problem}: expected PEM CA certificates ("-----BEGIN CERTIFICATE-----" blocks)`,
+    );
   }
-  return text;
+  return bytes.toString('utf8');
 }
 
 function parsePort(value: unknown, where: string): number {

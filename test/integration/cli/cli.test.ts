@@ -5,10 +5,12 @@
  * `main()`; one test runs the installed bin in a child process for its exit code.
  */
 import { execFile, spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { rootCertificates } from 'node:tls';
 import { promisify } from 'node:util';
 import { Pool } from 'pg';
 import { startDemoEnvironment, type DemoEnvironment } from '../../../bin/local/environment';
@@ -1101,6 +1103,28 @@ describe('the roundtrip CLI', () => {
         '  postgres.secret: expected the secret\'s name or its complete ARN, which ends in "-" and the six characters',
       );
       expect(result.stderr).not.toContain('not found');
+    }
+  });
+
+  it('refuses a CA bundle that holds no PEM certificate in validate, plan and run: exit 2, before anything connects', async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as { postgres: Record<string, unknown> };
+    const der = path.join(dir, 'rds-ca.der');
+    await writeFile(der, new X509Certificate(rootCertificates[0] as string).raw);
+    const file = path.join(dir, 'der-bundle.config.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        ...config,
+        postgres: { ...config.postgres, ssl: { mode: 'verify-full', caBundle: der } },
+      }),
+    );
+    for (const command of ['validate', 'plan', 'run']) {
+      const result = await cli([command, ...connection.slice(2), '--config', file]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(
+        `roundtrip ${command}: Invalid pipeline config ${file} (1 problem):\n  postgres.ssl.caBundle: expected a PEM file of CA certificates ("-----BEGIN CERTIFICATE-----" blocks, such as the RDS global bundle), got ${JSON.stringify(der)} (${der}), which holds binary data, likely a DER certificate, not PEM text (convert it: openssl x509 -inform der -in FILE -out FILE.pem)`,
+      );
+      expect(result.stdout).toBe('');
     }
   });
 
