@@ -77,7 +77,15 @@ export interface WorkgroupConfig {
   readonly outputLocation?: string;
   /** Like EnforceWorkGroupConfiguration: the workgroup's location wins over the request's. */
   readonly enforce?: boolean;
+  /**
+   * The workgroup's State: a `DISABLED` one runs no query (StartQueryExecution refuses it) and
+   * GetWorkGroup says so. @default 'ENABLED'
+   */
+  readonly state?: 'ENABLED' | 'DISABLED';
 }
+
+/** A workgroup's name (Athena API reference, GetWorkGroup: `WorkGroup`, pattern `[a-zA-Z0-9._-]{1,128}`). */
+const WORKGROUP_NAME = /^[a-zA-Z0-9._-]{1,128}$/;
 
 /** Faults the emulator injects; the object is live: change a field while the emulator runs. */
 export interface AthenaEmulatorFaults {
@@ -259,6 +267,8 @@ export class QueryEngine {
   private readonly tokens = new Map<string, { fingerprint: string; id: string }>();
   private readonly running = new Set<Promise<void>>();
   private readonly tokenKey = randomBytes(32);
+  /** The workgroups' CreationTime: when the emulator started. */
+  private readonly createdAt = Date.now();
   private closed = false;
 
   constructor(private readonly options: QueryEngineOptions) {}
@@ -307,6 +317,9 @@ export class QueryEngine {
 
     const workgroup = this.options.workgroups[workgroupName];
     if (!workgroup) throw invalidRequest('INVALID_INPUT', `WorkGroup ${workgroupName} is not found.`);
+    if (workgroup.state === 'DISABLED') {
+      throw invalidRequest('INVALID_INPUT', `WorkGroup ${workgroupName} is disabled.`);
+    }
     const requested =
       typeof resultConfiguration.OutputLocation === 'string' ? resultConfiguration.OutputLocation : undefined;
     const location =
@@ -635,6 +648,38 @@ export class QueryEngine {
       etag: `"${md5.digest('hex')}"`,
       contentType: 'text/csv',
     });
+  }
+
+  /**
+   * GetWorkGroup: the workgroup's name, state and result configuration (Athena API reference,
+   * GetWorkGroup). An unknown name is `InvalidRequestException` "WorkGroup <name> is not found.",
+   * as Athena answers it (and as StartQueryExecution does here).
+   */
+  getWorkGroup(input: Record<string, unknown>): { WorkGroup: Record<string, unknown> } {
+    const name = input.WorkGroup;
+    if (typeof name !== 'string' || !WORKGROUP_NAME.test(name)) {
+      throw invalidRequest(
+        'INVALID_INPUT',
+        `1 validation error detected: Value ${JSON.stringify(name ?? null)} at 'workGroup' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9._-]{1,128}`,
+      );
+    }
+    const workgroup = this.options.workgroups[name];
+    if (!workgroup) throw invalidRequest('INVALID_INPUT', `WorkGroup ${name} is not found.`);
+    return {
+      WorkGroup: {
+        Name: name,
+        State: workgroup.state ?? 'ENABLED',
+        Configuration: {
+          ResultConfiguration: workgroup.outputLocation ? { OutputLocation: workgroup.outputLocation } : {},
+          EnforceWorkGroupConfiguration: workgroup.enforce === true,
+          PublishCloudWatchMetricsEnabled: false,
+          RequesterPaysEnabled: false,
+          EngineVersion: { SelectedEngineVersion: 'AUTO', EffectiveEngineVersion: 'Athena engine version 3' },
+        },
+        Description: '',
+        CreationTime: epochSeconds(this.createdAt),
+      },
+    };
   }
 
   /** GetQueryExecution. */

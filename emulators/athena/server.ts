@@ -152,10 +152,12 @@ export async function startAthenaEmulator(options: AthenaEmulatorOptions): Promi
         return engine.getQueryResults(input);
       case 'StopQueryExecution':
         return engine.stopQueryExecution(input);
+      case 'GetWorkGroup':
+        return engine.getWorkGroup(input);
       default:
         throw new AthenaApiError(
           'UnknownOperationException',
-          `The Athena emulator does not implement ${operation}; it implements StartQueryExecution, GetQueryExecution, GetQueryResults and StopQueryExecution`,
+          `The Athena emulator does not implement ${operation}; it implements StartQueryExecution, GetQueryExecution, GetQueryResults, StopQueryExecution and GetWorkGroup`,
         );
     }
   };

@@ -3,6 +3,7 @@ import {
   StartQueryExecutionCommand,
   StopQueryExecutionCommand,
   GetQueryExecutionCommand,
+  GetWorkGroupCommand,
 } from '@aws-sdk/client-athena';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -47,6 +48,7 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
           primary: {},
           roundtrip: { outputLocation: 's3://wg-results/rt/' },
           locked: { outputLocation: 's3://wg-locked/', enforce: true },
+          retired: { outputLocation: 's3://wg-retired/', state: 'DISABLED' },
         },
       },
     );
@@ -260,6 +262,14 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
         ),
       );
       expect(bad.message).toContain('OutputLocation results/ is not a valid S3 location');
+    });
+
+    it('refuses a query in a DISABLED workgroup', async () => {
+      const err = await rejection(
+        h.athena.send(new StartQueryExecutionCommand({ QueryString: 'SELECT 1', WorkGroup: 'retired' })),
+      );
+      expect(err.name).toBe('InvalidRequestException');
+      expect(err.message).toBe('WorkGroup retired is disabled.');
     });
 
     it('fails a query on an unknown table or column after it started, with Athena’s StateChangeReason', async () => {
@@ -519,6 +529,35 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
     expect(await response.json()).toEqual({
       __type: 'UnknownOperationException',
       Message: expect.stringContaining('does not implement ListWorkGroups'),
+    });
+  });
+  describe('GetWorkGroup', () => {
+    it('answers a workgroup with its state and result configuration', async () => {
+      const { WorkGroup } = await h.athena.send(new GetWorkGroupCommand({ WorkGroup: 'locked' }));
+      expect(WorkGroup).toMatchObject({
+        Name: 'locked',
+        State: 'ENABLED',
+        Configuration: {
+          ResultConfiguration: { OutputLocation: 's3://wg-locked/' },
+          EnforceWorkGroupConfiguration: true,
+        },
+      });
+      expect(WorkGroup?.CreationTime).toBeInstanceOf(Date);
+      const retired = await h.athena.send(new GetWorkGroupCommand({ WorkGroup: 'retired' }));
+      expect(retired.WorkGroup?.State).toBe('DISABLED');
+      // primary always exists, without a location of its own here.
+      const primary = await h.athena.send(new GetWorkGroupCommand({ WorkGroup: 'primary' }));
+      expect(primary.WorkGroup).toMatchObject({ Name: 'primary', State: 'ENABLED' });
+      expect(primary.WorkGroup?.Configuration?.ResultConfiguration?.OutputLocation).toBeUndefined();
+    });
+
+    it('answers an unknown workgroup as Athena does: InvalidRequestException "WorkGroup x is not found."', async () => {
+      const err = await rejection(h.athena.send(new GetWorkGroupCommand({ WorkGroup: 'nope' })));
+      expect(err.name).toBe('InvalidRequestException');
+      expect(err.message).toBe('WorkGroup nope is not found.');
+      const bad = await rejection(h.athena.send(new GetWorkGroupCommand({ WorkGroup: 'no spaces' })));
+      expect(bad.name).toBe('InvalidRequestException');
+      expect(bad.message).toContain("at 'workGroup' failed to satisfy constraint");
     });
   });
 });
