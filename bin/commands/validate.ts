@@ -12,14 +12,16 @@
  * each EXPLAIN's one-line result file to the output location); the Salesforce checks cost one
  * `/limits` call, one describe per object and one COUNT() per `where`.
  *
- * Athena is probed with a GetQueryExecution of an id that cannot exist: the answer "not found"
- * proves the endpoint, the credentials and the permission without running (and paying for) a query.
- * Then each Athena extract's query is checked with `EXPLAIN (TYPE VALIDATE)`: parsed, and its
- * tables, columns and functions resolved, without scanning data (Athena charges nothing for an
- * EXPLAIN). The check names the config path of a query that is not valid.
+ * Athena is probed with a GetWorkGroup of the configured workgroup (nothing is run or paid for): its
+ * answer proves the endpoint and the credentials, and says whether the workgroup exists, is ENABLED
+ * and where its results go. A workgroup that does not exist or is DISABLED is named by
+ * `athena.workgroup`; one that `athena.createWorkgroup` makes at deploy may not exist yet, which is
+ * said, and its queries are then not checked. Then each Athena extract's query is checked with
+ * `EXPLAIN (TYPE VALIDATE)`: parsed, and its tables, columns and functions resolved, without
+ * scanning data (Athena charges nothing for an EXPLAIN). The check names the config path of a query
+ * that is not valid.
  */
-import { randomUUID } from 'node:crypto';
-import { GetQueryExecutionCommand } from '@aws-sdk/client-athena';
+import { GetWorkGroupCommand, type AthenaClient } from '@aws-sdk/client-athena';
 import type { PoolClient } from 'pg';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
 import { AthenaQueryFailed } from '../../lambdas/connectors/athena';
@@ -67,6 +69,86 @@ function validatePollDelayMs(attempt: number): number {
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** The folder an `s3://` location names, for comparing two: `s3://b/results` is `s3://b/results/`. */
+function s3Folder(location: string): string {
+  return location.endsWith('/') ? location : `${location}/`;
+}
+
+/**
+ * The Athena check: a GetWorkGroup of the configured workgroup, which needs `athena:GetWorkGroup`
+ * and runs nothing. Its answer proves the endpoint and the credentials (any other error, a refused
+ * connection or AccessDenied, fails the check as it comes) and says whether the queries can run
+ * there: the workgroup exists and is ENABLED, and the results have a location (the request's
+ * `athena.outputLocation` or the workgroup's) that is the one the stack grants (a workgroup that
+ * enforces its own location writes there, whatever the request says). `queries` says whether each
+ * Athena extract's query is checked next: not when the check failed, and not, said as such, when
+ * the workgroup does not exist yet because `athena.createWorkgroup` makes it at deploy.
+ */
+async function checkAthenaWorkgroup(
+  client: AthenaClient,
+  athena: NonNullable<PipelineConfig['athena']>,
+): Promise<{ result: CheckResult; queries: 'checked' | 'not checked' | 'failed' }> {
+  const check = 'Athena';
+  const name = athena.workgroup;
+  let answer;
+  try {
+    answer = await client.send(new GetWorkGroupCommand({ WorkGroup: name }));
+  } catch (err) {
+    // Athena answers an unknown workgroup with InvalidRequestException "WorkGroup <name> is not found."
+    if (err instanceof Error && err.name === 'InvalidRequestException' && /not found/i.test(err.message)) {
+      if (athena.createWorkgroup === true) {
+        return {
+          result: {
+            check,
+            ok: true,
+            skipped: true,
+            detail: `workgroup "${name}" does not exist yet: cdk deploy creates it (athena.createWorkgroup), with its results bucket`,
+          },
+          queries: 'not checked',
+        };
+      }
+      return {
+        result: {
+          check,
+          ok: false,
+          detail: `workgroup "${name}" does not exist (athena.workgroup): name an existing workgroup of this account and Region (aws athena list-work-groups), or set athena.createWorkgroup to true to have cdk deploy create it (${err.message})`,
+        },
+        queries: 'failed',
+      };
+    }
+    return { result: { check, ok: false, detail: message(err) }, queries: 'failed' };
+  }
+  const workgroup = answer.WorkGroup;
+  const fail = (detail: string) => ({ result: { check, ok: false, detail }, queries: 'failed' as const });
+  if (workgroup?.State === 'DISABLED') {
+    return fail(
+      `workgroup "${name}" is DISABLED (athena.workgroup): Athena runs no query in it; enable it (aws athena update-work-group --work-group ${name} --state ENABLED) or name another`,
+    );
+  }
+  const own = workgroup?.Configuration?.ResultConfiguration?.OutputLocation;
+  const enforced = workgroup?.Configuration?.EnforceWorkGroupConfiguration === true;
+  const requested = athena.outputLocation;
+  if (enforced && own && requested && s3Folder(own) !== s3Folder(requested)) {
+    return fail(
+      `workgroup "${name}" enforces its result location ${own}, so the queries write there and not to athena.outputLocation ${requested}, the location the stack grants: set athena.outputLocation to ${own}`,
+    );
+  }
+  const location = enforced && own ? own : (requested ?? own);
+  if (!location) {
+    return fail(
+      `workgroup "${name}" has no result location, and athena.outputLocation is not set: Athena refuses every query (INVALID_INPUT); set athena.outputLocation`,
+    );
+  }
+  return {
+    result: {
+      check,
+      ok: true,
+      detail: `reachable (workgroup ${name}, ${workgroup?.State ?? 'ENABLED'}, results in ${location}; database ${athena.database})`,
+    },
+    queries: 'checked',
+  };
 }
 
 /** `roundtrip validate`: see the module comment. Exit 0 when every check passes, 1 otherwise. */
@@ -183,21 +265,20 @@ export const validate: Command = async (argv) => {
       const athenaClient = local.athenaClient;
       const athena = local.deps.athena;
       if (athenaClient && athena && config.athena) {
-        const reachable = await record('Athena', async () => {
-          try {
-            await athenaClient.send(new GetQueryExecutionCommand({ QueryExecutionId: randomUUID() }));
-          } catch (err) {
-            // "not found" is the expected answer: the endpoint, credentials and permission work.
-            if (err instanceof Error && err.name === 'InvalidRequestException') {
-              return `reachable (workgroup ${config.athena?.workgroup}, database ${config.athena?.database})`;
-            }
-            throw err;
+        const workgroup = await checkAthenaWorkgroup(athenaClient, config.athena);
+        results.push(workgroup.result);
+        for (const [index, task] of config.extract.entries()) {
+          if (task.from !== 'athena') continue;
+          if (workgroup.queries === 'not checked') {
+            results.push({
+              check: `extract ${task.name}`,
+              ok: true,
+              skipped: true,
+              detail: `not checked: the query (extract[${index}].query) runs in workgroup "${config.athena.workgroup}", which cdk deploy creates (athena.createWorkgroup); validate again once it is deployed`,
+            });
+            continue;
           }
-          return 'reachable';
-        });
-        if (reachable) {
-          for (const [index, task] of config.extract.entries()) {
-            if (task.from !== 'athena') continue;
+          if (workgroup.queries === 'checked') {
             await record(`extract ${task.name}`, async () => {
               try {
                 await athena.validateQuery(task.query, { pollDelays: validatePollDelayMs });

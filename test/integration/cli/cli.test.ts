@@ -6,7 +6,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { rootCertificates } from 'node:tls';
 import { promisify } from 'node:util';
 import { Pool } from 'pg';
 import { startDemoEnvironment, type DemoEnvironment } from '../../../bin/local/environment';
+import { startAthenaEmulator } from '../../../emulators/athena';
 import { loadConfig } from '../../../lambdas/config';
 import { migrate } from '../../../lambdas/connectors/postgres';
 import { cli } from '../../support/cli';
@@ -122,7 +123,104 @@ describe('the roundtrip CLI', () => {
     expect(report.checks.find((c) => c.check === 'extract athena_customers')?.detail).toBe(
       'query valid in marketing (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged)',
     );
+    expect(report.checks.find((c) => c.check === 'Athena')?.detail).toBe(
+      'reachable (workgroup primary, ENABLED, results in s3://roundtrip-athena-results/lead-scoring/; database marketing)',
+    );
     expect(result.code).toBe(0);
+  });
+
+  describe("validate's Athena check asks for the workgroup (GetWorkGroup)", () => {
+    const withAthena = async (name: string, athena: Record<string, unknown>): Promise<string> => {
+      const config = JSON.parse(await readFile(configFile, 'utf8')) as Record<string, unknown>;
+      const file = path.join(dir, `${name}.config.json`);
+      await writeFile(file, JSON.stringify({ ...config, athena }));
+      return file;
+    };
+
+    it('names a workgroup that does not exist by athena.workgroup, and checks no query in it', async () => {
+      const file = await withAthena('no-workgroup', {
+        database: 'marketing',
+        workgroup: 'analytics',
+        outputLocation: 's3://roundtrip-athena-results/lead-scoring/',
+      });
+      const result = await cli(['validate', ...connection.slice(2), '--config', file]);
+      expect(result.code).toBe(1);
+      expect(result.stdout.split('\n').filter((l) => l.startsWith('✗'))).toEqual([
+        '✗ Athena: workgroup "analytics" does not exist (athena.workgroup): name an existing workgroup of this account and Region (aws athena list-work-groups), or set athena.createWorkgroup to true to have cdk deploy create it (WorkGroup analytics is not found.)',
+      ]);
+      expect(result.stdout).not.toContain('extract athena_customers');
+    });
+
+    it('says that a workgroup cdk deploy creates does not exist yet, and that its queries are not checked: not a failure', async () => {
+      const file = await withAthena('created-workgroup', {
+        database: 'marketing',
+        workgroup: 'roundtrip-lead-scoring',
+        createWorkgroup: true,
+      });
+      const result = await cli(['validate', ...connection.slice(2), '--config', file]);
+      const lines = result.stdout.split('\n');
+      expect(lines).toContain(
+        '– Athena: workgroup "roundtrip-lead-scoring" does not exist yet: cdk deploy creates it (athena.createWorkgroup), with its results bucket',
+      );
+      expect(lines).toContain(
+        '– extract athena_customers: not checked: the query (extract[1].query) runs in workgroup "roundtrip-lead-scoring", which cdk deploy creates (athena.createWorkgroup); validate again once it is deployed',
+      );
+      expect(lines.filter((l) => l.startsWith('✗'))).toEqual([]);
+      expect(result.code).toBe(0);
+    });
+
+    it('names a DISABLED workgroup, and one that enforces a result location other than athena.outputLocation', async () => {
+      const data = path.join(dir, 'athena-workgroups');
+      await mkdir(path.join(data, 'marketing'), { recursive: true });
+      await writeFile(
+        path.join(data, 'marketing', 'customers.csv'),
+        '"email","lifetime_value","order_count","last_order_at","segment"\n',
+      );
+      const emulator = await startAthenaEmulator({
+        dataDir: data,
+        workgroups: {
+          retired: { outputLocation: 's3://roundtrip-athena-results/lead-scoring/', state: 'DISABLED' },
+          governed: { outputLocation: 's3://governed-results/athena/', enforce: true },
+          // The same folder, written without the "/": no mismatch.
+          aligned: { outputLocation: 's3://roundtrip-athena-results/lead-scoring', enforce: true },
+        },
+      });
+      try {
+        const validate = async (workgroup: string) =>
+          cli([
+            'validate',
+            '--config',
+            await withAthena(`wg-${workgroup}`, {
+              database: 'marketing',
+              workgroup,
+              outputLocation: 's3://roundtrip-athena-results/lead-scoring/',
+            }),
+            '--secrets',
+            secretsFile,
+            '--aws-endpoint',
+            emulator.endpoint,
+          ]);
+        const failedLines = (stdout: string) => stdout.split('\n').filter((l) => l.startsWith('✗'));
+        const disabled = await validate('retired');
+        expect(disabled.code).toBe(1);
+        expect(failedLines(disabled.stdout)).toEqual([
+          '✗ Athena: workgroup "retired" is DISABLED (athena.workgroup): Athena runs no query in it; enable it (aws athena update-work-group --work-group retired --state ENABLED) or name another',
+        ]);
+        const governed = await validate('governed');
+        expect(governed.code).toBe(1);
+        expect(failedLines(governed.stdout)).toEqual([
+          '✗ Athena: workgroup "governed" enforces its result location s3://governed-results/athena/, so the queries write there and not to athena.outputLocation s3://roundtrip-athena-results/lead-scoring/, the location the stack grants: set athena.outputLocation to s3://governed-results/athena/',
+        ]);
+        const aligned = await validate('aligned');
+        expect(failedLines(aligned.stdout)).toEqual([]);
+        expect(aligned.stdout).toContain(
+          '✓ Athena: reachable (workgroup aligned, ENABLED, results in s3://roundtrip-athena-results/lead-scoring; database marketing)',
+        );
+        expect(emulator.calls.filter((c) => c.operation === 'GetWorkGroup')).toHaveLength(3);
+      } finally {
+        await emulator.stop();
+      }
+    });
   });
 
   it('checks each Athena query without running it and names the config path of one that is not valid', async () => {
