@@ -3,6 +3,7 @@
  * throwaway CA made with the openssl CLI, for localhost and 127.0.0.1. The server also listens on
  * 127.0.0.2 (all of 127/8 is loopback on Linux), an address the certificate does not name.
  */
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -130,5 +131,23 @@ describe('TLS settings of createPool', () => {
     expect(() => createPool({ url: urlFor('127.0.0.1') }, { ssl: { caBundle: missing } })).toThrow(
       `PostgreSQL CA bundle ${missing} cannot be read`,
     );
+  });
+
+  it('a CA bundle (or sslrootcert) file that holds no PEM certificate is a TerminalError saying what it holds, before connecting', async () => {
+    const der = path.join(dir, 'ca.der');
+    writeFileSync(der, new X509Certificate(caPem).raw);
+    const holds = `PostgreSQL CA bundle ${der} holds binary data, likely a DER certificate, not PEM text (convert it: openssl x509 -inform der -in FILE -out FILE.pem): expected PEM CA certificates ("-----BEGIN CERTIFICATE-----" blocks)`;
+    expect(() => createPool({ url: urlFor('127.0.0.1') }, { ssl: { caBundle: der } })).toThrow(holds);
+    // A URL's sslrootcert (a local secrets file, DATABASE_URL) is not in the config: only the pool reads it.
+    const fromUrl = (() => {
+      try {
+        createPool({ url: `${urlFor('127.0.0.1')}?sslrootcert=${encodeURIComponent(der)}` });
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    })();
+    expect(fromUrl).toBeInstanceOf(TerminalError);
+    expect((fromUrl as Error).message).toBe(holds);
   });
 });
