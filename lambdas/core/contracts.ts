@@ -443,6 +443,17 @@ export const WritebackTaskSummary = z.strictObject({
    * `sourceRows = rejected + (heldBack - heldBackAtPush) + unchanged + changed`.
    */
   heldBackAtPush: z.number().int().nonnegative(),
+  /**
+   * Of `heldBack`, the keys the task's previous run held back too: two runs in a row, so not the
+   * one-run wait after a crash (a Bulk job Salesforce does not finish, an insert whose outcome is
+   * to be recorded by hand). Non-zero, the run notifies even when it succeeded (notify.ts).
+   */
+  heldBackRepeatedly: z.number().int().nonnegative(),
+  /**
+   * With `heldBackRepeatedly`: the run from which each run of the task held back keys its previous
+   * run held back too (the first run of that streak).
+   */
+  heldBackSince: RunId.optional(),
   unchanged: z.number().int().nonnegative(),
   changed: z.number().int().nonnegative(),
   written: z.number().int().nonnegative(),

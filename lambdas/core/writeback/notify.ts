@@ -1,12 +1,22 @@
 /**
- * The notification of a failed run (DESIGN.md §1 step 5: the Report publishes to the SNS topic on
- * failure or when a threshold was crossed; a write-back past its `maxFailureRate` fails the run,
- * so both are a failed run). It says which run failed and why, each write-back's figures, the
- * errors by task, stage and code, the first records that failed with Salesforce's (or the plan's)
- * message, and where to see every one: the SQL, and the execution in the console.
+ * The notification of a run (DESIGN.md §1 step 5: the Report publishes to the SNS topic on failure
+ * or when a threshold was crossed; a write-back past its `maxFailureRate` fails the run, so both
+ * are a failed run).
+ *
+ * A failed run's says which run failed and why, each write-back's figures, the errors by task,
+ * stage and code, the first records that failed with Salesforce's (or the plan's) message, and
+ * where to see every one: the SQL, and the execution in the console.
+ *
+ * A run that succeeded is told of when it held back keys its task's previous run held back too
+ * (`heldBackRepeatedly`, report.ts): one run holding keys back is the wait after a crash, the next
+ * run sends them; the same keys twice in a row are stuck (a Bulk job Salesforce does not finish,
+ * an insert whose outcome is to be recorded by hand), and would stay so, run after run, unseen.
+ * It says how many of which task, since which run, why (the other run's Bulk job and its state,
+ * or its call), the first keys with their message, the SQL that lists them and what to do. A
+ * failed run's notification says the same of its keys held back again.
  *
  * Sent once per run: `summary.notifiedAt` records it, so a retried Report does not send it again
- * (but for a Report that died between sending it and recording so: {@link notifyFailedRun}).
+ * (but for a Report that died between sending it and recording so: {@link notifyRun}).
  */
 import type { ClientBase } from 'pg';
 import { withTransaction } from '../../connectors/postgres';
@@ -14,13 +24,22 @@ import { storedFailureText } from '../../shared/errors';
 import { warnOnFailure } from '../../shared/logging';
 import type { CoreDeps, Notification } from '../deps';
 import type { ReportOutput } from './contracts';
-import { mergeRunSummary } from './state';
+import {
+  HELD_BACK_BY_BOTH_SQL,
+  HELD_BACK_ERROR_SQL,
+  mergeRunSummary,
+  previousRunOfTask,
+  sqlLiteral,
+} from './state';
 
 /** Records that fail, shown one per line. */
 export const NOTIFICATION_SAMPLE_RECORDS = 10;
 
 /** Groups of errors (task, stage, code) shown, the largest first. */
 export const NOTIFICATION_ERROR_GROUPS = 10;
+
+/** Other runs' sends (Bulk jobs, calls) shown as why a task's keys are held back again. */
+export const NOTIFICATION_PENDING_SENDS = 5;
 
 /** SNS subjects are one line of fewer than 100 ASCII characters (SNS API reference, Publish). */
 const SUBJECT_MAX_CHARS = 99;
@@ -55,12 +74,245 @@ export function executionConsoleUrl(executionArn: string | null | undefined): st
   return `https://${region}.console.aws.amazon.com/states/home?region=${region}#/v2/executions/details/${executionArn}`;
 }
 
-/** The notification of the failed run `output`, with its errors read from `client`. */
+/** The write-back figures of a notification: a heading and a line per task. */
+function writebackLines(output: ReportOutput): string[] {
+  const tasks = Object.entries(output.writeback);
+  if (tasks.length === 0) return [];
+  const lines = ['', 'Write-back:'];
+  for (const [name, t] of tasks) {
+    lines.push(
+      `  ${name}: ${fmt(t.changed)} to send, ${fmt(t.written)} written, ${fmt(t.failed)} failed in Salesforce, ` +
+        `${fmt(t.rejected)} rejected before sending` +
+        (t.heldBack > 0 ? `, ${fmt(t.heldBack)} held back for another run's send of their key` : '') +
+        (t.heldBackRepeatedly > 0 ? ` (${fmt(t.heldBackRepeatedly)} of them by the previous run too)` : '') +
+        (t.outcomeUnknown > 0 ? `, ${fmt(t.outcomeUnknown)} sent with no outcome recorded` : '') +
+        `; ${fmt(t.apiCalls)} API calls` +
+        (t.failureRateExceeded ? ' (more failed than maxFailureRate allows)' : '') +
+        (t.rejectRateExceeded ? ' (more rejected than maxRejectRate allows)' : ''),
+    );
+  }
+  return lines;
+}
+
+/** A task's keys held back by the run and by its previous run too, as a notification tells. */
+export interface HeldBackAgain {
+  readonly task: string;
+  /** Keys held back by the run and its previous run (`heldBackRepeatedly`). */
+  readonly keys: number;
+  /** The previous run. */
+  readonly previousRunId: string;
+  /** The first run of the streak (`heldBackSince`), when it started and how many runs it has. */
+  readonly since?: { readonly runId: string; readonly startedAt: Date; readonly runs: number };
+  /** Other runs' sends of the keys with no outcome yet, the most keys first. */
+  readonly pending: readonly {
+    readonly runId: string;
+    /** The Bulk job, none for a Composite call. */
+    readonly jobId: string | null;
+    /** The job's state as last recorded in `writeback_jobs`, and when. */
+    readonly state: string | null;
+    readonly recordedAt: Date | null;
+    readonly keys: number;
+  }[];
+  /** The held-back codes of the keys, the most first. */
+  readonly codes: readonly { readonly code: string; readonly keys: number }[];
+  /** The first keys in key order, with their message. */
+  readonly samples: readonly { readonly key: string; readonly code: string; readonly message: string }[];
+}
+
+/**
+ * For each task of `output` with keys held back by the previous run too (`heldBackRepeatedly`):
+ * which, why and since when ({@link HeldBackAgain}), read from the run's and the previous run's
+ * errors, the other runs' ledger rows still `sent` for those keys and their jobs.
+ */
+export async function heldBackAgainOf(client: ClientBase, output: ReportOutput): Promise<HeldBackAgain[]> {
+  const found: HeldBackAgain[] = [];
+  for (const [task, t] of Object.entries(output.writeback)) {
+    if (t.heldBackRepeatedly === 0) continue;
+    const previous = await previousRunOfTask(client, output.runId, task);
+    if (!previous) continue;
+    const args = [output.runId, previous.runId, task];
+    const { rows: pending } = await client.query<{
+      run_id: string;
+      job_id: string | null;
+      state: string | null;
+      recorded_at: Date | null;
+      keys: number;
+    }>(
+      `WITH again AS (${HELD_BACK_BY_BOTH_SQL})
+       SELECT p.run_id, p.job_id, j.state, j.updated_at AS recorded_at, count(*)::int AS keys
+         FROM again
+         JOIN roundtrip.writeback_plans p ON p.task = $3 AND p.key = again.key AND p.status = 'sent' AND p.run_id <> $1
+         LEFT JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id
+        GROUP BY p.run_id, p.job_id, j.state, j.updated_at
+        ORDER BY keys DESC, p.run_id, p.job_id LIMIT $4`,
+      [...args, NOTIFICATION_PENDING_SENDS + 1],
+    );
+    const { rows: codes } = await client.query<{ code: string; keys: number }>(
+      `WITH again AS (${HELD_BACK_BY_BOTH_SQL})
+       SELECT e.code, count(DISTINCT e.key)::int AS keys
+         FROM roundtrip.writeback_errors e JOIN again ON again.key = e.key
+        WHERE e.run_id = $1 AND e.task = $3 AND ${HELD_BACK_ERROR_SQL}
+        GROUP BY e.code ORDER BY keys DESC, e.code`,
+      args,
+    );
+    const { rows: samples } = await client.query<{ key: string; code: string; message: string }>(
+      `WITH again AS (${HELD_BACK_BY_BOTH_SQL})
+       SELECT DISTINCT ON (e.key) e.key, e.code, e.message
+         FROM roundtrip.writeback_errors e JOIN again ON again.key = e.key
+        WHERE e.run_id = $1 AND e.task = $3 AND ${HELD_BACK_ERROR_SQL}
+        ORDER BY e.key, e.id LIMIT $4`,
+      [...args, NOTIFICATION_SAMPLE_RECORDS],
+    );
+    let since: HeldBackAgain['since'];
+    if (t.heldBackSince) {
+      // The runs of the task from the streak's first to this one: each held back keys of the one before.
+      const { rows } = await client.query<{ started_at: Date; runs: number }>(
+        `SELECT s.started_at,
+                (SELECT count(*)::int FROM roundtrip.runs r
+                  WHERE r.pipeline = me.pipeline AND NOT r.dry_run
+                    AND jsonb_typeof(r.summary->'writeback'->$3) = 'object'
+                    AND (r.started_at, r.run_id) >= (s.started_at, s.run_id)
+                    AND (r.started_at, r.run_id) <= (me.started_at, me.run_id)) AS runs
+           FROM roundtrip.runs me, roundtrip.runs s WHERE me.run_id = $1 AND s.run_id = $2`,
+        [output.runId, t.heldBackSince, task],
+      );
+      const row = rows[0];
+      if (row) since = { runId: t.heldBackSince, startedAt: row.started_at, runs: row.runs };
+    }
+    found.push({
+      task,
+      keys: t.heldBackRepeatedly,
+      previousRunId: previous.runId,
+      ...(since ? { since } : {}),
+      pending: pending.map((p) => ({
+        runId: p.run_id,
+        jobId: p.job_id,
+        state: p.state,
+        recordedAt: p.recorded_at,
+        keys: p.keys,
+      })),
+      codes,
+      samples,
+    });
+  }
+  return found;
+}
+
+const records = (n: number): string => (n === 1 ? '1 record' : `${fmt(n)} records`);
+
+/**
+ * What a notification says of keys held back again ({@link HeldBackAgain}): per task, how many
+ * since when, why, the first keys, the SQL that lists them; then what to do.
+ */
+export function heldBackAgainLines(runId: string, held: readonly HeldBackAgain[]): string[] {
+  if (held.length === 0) return [];
+  const lines: string[] = [];
+  for (const h of held) {
+    const runs = h.since && h.since.runs > 2 ? h.since.runs : 2;
+    lines.push(
+      '',
+      `Held back again: ${records(h.keys)} of ${h.task} held back by ${runs} runs in a row` +
+        (h.since && h.since.runs > 2
+          ? `, since run ${h.since.runId} (started ${h.since.startedAt.toISOString()})`
+          : `, this run and the previous one (${h.previousRunId})`) +
+        ': the next run does not send them either until what holds them back is resolved.',
+    );
+    if (h.pending.length > 0) {
+      lines.push('  Why: sent by another run with no outcome recorded yet:');
+      for (const p of h.pending.slice(0, NOTIFICATION_PENDING_SENDS)) {
+        lines.push(
+          p.jobId
+            ? `    Bulk job ${p.jobId} of run ${p.runId}, not collected` +
+                (p.state
+                  ? ` (last recorded ${p.state}${p.recordedAt ? ` at ${p.recordedAt.toISOString()}` : ''})`
+                  : '') +
+                `: ${records(p.keys)}`
+            : `    a Composite call of run ${p.runId}: ${records(p.keys)}`,
+        );
+      }
+      if (h.pending.length > NOTIFICATION_PENDING_SENDS) lines.push('    … and other sends');
+    }
+    if (h.codes.length > 0) {
+      lines.push(`  Codes: ${h.codes.map((c) => `${c.code} ${fmt(c.keys)}`).join(', ')}`);
+    }
+    if (h.samples.length > 0) {
+      lines.push(`  The first ${h.samples.length === 1 ? 'key' : `${h.samples.length} keys`}:`);
+      for (const r of h.samples)
+        lines.push(`    ${oneLine(`${r.key}: ${r.code} ${r.message}`, LINE_MAX_CHARS)}`);
+    }
+    const codes = (
+      h.codes.length > 0 ? h.codes.map((c) => c.code) : ['OUTCOME_PENDING', 'INSERT_OUTCOME_UNKNOWN']
+    )
+      .map((c) => sqlLiteral(c))
+      .join(', ');
+    lines.push(
+      '  Every one:',
+      `    SELECT key, code, message FROM roundtrip.writeback_errors WHERE run_id = ${sqlLiteral(runId)} AND task = ${sqlLiteral(h.task)} AND code IN (${codes}) ORDER BY key;`,
+    );
+    if (h.pending.some((p) => p.jobId)) {
+      lines.push(
+        `    SELECT run_id, job_id, state, updated_at FROM roundtrip.writeback_jobs WHERE task = ${sqlLiteral(h.task)} AND api = 'bulk' AND collected_at IS NULL ORDER BY run_id;`,
+      );
+    }
+  }
+  lines.push('', 'What to do:');
+  if (held.some((h) => h.pending.some((p) => p.jobId))) {
+    lines.push(
+      "  Look the job up in Salesforce (Setup → Bulk Data Load Jobs, by its id). A later plan collects it once Salesforce has finished it (completed, failed, or aborted there) and then sends the keys' current values; while Salesforce has not, its keys stay held back, run after run.",
+    );
+  }
+  lines.push(
+    "  Each key's message says what holds it back and what resolves it (an insert whose outcome cannot be looked up, without an external ID, is to be recorded by hand): see the SQL above, or npx roundtrip errors --run " +
+      `${runId} (with the pipeline's --config and --secrets).`,
+  );
+  return lines;
+}
+
+/**
+ * The notification of a run that succeeded with keys held back that its task's previous run held
+ * back too (`held`, from {@link heldBackAgainOf}): a subject of its own, so that it does not read
+ * as a failure.
+ */
+export function heldBackRunNotification(
+  pipeline: string,
+  output: ReportOutput,
+  held: readonly HeldBackAgain[],
+  executionArn: string | null,
+): Notification {
+  const runId = output.runId;
+  const total = held.reduce((n, h) => n + h.keys, 0);
+  const lines = [
+    `roundtrip pipeline ${pipeline}: run ${runId} succeeded, but it held back ${records(total)} that the previous run held back too.`,
+    ...writebackLines(output),
+    ...heldBackAgainLines(runId, held),
+    ...runLines(runId, executionArn),
+  ];
+  return {
+    subject: snsSubject(`roundtrip ${pipeline}: run ${runId} succeeded, ${records(total)} held back again`),
+    text: lines.join('\n'),
+  };
+}
+
+/** Where to see the run: the SQL, and the execution in the console when it has one. */
+function runLines(runId: string, executionArn: string | null): string[] {
+  const url = executionConsoleUrl(executionArn);
+  return [
+    '',
+    `The run: SELECT * FROM roundtrip.runs WHERE run_id = '${runId}';`,
+    ...(url ? [`The execution: ${url}`] : []),
+  ];
+}
+
+/**
+ * The notification of the failed run `output`, with its errors read from `client`, and what it held
+ * back again (`heldBackAgain`, from {@link heldBackAgainOf}).
+ */
 export async function failedRunNotification(
   client: ClientBase,
   pipeline: string,
   output: ReportOutput,
   executionArn: string | null,
+  heldBackAgain: readonly HeldBackAgain[] = [],
 ): Promise<Notification> {
   const runId = output.runId;
   const { rows: groups } = await client.query<{ task: string; stage: string; code: string; n: number }>(
@@ -83,20 +335,7 @@ export async function failedRunNotification(
   const lines = [`roundtrip pipeline ${pipeline}: run ${runId} failed.`, ''];
   lines.push(`Why: ${output.reason ? storedFailureText(output.reason) : 'no reason recorded'}`);
   const tasks = Object.entries(output.writeback);
-  if (tasks.length > 0) {
-    lines.push('', 'Write-back:');
-    for (const [name, t] of tasks) {
-      lines.push(
-        `  ${name}: ${fmt(t.changed)} to send, ${fmt(t.written)} written, ${fmt(t.failed)} failed in Salesforce, ` +
-          `${fmt(t.rejected)} rejected before sending` +
-          (t.heldBack > 0 ? `, ${fmt(t.heldBack)} held back for another run's send of their key` : '') +
-          (t.outcomeUnknown > 0 ? `, ${fmt(t.outcomeUnknown)} sent with no outcome recorded` : '') +
-          `; ${fmt(t.apiCalls)} API calls` +
-          (t.failureRateExceeded ? ' (more failed than maxFailureRate allows)' : '') +
-          (t.rejectRateExceeded ? ' (more rejected than maxRejectRate allows)' : ''),
-      );
-    }
-  }
+  lines.push(...writebackLines(output));
   if (groups.length > 0) {
     lines.push('', 'Errors by task, stage and code:');
     for (const g of groups.slice(0, NOTIFICATION_ERROR_GROUPS)) {
@@ -125,9 +364,7 @@ export async function failedRunNotification(
       '  The next plan of each task resolves them once their call is certainly over (Salesforce runs a call for up to 10 minutes) or their Bulk job has finished: a job is collected, update and upsert records sent by a call are sent again, insert records are looked up by their external ID (without one, they are to be recorded by hand).',
     );
   }
-  const url = executionConsoleUrl(executionArn);
-  lines.push('', `The run: SELECT * FROM roundtrip.runs WHERE run_id = '${runId}';`);
-  if (url) lines.push(`The execution: ${url}`);
+  lines.push(...heldBackAgainLines(runId, heldBackAgain), ...runLines(runId, executionArn));
   return {
     subject: snsSubject(`roundtrip ${pipeline}: run ${runId} failed`),
     text: lines.join('\n'),
@@ -135,7 +372,8 @@ export async function failedRunNotification(
 }
 
 /**
- * Sends the notification of a failed run through `deps.notifier`, once (see the module comment).
+ * Sends the notification of a failed run, or of one that held back keys its task's previous run
+ * held back too (`heldBackRepeatedly`), through `deps.notifier`, once (see the module comment).
  * Best effort: a notification the topic does not take is logged; the run's outcome stands, and the
  * alarm on failed executions still goes to the same topic. PostgreSQL failing around it (reading
  * the run and its errors, recording `notifiedAt`) fails the step as any of its statements would: a
@@ -143,12 +381,15 @@ export async function failedRunNotification(
  * left the run never told of). A Report whose Lambda dies, or whose connection drops, between the
  * send and the commit of `notifiedAt` sends it again when retried: at least once, never lost.
  */
-export async function notifyFailedRun(
+export async function notifyRun(
   deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock' | 'notifier'>,
   output: ReportOutput,
 ): Promise<void> {
   const notifier = deps.notifier;
-  if (!notifier || output.status !== 'failed') return;
+  const failed = output.status === 'failed';
+  const heldAgain = Object.values(output.writeback).some((t) => t.heldBackRepeatedly > 0);
+  if (!notifier || (!failed && !heldAgain)) return;
+  const what = failed ? 'the failed run' : 'records held back again';
   const sent = await withTransaction(deps.pg, async (client) => {
     const { rows } = await client.query<{ notified: boolean; execution_arn: string | null }>(
       `SELECT coalesce(summary ? 'notifiedAt', false) AS notified, execution_arn
@@ -157,10 +398,13 @@ export async function notifyFailedRun(
     );
     const run = rows[0];
     if (!run || run.notified) return false;
-    const message = await failedRunNotification(client, deps.config.name, output, run.execution_arn);
+    const held = heldAgain ? await heldBackAgainOf(client, output) : [];
+    const message = failed
+      ? await failedRunNotification(client, deps.config.name, output, run.execution_arn, held)
+      : heldBackRunNotification(deps.config.name, output, held, run.execution_arn);
     const published = await warnOnFailure(
       deps.logger,
-      'Could not send the notification of the failed run',
+      `Could not send the notification of ${what}`,
       { runId: output.runId },
       async () => {
         await notifier.publish(message);
@@ -172,5 +416,5 @@ export async function notifyFailedRun(
     await mergeRunSummary(client, output.runId, ['notifiedAt'], deps.clock.now().toISOString());
     return true;
   });
-  if (sent) deps.logger.info('Sent the notification of the failed run', { runId: output.runId });
+  if (sent) deps.logger.info(`Sent the notification of ${what}`, { runId: output.runId });
 }

@@ -25,8 +25,15 @@ import type { CoreDeps } from '../deps';
 import type { ReportInput, ReportOutput, WritebackTaskSummary } from './contracts';
 import { warnOnFailure } from '../../shared/logging';
 import { readableFailure } from '../../shared/errors';
-import { notifyFailedRun } from './notify';
-import { heldBackFigures, mergeRunSummary, readRunSummary, storedCount as num } from './state';
+import { notifyRun } from './notify';
+import {
+  HELD_BACK_BY_BOTH_SQL,
+  heldBackFigures,
+  mergeRunSummary,
+  previousRunOfTask,
+  readRunSummary,
+  storedCount as num,
+} from './state';
 
 /** Whether the state tables exist (the `roundtrip.runs` table, created by the first migration). */
 async function stateTablesExist(deps: Pick<CoreDeps, 'pg'>): Promise<boolean> {
@@ -176,6 +183,32 @@ export async function ledgerOutcomes(
 }
 
 /**
+ * Of the keys the run held back for task `task`, those the task's previous run
+ * ({@link previousRunOfTask}) held back too (`count`, {@link HELD_BACK_BY_BOTH_SQL}): the same keys
+ * two runs in a row, which a crash's one-run wait does not explain. `since` is
+ * the first run of the streak: the previous run's `heldBackSince` when it held keys back
+ * repeatedly too, else the previous run. Reads this run's and the previous run's errors (kept for
+ * `postgres.keepRunDetailsDays`), so a retried report answers the same.
+ */
+export async function repeatedlyHeldBack(
+  client: PoolClient,
+  runId: string,
+  task: string,
+): Promise<{ count: number; since?: string }> {
+  const previous = await previousRunOfTask(client, runId, task);
+  if (!previous) return { count: 0 };
+  const { rows } = await client.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (${HELD_BACK_BY_BOTH_SQL}) AS both_runs`,
+    [runId, previous.runId, task],
+  );
+  const count = rows[0]?.n ?? 0;
+  if (count === 0) return { count };
+  const since = previous.figures.heldBackSince;
+  const streak = num(previous.figures.heldBackRepeatedly) > 0 && typeof since === 'string';
+  return { count, since: streak ? since : previous.runId };
+}
+
+/**
  * Whether the plan rejected more of the source rows than `maxRejectRate` allows. `rejected` counts
  * the rows refused for what the source holds: rows held back while an earlier run's send of their
  * key has no outcome (`heldBack`) are not the source's fault and are not in it.
@@ -212,7 +245,8 @@ export async function closeAbandonedRuns(client: PoolClient, pipeline: string, n
 
 /**
  * Writes the run's final status and write-back summary (see the module comment), tells of a
- * failed run through `deps.notifier` ({@link notifyFailedRun}), then closes
+ * failed run, or of one that held back keys its previous run held back too ({@link
+ * repeatedlyHeldBack}), through `deps.notifier` ({@link notifyRun}), then closes
  * abandoned runs ({@link closeAbandonedRuns}) and prunes the details of runs older than
  * `postgres.keepRunDetailsDays` ({@link pruneRunDetails}); a failure of either is logged, it does
  * not fail the run. Idempotent: a retry writes the same figures again.
@@ -257,10 +291,14 @@ export async function reportRun(
       const held = outcomes
         ? heldBackFigures(s, outcomes.heldBack)
         : heldBackFigures(s, num(s.heldBackAtPush));
+      // Only a run that held keys back can hold back the same ones again: the others skip the query.
+      const repeated = held.heldBack > 0 ? await repeatedlyHeldBack(client, input.runId, name) : { count: 0 };
       writeback[name] = {
         sourceRows: num(s.sourceRows),
         rejected: num(s.rejected),
         ...held,
+        heldBackRepeatedly: repeated.count,
+        ...(repeated.since ? { heldBackSince: repeated.since } : {}),
         unchanged: num(s.unchanged),
         changed: num(s.changed),
         written: outcomes?.succeeded ?? num(s.written),
@@ -321,7 +359,7 @@ export async function reportRun(
     };
     return reported;
   });
-  await notifyFailedRun(deps, output);
+  await notifyRun(deps, output);
   const abandoned = await warnOnFailure(
     deps.logger,
     'Could not close abandoned runs; the next report tries again',

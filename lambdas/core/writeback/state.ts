@@ -107,6 +107,49 @@ export function heldBackFigures(
   return { heldBack: ofPlan + atPush, heldBackAtPush: atPush };
 }
 
+/**
+ * SQL: whether the error `e` (a row of `roundtrip.writeback_errors`) is a key held back, not
+ * rejected nor failed: by the plan (`OUTCOME_PENDING`, `INSERT_OUTCOME_UNKNOWN`) or by the push
+ * (`ALREADY_INSERTED`, `INSERT_PENDING_ELSEWHERE`, ledger status `held_back`). A push's own
+ * `INSERT_OUTCOME_UNKNOWN` is a record sent with no outcome, not one held back.
+ */
+export const HELD_BACK_ERROR_SQL = `((e.stage = 'plan' AND e.code IN ('OUTCOME_PENDING', 'INSERT_OUTCOME_UNKNOWN'))
+  OR (e.stage = 'push' AND e.code IN ('ALREADY_INSERTED', 'INSERT_PENDING_ELSEWHERE')))`;
+
+/**
+ * SQL: the keys run `$1` held back for task `$3` ({@link HELD_BACK_ERROR_SQL}) that run `$2` held
+ * back too, each once.
+ */
+export const HELD_BACK_BY_BOTH_SQL = `
+  SELECT e.key FROM roundtrip.writeback_errors e
+   WHERE e.run_id = $1 AND e.task = $3 AND e.key IS NOT NULL AND ${HELD_BACK_ERROR_SQL}
+  INTERSECT
+  SELECT e.key FROM roundtrip.writeback_errors e
+   WHERE e.run_id = $2 AND e.task = $3 AND e.key IS NOT NULL AND ${HELD_BACK_ERROR_SQL}`;
+
+/**
+ * The task's previous run before run `runId`: the pipeline's latest run started before it (ties by
+ * run id) that planned the task (its summary has the task's figures), with those figures. Dry runs
+ * are neither looked from nor at: none for a dry run.
+ */
+export async function previousRunOfTask(
+  client: ClientBase,
+  runId: string,
+  task: string,
+): Promise<{ runId: string; figures: Record<string, unknown> } | undefined> {
+  const { rows } = await client.query<{ run_id: string; figures: Record<string, unknown> }>(
+    `SELECT r.run_id, r.summary->'writeback'->$2 AS figures
+       FROM roundtrip.runs me JOIN roundtrip.runs r ON r.pipeline = me.pipeline
+      WHERE me.run_id = $1 AND NOT me.dry_run AND NOT r.dry_run AND r.run_id <> me.run_id
+        AND (r.started_at, r.run_id) < (me.started_at, me.run_id)
+        AND jsonb_typeof(r.summary->'writeback'->$2) = 'object'
+      ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1`,
+    [runId, task],
+  );
+  const row = rows[0];
+  return row ? { runId: row.run_id, figures: row.figures } : undefined;
+}
+
 /** A task's part of the run's summary (`summary.writeback.<task>`), `undefined` when it has none. */
 export function taskSummaryOf(
   summary: Record<string, unknown>,

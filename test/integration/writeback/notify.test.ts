@@ -3,9 +3,12 @@
  * real SNS client over HTTP to a stand-in: which run and why, the write-back figures, the errors
  * by task, stage and code, the first records with their messages, where to see them all; once
  * per run; nothing for a run that succeeded; a notification that cannot be sent does not change
- * the run's outcome and is sent by a retried report, as is one that PostgreSQL failed.
+ * the run's outcome and is sent by a retried report, as is one that PostgreSQL failed. A run that
+ * succeeded is told of when it held back keys its previous run held back too (a Bulk job that
+ * Salesforce does not finish), and only then.
  */
-import { planWriteback, pushWriteback, reportRun } from '../../../lambdas/core/writeback';
+import type { WritebackTaskInput } from '../../../lambdas/config';
+import { planWriteback, pushWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
 import { executionConsoleUrl } from '../../../lambdas/core/writeback/notify';
 import { HANDLER_ENV } from '../../../lambdas/handlers/deps';
 import { snsNotifier } from '../../../lambdas/handlers/sns-deps';
@@ -34,8 +37,8 @@ describe('the notification of a failed run', () => {
     sns.hang = false;
   });
 
-  function deps() {
-    const base = env.deps({ writeback: [SCORE_UPDATE] });
+  function deps(task: WritebackTaskInput = SCORE_UPDATE) {
+    const base = env.deps({ writeback: [task] });
     const notifier = snsNotifier({
       config: base.config,
       env: { [HANDLER_ENV.notificationTopicArn]: TOPIC, AWS_ENDPOINT_URL_SNS: sns.endpoint },
@@ -339,6 +342,199 @@ describe('the notification of a failed run', () => {
       )?.attributes.error,
     ).toMatch(/requestTimeout/);
   }, 60_000);
+
+  describe('records held back by two runs in a row', () => {
+    const bulkUpdate = { ...SCORE_UPDATE, bulkThreshold: 5 };
+
+    /** Six leads scored by `lead_scores`, their Ids in key order. */
+    async function sixLeads(prefix: string): Promise<string[]> {
+      const ids = env.sf.store
+        .seed(
+          'Lead',
+          Array.from({ length: 6 }, (_, i) => ({ LastName: `${prefix} ${i + 1}`, Company: 'Held' })),
+        )
+        .sort();
+      await env.pool.query(`CREATE TABLE IF NOT EXISTS lead_scores ("Id" text, score integer)`);
+      await env.pool.query('DELETE FROM lead_scores');
+      await env.pool.query(`INSERT INTO lead_scores SELECT id, 7 FROM unnest($1::text[]) AS id`, [ids]);
+      return ids;
+    }
+
+    /**
+     * A run that closes a Bulk job of the six leads, which Salesforce holds `holdMs` before it
+     * processes it, and ends (its retries spent) before collecting it: the next plans hold the
+     * keys back (OUTCOME_PENDING) until the job is finished. Its failure's notification is let go.
+     */
+    async function uncollectedJob(
+      d: ReturnType<typeof deps>,
+      holdMs: number,
+    ): Promise<{ dead: string; jobId: string }> {
+      env.sf.faults.set({ bulkJobDelayMs: holdMs });
+      const dead = await env.newRun();
+      expect(await planWriteback(d, { runId: dead, task: 'Lead-update' })).toMatchObject({
+        changed: 6,
+        api: 'bulk',
+      });
+      expect(await pushWriteback(d, { runId: dead, task: 'Lead-update' })).toMatchObject({
+        status: 'bulk-pending',
+      });
+      env.sf.faults.clear();
+      await reportRun(d, { runId: dead, error: { Error: 'TransientError', Cause: 'retries spent' } });
+      const { rows } = await env.pool.query<{ job_id: string }>(
+        `SELECT job_id FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+        [dead],
+      );
+      sns.published.length = 0;
+      return { dead, jobId: rows[0]?.job_id ?? '' };
+    }
+
+    /** A run that plans the task and reports: every key held back, it succeeds. */
+    async function heldRun(d: ReturnType<typeof deps>): Promise<string> {
+      const runId = await env.newRun();
+      expect(await planWriteback(d, { runId, task: 'Lead-update' })).toMatchObject({
+        heldBack: 6,
+        changed: 0,
+      });
+      return runId;
+    }
+
+    it('sends nothing when one run held keys back: the wait after a crash, the next run sends them', async () => {
+      const d = deps(bulkUpdate);
+      await sixLeads('Once');
+      await uncollectedJob(d, 120_000);
+      const runId = await heldRun(d);
+
+      const output = await reportRun(d, { runId });
+
+      expect(output.status).toBe('succeeded');
+      expect(output.writeback['Lead-update']).toMatchObject({ heldBack: 6, heldBackRepeatedly: 0 });
+      expect(output.writeback['Lead-update']?.heldBackSince).toBeUndefined();
+      expect(sns.published).toEqual([]);
+    });
+
+    it('tells, once, of a run that succeeded holding back the keys its previous run held back: why, which, what to do', async () => {
+      const d = deps(bulkUpdate);
+      const ids = await sixLeads('Twice');
+      const { dead, jobId } = await uncollectedJob(d, 120_000);
+      const first = await heldRun(d);
+      await reportRun(d, { runId: first });
+      expect(sns.published).toEqual([]);
+      const second = await heldRun(d);
+      await env.pool.query(`UPDATE roundtrip.runs SET execution_arn = $2 WHERE run_id = $1`, [
+        second,
+        `arn:aws:states:eu-west-1:123456789012:execution:roundtrip-wb-test:${second}`,
+      ]);
+
+      const output = await reportRun(d, { runId: second });
+
+      expect(output.status).toBe('succeeded');
+      expect(output.writeback['Lead-update']).toMatchObject({
+        heldBack: 6,
+        heldBackRepeatedly: 6,
+        heldBackSince: first,
+      });
+      const { rows: summary } = await env.pool.query(`SELECT summary FROM roundtrip.runs WHERE run_id = $1`, [
+        second,
+      ]);
+      expect(summary[0].summary.writeback['Lead-update']).toMatchObject({
+        heldBackRepeatedly: 6,
+        heldBackSince: first,
+      });
+      const { rows: job } = await env.pool.query<{ state: string; updated_at: Date }>(
+        `SELECT state, updated_at FROM roundtrip.writeback_jobs WHERE job_id = $1`,
+        [jobId],
+      );
+      const state = `${job[0]?.state} at ${job[0]?.updated_at.toISOString()}`;
+      const message = (id: string): string =>
+        `key ${id} was sent for update by run ${dead} in Bulk job ${jobId}, which Salesforce had not finished when this run planned: not sent by this run, so that the job cannot write its older values after this run's; the next plan collects the job and sends the key's current values if they differ from what it wrote`;
+      expect(sns.published).toHaveLength(1);
+      expect(sns.published[0]?.subject).toBe(
+        `roundtrip wb-test: run ${second} succeeded, 6 records held back again`,
+      );
+      expect(sns.published[0]?.message.split('\n')).toEqual([
+        `roundtrip pipeline wb-test: run ${second} succeeded, but it held back 6 records that the previous run held back too.`,
+        '',
+        'Write-back:',
+        // The plan's calls: the describe of Lead, and its question about the job.
+        "  Lead-update: 0 to send, 0 written, 0 failed in Salesforce, 0 rejected before sending, 6 held back for another run's send of their key (6 of them by the previous run too); 2 API calls",
+        '',
+        `Held back again: 6 records of Lead-update held back by 2 runs in a row, this run and the previous one (${first}): the next run does not send them either until what holds them back is resolved.`,
+        '  Why: sent by another run with no outcome recorded yet:',
+        `    Bulk job ${jobId} of run ${dead}, not collected (last recorded ${state}): 6 records`,
+        '  Codes: OUTCOME_PENDING 6',
+        '  The first 6 keys:',
+        // Each line cut at 300 characters (LINE_MAX_CHARS), as a long message is.
+        ...ids.map((id) => `    ${`${id}: OUTCOME_PENDING ${message(id)}`.slice(0, 299)}…`),
+        '  Every one:',
+        `    SELECT key, code, message FROM roundtrip.writeback_errors WHERE run_id = '${second}' AND task = 'Lead-update' AND code IN ('OUTCOME_PENDING') ORDER BY key;`,
+        "    SELECT run_id, job_id, state, updated_at FROM roundtrip.writeback_jobs WHERE task = 'Lead-update' AND api = 'bulk' AND collected_at IS NULL ORDER BY run_id;",
+        '',
+        'What to do:',
+        "  Look the job up in Salesforce (Setup → Bulk Data Load Jobs, by its id). A later plan collects it once Salesforce has finished it (completed, failed, or aborted there) and then sends the keys' current values; while Salesforce has not, its keys stay held back, run after run.",
+        `  Each key's message says what holds it back and what resolves it (an insert whose outcome cannot be looked up, without an external ID, is to be recorded by hand): see the SQL above, or npx roundtrip errors --run ${second} (with the pipeline's --config and --secrets).`,
+        '',
+        `The run: SELECT * FROM roundtrip.runs WHERE run_id = '${second}';`,
+        `The execution: https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/arn:aws:states:eu-west-1:123456789012:execution:roundtrip-wb-test:${second}`,
+      ]);
+
+      // A retried report sends nothing more, and reports the same figures.
+      expect((await reportRun(d, { runId: second })).writeback['Lead-update']).toMatchObject({
+        heldBackRepeatedly: 6,
+        heldBackSince: first,
+      });
+      expect(sns.published).toHaveLength(1);
+
+      // A third run in a row that fails says so too, since the first of them.
+      const third = await heldRun(d);
+      await reportRun(d, {
+        runId: third,
+        error: { Error: 'TerminalError', Cause: 'Salesforce refused the sign-in' },
+      });
+      expect(sns.published).toHaveLength(2);
+      expect(sns.published[1]?.subject).toBe(`roundtrip wb-test: run ${third} failed`);
+      const { rows: started } = await env.pool.query<{ started_at: Date }>(
+        `SELECT started_at FROM roundtrip.runs WHERE run_id = $1`,
+        [first],
+      );
+      expect(sns.published[1]?.message).toContain(
+        `\nHeld back again: 6 records of Lead-update held back by 3 runs in a row, since run ${first} (started ${started[0]?.started_at.toISOString()}): `,
+      );
+      expect(sns.published[1]?.message).toContain(`    Bulk job ${jobId} of run ${dead}, not collected`);
+    });
+
+    it('sends nothing once the held-back keys are collected: the job finished, the next run sends them', async () => {
+      const d = deps(bulkUpdate);
+      const ids = await sixLeads('Collected');
+      const { dead, jobId } = await uncollectedJob(d, 1500);
+      const held = await heldRun(d);
+      await reportRun(d, { runId: held });
+      for (let i = 0; i < 200; i += 1) {
+        const job = await env.connector.request<{ state: string }>('poll', 'GET', `/jobs/ingest/${jobId}`);
+        if (job.state === 'JobComplete') break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await env.pool.query('UPDATE lead_scores SET score = 8');
+
+      const next = await env.newRun();
+      const result = await runWriteback(d, { runId: next, task: 'Lead-update' });
+      expect(result.plan).toMatchObject({ heldBack: 0, changed: 6 });
+      const output = await reportRun(d, { runId: next });
+
+      expect(output.status).toBe('succeeded');
+      expect(output.writeback['Lead-update']).toMatchObject({
+        heldBack: 0,
+        heldBackRepeatedly: 0,
+        written: 6,
+      });
+      expect(sns.published).toEqual([]);
+      const { rows } = await env.pool.query(
+        `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status`,
+        [dead],
+      );
+      expect(rows).toEqual([{ status: 'succeeded', n: 6 }]);
+      expect(ids.map((id) => env.sf.store.get(id)?.LeadScore__c)).toEqual(Array(6).fill(8));
+    });
+  });
 
   it('links the execution only for an ARN of a Step Functions execution', () => {
     expect(executionConsoleUrl('arn:aws:states:us-east-1:123456789012:execution:m:run-1')).toBe(
