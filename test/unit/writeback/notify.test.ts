@@ -1,0 +1,124 @@
+import type { ReportOutput, WritebackTaskSummary } from '../../../lambdas/core/writeback/contracts';
+import {
+  heldBackAgainLines,
+  heldBackRunNotification,
+  NOTIFICATION_PENDING_SENDS,
+  snsSubject,
+  type HeldBackAgain,
+} from '../../../lambdas/core/writeback/notify';
+
+const figures = (over: Partial<WritebackTaskSummary> = {}): WritebackTaskSummary => ({
+  sourceRows: 10,
+  rejected: 0,
+  heldBack: 4,
+  heldBackAtPush: 0,
+  heldBackRepeatedly: 3,
+  unchanged: 6,
+  changed: 0,
+  written: 0,
+  failed: 0,
+  outcomeUnknown: 0,
+  apiCalls: 2,
+  api: 'none',
+  durationMs: 5,
+  failureRateExceeded: false,
+  rejectRateExceeded: false,
+  ...over,
+});
+
+const output = (runId: string, over: Partial<WritebackTaskSummary> = {}): ReportOutput => ({
+  runId,
+  status: 'succeeded',
+  writeback: { 'Contact-insert': figures(over) },
+});
+
+const held = (over: Partial<HeldBackAgain> = {}): HeldBackAgain => ({
+  task: 'Contact-insert',
+  keys: 3,
+  previousRunId: 'run-2',
+  pending: [],
+  codes: [{ code: 'INSERT_OUTCOME_UNKNOWN', keys: 3 }],
+  samples: [
+    { key: 'c-1', code: 'INSERT_OUTCOME_UNKNOWN', message: 'key c-1 was sent for insert by run run-1 …' },
+  ],
+  ...over,
+});
+
+describe('heldBackRunNotification', () => {
+  it('has a subject of its own: the run succeeded, with records held back again, not a failure', () => {
+    const n = heldBackRunNotification('crm', output('run-3'), [held()], null);
+    expect(n.subject).toBe('roundtrip crm: run run-3 succeeded, 3 records held back again');
+    expect(n.subject).not.toMatch(/failed/);
+    expect(n.text.split('\n')[0]).toBe(
+      'roundtrip pipeline crm: run run-3 succeeded, but it held back 3 records that the previous run held back too.',
+    );
+    // No execution ARN (a local run): no link.
+    expect(n.text).not.toContain('The execution:');
+  });
+
+  it('keeps its subject within what SNS takes for a long run id, and adds the tasks up', () => {
+    const runId = `run-${'x'.repeat(76)}`;
+    const n = heldBackRunNotification(
+      'crm',
+      output(runId),
+      [held(), held({ task: 'Lead-update', keys: 1 })],
+      null,
+    );
+    expect(n.subject.length).toBeLessThanOrEqual(99);
+    expect(n.subject).toBe(snsSubject(`roundtrip crm: run ${runId} succeeded, 4 records held back again`));
+    expect(n.text).toContain('held back 4 records that the previous run held back too.');
+    expect(n.text).toContain('\nHeld back again: 1 record of Lead-update held back by 2 runs in a row, ');
+  });
+
+  it('says since which run and when, for a streak longer than two runs', () => {
+    const startedAt = new Date('2026-03-01T10:00:00.000Z');
+    const lines = heldBackAgainLines('run-9', [held({ since: { runId: 'run-5', startedAt, runs: 5 } })]);
+    expect(lines).toContain(
+      'Held back again: 3 records of Contact-insert held back by 5 runs in a row, since run run-5 (started 2026-03-01T10:00:00.000Z): the next run does not send them either until what holds them back is resolved.',
+    );
+  });
+
+  it('names each Bulk job with its recorded state, and a call by its run; the job advice only when a job holds keys', () => {
+    const recordedAt = new Date('2026-03-01T10:05:00.000Z');
+    const withJob = heldBackAgainLines('run-9', [
+      held({
+        pending: [
+          { runId: 'run-1', jobId: '750A', state: 'InProgress', recordedAt, keys: 2 },
+          { runId: 'run-4', jobId: null, state: null, recordedAt: null, keys: 1 },
+        ],
+      }),
+    ]);
+    expect(withJob).toEqual(
+      expect.arrayContaining([
+        '    Bulk job 750A of run run-1, not collected (last recorded InProgress at 2026-03-01T10:05:00.000Z): 2 records',
+        '    a Composite call of run run-4: 1 record',
+        "    SELECT run_id, job_id, state, updated_at FROM roundtrip.writeback_jobs WHERE task = 'Contact-insert' AND api = 'bulk' AND collected_at IS NULL ORDER BY run_id;",
+      ]),
+    );
+    expect(withJob.some((l) => l.includes('Setup → Bulk Data Load Jobs'))).toBe(true);
+
+    const withoutJob = heldBackAgainLines('run-9', [held()]);
+    expect(withoutJob.some((l) => l.includes('Setup → Bulk Data Load Jobs'))).toBe(false);
+    expect(withoutJob.some((l) => l.includes('roundtrip.writeback_jobs'))).toBe(false);
+    expect(withoutJob).toContain(
+      "    SELECT key, code, message FROM roundtrip.writeback_errors WHERE run_id = 'run-9' AND task = 'Contact-insert' AND code IN ('INSERT_OUTCOME_UNKNOWN') ORDER BY key;",
+    );
+  });
+
+  it(`shows ${NOTIFICATION_PENDING_SENDS} sends at most`, () => {
+    const pending = Array.from({ length: NOTIFICATION_PENDING_SENDS + 1 }, (_, i) => ({
+      runId: `run-${i}`,
+      jobId: `750${i}`,
+      state: 'UploadComplete',
+      recordedAt: null,
+      keys: 1,
+    }));
+    const lines = heldBackAgainLines('run-9', [held({ pending })]);
+    expect(lines.filter((l) => l.startsWith('    Bulk job '))).toHaveLength(NOTIFICATION_PENDING_SENDS);
+    expect(lines).toContain('    … and other sends');
+  });
+
+  it('adds nothing when no task held keys back again', () => {
+    expect(heldBackAgainLines('run-9', [])).toEqual([]);
+  });
+});
