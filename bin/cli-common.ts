@@ -7,7 +7,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { taskName, type PipelineConfig } from '../lambdas/config';
 import type { LocalRunEvent } from '../statemachine/local';
-import { formatSummaryTable, type RunSummary } from './local/summary';
+import { formatSummaryTable, heldBackAgainNote, type RunSummary } from './local/summary';
 import { failureText, readableFailure, storedFailureText } from '../lambdas/shared/errors';
 
 export { failureText, readableFailure, storedFailureText };
@@ -255,9 +255,11 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
 
 /**
  * On stderr, when records of the run were rejected, held back or failed: the command that lists
- * them (held-back rows are in roundtrip.writeback_errors too, with the run whose outcome they wait for).
+ * them (held-back rows are in roundtrip.writeback_errors too, with the run whose outcome they wait for);
+ * first, each write-back that held back keys its previous run held back too.
  */
 export function noteErrorsCommand(summary: RunSummary): void {
+  for (const held of summary.heldBackAgain ?? []) note(heldBackAgainNote(summary.runId, held));
   const notSent = summary.tasks.reduce((n, t) => n + t.rejected + t.heldBack + t.failed, 0);
   if (notSent === 0) return;
   const count = notSent === 1 ? '1 record was' : `${notSent.toLocaleString('en-US')} records were`;

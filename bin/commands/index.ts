@@ -96,7 +96,8 @@ ${CONNECTION_HELP}
 The recent runs of the pipeline from roundtrip.runs: status, duration, rows extracted,
 written, rejected, held back (for another run's send of their key), failed, API calls,
 and the error of a failed run or the reason of a skipped one (a scheduled run that found
-another still going).
+another still going), and the write-backs that held back records the run before held
+back too (heldBackAgain in --json).
 
   -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
   --secrets FILE         a JSON file of secrets by name (the config's postgres secret)

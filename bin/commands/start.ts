@@ -27,6 +27,7 @@ import {
 } from '../cli-common';
 import {
   extractTaskSummary,
+  tasksHeldBackAgain,
   prepareSummaries,
   record as obj,
   transformTaskSummaries,
@@ -67,7 +68,8 @@ export function summaryFromExecutionOutput(
   const skipped = succeeded && typeof obj(o.run).skipped === 'string';
   if (skipped) note(`run ${runId} skipped: ${String(obj(o.run).skipped)}`);
   const status = skipped ? 'skipped' : succeeded && report.status !== 'failed' ? 'succeeded' : 'failed';
-  return { runId, status, tasks };
+  const heldBackAgain = tasksHeldBackAgain(report.writeback);
+  return { runId, status, tasks, ...(heldBackAgain.length > 0 ? { heldBackAgain } : {}) };
 }
 
 /** A progress line for a history event, or undefined for the ones not worth a line. */

@@ -16,7 +16,7 @@ import {
   type Command,
 } from '../cli-common';
 import { alignColumns } from '../local/columns';
-import { readStoredRuns, taskSummaries } from '../local/summary';
+import { heldBackAgainNote, tasksHeldBackAgain, readStoredRuns, taskSummaries } from '../local/summary';
 import { CONNECTION_OPTIONS, configFrom, secretsFrom } from './run';
 
 /** Runs listed when `--limit` is not given. */
@@ -112,6 +112,7 @@ export const status: Command = async (argv) => {
         rejected: sum('writeback', 'rejected'),
         heldBack: sum('writeback', 'heldBack'),
         failed: sum('writeback', 'failed'),
+        heldBackAgain: tasksHeldBackAgain(run.summary.writeback),
         apiCalls: sum('prepare', 'apiCalls') + sum('extract', 'apiCalls') + sum('writeback', 'apiCalls'),
         error: run.error,
       };
@@ -149,7 +150,11 @@ export const status: Command = async (argv) => {
       String(r.apiCalls),
     ]);
     process.stdout.write(alignColumns([header, ...cells], (i) => i >= 3).lines.join('\n') + '\n');
-    for (const r of rows) if (r.error) process.stdout.write(`\n${r.runId}: ${storedFailureText(r.error)}\n`);
+    for (const r of rows) {
+      if (r.error) process.stdout.write(`\n${r.runId}: ${storedFailureText(r.error)}\n`);
+      for (const held of r.heldBackAgain)
+        process.stdout.write(`\n${r.runId}: ${heldBackAgainNote(r.runId, held)}\n`);
+    }
     return EXIT.ok;
   } finally {
     await pool.end();

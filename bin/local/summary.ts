@@ -24,6 +24,17 @@ export interface TaskSummary {
   readonly apiCalls: number;
 }
 
+/**
+ * A write-back task whose run held back keys its previous run held back too
+ * (`summary.writeback.<task>.heldBackRepeatedly`): stuck, not the one-run wait after a crash.
+ */
+export interface TaskHeldBackAgain {
+  readonly task: string;
+  readonly records: number;
+  /** The first run of the streak (`heldBackSince`). */
+  readonly since?: string;
+}
+
 /** The summary a run ends with; `--json` prints exactly this object. */
 export interface RunSummary {
   /** The run's id (the execution name); not shown when the run was not {@link recorded}. */
@@ -36,6 +47,8 @@ export interface RunSummary {
   /** `skipped`: started with onOverlap "skip" while another run was going (nothing ran). */
   readonly status: 'succeeded' | 'failed' | 'skipped';
   readonly tasks: TaskSummary[];
+  /** Write-backs that held back keys the previous run held back too; absent when none did. */
+  readonly heldBackAgain?: readonly TaskHeldBackAgain[];
 }
 
 /** A run's row of `roundtrip.runs`, as the CLI reads it. */
@@ -137,6 +150,26 @@ export function writebackTaskSummary(task: string, figures: unknown): TaskSummar
     failed: num(s.failed),
     apiCalls: num(s.apiCalls),
   };
+}
+
+/** The write-backs of a run's figures (`summary.writeback` or the Report's) that held back keys again. */
+export function tasksHeldBackAgain(writeback: unknown): TaskHeldBackAgain[] {
+  return Object.entries(record(writeback)).flatMap(([task, figures]) => {
+    const s = record(figures);
+    const records = num(s.heldBackRepeatedly);
+    if (records === 0) return [];
+    return [{ task, records, ...(typeof s.heldBackSince === 'string' ? { since: s.heldBackSince } : {}) }];
+  });
+}
+
+/** What the CLI says of a task's keys held back again in run `runId`. */
+export function heldBackAgainNote(runId: string, held: TaskHeldBackAgain): string {
+  const records = held.records === 1 ? '1 record' : `${held.records.toLocaleString('en-US')} records`;
+  return (
+    `write-back ${held.task}: ${records} held back again, as by the previous run` +
+    (held.since ? ` (held back by every run since ${held.since})` : '') +
+    `: an earlier send of their keys still has no outcome (a Bulk job Salesforce has not finished?); roundtrip errors --run ${runId} says why for each`
+  );
 }
 
 /**
@@ -242,7 +275,13 @@ export function runSummary(
       : stored.status === 'failed' || executionStatus === 'failed'
         ? 'failed'
         : ('succeeded' as const);
-  return { runId: stored.runId, status, tasks: taskSummaries(config, stored) };
+  const heldBackAgain = tasksHeldBackAgain(stored.summary.writeback);
+  return {
+    runId: stored.runId,
+    status,
+    tasks: taskSummaries(config, stored),
+    ...(heldBackAgain.length > 0 ? { heldBackAgain } : {}),
+  };
 }
 
 const COLUMNS: readonly (keyof TaskSummary)[] = [

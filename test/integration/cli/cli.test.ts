@@ -882,6 +882,46 @@ describe('the roundtrip CLI', () => {
     expect(status.code).toBe(0);
   });
 
+  it('says in status which write-backs held back records the previous run held back too', async () => {
+    // A run's summary as its report stores it (integration/writeback/notify.test.ts makes one for
+    // real); started long ago, so that it is no later command's latest run.
+    const runId = `held-again-${Date.now()}`;
+    const pool = new Pool({ connectionString: db.url });
+    try {
+      await pool.query(
+        `INSERT INTO roundtrip.runs (run_id, pipeline, status, started_at, finished_at, summary)
+         VALUES ($1, 'lead-scoring', 'succeeded', '2020-01-01T00:00:00Z', '2020-01-01T00:01:00Z', $2::jsonb)`,
+        [
+          runId,
+          JSON.stringify({
+            writeback: {
+              'Lead-update': {
+                sourceRows: 6,
+                heldBack: 6,
+                heldBackRepeatedly: 6,
+                heldBackSince: 'run-before',
+              },
+            },
+          }),
+        ],
+      );
+    } finally {
+      await pool.end();
+    }
+    const text = await cli(['status', ...connection, '--limit', '1000']);
+    expect(text.stdout).toContain(
+      `\n${runId}: write-back Lead-update: 6 records held back again, as by the previous run (held back by every run since run-before): an earlier send of their keys still has no outcome (a Bulk job Salesforce has not finished?); roundtrip errors --run ${runId} says why for each\n`,
+    );
+    const json = lastJsonLine((await cli(['status', ...connection, '--limit', '1000', '--json'])).stdout) as {
+      runs: { runId: string; heldBack: number; heldBackAgain: unknown[] }[];
+    };
+    expect(json.runs.find((r) => r.runId === runId)).toMatchObject({
+      heldBack: 6,
+      heldBackAgain: [{ task: 'Lead-update', records: 6, since: 'run-before' }],
+    });
+    expect(json.runs.filter((r) => r.runId !== runId).every((r) => r.heldBackAgain.length === 0)).toBe(true);
+  });
+
   it('lists the records a run could not write, with their code and fields, as text, JSON and CSV', async () => {
     // A run that brings every score in; then three scored leads are edited in Salesforce: the
     // next run sends their scores again, and a validation rule refuses two of them.

@@ -51,6 +51,19 @@ describe('noteErrorsCommand', () => {
     );
   });
 
+  it('says first of each write-back that held back records the previous run held back too', () => {
+    const held: RunSummary = {
+      ...summary(0, 0, 6),
+      status: 'succeeded',
+      heldBackAgain: [{ task: 'Lead-upsert', records: 6, since: 'r0' }],
+    };
+    expect(stderrOf(() => noteErrorsCommand(held)).split('\n')).toEqual([
+      'write-back Lead-upsert: 6 records held back again, as by the previous run (held back by every run since r0): an earlier send of their keys still has no outcome (a Bulk job Salesforce has not finished?); roundtrip errors --run r1 says why for each',
+      "6 records were rejected, held back or failed: roundtrip errors --run r1 lists them and why (with the pipeline's --config and --secrets)",
+      '',
+    ]);
+  });
+
   it('says nothing when every record reached Salesforce', () => {
     expect(stderrOf(() => noteErrorsCommand(summary(0, 0)))).toBe('');
   });

@@ -17,6 +17,27 @@ describe('summaryFromExecutionOutput', () => {
     }
   });
 
+  it('names the write-backs that held back records the previous run held back too, from the report', () => {
+    const figures = { sourceRows: 6, heldBack: 6, changed: 0, written: 0, failed: 0, apiCalls: 2 };
+    const summary = summaryFromExecutionOutput('exec-3', true, {
+      run: { runId: 'exec-3' },
+      report: {
+        status: 'succeeded',
+        writeback: {
+          'Lead-update': { ...figures, heldBackRepeatedly: 6, heldBackSince: 'exec-1' },
+          'Lead-upsert': { ...figures, heldBackRepeatedly: 0 },
+        },
+      },
+    });
+    expect(summary.heldBackAgain).toEqual([{ task: 'Lead-update', records: 6, since: 'exec-1' }]);
+    // None: no key of it in the summary (the --json object stays as it was).
+    const quiet = summaryFromExecutionOutput('exec-4', true, {
+      run: { runId: 'exec-4' },
+      report: { status: 'succeeded', writeback: { 'Lead-upsert': { ...figures, heldBackRepeatedly: 0 } } },
+    });
+    expect(Object.keys(quiet)).toEqual(['runId', 'status', 'tasks']);
+  });
+
   it('calls a failed execution failed, whatever its output', () => {
     expect(summaryFromExecutionOutput('exec-2', false, undefined)).toEqual({
       runId: 'exec-2',
