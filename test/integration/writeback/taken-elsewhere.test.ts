@@ -248,6 +248,43 @@ describe('insert keys another run took since the plan', () => {
     expect(leads('pend').map((r) => r.External_Id__c)).toEqual(['pend-1', 'pend-2', 'pend-3']);
   });
 
+  it('counts a key held back by the push, then by the next run’s plan, as held back twice in a row, whatever the codes', async () => {
+    await source('again', 3);
+    const deps = env.deps({ writeback: [insert] });
+    const a = await env.newRun();
+    const b = await env.newRun();
+    await planWriteback(deps, { runId: a, task: 'Lead-insert' });
+    await planWriteback(deps, { runId: b, task: 'Lead-insert' });
+    // Run A sends the three keys and never hears back, and is still going: B holds them back at
+    // its push (INSERT_PENDING_ELSEWHERE), the next run C in its plan (INSERT_OUTCOME_UNKNOWN).
+    await expect(
+      pushWriteback(
+        { ...deps, salesforce: givingUpOnWrites(env.connector).connector },
+        { runId: a, task: 'Lead-insert' },
+      ),
+    ).rejects.toThrow(/timed out/);
+    await pushWriteback(deps, { runId: b, task: 'Lead-insert' });
+    expect((await reportRun(deps, { runId: b })).writeback['Lead-insert']).toMatchObject({
+      heldBack: 3,
+      heldBackAtPush: 3,
+      heldBackRepeatedly: 0,
+    });
+
+    const c = await env.newRun();
+    expect(await planWriteback(deps, { runId: c, task: 'Lead-insert' })).toMatchObject({ heldBack: 3 });
+    expect((await errorsOf(env, c)).map((e) => [e.key, e.stage, e.code])).toEqual(
+      [1, 2, 3].map((i) => [`again-${i}`, 'plan', 'INSERT_OUTCOME_UNKNOWN']),
+    );
+    const report = await reportRun(deps, { runId: c });
+
+    expect(report).toMatchObject({
+      status: 'succeeded',
+      writeback: { 'Lead-insert': { heldBack: 3, heldBackRepeatedly: 3, heldBackSince: b } },
+    });
+    expect(await figures(c)).toMatchObject({ heldBackRepeatedly: 3, heldBackSince: b });
+    await endRun(a);
+  });
+
   it('reads a summary stored before the push counted its held-back records (they were failed)', async () => {
     await source('old', 2);
     const deps = env.deps({ writeback: [insert] });
