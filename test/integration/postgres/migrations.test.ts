@@ -169,7 +169,7 @@ describe('migrate', () => {
     const p = createPool({ url: other.url }, { ssl: { mode: 'disable' }, max: 4 });
     try {
       const results = await Promise.all([migrate(p), migrate(p), migrate(p)]);
-      const applied = results.flatMap((r) => r.applied).sort();
+      const applied = results.flatMap((r) => r.applied).sort((a, b) => a - b);
       expect(applied).toEqual(MIGRATIONS.map((m) => m.version));
       const { rows } = await p.query('SELECT version FROM roundtrip.schema_migrations ORDER BY version');
       expect(rows.map((r: { version: number }) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
