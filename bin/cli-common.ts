@@ -219,6 +219,8 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
           // refused by Salesforce.
           rejected ? `${fmt(rejected)} rejected` : undefined,
           numberAt(out, 'heldBack') ? `${fmt(numberAt(out, 'heldBack'))} held back` : undefined,
+          // Not sent: a run that planned later wrote their keys first (runs started by hand).
+          numberAt(out, 'superseded') ? `${fmt(numberAt(out, 'superseded'))} superseded` : undefined,
           numberAt(out, 'succeeded') ? `${fmt(numberAt(out, 'succeeded'))} written` : undefined,
           numberAt(out, 'failed') ? `${fmt(numberAt(out, 'failed'))} failed` : undefined,
           ownCalls ? (aws ? awsCalls(ownCalls) : apiCalls(ownCalls)) : undefined,

@@ -97,7 +97,7 @@ export const status: Command = async (argv) => {
       const tasks = taskSummaries(config, run);
       const sum = (
         kind: string,
-        key: 'rowsRead' | 'written' | 'failed' | 'rejected' | 'heldBack' | 'apiCalls',
+        key: 'rowsRead' | 'written' | 'failed' | 'rejected' | 'heldBack' | 'superseded' | 'apiCalls',
       ): number => tasks.filter((t) => t.kind === kind).reduce((n, t) => n + t[key], 0);
       return {
         runId: run.runId,
@@ -111,6 +111,7 @@ export const status: Command = async (argv) => {
         written: sum('writeback', 'written'),
         rejected: sum('writeback', 'rejected'),
         heldBack: sum('writeback', 'heldBack'),
+        superseded: sum('writeback', 'superseded'),
         failed: sum('writeback', 'failed'),
         heldBackAgain: tasksHeldBackAgain(run.summary.writeback),
         apiCalls: sum('prepare', 'apiCalls') + sum('extract', 'apiCalls') + sum('writeback', 'apiCalls'),
@@ -125,6 +126,8 @@ export const status: Command = async (argv) => {
       process.stdout.write(`no runs of pipeline ${config.name} yet\n`);
       return EXIT.ok;
     }
+    // Superseded records come only of runs started by hand that overlap: a column when some run has them.
+    const superseded = rows.some((r) => r.superseded > 0);
     const header = [
       'run',
       'status',
@@ -134,6 +137,7 @@ export const status: Command = async (argv) => {
       'written',
       'rejected',
       'held back',
+      ...(superseded ? ['superseded'] : []),
       'failed',
       'API calls',
     ];
@@ -146,6 +150,7 @@ export const status: Command = async (argv) => {
       r.written.toLocaleString('en-US'),
       r.rejected.toLocaleString('en-US'),
       r.heldBack.toLocaleString('en-US'),
+      ...(superseded ? [r.superseded.toLocaleString('en-US')] : []),
       r.failed.toLocaleString('en-US'),
       String(r.apiCalls),
     ]);

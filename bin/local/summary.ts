@@ -1,6 +1,6 @@
 /**
  * A run's summary as the CLI prints it (issue 7): one row per task with rows read, planned,
- * written, rejected, held back, failed and API calls, read back from `roundtrip.runs.summary` — the record
+ * written, rejected, held back, superseded (when any), failed and API calls, read back from `roundtrip.runs.summary` — the record
  * the steps themselves keep, so the CLI shows what the pipeline stored, not what it guessed.
  */
 import { Client, type Pool } from 'pg';
@@ -20,6 +20,11 @@ export interface TaskSummary {
   readonly rejected: number;
   /** Write-back rows the plan kept back until an earlier run's send of their key has an outcome. */
   readonly heldBack: number;
+  /**
+   * Write-back records the push did not send because a run that planned later had synced their
+   * key (Salesforce holds newer values): neither written nor failed.
+   */
+  readonly superseded: number;
   readonly failed: number;
   readonly apiCalls: number;
 }
@@ -90,6 +95,7 @@ export function prepareSummaries(figures: unknown): TaskSummary[] {
       written: 0,
       rejected: 0,
       heldBack: 0,
+      superseded: 0,
       failed: 0,
       apiCalls,
     },
@@ -107,6 +113,7 @@ export function extractTaskSummary(task: string, figures: unknown): TaskSummary 
     written: num(s.inserted) + num(s.updated),
     rejected: 0,
     heldBack: 0,
+    superseded: 0,
     failed: 0,
     apiCalls: num(s.apiCalls) + num(s.s3Reads),
   };
@@ -127,6 +134,7 @@ export function transformTaskSummaries(figures: unknown): TaskSummary[] {
       written: num(f.rows),
       rejected: 0,
       heldBack: 0,
+      superseded: 0,
       failed: 0,
       apiCalls: 0,
     };
@@ -147,6 +155,8 @@ export function writebackTaskSummary(task: string, figures: unknown): TaskSummar
     // apart (they were in rejected); without the push's in one stored before it counted them
     // (they were in failed).
     heldBack: num(s.heldBack),
+    // Missing in a summary stored before superseded records were counted (there were none).
+    superseded: num(s.superseded),
     failed: num(s.failed),
     apiCalls: num(s.apiCalls),
   };
@@ -292,6 +302,7 @@ const COLUMNS: readonly (keyof TaskSummary)[] = [
   'written',
   'rejected',
   'heldBack',
+  'superseded',
   'failed',
   'apiCalls',
 ];
@@ -303,6 +314,7 @@ const HEADERS: Record<keyof TaskSummary, string> = {
   written: 'written',
   rejected: 'rejected',
   heldBack: 'held back',
+  superseded: 'superseded',
   failed: 'failed',
   apiCalls: 'API calls',
 };
@@ -317,10 +329,15 @@ export function formatSummaryTable(summary: RunSummary): string {
   if (summary.tasks.length === 0) {
     return `run ${summary.runId}: ${summary.status}${summary.status === 'failed' ? ', before any step reported its figures (why: above)' : ''}`;
   }
+  // Superseded records come only of runs started by hand that overlap: the column is shown when a
+  // task has some, not as a column of zeros in every table.
+  const columns = summary.tasks.some((t) => t.superseded > 0)
+    ? COLUMNS
+    : COLUMNS.filter((c) => c !== 'superseded');
   const cells = summary.tasks.map((t) =>
-    COLUMNS.map((c) => (typeof t[c] === 'number' ? t[c].toLocaleString('en-US') : String(t[c]))),
+    columns.map((c) => (typeof t[c] === 'number' ? t[c].toLocaleString('en-US') : String(t[c]))),
   );
-  const header = COLUMNS.map((c) => HEADERS[c]);
+  const header = columns.map((c) => HEADERS[c]);
   const { lines, widths } = alignColumns([header, ...cells], (i) => i >= 2);
   return [
     `run ${summary.runId}: ${summary.status}`,

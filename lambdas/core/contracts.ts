@@ -374,7 +374,12 @@ export const WritebackCollected = z.strictObject({
    * (`ALREADY_INSERTED`, `INSERT_PENDING_ELSEWHERE` of {@link HELD_BACK_CODES}). Not failures.
    */
   heldBack: z.number().int().nonnegative(),
-  /** `failed` over the records sent (`planned - heldBack`), 0 when none was. */
+  /**
+   * Update and upsert: records not sent because a run that planned after this one had synced their
+   * key (ledger status `superseded`): Salesforce holds that run's newer values. Not failures.
+   */
+  superseded: z.number().int().nonnegative(),
+  /** `failed` over the records sent (`planned - heldBack - superseded`), 0 when none was. */
   failureRate: z.number().min(0).max(1),
   maxFailureRate: z.number().min(0).max(1),
   /** The run fails after the report when true. */
@@ -395,7 +400,7 @@ export const WritebackPushPending = z.strictObject({
   api: z.enum(['collections', 'bulk']),
   /** Records in the plan. */
   planned: z.number().int().nonnegative(),
-  /** Records with an outcome so far (written, failed, or held back). */
+  /** Records with an outcome so far (written, failed, held back or superseded). */
   done: z.number().int().nonnegative(),
   apiCalls: ApiCallsSoFar,
 });
@@ -454,6 +459,12 @@ export const WritebackTaskSummary = z.strictObject({
    * run held back too (the first run of that streak).
    */
   heldBackSince: RunId.optional(),
+  /**
+   * The records of `changed` the push did not send because a run that planned later had synced
+   * their key (update, upsert): `changed = written + failed + heldBackAtPush + superseded` once
+   * every record has an outcome. 0 in a summary stored before it was counted.
+   */
+  superseded: z.number().int().nonnegative(),
   unchanged: z.number().int().nonnegative(),
   changed: z.number().int().nonnegative(),
   written: z.number().int().nonnegative(),

@@ -376,6 +376,18 @@ ALTER TABLE roundtrip.writeback_plans ADD CONSTRAINT writeback_plans_status_chec
   CHECK (status IN ('planned', 'sent', 'succeeded', 'failed', 'rejected', 'held_back'));
 `;
 
+/**
+ * Version 10: the ledger status `superseded`, for an update or upsert record a push did not send
+ * because a run that planned after this one had synced its key already (its `sync_state` row):
+ * Salesforce holds newer values than this run's (lambdas/core/writeback/push.ts,
+ * supersedeKeysSyncedByNewerRuns). An outcome, counted apart, not as failed nor as held back.
+ */
+const V10_LEDGER_SUPERSEDED = `
+ALTER TABLE roundtrip.writeback_plans DROP CONSTRAINT writeback_plans_status_check;
+ALTER TABLE roundtrip.writeback_plans ADD CONSTRAINT writeback_plans_status_check
+  CHECK (status IN ('planned', 'sent', 'succeeded', 'failed', 'rejected', 'held_back', 'superseded'));
+`;
+
 /** The migrations of the state schema, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
@@ -410,6 +422,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 9,
     name: 'writeback_plans.status held_back: insert keys another run took since the plan',
     sql: V9_LEDGER_HELD_BACK,
+  },
+  {
+    version: 10,
+    name: 'writeback_plans.status superseded: keys a newer run synced since the plan',
+    sql: V10_LEDGER_SUPERSEDED,
   },
 ];
 

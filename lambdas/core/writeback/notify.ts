@@ -85,6 +85,7 @@ function writebackLines(output: ReportOutput): string[] {
         `${fmt(t.rejected)} rejected before sending` +
         (t.heldBack > 0 ? `, ${fmt(t.heldBack)} held back for another run's send of their key` : '') +
         (t.heldBackRepeatedly > 0 ? ` (${fmt(t.heldBackRepeatedly)} of them by the previous run too)` : '') +
+        (t.superseded > 0 ? `, ${fmt(t.superseded)} superseded by a run that planned later` : '') +
         (t.outcomeUnknown > 0 ? `, ${fmt(t.outcomeUnknown)} sent with no outcome recorded` : '') +
         `; ${fmt(t.apiCalls)} API calls` +
         (t.failureRateExceeded ? ' (more failed than maxFailureRate allows)' : '') +

@@ -57,7 +57,7 @@ import type {
   WritebackPushPending,
 } from './contracts';
 import { CallBudget } from './budget';
-import { closeUploadedJob, reconcileSentInserts, setJobState } from './reconcile';
+import { closeUploadedJob, reconcileSentInserts, setJobState, UNKNOWN_VALUE_HASH } from './reconcile';
 import { withTaskLock } from './lock';
 import {
   choosePushApi,
@@ -161,8 +161,9 @@ async function markPushGoingOn(deps: CoreDeps, runId: string, taskName: string):
 /**
  * The task's counts from the ledger, written to the summary: the final answer of push/collect.
  * Records held back (insert keys another run took since the plan: {@link refuseKeysTakenElsewhere})
+ * and records superseded (keys a run that planned later synced: {@link supersedeKeysSyncedByNewerRuns})
  * are not failures: Salesforce refused nothing, and nothing of the run is lost or duplicated. They
- * are counted as `heldBack`, and the failure rate is `failed` over the records sent.
+ * are counted as `heldBack` and `superseded`, and the failure rate is `failed` over the records sent.
  */
 export async function finishWriteback(
   deps: CoreDeps,
@@ -175,11 +176,13 @@ export async function finishWriteback(
     succeeded: string;
     failed: string;
     held_back: string;
+    superseded: string;
     pending: string;
   }>(
     `SELECT count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
             count(*) FILTER (WHERE status = 'failed') AS failed,
             count(*) FILTER (WHERE status = 'held_back') AS held_back,
+            count(*) FILTER (WHERE status = 'superseded') AS superseded,
             count(*) FILTER (WHERE status IN ('planned', 'sent')) AS pending
        FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`,
     [runId, taskName],
@@ -195,7 +198,8 @@ export async function finishWriteback(
   const succeeded = Number(rows[0]?.succeeded ?? 0);
   const failed = Number(rows[0]?.failed ?? 0);
   const heldBack = Number(rows[0]?.held_back ?? 0);
-  const failureRate = failedShare(failed, planned - heldBack);
+  const superseded = Number(rows[0]?.superseded ?? 0);
+  const failureRate = failedShare(failed, planned - heldBack - superseded);
   const result: WritebackCollected = {
     status: 'collected',
     runId,
@@ -205,6 +209,7 @@ export async function finishWriteback(
     succeeded,
     failed,
     heldBack,
+    superseded,
     failureRate,
     maxFailureRate: task.maxFailureRate,
     failureRateExceeded: failureRate > task.maxFailureRate,
@@ -215,6 +220,7 @@ export async function finishWriteback(
       written: succeeded,
       failed,
       ...heldBackFigures(stored, heldBack),
+      superseded,
       failureRate,
       failureRateExceeded: result.failureRateExceeded,
       collectedAt: deps.clock.now().toISOString(),
@@ -557,13 +563,16 @@ export function bulkCopySql(
   taskName: string,
   first: number,
   last: number,
+  leaveOutDone = mapping.task.mode === 'insert',
 ): string {
   const cols = mapping.fields.map(
     (m) => `p.payload->>${sqlLiteral(m.field.name)} AS ${quoteIdent(m.field.name)}`,
   );
   if (mapping.task.mode === 'update') cols.unshift(`p.salesforce_id AS "Id"`);
-  // Insert: records refused before sending (refuseKeysTakenElsewhere) stay out.
-  const refused = mapping.task.mode === 'insert' ? `AND ${NO_OUTCOME_YET}` : '';
+  // Records given an outcome before sending stay out: insert keys taken by another run
+  // (refuseKeysTakenElsewhere), keys a newer run synced (supersedeKeysSyncedByNewerRuns). Only
+  // when there may be such records: the test costs a ledger probe per record.
+  const refused = leaveOutDone ? `AND ${NO_OUTCOME_YET}` : '';
   return `COPY (SELECT ${cols.join(', ')} FROM roundtrip.writeback_plan_rows p
                  WHERE p.run_id = ${sqlLiteral(runId)} AND p.task = ${sqlLiteral(taskName)}
                    AND ${pagesOf(first, last)} ${refused}
@@ -578,6 +587,7 @@ async function uploadChunk(
   runId: string,
   taskName: string,
   chunk: { chunk: number; first: number; last: number; rows: number },
+  leaveOutDone: boolean,
   logger: Logger,
 ): Promise<string> {
   const job = await createIngestJob(sf, {
@@ -593,7 +603,9 @@ async function uploadChunk(
   );
   logger.info('Bulk ingest job created', { jobId: job.id, chunk: chunk.chunk, rows: chunk.rows });
   await withClient(deps.pg, async (client) => {
-    const csv = client.query(copyTo(bulkCopySql(mapping, runId, taskName, chunk.first, chunk.last)));
+    const csv = client.query(
+      copyTo(bulkCopySql(mapping, runId, taskName, chunk.first, chunk.last, leaveOutDone)),
+    );
     try {
       await uploadIngestData(sf, job.id, csv);
     } catch (err) {
@@ -648,6 +660,9 @@ async function pushBulk(
   budget: CallBudget,
 ): Promise<string[]> {
   const chunks = await bulkChunks(deps, runId, taskName, maxJobBytes);
+  // Records refused before sending (insert keys taken elsewhere, keys a newer run synced) stay
+  // out of the jobs, and a chunk left with none to send gets no job.
+  const leaveOutDone = mapping.task.mode === 'insert' || (await anySuperseded(deps, runId, taskName));
   const jobIds: string[] = [];
   for (const chunk of chunks) {
     const { rows } = await deps.pg.query<JobRow>(
@@ -700,16 +715,25 @@ async function pushBulk(
       );
       logger.warn('Replaced a Bulk ingest job left Open by an interrupted attempt', { jobId: job.id });
     }
-    if (mapping.task.mode === 'insert' && !(await anyToSend(deps, runId, taskName, chunk))) {
-      logger.warn('Every record of a Bulk chunk was refused before sending; no job for it', {
+    if (leaveOutDone && !(await anyToSend(deps, runId, taskName, chunk))) {
+      logger.warn('Every record of a Bulk chunk was refused or superseded before sending; no job for it', {
         chunk: chunk.chunk,
       });
       continue;
     }
     if (!admitted && !budget.mayStart('write')) break;
-    jobIds.push(await uploadChunk(deps, sf, mapping, runId, taskName, chunk, logger));
+    jobIds.push(await uploadChunk(deps, sf, mapping, runId, taskName, chunk, leaveOutDone, logger));
   }
   return jobIds;
+}
+
+/** Whether the run's ledger holds records of the task superseded before sending. */
+async function anySuperseded(deps: CoreDeps, runId: string, taskName: string): Promise<boolean> {
+  const { rowCount } = await deps.pg.query(
+    `SELECT 1 FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2 AND status = 'superseded' LIMIT 1`,
+    [runId, taskName],
+  );
+  return (rowCount ?? 0) > 0;
 }
 
 /** Whether a seq range holds a record without an outcome in the ledger (one to send). */
@@ -790,6 +814,84 @@ async function refuseKeysTakenElsewhere(
 }
 
 /**
+ * The runs of task $2 that planned after run $1 (runs that overlap: started by hand), by the time
+ * each plan's transaction stored its pages (PostgreSQL's clock, one for every run): what such a
+ * plan sends was read from the source later than what this run's plan holds. A plan that sent
+ * nothing has no pages, and synced nothing. Pages are pruned a day after their run ended at the
+ * soonest (`keepRunDetailsDays` ≥ 1), while a run still pushing started within 13 hours.
+ */
+async function runsPlannedSince(deps: CoreDeps, runId: string, taskName: string): Promise<string[]> {
+  const { rows } = await deps.pg.query<{ run_id: string }>(
+    `SELECT n.run_id FROM roundtrip.writeback_plan_pages n
+       JOIN roundtrip.writeback_plan_pages mine ON mine.run_id = $1 AND mine.task = $2 AND mine.page = 0
+      WHERE n.task = $2 AND n.page = 0 AND n.run_id <> $1 AND n.created_at > mine.created_at`,
+    [runId, taskName],
+  );
+  return rows.map((r) => r.run_id);
+}
+
+/**
+ * Update and upsert: the plan's records whose key a run that planned after this one has synced
+ * (its `sync_state` row: Salesforce holds that run's values, newer than this plan's) are not sent.
+ * Sent, this run's older values would overwrite them until the next run. Their ledger rows are
+ * written `superseded` (an outcome: no pass sends them; not a failure, nor held back), and the
+ * key's `sync_state` stays as the newer run wrote it. Judged per key: a key the newer run did not
+ * sync (its source had no change for it, or Salesforce refused it) is sent as planned. A key whose
+ * newer send has no known outcome (`sync_state` value hash `unknown`) is sent too: Salesforce may
+ * hold older values than this plan's.
+ *
+ * Records this run has sent already are left alone: their outcome is collected as before. Records
+ * waiting for a row-lock retry (refused, so not written) are superseded as well, when a newer run
+ * synced their key while this run's step was failing or handed on.
+ *
+ * Costs one read of the plans' first pages when no other run planned since (the usual case:
+ * scheduled runs do not overlap), and a scan of the task's `sync_state` rows of the newer runs when
+ * one did.
+ */
+async function supersedeKeysSyncedByNewerRuns(
+  deps: CoreDeps,
+  mapping: WritebackMapping,
+  runId: string,
+  taskName: string,
+  logger: Logger,
+): Promise<void> {
+  const newer = await runsPlannedSince(deps, runId, taskName);
+  if (newer.length === 0) return;
+  const { rows } = await deps.pg.query<{ n: number }>(
+    `WITH synced AS (
+       SELECT s.key, s.run_id FROM roundtrip.sync_state s
+        WHERE s.task = $2 AND s.run_id = ANY($3::text[]) AND s.value_hash <> $4),
+     unsent AS (
+       SELECT DISTINCT ON (p.key) p.key, p.seq, p.salesforce_id, p.operation, p.payload, p.current
+         FROM roundtrip.writeback_plan_rows p
+         JOIN synced o ON ${sameKey(mapping, 'o.key', 'p.key')}
+        WHERE p.run_id = $1 AND p.task = $2
+          AND NOT EXISTS (SELECT 1 FROM roundtrip.writeback_plans mine
+                           WHERE mine.run_id = $1 AND mine.task = $2 AND mine.key = p.key)
+        ORDER BY p.key),
+     marked AS (
+       INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, salesforce_id, operation, payload, current, value_hash, status)
+       SELECT $1, $2, key, seq, salesforce_id, operation, payload, current, md5(payload::text), 'superseded' FROM unsent
+       ON CONFLICT (run_id, task, key) DO NOTHING
+       RETURNING 1),
+     waiting AS (
+       UPDATE roundtrip.writeback_plans l SET status = 'superseded', updated_at = now()
+        WHERE l.run_id = $1 AND l.task = $2 AND l.status = 'planned' AND l.attempts > 0
+          AND EXISTS (SELECT 1 FROM synced o WHERE ${sameKey(mapping, 'o.key', 'l.key')})
+       RETURNING 1)
+     SELECT (SELECT count(*) FROM marked)::int + (SELECT count(*) FROM waiting)::int AS n`,
+    [runId, taskName, newer, UNKNOWN_VALUE_HASH],
+  );
+  const superseded = rows[0]?.n ?? 0;
+  if (superseded > 0) {
+    logger.warn('Keys synced by a run that planned after this one: superseded, not sent', {
+      records: superseded,
+      newerRuns: newer,
+    });
+  }
+}
+
+/**
  * Pushes the stored plan of a task (see the module comment). Answers `collected` for Collections
  * (every result applied, row-lock retries done) and `bulk-pending` with the job ids for Bulk:
  * the state machine then waits and calls {@link collectWriteback}.
@@ -865,7 +967,7 @@ async function handOnPush(
   const planned = await plannedRecords(deps, input.runId, input.task);
   const { rows } = await deps.pg.query<{ done: string }>(
     `SELECT count(*) AS done FROM roundtrip.writeback_plans
-      WHERE run_id = $1 AND task = $2 AND status IN ('succeeded', 'failed', 'held_back')`,
+      WHERE run_id = $1 AND task = $2 AND status IN ('succeeded', 'failed', 'held_back', 'superseded')`,
     [input.runId, input.task],
   );
   const done = Number(rows[0]?.done ?? 0);
@@ -931,6 +1033,8 @@ async function pushLocked(
           });
         await refuseKeysTakenElsewhere(deps, mapping, input.runId, input.task, logger);
         await refuseWaitingKeysTakenElsewhere(deps, mapping, input.runId, input.task, logger);
+      } else {
+        await supersedeKeysSyncedByNewerRuns(deps, mapping, input.runId, input.task, logger);
       }
       if (api === 'collections') {
         const calls = await sendCollections(
@@ -970,7 +1074,7 @@ async function pushLocked(
         budget,
       );
       if (budget.handedOn) return await handOnPush(deps, sf, mapping, input, 'bulk', answered, logger);
-      // Every chunk refused before sending (insert keys taken by overlapping runs): no job to wait for.
+      // Every chunk refused or superseded before sending (runs that overlap): no job to wait for.
       if (jobIds.length === 0) return await finishWriteback(deps, input.runId, task, input.task, 'bulk');
       // Collect goes on with the jobs: until their results are in, other runs' pushes wait.
       await markPushGoingOn(deps, input.runId, input.task);

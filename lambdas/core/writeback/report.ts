@@ -1,7 +1,8 @@
 /**
  * Report (DESIGN.md §1 step 5), the write-back part: completes the run in `roundtrip.runs` with,
  * per write-back task, rows read, rows written, rows rejected (before any call), rows held back
- * (another run's send of their key came first: by the plan, or by an insert's push) and failed
+ * (another run's send of their key came first: by the plan, or by an insert's push), superseded
+ * (a run that planned later synced their key first: an update's or upsert's push) and failed
  * (refused by Salesforce), API calls used and duration, and the run's final status. A run fails
  * when a step failed (the state machine's Catch passes the error), or a task's failure rate passed
  * its `maxFailureRate` or its share of rejected source rows its `maxRejectRate`: the report is
@@ -157,29 +158,42 @@ export async function recountFromLedger(
     written: outcomes.succeeded,
     failed: outcomes.failed,
     ...heldBackFigures(stored, outcomes.heldBack),
+    superseded: outcomes.superseded,
     outcomeUnknown: outcomes.sent,
     ...also,
   });
 }
 
+/** A task's ledger rows of a run by outcome ({@link ledgerOutcomes}). */
+export interface LedgerOutcomes {
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly heldBack: number;
+  readonly superseded: number;
+  readonly sent: number;
+}
+
 /**
  * A task's ledger rows of a run by outcome: `sent` ones have none recorded; `heldBack` ones were
- * not sent, their key taken by another run (push.ts, refuseKeysTakenElsewhere).
+ * not sent, their key taken by another run (push.ts, refuseKeysTakenElsewhere); `superseded` ones
+ * were not sent, their key synced by a run that planned later (push.ts,
+ * supersedeKeysSyncedByNewerRuns).
  */
 export async function ledgerOutcomes(
   client: PoolClient,
   runId: string,
   task: string,
-): Promise<{ succeeded: number; failed: number; heldBack: number; sent: number }> {
-  const { rows } = await client.query<{ succeeded: number; failed: number; heldBack: number; sent: number }>(
+): Promise<LedgerOutcomes> {
+  const { rows } = await client.query<LedgerOutcomes>(
     `SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
             count(*) FILTER (WHERE status = 'failed')::int AS failed,
             count(*) FILTER (WHERE status = 'held_back')::int AS "heldBack",
+            count(*) FILTER (WHERE status = 'superseded')::int AS superseded,
             count(*) FILTER (WHERE status = 'sent')::int AS sent
        FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`,
     [runId, task],
   );
-  return rows[0] ?? { succeeded: 0, failed: 0, heldBack: 0, sent: 0 };
+  return rows[0] ?? { succeeded: 0, failed: 0, heldBack: 0, superseded: 0, sent: 0 };
 }
 
 /**
@@ -299,6 +313,7 @@ export async function reportRun(
         ...held,
         heldBackRepeatedly: repeated.count,
         ...(repeated.since ? { heldBackSince: repeated.since } : {}),
+        superseded: outcomes?.superseded ?? num(s.superseded),
         unchanged: num(s.unchanged),
         changed: num(s.changed),
         written: outcomes?.succeeded ?? num(s.written),
@@ -311,9 +326,11 @@ export async function reportRun(
         rejectRateExceeded: rejectRateExceeded(num(s.rejected), num(s.sourceRows), task.maxRejectRate),
       };
       if (s.failureRateExceeded === true) {
-        // Over the records sent: those the push held back were not (none before it counted them).
-        const sent = num(s.changed) - held.heldBackAtPush;
-        const of = held.heldBackAtPush > 0 ? `${sent} records sent` : `${sent} records`;
+        // Over the records sent: those the push held back or found superseded were not (none
+        // before it counted them).
+        const notSent = held.heldBackAtPush + num(s.superseded);
+        const sent = num(s.changed) - notSent;
+        const of = notSent > 0 ? `${sent} records sent` : `${sent} records`;
         reasons.push(
           `write-back ${name}: ${num(s.failed)} of ${of} failed (${percent(num(s.failureRate))}), more than maxFailureRate ${percent(task.maxFailureRate)} (writeback[${index}].maxFailureRate)`,
         );

@@ -865,6 +865,7 @@ describe('the roundtrip CLI', () => {
         'written',
         'rejected',
         'heldBack',
+        'superseded',
         'failed',
         'apiCalls',
       ]);

@@ -11,6 +11,7 @@ function writeback(task: string, planned: number): TaskSummary {
     written: 0,
     rejected: 0,
     heldBack: 0,
+    superseded: 0,
     failed: 0,
     apiCalls: 0,
   };

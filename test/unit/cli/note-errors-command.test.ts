@@ -14,6 +14,7 @@ function summary(rejected: number, failed: number, heldBack = 0): RunSummary {
         written: 3,
         rejected,
         heldBack,
+        superseded: 0,
         failed,
         apiCalls: 1,
       },

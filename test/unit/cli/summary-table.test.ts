@@ -9,6 +9,7 @@ describe('formatSummaryTable', () => {
     written: 3,
     rejected: 1,
     heldBack: 0,
+    superseded: 0,
     failed: 0,
     apiCalls: 1,
   } as const;
@@ -20,6 +21,16 @@ describe('formatSummaryTable', () => {
       'task         kind       rows read  planned  written  rejected  held back  failed  API calls',
       '-----------  ---------  ---------  -------  -------  --------  ---------  ------  ---------',
       'Lead-upsert  writeback      1,234        4        3         1          0       0          1',
+    ]);
+  });
+
+  it('shows a superseded column when a task has records a run that planned later wrote first', () => {
+    const summary: RunSummary = { runId: 'r1', status: 'succeeded', tasks: [{ ...row, superseded: 2 }] };
+    expect(formatSummaryTable(summary).split('\n')).toEqual([
+      'run r1: succeeded',
+      'task         kind       rows read  planned  written  rejected  held back  superseded  failed  API calls',
+      '-----------  ---------  ---------  -------  -------  --------  ---------  ----------  ------  ---------',
+      'Lead-upsert  writeback      1,234        4        3         1          0           2       0          1',
     ]);
   });
 

@@ -13,6 +13,7 @@ const figures = (over: Partial<WritebackTaskSummary> = {}): WritebackTaskSummary
   heldBack: 4,
   heldBackAtPush: 0,
   heldBackRepeatedly: 3,
+  superseded: 0,
   unchanged: 6,
   changed: 0,
   written: 0,
