@@ -7,7 +7,14 @@
  * the newer run did not sync are sent as planned. Judged by when each run planned, not by the order
  * of the pushes: what a run that planned before this one synced is written over, as before.
  */
-import { collectWriteback, planWriteback, pushWriteback, reportRun } from '../../../lambdas/core/writeback';
+import {
+  collectWriteback,
+  planWriteback,
+  pushWriteback,
+  reportRun,
+  runWriteback,
+} from '../../../lambdas/core/writeback';
+import { TransientError } from '../../../lambdas/shared/errors';
 import type { WritebackPushOutput } from '../../../lambdas/core/contracts';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { readStoredRun, taskSummaries } from '../../../bin/local/summary';
@@ -23,6 +30,7 @@ describe('records a run that planned later has synced since the plan', () => {
     await env.pool.query(`CREATE TABLE lead_scores ("Id" text, score integer)`);
   });
   afterAll(async () => env?.stop());
+  afterEach(() => env.sf.faults.clear());
 
   /** Replaces lead_src by rows keyed `${prefix}-i` for each i of `keys`, scored `score + i`. */
   async function source(prefix: string, keys: number[], score = 0): Promise<void> {
@@ -128,6 +136,49 @@ describe('records a run that planned later has synced since the plan', () => {
     expect(await planWriteback(deps, { runId: await env.newRun(), task: 'Lead-upsert' })).toMatchObject({
       changed: 0,
     });
+  });
+
+  it('does not send a record waiting for its row-lock retry when a run that planned later synced its key meanwhile', async () => {
+    const deps = env.deps({ writeback: [LEAD_SRC_UPSERT] });
+    await source('slock', [1, 2, 3]);
+    const older = await env.newRun();
+    await planWriteback(deps, { runId: older, task: 'Lead-upsert' });
+    // slock-2 is refused with UNABLE_TO_LOCK_ROW, and the step fails before its retry round.
+    env.sf.faults.set({ lockRowKeys: ['slock-2'] });
+    const failingBeforeRetry = {
+      ...deps,
+      clock: {
+        now: () => new Date(),
+        sleep: async () => {
+          throw new TransientError('simulated failure before the row-lock retry round');
+        },
+      },
+    };
+    await expect(pushWriteback(failingBeforeRetry, { runId: older, task: 'Lead-upsert' })).rejects.toThrow(
+      /before the row-lock retry round/,
+    );
+    env.sf.faults.clear();
+    // Meanwhile a run started by hand plans a newer score for slock-2 and writes it.
+    await source('slock', [2], 100);
+    const newer = await env.newRun();
+    expect((await runWriteback(deps, { runId: newer, task: 'Lead-upsert' })).result).toMatchObject({
+      succeeded: 1,
+    });
+    env.sf.calls.clear();
+
+    const retried = await pushWriteback(
+      { ...deps, clock: { now: () => new Date(), sleep: async () => undefined } },
+      { runId: older, task: 'Lead-upsert' },
+    );
+
+    expect(retried).toMatchObject({ status: 'collected', succeeded: 2, failed: 0, superseded: 1 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect([1, 2, 3].map((i) => scoreOf(`slock-${i}`))).toEqual([1, 102, 3]);
+    expect(await ledger(older)).toEqual([
+      ['slock-1', 'succeeded'],
+      ['slock-2', 'superseded'],
+      ['slock-3', 'succeeded'],
+    ]);
   });
 
   it('leaves the superseded records out of the Bulk jobs (update by Id), and makes no job when every record is superseded', async () => {
