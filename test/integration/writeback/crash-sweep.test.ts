@@ -92,7 +92,7 @@ const HAND_ON = process.env.CRASH_SWEEP_HAND_ON === '1';
 
 /**
  * `CRASH_SWEEP_FULL=1` (`npm run test:crash-sweep`) crashes at every point of every kind of every
- * case (2,483 scenarios at the twelfth session: run it when the write-back's, Prepare's or
+ * case (2,516 scenarios at the thirteenth session: run it when the write-back's, Prepare's or
  * Report's statements or calls change). By default a small
  * case (Prepare and Report too) crashes at every {@link DEFAULT_STRIDE}th point of the three kinds
  * with most points, a statement before which the Lambda dies and a statement that fails (once, or
