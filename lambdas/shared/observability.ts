@@ -34,6 +34,11 @@ export const METRIC_NAMES = {
   rowsRejected: 'RowsRejected',
   /** Rows the plan kept back until an earlier run's send of their key has an outcome. */
   rowsHeldBack: 'RowsHeldBack',
+  /**
+   * Records a push did not send because a run that planned after it had synced their key: Salesforce
+   * holds that run's newer values (runs that overlap, started by hand).
+   */
+  rowsSuperseded: 'RowsSuperseded',
   /** Records Salesforce refused. */
   recordsFailed: 'RecordsFailed',
   /** Salesforce API calls (Prepare's, and each Salesforce extract's and write-back's total from the report). */
@@ -113,11 +118,12 @@ export function measureStepOutput(output: unknown): StepMeasurement[] {
       {
         ...(task(output) ? { task: task(output) } : {}),
         // Held back at the push (insert keys another run took since the plan): rowsHeldBack, as
-        // the plan's, never recordsFailed.
+        // the plan's, never recordsFailed; nor are records a newer run's values superseded.
         values: {
           rowsWritten: count(output.succeeded),
           recordsFailed: count(output.failed),
           rowsHeldBack: count(output.heldBack),
+          rowsSuperseded: count(output.superseded),
         },
       },
     ];

@@ -207,15 +207,16 @@ export class PipelineAlarms extends Construct {
           new cloudwatch.TextWidget({
             width: 24,
             height: 2,
-            markdown: `# roundtrip ${props.pipeline}\nPer run (sums per hour): rows read by the extracts, written to, rejected and held back for Salesforce, and API calls. Details per run: \`roundtrip.runs\`; refused records: \`roundtrip.writeback_errors\`.`,
+            markdown: `# roundtrip ${props.pipeline}\nPer run (sums per hour): rows read by the extracts, written to, rejected, held back and superseded for Salesforce, and API calls. Details per run: \`roundtrip.runs\`; refused records: \`roundtrip.writeback_errors\`.`,
           }),
         ],
         [
           graph('Rows read', ['rowsRead']),
-          graph('Rows written, rejected, held back and failed', [
+          graph('Rows written, rejected, held back, superseded and failed', [
             'rowsWritten',
             'rowsRejected',
             'rowsHeldBack',
+            'rowsSuperseded',
             'recordsFailed',
           ]),
         ],

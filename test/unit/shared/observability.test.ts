@@ -37,6 +37,24 @@ describe('measureStepOutput', () => {
     ).toEqual([{ task: 'Lead-insert', values: { rowsWritten: 5, recordsFailed: 0, rowsHeldBack: 3 } }]);
   });
 
+  it('counts the records a push left to a newer run (superseded) apart, neither written nor failed', () => {
+    expect(
+      measureStepOutput({
+        status: 'collected',
+        task: 'Lead-update',
+        succeeded: 5,
+        failed: 0,
+        heldBack: 0,
+        superseded: 2,
+      }),
+    ).toEqual([
+      {
+        task: 'Lead-update',
+        values: { rowsWritten: 5, recordsFailed: 0, rowsHeldBack: 0, rowsSuperseded: 2 },
+      },
+    ]);
+  });
+
   it('reads the API calls of each Salesforce extract from the report, those of a failed one included', () => {
     expect(
       measureStepOutput({
