@@ -41,6 +41,16 @@ export const NOTIFICATION_ERROR_GROUPS = 10;
 /** Other runs' sends (Bulk jobs, calls) shown as why a task's keys are held back again. */
 export const NOTIFICATION_PENDING_SENDS = 5;
 
+/**
+ * A run that succeeded tells of keys held back again at most this often per task and streak: the
+ * run that finds the streak tells, and then the first run at least this many hours after the last
+ * notice of it. An hourly schedule stuck on a Bulk job is heard of about once a day, not 24 times
+ * (a channel that cries every hour is muted, and then misses the failure); a daily one, whose runs
+ * may start a little earlier from one day to the next, each day. A failed run always tells, and
+ * says its keys held back again too. `roundtrip status` shows the streak at every run.
+ */
+export const HELD_BACK_NOTICE_EVERY_HOURS = 20;
+
 /** SNS subjects are one line of fewer than 100 ASCII characters (SNS API reference, Publish). */
 const SUBJECT_MAX_CHARS = 99;
 
@@ -305,6 +315,29 @@ function runLines(runId: string, executionArn: string | null): string[] {
 }
 
 /**
+ * When the streak of keys held back again of task `task` since run `since` (`heldBackSince`) was
+ * last told of: the latest `notifiedAt` of another run of the pipeline, started after `since`, that
+ * held back keys of the task again (a notice of a failed run of the streak counts: it tells of them
+ * too). `undefined` when no run of the streak has told of it.
+ */
+export async function heldBackLastToldAt(
+  client: ClientBase,
+  runId: string,
+  task: string,
+  since: string,
+): Promise<Date | undefined> {
+  const { rows } = await client.query<{ last: Date | null }>(
+    `SELECT max((r.summary->>'notifiedAt')::timestamptz) AS last
+       FROM roundtrip.runs s JOIN roundtrip.runs r ON r.pipeline = s.pipeline
+      WHERE s.run_id = $2 AND r.run_id <> $1 AND (r.started_at, r.run_id) > (s.started_at, s.run_id)
+        AND r.summary ? 'notifiedAt'
+        AND coalesce((r.summary->'writeback'->$3->>'heldBackRepeatedly')::int, 0) > 0`,
+    [runId, since, task],
+  );
+  return rows[0]?.last ?? undefined;
+}
+
+/**
  * The notification of the failed run `output`, with its errors read from `client`, and what it held
  * back again (`heldBackAgain`, from {@link heldBackAgainOf}).
  */
@@ -399,6 +432,25 @@ export async function notifyRun(
     );
     const run = rows[0];
     if (!run || run.notified) return false;
+    if (!failed) {
+      // Told of within HELD_BACK_NOTICE_EVERY_HOURS for every task: not again yet.
+      const now = deps.clock.now().getTime();
+      let untold = false;
+      for (const [task, t] of Object.entries(output.writeback)) {
+        if (t.heldBackRepeatedly === 0) continue;
+        const last = t.heldBackSince
+          ? await heldBackLastToldAt(client, output.runId, task, t.heldBackSince)
+          : undefined;
+        if (!last || now - last.getTime() >= HELD_BACK_NOTICE_EVERY_HOURS * 3_600_000) untold = true;
+      }
+      if (!untold) {
+        deps.logger.info(
+          `Records held back again, told of less than ${HELD_BACK_NOTICE_EVERY_HOURS} hours ago: no notification`,
+          { runId: output.runId },
+        );
+        return false;
+      }
+    }
     const held = heldAgain ? await heldBackAgainOf(client, output) : [];
     const message = failed
       ? await failedRunNotification(client, deps.config.name, output, run.execution_arn, held)

@@ -9,7 +9,7 @@
  */
 import type { WritebackTaskInput } from '../../../lambdas/config';
 import { planWriteback, pushWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
-import { executionConsoleUrl } from '../../../lambdas/core/writeback/notify';
+import { executionConsoleUrl, HELD_BACK_NOTICE_EVERY_HOURS } from '../../../lambdas/core/writeback/notify';
 import { HANDLER_ENV } from '../../../lambdas/handlers/deps';
 import { snsNotifier } from '../../../lambdas/handlers/sns-deps';
 import { useLocalAwsEnv } from '../../support/aws-env';
@@ -500,6 +500,46 @@ describe('the notification of a failed run', () => {
         `\nHeld back again: 6 records of Lead-update held back by 3 runs in a row, since run ${first} (started ${started[0]?.started_at.toISOString()}): `,
       );
       expect(sns.published[1]?.message).toContain(`    Bulk job ${jobId} of run ${dead}, not collected`);
+    });
+
+    it('tells again of the same streak only HELD_BACK_NOTICE_EVERY_HOURS after its last notice, not at every run', async () => {
+      const d = deps(bulkUpdate);
+      await sixLeads('Stuck');
+      await uncollectedJob(d, 120_000);
+      const first = await heldRun(d);
+      await reportRun(d, { runId: first });
+      const second = await heldRun(d);
+      await reportRun(d, { runId: second });
+      expect(sns.published.map((p) => p.subject)).toEqual([
+        `roundtrip wb-test: run ${second} succeeded, 6 records held back again`,
+      ]);
+
+      // An hour later (an hourly schedule): the streak goes on, told of already.
+      const third = await heldRun(d);
+      const hours = (h: number): typeof d.clock => ({
+        now: () => new Date(Date.now() + h * 3_600_000),
+        sleep: d.clock.sleep,
+      });
+      const output = await reportRun({ ...d, clock: hours(1) }, { runId: third });
+      expect(output.status).toBe('succeeded');
+      expect(output.writeback['Lead-update']).toMatchObject({ heldBackRepeatedly: 6, heldBackSince: first });
+      expect(sns.published).toHaveLength(1);
+      const { rows: told } = await env.pool.query(
+        `SELECT summary ? 'notifiedAt' AS told FROM roundtrip.runs WHERE run_id = $1`,
+        [third],
+      );
+      expect(told).toEqual([{ told: false }]);
+
+      // HELD_BACK_NOTICE_EVERY_HOURS after the last notice: told again, since the streak's first run.
+      const fourth = await heldRun(d);
+      await reportRun({ ...d, clock: hours(HELD_BACK_NOTICE_EVERY_HOURS) }, { runId: fourth });
+      expect(sns.published).toHaveLength(2);
+      expect(sns.published[1]?.subject).toBe(
+        `roundtrip wb-test: run ${fourth} succeeded, 6 records held back again`,
+      );
+      expect(sns.published[1]?.message).toContain(
+        `Held back again: 6 records of Lead-update held back by 4 runs in a row, since run ${first} (`,
+      );
     });
 
     it('sends nothing once the held-back keys are collected: the job finished, the next run sends them', async () => {
