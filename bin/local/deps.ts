@@ -3,12 +3,18 @@
  * tests do). The same secrets as in AWS, by the same names, resolved locally
  * (`createLocalSecretsProvider`: a JSON file and `ROUNDTRIP_SECRET_<NAME>` variables), and the
  * Athena and S3 clients pointed at an endpoint when one is given (the Athena emulator serves both
- * on one port), else at AWS with the SDK's usual credential chain and region.
+ * on one port), else at AWS with the SDK's usual credential chain and region; acting as
+ * `athena.roleArn` when the config sets one, as the deployed functions do.
  */
 import { AthenaClient } from '@aws-sdk/client-athena';
 import { S3Client } from '@aws-sdk/client-s3';
+import { STSClient } from '@aws-sdk/client-sts';
 import { postgresCredentialsSource, type PipelineConfig } from '../../lambdas/config';
-import { createAthenaConnector, type AthenaConnector } from '../../lambdas/connectors/athena';
+import {
+  athenaClientsForRole,
+  createAthenaConnector,
+  type AthenaConnector,
+} from '../../lambdas/connectors/athena';
 import { createPool, type PostgresPool, type PostgresSource } from '../../lambdas/connectors/postgres';
 import { connectSalesforce, type SalesforceConnector } from '../../lambdas/connectors/salesforce';
 import type { CoreDeps } from '../../lambdas/core/deps';
@@ -49,7 +55,7 @@ async function environmentRegion(): Promise<string | undefined> {
  * Adds to an error of a call to the `--aws-endpoint` that was refused (the emulator not started,
  * or on another port) what to check. The error keeps its name and code, which decide retries.
  */
-function explainRefusedEndpoint(client: AthenaClient | S3Client, endpoint: string): void {
+function explainRefusedEndpoint(client: AthenaClient | S3Client | STSClient, endpoint: string): void {
   (client as AthenaClient).middlewareStack.add(
     (next) => async (args) => {
       try {
@@ -155,26 +161,45 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
   let athena: AthenaConnector | undefined;
   let athenaClient: AthenaClient | undefined;
   let s3Client: S3Client | undefined;
+  let stsClient: STSClient | undefined;
   if (config.athena) {
+    const region = options.aws ? options.aws.region : await environmentRegion();
     const endpoint = options.aws
       ? {
           endpoint: options.aws.endpoint,
           region: options.aws.region,
           credentials: { ...options.aws.credentials },
         }
-      : (await environmentRegion()) === undefined
+      : region === undefined
         ? { region: () => Promise.reject(new TerminalError(NO_AWS_REGION_MESSAGE)) }
         : {};
     // The time limits of the deployed handlers' clients (lambdas/handlers/athena-deps.ts).
-    athenaClient = new AthenaClient({ ...endpoint, requestHandler: AWS_API_TIMEOUTS });
-    s3Client = new S3Client({
-      ...endpoint,
-      forcePathStyle: options.aws !== undefined,
-      requestHandler: S3_TIMEOUTS,
-    });
+    const athenaConfig = { requestHandler: AWS_API_TIMEOUTS };
+    const s3Config = { forcePathStyle: options.aws !== undefined, requestHandler: S3_TIMEOUTS };
+    const roleArn = config.athena.roleArn;
+    if (roleArn && region !== undefined) {
+      // As deployed (lambdas/handlers/athena-deps.ts): Athena and S3 act as athena.roleArn, assumed
+      // with the credentials at hand (yours, or the emulator's, whose STS grants any role), so that
+      // validate, plan and run read the account the data lives in, not your own.
+      stsClient = new STSClient({ ...endpoint, requestHandler: AWS_API_TIMEOUTS });
+      const at = options.aws ? { endpoint: options.aws.endpoint } : {};
+      const clients = athenaClientsForRole(roleArn, {
+        sts: stsClient,
+        sessionName: 'roundtrip-cli',
+        region,
+        athenaConfig: { ...at, ...athenaConfig },
+        s3Config: { ...at, ...s3Config },
+      });
+      athenaClient = clients.athena;
+      s3Client = clients.s3;
+    } else {
+      athenaClient = new AthenaClient({ ...endpoint, ...athenaConfig });
+      s3Client = new S3Client({ ...endpoint, ...s3Config });
+    }
     if (options.aws) {
       explainRefusedEndpoint(athenaClient, options.aws.endpoint);
       explainRefusedEndpoint(s3Client, options.aws.endpoint);
+      if (stsClient) explainRefusedEndpoint(stsClient, options.aws.endpoint);
     }
     athena = createAthenaConnector({
       athena: athenaClient,
@@ -204,6 +229,7 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
     async close() {
       athenaClient?.destroy();
       s3Client?.destroy();
+      stsClient?.destroy();
       await pool.end();
     },
   };

@@ -1,7 +1,8 @@
 /**
  * The emulator's HTTP server: Athena's JSON protocol (`POST /` with `x-amz-target:
- * AmazonAthena.<Operation>`, athena-wire.md "Transport") and S3's path-style GET/HEAD share one
- * port; a request is Athena's when it carries an `x-amz-target` header, S3's otherwise.
+ * AmazonAthena.<Operation>`, athena-wire.md "Transport"), S3's path-style GET/HEAD and STS's
+ * AssumeRole (./sts.ts) share one port; a request is Athena's when it carries an `x-amz-target`
+ * header, STS's when it is a form-encoded `POST /`, S3's otherwise.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -22,6 +23,7 @@ import {
 import { AthenaApiError } from './errors';
 import { delayWhileOpen } from '../delay';
 import { handleS3Request, s3OperationName } from './s3';
+import { handleStsRequest, isStsRequest, signingKeyId, type AssumedRole } from './sts';
 
 /** The JSON protocol's content type (athena-wire.md, "Transport"). */
 export const AMZ_JSON_1_1 = 'application/x-amz-json-1.1';
@@ -63,6 +65,8 @@ export interface AthenaEmulatorCall {
   readonly operation: string;
   readonly at: Date;
   readonly status: number;
+  /** The access key id the request was signed with (an assumed role's: {@link AthenaEmulator.assumedRoles}). */
+  readonly accessKeyId?: string;
 }
 
 /** A running emulator. */
@@ -75,6 +79,8 @@ export interface AthenaEmulator {
   readonly faults: AthenaEmulatorFaults;
   /** Every request answered, in order. */
   readonly calls: AthenaEmulatorCall[];
+  /** The roles assumed through STS AssumeRole, in order, each with the access key id it handed out. */
+  readonly assumedRoles: AssumedRole[];
   /** Where result files are written. */
   readonly resultsDir: string;
   /** Cancels running queries, closes the server and DuckDB; removes a temp results dir. */
@@ -118,6 +124,7 @@ export async function startAthenaEmulator(options: AthenaEmulatorOptions): Promi
   }
   const faults: AthenaEmulatorFaults = { ...NO_FAULTS, ...options.faults };
   const calls: AthenaEmulatorCall[] = [];
+  const assumedRoles: AssumedRole[] = [];
   const objects = new Map<string, StoredObject>();
 
   const instance = await DuckDBInstance.create(':memory:');
@@ -210,14 +217,24 @@ export async function startAthenaEmulator(options: AthenaEmulatorOptions): Promi
     const handled =
       typeof target === 'string'
         ? handleAthena(req, res, target)
-        : handleS3Request(req, res, { resultsDir, faults, objects }).then(() => s3OperationName(req));
+        : isStsRequest(req)
+          ? readBody(req).then((body) =>
+              handleStsRequest(body, res, { now: () => new Date(), assumed: assumedRoles }),
+            )
+          : handleS3Request(req, res, { resultsDir, faults, objects }).then(() => s3OperationName(req));
     void handled
       .catch((err: unknown) => {
         if (!res.headersSent) sendJson(res, 500, { __type: 'InternalServerException', Message: String(err) });
         return typeof target === 'string' ? target : s3OperationName(req);
       })
       .then((operation) => {
-        calls.push({ operation, at: started, status: res.statusCode });
+        const accessKeyId = signingKeyId(req);
+        calls.push({
+          operation,
+          at: started,
+          status: res.statusCode,
+          ...(accessKeyId ? { accessKeyId } : {}),
+        });
       });
   });
   // Keep-alive sockets would hold stop() open; the SDK reconnects as needed.
@@ -240,6 +257,7 @@ export async function startAthenaEmulator(options: AthenaEmulatorOptions): Promi
     credentials: { ...EMULATOR_CREDENTIALS },
     faults,
     calls,
+    assumedRoles,
     resultsDir,
     stop: () => {
       stopped ??= (async () => {

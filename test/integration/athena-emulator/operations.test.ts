@@ -1,4 +1,5 @@
 import {
+  AthenaClient,
   GetQueryResultsCommand,
   StartQueryExecutionCommand,
   StopQueryExecutionCommand,
@@ -8,6 +9,7 @@ import {
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { DuckDBInstance } from '@duckdb/node-api';
 import {
   rejection,
@@ -558,6 +560,77 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
       const bad = await rejection(h.athena.send(new GetWorkGroupCommand({ WorkGroup: 'no spaces' })));
       expect(bad.name).toBe('InvalidRequestException');
       expect(bad.message).toContain("at 'workGroup' failed to satisfy constraint");
+    });
+  });
+  describe('STS AssumeRole (a cross-account athena.roleArn)', () => {
+    const sts = (): STSClient =>
+      new STSClient({
+        endpoint: h.emulator.endpoint,
+        region: h.emulator.region,
+        credentials: { ...h.emulator.credentials },
+        maxAttempts: 1,
+      });
+
+    it('assumes any role of a well-formed ARN, and tells which role signs a later call', async () => {
+      const client = sts();
+      const before = Date.now();
+      const { Credentials, AssumedRoleUser } = await client.send(
+        new AssumeRoleCommand({
+          RoleArn: 'arn:aws:iam::210987654321:role/reader',
+          RoleSessionName: 'roundtrip',
+          DurationSeconds: 900,
+        }),
+      );
+      client.destroy();
+      expect(Credentials?.AccessKeyId).toMatch(/^ASIA[0-9A-F]{16}$/);
+      expect(Credentials?.SessionToken).toBeTruthy();
+      expect(Credentials?.Expiration?.getTime()).toBeGreaterThanOrEqual(before + 899_000);
+      expect(AssumedRoleUser?.Arn).toBe('arn:aws:sts::210987654321:assumed-role/reader/roundtrip');
+      expect(h.emulator.assumedRoles.at(-1)).toMatchObject({
+        roleArn: 'arn:aws:iam::210987654321:role/reader',
+        sessionName: 'roundtrip',
+        accessKeyId: Credentials?.AccessKeyId,
+      });
+      const from = h.emulator.calls.length;
+      const asRole = new AthenaClient({
+        endpoint: h.emulator.endpoint,
+        region: h.emulator.region,
+        credentials: {
+          accessKeyId: Credentials?.AccessKeyId ?? '',
+          secretAccessKey: Credentials?.SecretAccessKey ?? '',
+          sessionToken: Credentials?.SessionToken ?? '',
+        },
+      });
+      await asRole.send(new GetWorkGroupCommand({ WorkGroup: 'primary' }));
+      asRole.destroy();
+      expect(h.emulator.calls.slice(from)).toEqual([
+        expect.objectContaining({ operation: 'GetWorkGroup', accessKeyId: Credentials?.AccessKeyId }),
+      ]);
+    });
+
+    it('refuses a malformed role ARN or session name as STS does (ValidationError), and other actions', async () => {
+      const client = sts();
+      const badArn = await rejection(
+        client.send(
+          new AssumeRoleCommand({ RoleArn: 'arn:aws:iam::1:role/x', RoleSessionName: 'roundtrip' }),
+        ),
+      );
+      expect(badArn.name).toBe('ValidationError');
+      expect(badArn.message).toBe('arn:aws:iam::1:role/x is invalid');
+      const badSession = await rejection(
+        client.send(
+          new AssumeRoleCommand({ RoleArn: 'arn:aws:iam::210987654321:role/reader', RoleSessionName: 'a b' }),
+        ),
+      );
+      expect(badSession.name).toBe('ValidationError');
+      client.destroy();
+      const other = await fetch(h.emulator.endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'Action=GetCallerIdentity&Version=2011-06-15',
+      });
+      expect(other.status).toBe(400);
+      expect(await other.text()).toContain('<Code>InvalidAction</Code>');
     });
   });
 });

@@ -1085,6 +1085,38 @@ describe('the roundtrip CLI', () => {
     });
   });
 
+  it('acts as athena.roleArn in Athena and S3, as deployed: the role assumed through STS, every call signed with its credentials', async () => {
+    const crossAccount = path.join(dir, 'cross-account.config.json');
+    const base = JSON.parse(await readFile(configFile, 'utf8')) as { athena: Record<string, unknown> };
+    const roleArn = 'arn:aws:iam::210987654321:role/roundtrip-athena-reader';
+    await writeFile(crossAccount, JSON.stringify({ ...base, athena: { ...base.athena, roleArn } }));
+    const options = ['--config', crossAccount, '--secrets', secretsFile, '--aws-endpoint', env.aws.endpoint];
+    const from = env.athena.calls.length;
+    const assumedBefore = env.athena.assumedRoles.length;
+
+    const validate = await cli(['validate', ...options, '--json']);
+    const run = await cli(['run', ...options, '--tasks', 'athena_customers']);
+
+    expect(validate.code).toBe(0);
+    // (Whether the run then succeeds depends on the other tests' tables: the extract is what reads Athena.)
+    expect(run.stderr).toMatch(/^ {2}✓ athena_customers load: 150 rows loaded/m);
+    const assumed = env.athena.assumedRoles.slice(assumedBefore);
+    // One role per command (each its own process of credentials), as the CLI names its sessions.
+    expect(assumed.map((a) => [a.roleArn, a.sessionName])).toEqual([
+      [roleArn, 'roundtrip-cli'],
+      [roleArn, 'roundtrip-cli'],
+    ]);
+    const calls = env.athena.calls.slice(from);
+    const byRole = new Set(assumed.map((a) => a.accessKeyId));
+    const signedBy = (operation: string) =>
+      calls.filter((c) => c.operation === operation).map((c) => byRole.has(c.accessKeyId ?? ''));
+    expect(signedBy('AssumeRole')).toEqual([false, false]);
+    for (const operation of ['GetWorkGroup', 'StartQueryExecution', 'GetQueryExecution', 'GetObject']) {
+      expect(signedBy(operation).length).toBeGreaterThan(0);
+      expect(signedBy(operation).every(Boolean)).toBe(true);
+    }
+  });
+
   it('names the reason of a failed Athena query, not its whole GetQueryExecution JSON', async () => {
     const misspelt = path.join(dir, 'athena-typo.config.json');
     const base = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
