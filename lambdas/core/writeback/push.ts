@@ -281,25 +281,41 @@ function pagesOf(first: number, last: number): string {
 }
 
 /**
- * Writes plan records into the ledger as `sent` (with their job, for Bulk), or marks them `sent`
- * again when they are there already (an interrupted call's records, sent again), unless they have
- * an outcome. `where` selects rows of `writeback_plan_rows p` of the run and task.
+ * Writes the plan records of seq `first` to `last` into the ledger as `sent` (with their job, for
+ * Bulk), or marks them `sent` again when they are there already (an interrupted call's records,
+ * sent again), unless they have an outcome.
+ *
+ * A range no ledger row falls in yet (a push's first pass: every Collections call, every Bulk
+ * job) is written by a plain INSERT: the `ON CONFLICT` path checks each row for a conflict before
+ * inserting it, a third of the statement's time at 1,000,000 records (docs/writeback.md,
+ * "Measured"). The check and the insert run in the caller's transaction under the task lock; a
+ * row that appeared between them would fail the INSERT on the ledger's key, never be written twice.
  */
 async function markSent(
   client: PoolClient,
   runId: string,
   task: string,
-  where: string,
+  first: number,
+  last: number,
   jobId: string | null,
 ): Promise<void> {
+  const { rowCount } = await client.query(
+    `SELECT 1 FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2 AND seq BETWEEN $3 AND $4 LIMIT 1`,
+    [runId, task, first, last],
+  );
+  const again = (rowCount ?? 0) > 0;
   await client.query(
     `INSERT INTO roundtrip.writeback_plans AS l
             (run_id, task, key, seq, salesforce_id, operation, payload, current, value_hash, status, job_id)
      SELECT p.run_id, p.task, p.key, p.seq, p.salesforce_id, p.operation, p.payload, p.current, md5(p.payload::text), 'sent', $3
        FROM roundtrip.writeback_plan_rows p
-      WHERE p.run_id = $1 AND p.task = $2 AND ${where}
-     ON CONFLICT (run_id, task, key) DO UPDATE SET status = 'sent', job_id = coalesce(EXCLUDED.job_id, l.job_id), updated_at = now()
-      WHERE l.status IN ('planned', 'sent') AND l.attempts = 0`,
+      WHERE p.run_id = $1 AND p.task = $2 AND ${pagesOf(first, last)}
+     ${
+       again
+         ? `ON CONFLICT (run_id, task, key) DO UPDATE SET status = 'sent', job_id = coalesce(EXCLUDED.job_id, l.job_id), updated_at = now()
+      WHERE l.status IN ('planned', 'sent') AND l.attempts = 0`
+         : ''
+     }`,
     [runId, task, jobId],
   );
 }
@@ -385,7 +401,7 @@ async function sendCollections(
       source.from === 'pages'
         ? // The range holds these records and, between them, only records markSent leaves alone
           // (those with an outcome, or waiting for a row-lock retry).
-          markSent(client, runId, taskName, pagesOf(seqs[0] as number, lastSeq), null)
+          markSent(client, runId, taskName, seqs[0] as number, lastSeq, null)
         : markLedgerSent(client, runId, taskName, seqs),
     );
     if (source.from === 'pages' && calls === 0 && lastPage > 0) await analyzeLedger(deps);
@@ -643,7 +659,7 @@ async function markJobSent(
 ): Promise<void> {
   await withTransaction(deps.pg, async (client) => {
     await setJobState(client, runId, taskName, jobId, state);
-    await markSent(client, runId, taskName, pagesOf(chunk.first, chunk.last), jobId);
+    await markSent(client, runId, taskName, chunk.first, chunk.last, jobId);
   });
   // Collect joins the ledger by seq right after this.
   await analyzeLedger(deps);
