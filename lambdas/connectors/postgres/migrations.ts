@@ -388,6 +388,18 @@ ALTER TABLE roundtrip.writeback_plans ADD CONSTRAINT writeback_plans_status_chec
   CHECK (status IN ('planned', 'sent', 'succeeded', 'failed', 'rejected', 'held_back', 'superseded'));
 `;
 
+/**
+ * Version 11: `writeback_plans_job_idx` goes. No query looks a ledger row up by its job alone:
+ * every one that names a job bounds the job's seq range too (a job carries one chunk of seqs),
+ * which the `seq` key serves. A Bulk push writes each of its records into the ledger and then
+ * updates it with its result, and every index on the table is paid on both: this one cost about
+ * 1.4 s of the 10 s of writing 1,000,000 ledger rows `sent`, and more of the results' update
+ * (docs/writeback.md, "Measured").
+ */
+const V11_LEDGER_NO_JOB_INDEX = `
+DROP INDEX roundtrip.writeback_plans_job_idx;
+`;
+
 /** The migrations of the state schema, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
@@ -427,6 +439,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 10,
     name: 'writeback_plans.status superseded: keys a newer run synced since the plan',
     sql: V10_LEDGER_SUPERSEDED,
+  },
+  {
+    version: 11,
+    name: 'writeback_plans: no index by job (every query by job bounds its seq range)',
+    sql: V11_LEDGER_NO_JOB_INDEX,
   },
 ];
 

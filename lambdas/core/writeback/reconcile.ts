@@ -623,7 +623,8 @@ async function collectJobsOfEndedRuns(
         AND j.collected_at IS NULL AND j.state <> 'Superseded'
         ${recordedUploaded === 'collect' ? `AND j.state NOT IN ('Open', 'Uploaded')` : ''}
         AND EXISTS (SELECT 1 FROM roundtrip.writeback_plans l
-                     WHERE l.run_id = j.run_id AND l.task = j.task AND l.job_id = j.job_id AND l.status = 'sent'
+                     WHERE l.run_id = j.run_id AND l.task = j.task AND l.seq BETWEEN j.first_seq AND j.last_seq
+                       AND l.job_id = j.job_id AND l.status = 'sent'
                        AND l.attempts = 0)
       ORDER BY j.run_id, j.chunk`,
     [taskName, runId],
