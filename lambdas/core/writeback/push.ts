@@ -70,6 +70,7 @@ import {
 import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
 import {
   heldBackFigures,
+  ledgerOutcomes,
   mergeRunSummary,
   readRunSummary,
   sqlLiteral,
@@ -172,33 +173,16 @@ export async function finishWriteback(
   taskName: string,
   api: WritebackCollected['api'],
 ): Promise<WritebackCollected> {
-  const { rows } = await deps.pg.query<{
-    succeeded: string;
-    failed: string;
-    held_back: string;
-    superseded: string;
-    pending: string;
-  }>(
-    `SELECT count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
-            count(*) FILTER (WHERE status = 'failed') AS failed,
-            count(*) FILTER (WHERE status = 'held_back') AS held_back,
-            count(*) FILTER (WHERE status = 'superseded') AS superseded,
-            count(*) FILTER (WHERE status IN ('planned', 'sent')) AS pending
-       FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`,
-    [runId, taskName],
-  );
+  const outcomes = await withClient(deps.pg, (client) => ledgerOutcomes(client, runId, taskName));
   // Every record the push touched has an outcome by now; one without is never counted as done.
-  const pending = Number(rows[0]?.pending ?? 0);
+  const pending = outcomes.planned + outcomes.sent;
   if (pending > 0) {
     throw new TransientError(
       `Write-back ${taskName}: ${pending} records sent or waiting to be sent have no outcome yet; retry the step`,
     );
   }
   const planned = await plannedRecords(deps, runId, taskName);
-  const succeeded = Number(rows[0]?.succeeded ?? 0);
-  const failed = Number(rows[0]?.failed ?? 0);
-  const heldBack = Number(rows[0]?.held_back ?? 0);
-  const superseded = Number(rows[0]?.superseded ?? 0);
+  const { succeeded, failed, heldBack, superseded } = outcomes;
   const failureRate = failedShare(failed, planned - heldBack - superseded);
   const result: WritebackCollected = {
     status: 'collected',

@@ -30,6 +30,7 @@ import { notifyRun } from './notify';
 import {
   HELD_BACK_BY_BOTH_SQL,
   heldBackFigures,
+  ledgerOutcomes,
   mergeRunSummary,
   previousRunOfTask,
   readRunSummary,
@@ -162,38 +163,6 @@ export async function recountFromLedger(
     outcomeUnknown: outcomes.sent,
     ...also,
   });
-}
-
-/** A task's ledger rows of a run by outcome ({@link ledgerOutcomes}). */
-export interface LedgerOutcomes {
-  readonly succeeded: number;
-  readonly failed: number;
-  readonly heldBack: number;
-  readonly superseded: number;
-  readonly sent: number;
-}
-
-/**
- * A task's ledger rows of a run by outcome: `sent` ones have none recorded; `heldBack` ones were
- * not sent, their key taken by another run (push.ts, refuseKeysTakenElsewhere); `superseded` ones
- * were not sent, their key synced by a run that planned later (push.ts,
- * supersedeKeysSyncedByNewerRuns).
- */
-export async function ledgerOutcomes(
-  client: PoolClient,
-  runId: string,
-  task: string,
-): Promise<LedgerOutcomes> {
-  const { rows } = await client.query<LedgerOutcomes>(
-    `SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
-            count(*) FILTER (WHERE status = 'failed')::int AS failed,
-            count(*) FILTER (WHERE status = 'held_back')::int AS "heldBack",
-            count(*) FILTER (WHERE status = 'superseded')::int AS superseded,
-            count(*) FILTER (WHERE status = 'sent')::int AS sent
-       FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`,
-    [runId, task],
-  );
-  return rows[0] ?? { succeeded: 0, failed: 0, heldBack: 0, superseded: 0, sent: 0 };
 }
 
 /**

@@ -150,6 +150,43 @@ export async function previousRunOfTask(
   return row ? { runId: row.run_id, figures: row.figures } : undefined;
 }
 
+/** A task's ledger rows of a run by status ({@link ledgerOutcomes}). */
+export interface LedgerOutcomes {
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly heldBack: number;
+  readonly superseded: number;
+  /** Sent, no outcome recorded yet. */
+  readonly sent: number;
+  /** Written to the ledger and not sent (yet): waiting for a row-lock retry or a second send. */
+  readonly planned: number;
+}
+
+/**
+ * A task's ledger rows of a run by status, one count each: `sent` ones have no outcome recorded;
+ * `planned` ones wait to be sent (again); `heldBack` ones were not sent, their key taken by
+ * another run (push.ts, refuseKeysTakenElsewhere); `superseded` ones were not sent, their key
+ * synced by a run that planned later (push.ts, supersedeKeysSyncedByNewerRuns). The push's final
+ * answer (finishWriteback), the Report and the recount of an ended run read the same counts.
+ */
+export async function ledgerOutcomes(
+  client: ClientBase,
+  runId: string,
+  task: string,
+): Promise<LedgerOutcomes> {
+  const { rows } = await client.query<LedgerOutcomes>(
+    `SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
+            count(*) FILTER (WHERE status = 'failed')::int AS failed,
+            count(*) FILTER (WHERE status = 'held_back')::int AS "heldBack",
+            count(*) FILTER (WHERE status = 'superseded')::int AS superseded,
+            count(*) FILTER (WHERE status = 'sent')::int AS sent,
+            count(*) FILTER (WHERE status = 'planned')::int AS planned
+       FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`,
+    [runId, task],
+  );
+  return rows[0] ?? { succeeded: 0, failed: 0, heldBack: 0, superseded: 0, sent: 0, planned: 0 };
+}
+
 /** A task's part of the run's summary (`summary.writeback.<task>`), `undefined` when it has none. */
 export function taskSummaryOf(
   summary: Record<string, unknown>,
