@@ -13,6 +13,7 @@ import {
 } from '../../../lambdas/core/writeback';
 import { WritebackPushOutput } from '../../../lambdas/core/contracts';
 import {
+  failingBeforeRowLockRetry,
   crashingConnector,
   errorsOf,
   givingUpOnWrites,
@@ -200,15 +201,7 @@ describe('write-back modes and per-record failures', () => {
     await planWriteback(deps, { runId: a, task: 'Lead-insert' });
     // lock-2 is refused with UNABLE_TO_LOCK_ROW, and the step fails before its retry round.
     env.sf.faults.set({ lockRowKeys: ['lock-2'] });
-    const failingBeforeRetry = {
-      ...deps,
-      clock: {
-        now: () => new Date(),
-        sleep: async () => {
-          throw new TransientError('simulated failure before the row-lock retry round');
-        },
-      },
-    };
+    const failingBeforeRetry = failingBeforeRowLockRetry(deps);
     await expect(pushWriteback(failingBeforeRetry, { runId: a, task: 'Lead-insert' })).rejects.toThrow(
       /before the row-lock retry round/,
     );

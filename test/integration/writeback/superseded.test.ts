@@ -14,11 +14,17 @@ import {
   reportRun,
   runWriteback,
 } from '../../../lambdas/core/writeback';
-import { TransientError } from '../../../lambdas/shared/errors';
 import type { WritebackPushOutput } from '../../../lambdas/core/contracts';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { readStoredRun, taskSummaries } from '../../../bin/local/summary';
-import { LEAD_SRC_UPSERT, leadSeed, SCORE_UPDATE, startWritebackEnv, type WritebackEnv } from './support';
+import {
+  failingBeforeRowLockRetry,
+  LEAD_SRC_UPSERT,
+  leadSeed,
+  SCORE_UPDATE,
+  startWritebackEnv,
+  type WritebackEnv,
+} from './support';
 
 describe('records a run that planned later has synced since the plan', () => {
   let env: WritebackEnv;
@@ -145,15 +151,7 @@ describe('records a run that planned later has synced since the plan', () => {
     await planWriteback(deps, { runId: older, task: 'Lead-upsert' });
     // slock-2 is refused with UNABLE_TO_LOCK_ROW, and the step fails before its retry round.
     env.sf.faults.set({ lockRowKeys: ['slock-2'] });
-    const failingBeforeRetry = {
-      ...deps,
-      clock: {
-        now: () => new Date(),
-        sleep: async () => {
-          throw new TransientError('simulated failure before the row-lock retry round');
-        },
-      },
-    };
+    const failingBeforeRetry = failingBeforeRowLockRetry(deps);
     await expect(pushWriteback(failingBeforeRetry, { runId: older, task: 'Lead-upsert' })).rejects.toThrow(
       /before the row-lock retry round/,
     );

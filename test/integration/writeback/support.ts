@@ -326,6 +326,22 @@ export function givingUpOnWrites(connector: SalesforceConnector): {
   return { connector: giving, late: () => late() };
 }
 
+/**
+ * `deps` whose step fails (transiently) when it would wait before its row-lock retry round: the
+ * records Salesforce refused with UNABLE_TO_LOCK_ROW stay in the ledger waiting to be sent again.
+ */
+export function failingBeforeRowLockRetry(deps: CoreDeps): CoreDeps {
+  return {
+    ...deps,
+    clock: {
+      now: () => new Date(),
+      sleep: async () => {
+        throw new TransientError('simulated failure before the row-lock retry round');
+      },
+    },
+  };
+}
+
 /** As if the run's `sent` records had been sent longer ago than any call of theirs can run. */
 export async function outlastCallTimeLimit(env: WritebackEnv, runId: string): Promise<void> {
   await env.pool.query(
