@@ -48,6 +48,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct, IConstruct } from 'constructs';
 import { scheduleExpression, type PipelineConfig } from '../lambdas/config';
 import { caBundleFileProblem } from '../lambdas/shared/ca-bundle';
+import { s3FolderUrl } from '../lambdas/shared/s3-location';
 import { ConfigError, type ConfigIssue } from '../lambdas/shared/errors';
 import { serviceName } from '../lambdas/shared/observability';
 import {
@@ -96,10 +97,9 @@ export interface PipelineStackProps extends StackProps {
  * written, `results*` would also cover `results-of-another-team/…`.
  */
 export function parseS3Url(url: string): { bucket: string; prefix: string } {
-  const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
+  const match = /^s3:\/\/([^/]+)\/(.*)$/.exec(s3FolderUrl(url));
   if (!match?.[1]) throw new Error(`Not an S3 URL: ${url}`);
-  const prefix = match[2] ?? '';
-  return { bucket: match[1], prefix: prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/` };
+  return { bucket: match[1], prefix: match[2] ?? '' };
 }
 
 /** A secret's complete ARN: its name followed by `-` and the six characters Secrets Manager added. */

@@ -42,6 +42,7 @@ import {
   resolveFields,
 } from '../../lambdas/core/salesforce-read';
 import { TransformError, tryTransform } from '../../lambdas/core/transform';
+import { s3FolderUrl } from '../../lambdas/shared/s3-location';
 import { mapWritebackTask } from '../../lambdas/core/writeback';
 import { sourceColumnsFor } from '../../lambdas/core/writeback/plan';
 import { checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
@@ -69,11 +70,6 @@ function validatePollDelayMs(attempt: number): number {
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/** The folder an `s3://` location names, for comparing two: `s3://b/results` is `s3://b/results/`. */
-function s3Folder(location: string): string {
-  return location.endsWith('/') ? location : `${location}/`;
 }
 
 /**
@@ -130,7 +126,7 @@ async function checkAthenaWorkgroup(
   const own = workgroup?.Configuration?.ResultConfiguration?.OutputLocation;
   const enforced = workgroup?.Configuration?.EnforceWorkGroupConfiguration === true;
   const requested = athena.outputLocation;
-  if (enforced && own && requested && s3Folder(own) !== s3Folder(requested)) {
+  if (enforced && own && requested && s3FolderUrl(own) !== s3FolderUrl(requested)) {
     return fail(
       `workgroup "${name}" enforces its result location ${own}, so the queries write there and not to athena.outputLocation ${requested}, the location the stack grants: set athena.outputLocation to ${own}`,
     );
