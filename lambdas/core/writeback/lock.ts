@@ -18,7 +18,11 @@ export const WRITEBACK_LOCK_CLASS = 0x7762616b;
  * TaskBusyError, which the state machine retries on a slower schedule (18 minutes in all).
  * A Lambda that dies closes its connection, which releases the lock.
  */
-export async function withTaskLock<T>(deps: CoreDeps, taskName: string, fn: () => Promise<T>): Promise<T> {
+export async function withTaskLock<T>(
+  deps: Pick<CoreDeps, 'pg'>,
+  taskName: string,
+  fn: () => Promise<T>,
+): Promise<T> {
   const done = await ifTaskLockFree(deps, taskName, fn);
   if (!done.ran) {
     throw new TaskBusyError(
@@ -33,7 +37,7 @@ export async function withTaskLock<T>(deps: CoreDeps, taskName: string, fn: () =
  * `{ ran: false }` at once.
  */
 export async function ifTaskLockFree<T>(
-  deps: CoreDeps,
+  deps: Pick<CoreDeps, 'pg'>,
   taskName: string,
   fn: () => Promise<T>,
 ): Promise<{ ran: true; value: T } | { ran: false }> {

@@ -160,6 +160,68 @@ export async function setJobState(
   );
 }
 
+/**
+ * SQL: sets to status `$5` the `sent` ledger rows of run `$1`, task `$2` at the seqs `$3` whose
+ * `sent` mark is still as read (`$4`, their `updated_at` as text): a row sent again since, by a
+ * live attempt, is not the caller's to judge.
+ */
+const SENT_AS_READ_SQL = `UPDATE roundtrip.writeback_plans p SET status = $5, updated_at = now()
+    FROM unnest($3::bigint[], $4::text[]) AS x(seq, sent_at)
+   WHERE p.run_id = $1 AND p.task = $2 AND p.status = 'sent' AND p.seq = x.seq
+     AND p.updated_at = x.sent_at::timestamptz`;
+
+/** An insert's ledger row left `sent`: its seq, and its `sent` mark as read (`updated_at` as text). */
+export interface SentInsertRow {
+  readonly seq: number;
+  readonly sentAt: string;
+}
+
+/**
+ * Records insert rows of run `runId` that were found created in Salesforce, each with its
+ * record's Id, as a call's successes are recorded (results.ts, applyResults): the ledger row
+ * `succeeded` with the Id, and the key's `sync_state` row, so that no plan inserts it again.
+ * Answers how many were recorded. In the caller's transaction.
+ */
+export async function recordInsertsCreated(
+  client: PoolClient,
+  runId: string,
+  taskName: string,
+  created: readonly { seq: number; id: string }[],
+  syncedAt: Date,
+): Promise<number> {
+  if (created.length === 0) return 0;
+  await createResultsTable(client);
+  await insertCollectionResults(
+    client,
+    created.map((c) => c.seq),
+    created.map((c) => ({ id: c.id, success: true, errors: [] })),
+  );
+  return (await applyResults(client, { runId, task: taskName, jobId: null, syncedAt })).succeeded;
+}
+
+/**
+ * Releases insert rows of run `runId` that were never created in Salesforce: each becomes
+ * `failed`, with a `NOT_INSERTED` error in that run saying `message`, and its key is free for the
+ * next plan, which inserts it. Only rows still `sent` as read ({@link SentInsertRow}). Answers how
+ * many were released. In the caller's transaction.
+ */
+export async function releaseInserts(
+  client: PoolClient,
+  runId: string,
+  taskName: string,
+  rows: readonly SentInsertRow[],
+  message: string,
+): Promise<number> {
+  if (rows.length === 0) return 0;
+  const { rowCount } = await client.query(
+    `WITH released AS (${SENT_AS_READ_SQL} RETURNING p.key, p.payload)
+     INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, payload)
+     SELECT $1, $2, key, 'push', 'NOT_INSERTED', $6, payload FROM released`,
+    [runId, taskName, rows.map((r) => r.seq), rows.map((r) => r.sentAt), 'failed', message],
+  );
+  return rowCount ?? 0;
+}
+
 /** How {@link reconcileSentInserts} treats the rows it does not find in Salesforce. */
 export interface ReconcileOptions {
   /** Seqs whose call Salesforce answered without their outcome: the call is over. */
@@ -273,8 +335,7 @@ export async function reconcileSentInserts(
       found.set(keyOf(value), holders);
     }
   }
-  const seqs: number[] = [];
-  const results: { id: string; success: true; errors: [] }[] = [];
+  const created: { seq: number; id: string }[] = [];
   // Not found, and sent too recently to be sure the call that carried them is over.
   const settling: { seq: number; ageMs: number }[] = [];
   // Not found, and their call is over: never created (each with its `sent` mark as read).
@@ -284,8 +345,7 @@ export async function reconcileSentInserts(
       .filter((c) => !(c.createdMs < r.sent_ms - RECONCILE_CLOCK_SKEW_MS))
       .sort((a, b) => a.createdMs - b.createdMs)[0];
     if (ours) {
-      seqs.push(Number(r.seq));
-      results.push({ id: ours.id, success: true, errors: [] });
+      created.push({ seq: Number(r.seq), id: ours.id });
     } else if (r.age_ms < INSERT_SETTLE_MS && !options.answered.has(Number(r.seq))) {
       settling.push({ seq: Number(r.seq), ageMs: r.age_ms });
     } else {
@@ -293,37 +353,31 @@ export async function reconcileSentInserts(
     }
   }
   await withTransaction(deps.pg, async (client) => {
-    if (seqs.length > 0) {
-      await createResultsTable(client);
-      await insertCollectionResults(client, seqs, results);
-      await applyResults(client, { runId, task: taskName, jobId: null, syncedAt: deps.clock.now() });
-    }
+    await recordInsertsCreated(client, runId, taskName, created, deps.clock.now());
     // Not found in Salesforce, and the call that carried them is over: never created, safe to
-    // send. Only rows still as read (a row sent again since, by a live attempt, is not ours to
-    // judge); the settling ones stay `sent`, to be looked up again.
-    const update = `UPDATE roundtrip.writeback_plans p SET status = $5, updated_at = now()
-        FROM unnest($3::bigint[], $4::text[]) AS x(seq, sent_at)
-       WHERE p.run_id = $1 AND p.task = $2 AND p.status = 'sent' AND p.seq = x.seq
-         AND p.updated_at = x.sent_at::timestamptz`;
-    const args = [runId, taskName, notCreated.map((r) => r.seq), notCreated.map((r) => r.sentAt)];
+    // send. The settling ones stay `sent`, to be looked up again.
     if (notCreated.length === 0) return;
     if (options.notFound === 'resend') {
-      await client.query(update, [...args, 'planned']);
+      await client.query(SENT_AS_READ_SQL, [
+        runId,
+        taskName,
+        notCreated.map((r) => r.seq),
+        notCreated.map((r) => r.sentAt),
+        'planned',
+      ]);
     } else {
-      await client.query(
-        `WITH released AS (${update} RETURNING p.key, p.payload)
-         INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, payload)
-         SELECT $1, $2, key, 'push', 'NOT_INSERTED',
-                format('sent for insert by this run, whose result was never recorded; run %s looked the key up in Salesforce at least %s minutes after it was sent and found no record created since: it was never created, and the key is free to insert again', $6::text, ${INSERT_SETTLE_MS / 60_000}),
-                payload
-           FROM released`,
-        [...args, 'failed', options.releasedBy ?? ''],
+      await releaseInserts(
+        client,
+        runId,
+        taskName,
+        notCreated,
+        `sent for insert by this run, whose result was never recorded; run ${options.releasedBy ?? ''} looked the key up in Salesforce at least ${INSERT_SETTLE_MS / 60_000} minutes after it was sent and found no record created since: it was never created, and the key is free to insert again`,
       );
     }
   });
   const counts = {
     sent: rows.length,
-    recorded: seqs.length,
+    recorded: created.length,
     notFound: notCreated.length,
     unsettled: settling.length,
   };
@@ -377,7 +431,7 @@ export const UNKNOWN_VALUE_HASH = 'unknown';
  *     other; a job it uploaded and never closed is closed first.
  *   Rows whose call or job may still be running stay refused, and so do jobs Salesforce no longer
  *   answers for. Without an external-ID key nothing can be looked up: they stay refused until
- *   someone records them by hand.
+ *   someone records them by hand (`roundtrip resolve`, resolve.ts).
  * - update and upsert records they left `sent`, whose values Salesforce may hold or not (while
  *   `sync_state` holds the values before: a source going back to those would compare unchanged,
  *   and Salesforce would keep the lost values until the source changed again):
@@ -631,7 +685,7 @@ async function collectJobsOfEndedRuns(
   );
   for (const j of jobs) {
     // Unreadable: its records stay as they are (a job Salesforce no longer knows is recorded
-    // NotFound: inserts are then recorded by hand, update and upsert records sent again by
+    // NotFound: inserts are then recorded by hand with roundtrip resolve, resolve.ts; update and upsert records sent again by
     // resendUnknownWrites; otherwise asked again by a later plan).
     let job = await readJobOfEndedRun(deps, sf, j, runId, taskName, logger);
     if (!job) continue;
@@ -761,8 +815,11 @@ async function refreshEndedRun(
   await withTransaction(deps.pg, (client) => refreshEndedRunIn(client, endedRunId, taskName, byRunId));
 }
 
-/** {@link refreshEndedRun} in the caller's transaction. */
-async function refreshEndedRunIn(
+/**
+ * {@link refreshEndedRun} in the caller's transaction; `byRunId` names who resolved them (the run
+ * that resolved them, or `roundtrip resolve`), stored as the figures' `outcomesResolvedBy`.
+ */
+export async function refreshEndedRunIn(
   client: PoolClient,
   endedRunId: string,
   taskName: string,
