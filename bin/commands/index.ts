@@ -24,6 +24,10 @@ commands:
   errors [--config FILE] [--secrets FILE | --database-url URL] [--run ID] [--task NAME]
          [--code CODE] [--limit N] [--csv | --json]
                        the records of a run that were rejected or failed, and why
+  resolve --task NAME (--key KEY (--inserted ID | --not-inserted) | --file CSV) [--dry-run]
+          [--config FILE] [--secrets FILE | --database-url URL] [--json]
+                       record what became of insert keys held back as INSERT_OUTCOME_UNKNOWN
+                       that no plan can look up (found in Salesforce, or not)
   start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
                        start an execution of the deployed state machine and follow it
   emulate salesforce [--port N] [--seed FILE|DIR]  run the local Salesforce API emulator
@@ -124,6 +128,32 @@ after their counts by task, stage and code.
   --csv                  every record as CSV on stdout, streamed from PostgreSQL
   --json                 one JSON object { pipeline, runId, status, total, counts, records }
 `,
+  resolve: `usage: roundtrip resolve --task NAME --key KEY (--inserted SALESFORCE_ID | --not-inserted)
+       roundtrip resolve --task NAME --file CSV
+                        [--config FILE] [--secrets FILE | --database-url URL] [--dry-run] [--json]
+
+Records what became of insert keys that the plan holds back as INSERT_OUTCOME_UNKNOWN run
+after run because nothing can look them up: sent by an insert task without an external-ID
+key whose call's outcome was never recorded, or in a Bulk job Salesforce no longer answers
+for. Look for each record in Salesforce first. A record found is recorded as the plan's
+look-up records one (in the ledger of the run that sent it and in roundtrip.sync_state: never
+inserted again); a key not found (or whose record you deleted) is released (NOT_INSERTED in
+that run: the next plan inserts it). Under the task's lock, in one transaction: every key is
+recorded, or none (each refusal names the key and why). Exit 0 recorded, 1 a push or collect
+of the task is running (run it again later), 2 refused.
+
+  --task NAME            the insert task (as roundtrip errors lists it)
+  --key KEY              the key, as the task's keyColumn holds it
+  --inserted ID          its record exists in Salesforce: its Id (15 or 18 characters)
+  --not-inserted         it does not (never created, or deleted there)
+  --file CSV             many keys: a header key,salesforce_id, then one key a line with its
+                         record's Id, or nothing for not inserted
+  --dry-run              check everything and say what would be recorded; record nothing
+  -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
+  --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
+  --database-url URL     use this database instead (postgres://…; ?sslmode=require for TLS)
+  --json                 one JSON object { pipeline, task, dryRun, outcomes } on stdout
+`,
   start: `usage: roundtrip start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
 
 Starts an execution of the deployed state machine (AWS credentials from the environment) and
@@ -171,6 +201,7 @@ const commands: Record<string, () => Promise<Command>> = {
   validate: async () => (await import('./validate')).validate,
   status: async () => (await import('./status')).status,
   errors: async () => (await import('./errors')).errors,
+  resolve: async () => (await import('./resolve')).resolve,
   start: async () => (await import('./start')).start,
   emulate: async () => (await import('./emulate')).emulate,
 };

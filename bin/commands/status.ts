@@ -45,11 +45,13 @@ function protocolOf(url: string): string {
 export const DATABASE_OPTIONS = { ...CONNECTION_OPTIONS, 'database-url': { type: 'string' } } as const;
 
 /**
- * The config and a one-connection pool to the pipeline's database: `--database-url`, else the
- * config's PostgreSQL secret. A `--database-url` that is not a PostgreSQL URL is bad input.
+ * The config and a pool to the pipeline's database (one connection unless `connections` says
+ * more): `--database-url`, else the config's PostgreSQL secret. A `--database-url` that is not a
+ * PostgreSQL URL is bad input.
  */
 export async function runsDatabase(
   values: Record<string, unknown>,
+  options: { connections?: number } = {},
 ): Promise<{ config: PipelineConfig; pool: Pool }> {
   const databaseUrl = values['database-url'];
   if (typeof databaseUrl === 'string' && !/^postgres(ql)?:$/.test(protocolOf(databaseUrl))) {
@@ -67,7 +69,7 @@ export async function runsDatabase(
       mode: typeof databaseUrl === 'string' ? urlSslMode(databaseUrl) : config.postgres.ssl.mode,
       ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
     },
-    max: 1,
+    max: options.connections ?? 1,
     applicationName: 'roundtrip-cli',
     credentialsFrom: typeof databaseUrl === 'string' ? '--database-url' : postgresCredentialsSource(config),
   });

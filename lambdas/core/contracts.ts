@@ -451,7 +451,8 @@ export const WritebackTaskSummary = z.strictObject({
   /**
    * Of `heldBack`, the keys the task's previous run held back too: two runs in a row, so not the
    * one-run wait after a crash (a Bulk job Salesforce does not finish, an insert whose outcome is
-   * to be recorded by hand). Non-zero, the run notifies even when it succeeded (notify.ts).
+   * to be recorded with `roundtrip resolve`). Non-zero, the run notifies even when it succeeded
+   * (notify.ts).
    */
   heldBackRepeatedly: z.number().int().nonnegative(),
   /**

@@ -10,7 +10,8 @@
  * A run that succeeded is told of when it held back keys its task's previous run held back too
  * (`heldBackRepeatedly`, report.ts): one run holding keys back is the wait after a crash, the next
  * run sends them; the same keys twice in a row are stuck (a Bulk job Salesforce does not finish,
- * an insert whose outcome is to be recorded by hand), and would stay so, run after run, unseen.
+ * an insert whose outcome is to be recorded with `roundtrip resolve`), and would stay so, run
+ * after run, unseen.
  * It says how many of which task, since which run, why (the other run's Bulk job and its state,
  * or its call), the first keys with their message, the SQL that lists them and what to do. A
  * failed run's notification says the same of its keys held back again.
@@ -273,7 +274,7 @@ export function heldBackAgainLines(runId: string, held: readonly HeldBackAgain[]
     );
   }
   lines.push(
-    "  Each key's message says what holds it back and what resolves it (an insert whose outcome cannot be looked up, without an external ID, is to be recorded by hand): see the SQL above, or npx roundtrip errors --run " +
+    "  Each key's message says what holds it back and what resolves it (an insert whose outcome cannot be looked up, without an external ID or in a Bulk job Salesforce no longer answers for, is recorded with npx roundtrip resolve --task TASK --key KEY --inserted ID or --not-inserted, once you have looked for it in Salesforce): see the SQL above, or npx roundtrip errors --run " +
       `${runId} (with the pipeline's --config and --secrets).`,
   );
   return lines;
@@ -395,7 +396,7 @@ export async function failedRunNotification(
       '',
       'Sent with no outcome recorded (the run ended before it heard back):',
       `  SELECT task, key, salesforce_id, job_id FROM roundtrip.writeback_plans WHERE run_id = '${runId}' AND status = 'sent';`,
-      '  The next plan of each task resolves them once their call is certainly over (Salesforce runs a call for up to 10 minutes) or their Bulk job has finished: a job is collected, update and upsert records sent by a call are sent again, insert records are looked up by their external ID (without one, they are to be recorded by hand).',
+      '  The next plan of each task resolves them once their call is certainly over (Salesforce runs a call for up to 10 minutes) or their Bulk job has finished: a job is collected, update and upsert records sent by a call are sent again, insert records are looked up by their external ID (without one, look for them in Salesforce and record what you found with npx roundtrip resolve).',
     );
   }
   lines.push(...heldBackAgainLines(runId, heldBackAgain), ...runLines(runId, executionArn));

@@ -1183,7 +1183,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   const unknownKey = keyIdentity(mapping, 'x.key').sql;
   // How the earlier send went out: `call` (Collections, looked up by a later plan when keyed),
   // `job` (a Bulk job that run never collected: a later plan collects it), `gone` (a job
-  // Salesforce no longer answers for: by hand).
+  // Salesforce no longer answers for: recorded by hand, with roundtrip resolve).
   const unknownJoin =
     task.mode === 'insert'
       ? `LEFT JOIN (
@@ -1201,18 +1201,21 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
               AND NOT EXISTS (SELECT 1 FROM roundtrip.sync_state s WHERE s.task = $2 AND s.key = x.key AND s.salesforce_id IS NOT NULL)
             ORDER BY ${unknownKey}, x.run_id) AS u ON u.key = checked.${ki}`
       : '';
-  const byHand = `'key %s was sent for insert by run %s, whose result was never recorded: find the record in Salesforce and record its Id in roundtrip.sync_state (task %s), or delete it there and remove that run''s ledger row (roundtrip.writeback_plans) and error'`;
+  // What no plan can resolve is recorded by hand, once someone looked in Salesforce: the command
+  // that records it (bin/commands/resolve.ts), with the task and the key.
+  const resolveCommand = `roundtrip resolve --task %s --key %s --inserted <the record''s Id> (or --not-inserted if there is none, or you delete it there)`;
+  const byHand = `'key %s was sent for insert by run %s, whose result was never recorded, and without an external-ID key it cannot be looked up: find the record in Salesforce, then record what you found with ${resolveCommand}'`;
   const unknownMessage = (how: string, job: string): string =>
     `CASE ${how}
        WHEN 'job' THEN format('key %s was sent for insert by run %s in Bulk job %s, whose results that run never collected: not inserted by this run; the next plan collects them once Salesforce says the job is finished', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job})
-       WHEN 'gone' THEN format('key %s was sent for insert by run %s in Bulk job %s, which Salesforce no longer answers for: find the record in Salesforce and record its Id in roundtrip.sync_state (task %s), or delete it there and remove that run''s ledger row (roundtrip.writeback_plans)', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job}, $2::text)
+       WHEN 'gone' THEN format('key %s was sent for insert by run %s in Bulk job %s, which Salesforce no longer answers for: find the record in Salesforce, then record what you found with ${resolveCommand}', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job}, $2::text, left(k, ${MESSAGE_VALUE_CHARS}))
        ELSE format(${
          mapping.keyField
            ? sqlLiteral(
                `key %s was sent for insert by run %s, whose result is not recorded yet: not inserted by this run. Once that run has ended and ${INSERT_SETTLE_MS / 60_000} minutes have passed since the send, the next plan looks the key up by ${mapping.keyField} and records the record or inserts the key`,
              )
            : byHand
-       }, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, $2::text) END`;
+       }, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run${mapping.keyField ? '' : `, $2::text, left(k, ${MESSAGE_VALUE_CHARS})`}) END`;
   // Update and upsert: a key in a Bulk job of an ended run that was not collected (Salesforce had
   // not finished it when resolveEndedRuns asked, or could not be asked) is kept back. Sent now, its
   // current values could be written before the job's older ones, which would then stay in

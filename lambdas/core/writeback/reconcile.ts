@@ -685,8 +685,8 @@ async function collectJobsOfEndedRuns(
   );
   for (const j of jobs) {
     // Unreadable: its records stay as they are (a job Salesforce no longer knows is recorded
-    // NotFound: inserts are then recorded by hand with roundtrip resolve, resolve.ts; update and upsert records sent again by
-    // resendUnknownWrites; otherwise asked again by a later plan).
+    // NotFound: inserts are then recorded by hand with roundtrip resolve, resolve.ts; update and
+    // upsert records sent again by resendUnknownWrites; otherwise asked again by a later plan).
     let job = await readJobOfEndedRun(deps, sf, j, runId, taskName, logger);
     if (!job) continue;
     // Uploaded and never closed: the run ended between its Uploaded mark and a close that reached

@@ -583,7 +583,7 @@ describe('inserts left without an outcome by runs that ended', () => {
   describe('through Bulk jobs', () => {
     const bulkInsert = { ...insert, bulkThreshold: 5 };
 
-    it('asks about a job Salesforce no longer knows once, then refuses its keys as to be recorded by hand', async () => {
+    it('asks about a job Salesforce no longer knows once, then refuses its keys as to be recorded with roundtrip resolve', async () => {
       await source('forgot', 6);
       const deps = env.deps({ writeback: [bulkInsert] });
       const dead = await env.newRun();
@@ -621,7 +621,7 @@ describe('inserts left without an outcome by runs that ended', () => {
       expect(rows).toEqual([{ state: 'NotFound', done: true }]);
       expect((await errorsOf(env, lastRun))[0]?.message).toMatch(
         new RegExp(
-          `^key forgot-1 was sent for insert by run ${dead} in Bulk job ${gone}, which Salesforce no longer answers for: find the record`,
+          `^key forgot-1 was sent for insert by run ${dead} in Bulk job ${gone}, which Salesforce no longer answers for: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-insert --key forgot-1 --inserted <the record's Id> \\(or --not-inserted`,
         ),
       );
     });

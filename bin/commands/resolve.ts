@@ -1,0 +1,186 @@
+/**
+ * `roundtrip resolve`: records the outcome of insert keys that the plan holds back as
+ * `INSERT_OUTCOME_UNKNOWN` run after run because nothing can look them up — an insert task without
+ * an external-ID key whose call's outcome was never recorded, a key carried by a Bulk job
+ * Salesforce no longer answers for — once someone has looked in Salesforce: `--inserted ID` (the
+ * record exists: recorded, never inserted again) or `--not-inserted` (it does not: the next plan
+ * inserts the key), or many keys from a CSV file. The work is lambdas/core/writeback/resolve.ts.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  OutcomeRefusedError,
+  recordInsertOutcomes,
+  type InsertOutcomeByHand,
+  type InsertOutcomeRecorded,
+} from '../../lambdas/core/writeback/resolve';
+import { systemClock } from '../../lambdas/shared/clock';
+import { EXIT, parseOptions, UsageError, type Command } from '../cli-common';
+import { DATABASE_OPTIONS, runsDatabase } from './status';
+
+/** The header `--file` must start with. */
+export const RESOLVE_CSV_HEADER = ['key', 'salesforce_id'] as const;
+
+/** The fields of CSV text (RFC 4180: quoted fields, `""` for a quote, CRLF or LF), row by row. */
+function csvRows(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  let i = 0;
+  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  while (i < body.length) {
+    const c = body[i] as string;
+    if (quoted) {
+      if (c === '"' && body[i + 1] === '"') {
+        field += '"';
+        i += 2;
+        continue;
+      }
+      if (c === '"') quoted = false;
+      else field += c;
+      i += 1;
+      continue;
+    }
+    if (c === '"' && field === '') quoted = true;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\n' || c === '\r') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+      if (c === '\r' && body[i + 1] === '\n') i += 1;
+    } else field += c;
+    i += 1;
+  }
+  if (quoted) throw new UsageError('--file: a quoted field is not closed before the end of the file');
+  if (field !== '' || row.length > 0) {
+    row.push(field);
+    rows.push(row);
+  }
+  // Blank lines (a trailing newline's) carry nothing.
+  return rows.filter((r) => !(r.length === 1 && r[0] === ''));
+}
+
+/** The outcomes of a `--file`: `key,salesforce_id` per line, an empty Id meaning not inserted. */
+async function outcomesFromFile(file: string): Promise<InsertOutcomeByHand[]> {
+  let text: string;
+  try {
+    text = await readFile(path.resolve(file), 'utf8');
+  } catch (err) {
+    throw new UsageError(`--file ${file}: cannot be read (${(err as Error).message})`, { showUsage: false });
+  }
+  const [header, ...rows] = csvRows(text);
+  const name = path.basename(file);
+  if (!header || header.map((h) => h.trim().toLowerCase()).join(',') !== RESOLVE_CSV_HEADER.join(',')) {
+    throw new UsageError(
+      `--file ${file}: the first line must be the header ${RESOLVE_CSV_HEADER.join(',')} (then one key a line, its record's Id or nothing for not inserted), got "${(header ?? []).join(',')}"`,
+      { showUsage: false },
+    );
+  }
+  if (rows.length === 0)
+    throw new UsageError(`--file ${file}: no key after the header`, { showUsage: false });
+  return rows.map((r, i) => {
+    const source = `line ${i + 2} of ${name}`;
+    if (r.length !== 2) {
+      throw new UsageError(
+        `--file ${file}, line ${i + 2}: expected 2 fields (key,salesforce_id), got ${r.length}; quote a key that holds a comma ("a,b")`,
+        { showUsage: false },
+      );
+    }
+    const id = (r[1] as string).trim();
+    return { key: r[0] as string, salesforceId: id === '' ? null : id, source };
+  });
+}
+
+/** The outcomes the options give, or the UsageError that says which option is wrong. */
+async function outcomesFrom(values: Record<string, unknown>): Promise<InsertOutcomeByHand[]> {
+  const key = typeof values.key === 'string' ? values.key : undefined;
+  const inserted = typeof values.inserted === 'string' ? values.inserted : undefined;
+  const notInserted = values['not-inserted'] === true;
+  const file = typeof values.file === 'string' ? values.file : undefined;
+  if (file !== undefined) {
+    if (key !== undefined || inserted !== undefined || notInserted) {
+      throw new UsageError(
+        '--file gives the keys and their outcomes: not with --key, --inserted or --not-inserted',
+      );
+    }
+    return outcomesFromFile(file);
+  }
+  if (key === undefined) throw new UsageError('--key KEY (or --file FILE) is required');
+  if (inserted !== undefined && notInserted)
+    throw new UsageError('--inserted and --not-inserted cannot be used together');
+  if (inserted === undefined && !notInserted) {
+    throw new UsageError(
+      `--inserted SALESFORCE_ID (key ${key}'s record exists in Salesforce) or --not-inserted (it does not) is required`,
+    );
+  }
+  return [{ key, salesforceId: inserted ?? null }];
+}
+
+/** One line of the text output for an outcome. */
+function outcomeLine(o: InsertOutcomeRecorded, dryRun: boolean): string {
+  const sent =
+    o.sentBy.api === 'bulk'
+      ? `sent by run ${o.runId} in Bulk job ${o.sentBy.jobId} (${o.sentBy.jobState})`
+      : `sent by run ${o.runId} in a Collections call`;
+  const what =
+    o.outcome === 'inserted'
+      ? `${dryRun ? 'would be recorded' : 'recorded'} as inserted, Id ${o.salesforceId ?? ''}: never inserted again`
+      : `${dryRun ? 'would be recorded' : 'recorded'} as not inserted: the next plan inserts it`;
+  return `key ${o.key} (${sent}): ${what}`;
+}
+
+/** `roundtrip resolve`: see the module comment. */
+export const resolve: Command = async (argv) => {
+  const { values } = parseOptions(argv, {
+    ...DATABASE_OPTIONS,
+    task: { type: 'string' },
+    key: { type: 'string' },
+    inserted: { type: 'string' },
+    'not-inserted': { type: 'boolean' },
+    file: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  const task = typeof values.task === 'string' ? values.task : undefined;
+  if (task === undefined)
+    throw new UsageError('--task NAME (the insert task the keys belong to) is required');
+  const outcomes = await outcomesFrom(values);
+  const dryRun = values['dry-run'] === true;
+  // Two connections: the task's lock holds one for the whole work (lock.ts), the transaction the other.
+  const { config, pool } = await runsDatabase(values, { connections: 2 });
+  try {
+    let recorded: InsertOutcomeRecorded[];
+    try {
+      recorded = await recordInsertOutcomes({ config, pg: pool, clock: systemClock }, task, outcomes, {
+        dryRun,
+      });
+    } catch (err) {
+      if (err instanceof OutcomeRefusedError) {
+        throw new UsageError(`nothing was recorded:\n${err.problems.map((p) => `  ${p}`).join('\n')}`, {
+          showUsage: false,
+        });
+      }
+      throw err;
+    }
+    if (values.json === true) {
+      process.stdout.write(
+        `${JSON.stringify({ pipeline: config.name, task, dryRun, outcomes: recorded })}\n`,
+      );
+      return EXIT.ok;
+    }
+    const inserted = recorded.filter((o) => o.outcome === 'inserted').length;
+    const lines = [
+      ...recorded.map((o) => outcomeLine(o, dryRun)),
+      `${dryRun ? 'dry run, nothing recorded: ' : ''}${recorded.length} key${recorded.length === 1 ? '' : 's'} of task ${task}: ${inserted} inserted, ${recorded.length - inserted} not inserted` +
+        (dryRun ? '' : ` (the runs that sent them count them again: roundtrip status)`),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return EXIT.ok;
+  } finally {
+    await pool.end();
+  }
+};

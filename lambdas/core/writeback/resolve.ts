@@ -1,0 +1,397 @@
+/**
+ * Insert outcomes recorded by hand (`roundtrip resolve`): the keys the plan holds back as
+ * `INSERT_OUTCOME_UNKNOWN` run after run because nothing can look them up — sent by a Collections
+ * call of an insert task without an external-ID key, or carried by a Bulk job Salesforce no longer
+ * answers for (`writeback_jobs.state` `NotFound`). Someone who looked in Salesforce says what
+ * became of each: created, with its record's Id, or not (never created, or deleted there since).
+ * Each is recorded as the plan's look-up would have recorded it (reconcile.ts): a record created
+ * in that run's ledger and in `sync_state`, so that no plan inserts the key again; a key not
+ * inserted released, `NOT_INSERTED` in that run, so that the next plan inserts it; that run's
+ * figures counted again. Under the task's lock (lock.ts), in one transaction: all or nothing.
+ */
+import type { PoolClient } from 'pg';
+import type { WritebackTask } from '../../config';
+import { taskName as nameOfTask } from '../../config';
+import { withTransaction } from '../../connectors/postgres';
+import { canonicalSalesforceId } from '../../connectors/salesforce/ids';
+import { TaskBusyError } from '../../shared/errors';
+import type { CoreDeps } from '../deps';
+import { ifTaskLockFree } from './lock';
+import {
+  INSERT_SETTLE_MS,
+  recordInsertsCreated,
+  refreshEndedRunIn,
+  releaseInserts,
+  type SentInsertRow,
+  UNKNOWN_VALUE_HASH,
+} from './reconcile';
+
+/** What someone found in Salesforce for one key held back. */
+export interface InsertOutcomeByHand {
+  /** The key, as the task's `keyColumn` held it (as `roundtrip errors` lists it). */
+  readonly key: string;
+  /** The Id of the record created for the key (15 or 18 characters), or null: not inserted. */
+  readonly salesforceId: string | null;
+  /** Where it was given, for messages (`line 3 of keys.csv`). */
+  readonly source?: string;
+}
+
+/** How the earlier run sent a key whose outcome is recorded by hand. */
+export type UnknownSend =
+  | { readonly api: 'collections' }
+  | { readonly api: 'bulk'; readonly jobId: string; readonly jobState: string };
+
+/** One outcome recorded (or, on a dry run, to be recorded). */
+export interface InsertOutcomeRecorded {
+  readonly key: string;
+  /** The run that sent the key and never learned the outcome: its ledger row is resolved. */
+  readonly runId: string;
+  readonly sentBy: UnknownSend;
+  readonly outcome: 'inserted' | 'not-inserted';
+  /** The record's Id in its 18-character form (inserted), else null. */
+  readonly salesforceId: string | null;
+}
+
+/**
+ * Outcomes refused: the task, a key or an Id is not one that can be recorded (each problem names
+ * it and says why). Nothing was written.
+ */
+export class OutcomeRefusedError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'OutcomeRefusedError';
+  }
+}
+
+/** Who recorded the outcomes, as the ended runs' figures name it (`outcomesResolvedBy`). */
+export const RESOLVED_BY_HAND = 'roundtrip resolve';
+
+/**
+ * A send of a key with no recorded outcome: a ledger row left `sent` (`form` sent), or a push's
+ * `INSERT_OUTCOME_UNKNOWN` error (`form` reported: an insert without an external-ID key found
+ * `sent` by its own retried push, its ledger row `failed`, or gone with the run's pruned details).
+ */
+interface UnknownRow {
+  key: string;
+  run_id: string;
+  run_status: string;
+  form: 'sent' | 'reported';
+  /** `call`: a Collections call; `job`: a Bulk job not collected; `gone`: a job Salesforce no longer answers for. */
+  how: 'call' | 'job' | 'gone';
+  job_id: string | null;
+  job_state: string | null;
+  seq: string | null;
+  sent_at: string | null;
+  age_ms: number | null;
+  error_id: string | null;
+}
+
+function sentByOf(row: UnknownRow): UnknownSend {
+  return row.how === 'call' || row.job_id === null
+    ? { api: 'collections' }
+    : { api: 'bulk', jobId: row.job_id, jobState: row.job_state ?? 'unknown' };
+}
+
+/**
+ * Records what someone found in Salesforce for insert keys of task `taskName` that no plan can
+ * resolve (see the module comment), or refuses them all ({@link OutcomeRefusedError}) when one
+ * cannot be recorded: a task that is not an insert task of the config; an Id that is not one, not
+ * of the task's object (its key prefix, when a record of the task is recorded), or recorded for
+ * another key already; a key given twice, not held back with an unknown outcome, sent by a run
+ * still running, or one the next plan resolves itself (looked up by its external ID, or collected
+ * with its Bulk job); a key said not inserted whose Collections call may still be running
+ * ({@link INSERT_SETTLE_MS}). Takes the task's lock without waiting (a push or collect of the task
+ * holds it: a TaskBusyError). `dryRun` checks everything and writes nothing.
+ */
+export async function recordInsertOutcomes(
+  deps: Pick<CoreDeps, 'pg' | 'config' | 'clock'>,
+  taskName: string,
+  outcomes: readonly InsertOutcomeByHand[],
+  options: { readonly dryRun?: boolean } = {},
+): Promise<InsertOutcomeRecorded[]> {
+  const task = insertTaskOf(deps, taskName);
+  const given = checkedOutcomes(taskName, outcomes);
+  // A refusal is answered out of the transaction, not thrown through it: withClient would take it
+  // for a broken connection.
+  const done = await ifTaskLockFree(deps, taskName, () =>
+    withTransaction(deps.pg, async (client) => {
+      const checked = await unknownSends(client, task, taskName, given);
+      if ('problems' in checked || options.dryRun === true) return checked;
+      await recordFound(client, taskName, checked.found, deps.clock.now());
+      return checked;
+    }),
+  );
+  if (!done.ran) {
+    throw new TaskBusyError(
+      `Write-back ${taskName}: a push or collect of this task is running (roundtrip status shows the run); nothing was recorded: run this again once it has ended`,
+    );
+  }
+  if ('problems' in done.value) throw new OutcomeRefusedError(done.value.problems);
+  return done.value.found.map(({ row: _row, ...recorded }) => recorded);
+}
+
+/** The insert task named so, or the refusal that names the tasks there are. */
+function insertTaskOf(deps: Pick<CoreDeps, 'config'>, taskName: string): WritebackTask {
+  const task = deps.config.writeback.find((t) => nameOfTask(t) === taskName);
+  if (!task) {
+    const inserts = deps.config.writeback.filter((t) => t.mode === 'insert').map((t) => nameOfTask(t));
+    throw new OutcomeRefusedError([
+      `task ${taskName}: pipeline ${deps.config.name} has no write-back task of that name (its insert tasks: ${inserts.length ? inserts.join(', ') : 'none'})`,
+    ]);
+  }
+  if (task.mode !== 'insert') {
+    throw new OutcomeRefusedError([
+      `task ${taskName} is an ${task.mode} task: outcomes are recorded by hand for insert tasks only (the next plan sends an ${task.mode} whose outcome is unknown again itself: sent twice, it writes the same values)`,
+    ]);
+  }
+  return task;
+}
+
+/** An outcome given, its Id in the 18-character form. */
+interface GivenOutcome {
+  readonly key: string;
+  readonly id: string | null;
+  /** What messages about it start with: where it was given (`line 3 of keys.csv: `), or nothing. */
+  readonly at: string;
+}
+
+/** The outcomes with their Ids checked and made canonical; a key or an Id given twice is refused. */
+function checkedOutcomes(taskName: string, outcomes: readonly InsertOutcomeByHand[]): GivenOutcome[] {
+  const problems: string[] = [];
+  if (outcomes.length === 0) problems.push(`task ${taskName}: no key given`);
+  const keys = new Map<string, string>();
+  const ids = new Map<string, string>();
+  const given: GivenOutcome[] = [];
+  for (const o of outcomes) {
+    const at = o.source ? `${o.source}: ` : '';
+    const source = o.source ?? `key ${o.key}`;
+    if (o.key.trim() === '') {
+      problems.push(`${at}the key is empty`);
+      continue;
+    }
+    const earlier = keys.get(o.key);
+    if (earlier !== undefined) problems.push(`${at}key ${o.key} is given twice (${earlier} too)`);
+    keys.set(o.key, source);
+    let id: string | null = null;
+    if (o.salesforceId !== null) {
+      const canonical = canonicalSalesforceId(o.salesforceId);
+      if ('problem' in canonical) {
+        problems.push(`${at}key ${o.key}: ${canonical.problem}`);
+        continue;
+      }
+      id = canonical.id;
+      const other = ids.get(id);
+      if (other !== undefined)
+        problems.push(
+          `${at}key ${o.key}: Id ${id} is given for another key too (${other}): one record has one key`,
+        );
+      ids.set(id, source);
+    }
+    given.push({ key: o.key, id, at });
+  }
+  if (problems.length > 0) throw new OutcomeRefusedError(problems);
+  return given;
+}
+
+/** A key's send found, with the outcome given for it. */
+interface FoundSend extends InsertOutcomeRecorded {
+  readonly row: UnknownRow;
+}
+
+/**
+ * The send of each key whose outcome is unknown, as the plan holds it back (plan.ts, the insert's
+ * unknown keys), checked against what may be recorded: the sends found, or every problem.
+ */
+async function unknownSends(
+  client: PoolClient,
+  task: WritebackTask,
+  taskName: string,
+  given: readonly GivenOutcome[],
+): Promise<{ found: FoundSend[] } | { problems: string[] }> {
+  const keys = given.map((g) => g.key);
+  const { rows } = await client.query<UnknownRow>(
+    `SELECT x.*, r.status AS run_status FROM (
+       SELECT p.key, p.run_id, 'sent' AS form,
+              CASE WHEN p.job_id IS NULL OR p.attempts > 0 THEN 'call'
+                   WHEN j.collected_at IS NULL THEN 'job' ELSE 'gone' END AS how,
+              p.job_id, j.state AS job_state, p.seq, p.updated_at::text AS sent_at,
+              (extract(epoch FROM now() - p.updated_at) * 1000)::float8 AS age_ms, NULL::bigint AS error_id
+         FROM roundtrip.writeback_plans p
+         LEFT JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id
+        WHERE p.task = $1 AND p.key = ANY ($2::text[]) AND p.status = 'sent'
+       UNION ALL
+       SELECT e.key, e.run_id, 'reported', 'call', e.job_id, NULL, p.seq, p.updated_at::text,
+              (extract(epoch FROM now() - coalesce(p.updated_at, e.created_at)) * 1000)::float8, e.id
+         FROM roundtrip.writeback_errors e
+         LEFT JOIN roundtrip.writeback_plans p
+                ON p.run_id = e.run_id AND p.task = e.task AND p.key = e.key AND p.status = 'failed'
+        WHERE e.task = $1 AND e.key = ANY ($2::text[]) AND e.stage = 'push' AND e.code = 'INSERT_OUTCOME_UNKNOWN'
+     ) AS x JOIN roundtrip.runs r ON r.run_id = x.run_id
+     ORDER BY x.key, x.run_id`,
+    [taskName, keys],
+  );
+  const { rows: synced } = await client.query<{ key: string; salesforce_id: string; run_id: string | null }>(
+    `SELECT key, salesforce_id, run_id FROM roundtrip.sync_state
+      WHERE task = $1 AND (key = ANY ($2::text[]) OR salesforce_id = ANY ($3::text[])) AND salesforce_id IS NOT NULL`,
+    [taskName, keys, given.flatMap((g) => (g.id ? [g.id] : []))],
+  );
+  // The key prefix of the task's object, from a record of it recorded: every Id of one object
+  // starts with it. None recorded yet (a task that never inserted), the Ids are checked for form only.
+  const { rows: prefixes } = await client.query<{ prefix: string; object: string | null }>(
+    `SELECT left(s.salesforce_id, 3) AS prefix, (SELECT object FROM roundtrip.sync_scope WHERE task = $1) AS object
+       FROM roundtrip.sync_state s WHERE s.task = $1 AND s.salesforce_id IS NOT NULL LIMIT 1`,
+    [taskName],
+  );
+  const prefix = prefixes[0];
+  const byKey = new Map<string, UnknownRow[]>();
+  for (const r of rows) byKey.set(r.key, [...(byKey.get(r.key) ?? []), r]);
+  const settleMinutes = INSERT_SETTLE_MS / 60_000;
+  const problems: string[] = [];
+  const found: FoundSend[] = [];
+  for (const g of given) {
+    const at = g.at;
+    const recorded = synced.find((s) => s.key === g.key);
+    if (recorded) {
+      problems.push(
+        `${at}key ${g.key} of task ${taskName} is recorded as inserted already (Id ${recorded.salesforce_id} in roundtrip.sync_state${recorded.run_id ? `, by run ${recorded.run_id}` : ''}): it is not held back, and there is nothing to record`,
+      );
+      continue;
+    }
+    if (g.id !== null) {
+      const holder = synced.find((s) => s.salesforce_id === g.id);
+      if (holder) {
+        problems.push(
+          `${at}Id ${g.id} is recorded for key ${holder.key} of task ${taskName} already (roundtrip.sync_state): one record has one key; check the Id`,
+        );
+        continue;
+      }
+      if (prefix && !g.id.startsWith(prefix.prefix)) {
+        problems.push(
+          `${at}Id ${g.id} is not a record of ${prefix.object ?? task.object}: the Ids of the records task ${taskName} inserted start with ${prefix.prefix}, this one with ${g.id.slice(0, 3)}`,
+        );
+        continue;
+      }
+    }
+    const sends = byKey.get(g.key) ?? [];
+    const [row] = sends;
+    if (!row) {
+      problems.push(
+        `${at}key ${g.key} is not held back with an unknown outcome in task ${taskName} (no run sent it for insert without recording the outcome): roundtrip errors --task ${taskName} --code INSERT_OUTCOME_UNKNOWN lists the keys the latest run held back`,
+      );
+      continue;
+    }
+    if (sends.length > 1) {
+      problems.push(
+        `${at}key ${g.key} was sent for insert without a recorded outcome by ${sends.length} runs (${sends.map((s) => s.run_id).join(', ')}): each may have created a record of its own, and which of them an outcome belongs to cannot be told from the key: look them up in Salesforce by their creation time (docs/writeback.md, "Inserts whose outcome is unknown")`,
+      );
+      continue;
+    }
+    if (row.run_status === 'running') {
+      problems.push(
+        `${at}key ${g.key} was sent by run ${row.run_id}, which is still running (roundtrip status): its push may still record the outcome; resolve the key once that run has ended`,
+      );
+      continue;
+    }
+    if (row.form === 'sent' && row.how === 'job') {
+      problems.push(
+        `${at}key ${g.key} was sent by run ${row.run_id} in Bulk job ${row.job_id ?? ''}, which that run never collected: the next plan of the task collects the job once Salesforce says it has finished, and records the key's outcome itself`,
+      );
+      continue;
+    }
+    if (row.form === 'sent' && row.how === 'call' && task.key !== undefined) {
+      problems.push(
+        `${at}key ${g.key} was sent by run ${row.run_id} in a Collections call: once ${settleMinutes} minutes have passed since the send, the next plan of the task looks the key up by ${task.key} and records its outcome itself`,
+      );
+      continue;
+    }
+    // A Collections call may create the record for up to 10 minutes after it was sent; a Bulk job
+    // Salesforce no longer knows has long finished (it keeps jobs for days).
+    if (g.id === null && row.how === 'call' && row.age_ms !== null && row.age_ms < INSERT_SETTLE_MS) {
+      const waitMinutes = Math.ceil((INSERT_SETTLE_MS - row.age_ms) / 60_000);
+      problems.push(
+        `${at}key ${g.key} was sent by run ${row.run_id} in a Collections call less than ${settleMinutes} minutes ago: Salesforce may still be running the call that carries it (a call runs for up to 10 minutes) and create the record; look again in ${waitMinutes} minute${waitMinutes === 1 ? '' : 's'}`,
+      );
+      continue;
+    }
+    found.push({
+      key: g.key,
+      runId: row.run_id,
+      sentBy: sentByOf(row),
+      outcome: g.id === null ? 'not-inserted' : 'inserted',
+      salesforceId: g.id,
+      row,
+    });
+  }
+  return problems.length > 0 ? { problems } : { found };
+}
+
+/** Writes the outcomes, run by run, and counts each run's figures again. */
+async function recordFound(
+  client: PoolClient,
+  taskName: string,
+  found: readonly FoundSend[],
+  now: Date,
+): Promise<void> {
+  const message = `sent for insert by this run, whose result was never recorded; recorded as not inserted by hand (${RESOLVED_BY_HAND}, ${now.toISOString()}): no record of it is in Salesforce, and the key is free to insert again`;
+  const runs = [...new Set(found.map((f) => f.runId))].sort();
+  for (const runId of runs) {
+    const ofRun = found.filter((f) => f.runId === runId);
+    const created: { seq: number; id: string }[] = [];
+    const released: SentInsertRow[] = [];
+    for (const f of ofRun) {
+      const row = f.row.form === 'reported' ? await reopenReported(client, taskName, f, now, message) : f.row;
+      if (!row?.seq || !row.sent_at) continue;
+      if (f.salesforceId !== null) created.push({ seq: Number(row.seq), id: f.salesforceId });
+      else released.push({ seq: Number(row.seq), sentAt: row.sent_at });
+    }
+    await recordInsertsCreated(client, runId, taskName, created, now);
+    await releaseInserts(client, runId, taskName, released, message);
+    await refreshEndedRunIn(client, runId, taskName, RESOLVED_BY_HAND);
+  }
+}
+
+/**
+ * A key reported `INSERT_OUTCOME_UNKNOWN` by its run's push: its error is the send's only mark
+ * left with the ledger row `failed`. The row is made `sent` again, as it was before the push
+ * reported it, and the error deleted, so that the outcome is recorded as for any row left `sent`
+ * (answered). A run whose details were pruned keeps the error only: the key is recorded in
+ * `sync_state` from the error's values (inserted; an insert's plan asks only whether the key has
+ * an Id there), or its error becomes `NOT_INSERTED` (then deleted with the run's resolved
+ * details, refreshEndedRunIn): answered undefined. That run's stored figures, counted when it was
+ * pruned, keep the key as failed.
+ */
+async function reopenReported(
+  client: PoolClient,
+  taskName: string,
+  f: FoundSend,
+  now: Date,
+  message: string,
+): Promise<UnknownRow | undefined> {
+  if (f.row.seq !== null) {
+    await client.query(`DELETE FROM roundtrip.writeback_errors WHERE id = $1`, [f.row.error_id]);
+    const { rows } = await client.query<{ sent_at: string }>(
+      `UPDATE roundtrip.writeback_plans SET status = 'sent'
+        WHERE run_id = $1 AND task = $2 AND seq = $3 AND status = 'failed'
+        RETURNING updated_at::text AS sent_at`,
+      [f.runId, taskName, f.row.seq],
+    );
+    return { ...f.row, sent_at: rows[0]?.sent_at ?? null };
+  }
+  if (f.salesforceId !== null) {
+    await client.query(
+      `WITH reported AS (DELETE FROM roundtrip.writeback_errors WHERE id = $1 RETURNING payload)
+       INSERT INTO roundtrip.sync_state AS s (task, key, salesforce_id, value_hash, synced_values, synced_at, run_id)
+       SELECT $2, $3, $4, coalesce(md5(payload::text), $7), payload, $5, $6 FROM reported
+       ON CONFLICT (task, key) DO UPDATE
+          SET salesforce_id = EXCLUDED.salesforce_id, value_hash = EXCLUDED.value_hash,
+              synced_values = EXCLUDED.synced_values, synced_at = EXCLUDED.synced_at, run_id = EXCLUDED.run_id`,
+      [f.row.error_id, taskName, f.key, f.salesforceId, now, f.runId, UNKNOWN_VALUE_HASH],
+    );
+  } else {
+    await client.query(
+      `UPDATE roundtrip.writeback_errors SET code = 'NOT_INSERTED', message = $2 WHERE id = $1`,
+      [f.row.error_id, message],
+    );
+  }
+  return undefined;
+}

@@ -1,0 +1,564 @@
+/**
+ * `roundtrip resolve` against the real PostgreSQL and the Salesforce emulator: insert keys that the
+ * plan holds back as INSERT_OUTCOME_UNKNOWN run after run because nothing can look them up (an
+ * insert without an external-ID key whose call's answer was lost; a key in a Bulk job Salesforce
+ * no longer answers for) are recorded as inserted — the next plan never sends them, sync_state has
+ * the Id — or as not inserted — the next plan inserts them, once. Every refusal is exit 2 and
+ * writes nothing; a push of the task running is exit 1.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { withTransaction } from '../../../lambdas/connectors/postgres';
+import type { CoreDeps } from '../../../lambdas/core/deps';
+import { planWriteback, pushWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
+import { WRITEBACK_LOCK_CLASS } from '../../../lambdas/core/writeback/lock';
+import { pruneRunDetails } from '../../../lambdas/core/writeback/report';
+import { cli } from '../../support/cli';
+import {
+  errorsOf,
+  LEAD_SRC_UPSERT,
+  outlastCallTimeLimit,
+  planThenCrashInPush,
+  SCORE_UPDATE,
+  startWritebackEnv,
+  type WritebackEnv,
+} from '../writeback/support';
+
+/** Insert of Lead without an external-ID key: nothing can look its records up. */
+const KEYLESS = {
+  name: 'Lead-keyless',
+  to: 'salesforce' as const,
+  object: 'Lead',
+  from: 'lead_src',
+  mode: 'insert' as const,
+  keyColumn: 'ext',
+  fields: { LastName: 'last_name', Company: 'company', LeadScore__c: 'score' },
+};
+
+/** Insert of Lead keyed by External_Id__c, through Bulk jobs from 5 records. */
+const BULK_KEYED = {
+  ...LEAD_SRC_UPSERT,
+  name: 'Lead-bulk-insert',
+  mode: 'insert' as const,
+  bulkThreshold: 5,
+};
+
+/** The same, through Collections calls (the next plan looks its keys up itself). */
+const KEYED = { ...LEAD_SRC_UPSERT, name: 'Lead-keyed', mode: 'insert' as const };
+
+const WRITEBACK = [KEYLESS, BULK_KEYED, KEYED, SCORE_UPDATE];
+
+describe('roundtrip resolve', () => {
+  let env: WritebackEnv;
+  let deps: CoreDeps;
+  let dir: string;
+  let connection: string[];
+
+  beforeAll(async () => {
+    env = await startWritebackEnv();
+    deps = env.deps({ writeback: WRITEBACK });
+    await env.pool.query(`CREATE TABLE lead_src (ext text, last_name text, company text, score integer)`);
+    dir = await mkdtemp(path.join(os.tmpdir(), 'roundtrip-resolve-'));
+    const configFile = path.join(dir, 'roundtrip.config.json');
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        name: 'wb-test',
+        salesforce: { secret: 'roundtrip/salesforce' },
+        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+        writeback: WRITEBACK,
+      }),
+    );
+    connection = ['--config', configFile, '--database-url', env.db.url];
+  });
+  afterAll(async () => {
+    await env?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Replaces lead_src by `n` rows keyed `${prefix}-1`… (last name `${prefix} i`). */
+  async function source(prefix: string, n: number): Promise<void> {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT $1 || '-' || i, $1 || ' ' || i, 'Initech', i FROM generate_series(1, $2::int) AS i`,
+      [prefix, n],
+    );
+  }
+
+  /** The live Leads (not deleted) whose last name is `${prefix} i`, by i. */
+  function leadsNamed(prefix: string, i: number): string[] {
+    return [...env.sf.store.all('Lead')]
+      .filter((r) => r.LastName === `${prefix} ${i}` && r.IsDeleted !== true)
+      .map((r) => r.Id as string);
+  }
+
+  async function ledger(runId: string, task: string): Promise<Record<string, string>> {
+    const { rows } = await env.pool.query<{ key: string; status: string }>(
+      `SELECT key, status FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2 ORDER BY key`,
+      [runId, task],
+    );
+    return Object.fromEntries(rows.map((r) => [r.key, r.status]));
+  }
+
+  async function syncedId(task: string, key: string): Promise<string | null> {
+    const { rows } = await env.pool.query<{ salesforce_id: string | null }>(
+      `SELECT salesforce_id FROM roundtrip.sync_state WHERE task = $1 AND key = $2`,
+      [task, key],
+    );
+    return rows[0]?.salesforce_id ?? null;
+  }
+
+  async function figures(runId: string, task: string): Promise<Record<string, unknown>> {
+    const { rows } = await env.pool.query(
+      `SELECT summary->'writeback'->$2 AS s FROM roundtrip.runs WHERE run_id = $1`,
+      [runId, task],
+    );
+    return rows[0]?.s as Record<string, unknown>;
+  }
+
+  /** Everything resolve may write, to show that a refusal wrote nothing. */
+  async function stateOf(): Promise<unknown> {
+    const { rows } = await env.pool.query(
+      `SELECT (SELECT json_agg(p ORDER BY run_id, task, seq) FROM roundtrip.writeback_plans p) AS plans,
+              (SELECT json_agg(e ORDER BY id) FROM roundtrip.writeback_errors e) AS errors,
+              (SELECT json_agg(s ORDER BY task, key) FROM roundtrip.sync_state s) AS synced,
+              (SELECT json_agg(r.summary ORDER BY run_id) FROM roundtrip.runs r) AS summaries`,
+    );
+    return rows[0];
+  }
+
+  /**
+   * A run of the keyless task whose push's calls reached Salesforce (the records are created) and
+   * whose answers were lost, then ended by its Report: its keys `sent`, held back by later plans.
+   */
+  async function keylessLost(prefix: string, n: number): Promise<string> {
+    await source(prefix, n);
+    const dead = await env.newRun();
+    await planThenCrashInPush(env, deps, dead, KEYLESS.name);
+    await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+    return dead;
+  }
+
+  it('records a keyless insert found in Salesforce, and releases one deleted there: the next plan inserts only that one, once', async () => {
+    const dead = await keylessLost('kl', 3);
+    expect(await ledger(dead, KEYLESS.name)).toEqual({ 'kl-1': 'sent', 'kl-2': 'sent', 'kl-3': 'sent' });
+    // Held back, with a message that names the command.
+    const held = await env.newRun();
+    expect(await planWriteback(deps, { runId: held, task: KEYLESS.name })).toMatchObject({
+      heldBack: 3,
+      changed: 0,
+    });
+    expect((await errorsOf(env, held))[0]?.message).toBe(
+      `key kl-1 was sent for insert by run ${dead}, whose result was never recorded, and without an external-ID key it cannot be looked up: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-keyless --key kl-1 --inserted <the record's Id> (or --not-inserted if there is none, or you delete it there)`,
+    );
+    const [id1] = leadsNamed('kl', 1);
+    const [id2] = leadsNamed('kl', 2);
+    expect(id1).toBeDefined();
+    // Sent less than 11 minutes ago: not inserted cannot be said yet (the call may still create it).
+    const early = await cli([
+      'resolve',
+      ...connection,
+      '--task',
+      KEYLESS.name,
+      '--key',
+      'kl-2',
+      '--not-inserted',
+    ]);
+    expect(early.code).toBe(2);
+    expect(early.stderr).toMatch(
+      new RegExp(
+        `key kl-2 was sent by run ${dead} in a Collections call less than 11 minutes ago: Salesforce may still be running the call`,
+      ),
+    );
+    await outlastCallTimeLimit(env, dead);
+    // The operator deletes kl-2's record in Salesforce, then records both.
+    env.sf.store.delete([id2 as string]);
+
+    // Given in its 15-character form, recorded in the 18 the APIs answer.
+    const inserted = await cli([
+      'resolve',
+      ...connection,
+      '--task',
+      KEYLESS.name,
+      '--key',
+      'kl-1',
+      '--inserted',
+      (id1 as string).slice(0, 15),
+    ]);
+    expect(inserted.stderr).toBe('');
+    expect(inserted.stdout).toBe(
+      `key kl-1 (sent by run ${dead} in a Collections call): recorded as inserted, Id ${id1}: never inserted again\n` +
+        `1 key of task Lead-keyless: 1 inserted, 0 not inserted (the runs that sent them count them again: roundtrip status)\n`,
+    );
+    expect(inserted.code).toBe(0);
+    const released = await cli([
+      'resolve',
+      ...connection,
+      '--task',
+      KEYLESS.name,
+      '--key',
+      'kl-2',
+      '--not-inserted',
+    ]);
+    expect(released.code).toBe(0);
+    expect(released.stdout).toContain(
+      `key kl-2 (sent by run ${dead} in a Collections call): recorded as not inserted: the next plan inserts it`,
+    );
+
+    expect(await syncedId(KEYLESS.name, 'kl-1')).toBe(id1);
+    expect(await syncedId(KEYLESS.name, 'kl-2')).toBeNull();
+    expect(await ledger(dead, KEYLESS.name)).toEqual({
+      'kl-1': 'succeeded',
+      'kl-2': 'failed',
+      'kl-3': 'sent',
+    });
+    const deadErrors = await errorsOf(env, dead);
+    expect(deadErrors.map((e) => [e.key, e.code])).toEqual([['kl-2', 'NOT_INSERTED']]);
+    expect(deadErrors[0]?.message).toMatch(
+      /^sent for insert by this run, whose result was never recorded; recorded as not inserted by hand \(roundtrip resolve, .*\): no record of it is in Salesforce, and the key is free to insert again$/,
+    );
+    expect(await figures(dead, KEYLESS.name)).toMatchObject({
+      written: 1,
+      failed: 1,
+      outcomeUnknown: 1,
+      outcomesResolvedBy: 'roundtrip resolve',
+    });
+
+    // The next run inserts kl-2 once, never kl-1, and still holds kl-3 back.
+    env.sf.calls.clear();
+    const next = await env.newRun();
+    const result = await runWriteback(deps, { runId: next, task: KEYLESS.name });
+    expect(result.plan).toMatchObject({ sourceRows: 3, heldBack: 1, changed: 1 });
+    expect(result.result).toMatchObject({ succeeded: 1, failed: 0 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1]);
+    expect(leadsNamed('kl', 1)).toEqual([id1]);
+    expect(leadsNamed('kl', 2)).toHaveLength(1);
+    expect(await ledger(next, KEYLESS.name)).toEqual({ 'kl-2': 'succeeded' });
+    // And the one after sends nothing.
+    env.sf.calls.clear();
+    const after = await runWriteback(deps, { runId: await env.newRun(), task: KEYLESS.name });
+    expect(after.plan).toMatchObject({ heldBack: 1, changed: 0 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(leadsNamed('kl', 2)).toHaveLength(1);
+  });
+
+  it('records a keyless insert its own retried push reported INSERT_OUTCOME_UNKNOWN', async () => {
+    await source('rp', 2);
+    const dead = await env.newRun();
+    await planThenCrashInPush(env, deps, dead, KEYLESS.name);
+    // The step's retry finds the rows sent: without a key it can only report them.
+    await pushWriteback(deps, { runId: dead, task: KEYLESS.name });
+    await reportRun(deps, { runId: dead });
+    expect(await ledger(dead, KEYLESS.name)).toEqual({ 'rp-1': 'failed', 'rp-2': 'failed' });
+    expect((await errorsOf(env, dead)).map((e) => e.code)).toEqual([
+      'INSERT_OUTCOME_UNKNOWN',
+      'INSERT_OUTCOME_UNKNOWN',
+    ]);
+    await outlastCallTimeLimit(env, dead);
+    const [id1] = leadsNamed('rp', 1);
+    const [id2] = leadsNamed('rp', 2);
+    env.sf.store.delete([id2 as string]);
+    const file = path.join(dir, 'reported.csv');
+    await writeFile(file, `key,salesforce_id\nrp-1,${id1}\nrp-2,\n`);
+
+    const result = await cli(['resolve', ...connection, '--task', KEYLESS.name, '--file', file]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(await ledger(dead, KEYLESS.name)).toEqual({ 'rp-1': 'succeeded', 'rp-2': 'failed' });
+    expect((await errorsOf(env, dead)).map((e) => [e.key, e.code])).toEqual([['rp-2', 'NOT_INSERTED']]);
+    expect(await syncedId(KEYLESS.name, 'rp-1')).toBe(id1);
+    expect(await figures(dead, KEYLESS.name)).toMatchObject({ written: 1, failed: 1, outcomeUnknown: 0 });
+
+    env.sf.calls.clear();
+    const next = await runWriteback(deps, { runId: await env.newRun(), task: KEYLESS.name });
+    expect(next.plan).toMatchObject({ heldBack: 0, changed: 1 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1]);
+    expect(leadsNamed('rp', 1)).toEqual([id1]);
+    expect(leadsNamed('rp', 2)).toHaveLength(1);
+  });
+
+  it('records keys reported INSERT_OUTCOME_UNKNOWN in a run whose details were pruned: the error is all that is left of the send', async () => {
+    await source('pr', 2);
+    const dead = await env.newRun();
+    await planThenCrashInPush(env, deps, dead, KEYLESS.name);
+    await pushWriteback(deps, { runId: dead, task: KEYLESS.name });
+    await reportRun(deps, { runId: dead });
+    await env.pool.query(
+      `UPDATE roundtrip.runs SET finished_at = now() - interval '1 day' WHERE run_id = $1`,
+      [dead],
+    );
+    await withTransaction(env.pool, (client) => pruneRunDetails(client, 'wb-test', 0, new Date()));
+    expect(await ledger(dead, KEYLESS.name)).toEqual({});
+    expect((await errorsOf(env, dead)).map((e) => [e.key, e.code])).toEqual([
+      ['pr-1', 'INSERT_OUTCOME_UNKNOWN'],
+      ['pr-2', 'INSERT_OUTCOME_UNKNOWN'],
+    ]);
+    // Reported long enough ago for the call to be over.
+    await env.pool.query(
+      `UPDATE roundtrip.writeback_errors SET created_at = created_at - interval '11 minutes' WHERE run_id = $1`,
+      [dead],
+    );
+    const [id1] = leadsNamed('pr', 1);
+    const [id2] = leadsNamed('pr', 2);
+    env.sf.store.delete([id2 as string]);
+    const file = path.join(dir, 'pruned.csv');
+    await writeFile(file, `key,salesforce_id\npr-1,${id1}\npr-2,\n`);
+
+    const result = await cli(['resolve', ...connection, '--task', KEYLESS.name, '--file', file]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(await syncedId(KEYLESS.name, 'pr-1')).toBe(id1);
+    // Resolved, the errors go as the prune would have taken them.
+    expect(await errorsOf(env, dead)).toEqual([]);
+
+    env.sf.calls.clear();
+    const next = await runWriteback(deps, { runId: await env.newRun(), task: KEYLESS.name });
+    expect(next.plan).toMatchObject({ heldBack: 0, changed: 1 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1]);
+    expect(leadsNamed('pr', 1)).toEqual([id1]);
+    expect(leadsNamed('pr', 2)).toHaveLength(1);
+  });
+
+  it('records keys of a Bulk job Salesforce no longer answers for from a CSV file, after a dry run that records nothing', async () => {
+    await source('gone', 6);
+    const dead = await env.newRun();
+    await planWriteback(deps, { runId: dead, task: BULK_KEYED.name });
+    expect(await pushWriteback(deps, { runId: dead, task: BULK_KEYED.name })).toMatchObject({
+      status: 'bulk-pending',
+    });
+    await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+    // Days later Salesforce has deleted the job: an Id it does not know.
+    const gone = '750000000000999AAA';
+    await env.pool.query(`UPDATE roundtrip.writeback_jobs SET job_id = $2 WHERE run_id = $1`, [dead, gone]);
+    await env.pool.query(`UPDATE roundtrip.writeback_plans SET job_id = $2 WHERE run_id = $1`, [dead, gone]);
+    const held = await env.newRun();
+    expect(await planWriteback(deps, { runId: held, task: BULK_KEYED.name })).toMatchObject({
+      heldBack: 6,
+      changed: 0,
+    });
+    expect((await errorsOf(env, held))[0]?.message).toContain(
+      `which Salesforce no longer answers for: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-bulk-insert --key gone-1 --inserted <the record's Id>`,
+    );
+    const ids = [1, 2, 3, 4].map((i) => leadsNamed('gone', i)[0] as string);
+    env.sf.store.delete([ids[3] as string]);
+    const file = path.join(dir, 'gone.csv');
+    // Quoted fields, CRLF and an Id in lower case (its checksum restores the case).
+    await writeFile(
+      file,
+      `key,salesforce_id\r\n"gone-1",${ids[0]}\r\ngone-2,${(ids[1] as string).toLowerCase()}\r\ngone-3,"${ids[2]}"\r\ngone-4,\r\n`,
+    );
+
+    const before = await stateOf();
+    const dry = await cli(['resolve', ...connection, '--task', BULK_KEYED.name, '--file', file, '--dry-run']);
+    expect(dry.stderr).toBe('');
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toBe(
+      [
+        `key gone-1 (sent by run ${dead} in Bulk job ${gone} (NotFound)): would be recorded as inserted, Id ${ids[0]}: never inserted again`,
+        `key gone-2 (sent by run ${dead} in Bulk job ${gone} (NotFound)): would be recorded as inserted, Id ${ids[1]}: never inserted again`,
+        `key gone-3 (sent by run ${dead} in Bulk job ${gone} (NotFound)): would be recorded as inserted, Id ${ids[2]}: never inserted again`,
+        `key gone-4 (sent by run ${dead} in Bulk job ${gone} (NotFound)): would be recorded as not inserted: the next plan inserts it`,
+        'dry run, nothing recorded: 4 keys of task Lead-bulk-insert: 3 inserted, 1 not inserted',
+        '',
+      ].join('\n'),
+    );
+    expect(await stateOf()).toEqual(before);
+
+    const json = await cli(['resolve', ...connection, '--task', BULK_KEYED.name, '--file', file, '--json']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({
+      pipeline: 'wb-test',
+      task: BULK_KEYED.name,
+      dryRun: false,
+      outcomes: [
+        ...[0, 1, 2].map((i) => ({
+          key: `gone-${i + 1}`,
+          runId: dead,
+          sentBy: { api: 'bulk', jobId: gone, jobState: 'NotFound' },
+          outcome: 'inserted',
+          salesforceId: ids[i],
+        })),
+        {
+          key: 'gone-4',
+          runId: dead,
+          sentBy: { api: 'bulk', jobId: gone, jobState: 'NotFound' },
+          outcome: 'not-inserted',
+          salesforceId: null,
+        },
+      ],
+    });
+    for (const i of [0, 1, 2]) expect(await syncedId(BULK_KEYED.name, `gone-${i + 1}`)).toBe(ids[i]);
+    expect(await ledger(dead, BULK_KEYED.name)).toEqual({
+      'gone-1': 'succeeded',
+      'gone-2': 'succeeded',
+      'gone-3': 'succeeded',
+      'gone-4': 'failed',
+      'gone-5': 'sent',
+      'gone-6': 'sent',
+    });
+    expect(await figures(dead, BULK_KEYED.name)).toMatchObject({ written: 3, failed: 1, outcomeUnknown: 2 });
+
+    env.sf.calls.clear();
+    const next = await runWriteback(deps, { runId: await env.newRun(), task: BULK_KEYED.name });
+    expect(next.plan).toMatchObject({ sourceRows: 6, heldBack: 2, changed: 1 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1]);
+    for (const i of [1, 2, 3, 4]) expect(leadsNamed('gone', i)).toHaveLength(1);
+    expect(leadsNamed('gone', 1)).toEqual([ids[0]]);
+  });
+
+  describe('refusals: exit 2, naming what is wrong, and nothing written', () => {
+    let dead: string;
+    let before: unknown;
+
+    beforeAll(async () => {
+      dead = await keylessLost('rf', 3);
+      await outlastCallTimeLimit(env, dead);
+    });
+    beforeEach(async () => {
+      before = await stateOf();
+    });
+    afterEach(async () => {
+      expect(await stateOf()).toEqual(before);
+    });
+
+    const refused = async (args: string[]): Promise<string> => {
+      const result = await cli(['resolve', ...connection, ...args]);
+      expect(result.stdout).toBe('');
+      expect(result.code).toBe(2);
+      return result.stderr;
+    };
+
+    it('a task the config does not have, or one that is not an insert task', async () => {
+      expect(await refused(['--task', 'Lead-nope', '--key', 'rf-1', '--not-inserted'])).toContain(
+        'task Lead-nope: pipeline wb-test has no write-back task of that name (its insert tasks: Lead-keyless, Lead-bulk-insert, Lead-keyed)',
+      );
+      expect(await refused(['--task', 'Lead-update', '--key', 'rf-1', '--not-inserted'])).toContain(
+        'task Lead-update is an update task: outcomes are recorded by hand for insert tasks only',
+      );
+    });
+
+    it('options missing or contradicting each other', async () => {
+      expect(await refused(['--key', 'rf-1', '--not-inserted'])).toContain('--task NAME');
+      expect(await refused(['--task', KEYLESS.name, '--key', 'rf-1'])).toContain(
+        '--inserted SALESFORCE_ID (key rf-1',
+      );
+      expect(
+        await refused(['--task', KEYLESS.name, '--key', 'rf-1', '--not-inserted', '--inserted', 'x']),
+      ).toContain('--inserted and --not-inserted cannot be used together');
+    });
+
+    it('an Id that is not one, or not of the task object', async () => {
+      const [id] = leadsNamed('rf', 1);
+      expect(await refused(['--task', KEYLESS.name, '--key', 'rf-1', '--inserted', '00Q5e00000'])).toContain(
+        'key rf-1: "00Q5e00000" is not a Salesforce Id: 15 or 18 letters and digits (it has 10 characters)',
+      );
+      expect(
+        await refused([
+          '--task',
+          KEYLESS.name,
+          '--key',
+          'rf-1',
+          '--inserted',
+          `${(id as string).slice(0, 15)}9AA`,
+        ]),
+      ).toContain('are not the case checksum of an 18-character Id');
+      // An Account's Id (001…) where the task inserts Leads (00Q…, as the records it recorded say).
+      expect(
+        await refused(['--task', KEYLESS.name, '--key', 'rf-1', '--inserted', '001000000000001AAA']),
+      ).toContain(
+        'Id 001000000000001AAA is not a record of Lead: the Ids of the records task Lead-keyless inserted start with 00Q, this one with 001',
+      );
+    });
+
+    it('an Id recorded for another key already', async () => {
+      const [id] = leadsNamed('kl', 1);
+      expect(await refused(['--task', KEYLESS.name, '--key', 'rf-1', '--inserted', id as string])).toContain(
+        `Id ${id} is recorded for key kl-1 of task Lead-keyless already`,
+      );
+    });
+
+    it('a key not held back, or recorded already', async () => {
+      expect(await refused(['--task', KEYLESS.name, '--key', 'rf-9', '--not-inserted'])).toContain(
+        'key rf-9 is not held back with an unknown outcome in task Lead-keyless (no run sent it for insert without recording the outcome): roundtrip errors --task Lead-keyless --code INSERT_OUTCOME_UNKNOWN',
+      );
+      expect(await refused(['--task', KEYLESS.name, '--key', 'kl-1', '--not-inserted'])).toContain(
+        'key kl-1 of task Lead-keyless is recorded as inserted already',
+      );
+    });
+
+    it('a key whose run is still running', async () => {
+      await source('live', 1);
+      const live = await env.newRun();
+      await planThenCrashInPush(env, deps, live, KEYLESS.name);
+      await outlastCallTimeLimit(env, live);
+      before = await stateOf();
+      expect(await refused(['--task', KEYLESS.name, '--key', 'live-1', '--not-inserted'])).toContain(
+        `key live-1 was sent by run ${live}, which is still running (roundtrip status)`,
+      );
+      await env.pool.query(`UPDATE roundtrip.runs SET status = 'failed' WHERE run_id = $1`, [live]);
+      before = await stateOf();
+    });
+
+    it('a key the next plan resolves itself: looked up by its external ID', async () => {
+      await source('keyed', 1);
+      const lost = await env.newRun();
+      await planThenCrashInPush(env, deps, lost, KEYED.name);
+      await env.pool.query(`UPDATE roundtrip.runs SET status = 'failed' WHERE run_id = $1`, [lost]);
+      before = await stateOf();
+      expect(await refused(['--task', KEYED.name, '--key', 'keyed-1', '--not-inserted'])).toContain(
+        'the next plan of the task looks the key up by External_Id__c and records its outcome itself',
+      );
+    });
+
+    it('a file with one key that cannot be recorded records none of them', async () => {
+      const file = path.join(dir, 'partly.csv');
+      await writeFile(file, `key,salesforce_id\nrf-2,\nrf-9,\n`);
+      const stderr = await refused(['--task', KEYLESS.name, '--file', file]);
+      expect(stderr).toContain('nothing was recorded:\n  line 3 of partly.csv: key rf-9 is not held back');
+      expect(stderr).not.toContain('rf-2');
+      await writeFile(file, `id,key\nrf-2,\n`);
+      expect(await refused(['--task', KEYLESS.name, '--file', file])).toContain(
+        'the first line must be the header key,salesforce_id',
+      );
+    });
+  });
+
+  it('exits 1 while a push or collect of the task holds its lock, and records nothing', async () => {
+    const dead = await keylessLost('busy', 1);
+    await outlastCallTimeLimit(env, dead);
+    const push = new Client({ connectionString: env.db.url });
+    await push.connect();
+    try {
+      await push.query('SELECT pg_advisory_lock($1, hashtext($2))', [WRITEBACK_LOCK_CLASS, KEYLESS.name]);
+      const result = await cli([
+        'resolve',
+        ...connection,
+        '--task',
+        KEYLESS.name,
+        '--key',
+        'busy-1',
+        '--not-inserted',
+      ]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        'Write-back Lead-keyless: a push or collect of this task is running (roundtrip status shows the run); nothing was recorded',
+      );
+      expect(await ledger(dead, KEYLESS.name)).toEqual({ 'busy-1': 'sent' });
+    } finally {
+      await push.end();
+    }
+    const result = await cli([
+      'resolve',
+      ...connection,
+      '--task',
+      KEYLESS.name,
+      '--key',
+      'busy-1',
+      '--not-inserted',
+    ]);
+    expect(result.code).toBe(0);
+    expect(await ledger(dead, KEYLESS.name)).toEqual({ 'busy-1': 'failed' });
+  });
+});
