@@ -17,6 +17,7 @@ import { canonicalSalesforceId } from '../../connectors/salesforce/ids';
 import { TaskBusyError } from '../../shared/errors';
 import type { CoreDeps } from '../deps';
 import { ifTaskLockFree } from './lock';
+import { mergeRunSummary, storedCount } from './state';
 import {
   INSERT_SETTLE_MS,
   recordInsertsCreated,
@@ -357,8 +358,8 @@ async function recordFound(
  * (answered). A run whose details were pruned keeps the error only: the key is recorded in
  * `sync_state` from the error's values (inserted; an insert's plan asks only whether the key has
  * an Id there), or its error becomes `NOT_INSERTED` (then deleted with the run's resolved
- * details, refreshEndedRunIn): answered undefined. That run's stored figures, counted when it was
- * pruned, keep the key as failed.
+ * details, refreshEndedRunIn): answered undefined. That run's figures, stored when it was
+ * pruned, count a key recorded as inserted written instead of failed.
  */
 async function reopenReported(
   client: PoolClient,
@@ -387,6 +388,18 @@ async function reopenReported(
               synced_values = EXCLUDED.synced_values, synced_at = EXCLUDED.synced_at, run_id = EXCLUDED.run_id`,
       [f.row.error_id, taskName, f.key, f.salesforceId, now, f.runId, UNKNOWN_VALUE_HASH],
     );
+    // The run's figures, stored when it was pruned, counted the key failed: it was written.
+    const { rows } = await client.query<{ figures: Record<string, unknown> | null }>(
+      `SELECT summary->'writeback'->$2 AS figures FROM roundtrip.runs WHERE run_id = $1 FOR UPDATE`,
+      [f.runId, taskName],
+    );
+    const stored = rows[0]?.figures;
+    if (stored && 'outcomeUnknown' in stored) {
+      await mergeRunSummary(client, f.runId, ['writeback', taskName], {
+        written: storedCount(stored.written) + 1,
+        failed: Math.max(0, storedCount(stored.failed) - 1),
+      });
+    }
   } else {
     await client.query(
       `UPDATE roundtrip.writeback_errors SET code = 'NOT_INSERTED', message = $2 WHERE id = $1`,

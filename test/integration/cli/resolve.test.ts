@@ -291,6 +291,7 @@ describe('roundtrip resolve', () => {
     );
     await withTransaction(env.pool, (client) => pruneRunDetails(client, 'wb-test', 0, new Date()));
     expect(await ledger(dead, KEYLESS.name)).toEqual({});
+    expect(await figures(dead, KEYLESS.name)).toMatchObject({ written: 0, failed: 2 });
     expect((await errorsOf(env, dead)).map((e) => [e.key, e.code])).toEqual([
       ['pr-1', 'INSERT_OUTCOME_UNKNOWN'],
       ['pr-2', 'INSERT_OUTCOME_UNKNOWN'],
@@ -310,8 +311,13 @@ describe('roundtrip resolve', () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(await syncedId(KEYLESS.name, 'pr-1')).toBe(id1);
-    // Resolved, the errors go as the prune would have taken them.
+    // Resolved, the errors go as the prune would have taken them; the figures count pr-1 written.
     expect(await errorsOf(env, dead)).toEqual([]);
+    expect(await figures(dead, KEYLESS.name)).toMatchObject({
+      written: 1,
+      failed: 1,
+      outcomesResolvedBy: 'roundtrip resolve',
+    });
 
     env.sf.calls.clear();
     const next = await runWriteback(deps, { runId: await env.newRun(), task: KEYLESS.name });
