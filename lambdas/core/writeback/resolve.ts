@@ -283,7 +283,7 @@ async function unknownSends(
     }
     if (sends.length > 1) {
       problems.push(
-        `${at}key ${g.key} was sent for insert without a recorded outcome by ${sends.length} runs (${sends.map((s) => s.run_id).join(', ')}): each may have created a record of its own, and which of them an outcome belongs to cannot be told from the key: look them up in Salesforce by their creation time (docs/writeback.md, "Inserts whose outcome is unknown")`,
+        `${at}key ${g.key} was sent for insert without a recorded outcome by ${sends.length} runs (${sends.map((s) => s.run_id).join(', ')}): each may have created a record of its own, and which send one outcome belongs to cannot be told from the key, so none is recorded (not expected: a plan does not send a key while a send of it has no outcome)`,
       );
       continue;
     }

@@ -518,6 +518,23 @@ describe('roundtrip resolve', () => {
       );
     });
 
+    it('a key two runs sent without an outcome (as overlapping runs could): which send an Id belongs to is unknown', async () => {
+      const other = await env.newRun();
+      await env.pool.query(`UPDATE roundtrip.runs SET status = 'failed' WHERE run_id = $1`, [other]);
+      await env.pool.query(
+        `INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, operation, payload, value_hash, status, updated_at)
+         SELECT $2, task, key, seq, operation, payload, value_hash, status, updated_at
+           FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $3 AND key = 'rf-3'`,
+        [dead, other, KEYLESS.name],
+      );
+      before = await stateOf();
+      expect(await refused(['--task', KEYLESS.name, '--key', 'rf-3', '--not-inserted'])).toContain(
+        `key rf-3 was sent for insert without a recorded outcome by 2 runs (${[dead, other].sort().join(', ')}): each may have created a record of its own`,
+      );
+      await env.pool.query(`DELETE FROM roundtrip.runs WHERE run_id = $1`, [other]);
+      before = await stateOf();
+    });
+
     it('a file with one key that cannot be recorded records none of them', async () => {
       const file = path.join(dir, 'partly.csv');
       await writeFile(file, `key,salesforce_id\nrf-2,\nrf-9,\n`);
