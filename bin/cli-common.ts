@@ -6,6 +6,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { taskName, type PipelineConfig } from '../lambdas/config';
+import { suggestion } from '../lambdas/config/issues';
 import type { LocalRunEvent } from '../statemachine/local';
 import { formatSummaryTable, heldBackAgainNote, type RunSummary } from './local/summary';
 import { failureText, readableFailure, storedFailureText } from '../lambdas/shared/errors';
@@ -126,7 +127,9 @@ export function parseOptions<T extends ParseArgsConfig['options']>(
   try {
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
   } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
+    throw new UsageError(
+      unknownOptionMessage(err, options) ?? (err instanceof Error ? err.message : String(err)),
+    );
   }
   const [extra] = parsed.positionals;
   if (extra !== undefined) {
@@ -137,6 +140,21 @@ export function parseOptions<T extends ParseArgsConfig['options']>(
     throw new UsageError(`unexpected argument "${extra}" (this command takes options only)${hint}`);
   }
   return { values: parsed.values as Record<string, string | boolean | undefined> };
+}
+
+/**
+ * An unknown option named with the one it most likely meant, instead of parseArgs's own text,
+ * whose advice (to pass a positional argument after `--`) fits no roundtrip command: none takes
+ * one. Undefined for any other parse error.
+ */
+function unknownOptionMessage(err: unknown, options: ParseArgsConfig['options']): string | undefined {
+  // parseArgs's error may come from another realm (jest's), so not `instanceof Error`.
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  if (code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || typeof message !== 'string') return undefined;
+  const given = /'(-[^']*)'/.exec(message)?.[1];
+  if (given === undefined) return undefined;
+  const meant = given.startsWith('--') ? suggestion(given.slice(2), Object.keys(options ?? {})) : undefined;
+  return `Unknown option '${given}'${meant ? ` (did you mean --${meant}?)` : ''}: the options are below`;
 }
 
 function numberAt(value: unknown, key: string): number {

@@ -28,4 +28,23 @@ describe('parseOptions', () => {
   it('keeps an unknown option a UsageError', () => {
     expect(() => parseOptions(['--bogus'], options)).toThrow(UsageError);
   });
+
+  it("names a misspelt option with the one it most likely meant, without parseArgs's advice on positionals", () => {
+    const failure = (argv: string[]): string => {
+      try {
+        parseOptions(argv, { ...options, limit: { type: 'string' } });
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'no error';
+    };
+    expect(failure(['--limt', '3'])).toBe(
+      "Unknown option '--limt' (did you mean --limit?): the options are below",
+    );
+    expect(failure(['--confg', 'a.ts'])).toBe(
+      "Unknown option '--confg' (did you mean --config?): the options are below",
+    );
+    expect(failure(['--bogus'])).toBe("Unknown option '--bogus': the options are below");
+    expect(failure(['-x'])).toBe("Unknown option '-x': the options are below");
+  });
 });
