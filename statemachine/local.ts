@@ -140,11 +140,16 @@ export interface AthenaSyncOptions {
   readonly maxPolls?: number;
 }
 
-/** `InvalidRequestException` → `Athena.InvalidRequestException`, as the integration names API errors. */
+/**
+ * `InvalidRequestException` → `Athena.InvalidRequestException`, as the integration names API
+ * errors, its Cause the message alone. Not the SDK's error as the `cause`: aws-local-stepfunctions
+ * would report a failed state's Cause from it, `<name>: <message>`, and a step's failure line read
+ * `Athena.Error: Error: connect ECONNREFUSED …`.
+ */
 function athenaApiError(err: unknown): LocalTaskError {
   const name = err instanceof Error ? err.name : 'Error';
   const message = err instanceof Error ? err.message : String(err);
-  return new LocalTaskError(`Athena.${name}`, message, { cause: err });
+  return new LocalTaskError(`Athena.${name}`, message);
 }
 
 /**

@@ -183,6 +183,18 @@ const UNTOLD_ERROR_NAMES: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Whether a name tells nothing the message does not: one of UNTOLD_ERROR_NAMES, also as the local
+ * Athena binding names an error of the call that is not Athena's answer (statemachine/local.ts:
+ * `Athena.Error` for a refused connection, `Athena.TerminalError` for no AWS Region), whose
+ * message names Athena itself.
+ */
+function untoldName(name: string): boolean {
+  return (
+    UNTOLD_ERROR_NAMES.has(name) || (name.startsWith('Athena.') && UNTOLD_ERROR_NAMES.has(name.slice(7)))
+  );
+}
+
+/**
  * A failure as a user reads it: the cause made readable ({@link readableFailure}), after the
  * error's name only when the name tells something (see UNTOLD_ERROR_NAMES), or when there is no
  * cause to show. Nothing of the cause is left out.
@@ -191,7 +203,7 @@ export function failureText(name: string | undefined, cause: string | undefined)
   const text = readableFailure(cause ?? '').trim();
   if (!name) return text || 'failed, no reason given';
   if (!text) return name;
-  return UNTOLD_ERROR_NAMES.has(name) ? text : `${name}: ${text}`;
+  return untoldName(name) ? text : `${name}: ${text}`;
 }
 
 /**

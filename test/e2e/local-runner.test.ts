@@ -88,6 +88,37 @@ describe('the local state machine runner', () => {
     expect((failure as Error).name).toBe('Athena.TooManyRequestsException');
   });
 
+  it("reports an Athena API error's message as the failed state's Cause, once: not the SDK error's `<name>: <message>`", async () => {
+    const definition = {
+      StartAt: 'Query',
+      States: {
+        Query: {
+          Type: 'Task',
+          Resource: 'arn:aws:states:::athena:startQueryExecution.sync',
+          Parameters: request,
+          End: true,
+        },
+      },
+    } as unknown as StateMachineDefinition;
+    const events: LocalRunEvent[] = [];
+    emulator.faults.throttle = 1;
+    const result = await runStateMachineLocally({
+      definition,
+      taskHandlers: {},
+      deps: { clock } as unknown as CoreDeps,
+      athenaClient: athena,
+      input: {},
+      executionName: 'throttled',
+      onEvent: (e) => events.push(e),
+    });
+    expect(result).toMatchObject({ status: 'failed', error: 'Athena.TooManyRequestsException' });
+    const cause = result.status === 'failed' ? result.cause : '';
+    expect(cause).not.toMatch(/^TooManyRequestsException/);
+    const failed = events.find((e) => e.type === 'failed' && e.state === 'Query');
+    // What the step's failure line shows: `✗ <state>: Athena.TooManyRequestsException: <message>`.
+    expect(failed?.error).toEqual({ name: 'Athena.TooManyRequestsException', cause });
+  });
+
   it('refuses a definition with a Task state it cannot bind, naming the state', async () => {
     const definition = {
       StartAt: 'Mystery',

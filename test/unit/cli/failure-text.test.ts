@@ -13,6 +13,9 @@ describe('failureText', () => {
       'Write-back Lead-update would change 9 records, more than writeback[0].maxChanges (2)',
     ],
     ['Error', 'something'],
+    // The local Athena binding's names for a failure that is not Athena's answer.
+    ['Athena.Error', 'connect ECONNREFUSED 127.0.0.1:4569 (nothing accepts connections at --aws-endpoint …)'],
+    ['Athena.TerminalError', 'No AWS Region for Athena and S3: pass --aws-endpoint http://127.0.0.1:PORT …'],
   ])('shows a %s by its message alone, all of it', (name, message) => {
     expect(failureText(name, message)).toBe(message);
   });
