@@ -34,7 +34,7 @@ import {
 } from '../cli-common';
 import { buildLocalDeps, type LocalAwsEndpoint } from '../local/deps';
 import { runPipeline, type PipelineRunResult } from '../local/pipeline';
-import { markRunInterrupted } from '../local/summary';
+import { markRunInterrupted, type RunSummary } from '../local/summary';
 
 /** The config file used when `--config` is not given. */
 export const DEFAULT_CONFIG_FILE = 'roundtrip.config.ts';
@@ -211,7 +211,7 @@ function runCommand(dryRun: boolean): Command {
     try {
       const result = await runPipeline({ local, definition, input, runId, onEvent: progressPrinter() });
       if (result.execution.status === 'failed') noteFailure(result, postgresCredentialsSource(config));
-      const plan = dryRun && !values.json ? await planSample(local.pool, result.summary.runId) : undefined;
+      const plan = dryRun && !values.json ? await planSample(local.pool, result.summary) : undefined;
       if (dryRun) for (const line of maxChangesWarnings(config, result.summary)) note(line);
       noteErrorsCommand(result.summary);
       return finishRun(result.summary, values.json === true, plan);
@@ -222,14 +222,25 @@ function runCommand(dryRun: boolean): Command {
   };
 }
 
-/** The dry run's sample: what Salesforce has and what would be sent, per write-back task. */
-async function planSample(pool: Pool, runId: string): Promise<string | undefined> {
+/**
+ * The dry run's sample: what Salesforce has and what would be sent, per write-back task. Nothing
+ * for a run that was never recorded (its PostgreSQL could not be used: the summary says so, and
+ * reading the plan would only fail again), and no "nothing would be sent" for a run that failed
+ * before any write-back planned, which would read as a plan that found nothing to send.
+ */
+async function planSample(pool: Pool, summary: RunSummary): Promise<string | undefined> {
+  if (summary.recorded === false) return undefined;
   const { rows } = await pool.query<{ task: string; key: string; current: unknown; payload: unknown }>(
     `SELECT task, key, current, payload FROM roundtrip.writeback_plan_rows
       WHERE run_id = $1 AND page = 0 ORDER BY task, seq LIMIT 10`,
-    [runId],
+    [summary.runId],
   );
-  if (rows.length === 0) return 'dry run: nothing would be sent';
+  if (rows.length === 0) {
+    const planned = summary.tasks.some((t) => t.kind === 'writeback');
+    return summary.status === 'failed' && !planned
+      ? 'dry run: no plan: the run failed before any write-back planned (why: above)'
+      : 'dry run: nothing would be sent';
+  }
   return [
     'dry run: a sample of what would be sent (current → new)',
     ...rows.map(

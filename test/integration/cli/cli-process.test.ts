@@ -125,6 +125,13 @@ describe('the roundtrip bin', () => {
       'no run recorded: the run never started, as its PostgreSQL could not be used (why: above)',
     );
     expect(text.code).toBe(1);
+    // A dry run the same: it does not then read its plan sample from the database it could not use.
+    const plan = await roundtrip(['plan', '--config', EXAMPLE_CONFIG], env);
+    expect(plan.stdout.trim()).toBe(
+      'no run recorded: the run never started, as its PostgreSQL could not be used (why: above)',
+    );
+    expect(plan.stderr).not.toMatch(/^roundtrip plan: PostgreSQL/m);
+    expect(plan.code).toBe(1);
 
     const status = await roundtrip(['status', '--config', EXAMPLE_CONFIG], env);
     // Named as run names it: PostgreSQL, the address, and what to check.

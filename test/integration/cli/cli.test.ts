@@ -766,6 +766,11 @@ describe('the roundtrip CLI', () => {
     await writeFile(brokenConfig, JSON.stringify({ ...config, transform: [broken] }));
     const plan = await cli(['plan', ...connection.slice(2), '--config', brokenConfig]);
     expect(plan.code).toBe(1);
+    // Not "nothing would be sent", which reads as a plan that found nothing to send.
+    expect(plan.stdout).toContain(
+      'dry run: no plan: the run failed before any write-back planned (why: above)',
+    );
+    expect(plan.stdout).not.toContain('nothing would be sent');
     const runId = (
       lastJsonLine(
         (await cli(['status', ...connection.slice(2, 4), '--config', brokenConfig, '--limit', '1', '--json']))
