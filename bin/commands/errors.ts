@@ -12,6 +12,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import { suggestion } from '../../lambdas/config/issues';
 import { HELD_BACK_CODES } from '../../lambdas/core/contracts';
 import { sqlLiteral } from '../../lambdas/core/writeback/state';
 import {
@@ -56,6 +57,24 @@ function whereSql(filter: ErrorFilter): string {
     ...(filter.task !== undefined ? [`task = ${sqlLiteral(filter.task)}`] : []),
     ...(filter.code !== undefined ? [`code = ${sqlLiteral(filter.code)}`] : []),
   ].join(' AND ');
+}
+
+/**
+ * After "no record to show" for a `--code` that none of the run's records has: the codes they
+ * have, and the one a misspelt code likely meant. Empty when no code was given or the run (the
+ * task, with `--task`) has no record at all.
+ */
+async function otherCodes(pool: Pool, filter: ErrorFilter): Promise<string> {
+  const { code, ...anyCode } = filter;
+  if (code === undefined) return '';
+  const { rows } = await pool.query<{ code: string }>(
+    `SELECT DISTINCT code FROM roundtrip.writeback_errors WHERE ${whereSql(anyCode)} ORDER BY code`,
+  );
+  if (rows.length === 0) return '';
+  const codes = rows.map((r) => r.code);
+  const meant = suggestion(code, codes);
+  const whose = `this run's records${anyCode.task !== undefined ? ` of ${anyCode.task}` : ''}`;
+  return ` with code ${code}; ${whose} have ${codes.length === 1 ? 'code' : 'codes'} ${codes.join(', ')}${meant ? ` (did you mean --code ${meant}?)` : ''}`;
 }
 
 /** Plan rejections first, then what failed when sent; by key within each. */
@@ -261,7 +280,7 @@ export const errors: Command = async (argv) => {
             // rather than only in `roundtrip status`.
             run.error && !filtered
             ? `no record to show; the run failed: ${storedFailureText(run.error)}`
-            : 'no record to show',
+            : `no record to show${await otherCodes(pool, filter)}`,
       );
       process.stdout.write(`${out.join('\n')}\n`);
       return EXIT.ok;

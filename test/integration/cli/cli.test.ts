@@ -985,6 +985,33 @@ describe('the roundtrip CLI', () => {
       );
     }
 
+    // A misspelt --code: not a bare "no record to show", but the codes the run's records have.
+    const misspelt = await cli([
+      'errors',
+      ...connection,
+      '--run',
+      runId,
+      '--code',
+      'FIELD_CUSTOM_VALIDATION',
+    ]);
+    expect(misspelt.code).toBe(0);
+    expect(misspelt.stdout.trim().split('\n')[1]).toBe(
+      "no record to show with code FIELD_CUSTOM_VALIDATION; this run's records have code FIELD_CUSTOM_VALIDATION_EXCEPTION",
+    );
+    const typo = await cli([
+      'errors',
+      ...connection,
+      '--run',
+      runId,
+      '--task',
+      'Lead-update',
+      '--code',
+      'FIELD_CUSTOM_VALIDATION_EXCEPTOIN',
+    ]);
+    expect(typo.stdout.trim().split('\n')[1]).toBe(
+      "no record to show with code FIELD_CUSTOM_VALIDATION_EXCEPTOIN; this run's records of Lead-update have code FIELD_CUSTOM_VALIDATION_EXCEPTION (did you mean --code FIELD_CUSTOM_VALIDATION_EXCEPTION?)",
+    );
+
     const json = await cli([
       'errors',
       ...connection,
