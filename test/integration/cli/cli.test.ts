@@ -364,6 +364,32 @@ describe('the roundtrip CLI', () => {
     const result = await cli(['validate', '--config', configFile, '--secrets', empty]);
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('✗ secret roundtrip/salesforce: Secret "roundtrip/salesforce" not found');
+
+    // The database's secret alone: what does not need Salesforce is still checked, in the same run.
+    const secrets = JSON.parse(await readFile(secretsFile, 'utf8')) as Record<string, unknown>;
+    const postgresOnly = path.join(dir, 'postgres-only-secrets.json');
+    await writeFile(postgresOnly, JSON.stringify({ 'roundtrip/postgres': secrets['roundtrip/postgres'] }));
+    const partial = await cli([
+      'validate',
+      ...connection.slice(0, 2),
+      '--secrets',
+      postgresOnly,
+      ...connection.slice(4),
+      '--json',
+    ]);
+    expect(partial.code).toBe(1);
+    const checks = (lastJsonLine(partial.stdout) as { checks: CheckLine[] }).checks;
+    expect(checks.filter((c) => !c.ok).map((c) => c.check)).toEqual(['secret roundtrip/salesforce']);
+    expect(checks.map((c) => c.check)).toEqual(
+      expect.arrayContaining(['PostgreSQL', 'task names', 'Athena', 'extract athena_customers', 'transform']),
+    );
+    expect(checks.find((c) => c.check === 'Salesforce sign-in')).toEqual({
+      check: 'Salesforce sign-in',
+      ok: true,
+      skipped: true,
+      detail:
+        "not checked, nor the extracts' fields and the write-backs' mappings: the secret roundtrip/salesforce (above) is needed first",
+    });
   });
 
   it('reports a database secret of neither shape on its own line, naming it, and plan names it too', async () => {
