@@ -6,6 +6,7 @@
 import { createPrivateKey, createSign, type KeyObject } from 'node:crypto';
 import type { Connection } from 'jsforce';
 import * as z from 'zod';
+import { suggestion } from '../../config/issues';
 import { TerminalError } from '../../shared/errors';
 import { JWT_ASSERTION_LIFETIME_SECONDS, JWT_BEARER_GRANT_TYPE } from './constants';
 
@@ -93,13 +94,18 @@ export function parseSalesforceSecret(value: unknown, secretName = 'Salesforce s
   const schema = FLOW_SCHEMAS[flow as SalesforceAuthFlow];
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
+  // Keys of the secret that its flow does not take: a missing key's likely misspelling. Key names
+  // only, never a value.
+  const known = Object.keys(schema.shape);
+  const unknown = Object.keys(value).filter((k) => !known.includes(k));
   const problems = parsed.error.issues.map((issue) => {
     const key = issue.path.map(String).join('.') || '(root)';
     const present =
       issue.path.length > 0 && (value as Record<string, unknown>)[String(issue.path[0])] !== undefined;
+    const misspelt = present ? undefined : unknown.find((k) => suggestion(k, [key]) === key);
     // zod messages may quote the received value: describe the problem ourselves.
     const what = !present
-      ? 'is missing'
+      ? `is missing${misspelt ? ` (the secret has "${misspelt}": rename it "${key}")` : ''}`
       : issue.code === 'invalid_format'
         ? 'is not a valid URL'
         : 'is empty or not a string';

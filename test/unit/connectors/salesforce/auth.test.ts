@@ -69,6 +69,18 @@ describe('parseSalesforceSecret', () => {
     expect(message).not.toMatch(/Canary/);
   });
 
+  it('names a misspelt key the secret has beside the key it lacks, without echoing its value', () => {
+    const parse = (): unknown =>
+      parseSalesforceSecret(
+        { loginUrl: 'http://127.0.0.1:8443', usrname: 'Canary3', password: 'p', securityTokn: 'Canary4' },
+        'local/salesforce',
+      );
+    expect(parse).toThrow(
+      'local/salesforce (flow soap) is invalid: key "username" is missing (the secret has "usrname": rename it "username")',
+    );
+    expect(parse).not.toThrow(/Canary/);
+  });
+
   it('rejects an unknown flow and a non-object', () => {
     expect(() => parseSalesforceSecret({ flow: 'saml' })).toThrow('unknown "flow"');
     expect(() => parseSalesforceSecret('x')).toThrow('must be a JSON object');
