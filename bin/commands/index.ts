@@ -168,7 +168,8 @@ follows it to the end, then prints the run's summary.
   emulate: `usage: roundtrip emulate salesforce [--port N] [--host HOST] [--seed FILE|DIR] [--describes DIR]
                                   [--daily-api-limit N] [--jwt-certificate PEM_FILE]
        roundtrip emulate athena --data DIR [--port N] [--host HOST] [--results DIR]
-                                [--workgroup NAME[=s3://bucket/prefix/][!]]… [--queued-ms N] [--running-ms N]
+                                [--workgroup NAME[=s3://bucket/prefix/][!][:DISABLED]]…
+                                [--queued-ms N] [--running-ms N]
        roundtrip emulate postgres [--port N]
 
 Runs one emulator until Ctrl-C, after printing its endpoint and the credentials it accepts.

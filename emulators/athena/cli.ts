@@ -1,5 +1,5 @@
 /**
- * `roundtrip emulate athena --data DIR [--port N] [--host H] [--results DIR] [--workgroup NAME=s3://bucket/prefix/]…`
+ * `roundtrip emulate athena --data DIR [--port N] [--host H] [--results DIR] [--workgroup NAME[=s3://bucket/prefix/][!][:DISABLED]]…`
  * Starts the emulator, prints how to point the AWS CLI and SDK at it, runs until Ctrl-C / SIGTERM.
  */
 import { statSync } from 'node:fs';
@@ -74,15 +74,23 @@ export function parseAthenaEmulatorArgs(argv: readonly string[]): AthenaEmulator
         break;
       case '--workgroup': {
         const spec = value();
-        const match = /^([A-Za-z0-9._-]{1,128})(?:=(s3:\/\/\S+?))?(!)?$/.exec(spec);
+        // The state comes last, after `:` (which no workgroup name has), spelled as GetWorkGroup's State.
+        const match = /^([A-Za-z0-9._-]{1,128})(?:=(s3:\/\/\S+?))?(!)?(?::([A-Za-z]+))?$/.exec(spec);
         if (!match?.[1]) {
           throw new UsageError(
-            `--workgroup: expected NAME or NAME=s3://bucket/prefix/ (add ! to enforce), got "${spec}"`,
+            `--workgroup: expected NAME or NAME=s3://bucket/prefix/ (add ! to enforce, :DISABLED for one that runs no query), got "${spec}"`,
+          );
+        }
+        const state = (['ENABLED', 'DISABLED'] as const).find((s) => s === match[4]?.toUpperCase());
+        if (match[4] !== undefined && !state) {
+          throw new UsageError(
+            `--workgroup: expected :DISABLED or :ENABLED after workgroup ${match[1]}, got ":${match[4]}" in "${spec}"`,
           );
         }
         workgroups[match[1]] = {
           ...(match[2] ? { outputLocation: match[2] } : {}),
           enforce: match[3] === '!',
+          ...(state ? { state } : {}),
         };
         break;
       }

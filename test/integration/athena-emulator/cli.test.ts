@@ -1,7 +1,12 @@
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { AthenaClient, GetQueryResultsCommand } from '@aws-sdk/client-athena';
+import {
+  AthenaClient,
+  GetQueryResultsCommand,
+  GetWorkGroupCommand,
+  StartQueryExecutionCommand,
+} from '@aws-sdk/client-athena';
 import { makeDataDir, runQuery } from './helpers';
 
 jest.setTimeout(60_000);
@@ -25,6 +30,8 @@ describe('roundtrip emulate athena (the CLI)', () => {
         dataDir,
         '--workgroup',
         'primary=s3://cli-results/q/',
+        '--workgroup',
+        'retired=s3://cli-results/old/:DISABLED',
       ],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -32,6 +39,8 @@ describe('roundtrip emulate athena (the CLI)', () => {
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // Destroyed in `finally` too: a failed expectation must not leave its socket holding jest open.
+    let athena: AthenaClient | undefined;
     try {
       const endpoint = await new Promise<string>((resolve, reject) => {
         child.stdout.on('data', (d: Buffer) => {
@@ -46,7 +55,7 @@ describe('roundtrip emulate athena (the CLI)', () => {
       expect(stdout).toContain('region:      us-east-1');
       const key = /AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+)/.exec(stdout);
       expect(key).not.toBeNull();
-      const athena = new AthenaClient({
+      athena = new AthenaClient({
         endpoint,
         region: 'us-east-1',
         credentials: { accessKeyId: key?.[1] ?? '', secretAccessKey: key?.[2] ?? '' },
@@ -58,11 +67,27 @@ describe('roundtrip emulate athena (the CLI)', () => {
       expect(execution.ResultConfiguration?.OutputLocation).toBe(`s3://cli-results/q/${id}.csv`);
       const page = await athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
       expect(page.ResultSet?.Rows?.[1]?.Data).toEqual([{ VarCharValue: 'ada@example.com' }]);
+      // `:DISABLED` makes a workgroup GetWorkGroup calls DISABLED and StartQueryExecution refuses.
+      const retired = await athena.send(new GetWorkGroupCommand({ WorkGroup: 'retired' }));
+      expect(retired.WorkGroup?.State).toBe('DISABLED');
+      expect(retired.WorkGroup?.Configuration?.ResultConfiguration?.OutputLocation).toBe(
+        's3://cli-results/old/',
+      );
+      await expect(
+        athena.send(
+          new StartQueryExecutionCommand({
+            QueryString: 'SELECT email FROM customers',
+            QueryExecutionContext: { Database: 'marketing' },
+            WorkGroup: 'retired',
+          }),
+        ),
+      ).rejects.toThrow('WorkGroup retired is disabled.');
       athena.destroy();
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(stdout).toContain('SIGTERM: stopping the Athena emulator');
     } finally {
+      athena?.destroy();
       if (child.exitCode === null) child.kill('SIGKILL');
       await rm(dataDir, { recursive: true, force: true });
     }

@@ -15,6 +15,9 @@ describe('parseAthenaEmulatorArgs', () => {
         'roundtrip=s3://results/athena/!',
         '--workgroup',
         'adhoc',
+        '--workgroup',
+        'retired=s3://results/old:prefix/!:DISABLED',
+        '--workgroup=paused:disabled',
         '--queued-ms',
         '100',
         '--running-ms=200',
@@ -29,6 +32,8 @@ describe('parseAthenaEmulatorArgs', () => {
       workgroups: {
         roundtrip: { outputLocation: 's3://results/athena/', enforce: true },
         adhoc: { enforce: false },
+        retired: { outputLocation: 's3://results/old:prefix/', enforce: true, state: 'DISABLED' },
+        paused: { enforce: false, state: 'DISABLED' },
       },
       queuedMs: 100,
       runningMs: 200,
@@ -47,5 +52,11 @@ describe('parseAthenaEmulatorArgs', () => {
     );
     expect(() => parseAthenaEmulatorArgs(['--data', 'd', '--nope'])).toThrow('unknown option "--nope"');
     expect(() => parseAthenaEmulatorArgs(['--data'])).toThrow('--data: expected a value');
+    expect(() => parseAthenaEmulatorArgs(['--data', 'd', '--workgroup', 'retired:OFF'])).toThrow(
+      '--workgroup: expected :DISABLED or :ENABLED after workgroup retired, got ":OFF" in "retired:OFF"',
+    );
+    expect(() => parseAthenaEmulatorArgs(['--data', 'd', '--workgroup', 'a b'])).toThrow(
+      '--workgroup: expected NAME or NAME=s3://bucket/prefix/ (add ! to enforce, :DISABLED for one that runs no query), got "a b"',
+    );
   });
 });
