@@ -12,7 +12,7 @@ import {
   StartExecutionCommand,
   type HistoryEvent,
 } from '@aws-sdk/client-sfn';
-import { RunInput } from '../../lambdas/core/contracts';
+import { RunInput, problemsOf } from '../../lambdas/core/contracts';
 import { AWS_API_TIMEOUTS } from '../../lambdas/shared/aws-timeouts';
 import {
   EXIT,
@@ -116,11 +116,8 @@ export const start: Command = async (argv) => {
   // such as {"ful": true} is named here, before an execution is started only to fail in Prepare.
   const checked = RunInput.safeParse(input);
   if (!checked.success) {
-    const problems = checked.error.issues.map((i) =>
-      i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message,
-    );
     throw new UsageError(
-      `--input ${inputText}: ${problems.join('; ')} (the input takes ${Object.keys(RunInput.shape).join(', ')}: docs/deploy.md, "Start a run from the console")`,
+      `--input ${inputText}: ${problemsOf(checked.error)} (the input takes ${Object.keys(RunInput.shape).join(', ')}: docs/deploy.md, "Start a run from the console")`,
     );
   }
   const pollMs =

@@ -508,12 +508,22 @@ export type ReportOutput = z.infer<typeof ReportOutput>;
 export function parseStepInput<S extends z.ZodType>(step: string, schema: S, event: unknown): z.infer<S> {
   const result = schema.safeParse(event);
   if (result.success) return result.data;
-  throw new TerminalError(`Invalid input of step ${step}: ${problemsOf(result.error)}`);
+  throw new TerminalError(`Invalid input of step ${step}: ${problemsOf(result.error, '(root)')}`);
 }
 
-/** Every problem of a failed parse, as `path: message; …`. */
-function problemsOf(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+/**
+ * Every problem of a failed parse, as `path: message; …`. A problem of the whole value (an array
+ * where an object belongs, an unknown top-level key) has no path: it reads `rootLabel: message`,
+ * or the bare message where no label is given because the words before it already name the
+ * value (`roundtrip start`'s `--input {…}: Unrecognized key: "ful"`).
+ */
+export function problemsOf(error: z.ZodError, rootLabel?: string): string {
+  return error.issues
+    .map((i) => {
+      const where = i.path.length ? i.path.join('.') : rootLabel;
+      return where === undefined ? i.message : `${where}: ${i.message}`;
+    })
+    .join('; ');
 }
 
 /**
@@ -529,5 +539,5 @@ export function checkStepOutput<S extends z.ZodType, T extends z.infer<S>>(
 ): T {
   const result = schema.safeParse(output);
   if (result.success) return output;
-  throw new TerminalError(`Invalid output of step ${step}: ${problemsOf(result.error)}`);
+  throw new TerminalError(`Invalid output of step ${step}: ${problemsOf(result.error, '(root)')}`);
 }

@@ -1307,6 +1307,13 @@ describe('the roundtrip CLI', () => {
       code: 2,
       stderr: expect.stringContaining('--input {"dryRun":"yes"}: dryRun: Invalid input: expected boolean'),
     });
+    // A problem of the whole input reads as the message alone: the words before it name the input.
+    expect(await cli(['start', '--state-machine-arn', arn, '--input', '[]'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining(
+        'roundtrip start: --input []: Invalid input: expected object, received array (the input takes dryRun',
+      ),
+    });
   });
 
   it('refuses, as cdk synth does, a config only a deployment rejects: exit 2, by file and path, before any secret', async () => {

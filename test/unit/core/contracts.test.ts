@@ -10,6 +10,7 @@ import {
   WritebackPushOutput,
   checkStepOutput,
   parseStepInput,
+  problemsOf,
 } from '../../../lambdas/core/contracts';
 import * as writebackContracts from '../../../lambdas/core/writeback/contracts';
 import { TerminalError } from '../../../lambdas/shared/errors';
@@ -31,6 +32,22 @@ describe('step contracts', () => {
     expect(() => parseStepInput('Prepare', PrepareInput, { input: { tasks: [] } })).toThrow(
       /input\.tasks: expected at least one task name, or leave "tasks" out/,
     );
+  });
+
+  it('formats every problem by path, and one of the whole value by the root label or as its bare message', () => {
+    const problems = (value: unknown, rootLabel?: string): string => {
+      const result = RunInput.safeParse(value);
+      if (result.success) throw new Error('expected a refusal');
+      return problemsOf(result.error, rootLabel);
+    };
+    expect(problems({ dryRun: 'yes', ful: true })).toBe(
+      'dryRun: Invalid input: expected boolean, received string; Unrecognized key: "ful"',
+    );
+    expect(problems({ dryRun: 'yes', ful: true }, '(root)')).toBe(
+      'dryRun: Invalid input: expected boolean, received string; (root): Unrecognized key: "ful"',
+    );
+    expect(problems([])).toBe('Invalid input: expected object, received array');
+    expect(problems([], '(root)')).toBe('(root): Invalid input: expected object, received array');
   });
 
   it('answers a step output its contract takes unchanged, and names the step and the path of one it refuses', () => {
