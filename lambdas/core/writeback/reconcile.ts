@@ -461,10 +461,12 @@ export async function resolveEndedRuns(
   // A run marked ended may still have a push alive (an execution stopped from the console does
   // not stop its Lambda): that push holds the task's lock. Then nothing is resolved this time.
   const locked = await ifTaskLockFree(deps, taskName, async () => {
-    await abortJobsOfEndedRuns(deps, sf, runId, taskName, logger, resolved);
+    // The jobs abortJobsOfEndedRuns asked about: one found running is not asked again this plan.
+    const asked = new Set<string>();
+    await abortJobsOfEndedRuns(deps, sf, runId, taskName, logger, resolved, asked);
     if (inserts) await resolveLocked(deps, sf, mapping, runId, taskName, logger, resolved);
     if (rewrites) {
-      await collectJobsOfEndedRuns(deps, sf, runId, taskName, logger, resolved, 'collect');
+      await collectJobsOfEndedRuns(deps, sf, runId, taskName, logger, resolved, 'collect', asked);
       await resendUnknownWrites(deps, mapping, runId, taskName, logger, resolved);
     }
   });
@@ -527,6 +529,21 @@ async function readJobOfEndedRun(
 }
 
 /**
+ * Records the state Salesforce answered for a job of an ended run that is still running
+ * (`UploadComplete` or `InProgress`), and when it was asked, as Collect records each poll: the
+ * held-back notice (notify.ts) and anyone reading `writeback_jobs` see what Salesforce said last,
+ * not the state at upload time. Its records stay as they are; a later plan asks again.
+ */
+async function recordRunningJob(
+  deps: CoreDeps,
+  j: EndedRunJob,
+  taskName: string,
+  job: IngestJob,
+): Promise<void> {
+  await setJobState(deps.pg, j.run_id, taskName, j.job_id, job.state);
+}
+
+/**
  * Update and upsert Bulk jobs that runs which have ended left behind before their close was
  * recorded: created and never uploaded (recorded `Open`), or uploaded and never closed (recorded
  * `Uploaded`, the push's retry that closes it never came). One that Salesforce still has `Open`
@@ -534,14 +551,15 @@ async function readJobOfEndedRun(
  * in the org's job list, and closing it now would write the values of that run, older than the
  * plan's. It is aborted ({@link abortOpenJob}) and its state recorded. A job Salesforce has
  * `UploadComplete` or `InProgress` (a close that arrived late started it) is running: never
- * aborted, asked about again by later plans. A job recorded `Uploaded` that is finished
- * (aborted here or by hand, or run after such a close) is collected into its run, as Collect
- * would have: its records without a result fail `BULK_JOB_ABORTED` there, and those a late
- * close had it write reach `sync_state`, so the plan compares with what Salesforce holds. Insert
- * jobs are never aborted: one uploaded is closed ({@link resolveLocked}), so that its records are
- * written once and its keys known. An insert job recorded `Open` (created, and no upload recorded
- * whole: none of its records is in the ledger, and the plan sends them) is aborted as well, so
- * that it does not stay in the org's job list, `Open`, until Salesforce deletes it.
+ * aborted, its state recorded, asked about again by later plans. A job recorded `Uploaded` that
+ * is finished (aborted here or by hand, or run after such a close) is collected into its run, as
+ * Collect would have: its records without a result fail `BULK_JOB_ABORTED` there, and those a
+ * late close had it write reach `sync_state`, so the plan compares with what Salesforce holds.
+ * Insert jobs are never aborted: one uploaded is closed ({@link resolveLocked}), so that its
+ * records are written once and its keys known. An insert job recorded `Open` (created, and no
+ * upload recorded whole: none of its records is in the ledger, and the plan sends them) is
+ * aborted as well, so that it does not stay in the org's job list, `Open`, until Salesforce
+ * deletes it.
  */
 async function abortJobsOfEndedRuns(
   deps: CoreDeps,
@@ -550,6 +568,7 @@ async function abortJobsOfEndedRuns(
   taskName: string,
   logger: Logger,
   resolved: EndedRunsResolved,
+  asked: Set<string>,
 ): Promise<void> {
   const { rows: jobs } = await deps.pg.query<EndedRunJob>(
     `SELECT j.run_id, j.job_id, j.state, j.first_seq, j.last_seq
@@ -587,7 +606,12 @@ async function abortJobsOfEndedRuns(
       await setJobState(deps.pg, j.run_id, taskName, j.job_id, job.state);
       continue;
     }
-    if (!isFinalIngestState(job.state)) continue;
+    asked.add(j.job_id);
+    if (!isFinalIngestState(job.state)) {
+      // Recorded Uploaded and running: from now on collectJobsOfEndedRuns asks about it.
+      await recordRunningJob(deps, j, taskName, job);
+      continue;
+    }
     await collectJob(
       deps,
       sf,
@@ -659,7 +683,8 @@ async function resolveLocked(
  * successes reach `sync_state`, its failures that run's `writeback_errors`). `close` (inserts)
  * first closes a job recorded `Uploaded` that Salesforce still has `Open`; `collect` (update and
  * upsert) leaves the jobs recorded `Open` or `Uploaded` to {@link abortJobsOfEndedRuns}, which
- * aborts those still `Open`. A job still running is left for a later plan.
+ * aborts those still `Open`. A job still running is left for a later plan, with the state
+ * Salesforce answered recorded ({@link recordRunningJob}).
  */
 async function collectJobsOfEndedRuns(
   deps: CoreDeps,
@@ -669,6 +694,7 @@ async function collectJobsOfEndedRuns(
   logger: Logger,
   resolved: EndedRunsResolved,
   recordedUploaded: 'close' | 'collect',
+  askedAlready: ReadonlySet<string> = new Set(),
 ): Promise<void> {
   const { rows: jobs } = await deps.pg.query<EndedRunJob>(
     `SELECT j.run_id, j.job_id, j.state, j.first_seq, j.last_seq
@@ -684,6 +710,7 @@ async function collectJobsOfEndedRuns(
     [taskName, runId],
   );
   for (const j of jobs) {
+    if (askedAlready.has(j.job_id)) continue;
     // Unreadable: its records stay as they are (a job Salesforce no longer knows is recorded
     // NotFound: inserts are then recorded by hand with roundtrip resolve, resolve.ts; update and
     // upsert records sent again by resendUnknownWrites; otherwise asked again by a later plan).
@@ -711,7 +738,10 @@ async function collectJobsOfEndedRuns(
         state: job.state,
       });
     }
-    if (!isFinalIngestState(job.state)) continue;
+    if (!isFinalIngestState(job.state)) {
+      await recordRunningJob(deps, j, taskName, job);
+      continue;
+    }
     await collectJob(deps, sf, j.run_id, taskName, finishedJob(job, j), 0, logger);
     resolved.jobs += 1;
     await refreshEndedRun(deps, j.run_id, taskName, runId);

@@ -965,6 +965,55 @@ describe('inserts left without an outcome by runs that ended', () => {
       expect(await ledger(dead)).toEqual([{ status: 'failed', n: 6 }]);
     });
 
+    it('records the state of a job an ended run uploaded, which a late close started: asked once a plan, collected once finished', async () => {
+      const prefix = 'lateclose';
+      await modes[0].prepare(prefix, 0);
+      const deps = env.deps({ writeback: [bulkUpsert] });
+      const dead = await env.newRun();
+      await planWriteback(deps, { runId: dead, task: 'Lead-upsert' });
+      await expect(
+        pushWriteback({ ...deps, salesforce: noClose() }, { runId: dead, task: 'Lead-upsert' }),
+      ).rejects.toThrow(/unreachable/);
+      const [job] = await jobsOf(dead);
+      expect(job?.state).toBe('Uploaded');
+      // The push's close reaches Salesforce after all, late; Salesforce holds the job InProgress.
+      env.sf.faults.set({ bulkJobDelayMs: 4000 });
+      await env.connector.request('the late close', 'PATCH', `/jobs/ingest/${job?.job_id}`, {
+        state: 'UploadComplete',
+      });
+      await endRun(dead);
+
+      env.sf.calls.clear();
+      const held = await env.newRun();
+      expect(await planWriteback(deps, { runId: held, task: 'Lead-upsert' })).toMatchObject({
+        heldBack: 6,
+        changed: 0,
+      });
+      env.sf.faults.clear();
+      // Never aborted, asked about once, and recorded as Salesforce answered: not Uploaded any more.
+      expect(env.sf.calls.count({ operation: 'bulk.ingest.poll' })).toBe(1);
+      expect(env.sf.calls.count({ write: true })).toBe(0);
+      expect(await jobsOf(dead)).toEqual([{ job_id: job?.job_id, state: 'InProgress', collected: false }]);
+
+      // Once Salesforce has finished it, a later plan collects it into its run.
+      for (
+        let i = 0;
+        i < 500 && (await jobsInSalesforce()).get(job?.job_id ?? '')?.state !== 'JobComplete';
+        i += 1
+      ) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await modes[0].prepare(prefix, 100);
+      const next = await env.newRun();
+      expect((await runWriteback(deps, { runId: next, task: 'Lead-upsert' })).plan).toMatchObject({
+        heldBack: 0,
+        changed: 6,
+      });
+      expect(await jobsOf(dead)).toEqual([{ job_id: job?.job_id, state: 'JobComplete', collected: true }]);
+      expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 6 }]);
+      expect(scoresOf(prefix)).toEqual([101, 102, 103, 104, 105, 106]);
+    });
+
     it("never touches the planning run's own job", async () => {
       const prefix = 'ownjob';
       await modes[0].prepare(prefix, 0);

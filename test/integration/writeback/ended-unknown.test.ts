@@ -362,10 +362,18 @@ describe('update and upsert records left without an outcome by runs that ended',
 
       env.sf.calls.clear();
       const held = await env.newRun();
+      const { rows: clock } = await env.pool.query<{ before: Date }>(`SELECT now() AS before`);
       const planned = await planWriteback(deps, { runId: held, task: m.task });
       env.sf.faults.clear();
       expect(planned).toMatchObject({ rejected: 0, heldBack: 6, changed: 0 });
       expect(env.sf.calls.count({ write: true })).toBe(0);
+      // The state Salesforce answered the plan is recorded, not the one at upload time.
+      const { rows: job } = await env.pool.query<{ state: string; updated_at: Date }>(
+        `SELECT state, updated_at FROM roundtrip.writeback_jobs WHERE job_id = $1`,
+        [jobId],
+      );
+      expect(job[0]?.state).toBe('InProgress');
+      expect(job[0]?.updated_at.getTime()).toBeGreaterThanOrEqual(clock[0]?.before.getTime() ?? Infinity);
       const errors = await errorsOf(env, held);
       expect(errors.map((e) => e.code)).toEqual(Array(6).fill('OUTCOME_PENDING'));
       expect(errors[0]?.message).toBe(

@@ -444,6 +444,9 @@ describe('the notification of a failed run', () => {
         `SELECT state, updated_at FROM roundtrip.writeback_jobs WHERE job_id = $1`,
         [jobId],
       );
+      // What Salesforce answered the last plan (the emulator holds the job InProgress), not the
+      // state recorded at upload time (UploadComplete).
+      expect(job[0]?.state).toBe('InProgress');
       const state = `${job[0]?.state} at ${job[0]?.updated_at.toISOString()}`;
       const message = (id: string): string =>
         `key ${id} was sent for update by run ${dead} in Bulk job ${jobId}, which Salesforce had not finished when this run planned: not sent by this run, so that the job cannot write its older values after this run's; the next plan collects the job and sends the key's current values if they differ from what it wrote`;
