@@ -13,8 +13,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { suggestion } from '../../lambdas/config/issues';
-import { HELD_BACK_CODES } from '../../lambdas/core/contracts';
-import { sqlLiteral } from '../../lambdas/core/writeback/state';
+import { HELD_BACK_ERROR_SQL, sqlLiteral } from '../../lambdas/core/writeback/state';
 import {
   EXIT,
   parseOptions,
@@ -223,10 +222,17 @@ export const errors: Command = async (argv) => {
     }
 
     const where = whereSql(filter);
-    const { rows: counts } = await pool.query<ErrorCount>(
-      `SELECT task, stage, code, count(*)::int AS records FROM roundtrip.writeback_errors
+    // Rows kept back for another run's send of their key — by the plan (stage plan), or by an
+    // insert's push (stage push: a key another run took since the plan, ledger status held_back) —
+    // are recorded with the others, but nothing is wrong with them and Salesforce refused none:
+    // counted apart, as the run's figures count them (HELD_BACK_ERROR_SQL).
+    const { rows: tally } = await pool.query<ErrorCount & { heldBack: number }>(
+      `SELECT task, stage, code, count(*)::int AS records,
+              count(*) FILTER (WHERE ${HELD_BACK_ERROR_SQL})::int AS "heldBack"
+         FROM roundtrip.writeback_errors e
         WHERE ${where} GROUP BY task, stage, code ORDER BY task, stage, records DESC, code`,
     );
+    const counts: ErrorCount[] = tally.map(({ heldBack: _, ...c }) => c);
     const { rows: records } = await pool.query<ErrorRecord>(
       `SELECT task, stage, key, salesforce_id AS "salesforceId", code, fields, message, job_id AS "jobId", payload AS values
          FROM roundtrip.writeback_errors WHERE ${where} ${ORDER_SQL} LIMIT ${limit}`,
@@ -254,12 +260,8 @@ export const errors: Command = async (argv) => {
     const out: string[] = [];
     const stageTotal = (stage: string): number =>
       counts.filter((c) => c.stage === stage).reduce((n, c) => n + c.records, 0);
-    // Rows kept back for another run's send of their key — by the plan (stage plan), or by an
-    // insert's push (stage push: a key another run took since the plan) — are recorded with the
-    // others, but nothing is wrong with them and Salesforce refused none: told apart.
-    const isHeldBack = (code: string): boolean => (HELD_BACK_CODES as readonly string[]).includes(code);
     const heldBackAt = (stage: string): number =>
-      counts.filter((c) => c.stage === stage && isHeldBack(c.code)).reduce((n, c) => n + c.records, 0);
+      tally.filter((c) => c.stage === stage).reduce((n, c) => n + c.heldBack, 0);
     const heldBack = heldBackAt('plan') + heldBackAt('push');
     const filtered = [filter.task && `task ${filter.task}`, filter.code && `code ${filter.code}`]
       .filter(Boolean)

@@ -110,11 +110,16 @@ export function heldBackFigures(
 /**
  * SQL: whether the error `e` (a row of `roundtrip.writeback_errors`) is a key held back, not
  * rejected nor failed: by the plan (`OUTCOME_PENDING`, `INSERT_OUTCOME_UNKNOWN`) or by the push
- * (`ALREADY_INSERTED`, `INSERT_PENDING_ELSEWHERE`, ledger status `held_back`). A push's own
- * `INSERT_OUTCOME_UNKNOWN` is a record sent with no outcome, not one held back.
+ * (`ALREADY_INSERTED`, `INSERT_PENDING_ELSEWHERE` whose ledger row is `held_back`). A push's own
+ * `INSERT_OUTCOME_UNKNOWN` is a record sent with no outcome, not one held back. The push's codes
+ * are read with the ledger status, which the run's figures count ({@link ledgerOutcomes}): a run
+ * before migration 9 wrote those records `failed`, and its summary says failed.
  */
 export const HELD_BACK_ERROR_SQL = `((e.stage = 'plan' AND e.code IN ('OUTCOME_PENDING', 'INSERT_OUTCOME_UNKNOWN'))
-  OR (e.stage = 'push' AND e.code IN ('ALREADY_INSERTED', 'INSERT_PENDING_ELSEWHERE')))`;
+  OR (e.stage = 'push' AND e.code IN ('ALREADY_INSERTED', 'INSERT_PENDING_ELSEWHERE')
+      AND EXISTS (SELECT 1 FROM roundtrip.writeback_plans held
+                   WHERE held.run_id = e.run_id AND held.task = e.task AND held.key = e.key
+                     AND held.status = 'held_back')))`;
 
 /**
  * SQL: the keys run `$1` held back for task `$3` ({@link HELD_BACK_ERROR_SQL}) that run `$2` held

@@ -1107,9 +1107,14 @@ describe('the roundtrip CLI', () => {
     );
 
     // So are insert keys a push held back (another run took them since the plan): stage push,
-    // not counted as failed when sent.
+    // ledger status held_back (as the push writes them), not counted as failed when sent.
     const pushPool = new Pool({ connectionString: db.url });
     try {
+      await pushPool.query(
+        `INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, operation, payload, value_hash, status)
+         VALUES ($1, 'Lead-update', 'k-1', 1000001, 'insert', '{}', 'x', 'held_back')`,
+        [runId],
+      );
       await pushPool.query(
         `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields)
          VALUES ($1, 'Lead-update', 'k-1', 'push', 'ALREADY_INSERTED', 'inserted as 00Q000000000003AAA by run other after this run planned it (the runs overlapped): not inserted again', '{}')`,
@@ -1123,6 +1128,49 @@ describe('the roundtrip CLI', () => {
       "code ALREADY_INSERTED: 0 rejected before sending, 1 held back for another run's send of their key, 0 failed when sent",
     );
     expect(taken.stdout).toContain('inserted as 00Q000000000003AAA by run other after this run planned it');
+
+    // A run from before the held_back status (migration 9) wrote such records failed, and its
+    // summary says so; a push's own INSERT_OUTCOME_UNKNOWN (sent, outcome never recorded) is
+    // failed too. The first line counts them as the ledger and the summary do: failed.
+    const oldRun = `before-held-back-${Date.now()}`;
+    const oldPool = new Pool({ connectionString: db.url });
+    try {
+      await oldPool.query(
+        `INSERT INTO roundtrip.runs (run_id, pipeline, status, started_at, finished_at, summary)
+         VALUES ($1, 'lead-scoring', 'failed', '2020-01-01T00:00:00Z', '2020-01-01T00:01:00Z', $2::jsonb)`,
+        [
+          oldRun,
+          JSON.stringify({
+            writeback: {
+              'Lead-update': { sourceRows: 3, changed: 3, written: 0, failed: 3, failureRate: 1 },
+            },
+          }),
+        ],
+      );
+      await oldPool.query(
+        `INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, operation, payload, value_hash, status)
+         SELECT $1, 'Lead-update', k, n, 'insert', '{}', 'x', 'failed'
+           FROM unnest(ARRAY['old-1', 'old-2', 'old-3']) WITH ORDINALITY AS u(k, n)`,
+        [oldRun],
+      );
+      await oldPool.query(
+        `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields)
+         VALUES ($1, 'Lead-update', 'old-1', 'push', 'ALREADY_INSERTED', 'inserted by run other', '{}'),
+                ($1, 'Lead-update', 'old-2', 'push', 'INSERT_PENDING_ELSEWHERE', 'sent by run other', '{}'),
+                ($1, 'Lead-update', 'old-3', 'push', 'INSERT_OUTCOME_UNKNOWN', 'sent by an attempt that died', '{}')`,
+        [oldRun],
+      );
+    } finally {
+      await oldPool.end();
+    }
+    const old = await cli(['errors', ...connection, '--run', oldRun]);
+    expect(old.stdout.split('\n')[0]).toBe(
+      `run ${oldRun} (failed, started 2020-01-01 00:00:00 UTC): 0 rejected before sending, 3 failed when sent`,
+    );
+    const oldStatus = lastJsonLine(
+      (await cli(['status', ...connection, '--limit', '1000', '--json'])).stdout,
+    ) as { runs: { runId: string; failed: number; heldBack: number }[] };
+    expect(oldStatus.runs.find((r) => r.runId === oldRun)).toMatchObject({ failed: 3, heldBack: 0 });
 
     const none = await cli(['errors', ...connection, '--run', runId, '--code', 'unable_to_lock_row']);
     expect(none.stdout).toContain(
