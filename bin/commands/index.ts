@@ -20,7 +20,8 @@ commands:
                        describes of every object, where conditions), Athena, and the
                        transform (rolled back) against each write-back's columns
   status [--config FILE] [--secrets FILE | --database-url URL] [--limit N] [--json]
-                       recent runs from roundtrip.runs
+                       recent runs from roundtrip.runs, and the tasks the config no
+                       longer names that still have state in the database
   errors [--config FILE] [--secrets FILE | --database-url URL] [--run ID] [--task NAME]
          [--code CODE] [--limit N] [--csv | --json]
                        the records of a run that were rejected or failed, and why
@@ -28,6 +29,9 @@ commands:
           [--config FILE] [--secrets FILE | --database-url URL] [--json]
                        record what became of insert keys held back as INSERT_OUTCOME_UNKNOWN
                        that no plan can look up (found in Salesforce, or not)
+  forget --task NAME [--config FILE] [--secrets FILE | --database-url URL] [--yes] [--json]
+                       start a task over: delete its sync state, sync scope and watermark
+                       (without --yes: say what it would delete)
   start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
                        start an execution of the deployed state machine and follow it
   emulate salesforce [--port N] [--seed FILE|DIR]  run the local Salesforce API emulator
@@ -101,13 +105,16 @@ The recent runs of the pipeline from roundtrip.runs: status, duration, rows extr
 written, rejected, held back (for another run's send of their key), failed, API calls,
 and the error of a failed run or the reason of a skipped one (a scheduled run that found
 another still going), and the write-backs that held back records the run before held
-back too (heldBackAgain in --json).
+back too (heldBackAgain in --json). Then the tasks the pipeline has state for in the
+database that its config no longer names (renamed or removed): their synced records, last
+run, records whose outcome is unknown, and the roundtrip forget command that deletes their
+state (tasksNotInConfig in --json).
 
   -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
   --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
   --database-url URL     read this database instead (postgres://…; ?sslmode=require for TLS)
   --limit N              runs listed (default 10)
-  --json                 one JSON object { pipeline, runs } on stdout
+  --json                 one JSON object { pipeline, runs, tasksNotInConfig } on stdout
 `,
   errors: `usage: roundtrip errors [--config FILE] [--secrets FILE | --database-url URL] [--run ID] [--task NAME]
                        [--code CODE] [--limit N] [--csv | --json]
@@ -153,6 +160,26 @@ of the task is running (run it again later), 2 refused.
   --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
   --database-url URL     use this database instead (postgres://…; ?sslmode=require for TLS)
   --json                 one JSON object { pipeline, task, dryRun, outcomes } on stdout
+`,
+  forget: `usage: roundtrip forget --task NAME [--config FILE] [--secrets FILE | --database-url URL] [--yes] [--json]
+
+Starts a task over: deletes, in one transaction under the task's lock (never beside a push,
+collect or plan of it), a write-back task's sync state and sync scope (the records it last
+synced, and the object and key it synced them by) and an extract task's watermark. Its next
+plan then sends every record once, its next read is full. For a write-back whose object or key
+changed (SyncScopeChangedError), and for a task renamed or removed from the config.
+Without --yes it says what it would delete, and deletes nothing. Refused (exit 1) while the
+task has records whose outcome is unknown (sent and never answered, or inserts held back as
+INSERT_OUTCOME_UNKNOWN): they would be sent again. Keeps the per-run history (runs, ledger,
+errors) and the task's name in roundtrip.task_owners.
+
+  --task NAME            the task (as roundtrip status names it); one the database does not
+                         know is bad input (exit 2)
+  --yes                  delete; without it, a dry run
+  -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
+  --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
+  --database-url URL     use this database instead (postgres://…; ?sslmode=require for TLS)
+  --json                 one JSON object { pipeline, task, deleted, … } on stdout
 `,
   start: `usage: roundtrip start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
 
@@ -203,6 +230,7 @@ const commands: Record<string, () => Promise<Command>> = {
   status: async () => (await import('./status')).status,
   errors: async () => (await import('./errors')).errors,
   resolve: async () => (await import('./resolve')).resolve,
+  forget: async () => (await import('./forget')).forget,
   start: async () => (await import('./start')).start,
   emulate: async () => (await import('./emulate')).emulate,
 };

@@ -1,7 +1,10 @@
 /**
  * `roundtrip status`: the recent runs of a pipeline, from `roundtrip.runs` in its PostgreSQL
  * (the database the config's secret names, or `--database-url`): when each ran, how it ended,
- * what it moved, and why it failed.
+ * what it moved, and why it failed. Then the tasks the pipeline has state for in the database that
+ * its config no longer names (lambdas/core/task-state.ts, tasksNotInConfig): renamed or removed
+ * tasks whose sync state or watermark would otherwise stay behind unseen, with what `roundtrip
+ * forget` deletes and whether records of theirs still wait for an outcome.
  */
 import type { Pool } from 'pg';
 import { postgresCredentialsSource, type PipelineConfig } from '../../lambdas/config';
@@ -15,9 +18,11 @@ import {
   wholeNumberOption,
   type Command,
 } from '../cli-common';
+import { forgetCommand, tasksNotInConfig, type TaskNotInConfig } from '../../lambdas/core/task-state';
 import { alignColumns } from '../local/columns';
 import { heldBackAgainNote, tasksHeldBackAgain, readStoredRuns, taskSummaries } from '../local/summary';
 import { CONNECTION_OPTIONS, configFrom, secretsFrom } from './run';
+import { outcomesUnknownLines, resolveOutcomesFirst, scopeText } from '../local/task-state-text';
 
 /** Runs listed when `--limit` is not given. */
 export const DEFAULT_STATUS_LIMIT = 10;
@@ -84,6 +89,60 @@ export async function runsDatabase(
   return { config, pool };
 }
 
+/** A task the config no longer names, as `status --json` lists it. */
+function notInConfigJson(t: TaskNotInConfig): Record<string, unknown> {
+  const clear = t.outcomesUnknown.records === 0 && t.outcomesUnknown.runningPlans.length === 0;
+  return {
+    task: t.task,
+    syncedRecords: t.syncedRecords,
+    syncScope: t.syncScope ?? null,
+    watermark: t.watermark ?? null,
+    lastRun: t.lastRun
+      ? { runId: t.lastRun.runId, status: t.lastRun.status, startedAt: t.lastRun.startedAt.toISOString() }
+      : null,
+    outcomesUnknown: t.outcomesUnknown,
+    todo: clear
+      ? forgetCommand(t.task)
+      : `${resolveOutcomesFirst(t.outcomesUnknown)} Then ${forgetCommand(t.task)}.`,
+  };
+}
+
+/**
+ * The lines that follow the runs: each task the config no longer names that still has state in
+ * the database, with what it holds and what to do.
+ */
+function notInConfigLines(pipeline: string, tasks: readonly TaskNotInConfig[]): string[] {
+  if (tasks.length === 0) return [];
+  const lines = [
+    '',
+    `${tasks.length === 1 ? '1 task' : `${tasks.length} tasks`} of pipeline ${pipeline} ${tasks.length === 1 ? 'has' : 'have'} state in the database that the config no longer names (renamed or removed):`,
+  ];
+  for (const t of tasks) {
+    const held = [
+      t.syncedRecords > 0 || t.syncScope
+        ? `${t.syncedRecords.toLocaleString('en-US')} synced record${t.syncedRecords === 1 ? '' : 's'} (roundtrip.sync_state${t.syncScope ? `; ${scopeText(t.syncScope)}` : ''})`
+        : undefined,
+      t.watermark ? `a watermark (${t.watermark.watermark ?? 'none'}; roundtrip.extract_state)` : undefined,
+    ].filter(Boolean);
+    const run = t.lastRun
+      ? `last run ${t.lastRun.runId} (${t.lastRun.status}, started ${t.lastRun.startedAt.toISOString().replace('T', ' ').slice(0, 19)} UTC)`
+      : 'no run of it recorded';
+    lines.push(`  ${t.task}: ${held.join(', ') || 'no sync state'}; ${run}`);
+    const unknown = outcomesUnknownLines(t.outcomesUnknown);
+    if (unknown.length === 0) {
+      lines.push(
+        `    nothing outstanding: ${forgetCommand(t.task)} deletes its state (its runs' history is kept)`,
+      );
+    } else {
+      lines.push(...unknown.map((l) => `    ${l}`));
+      lines.push(
+        `    not to be forgotten yet: ${resolveOutcomesFirst(t.outcomesUnknown)} Then ${forgetCommand(t.task)}.`,
+      );
+    }
+  }
+  return lines;
+}
+
 /** `roundtrip status`: see the module comment. */
 export const status: Command = async (argv) => {
   const { values } = parseOptions(argv, {
@@ -120,12 +179,19 @@ export const status: Command = async (argv) => {
         error: run.error,
       };
     });
+    const names = [...config.extract, ...config.writeback].map((t) => t.name);
+    const notInConfig = await tasksNotInConfig(pool, config.name, names);
     if (values.json === true) {
-      process.stdout.write(`${JSON.stringify({ pipeline: config.name, runs: rows })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ pipeline: config.name, runs: rows, tasksNotInConfig: notInConfig.map(notInConfigJson) })}\n`,
+      );
       return EXIT.ok;
     }
     if (rows.length === 0) {
-      process.stdout.write(`no runs of pipeline ${config.name} yet\n`);
+      process.stdout.write(
+        [`no runs of pipeline ${config.name} yet`, ...notInConfigLines(config.name, notInConfig)].join('\n') +
+          '\n',
+      );
       return EXIT.ok;
     }
     // Superseded records come only of runs started by hand that overlap: a column when some run has them.
@@ -162,6 +228,8 @@ export const status: Command = async (argv) => {
       for (const held of r.heldBackAgain)
         process.stdout.write(`\n${r.runId}: ${heldBackAgainNote(r.runId, held)}\n`);
     }
+    const orphans = notInConfigLines(config.name, notInConfig);
+    if (orphans.length > 0) process.stdout.write(`${orphans.join('\n')}\n`);
     return EXIT.ok;
   } finally {
     await pool.end();

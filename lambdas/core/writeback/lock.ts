@@ -3,7 +3,7 @@
  * that one push or collect of a task runs at a time across runs, and the plan's resolution of
  * ended runs' inserts never races a push still live.
  */
-import type { PoolClient } from 'pg';
+import type { ClientBase, PoolClient } from 'pg';
 import { classifyPostgresError } from '../../connectors/postgres';
 import { TaskBusyError } from '../../shared/errors';
 import type { CoreDeps } from '../deps';
@@ -73,5 +73,24 @@ export async function ifTaskLockFree<T>(
     }
   } finally {
     client.release(broken);
+  }
+}
+
+/**
+ * Takes the task's lock for the transaction `client` is in, without waiting: true when taken
+ * (released by its COMMIT or ROLLBACK), false while a push, collect or a plan's resolution of
+ * ended runs holds it. The same lock as {@link withTaskLock}'s (a transaction's advisory lock and
+ * a session's on one key exclude each other), for work that must not run beside them and fits in
+ * one transaction: `roundtrip forget` deleting a task's sync state (lambdas/core/task-state.ts).
+ */
+export async function tryTaskLockInTransaction(client: ClientBase, taskName: string): Promise<boolean> {
+  try {
+    const { rows } = await client.query<{ ok: boolean }>(
+      'SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS ok',
+      [WRITEBACK_LOCK_CLASS, taskName],
+    );
+    return rows[0]?.ok === true;
+  } catch (err) {
+    throw classifyPostgresError(err, { action: 'taking the task lock' });
   }
 }

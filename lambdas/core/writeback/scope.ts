@@ -26,6 +26,7 @@ import type { Pool, PoolClient } from 'pg';
 import type { WritebackMode, WritebackTask } from '../../config';
 import { withClient } from '../../connectors/postgres';
 import { tableColumns } from '../run-state';
+import { forgetCommand } from '../task-state';
 import { TerminalError } from '../../shared/errors';
 import type { WritebackMapping } from './plan';
 import { checkSourceHasColumns } from './source';
@@ -151,7 +152,9 @@ export async function checkSyncScope(
       ? `${n.toLocaleString('en-US')} synced record(s) in roundtrip.sync_state`
       : `${inFlight.toLocaleString('en-US')} record(s) sent, whose results are not recorded yet,`;
   const taskLiteral = sqlLiteral(task);
-  const forget = `delete its sync state (DELETE FROM roundtrip.sync_state WHERE task = ${taskLiteral})`;
+  // Started over by `roundtrip forget` (lambdas/core/task-state.ts): its sync state and scope
+  // deleted under the task's lock, refused while records of the task have no known outcome.
+  const forget = `start the task over under its name (${forgetCommand(task)}, with the pipeline's --config and --secrets: it deletes the task's sync state, and every record is sent once)`;
   if (change === 'object') {
     throw new SyncScopeChangedError(
       `Write-back ${task} (${configPath}): its ${records} were written to ${recorded.object}, and the task now writes ${scope.object}. ` +

@@ -6,6 +6,7 @@
  */
 import { planWriteback, pushWriteback, runWriteback } from '../../../lambdas/core/writeback';
 import { SyncScopeChangedError } from '../../../lambdas/core/writeback/scope';
+import { forgetTask } from '../../../lambdas/core/task-state';
 import { LEAD_SRC_UPSERT, startWritebackEnv, type WritebackEnv } from './support';
 
 describe('a write-back task synced by one object and key, then configured with another', () => {
@@ -61,7 +62,7 @@ describe('a write-back task synced by one object and key, then configured with a
       'Write-back scored (writeback[0]): its 4 synced record(s) in roundtrip.sync_state were matched by External_Id__c, and the task now upserts by Email. ' +
         'Records that do not carry Email yet would be created again by the upsert. ' +
         'To move the records to Email without creating any again, first map Email as a field while the key is still External_Id__c and run (every record gets it); ' +
-        "then give the task a new `name` (writeback[0].name: every record is sent once and found by Email), or delete its sync state (DELETE FROM roundtrip.sync_state WHERE task = 'scored').",
+        "then give the task a new `name` (writeback[0].name: every record is sent once and found by Email), or start the task over under its name (roundtrip forget --task scored --yes, with the pipeline's --config and --secrets: it deletes the task's sync state, and every record is sent once).",
     );
     // No call (the describe was cached): no look-up of ended runs' inserts, no write; nothing planned.
     expect(env.sf.calls.all().map((c) => c.operation)).toEqual([]);
@@ -115,11 +116,19 @@ describe('a write-back task synced by one object and key, then configured with a
     await expect(
       planWriteback(env.deps({ writeback: [contact] }), { runId: await env.newRun(), task: 'moving' }),
     ).rejects.toThrow(
-      "Write-back moving (writeback[0]): its 2 synced record(s) in roundtrip.sync_state were written to Lead, and the task now writes Contact. Their keys would be taken as synced, and those records never written to Contact. To write them to Contact, give the task a new `name` (writeback[0].name: its sync state starts empty and every record is sent once), or delete its sync state (DELETE FROM roundtrip.sync_state WHERE task = 'moving').",
+      "Write-back moving (writeback[0]): its 2 synced record(s) in roundtrip.sync_state were written to Lead, and the task now writes Contact. Their keys would be taken as synced, and those records never written to Contact. To write them to Contact, give the task a new `name` (writeback[0].name: its sync state starts empty and every record is sent once), or start the task over under its name (roundtrip forget --task moving --yes, with the pipeline's --config and --secrets: it deletes the task's sync state, and every record is sent once).",
     );
 
-    // Its sync state deleted, the task starts over under the new scope.
-    await env.pool.query(`DELETE FROM roundtrip.sync_state WHERE task = 'moving'`);
+    // Started over as the message says (roundtrip forget: its sync state and scope deleted), the
+    // task syncs by the new scope. Forget waits for the runs that planned it to end (their Report).
+    await env.pool.query(
+      `UPDATE roundtrip.runs SET status = 'succeeded', finished_at = now() WHERE status = 'running'`,
+    );
+    expect(await forgetTask(env.pool, 'wb-test', 'moving', { apply: true })).toMatchObject({
+      kind: 'forgotten',
+      syncState: 2,
+      syncScope: 1,
+    });
     const over = await runWriteback(env.deps({ writeback: [contact] }), {
       runId: await env.newRun(),
       task: 'moving',

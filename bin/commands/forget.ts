@@ -1,0 +1,160 @@
+/**
+ * `roundtrip forget --task NAME [--yes]`: starts a task over. Deletes what the database holds for
+ * it apart from the per-run history (lambdas/core/task-state.ts): a write-back task's sync state
+ * and sync scope, an extract task's watermark, in one transaction under the task's lock. Without
+ * `--yes` it says what it would delete and deletes nothing. Refused while the task has records
+ * whose outcome is unknown, and when the database knows no task of that name (bad input).
+ *
+ * For a task whose object or key changed (the plan's SyncScopeChangedError), and for a task
+ * renamed or removed from the config whose state `roundtrip status` lists.
+ */
+import type { PipelineConfig } from '../../lambdas/config';
+import { forgetCommand, forgetTask, type ForgetOutcome, type TaskState } from '../../lambdas/core/task-state';
+import { EXIT, parseOptions, UsageError, type Command } from '../cli-common';
+import { count, outcomesUnknownLines, resolveOutcomesFirst, scopeText } from '../local/task-state-text';
+import { DATABASE_OPTIONS, runsDatabase } from './status';
+
+/** What `forget` never deletes, as its output says. */
+export const FORGET_KEEPS =
+  'the per-run history (roundtrip.runs, the ledger writeback_plans and writeback_plan_pages, writeback_jobs, ' +
+  "writeback_errors, extract_jobs: roundtrip status and errors still show the task's runs) and the task's name in " +
+  'roundtrip.task_owners';
+
+/** Where the config names the task (`writeback[0]`), if it does. */
+function configPathOf(config: PipelineConfig, task: string): string | undefined {
+  const w = config.writeback.findIndex((t) => t.name === task);
+  if (w >= 0) return `writeback[${w}]`;
+  const e = config.extract.findIndex((t) => t.name === task);
+  return e >= 0 ? `extract[${e}]` : undefined;
+}
+
+/** The task as the output introduces it: where the config names it, and its last run. */
+function taskHeading(config: PipelineConfig, state: TaskState): string {
+  const where = configPathOf(config, state.task);
+  const run = state.lastRun
+    ? `last run ${state.lastRun.runId} (${state.lastRun.status}, started ${state.lastRun.startedAt
+        .toISOString()
+        .replace('T', ' ')
+        .slice(0, 19)} UTC)`
+    : 'no run of it recorded';
+  return `task ${state.task} (${where ? `named in the config as ${where}` : 'not named in the config'}; ${run})`;
+}
+
+function json(outcome: ForgetOutcome, config: PipelineConfig, task: string): Record<string, unknown> {
+  const base = { pipeline: config.name, task };
+  switch (outcome.kind) {
+    case 'busy':
+      return { ...base, deleted: false, refused: 'busy' };
+    case 'outcomes-unknown':
+      return {
+        ...base,
+        deleted: false,
+        refused: 'outcomesUnknown',
+        outcomesUnknown: outcome.outcomesUnknown,
+      };
+    case 'forgotten':
+      return {
+        ...base,
+        deleted: outcome.deleted,
+        syncState: outcome.syncState,
+        syncScope: outcome.syncScope,
+        watermark: outcome.watermark,
+        lastRun: outcome.state.lastRun ?? null,
+        kept: FORGET_KEEPS,
+      };
+    default:
+      return base;
+  }
+}
+
+/** `roundtrip forget`: see the module comment. */
+export const forget: Command = async (argv) => {
+  const { values } = parseOptions(argv, {
+    ...DATABASE_OPTIONS,
+    task: { type: 'string' },
+    yes: { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  if (typeof values.task !== 'string' || values.task.trim() === '') {
+    throw new UsageError('--task NAME is required: the task to start over (as roundtrip status names it)');
+  }
+  const task = values.task;
+  const apply = values.yes === true;
+  const { config, pool } = await runsDatabase(values);
+  try {
+    const outcome = await forgetTask(pool, config.name, task, { apply });
+    if (outcome.kind === 'unknown') {
+      throw new UsageError(
+        `--task: the database knows no task ${task} of pipeline ${config.name} (no sync state, sync scope, ` +
+          `watermark, claim in roundtrip.task_owners or run of it): nothing to forget. Task names are ` +
+          `case-sensitive; roundtrip status lists the tasks the config no longer names that still have state`,
+        { showUsage: false },
+      );
+    }
+    if (outcome.kind === 'other-pipeline') {
+      throw new UsageError(
+        `--task: task ${task} belongs to pipeline ${outcome.owner} in this database (roundtrip.task_owners), ` +
+          `not to ${config.name}: its state is not this pipeline's to delete (run forget with that pipeline's --config)`,
+        { showUsage: false },
+      );
+    }
+    if (values.json === true) process.stdout.write(`${JSON.stringify(json(outcome, config, task))}\n`);
+    if (outcome.kind === 'busy') {
+      process.stderr.write(
+        `roundtrip forget: a push, collect or plan of task ${task} holds its lock (a run going on): nothing deleted; ` +
+          `run forget again once it has ended (roundtrip status shows the runs)\n`,
+      );
+      return EXIT.failed;
+    }
+    if (outcome.kind === 'outcomes-unknown') {
+      const unknown = outcome.outcomesUnknown;
+      const why =
+        unknown.records > 0
+          ? `has ${count(unknown.records, 'record')} whose outcome is unknown: with its sync state gone, the next ` +
+            `plan would send them again, and an insert Salesforce did carry out would be inserted twice`
+          : `was planned by a run still running: its push and collect, still to come, would record what they send ` +
+            `in the sync state this deletes`;
+      process.stderr.write(
+        [
+          `roundtrip forget: refused: task ${task} ${why}. Nothing deleted.`,
+          ...outcomesUnknownLines(unknown).map((l) => `  ${l}`),
+          resolveOutcomesFirst(unknown),
+          '',
+        ].join('\n'),
+      );
+      return EXIT.failed;
+    }
+    if (values.json === true) return EXIT.ok;
+    const { state } = outcome;
+    const scope = state.syncScope ? ` (${scopeText(state.syncScope)})` : '';
+    const watermark = state.watermark
+      ? ` (watermark ${state.watermark.watermark ?? 'none'}, ${count(state.watermark.rowsTotal, 'row')} loaded in all)`
+      : '';
+    const lines = [
+      `${taskHeading(config, state)}${outcome.deleted ? ': deleted, in one transaction' : ': would delete'}`,
+      `  roundtrip.sync_state     ${count(outcome.syncState, 'synced record')}`,
+      `  roundtrip.sync_scope     ${count(outcome.syncScope, 'row')}${scope}`,
+      `  roundtrip.extract_state  ${count(outcome.watermark, 'row')}${watermark}`,
+    ];
+    const starts = [
+      outcome.syncState > 0 || outcome.syncScope > 0 ? 'its next plan sends every record once' : undefined,
+      outcome.watermark > 0 ? 'its next read is a full one' : undefined,
+    ].filter(Boolean);
+    const next =
+      starts.length === 0
+        ? ''
+        : configPathOf(config, task)
+          ? ` The task starts over: ${starts.join(', and ')}.`
+          : ` The config does not name the task: named again, it starts over (${starts.join(', and ')}).`;
+    lines.push(
+      outcome.deleted
+        ? `Done.${next}`
+        : `Nothing deleted (a dry run): ${forgetCommand(task)} deletes them.${next}`,
+    );
+    lines.push(`Kept: ${FORGET_KEEPS}.`);
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return EXIT.ok;
+  } finally {
+    await pool.end();
+  }
+};

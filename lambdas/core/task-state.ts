@@ -1,0 +1,437 @@
+/**
+ * What the database holds for one task of a pipeline, apart from the per-run history: a write-back
+ * task's sync state (`roundtrip.sync_state`, the records it last synced by key) and sync scope
+ * (`roundtrip.sync_scope`, the object and key they were synced by), an extract task's watermark
+ * (`roundtrip.extract_state`). These outlive the runs that wrote them and are kept by task name
+ * alone, so a task renamed or removed from the config leaves them behind, and a task whose object
+ * or key changed is refused while it has them (writeback/scope.ts).
+ *
+ * - {@link tasksNotInConfig}: the tasks a pipeline has such state for that its config no longer
+ *   names (`roundtrip status` lists them).
+ * - {@link forgetTask}: starts a task over (`roundtrip forget`): deletes its sync state, sync scope
+ *   and watermark in one transaction, under the task's lock, so it never runs beside a push, a
+ *   collect or a plan's resolution of ended runs. Refused while the task has records whose outcome
+ *   is unknown ({@link readOutcomesUnknown}): with its sync state gone, the next plan would send
+ *   them again, and an insert Salesforce did carry out would be inserted twice.
+ *
+ * Kept: the per-run history (`runs`, the ledger `writeback_plans` and `writeback_plan_pages`,
+ * `writeback_jobs`, `writeback_errors`, `extract_jobs`), and the task's name in
+ * `roundtrip.task_owners`: the history is keyed by task name too (a later plan of the task reads
+ * the ledger's `sent` rows and the `INSERT_OUTCOME_UNKNOWN` marks of every run), so the name stays
+ * this pipeline's rather than being free for another pipeline to claim over that history.
+ */
+import type { ClientBase, Pool } from 'pg';
+import { withClient } from '../connectors/postgres';
+import { tryTaskLockInTransaction } from './writeback/lock';
+
+/**
+ * The command that starts `task` over (`roundtrip forget --task NAME --yes`), the name quoted for a
+ * shell when it needs it, as messages name it.
+ */
+export function forgetCommand(task: string): string {
+  const word = /^[A-Za-z0-9_.,:/@%+=-]+$/.test(task) ? task : `'${task.replace(/'/g, `'\\''`)}'`;
+  return `roundtrip forget --task ${word} --yes`;
+}
+
+/** Keys named in a refusal or a listing, at most. */
+export const OUTCOME_UNKNOWN_SAMPLE_KEYS = 5;
+
+/** The object and key a write-back task's sync state was synced by (`roundtrip.sync_scope`). */
+export interface RecordedSyncScope {
+  readonly object: string;
+  /** NULL for an insert without a key field. */
+  readonly keyField: string | null;
+  /** The source column the keys were read from; NULL when not recorded. */
+  readonly keyColumn: string | null;
+}
+
+/** An extract task's watermark (`roundtrip.extract_state`). */
+export interface RecordedWatermark {
+  /** ISO time; null for a state without one (an Athena extract). */
+  readonly watermark: string | null;
+  readonly rowsTotal: number;
+}
+
+/** The latest run of the pipeline whose summary has the task's figures. */
+export interface TaskLastRun {
+  readonly runId: string;
+  readonly status: string;
+  readonly startedAt: Date;
+}
+
+/** What the database holds for a task, apart from the per-run history. */
+export interface TaskState {
+  readonly task: string;
+  /** Rows of `roundtrip.sync_state`. */
+  readonly syncedRecords: number;
+  readonly syncScope: RecordedSyncScope | undefined;
+  readonly watermark: RecordedWatermark | undefined;
+  /** The pipeline `roundtrip.task_owners` names for the task, if any. */
+  readonly owner: string | undefined;
+  readonly lastRun: TaskLastRun | undefined;
+}
+
+/** Records of one run whose outcome is unknown, and a few of their keys. */
+export interface OutcomeUnknownRun {
+  readonly runId: string;
+  /** The run's status (`running`, `failed`, …); null when it is not in `roundtrip.runs`. */
+  readonly runStatus: string | null;
+  readonly records: number;
+  readonly sample: readonly string[];
+}
+
+/**
+ * A task's records whose outcome is unknown: forgetting the task's state now would send them again
+ * (see the module comment).
+ */
+export interface OutcomesUnknown {
+  /** Ledger rows left `sent` (a call or Bulk job whose result was never recorded), by run. */
+  readonly sent: readonly OutcomeUnknownRun[];
+  /**
+   * Insert keys reported `INSERT_OUTCOME_UNKNOWN` by a push (sent, result lost, no external ID to
+   * look them up by) and not resolved since (no Salesforce Id recorded for the key), by run.
+   */
+  readonly insertOutcomeUnknown: readonly OutcomeUnknownRun[];
+  /**
+   * Runs still `running` that planned the task: their push and collect, still to come, would
+   * record what they send in the sync state after it was deleted.
+   */
+  readonly runningPlans: readonly string[];
+  /** The records of `sent` and `insertOutcomeUnknown`. */
+  readonly records: number;
+}
+
+/** A task with state that its pipeline's config no longer names ({@link tasksNotInConfig}). */
+export interface TaskNotInConfig extends TaskState {
+  readonly outcomesUnknown: OutcomesUnknown;
+}
+
+/** The state tables, as far as the schema has them (a database migrated by an older version lacks some). */
+type StateTable =
+  | 'runs'
+  | 'sync_state'
+  | 'sync_scope'
+  | 'extract_state'
+  | 'task_owners'
+  | 'writeback_plans'
+  | 'writeback_plan_pages'
+  | 'writeback_errors';
+
+async function existingTables(client: ClientBase): Promise<ReadonlySet<StateTable>> {
+  const names: StateTable[] = [
+    'runs',
+    'sync_state',
+    'sync_scope',
+    'extract_state',
+    'task_owners',
+    'writeback_plans',
+    'writeback_plan_pages',
+    'writeback_errors',
+  ];
+  const { rows } = await client.query<{ name: StateTable }>(
+    `SELECT n AS name FROM unnest($1::text[]) AS n WHERE to_regclass('roundtrip.' || n) IS NOT NULL`,
+    [names],
+  );
+  return new Set(rows.map((r) => r.name));
+}
+
+/** What the database holds for `task` of `pipeline` (its last run: of that pipeline's runs). */
+export async function readTaskState(client: ClientBase, pipeline: string, task: string): Promise<TaskState> {
+  return readState(client, await existingTables(client), pipeline, task);
+}
+
+async function readState(
+  client: ClientBase,
+  tables: ReadonlySet<StateTable>,
+  pipeline: string,
+  task: string,
+): Promise<TaskState> {
+  const synced = tables.has('sync_state')
+    ? Number(
+        (
+          await client.query<{ n: string }>(
+            `SELECT count(*) AS n FROM roundtrip.sync_state WHERE task = $1`,
+            [task],
+          )
+        ).rows[0]?.n ?? 0,
+      )
+    : 0;
+  const scope = tables.has('sync_scope')
+    ? (
+        await client.query<{ object: string; key_field: string | null; key_column: string | null }>(
+          `SELECT object, key_field, key_column FROM roundtrip.sync_scope WHERE task = $1`,
+          [task],
+        )
+      ).rows[0]
+    : undefined;
+  const watermark = tables.has('extract_state')
+    ? (
+        await client.query<{ watermark: Date | null; rows_total: string }>(
+          `SELECT watermark, rows_total FROM roundtrip.extract_state WHERE task = $1`,
+          [task],
+        )
+      ).rows[0]
+    : undefined;
+  const owner = tables.has('task_owners')
+    ? (
+        await client.query<{ pipeline: string }>(
+          `SELECT pipeline FROM roundtrip.task_owners WHERE task = $1`,
+          [task],
+        )
+      ).rows[0]?.pipeline
+    : undefined;
+  const lastRun = tables.has('runs')
+    ? (
+        await client.query<{ run_id: string; status: string; started_at: Date }>(
+          `SELECT run_id, status, started_at FROM roundtrip.runs
+            WHERE pipeline = $1
+              AND (jsonb_typeof(summary->'writeback'->$2) = 'object' OR jsonb_typeof(summary->'extract'->$2) = 'object')
+            ORDER BY started_at DESC, run_id DESC LIMIT 1`,
+          [pipeline, task],
+        )
+      ).rows[0]
+    : undefined;
+  return {
+    task,
+    syncedRecords: synced,
+    syncScope: scope
+      ? { object: scope.object, keyField: scope.key_field, keyColumn: scope.key_column }
+      : undefined,
+    watermark: watermark
+      ? { watermark: watermark.watermark?.toISOString() ?? null, rowsTotal: Number(watermark.rows_total) }
+      : undefined,
+    owner,
+    lastRun: lastRun
+      ? { runId: lastRun.run_id, status: lastRun.status, startedAt: lastRun.started_at }
+      : undefined,
+  };
+}
+
+/** The task's records whose outcome is unknown (see {@link OutcomesUnknown}). */
+export async function readOutcomesUnknown(client: ClientBase, task: string): Promise<OutcomesUnknown> {
+  return readUnknown(client, await existingTables(client), task);
+}
+
+async function readUnknown(
+  client: ClientBase,
+  tables: ReadonlySet<StateTable>,
+  task: string,
+): Promise<OutcomesUnknown> {
+  const byRun = (rows: { run_id: string; run_status: string | null; n: string; sample: string[] }[]) =>
+    rows.map((r) => ({ runId: r.run_id, runStatus: r.run_status, records: Number(r.n), sample: r.sample }));
+  const runsJoin = tables.has('runs')
+    ? 'LEFT JOIN roundtrip.runs r ON r.run_id = x.run_id'
+    : 'LEFT JOIN (SELECT NULL::text AS run_id, NULL::text AS status) r ON false';
+  // The ledger's partial index of rows left `sent` serves this (writeback_plans_sent_idx).
+  const sent = tables.has('writeback_plans')
+    ? byRun(
+        (
+          await client.query<{ run_id: string; run_status: string | null; n: string; sample: string[] }>(
+            `SELECT x.run_id, r.status AS run_status, count(*) AS n,
+                    (array_agg(x.key ORDER BY x.key))[1:${OUTCOME_UNKNOWN_SAMPLE_KEYS}] AS sample
+               FROM roundtrip.writeback_plans x ${runsJoin}
+              WHERE x.task = $1 AND x.status = 'sent'
+              GROUP BY x.run_id, r.status ORDER BY x.run_id`,
+            [task],
+          )
+        ).rows,
+      )
+    : [];
+  // As the insert plan reads them (writeback/plan.ts): resolved once the key's Salesforce Id is
+  // recorded in sync_state (here by the key as written: a key recorded in another spelling counts
+  // as unresolved, which refuses more, never less).
+  const resolved = tables.has('sync_state')
+    ? `AND NOT EXISTS (SELECT 1 FROM roundtrip.sync_state s WHERE s.task = x.task AND s.key = x.key AND s.salesforce_id IS NOT NULL)`
+    : '';
+  const insertOutcomeUnknown = tables.has('writeback_errors')
+    ? byRun(
+        (
+          await client.query<{ run_id: string; run_status: string | null; n: string; sample: string[] }>(
+            `SELECT x.run_id, r.status AS run_status, count(DISTINCT x.key) AS n,
+                    (array_agg(DISTINCT x.key))[1:${OUTCOME_UNKNOWN_SAMPLE_KEYS}] AS sample
+               FROM roundtrip.writeback_errors x ${runsJoin}
+              WHERE x.task = $1 AND x.stage = 'push' AND x.code = 'INSERT_OUTCOME_UNKNOWN' AND x.key IS NOT NULL ${resolved}
+              GROUP BY x.run_id, r.status ORDER BY x.run_id`,
+            [task],
+          )
+        ).rows,
+      )
+    : [];
+  const runningPlans =
+    tables.has('writeback_plan_pages') && tables.has('runs')
+      ? (
+          await client.query<{ run_id: string }>(
+            `SELECT DISTINCT p.run_id FROM roundtrip.writeback_plan_pages p
+               JOIN roundtrip.runs r ON r.run_id = p.run_id
+              WHERE p.task = $1 AND r.status = 'running' ORDER BY p.run_id`,
+            [task],
+          )
+        ).rows.map((r) => r.run_id)
+      : [];
+  const records = [...sent, ...insertOutcomeUnknown].reduce((n, r) => n + r.records, 0);
+  return { sent, insertOutcomeUnknown, runningPlans, records };
+}
+
+/** Whether a task holds any state to forget, or records whose outcome is unknown. */
+function holdsState(state: TaskState, unknown?: OutcomesUnknown): boolean {
+  return (
+    state.syncedRecords > 0 ||
+    state.syncScope !== undefined ||
+    state.watermark !== undefined ||
+    (unknown !== undefined && (unknown.records > 0 || unknown.runningPlans.length > 0))
+  );
+}
+
+/**
+ * The tasks `pipeline` has state for in the database ({@link TaskState}, or records whose outcome
+ * is unknown) that `names` (its config's extract and write-back task names) does not hold, by name.
+ * A task is the pipeline's when `roundtrip.task_owners` says so, or (a task last run before the
+ * names were claimed, migration 7) when the run that recorded its sync scope, its watermark or a
+ * record of its sync state is one of the pipeline's; never when another pipeline holds the name.
+ */
+export async function tasksNotInConfig(
+  pool: Pool,
+  pipeline: string,
+  names: readonly string[],
+): Promise<TaskNotInConfig[]> {
+  return withClient(pool, async (client) => {
+    const tables = await existingTables(client);
+    if (!tables.has('runs')) return [];
+    const sources: string[] = [];
+    if (tables.has('task_owners')) sources.push(`SELECT task FROM roundtrip.task_owners WHERE pipeline = $1`);
+    if (tables.has('sync_scope')) {
+      sources.push(
+        `SELECT s.task FROM roundtrip.sync_scope s JOIN roundtrip.runs r ON r.run_id = s.run_id WHERE r.pipeline = $1`,
+      );
+    }
+    if (tables.has('extract_state')) {
+      sources.push(
+        `SELECT e.task FROM roundtrip.extract_state e JOIN roundtrip.runs r ON r.run_id = e.last_run_id WHERE r.pipeline = $1`,
+      );
+    }
+    if (tables.has('sync_state')) {
+      // Each task of sync_state once, by a skip scan of its key (task, key): one index probe a
+      // task, not a read of every record; whose it is, by the run of one of its records.
+      sources.push(
+        `SELECT t.task FROM (
+           WITH RECURSIVE t (task) AS (
+             (SELECT task FROM roundtrip.sync_state ORDER BY task LIMIT 1)
+             UNION ALL
+             SELECT (SELECT s.task FROM roundtrip.sync_state s WHERE s.task > t.task ORDER BY s.task LIMIT 1)
+               FROM t WHERE t.task IS NOT NULL)
+           SELECT task FROM t WHERE task IS NOT NULL) AS t
+         JOIN LATERAL (SELECT s.run_id FROM roundtrip.sync_state s
+                        WHERE s.task = t.task AND s.run_id IS NOT NULL LIMIT 1) AS one ON true
+         JOIN roundtrip.runs r ON r.run_id = one.run_id
+        WHERE r.pipeline = $1`,
+      );
+    }
+    if (sources.length === 0) return [];
+    const elsewhere = tables.has('task_owners')
+      ? `AND NOT EXISTS (SELECT 1 FROM roundtrip.task_owners o WHERE o.task = c.task AND o.pipeline <> $1)`
+      : '';
+    const { rows } = await client.query<{ task: string }>(
+      `SELECT c.task FROM (${sources.join(' UNION ')}) AS c
+        WHERE c.task <> ALL($2::text[]) ${elsewhere} ORDER BY c.task`,
+      [pipeline, [...names]],
+    );
+    const found: TaskNotInConfig[] = [];
+    for (const { task } of rows) {
+      const state = await readState(client, tables, pipeline, task);
+      const outcomesUnknown = await readUnknown(client, tables, task);
+      if (holdsState(state, outcomesUnknown)) found.push({ ...state, outcomesUnknown });
+    }
+    return found;
+  });
+}
+
+/** What {@link forgetTask} found and did. */
+export type ForgetOutcome =
+  /** The database knows no task of that name for the pipeline: no state, no claim, no run's figures. */
+  | { readonly kind: 'unknown' }
+  /** Another pipeline holds the name (`roundtrip.task_owners`): its state is not this pipeline's to delete. */
+  | { readonly kind: 'other-pipeline'; readonly owner: string }
+  /** A push, collect or a plan's resolution of ended runs holds the task's lock: nothing done. */
+  | { readonly kind: 'busy'; readonly state: TaskState }
+  /** Refused: the task has records whose outcome is unknown, or a run still running planned it. */
+  | {
+      readonly kind: 'outcomes-unknown';
+      readonly state: TaskState;
+      readonly outcomesUnknown: OutcomesUnknown;
+    }
+  /**
+   * The state that is (`deleted`) or would be deleted: sync state records, the sync scope row and
+   * the watermark row (0 or 1 each), as `state` had them.
+   */
+  | {
+      readonly kind: 'forgotten';
+      readonly deleted: boolean;
+      readonly state: TaskState;
+      readonly syncState: number;
+      readonly syncScope: number;
+      readonly watermark: number;
+    };
+
+/**
+ * Starts `task` of `pipeline` over: deletes its rows of `roundtrip.sync_state`, `sync_scope` and
+ * `extract_state` in one transaction that holds the task's lock ({@link tryTaskLockInTransaction},
+ * taken without waiting), after checking, under that lock, that no record of the task has an
+ * unknown outcome (see the module comment). With `apply` false it checks the same and counts what
+ * it would delete, then rolls back. Nothing of the per-run history, nor the task's name in
+ * `roundtrip.task_owners`, is deleted.
+ */
+export async function forgetTask(
+  pool: Pool,
+  pipeline: string,
+  task: string,
+  options: { readonly apply: boolean },
+): Promise<ForgetOutcome> {
+  return withClient(pool, async (client) => {
+    const tables = await existingTables(client);
+    await client.query('BEGIN');
+    let commit = false;
+    try {
+      const state = await readState(client, tables, pipeline, task);
+      if (state.owner !== undefined && state.owner !== pipeline) {
+        return { kind: 'other-pipeline', owner: state.owner };
+      }
+      const outcomesUnknown = await readUnknown(client, tables, task);
+      if (!holdsState(state, outcomesUnknown) && state.owner === undefined && state.lastRun === undefined) {
+        return { kind: 'unknown' };
+      }
+      if (!(await tryTaskLockInTransaction(client, task))) return { kind: 'busy', state };
+      // Read again under the lock: a push that ended just before it was taken may have recorded
+      // outcomes (or left rows `sent`) since the first read.
+      const locked = await readUnknown(client, tables, task);
+      if (locked.records > 0 || locked.runningPlans.length > 0) {
+        return { kind: 'outcomes-unknown', state, outcomesUnknown: locked };
+      }
+      const remove = async (table: StateTable): Promise<number> =>
+        tables.has(table)
+          ? ((await client.query(`DELETE FROM roundtrip.${table} WHERE task = $1`, [task])).rowCount ?? 0)
+          : 0;
+      if (!options.apply) {
+        return {
+          kind: 'forgotten',
+          deleted: false,
+          state,
+          syncState: state.syncedRecords,
+          syncScope: state.syncScope ? 1 : 0,
+          watermark: state.watermark ? 1 : 0,
+        };
+      }
+      const syncState = await remove('sync_state');
+      const syncScope = await remove('sync_scope');
+      const watermark = await remove('extract_state');
+      commit = true;
+      return { kind: 'forgotten', deleted: true, state, syncState, syncScope, watermark };
+    } finally {
+      if (commit) await client.query('COMMIT');
+      else {
+        // A failed statement leaves the transaction aborted: ROLLBACK ends it either way, and a
+        // connection gone meanwhile ends it too (the error that ended the work is the one to tell).
+        await client.query('ROLLBACK').catch(() => undefined);
+      }
+    }
+  });
+}

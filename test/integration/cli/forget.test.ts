@@ -1,0 +1,407 @@
+/**
+ * A task's state that its config no longer names, and starting a task over, through the CLI on the
+ * real PostgreSQL: `roundtrip status` lists the tasks a pipeline has state for that its config no
+ * longer names; `roundtrip forget --task NAME [--yes]` deletes a task's sync state, sync scope and
+ * watermark (a dry run without --yes), refuses while records of the task have no known outcome or
+ * its lock is held, and refuses a name the database does not know. The write-backs run in-process
+ * against the Salesforce emulator over HTTP (test/integration/writeback/support.ts).
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { WritebackTaskInput } from '../../../lambdas/config';
+import { planWriteback, runWriteback } from '../../../lambdas/core/writeback';
+import { ifTaskLockFree } from '../../../lambdas/core/writeback/lock';
+import { SyncScopeChangedError } from '../../../lambdas/core/writeback/scope';
+import { cli } from '../../support/cli';
+import {
+  LEAD_SRC_UPSERT,
+  planThenCrashInPush,
+  startWritebackEnv,
+  type WritebackEnv,
+} from '../writeback/support';
+
+function lastJsonLine(stdout: string): Record<string, unknown> {
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;
+}
+
+describe('roundtrip status and forget: task state the config no longer names, a task started over', () => {
+  let env: WritebackEnv;
+  let dir: string;
+
+  beforeAll(async () => {
+    env = await startWritebackEnv();
+    await env.pool.query(
+      `CREATE TABLE lead_src (ext text, email text, last_name text, company text, score integer)`,
+    );
+    dir = await mkdtemp(path.join(os.tmpdir(), 'roundtrip-forget-'));
+  });
+  afterAll(async () => {
+    await env?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** `n` rows keyed `${prefix}-i`, e-mail `${prefix}-i@example.test`. */
+  async function source(prefix: string, n: number): Promise<void> {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT $1 || '-' || i, $1 || '-' || i || '@example.test', 'Forget ' || i, 'Acme', i
+         FROM generate_series(1, $2::int) AS i`,
+      [prefix, n],
+    );
+  }
+
+  /** The pipeline's config file (the tests' pipeline, `wb-test`) with these write-backs. */
+  async function configWith(name: string, writeback: WritebackTaskInput[]): Promise<string> {
+    const file = path.join(dir, `${name}.config.json`);
+    await writeFile(
+      file,
+      JSON.stringify({
+        name: 'wb-test',
+        salesforce: { secret: 'roundtrip/salesforce' },
+        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+        writeback,
+      }),
+    );
+    return file;
+  }
+
+  const db = (): string[] => ['--database-url', env.db.url];
+
+  /** Runs the write-back task in a run of its own, which then ends as `status`. */
+  async function syncedRun(
+    task: WritebackTaskInput & { name: string },
+    status = 'succeeded',
+  ): Promise<string> {
+    const runId = await env.newRun();
+    await runWriteback(env.deps({ writeback: [task] }), { runId, task: task.name });
+    await endRun(runId, status);
+    return runId;
+  }
+
+  async function endRun(runId: string, status = 'succeeded'): Promise<void> {
+    await env.pool.query(`UPDATE roundtrip.runs SET status = $2, finished_at = now() WHERE run_id = $1`, [
+      runId,
+      status,
+    ]);
+  }
+
+  const stateOf = async (task: string): Promise<{ synced: number; scopes: number }> => {
+    const { rows } = await env.pool.query<{ synced: number; scopes: number }>(
+      `SELECT (SELECT count(*)::int FROM roundtrip.sync_state WHERE task = $1) AS synced,
+              (SELECT count(*)::int FROM roundtrip.sync_scope WHERE task = $1) AS scopes`,
+      [task],
+    );
+    return rows[0] as { synced: number; scopes: number };
+  };
+
+  const leadsOf = (object: string, prefix: string): Record<string, unknown>[] =>
+    [...env.sf.store.all(object)].filter((r) => String(r.Email).startsWith(`${prefix}-`));
+
+  it('status lists a task the config no longer names, with its synced records and last run, and not the tasks it names', async () => {
+    await source('renamed', 3);
+    const old = { ...LEAD_SRC_UPSERT, name: 'scores-v1' };
+    const named = { ...LEAD_SRC_UPSERT, name: 'scores-v2' };
+    const oldRun = await syncedRun(old);
+    await syncedRun(named);
+    // The task renamed in the config: scores-v1 is no longer named.
+    const config = await configWith('renamed', [named]);
+
+    const json = lastJsonLine((await cli(['status', '--config', config, ...db(), '--json'])).stdout);
+    expect(json.tasksNotInConfig).toEqual([
+      {
+        task: 'scores-v1',
+        syncedRecords: 3,
+        syncScope: { object: 'Lead', keyField: 'External_Id__c', keyColumn: 'ext' },
+        watermark: null,
+        lastRun: { runId: oldRun, status: 'succeeded', startedAt: expect.any(String) },
+        outcomesUnknown: { sent: [], insertOutcomeUnknown: [], runningPlans: [], records: 0 },
+        todo: 'roundtrip forget --task scores-v1 --yes',
+      },
+    ]);
+
+    const text = await cli(['status', '--config', config, ...db()]);
+    expect(text.code).toBe(0);
+    const listing = text.stdout.slice(text.stdout.indexOf('\n1 task of pipeline wb-test'));
+    expect(listing).toMatch(
+      new RegExp(
+        `^\\n1 task of pipeline wb-test has state in the database that the config no longer names \\(renamed or removed\\):\\n` +
+          `  scores-v1: 3 synced records \\(roundtrip\\.sync_state; Lead by External_Id__c, keys from column ext\\); last run ${oldRun} \\(succeeded, started [0-9-]+ [0-9:]+ UTC\\)\\n` +
+          `    nothing outstanding: roundtrip forget --task scores-v1 --yes deletes its state \\(its runs' history is kept\\)\\n$`,
+      ),
+    );
+    expect(text.stdout).not.toContain('scores-v2');
+
+    // Forgotten, it is listed no more; its runs are still there.
+    expect((await cli(['forget', '--config', config, ...db(), '--task', 'scores-v1', '--yes'])).code).toBe(0);
+    const after = lastJsonLine((await cli(['status', '--config', config, ...db(), '--json'])).stdout);
+    expect(after.tasksNotInConfig).toEqual([]);
+    expect((after.runs as { runId: string }[]).map((r) => r.runId)).toContain(oldRun);
+  });
+
+  it("status finds a task by its sync state's run when neither its name nor its scope was recorded (a state older than both)", async () => {
+    const runId = await env.newRun();
+    await endRun(runId);
+    await env.pool.query(
+      `INSERT INTO roundtrip.sync_state (task, key, value_hash, run_id) VALUES ('before-claims', 'k1', 'h', $1), ('before-claims', 'k2', 'h', $1)`,
+      [runId],
+    );
+    // Another pipeline's task, by its run: not listed.
+    await env.pool.query(
+      `INSERT INTO roundtrip.runs (run_id, pipeline, status) VALUES ('theirs-run', 'marketing', 'succeeded')`,
+    );
+    await env.pool.query(
+      `INSERT INTO roundtrip.sync_state (task, key, value_hash, run_id) VALUES ('their-task', 'k1', 'h', 'theirs-run')`,
+    );
+    const config = await configWith('before-claims', [{ ...LEAD_SRC_UPSERT, name: 'unrelated' }]);
+    const json = lastJsonLine((await cli(['status', '--config', config, ...db(), '--json'])).stdout);
+    const listed = json.tasksNotInConfig as { task: string; syncedRecords: number; syncScope: unknown }[];
+    expect(listed.find((t) => t.task === 'before-claims')).toMatchObject({
+      syncedRecords: 2,
+      syncScope: null,
+    });
+    expect(listed.map((t) => t.task)).not.toContain('their-task');
+    expect(
+      (await cli(['forget', '--config', config, ...db(), '--task', 'before-claims', '--yes'])).code,
+    ).toBe(0);
+    expect(await stateOf('before-claims')).toEqual({ synced: 0, scopes: 0 });
+  });
+
+  it('starts over a task whose object changed: a dry run first deletes nothing, then --yes, and the next plan sends every record once', async () => {
+    await source('moving', 3);
+    const onLead = {
+      ...LEAD_SRC_UPSERT,
+      name: 'moving',
+      fields: { LastName: 'last_name', Company: 'company' },
+    };
+    await syncedRun(onLead);
+    const onContact = {
+      ...onLead,
+      object: 'Contact',
+      key: 'Email',
+      keyColumn: 'email',
+      fields: { LastName: 'last_name' },
+    };
+    const config = await configWith('moving', [onContact]);
+
+    // The plan refuses it, and names the command; that run, failed so, is the task's last.
+    const refusedRun = await env.newRun();
+    const refused = await planWriteback(env.deps({ writeback: [onContact] }), {
+      runId: refusedRun,
+      task: 'moving',
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(SyncScopeChangedError);
+    expect((refused as Error).message).toContain(
+      "or start the task over under its name (roundtrip forget --task moving --yes, with the pipeline's --config and --secrets: it deletes the task's sync state, and every record is sent once).",
+    );
+    await endRun(refusedRun, 'failed');
+
+    const dry = await cli(['forget', '--config', config, ...db(), '--task', 'moving']);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout.split('\n')).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^task moving \\(named in the config as writeback\\[0\\]; last run ${refusedRun} \\(failed, started [0-9-]+ [0-9:]+ UTC\\)\\): would delete$`,
+        ),
+      ),
+      '  roundtrip.sync_state     3 synced records',
+      '  roundtrip.sync_scope     1 row (Lead by External_Id__c, keys from column ext)',
+      '  roundtrip.extract_state  0 rows',
+      'Nothing deleted (a dry run): roundtrip forget --task moving --yes deletes them. The task starts over: its next plan sends every record once.',
+      "Kept: the per-run history (roundtrip.runs, the ledger writeback_plans and writeback_plan_pages, writeback_jobs, writeback_errors, extract_jobs: roundtrip status and errors still show the task's runs) and the task's name in roundtrip.task_owners.",
+      '',
+    ]);
+    expect(await stateOf('moving')).toEqual({ synced: 3, scopes: 1 });
+    const dryJson = lastJsonLine(
+      (await cli(['forget', '--config', config, ...db(), '--task', 'moving', '--json'])).stdout,
+    );
+    expect(dryJson).toMatchObject({
+      task: 'moving',
+      deleted: false,
+      syncState: 3,
+      syncScope: 1,
+      watermark: 0,
+    });
+    expect(await stateOf('moving')).toEqual({ synced: 3, scopes: 1 });
+
+    const ledgerBefore = (
+      await env.pool.query(`SELECT count(*)::int AS n FROM roundtrip.writeback_plans WHERE task = 'moving'`)
+    ).rows[0].n as number;
+    const done = await cli(['forget', '--config', config, ...db(), '--task', 'moving', '--yes', '--json']);
+    expect(done.code).toBe(0);
+    expect(lastJsonLine(done.stdout)).toMatchObject({
+      deleted: true,
+      syncState: 3,
+      syncScope: 1,
+      watermark: 0,
+    });
+    expect(await stateOf('moving')).toEqual({ synced: 0, scopes: 0 });
+    // The per-run history is kept.
+    expect(
+      (await env.pool.query(`SELECT count(*)::int AS n FROM roundtrip.writeback_plans WHERE task = 'moving'`))
+        .rows[0].n,
+    ).toBe(ledgerBefore);
+
+    // The next plan sends every record once, to Contact; the one after sends none.
+    const over = await runWriteback(env.deps({ writeback: [onContact] }), {
+      runId: await env.newRun(),
+      task: 'moving',
+    });
+    expect(over.plan.changed).toBe(3);
+    expect(over.result).toMatchObject({ succeeded: 3, failed: 0 });
+    expect(leadsOf('Contact', 'moving')).toHaveLength(3);
+    const again = await runWriteback(env.deps({ writeback: [onContact] }), {
+      runId: await env.newRun(),
+      task: 'moving',
+    });
+    expect(again.plan.changed).toBe(0);
+    expect(leadsOf('Contact', 'moving')).toHaveLength(3);
+  });
+
+  it('refuses while records of the task have no known outcome, naming the runs, counts and keys, and deletes nothing', async () => {
+    await source('lost', 3);
+    const insert = { ...LEAD_SRC_UPSERT, name: 'lost-inserts', mode: 'insert' as const };
+    const deps = env.deps({ writeback: [insert] });
+    // One run inserted the keys and recorded them; the next (after the source changed) sent three
+    // more, crashed before recording their results, and ended.
+    await syncedRun(insert);
+    await source('lost-more', 3);
+    const dead = await env.newRun();
+    await planThenCrashInPush(env, deps, dead, 'lost-inserts');
+    await endRun(dead, 'failed');
+    // An insert held back as INSERT_OUTCOME_UNKNOWN, never resolved; another resolved since (its
+    // Salesforce Id recorded), which does not count.
+    await env.pool.query(
+      `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message)
+       VALUES ($1, 'lost-inserts', 'lost-9', 'push', 'INSERT_OUTCOME_UNKNOWN', 'sent, result never recorded'),
+              ($1, 'lost-inserts', 'lost-1', 'push', 'INSERT_OUTCOME_UNKNOWN', 'sent, result never recorded')`,
+      [dead],
+    );
+    const before = await stateOf('lost-inserts');
+    expect(before.synced).toBe(3);
+    const config = await configWith('lost', [insert]);
+
+    for (const yes of [[], ['--yes']]) {
+      const refused = await cli(['forget', '--config', config, ...db(), '--task', 'lost-inserts', ...yes]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr.split('\n')).toEqual([
+        'roundtrip forget: refused: task lost-inserts has 4 records whose outcome is unknown: with its sync state gone, the next plan would send them again, and an insert Salesforce did carry out would be inserted twice. Nothing deleted.',
+        `  run ${dead} (failed): 3 records sent whose result was never recorded (roundtrip.writeback_plans, status sent): lost-more-1, lost-more-2, lost-more-3`,
+        `  run ${dead} (failed): 1 insert key held back as INSERT_OUTCOME_UNKNOWN and not resolved since: lost-9`,
+        expect.stringMatching(
+          /^Let a plan of the task resolve them first: run the pipeline with the task configured as it was/,
+        ),
+        '',
+      ]);
+      expect(await stateOf('lost-inserts')).toEqual(before);
+    }
+
+    // status, with the task no longer named, lists it with what is outstanding.
+    const other = await configWith('lost-renamed', [{ ...insert, name: 'other' }]);
+    const status = await cli(['status', '--config', other, ...db()]);
+    expect(status.stdout).toContain(
+      `  lost-inserts: 3 synced records (roundtrip.sync_state; Lead by External_Id__c, keys from column ext); last run ${dead} (failed, started `,
+    );
+    expect(status.stdout).toContain(
+      `    run ${dead} (failed): 3 records sent whose result was never recorded (roundtrip.writeback_plans, status sent): lost-more-1, lost-more-2, lost-more-3\n`,
+    );
+    expect(status.stdout).toMatch(
+      / {4}not to be forgotten yet: Let a plan of the task resolve them first: .* Then roundtrip forget --task lost-inserts --yes\.\n/,
+    );
+    const json = lastJsonLine((await cli(['status', '--config', other, ...db(), '--json'])).stdout);
+    // (The tasks of the tests before, which this config does not name either, are listed too.)
+    expect((json.tasksNotInConfig as { task: string }[]).filter((t) => t.task === 'lost-inserts')).toEqual([
+      expect.objectContaining({
+        task: 'lost-inserts',
+        syncedRecords: 3,
+        outcomesUnknown: {
+          sent: [
+            {
+              runId: dead,
+              runStatus: 'failed',
+              records: 3,
+              sample: ['lost-more-1', 'lost-more-2', 'lost-more-3'],
+            },
+          ],
+          insertOutcomeUnknown: [{ runId: dead, runStatus: 'failed', records: 1, sample: ['lost-9'] }],
+          runningPlans: [],
+          records: 4,
+        },
+      }),
+    ]);
+  });
+
+  it('refuses while a run still running planned the task: its push and collect are still to come', async () => {
+    await source('going', 2);
+    const task = { ...LEAD_SRC_UPSERT, name: 'going' };
+    await syncedRun(task);
+    await source('going-on', 2);
+    const going = await env.newRun();
+    await planWriteback(env.deps({ writeback: [task] }), { runId: going, task: 'going' });
+    const config = await configWith('going', [task]);
+    const refused = await cli(['forget', '--config', config, ...db(), '--task', 'going', '--yes']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.split('\n')).toEqual([
+      'roundtrip forget: refused: task going was planned by a run still running: its push and collect, still to come, would record what they send in the sync state this deletes. Nothing deleted.',
+      `  run ${going} is still running and planned the task: its push and collect are still to come`,
+      'Wait for the run still running to end (roundtrip status shows it).',
+      '',
+    ]);
+    expect(await stateOf('going')).toEqual({ synced: 2, scopes: 1 });
+    await endRun(going, 'failed');
+    expect((await cli(['forget', '--config', config, ...db(), '--task', 'going', '--yes'])).code).toBe(0);
+  });
+
+  it('refuses while a push or collect of the task holds its lock, and deletes nothing', async () => {
+    await source('busy', 2);
+    const task = { ...LEAD_SRC_UPSERT, name: 'busy' };
+    await syncedRun(task);
+    const config = await configWith('busy', [task]);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    // A push of the task, as pushWriteback holds the lock (withTaskLock: a session lock).
+    const push = ifTaskLockFree(env.deps({ writeback: [task] }), 'busy', async () => {
+      locked();
+      await released;
+    });
+    await isLocked;
+    try {
+      const refused = await cli(['forget', '--config', config, ...db(), '--task', 'busy', '--yes']);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toBe(
+        'roundtrip forget: a push, collect or plan of task busy holds its lock (a run going on): nothing deleted; run forget again once it has ended (roundtrip status shows the runs)\n',
+      );
+      expect(await stateOf('busy')).toEqual({ synced: 2, scopes: 1 });
+    } finally {
+      release();
+      await push;
+    }
+    expect((await cli(['forget', '--config', config, ...db(), '--task', 'busy', '--yes'])).code).toBe(0);
+    expect(await stateOf('busy')).toEqual({ synced: 0, scopes: 0 });
+  });
+
+  it('refuses a task name the database does not know, or one another pipeline holds: bad input, named', async () => {
+    const config = await configWith('unknown', [{ ...LEAD_SRC_UPSERT, name: 'scores-v2' }]);
+    const unknown = await cli(['forget', '--config', config, ...db(), '--task', 'no-such-task', '--yes']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toBe(
+      'roundtrip forget: --task: the database knows no task no-such-task of pipeline wb-test (no sync state, sync scope, watermark, claim in roundtrip.task_owners or run of it): nothing to forget. Task names are case-sensitive; roundtrip status lists the tasks the config no longer names that still have state\n',
+    );
+
+    await env.pool.query(`INSERT INTO roundtrip.task_owners (task, pipeline) VALUES ('theirs', 'marketing')`);
+    await env.pool.query(
+      `INSERT INTO roundtrip.sync_state (task, key, value_hash) VALUES ('theirs', 'k', 'h')`,
+    );
+    const theirs = await cli(['forget', '--config', config, ...db(), '--task', 'theirs', '--yes']);
+    expect(theirs.code).toBe(2);
+    expect(theirs.stderr).toContain('--task: task theirs belongs to pipeline marketing in this database');
+    expect(await stateOf('theirs')).toEqual({ synced: 1, scopes: 0 });
+
+    const missing = await cli(['forget', '--config', config, ...db()]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--task NAME is required');
+  });
+});
