@@ -44,7 +44,7 @@ function json(outcome: ForgetOutcome, config: PipelineConfig, task: string): Rec
   const base = { pipeline: config.name, task };
   switch (outcome.kind) {
     case 'busy':
-      return { ...base, deleted: false, refused: 'busy' };
+      return { ...base, deleted: false, refused: outcome.holder === 'task-lock' ? 'busy' : 'runStepGoingOn' };
     case 'outcomes-unknown':
       return {
         ...base,
@@ -101,8 +101,11 @@ export const forget: Command = async (argv) => {
     if (values.json === true) process.stdout.write(`${JSON.stringify(json(outcome, config, task))}\n`);
     if (outcome.kind === 'busy') {
       process.stderr.write(
-        `roundtrip forget: a push, collect or plan of task ${task} holds its lock (a run going on): nothing deleted; ` +
-          `run forget again once it has ended (roundtrip status shows the runs)\n`,
+        outcome.holder === 'task-lock'
+          ? `roundtrip forget: a push, collect or plan of task ${task} holds its lock (a run going on): nothing deleted; ` +
+              `run forget again once it has ended (roundtrip status shows the runs)\n`
+          : `roundtrip forget: a step of a run of pipeline ${config.name} still going is writing (a plan, say, which reads ` +
+              `the sync state this would delete): nothing deleted; run forget again once it has ended (roundtrip status shows the runs)\n`,
       );
       return EXIT.failed;
     }

@@ -10,7 +10,8 @@
  *   names (`roundtrip status` lists them).
  * - {@link forgetTask}: starts a task over (`roundtrip forget`): deletes its sync state, sync scope
  *   and watermark in one transaction, under the task's lock, so it never runs beside a push, a
- *   collect or a plan's resolution of ended runs. Refused while the task has records whose outcome
+ *   collect or a plan's resolution of ended runs, and holding the rows of the pipeline's runs still
+ *   going, so it never runs beside a plan either. Refused while the task has records whose outcome
  *   is unknown ({@link readOutcomesUnknown}): with its sync state gone, the next plan would send
  *   them again, and an insert Salesforce did carry out would be inserted twice.
  *
@@ -32,6 +33,9 @@ export function forgetCommand(task: string): string {
   const word = /^[A-Za-z0-9_.,:/@%+=-]+$/.test(task) ? task : `'${task.replace(/'/g, `'\\''`)}'`;
   return `roundtrip forget --task ${word} --yes`;
 }
+
+/** PostgreSQL's SQLSTATE for a `NOWAIT` lock that another transaction holds. */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /** Keys named in a refusal or a listing, at most. */
 export const OUTCOME_UNKNOWN_SAMPLE_KEYS = 5;
@@ -351,8 +355,12 @@ export type ForgetOutcome =
   | { readonly kind: 'unknown' }
   /** Another pipeline holds the name (`roundtrip.task_owners`): its state is not this pipeline's to delete. */
   | { readonly kind: 'other-pipeline'; readonly owner: string }
-  /** A push, collect or a plan's resolution of ended runs holds the task's lock: nothing done. */
-  | { readonly kind: 'busy'; readonly state: TaskState }
+  /**
+   * Nothing done: a push, collect or a plan's resolution of ended runs holds the task's lock
+   * (`task-lock`), or a step of a run still running holds its run's row (`run-step`: a plan, in
+   * the whole of its transaction).
+   */
+  | { readonly kind: 'busy'; readonly state: TaskState; readonly holder: 'task-lock' | 'run-step' }
   /** Refused: the task has records whose outcome is unknown, or a run still running planned it. */
   | {
       readonly kind: 'outcomes-unknown';
@@ -399,7 +407,24 @@ export async function forgetTask(
       if (!holdsState(state, outcomesUnknown) && state.owner === undefined && state.lastRun === undefined) {
         return { kind: 'unknown' };
       }
-      if (!(await tryTaskLockInTransaction(client, task))) return { kind: 'busy', state };
+      if (!(await tryTaskLockInTransaction(client, task)))
+        return { kind: 'busy', state, holder: 'task-lock' };
+      // A plan does not hold the task's lock, but holds its run's row (FOR KEY SHARE) for the
+      // whole of its transaction, which reads the sync state and records the sync scope
+      // (writeback/plan.ts). The rows of the pipeline's runs still going, locked here without
+      // waiting, refuse a forget while such a plan is in flight, and make a plan starting now wait
+      // for this transaction's end, then read what it left.
+      if (tables.has('runs')) {
+        try {
+          await client.query(
+            `SELECT 1 FROM roundtrip.runs WHERE pipeline = $1 AND status = 'running' FOR UPDATE NOWAIT`,
+            [pipeline],
+          );
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw err;
+          return { kind: 'busy', state, holder: 'run-step' };
+        }
+      }
       // Read again under the lock: a push that ended just before it was taken may have recorded
       // outcomes (or left rows `sent`) since the first read.
       const locked = await readUnknown(client, tables, task);

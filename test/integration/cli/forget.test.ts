@@ -383,6 +383,35 @@ describe('roundtrip status and forget: task state the config no longer names, a 
     expect(await stateOf('busy')).toEqual({ synced: 0, scopes: 0 });
   });
 
+  it("refuses while a plan of a run still going is in its transaction (it holds its run's row); once it ended, forgets, and that run's plan sends every record", async () => {
+    await source('planning', 2);
+    const task = { ...LEAD_SRC_UPSERT, name: 'planning' };
+    await syncedRun(task);
+    const config = await configWith('planning', [task]);
+    const going = await env.newRun();
+    // What the plan's transaction holds from its start to its end (writeback/plan.ts).
+    const plan = await env.pool.connect();
+    try {
+      await plan.query('BEGIN');
+      await plan.query('SELECT 1 FROM roundtrip.runs WHERE run_id = $1 FOR KEY SHARE', [going]);
+      const refused = await cli(['forget', '--config', config, ...db(), '--task', 'planning', '--yes']);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toBe(
+        'roundtrip forget: a step of a run of pipeline wb-test still going is writing (a plan, say, which reads the sync state this would delete): nothing deleted; run forget again once it has ended (roundtrip status shows the runs)\n',
+      );
+      expect(await stateOf('planning')).toEqual({ synced: 2, scopes: 1 });
+    } finally {
+      await plan.query('ROLLBACK');
+      plan.release();
+    }
+    expect((await cli(['forget', '--config', config, ...db(), '--task', 'planning', '--yes'])).code).toBe(0);
+    // Its plan, after the forget, sends every record once.
+    expect(
+      (await planWriteback(env.deps({ writeback: [task] }), { runId: going, task: 'planning' })).changed,
+    ).toBe(2);
+    await endRun(going);
+  });
+
   it('refuses a task name the database does not know, or one another pipeline holds: bad input, named', async () => {
     const config = await configWith('unknown', [{ ...LEAD_SRC_UPSERT, name: 'scores-v2' }]);
     const unknown = await cli(['forget', '--config', config, ...db(), '--task', 'no-such-task', '--yes']);
