@@ -20,6 +20,11 @@ export const FORGET_KEEPS =
   "writeback_errors, extract_jobs: roundtrip status and errors still show the task's runs) and the task's name in " +
   'roundtrip.task_owners';
 
+/** Why a forget deletes the task's resolved INSERT_OUTCOME_UNKNOWN marks (lambdas/core/task-state.ts). */
+const MARKS_WHY =
+  'resolved INSERT_OUTCOME_UNKNOWN marks of an earlier push (their Salesforce Ids are in the sync state: without it, ' +
+  'every later plan would hold those keys back for ever)';
+
 /** Where the config names the task (`writeback[0]`), if it does. */
 function configPathOf(config: PipelineConfig, task: string): string | undefined {
   const w = config.writeback.findIndex((t) => t.name === task);
@@ -59,6 +64,7 @@ function json(outcome: ForgetOutcome, config: PipelineConfig, task: string): Rec
         syncState: outcome.syncState,
         syncScope: outcome.syncScope,
         watermark: outcome.watermark,
+        resolvedMarks: outcome.resolvedMarks,
         lastRun: outcome.state.lastRun ?? null,
         kept: FORGET_KEEPS,
       };
@@ -138,6 +144,9 @@ export const forget: Command = async (argv) => {
       `  roundtrip.sync_state     ${count(outcome.syncState, 'synced record')}`,
       `  roundtrip.sync_scope     ${count(outcome.syncScope, 'row')}${scope}`,
       `  roundtrip.extract_state  ${count(outcome.watermark, 'row')}${watermark}`,
+      ...(outcome.resolvedMarks > 0
+        ? [`  roundtrip.writeback_errors  ${count(outcome.resolvedMarks, 'row')}: ${MARKS_WHY}`]
+        : []),
     ];
     const starts = [
       outcome.syncState > 0 || outcome.syncScope > 0 ? 'its next plan sends every record once' : undefined,
@@ -154,7 +163,9 @@ export const forget: Command = async (argv) => {
         ? `Done.${next}`
         : `Nothing deleted (a dry run): ${forgetCommand(task)} deletes them.${next}`,
     );
-    lines.push(`Kept: ${FORGET_KEEPS}.`);
+    lines.push(
+      `Kept: ${FORGET_KEEPS}${outcome.resolvedMarks > 0 ? ' (writeback_errors all but the marks above)' : ''}.`,
+    );
     process.stdout.write(`${lines.join('\n')}\n`);
     return EXIT.ok;
   } finally {

@@ -16,7 +16,8 @@
  *   them again, and an insert Salesforce did carry out would be inserted twice.
  *
  * Kept: the per-run history (`runs`, the ledger `writeback_plans` and `writeback_plan_pages`,
- * `writeback_jobs`, `writeback_errors`, `extract_jobs`), and the task's name in
+ * `writeback_jobs`, `writeback_errors` but for resolved `INSERT_OUTCOME_UNKNOWN` marks, which are
+ * state ({@link RESOLVED_MARKS}), `extract_jobs`), and the task's name in
  * `roundtrip.task_owners`: the history is keyed by task name too (a later plan of the task reads
  * the ledger's `sent` rows and the `INSERT_OUTCOME_UNKNOWN` marks of every run), so the name stays
  * this pipeline's rather than being free for another pipeline to claim over that history.
@@ -378,7 +379,20 @@ export type ForgetOutcome =
       readonly syncState: number;
       readonly syncScope: number;
       readonly watermark: number;
+      /** The task's resolved `INSERT_OUTCOME_UNKNOWN` marks ({@link RESOLVED_MARKS}). */
+      readonly resolvedMarks: number;
     };
+
+/**
+ * The one part of `writeback_errors` a forget deletes: a push's `INSERT_OUTCOME_UNKNOWN` marks of
+ * the task's keys (of an insert without an external-ID key, whose outcome was lost). Every later
+ * insert plan of the task reads them (writeback/plan.ts) and holds their keys back until the key's
+ * Salesforce Id is in `sync_state`, which is how one is resolved (by hand); the prune keeps them
+ * for that (writeback/report.ts). A forget runs only when every one of them is resolved so
+ * ({@link readOutcomesUnknown}), and deletes the `sync_state` rows that say it: kept, each would
+ * hold its key back for ever after, the task started over or not.
+ */
+const RESOLVED_MARKS = `stage = 'push' AND code = 'INSERT_OUTCOME_UNKNOWN' AND key IS NOT NULL`;
 
 /**
  * Starts `task` of `pipeline` over: deletes its rows of `roundtrip.sync_state`, `sync_scope` and
@@ -435,6 +449,15 @@ export async function forgetTask(
         tables.has(table)
           ? ((await client.query(`DELETE FROM roundtrip.${table} WHERE task = $1`, [task])).rowCount ?? 0)
           : 0;
+      const marks = async (verb: 'SELECT 1' | 'DELETE'): Promise<number> =>
+        tables.has('writeback_errors')
+          ? ((
+              await client.query(
+                `${verb} FROM roundtrip.writeback_errors WHERE task = $1 AND ${RESOLVED_MARKS}`,
+                [task],
+              )
+            ).rowCount ?? 0)
+          : 0;
       if (!options.apply) {
         return {
           kind: 'forgotten',
@@ -443,13 +466,15 @@ export async function forgetTask(
           syncState: state.syncedRecords,
           syncScope: state.syncScope ? 1 : 0,
           watermark: state.watermark ? 1 : 0,
+          resolvedMarks: await marks('SELECT 1'),
         };
       }
+      const resolvedMarks = await marks('DELETE');
       const syncState = await remove('sync_state');
       const syncScope = await remove('sync_scope');
       const watermark = await remove('extract_state');
       commit = true;
-      return { kind: 'forgotten', deleted: true, state, syncState, syncScope, watermark };
+      return { kind: 'forgotten', deleted: true, state, syncState, syncScope, watermark, resolvedMarks };
     } finally {
       if (commit) await client.query('COMMIT');
       else {

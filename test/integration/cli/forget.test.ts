@@ -332,6 +332,43 @@ describe('roundtrip status and forget: task state the config no longer names, a 
     ]);
   });
 
+  it('deletes the resolved INSERT_OUTCOME_UNKNOWN marks of a keyless insert, which would hold their keys back for ever once the sync state is gone', async () => {
+    await source('keyless', 3);
+    const { key: _key, ...upsert } = LEAD_SRC_UPSERT;
+    const insert = { ...upsert, name: 'keyless', mode: 'insert' as const };
+    const runId = await syncedRun(insert);
+    // An earlier push lost the outcome of keyless-2's insert, resolved since by hand (its Id is in
+    // the sync state); a rejection of the same run is history, kept.
+    await env.pool.query(
+      `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message)
+       VALUES ($1, 'keyless', 'keyless-2', 'push', 'INSERT_OUTCOME_UNKNOWN', 'sent, result never recorded'),
+              ($1, 'keyless', 'keyless-9', 'plan', 'STRING_TOO_LONG', 'too long')`,
+      [runId],
+    );
+    const config = await configWith('keyless', [insert]);
+    const dry = await cli(['forget', '--config', config, ...db(), '--task', 'keyless']);
+    expect(dry.stdout).toContain(
+      '  roundtrip.writeback_errors  1 row: resolved INSERT_OUTCOME_UNKNOWN marks of an earlier push (their Salesforce Ids are in the sync state: without it, every later plan would hold those keys back for ever)\n',
+    );
+    expect(dry.stdout).toContain('(writeback_errors all but the marks above).\n');
+    const done = await cli(['forget', '--config', config, ...db(), '--task', 'keyless', '--yes', '--json']);
+    expect(lastJsonLine(done.stdout)).toMatchObject({ deleted: true, syncState: 3, resolvedMarks: 1 });
+    // Started over: every record is planned, keyless-2 too (not held back as INSERT_OUTCOME_UNKNOWN).
+    const plan = await planWriteback(env.deps({ writeback: [insert] }), {
+      runId: await env.newRun(),
+      task: 'keyless',
+    });
+    expect(plan).toMatchObject({ changed: 3, heldBack: 0 });
+    // The marks deleted; the rest of the run's errors kept.
+    const { rows } = await env.pool.query(
+      `SELECT code FROM roundtrip.writeback_errors WHERE task = 'keyless' ORDER BY code`,
+    );
+    expect(rows).toEqual([{ code: 'STRING_TOO_LONG' }]);
+    await env.pool.query(
+      `UPDATE roundtrip.runs SET status = 'failed', finished_at = now() WHERE status = 'running'`,
+    );
+  });
+
   it('refuses while a run still running planned the task: its push and collect are still to come', async () => {
     await source('going', 2);
     const task = { ...LEAD_SRC_UPSERT, name: 'going' };
