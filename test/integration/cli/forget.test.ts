@@ -10,6 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { WritebackTaskInput } from '../../../lambdas/config';
+import { advanceWatermark, readWatermark, withClient } from '../../../lambdas/connectors/postgres';
 import { planWriteback, runWriteback } from '../../../lambdas/core/writeback';
 import { ifTaskLockFree } from '../../../lambdas/core/writeback/lock';
 import { SyncScopeChangedError } from '../../../lambdas/core/writeback/scope';
@@ -367,6 +368,39 @@ describe('roundtrip status and forget: task state the config no longer names, a 
     await env.pool.query(
       `UPDATE roundtrip.runs SET status = 'failed', finished_at = now() WHERE status = 'running'`,
     );
+  });
+
+  it("deletes an extract task's watermark, so that its next read is a full one", async () => {
+    const runId = await env.newRun();
+    await endRun(runId);
+    await withClient(env.pool, (client) =>
+      advanceWatermark(client, 'Lead', {
+        watermark: '2026-01-02T03:04:05Z',
+        watermarkId: null,
+        runId,
+        rows: 7,
+      }),
+    );
+    const file = path.join(dir, 'extract.config.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        name: 'wb-test',
+        salesforce: { secret: 'roundtrip/salesforce' },
+        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+        extract: [{ from: 'salesforce', object: 'Lead', fields: ['Id', 'LastName'], table: 'sf_lead' }],
+      }),
+    );
+    const dry = await cli(['forget', '--config', file, ...db(), '--task', 'Lead']);
+    expect(dry.stdout).toContain(
+      '  roundtrip.extract_state  1 row (watermark 2026-01-02T03:04:05.000Z, 7 rows loaded in all)\n',
+    );
+    expect(dry.stdout).toContain(
+      'Nothing deleted (a dry run): roundtrip forget --task Lead --yes deletes them. The task starts over: its next read is a full one.\n',
+    );
+    const done = await cli(['forget', '--config', file, ...db(), '--task', 'Lead', '--yes']);
+    expect(done.code).toBe(0);
+    expect(await withClient(env.pool, (client) => readWatermark(client, 'Lead'))).toBeUndefined();
   });
 
   it('refuses while a run still running planned the task: its push and collect are still to come', async () => {
