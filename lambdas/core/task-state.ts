@@ -396,11 +396,12 @@ const RESOLVED_MARKS = `stage = 'push' AND code = 'INSERT_OUTCOME_UNKNOWN' AND k
 
 /**
  * Starts `task` of `pipeline` over: deletes its rows of `roundtrip.sync_state`, `sync_scope` and
- * `extract_state` in one transaction that holds the task's lock ({@link tryTaskLockInTransaction},
- * taken without waiting), after checking, under that lock, that no record of the task has an
- * unknown outcome (see the module comment). With `apply` false it checks the same and counts what
- * it would delete, then rolls back. Nothing of the per-run history, nor the task's name in
- * `roundtrip.task_owners`, is deleted.
+ * `extract_state` (and its resolved marks, {@link RESOLVED_MARKS}) in one transaction that holds
+ * the task's lock ({@link tryTaskLockInTransaction}) and the rows of the pipeline's runs still
+ * going, both taken without waiting, after checking, under them, that no record of the task has an
+ * unknown outcome and no run still going planned it (see the module comment). With `apply` false
+ * it checks the same and counts what it would delete, then rolls back. Nothing else of the per-run
+ * history, nor the task's name in `roundtrip.task_owners`, is deleted.
  */
 export async function forgetTask(
   pool: Pool,
