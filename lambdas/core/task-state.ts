@@ -387,8 +387,10 @@ export type ForgetOutcome =
  * The one part of `writeback_errors` a forget deletes: a push's `INSERT_OUTCOME_UNKNOWN` marks of
  * the task's keys (of an insert without an external-ID key, whose outcome was lost). Every later
  * insert plan of the task reads them (writeback/plan.ts) and holds their keys back until the key's
- * Salesforce Id is in `sync_state`, which is how one is resolved (by hand); the prune keeps them
- * for that (writeback/report.ts). A forget runs only when every one of them is resolved so
+ * Salesforce Id is in `sync_state`; the prune keeps them for that (writeback/report.ts).
+ * `roundtrip resolve` deletes the mark of a key it records (writeback/resolve.ts), but a mark
+ * resolved by writing the Id into `sync_state` by hand, as the docs said before it, stays. A
+ * forget runs only when every one of them is resolved so
  * ({@link readOutcomesUnknown}), and deletes the `sync_state` rows that say it: kept, each would
  * hold its key back for ever after, the task started over or not.
  */
