@@ -9,7 +9,14 @@
  * renamed or removed from the config whose state `roundtrip status` lists.
  */
 import type { PipelineConfig } from '../../lambdas/config';
-import { forgetCommand, forgetTask, type ForgetOutcome, type TaskState } from '../../lambdas/core/task-state';
+import {
+  forgetCommand,
+  forgetTask,
+  insertsAgain,
+  type ForgetOutcome,
+  type TaskState,
+  type WriteOperation,
+} from '../../lambdas/core/task-state';
 import { EXIT, parseOptions, UsageError, type Command } from '../cli-common';
 import { count, outcomesUnknownLines, resolveOutcomesFirst, scopeText } from '../local/task-state-text';
 import { DATABASE_OPTIONS, runsDatabase } from './status';
@@ -24,6 +31,23 @@ export const FORGET_KEEPS =
 const MARKS_WHY =
   'resolved INSERT_OUTCOME_UNKNOWN marks of an earlier push (their Salesforce Ids are in the sync state: without it, ' +
   'every later plan would hold those keys back for ever)';
+
+/**
+ * What forgetting an insert task's synced records means, said before they are deleted: its next
+ * run inserts each of them again.
+ */
+function insertAgainText(task: string, state: TaskState): string {
+  return (
+    `task ${task} inserts records: with its sync state gone, its next run inserts the ${count(state.syncedRecords, 'record')} ` +
+    `it inserted already again, and Salesforce holds each twice, unless you deleted them there or the task now writes ` +
+    `another object`
+  );
+}
+
+/** The task's mode as the config names it now, if it names it as a write-back. */
+function configuredModeOf(config: PipelineConfig, task: string): WriteOperation | undefined {
+  return config.writeback.find((t) => t.name === task)?.mode;
+}
 
 /** Where the config names the task (`writeback[0]`), if it does. */
 function configPathOf(config: PipelineConfig, task: string): string | undefined {
@@ -50,6 +74,8 @@ function json(outcome: ForgetOutcome, config: PipelineConfig, task: string): Rec
   switch (outcome.kind) {
     case 'busy':
       return { ...base, deleted: false, refused: outcome.holder === 'task-lock' ? 'busy' : 'runStepGoingOn' };
+    case 'insert-again':
+      return { ...base, deleted: false, refused: 'insertAgain', syncState: outcome.state.syncedRecords };
     case 'outcomes-unknown':
       return {
         ...base,
@@ -79,6 +105,7 @@ export const forget: Command = async (argv) => {
     ...DATABASE_OPTIONS,
     task: { type: 'string' },
     yes: { type: 'boolean' },
+    'insert-again': { type: 'boolean' },
     json: { type: 'boolean' },
   });
   if (typeof values.task !== 'string' || values.task.trim() === '') {
@@ -88,7 +115,12 @@ export const forget: Command = async (argv) => {
   const apply = values.yes === true;
   const { config, pool } = await runsDatabase(values);
   try {
-    const outcome = await forgetTask(pool, config.name, task, { apply });
+    const configuredMode = configuredModeOf(config, task);
+    const outcome = await forgetTask(pool, config.name, task, {
+      apply,
+      ...(configuredMode ? { configuredMode } : {}),
+      insertAgain: values['insert-again'] === true,
+    });
     if (outcome.kind === 'unknown') {
       throw new UsageError(
         `--task: the database knows no task ${task} of pipeline ${config.name} (no sync state, sync scope, ` +
@@ -114,6 +146,13 @@ export const forget: Command = async (argv) => {
               `the sync state this would delete): nothing deleted; run forget again once it has ended (roundtrip status shows the runs)\n`,
       );
       return EXIT.failed;
+    }
+    if (outcome.kind === 'insert-again') {
+      process.stderr.write(
+        `roundtrip forget: refused: ${insertAgainText(task, outcome.state)}. Nothing deleted. ` +
+          `If that is what you want, run it again with --insert-again beside --yes.\n`,
+      );
+      return EXIT.badInput;
     }
     if (outcome.kind === 'outcomes-unknown') {
       const unknown = outcome.outcomesUnknown;
@@ -158,6 +197,11 @@ export const forget: Command = async (argv) => {
         : configPathOf(config, task)
           ? ` The task starts over: ${starts.join(', and ')}.`
           : ` The config does not name the task: named again, it starts over (${starts.join(', and ')}).`;
+    if (!outcome.deleted && insertsAgain(state, configuredMode)) {
+      lines.push(
+        `Mind: ${insertAgainText(task, state)}; --yes needs --insert-again beside it for this task.`,
+      );
+    }
     lines.push(
       outcome.deleted
         ? `Done.${next}`

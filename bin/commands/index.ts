@@ -29,7 +29,7 @@ commands:
           [--config FILE] [--secrets FILE | --database-url URL] [--json]
                        record what became of insert keys held back as INSERT_OUTCOME_UNKNOWN
                        that no plan can look up (found in Salesforce, or not)
-  forget --task NAME [--config FILE] [--secrets FILE | --database-url URL] [--yes] [--json]
+  forget --task NAME [--config FILE] [--secrets FILE | --database-url URL] [--yes [--insert-again]] [--json]
                        start a task over: delete its sync state, sync scope and watermark
                        (without --yes: say what it would delete)
   start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
@@ -161,7 +161,7 @@ of the task is running (run it again later), 2 refused.
   --database-url URL     use this database instead (postgres://…; ?sslmode=require for TLS)
   --json                 one JSON object { pipeline, task, dryRun, outcomes } on stdout
 `,
-  forget: `usage: roundtrip forget --task NAME [--config FILE] [--secrets FILE | --database-url URL] [--yes] [--json]
+  forget: `usage: roundtrip forget --task NAME [--config FILE] [--secrets FILE | --database-url URL] [--yes [--insert-again]] [--json]
 
 Starts a task over: deletes, in one transaction under the task's lock (never beside a push,
 collect or plan of it), a write-back task's sync state and sync scope (the records it last
@@ -177,6 +177,10 @@ as unresolved once the sync state is gone) and the task's name in roundtrip.task
   --task NAME            the task (as roundtrip status names it); one the database does not
                          know is bad input (exit 2)
   --yes                  delete; without it, a dry run
+  --insert-again         with --yes, for an insert task with synced records: its next run
+                         inserts them all again (Salesforce holds each twice unless you
+                         deleted them there or the task now writes another object); refused
+                         (exit 2) without it
   -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
   --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
   --database-url URL     use this database instead (postgres://…; ?sslmode=require for TLS)

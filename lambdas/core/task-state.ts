@@ -74,7 +74,16 @@ export interface TaskState {
   /** The pipeline `roundtrip.task_owners` names for the task, if any. */
   readonly owner: string | undefined;
   readonly lastRun: TaskLastRun | undefined;
+  /**
+   * How the task last wrote to Salesforce, as its latest plan stored it (`writeback_plan_pages`,
+   * else the ledger row of a synced record): undefined for an extract task, or when no plan of it
+   * is kept.
+   */
+  readonly lastOperation: WriteOperation | undefined;
 }
+
+/** A write-back's operation, as plans store it. */
+export type WriteOperation = 'insert' | 'update' | 'upsert';
 
 /** Records of one run whose outcome is unknown, and a few of their keys. */
 export interface OutcomeUnknownRun {
@@ -196,6 +205,7 @@ async function readState(
         )
       ).rows[0]
     : undefined;
+  const lastOperation = await readLastOperation(client, tables, task);
   return {
     task,
     syncedRecords: synced,
@@ -209,7 +219,37 @@ async function readState(
     lastRun: lastRun
       ? { runId: lastRun.run_id, status: lastRun.status, startedAt: lastRun.started_at }
       : undefined,
+    lastOperation,
   };
+}
+
+/**
+ * The operation of the task's latest plan kept: its pages (a row per 1,000 records), else the
+ * the ledger row of any one of its synced records (the first found: a look-up, not a scan; the
+ * pages of a pruned run are gone, its ledger rows too unless kept for an outcome).
+ */
+async function readLastOperation(
+  client: ClientBase,
+  tables: ReadonlySet<StateTable>,
+  task: string,
+): Promise<WriteOperation | undefined> {
+  if (tables.has('writeback_plan_pages')) {
+    const { rows } = await client.query<{ operation: WriteOperation }>(
+      `SELECT operation FROM roundtrip.writeback_plan_pages WHERE task = $1 ORDER BY created_at DESC, run_id DESC LIMIT 1`,
+      [task],
+    );
+    if (rows[0]) return rows[0].operation;
+  }
+  if (tables.has('writeback_plans') && tables.has('sync_state')) {
+    const { rows } = await client.query<{ operation: WriteOperation }>(
+      `SELECT p.operation FROM roundtrip.sync_state s
+         JOIN roundtrip.writeback_plans p ON p.run_id = s.run_id AND p.task = s.task AND p.key = s.key
+        WHERE s.task = $1 LIMIT 1`,
+      [task],
+    );
+    if (rows[0]) return rows[0].operation;
+  }
+  return undefined;
 }
 
 /** The task's records whose outcome is unknown (see {@link OutcomesUnknown}). */
@@ -362,6 +402,12 @@ export type ForgetOutcome =
    * the whole of its transaction).
    */
   | { readonly kind: 'busy'; readonly state: TaskState; readonly holder: 'task-lock' | 'run-step' }
+  /**
+   * Refused: an insert task with synced records, asked to delete them without `insertAgain`. Its
+   * next run would insert every one of them again (Salesforce then holds each twice, unless they
+   * were deleted there or the task now writes another object). Nothing deleted.
+   */
+  | { readonly kind: 'insert-again'; readonly state: TaskState }
   /** Refused: the task has records whose outcome is unknown, or a run still running planned it. */
   | {
       readonly kind: 'outcomes-unknown';
@@ -382,6 +428,14 @@ export type ForgetOutcome =
       /** The task's resolved `INSERT_OUTCOME_UNKNOWN` marks ({@link RESOLVED_MARKS}). */
       readonly resolvedMarks: number;
     };
+
+/**
+ * Whether forgetting the task makes its next run insert records it inserted already: it inserts
+ * (as the config names it now, else as its latest plan kept did) and has synced records.
+ */
+export function insertsAgain(state: TaskState, configuredMode: WriteOperation | undefined): boolean {
+  return (configuredMode ?? state.lastOperation) === 'insert' && state.syncedRecords > 0;
+}
 
 /**
  * The one part of `writeback_errors` a forget deletes: a push's `INSERT_OUTCOME_UNKNOWN` marks of
@@ -409,7 +463,16 @@ export async function forgetTask(
   pool: Pool,
   pipeline: string,
   task: string,
-  options: { readonly apply: boolean },
+  options: {
+    readonly apply: boolean;
+    /**
+     * The task's mode as the config names it now (undefined: not named, or an extract); else the
+     * operation of its latest plan kept decides whether it inserts ({@link TaskState.lastOperation}).
+     */
+    readonly configuredMode?: WriteOperation;
+    /** Delete an insert task's synced records too, knowing its next run inserts them again. */
+    readonly insertAgain?: boolean;
+  },
 ): Promise<ForgetOutcome> {
   return withClient(pool, async (client) => {
     const tables = await existingTables(client);
@@ -447,6 +510,9 @@ export async function forgetTask(
       const locked = await readUnknown(client, tables, task);
       if (locked.records > 0 || locked.runningPlans.length > 0) {
         return { kind: 'outcomes-unknown', state, outcomesUnknown: locked };
+      }
+      if (options.apply && options.insertAgain !== true && insertsAgain(state, options.configuredMode)) {
+        return { kind: 'insert-again', state };
       }
       const remove = async (table: StateTable): Promise<number> =>
         tables.has(table)

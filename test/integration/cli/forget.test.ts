@@ -352,7 +352,50 @@ describe('roundtrip status and forget: task state the config no longer names, a 
       '  roundtrip.writeback_errors  1 row: resolved INSERT_OUTCOME_UNKNOWN marks of an earlier push (their Salesforce Ids are in the sync state: without it, every later plan would hold those keys back for ever)\n',
     );
     expect(dry.stdout).toContain('(writeback_errors all but the marks above).\n');
-    const done = await cli(['forget', '--config', config, ...db(), '--task', 'keyless', '--yes', '--json']);
+    // An insert task: forgotten, its next run inserts the 3 records it inserted again. The dry run
+    // says so, and --yes alone is refused (bad input), deleting nothing.
+    expect(dry.stdout).toContain(
+      'Mind: task keyless inserts records: with its sync state gone, its next run inserts the 3 records it inserted already again, and Salesforce holds each twice, unless you deleted them there or the task now writes another object; --yes needs --insert-again beside it for this task.\n',
+    );
+    const refused = await cli(['forget', '--config', config, ...db(), '--task', 'keyless', '--yes']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      'roundtrip forget: refused: task keyless inserts records: with its sync state gone, its next run inserts the 3 records it inserted already again',
+    );
+    expect(refused.stderr).toContain('run it again with --insert-again beside --yes.');
+    const kept = await env.pool.query(
+      `SELECT count(*)::int AS n FROM roundtrip.sync_state WHERE task = 'keyless'`,
+    );
+    expect(kept.rows).toEqual([{ n: 3 }]);
+    // Not named in the config any more, the task is still known to insert, by its latest plan's pages.
+    const unnamed = await configWith('keyless-gone', [{ ...insert, name: 'keyless-renamed' }]);
+    const refusedUnnamed = await cli([
+      'forget',
+      '--config',
+      unnamed,
+      ...db(),
+      '--task',
+      'keyless',
+      '--yes',
+      '--json',
+    ]);
+    expect(refusedUnnamed.code).toBe(2);
+    expect(lastJsonLine(refusedUnnamed.stdout)).toMatchObject({
+      deleted: false,
+      refused: 'insertAgain',
+      syncState: 3,
+    });
+    const done = await cli([
+      'forget',
+      '--config',
+      config,
+      ...db(),
+      '--task',
+      'keyless',
+      '--yes',
+      '--insert-again',
+      '--json',
+    ]);
     expect(lastJsonLine(done.stdout)).toMatchObject({ deleted: true, syncState: 3, resolvedMarks: 1 });
     // Started over: every record is planned, keyless-2 too (not held back as INSERT_OUTCOME_UNKNOWN).
     const plan = await planWriteback(env.deps({ writeback: [insert] }), {
