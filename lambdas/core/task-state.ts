@@ -28,11 +28,12 @@ import { tryTaskLockInTransaction } from './writeback/lock';
 
 /**
  * The command that starts `task` over (`roundtrip forget --task NAME --yes`), the name quoted for a
- * shell when it needs it, as messages name it.
+ * shell when it needs it, as messages name it; `insertAgain` for an insert task with synced records
+ * ({@link insertsAgain}).
  */
-export function forgetCommand(task: string): string {
+export function forgetCommand(task: string, options: { readonly insertAgain?: boolean } = {}): string {
   const word = /^[A-Za-z0-9_.,:/@%+=-]+$/.test(task) ? task : `'${task.replace(/'/g, `'\\''`)}'`;
-  return `roundtrip forget --task ${word} --yes`;
+  return `roundtrip forget --task ${word} --yes${options.insertAgain === true ? ' --insert-again' : ''}`;
 }
 
 /** PostgreSQL's SQLSTATE for a `NOWAIT` lock that another transaction holds. */

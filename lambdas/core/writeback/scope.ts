@@ -154,7 +154,7 @@ export async function checkSyncScope(
   const taskLiteral = sqlLiteral(task);
   // Started over by `roundtrip forget` (lambdas/core/task-state.ts): its sync state and scope
   // deleted under the task's lock, refused while records of the task have no known outcome.
-  const forget = `start the task over under its name (${forgetCommand(task)}, with the pipeline's --config and --secrets: it deletes the task's sync state, and every record is sent once)`;
+  const forget = `start the task over under its name (${forgetCommand(task, { insertAgain: scope.mode === 'insert' && n > 0 })}, with the pipeline's --config and --secrets: it deletes the task's sync state, and every record is sent once)`;
   if (change === 'object') {
     throw new SyncScopeChangedError(
       `Write-back ${task} (${configPath}): its ${records} were written to ${recorded.object}, and the task now writes ${scope.object}. ` +

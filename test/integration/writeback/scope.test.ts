@@ -140,6 +140,23 @@ describe('a write-back task synced by one object and key, then configured with a
     expect(rows).toEqual([{ object: 'Contact', key_field: 'Email' }]);
   });
 
+  it('names --insert-again in the forget command it gives an insert task whose object changed', async () => {
+    await source('inserting', 2);
+    const task = { ...byExternalId, name: 'inserting', mode: 'insert' as const };
+    await runWriteback(env.deps({ writeback: [task] }), { runId: await env.newRun(), task: 'inserting' });
+    // Contact has no external-ID field: inserted without one, its keys read from the same column.
+    const { key: _key, ...keyless } = task;
+    const contact = { ...keyless, object: 'Contact', fields: { LastName: 'last_name' } };
+    await expect(
+      planWriteback(env.deps({ writeback: [contact] }), { runId: await env.newRun(), task: 'inserting' }),
+    ).rejects.toThrow(
+      'or start the task over under its name (roundtrip forget --task inserting --yes --insert-again, with the pipeline',
+    );
+    await env.pool.query(
+      `UPDATE roundtrip.runs SET status = 'succeeded', finished_at = now() WHERE status = 'running'`,
+    );
+  });
+
   it('plans fields and modes changed by the same key, and tasks synced before the scope was recorded', async () => {
     await source('same', 3);
     const task = { ...byExternalId, name: 'same-key' };
