@@ -196,7 +196,11 @@ export const forget: Command = async (argv) => {
         ? ''
         : configPathOf(config, task)
           ? ` The task starts over: ${starts.join(', and ')}.`
-          : ` The config does not name the task: named again, it starts over (${starts.join(', and ')}).`;
+          : ` The config does not name the task: named again, it starts over (${starts.join(', and ')}${
+              state.lastOperation === 'insert' && outcome.syncState > 0
+                ? `; an insert task, as its latest plan was: it would insert the ${count(outcome.syncState, 'record')} it inserted already again`
+                : ''
+            }).`;
     if (!outcome.deleted && insertsAgain(state, configuredMode)) {
       lines.push(
         `Mind: ${insertAgainText(task, state)}; --yes needs --insert-again beside it for this task.`,

@@ -431,11 +431,13 @@ export type ForgetOutcome =
     };
 
 /**
- * Whether forgetting the task makes its next run insert records it inserted already: it inserts
- * (as the config names it now, else as its latest plan kept did) and has synced records.
+ * Whether forgetting the task makes its next run insert records it inserted already: the config
+ * names it as an insert task now, and it has synced records. (A task the config no longer names
+ * has no next run; named again as an insert, it would: the output says so, from its latest plan's
+ * operation, {@link TaskState.lastOperation}.)
  */
 export function insertsAgain(state: TaskState, configuredMode: WriteOperation | undefined): boolean {
-  return (configuredMode ?? state.lastOperation) === 'insert' && state.syncedRecords > 0;
+  return configuredMode === 'insert' && state.syncedRecords > 0;
 }
 
 /**
@@ -466,10 +468,7 @@ export async function forgetTask(
   task: string,
   options: {
     readonly apply: boolean;
-    /**
-     * The task's mode as the config names it now (undefined: not named, or an extract); else the
-     * operation of its latest plan kept decides whether it inserts ({@link TaskState.lastOperation}).
-     */
+    /** The task's mode as the config names it now (undefined: not named, or an extract). */
     readonly configuredMode?: WriteOperation;
     /** Delete an insert task's synced records too, knowing its next run inserts them again. */
     readonly insertAgain?: boolean;

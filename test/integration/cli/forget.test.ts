@@ -367,24 +367,14 @@ describe('roundtrip status and forget: task state the config no longer names, a 
       `SELECT count(*)::int AS n FROM roundtrip.sync_state WHERE task = 'keyless'`,
     );
     expect(kept.rows).toEqual([{ n: 3 }]);
-    // Not named in the config any more, the task is still known to insert, by its latest plan's pages.
+    // Not named in the config any more, it has no next run: --yes alone would do, and the dry run
+    // says what naming it again as an insert would do (its latest plan's pages say it inserted).
     const unnamed = await configWith('keyless-gone', [{ ...insert, name: 'keyless-renamed' }]);
-    const refusedUnnamed = await cli([
-      'forget',
-      '--config',
-      unnamed,
-      ...db(),
-      '--task',
-      'keyless',
-      '--yes',
-      '--json',
-    ]);
-    expect(refusedUnnamed.code).toBe(2);
-    expect(lastJsonLine(refusedUnnamed.stdout)).toMatchObject({
-      deleted: false,
-      refused: 'insertAgain',
-      syncState: 3,
-    });
+    const dryUnnamed = await cli(['forget', '--config', unnamed, ...db(), '--task', 'keyless']);
+    expect(dryUnnamed.stdout).toContain(
+      'The config does not name the task: named again, it starts over (its next plan sends every record once; an insert task, as its latest plan was: it would insert the 3 records it inserted already again).\n',
+    );
+    expect(dryUnnamed.stdout).not.toContain('--insert-again');
     const done = await cli([
       'forget',
       '--config',
