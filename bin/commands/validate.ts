@@ -48,7 +48,7 @@ import { sourceColumnsFor } from '../../lambdas/core/writeback/plan';
 import { checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
 import { splitTable, writebackConfigPath } from '../../lambdas/core/writeback/state';
 import { EXIT, parseOptions, type Command } from '../cli-common';
-import { buildLocalDeps } from '../local/deps';
+import { buildLocalDeps, buildLocalServices, type LocalServices } from '../local/deps';
 import { awsEndpointFrom, CONNECTION_OPTIONS, configFrom, loggerFrom, secretsFrom } from './run';
 
 /** One check's outcome. */
@@ -184,135 +184,148 @@ export const validate: Command = async (argv) => {
     });
     if (!found) failedSecrets.add(name);
   }
-  // Without the database's secret nothing below can be built; without Salesforce's, the rest is
-  // still checked (PostgreSQL, Athena, the transform), so that one run of validate names them all.
-  if (!failedSecrets.has(config.postgres.secret)) {
-    const aws = awsEndpointFrom(values);
-    const local = await buildLocalDeps({
-      config,
-      secrets,
-      logger: loggerFrom(values),
-      ...(aws ? { aws } : {}),
-    });
-    try {
-      const postgresOk = await record('PostgreSQL', async () => {
-        const c = await checkConnection(local.pool);
-        return `PostgreSQL ${c.serverVersion}${c.ssl ? ', TLS' : ', no TLS'} at ${local.pool.target}`;
+  // Without the database's secret, what needs PostgreSQL is said not checked; without
+  // Salesforce's, the sign-in and describes are: the rest is checked all the same, so that one run
+  // of validate names every problem.
+  const aws = awsEndpointFrom(values);
+  const localOptions = { config, secrets, logger: loggerFrom(values), ...(aws ? { aws } : {}) };
+  const postgresSecretOk = !failedSecrets.has(config.postgres.secret);
+  const local = postgresSecretOk ? await buildLocalDeps(localOptions) : undefined;
+  // Salesforce and Athena as the run's deps have them, or built alone without the database's secret.
+  const standalone = local ? undefined : await buildLocalServices(localOptions);
+  const services: Omit<LocalServices, 'close'> = local
+    ? { salesforce: local.salesforce, athena: local.deps.athena, athenaClient: local.athenaClient }
+    : (standalone as LocalServices);
+  const pool = local?.pool;
+  try {
+    let postgresOk = false;
+    if (pool) {
+      postgresOk = await record('PostgreSQL', async () => {
+        const c = await checkConnection(pool);
+        return `PostgreSQL ${c.serverVersion}${c.ssl ? ', TLS' : ', no TLS'} at ${pool.target}`;
       });
-      if (postgresOk) {
-        // What Prepare would refuse (lambdas/core/prepare.ts), without claiming the names.
-        await record('task names', async () => {
-          const names = [...config.extract, ...config.writeback].map((t) => t.name);
-          const owners = await withClient(local.pool, (client) =>
-            taskNamesOwnedElsewhere(client, config.name, names),
-          );
-          if (owners.length > 0) throw new Error(taskNameConflictMessage(config.name, owners));
-          return `${names.join(', ') || 'none'}: no other pipeline uses them in this database`;
-        });
-      }
-      if (config.salesforce && failedSecrets.has(config.salesforce.secret)) {
-        results.push({
-          check: 'Salesforce sign-in',
-          ok: true,
-          skipped: true,
-          detail: `not checked, nor the extracts' fields and the write-backs' mappings: the secret ${config.salesforce.secret} (above) is needed first`,
-        });
-      } else if (local.salesforce) {
-        const signIn = local.salesforce;
-        const signedIn = await record('Salesforce sign-in', async () => {
-          const sf = await signIn();
-          const limits = await sf.limits();
-          const daily = limits.DailyApiRequests;
-          return daily ? `API allowance today: ${daily.Remaining} of ${daily.Max} calls left` : 'signed in';
-        });
-        if (signedIn) {
-          const sf = await signIn();
-          for (const task of config.extract) {
-            if (task.from !== 'salesforce') continue;
-            await record(`extract ${task.name}`, async () => {
-              const describe = await describeTaskObject(
-                sf,
-                task.object,
-                `${extractConfigPath(config, task)}.object`,
-              );
-              const { fields, added } = resolveFields(task, describe.fields, extractConfigPath(config, task));
-              // The condition, as a full read's COUNT() would send it (one API call): parsed, its
-              // fields resolved.
-              let matching = '';
-              if (task.where !== undefined && task.where.trim() !== '') {
-                const filter = readFilter(task, { full: true, watermark: undefined });
-                const rows = await sf
-                  .count(filter.countSoql, { includeDeleted: filter.includeDeleted })
-                  .catch((err: unknown) => {
-                    throw extractReadError(err, task, extractConfigPath(config, task));
-                  });
-                matching = `; where accepted, ${rows.toLocaleString('en-US')} records match`;
-              }
-              return `${task.object}: ${fields.length} fields readable${added.length ? ` (${added.join(', ')} added)` : ''}${matching}`;
-            });
-          }
-          for (const task of config.writeback) {
-            await record(`write-back ${taskName(task)}`, async () => {
-              const configPath = writebackConfigPath(config, task);
-              const describe = await describeTaskObject(sf, task.object, `${configPath}.object`);
-              const mapping = mapWritebackTask(task, describe, { configPath });
-              // What the plan would refuse: synced records keyed by another object or key.
-              if (postgresOk)
-                await checkSyncScopeIn(local.pool, taskName(task), syncScopeOf(mapping), configPath, {
-                  ...splitTable(task.from, config.postgres.schema),
-                  fields: task.fields,
-                });
-              return `${task.object} ${task.mode} by ${task.key}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable`;
-            });
-          }
-        }
-      }
-      const athenaClient = local.athenaClient;
-      const athena = local.deps.athena;
-      if (athenaClient && athena && config.athena) {
-        const workgroup = await checkAthenaWorkgroup(athenaClient, config.athena);
-        results.push(workgroup.result);
-        for (const [index, task] of config.extract.entries()) {
-          if (task.from !== 'athena') continue;
-          if (workgroup.queries === 'not checked') {
-            results.push({
-              check: `extract ${task.name}`,
-              ok: true,
-              skipped: true,
-              detail: `not checked: the query (extract[${index}].query) runs in workgroup "${config.athena.workgroup}", which cdk deploy creates (athena.createWorkgroup); validate again once it is deployed`,
-            });
-            continue;
-          }
-          if (workgroup.queries === 'checked') {
-            await record(`extract ${task.name}`, async () => {
-              try {
-                await athena.validateQuery(task.query, { pollDelays: validatePollDelayMs });
-              } catch (err) {
-                throw new Error(
-                  err instanceof AthenaQueryFailed
-                    ? `the query (extract[${index}].query) is not valid: ${err.message}`
-                    : `the query (extract[${index}].query) could not be checked: ${message(err)}`,
-                );
-              }
-              return `query valid in ${config.athena?.database} (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged)`;
-            });
-          }
-        }
-      }
-      // Last, as in a run: the transform over what the extracts left, then the write-backs' sources.
-      if (postgresOk) {
-        try {
-          results.push(
-            ...(await checkWritebackSources(local.deps, { transform: values['no-transform'] !== true })),
-          );
-        } catch (err) {
-          // The database went away between two checks, say: named on its own line like the others.
-          results.push({ check: 'transform', ok: false, detail: message(err) });
-        }
-      }
-    } finally {
-      await local.close();
+    } else {
+      results.push({
+        check: 'PostgreSQL',
+        ok: true,
+        skipped: true,
+        detail: `not checked, nor the task names, the write-backs' synced keys and the transform: the secret ${config.postgres.secret} (above) is needed first`,
+      });
     }
+    if (pool && postgresOk) {
+      // What Prepare would refuse (lambdas/core/prepare.ts), without claiming the names.
+      await record('task names', async () => {
+        const names = [...config.extract, ...config.writeback].map((t) => t.name);
+        const owners = await withClient(pool, (client) =>
+          taskNamesOwnedElsewhere(client, config.name, names),
+        );
+        if (owners.length > 0) throw new Error(taskNameConflictMessage(config.name, owners));
+        return `${names.join(', ') || 'none'}: no other pipeline uses them in this database`;
+      });
+    }
+    if (config.salesforce && failedSecrets.has(config.salesforce.secret)) {
+      results.push({
+        check: 'Salesforce sign-in',
+        ok: true,
+        skipped: true,
+        detail: `not checked, nor the extracts' fields and the write-backs' mappings: the secret ${config.salesforce.secret} (above) is needed first`,
+      });
+    } else if (services.salesforce) {
+      const signIn = services.salesforce;
+      const signedIn = await record('Salesforce sign-in', async () => {
+        const sf = await signIn();
+        const limits = await sf.limits();
+        const daily = limits.DailyApiRequests;
+        return daily ? `API allowance today: ${daily.Remaining} of ${daily.Max} calls left` : 'signed in';
+      });
+      if (signedIn) {
+        const sf = await signIn();
+        for (const task of config.extract) {
+          if (task.from !== 'salesforce') continue;
+          await record(`extract ${task.name}`, async () => {
+            const describe = await describeTaskObject(
+              sf,
+              task.object,
+              `${extractConfigPath(config, task)}.object`,
+            );
+            const { fields, added } = resolveFields(task, describe.fields, extractConfigPath(config, task));
+            // The condition, as a full read's COUNT() would send it (one API call): parsed, its
+            // fields resolved.
+            let matching = '';
+            if (task.where !== undefined && task.where.trim() !== '') {
+              const filter = readFilter(task, { full: true, watermark: undefined });
+              const rows = await sf
+                .count(filter.countSoql, { includeDeleted: filter.includeDeleted })
+                .catch((err: unknown) => {
+                  throw extractReadError(err, task, extractConfigPath(config, task));
+                });
+              matching = `; where accepted, ${rows.toLocaleString('en-US')} records match`;
+            }
+            return `${task.object}: ${fields.length} fields readable${added.length ? ` (${added.join(', ')} added)` : ''}${matching}`;
+          });
+        }
+        for (const task of config.writeback) {
+          await record(`write-back ${taskName(task)}`, async () => {
+            const configPath = writebackConfigPath(config, task);
+            const describe = await describeTaskObject(sf, task.object, `${configPath}.object`);
+            const mapping = mapWritebackTask(task, describe, { configPath });
+            // What the plan would refuse: synced records keyed by another object or key.
+            if (pool && postgresOk)
+              await checkSyncScopeIn(pool, taskName(task), syncScopeOf(mapping), configPath, {
+                ...splitTable(task.from, config.postgres.schema),
+                fields: task.fields,
+              });
+            return `${task.object} ${task.mode} by ${task.key}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable`;
+          });
+        }
+      }
+    }
+    const athenaClient = services.athenaClient;
+    const athena = services.athena;
+    if (athenaClient && athena && config.athena) {
+      const workgroup = await checkAthenaWorkgroup(athenaClient, config.athena);
+      results.push(workgroup.result);
+      for (const [index, task] of config.extract.entries()) {
+        if (task.from !== 'athena') continue;
+        if (workgroup.queries === 'not checked') {
+          results.push({
+            check: `extract ${task.name}`,
+            ok: true,
+            skipped: true,
+            detail: `not checked: the query (extract[${index}].query) runs in workgroup "${config.athena.workgroup}", which cdk deploy creates (athena.createWorkgroup); validate again once it is deployed`,
+          });
+          continue;
+        }
+        if (workgroup.queries === 'checked') {
+          await record(`extract ${task.name}`, async () => {
+            try {
+              await athena.validateQuery(task.query, { pollDelays: validatePollDelayMs });
+            } catch (err) {
+              throw new Error(
+                err instanceof AthenaQueryFailed
+                  ? `the query (extract[${index}].query) is not valid: ${err.message}`
+                  : `the query (extract[${index}].query) could not be checked: ${message(err)}`,
+              );
+            }
+            return `query valid in ${config.athena?.database} (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged)`;
+          });
+        }
+      }
+    }
+    // Last, as in a run: the transform over what the extracts left, then the write-backs' sources.
+    if (local && postgresOk) {
+      try {
+        results.push(
+          ...(await checkWritebackSources(local.deps, { transform: values['no-transform'] !== true })),
+        );
+      } catch (err) {
+        // The database went away between two checks, say: named on its own line like the others.
+        results.push({ check: 'transform', ok: false, detail: message(err) });
+      }
+    }
+  } finally {
+    standalone?.close();
+    await local?.close();
   }
   const ok = results.every((r) => r.ok);
   if (values.json === true) {

@@ -105,35 +105,26 @@ export interface LocalDeps {
   close(): Promise<void>;
 }
 
-/** Builds {@link LocalDeps}; nothing connects until a step needs it. */
-export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDeps> {
-  const { config, secrets, logger } = options;
-  const postgresSecret = (await secrets.getSecret(config.postgres.secret)) as PostgresSource;
-  let pool: PostgresPool;
-  try {
-    pool = createPool(postgresSecret, {
-      ssl: {
-        mode: config.postgres.ssl.mode,
-        ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
-      },
-      max: options.poolSize ?? 4,
-      applicationName: 'roundtrip-cli',
-      logger,
-      credentialsFrom: options.postgresFrom ?? postgresCredentialsSource(config),
-    });
-  } catch (err) {
-    // Where the refused connection settings come from (the config's secret, or DATABASE_URL).
-    if (err instanceof TerminalError) {
-      throw new TerminalError(
-        `${err.message} (${options.postgresFrom ?? postgresCredentialsSource(config)})`,
-        {
-          cause: err,
-        },
-      );
-    }
-    throw err;
-  }
+/** The Salesforce and Athena connectors of a laptop run, which need no PostgreSQL. */
+export interface LocalServices {
+  /** The Salesforce connector, signing in on first use; undefined without `salesforce` in the config. */
+  readonly salesforce: (() => Promise<SalesforceConnector>) | undefined;
+  /** Undefined without `athena` in the config. */
+  readonly athena: AthenaConnector | undefined;
+  /** The client the Athena `.sync` Task uses locally; undefined without `athena` in the config. */
+  readonly athenaClient: AthenaClient | undefined;
+  /** Destroys the AWS clients. */
+  close(): void;
+}
 
+/**
+ * Builds {@link LocalServices}; nothing connects until a check or a step needs it. Apart from the
+ * pool so that `validate` can check Salesforce and Athena when the database's secret is missing.
+ */
+export async function buildLocalServices(
+  options: Pick<LocalDepsOptions, 'config' | 'secrets' | 'logger' | 'aws'>,
+): Promise<LocalServices> {
+  const { config, secrets, logger } = options;
   let salesforce: (() => Promise<SalesforceConnector>) | undefined;
   const sfSettings = config.salesforce;
   if (sfSettings) {
@@ -212,6 +203,49 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
     });
   }
 
+  return {
+    salesforce,
+    athena,
+    athenaClient,
+    close() {
+      athenaClient?.destroy();
+      s3Client?.destroy();
+      stsClient?.destroy();
+    },
+  };
+}
+
+/** Builds {@link LocalDeps}; nothing connects until a step needs it. */
+export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDeps> {
+  const { config, secrets, logger } = options;
+  const postgresSecret = (await secrets.getSecret(config.postgres.secret)) as PostgresSource;
+  let pool: PostgresPool;
+  try {
+    pool = createPool(postgresSecret, {
+      ssl: {
+        mode: config.postgres.ssl.mode,
+        ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
+      },
+      max: options.poolSize ?? 4,
+      applicationName: 'roundtrip-cli',
+      logger,
+      credentialsFrom: options.postgresFrom ?? postgresCredentialsSource(config),
+    });
+  } catch (err) {
+    // Where the refused connection settings come from (the config's secret, or DATABASE_URL).
+    if (err instanceof TerminalError) {
+      throw new TerminalError(
+        `${err.message} (${options.postgresFrom ?? postgresCredentialsSource(config)})`,
+        {
+          cause: err,
+        },
+      );
+    }
+    throw err;
+  }
+
+  const services = await buildLocalServices(options);
+  const { salesforce, athena } = services;
   const deps: CoreDeps = {
     config,
     pg: pool,
@@ -224,12 +258,10 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
   return {
     deps,
     pool,
-    athenaClient,
+    athenaClient: services.athenaClient,
     salesforce,
     async close() {
-      athenaClient?.destroy();
-      s3Client?.destroy();
-      stsClient?.destroy();
+      services.close();
       await pool.end();
     },
   };

@@ -361,9 +361,19 @@ describe('the roundtrip CLI', () => {
   it('reports a missing secret by name and exits 1', async () => {
     const empty = path.join(dir, 'empty-secrets.json');
     await writeFile(empty, '{}');
-    const result = await cli(['validate', '--config', configFile, '--secrets', empty]);
+    const result = await cli([
+      'validate',
+      '--config',
+      configFile,
+      '--secrets',
+      empty,
+      ...connection.slice(4),
+    ]);
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('✗ secret roundtrip/salesforce: Secret "roundtrip/salesforce" not found');
+    expect(result.stdout).toContain('✗ secret roundtrip/postgres: Secret "roundtrip/postgres" not found');
+    // Neither secret: Athena is checked all the same.
+    expect(result.stdout).toContain('✓ extract athena_customers: query valid in marketing');
 
     // The database's secret alone: what does not need Salesforce is still checked, in the same run.
     const secrets = JSON.parse(await readFile(secretsFile, 'utf8')) as Record<string, unknown>;
@@ -390,6 +400,43 @@ describe('the roundtrip CLI', () => {
       detail:
         "not checked, nor the extracts' fields and the write-backs' mappings: the secret roundtrip/salesforce (above) is needed first",
     });
+
+    // Salesforce's secret alone: the sign-in, the describes and Athena are still checked, and what
+    // needs the database is said not checked until its secret is there.
+    const salesforceOnly = path.join(dir, 'salesforce-only-secrets.json');
+    await writeFile(
+      salesforceOnly,
+      JSON.stringify({ 'roundtrip/salesforce': secrets['roundtrip/salesforce'] }),
+    );
+    const noDatabase = await cli([
+      'validate',
+      ...connection.slice(0, 2),
+      '--secrets',
+      salesforceOnly,
+      ...connection.slice(4),
+      '--json',
+    ]);
+    expect(noDatabase.code).toBe(1);
+    const sfChecks = (lastJsonLine(noDatabase.stdout) as { checks: CheckLine[] }).checks;
+    expect(sfChecks.filter((c) => !c.ok).map((c) => c.check)).toEqual(['secret roundtrip/postgres']);
+    expect(sfChecks.map((c) => c.check)).toEqual([
+      'config',
+      'secret roundtrip/postgres',
+      'secret roundtrip/salesforce',
+      'PostgreSQL',
+      'Salesforce sign-in',
+      'extract Lead',
+      'write-back Lead-update',
+      'Athena',
+      'extract athena_customers',
+    ]);
+    expect(sfChecks.find((c) => c.check === 'PostgreSQL')).toEqual({
+      check: 'PostgreSQL',
+      ok: true,
+      skipped: true,
+      detail:
+        "not checked, nor the task names, the write-backs' synced keys and the transform: the secret roundtrip/postgres (above) is needed first",
+    });
   });
 
   it('reports a database secret of neither shape on its own line, naming it, and plan names it too', async () => {
@@ -399,7 +446,14 @@ describe('the roundtrip CLI', () => {
       misspelt,
       JSON.stringify({ ...secrets, 'roundtrip/postgres': { URL: 'postgres://u:p@127.0.0.1:5432/db' } }),
     );
-    const validated = await cli(['validate', '--config', configFile, '--secrets', misspelt]);
+    const validated = await cli([
+      'validate',
+      '--config',
+      configFile,
+      '--secrets',
+      misspelt,
+      ...connection.slice(4),
+    ]);
     expect(validated.code).toBe(1);
     expect(validated.stdout).toContain(
       '✗ secret roundtrip/postgres: PostgreSQL secret: expected { "url": "postgres://user:password@host:port/db" } or the RDS shape',
