@@ -77,8 +77,9 @@ export function authFlowOf(secret: Pick<SalesforceSecret, 'flow'>): SalesforceAu
 }
 
 /**
- * Validates a Salesforce secret's JSON. Errors name the secret, the flow and each missing or
- * malformed key; they never echo a value.
+ * Validates a Salesforce secret's JSON. Errors name the secret, the flow and each missing,
+ * malformed or unknown key (a key the flow does not take: nothing would read it); they never echo a
+ * value.
  */
 export function parseSalesforceSecret(value: unknown, secretName = 'Salesforce secret'): SalesforceSecret {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -93,16 +94,19 @@ export function parseSalesforceSecret(value: unknown, secretName = 'Salesforce s
   }
   const schema = FLOW_SCHEMAS[flow as SalesforceAuthFlow];
   const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  // Keys of the secret that its flow does not take: a missing key's likely misspelling. Key names
-  // only, never a value.
+  // Keys of the secret that its flow does not take: a missing key's likely misspelling, or a key
+  // jsforce and the flow would ignore without a word (a misspelt optional `securityTokn` signs in
+  // without the token, and Salesforce then refuses a password that is right). Key names only,
+  // never a value.
   const known = Object.keys(schema.shape);
   const unknown = Object.keys(value).filter((k) => !known.includes(k));
-  const problems = parsed.error.issues.map((issue) => {
+  const misspellings = new Set<string>();
+  const problems = (parsed.success ? [] : parsed.error.issues).map((issue) => {
     const key = issue.path.map(String).join('.') || '(root)';
     const present =
       issue.path.length > 0 && (value as Record<string, unknown>)[String(issue.path[0])] !== undefined;
     const misspelt = present ? undefined : unknown.find((k) => suggestion(k, [key]) === key);
+    if (misspelt) misspellings.add(misspelt);
     // zod messages may quote the received value: describe the problem ourselves.
     const what = !present
       ? `is missing${misspelt ? ` (the secret has "${misspelt}": rename it "${key}")` : ''}`
@@ -111,7 +115,28 @@ export function parseSalesforceSecret(value: unknown, secretName = 'Salesforce s
         : 'is empty or not a string';
     return `key "${key}" ${what}`;
   });
+  for (const key of unknown) {
+    if (misspellings.has(key)) continue;
+    problems.push(`key "${key}" ${unknownKeyProblem(key, flow as SalesforceAuthFlow, known)}`);
+  }
+  if (parsed.success && problems.length === 0) return parsed.data;
   throw new TerminalError(`${secretName} (flow ${flow}) is invalid: ${problems.join('; ')}`);
+}
+
+/** Why a key the flow does not take is refused, and what to do: rename it, set "flow", or remove it. */
+function unknownKeyProblem(key: string, flow: SalesforceAuthFlow, known: readonly string[]): string {
+  const notTaken = `is not one the ${flow} flow takes`;
+  const meant = suggestion(key, known);
+  if (meant) return `${notTaken}: rename it "${meant}"`;
+  const flows = (Object.keys(FLOW_SCHEMAS) as SalesforceAuthFlow[]).filter(
+    (f) => f !== flow && Object.hasOwn(FLOW_SCHEMAS[f].shape, key),
+  );
+  if (flows.length > 0) {
+    const which =
+      flows.length === 1 ? `the ${flows[0]} flow takes it` : `the ${flows.join(', ')} flows take it`;
+    return `${notTaken} (${which}: set "flow", or remove the key)`;
+  }
+  return `${notTaken} (it takes ${known.join(', ')}): remove it (docs/salesforce-auth.md)`;
 }
 
 /** The values of a secret that must never be logged (for the redactor). */

@@ -76,9 +76,59 @@ describe('parseSalesforceSecret', () => {
         'local/salesforce',
       );
     expect(parse).toThrow(
-      'local/salesforce (flow soap) is invalid: key "username" is missing (the secret has "usrname": rename it "username")',
+      'local/salesforce (flow soap) is invalid: key "username" is missing (the secret has "usrname": rename it "username"); ' +
+        'key "securityTokn" is not one the soap flow takes: rename it "securityToken"',
     );
     expect(parse).not.toThrow(/Canary/);
+  });
+
+  it('refuses a key the flow does not take, naming the key and what to do, never its value', () => {
+    const refused = (secret: Record<string, unknown>): string => {
+      try {
+        parseSalesforceSecret(secret, 'local/salesforce');
+      } catch (e) {
+        expect(e).toBeInstanceOf(TerminalError);
+        return (e as Error).message;
+      }
+      throw new Error('accepted');
+    };
+    const soap = { loginUrl: 'http://127.0.0.1:8443', username: 'u', password: 'Canary5' };
+    // A misspelt optional key: signing in without the token would fail with a password that is right.
+    expect(refused({ ...soap, securityTokn: 'Canary6' })).toBe(
+      'local/salesforce (flow soap) is invalid: key "securityTokn" is not one the soap flow takes: rename it "securityToken"',
+    );
+    // Another flow's key: the "flow" left out.
+    expect(refused({ ...soap, clientId: 'Canary7', clientSecret: 'Canary8' })).toBe(
+      'local/salesforce (flow soap) is invalid: ' +
+        'key "clientId" is not one the soap flow takes (the oauth-password, client-credentials, jwt flows take it: set "flow", or remove the key); ' +
+        'key "clientSecret" is not one the soap flow takes (the oauth-password, client-credentials flows take it: set "flow", or remove the key)',
+    );
+    expect(refused({ flow: 'jwt', ...soap, clientId: 'c', privateKey: 'k', notes: 'Canary9' })).toBe(
+      'local/salesforce (flow jwt) is invalid: key "password" is not one the jwt flow takes (the soap, oauth-password flows take it: set "flow", or remove the key); ' +
+        'key "notes" is not one the jwt flow takes (it takes flow, loginUrl, clientId, username, privateKey, audience): remove it (docs/salesforce-auth.md)',
+    );
+    for (const secret of [
+      { ...soap, securityTokn: 'Canary6' },
+      { ...soap, clientId: 'Canary7', clientSecret: 'Canary8' },
+      { ...soap, notes: 'Canary9' },
+    ])
+      expect(refused(secret)).not.toMatch(/Canary/);
+    // Every key of each documented shape is taken (docs/salesforce-auth.md).
+    expect(parseSalesforceSecret({ flow: 'soap', ...soap, securityToken: '' })).toEqual({
+      flow: 'soap',
+      ...soap,
+      securityToken: '',
+    });
+    expect(
+      parseSalesforceSecret({
+        flow: 'jwt',
+        loginUrl: 'https://login.salesforce.com',
+        clientId: 'c',
+        username: 'u',
+        privateKey: 'k',
+        audience: 'https://login.salesforce.com',
+      }).flow,
+    ).toBe('jwt');
   });
 
   it('rejects an unknown flow and a non-object', () => {
