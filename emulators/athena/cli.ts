@@ -95,20 +95,22 @@ export function parseAthenaEmulatorArgs(argv: readonly string[]): AthenaEmulator
         break;
       }
       default:
-        throw new UsageError(`emulate athena: unknown option "${arg}"`);
+        throw new UsageError(`unknown option "${arg}"`);
     }
   }
-  if (!dataDir) throw new UsageError('emulate athena: --data DIR is required (a folder of database folders)');
+  if (!dataDir) throw new UsageError('--data DIR is required (a folder of database folders)');
   return { port, host, dataDir, resultsDir, workgroups, queuedMs, runningMs };
 }
 
 /** `roundtrip emulate athena …`: resolves to the exit code once stopped by a signal. */
 export async function runAthenaEmulatorCli(argv: string[]): Promise<number> {
   const cli = parseAthenaEmulatorArgs(argv);
-  // A mistyped --data is bad input named as such, not the emulator's scandir ENOENT.
-  if (!statSync(cli.dataDir, { throwIfNoEntry: false })?.isDirectory()) {
+  // A mistyped --data is bad input named as such, not the emulator's scandir ENOENT. (The CLI
+  // prefixes the message with `roundtrip emulate:`.)
+  const data = statSync(cli.dataDir, { throwIfNoEntry: false });
+  if (!data?.isDirectory()) {
     throw new UsageError(
-      `emulate athena: --data ${cli.dataDir} is not a folder (expected a folder with a folder per database, e.g. ${path.join(cli.dataDir, 'marketing', 'customers.csv')})`,
+      `--data ${cli.dataDir} ${data ? 'is a file, not a folder' : 'does not exist'} (expected a folder with a folder per database, e.g. ${path.join(cli.dataDir, 'marketing', 'customers.csv')})`,
       { showUsage: false },
     );
   }

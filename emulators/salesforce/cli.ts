@@ -64,7 +64,7 @@ function parseArgs(argv: string[]): SalesforceEmulatorOptions {
       case '-h':
         throw new UsageError(SALESFORCE_EMULATOR_USAGE);
       default:
-        throw new UsageError(`emulate salesforce: unknown option "${arg}" (${SALESFORCE_EMULATOR_USAGE})`);
+        throw new UsageError(`unknown option "${arg}"`);
     }
   }
   return options;

@@ -122,6 +122,10 @@ async function seedCsvFile(store: SalesforceStore, file: string): Promise<number
   return count;
 }
 
+/** What a seed path may name (docs/salesforce-emulator.md#seeding), said when it names none of them. */
+const SEED_SHAPES =
+  'give a JSON file ({ "Lead": [ … ] }), a CSV file named after its object (Lead.csv), or a folder of them';
+
 /**
  * Seeds from a JSON file, a CSV file named after its object, or a folder of them; or from an
  * object given in code. Returns the number of records seeded per object.
@@ -135,14 +139,24 @@ export async function loadSeed(
   try {
     stat = statSync(seed);
   } catch (err) {
-    throw new SeedError(`seed file not found: ${seed}`, { cause: err });
+    throw new SeedError(`seed ${seed} does not exist: ${SEED_SHAPES}`, { cause: err });
   }
-  const files = stat.isDirectory()
-    ? readdirSync(seed)
-        .filter((f) => /\.(json|csv)$/i.test(f))
-        .sort()
-        .map((f) => path.join(seed, f))
-    : [seed];
+  let files = [seed];
+  if (stat.isDirectory()) {
+    const entries = readdirSync(seed, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+    files = entries
+      .map((e) => e.name)
+      .filter((f) => /\.(json|csv)$/i.test(f))
+      .map((f) => path.join(seed, f));
+    // A folder that seeds nothing is a wrong folder (its parent, say), not an empty org by intent.
+    if (files.length === 0) {
+      const names = entries.slice(0, 5).map((e) => (e.isDirectory() ? `${e.name}/` : e.name));
+      const shown = names.join(', ') + (entries.length > 5 ? ', …' : '');
+      throw new SeedError(
+        `seed ${seed} is a folder without a .json or .csv file (${entries.length === 0 ? 'it is empty' : `it has ${shown}`}): ${SEED_SHAPES}`,
+      );
+    }
+  }
   const counts: Record<string, number> = {};
   for (const file of files) {
     if (/\.csv$/i.test(file)) {

@@ -7,6 +7,8 @@ import {
   GetWorkGroupCommand,
   StartQueryExecutionCommand,
 } from '@aws-sdk/client-athena';
+import { UsageError } from '../../../bin/cli-common';
+import { runAthenaEmulatorCli } from '../../../emulators/athena/cli';
 import { makeDataDir, runQuery } from './helpers';
 
 jest.setTimeout(60_000);
@@ -118,9 +120,24 @@ describe('roundtrip emulate athena (the CLI)', () => {
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    // Once `roundtrip emulate:`, not again as `emulate athena:`; a folder that is not there is said so.
     expect(stderr).toBe(
-      `roundtrip emulate: emulate athena: --data ${missing} is not a folder (expected a folder with a folder per database, e.g. ${path.join(missing, 'marketing', 'customers.csv')})\n`,
+      `roundtrip emulate: --data ${missing} does not exist (expected a folder with a folder per database, e.g. ${path.join(missing, 'marketing', 'customers.csv')})\n`,
     );
     expect(code).toBe(2);
+  });
+
+  it('says that a --data naming a file is a file, not a folder', async () => {
+    const dataDir = await makeDataDir({ 'marketing/customers.csv': '"email"\n' });
+    const file = path.join(dataDir, 'marketing', 'customers.csv');
+    try {
+      const refused = runAthenaEmulatorCli(['--data', file]);
+      await expect(refused).rejects.toBeInstanceOf(UsageError);
+      await expect(refused).rejects.toThrow(
+        `--data ${file} is a file, not a folder (expected a folder with a folder per database`,
+      );
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

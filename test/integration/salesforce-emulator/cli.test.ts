@@ -86,9 +86,25 @@ describe('roundtrip emulate salesforce', () => {
       async () => undefined,
     );
     await expect(missingSeed).rejects.toBeInstanceOf(UsageError);
+    const shapes =
+      'give a JSON file ({ "Lead": [ … ] }), a CSV file named after its object (Lead.csv), or a folder of them';
     await expect(missingSeed).rejects.toMatchObject({
-      message: `seed file not found: ${path.join(dir, 'missing.json')}`,
+      message: `seed ${path.join(dir, 'missing.json')} does not exist: ${shapes}`,
       showUsage: false,
+    });
+    // A folder that exists but seeds nothing (its parent named instead of it, an empty one): said
+    // as such, with what it holds, not 'file not found' nor an org without records.
+    const parent = path.join(dir, 'parent');
+    mkdirSync(path.join(parent, 'seed'), { recursive: true });
+    writeFileSync(path.join(parent, 'roundtrip.config.ts'), '');
+    await expect(runSalesforceEmulatorCli(['--seed', parent], async () => undefined)).rejects.toMatchObject({
+      message: `seed ${parent} is a folder without a .json or .csv file (it has roundtrip.config.ts, seed/): ${shapes}`,
+      showUsage: false,
+    });
+    await expect(
+      runSalesforceEmulatorCli(['--seed', path.join(parent, 'seed')], async () => undefined),
+    ).rejects.toMatchObject({
+      message: `seed ${path.join(parent, 'seed')} is a folder without a .json or .csv file (it is empty): ${shapes}`,
     });
   });
 

@@ -43,14 +43,15 @@ describe('parseAthenaEmulatorArgs', () => {
   it('defaults the port and requires --data', () => {
     expect(parseAthenaEmulatorArgs(['--data', 'd']).port).toBe(DEFAULT_ATHENA_EMULATOR_PORT);
     expect(() => parseAthenaEmulatorArgs([])).toThrow(UsageError);
-    expect(() => parseAthenaEmulatorArgs([])).toThrow('--data DIR is required');
+    // The CLI says `roundtrip emulate:` before it: the message does not say `emulate athena:` again.
+    expect(() => parseAthenaEmulatorArgs([])).toThrow(/^--data DIR is required/);
   });
 
   it('names the bad option', () => {
     expect(() => parseAthenaEmulatorArgs(['--data', 'd', '--port', 'x'])).toThrow(
       '--port: expected an integer from 0 to 65535, got "x"',
     );
-    expect(() => parseAthenaEmulatorArgs(['--data', 'd', '--nope'])).toThrow('unknown option "--nope"');
+    expect(() => parseAthenaEmulatorArgs(['--data', 'd', '--nope'])).toThrow(/^unknown option "--nope"$/);
     expect(() => parseAthenaEmulatorArgs(['--data'])).toThrow('--data: expected a value');
     expect(() => parseAthenaEmulatorArgs(['--data', 'd', '--workgroup', 'retired:OFF'])).toThrow(
       '--workgroup: expected :DISABLED or :ENABLED after workgroup retired, got ":OFF" in "retired:OFF"',
