@@ -619,6 +619,8 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
   const logger = options.logger.child({ connector: 'salesforce' });
   const doFetch = options.fetch ?? globalThis.fetch;
   const timeouts: SalesforceTimeouts = { ...DEFAULT_SALESFORCE_TIMEOUTS, ...options.timeouts };
+  const secretRef = options.secretName ? `the secret ${options.secretName}` : 'the Salesforce secret';
+  const loginUrlFrom = options.loginUrlFrom ?? `loginUrl of ${secretRef}`;
 
   /**
    * A sign-in (first or renewed) within `timeouts.signInMs`: jsforce's request takes no signal,
@@ -632,7 +634,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
         () =>
           reject(
             new TransientError(
-              `Salesforce sign-in (${flow}) at ${secret.loginUrl} failed: timed out, no answer within ${secondsOf(timeouts.signInMs)} (the connector's time limit for a sign-in)`,
+              `Salesforce sign-in (${flow}) at ${secret.loginUrl} (${loginUrlFrom}) failed: timed out, no answer within ${secondsOf(timeouts.signInMs)} (the connector's time limit for a sign-in)`,
             ),
           ),
         timeouts.signInMs,
@@ -671,16 +673,18 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
   let lastAnswer: SignInAnswer | undefined;
   for (const transport of [conn._transport, conn.oauth2._transport])
     limitJsforceRequests(transport, timeouts.signInMs, (answer) => (lastAnswer = answer));
-  const secretRef = options.secretName ? `the secret ${options.secretName}` : 'the Salesforce secret';
-  const loginUrlFrom = options.loginUrlFrom ?? `loginUrl of ${secretRef}`;
 
   try {
     redactor.add(await signInWithin(conn));
   } catch (err) {
-    const classified = classifySalesforceError(err, {
-      operation: `sign-in (${flow}) at ${secret.loginUrl}`,
-      redactor,
-    });
+    const at = (where: string) =>
+      classifySalesforceError(err, { operation: `sign-in (${flow}) at ${where}`, redactor });
+    let classified = at(secret.loginUrl);
+    // No answer, or none that refuses the credentials (refused, a host not found, a connection
+    // dropped, a 503): the URL is named by where it is set, as a 404's is, since a wrong one (an
+    // emulator stopped, its port changed) is corrected there.
+    if (classified instanceof TransientError && !(err instanceof TransientError))
+      classified = at(`${secret.loginUrl} (${loginUrlFrom})`);
     logger.error('Salesforce sign-in failed', { flow, loginUrl: secret.loginUrl, error: classified.message });
     // A URL that takes no sign-in (a path Salesforce does not have: 404): said so, by where the
     // URL is set, rather than with the page it answered.

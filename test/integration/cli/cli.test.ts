@@ -358,6 +358,52 @@ describe('the roundtrip CLI', () => {
     expect(planned.stderr).toContain(notOne);
   });
 
+  it('names where the login URL of a Salesforce that refuses the connection is set, in validate and in a run', async () => {
+    // A port nothing listens on: the emulator stopped.
+    const closed = await new Promise<number>((resolve) => {
+      const server = net.createServer();
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const stopped = `http://127.0.0.1:${closed}`;
+    const secrets = JSON.parse(await readFile(secretsFile, 'utf8')) as Record<
+      string,
+      Record<string, unknown>
+    >;
+    const stoppedSecrets = path.join(dir, 'stopped-emulator-secrets.json');
+    await writeFile(
+      stoppedSecrets,
+      JSON.stringify({
+        ...secrets,
+        'roundtrip/salesforce': { ...secrets['roundtrip/salesforce'], loginUrl: stopped },
+      }),
+    );
+    const options = ['--config', configFile, '--secrets', stoppedSecrets, ...connection.slice(4)];
+    const refused = `Salesforce sign-in (soap) at ${stopped} (loginUrl of the secret roundtrip/salesforce) failed: `;
+    const validated = await cli(['validate', ...options]);
+    expect(validated.code).toBe(1);
+    expect(validated.stdout).toContain(`✗ Salesforce sign-in: ${refused}`);
+    expect(validated.stdout).toContain(`ECONNREFUSED 127.0.0.1:${closed}`);
+    const planned = await cli(['plan', ...options]);
+    expect(planned.code).toBe(1);
+    expect(planned.stderr).toMatch(/^run \S+ failed: Salesforce sign-in \(soap\) at /m);
+    expect(planned.stderr).toContain(refused);
+
+    // Set in the config, it is named there.
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as { salesforce: Record<string, unknown> };
+    const fromConfig = path.join(dir, 'stopped-login-url.config.json');
+    await writeFile(
+      fromConfig,
+      JSON.stringify({ ...config, salesforce: { ...config.salesforce, loginUrl: stopped } }),
+    );
+    const named = await cli(['validate', ...connection.slice(2), '--config', fromConfig]);
+    expect(named.stdout).toContain(
+      `✗ Salesforce sign-in: Salesforce sign-in (soap) at ${stopped} (salesforce.loginUrl of the config) failed: `,
+    );
+  });
+
   it('reports a missing secret by name and exits 1', async () => {
     const empty = path.join(dir, 'empty-secrets.json');
     await writeFile(empty, '{}');

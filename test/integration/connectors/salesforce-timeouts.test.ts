@@ -191,7 +191,7 @@ describe('Salesforce connector time limits', () => {
     const err = await caught(connect());
     expect(err).toBeInstanceOf(TransientError);
     expect(err.message).toBe(
-      `Salesforce sign-in (soap) at ${sf.loginUrl} failed: timed out, no answer within 0.3 s (the connector's time limit for a sign-in)`,
+      `Salesforce sign-in (soap) at ${sf.loginUrl} (loginUrl of the Salesforce secret) failed: timed out, no answer within 0.3 s (the connector's time limit for a sign-in)`,
     );
   });
 });
