@@ -138,9 +138,9 @@ export function tasksFrom(config: PipelineConfig, list: string): string[] {
     throw new UsageError(`--tasks expects task names separated by commas, got "${list}"`);
   }
   try {
-    selectTasks(config, names);
+    selectTasks(config, names, '--tasks');
   } catch (err) {
-    throw new UsageError(`--tasks: ${err instanceof Error ? err.message : String(err)}`, {
+    throw new UsageError(err instanceof Error ? err.message : String(err), {
       showUsage: false,
     });
   }

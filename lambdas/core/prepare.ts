@@ -86,9 +86,13 @@ export function runStartedAt(executionStartTime: string | undefined, now: Date):
 
 /**
  * The tasks a run input selects, by kind. Unknown names are a TerminalError naming them and the
- * known ones.
+ * known ones, and where the names were given (`givenIn`: the CLI says `--tasks`).
  */
-export function selectTasks(config: PipelineConfig, names: readonly string[] | undefined): SelectedTasks {
+export function selectTasks(
+  config: PipelineConfig,
+  names: readonly string[] | undefined,
+  givenIn = 'the run input',
+): SelectedTasks {
   const known = [...config.extract.map((t) => t.name), ...config.writeback.map((t) => t.name)];
   if (names) {
     const unknown = names.filter((n) => !known.includes(n));
@@ -101,7 +105,7 @@ export function selectTasks(config: PipelineConfig, names: readonly string[] | u
           })
           .join(
             ', ',
-          )} in the run input; pipeline ${config.name} has: ${known.map((n) => `"${n}"`).join(', ') || 'no tasks'}`,
+          )} in ${givenIn}; pipeline ${config.name} has: ${known.map((n) => `"${n}"`).join(', ') || 'no tasks'}`,
       );
     }
   }

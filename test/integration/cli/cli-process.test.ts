@@ -198,7 +198,7 @@ describe('the roundtrip bin', () => {
     for (const command of ['run', 'plan']) {
       const unknown = await roundtrip([command, '--config', EXAMPLE_CONFIG, '--tasks', 'Lead,lead-update']);
       expect(unknown.stderr).toContain(
-        `roundtrip ${command}: --tasks: Unknown task "lead-update" (did you mean "Lead-update"?) in the run input; pipeline lead-scoring has: "Lead", "athena_customers", "Lead-update"`,
+        `roundtrip ${command}: Unknown task "lead-update" (did you mean "Lead-update"?) in --tasks; pipeline lead-scoring has: "Lead", "athena_customers", "Lead-update"`,
       );
       // Refused before the secrets are read: no run was started (and none recorded).
       expect(unknown.stderr).not.toContain('Secret');

@@ -36,6 +36,12 @@ describe('selectTasks', () => {
         'Unknown tasks "lead" (did you mean "Lead"?), "Contact" in the run input; pipeline unit has: "Lead", "athena_x", "Lead-update"',
       ),
     );
+    // Given on the command line, the names are said to come from there.
+    expect(() => selectTasks(config, ['Leed'], '--tasks')).toThrow(
+      new TerminalError(
+        'Unknown task "Leed" (did you mean "Lead"?) in --tasks; pipeline unit has: "Lead", "athena_x", "Lead-update"',
+      ),
+    );
   });
 });
 
