@@ -295,7 +295,7 @@ export const RUN_STATES = {
  * The error name of a run that ends because a write-back passed its `maxFailureRate` or its
  * `maxRejectRate` (the name predates the second).
  */
-export const WRITEBACK_FAILED_ERROR = 'WritebackFailureRateExceeded';
+export const WRITEBACK_FAILED_ERROR = ERROR_NAMES.writebackFailed;
 
 /** What a Task state runs: a Lambda step, or the native Athena query. */
 export type TaskBinding = StepKey | 'athenaQuery';

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { DatabaseError, type PoolClient } from 'pg';
 import { classifyPostgresError, inTransaction, withClient } from '../connectors/postgres';
-import { TerminalError, TransientError } from '../shared/errors';
+import { ERROR_NAMES, TerminalError, TransientError } from '../shared/errors';
 import type { CoreDeps } from './deps';
 import { mergeRunSummary } from './writeback/state';
 
@@ -182,7 +182,7 @@ export class TransformError extends TerminalError {
     options?: { cause?: unknown },
   ) {
     super(message, options);
-    this.name = 'TransformError';
+    this.name = ERROR_NAMES.transform;
   }
 }
 

@@ -11,13 +11,25 @@
  * The class names are the error names the state machine matches on, so they are stable.
  */
 
-/** Names the state machine's Retry and Catch blocks match on. Shared with statemachine/. */
+/**
+ * The names of our own errors a run can fail with: those the state machine's Retry and Catch
+ * blocks match on, the classes a step throws, and the error of the Fail state a run ends in when a
+ * write-back passed its limits. Shared with statemachine/. Words for the state machine, not for a
+ * user: a failure line leaves them out ({@link failureText}), as the message says all they say.
+ */
 export const ERROR_NAMES = {
   transient: 'TransientError',
   terminal: 'TerminalError',
   config: 'ConfigError',
   busy: 'TaskBusyError',
   pushGoingOn: 'PushGoingOnError',
+  transform: 'TransformError',
+  maxChanges: 'MaxChangesExceededError',
+  /**
+   * The Fail state's error when a write-back passed its `maxFailureRate` or its `maxRejectRate`
+   * (the name predates the second); its cause says which, and where the records are.
+   */
+  writebackFailed: 'WritebackFailureRateExceeded',
 } as const;
 
 /**
@@ -165,17 +177,16 @@ function athenaFailure(text: string): string {
 }
 
 /**
- * Error names a failure line (the CLI's, a notification's) leaves out, because the message says all they say: the project's
- * own classes (names the state machine's Retry and Catch match on, not words for a user; their
- * messages name the config path, file or record), a plain `Error`, and Step Functions'
- * `States.TaskFailed`, whose cause says what failed (an Athena query, by its id, and why). Any
- * other name is kept, as it tells the user something the message may not: `States.Timeout`,
- * `Athena.InvalidRequestException` (which service refused), a `TypeError` (a fault to report).
+ * Error names a failure line (the CLI's, a notification's) leaves out, because the message says
+ * all they say: every one of the project's own ({@link ERROR_NAMES}: classes and the write-back's
+ * Fail state, words for the state machine, whose messages name the config path, file or record), a
+ * plain `Error`, and Step Functions' `States.TaskFailed`, whose cause says what failed (an Athena
+ * query, by its id, and why). Any other name is kept, as it tells the user something the message
+ * may not: `States.Timeout`, `Athena.InvalidRequestException` (which service refused), a
+ * `TypeError` (a fault to report).
  */
 const UNTOLD_ERROR_NAMES: ReadonlySet<string> = new Set([
   ...Object.values(ERROR_NAMES),
-  'TransformError',
-  'MaxChangesExceededError',
   'Error',
   // statemachine/local.ts STATES_TASK_FAILED, not imported: every CLI command and Lambda loads
   // this module, and that one loads the state machine's runner.

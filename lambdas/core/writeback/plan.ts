@@ -50,7 +50,7 @@ import type {
   SalesforceObjectDescribe,
 } from '../../connectors/salesforce';
 import { suggestion } from '../../config/issues';
-import { TerminalError } from '../../shared/errors';
+import { ERROR_NAMES, TerminalError } from '../../shared/errors';
 import { recordAfter, type Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import { describeTaskObject } from '../salesforce-read';
@@ -948,7 +948,7 @@ export class MaxChangesExceededError extends TerminalError {
     super(
       `Write-back ${task} would change ${changed} records, more than ${setting} (${maxChanges}); nothing was sent. Inspect the plan (${rows}), then raise maxChanges or fix the transform`,
     );
-    this.name = 'MaxChangesExceededError';
+    this.name = ERROR_NAMES.maxChanges;
   }
 }
 

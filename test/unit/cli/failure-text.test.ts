@@ -1,4 +1,5 @@
 import { failureText, storedFailureText } from '../../../bin/cli-common';
+import { ERROR_NAMES } from '../../../lambdas/shared/errors';
 
 describe('failureText', () => {
   it.each([
@@ -12,12 +13,25 @@ describe('failureText', () => {
       'MaxChangesExceededError',
       'Write-back Lead-update would change 9 records, more than writeback[0].maxChanges (2)',
     ],
+    // The Fail state's error of a run a write-back's limit stopped: its cause says which limit.
+    [
+      'WritebackFailureRateExceeded',
+      'A write-back task passed its maxFailureRate (records Salesforce refused) or its maxRejectRate (rows the plan rejected): the records are in roundtrip.writeback_errors, the reason and the summary in roundtrip.runs',
+    ],
     ['Error', 'something'],
     // The local Athena binding's names for a failure that is not Athena's answer.
     ['Athena.Error', 'connect ECONNREFUSED 127.0.0.1:4569 (nothing accepts connections at --aws-endpoint …)'],
     ['Athena.TerminalError', 'No AWS Region for Athena and S3: pass --aws-endpoint http://127.0.0.1:PORT …'],
   ])('shows a %s by its message alone, all of it', (name, message) => {
     expect(failureText(name, message)).toBe(message);
+  });
+
+  it('leaves out every name of our own errors, the classes a step throws and the Fail states', () => {
+    for (const name of Object.values(ERROR_NAMES))
+      expect(failureText(name, 'what went wrong')).toBe('what went wrong');
+    expect(Object.values(ERROR_NAMES)).toEqual(
+      expect.arrayContaining(['TransformError', 'MaxChangesExceededError', 'WritebackFailureRateExceeded']),
+    );
   });
 
   it("shows a failed Athena query's reason, without Step Functions' States.TaskFailed", () => {
