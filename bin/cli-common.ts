@@ -171,8 +171,8 @@ const PREPARE_STATE = 'Prepare';
 
 /**
  * Renders a local execution's events as progress lines on stderr: the state being run, and after
- * each Task what its step reported (rows loaded, records to send, rejected, held back, written,
- * failed, API calls),
+ * each Task what its step reported (rows read and written, records to send, rejected, held back,
+ * written, failed, API calls: an extract's in the words and figures of the run's summary),
  * with the run's totals so far. A task's steps report cumulative API calls (a Bulk extract's
  * check carries the count of the whole task), so the totals keep the latest figure per task, and a
  * step's line says its own calls: the task's figure less what its earlier steps reported.
@@ -229,8 +229,17 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
         const plan = out !== null && typeof out === 'object' && 'unchanged' in out;
         const changed = numberAt(out, 'changed');
         const rejected = numberAt(out, 'rejected');
+        // An extract's load (Salesforce's or Athena's: it reports `inserted`) in the summary's words
+        // and figures: rows read, and of them written (inserted or updated); rows read again through
+        // the overlap window, unchanged, are read but not written.
+        const load = out !== null && typeof out === 'object' && 'inserted' in out;
+        const written = numberAt(out, 'inserted') + numberAt(out, 'updated');
         const parts = [
-          rows ? `${fmt(rows)} rows loaded` : undefined,
+          load
+            ? `${fmt(rows)} rows read, ${fmt(written)} written`
+            : rows
+              ? `${fmt(rows)} rows read`
+              : undefined,
           changed || plan ? `${fmt(changed)} record${changed === 1 ? '' : 's'} to send` : undefined,
           // A plan's rows refused for what the source holds, and those kept back (by the plan, or
           // an insert's push) for another run's send of their key: neither the source's fault nor
@@ -246,7 +255,7 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
         const awsSoFar = sum(awsCallsByTask);
         write(
           `  ✓ ${event.state}${parts.length ? `: ${parts.join(', ')}` : ''}` +
-            `  (so far: ${fmt(sum(rowsByTask))} rows loaded, ${apiCalls(sum(callsByTask))}` +
+            `  (so far: ${fmt(sum(rowsByTask))} rows read, ${apiCalls(sum(callsByTask))}` +
             `${awsSoFar ? `, ${awsCalls(awsSoFar)}` : ''})`,
         );
         break;

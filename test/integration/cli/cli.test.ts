@@ -553,7 +553,7 @@ describe('the roundtrip CLI', () => {
     ).tasks.find((t) => t.kind === 'prepare')?.apiCalls;
     expect(prepareCalls).toBeGreaterThan(0);
     expect(planned.stderr).toContain(
-      `✓ Report failure  (so far: 0 rows loaded, ${prepareCalls} Salesforce API calls)`,
+      `✓ Report failure  (so far: 0 rows read, ${prepareCalls} Salesforce API calls)`,
     );
     // The message as it is, not after the class name the state machine matches on (TerminalError).
     expect(planned.stderr).toMatch(/^ {2}✗ Prepare: extract\[0\]\.object: /m);
@@ -623,7 +623,7 @@ describe('the roundtrip CLI', () => {
     expect(athena).toBeGreaterThan(0);
     expect(planned.stderr).toMatch(
       new RegExp(
-        `✓ Report failure {2}\\(so far: [\\d,]+ rows loaded, ${total - athena} Salesforce API calls, ${athena} Athena/S3 calls\\)`,
+        `✓ Report failure {2}\\(so far: [\\d,]+ rows read, ${total - athena} Salesforce API calls, ${athena} Athena/S3 calls\\)`,
       ),
     );
     const status = await cli(['status', ...connection.slice(2), '--config', bulk, '--json']);
@@ -1002,6 +1002,17 @@ describe('the roundtrip CLI', () => {
       ]);
     }
     expect(run.code).toBe(summary.status === 'succeeded' ? 0 : 1);
+    // Each extract's progress line says what its summary row says: rows read, and of them written
+    // (rows read again through the overlap window, unchanged, are not written).
+    const fmt = (n: unknown): string => Number(n).toLocaleString('en-US');
+    const extracts = summary.tasks.filter((t) => t.kind === 'extract');
+    expect(extracts.map((t) => t.task)).toEqual(['Lead', 'athena_customers']);
+    for (const t of extracts) {
+      const line = run.stderr
+        .split('\n')
+        .find((l) => l.startsWith(`  ✓ ${String(t.task)} `) && l.includes(' rows read'));
+      expect(line).toContain(`: ${fmt(t.rowsRead)} rows read, ${fmt(t.written)} written, `);
+    }
 
     const status = await cli(['status', ...connection, '--json']);
     const listed = lastJsonLine(status.stdout) as {
@@ -1305,7 +1316,7 @@ describe('the roundtrip CLI', () => {
 
     expect(validate.code).toBe(0);
     // (Whether the run then succeeds depends on the other tests' tables: the extract is what reads Athena.)
-    expect(run.stderr).toMatch(/^ {2}✓ athena_customers load: 150 rows loaded/m);
+    expect(run.stderr).toMatch(/^ {2}✓ athena_customers load: 150 rows read, [\d,]+ written/m);
     const assumed = env.athena.assumedRoles.slice(assumedBefore);
     // One role per command (each its own process of credentials), as the CLI names its sessions.
     expect(assumed.map((a) => [a.roleArn, a.sessionName])).toEqual([

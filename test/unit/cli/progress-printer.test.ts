@@ -16,13 +16,21 @@ describe('progressPrinter', () => {
       type: 'exited',
       state: 'Lead check',
       stateType: 'Task',
-      output: { task: 'Lead', rows: 10_000, apiCalls: 5 },
+      output: { status: 'loaded', task: 'Lead', rows: 10_000, inserted: 10_000, updated: 0, apiCalls: 5 },
     });
     print({
       type: 'exited',
       state: 'athena_customers load',
       stateType: 'Task',
-      output: { task: 'athena_customers', rows: 5_000, apiCalls: 1, s3Reads: 1 },
+      output: {
+        status: 'loaded',
+        task: 'athena_customers',
+        rows: 5_000,
+        inserted: 4_000,
+        updated: 900,
+        apiCalls: 1,
+        s3Reads: 1,
+      },
     });
     print({ type: 'exited', state: 'Choice', stateType: 'Choice', output: {} });
     // The write-back steps report their task's calls so far (plan, pushes, collects together).
@@ -68,16 +76,48 @@ describe('progressPrinter', () => {
     });
     expect(lines).toEqual([
       '  … Lead extract',
-      '  ✓ Lead extract: 3 Salesforce API calls  (so far: 0 rows loaded, 3 Salesforce API calls)',
+      '  ✓ Lead extract: 3 Salesforce API calls  (so far: 0 rows read, 3 Salesforce API calls)',
       // A step's line says its own calls: the task's figure less what its earlier steps reported.
-      '  ✓ Lead check: 10,000 rows loaded, 2 Salesforce API calls  (so far: 10,000 rows loaded, 5 Salesforce API calls)',
+      '  ✓ Lead check: 10,000 rows read, 10,000 written, 2 Salesforce API calls  (so far: 10,000 rows read, 5 Salesforce API calls)',
       // An Athena load's calls are counted apart: Athena's and S3's, not Salesforce's.
-      '  ✓ athena_customers load: 5,000 rows loaded, 2 Athena/S3 calls  (so far: 15,000 rows loaded, 5 Salesforce API calls, 2 Athena/S3 calls)',
-      '  ✓ Lead-update plan: 9 records to send, 2 rejected, 3 held back, 1 Salesforce API call  (so far: 15,000 rows loaded, 6 Salesforce API calls, 2 Athena/S3 calls)',
-      '  ✓ Lead-update push: 9 written, 3 Salesforce API calls  (so far: 15,000 rows loaded, 9 Salesforce API calls, 2 Athena/S3 calls)',
-      '  ✓ Lead-upsert plan: 0 records to send, 2 rejected  (so far: 15,000 rows loaded, 9 Salesforce API calls, 2 Athena/S3 calls)',
-      '  ✓ Lead-insert plan: 1 record to send  (so far: 15,000 rows loaded, 9 Salesforce API calls, 2 Athena/S3 calls)',
-      '  ✓ Report  (so far: 15,000 rows loaded, 10 Salesforce API calls, 2 Athena/S3 calls)',
+      '  ✓ athena_customers load: 5,000 rows read, 4,900 written, 2 Athena/S3 calls  (so far: 15,000 rows read, 5 Salesforce API calls, 2 Athena/S3 calls)',
+      '  ✓ Lead-update plan: 9 records to send, 2 rejected, 3 held back, 1 Salesforce API call  (so far: 15,000 rows read, 6 Salesforce API calls, 2 Athena/S3 calls)',
+      '  ✓ Lead-update push: 9 written, 3 Salesforce API calls  (so far: 15,000 rows read, 9 Salesforce API calls, 2 Athena/S3 calls)',
+      '  ✓ Lead-upsert plan: 0 records to send, 2 rejected  (so far: 15,000 rows read, 9 Salesforce API calls, 2 Athena/S3 calls)',
+      '  ✓ Lead-insert plan: 1 record to send  (so far: 15,000 rows read, 9 Salesforce API calls, 2 Athena/S3 calls)',
+      '  ✓ Report  (so far: 15,000 rows read, 10 Salesforce API calls, 2 Athena/S3 calls)',
+    ]);
+  });
+
+  it("says an extract's rows in the summary's words and figures: read, and of them written", () => {
+    const lines: string[] = [];
+    const print = progressPrinter((line) => lines.push(line));
+    // An incremental read: two rows again through the overlap window, unchanged (the summary's
+    // rowsRead 2, written 0).
+    const output = {
+      status: 'loaded',
+      runId: 'r',
+      task: 'Lead',
+      rows: 2,
+      inserted: 0,
+      updated: 0,
+      deleted: 0,
+      api: 'rest',
+      apiCalls: 1,
+      full: false,
+      watermark: '2025-06-01T02:00:00.000Z',
+    };
+    print({ type: 'exited', state: 'Lead extract', stateType: 'Task', output });
+    // Nothing read: said all the same, as the summary's row says it.
+    print({
+      type: 'exited',
+      state: 'Contact extract',
+      stateType: 'Task',
+      output: { ...output, task: 'Contact', rows: 0, apiCalls: 1 },
+    });
+    expect(lines).toEqual([
+      '  ✓ Lead extract: 2 rows read, 0 written, 1 Salesforce API call  (so far: 2 rows read, 1 Salesforce API call)',
+      '  ✓ Contact extract: 0 rows read, 0 written, 1 Salesforce API call  (so far: 2 rows read, 2 Salesforce API calls)',
     ]);
   });
 
@@ -96,7 +136,7 @@ describe('progressPrinter', () => {
       stateType: 'Task',
       output: { runId: 'r', status: 'failed', writeback: {}, prepare: { apiCalls: 2 } },
     });
-    expect(failedPrepare.at(-1)).toBe('  ✓ Report failure  (so far: 0 rows loaded, 2 Salesforce API calls)');
+    expect(failedPrepare.at(-1)).toBe('  ✓ Report failure  (so far: 0 rows read, 2 Salesforce API calls)');
 
     // Prepare's own output and the Report's say the same calls: counted once.
     const failedPlan: string[] = [];
@@ -120,8 +160,8 @@ describe('progressPrinter', () => {
       },
     });
     expect(failedPlan.filter((l) => l.includes('so far'))).toEqual([
-      '  ✓ Prepare: 2 Salesforce API calls  (so far: 0 rows loaded, 2 Salesforce API calls)',
-      '  ✓ Report failure  (so far: 0 rows loaded, 3 Salesforce API calls)',
+      '  ✓ Prepare: 2 Salesforce API calls  (so far: 0 rows read, 2 Salesforce API calls)',
+      '  ✓ Report failure  (so far: 0 rows read, 3 Salesforce API calls)',
     ]);
   });
 
@@ -164,7 +204,7 @@ describe('progressPrinter', () => {
       },
     });
     expect(lines.filter((l) => l.includes('so far')).at(-1)).toBe(
-      '  ✓ Report failure  (so far: 0 rows loaded, 9 Salesforce API calls)',
+      '  ✓ Report failure  (so far: 0 rows read, 9 Salesforce API calls)',
     );
   });
 
