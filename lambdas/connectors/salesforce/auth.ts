@@ -77,9 +77,9 @@ export function authFlowOf(secret: Pick<SalesforceSecret, 'flow'>): SalesforceAu
 }
 
 /**
- * Validates a Salesforce secret's JSON. Errors name the secret, the flow and each missing,
- * malformed or unknown key (a key the flow does not take: nothing would read it); they never echo a
- * value.
+ * Validates a Salesforce secret's JSON. Errors name the secret, the flow and each missing or
+ * malformed key, and each key the flow does not take that looks like a mistake (a misspelt key of
+ * the flow, or another flow's key: nothing would read it); they never echo a value.
  */
 export function parseSalesforceSecret(value: unknown, secretName = 'Salesforce secret'): SalesforceSecret {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -117,26 +117,34 @@ export function parseSalesforceSecret(value: unknown, secretName = 'Salesforce s
   });
   for (const key of unknown) {
     if (misspellings.has(key)) continue;
-    problems.push(`key "${key}" ${unknownKeyProblem(key, flow as SalesforceAuthFlow, known)}`);
+    const problem = unknownKeyProblem(key, flow as SalesforceAuthFlow, known);
+    if (problem) problems.push(`key "${key}" ${problem}`);
   }
   if (parsed.success && problems.length === 0) return parsed.data;
   throw new TerminalError(`${secretName} (flow ${flow}) is invalid: ${problems.join('; ')}`);
 }
 
-/** Why a key the flow does not take is refused, and what to do: rename it, set "flow", or remove it. */
-function unknownKeyProblem(key: string, flow: SalesforceAuthFlow, known: readonly string[]): string {
+/**
+ * Why a key the flow does not take is refused, and what to do: rename it (it looks like a misspelt
+ * key of the flow), or set "flow" (another flow takes it). Undefined for any other key: a secret
+ * may carry keys of its own (a note, an owner, a rotation date) that nothing reads, and refusing
+ * them would stop a pipeline whose sign-in is right.
+ */
+function unknownKeyProblem(
+  key: string,
+  flow: SalesforceAuthFlow,
+  known: readonly string[],
+): string | undefined {
   const notTaken = `is not one the ${flow} flow takes`;
   const meant = suggestion(key, known);
   if (meant) return `${notTaken}: rename it "${meant}"`;
   const flows = (Object.keys(FLOW_SCHEMAS) as SalesforceAuthFlow[]).filter(
     (f) => f !== flow && Object.hasOwn(FLOW_SCHEMAS[f].shape, key),
   );
-  if (flows.length > 0) {
-    const which =
-      flows.length === 1 ? `the ${flows[0]} flow takes it` : `the ${flows.join(', ')} flows take it`;
-    return `${notTaken} (${which}: set "flow", or remove the key)`;
-  }
-  return `${notTaken} (it takes ${known.join(', ')}): remove it (docs/salesforce-auth.md)`;
+  if (flows.length === 0) return undefined;
+  const which =
+    flows.length === 1 ? `the ${flows[0]} flow takes it` : `the ${flows.join(', ')} flows take it`;
+  return `${notTaken} (${which}: set "flow", or remove the key)`;
 }
 
 /** The values of a secret that must never be logged (for the redactor). */
