@@ -141,11 +141,11 @@ after their counts by task, stage and code.
 
 Records what became of insert keys that the plan holds back as INSERT_OUTCOME_UNKNOWN run
 after run because nothing can look them up: sent by an insert task without an external-ID
-key whose call's outcome was never recorded, or in a Bulk job Salesforce no longer answers
-for. Look for each record in Salesforce first. A record found is recorded as the plan's
-look-up records one (in the ledger of the run that sent it and in roundtrip.sync_state: never
-inserted again); a key not found (or whose record you deleted) is released (NOT_INSERTED in
-that run: the next plan inserts it). Under the task's lock, in one transaction: every key is
+key, by a call whose outcome was never recorded or in a Bulk job Salesforce no longer answers
+for (a keyed task's are looked up by the next plan). Look for each record in Salesforce
+first. A record found is recorded as the plan's look-up records one (in the ledger of the run
+that sent it and in roundtrip.sync_state: never inserted again); a key not found (or whose
+record you deleted) is released (NOT_INSERTED in that run: the next plan inserts it). Under the task's lock, in one transaction: every key is
 recorded, or none (each refusal names the key and why). Exit 0 recorded, 1 a push or collect
 of the task is running (run it again later), 2 refused.
 

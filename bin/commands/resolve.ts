@@ -1,7 +1,7 @@
 /**
  * `roundtrip resolve`: records the outcome of insert keys that the plan holds back as
- * `INSERT_OUTCOME_UNKNOWN` run after run because nothing can look them up — an insert task without
- * an external-ID key whose call's outcome was never recorded, a key carried by a Bulk job
+ * `INSERT_OUTCOME_UNKNOWN` run after run because nothing can look them up — sent by an insert task
+ * without an external-ID key, by a call whose outcome was never recorded or in a Bulk job
  * Salesforce no longer answers for — once someone has looked in Salesforce: `--inserted ID` (the
  * record exists: recorded, never inserted again) or `--not-inserted` (it does not: the next plan
  * inserts the key), or many keys from a CSV file. The work is lambdas/core/writeback/resolve.ts.

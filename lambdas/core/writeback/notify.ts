@@ -274,7 +274,7 @@ export function heldBackAgainLines(runId: string, held: readonly HeldBackAgain[]
     );
   }
   lines.push(
-    "  Each key's message says what holds it back and what resolves it (an insert whose outcome cannot be looked up, without an external ID or in a Bulk job Salesforce no longer answers for, is recorded with npx roundtrip resolve --task TASK --key KEY --inserted ID or --not-inserted, once you have looked for it in Salesforce): see the SQL above, or npx roundtrip errors --run " +
+    "  Each key's message says what holds it back and what resolves it (an insert whose outcome cannot be looked up, its task having no external-ID key, is recorded with npx roundtrip resolve --task TASK --key KEY --inserted ID or --not-inserted, once you have looked for it in Salesforce): see the SQL above, or npx roundtrip errors --run " +
       `${runId} (with the pipeline's --config and --secrets).`,
   );
   return lines;

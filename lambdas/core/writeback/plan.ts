@@ -1181,9 +1181,10 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   // `sent` in another run's plan, or reported INSERT_OUTCOME_UNKNOWN there, and not resolved since
   // (its Salesforce Id recorded in sync_state).
   const unknownKey = keyIdentity(mapping, 'x.key').sql;
-  // How the earlier send went out: `call` (Collections, looked up by a later plan when keyed),
-  // `job` (a Bulk job that run never collected: a later plan collects it), `gone` (a job
-  // Salesforce no longer answers for: recorded by hand, with roundtrip resolve).
+  // How the earlier send went out: `call` (Collections), `job` (a Bulk job that run never
+  // collected: a later plan collects it), `gone` (a job Salesforce no longer answers for). A key
+  // sent by a call or in a job gone is looked up by a later plan when the task is keyed, else
+  // recorded by hand, with roundtrip resolve.
   const unknownJoin =
     task.mode === 'insert'
       ? `LEFT JOIN (
@@ -1205,10 +1206,17 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   // that records it (bin/commands/resolve.ts), with the task and the key.
   const resolveCommand = `roundtrip resolve --task %s --key %s --inserted <the record''s Id> (or --not-inserted if there is none, or you delete it there)`;
   const byHand = `'key %s was sent for insert by run %s, whose result was never recorded, and without an external-ID key it cannot be looked up: find the record in Salesforce, then record what you found with ${resolveCommand}'`;
+  // A key in a job gone is looked up as one sent by a call when the task is keyed (resolveEndedRuns).
+  const goneMessage = (job: string): string =>
+    mapping.keyField
+      ? `format(${sqlLiteral(
+          `key %s was sent for insert by run %s in Bulk job %s, which Salesforce no longer answers for (its results went with it): not inserted by this run. Once ${INSERT_SETTLE_MS / 60_000} minutes have passed since the send, the next plan looks the key up by ${mapping.keyField} and records the record or inserts the key`,
+        )}, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job})`
+      : `format('key %s was sent for insert by run %s in Bulk job %s, which Salesforce no longer answers for, and without an external-ID key it cannot be looked up: find the record in Salesforce, then record what you found with ${resolveCommand}', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job}, $2::text, left(k, ${MESSAGE_VALUE_CHARS}))`;
   const unknownMessage = (how: string, job: string): string =>
     `CASE ${how}
        WHEN 'job' THEN format('key %s was sent for insert by run %s in Bulk job %s, whose results that run never collected: not inserted by this run; the next plan collects them once Salesforce says the job is finished', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job})
-       WHEN 'gone' THEN format('key %s was sent for insert by run %s in Bulk job %s, which Salesforce no longer answers for: find the record in Salesforce, then record what you found with ${resolveCommand}', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job}, $2::text, left(k, ${MESSAGE_VALUE_CHARS}))
+       WHEN 'gone' THEN ${goneMessage(job)}
        ELSE format(${
          mapping.keyField
            ? sqlLiteral(

@@ -62,6 +62,20 @@ function sentByCall(alias = ''): string {
 }
 
 /**
+ * Ledger rows (`writeback_plans`, as `alias`) whose outcome only a look-up can tell: sent by a
+ * Collections call ({@link sentByCall}), or carried by a Bulk job Salesforce no longer answers for
+ * (recorded `NotFound`, collected: its results are gone with it; readJobOfEndedRun). A row of a
+ * job collected has an outcome (collectJob fails those without a result), so a row still `sent`
+ * with its job collected is one of such a job. Rows of a Bulk job that can still be collected are
+ * left out: its results tell.
+ */
+function sentWithoutResults(alias: string): string {
+  return `(${sentByCall(alias)} OR EXISTS (SELECT 1 FROM roundtrip.writeback_jobs gone
+     WHERE gone.run_id = ${alias}.run_id AND gone.task = ${alias}.task AND gone.job_id = ${alias}.job_id
+       AND gone.collected_at IS NOT NULL))`;
+}
+
+/**
  * The longest query text of one look-up: its URL (`/query?q=` and the encoded SOQL) stays far
  * below what Salesforce takes for a URI and its headers (16,384 bytes, Help article 000386264).
  */
@@ -238,8 +252,11 @@ export interface ReconcileOptions {
    */
   readonly notFound: 'resend' | 'release';
   readonly releasedBy?: string;
-  /** Only rows sent by Collections calls (no Bulk job). */
-  readonly collectionsOnly?: boolean;
+  /**
+   * Only rows no Bulk job will answer for: sent by Collections calls, or in a job Salesforce no
+   * longer answers for ({@link sentWithoutResults}). The others are collected with their job.
+   */
+  readonly withoutResultsOnly?: boolean;
 }
 
 /** Counts of one {@link reconcileSentInserts}. */
@@ -275,8 +292,8 @@ export async function reconcileSentInserts(
   }>(
     `SELECT seq, payload->>$3 AS keyvalue, (extract(epoch FROM updated_at) * 1000)::float8 AS sent_ms,
             (extract(epoch FROM now() - updated_at) * 1000)::float8 AS age_ms, updated_at::text AS sent_at
-       FROM roundtrip.writeback_plans
-      WHERE run_id = $1 AND task = $2 AND status = 'sent' ${options.collectionsOnly ? `AND ${sentByCall()}` : ''}
+       FROM roundtrip.writeback_plans p
+      WHERE run_id = $1 AND task = $2 AND status = 'sent' ${options.withoutResultsOnly ? `AND ${sentWithoutResults('p')}` : ''}
       ORDER BY seq`,
     [runId, taskName, mapping.keyField ?? ''],
   );
@@ -393,7 +410,7 @@ export async function reconcileSentInserts(
 
 /** What {@link resolveEndedRuns} resolved. */
 export interface EndedRunsResolved {
-  /** Ended runs whose Collections inserts were looked up. */
+  /** Ended runs whose inserts were looked up (sent by calls, or in jobs Salesforce no longer knows). */
   runs: number;
   /** Insert records found created, and recorded. */
   recorded: number;
@@ -422,16 +439,19 @@ export const UNKNOWN_VALUE_HASH = 'unknown';
  *   they created and never uploaded ({@link abortJobsOfEndedRuns});
  * - insert rows they left `sent` (their retries ran out, or their Lambda died, between sending and
  *   recording) are resolved instead of being refused as `INSERT_OUTCOME_UNKNOWN` for ever:
- *   - sent by Collections calls at least {@link INSERT_SETTLE_MS} ago: looked up by external ID, a
- *     record created is recorded (in that run's ledger and in `sync_state`, so the plan does not
- *     insert it again), a key never created is released (`NOT_INSERTED` in that run), so the plan
- *     inserts it;
  *   - carried by a Bulk job that run never collected: once Salesforce says the job is finished,
  *     its results are collected into that run (bulk-results.ts), a lock refusal failing as any
- *     other; a job it uploaded and never closed is closed first.
- *   Rows whose call or job may still be running stay refused, and so do jobs Salesforce no longer
- *   answers for. Without an external-ID key nothing can be looked up: they stay refused until
- *   someone records them by hand (`roundtrip resolve`, resolve.ts).
+ *     other; a job it uploaded and never closed is closed first. A job Salesforce no longer
+ *     answers for (it keeps jobs for days only) is recorded `NotFound`: its results are gone;
+ *   - sent by Collections calls, or in a job Salesforce no longer answers for (found so by this
+ *     plan or an earlier one), at least {@link INSERT_SETTLE_MS} ago: looked up by external ID, a
+ *     record created is recorded (in that run's ledger and in `sync_state`, so the plan does not
+ *     insert it again), a key never created is released (`NOT_INSERTED` in that run), so the plan
+ *     inserts it. A job Salesforce forgot finished long ago: the send's usual settling time is
+ *     all the look-up waits for.
+ *   Rows whose call or job may still be running stay refused. Without an external-ID key nothing
+ *   can be looked up: rows sent by calls or in forgotten jobs stay refused until someone records
+ *   them by hand (`roundtrip resolve`, resolve.ts).
  * - update and upsert records they left `sent`, whose values Salesforce may hold or not (while
  *   `sync_state` holds the values before: a source going back to those would compare unchanged,
  *   and Salesforce would keep the lost values until the source changed again):
@@ -456,7 +476,7 @@ export async function resolveEndedRuns(
   logger: Logger,
 ): Promise<EndedRunsResolved> {
   const resolved = { runs: 0, recorded: 0, released: 0, jobs: 0, aborted: 0, resent: 0 };
-  const inserts = mapping.task.mode === 'insert' && mapping.keyField !== undefined;
+  const inserts = mapping.task.mode === 'insert';
   const rewrites = mapping.task.mode === 'update' || mapping.task.mode === 'upsert';
   // A run marked ended may still have a push alive (an execution stopped from the console does
   // not stop its Lambda): that push holds the task's lock. Then nothing is resolved this time.
@@ -633,7 +653,11 @@ async function abortJobsOfEndedRuns(
   }
 }
 
-/** The insert part of {@link resolveEndedRuns}, under the task's lock. */
+/**
+ * The insert part of {@link resolveEndedRuns}, under the task's lock. The Bulk jobs first: one
+ * Salesforce no longer answers for is recorded `NotFound` there, and its keys are then looked up
+ * with the others, by this plan.
+ */
 async function resolveLocked(
   deps: CoreDeps,
   sf: SalesforceConnector,
@@ -643,9 +667,12 @@ async function resolveLocked(
   logger: Logger,
   resolved: EndedRunsResolved,
 ): Promise<void> {
+  await collectJobsOfEndedRuns(deps, sf, runId, taskName, logger, resolved, 'close');
+  // Without an external-ID key nothing can be looked up: recorded by hand (resolve.ts).
+  if (mapping.keyField === undefined) return;
   const { rows } = await deps.pg.query<{ run_id: string }>(
     `SELECT DISTINCT l.run_id FROM roundtrip.writeback_plans l JOIN roundtrip.runs r ON r.run_id = l.run_id
-      WHERE l.task = $1 AND l.status = 'sent' AND ${sentByCall('l')}
+      WHERE l.task = $1 AND l.status = 'sent' AND ${sentWithoutResults('l')}
         AND l.run_id <> $2 AND r.status <> 'running' AND l.updated_at <= now() - $3 * interval '1 millisecond'
       ORDER BY l.run_id`,
     [taskName, runId, INSERT_SETTLE_MS],
@@ -658,7 +685,7 @@ async function resolveLocked(
         unsettled: 'keep',
         notFound: 'release',
         releasedBy: runId,
-        collectionsOnly: true,
+        withoutResultsOnly: true,
       });
     } catch (err) {
       if (err instanceof TransientError) throw err;
@@ -674,7 +701,6 @@ async function resolveLocked(
     resolved.released += counts.notFound;
     if (counts.recorded + counts.notFound > 0) await refreshEndedRun(deps, ended, taskName, runId);
   }
-  await collectJobsOfEndedRuns(deps, sf, runId, taskName, logger, resolved, 'close');
 }
 
 /**
@@ -712,8 +738,9 @@ async function collectJobsOfEndedRuns(
   for (const j of jobs) {
     if (askedAlready.has(j.job_id)) continue;
     // Unreadable: its records stay as they are (a job Salesforce no longer knows is recorded
-    // NotFound: inserts are then recorded by hand with roundtrip resolve, resolve.ts; update and
-    // upsert records sent again by resendUnknownWrites; otherwise asked again by a later plan).
+    // NotFound: inserts are then looked up by external ID, resolveLocked, or without one recorded
+    // by hand with roundtrip resolve, resolve.ts; update and upsert records sent again by
+    // resendUnknownWrites; otherwise asked again by a later plan).
     let job = await readJobOfEndedRun(deps, sf, j, runId, taskName, logger);
     if (!job) continue;
     // Uploaded and never closed: the run ended between its Uploaded mark and a close that reached

@@ -1,13 +1,14 @@
 /**
  * Insert outcomes recorded by hand (`roundtrip resolve`): the keys the plan holds back as
- * `INSERT_OUTCOME_UNKNOWN` run after run because nothing can look them up — sent by a Collections
- * call of an insert task without an external-ID key, or carried by a Bulk job Salesforce no longer
- * answers for (`writeback_jobs.state` `NotFound`). Someone who looked in Salesforce says what
- * became of each: created, with its record's Id, or not (never created, or deleted there since).
- * Each is recorded as the plan's look-up would have recorded it (reconcile.ts): a record created
- * in that run's ledger and in `sync_state`, so that no plan inserts the key again; a key not
- * inserted released, `NOT_INSERTED` in that run, so that the next plan inserts it; that run's
- * figures counted again. Under the task's lock (lock.ts), in one transaction: all or nothing.
+ * `INSERT_OUTCOME_UNKNOWN` run after run because nothing can look them up — sent by an insert task
+ * without an external-ID key, by a Collections call or in a Bulk job Salesforce no longer answers
+ * for (`writeback_jobs.state` `NotFound`; a keyed task's are looked up by the next plan, as its
+ * calls' are). Someone who looked in Salesforce says what became of each: created, with its
+ * record's Id, or not (never created, or deleted there since). Each is recorded as the plan's
+ * look-up would have recorded it (reconcile.ts): a record created in that run's ledger and in
+ * `sync_state`, so that no plan inserts the key again; a key not inserted released,
+ * `NOT_INSERTED` in that run, so that the next plan inserts it; that run's figures counted again.
+ * Under the task's lock (lock.ts), in one transaction: all or nothing.
  */
 import type { PoolClient } from 'pg';
 import type { WritebackTask } from '../../config';
@@ -99,10 +100,11 @@ function sentByOf(row: UnknownRow): UnknownSend {
  * cannot be recorded: a task that is not an insert task of the config; an Id that is not one, not
  * of the task's object (its key prefix, when a record of the task is recorded), or recorded for
  * another key already; a key given twice, not held back with an unknown outcome, sent by a run
- * still running, or one the next plan resolves itself (looked up by its external ID, or collected
- * with its Bulk job); a key said not inserted whose Collections call may still be running
- * ({@link INSERT_SETTLE_MS}). Takes the task's lock without waiting (a push or collect of the task
- * holds it: a TaskBusyError). `dryRun` checks everything and writes nothing.
+ * still running, or one the next plan resolves itself (a keyed task's sent by a call or in a Bulk
+ * job Salesforce no longer answers for, looked up by its external ID; one in a Bulk job still to
+ * be collected, collected with it); a key said not inserted whose Collections call may still be
+ * running ({@link INSERT_SETTLE_MS}). Takes the task's lock without waiting (a push or collect of
+ * the task holds it: a TaskBusyError). `dryRun` checks everything and writes nothing.
  */
 export async function recordInsertOutcomes(
   deps: Pick<CoreDeps, 'pg' | 'config' | 'clock'>,
@@ -299,9 +301,15 @@ async function unknownSends(
       );
       continue;
     }
-    if (row.form === 'sent' && row.how === 'call' && task.key !== undefined) {
+    // A keyed task's key sent by a call, or in a job Salesforce no longer answers for, is looked
+    // up by the next plan (reconcile.ts, resolveLocked): a look-up finds what a person would.
+    if (row.form === 'sent' && row.how !== 'job' && task.key !== undefined) {
+      const sent =
+        row.how === 'gone'
+          ? `in Bulk job ${row.job_id ?? ''}, which Salesforce no longer answers for`
+          : 'in a Collections call';
       problems.push(
-        `${at}key ${g.key} was sent by run ${row.run_id} in a Collections call: once ${settleMinutes} minutes have passed since the send, the next plan of the task looks the key up by ${task.key} and records its outcome itself`,
+        `${at}key ${g.key} was sent by run ${row.run_id} ${sent}: once ${settleMinutes} minutes have passed since the send, the next plan of the task looks the key up by ${task.key} and records its outcome itself`,
       );
       continue;
     }

@@ -1,8 +1,8 @@
 /**
  * `roundtrip resolve` against the real PostgreSQL and the Salesforce emulator: insert keys that the
  * plan holds back as INSERT_OUTCOME_UNKNOWN run after run because nothing can look them up (an
- * insert without an external-ID key whose call's answer was lost; a key in a Bulk job Salesforce
- * no longer answers for) are recorded as inserted — the next plan never sends them, sync_state has
+ * insert without an external-ID key whose call's answer was lost, or whose Bulk job Salesforce no
+ * longer answers for) are recorded as inserted — the next plan never sends them, sync_state has
  * the Id — or as not inserted — the next plan inserts them, once. Every refusal is exit 2 and
  * writes nothing; a push of the task running is exit 1.
  */
@@ -48,7 +48,13 @@ const BULK_KEYED = {
 /** The same, through Collections calls (the next plan looks its keys up itself). */
 const KEYED = { ...LEAD_SRC_UPSERT, name: 'Lead-keyed', mode: 'insert' as const };
 
-const WRITEBACK = [KEYLESS, BULK_KEYED, KEYED, SCORE_UPDATE];
+/**
+ * Insert of Lead without an external-ID key now, through Bulk jobs while it had one (an insert
+ * without a key always uses Collections): the key field is gone from the config since.
+ */
+const BULK_UNKEYED = { ...KEYLESS, name: 'Lead-bulk-unkeyed', bulkThreshold: 5 };
+
+const WRITEBACK = [KEYLESS, BULK_KEYED, KEYED, BULK_UNKEYED, SCORE_UPDATE];
 
 describe('roundtrip resolve', () => {
   let env: WritebackEnv;
@@ -327,25 +333,28 @@ describe('roundtrip resolve', () => {
     expect(leadsNamed('pr', 2)).toHaveLength(1);
   });
 
-  it('records keys of a Bulk job Salesforce no longer answers for from a CSV file, after a dry run that records nothing', async () => {
+  it('records keys of a Bulk job Salesforce no longer answers for, of a task without an external-ID key, from a CSV file, after a dry run that records nothing', async () => {
     await source('gone', 6);
     const dead = await env.newRun();
-    await planWriteback(deps, { runId: dead, task: BULK_KEYED.name });
-    expect(await pushWriteback(deps, { runId: dead, task: BULK_KEYED.name })).toMatchObject({
+    // Sent while the task had its key field (the records are created in Salesforce).
+    const keyed = env.deps({ writeback: [{ ...BULK_UNKEYED, key: 'External_Id__c' }] });
+    await planWriteback(keyed, { runId: dead, task: BULK_UNKEYED.name });
+    expect(await pushWriteback(keyed, { runId: dead, task: BULK_UNKEYED.name })).toMatchObject({
       status: 'bulk-pending',
     });
-    await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+    await reportRun(keyed, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
     // Days later Salesforce has deleted the job: an Id it does not know.
     const gone = '750000000000999AAA';
     await env.pool.query(`UPDATE roundtrip.writeback_jobs SET job_id = $2 WHERE run_id = $1`, [dead, gone]);
     await env.pool.query(`UPDATE roundtrip.writeback_plans SET job_id = $2 WHERE run_id = $1`, [dead, gone]);
     const held = await env.newRun();
-    expect(await planWriteback(deps, { runId: held, task: BULK_KEYED.name })).toMatchObject({
+    expect(await planWriteback(deps, { runId: held, task: BULK_UNKEYED.name })).toMatchObject({
       heldBack: 6,
       changed: 0,
     });
+    // Asked about once (NOT_FOUND), and nothing to look the keys up by.
     expect((await errorsOf(env, held))[0]?.message).toContain(
-      `which Salesforce no longer answers for: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-bulk-insert --key gone-1 --inserted <the record's Id>`,
+      `which Salesforce no longer answers for, and without an external-ID key it cannot be looked up: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-bulk-unkeyed --key gone-1 --inserted <the record's Id>`,
     );
     const ids = [1, 2, 3, 4].map((i) => leadsNamed('gone', i)[0] as string);
     env.sf.store.delete([ids[3] as string]);
@@ -357,7 +366,15 @@ describe('roundtrip resolve', () => {
     );
 
     const before = await stateOf();
-    const dry = await cli(['resolve', ...connection, '--task', BULK_KEYED.name, '--file', file, '--dry-run']);
+    const dry = await cli([
+      'resolve',
+      ...connection,
+      '--task',
+      BULK_UNKEYED.name,
+      '--file',
+      file,
+      '--dry-run',
+    ]);
     expect(dry.stderr).toBe('');
     expect(dry.code).toBe(0);
     expect(dry.stdout).toBe(
@@ -366,17 +383,17 @@ describe('roundtrip resolve', () => {
         `key gone-2 (sent by run ${dead} in Bulk job ${gone} (NotFound)): would be recorded as inserted, Id ${ids[1]}: never inserted again`,
         `key gone-3 (sent by run ${dead} in Bulk job ${gone} (NotFound)): would be recorded as inserted, Id ${ids[2]}: never inserted again`,
         `key gone-4 (sent by run ${dead} in Bulk job ${gone} (NotFound)): would be recorded as not inserted: the next plan inserts it`,
-        'dry run, nothing recorded: 4 keys of task Lead-bulk-insert: 3 inserted, 1 not inserted',
+        'dry run, nothing recorded: 4 keys of task Lead-bulk-unkeyed: 3 inserted, 1 not inserted',
         '',
       ].join('\n'),
     );
     expect(await stateOf()).toEqual(before);
 
-    const json = await cli(['resolve', ...connection, '--task', BULK_KEYED.name, '--file', file, '--json']);
+    const json = await cli(['resolve', ...connection, '--task', BULK_UNKEYED.name, '--file', file, '--json']);
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toEqual({
       pipeline: 'wb-test',
-      task: BULK_KEYED.name,
+      task: BULK_UNKEYED.name,
       dryRun: false,
       outcomes: [
         ...[0, 1, 2].map((i) => ({
@@ -395,8 +412,8 @@ describe('roundtrip resolve', () => {
         },
       ],
     });
-    for (const i of [0, 1, 2]) expect(await syncedId(BULK_KEYED.name, `gone-${i + 1}`)).toBe(ids[i]);
-    expect(await ledger(dead, BULK_KEYED.name)).toEqual({
+    for (const i of [0, 1, 2]) expect(await syncedId(BULK_UNKEYED.name, `gone-${i + 1}`)).toBe(ids[i]);
+    expect(await ledger(dead, BULK_UNKEYED.name)).toEqual({
       'gone-1': 'succeeded',
       'gone-2': 'succeeded',
       'gone-3': 'succeeded',
@@ -404,10 +421,14 @@ describe('roundtrip resolve', () => {
       'gone-5': 'sent',
       'gone-6': 'sent',
     });
-    expect(await figures(dead, BULK_KEYED.name)).toMatchObject({ written: 3, failed: 1, outcomeUnknown: 2 });
+    expect(await figures(dead, BULK_UNKEYED.name)).toMatchObject({
+      written: 3,
+      failed: 1,
+      outcomeUnknown: 2,
+    });
 
     env.sf.calls.clear();
-    const next = await runWriteback(deps, { runId: await env.newRun(), task: BULK_KEYED.name });
+    const next = await runWriteback(deps, { runId: await env.newRun(), task: BULK_UNKEYED.name });
     expect(next.plan).toMatchObject({ sourceRows: 6, heldBack: 2, changed: 1 });
     expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1]);
     for (const i of [1, 2, 3, 4]) expect(leadsNamed('gone', i)).toHaveLength(1);
@@ -438,7 +459,7 @@ describe('roundtrip resolve', () => {
 
     it('a task the config does not have, or one that is not an insert task', async () => {
       expect(await refused(['--task', 'Lead-nope', '--key', 'rf-1', '--not-inserted'])).toContain(
-        'task Lead-nope: pipeline wb-test has no write-back task of that name (its insert tasks: Lead-keyless, Lead-bulk-insert, Lead-keyed)',
+        'task Lead-nope: pipeline wb-test has no write-back task of that name (its insert tasks: Lead-keyless, Lead-bulk-insert, Lead-keyed, Lead-bulk-unkeyed)',
       );
       expect(await refused(['--task', 'Lead-update', '--key', 'rf-1', '--not-inserted'])).toContain(
         'task Lead-update is an update task: outcomes are recorded by hand for insert tasks only',
@@ -515,6 +536,35 @@ describe('roundtrip resolve', () => {
       before = await stateOf();
       expect(await refused(['--task', KEYED.name, '--key', 'keyed-1', '--not-inserted'])).toContain(
         'the next plan of the task looks the key up by External_Id__c and records its outcome itself',
+      );
+    });
+
+    it('a key the next plan resolves itself: in a Bulk job Salesforce no longer answers for, of a task with an external-ID key', async () => {
+      await source('gk', 6);
+      const lost = await env.newRun();
+      await planWriteback(deps, { runId: lost, task: BULK_KEYED.name });
+      expect(await pushWriteback(deps, { runId: lost, task: BULK_KEYED.name })).toMatchObject({
+        status: 'bulk-pending',
+      });
+      await env.pool.query(`UPDATE roundtrip.runs SET status = 'failed' WHERE run_id = $1`, [lost]);
+      // Salesforce has deleted the job; the next plan finds it so (the keys, sent just now, are
+      // looked up by a plan 11 minutes after the send).
+      const gone = '750000000000998AAA';
+      await env.pool.query(`UPDATE roundtrip.writeback_jobs SET job_id = $2 WHERE run_id = $1`, [lost, gone]);
+      await env.pool.query(`UPDATE roundtrip.writeback_plans SET job_id = $2 WHERE run_id = $1`, [
+        lost,
+        gone,
+      ]);
+      expect(await planWriteback(deps, { runId: await env.newRun(), task: BULK_KEYED.name })).toMatchObject({
+        heldBack: 6,
+      });
+      const { rows } = await env.pool.query(`SELECT state FROM roundtrip.writeback_jobs WHERE run_id = $1`, [
+        lost,
+      ]);
+      expect(rows).toEqual([{ state: 'NotFound' }]);
+      before = await stateOf();
+      expect(await refused(['--task', BULK_KEYED.name, '--key', 'gk-1', '--not-inserted'])).toContain(
+        `key gk-1 was sent by run ${lost} in Bulk job ${gone}, which Salesforce no longer answers for: once 11 minutes have passed since the send, the next plan of the task looks the key up by External_Id__c and records its outcome itself`,
       );
     });
 

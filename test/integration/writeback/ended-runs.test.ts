@@ -9,6 +9,7 @@
 import { withTransaction } from '../../../lambdas/connectors/postgres';
 import { TransientError } from '../../../lambdas/shared/errors';
 import type { CoreDeps } from '../../../lambdas/core/deps';
+import { getIngestJob, isFinalIngestState } from '../../../lambdas/connectors/salesforce/writes';
 import { pruneRunDetails } from '../../../lambdas/core/writeback/report';
 import {
   collectWriteback,
@@ -583,24 +584,130 @@ describe('inserts left without an outcome by runs that ended', () => {
   describe('through Bulk jobs', () => {
     const bulkInsert = { ...insert, bulkThreshold: 5 };
 
-    it('asks about a job Salesforce no longer knows once, then refuses its keys as to be recorded with roundtrip resolve', async () => {
-      await source('forgot', 6);
-      const deps = env.deps({ writeback: [bulkInsert] });
+    /**
+     * Plans and pushes the source through Bulk jobs with `deps` (the job runs to its end in
+     * Salesforce, the keys `refused` refused with a row lock), and ends the run without collecting
+     * it; days later Salesforce has deleted the job (an Id it does not know answers 404
+     * NOT_FOUND), and the records were sent longer ago than any call of theirs can run.
+     */
+    async function bulkSentAndForgotten(deps: CoreDeps, refused: readonly string[]): Promise<string> {
       const dead = await env.newRun();
       await planWriteback(deps, { runId: dead, task: 'Lead-insert' });
-      expect(await pushWriteback(deps, { runId: dead, task: 'Lead-insert' })).toMatchObject({
-        status: 'bulk-pending',
-      });
-      await endRun(dead);
-      // Days later, Salesforce has deleted the job: an Id it does not know answers 404 NOT_FOUND.
-      const gone = '750000000000999AAA';
-      await env.pool.query(`UPDATE roundtrip.writeback_jobs SET job_id = $2 WHERE run_id = $1`, [dead, gone]);
+      if (refused.length > 0) env.sf.faults.set({ lockRowKeys: refused });
+      try {
+        expect(await pushWriteback(deps, { runId: dead, task: 'Lead-insert' })).toMatchObject({
+          status: 'bulk-pending',
+        });
+        const { rows } = await env.pool.query<{ job_id: string }>(
+          `SELECT job_id FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+          [dead],
+        );
+        const jobId = rows[0]?.job_id ?? '';
+        while (!isFinalIngestState((await getIngestJob(env.connector, jobId)).state)) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      } finally {
+        env.sf.faults.clear();
+      }
+      await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+      await env.pool.query(`UPDATE roundtrip.writeback_jobs SET job_id = $2 WHERE run_id = $1`, [dead, GONE]);
       await env.pool.query(`UPDATE roundtrip.writeback_plans SET job_id = $2 WHERE run_id = $1`, [
         dead,
-        gone,
+        GONE,
       ]);
+      await outlastCallTimeLimit(env, dead);
+      return dead;
+    }
+    const GONE = '750000000000999AAA';
+
+    it('looks the keys of a job Salesforce no longer knows up by external ID: records those it created, inserts the others once', async () => {
+      await source('forgot', 6);
+      const deps = env.deps({ writeback: [bulkInsert] });
+      // The job created forgot-1 … forgot-5 and refused forgot-6 (a row lock); its results are
+      // gone with it.
+      const dead = await bulkSentAndForgotten(deps, ['forgot-6']);
+      expect(holding('forgot')).toBe(5);
+
+      env.sf.calls.clear();
+      const next = await env.newRun();
+      const planned = await planWriteback(deps, { runId: next, task: 'Lead-insert' });
+
+      // One question about the job (NOT_FOUND: recorded so), one look-up of its six keys.
+      expect(env.sf.calls.count()).toBe(2);
+      expect(env.sf.calls.count({ operation: 'bulk.ingest.poll' })).toBe(1);
+      expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
+      expect(planned).toMatchObject({ sourceRows: 6, rejected: 0, heldBack: 0, unchanged: 5, changed: 1 });
+      const { rows: jobs } = await env.pool.query(
+        `SELECT state, collected_at IS NOT NULL AS done FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+        [dead],
+      );
+      expect(jobs).toEqual([{ state: 'NotFound', done: true }]);
+      // Recorded in the run that sent them: the five created, with their Ids; forgot-6 released.
+      const { rows: ledgerRows } = await env.pool.query<{
+        key: string;
+        status: string;
+        salesforce_id: string | null;
+      }>(`SELECT key, status, salesforce_id FROM roundtrip.writeback_plans WHERE run_id = $1 ORDER BY key`, [
+        dead,
+      ]);
+      const idOf = (key: string): unknown =>
+        [...env.sf.store.all('Lead')].find((r) => r.External_Id__c === key)?.Id;
+      expect(ledgerRows).toEqual([
+        ...[1, 2, 3, 4, 5].map((i) => ({
+          key: `forgot-${i}`,
+          status: 'succeeded',
+          salesforce_id: idOf(`forgot-${i}`),
+        })),
+        { key: 'forgot-6', status: 'failed', salesforce_id: null },
+      ]);
+      const { rows: synced } = await env.pool.query<{ key: string; salesforce_id: string }>(
+        `SELECT key, salesforce_id FROM roundtrip.sync_state WHERE task = 'Lead-insert' AND key LIKE 'forgot-%' ORDER BY key`,
+      );
+      expect(synced).toEqual(
+        [1, 2, 3, 4, 5].map((i) => ({ key: `forgot-${i}`, salesforce_id: idOf(`forgot-${i}`) })),
+      );
+      const released = await errorsOf(env, dead);
+      expect(released.map((e) => [e.key, e.code])).toEqual([['forgot-6', 'NOT_INSERTED']]);
+      expect(released[0]?.message).toMatch(
+        new RegExp(
+          `^sent for insert by this run, whose result was never recorded; run ${next} looked the key up`,
+        ),
+      );
+      const { rows: figures } = await env.pool.query(
+        `SELECT summary->'writeback'->'Lead-insert' AS s FROM roundtrip.runs WHERE run_id = $1`,
+        [dead],
+      );
+      expect(figures[0]?.s).toMatchObject({
+        written: 5,
+        failed: 1,
+        outcomeUnknown: 0,
+        outcomesResolvedBy: next,
+      });
+
+      // That run's push inserts forgot-6, and only it; a later run sends nothing.
+      env.sf.calls.clear();
+      expect(await pushWriteback(deps, { runId: next, task: 'Lead-insert' })).toMatchObject({ succeeded: 1 });
+      expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1]);
+      env.sf.calls.clear();
+      const later = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+      expect(later.plan).toMatchObject({ heldBack: 0, changed: 0, unchanged: 6 });
+      expect(env.sf.calls.count()).toBe(0);
+      for (let i = 1; i <= 6; i += 1) {
+        expect([...env.sf.store.all('Lead')].filter((r) => r.External_Id__c === `forgot-${i}`)).toHaveLength(
+          1,
+        );
+      }
+    });
+
+    it('without an external-ID key, asks about a job Salesforce no longer knows once, then holds its keys back to be recorded with roundtrip resolve', async () => {
+      await source('unkeyed', 6);
+      const dead = await bulkSentAndForgotten(env.deps({ writeback: [bulkInsert] }), []);
+      // The task has lost its key field since (its records stay keyed by its keyColumn).
+      const { key: _key, ...keyless } = bulkInsert;
+      const deps = env.deps({ writeback: [keyless] });
 
       const polls: number[] = [];
+      const lookups: number[] = [];
       let lastRun = '';
       for (let i = 0; i < 2; i += 1) {
         env.sf.calls.clear();
@@ -611,19 +718,26 @@ describe('inserts left without an outcome by runs that ended', () => {
           changed: 0,
         });
         polls.push(env.sf.calls.count({ operation: 'bulk.ingest.poll' }));
+        lookups.push(env.sf.calls.count({ operation: 'query' }));
       }
 
       expect(polls).toEqual([1, 0]);
+      expect(lookups).toEqual([0, 0]);
       const { rows } = await env.pool.query(
         `SELECT state, collected_at IS NOT NULL AS done FROM roundtrip.writeback_jobs WHERE run_id = $1`,
         [dead],
       );
       expect(rows).toEqual([{ state: 'NotFound', done: true }]);
+      expect(await ledger(dead)).toEqual([{ status: 'sent', n: 6 }]);
       expect((await errorsOf(env, lastRun))[0]?.message).toMatch(
         new RegExp(
-          `^key forgot-1 was sent for insert by run ${dead} in Bulk job ${gone}, which Salesforce no longer answers for: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-insert --key forgot-1 --inserted <the record's Id> \\(or --not-inserted`,
+          `^key unkeyed-1 was sent for insert by run ${dead} in Bulk job ${GONE}, which Salesforce no longer answers for, and without an external-ID key it cannot be looked up: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-insert --key unkeyed-1 --inserted <the record's Id> \\(or --not-inserted`,
         ),
       );
+      // Out of the way of the tests after this one (their keyed plans would look these keys up).
+      await env.pool.query(`UPDATE roundtrip.writeback_plans SET status = 'failed' WHERE run_id = $1`, [
+        dead,
+      ]);
     });
 
     it('closes a job an ended run uploaded and never closed, so that its records are written once', async () => {

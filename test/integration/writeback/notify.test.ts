@@ -474,7 +474,7 @@ describe('the notification of a failed run', () => {
         '',
         'What to do:',
         "  Look the job up in Salesforce (Setup → Bulk Data Load Jobs, by its id). A later plan collects it once Salesforce has finished it (completed, failed, or aborted there) and then sends the keys' current values; while Salesforce has not, its keys stay held back, run after run.",
-        `  Each key's message says what holds it back and what resolves it (an insert whose outcome cannot be looked up, without an external ID or in a Bulk job Salesforce no longer answers for, is recorded with npx roundtrip resolve --task TASK --key KEY --inserted ID or --not-inserted, once you have looked for it in Salesforce): see the SQL above, or npx roundtrip errors --run ${second} (with the pipeline's --config and --secrets).`,
+        `  Each key's message says what holds it back and what resolves it (an insert whose outcome cannot be looked up, its task having no external-ID key, is recorded with npx roundtrip resolve --task TASK --key KEY --inserted ID or --not-inserted, once you have looked for it in Salesforce): see the SQL above, or npx roundtrip errors --run ${second} (with the pipeline's --config and --secrets).`,
         '',
         `The run: SELECT * FROM roundtrip.runs WHERE run_id = '${second}';`,
         `The execution: https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/arn:aws:states:eu-west-1:123456789012:execution:roundtrip-wb-test:${second}`,
