@@ -44,8 +44,9 @@ export function resolveOutcomesFirst(unknown: OutcomesUnknown): string {
       'Let a plan of the task resolve them first: run the pipeline with the task configured as it was when they ' +
         'were sent (same name, object and key: a plan refused for a changed object or key resolves nothing); its plan ' +
         'looks inserts up by their external ID and collects the Bulk jobs Salesforce has finished (roundtrip errors ' +
-        'lists what it still holds back). An insert no plan can look up (without an external-ID key, or in a Bulk job ' +
-        'Salesforce no longer answers for) is recorded with roundtrip resolve --task NAME --key KEY, once you looked for it in Salesforce.',
+        'lists what it still holds back). An insert no plan can look up (its task without an external-ID key, sent by a ' +
+        'call or in a Bulk job Salesforce no longer answers for) is recorded with roundtrip resolve --task NAME --key KEY, ' +
+        'once you looked for it in Salesforce.',
     );
   }
   if (unknown.runningPlans.length > 0) {
