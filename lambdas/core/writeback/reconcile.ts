@@ -305,12 +305,14 @@ export async function reconcileSentInserts(
       await client.query(
         `WITH unknown AS (
            UPDATE roundtrip.writeback_plans SET status = 'failed', updated_at = now()
-            WHERE run_id = $1 AND task = $2 AND status = 'sent' RETURNING key, payload)
+            WHERE run_id = $1 AND task = $2 AND status = 'sent' AND seq = ANY ($3::bigint[]) RETURNING key, payload)
          INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, payload)
          SELECT $1, $2, key, 'push', 'INSERT_OUTCOME_UNKNOWN',
-                'sent for insert by an attempt that died before recording the result; without an external-ID key it cannot be looked up, so it is not sent again: check Salesforce (use upsert with an external ID to make this automatic)', payload
+                format('sent for insert by an attempt that died before recording the result; without an external-ID key it cannot be looked up, so it is not sent again: find the record in Salesforce, then record what you found with roundtrip resolve --task %s --key %s --inserted <the record''s Id> (or --not-inserted if there is none, or you delete it there); an upsert by an external ID makes this automatic', $2::text, key),
+                payload
            FROM unknown`,
-        [runId, taskName],
+        // Only the rows read above (the caller's selection, options.withoutResultsOnly).
+        [runId, taskName, rows.map((r) => r.seq)],
       );
     });
     logger.warn('Insert rows with unknown outcome reported, not resent', { rows: rows.length });

@@ -262,6 +262,13 @@ describe('roundtrip resolve', () => {
       'INSERT_OUTCOME_UNKNOWN',
       'INSERT_OUTCOME_UNKNOWN',
     ]);
+    // Each message gives the command that records the key's outcome.
+    expect((await errorsOf(env, dead)).map((e) => e.message)).toEqual(
+      ['rp-1', 'rp-2'].map(
+        (key) =>
+          `sent for insert by an attempt that died before recording the result; without an external-ID key it cannot be looked up, so it is not sent again: find the record in Salesforce, then record what you found with roundtrip resolve --task ${KEYLESS.name} --key ${key} --inserted <the record's Id> (or --not-inserted if there is none, or you delete it there); an upsert by an external ID makes this automatic`,
+      ),
+    );
     await outlastCallTimeLimit(env, dead);
     const [id1] = leadsNamed('rp', 1);
     const [id2] = leadsNamed('rp', 2);
