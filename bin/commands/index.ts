@@ -3,6 +3,7 @@
  * sub-command lives in its own module and is loaded only when used, so that
  * `roundtrip emulate athena` does not load jsforce and so on.
  */
+import { thrownFailureText } from '../../lambdas/shared/errors';
 import { EXIT, UsageError, type Command } from '../cli-common';
 
 const USAGE = `usage: roundtrip <command> [options]
@@ -220,11 +221,13 @@ function asksForHelp(argv: readonly string[]): boolean {
   return false;
 }
 
-/** The message of an error, and its stack only when asked for (-v / --verbose). */
+/**
+ * The message of an error (after its name when that is a built-in one other than Error, which
+ * says the failure is a bug: thrownFailureText), and its stack only when asked for (-v / --verbose).
+ */
 function describeFailure(err: unknown, verbose: boolean): string {
-  if (!(err instanceof Error)) return String(err);
-  if (verbose && err.stack) return err.stack;
-  return err.message;
+  if (verbose && err instanceof Error && err.stack) return err.stack;
+  return thrownFailureText(err);
 }
 
 const commands: Record<string, () => Promise<Command>> = {

@@ -218,6 +218,36 @@ export function failureText(name: string | undefined, cause: string | undefined)
 }
 
 /**
+ * JavaScript's own error classes other than `Error`: the language and the runtime throw them for a
+ * fault in the code (`Cannot read properties of undefined` is a TypeError, `Invalid time value` a
+ * RangeError), and the project never throws them on purpose, so their name tells the reader it
+ * is a bug to report, which the message alone does not.
+ */
+const BUILT_IN_ERROR_NAMES: ReadonlySet<string> = new Set([
+  'TypeError',
+  'RangeError',
+  'ReferenceError',
+  'SyntaxError',
+  'EvalError',
+  'URIError',
+  'AggregateError',
+]);
+
+/**
+ * An error thrown in this process as a failure line shows it (the CLI's `roundtrip <command>: …`):
+ * its message, after its name only when that is one of JavaScript's built-in names other than
+ * `Error` (see BUILT_IN_ERROR_NAMES), as {@link failureText} keeps a name that says more than the
+ * message. The names of our own classes (every one in {@link ERROR_NAMES}, and those of the
+ * emulators and the CLI) and of other libraries' errors are left out: their messages name what is
+ * wrong. A value that is not an Error is shown as a string.
+ */
+export function thrownFailureText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (!BUILT_IN_ERROR_NAMES.has(err.name)) return err.message;
+  return err.message ? `${err.name}: ${err.message}` : err.name;
+}
+
+/**
  * A stored failure (`roundtrip.runs.error`, written as `<Error>: <Cause>` by the Report step)
  * as {@link failureText} shows it; a text of another shape (a skipped run's reason) as it is.
  */
