@@ -6,7 +6,9 @@
  * for a rejection, the ones sent for a failure).
  *
  * Text (the default) and `--json` show the counts by task, stage and code, and the first
- * `--limit` records (50). `--csv` writes every record (or the first `--limit`) as CSV on stdout,
+ * `--limit` records (50); the records held back for another run's send of their key are counted
+ * apart from those rejected and those failed (in `--json`: `rejected`, `heldBack` and `failed`,
+ * each count's `heldBack`, each record's `heldBack`). `--csv` writes every record (or the first `--limit`) as CSV on stdout,
  * streamed from PostgreSQL with `COPY … TO STDOUT`: a million failed records take no more memory
  * than ten.
  */
@@ -84,6 +86,11 @@ interface ErrorCount {
   stage: string;
   code: string;
   records: number;
+  /**
+   * Of them, those held back for another run's send of their key (HELD_BACK_ERROR_SQL): neither
+   * rejected nor failed. The others of stage `plan` are rejected, those of stage `push` failed.
+   */
+  heldBack: number;
 }
 
 interface ErrorRecord {
@@ -97,6 +104,8 @@ interface ErrorRecord {
   jobId: string | null;
   /** Plan: the source row's values; push: the values sent. */
   values: unknown;
+  /** Held back for another run's send of its key (HELD_BACK_ERROR_SQL), not rejected nor failed. */
+  heldBack: boolean;
 }
 
 /** The run asked for, or the pipeline's latest; a `--run` that names no run is bad input. */
@@ -226,18 +235,26 @@ export const errors: Command = async (argv) => {
     // insert's push (stage push: a key another run took since the plan, ledger status held_back) —
     // are recorded with the others, but nothing is wrong with them and Salesforce refused none:
     // counted apart, as the run's figures count them (HELD_BACK_ERROR_SQL).
-    const { rows: tally } = await pool.query<ErrorCount & { heldBack: number }>(
+    const { rows: counts } = await pool.query<ErrorCount>(
       `SELECT task, stage, code, count(*)::int AS records,
               count(*) FILTER (WHERE ${HELD_BACK_ERROR_SQL})::int AS "heldBack"
          FROM roundtrip.writeback_errors e
         WHERE ${where} GROUP BY task, stage, code ORDER BY task, stage, records DESC, code`,
     );
-    const counts: ErrorCount[] = tally.map(({ heldBack: _, ...c }) => c);
     const { rows: records } = await pool.query<ErrorRecord>(
-      `SELECT task, stage, key, salesforce_id AS "salesforceId", code, fields, message, job_id AS "jobId", payload AS values
-         FROM roundtrip.writeback_errors WHERE ${where} ${ORDER_SQL} LIMIT ${limit}`,
+      `SELECT task, stage, key, salesforce_id AS "salesforceId", code, fields, message, job_id AS "jobId", payload AS values,
+              ${HELD_BACK_ERROR_SQL} AS "heldBack"
+         FROM roundtrip.writeback_errors e WHERE ${where} ${ORDER_SQL} LIMIT ${limit}`,
     );
     const total = counts.reduce((n, c) => n + c.records, 0);
+    const stageTotal = (stage: string): number =>
+      counts.filter((c) => c.stage === stage).reduce((n, c) => n + c.records, 0);
+    const heldBackAt = (stage: string): number =>
+      counts.filter((c) => c.stage === stage).reduce((n, c) => n + c.heldBack, 0);
+    // The first line's figures: the plan's records not held back were rejected, the push's failed.
+    const rejected = stageTotal('plan') - heldBackAt('plan');
+    const heldBack = heldBackAt('plan') + heldBackAt('push');
+    const failed = stageTotal('push') - heldBackAt('push');
     const prunedAt =
       typeof run.summary.detailsPrunedAt === 'string' ? run.summary.detailsPrunedAt : undefined;
 
@@ -248,6 +265,9 @@ export const errors: Command = async (argv) => {
           runId: run.runId,
           status: run.status,
           total,
+          rejected,
+          heldBack,
+          failed,
           counts,
           records,
           ...(prunedAt ? { detailsPrunedAt: prunedAt } : {}),
@@ -258,21 +278,16 @@ export const errors: Command = async (argv) => {
 
     const started = run.startedAt.toISOString().replace('T', ' ').slice(0, 19);
     const out: string[] = [];
-    const stageTotal = (stage: string): number =>
-      counts.filter((c) => c.stage === stage).reduce((n, c) => n + c.records, 0);
-    const heldBackAt = (stage: string): number =>
-      tally.filter((c) => c.stage === stage).reduce((n, c) => n + c.heldBack, 0);
-    const heldBack = heldBackAt('plan') + heldBackAt('push');
     const filtered = [filter.task && `task ${filter.task}`, filter.code && `code ${filter.code}`]
       .filter(Boolean)
       .join(', ');
     out.push(
       `run ${run.runId} (${run.dryRun ? 'dry run, ' : ''}${run.status}, started ${started} UTC)${filtered ? `, ${filtered}` : ''}: ` +
-        `${(stageTotal('plan') - heldBackAt('plan')).toLocaleString('en-US')} rejected before sending, ` +
+        `${rejected.toLocaleString('en-US')} rejected before sending, ` +
         (heldBack > 0
           ? `${heldBack.toLocaleString('en-US')} held back for another run's send of their key, `
           : '') +
-        `${(stageTotal('push') - heldBackAt('push')).toLocaleString('en-US')} failed when sent`,
+        `${failed.toLocaleString('en-US')} failed when sent`,
     );
     if (total === 0) {
       out.push(

@@ -134,7 +134,9 @@ after their counts by task, stage and code.
   --code CODE            only records with this code (e.g. FIELD_CUSTOM_VALIDATION_EXCEPTION)
   --limit N              records listed (default 50; with --csv, all unless given)
   --csv                  every record as CSV on stdout, streamed from PostgreSQL
-  --json                 one JSON object { pipeline, runId, status, total, counts, records }
+  --json                 one JSON object { pipeline, runId, status, total, rejected, heldBack,
+                         failed, counts, records }; a count's and a record's heldBack tells
+                         held back from rejected (stage plan) or failed (stage push)
 `,
   resolve: `usage: roundtrip resolve --task NAME --key KEY (--inserted SALESFORCE_ID | --not-inserted)
        roundtrip resolve --task NAME --file CSV

@@ -1165,7 +1165,18 @@ describe('the roundtrip CLI', () => {
       runId,
       status: expect.any(String),
       total: 2,
-      counts: [{ task: 'Lead-update', stage: 'push', code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION', records: 2 }],
+      rejected: 0,
+      heldBack: 0,
+      failed: 2,
+      counts: [
+        {
+          task: 'Lead-update',
+          stage: 'push',
+          code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION',
+          records: 2,
+          heldBack: 0,
+        },
+      ],
       records: [
         {
           task: 'Lead-update',
@@ -1177,6 +1188,7 @@ describe('the roundtrip CLI', () => {
           message: 'Score is locked: ask ops',
           jobId: null,
           values: { LeadScore__c: expect.any(Number) },
+          heldBack: false,
         },
       ],
     });
@@ -1239,6 +1251,32 @@ describe('the roundtrip CLI', () => {
       "code ALREADY_INSERTED: 0 rejected before sending, 1 held back for another run's send of their key, 0 failed when sent",
     );
     expect(taken.stdout).toContain('inserted as 00Q000000000003AAA by run other after this run planned it');
+    // --json tells them apart as the first line does: in all, per count and per record.
+    const heldJson = lastJsonLine(
+      (await cli(['errors', ...connection, '--run', runId, '--json'])).stdout,
+    ) as {
+      counts: unknown[];
+      records: { key: string; code: string; heldBack: boolean }[];
+    };
+    expect(heldJson).toMatchObject({ total: 5, rejected: 0, heldBack: 3, failed: 2 });
+    expect(heldJson.counts).toEqual([
+      { task: 'Lead-update', stage: 'plan', code: 'OUTCOME_PENDING', records: 2, heldBack: 2 },
+      {
+        task: 'Lead-update',
+        stage: 'push',
+        code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION',
+        records: 2,
+        heldBack: 0,
+      },
+      { task: 'Lead-update', stage: 'push', code: 'ALREADY_INSERTED', records: 1, heldBack: 1 },
+    ]);
+    expect(heldJson.records.map((r) => [r.code, r.heldBack])).toEqual([
+      ['OUTCOME_PENDING', true],
+      ['OUTCOME_PENDING', true],
+      ['FIELD_CUSTOM_VALIDATION_EXCEPTION', false],
+      ['FIELD_CUSTOM_VALIDATION_EXCEPTION', false],
+      ['ALREADY_INSERTED', true],
+    ]);
 
     // A run from before the held_back status (migration 9) wrote such records failed, and its
     // summary says so; a push's own INSERT_OUTCOME_UNKNOWN (sent, outcome never recorded) is
@@ -1278,6 +1316,15 @@ describe('the roundtrip CLI', () => {
     expect(old.stdout.split('\n')[0]).toBe(
       `run ${oldRun} (failed, started 2020-01-01 00:00:00 UTC): 0 rejected before sending, 3 failed when sent`,
     );
+    const oldJson = lastJsonLine(
+      (await cli(['errors', ...connection, '--run', oldRun, '--json'])).stdout,
+    ) as {
+      counts: { heldBack: number }[];
+      records: { heldBack: boolean }[];
+    };
+    expect(oldJson).toMatchObject({ total: 3, rejected: 0, heldBack: 0, failed: 3 });
+    expect(oldJson.counts.map((c) => c.heldBack)).toEqual([0, 0, 0]);
+    expect(oldJson.records.map((r) => r.heldBack)).toEqual([false, false, false]);
     const oldStatus = lastJsonLine(
       (await cli(['status', ...connection, '--limit', '1000', '--json'])).stdout,
     ) as { runs: { runId: string; failed: number; heldBack: number }[] };
