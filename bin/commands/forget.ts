@@ -166,7 +166,7 @@ export const forget: Command = async (argv) => {
         [
           `roundtrip forget: refused: task ${task} ${why}. Nothing deleted.`,
           ...outcomesUnknownLines(unknown).map((l) => `  ${l}`),
-          resolveOutcomesFirst(unknown),
+          resolveOutcomesFirst(unknown, task),
           '',
         ].join('\n'),
       );

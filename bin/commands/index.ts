@@ -152,7 +152,9 @@ record you deleted) is released (NOT_INSERTED in that run: the next plan inserts
 recorded, or none (each refusal names the key and why). Exit 0 recorded, 1 a push or collect
 of the task is running (run it again later), 2 refused.
 
-  --task NAME            the insert task (as roundtrip errors lists it)
+  --task NAME            the insert task (as roundtrip errors lists it), or one the config no
+                         longer names that the database knows as an insert task of the
+                         pipeline (roundtrip status lists it)
   --key KEY              the key, as the task's keyColumn holds it
   --inserted ID          its record exists in Salesforce: its Id (15 or 18 characters)
   --not-inserted         it does not (never created, or deleted there)

@@ -4,7 +4,9 @@
  * without an external-ID key, by a call whose outcome was never recorded or in a Bulk job
  * Salesforce no longer answers for — once someone has looked in Salesforce: `--inserted ID` (the
  * record exists: recorded, never inserted again) or `--not-inserted` (it does not: the next plan
- * inserts the key), or many keys from a CSV file. The work is lambdas/core/writeback/resolve.ts.
+ * inserts the key), or many keys from a CSV file. The task may be one the config no longer names
+ * (`roundtrip forget` refuses it until its keys are resolved), when the database knows it as an
+ * insert task of the pipeline. The work is lambdas/core/writeback/resolve.ts.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';

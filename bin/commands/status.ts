@@ -103,7 +103,7 @@ function notInConfigJson(t: TaskNotInConfig): Record<string, unknown> {
     outcomesUnknown: t.outcomesUnknown,
     todo: clear
       ? forgetCommand(t.task)
-      : `${resolveOutcomesFirst(t.outcomesUnknown)} Then ${forgetCommand(t.task)}.`,
+      : `${resolveOutcomesFirst(t.outcomesUnknown, t.task)} Then ${forgetCommand(t.task)}.`,
   };
 }
 
@@ -136,7 +136,7 @@ function notInConfigLines(pipeline: string, tasks: readonly TaskNotInConfig[]): 
     } else {
       lines.push(...unknown.map((l) => `    ${l}`));
       lines.push(
-        `    not to be forgotten yet: ${resolveOutcomesFirst(t.outcomesUnknown)} Then ${forgetCommand(t.task)}.`,
+        `    not to be forgotten yet: ${resolveOutcomesFirst(t.outcomesUnknown, t.task)} Then ${forgetCommand(t.task)}.`,
       );
     }
   }

@@ -2,7 +2,7 @@
  * How `roundtrip forget` and `roundtrip status` tell of a task's state (lambdas/core/task-state.ts):
  * its sync scope, its records whose outcome is unknown, and what to do about those.
  */
-import type { OutcomesUnknown, RecordedSyncScope } from '../../lambdas/core/task-state';
+import { shellWord, type OutcomesUnknown, type RecordedSyncScope } from '../../lambdas/core/task-state';
 
 /** `3 records`, `1 record`. */
 export function count(n: number, one: string, many = `${one}s`): string {
@@ -36,17 +36,27 @@ export function outcomesUnknownLines(unknown: OutcomesUnknown): string[] {
   ];
 }
 
-/** What to do before a task with records of unknown outcome (or planned by a run still going) can be forgotten. */
-export function resolveOutcomesFirst(unknown: OutcomesUnknown): string {
+/**
+ * What to do before a task with records of unknown outcome (or planned by a run still going) can be
+ * forgotten: a plan of the task resolves what it can look up (the config must name it as it was),
+ * and `roundtrip resolve` records the inserts no plan can look up, the task in the config or not.
+ */
+export function resolveOutcomesFirst(unknown: OutcomesUnknown, task: string): string {
   const steps: string[] = [];
-  if (unknown.records > 0) {
+  if (unknown.sent.length > 0) {
     steps.push(
       'Let a plan of the task resolve them first: run the pipeline with the task configured as it was when they ' +
         'were sent (same name, object and key: a plan refused for a changed object or key resolves nothing); its plan ' +
         'looks inserts up by their external ID and collects the Bulk jobs Salesforce has finished (roundtrip errors ' +
-        'lists what it still holds back). An insert no plan can look up (its task without an external-ID key, sent by a ' +
-        'call or in a Bulk job Salesforce no longer answers for) is recorded with roundtrip resolve --task NAME --key KEY, ' +
-        'once you looked for it in Salesforce.',
+        'lists what it still holds back).',
+    );
+  }
+  if (unknown.records > 0) {
+    steps.push(
+      `An insert no plan can look up (its task without an external-ID key, sent by a call or in a Bulk job Salesforce ` +
+        `no longer answers for; those held back as INSERT_OUTCOME_UNKNOWN) is recorded with roundtrip resolve --task ` +
+        `${shellWord(task)} --key KEY --inserted ID (or --not-inserted), once you looked for it in Salesforce, whether ` +
+        `or not the config still names the task.`,
     );
   }
   if (unknown.runningPlans.length > 0) {

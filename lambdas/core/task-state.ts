@@ -32,8 +32,12 @@ import { tryTaskLockInTransaction } from './writeback/lock';
  * ({@link insertsAgain}).
  */
 export function forgetCommand(task: string, options: { readonly insertAgain?: boolean } = {}): string {
-  const word = /^[A-Za-z0-9_.,:/@%+=-]+$/.test(task) ? task : `'${task.replace(/'/g, `'\\''`)}'`;
-  return `roundtrip forget --task ${word} --yes${options.insertAgain === true ? ' --insert-again' : ''}`;
+  return `roundtrip forget --task ${shellWord(task)} --yes${options.insertAgain === true ? ' --insert-again' : ''}`;
+}
+
+/** A task name as a command names it: as it is, or quoted for a shell when it needs it. */
+export function shellWord(word: string): string {
+  return /^[A-Za-z0-9_.,:/@%+=-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 /** PostgreSQL's SQLSTATE for a `NOWAIT` lock that another transaction holds. */
@@ -77,8 +81,9 @@ export interface TaskState {
   readonly lastRun: TaskLastRun | undefined;
   /**
    * How the task last wrote to Salesforce, as its latest plan stored it (`writeback_plan_pages`,
-   * else the ledger row of a synced record): undefined for an extract task, or when no plan of it
-   * is kept.
+   * else the ledger row of a synced record, else a ledger row left `sent`, which a prune keeps),
+   * or `insert` when only a push's `INSERT_OUTCOME_UNKNOWN` mark is left of it (only an insert's
+   * push writes one): undefined for an extract task, or when none of these is kept.
    */
   readonly lastOperation: WriteOperation | undefined;
 }
@@ -226,8 +231,12 @@ async function readState(
 
 /**
  * The operation of the task's latest plan kept: its pages (a row per 1,000 records), else the
- * the ledger row of any one of its synced records (the first found: a look-up, not a scan; the
- * pages of a pruned run are gone, its ledger rows too unless kept for an outcome).
+ * ledger row of any one of its synced records (the first found: a look-up, not a scan; the pages
+ * of a pruned run are gone, its ledger rows too unless kept for an outcome), else one of its
+ * ledger rows left `sent` (the latest run's: the prune keeps them), else `insert` for a push's
+ * `INSERT_OUTCOME_UNKNOWN` mark (kept by the prune too), so that a task whose runs were all pruned
+ * while inserts of it wait for their outcome is still known as an insert task (`roundtrip resolve`
+ * of a task the config no longer names relies on it).
  */
 async function readLastOperation(
   client: ClientBase,
@@ -249,6 +258,22 @@ async function readLastOperation(
       [task],
     );
     if (rows[0]) return rows[0].operation;
+  }
+  if (tables.has('writeback_plans')) {
+    // The ledger's partial index of rows left `sent` serves this (writeback_plans_sent_idx).
+    const { rows } = await client.query<{ operation: WriteOperation }>(
+      `SELECT operation FROM roundtrip.writeback_plans WHERE task = $1 AND status = 'sent' ORDER BY run_id DESC LIMIT 1`,
+      [task],
+    );
+    if (rows[0]) return rows[0].operation;
+  }
+  if (tables.has('writeback_errors')) {
+    const { rows } = await client.query(
+      `SELECT 1 FROM roundtrip.writeback_errors
+        WHERE task = $1 AND stage = 'push' AND code = 'INSERT_OUTCOME_UNKNOWN' LIMIT 1`,
+      [task],
+    );
+    if (rows.length > 0) return 'insert';
   }
   return undefined;
 }

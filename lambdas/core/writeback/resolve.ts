@@ -9,14 +9,20 @@
  * `sync_state`, so that no plan inserts the key again; a key not inserted released,
  * `NOT_INSERTED` in that run, so that the next plan inserts it; that run's figures counted again.
  * Under the task's lock (lock.ts), in one transaction: all or nothing.
+ *
+ * The task need not be in the config: one removed or renamed there keeps its keys held back, and
+ * `roundtrip forget` refuses to forget it until they are resolved (task-state.ts). The database
+ * then tells what the task was ({@link readTaskState}): an insert task, by its latest plan kept
+ * (`lastOperation`), of this pipeline (`roundtrip.task_owners`, else a run of it), with the object
+ * and key its records were synced by (`sync_scope`).
  */
 import type { PoolClient } from 'pg';
-import type { WritebackTask } from '../../config';
 import { taskName as nameOfTask } from '../../config';
-import { withTransaction } from '../../connectors/postgres';
+import { withClient, withTransaction } from '../../connectors/postgres';
 import { canonicalSalesforceId } from '../../connectors/salesforce/ids';
 import { TaskBusyError } from '../../shared/errors';
 import type { CoreDeps } from '../deps';
+import { readTaskState, type TaskState } from '../task-state';
 import { ifTaskLockFree } from './lock';
 import { mergeRunSummary, storedCount } from './state';
 import {
@@ -97,14 +103,17 @@ function sentByOf(row: UnknownRow): UnknownSend {
 /**
  * Records what someone found in Salesforce for insert keys of task `taskName` that no plan can
  * resolve (see the module comment), or refuses them all ({@link OutcomeRefusedError}) when one
- * cannot be recorded: a task that is not an insert task of the config; an Id that is not one, not
- * of the task's object (its key prefix, when a record of the task is recorded), or recorded for
- * another key already; a key given twice, not held back with an unknown outcome, sent by a run
- * still running, or one the next plan resolves itself (a keyed task's sent by a call or in a Bulk
- * job Salesforce no longer answers for, looked up by its external ID; one in a Bulk job still to
- * be collected, collected with it); a key said not inserted whose Collections call may still be
- * running ({@link INSERT_SETTLE_MS}). Takes the task's lock without waiting (a push or collect of
- * the task holds it: a TaskBusyError). `dryRun` checks everything and writes nothing.
+ * cannot be recorded: a task that is not an insert task of the config, nor (a task the config no
+ * longer names) of the pipeline in the database (see the module comment), or one another pipeline
+ * holds in `roundtrip.task_owners`; an Id that is not one, not of the task's object (its key
+ * prefix, when a record of the task is recorded), or recorded for another key already; a key
+ * given twice, not held back with an unknown outcome, sent by a run still running, or one a plan
+ * of the task resolves itself (a keyed task's sent by a call or in a Bulk job Salesforce no longer
+ * answers for, looked up by its external ID; one in a Bulk job still to be collected, collected
+ * with it: for a task the config no longer names, once it is named again); a key said not
+ * inserted whose Collections call may still be running ({@link INSERT_SETTLE_MS}). Takes the
+ * task's lock without waiting (a push or collect of the task holds it: a TaskBusyError). `dryRun`
+ * checks everything and writes nothing.
  */
 export async function recordInsertOutcomes(
   deps: Pick<CoreDeps, 'pg' | 'config' | 'clock'>,
@@ -112,7 +121,7 @@ export async function recordInsertOutcomes(
   outcomes: readonly InsertOutcomeByHand[],
   options: { readonly dryRun?: boolean } = {},
 ): Promise<InsertOutcomeRecorded[]> {
-  const task = insertTaskOf(deps, taskName);
+  const task = await insertTaskOf(deps, taskName);
   const given = checkedOutcomes(taskName, outcomes);
   // A refusal is answered out of the transaction, not thrown through it: withClient would take it
   // for a broken connection.
@@ -133,21 +142,66 @@ export async function recordInsertOutcomes(
   return done.value.found.map(({ row: _row, ...recorded }) => recorded);
 }
 
-/** The insert task named so, or the refusal that names the tasks there are. */
-function insertTaskOf(deps: Pick<CoreDeps, 'config'>, taskName: string): WritebackTask {
+/** The insert task whose outcomes are recorded, as far as the checks need it. */
+interface InsertTask {
+  /** The object it inserts (the config's; for a task it no longer names, its sync scope's, if any). */
+  readonly object: string | undefined;
+  /**
+   * The external-ID field a plan looks its inserts up by; undefined without one. For a task the
+   * config no longer names, its sync scope's `key_field`: a task last planned before sync scopes
+   * were recorded (migration 8) has none, and its keys are taken as keyless (recorded by hand).
+   */
+  readonly key: string | undefined;
+  /** False for a task the config no longer names: no plan of it runs until it is named again. */
+  readonly configured: boolean;
+}
+
+/**
+ * The insert task named so, or the refusal that says why it is not one: another pipeline holds
+ * the name; the config names it with another mode; the config does not name it and the database
+ * knows no such task of the pipeline, or knows it as another mode's (its latest plan kept).
+ */
+async function insertTaskOf(deps: Pick<CoreDeps, 'config' | 'pg'>, taskName: string): Promise<InsertTask> {
+  const pipeline = deps.config.name;
   const task = deps.config.writeback.find((t) => nameOfTask(t) === taskName);
-  if (!task) {
-    const inserts = deps.config.writeback.filter((t) => t.mode === 'insert').map((t) => nameOfTask(t));
+  const state = await withClient(deps.pg, (client) => readTaskState(client, pipeline, taskName));
+  if (state.owner !== undefined && state.owner !== pipeline) {
     throw new OutcomeRefusedError([
-      `task ${taskName}: pipeline ${deps.config.name} has no write-back task of that name (its insert tasks: ${inserts.length ? inserts.join(', ') : 'none'})`,
+      `task ${taskName} belongs to pipeline ${state.owner} in this database (roundtrip.task_owners), not to ${pipeline}: its outcomes are that pipeline's to record (run resolve with its --config)`,
     ]);
   }
-  if (task.mode !== 'insert') {
+  if (task) {
+    if (task.mode !== 'insert') {
+      throw new OutcomeRefusedError([
+        `task ${taskName} is an ${task.mode} task: outcomes are recorded by hand for insert tasks only (the next plan sends an ${task.mode} whose outcome is unknown again itself: sent twice, it writes the same values)`,
+      ]);
+    }
+    return { object: task.object, key: task.key, configured: true };
+  }
+  const inserts = deps.config.writeback.filter((t) => t.mode === 'insert').map((t) => nameOfTask(t));
+  if (state.owner === undefined && state.lastRun === undefined) {
     throw new OutcomeRefusedError([
-      `task ${taskName} is an ${task.mode} task: outcomes are recorded by hand for insert tasks only (the next plan sends an ${task.mode} whose outcome is unknown again itself: sent twice, it writes the same values)`,
+      `task ${taskName}: pipeline ${pipeline} has no write-back task of that name, in its config (its insert tasks: ${inserts.length ? inserts.join(', ') : 'none'}) or in the database (no claim in roundtrip.task_owners, no run of it): task names are case-sensitive; roundtrip status lists the tasks the config no longer names that still have state`,
     ]);
   }
-  return task;
+  if (state.lastOperation !== 'insert') {
+    throw new OutcomeRefusedError([notAnInsertAnyMore(taskName, pipeline, state)]);
+  }
+  return { object: state.syncScope?.object, key: state.syncScope?.keyField ?? undefined, configured: false };
+}
+
+/** The refusal of a task the config no longer names that the database does not know as an insert task. */
+function notAnInsertAnyMore(taskName: string, pipeline: string, state: TaskState): string {
+  const head = `task ${taskName}, which the config of pipeline ${pipeline} no longer names,`;
+  return state.lastOperation === undefined
+    ? `${head} is not known as an insert task in the database: no plan of it is kept (no plan pages, no ledger row left sent) and no key of it is held back as INSERT_OUTCOME_UNKNOWN, so it has no insert whose outcome is unknown to record`
+    : `${head} is an ${state.lastOperation} task, as its latest plan stored it: outcomes are recorded by hand for insert tasks only (named again as it was, its next plan sends an ${state.lastOperation} whose outcome is unknown again itself: sent twice, it writes the same values)`;
+}
+
+/** How a task the config no longer names was configured, as far as the database recorded it. */
+function asItWas(task: InsertTask): string {
+  if (task.object === undefined) return 'the same name, object and key';
+  return `the same name, object ${task.object}, ${task.key ? `key ${task.key}` : 'no key field'}`;
 }
 
 /** An outcome given, its Id in the 18-character form. */
@@ -207,7 +261,7 @@ interface FoundSend extends InsertOutcomeRecorded {
  */
 async function unknownSends(
   client: PoolClient,
-  task: WritebackTask,
+  task: InsertTask,
   taskName: string,
   given: readonly GivenOutcome[],
 ): Promise<{ found: FoundSend[] } | { problems: string[] }> {
@@ -270,7 +324,7 @@ async function unknownSends(
       }
       if (prefix && !g.id.startsWith(prefix.prefix)) {
         problems.push(
-          `${at}Id ${g.id} is not a record of ${prefix.object ?? task.object}: the Ids of the records task ${taskName} inserted start with ${prefix.prefix}, this one with ${g.id.slice(0, 3)}`,
+          `${at}Id ${g.id} is not a record of ${prefix.object ?? task.object ?? "the task's object"}: the Ids of the records task ${taskName} inserted start with ${prefix.prefix}, this one with ${g.id.slice(0, 3)}`,
         );
         continue;
       }
@@ -295,9 +349,13 @@ async function unknownSends(
       );
       continue;
     }
+    // A plan resolves these itself; of a task the config no longer names, once it is named again.
+    const notNamed = task.configured
+      ? ''
+      : `; the config no longer names task ${taskName}: name it again as it was (${asItWas(task)}) and run the pipeline, whose plan does it`;
     if (row.form === 'sent' && row.how === 'job') {
       problems.push(
-        `${at}key ${g.key} was sent by run ${row.run_id} in Bulk job ${row.job_id ?? ''}, which that run never collected: the next plan of the task collects the job once Salesforce says it has finished, and records the key's outcome itself`,
+        `${at}key ${g.key} was sent by run ${row.run_id} in Bulk job ${row.job_id ?? ''}, which that run never collected: the next plan of the task collects the job once Salesforce says it has finished, and records the key's outcome itself${notNamed}`,
       );
       continue;
     }
@@ -309,7 +367,7 @@ async function unknownSends(
           ? `in Bulk job ${row.job_id ?? ''}, which Salesforce no longer answers for`
           : 'in a Collections call';
       problems.push(
-        `${at}key ${g.key} was sent by run ${row.run_id} ${sent}: once ${settleMinutes} minutes have passed since the send, the next plan of the task looks the key up by ${task.key} and records its outcome itself`,
+        `${at}key ${g.key} was sent by run ${row.run_id} ${sent}: once ${settleMinutes} minutes have passed since the send, the next plan of the task looks the key up by ${task.key} and records its outcome itself${notNamed}`,
       );
       continue;
     }

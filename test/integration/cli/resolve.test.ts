@@ -466,7 +466,7 @@ describe('roundtrip resolve', () => {
 
     it('a task the config does not have, or one that is not an insert task', async () => {
       expect(await refused(['--task', 'Lead-nope', '--key', 'rf-1', '--not-inserted'])).toContain(
-        'task Lead-nope: pipeline wb-test has no write-back task of that name (its insert tasks: Lead-keyless, Lead-bulk-insert, Lead-keyed, Lead-bulk-unkeyed)',
+        'task Lead-nope: pipeline wb-test has no write-back task of that name, in its config (its insert tasks: Lead-keyless, Lead-bulk-insert, Lead-keyed, Lead-bulk-unkeyed) or in the database (no claim in roundtrip.task_owners, no run of it)',
       );
       expect(await refused(['--task', 'Lead-update', '--key', 'rf-1', '--not-inserted'])).toContain(
         'task Lead-update is an update task: outcomes are recorded by hand for insert tasks only',
@@ -640,5 +640,242 @@ describe('roundtrip resolve', () => {
     ]);
     expect(result.code).toBe(0);
     expect(await ledger(dead, KEYLESS.name)).toEqual({ 'busy-1': 'failed' });
+  });
+  describe('a task the config no longer names (removed or renamed), as the database knows it', () => {
+    /** The pipeline's config without any of the insert tasks below. */
+    let removed: string[];
+
+    beforeAll(async () => {
+      const file = path.join(dir, 'removed.config.json');
+      await writeFile(
+        file,
+        JSON.stringify({
+          name: 'wb-test',
+          salesforce: { secret: 'roundtrip/salesforce' },
+          postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+          writeback: [SCORE_UPDATE],
+        }),
+      );
+      removed = ['--config', file, '--database-url', env.db.url];
+    });
+
+    /** A keyless insert task of that name, as the config named it when it ran. */
+    const keylessNamed = (name: string): typeof KEYLESS => ({ ...KEYLESS, name });
+
+    it('records its keys held back, and forget, which refused it for them, then starts it over', async () => {
+      const task = keylessNamed('Lead-removed');
+      const ran = env.deps({ writeback: [task] });
+      await source('rm', 2);
+      const dead = await env.newRun();
+      await planThenCrashInPush(env, ran, dead, task.name);
+      await reportRun(ran, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+      await outlastCallTimeLimit(env, dead);
+      const [id1] = leadsNamed('rm', 1);
+      const [id2] = leadsNamed('rm', 2);
+      env.sf.store.delete([id2 as string]);
+
+      // forget refuses while they have no outcome, and names resolve for this task, named or not.
+      const refusedForget = await cli(['forget', ...removed, '--task', task.name, '--yes']);
+      expect(refusedForget.code).toBe(1);
+      expect(refusedForget.stderr).toContain(
+        'An insert no plan can look up (its task without an external-ID key, sent by a call or in a Bulk job Salesforce no longer answers for; those held back as INSERT_OUTCOME_UNKNOWN) is recorded with roundtrip resolve --task Lead-removed --key KEY --inserted ID (or --not-inserted), once you looked for it in Salesforce, whether or not the config still names the task.',
+      );
+
+      const file = path.join(dir, 'removed.csv');
+      await writeFile(file, `key,salesforce_id\nrm-1,${id1}\nrm-2,\n`);
+      const result = await cli(['resolve', ...removed, '--task', task.name, '--file', file]);
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toBe(
+        `key rm-1 (sent by run ${dead} in a Collections call): recorded as inserted, Id ${id1}: never inserted again\n` +
+          `key rm-2 (sent by run ${dead} in a Collections call): recorded as not inserted: the next plan inserts it\n` +
+          `2 keys of task Lead-removed: 1 inserted, 1 not inserted (the runs that sent them count them again: roundtrip status)\n`,
+      );
+      expect(result.code).toBe(0);
+      expect(await syncedId(task.name, 'rm-1')).toBe(id1);
+      expect(await ledger(dead, task.name)).toEqual({ 'rm-1': 'succeeded', 'rm-2': 'failed' });
+      expect(await figures(dead, task.name)).toMatchObject({
+        written: 1,
+        failed: 1,
+        outcomesResolvedBy: 'roundtrip resolve',
+      });
+
+      // Nothing is left without an outcome: forget starts the task over.
+      const forgotten = await cli(['forget', ...removed, '--task', task.name, '--yes']);
+      expect(forgotten.stderr).toBe('');
+      expect(forgotten.code).toBe(0);
+      expect(forgotten.stdout).toMatch(
+        /^task Lead-removed \(not named in the config; .*\): deleted, in one transaction\n/,
+      );
+      expect(await syncedId(task.name, 'rm-1')).toBeNull();
+    });
+
+    it('knows it as an insert task after its runs were pruned: by the ledger rows left sent, or by the INSERT_OUTCOME_UNKNOWN marks alone', async () => {
+      // One task whose keys were left sent (kept by the prune, the plan pages are not) …
+      const sent = keylessNamed('Lead-pruned-sent');
+      await source('ps', 1);
+      const sentRun = await env.newRun();
+      await planThenCrashInPush(env, env.deps({ writeback: [sent] }), sentRun, sent.name);
+      await reportRun(env.deps({ writeback: [sent] }), { runId: sentRun });
+      // … and one whose retried push reported them INSERT_OUTCOME_UNKNOWN: its marks are all that is kept.
+      const marked = keylessNamed('Lead-pruned-marked');
+      const markedDeps = env.deps({ writeback: [marked] });
+      await source('pm', 1);
+      const markedRun = await env.newRun();
+      await planThenCrashInPush(env, markedDeps, markedRun, marked.name);
+      await pushWriteback(markedDeps, { runId: markedRun, task: marked.name });
+      await reportRun(markedDeps, { runId: markedRun });
+      await env.pool.query(
+        `UPDATE roundtrip.runs SET finished_at = now() - interval '1 day' WHERE run_id = ANY ($1::text[])`,
+        [[sentRun, markedRun]],
+      );
+      await withTransaction(env.pool, (client) => pruneRunDetails(client, 'wb-test', 0, new Date()));
+      await outlastCallTimeLimit(env, sentRun);
+      await env.pool.query(
+        `UPDATE roundtrip.writeback_errors SET created_at = created_at - interval '11 minutes' WHERE run_id = $1`,
+        [markedRun],
+      );
+      const { rows } = await env.pool.query<{ task: string; pages: number; sent: number; marks: number }>(
+        `SELECT t AS task,
+                (SELECT count(*)::int FROM roundtrip.writeback_plan_pages WHERE task = t) AS pages,
+                (SELECT count(*)::int FROM roundtrip.writeback_plans WHERE task = t AND status = 'sent') AS sent,
+                (SELECT count(*)::int FROM roundtrip.writeback_errors WHERE task = t AND code = 'INSERT_OUTCOME_UNKNOWN') AS marks
+           FROM unnest($1::text[]) AS t ORDER BY t`,
+        [[marked.name, sent.name]],
+      );
+      expect(rows).toEqual([
+        { task: marked.name, pages: 0, sent: 0, marks: 1 },
+        { task: sent.name, pages: 0, sent: 1, marks: 0 },
+      ]);
+
+      const [sentId] = leadsNamed('ps', 1);
+      const byLedger = await cli([
+        'resolve',
+        ...removed,
+        '--task',
+        sent.name,
+        '--key',
+        'ps-1',
+        '--inserted',
+        sentId as string,
+      ]);
+      expect(byLedger.stderr).toBe('');
+      expect(byLedger.code).toBe(0);
+      expect(await syncedId(sent.name, 'ps-1')).toBe(sentId);
+      const [markedId] = leadsNamed('pm', 1);
+      env.sf.store.delete([markedId as string]);
+      const byMarks = await cli([
+        'resolve',
+        ...removed,
+        '--task',
+        marked.name,
+        '--key',
+        'pm-1',
+        '--not-inserted',
+      ]);
+      expect(byMarks.stderr).toBe('');
+      expect(byMarks.code).toBe(0);
+      expect(await errorsOf(env, markedRun)).toEqual([]);
+      for (const task of [sent.name, marked.name])
+        expect((await cli(['forget', ...removed, '--task', task, '--yes'])).code).toBe(0);
+    });
+
+    describe('refusals: exit 2, naming what is wrong, and nothing written', () => {
+      let before: unknown;
+      beforeEach(async () => {
+        before = await stateOf();
+      });
+      afterEach(async () => {
+        expect(await stateOf()).toEqual(before);
+      });
+
+      const refused = async (args: string[]): Promise<string> => {
+        const result = await cli(['resolve', ...removed, ...args]);
+        expect(result.stdout).toBe('');
+        expect(result.code).toBe(2);
+        return result.stderr;
+      };
+
+      it('a name the database knows no task of', async () => {
+        expect(await refused(['--task', 'Lead-never', '--key', 'k', '--not-inserted'])).toContain(
+          'task Lead-never: pipeline wb-test has no write-back task of that name, in its config (its insert tasks: none) or in the database (no claim in roundtrip.task_owners, no run of it): task names are case-sensitive; roundtrip status lists the tasks the config no longer names that still have state',
+        );
+      });
+
+      it("another pipeline's task, though it inserts", async () => {
+        const theirs = keylessNamed('Lead-theirs');
+        await source('th', 1);
+        const run = await env.newRun();
+        await planThenCrashInPush(env, env.deps({ writeback: [theirs] }), run, theirs.name);
+        await env.pool.query(`UPDATE roundtrip.runs SET status = 'failed' WHERE run_id = $1`, [run]);
+        await outlastCallTimeLimit(env, run);
+        await env.pool.query(`INSERT INTO roundtrip.task_owners (task, pipeline) VALUES ($1, 'marketing')`, [
+          theirs.name,
+        ]);
+        before = await stateOf();
+        const why =
+          "task Lead-theirs belongs to pipeline marketing in this database (roundtrip.task_owners), not to wb-test: its outcomes are that pipeline's to record (run resolve with its --config)";
+        expect(await refused(['--task', theirs.name, '--key', 'th-1', '--not-inserted'])).toContain(why);
+        // So too when this pipeline's config names it.
+        const naming = path.join(dir, 'naming-theirs.config.json');
+        await writeFile(
+          naming,
+          JSON.stringify({
+            name: 'wb-test',
+            salesforce: { secret: 'roundtrip/salesforce' },
+            postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+            writeback: [theirs],
+          }),
+        );
+        const named = await cli([
+          'resolve',
+          '--config',
+          naming,
+          '--database-url',
+          env.db.url,
+          '--task',
+          theirs.name,
+          '--key',
+          'th-1',
+          '--not-inserted',
+        ]);
+        expect(named.code).toBe(2);
+        expect(named.stderr).toContain(why);
+      });
+
+      it('a task whose latest plan was an update, and one no plan or mark of which is kept', async () => {
+        const run = await env.newRun();
+        await env.pool.query(`UPDATE roundtrip.runs SET status = 'failed' WHERE run_id = $1`, [run]);
+        await env.pool.query(
+          `INSERT INTO roundtrip.task_owners (task, pipeline) VALUES ('Lead-update-gone', 'wb-test'), ('Lead-bare', 'wb-test')`,
+        );
+        await env.pool.query(
+          `INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, operation, payload, value_hash, status)
+           VALUES ($1, 'Lead-update-gone', '00Q000000000001AAA', 1, 'update', '{}', 'x', 'sent')`,
+          [run],
+        );
+        before = await stateOf();
+        expect(
+          await refused(['--task', 'Lead-update-gone', '--key', '00Q000000000001AAA', '--not-inserted']),
+        ).toContain(
+          'task Lead-update-gone, which the config of pipeline wb-test no longer names, is an update task, as its latest plan stored it: outcomes are recorded by hand for insert tasks only',
+        );
+        expect(await refused(['--task', 'Lead-bare', '--key', 'k', '--not-inserted'])).toContain(
+          'task Lead-bare, which the config of pipeline wb-test no longer names, is not known as an insert task in the database',
+        );
+      });
+
+      it('a key its plan would look up itself, were the task named again as it was', async () => {
+        const keyed = { ...KEYED, name: 'Lead-keyed-removed' };
+        await source('kr', 1);
+        const lost = await env.newRun();
+        await planThenCrashInPush(env, env.deps({ writeback: [keyed] }), lost, keyed.name);
+        await env.pool.query(`UPDATE roundtrip.runs SET status = 'failed' WHERE run_id = $1`, [lost]);
+        await outlastCallTimeLimit(env, lost);
+        before = await stateOf();
+        expect(await refused(['--task', keyed.name, '--key', 'kr-1', '--not-inserted'])).toContain(
+          `key kr-1 was sent by run ${lost} in a Collections call: once 11 minutes have passed since the send, the next plan of the task looks the key up by External_Id__c and records its outcome itself; the config no longer names task Lead-keyed-removed: name it again as it was (the same name, object Lead, key External_Id__c) and run the pipeline, whose plan does it`,
+        );
+      });
+    });
   });
 });
