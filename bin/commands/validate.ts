@@ -42,6 +42,7 @@ import {
   resolveFields,
 } from '../../lambdas/core/salesforce-read';
 import { TransformError, tryTransform } from '../../lambdas/core/transform';
+import { thrownFailureText } from '../../lambdas/shared/errors';
 import { s3FolderUrl } from '../../lambdas/shared/s3-location';
 import { mapWritebackTask } from '../../lambdas/core/writeback';
 import { sourceColumnsFor } from '../../lambdas/core/writeback/plan';
@@ -69,7 +70,8 @@ function validatePollDelayMs(attempt: number): number {
 }
 
 function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  // A fault in the code keeps its built-in name (TypeError: …), as the CLI's failure line does.
+  return thrownFailureText(err);
 }
 
 /**
