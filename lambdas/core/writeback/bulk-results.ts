@@ -168,7 +168,10 @@ export const BULK_ERROR_SQL = `
 /**
  * Applies one finished job's result files, in one transaction with its collected mark. Records
  * refused with `UNABLE_TO_LOCK_ROW` go back to `planned` for the retry pass while they have
- * attempts left (`lockRetries`), else fail.
+ * attempts left (`lockRetries`), else fail. `andThen` runs in the same transaction, after: the
+ * plan counts an ended run's figures again there (reconcile.ts), which a transaction of their own
+ * would leave stale for ever if the Lambda died between the two (the job is collected: no retry
+ * collects it again).
  */
 export async function collectJob(
   deps: CoreDeps,
@@ -178,6 +181,7 @@ export async function collectJob(
   job: FinishedJob,
   lockRetries: number,
   logger: Logger,
+  andThen?: (client: PoolClient) => Promise<void>,
 ): Promise<void> {
   // The first column sent identifies the record: Id for update, the external ID otherwise. Its
   // name is the file's (the job was sent by the plan of its run, whatever the mapping is now).
@@ -243,6 +247,7 @@ export async function collectJob(
           WHERE run_id = $1 AND task = $2 AND job_id = $3`,
         [runId, taskName, job.id, job.state, job.processed, job.failed, job.errorMessage ?? null],
       );
+      if (andThen) await andThen(client);
       logger.info('Bulk ingest job collected', { jobId: job.id, state: job.state, ...applied, unprocessed });
     }),
   );

@@ -257,6 +257,14 @@ export interface ReconcileOptions {
    * longer answers for ({@link sentWithoutResults}). The others are collected with their job.
    */
   readonly withoutResultsOnly?: boolean;
+  /**
+   * Run `runId` has ended: its figures are counted again from its ledger in the transaction that
+   * records and releases its rows, naming this run (the planning one) as the one that resolved
+   * them ({@link refreshEndedRunIn}). In a transaction of their own, a Lambda that died between
+   * the two left the rows resolved and the figures saying they were not, for ever: the plan's
+   * retry finds nothing left to resolve.
+   */
+  readonly refreshEndedRunBy?: string;
 }
 
 /** Counts of one {@link reconcileSentInserts}. */
@@ -375,8 +383,7 @@ export async function reconcileSentInserts(
     await recordInsertsCreated(client, runId, taskName, created, deps.clock.now());
     // Not found in Salesforce, and the call that carried them is over: never created, safe to
     // send. The settling ones stay `sent`, to be looked up again.
-    if (notCreated.length === 0) return;
-    if (options.notFound === 'resend') {
+    if (notCreated.length > 0 && options.notFound === 'resend') {
       await client.query(SENT_AS_READ_SQL, [
         runId,
         taskName,
@@ -384,7 +391,7 @@ export async function reconcileSentInserts(
         notCreated.map((r) => r.sentAt),
         'planned',
       ]);
-    } else {
+    } else if (notCreated.length > 0) {
       await releaseInserts(
         client,
         runId,
@@ -393,6 +400,8 @@ export async function reconcileSentInserts(
         `sent for insert by this run, whose result was never recorded; run ${options.releasedBy ?? ''} looked the key up in Salesforce at least ${INSERT_SETTLE_MS / 60_000} minutes after it was sent and found no record created since: it was never created, and the key is free to insert again`,
       );
     }
+    if (options.refreshEndedRunBy !== undefined && created.length + notCreated.length > 0)
+      await refreshEndedRunIn(client, runId, taskName, options.refreshEndedRunBy);
   });
   const counts = {
     sent: rows.length,
@@ -649,9 +658,9 @@ async function abortJobsOfEndedRuns(
       },
       0,
       logger,
+      (client) => refreshEndedRunIn(client, j.run_id, taskName, runId),
     );
     resolved.jobs += 1;
-    await refreshEndedRun(deps, j.run_id, taskName, runId);
   }
 }
 
@@ -688,6 +697,7 @@ async function resolveLocked(
         notFound: 'release',
         releasedBy: runId,
         withoutResultsOnly: true,
+        refreshEndedRunBy: runId,
       });
     } catch (err) {
       if (err instanceof TransientError) throw err;
@@ -701,7 +711,6 @@ async function resolveLocked(
     resolved.runs += 1;
     resolved.recorded += counts.recorded;
     resolved.released += counts.notFound;
-    if (counts.recorded + counts.notFound > 0) await refreshEndedRun(deps, ended, taskName, runId);
   }
 }
 
@@ -771,9 +780,11 @@ async function collectJobsOfEndedRuns(
       await recordRunningJob(deps, j, taskName, job);
       continue;
     }
-    await collectJob(deps, sf, j.run_id, taskName, finishedJob(job, j), 0, logger);
+    // Its run's figures counted again in the transaction that collects it.
+    await collectJob(deps, sf, j.run_id, taskName, finishedJob(job, j), 0, logger, (client) =>
+      refreshEndedRunIn(client, j.run_id, taskName, runId),
+    );
     resolved.jobs += 1;
-    await refreshEndedRun(deps, j.run_id, taskName, runId);
   }
 }
 
@@ -859,24 +870,15 @@ async function resendUnknownWrites(
 /**
  * The ended run's figures for the task (`written`, `failed`, `outcomeUnknown` in its summary),
  * counted again from its ledger once some of its records were resolved, with the run that
- * resolved them: `roundtrip status` then tells what became of them. A run whose summary has no
- * figures for the task (its report never ran) is left so. A run whose details were pruned has
- * only its `sent` rows and those just resolved left in its ledger: the resolved ones are added to
- * its stored `written` and `failed` (a run that wrote 10,000 records keeps them), then deleted as
- * the prune would have ({@link pruneResolvedDetails}).
- */
-async function refreshEndedRun(
-  deps: CoreDeps,
-  endedRunId: string,
-  taskName: string,
-  byRunId: string,
-): Promise<void> {
-  await withTransaction(deps.pg, (client) => refreshEndedRunIn(client, endedRunId, taskName, byRunId));
-}
-
-/**
- * {@link refreshEndedRun} in the caller's transaction; `byRunId` names who resolved them (the run
- * that resolved them, or `roundtrip resolve`), stored as the figures' `outcomesResolvedBy`.
+ * resolved them: `roundtrip status` then tells what became of them. In the caller's transaction,
+ * the one that resolved them: in one of its own, a Lambda that died between the two would leave
+ * the figures stale for ever (nothing is left to resolve, so nothing counts them again). `byRunId`
+ * names who resolved them (the run that resolved them, or `roundtrip resolve`), stored as the
+ * figures' `outcomesResolvedBy`. A run whose summary has no figures for the task (its report
+ * never ran) is left so. A run whose details were pruned has only its `sent` rows and those just
+ * resolved left in its ledger: the resolved ones are added to its stored `written` and `failed`
+ * (a run that wrote 10,000 records keeps them), then deleted as the prune would have
+ * ({@link pruneResolvedDetails}).
  */
 export async function refreshEndedRunIn(
   client: PoolClient,

@@ -20,7 +20,10 @@
  * handing on between them (the Lambda clock, budget.ts). And the steps around the write-back: a
  * crash at every point of Prepare (its run recorded once, with one start time and its task names
  * claimed, its API calls counted once) and of Report (its figures those of the ledger, nothing
- * counted twice, the failed run's notification sent).
+ * counted twice, the failed run's notification sent). And what the next run's plan resolves of a
+ * run that ended with its inserts sent (`endedFirst`): keys looked up by external ID (sent by a
+ * call, or in Bulk jobs Salesforce has forgotten) or Bulk jobs collected, the crash in that next
+ * run, the ended run's figures checked too.
  */
 import path from 'node:path';
 import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
@@ -30,6 +33,8 @@ import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce
 import {
   COLLECTIONS_MAX_RECORDS,
   COMPOSITE_MAX_RECORDS,
+  getIngestJob,
+  isFinalIngestState,
 } from '../../../lambdas/connectors/salesforce/writes';
 import type { CoreDeps, Notification } from '../../../lambdas/core/deps';
 import { prepare } from '../../../lambdas/core/prepare';
@@ -45,7 +50,7 @@ import {
 } from '../../../lambdas/core/writeback';
 import { INSERT_SETTLE_MS, UNKNOWN_VALUE_HASH } from '../../../lambdas/core/writeback/reconcile';
 import { CRASH_KINDS, CrashInjector, type CrashKind, type PointCounts } from './crash-points';
-import { startWritebackEnv, type WritebackEnv } from './support';
+import { crashingConnector, startWritebackEnv, type WritebackEnv } from './support';
 
 type Mode = 'insert' | 'upsert' | 'update';
 type Api = 'collections' | 'bulk';
@@ -92,14 +97,16 @@ const HAND_ON = process.env.CRASH_SWEEP_HAND_ON === '1';
 
 /**
  * `CRASH_SWEEP_FULL=1` (`npm run test:crash-sweep`) crashes at every point of every kind of every
- * case (2,516 scenarios at the thirteenth session: run it when the write-back's, Prepare's or
+ * case (2,516 scenarios at the thirteenth session, and 883 in the three `endedFirst` cases added
+ * at the fourteenth: run it when the write-back's, Prepare's or
  * Report's statements or calls change). By default a small
  * case (Prepare and Report too) crashes at every {@link DEFAULT_STRIDE}th point of the three kinds
  * with most points, a statement before which the Lambda dies and a statement that fails (once, or
  * for good), each case starting at another point (its index), so that the cases between them cover
  * every residue, and at every point of the other kinds; a large case (hundreds of records: a
  * scenario takes a second or more) at every point of the kinds new to it (`everyPointOf`) only:
- * about 400 scenarios, 54 of them in the cases added with the large ones.
+ * about 650 scenarios, 54 of them in the cases added with the large ones, 256 in the `endedFirst`
+ * ones (about 30 seconds of the sweep's 80).
  */
 const FULL = process.env.CRASH_SWEEP_FULL === '1';
 const DEFAULT_STRIDE = 6;
@@ -132,6 +139,15 @@ interface Case {
   readonly everyPointOf?: readonly CrashKind[];
   /** The task's maxFailureRate (the Report case's 0 makes its refused record fail the run). */
   readonly maxFailureRate?: number;
+  /**
+   * The task's first run (without a crash) ended with every insert `sent`: Salesforce created the
+   * first `created` records and refused the others (a row lock), and the run never recorded it (the
+   * Collections call's answer lost; its Bulk jobs never collected, and `forgotten`: their results
+   * gone with the jobs Salesforce has since deleted); reported failed, and sent longer ago than a
+   * call can run ({@link endedRun}). The sweep crashes in the next run, whose plan resolves those
+   * inserts: it looks their keys up (a call's, a forgotten job's), or collects the jobs.
+   */
+  readonly endedFirst?: { readonly created: number; readonly forgotten?: boolean };
 }
 
 /** The points of kind `k` a case crashes at: 1…n, or every stride-th from its offset. */
@@ -170,6 +186,32 @@ const CASES: readonly Case[] = [
   small('upsert', 'bulk'),
   small('update', 'collections'),
   small('update', 'bulk'),
+  // (Before the large cases: their look-ups query the emulator's store, which those fill.)
+  // A run that ended with its inserts sent, some created and some not: the next run's plan looks
+  // them up by external ID, records those created in that run (ledger, sync_state, its figures
+  // recounted) and releases the others (NOT_INSERTED), which it inserts; the crash is in that run.
+  // The record locked once is one of those released (through Bulk, six of nine: two Bulk jobs
+  // again, whatever the length of the scenario's number in the keys; five would be one or two).
+  {
+    ...small('insert', 'collections'),
+    name: "insert through collections, resolving an ended run's inserts sent by a call",
+    locked: 4,
+    endedFirst: { created: 3 },
+  },
+  {
+    ...small('insert', 'bulk'),
+    name: "insert through bulk, resolving an ended run's inserts sent in Bulk jobs Salesforce forgot",
+    locked: 6,
+    endedFirst: { created: 3, forgotten: true },
+  },
+  // The same, its Bulk jobs still known to Salesforce: the next plan collects them into the ended
+  // run (the records refused with a row lock fail there: UNABLE_TO_LOCK_ROW) and inserts those.
+  {
+    ...small('insert', 'bulk'),
+    name: "insert through bulk, resolving an ended run's inserts sent in Bulk jobs it never collected",
+    locked: 6,
+    endedFirst: { created: 3, forgotten: false },
+  },
   // One Composite call of three Collections subrequests (200, 200, 50): the locked record and the
   // refused one are in the third, so that their results must be found past the other two.
   ...(['insert', 'upsert', 'update'] as const).map((mode): Case => ({
@@ -257,6 +299,8 @@ interface Scenario {
   readonly runIds: string[];
   /** Notifications the runs' reports sent, and whether each went out before the crash. */
   readonly notifications: (Notification & { readonly beforeTheCrash: boolean })[];
+  /** The run that ended with its inserts sent, before the crash (cases with `endedFirst`). */
+  endedRunId?: string;
 }
 
 /** What one scenario found. */
@@ -268,6 +312,8 @@ interface ScenarioResult {
   readonly counts: PointCounts;
   readonly runs: number;
   readonly errorCodes: string[];
+  /** The run that ended with its inserts sent, before the crash (cases with `endedFirst`). */
+  readonly endedRunId?: string;
 }
 
 let scenarios = 0;
@@ -698,6 +744,21 @@ describe('write-back crash-point sweep', () => {
       if (r.failed !== null && Number(r.failed) !== Number(r.ledger_failed))
         problems.push(`run ${r.run_id} reports ${r.failed} failed, its ledger ${r.ledger_failed}`);
     }
+    if (s.endedRunId !== undefined) {
+      // The run that ended with its inserts sent: each resolved (recorded or released), its figures
+      // saying so (written and failed are checked against its ledger above).
+      const { rows: ended } = await env.pool.query<{ unknown: string | null; sent: number }>(
+        `SELECT r.summary->'writeback'->$2->>'outcomeUnknown' AS unknown,
+                (SELECT count(*)::int FROM roundtrip.writeback_plans l
+                  WHERE l.run_id = r.run_id AND l.task = $2 AND l.status = 'sent') AS sent
+           FROM roundtrip.runs r WHERE r.run_id = $1`,
+        [s.endedRunId, s.task],
+      );
+      const e = ended[0];
+      if (e?.sent !== 0) problems.push(`the ended run ${s.endedRunId} still has ${e?.sent} inserts sent`);
+      if (Number(e?.unknown) !== 0)
+        problems.push(`the ended run ${s.endedRunId} reports ${String(e?.unknown)} outcomes unknown`);
+    }
     problems.push(...(await checkErrors(s)));
     return problems;
   }
@@ -724,6 +785,12 @@ describe('write-back crash-point sweep', () => {
       s.mode === 'update' ? row?.id : row?.key;
     const refusedKey = ledgerKey(s.rows.find((r) => r.key === s.refusedKey));
     const lockedKey = ledgerKey(s.rows[s.case.locked]);
+    // The keys an ended run's Bulk jobs were refused with a row lock, when a plan collects them.
+    const lockedInEndedJobs = new Set(
+      s.case.endedFirst && s.case.endedFirst.forgotten === false
+        ? s.rows.slice(s.case.endedFirst.created).map((r) => r.key)
+        : [],
+    );
     for (const r of rows) {
       if (r.key === refusedKey) {
         // A run that ended before it recorded Salesforce's answer never learned the code: a later
@@ -738,7 +805,9 @@ describe('write-back crash-point sweep', () => {
           );
       } else if (
         r.codes.includes(REFUSED_CODE) ||
-        (r.key !== lockedKey && r.codes.includes('UNABLE_TO_LOCK_ROW'))
+        (r.key !== lockedKey &&
+          !(r.run_id === s.endedRunId && lockedInEndedJobs.has(r.key)) &&
+          r.codes.includes('UNABLE_TO_LOCK_ROW'))
       ) {
         problems.push(`run ${r.run_id}: key ${r.key} has errors ${r.codes.join(', ')} (${r.status})`);
       }
@@ -749,6 +818,90 @@ describe('write-back crash-point sweep', () => {
     )
       problems.push(`the refused record ${refusedKey} failed with ${REFUSED_CODE} in no run`);
     return problems;
+  }
+
+  /**
+   * The run of {@link Case.endedFirst}, without a crash, on the scenario's lane: planned, pushed
+   * while the records after the first `created` are locked (refused UNABLE_TO_LOCK_ROW), and ended
+   * before it recorded anything: through Collections, the call's answer is lost (the push fails of
+   * it); through Bulk, the jobs run to their end and are never collected, and, `forgotten`, by the
+   * next run Salesforce has deleted them (their Ids answer 404 NOT_FOUND, as ended-runs.test.ts
+   * simulates).
+   * Reported failed (its inserts outcome unknown), and sent longer ago than INSERT_SETTLE_MS.
+   */
+  async function endedRun(
+    s: Scenario,
+    { created, forgotten }: NonNullable<Case['endedFirst']>,
+    lane: Lane,
+  ): Promise<void> {
+    const deps: CoreDeps = {
+      ...env.deps({ writeback: [taskConfig(s)] }),
+      pg: lane.pool,
+      salesforce: lane.connector,
+    };
+    const runId = await env.newRun();
+    s.runIds.push(runId);
+    s.endedRunId = runId;
+    await planWriteback(deps, { runId, task: s.task });
+    const refused = s.rows.slice(created).map((r) => r.key);
+    // Other lanes' scenarios lock keys of their own in the same emulator: add and take away ours only.
+    const lockKeys = (): string[] => [...(env.sf.faults.get().lockRowKeys ?? [])];
+    env.sf.faults.set({ lockRowKeys: [...lockKeys(), ...refused] });
+    try {
+      if (s.api === 'collections') {
+        const answerLost = crashingConnector(lane.connector, (_operation, method) => method !== 'GET');
+        const pushed = await pushWriteback(
+          { ...deps, salesforce: answerLost },
+          { runId, task: s.task },
+          { maxJobBytes: MAX_JOB_BYTES },
+        ).then(
+          (out) => out,
+          (err: unknown) => err,
+        );
+        if (!(pushed instanceof Error) || !/simulated crash/.test(pushed.message))
+          throw new Error(`the ended run's push was to lose its call's answer: ${String(pushed)}`);
+      } else {
+        const pushed = await pushWriteback(deps, { runId, task: s.task }, { maxJobBytes: MAX_JOB_BYTES });
+        if (pushed.status !== 'bulk-pending')
+          throw new Error(`the ended run's push was to leave Bulk jobs: ${pushed.status}`);
+        const { rows: jobs } = await env.pool.query<{ job_id: string }>(
+          `SELECT job_id FROM roundtrip.writeback_jobs WHERE run_id = $1 ORDER BY job_id`,
+          [runId],
+        );
+        for (const [i, { job_id: jobId }] of jobs.entries()) {
+          while (!isFinalIngestState((await getIngestJob(lane.connector, jobId)).state)) {
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          if (!forgotten) continue;
+          // Deleted by Salesforce since: an Id it never gave out (not of the emulator's instance,
+          // 5e0) answers as one it deleted does. Digits only: its checksum suffix is AAA.
+          const gone = `750999${s.task.replace(/\D/g, '').padStart(8, '0')}${i}AAA`;
+          await env.pool.query(
+            `UPDATE roundtrip.writeback_jobs SET job_id = $3 WHERE run_id = $1 AND job_id = $2`,
+            [runId, jobId, gone],
+          );
+          await env.pool.query(
+            `UPDATE roundtrip.writeback_plans SET job_id = $3 WHERE run_id = $1 AND job_id = $2`,
+            [runId, jobId, gone],
+          );
+        }
+      }
+    } finally {
+      env.sf.faults.set({ lockRowKeys: lockKeys().filter((k) => !refused.includes(k)) });
+    }
+    await reportRun(deps, { runId, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+    const { rows } = await env.pool.query<{ status: string; n: number }>(
+      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status`,
+      [runId],
+    );
+    if (rows.length !== 1 || rows[0]?.status !== 'sent' || rows[0].n !== s.rows.length)
+      throw new Error(
+        `the ended run was to leave its ${s.rows.length} inserts sent: ${JSON.stringify(rows)}`,
+      );
+    const held = [...env.sf.store.all('Lead')].filter((r) => String(r[KEY_FIELD] ?? '').startsWith(s.prefix));
+    if (held.length !== created)
+      throw new Error(`the ended run was to create ${created} records; Salesforce holds ${held.length}`);
+    await ageLedger(s);
   }
 
   /**
@@ -795,6 +948,7 @@ describe('write-back crash-point sweep', () => {
     lane: Lane,
   ): Promise<ScenarioResult> {
     const s = await newScenario(c);
+    if (c.endedFirst) await endedRun(s, c.endedFirst, lane);
     const injector = new CrashInjector(crash, env.sf);
     const locked = lockedOnce(s, lane.connector);
     const deps: CoreDeps = {
@@ -857,6 +1011,7 @@ describe('write-back crash-point sweep', () => {
       counts: injector.counts,
       runs,
       errorCodes: errors.map((e) => e.code),
+      ...(s.endedRunId === undefined ? {} : { endedRunId: s.endedRunId }),
     };
   }
 
@@ -1028,9 +1183,10 @@ describe('write-back crash-point sweep', () => {
             : [`composite of ${c.records}`],
         );
       }
+      // (Not counting the jobs of the run that ended before: endedRun.)
       const { rows: jobs } = await env.pool.query(
-        `SELECT job_id FROM roundtrip.writeback_jobs WHERE task = $1`,
-        [baseline.task],
+        `SELECT job_id FROM roundtrip.writeback_jobs WHERE task = $1 AND run_id IS DISTINCT FROM $2`,
+        [baseline.task, baseline.endedRunId ?? null],
       );
       expect(jobs).toHaveLength(c.api === 'bulk' ? 2 : 0);
       const { problems, reached, there, laterRuns, codes } = await sweep(c, lanes, index, baseline.counts);
