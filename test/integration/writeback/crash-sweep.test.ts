@@ -23,9 +23,13 @@
  * counted twice, the failed run's notification sent). And what the next run's plan resolves of a
  * run that ended with its inserts sent (`endedFirst`): keys looked up by external ID (sent by a
  * call, or in Bulk jobs Salesforce has forgotten) or Bulk jobs collected, the crash in that next
- * run, the ended run's figures checked too.
+ * run, the ended run's figures checked too. And an upsert after a run that ended with its Bulk
+ * jobs left (`endedOpen`): one finished and never collected, one uploaded and never closed, the
+ * source changed since; the next plan collects the first and aborts the second, and Salesforce
+ * ends with the newest values.
  */
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
 import type { WritebackTaskInput } from '../../../lambdas/config';
 import { createPool, type PostgresPool } from '../../../lambdas/connectors/postgres';
@@ -49,6 +53,7 @@ import {
   type WritebackPlanOutput,
 } from '../../../lambdas/core/writeback';
 import { INSERT_SETTLE_MS, UNKNOWN_VALUE_HASH } from '../../../lambdas/core/writeback/reconcile';
+import { TransientError } from '../../../lambdas/shared/errors';
 import { CRASH_KINDS, CrashInjector, type CrashKind, type PointCounts } from './crash-points';
 import { crashingConnector, startWritebackEnv, type WritebackEnv } from './support';
 
@@ -98,15 +103,15 @@ const HAND_ON = process.env.CRASH_SWEEP_HAND_ON === '1';
 /**
  * `CRASH_SWEEP_FULL=1` (`npm run test:crash-sweep`) crashes at every point of every kind of every
  * case (2,516 scenarios at the thirteenth session, and 883 in the three `endedFirst` cases added
- * at the fourteenth: run it when the write-back's, Prepare's or
+ * at the fourteenth, and 344 in the `endedOpen` one: run it when the write-back's, Prepare's or
  * Report's statements or calls change). By default a small
  * case (Prepare and Report too) crashes at every {@link DEFAULT_STRIDE}th point of the three kinds
  * with most points, a statement before which the Lambda dies and a statement that fails (once, or
  * for good), each case starting at another point (its index), so that the cases between them cover
  * every residue, and at every point of the other kinds; a large case (hundreds of records: a
  * scenario takes a second or more) at every point of the kinds new to it (`everyPointOf`) only:
- * about 650 scenarios, 54 of them in the cases added with the large ones, 256 in the `endedFirst`
- * ones (about 30 seconds of the sweep's 80).
+ * about 760 scenarios, 54 of them in the cases added with the large ones, 256 in the `endedFirst`
+ * ones (about 30 seconds of the sweep's 80), 107 in the `endedOpen` one (about 18 more).
  */
 const FULL = process.env.CRASH_SWEEP_FULL === '1';
 const DEFAULT_STRIDE = 6;
@@ -148,6 +153,16 @@ interface Case {
    * inserts: it looks their keys up (a call's, a forgotten job's), or collects the jobs.
    */
   readonly endedFirst?: { readonly created: number; readonly forgotten?: boolean };
+  /**
+   * An update or upsert through Bulk whose first run (without a crash) ended with its two jobs
+   * left: the first closed, run to its end by Salesforce and never collected; the second left
+   * `Open` in Salesforce, recorded `Uploaded` (its CSV uploaded, its close never sent) or `Open`
+   * (created, never uploaded). Reported failed. The source then changes every record but
+   * {@link UNCHANGED_AFTER_ENDED_JOBS} of the first job, the locked one never of those, and the
+   * sweep crashes in the next run, whose plan collects the first job (its successes to
+   * sync_state) and aborts the second ({@link endedOpenRun}).
+   */
+  readonly endedOpen?: { readonly recorded: 'Uploaded' | 'Open' };
 }
 
 /** The points of kind `k` a case crashes at: 1…n, or every stride-th from its offset. */
@@ -178,6 +193,15 @@ const small = (mode: Mode, api: Api): Case => ({
   handOn: HAND_ON,
   phase: 'writeback',
 });
+
+/**
+ * The records of an `endedOpen` case's first job whose source values do not change after its run
+ * ended (the next plan finds them unchanged once it has collected that job); the others' do. Seven
+ * records to send, their names longer: two Bulk jobs again, whichever records each job of the
+ * ended run carried (that moves with the length of the scenario's number, and for update with the
+ * order of the Ids).
+ */
+const UNCHANGED_AFTER_ENDED_JOBS = 2;
 
 const CASES: readonly Case[] = [
   small('insert', 'collections'),
@@ -211,6 +235,17 @@ const CASES: readonly Case[] = [
     name: "insert through bulk, resolving an ended run's inserts sent in Bulk jobs it never collected",
     locked: 6,
     endedFirst: { created: 3, forgotten: false },
+  },
+  // A run that ended with its Bulk jobs left, one finished and never collected, one Open in
+  // Salesforce; the source then changes for records of both. The next plan collects the first into
+  // the ended run and aborts the second (upsert: collected there too, BULK_JOB_ABORTED), and the
+  // newest values reach Salesforce (an old job's values written after them would stay). The record
+  // locked once is one of those changed.
+  {
+    ...small('upsert', 'bulk'),
+    name: 'upsert through bulk, after a run that ended with a job uploaded and never closed and one never collected',
+    locked: 8,
+    endedOpen: { recorded: 'Uploaded' },
   },
   // One Composite call of three Collections subrequests (200, 200, 50): the locked record and the
   // refused one are in the third, so that their results must be found past the other two.
@@ -299,8 +334,10 @@ interface Scenario {
   readonly runIds: string[];
   /** Notifications the runs' reports sent, and whether each went out before the crash. */
   readonly notifications: (Notification & { readonly beforeTheCrash: boolean })[];
-  /** The run that ended with its inserts sent, before the crash (cases with `endedFirst`). */
+  /** The run that ended with its inserts sent, before the crash (cases with `endedFirst`), or its jobs left (`endedOpen`). */
   endedRunId?: string;
+  /** The Bulk jobs the ended run of an `endedOpen` case left: the one it closed, and the one left Open. */
+  endedJobs?: { readonly closed: string; readonly open: string; readonly openKeys: readonly string[] };
 }
 
 /** What one scenario found. */
@@ -759,7 +796,78 @@ describe('write-back crash-point sweep', () => {
       if (Number(e?.unknown) !== 0)
         problems.push(`the ended run ${s.endedRunId} reports ${String(e?.unknown)} outcomes unknown`);
     }
+    if (s.endedRunId !== undefined && s.endedJobs !== undefined)
+      problems.push(...(await checkEndedJobs(s, s.endedRunId, s.endedJobs)));
     problems.push(...(await checkErrors(s)));
+    return problems;
+  }
+
+  /**
+   * What became of the Bulk jobs an `endedOpen` case's ended run left: the one left `Open` aborted
+   * in Salesforce, having processed nothing (closed late, it would write older values), and
+   * recorded so; the finished one collected into the ended run, its records written there; the
+   * aborted one's records (recorded `Uploaded`: in the ledger) failed there with
+   * BULK_JOB_ABORTED; and its figures counted again by a later run.
+   */
+  async function checkEndedJobs(
+    s: Scenario,
+    endedRunId: string,
+    jobs: NonNullable<Scenario['endedJobs']>,
+  ): Promise<string[]> {
+    const problems: string[] = [];
+    const recorded = s.case.endedOpen?.recorded;
+    const open = await getIngestJob(env.connector, jobs.open);
+    if (open.state !== 'Aborted' || open.numberRecordsProcessed !== 0)
+      problems.push(
+        `the job left ${String(recorded)} is ${open.state} in Salesforce, ${open.numberRecordsProcessed} records processed`,
+      );
+    const { rows: recordedJobs } = await env.pool.query<{
+      job_id: string;
+      state: string;
+      collected: boolean;
+    }>(
+      `SELECT job_id, state, collected_at IS NOT NULL AS collected FROM roundtrip.writeback_jobs WHERE run_id = $1 AND task = $2`,
+      [endedRunId, s.task],
+    );
+    const want = [
+      { job_id: jobs.closed, state: 'JobComplete', collected: true },
+      { job_id: jobs.open, state: 'Aborted', collected: recorded === 'Uploaded' },
+    ];
+    const sorted = (xs: readonly { job_id: string }[]): string =>
+      JSON.stringify([...xs].sort((a, b) => a.job_id.localeCompare(b.job_id)));
+    if (sorted(recordedJobs) !== sorted(want))
+      problems.push(`the ended run's jobs are recorded ${sorted(recordedJobs)}, not ${sorted(want)}`);
+    const { rows: ledger } = await env.pool.query<{ key: string; status: string; codes: string[] }>(
+      `SELECT l.key, l.status,
+              ARRAY(SELECT e.code FROM roundtrip.writeback_errors e
+                     WHERE e.run_id = l.run_id AND e.task = l.task AND e.key = l.key ORDER BY e.code) AS codes
+         FROM roundtrip.writeback_plans l WHERE l.run_id = $1 AND l.task = $2`,
+      [endedRunId, s.task],
+    );
+    const openKeys = new Set(jobs.openKeys);
+    const byKey = new Map(ledger.map((l) => [l.key, l]));
+    for (const row of s.rows) {
+      const key = s.mode === 'update' ? (row.id as string) : row.key;
+      const l = byKey.get(key);
+      const was = l === undefined ? 'not in its ledger' : `${l.status} ${l.codes.join(', ')}`.trim();
+      // The job never uploaded sent nothing: none of its records is in the ledger.
+      const want = !openKeys.has(key)
+        ? 'succeeded'
+        : recorded === 'Uploaded'
+          ? 'failed BULK_JOB_ABORTED'
+          : 'not in its ledger';
+      if (was !== want)
+        problems.push(
+          `the ended run's key ${key} (${openKeys.has(key) ? `in the job left ${String(recorded)}` : 'in the job it closed'}) is ${was}, not ${want}`,
+        );
+    }
+    const { rows: figures } = await env.pool.query<{ by: string | null }>(
+      `SELECT summary->'writeback'->$2->>'outcomesResolvedBy' AS by FROM roundtrip.runs WHERE run_id = $1`,
+      [endedRunId, s.task],
+    );
+    const by = figures[0]?.by ?? null;
+    if (by === null || by === endedRunId || !s.runIds.includes(by))
+      problems.push(`the ended run's figures say its outcomes were resolved by ${String(by)}`);
     return problems;
   }
 
@@ -905,6 +1013,113 @@ describe('write-back crash-point sweep', () => {
   }
 
   /**
+   * The run of {@link Case.endedOpen}, without a crash, on the scenario's lane: planned and pushed
+   * in two Bulk jobs, the first closed, the second's close (`Uploaded`) or upload (`Open`) never
+   * reaching Salesforce, so that the push fails and the job stays `Open` there; the first run to
+   * its end by Salesforce and never collected. Reported failed. Then the source changes every
+   * record but the first {@link UNCHANGED_AFTER_ENDED_JOBS} of the first job (the scenario's rows
+   * say the new values, which Salesforce must end with).
+   */
+  async function endedOpenRun(
+    s: Scenario,
+    { recorded }: NonNullable<Case['endedOpen']>,
+    lane: Lane,
+  ): Promise<void> {
+    const deps: CoreDeps = {
+      ...env.deps({ writeback: [taskConfig(s)] }),
+      pg: lane.pool,
+      salesforce: lane.connector,
+    };
+    const runId = await env.newRun();
+    s.runIds.push(runId);
+    s.endedRunId = runId;
+    await planWriteback(deps, { runId, task: s.task });
+    // The second close (a PATCH of a job) or upload never reaches Salesforce.
+    let sends = 0;
+    const second = (): boolean => (sends += 1) === 2;
+    const unreachable = (operation: string): Promise<never> =>
+      Promise.reject(new TransientError(`${operation}: Salesforce is unreachable (simulated)`));
+    const sf: SalesforceConnector = Object.create(
+      lane.connector,
+      recorded === 'Uploaded'
+        ? {
+            request: {
+              value: (operation: string, method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown) =>
+                method === 'PATCH' && path.startsWith('/jobs/ingest/') && second()
+                  ? unreachable(operation)
+                  : lane.connector.request(operation, method, path, body),
+            },
+          }
+        : {
+            putStream: {
+              value: (operation: string, path: string, body: Readable, headers: Record<string, string>) =>
+                second() ? unreachable(operation) : lane.connector.putStream(operation, path, body, headers),
+            },
+          },
+    ) as SalesforceConnector;
+    const pushed = await pushWriteback(
+      { ...deps, salesforce: sf },
+      { runId, task: s.task },
+      { maxJobBytes: MAX_JOB_BYTES },
+    ).then(
+      (out) => out,
+      (err: unknown) => err,
+    );
+    if (!(pushed instanceof Error) || !/unreachable \(simulated\)/.test(pushed.message))
+      throw new Error(`the ended run's push was to fail at its second job: ${String(pushed)}`);
+    const { rows: jobs } = await env.pool.query<{
+      job_id: string;
+      state: string;
+      first_seq: string;
+      last_seq: string;
+    }>(
+      `SELECT job_id, state, first_seq, last_seq FROM roundtrip.writeback_jobs WHERE run_id = $1 AND task = $2 ORDER BY chunk`,
+      [runId, s.task],
+    );
+    const [closed, open] = jobs;
+    if (jobs.length !== 2 || closed?.state !== 'UploadComplete' || open?.state !== recorded)
+      throw new Error(`the ended run was to leave a job closed and one ${recorded}: ${JSON.stringify(jobs)}`);
+    while (!isFinalIngestState((await getIngestJob(lane.connector, closed.job_id)).state)) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const openState = (await getIngestJob(lane.connector, open.job_id)).state;
+    if (openState !== 'Open') throw new Error(`the job left ${recorded} is ${openState} in Salesforce`);
+    await reportRun(deps, { runId, error: { Error: 'TransientError', Cause: 'retries spent' } });
+    // Which records each job carried (by the plan's seqs: a job never uploaded has none in the ledger).
+    const { rows: planned } = await env.pool.query<{ key: string; open: boolean }>(
+      `SELECT key, seq BETWEEN $3 AND $4 AS open FROM roundtrip.writeback_plan_rows
+        WHERE run_id = $1 AND task = $2 ORDER BY seq`,
+      [runId, s.task, open.first_seq, open.last_seq],
+    );
+    const ledgerKey = (r: SourceRow): string => (s.mode === 'update' ? (r.id as string) : r.key);
+    const lockedKey = ledgerKey(s.rows[s.case.locked] as SourceRow);
+    const openKeys = new Set(planned.filter((p) => p.open).map((p) => p.key));
+    const unchanged = new Set(
+      planned
+        .filter((p) => !p.open && p.key !== lockedKey)
+        .slice(0, UNCHANGED_AFTER_ENDED_JOBS)
+        .map((p) => p.key),
+    );
+    const changedRows = s.rows.filter((r) => !unchanged.has(ledgerKey(r)));
+    if (openKeys.size === 0 || unchanged.size + openKeys.size >= s.rows.length)
+      throw new Error(
+        `the ended run's jobs were to carry records of both kinds: the one left ${recorded} carries ${[...openKeys].join(', ')}`,
+      );
+    s.endedJobs = { closed: closed.job_id, open: open.job_id, openKeys: [...openKeys] };
+    // The newer values: the job left Open must never write its older ones over them.
+    for (const r of changedRows) {
+      r.lastName = `${r.lastName} (newer)`;
+      r.score = (r.score + 500) % 1000;
+    }
+    await env.pool.query(
+      `UPDATE ${s.table} t SET last_name = u.last_name, score = u.score
+         FROM unnest($1::text[], $2::text[], $3::int[]) AS u(k, last_name, score)
+        WHERE t.${s.mode === 'update' ? '"Id"' : 'ext'} = u.k`,
+      [changedRows.map(ledgerKey), changedRows.map((r) => r.lastName), changedRows.map((r) => r.score)],
+    );
+  }
+
+  /**
    * The scenario's second record is refused UNABLE_TO_LOCK_ROW by the first write that carries it
    * (the Collections call, or the Bulk job) and by nothing after: every scenario goes through the
    * serial row-lock retry pass as well. The lock is lifted before the first Collections call that
@@ -949,6 +1164,7 @@ describe('write-back crash-point sweep', () => {
   ): Promise<ScenarioResult> {
     const s = await newScenario(c);
     if (c.endedFirst) await endedRun(s, c.endedFirst, lane);
+    if (c.endedOpen) await endedOpenRun(s, c.endedOpen, lane);
     const injector = new CrashInjector(crash, env.sf);
     const locked = lockedOnce(s, lane.connector);
     const deps: CoreDeps = {
