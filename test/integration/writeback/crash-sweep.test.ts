@@ -23,10 +23,11 @@
  * counted twice, the failed run's notification sent). And what the next run's plan resolves of a
  * run that ended with its inserts sent (`endedFirst`): keys looked up by external ID (sent by a
  * call, or in Bulk jobs Salesforce has forgotten) or Bulk jobs collected, the crash in that next
- * run, the ended run's figures checked too. And an upsert after a run that ended with its Bulk
- * jobs left (`endedOpen`): one finished and never collected, one uploaded and never closed, the
- * source changed since; the next plan collects the first and aborts the second, and Salesforce
- * ends with the newest values.
+ * run, the ended run's figures checked too. And an upsert and an update after a run that ended
+ * with its Bulk jobs left (`endedOpen`): one finished and never collected, one left Open in
+ * Salesforce (uploaded and never closed; created and never uploaded), the source changed since;
+ * the next plan collects the first and aborts the second, and Salesforce ends with the newest
+ * values.
  */
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -103,15 +104,15 @@ const HAND_ON = process.env.CRASH_SWEEP_HAND_ON === '1';
 /**
  * `CRASH_SWEEP_FULL=1` (`npm run test:crash-sweep`) crashes at every point of every kind of every
  * case (2,516 scenarios at the thirteenth session, and 883 in the three `endedFirst` cases added
- * at the fourteenth, and 344 in the `endedOpen` one: run it when the write-back's, Prepare's or
+ * at the fourteenth, and 659 in the two `endedOpen` ones: run it when the write-back's, Prepare's or
  * Report's statements or calls change). By default a small
  * case (Prepare and Report too) crashes at every {@link DEFAULT_STRIDE}th point of the three kinds
  * with most points, a statement before which the Lambda dies and a statement that fails (once, or
  * for good), each case starting at another point (its index), so that the cases between them cover
  * every residue, and at every point of the other kinds; a large case (hundreds of records: a
  * scenario takes a second or more) at every point of the kinds new to it (`everyPointOf`) only:
- * about 760 scenarios, 54 of them in the cases added with the large ones, 256 in the `endedFirst`
- * ones (about 30 seconds of the sweep's 80), 107 in the `endedOpen` one (about 18 more).
+ * about 850 scenarios, 54 of them in the cases added with the large ones, 256 in the `endedFirst`
+ * ones (about 30 seconds of the sweep's 80), 203 in the `endedOpen` ones (about 35 more: 145 in all, measured on a shared 2-core machine).
  */
 const FULL = process.env.CRASH_SWEEP_FULL === '1';
 const DEFAULT_STRIDE = 6;
@@ -239,13 +240,22 @@ const CASES: readonly Case[] = [
   // A run that ended with its Bulk jobs left, one finished and never collected, one Open in
   // Salesforce; the source then changes for records of both. The next plan collects the first into
   // the ended run and aborts the second (upsert: collected there too, BULK_JOB_ABORTED), and the
-  // newest values reach Salesforce (an old job's values written after them would stay). The record
-  // locked once is one of those changed.
+  // newest values reach Salesforce (an old job's values written after them would stay). The second
+  // job was uploaded and never closed (upsert: recorded Uploaded, collected into the ended run once
+  // aborted, BULK_JOB_ABORTED) or created and never uploaded (update: recorded Open, none of its
+  // records in the ledger). The record locked once is the last the plan orders (Scenario.locked:
+  // `locked` here is the rows' last, which it is for upsert).
   {
     ...small('upsert', 'bulk'),
     name: 'upsert through bulk, after a run that ended with a job uploaded and never closed and one never collected',
     locked: 8,
     endedOpen: { recorded: 'Uploaded' },
+  },
+  {
+    ...small('update', 'bulk'),
+    name: 'update through bulk, after a run that ended with a job never uploaded and one never collected',
+    locked: 8,
+    endedOpen: { recorded: 'Open' },
   },
   // One Composite call of three Collections subrequests (200, 200, 50): the locked record and the
   // refused one are in the third, so that their results must be found past the other two.
@@ -336,6 +346,12 @@ interface Scenario {
   readonly notifications: (Notification & { readonly beforeTheCrash: boolean })[];
   /** The run that ended with its inserts sent, before the crash (cases with `endedFirst`), or its jobs left (`endedOpen`). */
   endedRunId?: string;
+  /**
+   * The index of the record locked once, when not the case's: an `endedOpen` case's is the last in
+   * the plan's order (for update, the Ids', which is not the rows'), so that the next run's last
+   * Bulk job always carries it alone, and every scenario goes through the same points.
+   */
+  locked?: number;
   /** The Bulk jobs the ended run of an `endedOpen` case left: the one it closed, and the one left Open. */
   endedJobs?: { readonly closed: string; readonly open: string; readonly openKeys: readonly string[] };
 }
@@ -892,7 +908,7 @@ describe('write-back crash-point sweep', () => {
     const ledgerKey = (row: SourceRow | undefined): string | undefined =>
       s.mode === 'update' ? row?.id : row?.key;
     const refusedKey = ledgerKey(s.rows.find((r) => r.key === s.refusedKey));
-    const lockedKey = ledgerKey(s.rows[s.case.locked]);
+    const lockedKey = ledgerKey(s.rows[s.locked ?? s.case.locked]);
     // The keys an ended run's Bulk jobs were refused with a row lock, when a plan collects them.
     const lockedInEndedJobs = new Set(
       s.case.endedFirst && s.case.endedFirst.forgotten === false
@@ -1092,7 +1108,10 @@ describe('write-back crash-point sweep', () => {
       [runId, s.task, open.first_seq, open.last_seq],
     );
     const ledgerKey = (r: SourceRow): string => (s.mode === 'update' ? (r.id as string) : r.key);
-    const lockedKey = ledgerKey(s.rows[s.case.locked] as SourceRow);
+    // The record locked once: the last planned, in the job left Open (see Scenario.locked).
+    const lastKey = planned[planned.length - 1]?.key;
+    s.locked = s.rows.findIndex((r) => ledgerKey(r) === lastKey);
+    const lockedKey = ledgerKey(s.rows[s.locked] as SourceRow);
     const openKeys = new Set(planned.filter((p) => p.open).map((p) => p.key));
     const unchanged = new Set(
       planned
@@ -1129,7 +1148,7 @@ describe('write-back crash-point sweep', () => {
     s: Scenario,
     sf: SalesforceConnector,
   ): { connector: SalesforceConnector; unlock: () => void; retried: boolean } {
-    const row = s.rows[s.case.locked] as SourceRow;
+    const row = s.rows[s.locked ?? s.case.locked] as SourceRow;
     // The emulator locks a record by what the write carries: the Id for update, else the key.
     const value = s.mode === 'update' ? (row.id as string) : row.key;
     const lockKeys = (): string[] => [...(env.sf.faults.get().lockRowKeys ?? [])];
