@@ -18,7 +18,13 @@ import {
   type WriteOperation,
 } from '../../lambdas/core/task-state';
 import { EXIT, parseOptions, UsageError, type Command } from '../cli-common';
-import { count, outcomesUnknownLines, resolveOutcomesFirst, scopeText } from '../local/task-state-text';
+import {
+  count,
+  lastRunText,
+  outcomesUnknownLines,
+  resolveOutcomesFirst,
+  scopeText,
+} from '../local/task-state-text';
 import { DATABASE_OPTIONS, runsDatabase } from './status';
 
 /** What `forget` never deletes, as its output says. */
@@ -60,13 +66,7 @@ function configPathOf(config: PipelineConfig, task: string): string | undefined 
 /** The task as the output introduces it: where the config names it, and its last run. */
 function taskHeading(config: PipelineConfig, state: TaskState): string {
   const where = configPathOf(config, state.task);
-  const run = state.lastRun
-    ? `last run ${state.lastRun.runId} (${state.lastRun.status}, started ${state.lastRun.startedAt
-        .toISOString()
-        .replace('T', ' ')
-        .slice(0, 19)} UTC)`
-    : 'no run of it recorded';
-  return `task ${state.task} (${where ? `named in the config as ${where}` : 'not named in the config'}; ${run})`;
+  return `task ${state.task} (${where ? `named in the config as ${where}` : 'not named in the config'}; ${lastRunText(state.lastRun)})`;
 }
 
 function json(outcome: ForgetOutcome, config: PipelineConfig, task: string): Record<string, unknown> {

@@ -22,7 +22,13 @@ import { forgetCommand, tasksNotInConfig, type TaskNotInConfig } from '../../lam
 import { alignColumns } from '../local/columns';
 import { heldBackAgainNote, tasksHeldBackAgain, readStoredRuns, taskSummaries } from '../local/summary';
 import { CONNECTION_OPTIONS, configFrom, secretsFrom } from './run';
-import { outcomesUnknownLines, resolveOutcomesFirst, scopeText } from '../local/task-state-text';
+import {
+  count,
+  lastRunText,
+  outcomesUnknownLines,
+  resolveOutcomesFirst,
+  scopeText,
+} from '../local/task-state-text';
 
 /** Runs listed when `--limit` is not given. */
 export const DEFAULT_STATUS_LIMIT = 10;
@@ -120,14 +126,11 @@ function notInConfigLines(pipeline: string, tasks: readonly TaskNotInConfig[]): 
   for (const t of tasks) {
     const held = [
       t.syncedRecords > 0 || t.syncScope
-        ? `${t.syncedRecords.toLocaleString('en-US')} synced record${t.syncedRecords === 1 ? '' : 's'} (roundtrip.sync_state${t.syncScope ? `; ${scopeText(t.syncScope)}` : ''})`
+        ? `${count(t.syncedRecords, 'synced record')} (roundtrip.sync_state${t.syncScope ? `; ${scopeText(t.syncScope)}` : ''})`
         : undefined,
       t.watermark ? `a watermark (${t.watermark.watermark ?? 'none'}; roundtrip.extract_state)` : undefined,
     ].filter(Boolean);
-    const run = t.lastRun
-      ? `last run ${t.lastRun.runId} (${t.lastRun.status}, started ${t.lastRun.startedAt.toISOString().replace('T', ' ').slice(0, 19)} UTC)`
-      : 'no run of it recorded';
-    lines.push(`  ${t.task}: ${held.join(', ') || 'no sync state'}; ${run}`);
+    lines.push(`  ${t.task}: ${held.join(', ') || 'no sync state'}; ${lastRunText(t.lastRun)}`);
     const unknown = outcomesUnknownLines(t.outcomesUnknown);
     if (unknown.length === 0) {
       lines.push(

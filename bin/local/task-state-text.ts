@@ -2,11 +2,23 @@
  * How `roundtrip forget` and `roundtrip status` tell of a task's state (lambdas/core/task-state.ts):
  * its sync scope, its records whose outcome is unknown, and what to do about those.
  */
-import { shellWord, type OutcomesUnknown, type RecordedSyncScope } from '../../lambdas/core/task-state';
+import {
+  shellWord,
+  type OutcomesUnknown,
+  type RecordedSyncScope,
+  type TaskLastRun,
+} from '../../lambdas/core/task-state';
 
 /** `3 records`, `1 record`. */
 export function count(n: number, one: string, many = `${one}s`): string {
   return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+}
+
+/** `last run 20250601T020000Z-1a2b3c4d (failed, started 2025-06-01 02:00:00 UTC)`, or that there is none. */
+export function lastRunText(run: TaskLastRun | undefined): string {
+  return run
+    ? `last run ${run.runId} (${run.status}, started ${run.startedAt.toISOString().replace('T', ' ').slice(0, 19)} UTC)`
+    : 'no run of it recorded';
 }
 
 /** `Lead by External_Id__c, keys from column ext`. */
