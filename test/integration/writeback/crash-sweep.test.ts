@@ -958,6 +958,30 @@ describe('write-back crash-point sweep', () => {
   }
 
   /**
+   * The first run of an `endedFirst` or `endedOpen` case, on the scenario's lane, planned: its
+   * deps, and its id, recorded as the scenario's ended run.
+   */
+  async function plannedEndedRun(s: Scenario, lane: Lane): Promise<{ deps: CoreDeps; runId: string }> {
+    const deps: CoreDeps = {
+      ...env.deps({ writeback: [taskConfig(s)] }),
+      pg: lane.pool,
+      salesforce: lane.connector,
+    };
+    const runId = await env.newRun();
+    s.runIds.push(runId);
+    s.endedRunId = runId;
+    await planWriteback(deps, { runId, task: s.task });
+    return { deps, runId };
+  }
+
+  /** Waits until Salesforce has run the Bulk job to its end. */
+  async function untilJobFinished(lane: Lane, jobId: string): Promise<void> {
+    while (!isFinalIngestState((await getIngestJob(lane.connector, jobId)).state)) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /**
    * The run of {@link Case.endedFirst}, without a crash, on the scenario's lane: planned, pushed
    * while the records after the first `created` are locked (refused UNABLE_TO_LOCK_ROW), and ended
    * before it recorded anything: through Collections, the call's answer is lost (the push fails of
@@ -971,15 +995,7 @@ describe('write-back crash-point sweep', () => {
     { created, forgotten }: NonNullable<Case['endedFirst']>,
     lane: Lane,
   ): Promise<void> {
-    const deps: CoreDeps = {
-      ...env.deps({ writeback: [taskConfig(s)] }),
-      pg: lane.pool,
-      salesforce: lane.connector,
-    };
-    const runId = await env.newRun();
-    s.runIds.push(runId);
-    s.endedRunId = runId;
-    await planWriteback(deps, { runId, task: s.task });
+    const { deps, runId } = await plannedEndedRun(s, lane);
     const refused = s.rows.slice(created).map((r) => r.key);
     // Other lanes' scenarios lock keys of their own in the same emulator: add and take away ours only.
     const lockKeys = (): string[] => [...(env.sf.faults.get().lockRowKeys ?? [])];
@@ -1006,9 +1022,7 @@ describe('write-back crash-point sweep', () => {
           [runId],
         );
         for (const [i, { job_id: jobId }] of jobs.entries()) {
-          while (!isFinalIngestState((await getIngestJob(lane.connector, jobId)).state)) {
-            await new Promise((resolve) => setTimeout(resolve, 20));
-          }
+          await untilJobFinished(lane, jobId);
           if (!forgotten) continue;
           // Deleted by Salesforce since: an Id it never gave out (not of the emulator's instance,
           // 5e0) answers as one it deleted does. Digits only: its checksum suffix is AAA.
@@ -1054,15 +1068,7 @@ describe('write-back crash-point sweep', () => {
     { recorded }: NonNullable<Case['endedOpen']>,
     lane: Lane,
   ): Promise<void> {
-    const deps: CoreDeps = {
-      ...env.deps({ writeback: [taskConfig(s)] }),
-      pg: lane.pool,
-      salesforce: lane.connector,
-    };
-    const runId = await env.newRun();
-    s.runIds.push(runId);
-    s.endedRunId = runId;
-    await planWriteback(deps, { runId, task: s.task });
+    const { deps, runId } = await plannedEndedRun(s, lane);
     // The second close (a PATCH of a job) or upload never reaches Salesforce.
     let sends = 0;
     const second = (): boolean => (sends += 1) === 2;
@@ -1108,9 +1114,7 @@ describe('write-back crash-point sweep', () => {
     const [closed, open] = jobs;
     if (jobs.length !== 2 || closed?.state !== 'UploadComplete' || open?.state !== recorded)
       throw new Error(`the ended run was to leave a job closed and one ${recorded}: ${JSON.stringify(jobs)}`);
-    while (!isFinalIngestState((await getIngestJob(lane.connector, closed.job_id)).state)) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await untilJobFinished(lane, closed.job_id);
     const openState = (await getIngestJob(lane.connector, open.job_id)).state;
     if (openState !== 'Open') throw new Error(`the job left ${recorded} is ${openState} in Salesforce`);
     await reportRun(deps, { runId, error: { Error: 'TransientError', Cause: 'retries spent' } });
