@@ -21,6 +21,7 @@ import {
   LEAD_SRC_UPSERT,
   outlastCallTimeLimit,
   planThenCrashInPush,
+  runFigures,
   SCORE_UPDATE,
   startWritebackEnv,
   type WritebackEnv,
@@ -116,13 +117,7 @@ describe('roundtrip resolve', () => {
     return rows[0]?.salesforce_id ?? null;
   }
 
-  async function figures(runId: string, task: string): Promise<Record<string, unknown>> {
-    const { rows } = await env.pool.query(
-      `SELECT summary->'writeback'->$2 AS s FROM roundtrip.runs WHERE run_id = $1`,
-      [runId, task],
-    );
-    return rows[0]?.s as Record<string, unknown>;
-  }
+  const figures = (runId: string, task: string) => runFigures(env, runId, task);
 
   /** Everything resolve may write, to show that a refusal wrote nothing. */
   async function stateOf(): Promise<unknown> {

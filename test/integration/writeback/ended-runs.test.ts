@@ -27,6 +27,7 @@ import {
   SCORE_UPDATE,
   outlastCallTimeLimit,
   planThenCrashInPush,
+  runFigures,
   startWritebackEnv,
   type WritebackEnv,
 } from './support';
@@ -99,13 +100,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
     await outlastCallTimeLimit(env, dead);
     expect(holding('made')).toBe(3);
-    const figures = async () =>
-      (
-        await env.pool.query(
-          `SELECT summary->'writeback'->'Lead-insert' AS s FROM roundtrip.runs WHERE run_id = $1`,
-          [dead],
-        )
-      ).rows[0]?.s as Record<string, unknown>;
+    const figures = () => runFigures(env, dead, 'Lead-insert');
     expect(await figures()).toMatchObject({ written: 0, failed: 0, outcomeUnknown: 3 });
 
     env.sf.calls.clear();
@@ -225,13 +220,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     ).rejects.toThrow(/timed out/);
     await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
     await outlastCallTimeLimit(env, dead);
-    const figures = async (): Promise<Record<string, unknown>> =>
-      (
-        await env.pool.query(
-          `SELECT summary->'writeback'->'Lead-insert' AS s FROM roundtrip.runs WHERE run_id = $1`,
-          [dead],
-        )
-      ).rows[0]?.s as Record<string, unknown>;
+    const figures = () => runFigures(env, dead, 'Lead-insert');
     expect(await figures()).toMatchObject({ changed: 1200, written: 1000, failed: 0, outcomeUnknown: 200 });
     expect(holding(prefix)).toBe(1000);
     return { deps, dead, figures };
@@ -352,13 +341,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     const a = await env.newRun();
     await planWriteback(deps, { runId: a, task: 'Lead-insert' });
     await pushLost(deps, a);
-    const figures = async (runId: string): Promise<Record<string, unknown>> =>
-      (
-        await env.pool.query(
-          `SELECT summary->'writeback'->'Lead-insert' AS s FROM roundtrip.runs WHERE run_id = $1`,
-          [runId],
-        )
-      ).rows[0]?.s;
+    const figures = (runId: string) => runFigures(env, runId, 'Lead-insert');
 
     // Two of ten source rows held back (20 %, over the default maxRejectRate of 5 %), none wrong.
     await source('held', 10);
@@ -673,11 +656,7 @@ describe('inserts left without an outcome by runs that ended', () => {
           `^sent for insert by this run, whose result was never recorded; run ${next} looked the key up`,
         ),
       );
-      const { rows: figures } = await env.pool.query(
-        `SELECT summary->'writeback'->'Lead-insert' AS s FROM roundtrip.runs WHERE run_id = $1`,
-        [dead],
-      );
-      expect(figures[0]?.s).toMatchObject({
+      expect(await runFigures(env, dead, 'Lead-insert')).toMatchObject({
         written: 5,
         failed: 1,
         outcomeUnknown: 0,
@@ -1019,11 +998,7 @@ describe('inserts left without an outcome by runs that ended', () => {
         expect(errors[0]?.message).toMatch(
           new RegExp(`ended Aborted without a result for this record: aborted by the plan of run ${next}`),
         );
-        const { rows } = await env.pool.query(
-          `SELECT summary->'writeback'->$2 AS s FROM roundtrip.runs WHERE run_id = $1`,
-          [b, task],
-        );
-        expect(rows[0]?.s).toMatchObject({
+        expect(await runFigures(env, b, task)).toMatchObject({
           written: 0,
           failed: 6,
           outcomeUnknown: 0,

@@ -194,6 +194,19 @@ export function scoresInSalesforce(env: WritebackEnv): Map<string, unknown> {
   return out;
 }
 
+/** A run's stored figures of one write-back task (`runs.summary.writeback[task]`). */
+export async function runFigures(
+  env: WritebackEnv,
+  runId: string,
+  task: string,
+): Promise<Record<string, unknown>> {
+  const { rows } = await env.pool.query<{ s: Record<string, unknown> }>(
+    `SELECT summary->'writeback'->$2 AS s FROM roundtrip.runs WHERE run_id = $1`,
+    [runId, task],
+  );
+  return rows[0]?.s as Record<string, unknown>;
+}
+
 /** Rows of writeback_errors of a run, by key. */
 export async function errorsOf(
   env: WritebackEnv,
