@@ -20,6 +20,11 @@ const project = (name, extra = {}) => ({
 
 /** @type {import('jest').Config} */
 module.exports = {
+  // Two test files at once, whatever the core count (jest's default, one fewer than the cores, is
+  // one worker on a 2-core machine). Each file has its own database and emulators, and most of a
+  // test's time is spent waiting on PostgreSQL and HTTP: on 2 cores the whole run takes 3.4 min
+  // instead of 5.6. Not more: every worker's files open pools to the one embedded server.
+  maxWorkers: 2,
   // One embedded PostgreSQL server for the whole run (unless DATABASE_URL is set).
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
