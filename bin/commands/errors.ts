@@ -8,7 +8,8 @@
  * Text (the default) and `--json` show the counts by task, stage and code, and the first
  * `--limit` records (50); the records held back for another run's send of their key are counted
  * apart from those rejected and those failed (in `--json`: `rejected`, `heldBack` and `failed`,
- * each count's `heldBack`, each record's `heldBack`). `--csv` writes every record (or the first `--limit`) as CSV on stdout,
+ * each count's `heldBack`, each record's `heldBack`). `--csv` writes every record (or the first
+ * `--limit`) as CSV on stdout, each with its `held_back` (`true`/`false`, the last column),
  * streamed from PostgreSQL with `COPY … TO STDOUT`: a million failed records take no more memory
  * than ten.
  */
@@ -43,6 +44,10 @@ const CSV_COLUMNS = [
   'job_id',
   'values',
   'created_at',
+  // Last, so the columns before it keep their places: `true` for a record held back for another
+  // run's send of its key (HELD_BACK_ERROR_SQL), `false` for one rejected (stage plan) or failed
+  // (stage push); the record's `heldBack` in --json.
+  'held_back',
 ] as const;
 
 interface ErrorFilter {
@@ -137,8 +142,9 @@ async function writeCsv(
 ): Promise<boolean> {
   const sql = `COPY (
       SELECT task, stage, key, salesforce_id, code, array_to_string(fields, ';'), message, job_id, payload::text,
-             to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-        FROM roundtrip.writeback_errors WHERE ${whereSql(filter)} ${ORDER_SQL}
+             to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+             (${HELD_BACK_ERROR_SQL})::text
+        FROM roundtrip.writeback_errors e WHERE ${whereSql(filter)} ${ORDER_SQL}
         ${limit !== undefined ? `LIMIT ${limit}` : ''}
     ) TO STDOUT WITH (FORMAT csv)`;
   process.stdout.write(`${CSV_COLUMNS.join(',')}\n`);

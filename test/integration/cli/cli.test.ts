@@ -1196,7 +1196,9 @@ describe('the roundtrip CLI', () => {
     const csv = await cli(['errors', ...connection, '--run', runId, '--csv']);
     expect(csv.code).toBe(0);
     const rows = csv.stdout.trim().split('\n');
-    expect(rows[0]).toBe('task,stage,key,salesforce_id,code,fields,message,job_id,values,created_at');
+    expect(rows[0]).toBe(
+      'task,stage,key,salesforce_id,code,fields,message,job_id,values,created_at,held_back',
+    );
     expect(rows).toHaveLength(3);
     expect(rows.slice(1).map((r) => r.split(',').slice(0, 7))).toEqual(
       [...refused]
@@ -1277,6 +1279,38 @@ describe('the roundtrip CLI', () => {
       ['FIELD_CUSTOM_VALIDATION_EXCEPTION', false],
       ['ALREADY_INSERTED', true],
     ]);
+    // --csv too, in its last column held_back (the others keep their places): a record held back
+    // (by the plan or by the push), one rejected in the plan, one failed when sent.
+    const rejectPool = new Pool({ connectionString: db.url });
+    try {
+      await rejectPool.query(
+        `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields, payload)
+         VALUES ($1, 'Lead-update', '00Q000000000009AAA', 'plan', 'INVALID_EMAIL_ADDRESS',
+                 'Email: invalid email address: a,b', '{Email}', '{"Email": "a,b"}')`,
+        [runId],
+      );
+    } finally {
+      await rejectPool.end();
+    }
+    const heldCsv = await cli(['errors', ...connection, '--run', runId, '--csv']);
+    expect(heldCsv.code).toBe(0);
+    const csvRows = heldCsv.stdout.trim().split('\n');
+    expect(csvRows[0]).toMatch(/,created_at,held_back$/);
+    // task, stage, key and code hold no comma here; held_back, last, none either.
+    expect(
+      csvRows.slice(1).map((r) => {
+        const [task, stage, key, , code] = r.split(',');
+        return [task, stage, key, code, r.slice(r.lastIndexOf(',') + 1)];
+      }),
+    ).toEqual([
+      ['Lead-update', 'plan', '00Q000000000001AAA', 'OUTCOME_PENDING', 'true'],
+      ['Lead-update', 'plan', '00Q000000000002AAA', 'OUTCOME_PENDING', 'true'],
+      ['Lead-update', 'plan', '00Q000000000009AAA', 'INVALID_EMAIL_ADDRESS', 'false'],
+      ...[...refused]
+        .sort()
+        .map((id) => ['Lead-update', 'push', id, 'FIELD_CUSTOM_VALIDATION_EXCEPTION', 'false']),
+      ['Lead-update', 'push', 'k-1', 'ALREADY_INSERTED', 'true'],
+    ]);
 
     // A run from before the held_back status (migration 9) wrote such records failed, and its
     // summary says so; a push's own INSERT_OUTCOME_UNKNOWN (sent, outcome never recorded) is
@@ -1325,6 +1359,8 @@ describe('the roundtrip CLI', () => {
     expect(oldJson).toMatchObject({ total: 3, rejected: 0, heldBack: 0, failed: 3 });
     expect(oldJson.counts.map((c) => c.heldBack)).toEqual([0, 0, 0]);
     expect(oldJson.records.map((r) => r.heldBack)).toEqual([false, false, false]);
+    const oldCsv = (await cli(['errors', ...connection, '--run', oldRun, '--csv'])).stdout.trim().split('\n');
+    expect(oldCsv.slice(1).map((r) => r.slice(r.lastIndexOf(',') + 1))).toEqual(['false', 'false', 'false']);
     const oldStatus = lastJsonLine(
       (await cli(['status', ...connection, '--limit', '1000', '--json'])).stdout,
     ) as { runs: { runId: string; failed: number; heldBack: number }[] };
