@@ -66,6 +66,11 @@ const THROWAWAY_SETTINGS: Record<string, string> = {
   listen_addresses: '127.0.0.1',
   max_connections: '200',
   shared_buffers: '256MB',
+  // initdb's 1GB asks for a checkpoint every ~540 MB of WAL: the 1,000,000-row write-back bench
+  // writes about 4 GB (407 MB at 100,000 rows) and logged "checkpoints are occurring too
+  // frequently". At 8GB the first one asked for comes after ~4.2 GB; checkpoint_timeout (5 min)
+  // still recycles the WAL of a long-lived server. Its data dir is deleted when it stops.
+  max_wal_size: '8GB',
 };
 
 /** Where the platform package keeps `bin/`, `lib/` and `share/`. */

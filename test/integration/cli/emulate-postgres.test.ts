@@ -37,6 +37,9 @@ describe('roundtrip emulate postgres', () => {
         await client.query(`INSERT INTO lead_scores VALUES ('EXT-1', 45)`);
         const { rows } = await client.query('SELECT ext_id, score FROM lead_scores');
         expect(rows).toEqual([{ ext_id: 'EXT-1', score: 45 }]);
+        // The throwaway server's max_wal_size (emulators/postgres/embedded.ts), not initdb's 1GB.
+        const { rows: wal } = await client.query<{ max_wal_size: string }>('SHOW max_wal_size');
+        expect(wal).toEqual([{ max_wal_size: '8GB' }]);
       } finally {
         await client.end();
       }
