@@ -39,7 +39,11 @@ describe('roundtrip emulate postgres', () => {
         expect(rows).toEqual([{ ext_id: 'EXT-1', score: 45 }]);
         // The throwaway server's max_wal_size (emulators/postgres/embedded.ts), not initdb's 1GB.
         const { rows: wal } = await client.query<{ max_wal_size: string }>('SHOW max_wal_size');
-        expect(wal).toEqual([{ max_wal_size: '8GB' }]);
+        expect(wal).toEqual([{ max_wal_size: '2GB' }]);
+        const { rows: warning } = await client.query<{ checkpoint_warning: string }>(
+          'SHOW checkpoint_warning',
+        );
+        expect(warning).toEqual([{ checkpoint_warning: '0' }]);
       } finally {
         await client.end();
       }
