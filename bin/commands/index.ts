@@ -26,8 +26,8 @@ commands:
   errors [--config FILE] [--secrets FILE | --database-url URL] [--run ID] [--task NAME]
          [--code CODE] [--limit N] [--csv | --json]
                        the records of a run that were rejected or failed, and why
-  resolve --task NAME (--key KEY (--inserted ID | --not-inserted) | --file CSV) [--dry-run]
-          [--config FILE] [--secrets FILE | --database-url URL] [--json]
+  resolve --task NAME (--key KEY (--inserted ID | --not-inserted) | --file CSV) [--without-look-up]
+          [--dry-run] [--config FILE] [--secrets FILE | --database-url URL] [--json]
                        record what became of insert keys held back as INSERT_OUTCOME_UNKNOWN
                        that no plan can look up (found in Salesforce, or not)
   forget --task NAME [--config FILE] [--secrets FILE | --database-url URL] [--yes [--insert-again]] [--json]
@@ -140,13 +140,14 @@ after their counts by task, stage and code.
 `,
   resolve: `usage: roundtrip resolve --task NAME --key KEY (--inserted SALESFORCE_ID | --not-inserted)
        roundtrip resolve --task NAME --file CSV
-                        [--config FILE] [--secrets FILE | --database-url URL] [--dry-run] [--json]
+                        [--without-look-up] [--config FILE] [--secrets FILE | --database-url URL]
+                        [--dry-run] [--json]
 
 Records what became of insert keys that the plan holds back as INSERT_OUTCOME_UNKNOWN run
 after run because nothing can look them up: sent by an insert task without an external-ID
 key, by a call whose outcome was never recorded or in a Bulk job Salesforce no longer answers
-for (a keyed task's are looked up by the next plan). Look for each record in Salesforce
-first. A record found is recorded as the plan's look-up records one (in the ledger of the run
+for (a keyed task's are looked up by the next plan by its external ID; when no plan can, say
+so with --without-look-up). Look for each record in Salesforce first. A record found is recorded as the plan's look-up records one (in the ledger of the run
 that sent it and in roundtrip.sync_state: never inserted again); a key not found (or whose
 record you deleted) is released (NOT_INSERTED in that run: the next plan inserts it). Under the task's lock, in one transaction: every key is
 recorded, or none (each refusal names the key and why). Exit 0 recorded, 1 a push or collect
@@ -160,6 +161,12 @@ of the task is running (run it again later), 2 refused.
   --not-inserted         it does not (never created, or deleted there)
   --file CSV             many keys: a header key,salesforce_id, then one key a line with its
                          record's Id, or nothing for not inserted
+  --without-look-up      record keys of a task with an external-ID key too, which its plan
+                         would look up, when no plan can: Salesforce refuses the look-up (the
+                         key's message in roundtrip errors says so), the task's object or key
+                         changed in the config, or the config no longer names it and it cannot
+                         be named as it was. You looked in Salesforce instead; every other
+                         check stands
   --dry-run              check everything and say what would be recorded; record nothing
   -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
   --secrets FILE         a JSON file of secrets by name (the config's postgres secret)

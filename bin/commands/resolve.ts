@@ -6,13 +6,18 @@
  * record exists: recorded, never inserted again) or `--not-inserted` (it does not: the next plan
  * inserts the key), or many keys from a CSV file. The task may be one the config no longer names
  * (`roundtrip forget` refuses it until its keys are resolved), when the database knows it as an
- * insert task of the pipeline. The work is lambdas/core/writeback/resolve.ts.
+ * insert task of the pipeline. A keyed task's key, which a plan looks up by its external ID, is
+ * recorded only with `--without-look-up`: when no plan can look it up (Salesforce refuses the
+ * look-up, the task's object or key changed in the config, the task is no longer in the config and
+ * cannot be named as it was), and someone looked in Salesforce instead. The work is
+ * lambdas/core/writeback/resolve.ts.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   OutcomeRefusedError,
   recordInsertOutcomes,
+  WITHOUT_LOOK_UP_OPTION,
   type InsertOutcomeByHand,
   type InsertOutcomeRecorded,
 } from '../../lambdas/core/writeback/resolve';
@@ -144,6 +149,7 @@ export const resolve: Command = async (argv) => {
     inserted: { type: 'string' },
     'not-inserted': { type: 'boolean' },
     file: { type: 'string' },
+    [WITHOUT_LOOK_UP_OPTION.slice(2)]: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     json: { type: 'boolean' },
   });
@@ -159,6 +165,7 @@ export const resolve: Command = async (argv) => {
     try {
       recorded = await recordInsertOutcomes({ config, pg: pool, clock: systemClock }, task, outcomes, {
         dryRun,
+        withoutLookUp: values[WITHOUT_LOOK_UP_OPTION.slice(2)] === true,
       });
     } catch (err) {
       if (err instanceof OutcomeRefusedError) {

@@ -8,6 +8,7 @@ import {
   type RecordedSyncScope,
   type TaskLastRun,
 } from '../../lambdas/core/task-state';
+import { WITHOUT_LOOK_UP_OPTION } from '../../lambdas/core/writeback/resolve';
 
 /** `3 records`, `1 record`. */
 export function count(n: number, one: string, many = `${one}s`): string {
@@ -68,7 +69,9 @@ export function resolveOutcomesFirst(unknown: OutcomesUnknown, task: string): st
       `An insert no plan can look up (its task without an external-ID key, sent by a call or in a Bulk job Salesforce ` +
         `no longer answers for; those held back as INSERT_OUTCOME_UNKNOWN) is recorded with roundtrip resolve --task ` +
         `${shellWord(task)} --key KEY --inserted ID (or --not-inserted), once you looked for it in Salesforce, whether ` +
-        `or not the config still names the task.`,
+        `or not the config still names the task; so is one of a task with an external-ID key that no plan can look up, ` +
+        `with ${WITHOUT_LOOK_UP_OPTION} added (Salesforce refuses the look-up, the task's object or key changed in the ` +
+        `config, or the config no longer names it and it cannot be named as it was).`,
     );
   }
   if (unknown.runningPlans.length > 0) {

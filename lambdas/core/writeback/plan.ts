@@ -70,6 +70,7 @@ import {
   writebackTaskOf,
 } from './state';
 import { INSERT_SETTLE_MS, resolveEndedRuns } from './reconcile';
+import { WITHOUT_LOOK_UP_OPTION } from './resolve';
 import { DOUBLE_EXACT_DIGITS, holdsMoreThanDouble } from './numbers';
 import { checkSyncScopeIn, recordSyncScope, syncScopeOf } from './scope';
 import { checkSourceHasColumns, type SourceCheckContext } from './source';
@@ -81,6 +82,9 @@ export const DRY_RUN_SAMPLE_ROWS = 10;
 
 /** The longest source value quoted in a rejection message. */
 const MESSAGE_VALUE_CHARS = 100;
+
+/** The longest refusal of Salesforce quoted in a held-back key's message. */
+const REFUSAL_CHARS = 500;
 
 /** The values of a restricted picklist a rejection names (a long list is cut after these). */
 const RESTRICTED_VALUES_SHOWN = 10;
@@ -971,6 +975,8 @@ interface PlanStatementArgs {
   readonly source: { schema: string; table: string };
   readonly columns: Map<string, ColumnInfo>;
   readonly comparison: Comparison;
+  /** Ended runs whose inserts' look-up Salesforce refused this plan, with its answer ({@link resolveEndedRuns}). */
+  readonly lookUpsRefused: ReadonlyMap<string, string>;
 }
 
 /**
@@ -1206,6 +1212,20 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   // that records it (bin/commands/resolve.ts), with the task and the key.
   const resolveCommand = `roundtrip resolve --task %s --key %s --inserted <the record''s Id> (or --not-inserted if there is none, or you delete it there)`;
   const byHand = `'key %s was sent for insert by run %s, whose result was never recorded, and without an external-ID key it cannot be looked up: find the record in Salesforce, then record what you found with ${resolveCommand}'`;
+  // A key whose look-up Salesforce refused this plan (resolveEndedRuns): held back as long as it
+  // refuses, which may be for good (a key field the user can no longer read). The message gives
+  // Salesforce's answer and the way out: someone looks in Salesforce and records it by hand.
+  const refusedRuns = [...args.lookUpsRefused];
+  const refusedMessage = (sent: string, job: string | null): string =>
+    `format(${sqlLiteral(
+      `key %s was sent for insert by run %s${sent}, whose result was never recorded: not inserted by this run. This plan looked the key up by ${mapping.keyField ?? ''} and Salesforce refused the look-up (%s): the key stays held back while it refuses. If it keeps refusing, find the record in Salesforce, then record what you found with roundtrip resolve --task %s --key %s ${WITHOUT_LOOK_UP_OPTION} --inserted <the record's Id> (or --not-inserted if there is none, or you delete it there)`,
+    )}, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run,${job === null ? '' : ` ${job},`} left(CASE unknown_run ${refusedRuns
+      .map(([run, why]) => `WHEN ${sqlLiteral(run)} THEN ${sqlLiteral(why)}`)
+      .join(' ')} END, ${REFUSAL_CHARS}), $2::text, left(k, ${MESSAGE_VALUE_CHARS}))`;
+  const lookUpRefused = (refused: string, otherwise: string): string =>
+    mapping.keyField && refusedRuns.length > 0
+      ? `CASE WHEN unknown_run IN (${refusedRuns.map(([run]) => sqlLiteral(run)).join(', ')}) THEN ${refused} ELSE ${otherwise} END`
+      : otherwise;
   // A key in a job gone is looked up as one sent by a call when the task is keyed (resolveEndedRuns).
   const goneMessage = (job: string): string =>
     mapping.keyField
@@ -1216,14 +1236,17 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   const unknownMessage = (how: string, job: string): string =>
     `CASE ${how}
        WHEN 'job' THEN format('key %s was sent for insert by run %s in Bulk job %s, whose results that run never collected: not inserted by this run; the next plan collects them once Salesforce says the job is finished', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job})
-       WHEN 'gone' THEN ${goneMessage(job)}
-       ELSE format(${
-         mapping.keyField
-           ? sqlLiteral(
-               `key %s was sent for insert by run %s, whose result is not recorded yet: not inserted by this run. Once that run has ended and ${INSERT_SETTLE_MS / 60_000} minutes have passed since the send, the next plan looks the key up by ${mapping.keyField} and records the record or inserts the key`,
-             )
-           : byHand
-       }, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run${mapping.keyField ? '' : `, $2::text, left(k, ${MESSAGE_VALUE_CHARS})`}) END`;
+       WHEN 'gone' THEN ${lookUpRefused(refusedMessage(' in Bulk job %s, which Salesforce no longer answers for', job), goneMessage(job))}
+       ELSE ${lookUpRefused(
+         refusedMessage('', null),
+         `format(${
+           mapping.keyField
+             ? sqlLiteral(
+                 `key %s was sent for insert by run %s, whose result is not recorded yet: not inserted by this run. Once that run has ended and ${INSERT_SETTLE_MS / 60_000} minutes have passed since the send, the next plan looks the key up by ${mapping.keyField} and records the record or inserts the key`,
+               )
+             : byHand
+         }, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run${mapping.keyField ? '' : `, $2::text, left(k, ${MESSAGE_VALUE_CHARS})`})`,
+       )} END`;
   // Update and upsert: a key in a Bulk job of an ended run that was not collected (Salesforce had
   // not finished it when resolveEndedRuns asked, or could not be asked) is kept back. Sent now, its
   // current values could be written before the job's older ones, which would then stay in
@@ -1486,7 +1509,9 @@ export async function planWriteback(
     // What ended runs left without an outcome: inserts recorded or released, Bulk jobs closed and
     // collected, or aborted, before the plan reads the ledger.
     // (A dry run changes nothing: it leaves them as they are.)
-    if (!input.dryRun) await resolveEndedRuns(deps, sf, mapping, input.runId, input.task, logger);
+    const ended = input.dryRun
+      ? undefined
+      : await resolveEndedRuns(deps, sf, mapping, input.runId, input.task, logger);
 
     return await withTransaction(deps.pg, async (client) => {
       const { rows: version } = await client.query<{ v: number }>(
@@ -1568,6 +1593,7 @@ export async function planWriteback(
         source,
         columns,
         comparison,
+        lookUpsRefused: ended?.lookUpsRefused ?? new Map(),
       });
       phases.planned = lap();
       let sample: PlanSampleRow[] | undefined;

@@ -433,6 +433,12 @@ export interface EndedRunsResolved {
   aborted: number;
   /** Update and upsert records of ended runs whose outcome is unknown: their keys sent again. */
   resent: number;
+  /**
+   * Ended runs whose inserts' look-up Salesforce refused (not a transient failure), by run, with
+   * Salesforce's answer: their keys stay held back, and the plan's message for each says so and
+   * how to record it by hand when Salesforce keeps refusing (plan.ts).
+   */
+  lookUpsRefused: Map<string, string>;
 }
 
 /**
@@ -486,7 +492,15 @@ export async function resolveEndedRuns(
   taskName: string,
   logger: Logger,
 ): Promise<EndedRunsResolved> {
-  const resolved = { runs: 0, recorded: 0, released: 0, jobs: 0, aborted: 0, resent: 0 };
+  const resolved: EndedRunsResolved = {
+    runs: 0,
+    recorded: 0,
+    released: 0,
+    jobs: 0,
+    aborted: 0,
+    resent: 0,
+    lookUpsRefused: new Map(),
+  };
   const inserts = mapping.task.mode === 'insert';
   const rewrites = mapping.task.mode === 'update' || mapping.task.mode === 'upsert';
   // A run marked ended may still have a push alive (an execution stopped from the console does
@@ -506,7 +520,8 @@ export async function resolveEndedRuns(
       'A push or collect of this task is running: what ended runs left is resolved by a later plan',
     );
   } else if (resolved.runs + resolved.jobs + resolved.aborted + resolved.resent > 0) {
-    logger.info('Resolved what runs that ended left without an outcome', resolved);
+    const { lookUpsRefused: _refused, ...counts } = resolved;
+    logger.info('Resolved what runs that ended left without an outcome', counts);
   }
   return resolved;
 }
@@ -701,11 +716,16 @@ async function resolveLocked(
       });
     } catch (err) {
       if (err instanceof TransientError) throw err;
-      // A look-up Salesforce refuses: the keys stay refused, and the plan goes on.
-      logger.warn('Inserts of an ended run could not be looked up: they stay refused', {
-        runId: ended,
-        error: (err as Error).message,
-      });
+      // A look-up Salesforce refuses: the keys stay held back, and the plan goes on. Each key's
+      // message says so (plan.ts), with the command that records it by hand should Salesforce
+      // keep refusing: a refusal for good (a field the user may no longer read) would hold the
+      // keys back for ever.
+      const refusal = err instanceof Error ? err.message : String(err);
+      resolved.lookUpsRefused.set(ended, refusal);
+      logger.warn(
+        'Inserts of an ended run could not be looked up: they stay held back; roundtrip errors shows them, and roundtrip resolve --without-look-up records them once looked for in Salesforce',
+        { runId: ended, error: refusal },
+      );
       continue;
     }
     resolved.runs += 1;

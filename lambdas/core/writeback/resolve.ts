@@ -24,7 +24,8 @@ import { TaskBusyError } from '../../shared/errors';
 import type { CoreDeps } from '../deps';
 import { readTaskState, type TaskState } from '../task-state';
 import { ifTaskLockFree } from './lock';
-import { mergeRunSummary, storedCount } from './state';
+import { checkSyncScope, SyncScopeChangedError } from './scope';
+import { mergeRunSummary, storedCount, writebackConfigPath } from './state';
 import {
   INSERT_SETTLE_MS,
   recordInsertsCreated,
@@ -75,6 +76,29 @@ export class OutcomeRefusedError extends Error {
 export const RESOLVED_BY_HAND = 'roundtrip resolve';
 
 /**
+ * The option of `roundtrip resolve` by which someone who looked in Salesforce records a keyed
+ * task's key that a plan would look up by its external ID, when no plan can (see
+ * {@link RecordOptions.withoutLookUp}). Named in every message that leads there.
+ */
+export const WITHOUT_LOOK_UP_OPTION = '--without-look-up';
+
+/** Options of {@link recordInsertOutcomes}. */
+export interface RecordOptions {
+  /** Check everything and write nothing. */
+  readonly dryRun?: boolean;
+  /**
+   * Record a keyed task's keys sent by a Collections call or in a Bulk job Salesforce no longer
+   * answers for, which a plan would look up by the external ID: for when no plan can (the
+   * look-up refused by Salesforce for good, the plan refused before it by a changed object or key
+   * or a key field gone from Salesforce, the task no longer in the config and not to be named as
+   * it was). The person who looked in Salesforce says so; every other check stands (a
+   * Collections call's settle time before "not inserted" among them). A key in a Bulk job still
+   * to be collected stays refused: the job may still be running.
+   */
+  readonly withoutLookUp?: boolean;
+}
+
+/**
  * A send of a key with no recorded outcome: a ledger row left `sent` (`form` sent), or a push's
  * `INSERT_OUTCOME_UNKNOWN` error (`form` reported: an insert without an external-ID key found
  * `sent` by its own retried push, its ledger row `failed`, or gone with the run's pruned details).
@@ -119,7 +143,7 @@ export async function recordInsertOutcomes(
   deps: Pick<CoreDeps, 'pg' | 'config' | 'clock'>,
   taskName: string,
   outcomes: readonly InsertOutcomeByHand[],
-  options: { readonly dryRun?: boolean } = {},
+  options: RecordOptions = {},
 ): Promise<InsertOutcomeRecorded[]> {
   const task = await insertTaskOf(deps, taskName);
   const given = checkedOutcomes(taskName, outcomes);
@@ -127,7 +151,7 @@ export async function recordInsertOutcomes(
   // for a broken connection.
   const done = await ifTaskLockFree(deps, taskName, () =>
     withTransaction(deps.pg, async (client) => {
-      const checked = await unknownSends(client, task, taskName, given);
+      const checked = await unknownSends(client, task, taskName, given, options.withoutLookUp === true);
       if ('problems' in checked || options.dryRun === true) return checked;
       await recordFound(client, taskName, checked.found, deps.clock.now());
       return checked;
@@ -154,6 +178,11 @@ interface InsertTask {
   readonly key: string | undefined;
   /** False for a task the config no longer names: no plan of it runs until it is named again. */
   readonly configured: boolean;
+  /**
+   * For a task the config names, its source column of keys and its config path (`writeback[2]`):
+   * what its plan's check of a changed object or key reads ({@link checkSyncScope}).
+   */
+  readonly config?: { readonly keyColumn: string; readonly configPath: string };
 }
 
 /**
@@ -176,7 +205,12 @@ async function insertTaskOf(deps: Pick<CoreDeps, 'config' | 'pg'>, taskName: str
         `task ${taskName} is an ${task.mode} task: outcomes are recorded by hand for insert tasks only (the next plan sends an ${task.mode} whose outcome is unknown again itself: sent twice, it writes the same values)`,
       ]);
     }
-    return { object: task.object, key: task.key, configured: true };
+    return {
+      object: task.object,
+      key: task.key,
+      configured: true,
+      config: { keyColumn: task.keyColumn, configPath: writebackConfigPath(deps.config, task) },
+    };
   }
   const inserts = deps.config.writeback.filter((t) => t.mode === 'insert').map((t) => nameOfTask(t));
   if (state.owner === undefined && state.lastRun === undefined) {
@@ -202,6 +236,72 @@ function notAnInsertAnyMore(taskName: string, pipeline: string, state: TaskState
 function asItWas(task: InsertTask): string {
   if (task.object === undefined) return 'the same name, object and key';
   return `the same name, object ${task.object}, ${task.key ? `key ${task.key}` : 'no key field'}`;
+}
+
+/** How a key a plan would look up is recorded by hand when none can. */
+const BY_HAND_INSTEAD = `look for the record in Salesforce yourself and record what you found with ${WITHOUT_LOOK_UP_OPTION} added to this command`;
+
+/**
+ * What follows "the next plan looks the key up" in the refusal of a keyed task's key: why no plan
+ * may do it, and what to do then ({@link WITHOUT_LOOK_UP_OPTION}). A task the config no longer
+ * names has no plan until it is named again as it was, which may be impossible; one whose object
+ * or key changed in the config has its plan refused before any look-up (the plan's own check,
+ * {@link checkSyncScope}); else the plan looks the key up, unless Salesforce refuses the look-up
+ * (the plan says so in the key's message) or the plan is refused before it.
+ */
+async function unlessNoPlanLooksUp(client: PoolClient, task: InsertTask, taskName: string): Promise<string> {
+  if (!task.config) {
+    return `; the config no longer names task ${taskName}: name it again as it was (${asItWas(task)}) and run the pipeline, whose plan does it, or, if it cannot be named so again (its key field gone from Salesforce, say), ${BY_HAND_INSTEAD}`;
+  }
+  try {
+    await checkSyncScope(
+      client,
+      taskName,
+      { object: task.object ?? '', mode: 'insert', keyField: task.key, keyColumn: task.config.keyColumn },
+      task.config.configPath,
+    );
+  } catch (err) {
+    if (!(err instanceof SyncScopeChangedError)) throw err;
+    const { rows } = await client.query<{
+      object: string;
+      key_field: string | null;
+      key_column: string | null;
+    }>(`SELECT object, key_field, key_column FROM roundtrip.sync_scope WHERE task = $1`, [taskName]);
+    const was = rows[0];
+    const synced = was
+      ? ` (object ${was.object}, key ${was.key_field ?? 'none'}${was.key_column ? `, column ${was.key_column}` : ''} in roundtrip.sync_scope; ${task.config.configPath} now has object ${task.object ?? ''}, key ${task.key ?? 'none'}, column ${task.config.keyColumn})`
+      : '';
+    return `; but the config's task no longer writes the object or key its records were synced by${synced}, so its plan is refused before any look-up (SyncScopeChangedError): put the config back as it was and run the pipeline, whose plan does it, or ${BY_HAND_INSTEAD}`;
+  }
+  return `. Should it not (Salesforce refuses the look-up: roundtrip errors --task ${taskName} --code INSERT_OUTCOME_UNKNOWN shows the refusal in the key's message; or the plan is refused before it, by a key field gone from Salesforce, say), ${BY_HAND_INSTEAD}`;
+}
+
+/**
+ * The keys held back with an unknown outcome in task `taskName` that differ from one of `keys`
+ * in letter case only, by the lower case of the key given.
+ */
+async function heldBackInOtherCase(
+  client: PoolClient,
+  taskName: string,
+  keys: readonly string[],
+): Promise<Map<string, string[]>> {
+  const found = new Map<string, string[]>();
+  if (keys.length === 0) return found;
+  const { rows } = await client.query<{ key: string }>(
+    `SELECT DISTINCT key FROM (
+       SELECT key FROM roundtrip.writeback_plans WHERE task = $1 AND status = 'sent' AND lower(key) = ANY ($2::text[])
+       UNION ALL
+       SELECT key FROM roundtrip.writeback_errors
+        WHERE task = $1 AND stage = 'push' AND code = 'INSERT_OUTCOME_UNKNOWN' AND lower(key) = ANY ($2::text[])) AS x
+      WHERE NOT EXISTS (SELECT 1 FROM roundtrip.sync_state s WHERE s.task = $1 AND s.key = x.key AND s.salesforce_id IS NOT NULL)
+      ORDER BY key`,
+    [taskName, keys.map((k) => k.toLowerCase())],
+  );
+  for (const { key } of rows) {
+    const lower = key.toLowerCase();
+    found.set(lower, [...(found.get(lower) ?? []), key]);
+  }
+  return found;
 }
 
 /** An outcome given, its Id in the 18-character form. */
@@ -264,6 +364,7 @@ async function unknownSends(
   task: InsertTask,
   taskName: string,
   given: readonly GivenOutcome[],
+  withoutLookUp: boolean,
 ): Promise<{ found: FoundSend[] } | { problems: string[] }> {
   const keys = given.map((g) => g.key);
   const { rows } = await client.query<UnknownRow>(
@@ -300,6 +401,19 @@ async function unknownSends(
     [taskName],
   );
   const prefix = prefixes[0];
+  // Keys not held back as given may be held back in another letter case (a key is matched as the
+  // ledger holds it): named, never taken for the key given.
+  const otherCase = await heldBackInOtherCase(
+    client,
+    taskName,
+    keys.filter((k) => !rows.some((r) => r.key === k)),
+  );
+  // What may keep the plan from looking the keys up, and the way out: read once, when a key needs it.
+  let noLookUp: string | undefined;
+  const whyNoLookUp = async (): Promise<string> => {
+    noLookUp ??= await unlessNoPlanLooksUp(client, task, taskName);
+    return noLookUp;
+  };
   const byKey = new Map<string, UnknownRow[]>();
   for (const r of rows) byKey.set(r.key, [...(byKey.get(r.key) ?? []), r]);
   const settleMinutes = INSERT_SETTLE_MS / 60_000;
@@ -332,8 +446,13 @@ async function unknownSends(
     const sends = byKey.get(g.key) ?? [];
     const [row] = sends;
     if (!row) {
+      const like = otherCase.get(g.key.toLowerCase()) ?? [];
+      const meant =
+        like.length > 0
+          ? `; did you mean ${like.map((k) => `"${k}"`).join(' or ')}? Keys are matched as the task's keyColumn held them, letter case included`
+          : '';
       problems.push(
-        `${at}key ${g.key} is not held back with an unknown outcome in task ${taskName} (no run sent it for insert without recording the outcome): roundtrip errors --task ${taskName} --code INSERT_OUTCOME_UNKNOWN lists the keys the latest run held back`,
+        `${at}key ${g.key} is not held back with an unknown outcome in task ${taskName} (no run sent it for insert without recording the outcome)${meant}: roundtrip errors --task ${taskName} --code INSERT_OUTCOME_UNKNOWN lists the keys the latest run held back`,
       );
       continue;
     }
@@ -354,20 +473,23 @@ async function unknownSends(
       ? ''
       : `; the config no longer names task ${taskName}: name it again as it was (${asItWas(task)}) and run the pipeline, whose plan does it`;
     if (row.form === 'sent' && row.how === 'job') {
+      // Never recorded by hand, --without-look-up or not: the job may still be running, and
+      // create the record after someone found none.
       problems.push(
         `${at}key ${g.key} was sent by run ${row.run_id} in Bulk job ${row.job_id ?? ''}, which that run never collected: the next plan of the task collects the job once Salesforce says it has finished, and records the key's outcome itself${notNamed}`,
       );
       continue;
     }
     // A keyed task's key sent by a call, or in a job Salesforce no longer answers for, is looked
-    // up by the next plan (reconcile.ts, resolveLocked): a look-up finds what a person would.
-    if (row.form === 'sent' && row.how !== 'job' && task.key !== undefined) {
+    // up by the next plan (reconcile.ts, resolveLocked): a look-up finds what a person would, so
+    // it is recorded by hand only when the person says no plan can look it up (withoutLookUp).
+    if (row.form === 'sent' && row.how !== 'job' && task.key !== undefined && !withoutLookUp) {
       const sent =
         row.how === 'gone'
           ? `in Bulk job ${row.job_id ?? ''}, which Salesforce no longer answers for`
           : 'in a Collections call';
       problems.push(
-        `${at}key ${g.key} was sent by run ${row.run_id} ${sent}: once ${settleMinutes} minutes have passed since the send, the next plan of the task looks the key up by ${task.key} and records its outcome itself${notNamed}`,
+        `${at}key ${g.key} was sent by run ${row.run_id} ${sent}: once ${settleMinutes} minutes have passed since the send, the next plan of the task looks the key up by ${task.key} and records its outcome itself${await whyNoLookUp()}`,
       );
       continue;
     }

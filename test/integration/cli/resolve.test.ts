@@ -10,11 +10,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
+import type { FieldDescribe } from '../../../emulators/salesforce/describe';
 import { withTransaction } from '../../../lambdas/connectors/postgres';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { planWriteback, pushWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
 import { WRITEBACK_LOCK_CLASS } from '../../../lambdas/core/writeback/lock';
 import { pruneRunDetails } from '../../../lambdas/core/writeback/report';
+import { SyncScopeChangedError } from '../../../lambdas/core/writeback/scope';
 import { cli } from '../../support/cli';
 import {
   errorsOf,
@@ -515,6 +517,10 @@ describe('roundtrip resolve', () => {
       expect(await refused(['--task', KEYLESS.name, '--key', 'kl-1', '--not-inserted'])).toContain(
         'key kl-1 of task Lead-keyless is recorded as inserted already',
       );
+      // Held back in another letter case: named, not taken for the key given.
+      expect(await refused(['--task', KEYLESS.name, '--key', 'RF-1', '--not-inserted'])).toContain(
+        `key RF-1 is not held back with an unknown outcome in task Lead-keyless (no run sent it for insert without recording the outcome); did you mean "rf-1"? Keys are matched as the task's keyColumn held them, letter case included: roundtrip errors --task Lead-keyless --code INSERT_OUTCOME_UNKNOWN`,
+      );
     });
 
     it('a key whose run is still running', async () => {
@@ -673,7 +679,7 @@ describe('roundtrip resolve', () => {
       const refusedForget = await cli(['forget', ...removed, '--task', task.name, '--yes']);
       expect(refusedForget.code).toBe(1);
       expect(refusedForget.stderr).toContain(
-        'An insert no plan can look up (its task without an external-ID key, sent by a call or in a Bulk job Salesforce no longer answers for; those held back as INSERT_OUTCOME_UNKNOWN) is recorded with roundtrip resolve --task Lead-removed --key KEY --inserted ID (or --not-inserted), once you looked for it in Salesforce, whether or not the config still names the task.',
+        'An insert no plan can look up (its task without an external-ID key, sent by a call or in a Bulk job Salesforce no longer answers for; those held back as INSERT_OUTCOME_UNKNOWN) is recorded with roundtrip resolve --task Lead-removed --key KEY --inserted ID (or --not-inserted), once you looked for it in Salesforce, whether or not the config still names the task; so is one of a task with an external-ID key that no plan can look up, with --without-look-up added',
       );
 
       const file = path.join(dir, 'removed.csv');
@@ -871,6 +877,268 @@ describe('roundtrip resolve', () => {
           `key kr-1 was sent by run ${lost} in a Collections call: once 11 minutes have passed since the send, the next plan of the task looks the key up by External_Id__c and records its outcome itself; the config no longer names task Lead-keyed-removed: name it again as it was (the same name, object Lead, key External_Id__c) and run the pipeline, whose plan does it`,
         );
       });
+    });
+  });
+
+  describe('a keyed task whose keys no plan can look up: recorded with --without-look-up', () => {
+    /** Config files naming `tasks` (besides the update task), by file name. */
+    async function configNaming(name: string, tasks: object[]): Promise<string[]> {
+      const file = path.join(dir, `${name}.config.json`);
+      await writeFile(
+        file,
+        JSON.stringify({
+          name: 'wb-test',
+          salesforce: { secret: 'roundtrip/salesforce' },
+          postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+          writeback: [...tasks, SCORE_UPDATE],
+        }),
+      );
+      return ['--config', file, '--database-url', env.db.url];
+    }
+
+    /** Puts Lead.External_Id__c back after a test deleted it from the describe Salesforce answers. */
+    let restoreKeyField: (() => void) | undefined;
+    afterEach(() => {
+      restoreKeyField?.();
+      restoreKeyField = undefined;
+    });
+
+    /**
+     * Deletes Lead.External_Id__c from what Salesforce answers (as for an integration user who lost
+     * read access to it): a query naming it is refused with INVALID_FIELD, and a describe asked
+     * afterwards (a connector signed in since) does not list it.
+     */
+    function deleteKeyField(): void {
+      const describe = env.sf.store.describe('Lead');
+      const at = describe?.fields.findIndex((f) => f.name === 'External_Id__c') ?? -1;
+      if (!describe || at < 0) throw new Error('the emulator has no Lead.External_Id__c');
+      const [field] = describe.fields.splice(at, 1) as [FieldDescribe];
+      restoreKeyField = () => describe.fields.splice(at, 0, field);
+    }
+
+    /** A run of keyed task `task` whose push's calls created the records and whose answers were lost, ended. */
+    async function keyedLost(task: typeof KEYED, prefix: string, n: number): Promise<string> {
+      await source(prefix, n);
+      const dead = await env.newRun();
+      const named = env.deps({ writeback: [task] });
+      await planThenCrashInPush(env, named, dead, task.name);
+      await reportRun(named, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+      return dead;
+    }
+
+    it("the task's key column changed in the config: its plan is refused before any look-up, and forget refuses; resolve says why and records the keys with --without-look-up", async () => {
+      const task = { ...KEYED, name: 'Lead-scope-changed' };
+      const dead = await keyedLost(task, 'sc', 2);
+      const [id1] = leadsNamed('sc', 1);
+      const [id2] = leadsNamed('sc', 2);
+      env.sf.store.delete([id2 as string]);
+      const changed = { ...task, keyColumn: 'company' };
+      const changedConfig = await configNaming('scope-changed', [changed]);
+
+      // The plan stops before it looks anything up, run after run.
+      const refusedPlan = planWriteback(env.deps({ writeback: [changed] }), {
+        runId: await env.newRun(),
+        task: task.name,
+      });
+      await expect(refusedPlan).rejects.toBeInstanceOf(SyncScopeChangedError);
+      await expect(refusedPlan).rejects.toThrow('now reads its keys from company');
+      expect(await ledger(dead, task.name)).toEqual({ 'sc-1': 'sent', 'sc-2': 'sent' });
+      // forget refuses while the keys have no outcome, and names the way out.
+      const forget = await cli(['forget', ...changedConfig, '--task', task.name, '--yes', '--insert-again']);
+      expect(forget.code).toBe(1);
+      expect(forget.stderr).toContain(
+        "so is one of a task with an external-ID key that no plan can look up, with --without-look-up added (Salesforce refuses the look-up, the task's object or key changed in the config, or the config no longer names it and it cannot be named as it was)",
+      );
+
+      // Every other check stands: not inserted cannot be said while the call may still create it.
+      const early = await cli([
+        'resolve',
+        ...changedConfig,
+        '--task',
+        task.name,
+        '--key',
+        'sc-2',
+        '--not-inserted',
+        '--without-look-up',
+      ]);
+      expect(early.code).toBe(2);
+      expect(early.stderr).toContain(
+        `key sc-2 was sent by run ${dead} in a Collections call less than 11 minutes ago`,
+      );
+      await outlastCallTimeLimit(env, dead);
+
+      const file = path.join(dir, 'scope-changed.csv');
+      await writeFile(file, `key,salesforce_id\nsc-1,${id1}\nsc-2,\n`);
+      const refused = await cli(['resolve', ...changedConfig, '--task', task.name, '--file', file]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(
+        `line 2 of scope-changed.csv: key sc-1 was sent by run ${dead} in a Collections call: once 11 minutes have passed since the send, the next plan of the task looks the key up by External_Id__c and records its outcome itself; but the config's task no longer writes the object or key its records were synced by (object Lead, key External_Id__c, column ext in roundtrip.sync_scope; writeback[0] now has object Lead, key External_Id__c, column company), so its plan is refused before any look-up (SyncScopeChangedError): put the config back as it was and run the pipeline, whose plan does it, or look for the record in Salesforce yourself and record what you found with --without-look-up added to this command`,
+      );
+      expect(await ledger(dead, task.name)).toEqual({ 'sc-1': 'sent', 'sc-2': 'sent' });
+
+      const result = await cli([
+        'resolve',
+        ...changedConfig,
+        '--task',
+        task.name,
+        '--file',
+        file,
+        '--without-look-up',
+      ]);
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toBe(
+        `key sc-1 (sent by run ${dead} in a Collections call): recorded as inserted, Id ${id1}: never inserted again\n` +
+          `key sc-2 (sent by run ${dead} in a Collections call): recorded as not inserted: the next plan inserts it\n` +
+          `2 keys of task Lead-scope-changed: 1 inserted, 1 not inserted (the runs that sent them count them again: roundtrip status)\n`,
+      );
+      expect(result.code).toBe(0);
+      expect(await syncedId(task.name, 'sc-1')).toBe(id1);
+      expect(await ledger(dead, task.name)).toEqual({ 'sc-1': 'succeeded', 'sc-2': 'failed' });
+      // Nothing is left without an outcome: forget starts the task over under its new key column.
+      const forgotten = await cli([
+        'forget',
+        ...changedConfig,
+        '--task',
+        task.name,
+        '--yes',
+        '--insert-again',
+      ]);
+      expect(forgotten.stderr).toBe('');
+      expect(forgotten.code).toBe(0);
+    });
+
+    it('Salesforce refuses the look-up for good: the held-back keys say so and name the command, which records them with --without-look-up', async () => {
+      const task = { ...KEYED, name: 'Lead-look-up-refused' };
+      const dead = await keyedLost(task, 'lr', 2);
+      await outlastCallTimeLimit(env, dead);
+      const [id1] = leadsNamed('lr', 1);
+      const [id2] = leadsNamed('lr', 2);
+      env.sf.store.delete([id2 as string]);
+      // The connector described Lead before (a warm Lambda's cached describe): the plan passes its
+      // pre-flight, and Salesforce refuses the look-up by a field the user may no longer read.
+      deleteKeyField();
+      const named = env.deps({ writeback: [task] });
+      const namedConfig = await configNaming('look-up-refused', [task]);
+      const held = await env.newRun();
+      expect(await planWriteback(named, { runId: held, task: task.name })).toMatchObject({
+        heldBack: 2,
+        changed: 0,
+      });
+      expect(await ledger(dead, task.name)).toEqual({ 'lr-1': 'sent', 'lr-2': 'sent' });
+      const [first] = await errorsOf(env, held);
+      expect(first).toMatchObject({ key: 'lr-1', code: 'INSERT_OUTCOME_UNKNOWN' });
+      expect(first?.message).toMatch(
+        new RegExp(
+          `^key lr-1 was sent for insert by run ${dead}, whose result was never recorded: not inserted by this run\\. This plan looked the key up by External_Id__c and Salesforce refused the look-up \\(.*INVALID_FIELD.*No such column 'External_Id__c' on entity 'Lead'.*\\): the key stays held back while it refuses\\. If it keeps refusing, find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-look-up-refused --key lr-1 --without-look-up --inserted <the record's Id> \\(or --not-inserted if there is none, or you delete it there\\)$`,
+        ),
+      );
+      // A connector signed in since (a cold Lambda) no longer sees the field: the plan is refused
+      // before any look-up.
+      await expect(
+        planWriteback(
+          { ...named, salesforce: await env.connect() },
+          { runId: await env.newRun(), task: task.name },
+        ),
+      ).rejects.toThrow('key External_Id__c is not a field of Lead (writeback[0].key)');
+
+      // Without the option, resolve says what may keep the plan from looking them up.
+      const refused = await cli([
+        'resolve',
+        ...namedConfig,
+        '--task',
+        task.name,
+        '--key',
+        'lr-1',
+        '--inserted',
+        id1 as string,
+      ]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(
+        `key lr-1 was sent by run ${dead} in a Collections call: once 11 minutes have passed since the send, the next plan of the task looks the key up by External_Id__c and records its outcome itself. Should it not (Salesforce refuses the look-up: roundtrip errors --task Lead-look-up-refused --code INSERT_OUTCOME_UNKNOWN shows the refusal in the key's message; or the plan is refused before it, by a key field gone from Salesforce, say), look for the record in Salesforce yourself and record what you found with --without-look-up added to this command`,
+      );
+      for (const [key, outcome] of [
+        ['lr-1', ['--inserted', id1 as string]],
+        ['lr-2', ['--not-inserted']],
+      ] as const) {
+        const result = await cli([
+          'resolve',
+          ...namedConfig,
+          '--task',
+          task.name,
+          '--key',
+          key,
+          ...outcome,
+          '--without-look-up',
+        ]);
+        expect(result.stderr).toBe('');
+        expect(result.code).toBe(0);
+      }
+      expect(await syncedId(task.name, 'lr-1')).toBe(id1);
+      expect(await ledger(dead, task.name)).toEqual({ 'lr-1': 'succeeded', 'lr-2': 'failed' });
+      expect(await figures(dead, task.name)).toMatchObject({
+        written: 1,
+        failed: 1,
+        outcomesResolvedBy: 'roundtrip resolve',
+      });
+
+      // Once Salesforce answers for the field again, the next run inserts lr-2 once, never lr-1.
+      restoreKeyField?.();
+      restoreKeyField = undefined;
+      const next = await runWriteback(named, { runId: await env.newRun(), task: task.name });
+      expect(next.plan).toMatchObject({ heldBack: 0, changed: 1 });
+      expect(leadsNamed('lr', 1)).toEqual([id1]);
+      expect(leadsNamed('lr', 2)).toHaveLength(1);
+    });
+
+    it('a task the config no longer names that cannot be named again as it was (its key field gone from Salesforce): recorded with --without-look-up', async () => {
+      const task = { ...KEYED, name: 'Lead-removed-key-gone' };
+      const dead = await keyedLost(task, 'rg', 1);
+      await outlastCallTimeLimit(env, dead);
+      const [id1] = leadsNamed('rg', 1);
+      deleteKeyField();
+      // Named again as it was, its plan is refused before any look-up.
+      await expect(
+        planWriteback(
+          { ...env.deps({ writeback: [task] }), salesforce: await env.connect() },
+          { runId: await env.newRun(), task: task.name },
+        ),
+      ).rejects.toThrow('key External_Id__c is not a field of Lead (writeback[0].key)');
+      const removed = await configNaming('key-gone', []);
+      const refused = await cli([
+        'resolve',
+        ...removed,
+        '--task',
+        task.name,
+        '--key',
+        'rg-1',
+        '--inserted',
+        id1 as string,
+      ]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(
+        `the config no longer names task Lead-removed-key-gone: name it again as it was (the same name, object Lead, key External_Id__c) and run the pipeline, whose plan does it, or, if it cannot be named so again (its key field gone from Salesforce, say), look for the record in Salesforce yourself and record what you found with --without-look-up added to this command`,
+      );
+      const result = await cli([
+        'resolve',
+        ...removed,
+        '--task',
+        task.name,
+        '--key',
+        'rg-1',
+        '--inserted',
+        id1 as string,
+        '--without-look-up',
+      ]);
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toContain(
+        `key rg-1 (sent by run ${dead} in a Collections call): recorded as inserted, Id ${id1}: never inserted again`,
+      );
+      expect(result.code).toBe(0);
+      expect(await syncedId(task.name, 'rg-1')).toBe(id1);
+      // forget, which refused the task for the key, starts it over.
+      const forgotten = await cli(['forget', ...removed, '--task', task.name, '--yes']);
+      expect(forgotten.stderr).toBe('');
+      expect(forgotten.code).toBe(0);
     });
   });
 });
