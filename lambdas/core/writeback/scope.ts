@@ -26,7 +26,7 @@ import type { Pool, PoolClient } from 'pg';
 import type { WritebackMode, WritebackTask } from '../../config';
 import { withClient } from '../../connectors/postgres';
 import { tableColumns } from '../run-state';
-import { forgetCommand } from '../task-state';
+import { forgetCommand, shellWord } from '../task-state';
 import { TerminalError } from '../../shared/errors';
 import type { WritebackMapping } from './plan';
 import { checkSourceHasColumns } from './source';
@@ -151,12 +151,24 @@ export async function checkSyncScope(
     n > 0
       ? `${n.toLocaleString('en-US')} synced record(s) in roundtrip.sync_state`
       : `${inFlight.toLocaleString('en-US')} record(s) sent, whose results are not recorded yet,`;
+  // Inserts sent whose outcome is unknown: the plan refused here looks none up (reconcile.ts), and
+  // forget refuses the task while they are (task-state.ts). The way out, said where it starts.
+  const { rows: inserts } = await client.query<{ n: string }>(
+    `SELECT count(*) AS n FROM roundtrip.writeback_plans WHERE task = $1 AND status = 'sent' AND operation = 'insert'`,
+    [task],
+  );
+  const unknownInserts = Number(inserts[0]?.n ?? 0);
+  const heldBack =
+    unknownInserts > 0
+      ? ` Its ${unknownInserts.toLocaleString('en-US')} insert record(s) sent whose outcome is unknown (roundtrip.writeback_plans, status sent) are looked up by no plan while the task is refused so, and forget refuses the task until they are resolved: put the config back as it was and run the pipeline, whose plan looks them up, or look for each in Salesforce and record what you found with roundtrip resolve --task ${shellWord(task)} --key KEY --without-look-up --inserted ID (or --not-inserted).`
+      : '';
+  const refuse = (message: string): SyncScopeChangedError => new SyncScopeChangedError(message + heldBack);
   const taskLiteral = sqlLiteral(task);
   // Started over by `roundtrip forget` (lambdas/core/task-state.ts): its sync state and scope
   // deleted under the task's lock, refused while records of the task have no known outcome.
   const forget = `start the task over under its name (${forgetCommand(task, { insertAgain: scope.mode === 'insert' && n > 0 })}, with the pipeline's --config and --secrets: it deletes the task's sync state, and every record is sent once)`;
   if (change === 'object') {
-    throw new SyncScopeChangedError(
+    throw refuse(
       `Write-back ${task} (${configPath}): its ${records} were written to ${recorded.object}, and the task now writes ${scope.object}. ` +
         `Their keys would be taken as synced, and those records never written to ${scope.object}. ` +
         `To write them to ${scope.object}, give the task a new \`name\` (${configPath}.name: its sync state starts empty and every record is sent once), or ${forget}.`,
@@ -164,14 +176,14 @@ export async function checkSyncScope(
   }
   if (change === 'column') {
     if (source) await refuseMissingKeyColumn(client, task, scope, configPath, source);
-    throw new SyncScopeChangedError(
+    throw refuse(
       `Write-back ${task} (${configPath}): its ${records} were keyed by the values of column ${recorded.keyColumn}, and the task now reads its keys from ${scope.keyColumn} (${configPath}.keyColumn). ` +
         `Other values are other keys: every record would be sent as new, ${scope.mode === 'insert' ? 'and inserted again' : `and upserted by ${scope.keyField} values Salesforce may not hold, creating records`}. ` +
         `If ${scope.keyColumn} holds the keys ${recorded.keyColumn} held (a column renamed), record it: UPDATE roundtrip.sync_scope SET key_column = ${sqlLiteral(scope.keyColumn)} WHERE task = ${taskLiteral}.`,
     );
   }
   if (change === 'insert-key') {
-    throw new SyncScopeChangedError(
+    throw refuse(
       `Write-back ${task} (${configPath}): its ${records} were keyed by ${recorded.keyField}, and the task now inserts ${scope.keyField ? `by ${scope.keyField}` : 'without a key field'}. ` +
         `Keyed otherwise, every record would be inserted again. An insert cannot change its key without inserting its records again: keep its key, ` +
         `or write the records by an upsert by the new key under a new \`name\` once every record carries it (map it as a field of an update by Id and run first).`,
@@ -183,7 +195,7 @@ export async function checkSyncScope(
   const carry = recorded.keyField
     ? `map ${scope.keyField} as a field while the key is still ${recorded.keyField} and run`
     : `map ${scope.keyField} as a field of an update by Id and run`;
-  throw new SyncScopeChangedError(
+  throw refuse(
     `Write-back ${task} (${configPath}): its ${records} ${was}, and the task now upserts by ${scope.keyField}. ` +
       `Records that do not carry ${scope.keyField} yet would be created again by the upsert. ` +
       `To move the records to ${scope.keyField} without creating any again, first ${carry} (every record gets it); ` +
