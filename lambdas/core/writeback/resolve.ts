@@ -3,7 +3,7 @@
  * `INSERT_OUTCOME_UNKNOWN` run after run because nothing can look them up — sent by an insert task
  * without an external-ID key, by a Collections call or in a Bulk job Salesforce no longer answers
  * for (`writeback_jobs.state` `NotFound`; a keyed task's are looked up by the next plan, as its
- * calls' are). Someone who looked in Salesforce says what became of each: created, with its
+ * calls' are, unless no plan can: then `withoutLookUp`, {@link RecordOptions}). Someone who looked in Salesforce says what became of each: created, with its
  * record's Id, or not (never created, or deleted there since). Each is recorded as the plan's
  * look-up would have recorded it (reconcile.ts): a record created in that run's ledger and in
  * `sync_state`, so that no plan inserts the key again; a key not inserted released,
@@ -131,10 +131,11 @@ function sentByOf(row: UnknownRow): UnknownSend {
  * longer names) of the pipeline in the database (see the module comment), or one another pipeline
  * holds in `roundtrip.task_owners`; an Id that is not one, not of the task's object (its key
  * prefix, when a record of the task is recorded), or recorded for another key already; a key
- * given twice, not held back with an unknown outcome, sent by a run still running, or one a plan
- * of the task resolves itself (a keyed task's sent by a call or in a Bulk job Salesforce no longer
- * answers for, looked up by its external ID; one in a Bulk job still to be collected, collected
- * with it: for a task the config no longer names, once it is named again); a key said not
+ * given twice, not held back with an unknown outcome (one held back in another letter case is
+ * named), sent by a run still running, or one a plan of the task resolves itself (a keyed task's
+ * sent by a call or in a Bulk job Salesforce no longer answers for, looked up by its external ID,
+ * but with `options.withoutLookUp`; one in a Bulk job still to be collected, collected with it:
+ * for a task the config no longer names, once it is named again); a key said not
  * inserted whose Collections call may still be running ({@link INSERT_SETTLE_MS}). Takes the
  * task's lock without waiting (a push or collect of the task holds it: a TaskBusyError). `dryRun`
  * checks everything and writes nothing.
