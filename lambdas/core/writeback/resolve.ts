@@ -3,11 +3,12 @@
  * `INSERT_OUTCOME_UNKNOWN` run after run because nothing can look them up — sent by an insert task
  * without an external-ID key, by a Collections call or in a Bulk job Salesforce no longer answers
  * for (`writeback_jobs.state` `NotFound`; a keyed task's are looked up by the next plan, as its
- * calls' are, unless no plan can: then `withoutLookUp`, {@link RecordOptions}). Someone who looked in Salesforce says what became of each: created, with its
- * record's Id, or not (never created, or deleted there since). Each is recorded as the plan's
- * look-up would have recorded it (reconcile.ts): a record created in that run's ledger and in
- * `sync_state`, so that no plan inserts the key again; a key not inserted released,
- * `NOT_INSERTED` in that run, so that the next plan inserts it; that run's figures counted again.
+ * calls' are, unless no plan can: then with `withoutLookUp`, {@link RecordOptions}). Someone who
+ * looked in Salesforce says what became of each: created, with its record's Id, or not (never
+ * created, or deleted there since). Each is recorded as the plan's look-up would have recorded it
+ * (reconcile.ts): a record created in that run's ledger and in `sync_state`, so that no plan
+ * inserts the key again; a key not inserted released, `NOT_INSERTED` in that run, so that the next
+ * plan inserts it; that run's figures counted again.
  * Under the task's lock (lock.ts), in one transaction: all or nothing.
  *
  * The task need not be in the config: one removed or renamed there keeps its keys held back, and
@@ -177,11 +178,10 @@ interface InsertTask {
    * were recorded (migration 8) has none, and its keys are taken as keyless (recorded by hand).
    */
   readonly key: string | undefined;
-  /** False for a task the config no longer names: no plan of it runs until it is named again. */
-  readonly configured: boolean;
   /**
    * For a task the config names, its source column of keys and its config path (`writeback[2]`):
-   * what its plan's check of a changed object or key reads ({@link checkSyncScope}).
+   * what its plan's check of a changed object or key reads ({@link checkSyncScope}). Undefined for
+   * a task the config no longer names: no plan of it runs until it is named again.
    */
   readonly config?: { readonly keyColumn: string; readonly configPath: string };
 }
@@ -209,7 +209,6 @@ async function insertTaskOf(deps: Pick<CoreDeps, 'config' | 'pg'>, taskName: str
     return {
       object: task.object,
       key: task.key,
-      configured: true,
       config: { keyColumn: task.keyColumn, configPath: writebackConfigPath(deps.config, task) },
     };
   }
@@ -222,7 +221,7 @@ async function insertTaskOf(deps: Pick<CoreDeps, 'config' | 'pg'>, taskName: str
   if (state.lastOperation !== 'insert') {
     throw new OutcomeRefusedError([notAnInsertAnyMore(taskName, pipeline, state)]);
   }
-  return { object: state.syncScope?.object, key: state.syncScope?.keyField ?? undefined, configured: false };
+  return { object: state.syncScope?.object, key: state.syncScope?.keyField ?? undefined };
 }
 
 /** The refusal of a task the config no longer names that the database does not know as an insert task. */
@@ -470,7 +469,7 @@ async function unknownSends(
       continue;
     }
     // A plan resolves these itself; of a task the config no longer names, once it is named again.
-    const notNamed = task.configured
+    const notNamed = task.config
       ? ''
       : `; the config no longer names task ${taskName}: name it again as it was (${asItWas(task)}) and run the pipeline, whose plan does it`;
     if (row.form === 'sent' && row.how === 'job') {
