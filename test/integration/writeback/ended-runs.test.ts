@@ -678,6 +678,42 @@ describe('inserts left without an outcome by runs that ended', () => {
       }
     });
 
+    it('holds the keys of a job Salesforce no longer knows back while Salesforce refuses their look-up, each message quoting the refusal and the command that records it by hand', async () => {
+      await source('refusal', 6);
+      const deps = env.deps({ writeback: [bulkInsert] });
+      const dead = await bulkSentAndForgotten(deps, []);
+      // Salesforce no longer lets the integration user read the key field (the connector's
+      // describe, cached before, still has it): the look-up is refused with INVALID_FIELD.
+      const describe = env.sf.store.describe('Lead');
+      const at = describe?.fields.findIndex((f) => f.name === 'External_Id__c') ?? -1;
+      if (!describe || at < 0) throw new Error('the emulator has no Lead.External_Id__c');
+      const [field] = describe.fields.splice(at, 1);
+      let held: string;
+      try {
+        held = await env.newRun();
+        expect(await planWriteback(deps, { runId: held, task: 'Lead-insert' })).toMatchObject({
+          heldBack: 6,
+          changed: 0,
+        });
+      } finally {
+        if (field) describe.fields.splice(at, 0, field);
+      }
+      const errors = await errorsOf(env, held);
+      expect(errors.map((e) => e.code)).toEqual(Array(6).fill('INSERT_OUTCOME_UNKNOWN'));
+      expect(errors[0]?.message).toMatch(
+        new RegExp(
+          `^key refusal-1 was sent for insert by run ${dead} in Bulk job ${GONE}, which Salesforce no longer answers for, whose result was never recorded: not inserted by this run\\. This plan looked the key up by External_Id__c and Salesforce refused the look-up \\(.*INVALID_FIELD.*No such column 'External_Id__c'.*\\): the key stays held back while it refuses\\. If it keeps refusing, find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-insert --key refusal-1 --without-look-up --inserted <the record's Id> \\(or --not-inserted if there is none, or you delete it there\\)$`,
+        ),
+      );
+      // Once Salesforce answers the look-up again, the next plan records the six: none is sent.
+      const next = await env.newRun();
+      expect(await planWriteback(deps, { runId: next, task: 'Lead-insert' })).toMatchObject({
+        heldBack: 0,
+        changed: 0,
+        unchanged: 6,
+      });
+    });
+
     it('without an external-ID key, asks about a job Salesforce no longer knows once, then holds its keys back to be recorded with roundtrip resolve', async () => {
       await source('unkeyed', 6);
       const dead = await bulkSentAndForgotten(env.deps({ writeback: [bulkInsert] }), []);
