@@ -498,6 +498,12 @@ export const ReportOutput = z.strictObject({
    * any: recorded also when a step failed, which has no output to say them.
    */
   extract: z.record(z.string(), z.strictObject({ apiCalls: z.number().int().nonnegative() })).optional(),
+  /**
+   * This Report's notification of the run (a failed run, records held back again) was due and the
+   * topic did not take it (writeback/notify.ts `notifyRun`): the run is not told of. Measured as
+   * `NotificationsFailed`, on which the stack alarms. Absent when it was sent or none was due.
+   */
+  notificationFailed: z.literal(true).optional(),
 });
 export type ReportOutput = z.infer<typeof ReportOutput>;
 

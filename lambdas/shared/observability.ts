@@ -45,6 +45,12 @@ export const METRIC_NAMES = {
   salesforceApiCalls: 'SalesforceApiCalls',
   /** Athena API calls of the Athena loads. */
   athenaApiCalls: 'AthenaApiCalls',
+  /**
+   * Reports whose notification of their run the topic did not take (refused, deleted, not reached):
+   * 1 per such Report invocation (`notificationFailed` of its output), none when it was sent or
+   * none was due. The run is not told of; an alarm on this is what tells of that.
+   */
+  notificationsFailed: 'NotificationsFailed',
 } as const;
 
 /** A key of {@link METRIC_NAMES}. */
@@ -130,12 +136,15 @@ export function measureStepOutput(output: unknown): StepMeasurement[] {
   }
   // Report: the Salesforce API calls of the run: Prepare's (its forecast's; no task made them), and
   // each extract's and write-back's, per task (those of steps that failed included: Prepare's
-  // own output cannot say the calls of a Prepare that failed, so it is not measured itself).
+  // own output cannot say the calls of a Prepare that failed, so it is not measured itself); and
+  // a notification of the run this Report could not send.
   if ((status === 'succeeded' || status === 'failed') && isRecord(output.writeback)) {
     const extract = isRecord(output.extract) ? output.extract : {};
     const prepareCalls = isRecord(output.prepare) ? count(output.prepare.apiCalls) : undefined;
     return [
       ...(prepareCalls === undefined ? [] : [{ values: { salesforceApiCalls: prepareCalls } }]),
+      // Its own measurement: a Report with no calls of Prepare's to say still says this.
+      ...(output.notificationFailed === true ? [{ values: { notificationsFailed: 1 } }] : []),
       ...[...Object.entries(extract), ...Object.entries(output.writeback)].flatMap(([name, summary]) =>
         isRecord(summary) ? [{ task: name, values: { salesforceApiCalls: count(summary.apiCalls) } }] : [],
       ),

@@ -1,8 +1,9 @@
 /**
  * The pipeline's alarms and dashboard: failed, timed-out and throttled executions, each write-back
- * task's failed-record rate, and undelivered schedule events, all to the notification topic; a
- * dashboard of rows read, written, rejected and API calls per run. The metrics are the ones the
- * handlers emit through lambdas/shared/observability.ts.
+ * task's failed-record rate, undelivered schedule events, and notifications the Report could not
+ * send, all to the notification topic; a dashboard of rows read, written, rejected and API calls
+ * per run, and of every alarm's state. The metrics are the ones the handlers emit through
+ * lambdas/shared/observability.ts.
  */
 import { ArnFormat, Aws, Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -20,6 +21,7 @@ import {
   METRIC_NAMES,
   type MetricKey,
 } from '../../lambdas/shared/observability';
+import { functionName } from '../../statemachine/definition';
 
 /** Execution alarms look at 5-minute periods: one failed run is enough to notify. */
 export const EXECUTION_ALARM_PERIOD = Duration.minutes(5);
@@ -30,6 +32,15 @@ export const EXECUTION_ALARM_PERIOD = Duration.minutes(5);
  * schedules.
  */
 export const RUN_METRIC_PERIOD = Duration.hours(1);
+
+/**
+ * The notifications-failed alarm stays in ALARM this long after the last failed publish (one
+ * failure in any of its periods is enough). Its own action publishes to the same topic, which
+ * may refuse it too (deleted, its key disabled): then its state, in the console and on the
+ * dashboard, is what shows it, and a state that went back to OK five minutes after a failure at
+ * night would show nothing by morning.
+ */
+export const NOTIFICATIONS_FAILED_ALARM_HOLD = Duration.hours(24);
 
 /** An alarm's name: `roundtrip-<pipeline>-<key>` (`roundtrip-lead-scoring-ExecutionsFailed`). */
 export function alarmNameOf(pipeline: string, key: string): string {
@@ -124,6 +135,23 @@ export class PipelineAlarms extends Construct {
       );
     }
 
+    // 5-minute periods, as the execution alarms, so that a topic that still takes the alarm's own
+    // publish (the Report's failed for its role or its network) hears of it within minutes; over a
+    // day of them, so that one that does not shows it in ALARM (NOTIFICATIONS_FAILED_ALARM_HOLD).
+    add(
+      'NotificationsFailed',
+      new cloudwatch.Alarm(this, 'NotificationsFailed', {
+        alarmName: alarmNameOf(props.pipeline, 'NotificationsFailed'),
+        alarmDescription: `roundtrip ${props.pipeline}: the Report could not publish a run's notification (a failed run, or records held back again) to the topic: see the warning "Could not send the notification" in the log group /aws/lambda/${functionName(props.pipeline, 'report')}, and the runs in roundtrip.runs. This alarm's own notification goes to the same topic and may fail as well.`,
+        metric: metric('notificationsFailed').with({ period: EXECUTION_ALARM_PERIOD }),
+        threshold: 1,
+        evaluationPeriods: NOTIFICATIONS_FAILED_ALARM_HOLD.toSeconds() / EXECUTION_ALARM_PERIOD.toSeconds(),
+        datapointsToAlarm: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    );
+
     if (props.deadLetterQueue) {
       add(
         'ScheduleDeadLetters',
@@ -207,7 +235,7 @@ export class PipelineAlarms extends Construct {
           new cloudwatch.TextWidget({
             width: 24,
             height: 2,
-            markdown: `# roundtrip ${props.pipeline}\nPer run (sums per hour): rows read by the extracts, written to, rejected, held back and superseded for Salesforce, and API calls. Details per run: \`roundtrip.runs\`; refused records: \`roundtrip.writeback_errors\`.`,
+            markdown: `# roundtrip ${props.pipeline}\nPer run (sums per hour): rows read by the extracts, written to, rejected, held back and superseded for Salesforce, API calls, and notifications the Report could not send. Details per run: \`roundtrip.runs\`; refused records: \`roundtrip.writeback_errors\`.`,
           }),
         ],
         [
@@ -223,12 +251,13 @@ export class PipelineAlarms extends Construct {
         [
           graph('API calls', ['salesforceApiCalls', 'athenaApiCalls']),
           new cloudwatch.GraphWidget({
-            title: 'Runs',
+            title: 'Runs, and notifications not sent',
             width: 12,
             left: [
               props.stateMachine.metricSucceeded({ period: RUN_METRIC_PERIOD, statistic: 'Sum' }),
               props.stateMachine.metricFailed({ period: RUN_METRIC_PERIOD, statistic: 'Sum' }),
               props.stateMachine.metricTimedOut({ period: RUN_METRIC_PERIOD, statistic: 'Sum' }),
+              metric('notificationsFailed').with({ label: METRIC_NAMES.notificationsFailed }),
             ],
           }),
         ],

@@ -81,6 +81,22 @@ function definitionText(machine: { Properties?: { DefinitionString?: unknown } }
   return parts.map((part) => (typeof part === 'string' ? part : 'REF')).join(separator);
 }
 
+/** A dashboard's widgets, each alarm ARN in them read as `<logical id>.Arn`, other references as REF. */
+function dashboardWidgets(
+  dashboard: { Properties?: { DashboardBody?: unknown } } | undefined,
+): { type: string; properties: { title?: string; alarms?: string[]; metrics?: unknown[][] } }[] {
+  const body = dashboard?.Properties?.DashboardBody as { 'Fn::Join': [string, unknown[]] };
+  const [separator, parts] = body['Fn::Join'];
+  const text = parts
+    .map((part) => {
+      if (typeof part === 'string') return part;
+      const att = (part as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt'];
+      return att ? `${att[0]}.${att[1]}` : 'REF';
+    })
+    .join(separator);
+  return (JSON.parse(text) as { widgets: ReturnType<typeof dashboardWidgets> }).widgets;
+}
+
 describe('PipelineStack', () => {
   describe('the lead-scoring example (cdk.json context)', () => {
     let stack: PipelineStack;
@@ -115,7 +131,7 @@ describe('PipelineStack', () => {
       const alarmNames = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
         (a) => (a.Properties as { AlarmName: string }).AlarmName,
       );
-      expect(alarmNames).toHaveLength(5);
+      expect(alarmNames).toHaveLength(6);
       expect(
         (sources ?? [])
           .map((arn) => JSON.stringify(arn).replace(/.*:cloudwatch:.*:alarm:([^"]+)".*/, '$1'))
@@ -392,7 +408,38 @@ describe('PipelineStack', () => {
         MetricName: 'ApproximateNumberOfMessagesVisible',
         AlarmActions: [topic],
       });
-      template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+      template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
+    });
+
+    it('alarms to the topic on one notification the Report could not send, for a day after it (deploy.md, "Alarms")', () => {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: 'roundtrip-lead-scoring-NotificationsFailed',
+        Namespace: METRICS_NAMESPACE,
+        MetricName: METRIC_NAMES.notificationsFailed,
+        Dimensions: [{ Name: 'service', Value: 'roundtrip-lead-scoring' }],
+        Statistic: 'Sum',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        // One failed publish in any 5-minute period of the last 24 hours: the alarm's state shows
+        // it that long, also when the topic refuses the alarm's own notification.
+        Period: 300,
+        EvaluationPeriods: 288,
+        DatapointsToAlarm: 1,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: logicalId(stack, stack.notificationTopic) }],
+        AlarmDescription: Match.stringLikeRegexp('/aws/lambda/roundtrip-lead-scoring-report'),
+      });
+      // CloudWatch's limit for periods under an hour: at most a day of them (PutMetricAlarm).
+      const [alarm] = Object.values(
+        template.findResources('AWS::CloudWatch::Alarm', {
+          Properties: { AlarmName: 'roundtrip-lead-scoring-NotificationsFailed' },
+        }),
+      );
+      const { Period, EvaluationPeriods } = alarm?.Properties as {
+        Period: number;
+        EvaluationPeriods: number;
+      };
+      expect(Period * EvaluationPeriods).toBeLessThanOrEqual(86_400);
     });
 
     it("lets exactly the pipeline's alarms publish to the topic, whose own policy replaces SNS's default", () => {
@@ -416,7 +463,7 @@ describe('PipelineStack', () => {
       const names = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
         (a) => (a.Properties as { AlarmName: string }).AlarmName,
       );
-      expect(names).toHaveLength(5);
+      expect(names).toHaveLength(6);
       expect(sources.map((arn) => JSON.stringify(arn).replace(/.*:alarm:([^"]+)".*/, '$1')).sort()).toEqual(
         names.sort(),
       );
@@ -431,6 +478,34 @@ describe('PipelineStack', () => {
       expect(dashboards).toHaveLength(1);
       const body = JSON.stringify(dashboards[0]);
       for (const name of Object.values(METRIC_NAMES)) expect(body).toContain(name);
+    });
+
+    it("shows every alarm's state on the dashboard, the notifications-failed alarm's among them", () => {
+      const widgets = dashboardWidgets(
+        Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0],
+      );
+      const status = widgets.filter((w) => w.type === 'alarm');
+      expect(status).toHaveLength(1);
+      const alarmIds = Object.keys(template.findResources('AWS::CloudWatch::Alarm'));
+      expect(alarmIds).toHaveLength(6);
+      expect([...(status[0]?.properties.alarms ?? [])].sort()).toEqual(
+        alarmIds.map((id) => `${id}.Arn`).sort(),
+      );
+      const [notificationsFailed] = Object.keys(
+        template.findResources('AWS::CloudWatch::Alarm', {
+          Properties: { AlarmName: 'roundtrip-lead-scoring-NotificationsFailed' },
+        }),
+      );
+      expect(status[0]?.properties.alarms).toContain(`${notificationsFailed}.Arn`);
+      // And its metric beside the runs'.
+      const runs = widgets.find((w) => w.properties.title === 'Runs, and notifications not sent');
+      expect(runs?.properties.metrics).toContainEqual([
+        METRICS_NAMESPACE,
+        METRIC_NAMES.notificationsFailed,
+        'service',
+        'roundtrip-lead-scoring',
+        { label: METRIC_NAMES.notificationsFailed, period: 3600, stat: 'Sum' },
+      ]);
     });
 
     it('outputs the state machine ARN, the topic ARN and the dashboard name (deploy.md, "Deploy")', () => {

@@ -407,10 +407,18 @@ export async function failedRunNotification(
 }
 
 /**
+ * What {@link notifyRun} did: `sent` the notification, found none `due` (no notifier, nothing to
+ * tell, told already or lately), or `failed` to send one that was due (the topic did not take it).
+ */
+export type RunNotice = 'sent' | 'none-due' | 'failed';
+
+/**
  * Sends the notification of a failed run, or of one that held back keys its task's previous run
  * held back too (`heldBackRepeatedly`), through `deps.notifier`, once (see the module comment).
- * Best effort: a notification the topic does not take is logged; the run's outcome stands, and the
- * alarm on failed executions still goes to the same topic. PostgreSQL failing around it (reading
+ * Best effort: a notification the topic does not take is logged and returned as `failed` (the
+ * Report's output says so, measured as `NotificationsFailed`, which the stack alarms on); the
+ * run's outcome stands, and the alarm on failed executions still goes to the same topic.
+ * PostgreSQL failing around it (reading
  * the run and its errors, recording `notifiedAt`) fails the step as any of its statements would: a
  * TransientError, retried, and the retry sends it (swallowed with the topic's, a dropped connection
  * left the run never told of). A Report whose Lambda dies, or whose connection drops, between the
@@ -419,20 +427,20 @@ export async function failedRunNotification(
 export async function notifyRun(
   deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock' | 'notifier'>,
   output: ReportOutput,
-): Promise<void> {
+): Promise<RunNotice> {
   const notifier = deps.notifier;
   const failed = output.status === 'failed';
   const heldAgain = Object.values(output.writeback).some((t) => t.heldBackRepeatedly > 0);
-  if (!notifier || (!failed && !heldAgain)) return;
+  if (!notifier || (!failed && !heldAgain)) return 'none-due';
   const what = failed ? 'the failed run' : 'records held back again';
-  const sent = await withTransaction(deps.pg, async (client) => {
+  const notice = await withTransaction(deps.pg, async (client): Promise<RunNotice> => {
     const { rows } = await client.query<{ notified: boolean; execution_arn: string | null }>(
       `SELECT coalesce(summary ? 'notifiedAt', false) AS notified, execution_arn
          FROM roundtrip.runs WHERE run_id = $1 FOR UPDATE`,
       [output.runId],
     );
     const run = rows[0];
-    if (!run || run.notified) return false;
+    if (!run || run.notified) return 'none-due';
     if (!failed) {
       // Told of within HELD_BACK_NOTICE_EVERY_HOURS for every task: not again yet.
       const now = deps.clock.now().getTime();
@@ -449,7 +457,7 @@ export async function notifyRun(
           `Records held back again, told of less than ${HELD_BACK_NOTICE_EVERY_HOURS} hours ago: no notification`,
           { runId: output.runId },
         );
-        return false;
+        return 'none-due';
       }
     }
     const held = heldAgain ? await heldBackAgainOf(client, output) : [];
@@ -466,9 +474,10 @@ export async function notifyRun(
       },
     );
     // Not sent: not recorded either, so that a later report of the run (a retried step) sends it.
-    if (!published) return false;
+    if (!published) return 'failed';
     await mergeRunSummary(client, output.runId, ['notifiedAt'], deps.clock.now().toISOString());
-    return true;
+    return 'sent';
   });
-  if (sent) deps.logger.info(`Sent the notification of ${what}`, { runId: output.runId });
+  if (notice === 'sent') deps.logger.info(`Sent the notification of ${what}`, { runId: output.runId });
+  return notice;
 }

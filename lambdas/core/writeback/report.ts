@@ -229,7 +229,8 @@ export async function closeAbandonedRuns(client: PoolClient, pipeline: string, n
 /**
  * Writes the run's final status and write-back summary (see the module comment), tells of a
  * failed run, or of one that held back keys its previous run held back too ({@link
- * repeatedlyHeldBack}), through `deps.notifier` ({@link notifyRun}), then closes
+ * repeatedlyHeldBack}), through `deps.notifier` ({@link notifyRun}; one the topic did not take is
+ * `notificationFailed` in the output), then closes
  * abandoned runs ({@link closeAbandonedRuns}) and prunes the details of runs older than
  * `postgres.keepRunDetailsDays` ({@link pruneRunDetails}); a failure of either is logged, it does
  * not fail the run. Idempotent: a retry writes the same figures again.
@@ -345,7 +346,7 @@ export async function reportRun(
     };
     return reported;
   });
-  await notifyRun(deps, output);
+  const notice = await notifyRun(deps, output);
   const abandoned = await warnOnFailure(
     deps.logger,
     'Could not close abandoned runs; the next report tries again',
@@ -365,5 +366,6 @@ export async function reportRun(
   if (pruned && pruned.runs > 0) {
     deps.logger.info('Pruned the details of old runs', { keepRunDetailsDays: days, ...pruned });
   }
-  return output;
+  // The handler measures it (NotificationsFailed), and the stack alarms on that.
+  return notice === 'failed' ? { ...output, notificationFailed: true } : output;
 }

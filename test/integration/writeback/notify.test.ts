@@ -7,13 +7,24 @@
  * succeeded is told of when it held back keys its previous run held back too (a Bulk job that
  * Salesforce does not finish), and only then.
  */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { WritebackTaskInput } from '../../../lambdas/config';
+import type { ReportOutput } from '../../../lambdas/core/contracts';
 import { planWriteback, pushWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
 import { executionConsoleUrl, HELD_BACK_NOTICE_EVERY_HOURS } from '../../../lambdas/core/writeback/notify';
-import { HANDLER_ENV } from '../../../lambdas/handlers/deps';
+import { givenDeps, HANDLER_ENV } from '../../../lambdas/handlers/deps';
+import { createHandler, STEP } from '../../../lambdas/handlers/report';
 import { snsNotifier } from '../../../lambdas/handlers/sns-deps';
+import {
+  instrumentStep,
+  METRIC_NAMES,
+  METRICS_NAMESPACE,
+  serviceName,
+} from '../../../lambdas/shared/observability';
 import { useLocalAwsEnv } from '../../support/aws-env';
-import { startSnsStandIn, type SnsStandIn } from '../../support/sns';
+import { SNS_REFUSALS, startSnsStandIn, type SnsStandIn } from '../../support/sns';
 import { crashingConnector, SCORE_UPDATE, startWritebackEnv, type WritebackEnv } from './support';
 
 const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:roundtrip-wb-test-Notifications';
@@ -34,6 +45,7 @@ describe('the notification of a failed run', () => {
   beforeEach(() => {
     sns.published.length = 0;
     sns.failNext = 0;
+    sns.refuse = undefined;
     sns.hang = false;
   });
 
@@ -290,6 +302,134 @@ describe('the notification of a failed run', () => {
     sns.failNext = 0;
     await reportRun(d, { runId });
     expect(sns.published).toHaveLength(1);
+  });
+
+  describe('a notification the topic refuses', () => {
+    /** One line of the embedded metric format, as the Lambda's log holds it. */
+    interface EmfLine {
+      readonly _aws: {
+        CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[];
+      };
+      readonly [key: string]: unknown;
+    }
+
+    /**
+     * The Report step as its Lambda runs it: its handler wrapped by instrumentStep with Powertools'
+     * own metrics, whose EMF lines (written to stdout, the Lambda's log) are caught.
+     */
+    async function reportInvocation(
+      d: ReturnType<typeof deps>,
+      runId: string,
+    ): Promise<{ output: ReportOutput; emf: EmfLine[] }> {
+      const service = serviceName('wb-test');
+      const obs = {
+        logger: new Logger({ serviceName: service, logLevel: 'SILENT' }),
+        metrics: new Metrics({ namespace: METRICS_NAMESPACE, serviceName: service }),
+        tracer: new Tracer({ serviceName: service, enabled: false }),
+      };
+      const lines: string[] = [];
+      const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        lines.push(...String(chunk).split('\n'));
+        return true;
+      });
+      try {
+        const output = await instrumentStep(STEP, createHandler(givenDeps(d)), () => obs)({ runId });
+        return {
+          output,
+          emf: lines
+            .filter((l) => l.startsWith('{') && l.includes('"_aws"'))
+            .map((l) => JSON.parse(l) as EmfLine),
+        };
+      } finally {
+        write.mockRestore();
+      }
+    }
+
+    /** The NotificationsFailed values in `emf`, each checked to carry the pipeline's dimension. */
+    function notificationsFailed(emf: readonly EmfLine[]): unknown[] {
+      const name = METRIC_NAMES.notificationsFailed;
+      const lines = emf.filter((e) =>
+        e._aws.CloudWatchMetrics.some((m) => m.Metrics.some((x) => x.Name === name)),
+      );
+      for (const line of lines) {
+        expect(line._aws.CloudWatchMetrics).toEqual([
+          expect.objectContaining({ Namespace: METRICS_NAMESPACE, Dimensions: [['service']] }),
+        ]);
+        expect(line.service).toBe('roundtrip-wb-test');
+      }
+      return lines.map((line) => line[name]);
+    }
+
+    it('emits NotificationsFailed once per report that could not send it, and nothing once one sends it', async () => {
+      const runId = await failedRun();
+      const d = deps();
+      // The topic's key refuses, the topic is deleted, the Report may not publish: each is one
+      // attempt (SNS's answer is final, the SDK does not retry it), one failed notification.
+      for (const refusal of [
+        SNS_REFUSALS.kmsAccessDenied,
+        SNS_REFUSALS.notFound,
+        SNS_REFUSALS.authorizationError,
+      ]) {
+        sns.refuse = refusal;
+        const requests = sns.requests;
+        const { output, emf } = await reportInvocation(d, runId);
+        expect(output).toMatchObject({ status: 'failed', notificationFailed: true });
+        expect(sns.requests).toBe(requests + 1);
+        expect(notificationsFailed(emf)).toEqual([1]);
+        expect(
+          env.logger.records.filter(
+            (r) =>
+              r.message === 'Could not send the notification of the failed run' &&
+              r.attributes.runId === runId &&
+              r.attributes.error === refusal.message,
+          ),
+        ).toHaveLength(1);
+      }
+      expect(sns.published).toEqual([]);
+      // deploy.md's query of the failed runs no notification reached lists it.
+      const untold = async (): Promise<string[]> =>
+        (
+          await env.pool.query<{ run_id: string }>(
+            `SELECT run_id, started_at, error FROM roundtrip.runs WHERE status = 'failed' AND NOT coalesce(summary ? 'notifiedAt', false) ORDER BY started_at DESC`,
+          )
+        ).rows.map((r) => r.run_id);
+      expect(await untold()).toContain(runId);
+
+      // The topic takes it: the notification is sent, and nothing is counted.
+      sns.refuse = undefined;
+      const sent = await reportInvocation(d, runId);
+      expect(sent.output.status).toBe('failed');
+      expect(sent.output.notificationFailed).toBeUndefined();
+      expect(sns.published).toHaveLength(1);
+      expect(notificationsFailed(sent.emf)).toEqual([]);
+      expect(await untold()).not.toContain(runId);
+      // The report's other figures still go out: the metrics were published, only not this one.
+      expect(
+        sent.emf.some((e) =>
+          e._aws.CloudWatchMetrics.some((m) =>
+            m.Metrics.some((x) => x.Name === METRIC_NAMES.salesforceApiCalls),
+          ),
+        ),
+      ).toBe(true);
+
+      // Told of already: no notification due, none counted, also with the topic refusing again.
+      sns.refuse = SNS_REFUSALS.kmsAccessDenied;
+      const again = await reportInvocation(d, runId);
+      expect(again.output.notificationFailed).toBeUndefined();
+      expect(notificationsFailed(again.emf)).toEqual([]);
+      expect(sns.published).toHaveLength(1);
+    });
+
+    it('emits nothing for a run with nothing to tell, the topic refusing or not', async () => {
+      sns.refuse = SNS_REFUSALS.notFound;
+      const runId = await env.newRun();
+      const requests = sns.requests;
+      const { output, emf } = await reportInvocation(deps(), runId);
+      expect(output.status).toBe('succeeded');
+      expect(output.notificationFailed).toBeUndefined();
+      expect(sns.requests).toBe(requests);
+      expect(notificationsFailed(emf)).toEqual([]);
+    });
   });
 
   it('fails the report transiently when PostgreSQL drops the connection as it tells of the run; the retry sends it, once', async () => {

@@ -100,6 +100,36 @@ describe('measureStepOutput', () => {
     expect(measureStepOutput({ runId: 'r', status: 'succeeded', writeback: {} })).toEqual([]);
   });
 
+  it('counts one NotificationsFailed for a report whose notification the topic did not take, none otherwise', () => {
+    expect(
+      measureStepOutput({ runId: 'r', status: 'failed', writeback: {}, notificationFailed: true }),
+    ).toEqual([{ values: { notificationsFailed: 1 } }]);
+    expect(
+      measureStepOutput({
+        runId: 'r',
+        status: 'succeeded',
+        writeback: { 'Lead-update': { apiCalls: 2 } },
+        prepare: { apiCalls: 1 },
+        notificationFailed: true,
+      }),
+    ).toEqual([
+      { values: { salesforceApiCalls: 1 } },
+      { values: { notificationsFailed: 1 } },
+      { task: 'Lead-update', values: { salesforceApiCalls: 2 } },
+    ]);
+    expect(measureStepOutput({ runId: 'r', status: 'failed', writeback: {} })).toEqual([]);
+    // Not a report's output: no notification to speak of.
+    expect(
+      measureStepOutput({
+        status: 'collected',
+        task: 'T',
+        succeeded: 1,
+        failed: 0,
+        notificationFailed: true,
+      }),
+    ).toEqual([{ task: 'T', values: { rowsWritten: 1, recordsFailed: 0 } }]);
+  });
+
   it('measures nothing for a pending Bulk job or an output without figures', () => {
     expect(measureStepOutput({ status: 'bulk-pending', task: 'Lead', jobId: 'x', apiCalls: 2 })).toEqual([]);
     expect(measureStepOutput({ runId: 'r', files: [] })).toEqual([]);
