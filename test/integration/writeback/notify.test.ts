@@ -717,6 +717,54 @@ describe('the notification of a failed run', () => {
       expect(rows).toEqual([{ status: 'succeeded', n: 6 }]);
       expect(ids.map((id) => env.sf.store.get(id)?.LeadScore__c)).toEqual(Array(6).fill(8));
     });
+
+    it('starts the streak over when the previous run’s errors were pruned (keepRunDetailsDays): that run is not told of, the next one tells of a streak of two', async () => {
+      // The streak reads the previous run's held-back errors, which are among the details a report
+      // prunes keepRunDetailsDays (30) after a run finished. A report of the pipeline's run
+      // that does not plan the task (another task's run, one that failed before its plan) that
+      // late prunes them before the task's next run reads them: a task run less often than the
+      // setting, or through an outage that long (docs/writeback.md, "Report").
+      const d = deps(bulkUpdate);
+      await sixLeads('Pruned');
+      await uncollectedJob(d, 120_000);
+      const first = await heldRun(d);
+      await reportRun(d, { runId: first });
+      const second = await heldRun(d);
+      await reportRun(d, { runId: second });
+      expect(sns.published.map((p) => p.subject)).toEqual([
+        `roundtrip wb-test: run ${second} succeeded, 6 records held back again`,
+      ]);
+      const days = (n: number): typeof d.clock => ({
+        now: () => new Date(Date.now() + n * 86_400_000),
+        sleep: d.clock.sleep,
+      });
+      const other = await env.newRun();
+      await reportRun({ ...d, clock: days(d.config.postgres.keepRunDetailsDays + 1) }, { runId: other });
+      const { rows: pruned } = await env.pool.query(
+        `SELECT count(*)::int AS errors FROM roundtrip.writeback_errors WHERE run_id = $1`,
+        [second],
+      );
+      expect(pruned).toEqual([{ errors: 0 }]);
+
+      // The keys are held back a third time in a row, but the streak cannot see the second run's.
+      const third = await heldRun(d);
+      const output = await reportRun(d, { runId: third });
+      expect(output.writeback['Lead-update']).toMatchObject({ heldBack: 6, heldBackRepeatedly: 0 });
+      expect(output.writeback['Lead-update']?.heldBackSince).toBeUndefined();
+      expect(sns.published).toHaveLength(1);
+
+      // The next run sees the third's: a streak of two from the third, told of at once (its own
+      // streak has no notice yet, however recent the second run's).
+      const fourth = await heldRun(d);
+      expect((await reportRun(d, { runId: fourth })).writeback['Lead-update']).toMatchObject({
+        heldBackRepeatedly: 6,
+        heldBackSince: third,
+      });
+      expect(sns.published).toHaveLength(2);
+      expect(sns.published[1]?.message).toContain(
+        `Held back again: 6 records of Lead-update held back by 2 runs in a row, this run and the previous one (${third}): `,
+      );
+    });
   });
 
   it('links the execution only for an ARN of a Step Functions execution', () => {
