@@ -750,6 +750,13 @@ export class BulkApi {
       // Bulk API 2.0 Developer Guide, "Bulk API 2.0 Query": COUNT() is not supported.
       throw new ApiError(400, 'INVALIDJOB', 'Bulk API 2.0 query jobs do not support COUNT()');
     }
+    // Compound fields (address, location) are read over REST or SOAP only: the Bulk APIs refuse a
+    // query that selects one (Object Reference, "Compound Field Considerations and Limitations"),
+    // Bulk API 2.0 with this answer to the job's create.
+    const describe = this.ctx.store.describe(result.objectName);
+    if (describe && result.fields.some((name) => isCompoundField(describe, name))) {
+      throw new ApiError(400, 'API_ERROR', BULK_QUERY_COMPOUND_MESSAGE);
+    }
     const now = this.now();
     const job: QueryJob = {
       kind: 'query',
@@ -852,6 +859,16 @@ export class BulkApi {
     writer.end();
     return end - offset;
   }
+}
+
+/** Bulk API 2.0's answer to a query job selecting a compound field. */
+export const BULK_QUERY_COMPOUND_MESSAGE = 'Selecting compound data not supported in Bulk Query';
+
+/** Whether `name` is a compound (address or location) field of the object. */
+function isCompoundField(describe: ObjectDescribe, name: string): boolean {
+  const lower = name.toLowerCase();
+  const field = describe.fields.find((f) => f.name.toLowerCase() === lower);
+  return field?.type === 'address' || field?.type === 'location';
 }
 
 function notFound(): ApiError {

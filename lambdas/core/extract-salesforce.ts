@@ -78,6 +78,7 @@ import {
   REST_QUERY_PAGE_ROWS,
   WATERMARK_FIELD,
   chooseReadApi,
+  fieldsBulkCannotRead,
   planSalesforceRead,
   describeTaskObject,
   extractConfigPath,
@@ -503,7 +504,8 @@ async function startExtract(
     });
   // Salesforce's time of the COUNT()'s answer: before the REST query starts.
   const countedAt = sf.serverDate ?? clockBeforeCount;
-  const api = chooseReadApi(rows, task.bulkThreshold);
+  const bulkUnreadable = fieldsBulkCannotRead(plan.fields, describe.fields);
+  const api = chooseReadApi(rows, task.bulkThreshold, bulkUnreadable);
   logger.info('Salesforce extract planned', {
     object: task.object,
     full,
@@ -512,6 +514,9 @@ async function startExtract(
     includeDeleted: plan.includeDeleted,
     rows,
     api,
+    ...(api === 'rest' && rows >= task.bulkThreshold
+      ? { restBecause: `Bulk queries cannot read the compound fields ${bulkUnreadable.join(', ')}` }
+      : {}),
   });
 
   if (api === 'rest') {

@@ -238,11 +238,35 @@ export function readFilter(
 }
 
 /**
- * Which API reads `rows` rows: a Bulk API 2.0 query job from `bulkThreshold` rows on (the
- * config's documented meaning: "from this many rows to read on"), REST query paging below.
+ * Field types the Bulk APIs do not read: compound fields (address, location) are read over REST
+ * or SOAP only, and a Bulk API 2.0 query job selecting one is refused at its create
+ * ("Selecting compound data not supported in Bulk Query"; Object Reference, "Compound Field
+ * Considerations and Limitations").
  */
-export function chooseReadApi(rows: number, bulkThreshold: number): 'rest' | 'bulk' {
-  return rows >= bulkThreshold ? 'bulk' : 'rest';
+export const BULK_UNREADABLE_TYPES: ReadonlySet<string> = new Set(['address', 'location']);
+
+/** The fields of a read (`fields`, describe casing) that a Bulk query job would refuse. */
+export function fieldsBulkCannotRead(
+  fields: readonly string[],
+  describeFields: readonly Pick<SalesforceFieldDescribe, 'name' | 'type'>[],
+): string[] {
+  const types = new Map(describeFields.map((f) => [f.name.toLowerCase(), f.type]));
+  return fields.filter((f) => BULK_UNREADABLE_TYPES.has(types.get(f.toLowerCase()) ?? ''));
+}
+
+/**
+ * Which API reads `rows` rows: a Bulk API 2.0 query job from `bulkThreshold` rows on (the
+ * config's documented meaning: "from this many rows to read on"), REST query paging below, and
+ * REST whatever the count when the read selects a field Bulk cannot read
+ * ({@link fieldsBulkCannotRead}): a Bulk job would be refused, run after run, once the table grew
+ * past the threshold.
+ */
+export function chooseReadApi(
+  rows: number,
+  bulkThreshold: number,
+  bulkUnreadable: readonly string[] = [],
+): 'rest' | 'bulk' {
+  return rows >= bulkThreshold && bulkUnreadable.length === 0 ? 'bulk' : 'rest';
 }
 
 /** Options of {@link forecastExtractApiCalls}. */

@@ -1,5 +1,9 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { Connection } from 'jsforce';
 import { startSalesforceEmulator, type SalesforceEmulator } from '../../../emulators/salesforce';
+import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
 import { DEFAULT_USER_ID } from '../../../emulators/salesforce/store';
 import { api, caught, soapLogin } from './support';
 
@@ -318,4 +322,53 @@ describe('Salesforce emulator Bulk API 2.0', () => {
       );
     });
   });
+});
+
+describe('Salesforce emulator Bulk API 2.0 and compound fields', () => {
+  let sf: SalesforceEmulator;
+  let conn: Connection;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'emulator-describes-'));
+    await writeFile(
+      path.join(dir, 'Lead.json'),
+      JSON.stringify({
+        name: 'Lead',
+        fields: [
+          { name: 'Address', type: 'address', createable: false, updateable: false },
+          { name: 'Geo__c', type: 'location', createable: false, updateable: false },
+        ],
+      }),
+    );
+    sf = await startSalesforceEmulator({
+      describesDir: [DEFAULT_DESCRIBES_DIR, dir],
+      seed: { Lead: [{ LastName: 'Ng', Company: 'Acme' }] },
+    });
+    conn = await soapLogin(sf);
+  });
+  afterAll(async () => {
+    await sf.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it.each(['Address', 'Geo__c'])(
+    'refuses a query job selecting the compound field %s at its create, as Salesforce does',
+    async (field) => {
+      const res = await api(sf, conn, '/jobs/query', {
+        method: 'POST',
+        body: { operation: 'query', query: `SELECT Id, ${field} FROM Lead` },
+      });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual([
+        { errorCode: 'API_ERROR', message: 'Selecting compound data not supported in Bulk Query' },
+      ]);
+      const err = await caught(conn.bulk2.query(`SELECT ${field} FROM Lead`, { pollInterval: 20 }));
+      expect(err.message).toContain('Selecting compound data not supported in Bulk Query');
+      expect(sf.calls.count({ operation: 'bulk.query.create', status: 200 })).toBe(0);
+      // REST reads it.
+      const rest = await conn.query(`SELECT Id, ${field} FROM Lead`);
+      expect(rest.records).toEqual([expect.objectContaining({ [field]: null })]);
+    },
+  );
 });

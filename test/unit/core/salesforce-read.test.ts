@@ -2,6 +2,7 @@ import type { SalesforceExtractTask } from '../../../lambdas/config';
 import {
   chooseReadApi,
   extractConfigPath,
+  fieldsBulkCannotRead,
   forecastReadCalls,
   planSalesforceRead,
   resolveFields,
@@ -108,6 +109,22 @@ describe('API choice and forecast', () => {
   it('switches to Bulk from the threshold on', () => {
     expect(chooseReadApi(9_999, 10_000)).toBe('rest');
     expect(chooseReadApi(10_000, 10_000)).toBe('bulk');
+  });
+
+  it('reads over REST, whatever the count, a read that selects a compound field Bulk refuses', () => {
+    const describe = [
+      { name: 'Id', type: 'id' },
+      { name: 'Address', type: 'address' },
+      { name: 'Geo__c', type: 'location' },
+      { name: 'City', type: 'string' },
+    ];
+    expect(fieldsBulkCannotRead(['Id', 'City'], describe)).toEqual([]);
+    expect(fieldsBulkCannotRead(['Id', 'address', 'City', 'Geo__c'], describe)).toEqual([
+      'address',
+      'Geo__c',
+    ]);
+    expect(chooseReadApi(1_000_000, 10_000, ['Address'])).toBe('rest');
+    expect(chooseReadApi(1_000_000, 10_000, [])).toBe('bulk');
   });
 
   it('forecasts REST pages and a Bulk job of ten minutes', () => {
