@@ -47,7 +47,9 @@ import {
 } from './run-state';
 import {
   chooseReadApi,
+  describeTaskObject,
   extractConfigPath,
+  fieldsBulkCannotRead,
   forecastReadCalls,
   extractReadError,
   readFilter,
@@ -337,9 +339,10 @@ export async function prepare(
   ): Promise<ExtractForecast> {
     const sf = await salesforceOf(d, 'Prepare');
     const { schema, table } = splitTableName(task.table, config.postgres.schema);
-    const { watermark, columns } = await withClient(d.pg, async (client) => ({
+    const { watermark, columns, compound } = await withClient(d.pg, async (client) => ({
       watermark: await readWatermark(client, task.name),
       columns: await tableColumns(client, schema, table),
+      compound: await jsonbColumns(client, schema, table),
     }));
     // As the extract decides, approximately (the describe's spelling is not known here).
     const lower = new Set([...(columns ?? [])].map((c) => c.toLowerCase()));
@@ -351,11 +354,46 @@ export async function prepare(
       .catch((err: unknown) => {
         throw extractReadError(err, task, extractConfigPath(config, task));
       });
-    const api = chooseReadApi(rows, task.bulkThreshold);
+    // A read selecting a compound field goes over REST whatever its count (chooseReadApi), as
+    // the extract decides from the describe. The table's columns tell (a compound field is a
+    // jsonb column, and no other Salesforce type is); a table not made yet, or without a column
+    // of each field, does not: then the describe does, one call, only when the count would
+    // choose Bulk.
+    let bulkUnreadable: readonly string[] = [];
+    if (rows >= task.bulkThreshold) {
+      if (columns !== undefined && !newColumns) {
+        bulkUnreadable = task.fields.filter((f) => compound.has(f.toLowerCase()));
+      } else {
+        const describe = await describeTaskObject(
+          sf,
+          task.object,
+          `${extractConfigPath(config, task)}.object`,
+        );
+        bulkUnreadable = fieldsBulkCannotRead(task.fields, describe.fields);
+      }
+    }
+    const api = chooseReadApi(rows, task.bulkThreshold, bulkUnreadable);
     const read = forecastReadCalls(rows, api, {
       bulkPageRecords: opts.bulkResultPageRecords ?? DEFAULT_BULK_RESULT_PAGE_RECORDS,
     });
     // The extract's own describe and COUNT(), then the read.
     return { task: task.name, rows, api, apiCalls: 2 + read };
   }
+}
+
+/**
+ * The jsonb columns of `schema.table`, lower-cased: in an extract's table, the compound fields
+ * (address, location; lambdas/connectors/postgres/types.ts), which a Bulk query cannot read.
+ */
+async function jsonbColumns(client: PoolClient, schema: string, table: string): Promise<Set<string>> {
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT lower(a.attname) AS name
+       FROM pg_attribute a
+       JOIN pg_class c ON c.oid = a.attrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+        AND a.atttypid = 'jsonb'::regtype`,
+    [schema, table],
+  );
+  return new Set(rows.map((r) => r.name));
 }

@@ -85,4 +85,49 @@ describe('Compound fields in a Salesforce extract', () => {
     const result = await run({ name: 'plain', table: 'sf_lead_plain', bulkThreshold: 1 });
     expect(result.salesforce.plain).toMatchObject({ api: 'bulk', rows: 30 });
   });
+
+  /** Prepare's forecast of task `name`, as its log line gives it, from the records logged since `from`. */
+  const forecastOf = (name: string, from: number): unknown =>
+    h.logger.records
+      .slice(from)
+      .filter((r) => r.message === 'Salesforce API forecast')
+      .flatMap((r) => (r.attributes as { perTask: { task: string }[] }).perTask)
+      .find((t) => t.task === name);
+
+  it("forecasts the REST read, not Bulk's, for a compound field: by the describe before the table exists, then by its jsonb column", async () => {
+    const task = {
+      name: 'forecast',
+      table: 'sf_lead_forecast',
+      fields: ['Id', 'LastName', 'Address', 'SystemModstamp', 'IsDeleted'],
+      bulkThreshold: 1,
+      mode: 'full' as const,
+    };
+    // First run: no table yet, so Prepare asks the describe: its own calls are /limits, the
+    // COUNT() and the describe (each run connects anew: nothing cached from an earlier run).
+    let from = h.logger.records.length;
+    const first = await run(task);
+    expect(first.salesforce.forecast).toMatchObject({ api: 'rest', rows: 30 });
+    expect(forecastOf('forecast', from)).toEqual({ task: 'forecast', rows: 30, api: 'rest', apiCalls: 3 });
+    expect(first.prepare.apiCalls).toBe(3);
+    // Second run: the table's Address column is jsonb, which no other Salesforce type is: no describe in Prepare.
+    from = h.logger.records.length;
+    const second = await run(task);
+    expect(forecastOf('forecast', from)).toEqual({ task: 'forecast', rows: 30, api: 'rest', apiCalls: 3 });
+    expect(second.prepare.apiCalls).toBe(2);
+    // Without a compound field the forecast is Bulk's: by the describe on the first run (no table
+    // yet), by the table's columns after it.
+    const plainTask = {
+      ...task,
+      name: 'forecast_plain',
+      table: 'sf_lead_forecast_plain',
+      fields: ['Id', 'LastName', 'SystemModstamp', 'IsDeleted'],
+    };
+    for (const preparesCalls of [3, 2]) {
+      from = h.logger.records.length;
+      const plain = await run(plainTask);
+      expect(forecastOf('forecast_plain', from)).toMatchObject({ task: 'forecast_plain', api: 'bulk' });
+      expect(plain.salesforce.forecast_plain).toMatchObject({ api: 'bulk' });
+      expect(plain.prepare.apiCalls).toBe(preparesCalls);
+    }
+  });
 });
