@@ -10,6 +10,7 @@
  * adds the path and a rendering of the value that was found.
  */
 import type { ConfigIssue } from '../shared/errors';
+import { redactCredentialPatterns } from '../shared/redact';
 
 /** What the per-parse error map returns: "no custom text, format from the issue's code". */
 export const DEFAULT_MESSAGE = '\u0000default';
@@ -70,12 +71,16 @@ export function formatPath(path: readonly PropertyKey[]): string {
 
 const MAX_SHOWN = 60;
 
-/** How a value that was found reads in a message: `"merge"`, `42`, `null`, `nothing`, `an object`. */
+/**
+ * How a value that was found reads in a message: `"merge"`, `42`, `null`, `nothing`, `an object`.
+ * A string is shown with its credential-shaped parts masked (redactCredentialPatterns): a
+ * connection URL with its password pasted where a secret's name belongs is shown without it.
+ */
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (typeof value === 'string') {
-    const shown = JSON.stringify(value);
+    const shown = JSON.stringify(redactCredentialPatterns(value));
     return shown.length > MAX_SHOWN
       ? `${shown.slice(0, MAX_SHOWN - 4)}…" (${value.length} characters)`
       : shown;
@@ -84,7 +89,8 @@ export function describeValue(value: unknown): string {
     return String(value);
   if (Array.isArray(value)) {
     if (value.length === 0) return 'an empty list';
-    const shown = safeJson(value);
+    const json = safeJson(value);
+    const shown = json && redactCredentialPatterns(json);
     return shown && shown.length <= MAX_SHOWN ? shown : `a list of ${value.length}`;
   }
   if (typeof value === 'function') return 'a function';

@@ -539,6 +539,17 @@ describe('parseConfig', () => {
         ],
       ],
       [
+        // A connection URL pasted where the secret's name belongs: shown without its password.
+        'a connection URL in place of a secret name',
+        (c) => (c.postgres = { secret: 'postgres://app:Hunter2-Canary@db.example.com/rt' }),
+        [
+          issue(
+            'postgres.secret',
+            'expected a Secrets Manager secret name or ARN, got "postgres://app:[REDACTED]@db.example.com/rt"',
+          ),
+        ],
+      ],
+      [
         'an extract source that does not exist',
         (c) => c.extract?.push({ from: 'hubspot' }),
         [issue('extract[2].from', 'expected "salesforce" | "athena", got "hubspot"')],

@@ -64,6 +64,15 @@ describe('redactCredentialPatterns', () => {
     ],
     ['<sessionId>00Dxx!abc</sessionId>', '<sessionId>[REDACTED]</sessionId>'],
     ['-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----', '[REDACTED]'],
+    [
+      'got "postgres://app:Pw%2Fx@y@db.example.com:5432/rt?sslmode=require"',
+      'got "postgres://app:[REDACTED]@db.example.com:5432/rt?sslmode=require"',
+    ],
+    [
+      'DATABASE_URL=postgresql://app:hunter22@10.0.0.1/rt',
+      'DATABASE_URL=postgresql://app:[REDACTED]@10.0.0.1/rt',
+    ],
+    ['mysql://:hunter22@h/d and https://u:p@h', 'mysql://:[REDACTED]@h/d and https://u:[REDACTED]@h'],
   ])('masks %s', (input, expected) => {
     expect(redactCredentialPatterns(input)).toBe(expected);
   });
@@ -71,5 +80,12 @@ describe('redactCredentialPatterns', () => {
   it('leaves ordinary messages alone', () => {
     const text = "INVALID_FIELD: No such column 'Foo__c' on entity 'Lead'";
     expect(redactCredentialPatterns(text)).toBe(text);
+    // A URL without a password, a time and an e-mail address are not credentials.
+    for (const plain of [
+      'PostgreSQL connecting (app@db.example.com:5432/rt) at https://x.my.salesforce.com:443/a@b',
+      'postgres://app@db.example.com/rt at 12:30 by ops@example.com',
+      'Secret "arn:aws:secretsmanager:eu-west-1:123456789012:secret:roundtrip/pg-AbCdEf" not found',
+    ])
+      expect(redactCredentialPatterns(plain)).toBe(plain);
   });
 });
