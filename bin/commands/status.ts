@@ -8,7 +8,7 @@
  */
 import type { Pool } from 'pg';
 import { postgresCredentialsSource, type PipelineConfig } from '../../lambdas/config';
-import { createPool, withClient } from '../../lambdas/connectors/postgres';
+import { createPool, redactUrl, withClient } from '../../lambdas/connectors/postgres';
 import type { PostgresSource } from '../../lambdas/connectors/postgres';
 import {
   EXIT,
@@ -67,7 +67,8 @@ export async function runsDatabase(
   const databaseUrl = values['database-url'];
   if (typeof databaseUrl === 'string' && !/^postgres(ql)?:$/.test(protocolOf(databaseUrl))) {
     throw new UsageError(
-      `--database-url expects a URL such as postgres://user:password@127.0.0.1:5432/db, got "${databaseUrl}"`,
+      // Shown without its password: a URL of another database (mysql://user:password@…) has one too.
+      `--database-url expects a URL such as postgres://user:password@127.0.0.1:5432/db, got "${redactUrl(databaseUrl)}"`,
     );
   }
   const config = await configFrom(values);

@@ -140,13 +140,25 @@ function isUrlSource(source: PostgresSource): source is PostgresUrlSource {
 }
 
 /**
- * Redacts the password of a PostgreSQL URL (for messages and logs). Text that does not parse
- * as a URL is replaced entirely, since it may hold a password in a place we cannot find.
+ * URL parameters that carry a credential: libpq takes the password as `?password=` too, and the
+ * client key's passphrase as `?sslpassword=` (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS).
+ */
+const CREDENTIAL_URL_PARAMETERS: readonly string[] = ['password', 'sslpassword'];
+
+/**
+ * Redacts the password of a PostgreSQL URL (for messages and logs): the one after the user name,
+ * the value of a `password` or `sslpassword` parameter, and the fragment (no part of a connection
+ * URL: a `#` in an unencoded password starts one, which then holds the password's end). Text that
+ * does not parse as a URL is replaced entirely, since it may hold a password in a place we cannot
+ * find.
  */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
+    for (const key of CREDENTIAL_URL_PARAMETERS)
+      if (parsed.searchParams.has(key)) parsed.searchParams.set(key, '***');
+    parsed.hash = '';
     return parsed.toString();
   } catch {
     return '<unparseable connection URL>';
@@ -198,7 +210,7 @@ export function loadCaBundle(caBundle: string): string {
   return bytes.toString('utf8');
 }
 
-function parsePort(value: unknown, where: string): number {
+function parsePort(value: unknown, where: string, showValue = true): number {
   const port =
     typeof value === 'number'
       ? value
@@ -207,7 +219,7 @@ function parsePort(value: unknown, where: string): number {
         : NaN;
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new TerminalError(
-      `${where}: port must be an integer from 1 to 65535, got ${JSON.stringify(value)}`,
+      `${where}: port must be an integer from 1 to 65535, got ${showValue ? JSON.stringify(value) : `a ${typeof value === 'string' ? 'text' : typeof value} that is not one`}`,
     );
   }
   return port;
@@ -254,7 +266,10 @@ export function resolveConnection(
     for (const key of url.searchParams.keys()) {
       if (!SUPPORTED_URL_PARAMETERS.has(key)) {
         throw new TerminalError(
-          `PostgreSQL URL ${shown}: parameter "${key}" is not supported (supported: ${[...SUPPORTED_URL_PARAMETERS].join(', ')})`,
+          `PostgreSQL URL ${shown}: parameter "${key}" is not supported (supported: ${[...SUPPORTED_URL_PARAMETERS].join(', ')})` +
+            (key === 'password'
+              ? '; give the password after the user name: postgres://user:password@host/db'
+              : ''),
         );
       }
     }
@@ -293,7 +308,11 @@ export function resolveConnection(
     host = requireString(secret, 'host');
     user = requireString(secret, 'username');
     password = requireString(secret, 'password');
-    port = secret.port === undefined ? DEFAULT_POSTGRES_PORT : parsePort(secret.port, 'PostgreSQL secret');
+    // A secret's value is never echoed: a port that is not one may be another key's value, moved.
+    port =
+      secret.port === undefined
+        ? DEFAULT_POSTGRES_PORT
+        : parsePort(secret.port, 'PostgreSQL secret: "port"', false);
     database = secret.dbname === undefined ? 'postgres' : requireString(secret, 'dbname');
     if (
       secret.engine !== undefined &&

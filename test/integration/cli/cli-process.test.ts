@@ -192,6 +192,18 @@ describe('the roundtrip bin', () => {
     );
     expect(result.stderr).not.toMatch(STACK_LINE);
     expect(result.code).toBe(2);
+    // Another database's URL, or one whose scheme lost its colon, is shown without its password.
+    for (const [url, shown] of [
+      ['mysql://app:Canary-Db-Pw-1@db.example.com/rt', 'mysql://app:***@db.example.com/rt'],
+      ['postgres//app:Canary-Db-Pw-1@db.example.com/rt', '<unparseable connection URL>'],
+    ]) {
+      const other = await roundtrip(['errors', '--config', EXAMPLE_CONFIG, '--database-url', url!]);
+      expect(other.stderr).toContain(
+        `roundtrip errors: --database-url expects a URL such as postgres://user:password@127.0.0.1:5432/db, got "${shown}"`,
+      );
+      expect(other.stderr + other.stdout).not.toContain('Canary-Db-Pw-1');
+      expect(other.code).toBe(2);
+    }
   });
 
   it('refuses --tasks naming no task of the pipeline before anything runs, exit 2', async () => {

@@ -77,6 +77,30 @@ describe('resolveConnection', () => {
     expect(err.message).not.toContain('hunter2');
   });
 
+  it('refuses a password given as a URL parameter without showing it, and says where it goes', () => {
+    for (const key of ['password', 'sslpassword']) {
+      const err = thrown(() =>
+        resolveConnection({ url: `postgres://u@h/d?sslmode=require&${key}=Hunter2-Canary` }),
+      );
+      expect(err.message).toContain(
+        `postgres://u@h/d?sslmode=require&${key}=***: parameter "${key}" is not supported`,
+      );
+      expect(err.message).not.toContain('Hunter2-Canary');
+    }
+    expect(thrown(() => resolveConnection({ url: 'postgres://u@h/d?password=x1' })).message).toMatch(
+      /; give the password after the user name: postgres:\/\/user:password@host\/db$/,
+    );
+  });
+
+  it('never echoes the port of a secret, which may be another key moved', () => {
+    const err = thrown(() =>
+      resolveConnection({ host: 'h', username: 'u', password: 'p', port: 'Hunter2-Canary' }),
+    );
+    expect(err.message).toBe(
+      'PostgreSQL secret: "port": port must be an integer from 1 to 65535, got a text that is not one',
+    );
+  });
+
   it('honours sslmode=disable in the URL', () => {
     const c = resolveConnection({ url: 'postgres://u:p@127.0.0.1:5/d?sslmode=disable' });
     expect(c.sslMode).toBe('disable');
@@ -134,6 +158,12 @@ describe('redactUrl', () => {
     expect(redactUrl('postgres://a:b%2Fc@h:1/d?sslmode=require')).toBe(
       'postgres://a:***@h:1/d?sslmode=require',
     );
+  });
+  it('hides a password given as a parameter, and a fragment (the end of an unencoded password with a "#")', () => {
+    expect(redactUrl('postgres://a@h/d?password=s3cret&sslpassword=k3y&sslmode=require')).toBe(
+      'postgres://a@h/d?password=***&sslpassword=***&sslmode=require',
+    );
+    expect(redactUrl('postgres://a:12#s3cret@h/d')).toBe('postgres://a:12');
   });
   it('hides unparseable text entirely', () => {
     expect(redactUrl('not a url with password')).toBe('<unparseable connection URL>');
