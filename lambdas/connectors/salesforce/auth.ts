@@ -10,9 +10,13 @@ import { suggestion } from '../../config/issues';
 import { TerminalError } from '../../shared/errors';
 import { JWT_ASSERTION_LIFETIME_SECONDS, JWT_BEARER_GRANT_TYPE } from './constants';
 
+/** Said of a login URL with a user name or password in it: shown in messages and logs, it must hold none. */
+const LOGIN_URL_WITH_CREDENTIALS =
+  "holds a user name or password (https://user:password@…): remove them, the sign-in takes them from the secret's own keys";
 const loginUrl = z
   .string()
   .url()
+  .refine((u) => !/^[^:/?#]+:\/\/[^/?#]*@/.test(u), { message: LOGIN_URL_WITH_CREDENTIALS })
   .transform((u) => u.replace(/\/+$/, ''));
 const nonEmpty = z.string().min(1);
 
@@ -112,7 +116,9 @@ export function parseSalesforceSecret(value: unknown, secretName = 'Salesforce s
       ? `is missing${misspelt ? ` (the secret has "${misspelt}": rename it "${key}")` : ''}`
       : issue.code === 'invalid_format'
         ? 'is not a valid URL'
-        : 'is empty or not a string';
+        : issue.code === 'custom'
+          ? issue.message
+          : 'is empty or not a string';
     return `key "${key}" ${what}`;
   });
   for (const key of unknown) {

@@ -69,6 +69,34 @@ describe('parseSalesforceSecret', () => {
     expect(message).not.toMatch(/Canary/);
   });
 
+  it('refuses a login URL with a user name or password in it (logged and shown in messages), without echoing it', () => {
+    for (const loginUrl of [
+      'https://admin:Canary-Pw-1@login.salesforce.com',
+      'https://Canary-Pw-1@test.salesforce.com/',
+    ]) {
+      const err = ((): unknown => {
+        try {
+          return parseSalesforceSecret(
+            { loginUrl, username: 'u@example.com', password: 'Canary-Pw-2' },
+            'roundtrip/salesforce',
+          );
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(TerminalError);
+      expect((err as Error).message).toBe(
+        'roundtrip/salesforce (flow soap) is invalid: key "loginUrl" holds a user name or password (https://user:password@…): remove them, the sign-in takes them from the secret\'s own keys',
+      );
+      expect((err as Error).message).not.toMatch(/Canary/);
+    }
+    // An "@" after the host (a path or query) is no user name.
+    expect(
+      parseSalesforceSecret({ loginUrl: 'https://x.my.salesforce.com/a@b', username: 'u', password: 'p' })
+        .loginUrl,
+    ).toBe('https://x.my.salesforce.com/a@b');
+  });
+
   it('names a misspelt key the secret has beside the key it lacks, without echoing its value', () => {
     const parse = (): unknown =>
       parseSalesforceSecret(
