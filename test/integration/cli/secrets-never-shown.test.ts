@@ -7,7 +7,10 @@
  * `status`, `errors` and `validate`, while each says which sign-in failed and which keys of which
  * secret to check. Salesforce itself never quotes a password back; a gateway in front of it may
  * (an error page that echoes the request: the SOAP login body, the OAuth token form, headers), so
- * each flow is also run against a server that answers 400 with the whole request it received.
+ * each flow is also run against a server that answers 400 with the whole request it received, and
+ * a run signed in through a gateway that quotes back its API call's `Authorization: Bearer` header
+ * shows the session's access token nowhere. A PostgreSQL URL's password, refused by the server or
+ * with the server unreachable, is shown by no command either (run, validate, status).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -31,7 +34,7 @@ function expectNoCanary(text: string): void {
   for (const canary of CANARY_FORMS) expect(text).not.toContain(canary);
 }
 
-describe('secrets never shown: a run refused by Salesforce for its credentials', () => {
+describe('secrets never shown by the CLI, its runs and its logs', () => {
   let db: TestDatabase;
   let env: DemoEnvironment;
   let pool: Pool;
@@ -180,5 +183,102 @@ describe('secrets never shown: a run refused by Salesforce for its credentials',
     expect(signIn).toMatchObject({ ok: false });
     expect(signIn?.detail).toContain(check);
     expect(result.code).toBe(1);
+  });
+  it('a session’s access token quoted back by a gateway on an API call is shown nowhere either', async () => {
+    // A gateway in front of the emulator: the sign-in passes through (its answer's instance URL
+    // pointed at the gateway), every REST call is answered 400 quoting the request, its
+    // Authorization: Bearer header with the session's access token in it.
+    const target = new URL(String(goodSalesforce.loginUrl));
+    const tokens: string[] = [];
+    const gateway = http.createServer((req, res) => {
+      const auth = req.headers.authorization;
+      if (auth?.startsWith('Bearer ')) tokens.push(auth.slice('Bearer '.length));
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+      req.on('end', () => {
+        if (req.url?.startsWith('/services/data/')) {
+          res.writeHead(400, { 'content-type': 'text/plain' });
+          res.end(`Bad Request: ${req.method} ${req.url} ${JSON.stringify(req.headers)} ${body}`);
+          return;
+        }
+        const { 'accept-encoding': _encoding, host: _host, ...headers } = req.headers;
+        const forwarded = http.request(
+          { host: target.hostname, port: target.port, path: req.url, method: req.method, headers },
+          (answer) => {
+            let text = '';
+            answer.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+            answer.on('end', () => {
+              const own = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`;
+              const out = text.split(target.origin).join(own);
+              const {
+                'content-length': _length,
+                'transfer-encoding': _te,
+                ...answerHeaders
+              } = answer.headers;
+              res.writeHead(answer.statusCode ?? 502, answerHeaders);
+              res.end(out);
+            });
+          },
+        );
+        forwarded.end(body);
+      });
+    });
+    await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
+    try {
+      const gatewayUrl = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`;
+      const connection = await withSalesforceSecret('gateway', { ...goodSalesforce, loginUrl: gatewayUrl });
+      const run = await cli(['run', ...connection, '--json', '-v']);
+      expect(run.code).toBe(1);
+      expect(tokens.length).toBeGreaterThan(0);
+      const lines = run.stdout.trim().split('\n');
+      const { runId } = JSON.parse(lines[lines.length - 1] as string) as { runId: string };
+      const stored = await pool.query('SELECT error, summary FROM roundtrip.runs WHERE run_id = $1', [runId]);
+      const status = await cli(['status', ...connection.slice(0, 4)]);
+      const everything = [
+        run.stdout,
+        run.stderr,
+        JSON.stringify(stored.rows),
+        status.stdout,
+        status.stderr,
+      ].join('\n');
+      for (const token of new Set(tokens)) expect(everything).not.toContain(token);
+      // What failed is still said: the call, the gateway's answer, its header named.
+      expect(stored.rows[0]?.error).toMatch(
+        /ERROR_HTTP_400: Bad Request: GET \/services\/data\/v62\.0\/\S+ .*"authorization":"Bearer \[REDACTED\]"/,
+      );
+    } finally {
+      await new Promise((resolve) => gateway.close(resolve));
+    }
+  });
+
+  it('a PostgreSQL URL’s password: refused by the server, or the server unreachable', async () => {
+    const wrong = new URL(db.url);
+    wrong.password = 'Canary-Pg-Pw-7';
+    const unreachable = new URL('postgres://app:Canary-Pg-Pw-7@127.0.0.1:1/rt');
+    for (const [url, says] of [
+      [wrong.toString(), /password authentication failed for user .*\(SQLSTATE 28P01\)/],
+      [
+        unreachable.toString(),
+        /PostgreSQL connecting \(app@127\.0\.0\.1:1\/rt\): network error \(ECONNREFUSED\)/,
+      ],
+    ] as const) {
+      const file = path.join(dir, 'pg.secrets.json');
+      await writeFile(
+        file,
+        JSON.stringify({ 'roundtrip/salesforce': goodSalesforce, 'roundtrip/postgres': { url } }),
+      );
+      const secretsFile = ['--config', configFile, '--secrets', file, '--aws-endpoint', env.aws.endpoint];
+      for (const argv of [
+        ['run', ...secretsFile, '--json', '-v'],
+        ['validate', ...secretsFile, '--json', '-v'],
+        ['status', '--config', configFile, '--database-url', url, '-v'],
+      ]) {
+        const result = await cli(argv);
+        const text = `${result.stdout}\n${result.stderr}`;
+        expect(text).not.toContain('Canary-Pg-Pw-7');
+        expect(text).toMatch(says);
+        expect(result.code).toBe(1);
+      }
+    }
   });
 });
