@@ -7,6 +7,7 @@
  */
 import { DatabaseError } from 'pg';
 import { REFUSED_CONNECTION_HINT, TerminalError, TransientError } from '../../shared/errors';
+import { createRedactor } from '../../shared/redact';
 
 /**
  * SQLSTATE codes that a retry may fix, one by one (class prefixes are in
@@ -79,7 +80,11 @@ export interface PostgresErrorContext {
   readonly action?: string;
   /** A redacted target such as `app@db.example.com:5432/roundtrip`. */
   readonly target?: string;
-  /** Strings that must never appear in a message (a password): replaced by `***`. */
+  /**
+   * Strings that must never appear in a message (a password): masked by the shared redactor
+   * (lambdas/shared/redact.ts), in every encoded form, with the credential shapes it knows; the
+   * cause is then a redacted copy when its message held one.
+   */
   readonly secrets?: readonly string[];
   /**
    * Where the credentials come from (`the secret roundtrip/postgres`): a refused user or
@@ -91,12 +96,6 @@ export interface PostgresErrorContext {
 function codeOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
-}
-
-function redact(text: string, secrets: readonly string[] | undefined): string {
-  let out = text;
-  for (const secret of secrets ?? []) if (secret) out = out.split(secret).join('***');
-  return out;
 }
 
 /**
@@ -127,7 +126,10 @@ export function classifyPostgresError(
     .filter(Boolean)
     .join(' ');
   const prefix = `PostgreSQL${where ? ` ${where}` : ''}`;
-  const say = (text: string): string => redact(`${prefix}: ${text}`, context.secrets);
+  const redactor = createRedactor(context.secrets);
+  const say = (text: string): string => redactor.redact(`${prefix}: ${text}`);
+  // The original stays the cause (its SQLSTATE and fields), unless its message held a secret.
+  const cause = redactor.redact(error.message) === error.message ? err : redactor.redactError(err);
 
   if (
     err instanceof DatabaseError ||
@@ -143,24 +145,24 @@ export function classifyPostgresError(
       context.credentialsFrom ? `; check ${what} in ${context.credentialsFrom}` : '';
     if (sqlstate === '28P01' || sqlstate === '28000') {
       return new TerminalError(say(`authentication failed: ${detail}${check('the user and password')}`), {
-        cause: err,
+        cause,
       });
     }
     if (sqlstate === '3D000')
       return new TerminalError(say(`database does not exist: ${detail}${check('the database name')}`), {
-        cause: err,
+        cause,
       });
     if (TRANSIENT_SQLSTATES.has(sqlstate) || TRANSIENT_SQLSTATE_CLASSES.includes(sqlstate.slice(0, 2))) {
-      return new TransientError(say(detail), { cause: err });
+      return new TransientError(say(detail), { cause });
     }
-    return new TerminalError(say(detail), { cause: err });
+    return new TerminalError(say(detail), { cause });
   }
   if (code && TLS_VERIFICATION_CODES.has(code)) {
     return new TerminalError(
       say(
         `TLS certificate verification failed (${code}): ${error.message}. Check the CA bundle and the host name`,
       ),
-      { cause: err },
+      { cause },
     );
   }
   if (/does not support SSL/i.test(error.message)) {
@@ -168,18 +170,18 @@ export function classifyPostgresError(
       say(
         `TLS was required but the server does not support SSL connections (a local server without TLS needs postgres.ssl.mode 'disable' in the pipeline config)`,
       ),
-      { cause: err },
+      { cause },
     );
   }
   if (code && TRANSIENT_NETWORK_CODES.has(code)) {
     const hint = code === 'ECONNREFUSED' ? ` ${REFUSED_CONNECTION_HINT}` : '';
-    return new TransientError(say(`network error (${code}): ${error.message}${hint}`), { cause: err });
+    return new TransientError(say(`network error (${code}): ${error.message}${hint}`), { cause });
   }
   if (TRANSIENT_DRIVER_MESSAGES.some((re) => re.test(error.message))) {
-    return new TransientError(say(error.message), { cause: err });
+    return new TransientError(say(error.message), { cause });
   }
   if (code === 'ENOTFOUND') {
-    return new TerminalError(say(`host not found (ENOTFOUND): ${error.message}`), { cause: err });
+    return new TerminalError(say(`host not found (ENOTFOUND): ${error.message}`), { cause });
   }
-  return new TerminalError(say(error.message), { cause: err });
+  return new TerminalError(say(error.message), { cause });
 }

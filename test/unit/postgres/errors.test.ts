@@ -86,9 +86,12 @@ describe('classifyPostgresError', () => {
       secrets: ['hunter2'],
     });
     expect(err.message).toBe(
-      'PostgreSQL connecting (app@h:5432/d): authentication failed: password authentication failed for user "app" *** (SQLSTATE 28P01)',
+      'PostgreSQL connecting (app@h:5432/d): authentication failed: password authentication failed for user "app" [REDACTED] (SQLSTATE 28P01)',
     );
-    expect(err.cause).toBe(original);
+    // The cause is a copy without the secret (a log line formats the cause chain too).
+    expect((err.cause as Error).message).toBe('password authentication failed for user "app" [REDACTED]');
+    const plain = dbError('28P01', 'password authentication failed for user "app"');
+    expect(classifyPostgresError(plain, { secrets: ['hunter2'] }).cause).toBe(plain);
   });
 
   it('returns an already classified error unchanged', () => {
