@@ -160,6 +160,8 @@ function isLoginUrl(value: string): boolean {
   } catch {
     return false;
   }
+  // No user name or password: the URL is logged and shown in messages, the credentials are the secret's.
+  if (url.username || url.password) return false;
   return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname));
 }
 
@@ -266,7 +268,10 @@ const scheduleSchema = section('an object with "cron" or "rate" and an optional 
 const salesforceSchema = section('an object with at least "secret"', {
   secret,
   apiVersion: apiVersion.default(CONFIG_DEFAULTS.salesforceApiVersion),
-  loginUrl: text('an https URL (http only for localhost)', isLoginUrl).optional(),
+  loginUrl: text(
+    'an https URL (http only for localhost) without a user name or password',
+    isLoginUrl,
+  ).optional(),
 });
 
 const athenaSchema = section('an object with at least "database"', {

@@ -524,7 +524,18 @@ describe('parseConfig', () => {
         [
           issue(
             'salesforce.loginUrl',
-            'expected an https URL (http only for localhost), got "http://login.salesforce.com"',
+            'expected an https URL (http only for localhost) without a user name or password, got "http://login.salesforce.com"',
+          ),
+        ],
+      ],
+      [
+        'a login URL with a user name and password in it',
+        (c) =>
+          (c.salesforce = { secret: 'sf', loginUrl: 'https://admin:Hunter2-Canary@login.salesforce.com' }),
+        [
+          issue(
+            'salesforce.loginUrl',
+            'expected an https URL (http only for localhost) without a user name or password, got "https://admin:[REDACTED]@login.salesforce.com"',
           ),
         ],
       ],
