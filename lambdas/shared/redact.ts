@@ -8,6 +8,7 @@
  *
  * Besides the exact values it knows, a redactor also masks the shapes a credential takes on the
  * wire even when it does not know the value ({@link redactCredentialPatterns}): a `Bearer` header,
+ * an `Authorization: Basic` header, a session id in a URL's query (`frontdoor.jsp?sid=…`),
  * an `access_token` in JSON, a SOAP `<sessionId>`, a PEM private key block, a form-encoded password,
  * the password of a URL (`postgres://user:password@host/db`, a connection string pasted where a
  * secret's name belongs).
@@ -31,8 +32,11 @@ const PEM_BLOCK = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z
 /** Patterns of credentials on the wire, each with the part to keep before the value. */
 const CREDENTIAL_PATTERNS: readonly RegExp[] = [
   /(\bBearer\s+)[^\s"',;]+/gi,
+  // Basic credentials (base64 of client id:secret) only as an Authorization header's value: the
+  // word "Basic" alone is ordinary text.
+  /(\bauthorization["']?\s*[:=]\s*["']?Basic\s+)[^\s"',;]+/gi,
   // Not after a ":": `arn:aws:secretsmanager:…:secret:NAME` names a secret, it holds none.
-  /((?<![A-Za-z0-9_:])["']?(?:access_token|refresh_token|client_secret|password|assertion|sessionId|session_id|securityToken|privateKey|secret)["']?\s*[:=]\s*["']?)[^"'\s,&}]+/gi,
+  /((?<![A-Za-z0-9_:])["']?(?:access_token|refresh_token|client_secret|password|assertion|sessionId|session_id|sid|securityToken|privateKey|secret)["']?\s*[:=]\s*["']?)[^"'\s,&}]+/gi,
   /(<(?:[A-Za-z]+:)?(?:sessionId|password)>)[^<]*/gi,
   // A URL's user:password@ (userinfo ends at the last "@" before the host; "/", "?", "#" and
   // whitespace cannot be in it unencoded). The user name is kept: it says which credentials.

@@ -73,6 +73,11 @@ describe('redactCredentialPatterns', () => {
       'DATABASE_URL=postgresql://app:[REDACTED]@10.0.0.1/rt',
     ],
     ['mysql://:hunter22@h/d and https://u:p@h', 'mysql://:[REDACTED]@h/d and https://u:[REDACTED]@h'],
+    ['{"authorization":"Basic Y2lkOnMzY3JldA=="}', '{"authorization":"Basic [REDACTED]"}'],
+    [
+      'GET https://x.my.salesforce.com/secur/frontdoor.jsp?sid=00Dxx!AQ4Aabc&retURL=/home',
+      'GET https://x.my.salesforce.com/secur/frontdoor.jsp?sid=[REDACTED]&retURL=/home',
+    ],
   ])('masks %s', (input, expected) => {
     expect(redactCredentialPatterns(input)).toBe(expected);
   });
@@ -84,6 +89,7 @@ describe('redactCredentialPatterns', () => {
     for (const plain of [
       'PostgreSQL connecting (app@db.example.com:5432/rt) at https://x.my.salesforce.com:443/a@b',
       'postgres://app@db.example.com/rt at 12:30 by ops@example.com',
+      'Basic auth is not supported; consider sid, the side id',
       'Secret "arn:aws:secretsmanager:eu-west-1:123456789012:secret:roundtrip/pg-AbCdEf" not found',
     ])
       expect(redactCredentialPatterns(plain)).toBe(plain);
