@@ -648,6 +648,9 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
   const conn = new Connection({
     loginUrl: secret.loginUrl,
     version: apiVersion,
+    // jsforce's own logging off, whatever JSFORCE_LOG_LEVEL says: at DEBUG it prints the SOAP
+    // login's answer (the session id) and HTML answers whole with console.log, past the redactor.
+    logLevel: 'NONE',
     ...('clientId' in secret
       ? {
           oauth2: {
