@@ -718,12 +718,29 @@ describe('the notification of a failed run', () => {
       expect(ids.map((id) => env.sf.store.get(id)?.LeadScore__c)).toEqual(Array(6).fill(8));
     });
 
-    it('starts the streak over when the previous run’s errors were pruned (keepRunDetailsDays): that run is not told of, the next one tells of a streak of two', async () => {
+    /** The task's errors of each run, by code: `{ [runId]: { [code]: count } }`. */
+    async function errorsOf(...runIds: string[]): Promise<Record<string, Record<string, number>>> {
+      const { rows } = await env.pool.query<{ run_id: string; code: string; n: number }>(
+        `SELECT run_id, code, count(*)::int AS n FROM roundtrip.writeback_errors
+          WHERE run_id = ANY($1) AND task = 'Lead-update' GROUP BY run_id, code`,
+        [runIds],
+      );
+      const byRun: Record<string, Record<string, number>> = Object.fromEntries(runIds.map((id) => [id, {}]));
+      for (const r of rows) (byRun[r.run_id] as Record<string, number>)[r.code] = r.n;
+      return byRun;
+    }
+
+    /** The clock `n` days from now: a report then prunes the runs finished before `n - 30` days. */
+    const days = (d: ReturnType<typeof deps>, n: number): typeof d.clock => ({
+      now: () => new Date(Date.now() + n * 86_400_000),
+      sleep: d.clock.sleep,
+    });
+
+    it('sees the streak across a prune of the previous run’s details (keepRunDetailsDays): the task’s latest pruned run keeps its held-back keys', async () => {
       // The streak reads the previous run's held-back errors, which are among the details a report
-      // prunes keepRunDetailsDays (30) after a run finished. A report of the pipeline's run
-      // that does not plan the task (another task's run, one that failed before its plan) that
-      // late prunes them before the task's next run reads them: a task run less often than the
-      // setting, or through an outage that long (docs/writeback.md, "Report").
+      // prunes keepRunDetailsDays (30) after a run finished. A report of the pipeline's run that
+      // does not plan the task (another task's run, one that failed before its plan) that late
+      // prunes the task's runs before its next run reads them: the latest keeps its held-back keys.
       const d = deps(bulkUpdate);
       await sixLeads('Pruned');
       await uncollectedJob(d, 120_000);
@@ -734,36 +751,101 @@ describe('the notification of a failed run', () => {
       expect(sns.published.map((p) => p.subject)).toEqual([
         `roundtrip wb-test: run ${second} succeeded, 6 records held back again`,
       ]);
-      const days = (n: number): typeof d.clock => ({
-        now: () => new Date(Date.now() + n * 86_400_000),
-        sleep: d.clock.sleep,
-      });
+      const keep = d.config.postgres.keepRunDetailsDays;
       const other = await env.newRun();
-      await reportRun({ ...d, clock: days(d.config.postgres.keepRunDetailsDays + 1) }, { runId: other });
+      await reportRun({ ...d, clock: days(d, keep + 1) }, { runId: other });
       const { rows: pruned } = await env.pool.query(
-        `SELECT count(*)::int AS errors FROM roundtrip.writeback_errors WHERE run_id = $1`,
-        [second],
+        `SELECT run_id, summary ? 'detailsPrunedAt' AS pruned FROM roundtrip.runs WHERE run_id = ANY($1) ORDER BY run_id`,
+        [[first, second]],
       );
-      expect(pruned).toEqual([{ errors: 0 }]);
+      expect(pruned).toEqual([
+        { run_id: first, pruned: true },
+        { run_id: second, pruned: true },
+      ]);
+      // The first run's go: the second, pruned too, is the one the task's next run compares with.
+      expect(await errorsOf(first, second)).toEqual({ [first]: {}, [second]: { OUTCOME_PENDING: 6 } });
 
-      // The keys are held back a third time in a row, but the streak cannot see the second run's.
+      // The keys are held back a third time in a row, keepRunDetailsDays later: told of again
+      // (the last notice is more than HELD_BACK_NOTICE_EVERY_HOURS old), since the first run.
       const third = await heldRun(d);
-      const output = await reportRun(d, { runId: third });
-      expect(output.writeback['Lead-update']).toMatchObject({ heldBack: 6, heldBackRepeatedly: 0 });
-      expect(output.writeback['Lead-update']?.heldBackSince).toBeUndefined();
-      expect(sns.published).toHaveLength(1);
-
-      // The next run sees the third's: a streak of two from the third, told of at once (its own
-      // streak has no notice yet, however recent the second run's).
-      const fourth = await heldRun(d);
-      expect((await reportRun(d, { runId: fourth })).writeback['Lead-update']).toMatchObject({
+      const output = await reportRun({ ...d, clock: days(d, keep + 1) }, { runId: third });
+      expect(output.writeback['Lead-update']).toMatchObject({
+        heldBack: 6,
         heldBackRepeatedly: 6,
-        heldBackSince: third,
+        heldBackSince: first,
       });
       expect(sns.published).toHaveLength(2);
       expect(sns.published[1]?.message).toContain(
-        `Held back again: 6 records of Lead-update held back by 2 runs in a row, this run and the previous one (${third}): `,
+        `Held back again: 6 records of Lead-update held back by 3 runs in a row, since run ${first} (`,
       );
+      expect(sns.published[1]?.message).toContain('  Codes: OUTCOME_PENDING 6\n');
+    });
+
+    it('tells of a task run less often than keepRunDetailsDays on its second run holding the same keys back', async () => {
+      // A task run by a run's `tasks` input once a month, while the schedule's runs of the other
+      // tasks report every day: each of the task's runs is pruned before the next one counts.
+      const d = deps(bulkUpdate);
+      await sixLeads('Monthly');
+      await uncollectedJob(d, 120_000);
+      const january = await heldRun(d);
+      expect((await reportRun(d, { runId: january })).writeback['Lead-update']).toMatchObject({
+        heldBack: 6,
+        heldBackRepeatedly: 0,
+      });
+      const keep = d.config.postgres.keepRunDetailsDays;
+      for (const day of [1, 2, keep, keep + 1, keep + 2]) {
+        await reportRun({ ...d, clock: days(d, day) }, { runId: await env.newRun() });
+      }
+      const { rows: pruned } = await env.pool.query(
+        `SELECT summary ? 'detailsPrunedAt' AS pruned FROM roundtrip.runs WHERE run_id = $1`,
+        [january],
+      );
+      expect(pruned).toEqual([{ pruned: true }]);
+      expect(sns.published).toEqual([]);
+
+      const february = await heldRun(d);
+      const output = await reportRun({ ...d, clock: days(d, keep + 2) }, { runId: february });
+
+      expect(output.status).toBe('succeeded');
+      expect(output.writeback['Lead-update']).toMatchObject({
+        heldBack: 6,
+        heldBackRepeatedly: 6,
+        heldBackSince: january,
+      });
+      expect(sns.published.map((p) => p.subject)).toEqual([
+        `roundtrip wb-test: run ${february} succeeded, 6 records held back again`,
+      ]);
+      expect(sns.published[0]?.message).toContain(
+        `Held back again: 6 records of Lead-update held back by 2 runs in a row, this run and the previous one (${january}): `,
+      );
+    });
+
+    it('keeps a run’s held-back keys while its task’s next run keeps its details (a retried report of it counts the same), and deletes them once that run is pruned too', async () => {
+      const d = deps(bulkUpdate);
+      await sixLeads('Replaced');
+      await uncollectedJob(d, 120_000);
+      const keep = d.config.postgres.keepRunDetailsDays;
+      const first = await heldRun(d);
+      await reportRun(d, { runId: first });
+      // The next run, keepRunDetailsDays later: its own report prunes the first run after it counted.
+      const second = await heldRun(d);
+      const later = { ...d, clock: days(d, keep + 1) };
+      const counted = { heldBack: 6, heldBackRepeatedly: 6, heldBackSince: first };
+      expect((await reportRun(later, { runId: second })).writeback['Lead-update']).toMatchObject(counted);
+      expect(await errorsOf(first, second)).toEqual({
+        [first]: { OUTCOME_PENDING: 6 },
+        [second]: { OUTCOME_PENDING: 6 },
+      });
+      // A retried report (a Lambda that died after its prune) answers the same, and tells no more.
+      expect((await reportRun(later, { runId: second })).writeback['Lead-update']).toMatchObject(counted);
+      expect(sns.published).toHaveLength(1);
+
+      // Once the second run is pruned too, the first run's held-back keys go; the second keeps its own.
+      await reportRun({ ...d, clock: days(d, 2 * keep + 2) }, { runId: await env.newRun() });
+      expect(await errorsOf(first, second)).toEqual({
+        [first]: {},
+        [second]: { OUTCOME_PENDING: 6 },
+      });
     });
   });
 

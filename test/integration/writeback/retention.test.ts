@@ -1,11 +1,15 @@
 /**
  * The Report step prunes the per-record details of runs that finished more than
  * postgres.keepRunDetailsDays ago (plan pages, ledger rows, errors), keeps the runs and the marks
- * of inserts with an unknown outcome, and leaves recent and unfinished runs alone. It closes, as
+ * of inserts with an unknown outcome, and each task's latest pruned run's held-back keys until a
+ * later run of the task is pruned, and leaves recent and unfinished runs alone. It closes, as
  * failed, runs left `running` longer than any execution can run.
  */
 import { ABANDONED_AFTER_HOURS } from '../../../lambdas/core/contracts';
+import { withTransaction } from '../../../lambdas/connectors/postgres';
 import { reportRun } from '../../../lambdas/core/writeback';
+import { pruneResolvedDetails } from '../../../lambdas/core/writeback/report';
+import { HELD_BACK_ERROR_SQL } from '../../../lambdas/core/writeback/state';
 import { SCORE_UPDATE, startWritebackEnv, type WritebackEnv } from './support';
 
 const DAY = 86_400_000;
@@ -181,5 +185,126 @@ describe('pruning the details of old runs', () => {
     ]);
     await reportRun(env.deps({ writeback: [update] }), { runId: await env.newRun() });
     expect(await details(abandoned)).toMatchObject({ pages: 0, ledger: ['sent'], pruned: true });
+  });
+
+  describe('the held-back keys a task’s next run compares with', () => {
+    /**
+     * A run of the pipeline started and finished `daysAgo` days ago, with figures for `task` (it
+     * planned the task) and, for `held`, keys held back: by the plan (OUTCOME_PENDING,
+     * INSERT_OUTCOME_UNKNOWN) and by the push (INSERT_PENDING_ELSEWHERE, ledger `held_back`),
+     * beside details every run has (a record written, one left `sent` with its
+     * INSERT_OUTCOME_UNKNOWN, one rejected).
+     */
+    async function runOfTask(
+      task: string,
+      daysAgo: number,
+      options: { held: boolean; dryRun?: boolean },
+    ): Promise<string> {
+      const runId = await env.newRun();
+      const at = new Date(Date.now() - daysAgo * DAY);
+      await env.pool.query(
+        `UPDATE roundtrip.runs SET status = 'succeeded', dry_run = $5, started_at = $2, finished_at = $2,
+                summary = jsonb_build_object('writeback', jsonb_build_object($3::text, jsonb_build_object('heldBack', $4::int)))
+          WHERE run_id = $1`,
+        [runId, at, task, options.held ? 3 : 0, options.dryRun === true],
+      );
+      await env.pool.query(
+        `INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, operation, payload, value_hash, status)
+         SELECT $1, $2, key, seq, 'insert', '{}', 'h', status
+           FROM (VALUES ('k1', 1, 'succeeded'), ('k2', 2, 'sent'), ('k5', 3, 'held_back')) AS v(key, seq, status)
+          WHERE $3 OR status <> 'held_back'`,
+        [runId, task, options.held],
+      );
+      await env.pool.query(
+        `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message)
+         SELECT $1, $2, key, stage, code, 'm'
+           FROM (VALUES ('k3', 'plan', 'MISSING_KEY', false), ('k2', 'push', 'INSERT_OUTCOME_UNKNOWN', false),
+                        ('k5', 'push', 'INSERT_PENDING_ELSEWHERE', true), ('k6', 'plan', 'OUTCOME_PENDING', true),
+                        ('k7', 'plan', 'INSERT_OUTCOME_UNKNOWN', true)) AS v(key, stage, code, held)
+          WHERE $3 OR NOT held`,
+        [runId, task, options.held],
+      );
+      return runId;
+    }
+
+    /** A run's ledger statuses and error codes, by key, and whether it was pruned. */
+    async function kept(runId: string): Promise<Record<string, unknown>> {
+      const { rows } = await env.pool.query(
+        `SELECT (SELECT coalesce(array_agg(key || ' ' || status ORDER BY key), '{}') FROM roundtrip.writeback_plans WHERE run_id = $1) AS ledger,
+                (SELECT coalesce(array_agg(key || ' ' || stage || ' ' || code ORDER BY key, stage), '{}') FROM roundtrip.writeback_errors WHERE run_id = $1) AS errors,
+                (SELECT summary ? 'detailsPrunedAt' FROM roundtrip.runs WHERE run_id = $1) AS pruned`,
+        [runId],
+      );
+      return rows[0];
+    }
+
+    const always = {
+      ledger: ['k2 sent'],
+      errors: ['k2 push INSERT_OUTCOME_UNKNOWN'],
+      pruned: true,
+    };
+    const withHeldBack = {
+      ledger: ['k2 sent', 'k5 held_back'],
+      errors: [
+        'k2 push INSERT_OUTCOME_UNKNOWN',
+        'k5 push INSERT_PENDING_ELSEWHERE',
+        'k6 plan OUTCOME_PENDING',
+        'k7 plan INSERT_OUTCOME_UNKNOWN',
+      ],
+      pruned: true,
+    };
+
+    it('keeps them for the latest pruned run of each task, until a later run of the task is pruned too; not for a dry run, nor for another task’s run', async () => {
+      const task = 'Lead-streak';
+      const older = await runOfTask(task, 48, { held: true });
+      const latest = await runOfTask(task, 46, { held: true });
+      // Neither a run of another task (it keeps its own) nor a dry run is the task's later run.
+      const otherTask = await runOfTask('Account-streak', 45, { held: true });
+      const dry = await runOfTask(task, 44, { held: true, dryRun: true });
+      const deps = env.deps({ writeback: [update] });
+
+      await reportRun(deps, { runId: await env.newRun() });
+
+      expect(await kept(older)).toEqual(always);
+      expect(await kept(latest)).toEqual(withHeldBack);
+      expect(await kept(otherTask)).toEqual(withHeldBack);
+      expect(await kept(dry)).toEqual(always);
+      // What the task's next run compares with (HELD_BACK_BY_BOTH_SQL): the keys it held back.
+      const { rows: held } = await env.pool.query(
+        `SELECT e.key FROM roundtrip.writeback_errors e WHERE e.run_id = $1 AND ${HELD_BACK_ERROR_SQL} ORDER BY e.key`,
+        [latest],
+      );
+      expect(held.map((r) => r.key)).toEqual(['k5', 'k6', 'k7']);
+
+      // A later plan resolves its record left `sent` (reconcile.ts): the resolved details go, as
+      // the prune would have deleted them, the held-back keys stay.
+      await env.pool.query(
+        `UPDATE roundtrip.writeback_plans SET status = 'succeeded' WHERE run_id = $1 AND key = 'k2'`,
+        [latest],
+      );
+      await env.pool.query(`DELETE FROM roundtrip.writeback_errors WHERE run_id = $1 AND key = 'k2'`, [
+        latest,
+      ]);
+      await withTransaction(env.pool, (client) => pruneResolvedDetails(client, latest, task));
+      expect(await kept(latest)).toEqual({
+        ledger: ['k5 held_back'],
+        errors: [
+          'k5 push INSERT_PENDING_ELSEWHERE',
+          'k6 plan OUTCOME_PENDING',
+          'k7 plan INSERT_OUTCOME_UNKNOWN',
+        ],
+        pruned: true,
+      });
+
+      // A later run of the task that held nothing back, pruned: the held-back keys go.
+      const next = await runOfTask(task, 40, { held: false });
+      await reportRun(deps, { runId: await env.newRun() });
+      expect(await kept(latest)).toEqual({ ledger: [], errors: [], pruned: true });
+      expect(await kept(next)).toEqual(always);
+      expect(await kept(otherTask)).toEqual(withHeldBack);
+      expect(
+        env.logger.records.filter((r) => r.message === 'Pruned the details of old runs').at(-1)?.attributes,
+      ).toMatchObject({ runs: 1, ledgerRows: 1 + 1, errors: 1 + 3 });
+    });
   });
 });
