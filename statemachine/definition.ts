@@ -168,9 +168,19 @@ export const TRANSIENT_LAMBDA_ERRORS = [
 /** The error of a `.sync` Athena query that ran and ended FAILED or CANCELLED (athena-wire.md). */
 export const ATHENA_QUERY_FAILED = 'States.TaskFailed';
 
-/** Athena API errors a retry of the `.sync` task can fix (throttling, server side). */
+/**
+ * Athena API errors a retry of the `.sync` task can fix (throttling, server side). Athena answers a
+ * start over the active-query quota `TooManyRequestsException`, and any call over its rate quota
+ * (StartQueryExecution 20/s) `ThrottlingException: Rate exceeded` (athena-wire.md, "Quotas"; the
+ * API reference's common errors). ThrottlingException is not in Athena's model: Step Functions may
+ * name it as such or after the SDK's base exception of the service, as it does Lambda's
+ * (`Lambda.AWSLambdaException`), so both names are retried. (unverified: no document gives the
+ * name; retrying another error of that base, AccessDenied say, only delays its failure.)
+ */
 export const TRANSIENT_ATHENA_ERRORS = [
   'Athena.TooManyRequestsException',
+  'Athena.ThrottlingException',
+  'Athena.AmazonAthenaException',
   'Athena.InternalServerException',
 ] as const;
 
