@@ -89,8 +89,17 @@ const WORKGROUP_NAME = /^[a-zA-Z0-9._-]{1,128}$/;
 
 /** Faults the emulator injects; the object is live: change a field while the emulator runs. */
 export interface AthenaEmulatorFaults {
-  /** The next n Athena API calls answer TooManyRequestsException (each one decrements it). */
+  /**
+   * The next n Athena API calls, of any operation, answer `ThrottlingException: Rate exceeded`, as
+   * Athena answers a call over its per-account rate quota (each one decrements it).
+   */
   throttle: number;
+  /**
+   * The next n StartQueryExecution calls answer `TooManyRequestsException` (Reason
+   * `CONCURRENT_QUERY_LIMIT_EXCEEDED`), as Athena refuses a query past the active-query quota;
+   * other operations are not affected (each refused start decrements it).
+   */
+  tooManyQueries: number;
   /**
    * A query whose text contains this substring (or every query, for `true`) goes RUNNING and then
    * FAILED with a GENERIC_INTERNAL_ERROR StateChangeReason instead of SUCCEEDED.
@@ -116,6 +125,7 @@ export interface AthenaEmulatorFaults {
 /** The faults with none active. */
 export const NO_FAULTS: AthenaEmulatorFaults = {
   throttle: 0,
+  tooManyQueries: 0,
   failQueryAfterRunning: false,
   failNextQueries: 0,
   athenaLatencyMs: 0,

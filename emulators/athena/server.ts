@@ -29,6 +29,9 @@ import { handleStsRequest, isStsRequest, signingKeyId, type AssumedRole } from '
 export const AMZ_JSON_1_1 = 'application/x-amz-json-1.1';
 /** `x-amz-target` prefix of every Athena operation. */
 export const ATHENA_TARGET_PREFIX = 'AmazonAthena.';
+/** Athena's message when a start would exceed the active-query quota (TooManyRequestsException). */
+export const TOO_MANY_QUERIES_MESSAGE =
+  'You have exceeded the limit for the number of queries you can run concurrently. Please reduce the number of concurrent queries submitted by this account. Contact customer support to request a concurrent query limit increase.';
 /** The region the emulator reports unless told otherwise. */
 export const DEFAULT_REGION = 'us-east-1';
 /** The workgroup Athena uses when the request names none. */
@@ -195,7 +198,11 @@ export async function startAthenaEmulator(options: AthenaEmulatorOptions): Promi
       }
       if (faults.throttle > 0) {
         faults.throttle -= 1;
-        throw new AthenaApiError('TooManyRequestsException', 'Rate exceeded', {
+        throw new AthenaApiError('ThrottlingException', 'Rate exceeded');
+      }
+      if (operation === 'StartQueryExecution' && faults.tooManyQueries > 0) {
+        faults.tooManyQueries -= 1;
+        throw new AthenaApiError('TooManyRequestsException', TOO_MANY_QUERIES_MESSAGE, {
           reason: 'CONCURRENT_QUERY_LIMIT_EXCEEDED',
         });
       }

@@ -80,7 +80,7 @@ describe('the local state machine runner', () => {
   });
 
   it('names an Athena API error Athena.<exception>', async () => {
-    emulator.faults.throttle = 1;
+    emulator.faults.tooManyQueries = 1;
     const failure = await runAthenaQuerySync(request, { athena, clock }).then(
       () => undefined,
       (err: unknown) => err,
@@ -101,7 +101,7 @@ describe('the local state machine runner', () => {
       },
     } as unknown as StateMachineDefinition;
     const events: LocalRunEvent[] = [];
-    emulator.faults.throttle = 1;
+    emulator.faults.tooManyQueries = 1;
     const result = await runStateMachineLocally({
       definition,
       taskHandlers: {},
@@ -216,7 +216,7 @@ describe('the local state machine runner', () => {
       },
     } as unknown as StateMachineDefinition;
     const deps = { clock } as unknown as CoreDeps;
-    emulator.faults.throttle = 2;
+    emulator.faults.tooManyQueries = 2;
     const retried = await runStateMachineLocally({
       definition,
       taskHandlers: {},

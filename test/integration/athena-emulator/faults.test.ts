@@ -23,6 +23,7 @@ describe('Athena emulator faults', () => {
   afterEach(() => {
     Object.assign(h.emulator.faults, {
       throttle: 0,
+      tooManyQueries: 0,
       failQueryAfterRunning: false,
       failNextQueries: 0,
       s3LatencyMs: 0,
@@ -33,7 +34,7 @@ describe('Athena emulator faults', () => {
   afterAll(() => h.close());
 
   describe('throttle', () => {
-    it('answers TooManyRequestsException, which the SDK retries to success', async () => {
+    it('answers ThrottlingException (Rate exceeded), which the SDK retries to success', async () => {
       const athena = new AthenaClient({ ...athenaClientConfig(h.emulator), maxAttempts: 3 });
       h.emulator.faults.throttle = 1;
       const before = h.emulator.calls.length;
@@ -52,14 +53,32 @@ describe('Athena emulator faults', () => {
       athena.destroy();
     });
 
-    it('surfaces TooManyRequestsException with its Reason once the retries run out', async () => {
+    it('throttles any operation as the rate quota does, surfacing ThrottlingException once the retries run out', async () => {
       const athena = new AthenaClient({ ...athenaClientConfig(h.emulator), maxAttempts: 2 });
       h.emulator.faults.throttle = 5;
       const err = await rejection(athena.send(new GetQueryExecutionCommand({ QueryExecutionId: 'x' })));
+      expect(err.name).toBe('ThrottlingException');
+      expect(err.message).toBe('Rate exceeded');
+      expect((err.$metadata as { httpStatusCode?: number }).httpStatusCode).toBe(400);
+      expect(h.emulator.faults.throttle).toBe(3);
+      athena.destroy();
+    });
+  });
+
+  describe('tooManyQueries', () => {
+    it('refuses StartQueryExecution only, with TooManyRequestsException and its Reason, as the active-query quota does', async () => {
+      const athena = new AthenaClient({ ...athenaClientConfig(h.emulator), maxAttempts: 1 });
+      h.emulator.faults.tooManyQueries = 2;
+      const err = await rejection(athena.send(new StartQueryExecutionCommand({ QueryString: 'SELECT 1' })));
       expect(err.name).toBe('TooManyRequestsException');
       expect(err.Reason).toBe('CONCURRENT_QUERY_LIMIT_EXCEEDED');
-      expect(err.message).toBe('Rate exceeded');
-      expect(h.emulator.faults.throttle).toBe(3);
+      expect(err.message).toMatch(
+        /^You have exceeded the limit for the number of queries you can run concurrently/,
+      );
+      // Another operation is answered meanwhile.
+      const other = await rejection(athena.send(new GetQueryExecutionCommand({ QueryExecutionId: 'x' })));
+      expect(other.name).toBe('InvalidRequestException');
+      expect(h.emulator.faults.tooManyQueries).toBe(1);
       athena.destroy();
     });
   });

@@ -197,7 +197,7 @@ describe('Athena connector against the emulator', () => {
       .startQuery(SQL, { clientRequestToken: clientRequestTokenFor('run-6', 'throttled') })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransientError);
-    expect((err as Error).message).toMatch(/TooManyRequestsException/);
+    expect((err as Error).message).toMatch(/ThrottlingException.*Rate exceeded/);
 
     emu.faults.throttle = 1;
     const retrying = new AthenaClient({ ...athenaClientConfig(emu), maxAttempts: 3 });
