@@ -151,6 +151,28 @@ export async function scanDataDir(dataDir: string): Promise<Map<string, CatalogT
 }
 
 /**
+ * Renames a table view's columns to lower case, as the Glue catalog keeps every column name
+ * (Athena user guide, "Name databases, tables, and columns": Athena lower-cases the names of
+ * databases, tables and columns), so that `SELECT *` over a file whose header says `Email` gives
+ * `email`, as it would in Athena. Two names that differ only in case never reach here: DuckDB
+ * renames the second (`email_1`).
+ */
+async function lowerCaseColumns(
+  connection: DuckDBConnection,
+  view: string,
+  table: CatalogTable,
+): Promise<void> {
+  const reader = await connection.runAndReadAll(
+    'SELECT column_name FROM duckdb_columns() WHERE database_name = $1 AND schema_name = $2 AND table_name = $3 ORDER BY column_index',
+    [ATHENA_CATALOG, table.database, table.table],
+  );
+  const names = reader.getRows().map((row) => String(row[0]));
+  if (names.every((n) => n === n.toLowerCase())) return;
+  const columns = names.map((n) => sqlIdentifier(n.toLowerCase())).join(', ');
+  await connection.run(`CREATE OR REPLACE VIEW ${view} (${columns}) AS ${tableViewSql(table)}`);
+}
+
+/**
  * Keeps DuckDB's `awsdatacatalog` in step with the data dir. `sync()` runs before each query
  * (a readdir and a stat per file), so files added, changed or removed while the emulator runs are
  * seen by the next query. Syncs are serialized.
@@ -199,6 +221,7 @@ export class DataCatalog {
         const name = `${ATHENA_CATALOG}.${sqlIdentifier(database)}.${sqlIdentifier(table.table)}`;
         try {
           await connection.run(`CREATE OR REPLACE VIEW ${name} AS ${tableViewSql(table)}`);
+          await lowerCaseColumns(connection, name, table);
         } catch (err) {
           // One unreadable file must not break queries over the other tables: the table is left
           // out and a query that names it is told why (see brokenTable()).

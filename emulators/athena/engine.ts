@@ -229,12 +229,17 @@ function delay(execution: QueryExecution, ms: number): Promise<void> {
   });
 }
 
-type SelectNode = { type?: string; select_list?: { class?: string; alias?: string }[] };
+type SelectNode = {
+  type?: string;
+  select_list?: { class?: string; alias?: string; column_names?: string[] }[];
+};
 
 /**
- * Athena names an output column that is neither a bare column nor aliased `_col<i>` (e.g.
- * `SELECT count(*)` → `_col0`); DuckDB names it after the expression. Applied to a plain SELECT
- * whose select list maps one to one onto the result columns (no `*`).
+ * Athena (Trino) names an output column that is neither a bare column nor aliased `_col<i>`
+ * (e.g. `SELECT count(*)` → `_col0`), and a bare column reference after its last part as the query
+ * writes it (`SELECT c.EMAIL` → `EMAIL`, Trino's StatementAnalyzer: `getLast(name.getOriginalParts())`);
+ * DuckDB names the first after the expression and the second after the table's column. Applied
+ * to a plain SELECT whose select list maps one to one onto the result columns (no `*`).
  */
 export function athenaColumnNames(duckdbNames: readonly string[], ast: unknown): string[] {
   const node = (ast as { statements?: { node?: SelectNode }[] } | undefined)?.statements?.[0]?.node;
@@ -244,7 +249,9 @@ export function athenaColumnNames(duckdbNames: readonly string[], ast: unknown):
   }
   return duckdbNames.map((name, i) => {
     const entry = list[i];
-    return entry && !entry.alias && entry.class !== 'COLUMN_REF' ? `_col${i}` : name;
+    if (!entry || entry.alias) return name;
+    if (entry.class !== 'COLUMN_REF') return `_col${i}`;
+    return entry.column_names?.at(-1) ?? name;
   });
 }
 

@@ -137,6 +137,36 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
       ]);
     });
 
+    it('keeps table column names in lower case, as the Glue catalog does, and names a bare column as the query writes it', async () => {
+      await writeFile(
+        path.join(h.dataDir, 'marketing', 'cased.csv'),
+        '"Email","LifetimeValue"\n"a@x.test","1"\n',
+      );
+      const star = await runQuery(h.athena, {
+        QueryString: 'SELECT * FROM cased',
+        ...inMarketing,
+        ...output,
+      });
+      expect(await resultFile(h.s3, star.execution)).toBe('"email","lifetimevalue"\n"a@x.test","1"\n');
+      // Trino names an unaliased column reference after its last part as written, an alias as written.
+      const named = await runQuery(h.athena, {
+        QueryString: 'SELECT c.EMAIL, lifetimevalue, Email AS "MixedAlias" FROM cased c',
+        ...inMarketing,
+        ...output,
+      });
+      const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: named.id }));
+      expect(page.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => c.Name)).toEqual([
+        'EMAIL',
+        'lifetimevalue',
+        'MixedAlias',
+      ]);
+      expect(page.ResultSet?.Rows?.[0]?.Data).toEqual([
+        { VarCharValue: 'EMAIL' },
+        { VarCharValue: 'lifetimevalue' },
+        { VarCharValue: 'MixedAlias' },
+      ]);
+    });
+
     it('fails a query on a table whose file cannot be read with HIVE_BAD_DATA, and only that one', async () => {
       await writeFile(path.join(h.dataDir, 'marketing', 'broken.csv'), '"a"\n"1"\n');
       await writeFile(

@@ -15,6 +15,15 @@ describe('athenaColumnNames', () => {
     expect(athenaColumnNames(['count_star()', 'email', 'n'], ast)).toEqual(['_col0', 'email', 'n']);
   });
 
+  it('names a bare column reference after its last part as the query writes it, as Trino does', () => {
+    const ast = select([
+      { class: 'COLUMN_REF', column_names: ['c', 'EMAIL'] } as { class: string },
+      { class: 'COLUMN_REF', column_names: ['Score'] } as { class: string },
+      { class: 'COLUMN_REF', alias: 'MyAlias', column_names: ['x'] } as { class: string },
+    ]);
+    expect(athenaColumnNames(['email', 'score', 'MyAlias'], ast)).toEqual(['EMAIL', 'Score', 'MyAlias']);
+  });
+
   it("keeps DuckDB's names when the select list has a star", () => {
     const ast = select([{ class: 'STAR' }]);
     expect(athenaColumnNames(['a', 'b'], ast)).toEqual(['a', 'b']);
