@@ -134,7 +134,8 @@ export interface AthenaConnector {
   waitForQuery(queryExecutionId: string, options?: WaitForQueryOptions): Promise<QueryExecution>;
   /**
    * The result file and columns of a finished query (from `waitForQuery` or the `.sync` task's
-   * output). Throws like {@link assertQuerySucceeded} when it did not succeed. One call.
+   * output). Throws like {@link assertQuerySucceeded} when it did not succeed, and a TerminalError
+   * when the result is not a SELECT's `<id>.csv` (a SHOW or DESCRIBE writes `<id>.txt`). One call.
    */
   describeResult(queryExecution: QueryExecution): Promise<AthenaResultDescription>;
   /**
@@ -380,6 +381,14 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
       const outputLocation = queryExecution.ResultConfiguration?.OutputLocation;
       if (!id) throw new TerminalError('Athena query execution has no QueryExecutionId');
       if (!outputLocation) throw new TerminalError(`Athena query ${id} has no result OutputLocation`);
+      // A SELECT writes `<id>.csv` with a header; SHOW, DESCRIBE and other DDL write `<id>.txt`
+      // (tab-separated, no header, nothing quoted), whose first row COPY's HEADER would drop.
+      const statementType = queryExecution.StatementType;
+      if (!outputLocation.endsWith('.csv') || statementType === 'DDL' || statementType === 'UTILITY') {
+        throw new TerminalError(
+          `Athena query ${id} wrote its result as ${outputLocation}, not as the CSV file of a SELECT${statementType ? ` (its StatementType is ${statementType})` : ''}: an Athena extract task loads the rows of a query (SELECT, WITH … SELECT, VALUES); SHOW, DESCRIBE and other DDL write a text file without a header`,
+        );
+      }
       const out = await send('GetQueryResults', () =>
         athena.send(new GetQueryResultsCommand({ QueryExecutionId: id, MaxResults: 1 })),
       );

@@ -159,3 +159,62 @@ describe('streamResultsViaApi', () => {
     expect(connector.apiCalls).toBe(2);
   });
 });
+
+describe('describeResult', () => {
+  const connectorWith = (send: jest.Mock): ReturnType<typeof createAthenaConnector> =>
+    createAthenaConnector({
+      athena: { send } as unknown as AthenaClient,
+      s3: {} as S3Client,
+      logger: silentLogger,
+      workgroup: 'primary',
+      database: 'marketing',
+    });
+
+  it('refuses a result Athena did not write as a CSV file with a header, before reading it', async () => {
+    // SHOW and DESCRIBE (and other DDL) write `<id>.txt`: tab-separated, no header, nothing
+    // quoted. Read as the CSV of a SELECT, its first row would be taken for the header and lost.
+    const send = jest.fn();
+    const connector = connectorWith(send);
+    const err = await connector
+      .describeResult({
+        QueryExecutionId: 'q-show',
+        StatementType: 'UTILITY',
+        ResultConfiguration: { OutputLocation: 's3://results/athena/q-show.txt' },
+        Status: { State: 'SUCCEEDED' },
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TerminalError);
+    expect((err as Error).message).toBe(
+      'Athena query q-show wrote its result as s3://results/athena/q-show.txt, not as the CSV file of a SELECT (its StatementType is UTILITY): an Athena extract task loads the rows of a query (SELECT, WITH … SELECT, VALUES); SHOW, DESCRIBE and other DDL write a text file without a header',
+    );
+    // The same from the `.sync` output, which carries no StatementType.
+    const sync = await connector
+      .describeResult({
+        QueryExecutionId: 'q-desc',
+        ResultConfiguration: { OutputLocation: 's3://results/athena/q-desc.txt' },
+        Status: { State: 'SUCCEEDED' },
+      })
+      .catch((e: unknown) => e);
+    expect((sync as Error).message).toMatch(
+      /^Athena query q-desc wrote its result as s3:\/\/results\/athena\/q-desc\.txt, not as the CSV file of a SELECT: /,
+    );
+    expect(send).not.toHaveBeenCalled();
+  });
+
+  it('reads the columns of a SELECT with one GetQueryResults call', async () => {
+    const columns = [{ Name: 'email', Type: 'varchar' }];
+    const send = jest.fn().mockResolvedValue({ ResultSet: { ResultSetMetadata: { ColumnInfo: columns } } });
+    const described = await connectorWith(send).describeResult({
+      QueryExecutionId: 'q',
+      StatementType: 'DML',
+      ResultConfiguration: { OutputLocation: 's3://results/athena/q.csv' },
+      Status: { State: 'SUCCEEDED' },
+    });
+    expect(described).toEqual({
+      queryExecutionId: 'q',
+      outputLocation: 's3://results/athena/q.csv',
+      columns,
+    });
+    expect(send).toHaveBeenCalledTimes(1);
+  });
+});
