@@ -254,6 +254,18 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
         );
         if (!out.Body) throw new TerminalError(`S3 GetObject ${outputLocation} answered without a body`);
         const body = out.Body as Readable;
+        // A resumed read must start at the byte asked for: an endpoint that ignored the Range (a
+        // 200 with the whole object) would repeat the file's start, the header line among it.
+        if (offset > 0 && !out.ContentRange?.startsWith(`bytes ${offset}-`)) {
+          body.destroy();
+          throw new TerminalError(
+            `S3 GetObject ${outputLocation} answered the read resumed at byte ${offset} (Range: bytes=${offset}-) ${
+              out.ContentRange
+                ? `with Content-Range "${out.ContentRange}", not "bytes ${offset}-…"`
+                : `without Content-Range "bytes ${offset}-…"`
+            }: appending it would repeat or skip part of the result file`,
+          );
+        }
         const stopped = (): TransientError =>
           new TransientError(
             `S3 GetObject ${outputLocation} failed: the read stopped: no byte for ${s3IdleMs / 1000} s (the connector's time limit)`,

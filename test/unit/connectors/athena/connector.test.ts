@@ -218,3 +218,63 @@ describe('describeResult', () => {
     expect(send).toHaveBeenCalledTimes(1);
   });
 });
+
+describe('streamResultFile', () => {
+  /** A body that sends `bytes`, then fails as a dropped connection does. */
+  const dropping = (bytes: string): Readable =>
+    new Readable({
+      read() {
+        this.push(Buffer.from(bytes));
+        this.destroy(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+      },
+    });
+
+  it('refuses a resumed read that S3 answered from another byte than asked, instead of appending it', async () => {
+    const file = '"email"\n"a@x.test"\n"b@x.test"\n';
+    const send = jest
+      .fn()
+      .mockResolvedValueOnce({ Body: dropping(file.slice(0, 12)), ContentLength: file.length })
+      // The whole object again (200, no Content-Range): the Range was not honoured.
+      .mockResolvedValueOnce({ Body: Readable.from([Buffer.from(file)]), ContentLength: file.length });
+    const connector = createAthenaConnector({
+      athena: {} as AthenaClient,
+      s3: { send } as unknown as S3Client,
+      logger: silentLogger,
+      workgroup: 'primary',
+      database: 'marketing',
+    });
+    const err = await Readable.from(connector.streamResultFile('s3://results/athena/q.csv'))
+      .toArray()
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TerminalError);
+    expect((err as Error).message).toBe(
+      'S3 GetObject s3://results/athena/q.csv answered the read resumed at byte 12 (Range: bytes=12-) without Content-Range "bytes 12-…": appending it would repeat or skip part of the result file',
+    );
+    expect((send.mock.calls[1][0] as { input: unknown }).input).toEqual({
+      Bucket: 'results',
+      Key: 'athena/q.csv',
+      Range: 'bytes=12-',
+    });
+  });
+
+  it('appends a resumed read that starts at the byte asked', async () => {
+    const file = '"email"\n"a@x.test"\n"b@x.test"\n';
+    const send = jest
+      .fn()
+      .mockResolvedValueOnce({ Body: dropping(file.slice(0, 12)), ContentLength: file.length })
+      .mockResolvedValueOnce({
+        Body: Readable.from([Buffer.from(file.slice(12))]),
+        ContentRange: `bytes 12-${file.length - 1}/${file.length}`,
+      });
+    const connector = createAthenaConnector({
+      athena: {} as AthenaClient,
+      s3: { send } as unknown as S3Client,
+      logger: silentLogger,
+      workgroup: 'primary',
+      database: 'marketing',
+    });
+    const chunks = await Readable.from(connector.streamResultFile('s3://results/athena/q.csv')).toArray();
+    expect(chunks.map(String).join('')).toBe(file);
+    expect(connector.s3Reads).toBe(2);
+  });
+});
