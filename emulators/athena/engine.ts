@@ -9,6 +9,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  DuckDBTypeId,
   StatementType,
   type DuckDBConnection,
   type DuckDBInstance,
@@ -28,6 +29,10 @@ import {
 } from './errors';
 import { athenaColumnType } from './types';
 import { formatAthenaValue } from './values';
+
+/** Trino's bigint range (a signed 64-bit integer). */
+const BIGINT_MAX = 9_223_372_036_854_775_807n;
+const BIGINT_MIN = -9_223_372_036_854_775_808n;
 
 /** GetQueryResults returns at most 1,000 rows a call (Athena API reference, `MaxResults`: 1–1000). */
 export const ATHENA_MAX_RESULTS_PER_PAGE = 1000;
@@ -543,7 +548,7 @@ export class QueryEngine {
         };
       });
       try {
-        await this.streamResult(execution, prepared, names);
+        await this.streamResult(execution, prepared, names, types);
       } catch (err) {
         if (execution.state !== 'RUNNING') return undefined; // interrupted by StopQueryExecution
         return this.translate(execution, err);
@@ -622,10 +627,26 @@ export class QueryEngine {
     execution: QueryExecution,
     prepared: DuckDBPreparedStatement,
     names: readonly string[],
+    types: readonly DuckDBType[],
   ): Promise<void> {
     const result = await prepared.stream();
     const converter = (value: DuckDBValue, type: DuckDBType): string | null =>
       value === null ? null : formatAthenaValue(value, type);
+    // HUGEINT columns are reported bigint (a sum of integers: Trino's is a bigint); a value past
+    // bigint fails the query, as Trino's sum overflows.
+    const hugeint = types.flatMap((t, i) => (t.typeId === DuckDBTypeId.HUGEINT ? [i] : []));
+    const checkBigint = (row: readonly (string | null)[]): void => {
+      for (const i of hugeint) {
+        const text = row[i];
+        if (text === null || text === undefined) continue;
+        const value = BigInt(text);
+        if (value > BIGINT_MAX || value < BIGINT_MIN) {
+          throw new Error(
+            `Out of Range Error: bigint addition overflow: column ${names[i] ?? i} holds ${text}, past bigint (${BIGINT_MIN} to ${BIGINT_MAX})`,
+          );
+        }
+      }
+    };
     async function* lines(): AsyncGenerator<string> {
       yield athenaCsvLine(names);
       for (;;) {
@@ -633,7 +654,10 @@ export class QueryEngine {
         if (!chunk || chunk.rowCount === 0) return;
         if (execution.state !== 'RUNNING') return;
         let text = '';
-        for (const row of chunk.convertRows(converter)) text += athenaCsvLine(row);
+        for (const row of chunk.convertRows(converter)) {
+          if (hugeint.length > 0) checkBigint(row);
+          text += athenaCsvLine(row);
+        }
         yield text;
       }
     }

@@ -71,6 +71,9 @@ export function athenaColumnType(type: DuckDBType): AthenaColumnType {
       // 18446744073709551615 has 20 digits: no Athena integer type holds it.
       return plain('decimal', 20, 0);
     case DuckDBTypeId.HUGEINT:
+      // What DuckDB's sum of any integer type gives; Trino's sum of tinyint … bigint is a bigint
+      // (and fails past its range: the engine fails such a value, NUMERIC_VALUE_OUT_OF_RANGE).
+      return plain('bigint', 19);
     case DuckDBTypeId.UHUGEINT:
       // Up to 39 digits; Athena's widest exact type is decimal(38,0). Values past 38 digits keep
       // their text (documented).

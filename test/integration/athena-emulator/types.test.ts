@@ -19,13 +19,8 @@ const COLUMNS: [sql: string, type: string, precision: number, scale: number, tex
   ['65535::USMALLINT', 'integer', 10, 0, '65535'],
   ['4294967295::UINTEGER', 'bigint', 19, 0, '4294967295'],
   ['18446744073709551615::UBIGINT', 'decimal', 20, 0, '18446744073709551615'],
-  [
-    '170141183460469231731687303715884105727::HUGEINT',
-    'decimal',
-    38,
-    0,
-    '170141183460469231731687303715884105727',
-  ],
+  // DuckDB's sum of integers; Trino's is a bigint.
+  ['(-9223372036854775808)::HUGEINT', 'bigint', 19, 0, '-9223372036854775808'],
   ['12345::UHUGEINT', 'decimal', 38, 0, '12345'],
   [
     "'123456789012345678901234567890123456789012'::BIGNUM",
@@ -119,6 +114,24 @@ describe('Athena emulator column types (real @aws-sdk/client-athena)', () => {
     const header = COLUMNS.map((_, i) => `"c${i}"`).join(',');
     const row = COLUMNS.map(([, , , , text]) => `"${text.replaceAll('"', '""')}"`).join(',');
     expect(csv).toBe(`${header}\n${row}\n`);
+  });
+
+  it('types a sum of integers bigint, as Trino does, and fails one past its range as Trino does', async () => {
+    const { id } = await runQuery(h.athena, {
+      QueryString: 'SELECT sum(x) AS total FROM (VALUES (1), (2)) AS t(x)',
+    });
+    const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+    const [total] = page.ResultSet?.ResultSetMetadata?.ColumnInfo ?? [];
+    expect([total?.Type, total?.Precision, total?.Scale]).toEqual(['bigint', 19, 0]);
+    expect(page.ResultSet?.Rows?.[1]?.Data).toEqual([{ VarCharValue: '3' }]);
+
+    const overflow = await runQuery(h.athena, {
+      QueryString: 'SELECT sum(x) AS total FROM (VALUES (9223372036854775807), (1)) AS t(x)',
+    });
+    expect(overflow.execution.Status?.State).toBe('FAILED');
+    expect(overflow.execution.Status?.StateChangeReason).toBe(
+      'NUMERIC_VALUE_OUT_OF_RANGE: bigint addition overflow: column total holds 9223372036854775808, past bigint (-9223372036854775808 to 9223372036854775807)',
+    );
   });
 
   it('reports NULL of every type as {} and as an empty unquoted field', async () => {

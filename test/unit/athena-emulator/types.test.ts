@@ -52,7 +52,7 @@ describe('athenaColumnType', () => {
     [BIGINT, 'bigint', 19, 0],
     [UINTEGER, 'bigint', 19, 0],
     [UBIGINT, 'decimal', 20, 0],
-    [HUGEINT, 'decimal', 38, 0],
+    [HUGEINT, 'bigint', 19, 0],
     [UHUGEINT, 'decimal', 38, 0],
     [FLOAT, 'float', 9, 0],
     [DOUBLE, 'double', 17, 0],
