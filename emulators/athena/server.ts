@@ -130,7 +130,9 @@ export async function startAthenaEmulator(options: AthenaEmulatorOptions): Promi
   const assumedRoles: AssumedRole[] = [];
   const objects = new Map<string, StoredObject>();
 
-  const instance = await DuckDBInstance.create(':memory:');
+  // `/` of two integers is an integer, truncated toward zero, as in Trino (DuckDB's own `/` gives
+  // a double: `7 / 2` would be 3.5 here and 3 in Athena).
+  const instance = await DuckDBInstance.create(':memory:', { integer_division: 'true' });
   const setup = await instance.connect();
   const catalog = new DataCatalog(options.dataDir);
   try {

@@ -134,6 +134,19 @@ describe('Athena emulator column types (real @aws-sdk/client-athena)', () => {
     );
   });
 
+  it('divides integers as Trino does: an integer, truncated toward zero', async () => {
+    const { id } = await runQuery(h.athena, {
+      QueryString: 'SELECT 7 / 2 AS q, -7 / 2 AS n, CAST(7 AS DOUBLE) / 2 AS f',
+    });
+    const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+    expect(page.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => c.Type)).toEqual([
+      'integer',
+      'integer',
+      'double',
+    ]);
+    expect(page.ResultSet?.Rows?.[1]?.Data?.map((d) => d.VarCharValue)).toEqual(['3', '-3', '3.5']);
+  });
+
   it('reports NULL of every type as {} and as an empty unquoted field', async () => {
     const { id, execution } = await runQuery(h.athena, {
       QueryString: `SELECT ${COLUMNS.map((_, i) => `c${i}`).join(', ')} FROM (SELECT ${COLUMNS.map(([sql], i) => `${sql} AS c${i}`).join(', ')}) WHERE false UNION ALL SELECT ${COLUMNS.map(() => 'NULL').join(', ')}`,
