@@ -6,7 +6,7 @@
  */
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
   DuckDBTypeId,
@@ -29,6 +29,12 @@ import {
 } from './errors';
 import { athenaColumnType } from './types';
 import { formatAthenaValue } from './values';
+
+/**
+ * The folder of the results dir where results are written while their query runs. Its name
+ * starts with a dot, which no bucket name does: the S3 handler never serves it.
+ */
+export const PENDING_RESULTS_DIR = '.pending';
 
 /** Trino's bigint range (a signed 64-bit integer). */
 const BIGINT_MAX = 9_223_372_036_854_775_807n;
@@ -172,7 +178,12 @@ interface QueryExecution {
   readonly statement: string;
   /** `s3://bucket/prefix/<id>.csv`. */
   readonly outputLocation: string;
+  /** Where the result object is, once the query SUCCEEDED (S3 sees it from then on). */
   readonly resultPath: string;
+  /** Where the result is written while the query runs: outside every bucket, so no S3 read sees it. */
+  readonly pendingPath: string;
+  /** The written result's ETag, set when it is complete. */
+  resultObject?: StoredObject;
   state: QueryState;
   readonly submittedAt: number;
   runningAt?: number;
@@ -385,6 +396,7 @@ export class QueryEngine {
       executionParameters: parameters as string[] | undefined,
       outputLocation: `s3://${s3.bucket}/${s3.prefix}${id}.csv`,
       resultPath,
+      pendingPath: path.join(this.options.resultsDir, PENDING_RESULTS_DIR, `${id}.csv`),
       state: 'QUEUED',
       submittedAt: Date.now(),
       dataScannedBytes: 0,
@@ -470,6 +482,16 @@ export class QueryEngine {
         true,
       );
     }
+    if (!failure) {
+      try {
+        await this.publishResult(execution);
+      } catch (err) {
+        failure = systemFailure(
+          `GENERIC_INTERNAL_ERROR: the result could not be stored: ${err instanceof Error ? err.message : String(err)}`,
+          true,
+        );
+      }
+    }
     if (failure) {
       await this.discardResult(execution);
       execution.failure = failure;
@@ -480,8 +502,20 @@ export class QueryEngine {
     execution.completedAt = Date.now();
   }
 
+  /**
+   * Makes the finished result the S3 object `<OutputLocation>`: Athena uploads it whole as the
+   * query ends, so a read while it runs finds no object (NoSuchKey), never part of one.
+   */
+  private async publishResult(execution: QueryExecution): Promise<void> {
+    if (!execution.resultObject) throw new Error('no result was written');
+    await mkdir(path.dirname(execution.resultPath), { recursive: true });
+    await rename(execution.pendingPath, execution.resultPath);
+    this.options.objects.set(execution.resultPath, execution.resultObject);
+  }
+
   /** A failed or cancelled query leaves no result object behind. */
   private async discardResult(execution: QueryExecution): Promise<void> {
+    await rm(execution.pendingPath, { force: true });
     await rm(execution.resultPath, { force: true });
     this.options.objects.delete(execution.resultPath);
   }
@@ -665,15 +699,15 @@ export class QueryEngine {
   }
 
   /**
-   * Writes a result file from its text, waiting for the disk when the write buffer is full; the
-   * MD5 of the bytes becomes the S3 ETag.
+   * Writes a result file from its text to its pending path (see {@link publishResult}), waiting
+   * for the disk when the write buffer is full; the MD5 of the bytes becomes the S3 ETag.
    */
   private async writeResult(
     execution: QueryExecution,
     texts: Iterable<string> | AsyncIterable<string>,
   ): Promise<void> {
-    await mkdir(path.dirname(execution.resultPath), { recursive: true });
-    const out = createWriteStream(execution.resultPath);
+    await mkdir(path.dirname(execution.pendingPath), { recursive: true });
+    const out = createWriteStream(execution.pendingPath);
     const md5 = createHash('md5');
     try {
       for await (const text of texts) {
@@ -685,10 +719,7 @@ export class QueryEngine {
         out.end((err?: Error | null) => (err ? reject(err) : resolve())),
       );
     }
-    this.options.objects.set(execution.resultPath, {
-      etag: `"${md5.digest('hex')}"`,
-      contentType: 'text/csv',
-    });
+    execution.resultObject = { etag: `"${md5.digest('hex')}"`, contentType: 'text/csv' };
   }
 
   /**

@@ -20,6 +20,9 @@ export interface S3Context {
   readonly objects: ReadonlyMap<string, StoredObject>;
 }
 
+/** A bucket name (S3 user guide, "Bucket naming rules"): 3–63 of a-z 0-9 . -, starting and ending with a letter or digit. */
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
 /** S3 error codes for the statuses `faults.s3Fail` may ask for (S3 API reference, "Error responses"). */
 const S3_ERROR_CODES: Readonly<Record<number, string>> = {
   400: 'InvalidRequest',
@@ -124,7 +127,9 @@ export async function handleS3Request(
     return;
   }
   const bucketDir = path.resolve(ctx.resultsDir, bucket);
-  const bucketStat = await stat(bucketDir).catch(() => undefined);
+  // Only a bucket's name names a bucket: the results dir also holds the results of running
+  // queries (PENDING_RESULTS_DIR), which no bucket name can reach.
+  const bucketStat = BUCKET_NAME.test(bucket) ? await stat(bucketDir).catch(() => undefined) : undefined;
   if (!bucketStat?.isDirectory() || path.dirname(bucketDir) !== path.resolve(ctx.resultsDir)) {
     sendError(req, res, 404, 'NoSuchBucket', 'The specified bucket does not exist', { BucketName: bucket });
     return;

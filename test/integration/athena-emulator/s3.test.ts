@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
-import { rejection, runQuery, s3Address, startHarness, type Harness } from './helpers';
+import { GetQueryExecutionCommand, StartQueryExecutionCommand } from '@aws-sdk/client-athena';
+import { rejection, runQuery, s3Address, startHarness, waitForQuery, type Harness } from './helpers';
 
 jest.setTimeout(60_000);
 
@@ -84,5 +85,36 @@ describe('Athena emulator S3 GetObject / HeadObject (real @aws-sdk/client-s3)', 
     const response = await fetch(`${h.emulator.endpoint}/${address.Bucket}/..%2F..%2Fetc%2Fpasswd`);
     expect(response.status).toBe(404);
     expect(await response.text()).toContain('<Code>NoSuchKey</Code>');
+  });
+});
+
+describe('Athena emulator result object while the query runs (real @aws-sdk/client-s3)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ 'd/numbers.csv': TABLE }, { queryDelaysMs: { queued: 0, running: 2000 } });
+  });
+  afterAll(() => h.close());
+
+  it('has no result object until the query SUCCEEDED, as Athena uploads it whole at the end', async () => {
+    const { QueryExecutionId: id } = await h.athena.send(
+      new StartQueryExecutionCommand({
+        QueryString: 'SELECT n FROM numbers',
+        QueryExecutionContext: { Database: 'd' },
+      }),
+    );
+    const execution = async () =>
+      (await h.athena.send(new GetQueryExecutionCommand({ QueryExecutionId: id }))).QueryExecution;
+    const running = await execution();
+    expect(running?.Status?.State).toBe('RUNNING');
+    const address = s3Address(running?.ResultConfiguration?.OutputLocation);
+    // DuckDB has written the rows long before the configured running time is over.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await execution())?.Status?.State).toBe('RUNNING');
+    const missing = await rejection(h.s3.send(new HeadObjectCommand(address)));
+    expect(missing.name).toBe('NotFound');
+    const { execution: done } = await waitForQuery(h.athena, id as string);
+    expect(done.Status?.State).toBe('SUCCEEDED');
+    const head = await h.s3.send(new HeadObjectCommand(address));
+    expect(head.ContentLength).toBe(TABLE.length);
   });
 });
