@@ -381,9 +381,28 @@ const salesforceExtractSchema = section('an extract task object', {
   name: taskName.optional(),
 }).transform((task): SalesforceExtractTask => ({ ...task, name: task.name ?? task.object }));
 
+/**
+ * The statement's first word, past comments, blanks and opening parentheses (`select`, `with`,
+ * `insert`, …), lower-cased; '' when there is none.
+ */
+export function firstSqlKeyword(sql: string): string {
+  const rest = sql.replace(/^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/|\()*/, '');
+  return (/^[A-Za-z]+/.exec(rest)?.[0] ?? '').toLowerCase();
+}
+
+/**
+ * What an Athena extract may run: a query, which reads. Athena runs it every run; a statement
+ * that writes (INSERT, CREATE TABLE AS, UNLOAD, DROP, …) would write each time, and SHOW or
+ * DESCRIBE answer a text file, not a result CSV.
+ */
+const ATHENA_QUERY_STARTS = new Set(['select', 'with', 'values', 'table']);
+
 const athenaExtractSchema = section('an extract task object', {
   from: z.literal('athena'),
-  query: text('the SQL query Athena runs', (v) => v.trim().length > 0),
+  query: text(
+    'a query Athena runs each run, starting with SELECT, WITH, VALUES or TABLE (not a statement that writes or a SHOW/DESCRIBE)',
+    (v) => ATHENA_QUERY_STARTS.has(firstSqlKeyword(v)),
+  ),
   table: tableName,
   key: z
     .array(columnName, { error: expected('a list of the column names that identify a row') })

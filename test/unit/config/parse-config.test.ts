@@ -1,4 +1,5 @@
 import { defineConfig, parseConfig, taskName, type PipelineConfigInput } from '../../../lambdas/config';
+import { firstSqlKeyword } from '../../../lambdas/config/schema';
 import { ConfigError, type ConfigIssue } from '../../../lambdas/shared/errors';
 import example from '../../../examples/lead-scoring/roundtrip.config';
 
@@ -673,6 +674,19 @@ describe('parseConfig', () => {
         ],
       ],
       [
+        'an Athena extract that writes instead of reading',
+        (c) =>
+          Object.assign(at(c.extract, 1), {
+            query: '-- refresh\nINSERT INTO archive SELECT * FROM customers',
+          }),
+        [
+          issue(
+            'extract[1].query',
+            'expected a query Athena runs each run, starting with SELECT, WITH, VALUES or TABLE (not a statement that writes or a SHOW/DESCRIBE), got "-- refresh\\nINSERT INTO archive SELECT * FROM customers"',
+          ),
+        ],
+      ],
+      [
         'a duplicate Athena merge key column',
         (c) => Object.assign(at(c.extract, 1), { key: ['email', 'email'] }),
         [
@@ -807,5 +821,16 @@ describe('taskName', () => {
       'athena_customers',
       'Lead-update',
     ]);
+  });
+});
+
+describe('firstSqlKeyword', () => {
+  it('reads past blanks, comments and parentheses, lower-cased', () => {
+    expect(firstSqlKeyword('  SELECT 1')).toBe('select');
+    expect(
+      firstSqlKeyword('-- the customers\n/* all of them */ (\n  with c AS (SELECT 1) SELECT * FROM c)'),
+    ).toBe('with');
+    expect(firstSqlKeyword("/* a\n-- b */UNLOAD (SELECT 1) TO 's3://b/'")).toBe('unload');
+    expect(firstSqlKeyword('-- nothing but a comment')).toBe('');
   });
 });
