@@ -22,6 +22,7 @@ import { startDemoEnvironment, type DemoEnvironment } from '../../../bin/local/e
 import { loadConfig } from '../../../lambdas/config';
 import { cli } from '../../support/cli';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
+import { startEchoGateway, type EchoGateway } from '../../support/echo-gateway';
 
 const EXAMPLE = path.resolve(__dirname, '../../../examples/lead-scoring');
 
@@ -42,20 +43,12 @@ describe('secrets never shown by the CLI, its runs and its logs', () => {
   let configFile: string;
   let goodSalesforce: Record<string, unknown>;
   let postgres: unknown;
-  let echo: http.Server;
+  let echo: EchoGateway;
   let echoUrl: string;
 
   beforeAll(async () => {
-    echo = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
-      req.on('end', () => {
-        res.writeHead(400, { 'content-type': 'text/plain' });
-        res.end(`Bad Request: ${req.method} ${req.url} ${JSON.stringify(req.headers)} ${body}`);
-      });
-    });
-    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-    echoUrl = `http://127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    echo = await startEchoGateway();
+    echoUrl = echo.url;
     db = await createTestDatabase('rt_secrets');
     pool = new Pool({ connectionString: db.url, max: 1 });
     const example = await loadConfig(path.join(EXAMPLE, 'roundtrip.config.ts'));
@@ -78,7 +71,7 @@ describe('secrets never shown by the CLI, its runs and its logs', () => {
     postgres = await env.secrets.getSecret('roundtrip/postgres');
   });
   afterAll(async () => {
-    await new Promise((resolve) => echo?.close(resolve));
+    await echo?.close();
     await pool?.end();
     await env?.stop();
     await db?.drop();

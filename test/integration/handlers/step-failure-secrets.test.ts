@@ -9,12 +9,11 @@
  * the SOAP login body with the password in it.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { migrate, createPool } from '../../../lambdas/connectors/postgres';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
+import { startEchoGateway, type EchoGateway } from '../../support/echo-gateway';
 
 const WRONG_PASSWORD = 'Canary-Pw/+&<9x';
 const SECURITY_TOKEN = 'CanaryToken0123456789abcd';
@@ -23,21 +22,13 @@ const CANARIES = [WRONG_PASSWORD, encodeURIComponent(WRONG_PASSWORD), 'Canary-Pw
 describe('a Lambda step failing at Salesforce sign-in', () => {
   let db: TestDatabase;
   let dir: string;
-  let echo: http.Server;
+  let echo: EchoGateway;
   let echoUrl: string;
   const saved = { ...process.env };
 
   beforeAll(async () => {
-    echo = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
-      req.on('end', () => {
-        res.writeHead(400, { 'content-type': 'text/plain' });
-        res.end(`Bad Request: ${req.method} ${req.url} ${JSON.stringify(req.headers)} ${body}`);
-      });
-    });
-    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-    echoUrl = `http://127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    echo = await startEchoGateway();
+    echoUrl = echo.url;
     db = await createTestDatabase('rt_step_secrets');
     const pool = createPool({ url: db.url }, { ssl: { mode: 'disable' } });
     await migrate(pool);
@@ -78,7 +69,7 @@ describe('a Lambda step failing at Salesforce sign-in', () => {
     const { deps } = await import('../../../lambdas/handlers/extract-salesforce');
     await (await deps()).pg.end();
     process.env = saved;
-    await new Promise((resolve) => echo?.close(resolve));
+    await echo?.close();
     await db?.drop();
     await rm(dir, { recursive: true, force: true });
   });
