@@ -2,7 +2,35 @@
  * Runs `roundtrip <argv>` in-process through `main()`, capturing what it writes to stdout and
  * stderr, for the CLI's integration tests.
  */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { main } from '../../bin/commands';
+import { loadConfig, type PipelineConfig } from '../../lambdas/config';
+
+/** The example pipeline's folder (examples/lead-scoring). */
+export const EXAMPLE = path.join(__dirname, '../../examples/lead-scoring');
+
+/**
+ * Writes the example pipeline as a JSON config at `file`, without TLS to the local server (the
+ * demo environment's secrets `roundtrip/salesforce` and `roundtrip/postgres`), and returns the
+ * example as loaded: the config the CLI tests run against the demo environment.
+ */
+export async function writeExampleConfig(file: string): Promise<PipelineConfig> {
+  const example = await loadConfig(path.join(EXAMPLE, 'roundtrip.config.ts'));
+  await writeFile(
+    file,
+    JSON.stringify({
+      name: 'lead-scoring',
+      salesforce: { secret: 'roundtrip/salesforce', apiVersion: '62.0' },
+      athena: { database: 'marketing', outputLocation: 's3://roundtrip-athena-results/lead-scoring/' },
+      postgres: { secret: 'roundtrip/postgres', schema: 'public', ssl: { mode: 'disable' } },
+      extract: example.extract.map(({ name: _name, ...task }) => task),
+      transform: [path.join(EXAMPLE, 'transforms', 'lead_score.sql')],
+      writeback: example.writeback.map(({ name: _name, ...task }) => task),
+    }),
+  );
+  return example;
+}
 
 /** What a command wrote, and its exit code. */
 export interface Captured {

@@ -15,12 +15,9 @@ import { promisify } from 'node:util';
 import { Pool } from 'pg';
 import { startDemoEnvironment, type DemoEnvironment } from '../../../bin/local/environment';
 import { startAthenaEmulator } from '../../../emulators/athena';
-import { loadConfig } from '../../../lambdas/config';
 import { migrate } from '../../../lambdas/connectors/postgres';
-import { cli } from '../../support/cli';
+import { cli, writeExampleConfig } from '../../support/cli';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
-
-const EXAMPLE = path.resolve(__dirname, '../../../examples/lead-scoring');
 
 /** One line of `validate --json`'s checks. */
 interface CheckLine {
@@ -45,23 +42,11 @@ describe('the roundtrip CLI', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase('rt_cli');
-    const example = await loadConfig(path.join(EXAMPLE, 'roundtrip.config.ts'));
-    env = await startDemoEnvironment({ config: example, leads: 300, customers: 150, postgresUrl: db.url });
     dir = await mkdtemp(path.join(os.tmpdir(), 'roundtrip-cli-'));
     // The example pipeline as a JSON config, without TLS to the local server.
     configFile = path.join(dir, 'roundtrip.config.json');
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        name: 'lead-scoring',
-        salesforce: { secret: 'roundtrip/salesforce', apiVersion: '62.0' },
-        athena: { database: 'marketing', outputLocation: 's3://roundtrip-athena-results/lead-scoring/' },
-        postgres: { secret: 'roundtrip/postgres', schema: 'public', ssl: { mode: 'disable' } },
-        extract: example.extract.map(({ name: _name, ...task }) => task),
-        transform: [path.join(EXAMPLE, 'transforms', 'lead_score.sql')],
-        writeback: example.writeback.map(({ name: _name, ...task }) => task),
-      }),
-    );
+    const example = await writeExampleConfig(configFile);
+    env = await startDemoEnvironment({ config: example, leads: 300, customers: 150, postgresUrl: db.url });
     secretsFile = path.join(dir, 'secrets.json');
     const secrets: Record<string, unknown> = {};
     for (const name of ['roundtrip/salesforce', 'roundtrip/postgres'])

@@ -19,12 +19,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'pg';
 import { startDemoEnvironment, type DemoEnvironment } from '../../../bin/local/environment';
-import { loadConfig } from '../../../lambdas/config';
-import { cli } from '../../support/cli';
+import { cli, writeExampleConfig } from '../../support/cli';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 import { startEchoGateway, type EchoGateway } from '../../support/echo-gateway';
-
-const EXAMPLE = path.resolve(__dirname, '../../../examples/lead-scoring');
 
 /** Canary values: unique strings that must never show up, in any of the forms a wire gives them. */
 const WRONG_PASSWORD = 'Canary-Pw/+&<9x';
@@ -51,22 +48,10 @@ describe('secrets never shown by the CLI, its runs and its logs', () => {
     echoUrl = echo.url;
     db = await createTestDatabase('rt_secrets');
     pool = new Pool({ connectionString: db.url, max: 1 });
-    const example = await loadConfig(path.join(EXAMPLE, 'roundtrip.config.ts'));
-    env = await startDemoEnvironment({ config: example, leads: 20, customers: 10, postgresUrl: db.url });
     dir = await mkdtemp(path.join(os.tmpdir(), 'roundtrip-secrets-'));
     configFile = path.join(dir, 'roundtrip.config.json');
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        name: 'lead-scoring',
-        salesforce: { secret: 'roundtrip/salesforce', apiVersion: '62.0' },
-        athena: { database: 'marketing', outputLocation: 's3://roundtrip-athena-results/lead-scoring/' },
-        postgres: { secret: 'roundtrip/postgres', schema: 'public', ssl: { mode: 'disable' } },
-        extract: example.extract.map(({ name: _name, ...task }) => task),
-        transform: [path.join(EXAMPLE, 'transforms', 'lead_score.sql')],
-        writeback: example.writeback.map(({ name: _name, ...task }) => task),
-      }),
-    );
+    const example = await writeExampleConfig(configFile);
+    env = await startDemoEnvironment({ config: example, leads: 20, customers: 10, postgresUrl: db.url });
     goodSalesforce = (await env.secrets.getSecret('roundtrip/salesforce')) as Record<string, unknown>;
     postgres = await env.secrets.getSecret('roundtrip/postgres');
   });
