@@ -9,7 +9,11 @@
  * - the Athena `startQueryExecution.sync` Task bound to {@link runAthenaQuerySync}, which does what
  *   the service integration does, over the same Athena client the load step uses;
  * - every Wait state and every Retry interval shortened (the definition's durations are sized
- *   for Salesforce and AWS, not for emulators on the same machine).
+ *   for Salesforce and AWS, not for emulators on the same machine);
+ * - Step Functions' payload quota: a state's input (after Parameters), a Task's result, or a
+ *   state's output over {@link MAX_PAYLOAD_BYTES} fails the execution with
+ *   `States.DataLimitExceeded`, which no Retry or Catch handles (`States.ALL` included), as in AWS.
+ *   `aws-local-stepfunctions` checks no size: without this a run that fails deployed passed here.
  *
  * Nothing here decides what a run does: the definition does. A Task state without a local
  * binding is an error naming it, never a silent skip.
@@ -127,6 +131,48 @@ export class LocalTaskError extends Error {
     super(message, options);
     this.name = name;
   }
+}
+
+/**
+ * Step Functions' payload quota: a state's input and output, and a task's result, are at most
+ * 256 KiB, counted as the bytes of their JSON text in UTF-8 (the 262144 of `StateExitedEventDetails`
+ * `output`, Step Functions API reference; "Step Functions service quotas").
+ */
+export const MAX_PAYLOAD_BYTES = 262_144;
+
+/** The terminal error of a payload over {@link MAX_PAYLOAD_BYTES}. */
+export const STATES_DATA_LIMIT_EXCEEDED = 'States.DataLimitExceeded';
+
+/**
+ * `States.DataLimitExceeded`: "a terminal error that can't be caught by the States.ALL error type"
+ * (Step Functions developer guide, "Error names"), nor retried. `aws-local-stepfunctions` reads
+ * `isRetryable` and `isCatchable` of the error a state throws (as its own `States.Runtime` does).
+ */
+export class DataLimitExceededError extends LocalTaskError {
+  readonly isRetryable = false;
+  readonly isCatchable = false;
+  constructor(message: string) {
+    super(STATES_DATA_LIMIT_EXCEEDED, message);
+  }
+}
+
+/** The size Step Functions counts for a payload: its JSON text's bytes in UTF-8. */
+export function payloadBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value ?? null), 'utf8');
+}
+
+/**
+ * The error for a payload over the quota, or undefined when it fits. `what` names it as a reader
+ * finds it: `the output of state "Report"`, `the result of Task state "Plan"`.
+ */
+export function payloadOverLimit(what: string, value: unknown): DataLimitExceededError | undefined {
+  const bytes = payloadBytes(value);
+  if (bytes <= MAX_PAYLOAD_BYTES) return undefined;
+  return new DataLimitExceededError(
+    `${what} is ${bytes} bytes of JSON, over Step Functions' ${MAX_PAYLOAD_BYTES}-byte (256 KiB) payload quota: ` +
+      `the deployed state machine fails the execution here with ${STATES_DATA_LIMIT_EXCEEDED}, which no Catch handles. ` +
+      'Keep what moves between states small (ids, counts: DESIGN.md §1); rows and long texts belong in PostgreSQL',
+  );
 }
 
 /** Options of {@link runAthenaQuerySync}. */
@@ -312,6 +358,19 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
   // Prepare's input gets this time instead.
   const startTime = deps.clock.now().toISOString();
   const taskResourceLocalHandlers: Record<string, (input: unknown) => Promise<unknown>> = {};
+
+  // The first payload over the quota, found from the execution's events (every state's input and
+  // output, those of Parallel branches too). The library checks no size and runs on: a state
+  // after it would still run, so every Task binding first lets the events be read (they are
+  // dispatched before the next state starts, and read in microtasks) and refuses to run once one
+  // is found, and the execution's result is this error whatever the library made of it.
+  let oversized: DataLimitExceededError | undefined;
+  const refuseAfterOversizedState = async (state: string, input: unknown): Promise<void> => {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (oversized) throw oversized;
+    const over = payloadOverLimit(`the input of Task state "${state}" (after Parameters)`, input);
+    if (over) throw over;
+  };
   const waitTimeOverrides: Record<string, number> = {};
   const retryIntervalOverrides: Record<string, number> = {};
   const unbound: string[] = [];
@@ -331,7 +390,11 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
             `Task state ${name} runs an Athena query, but no Athena client was given to the local runner`,
           );
         }
-        return runAthenaQuerySync(input, { athena, clock: deps.clock });
+        await refuseAfterOversizedState(name, input);
+        const result = await runAthenaQuerySync(input, { athena, clock: deps.clock });
+        const over = payloadOverLimit(`the result of Task state "${name}"`, result);
+        if (over) throw over;
+        return result;
       };
       continue;
     }
@@ -345,6 +408,7 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
         binding === 'prepare' && typeof given === 'object' && given !== null && 'executionStartTime' in given
           ? { ...given, executionStartTime: startTime }
           : given;
+      await refuseAfterOversizedState(name, input);
       const timeLeft = options.timeLeft?.(name);
       const context = timeLeft ? { getRemainingTimeInMillis: timeLeft } : undefined;
       let result: unknown;
@@ -354,6 +418,9 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
       } catch (err) {
         throw acrossLambda(err);
       }
+      // The connector's output over the quota: the Lambda ran, its result is refused.
+      const over = payloadOverLimit(`the result of Task state "${name}"`, result);
+      if (over) throw over;
       // The step's own result (the library's StateExited carries it after ResultPath).
       options.onEvent?.({ type: 'exited', state: name, stateType: 'Task', output: result });
       return result;
@@ -389,8 +456,15 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
 
   const events = (async () => {
     for await (const event of execution.eventLogs) {
-      if (!options.onEvent) continue;
       if (!('state' in event)) continue;
+      if (!oversized && event.type === 'StateEntered') {
+        // The execution's input, and every state's as it enters (a Task's after Parameters: its binding).
+        oversized = payloadOverLimit(`the input of state "${event.state.name}"`, event.state.input);
+      }
+      if (!oversized && event.type === 'StateExited') {
+        oversized = payloadOverLimit(`the output of state "${event.state.name}"`, event.state.output);
+      }
+      if (!options.onEvent) continue;
       const base = { state: event.state.name, stateType: event.state.type };
       switch (event.type) {
         case 'StateEntered':
@@ -430,6 +504,7 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
     result = { status: 'failed', error: name, cause };
   }
   await events;
+  if (oversized) return { status: 'failed', error: oversized.name, cause: oversized.message };
   return result;
 }
 
