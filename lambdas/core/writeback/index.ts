@@ -25,6 +25,8 @@ export {
   valueSql,
   MaxChangesExceededError,
   DRY_RUN_SAMPLE_ROWS,
+  DRY_RUN_SAMPLE_MAX_BYTES,
+  DRY_RUN_SAMPLE_VALUE_CHARS,
 } from './plan';
 export { pushWriteback, bulkCopySql, type PushOptions } from './push';
 export { csvHeaderNames } from './bulk-results';

@@ -80,6 +80,42 @@ export type { SourceCheckContext } from './source';
 /** Rows a dry run shows. */
 export const DRY_RUN_SAMPLE_ROWS = 10;
 
+/**
+ * The most bytes of JSON a dry run's sample takes in the Plan step's output: that output is a
+ * state's payload, which Step Functions caps at 256 KiB (a plan output over it fails the run with
+ * `States.DataLimitExceeded`, which no Catch handles: the run would not even be reported). A
+ * quarter of it leaves room for the rest of the state.
+ */
+export const DRY_RUN_SAMPLE_MAX_BYTES = 64 * 1024;
+
+/** The longest text value a dry run's sample shows whole; a longer one is cut, saying its length. */
+export const DRY_RUN_SAMPLE_VALUE_CHARS = 200;
+
+/** A sample row's values with every text over {@link DRY_RUN_SAMPLE_VALUE_CHARS} cut, saying its length. */
+function shortValues(values: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(values).map(([field, value]) => {
+      if (typeof value !== 'string') return [field, value];
+      const chars = [...value];
+      return chars.length <= DRY_RUN_SAMPLE_VALUE_CHARS
+        ? [field, value]
+        : [field, `${chars.slice(0, DRY_RUN_SAMPLE_VALUE_CHARS).join('')}… (${chars.length} characters)`];
+    }),
+  );
+}
+
+/** The first rows of `rows` whose JSON takes at most {@link DRY_RUN_SAMPLE_MAX_BYTES} together. */
+function boundedSample(rows: PlanSampleRow[]): PlanSampleRow[] {
+  const kept: PlanSampleRow[] = [];
+  let bytes = 2;
+  for (const row of rows) {
+    bytes += Buffer.byteLength(JSON.stringify(row), 'utf8') + 1;
+    if (bytes > DRY_RUN_SAMPLE_MAX_BYTES) break;
+    kept.push(row);
+  }
+  return kept;
+}
+
 /** The longest source value quoted in a rejection message. */
 const MESSAGE_VALUE_CHARS = 100;
 
@@ -1608,12 +1644,14 @@ export async function planWriteback(
           WHERE run_id = $1 AND task = $2 AND page = 0 ORDER BY seq LIMIT ${DRY_RUN_SAMPLE_ROWS}`,
           [input.runId, input.task],
         );
-        sample = rows.map((r) => ({
-          key: r.key,
-          salesforceId: r.salesforce_id,
-          current: r.current,
-          next: r.payload,
-        }));
+        sample = boundedSample(
+          rows.map((r) => ({
+            key: r.key,
+            salesforceId: r.salesforce_id,
+            current: r.current && shortValues(r.current),
+            next: shortValues(r.payload),
+          })),
+        );
       }
       const comparedWith =
         comparison.kind === 'extract' ? `extract:${comparison.schema}.${comparison.table}` : 'sync_state';

@@ -6,12 +6,15 @@ import path from 'node:path';
 import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
 import type { WritebackTaskInput } from '../../../lambdas/config';
 import {
+  DRY_RUN_SAMPLE_MAX_BYTES,
+  DRY_RUN_SAMPLE_ROWS,
   MaxChangesExceededError,
   planWriteback,
   pushWriteback,
   runWriteback,
 } from '../../../lambdas/core/writeback';
 import { TerminalError } from '../../../lambdas/shared/errors';
+import { MAX_PAYLOAD_BYTES, payloadBytes } from '../../../statemachine/local';
 import { errorsOf, planThenCrashInPush, startWritebackEnv, type WritebackEnv } from './support';
 
 const wide = (over: Partial<WritebackTaskInput> = {}): WritebackTaskInput => ({
@@ -425,6 +428,45 @@ describe('write-back plan', () => {
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(env.sf.calls.all().every((c) => !c.write)).toBe(true);
     expect(env.sf.store.get(ids[0] as string)?.LeadScore__c).toBe(42);
+  });
+
+  it("a dry run's sample fits in Step Functions' 256 KiB state payload, long texts cut: a plan output over it fails the deployed run uncaught (States.DataLimitExceeded)", async () => {
+    const accounts = env.sf.store.seed(
+      'Account',
+      Array.from({ length: DRY_RUN_SAMPLE_ROWS }, (_, i) => ({ Name: `A${i}` })),
+    );
+    await env.pool.query('CREATE TABLE long_source ("Id" text, descr text)');
+    // Account.Description holds 32000 characters: ten of them are 640 KB of JSON in UTF-8.
+    const long = 'é'.repeat(32_000);
+    for (const id of accounts) {
+      await env.pool.query('INSERT INTO long_source VALUES ($1, $2)', [id, long]);
+    }
+    const deps = env.deps({
+      writeback: [
+        {
+          to: 'salesforce',
+          object: 'Account',
+          from: 'long_source',
+          mode: 'update',
+          fields: { Description: 'descr' },
+        },
+      ],
+    });
+
+    const { plan } = await runWriteback(deps, {
+      runId: await env.newRun(),
+      task: 'Account-update',
+      dryRun: true,
+    });
+
+    expect(plan).toMatchObject({ status: 'dry-run', changed: DRY_RUN_SAMPLE_ROWS });
+    expect(payloadBytes(plan)).toBeLessThanOrEqual(DRY_RUN_SAMPLE_MAX_BYTES + 1024);
+    expect(DRY_RUN_SAMPLE_MAX_BYTES).toBeLessThan(MAX_PAYLOAD_BYTES / 2);
+    // Every row is still shown, its long text cut and saying how long it is.
+    expect(plan.sample).toHaveLength(DRY_RUN_SAMPLE_ROWS);
+    const description = plan.sample?.[0]?.next.Description as string;
+    expect(description.startsWith('é'.repeat(100))).toBe(true);
+    expect(description).toMatch(/… \(32000 characters\)$/);
   });
 
   it('maxChanges stops a run that would change more records, before any write', async () => {
