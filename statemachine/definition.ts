@@ -534,17 +534,20 @@ function writebackChain(b: Builder, task: WritebackTask, onError: sfn.IChainable
   const done = new sfn.Pass(b.scope, names.pushed);
   const pending = new sfn.Choice(b.scope, names.bulkPending);
   // A push that ran out of Lambda time between two calls (push-pending) is called again at once;
-  // it goes on from its ledger (lambdas/core/writeback/budget.ts).
+  // it goes on from its ledger (lambdas/core/writeback/budget.ts). Bulk jobs still running
+  // (bulk-pending, which has no `api`) are routed first: the rule that reads `$.wb.api` is then
+  // reached only by outputs that have it. A rule reading a missing path is a States.Runtime error,
+  // and the ASL spec does not say that And stops at its first false operand.
   const pushPending = sfn.Condition.stringEquals('$.wb.status', 'push-pending');
   pending
-    .when(sfn.Condition.and(pushPending, sfn.Condition.stringEquals('$.wb.api', 'bulk')), pushBulk)
-    .when(pushPending, push)
     .when(
       sfn.Condition.stringEquals('$.wb.status', 'bulk-pending'),
       new sfn.Wait(b.scope, names.wait, { time: sfn.WaitTime.secondsPath('$.wb.waitSeconds') })
         .next(collect)
         .next(pending),
     )
+    .when(sfn.Condition.and(pushPending, sfn.Condition.stringEquals('$.wb.api', 'bulk')), pushBulk)
+    .when(pushPending, push)
     .otherwise(done);
   const nothing = new sfn.Pass(b.scope, names.nothingToSend);
   const route = new sfn.Choice(b.scope, names.route)

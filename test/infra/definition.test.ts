@@ -30,7 +30,12 @@ import {
   type TaskBinding,
 } from '../../statemachine/definition';
 import { ATHENA_MAX_QUERIES_PER_TASK } from '../../lambdas/connectors/athena/tokens';
-import { RUN_TIMEOUT_HOURS, STILL_GOING_QUIET_MINUTES } from '../../lambdas/core/contracts';
+import {
+  RUN_TIMEOUT_HOURS,
+  STILL_GOING_QUIET_MINUTES,
+  WritebackPlanOutput,
+  WritebackPushOutput,
+} from '../../lambdas/core/contracts';
 import { fullConfig, newApp } from './support';
 import { PipelineStack } from '../../lib/pipeline-stack';
 
@@ -62,6 +67,43 @@ function allStates(definition: { States: Record<string, unknown> }): Map<string,
   };
   visit(definition.States);
   return found;
+}
+
+type ChoiceRule = Record<string, unknown>;
+
+/** The value at a `$.a.b` path, or throws naming the path and the Choice state that read it. */
+function readPath(input: unknown, path: string, state: string): unknown {
+  let value: unknown = input;
+  for (const key of path
+    .replace(/^\$\.?/, '')
+    .split('.')
+    .filter(Boolean)) {
+    if (value === null || typeof value !== 'object' || !(key in value)) {
+      throw new Error(
+        `Choice state "${state}" reads ${path}, which its input lacks: ${JSON.stringify(input)}`,
+      );
+    }
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value;
+}
+
+/**
+ * A Choice rule of the comparisons the definition uses, every operand of And, Or and Not evaluated
+ * (none skipped because an earlier one decided the result).
+ */
+function evaluateEagerly(rule: ChoiceRule, input: unknown, state: string): boolean {
+  if (Array.isArray(rule.And)) {
+    return (rule.And as ChoiceRule[]).map((r) => evaluateEagerly(r, input, state)).every(Boolean);
+  }
+  if (Array.isArray(rule.Or)) {
+    return (rule.Or as ChoiceRule[]).map((r) => evaluateEagerly(r, input, state)).some(Boolean);
+  }
+  if (rule.Not) return !evaluateEagerly(rule.Not as ChoiceRule, input, state);
+  const value = readPath(input, rule.Variable as string, state);
+  if ('StringEquals' in rule) return value === rule.StringEquals;
+  if ('BooleanEquals' in rule) return value === rule.BooleanEquals;
+  throw new Error(`evaluateEagerly does not know the rule ${JSON.stringify(rule)}`);
 }
 
 /** The state types aws-local-stepfunctions 3.x runs (Map only inline, and none is used). */
@@ -102,6 +144,65 @@ describe('the state machine definition', () => {
     for (const match of text.matchAll(/States\.[A-Za-z]+(?=\()/g)) {
       expect(['States.ArrayContains', 'States.Format', 'States.Hash', 'States.MathAdd']).toContain(match[0]);
     }
+  });
+
+  it("routes the write-back's step outputs by paths each of them has, whatever order Step Functions evaluates And and Or in", () => {
+    // A Choice rule that reads a path its input lacks is a States.Runtime error in Step Functions,
+    // which no Catch handles. The ASL spec does not say that And and Or stop at the first operand
+    // that decides them (aws-local-stepfunctions does): a rule must not count on it.
+    const states = allStates(exampleAsl);
+    const names = taskStateNames('Lead-update');
+    const route = (state: string, wb: unknown): string => {
+      const choice = states.get(state) as unknown as { Choices: ChoiceRule[]; Default: string };
+      const input = { run: { runId: 'run-1' }, wb };
+      for (const rule of choice.Choices) if (evaluateEagerly(rule, input, state)) return rule.Next as string;
+      return choice.Default;
+    };
+    const base = { runId: 'run-1', task: 'Lead-update', apiCalls: 3 };
+    const plan = (over: Partial<WritebackPlanOutput>): WritebackPlanOutput =>
+      WritebackPlanOutput.parse({
+        ...base,
+        status: 'planned',
+        api: 'collections',
+        sourceRows: 2,
+        rejected: 0,
+        heldBack: 0,
+        unchanged: 0,
+        changed: 2,
+        comparedWith: 'sync_state',
+        ...over,
+      });
+    expect(route(names.route, plan({}))).toBe(names.push);
+    expect(route(names.route, plan({ api: 'bulk' }))).toBe(names.pushBulk);
+    expect(route(names.route, plan({ api: 'none' }))).toBe(names.nothingToSend);
+    expect(route(names.route, plan({ status: 'dry-run' }))).toBe(names.nothingToSend);
+
+    const bulkPending = WritebackPushOutput.parse({
+      ...base,
+      status: 'bulk-pending',
+      jobIds: ['7504x000004ABCDAAA'],
+      attempt: 0,
+      waitSeconds: 5,
+    });
+    const pushPending = (api: 'bulk' | 'collections') =>
+      WritebackPushOutput.parse({ ...base, status: 'push-pending', api, planned: 9, done: 4 });
+    const collected = WritebackPushOutput.parse({
+      ...base,
+      status: 'collected',
+      api: 'bulk',
+      planned: 2,
+      succeeded: 2,
+      failed: 0,
+      heldBack: 0,
+      superseded: 0,
+      failureRate: 0,
+      maxFailureRate: 0.1,
+      failureRateExceeded: false,
+    });
+    expect(route(names.bulkPending, bulkPending)).toBe(names.wait);
+    expect(route(names.bulkPending, pushPending('bulk'))).toBe(names.pushBulk);
+    expect(route(names.bulkPending, pushPending('collections'))).toBe(names.push);
+    expect(route(names.bulkPending, collected)).toBe(names.pushed);
   });
 
   it('gives every Task a retry with exponential backoff and full jitter, a catch of everything, and a timeout', () => {
