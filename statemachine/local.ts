@@ -10,6 +10,8 @@
  *   the service integration does, over the same Athena client the load step uses;
  * - every Wait state and every Retry interval shortened (the definition's durations are sized
  *   for Salesforce and AWS, not for emulators on the same machine);
+ * - a Wait's SecondsPath is read all the same: a missing path or a value that is not an integer of
+ *   seconds fails the execution with `States.Runtime`, as in AWS;
  * - Step Functions' payload quota: a state's input (after Parameters), a Task's result, or a
  *   state's output over {@link MAX_PAYLOAD_BYTES} fails the execution with
  *   `States.DataLimitExceeded`, which no Retry or Catch handles (`States.ALL` included), as in AWS.
@@ -143,17 +145,69 @@ export const MAX_PAYLOAD_BYTES = 262_144;
 /** The terminal error of a payload over {@link MAX_PAYLOAD_BYTES}. */
 export const STATES_DATA_LIMIT_EXCEEDED = 'States.DataLimitExceeded';
 
+/** A States.Runtime error: the execution fails, and no Retry or Catch handles it. */
+export const STATES_RUNTIME = 'States.Runtime';
+
 /**
- * `States.DataLimitExceeded`: "a terminal error that can't be caught by the States.ALL error type"
- * (Step Functions developer guide, "Error names"), nor retried. `aws-local-stepfunctions` reads
- * `isRetryable` and `isCatchable` of the error a state throws (as its own `States.Runtime` does).
+ * An error no Retry or Catch handles, `States.ALL` included: `States.Runtime` and
+ * `States.DataLimitExceeded` (Step Functions developer guide, "Error names").
+ * `aws-local-stepfunctions` reads `isRetryable` and `isCatchable` of the error a state throws (as
+ * its own `States.Runtime` sets them).
  */
-export class DataLimitExceededError extends LocalTaskError {
+export class UncatchableStatesError extends LocalTaskError {
   readonly isRetryable = false;
   readonly isCatchable = false;
+}
+
+/** `States.DataLimitExceeded`: "a terminal error that can't be caught by the States.ALL error type". */
+export class DataLimitExceededError extends UncatchableStatesError {
   constructor(message: string) {
     super(STATES_DATA_LIMIT_EXCEEDED, message);
   }
+}
+
+/**
+ * The value at a plain `$.a.b` reference path in `input`, `{ found: false }` when a step of it is
+ * missing. Only the paths the definition's Wait states use: anything else is refused by name.
+ */
+function atReferencePath(input: unknown, path: string): { found: true; value: unknown } | { found: false } {
+  if (!/^\$(\.[A-Za-z_][A-Za-z0-9_]*)*$/.test(path)) {
+    throw new Error(`The local runner reads only plain $.a.b paths in a Wait state, not ${path}`);
+  }
+  let value = input;
+  for (const key of path.split('.').slice(1)) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value) || !(key in value)) {
+      return { found: false };
+    }
+    value = (value as Record<string, unknown>)[key];
+  }
+  return { found: true, value };
+}
+
+/** The most seconds a Wait state takes (Step Functions developer guide, "Wait workflow state"). */
+const MAX_WAIT_SECONDS = 99_999_999;
+
+/**
+ * What Step Functions makes of a Wait state's SecondsPath on `input`: the States.Runtime error of a
+ * path the input lacks or of a value that is not an integer of seconds from 0, else undefined.
+ * The local runner shortens every Wait, which makes aws-local-stepfunctions skip the path.
+ */
+export function waitSecondsPathError(
+  state: string,
+  secondsPath: string,
+  input: unknown,
+): UncatchableStatesError | undefined {
+  const at = atReferencePath(input, secondsPath);
+  const problem = !at.found
+    ? `its input lacks ${secondsPath}`
+    : Number.isInteger(at.value) && (at.value as number) >= 0 && (at.value as number) <= MAX_WAIT_SECONDS
+      ? undefined
+      : `${secondsPath} is ${JSON.stringify(at.value)}, not an integer of seconds from 0 to ${MAX_WAIT_SECONDS}`;
+  if (!problem) return undefined;
+  return new UncatchableStatesError(
+    STATES_RUNTIME,
+    `Wait state "${state}": its SecondsPath cannot be read: ${problem}. The deployed state machine fails the execution here with ${STATES_RUNTIME}, which no Catch handles: the step before it must answer the seconds to wait`,
+  );
 }
 
 /** The size Step Functions counts for a payload: its JSON text's bytes in UTF-8. */
@@ -359,25 +413,32 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
   const startTime = deps.clock.now().toISOString();
   const taskResourceLocalHandlers: Record<string, (input: unknown) => Promise<unknown>> = {};
 
-  // The first payload over the quota, found from the execution's events (every state's input and
-  // output, those of Parallel branches too). The library checks no size and runs on: a state
-  // after it would still run, so every Task binding first lets the events be read (they are
-  // dispatched before the next state starts, and read in microtasks) and refuses to run once one
-  // is found, and the execution's result is this error whatever the library made of it.
-  let oversized: DataLimitExceededError | undefined;
-  const refuseAfterOversizedState = async (state: string, input: unknown): Promise<void> => {
+  // The first error Step Functions would end the execution with that the library does not raise,
+  // found from the execution's events: a payload over the quota (every state's input and output,
+  // those of Parallel branches too), a Wait's SecondsPath it cannot read (the library skips the
+  // path of a shortened Wait). The library runs on: a state after it would still run, so every
+  // Task binding first lets the events be read (they are dispatched before the next state starts,
+  // and read in microtasks) and refuses to run once one is found, and the execution's result is
+  // this error whatever the library made of it.
+  let terminal: UncatchableStatesError | undefined;
+  const refuseAfterTerminalError = async (state: string, input: unknown): Promise<void> => {
     await new Promise<void>((resolve) => setImmediate(resolve));
-    if (oversized) throw oversized;
+    if (terminal) throw terminal;
     const over = payloadOverLimit(`the input of Task state "${state}" (after Parameters)`, input);
     if (over) throw over;
   };
   const waitTimeOverrides: Record<string, number> = {};
+  /** Wait state → its SecondsPath, read as Step Functions reads it (the override skips it). */
+  const waitSecondsPaths = new Map<string, string>();
   const retryIntervalOverrides: Record<string, number> = {};
   const unbound: string[] = [];
   for (const { name, definition } of states) {
     if (Array.isArray(definition.Retry))
       retryIntervalOverrides[name] = options.retryMs ?? DEFAULT_LOCAL_RETRY_MS;
-    if (definition.Type === 'Wait') waitTimeOverrides[name] = options.waitMs ?? DEFAULT_LOCAL_WAIT_MS;
+    if (definition.Type === 'Wait') {
+      waitTimeOverrides[name] = options.waitMs ?? DEFAULT_LOCAL_WAIT_MS;
+      if (typeof definition.SecondsPath === 'string') waitSecondsPaths.set(name, definition.SecondsPath);
+    }
     if (definition.Type !== 'Task') continue;
     const resource = String(definition.Resource);
     const binding = options.taskHandlers[name];
@@ -390,7 +451,7 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
             `Task state ${name} runs an Athena query, but no Athena client was given to the local runner`,
           );
         }
-        await refuseAfterOversizedState(name, input);
+        await refuseAfterTerminalError(name, input);
         const result = await runAthenaQuerySync(input, { athena, clock: deps.clock });
         const over = payloadOverLimit(`the result of Task state "${name}"`, result);
         if (over) throw over;
@@ -408,7 +469,7 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
         binding === 'prepare' && typeof given === 'object' && given !== null && 'executionStartTime' in given
           ? { ...given, executionStartTime: startTime }
           : given;
-      await refuseAfterOversizedState(name, input);
+      await refuseAfterTerminalError(name, input);
       const timeLeft = options.timeLeft?.(name);
       const context = timeLeft ? { getRemainingTimeInMillis: timeLeft } : undefined;
       let result: unknown;
@@ -457,12 +518,16 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
   const events = (async () => {
     for await (const event of execution.eventLogs) {
       if (!('state' in event)) continue;
-      if (!oversized && event.type === 'StateEntered') {
+      if (!terminal && event.type === 'StateEntered') {
         // The execution's input, and every state's as it enters (a Task's after Parameters: its binding).
-        oversized = payloadOverLimit(`the input of state "${event.state.name}"`, event.state.input);
+        terminal = payloadOverLimit(`the input of state "${event.state.name}"`, event.state.input);
+        const secondsPath = waitSecondsPaths.get(event.state.name);
+        if (!terminal && secondsPath) {
+          terminal = waitSecondsPathError(event.state.name, secondsPath, event.state.input);
+        }
       }
-      if (!oversized && event.type === 'StateExited') {
-        oversized = payloadOverLimit(`the output of state "${event.state.name}"`, event.state.output);
+      if (!terminal && event.type === 'StateExited') {
+        terminal = payloadOverLimit(`the output of state "${event.state.name}"`, event.state.output);
       }
       if (!options.onEvent) continue;
       const base = { state: event.state.name, stateType: event.state.type };
@@ -504,7 +569,7 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
     result = { status: 'failed', error: name, cause };
   }
   await events;
-  if (oversized) return { status: 'failed', error: oversized.name, cause: oversized.message };
+  if (terminal) return { status: 'failed', error: terminal.name, cause: terminal.message };
   return result;
 }
 
