@@ -92,7 +92,7 @@ export const DRY_RUN_SAMPLE_MAX_BYTES = 64 * 1024;
 export const DRY_RUN_SAMPLE_VALUE_CHARS = 200;
 
 /** A sample row's values with every text over {@link DRY_RUN_SAMPLE_VALUE_CHARS} cut, saying its length. */
-function shortValues(values: Record<string, unknown>): Record<string, unknown> {
+export function shortValues(values: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(values).map(([field, value]) => {
       if (typeof value !== 'string') return [field, value];
@@ -105,7 +105,7 @@ function shortValues(values: Record<string, unknown>): Record<string, unknown> {
 }
 
 /** The first rows of `rows` whose JSON takes at most {@link DRY_RUN_SAMPLE_MAX_BYTES} together. */
-function boundedSample(rows: PlanSampleRow[]): PlanSampleRow[] {
+export function boundedSample(rows: PlanSampleRow[]): PlanSampleRow[] {
   const kept: PlanSampleRow[] = [];
   let bytes = 2;
   for (const row of rows) {
