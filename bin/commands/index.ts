@@ -30,6 +30,8 @@ commands:
           [--dry-run] [--config FILE] [--secrets FILE | --database-url URL] [--json]
                        record what became of insert keys held back as INSERT_OUTCOME_UNKNOWN
                        that no plan can look up (found in Salesforce, or not)
+  resolve --task NAME --collect-jobs [--config FILE] [--secrets FILE] [--json]
+                       collect the insert Bulk jobs ended runs never collected, when no plan can
   forget --task NAME [--config FILE] [--secrets FILE | --database-url URL] [--yes [--insert-again]] [--json]
                        start a task over: delete its sync state, sync scope and watermark
                        (without --yes: say what it would delete)
@@ -142,6 +144,7 @@ after their counts by task, stage and code.
        roundtrip resolve --task NAME --file CSV
                         [--without-look-up] [--config FILE] [--secrets FILE | --database-url URL]
                         [--dry-run] [--json]
+       roundtrip resolve --task NAME --collect-jobs [--config FILE] [--secrets FILE] [--json]
 
 Records what became of insert keys that the plan holds back as INSERT_OUTCOME_UNKNOWN run
 after run because nothing can look them up: sent by an insert task without an external-ID
@@ -152,6 +155,14 @@ that sent it and in roundtrip.sync_state: never inserted again); a key not found
 record you deleted) is released (NOT_INSERTED in that run: the next plan inserts it). Under the task's lock, in one transaction: every key is
 recorded, or none (each refusal names the key and why). Exit 0 recorded, 1 a push or collect
 of the task is running (run it again later), 2 refused.
+
+A key in a Bulk job that its run never collected is never recorded as given: the job may still
+be running. Its next plan collects the job; when no plan can (the task's object or key changed
+in the config, or the config no longer names it), resolve asks Salesforce about the job with
+the config's Salesforce secret, closes it if its run uploaded it and never closed it, and once
+it has finished collects it as the plan would (in a transaction of its own, whatever is refused
+after): every key it carried gets the job's result, not the outcome given. --collect-jobs does
+that for all such jobs of the task, without keys (then forget can go on).
 
   --task NAME            the insert task (as roundtrip errors lists it), or one the config no
                          longer names that the database knows as an insert task of the
@@ -167,11 +178,16 @@ of the task is running (run it again later), 2 refused.
                          changed in the config, or the config no longer names it and it cannot
                          be named as it was. You looked in Salesforce instead; every other
                          check stands
-  --dry-run              check everything and say what would be recorded; record nothing
+  --collect-jobs         ask Salesforce about the task's Bulk jobs that ended runs never
+                         collected, and collect those finished (each job's keys by outcome)
+  --dry-run              check everything and say what would be recorded; record nothing (a
+                         key in a Bulk job never collected is refused: nothing is asked)
   -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
-  --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
+  --secrets FILE         a JSON file of secrets by name (the config's postgres secret, and its
+                         salesforce secret for a Bulk job never collected)
   --database-url URL     use this database instead (postgres://…; ?sslmode=require for TLS)
   --json                 one JSON object { pipeline, task, dryRun, outcomes } on stdout
+                         ({ pipeline, task, jobs } with --collect-jobs)
 `,
   forget: `usage: roundtrip forget --task NAME [--config FILE] [--secrets FILE | --database-url URL] [--yes [--insert-again]] [--json]
 

@@ -15,6 +15,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  collectInsertJobs,
+  type InsertJobResolved,
   OutcomeRefusedError,
   recordInsertOutcomes,
   WITHOUT_LOOK_UP_OPTION,
@@ -23,6 +25,9 @@ import {
 } from '../../lambdas/core/writeback/resolve';
 import { systemClock } from '../../lambdas/shared/clock';
 import { EXIT, parseOptions, UsageError, type Command } from '../cli-common';
+import { silentLogger } from '../../lambdas/shared/logging';
+import { localSalesforce } from '../local/deps';
+import { secretsFrom } from './run';
 import { DATABASE_OPTIONS, runsDatabase } from './status';
 
 /** The header `--file` must start with. */
@@ -129,6 +134,16 @@ async function outcomesFrom(values: Record<string, unknown>): Promise<InsertOutc
 
 /** One line of the text output for an outcome. */
 function outcomeLine(o: InsertOutcomeRecorded, dryRun: boolean): string {
+  if (o.fromJobResults && o.sentBy.api === 'bulk') {
+    const result =
+      o.outcome === 'inserted'
+        ? `inserted, Id ${o.salesforceId ?? ''}: recorded, never inserted again`
+        : 'not inserted (roundtrip errors shows why): the next plan inserts it';
+    return (
+      `key ${o.key} (sent by run ${o.runId} in Bulk job ${o.sentBy.jobId}, never collected by it; ${o.sentBy.jobState} in Salesforce, collected now): ` +
+      `its results say ${result}${o.fromJobResults.differs ? ' (not the outcome given: the results are what Salesforce did)' : ''}`
+    );
+  }
   const sent =
     o.sentBy.api === 'bulk'
       ? `sent by run ${o.runId} in Bulk job ${o.sentBy.jobId} (${o.sentBy.jobState})`
@@ -138,6 +153,71 @@ function outcomeLine(o: InsertOutcomeRecorded, dryRun: boolean): string {
       ? `${dryRun ? 'would be recorded' : 'recorded'} as inserted, Id ${o.salesforceId ?? ''}: never inserted again`
       : `${dryRun ? 'would be recorded' : 'recorded'} as not inserted: the next plan inserts it`;
   return `key ${o.key} (${sent}): ${what}`;
+}
+
+/** One line of the text output of `--collect-jobs` for a job. */
+function jobLine(task: string, j: InsertJobResolved): string {
+  const head = `Bulk job ${j.jobId} of run ${j.runId}`;
+  if (!j.collected) {
+    return `${head}: not finished (${j.state}, as Salesforce last answered or as recorded when it could not be asked): its ${j.sent} key(s) stay held back; run this again once it has finished`;
+  }
+  return (
+    `${head}: ${j.state} in Salesforce, collected: ${j.inserted} inserted (recorded, never inserted again), ` +
+    `${j.notInserted} not inserted (the next plan inserts them; roundtrip errors --run ${j.runId} --task ${task} shows why)` +
+    (j.sent > 0
+      ? `, ${j.sent} without a result in the job (held back: roundtrip errors --task ${task} lists them)`
+      : '')
+  );
+}
+
+/** `roundtrip resolve --collect-jobs`: see {@link collectInsertJobs}. */
+async function collectJobs(values: Record<string, unknown>, task: string): Promise<number> {
+  for (const other of [
+    'key',
+    'file',
+    'inserted',
+    'not-inserted',
+    'dry-run',
+    WITHOUT_LOOK_UP_OPTION.slice(2),
+  ]) {
+    if (values[other] !== undefined) {
+      throw new UsageError(
+        `--collect-jobs collects the task's Bulk jobs whatever keys they carried: not with --${other}`,
+      );
+    }
+  }
+  const { config, pool } = await runsDatabase(values, { connections: 2 });
+  try {
+    const salesforce = localSalesforce({ config, secrets: secretsFrom(values), logger: silentLogger });
+    let jobs: InsertJobResolved[];
+    try {
+      jobs = await collectInsertJobs(
+        { config, pg: pool, clock: systemClock, logger: silentLogger, ...(salesforce ? { salesforce } : {}) },
+        task,
+      );
+    } catch (err) {
+      if (err instanceof OutcomeRefusedError) {
+        throw new UsageError(`nothing was collected:\n${err.problems.map((p) => `  ${p}`).join('\n')}`, {
+          showUsage: false,
+        });
+      }
+      throw err;
+    }
+    if (values.json === true) {
+      process.stdout.write(`${JSON.stringify({ pipeline: config.name, task, jobs })}\n`);
+      return EXIT.ok;
+    }
+    const lines =
+      jobs.length === 0
+        ? [
+            `task ${task} has no Bulk job that a run which has ended left uncollected with keys sent: nothing to collect (roundtrip errors --task ${task} --code INSERT_OUTCOME_UNKNOWN lists the keys held back otherwise)`,
+          ]
+        : jobs.map((j) => jobLine(task, j));
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return EXIT.ok;
+  } finally {
+    await pool.end();
+  }
 }
 
 /** `roundtrip resolve`: see the module comment. */
@@ -150,12 +230,14 @@ export const resolve: Command = async (argv) => {
     'not-inserted': { type: 'boolean' },
     file: { type: 'string' },
     [WITHOUT_LOOK_UP_OPTION.slice(2)]: { type: 'boolean' },
+    'collect-jobs': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     json: { type: 'boolean' },
   });
   const task = typeof values.task === 'string' ? values.task : undefined;
   if (task === undefined)
     throw new UsageError('--task NAME (the insert task the keys belong to) is required');
+  if (values['collect-jobs'] === true) return collectJobs(values, task);
   const outcomes = await outcomesFrom(values);
   const dryRun = values['dry-run'] === true;
   // Two connections: the task's lock holds one for the whole work (lock.ts), the transaction the other.
@@ -163,10 +245,18 @@ export const resolve: Command = async (argv) => {
   try {
     let recorded: InsertOutcomeRecorded[];
     try {
-      recorded = await recordInsertOutcomes({ config, pg: pool, clock: systemClock }, task, outcomes, {
-        dryRun,
-        withoutLookUp: values[WITHOUT_LOOK_UP_OPTION.slice(2)] === true,
-      });
+      // Salesforce only for a key in a Bulk job its run never collected: asked about, and
+      // collected once finished (signs in then, with the config's secret).
+      const salesforce = localSalesforce({ config, secrets: secretsFrom(values), logger: silentLogger });
+      recorded = await recordInsertOutcomes(
+        { config, pg: pool, clock: systemClock, logger: silentLogger, ...(salesforce ? { salesforce } : {}) },
+        task,
+        outcomes,
+        {
+          dryRun,
+          withoutLookUp: values[WITHOUT_LOOK_UP_OPTION.slice(2)] === true,
+        },
+      );
     } catch (err) {
       if (err instanceof OutcomeRefusedError) {
         throw new UsageError(`nothing was recorded:\n${err.problems.map((p) => `  ${p}`).join('\n')}`, {

@@ -118,6 +118,38 @@ export interface LocalServices {
 }
 
 /**
+ * The Salesforce connector of a laptop, from the config's `salesforce` secret: a function that
+ * signs in on first use (and answers the same connector afterwards); undefined without
+ * `salesforce` in the config.
+ */
+export function localSalesforce(
+  options: Pick<LocalDepsOptions, 'config' | 'secrets' | 'logger'>,
+): (() => Promise<SalesforceConnector>) | undefined {
+  const { secrets, logger } = options;
+  const sfSettings = options.config.salesforce;
+  if (!sfSettings) return undefined;
+  let connecting: Promise<SalesforceConnector> | undefined;
+  return () => {
+    connecting ??= (async () => {
+      const secret = await secrets.getSecret(sfSettings.secret);
+      const withLoginUrl =
+        sfSettings.loginUrl && secret && typeof secret === 'object'
+          ? { ...(secret as Record<string, unknown>), loginUrl: sfSettings.loginUrl }
+          : secret;
+      return connectSalesforce({
+        secret: withLoginUrl,
+        secretName: sfSettings.secret,
+        ...(sfSettings.loginUrl ? { loginUrlFrom: 'salesforce.loginUrl of the config' } : {}),
+        apiVersion: sfSettings.apiVersion,
+        logger,
+      });
+    })();
+    connecting.catch(() => (connecting = undefined));
+    return connecting;
+  };
+}
+
+/**
  * Builds {@link LocalServices}; nothing connects until a check or a step needs it. Apart from the
  * pool so that `validate` can check Salesforce and Athena when the database's secret is missing.
  */
@@ -125,29 +157,7 @@ export async function buildLocalServices(
   options: Pick<LocalDepsOptions, 'config' | 'secrets' | 'logger' | 'aws'>,
 ): Promise<LocalServices> {
   const { config, secrets, logger } = options;
-  let salesforce: (() => Promise<SalesforceConnector>) | undefined;
-  const sfSettings = config.salesforce;
-  if (sfSettings) {
-    let connecting: Promise<SalesforceConnector> | undefined;
-    salesforce = () => {
-      connecting ??= (async () => {
-        const secret = await secrets.getSecret(sfSettings.secret);
-        const withLoginUrl =
-          sfSettings.loginUrl && secret && typeof secret === 'object'
-            ? { ...(secret as Record<string, unknown>), loginUrl: sfSettings.loginUrl }
-            : secret;
-        return connectSalesforce({
-          secret: withLoginUrl,
-          secretName: sfSettings.secret,
-          ...(sfSettings.loginUrl ? { loginUrlFrom: 'salesforce.loginUrl of the config' } : {}),
-          apiVersion: sfSettings.apiVersion,
-          logger,
-        });
-      })();
-      connecting.catch(() => (connecting = undefined));
-      return connecting;
-    };
-  }
+  const salesforce = localSalesforce({ config, secrets, logger });
 
   let athena: AthenaConnector | undefined;
   let athenaClient: AthenaClient | undefined;

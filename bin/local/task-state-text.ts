@@ -61,7 +61,10 @@ export function resolveOutcomesFirst(unknown: OutcomesUnknown, task: string): st
       'Let a plan of the task resolve them first: run the pipeline with the task configured as it was when they ' +
         'were sent (same name, object and key: a plan refused for a changed object or key resolves nothing); its plan ' +
         'looks inserts up by their external ID and collects the Bulk jobs Salesforce has finished (roundtrip errors ' +
-        'lists what it still holds back).',
+        'lists what it still holds back). Records sent in an insert Bulk job their run never collected, when no plan ' +
+        "can collect it (the task's object or key changed in the config, or the config no longer names it): " +
+        `roundtrip resolve --task ${shellWord(task)} --collect-jobs, with the pipeline's --config and --secrets, asks ` +
+        "Salesforce about each such job and collects it once finished, recording every key's outcome from its results.",
     );
   }
   if (unknown.records > 0) {

@@ -561,7 +561,7 @@ async function readJobOfEndedRun(
           j.run_id,
           taskName,
           j.job_id,
-          `Salesforce no longer knows this job (asked by run ${runId}): ${message}`,
+          `Salesforce no longer knows this job (asked by ${runId === RESOLVED_BY_HAND ? runId : `run ${runId}`}): ${message}`,
         ],
       );
     }
@@ -752,19 +752,21 @@ async function collectJobsOfEndedRuns(
   resolved: EndedRunsResolved,
   recordedUploaded: 'close' | 'collect',
   askedAlready: ReadonlySet<string> = new Set(),
+  only?: readonly string[],
 ): Promise<void> {
   const { rows: jobs } = await deps.pg.query<EndedRunJob>(
     `SELECT j.run_id, j.job_id, j.state, j.first_seq, j.last_seq
        FROM roundtrip.writeback_jobs j JOIN roundtrip.runs r ON r.run_id = j.run_id
       WHERE j.task = $1 AND j.run_id <> $2 AND r.status <> 'running' AND j.api = 'bulk'
         AND j.collected_at IS NULL AND j.state <> 'Superseded'
+        AND ($3::text[] IS NULL OR j.job_id = ANY ($3::text[]))
         ${recordedUploaded === 'collect' ? `AND j.state NOT IN ('Open', 'Uploaded')` : ''}
         AND EXISTS (SELECT 1 FROM roundtrip.writeback_plans l
                      WHERE l.run_id = j.run_id AND l.task = j.task AND l.seq BETWEEN j.first_seq AND j.last_seq
                        AND l.job_id = j.job_id AND l.status = 'sent'
                        AND l.attempts = 0)
       ORDER BY j.run_id, j.chunk`,
-    [taskName, runId],
+    [taskName, runId, only ?? null],
   );
   for (const j of jobs) {
     if (askedAlready.has(j.job_id)) continue;
@@ -806,6 +808,51 @@ async function collectJobsOfEndedRuns(
     );
     resolved.jobs += 1;
   }
+}
+
+/** Who recorded outcomes by hand, as the ended runs' figures name it (`outcomesResolvedBy`). */
+export const RESOLVED_BY_HAND = 'roundtrip resolve';
+
+/**
+ * The insert Bulk jobs `jobIds` of task `taskName` that runs which have ended uploaded and never
+ * collected, resolved for `roundtrip resolve` (resolve.ts) as the task's next plan resolves them
+ * ({@link collectJobsOfEndedRuns}, `close`): asked for their state, one recorded `Uploaded` that
+ * Salesforce still has `Open` closed, one finished collected into its run (its figures counted
+ * again, resolved by {@link RESOLVED_BY_HAND}), one still running left with its state recorded,
+ * one Salesforce no longer knows recorded `NotFound`. For a task whose plan cannot do it: refused
+ * for a changed object or key (scope.ts), or no longer in the config. Collecting reads the ledger
+ * and the job's result files only, never the task's mapping (bulk-results.ts). The caller holds
+ * the task's lock. A job or run still running is never touched.
+ */
+export async function collectInsertJobsOfEndedRuns(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  taskName: string,
+  jobIds: readonly string[],
+  logger: Logger,
+): Promise<number> {
+  if (jobIds.length === 0) return 0;
+  const resolved: EndedRunsResolved = {
+    runs: 0,
+    recorded: 0,
+    released: 0,
+    jobs: 0,
+    aborted: 0,
+    resent: 0,
+    lookUpsRefused: new Map(),
+  };
+  await collectJobsOfEndedRuns(
+    deps,
+    sf,
+    RESOLVED_BY_HAND,
+    taskName,
+    logger,
+    resolved,
+    'close',
+    new Set(),
+    jobIds,
+  );
+  return resolved.jobs;
 }
 
 /**

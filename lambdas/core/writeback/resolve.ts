@@ -22,13 +22,16 @@ import { taskName as nameOfTask } from '../../config';
 import { withClient, withTransaction } from '../../connectors/postgres';
 import { canonicalSalesforceId } from '../../connectors/salesforce/ids';
 import { TaskBusyError } from '../../shared/errors';
-import type { CoreDeps } from '../deps';
+import { silentLogger } from '../../shared/logging';
+import { salesforceOf, type CoreDeps } from '../deps';
 import { readTaskState, type TaskState } from '../task-state';
 import { ifTaskLockFree } from './lock';
 import { checkSyncScope, SyncScopeChangedError } from './scope';
 import { mergeRunSummary, storedCount, writebackConfigPath } from './state';
 import {
+  collectInsertJobsOfEndedRuns,
   INSERT_SETTLE_MS,
+  RESOLVED_BY_HAND,
   recordInsertsCreated,
   refreshEndedRunIn,
   releaseInserts,
@@ -60,6 +63,13 @@ export interface InsertOutcomeRecorded {
   readonly outcome: 'inserted' | 'not-inserted';
   /** The record's Id in its 18-character form (inserted), else null. */
   readonly salesforceId: string | null;
+  /**
+   * Set when the outcome is the Bulk job's own, not the one given: the job that carried the key,
+   * never collected by its run, was finished in Salesforce and collected by this command (as the
+   * task's next plan collects it), its results recorded for every key it carried. `differs`: the
+   * outcome given was another (the job's results are recorded, the outcome given is not).
+   */
+  readonly fromJobResults?: { readonly differs: boolean };
 }
 
 /**
@@ -73,8 +83,7 @@ export class OutcomeRefusedError extends Error {
   }
 }
 
-/** Who recorded the outcomes, as the ended runs' figures name it (`outcomesResolvedBy`). */
-export const RESOLVED_BY_HAND = 'roundtrip resolve';
+export { RESOLVED_BY_HAND };
 
 /**
  * The option of `roundtrip resolve` by which someone who looked in Salesforce records a keyed
@@ -142,7 +151,7 @@ function sentByOf(row: UnknownRow): UnknownSend {
  * checks everything and writes nothing.
  */
 export async function recordInsertOutcomes(
-  deps: Pick<CoreDeps, 'pg' | 'config' | 'clock'>,
+  deps: ResolveDeps,
   taskName: string,
   outcomes: readonly InsertOutcomeByHand[],
   options: RecordOptions = {},
@@ -151,21 +160,145 @@ export async function recordInsertOutcomes(
   const given = checkedOutcomes(taskName, outcomes);
   // A refusal is answered out of the transaction, not thrown through it: withClient would take it
   // for a broken connection.
-  const done = await ifTaskLockFree(deps, taskName, () =>
-    withTransaction(deps.pg, async (client) => {
-      const checked = await unknownSends(client, task, taskName, given, options.withoutLookUp === true);
+  const done = await ifTaskLockFree(deps, taskName, async () => {
+    // The jobs first, each collected in a transaction of its own (as a plan collects it): what a
+    // finished job's results say is recorded whatever is refused after.
+    const jobs = options.dryRun === true ? undefined : await collectJobsOfKeys(deps, taskName, given);
+    return withTransaction(deps.pg, async (client) => {
+      const checked = await unknownSends(client, task, taskName, given, options.withoutLookUp === true, jobs);
       if ('problems' in checked || options.dryRun === true) return checked;
       await recordFound(client, taskName, checked.found, deps.clock.now());
       return checked;
-    }),
-  );
+    });
+  });
   if (!done.ran) {
     throw new TaskBusyError(
       `Write-back ${taskName}: a push or collect of this task is running (roundtrip status shows the run); nothing was recorded: run this again once it has ended`,
     );
   }
   if ('problems' in done.value) throw new OutcomeRefusedError(done.value.problems);
-  return done.value.found.map(({ row: _row, ...recorded }) => recorded);
+  return [...done.value.found.map(({ row: _row, ...recorded }) => recorded), ...done.value.fromJobs];
+}
+
+/** What {@link recordInsertOutcomes} needs: Salesforce to ask about Bulk jobs never collected. */
+export type ResolveDeps = Pick<CoreDeps, 'pg' | 'config' | 'clock'> &
+  Partial<Pick<CoreDeps, 'salesforce' | 'logger'>>;
+
+/** A Bulk job of an ended run, never collected by it, as {@link collectInsertJobs} left it. */
+export interface InsertJobResolved {
+  readonly runId: string;
+  readonly jobId: string;
+  /** As `writeback_jobs` records it now: the state Salesforce answered, or as recorded before. */
+  readonly state: string;
+  /** Collected now: its keys' outcomes are its results. Else it has not finished (or could not be asked). */
+  readonly collected: boolean;
+  /** Its keys by outcome now: created (`inserted`), not (`notInserted`), still unknown (`sent`). */
+  readonly inserted: number;
+  readonly notInserted: number;
+  readonly sent: number;
+}
+
+/**
+ * `roundtrip resolve --collect-jobs`: the insert task's Bulk jobs that runs which have ended
+ * uploaded and never collected, resolved as its next plan resolves them ({@link
+ * collectInsertJobsOfEndedRuns}): asked about in Salesforce, closed when uploaded and never
+ * closed, collected once finished, each key's outcome recorded from the job's results. For a task
+ * no plan of which can: refused for a changed object or key, or no longer in the config. Refused
+ * ({@link OutcomeRefusedError}) for a task that is not an insert task of the pipeline (as
+ * {@link recordInsertOutcomes}) and without Salesforce in the deps; a TaskBusyError while a push
+ * or collect of the task runs. Answers each job as left; none when there is none.
+ */
+export async function collectInsertJobs(deps: ResolveDeps, taskName: string): Promise<InsertJobResolved[]> {
+  await insertTaskOf(deps, taskName);
+  if (deps.salesforce === undefined) {
+    throw new OutcomeRefusedError([
+      `task ${taskName}: its Bulk jobs are asked about in Salesforce, and the config of pipeline ${deps.config.name} has no salesforce secret (salesforce.secret): run this with the pipeline's own --config and --secrets`,
+    ]);
+  }
+  const done = await ifTaskLockFree(deps, taskName, () => collectJobsOfKeys(deps, taskName, undefined));
+  if (!done.ran) {
+    throw new TaskBusyError(
+      `Write-back ${taskName}: a push or collect of this task is running (roundtrip status shows the run); no job was asked about: run this again once it has ended`,
+    );
+  }
+  const jobs = [...(done.value?.values() ?? [])];
+  if (jobs.length === 0) return [];
+  const { rows } = await deps.pg.query<{ job_id: string; status: string; n: number }>(
+    `SELECT p.job_id, p.status, count(*)::int AS n FROM roundtrip.writeback_plans p
+      JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id
+      WHERE p.task = $1 AND p.job_id = ANY ($2::text[]) AND p.seq BETWEEN j.first_seq AND j.last_seq
+      GROUP BY p.job_id, p.status`,
+    [taskName, jobs.map((j) => j.jobId)],
+  );
+  const n = (jobId: string, status: string): number =>
+    rows.find((r) => r.job_id === jobId && r.status === status)?.n ?? 0;
+  return jobs
+    .sort((a, b) => a.runId.localeCompare(b.runId) || a.jobId.localeCompare(b.jobId))
+    .map((j) => ({
+      ...j,
+      inserted: n(j.jobId, 'succeeded'),
+      notInserted: n(j.jobId, 'failed'),
+      sent: n(j.jobId, 'sent'),
+    }));
+}
+
+/** A Bulk job never collected that carried a key given, as this command left it. */
+interface JobOfKey {
+  readonly runId: string;
+  readonly jobId: string;
+  /** As `writeback_jobs` records it now: the state Salesforce answered, or as recorded before. */
+  readonly state: string;
+  /** Collected by this command. */
+  readonly collected: boolean;
+}
+
+/**
+ * The Bulk jobs never collected, of runs that have ended, that carried keys given (left `sent`),
+ * resolved as the task's next plan resolves them ({@link collectInsertJobsOfEndedRuns}): asked
+ * about in Salesforce, closed when uploaded and never closed, collected once finished. For a task
+ * whose plan is refused for a changed object or key, or that the config no longer names, no plan
+ * does it. Undefined without Salesforce in the deps (the jobs stay as they are); then, and for a
+ * job still running, the keys stay refused ({@link unknownSends}).
+ */
+async function collectJobsOfKeys(
+  deps: ResolveDeps,
+  taskName: string,
+  given: readonly GivenOutcome[] | undefined,
+): Promise<Map<string, JobOfKey> | undefined> {
+  const { rows } = await deps.pg.query<{ job_id: string }>(
+    `SELECT DISTINCT p.job_id
+       FROM roundtrip.writeback_plans p
+       JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id
+       JOIN roundtrip.runs r ON r.run_id = p.run_id
+      WHERE p.task = $1 AND ($2::text[] IS NULL OR p.key = ANY ($2::text[])) AND p.status = 'sent'
+        AND p.attempts = 0 AND j.collected_at IS NULL AND r.status <> 'running'
+      ORDER BY p.job_id`,
+    [taskName, given?.map((g) => g.key) ?? null],
+  );
+  if (rows.length === 0 || deps.salesforce === undefined) return undefined;
+  const jobIds = rows.map((r) => r.job_id);
+  const logger = deps.logger ?? silentLogger;
+  const sf = await salesforceOf(
+    { ...deps, logger },
+    `roundtrip resolve --task ${taskName} (Bulk jobs never collected)`,
+  );
+  await collectInsertJobsOfEndedRuns({ ...deps, logger }, sf, taskName, jobIds, logger);
+  const { rows: after } = await deps.pg.query<{
+    run_id: string;
+    job_id: string;
+    state: string;
+    collected: boolean;
+  }>(
+    `SELECT run_id, job_id, state, collected_at IS NOT NULL AS collected FROM roundtrip.writeback_jobs
+      WHERE task = $1 AND job_id = ANY ($2::text[])`,
+    [taskName, jobIds],
+  );
+  return new Map(
+    after.map((j) => [
+      j.job_id,
+      { runId: j.run_id, jobId: j.job_id, state: j.state, collected: j.collected },
+    ]),
+  );
 }
 
 /** The insert task whose outcomes are recorded, as far as the checks need it. */
@@ -365,8 +498,23 @@ async function unknownSends(
   taskName: string,
   given: readonly GivenOutcome[],
   withoutLookUp: boolean,
-): Promise<{ found: FoundSend[] } | { problems: string[] }> {
+  jobs: ReadonlyMap<string, JobOfKey> | undefined,
+): Promise<{ found: FoundSend[]; fromJobs: InsertOutcomeRecorded[] } | { problems: string[] }> {
   const keys = given.map((g) => g.key);
+  // Keys whose Bulk job this command collected (collectJobsOfKeys): their outcome is the job's.
+  const collectedNow = [...(jobs?.values() ?? [])].filter((j) => j.collected);
+  const { rows: ofJobs } = await client.query<{
+    key: string;
+    run_id: string;
+    job_id: string;
+    status: string;
+    salesforce_id: string | null;
+  }>(
+    `SELECT key, run_id, job_id, status, salesforce_id FROM roundtrip.writeback_plans
+      WHERE task = $1 AND key = ANY ($2::text[]) AND job_id = ANY ($3::text[]) AND status IN ('succeeded', 'failed')`,
+    [taskName, keys, collectedNow.map((j) => j.jobId)],
+  );
+  const fromJobs: InsertOutcomeRecorded[] = [];
   const { rows } = await client.query<UnknownRow>(
     `SELECT x.*, r.status AS run_status FROM (
        SELECT p.key, p.run_id, 'sent' AS form,
@@ -421,6 +569,21 @@ async function unknownSends(
   const found: FoundSend[] = [];
   for (const g of given) {
     const at = g.at;
+    const ofJob = ofJobs.find((r) => r.key === g.key);
+    if (ofJob) {
+      const job = jobs?.get(ofJob.job_id);
+      const inserted = ofJob.status === 'succeeded';
+      const id = inserted ? ofJob.salesforce_id : null;
+      fromJobs.push({
+        key: g.key,
+        runId: ofJob.run_id,
+        sentBy: { api: 'bulk', jobId: ofJob.job_id, jobState: job?.state ?? 'unknown' },
+        outcome: inserted ? 'inserted' : 'not-inserted',
+        salesforceId: id,
+        fromJobResults: { differs: inserted ? g.id !== id : g.id !== null },
+      });
+      continue;
+    }
     const recorded = synced.find((s) => s.key === g.key);
     if (recorded) {
       problems.push(
@@ -474,10 +637,8 @@ async function unknownSends(
       : `; the config no longer names task ${taskName}: name it again as it was (${asItWas(task)}) and run the pipeline, whose plan does it`;
     if (row.form === 'sent' && row.how === 'job') {
       // Never recorded by hand, --without-look-up or not: the job may still be running, and
-      // create the record after someone found none.
-      problems.push(
-        `${at}key ${g.key} was sent by run ${row.run_id} in Bulk job ${row.job_id ?? ''}, which that run never collected: the next plan of the task collects the job once Salesforce says it has finished, and records the key's outcome itself${notNamed}`,
-      );
+      // create the record after someone found none. Its results tell once it has finished.
+      problems.push(`${at}${jobNotFinished(g.key, row, jobs?.get(row.job_id ?? ''), taskName, notNamed)}`);
       continue;
     }
     // A keyed task's key sent by a call, or in a job Salesforce no longer answers for, is looked
@@ -511,7 +672,26 @@ async function unknownSends(
       row,
     });
   }
-  return problems.length > 0 ? { problems } : { found };
+  return problems.length > 0 ? { problems } : { found, fromJobs };
+}
+
+/**
+ * The refusal of a key in a Bulk job that its run never collected and that is not collected yet:
+ * still running in Salesforce as this command found it (`job`), or not asked about (a dry run, or
+ * no Salesforce in the deps). Either way its results will tell: the way out is to let them.
+ */
+function jobNotFinished(
+  key: string,
+  row: UnknownRow,
+  job: JobOfKey | undefined,
+  taskName: string,
+  notNamed: string,
+): string {
+  const head = `key ${key} was sent by run ${row.run_id} in Bulk job ${row.job_id ?? ''}, which that run never collected`;
+  if (job) {
+    return `${head}, and which has not finished (${job.state} in roundtrip.writeback_jobs, as Salesforce last answered, or as recorded when it could not be asked): it may still create the record, so nothing is recorded for the key; run this command again once the job has finished: it then collects the job and records the key's outcome from its results (as the next plan of task ${taskName} does)`;
+  }
+  return `${head}: its results tell the key's outcome; run this command without --dry-run (it asks Salesforce about the job with the config's Salesforce secret, and collects it once finished, recording each key's outcome from its results), or let the next plan of the task do it${notNamed}`;
 }
 
 /** Writes the outcomes, run by run, and counts each run's figures again. */

@@ -158,9 +158,26 @@ export async function checkSyncScope(
     [task],
   );
   const unknownInserts = Number(inserts[0]?.n ?? 0);
+  // Of those, the ones in Bulk jobs their run never collected: their results tell, once the job
+  // is collected, which the plan refused here does not do either (roundtrip resolve --collect-jobs).
+  const { rows: inJobs } =
+    unknownInserts > 0
+      ? await client.query<{ n: string }>(
+          `SELECT count(*) AS n FROM roundtrip.writeback_plans p
+             JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id
+            WHERE p.task = $1 AND p.status = 'sent' AND p.operation = 'insert' AND p.attempts = 0
+              AND j.collected_at IS NULL`,
+          [task],
+        )
+      : { rows: [] };
+  const inUncollectedJobs = Number(inJobs[0]?.n ?? 0);
+  const collectFirst =
+    inUncollectedJobs > 0
+      ? ` ${inUncollectedJobs.toLocaleString('en-US')} of them are in Bulk jobs their run never collected, which no plan collects either while the task is refused so: roundtrip resolve --task ${shellWord(task)} --collect-jobs (with the pipeline's --config and --secrets) asks Salesforce about each and collects it once finished, recording each key's outcome from its results.`
+      : '';
   const heldBack =
     unknownInserts > 0
-      ? ` Its ${unknownInserts.toLocaleString('en-US')} insert record(s) sent whose outcome is unknown (roundtrip.writeback_plans, status sent) are looked up by no plan while the task is refused so, and forget refuses the task until they are resolved: put the config back as it was and run the pipeline, whose plan looks them up, or look for each in Salesforce and record what you found with roundtrip resolve --task ${shellWord(task)} --key KEY --without-look-up --inserted ID (or --not-inserted).`
+      ? ` Its ${unknownInserts.toLocaleString('en-US')} insert record(s) sent whose outcome is unknown (roundtrip.writeback_plans, status sent) are looked up by no plan while the task is refused so, and forget refuses the task until they are resolved: put the config back as it was and run the pipeline, whose plan looks them up, or look for each in Salesforce and record what you found with roundtrip resolve --task ${shellWord(task)} --key KEY --without-look-up --inserted ID (or --not-inserted).${collectFirst}`
       : '';
   const refuse = (message: string): SyncScopeChangedError => new SyncScopeChangedError(message + heldBack);
   const taskLiteral = sqlLiteral(task);

@@ -1,0 +1,308 @@
+/**
+ * Insert keys in a Bulk job that a run which ended uploaded and never collected, when no plan of
+ * the task can collect it: the task's object or key changed in the config (its plan is refused
+ * before it resolves what ended runs left: SyncScopeChangedError), or the config no longer names
+ * the task (no plan of it runs). `roundtrip resolve` (recordInsertOutcomes) asks Salesforce about
+ * the job, closes it when it was uploaded and never closed, and collects it once finished, as the
+ * plan would: each key's outcome is the job's results, never a guess; a key whose job may still
+ * be running stays refused, saying how to go on. Then `roundtrip forget` can go on.
+ */
+import type { CoreDeps } from '../../../lambdas/core/deps';
+import { getIngestJob, isFinalIngestState } from '../../../lambdas/connectors/salesforce/writes';
+import { forgetTask } from '../../../lambdas/core/task-state';
+import { planWriteback, pushWriteback, reportRun } from '../../../lambdas/core/writeback';
+import {
+  collectInsertJobs,
+  OutcomeRefusedError,
+  recordInsertOutcomes,
+} from '../../../lambdas/core/writeback/resolve';
+import { SyncScopeChangedError } from '../../../lambdas/core/writeback/scope';
+import { TransientError } from '../../../lambdas/shared/errors';
+import { LEAD_SRC_UPSERT, SCORE_UPDATE, startWritebackEnv, type WritebackEnv } from './support';
+
+describe('insert keys in a Bulk job never collected, of a task no plan of which collects it', () => {
+  let env: WritebackEnv;
+
+  beforeAll(async () => {
+    env = await startWritebackEnv();
+    await env.pool.query(
+      `CREATE TABLE lead_src (ext text, ext2 text, last_name text, company text, score integer)`,
+    );
+  });
+  afterAll(async () => env?.stop());
+
+  /** Insert of Lead keyed by External_Id__c, through Bulk jobs from 5 records. */
+  const task = (name: string) => ({ ...LEAD_SRC_UPSERT, name, mode: 'insert' as const, bulkThreshold: 5 });
+
+  /** Replaces lead_src by `n` rows keyed `${prefix}-1`… (ext2 the same keys, another column). */
+  async function source(prefix: string, n: number): Promise<void> {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT $1 || '-' || i, $1 || '-' || i, $1 || ' ' || i, 'Initech', i
+         FROM generate_series(1, $2::int) AS i`,
+      [prefix, n],
+    );
+  }
+
+  /** A connector through which no close reaches Salesforce: the job stays Open, recorded Uploaded. */
+  const noClose = (): typeof env.connector =>
+    Object.create(env.connector, {
+      request: {
+        value: (operation: string, method: 'PATCH', path: string, body?: unknown) =>
+          method === 'PATCH' && path.startsWith('/jobs/ingest/')
+            ? Promise.reject(new TransientError(`${operation}: Salesforce is unreachable`))
+            : env.connector.request(operation, method, path, body),
+      },
+    }) as typeof env.connector;
+
+  async function finished(jobId: string): Promise<void> {
+    while (!isFinalIngestState((await getIngestJob(env.connector, jobId)).state)) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /**
+   * Plans and pushes `name` through one Bulk job and ends the run before it collected the job
+   * (its records left `sent`): the job run to its end in Salesforce, or (`closed` false) uploaded
+   * whole and never closed, `Open` there.
+   */
+  async function sentAndEnded(
+    deps: CoreDeps,
+    name: string,
+    closed: boolean,
+  ): Promise<{ dead: string; jobId: string }> {
+    const dead = await env.newRun();
+    await planWriteback(deps, { runId: dead, task: name });
+    if (closed) {
+      expect(await pushWriteback(deps, { runId: dead, task: name })).toMatchObject({
+        status: 'bulk-pending',
+      });
+    } else {
+      await expect(
+        pushWriteback({ ...deps, salesforce: noClose() }, { runId: dead, task: name }),
+      ).rejects.toThrow(/unreachable/);
+    }
+    await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+    const { rows } = await env.pool.query<{ job_id: string }>(
+      `SELECT job_id FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+      [dead],
+    );
+    const jobId = rows[0]?.job_id ?? '';
+    if (closed) await finished(jobId);
+    return { dead, jobId };
+  }
+
+  async function ledger(runId: string): Promise<Record<string, number>> {
+    const { rows } = await env.pool.query<{ status: string; n: number }>(
+      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status`,
+      [runId],
+    );
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  async function job(jobId: string): Promise<{ state: string; collected: boolean } | undefined> {
+    const { rows } = await env.pool.query<{ state: string; collected: boolean }>(
+      `SELECT state, collected_at IS NOT NULL AS collected FROM roundtrip.writeback_jobs WHERE job_id = $1`,
+      [jobId],
+    );
+    return rows[0];
+  }
+
+  function leadOf(name: string): string | undefined {
+    return [...env.sf.store.all('Lead')].find((r) => r.LastName === name)?.Id as string | undefined;
+  }
+
+  const refusal = async (p: Promise<unknown>): Promise<readonly string[]> => {
+    const err: unknown = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(OutcomeRefusedError);
+    return (err as OutcomeRefusedError).problems;
+  };
+
+  it("whose object or key changed: the plan is refused before it collects the job; resolve collects it, recording the job's outcomes, and forget goes on", async () => {
+    await source('moved', 6);
+    const before = env.deps({ writeback: [task('Lead-moved')] });
+    const { dead, jobId } = await sentAndEnded(before, 'Lead-moved', true);
+
+    // The task now reads its keys from another column: its plan is refused before it resolves
+    // what the ended run left, so the job is never collected, and forget refuses the task.
+    const changed = env.deps({ writeback: [{ ...task('Lead-moved'), keyColumn: 'ext2' }] });
+    const plan = planWriteback(changed, { runId: await env.newRun(), task: 'Lead-moved' });
+    await expect(plan).rejects.toThrow(SyncScopeChangedError);
+    // Its message names the way out.
+    await expect(plan).rejects.toThrow(
+      "6 of them are in Bulk jobs their run never collected, which no plan collects either while the task is refused so: roundtrip resolve --task Lead-moved --collect-jobs (with the pipeline's --config and --secrets) asks Salesforce about each and collects it once finished, recording each key's outcome from its results.",
+    );
+    expect(await job(jobId)).toMatchObject({ collected: false });
+    expect(
+      await forgetTask(env.pool, 'wb-test', 'Lead-moved', { apply: true, configuredMode: 'insert' }),
+    ).toMatchObject({ kind: 'outcomes-unknown' });
+    // Without Salesforce to ask, the key is refused as before, naming the way out.
+    const { salesforce: _sf, ...offline } = changed;
+    expect(
+      await refusal(recordInsertOutcomes(offline, 'Lead-moved', [{ key: 'moved-1', salesforceId: null }])),
+    ).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^key moved-1 was sent by run ${dead} in Bulk job ${jobId}, which that run never collected: .*run this command without --dry-run \\(it asks Salesforce about the job`,
+        ),
+      ),
+    ]);
+
+    // resolve asks Salesforce, finds the job finished and collects it: the outcome recorded is
+    // the job's (created), not the one given, and so for every key the job carried.
+    env.sf.calls.clear();
+    const recorded = await recordInsertOutcomes(changed, 'Lead-moved', [
+      { key: 'moved-1', salesforceId: null },
+    ]);
+    expect(recorded).toEqual([
+      {
+        key: 'moved-1',
+        runId: dead,
+        sentBy: { api: 'bulk', jobId, jobState: 'JobComplete' },
+        outcome: 'inserted',
+        salesforceId: leadOf('moved 1'),
+        fromJobResults: { differs: true },
+      },
+    ]);
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(await ledger(dead)).toEqual({ succeeded: 6 });
+    expect(await job(jobId)).toEqual({ state: 'JobComplete', collected: true });
+    const { rows: synced } = await env.pool.query(
+      `SELECT count(*)::int AS n FROM roundtrip.sync_state WHERE task = 'Lead-moved' AND salesforce_id IS NOT NULL`,
+    );
+    expect(synced).toEqual([{ n: 6 }]);
+    const { rows: figures } = await env.pool.query(
+      `SELECT summary->'writeback'->'Lead-moved' AS f FROM roundtrip.runs WHERE run_id = $1`,
+      [dead],
+    );
+    expect(figures[0]?.f).toMatchObject({
+      written: 6,
+      outcomeUnknown: 0,
+      outcomesResolvedBy: 'roundtrip resolve',
+    });
+
+    // Nothing unknown is left: forget goes on (the records inserted are inserted again, as it says).
+    expect(
+      await forgetTask(env.pool, 'wb-test', 'Lead-moved', {
+        apply: true,
+        configuredMode: 'insert',
+        insertAgain: true,
+      }),
+    ).toMatchObject({ kind: 'forgotten', deleted: true });
+  });
+
+  it('no longer in the config, its job uploaded and never closed: resolve closes it, refuses its keys while it runs, and collects it once finished', async () => {
+    await source('removed', 6);
+    const before = env.deps({ writeback: [task('Lead-removed')] });
+    const { dead, jobId } = await sentAndEnded(before, 'Lead-removed', false);
+    expect(await job(jobId)).toEqual({ state: 'Uploaded', collected: false });
+    expect((await getIngestJob(env.connector, jobId)).state).toBe('Open');
+
+    const removed = env.deps({ writeback: [{ ...SCORE_UPDATE, name: 'Lead-scores' }] });
+    const given = [
+      { key: 'removed-1', salesforceId: null },
+      { key: 'removed-2', salesforceId: null },
+    ];
+    // Asked about and closed (never aborted: its whole CSV is with Salesforce), it runs: no
+    // outcome is recorded while it may still create the records.
+    const problems = await refusal(
+      recordInsertOutcomes(removed, 'Lead-removed', given, { withoutLookUp: true }),
+    );
+    expect(problems).toEqual(
+      ['removed-1', 'removed-2'].map((key) =>
+        expect.stringMatching(
+          new RegExp(
+            `^key ${key} was sent by run ${dead} in Bulk job ${jobId}, which that run never collected, and which has not finished \\((UploadComplete|InProgress) in roundtrip.writeback_jobs.*run this command again once the job has finished`,
+          ),
+        ),
+      ),
+    );
+    expect(await ledger(dead)).toEqual({ sent: 6 });
+    expect(await job(jobId)).toMatchObject({ collected: false });
+    await finished(jobId);
+
+    const recorded = await recordInsertOutcomes(removed, 'Lead-removed', given);
+    expect(recorded.map((r) => [r.key, r.outcome, r.salesforceId, r.fromJobResults])).toEqual([
+      ['removed-1', 'inserted', leadOf('removed 1'), { differs: true }],
+      ['removed-2', 'inserted', leadOf('removed 2'), { differs: true }],
+    ]);
+    expect(await ledger(dead)).toEqual({ succeeded: 6 });
+    expect(await job(jobId)).toEqual({ state: 'JobComplete', collected: true });
+    // Each record created once.
+    expect(
+      [1, 2, 3, 4, 5, 6].map(
+        (i) => [...env.sf.store.all('Lead')].filter((r) => r.LastName === `removed ${i}`).length,
+      ),
+    ).toEqual([1, 1, 1, 1, 1, 1]);
+    expect(
+      await forgetTask(env.pool, 'wb-test', 'Lead-removed', { apply: true, insertAgain: true }),
+    ).toMatchObject({ kind: 'forgotten', deleted: true });
+  });
+
+  it('collects such jobs of a task without keys given (--collect-jobs): closed and left while running, collected once finished', async () => {
+    await source('all', 6);
+    const before = env.deps({ writeback: [task('Lead-all')] });
+    const { dead, jobId } = await sentAndEnded(before, 'Lead-all', false);
+    // Moved to another object, the task's plan is refused even before its scope check: the
+    // object's describe has none of its fields. No plan collects the job.
+    const changed = env.deps({ writeback: [{ ...task('Lead-all'), object: 'Contact' }] });
+    await expect(planWriteback(changed, { runId: await env.newRun(), task: 'Lead-all' })).rejects.toThrow(
+      /^Cannot plan the write-back Lead-all \(insert of Contact\): key External_Id__c is not a field of Contact/,
+    );
+
+    expect(await collectInsertJobs(changed, 'Lead-all')).toEqual([
+      {
+        runId: dead,
+        jobId,
+        state: expect.stringMatching(/^(UploadComplete|InProgress)$/),
+        collected: false,
+        inserted: 0,
+        notInserted: 0,
+        sent: 6,
+      },
+    ]);
+    expect(await ledger(dead)).toEqual({ sent: 6 });
+    expect(
+      await forgetTask(env.pool, 'wb-test', 'Lead-all', { apply: true, insertAgain: true }),
+    ).toMatchObject({
+      kind: 'outcomes-unknown',
+    });
+
+    await finished(jobId);
+    expect(await collectInsertJobs(changed, 'Lead-all')).toEqual([
+      { runId: dead, jobId, state: 'JobComplete', collected: true, inserted: 6, notInserted: 0, sent: 0 },
+    ]);
+    expect(await ledger(dead)).toEqual({ succeeded: 6 });
+    // Nothing left: nothing asked.
+    env.sf.calls.clear();
+    expect(await collectInsertJobs(changed, 'Lead-all')).toEqual([]);
+    expect(env.sf.calls.count()).toBe(0);
+    expect(
+      await forgetTask(env.pool, 'wb-test', 'Lead-all', { apply: true, insertAgain: true }),
+    ).toMatchObject({
+      kind: 'forgotten',
+      deleted: true,
+    });
+  });
+
+  it('a dry run asks Salesforce nothing and changes nothing: the key is refused, naming the command that collects the job', async () => {
+    await source('dry', 6);
+    const deps = env.deps({ writeback: [task('Lead-dry')] });
+    const { dead, jobId } = await sentAndEnded(deps, 'Lead-dry', true);
+    const removed = env.deps({ writeback: [{ ...SCORE_UPDATE, name: 'Lead-scores' }] });
+    env.sf.calls.clear();
+    expect(
+      await refusal(
+        recordInsertOutcomes(removed, 'Lead-dry', [{ key: 'dry-1', salesforceId: null }], { dryRun: true }),
+      ),
+    ).toEqual([
+      expect.stringContaining('run this command without --dry-run (it asks Salesforce about the job'),
+    ]);
+    expect(env.sf.calls.count()).toBe(0);
+    expect(await ledger(dead)).toEqual({ sent: 6 });
+    expect(await job(jobId)).toMatchObject({ collected: false });
+  });
+});
