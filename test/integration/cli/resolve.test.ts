@@ -12,6 +12,7 @@ import path from 'node:path';
 import { Client } from 'pg';
 import type { FieldDescribe } from '../../../emulators/salesforce/describe';
 import { withTransaction } from '../../../lambdas/connectors/postgres';
+import { getIngestJob, isFinalIngestState } from '../../../lambdas/connectors/salesforce/writes';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { planWriteback, pushWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
 import { WRITEBACK_LOCK_CLASS } from '../../../lambdas/core/writeback/lock';
@@ -658,6 +659,66 @@ describe('roundtrip resolve', () => {
         }),
       );
       removed = ['--config', file, '--database-url', env.db.url];
+    });
+
+    it("collects a Bulk job its ended run never collected (--collect-jobs, with the config's Salesforce secret): forget, which refused the task for its keys and named the command, then starts it over", async () => {
+      const task = { ...BULK_KEYED, name: 'Lead-removed-bulk' };
+      const ran = env.deps({ writeback: [task] });
+      await source('rb', 6);
+      const dead = await env.newRun();
+      await planWriteback(ran, { runId: dead, task: task.name });
+      expect(await pushWriteback(ran, { runId: dead, task: task.name })).toMatchObject({
+        status: 'bulk-pending',
+      });
+      await reportRun(ran, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+      const { rows } = await env.pool.query<{ job_id: string }>(
+        `SELECT job_id FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+        [dead],
+      );
+      const jobId = rows[0]?.job_id ?? '';
+      while (!isFinalIngestState((await getIngestJob(env.connector, jobId)).state)) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const secrets = path.join(dir, 'sf-secrets.json');
+      await writeFile(
+        secrets,
+        JSON.stringify({
+          'roundtrip/salesforce': {
+            loginUrl: env.sf.loginUrl,
+            username: env.sf.credentials.username,
+            password: env.sf.credentials.password,
+            securityToken: env.sf.credentials.securityToken,
+          },
+        }),
+      );
+
+      const refusedForget = await cli(['forget', ...removed, '--task', task.name, '--yes']);
+      expect(refusedForget.code).toBe(1);
+      expect(refusedForget.stderr).toContain(
+        "roundtrip resolve --task Lead-removed-bulk --collect-jobs, with the pipeline's --config and --secrets, asks Salesforce about each such job and collects it once finished",
+      );
+
+      const result = await cli([
+        'resolve',
+        ...removed,
+        '--secrets',
+        secrets,
+        '--task',
+        task.name,
+        '--collect-jobs',
+      ]);
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toBe(
+        `Bulk job ${jobId} of run ${dead}: JobComplete in Salesforce, collected: 6 inserted (recorded, never inserted again), 0 not inserted (the next plan inserts them; roundtrip errors --run ${dead} --task Lead-removed-bulk shows why)\n`,
+      );
+      expect(result.code).toBe(0);
+      expect(await ledger(dead, task.name)).toEqual(
+        Object.fromEntries([1, 2, 3, 4, 5, 6].map((i) => [`rb-${i}`, 'succeeded'])),
+      );
+      expect(await syncedId(task.name, 'rb-1')).toBe(leadsNamed('rb', 1)[0]);
+      const forgotten = await cli(['forget', ...removed, '--task', task.name, '--yes', '--insert-again']);
+      expect(forgotten.stderr).toBe('');
+      expect(forgotten.code).toBe(0);
     });
 
     /** A keyless insert task of that name, as the config named it when it ran. */
