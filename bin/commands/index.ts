@@ -30,7 +30,7 @@ commands:
           [--dry-run] [--config FILE] [--secrets FILE | --database-url URL] [--json]
                        record what became of insert keys held back as INSERT_OUTCOME_UNKNOWN
                        that no plan can look up (found in Salesforce, or not)
-  resolve --task NAME --collect-jobs [--config FILE] [--secrets FILE] [--json]
+  resolve --task NAME --collect-jobs [--config FILE] [--secrets FILE] [--database-url URL] [--json]
                        collect the insert Bulk jobs ended runs never collected, when no plan can
   forget --task NAME [--config FILE] [--secrets FILE | --database-url URL] [--yes [--insert-again]] [--json]
                        start a task over: delete its sync state, sync scope and watermark
@@ -144,7 +144,7 @@ after their counts by task, stage and code.
        roundtrip resolve --task NAME --file CSV
                         [--without-look-up] [--config FILE] [--secrets FILE | --database-url URL]
                         [--dry-run] [--json]
-       roundtrip resolve --task NAME --collect-jobs [--config FILE] [--secrets FILE] [--json]
+       roundtrip resolve --task NAME --collect-jobs [--config FILE] [--secrets FILE] [--database-url URL] [--json]
 
 Records what became of insert keys that the plan holds back as INSERT_OUTCOME_UNKNOWN run
 after run because nothing can look them up: sent by an insert task without an external-ID

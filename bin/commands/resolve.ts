@@ -9,8 +9,10 @@
  * insert task of the pipeline. A keyed task's key, which a plan looks up by its external ID, is
  * recorded only with `--without-look-up`: when no plan can look it up (Salesforce refuses the
  * look-up, the task's object or key changed in the config, the task is no longer in the config and
- * cannot be named as it was), and someone looked in Salesforce instead. The work is
- * lambdas/core/writeback/resolve.ts.
+ * cannot be named as it was), and someone looked in Salesforce instead. A key in a Bulk job its
+ * run never collected gets the job's result: the job is asked about in Salesforce (the config's
+ * salesforce secret, signed in only then) and collected once finished; `--collect-jobs` collects
+ * every such job of the task, without keys. The work is lambdas/core/writeback/resolve.ts.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';

@@ -16,6 +16,11 @@
  * then tells what the task was ({@link readTaskState}): an insert task, by its latest plan kept
  * (`lastOperation`), of this pipeline (`roundtrip.task_owners`, else a run of it), with the object
  * and key its records were synced by (`sync_scope`).
+ *
+ * A key sent in a Bulk job that its run never collected is not recorded by hand: the job's results
+ * tell, and this command collects a finished job as the task's next plan would (reconcile.ts,
+ * collectInsertJobsOfEndedRuns), asking Salesforce with the pipeline's secret, for a task no plan
+ * of which can ({@link collectInsertJobs}: all such jobs of the task, without keys).
  */
 import type { PoolClient } from 'pg';
 import { taskName as nameOfTask } from '../../config';
@@ -102,8 +107,8 @@ export interface RecordOptions {
    * look-up refused by Salesforce for good, the plan refused before it by a changed object or key
    * or a key field gone from Salesforce, the task no longer in the config and not to be named as
    * it was). The person who looked in Salesforce says so; every other check stands (a
-   * Collections call's settle time before "not inserted" among them). A key in a Bulk job still
-   * to be collected stays refused: the job may still be running.
+   * Collections call's settle time before "not inserted" among them). A key in a Bulk job never
+   * collected is never recorded as given: the job may still be running ({@link recordInsertOutcomes}).
    */
   readonly withoutLookUp?: boolean;
 }
@@ -144,11 +149,17 @@ function sentByOf(row: UnknownRow): UnknownSend {
  * given twice, not held back with an unknown outcome (one held back in another letter case is
  * named), sent by a run still running, or one a plan of the task resolves itself (a keyed task's
  * sent by a call or in a Bulk job Salesforce no longer answers for, looked up by its external ID,
- * but with `options.withoutLookUp`; one in a Bulk job still to be collected, collected with it:
- * for a task the config no longer names, once it is named again); a key said not
+ * but with `options.withoutLookUp`); a key in a Bulk job its run never collected whose job has
+ * not finished (or was not asked about: a dry run, or no Salesforce in the deps); a key said not
  * inserted whose Collections call may still be running ({@link INSERT_SETTLE_MS}). Takes the
  * task's lock without waiting (a push or collect of the task holds it: a TaskBusyError). `dryRun`
  * checks everything and writes nothing.
+ *
+ * A key in a Bulk job its run never collected gets the job's result, never the outcome given: the
+ * job is asked about in Salesforce, closed if it was uploaded and never closed, and collected once
+ * finished, as the task's next plan would ({@link collectJobsOfKeys}), for when no plan can (its
+ * object or key changed in the config, or the config no longer names it). That happens before the
+ * checks, in a transaction of its own per job: a job collected stays so whatever is refused after.
  */
 export async function recordInsertOutcomes(
   deps: ResolveDeps,
@@ -165,7 +176,10 @@ export async function recordInsertOutcomes(
     // finished job's results say is recorded whatever is refused after.
     const jobs = options.dryRun === true ? undefined : await collectJobsOfKeys(deps, taskName, given);
     return withTransaction(deps.pg, async (client) => {
-      const checked = await unknownSends(client, task, taskName, given, options.withoutLookUp === true, jobs);
+      const checked = await unknownSends(client, task, taskName, given, options.withoutLookUp === true, {
+        jobs,
+        notAsked: options.dryRun === true ? 'dry-run' : 'no-salesforce',
+      });
       if ('problems' in checked || options.dryRun === true) return checked;
       await recordFound(client, taskName, checked.found, deps.clock.now());
       return checked;
@@ -498,10 +512,16 @@ async function unknownSends(
   taskName: string,
   given: readonly GivenOutcome[],
   withoutLookUp: boolean,
-  jobs: ReadonlyMap<string, JobOfKey> | undefined,
+  asked: {
+    /** The Bulk jobs never collected of the keys given, as asked about; undefined: not asked. */
+    readonly jobs: ReadonlyMap<string, JobOfKey> | undefined;
+    /** Why they were not asked about, when they were not. */
+    readonly notAsked: NotAsked;
+  },
 ): Promise<{ found: FoundSend[]; fromJobs: InsertOutcomeRecorded[] } | { problems: string[] }> {
   const keys = given.map((g) => g.key);
   // Keys whose Bulk job this command collected (collectJobsOfKeys): their outcome is the job's.
+  const jobs = asked.jobs;
   const collectedNow = [...(jobs?.values() ?? [])].filter((j) => j.collected);
   const { rows: ofJobs } = await client.query<{
     key: string;
@@ -638,7 +658,9 @@ async function unknownSends(
     if (row.form === 'sent' && row.how === 'job') {
       // Never recorded by hand, --without-look-up or not: the job may still be running, and
       // create the record after someone found none. Its results tell once it has finished.
-      problems.push(`${at}${jobNotFinished(g.key, row, jobs?.get(row.job_id ?? ''), taskName, notNamed)}`);
+      problems.push(
+        `${at}${jobNotFinished(g.key, row, jobs?.get(row.job_id ?? '') ?? asked.notAsked, taskName, notNamed)}`,
+      );
       continue;
     }
     // A keyed task's key sent by a call, or in a job Salesforce no longer answers for, is looked
@@ -675,6 +697,9 @@ async function unknownSends(
   return problems.length > 0 ? { problems } : { found, fromJobs };
 }
 
+/** Why the Bulk jobs of the keys given were not asked about: a dry run asks nothing; no Salesforce to ask. */
+type NotAsked = 'dry-run' | 'no-salesforce';
+
 /**
  * The refusal of a key in a Bulk job that its run never collected and that is not collected yet:
  * still running in Salesforce as this command found it (`job`), or not asked about (a dry run, or
@@ -683,12 +708,15 @@ async function unknownSends(
 function jobNotFinished(
   key: string,
   row: UnknownRow,
-  job: JobOfKey | undefined,
+  job: JobOfKey | NotAsked,
   taskName: string,
   notNamed: string,
 ): string {
   const head = `key ${key} was sent by run ${row.run_id} in Bulk job ${row.job_id ?? ''}, which that run never collected`;
-  if (job) {
+  if (job === 'no-salesforce') {
+    return `${head}: its results tell the key's outcome, and this command asks Salesforce about the job with the config's Salesforce secret, which the config of this pipeline does not name (salesforce.secret): run it with the pipeline's own --config and --secrets, or let the next plan of the task collect the job${notNamed}`;
+  }
+  if (job !== 'dry-run') {
     return `${head}, and which has not finished (${job.state} in roundtrip.writeback_jobs, as Salesforce last answered, or as recorded when it could not be asked): it may still create the record, so nothing is recorded for the key; run this command again once the job has finished: it then collects the job and records the key's outcome from its results (as the next plan of task ${taskName} does)`;
   }
   return `${head}: its results tell the key's outcome; run this command without --dry-run (it asks Salesforce about the job with the config's Salesforce secret, and collects it once finished, recording each key's outcome from its results), or let the next plan of the task do it${notNamed}`;

@@ -698,6 +698,14 @@ describe('roundtrip resolve', () => {
         "roundtrip resolve --task Lead-removed-bulk --collect-jobs, with the pipeline's --config and --secrets, asks Salesforce about each such job and collects it once finished",
       );
 
+      // Without the secret to sign in with, nothing is asked or collected, and the error names it.
+      const unsigned = await cli(['resolve', ...removed, '--task', task.name, '--collect-jobs']);
+      expect(unsigned.code).toBe(1);
+      expect(unsigned.stderr).toContain('roundtrip/salesforce');
+      expect(await ledger(dead, task.name)).toEqual(
+        Object.fromEntries([1, 2, 3, 4, 5, 6].map((i) => [`rb-${i}`, 'sent'])),
+      );
+
       const result = await cli([
         'resolve',
         ...removed,

@@ -146,7 +146,7 @@ describe('insert keys in a Bulk job never collected, of a task no plan of which 
     ).toEqual([
       expect.stringMatching(
         new RegExp(
-          `^key moved-1 was sent by run ${dead} in Bulk job ${jobId}, which that run never collected: .*run this command without --dry-run \\(it asks Salesforce about the job`,
+          `^key moved-1 was sent by run ${dead} in Bulk job ${jobId}, which that run never collected: .*this command asks Salesforce about the job with the config's Salesforce secret, which the config of this pipeline does not name \\(salesforce.secret\\): run it with the pipeline's own --config and --secrets`,
         ),
       ),
     ]);
