@@ -729,6 +729,60 @@ describe('roundtrip resolve', () => {
       expect(forgotten.code).toBe(0);
     });
 
+    it('a refusal of a key given after its Bulk job was collected says the job was collected and its outcomes recorded, not that nothing was', async () => {
+      const task = { ...BULK_KEYED, name: 'Lead-removed-mixed' };
+      const ran = env.deps({ writeback: [task] });
+      await source('rm', 6);
+      const dead = await env.newRun();
+      await planWriteback(ran, { runId: dead, task: task.name });
+      expect(await pushWriteback(ran, { runId: dead, task: task.name })).toMatchObject({
+        status: 'bulk-pending',
+      });
+      await reportRun(ran, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+      const { rows } = await env.pool.query<{ job_id: string }>(
+        `SELECT job_id FROM roundtrip.writeback_jobs WHERE run_id = $1`,
+        [dead],
+      );
+      const jobId = rows[0]?.job_id ?? '';
+      while (!isFinalIngestState((await getIngestJob(env.connector, jobId)).state)) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const secrets = path.join(dir, 'sf-secrets-mixed.json');
+      await writeFile(
+        secrets,
+        JSON.stringify({
+          'roundtrip/salesforce': {
+            loginUrl: env.sf.loginUrl,
+            username: env.sf.credentials.username,
+            password: env.sf.credentials.password,
+            securityToken: env.sf.credentials.securityToken,
+          },
+        }),
+      );
+      const csv = path.join(dir, 'mixed.csv');
+      await writeFile(csv, 'key,salesforce_id\nrm-1,\nnever-sent,\n');
+
+      const result = await cli([
+        'resolve',
+        ...removed,
+        '--secrets',
+        secrets,
+        '--task',
+        task.name,
+        '--file',
+        csv,
+      ]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).not.toContain('nothing was recorded');
+      expect(result.stderr).toContain(
+        `none of the outcomes given was recorded; but Bulk job ${jobId} of run ${dead} (JobComplete), never collected by its run, was collected first: the outcome of every key it carried is recorded from its results (roundtrip errors --task Lead-removed-mixed lists the keys still held back):\n`,
+      );
+      expect(result.stderr).toMatch(/key never-sent is not held back with an unknown outcome/);
+      expect(await ledger(dead, task.name)).toEqual(
+        Object.fromEntries([1, 2, 3, 4, 5, 6].map((i) => [`rm-${i}`, 'succeeded'])),
+      );
+    });
+
     /** A keyless insert task of that name, as the config named it when it ran. */
     const keylessNamed = (name: string): typeof KEYLESS => ({ ...KEYLESS, name });
 

@@ -288,6 +288,30 @@ describe('insert keys in a Bulk job never collected, of a task no plan of which 
     });
   });
 
+  it("a refusal of another key given after a job was collected says the job's outcomes were recorded: the job stays collected", async () => {
+    await source('mixed', 6);
+    const deps = env.deps({ writeback: [task('Lead-mixed')] });
+    const { dead, jobId } = await sentAndEnded(deps, 'Lead-mixed', true);
+    const removed = env.deps({ writeback: [{ ...SCORE_UPDATE, name: 'Lead-scores' }] });
+    const err: unknown = await recordInsertOutcomes(removed, 'Lead-mixed', [
+      { key: 'mixed-1', salesforceId: null },
+      { key: 'never-sent', salesforceId: null },
+    ]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(OutcomeRefusedError);
+    expect((err as OutcomeRefusedError).problems).toEqual([
+      expect.stringMatching(/^key never-sent is not held back with an unknown outcome in task Lead-mixed/),
+    ]);
+    // Collected before the checks, in a transaction of its own: recorded, and the refusal says so.
+    expect((err as OutcomeRefusedError).jobsCollected).toEqual([
+      { runId: dead, jobId, state: 'JobComplete' },
+    ]);
+    expect(await ledger(dead)).toEqual({ succeeded: 6 });
+    expect(await job(jobId)).toEqual({ state: 'JobComplete', collected: true });
+  });
+
   it('a dry run asks Salesforce nothing and changes nothing: the key is refused, naming the command that collects the job', async () => {
     await source('dry', 6);
     const deps = env.deps({ writeback: [task('Lead-dry')] });
