@@ -222,6 +222,19 @@ async function collectJobs(values: Record<string, unknown>, task: string): Promi
   }
 }
 
+/**
+ * The first line of a refusal of outcomes given: nothing was recorded, unless Bulk jobs never
+ * collected were collected before the checks (their keys' outcomes recorded from their results).
+ */
+function refusedHead(err: OutcomeRefusedError, task: string): string {
+  if (err.jobsCollected.length === 0) return 'nothing was recorded';
+  const jobs = err.jobsCollected.map((j) => `Bulk job ${j.jobId} of run ${j.runId} (${j.state})`).join(', ');
+  return (
+    `none of the outcomes given was recorded; but ${jobs}, never collected by its run, was collected first: ` +
+    `the outcome of every key it carried is recorded from its results (roundtrip errors --task ${task} lists the keys still held back)`
+  );
+}
+
 /** `roundtrip resolve`: see the module comment. */
 export const resolve: Command = async (argv) => {
   const { values } = parseOptions(argv, {
@@ -261,7 +274,7 @@ export const resolve: Command = async (argv) => {
       );
     } catch (err) {
       if (err instanceof OutcomeRefusedError) {
-        throw new UsageError(`nothing was recorded:\n${err.problems.map((p) => `  ${p}`).join('\n')}`, {
+        throw new UsageError(`${refusedHead(err, task)}:\n${err.problems.map((p) => `  ${p}`).join('\n')}`, {
           showUsage: false,
         });
       }

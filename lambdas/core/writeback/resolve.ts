@@ -79,10 +79,20 @@ export interface InsertOutcomeRecorded {
 
 /**
  * Outcomes refused: the task, a key or an Id is not one that can be recorded (each problem names
- * it and says why). Nothing was written.
+ * it and says why). None of the outcomes given was written; `jobsCollected` are the Bulk jobs
+ * never collected by their runs that this command collected before its checks (each in a
+ * transaction of its own, {@link recordInsertOutcomes}): their keys' outcomes are recorded from
+ * their results all the same, and the refusal must not say that nothing was.
  */
 export class OutcomeRefusedError extends Error {
-  constructor(readonly problems: readonly string[]) {
+  constructor(
+    readonly problems: readonly string[],
+    readonly jobsCollected: readonly {
+      readonly runId: string;
+      readonly jobId: string;
+      readonly state: string;
+    }[] = [],
+  ) {
     super(problems.join('\n'));
     this.name = 'OutcomeRefusedError';
   }
@@ -171,10 +181,12 @@ export async function recordInsertOutcomes(
   const given = checkedOutcomes(taskName, outcomes);
   // A refusal is answered out of the transaction, not thrown through it: withClient would take it
   // for a broken connection.
+  // The jobs collected before the checks: a refusal after them says so (OutcomeRefusedError).
+  let jobs: ReadonlyMap<string, JobOfKey> | undefined;
   const done = await ifTaskLockFree(deps, taskName, async () => {
     // The jobs first, each collected in a transaction of its own (as a plan collects it): what a
     // finished job's results say is recorded whatever is refused after.
-    const jobs = options.dryRun === true ? undefined : await collectJobsOfKeys(deps, taskName, given);
+    jobs = options.dryRun === true ? undefined : await collectJobsOfKeys(deps, taskName, given);
     return withTransaction(deps.pg, async (client) => {
       const checked = await unknownSends(client, task, taskName, given, options.withoutLookUp === true, {
         jobs,
@@ -190,7 +202,12 @@ export async function recordInsertOutcomes(
       `Write-back ${taskName}: a push or collect of this task is running (roundtrip status shows the run); nothing was recorded: run this again once it has ended`,
     );
   }
-  if ('problems' in done.value) throw new OutcomeRefusedError(done.value.problems);
+  if ('problems' in done.value) {
+    const collected = [...(jobs?.values() ?? [])]
+      .filter((j) => j.collected)
+      .map(({ runId, jobId, state }) => ({ runId, jobId, state }));
+    throw new OutcomeRefusedError(done.value.problems, collected);
+  }
   return [...done.value.found.map(({ row: _row, ...recorded }) => recorded), ...done.value.fromJobs];
 }
 
