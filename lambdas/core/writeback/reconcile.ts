@@ -449,6 +449,11 @@ export interface EndedRunsResolved {
  */
 export const UNKNOWN_VALUE_HASH = 'unknown';
 
+/** An {@link EndedRunsResolved} with nothing resolved yet, which the resolution counts up. */
+function noneResolvedYet(): EndedRunsResolved {
+  return { runs: 0, recorded: 0, released: 0, jobs: 0, aborted: 0, resent: 0, lookUpsRefused: new Map() };
+}
+
 /**
  * What runs which have ended left unresolved, resolved by the next plan of the task (under the
  * task's lock; not on a dry run), before it reads the ledger:
@@ -492,15 +497,7 @@ export async function resolveEndedRuns(
   taskName: string,
   logger: Logger,
 ): Promise<EndedRunsResolved> {
-  const resolved: EndedRunsResolved = {
-    runs: 0,
-    recorded: 0,
-    released: 0,
-    jobs: 0,
-    aborted: 0,
-    resent: 0,
-    lookUpsRefused: new Map(),
-  };
+  const resolved = noneResolvedYet();
   const inserts = mapping.task.mode === 'insert';
   const rewrites = mapping.task.mode === 'update' || mapping.task.mode === 'upsert';
   // A run marked ended may still have a push alive (an execution stopped from the console does
@@ -832,15 +829,7 @@ export async function collectInsertJobsOfEndedRuns(
   logger: Logger,
 ): Promise<number> {
   if (jobIds.length === 0) return 0;
-  const resolved: EndedRunsResolved = {
-    runs: 0,
-    recorded: 0,
-    released: 0,
-    jobs: 0,
-    aborted: 0,
-    resent: 0,
-    lookUpsRefused: new Map(),
-  };
+  const resolved = noneResolvedYet();
   await collectJobsOfEndedRuns(
     deps,
     sf,
