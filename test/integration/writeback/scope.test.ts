@@ -7,7 +7,8 @@
 import { planWriteback, pushWriteback, runWriteback } from '../../../lambdas/core/writeback';
 import { SyncScopeChangedError } from '../../../lambdas/core/writeback/scope';
 import { forgetTask } from '../../../lambdas/core/task-state';
-import { LEAD_SRC_UPSERT, startWritebackEnv, type WritebackEnv } from './support';
+import { reportRun } from '../../../lambdas/core/writeback';
+import { LEAD_SRC_UPSERT, planThenCrashInPush, startWritebackEnv, type WritebackEnv } from './support';
 
 describe('a write-back task synced by one object and key, then configured with another', () => {
   let env: WritebackEnv;
@@ -389,6 +390,27 @@ describe('a write-back task synced by one object and key, then configured with a
         })
       ).changed,
     ).toBe(0);
+  });
+
+  it('a keyless insert with keys sent without an outcome, refused for its key column: no plan looks them up, so the message gives the resolve command alone', async () => {
+    await source('lostcol', 2);
+    const { key: _key, ...keyless } = { ...byExternalId, name: 'lost-keyless', mode: 'insert' as const };
+    const deps = env.deps({ writeback: [keyless] });
+    const dead = await env.newRun();
+    await planThenCrashInPush(env, deps, dead, 'lost-keyless');
+    await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+    const refused = await planWriteback(env.deps({ writeback: [{ ...keyless, keyColumn: 'email' }] }), {
+      runId: await env.newRun(),
+      task: 'lost-keyless',
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(SyncScopeChangedError);
+    const message = (refused as Error).message;
+    // Without an external-ID key, no plan looks them up, as the config was or not.
+    expect(message).not.toContain('whose plan looks them up');
+    expect(message).not.toContain('--without-look-up');
+    expect(message).toContain(
+      ' Its 2 insert record(s) sent whose outcome is unknown (roundtrip.writeback_plans, status sent) are looked up by no plan (the task inserts without an external-ID key), and forget refuses the task until they are resolved: look for each in Salesforce and record what you found with roundtrip resolve --task lost-keyless --key KEY --inserted ID (or --not-inserted).',
+    );
   });
 
   it('counts records sent whose results are not recorded yet: a first run still collecting holds its scope', async () => {
