@@ -175,9 +175,12 @@ export async function checkSyncScope(
     inUncollectedJobs > 0
       ? ` ${inUncollectedJobs.toLocaleString('en-US')} of them are in Bulk jobs their run never collected, which no plan collects either while the task is refused so: roundtrip resolve --task ${shellWord(task)} --collect-jobs (with the pipeline's --config and --secrets) asks Salesforce about each and collects it once finished, recording each key's outcome from its results.`
       : '';
+  // Looked up by the external ID its records were synced by: a task without one (a keyless
+  // insert) has none looked up by any plan, and resolve records its keys without --without-look-up.
+  const lookedUp = recorded.keyField !== undefined && !same(recorded.keyField, 'Id');
   const heldBack =
     unknownInserts > 0
-      ? ` Its ${unknownInserts.toLocaleString('en-US')} insert record(s) sent whose outcome is unknown (roundtrip.writeback_plans, status sent) are looked up by no plan while the task is refused so, and forget refuses the task until they are resolved: put the config back as it was and run the pipeline, whose plan looks them up, or look for each in Salesforce and record what you found with roundtrip resolve --task ${shellWord(task)} --key KEY --without-look-up --inserted ID (or --not-inserted).${collectFirst}`
+      ? ` Its ${unknownInserts.toLocaleString('en-US')} insert record(s) sent whose outcome is unknown (roundtrip.writeback_plans, status sent) are looked up by no plan ${lookedUp ? 'while the task is refused so' : '(the task inserts without an external-ID key)'}, and forget refuses the task until they are resolved: ${lookedUp ? 'put the config back as it was and run the pipeline, whose plan looks them up, or ' : ''}look for each in Salesforce and record what you found with roundtrip resolve --task ${shellWord(task)} --key KEY${lookedUp ? ' --without-look-up' : ''} --inserted ID (or --not-inserted).${collectFirst}`
       : '';
   const refuse = (message: string): SyncScopeChangedError => new SyncScopeChangedError(message + heldBack);
   const taskLiteral = sqlLiteral(task);
