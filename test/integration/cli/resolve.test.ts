@@ -783,6 +783,54 @@ describe('roundtrip resolve', () => {
       );
     });
 
+    it('--collect-jobs on a job Salesforce no longer knows says its results are gone and how its keys are recorded, not that it was collected', async () => {
+      const task = { ...BULK_KEYED, name: 'Lead-removed-gone' };
+      const ran = env.deps({ writeback: [task] });
+      await source('rg', 6);
+      const dead = await env.newRun();
+      await planWriteback(ran, { runId: dead, task: task.name });
+      expect(await pushWriteback(ran, { runId: dead, task: task.name })).toMatchObject({
+        status: 'bulk-pending',
+      });
+      await reportRun(ran, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+      // Salesforce deleted the job since.
+      const gone = '750000000000996AAA';
+      await env.pool.query(`UPDATE roundtrip.writeback_jobs SET job_id = $2 WHERE run_id = $1`, [dead, gone]);
+      await env.pool.query(`UPDATE roundtrip.writeback_plans SET job_id = $2 WHERE run_id = $1`, [
+        dead,
+        gone,
+      ]);
+      const secrets = path.join(dir, 'sf-secrets-gone.json');
+      await writeFile(
+        secrets,
+        JSON.stringify({
+          'roundtrip/salesforce': {
+            loginUrl: env.sf.loginUrl,
+            username: env.sf.credentials.username,
+            password: env.sf.credentials.password,
+            securityToken: env.sf.credentials.securityToken,
+          },
+        }),
+      );
+      const result = await cli([
+        'resolve',
+        ...removed,
+        '--secrets',
+        secrets,
+        '--task',
+        task.name,
+        '--collect-jobs',
+      ]);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(result.stdout).toBe(
+        `Bulk job ${gone} of run ${dead}: Salesforce no longer knows it (NotFound): its results are gone with it, and its 6 key(s) stay held back: look for each record in Salesforce and record what you found with roundtrip resolve --task Lead-removed-gone --key KEY --inserted ID (or --not-inserted), with --without-look-up for a task with an external-ID key (SELECT key FROM roundtrip.writeback_plans WHERE job_id = '${gone}' AND status = 'sent' lists them)\n`,
+      );
+      expect(await ledger(dead, task.name)).toEqual(
+        Object.fromEntries([1, 2, 3, 4, 5, 6].map((i) => [`rg-${i}`, 'sent'])),
+      );
+    });
+
     /** A keyless insert task of that name, as the config named it when it ran. */
     const keylessNamed = (name: string): typeof KEYLESS => ({ ...KEYLESS, name });
 

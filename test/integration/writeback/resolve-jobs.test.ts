@@ -312,6 +312,21 @@ describe('insert keys in a Bulk job never collected, of a task no plan of which 
     expect(await job(jobId)).toEqual({ state: 'JobComplete', collected: true });
   });
 
+  it('--collect-jobs on a job Salesforce no longer knows: recorded NotFound, not collected (its results are gone), its keys still sent', async () => {
+    await source('lost', 6);
+    const deps = env.deps({ writeback: [task('Lead-lost')] });
+    const { dead, jobId } = await sentAndEnded(deps, 'Lead-lost', true);
+    // Salesforce deleted the job since (it keeps them for days).
+    const gone = '750000000000997AAA';
+    await env.pool.query(`UPDATE roundtrip.writeback_jobs SET job_id = $2 WHERE job_id = $1`, [jobId, gone]);
+    await env.pool.query(`UPDATE roundtrip.writeback_plans SET job_id = $2 WHERE job_id = $1`, [jobId, gone]);
+    const removed = env.deps({ writeback: [{ ...SCORE_UPDATE, name: 'Lead-scores' }] });
+    expect(await collectInsertJobs(removed, 'Lead-lost')).toEqual([
+      { runId: dead, jobId: gone, state: 'NotFound', collected: false, inserted: 0, notInserted: 0, sent: 6 },
+    ]);
+    expect(await ledger(dead)).toEqual({ sent: 6 });
+  });
+
   it('a dry run asks Salesforce nothing and changes nothing: the key is refused, naming the command that collects the job', async () => {
     await source('dry', 6);
     const deps = env.deps({ writeback: [task('Lead-dry')] });
