@@ -160,6 +160,14 @@ function outcomeLine(o: InsertOutcomeRecorded, dryRun: boolean): string {
 /** One line of the text output of `--collect-jobs` for a job. */
 function jobLine(task: string, j: InsertJobResolved): string {
   const head = `Bulk job ${j.jobId} of run ${j.runId}`;
+  if (j.state === 'NotFound') {
+    // Its results went with it: no plan or resolve learns its keys' outcomes from them.
+    return (
+      `${head}: Salesforce no longer knows it (NotFound): its results are gone with it, and its ${j.sent} key(s) stay held back: ` +
+      `look for each record in Salesforce and record what you found with roundtrip resolve --task ${task} --key KEY --inserted ID (or --not-inserted), ` +
+      `with ${WITHOUT_LOOK_UP_OPTION} for a task with an external-ID key (SELECT key FROM roundtrip.writeback_plans WHERE job_id = '${j.jobId}' AND status = 'sent' lists them)`
+    );
+  }
   if (!j.collected) {
     return `${head}: not finished (${j.state}, as Salesforce last answered or as recorded when it could not be asked): its ${j.sent} key(s) stay held back; run this again once it has finished`;
   }

@@ -221,7 +221,10 @@ export interface InsertJobResolved {
   readonly jobId: string;
   /** As `writeback_jobs` records it now: the state Salesforce answered, or as recorded before. */
   readonly state: string;
-  /** Collected now: its keys' outcomes are its results. Else it has not finished (or could not be asked). */
+  /**
+   * Collected now: its keys' outcomes are its results. Else it has not finished (or could not be
+   * asked), or Salesforce no longer knows it (`NotFound`: its results are gone, its keys stay sent).
+   */
   readonly collected: boolean;
   /** Its keys by outcome now: created (`inserted`), not (`notInserted`), still unknown (`sent`). */
   readonly inserted: number;
@@ -279,7 +282,7 @@ interface JobOfKey {
   readonly jobId: string;
   /** As `writeback_jobs` records it now: the state Salesforce answered, or as recorded before. */
   readonly state: string;
-  /** Collected by this command. */
+  /** Collected by this command (not one recorded `NotFound`, whose results are gone). */
   readonly collected: boolean;
 }
 
@@ -320,7 +323,7 @@ async function collectJobsOfKeys(
     state: string;
     collected: boolean;
   }>(
-    `SELECT run_id, job_id, state, collected_at IS NOT NULL AS collected FROM roundtrip.writeback_jobs
+    `SELECT run_id, job_id, state, collected_at IS NOT NULL AND state <> 'NotFound' AS collected FROM roundtrip.writeback_jobs
       WHERE task = $1 AND job_id = ANY ($2::text[])`,
     [taskName, jobIds],
   );
