@@ -16,7 +16,7 @@ import {
   type AthenaConnector,
 } from '../../lambdas/connectors/athena';
 import { createPool, type PostgresPool, type PostgresSource } from '../../lambdas/connectors/postgres';
-import { connectSalesforce, type SalesforceConnector } from '../../lambdas/connectors/salesforce';
+import { connectConfiguredSalesforce, type SalesforceConnector } from '../../lambdas/connectors/salesforce';
 import type { CoreDeps } from '../../lambdas/core/deps';
 import { systemClock, type Clock } from '../../lambdas/shared/clock';
 import { AWS_API_TIMEOUTS, S3_TIMEOUTS } from '../../lambdas/shared/aws-timeouts';
@@ -130,20 +130,8 @@ export function localSalesforce(
   if (!sfSettings) return undefined;
   let connecting: Promise<SalesforceConnector> | undefined;
   return () => {
-    connecting ??= (async () => {
-      const secret = await secrets.getSecret(sfSettings.secret);
-      const withLoginUrl =
-        sfSettings.loginUrl && secret && typeof secret === 'object'
-          ? { ...(secret as Record<string, unknown>), loginUrl: sfSettings.loginUrl }
-          : secret;
-      return connectSalesforce({
-        secret: withLoginUrl,
-        secretName: sfSettings.secret,
-        ...(sfSettings.loginUrl ? { loginUrlFrom: 'salesforce.loginUrl of the config' } : {}),
-        apiVersion: sfSettings.apiVersion,
-        logger,
-      });
-    })();
+    connecting ??= (async () =>
+      connectConfiguredSalesforce(sfSettings, await secrets.getSecret(sfSettings.secret), logger))();
     connecting.catch(() => (connecting = undefined));
     return connecting;
   };

@@ -22,18 +22,8 @@ export const salesforceFromSecret: SalesforceBuilder = (settings, { secrets, log
     if (current?.secret !== text) {
       if (current) logger.info('The Salesforce secret changed since the last sign-in: signing in with it');
       const attempt = (async () => {
-        const withLoginUrl =
-          settings.loginUrl && secret && typeof secret === 'object'
-            ? { ...(secret as Record<string, unknown>), loginUrl: settings.loginUrl }
-            : secret;
-        const { connectSalesforce } = await import('../connectors/salesforce/connector');
-        return connectSalesforce({
-          secret: withLoginUrl,
-          secretName: settings.secret,
-          ...(settings.loginUrl ? { loginUrlFrom: 'salesforce.loginUrl of the config' } : {}),
-          apiVersion: settings.apiVersion,
-          logger,
-        });
+        const { connectConfiguredSalesforce } = await import('../connectors/salesforce/connector');
+        return connectConfiguredSalesforce(settings, secret, logger);
       })();
       const signingIn = { secret: text, connector: attempt };
       current = signingIn;

@@ -604,6 +604,29 @@ const SIGN_IN_KEYS: Readonly<Record<SalesforceAuthFlow, string>> = {
 };
 
 /**
+ * Signs in with the pipeline config's `salesforce` settings and the secret they name (its JSON as
+ * read): the config's `loginUrl`, when set, replaces the secret's (and is named so in messages).
+ * The Lambdas' connector (lambdas/handlers/salesforce-deps.ts) and the CLI's (bin/local/deps.ts).
+ */
+export function connectConfiguredSalesforce(
+  settings: { readonly secret: string; readonly loginUrl?: string; readonly apiVersion: string },
+  secret: unknown,
+  logger: Logger,
+): Promise<SalesforceConnector> {
+  const withLoginUrl =
+    settings.loginUrl && secret && typeof secret === 'object'
+      ? { ...(secret as Record<string, unknown>), loginUrl: settings.loginUrl }
+      : secret;
+  return connectSalesforce({
+    secret: withLoginUrl,
+    secretName: settings.secret,
+    ...(settings.loginUrl ? { loginUrlFrom: 'salesforce.loginUrl of the config' } : {}),
+    apiVersion: settings.apiVersion,
+    logger,
+  });
+}
+
+/**
  * Signs in with the secret's flow and returns a connector. Sign-in failures (bad password, unknown
  * client, bad key) are TerminalErrors naming the flow and Salesforce's code, never a credential.
  */
