@@ -4,10 +4,9 @@
  * to go on, and goes on once the task is started over. Changing fields or mode by the same key is
  * not refused. Through the emulator and the real PostgreSQL.
  */
-import { planWriteback, pushWriteback, runWriteback } from '../../../lambdas/core/writeback';
+import { planWriteback, pushWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
 import { SyncScopeChangedError } from '../../../lambdas/core/writeback/scope';
 import { forgetTask } from '../../../lambdas/core/task-state';
-import { reportRun } from '../../../lambdas/core/writeback';
 import { LEAD_SRC_UPSERT, planThenCrashInPush, startWritebackEnv, type WritebackEnv } from './support';
 
 describe('a write-back task synced by one object and key, then configured with another', () => {
@@ -410,6 +409,38 @@ describe('a write-back task synced by one object and key, then configured with a
     expect(message).not.toContain('--without-look-up');
     expect(message).toContain(
       ' Its 2 insert record(s) sent whose outcome is unknown (roundtrip.writeback_plans, status sent) are looked up by no plan (the task inserts without an external-ID key), and forget refuses the task until they are resolved: look for each in Salesforce and record what you found with roundtrip resolve --task lost-keyless --key KEY --inserted ID (or --not-inserted).',
+    );
+  });
+
+  it("a keyless insert's keys a push reported INSERT_OUTCOME_UNKNOWN, refused for its key column: the message counts them and gives the resolve command, as forget refuses the task for them", async () => {
+    await source('reported', 2);
+    const { key: _key, ...keyless } = { ...byExternalId, name: 'reported-keyless', mode: 'insert' as const };
+    const deps = env.deps({ writeback: [keyless] });
+    expect(
+      (await runWriteback(deps, { runId: await env.newRun(), task: 'reported-keyless' })).result,
+    ).toMatchObject({ succeeded: 2 });
+    // A third key sent, its answer lost; the step's retry can only report it (no key to look it up by).
+    await source('reported', 3);
+    const dead = await env.newRun();
+    await planThenCrashInPush(env, deps, dead, 'reported-keyless');
+    await pushWriteback(deps, { runId: dead, task: 'reported-keyless' });
+    await reportRun(deps, { runId: dead });
+    const { rows: marks } = await env.pool.query(
+      `SELECT key, code FROM roundtrip.writeback_errors WHERE run_id = $1 AND task = 'reported-keyless'`,
+      [dead],
+    );
+    expect(marks).toEqual([{ key: 'reported-3', code: 'INSERT_OUTCOME_UNKNOWN' }]);
+    expect(
+      await forgetTask(env.pool, 'wb-test', 'reported-keyless', { apply: true, configuredMode: 'insert' }),
+    ).toMatchObject({ kind: 'outcomes-unknown' });
+
+    const refused = await planWriteback(env.deps({ writeback: [{ ...keyless, keyColumn: 'email' }] }), {
+      runId: await env.newRun(),
+      task: 'reported-keyless',
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(SyncScopeChangedError);
+    expect((refused as Error).message).toContain(
+      ' Its 1 insert record(s) sent whose outcome is unknown (0 left sent in roundtrip.writeback_plans, 1 reported INSERT_OUTCOME_UNKNOWN by a push) are looked up by no plan (the task inserts without an external-ID key), and forget refuses the task until they are resolved: look for each in Salesforce and record what you found with roundtrip resolve --task reported-keyless --key KEY --inserted ID (or --not-inserted).',
     );
   });
 
