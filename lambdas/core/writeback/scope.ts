@@ -26,7 +26,7 @@ import type { Pool, PoolClient } from 'pg';
 import type { WritebackMode, WritebackTask } from '../../config';
 import { withClient } from '../../connectors/postgres';
 import { tableColumns } from '../run-state';
-import { forgetCommand, shellWord } from '../task-state';
+import { forgetCommand, readOutcomesUnknown, shellWord } from '../task-state';
 import { TerminalError } from '../../shared/errors';
 import type { WritebackMapping } from './plan';
 import { checkSourceHasColumns } from './source';
@@ -157,7 +157,18 @@ export async function checkSyncScope(
     `SELECT count(*) AS n FROM roundtrip.writeback_plans WHERE task = $1 AND status = 'sent' AND operation = 'insert'`,
     [task],
   );
-  const unknownInserts = Number(inserts[0]?.n ?? 0);
+  const leftSent = Number(inserts[0]?.n ?? 0);
+  // And keys a push reported INSERT_OUTCOME_UNKNOWN (a keyless insert's retried push), not
+  // resolved since: forget refuses the task for them too, as it reads them (task-state.ts).
+  const reported = (await readOutcomesUnknown(client, task)).insertOutcomeUnknown.reduce(
+    (sum, r) => sum + r.records,
+    0,
+  );
+  const unknownInserts = leftSent + reported;
+  const whereUnknown =
+    reported > 0
+      ? `${leftSent.toLocaleString('en-US')} left sent in roundtrip.writeback_plans, ${reported.toLocaleString('en-US')} reported INSERT_OUTCOME_UNKNOWN by a push`
+      : 'roundtrip.writeback_plans, status sent';
   // Of those, the ones in Bulk jobs their run never collected: their results tell, once the job
   // is collected, which the plan refused here does not do either (roundtrip resolve --collect-jobs).
   const { rows: inJobs } =
@@ -180,7 +191,7 @@ export async function checkSyncScope(
   const lookedUp = recorded.keyField !== undefined && !same(recorded.keyField, 'Id');
   const heldBack =
     unknownInserts > 0
-      ? ` Its ${unknownInserts.toLocaleString('en-US')} insert record(s) sent whose outcome is unknown (roundtrip.writeback_plans, status sent) are looked up by no plan ${lookedUp ? 'while the task is refused so' : '(the task inserts without an external-ID key)'}, and forget refuses the task until they are resolved: ${lookedUp ? 'put the config back as it was and run the pipeline, whose plan looks them up, or ' : ''}look for each in Salesforce and record what you found with roundtrip resolve --task ${shellWord(task)} --key KEY${lookedUp ? ' --without-look-up' : ''} --inserted ID (or --not-inserted).${collectFirst}`
+      ? ` Its ${unknownInserts.toLocaleString('en-US')} insert record(s) sent whose outcome is unknown (${whereUnknown}) are looked up by no plan ${lookedUp ? 'while the task is refused so' : '(the task inserts without an external-ID key)'}, and forget refuses the task until they are resolved: ${lookedUp ? 'put the config back as it was and run the pipeline, whose plan looks them up, or ' : ''}look for each in Salesforce and record what you found with roundtrip resolve --task ${shellWord(task)} --key KEY${lookedUp ? ' --without-look-up' : ''} --inserted ID (or --not-inserted).${collectFirst}`
       : '';
   const refuse = (message: string): SyncScopeChangedError => new SyncScopeChangedError(message + heldBack);
   const taskLiteral = sqlLiteral(task);
