@@ -17,7 +17,7 @@ import {
   recordInsertOutcomes,
 } from '../../../lambdas/core/writeback/resolve';
 import { SyncScopeChangedError } from '../../../lambdas/core/writeback/scope';
-import { TransientError } from '../../../lambdas/shared/errors';
+import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
 import { LEAD_SRC_UPSERT, SCORE_UPDATE, startWritebackEnv, type WritebackEnv } from './support';
 
 describe('insert keys in a Bulk job never collected, of a task no plan of which collects it', () => {
@@ -323,6 +323,42 @@ describe('insert keys in a Bulk job never collected, of a task no plan of which 
     const removed = env.deps({ writeback: [{ ...SCORE_UPDATE, name: 'Lead-scores' }] });
     expect(await collectInsertJobs(removed, 'Lead-lost')).toEqual([
       { runId: dead, jobId: gone, state: 'NotFound', collected: false, inserted: 0, notInserted: 0, sent: 6 },
+    ]);
+    expect(await ledger(dead)).toEqual({ sent: 6 });
+  });
+
+  it("a job Salesforce refuses to read is left as recorded, and the refusal says Salesforce's answer instead of 'not finished'", async () => {
+    await source('unread', 6);
+    const deps = env.deps({ writeback: [task('Lead-unread')] });
+    const { dead, jobId } = await sentAndEnded(deps, 'Lead-unread', true);
+    const refusing = Object.create(env.connector, {
+      request: {
+        value: (operation: string, method: 'GET', path: string, body?: unknown) =>
+          method === 'GET' && path.startsWith('/jobs/ingest/')
+            ? Promise.reject(new TerminalError(`${operation}: INSUFFICIENT_ACCESS: no access to this job`))
+            : env.connector.request(operation, method, path, body),
+      },
+    }) as typeof env.connector;
+    const removed = {
+      ...env.deps({ writeback: [{ ...SCORE_UPDATE, name: 'Lead-scores' }] }),
+      salesforce: refusing,
+    };
+    const [problem] = await refusal(
+      recordInsertOutcomes(removed, 'Lead-unread', [{ key: 'unread-1', salesforceId: null }]),
+    );
+    expect(problem).toMatch(
+      new RegExp(
+        `^key unread-1 was sent by run ${dead} in Bulk job ${jobId}, which that run never collected, and which is left as recorded \\(\\w+ in roundtrip.writeback_jobs\\): Salesforce refused to read it: .*INSUFFICIENT_ACCESS: no access to this job\\. Nothing is recorded for the key`,
+      ),
+    );
+    expect(problem).not.toContain('has not finished');
+    expect(await collectInsertJobs(removed, 'Lead-unread')).toEqual([
+      expect.objectContaining({
+        jobId,
+        collected: false,
+        sent: 6,
+        unread: expect.stringMatching(/^Salesforce refused to read it: .*INSUFFICIENT_ACCESS/),
+      }),
     ]);
     expect(await ledger(dead)).toEqual({ sent: 6 });
   });
