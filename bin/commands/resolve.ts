@@ -168,6 +168,9 @@ function jobLine(task: string, j: InsertJobResolved): string {
       `with ${WITHOUT_LOOK_UP_OPTION} for a task with an external-ID key (SELECT key FROM roundtrip.writeback_plans WHERE job_id = '${j.jobId}' AND status = 'sent' lists them)`
     );
   }
+  if (j.unread !== undefined) {
+    return `${head}: left as recorded (${j.state}): ${j.unread}. Its ${j.sent} key(s) stay held back; run this again once Salesforce answers for the job`;
+  }
   if (!j.collected) {
     return `${head}: not finished (${j.state}, as Salesforce last answered or as recorded when it could not be asked): its ${j.sent} key(s) stay held back; run this again once it has finished`;
   }

@@ -150,12 +150,14 @@ async function changeJobOfEndedRun(
   j: { run_id: string; job_id: string },
   logger: Logger,
   refused: string,
+  unread: Map<string, string>,
 ): Promise<IngestJob | undefined> {
   try {
     return await change();
   } catch (err) {
     if (err instanceof TransientError) throw err;
     logger.warn(refused, { runId: j.run_id, jobId: j.job_id, error: (err as Error).message });
+    unread.set(j.job_id, `${refused}: ${(err as Error).message}`);
     return undefined;
   }
 }
@@ -439,6 +441,12 @@ export interface EndedRunsResolved {
    * how to record it by hand when Salesforce keeps refusing (plan.ts).
    */
   lookUpsRefused: Map<string, string>;
+  /**
+   * Bulk jobs of ended runs Salesforce refused to read, close or abort (not a transient failure,
+   * not NOT_FOUND), by job, with what was refused and Salesforce's answer: left as recorded. The
+   * plan logs it; `roundtrip resolve` says it (resolve.ts), whose logger is silent.
+   */
+  jobsUnread: Map<string, string>;
 }
 
 /**
@@ -451,7 +459,16 @@ export const UNKNOWN_VALUE_HASH = 'unknown';
 
 /** An {@link EndedRunsResolved} with nothing resolved yet, which the resolution counts up. */
 function noneResolvedYet(): EndedRunsResolved {
-  return { runs: 0, recorded: 0, released: 0, jobs: 0, aborted: 0, resent: 0, lookUpsRefused: new Map() };
+  return {
+    runs: 0,
+    recorded: 0,
+    released: 0,
+    jobs: 0,
+    aborted: 0,
+    resent: 0,
+    lookUpsRefused: new Map(),
+    jobsUnread: new Map(),
+  };
 }
 
 /**
@@ -517,7 +534,7 @@ export async function resolveEndedRuns(
       'A push or collect of this task is running: what ended runs left is resolved by a later plan',
     );
   } else if (resolved.runs + resolved.jobs + resolved.aborted + resolved.resent > 0) {
-    const { lookUpsRefused: _refused, ...counts } = resolved;
+    const { lookUpsRefused: _refused, jobsUnread: _unread, ...counts } = resolved;
     logger.info('Resolved what runs that ended left without an outcome', counts);
   }
   return resolved;
@@ -544,6 +561,7 @@ async function readJobOfEndedRun(
   runId: string,
   taskName: string,
   logger: Logger,
+  unread: Map<string, string>,
 ): Promise<IngestJob | undefined> {
   try {
     return await getIngestJob(sf, j.job_id);
@@ -567,6 +585,7 @@ async function readJobOfEndedRun(
       jobId: j.job_id,
       error: message,
     });
+    if (!/\bNOT_FOUND\b/.test(message)) unread.set(j.job_id, `Salesforce refused to read it: ${message}`);
     return undefined;
   }
 }
@@ -623,7 +642,7 @@ async function abortJobsOfEndedRuns(
     [taskName, runId],
   );
   for (const j of jobs) {
-    let job = await readJobOfEndedRun(deps, sf, j, runId, taskName, logger);
+    let job = await readJobOfEndedRun(deps, sf, j, runId, taskName, logger, resolved.jobsUnread);
     if (!job) continue;
     if (job.state === 'Open') {
       // Refused: the job stays Open (it never runs), and a later plan tries again.
@@ -632,6 +651,7 @@ async function abortJobsOfEndedRuns(
         j,
         logger,
         'A Bulk job an ended run left Open could not be aborted',
+        resolved.jobsUnread,
       );
       if (!aborted) continue;
       job = aborted;
@@ -771,7 +791,7 @@ async function collectJobsOfEndedRuns(
     // NotFound: inserts are then looked up by external ID, resolveLocked, or without one recorded
     // by hand with roundtrip resolve, resolve.ts; update and upsert records sent again by
     // resendUnknownWrites; otherwise asked again by a later plan).
-    let job = await readJobOfEndedRun(deps, sf, j, runId, taskName, logger);
+    let job = await readJobOfEndedRun(deps, sf, j, runId, taskName, logger, resolved.jobsUnread);
     if (!job) continue;
     // Uploaded and never closed: the run ended between its Uploaded mark and a close that reached
     // Salesforce (the push's retry, which closes it, never came). Left Open, the job would never
@@ -785,6 +805,7 @@ async function collectJobsOfEndedRuns(
         j,
         logger,
         'A Bulk job an ended run uploaded and never closed could not be closed',
+        resolved.jobsUnread,
       );
       if (!closed) continue;
       job = closed;
@@ -819,7 +840,8 @@ export const RESOLVED_BY_HAND = 'roundtrip resolve';
  * one Salesforce no longer knows recorded `NotFound`. For a task whose plan cannot do it: refused
  * for a changed object or key (scope.ts), or no longer in the config. Collecting reads the ledger
  * and the job's result files only, never the task's mapping (bulk-results.ts). The caller holds
- * the task's lock. A job or run still running is never touched.
+ * the task's lock. A job or run still running is never touched. Answers the counts, and the jobs
+ * Salesforce refused to read or close (`jobsUnread`), left as recorded.
  */
 export async function collectInsertJobsOfEndedRuns(
   deps: CoreDeps,
@@ -827,9 +849,9 @@ export async function collectInsertJobsOfEndedRuns(
   taskName: string,
   jobIds: readonly string[],
   logger: Logger,
-): Promise<number> {
-  if (jobIds.length === 0) return 0;
+): Promise<EndedRunsResolved> {
   const resolved = noneResolvedYet();
+  if (jobIds.length === 0) return resolved;
   await collectJobsOfEndedRuns(
     deps,
     sf,
@@ -841,7 +863,7 @@ export async function collectInsertJobsOfEndedRuns(
     new Set(),
     jobIds,
   );
-  return resolved.jobs;
+  return resolved;
 }
 
 /**

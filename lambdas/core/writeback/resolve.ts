@@ -230,6 +230,8 @@ export interface InsertJobResolved {
   readonly inserted: number;
   readonly notInserted: number;
   readonly sent: number;
+  /** What Salesforce refused (to read the job, or to close it), with its answer: left as recorded. */
+  readonly unread?: string;
 }
 
 /**
@@ -284,6 +286,8 @@ interface JobOfKey {
   readonly state: string;
   /** Collected by this command (not one recorded `NotFound`, whose results are gone). */
   readonly collected: boolean;
+  /** What Salesforce refused (to read the job, or to close it), with its answer: left as recorded. */
+  readonly unread?: string;
 }
 
 /**
@@ -316,7 +320,13 @@ async function collectJobsOfKeys(
     { ...deps, logger },
     `roundtrip resolve --task ${taskName} (Bulk jobs never collected)`,
   );
-  await collectInsertJobsOfEndedRuns({ ...deps, logger }, sf, taskName, jobIds, logger);
+  const { jobsUnread } = await collectInsertJobsOfEndedRuns(
+    { ...deps, logger },
+    sf,
+    taskName,
+    jobIds,
+    logger,
+  );
   const { rows: after } = await deps.pg.query<{
     run_id: string;
     job_id: string;
@@ -330,7 +340,13 @@ async function collectJobsOfKeys(
   return new Map(
     after.map((j) => [
       j.job_id,
-      { runId: j.run_id, jobId: j.job_id, state: j.state, collected: j.collected },
+      {
+        runId: j.run_id,
+        jobId: j.job_id,
+        state: j.state,
+        collected: j.collected,
+        ...(jobsUnread.has(j.job_id) ? { unread: jobsUnread.get(j.job_id) } : {}),
+      },
     ]),
   );
 }
@@ -735,6 +751,9 @@ function jobNotFinished(
   const head = `key ${key} was sent by run ${row.run_id} in Bulk job ${row.job_id ?? ''}, which that run never collected`;
   if (job === 'no-salesforce') {
     return `${head}: its results tell the key's outcome, and this command asks Salesforce about the job with the config's Salesforce secret, which the config of this pipeline does not name (salesforce.secret): run it with the pipeline's own --config and --secrets, or let the next plan of the task collect the job${notNamed}`;
+  }
+  if (job !== 'dry-run' && job.unread !== undefined) {
+    return `${head}, and which is left as recorded (${job.state} in roundtrip.writeback_jobs): ${job.unread}. Nothing is recorded for the key: once Salesforce answers for the job, run this command again`;
   }
   if (job !== 'dry-run') {
     return `${head}, and which has not finished (${job.state} in roundtrip.writeback_jobs, as Salesforce last answered, or as recorded when it could not be asked): it may still create the record, so nothing is recorded for the key; run this command again once the job has finished: it then collects the job and records the key's outcome from its results (as the next plan of task ${taskName} does)`;
