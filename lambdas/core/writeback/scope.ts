@@ -146,11 +146,21 @@ export async function checkSyncScope(
     );
     inFlight = Number(sent[0]?.n ?? 0);
   }
-  if (n === 0 && inFlight === 0) return;
+  // Keys a push reported INSERT_OUTCOME_UNKNOWN (a keyless insert's retried push), not resolved
+  // since: forget refuses the task for them too, as it reads them (task-state.ts). With nothing
+  // synced and nothing left sent, they alone are records the lost sends may have created under
+  // the recorded keys: the task changed now would insert them again under the new ones.
+  const reported = (await readOutcomesUnknown(client, task)).insertOutcomeUnknown.reduce(
+    (sum, r) => sum + r.records,
+    0,
+  );
+  if (n === 0 && inFlight === 0 && reported === 0) return;
   const records =
     n > 0
       ? `${n.toLocaleString('en-US')} synced record(s) in roundtrip.sync_state`
-      : `${inFlight.toLocaleString('en-US')} record(s) sent, whose results are not recorded yet,`;
+      : inFlight > 0
+        ? `${inFlight.toLocaleString('en-US')} record(s) sent, whose results are not recorded yet,`
+        : `${reported.toLocaleString('en-US')} record(s) sent for insert, which Salesforce may have created without the outcome being recorded,`;
   // Inserts sent whose outcome is unknown: the plan refused here looks none up (reconcile.ts), and
   // forget refuses the task while they are (task-state.ts). The way out, said where it starts.
   const { rows: inserts } = await client.query<{ n: string }>(
@@ -158,12 +168,6 @@ export async function checkSyncScope(
     [task],
   );
   const leftSent = Number(inserts[0]?.n ?? 0);
-  // And keys a push reported INSERT_OUTCOME_UNKNOWN (a keyless insert's retried push), not
-  // resolved since: forget refuses the task for them too, as it reads them (task-state.ts).
-  const reported = (await readOutcomesUnknown(client, task)).insertOutcomeUnknown.reduce(
-    (sum, r) => sum + r.records,
-    0,
-  );
   const unknownInserts = leftSent + reported;
   const whereUnknown =
     reported > 0

@@ -444,6 +444,35 @@ describe('a write-back task synced by one object and key, then configured with a
     );
   });
 
+  it("holds a keyless insert's scope by keys a push reported INSERT_OUTCOME_UNKNOWN alone: nothing synced, nothing left sent, and the lost sends may have created their records", async () => {
+    await source('firstlost', 2);
+    const { key: _key, ...keyless } = { ...byExternalId, name: 'first-lost', mode: 'insert' as const };
+    const deps = env.deps({ writeback: [keyless] });
+    // The task's first run: its answer lost, the step's retry can only report the keys.
+    const dead = await env.newRun();
+    await planThenCrashInPush(env, deps, dead, 'first-lost');
+    await pushWriteback(deps, { runId: dead, task: 'first-lost' });
+    await reportRun(deps, { runId: dead });
+    const { rows: state } = await env.pool.query(
+      `SELECT (SELECT count(*)::int FROM roundtrip.sync_state WHERE task = 'first-lost') AS synced,
+              (SELECT count(*)::int FROM roundtrip.writeback_plans WHERE task = 'first-lost' AND status = 'sent') AS sent,
+              (SELECT count(*)::int FROM roundtrip.writeback_errors WHERE task = 'first-lost' AND code = 'INSERT_OUTCOME_UNKNOWN') AS unknown`,
+    );
+    expect(state).toEqual([{ synced: 0, sent: 0, unknown: 2 }]);
+
+    const refused = await planWriteback(env.deps({ writeback: [{ ...keyless, keyColumn: 'email' }] }), {
+      runId: await env.newRun(),
+      task: 'first-lost',
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(SyncScopeChangedError);
+    expect((refused as Error).message).toMatch(
+      /^Write-back first-lost \(writeback\[0\]\): its 2 record\(s\) sent for insert, which Salesforce may have created without the outcome being recorded, were keyed by the values of column /,
+    );
+    expect((refused as Error).message).toContain(
+      'roundtrip resolve --task first-lost --key KEY --inserted ID (or --not-inserted)',
+    );
+  });
+
   it('counts records sent whose results are not recorded yet: a first run still collecting holds its scope', async () => {
     await source('inflight', 3);
     const task = { ...byExternalId, name: 'inflight', bulkThreshold: 1 };
