@@ -7,7 +7,10 @@
  *   reported as Step Functions reports a Lambda's: its name as the `Error`, the runtime's error
  *   payload (`{"errorType","errorMessage","trace"}`) as the `Cause`;
  * - the Athena `startQueryExecution.sync` Task bound to {@link runAthenaQuerySync}, which does what
- *   the service integration does, over the same Athena client the load step uses;
+ *   the service integration does, over the same Athena client the load step uses; the state's
+ *   TimeoutSeconds shortened to {@link LOCAL_ATHENA_TIMEOUT_SECONDS}, so that a query that does not
+ *   end in time fails the state with the library's own `States.Timeout`, which a Catch or Retry on
+ *   `States.TaskFailed` does not match, as in AWS;
  * - every Wait state and every Retry interval shortened (the definition's durations are sized
  *   for Salesforce and AWS, not for emulators on the same machine);
  * - a Wait's SecondsPath is read all the same: a missing path or a value that is not an integer of
@@ -59,8 +62,26 @@ const ATHENA_FINAL_STATES = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 /** How long the local Athena binding waits between polls: Step Functions polls on its own schedule. */
 export const LOCAL_ATHENA_POLL_MS = 200;
 
-/** The most polls the local Athena binding makes before it gives up (a minute at 200 ms). */
-export const LOCAL_ATHENA_MAX_POLLS = 300;
+/**
+ * How long an Athena `.sync` Task waits locally for its query before the state fails with
+ * `States.Timeout` (the definition's TimeoutSeconds, some 30 minutes, when that is shorter).
+ */
+export const LOCAL_ATHENA_TIMEOUT_SECONDS = 60;
+
+/**
+ * How long the binding of a `.sync` Task polls past the state's timeout before it stops: the
+ * state has failed with `States.Timeout` by then (aws-local-stepfunctions raced the binding
+ * against it), and nothing reads the binding's answer.
+ */
+const LOCAL_ATHENA_STOP_MARGIN_MS = 1_000;
+
+/** The error of a binding stopped by its signal: never a state's, the state ended before. */
+export class LocalBindingStoppedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LocalBindingStoppedError';
+  }
+}
 
 /**
  * Local durations: every Wait state pauses this long, every Retry this long, instead of the
@@ -236,8 +257,12 @@ export interface AthenaSyncOptions {
   readonly clock: Pick<Clock, 'sleep'>;
   /** @default LOCAL_ATHENA_POLL_MS */
   readonly pollMs?: number;
-  /** @default LOCAL_ATHENA_MAX_POLLS */
-  readonly maxPolls?: number;
+  /**
+   * Stops the polls (the state timed out, the execution ended): the query is left to Athena.
+   * Without it the binding polls until the query ends, as the integration waits until the
+   * state's TimeoutSeconds, which Step Functions (here aws-local-stepfunctions) enforces.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -258,7 +283,8 @@ function athenaApiError(err: unknown): LocalTaskError {
  * and return the GetQueryExecution response (`{ QueryExecution }`). A query that ends FAILED or
  * CANCELLED fails the task with `States.TaskFailed`, its cause the response as JSON (the shape
  * Step Functions uses for a failed `.sync` job: unverified for Athena); an API error surfaces as
- * `Athena.<ExceptionName>`.
+ * `Athena.<ExceptionName>`. It never gives up on its own: a query that does not end is the
+ * state's TimeoutSeconds to end (`States.Timeout`, raised by the state machine, not the task).
  */
 export async function runAthenaQuerySync(parameters: unknown, options: AthenaSyncOptions): Promise<unknown> {
   if (parameters === null || typeof parameters !== 'object' || Array.isArray(parameters)) {
@@ -277,8 +303,12 @@ export async function runAthenaQuerySync(parameters: unknown, options: AthenaSyn
     throw athenaApiError(err);
   }
   if (!id) throw new LocalTaskError(STATES_TASK_FAILED, 'StartQueryExecution returned no QueryExecutionId');
-  const maxPolls = options.maxPolls ?? LOCAL_ATHENA_MAX_POLLS;
-  for (let poll = 0; poll < maxPolls; poll += 1) {
+  for (;;) {
+    if (options.signal?.aborted) {
+      throw new LocalBindingStoppedError(
+        `Stopped polling Athena query ${id}, which had not ended: its state is over (timed out, or the execution ended)`,
+      );
+    }
     let response: GetQueryExecutionCommandOutput;
     try {
       response = await options.athena.send(new GetQueryExecutionCommand({ QueryExecutionId: id }));
@@ -294,10 +324,6 @@ export async function runAthenaQuerySync(parameters: unknown, options: AthenaSyn
     }
     await options.clock.sleep(options.pollMs ?? LOCAL_ATHENA_POLL_MS);
   }
-  throw new LocalTaskError(
-    'States.Timeout',
-    `Athena query ${id} did not reach a final state after ${maxPolls} polls`,
-  );
 }
 
 /** A state of the definition, wherever it sits (top level, a Parallel branch, a Map iterator). */
@@ -356,6 +382,11 @@ export interface LocalRunOptions {
   /** Every Retry pauses this long. @default DEFAULT_LOCAL_RETRY_MS */
   readonly retryMs?: number;
   /**
+   * An Athena `.sync` Task times out after this many seconds (at least 1) when its definition's
+   * TimeoutSeconds is longer. @default LOCAL_ATHENA_TIMEOUT_SECONDS
+   */
+  readonly athenaTimeoutSeconds?: number;
+  /**
    * The time left to each invocation of a Task state's handler, asked as the invocation starts
    * (what Lambda's `getRemainingTimeInMillis` tells). @default none: a laptop has no Lambda timeout
    */
@@ -405,7 +436,17 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
   const { StateMachine, ExecutionError } = await import('aws-local-stepfunctions');
   const { deps } = options;
   const provider = givenDeps(deps);
-  const states = allStates(options.definition as unknown as { States: Record<string, unknown> });
+  // A copy: the Athena Tasks' TimeoutSeconds are shortened in it (the caller's definition is kept).
+  const machineDefinition = structuredClone(options.definition);
+  const states = allStates(machineDefinition as unknown as { States: Record<string, unknown> });
+  const athenaTimeoutSeconds = options.athenaTimeoutSeconds ?? LOCAL_ATHENA_TIMEOUT_SECONDS;
+  if (!(athenaTimeoutSeconds >= 1 && Number.isFinite(athenaTimeoutSeconds))) {
+    throw new RangeError(
+      `athenaTimeoutSeconds must be a number of seconds from 1, got ${athenaTimeoutSeconds}`,
+    );
+  }
+  // Aborted once the execution is over: a binding still polling Athena stops.
+  const executionOver = new AbortController();
 
   // The execution's start on the run's clock (a test's may be fixed), which Prepare records as the
   // run's. The library sets `$$.Execution.StartTime` to the wall clock whatever the context says:
@@ -444,6 +485,17 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
     const binding = options.taskHandlers[name];
     if (binding === 'athenaQuery' || resource === ATHENA_SYNC_RESOURCE) {
       const athena = options.athenaClient;
+      // The state's timeout, shortened for a laptop. aws-local-stepfunctions enforces it with its
+      // own States.Timeout error, the one error its Catch and Retry on States.TaskFailed do not
+      // match ("States.TaskFailed … matches any known error name except States.Timeout", Step
+      // Functions developer guide, "Error names"): an error the binding raised under that name
+      // would be caught by States.TaskFailed, and a run would take another path than in AWS.
+      if (definition.TimeoutSecondsPath === undefined) {
+        const given = typeof definition.TimeoutSeconds === 'number' ? definition.TimeoutSeconds : Infinity;
+        definition.TimeoutSeconds = Math.min(given, athenaTimeoutSeconds);
+      }
+      const timeoutMs =
+        typeof definition.TimeoutSeconds === 'number' ? definition.TimeoutSeconds * 1000 : undefined;
       taskResourceLocalHandlers[name] = async (input) => {
         if (!athena) {
           throw new LocalTaskError(
@@ -452,7 +504,22 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
           );
         }
         await refuseAfterTerminalError(name, input);
-        const result = await runAthenaQuerySync(input, { athena, clock: deps.clock });
+        // The polls stop a little after the state timed out (the library's timer started first),
+        // or when the execution is over.
+        const stop = new AbortController();
+        const timer =
+          timeoutMs === undefined
+            ? undefined
+            : setTimeout(() => stop.abort(), timeoutMs + LOCAL_ATHENA_STOP_MARGIN_MS);
+        const onOver = (): void => stop.abort();
+        executionOver.signal.addEventListener('abort', onOver, { once: true });
+        let result: unknown;
+        try {
+          result = await runAthenaQuerySync(input, { athena, clock: deps.clock, signal: stop.signal });
+        } finally {
+          clearTimeout(timer);
+          executionOver.signal.removeEventListener('abort', onOver);
+        }
         const over = payloadOverLimit(`the result of Task state "${name}"`, result);
         if (over) throw over;
         return result;
@@ -493,7 +560,7 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
     );
   }
 
-  const machine = new StateMachine(options.definition, {
+  const machine = new StateMachine(machineDefinition, {
     validationOptions: { checkPaths: true, checkArn: true },
   });
   const input = throughJson(options.input);
@@ -567,6 +634,8 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
     const name = inner instanceof Error ? inner.name : err.name;
     const cause = inner instanceof Error ? inner.message : err.message;
     result = { status: 'failed', error: name, cause };
+  } finally {
+    executionOver.abort();
   }
   await events;
   if (terminal) return { status: 'failed', error: terminal.name, cause: terminal.message };

@@ -1,10 +1,12 @@
 /**
  * statemachine/local.ts on its own: the Athena `.sync` binding behaves like Step Functions' Athena
  * integration (the GetQueryExecution response on success, States.TaskFailed when the query fails,
- * Athena.<Exception> for an API error), a Task state without a binding is refused by name, and a
- * failed Lambda Task is reported by the message its Lambda would answer.
+ * Athena.<Exception> for an API error; a query that does not end times out as the state's
+ * TimeoutSeconds does in AWS, with a States.Timeout that States.TaskFailed does not catch), a Task
+ * state without a binding is refused by name, and a failed Lambda Task is reported by the message
+ * its Lambda would answer.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { AthenaClient } from '@aws-sdk/client-athena';
@@ -117,6 +119,59 @@ describe('the local state machine runner', () => {
     const failed = events.find((e) => e.type === 'failed' && e.state === 'Query');
     // What the step's failure line shows: `✗ <state>: Athena.TooManyRequestsException: <message>`.
     expect(failed?.error).toEqual({ name: 'Athena.TooManyRequestsException', cause });
+  });
+
+  it("takes AWS's path when a query outlives its state's TimeoutSeconds: States.Timeout goes past the Catch on States.TaskFailed to the one on States.ALL", async () => {
+    // The Athena branch of the committed definition (npm run asl; test/infra keeps it current):
+    // its query Task catches States.TaskFailed into the "query failed" Choice (a failed query is
+    // run again) and States.ALL into the branch's Fail. In AWS, States.TaskFailed "matches any
+    // known error name except States.Timeout" (Step Functions developer guide, "Error names").
+    const asl = JSON.parse(
+      await readFile(path.join(__dirname, '../../statemachine/pipeline.asl.json'), 'utf8'),
+    ) as {
+      States: { Extract: { Branches: { StartAt: string; States: Record<string, { Type: string }> }[] } };
+    };
+    const branch = asl.States.Extract.Branches.find((b) => b.StartAt === 'athena_customers select');
+    if (!branch) throw new Error('pipeline.asl.json has no athena_customers branch');
+    const slow = await startAthenaEmulator({ dataDir, queryDelaysMs: { running: 60_000 } });
+    const slowAthena = new AthenaClient({ ...athenaClientConfig(slow), maxAttempts: 1 });
+    const events: LocalRunEvent[] = [];
+    const started = Date.now();
+    try {
+      const result = await runStateMachineLocally({
+        definition: branch as unknown as StateMachineDefinition,
+        taskHandlers: { 'athena_customers query': 'athenaQuery', 'athena_customers load': 'load-athena' },
+        deps: { clock } as unknown as CoreDeps,
+        athenaClient: slowAthena,
+        input: { run: { runId: 'timed-out', tasks: { athena: ['athena_customers'] } } },
+        executionName: 'timed-out',
+        athenaTimeoutSeconds: 1,
+        onEvent: (e) => events.push(e),
+      });
+      expect(result).toMatchObject({ status: 'failed', error: 'States.Timeout' });
+      expect(events.filter((e) => e.type === 'entered').map((e) => e.state)).toEqual([
+        'athena_customers select',
+        'athena_customers run or skip',
+        'athena_customers query',
+        'athena_customers failed',
+      ]);
+      expect(
+        events.find((e) => e.type === 'failed' && e.state === 'athena_customers query')?.error?.name,
+      ).toBe('States.Timeout');
+      // The state's shortened TimeoutSeconds, not the definition's 1920 s; the definition given is kept.
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(branch.States['athena_customers query']).toMatchObject({ TimeoutSeconds: 1920 });
+      // The binding polled until the state timed out, and stops once the execution is over.
+      const polls = (): number => slow.calls.filter((c) => c.operation === 'GetQueryExecution').length;
+      expect(polls()).toBeGreaterThan(1);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const after = polls();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(polls()).toBe(after);
+    } finally {
+      slowAthena.destroy();
+      await slow.stop();
+    }
   });
 
   it('refuses a definition with a Task state it cannot bind, naming the state', async () => {
