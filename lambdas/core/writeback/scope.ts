@@ -161,42 +161,10 @@ export async function checkSyncScope(
       : inFlight > 0
         ? `${inFlight.toLocaleString('en-US')} record(s) sent, whose results are not recorded yet,`
         : `${reported.toLocaleString('en-US')} record(s) sent for insert, which Salesforce may have created without the outcome being recorded,`;
-  // Inserts sent whose outcome is unknown: the plan refused here looks none up (reconcile.ts), and
-  // forget refuses the task while they are (task-state.ts). The way out, said where it starts.
-  const { rows: inserts } = await client.query<{ n: string }>(
-    `SELECT count(*) AS n FROM roundtrip.writeback_plans WHERE task = $1 AND status = 'sent' AND operation = 'insert'`,
-    [task],
-  );
-  const leftSent = Number(inserts[0]?.n ?? 0);
-  const unknownInserts = leftSent + reported;
-  const whereUnknown =
-    reported > 0
-      ? `${leftSent.toLocaleString('en-US')} left sent in roundtrip.writeback_plans, ${reported.toLocaleString('en-US')} reported INSERT_OUTCOME_UNKNOWN by a push`
-      : 'roundtrip.writeback_plans, status sent';
-  // Of those, the ones in Bulk jobs their run never collected: their results tell, once the job
-  // is collected, which the plan refused here does not do either (roundtrip resolve --collect-jobs).
-  const { rows: inJobs } =
-    unknownInserts > 0
-      ? await client.query<{ n: string }>(
-          `SELECT count(*) AS n FROM roundtrip.writeback_plans p
-             JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id
-            WHERE p.task = $1 AND p.status = 'sent' AND p.operation = 'insert' AND p.attempts = 0
-              AND j.collected_at IS NULL`,
-          [task],
-        )
-      : { rows: [] };
-  const inUncollectedJobs = Number(inJobs[0]?.n ?? 0);
-  const collectFirst =
-    inUncollectedJobs > 0
-      ? ` ${inUncollectedJobs.toLocaleString('en-US')} of them are in Bulk jobs their run never collected, which no plan collects either while the task is refused so: roundtrip resolve --task ${shellWord(task)} --collect-jobs (with the pipeline's --config and --secrets) asks Salesforce about each and collects it once finished, recording each key's outcome from its results.`
-      : '';
   // Looked up by the external ID its records were synced by: a task without one (a keyless
   // insert) has none looked up by any plan, and resolve records its keys without --without-look-up.
   const lookedUp = recorded.keyField !== undefined && !same(recorded.keyField, 'Id');
-  const heldBack =
-    unknownInserts > 0
-      ? ` Its ${unknownInserts.toLocaleString('en-US')} insert record(s) sent whose outcome is unknown (${whereUnknown}) are looked up by no plan ${lookedUp ? 'while the task is refused so' : '(the task inserts without an external-ID key)'}, and forget refuses the task until they are resolved: ${lookedUp ? 'put the config back as it was and run the pipeline, whose plan looks them up, or ' : ''}look for each in Salesforce and record what you found with roundtrip resolve --task ${shellWord(task)} --key KEY${lookedUp ? ' --without-look-up' : ''} --inserted ID (or --not-inserted).${collectFirst}`
-      : '';
+  const heldBack = await insertsHeldBack(client, task, reported, lookedUp);
   const refuse = (message: string): SyncScopeChangedError => new SyncScopeChangedError(message + heldBack);
   const taskLiteral = sqlLiteral(task);
   // Started over by `roundtrip forget` (lambdas/core/task-state.ts): its sync state and scope
@@ -258,6 +226,86 @@ async function refuseMissingKeyColumn(
     { keyColumn: scope.keyColumn, fields: source.fields },
     { taskName: task, configPath, source },
   );
+}
+
+/**
+ * A ledger row (`p`, its job `j`) in a Bulk job its run never collected: as resolve.ts tells a
+ * key's send (`how` = `job`); a row sent again by a call (`attempts` > 0) is a call's.
+ */
+const IN_JOB_NEVER_COLLECTED = `(p.job_id IS NOT NULL AND p.attempts = 0 AND j.collected_at IS NULL)`;
+
+/**
+ * What the refusal says of the task's inserts sent whose outcome is unknown: ledger rows left
+ * `sent`, and the `reported` keys a push reported INSERT_OUTCOME_UNKNOWN not resolved since. The
+ * plan refused resolves none (it looks keys up and collects the Bulk jobs of ended runs after this
+ * check: reconcile.ts), and forget refuses the task while they are (task-state.ts). Each kind has
+ * its own way out, told with its count and only when the task has it, as `roundtrip resolve`
+ * tells a key's kind (resolve.ts, unknownSends):
+ * - sent by a Collections call, or in a Bulk job Salesforce no longer answers for (recorded
+ *   `NotFound`, collected), and the keys reported: only Salesforce can tell, so someone looks for
+ *   each record there and records it, with `--without-look-up` when a plan of the task configured
+ *   as before would look it up (`lookedUp`: a task with an external-ID key);
+ * - in a Bulk job its ended run never collected: the job's results tell, and `--collect-jobs`
+ *   collects it (never recorded as someone says: the job may still create the record);
+ * - sent by a run still running: that run records their outcomes.
+ * Empty when there is none.
+ */
+async function insertsHeldBack(
+  client: PoolClient,
+  task: string,
+  reported: number,
+  lookedUp: boolean,
+): Promise<string> {
+  const { rows } = await client.query<{ by_look_up: number; in_jobs: number; running: number }>(
+    `SELECT count(*) FILTER (WHERE r.status <> 'running' AND NOT (${IN_JOB_NEVER_COLLECTED}))::int AS by_look_up,
+            count(*) FILTER (WHERE r.status <> 'running' AND ${IN_JOB_NEVER_COLLECTED})::int AS in_jobs,
+            count(*) FILTER (WHERE r.status = 'running')::int AS running
+       FROM roundtrip.writeback_plans p
+       LEFT JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id
+       JOIN roundtrip.runs r ON r.run_id = p.run_id
+      WHERE p.task = $1 AND p.status = 'sent' AND p.operation = 'insert'`,
+    [task],
+  );
+  const { by_look_up: leftByLookUp = 0, in_jobs: inJobs = 0, running = 0 } = rows[0] ?? {};
+  const byLookUp = leftByLookUp + reported;
+  const leftSent = leftByLookUp + inJobs + running;
+  const total = leftSent + reported;
+  if (total === 0) return '';
+  const count = (n: number): string => n.toLocaleString('en-US');
+  const name = shellWord(task);
+  const where =
+    reported > 0
+      ? `${count(leftSent)} left sent in roundtrip.writeback_plans, ${count(reported)} reported INSERT_OUTCOME_UNKNOWN by a push`
+      : 'roundtrip.writeback_plans, status sent';
+  // A keyless insert's keys sent by a call are looked up by no plan at all: said at the start when
+  // they are all there is, else with them.
+  const neverLookedUp = '(the task inserts without an external-ID key)';
+  const onlyNeverLookedUp = !lookedUp && inJobs === 0 && running === 0;
+  const ways: string[] = [];
+  if (byLookUp > 0) {
+    ways.push(
+      `for the ${count(byLookUp)} sent by a Collections call or in a Bulk job Salesforce no longer answers for${lookedUp || onlyNeverLookedUp ? '' : `, which no plan looks up ${neverLookedUp}`}, look for each in Salesforce and record what you found with roundtrip resolve --task ${name} --key KEY${lookedUp ? ' --without-look-up' : ''} --inserted ID (or --not-inserted)`,
+    );
+  }
+  if (inJobs > 0) {
+    ways.push(
+      `for the ${count(inJobs)} in Bulk jobs their run never collected, nothing to look for (the jobs' results tell): roundtrip resolve --task ${name} --collect-jobs (with the pipeline's --config and --secrets) asks Salesforce about each job and collects it once finished, recording each key's outcome from its results`,
+    );
+  }
+  const intro =
+    ` Its ${count(total)} insert record(s) sent whose outcome is unknown (${where}) are ` +
+    `${onlyNeverLookedUp ? `looked up by no plan ${neverLookedUp}` : 'resolved by no plan while the task is refused so'}, ` +
+    'and forget refuses the task until they are resolved';
+  // The plan of the task configured as before looks them up (a keyed task's) and collects the jobs.
+  const configBack = lookedUp
+    ? 'put the config back as it was and run the pipeline, whose plan resolves them, or '
+    : '';
+  const ended = ways.length > 0 ? `: ${configBack}${ways.join('; ')}.` : '.';
+  const stillRunning =
+    running > 0
+      ? ` The ${count(running)} sent by a run still running (roundtrip status) get their outcomes from that run: resolve any left once it has ended.`
+      : '';
+  return intro + ended + stillRunning;
 }
 
 /** {@link checkSyncScope} on a connection of the pool. */

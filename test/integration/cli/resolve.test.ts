@@ -1115,8 +1115,10 @@ describe('roundtrip resolve', () => {
       await expect(refusedPlan).rejects.toThrow('now reads its keys from company');
       // Its refusal says that no plan looks the keys up meanwhile, and the way out.
       await expect(refusedPlan).rejects.toThrow(
-        'Its 2 insert record(s) sent whose outcome is unknown (roundtrip.writeback_plans, status sent) are looked up by no plan while the task is refused so, and forget refuses the task until they are resolved: put the config back as it was and run the pipeline, whose plan looks them up, or look for each in Salesforce and record what you found with roundtrip resolve --task Lead-scope-changed --key KEY --without-look-up --inserted ID (or --not-inserted).',
+        'Its 2 insert record(s) sent whose outcome is unknown (roundtrip.writeback_plans, status sent) are resolved by no plan while the task is refused so, and forget refuses the task until they are resolved: put the config back as it was and run the pipeline, whose plan resolves them, or for the 2 sent by a Collections call or in a Bulk job Salesforce no longer answers for, look for each in Salesforce and record what you found with roundtrip resolve --task Lead-scope-changed --key KEY --without-look-up --inserted ID (or --not-inserted).',
       );
+      // No Bulk job of theirs to collect: --collect-jobs is not named.
+      await expect(refusedPlan).rejects.toThrow(/\(or --not-inserted\)\.$/);
       expect(await ledger(dead, task.name)).toEqual({ 'sc-1': 'sent', 'sc-2': 'sent' });
       // forget refuses while the keys have no outcome, and names the way out.
       const forget = await cli(['forget', ...changedConfig, '--task', task.name, '--yes', '--insert-again']);

@@ -408,7 +408,7 @@ describe('a write-back task synced by one object and key, then configured with a
     expect(message).not.toContain('whose plan looks them up');
     expect(message).not.toContain('--without-look-up');
     expect(message).toContain(
-      ' Its 2 insert record(s) sent whose outcome is unknown (roundtrip.writeback_plans, status sent) are looked up by no plan (the task inserts without an external-ID key), and forget refuses the task until they are resolved: look for each in Salesforce and record what you found with roundtrip resolve --task lost-keyless --key KEY --inserted ID (or --not-inserted).',
+      ' Its 2 insert record(s) sent whose outcome is unknown (roundtrip.writeback_plans, status sent) are looked up by no plan (the task inserts without an external-ID key), and forget refuses the task until they are resolved: for the 2 sent by a Collections call or in a Bulk job Salesforce no longer answers for, look for each in Salesforce and record what you found with roundtrip resolve --task lost-keyless --key KEY --inserted ID (or --not-inserted).',
     );
   });
 
@@ -440,7 +440,7 @@ describe('a write-back task synced by one object and key, then configured with a
     }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(SyncScopeChangedError);
     expect((refused as Error).message).toContain(
-      ' Its 1 insert record(s) sent whose outcome is unknown (0 left sent in roundtrip.writeback_plans, 1 reported INSERT_OUTCOME_UNKNOWN by a push) are looked up by no plan (the task inserts without an external-ID key), and forget refuses the task until they are resolved: look for each in Salesforce and record what you found with roundtrip resolve --task reported-keyless --key KEY --inserted ID (or --not-inserted).',
+      ' Its 1 insert record(s) sent whose outcome is unknown (0 left sent in roundtrip.writeback_plans, 1 reported INSERT_OUTCOME_UNKNOWN by a push) are looked up by no plan (the task inserts without an external-ID key), and forget refuses the task until they are resolved: for the 1 sent by a Collections call or in a Bulk job Salesforce no longer answers for, look for each in Salesforce and record what you found with roundtrip resolve --task reported-keyless --key KEY --inserted ID (or --not-inserted).',
     );
   });
 
