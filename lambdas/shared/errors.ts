@@ -208,12 +208,13 @@ function untoldName(name: string): boolean {
 /**
  * A failure as a user reads it: the cause made readable ({@link readableFailure}), after the
  * error's name only when the name tells something (see UNTOLD_ERROR_NAMES), or when there is no
- * cause to show. Nothing of the cause is left out.
+ * cause to show, or one that only repeats the name. Nothing of the cause is left out.
  */
 export function failureText(name: string | undefined, cause: string | undefined): string {
   const text = readableFailure(cause ?? '').trim();
   if (!name) return text || 'failed, no reason given';
-  if (!text) return name;
+  // A cause that only repeats the name (the States.Timeout of a local run's timed-out Task).
+  if (!text || text === name) return name;
   return untoldName(name) ? text : `${name}: ${text}`;
 }
 

@@ -59,6 +59,8 @@ describe('failureText', () => {
   it('keeps the name when there is no cause to show, and says so when there is neither', () => {
     expect(failureText('TerminalError', '')).toBe('TerminalError');
     expect(failureText('States.Timeout', undefined)).toBe('States.Timeout');
+    // aws-local-stepfunctions' own States.Timeout has its name as its message.
+    expect(failureText('States.Timeout', 'States.Timeout')).toBe('States.Timeout');
     expect(failureText(undefined, undefined)).toBe('failed, no reason given');
   });
 });
