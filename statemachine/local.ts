@@ -64,7 +64,8 @@ export const LOCAL_ATHENA_POLL_MS = 200;
 
 /**
  * How long an Athena `.sync` Task waits locally for its query before the state fails with
- * `States.Timeout` (the definition's TimeoutSeconds, some 30 minutes, when that is shorter).
+ * `States.Timeout`, instead of the definition's TimeoutSeconds (32 minutes deployed) unless that is
+ * shorter.
  */
 export const LOCAL_ATHENA_TIMEOUT_SECONDS = 60;
 
