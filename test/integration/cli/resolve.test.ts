@@ -661,10 +661,15 @@ describe('roundtrip resolve', () => {
       removed = ['--config', file, '--database-url', env.db.url];
     });
 
-    it("collects a Bulk job its ended run never collected (--collect-jobs, with the config's Salesforce secret): forget, which refused the task for its keys and named the command, then starts it over", async () => {
-      const task = { ...BULK_KEYED, name: 'Lead-removed-bulk' };
+    /**
+     * A run of insert task `name` (keys `prefix`-1…6) that ended with its Bulk job uploaded and
+     * never collected, the job then finished in Salesforce; and a secrets file `file` with the
+     * emulator's Salesforce sign-in, for resolve to ask about the job.
+     */
+    const endedWithFinishedJob = async (name: string, prefix: string, file: string) => {
+      const task = { ...BULK_KEYED, name };
       const ran = env.deps({ writeback: [task] });
-      await source('rb', 6);
+      await source(prefix, 6);
       const dead = await env.newRun();
       await planWriteback(ran, { runId: dead, task: task.name });
       expect(await pushWriteback(ran, { runId: dead, task: task.name })).toMatchObject({
@@ -679,7 +684,7 @@ describe('roundtrip resolve', () => {
       while (!isFinalIngestState((await getIngestJob(env.connector, jobId)).state)) {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      const secrets = path.join(dir, 'sf-secrets.json');
+      const secrets = path.join(dir, file);
       await writeFile(
         secrets,
         JSON.stringify({
@@ -690,6 +695,15 @@ describe('roundtrip resolve', () => {
             securityToken: env.sf.credentials.securityToken,
           },
         }),
+      );
+      return { task, dead, jobId, secrets };
+    };
+
+    it("collects a Bulk job its ended run never collected (--collect-jobs, with the config's Salesforce secret): forget, which refused the task for its keys and named the command, then starts it over", async () => {
+      const { task, dead, jobId, secrets } = await endedWithFinishedJob(
+        'Lead-removed-bulk',
+        'rb',
+        'sf-secrets.json',
       );
 
       const refusedForget = await cli(['forget', ...removed, '--task', task.name, '--yes']);
@@ -730,34 +744,10 @@ describe('roundtrip resolve', () => {
     });
 
     it('a refusal of a key given after its Bulk job was collected says the job was collected and its outcomes recorded, not that nothing was', async () => {
-      const task = { ...BULK_KEYED, name: 'Lead-removed-mixed' };
-      const ran = env.deps({ writeback: [task] });
-      await source('rm', 6);
-      const dead = await env.newRun();
-      await planWriteback(ran, { runId: dead, task: task.name });
-      expect(await pushWriteback(ran, { runId: dead, task: task.name })).toMatchObject({
-        status: 'bulk-pending',
-      });
-      await reportRun(ran, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
-      const { rows } = await env.pool.query<{ job_id: string }>(
-        `SELECT job_id FROM roundtrip.writeback_jobs WHERE run_id = $1`,
-        [dead],
-      );
-      const jobId = rows[0]?.job_id ?? '';
-      while (!isFinalIngestState((await getIngestJob(env.connector, jobId)).state)) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      const secrets = path.join(dir, 'sf-secrets-mixed.json');
-      await writeFile(
-        secrets,
-        JSON.stringify({
-          'roundtrip/salesforce': {
-            loginUrl: env.sf.loginUrl,
-            username: env.sf.credentials.username,
-            password: env.sf.credentials.password,
-            securityToken: env.sf.credentials.securityToken,
-          },
-        }),
+      const { task, dead, jobId, secrets } = await endedWithFinishedJob(
+        'Lead-removed-mixed',
+        'rm',
+        'sf-secrets-mixed.json',
       );
       const csv = path.join(dir, 'mixed.csv');
       await writeFile(csv, 'key,salesforce_id\nrm-1,\nnever-sent,\n');
