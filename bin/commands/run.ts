@@ -14,6 +14,7 @@ import type { Pool } from 'pg';
 import { loadConfig, postgresCredentialsSource, type PipelineConfig } from '../../lambdas/config';
 import type { RunInput } from '../../lambdas/core/contracts';
 import { newRunId, selectTasks } from '../../lambdas/core/prepare';
+import { DRY_RUN_SAMPLE_ROWS } from '../../lambdas/core/writeback/plan';
 import { ConfigError } from '../../lambdas/shared/errors';
 import { createConsoleLogger, silentLogger, type Logger } from '../../lambdas/shared/logging';
 import { createLocalSecretsProvider } from '../../lambdas/shared/secrets';
@@ -223,17 +224,22 @@ function runCommand(dryRun: boolean): Command {
 }
 
 /**
- * The dry run's sample: what Salesforce has and what would be sent, per write-back task. Nothing
+ * The dry run's sample: what Salesforce has and what would be sent, the first
+ * {@link DRY_RUN_SAMPLE_ROWS} records of each write-back task. Nothing
  * for a run that was never recorded (its PostgreSQL could not be used: the summary says so, and
  * reading the plan would only fail again), and no "nothing would be sent" for a run that failed
  * before any write-back planned, which would read as a plan that found nothing to send.
  */
 async function planSample(pool: Pool, summary: RunSummary): Promise<string | undefined> {
   if (summary.recorded === false) return undefined;
+  // The first records of each task's plan (the first page holds them), not the first task's alone.
   const { rows } = await pool.query<{ task: string; key: string; current: unknown; payload: unknown }>(
-    `SELECT task, key, current, payload FROM roundtrip.writeback_plan_rows
-      WHERE run_id = $1 AND page = 0 ORDER BY task, seq LIMIT 10`,
-    [summary.runId],
+    `SELECT task, key, current, payload FROM (
+       SELECT task, key, current, payload, seq,
+              row_number() OVER (PARTITION BY task ORDER BY seq) AS n
+         FROM roundtrip.writeback_plan_rows WHERE run_id = $1 AND page = 0) AS first
+      WHERE n <= $2 ORDER BY task, seq`,
+    [summary.runId, DRY_RUN_SAMPLE_ROWS],
   );
   if (rows.length === 0) {
     const planned = summary.tasks.some((t) => t.kind === 'writeback');

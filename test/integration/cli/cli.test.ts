@@ -924,6 +924,32 @@ describe('the roundtrip CLI', () => {
     expect(env.salesforce.calls.writes().length).toBe(writesBefore);
   });
 
+  it("shows the first planned records of each write-back task, not only the first task's", async () => {
+    const base = JSON.parse(await readFile(configFile, 'utf8')) as { writeback: Record<string, unknown>[] };
+    const [task] = base.writeback;
+    const twoTasks = path.join(dir, 'two-tasks.config.json');
+    await writeFile(
+      twoTasks,
+      JSON.stringify({ ...base, writeback: [task, { ...task, name: 'Lead-update-again' }] }),
+    );
+    const result = await cli([
+      'plan',
+      ...connection.slice(2, 4),
+      '--config',
+      twoTasks,
+      ...connection.slice(4),
+    ]);
+    expect(result.stderr).not.toContain('✗');
+    expect(result.code).toBe(0);
+    const lines = result.stdout.split('\n');
+    const at = lines.indexOf('dry run: a sample of what would be sent (current → new)');
+    expect(at).toBeGreaterThanOrEqual(0);
+    const sample = lines.slice(at + 1).filter((l) => l.startsWith('  '));
+    const tasks = sample.map((l) => l.trim().split(' ')[0]);
+    expect(tasks.filter((t) => t === 'Lead-update')).toHaveLength(10);
+    expect(tasks.filter((t) => t === 'Lead-update-again')).toHaveLength(10);
+  });
+
   it('warns when a dry run plans more records than maxChanges, which a real run would refuse', async () => {
     // Three scored leads with a score no rule gives: whatever ran before, the plan sends at least
     // them (and the next real run puts their scores back).
