@@ -445,15 +445,8 @@ async function unlessNoPlanLooksUp(client: PoolClient, task: InsertTask, taskNam
     );
   } catch (err) {
     if (!(err instanceof SyncScopeChangedError)) throw err;
-    const { rows } = await client.query<{
-      object: string;
-      key_field: string | null;
-      key_column: string | null;
-    }>(`SELECT object, key_field, key_column FROM roundtrip.sync_scope WHERE task = $1`, [taskName]);
-    const was = rows[0];
-    const synced = was
-      ? ` (object ${was.object}, key ${was.key_field ?? 'none'}${was.key_column ? `, column ${was.key_column}` : ''} in roundtrip.sync_scope; ${task.config.configPath} now has object ${task.object ?? ''}, key ${task.key ?? 'none'}, column ${task.config.keyColumn})`
-      : '';
+    const was = err.recorded;
+    const synced = ` (object ${was.object}, key ${was.keyField ?? 'none'}${was.keyColumn ? `, column ${was.keyColumn}` : ''} in roundtrip.sync_scope; ${task.config.configPath} now has object ${task.object ?? ''}, key ${task.key ?? 'none'}, column ${task.config.keyColumn})`;
     return `; but the config's task no longer writes the object or key its records were synced by${synced}, so its plan is refused before any look-up (SyncScopeChangedError): put the config back as it was and run the pipeline, whose plan does it, or ${BY_HAND_INSTEAD}`;
   }
   return `. Should it not (Salesforce refuses the look-up: roundtrip errors --task ${taskName} --code INSERT_OUTCOME_UNKNOWN shows the refusal in the key's message; or the plan is refused before it, by a key field gone from Salesforce, say), ${BY_HAND_INSTEAD}`;

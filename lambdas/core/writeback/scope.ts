@@ -63,11 +63,19 @@ export interface TaskSource {
 const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 
 /** A write-back task whose object or key changed while it has synced records (see the module comment). */
-export class SyncScopeChangedError extends TerminalError {}
+export class SyncScopeChangedError extends TerminalError {
+  constructor(
+    message: string,
+    /** The scope the task's records were synced by, as `roundtrip.sync_scope` records it. */
+    readonly recorded: RecordedScope,
+  ) {
+    super(message);
+  }
+}
 
 /** What the recorded scope and the task's differ in, if it matters (see the module comment). */
 function changeOf(
-  recorded: Recorded,
+  recorded: RecordedScope,
   scope: SyncScope,
 ): 'object' | 'match' | 'insert-key' | 'column' | undefined {
   if (!same(recorded.object, scope.object)) return 'object';
@@ -88,7 +96,7 @@ function changeOf(
 }
 
 /** A recorded scope; `keyColumn` undefined when not recorded. */
-interface Recorded {
+export interface RecordedScope {
   readonly object: string;
   readonly keyField: string | undefined;
   readonly keyColumn: string | undefined;
@@ -124,7 +132,7 @@ export async function checkSyncScope(
   }>(`SELECT object, key_field, key_column FROM roundtrip.sync_scope WHERE task = $1`, [task]);
   const row = rows[0];
   if (!row) return;
-  const recorded: Recorded = {
+  const recorded: RecordedScope = {
     object: row.object,
     keyField: row.key_field ?? undefined,
     keyColumn: row.key_column ?? undefined,
@@ -165,7 +173,8 @@ export async function checkSyncScope(
   // insert) has none looked up by any plan, and resolve records its keys without --without-look-up.
   const lookedUp = recorded.keyField !== undefined && !same(recorded.keyField, 'Id');
   const heldBack = await insertsHeldBack(client, task, reported, lookedUp);
-  const refuse = (message: string): SyncScopeChangedError => new SyncScopeChangedError(message + heldBack);
+  const refuse = (message: string): SyncScopeChangedError =>
+    new SyncScopeChangedError(message + heldBack, recorded);
   const taskLiteral = sqlLiteral(task);
   // Started over by `roundtrip forget` (lambdas/core/task-state.ts): its sync state and scope
   // deleted under the task's lock, refused while records of the task have no known outcome.
