@@ -339,10 +339,9 @@ export async function prepare(
   ): Promise<ExtractForecast> {
     const sf = await salesforceOf(d, 'Prepare');
     const { schema, table } = splitTableName(task.table, config.postgres.schema);
-    const { watermark, columns, compound } = await withClient(d.pg, async (client) => ({
+    const { watermark, columns } = await withClient(d.pg, async (client) => ({
       watermark: await readWatermark(client, task.name),
       columns: await tableColumns(client, schema, table),
-      compound: await jsonbColumns(client, schema, table),
     }));
     // As the extract decides, approximately (the describe's spelling is not known here).
     const lower = new Set([...(columns ?? [])].map((c) => c.toLowerCase()));
@@ -362,6 +361,7 @@ export async function prepare(
     let bulkUnreadable: readonly string[] = [];
     if (rows >= task.bulkThreshold) {
       if (columns !== undefined && !newColumns) {
+        const compound = await withClient(d.pg, (client) => jsonbColumns(client, schema, table));
         bulkUnreadable = task.fields.filter((f) => compound.has(f.toLowerCase()));
       } else {
         const describe = await describeTaskObject(
