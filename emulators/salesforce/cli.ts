@@ -1,17 +1,18 @@
 /**
  * `roundtrip emulate salesforce [--port N] [--host H] [--seed FILE] [--describes DIR]
- * [--daily-api-limit N] [--jwt-certificate FILE]`: runs the emulator until Ctrl-C or SIGTERM,
- * after printing its login URL and the credentials it accepts.
+ * [--daily-api-limit N] [--jwt-certificate FILE] [--faults JSON|FILE]`: runs the emulator until
+ * Ctrl-C or SIGTERM, after printing its login URL and the credentials it accepts.
  */
 import { readFileSync } from 'node:fs';
 import { EXIT, UsageError, untilSignal } from '../../bin/cli-common';
 import { DEFAULT_DESCRIBES_DIR } from './describe';
+import { InvalidFaultError, type SalesforceFaults } from './faults';
 import { SeedError } from './seed';
-import { startSalesforceEmulator, type SalesforceEmulatorOptions } from './server';
+import { FAULTS_CONTROL_PATH, startSalesforceEmulator, type SalesforceEmulatorOptions } from './server';
 
 /** What the command accepts, for the usage error. */
 export const SALESFORCE_EMULATOR_USAGE =
-  'emulate salesforce [--port N] [--host HOST] [--seed FILE|DIR] [--describes DIR] [--daily-api-limit N] [--jwt-certificate PEM_FILE]';
+  'emulate salesforce [--port N] [--host HOST] [--seed FILE|DIR] [--describes DIR] [--daily-api-limit N] [--jwt-certificate PEM_FILE] [--faults JSON|FILE]';
 
 function parseArgs(argv: string[]): SalesforceEmulatorOptions {
   const options: SalesforceEmulatorOptions = {};
@@ -60,6 +61,9 @@ function parseArgs(argv: string[]): SalesforceEmulatorOptions {
         }
         break;
       }
+      case '--faults':
+        options.faults = faultsOption(value());
+        break;
       case '--help':
       case '-h':
         throw new UsageError(SALESFORCE_EMULATOR_USAGE);
@@ -68,6 +72,30 @@ function parseArgs(argv: string[]): SalesforceEmulatorOptions {
     }
   }
   return options;
+}
+
+/**
+ * `--faults`: a JSON object of faults (docs/salesforce-emulator.md, "Faults"), given inline
+ * (`'{"lockRowKeys":["00Q…"]}'`) or as the path of a file holding it.
+ */
+function faultsOption(text: string): SalesforceFaults {
+  let json = text;
+  if (!text.trimStart().startsWith('{')) {
+    try {
+      json = readFileSync(text, 'utf8');
+    } catch {
+      throw new UsageError(
+        `--faults: give a JSON object of faults (e.g. '{"lockRowKeys":["00Q…"]}') or a file holding one; cannot read a file ${text}`,
+      );
+    }
+  }
+  try {
+    return JSON.parse(json) as SalesforceFaults;
+  } catch (err) {
+    throw new UsageError(
+      `--faults: not JSON (${err instanceof Error ? err.message : String(err)}): give an object of faults, e.g. '{"lockRowKeys":["00Q…"]}'`,
+    );
+  }
 }
 
 /**
@@ -87,6 +115,8 @@ export async function runSalesforceEmulatorCli(
     // A seed that cannot be loaded (a missing file, a misspelt field, a bad value) is bad input:
     // exit 2, its message naming the file and the record, without the usage text.
     if (err instanceof SeedError) throw new UsageError(err.message, { showUsage: false });
+    if (err instanceof InvalidFaultError)
+      throw new UsageError(`--faults: ${err.message}`, { showUsage: false });
     throw err;
   }
   const c = emulator.credentials;
@@ -107,6 +137,7 @@ export async function runSalesforceEmulatorCli(
       `  client secret:  ${c.clientSecret}`,
       `  records:        ${counts}`,
       `  daily API limit: ${emulator.limits.max}`,
+      `  faults:         ${JSON.stringify(emulator.faults.get())}   (change them while it runs: GET/PUT/DELETE ${emulator.url}${FAULTS_CONTROL_PATH})`,
       'Press Ctrl-C to stop.',
       '',
     ].join('\n'),

@@ -5,6 +5,7 @@
  * (`startSalesforceEmulator({ faults })`) and changed while running (`emulator.faults.set(…)`);
  * fractions draw from a seeded RNG so that a test sees the same records locked on every run.
  */
+import { suggestion } from '../../lambdas/config/issues';
 import type { StreamFault } from './http';
 
 /** The faults that can be switched on. Every field is optional; `set()` merges. */
@@ -97,8 +98,39 @@ export class InvalidFaultError extends Error {
   }
 }
 
+/** Every fault's name, for refusing a misspelt one (set from JSON: the CLI's --faults, the control endpoint). */
+export const FAULT_NAMES: readonly (keyof SalesforceFaults)[] = [
+  'latencyMs',
+  'http503Burst',
+  'sessionExpiresAfterCalls',
+  'lockRowFraction',
+  'lockRowKeys',
+  'failNextBulkJob',
+  'resetStreamAfterBytes',
+  'resetWriteAnswerAfterBytes',
+  'stallStreamAfterBytes',
+  'stallWriteAnswerAfterBytes',
+  'slowStream',
+  'dailyApiLimit',
+  'bulkJobDelayMs',
+];
+
 function checkFaults(faults: SalesforceFaults): void {
   const problems: string[] = [];
+  if (typeof faults !== 'object' || faults === null || Array.isArray(faults)) {
+    throw new InvalidFaultError(
+      `invalid Salesforce emulator faults: expected an object of faults, e.g. { "lockRowKeys": ["00Q…"] }, got ${JSON.stringify(faults)}`,
+    );
+  }
+  faults = Object.fromEntries(Object.entries(faults).filter(([, value]) => value !== null));
+  for (const name of Object.keys(faults)) {
+    if (!(FAULT_NAMES as readonly string[]).includes(name)) {
+      const near = suggestion(name, FAULT_NAMES);
+      problems.push(
+        `no fault named "${name}"${near ? ` (did you mean "${near}"?)` : ''}: the faults are ${FAULT_NAMES.join(', ')}`,
+      );
+    }
+  }
   const nonNegativeInt = (name: keyof SalesforceFaults, value: unknown): void => {
     if (value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value < 0)) {
       problems.push(`${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
@@ -155,9 +187,13 @@ export class FaultController {
     this.set(initial);
   }
 
-  /** Switches faults on (merging with those already set); `undefined` values switch one off. */
+  /** Switches faults on (merging with those already set); `undefined` (or `null`, `false`) switches one off. */
   set(faults: SalesforceFaults): void {
     checkFaults(faults);
+    // From JSON (the CLI's --faults, the control endpoint) `null` switches a fault off too.
+    faults = Object.fromEntries(
+      Object.entries(faults).map(([key, value]) => [key, value === null ? undefined : value]),
+    ) as SalesforceFaults;
     const next: SalesforceFaults = { ...this.active };
     for (const [key, value] of Object.entries(faults) as [keyof SalesforceFaults, unknown][]) {
       if (value === undefined || value === false) delete next[key];

@@ -12,14 +12,17 @@
  */
 export {
   startSalesforceEmulator,
+  FAULTS_CONTROL_PATH,
   DEFAULT_API_VERSION,
   DEFAULT_API_VERSIONS,
   type SalesforceEmulator,
   type SalesforceEmulatorOptions,
 } from './server';
 export { DEFAULT_CREDENTIALS, JWT_BEARER_GRANT, type SalesforceCredentials } from './auth';
+export { DEFAULT_DESCRIBES_DIR } from './describe';
 export {
   FaultController,
+  FAULT_NAMES,
   InvalidFaultError,
   UNABLE_TO_LOCK_ROW_MESSAGE,
   DEFAULT_FAILED_JOB_MESSAGE,

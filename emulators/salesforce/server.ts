@@ -17,7 +17,12 @@ import {
 } from './calls';
 import type { EmulatorContext } from './context';
 import { DEFAULT_DESCRIBES_DIR, loadDescribes, type ObjectDescribe } from './describe';
-import { FaultController, UNABLE_TO_LOCK_ROW_MESSAGE, type SalesforceFaults } from './faults';
+import {
+  FaultController,
+  InvalidFaultError,
+  UNABLE_TO_LOCK_ROW_MESSAGE,
+  type SalesforceFaults,
+} from './faults';
 import { ApiError, parseJsonBody, readBody, sendJson, sendJsonStreamed, XML_CONTENT_TYPE } from './http';
 import { classifyRest, RestApi, toApiError } from './rest';
 import { loadSeed, type SeedData } from './seed';
@@ -232,6 +237,51 @@ export async function startSalesforceEmulator(
   };
 }
 
+/**
+ * The path of the emulator's fault control (not a Salesforce endpoint): `GET` answers the active
+ * faults, `PUT`/`POST` with a JSON object of faults sets them (merged, as `faults.set`), `DELETE`
+ * switches every fault off. No session needed: the emulator is a local test server.
+ */
+export const FAULTS_CONTROL_PATH = '/_emulator/faults';
+
+async function controlFaults(
+  ctx: EmulatorContext,
+  method: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  try {
+    switch (method) {
+      case 'GET':
+        break;
+      case 'PUT':
+      case 'POST': {
+        const text = (await readBody(req)).toString('utf8');
+        let faults: unknown;
+        try {
+          faults = JSON.parse(text);
+        } catch (err) {
+          throw new InvalidFaultError(
+            `the body must be a JSON object of faults: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        }
+        ctx.faults.set(faults as SalesforceFaults);
+        break;
+      }
+      case 'DELETE':
+        ctx.faults.clear();
+        break;
+      default:
+        sendJson(res, 405, { error: `${method} ${FAULTS_CONTROL_PATH}: use GET, PUT, POST or DELETE` });
+        return;
+    }
+    sendJson(res, 200, { faults: ctx.faults.get() });
+  } catch (err) {
+    if (!(err instanceof InvalidFaultError) && !(err instanceof ApiError)) throw err;
+    sendJson(res, 400, { error: err.message });
+  }
+}
+
 function logEntry(
   ctx: EmulatorContext,
   req: IncomingMessage,
@@ -262,6 +312,12 @@ async function handleRequest(
   const method = (req.method ?? 'GET').toUpperCase();
   const url = new URL(req.url ?? '/', 'http://emulator');
   const pathname = url.pathname.replace(/\/+$/, '') || '/';
+  // The emulator's own control endpoint, not Salesforce's: answered before any fault (a latency
+  // set through it must not hold the call that clears it) and never logged nor counted.
+  if (pathname === FAULTS_CONTROL_PATH) {
+    await controlFaults(ctx, method, req, res);
+    return;
+  }
   const latency = ctx.faults.latencyMs();
   if (latency > 0) {
     await delayWhileOpen(latency, res);

@@ -108,6 +108,43 @@ describe('roundtrip emulate salesforce', () => {
     });
   });
 
+  it('takes --faults inline or from a file, shows them and the control path, and refuses bad ones', async () => {
+    const out: string[] = [];
+    const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      out.push(String(chunk));
+      return true;
+    });
+    try {
+      const file = path.join(dir, 'faults.json');
+      writeFileSync(file, JSON.stringify({ lockRowKeys: ['k-1'] }));
+      for (const given of ['{"lockRowKeys":["k-1"]}', file]) {
+        out.length = 0;
+        expect(
+          await runSalesforceEmulatorCli(['--port', '0', '--faults', given], async () => undefined),
+        ).toBe(0);
+        expect(out.join('')).toMatch(
+          /faults: {9}\{"lockRowKeys":\["k-1"\]\} {3}\(change them while it runs: GET\/PUT\/DELETE http:\/\/127\.0\.0\.1:\d+\/_emulator\/faults\)/,
+        );
+      }
+    } finally {
+      spy.mockRestore();
+    }
+    await expect(
+      runSalesforceEmulatorCli(['--faults', '{"latencyMS": 5}'], async () => undefined),
+    ).rejects.toMatchObject({
+      message: expect.stringContaining(
+        '--faults: invalid Salesforce emulator faults: no fault named "latencyMS" (did you mean "latencyMs"?)',
+      ),
+      showUsage: false,
+    });
+    await expect(runSalesforceEmulatorCli(['--faults', '{nope'], async () => undefined)).rejects.toThrow(
+      /^--faults: not JSON \(.*\): give an object of faults/,
+    );
+    await expect(
+      runSalesforceEmulatorCli(['--faults', path.join(dir, 'absent.json')], async () => undefined),
+    ).rejects.toThrow(`cannot read a file ${path.join(dir, 'absent.json')}`);
+  });
+
   it('runs as `roundtrip emulate salesforce` and exits 0 on SIGTERM', async () => {
     const child = spawn(
       process.execPath,

@@ -1,6 +1,7 @@
 import type { Connection } from 'jsforce';
 import {
   DEFAULT_FAILED_JOB_MESSAGE,
+  FAULTS_CONTROL_PATH,
   InvalidFaultError,
   startSalesforceEmulator,
   UNABLE_TO_LOCK_ROW_MESSAGE,
@@ -258,5 +259,57 @@ describe('Salesforce emulator faults', () => {
     } finally {
       await limited.stop();
     }
+  });
+
+  it('refuses a fault it does not know, naming the closest one', () => {
+    expect(() => sf.faults.set({ lockRowKey: ['x'] } as never)).toThrow(
+      'no fault named "lockRowKey" (did you mean "lockRowKeys"?): the faults are latencyMs,',
+    );
+    expect(() => sf.faults.set([] as never)).toThrow('expected an object of faults');
+    expect(sf.faults.get()).toEqual({});
+  });
+
+  it('is controlled over HTTP: GET shows, PUT merges, null or DELETE switches off, without a log entry', async () => {
+    const control = `${sf.url}${FAULTS_CONTROL_PATH}`;
+    sf.calls.clear();
+    const put = async (body: string): Promise<{ status: number; body: unknown }> => {
+      const res = await fetch(control, {
+        method: 'PUT',
+        body,
+        headers: { 'Content-Type': 'application/json' },
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    expect(await put(JSON.stringify({ lockRowKeys: [ids[3]], latencyMs: 2_000 }))).toEqual({
+      status: 200,
+      body: { faults: { lockRowKeys: [ids[3]], latencyMs: 2_000 } },
+    });
+    // The control answers at once, whatever latency it set.
+    const started = Date.now();
+    expect(await put(JSON.stringify({ latencyMs: null }))).toEqual({
+      status: 200,
+      body: { faults: { lockRowKeys: [ids[3]] } },
+    });
+    expect(Date.now() - started).toBeLessThan(1_500);
+    const results = await conn.sobject('Lead').update([
+      { Id: ids[2] as string, Title: 'Free' },
+      { Id: ids[3] as string, Title: 'Locked' },
+    ]);
+    expect(results.map((r) => (r.success ? 'ok' : r.errors[0]?.statusCode))).toEqual([
+      'ok',
+      'UNABLE_TO_LOCK_ROW',
+    ]);
+    expect(await put('{"lockRowFraction": 3}')).toEqual({
+      status: 400,
+      body: {
+        error: 'invalid Salesforce emulator faults: lockRowFraction must be a number between 0 and 1, got 3',
+      },
+    });
+    expect((await put('not json')).status).toBe(400);
+    expect(await (await fetch(control)).json()).toEqual({ faults: { lockRowKeys: [ids[3]] } });
+    expect(await (await fetch(control, { method: 'DELETE' })).json()).toEqual({ faults: {} });
+    expect(sf.faults.get()).toEqual({});
+    // Only the update was a Salesforce call.
+    expect(sf.calls.all().map((c) => c.path)).toEqual([expect.stringContaining('/composite/sobjects')]);
   });
 });
