@@ -461,6 +461,18 @@ async function startExtract(
   const full = reason !== undefined;
   const plan = planSalesforceRead(task, describe.fields, { full, watermark: watermark?.watermark });
   const columns = columnsFor(task, describe, plan.fields);
+  // A field taken out of the task (or renamed in Salesforce and in the task) keeps its column, with
+  // the values of its last read and never updated again: a transform still reading it reads stale
+  // values. Said once per extract; dropping the column is the user's call (docs/extract.md).
+  const written = new Set(columns.map((c) => c.name));
+  const notRead = [...(existing ?? [])].filter((c) => !written.has(c));
+  if (notRead.length > 0) {
+    logger.warn('Columns the task no longer reads keep the values of their last read', {
+      table: `${schema}.${table}`,
+      columns: notRead,
+      fix: `drop them (ALTER TABLE … DROP COLUMN) once no transform reads them, or list their fields in ${extractConfigPath(deps.config, task)}.fields again`,
+    });
+  }
   const bulkSoql = plan.soql({ orderBy: false });
 
   // A retry of this step (the Lambda timed out, say, after Salesforce created the job) finds the

@@ -81,5 +81,26 @@ describe('A field added to the describe between runs', () => {
     // And the run after that is incremental again.
     const third = await runExtract({ input: {} }, h.deps(config, { salesforce: connector }));
     expect(third.salesforce.Lead).toMatchObject({ full: false, inserted: 0, updated: 0 });
+    const stale = (): unknown =>
+      h.logger.records.find(
+        (r) => r.message === 'Columns the task no longer reads keep the values of their last read',
+      )?.attributes;
+    expect(stale()).toBeUndefined();
+
+    // The field taken out of the task again: its column stays, with its values, and the run says so.
+    await runExtract(
+      { input: {} },
+      h.deps(h.config([{ from: 'salesforce', object: 'Lead', fields: FIELDS, table: 'sf_lead' }]), {
+        salesforce: connector,
+      }),
+    );
+    expect(stale()).toMatchObject({
+      table: 'public.sf_lead',
+      columns: ['Region__c'],
+      fix: 'drop them (ALTER TABLE … DROP COLUMN) once no transform reads them, or list their fields in extract[0].fields again',
+    });
+    expect(await h.rows(`SELECT count(*)::int AS n FROM sf_lead WHERE "Region__c" LIKE 'Region _'`)).toEqual([
+      { n: 25 },
+    ]);
   });
 });

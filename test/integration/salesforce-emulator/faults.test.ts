@@ -295,10 +295,11 @@ describe('Salesforce emulator faults', () => {
       { Id: ids[2] as string, Title: 'Free' },
       { Id: ids[3] as string, Title: 'Locked' },
     ]);
-    expect(results.map((r) => (r.success ? 'ok' : r.errors[0]?.statusCode))).toEqual([
-      'ok',
-      'UNABLE_TO_LOCK_ROW',
-    ]);
+    expect(
+      results.map((r) =>
+        r.success ? 'ok' : (r.errors[0] as { statusCode?: string } | undefined)?.statusCode,
+      ),
+    ).toEqual(['ok', 'UNABLE_TO_LOCK_ROW']);
     expect(await put('{"lockRowFraction": 3}')).toEqual({
       status: 400,
       body: {
