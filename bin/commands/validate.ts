@@ -149,6 +149,15 @@ async function checkAthenaWorkgroup(
   };
 }
 
+/**
+ * How a write-back task finds its records, for the validate line: by its key field, or, for an
+ * insert without one, by the source column it keeps keys from (in roundtrip.sync_state only).
+ */
+export function writebackKeyText(task: { mode: string; key?: string; keyColumn: string }): string {
+  if (task.key !== undefined) return `by ${task.key}`;
+  return `keyed by column ${task.keyColumn} (no external-ID field: inserted keys are remembered by roundtrip, not looked up in Salesforce)`;
+}
+
 /** `roundtrip validate`: see the module comment. Exit 0 when every check passes, 1 otherwise. */
 export const validate: Command = async (argv) => {
   const { values } = parseOptions(argv, {
@@ -277,7 +286,7 @@ export const validate: Command = async (argv) => {
                 ...splitTable(task.from, config.postgres.schema),
                 fields: task.fields,
               });
-            return `${task.object} ${task.mode} by ${task.key}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable`;
+            return `${task.object} ${task.mode} ${writebackKeyText(task)}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable`;
           });
         }
       }
