@@ -896,6 +896,14 @@ export class SalesforceStore {
         });
         continue;
       }
+      const badReference =
+        field.type === 'reference' && typeof coerced.value === 'string'
+          ? this.referenceProblem(field, coerced.value)
+          : undefined;
+      if (badReference) {
+        errors.push(badReference);
+        continue;
+      }
       if (coerced.value === null && !field.nillable && op === 'update') nulledRequired.push(field.name);
       if (coerced.value === null && op === 'create' && table.defaults.has(field.name)) continue; // default applies
       changes.set(field.name, coerced.value);
@@ -917,6 +925,41 @@ export class SalesforceStore {
       });
     }
     return errors.length > 0 ? { errors } : { changes };
+  }
+
+  /**
+   * What Salesforce refuses in a lookup's value (a well-formed Id; a malformed one is MALFORMED_ID
+   * already): an Id of an object the field does not point to, FIELD_INTEGRITY_EXCEPTION ("<label>:
+   * id value of incorrect type"); an Id of the right object that no record has,
+   * INVALID_CROSS_REFERENCE_KEY; one of a record in the recycle bin, ENTITY_IS_DELETED. Only
+   * what the emulator can tell: a field pointing to an object it does not hold (User, Group) is
+   * not checked against that object.
+   */
+  private referenceProblem(field: FieldDescribe, id: string): RecordError | undefined {
+    const targets = (field.referenceTo ?? []).map((name) => this.tables.get(name.toLowerCase()));
+    if (targets.length === 0) return undefined;
+    const owner = this.byPrefix.get(id.slice(0, 3));
+    const pointsTo = owner !== undefined && targets.includes(owner);
+    if (!pointsTo) {
+      // An object the field does not name, or one the emulator cannot rule out (an unknown prefix
+      // while the field also names objects it does not hold).
+      if (owner === undefined && targets.some((t) => t === undefined)) return undefined;
+      return {
+        statusCode: 'FIELD_INTEGRITY_EXCEPTION',
+        message: `${field.label}: id value of incorrect type: ${id}`,
+        fields: [field.name],
+      };
+    }
+    const record = owner.byId.get(id);
+    if (!record)
+      return {
+        statusCode: 'INVALID_CROSS_REFERENCE_KEY',
+        message: 'invalid cross reference id',
+        fields: [field.name],
+      };
+    if (record.IsDeleted === true)
+      return { statusCode: 'ENTITY_IS_DELETED', message: 'entity is deleted', fields: [field.name] };
+    return undefined;
   }
 
   /** Records live under `key` in the index of `field` (or by id for `Id`). */

@@ -18,6 +18,7 @@ interface Case {
 interface Ids {
   live: string;
   deleted: string;
+  deletedAccount: string;
 }
 
 const UNKNOWN_ID = '00Q5e0000000zzzEAA';
@@ -79,6 +80,25 @@ const CASES: Case[] = [
     code: 'ENTITY_IS_DELETED',
   },
   {
+    name: "lookup to another object's record",
+    op: 'insert',
+    // OwnerId points to a User or a Group, not a Lead.
+    record: (ids) => ({ LastName: 'a', Company: 'b', OwnerId: ids.live }),
+    code: 'FIELD_INTEGRITY_EXCEPTION',
+  },
+  {
+    name: 'lookup to no record',
+    op: 'insert',
+    record: () => ({ LastName: 'a', Company: 'b', Partner_Account__c: '0015e0000000zzzAAA' }),
+    code: 'INVALID_CROSS_REFERENCE_KEY',
+  },
+  {
+    name: 'lookup to a deleted record',
+    op: 'update',
+    record: (ids) => ({ Id: ids.live, Partner_Account__c: ids.deletedAccount }),
+    code: 'ENTITY_IS_DELETED',
+  },
+  {
     name: 'duplicate unique value',
     op: 'insert',
     record: () => ({ LastName: 'a', Company: 'b', External_Id__c: 'ext-1' }),
@@ -121,6 +141,13 @@ describe('Salesforce emulator per-record validation (Collections and Bulk ingest
             unique: false,
             custom: true,
           },
+          {
+            name: 'Partner_Account__c',
+            label: 'Partner Account',
+            type: 'reference',
+            referenceTo: ['Account'],
+            custom: true,
+          },
         ],
       }),
     );
@@ -132,11 +159,13 @@ describe('Salesforce emulator per-record validation (Collections and Bulk ingest
           { LastName: 'Twin', Company: 'Acme', Legacy_Key__c: 'shared' },
           { LastName: 'Deleted', Company: 'Acme' },
         ],
+        Account: [{ Name: 'Gone' }],
       },
     });
     const [live, , deleted] = [...sf.store.all('Lead')].map((r) => r.Id as string);
-    sf.store.delete([deleted as string]);
-    ids = { live: live as string, deleted: deleted as string };
+    const [deletedAccount] = [...sf.store.all('Account')].map((r) => r.Id as string);
+    sf.store.delete([deleted as string, deletedAccount as string]);
+    ids = { live: live as string, deleted: deleted as string, deletedAccount: deletedAccount as string };
     conn = await soapLogin(sf);
   });
   afterAll(async () => {
