@@ -57,6 +57,7 @@ import {
   STEP_KEYS,
   buildDefinition,
   functionName,
+  type AthenaQueryTimeout,
   type PipelineFunctions,
   type StepKey,
   type TaskBinding,
@@ -88,6 +89,13 @@ export interface PipelineStackProps extends StackProps {
    * @default a new temporary folder
    */
   readonly bundleInputDir?: string;
+  /**
+   * How long the state machine's Athena `.sync` Tasks wait for a query, and what sets that limit
+   * (named in the error of a query that outlives it). Only a local run (statemachine/local.ts)
+   * gives a shorter one; a deployed stack keeps the default.
+   * @default DEPLOYED_ATHENA_QUERY_TIMEOUT (statemachine/definition.ts)
+   */
+  readonly athenaQueryTimeout?: AthenaQueryTimeout;
 }
 
 /**
@@ -420,7 +428,9 @@ export class PipelineStack extends Stack {
     // --- State machine -------------------------------------------------------------------------
     const fns = {} as Record<StepKey, lambda.IFunction>;
     for (const step of STEP_KEYS) fns[step] = functions[step].function;
-    const definition = buildDefinition(this, fns satisfies PipelineFunctions, config);
+    const definition = buildDefinition(this, fns satisfies PipelineFunctions, config, {
+      ...(props.athenaQueryTimeout ? { athenaQueryTimeout: props.athenaQueryTimeout } : {}),
+    });
     this.taskStates = definition.taskStates;
     const stateMachineLogs = new logs.LogGroup(this, 'StateMachineLogs', {
       logGroupName: `/aws/vendedlogs/states/roundtrip-${config.name}`,
@@ -541,7 +551,9 @@ export class PipelineStack extends Stack {
     // GetObject, PutObject and the multipart actions for the result location; Glue catalog reads
     // (and writes, which only DDL uses); lakeformation:GetDataAccess. Granted here narrowed to
     // what a SELECT in the configured workgroup, catalog, database and tables does: no Glue write,
-    // no s3:CreateBucket, S3 only on the result prefix and the configured data locations.
+    // no s3:CreateBucket, S3 only on the result prefix and the configured data locations. The
+    // definition's own start (request-response) and stop of a query that outlived its Task use the
+    // same StartQueryExecution and StopQueryExecution.
     smRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'RunQueriesInWorkgroup',

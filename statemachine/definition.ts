@@ -17,9 +17,9 @@
  * the plain function ARN as its `Resource` (`LambdaInvoke` with `payloadResponseOnly`), and the
  * function is named `roundtrip-<pipeline>-<step.functionSuffix>` ({@link functionName}). The
  * handler file of a step is `lambdas/handlers/<step.handler>.ts` ({@link PIPELINE_STEPS}).
- * {@link buildDefinition} also returns `taskStates`: state name → step key (or `'athenaQuery'`
- * for the native Athena task, which a local run binds to the Athena client), so a runner needs
- * no ARN parsing at all.
+ * {@link buildDefinition} also returns `taskStates`: state name → step key (or `'athenaStart'`,
+ * `'athenaQuery'`, `'athenaStop'` for the native Athena tasks, which a local run binds to the
+ * Athena client), so a runner needs no ARN parsing at all.
  *
  * The run id is the execution name (`$$.Execution.Name`): a retried Prepare, and the Report of
  * a run that failed in Prepare, find the same run. A local runner passes the name in the
@@ -145,9 +145,42 @@ export const TASK_TIMEOUT_MARGIN_SECONDS = 30;
 
 /**
  * Athena's default DML query timeout is 30 minutes (Athena service quotas, "DML query timeout");
- * the `.sync` task waits that long and a little more.
+ * the `.sync` task waits that long and a little more (a query may queue first). Not a config
+ * setting: a run fails with `States.Timeout` past it, its query stopped ({@link AthenaQueryTimeout}).
  */
 export const ATHENA_QUERY_TIMEOUT_SECONDS = 30 * 60 + 120;
+
+/**
+ * The time limit of the request-response Athena Tasks (the query's start, its stop): one API call
+ * each, which Athena answers in well under a second; a call that hangs fails its Task with
+ * `States.Timeout` instead of holding the run.
+ */
+export const ATHENA_CALL_TIMEOUT_SECONDS = 60;
+
+/**
+ * How long an Athena `.sync` Task waits for its query, and what sets that limit, as the message of
+ * a timed-out query names it: the deployed definition's {@link ATHENA_QUERY_TIMEOUT_SECONDS}, or a
+ * shorter limit a local run builds its definition with (statemachine/local.ts).
+ */
+export interface AthenaQueryTimeout {
+  /** The Task's TimeoutSeconds (at least 1). */
+  readonly seconds: number;
+  /** Where the limit is set, in the message of a query that outlived it. */
+  readonly setBy: string;
+}
+
+/** The deployed limit. */
+export const DEPLOYED_ATHENA_QUERY_TIMEOUT: AthenaQueryTimeout = {
+  seconds: ATHENA_QUERY_TIMEOUT_SECONDS,
+  setBy:
+    'ATHENA_QUERY_TIMEOUT_SECONDS in statemachine/definition.ts: the default Athena DML query timeout of 30 minutes and 2 more, not a config setting',
+};
+
+/** Options of {@link buildDefinition}. */
+export interface DefinitionOptions {
+  /** @default DEPLOYED_ATHENA_QUERY_TIMEOUT */
+  readonly athenaQueryTimeout?: AthenaQueryTimeout;
+}
 
 /** The whole run may take at most this long; a longer run is a timed-out execution (alarmed). */
 export const RUN_TIMEOUT = Duration.hours(RUN_TIMEOUT_HOURS);
@@ -269,8 +302,12 @@ export function taskStateNames(task: string) {
     check: `${task} check`,
     extracted: `${task} extracted`,
     // Athena extract
+    start: `${task} start`,
     query: `${task} query`,
     queryFailed: `${task} query failed`,
+    stop: `${task} stop`,
+    timedOut: `${task} timed out`,
+    notStopped: `${task} not stopped`,
     requery: `${task} requery`,
     requeryWait: `${task} requery wait`,
     load: `${task} load`,
@@ -307,8 +344,12 @@ export const RUN_STATES = {
  */
 export const WRITEBACK_FAILED_ERROR = ERROR_NAMES.writebackFailed;
 
-/** What a Task state runs: a Lambda step, or the native Athena query. */
-export type TaskBinding = StepKey | 'athenaQuery';
+/**
+ * What a Task state runs: a Lambda step, or one of the native Athena calls: the query's start
+ * (`athenaStart`, request-response: its QueryExecutionId), the query waited for (`athenaQuery`,
+ * `.sync`), the stop of a query that outlived its Task (`athenaStop`).
+ */
+export type TaskBinding = StepKey | 'athenaStart' | 'athenaQuery' | 'athenaStop';
 
 /** What {@link buildDefinition} returns. */
 export interface PipelineDefinition {
@@ -324,6 +365,7 @@ interface Builder {
   readonly functions: PipelineFunctions;
   readonly config: PipelineConfig;
   readonly taskStates: Map<string, TaskBinding>;
+  readonly athenaQueryTimeout: AthenaQueryTimeout;
 }
 
 function lambdaTask(
@@ -440,6 +482,45 @@ export function athenaRerunCondition(): sfn.Condition {
 /** How long the state machine waits before it runs a failed Athena query again. */
 export const ATHENA_REQUERY_WAIT = Duration.seconds(30);
 
+/**
+ * Text put literally into a `States.Format` template: the template's own characters (`{`, `}`,
+ * `'`, `\`) would need escaping, and none of the texts given has a reason to hold them (task and
+ * workgroup names cannot: config rules).
+ */
+function formatLiteral(text: string): string {
+  if (/['{}\\]/.test(text)) {
+    throw new Error(`Cannot put ${JSON.stringify(text)} into a States.Format template: it holds ' { } or \\`);
+  }
+  return text;
+}
+
+/**
+ * The Cause of a run whose Athena query outlived its Task's TimeoutSeconds, as a `States.Format`
+ * call on the state: the task, the limit and what sets it, the query execution's id (from the
+ * start, `$.started`) and workgroup, and whether StopQueryExecution stopped it (the Error of its
+ * failure, `$.stopError`, when not). Step Functions' own error says only `States.Timeout`.
+ */
+export function athenaTimeoutCause(
+  task: string,
+  workgroup: string,
+  limit: AthenaQueryTimeout,
+  stopped: boolean,
+): string {
+  const head = `${formatLiteral(
+    `The Athena query of extract task ${task} did not end within ${limit.seconds} s, the limit of its Task state (${limit.setBy}). Query execution `,
+  )}{}${formatLiteral(` in workgroup ${workgroup}`)}`;
+  if (stopped) {
+    const tail = formatLiteral(
+      ' was stopped with StopQueryExecution (it bills the data scanned until then). Look it up by that id in the Athena console for its time queued and running and the data it scanned; a query that runs this long needs less data to read (partitions, fewer columns) or a lighter query',
+    );
+    return `States.Format('${head}${tail}', $.started.QueryExecutionId)`;
+  }
+  const tail = `${formatLiteral(' could not be stopped (StopQueryExecution failed with ')}{}${formatLiteral(
+    '): it may still be running and billing the data it scans. Stop it in the Athena console or with: aws athena stop-query-execution --query-execution-id ',
+  )}{}`;
+  return `States.Format('${head}${tail}', $.started.QueryExecutionId, $.stopError.Error, $.started.QueryExecutionId)`;
+}
+
 function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
   const names = taskStateNames(task.name);
   const athena = b.config.athena;
@@ -456,6 +537,25 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
     WorkGroup: athena.workgroup,
     ...(athena.outputLocation ? { ResultConfiguration: { OutputLocation: athena.outputLocation } } : {}),
   };
+  const credentials = athena.roleArn ? { Credentials: { RoleArn: athena.roleArn } } : {};
+  // The query is started first on its own (request-response), so that its QueryExecutionId is in
+  // the state before the `.sync` Task waits: a query that outlives that Task is then known by its
+  // id, named in the run's error and stopped. The `.sync` Task starts it again with the same
+  // ClientRequestToken, and Athena answers the same execution, not a second query ("If another
+  // StartQueryExecution request is received, the same response is returned and another query is
+  // not created", StartQueryExecution, ClientRequestToken).
+  const start = new sfn.CustomState(b.scope, names.start, {
+    stateJson: {
+      Type: 'Task',
+      Resource: `arn:${Aws.PARTITION}:states:::athena:startQueryExecution`,
+      Parameters: parameters,
+      ResultSelector: { 'QueryExecutionId.$': '$.QueryExecutionId' },
+      ResultPath: '$.started',
+      TimeoutSeconds: ATHENA_CALL_TIMEOUT_SECONDS,
+      ...credentials,
+    },
+  });
+  b.taskStates.set(names.start, 'athenaStart');
   const stateJson: Record<string, unknown> = {
     Type: 'Task',
     Resource: `arn:${Aws.PARTITION}:states:::athena:startQueryExecution.sync`,
@@ -467,8 +567,8 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
       'Status.$': '$.QueryExecution.Status',
     },
     ResultPath: '$.QueryExecution',
-    TimeoutSeconds: ATHENA_QUERY_TIMEOUT_SECONDS,
-    ...(athena.roleArn ? { Credentials: { RoleArn: athena.roleArn } } : {}),
+    TimeoutSeconds: b.athenaQueryTimeout.seconds,
+    ...credentials,
   };
   // A CustomState, not tasks.AthenaStartQueryExecution: that construct grants s3:* on "*" and
   // Glue write actions; lib/ grants the state machine exactly what these queries need.
@@ -482,11 +582,51 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
     time: sfn.WaitTime.duration(ATHENA_REQUERY_WAIT),
   });
   const queryFailed = new sfn.Choice(b.scope, names.queryFailed)
-    .when(athenaRerunCondition(), requery.next(requeryWait).next(query))
+    .when(athenaRerunCondition(), requery.next(requeryWait).next(start))
     .otherwise(failed);
+  // A query that outlived the Task (States.Timeout, which the Catch on States.TaskFailed does not
+  // match): whether Step Functions stops it is documented nowhere (docs/deploy.md, "An Athena query
+  // that takes too long"), so it is stopped here, by the role that runs it, and the run's error
+  // says which query, the limit and what sets it, instead of the bare States.Timeout. Stopping a
+  // query that has ended since changes nothing (athena-wire.md).
+  const timedOut = new sfn.Pass(b.scope, names.timedOut, {
+    parameters: {
+      'Error.$': `${ERROR_PATH}.Error`,
+      'Cause.$': athenaTimeoutCause(task.name, athena.workgroup, b.athenaQueryTimeout, true),
+    },
+    resultPath: ERROR_PATH,
+  });
+  const notStopped = new sfn.Pass(b.scope, names.notStopped, {
+    parameters: {
+      'Error.$': `${ERROR_PATH}.Error`,
+      'Cause.$': athenaTimeoutCause(task.name, athena.workgroup, b.athenaQueryTimeout, false),
+    },
+    resultPath: ERROR_PATH,
+  });
+  const stop = new sfn.CustomState(b.scope, names.stop, {
+    stateJson: {
+      Type: 'Task',
+      Resource: `arn:${Aws.PARTITION}:states:::athena:stopQueryExecution`,
+      Parameters: { 'QueryExecutionId.$': '$.started.QueryExecutionId' },
+      ResultPath: sfn.JsonPath.DISCARD,
+      TimeoutSeconds: ATHENA_CALL_TIMEOUT_SECONDS,
+      ...credentials,
+    },
+  });
+  b.taskStates.set(names.stop, 'athenaStop');
+  stop
+    .addRetry({ errors: [...TRANSIENT_ATHENA_ERRORS], ...TRANSIENT_RETRY })
+    .addCatch(notStopped, { resultPath: '$.stopError' });
+  stop.next(timedOut);
+  timedOut.next(failed);
+  notStopped.next(failed);
+  start
+    .addRetry({ errors: [...TRANSIENT_ATHENA_ERRORS], ...TRANSIENT_RETRY })
+    .addCatch(failed, { resultPath: ERROR_PATH });
   query
     .addRetry({ errors: [...TRANSIENT_ATHENA_ERRORS], ...TRANSIENT_RETRY })
     .addCatch(queryFailed, { errors: [ATHENA_QUERY_FAILED], resultPath: ERROR_PATH })
+    .addCatch(stop, { errors: [sfn.Errors.TIMEOUT], resultPath: ERROR_PATH })
     .addCatch(failed, { resultPath: ERROR_PATH });
   b.taskStates.set(names.query, 'athenaQuery');
   const load = lambdaTask(b, names.load, 'loadAthena', {
@@ -501,7 +641,7 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
     task.name,
     '$.run.tasks.athena',
     { 'runId.$': '$.run.runId', queryAttempt: 0 },
-    query.next(load),
+    start.next(query).next(load),
   );
 }
 
@@ -591,8 +731,21 @@ export function buildDefinition(
   scope: Construct,
   functions: PipelineFunctions,
   config: PipelineConfig,
+  options: DefinitionOptions = {},
 ): PipelineDefinition {
-  const b: Builder = { scope: new Construct(scope, 'States'), functions, config, taskStates: new Map() };
+  const athenaQueryTimeout = options.athenaQueryTimeout ?? DEPLOYED_ATHENA_QUERY_TIMEOUT;
+  if (!(Number.isInteger(athenaQueryTimeout.seconds) && athenaQueryTimeout.seconds >= 1)) {
+    throw new RangeError(
+      `athenaQueryTimeout.seconds must be a whole number of seconds from 1, got ${athenaQueryTimeout.seconds}`,
+    );
+  }
+  const b: Builder = {
+    scope: new Construct(scope, 'States'),
+    functions,
+    config,
+    taskStates: new Map(),
+    athenaQueryTimeout,
+  };
   const catchTo = { resultPath: ERROR_PATH };
 
   const failed = new sfn.Fail(b.scope, RUN_STATES.failed, {

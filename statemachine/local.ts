@@ -7,10 +7,13 @@
  *   reported as Step Functions reports a Lambda's: its name as the `Error`, the runtime's error
  *   payload (`{"errorType","errorMessage","trace"}`) as the `Cause`;
  * - the Athena `startQueryExecution.sync` Task bound to {@link runAthenaQuerySync}, which does what
- *   the service integration does, over the same Athena client the load step uses; the state's
- *   TimeoutSeconds shortened to {@link LOCAL_ATHENA_TIMEOUT_SECONDS}, so that a query that does not
- *   end in time fails the state with the library's own `States.Timeout`, which a Catch or Retry on
- *   `States.TaskFailed` does not match, as in AWS;
+ *   the service integration does, over the same Athena client the load step uses, and the
+ *   request-response `startQueryExecution` and `stopQueryExecution` Tasks to the same calls
+ *   ({@link runAthenaStart}, {@link runAthenaStop}); a query that does not end within the state's
+ *   TimeoutSeconds fails the state with the library's own `States.Timeout`, which a Catch or Retry
+ *   on `States.TaskFailed` does not match, as in AWS. The definition a laptop runs
+ *   ({@link loadPipelineDefinition}) is built with a shorter limit,
+ *   {@link LOCAL_ATHENA_TIMEOUT_SECONDS}, which the error of a query that outlives it then names;
  * - every Wait state and every Retry interval shortened (the definition's durations are sized
  *   for Salesforce and AWS, not for emulators on the same machine);
  * - a Wait's SecondsPath is read all the same: a missing path or a value that is not an integer of
@@ -29,6 +32,7 @@
 import {
   GetQueryExecutionCommand,
   StartQueryExecutionCommand,
+  StopQueryExecutionCommand,
   type AthenaClient,
   type GetQueryExecutionCommandOutput,
   type StartQueryExecutionCommandInput,
@@ -53,6 +57,10 @@ import * as writebackPushHandler from '../lambdas/handlers/writeback-push';
 /** The Resource of Step Functions' Athena integration that waits for the query (athena-wire.md). */
 export const ATHENA_SYNC_RESOURCE = 'arn:aws:states:::athena:startQueryExecution.sync';
 
+/** The request-response Resources: start a query (its id back), stop one. */
+export const ATHENA_START_RESOURCE = 'arn:aws:states:::athena:startQueryExecution';
+export const ATHENA_STOP_RESOURCE = 'arn:aws:states:::athena:stopQueryExecution';
+
 /** The error a failed `.sync` query raises in Step Functions (athena-wire.md, "Step Functions integration"). */
 export const STATES_TASK_FAILED = 'States.TaskFailed';
 
@@ -64,8 +72,8 @@ export const LOCAL_ATHENA_POLL_MS = 200;
 
 /**
  * How long an Athena `.sync` Task waits locally for its query before the state fails with
- * `States.Timeout`, instead of the definition's TimeoutSeconds (32 minutes deployed) unless that is
- * shorter.
+ * `States.Timeout` (32 minutes deployed): {@link loadPipelineDefinition} builds the definition
+ * with it, so that the run's error names the limit that held.
  */
 export const LOCAL_ATHENA_TIMEOUT_SECONDS = 60;
 
@@ -125,8 +133,11 @@ export const HANDLER_NAMES = [
 ] as const;
 export type HandlerName = (typeof HANDLER_NAMES)[number];
 
-/** What a Task state is bound to: a handler, or the native Athena query (`.sync`). */
-export type LocalTaskBinding = HandlerName | 'athenaQuery';
+/**
+ * What a Task state is bound to: a handler, or a native Athena call: the query's start
+ * (request-response), the query waited for (`.sync`), the stop of a query.
+ */
+export type LocalTaskBinding = HandlerName | 'athenaStart' | 'athenaQuery' | 'athenaStop';
 
 /**
  * Each handler file's `createHandler`: the very parse-and-call its Lambda `handler` runs, given
@@ -327,6 +338,49 @@ export async function runAthenaQuerySync(parameters: unknown, options: AthenaSyn
   }
 }
 
+/** The request of a request-response Athena Task: its Parameters, which must be an object. */
+function athenaRequest(operation: string, parameters: unknown): Record<string, unknown> {
+  if (parameters === null || typeof parameters !== 'object' || Array.isArray(parameters)) {
+    throw new LocalTaskError(
+      STATES_TASK_FAILED,
+      `The Athena ${operation} task needs the ${operation} request as its Parameters, got ${JSON.stringify(parameters)}`,
+    );
+  }
+  return parameters as Record<string, unknown>;
+}
+
+/**
+ * What `arn:aws:states:::athena:startQueryExecution` (request-response) does: StartQueryExecution
+ * with the state's Parameters, answering `{ QueryExecutionId }` without waiting for the query; an
+ * API error surfaces as `Athena.<ExceptionName>`.
+ */
+export async function runAthenaStart(parameters: unknown, athena: AthenaClient): Promise<unknown> {
+  const request = athenaRequest('StartQueryExecution', parameters);
+  try {
+    const started = await athena.send(
+      new StartQueryExecutionCommand(request as unknown as StartQueryExecutionCommandInput),
+    );
+    return { QueryExecutionId: started.QueryExecutionId };
+  } catch (err) {
+    throw athenaApiError(err);
+  }
+}
+
+/**
+ * What `arn:aws:states:::athena:stopQueryExecution` does: StopQueryExecution with the state's
+ * Parameters (`{ QueryExecutionId }`), answering `{}`; an API error surfaces as
+ * `Athena.<ExceptionName>`.
+ */
+export async function runAthenaStop(parameters: unknown, athena: AthenaClient): Promise<unknown> {
+  const request = athenaRequest('StopQueryExecution', parameters);
+  try {
+    await athena.send(new StopQueryExecutionCommand({ QueryExecutionId: String(request.QueryExecutionId) }));
+    return {};
+  } catch (err) {
+    throw athenaApiError(err);
+  }
+}
+
 /** A state of the definition, wherever it sits (top level, a Parallel branch, a Map iterator). */
 export interface FoundState {
   readonly name: string;
@@ -383,11 +437,6 @@ export interface LocalRunOptions {
   /** Every Retry pauses this long. @default DEFAULT_LOCAL_RETRY_MS */
   readonly retryMs?: number;
   /**
-   * An Athena `.sync` Task times out after this many seconds (at least 1) when its definition's
-   * TimeoutSeconds is longer. @default LOCAL_ATHENA_TIMEOUT_SECONDS
-   */
-  readonly athenaTimeoutSeconds?: number;
-  /**
    * The time left to each invocation of a Task state's handler, asked as the invocation starts
    * (what Lambda's `getRemainingTimeInMillis` tells). @default none: a laptop has no Lambda timeout
    */
@@ -437,15 +486,8 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
   const { StateMachine, ExecutionError } = await import('aws-local-stepfunctions');
   const { deps } = options;
   const provider = givenDeps(deps);
-  // A copy: the Athena Tasks' TimeoutSeconds are shortened in it (the caller's definition is kept).
   const machineDefinition = structuredClone(options.definition);
   const states = allStates(machineDefinition as unknown as { States: Record<string, unknown> });
-  const athenaTimeoutSeconds = options.athenaTimeoutSeconds ?? LOCAL_ATHENA_TIMEOUT_SECONDS;
-  if (!(athenaTimeoutSeconds >= 1 && Number.isFinite(athenaTimeoutSeconds))) {
-    throw new RangeError(
-      `athenaTimeoutSeconds must be a number of seconds from 1, got ${athenaTimeoutSeconds}`,
-    );
-  }
   // Aborted once the execution is over: a binding still polling Athena stops.
   const executionOver = new AbortController();
 
@@ -484,26 +526,38 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
     if (definition.Type !== 'Task') continue;
     const resource = String(definition.Resource);
     const binding = options.taskHandlers[name];
+    const noAthenaClient = (): LocalTaskError =>
+      new LocalTaskError(
+        ERROR_NAMES.terminal,
+        `Task state ${name} calls Athena, but no Athena client was given to the local runner`,
+      );
+    if (
+      binding === 'athenaStart' ||
+      binding === 'athenaStop' ||
+      resource === ATHENA_START_RESOURCE ||
+      resource === ATHENA_STOP_RESOURCE
+    ) {
+      const athena = options.athenaClient;
+      const call =
+        binding === 'athenaStart' || resource === ATHENA_START_RESOURCE ? runAthenaStart : runAthenaStop;
+      taskResourceLocalHandlers[name] = async (input) => {
+        if (!athena) throw noAthenaClient();
+        await refuseAfterTerminalError(name, input);
+        return call(input, athena);
+      };
+      continue;
+    }
     if (binding === 'athenaQuery' || resource === ATHENA_SYNC_RESOURCE) {
       const athena = options.athenaClient;
-      // The state's timeout, shortened for a laptop. aws-local-stepfunctions enforces it with its
-      // own States.Timeout error, the one error its Catch and Retry on States.TaskFailed do not
-      // match ("States.TaskFailed … matches any known error name except States.Timeout", Step
-      // Functions developer guide, "Error names"): an error the binding raised under that name
-      // would be caught by States.TaskFailed, and a run would take another path than in AWS.
-      if (definition.TimeoutSecondsPath === undefined) {
-        const given = typeof definition.TimeoutSeconds === 'number' ? definition.TimeoutSeconds : Infinity;
-        definition.TimeoutSeconds = Math.min(given, athenaTimeoutSeconds);
-      }
+      // aws-local-stepfunctions enforces the state's TimeoutSeconds with its own States.Timeout
+      // error, the one error its Catch and Retry on States.TaskFailed do not match
+      // ("States.TaskFailed … matches any known error name except States.Timeout", Step Functions
+      // developer guide, "Error names"): an error the binding raised under that name would be
+      // caught by States.TaskFailed, and a run would take another path than in AWS.
       const timeoutMs =
         typeof definition.TimeoutSeconds === 'number' ? definition.TimeoutSeconds * 1000 : undefined;
       taskResourceLocalHandlers[name] = async (input) => {
-        if (!athena) {
-          throw new LocalTaskError(
-            ERROR_NAMES.terminal,
-            `Task state ${name} runs an Athena query, but no Athena client was given to the local runner`,
-          );
-        }
+        if (!athena) throw noAthenaClient();
         await refuseAfterTerminalError(name, input);
         // The polls stop a little after the state timed out (the library's timer started first),
         // or when the execution is over.
@@ -557,7 +611,7 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
   }
   if (unbound.length > 0) {
     throw new Error(
-      `Task states without a local binding: ${unbound.join(', ')}. Bind each to one of ${HANDLER_NAMES.join(', ')} or athenaQuery`,
+      `Task states without a local binding: ${unbound.join(', ')}. Bind each to one of ${HANDLER_NAMES.join(', ')}, athenaStart, athenaQuery or athenaStop`,
     );
   }
 
@@ -649,25 +703,45 @@ export interface BoundDefinition {
   readonly taskHandlers: Readonly<Record<string, LocalTaskBinding>>;
 }
 
+/** Options of {@link loadPipelineDefinition}. */
+export interface LoadDefinitionOptions {
+  /**
+   * The TimeoutSeconds of the Athena `.sync` Tasks (at least 1), instead of the deployed 1920: a
+   * laptop does not wait half an hour on an emulator's query. The error of a query that outlives
+   * it names it. @default LOCAL_ATHENA_TIMEOUT_SECONDS
+   */
+  readonly athenaQueryTimeoutSeconds?: number;
+}
+
 /**
  * The pipeline's state machine for `config`, as plain ASL with its Task bindings: the CDK app's
  * PipelineStack built in-process with cdk.json's feature flags (without bundling the functions,
  * which the definition does not depend on), its state machine's definition resolved to plain
  * ASL by statemachine/asl.ts, and each Task state bound through the stack's `taskStates`
- * (state → step, statemachine/definition.ts) to the step's handler. It is the very definition that deploys. Nothing is bundled or deployed.
+ * (state → step, statemachine/definition.ts) to the step's handler. It is the very definition
+ * that deploys, but for the Athena query Tasks' TimeoutSeconds (`athenaQueryTimeoutSeconds`).
+ * Nothing is bundled or deployed.
  */
-export async function loadPipelineDefinition(config: PipelineConfig): Promise<BoundDefinition> {
+export async function loadPipelineDefinition(
+  config: PipelineConfig,
+  options: LoadDefinitionOptions = {},
+): Promise<BoundDefinition> {
   const { inProcessApp } = await import('../lib/cdk-app');
   const { PipelineStack } = await import('../lib/pipeline-stack');
   const { resolveDefinition } = await import('./asl');
-  const { PIPELINE_STEPS } = await import('./definition');
+  const { ATHENA_QUERY_TIMEOUT_SECONDS, PIPELINE_STEPS } = await import('./definition');
+  const seconds = options.athenaQueryTimeoutSeconds ?? LOCAL_ATHENA_TIMEOUT_SECONDS;
+  const athenaQueryTimeout = {
+    seconds,
+    setBy: `the local runner, LOCAL_ATHENA_TIMEOUT_SECONDS in statemachine/local.ts unless given; deployed it is ${ATHENA_QUERY_TIMEOUT_SECONDS} s`,
+  };
   // cdk.json's feature flags, nothing bundled (the definition does not depend on the bundles).
-  const stack = new PipelineStack(inProcessApp(), `roundtrip-${config.name}`, { config });
+  const stack = new PipelineStack(inProcessApp(), `roundtrip-${config.name}`, { config, athenaQueryTimeout });
   const definition = resolveDefinition(stack, stack.stateMachine) as unknown as StateMachineDefinition;
   const taskHandlers: Record<string, LocalTaskBinding> = {};
   for (const [state, step] of stack.taskStates) {
-    if (step === 'athenaQuery') {
-      taskHandlers[state] = 'athenaQuery';
+    if (step === 'athenaStart' || step === 'athenaQuery' || step === 'athenaStop') {
+      taskHandlers[state] = step;
       continue;
     }
     const handler = PIPELINE_STEPS[step].handler as string;

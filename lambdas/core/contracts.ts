@@ -62,9 +62,10 @@ export type RunInput = z.infer<typeof RunInput>;
  * When Step Functions cannot be asked about a run (a laptop's, or the call failed), a `running`
  * run counts as still going while one of its steps started within this many
  * minutes: longer than any quiet stretch of a live run. The longest is an Athena extract's: no
- * Lambda step starts while the state machine's native query runs (up to 32 minutes) and is rerun
- * after a retryable failure (up to 4 queries, 30 s apart: about 136 minutes after Prepare began,
- * test/infra/definition.test.ts); a Lambda step runs up to 15. A run quiet for longer died
+ * Lambda step starts while the state machine's native query is started and runs (up to 32
+ * minutes), is rerun after a retryable failure (up to 4 queries, 30 s apart) and, past its time,
+ * stopped: about 146 minutes after Prepare began at the very worst (test/infra/definition.test.ts);
+ * a Lambda step runs up to 15. A run quiet for longer died
  * without a report (an execution stopped from the console, a process killed on a laptop).
  */
 export const STILL_GOING_QUIET_MINUTES = 150;

@@ -261,14 +261,22 @@ describe('the state machine definition', () => {
         MaxDelaySeconds: 60,
         MaxAttempts: 5,
       });
-      // An Athena query that ran and failed first goes to the choice of running it again.
-      const rerunCatch = String(task.Resource).includes(':athena:')
-        ? [{ ErrorEquals: [ATHENA_QUERY_FAILED], Next: `${name} failed`, ResultPath: '$.error' }]
-        : [];
-      expect({ name, catch: task.Catch }).toEqual({
-        name,
-        catch: [...rerunCatch, expect.objectContaining({ ErrorEquals: ['States.ALL'] })],
-      });
+      // An Athena query that ran and failed first goes to the choice of running it again; one that
+      // outlived its Task, to its stop. A stop that failed goes on to the message that says so.
+      const binding = fullTasks.get(name);
+      const task_ = name.replace(/ (start|query|stop)$/, '');
+      const athenaCatches =
+        binding === 'athenaQuery'
+          ? [
+              { ErrorEquals: [ATHENA_QUERY_FAILED], Next: `${task_} query failed`, ResultPath: '$.error' },
+              { ErrorEquals: ['States.Timeout'], Next: `${task_} stop`, ResultPath: '$.error' },
+            ]
+          : [];
+      const all =
+        binding === 'athenaStop'
+          ? { ErrorEquals: ['States.ALL'], Next: `${task_} not stopped`, ResultPath: '$.stopError' }
+          : expect.objectContaining({ ErrorEquals: ['States.ALL'] });
+      expect({ name, catch: task.Catch }).toEqual({ name, catch: [...athenaCatches, all] });
       expect(task.TimeoutSeconds).toEqual(expect.any(Number));
     }
     expect(locking).toBeGreaterThanOrEqual(2);
@@ -280,8 +288,14 @@ describe('the state machine definition', () => {
     for (const [name, binding] of fullTasks) {
       const state = allStates(full).get(name);
       expect(state?.Type).toBe('Task');
-      if (binding === 'athenaQuery') {
-        expect(state?.Resource).toBe('arn:aws:states:::athena:startQueryExecution.sync');
+      if (binding === 'athenaStart' || binding === 'athenaQuery' || binding === 'athenaStop') {
+        expect(state?.Resource).toBe(
+          {
+            athenaStart: 'arn:aws:states:::athena:startQueryExecution',
+            athenaQuery: 'arn:aws:states:::athena:startQueryExecution.sync',
+            athenaStop: 'arn:aws:states:::athena:stopQueryExecution',
+          }[binding],
+        );
         continue;
       }
       const step = PIPELINE_STEPS[binding as StepKey];
@@ -308,11 +322,12 @@ describe('the state machine definition', () => {
   });
 
   it('counts a live run as still going through its longest stretch without a step: an Athena query and its reruns', () => {
-    // Each Lambda step marks its start on the run (last_step_at); the native query and its reruns
-    // do not. A scheduled run must not take a live run that is only waiting on Athena for dead.
+    // Each Lambda step marks its start on the run (last_step_at); the native query's start, its
+    // wait, its reruns and the stop of a query that outlived its Task do not. A scheduled run must
+    // not take a live run that is only waiting on Athena for dead.
     const states = allStates(full);
     const names = taskStateNames('athena_customers');
-    const query = states.get(names.query) as State & {
+    type RetriedTask = State & {
       TimeoutSeconds: number;
       Retry: {
         ErrorEquals: string[];
@@ -322,17 +337,23 @@ describe('the state machine definition', () => {
         MaxDelaySeconds: number;
       }[];
     };
-    const retry = query.Retry.find((r) => r.ErrorEquals.includes(TRANSIENT_ATHENA_ERRORS[0]));
-    let retryDelays = 0;
-    for (let k = 0; k < (retry?.MaxAttempts ?? 0); k++) {
-      retryDelays += Math.min(retry!.IntervalSeconds * retry!.BackoffRate ** k, retry!.MaxDelaySeconds);
-    }
+    /** A Task's longest time: its timeout, and every retry's longest wait (each attempt answered at once). */
+    const longest = (name: string): number => {
+      const task = states.get(name) as RetriedTask;
+      const retry = task.Retry.find((r) => r.ErrorEquals.includes(TRANSIENT_ATHENA_ERRORS[0]));
+      let retryDelays = 0;
+      for (let k = 0; k < (retry?.MaxAttempts ?? 0); k++) {
+        retryDelays += Math.min(retry!.IntervalSeconds * retry!.BackoffRate ** k, retry!.MaxDelaySeconds);
+      }
+      return task.TimeoutSeconds + retryDelays;
+    };
     const prepare = states.get(RUN_STATES.prepare) as State & { TimeoutSeconds: number };
     const requeryWait = states.get(names.requeryWait) as State & { Seconds: number };
     const longestQuietSeconds =
       prepare.TimeoutSeconds +
-      ATHENA_MAX_QUERIES_PER_TASK * (query.TimeoutSeconds + retryDelays) +
-      (ATHENA_MAX_QUERIES_PER_TASK - 1) * requeryWait.Seconds;
+      ATHENA_MAX_QUERIES_PER_TASK * (longest(names.start) + longest(names.query)) +
+      (ATHENA_MAX_QUERIES_PER_TASK - 1) * requeryWait.Seconds +
+      longest(names.stop);
     expect(STILL_GOING_QUIET_MINUTES * 60).toBeGreaterThan(longestQuietSeconds);
     // A run that died without its report is closed by a later report well after that.
     expect(STILL_GOING_QUIET_MINUTES).toBeLessThan(RUN_TIMEOUT_HOURS * 60);
@@ -350,8 +371,14 @@ describe('the state machine definition', () => {
         roleArn: 'arn:aws:iam::210987654321:role/lake-reader',
       },
     });
-    const query = allStates(crossAccount).get(taskStateNames('athena_customers').query);
-    expect(query?.Credentials).toEqual({ RoleArn: 'arn:aws:iam::210987654321:role/lake-reader' });
+    // The query's start, its wait, and the stop of a query that outlived it: all as that role.
+    const names = taskStateNames('athena_customers');
+    for (const state of [names.start, names.query, names.stop]) {
+      expect({ state, credentials: allStates(crossAccount).get(state)?.Credentials }).toEqual({
+        state,
+        credentials: { RoleArn: 'arn:aws:iam::210987654321:role/lake-reader' },
+      });
+    }
     expect(aslValidator(structuredClone(crossAccount)).errors).toEqual([]);
     expect(allStates(full).get(taskStateNames('athena_customers').query)?.Credentials).toBeUndefined();
   });
@@ -392,6 +419,8 @@ describe('the state machine definition', () => {
           defaults[names.extract] = (input) => ({ status: 'loaded', task: input.task, rows: 1 });
           defaults[names.check] = (input) => ({ status: 'loaded', task: input.task, rows: 1 });
         } else {
+          defaults[names.start] = () => ({ QueryExecutionId: 'q-1' });
+          defaults[names.stop] = () => ({});
           defaults[names.query] = () => ({
             QueryExecution: {
               QueryExecutionId: 'q-1',
@@ -615,6 +644,60 @@ describe('the state machine definition', () => {
       expect(result).toMatchObject({ status: 'failed', error: ERROR_NAMES.terminal });
       expect(h.ran).toContain(RUN_STATES.reportFailure);
       expect(h.ran).not.toContain('Transform');
+    });
+
+    describe('an Athena query that outlives its Task', () => {
+      const names = taskStateNames('athena_customers');
+      /** The full definition with the query Task's TimeoutSeconds cut to 1 s, and a query that never ends. */
+      function timingOut(stop: (input: Record<string, unknown>) => unknown) {
+        const definition = structuredClone(full);
+        (allStates(definition).get(names.query) as State).TimeoutSeconds = 1;
+        const stopped: unknown[] = [];
+        let reported: unknown;
+        const h = handlers(fullConfig(), {
+          [names.query]: () => new Promise((resolve) => setTimeout(resolve, 5_000)),
+          [names.stop]: (input) => {
+            stopped.push(input);
+            return stop(input);
+          },
+          [RUN_STATES.reportFailure]: (input) => {
+            reported = input.error;
+            return { runId: input.runId, status: 'failed', writeback: {} };
+          },
+        });
+        return { definition, h, stopped, reported: () => reported };
+      }
+
+      it('stops the query the start named and fails the run naming the task, the limit, what sets it and the query', async () => {
+        const { definition, h, stopped, reported } = timingOut(() => ({}));
+        const result = await run(definition, {}, h);
+        expect(result).toMatchObject({ status: 'failed', error: 'States.Timeout' });
+        expect(stopped).toEqual([{ QueryExecutionId: 'q-1' }]);
+        const cause = result.status === 'failed' ? result.cause : '';
+        expect(cause).toBe(
+          'The Athena query of extract task athena_customers did not end within 1920 s, the limit of its Task state ' +
+            '(ATHENA_QUERY_TIMEOUT_SECONDS in statemachine/definition.ts: the default Athena DML query timeout of 30 minutes and 2 more, not a config setting). ' +
+            'Query execution q-1 in workgroup roundtrip-full was stopped with StopQueryExecution (it bills the data scanned until then). ' +
+            'Look it up by that id in the Athena console for its time queued and running and the data it scanned; ' +
+            'a query that runs this long needs less data to read (partitions, fewer columns) or a lighter query',
+        );
+        // The Report records the same error.
+        expect(reported()).toEqual({ Error: 'States.Timeout', Cause: cause });
+        expect(h.ran).not.toContain('athena_customers load');
+      });
+
+      it('says so, and how to stop it, when StopQueryExecution fails', async () => {
+        const { definition, h } = timingOut(() => {
+          const error = new Error('Query q-1 is in another account');
+          error.name = 'Athena.InvalidRequestException';
+          throw error;
+        });
+        const result = await run(definition, {}, h);
+        expect(result).toMatchObject({ status: 'failed', error: 'States.Timeout' });
+        expect(result.status === 'failed' ? result.cause : '').toMatch(
+          / within 1920 s, .*Query execution q-1 in workgroup roundtrip-full could not be stopped \(StopQueryExecution failed with Athena\.InvalidRequestException\): it may still be running and billing the data it scans\. Stop it in the Athena console or with: aws athena stop-query-execution --query-execution-id q-1$/,
+        );
+      });
     });
 
     describe('an Athena query that ran and failed', () => {
