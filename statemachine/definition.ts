@@ -30,11 +30,13 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import type {
-  AthenaExtractTask,
-  PipelineConfig,
-  SalesforceExtractTask,
-  WritebackTask,
+import {
+  athenaQueryTimeoutMinutes,
+  MAX_ATHENA_QUERY_TIMEOUT_MINUTES,
+  type AthenaExtractTask,
+  type PipelineConfig,
+  type SalesforceExtractTask,
+  type WritebackTask,
 } from '../lambdas/config';
 import { ERROR_NAMES } from '../lambdas/shared/errors';
 import { ATHENA_MAX_QUERIES_PER_TASK } from '../lambdas/connectors/athena/tokens';
@@ -144,13 +146,6 @@ export function functionName(pipeline: string, step: StepKey): string {
 export const TASK_TIMEOUT_MARGIN_SECONDS = 30;
 
 /**
- * Athena's default DML query timeout is 30 minutes (Athena service quotas, "DML query timeout");
- * the `.sync` task waits that long and a little more (a query may queue first). Not a config
- * setting: a run fails with `States.Timeout` past it, its query stopped ({@link AthenaQueryTimeout}).
- */
-export const ATHENA_QUERY_TIMEOUT_SECONDS = 30 * 60 + 120;
-
-/**
  * The time limit of the request-response Athena Tasks (the query's start, its stop): one API call
  * each, which Athena answers in well under a second; a call that hangs fails its Task with
  * `States.Timeout` instead of holding the run.
@@ -159,26 +154,32 @@ export const ATHENA_CALL_TIMEOUT_SECONDS = 60;
 
 /**
  * How long an Athena `.sync` Task waits for its query, and what sets that limit, as the message of
- * a timed-out query names it: the deployed definition's {@link ATHENA_QUERY_TIMEOUT_SECONDS}, or a
- * shorter limit a local run builds its definition with (statemachine/local.ts).
+ * a timed-out query names it: the config's `athena.queryTimeoutMinutes`
+ * ({@link configuredAthenaQueryTimeout}), or a shorter limit a local run builds its definition with
+ * (statemachine/local.ts).
  */
 export interface AthenaQueryTimeout {
   /** The Task's TimeoutSeconds (at least 1). */
   readonly seconds: number;
-  /** Where the limit is set, in the message of a query that outlived it. */
+  /** The limit as the message says it: `32 minutes`, `1 s`. */
+  readonly described: string;
+  /** Where the limit is set and how to change it, in the message of a query that outlived it. */
   readonly setBy: string;
 }
 
-/** The deployed limit. */
-export const DEPLOYED_ATHENA_QUERY_TIMEOUT: AthenaQueryTimeout = {
-  seconds: ATHENA_QUERY_TIMEOUT_SECONDS,
-  setBy:
-    'ATHENA_QUERY_TIMEOUT_SECONDS in statemachine/definition.ts: the default Athena DML query timeout of 30 minutes and 2 more, not a config setting',
-};
+/** The deployed limit: `athena.queryTimeoutMinutes` (32 minutes by default). */
+export function configuredAthenaQueryTimeout(config: Pick<PipelineConfig, 'athena'>): AthenaQueryTimeout {
+  const minutes = athenaQueryTimeoutMinutes(config);
+  return {
+    seconds: minutes * 60,
+    described: minutes === 1 ? '1 minute' : `${minutes} minutes`,
+    setBy: `athena.queryTimeoutMinutes in the config: raise it there, up to ${MAX_ATHENA_QUERY_TIMEOUT_MINUTES}, if the query needs longer and the Athena DML query timeout of the account allows it`,
+  };
+}
 
 /** Options of {@link buildDefinition}. */
 export interface DefinitionOptions {
-  /** @default DEPLOYED_ATHENA_QUERY_TIMEOUT */
+  /** @default configuredAthenaQueryTimeout(config) */
   readonly athenaQueryTimeout?: AthenaQueryTimeout;
 }
 
@@ -507,7 +508,7 @@ export function athenaTimeoutCause(
   stopped: boolean,
 ): string {
   const head = `${formatLiteral(
-    `The Athena query of extract task ${task} did not end within ${limit.seconds} s, the limit of its Task state (${limit.setBy}). Query execution `,
+    `The Athena query of extract task ${task} did not end within ${limit.described}, the limit of its Task state (${limit.setBy}). Query execution `,
   )}{}${formatLiteral(` in workgroup ${workgroup}`)}`;
   if (stopped) {
     const tail = formatLiteral(
@@ -733,7 +734,7 @@ export function buildDefinition(
   config: PipelineConfig,
   options: DefinitionOptions = {},
 ): PipelineDefinition {
-  const athenaQueryTimeout = options.athenaQueryTimeout ?? DEPLOYED_ATHENA_QUERY_TIMEOUT;
+  const athenaQueryTimeout = options.athenaQueryTimeout ?? configuredAthenaQueryTimeout(config);
   if (!(Number.isInteger(athenaQueryTimeout.seconds) && athenaQueryTimeout.seconds >= 1)) {
     throw new RangeError(
       `athenaQueryTimeout.seconds must be a whole number of seconds from 1, got ${athenaQueryTimeout.seconds}`,

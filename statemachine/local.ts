@@ -72,8 +72,9 @@ export const LOCAL_ATHENA_POLL_MS = 200;
 
 /**
  * How long an Athena `.sync` Task waits locally for its query before the state fails with
- * `States.Timeout` (32 minutes deployed): {@link loadPipelineDefinition} builds the definition
- * with it, so that the run's error names the limit that held.
+ * `States.Timeout` (deployed: `athena.queryTimeoutMinutes`, 32 by default):
+ * {@link loadPipelineDefinition} builds the definition with it, so that the run's error names the
+ * limit that held.
  */
 export const LOCAL_ATHENA_TIMEOUT_SECONDS = 60;
 
@@ -706,9 +707,10 @@ export interface BoundDefinition {
 /** Options of {@link loadPipelineDefinition}. */
 export interface LoadDefinitionOptions {
   /**
-   * The TimeoutSeconds of the Athena `.sync` Tasks (at least 1), instead of the deployed 1920: a
-   * laptop does not wait half an hour on an emulator's query. The error of a query that outlives
-   * it names it. @default LOCAL_ATHENA_TIMEOUT_SECONDS
+   * The TimeoutSeconds of the Athena `.sync` Tasks (at least 1), instead of the deployed
+   * `athena.queryTimeoutMinutes` (32 by default): a laptop does not wait half an hour on an
+   * emulator's query. The error of a query that outlives it names it.
+   * @default LOCAL_ATHENA_TIMEOUT_SECONDS, or the configured limit when shorter
    */
   readonly athenaQueryTimeoutSeconds?: number;
 }
@@ -729,11 +731,14 @@ export async function loadPipelineDefinition(
   const { inProcessApp } = await import('../lib/cdk-app');
   const { PipelineStack } = await import('../lib/pipeline-stack');
   const { resolveDefinition } = await import('./asl');
-  const { ATHENA_QUERY_TIMEOUT_SECONDS, PIPELINE_STEPS } = await import('./definition');
-  const seconds = options.athenaQueryTimeoutSeconds ?? LOCAL_ATHENA_TIMEOUT_SECONDS;
+  const { configuredAthenaQueryTimeout, PIPELINE_STEPS } = await import('./definition');
+  const deployed = configuredAthenaQueryTimeout(config);
+  const seconds =
+    options.athenaQueryTimeoutSeconds ?? Math.min(LOCAL_ATHENA_TIMEOUT_SECONDS, deployed.seconds);
   const athenaQueryTimeout = {
     seconds,
-    setBy: `the local runner, LOCAL_ATHENA_TIMEOUT_SECONDS in statemachine/local.ts unless given; deployed it is ${ATHENA_QUERY_TIMEOUT_SECONDS} s`,
+    described: `${seconds} s`,
+    setBy: `the local runner, LOCAL_ATHENA_TIMEOUT_SECONDS in statemachine/local.ts unless given; deployed it is ${deployed.described}, ${deployed.setBy}`,
   };
   // cdk.json's feature flags, nothing bundled (the definition does not depend on the bundles).
   const stack = new PipelineStack(inProcessApp(), `roundtrip-${config.name}`, { config, athenaQueryTimeout });

@@ -3,10 +3,17 @@
  * {@link parseConfig} to validate a value, {@link loadConfig} to load a file.
  * Reference: docs/configuration.md.
  */
-export { defineConfig, parseConfig, postgresCredentialsSource, taskName } from './parse';
+export {
+  athenaQueryTimeoutMinutes,
+  defineConfig,
+  parseConfig,
+  postgresCredentialsSource,
+  taskName,
+} from './parse';
 export { loadConfig } from './load';
 export {
   CONFIG_DEFAULTS,
+  MAX_ATHENA_QUERY_TIMEOUT_MINUTES,
   MIN_SALESFORCE_API_VERSION,
   POSTGRES_MAX_IDENTIFIER_BYTES,
   pipelineConfigSchema,

@@ -5,7 +5,7 @@
 import { ConfigError, type ConfigIssue } from '../shared/errors';
 import { DEFAULT_MESSAGE, toConfigIssues } from './issues';
 import { crossFieldIssues } from './rules';
-import { pipelineConfigSchema } from './schema';
+import { CONFIG_DEFAULTS, pipelineConfigSchema } from './schema';
 import type {
   ExtractTask,
   ExtractTaskInput,
@@ -88,6 +88,14 @@ export function taskName(task: ExtractTask | WritebackTask | ExtractTaskInput | 
   if (task.name !== undefined) return task.name;
   if ('to' in task) return `${task.object}-${task.mode}`;
   return task.from === 'salesforce' ? task.object : task.table;
+}
+
+/**
+ * How long the state machine waits for an Athena query, in minutes: `athena.queryTimeoutMinutes`,
+ * or its default for a config built without parsing (the parsed config always has it).
+ */
+export function athenaQueryTimeoutMinutes(config: Pick<PipelineConfig, 'athena'>): number {
+  return config.athena?.queryTimeoutMinutes ?? CONFIG_DEFAULTS.athenaQueryTimeoutMinutes;
 }
 
 /**

@@ -24,6 +24,9 @@ export const CONFIG_DEFAULTS = {
   athenaWorkgroup: 'primary',
   athenaCatalog: 'AwsDataCatalog',
   athenaResults: 's3',
+  // Athena's default DML query timeout is 30 minutes (Athena service quotas, "DML query
+  // timeout"): a query may queue for a while first, 2 minutes more.
+  athenaQueryTimeoutMinutes: 32,
   postgresSchema: 'public',
   postgresSslMode: 'verify-full',
   extractMode: 'incremental',
@@ -76,6 +79,14 @@ export const MAX_PIPELINE_NAME_LENGTH = 32;
 export const LOG_RETENTION_DAYS = [
   1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 ] as const;
+
+/**
+ * The longest `athena.queryTimeoutMinutes`. Athena lets a DML query run up to 240 minutes at most
+ * (service quotas, "DML query timeout"), but a task may run up to 4 queries (a retryable failure is
+ * rerun, ATHENA_MAX_QUERIES_PER_TASK), all within the run's 12 hours (RUN_TIMEOUT_HOURS) beside
+ * the write-backs: 4 × 120 minutes leaves 4 hours for the rest.
+ */
+export const MAX_ATHENA_QUERY_TIMEOUT_MINUTES = 120;
 
 /** The longest `athena.resultsExpireDays`: ten years of query results is an archive, not a cache. */
 export const MAX_RESULTS_EXPIRE_DAYS = 3_650;
@@ -287,6 +298,11 @@ const athenaSchema = section('an object with at least "database"', {
     ROLE_ARN.test(v),
   ).optional(),
   results: z.enum(['s3', 'api']).default(CONFIG_DEFAULTS.athenaResults),
+  queryTimeoutMinutes: wholeNumber(
+    `a whole number of minutes from 1 to ${MAX_ATHENA_QUERY_TIMEOUT_MINUTES}`,
+    1,
+    MAX_ATHENA_QUERY_TIMEOUT_MINUTES,
+  ).default(CONFIG_DEFAULTS.athenaQueryTimeoutMinutes),
   resultsKmsKeyArn: text(
     'a KMS key ARN such as "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"',
     (v) => KMS_KEY_ARN.test(v),

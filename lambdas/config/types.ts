@@ -118,6 +118,14 @@ export interface AthenaSettingsInput {
    */
   readonly results?: AthenaResultsMode;
   /**
+   * How long the state machine waits for a query, queued and running, in minutes (1-120): past it
+   * the query is stopped (StopQueryExecution) and the run fails, naming the task, this setting and
+   * the query execution. Raise it for a query that needs longer, within the account's Athena DML
+   * query timeout (30 minutes unless raised; Athena stops a query past it itself).
+   * @default 32 (Athena's default DML query timeout, and 2 minutes for a query that queued first)
+   */
+  readonly queryTimeoutMinutes?: number;
+  /**
    * Deployment: the customer managed KMS key that encrypts the result files (SSE-KMS), as
    * `arn:aws:kms:<region>:<account>:key/<id>`. The state machine may use it through S3 to write
    * them and the Athena load to read them; with `createWorkgroup` the workgroup encrypts its

@@ -11,6 +11,8 @@
 // must keep whole (every locale, JSON Schema, …: ~440 KB minified); through `* as z` esbuild keeps
 // only what is used (~90 KB). Same module, same default (English) messages.
 import * as z from 'zod';
+import { athenaQueryTimeoutMinutes, type PipelineConfig } from '../config';
+import { ATHENA_MAX_QUERIES_PER_TASK } from '../connectors/athena/tokens';
 import { TerminalError } from '../shared/errors';
 
 /**
@@ -60,15 +62,37 @@ export type RunInput = z.infer<typeof RunInput>;
 
 /**
  * When Step Functions cannot be asked about a run (a laptop's, or the call failed), a `running`
- * run counts as still going while one of its steps started within this many
- * minutes: longer than any quiet stretch of a live run. The longest is an Athena extract's: no
- * Lambda step starts while the state machine's native query is started and runs (up to 32
- * minutes), is rerun after a retryable failure (up to 4 queries, 30 s apart) and, past its time,
- * stopped: about 146 minutes after Prepare began at the very worst (test/infra/definition.test.ts);
- * a Lambda step runs up to 15. A run quiet for longer died
- * without a report (an execution stopped from the console, a process killed on a laptop).
+ * run counts as still going while one of its steps started within this many minutes at least
+ * ({@link stillGoingQuietMinutes}): longer than any quiet stretch of a live run. A Lambda step
+ * runs up to 15; the longest stretch is an Athena extract's, which starts no Lambda step.
  */
 export const STILL_GOING_QUIET_MINUTES = 150;
+
+/**
+ * Minutes beyond its queries' own time limits that an Athena extract's quiet stretch may take at
+ * the very worst: Prepare's time, each query's start, the retries of throttled calls, the pauses
+ * before a rerun and the stop of a query past its time (about 18.3 minutes,
+ * test/infra/definition.test.ts).
+ */
+export const ATHENA_QUIET_OVERHEAD_MINUTES = 22;
+
+/**
+ * How long a `running` run of `config`'s pipeline counts as still going without a step starting:
+ * {@link STILL_GOING_QUIET_MINUTES}, or longer when the pipeline's Athena extract can be quiet for
+ * longer: no
+ * Lambda step starts while the state machine's native query is started and runs (up to
+ * `athena.queryTimeoutMinutes`), is rerun after a retryable failure (up to
+ * {@link ATHENA_MAX_QUERIES_PER_TASK} queries) and, past its time, stopped. With the default 32
+ * minutes: 150 (4 × 32 + 22). A run quiet for longer died without a report (an execution stopped
+ * from the console, a process killed on a laptop).
+ */
+export function stillGoingQuietMinutes(config: Pick<PipelineConfig, 'athena' | 'extract'>): number {
+  if (!config.extract.some((task) => task.from === 'athena')) return STILL_GOING_QUIET_MINUTES;
+  return Math.max(
+    STILL_GOING_QUIET_MINUTES,
+    ATHENA_MAX_QUERIES_PER_TASK * athenaQueryTimeoutMinutes(config) + ATHENA_QUIET_OVERHEAD_MINUTES,
+  );
+}
 
 /**
  * What the Prepare step receives: the execution input, and from the state machine's context the

@@ -7,7 +7,7 @@
  * still going is recorded `skipped` and ends at once: no Salesforce call, no second extract of the
  * same data. Going: its execution is RUNNING, when Step Functions can be asked (in AWS; a run
  * whose execution ended without its report is closed as failed here); else `running` with a step
- * started within STILL_GOING_QUIET_MINUTES.
+ * started within stillGoingQuietMinutes(config) (150 minutes, more with a longer Athena query limit).
  *
  * A task name belongs to one pipeline per database (`roundtrip.task_owners`, claimed here by the
  * first pipeline to run it): a run whose task name another pipeline holds fails with a
@@ -28,7 +28,7 @@ import { recordAfter, warnOnFailure } from '../shared/logging';
 import {
   ABANDONED_AFTER_HOURS,
   PrepareInput,
-  STILL_GOING_QUIET_MINUTES,
+  stillGoingQuietMinutes,
   parseStepInput,
   type ApiForecast,
   type PrepareOutput,
@@ -283,7 +283,7 @@ export async function prepare(
     }
     const now = deps.clock.now();
     const since = new Date(now.getTime() - ABANDONED_AFTER_HOURS * 3_600_000);
-    const quietSince = new Date(now.getTime() - STILL_GOING_QUIET_MINUTES * 60_000);
+    const quietSince = new Date(now.getTime() - stillGoingQuietMinutes(config) * 60_000);
     for (const other of await otherRunningRuns(client, config.name, runId, since)) {
       const execution = await executionStatus(other.executionArn);
       if (execution !== undefined && execution !== 'RUNNING') {
@@ -318,7 +318,7 @@ export async function prepare(
   /**
    * The status of a run's execution when Step Functions can be asked (in AWS, for an execution's
    * ARN); `undefined` when it cannot (a laptop, a run recorded locally, an error asking): the run
-   * then counts as going while its steps start (STILL_GOING_QUIET_MINUTES).
+   * then counts as going while its steps start (stillGoingQuietMinutes).
    */
   async function executionStatus(executionArn: string | null): Promise<string | undefined> {
     const executions = deps.executions;

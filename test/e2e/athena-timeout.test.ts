@@ -79,7 +79,7 @@ describe('a run whose Athena query outlives its Task', () => {
     )?.[1];
     expect(id).toBeDefined();
     expect(cause).toMatch(
-      /^The Athena query of extract task athena_customers did not end within 1 s, the limit of its Task state \(the local runner, LOCAL_ATHENA_TIMEOUT_SECONDS in statemachine\/local\.ts unless given; deployed it is 1920 s\)\. Query execution /,
+      /^The Athena query of extract task athena_customers did not end within 1 s, the limit of its Task state \(the local runner, LOCAL_ATHENA_TIMEOUT_SECONDS in statemachine\/local\.ts unless given; deployed it is 32 minutes, athena\.queryTimeoutMinutes in the config: raise it there, up to 120, if the query needs longer and the Athena DML query timeout of the account allows it\)\. Query execution /,
     );
 
     // The query was stopped in Athena, and it was the one query of the task: the `.sync` Task's

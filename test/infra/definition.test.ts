@@ -6,7 +6,7 @@ const aslValidator = require('asl-validator') as (definition: unknown) => {
   errors: unknown[];
 };
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
-import { loadConfig, type PipelineConfig } from '../../lambdas/config';
+import { loadConfig, MAX_ATHENA_QUERY_TIMEOUT_MINUTES, type PipelineConfig } from '../../lambdas/config';
 import { ERROR_NAMES } from '../../lambdas/shared/errors';
 import {
   ASL_EXAMPLE_CONFIG,
@@ -32,7 +32,8 @@ import {
 import { ATHENA_MAX_QUERIES_PER_TASK } from '../../lambdas/connectors/athena/tokens';
 import {
   RUN_TIMEOUT_HOURS,
-  STILL_GOING_QUIET_MINUTES,
+  ATHENA_QUIET_OVERHEAD_MINUTES,
+  stillGoingQuietMinutes,
   WritebackPlanOutput,
   WritebackPushOutput,
 } from '../../lambdas/core/contracts';
@@ -321,43 +322,71 @@ describe('the state machine definition', () => {
     expect(query?.TimeoutSeconds).toBeGreaterThanOrEqual(30 * 60);
   });
 
-  it('counts a live run as still going through its longest stretch without a step: an Athena query and its reruns', () => {
-    // Each Lambda step marks its start on the run (last_step_at); the native query's start, its
-    // wait, its reruns and the stop of a query that outlived its Task do not. A scheduled run must
-    // not take a live run that is only waiting on Athena for dead.
-    const states = allStates(full);
+  it('waits athena.queryTimeoutMinutes for a query, and the message of one that outlives it names that setting', () => {
+    const base = fullConfig();
+    const states = allStates(aslForConfig({ ...base, athena: { ...base.athena!, queryTimeoutMinutes: 90 } }));
     const names = taskStateNames('athena_customers');
-    type RetriedTask = State & {
-      TimeoutSeconds: number;
-      Retry: {
-        ErrorEquals: string[];
-        IntervalSeconds: number;
-        BackoffRate: number;
-        MaxAttempts: number;
-        MaxDelaySeconds: number;
-      }[];
-    };
-    /** A Task's longest time: its timeout, and every retry's longest wait (each attempt answered at once). */
-    const longest = (name: string): number => {
-      const task = states.get(name) as RetriedTask;
-      const retry = task.Retry.find((r) => r.ErrorEquals.includes(TRANSIENT_ATHENA_ERRORS[0]));
-      let retryDelays = 0;
-      for (let k = 0; k < (retry?.MaxAttempts ?? 0); k++) {
-        retryDelays += Math.min(retry!.IntervalSeconds * retry!.BackoffRate ** k, retry!.MaxDelaySeconds);
-      }
-      return task.TimeoutSeconds + retryDelays;
-    };
-    const prepare = states.get(RUN_STATES.prepare) as State & { TimeoutSeconds: number };
-    const requeryWait = states.get(names.requeryWait) as State & { Seconds: number };
-    const longestQuietSeconds =
-      prepare.TimeoutSeconds +
-      ATHENA_MAX_QUERIES_PER_TASK * (longest(names.start) + longest(names.query)) +
-      (ATHENA_MAX_QUERIES_PER_TASK - 1) * requeryWait.Seconds +
-      longest(names.stop);
-    expect(STILL_GOING_QUIET_MINUTES * 60).toBeGreaterThan(longestQuietSeconds);
-    // A run that died without its report is closed by a later report well after that.
-    expect(STILL_GOING_QUIET_MINUTES).toBeLessThan(RUN_TIMEOUT_HOURS * 60);
+    expect(states.get(names.query)?.TimeoutSeconds).toBe(90 * 60);
+    for (const message of [names.timedOut, names.notStopped]) {
+      const cause = String((states.get(message)?.Parameters as Record<string, unknown>)['Cause.$']);
+      expect(cause).toContain(
+        'did not end within 90 minutes, the limit of its Task state (athena.queryTimeoutMinutes in the config: raise it there, up to 120, if the query needs longer',
+      );
+    }
   });
+
+  it.each([
+    ['its default Athena query limit', undefined],
+    ['the longest Athena query limit', MAX_ATHENA_QUERY_TIMEOUT_MINUTES],
+  ])(
+    'counts a live run as still going through its longest stretch without a step (an Athena query and its reruns), with %s',
+    (_title, queryTimeoutMinutes) => {
+      // Each Lambda step marks its start on the run (last_step_at); the native query's start, its
+      // wait, its reruns and the stop of a query that outlived its Task do not. A scheduled run must
+      // not take a live run that is only waiting on Athena for dead.
+      const base = fullConfig();
+      const config: PipelineConfig =
+        queryTimeoutMinutes === undefined
+          ? base
+          : { ...base, athena: { ...base.athena!, queryTimeoutMinutes } };
+      const states = allStates(queryTimeoutMinutes === undefined ? full : aslForConfig(config));
+      const names = taskStateNames('athena_customers');
+      type RetriedTask = State & {
+        TimeoutSeconds: number;
+        Retry: {
+          ErrorEquals: string[];
+          IntervalSeconds: number;
+          BackoffRate: number;
+          MaxAttempts: number;
+          MaxDelaySeconds: number;
+        }[];
+      };
+      /** A Task's longest time: its timeout, and every retry's longest wait (each attempt answered at once). */
+      const longest = (name: string): number => {
+        const task = states.get(name) as RetriedTask;
+        const retry = task.Retry.find((r) => r.ErrorEquals.includes(TRANSIENT_ATHENA_ERRORS[0]));
+        let retryDelays = 0;
+        for (let k = 0; k < (retry?.MaxAttempts ?? 0); k++) {
+          retryDelays += Math.min(retry!.IntervalSeconds * retry!.BackoffRate ** k, retry!.MaxDelaySeconds);
+        }
+        return task.TimeoutSeconds + retryDelays;
+      };
+      const query = states.get(names.query) as RetriedTask;
+      expect(query.TimeoutSeconds).toBe((queryTimeoutMinutes ?? 32) * 60);
+      const prepare = states.get(RUN_STATES.prepare) as State & { TimeoutSeconds: number };
+      const requeryWait = states.get(names.requeryWait) as State & { Seconds: number };
+      const overheadSeconds =
+        prepare.TimeoutSeconds +
+        ATHENA_MAX_QUERIES_PER_TASK * (longest(names.start) + longest(names.query) - query.TimeoutSeconds) +
+        (ATHENA_MAX_QUERIES_PER_TASK - 1) * requeryWait.Seconds +
+        longest(names.stop);
+      expect(ATHENA_QUIET_OVERHEAD_MINUTES * 60).toBeGreaterThan(overheadSeconds);
+      const longestQuietSeconds = overheadSeconds + ATHENA_MAX_QUERIES_PER_TASK * query.TimeoutSeconds;
+      expect(stillGoingQuietMinutes(config) * 60).toBeGreaterThan(longestQuietSeconds);
+      // A run that died without its report is closed by a later report well after that.
+      expect(stillGoingQuietMinutes(config)).toBeLessThan(RUN_TIMEOUT_HOURS * 60);
+    },
+  );
 
   it('runs the queries with the cross-account role when the config names one', () => {
     const base = fullConfig();
@@ -675,8 +704,8 @@ describe('the state machine definition', () => {
         expect(stopped).toEqual([{ QueryExecutionId: 'q-1' }]);
         const cause = result.status === 'failed' ? result.cause : '';
         expect(cause).toBe(
-          'The Athena query of extract task athena_customers did not end within 1920 s, the limit of its Task state ' +
-            '(ATHENA_QUERY_TIMEOUT_SECONDS in statemachine/definition.ts: the default Athena DML query timeout of 30 minutes and 2 more, not a config setting). ' +
+          'The Athena query of extract task athena_customers did not end within 32 minutes, the limit of its Task state ' +
+            '(athena.queryTimeoutMinutes in the config: raise it there, up to 120, if the query needs longer and the Athena DML query timeout of the account allows it). ' +
             'Query execution q-1 in workgroup roundtrip-full was stopped with StopQueryExecution (it bills the data scanned until then). ' +
             'Look it up by that id in the Athena console for its time queued and running and the data it scanned; ' +
             'a query that runs this long needs less data to read (partitions, fewer columns) or a lighter query',
@@ -695,7 +724,7 @@ describe('the state machine definition', () => {
         const result = await run(definition, {}, h);
         expect(result).toMatchObject({ status: 'failed', error: 'States.Timeout' });
         expect(result.status === 'failed' ? result.cause : '').toMatch(
-          / within 1920 s, .*Query execution q-1 in workgroup roundtrip-full could not be stopped \(StopQueryExecution failed with Athena\.InvalidRequestException\): it may still be running and billing the data it scans\. Stop it in the Athena console or with: aws athena stop-query-execution --query-execution-id q-1$/,
+          / within 32 minutes, .*Query execution q-1 in workgroup roundtrip-full could not be stopped \(StopQueryExecution failed with Athena\.InvalidRequestException\): it may still be running and billing the data it scans\. Stop it in the Athena console or with: aws athena stop-query-execution --query-execution-id q-1$/,
         );
       });
     });

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseConfig, type PipelineConfig } from '../../../lambdas/config';
 import { createPool, migrate, type PostgresPool } from '../../../lambdas/connectors/postgres';
-import { STILL_GOING_QUIET_MINUTES } from '../../../lambdas/core/contracts';
+import { STILL_GOING_QUIET_MINUTES, stillGoingQuietMinutes } from '../../../lambdas/core/contracts';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { PREPARE_LOCK_CLASS } from '../../../lambdas/core/prepare';
 import { givenDeps } from '../../../lambdas/handlers/deps';
@@ -140,6 +140,37 @@ describe('runs that overlap', () => {
     expect((await prepare({ runId: 'scheduled-3', input: { onOverlap: 'skip' } })).skipped).toMatch(
       /^Skipped: run long-3 /,
     );
+  });
+
+  it('counts a quiet run as going for longer when the Athena query limit (athena.queryTimeoutMinutes) is longer', async () => {
+    // An Athena extract may wait on its queries without a step for up to 4 × 120 minutes and more.
+    const athenaConfig = parseConfig({
+      name: 'overlap',
+      athena: { database: 'marketing', outputLocation: 's3://overlap/results/', queryTimeoutMinutes: 120 },
+      postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+      extract: [{ from: 'athena', query: 'SELECT 1 AS one', table: 'overlap_one' }],
+    });
+    expect(stillGoingQuietMinutes(athenaConfig)).toBe(4 * 120 + 22);
+    const athenaDeps = { ...deps, config: athenaConfig };
+    const prepareAthena: typeof prepare = (event) => prepareHandler(givenDeps(athenaDeps))(event);
+    await prepareAthena({ runId: 'querying-5', input: {} });
+    const quiet = async (minutes: number): Promise<void> => {
+      const since = new Date(Date.now() - minutes * MINUTE);
+      await pool.query(`UPDATE roundtrip.runs SET started_at = $2, last_step_at = $2 WHERE run_id = $1`, [
+        'querying-5',
+        since,
+      ]);
+    };
+    // Quiet for longer than the 150 minutes of a pipeline with the default limit: still going.
+    await quiet(STILL_GOING_QUIET_MINUTES + 1);
+    expect((await prepareAthena({ runId: 'scheduled-5a', input: { onOverlap: 'skip' } })).skipped).toMatch(
+      /^Skipped: run querying-5 /,
+    );
+    // Quiet for longer than its queries could take: it died.
+    await quiet(4 * 120 + 22 + 1);
+    expect(
+      (await prepareAthena({ runId: 'scheduled-5b', input: { onOverlap: 'skip' } })).skipped,
+    ).toBeUndefined();
   });
 
   it('lets a run that starts while another is being recorded wait for it, then skip', async () => {

@@ -59,7 +59,12 @@ describe('deployment options of the pipeline config', () => {
       deployment,
     });
     expect(config.deployment).toEqual(deployment);
-    expect(config.athena).toEqual({ ...athena, catalog: 'AwsDataCatalog', results: 's3' });
+    expect(config.athena).toEqual({
+      ...athena,
+      catalog: 'AwsDataCatalog',
+      results: 's3',
+      queryTimeoutMinutes: 32,
+    });
     expect(config.schedule).toEqual({
       cron: '0 2 * * ? *',
       timezone: 'UTC',

@@ -70,6 +70,7 @@ describe('parseConfig', () => {
           catalog: 'AwsDataCatalog',
           outputLocation: 's3://results-bucket/athena/',
           results: 's3',
+          queryTimeoutMinutes: 32,
         },
         postgres: {
           secret: 'roundtrip/postgres',
@@ -131,6 +132,7 @@ describe('parseConfig', () => {
           catalog: 'lake',
           roleArn: 'arn:aws:iam::123456789012:role/lake-reader',
           results: 'api',
+          queryTimeoutMinutes: 90,
         },
         postgres: {
           secret: 'pg',
@@ -703,6 +705,21 @@ describe('parseConfig', () => {
           issue('transform[1]', 'expected the path of a .sql file, relative to the config file, got "b.py"'),
           issue('transform[2]', 'expected each file once, got "a.sql" again (also at transform[0])'),
         ],
+      ],
+      [
+        'an Athena query limit of no time',
+        (c) => (c.athena = { ...(c.athena as Record<string, unknown>), queryTimeoutMinutes: 0 }),
+        [issue('athena.queryTimeoutMinutes', 'expected a whole number of minutes from 1 to 120, got 0')],
+      ],
+      [
+        'an Athena query limit past the longest',
+        (c) => (c.athena = { ...(c.athena as Record<string, unknown>), queryTimeoutMinutes: 121 }),
+        [issue('athena.queryTimeoutMinutes', 'expected a whole number of minutes from 1 to 120, got 121')],
+      ],
+      [
+        'an Athena query limit in parts of a minute',
+        (c) => (c.athena = { ...(c.athena as Record<string, unknown>), queryTimeoutMinutes: 2.5 }),
+        [issue('athena.queryTimeoutMinutes', 'expected a whole number of minutes from 1 to 120, got 2.5')],
       ],
       [
         'a budget percentage above 100',
