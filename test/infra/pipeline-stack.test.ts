@@ -308,6 +308,8 @@ describe('PipelineStack', () => {
       expect(JSON.stringify(results.Resource)).toContain(':s3:::roundtrip-athena-results/lead-scoring/*');
 
       const sm = stack.stateMachine.role;
+      // Start and StopQueryExecution serve the `.sync` query and the definition's own start and
+      // stop of a query that outlived its Task (statemachine/definition.ts): no Lambda gets them.
       const run = statement(template, stack, sm, 'RunQueriesInWorkgroup');
       expect(actionsOf(run).sort()).toEqual([
         'athena:GetQueryExecution',
