@@ -14,7 +14,12 @@ import type { Pool } from 'pg';
 import { loadConfig, postgresCredentialsSource, type PipelineConfig } from '../../lambdas/config';
 import type { RunInput } from '../../lambdas/core/contracts';
 import { newRunId, selectTasks } from '../../lambdas/core/prepare';
-import { DRY_RUN_SAMPLE_ROWS } from '../../lambdas/core/writeback/plan';
+import {
+  DRY_RUN_SAMPLE_MAX_BYTES,
+  DRY_RUN_SAMPLE_ROWS,
+  dryRunSample,
+  type StoredPlanSampleRow,
+} from '../../lambdas/core/writeback/plan';
 import { ConfigError } from '../../lambdas/shared/errors';
 import { createConsoleLogger, silentLogger, type Logger } from '../../lambdas/shared/logging';
 import { createLocalSecretsProvider } from '../../lambdas/shared/secrets';
@@ -225,7 +230,9 @@ function runCommand(dryRun: boolean): Command {
 
 /**
  * The dry run's sample: what Salesforce has and what would be sent, the first
- * {@link DRY_RUN_SAMPLE_ROWS} records of each write-back task. Nothing
+ * {@link DRY_RUN_SAMPLE_ROWS} records of each write-back task, as the Plan step's own output holds
+ * them ({@link dryRunSample}: a text over DRY_RUN_SAMPLE_VALUE_CHARS characters cut, saying
+ * its length, and a task's rows kept while their JSON fits in {@link DRY_RUN_SAMPLE_MAX_BYTES}). Nothing
  * for a run that was never recorded (its PostgreSQL could not be used: the summary says so, and
  * reading the plan would only fail again), and no "nothing would be sent" for a run that failed
  * before any write-back planned, which would read as a plan that found nothing to send.
@@ -233,9 +240,9 @@ function runCommand(dryRun: boolean): Command {
 async function planSample(pool: Pool, summary: RunSummary): Promise<string | undefined> {
   if (summary.recorded === false) return undefined;
   // The first records of each task's plan (the first page holds them), not the first task's alone.
-  const { rows } = await pool.query<{ task: string; key: string; current: unknown; payload: unknown }>(
-    `SELECT task, key, current, payload FROM (
-       SELECT task, key, current, payload, seq,
+  const { rows } = await pool.query<StoredPlanSampleRow & { task: string }>(
+    `SELECT task, key, salesforce_id, current, payload FROM (
+       SELECT task, key, salesforce_id, current, payload, seq,
               row_number() OVER (PARTITION BY task ORDER BY seq) AS n
          FROM roundtrip.writeback_plan_rows WHERE run_id = $1 AND page = 0) AS first
       WHERE n <= $2 ORDER BY task, seq`,
@@ -247,12 +254,22 @@ async function planSample(pool: Pool, summary: RunSummary): Promise<string | und
       ? 'dry run: no plan: the run failed before any write-back planned (why: above)'
       : 'dry run: nothing would be sent';
   }
-  return [
-    'dry run: a sample of what would be sent (current → new)',
-    ...rows.map(
-      (r) => `  ${r.task} ${r.key}: ${JSON.stringify(r.current ?? null)} → ${JSON.stringify(r.payload)}`,
-    ),
-  ].join('\n');
+  const byTask = new Map<string, StoredPlanSampleRow[]>();
+  for (const row of rows) byTask.set(row.task, [...(byTask.get(row.task) ?? []), row]);
+  const lines = ['dry run: a sample of what would be sent (current → new)'];
+  for (const [task, planned] of byTask) {
+    const sample = dryRunSample(planned);
+    for (const r of sample) {
+      lines.push(`  ${task} ${r.key}: ${JSON.stringify(r.current ?? null)} → ${JSON.stringify(r.next)}`);
+    }
+    if (sample.length < planned.length) {
+      lines.push(
+        `  ${task}: ${planned.length - sample.length} more of its first ${planned.length} not shown ` +
+          `(a sample takes at most ${DRY_RUN_SAMPLE_MAX_BYTES / 1024} KiB of JSON a task)`,
+      );
+    }
+  }
+  return lines.join('\n');
 }
 
 /** `roundtrip run`: see the module comment. */

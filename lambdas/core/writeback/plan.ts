@@ -116,6 +116,31 @@ export function boundedSample(rows: PlanSampleRow[]): PlanSampleRow[] {
   return kept;
 }
 
+/** A row of a plan's first page as the dry-run sample reads it from `roundtrip.writeback_plan_rows`. */
+export interface StoredPlanSampleRow {
+  key: string;
+  salesforce_id: string | null;
+  current: Record<string, unknown> | null;
+  payload: Record<string, unknown>;
+}
+
+/**
+ * A task's dry-run sample from the first rows of its plan (at most {@link DRY_RUN_SAMPLE_ROWS}, in
+ * order): long texts cut ({@link shortValues}) and the rows bounded ({@link boundedSample}). The
+ * Plan step's output and the sample `roundtrip plan` prints both come from here, so they show the
+ * same values, and a 100,000-character text floods neither a state's payload nor a terminal.
+ */
+export function dryRunSample(rows: readonly StoredPlanSampleRow[]): PlanSampleRow[] {
+  return boundedSample(
+    rows.map((r) => ({
+      key: r.key,
+      salesforceId: r.salesforce_id,
+      current: r.current && shortValues(r.current),
+      next: shortValues(r.payload),
+    })),
+  );
+}
+
 /** The longest source value quoted in a rejection message. */
 const MESSAGE_VALUE_CHARS = 100;
 
@@ -1634,24 +1659,12 @@ export async function planWriteback(
       phases.planned = lap();
       let sample: PlanSampleRow[] | undefined;
       if (input.dryRun) {
-        const { rows } = await client.query<{
-          key: string;
-          salesforce_id: string | null;
-          current: Record<string, unknown> | null;
-          payload: Record<string, unknown>;
-        }>(
+        const { rows } = await client.query<StoredPlanSampleRow>(
           `SELECT key, salesforce_id, current, payload FROM roundtrip.writeback_plan_rows
           WHERE run_id = $1 AND task = $2 AND page = 0 ORDER BY seq LIMIT ${DRY_RUN_SAMPLE_ROWS}`,
           [input.runId, input.task],
         );
-        sample = boundedSample(
-          rows.map((r) => ({
-            key: r.key,
-            salesforceId: r.salesforce_id,
-            current: r.current && shortValues(r.current),
-            next: shortValues(r.payload),
-          })),
-        );
+        sample = dryRunSample(rows);
       }
       const comparedWith =
         comparison.kind === 'extract' ? `extract:${comparison.schema}.${comparison.table}` : 'sync_state';

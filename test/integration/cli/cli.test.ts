@@ -16,6 +16,7 @@ import { Pool } from 'pg';
 import { startDemoEnvironment, type DemoEnvironment } from '../../../bin/local/environment';
 import { startAthenaEmulator } from '../../../emulators/athena';
 import { migrate } from '../../../lambdas/connectors/postgres';
+import { DRY_RUN_SAMPLE_VALUE_CHARS } from '../../../lambdas/core/writeback/plan';
 import { cli, writeExampleConfig } from '../../support/cli';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
@@ -948,6 +949,51 @@ describe('the roundtrip CLI', () => {
     const tasks = sample.map((l) => l.trim().split(' ')[0]);
     expect(tasks.filter((t) => t === 'Lead-update')).toHaveLength(10);
     expect(tasks.filter((t) => t === 'Lead-update-again')).toHaveLength(10);
+  });
+
+  it("cuts a long text in the printed sample as the Plan step's own output does, saying its length", async () => {
+    // Account.Description is a Long Text Area of 32,000 characters: a value that long is valid,
+    // and printed whole it would fill the terminal.
+    const base = JSON.parse(await readFile(configFile, 'utf8')) as {
+      transform: string[];
+      writeback: Record<string, unknown>[];
+    };
+    const transform = path.join(dir, 'account-notes.sql');
+    await writeFile(
+      transform,
+      `DROP TABLE IF EXISTS account_notes;
+       CREATE TABLE account_notes AS
+         SELECT '001000000000001AAA'::text AS "Id", repeat('n', 32000) AS notes
+         UNION ALL SELECT '001000000000002AAA', 'short notes';`,
+    );
+    const config = path.join(dir, 'long-text.config.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        ...base,
+        transform: [...base.transform, transform],
+        writeback: [
+          ...base.writeback,
+          {
+            to: 'salesforce',
+            object: 'Account',
+            from: 'account_notes',
+            mode: 'update',
+            key: 'Id',
+            fields: { Description: 'notes' },
+          },
+        ],
+      }),
+    );
+    const result = await cli(['plan', ...connection.slice(2, 4), '--config', config, ...connection.slice(4)]);
+    expect(result.stderr).not.toContain('✗');
+    expect(result.code).toBe(0);
+    const accounts = result.stdout.split('\n').filter((l) => l.startsWith('  Account-update '));
+    expect(accounts).toEqual([
+      `  Account-update 001000000000001AAA: null → {"Description":"${'n'.repeat(DRY_RUN_SAMPLE_VALUE_CHARS)}… (32000 characters)"}`,
+      '  Account-update 001000000000002AAA: null → {"Description":"short notes"}',
+    ]);
+    expect(result.stdout.length).toBeLessThan(10_000);
   });
 
   it('warns when a dry run plans more records than maxChanges, which a real run would refuse', async () => {

@@ -7,6 +7,7 @@ import {
   boundedSample,
   DRY_RUN_SAMPLE_MAX_BYTES,
   DRY_RUN_SAMPLE_VALUE_CHARS,
+  dryRunSample,
   shortValues,
 } from '../../../lambdas/core/writeback/plan';
 import type { PlanSampleRow } from '../../../lambdas/core/contracts';
@@ -38,5 +39,26 @@ describe("a dry run's sample", () => {
     expect(Buffer.byteLength(JSON.stringify(kept))).toBeLessThanOrEqual(DRY_RUN_SAMPLE_MAX_BYTES);
     expect(Buffer.byteLength(JSON.stringify(rows.slice(0, 4)))).toBeGreaterThan(DRY_RUN_SAMPLE_MAX_BYTES);
     expect(boundedSample(rows.slice(0, 2))).toEqual(rows.slice(0, 2));
+  });
+
+  it('is made from stored plan rows with both the current and the new values cut, then bounded', () => {
+    const long = 'x'.repeat(100_000);
+    const stored = Array.from({ length: 10 }, (_, i) => ({
+      key: `k${i}`,
+      salesforce_id: i === 0 ? '00Q000000000001AAA' : null,
+      current: i === 0 ? null : { Notes__c: long },
+      // 100 fields of 100,000 characters: each cut to DRY_RUN_SAMPLE_VALUE_CHARS, about 21 KB a row.
+      payload: Object.fromEntries(Array.from({ length: 100 }, (_, f) => [`F${f}__c`, long])),
+    }));
+    const sample = dryRunSample(stored);
+    const cut = `${'x'.repeat(DRY_RUN_SAMPLE_VALUE_CHARS)}… (100000 characters)`;
+    expect(sample.map((r) => r.key)).toEqual(['k0', 'k1']);
+    expect(sample[0]).toEqual({
+      key: 'k0',
+      salesforceId: '00Q000000000001AAA',
+      current: null,
+      next: Object.fromEntries(Array.from({ length: 100 }, (_, f) => [`F${f}__c`, cut])),
+    });
+    expect(sample[1]?.current).toEqual({ Notes__c: cut });
   });
 });
