@@ -28,6 +28,7 @@ import {
 import { systemClock } from '../../lambdas/shared/clock';
 import { EXIT, parseOptions, UsageError, type Command } from '../cli-common';
 import { silentLogger } from '../../lambdas/shared/logging';
+import { shellOption } from '../../lambdas/shared/shell';
 import { localSalesforce } from '../local/deps';
 import { secretsFrom } from './run';
 import { DATABASE_OPTIONS, runsDatabase } from './status';
@@ -164,7 +165,7 @@ function jobLine(task: string, j: InsertJobResolved): string {
     // Its results went with it: no plan or resolve learns its keys' outcomes from them.
     return (
       `${head}: Salesforce no longer knows it (NotFound): its results are gone with it, and its ${j.sent} key(s) stay held back: ` +
-      `look for each record in Salesforce and record what you found with roundtrip resolve --task ${task} --key KEY --inserted ID (or --not-inserted), ` +
+      `look for each record in Salesforce and record what you found with roundtrip resolve ${shellOption('--task', task)} --key KEY --inserted ID (or --not-inserted), ` +
       `with ${WITHOUT_LOOK_UP_OPTION} for a task with an external-ID key (SELECT key FROM roundtrip.writeback_plans WHERE job_id = '${j.jobId}' AND status = 'sent' lists them)`
     );
   }
@@ -176,9 +177,9 @@ function jobLine(task: string, j: InsertJobResolved): string {
   }
   return (
     `${head}: ${j.state} in Salesforce, collected: ${j.inserted} inserted (recorded, never inserted again), ` +
-    `${j.notInserted} not inserted (the next plan inserts them; roundtrip errors --run ${j.runId} --task ${task} shows why)` +
+    `${j.notInserted} not inserted (the next plan inserts them; roundtrip errors --run ${j.runId} ${shellOption('--task', task)} shows why)` +
     (j.sent > 0
-      ? `, ${j.sent} without a result in the job (held back: roundtrip errors --task ${task} lists them)`
+      ? `, ${j.sent} without a result in the job (held back: roundtrip errors ${shellOption('--task', task)} lists them)`
       : '')
   );
 }
@@ -223,7 +224,7 @@ async function collectJobs(values: Record<string, unknown>, task: string): Promi
     const lines =
       jobs.length === 0
         ? [
-            `task ${task} has no Bulk job that a run which has ended left uncollected with keys sent: nothing to collect (roundtrip errors --task ${task} --code INSERT_OUTCOME_UNKNOWN lists the keys held back otherwise)`,
+            `task ${task} has no Bulk job that a run which has ended left uncollected with keys sent: nothing to collect (roundtrip errors ${shellOption('--task', task)} --code INSERT_OUTCOME_UNKNOWN lists the keys held back otherwise)`,
           ]
         : jobs.map((j) => jobLine(task, j));
     process.stdout.write(`${lines.join('\n')}\n`);
@@ -242,7 +243,7 @@ function refusedHead(err: OutcomeRefusedError, task: string): string {
   const jobs = err.jobsCollected.map((j) => `Bulk job ${j.jobId} of run ${j.runId} (${j.state})`).join(', ');
   return (
     `none of the outcomes given was recorded; but ${jobs}, never collected by its run, was collected first: ` +
-    `the outcome of every key it carried is recorded from its results (roundtrip errors --task ${task} lists the keys still held back)`
+    `the outcome of every key it carried is recorded from its results (roundtrip errors ${shellOption('--task', task)} lists the keys still held back)`
   );
 }
 

@@ -2,13 +2,9 @@
  * How `roundtrip forget` and `roundtrip status` tell of a task's state (lambdas/core/task-state.ts):
  * its sync scope, its records whose outcome is unknown, and what to do about those.
  */
-import {
-  shellWord,
-  type OutcomesUnknown,
-  type RecordedSyncScope,
-  type TaskLastRun,
-} from '../../lambdas/core/task-state';
+import type { OutcomesUnknown, RecordedSyncScope, TaskLastRun } from '../../lambdas/core/task-state';
 import { WITHOUT_LOOK_UP_OPTION } from '../../lambdas/core/writeback/resolve';
+import { shellOption } from '../../lambdas/shared/shell';
 
 /** `3 records`, `1 record`. */
 export function count(n: number, one: string, many = `${one}s`): string {
@@ -63,15 +59,15 @@ export function resolveOutcomesFirst(unknown: OutcomesUnknown, task: string): st
         'looks inserts up by their external ID and collects the Bulk jobs Salesforce has finished (roundtrip errors ' +
         'lists what it still holds back). Records sent in an insert Bulk job their run never collected, when no plan ' +
         "can collect it (the task's object or key changed in the config, or the config no longer names it): " +
-        `roundtrip resolve --task ${shellWord(task)} --collect-jobs, with the pipeline's --config and --secrets, asks ` +
+        `roundtrip resolve ${shellOption('--task', task)} --collect-jobs, with the pipeline's --config and --secrets, asks ` +
         "Salesforce about each such job and collects it once finished, recording every key's outcome from its results.",
     );
   }
   if (unknown.records > 0) {
     steps.push(
       `An insert no plan can look up (its task without an external-ID key, sent by a call or in a Bulk job Salesforce ` +
-        `no longer answers for; those held back as INSERT_OUTCOME_UNKNOWN) is recorded with roundtrip resolve --task ` +
-        `${shellWord(task)} --key KEY --inserted ID (or --not-inserted), once you looked for it in Salesforce, whether ` +
+        `no longer answers for; those held back as INSERT_OUTCOME_UNKNOWN) is recorded with roundtrip resolve ` +
+        `${shellOption('--task', task)} --key KEY --inserted ID (or --not-inserted), once you looked for it in Salesforce, whether ` +
         `or not the config still names the task; so is one of a task with an external-ID key that no plan can look up, ` +
         `with ${WITHOUT_LOOK_UP_OPTION} added (Salesforce refuses the look-up, the task's object or key changed in the ` +
         `config, or the config no longer names it and it cannot be named as it was).`,

@@ -24,6 +24,7 @@
  */
 import type { ClientBase, Pool } from 'pg';
 import { withClient } from '../connectors/postgres';
+import { shellOption } from '../shared/shell';
 import { tryTaskLockInTransaction } from './writeback/lock';
 
 /**
@@ -32,12 +33,7 @@ import { tryTaskLockInTransaction } from './writeback/lock';
  * ({@link insertsAgain}).
  */
 export function forgetCommand(task: string, options: { readonly insertAgain?: boolean } = {}): string {
-  return `roundtrip forget --task ${shellWord(task)} --yes${options.insertAgain === true ? ' --insert-again' : ''}`;
-}
-
-/** A task name as a command names it: as it is, or quoted for a shell when it needs it. */
-export function shellWord(word: string): string {
-  return /^[A-Za-z0-9_.,:/@%+=-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+  return `roundtrip forget ${shellOption('--task', task)} --yes${options.insertAgain === true ? ' --insert-again' : ''}`;
 }
 
 /** PostgreSQL's SQLSTATE for a `NOWAIT` lock that another transaction holds. */

@@ -70,7 +70,7 @@ import {
   writebackTaskOf,
 } from './state';
 import { INSERT_SETTLE_MS, resolveEndedRuns } from './reconcile';
-import { WITHOUT_LOOK_UP_OPTION } from './resolve';
+import { resolveCommandSql } from './resolve-command';
 import { DOUBLE_EXACT_DIGITS, holdsMoreThanDouble } from './numbers';
 import { checkSyncScopeIn, recordSyncScope, syncScopeOf } from './scope';
 import { checkSourceHasColumns, type SourceCheckContext } from './source';
@@ -1270,19 +1270,19 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
             ORDER BY ${unknownKey}, x.run_id) AS u ON u.key = checked.${ki}`
       : '';
   // What no plan can resolve is recorded by hand, once someone looked in Salesforce: the command
-  // that records it (bin/commands/resolve.ts), with the task and the key.
-  const resolveCommand = `roundtrip resolve --task %s --key %s --inserted <the record''s Id> (or --not-inserted if there is none, or you delete it there)`;
-  const byHand = `'key %s was sent for insert by run %s, whose result was never recorded, and without an external-ID key it cannot be looked up: find the record in Salesforce, then record what you found with ${resolveCommand}'`;
+  // that records it (bin/commands/resolve.ts), with the task and the whole key, quoted for a shell.
+  const resolveCommand = resolveCommandSql(args.taskName, 'k');
+  const byHand = `'key %s was sent for insert by run %s, whose result was never recorded, and without an external-ID key it cannot be looked up: find the record in Salesforce, then record what you found with %s'`;
   // A key whose look-up Salesforce refused this plan (resolveEndedRuns): held back as long as it
   // refuses, which may be for good (a key field the user can no longer read). The message gives
   // Salesforce's answer and the way out: someone looks in Salesforce and records it by hand.
   const refusedRuns = [...args.lookUpsRefused];
   const refusedMessage = (sent: string, job: string | null): string =>
     `format(${sqlLiteral(
-      `key %s was sent for insert by run %s${sent}, whose result was never recorded: not inserted by this run. This plan looked the key up by ${mapping.keyField ?? ''} and Salesforce refused the look-up (%s): the key stays held back while it refuses. If it keeps refusing, find the record in Salesforce, then record what you found with roundtrip resolve --task %s --key %s ${WITHOUT_LOOK_UP_OPTION} --inserted <the record's Id> (or --not-inserted if there is none, or you delete it there)`,
+      `key %s was sent for insert by run %s${sent}, whose result was never recorded: not inserted by this run. This plan looked the key up by ${mapping.keyField ?? ''} and Salesforce refused the look-up (%s): the key stays held back while it refuses. If it keeps refusing, find the record in Salesforce, then record what you found with %s`,
     )}, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run,${job === null ? '' : ` ${job},`} left(CASE unknown_run ${refusedRuns
       .map(([run, why]) => `WHEN ${sqlLiteral(run)} THEN ${sqlLiteral(why)}`)
-      .join(' ')} END, ${REFUSAL_CHARS}), $2::text, left(k, ${MESSAGE_VALUE_CHARS}))`;
+      .join(' ')} END, ${REFUSAL_CHARS}), ${resolveCommandSql(args.taskName, 'k', { withoutLookUp: true })})`;
   const lookUpRefused = (refused: string, otherwise: string): string =>
     mapping.keyField && refusedRuns.length > 0
       ? `CASE WHEN unknown_run IN (${refusedRuns.map(([run]) => sqlLiteral(run)).join(', ')}) THEN ${refused} ELSE ${otherwise} END`
@@ -1293,7 +1293,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       ? `format(${sqlLiteral(
           `key %s was sent for insert by run %s in Bulk job %s, which Salesforce no longer answers for (its results went with it): not inserted by this run. Once ${INSERT_SETTLE_MS / 60_000} minutes have passed since the send, the next plan looks the key up by ${mapping.keyField} and records the record or inserts the key`,
         )}, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job})`
-      : `format('key %s was sent for insert by run %s in Bulk job %s, which Salesforce no longer answers for, and without an external-ID key it cannot be looked up: find the record in Salesforce, then record what you found with ${resolveCommand}', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job}, $2::text, left(k, ${MESSAGE_VALUE_CHARS}))`;
+      : `format('key %s was sent for insert by run %s in Bulk job %s, which Salesforce no longer answers for, and without an external-ID key it cannot be looked up: find the record in Salesforce, then record what you found with %s', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job}, ${resolveCommand})`;
   const unknownMessage = (how: string, job: string): string =>
     `CASE ${how}
        WHEN 'job' THEN format('key %s was sent for insert by run %s in Bulk job %s, whose results that run never collected: not inserted by this run; the next plan collects them once Salesforce says the job is finished', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job})
@@ -1306,7 +1306,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
                  `key %s was sent for insert by run %s, whose result is not recorded yet: not inserted by this run. Once that run has ended and ${INSERT_SETTLE_MS / 60_000} minutes have passed since the send, the next plan looks the key up by ${mapping.keyField} and records the record or inserts the key`,
                )
              : byHand
-         }, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run${mapping.keyField ? '' : `, $2::text, left(k, ${MESSAGE_VALUE_CHARS})`})`,
+         }, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run${mapping.keyField ? '' : `, ${resolveCommand}`})`,
        )} END`;
   // Update and upsert: a key in a Bulk job of an ended run that was not collected (Salesforce had
   // not finished it when resolveEndedRuns asked, or could not be asked) is kept back. Sent now, its

@@ -28,6 +28,7 @@ import { pruneResolvedDetails, recountFromLedger } from './report';
 import { heldBackFigures, ledgerOutcomes, mergeRunSummary, storedCount } from './state';
 import { holdsMoreThanDouble } from './numbers';
 import type { WritebackMapping } from './plan';
+import { resolveCommandSql } from './resolve-command';
 import { applyResults, createResultsTable, insertCollectionResults } from './results';
 
 /** A decimal's text without trailing fractional zeros (`42.00` → `42`, `-0.50` → `-0.5`). */
@@ -318,7 +319,7 @@ export async function reconcileSentInserts(
             WHERE run_id = $1 AND task = $2 AND status = 'sent' AND seq = ANY ($3::bigint[]) RETURNING key, payload)
          INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, payload)
          SELECT $1, $2, key, 'push', 'INSERT_OUTCOME_UNKNOWN',
-                format('sent for insert by an attempt that died before recording the result; without an external-ID key it cannot be looked up, so it is not sent again: find the record in Salesforce, then record what you found with roundtrip resolve --task %s --key %s --inserted <the record''s Id> (or --not-inserted if there is none, or you delete it there); an upsert by an external ID makes this automatic', $2::text, key),
+                format('sent for insert by an attempt that died before recording the result; without an external-ID key it cannot be looked up, so it is not sent again: find the record in Salesforce, then record what you found with %s; an upsert by an external ID makes this automatic', ${resolveCommandSql(taskName, 'key')}),
                 payload
            FROM unknown`,
         // Only the rows read above (the caller's selection, options.withoutResultsOnly).

@@ -28,6 +28,7 @@ import { withClient, withTransaction } from '../../connectors/postgres';
 import { canonicalSalesforceId } from '../../connectors/salesforce/ids';
 import { TaskBusyError } from '../../shared/errors';
 import { silentLogger } from '../../shared/logging';
+import { shellOption } from '../../shared/shell';
 import { salesforceOf, type CoreDeps } from '../deps';
 import { readTaskState, type TaskState } from '../task-state';
 import { ifTaskLockFree } from './lock';
@@ -43,6 +44,7 @@ import {
   type SentInsertRow,
   UNKNOWN_VALUE_HASH,
 } from './reconcile';
+import { WITHOUT_LOOK_UP_OPTION } from './resolve-command';
 
 /** What someone found in Salesforce for one key held back. */
 export interface InsertOutcomeByHand {
@@ -100,12 +102,7 @@ export class OutcomeRefusedError extends Error {
 
 export { RESOLVED_BY_HAND };
 
-/**
- * The option of `roundtrip resolve` by which someone who looked in Salesforce records a keyed
- * task's key that a plan would look up by its external ID, when no plan can (see
- * {@link RecordOptions.withoutLookUp}). Named in every message that leads there.
- */
-export const WITHOUT_LOOK_UP_OPTION = '--without-look-up';
+export { WITHOUT_LOOK_UP_OPTION };
 
 /** Options of {@link recordInsertOutcomes}. */
 export interface RecordOptions {
@@ -449,7 +446,7 @@ async function unlessNoPlanLooksUp(client: PoolClient, task: InsertTask, taskNam
     const synced = ` (object ${was.object}, key ${was.keyField ?? 'none'}${was.keyColumn ? `, column ${was.keyColumn}` : ''} in roundtrip.sync_scope; ${task.config.configPath} now has object ${task.object ?? ''}, key ${task.key ?? 'none'}, column ${task.config.keyColumn})`;
     return `; but the config's task no longer writes the object or key its records were synced by${synced}, so its plan is refused before any look-up (SyncScopeChangedError): put the config back as it was and run the pipeline, whose plan does it, or ${BY_HAND_INSTEAD}`;
   }
-  return `. Should it not (Salesforce refuses the look-up: roundtrip errors --task ${taskName} --code INSERT_OUTCOME_UNKNOWN shows the refusal in the key's message; or the plan is refused before it, by a key field gone from Salesforce, say), ${BY_HAND_INSTEAD}`;
+  return `. Should it not (Salesforce refuses the look-up: roundtrip errors ${shellOption('--task', taskName)} --code INSERT_OUTCOME_UNKNOWN shows the refusal in the key's message; or the plan is refused before it, by a key field gone from Salesforce, say), ${BY_HAND_INSTEAD}`;
 }
 
 /**
@@ -664,7 +661,7 @@ async function unknownSends(
           ? `; did you mean ${like.map((k) => `"${k}"`).join(' or ')}? Keys are matched as the task's keyColumn held them, letter case included`
           : '';
       problems.push(
-        `${at}key ${g.key} is not held back with an unknown outcome in task ${taskName} (no run sent it for insert without recording the outcome)${meant}: roundtrip errors --task ${taskName} --code INSERT_OUTCOME_UNKNOWN lists the keys the latest run held back`,
+        `${at}key ${g.key} is not held back with an unknown outcome in task ${taskName} (no run sent it for insert without recording the outcome)${meant}: roundtrip errors ${shellOption('--task', taskName)} --code INSERT_OUTCOME_UNKNOWN lists the keys the latest run held back`,
       );
       continue;
     }

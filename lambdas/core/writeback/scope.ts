@@ -26,7 +26,8 @@ import type { Pool, PoolClient } from 'pg';
 import type { WritebackMode, WritebackTask } from '../../config';
 import { withClient } from '../../connectors/postgres';
 import { tableColumns } from '../run-state';
-import { forgetCommand, readOutcomesUnknown, shellWord } from '../task-state';
+import { shellOption } from '../../shared/shell';
+import { forgetCommand, readOutcomesUnknown } from '../task-state';
 import { TerminalError } from '../../shared/errors';
 import type { WritebackMapping } from './plan';
 import { checkSourceHasColumns } from './source';
@@ -281,7 +282,7 @@ async function insertsHeldBack(
   const total = leftSent + reported;
   if (total === 0) return '';
   const count = (n: number): string => n.toLocaleString('en-US');
-  const name = shellWord(task);
+  const taskOption = shellOption('--task', task);
   const where =
     reported > 0
       ? `${count(leftSent)} left sent in roundtrip.writeback_plans, ${count(reported)} reported INSERT_OUTCOME_UNKNOWN by a push`
@@ -293,12 +294,12 @@ async function insertsHeldBack(
   const ways: string[] = [];
   if (byLookUp > 0) {
     ways.push(
-      `for the ${count(byLookUp)} sent by a Collections call or in a Bulk job Salesforce no longer answers for${lookedUp || onlyNeverLookedUp ? '' : `, which no plan looks up ${neverLookedUp}`}, look for each in Salesforce and record what you found with roundtrip resolve --task ${name} --key KEY${lookedUp ? ' --without-look-up' : ''} --inserted ID (or --not-inserted)`,
+      `for the ${count(byLookUp)} sent by a Collections call or in a Bulk job Salesforce no longer answers for${lookedUp || onlyNeverLookedUp ? '' : `, which no plan looks up ${neverLookedUp}`}, look for each in Salesforce and record what you found with roundtrip resolve ${taskOption} --key KEY${lookedUp ? ' --without-look-up' : ''} --inserted ID (or --not-inserted)`,
     );
   }
   if (inJobs > 0) {
     ways.push(
-      `for the ${count(inJobs)} in Bulk jobs their run never collected, nothing to look for (the jobs' results tell): roundtrip resolve --task ${name} --collect-jobs (with the pipeline's --config and --secrets) asks Salesforce about each job and collects it once finished, recording each key's outcome from its results`,
+      `for the ${count(inJobs)} in Bulk jobs their run never collected, nothing to look for (the jobs' results tell): roundtrip resolve ${taskOption} --collect-jobs (with the pipeline's --config and --secrets) asks Salesforce about each job and collects it once finished, recording each key's outcome from its results`,
     );
   }
   const intro =

@@ -19,6 +19,7 @@ import { WRITEBACK_LOCK_CLASS } from '../../../lambdas/core/writeback/lock';
 import { pruneRunDetails } from '../../../lambdas/core/writeback/report';
 import { SyncScopeChangedError } from '../../../lambdas/core/writeback/scope';
 import { cli } from '../../support/cli';
+import { shellWords } from '../../support/shell-words';
 import {
   errorsOf,
   LEAD_SRC_UPSERT,
@@ -288,6 +289,80 @@ describe('roundtrip resolve', () => {
     expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1]);
     expect(leadsNamed('rp', 1)).toEqual([id1]);
     expect(leadsNamed('rp', 2)).toHaveLength(1);
+  });
+
+  it("names in each held-back key's message a command that a shell passes to resolve with the exact key, and never a cut key", async () => {
+    // Keys a shell would split, expand, end the command at or read as an option; one over the
+    // 100 characters a message quotes of a key; one over the 255 a command quotes.
+    const wide = ` ${'k'.repeat(150)} `;
+    const keys = [`O'Brien & co; $HOME`, 'a b', '-5', '"q" `id` \\', wide, 'sq-plain'];
+    const long = 'y'.repeat(300);
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT ext, 'sq ' || i, 'Initech', i FROM unnest($1::text[]) WITH ORDINALITY AS t(ext, i)`,
+      [[...keys, long]],
+    );
+    const dead = await env.newRun();
+    await planThenCrashInPush(env, deps, dead, KEYLESS.name);
+    // The step's retry reports them (reconcile.ts builds that message), and a later plan holds them
+    // back (plan.ts builds its own): both name the command.
+    await pushWriteback(deps, { runId: dead, task: KEYLESS.name });
+    await reportRun(deps, { runId: dead });
+    const held = await env.newRun();
+    expect(await planWriteback(deps, { runId: held, task: KEYLESS.name })).toMatchObject({ heldBack: 7 });
+    await outlastCallTimeLimit(env, dead);
+
+    /** The arguments a shell gives resolve from the command in a message (up to its placeholder). */
+    const commandIn = (message: string): string[] => {
+      const command = /roundtrip (resolve .*?) --inserted <the record's Id>/.exec(message)?.[1];
+      expect(command).toBeDefined();
+      return shellWords(command as string);
+    };
+    const reported = await errorsOf(env, dead);
+    const heldBack = await errorsOf(env, held);
+    for (const [i, key] of keys.entries()) {
+      const messageOf = (errors: typeof reported): string => errors.find((e) => e.key === key)?.message ?? '';
+      const args = commandIn(messageOf(heldBack));
+      expect(commandIn(messageOf(reported))).toEqual(args);
+      expect(args).toEqual([
+        'resolve',
+        '--task',
+        KEYLESS.name,
+        ...(key.startsWith('-') ? [`--key=${key}`] : ['--key', key]),
+      ]);
+      const [id] = leadsNamed('sq', i + 1);
+      const result = await cli([...args, '--inserted', id as string, ...connection]);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(await syncedId(KEYLESS.name, key)).toBe(id);
+    }
+    // An ordinary key's command is as it always was; the message quotes a key of 100 characters at
+    // most, but the command has it whole.
+    expect(heldBack.find((e) => e.key === 'sq-plain')?.message).toContain(
+      `roundtrip resolve --task ${KEYLESS.name} --key sq-plain --inserted <the record's Id>`,
+    );
+    expect(heldBack.find((e) => e.key === wide)?.message).toMatch(/^key {2}k{99} was sent for insert/);
+    // A key too long for a command is not cut there: the command says where it is listed whole.
+    for (const errors of [reported, heldBack]) {
+      const message = errors.find((e) => e.key === long)?.message ?? '';
+      expect(message).toContain(
+        `roundtrip resolve --task ${KEYLESS.name} --key <the key, whole: its 300 characters are more than a message quotes; roundtrip errors --task ${KEYLESS.name} --code INSERT_OUTCOME_UNKNOWN --csv lists it> --inserted <the record's Id>`,
+      );
+      expect(message).not.toMatch(/--key y/);
+    }
+    const [longId] = leadsNamed('sq', keys.length + 1);
+    const recorded = await cli([
+      'resolve',
+      ...connection,
+      '--task',
+      KEYLESS.name,
+      `--key=${long}`,
+      '--inserted',
+      longId as string,
+    ]);
+    expect(recorded.code).toBe(0);
+    const next = await planWriteback(deps, { runId: await env.newRun(), task: KEYLESS.name });
+    expect(next).toMatchObject({ heldBack: 0, changed: 0 });
   });
 
   it('records keys reported INSERT_OUTCOME_UNKNOWN in a run whose details were pruned: the error is all that is left of the send', async () => {
