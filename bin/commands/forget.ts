@@ -1,7 +1,9 @@
 /**
  * `roundtrip forget --task NAME [--yes]`: starts a task over. Deletes what the database holds for
  * it apart from the per-run history (lambdas/core/task-state.ts): a write-back task's sync state
- * and sync scope, an extract task's watermark, in one transaction under the task's lock. Without
+ * and sync scope, an extract task's watermark, in one transaction under the task's lock; of the
+ * history, only what later runs would read as the task's own (its resolved INSERT_OUTCOME_UNKNOWN
+ * marks, the keys its runs held back). Without
  * `--yes` it says what it would delete and deletes nothing. Refused while the task has records
  * whose outcome is unknown, and when the database knows no task of that name (bad input).
  *
@@ -13,6 +15,7 @@ import {
   forgetCommand,
   forgetTask,
   insertsAgain,
+  STREAK_ROWS_WHY,
   type ForgetOutcome,
   type TaskState,
   type WriteOperation,
@@ -91,6 +94,7 @@ function json(outcome: ForgetOutcome, config: PipelineConfig, task: string): Rec
         syncScope: outcome.syncScope,
         watermark: outcome.watermark,
         resolvedMarks: outcome.resolvedMarks,
+        heldBack: outcome.heldBack,
         lastRun: outcome.state.lastRun ?? null,
         kept: FORGET_KEEPS,
       };
@@ -186,7 +190,17 @@ export const forget: Command = async (argv) => {
       ...(outcome.resolvedMarks > 0
         ? [`  roundtrip.writeback_errors  ${count(outcome.resolvedMarks, 'row')}: ${MARKS_WHY}`]
         : []),
+      ...(outcome.heldBack.errors > 0
+        ? [`  roundtrip.writeback_errors  ${count(outcome.heldBack.errors, 'row')}: ${STREAK_ROWS_WHY}`]
+        : []),
+      ...(outcome.heldBack.ledgerRows > 0
+        ? [
+            `  roundtrip.writeback_plans   ${count(outcome.heldBack.ledgerRows, 'row')}: the held_back ledger rows of those keys ` +
+              `that runs whose details were pruned kept for it`,
+          ]
+        : []),
     ];
+    const historyDeleted = outcome.resolvedMarks + outcome.heldBack.errors + outcome.heldBack.ledgerRows > 0;
     const starts = [
       outcome.syncState > 0 || outcome.syncScope > 0 ? 'its next plan sends every record once' : undefined,
       outcome.watermark > 0 ? 'its next read is a full one' : undefined,
@@ -211,9 +225,7 @@ export const forget: Command = async (argv) => {
         ? `Done.${next}`
         : `Nothing deleted (a dry run): ${forgetCommand(task)} deletes them.${next}`,
     );
-    lines.push(
-      `Kept: ${FORGET_KEEPS}${outcome.resolvedMarks > 0 ? ' (writeback_errors all but the marks above)' : ''}.`,
-    );
+    lines.push(`Kept: ${FORGET_KEEPS}${historyDeleted ? ' (but for the rows above)' : ''}.`);
     process.stdout.write(`${lines.join('\n')}\n`);
     return EXIT.ok;
   } finally {

@@ -200,7 +200,9 @@ Without --yes it says what it would delete, and deletes nothing. Refused (exit 1
 task has records whose outcome is unknown (sent and never answered, or inserts held back as
 INSERT_OUTCOME_UNKNOWN): they would be sent again. Keeps the per-run history (runs, ledger,
 errors, but for the task's resolved INSERT_OUTCOME_UNKNOWN marks, which later plans would read
-as unresolved once the sync state is gone) and the task's name in roundtrip.task_owners.
+as unresolved once the sync state is gone, and the keys its runs held back, which its next run
+would compare its own with and so carry on their streak) and the task's name in
+roundtrip.task_owners.
 
   --task NAME            the task (as roundtrip status names it); one the database does not
                          know is bad input (exit 2)

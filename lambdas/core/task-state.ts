@@ -26,6 +26,7 @@ import type { ClientBase, Pool } from 'pg';
 import { withClient } from '../connectors/postgres';
 import { shellOption } from '../shared/shell';
 import { tryTaskLockInTransaction } from './writeback/lock';
+import { HELD_BACK_ERROR_SQL } from './writeback/state';
 
 /**
  * The command that starts `task` over (`roundtrip forget --task NAME --yes`), the name quoted for a
@@ -449,7 +450,19 @@ export type ForgetOutcome =
       readonly watermark: number;
       /** The task's resolved `INSERT_OUTCOME_UNKNOWN` marks ({@link RESOLVED_MARKS}). */
       readonly resolvedMarks: number;
+      /**
+       * The keys earlier runs of the task held back ({@link HELD_BACK_ERROR_SQL}, rows of
+       * `writeback_errors`), and the `held_back` ledger rows that runs whose details were pruned
+       * kept beside them ({@link STREAK_ROWS_WHY}).
+       */
+      readonly heldBack: ForgottenHeldBack;
     };
+
+/** The held-back keys a forget deletes ({@link STREAK_ROWS_WHY}): error rows and pruned runs' ledger rows. */
+export interface ForgottenHeldBack {
+  readonly errors: number;
+  readonly ledgerRows: number;
+}
 
 /**
  * Whether forgetting the task makes its next run insert records it inserted already: the config
@@ -475,8 +488,24 @@ export function insertsAgain(state: TaskState, configuredMode: WriteOperation | 
 const RESOLVED_MARKS = `stage = 'push' AND code = 'INSERT_OUTCOME_UNKNOWN' AND key IS NOT NULL`;
 
 /**
+ * Why a forget deletes the keys the task's earlier runs held back (`writeback_errors` of
+ * {@link HELD_BACK_ERROR_SQL}: the plan's `OUTCOME_PENDING` and `INSERT_OUTCOME_UNKNOWN`, the push's
+ * `ALREADY_INSERTED` and `INSERT_PENDING_ELSEWHERE` with their `held_back` ledger rows). A run's
+ * Report compares the keys it held back with those of the task's previous run
+ * (writeback/report.ts `repeatedlyHeldBack`) and, when they meet, carries on that run's streak
+ * (`heldBackRepeatedly`, `heldBackSince`, the notice of keys held back again); the prune keeps them
+ * past `keepRunDetailsDays` for that, in the task's latest pruned run (`held_back` ledger rows
+ * included, which nothing else keeps). Kept, the first run of a task started over would compare
+ * its keys with those of the task as it was, and could carry on its streak. The ledger rows of runs
+ * not pruned stay: a prune counts a run's figures from its ledger (`recountFromLedger`).
+ */
+export const STREAK_ROWS_WHY =
+  "the keys earlier runs held back, which the task's next run would compare its own with and so carry on their streak of keys held back again";
+
+/**
  * Starts `task` of `pipeline` over: deletes its rows of `roundtrip.sync_state`, `sync_scope` and
- * `extract_state` (and its resolved marks, {@link RESOLVED_MARKS}) in one transaction that holds
+ * `extract_state` (and its resolved marks, {@link RESOLVED_MARKS}, and the keys its runs held back,
+ * {@link STREAK_ROWS_WHY}) in one transaction that holds
  * the task's lock ({@link tryTaskLockInTransaction}) and the rows of the pipeline's runs still
  * going, both taken without waiting, after checking, under them, that no record of the task has an
  * unknown outcome and no run still going planned it (see the module comment). With `apply` false
@@ -548,6 +577,29 @@ export async function forgetTask(
               )
             ).rowCount ?? 0)
           : 0;
+      // The held-back keys' errors first: HELD_BACK_ERROR_SQL tells a push's by its ledger row.
+      const heldBack = async (verb: 'SELECT 1' | 'DELETE'): Promise<ForgottenHeldBack> => ({
+        errors: tables.has('writeback_errors')
+          ? ((
+              await client.query(
+                `${verb} FROM roundtrip.writeback_errors e WHERE e.task = $1 AND ${HELD_BACK_ERROR_SQL}`,
+                [task],
+              )
+            ).rowCount ?? 0)
+          : 0,
+        ledgerRows:
+          tables.has('writeback_plans') && tables.has('runs')
+            ? ((
+                await client.query(
+                  `${verb} FROM roundtrip.writeback_plans l
+                    WHERE l.task = $1 AND l.status = 'held_back'
+                      AND EXISTS (SELECT 1 FROM roundtrip.runs r
+                                   WHERE r.run_id = l.run_id AND coalesce(r.summary ? 'detailsPrunedAt', false))`,
+                  [task],
+                )
+              ).rowCount ?? 0)
+            : 0,
+      });
       if (!options.apply) {
         return {
           kind: 'forgotten',
@@ -557,14 +609,25 @@ export async function forgetTask(
           syncScope: state.syncScope ? 1 : 0,
           watermark: state.watermark ? 1 : 0,
           resolvedMarks: await marks('SELECT 1'),
+          heldBack: await heldBack('SELECT 1'),
         };
       }
       const resolvedMarks = await marks('DELETE');
+      const heldBackDeleted = await heldBack('DELETE');
       const syncState = await remove('sync_state');
       const syncScope = await remove('sync_scope');
       const watermark = await remove('extract_state');
       commit = true;
-      return { kind: 'forgotten', deleted: true, state, syncState, syncScope, watermark, resolvedMarks };
+      return {
+        kind: 'forgotten',
+        deleted: true,
+        state,
+        syncState,
+        syncScope,
+        watermark,
+        resolvedMarks,
+        heldBack: heldBackDeleted,
+      };
     } finally {
       if (commit) await client.query('COMMIT');
       else {

@@ -11,12 +11,15 @@ import os from 'node:os';
 import path from 'node:path';
 import type { WritebackTaskInput } from '../../../lambdas/config';
 import { advanceWatermark, readWatermark, withClient } from '../../../lambdas/connectors/postgres';
-import { planWriteback, runWriteback } from '../../../lambdas/core/writeback';
+import { planWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
+import { pruneRunDetails } from '../../../lambdas/core/writeback/report';
+import { HELD_BACK_ERROR_SQL } from '../../../lambdas/core/writeback/state';
 import { ifTaskLockFree } from '../../../lambdas/core/writeback/lock';
 import { SyncScopeChangedError } from '../../../lambdas/core/writeback/scope';
 import { cli } from '../../support/cli';
 import {
   LEAD_SRC_UPSERT,
+  outlastCallTimeLimit,
   planThenCrashInPush,
   startWritebackEnv,
   type WritebackEnv,
@@ -351,7 +354,7 @@ describe('roundtrip status and forget: task state the config no longer names, a 
     expect(dry.stdout).toContain(
       '  roundtrip.writeback_errors  1 row: resolved INSERT_OUTCOME_UNKNOWN marks of an earlier push (their Salesforce Ids are in the sync state: without it, every later plan would hold those keys back for ever)\n',
     );
-    expect(dry.stdout).toContain('(writeback_errors all but the marks above).\n');
+    expect(dry.stdout).toContain('(but for the rows above).\n');
     // An insert task: forgotten, its next run inserts the 3 records it inserted again. The dry run
     // says so, and --yes alone is refused (bad input), deleting nothing.
     expect(dry.stdout).toContain(
@@ -536,5 +539,94 @@ describe('roundtrip status and forget: task state the config no longer names, a 
     const missing = await cli(['forget', '--config', config, ...db()]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('--task NAME is required');
+  });
+
+  it("deletes the keys the task's runs held back, kept past the prune for their streak: its first run after a start over carries on no streak of the task as it was", async () => {
+    await source('streak', 3);
+    const { key: _key, ...upsert } = LEAD_SRC_UPSERT;
+    const task = { ...upsert, name: 'streaky', mode: 'insert' as const };
+    const d = env.deps({ writeback: [task] });
+    const figures = async (runId: string): Promise<Record<string, unknown> | undefined> =>
+      (await reportRun(d, { runId })).writeback[task.name];
+    // A run whose calls' answers were lost: the next two runs hold its three keys back, a streak.
+    const dead = await env.newRun();
+    await planThenCrashInPush(env, d, dead, task.name);
+    await reportRun(d, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+    const first = await env.newRun();
+    expect(await planWriteback(d, { runId: first, task: task.name })).toMatchObject({ heldBack: 3 });
+    expect(await figures(first)).toMatchObject({ heldBack: 3, heldBackRepeatedly: 0 });
+    const second = await env.newRun();
+    expect(await planWriteback(d, { runId: second, task: task.name })).toMatchObject({ heldBack: 3 });
+    expect(await figures(second)).toMatchObject({ heldBackRepeatedly: 3, heldBackSince: first });
+    // Their details pruned: the task's latest pruned run keeps its held-back keys for the streak.
+    await env.pool.query(
+      `UPDATE roundtrip.runs SET started_at = started_at - interval '2 days', finished_at = finished_at - interval '2 days'
+        WHERE run_id = ANY ($1::text[])`,
+      [[dead, first, second]],
+    );
+    await withClient(env.pool, (client) => pruneRunDetails(client, 'wb-test', 1, new Date()));
+    const heldBackErrors = async (): Promise<string[]> =>
+      (
+        await env.pool.query<{ run_id: string }>(
+          `SELECT e.run_id FROM roundtrip.writeback_errors e WHERE e.task = $1 AND ${HELD_BACK_ERROR_SQL} ORDER BY e.run_id`,
+          [task.name],
+        )
+      ).rows.map((r) => r.run_id);
+    // And a key its push held back (another run had taken it since the plan), as the prune keeps
+    // those: the error with its `held_back` ledger row, by which it counts as held back.
+    await env.pool.query(
+      `INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, operation, payload, value_hash, status)
+       VALUES ($1, $2, 'streak-9', 1, 'insert', '{}', 'h', 'held_back')`,
+      [second, task.name],
+    );
+    await env.pool.query(
+      `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message)
+       VALUES ($1, $2, 'streak-9', 'push', 'ALREADY_INSERTED', 'taken by another run since the plan')`,
+      [second, task.name],
+    );
+    expect(await heldBackErrors()).toEqual([second, second, second, second]);
+
+    // The records were never created after all (deleted there): recorded as not inserted, then the
+    // task is started over.
+    env.sf.store.delete(leadsOf('Lead', 'streak').map((r) => String(r.Id)));
+    await outlastCallTimeLimit(env, dead);
+    const file = path.join(dir, 'streak.csv');
+    await writeFile(file, 'key,salesforce_id\nstreak-1,\nstreak-2,\nstreak-3,\n');
+    const config = await configWith('streaky', [task]);
+    const resolved = await cli(['resolve', '--config', config, ...db(), '--task', task.name, '--file', file]);
+    expect(resolved.stderr).toBe('');
+    const dry = await cli(['forget', '--config', config, ...db(), '--task', task.name]);
+    expect(dry.stdout).toContain(
+      "  roundtrip.writeback_errors  4 rows: the keys earlier runs held back, which the task's next run would compare its own with and so carry on their streak of keys held back again\n" +
+        '  roundtrip.writeback_plans   1 row: the held_back ledger rows of those keys that runs whose details were pruned kept for it\n',
+    );
+    expect(dry.stdout).toContain('(but for the rows above).\n');
+    const done = await cli(['forget', '--config', config, ...db(), '--task', task.name, '--yes', '--json']);
+    expect(done.code).toBe(0);
+    expect(lastJsonLine(done.stdout)).toMatchObject({
+      deleted: true,
+      heldBack: { errors: 4, ledgerRows: 1 },
+    });
+    expect(await heldBackErrors()).toEqual([]);
+    const ledger = await env.pool.query(
+      `SELECT 1 FROM roundtrip.writeback_plans WHERE task = $1 AND status = 'held_back'`,
+      [task.name],
+    );
+    expect(ledger.rowCount).toBe(0);
+
+    // Started over, two runs overlap: the later one sends the keys and its answers are lost; the
+    // earlier one, whose previous run of the task is the last one before the start over, holds them
+    // back. That is not the streak of the task as it was.
+    const earlier = await env.newRun();
+    const later = await env.newRun();
+    await planThenCrashInPush(env, d, later, task.name);
+    await reportRun(d, { runId: later, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
+    expect(await planWriteback(d, { runId: earlier, task: task.name })).toMatchObject({ heldBack: 3 });
+    const after = await figures(earlier);
+    expect(after).toMatchObject({ heldBack: 3, heldBackRepeatedly: 0 });
+    expect(after?.heldBackSince).toBeUndefined();
+    await env.pool.query(
+      `UPDATE roundtrip.runs SET status = 'failed', finished_at = now() WHERE status = 'running'`,
+    );
   });
 });
