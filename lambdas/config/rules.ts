@@ -144,6 +144,13 @@ function writebackKeys(config: Raw): ConfigIssue[] {
         message: `expected an external-ID field other than Id (use mode "update" to match on Id), got ${describeValue(key)}`,
       });
     }
+    if (mode === 'update' && item.recreateDeleted === true) {
+      issues.push({
+        path: at('recreateDeleted'),
+        message:
+          'expected no recreateDeleted on an update (an update cannot create a record; to create records anew for keys deleted in Salesforce, use mode "upsert" on an external-ID field), got true',
+      });
+    }
     if (mode === 'insert' && key === undefined && item.keyColumn === undefined) {
       issues.push({
         path: at('keyColumn'),

@@ -482,6 +482,7 @@ const writebackSchema = section('a write-back task object', {
   bulkThreshold: wholeNumber('a whole number of records ≥ 1', 1).default(
     CONFIG_DEFAULTS.writebackBulkThreshold,
   ),
+  recreateDeleted: z.boolean({ error: expected('true or false') }).default(false),
   name: taskName.optional(),
 }).transform((task): WritebackTask => {
   // The mode rules (update keys on Id, upsert needs a key, …) are checked in rules.ts; a

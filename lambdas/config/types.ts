@@ -386,6 +386,14 @@ export interface WritebackTaskInput {
    */
   readonly bulkThreshold?: number;
   /**
+   * `insert` and `upsert`: send a row whose key's record the extracted copy of the object holds
+   * deleted in Salesforce (`"IsDeleted"` true, and no live record with the key), creating a new
+   * record with that key beside the deleted one in the recycle bin. Without it such a row is
+   * rejected by the plan (`ENTITY_IS_DELETED`). Not for `update`, which cannot create a record.
+   * @default false
+   */
+  readonly recreateDeleted?: boolean;
+  /**
    * The task's name in logs, metrics, state and run input.
    * @default `<object>-<mode>`, e.g. 'Lead-update'
    */
@@ -396,6 +404,7 @@ interface WritebackTaskBase extends Omit<WritebackTaskInput, 'mode' | 'key' | 'k
   readonly maxFailureRate: number;
   readonly maxRejectRate: number;
   readonly bulkThreshold: number;
+  readonly recreateDeleted: boolean;
   readonly name: string;
   /** The source column holding each row's key value. */
   readonly keyColumn: string;

@@ -34,7 +34,12 @@
  *    tells records apart ({@link keyIdentity}: an Id in 15 or 18 characters, in any case; an
  *    external ID ignoring case unless it is case-sensitive; a number external ID as a number),
  *    and so are the values of Id fields against the copy. Insert never sends a key that was inserted
- *    before (sync_state, or the extracted copy's external ID).
+ *    before (sync_state, or the extracted copy's external ID). A key whose record the copy holds
+ *    deleted (`"IsDeleted"`, no live record with the key) is rejected (`ENTITY_IS_DELETED`): an
+ *    update of it fails, an upsert or insert would create a second record with the key; unless
+ *    an upsert or insert task says `recreateDeleted`. And an upsert's key the copy (of an extract
+ *    without `where`) has no record of is rejected (`REQUIRED_FIELD_MISSING`) when the task does
+ *    not map a field a new record needs.
  *
  * Steps 2 and 3 are one statement ({@link insertPlan}); a source column's PostgreSQL type spares
  * the checks it already guarantees ({@link SourceType}). docs/writeback.md has the measurements.
@@ -274,6 +279,13 @@ export interface WritebackMapping {
   readonly keyField: string | undefined;
   /** The payload's fields: the key first for upsert/insert with a key, then the mapped fields. */
   readonly fields: readonly MappedField[];
+  /**
+   * Upsert: the fields a new record needs (createable, not nillable, no default) that the task
+   * does not map. A row the upsert would create is then refused by Salesforce
+   * (REQUIRED_FIELD_MISSING), and by the plan when it can tell that the row creates (its key is
+   * not in a complete extracted copy). Empty for the other modes (insert must map them).
+   */
+  readonly unmappedRequired: readonly string[];
 }
 
 function fieldByName(describe: SalesforceObjectDescribe, name: string): SalesforceFieldDescribe | undefined {
@@ -375,18 +387,21 @@ export function mapWritebackTask(
     const kind = kindOf(f, configKey);
     if (kind) fields.push({ field: f, kind, column, isKey: false });
   }
-  if (task.mode === 'insert' && checkAccess && !options.keyOnly) {
+  const unmappedRequired: string[] = [];
+  if (task.mode !== 'update' && checkAccess && !options.keyOnly) {
     const mapped = new Set(fields.map((m) => m.field.name));
     for (const f of describe.fields) {
       if (f.createable && !f.nillable && !f.defaultedOnCreate && !mapped.has(f.name)) {
-        problems.push(`field ${f.name} is required on insert but not mapped (${at('fields')})`);
+        if (task.mode === 'insert')
+          problems.push(`field ${f.name} is required on insert but not mapped (${at('fields')})`);
+        else unmappedRequired.push(f.name);
       }
     }
   }
   if (problems.length > 0) {
     throw new TerminalError(`Cannot ${options.step ?? 'plan'} the ${where}: ${problems.join('; ')}`);
   }
-  return { task, object: describe.name, keyField, fields };
+  return { task, object: describe.name, keyField, fields, unmappedRequired };
 }
 
 /** A SQL error triple for a row: `[code, field, message]`. */
@@ -938,6 +953,11 @@ type Comparison =
       schema: string;
       matchColumn: string;
       hasIsDeleted: boolean;
+      /**
+       * The extract reads every record of the object (it has no `where`): a key the copy lacks
+       * has no record in Salesforce (as of the copy's load), so an upsert of it creates one.
+       */
+      complete: boolean;
       /** The extracted copy's columns, by field name. */
       columns: Map<string, ColumnInfo>;
       /** The match column is unique in the copy (its primary key): no DISTINCT ON needed. */
@@ -982,6 +1002,7 @@ async function chooseComparison(
     table,
     matchColumn,
     hasIsDeleted: columns.has('IsDeleted'),
+    complete: extract.where === undefined,
     columns,
     uniqueMatch: await isUniqueColumn(client, schema, table, matchColumn),
     ...(stale ? { syncedAfter: rows[0]?.loaded ?? null } : {}),
@@ -1038,6 +1059,8 @@ interface PlanStatementArgs {
   readonly comparison: Comparison;
   /** Ended runs whose inserts' look-up Salesforce refused this plan, with its answer ({@link resolveEndedRuns}). */
   readonly lookUpsRefused: ReadonlyMap<string, string>;
+  /** The task's config path (`writeback[0]`), for messages naming a setting. */
+  readonly configPath: string;
 }
 
 /**
@@ -1146,6 +1169,9 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   let currentInputs: string[];
   let currentCols: string[] = [];
   let freshJoin = '';
+  // A row the copy shows Salesforce would refuse or mishandle whatever its values: its key's record
+  // is deleted, or an upsert would create a record lacking a required field.
+  let copyError = 'NULL::jsonb';
   if (comparison.kind === 'extract') {
     const t = quoteQualified(comparison.schema, comparison.table);
     const match = `t.${quoteIdent(comparison.matchColumn)}`;
@@ -1154,7 +1180,17 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       const type = comparison.columns.get(m.field.name)?.source ?? { class: 'other' as const };
       return `${copyValueOf(m, `t.${quoteIdent(m.field.name)}`, type)} AS cv${i}`;
     });
-    const live = comparison.hasIsDeleted && task.mode !== 'update' ? `WHERE t."IsDeleted" IS NOT TRUE` : '';
+    // A record deleted in Salesforce stays in a copy extracted with `deletes: 'flag'`, with
+    // "IsDeleted" true. Its key is not free: an upsert or insert of it would create a second
+    // record with the key beside the deleted one (in the recycle bin), an update of it fails
+    // (ENTITY_IS_DELETED) on every run. So the copy's deleted rows are read, a live row with the
+    // same key winning over them (a record re-created in Salesforce), and a row whose key has
+    // only a deleted record is refused (`copyError`). With `recreateDeleted` (insert, upsert)
+    // they are left out instead: the key is one Salesforce has no record of, and is created.
+    const recreate = comparison.hasIsDeleted && task.mode !== 'update' && task.recreateDeleted === true;
+    const seesDeleted = comparison.hasIsDeleted && !recreate;
+    const live = recreate ? `WHERE t."IsDeleted" IS NOT TRUE` : '';
+    const deletedSql = seesDeleted ? `(t."IsDeleted" IS TRUE)` : 'false';
     // The copy's key as the source's is matched, by its identity: for update the extract's Id is
     // Salesforce's 18 characters, whose identity is upper() of it; a number key is its column
     // converted as the plan converts it (its type spares the parsing), as text.
@@ -1173,16 +1209,22 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     // a unique Id, computed once per row (OFFSET 0: not again by every comparison the hash join
     // makes; the conversions, above it, only for the rows that match); else one row per key.
     const copyColumns = [
-      ...new Set(['Id', comparison.matchColumn, ...mapping.fields.map((m) => m.field.name)]),
+      ...new Set([
+        'Id',
+        comparison.matchColumn,
+        ...mapping.fields.map((m) => m.field.name),
+        ...(seesDeleted ? ['IsDeleted'] : []),
+      ]),
     ];
     const identityOnce = `(SELECT ${copyKey} AS key, ${copyColumns.map((c) => `t.${quoteIdent(c)}`).join(', ')}
                              FROM ${t} AS t ${live} OFFSET 0)`;
+    const selected = `t."Id"::text AS salesforce_id, ${deletedSql} AS deleted, ${converted.join(', ')}`;
     currentSql = !(comparison.uniqueMatch && (!byIdentity || task.mode === 'update'))
-      ? `SELECT DISTINCT ON (${copyKey}) ${copyKey} AS key, t."Id"::text AS salesforce_id, ${converted.join(', ')}
-           FROM ${t} AS t ${live} ORDER BY ${copyKey}`
+      ? `SELECT DISTINCT ON (${copyKey}) ${copyKey} AS key, ${selected}
+           FROM ${t} AS t ${live} ORDER BY ${copyKey}${seesDeleted ? ', t."IsDeleted" IS TRUE' : ''}`
       : byIdentity
-        ? `SELECT t.key, t."Id"::text AS salesforce_id, ${converted.join(', ')} FROM ${identityOnce} AS t`
-        : `SELECT ${copyKey} AS key, t."Id"::text AS salesforce_id, ${converted.join(', ')} FROM ${t} AS t ${live}`;
+        ? `SELECT t.key, ${selected} FROM ${identityOnce} AS t`
+        : `SELECT ${copyKey} AS key, ${selected} FROM ${t} AS t ${live}`;
     // Typed values compared directly (45 = 45.0): no payload is built for an unchanged row. An Id
     // is compared by identity: the copy holds Salesforce's 18 characters, the source may give 15,
     // or 18 in another case, and either names the same record.
@@ -1230,6 +1272,37 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     if (wide.length > 0 && task.mode !== 'insert') {
       freshJoin += ` LEFT JOIN (${stateRows('s.synced_values')}) AS sent ON sent.key = checked.${ki}`;
     }
+    // Not for a key this task synced after the copy was loaded (its record was live then), nor for
+    // one this task inserted (never sent again: unchanged).
+    const notSyncedSince = fresh
+      ? ' AND fresh.key IS NULL'
+      : task.mode === 'insert'
+        ? ' AND ss.key IS NULL'
+        : '';
+    const copyName = quoteQualified(comparison.schema, comparison.table);
+    const keyName = mapping.keyField ?? task.keyColumn;
+    const deletedWhy =
+      task.mode === 'update'
+        ? `an update of a deleted record fails (ENTITY_IS_DELETED) on every run, so it is not sent. Leave the records deleted in Salesforce out of the source (in the transform, WHERE "IsDeleted" IS NOT TRUE on ${copyName}), or undelete the record in Salesforce (the next extract sees it live)`
+        : `an ${task.mode} would create a second record with this key beside the deleted one, so it is not sent. Leave the records deleted in Salesforce out of the source (in the transform, WHERE "IsDeleted" IS NOT TRUE on ${copyName}), or undelete the record in Salesforce (the next extract sees it live), or, to create a new record for such keys, set ${args.configPath}.recreateDeleted: true`;
+    const whens = seesDeleted
+      ? [
+          `WHEN cur.deleted${notSyncedSince} THEN jsonb_build_array('ENTITY_IS_DELETED', ${sqlLiteral(keyName)}, format(${sqlLiteral(
+            `key %s: its record %s is deleted in Salesforce (${copyName} holds it with "IsDeleted" true, and no live record with this key): ${deletedWhy}`,
+          )}, left(k, ${MESSAGE_VALUE_CHARS}), cur.salesforce_id))`,
+        ]
+      : [];
+    const missing = mapping.unmappedRequired;
+    const [firstMissing] = missing;
+    if (task.mode === 'upsert' && comparison.complete && firstMissing !== undefined) {
+      const them = missing.length === 1 ? 'it' : 'them';
+      whens.push(
+        `WHEN cur.key IS NULL${fresh ? ' AND fresh.key IS NULL' : ''} THEN jsonb_build_array('REQUIRED_FIELD_MISSING', ${sqlLiteral(firstMissing)}, format(${sqlLiteral(
+          `key %s has no record in ${copyName} (the extracted copy of ${mapping.object}): the upsert would create one, which needs ${missing.join(', ')} (required: not nillable, no default), and ${args.configPath}.fields does not map ${them}: Salesforce would refuse it (REQUIRED_FIELD_MISSING), so it is not sent. Map ${them} in ${args.configPath}.fields, or leave the keys that have no record out of the source (a record created in Salesforce since the extract is seen by the next one)`,
+        )}, left(k, ${MESSAGE_VALUE_CHARS})))`,
+      );
+    }
+    if (whens.length > 0) copyError = `CASE ${whens.join(' ')} END`;
   } else {
     currentSql = stateRows('s.salesforce_id, s.synced_values, s.value_hash');
     // The values last accepted by Salesforce.
@@ -1361,10 +1434,10 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
           SELECT *, NOT special AND err IS NULL AND changed AS planned
             FROM (
               SELECT joined.*,
-                     CASE WHEN special THEN NULL ELSE coalesce(own_error, ${unknownRef}) END AS err
+                     CASE WHEN special THEN NULL ELSE coalesce(own_error, copy_error, ${unknownRef}) END AS err
                 FROM (
                   SELECT checked.*, cur.salesforce_id AS cur_salesforce_id, ${carried},
-                         (${changedSql}) AS changed
+                         (${changedSql}) AS changed, ${copyError} AS copy_error
                          ${unknownCol}
                     FROM (
                       SELECT k${kiCol}, copies, special, ${[...valueList, ...rawList].join(', ')},
@@ -1655,6 +1728,7 @@ export async function planWriteback(
         columns,
         comparison,
         lookUpsRefused: ended?.lookUpsRefused ?? new Map(),
+        configPath,
       });
       phases.planned = lap();
       let sample: PlanSampleRow[] | undefined;

@@ -110,6 +110,7 @@ describe('parseConfig', () => {
             maxFailureRate: 0.05,
             maxRejectRate: 0.05,
             bulkThreshold: 2_000,
+            recreateDeleted: false,
             name: 'Lead-update',
           },
         ],
@@ -168,6 +169,7 @@ describe('parseConfig', () => {
             maxRejectRate: 0.25,
             maxChanges: 10,
             bulkThreshold: 50,
+            recreateDeleted: true,
             name: 'contacts',
           },
           {
@@ -202,6 +204,7 @@ describe('parseConfig', () => {
           maxFailureRate: 0.05,
           maxRejectRate: 0.05,
           bulkThreshold: 2_000,
+          recreateDeleted: false,
           name: 'Task-insert',
         },
       ]);
@@ -325,6 +328,21 @@ describe('parseConfig', () => {
             'expected only fields to write, got the key field "Id" (the key\'s value comes from "keyColumn"; remove it from "fields")',
           ),
         ],
+      ],
+      [
+        'an update asked to re-create deleted records',
+        (c) => Object.assign(at(c.writeback, 0), { recreateDeleted: true }),
+        [
+          issue(
+            'writeback[0].recreateDeleted',
+            'expected no recreateDeleted on an update (an update cannot create a record; to create records anew for keys deleted in Salesforce, use mode "upsert" on an external-ID field), got true',
+          ),
+        ],
+      ],
+      [
+        'recreateDeleted that is not a boolean',
+        (c) => Object.assign(at(c.writeback, 0), { mode: 'upsert', key: 'Ext__c', recreateDeleted: 'yes' }),
+        [issue('writeback[0].recreateDeleted', 'expected true or false, got "yes"')],
       ],
       [
         'an insert with no way to recognise a row on a rerun',
