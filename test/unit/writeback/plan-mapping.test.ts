@@ -92,6 +92,23 @@ describe('mapWritebackTask', () => {
     ]);
   });
 
+  it('lists the fields a record an upsert creates needs and the task does not map, for the plan to check', () => {
+    const upsert = { mode: 'upsert' as const, key: 'External_Id__c', keyColumn: 'ext' };
+    expect(
+      mapWritebackTask(task({ ...upsert, fields: { LeadScore__c: 's' } }), describe_).unmappedRequired,
+    ).toEqual(['LastName', 'Company']);
+    expect(
+      mapWritebackTask(task({ ...upsert, fields: { LastName: 'n', LeadScore__c: 's' } }), describe_)
+        .unmappedRequired,
+    ).toEqual(['Company']);
+    // An update creates nothing; collecting what was sent checks no access.
+    expect(mapWritebackTask(task({}), describe_).unmappedRequired).toEqual([]);
+    expect(
+      mapWritebackTask(task({ ...upsert, fields: { LeadScore__c: 's' } }), describe_, { checkAccess: false })
+        .unmappedRequired,
+    ).toEqual([]);
+  });
+
   it('reports every problem of a mapping at once', () => {
     const attempt = () =>
       mapWritebackTask(
