@@ -1279,7 +1279,8 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       : task.mode === 'insert'
         ? ' AND ss.key IS NULL'
         : '';
-    const copyName = quoteQualified(comparison.schema, comparison.table);
+    // In format()'s pattern: a `%` of the table's name (an identifier may hold one) is doubled.
+    const copyName = quoteQualified(comparison.schema, comparison.table).replaceAll('%', '%%');
     const keyName = mapping.keyField ?? task.keyColumn;
     const deletedWhy =
       task.mode === 'update'

@@ -134,6 +134,28 @@ describe('write-back of records deleted in Salesforce', () => {
     expect(again.plan).toMatchObject({ sourceRows: 4, rejected: 0, changed: 0 });
   });
 
+  it('names a copy whose table name holds a % in its message as it is', async () => {
+    const extract = { ...LEAD_EXTRACT, table: 'sf_lead%copy' };
+    const source = `DROP TABLE IF EXISTS lead_out;
+      CREATE TABLE lead_out AS SELECT "External_Id__c" AS ext_id, "LastName" AS last_name, "Company" AS company,
+             coalesce("LeadScore__c", 0) + 1 AS score FROM "sf_lead%copy"`;
+    const deps = env.deps({ extract: [extract], writeback: [UPSERT] });
+    await deleteInSalesforce(idOf('ext-0004'));
+    const { prepare } = await runExtract({ input: {} }, deps);
+    await env.pool.query(source);
+
+    const { plan } = await runWriteback(deps, { runId: prepare.runId, task: 'Lead-upsert' });
+
+    expect(plan).toMatchObject({ rejected: 1, changed: 4 });
+    expect(await errorsOf(env, prepare.runId)).toEqual([
+      expect.objectContaining({
+        key: 'ext-0004',
+        code: 'ENTITY_IS_DELETED',
+        message: expect.stringContaining('("public"."sf_lead%copy" holds it with "IsDeleted" true'),
+      }),
+    ]);
+  });
+
   it('compares a key re-created in Salesforce with its live record, not the deleted one', async () => {
     await run(UPSERT, TRANSFORM(1));
     const deletedId = idOf('ext-0002');
