@@ -354,7 +354,10 @@ export const WritebackPlanOutput = z.strictObject({
    * `sourceRows = rejected + heldBack + unchanged + changed`.
    */
   heldBack: z.number().int().nonnegative(),
-  /** Rows whose mapped values Salesforce already has. */
+  /**
+   * Rows whose mapped values Salesforce already has; for insert, the rows whose key was inserted
+   * before (never sent again, so not checked).
+   */
   unchanged: z.number().int().nonnegative(),
   /** Rows to send. */
   changed: z.number().int().nonnegative(),

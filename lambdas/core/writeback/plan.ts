@@ -34,7 +34,8 @@
  *    tells records apart ({@link keyIdentity}: an Id in 15 or 18 characters, in any case; an
  *    external ID ignoring case unless it is case-sensitive; a number external ID as a number),
  *    and so are the values of Id fields against the copy. Insert never sends a key that was inserted
- *    before (sync_state, or the extracted copy's external ID). A key whose record the copy holds
+ *    before (sync_state, or a live record with its external ID in the extracted copy), nor checks
+ *    its row: it counts as unchanged, whatever it holds. A key whose record the copy holds
  *    deleted (`"IsDeleted"`, no live record with the key) is rejected (`ENTITY_IS_DELETED`): an
  *    update of it fails, an upsert or insert would create a second record with the key; unless
  *    an upsert or insert task says `recreateDeleted`. And an upsert's key the copy (of an extract
@@ -1314,10 +1315,11 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     currentInputs = ['current_values'];
   }
   // Insert: a key inserted before (its Salesforce Id in sync_state) is never sent again.
-  const insertedJoin =
+  const insertedJoinOn = (on: string): string =>
     task.mode === 'insert' && comparison.kind === 'extract'
-      ? `LEFT JOIN (${stateRows('s.salesforce_id', 'AND s.salesforce_id IS NOT NULL')}) AS ss ON ss.key = checked.${ki}`
+      ? `LEFT JOIN (${stateRows('s.salesforce_id', 'AND s.salesforce_id IS NOT NULL')}) AS ss ON ss.key = ${on}`
       : '';
+  const insertedJoin = insertedJoinOn(`checked.${ki}`);
   // Insert: a key whose earlier insert has no recorded outcome is never sent again blindly: still
   // `sent` in another run's plan, or reported INSERT_OUTCOME_UNKNOWN there, and not resolved since
   // (its Salesforce Id recorded in sync_state).
@@ -1423,6 +1425,12 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     ...valueList,
     ...currentInputs,
   ];
+  // Insert: a key inserted before is never sent again (changed is false for it), so its row is
+  // not checked either: what it holds is never sent, and a value Salesforce would refuse in it
+  // must neither be listed nor count toward maxRejectRate. It counts as unchanged. (Held back
+  // all the same while an earlier run's send of the key has no outcome; and a key whose only
+  // record in the copy is deleted, not changed either, is rejected by copy_error.)
+  const ownErrorOfRow = task.mode === 'insert' ? 'CASE WHEN changed THEN own_error END' : 'own_error';
   // A key repeated or missing: its rows are rejected by insertKeyErrors.
   const specialSql = `(copies > 1 OR k IS NULL OR btrim(k) = '')`;
   const sql = `
@@ -1435,7 +1443,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
           SELECT *, NOT special AND err IS NULL AND changed AS planned
             FROM (
               SELECT joined.*,
-                     CASE WHEN special THEN NULL ELSE coalesce(own_error, copy_error, ${unknownRef}) END AS err
+                     CASE WHEN special THEN NULL ELSE coalesce(${ownErrorOfRow}, copy_error, ${unknownRef}) END AS err
                 FROM (
                   SELECT checked.*, cur.salesforce_id AS cur_salesforce_id, ${carried},
                          (${changedSql}) AS changed, ${copyError} AS copy_error
@@ -1503,7 +1511,18 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     changed: string;
   }>(sql, [args.runId, args.taskName, task.mode, [...HELD_BACK_CODES]]);
   const keyRejected = Number(rows[0]?.key_rejected ?? 0);
-  if (keyRejected > 0) await insertKeyErrors(client, args, raw, sourcePayload);
+  if (keyRejected > 0) {
+    // A repeated key's rows name the Id the key already has, as a rejected row does (rejectedIdSql).
+    const knownId =
+      task.mode === 'update'
+        ? undefined
+        : {
+            joins: (on: string) =>
+              `LEFT JOIN (${currentSql}) AS cur ON cur.key = ${on} ${insertedJoinOn(on)}`,
+            id: insertedJoin ? 'coalesce(cur.salesforce_id, ss.salesforce_id)' : 'cur.salesforce_id',
+          };
+    await insertKeyErrors(client, args, raw, sourcePayload, knownId);
+  }
   const sourceRows = Number(rows[0]?.source_rows ?? 0);
   const rejected = Number(rows[0]?.rejected ?? 0) + keyRejected;
   // Held back, not rejected: a row whose own values pass is kept back only for its key's earlier
@@ -1585,32 +1604,37 @@ const TEXT_KEY_TYPES = new Set(['string', 'email', 'phone', 'url', 'textarea']);
 /**
  * Rejects every source row whose key is missing (null or blank) or shared with another row: the
  * plan's grouped pass set these keys aside. A second read of the source, made only when there
- * are such keys.
+ * are such keys. A repeated key's rows name the Salesforce Id the key already has (an update's
+ * key itself; else `knownId`: joined on the key's identity, what Salesforce has as the plan read
+ * it, for `roundtrip errors`).
  */
 async function insertKeyErrors(
   client: PoolClient,
   args: PlanStatementArgs,
   raw: readonly string[],
   sourcePayload: string,
+  knownId: { joins: (on: string) => string; id: string } | undefined,
 ): Promise<void> {
   const task = args.mapping.task;
   const rawName = (column: string): string => `r${raw.indexOf(column)}`;
   const keySql = `(src.${quoteIdent(task.keyColumn)})::text`;
   const identity = keyIdentity(args.mapping, keySql);
+  const missing = `k IS NULL OR btrim(k) = ''`;
   await client.query(
     `INSERT INTO roundtrip.writeback_errors (run_id, task, key, salesforce_id, stage, code, message, fields, payload)
-     SELECT $1, $2, k, ${task.mode === 'update' ? updateKeyIdSql('k') : 'NULL'}, 'plan', err->>0, err->>2, ARRAY[err->>1], ${sourcePayload}
+     SELECT $1, $2, k, ${task.mode === 'update' ? updateKeyIdSql('k') : (knownId?.id ?? 'NULL')}, 'plan', err->>0, err->>2, ARRAY[err->>1], ${sourcePayload}
        FROM (
-         SELECT k, ${raw.map(rawName).join(', ')},
-                CASE WHEN k IS NULL OR btrim(k) = '' THEN ${rowError('MISSING_KEY', task.keyColumn, `format('the key column %s is null or blank', $3::text)`)}
+         SELECT k, CASE WHEN NOT (${missing}) THEN ki END AS repeated_ki, ${raw.map(rawName).join(', ')},
+                CASE WHEN ${missing} THEN ${rowError('MISSING_KEY', task.keyColumn, `format('the key column %s is null or blank', $3::text)`)}
                      ELSE jsonb_build_array('DUPLICATE_KEY', $3::text, format('key %s appears in more than one source row%s; none of them is sent: make the source hold one row per key', left(k, ${MESSAGE_VALUE_CHARS}), $4::text)) END AS err
            FROM (
-             SELECT ${keySql} AS k, ${raw.map((c) => `src.${quoteIdent(c)} AS ${rawName(c)}`).join(', ')},
+             SELECT ${keySql} AS k, ${identity.sql} AS ki, ${raw.map((c) => `src.${quoteIdent(c)} AS ${rawName(c)}`).join(', ')},
                     count(*) OVER (PARTITION BY ${identity.sql}) AS copies
                FROM ${quoteQualified(args.source.schema, args.source.table)} AS src
            ) AS counted
-          WHERE k IS NULL OR btrim(k) = '' OR copies > 1
-       ) AS bad`,
+          WHERE ${missing} OR copies > 1
+       ) AS bad
+       ${task.mode === 'update' || !knownId ? '' : knownId.joins('bad.repeated_ki')}`,
     [args.runId, args.taskName, task.keyColumn, identity.note],
   );
 }
