@@ -367,9 +367,11 @@ export interface WritebackTaskInput {
    */
   readonly maxFailureRate?: number;
   /**
-   * The share of source rows (0-1) the plan may reject before any call (a value Salesforce would
-   * refuse, a missing or repeated key) before the run fails. The rows that pass are still sent;
-   * the run fails after reporting, and so notifies.
+   * The share of rows (0-1) the plan may reject before any call (a value Salesforce would
+   * refuse, a missing or repeated key) before the run fails: of every source row for update and
+   * upsert, of the rows whose key is not inserted yet for insert (a row whose key was inserted
+   * before is never sent again, so not checked). The rows that pass are still sent; the run fails
+   * after reporting, and so notifies.
    * @default 0.05
    */
   readonly maxRejectRate?: number;

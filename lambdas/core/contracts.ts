@@ -504,7 +504,10 @@ export const WritebackTaskSummary = z.strictObject({
   api: WritebackApi,
   durationMs: z.number().int().nonnegative(),
   failureRateExceeded: z.boolean(),
-  /** The plan rejected more of the source rows than `maxRejectRate` allows: the run failed. */
+  /**
+   * The plan rejected more of the rows it judges than `maxRejectRate` allows (every source row;
+   * for insert, `sourceRows - unchanged`, those whose key is not inserted yet): the run failed.
+   */
   rejectRateExceeded: z.boolean(),
 });
 export type WritebackTaskSummary = z.infer<typeof WritebackTaskSummary>;

@@ -5,7 +5,7 @@
  * (a run that planned later synced their key first: an update's or upsert's push) and failed
  * (refused by Salesforce), API calls used and duration, and the run's final status. A run fails
  * when a step failed (the state machine's Catch passes the error), or a task's failure rate passed
- * its `maxFailureRate` or its share of rejected source rows its `maxRejectRate`: the report is
+ * its `maxFailureRate` or its share of rejected rows its `maxRejectRate` ({@link rejectRateBase}): the report is
  * written first, then the state machine ends in its Fail state.
  *
  * A run that failed before Prepare recorded it (an unknown task in the input, PostgreSQL not
@@ -288,12 +288,29 @@ export async function repeatedlyHeldBack(
 }
 
 /**
- * Whether the plan rejected more of the source rows than `maxRejectRate` allows. `rejected` counts
- * the rows refused for what the source holds: rows held back while an earlier run's send of their
- * key has no outcome (`heldBack`) are not the source's fault and are not in it.
+ * The rows a task's `maxRejectRate` is measured against, from its summary's figures. Update and
+ * upsert: every source row, since each one states what its record should hold, changed or not (a
+ * row rejected run after run among a million unchanged ones is one in a million, not one in one
+ * on each run with nothing else to send). Insert: the rows whose key is not inserted yet — planned,
+ * rejected and held back, `sourceRows - unchanged` — since a key inserted before is never sent
+ * again and its row is not checked (counted `unchanged`): a source that keeps the rows it had
+ * inserted would otherwise hide a batch of new rows rejected to the last one.
  */
-export function rejectRateExceeded(rejected: number, sourceRows: number, maxRejectRate: number): boolean {
-  return sourceRows > 0 && rejected / sourceRows > maxRejectRate;
+export function rejectRateBase(
+  mode: 'insert' | 'update' | 'upsert',
+  figures: { sourceRows: number; unchanged: number },
+): number {
+  return mode === 'insert' ? Math.max(0, figures.sourceRows - figures.unchanged) : figures.sourceRows;
+}
+
+/**
+ * Whether the plan rejected more of the rows it judges ({@link rejectRateBase}) than `maxRejectRate`
+ * allows. `rejected` counts the rows refused for what the source holds: rows held back while an
+ * earlier run's send of their key has no outcome (`heldBack`) are not the source's fault and are
+ * not in it.
+ */
+export function rejectRateExceeded(rejected: number, judgedRows: number, maxRejectRate: number): boolean {
+  return judgedRows > 0 && rejected / judgedRows > maxRejectRate;
 }
 
 const percent = (rate: number): string => `${(rate * 100).toFixed(2)} %`;
@@ -373,6 +390,10 @@ export async function reportRun(
         : heldBackFigures(s, num(s.heldBackAtPush));
       // Only a run that held keys back can hold back the same ones again: the others skip the query.
       const repeated = held.heldBack > 0 ? await repeatedlyHeldBack(client, input.runId, name) : { count: 0 };
+      const judged = rejectRateBase(task.mode, {
+        sourceRows: num(s.sourceRows),
+        unchanged: num(s.unchanged),
+      });
       writeback[name] = {
         sourceRows: num(s.sourceRows),
         rejected: num(s.rejected),
@@ -389,7 +410,7 @@ export async function reportRun(
         api: s.api === 'bulk' || s.api === 'collections' ? s.api : 'none',
         durationMs: Number.isFinite(started) ? Math.max(0, ended - started) : 0,
         failureRateExceeded: s.failureRateExceeded === true,
-        rejectRateExceeded: rejectRateExceeded(num(s.rejected), num(s.sourceRows), task.maxRejectRate),
+        rejectRateExceeded: rejectRateExceeded(num(s.rejected), judged, task.maxRejectRate),
       };
       if (s.failureRateExceeded === true) {
         // Over the records sent: those the push held back or found superseded were not (none
@@ -403,7 +424,9 @@ export async function reportRun(
       }
       if (writeback[name].rejectRateExceeded) {
         reasons.push(
-          `write-back ${name}: ${num(s.rejected)} of ${num(s.sourceRows)} source rows were rejected before sending (${percent(num(s.rejected) / num(s.sourceRows))}), more than maxRejectRate ${percent(task.maxRejectRate)} (writeback[${index}].maxRejectRate)`,
+          task.mode === 'insert'
+            ? `write-back ${name}: ${num(s.rejected)} of ${judged} source rows with a key not inserted yet were rejected before sending (${percent(num(s.rejected) / judged)}${num(s.unchanged) > 0 ? `; the ${num(s.unchanged)} rows whose key was inserted before are not counted` : ''}), more than maxRejectRate ${percent(task.maxRejectRate)} (writeback[${index}].maxRejectRate)`
+            : `write-back ${name}: ${num(s.rejected)} of ${judged} source rows were rejected before sending (${percent(num(s.rejected) / judged)}), more than maxRejectRate ${percent(task.maxRejectRate)} (writeback[${index}].maxRejectRate)`,
         );
       }
     }

@@ -379,8 +379,9 @@ describe('inserts left without an outcome by runs that ended', () => {
     ]);
     expect(holding('held')).toBe(8);
 
-    // One row without a key besides: 1 of 11 rejected (9.09 %) fails the run; the held-back keys
-    // are not in that share.
+    // One row without a key besides: 1 of the 3 rows whose key is not inserted yet rejected
+    // (33.33 %) fails the run; the held-back keys are not in that share (but among the 3), the 8
+    // inserted before are in neither.
     await env.pool.query(`INSERT INTO lead_src VALUES (NULL, 'No key', 'Initech', 1)`);
     const c = await env.newRun();
     const wrong = await runWriteback(deps, { runId: c, task: 'Lead-insert' });
@@ -390,7 +391,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     expect(failed).toMatchObject({
       status: 'failed',
       reason:
-        'write-back Lead-insert: 1 of 11 source rows were rejected before sending (9.09 %), more than maxRejectRate 5.00 % (writeback[0].maxRejectRate)',
+        'write-back Lead-insert: 1 of 3 source rows with a key not inserted yet were rejected before sending (33.33 %; the 8 rows whose key was inserted before are not counted), more than maxRejectRate 5.00 % (writeback[0].maxRejectRate)',
       writeback: { 'Lead-insert': { rejected: 1, heldBack: 2, rejectRateExceeded: true } },
     });
     for (const run of [b, c]) {

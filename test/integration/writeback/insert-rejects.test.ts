@@ -1,8 +1,10 @@
 /**
- * What an insert's plan checks: a row whose key is already inserted (sync_state holds its
- * Salesforce Id, or the extracted copy has the key) is never sent again, so it is neither checked
- * nor rejected (it counts as unchanged). A repeated key's rows name the Salesforce Id the key
- * already has.
+ * What an insert's plan checks, and what its maxRejectRate judges: a row whose key is already
+ * inserted (sync_state holds its Salesforce Id, or the extracted copy has the key) is never sent
+ * again, so it is neither checked nor rejected (it counts as unchanged), and the reject rate is
+ * measured against the rows whose key is not inserted yet, not against a source that keeps every
+ * row it ever inserted. Update and upsert keep every source row as the measure. A repeated key's
+ * rows name the Salesforce Id the key already has.
  */
 import type { WritebackTaskInput } from '../../../lambdas/config';
 import { reportRun, runWriteback } from '../../../lambdas/core/writeback';
@@ -10,6 +12,7 @@ import {
   errorsOf,
   extractLeads,
   LEAD_SRC_UPSERT,
+  runFigures,
   startWritebackEnv,
   type LeadCopy,
   type WritebackEnv,
@@ -71,6 +74,58 @@ describe('insert: rows whose key is already inserted, and the reject rate', () =
   function leadsKeyed(key: string): Record<string, unknown>[] {
     return [...env.sf.store.all('Lead')].filter((r) => r.External_Id__c === key && r.IsDeleted !== true);
   }
+
+  it('fails the run when every new row is rejected, however many rows the source inserted before', async () => {
+    const task = insertTask('hist-insert', 'hist_src');
+    const deps = env.deps({ writeback: [task] });
+    await addRows('hist_src', 'hist', 1, 400, 'ok@example.com');
+    const first = await env.newRun();
+    expect((await runWriteback(deps, { runId: first, task: 'hist-insert' })).result).toMatchObject({
+      succeeded: 400,
+    });
+    expect(await reportRun(deps, { runId: first })).toMatchObject({ status: 'succeeded' });
+
+    // The transform adds 20 rows, every one with an email Salesforce would refuse: 20 of 420
+    // source rows (4.76 %) is under the default 5 %, but they are 20 of the 20 rows to insert.
+    await addRows('hist_src', 'hist', 401, 420, 'not-an-email');
+    const runId = await env.newRun();
+    const { plan } = await runWriteback(deps, { runId, task: 'hist-insert' });
+    const report = await reportRun(deps, { runId });
+
+    expect(plan).toMatchObject({ sourceRows: 420, rejected: 20, heldBack: 0, unchanged: 400, changed: 0 });
+    expect(report).toMatchObject({
+      status: 'failed',
+      reason:
+        'write-back hist-insert: 20 of 20 source rows with a key not inserted yet were rejected before sending (100.00 %; the 400 rows whose key was inserted before are not counted), more than maxRejectRate 5.00 % (writeback[0].maxRejectRate)',
+      writeback: {
+        'hist-insert': { sourceRows: 420, rejected: 20, unchanged: 400, rejectRateExceeded: true },
+      },
+    });
+    const { rows } = await env.pool.query(`SELECT status, error FROM roundtrip.runs WHERE run_id = $1`, [
+      runId,
+    ]);
+    expect(rows[0]).toEqual({ status: 'failed', error: report.reason });
+    expect(await runFigures(env, runId, 'hist-insert')).toMatchObject({ rejectRateExceeded: true });
+    expect(new Set((await errorsOf(env, runId)).map((e) => e.code))).toEqual(
+      new Set(['INVALID_EMAIL_ADDRESS']),
+    );
+    expect(leadsKeyed('hist-401')).toHaveLength(0);
+
+    // One of 21 new rows rejected (4.76 %): within the 5 %, the other 20 are inserted.
+    await env.pool.query(`UPDATE hist_src SET email = 'ok@example.com' WHERE ext <> 'hist-420'`);
+    await addRows('hist_src', 'hist', 421, 421, 'ok@example.com');
+    const fixed = await env.newRun();
+    expect((await runWriteback(deps, { runId: fixed, task: 'hist-insert' })).plan).toMatchObject({
+      sourceRows: 421,
+      rejected: 1,
+      unchanged: 400,
+      changed: 20,
+    });
+    expect(await reportRun(deps, { runId: fixed })).toMatchObject({
+      status: 'succeeded',
+      writeback: { 'hist-insert': { rejected: 1, written: 20, rejectRateExceeded: false } },
+    });
+  });
 
   it('neither checks nor rejects a row whose key is in sync_state: insert never sends it again', async () => {
     const task = insertTask('known-insert', 'known_src');
@@ -194,5 +249,26 @@ describe('insert: rows whose key is already inserted, and the reject rate', () =
       ['dup-up', 'DUPLICATE_KEY', id('dup-up')],
     ]);
     expect(id('dup-up')).toEqual(expect.stringMatching(/^00Q/));
+  });
+
+  it('measures an upsert against every source row: a bad row among unchanged ones does not fail each run', async () => {
+    const upsert = { ...LEAD_SRC_UPSERT, name: 'steady-upsert', from: 'steady_src' };
+    const deps = env.deps({ writeback: [upsert] });
+    await env.pool.query(`CREATE TABLE steady_src (ext text, last_name text, company text, score integer)`);
+    await env.pool.query(
+      `INSERT INTO steady_src SELECT 'steady-' || i, 'Name ' || i, 'Initech', i FROM generate_series(1, 40) AS i`,
+    );
+    await runWriteback(deps, { runId: await env.newRun(), task: 'steady-upsert' });
+    // A score out of LeadScore__c's range on a new row, nothing else to send: 1 of 41 (2.44 %).
+    await env.pool.query(`INSERT INTO steady_src VALUES ('steady-bad', 'Bad', 'Initech', 1234)`);
+    const runId = await env.newRun();
+
+    const { plan } = await runWriteback(deps, { runId, task: 'steady-upsert' });
+
+    expect(plan).toMatchObject({ sourceRows: 41, rejected: 1, unchanged: 40, changed: 0 });
+    expect(await reportRun(deps, { runId })).toMatchObject({
+      status: 'succeeded',
+      writeback: { 'steady-upsert': { rejected: 1, rejectRateExceeded: false } },
+    });
   });
 });
