@@ -5,7 +5,8 @@
  * per run; nothing for a run that succeeded; a notification that cannot be sent does not change
  * the run's outcome and is sent by a retried report, as is one that PostgreSQL failed. A run that
  * succeeded is told of when it held back keys its previous run held back too (a Bulk job that
- * Salesforce does not finish), and only then.
+ * Salesforce does not finish), and only then. An insert run whose new rows were all rejected is
+ * told of, however many rows its source inserted before.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
@@ -285,6 +286,46 @@ describe('the notification of a failed run', () => {
     expect(sns.published[0]?.message).toContain(
       "  Lead-update: 0 to send, 0 written, 0 failed in Salesforce, 0 rejected before sending, 3 held back for another run's send of their key; 0 API calls\n",
     );
+  });
+
+  it('tells of an insert run whose new rows were all rejected, however many rows it inserted before', async () => {
+    const insert: WritebackTaskInput = {
+      to: 'salesforce',
+      name: 'Lead-insert',
+      object: 'Lead',
+      from: 'insert_src',
+      mode: 'insert',
+      key: 'External_Id__c',
+      keyColumn: 'ext',
+      fields: { LastName: 'last_name', Company: 'company', Email: 'email' },
+    };
+    const d = deps(insert);
+    await env.pool.query(`CREATE TABLE insert_src (ext text, last_name text, company text, email text)`);
+    const add = (from: number, to: number, email: string) =>
+      env.pool.query(
+        `INSERT INTO insert_src SELECT 'ins-' || i, 'Name ' || i, 'Initech', $1 FROM generate_series($2::int, $3::int) AS i`,
+        [email, from, to],
+      );
+    await add(1, 40, 'ok@example.com');
+    const first = await env.newRun();
+    await runWriteback(d, { runId: first, task: 'Lead-insert' });
+    expect(await reportRun(d, { runId: first })).toMatchObject({ status: 'succeeded' });
+    expect(sns.published).toHaveLength(0);
+
+    // 2 new rows, both with an email Salesforce would refuse: 2 of 42 source rows, 2 of 2 new ones.
+    await add(41, 42, 'not-an-email');
+    const runId = await env.newRun();
+    await runWriteback(d, { runId, task: 'Lead-insert' });
+    expect(await reportRun(d, { runId })).toMatchObject({ status: 'failed' });
+
+    expect(sns.published).toHaveLength(1);
+    expect(sns.published[0]?.subject).toBe(`roundtrip wb-test: run ${runId} failed`);
+    expect(sns.published[0]?.message.split('\n').slice(2, 6)).toEqual([
+      'Why: write-back Lead-insert: 2 of 2 source rows with a key not inserted yet were rejected before sending (100.00 %; the 40 rows whose key was inserted before are not counted), more than maxRejectRate 5.00 % (writeback[0].maxRejectRate)',
+      '',
+      'Write-back:',
+      '  Lead-insert: 0 to send, 0 written, 0 failed in Salesforce, 2 rejected before sending; 0 API calls (more rejected than maxRejectRate allows)',
+    ]);
   });
 
   it('keeps the run’s outcome when the topic cannot be reached; a later report of the run (a retried step) sends it', async () => {
