@@ -17,6 +17,7 @@ import {
   type DuckDBType,
   type DuckDBValue,
 } from '@duckdb/node-api';
+import { rewriteDivisions } from './arithmetic';
 import { ATHENA_CATALOG, DEFAULT_DATABASE, sqlIdentifier, type DataCatalog } from './catalog';
 import { athenaCsvLine, readAthenaCsvPage } from './csv';
 import {
@@ -565,6 +566,11 @@ export class QueryEngine {
         types.push(prepared.columnType(i));
         duckNames.push(prepared.columnName(i));
       }
+      // Names and types come from the query as written (the rewrite keeps every type); what runs
+      // is the query with Trino's division by zero.
+      const run = await this.withTrinoDivision(connection, prepared, ast, execution);
+      if ('failure' in run) return run.failure;
+      prepared = run.prepared;
       const names = athenaColumnNames(duckNames, ast);
       execution.columns = names.map((name, i) => {
         const t = athenaColumnType(types[i] as DuckDBType);
@@ -591,6 +597,40 @@ export class QueryEngine {
     } finally {
       execution.connection = undefined;
       connection.closeSync();
+    }
+  }
+
+  /**
+   * The statement to run: the query as prepared when it divides nothing, else the query with its
+   * `/`, `%` and `mod()` rewritten to Trino's division by zero (see arithmetic.ts), prepared and
+   * bound. The query as written was bound first, so its own errors keep their positions; the
+   * rewrite failing to prepare is the emulator's fault and says so.
+   */
+  private async withTrinoDivision(
+    connection: DuckDBConnection,
+    prepared: DuckDBPreparedStatement,
+    ast: unknown,
+    execution: QueryExecution,
+  ): Promise<{ prepared: DuckDBPreparedStatement } | { failure: QueryFailure }> {
+    if (ast === undefined) return { prepared };
+    const rewritten: unknown = structuredClone(ast);
+    if (rewriteDivisions(rewritten) === 0) return { prepared };
+    try {
+      const reader = await connection.runAndReadAll('SELECT json_deserialize_sql($1::JSON)', [
+        JSON.stringify(rewritten),
+      ]);
+      const sql = reader.getRows()[0]?.[0];
+      if (typeof sql !== 'string') throw new Error('json_deserialize_sql gave no SQL');
+      const statement = await (await connection.extractStatements(sql)).prepare(0);
+      await this.bindParameters(connection, statement, execution.executionParameters ?? []);
+      return { prepared: statement };
+    } catch (err) {
+      return {
+        failure: systemFailure(
+          `GENERIC_INTERNAL_ERROR: The Athena emulator could not add Trino's division-by-zero check to this query (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); rewrite its divisions or report the query`,
+          false,
+        ),
+      };
     }
   }
 

@@ -2,6 +2,7 @@
  * Athena's error shapes (athena-wire.md, "Transport" → Errors) and the translation of DuckDB's
  * error messages into the `StateChangeReason` texts that Athena (Trino) gives a failed query.
  */
+import { DIVISION_BY_ZERO_REASON } from './arithmetic';
 
 /** An error that the Athena API answers with, as JSON `{__type, Message, AthenaErrorCode, …}`. */
 export class AthenaApiError extends Error {
@@ -150,7 +151,7 @@ export interface CatalogContext {
 /**
  * Turns a DuckDB error raised while binding or running a query into Athena's failure reason:
  * `TABLE_NOT_FOUND`, `SCHEMA_NOT_FOUND`, `COLUMN_NOT_FOUND`, `FUNCTION_NOT_FOUND`,
- * `INVALID_CAST_ARGUMENT`, `NUMERIC_VALUE_OUT_OF_RANGE`, `HIVE_BAD_DATA` (a data file that does
+ * `INVALID_CAST_ARGUMENT`, `NUMERIC_VALUE_OUT_OF_RANGE`, `DIVISION_BY_ZERO`, `HIVE_BAD_DATA` (a data file that does
  * not parse) and, for anything else, `GENERIC_USER_ERROR` with DuckDB's own first line.
  */
 export function translateDuckDbError(query: string, message: string, context: CatalogContext): QueryFailure {
@@ -193,6 +194,11 @@ export function translateDuckDbError(query: string, message: string, context: Ca
     return userFailure(`FUNCTION_NOT_FOUND: ${where(position)}Function '${fn}' not registered`);
   }
   const detail = firstLine.replace(/^[A-Za-z ]+ Error: /, '');
+  // Raised at run time by the emulator's division macros (arithmetic.ts); Trino's runtime errors
+  // carry no position.
+  if (firstLine.startsWith('Invalid Input Error:') && detail === DIVISION_BY_ZERO_REASON) {
+    return userFailure(DIVISION_BY_ZERO_REASON);
+  }
   if (firstLine.startsWith('Conversion Error:')) {
     return userFailure(`INVALID_CAST_ARGUMENT: ${where(position)}${detail}`);
   }

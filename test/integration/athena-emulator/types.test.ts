@@ -147,6 +147,82 @@ describe('Athena emulator column types (real @aws-sdk/client-athena)', () => {
     expect(page.ResultSet?.Rows?.[1]?.Data?.map((d) => d.VarCharValue)).toEqual(['3', '-3', '3.5']);
   });
 
+  it('fails a query that divides an integer or a decimal by zero, with /, % or mod(), as Trino does', async () => {
+    const queries = [
+      'SELECT x / y AS q FROM (VALUES (4, 2), (1, 0)) AS t(x, y)',
+      'SELECT x % y AS r FROM (VALUES (CAST(1 AS BIGINT), CAST(0 AS BIGINT))) AS t(x, y)',
+      'SELECT mod(x, y) AS r FROM (VALUES (7, 0)) AS t(x, y)',
+      'SELECT x / y AS q FROM (VALUES (CAST(1.50 AS DECIMAL(10,2)), CAST(0 AS DECIMAL(10,2)))) AS t(x, y)',
+      'SELECT x % 0 AS r FROM (VALUES (CAST(1.5 AS DECIMAL(4,1)))) AS t(x)',
+      // Anywhere in the query: a filter, a subquery.
+      'SELECT n FROM (VALUES (1), (0)) AS t(n) WHERE 10 / n > 1',
+      'SELECT (SELECT max(x) / 0 FROM (VALUES (3)) AS s(x)) AS q',
+    ];
+    for (const [query, parameters] of [
+      ...queries.map((q) => [q, undefined] as const),
+      // A divisor bound from ExecutionParameters (cast: a result type that depends on a parameter's
+      // is not known when the emulator reads the columns).
+      ['SELECT x / CAST(? AS INTEGER) AS q FROM (VALUES (5)) AS t(x)', ['0']] as const,
+    ]) {
+      const { execution } = await runQuery(h.athena, {
+        QueryString: query,
+        ...(parameters ? { ExecutionParameters: [...parameters] } : {}),
+      });
+      expect([query, execution.Status?.State, execution.Status?.StateChangeReason]).toEqual([
+        query,
+        'FAILED',
+        'DIVISION_BY_ZERO: Division by zero',
+      ]);
+      expect(execution.Status?.AthenaError).toMatchObject({
+        ErrorCategory: 2,
+        Retryable: false,
+        ErrorMessage: 'DIVISION_BY_ZERO: Division by zero',
+      });
+    }
+  });
+
+  it('divides a double or real by zero as Java does (Infinity, NaN), keeps NULL, and every type', async () => {
+    const { id, execution } = await runQuery(h.athena, {
+      QueryString:
+        'SELECT d / z AS pos, -d / z AS neg, z / z AS nan, d % z AS rem, CAST(d AS REAL) / CAST(z AS REAL) AS r, ' +
+        'd / -z AS negzero, n / 0 AS null_int, x / 4 AS q, x % 4 AS m ' +
+        'FROM (VALUES (CAST(1 AS DOUBLE), CAST(0 AS DOUBLE), CAST(NULL AS INTEGER), 10)) AS t(d, z, n, x)',
+    });
+    expect(execution.Status?.State).toBe('SUCCEEDED');
+    const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+    expect(page.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => [c.Name, c.Type])).toEqual([
+      ['pos', 'double'],
+      ['neg', 'double'],
+      ['nan', 'double'],
+      ['rem', 'double'],
+      ['r', 'float'],
+      ['negzero', 'double'],
+      ['null_int', 'integer'],
+      ['q', 'integer'],
+      ['m', 'integer'],
+    ]);
+    expect(page.ResultSet?.Rows?.[1]?.Data).toEqual([
+      { VarCharValue: 'Infinity' },
+      { VarCharValue: '-Infinity' },
+      { VarCharValue: 'NaN' },
+      { VarCharValue: 'NaN' },
+      { VarCharValue: 'Infinity' },
+      { VarCharValue: '-Infinity' },
+      {},
+      { VarCharValue: '2' },
+      { VarCharValue: '2' },
+    ]);
+  });
+
+  it('reports an error in a query that divides at the position the query as written has', async () => {
+    const { execution } = await runQuery(h.athena, {
+      QueryString: 'SELECT 1 / 2,\n  nope % 2 FROM (VALUES (1)) AS t(x)',
+    });
+    expect(execution.Status?.StateChangeReason).toBe(
+      "COLUMN_NOT_FOUND: line 2:3: Column 'nope' cannot be resolved",
+    );
+  });
+
   it('reports NULL of every type as {} and as an empty unquoted field', async () => {
     const { id, execution } = await runQuery(h.athena, {
       QueryString: `SELECT ${COLUMNS.map((_, i) => `c${i}`).join(', ')} FROM (SELECT ${COLUMNS.map(([sql], i) => `${sql} AS c${i}`).join(', ')}) WHERE false UNION ALL SELECT ${COLUMNS.map(() => 'NULL').join(', ')}`,

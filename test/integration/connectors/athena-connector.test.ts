@@ -152,6 +152,19 @@ describe('Athena connector against the emulator', () => {
     expect((err as Error).message).toMatch(new RegExp(`^Athena query ${id} failed: COLUMN_NOT_FOUND`));
   });
 
+  it('reports a division by zero as a terminal failure with Athena’s reason, as Trino fails it', async () => {
+    const id = await connector.startQuery(
+      'SELECT email, count(*) / 0 AS ratio FROM customers GROUP BY email',
+      {
+        clientRequestToken: clientRequestTokenFor('run-4b', 'division-by-zero'),
+      },
+    );
+    const err = await connector.waitForQuery(id, fastPolls).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AthenaQueryFailed);
+    expect(err).toBeInstanceOf(TerminalError);
+    expect((err as Error).message).toBe(`Athena query ${id} failed: DIVISION_BY_ZERO: Division by zero`);
+  });
+
   it('rejects a malformed query at start, terminally', async () => {
     const err = await connector
       .startQuery('SELEC oops', { clientRequestToken: clientRequestTokenFor('run-5', 'syntax') })
