@@ -17,7 +17,7 @@ import {
   type DuckDBType,
   type DuckDBValue,
 } from '@duckdb/node-api';
-import { rewriteDivisions } from './arithmetic';
+import { rewriteForTrino } from './trino-rewrite';
 import { ATHENA_CATALOG, DEFAULT_DATABASE, sqlIdentifier, type DataCatalog } from './catalog';
 import { athenaCsvLine, readAthenaCsvPage } from './csv';
 import {
@@ -560,17 +560,15 @@ export class QueryEngine {
       }
       const ast = await this.serializedAst(connection, execution.query);
       execution.dataScannedBytes = this.scannedBytes(execution, ast);
-      const types: DuckDBType[] = [];
       const duckNames: string[] = [];
-      for (let i = 0; i < prepared.columnCount; i++) {
-        types.push(prepared.columnType(i));
-        duckNames.push(prepared.columnName(i));
-      }
-      // Names and types come from the query as written (the rewrite keeps every type); what runs
-      // is the query with Trino's division by zero.
-      const run = await this.withTrinoDivision(connection, prepared, ast, execution);
+      for (let i = 0; i < prepared.columnCount; i++) duckNames.push(prepared.columnName(i));
+      // Names come from the query as written; what runs is the query with Trino's division by zero
+      // and avg, and the types are its.
+      const run = await this.withTrinoSemantics(connection, prepared, ast, execution);
       if ('failure' in run) return run.failure;
       prepared = run.prepared;
+      const types: DuckDBType[] = [];
+      for (let i = 0; i < prepared.columnCount; i++) types.push(prepared.columnType(i));
       const names = athenaColumnNames(duckNames, ast);
       execution.columns = names.map((name, i) => {
         const t = athenaColumnType(types[i] as DuckDBType);
@@ -601,37 +599,46 @@ export class QueryEngine {
   }
 
   /**
-   * The statement to run: the query as prepared when it divides nothing, else the query with its
-   * `/`, `%` and `mod()` rewritten to Trino's division by zero (see arithmetic.ts), prepared and
-   * bound. The query as written was bound first, so its own errors keep their positions; the
-   * rewrite failing to prepare is the emulator's fault and says so.
+   * The statement to run: the query as prepared when nothing in it answers differently in Trino,
+   * else the query rewritten to Trino's division by zero and `avg` types (see trino-rewrite.ts),
+   * prepared and bound. The query as written was bound first, so its own errors keep their
+   * positions. An `avg` of a column that is not numeric (an interval) does not bind with the fast
+   * avg macros: the query is then rewritten with the ones that take any column. The rewrite failing
+   * to prepare is the emulator's fault and says so.
    */
-  private async withTrinoDivision(
+  private async withTrinoSemantics(
     connection: DuckDBConnection,
     prepared: DuckDBPreparedStatement,
     ast: unknown,
     execution: QueryExecution,
   ): Promise<{ prepared: DuckDBPreparedStatement } | { failure: QueryFailure }> {
     if (ast === undefined) return { prepared };
-    const rewritten: unknown = structuredClone(ast);
-    if (rewriteDivisions(rewritten) === 0) return { prepared };
-    try {
-      const reader = await connection.runAndReadAll('SELECT json_deserialize_sql($1::JSON)', [
-        JSON.stringify(rewritten),
-      ]);
-      const sql = reader.getRows()[0]?.[0];
-      if (typeof sql !== 'string') throw new Error('json_deserialize_sql gave no SQL');
-      const statement = await (await connection.extractStatements(sql)).prepare(0);
-      await this.bindParameters(connection, statement, execution.executionParameters ?? []);
-      return { prepared: statement };
-    } catch (err) {
-      return {
-        failure: systemFailure(
-          `GENERIC_INTERNAL_ERROR: The Athena emulator could not add Trino's division-by-zero check to this query (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); rewrite its divisions or report the query`,
-          false,
-        ),
-      };
+    let error: unknown;
+    for (const averages of ['fast', 'any'] as const) {
+      const rewritten: unknown = structuredClone(ast);
+      const count = rewriteForTrino(rewritten, { averages });
+      if (count.divisions + count.averages === 0) return { prepared };
+      try {
+        const reader = await connection.runAndReadAll('SELECT json_deserialize_sql($1::JSON)', [
+          JSON.stringify(rewritten),
+        ]);
+        const sql = reader.getRows()[0]?.[0];
+        if (typeof sql !== 'string') throw new Error('json_deserialize_sql gave no SQL');
+        const statement = await (await connection.extractStatements(sql)).prepare(0);
+        await this.bindParameters(connection, statement, execution.executionParameters ?? []);
+        return { prepared: statement };
+      } catch (err) {
+        error = err;
+        if (count.averages === 0) break;
+      }
     }
+    const reason = error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error);
+    return {
+      failure: systemFailure(
+        `GENERIC_INTERNAL_ERROR: The Athena emulator could not rewrite this query to Trino's division by zero and avg types (${reason}); report the query`,
+        false,
+      ),
+    };
   }
 
   private translate(execution: QueryExecution, err: unknown): QueryFailure {

@@ -2,7 +2,7 @@
  * Athena's error shapes (athena-wire.md, "Transport" → Errors) and the translation of DuckDB's
  * error messages into the `StateChangeReason` texts that Athena (Trino) gives a failed query.
  */
-import { DIVISION_BY_ZERO_REASON } from './arithmetic';
+import { DIVISION_BY_ZERO_REASON } from './trino-rewrite';
 
 /** An error that the Athena API answers with, as JSON `{__type, Message, AthenaErrorCode, …}`. */
 export class AthenaApiError extends Error {
@@ -194,7 +194,7 @@ export function translateDuckDbError(query: string, message: string, context: Ca
     return userFailure(`FUNCTION_NOT_FOUND: ${where(position)}Function '${fn}' not registered`);
   }
   const detail = firstLine.replace(/^[A-Za-z ]+ Error: /, '');
-  // Raised at run time by the emulator's division macros (arithmetic.ts); Trino's runtime errors
+  // Raised at run time by the emulator's division macros (trino-rewrite.ts); Trino's runtime errors
   // carry no position.
   if (firstLine.startsWith('Invalid Input Error:') && detail === DIVISION_BY_ZERO_REASON) {
     return userFailure(DIVISION_BY_ZERO_REASON);

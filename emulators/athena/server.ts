@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { ARITHMETIC_MACROS_SQL } from './arithmetic';
+import { TRINO_MACROS_SQL } from './trino-rewrite';
 import { ATHENA_CATALOG, DataCatalog } from './catalog';
 import {
   NO_FAULTS,
@@ -138,7 +138,7 @@ export async function startAthenaEmulator(options: AthenaEmulatorOptions): Promi
   const catalog = new DataCatalog(options.dataDir);
   try {
     await setup.run(`ATTACH ':memory:' AS ${ATHENA_CATALOG}`);
-    for (const sql of ARITHMETIC_MACROS_SQL) await setup.run(sql);
+    for (const sql of TRINO_MACROS_SQL) await setup.run(sql);
     await catalog.sync(setup); // fail fast on an unreadable data dir
   } finally {
     setup.closeSync();

@@ -223,6 +223,71 @@ describe('Athena emulator column types (real @aws-sdk/client-athena)', () => {
     );
   });
 
+  it('types avg of a decimal(p,s) decimal(p,s), the exact mean rounded half away from zero, as Trino does', async () => {
+    const { id, execution } = await runQuery(h.athena, {
+      QueryString:
+        'SELECT g, avg(v) AS mean, avg(DISTINCT v) AS distinct_mean, avg(w) AS whole ' +
+        'FROM (VALUES (1, 1.00, 5), (1, 1.01, 6), (1, 1.01, 6), (2, -1.00, 5), (2, -1.01, 6), (3, NULL, NULL), ' +
+        '(4, 123456.78, 1), (4, 123456.79, 1)) ' +
+        'AS t(g, v, w) GROUP BY g HAVING avg(v) IS NULL OR avg(v) <> 0 ORDER BY g',
+    });
+    expect(execution.Status?.StateChangeReason).toBeUndefined();
+    const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+    const info = page.ResultSet?.ResultSetMetadata?.ColumnInfo ?? [];
+    expect(info.map((c) => [c.Name, c.Type, c.Precision, c.Scale])).toEqual([
+      ['g', 'integer', 10, 0],
+      ['mean', 'decimal', 8, 2],
+      ['distinct_mean', 'decimal', 8, 2],
+      ['whole', 'double', 17, 0],
+    ]);
+    const rows = (page.ResultSet?.Rows ?? []).slice(1).map((r) => r.Data?.map((d) => d.VarCharValue ?? null));
+    expect(rows).toEqual([
+      // (1.00 + 1.01 + 1.01) / 3 = 1.00666… → 1.01; DISTINCT: (1.00 + 1.01) / 2 = 1.005 → 1.01.
+      ['1', '1.01', '1.01', '5.666666666666667'],
+      // -1.005 → -1.01: half away from zero, not toward +∞.
+      ['2', '-1.01', '-1.01', '5.5'],
+      ['3', null, null, null],
+      ['4', '123456.79', '123456.79', '1.0'],
+    ]);
+    expect(await resultFile(h.s3, execution)).toBe(
+      '"g","mean","distinct_mean","whole"\n' +
+        '"1","1.01","1.01","5.666666666666667"\n' +
+        '"2","-1.01","-1.01","5.5"\n' +
+        '"3",,,\n' +
+        '"4","123456.79","123456.79","1.0"\n',
+    );
+  });
+
+  it('types avg of a real real, of an integer or double double, and keeps avg of an interval (the decimal ones beside it still Trino’s)', async () => {
+    const { id, execution } = await runQuery(h.athena, {
+      QueryString:
+        'SELECT avg(CAST(x AS REAL)) AS r, avg(x) AS i, avg(CAST(x AS DOUBLE)) AS d, ' +
+        'avg(CAST(x AS DECIMAL(38,0))) AS big, avg(CAST(x * 100000 + 0.5 AS DECIMAL(12,1))) AS wide, ' +
+        'avg(x * INTERVAL 1 DAY) AS span ' +
+        'FROM (VALUES (1), (2)) AS t(x)',
+    });
+    expect(execution.Status?.StateChangeReason).toBeUndefined();
+    const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+    expect(
+      page.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => [c.Name, c.Type, c.Precision, c.Scale]),
+    ).toEqual([
+      ['r', 'float', 9, 0],
+      ['i', 'double', 17, 0],
+      ['d', 'double', 17, 0],
+      ['big', 'decimal', 38, 0],
+      ['wide', 'decimal', 12, 1],
+      ['span', 'interval day to second', 0, 3],
+    ]);
+    expect(page.ResultSet?.Rows?.[1]?.Data?.map((d) => d.VarCharValue)).toEqual([
+      '1.5',
+      '1.5',
+      '1.5',
+      '2',
+      '150000.5',
+      '1 12:00:00.000',
+    ]);
+  });
+
   it('reports NULL of every type as {} and as an empty unquoted field', async () => {
     const { id, execution } = await runQuery(h.athena, {
       QueryString: `SELECT ${COLUMNS.map((_, i) => `c${i}`).join(', ')} FROM (SELECT ${COLUMNS.map(([sql], i) => `${sql} AS c${i}`).join(', ')}) WHERE false UNION ALL SELECT ${COLUMNS.map(() => 'NULL').join(', ')}`,
