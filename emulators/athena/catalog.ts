@@ -12,6 +12,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { isCharTypeName } from './char-type';
 
 /** Athena's default catalog name; also the name of the attached DuckDB database. */
 export const ATHENA_CATALOG = 'awsdatacatalog';
@@ -86,6 +87,13 @@ async function readSidecar(file: string): Promise<Record<string, string> | undef
     Object.values(columns).some((t) => typeof t !== 'string')
   ) {
     throw new Error(`${file}: expected {"columns": {"<name>": "<DuckDB type>", …}}`);
+  }
+  for (const [name, type] of Object.entries(columns as Record<string, string>)) {
+    if (isCharTypeName(type)) {
+      throw new Error(
+        `${file}: column ${name} is ${type}, and the emulator does not support char: DuckDB's CHAR is an unpadded VARCHAR, while Athena pads a char(n) value with spaces to n characters; declare it VARCHAR`,
+      );
+    }
   }
   return columns as Record<string, string>;
 }

@@ -18,6 +18,7 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import { rewriteForTrino } from './trino-rewrite';
+import { charNotSupportedReason, charTypeOffset } from './char-type';
 import { ATHENA_CATALOG, DEFAULT_DATABASE, sqlIdentifier, type DataCatalog } from './catalog';
 import { athenaCsvLine, readAthenaCsvPage } from './csv';
 import {
@@ -552,6 +553,9 @@ export class QueryEngine {
       } catch (err) {
         return this.translate(execution, err);
       }
+      // Bound first, so that a query Athena would refuse for another reason is refused for it.
+      const charAt = charTypeOffset(execution.statement);
+      if (charAt !== undefined) return userFailure(charNotSupportedReason(execution.statement, charAt));
       if (execution.explain === 'validate') {
         // Bound without running: nothing scanned, one boolean row (Trino's `Valid`).
         execution.columns = [VALID_COLUMN];

@@ -1,5 +1,8 @@
+import { rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { GetQueryResultsCommand } from '@aws-sdk/client-athena';
-import { resultFile, runQuery, startHarness, type Harness } from './helpers';
+import { startAthenaEmulator } from '../../../emulators/athena';
+import { makeDataDir, resultFile, runQuery, startHarness, type Harness } from './helpers';
 
 jest.setTimeout(60_000);
 
@@ -286,6 +289,51 @@ describe('Athena emulator column types (real @aws-sdk/client-athena)', () => {
       '150000.5',
       '1 12:00:00.000',
     ]);
+  });
+
+  it('refuses a query that names the char type (NOT_SUPPORTED) rather than answer it unpadded', async () => {
+    const query = "SELECT 1 AS n,\n  CAST('ab' AS char(4)) AS code";
+    for (const text of [query, `EXPLAIN (TYPE VALIDATE) ${query}`]) {
+      const { execution } = await runQuery(h.athena, { QueryString: text });
+      expect(execution.Status?.State).toBe('FAILED');
+      expect(execution.Status?.StateChangeReason).toMatch(
+        /^NOT_SUPPORTED: line 2:16: The Athena emulator does not support the char type: Athena pads a char\(n\) value with spaces to n characters/,
+      );
+    }
+    // A bad column is reported first, as Athena would report it.
+    const { execution } = await runQuery(h.athena, {
+      QueryString: 'SELECT CAST(nope AS char(4)) FROM (VALUES (1)) AS t(x)',
+    });
+    expect(execution.Status?.StateChangeReason).toBe(
+      "COLUMN_NOT_FOUND: line 1:13: Column 'nope' cannot be resolved",
+    );
+  });
+
+  it('refuses a sidecar schema that declares a CHAR column, naming the file and the column', async () => {
+    const csv = '"code","name"\n"FR","France"\n';
+    const sidecar = JSON.stringify({ columns: { code: 'CHAR(2)', name: 'VARCHAR' } });
+    const refusal =
+      /countries\.schema\.json: column code is CHAR\(2\), and the emulator does not support char: .*; declare it VARCHAR$/;
+    // At start (the data dir is read once to fail fast)…
+    const dataDir = await makeDataDir({ 'geo/countries.csv': csv, 'geo/countries.schema.json': sidecar });
+    try {
+      await expect(startAthenaEmulator({ dataDir })).rejects.toThrow(refusal);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+    // … and when the sidecar appears while the emulator runs.
+    const running = await startHarness({ 'geo/countries.csv': csv });
+    try {
+      const before = await runQuery(running.athena, { QueryString: 'SELECT code FROM geo.countries' });
+      expect(before.execution.Status?.State).toBe('SUCCEEDED');
+      await writeFile(path.join(running.dataDir, 'geo', 'countries.schema.json'), sidecar);
+      const { execution } = await runQuery(running.athena, { QueryString: 'SELECT code FROM geo.countries' });
+      expect(execution.Status?.State).toBe('FAILED');
+      expect(execution.Status?.StateChangeReason).toMatch(/^HIVE_METASTORE_ERROR: /);
+      expect(execution.Status?.StateChangeReason).toMatch(refusal);
+    } finally {
+      await running.close();
+    }
   });
 
   it('reports NULL of every type as {} and as an empty unquoted field', async () => {
