@@ -24,6 +24,7 @@ import { athenaCsvLine, readAthenaCsvPage } from './csv';
 import {
   invalidRequest,
   malformedQuery,
+  metastoreFailure,
   systemFailure,
   translateDuckDbError,
   userFailure,
@@ -530,7 +531,7 @@ export class QueryEngine {
       try {
         await this.options.catalog.sync(connection);
       } catch (err) {
-        return userFailure(`HIVE_METASTORE_ERROR: ${err instanceof Error ? err.message : String(err)}`);
+        return metastoreFailure(err instanceof Error ? err.message : String(err));
       }
       if (!this.options.catalog.hasDatabase(execution.database)) {
         return userFailure(`SCHEMA_NOT_FOUND: Schema '${execution.database}' does not exist`);

@@ -316,7 +316,7 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
       );
       expect(table.execution.Status?.AthenaError).toMatchObject({
         ErrorCategory: 2,
-        ErrorType: 1000,
+        ErrorType: 1301,
         Retryable: false,
       });
       const column = await runQuery(h.athena, {
@@ -340,6 +340,38 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
       );
       expect(results.name).toBe('InvalidRequestException');
       expect(results.AthenaErrorCode).toBe('INVALID_QUERY_EXECUTION_STATE');
+    });
+
+    it('gives each failure the AthenaError category and type Athena gives it', async () => {
+      const cases: [query: string, reason: RegExp, category: number, type: number][] = [
+        ['SELECT * FROM nope', /^TABLE_NOT_FOUND: /, 2, 1301],
+        ['SELECT * FROM sales.nope', /^SCHEMA_NOT_FOUND: /, 2, 1301],
+        ['SELECT x FROM customers', /^COLUMN_NOT_FOUND: /, 2, 1006],
+        ['SELECT nope_fn(1)', /^FUNCTION_NOT_FOUND: /, 2, 1303],
+        ["SELECT CAST('abc' AS INTEGER) FROM customers", /^INVALID_CAST_ARGUMENT: /, 2, 1100],
+        [
+          'SELECT sum(x) FROM (VALUES (9223372036854775807), (1)) AS t(x)',
+          /^NUMERIC_VALUE_OUT_OF_RANGE: /,
+          2,
+          1100,
+        ],
+        ['SELECT 1 / (count(*) - count(*)) FROM customers', /^DIVISION_BY_ZERO: /, 2, 1001],
+        ['EXPLAIN SELECT 1', /^NOT_SUPPORTED: /, 2, 1200],
+        ['SELECT email, count(*) FROM customers', /^GENERIC_USER_ERROR: /, 2, 1000],
+      ];
+      for (const [query, reason, category, type] of cases) {
+        const { execution } = await runQuery(h.athena, { QueryString: query, ...inMarketing, ...output });
+        expect([query, execution.Status?.StateChangeReason]).toEqual([query, expect.stringMatching(reason)]);
+        expect([query, execution.Status?.AthenaError]).toEqual([
+          query,
+          {
+            ErrorCategory: category,
+            ErrorType: type,
+            Retryable: false,
+            ErrorMessage: execution.Status?.StateChangeReason,
+          },
+        ]);
+      }
     });
 
     it('answers EXPLAIN (TYPE VALIDATE) by binding the statement without running it', async () => {

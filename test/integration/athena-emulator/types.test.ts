@@ -178,6 +178,7 @@ describe('Athena emulator column types (real @aws-sdk/client-athena)', () => {
       ]);
       expect(execution.Status?.AthenaError).toMatchObject({
         ErrorCategory: 2,
+        ErrorType: 1001,
         Retryable: false,
         ErrorMessage: 'DIVISION_BY_ZERO: Division by zero',
       });
@@ -331,6 +332,11 @@ describe('Athena emulator column types (real @aws-sdk/client-athena)', () => {
       expect(execution.Status?.State).toBe('FAILED');
       expect(execution.Status?.StateChangeReason).toMatch(/^HIVE_METASTORE_ERROR: /);
       expect(execution.Status?.StateChangeReason).toMatch(refusal);
+      expect(execution.Status?.AthenaError).toMatchObject({
+        ErrorCategory: 1,
+        ErrorType: 204,
+        Retryable: false,
+      });
     } finally {
       await running.close();
     }

@@ -1,8 +1,10 @@
 import {
   AthenaApiError,
   malformedQuery,
+  metastoreFailure,
   positionFromDuckDbMessage,
   translateDuckDbError,
+  userFailure,
   type CatalogContext,
 } from '../../../emulators/athena/errors';
 
@@ -79,7 +81,7 @@ describe('translateDuckDbError', () => {
     expect(failure.stateChangeReason).toBe("COLUMN_NOT_FOUND: line 1:8: Column 'c.zz' cannot be resolved");
     expect(failure.athenaError).toEqual({
       ErrorCategory: 2,
-      ErrorType: 1000,
+      ErrorType: 1006,
       Retryable: false,
       ErrorMessage: failure.stateChangeReason,
     });
@@ -102,6 +104,40 @@ describe('translateDuckDbError', () => {
         context,
       ).stateChangeReason,
     ).toBe("INVALID_CAST_ARGUMENT: line 1:8: Could not convert string 'x' to INT32");
+  });
+});
+
+describe('AthenaError of a failed query', () => {
+  it.each([
+    ["TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.m.x' does not exist", 1301],
+    ["SCHEMA_NOT_FOUND: Schema 'sales' does not exist", 1301],
+    ["COLUMN_NOT_FOUND: line 1:8: Column 'x' cannot be resolved", 1006],
+    ["FUNCTION_NOT_FOUND: line 1:8: Function 'foo' not registered", 1303],
+    ["INVALID_CAST_ARGUMENT: line 1:8: Could not convert string 'x' to INT32", 1100],
+    ['NUMERIC_VALUE_OUT_OF_RANGE: bigint addition overflow', 1100],
+    ['DIVISION_BY_ZERO: Division by zero', 1001],
+    ['NOT_SUPPORTED: The Athena emulator runs SELECT queries only', 1200],
+    ['HIVE_BAD_DATA: cannot read x.csv', 1000],
+    ['GENERIC_USER_ERROR: anything else', 1000],
+  ])('gives %s the ErrorType %d, USER, not retryable', (reason, type) => {
+    expect(userFailure(reason).athenaError).toEqual({
+      ErrorCategory: 2,
+      ErrorType: type,
+      Retryable: false,
+      ErrorMessage: reason,
+    });
+  });
+
+  it('gives a data dir that is not a catalog HIVE_METASTORE_ERROR, SYSTEM 204, not retryable', () => {
+    expect(metastoreFailure('x.schema.json: not valid JSON')).toEqual({
+      stateChangeReason: 'HIVE_METASTORE_ERROR: x.schema.json: not valid JSON',
+      athenaError: {
+        ErrorCategory: 1,
+        ErrorType: 204,
+        Retryable: false,
+        ErrorMessage: 'HIVE_METASTORE_ERROR: x.schema.json: not valid JSON',
+      },
+    });
   });
 });
 
