@@ -49,7 +49,7 @@ export const ATHENA_ERROR_CATEGORY = { system: 1, user: 2, other: 3 } as const;
 /**
  * `AthenaError.ErrorType` values used here (same catalog, which gives each number a description
  * but not the errors that get it): 200 "Query engine had an internal error", 204 "The metastore
- * had an error", 1000 "User error", 1001 "Data error", 1006 "Syntax error", 1100 "Invalid argument
+ * had an error", 1000 "User error", 1001 and 1002 "Data error", 1006 "Syntax error", 1100 "Invalid argument
  * provided", 1200 "Query not supported", 1301 "General entity not found", 1303 "Provided function
  * or function implementation not found".
  */
@@ -58,6 +58,8 @@ export const ATHENA_ERROR_TYPE = {
   metastore: 204,
   userError: 1000,
   dataError: 1001,
+  /** Also "Data error": the catalog has three (1001, 1002, 1007). */
+  dataErrorOther: 1002,
   syntaxError: 1006,
   invalidArgument: 1100,
   notSupported: 1200,
@@ -79,6 +81,7 @@ export const USER_ERROR_TYPES: Readonly<Record<string, number>> = {
   TABLE_NOT_FOUND: ATHENA_ERROR_TYPE.entityNotFound,
   SCHEMA_NOT_FOUND: ATHENA_ERROR_TYPE.entityNotFound,
   FUNCTION_NOT_FOUND: ATHENA_ERROR_TYPE.functionNotFound,
+  TYPE_MISMATCH: ATHENA_ERROR_TYPE.dataErrorOther,
   INVALID_CAST_ARGUMENT: ATHENA_ERROR_TYPE.invalidArgument,
   NUMERIC_VALUE_OUT_OF_RANGE: ATHENA_ERROR_TYPE.invalidArgument,
   DIVISION_BY_ZERO: ATHENA_ERROR_TYPE.dataError,
@@ -191,6 +194,42 @@ function identifierAt(query: string, position: QueryPosition): string[] | undefi
 const where = (position: QueryPosition | undefined): string =>
   position ? `line ${position.line}:${position.column}: ` : '';
 
+/** Trino's binary operators, whose type errors are TYPE_MISMATCH "Cannot apply operator". */
+const BINARY_OPERATORS = new Set(['+', '-', '*', '/', '%', '=', '<>', '!=', '<', '>', '<=', '>=']);
+
+/** DuckDB's type names as Trino writes them (a literal's length, which Trino adds, is not known). */
+const TRINO_TYPE_NAMES: Readonly<Record<string, string>> = {
+  VARCHAR: 'varchar',
+  STRING_LITERAL: 'varchar',
+  INTEGER_LITERAL: 'integer',
+  FLOAT: 'real',
+  TIMESTAMP: 'timestamp(3)',
+  'TIMESTAMP WITH TIME ZONE': 'timestamp(3) with time zone',
+  BLOB: 'varbinary',
+};
+
+function trinoTypeName(duckdb: string): string {
+  return TRINO_TYPE_NAMES[duckdb] ?? duckdb.toLowerCase();
+}
+
+/** Splits `VARCHAR, DECIMAL(10,2), INTEGER` at the commas outside parentheses. */
+function splitTypeList(text: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === ',' && depth === 0) {
+      parts.push(text.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start).trim());
+  return parts;
+}
+
 /** What the translation needs to know about the emulator's catalog. */
 export interface CatalogContext {
   /** Athena's catalog name, `awsdatacatalog`. */
@@ -205,7 +244,8 @@ export interface CatalogContext {
 
 /**
  * Turns a DuckDB error raised while binding or running a query into Athena's failure reason:
- * `TABLE_NOT_FOUND`, `SCHEMA_NOT_FOUND`, `COLUMN_NOT_FOUND`, `FUNCTION_NOT_FOUND`,
+ * `TABLE_NOT_FOUND`, `SCHEMA_NOT_FOUND`, `COLUMN_NOT_FOUND`, `FUNCTION_NOT_FOUND`, `TYPE_MISMATCH` (an
+ * operator of types it does not take; a function's is FUNCTION_NOT_FOUND, as in Trino),
  * `INVALID_CAST_ARGUMENT`, `NUMERIC_VALUE_OUT_OF_RANGE`, `DIVISION_BY_ZERO`, `HIVE_BAD_DATA` (a data file that does
  * not parse) and, for anything else, `GENERIC_USER_ERROR` with DuckDB's own first line.
  */
@@ -247,6 +287,20 @@ export function translateDuckDbError(query: string, message: string, context: Ca
   if (/^Catalog Error: (Scalar|Aggregate|Table) Function with name .* does not exist/.test(firstLine)) {
     const fn = /Function with name (\S+)/.exec(firstLine)?.[1] ?? '?';
     return userFailure(`FUNCTION_NOT_FOUND: ${where(position)}Function '${fn}' not registered`);
+  }
+  const mismatch =
+    /^Binder Error: No function matches the given name and argument types '([^(]+)\((.*)\)'/.exec(firstLine);
+  if (mismatch) {
+    const [, fn = '?', args = ''] = mismatch;
+    const types = args === '' ? [] : splitTypeList(args).map(trinoTypeName);
+    if (BINARY_OPERATORS.has(fn) && types.length === 2) {
+      return userFailure(
+        `TYPE_MISMATCH: ${where(position)}Cannot apply operator: ${types[0]} ${fn} ${types[1]}`,
+      );
+    }
+    return userFailure(
+      `FUNCTION_NOT_FOUND: ${where(position)}Unexpected parameters (${types.join(', ')}) for function ${fn}`,
+    );
   }
   const detail = firstLine.replace(/^[A-Za-z ]+ Error: /, '');
   // Raised at run time by the emulator's division macros (trino-rewrite.ts); Trino's runtime errors

@@ -342,12 +342,33 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
       expect(results.AthenaErrorCode).toBe('INVALID_QUERY_EXECUTION_STATE');
     });
 
+    it('fails an operator or a function given types it does not take as Trino does', async () => {
+      const operator = await runQuery(h.athena, {
+        QueryString: 'SELECT email + 1 FROM customers',
+        ...inMarketing,
+        ...output,
+      });
+      expect(operator.execution.Status?.StateChangeReason).toBe(
+        'TYPE_MISMATCH: line 1:14: Cannot apply operator: varchar + integer',
+      );
+      const fn = await runQuery(h.athena, {
+        QueryString: 'SELECT substr(1.5, 1), abs(email) FROM customers',
+        ...inMarketing,
+        ...output,
+      });
+      expect(fn.execution.Status?.StateChangeReason).toBe(
+        'FUNCTION_NOT_FOUND: line 1:8: Unexpected parameters (decimal(2,1), integer) for function substr',
+      );
+    });
+
     it('gives each failure the AthenaError category and type Athena gives it', async () => {
       const cases: [query: string, reason: RegExp, category: number, type: number][] = [
         ['SELECT * FROM nope', /^TABLE_NOT_FOUND: /, 2, 1301],
         ['SELECT * FROM sales.nope', /^SCHEMA_NOT_FOUND: /, 2, 1301],
         ['SELECT x FROM customers', /^COLUMN_NOT_FOUND: /, 2, 1006],
         ['SELECT nope_fn(1)', /^FUNCTION_NOT_FOUND: /, 2, 1303],
+        ['SELECT email + 1 FROM customers', /^TYPE_MISMATCH: /, 2, 1002],
+        ['SELECT abs(email) FROM customers', /^FUNCTION_NOT_FOUND: /, 2, 1303],
         ["SELECT CAST('abc' AS INTEGER) FROM customers", /^INVALID_CAST_ARGUMENT: /, 2, 1100],
         [
           'SELECT sum(x) FROM (VALUES (9223372036854775807), (1)) AS t(x)',

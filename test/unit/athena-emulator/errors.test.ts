@@ -107,12 +107,40 @@ describe('translateDuckDbError', () => {
   });
 });
 
+describe('translateDuckDbError: types a call does not take', () => {
+  const noMatch = (query: string, call: string, caret: number): string =>
+    `Binder Error: No function matches the given name and argument types '${call}'. You might need to add explicit type casts.\n\tCandidate functions:\n\t+(TINYINT, TINYINT) -> TINYINT\n\nLINE 1: ${query}\n${' '.repeat(8 + caret)}^`;
+
+  it('reports an operator as TYPE_MISMATCH "Cannot apply operator", in Trino type names', () => {
+    const query = 'SELECT email + 1 FROM customers';
+    const failure = translateDuckDbError(query, noMatch(query, '+(VARCHAR, INTEGER_LITERAL)', 13), context);
+    expect(failure.stateChangeReason).toBe(
+      'TYPE_MISMATCH: line 1:14: Cannot apply operator: varchar + integer',
+    );
+    expect(failure.athenaError.ErrorType).toBe(1002);
+  });
+
+  it('reports a function as FUNCTION_NOT_FOUND "Unexpected parameters", nested types kept whole', () => {
+    const query = 'SELECT round(x, d) FROM t';
+    const failure = translateDuckDbError(
+      query,
+      noMatch(query, 'round(DECIMAL(12,2), FLOAT, TIMESTAMP)', 7),
+      context,
+    );
+    expect(failure.stateChangeReason).toBe(
+      'FUNCTION_NOT_FOUND: line 1:8: Unexpected parameters (decimal(12,2), real, timestamp(3)) for function round',
+    );
+    expect(failure.athenaError.ErrorType).toBe(1303);
+  });
+});
+
 describe('AthenaError of a failed query', () => {
   it.each([
     ["TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.m.x' does not exist", 1301],
     ["SCHEMA_NOT_FOUND: Schema 'sales' does not exist", 1301],
     ["COLUMN_NOT_FOUND: line 1:8: Column 'x' cannot be resolved", 1006],
     ["FUNCTION_NOT_FOUND: line 1:8: Function 'foo' not registered", 1303],
+    ['TYPE_MISMATCH: line 1:14: Cannot apply operator: varchar + integer', 1002],
     ["INVALID_CAST_ARGUMENT: line 1:8: Could not convert string 'x' to INT32", 1100],
     ['NUMERIC_VALUE_OUT_OF_RANGE: bigint addition overflow', 1100],
     ['DIVISION_BY_ZERO: Division by zero', 1001],
