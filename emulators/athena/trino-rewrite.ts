@@ -52,8 +52,8 @@ const decimalMeanText = (d: string, fast: boolean): string => {
  * `avg` as Trino types it: the mean as text (the exact decimal one for a decimal, DuckDB's double
  * otherwise, whose text round-trips), cast to the type of `median()` of the same values, which is
  * the column's own for a decimal or a `real` and `double` for the integers — Trino's avg types.
- * `cast_to_type` only takes that type: no median is computed. The CASE's condition is constant,
- * so only one branch runs.
+ * `cast_to_type` only takes that type: no median is computed. The CASE's condition is constant:
+ * the other branch's text work never runs (its aggregates, cheap ones, are computed all the same).
  */
 const avgMacro = (name: string, d: string, fast: boolean): string =>
   `CREATE MACRO ${MACRO_SCHEMA}.${name}(x) AS cast_to_type(
