@@ -16,8 +16,12 @@
  *   makes overlapping runs swap one after the other: readers keep seeing
  *   the old rows until the commit, then all the new ones — never half a table — and the table
  *   keeps its OID, so views on it (the transform's) stay bound (a rename swap would leave them on
- *   the old table; see connectors/postgres/merge.ts);
- * - with a key the result is merged on it (insert new, update changed, leave the rest).
+ *   the old table; see connectors/postgres/merge.ts). As every row is replaced, the table takes
+ *   the result's column types as they are (`replacesRows`: a column whose type changed is
+ *   emptied and altered, locking readers out until the commit);
+ * - with a key the result is merged on it (insert new, update changed, leave the rest), and a
+ *   column whose type changed is widened where no value is lost (any type to text), or the load
+ *   refuses, naming the task, column, types and the ways out (docs/extract.md).
  * Evolving the table, the COPY, the swap or merge, the run's result and the staging drop are ONE
  * transaction: a failure leaves the table as it was.
  */
@@ -26,11 +30,13 @@ import type { AthenaExtractTask } from '../config';
 import { AthenaRetryableQueryFailure } from '../connectors/athena/errors';
 import { ATHENA_MAX_QUERIES_PER_TASK, clientRequestTokenFor } from '../connectors/athena/tokens';
 import {
+  athenaTypeForPgType,
   copyIntoStaging,
   dropStagingTable,
   ensureTable,
   mergeStaging,
   pgColumnForAthenaColumn,
+  quoteIdent,
   swapInTable,
   withTransaction,
 } from '../connectors/postgres';
@@ -134,12 +140,19 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
   const ms = (from: number): number => deps.clock.now().getTime() - from;
   return withTransaction(deps.pg, async (client) => {
     const started = deps.clock.now().getTime();
-    await ensureTable(client, {
+    const evolved = await ensureTable(client, {
       schema,
       table,
       columns,
       ...(key.length > 0 ? { primaryKey: key } : {}),
       onNarrower: 'keep',
+      // A full refresh replaces every row: the table takes the result's types as they are.
+      replacesRows: key.length === 0,
+      owner: `Extract task ${task.name}`,
+      keepTypeHint: (column, type) => {
+        const athenaType = athenaTypeForPgType(type);
+        return athenaType && `CAST(${quoteIdent(column)} AS ${athenaType}) in the task's query`;
+      },
       logger,
     });
     const copied = await copyIntoStaging(client, {
@@ -171,7 +184,8 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
     } else {
       // Runs that overlap swap one at a time: swapInTable locks the table first (lockForRefresh).
       const swapped = await swapInTable(client, { schema, target: table, staging: copied.staging, columns });
-      counts = { inserted: swapped.inserted, updated: 0, deleted: swapped.removed };
+      // Rows a retyped column's table lost before the swap (ensureTable's `cleared`) count too.
+      counts = { inserted: swapped.inserted, updated: 0, deleted: swapped.removed + evolved.cleared };
     }
     const refreshMs = ms(refreshStarted);
     await dropStagingTable(client, schema, copied.staging);

@@ -236,6 +236,7 @@ async function loadRows(
       primaryKey: [ID_FIELD],
       // A field an admin narrowed (e.g. a number's precision) keeps its wider column.
       onNarrower: 'keep',
+      owner: `Extract task ${task.name}`,
       logger,
     });
     const copied = await copyIntoStaging(client, {

@@ -116,9 +116,11 @@ function digitsOf(t: ParsedType): { int: number | undefined; scale: number } {
 /**
  * The narrowest type that holds every value of both `existing` and `declared` without loss and
  * that PostgreSQL converts to in place, or undefined when there is none (the rules of
- * docs/postgres.md: varchar grows or becomes text; smallint → integer → bigint → numeric;
- * numeric grows in integer digits and scale; real → double precision; everything else only
- * stays the same — date → timestamp and timestamp → timestamptz change meaning and are refused).
+ * docs/postgres.md: varchar grows or becomes text; every other type becomes text, whose output
+ * reads back as the same value — see {@link TEXT_OUTPUT_SETTINGS}; smallint → integer → bigint →
+ * numeric; numeric grows in integer digits and scale; real → double precision; everything else
+ * only stays the same — date → timestamp and timestamp → timestamptz change meaning and are
+ * refused).
  */
 export function commonSupertype(existing: string, declared: string): string | undefined {
   const a = parsePgType(existing);
@@ -129,6 +131,9 @@ export function commonSupertype(existing: string, declared: string): string | un
     if (a.kind === 'text' || b.kind === 'text') return 'text';
     return `character varying(${Math.max(a.size ?? 0, b.size ?? 0)})`;
   }
+  // A string and any other type: text holds the other type's output, which reads back as the
+  // same value (a varchar(n) may be too short for it).
+  if (strings.has(a.kind) || strings.has(b.kind)) return 'text';
   if (a.kind === 'float' && b.kind === 'float') return 'double precision';
   if (a.kind === 'int' && b.kind === 'int') return (a.size ?? 0) >= (b.size ?? 0) ? a.text : b.text;
   const numericLike = new Set(['int', 'numeric']);
@@ -156,6 +161,22 @@ export interface EnsureTableOptions {
    * holds every value of the narrower type, and reports it. @default 'error'
    */
   readonly onNarrower?: 'error' | 'keep';
+  /**
+   * The caller replaces every row of the table in this transaction (a full refresh through
+   * `swapInTable`): the old rows' types do not matter then, and a column whose type differs
+   * takes the declared type as it is, whatever the old one was (wider, narrower or another kind).
+   * The old rows are deleted first, under `lockForRefresh`'s lock, so that no old value has to
+   * convert (their count is returned in `cleared`), then the column is altered; the table keeps
+   * its OID, so views on its other columns stay bound. @default false
+   */
+  readonly replacesRows?: boolean;
+  /** Who loads the table, at the start of a refusal (`Extract task signups`). */
+  readonly owner?: string;
+  /**
+   * How the source can send a column's type again, for the way out of a refusal: e.g.
+   * `CAST("d" AS DATE) in the task's query`. Undefined: the refusal says it in general terms.
+   */
+  readonly keepTypeHint?: (column: string, type: string) => string | undefined;
   readonly logger?: Logger;
 }
 
@@ -175,6 +196,63 @@ export interface EnsureTableResult {
   readonly keptWider: readonly WidenedColumn[];
   /** Non-key columns whose NOT NULL was dropped (see {@link ensureTable}). */
   readonly relaxed: readonly string[];
+  /** Columns given the declared type as it is (`replacesRows`). */
+  readonly retyped: readonly WidenedColumn[];
+  /** Rows deleted before retyping (`replacesRows`); 0 when no column was retyped. */
+  readonly cleared: number;
+}
+
+/**
+ * Output settings under which the text of every type reads back as the same value, set for the
+ * load's transaction (`set_config(…, true)`, as SET LOCAL) when a column changes between text
+ * and another type, or a text column takes another type's values: `DateStyle` ISO gives
+ * `2026-04-05` and `2026-04-05 10:00:00.5`, as Athena writes them, whatever the database's
+ * DateStyle (only the output format is set: the day/month order input is read with is kept);
+ * `extra_float_digits` 3 gives floats the shortest text that reads back exactly (PostgreSQL 12+;
+ * 17 significant digits before); `IntervalStyle` and `bytea_output` are set to their defaults.
+ * `TimeZone` is left alone: a timestamptz's text carries its UTC offset, the same instant in any
+ * zone. See docs/postgres.md, "Schema evolution: ensureTable".
+ */
+export const TEXT_OUTPUT_SETTINGS: Readonly<Record<string, string>> = {
+  DateStyle: 'ISO',
+  IntervalStyle: 'postgres',
+  extra_float_digits: '3',
+  bytea_output: 'hex',
+};
+
+/** Whether a type is varchar or text. */
+function isStringType(type: string): boolean {
+  const kind = parsePgType(type).kind;
+  return kind === 'text' || kind === 'varchar';
+}
+
+/**
+ * The views (and rules) that use these columns of the table: PostgreSQL refuses to change the
+ * type of such a column (`cannot alter type of a column used by a view or rule`), so the caller
+ * names them before trying.
+ */
+async function viewsUsingColumns(
+  client: ClientBase,
+  qualified: string,
+  columns: readonly string[],
+): Promise<{ column: string; view: string; kind: string }[]> {
+  const { rows } = await client.query<{ column: string; schema: string; name: string; kind: string }>(
+    `SELECT DISTINCT a.attname AS column, vn.nspname AS schema, v.relname AS name, v.relkind::text AS kind
+       FROM pg_depend d
+       JOIN pg_rewrite r ON r.oid = d.objid
+       JOIN pg_class v ON v.oid = r.ev_class
+       JOIN pg_namespace vn ON vn.oid = v.relnamespace
+       JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+      WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+        AND d.refobjid = $1::regclass AND a.attname = ANY($2::text[])
+      ORDER BY 1, 2, 3`,
+    [qualified, columns],
+  );
+  return rows.map((r) => ({
+    column: r.column,
+    view: quoteQualified(r.schema, r.name),
+    kind: r.kind === 'm' ? 'materialized view' : r.kind === 'v' ? 'view' : 'rule on table',
+  }));
 }
 
 /** Names the loader reserves for its own staging columns. */
@@ -269,10 +347,12 @@ async function existingPrimaryKey(client: ClientBase, schema: string, table: str
 
 /**
  * Creates the table when missing (with its primary key), adds declared columns it lacks, and
- * widens columns whose declared type is wider. Throws a {@link TerminalError} naming the table,
- * column, old and new type when a type cannot change safely, and when an existing table's
- * primary key differs from `primaryKey`. Run it inside the load's transaction so that a failed
- * load leaves no half-evolved table; DDL takes an exclusive lock on the table until commit.
+ * widens columns whose declared type is wider (any type to text: {@link TEXT_OUTPUT_SETTINGS}),
+ * or, with `replacesRows`, gives changed columns the declared type as it is. Throws a
+ * {@link TerminalError} naming the owner, table, column, old and new type and the ways out when
+ * a type cannot change safely or a view uses the column, and when an existing table's primary
+ * key differs from `primaryKey`. Run it inside the load's transaction so that a failed load
+ * leaves no half-evolved table; DDL takes an exclusive lock on the table until commit.
  *
  * NOT NULL: a new table has it on its key columns only, whatever the source declares. A source's
  * "never null" (a Salesforce field's `nillable: false`, Athena's `NOT_NULL`) describes its
@@ -309,7 +389,7 @@ export async function ensureTable(
     if (primaryKey.length > 0) defs.push(`PRIMARY KEY (${primaryKey.map(quoteIdent).join(', ')})`);
     await client.query(`CREATE TABLE IF NOT EXISTS ${qualified} (\n  ${defs.join(',\n  ')}\n)`);
     logger.info('Created table', { table: `${schema}.${table}`, columns: columns.length });
-    return { created: true, added: [], widened: [], keptWider: [], relaxed: [] };
+    return { created: true, added: [], widened: [], keptWider: [], relaxed: [], retyped: [], cleared: 0 };
   }
 
   const pk = await existingPrimaryKey(client, schema, table);
@@ -335,7 +415,14 @@ export async function ensureTable(
   const added: string[] = [];
   const widened: WidenedColumn[] = [];
   const keptWider: WidenedColumn[] = [];
+  const retyped: WidenedColumn[] = [];
   const alterations: string[] = [];
+  const start = options.owner ? `${options.owner}: cannot` : 'Cannot';
+  /** The way out of a refusal that keeps the column: the source sends its type again. */
+  const keepType = (name: string, type: string): string => {
+    const hint = options.keepTypeHint?.(name, type);
+    return `have the source send ${type} again${hint ? ` (${hint})` : ''}`;
+  };
   for (const column of columns) {
     const declared = parsePgType(column.pgType).text;
     const current = byName.get(column.name);
@@ -346,17 +433,25 @@ export async function ensureTable(
     }
     const currentText = parsePgType(current).text;
     if (currentText === declared) continue;
+    if (options.replacesRows === true) {
+      // The rows are deleted before this runs: no old value converts, whatever the two types.
+      alterations.push(`ALTER COLUMN ${quoteIdent(column.name)} TYPE ${declared} USING NULL::${declared}`);
+      retyped.push({ column: column.name, from: currentText, to: declared });
+      continue;
+    }
     const target = commonSupertype(currentText, declared);
     const what = `column ${quoteIdent(column.name)} of table ${qualified} from ${currentText} to ${declared}`;
     if (target === undefined) {
       throw new TerminalError(
-        `Cannot change ${what}: no lossless conversion exists; convert the column by hand or load into a new table`,
+        `${start} change ${what}: no lossless conversion exists; ${keepType(column.name, currentText)}, ` +
+          `convert the column yourself if every value converts (ALTER TABLE ${qualified} ALTER COLUMN ${quoteIdent(column.name)} TYPE ${declared} USING ${quoteIdent(column.name)}::${declared}), ` +
+          `or load into a new table`,
       );
     }
     if (target === currentText) {
       if ((options.onNarrower ?? 'error') === 'error') {
         throw new TerminalError(
-          `Cannot change ${what}: that narrows the column and could lose data (set onNarrower: 'keep' to keep the wider column)`,
+          `${start} change ${what}: that narrows the column and could lose data (set onNarrower: 'keep' to keep the wider column)`,
         );
       }
       keptWider.push({ column: column.name, from: currentText, to: declared });
@@ -365,13 +460,60 @@ export async function ensureTable(
     alterations.push(`ALTER COLUMN ${quoteIdent(column.name)} TYPE ${target}`);
     widened.push({ column: column.name, from: currentText, to: target });
   }
+  const changing = [...widened, ...retyped];
+  if (changing.length > 0) {
+    const used = await viewsUsingColumns(
+      client,
+      qualified,
+      changing.map((c) => c.column),
+    );
+    const first = used[0];
+    if (first) {
+      const change = changing.find((c) => c.column === first.column) as WidenedColumn;
+      const users = used
+        .filter((u) => u.column === first.column)
+        .map((u) => `${u.kind} ${u.view}`)
+        .join(', ');
+      throw new TerminalError(
+        `${start} change column ${quoteIdent(first.column)} of table ${qualified} from ${change.from} to ${change.to}: ` +
+          `${users} uses it, and PostgreSQL cannot change the type of a column a view uses; ` +
+          `drop the view and create it again after this load, or ${keepType(first.column, change.from)}` +
+          (used.length > 1
+            ? ` (also in the way: ${used
+                .slice(1)
+                .map((u) => `${u.kind} ${u.view} on ${quoteIdent(u.column)}`)
+                .join(', ')})`
+            : ''),
+      );
+    }
+  }
+  let cleared = 0;
+  if (retyped.length > 0) {
+    // lockForRefresh's lock (merge.ts), taken before the DELETE as swapInTable does: a run that
+    // overlaps waits here, then deletes this one's rows rather than missing them.
+    await client.query(`LOCK TABLE ${qualified} IN SHARE ROW EXCLUSIVE MODE`);
+    cleared = (await client.query(`DELETE FROM ${qualified}`)).rowCount ?? 0;
+  }
+  if ([...widened, ...keptWider].some((c) => isStringType(c.from) !== isStringType(c.to))) {
+    const settings = Object.entries(TEXT_OUTPUT_SETTINGS);
+    await client.query(
+      `SELECT ${settings.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(', ')}`,
+      settings.flat(),
+    );
+  }
   for (const name of relaxed) alterations.push(`ALTER COLUMN ${quoteIdent(name)} DROP NOT NULL`);
   if (alterations.length > 0) {
     await client.query(`ALTER TABLE ${qualified} ${alterations.join(', ')}`);
     // `relaxed`: the columns whose NOT NULL was dropped.
-    logger.info('Evolved table', { table: `${schema}.${table}`, added, widened, relaxed });
+    logger.info('Evolved table', {
+      table: `${schema}.${table}`,
+      added,
+      widened,
+      relaxed,
+      ...(retyped.length > 0 ? { retyped, cleared } : {}),
+    });
   }
   if (keptWider.length > 0)
     logger.warn('Kept columns wider than the source declares', { table: `${schema}.${table}`, keptWider });
-  return { created: false, added, widened, keptWider, relaxed };
+  return { created: false, added, widened, keptWider, relaxed, retyped, cleared };
 }

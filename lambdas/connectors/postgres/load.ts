@@ -86,6 +86,8 @@ export async function loadIntoTable(pool: Pool, options: LoadIntoTableOptions): 
       primaryKey: key,
       logger,
       ...(options.onNarrower ? { onNarrower: options.onNarrower } : {}),
+      // Every row is replaced: the table takes the declared types as they are.
+      replacesRows: options.mode === 'replace',
     });
     const copied = await copyIntoStaging(client, {
       schema,
@@ -111,6 +113,8 @@ export async function loadIntoTable(pool: Pool, options: LoadIntoTableOptions): 
       options.mode === 'replace'
         ? await swapInTable(client, { ...base, strategy: options.replaceStrategy ?? 'delete-insert' })
         : undefined;
+    // Rows deleted before a column was retyped (ensureTable's `cleared`) were replaced too.
+    const replaced = replace && { ...replace, removed: replace.removed + evolved.cleared };
     const watermark = options.watermark
       ? await advanceWatermark(client, options.watermark.task, {
           watermark: options.watermark.watermark,
@@ -125,7 +129,7 @@ export async function loadIntoTable(pool: Pool, options: LoadIntoTableOptions): 
       table: evolved,
       rows: copied.rows,
       ...(merge ? { merge } : {}),
-      ...(replace ? { replace } : {}),
+      ...(replaced ? { replace: replaced } : {}),
       ...(watermark ? { watermark } : {}),
     };
   });

@@ -174,3 +174,31 @@ export function pgColumnForAthenaColumn(info: AthenaColumnInfo): PgColumn {
       return column('text');
   }
 }
+
+/**
+ * The Athena type that {@link pgColumnForAthenaColumn} maps to `pgType`, as a query would CAST
+ * to it (`DATE`, `DECIMAL(12,2)`, `TIMESTAMP`), or undefined when no Athena type maps there.
+ * For the way out of a refused type change: the query casts the column back to its old type.
+ */
+export function athenaTypeForPgType(pgType: string): string | undefined {
+  const type = pgType.trim().toLowerCase();
+  const decimal = /^numeric\((\d+),(\d+)\)$/.exec(type);
+  if (decimal) return `DECIMAL(${decimal[1]},${decimal[2]})`;
+  const types: Record<string, string> = {
+    text: 'VARCHAR',
+    boolean: 'BOOLEAN',
+    smallint: 'SMALLINT',
+    integer: 'INTEGER',
+    bigint: 'BIGINT',
+    real: 'REAL',
+    'double precision': 'DOUBLE',
+    date: 'DATE',
+    'timestamp without time zone': 'TIMESTAMP',
+    'timestamp with time zone': 'TIMESTAMP WITH TIME ZONE',
+    'time without time zone': 'TIME',
+    'time with time zone': 'TIME WITH TIME ZONE',
+    bytea: 'VARBINARY',
+    jsonb: 'JSON',
+  };
+  return types[type];
+}

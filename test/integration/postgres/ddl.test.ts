@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { TerminalError } from '../../../lambdas/shared/errors';
 import { ensureTable, type EnsureTableOptions } from '../../../lambdas/connectors/postgres/ddl';
-import { createPool, withClient } from '../../../lambdas/connectors/postgres/pool';
+import { createPool, inTransaction, withClient } from '../../../lambdas/connectors/postgres/pool';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import type { PgColumn } from '../../../lambdas/connectors/postgres/types';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
@@ -43,7 +43,15 @@ describe('ensureTable', () => {
       columns: [col('Id', 'character varying(18)', false), col('Company', 'text', false)],
       primaryKey: ['Id'],
     });
-    expect(first).toEqual({ created: true, added: [], widened: [], keptWider: [], relaxed: [] });
+    expect(first).toEqual({
+      created: true,
+      added: [],
+      widened: [],
+      keptWider: [],
+      relaxed: [],
+      retyped: [],
+      cleared: 0,
+    });
     // Company is declared non-nullable (a required field), but only the key is NOT NULL.
     expect(await withClient(pool, (c) => describeTable(c, 'lead'))).toEqual({
       Id: 'character varying(18) not null',
@@ -56,7 +64,15 @@ describe('ensureTable', () => {
       columns: [col('Id', 'varchar(18)', false), col('Score__c', 'numeric(5,2)', false)],
       primaryKey: ['Id'],
     });
-    expect(second).toEqual({ created: false, added: ['Score__c'], widened: [], keptWider: [], relaxed: [] });
+    expect(second).toEqual({
+      created: false,
+      added: ['Score__c'],
+      widened: [],
+      keptWider: [],
+      relaxed: [],
+      retyped: [],
+      cleared: 0,
+    });
     expect(await withClient(pool, (c) => describeTable(c, 'lead'))).toEqual({
       Id: 'character varying(18) not null',
       Company: 'text',
@@ -119,7 +135,15 @@ describe('ensureTable', () => {
       columns: [col('Id', 'character varying(18)', true), col('Status', 'text', false)],
       primaryKey: ['Id'],
     });
-    expect(again).toEqual({ created: false, added: [], widened: [], keptWider: [], relaxed: [] });
+    expect(again).toEqual({
+      created: false,
+      added: [],
+      widened: [],
+      keptWider: [],
+      relaxed: [],
+      retyped: [],
+      cleared: 0,
+    });
   });
 
   it('widens types in place and keeps the data', async () => {
@@ -145,6 +169,125 @@ describe('ensureTable', () => {
     expect(rows).toEqual([{ v: 'abcdefghij', n: '32000', m: '12345678.91', r: '1.5', i: '2000000000' }]);
     await pool.query(
       `INSERT INTO widen VALUES (2, repeat('x', 100), 9000000000, 123456789012345678.99, 1e300, 1e30)`,
+    );
+  });
+
+  it('widens every type to text, its values as text that reads back exactly, whatever the session’s output settings', async () => {
+    const types: [name: string, type: string, value: string, text: string][] = [
+      ['d', 'date', `'2026-04-05'`, '2026-04-05'],
+      ['ts', 'timestamp without time zone', `'2026-04-05 10:00:00.5'`, '2026-04-05 10:00:00.5'],
+      ['tz', 'timestamp with time zone', `'2026-04-05 10:00:00+02'`, '2026-04-05 08:00:00+00'],
+      ['t', 'time without time zone', `'12:34:56.789'`, '12:34:56.789'],
+      ['b', 'boolean', 'true', 'true'],
+      ['n', 'numeric(12,3)', '1.5', '1.500'],
+      ['i', 'bigint', '-9223372036854775808', '-9223372036854775808'],
+      ['f', 'double precision', '0.1::float8 + 0.2::float8', '0.30000000000000004'],
+      ['r', 'real', `'3.4028235e+38'::real`, '3.4028235e+38'],
+      ['j', 'jsonb', `'{"b": 1, "a": [true]}'`, '{"a": [true], "b": 1}'],
+      ['x', 'bytea', `'\\xdead00'`, '\\xdead00'],
+      ['v', 'interval', `'1 day 02:00:00'`, '1 day 02:00:00'],
+    ];
+    const columns = types.map(([name, type]) => col(name, type));
+    await ensure({ table: 'to_text', columns: [col('k', 'integer'), ...columns], primaryKey: ['k'] });
+    await pool.query(`INSERT INTO to_text VALUES (1, ${types.map(([, , value]) => value).join(', ')})`);
+    const result = await withClient(pool, async (c) => {
+      // Output settings that print other text, or lose a float's last digits (extra_float_digits 0).
+      await c.query(`SET DateStyle = 'SQL, DMY'`);
+      await c.query(`SET IntervalStyle = 'sql_standard'`);
+      await c.query('SET extra_float_digits = 0');
+      await c.query(`SET bytea_output = 'escape'`);
+      await c.query(`SET TimeZone = 'UTC'`);
+      try {
+        return await inTransaction(c, () =>
+          ensureTable(c, {
+            schema: 'public',
+            table: 'to_text',
+            columns: [col('k', 'integer'), ...types.map(([name]) => col(name, 'text'))],
+            primaryKey: ['k'],
+          }),
+        );
+      } finally {
+        await c.query('RESET ALL');
+      }
+    });
+    expect(result.widened).toEqual(types.map(([name, type]) => ({ column: name, from: type, to: 'text' })));
+    const { rows } = await pool.query<Record<string, string>>(
+      `SELECT ${types.map(([name]) => name).join(', ')} FROM to_text`,
+    );
+    expect(rows).toEqual([Object.fromEntries(types.map(([name, , , text]) => [name, text]))]);
+    // Each text reads back as the value it came from.
+    const { rows: same } = await pool.query<Record<string, boolean>>(
+      `SELECT ${types.map(([name, type, value]) => `${name}::${type} = (${value})::${type} AS ${name}`).join(', ')} FROM to_text`,
+    );
+    expect(same).toEqual([Object.fromEntries(types.map(([name]) => [name, true]))]);
+    // Back to date: the text column is kept, or refused as narrowing.
+    await expect(
+      ensure({ table: 'to_text', columns: [col('k', 'integer'), col('d', 'date')], primaryKey: ['k'] }),
+    ).rejects.toThrow(
+      'Cannot change column "d" of table "public"."to_text" from text to date: that narrows the column',
+    );
+  });
+
+  it('gives a table whose rows are all replaced the declared types as they are, after deleting its rows, keeping its OID', async () => {
+    await ensure({ table: 'replaced', columns: [col('a', 'text'), col('b', 'bigint'), col('c', 'text')] });
+    await pool.query(`INSERT INTO replaced VALUES ('05/04/2026', 1, 'x'), ('2026-04-01', 2, 'y')`);
+    await pool.query('CREATE VIEW replaced_c AS SELECT c FROM replaced');
+    const { rows: before } = await pool.query(`SELECT 'replaced'::regclass::oid AS oid`);
+    const logger = createMemoryLogger();
+    const result = await withClient(pool, (c) =>
+      inTransaction(c, () =>
+        ensureTable(c, {
+          schema: 'public',
+          table: 'replaced',
+          columns: [col('a', 'date'), col('b', 'integer'), col('c', 'text')],
+          replacesRows: true,
+          logger,
+        }),
+      ),
+    );
+    expect(result).toMatchObject({
+      retyped: [
+        { column: 'a', from: 'text', to: 'date' },
+        { column: 'b', from: 'bigint', to: 'integer' },
+      ],
+      cleared: 2,
+      widened: [],
+      keptWider: [],
+    });
+    expect(await withClient(pool, (c) => describeTable(c, 'replaced'))).toEqual({
+      a: 'date',
+      b: 'integer',
+      c: 'text',
+    });
+    expect((await pool.query('SELECT * FROM replaced')).rows).toEqual([]);
+    expect((await pool.query(`SELECT 'replaced'::regclass::oid AS oid`)).rows).toEqual(before);
+    expect((await pool.query('SELECT * FROM replaced_c')).rows).toEqual([]);
+    expect(logger.records).toContainEqual(
+      expect.objectContaining({
+        message: 'Evolved table',
+        attributes: expect.objectContaining({ cleared: 2 }) as unknown,
+      }),
+    );
+    // A view on a column to retype: refused by name, nothing deleted.
+    await pool.query(`INSERT INTO replaced VALUES ('2026-04-01', 2, 'y')`);
+    await expect(
+      ensure({
+        table: 'replaced',
+        columns: [col('a', 'date'), col('b', 'integer'), col('c', 'jsonb')],
+        replacesRows: true,
+        owner: 'Extract task r',
+      }),
+    ).rejects.toThrow(
+      'Extract task r: cannot change column "c" of table "public"."replaced" from text to jsonb: view "public"."replaced_c" uses it',
+    );
+    expect((await pool.query('SELECT count(*)::int AS n FROM replaced')).rows).toEqual([{ n: 1 }]);
+  });
+
+  it('refuses a widening a view stands in the way of, even one PostgreSQL does without a rewrite (varchar(n) → text), naming the view', async () => {
+    await ensure({ table: 'viewed', columns: [col('v', 'character varying(10)')] });
+    await pool.query('CREATE MATERIALIZED VIEW viewed_v AS SELECT v FROM viewed');
+    await expect(ensure({ table: 'viewed', columns: [col('v', 'text')] })).rejects.toThrow(
+      'Cannot change column "v" of table "public"."viewed" from character varying(10) to text: materialized view "public"."viewed_v" uses it',
     );
   });
 

@@ -105,6 +105,25 @@ describe('loadIntoTable', () => {
     expect(await load('email\nc\n')).toMatchObject({ rows: 1, replace: { removed: 2, inserted: 1 } });
     const { rows } = await pool.query('SELECT email FROM customers');
     expect(rows).toEqual([{ email: 'c' }]);
+    // The rows are all replaced, so the column takes the declared type, text → integer.
+    const retyped = await loadIntoTable(pool, {
+      schema: 'public',
+      table: 'customers',
+      columns: [{ name: 'email', pgType: 'integer', nullable: true }],
+      runId: 'r',
+      source: Readable.from(['email\n7\n8\n']),
+      header: true,
+      mode: 'replace',
+    });
+    expect(retyped).toMatchObject({
+      table: { retyped: [{ column: 'email', from: 'text', to: 'integer' }] },
+      replace: { removed: 1, inserted: 2 },
+    });
+    expect((await pool.query('SELECT email FROM customers ORDER BY email')).rows).toEqual([
+      { email: 7 },
+      { email: 8 },
+    ]);
+    await pool.query('DROP TABLE customers');
 
     await expect(
       loadIntoTable(pool, {

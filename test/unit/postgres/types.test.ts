@@ -1,4 +1,5 @@
 import {
+  athenaTypeForPgType,
   numericType,
   pgColumnForAthenaColumn,
   pgColumnForSalesforceField,
@@ -96,6 +97,38 @@ describe('pgColumnForAthenaColumn', () => {
     expect(pgColumnForAthenaColumn({ Name: 'c', Type: 'integer', Nullable: 'NOT_NULL' }).nullable).toBe(
       false,
     );
+  });
+});
+
+describe('athenaTypeForPgType', () => {
+  it.each([
+    'varchar',
+    'boolean',
+    'smallint',
+    'integer',
+    'bigint',
+    'real',
+    'double',
+    'decimal(12,2)',
+    'date',
+    'timestamp',
+    'timestamp with time zone',
+    'time',
+    'time with time zone',
+    'varbinary',
+    'json',
+  ])('gives a type that maps back to the column type of Athena %s', (type) => {
+    const pgType = pgColumnForAthenaColumn({ Name: 'c', Type: type }).pgType;
+    const athenaType = athenaTypeForPgType(pgType);
+    expect(athenaType).toBeDefined();
+    expect(pgColumnForAthenaColumn({ Name: 'c', Type: (athenaType as string).toLowerCase() }).pgType).toBe(
+      pgType,
+    );
+  });
+
+  it('gives none for a type no Athena type maps to', () => {
+    expect(athenaTypeForPgType('character varying(18)')).toBeUndefined();
+    expect(athenaTypeForPgType('numeric')).toBeUndefined();
   });
 });
 
