@@ -228,6 +228,31 @@ describe('ensureTable', () => {
     );
   });
 
+  it('keeps a text column the source sends dates for again, and the load’s dates go in as ISO text whatever the session’s DateStyle', async () => {
+    await ensure({ table: 'kept_text', columns: [col('k', 'integer'), col('d', 'text')], primaryKey: ['k'] });
+    const kept = await withClient(pool, async (c) => {
+      await c.query(`SET DateStyle = 'SQL, DMY'`);
+      try {
+        return await inTransaction(c, async () => {
+          const result = await ensureTable(c, {
+            schema: 'public',
+            table: 'kept_text',
+            columns: [col('k', 'integer'), col('d', 'date')],
+            primaryKey: ['k'],
+            onNarrower: 'keep',
+          });
+          // What the merge does: staged dates into the text column, in the same transaction.
+          await c.query(`INSERT INTO kept_text SELECT 1, '2026-04-05'::date`);
+          return result;
+        });
+      } finally {
+        await c.query('RESET ALL');
+      }
+    });
+    expect(kept.keptWider).toEqual([{ column: 'd', from: 'text', to: 'date' }]);
+    expect((await pool.query('SELECT d FROM kept_text')).rows).toEqual([{ d: '2026-04-05' }]);
+  });
+
   it('gives a table whose rows are all replaced the declared types as they are, after deleting its rows, keeping its OID', async () => {
     await ensure({ table: 'replaced', columns: [col('a', 'text'), col('b', 'bigint'), col('c', 'text')] });
     await pool.query(`INSERT INTO replaced VALUES ('05/04/2026', 1, 'x'), ('2026-04-01', 2, 'y')`);
