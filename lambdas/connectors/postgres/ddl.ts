@@ -470,20 +470,15 @@ export async function ensureTable(
     const first = used[0];
     if (first) {
       const change = changing.find((c) => c.column === first.column) as WidenedColumn;
-      const users = used
-        .filter((u) => u.column === first.column)
-        .map((u) => `${u.kind} ${u.view}`)
-        .join(', ');
+      const users = used.filter((u) => u.column === first.column).map((u) => `${u.kind} ${u.view}`);
+      const others = used
+        .filter((u) => u.column !== first.column)
+        .map((u) => `${u.kind} ${u.view} on ${quoteIdent(u.column)}`);
       throw new TerminalError(
         `${start} change column ${quoteIdent(first.column)} of table ${qualified} from ${change.from} to ${change.to}: ` +
-          `${users} uses it, and PostgreSQL cannot change the type of a column a view uses; ` +
-          `drop the view and create it again after this load, or ${keepType(first.column, change.from)}` +
-          (used.length > 1
-            ? ` (also in the way: ${used
-                .slice(1)
-                .map((u) => `${u.kind} ${u.view} on ${quoteIdent(u.column)}`)
-                .join(', ')})`
-            : ''),
+          `${users.join(', ')} ${users.length > 1 ? 'use' : 'uses'} it, and PostgreSQL cannot change the type of a column a view uses; ` +
+          `${used.length > 1 ? 'drop the views and create them' : 'drop the view and create it'} again after this load, or ${keepType(first.column, change.from)}` +
+          (others.length > 0 ? ` (also in the way: ${others.join(', ')})` : ''),
       );
     }
   }

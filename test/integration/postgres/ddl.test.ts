@@ -309,11 +309,31 @@ describe('ensureTable', () => {
   });
 
   it('refuses a widening a view stands in the way of, even one PostgreSQL does without a rewrite (varchar(n) → text), naming the view', async () => {
-    await ensure({ table: 'viewed', columns: [col('v', 'character varying(10)')] });
+    await ensure({ table: 'viewed', columns: [col('v', 'character varying(10)'), col('w', 'smallint')] });
     await pool.query('CREATE MATERIALIZED VIEW viewed_v AS SELECT v FROM viewed');
-    await expect(ensure({ table: 'viewed', columns: [col('v', 'text')] })).rejects.toThrow(
-      'Cannot change column "v" of table "public"."viewed" from character varying(10) to text: materialized view "public"."viewed_v" uses it',
+    await expect(
+      ensure({ table: 'viewed', columns: [col('v', 'text'), col('w', 'smallint')] }),
+    ).rejects.toThrow(
+      new TerminalError(
+        'Cannot change column "v" of table "public"."viewed" from character varying(10) to text: ' +
+          'materialized view "public"."viewed_v" uses it, and PostgreSQL cannot change the type of a column a view uses; ' +
+          'drop the view and create it again after this load, or have the source send character varying(10) again',
+      ),
     );
+    // Every view in the way is named: those on the first column, then the others.
+    await pool.query('CREATE VIEW viewed_both AS SELECT v, w FROM viewed');
+    await expect(
+      ensure({ table: 'viewed', columns: [col('v', 'text'), col('w', 'integer')], owner: 'Extract task t' }),
+    ).rejects.toThrow(
+      'Extract task t: cannot change column "v" of table "public"."viewed" from character varying(10) to text: ' +
+        'view "public"."viewed_both", materialized view "public"."viewed_v" use it, and PostgreSQL cannot change ' +
+        'the type of a column a view uses; drop the views and create them again after this load, or have the source ' +
+        'send character varying(10) again (also in the way: view "public"."viewed_both" on "w")',
+    );
+    expect(await withClient(pool, (c) => describeTable(c, 'viewed'))).toEqual({
+      v: 'character varying(10)',
+      w: 'smallint',
+    });
   });
 
   it('refuses narrowing with an exact message, or keeps the wider column when asked', async () => {
