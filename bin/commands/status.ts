@@ -179,6 +179,8 @@ export const status: Command = async (argv) => {
         superseded: sum('writeback', 'superseded'),
         failed: sum('writeback', 'failed'),
         heldBackAgain: tasksHeldBackAgain(run.summary.writeback),
+        // Tasks renamed or removed since the run: counted all the same (what the run recorded).
+        notInConfig: tasks.filter((t) => t.notInConfig).map((t) => t.task),
         apiCalls: sum('prepare', 'apiCalls') + sum('extract', 'apiCalls') + sum('writeback', 'apiCalls'),
         error: run.error,
       };
@@ -231,6 +233,12 @@ export const status: Command = async (argv) => {
       if (r.error) process.stdout.write(`\n${r.runId}: ${storedFailureText(r.error)}\n`);
       for (const held of r.heldBackAgain)
         process.stdout.write(`\n${r.runId}: ${heldBackAgainNote(r.runId, held)}\n`);
+      if (r.notInConfig.length > 0) {
+        const tasks = `${r.notInConfig.length === 1 ? 'task' : 'tasks'} ${r.notInConfig.join(', ')}`;
+        process.stdout.write(
+          `\n${r.runId}: its figures include ${tasks}, which the config no longer names (as the run recorded them)\n`,
+        );
+      }
     }
     const orphans = notInConfigLines(config.name, notInConfig);
     if (orphans.length > 0) process.stdout.write(`${orphans.join('\n')}\n`);

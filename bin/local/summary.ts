@@ -27,6 +27,11 @@ export interface TaskSummary {
   readonly superseded: number;
   readonly failed: number;
   readonly apiCalls: number;
+  /**
+   * A task the run recorded figures for that the config passed no longer names (renamed or
+   * removed since): its figures are the run's all the same. Absent for a task the config names.
+   */
+  readonly notInConfig?: true;
 }
 
 /**
@@ -249,27 +254,36 @@ export async function readStoredRuns(
 }
 
 /**
- * The per-task rows of a stored run, in the config's order: Prepare's Salesforce calls (when it
- * made any), extracts (rows read from the source,
- * rows inserted or updated in PostgreSQL, API calls — Athena's include its S3 reads), the transform (rows
- * its statements wrote), then write-backs (source rows, planned changes, records written,
- * rejected before sending, held back for another run's send of their key, refused by
- * Salesforce, API calls).
+ * The per-task rows of a stored run: Prepare's Salesforce calls (when it made any), extracts (rows
+ * read from the source, rows inserted or updated in PostgreSQL, API calls — Athena's include its
+ * S3 reads), the transform (rows its statements wrote), then write-backs (source rows, planned
+ * changes, records written, rejected before sending, held back for another run's send of their
+ * key, refused by Salesforce, API calls). Every task the run recorded figures for is there, the
+ * config's in its order, then those it no longer names (renamed or removed since the run,
+ * {@link TaskSummary.notInConfig}): a run's figures are what it recorded, whatever config reads them.
  */
 export function taskSummaries(config: PipelineConfig, stored: StoredRun): TaskSummary[] {
   const extract = record(stored.summary.extract);
   const writeback = record(stored.summary.writeback);
+  /** The recorded tasks of one kind: the config's first, in its order, then the others. */
+  const recorded = (figures: Record<string, unknown>, configured: string[]): [string, boolean][] => [
+    ...configured.filter((name) => name in figures).map((name): [string, boolean] => [name, false]),
+    ...Object.keys(figures)
+      .filter((name) => !configured.includes(name))
+      .sort()
+      .map((name): [string, boolean] => [name, true]),
+  ];
+  const marked = (row: TaskSummary, notInConfig: boolean): TaskSummary =>
+    notInConfig ? { ...row, notInConfig: true } : row;
   return [
     ...prepareSummaries(stored.summary.prepare),
-    ...config.extract
-      .map(taskName)
-      .filter((name) => name in extract)
-      .map((name) => extractTaskSummary(name, extract[name])),
+    ...recorded(extract, config.extract.map(taskName)).map(([name, notInConfig]) =>
+      marked(extractTaskSummary(name, extract[name]), notInConfig),
+    ),
     ...transformTaskSummaries(stored.summary.transform),
-    ...config.writeback
-      .map(taskName)
-      .filter((name) => name in writeback)
-      .map((name) => writebackTaskSummary(name, writeback[name])),
+    ...recorded(writeback, config.writeback.map(taskName)).map(([name, notInConfig]) =>
+      marked(writebackTaskSummary(name, writeback[name]), notInConfig),
+    ),
   ];
 }
 
@@ -294,7 +308,9 @@ export function runSummary(
   };
 }
 
-const COLUMNS: readonly (keyof TaskSummary)[] = [
+/** The table's columns: a task not in the config is marked by its name instead. */
+type Column = Exclude<keyof TaskSummary, 'notInConfig'>;
+const COLUMNS: readonly Column[] = [
   'task',
   'kind',
   'rowsRead',
@@ -306,7 +322,7 @@ const COLUMNS: readonly (keyof TaskSummary)[] = [
   'failed',
   'apiCalls',
 ];
-const HEADERS: Record<keyof TaskSummary, string> = {
+const HEADERS: Record<Column, string> = {
   task: 'task',
   kind: 'kind',
   rowsRead: 'rows read',
@@ -335,7 +351,13 @@ export function formatSummaryTable(summary: RunSummary): string {
     ? COLUMNS
     : COLUMNS.filter((c) => c !== 'superseded');
   const cells = summary.tasks.map((t) =>
-    columns.map((c) => (typeof t[c] === 'number' ? t[c].toLocaleString('en-US') : String(t[c]))),
+    columns.map((c) =>
+      typeof t[c] === 'number'
+        ? t[c].toLocaleString('en-US')
+        : c === 'task' && t.notInConfig
+          ? `${t.task} (not in config)`
+          : String(t[c]),
+    ),
   );
   const header = columns.map((c) => HEADERS[c]);
   const { lines, widths } = alignColumns([header, ...cells], (i) => i >= 2);

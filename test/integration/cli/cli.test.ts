@@ -1127,6 +1127,77 @@ describe('the roundtrip CLI', () => {
     expect(json.runs.filter((r) => r.runId !== runId).every((r) => r.heldBackAgain.length === 0)).toBe(true);
   });
 
+  it("shows a run's figures as it recorded them, tasks the config no longer names included", async () => {
+    // A failed run of a write-back since renamed (Contact-rs; the config's is Lead-update), as its
+    // report stores it; started long ago, so that it is no later command's latest run.
+    const runId = `renamed-task-${Date.now()}`;
+    const pool = new Pool({ connectionString: db.url });
+    try {
+      await pool.query(
+        `INSERT INTO roundtrip.runs (run_id, pipeline, status, started_at, finished_at, error, summary)
+         VALUES ($1, 'lead-scoring', 'failed', '2020-01-02T00:00:00Z', '2020-01-02T00:01:00Z', 'WritebackFailureRateExceeded: too many', $2::jsonb)`,
+        [
+          runId,
+          JSON.stringify({
+            prepare: { apiCalls: 3 },
+            extract: {
+              Lead: { rows: 12, inserted: 2, updated: 1, apiCalls: 4 },
+              Old_extract: { rows: 5, apiCalls: 1 },
+            },
+            writeback: {
+              'Lead-update': { sourceRows: 3, changed: 1, written: 1, apiCalls: 1 },
+              'Contact-rs': { sourceRows: 9, changed: 7, written: 5, failed: 2, rejected: 1, apiCalls: 2 },
+            },
+          }),
+        ],
+      );
+      await pool.query(
+        `INSERT INTO roundtrip.runs (run_id, pipeline, status, started_at, finished_at, summary)
+         VALUES ($1, 'lead-scoring', 'succeeded', '2020-01-01T12:00:00Z', '2020-01-01T12:01:00Z', $2::jsonb)`,
+        [
+          `${runId}-named`,
+          JSON.stringify({ writeback: { 'Lead-update': { sourceRows: 3, changed: 1, written: 1 } } }),
+        ],
+      );
+    } finally {
+      await pool.end();
+    }
+    const json = lastJsonLine((await cli(['status', ...connection, '--limit', '1000', '--json'])).stdout) as {
+      runs: Record<string, unknown>[];
+    };
+    expect(json.runs.find((r) => r.runId === runId)).toMatchObject({
+      status: 'failed',
+      rowsExtracted: 17,
+      written: 6,
+      rejected: 1,
+      failed: 2,
+      apiCalls: 11,
+      notInConfig: ['Old_extract', 'Contact-rs'],
+    });
+    // A run of the config's tasks alone names none.
+    expect(json.runs.find((r) => r.runId === `${runId}-named`)).toMatchObject({
+      written: 1,
+      notInConfig: [],
+    });
+    const text = (await cli(['status', ...connection, '--limit', '1000'])).stdout;
+    const row = text.split('\n').find((l) => l.startsWith(`${runId} `));
+    expect(row?.split(/\s{2,}/)).toEqual([
+      runId,
+      'failed',
+      '2020-01-02 00:00:00',
+      '60',
+      '17',
+      '6',
+      '1',
+      '0',
+      '2',
+      '11',
+    ]);
+    expect(text).toContain(
+      `\n${runId}: its figures include tasks Old_extract, Contact-rs, which the config no longer names (as the run recorded them)\n`,
+    );
+  });
+
   it('lists the records a run could not write, with their code and fields, as text, JSON and CSV', async () => {
     // A run that brings every score in; then three scored leads are edited in Salesforce: the
     // next run sends their scores again, and a validation rule refuses two of them.

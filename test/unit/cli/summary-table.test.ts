@@ -34,6 +34,20 @@ describe('formatSummaryTable', () => {
     ]);
   });
 
+  it('marks a task the config no longer names by its name, its figures shown', () => {
+    const summary: RunSummary = {
+      runId: 'r1',
+      status: 'failed',
+      tasks: [row, { ...row, task: 'Contact-rs', failed: 2, notInConfig: true }],
+    };
+    expect(formatSummaryTable(summary).split('\n').slice(1)).toEqual([
+      'task                        kind       rows read  planned  written  rejected  held back  failed  API calls',
+      '--------------------------  ---------  ---------  -------  -------  --------  ---------  ------  ---------',
+      'Lead-upsert                 writeback      1,234        4        3         1          0       0          1',
+      'Contact-rs (not in config)  writeback      1,234        4        3         1          0       2          1',
+    ]);
+  });
+
   it('says that a run failed before any step reported, rather than print headers alone', () => {
     expect(formatSummaryTable({ runId: 'r2', status: 'failed', tasks: [] })).toBe(
       'run r2: failed, before any step reported its figures (why: above)',
