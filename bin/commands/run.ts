@@ -206,24 +206,45 @@ function runCommand(dryRun: boolean): Command {
       await local.close();
       throw err;
     });
-    // Ctrl-C (or a SIGTERM) records the run as failed instead of leaving it `running`.
+    // Ctrl-C (or a SIGTERM) records the run as failed instead of leaving it `running`, closes the
+    // connections and ends the process by the signal (stopOnSignal). The steps still going then
+    // fail on the closed pool: expected, not the run's failure, so nothing more is printed of them
+    // and the command waits for that end instead of reporting the run.
     const runId = newRunId(local.deps.clock.now());
+    let interrupted = false;
     const release = stopOnSignal(async (signal) => {
+      interrupted = true;
       if (await markRunInterrupted(local.pool, runId, signal).catch(() => false)) {
         note(`  run ${runId} recorded as failed (interrupted); the next run goes on from what it sent`);
       }
       await local.close();
     });
+    const untilStopped = (): Promise<never> => new Promise<never>(() => undefined);
+    const printProgress = progressPrinter();
     try {
-      const result = await runPipeline({ local, definition, input, runId, onEvent: progressPrinter() });
+      const result = await runPipeline({
+        local,
+        definition,
+        input,
+        runId,
+        onEvent: (event) => {
+          if (!interrupted) printProgress(event);
+        },
+      });
+      if (interrupted) return await untilStopped();
       if (result.execution.status === 'failed') noteFailure(result, postgresCredentialsSource(config));
       const plan = dryRun && !values.json ? await planSample(local.pool, result.summary) : undefined;
       if (dryRun) for (const line of maxChangesWarnings(config, result.summary)) note(line);
       noteErrorsCommand(result.summary);
       return finishRun(result.summary, values.json === true, plan);
+    } catch (err) {
+      if (interrupted) return await untilStopped();
+      throw err;
     } finally {
-      release();
-      await local.close();
+      if (!interrupted) {
+        release();
+        await local.close();
+      }
     }
   };
 }

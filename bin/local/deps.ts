@@ -244,6 +244,7 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
 
   const services = await buildLocalServices(options);
   const { salesforce, athena } = services;
+  let closing: Promise<void> | undefined;
   const deps: CoreDeps = {
     config,
     pg: pool,
@@ -258,9 +259,13 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
     pool,
     athenaClient: services.athenaClient,
     salesforce,
-    async close() {
-      services.close();
-      await pool.end();
+    // Once: a command's signal handler and its own end may both close (pg refuses a second end).
+    close() {
+      closing ??= (async () => {
+        services.close();
+        await pool.end();
+      })();
+      return closing;
     },
   };
 }

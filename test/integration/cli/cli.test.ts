@@ -1621,6 +1621,56 @@ describe('the roundtrip CLI', () => {
     }
   });
 
+  it('says nothing more of a run stopped with Ctrl-C during its push than that it was recorded as failed', async () => {
+    // Three scored leads edited in Salesforce: the run's push sends their scores back.
+    const leads = [...env.salesforce.store.all('Lead')]
+      .filter((r) => typeof r.LeadScore__c === 'number' && r.IsDeleted !== true)
+      .slice(0, 3)
+      .map((r) => String(r.Id));
+    env.salesforce.store.update(
+      'Lead',
+      leads.map((Id) => ({ Id, LeadScore__c: 999 })),
+    );
+    const bin = path.resolve(__dirname, '../../../bin/roundtrip.cjs');
+    const child = spawn(process.execPath, [bin, 'run', ...connection], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let stderr = '';
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.once('exit', (code, signal) => resolve({ code, signal })),
+      );
+      await new Promise<void>((resolve, reject) => {
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+          // Salesforce slowed down from the plan on, so that the push is still sending when the
+          // signal comes.
+          if (stderr.includes('… Lead-update plan')) env.salesforce.faults.set({ latencyMs: 1500 });
+          if (stderr.includes('… Lead-update push')) resolve();
+        });
+        child.once('exit', () => reject(new Error(`the run ended before it was interrupted: ${stderr}`)));
+      });
+      child.kill('SIGINT');
+      expect((await exited).signal).toBe('SIGINT');
+      const after = stderr.slice(stderr.indexOf('… Lead-update push'));
+      const runId = /run (\S+) recorded as failed \(interrupted\)/.exec(after)?.[1];
+      expect(after.split('\n').slice(1)).toEqual([
+        '',
+        'SIGINT: stopping what this command started …',
+        `  run ${runId} recorded as failed (interrupted); the next run goes on from what it sent`,
+        '',
+      ]);
+      expect(stdout).toBe('');
+    } finally {
+      env.salesforce.faults.clear();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    // The data is fine: the next run sends what is left and succeeds.
+    const again = await cli(['run', ...connection, '--json']);
+    expect(again.code).toBe(0);
+    expect(leads.map((Id) => env.salesforce.store.get(Id)?.LeadScore__c)).not.toContain(999);
+  });
+
   it('exits 2 on bad input, naming what is wrong', async () => {
     expect(await cli(['nope'])).toMatchObject({
       code: 2,
