@@ -26,7 +26,7 @@ import {
   type Command,
 } from '../cli-common';
 import { alignColumns } from '../local/columns';
-import { readStoredRuns, type StoredRun } from '../local/summary';
+import { readStoredRuns, record, writebackTaskSummary, type StoredRun } from '../local/summary';
 import { DATABASE_OPTIONS, runsDatabase } from './status';
 
 /** Records listed when `--limit` is not given (text and JSON; `--csv` writes them all). */
@@ -172,6 +172,39 @@ async function writeCsv(
   return !closed;
 }
 
+/** The records of a run not sent, as its first line counts them. */
+interface NotSentCounts {
+  readonly rejected: number;
+  readonly heldBack: number;
+  readonly failed: number;
+}
+
+/**
+ * What a run recorded of its records not sent (`summary.writeback`, of one task with `task`), every
+ * task it ran counted, named in the config or not: what its details said before they were pruned.
+ */
+function recordedCounts(run: StoredRun, task: string | undefined): NotSentCounts {
+  const rows = Object.entries(record(run.summary.writeback))
+    .filter(([name]) => task === undefined || name === task)
+    .map(([name, figures]) => writebackTaskSummary(name, figures));
+  return {
+    rejected: rows.reduce((n, t) => n + t.rejected, 0),
+    heldBack: rows.reduce((n, t) => n + t.heldBack, 0),
+    failed: rows.reduce((n, t) => n + t.failed, 0),
+  };
+}
+
+/** `0 rejected before sending, [N held back for another run's send of their key, ]0 failed when sent` */
+function countsText(counts: NotSentCounts): string {
+  return (
+    `${counts.rejected.toLocaleString('en-US')} rejected before sending, ` +
+    (counts.heldBack > 0
+      ? `${counts.heldBack.toLocaleString('en-US')} held back for another run's send of their key, `
+      : '') +
+    `${counts.failed.toLocaleString('en-US')} failed when sent`
+  );
+}
+
 /** A table: its header, then its rows; the last column, left-aligned, unpadded. */
 function table(
   header: readonly string[],
@@ -263,6 +296,9 @@ export const errors: Command = async (argv) => {
     const failed = stageTotal('push') - heldBackAt('push');
     const prunedAt =
       typeof run.summary.detailsPrunedAt === 'string' ? run.summary.detailsPrunedAt : undefined;
+    // A pruned run's records are gone but for the few later runs read (unknown outcomes, the keys
+    // held back last): its figures are what it recorded.
+    const recorded = prunedAt ? recordedCounts(run, task) : undefined;
 
     if (values.json === true) {
       process.stdout.write(
@@ -276,7 +312,7 @@ export const errors: Command = async (argv) => {
           failed,
           counts,
           records,
-          ...(prunedAt ? { detailsPrunedAt: prunedAt } : {}),
+          ...(prunedAt ? { detailsPrunedAt: prunedAt, recorded } : {}),
         })}\n`,
       );
       return EXIT.ok;
@@ -287,23 +323,31 @@ export const errors: Command = async (argv) => {
     const filtered = [filter.task && `task ${filter.task}`, filter.code && `code ${filter.code}`]
       .filter(Boolean)
       .join(', ');
-    out.push(
-      `run ${run.runId} (${run.dryRun ? 'dry run, ' : ''}${run.status}, started ${started} UTC)${filtered ? `, ${filtered}` : ''}: ` +
-        `${rejected.toLocaleString('en-US')} rejected before sending, ` +
-        (heldBack > 0
-          ? `${heldBack.toLocaleString('en-US')} held back for another run's send of their key, `
-          : '') +
-        `${failed.toLocaleString('en-US')} failed when sent`,
-    );
+    const runText = `run ${run.runId} (${run.dryRun ? 'dry run, ' : ''}${run.status}, started ${started} UTC)${filtered ? `, ${filtered}` : ''}`;
+    if (prunedAt && recorded) {
+      // Pruned: that first, with what the run recorded, before the few records kept (if any).
+      out.push(
+        `${runText}: its records were pruned at ${prunedAt} (postgres.keepRunDetailsDays: ${config.postgres.keepRunDetailsDays}); ` +
+          `it recorded ${countsText(recorded)}${filter.code !== undefined ? ' (of every code)' : ''}`,
+      );
+      if (total === 0) {
+        if (run.error && !filtered) out.push(`the run failed: ${storedFailureText(run.error)}`);
+        process.stdout.write(`${out.join('\n')}\n`);
+        return EXIT.ok;
+      }
+      out.push(
+        `kept, as later runs read them (outcomes unknown, keys held back): ${countsText({ rejected, heldBack, failed })}`,
+      );
+    } else {
+      out.push(`${runText}: ${countsText({ rejected, heldBack, failed })}`);
+    }
     if (total === 0) {
       out.push(
-        prunedAt
-          ? `its records were pruned at ${prunedAt} (postgres.keepRunDetailsDays: ${config.postgres.keepRunDetailsDays})`
-          : // A run that failed with no record refused failed for another reason: say which, here
-            // rather than only in `roundtrip status`.
-            run.error && !filtered
-            ? `no record to show; the run failed: ${storedFailureText(run.error)}`
-            : `no record to show${await otherCodes(pool, filter)}`,
+        // A run that failed with no record refused failed for another reason: say which, here
+        // rather than only in `roundtrip status`.
+        run.error && !filtered
+          ? `no record to show; the run failed: ${storedFailureText(run.error)}`
+          : `no record to show${await otherCodes(pool, filter)}`,
       );
       process.stdout.write(`${out.join('\n')}\n`);
       return EXIT.ok;

@@ -1198,6 +1198,63 @@ describe('the roundtrip CLI', () => {
     );
   });
 
+  it('leads errors of a pruned run with the prune and the figures the run recorded', async () => {
+    // Two failed runs whose details the Report pruned: one with nothing kept, one with an
+    // INSERT_OUTCOME_UNKNOWN mark kept for later plans. Started long ago: no command's latest run.
+    const stamp = Date.now();
+    const [gone, kept] = [`pruned-${stamp}`, `pruned-kept-${stamp}`];
+    const pool = new Pool({ connectionString: db.url });
+    try {
+      for (const [runId, day] of [
+        [gone, '03'],
+        [kept, '04'],
+      ] as const) {
+        await pool.query(
+          `INSERT INTO roundtrip.runs (run_id, pipeline, status, started_at, finished_at, error, summary)
+           VALUES ($1, 'lead-scoring', 'failed', $2::timestamptz, $2::timestamptz + interval '1 minute', 'too many failed', $3::jsonb)`,
+          [
+            runId,
+            `2020-01-${day}T00:00:00Z`,
+            JSON.stringify({
+              detailsPrunedAt: '2020-02-10T00:00:00.000Z',
+              writeback: {
+                'Lead-update': { sourceRows: 9, changed: 6, written: 3, rejected: 1, failed: 2, heldBack: 1 },
+              },
+            }),
+          ],
+        );
+      }
+      await pool.query(
+        `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message)
+         VALUES ($1, 'Lead-update', 'k1', 'plan', 'INSERT_OUTCOME_UNKNOWN', 'sent, no outcome')`,
+        [kept],
+      );
+    } finally {
+      await pool.end();
+    }
+    const pruned = 'its records were pruned at 2020-02-10T00:00:00.000Z (postgres.keepRunDetailsDays: 30)';
+    const recorded =
+      "it recorded 1 rejected before sending, 1 held back for another run's send of their key, 2 failed when sent";
+    const text = await cli(['errors', ...connection, '--run', gone]);
+    expect(text.code).toBe(0);
+    expect(text.stdout.trim().split('\n')).toEqual([
+      `run ${gone} (failed, started 2020-01-03 00:00:00 UTC): ${pruned}; ${recorded}`,
+      'the run failed: too many failed',
+    ]);
+    const withKept = (await cli(['errors', ...connection, '--run', kept])).stdout.trim().split('\n');
+    expect(withKept.slice(0, 2)).toEqual([
+      `run ${kept} (failed, started 2020-01-04 00:00:00 UTC): ${pruned}; ${recorded}`,
+      "kept, as later runs read them (outcomes unknown, keys held back): 0 rejected before sending, 1 held back for another run's send of their key, 0 failed when sent",
+    ]);
+    expect(withKept.join('\n')).toContain('INSERT_OUTCOME_UNKNOWN');
+    const json = lastJsonLine((await cli(['errors', ...connection, '--run', gone, '--json'])).stdout);
+    expect(json).toMatchObject({
+      total: 0,
+      detailsPrunedAt: '2020-02-10T00:00:00.000Z',
+      recorded: { rejected: 1, heldBack: 1, failed: 2 },
+    });
+  });
+
   it('lists the records a run could not write, with their code and fields, as text, JSON and CSV', async () => {
     // A run that brings every score in; then three scored leads are edited in Salesforce: the
     // next run sends their scores again, and a validation rule refuses two of them.
