@@ -179,7 +179,15 @@ const PREPARE_STATE = 'Prepare';
  * Salesforce's API calls (what the org's daily allowance counts, and what the run's summary says
  * in all) are counted apart from the AWS calls of an Athena load (Athena and S3).
  */
-export function progressPrinter(write: (line: string) => void = note): (event: LocalRunEvent) => void {
+export function progressPrinter(
+  write: (line: string) => void = note,
+  config?: PipelineConfig,
+): (event: LocalRunEvent) => void {
+  // The Salesforce extracts whose load deletes rows Salesforce deleted (`deletes: 'remove'`): their
+  // `deleted` rows are gone from the table, which the line says. (With 'flag' they stay, flagged.)
+  const removingTasks = new Set(
+    (config?.extract ?? []).filter((t) => t.from === 'salesforce' && t.deletes === 'remove').map(taskName),
+  );
   const rowsByTask = new Map<string, number>();
   const callsByTask = new Map<string, number>();
   const awsCallsByTask = new Map<string, number>();
@@ -234,9 +242,10 @@ export function progressPrinter(write: (line: string) => void = note): (event: L
         // the overlap window, unchanged, are read but not written.
         const load = out !== null && typeof out === 'object' && 'inserted' in out;
         const written = numberAt(out, 'inserted') + numberAt(out, 'updated');
+        const removed = load && !aws && removingTasks.has(task) ? numberAt(out, 'deleted') : 0;
         const parts = [
           load
-            ? `${fmt(rows)} rows read, ${fmt(written)} written`
+            ? `${fmt(rows)} rows read, ${fmt(written)} written${removed ? `, ${fmt(removed)} removed` : ''}`
             : rows
               ? `${fmt(rows)} rows read`
               : undefined,

@@ -193,7 +193,7 @@ export const demo: Command = async (argv) => {
       note(round === 1 ? '\nrunning the pipeline:' : '\nrunning it again on the same data:');
       const before = scoresOf(env);
       const callsBefore = env.salesforce.calls.all().length;
-      const result = await runPipeline({ local, definition, onEvent: progressPrinter() });
+      const result = await runPipeline({ local, definition, onEvent: progressPrinter(note, config) });
       noteFailure(result, postgresFrom);
       const { text } = describeRun(env, before, callsBefore, result);
       const last = round === rounds;

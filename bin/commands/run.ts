@@ -220,7 +220,7 @@ function runCommand(dryRun: boolean): Command {
       await local.close();
     });
     const untilStopped = (): Promise<never> => new Promise<never>(() => undefined);
-    const printProgress = progressPrinter();
+    const printProgress = progressPrinter(note, config);
     try {
       const result = await runPipeline({
         local,

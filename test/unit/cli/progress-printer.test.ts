@@ -1,4 +1,5 @@
 import { progressPrinter } from '../../../bin/cli-common';
+import { parseConfig } from '../../../lambdas/config';
 
 describe('progressPrinter', () => {
   it('keeps the latest figures per task, write-back steps and Report included', () => {
@@ -230,6 +231,48 @@ describe('progressPrinter', () => {
       '  ✗ Prepare: other',
       '  ↻ Prepare: retrying',
       '  ✗ Report failure: PostgreSQL connecting (u@127.0.0.1:1/db): connect ECONNREFUSED',
+    ]);
+  });
+
+  it("says the rows a Salesforce extract with deletes 'remove' removed, when there are any", () => {
+    const config = parseConfig({
+      name: 'scores',
+      salesforce: { secret: 'sf' },
+      postgres: { secret: 'pg' },
+      extract: [
+        {
+          from: 'salesforce',
+          object: 'Contact',
+          fields: ['Id', 'Email'],
+          table: 'contacts',
+          deletes: 'remove',
+        },
+        { from: 'salesforce', object: 'Lead', fields: ['Id', 'Email'], table: 'leads' },
+      ],
+    });
+    const lines: string[] = [];
+    const print = progressPrinter((line) => lines.push(line), config);
+    const loaded = (task: string, deleted: number): Record<string, unknown> => ({
+      status: 'loaded',
+      runId: 'r',
+      task,
+      rows: 3,
+      inserted: 0,
+      updated: 0,
+      deleted,
+      api: 'rest',
+      apiCalls: 1,
+      full: true,
+      watermark: null,
+    });
+    print({ type: 'exited', state: 'Contact extract', stateType: 'Task', output: loaded('Contact', 2) });
+    print({ type: 'exited', state: 'Contact extract', stateType: 'Task', output: loaded('Contact', 0) });
+    // Flagged rows stay in the table (deletes 'flag', the default): none removed.
+    print({ type: 'exited', state: 'Lead extract', stateType: 'Task', output: loaded('Lead', 2) });
+    expect(lines.map((l) => l.split('  (so far')[0])).toEqual([
+      '  ✓ Contact extract: 3 rows read, 0 written, 2 removed, 1 Salesforce API call',
+      '  ✓ Contact extract: 3 rows read, 0 written',
+      '  ✓ Lead extract: 3 rows read, 0 written, 1 Salesforce API call',
     ]);
   });
 });
