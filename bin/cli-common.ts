@@ -1,6 +1,7 @@
 /**
  * What every roundtrip sub-command shares: exit codes, the usage error, option parsing, progress
- * lines and the run summary. Exit codes (issue 7): 0 success, 1 a failed run, 2 bad input.
+ * lines and the run summary. Exit codes (issue 7): 0 success, 1 a failure (a run, checks), 2 bad input
+ * (options, config, the secrets a command reads: docs/cli.md).
  * Progress and messages go to stderr; stdout holds the result (with `--json`, its last line is
  * the summary object).
  */

@@ -42,7 +42,8 @@ commands:
   emulate postgres [--port N]                   run a throwaway local PostgreSQL (embedded)
 
 Progress goes to stderr. A run ends with a summary table; with --json the last line of
-stdout is the summary as one JSON object. Exit codes: 0 success, 1 failed run, 2 bad input.
+stdout is the summary as one JSON object. Exit codes: 0 success, 1 failed (a run, checks),
+2 bad input (options, config, secrets).
 roundtrip <command> --help describes a command. Details: docs/cli.md
 `;
 

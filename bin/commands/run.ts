@@ -20,9 +20,14 @@ import {
   dryRunSample,
   type StoredPlanSampleRow,
 } from '../../lambdas/core/writeback/plan';
-import { ConfigError } from '../../lambdas/shared/errors';
+import {
+  resolveConnection,
+  type CreatePoolOptions,
+  type PostgresSource,
+} from '../../lambdas/connectors/postgres';
+import { ConfigError, TerminalError } from '../../lambdas/shared/errors';
 import { createConsoleLogger, silentLogger, type Logger } from '../../lambdas/shared/logging';
-import { createLocalSecretsProvider } from '../../lambdas/shared/secrets';
+import { createLocalSecretsProvider, type SecretsProvider } from '../../lambdas/shared/secrets';
 import { loadPipelineDefinition } from '../../statemachine/local';
 import {
   EXIT,
@@ -132,6 +137,61 @@ export function secretsFrom(values: Record<string, unknown>) {
 }
 
 /**
+ * A secret the command reads itself, before it does anything, from `--secrets` or the environment:
+ * one that is missing, or in a secrets file or variable that is not JSON, is bad input (exit 2),
+ * named as the provider names it. The local provider reads nothing over a network: its every
+ * error is the input's.
+ */
+export async function inputSecret(secrets: SecretsProvider, name: string): Promise<unknown> {
+  try {
+    return await secrets.getSecret(name);
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err), { showUsage: false });
+  }
+}
+
+/**
+ * The PostgreSQL settings of a secret or `--database-url`, checked without connecting (the pool's
+ * own check, resolveConnection): a source of neither shape, or a URL that is not one, is bad input
+ * (exit 2), named with where it comes from (`from`).
+ */
+export function checkPostgresSource(source: PostgresSource, options: CreatePoolOptions, from: string): void {
+  try {
+    resolveConnection(source, options);
+  } catch (err) {
+    if (!(err instanceof TerminalError)) throw err;
+    throw new UsageError(`${err.message} (${from})`, { showUsage: false });
+  }
+}
+
+/**
+ * The secrets a run reads, read before anything runs: the database's (and its shape), and
+ * Salesforce's when the tasks run include a Salesforce extract or a write-back. Missing or not
+ * JSON, they are bad input (exit 2), as a task the pipeline does not have is, not a failed run.
+ */
+async function checkRunSecrets(
+  config: PipelineConfig,
+  secrets: SecretsProvider,
+  tasks: readonly string[] | undefined,
+): Promise<void> {
+  const postgres = (await inputSecret(secrets, config.postgres.secret)) as PostgresSource;
+  checkPostgresSource(
+    postgres,
+    {
+      ssl: {
+        mode: config.postgres.ssl.mode,
+        ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
+      },
+    },
+    postgresCredentialsSource(config),
+  );
+  const selected = selectTasks(config, tasks);
+  if (config.salesforce && selected.salesforce.length + selected.writeback.length > 0) {
+    await inputSecret(secrets, config.salesforce.secret);
+  }
+}
+
+/**
  * The task names of `--tasks a,b`, checked against the config before anything runs: a name the
  * pipeline does not have is bad input (exit 2), not a failed run in `roundtrip.runs`.
  */
@@ -193,9 +253,11 @@ function runCommand(dryRun: boolean): Command {
       ...(tasks ? { tasks } : {}),
     };
     const aws = awsEndpointFrom(values);
+    const secrets = secretsFrom(values);
+    await checkRunSecrets(config, secrets, tasks);
     const local = await buildLocalDeps({
       config,
-      secrets: secretsFrom(values),
+      secrets,
       logger: loggerFrom(values),
       ...(aws ? { aws } : {}),
     });

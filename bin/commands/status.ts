@@ -21,7 +21,7 @@ import {
 import { forgetCommand, tasksNotInConfig, type TaskNotInConfig } from '../../lambdas/core/task-state';
 import { alignColumns } from '../local/columns';
 import { heldBackAgainNote, tasksHeldBackAgain, readStoredRuns, taskSummaries } from '../local/summary';
-import { CONNECTION_OPTIONS, configFrom, secretsFrom } from './run';
+import { CONNECTION_OPTIONS, checkPostgresSource, configFrom, inputSecret, secretsFrom } from './run';
 import {
   count,
   lastRunText,
@@ -72,19 +72,24 @@ export async function runsDatabase(
     );
   }
   const config = await configFrom(values);
+  // A secret that is missing or not JSON, or a source of the wrong shape, is bad input (exit 2).
   const source: PostgresSource =
     typeof databaseUrl === 'string'
       ? { url: databaseUrl }
-      : ((await secretsFrom(values).getSecret(config.postgres.secret)) as PostgresSource);
-  const pool = createPool(source, {
+      : ((await inputSecret(secretsFrom(values), config.postgres.secret)) as PostgresSource);
+  const credentialsFrom =
+    typeof databaseUrl === 'string' ? '--database-url' : postgresCredentialsSource(config);
+  const poolOptions = {
     ssl: {
       mode: typeof databaseUrl === 'string' ? urlSslMode(databaseUrl) : config.postgres.ssl.mode,
       ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
     },
     max: options.connections ?? 1,
     applicationName: 'roundtrip-cli',
-    credentialsFrom: typeof databaseUrl === 'string' ? '--database-url' : postgresCredentialsSource(config),
-  });
+    credentialsFrom,
+  };
+  checkPostgresSource(source, poolOptions, credentialsFrom);
+  const pool = createPool(source, poolOptions);
   // Connect once here, so that a database that cannot be reached is named as run and validate
   // name it (PostgreSQL, the address, why), not by the socket's bare "connect ECONNREFUSED".
   try {

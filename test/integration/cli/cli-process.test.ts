@@ -86,21 +86,77 @@ describe('the roundtrip bin', () => {
     expect(short.code).toBe(0);
   });
 
-  it('names a missing secret in one sentence, without a stack trace, and exits 1', async () => {
-    for (const command of ['run', 'plan', 'status']) {
-      const result = await roundtrip([command, '--config', EXAMPLE_CONFIG]);
+  it('names a missing secret in one sentence, without a stack trace, and exits 2 (bad input), in every command that reads it', async () => {
+    for (const command of [
+      ['run'],
+      ['plan'],
+      ['status'],
+      ['errors'],
+      ['forget', '--task', 'Lead'],
+      ['resolve', '--task', 'Lead', '--key', 'k1', '--not-inserted'],
+    ]) {
+      const result = await roundtrip([...command, '--config', EXAMPLE_CONFIG]);
       expect(result.stderr).toContain(
-        `roundtrip ${command}: Secret "roundtrip/postgres" not found: set the environment variable ROUNDTRIP_SECRET_ROUNDTRIP_POSTGRES`,
+        `roundtrip ${command[0]}: Secret "roundtrip/postgres" not found: set the environment variable ROUNDTRIP_SECRET_ROUNDTRIP_POSTGRES`,
       );
       expect(result.stderr).not.toMatch(STACK_LINE);
-      expect(result.code).toBe(1);
+      // Not followed by the command's usage: the options were right.
+      expect(result.stderr).not.toContain('usage:');
+      expect(result.code).toBe(2);
     }
+  });
+
+  it('exits 2 for a secrets file that is not JSON, a database secret of neither shape, a Salesforce secret a run needs missing, and a --database-url without a user', async () => {
+    const notJson = path.join(dir, 'not-json.json');
+    await writeFile(notJson, '{"roundtrip/postgres": ');
+    const neither = {
+      ...cleanEnv(),
+      ROUNDTRIP_SECRET_ROUNDTRIP_POSTGRES: JSON.stringify({ URL: 'postgres://u:p@h/db' }),
+    };
+    const noSalesforce = {
+      ...cleanEnv(),
+      ROUNDTRIP_SECRET_ROUNDTRIP_POSTGRES: JSON.stringify({ url: 'postgres://u:p@127.0.0.1:1/db' }),
+    };
+    for (const command of ['run', 'plan', 'status', 'errors']) {
+      const file = await roundtrip([command, '--config', EXAMPLE_CONFIG, '--secrets', notJson]);
+      expect(file.stderr).toContain(
+        `roundtrip ${command}: The local secrets file ${notJson} is not valid JSON`,
+      );
+      expect(file.code).toBe(2);
+      const shape = await roundtrip([command, '--config', EXAMPLE_CONFIG], neither);
+      expect(shape.stderr).toContain(
+        `roundtrip ${command}: PostgreSQL secret: expected { "url": "postgres://user:password@host:port/db" } or the RDS shape`,
+      );
+      expect(shape.stderr).toContain('(the secret roundtrip/postgres (postgres.secret of the config))');
+      expect(shape.stderr).not.toContain('u:p@');
+      expect(shape.code).toBe(2);
+    }
+    // A run reads the Salesforce secret before anything runs, as it reads the database's: nothing
+    // is recorded of a run that could not start for its input.
+    for (const command of ['run', 'plan']) {
+      const result = await roundtrip([command, '--config', EXAMPLE_CONFIG], noSalesforce);
+      expect(result.stderr).toContain(`roundtrip ${command}: Secret "roundtrip/salesforce" not found`);
+      expect(result.code).toBe(2);
+    }
+    const url = await roundtrip([
+      'status',
+      '--config',
+      EXAMPLE_CONFIG,
+      '--database-url',
+      'postgres://127.0.0.1/db',
+    ]);
+    expect(url.stderr).toContain(
+      'roundtrip status: PostgreSQL URL postgres://127.0.0.1/db: no user name (--database-url)',
+    );
+    expect(url.code).toBe(2);
   });
 
   it('reports a run whose database is unreachable as never started, with no run id, naming the secret, exit 1', async () => {
     const env = {
       ...cleanEnv(),
       ROUNDTRIP_SECRET_ROUNDTRIP_POSTGRES: JSON.stringify({ url: 'postgres://u:p@127.0.0.1:1/db' }),
+      // Read before the run starts (a missing one is bad input); never used, the database failing first.
+      ROUNDTRIP_SECRET_ROUNDTRIP_SALESFORCE: JSON.stringify({ username: 'u', password: 'p' }),
     };
     const run = await roundtrip(['run', '--config', EXAMPLE_CONFIG, '--json'], env);
     expect(run.stderr).toContain('ECONNREFUSED 127.0.0.1:1');
@@ -143,8 +199,12 @@ describe('the roundtrip bin', () => {
   });
 
   it('prints the stack of a failure with -v', async () => {
-    const result = await roundtrip(['status', '--config', EXAMPLE_CONFIG, '-v']);
-    expect(result.stderr).toContain('Secret "roundtrip/postgres" not found');
+    const env = {
+      ...cleanEnv(),
+      ROUNDTRIP_SECRET_ROUNDTRIP_POSTGRES: JSON.stringify({ url: 'postgres://u:p@127.0.0.1:1/db' }),
+    };
+    const result = await roundtrip(['status', '--config', EXAMPLE_CONFIG, '-v'], env);
+    expect(result.stderr).toContain('ECONNREFUSED 127.0.0.1:1');
     expect(result.stderr).toMatch(STACK_LINE);
     expect(result.code).toBe(1);
   });
