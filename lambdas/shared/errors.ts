@@ -26,10 +26,21 @@ export const ERROR_NAMES = {
   transform: 'TransformError',
   maxChanges: 'MaxChangesExceededError',
   /**
+   * Salesforce refused a call because the org's daily API allowance is spent
+   * (`REQUEST_LIMIT_EXCEEDED`): terminal, and for the whole run, not one write-back task, since
+   * every later call would be refused too.
+   */
+  apiLimit: 'ApiLimitExceededError',
+  /**
    * The Fail state's error when a write-back passed its `maxFailureRate` or its `maxRejectRate`
    * (the name predates the second); its cause says which, and where the records are.
    */
   writebackFailed: 'WritebackFailureRateExceeded',
+  /**
+   * The Fail state's error when write-back tasks failed in a step (plan, push, collect) and the
+   * tasks after them ran on; its cause names them and their errors.
+   */
+  writebackTasksFailed: 'WritebackTasksFailed',
 } as const;
 
 /**
@@ -78,6 +89,19 @@ export class TerminalError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = ERROR_NAMES.terminal;
+  }
+}
+
+/**
+ * Salesforce refused a call for the org's daily API allowance (`REQUEST_LIMIT_EXCEEDED`, not its
+ * concurrent-request form): it frees up over a rolling 24 hours, so no retry helps, and the
+ * state machine stops the whole run on it, not only the write-back task that met it
+ * (statemachine/definition.ts RUN_LEVEL_WRITEBACK_ERRORS).
+ */
+export class ApiLimitExceededError extends TerminalError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = ERROR_NAMES.apiLimit;
   }
 }
 

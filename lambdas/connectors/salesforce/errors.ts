@@ -4,7 +4,12 @@
  * operation, Salesforce's error code and its text (which names the object or field), after
  * redaction: no password, token, key or session id survives into it.
  */
-import { REFUSED_CONNECTION_HINT, TerminalError, TransientError } from '../../shared/errors';
+import {
+  ApiLimitExceededError,
+  REFUSED_CONNECTION_HINT,
+  TerminalError,
+  TransientError,
+} from '../../shared/errors';
 import { createRedactor, type Redactor } from '../../shared/redact';
 
 /** Request-level error codes that a later retry may clear. */
@@ -112,7 +117,12 @@ export function classifySalesforceError(
   const redactor = context.redactor ?? patternsOnly;
   const prefix = context.operation ? `Salesforce ${context.operation} failed` : 'Salesforce call failed';
   if (err instanceof TransientError || err instanceof TerminalError) {
-    const Kind = err instanceof TransientError ? TransientError : TerminalError;
+    const Kind =
+      err instanceof TransientError
+        ? TransientError
+        : err instanceof ApiLimitExceededError
+          ? ApiLimitExceededError
+          : TerminalError;
     if (err.message === redactor.redact(err.message)) return err;
     return new Kind(redactor.redact(err.message), { cause: redactor.redactError(err.cause ?? err) });
   }
@@ -157,7 +167,7 @@ export function classifySalesforceError(
   if (code === 'ECONNREFUSED') return new TransientError(`${message} ${REFUSED_CONNECTION_HINT}`, { cause });
   if (transient) return new TransientError(message, { cause });
   if (code === 'REQUEST_LIMIT_EXCEEDED') {
-    return new TerminalError(
+    return new ApiLimitExceededError(
       `${message} (the org's daily API allowance is spent; it frees up over a rolling 24 hours, so the run is not retried)`,
       { cause },
     );

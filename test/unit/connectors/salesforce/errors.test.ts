@@ -1,4 +1,4 @@
-import { TerminalError, TransientError } from '../../../../lambdas/shared/errors';
+import { ERROR_NAMES, TerminalError, TransientError } from '../../../../lambdas/shared/errors';
 import { createRedactor } from '../../../../lambdas/shared/redact';
 import { classifySalesforceError } from '../../../../lambdas/connectors/salesforce/errors';
 
@@ -25,7 +25,15 @@ describe('classifySalesforceError', () => {
       apiError('REQUEST_LIMIT_EXCEEDED', 'TotalRequests Limit exceeded.'),
     );
     expect(daily).toBeInstanceOf(TerminalError);
+    // Named apart: the state machine stops the whole run on it, not only the write-back task.
+    expect(daily.name).toBe(ERROR_NAMES.apiLimit);
     expect(daily.message).toMatch(/daily API allowance is spent/);
+    // Classified again (a connector's error passed up through another), it keeps its name.
+    const again = classifySalesforceError(daily, { redactor: createRedactor(['TotalRequests']) });
+    expect([again.name, again.message]).toEqual([
+      ERROR_NAMES.apiLimit,
+      expect.not.stringContaining('TotalRequests'),
+    ]);
     const concurrent = classifySalesforceError(
       apiError('REQUEST_LIMIT_EXCEEDED', 'ConcurrentPerOrgLongTxn Limit exceeded.'),
     );
