@@ -205,6 +205,18 @@ export function progressPrinter(
         break;
       case 'exited': {
         const out = event.output;
+        // A write-back task's failure recorded (statemachine/definition.ts `<task> record failure`):
+        // its step's ✗ came before; the run goes on with the next task.
+        if (
+          out !== null &&
+          typeof out === 'object' &&
+          (out as { taskFailed?: unknown }).taskFailed === true
+        ) {
+          write(
+            `  ✗ ${String((out as { task?: unknown }).task)} recorded as failed: the run goes on with the other tasks, and fails at its end`,
+          );
+          break;
+        }
         const task =
           out !== null && typeof out === 'object' && typeof (out as { task?: unknown }).task === 'string'
             ? String((out as { task: string }).task)

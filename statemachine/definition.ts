@@ -9,8 +9,10 @@
  * ```
  * Prepare ─► Extract (Parallel: one branch per extract task) ─► Transform
  *         ─► per write-back task: plan ─► route ─► push ─► [wait ─► collect]* ─►
- *         ─► Report ─► Run succeeded | Write-back failed
- * any caught error ─► Report failure ─► Run failed
+ *         ─► Report ─► Run succeeded | Write-back tasks failed | Write-back failed
+ * a write-back task's step error ─► <task> record failure ─► the next write-back task
+ *   (but those of RUN_LEVEL_WRITEBACK_ERRORS, and a failure to record it ─► Report failure)
+ * any other caught error ─► Report failure ─► Run failed
  * ```
  *
  * Binding a Task state to its handler (what statemachine/local.ts needs): every Lambda Task has
@@ -289,6 +291,22 @@ export const LOCKING_STEPS: ReadonlySet<StepKey> = new Set<StepKey>(['pushWriteb
 /** Where a caught error is put in the state (`{ Error, Cause }`). */
 export const ERROR_PATH = '$.error';
 
+/**
+ * The errors of a write-back step that stop the whole run at once (to its Report failure), not
+ * only their task: every other error of a task's plan, push or collect is recorded against the
+ * task and the tasks after it run (docs/writeback.md, "A write-back task that fails"). Kept
+ * run-level: the org's daily API allowance spent (every later call would be refused too), and a
+ * task held by another invocation past all the waits for it (TaskBusyError, PushGoingOnError:
+ * another execution of the pipeline is sending, and the run is not to race it task after task).
+ * The steps before the write-back (Prepare, the extracts, the transform) stop the run as before:
+ * the write-backs read what they produce.
+ */
+export const RUN_LEVEL_WRITEBACK_ERRORS = [
+  ERROR_NAMES.apiLimit,
+  ERROR_NAMES.busy,
+  ERROR_NAMES.pushGoingOn,
+] as const;
+
 /** The names of the states of one task (each at most the 80 characters Step Functions allows). */
 export function taskStateNames(task: string) {
   return {
@@ -320,6 +338,7 @@ export function taskStateNames(task: string) {
     pushBulk: `${task} push bulk`,
     collect: `${task} collect`,
     pushed: `${task} pushed`,
+    recordFailure: `${task} record failure`,
     next: `${task} next`,
   } as const;
 }
@@ -335,6 +354,7 @@ export const RUN_STATES = {
   reportFailure: 'Report failure',
   checkOutcome: 'Run outcome',
   succeeded: 'Run succeeded',
+  writebackTasksFailed: 'Write-back tasks failed',
   writebackFailed: 'Write-back failed',
   failed: 'Run failed',
 } as const;
@@ -344,6 +364,12 @@ export const RUN_STATES = {
  * `maxRejectRate` (the name predates the second).
  */
 export const WRITEBACK_FAILED_ERROR = ERROR_NAMES.writebackFailed;
+
+/**
+ * The error name of a run whose write-back tasks failed in a step (and the tasks after them ran):
+ * its Cause names each and its error (the Report's `failedTasks.cause`).
+ */
+export const WRITEBACK_TASKS_FAILED_ERROR = ERROR_NAMES.writebackTasksFailed;
 
 /**
  * What a Task state runs: a Lambda step, or one of the native Athena calls: the query's start
@@ -646,32 +672,45 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
   );
 }
 
-function writebackChain(b: Builder, task: WritebackTask, onError: sfn.IChainable): sfn.Chain {
+function writebackChain(b: Builder, task: WritebackTask, runFailure: sfn.IChainable): sfn.Chain {
   const names = taskStateNames(task.name);
-  const catchTo = { resultPath: ERROR_PATH };
   const result = { resultPath: '$.wb' };
-  const plan = lambdaTask(b, names.plan, 'planWriteback', {
+  const next = new sfn.Pass(b.scope, names.next);
+  // A step's error is the task's: recorded (the report function, by the task's name), then the
+  // next task runs. The error stays in `$.error`: when it cannot be recorded (PostgreSQL gone
+  // past the retries), the run stops with it, as it did before tasks went on.
+  const recordFailure = lambdaTask(b, names.recordFailure, 'report', {
     payload: sfn.TaskInput.fromObject({
-      'runId.$': '$.run.runId',
+      'runId.$': '$$.Execution.Name',
       task: task.name,
-      'dryRun.$': '$.run.dryRun',
+      'error.$': ERROR_PATH,
     }),
-    ...result,
-  }).addCatch(onError, catchTo);
+    resultPath: sfn.JsonPath.DISCARD,
+  }).addCatch(runFailure, { resultPath: '$.recordError' });
+  recordFailure.next(next);
+  /** Catches a step's errors: those of the whole run to its Report failure, any other to the task's record. */
+  const caught = <T extends sfn.TaskStateBase>(state: T): T => {
+    state.addCatch(runFailure, { errors: [...RUN_LEVEL_WRITEBACK_ERRORS], resultPath: ERROR_PATH });
+    state.addCatch(recordFailure, { resultPath: ERROR_PATH });
+    return state;
+  };
+  const plan = caught(
+    lambdaTask(b, names.plan, 'planWriteback', {
+      payload: sfn.TaskInput.fromObject({
+        'runId.$': '$.run.runId',
+        task: task.name,
+        'dryRun.$': '$.run.dryRun',
+      }),
+      ...result,
+    }),
+  );
   const pushPayload = sfn.TaskInput.fromObject({ 'runId.$': '$.run.runId', task: task.name });
-  const push = lambdaTask(b, names.push, 'pushWriteback', { payload: pushPayload, ...result }).addCatch(
-    onError,
-    catchTo,
+  const push = caught(lambdaTask(b, names.push, 'pushWriteback', { payload: pushPayload, ...result }));
+  const pushBulk = caught(
+    lambdaTask(b, names.pushBulk, 'pushWriteback', { payload: pushPayload, ...result }),
   );
-  const pushBulk = lambdaTask(b, names.pushBulk, 'pushWriteback', {
-    payload: pushPayload,
-    ...result,
-  }).addCatch(onError, catchTo);
   // Collect's input is exactly the pending output of Push or of the previous Collect.
-  const collect = lambdaTask(b, names.collect, 'collectWriteback', { inputPath: '$.wb', ...result }).addCatch(
-    onError,
-    catchTo,
-  );
+  const collect = caught(lambdaTask(b, names.collect, 'collectWriteback', { inputPath: '$.wb', ...result }));
   const done = new sfn.Pass(b.scope, names.pushed);
   const pending = new sfn.Choice(b.scope, names.bulkPending);
   // A push that ran out of Lambda time between two calls (push-pending) is called again at once;
@@ -711,7 +750,6 @@ function writebackChain(b: Builder, task: WritebackTask, onError: sfn.IChainable
     parameters: { task: task.name, status: 'skipped' },
     resultPath: '$.wb',
   });
-  const next = new sfn.Pass(b.scope, names.next);
   nothing.next(next);
   done.next(next);
   skipped.next(next);
@@ -806,6 +844,13 @@ export function buildDefinition(
     resultPath: '$.report',
   }).addCatch(failed, { resultPath: ERROR_PATH });
   const outcome = new sfn.Choice(b.scope, RUN_STATES.checkOutcome)
+    .when(
+      sfn.Condition.isPresent('$.report.failedTasks'),
+      new sfn.Fail(b.scope, RUN_STATES.writebackTasksFailed, {
+        error: WRITEBACK_TASKS_FAILED_ERROR,
+        causePath: '$.report.failedTasks.cause',
+      }),
+    )
     .when(
       sfn.Condition.stringEquals('$.report.status', 'failed'),
       new sfn.Fail(b.scope, RUN_STATES.writebackFailed, {

@@ -32,6 +32,11 @@ export interface TaskSummary {
    * removed since): its figures are the run's all the same. Absent for a task the config names.
    */
   readonly notInConfig?: true;
+  /**
+   * A write-back task stopped by a step's error (`summary.writeback.<task>.error`): the tasks
+   * after it ran, and the run failed. Absent for a task that ran to its end.
+   */
+  readonly error?: string;
 }
 
 /**
@@ -164,6 +169,7 @@ export function writebackTaskSummary(task: string, figures: unknown): TaskSummar
     superseded: num(s.superseded),
     failed: num(s.failed),
     apiCalls: num(s.apiCalls),
+    ...(typeof s.error === 'string' ? { error: s.error } : {}),
   };
 }
 
@@ -308,8 +314,11 @@ export function runSummary(
   };
 }
 
-/** The table's columns: a task not in the config is marked by its name instead. */
-type Column = Exclude<keyof TaskSummary, 'notInConfig'>;
+/**
+ * The table's columns: a task not in the config is marked by its name instead, and so is a failed
+ * write-back task, whose error is said below the table.
+ */
+type Column = Exclude<keyof TaskSummary, 'notInConfig' | 'error'>;
 const COLUMNS: readonly Column[] = [
   'task',
   'kind',
@@ -354,17 +363,25 @@ export function formatSummaryTable(summary: RunSummary): string {
     columns.map((c) =>
       typeof t[c] === 'number'
         ? t[c].toLocaleString('en-US')
-        : c === 'task' && t.notInConfig
-          ? `${t.task} (not in config)`
+        : c === 'task'
+          ? `${t.task}${t.notInConfig ? ' (not in config)' : ''}${t.error !== undefined ? ' ✗' : ''}`
           : String(t[c]),
     ),
   );
   const header = columns.map((c) => HEADERS[c]);
   const { lines, widths } = alignColumns([header, ...cells], (i) => i >= 2);
+  // Each write-back task a step error stopped (the tasks after it ran), with its error's first
+  // 300 characters: `roundtrip status` and roundtrip.runs have it whole.
+  const failedTasks = summary.tasks.flatMap((t) =>
+    t.error === undefined
+      ? []
+      : [`✗ write-back ${t.task} failed: ${t.error.length > 300 ? `${t.error.slice(0, 300)}…` : t.error}`],
+  );
   return [
     `run ${summary.runId}: ${summary.status}`,
     lines[0],
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...lines.slice(1),
+    ...failedTasks,
   ].join('\n');
 }

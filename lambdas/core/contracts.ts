@@ -453,13 +453,46 @@ export const WritebackCollectOutput = z.discriminatedUnion('status', [
 ]);
 export type WritebackCollectOutput = z.infer<typeof WritebackCollectOutput>;
 
+/** The error a state machine's Catch puts in the state (`$.error`): `{ Error, Cause }`. */
+export const CaughtError = z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() });
+
 /** The Report step's input: the run, and the error that stopped it when one did. */
 export const ReportInput = z.strictObject({
   runId: RunId,
   /** From the state machine's Catch (`$.error`): `{ Error, Cause }`. */
-  error: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
+  error: CaughtError.optional(),
 });
 export type ReportInput = z.input<typeof ReportInput>;
+
+/**
+ * The same function's other input: a write-back task whose step (plan, push, collect) failed, by
+ * the state machine's Catch, recorded before the tasks after it run (writeback/report.ts
+ * `recordTaskFailure`). Told apart from {@link ReportInput} by its `task`.
+ */
+export const TaskFailureInput = z.strictObject({
+  runId: RunId,
+  task: z.string().min(1),
+  error: CaughtError,
+});
+export type TaskFailureInput = z.input<typeof TaskFailureInput>;
+
+/** What recording a task's failure returns: the task and its error as stored (bounded). */
+export const TaskFailureOutput = z.strictObject({
+  runId: RunId,
+  task: z.string(),
+  taskFailed: z.literal(true),
+  error: z.string(),
+});
+export type TaskFailureOutput = z.infer<typeof TaskFailureOutput>;
+
+/** The longest error kept of a write-back task that failed (its summary's `error`). */
+export const MAX_TASK_ERROR_CHARS = 2_000;
+
+/**
+ * The longest Cause of a run whose write-back tasks failed: well within the 32,768 characters
+ * Step Functions keeps of a Cause; the whole errors are in `roundtrip.runs`.
+ */
+export const MAX_FAILED_TASKS_CAUSE_CHARS = 8_000;
 
 /** Per write-back task, as written to the run's summary. */
 export const WritebackTaskSummary = z.strictObject({
@@ -509,6 +542,12 @@ export const WritebackTaskSummary = z.strictObject({
    * for insert, `sourceRows - unchanged`, those whose key is not inserted yet): the run failed.
    */
   rejectRateExceeded: z.boolean(),
+  /**
+   * The error of the step (plan, push, collect) that stopped this task, as recorded when it was
+   * caught (at most {@link MAX_TASK_ERROR_CHARS} characters): the tasks after it ran, and the run
+   * failed at its end. Absent for a task that ran to its end.
+   */
+  error: z.string().optional(),
 });
 export type WritebackTaskSummary = z.infer<typeof WritebackTaskSummary>;
 
@@ -519,6 +558,12 @@ export const ReportOutput = z.strictObject({
   /** Why it failed, when it did. */
   reason: z.string().optional(),
   writeback: z.record(z.string(), WritebackTaskSummary),
+  /**
+   * The write-back tasks a step error stopped (their summary's `error`), in the config's order,
+   * and the Cause of the Fail state the run then ends in (at most {@link MAX_FAILED_TASKS_CAUSE_CHARS}
+   * characters: it names each, its error shortened to fit). Absent when none failed.
+   */
+  failedTasks: z.strictObject({ tasks: z.array(z.string()).min(1), cause: z.string() }).optional(),
   /**
    * Prepare's Salesforce calls (its `/limits` and forecast `COUNT()`s), when it made any: recorded
    * also when it failed, which its own output then cannot say.

@@ -1,6 +1,16 @@
-/** Lambda: the Report step (lambdas/core/writeback/report.ts). */
-import { ReportInput, parseStepInput, type ReportOutput } from '../core/contracts';
-import { reportRun } from '../core/writeback/report';
+/**
+ * Lambda: the Report step (lambdas/core/writeback/report.ts), and the record of a write-back task
+ * that failed, which the state machine's Catch of that task's steps sends here with the task's
+ * name (`recordTaskFailure`) before the tasks after it run.
+ */
+import {
+  ReportInput,
+  TaskFailureInput,
+  parseStepInput,
+  type ReportOutput,
+  type TaskFailureOutput,
+} from '../core/contracts';
+import { recordTaskFailure, reportRun } from '../core/writeback/report';
 import { instrumentStep } from '../shared/observability';
 import { lambdaDeps, type DepsProvider } from './deps';
 import { snsNotifier } from './sns-deps';
@@ -9,8 +19,13 @@ import { snsNotifier } from './sns-deps';
 export const STEP = 'Report';
 
 /** The step as this function runs it: parse the event with the step's schema, call the core function. */
-export function createHandler(provider: DepsProvider): (event: unknown) => Promise<ReportOutput> {
+export function createHandler(
+  provider: DepsProvider,
+): (event: unknown) => Promise<ReportOutput | TaskFailureOutput> {
   return async (event) => {
+    if (event !== null && typeof event === 'object' && 'task' in event) {
+      return recordTaskFailure(await provider(), parseStepInput(STEP, TaskFailureInput, event));
+    }
     const input = parseStepInput(STEP, ReportInput, event);
     return reportRun(await provider(), input);
   };

@@ -273,11 +273,31 @@ describe('the state machine definition', () => {
               { ErrorEquals: ['States.Timeout'], Next: `${task_} stop`, ResultPath: '$.error' },
             ]
           : [];
+      // A write-back step's errors are its task's, recorded before the next task runs; but those
+      // that stop the whole run (the org's API allowance spent, a task held by another execution).
+      const writebackStep =
+        binding === 'planWriteback' || binding === 'pushWriteback' || binding === 'collectWriteback';
+      const writebackTask = name.replace(/ (plan|push|push bulk|collect)$/, '');
+      const runLevel = writebackStep
+        ? [
+            {
+              ErrorEquals: ['ApiLimitExceededError', 'TaskBusyError', 'PushGoingOnError'],
+              Next: RUN_STATES.reportFailure,
+              ResultPath: '$.error',
+            },
+          ]
+        : [];
       const all =
         binding === 'athenaStop'
           ? { ErrorEquals: ['States.ALL'], Next: `${task_} not stopped`, ResultPath: '$.stopError' }
-          : expect.objectContaining({ ErrorEquals: ['States.ALL'] });
-      expect({ name, catch: task.Catch }).toEqual({ name, catch: [...athenaCatches, all] });
+          : writebackStep
+            ? {
+                ErrorEquals: ['States.ALL'],
+                Next: taskStateNames(writebackTask).recordFailure,
+                ResultPath: '$.error',
+              }
+            : expect.objectContaining({ ErrorEquals: ['States.ALL'] });
+      expect({ name, catch: task.Catch }).toEqual({ name, catch: [...athenaCatches, ...runLevel, all] });
       expect(task.TimeoutSeconds).toEqual(expect.any(Number));
     }
     expect(locking).toBeGreaterThanOrEqual(2);
@@ -931,6 +951,96 @@ describe('the state machine definition', () => {
       );
       expect(pushed.status).toBe('succeeded');
       expect(pushes).toBe(21);
+    });
+
+    describe('a write-back task whose step fails', () => {
+      /** A step error of `name`, as a Lambda function's error reaches the state machine. */
+      const failure = (name: string, message: string): Error => Object.assign(new Error(message), { name });
+      /** The full config's stand-ins, with the first write-back task's plan failing with `error`. */
+      function firstTaskFails(error: () => Error) {
+        const config = fullConfig();
+        const [first, second] = config.writeback.map((t) => taskStateNames(t.name));
+        const recorded: Record<string, unknown>[] = [];
+        let reported: Record<string, unknown> | undefined;
+        const h = handlers(config, {
+          [first!.plan]: () => {
+            throw error();
+          },
+          [first!.recordFailure]: (input) => {
+            recorded.push(input);
+            return { runId: input.runId, task: input.task, taskFailed: true, error: 'recorded' };
+          },
+          [RUN_STATES.report]: (input) => {
+            reported = input;
+            return {
+              runId: input.runId,
+              status: 'failed',
+              writeback: {},
+              failedTasks: {
+                tasks: ['Lead-update'],
+                cause: 'A write-back task failed: Lead-update: no column lead_id',
+              },
+            };
+          },
+        });
+        return { first: first!, second: second!, recorded, reported: () => reported, h };
+      }
+
+      it('records its failure, runs the next task, and fails the run after the report naming it', async () => {
+        const { first, second, recorded, reported, h } = firstTaskFails(() =>
+          failure(ERROR_NAMES.terminal, 'Write-back Lead-update: no column lead_id'),
+        );
+        const result = await run(full, {}, h);
+        expect(result).toEqual({
+          status: 'failed',
+          error: ERROR_NAMES.writebackTasksFailed,
+          cause: 'A write-back task failed: Lead-update: no column lead_id',
+        });
+        expect(recorded).toEqual([
+          {
+            runId: 'run-1',
+            task: 'Lead-update',
+            error: { Error: ERROR_NAMES.terminal, Cause: 'Write-back Lead-update: no column lead_id' },
+          },
+        ]);
+        expect(h.ran).not.toContain(first.push);
+        expect(h.ran).toContain(second.plan);
+        expect(h.ran).toContain(second.push);
+        expect(reported()).toEqual({ runId: 'run-1' });
+        expect(h.ran).not.toContain(RUN_STATES.reportFailure);
+      });
+
+      it.each([ERROR_NAMES.apiLimit, ERROR_NAMES.busy])('stops the whole run at once on %s', async (name) => {
+        const { second, recorded, h } = firstTaskFails(() => failure(name, 'Salesforce said no'));
+        // TaskBusyError is retried first (12 attempts), then caught.
+        const result = await run(full, {}, h);
+        expect(result).toMatchObject({ status: 'failed', error: name });
+        expect(recorded).toEqual([]);
+        expect(h.ran).toContain(RUN_STATES.reportFailure);
+        expect(h.ran).not.toContain(second.plan);
+      });
+
+      it('stops the run with the task’s own error when its failure cannot be recorded', async () => {
+        const config = fullConfig();
+        const [first, second] = config.writeback.map((t) => taskStateNames(t.name));
+        let reported: unknown;
+        const h = handlers(config, {
+          [first!.push]: () => {
+            throw failure(ERROR_NAMES.terminal, 'Write-back Lead-update: bad field');
+          },
+          [first!.recordFailure]: () => {
+            throw failure(ERROR_NAMES.terminal, 'Run run-1 is not recorded in roundtrip.runs');
+          },
+          [RUN_STATES.reportFailure]: (input) => {
+            reported = input.error;
+            return { runId: input.runId, status: 'failed', writeback: {} };
+          },
+        });
+        const result = await run(full, {}, h);
+        expect(result).toMatchObject({ status: 'failed', error: ERROR_NAMES.terminal });
+        expect(reported).toEqual({ Error: ERROR_NAMES.terminal, Cause: 'Write-back Lead-update: bad field' });
+        expect(h.ran).not.toContain(second!.plan);
+      });
     });
 
     it('fails after the report when a write-back passed its failure rate', async () => {

@@ -16,6 +16,10 @@ export {
   WritebackCollectInput,
   WritebackCollectOutput,
   ReportInput,
+  TaskFailureInput,
+  TaskFailureOutput,
   WritebackTaskSummary,
   ReportOutput,
+  MAX_TASK_ERROR_CHARS,
+  MAX_FAILED_TASKS_CAUSE_CHARS,
 } from '../contracts';

@@ -8,6 +8,10 @@
  * its `maxFailureRate` or its share of rejected rows its `maxRejectRate` ({@link rejectRateBase}): the report is
  * written first, then the state machine ends in its Fail state.
  *
+ * A write-back task whose step (plan, push, collect) failed is recorded as failed first, when the
+ * state machine's Catch hands its error here ({@link recordTaskFailure}), and the tasks after it
+ * run; the report then fails the run, naming every such task and its error (`failedTasks`).
+ *
  * A run that failed before Prepare recorded it (an unknown task in the input, PostgreSQL not
  * reachable yet, a failed migration, …) still gets its row, with status `failed` and the error:
  * the report of a failure records the run when it is missing, migrating the state tables first
@@ -23,9 +27,17 @@ import { taskName } from '../../config';
 import { migrate, withClient, withTransaction } from '../../connectors/postgres';
 import { ABANDONED_AFTER_HOURS } from '../contracts';
 import type { CoreDeps } from '../deps';
-import type { ReportInput, ReportOutput, WritebackTaskSummary } from './contracts';
+import {
+  MAX_FAILED_TASKS_CAUSE_CHARS,
+  MAX_TASK_ERROR_CHARS,
+  type ReportInput,
+  type ReportOutput,
+  type TaskFailureInput,
+  type TaskFailureOutput,
+  type WritebackTaskSummary,
+} from './contracts';
 import { warnOnFailure } from '../../shared/logging';
-import { readableFailure } from '../../shared/errors';
+import { failureText, readableFailure } from '../../shared/errors';
 import { notifyRun } from './notify';
 import {
   HELD_BACK_BY_BOTH_SQL,
@@ -36,6 +48,7 @@ import {
   previousRunOfTask,
   readRunSummary,
   storedCount as num,
+  writebackTaskOf,
 } from './state';
 
 /** Whether the state tables exist (the `roundtrip.runs` table, created by the first migration). */
@@ -339,6 +352,59 @@ export async function closeAbandonedRuns(client: PoolClient, pipeline: string, n
   return rows.map((r) => r.run_id).sort();
 }
 
+/** `text` cut to `max` characters, an ellipsis marking the cut. */
+function bounded(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/**
+ * Records that write-back task `input.task` failed in a step (its plan, push or collect), with the
+ * error the state machine's Catch passed, readable and bounded ({@link MAX_TASK_ERROR_CHARS}), as
+ * `summary.writeback.<task>.error` (and `failedAt`) of the run; the state machine then goes on
+ * with the next task, and the run's report fails the run naming it ({@link reportRun}). Only what
+ * follows the Catch: the task's ledger, lock and figures are as its step left them, so a later
+ * run goes on from them as from any failed run. Idempotent: a retry stores the same error (and
+ * keeps the first `failedAt`).
+ */
+export async function recordTaskFailure(
+  deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock'>,
+  input: TaskFailureInput,
+): Promise<TaskFailureOutput> {
+  writebackTaskOf(deps, input.task);
+  const error = bounded(failureText(input.error.Error, input.error.Cause), MAX_TASK_ERROR_CHARS);
+  await withTransaction(deps.pg, async (client) => {
+    const summary = await readRunSummary(client, input.runId);
+    const stored = ((summary.writeback ?? {}) as Record<string, Record<string, unknown> | undefined>)[
+      input.task
+    ];
+    const failedAt = typeof stored?.failedAt === 'string' ? stored.failedAt : deps.clock.now().toISOString();
+    await mergeRunSummary(client, input.runId, ['writeback', input.task], { error, failedAt });
+  });
+  deps.logger.warn('Write-back task failed; the tasks after it go on, and the run fails at its end', {
+    runId: input.runId,
+    task: input.task,
+    error,
+  });
+  return { runId: input.runId, task: input.task, taskFailed: true, error };
+}
+
+/**
+ * The Cause of a run whose write-back tasks failed: each task and its error, the errors shortened
+ * evenly so that the whole stays within {@link MAX_FAILED_TASKS_CAUSE_CHARS}.
+ */
+export function failedTasksCause(failed: readonly { task: string; error: string }[]): string {
+  const head = `${failed.length === 1 ? 'A write-back task' : `${failed.length} write-back tasks`} failed (the other tasks ran): `;
+  const tail =
+    '. Each error is in roundtrip.runs (error, and summary.writeback.<task>.error); roundtrip status shows the run';
+  const names = failed.reduce((n, f) => n + f.task.length + 4, 0);
+  const room = Math.max(
+    40,
+    Math.floor((MAX_FAILED_TASKS_CAUSE_CHARS - head.length - tail.length - names) / failed.length),
+  );
+  const cause = head + failed.map((f) => `${f.task}: ${bounded(f.error, room)}`).join('; ') + tail;
+  return bounded(cause, MAX_FAILED_TASKS_CAUSE_CHARS);
+}
+
 /**
  * Writes the run's final status and write-back summary (see the module comment), tells of a
  * failed run, or of one that held back keys its previous run held back too ({@link
@@ -373,12 +439,16 @@ export async function reportRun(
     const stored = (summary.writeback ?? {}) as Record<string, Record<string, unknown>>;
     const writeback: Record<string, WritebackTaskSummary> = {};
     const reasons: string[] = [];
+    const failedTasks: { task: string; error: string }[] = [];
     for (const [index, task] of deps.config.writeback.entries()) {
       const name = taskName(task);
       const s = stored[name];
       if (!s) continue;
       const started = typeof s.startedAt === 'string' ? Date.parse(s.startedAt) : NaN;
-      const ended = typeof s.collectedAt === 'string' ? Date.parse(s.collectedAt) : now.getTime();
+      // A task that failed ended when its failure was recorded ({@link recordTaskFailure}).
+      const endedAt = typeof s.collectedAt === 'string' ? s.collectedAt : s.failedAt;
+      const ended = typeof endedAt === 'string' ? Date.parse(endedAt) : now.getTime();
+      const error = typeof s.error === 'string' ? s.error : undefined;
       // A push or collect that never finished wrote no figures: what its ledger holds is what
       // happened (records Salesforce took or refused, and those sent with no outcome recorded).
       const outcomes =
@@ -411,7 +481,12 @@ export async function reportRun(
         durationMs: Number.isFinite(started) ? Math.max(0, ended - started) : 0,
         failureRateExceeded: s.failureRateExceeded === true,
         rejectRateExceeded: rejectRateExceeded(num(s.rejected), judged, task.maxRejectRate),
+        ...(error !== undefined ? { error } : {}),
       };
+      if (error !== undefined) {
+        failedTasks.push({ task: name, error });
+        reasons.push(`write-back ${name} failed (writeback[${index}]): ${error}`);
+      }
       if (s.failureRateExceeded === true) {
         // Over the records sent: those the push held back or found superseded were not (none
         // before it counted them).
@@ -460,6 +535,9 @@ export async function reportRun(
       status,
       ...(reason ? { reason } : {}),
       writeback,
+      ...(failedTasks.length > 0
+        ? { failedTasks: { tasks: failedTasks.map((f) => f.task), cause: failedTasksCause(failedTasks) } }
+        : {}),
       ...(prepareCalls > 0 ? { prepare: { apiCalls: prepareCalls } } : {}),
       ...(Object.keys(extract).length > 0 ? { extract } : {}),
     };

@@ -40,7 +40,10 @@ export interface E2eWorld {
   readonly config: PipelineConfig;
   readonly definition: BoundDefinition;
   readonly logger: ReturnType<typeof createMemoryLogger>;
-  run(input?: RunInput, options?: Pick<PipelineRunOptions, 'timeLeft'>): Promise<PipelineRunResult>;
+  run(
+    input?: RunInput,
+    options?: Pick<PipelineRunOptions, 'timeLeft' | 'onEvent'>,
+  ): Promise<PipelineRunResult>;
   /** LeadScore__c of every generated lead in the emulator, in the generator's order. */
   scores(): (number | null)[];
   close(): Promise<void>;

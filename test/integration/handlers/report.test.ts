@@ -3,9 +3,17 @@
  * run input, refused before Prepare migrates or records anything): the run still gets its row in
  * roundtrip.runs, status failed, with the error, on a database where the state tables do not
  * exist yet. Through the report handler's createHandler, and through the local state machine.
+ * And the same function recording a write-back task that failed, which the run's report then
+ * fails the run by, naming it.
  */
 import { parseConfig, type PipelineConfig } from '../../../lambdas/config';
-import { createPool, type PostgresPool } from '../../../lambdas/connectors/postgres';
+import { createPool, migrate, type PostgresPool } from '../../../lambdas/connectors/postgres';
+import {
+  MAX_FAILED_TASKS_CAUSE_CHARS,
+  MAX_TASK_ERROR_CHARS,
+  type ReportOutput,
+} from '../../../lambdas/core/contracts';
+import { failedTasksCause } from '../../../lambdas/core/writeback/report';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { givenDeps } from '../../../lambdas/handlers/deps';
 import { createHandler } from '../../../lambdas/handlers/report';
@@ -107,5 +115,103 @@ describe('report of a run that failed before Prepare recorded it', () => {
         summary: { writeback: {} },
       },
     ]);
+  });
+});
+
+describe('a write-back task that failed, recorded by the report function', () => {
+  const wbConfig: PipelineConfig = parseConfig({
+    name: 'report-task-failure',
+    salesforce: { secret: 'roundtrip/salesforce' },
+    postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+    transform: ['score.sql'],
+    writeback: [
+      {
+        to: 'salesforce',
+        object: 'Contact',
+        from: 'contacts',
+        mode: 'insert',
+        keyColumn: 'id',
+        fields: { LastName: 'name' },
+      },
+      { to: 'salesforce', object: 'Lead', from: 'leads', mode: 'update', fields: { LeadScore__c: 'score' } },
+    ],
+  });
+  let db: TestDatabase;
+  let pool: PostgresPool;
+  let deps: CoreDeps;
+  beforeAll(async () => {
+    db = await createTestDatabase('rt_report_task');
+    pool = createPool({ url: db.url }, { ssl: { mode: 'disable' } });
+    await migrate(pool);
+    deps = { config: wbConfig, pg: pool, logger: createMemoryLogger('error'), clock: systemClock };
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await db?.drop();
+  });
+
+  it('keeps the task’s error, bounded, then fails the run naming it in the reason and the Cause', async () => {
+    await pool.query(
+      `INSERT INTO roundtrip.runs (run_id, pipeline, status) VALUES ('task-failed-1', 'report-task-failure', 'running')`,
+    );
+    const handler = createHandler(givenDeps(deps));
+    // A Lambda's error payload, as the Catch passes it; its message far longer than is kept.
+    const message = `Write-back Contact-insert: the source has no column "id" (writeback[0].keyColumn)${' …'.repeat(2_000)}`;
+    const error = {
+      Error: 'TerminalError',
+      Cause: JSON.stringify({ errorType: 'TerminalError', errorMessage: message, trace: ['at x'] }),
+    };
+    const recorded = await handler({ runId: 'task-failed-1', task: 'Contact-insert', error });
+    const kept = `${message.slice(0, MAX_TASK_ERROR_CHARS - 1)}…`;
+    expect(recorded).toEqual({
+      runId: 'task-failed-1',
+      task: 'Contact-insert',
+      taskFailed: true,
+      error: kept,
+    });
+    const failedAt = async (): Promise<unknown> =>
+      (
+        await pool.query<{ at: unknown }>(
+          `SELECT summary->'writeback'->'Contact-insert'->>'failedAt' AS at FROM roundtrip.runs WHERE run_id = 'task-failed-1'`,
+        )
+      ).rows[0]?.at;
+    const first = await failedAt();
+    // A retry stores the same, its first time kept.
+    await expect(handler({ runId: 'task-failed-1', task: 'Contact-insert', error })).resolves.toEqual(
+      recorded,
+    );
+    expect(await failedAt()).toBe(first);
+    // A task the config does not name is refused, by name.
+    await expect(handler({ runId: 'task-failed-1', task: 'Nope', error })).rejects.toThrow(
+      'No write-back task named "Nope" in pipeline report-task-failure (known: Contact-insert, Lead-update)',
+    );
+
+    const report = (await handler({ runId: 'task-failed-1' })) as ReportOutput;
+    expect(report).toMatchObject({
+      status: 'failed',
+      reason: `write-back Contact-insert failed (writeback[0]): ${kept}`,
+      failedTasks: { tasks: ['Contact-insert'] },
+      writeback: { 'Contact-insert': { error: kept, written: 0 } },
+    });
+    expect(report.failedTasks?.cause).toMatch(
+      /^A write-back task failed \(the other tasks ran\): Contact-insert: Write-back Contact-insert: the source has no column "id" \(writeback\[0\]\.keyColumn\)/,
+    );
+    expect(report.failedTasks?.cause.length).toBeLessThanOrEqual(MAX_FAILED_TASKS_CAUSE_CHARS);
+    const { rows } = await pool.query<{ status: string; error: string }>(
+      `SELECT status, error FROM roundtrip.runs WHERE run_id = 'task-failed-1'`,
+    );
+    expect(rows).toEqual([{ status: 'failed', error: report.reason }]);
+  });
+
+  it('names every failed task in the Cause, their errors shortened to fit', () => {
+    const failed = Array.from({ length: 30 }, (_, i) => ({
+      task: `Task-${i}`,
+      error: 'x'.repeat(MAX_TASK_ERROR_CHARS),
+    }));
+    const cause = failedTasksCause(failed);
+    expect(cause.length).toBeLessThanOrEqual(MAX_FAILED_TASKS_CAUSE_CHARS);
+    for (const { task } of failed) expect(cause).toContain(`${task}: x`);
+    expect(cause).toMatch(/^30 write-back tasks failed \(the other tasks ran\): /);
+    expect(cause).toMatch(/roundtrip status shows the run$/);
   });
 });

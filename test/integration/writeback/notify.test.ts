@@ -374,7 +374,12 @@ describe('the notification of a failed run', () => {
         return true;
       });
       try {
-        const output = await instrumentStep(STEP, createHandler(givenDeps(d)), () => obs)({ runId });
+        // A report (not a task's failure: no `task` in the event).
+        const output = (await instrumentStep(
+          STEP,
+          createHandler(givenDeps(d)),
+          () => obs,
+        )({ runId })) as ReportOutput;
         return {
           output,
           emf: lines

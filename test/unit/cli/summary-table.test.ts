@@ -48,6 +48,27 @@ describe('formatSummaryTable', () => {
     ]);
   });
 
+  it('marks a write-back task a step error stopped, and says its error below the table', () => {
+    const failed = {
+      ...row,
+      task: 'Contact-insert',
+      rowsRead: 0,
+      planned: 0,
+      written: 0,
+      rejected: 0,
+      error: `Write-back Contact-insert: no column "x" (writeback[0].keyColumn)${' and more'.repeat(40)}`,
+    };
+    const summary: RunSummary = { runId: 'r1', status: 'failed', tasks: [failed, row] };
+    expect(formatSummaryTable(summary).split('\n')).toEqual([
+      'run r1: failed',
+      'task              kind       rows read  planned  written  rejected  held back  failed  API calls',
+      '----------------  ---------  ---------  -------  -------  --------  ---------  ------  ---------',
+      'Contact-insert ✗  writeback          0        0        0         0          0       0          1',
+      'Lead-upsert       writeback      1,234        4        3         1          0       0          1',
+      `✗ write-back Contact-insert failed: ${failed.error.slice(0, 300)}…`,
+    ]);
+  });
+
   it('says that a run failed before any step reported, rather than print headers alone', () => {
     expect(formatSummaryTable({ runId: 'r2', status: 'failed', tasks: [] })).toBe(
       'run r2: failed, before any step reported its figures (why: above)',

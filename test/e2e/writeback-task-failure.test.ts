@@ -1,0 +1,137 @@
+/**
+ * A write-back task that fails does not stop the tasks after it: the example pipeline with three
+ * write-back tasks, run through the real state machine definition locally. The first (a Contact
+ * insert whose keyColumn the source does not have) fails in its plan, the second (the example's
+ * Lead update) writes every score, the third (the same update under another name, capped at one
+ * change) fails in its plan with MaxChangesExceededError. The run fails at its end, naming both
+ * failed tasks and their errors in the execution's Cause, in roundtrip.runs and in the CLI's
+ * summary.
+ */
+import { formatSummaryTable } from '../../bin/local/summary';
+import { progressPrinter } from '../../bin/cli-common';
+import { parseConfig } from '../../lambdas/config';
+import { ERROR_NAMES } from '../../lambdas/shared/errors';
+import { RUN_STATES, taskStateNames } from '../../statemachine/definition';
+import { expectedScores } from './support/expected-scores';
+import { exampleConfig, startWorld, type E2eWorld } from './support/harness';
+
+describe('a write-back task that fails', () => {
+  let world: E2eWorld;
+  beforeAll(async () => {
+    const example = await exampleConfig();
+    const lead = {
+      to: 'salesforce',
+      object: 'Lead',
+      from: 'lead_reverse',
+      mode: 'update',
+      key: 'Id',
+      fields: { LeadScore__c: 'lead_score' },
+    } as const;
+    // The tasks as a config file gives them, with the defaults filled in by the config's parser.
+    const { writeback } = parseConfig({
+      name: example.name,
+      salesforce: { secret: 'roundtrip/salesforce' },
+      postgres: { secret: 'roundtrip/postgres' },
+      transform: ['unused.sql'],
+      writeback: [
+        {
+          to: 'salesforce',
+          object: 'Contact',
+          from: 'lead_reverse',
+          mode: 'insert',
+          keyColumn: 'no_such_column',
+          fields: { LastName: 'lead_score' },
+        },
+        lead,
+        { ...lead, name: 'Lead-capped', maxChanges: 1 },
+      ],
+    });
+    world = await startWorld({ leads: 300, customers: 150, config: { ...example, writeback } });
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it('runs the tasks after it, then fails the run naming every failed task and its error', async () => {
+    const lines: string[] = [];
+    const entered: string[] = [];
+    const print = progressPrinter((line) => lines.push(line));
+    const result = await world.run(
+      {},
+      {
+        onEvent: (event) => {
+          if (event.type === 'entered') entered.push(event.state);
+          print(event);
+        },
+      },
+    );
+
+    // The tasks after the failed one ran, and the second wrote every score.
+    const expected = expectedScores(world.env.leads, world.env.customers).map((s) => s ?? null);
+    expect(world.scores()).toEqual(expected);
+    const scored = expected.filter((s) => s !== null).length;
+    expect(entered).toEqual(
+      expect.arrayContaining([
+        taskStateNames('Contact-insert').recordFailure,
+        taskStateNames('Lead-update').push,
+        taskStateNames('Lead-capped').plan,
+        taskStateNames('Lead-capped').recordFailure,
+        RUN_STATES.report,
+      ]),
+    );
+    expect(entered).not.toContain(RUN_STATES.reportFailure);
+    expect(entered).not.toContain(taskStateNames('Contact-insert').push);
+
+    // The execution fails at its end, its Cause naming both tasks and their errors.
+    expect(result.execution).toMatchObject({ status: 'failed', error: ERROR_NAMES.writebackTasksFailed });
+    const cause = result.execution.status === 'failed' ? result.execution.cause : '';
+    expect(cause).toMatch(
+      /^2 write-back tasks failed \(the other tasks ran\): Contact-insert: .*no_such_column/,
+    );
+    expect(cause).toMatch(/; Lead-capped: .*maxChanges/);
+
+    // roundtrip.runs: failed, with each failed task and its error, and the figures of all three.
+    const { rows } = await world.local.pool.query<{
+      status: string;
+      error: string;
+      summary: { writeback: Record<string, Record<string, unknown>> };
+    }>(`SELECT status, error, summary FROM roundtrip.runs WHERE run_id = $1`, [result.summary.runId]);
+    const [run] = rows;
+    expect(run?.status).toBe('failed');
+    expect(run?.error).toMatch(
+      /^write-back Contact-insert failed \(writeback\[0\]\): .*no_such_column.*keyColumn/,
+    );
+    expect(run?.error).toMatch(
+      /; write-back Lead-capped failed \(writeback\[2\]\): .*writeback\[2\]\.maxChanges/,
+    );
+    const stored = run?.summary.writeback ?? {};
+    expect(Object.keys(stored).sort()).toEqual(['Contact-insert', 'Lead-capped', 'Lead-update']);
+    expect(stored['Contact-insert']?.error).toMatch(/no_such_column/);
+    expect(stored['Lead-capped']).toMatchObject({ sourceRows: scored, changed: scored, written: 0 });
+    expect(stored['Lead-capped']?.error).toMatch(/maxChanges/);
+    expect(stored['Lead-update']).toMatchObject({ written: scored, failed: 0 });
+    expect(stored['Lead-update']).not.toHaveProperty('error');
+
+    // The CLI's summary: every write-back task, the failed ones marked and their errors said.
+    expect(result.summary.status).toBe('failed');
+    const writebacks = result.summary.tasks.filter((t) => t.kind === 'writeback');
+    expect(writebacks.map((t) => [t.task, t.written, t.error !== undefined])).toEqual([
+      ['Contact-insert', 0, true],
+      ['Lead-update', scored, false],
+      ['Lead-capped', 0, true],
+    ]);
+    const table = formatSummaryTable(result.summary);
+    expect(table).toMatch(/^Contact-insert ✗ +writeback/m);
+    expect(table).toMatch(/^Lead-update +writeback/m);
+    expect(table).toMatch(/^✗ write-back Contact-insert failed: .*no_such_column/m);
+    expect(table).toMatch(/^✗ write-back Lead-capped failed: .*maxChanges/m);
+    // The step lines: the plan's ✗, then the task recorded as failed and the run going on.
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^ {2}✗ Contact-insert plan: .*no_such_column/),
+        '  ✗ Contact-insert recorded as failed: the run goes on with the other tasks, and fails at its end',
+        expect.stringMatching(/^ {2}✓ Lead-update push/),
+      ]),
+    );
+  });
+});
