@@ -72,12 +72,25 @@ export function summaryFromExecutionOutput(
   return { runId, status, tasks, ...(heldBackAgain.length > 0 ? { heldBackAgain } : {}) };
 }
 
+/**
+ * How the state that records a failed write-back task ends its name (statemachine/definition.ts
+ * `taskStateNames(task).recordFailure`; not imported: that module loads the CDK).
+ */
+const RECORD_FAILURE_SUFFIX = ' record failure';
+
 /** A progress line for a history event, or undefined for the ones not worth a line. */
-function describeEvent(event: HistoryEvent): string | undefined {
+export function describeEvent(event: HistoryEvent): string | undefined {
   const entered = event.stateEnteredEventDetails;
   if (entered && event.type === 'TaskStateEntered') return `  … ${entered.name}`;
   const exited = event.stateExitedEventDetails;
-  if (exited && event.type === 'TaskStateExited') return `  ✓ ${exited.name}`;
+  if (exited && event.type === 'TaskStateExited') {
+    // A write-back task's failure recorded: not a ✓ (the failed step's ✗ came before it).
+    const name = exited.name ?? '';
+    if (name.endsWith(RECORD_FAILURE_SUFFIX)) {
+      return `  ✗ ${name.slice(0, -RECORD_FAILURE_SUFFIX.length)} recorded as failed: the run goes on with the other tasks, and fails at its end`;
+    }
+    return `  ✓ ${exited.name}`;
+  }
   if (event.type === 'ExecutionFailed') {
     const d = event.executionFailedEventDetails;
     return `  ✗ ${failureText(d?.error, d?.cause).slice(0, 500)}`;

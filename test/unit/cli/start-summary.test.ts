@@ -1,4 +1,21 @@
-import { summaryFromExecutionOutput } from '../../../bin/commands/start';
+import { describeEvent, summaryFromExecutionOutput } from '../../../bin/commands/start';
+import { taskStateNames } from '../../../statemachine/definition';
+
+describe('describeEvent', () => {
+  it('says a write-back task was recorded as failed, not ✓, when its record-failure state ends', () => {
+    const exited = (name: string) =>
+      describeEvent({
+        id: 1,
+        timestamp: new Date(0),
+        type: 'TaskStateExited',
+        stateExitedEventDetails: { name },
+      });
+    expect(exited(taskStateNames('Contact-insert').recordFailure)).toBe(
+      '  ✗ Contact-insert recorded as failed: the run goes on with the other tasks, and fails at its end',
+    );
+    expect(exited(taskStateNames('Contact-insert').plan)).toBe('  ✓ Contact-insert plan');
+  });
+});
 
 describe('summaryFromExecutionOutput', () => {
   it('calls a run that Prepare skipped "skipped", with no task rows, and says why on stderr', () => {
