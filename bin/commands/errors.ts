@@ -27,7 +27,7 @@ import {
 } from '../cli-common';
 import { alignColumns } from '../local/columns';
 import { readStoredRuns, record, writebackTaskSummary, type StoredRun } from '../local/summary';
-import { DATABASE_OPTIONS, runsDatabase } from './status';
+import { closeGoneRuns, DATABASE_OPTIONS, runsDatabase } from './status';
 
 /** Records listed when `--limit` is not given (text and JSON; `--csv` writes them all). */
 export const DEFAULT_ERRORS_LIMIT = 50;
@@ -232,6 +232,7 @@ export const errors: Command = async (argv) => {
   const limit = wholeNumberOption('limit', values.limit as string | undefined, DEFAULT_ERRORS_LIMIT, 1);
   const { config, pool } = await runsDatabase(values);
   try {
+    await closeGoneRuns(pool, config, 'roundtrip errors');
     const task = typeof values.task === 'string' ? values.task : undefined;
     if (task !== undefined && !config.writeback.some((w) => w.name === task)) {
       const names = config.writeback.map((w) => w.name);

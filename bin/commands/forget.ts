@@ -28,7 +28,7 @@ import {
   resolveOutcomesFirst,
   scopeText,
 } from '../local/task-state-text';
-import { DATABASE_OPTIONS, runsDatabase } from './status';
+import { closeGoneRuns, DATABASE_OPTIONS, runsDatabase } from './status';
 
 /** What `forget` never deletes, as its output says. */
 export const FORGET_KEEPS =
@@ -119,6 +119,7 @@ export const forget: Command = async (argv) => {
   const apply = values.yes === true;
   const { config, pool } = await runsDatabase(values);
   try {
+    await closeGoneRuns(pool, config, 'roundtrip forget');
     const configuredMode = configuredModeOf(config, task);
     const outcome = await forgetTask(pool, config.name, task, {
       apply,
@@ -170,7 +171,7 @@ export const forget: Command = async (argv) => {
         [
           `roundtrip forget: refused: task ${task} ${why}. Nothing deleted.`,
           ...outcomesUnknownLines(unknown).map((l) => `  ${l}`),
-          resolveOutcomesFirst(unknown, task),
+          resolveOutcomesFirst(unknown, task, outcome.state),
           '',
         ].join('\n'),
       );
@@ -223,7 +224,7 @@ export const forget: Command = async (argv) => {
     lines.push(
       outcome.deleted
         ? `Done.${next}`
-        : `Nothing deleted (a dry run): ${forgetCommand(task)} deletes them.${next}`,
+        : `Nothing deleted (a dry run): ${forgetCommand(task, { insertAgain: insertsAgain(state, configuredMode) })} deletes them.${next}`,
     );
     lines.push(`Kept: ${FORGET_KEEPS}${historyDeleted ? ' (but for the rows above)' : ''}.`);
     process.stdout.write(`${lines.join('\n')}\n`);

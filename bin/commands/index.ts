@@ -21,6 +21,7 @@ commands:
                        describes of every object, where conditions), Athena, and the
                        transform (rolled back) against each write-back's columns
   status [--config FILE] [--secrets FILE | --database-url URL] [--limit N] [--json]
+         [--end-run ID [--force]]
                        recent runs from roundtrip.runs, and the tasks the config no
                        longer names that still have state in the database
   errors [--config FILE] [--secrets FILE | --database-url URL] [--run ID] [--task NAME]
@@ -104,6 +105,7 @@ ${CONNECTION_HELP}
   --json                 one JSON object { ok, checks } on stdout
 `,
   status: `usage: roundtrip status [--config FILE] [--secrets FILE | --database-url URL] [--limit N] [--json]
+                       [--end-run ID [--force]]
 
 The recent runs of the pipeline from roundtrip.runs: status, duration, rows extracted,
 written, rejected, held back (for another run's send of their key), failed, API calls,
@@ -112,13 +114,20 @@ another still going), and the write-backs that held back records the run before 
 back too (heldBackAgain in --json). Then the tasks the pipeline has state for in the
 database that its config no longer names (renamed or removed): their synced records, last
 run, records whose outcome is unknown, and the roundtrip forget command that deletes their
-state (tasksNotInConfig in --json).
+state (tasksNotInConfig in --json). A run recorded on this machine whose process is gone
+(killed, crashed) is closed as failed first: it would hold back the keys it sent.
 
   -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
   --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
   --database-url URL     read this database instead (postgres://…; ?sslmode=require for TLS)
   --limit N              runs listed (default 10)
   --json                 one JSON object { pipeline, runs, tasksNotInConfig } on stdout
+  --end-run ID           end run ID, still recorded as running, as failed, and nothing else:
+                         refused while its process runs on this machine, for a run of the
+                         deployed state machine (stop its execution instead), and for a run
+                         of another machine that started a step in the last 150 minutes
+  --force                with --end-run: end such a run of another machine all the same,
+                         once you know its process is gone
 `,
   errors: `usage: roundtrip errors [--config FILE] [--secrets FILE | --database-url URL] [--run ID] [--task NAME]
                        [--code CODE] [--limit N] [--csv | --json]

@@ -31,7 +31,9 @@ import { silentLogger } from '../../lambdas/shared/logging';
 import { shellOption } from '../../lambdas/shared/shell';
 import { localSalesforce } from '../local/deps';
 import { secretsFrom } from './run';
-import { DATABASE_OPTIONS, runsDatabase } from './status';
+import type { Pool } from 'pg';
+import { stillRunningNote } from '../local/process';
+import { closeGoneRuns, DATABASE_OPTIONS, runsDatabase } from './status';
 
 /** The header `--file` must start with. */
 export const RESOLVE_CSV_HEADER = ['key', 'salesforce_id'] as const;
@@ -202,6 +204,7 @@ async function collectJobs(values: Record<string, unknown>, task: string): Promi
   }
   const { config, pool } = await runsDatabase(values, { connections: 2 });
   try {
+    await closeGoneRuns(pool, config, 'roundtrip resolve');
     const salesforce = localSalesforce({ config, secrets: secretsFrom(values), logger: silentLogger });
     let jobs: InsertJobResolved[];
     try {
@@ -221,10 +224,15 @@ async function collectJobs(values: Record<string, unknown>, task: string): Promi
       process.stdout.write(`${JSON.stringify({ pipeline: config.name, task, jobs })}\n`);
       return EXIT.ok;
     }
+    const waiting = jobs.length === 0 ? await jobsOfRunsStillRunning(pool, task) : [];
     const lines =
       jobs.length === 0
         ? [
             `task ${task} has no Bulk job that a run which has ended left uncollected with keys sent: nothing to collect (roundtrip errors ${shellOption('--task', task)} --code INSERT_OUTCOME_UNKNOWN lists the keys held back otherwise)`,
+            ...waiting.map(
+              (j) =>
+                `  Bulk job ${j.jobId} of run ${j.runId} is not collected, as that run is ${stillRunningNote(j.runId, j.process)}; then run this command again`,
+            ),
           ]
         : jobs.map((j) => jobLine(task, j));
     process.stdout.write(`${lines.join('\n')}\n`);
@@ -232,6 +240,33 @@ async function collectJobs(values: Record<string, unknown>, task: string): Promi
   } finally {
     await pool.end();
   }
+}
+
+/**
+ * The Bulk jobs of task `task` not collected whose run is still recorded as running: neither a
+ * plan nor `--collect-jobs` collects them before their run has ended, which is then the reason.
+ */
+async function jobsOfRunsStillRunning(
+  pool: Pool,
+  task: string,
+): Promise<{ jobId: string; runId: string; process: { host: string | null; pid: number } | null }[]> {
+  const { rows } = await pool.query<{
+    job_id: string;
+    run_id: string;
+    host: string | null;
+    pid: number | null;
+  }>(
+    `SELECT j.job_id, j.run_id, to_jsonb(r) ->> 'host' AS host, (to_jsonb(r) ->> 'pid')::int AS pid
+       FROM roundtrip.writeback_jobs j JOIN roundtrip.runs r ON r.run_id = j.run_id
+      WHERE j.task = $1 AND j.collected_at IS NULL AND r.status = 'running'
+      ORDER BY j.run_id, j.job_id`,
+    [task],
+  );
+  return rows.map((r) => ({
+    jobId: r.job_id,
+    runId: r.run_id,
+    process: r.pid === null ? null : { host: r.host, pid: r.pid },
+  }));
 }
 
 /**
@@ -270,6 +305,7 @@ export const resolve: Command = async (argv) => {
   // Two connections: the task's lock holds one for the whole work (lock.ts), the transaction the other.
   const { config, pool } = await runsDatabase(values, { connections: 2 });
   try {
+    await closeGoneRuns(pool, config, 'roundtrip resolve');
     let recorded: InsertOutcomeRecorded[];
     try {
       // Salesforce only for a key in a Bulk job its run never collected: asked about, and

@@ -45,6 +45,13 @@ import {
 } from '../cli-common';
 import { buildLocalDeps, type LocalAwsEndpoint } from '../local/deps';
 import { runPipeline, type PipelineRunResult } from '../local/pipeline';
+import {
+  closeGoneLocalRuns,
+  keysToRecordByHand,
+  otherRunsStillRunning,
+  processGoneNote,
+  stillRunningNote,
+} from '../local/process';
 import { markRunInterrupted, type RunSummary } from '../local/summary';
 
 /** The config file used when `--config` is not given. */
@@ -278,12 +285,16 @@ function runCommand(dryRun: boolean): Command {
       interrupted = true;
       if (await markRunInterrupted(local.pool, runId, signal).catch(() => false)) {
         note(`  run ${runId} recorded as failed (interrupted); the next run goes on from what it sent`);
+        const byHand = await keysToRecordByHand(local.pool, config, runId).catch(() => []);
+        for (const line of byHand) note(`  ${line}`);
       }
       await local.close();
     });
     const untilStopped = (): Promise<never> => new Promise<never>(() => undefined);
     const printProgress = progressPrinter(note, config);
     try {
+      // A run of this machine killed before its report is closed first (Prepare would too, unsaid).
+      await closeGoneRunsBefore(local.pool, config, `roundtrip ${name} (run ${runId})`);
       const result = await runPipeline({
         local,
         definition,
@@ -298,6 +309,11 @@ function runCommand(dryRun: boolean): Command {
       const plan = dryRun && !values.json ? await planSample(local.pool, result.summary) : undefined;
       if (dryRun) for (const line of maxChangesWarnings(config, result.summary)) note(line);
       noteErrorsCommand(result.summary);
+      if (result.summary.tasks.some((t) => t.heldBack > 0)) {
+        const running = await otherRunsStillRunning(local.pool, config.name, runId).catch(() => []);
+        for (const other of running)
+          note(`  run ${other.runId} is ${stillRunningNote(other.runId, other.process)}`);
+      }
       return finishRun(result.summary, values.json === true, plan);
     } catch (err) {
       if (interrupted) return await untilStopped();
@@ -353,6 +369,18 @@ async function planSample(pool: Pool, summary: RunSummary): Promise<string | und
     }
   }
   return lines.join('\n');
+}
+
+/**
+ * Closes the pipeline's runs of this machine whose process is gone, saying so, with what each left
+ * to record by hand. A database that cannot be used is left to the run to report (Prepare fails).
+ */
+async function closeGoneRunsBefore(pool: Pool, config: PipelineConfig, closedBy: string): Promise<void> {
+  const closed = await closeGoneLocalRuns(pool, config.name, closedBy).catch(() => []);
+  for (const run of closed) {
+    note(processGoneNote(run));
+    for (const line of await keysToRecordByHand(pool, config, run.runId).catch(() => [])) note(`  ${line}`);
+  }
 }
 
 /** `roundtrip run`: see the module comment. */

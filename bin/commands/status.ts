@@ -12,6 +12,7 @@ import { createPool, redactUrl, withClient } from '../../lambdas/connectors/post
 import type { PostgresSource } from '../../lambdas/connectors/postgres';
 import {
   EXIT,
+  note,
   parseOptions,
   storedFailureText,
   UsageError,
@@ -20,6 +21,13 @@ import {
 } from '../cli-common';
 import { forgetCommand, tasksNotInConfig, type TaskNotInConfig } from '../../lambdas/core/task-state';
 import { alignColumns } from '../local/columns';
+import {
+  closeGoneLocalRuns,
+  endRunByHand,
+  keysToRecordByHand,
+  processGoneNote,
+  stillRunningNote,
+} from '../local/process';
 import { heldBackAgainNote, tasksHeldBackAgain, readStoredRuns, taskSummaries } from '../local/summary';
 import { CONNECTION_OPTIONS, checkPostgresSource, configFrom, inputSecret, secretsFrom } from './run';
 import {
@@ -115,7 +123,7 @@ function notInConfigJson(t: TaskNotInConfig): Record<string, unknown> {
     outcomesUnknown: t.outcomesUnknown,
     todo: clear
       ? forgetCommand(t.task)
-      : `${resolveOutcomesFirst(t.outcomesUnknown, t.task)} Then ${forgetCommand(t.task)}.`,
+      : `${resolveOutcomesFirst(t.outcomesUnknown, t.task, t)} Then ${forgetCommand(t.task)}.`,
   };
 }
 
@@ -145,11 +153,55 @@ function notInConfigLines(pipeline: string, tasks: readonly TaskNotInConfig[]): 
     } else {
       lines.push(...unknown.map((l) => `    ${l}`));
       lines.push(
-        `    not to be forgotten yet: ${resolveOutcomesFirst(t.outcomesUnknown, t.task)} Then ${forgetCommand(t.task)}.`,
+        `    not to be forgotten yet: ${resolveOutcomesFirst(t.outcomesUnknown, t.task, t)} Then ${forgetCommand(t.task)}.`,
       );
     }
   }
   return lines;
+}
+
+/**
+ * Closes the pipeline's runs recorded on this machine whose process is gone, as `command`, and says
+ * so on stderr: the commands that read or resolve outcomes then see them ended.
+ */
+export async function closeGoneRuns(pool: Pool, config: PipelineConfig, command: string): Promise<void> {
+  for (const closed of await closeGoneLocalRuns(pool, config.name, command)) {
+    note(processGoneNote(closed));
+    for (const line of await keysToRecordByHand(pool, config, closed.runId)) note(`  ${line}`);
+  }
+}
+
+/** `roundtrip status --end-run RUN_ID [--force]`: ends one run by hand (bin/local/process.ts). */
+async function endRunCommand(
+  pool: Pool,
+  config: PipelineConfig,
+  runId: string,
+  force: boolean,
+): Promise<number> {
+  const pipeline = config.name;
+  const ended = await endRunByHand(pool, pipeline, runId, { force });
+  switch (ended.outcome) {
+    case 'unknown':
+      throw new UsageError(
+        `--end-run: pipeline ${pipeline} has no run ${runId} (roundtrip status lists its runs)`,
+        {
+          showUsage: false,
+        },
+      );
+    case 'not-running':
+      process.stdout.write(`run ${runId} is not running (${ended.status}): nothing to end\n`);
+      return EXIT.ok;
+    case 'refused':
+      note(`roundtrip status: --end-run refused: ${ended.reason}`);
+      return EXIT.failed;
+    case 'ended':
+      process.stdout.write(
+        `run ${runId} ended as failed: ${ended.error}. The next plan of its write-back tasks collects the Bulk jobs ` +
+          `it left and looks up what it sent (roundtrip errors says which keys, if any, need roundtrip resolve)\n`,
+      );
+      for (const line of await keysToRecordByHand(pool, config, runId)) note(line);
+      return EXIT.ok;
+  }
 }
 
 /** `roundtrip status`: see the module comment. */
@@ -158,10 +210,18 @@ export const status: Command = async (argv) => {
     ...DATABASE_OPTIONS,
     limit: { type: 'string' },
     json: { type: 'boolean' },
+    'end-run': { type: 'string' },
+    force: { type: 'boolean' },
   });
   const limit = wholeNumberOption('limit', values.limit as string | undefined, DEFAULT_STATUS_LIMIT, 1);
+  const endRun = values['end-run'] as string | undefined;
+  if (values.force === true && endRun === undefined) {
+    throw new UsageError('--force goes with --end-run RUN_ID: it ends a run of another machine all the same');
+  }
   const { config, pool } = await runsDatabase(values);
   try {
+    if (endRun !== undefined) return await endRunCommand(pool, config, endRun, values.force === true);
+    await closeGoneRuns(pool, config, 'roundtrip status');
     const runs = await readStoredRuns(pool, { pipeline: config.name, limit });
     const rows = runs.map((run) => {
       const tasks = taskSummaries(config, run);
@@ -188,6 +248,9 @@ export const status: Command = async (argv) => {
         notInConfig: tasks.filter((t) => t.notInConfig).map((t) => t.task),
         apiCalls: sum('prepare', 'apiCalls') + sum('extract', 'apiCalls') + sum('writeback', 'apiCalls'),
         error: run.error,
+        ...(run.status === 'running'
+          ? { process: run.pid ? { host: run.host ?? null, pid: run.pid } : null }
+          : {}),
       };
     });
     const names = [...config.extract, ...config.writeback].map((t) => t.name);
@@ -235,6 +298,7 @@ export const status: Command = async (argv) => {
     ]);
     process.stdout.write(alignColumns([header, ...cells], (i) => i >= 3).lines.join('\n') + '\n');
     for (const r of rows) {
+      if (r.process) process.stdout.write(`\n${r.runId}: ${stillRunningNote(r.runId, r.process)}\n`);
       if (r.error) process.stdout.write(`\n${r.runId}: ${storedFailureText(r.error)}\n`);
       for (const held of r.heldBackAgain)
         process.stdout.write(`\n${r.runId}: ${heldBackAgainNote(r.runId, held)}\n`);

@@ -19,6 +19,7 @@ import { createPool, type PostgresPool, type PostgresSource } from '../../lambda
 import { connectConfiguredSalesforce, type SalesforceConnector } from '../../lambdas/connectors/salesforce';
 import type { CoreDeps } from '../../lambdas/core/deps';
 import { systemClock, type Clock } from '../../lambdas/shared/clock';
+import { localProcesses } from './process';
 import { AWS_API_TIMEOUTS, S3_TIMEOUTS } from '../../lambdas/shared/aws-timeouts';
 import { TerminalError } from '../../lambdas/shared/errors';
 import type { Logger } from '../../lambdas/shared/logging';
@@ -245,6 +246,7 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
   const services = await buildLocalServices(options);
   const { salesforce, athena } = services;
   let closing: Promise<void> | undefined;
+  const processes = localProcesses();
   const deps: CoreDeps = {
     config,
     pg: pool,
@@ -253,6 +255,8 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
     secrets,
     logger,
     clock: options.clock ?? systemClock,
+    // Recorded on the run, so that a later command on this machine can tell its process is gone.
+    ...(processes ? { processes } : {}),
   };
   return {
     deps,

@@ -76,6 +76,9 @@ export interface StoredRun {
   readonly finishedAt: Date | null;
   readonly error: string | null;
   readonly summary: Record<string, unknown>;
+  /** The machine and process of a local run (state schema version 12 on); null otherwise. */
+  readonly host?: string | null;
+  readonly pid?: number | null;
 }
 
 function num(value: unknown): number {
@@ -189,7 +192,7 @@ export function heldBackAgainNote(runId: string, held: TaskHeldBackAgain): strin
   return (
     `write-back ${held.task}: ${records} held back again, as by the previous run` +
     (held.since ? ` (held back by every run since ${held.since})` : '') +
-    `: an earlier send of their keys still has no outcome (a Bulk job Salesforce has not finished?); roundtrip errors --run ${runId} says why for each`
+    `: an earlier send of their keys still has no outcome; roundtrip errors --run ${runId} says why for each (a run still recorded as running, a Bulk job Salesforce has not finished, or keys to record by hand)`
   );
 }
 
@@ -239,8 +242,12 @@ export async function readStoredRuns(
     finished_at: Date | null;
     error: string | null;
     summary: unknown;
+    host: string | null;
+    pid: number | null;
   }>(
-    `SELECT run_id, pipeline, status, dry_run, started_at, finished_at, error, summary
+    // host and pid read through to_jsonb: a state schema before version 12 has neither column.
+    `SELECT run_id, pipeline, status, dry_run, started_at, finished_at, error, summary,
+            to_jsonb(runs) ->> 'host' AS host, (to_jsonb(runs) ->> 'pid')::int AS pid
        FROM roundtrip.runs
       WHERE ($1::text IS NULL OR pipeline = $1) AND ($2::text IS NULL OR run_id = $2)
       ORDER BY started_at DESC, run_id DESC
@@ -256,6 +263,8 @@ export async function readStoredRuns(
     finishedAt: r.finished_at,
     error: r.error,
     summary: record(r.summary),
+    host: r.host,
+    pid: r.pid,
   }));
 }
 

@@ -40,21 +40,64 @@ export function outcomesUnknownLines(unknown: OutcomesUnknown): string[] {
         `run ${r.runId}${r.runStatus ? ` (${r.runStatus})` : ''}: ${count(r.records, 'insert key')} held back as INSERT_OUTCOME_UNKNOWN and not resolved since: ${keys(r.sample, r.records)}`,
     ),
     ...unknown.runningPlans.map(
-      (runId) => `run ${runId} is still running and planned the task: its push and collect are still to come`,
+      (runId) =>
+        `run ${runId} is still recorded as running and planned the task: its push and collect are still to come`,
     ),
   ];
 }
 
 /**
  * What to do before a task with records of unknown outcome (or planned by a run still going) can be
- * forgotten: a plan of the task resolves what it can look up (the config must name it as it was),
- * and `roundtrip resolve` records the inserts no plan can look up, the task in the config or not.
+ * forgotten, the step that applies first:
+ * - runs still recorded as running that sent them (or planned the task): nothing resolves their
+ *   records before they have ended, so ending them comes first (`roundtrip status --end-run` when
+ *   their process is gone);
+ * - an insert task without an external-ID key (`state`: its sync scope has no key field): no plan
+ *   can look its records up, so they are recorded by hand with `roundtrip resolve`;
+ * - otherwise a plan of the task resolves what it can look up (the config must name it as it was),
+ *   and `roundtrip resolve` records the inserts no plan can look up, the task in the config or not.
  */
-export function resolveOutcomesFirst(unknown: OutcomesUnknown, task: string): string {
+export function resolveOutcomesFirst(
+  unknown: OutcomesUnknown,
+  task: string,
+  state?: { readonly syncScope: RecordedSyncScope | undefined; readonly lastOperation: string | undefined },
+): string {
   const steps: string[] = [];
+  const running = [
+    ...new Set([
+      ...unknown.sent.filter((r) => r.runStatus === 'running').map((r) => r.runId),
+      ...unknown.insertOutcomeUnknown.filter((r) => r.runStatus === 'running').map((r) => r.runId),
+      ...unknown.runningPlans,
+    ]),
+  ].sort();
+  if (running.length > 0) {
+    const one = running.length === 1;
+    steps.push(
+      `${one ? 'Run' : 'Runs'} ${running.join(', ')} ${one ? 'is' : 'are'} still recorded as running and must end first ` +
+        `(roundtrip status shows ${one ? 'it' : 'them'}): ${one ? 'its' : 'their'} push and collect may still record ` +
+        `outcomes. If ${one ? 'its process is' : 'the process of one is'} gone (killed, its machine shut down), roundtrip ` +
+        `status --end-run ${one ? (running[0] as string) : 'RUN_ID'} ends it; a run of this machine whose process is gone ` +
+        `is ended by the next run, status or resolve here.`,
+    );
+  }
+  const keyless =
+    state?.lastOperation === 'insert' && state.syncScope !== undefined && state.syncScope.keyField === null;
+  if (unknown.records > 0 && keyless) {
+    steps.push(
+      `${running.length > 0 ? 'Then record' : 'Record'} them by hand: the task inserts without an external-ID key, so no ` +
+        `plan can look them up. Find each record in Salesforce, then run roundtrip resolve ${shellOption('--task', task)} ` +
+        `--key KEY --inserted ID (or --not-inserted when there is none), or record them all at once with roundtrip ` +
+        `resolve ${shellOption('--task', task)} --file outcomes.csv (a line key,salesforce_id each, the Id empty for not ` +
+        `inserted); roundtrip errors ${shellOption('--task', task)} --code INSERT_OUTCOME_UNKNOWN lists the keys the latest ` +
+        `run held back. Records sent in a Bulk job their run never collected: roundtrip resolve ` +
+        `${shellOption('--task', task)} --collect-jobs, with the pipeline's --config and --secrets, collects each job once ` +
+        "Salesforce has finished it, recording every key's outcome from its results.",
+    );
+    return steps.join(' ');
+  }
   if (unknown.sent.length > 0) {
     steps.push(
-      'Let a plan of the task resolve them first: run the pipeline with the task configured as it was when they ' +
+      `${running.length > 0 ? 'Then let a plan of the task resolve them' : 'Let a plan of the task resolve them first'}: run the pipeline with the task configured as it was when they ` +
         'were sent (same name, object and key: a plan refused for a changed object or key resolves nothing); its plan ' +
         'looks inserts up by their external ID and collects the Bulk jobs Salesforce has finished (roundtrip errors ' +
         'lists what it still holds back). Records sent in an insert Bulk job their run never collected, when no plan ' +
@@ -72,9 +115,6 @@ export function resolveOutcomesFirst(unknown: OutcomesUnknown, task: string): st
         `with ${WITHOUT_LOOK_UP_OPTION} added (Salesforce refuses the look-up, the task's object or key changed in the ` +
         `config, or the config no longer names it and it cannot be named as it was).`,
     );
-  }
-  if (unknown.runningPlans.length > 0) {
-    steps.push('Wait for the run still running to end (roundtrip status shows it).');
   }
   return steps.join(' ');
 }

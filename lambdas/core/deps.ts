@@ -39,6 +39,30 @@ export interface ExecutionStatusReader {
   statusOf(executionArn: string): Promise<string | undefined>;
 }
 
+/** A process of a machine, as a run records it (`roundtrip.runs` host, host_id, pid). */
+export interface RunProcess {
+  /** The machine's name, for people. */
+  readonly host: string;
+  /**
+   * What must be equal for a process id to mean the same process: the machine's boot (and, on
+   * Linux, its pid namespace), so that another machine of the same name, a later boot or another
+   * container never matches.
+   */
+  readonly hostId: string;
+  readonly pid: number;
+}
+
+/**
+ * The process the steps run in, on a machine that can tell whether another process of it is gone
+ * (the CLI: bin/local/process.ts).
+ */
+export interface RunProcesses {
+  /** This process, recorded on the row of a run Prepare records. */
+  readonly self: RunProcess;
+  /** Whether process `pid` of this machine still runs (a zombie does not). */
+  isRunning(pid: number): boolean;
+}
+
 /** The dependencies of the core steps. */
 export interface CoreDeps {
   /** The validated pipeline config. */
@@ -60,6 +84,12 @@ export interface CoreDeps {
    * counts as going while its steps start (local runs)
    */
   readonly executions?: ExecutionStatusReader;
+  /**
+   * The machine and process the run runs in (the CLI): Prepare records them on the run, and closes
+   * the pipeline's runs recorded on this machine whose process is gone. @default none (in AWS, a
+   * run's execution tells instead)
+   */
+  readonly processes?: RunProcesses;
 }
 
 /** The Salesforce connector of the deps, signing in when it is a function. */

@@ -38,6 +38,7 @@ import { salesforceOf, splitTableName, type CoreDeps } from './deps';
 import { addRunApiCalls } from './writeback/state';
 import {
   claimTaskNames,
+  closeRunsWhoseProcessIsGone,
   endRunningRun,
   otherRunningRuns,
   recordRun,
@@ -196,7 +197,22 @@ export async function prepare(
       input: input.input,
       executionArn: input.executionArn,
       startedAt: runStartedAt(input.executionStartTime, deps.clock.now()),
+      process: deps.processes?.self,
     });
+    // A run of this machine whose process is gone (killed with SIGKILL, crashed) never reports:
+    // closed now, so that it neither holds back the keys it sent nor makes this run skip.
+    if (deps.processes) {
+      const gone = await closeRunsWhoseProcessIsGone(
+        client,
+        config.name,
+        deps.processes,
+        `the Prepare of run ${runId}`,
+        deps.clock.now(),
+      );
+      for (const closed of gone) {
+        logger.warn('Closed a run whose process is gone', { closedRunId: closed.runId, pid: closed.pid });
+      }
+    }
     return { run: recorded, skipped: skipWhileGoing ? await skipIfGoing(client, recorded) : undefined };
   });
   logger.info(run.created ? 'Run recorded' : 'Run already recorded (Prepare retried)', {

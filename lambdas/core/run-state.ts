@@ -9,6 +9,7 @@
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../connectors/postgres';
 import { TerminalError } from '../shared/errors';
+import type { RunProcess, RunProcesses } from './deps';
 
 /** The `roundtrip.runs` row as Prepare records it. */
 export interface RecordedRun {
@@ -35,11 +36,13 @@ export async function recordRun(
     input: unknown;
     executionArn: string | undefined;
     startedAt: Date;
+    /** The machine and process it runs in (a local run), or undefined (in AWS). */
+    process?: RunProcess | undefined;
   },
 ): Promise<RecordedRun> {
   const inserted = await client.query<{ started_at: Date; status: string }>(
-    `INSERT INTO roundtrip.runs (run_id, pipeline, status, dry_run, input, execution_arn, started_at)
-     VALUES ($1, $2, 'running', $3, $4::jsonb, $5, $6)
+    `INSERT INTO roundtrip.runs (run_id, pipeline, status, dry_run, input, execution_arn, started_at, host, host_id, pid)
+     VALUES ($1, $2, 'running', $3, $4::jsonb, $5, $6, $7, $8, $9)
      ON CONFLICT (run_id) DO NOTHING
      RETURNING started_at, status`,
     [
@@ -49,6 +52,9 @@ export async function recordRun(
       JSON.stringify(run.input ?? {}),
       run.executionArn ?? null,
       run.startedAt,
+      run.process?.host ?? null,
+      run.process?.hostId ?? null,
+      run.process?.pid ?? null,
     ],
   );
   if (inserted.rows[0]) {
@@ -185,6 +191,66 @@ export async function endRunningRun(
     [runId, status, at, error],
   );
   return rowCount === 1;
+}
+
+/** A run closed by {@link closeRunsWhoseProcessIsGone}. */
+export interface RunWhoseProcessIsGone {
+  readonly runId: string;
+  readonly pipeline: string;
+  readonly host: string;
+  readonly pid: number;
+  /** Why it was closed, as its `error` now says. */
+  readonly error: string;
+}
+
+/** The `error` of a run closed because its process is gone (pid `pid` of machine `host`). */
+export function processGoneError(host: string, pid: number, closedBy: string): string {
+  return (
+    `Its process is gone: pid ${pid} on ${host} no longer runs (killed, crashed, or its terminal closed) ` +
+    `and the run never reported; closed as failed by ${closedBy}`
+  );
+}
+
+/**
+ * Closes as `failed` the runs still `running` (of `pipeline`, or of any pipeline when undefined)
+ * that were recorded on this machine — the same boot and pid namespace, `processes.self.hostId` —
+ * by a process that no longer runs: a `roundtrip run` killed with SIGKILL, or that crashed, which
+ * nothing else would close for 13 hours (closeAbandonedRuns), while it holds back every key it
+ * sent. A run whose process still runs, or that was recorded elsewhere, is left alone: a process
+ * id is checked only where it means the same process. `closedBy` names who closed it (a run, a
+ * command). Answers the runs closed. Nothing (and no error) on a state schema before version 12.
+ */
+export async function closeRunsWhoseProcessIsGone(
+  client: ClientBase,
+  pipeline: string | undefined,
+  processes: RunProcesses,
+  closedBy: string,
+  at: Date,
+): Promise<RunWhoseProcessIsGone[]> {
+  let rows: { run_id: string; pipeline: string; host: string | null; pid: number }[];
+  try {
+    ({ rows } = await client.query(
+      `SELECT run_id, pipeline, host, pid FROM roundtrip.runs
+        WHERE status = 'running' AND host_id = $1 AND pid IS NOT NULL AND ($2::text IS NULL OR pipeline = $2)
+        ORDER BY started_at, run_id`,
+      [processes.self.hostId, pipeline ?? null],
+    ));
+  } catch (err) {
+    // No roundtrip.runs yet (42P01), or one without the columns of version 12 (42703).
+    const code = (err as { code?: unknown }).code;
+    if (code === '42P01' || code === '42703') return [];
+    throw err;
+  }
+  const closed: RunWhoseProcessIsGone[] = [];
+  for (const row of rows) {
+    if (row.pid === processes.self.pid || processes.isRunning(row.pid)) continue;
+    const host = row.host ?? processes.self.host;
+    const error = processGoneError(host, row.pid, closedBy);
+    if (await endRunningRun(client, row.run_id, 'failed', at, error)) {
+      closed.push({ runId: row.run_id, pipeline: row.pipeline, host, pid: row.pid, error });
+    }
+  }
+  return closed;
 }
 
 /** A run of the pipeline other than the caller's that is still `running`. */

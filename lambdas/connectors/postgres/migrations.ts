@@ -400,6 +400,18 @@ const V11_LEDGER_NO_JOB_INDEX = `
 DROP INDEX roundtrip.writeback_plans_job_idx;
 `;
 
+/**
+ * Version 12: the machine and process of a run started by `roundtrip run` (or `plan`, `demo`):
+ * `host` (the machine's name, for people), `host_id` (what says a process id means the same
+ * process: the machine's boot and, on Linux, its pid namespace) and `pid`. A later command on that
+ * machine that finds the process gone closes the run as failed (lambdas/core/run-state.ts,
+ * closeRunsWhoseProcessIsGone) instead of leaving it `running` for 13 hours. Null for a run of
+ * the deployed state machine, whose execution Step Functions tells of.
+ */
+const V12_RUN_PROCESS = `
+ALTER TABLE roundtrip.runs ADD COLUMN host text, ADD COLUMN host_id text, ADD COLUMN pid integer;
+`;
+
 /** The migrations of the state schema, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
@@ -444,6 +456,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 11,
     name: 'writeback_plans: no index by job (every query by job bounds its seq range)',
     sql: V11_LEDGER_NO_JOB_INDEX,
+  },
+  {
+    version: 12,
+    name: 'runs.host, host_id and pid: a local run whose process is gone is closed',
+    sql: V12_RUN_PROCESS,
   },
 ];
 

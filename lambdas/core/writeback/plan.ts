@@ -1331,15 +1331,18 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   const unknownJoin =
     task.mode === 'insert'
       ? `LEFT JOIN (
-           SELECT DISTINCT ON (${unknownKey}) ${unknownKey} AS key, x.run_id, x.how, x.job_id FROM (
+           SELECT DISTINCT ON (${unknownKey}) ${unknownKey} AS key, x.run_id, x.how, x.job_id, x.sent_at,
+                  EXISTS (SELECT 1 FROM roundtrip.runs r WHERE r.run_id = x.run_id AND r.status = 'running') AS running
+             FROM (
              SELECT p.key, p.run_id, p.job_id,
                     CASE WHEN p.job_id IS NULL OR p.attempts > 0 THEN 'call'
-                         WHEN j.collected_at IS NULL THEN 'job' ELSE 'gone' END AS how
+                         WHEN j.collected_at IS NULL THEN 'job' ELSE 'gone' END AS how,
+                    p.updated_at AS sent_at
                FROM roundtrip.writeback_plans p
                LEFT JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id
               WHERE p.task = $2 AND p.status = 'sent' AND p.run_id <> $1
              UNION ALL
-             SELECT e.key, e.run_id, NULL, 'call' FROM roundtrip.writeback_errors e
+             SELECT e.key, e.run_id, NULL, 'call', e.created_at FROM roundtrip.writeback_errors e
               WHERE e.task = $2 AND e.code = 'INSERT_OUTCOME_UNKNOWN' AND e.stage = 'push' AND e.run_id <> $1) AS x
             WHERE x.key IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM roundtrip.sync_state s WHERE s.task = $2 AND s.key = x.key AND s.salesforce_id IS NOT NULL)
@@ -1370,20 +1373,34 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
           `key %s was sent for insert by run %s in Bulk job %s, which Salesforce no longer answers for (its results went with it): not inserted by this run. Once ${INSERT_SETTLE_MS / 60_000} minutes have passed since the send, the next plan looks the key up by ${mapping.keyField} and records the record or inserts the key`,
         )}, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job})`
       : `format('key %s was sent for insert by run %s in Bulk job %s, which Salesforce no longer answers for, and without an external-ID key it cannot be looked up: find the record in Salesforce, then record what you found with %s', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job}, ${resolveCommand})`;
+  // The sending run still recorded as running: no plan collects its jobs nor looks its keys up
+  // before it has ended, whatever Salesforce did; the message says so, and how it is ended when its
+  // process is gone (a run of this machine is ended by the next command here itself).
+  const endIt = `(if its process is gone, roundtrip status --end-run %s ends it)`;
+  const settled = `(unknown_sent_at + ${INSERT_SETTLE_MS} * interval '1 millisecond')`;
+  const keyedCall = mapping.keyField
+    ? `CASE WHEN unknown_running THEN format(${sqlLiteral(
+        `key %s was sent for insert by run %s, which is still recorded as running (roundtrip status), and its result is not recorded yet: not inserted by this run. Once that run has ended ${endIt} and ${INSERT_SETTLE_MS / 60_000} minutes have passed since the send, the next plan looks the key up by ${mapping.keyField} and records the record or inserts the key`,
+      )}, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, unknown_run)
+       WHEN ${settled} > now() THEN format(${sqlLiteral(
+         `key %s was sent for insert by run %s, which ended without recording its result: not inserted by this run, as Salesforce may still be creating the record until ${INSERT_SETTLE_MS / 60_000} minutes after the send. The first plan from %s UTC on (%s minutes from this plan) looks the key up by ${mapping.keyField} and records the record or inserts the key`,
+       )}, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, to_char(${settled} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), ceil(extract(epoch FROM ${settled} - now()) / 60)::int)
+       ELSE format(${sqlLiteral(
+         `key %s was sent for insert by run %s, which ended without recording its result: not inserted by this run. The next plan looks the key up by ${mapping.keyField} and records the record or inserts the key`,
+       )}, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run) END`
+    : `CASE WHEN unknown_running THEN format(${sqlLiteral(
+        `key %s was sent for insert by run %s, which is still recorded as running (roundtrip status), and without an external-ID key it cannot be looked up: not inserted by this run. Once that run has ended ${endIt}, find the record in Salesforce, then record what you found with %s`,
+      )}, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, unknown_run, ${resolveCommand})
+       ELSE format(${byHand}, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${resolveCommand}) END`;
   const unknownMessage = (how: string, job: string): string =>
     `CASE ${how}
-       WHEN 'job' THEN format('key %s was sent for insert by run %s in Bulk job %s, whose results that run never collected: not inserted by this run; the next plan collects them once Salesforce says the job is finished', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job})
+       WHEN 'job' THEN CASE WHEN unknown_running
+         THEN format(${sqlLiteral(
+           `key %s was sent for insert by run %s in Bulk job %s, and that run is still recorded as running (roundtrip status): no plan collects the job's results before the run has ended, finished in Salesforce or not. Not inserted by this run. Once the run has ended ${endIt}, the next plan collects them once Salesforce says the job is finished`,
+         )}, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job}, unknown_run)
+         ELSE format('key %s was sent for insert by run %s in Bulk job %s, whose results that run never collected, and Salesforce had not finished the job when this run planned (or could not be asked): not inserted by this run; the next plan collects them once Salesforce says the job is finished', left(k, ${MESSAGE_VALUE_CHARS}), unknown_run, ${job}) END
        WHEN 'gone' THEN ${lookUpRefused(refusedMessage(' in Bulk job %s, which Salesforce no longer answers for', job), goneMessage(job))}
-       ELSE ${lookUpRefused(
-         refusedMessage('', null),
-         `format(${
-           mapping.keyField
-             ? sqlLiteral(
-                 `key %s was sent for insert by run %s, whose result is not recorded yet: not inserted by this run. Once that run has ended and ${INSERT_SETTLE_MS / 60_000} minutes have passed since the send, the next plan looks the key up by ${mapping.keyField} and records the record or inserts the key`,
-               )
-             : byHand
-         }, left(k, ${MESSAGE_VALUE_CHARS}), unknown_run${mapping.keyField ? '' : `, ${resolveCommand}`})`,
-       )} END`;
+       ELSE ${lookUpRefused(refusedMessage('', null), keyedCall)} END`;
   // Update and upsert: a key in a Bulk job of an ended run that was not collected (Salesforce had
   // not finished it when resolveEndedRuns asked, or could not be asked) is kept back. Sent now, its
   // current values could be written before the job's older ones, which would then stay in
@@ -1403,7 +1420,8 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
             ORDER BY ${unknownKey}, x.run_id) AS u ON u.key = checked.${ki}`;
   const unknownCol =
     task.mode === 'insert'
-      ? `, u.key AS unknown_key, u.run_id AS unknown_run, u.how AS unknown_how, u.job_id AS unknown_job`
+      ? `, u.key AS unknown_key, u.run_id AS unknown_run, u.how AS unknown_how, u.job_id AS unknown_job,
+         u.running AS unknown_running, u.sent_at AS unknown_sent_at`
       : `, u.key AS unknown_key, u.run_id AS unknown_run, u.job_id AS unknown_job`;
   const pendingMessage = `format(${sqlLiteral(
     `key %s was sent for ${task.mode} by run %s in Bulk job %s, which Salesforce had not finished when this run planned: not sent by this run, so that the job cannot write its older values after this run's; the next plan collects the job and sends the key's current values if they differ from what it wrote`,

@@ -673,7 +673,7 @@ async function unknownSends(
     }
     if (row.run_status === 'running') {
       problems.push(
-        `${at}key ${g.key} was sent by run ${row.run_id}, which is still running (roundtrip status): its push may still record the outcome; resolve the key once that run has ended`,
+        `${at}key ${g.key} was sent by run ${row.run_id}, which is still recorded as running (roundtrip status): its push may still record the outcome; resolve the key once that run has ended (if its process is gone, roundtrip status --end-run ${row.run_id} ends it)`,
       );
       continue;
     }

@@ -1115,7 +1115,7 @@ describe('the roundtrip CLI', () => {
     }
     const text = await cli(['status', ...connection, '--limit', '1000']);
     expect(text.stdout).toContain(
-      `\n${runId}: write-back Lead-update: 6 records held back again, as by the previous run (held back by every run since run-before): an earlier send of their keys still has no outcome (a Bulk job Salesforce has not finished?); roundtrip errors --run ${runId} says why for each\n`,
+      `\n${runId}: write-back Lead-update: 6 records held back again, as by the previous run (held back by every run since run-before): an earlier send of their keys still has no outcome; roundtrip errors --run ${runId} says why for each (a run still recorded as running, a Bulk job Salesforce has not finished, or keys to record by hand)\n`,
     );
     const json = lastJsonLine((await cli(['status', ...connection, '--limit', '1000', '--json'])).stdout) as {
       runs: { runId: string; heldBack: number; heldBackAgain: unknown[] }[];

@@ -360,6 +360,10 @@ describe('roundtrip status and forget: task state the config no longer names, a 
     expect(dry.stdout).toContain(
       'Mind: task keyless inserts records: with its sync state gone, its next run inserts the 3 records it inserted already again, and Salesforce holds each twice, unless you deleted them there or the task now writes another object; --yes needs --insert-again beside it for this task.\n',
     );
+    // The command it prints is the one that works, not one refused for want of --insert-again.
+    expect(dry.stdout).toContain(
+      'Nothing deleted (a dry run): roundtrip forget --task keyless --yes --insert-again deletes them.',
+    );
     const refused = await cli(['forget', '--config', config, ...db(), '--task', 'keyless', '--yes']);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain(
@@ -404,6 +408,30 @@ describe('roundtrip status and forget: task state the config no longer names, a 
     await env.pool.query(
       `UPDATE roundtrip.runs SET status = 'failed', finished_at = now() WHERE status = 'running'`,
     );
+  });
+
+  it('tells to record the keys of a keyless insert by hand first, as no plan can look them up', async () => {
+    await source('handy', 2);
+    const keyless = {
+      name: 'handy-keyless',
+      to: 'salesforce' as const,
+      object: 'Lead',
+      from: 'lead_src',
+      mode: 'insert' as const,
+      keyColumn: 'ext',
+      fields: { LastName: 'last_name', Company: 'company' },
+    };
+    const dead = await env.newRun();
+    await planThenCrashInPush(env, env.deps({ writeback: [keyless] }), dead, 'handy-keyless');
+    await endRun(dead, 'failed');
+    const config = await configWith('handy', [keyless]);
+    const refused = await cli(['forget', '--config', config, ...db(), '--task', 'handy-keyless', '--yes']);
+    expect(refused.code).toBe(1);
+    const advice = refused.stderr.split('\n')[2] as string;
+    expect(advice).toMatch(
+      /^Record them by hand: the task inserts without an external-ID key, so no plan can look them up\. Find each record in Salesforce, then run roundtrip resolve --task handy-keyless --key KEY --inserted ID \(or --not-inserted when there is none\), or record them all at once with roundtrip resolve --task handy-keyless --file outcomes\.csv/,
+    );
+    expect(refused.stderr).not.toContain('Let a plan of the task resolve');
   });
 
   it("deletes an extract task's watermark, so that its next read is a full one", async () => {
@@ -451,8 +479,9 @@ describe('roundtrip status and forget: task state the config no longer names, a 
     expect(refused.code).toBe(1);
     expect(refused.stderr.split('\n')).toEqual([
       'roundtrip forget: refused: task going was planned by a run still running: its push and collect, still to come, would record what they send in the sync state this deletes. Nothing deleted.',
-      `  run ${going} is still running and planned the task: its push and collect are still to come`,
-      'Wait for the run still running to end (roundtrip status shows it).',
+      `  run ${going} is still recorded as running and planned the task: its push and collect are still to come`,
+      `Run ${going} is still recorded as running and must end first (roundtrip status shows it): its push and collect may still record outcomes. ` +
+        `If its process is gone (killed, its machine shut down), roundtrip status --end-run ${going} ends it; a run of this machine whose process is gone is ended by the next run, status or resolve here.`,
       '',
     ]);
     expect(await stateOf('going')).toEqual({ synced: 2, scopes: 1 });

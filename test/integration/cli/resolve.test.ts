@@ -606,7 +606,7 @@ describe('roundtrip resolve', () => {
       await outlastCallTimeLimit(env, live);
       before = await stateOf();
       expect(await refused(['--task', KEYLESS.name, '--key', 'live-1', '--not-inserted'])).toContain(
-        `key live-1 was sent by run ${live}, which is still running (roundtrip status)`,
+        `key live-1 was sent by run ${live}, which is still recorded as running (roundtrip status)`,
       );
       await env.pool.query(`UPDATE roundtrip.runs SET status = 'failed' WHERE run_id = $1`, [live]);
       before = await stateOf();
@@ -915,8 +915,10 @@ describe('roundtrip resolve', () => {
       const refusedForget = await cli(['forget', ...removed, '--task', task.name, '--yes']);
       expect(refusedForget.code).toBe(1);
       expect(refusedForget.stderr).toContain(
-        'An insert no plan can look up (its task without an external-ID key, sent by a call or in a Bulk job Salesforce no longer answers for; those held back as INSERT_OUTCOME_UNKNOWN) is recorded with roundtrip resolve --task Lead-removed --key KEY --inserted ID (or --not-inserted), once you looked for it in Salesforce, whether or not the config still names the task; so is one of a task with an external-ID key that no plan can look up, with --without-look-up added',
+        'Record them by hand: the task inserts without an external-ID key, so no plan can look them up. Find each record in Salesforce, then run roundtrip resolve --task Lead-removed --key KEY --inserted ID (or --not-inserted when there is none), or record them all at once with roundtrip resolve --task Lead-removed --file outcomes.csv',
       );
+      // Not "let a plan resolve them", which no plan of a keyless task can.
+      expect(refusedForget.stderr).not.toContain('Let a plan of the task resolve');
 
       const file = path.join(dir, 'removed.csv');
       await writeFile(file, `key,salesforce_id\nrm-1,${id1}\nrm-2,\n`);

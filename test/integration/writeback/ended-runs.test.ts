@@ -319,16 +319,29 @@ describe('inserts left without an outcome by runs that ended', () => {
       'INSERT_OUTCOME_UNKNOWN',
     ]);
     expect((await errorsOf(env, next))[0]?.message).toMatch(
-      /not inserted by this run\. Once that run has ended and 11 minutes have passed since the send, the next plan looks the key up by External_Id__c/,
+      new RegExp(
+        `sent for insert by run ${dead}, which is still recorded as running \\(roundtrip status\\), and its result is not recorded yet: not inserted by this run\\. ` +
+          `Once that run has ended \\(if its process is gone, roundtrip status --end-run ${dead} ends it\\) and 11 minutes have passed since the send, the next plan looks the key up by External_Id__c`,
+      ),
     );
 
     // Ended, but sent just now (a retry marked them again): not touched either.
     await endRun(dead);
     await env.pool.query(`UPDATE roundtrip.writeback_plans SET updated_at = now() WHERE run_id = $1`, [dead]);
     env.sf.calls.clear();
-    const ended = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+    const endedRun = await env.newRun();
+    const ended = await runWriteback(deps, { runId: endedRun, task: 'Lead-insert' });
     expect(ended.plan).toMatchObject({ rejected: 0, heldBack: 2, changed: 0 });
     expect(env.sf.calls.count()).toBe(0);
+    // The run has ended: the message says only the time left, not to wait for the run.
+    const message = (await errorsOf(env, endedRun))[0]?.message;
+    expect(message).toMatch(
+      new RegExp(
+        `sent for insert by run ${dead}, which ended without recording its result: not inserted by this run, as Salesforce may still be creating the record until 11 minutes after the send\\. ` +
+          `The first plan from \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC on \\((11|10) minutes from this plan\\) looks the key up by External_Id__c`,
+      ),
+    );
+    expect(message).not.toContain('Once that run has ended');
     expect(await ledger(dead)).toEqual([{ status: 'sent', n: 2 }]);
     expect(holding('young')).toBe(0);
   });

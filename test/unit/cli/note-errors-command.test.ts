@@ -59,7 +59,7 @@ describe('noteErrorsCommand', () => {
       heldBackAgain: [{ task: 'Lead-upsert', records: 6, since: 'r0' }],
     };
     expect(stderrOf(() => noteErrorsCommand(held)).split('\n')).toEqual([
-      'write-back Lead-upsert: 6 records held back again, as by the previous run (held back by every run since r0): an earlier send of their keys still has no outcome (a Bulk job Salesforce has not finished?); roundtrip errors --run r1 says why for each',
+      'write-back Lead-upsert: 6 records held back again, as by the previous run (held back by every run since r0): an earlier send of their keys still has no outcome; roundtrip errors --run r1 says why for each (a run still recorded as running, a Bulk job Salesforce has not finished, or keys to record by hand)',
       "6 records were rejected, held back or failed: roundtrip errors --run r1 lists them and why (with the pipeline's --config and --secrets)",
       '',
     ]);
