@@ -283,9 +283,12 @@ function runCommand(dryRun: boolean): Command {
     let interrupted = false;
     const release = stopOnSignal(async (signal) => {
       interrupted = true;
-      if (await markRunInterrupted(local.pool, runId, signal).catch(() => false)) {
+      let byHand: string[] = [];
+      const marked = await markRunInterrupted(local.pool, runId, signal, async (client) => {
+        byHand = await keysToRecordByHand(client, config, runId);
+      }).catch(() => false);
+      if (marked) {
         note(`  run ${runId} recorded as failed (interrupted); the next run goes on from what it sent`);
-        const byHand = await keysToRecordByHand(local.pool, config, runId).catch(() => []);
         for (const line of byHand) note(`  ${line}`);
       }
       await local.close();

@@ -146,13 +146,13 @@ export async function otherRunsStillRunning(
  * next plan looks its keys up, or for keys in a Bulk job, which the next plan collects.
  */
 export async function keysToRecordByHand(
-  pool: Pool,
+  db: Pick<Pool, 'query'>,
   config: PipelineConfig,
   runId: string,
 ): Promise<string[]> {
   const keyless = config.writeback.filter((t) => t.mode === 'insert' && t.key === undefined).map(taskName);
   if (keyless.length === 0) return [];
-  const { rows } = await pool.query<{ task: string; n: number; sample: string[] }>(
+  const { rows } = await db.query<{ task: string; n: number; sample: string[] }>(
     `SELECT task, count(*)::int AS n, (array_agg(key ORDER BY key))[1:3] AS sample
        FROM roundtrip.writeback_plans
       WHERE run_id = $1 AND task = ANY($2::text[]) AND status = 'sent' AND (job_id IS NULL OR attempts > 0)

@@ -199,22 +199,31 @@ export function heldBackAgainNote(runId: string, held: TaskHeldBackAgain): strin
 /**
  * Records a run stopped by a signal as failed, when it is still `running` (a run that reached its
  * Report keeps its outcome). Whatever the run sent is in its ledger: the next run goes on from
- * there. Whether a row was updated.
+ * there. `afterwards` reads what the CLI says of the run then, on the mark's connection. Whether a
+ * row was updated.
  */
-export async function markRunInterrupted(pool: Pool, runId: string, signal: string): Promise<boolean> {
+export async function markRunInterrupted(
+  pool: Pool,
+  runId: string,
+  signal: string,
+  afterwards?: (client: Client) => Promise<void>,
+): Promise<boolean> {
   // A connection of its own, with the pool's settings: the steps still running may hold every
   // connection of the pool (a COPY, a lock wait), and the mark must not queue behind them.
   const client = new Client(pool.options);
   client.on('error', () => undefined);
   try {
     await client.connect();
-    return await endRunningRun(
+    const marked = await endRunningRun(
       client,
       runId,
       'failed',
       new Date(),
       `Interrupted by ${signal} on this machine before its report`,
     );
+    // What the caller reads of the run once it is marked, on the same connection.
+    if (marked && afterwards) await afterwards(client).catch(() => undefined);
+    return marked;
   } finally {
     await client.end().catch(() => undefined);
   }

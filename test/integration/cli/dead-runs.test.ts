@@ -269,6 +269,47 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
     expect(rows[0]?.salesforce_id).toBe(id);
   });
 
+  it('Ctrl-C during a keyless Collections push names the keys to record by hand, and the command', async () => {
+    await source('keyless_src', 'cc', 2);
+    env.sf.faults.set({ latencyMs: 500 });
+    const child = spawn(process.execPath, [BIN, 'run', ...connection, '--tasks', 'Lead-keyless'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.push(child);
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const run = await recordedRun();
+    await waitFor(
+      `SELECT 1 FROM roundtrip.writeback_plans WHERE run_id = $1 AND status = 'sent'`,
+      [run.run_id],
+      'the keys to be sent',
+    );
+    // A supervisor's SIGINT to the command (a terminal's Ctrl-C reaches its whole group).
+    child.kill('SIGINT');
+    await exited;
+    expect(stderr).toContain(`run ${run.run_id} recorded as failed (interrupted)`);
+    expect(stderr).toContain(
+      `  task Lead-keyless: 2 keys were sent for insert by run ${run.run_id} with no recorded outcome (cc-1, cc-2), and without an external-ID key no plan can look them up: every run holds them back until you find them in Salesforce and record them with roundtrip resolve --task Lead-keyless --file outcomes.csv (a line key,salesforce_id each, the Id empty for not inserted) or --key KEY --inserted ID\n`,
+    );
+    expect((await runRow(run.run_id)).status).toBe('failed');
+    // Recorded as not inserted (the call was dropped as the run ended), so that later tests start clean.
+    await env.pool.query(
+      `UPDATE roundtrip.writeback_plans SET updated_at = updated_at - interval '1 hour' WHERE run_id = $1`,
+      [run.run_id],
+    );
+    await writeFile(path.join(dir, 'cc.csv'), 'key,salesforce_id\ncc-1,\ncc-2,\n');
+    const resolved = await cli([
+      'resolve',
+      ...connection,
+      '--task',
+      'Lead-keyless',
+      '--file',
+      path.join(dir, 'cc.csv'),
+    ]);
+    expect(resolved.code).toBe(0);
+  });
+
   it('status --end-run: never a run whose process runs here, forced or not; once it is killed, ends it', async () => {
     await source('keyless_src', 'live', 2);
     env.sf.faults.set({ latencyMs: 500 });
@@ -371,6 +412,13 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
         `cannot be looked up: not inserted by this run. Once that run has ended (if its process is gone, roundtrip status --end-run ${far} ends it), ` +
         `find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-keyless --key far-1 --inserted <the record's Id> ` +
         `(or --not-inserted if there is none, or you delete it there)`,
+    );
+    // A run of the task holds it back too, and names the run still running as the reason.
+    await env.pool.query(`UPDATE roundtrip.runs SET status = 'failed' WHERE run_id = $1`, [next]);
+    const ran = await cli(['run', ...connection, '--tasks', 'Lead-keyless']);
+    expect(ran.stderr).toContain('Lead-keyless plan: 0 records to send, 1 held back');
+    expect(ran.stderr).toContain(
+      `  run ${far} is still recorded as running (pid 4243 on other-laptop): no later plan collects or looks up what it sent until it has ended. If its process is gone (killed, its machine shut down), roundtrip status --end-run ${far} ends it`,
     );
     const refused = await cli([
       'resolve',
