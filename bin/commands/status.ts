@@ -179,7 +179,7 @@ async function endRunCommand(
   force: boolean,
 ): Promise<number> {
   const pipeline = config.name;
-  const ended = await endRunByHand(pool, pipeline, runId, { force });
+  const ended = await endRunByHand(pool, config, runId, { force });
   switch (ended.outcome) {
     case 'unknown':
       throw new UsageError(

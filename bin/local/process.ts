@@ -17,7 +17,7 @@ import type { Pool } from 'pg';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
 import { shellOption } from '../../lambdas/shared/shell';
 import { withTransaction } from '../../lambdas/connectors/postgres';
-import { STILL_GOING_QUIET_MINUTES } from '../../lambdas/core/contracts';
+import { stillGoingQuietMinutes } from '../../lambdas/core/contracts';
 import type { RunProcesses } from '../../lambdas/core/deps';
 import {
   closeRunsWhoseProcessIsGone,
@@ -197,18 +197,21 @@ interface RunRow {
  * - a run recorded on this machine is ended when its process is gone, and refused, forced or not,
  *   while it runs (it is stopped with Ctrl-C, which records the run failed itself);
  * - a run recorded elsewhere (another machine, an earlier boot, a container), or before its
- *   process was recorded, is refused while a step of it started within the last
- *   {@link STILL_GOING_QUIET_MINUTES} minutes, unless `force`: its process cannot be seen from
- *   here, and whoever forces says it is gone.
+ *   process was recorded, is refused while a step of it started within the quiet stretch a live
+ *   run may have (stillGoingQuietMinutes: 150 minutes, more with a longer Athena query limit), as
+ *   Prepare counts it going, unless `force`: its process cannot be seen from here, and whoever
+ *   forces says it is gone.
  * The row is locked while deciding, so a run that ends meanwhile keeps its outcome.
  */
 export async function endRunByHand(
   pool: Pool,
-  pipeline: string,
+  config: PipelineConfig,
   runId: string,
   options: { force: boolean; now?: Date },
 ): Promise<EndRunOutcome> {
   const now = options.now ?? new Date();
+  const pipeline = config.name;
+  const quietMinutes = stillGoingQuietMinutes(config);
   const here = localProcesses();
   return withTransaction(pool, async (client) => {
     const { rows } = await client.query<RunRow>(
@@ -248,7 +251,7 @@ export async function endRunByHand(
       await endRunningRun(client, runId, 'failed', now, error);
       return { outcome: 'ended', error };
     }
-    const quietSince = new Date(now.getTime() - STILL_GOING_QUIET_MINUTES * 60_000);
+    const quietSince = new Date(now.getTime() - quietMinutes * 60_000);
     const recent = row.last_step_at > quietSince;
     const seen = where
       ? `its process (${where}) is not on this machine (or was recorded before a restart), so it cannot be seen from here`
@@ -258,7 +261,7 @@ export async function endRunByHand(
         outcome: 'refused',
         forceable: true,
         reason:
-          `run ${runId} started a step at ${row.last_step_at.toISOString()}, less than ${STILL_GOING_QUIET_MINUTES} ` +
+          `run ${runId} started a step at ${row.last_step_at.toISOString()}, less than ${quietMinutes} ` +
           `minutes ago, and ${seen}. Make sure it is gone (${where ? `on ${row.host ?? 'that machine'}: ps -p ${row.pid}` : 'no terminal still shows it running'}), then add --force`,
       };
     }
