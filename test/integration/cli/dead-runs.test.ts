@@ -14,7 +14,7 @@ import path from 'node:path';
 import { getIngestJob, isFinalIngestState } from '../../../lambdas/connectors/salesforce/writes';
 import { planWriteback } from '../../../lambdas/core/writeback';
 import { cli } from '../../support/cli';
-import { isProcessRunning } from '../../../bin/local/process';
+import { isProcessRunning, localProcesses } from '../../../bin/local/process';
 import {
   errorsOf,
   planThenCrashInPush,
@@ -203,6 +203,17 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
         `has ended (if its process is gone, roundtrip status --end-run ${run.run_id} ends it), the next plan collects them once Salesforce says the job is finished`,
     );
     await env.pool.query(`UPDATE roundtrip.runs SET status = 'failed' WHERE run_id = $1`, [other]);
+    // So does resolve --collect-jobs, seeing the run as one of another machine (its process cannot
+    // be seen from there): nothing to collect while the run is recorded as running, and why.
+    await env.pool.query(`UPDATE roundtrip.runs SET host_id = 'elsewhere' WHERE run_id = $1`, [run.run_id]);
+    const collect = await cli(['resolve', ...connection, '--task', 'Lead-bulk', '--collect-jobs']);
+    expect(collect.stdout).toContain(
+      `  Bulk job ${job.job_id} of run ${run.run_id} is not collected, as that run is still recorded as running (pid ${run.pid} on ${run.host}): no later plan collects or looks up what it sent until it has ended. If its process is gone`,
+    );
+    await env.pool.query(`UPDATE roundtrip.runs SET host_id = $2 WHERE run_id = $1`, [
+      run.run_id,
+      localProcesses()?.self.hostId,
+    ]);
 
     // The next run on this machine finds the process gone and closes the run first.
     const next = await cli(['run', ...connection, '--tasks', 'Lead-bulk', '--json']);
@@ -330,6 +341,10 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
       `${run.run_id}: still recorded as running (pid ${run.pid} on ${run.host}): no later plan collects or looks up what it sent until it has ended. If its process is gone`,
     );
     expect((await runRow(run.run_id)).status).toBe('running');
+    const json = JSON.parse((await cli(['status', ...connection, '--json'])).stdout) as {
+      runs: { runId: string; process?: unknown }[];
+    };
+    expect(json.runs.find((r) => r.runId === run.run_id)?.process).toEqual({ host: run.host, pid: run.pid });
 
     await killGroup(child, exited, run.pid);
     env.sf.faults.clear();
