@@ -161,10 +161,18 @@ export const demo: Command = async (argv) => {
     ...(process.env.DATABASE_URL ? { postgresUrl: process.env.DATABASE_URL } : {}),
     onProgress: (line) => note(`  ${line}`),
   });
+  // After the signal the steps still going fail as their servers go away: expected, not the run's
+  // failure, so nothing more is printed of them, and the command waits for the handler to end the
+  // process by the signal instead of reporting the run (as `run` does).
+  let interrupted = false;
+  let local: LocalDeps | undefined;
   const release = stopOnSignal(async () => {
+    interrupted = true;
     const started = await starting.catch(() => undefined);
+    await local?.close().catch(() => undefined);
     await started?.stop();
   });
+  const untilStopped = (): Promise<never> => new Promise<never>(() => undefined);
   let env: DemoEnvironment;
   try {
     env = await starting;
@@ -172,7 +180,7 @@ export const demo: Command = async (argv) => {
     release();
     throw err;
   }
-  let local: LocalDeps | undefined;
+  if (interrupted) return untilStopped();
   // The demo's database: DATABASE_URL's, or the embedded server it started.
   const postgresFrom = process.env.DATABASE_URL
     ? 'DATABASE_URL'
@@ -193,7 +201,15 @@ export const demo: Command = async (argv) => {
       note(round === 1 ? '\nrunning the pipeline:' : '\nrunning it again on the same data:');
       const before = scoresOf(env);
       const callsBefore = env.salesforce.calls.all().length;
-      const result = await runPipeline({ local, definition, onEvent: progressPrinter(note, config) });
+      const printProgress = progressPrinter(note, config);
+      const result = await runPipeline({
+        local,
+        definition,
+        onEvent: (event) => {
+          if (!interrupted) printProgress(event);
+        },
+      });
+      if (interrupted) return await untilStopped();
       noteFailure(result, postgresFrom);
       const { text } = describeRun(env, before, callsBefore, result);
       const last = round === rounds;
@@ -210,9 +226,14 @@ export const demo: Command = async (argv) => {
     note(`\ndemo finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     note(demoNextSteps(values.again === true));
     return code;
+  } catch (err) {
+    if (interrupted) return await untilStopped();
+    throw err;
   } finally {
-    await local?.close();
-    await env.stop();
-    release();
+    if (!interrupted) {
+      await local?.close();
+      await env.stop();
+      release();
+    }
   }
 };
