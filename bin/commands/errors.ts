@@ -19,6 +19,7 @@ import { suggestion } from '../../lambdas/config/issues';
 import { HELD_BACK_ERROR_SQL, sqlLiteral } from '../../lambdas/core/writeback/state';
 import {
   EXIT,
+  note,
   parseOptions,
   storedFailureText,
   UsageError,
@@ -235,11 +236,20 @@ export const errors: Command = async (argv) => {
     await closeGoneRuns(pool, config, 'roundtrip errors');
     const task = typeof values.task === 'string' ? values.task : undefined;
     if (task !== undefined && !config.writeback.some((w) => w.name === task)) {
-      const names = config.writeback.map((w) => w.name);
-      throw new UsageError(
-        `--task: pipeline ${config.name} has no write-back task ${task} (it has ${names.length ? names.join(', ') : 'none'})`,
-        { showUsage: false },
+      // A task renamed or removed since: its past runs' records are still the pipeline's.
+      const { rows: known } = await pool.query<{ known: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM roundtrip.writeback_errors e JOIN roundtrip.runs r ON r.run_id = e.run_id
+                         WHERE r.pipeline = $1 AND e.task = $2) AS known`,
+        [config.name, task],
       );
+      const names = config.writeback.map((w) => w.name);
+      if (known[0]?.known !== true) {
+        throw new UsageError(
+          `--task: pipeline ${config.name} has no write-back task ${task} (it has ${names.length ? names.join(', ') : 'none'}), and none of its runs recorded a record of one`,
+          { showUsage: false },
+        );
+      }
+      note(`task ${task} is not in the config (renamed or removed since): the records its runs recorded`);
     }
     const run = await chosenRun(pool, config.name, typeof values.run === 'string' ? values.run : undefined);
     if (!run) {

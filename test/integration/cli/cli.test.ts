@@ -1196,6 +1196,31 @@ describe('the roundtrip CLI', () => {
     expect(text).toContain(
       `\n${runId}: its figures include tasks Old_extract, Contact-rs, which the config no longer names (as the run recorded them)\n`,
     );
+
+    // Its records are listed by that task's name, though the config no longer has it.
+    const records = new Pool({ connectionString: db.url });
+    try {
+      await records.query(
+        `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, fields)
+         VALUES ($1, 'Contact-rs', 'C-7', 'push', 'FIELD_CUSTOM_VALIDATION_EXCEPTION', 'Title is required', '{Title}')`,
+        [runId],
+      );
+    } finally {
+      await records.end();
+    }
+    const listed = await cli(['errors', ...connection, '--run', runId, '--task', 'Contact-rs', '--json']);
+    expect(listed.code).toBe(0);
+    expect(listed.stderr).toContain('task Contact-rs is not in the config (renamed or removed since)');
+    expect(lastJsonLine(listed.stdout)).toMatchObject({
+      runId,
+      total: 1,
+      records: [{ task: 'Contact-rs', key: 'C-7', code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION' }],
+    });
+    const unknown = await cli(['errors', ...connection, '--task', 'Contact-nope']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain(
+      '--task: pipeline lead-scoring has no write-back task Contact-nope (it has Lead-update), and none of its runs recorded a record of one',
+    );
   });
 
   it('leads errors of a pruned run with the prune and the figures the run recorded', async () => {
