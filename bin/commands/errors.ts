@@ -28,7 +28,8 @@ import {
 } from '../cli-common';
 import { alignColumns } from '../local/columns';
 import { readStoredRuns, record, writebackTaskSummary, type StoredRun } from '../local/summary';
-import { closeGoneRuns, DATABASE_OPTIONS, runsDatabase } from './status';
+import { closeGoneRuns } from './run';
+import { DATABASE_OPTIONS, runsDatabase } from './status';
 
 /** Records listed when `--limit` is not given (text and JSON; `--csv` writes them all). */
 export const DEFAULT_ERRORS_LIMIT = 50;

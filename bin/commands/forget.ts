@@ -28,7 +28,8 @@ import {
   resolveOutcomesFirst,
   scopeText,
 } from '../local/task-state-text';
-import { closeGoneRuns, DATABASE_OPTIONS, runsDatabase } from './status';
+import { closeGoneRuns } from './run';
+import { DATABASE_OPTIONS, runsDatabase } from './status';
 
 /** What `forget` never deletes, as its output says. */
 export const FORGET_KEEPS =

@@ -33,7 +33,8 @@ import { localSalesforce } from '../local/deps';
 import { secretsFrom } from './run';
 import type { Pool } from 'pg';
 import { stillRunningNote } from '../local/process';
-import { closeGoneRuns, DATABASE_OPTIONS, runsDatabase } from './status';
+import { closeGoneRuns } from './run';
+import { DATABASE_OPTIONS, runsDatabase } from './status';
 
 /** The header `--file` must start with. */
 export const RESOLVE_CSV_HEADER = ['key', 'salesforce_id'] as const;

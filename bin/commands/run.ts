@@ -297,7 +297,7 @@ function runCommand(dryRun: boolean): Command {
     const printProgress = progressPrinter(note, config);
     try {
       // A run of this machine killed before its report is closed first (Prepare would too, unsaid).
-      await closeGoneRunsBefore(local.pool, config, `roundtrip ${name} (run ${runId})`);
+      await closeGoneRuns(local.pool, config, `roundtrip ${name} (run ${runId})`, { tolerant: true });
       const result = await runPipeline({
         local,
         definition,
@@ -375,14 +375,22 @@ async function planSample(pool: Pool, summary: RunSummary): Promise<string | und
 }
 
 /**
- * Closes the pipeline's runs of this machine whose process is gone, saying so, with what each left
- * to record by hand. A database that cannot be used is left to the run to report (Prepare fails).
+ * Closes the pipeline's runs recorded on this machine whose process is gone, as `closedBy` (a
+ * command), and says so on stderr, with what each left to record by hand: the commands that read or
+ * resolve outcomes then see them ended. `tolerant` (before a run): a database that cannot be used is
+ * left to the run to report (Prepare fails), not this.
  */
-async function closeGoneRunsBefore(pool: Pool, config: PipelineConfig, closedBy: string): Promise<void> {
-  const closed = await closeGoneLocalRuns(pool, config.name, closedBy).catch(() => []);
-  for (const run of closed) {
-    note(processGoneNote(run));
-    for (const line of await keysToRecordByHand(pool, config, run.runId).catch(() => [])) note(`  ${line}`);
+export async function closeGoneRuns(
+  pool: Pool,
+  config: PipelineConfig,
+  closedBy: string,
+  options: { tolerant?: boolean } = {},
+): Promise<void> {
+  const tolerated = <T>(work: Promise<T>, otherwise: T): Promise<T> =>
+    options.tolerant === true ? work.catch(() => otherwise) : work;
+  for (const closed of await tolerated(closeGoneLocalRuns(pool, config.name, closedBy), [])) {
+    note(processGoneNote(closed));
+    for (const line of await tolerated(keysToRecordByHand(pool, config, closed.runId), [])) note(`  ${line}`);
   }
 }
 

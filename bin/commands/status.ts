@@ -21,15 +21,16 @@ import {
 } from '../cli-common';
 import { forgetCommand, tasksNotInConfig, type TaskNotInConfig } from '../../lambdas/core/task-state';
 import { alignColumns } from '../local/columns';
-import {
-  closeGoneLocalRuns,
-  endRunByHand,
-  keysToRecordByHand,
-  processGoneNote,
-  stillRunningNote,
-} from '../local/process';
+import { endRunByHand, keysToRecordByHand, stillRunningNote } from '../local/process';
 import { heldBackAgainNote, tasksHeldBackAgain, readStoredRuns, taskSummaries } from '../local/summary';
-import { CONNECTION_OPTIONS, checkPostgresSource, configFrom, inputSecret, secretsFrom } from './run';
+import {
+  CONNECTION_OPTIONS,
+  checkPostgresSource,
+  closeGoneRuns,
+  configFrom,
+  inputSecret,
+  secretsFrom,
+} from './run';
 import {
   count,
   lastRunText,
@@ -158,17 +159,6 @@ function notInConfigLines(pipeline: string, tasks: readonly TaskNotInConfig[]): 
     }
   }
   return lines;
-}
-
-/**
- * Closes the pipeline's runs recorded on this machine whose process is gone, as `command`, and says
- * so on stderr: the commands that read or resolve outcomes then see them ended.
- */
-export async function closeGoneRuns(pool: Pool, config: PipelineConfig, command: string): Promise<void> {
-  for (const closed of await closeGoneLocalRuns(pool, config.name, command)) {
-    note(processGoneNote(closed));
-    for (const line of await keysToRecordByHand(pool, config, closed.runId)) note(`  ${line}`);
-  }
 }
 
 /** `roundtrip status --end-run RUN_ID [--force]`: ends one run by hand (bin/local/process.ts). */
