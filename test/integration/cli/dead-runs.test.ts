@@ -77,12 +77,7 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
     await writeFile(
       secrets,
       JSON.stringify({
-        'roundtrip/salesforce': {
-          loginUrl: env.sf.loginUrl,
-          username: env.sf.credentials.username,
-          password: env.sf.credentials.password,
-          securityToken: env.sf.credentials.securityToken,
-        },
+        'roundtrip/salesforce': env.salesforceSecret,
         'roundtrip/postgres': { url: env.db.url },
       }),
     );

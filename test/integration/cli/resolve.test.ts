@@ -760,17 +760,7 @@ describe('roundtrip resolve', () => {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       const secrets = path.join(dir, file);
-      await writeFile(
-        secrets,
-        JSON.stringify({
-          'roundtrip/salesforce': {
-            loginUrl: env.sf.loginUrl,
-            username: env.sf.credentials.username,
-            password: env.sf.credentials.password,
-            securityToken: env.sf.credentials.securityToken,
-          },
-        }),
-      );
+      await writeFile(secrets, JSON.stringify({ 'roundtrip/salesforce': env.salesforceSecret }));
       return { task, dead, jobId, secrets };
     };
 
@@ -866,17 +856,7 @@ describe('roundtrip resolve', () => {
         gone,
       ]);
       const secrets = path.join(dir, 'sf-secrets-gone.json');
-      await writeFile(
-        secrets,
-        JSON.stringify({
-          'roundtrip/salesforce': {
-            loginUrl: env.sf.loginUrl,
-            username: env.sf.credentials.username,
-            password: env.sf.credentials.password,
-            securityToken: env.sf.credentials.securityToken,
-          },
-        }),
-      );
+      await writeFile(secrets, JSON.stringify({ 'roundtrip/salesforce': env.salesforceSecret }));
       const result = await cli([
         'resolve',
         ...removed,

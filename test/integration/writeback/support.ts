@@ -64,6 +64,8 @@ export interface WritebackEnv {
   pool: PostgresPool;
   connector: SalesforceConnector;
   logger: ReturnType<typeof createMemoryLogger>;
+  /** The emulator's sign-in as a Salesforce secret (a secrets file's `roundtrip/salesforce` entry). */
+  salesforceSecret: { loginUrl: string; username: string; password: string; securityToken: string };
   /** Another connector signed in to the emulator: another Lambda's container, with its own describes. */
   connect(): Promise<SalesforceConnector>;
   /** Deps for a config with these write-back tasks (and extracts). */
@@ -84,14 +86,15 @@ export async function startWritebackEnv(options: SalesforceEmulatorOptions = {})
   const pool = createPool({ url: db.url }, { ssl: { mode: 'disable' }, max: 2 });
   await migrate(pool);
   const logger = createMemoryLogger('info');
+  const salesforceSecret = {
+    loginUrl: sf.loginUrl,
+    username: sf.credentials.username,
+    password: sf.credentials.password,
+    securityToken: sf.credentials.securityToken,
+  };
   const connect = (): Promise<SalesforceConnector> =>
     connectSalesforce({
-      secret: {
-        loginUrl: sf.loginUrl,
-        username: sf.credentials.username,
-        password: sf.credentials.password,
-        securityToken: sf.credentials.securityToken,
-      },
+      secret: salesforceSecret,
       apiVersion: sf.apiVersion,
       logger,
     });
@@ -102,6 +105,7 @@ export async function startWritebackEnv(options: SalesforceEmulatorOptions = {})
     pool,
     connector,
     logger,
+    salesforceSecret,
     connect,
     deps(config) {
       const parsed: PipelineConfig = parseConfig({
