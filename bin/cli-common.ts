@@ -94,6 +94,15 @@ export function stopOnSignal(
   return remove;
 }
 
+/**
+ * Never settles: what a command awaits once a {@link stopOnSignal} handler has taken over, which
+ * ends the process by the signal when its cleanup is done, so that the command reports nothing
+ * of the work its cleanup cut short.
+ */
+export function untilStopped(): Promise<never> {
+  return new Promise<never>(() => undefined);
+}
+
 /** Writes to stderr: progress and messages, so that stdout holds only a command's result. */
 export function note(line: string): void {
   process.stderr.write(`${line}\n`);

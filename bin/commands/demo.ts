@@ -19,6 +19,7 @@ import {
   parseOptions,
   progressPrinter,
   stopOnSignal,
+  untilStopped,
   wholeNumberOption,
   type Command,
 } from '../cli-common';
@@ -172,7 +173,6 @@ export const demo: Command = async (argv) => {
     await local?.close().catch(() => undefined);
     await started?.stop();
   });
-  const untilStopped = (): Promise<never> => new Promise<never>(() => undefined);
   let env: DemoEnvironment;
   try {
     env = await starting;

@@ -39,6 +39,7 @@ import {
   progressPrinter,
   failureText,
   stopOnSignal,
+  untilStopped,
   storedFailureText,
   UsageError,
   type Command,
@@ -293,7 +294,6 @@ function runCommand(dryRun: boolean): Command {
       }
       await local.close();
     });
-    const untilStopped = (): Promise<never> => new Promise<never>(() => undefined);
     const printProgress = progressPrinter(note, config);
     try {
       // A run of this machine killed before its report is closed first (Prepare would too, unsaid).
