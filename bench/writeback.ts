@@ -17,7 +17,11 @@
  * divides, by the same COPY, two statements that do a fraction of a plan's work on those rows:
  * `rewrite` copies them into a new table as they are (WAL-logged like a stored plan; no check, no
  * key, no comparison: the least any plan that stores its rows in PostgreSQL writes), `pages` numbers them and stores them in
- * plan pages with their payloads (the plan's storage without any of its checks).
+ * plan pages with their payloads (the plan's storage without any of its checks). Two more, timed on
+ * the steady state of run 3 (every row synced) against the same COPY: `compareSerial` and
+ * `compareParallel` join the source to `sync_state` and compare the one mapped value, storing
+ * nothing and checking nothing, serial and with two parallel workers: the least any plan that
+ * compares each row with what Salesforce has takes, whether or not it stores anything.
  *
  * Calls are counted on the connector (every REST and Bulk call it makes); records sent are read
  * from the request bodies. Composite calls "per 100k" scale linearly from N; Bulk calls do not
@@ -299,6 +303,38 @@ export async function run(argv: string[]): Promise<void> {
     const unchanged = counting(base);
     const unchangedRun = await newRun();
     await runWriteback(deps(unchanged, rows + 1), { runId: unchangedRun, task: 'Lead-update' });
+    // A third floor, on the steady state just planned (every source row synced, none changed): the
+    // bare comparison of each row with what sync_state says Salesforce has (one hash join, one
+    // value compared, nothing checked, nothing stored), serial as the plan's statement runs (its
+    // data-modifying CTEs keep PostgreSQL from a parallel plan) and with two parallel workers: the
+    // least any plan that compares every row with what Salesforce has takes on this machine.
+    const compareFloorMs = (workers: number): Promise<number> =>
+      withClient(pool, async (client) => {
+        await client.query('BEGIN');
+        try {
+          await client.query(
+            `SET LOCAL max_parallel_workers_per_gather = ${workers}; SET LOCAL parallel_setup_cost = 0;
+             SET LOCAL parallel_tuple_cost = 0`,
+          );
+          const [result, ms] = await timed(() =>
+            client.query<{ changed: string }>(
+              `SELECT count(*) FILTER (WHERE s.key IS NULL
+                        OR (s.synced_values->>'LeadScore__c')::numeric IS DISTINCT FROM r.lead_score) AS changed
+                 FROM lead_reverse r
+                 LEFT JOIN roundtrip.sync_state s ON s.task = 'Lead-update' AND s.key = r."Id"`,
+            ),
+          );
+          // The floor must compare what the plan compares: every row is in sync here.
+          if (Number(result.rows[0]?.changed) !== 0) {
+            throw new Error(`the compare floor found ${result.rows[0]?.changed} rows changed, expected 0`);
+          }
+          return ms;
+        } finally {
+          await client.query('ROLLBACK');
+        }
+      });
+    const compareSerialMs = await compareFloorMs(0);
+    const compareParallelMs = await compareFloorMs(2);
 
     // 4. 1 % changed (every 100th lead).
     await load((i) => (i % 100 === 0 ? 2 : 1));
@@ -347,6 +383,8 @@ export async function run(argv: string[]): Promise<void> {
       floorsOverCopy: {
         rewrite: Number((rewriteMs / copyMs).toFixed(3)),
         pages: Number((pagesFloorMs / copyMs).toFixed(3)),
+        compareSerial: Number((compareSerialMs / copyMs).toFixed(3)),
+        compareParallel: Number((compareParallelMs / copyMs).toFixed(3)),
       },
       peakRssMb: Math.round(peakRss / MB),
       // The process before the push: runtime, modules, pools (the baseline of the peak).
