@@ -11,7 +11,8 @@
  *         ─► per write-back task: plan ─► route ─► push ─► [wait ─► collect]* ─►
  *         ─► Report ─► Run succeeded | Write-back tasks failed | Write-back failed
  * a write-back task's step error ─► <task> record failure ─► the next write-back task
- *   (but those of RUN_LEVEL_WRITEBACK_ERRORS, and a failure to record it ─► Report failure)
+ *   (but those of RUN_LEVEL_WRITEBACK_ERRORS, and a failure to record it ─► <task> stops the run
+ *   ─► Report failure)
  * any other caught error ─► Report failure ─► Run failed
  * ```
  *
@@ -292,16 +293,27 @@ export const LOCKING_STEPS: ReadonlySet<StepKey> = new Set<StepKey>(['pushWriteb
 export const ERROR_PATH = '$.error';
 
 /**
- * The errors of a write-back step that stop the whole run at once (to its Report failure), not
- * only their task: every other error of a task's plan, push or collect is recorded against the
- * task and the tasks after it run (docs/writeback.md, "A write-back task that fails"). Kept
- * run-level: the org's daily API allowance spent (every later call would be refused too), and a
- * task held by another invocation past all the waits for it (TaskBusyError, PushGoingOnError:
- * another execution of the pipeline is sending, and the run is not to race it task after task).
+ * The errors of a write-back step that stop the whole run at once (to its Report failure, the
+ * task named: `<task> stops the run`), not only their task: every other error of a task's plan,
+ * push or collect is about the task (its source, its config, its object's describe, Salesforce
+ * refusing its job) and is recorded against it, and the tasks after it run (docs/writeback.md, "A
+ * write-back task that fails"). Run-level are the errors of the services every task uses:
+ * - a {@link ERROR_NAMES.transient} left after the retries: Salesforce unreachable, throttling or
+ *   answering 5xx, the connection to PostgreSQL lost, Secrets Manager failing. Each later task
+ *   would spend its own retries against the same service (N times the time and the calls) and
+ *   fail the same way;
+ * - the Lambda service's own errors ({@link TRANSIENT_LAMBDA_ERRORS} but ours), left after the
+ *   retries, for the same reason;
+ * - the org's daily API allowance spent (every later call would be refused too);
+ * - a task held by another invocation past all the waits for it (TaskBusyError, PushGoingOnError:
+ *   another execution of the pipeline is sending, and the run is not to race it task after task).
+ * A Lambda that died (Lambda.Unknown, Sandbox.Timedout: out of time or memory) or a Task that timed
+ * out stays the task's: its size, not a service, is the likely cause.
  * The steps before the write-back (Prepare, the extracts, the transform) stop the run as before:
  * the write-backs read what they produce.
  */
 export const RUN_LEVEL_WRITEBACK_ERRORS = [
+  ...TRANSIENT_LAMBDA_ERRORS,
   ERROR_NAMES.apiLimit,
   ERROR_NAMES.busy,
   ERROR_NAMES.pushGoingOn,
@@ -339,6 +351,7 @@ export function taskStateNames(task: string) {
     collect: `${task} collect`,
     pushed: `${task} pushed`,
     recordFailure: `${task} record failure`,
+    stopsRun: `${task} stops the run`,
     next: `${task} next`,
   } as const;
 }
@@ -676,21 +689,34 @@ function writebackChain(b: Builder, task: WritebackTask, runFailure: sfn.IChaina
   const names = taskStateNames(task.name);
   const result = { resultPath: '$.wb' };
   const next = new sfn.Pass(b.scope, names.next);
-  // A step's error is the task's: recorded (the report function, by the task's name), then the
-  // next task runs. The error stays in `$.error`: when it cannot be recorded (PostgreSQL gone
-  // past the retries), the run stops with it, as it did before tasks went on.
+  // An error of the services every task uses stops the run (RUN_LEVEL_WRITEBACK_ERRORS): the task
+  // that met it is named beside the error (`$.error.task`), and its Report failure records it
+  // against that task and says the tasks after it did not run.
+  const stopsRun = new sfn.Pass(b.scope, names.stopsRun, {
+    result: sfn.Result.fromString(task.name),
+    resultPath: `${ERROR_PATH}.task`,
+  });
+  stopsRun.next(runFailure);
+  // Any other step error is the task's: recorded (the report function, by the task's name), then
+  // the next task runs. What stays in the state is a reference, `{ task, taskFailed }` in place of
+  // the caught `{ Error, Cause }` (the error itself is in roundtrip.runs): nothing of a failed
+  // task's error is carried on, so the state stays the same size however many tasks fail and
+  // however long their errors (Step Functions fails an execution whose state passes 256 KiB). When
+  // the failure cannot be recorded (PostgreSQL gone past the retries), the run stops with the
+  // task's own error, still in `$.error` (a Catch's ResultPath applies to the state's input).
   const recordFailure = lambdaTask(b, names.recordFailure, 'report', {
     payload: sfn.TaskInput.fromObject({
       'runId.$': '$$.Execution.Name',
       task: task.name,
       'error.$': ERROR_PATH,
     }),
-    resultPath: sfn.JsonPath.DISCARD,
-  }).addCatch(runFailure, { resultPath: '$.recordError' });
+    resultSelector: { 'task.$': '$.task', 'taskFailed.$': '$.taskFailed' },
+    resultPath: ERROR_PATH,
+  }).addCatch(stopsRun, { resultPath: '$.recordError' });
   recordFailure.next(next);
-  /** Catches a step's errors: those of the whole run to its Report failure, any other to the task's record. */
+  /** Catches a step's errors: those of the whole run stop it, any other goes to the task's record. */
   const caught = <T extends sfn.TaskStateBase>(state: T): T => {
-    state.addCatch(runFailure, { errors: [...RUN_LEVEL_WRITEBACK_ERRORS], resultPath: ERROR_PATH });
+    state.addCatch(stopsRun, { errors: [...RUN_LEVEL_WRITEBACK_ERRORS], resultPath: ERROR_PATH });
     state.addCatch(recordFailure, { resultPath: ERROR_PATH });
     return state;
   };

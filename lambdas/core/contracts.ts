@@ -453,8 +453,18 @@ export const WritebackCollectOutput = z.discriminatedUnion('status', [
 ]);
 export type WritebackCollectOutput = z.infer<typeof WritebackCollectOutput>;
 
-/** The error a state machine's Catch puts in the state (`$.error`): `{ Error, Cause }`. */
-export const CaughtError = z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() });
+/**
+ * The error a state machine's Catch puts in the state (`$.error`): `{ Error, Cause }`, and `task`
+ * when a write-back task's step met an error that stops the whole run (statemachine/definition.ts
+ * RUN_LEVEL_WRITEBACK_ERRORS, the `<task> stops the run` state): the Report of the failure
+ * records it against that task.
+ */
+export const CaughtError = z.looseObject({
+  Error: z.string().optional(),
+  Cause: z.string().optional(),
+  task: z.string().min(1).optional(),
+});
+export type CaughtError = z.input<typeof CaughtError>;
 
 /** The Report step's input: the run, and the error that stopped it when one did. */
 export const ReportInput = z.strictObject({
@@ -493,6 +503,13 @@ export const MAX_TASK_ERROR_CHARS = 2_000;
  * Step Functions keeps of a Cause; the whole errors are in `roundtrip.runs`.
  */
 export const MAX_FAILED_TASKS_CAUSE_CHARS = 8_000;
+
+/**
+ * The longest `reason` of the Report's answer to the state machine, which keeps it in the
+ * execution's state (limited to 256 KiB): the whole reason, one per failed task, is
+ * `roundtrip.runs.error`.
+ */
+export const MAX_REPORTED_REASON_CHARS = 8_000;
 
 /** Per write-back task, as written to the run's summary. */
 export const WritebackTaskSummary = z.strictObject({
@@ -555,8 +572,16 @@ export type WritebackTaskSummary = z.infer<typeof WritebackTaskSummary>;
 export const ReportOutput = z.strictObject({
   runId: RunId,
   status: z.enum(['succeeded', 'failed']),
-  /** Why it failed, when it did. */
+  /**
+   * Why it failed, when it did. In the step's answer (the execution's state) at most
+   * {@link MAX_REPORTED_REASON_CHARS} characters; the whole is `roundtrip.runs.error`.
+   */
   reason: z.string().optional(),
+  /**
+   * Each write-back task's figures. In the step's answer without their `error` (the execution's
+   * state is limited to 256 KiB, and a failed execution has no output to read them from): the
+   * errors are in `roundtrip.runs` (`summary.writeback.<task>.error`).
+   */
   writeback: z.record(z.string(), WritebackTaskSummary),
   /**
    * The write-back tasks a step error stopped (their summary's `error`), in the config's order,

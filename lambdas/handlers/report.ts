@@ -1,7 +1,8 @@
 /**
  * Lambda: the Report step (lambdas/core/writeback/report.ts), and the record of a write-back task
  * that failed, which the state machine's Catch of that task's steps sends here with the task's
- * name (`recordTaskFailure`) before the tasks after it run.
+ * name (`recordTaskFailure`) before the tasks after it run. The report's answer is what the state
+ * machine keeps of it (`reportedOutput`: bounded, the errors left in roundtrip.runs).
  */
 import {
   ReportInput,
@@ -10,7 +11,7 @@ import {
   type ReportOutput,
   type TaskFailureOutput,
 } from '../core/contracts';
-import { recordTaskFailure, reportRun } from '../core/writeback/report';
+import { recordTaskFailure, reportedOutput, reportRun } from '../core/writeback/report';
 import { instrumentStep } from '../shared/observability';
 import { lambdaDeps, type DepsProvider } from './deps';
 import { snsNotifier } from './sns-deps';
@@ -27,7 +28,8 @@ export function createHandler(
       return recordTaskFailure(await provider(), parseStepInput(STEP, TaskFailureInput, event));
     }
     const input = parseStepInput(STEP, ReportInput, event);
-    return reportRun(await provider(), input);
+    // What the state machine keeps of it, bounded: the errors are in roundtrip.runs.
+    return reportedOutput(await reportRun(await provider(), input));
   };
 }
 

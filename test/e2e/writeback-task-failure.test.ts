@@ -12,6 +12,7 @@ import { progressPrinter } from '../../bin/cli-common';
 import { parseConfig } from '../../lambdas/config';
 import { ERROR_NAMES } from '../../lambdas/shared/errors';
 import { RUN_STATES, taskStateNames } from '../../statemachine/definition';
+import { MAX_PAYLOAD_BYTES, payloadBytes } from '../../statemachine/local';
 import { expectedScores } from './support/expected-scores';
 import { exampleConfig, startWorld, type E2eWorld } from './support/harness';
 
@@ -134,4 +135,150 @@ describe('a write-back task that fails', () => {
       ]),
     );
   });
+});
+
+describe('many write-back tasks that fail with long errors', () => {
+  /**
+   * More failed tasks, each with an error longer than the 2,000 characters a task's error keeps,
+   * than the execution's state could carry if it kept their errors: 70 × (2,000 + its share of the
+   * run's reason) is past the 256 KiB Step Functions allows a state (States.DataLimitExceeded).
+   */
+  const FAILING = 70;
+  let world: E2eWorld;
+  beforeAll(async () => {
+    const example = await exampleConfig();
+    // Each task maps 40 fields Lead does not have: its plan's error names each with its config
+    // path, some 3,000 characters.
+    const fields = Object.fromEntries(Array.from({ length: 40 }, (_, f) => [`Field${f}__c`, 'lead_score']));
+    const { writeback } = parseConfig({
+      name: example.name,
+      salesforce: { secret: 'roundtrip/salesforce' },
+      postgres: { secret: 'roundtrip/postgres' },
+      transform: ['unused.sql'],
+      writeback: Array.from({ length: FAILING }, (_, i) => ({
+        name: `Wide-${i}`,
+        to: 'salesforce',
+        object: 'Lead',
+        from: 'lead_reverse',
+        mode: 'update',
+        key: 'Id',
+        fields,
+      })),
+    });
+    world = await startWorld({ leads: 20, customers: 10, config: { ...example, writeback } });
+  }, 120_000);
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it('keeps the execution state small and fails the run naming every task', async () => {
+    let largest = 0;
+    const result = await world.run(
+      {},
+      {
+        onEvent: (event) => {
+          if (event.type === 'exited') largest = Math.max(largest, payloadBytes(event.output));
+        },
+      },
+    );
+
+    // Not States.DataLimitExceeded: the run ends as a run whose tasks failed, naming each.
+    expect(result.execution).toMatchObject({ status: 'failed', error: ERROR_NAMES.writebackTasksFailed });
+    const cause = result.execution.status === 'failed' ? result.execution.cause : '';
+    expect(cause).toMatch(
+      new RegExp(`^${FAILING} write-back tasks failed \\(the other tasks ran\\): Wide-0: `),
+    );
+    for (let i = 0; i < FAILING; i += 1) expect(cause).toContain(`Wide-${i}: `);
+    // What the state machine carried stayed far from the quota, whatever the errors' length.
+    expect(largest).toBeLessThan(MAX_PAYLOAD_BYTES / 4);
+
+    // roundtrip.runs has every task's whole error (2,000 characters each), which the state did not.
+    const { rows } = await world.local.pool.query<{
+      error: string;
+      summary: { writeback: Record<string, { error?: string }> };
+    }>(`SELECT error, summary FROM roundtrip.runs WHERE run_id = $1`, [result.summary.runId]);
+    const errors = Object.values(rows[0]?.summary.writeback ?? {}).map((t) => t.error ?? '');
+    expect(errors).toHaveLength(FAILING);
+    for (const error of errors) {
+      expect(error).toMatch(
+        /^Cannot plan the write-back Wide-\d+ \(update of Lead\): field Field0__c does not exist on Lead/,
+      );
+      expect(error).toHaveLength(2_000);
+    }
+    for (let i = 0; i < FAILING; i += 1) {
+      expect(rows[0]?.error).toContain(`write-back Wide-${i} failed (writeback[${i}]): `);
+    }
+    expect(result.summary.tasks.filter((t) => t.kind === 'writeback' && t.error !== undefined)).toHaveLength(
+      FAILING,
+    );
+  }, 300_000);
+});
+
+describe('a write-back task that meets Salesforce down', () => {
+  let world: E2eWorld;
+  beforeAll(async () => {
+    const example = await exampleConfig();
+    const [lead] = example.writeback;
+    world = await startWorld({
+      leads: 50,
+      customers: 20,
+      config: { ...example, writeback: [lead!, { ...lead!, name: 'Lead-again' }] },
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it('stops the run at the first task that exhausts its retries, naming the service and the tasks not run', async () => {
+    const first = taskStateNames('Lead-update');
+    const second = taskStateNames('Lead-again');
+    const entered: string[] = [];
+    const result = await world.run(
+      {},
+      {
+        onEvent: (event) => {
+          if (event.type !== 'entered') return;
+          entered.push(event.state);
+          // From the first write-back step on, Salesforce answers every API call 503.
+          if (event.state === first.plan) {
+            world.env.salesforce.faults.set({ http503Burst: 1_000_000 });
+          }
+        },
+      },
+    );
+
+    // The run stopped at the first task: the second was never attempted.
+    expect(entered).toContain(first.stopsRun);
+    expect(entered).toContain(RUN_STATES.reportFailure);
+    expect(entered).not.toContain(first.recordFailure);
+    expect(entered).not.toContain(second.plan);
+    expect(entered).not.toContain(RUN_STATES.report);
+    // Only the first task's retries were spent against the service that was down.
+    expect(entered.filter((s) => s === first.plan)).toHaveLength(1);
+    expect(world.env.salesforce.calls.count({ status: 503 })).toBeGreaterThan(0);
+
+    // The execution's error is the service's, and says which service.
+    expect(result.execution).toMatchObject({ status: 'failed', error: ERROR_NAMES.transient });
+    const cause = result.execution.status === 'failed' ? result.execution.cause : '';
+    expect(cause).toMatch(/Salesforce .*(503|SERVER_UNAVAILABLE)/);
+
+    // roundtrip.runs: the task that stopped the run, its error naming Salesforce, and the task not run.
+    const { rows } = await world.local.pool.query<{
+      status: string;
+      error: string;
+      summary: { writeback: Record<string, { error?: string }> };
+    }>(`SELECT status, error, summary FROM roundtrip.runs WHERE run_id = $1`, [result.summary.runId]);
+    const [run] = rows;
+    expect(run?.status).toBe('failed');
+    expect(run?.error).toMatch(
+      /^write-back Lead-update failed \(writeback\[0\]\) and stopped the run, its error being the run's, not the task's alone: Salesforce .*(503|SERVER_UNAVAILABLE).*; the write-back task after it did not run \(Lead-again\)$/,
+    );
+    expect(run?.summary.writeback['Lead-update']?.error).toMatch(/^Salesforce .*(503|SERVER_UNAVAILABLE)/);
+    expect(run?.summary.writeback).not.toHaveProperty('Lead-again');
+    // The CLI's summary names it and why.
+    const failed = result.summary.tasks.filter((t) => t.kind === 'writeback' && t.error !== undefined);
+    expect(failed.map((t) => [t.task, t.error])).toEqual([
+      ['Lead-update', expect.stringMatching(/Salesforce .*(503|SERVER_UNAVAILABLE)/)],
+    ]);
+  }, 300_000);
 });

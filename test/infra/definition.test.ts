@@ -281,8 +281,18 @@ describe('the state machine definition', () => {
       const runLevel = writebackStep
         ? [
             {
-              ErrorEquals: ['ApiLimitExceededError', 'TaskBusyError', 'PushGoingOnError'],
-              Next: RUN_STATES.reportFailure,
+              ErrorEquals: [
+                'TransientError',
+                'Lambda.ServiceException',
+                'Lambda.AWSLambdaException',
+                'Lambda.SdkClientException',
+                'Lambda.TooManyRequestsException',
+                'Lambda.ClientExecutionTimeoutException',
+                'ApiLimitExceededError',
+                'TaskBusyError',
+                'PushGoingOnError',
+              ],
+              Next: taskStateNames(writebackTask).stopsRun,
               ResultPath: '$.error',
             },
           ]
@@ -962,7 +972,12 @@ describe('the state machine definition', () => {
         const [first, second] = config.writeback.map((t) => taskStateNames(t.name));
         const recorded: Record<string, unknown>[] = [];
         let reported: Record<string, unknown> | undefined;
+        let stoppedWith: unknown;
         const h = handlers(config, {
+          [RUN_STATES.reportFailure]: (input) => {
+            stoppedWith = input.error;
+            return { runId: input.runId, status: 'failed', writeback: {} };
+          },
           [first!.plan]: () => {
             throw error();
           },
@@ -983,7 +998,14 @@ describe('the state machine definition', () => {
             };
           },
         });
-        return { first: first!, second: second!, recorded, reported: () => reported, h };
+        return {
+          first: first!,
+          second: second!,
+          recorded,
+          reported: () => reported,
+          stoppedWith: () => stoppedWith,
+          h,
+        };
       }
 
       it('records its failure, runs the next task, and fails the run after the report naming it', async () => {
@@ -1010,15 +1032,22 @@ describe('the state machine definition', () => {
         expect(h.ran).not.toContain(RUN_STATES.reportFailure);
       });
 
-      it.each([ERROR_NAMES.apiLimit, ERROR_NAMES.busy])('stops the whole run at once on %s', async (name) => {
-        const { second, recorded, h } = firstTaskFails(() => failure(name, 'Salesforce said no'));
-        // TaskBusyError is retried first (12 attempts), then caught.
-        const result = await run(full, {}, h);
-        expect(result).toMatchObject({ status: 'failed', error: name });
-        expect(recorded).toEqual([]);
-        expect(h.ran).toContain(RUN_STATES.reportFailure);
-        expect(h.ran).not.toContain(second.plan);
-      });
+      it.each([ERROR_NAMES.apiLimit, ERROR_NAMES.busy, ERROR_NAMES.transient, 'Lambda.ServiceException'])(
+        'stops the whole run at once on %s, naming the task',
+        async (name) => {
+          const { second, recorded, stoppedWith, h } = firstTaskFails(() =>
+            failure(name, 'Salesforce said no'),
+          );
+          // TaskBusyError and the transient ones are retried first, then caught.
+          const result = await run(full, {}, h);
+          expect(result).toMatchObject({ status: 'failed', error: name });
+          expect(recorded).toEqual([]);
+          expect(h.ran).toContain(RUN_STATES.reportFailure);
+          expect(h.ran).not.toContain(second.plan);
+          // Named by the task's `stops the run` state.
+          expect(stoppedWith()).toEqual({ Error: name, Cause: 'Salesforce said no', task: 'Lead-update' });
+        },
+      );
 
       it('stops the run with the task’s own error when its failure cannot be recorded', async () => {
         const config = fullConfig();
@@ -1038,7 +1067,11 @@ describe('the state machine definition', () => {
         });
         const result = await run(full, {}, h);
         expect(result).toMatchObject({ status: 'failed', error: ERROR_NAMES.terminal });
-        expect(reported).toEqual({ Error: ERROR_NAMES.terminal, Cause: 'Write-back Lead-update: bad field' });
+        expect(reported).toEqual({
+          Error: ERROR_NAMES.terminal,
+          Cause: 'Write-back Lead-update: bad field',
+          task: 'Lead-update',
+        });
         expect(h.ran).not.toContain(second!.plan);
       });
     });

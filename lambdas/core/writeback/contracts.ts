@@ -22,4 +22,6 @@ export {
   ReportOutput,
   MAX_TASK_ERROR_CHARS,
   MAX_FAILED_TASKS_CAUSE_CHARS,
+  MAX_REPORTED_REASON_CHARS,
+  CaughtError,
 } from '../contracts';

@@ -29,7 +29,9 @@ import { ABANDONED_AFTER_HOURS } from '../contracts';
 import type { CoreDeps } from '../deps';
 import {
   MAX_FAILED_TASKS_CAUSE_CHARS,
+  MAX_REPORTED_REASON_CHARS,
   MAX_TASK_ERROR_CHARS,
+  type CaughtError,
   type ReportInput,
   type ReportOutput,
   type TaskFailureInput,
@@ -357,6 +359,28 @@ function bounded(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
+/** A caught error as a write-back task's `error` keeps it: readable, at most {@link MAX_TASK_ERROR_CHARS}. */
+function taskErrorText(error: CaughtError): string {
+  return bounded(failureText(error.Error, error.Cause), MAX_TASK_ERROR_CHARS);
+}
+
+/**
+ * Stores `error` as `summary.writeback.<task>.error` of the run, with `failedAt` (the first one
+ * kept: a retry stores the same error again and keeps the time).
+ */
+async function storeTaskError(
+  client: PoolClient,
+  deps: Pick<CoreDeps, 'clock'>,
+  runId: string,
+  task: string,
+  error: string,
+): Promise<void> {
+  const summary = await readRunSummary(client, runId);
+  const stored = ((summary.writeback ?? {}) as Record<string, Record<string, unknown> | undefined>)[task];
+  const failedAt = typeof stored?.failedAt === 'string' ? stored.failedAt : deps.clock.now().toISOString();
+  await mergeRunSummary(client, runId, ['writeback', task], { error, failedAt });
+}
+
 /**
  * Records that write-back task `input.task` failed in a step (its plan, push or collect), with the
  * error the state machine's Catch passed, readable and bounded ({@link MAX_TASK_ERROR_CHARS}), as
@@ -371,21 +395,49 @@ export async function recordTaskFailure(
   input: TaskFailureInput,
 ): Promise<TaskFailureOutput> {
   writebackTaskOf(deps, input.task);
-  const error = bounded(failureText(input.error.Error, input.error.Cause), MAX_TASK_ERROR_CHARS);
-  await withTransaction(deps.pg, async (client) => {
-    const summary = await readRunSummary(client, input.runId);
-    const stored = ((summary.writeback ?? {}) as Record<string, Record<string, unknown> | undefined>)[
-      input.task
-    ];
-    const failedAt = typeof stored?.failedAt === 'string' ? stored.failedAt : deps.clock.now().toISOString();
-    await mergeRunSummary(client, input.runId, ['writeback', input.task], { error, failedAt });
-  });
+  const error = taskErrorText(input.error);
+  await withTransaction(deps.pg, (client) => storeTaskError(client, deps, input.runId, input.task, error));
   deps.logger.warn('Write-back task failed; the tasks after it go on, and the run fails at its end', {
     runId: input.runId,
     task: input.task,
     error,
   });
   return { runId: input.runId, task: input.task, taskFailed: true, error };
+}
+
+/**
+ * The Report's answer as the state machine keeps it (`$.report`, in the execution's state, which
+ * Step Functions limits to 256 KiB, failing the execution with States.DataLimitExceeded past it):
+ * the tasks' figures without their errors and the reason cut to {@link MAX_REPORTED_REASON_CHARS}
+ * (both whole in `roundtrip.runs`), so that it does not grow with the failed tasks' errors. The
+ * failed tasks' names and the Fail state's bounded cause stay (`failedTasks`).
+ */
+export function reportedOutput(output: ReportOutput): ReportOutput {
+  const { reason, writeback, ...rest } = output;
+  const note = ' … (cut: the whole reason is in roundtrip.runs.error)';
+  return {
+    ...rest,
+    ...(reason === undefined
+      ? {}
+      : {
+          reason:
+            reason.length > MAX_REPORTED_REASON_CHARS
+              ? reason.slice(0, MAX_REPORTED_REASON_CHARS - note.length) + note
+              : reason,
+        }),
+    writeback: Object.fromEntries(
+      Object.entries(writeback).map(([task, figures]) => {
+        const { error: _error, ...kept } = figures;
+        return [task, kept];
+      }),
+    ),
+  };
+}
+
+/** What a run stopped by a write-back task's error says of the tasks after it. */
+function notRun(after: readonly string[]): string {
+  if (after.length === 0) return 'it was the last write-back task';
+  return `the write-back ${after.length === 1 ? 'task' : 'tasks'} after it did not run (${after.join(', ')})`;
 }
 
 /**
@@ -434,6 +486,15 @@ export async function reportRun(
           runId: input.runId,
         });
       }
+    }
+    // A write-back task's step met an error that stops the whole run (statemachine/definition.ts
+    // RUN_LEVEL_WRITEBACK_ERRORS): recorded against the task as the failure of any task is, and the
+    // run's error says the tasks after it did not run.
+    const stoppedBy = input.error?.task;
+    const stopIndex =
+      stoppedBy === undefined ? -1 : deps.config.writeback.findIndex((t) => taskName(t) === stoppedBy);
+    if (input.error && stoppedBy !== undefined && stopIndex >= 0) {
+      await storeTaskError(client, deps, input.runId, stoppedBy, taskErrorText(input.error));
     }
     const summary = await readRunSummary(client, input.runId);
     const stored = (summary.writeback ?? {}) as Record<string, Record<string, unknown>>;
@@ -485,7 +546,11 @@ export async function reportRun(
       };
       if (error !== undefined) {
         failedTasks.push({ task: name, error });
-        reasons.push(`write-back ${name} failed (writeback[${index}]): ${error}`);
+        reasons.push(
+          index === stopIndex
+            ? `write-back ${name} failed (writeback[${index}]) and stopped the run, its error being the run's, not the task's alone: ${error}; ${notRun(deps.config.writeback.slice(index + 1).map(taskName))}`
+            : `write-back ${name} failed (writeback[${index}]): ${error}`,
+        );
       }
       if (s.failureRateExceeded === true) {
         // Over the records sent: those the push held back or found superseded were not (none
@@ -505,7 +570,7 @@ export async function reportRun(
         );
       }
     }
-    if (input.error) {
+    if (input.error && stopIndex < 0) {
       // A failed Athena query's cause is its whole GetQueryExecution answer: its reason, read out.
       reasons.unshift(
         `${input.error.Error ?? 'Error'}: ${readableFailure(input.error.Cause ?? 'no cause given')}`,

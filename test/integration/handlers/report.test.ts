@@ -10,10 +10,11 @@ import { parseConfig, type PipelineConfig } from '../../../lambdas/config';
 import { createPool, migrate, type PostgresPool } from '../../../lambdas/connectors/postgres';
 import {
   MAX_FAILED_TASKS_CAUSE_CHARS,
+  MAX_REPORTED_REASON_CHARS,
   MAX_TASK_ERROR_CHARS,
   type ReportOutput,
 } from '../../../lambdas/core/contracts';
-import { failedTasksCause } from '../../../lambdas/core/writeback/report';
+import { failedTasksCause, reportedOutput } from '../../../lambdas/core/writeback/report';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { givenDeps } from '../../../lambdas/handlers/deps';
 import { createHandler } from '../../../lambdas/handlers/report';
@@ -191,16 +192,73 @@ describe('a write-back task that failed, recorded by the report function', () =>
       status: 'failed',
       reason: `write-back Contact-insert failed (writeback[0]): ${kept}`,
       failedTasks: { tasks: ['Contact-insert'] },
-      writeback: { 'Contact-insert': { error: kept, written: 0 } },
+      writeback: { 'Contact-insert': { written: 0 } },
     });
+    // The answer, which the state machine keeps in the execution's state, leaves the task's
+    // error out: it is in roundtrip.runs.
+    expect(report.writeback['Contact-insert']).not.toHaveProperty('error');
     expect(report.failedTasks?.cause).toMatch(
       /^A write-back task failed \(the other tasks ran\): Contact-insert: Write-back Contact-insert: the source has no column "id" \(writeback\[0\]\.keyColumn\)/,
     );
     expect(report.failedTasks?.cause.length).toBeLessThanOrEqual(MAX_FAILED_TASKS_CAUSE_CHARS);
-    const { rows } = await pool.query<{ status: string; error: string }>(
-      `SELECT status, error FROM roundtrip.runs WHERE run_id = 'task-failed-1'`,
+    const { rows } = await pool.query<{ status: string; error: string; kept: string }>(
+      `SELECT status, error, summary->'writeback'->'Contact-insert'->>'error' AS kept
+         FROM roundtrip.runs WHERE run_id = 'task-failed-1'`,
     );
-    expect(rows).toEqual([{ status: 'failed', error: report.reason }]);
+    expect(rows).toEqual([{ status: 'failed', error: report.reason, kept }]);
+  });
+
+  it('answers the state machine a bounded reason however many tasks failed, the whole one in roundtrip.runs', async () => {
+    await pool.query(
+      `INSERT INTO roundtrip.runs (run_id, pipeline, status) VALUES ('task-failed-2', 'report-task-failure', 'running')`,
+    );
+    const handler = createHandler(givenDeps(deps));
+    const long = (task: string): { Error: string; Cause: string } => ({
+      Error: 'TerminalError',
+      Cause: `Write-back ${task}: ${'a long reason '.repeat(400)}`,
+    });
+    for (const task of ['Contact-insert', 'Lead-update']) {
+      await handler({ runId: 'task-failed-2', task, error: long(task) });
+    }
+    const report = (await handler({ runId: 'task-failed-2' })) as ReportOutput;
+    const { rows } = await pool.query<{ error: string }>(
+      `SELECT error FROM roundtrip.runs WHERE run_id = 'task-failed-2'`,
+    );
+    const whole = rows[0]?.error ?? '';
+    expect(whole).toMatch(
+      /^write-back Contact-insert failed .*; write-back Lead-update failed \(writeback\[1\]\): /,
+    );
+    expect(whole.length).toBeGreaterThan(MAX_REPORTED_REASON_CHARS / 2);
+    expect(report.reason?.length).toBeLessThanOrEqual(MAX_REPORTED_REASON_CHARS);
+    expect(report.failedTasks?.tasks).toEqual(['Contact-insert', 'Lead-update']);
+    expect(reportedOutput({ ...report, reason: 'x'.repeat(20_000) }).reason).toMatch(
+      /^x+ … \(cut: the whole reason is in roundtrip\.runs\.error\)$/,
+    );
+    expect(reportedOutput({ ...report, reason: 'x'.repeat(20_000) }).reason).toHaveLength(
+      MAX_REPORTED_REASON_CHARS,
+    );
+  });
+
+  it('records the task whose error stopped the run, and names the tasks after it that did not run', async () => {
+    await pool.query(
+      `INSERT INTO roundtrip.runs (run_id, pipeline, status) VALUES ('task-stopped-1', 'report-task-failure', 'running')`,
+    );
+    const handler = createHandler(givenDeps(deps));
+    const message =
+      'Salesforce Collections update of Contact failed: SERVER_UNAVAILABLE: Server temporarily unavailable';
+    const error = {
+      Error: 'TransientError',
+      Cause: JSON.stringify({ errorType: 'TransientError', errorMessage: message, trace: ['at x'] }),
+      task: 'Contact-insert',
+    };
+    const report = (await handler({ runId: 'task-stopped-1', error })) as ReportOutput;
+    const reason = `write-back Contact-insert failed (writeback[0]) and stopped the run, its error being the run's, not the task's alone: ${message}; the write-back task after it did not run (Lead-update)`;
+    expect(report).toMatchObject({ status: 'failed', reason, failedTasks: { tasks: ['Contact-insert'] } });
+    const { rows } = await pool.query<{ error: string; kept: string }>(
+      `SELECT error, summary->'writeback'->'Contact-insert'->>'error' AS kept
+         FROM roundtrip.runs WHERE run_id = 'task-stopped-1'`,
+    );
+    expect(rows).toEqual([{ error: reason, kept: message }]);
   });
 
   it('names every failed task in the Cause, their errors shortened to fit', () => {
