@@ -289,7 +289,10 @@ export const LAMBDA_DIED_RETRY = {
 /** The steps that take a task's write-back lock (lambdas/core/writeback/push.ts withTaskLock). */
 export const LOCKING_STEPS: ReadonlySet<StepKey> = new Set<StepKey>(['pushWriteback', 'collectWriteback']);
 
-/** Where a caught error is put in the state (`{ Error, Cause }`). */
+/**
+ * Where a caught error is put in the state (`{ Error, Cause }`; with `task` when a write-back task's
+ * error stops the run; `{ task, taskFailed }` once a write-back task's error is recorded).
+ */
 export const ERROR_PATH = '$.error';
 
 /**
