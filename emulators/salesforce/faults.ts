@@ -179,8 +179,12 @@ export class FaultController {
   private random: () => number;
   /** Bumped on every `set()` that touches `sessionExpiresAfterCalls`, so counters restart. */
   private sessionEpochValue = 0;
-  /** Called when `dailyApiLimit` is set, so the usage counter takes the new maximum. */
-  onDailyApiLimit: ((limit: number) => void) | undefined;
+  /**
+   * Called when `dailyApiLimit` is set, so the usage counter takes the new maximum, and with
+   * `undefined` when it is switched off (`null`, `false`, or {@link clear}): the allowance the
+   * emulator started with again.
+   */
+  onDailyApiLimit: ((limit: number | undefined) => void) | undefined;
 
   constructor(initial: SalesforceFaults = {}, randomSeed = 1) {
     this.random = seededRandom(randomSeed);
@@ -201,13 +205,15 @@ export class FaultController {
     }
     if ('sessionExpiresAfterCalls' in faults) this.sessionEpochValue += 1;
     this.active = next;
-    if (faults.dailyApiLimit !== undefined) this.onDailyApiLimit?.(faults.dailyApiLimit);
+    if ('dailyApiLimit' in faults) this.onDailyApiLimit?.(next.dailyApiLimit);
   }
 
-  /** Switches every fault off (the daily allowance stays as it is). */
+  /** Switches every fault off, the daily allowance back to the one the emulator started with. */
   clear(): void {
+    const hadLimit = this.active.dailyApiLimit !== undefined;
     this.active = {};
     this.sessionEpochValue += 1;
+    if (hadLimit) this.onDailyApiLimit?.(undefined);
   }
 
   /** The faults now active (a copy). */

@@ -12,6 +12,7 @@
  */
 export {
   startSalesforceEmulator,
+  CALLS_PATH,
   FAULTS_CONTROL_PATH,
   DEFAULT_API_VERSION,
   DEFAULT_API_VERSIONS,

@@ -157,12 +157,12 @@ export async function startSalesforceEmulator(
     ...(options.jwtCertificate ? { jwtCertificate: options.jwtCertificate } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  const usage = new ApiUsage(
-    options.dailyApiLimit ?? options.faults?.dailyApiLimit ?? DEVELOPER_EDITION_DAILY_API_REQUESTS,
-  );
+  // The allowance of the emulator's day; a `dailyApiLimit` fault replaces it while set.
+  const startingLimit = options.dailyApiLimit ?? DEVELOPER_EDITION_DAILY_API_REQUESTS;
+  const usage = new ApiUsage(options.faults?.dailyApiLimit ?? startingLimit);
   const faults = new FaultController({}, options.randomSeed ?? 1);
   faults.onDailyApiLimit = (limit) => {
-    usage.max = limit;
+    usage.max = limit ?? startingLimit;
   };
   faults.set(options.faults ?? {});
   const apiVersions = options.apiVersions ?? [...DEFAULT_API_VERSIONS];
@@ -282,6 +282,43 @@ async function controlFaults(
   }
 }
 
+/**
+ * The path of the emulator's call log (not a Salesforce endpoint), for a client that did not
+ * start the emulator (the CLI's `roundtrip emulate salesforce`): `GET` answers the calls logged
+ * (`?since=SEQ`: those after that one), what they add up to, and the daily allowance spent;
+ * `DELETE` forgets them (sequence numbers keep growing). Neither logged nor counted, like the
+ * fault control.
+ */
+export const CALLS_PATH = '/_emulator/calls';
+
+function answerCalls(ctx: EmulatorContext, method: string, url: URL, res: ServerResponse): void {
+  if (method === 'DELETE') {
+    ctx.calls.clear();
+  } else if (method !== 'GET') {
+    sendJson(res, 405, { error: `${method} ${CALLS_PATH}: use GET or DELETE` });
+    return;
+  }
+  const sinceText = url.searchParams.get('since');
+  const since = sinceText === null ? 0 : Number(sinceText);
+  if (!Number.isInteger(since) || since < 0) {
+    sendJson(res, 400, {
+      error: `since must be a call's seq (a whole number, 0 or more), not ${JSON.stringify(sinceText)}`,
+    });
+    return;
+  }
+  const calls = ctx.calls.all().filter((c) => c.seq > since);
+  const byOperation: Record<string, number> = {};
+  for (const c of calls) byOperation[c.operation] = (byOperation[c.operation] ?? 0) + 1;
+  sendJson(res, 200, {
+    total: calls.length,
+    counted: calls.filter((c) => c.counted).length,
+    writes: calls.filter((c) => c.write).length,
+    byOperation,
+    apiUsage: { used: ctx.usage.used, max: ctx.usage.max },
+    calls,
+  });
+}
+
 function logEntry(
   ctx: EmulatorContext,
   req: IncomingMessage,
@@ -316,6 +353,10 @@ async function handleRequest(
   // set through it must not hold the call that clears it) and never logged nor counted.
   if (pathname === FAULTS_CONTROL_PATH) {
     await controlFaults(ctx, method, req, res);
+    return;
+  }
+  if (pathname === CALLS_PATH) {
+    answerCalls(ctx, method, url, res);
     return;
   }
   const latency = ctx.faults.latencyMs();

@@ -1,11 +1,13 @@
 import type { Connection } from 'jsforce';
 import {
+  CALLS_PATH,
   DEFAULT_FAILED_JOB_MESSAGE,
   FAULTS_CONTROL_PATH,
   InvalidFaultError,
   startSalesforceEmulator,
   UNABLE_TO_LOCK_ROW_MESSAGE,
   type SalesforceEmulator,
+  type SalesforceFaults,
 } from '../../../emulators/salesforce';
 import { api, caught, firstStatusCode, soapLogin } from './support';
 
@@ -247,6 +249,68 @@ describe('Salesforce emulator faults', () => {
     sf.resetApiUsage();
     sf.faults.set({ dailyApiLimit: 15_000 });
     expect((await conn.query('SELECT COUNT() FROM Lead')).totalSize).toBe(20);
+  });
+
+  it('gives back the allowance it started with when dailyApiLimit is switched off, alone or with every fault', async () => {
+    const limited = await startSalesforceEmulator({ dailyApiLimit: 500 });
+    try {
+      limited.faults.set({ dailyApiLimit: 3 });
+      expect(limited.limits.max).toBe(3);
+      limited.faults.set({ dailyApiLimit: null } as unknown as SalesforceFaults);
+      expect([limited.limits.max, limited.faults.get()]).toEqual([500, {}]);
+      limited.faults.set({ dailyApiLimit: 3, latencyMs: 1 });
+      limited.faults.clear();
+      expect([limited.limits.max, limited.faults.get()]).toEqual([500, {}]);
+      // Over HTTP, as a user of `roundtrip emulate salesforce` clears them.
+      const control = `${limited.url}${FAULTS_CONTROL_PATH}`;
+      await fetch(control, { method: 'PUT', body: JSON.stringify({ dailyApiLimit: 1 }) });
+      expect(limited.limits.max).toBe(1);
+      await fetch(control, { method: 'DELETE' });
+      expect(limited.limits.max).toBe(500);
+      const c = await soapLogin(limited);
+      expect((await c.query('SELECT COUNT() FROM Lead')).totalSize).toBe(0);
+    } finally {
+      await limited.stop();
+    }
+  });
+
+  it('answers its call log over HTTP (CALLS_PATH): the calls after a seq, their sums, and forgets them on DELETE', async () => {
+    const calls = `${sf.url}${CALLS_PATH}`;
+    expect((await fetch(calls, { method: 'DELETE' })).status).toBe(200);
+    await conn.query('SELECT COUNT() FROM Lead');
+    const first = sf.calls.all()[0]?.seq ?? NaN;
+    await conn.sobject('Lead').update([{ Id: ids[0] as string, Title: 'Logged' }]);
+    const body = (await (await fetch(calls)).json()) as {
+      total: number;
+      counted: number;
+      writes: number;
+      byOperation: Record<string, number>;
+      apiUsage: { used: number; max: number };
+      calls: { seq: number; operation: string; write: boolean; status: number }[];
+    };
+    expect(body).toMatchObject({
+      total: 2,
+      counted: 2,
+      writes: 1,
+      byOperation: { query: 1, 'collections.update': 1 },
+      apiUsage: { used: sf.limits.used, max: sf.limits.max },
+    });
+    expect(body.calls.map((c) => [c.operation, c.write, c.status])).toEqual([
+      ['query', false, 200],
+      ['collections.update', true, 200],
+    ]);
+    const since = (await (await fetch(`${calls}?since=${first}`)).json()) as typeof body;
+    expect(since.calls.map((c) => c.operation)).toEqual(['collections.update']);
+    // Neither the log nor the fault control is logged.
+    expect(sf.calls.count()).toBe(2);
+    const bad = await fetch(`${calls}?since=last`);
+    expect([bad.status, ((await bad.json()) as { error: string }).error]).toEqual([
+      400,
+      'since must be a call\'s seq (a whole number, 0 or more), not "last"',
+    ]);
+    expect((await fetch(calls, { method: 'POST' })).status).toBe(405);
+    await fetch(calls, { method: 'DELETE' });
+    expect(((await (await fetch(calls)).json()) as typeof body).total).toBe(0);
   });
 
   it('takes faults at start', async () => {
