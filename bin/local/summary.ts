@@ -4,6 +4,7 @@
  * the steps themselves keep, so the CLI shows what the pipeline stored, not what it guessed.
  */
 import { Client, type Pool } from 'pg';
+import { applySessionSettings } from '../../lambdas/connectors/postgres';
 import { endRunningRun } from '../../lambdas/core/run-state';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
 import { alignColumns } from './columns';
@@ -209,11 +210,13 @@ export async function markRunInterrupted(
   afterwards?: (client: Client) => Promise<void>,
 ): Promise<boolean> {
   // A connection of its own, with the pool's settings: the steps still running may hold every
-  // connection of the pool (a COPY, a lock wait), and the mark must not queue behind them.
+  // connection of the pool (a COPY, a lock wait), and the mark must not queue behind them. A
+  // Client does not run the pool's onConnect: the session settings are given here.
   const client = new Client(pool.options);
   client.on('error', () => undefined);
   try {
     await client.connect();
+    await applySessionSettings(client);
     const marked = await endRunningRun(
       client,
       runId,

@@ -23,7 +23,7 @@
  * this pipeline's rather than being free for another pipeline to claim over that history.
  */
 import type { ClientBase, Pool } from 'pg';
-import { withClient } from '../connectors/postgres';
+import { beginTransactionSql, withClient } from '../connectors/postgres';
 import { shellOption } from '../shared/shell';
 import { tryTaskLockInTransaction } from './writeback/lock';
 import { HELD_BACK_ERROR_SQL } from './writeback/state';
@@ -526,7 +526,7 @@ export async function forgetTask(
 ): Promise<ForgetOutcome> {
   return withClient(pool, async (client) => {
     const tables = await existingTables(client);
-    await client.query('BEGIN');
+    await client.query(beginTransactionSql(client));
     let commit = false;
     try {
       const state = await readState(client, tables, pipeline, task);

@@ -6,7 +6,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { DatabaseError, type PoolClient } from 'pg';
-import { classifyPostgresError, inTransaction, withClient } from '../connectors/postgres';
+import {
+  applySessionSettings,
+  classifyPostgresError,
+  inTransaction,
+  withClient,
+} from '../connectors/postgres';
 import { ERROR_NAMES, TerminalError, TransientError } from '../shared/errors';
 import type { CoreDeps } from './deps';
 import { mergeRunSummary } from './writeback/state';
@@ -333,7 +338,11 @@ async function inTransformTransaction<T>(
   fn: (client: PoolClient) => Promise<T>,
 ): Promise<T> {
   return withClient(pg, async (client) => {
-    const reset = (): Promise<unknown> => client.query('DISCARD ALL');
+    // DISCARD ALL resets the session settings too: given again, as the pool gives a new connection.
+    const reset = async (): Promise<unknown> => {
+      await client.query('DISCARD ALL');
+      return applySessionSettings(client);
+    };
     let result: T;
     try {
       result = await inTransaction(client, () => fn(client), { rollback: !commit });

@@ -18,12 +18,22 @@ export function serverUrl(): string {
   return url;
 }
 
-export async function createTestDatabase(prefix = 'rt_test'): Promise<TestDatabase> {
+/**
+ * A new database; `settings` are given it with `ALTER DATABASE … SET` (as a DBA would: every
+ * session on it starts with them), e.g. `{ DateStyle: 'SQL, DMY' }`.
+ */
+export async function createTestDatabase(
+  prefix = 'rt_test',
+  settings: Readonly<Record<string, string>> = {},
+): Promise<TestDatabase> {
   const name = `${prefix}_${randomBytes(5).toString('hex')}`;
   const admin = new Client({ connectionString: serverUrl() });
   await admin.connect();
   try {
     await admin.query(`CREATE DATABASE "${name}"`);
+    for (const [setting, value] of Object.entries(settings)) {
+      await admin.query(`ALTER DATABASE "${name}" SET "${setting}" = ${admin.escapeLiteral(value)}`);
+    }
   } finally {
     await admin.end();
   }

@@ -4,6 +4,7 @@
  */
 export * from './errors';
 export * from './pool';
+export * from './session';
 export * from './migrations';
 export * from './types';
 export * from './ddl';

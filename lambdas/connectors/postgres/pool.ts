@@ -16,6 +16,7 @@ import { TerminalError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { silentLogger } from '../../shared/logging';
 import { classifyPostgresError } from './errors';
+import { applySessionSettings, beginTransactionSql, sessionTypeParsers } from './session';
 
 /** A connection URL: `postgres://user:password@host:port/database?sslmode=verify-full`. */
 export interface PostgresUrlSource {
@@ -364,9 +365,14 @@ export function tlsOptionsFor(connection: ResolvedConnection): false | Connectio
   }
 }
 
-/** The complete pg PoolConfig: explicit values only, no connection string. */
+/**
+ * The complete pg PoolConfig: explicit values only, no connection string. Each new connection is
+ * given the session settings roundtrip reads text under, and dates are read in ISO only
+ * (session.ts).
+ */
 export function poolConfigFor(connection: ResolvedConnection, options: CreatePoolOptions = {}): PoolConfig {
   const statementTimeout = options.statementTimeoutMillis ?? POOL_DEFAULTS.statementTimeoutMillis;
+  const logger = options.logger ?? silentLogger;
   return {
     host: connection.host,
     port: connection.port,
@@ -379,6 +385,16 @@ export function poolConfigFor(connection: ResolvedConnection, options: CreatePoo
     connectionTimeoutMillis: connection.connectionTimeoutMillis,
     idleTimeoutMillis: options.idleTimeoutMillis ?? POOL_DEFAULTS.idleTimeoutMillis,
     ...(statementTimeout > 0 ? { statement_timeout: statementTimeout } : {}),
+    types: sessionTypeParsers(connection),
+    onConnect: async (client) => {
+      const set = await applySessionSettings(client);
+      if (set.length > 0) {
+        logger.debug('PostgreSQL session settings set on the connection', {
+          target: connection.target,
+          was: set,
+        });
+      }
+    },
   };
 }
 
@@ -547,7 +563,8 @@ export async function inTransaction<T>(
   fn: () => Promise<T>,
   options: { readonly rollback?: boolean } = {},
 ): Promise<T> {
-  await client.query('BEGIN');
+  // With the session settings again, SET LOCAL (session.ts): a pooler may have dropped them.
+  await client.query(beginTransactionSql(client));
   try {
     const result = await fn();
     await client.query(options.rollback ? 'ROLLBACK' : 'COMMIT');

@@ -40,6 +40,8 @@ export interface E2eWorld {
   readonly config: PipelineConfig;
   readonly definition: BoundDefinition;
   readonly logger: ReturnType<typeof createMemoryLogger>;
+  /** The URL of the run's database. */
+  readonly databaseUrl: string;
   run(
     input?: RunInput,
     options?: Pick<PipelineRunOptions, 'timeLeft' | 'onEvent'>,
@@ -54,8 +56,10 @@ export async function startWorld(options: {
   customers: number;
   config: PipelineConfig;
   salesforceFaults?: SalesforceFaults;
+  /** Settings given the test's database (`ALTER DATABASE … SET`) before anything connects to it. */
+  databaseSettings?: Readonly<Record<string, string>>;
 }): Promise<E2eWorld> {
-  const db: TestDatabase = await createTestDatabase('rt_e2e');
+  const db: TestDatabase = await createTestDatabase('rt_e2e', options.databaseSettings);
   const env = await startDemoEnvironment({
     config: options.config,
     leads: options.leads,
@@ -79,6 +83,7 @@ export async function startWorld(options: {
     config: options.config,
     definition,
     logger,
+    databaseUrl: db.url,
     run: (input = {}, options = {}) =>
       runPipeline({ local, definition, input, waitMs: 20, retryMs: 20, ...options }),
     scores: () =>
