@@ -4,13 +4,14 @@
  * DMY'`): dates and times in another DateStyle (pg reads only ISO), another TimeZone (SQL and
  * German styles print its abbreviation), intervals in ISO 8601, floats rounded to 15 digits, bytea
  * in the escape format. Every run must score the leads as on a default database, a second run
- * must send nothing (the watermarks and runs read back right), and `roundtrip status` must show
+ * must send nothing (the watermark and runs read back right), and `roundtrip status` must show
  * the runs at the times they started.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
+import { readWatermark, withClient } from '../../lambdas/connectors/postgres';
 import { cli, writeExampleConfig } from '../support/cli';
 import { expectedScores } from './support/expected-scores';
 import { exampleConfig, startWorld, type E2eWorld } from './support/harness';
@@ -79,6 +80,15 @@ describe.each<Record<string, string>>([
       planned: 0,
       written: 0,
     });
+
+    // The Salesforce extract's watermark, read back as the newest SystemModstamp it loaded.
+    const newest = Math.max(
+      ...world.env.leadIds.map((id) =>
+        Date.parse(String(world.env.salesforce.store.get(id)?.SystemModstamp)),
+      ),
+    );
+    const watermark = await withClient(world.local.pool, (client) => readWatermark(client, 'Lead'));
+    expect(watermark?.watermark?.toISOString()).toBe(new Date(newest).toISOString());
 
     // The runs as stored, read by `roundtrip status` through its own pool.
     const stored = [second.stored, first.stored];
