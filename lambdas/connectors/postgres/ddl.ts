@@ -11,6 +11,7 @@ import type { ClientBase } from 'pg';
 import { TerminalError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { silentLogger } from '../../shared/logging';
+import { SESSION_SETTINGS } from './session';
 import type { PgColumn } from './types';
 
 /**
@@ -211,14 +212,13 @@ export interface EnsureTableResult {
  * `extra_float_digits` 3 gives floats the shortest text that reads back exactly (PostgreSQL 12+;
  * 17 significant digits before); `IntervalStyle` and `bytea_output` are set to their defaults.
  * `TimeZone` is left alone: a timestamptz's text carries its UTC offset, the same instant in any
- * zone. See docs/postgres.md, "Schema evolution: ensureTable".
+ * zone. See docs/postgres.md, "Schema evolution: ensureTable". The values of the session settings
+ * every connection has (session.ts), set here whatever the session's: `extra_float_digits` 3
+ * where the session may keep 1 or 2.
  */
-export const TEXT_OUTPUT_SETTINGS: Readonly<Record<string, string>> = {
-  DateStyle: 'ISO',
-  IntervalStyle: 'postgres',
-  extra_float_digits: '3',
-  bytea_output: 'hex',
-};
+export const TEXT_OUTPUT_SETTINGS: Readonly<Record<string, string>> = Object.fromEntries(
+  SESSION_SETTINGS.map((s) => [s.name, s.value]),
+);
 
 /** Whether a type is varchar or text. */
 function isStringType(type: string): boolean {
