@@ -129,6 +129,18 @@ export function beginTransactionSql(client: ClientBase): string {
   return local ? `BEGIN; ${local}` : 'BEGIN';
 }
 
+/**
+ * SQL: the text of timestamptz `x` that reads back (`::timestamptz`) as the same instant, to the
+ * microsecond, under any DateStyle and TimeZone: ISO 8601 in UTC. `x::text` does only under
+ * DateStyle ISO: the SQL, German and Postgres styles end in the zone's abbreviation, which
+ * PostgreSQL may read as another zone (`IST`, India's, is read as Israel's), in the session's
+ * day/month order. For a timestamp kept as a token and compared later (a ledger row's `sent`
+ * mark), possibly on another connection.
+ */
+export function exactTimestampTextSql(x: string): string {
+  return `to_char((${x}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+}
+
 /** `YYYY-MM-DD`, optionally ` HH:MM[:SS[.fff]]` and an offset: PostgreSQL's ISO output. */
 const ISO_DATE_TIME =
   /^(-?infinity|\d{4,}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}(:\d{2}){0,2})?)?( BC)?)$/;

@@ -18,7 +18,7 @@ import {
   isFinalIngestState,
   queryAllRecords,
 } from '../../connectors/salesforce/writes';
-import { withTransaction } from '../../connectors/postgres';
+import { exactTimestampTextSql, withTransaction } from '../../connectors/postgres';
 import { TaskBusyError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import type { CoreDeps } from '../deps';
@@ -179,7 +179,7 @@ export async function setJobState(
 
 /**
  * SQL: sets to status `$5` the `sent` ledger rows of run `$1`, task `$2` at the seqs `$3` whose
- * `sent` mark is still as read (`$4`, their `updated_at` as text): a row sent again since, by a
+ * `sent` mark is still as read (`$4`, their `updated_at` as text, exactTimestampTextSql): a row sent again since, by a
  * live attempt, is not the caller's to judge.
  */
 const SENT_AS_READ_SQL = `UPDATE roundtrip.writeback_plans p SET status = $5, updated_at = now()
@@ -187,7 +187,7 @@ const SENT_AS_READ_SQL = `UPDATE roundtrip.writeback_plans p SET status = $5, up
    WHERE p.run_id = $1 AND p.task = $2 AND p.status = 'sent' AND p.seq = x.seq
      AND p.updated_at = x.sent_at::timestamptz`;
 
-/** An insert's ledger row left `sent`: its seq, and its `sent` mark as read (`updated_at` as text). */
+/** An insert's ledger row left `sent`: its seq, and its `sent` mark as read (`updated_at` as exactTimestampTextSql's text). */
 export interface SentInsertRow {
   readonly seq: number;
   readonly sentAt: string;
@@ -302,7 +302,7 @@ export async function reconcileSentInserts(
     sent_at: string;
   }>(
     `SELECT seq, payload->>$3 AS keyvalue, (extract(epoch FROM updated_at) * 1000)::float8 AS sent_ms,
-            (extract(epoch FROM now() - updated_at) * 1000)::float8 AS age_ms, updated_at::text AS sent_at
+            (extract(epoch FROM now() - updated_at) * 1000)::float8 AS age_ms, ${exactTimestampTextSql('updated_at')} AS sent_at
        FROM roundtrip.writeback_plans p
       WHERE run_id = $1 AND task = $2 AND status = 'sent' ${options.withoutResultsOnly ? `AND ${sentWithoutResults('p')}` : ''}
       ORDER BY seq`,

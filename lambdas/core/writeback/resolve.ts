@@ -24,7 +24,7 @@
  */
 import type { PoolClient } from 'pg';
 import { taskName as nameOfTask } from '../../config';
-import { withClient, withTransaction } from '../../connectors/postgres';
+import { exactTimestampTextSql, withClient, withTransaction } from '../../connectors/postgres';
 import { canonicalSalesforceId } from '../../connectors/salesforce/ids';
 import { TaskBusyError } from '../../shared/errors';
 import { silentLogger } from '../../shared/logging';
@@ -566,13 +566,13 @@ async function unknownSends(
        SELECT p.key, p.run_id, 'sent' AS form,
               CASE WHEN p.job_id IS NULL OR p.attempts > 0 THEN 'call'
                    WHEN j.collected_at IS NULL THEN 'job' ELSE 'gone' END AS how,
-              p.job_id, j.state AS job_state, p.seq, p.updated_at::text AS sent_at,
+              p.job_id, j.state AS job_state, p.seq, ${exactTimestampTextSql('p.updated_at')} AS sent_at,
               (extract(epoch FROM now() - p.updated_at) * 1000)::float8 AS age_ms, NULL::bigint AS error_id
          FROM roundtrip.writeback_plans p
          LEFT JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id
         WHERE p.task = $1 AND p.key = ANY ($2::text[]) AND p.status = 'sent'
        UNION ALL
-       SELECT e.key, e.run_id, 'reported', 'call', e.job_id, NULL, p.seq, p.updated_at::text,
+       SELECT e.key, e.run_id, 'reported', 'call', e.job_id, NULL, p.seq, ${exactTimestampTextSql('p.updated_at')},
               (extract(epoch FROM now() - coalesce(p.updated_at, e.created_at)) * 1000)::float8, e.id
          FROM roundtrip.writeback_errors e
          LEFT JOIN roundtrip.writeback_plans p
@@ -798,7 +798,7 @@ async function reopenReported(
     const { rows } = await client.query<{ sent_at: string }>(
       `UPDATE roundtrip.writeback_plans SET status = 'sent'
         WHERE run_id = $1 AND task = $2 AND seq = $3 AND status = 'failed'
-        RETURNING updated_at::text AS sent_at`,
+        RETURNING ${exactTimestampTextSql('updated_at')} AS sent_at`,
       [f.runId, taskName, f.row.seq],
     );
     return { ...f.row, sent_at: rows[0]?.sent_at ?? null };

@@ -8,6 +8,7 @@ import { Client } from 'pg';
 import {
   applySessionSettings,
   createPool,
+  exactTimestampTextSql,
   inTransaction,
   SessionSettingError,
   withClient,
@@ -103,6 +104,32 @@ describe('session settings', () => {
       ]);
     } finally {
       await client2.end();
+    }
+  });
+
+  it("keeps a timestamp as text that reads back as the same instant under the database's settings", async () => {
+    // A connection of the database's settings (SQL, DMY; Asia/Kolkata), none of roundtrip's: a
+    // ledger row's `sent` mark read as text may be compared on another connection than its read.
+    const client = new Client({ connectionString: other.url });
+    await client.connect();
+    try {
+      const at = '2026-01-02 03:04:05.678912+00';
+      const { rows } = await client.query<{ exact: string; plain: string }>(
+        `SELECT ${exactTimestampTextSql('t')} AS exact, t::text AS plain FROM (SELECT $1::timestamptz AS t) s`,
+        [at],
+      );
+      expect(rows[0]).toEqual({
+        exact: '2026-01-02T03:04:05.678912Z',
+        plain: '02/01/2026 08:34:05.678912 IST',
+      });
+      const { rows: back } = await client.query<{ exact: boolean; plain: boolean }>(
+        `SELECT $1::timestamptz = $3::timestamptz AS exact, $2::timestamptz = $3::timestamptz AS plain`,
+        [rows[0]?.exact, rows[0]?.plain, at],
+      );
+      // `::text` does not: PostgreSQL reads IST as Israel's time, not India's.
+      expect(back[0]).toEqual({ exact: true, plain: false });
+    } finally {
+      await client.end();
     }
   });
 
