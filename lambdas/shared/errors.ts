@@ -32,6 +32,12 @@ export const ERROR_NAMES = {
    */
   apiLimit: 'ApiLimitExceededError',
   /**
+   * PostgreSQL sent text roundtrip cannot read (a date in a DateStyle other than ISO), or a session
+   * setting roundtrip needs did not take: terminal, naming the setting, its value and the fix
+   * (connectors/postgres/session.ts).
+   */
+  sessionSetting: 'SessionSettingError',
+  /**
    * The Fail state's error when a write-back passed its `maxFailureRate` or its `maxRejectRate`
    * (the name predates the second); its cause says which, and where the records are.
    */

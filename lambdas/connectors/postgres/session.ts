@@ -9,14 +9,15 @@
  * transaction of {@link inTransaction} sets them again with `SET LOCAL`: PgBouncer in transaction
  * mode hands each transaction a server connection of its choosing, and restores on it only the
  * settings it tracks (DateStyle, TimeZone, and IntervalStyle from 1.20), not `extra_float_digits`
- * or `bytea_output`. Startup `options` (`-c DateStyle=ISO`) are not used: poolers refuse them.
+ * or `bytea_output`. Startup `options` (`-c DateStyle=ISO`) are not used: PgBouncer refuses them unless told to
+ * ignore them.
  * A date or time PostgreSQL still sends in another style fails its query with a
  * {@link SessionSettingError} naming the setting, its value and the fix, never a null or a wrong
  * date. See docs/postgres.md, "Session settings".
  */
 import type { ClientBase, CustomTypesConfig } from 'pg';
 import { types } from 'pg';
-import { TerminalError } from '../../shared/errors';
+import { ERROR_NAMES, TerminalError } from '../../shared/errors';
 
 /** One setting roundtrip needs a session to have. */
 export interface SessionSetting {
@@ -50,7 +51,7 @@ export const SESSION_SETTINGS: readonly SessionSetting[] = [
 export class SessionSettingError extends TerminalError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'SessionSettingError';
+    this.name = ERROR_NAMES.sessionSetting;
   }
 }
 
