@@ -12,6 +12,7 @@ import {
   type TaskFailureOutput,
 } from '../core/contracts';
 import { recordTaskFailure, reportedOutput, reportRun } from '../core/writeback/report';
+import { timeLeftOf, type InvocationContext } from '../shared/clock';
 import { instrumentStep } from '../shared/observability';
 import { lambdaDeps, type DepsProvider } from './deps';
 import { snsNotifier } from './sns-deps';
@@ -22,14 +23,16 @@ export const STEP = 'Report';
 /** The step as this function runs it: parse the event with the step's schema, call the core function. */
 export function createHandler(
   provider: DepsProvider,
-): (event: unknown) => Promise<ReportOutput | TaskFailureOutput> {
-  return async (event) => {
+): (event: unknown, context?: InvocationContext) => Promise<ReportOutput | TaskFailureOutput> {
+  return async (event, context) => {
     if (event !== null && typeof event === 'object' && 'task' in event) {
       return recordTaskFailure(await provider(), parseStepInput(STEP, TaskFailureInput, event));
     }
     const input = parseStepInput(STEP, ReportInput, event);
-    // What the state machine keeps of it, bounded: the errors are in roundtrip.runs.
-    return reportedOutput(await reportRun(await provider(), input));
+    // What the state machine keeps of it, bounded: the errors are in roundtrip.runs. Lambda's clock:
+    // the prune of old runs' details starts no batch it could not see through, and leaves the runs
+    // left to the next report.
+    return reportedOutput(await reportRun(await provider(), input, { timeLeft: timeLeftOf(context) }));
   };
 }
 

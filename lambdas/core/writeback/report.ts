@@ -22,9 +22,10 @@
  * report closes the pipeline's runs that are still `running` long after any execution could be
  * ({@link closeAbandonedRuns}).
  */
-import type { PoolClient } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { taskName } from '../../config';
 import { migrate, withClient, withTransaction } from '../../connectors/postgres';
+import { UNBOUNDED_TIME, type TimeLeft } from '../../shared/clock';
 import { ABANDONED_AFTER_HOURS } from '../contracts';
 import type { CoreDeps } from '../deps';
 import {
@@ -38,7 +39,7 @@ import {
   type TaskFailureOutput,
   type WritebackTaskSummary,
 } from './contracts';
-import { warnOnFailure } from '../../shared/logging';
+import { silentLogger, warnOnFailure, type Logger } from '../../shared/logging';
 import { failureText, readableFailure } from '../../shared/errors';
 import { notifyRun } from './notify';
 import {
@@ -70,6 +71,42 @@ export interface PrunedDetails {
   readonly pages: number;
   readonly ledgerRows: number;
   readonly errors: number;
+  /** The transactions they were pruned in, one per batch of runs. */
+  readonly batches: number;
+  /** Runs due that are left for the next prune: the time left ran short ({@link PRUNE_ROOM_MS}). */
+  readonly runsLeft: number;
+}
+
+/**
+ * The detail rows (plan pages, ledger rows, errors) a batch of {@link pruneRunDetails} aims at:
+ * runs are added to a batch, in the order they started, while the rows of those before stay under
+ * it, each run counted by its tasks' source rows (a run is never split: its details go in one
+ * transaction with its `detailsPrunedAt`, which tells every reader that they are gone).
+ */
+export const PRUNE_BATCH_ROWS = 500_000;
+
+/** The most runs one batch prunes, however few rows they have. */
+export const PRUNE_BATCH_MAX_RUNS = 1000;
+
+/**
+ * The time left ({@link PruneOptions.timeLeft}) below which no batch is started: the runs left are
+ * pruned by the next report. A batch started is also given at most the time left less
+ * {@link PRUNE_STOP_MS} (`statement_timeout`): one that would outlast the Lambda is rolled back by
+ * PostgreSQL instead of running on, locks held, after the Lambda is gone.
+ */
+export const PRUNE_ROOM_MS = 30_000;
+
+/** Kept between a batch's `statement_timeout` and the end of the time left (see {@link PRUNE_ROOM_MS}). */
+export const PRUNE_STOP_MS = 10_000;
+
+/** Options of {@link pruneRunDetails}. */
+export interface PruneOptions {
+  /** @default {@link PRUNE_BATCH_ROWS}; `Infinity`: every run due in one transaction (the bench's reference) */
+  readonly batchRows?: number;
+  /** The time left to the invocation (the Report Lambda's). @default unbounded */
+  readonly timeLeft?: TimeLeft;
+  /** Told of each batch (`Pruning the details of old runs`). @default silent */
+  readonly logger?: Logger;
 }
 
 /** Ledger rows (`l`) a pruned run keeps: those left `sent`, which later plans read. */
@@ -88,6 +125,10 @@ const STREAK_LEDGER_ROW = `l.status = 'held_back'`;
  */
 const STREAK_ERROR = HELD_BACK_ERROR_SQL;
 
+/** The pipeline's runs whose details are due (`$1` the pipeline, `$2` the cut-off), on the runs' index. */
+const DUE_RUN = `pipeline = $1 AND finished_at < $2 AND status <> 'running'
+          AND NOT coalesce(summary ? 'detailsPrunedAt', false)`;
+
 /**
  * Deletes the per-record details of the pipeline's runs that finished more than `days` days before
  * `now` (another pipeline sharing the database keeps its own, by its own setting): their
@@ -105,19 +146,117 @@ const STREAK_ERROR = HELD_BACK_ERROR_SQL;
  * input, among daily runs of other tasks) would otherwise never see a streak. They go once a later
  * run of the task is pruned too: the next run's comparison with them is then as old as the details
  * it kept, and that run keeps its own. Until then a retried report of that next run reads the same
- * keys (a report prunes after it counted, and it might die after its prune). Both by the runs'
- * index: whether a later run of a task is pruned, among the runs started between a run pruned now
- * and the cut-off (a pruned run finished before the cut-off, and so started before it); the task's
- * run before one pruned now (when pruned before, the one that kept them), as
- * {@link previousRunOfTask} finds it.
+ * keys (a report prunes after it counted, and it might die after its prune).
+ *
+ * In batches of runs, oldest started first, each its own transaction that marks its runs pruned
+ * and deletes their details ({@link pruneBatch}): a backlog (retention turned on late, or lowered:
+ * 30 runs of a million records) is not one transaction of minutes that holds the rows of every
+ * run due, which a concurrent plan resolving an old run's records waits for, and that a Lambda's
+ * timeout cuts off with nothing kept. A prune stopped between batches (the time left, see
+ * {@link PRUNE_ROOM_MS}) or in one (rolled back) leaves every run either pruned whole or not at
+ * all, and the next prune goes on with the runs left. The batches end as one prune of them all
+ * would have: whether a run keeps its held-back keys depends on the runs due, not on which are
+ * pruned already, and the run that kept them goes as `replaced` when a later one is pruned.
  */
 export async function pruneRunDetails(
-  client: PoolClient,
+  pool: Pool,
   pipeline: string,
   days: number,
   now: Date,
+  options: PruneOptions = {},
 ): Promise<PrunedDetails> {
   const cutoff = new Date(now.getTime() - days * 86_400_000);
+  const batchRows = options.batchRows ?? PRUNE_BATCH_ROWS;
+  const timeLeft = options.timeLeft ?? UNBOUNDED_TIME;
+  const logger = options.logger ?? silentLogger;
+  const total = { runs: 0, pages: 0, ledgerRows: 0, errors: 0, batches: 0, runsLeft: 0 };
+  const budget = Number.isFinite(batchRows) ? batchRows : null;
+  for (;;) {
+    const left = timeLeft();
+    if (left < PRUNE_ROOM_MS) {
+      total.runsLeft = await withClient(pool, async (client) => {
+        const { rows } = await client.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM roundtrip.runs WHERE ${DUE_RUN}`,
+          [pipeline, cutoff],
+        );
+        return rows[0]?.n ?? 0;
+      });
+      return total;
+    }
+    const started = Date.now();
+    const batch = await withTransaction(pool, async (client) => {
+      if (Number.isFinite(left)) {
+        await client.query(`SELECT set_config('statement_timeout', $1, true)`, [
+          `${Math.max(1000, Math.floor(left - PRUNE_STOP_MS))}ms`,
+        ]);
+      }
+      // The runs due, oldest started first, while the rows of those before stay under the budget
+      // (the first is always taken). A run's rows are told by its tasks' source rows (each has at
+      // most a ledger row, an error or two and a page's share), or by its plan's records when it
+      // has no figures (a run closed without a report); one at least.
+      const { rows: chosen } = await client.query<{ run_id: string }>(
+        `WITH due AS (
+           SELECT run_id, started_at, summary FROM roundtrip.runs WHERE ${DUE_RUN}
+            ORDER BY started_at, run_id LIMIT $4),
+         sized AS (
+           SELECT d.run_id, d.started_at, greatest(1,
+                    (SELECT coalesce(sum((w.value->>'sourceRows')::numeric), 0)
+                       FROM jsonb_each(CASE WHEN jsonb_typeof(d.summary->'writeback') = 'object' THEN d.summary->'writeback' ELSE '{}' END) AS w
+                      WHERE jsonb_typeof(w.value->'sourceRows') = 'number'),
+                    (SELECT coalesce(sum(p.rows), 0) FROM roundtrip.writeback_plan_pages p WHERE p.run_id = d.run_id)) AS size
+             FROM due d),
+         ordered AS (
+           SELECT run_id, started_at, sum(size) OVER (ORDER BY started_at, run_id) - size AS before FROM sized)
+         SELECT run_id FROM ordered WHERE $3::numeric IS NULL OR before < $3 ORDER BY started_at, run_id`,
+        [pipeline, cutoff, budget, budget === null ? null : PRUNE_BATCH_MAX_RUNS],
+      );
+      if (chosen.length === 0) return undefined;
+      // Locked as the marking UPDATE would: a prune beside this one (two reports at once) waits,
+      // then finds them pruned and skips them.
+      const { rows: locked } = await client.query<{ run_id: string }>(
+        `SELECT run_id FROM roundtrip.runs WHERE run_id = ANY ($3::text[]) AND ${DUE_RUN}
+          ORDER BY started_at, run_id FOR UPDATE`,
+        [pipeline, cutoff, chosen.map((r) => r.run_id)],
+      );
+      if (locked.length === 0) return undefined;
+      return pruneBatch(
+        client,
+        pipeline,
+        cutoff,
+        now,
+        locked.map((r) => r.run_id),
+      );
+    });
+    if (!batch || batch.runs === 0) return total;
+    total.runs += batch.runs;
+    total.pages += batch.pages;
+    total.ledgerRows += batch.ledgerRows;
+    total.errors += batch.errors;
+    total.batches += 1;
+    logger.info('Pruning the details of old runs', {
+      ...batch,
+      ms: Date.now() - started,
+      runsSoFar: total.runs,
+    });
+  }
+}
+
+/**
+ * One batch of {@link pruneRunDetails}, in the caller's transaction: the runs `runIds` (due, and
+ * locked by the caller) marked pruned and their details deleted; per task, the latest pruned run's
+ * held-back keys kept, and those of the run that kept them before deleted once a later run of the
+ * task is pruned (see {@link pruneRunDetails}). Both by the runs' index: whether a later run of a
+ * task is due, among the runs started between a run pruned now and the cut-off (a pruned run
+ * finished before the cut-off, and so started before it); the task's run before one pruned now
+ * (when pruned before, the one that kept them), as {@link previousRunOfTask} finds it.
+ */
+async function pruneBatch(
+  client: PoolClient,
+  pipeline: string,
+  cutoff: Date,
+  now: Date,
+  runIds: readonly string[],
+): Promise<Omit<PrunedDetails, 'batches' | 'runsLeft'>> {
   // Each task's figures counted once more from the whole ledger before it is cut down: a later
   // plan that resolved some of the run's `sent` rows (reconcile.ts) counts them in a transaction
   // of its own after resolving them, and a prune in between would delete them uncounted (a pruned
@@ -130,18 +269,15 @@ export async function pruneRunDetails(
     `SELECT r.run_id, w.key AS task, w.value AS figures
        FROM roundtrip.runs r,
             jsonb_each(CASE WHEN jsonb_typeof(r.summary->'writeback') = 'object' THEN r.summary->'writeback' ELSE '{}' END) AS w
-      WHERE r.pipeline = $2 AND r.finished_at < $1 AND r.status <> 'running'
-        AND NOT coalesce(r.summary ? 'detailsPrunedAt', false)
+      WHERE r.run_id = ANY ($1::text[])
         AND jsonb_typeof(w.value) = 'object' AND w.value ? 'outcomeUnknown'
-      ORDER BY r.run_id, w.key
-        FOR UPDATE OF r`,
-    [cutoff, pipeline],
+      ORDER BY r.run_id, w.key`,
+    [runIds],
   );
   for (const d of due) await recountFromLedger(client, d.run_id, d.task, d.figures);
   // Which runs are pruned now, and per task the run that keeps its held-back keys for the streak
-  // and the one that no longer does: one statement over `runs`, by index but for the pipeline's
-  // scan it shares with the query above. Its parts see `runs` as it was before it, without this
-  // prune's `detailsPrunedAt`.
+  // and the one that no longer does: one statement over `runs`, by index. Its parts see `runs` as
+  // it was before it, without this batch's `detailsPrunedAt`.
   const { rows: marked } = await client.query<{
     kind: 'old' | 'streak' | 'replaced';
     run_id: string;
@@ -150,7 +286,7 @@ export async function pruneRunDetails(
     `WITH old AS (
        UPDATE roundtrip.runs
           SET summary = jsonb_set(coalesce(summary, '{}'::jsonb), '{detailsPrunedAt}', to_jsonb($2::timestamptz))
-        WHERE pipeline = $3 AND finished_at < $1 AND status <> 'running'
+        WHERE run_id = ANY ($4::text[]) AND pipeline = $3 AND finished_at < $1 AND status <> 'running'
           AND NOT coalesce(summary ? 'detailsPrunedAt', false)
         RETURNING run_id, started_at, dry_run, summary),
      planned AS (
@@ -159,8 +295,9 @@ export async function pruneRunDetails(
          FROM old, jsonb_each(CASE WHEN jsonb_typeof(old.summary->'writeback') = 'object' THEN old.summary->'writeback' ELSE '{}' END) AS w
         WHERE NOT old.dry_run AND jsonb_typeof(w.value) = 'object'),
      streak AS (
-       -- Of them, the task's latest pruned run: no later run of the task is pruned, now or before
-       -- (either finished before the cut-off, and so started before it). One per task at most.
+       -- Of them, the task's latest run due: no later run of the task is due, in this batch, in a
+       -- later one or pruned before (either finished before the cut-off, and so started before
+       -- it). One per task at most.
        SELECT p.run_id, p.task FROM planned p
         WHERE NOT EXISTS (
           SELECT 1 FROM roundtrip.runs n
@@ -169,9 +306,10 @@ export async function pruneRunDetails(
              AND NOT n.dry_run AND n.finished_at < $1 AND n.status <> 'running'
              AND jsonb_typeof(n.summary->'writeback'->p.task) = 'object')),
      replaced AS (
-       -- The task's run before each of them (previousRunOfTask), when pruned before: it kept its
-       -- held-back keys as the task's latest pruned run, which it is no more. One per task at
-       -- most: the run before the task's others pruned now is pruned now too.
+       -- The task's run before each of them (previousRunOfTask), when pruned before (by an
+       -- earlier batch too): it kept its held-back keys as the task's latest pruned run, which it
+       -- is no more. One per task at most: the run before the task's others pruned now is pruned
+       -- now too.
        SELECT prev.run_id, p.task FROM planned p
         CROSS JOIN LATERAL (
           SELECT r.run_id, r.summary FROM roundtrip.runs r
@@ -183,7 +321,7 @@ export async function pruneRunDetails(
      SELECT 'old' AS kind, run_id, NULL AS task FROM old
      UNION ALL SELECT 'streak', run_id, task FROM streak
      UNION ALL SELECT 'replaced', run_id, task FROM replaced`,
-    [cutoff, now, pipeline],
+    [cutoff, now, pipeline, runIds],
   );
   const old = marked.filter((m) => m.kind === 'old').map((m) => m.run_id);
   if (old.length === 0) return { runs: 0, pages: 0, ledgerRows: 0, errors: 0 };
@@ -469,6 +607,7 @@ export function failedTasksCause(failed: readonly { task: string; error: string 
 export async function reportRun(
   deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock' | 'notifier'>,
   input: ReportInput,
+  options: { readonly timeLeft?: TimeLeft } = {},
 ): Promise<ReportOutput> {
   const now = deps.clock.now();
   if (input.error && !(await stateTablesExist(deps))) await migrate(deps.pg, { logger: deps.logger });
@@ -623,9 +762,13 @@ export async function reportRun(
     deps.logger,
     'Could not prune the details of old runs; they are kept until the next report',
     {},
-    () => withTransaction(deps.pg, (client) => pruneRunDetails(client, deps.config.name, days, now)),
+    () =>
+      pruneRunDetails(deps.pg, deps.config.name, days, now, {
+        timeLeft: options.timeLeft,
+        logger: deps.logger,
+      }),
   );
-  if (pruned && pruned.runs > 0) {
+  if (pruned && (pruned.runs > 0 || pruned.runsLeft > 0)) {
     deps.logger.info('Pruned the details of old runs', { keepRunDetailsDays: days, ...pruned });
   }
   // The handler measures it (NotificationsFailed), and the stack alarms on that.

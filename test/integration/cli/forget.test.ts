@@ -593,7 +593,7 @@ describe('roundtrip status and forget: task state the config no longer names, a 
         WHERE run_id = ANY ($1::text[])`,
       [[dead, first, second]],
     );
-    await withClient(env.pool, (client) => pruneRunDetails(client, 'wb-test', 1, new Date()));
+    await pruneRunDetails(env.pool, 'wb-test', 1, new Date());
     const heldBackErrors = async (): Promise<string[]> =>
       (
         await env.pool.query<{ run_id: string }>(

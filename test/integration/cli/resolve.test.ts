@@ -11,7 +11,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import type { FieldDescribe } from '../../../emulators/salesforce/describe';
-import { withTransaction } from '../../../lambdas/connectors/postgres';
 import { getIngestJob, isFinalIngestState } from '../../../lambdas/connectors/salesforce/writes';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { planWriteback, pushWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
@@ -375,7 +374,7 @@ describe('roundtrip resolve', () => {
       `UPDATE roundtrip.runs SET finished_at = now() - interval '1 day' WHERE run_id = $1`,
       [dead],
     );
-    await withTransaction(env.pool, (client) => pruneRunDetails(client, 'wb-test', 0, new Date()));
+    await pruneRunDetails(env.pool, 'wb-test', 0, new Date());
     expect(await ledger(dead, KEYLESS.name)).toEqual({});
     expect(await figures(dead, KEYLESS.name)).toMatchObject({ written: 0, failed: 2 });
     expect((await errorsOf(env, dead)).map((e) => [e.key, e.code])).toEqual([
@@ -947,7 +946,7 @@ describe('roundtrip resolve', () => {
         `UPDATE roundtrip.runs SET finished_at = now() - interval '1 day' WHERE run_id = ANY ($1::text[])`,
         [[sentRun, markedRun]],
       );
-      await withTransaction(env.pool, (client) => pruneRunDetails(client, 'wb-test', 0, new Date()));
+      await pruneRunDetails(env.pool, 'wb-test', 0, new Date());
       await outlastCallTimeLimit(env, sentRun);
       await env.pool.query(
         `UPDATE roundtrip.writeback_errors SET created_at = created_at - interval '11 minutes' WHERE run_id = $1`,

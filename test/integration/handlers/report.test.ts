@@ -273,3 +273,46 @@ describe('a write-back task that failed, recorded by the report function', () =>
     expect(cause).toMatch(/roundtrip status shows the run$/);
   });
 });
+
+describe('the prune of old runs’ details, in the Report Lambda’s time', () => {
+  let w: Awaited<ReturnType<typeof world>>;
+  beforeAll(async () => {
+    w = await world();
+    await migrate(w.pool);
+  });
+  afterAll(async () => {
+    await w.pool.end();
+    await w.db.drop();
+  });
+
+  /** A run of the pipeline that finished 40 days ago, with a ledger row to prune. */
+  async function oldRun(runId: string): Promise<void> {
+    await w.pool.query(
+      `INSERT INTO roundtrip.runs (run_id, pipeline, status, started_at, finished_at)
+       VALUES ($1, $2, 'succeeded', now() - interval '41 days', now() - interval '40 days')`,
+      [runId, config.name],
+    );
+    await w.pool.query(
+      `INSERT INTO roundtrip.writeback_plans (run_id, task, key, seq, operation, payload, value_hash, status)
+       VALUES ($1, 'Lead-update', 'k1', 1, 'update', '{}', 'h', 'succeeded')`,
+      [runId],
+    );
+  }
+  const ledgerRows = async (runId: string): Promise<number> =>
+    (
+      await w.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1`,
+        [runId],
+      )
+    ).rows[0]?.n ?? -1;
+
+  it('starts none with less time left than a batch needs (the next report prunes it), and prunes with enough', async () => {
+    await oldRun('old-run-1');
+    const report = createHandler(givenDeps(w.deps));
+    const error = { Error: 'TerminalError', Cause: 'Unknown task "Nope" in the run input' };
+    await report({ runId: 'prune-report-1', error }, { getRemainingTimeInMillis: () => 5_000 });
+    expect(await ledgerRows('old-run-1')).toBe(1);
+    await report({ runId: 'prune-report-2', error }, { getRemainingTimeInMillis: () => 110_000 });
+    expect(await ledgerRows('old-run-1')).toBe(0);
+  });
+});

@@ -6,7 +6,6 @@
  * not refused for ever. Update and upsert Bulk jobs such a run left Open in Salesforce are
  * aborted by the next plan.
  */
-import { withTransaction } from '../../../lambdas/connectors/postgres';
 import { TransientError } from '../../../lambdas/shared/errors';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { getIngestJob, isFinalIngestState } from '../../../lambdas/connectors/salesforce/writes';
@@ -168,9 +167,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     const deps = env.deps({ writeback: [insert] });
     const dead = await lostAndEnded(deps);
     // The run's details are pruned while two of its rows are still `sent` (kept: later plans read them).
-    const pruned = await withTransaction(env.pool, (client) =>
-      pruneRunDetails(client, 'wb-test', 0, new Date(Date.now() + 1000)),
-    );
+    const pruned = await pruneRunDetails(env.pool, 'wb-test', 0, new Date(Date.now() + 1000));
     expect(pruned.runs).toBeGreaterThanOrEqual(1);
     expect(await ledger(dead)).toEqual([{ status: 'sent', n: 2 }]);
 
@@ -230,9 +227,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     const { deps, dead, figures } = await partlyWrittenRun('partly');
 
     // Its details are pruned: the ledger keeps the 200 rows left `sent` only.
-    await withTransaction(env.pool, (client) =>
-      pruneRunDetails(client, 'wb-test', 0, new Date(Date.now() + 1000)),
-    );
+    await pruneRunDetails(env.pool, 'wb-test', 0, new Date(Date.now() + 1000));
     expect(await ledger(dead)).toEqual([{ status: 'sent', n: 200 }]);
     // Half of them sent just now (as by a retry): left for a later plan.
     await env.pool.query(
@@ -286,9 +281,7 @@ describe('inserts left without an outcome by runs that ended', () => {
         WHERE run_id = $1 AND seq IN (SELECT seq FROM roundtrip.writeback_plans WHERE run_id = $1 AND status = 'sent' ORDER BY seq LIMIT 100)`,
       [dead],
     );
-    await withTransaction(env.pool, (client) =>
-      pruneRunDetails(client, 'wb-test', 0, new Date(Date.now() + 1000)),
-    );
+    await pruneRunDetails(env.pool, 'wb-test', 0, new Date(Date.now() + 1000));
     // Counted before they were deleted: changed = written + failed + heldBackAtPush + outcomeUnknown.
     expect(await figures()).toMatchObject({
       changed: 1200,

@@ -3,12 +3,20 @@
  * postgres.keepRunDetailsDays ago (plan pages, ledger rows, errors), keeps the runs and the marks
  * of inserts with an unknown outcome, and each task's latest pruned run's held-back keys until a
  * later run of the task is pruned, and leaves recent and unfinished runs alone. It closes, as
- * failed, runs left `running` longer than any execution can run.
+ * failed, runs left `running` longer than any execution can run. A backlog is pruned in batches of
+ * runs, each its own transaction: a prune cut off (the Lambda's time left, an error mid-batch)
+ * keeps what its batches before pruned, leaves every other run whole, and the next one goes on.
  */
+import { Client } from 'pg';
 import { ABANDONED_AFTER_HOURS } from '../../../lambdas/core/contracts';
 import { withTransaction } from '../../../lambdas/connectors/postgres';
 import { reportRun } from '../../../lambdas/core/writeback';
-import { pruneResolvedDetails } from '../../../lambdas/core/writeback/report';
+import {
+  PRUNE_BATCH_ROWS,
+  PRUNE_ROOM_MS,
+  pruneResolvedDetails,
+  pruneRunDetails,
+} from '../../../lambdas/core/writeback/report';
 import { HELD_BACK_ERROR_SQL } from '../../../lambdas/core/writeback/state';
 import { SCORE_UPDATE, startWritebackEnv, type WritebackEnv } from './support';
 
@@ -187,6 +195,126 @@ describe('pruning the details of old runs', () => {
     expect(await details(abandoned)).toMatchObject({ pages: 0, ledger: ['sent'], pruned: true });
   });
 
+  describe('a backlog, in batches of runs', () => {
+    /**
+     * `count` runs with details, finished 40 days ago, started 43, 42, … days ago (pruned in that
+     * order), each of a batch's size by its figures (its source rows), so each is a batch.
+     */
+    async function backlog(count: number): Promise<string[]> {
+      const runIds: string[] = [];
+      for (let i = 0; i < count; i += 1) {
+        const runId = await runWithDetails('succeeded', 40);
+        await env.pool.query(
+          `UPDATE roundtrip.runs SET started_at = $2,
+                  summary = jsonb_build_object('writeback', jsonb_build_object('Lead-insert', jsonb_build_object('sourceRows', $3::int)))
+            WHERE run_id = $1`,
+          [runId, new Date(Date.now() - (43 - i) * DAY), PRUNE_BATCH_ROWS],
+        );
+        runIds.push(runId);
+      }
+      return runIds;
+    }
+    const prunedWhole = {
+      pages: 0,
+      ledger: ['sent'],
+      errors: ['INSERT_OUTCOME_UNKNOWN'],
+      run: 1,
+      pruned: true,
+    };
+    const untouched = {
+      pages: 1,
+      ledger: ['succeeded', 'sent'],
+      errors: ['MISSING_KEY', 'INSERT_OUTCOME_UNKNOWN'],
+      run: 1,
+      pruned: false,
+    };
+
+    it('starts no batch with less time left than one needs, says how many runs are left, and the next report goes on', async () => {
+      const [first, second, third] = await backlog(3);
+      const deps = env.deps({ writeback: [update] });
+      const since = env.logger.records.length;
+      const pruneLog = (): Record<string, unknown> | undefined =>
+        env.logger.records.slice(since).findLast((r) => r.message === 'Pruned the details of old runs')
+          ?.attributes;
+
+      await reportRun(deps, { runId: await env.newRun() }, { timeLeft: () => PRUNE_ROOM_MS - 1 });
+      for (const runId of [first, second, third]) expect(await details(runId as string)).toEqual(untouched);
+      expect(pruneLog()).toMatchObject({ runs: 0, batches: 0, runsLeft: 3 });
+
+      // Time for one batch, then no more.
+      let calls = 0;
+      const oneBatch = (): number => (++calls === 1 ? PRUNE_ROOM_MS : PRUNE_ROOM_MS - 1);
+      await reportRun(deps, { runId: await env.newRun() }, { timeLeft: oneBatch });
+      expect(await details(first as string)).toEqual(prunedWhole);
+      expect(await details(second as string)).toEqual(untouched);
+      expect(await details(third as string)).toEqual(untouched);
+      expect(pruneLog()).toMatchObject({ runs: 1, batches: 1, runsLeft: 2, ledgerRows: 1 });
+
+      await reportRun(deps, { runId: await env.newRun() });
+      for (const runId of [first, second, third]) expect(await details(runId as string)).toEqual(prunedWhole);
+      // The first batch's one run told that the next could take both.
+      expect(pruneLog()).toMatchObject({
+        runs: 2,
+        batches: 2,
+        runsLeft: 0,
+        pages: 2,
+        ledgerRows: 2,
+        errors: 2,
+      });
+      expect(
+        env.logger.records
+          .slice(since)
+          .filter((r) => r.message === 'Pruning the details of old runs')
+          .map((r) => r.attributes?.runs),
+      ).toEqual([1, 1, 1]);
+    });
+
+    it('a batch cut off mid-way leaves its runs whole and unmarked, keeps the batches before it, and the next report goes on', async () => {
+      const [first, second, third] = await backlog(3);
+      const deps = env.deps({ writeback: [update] });
+      const since = env.logger.records.length;
+      // Another session holds a ledger row of the second run: the batch that deletes it waits, and
+      // is cancelled there (a statement timeout, a Lambda gone, an operator's pg_cancel_backend).
+      const holder = new Client({ connectionString: env.db.url });
+      await holder.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query(
+          `SELECT 1 FROM roundtrip.writeback_plans WHERE run_id = $1 AND key = 'k1' FOR UPDATE`,
+          [second],
+        );
+        const report = reportRun(deps, { runId: await env.newRun() });
+        let cancelled = false;
+        for (let i = 0; i < 200 && !cancelled; i += 1) {
+          // Its transaction's view of pg_stat_activity is taken once: dropped to see the batch come.
+          await holder.query('SELECT pg_stat_clear_snapshot()');
+          const { rows } = await holder.query<{ cancelled: boolean }>(
+            `SELECT pg_cancel_backend(pid) AS cancelled FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH streak%'`,
+          );
+          cancelled = rows[0]?.cancelled === true;
+          if (!cancelled) await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        expect(cancelled).toBe(true);
+        await report;
+        await holder.query('ROLLBACK');
+      } finally {
+        await holder.end();
+      }
+      expect(
+        env.logger.records.slice(since).find((r) => r.message.startsWith('Could not prune the details'))
+          ?.attributes?.error,
+      ).toMatch(/cancel/);
+      expect(await details(first as string)).toEqual(prunedWhole);
+      // Marked and deleted in the batch that was cut off: rolled back together.
+      expect(await details(second as string)).toEqual(untouched);
+      expect(await details(third as string)).toEqual(untouched);
+
+      await reportRun(deps, { runId: await env.newRun() });
+      for (const runId of [first, second, third]) expect(await details(runId as string)).toEqual(prunedWhole);
+    });
+  });
+
   describe('the held-back keys a task’s next run compares with', () => {
     /**
      * A run of the pipeline started and finished `daysAgo` days ago, with figures for `task` (it
@@ -253,6 +381,31 @@ describe('pruning the details of old runs', () => {
       ],
       pruned: true,
     };
+
+    it('keeps the same in batches of one run as in one batch: the latest due run of each task keeps them, whichever batch prunes it', async () => {
+      const task = 'Lead-batched';
+      const older = await runOfTask(task, 58, { held: true });
+      const latest = await runOfTask(task, 56, { held: true });
+      const otherTask = await runOfTask('Account-batched', 55, { held: true });
+      const dry = await runOfTask(task, 54, { held: true, dryRun: true });
+
+      const first = await pruneRunDetails(env.pool, 'wb-test', 30, new Date(), { batchRows: 1 });
+      expect(first).toMatchObject({ runs: 4, batches: 4, runsLeft: 0 });
+      expect(await kept(older)).toEqual(always);
+      expect(await kept(latest)).toEqual(withHeldBack);
+      expect(await kept(otherTask)).toEqual(withHeldBack);
+      expect(await kept(dry)).toEqual(always);
+
+      // Two later runs of the task due at once, in batches of one: the first pruned of them
+      // replaces `latest` (its held-back keys go), the last keeps its own.
+      const next = await runOfTask(task, 52, { held: true });
+      const last = await runOfTask(task, 50, { held: true });
+      await pruneRunDetails(env.pool, 'wb-test', 30, new Date(), { batchRows: 1 });
+      expect(await kept(latest)).toEqual(always);
+      expect(await kept(next)).toEqual(always);
+      expect(await kept(last)).toEqual(withHeldBack);
+      expect(await kept(otherTask)).toEqual(withHeldBack);
+    });
 
     it('keeps them for the latest pruned run of each task, until a later run of the task is pruned too; not for a dry run, nor for another task’s run', async () => {
       const task = 'Lead-streak';
