@@ -5,9 +5,11 @@
  * a bare table of the context database all resolve as in Athena.
  *
  * CSV files are read in the dialect of Athena's own result files: a header row, an unquoted empty
- * field is NULL and `""` is the empty string (`allow_quoted_nulls = false`). Column types are
- * inferred by DuckDB's sniffer unless a sidecar `<table>.schema.json` gives them:
- * `{ "columns": { "id": "BIGINT", "email": "VARCHAR" } }` (names in file order, DuckDB types).
+ * field is NULL and `""` is the empty string (`allow_quoted_nulls = false`). A sidecar
+ * `<table>.schema.json` declares column types, as a Glue table does: `{ "columns": { "id":
+ * "BIGINT", "email": "string", "code": "varchar(3)" } }` (by name, DuckDB types or Athena's
+ * `string` and `varchar(n)`). A column it does not declare gets the type DuckDB's sniffer infers
+ * if every value of the file converts to it, else VARCHAR (see {@link csvColumns}).
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -30,8 +32,10 @@ export interface CatalogTable {
   readonly files: readonly string[];
   /** Total size of the files: what a full scan reads (DataScannedInBytes). */
   readonly bytes: number;
-  /** Sidecar column types (CSV only). */
+  /** Sidecar column types (CSV only), by column name. */
   readonly columns: Readonly<Record<string, string>> | undefined;
+  /** The sidecar's path, when there is one. */
+  readonly sidecar?: string;
   /** Changes when a file or the sidecar changes, so that the view is rebuilt. */
   readonly signature: string;
 }
@@ -52,19 +56,94 @@ function tableNameOf(file: string): string {
   return file.replace(/\.(csv|csv\.gz|parquet)$/i, '').toLowerCase();
 }
 
-/** The DuckDB SQL of the view over one table's files. */
-export function tableViewSql(table: CatalogTable): string {
+/** The options of `read_csv` for the dialect of Athena's result files (see the module doc). */
+const CSV_DIALECT = `header = true, delim = ',', quote = '"', escape = '"', allow_quoted_nulls = false`;
+
+const readCsvSql = (table: CatalogTable, columns?: readonly CsvColumn[]): string => {
+  const files = `[${table.files.map(sqlString).join(', ')}]`;
+  const typed = columns
+    ? `, columns = {${columns.map((c) => `${sqlString(c.name)}: ${sqlString(c.type)}`).join(', ')}}`
+    : '';
+  return `read_csv(${files}, ${CSV_DIALECT}${typed})`;
+};
+
+/** One column of a CSV table as the view reads it. */
+export interface CsvColumn {
+  /** Lower case, as the Glue catalog keeps it. */
+  readonly name: string;
+  /** The DuckDB type the file's text is read as. */
+  readonly type: string;
+  /** `varchar(n)`'s n: Athena cuts a longer value to n characters when it reads it. */
+  readonly maxLength?: number;
+}
+
+/**
+ * The DuckDB SQL of the view over one table's files; a CSV table's `columns` are those
+ * {@link csvColumns} settled on (every column typed, so DuckDB's sniffer decides no type).
+ */
+export function tableViewSql(table: CatalogTable, columns?: readonly CsvColumn[]): string {
   const files = `[${table.files.map(sqlString).join(', ')}]`;
   if (table.format === 'parquet') return `SELECT * FROM read_parquet(${files})`;
-  const columns = table.columns
-    ? `, columns = {${Object.entries(table.columns)
-        .map(([name, type]) => `${sqlString(name)}: ${sqlString(type)}`)
-        .join(', ')}}`
+  const cut = (columns ?? []).filter((c) => c.maxLength !== undefined);
+  const replace = cut.length
+    ? ` REPLACE (${cut.map((c) => `left(${sqlIdentifier(c.name)}, ${c.maxLength}) AS ${sqlIdentifier(c.name)}`).join(', ')})`
     : '';
-  return (
-    `SELECT * FROM read_csv(${files}, header = true, delim = ',', quote = '"', escape = '"', ` +
-    `allow_quoted_nulls = false${columns})`
-  );
+  return `SELECT *${replace} FROM ${readCsvSql(table, columns)}`;
+}
+
+/** `varchar(n)` / `character varying(n)` in a sidecar: read as text, cut to n characters. */
+const BOUNDED_VARCHAR = /^\s*(?:varchar|character\s+varying)\s*\(\s*(\d+)\s*\)\s*$/i;
+
+/** The column DuckDB could not convert, from its CSV reader's error. */
+const UNCONVERTIBLE_COLUMN = /Error when converting column "((?:[^"]|"")*)"/;
+
+/**
+ * The columns of a CSV table, each with the type it is read as. A column the sidecar declares
+ * has the declared type, whatever the file holds, as a Glue table's declared types are what
+ * Athena reads (a `string` column is text, whatever it holds; a value that does not parse as a
+ * declared type fails the query that reads it, HIVE_BAD_DATA). A column the sidecar does not
+ * declare gets the type DuckDB's sniffer infers, but only if every value of the file converts
+ * to it: the sniffer decides from a sample and from the first date format it sees, so a column
+ * of `2026-01-02` and `01/02/2026` was sniffed DATE and then failed every query; such a column
+ * is read as text (VARCHAR) instead. Checking reads the whole file once per change of it.
+ */
+export async function csvColumns(connection: DuckDBConnection, table: CatalogTable): Promise<CsvColumn[]> {
+  const described = await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${readCsvSql(table)}`);
+  const sniffed = described.getRows().map((row) => ({
+    name: String(row[0]).toLowerCase(),
+    type: String(row[1]),
+  }));
+  const declared = new Map<string, string>();
+  for (const [name, type] of Object.entries(table.columns ?? {})) declared.set(name.toLowerCase(), type);
+  const unknown = [...declared.keys()].filter((name) => !sniffed.some((c) => c.name === name));
+  if (unknown.length) {
+    throw new Error(
+      `${table.sidecar ?? 'the sidecar schema'}: column ${unknown.join(', ')} is not in the header of ${table.files[0] ?? '?'} (${sniffed.map((c) => c.name).join(', ')}); name the file's columns`,
+    );
+  }
+  const columns: CsvColumn[] = sniffed.map(({ name, type }) => {
+    const given = declared.get(name);
+    if (given === undefined) return { name, type };
+    const bounded = BOUNDED_VARCHAR.exec(given);
+    return bounded ? { name, type: 'VARCHAR', maxLength: Number(bounded[1]) } : { name, type: given };
+  });
+  const inferred = columns.filter((c) => !declared.has(c.name) && c.type !== 'VARCHAR');
+  // Declared columns are read as text here: only the inferred types are on trial.
+  const trial = (): CsvColumn[] =>
+    columns.map((c) => (declared.has(c.name) ? { name: c.name, type: 'VARCHAR' } : c));
+  for (let tries = 0; inferred.length > 0 && tries <= columns.length; tries++) {
+    try {
+      await connection.run(`SELECT count(COLUMNS(*)) FROM ${readCsvSql(table, trial())}`);
+      break;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const column = UNCONVERTIBLE_COLUMN.exec(message)?.[1]?.replaceAll('""', '"');
+      const index = columns.findIndex((c) => c.name === column && !declared.has(c.name));
+      if (index === -1) throw err;
+      columns[index] = { name: columns[index]?.name ?? '', type: 'VARCHAR' };
+    }
+  }
+  return columns;
 }
 
 async function readSidecar(file: string): Promise<Record<string, string> | undefined> {
@@ -145,6 +224,7 @@ export async function scanDataDir(dataDir: string): Promise<Map<string, CatalogT
         files,
         bytes: stats.reduce((sum, s) => sum + s.size, 0),
         columns,
+        sidecar: columns ? sidecarPath : undefined,
         signature: JSON.stringify([
           files,
           stats.map((s) => [s.size, s.mtimeMs]),
@@ -159,7 +239,7 @@ export async function scanDataDir(dataDir: string): Promise<Map<string, CatalogT
 }
 
 /**
- * Renames a table view's columns to lower case, as the Glue catalog keeps every column name
+ * Renames a Parquet table view's columns to lower case (a CSV view names them so itself), as the Glue catalog keeps every column name
  * (Athena user guide, "Name databases, tables, and columns": Athena lower-cases the names of
  * databases, tables and columns), so that `SELECT *` over a file whose header says `Email` gives
  * `email`, as it would in Athena. Two names that differ only in case never reach here: DuckDB
@@ -228,8 +308,13 @@ export class DataCatalog {
         if (this.views.get(key)?.signature === table.signature) continue;
         const name = `${ATHENA_CATALOG}.${sqlIdentifier(database)}.${sqlIdentifier(table.table)}`;
         try {
-          await connection.run(`CREATE OR REPLACE VIEW ${name} AS ${tableViewSql(table)}`);
-          await lowerCaseColumns(connection, name, table);
+          if (table.format === 'csv') {
+            const columns = await csvColumns(connection, table);
+            await connection.run(`CREATE OR REPLACE VIEW ${name} AS ${tableViewSql(table, columns)}`);
+          } else {
+            await connection.run(`CREATE OR REPLACE VIEW ${name} AS ${tableViewSql(table)}`);
+            await lowerCaseColumns(connection, name, table);
+          }
         } catch (err) {
           // One unreadable file must not break queries over the other tables: the table is left
           // out and a query that names it is told why (see brokenTable()).

@@ -308,6 +308,14 @@ export function translateDuckDbError(query: string, message: string, context: Ca
   if (firstLine.startsWith('Invalid Input Error:') && detail === DIVISION_BY_ZERO_REASON) {
     return userFailure(DIVISION_BY_ZERO_REASON);
   }
+  // A value of a CSV file that does not parse as its column's declared type: Athena fails the
+  // query reading it with HIVE_BAD_DATA (its CSV SerDe: "Error parsing field value …"), not as a
+  // cast in the query. DuckDB's first line only says where; the next ones say which value.
+  if (firstLine.startsWith('Conversion Error: CSV Error')) {
+    const lines = message.split('\n').map((l) => l.trim());
+    const why = lines.find((l) => l.startsWith('Error when converting column')) ?? '';
+    return userFailure(`HIVE_BAD_DATA: ${[detail, why].filter(Boolean).join(': ')}`);
+  }
   if (firstLine.startsWith('Conversion Error:')) {
     return userFailure(`INVALID_CAST_ARGUMENT: ${where(position)}${detail}`);
   }
