@@ -17,8 +17,16 @@ import {
   type DuckDBType,
   type DuckDBValue,
 } from '@duckdb/node-api';
-import { rewriteForTrino } from './trino-rewrite';
-import { charNotSupportedReason, charTypeOffset } from './char-type';
+import {
+  decimalDivision,
+  divisionOperandTypes,
+  divisionProbe,
+  rewriteForTrino,
+  substituteParameters,
+  type DecimalDivision,
+} from './trino-rewrite';
+import { charNotSupportedReason, charTypeOffset, lineAndColumn } from './char-type';
+import { boundedVarcharCasts, parameterOffsets } from './query-text';
 import { ATHENA_CATALOG, DEFAULT_DATABASE, sqlIdentifier, type DataCatalog } from './catalog';
 import { athenaCsvLine, readAthenaCsvPage } from './csv';
 import {
@@ -250,7 +258,7 @@ function delay(execution: QueryExecution, ms: number): Promise<void> {
 
 type SelectNode = {
   type?: string;
-  select_list?: { class?: string; alias?: string; column_names?: string[] }[];
+  select_list?: { class?: string; alias?: string; column_names?: string[]; query_location?: number }[];
 };
 
 /**
@@ -272,6 +280,28 @@ export function athenaColumnNames(duckdbNames: readonly string[], ast: unknown):
     if (entry.class !== 'COLUMN_REF') return `_col${i}`;
     return entry.column_names?.at(-1) ?? name;
   });
+}
+
+/**
+ * The n of each result column that is a cast to `varchar(n)` (by the position of its CAST, see
+ * query-text.ts), as Trino types `CAST(x AS varchar(3))`: `varchar(3)`, whose ColumnInfo
+ * precision is 3. Only a select list item that is the cast itself (aliased or not) of a plain
+ * SELECT whose list maps one to one onto the result columns; other columns are undefined.
+ */
+export function boundedVarcharColumns(
+  ast: unknown,
+  casts: ReadonlyMap<number, number>,
+  count: number,
+): (number | undefined)[] {
+  const node = (ast as { statements?: { node?: SelectNode }[] } | undefined)?.statements?.[0]?.node;
+  const list = node?.type === 'SELECT_NODE' ? node.select_list : undefined;
+  if (!list || list.length !== count || list.some((e) => e.class === 'STAR'))
+    return Array<undefined>(count).fill(undefined);
+  return list.map((entry) =>
+    entry.class === 'CAST' && typeof entry.query_location === 'number'
+      ? casts.get(entry.query_location)
+      : undefined,
+  );
 }
 
 /** The tables a query names, from DuckDB's serialized AST (`BASE_TABLE` references). */
@@ -550,7 +580,17 @@ export class QueryEngine {
             'NOT_SUPPORTED: The Athena emulator runs SELECT queries only (DDL and DML are not emulated)',
           );
         }
-        await this.bindParameters(connection, prepared, execution.executionParameters ?? []);
+        const parameters = execution.executionParameters ?? [];
+        if (parameters.length !== prepared.parameterCount) {
+          // Athena's words (the SDK's issue #3837 quotes them, ErrorType 1006): "line 1:1:
+          // Incorrect number of parameters: expected 1 but found 0", at the statement's start.
+          const start = new RegExp(LEADING_TRIVIA).exec(execution.statement)?.[0].length ?? 0;
+          const { line, column } = lineAndColumn(execution.statement, start);
+          return userFailure(
+            `INVALID_PARAMETER_USAGE: line ${line}:${column}: Incorrect number of parameters: expected ${prepared.parameterCount} but found ${parameters.length}`,
+          );
+        }
+        await this.bindParameters(connection, prepared, parameters);
       } catch (err) {
         return this.translate(execution, err);
       }
@@ -563,20 +603,27 @@ export class QueryEngine {
         await this.writeResult(execution, [athenaCsvLine(['Valid']), athenaCsvLine(['true'])]);
         return undefined;
       }
-      const ast = await this.serializedAst(connection, execution.query);
-      execution.dataScannedBytes = this.scannedBytes(execution, ast);
+      const written = await this.serializedAst(connection, execution.query);
+      execution.dataScannedBytes = this.scannedBytes(execution, written);
+      const parameters = await this.parameterExpressions(connection, execution, written);
+      if ('failure' in parameters) return parameters.failure;
+      const ast = parameters.ast;
       const duckNames: string[] = [];
       for (let i = 0; i < prepared.columnCount; i++) duckNames.push(prepared.columnName(i));
-      // Names come from the query as written; what runs is the query with Trino's division by zero
-      // and avg, and the types are its.
+      // Names come from the query as written; what runs is the query with Trino's division, avg and
+      // varchar(n), and the types are its.
       const run = await this.withTrinoSemantics(connection, prepared, ast, execution);
       if ('failure' in run) return run.failure;
       prepared = run.prepared;
       const types: DuckDBType[] = [];
       for (let i = 0; i < prepared.columnCount; i++) types.push(prepared.columnType(i));
       const names = athenaColumnNames(duckNames, ast);
+      const lengths = boundedVarcharColumns(ast, boundedVarcharCasts(execution.query), names.length);
       execution.columns = names.map((name, i) => {
-        const t = athenaColumnType(types[i] as DuckDBType);
+        const type = types[i] as DuckDBType;
+        const length = type.typeId === DuckDBTypeId.VARCHAR ? lengths[i] : undefined;
+        const t =
+          length === undefined ? athenaColumnType(type) : { ...athenaColumnType(type), precision: length };
         return {
           CatalogName: 'hive',
           SchemaName: '',
@@ -605,9 +652,9 @@ export class QueryEngine {
 
   /**
    * The statement to run: the query as prepared when nothing in it answers differently in Trino,
-   * else the query rewritten to Trino's division by zero and `avg` types (see trino-rewrite.ts),
-   * prepared and bound. The query as written was bound first, so its own errors keep their
-   * positions. An `avg` of a column that is not numeric (an interval) does not bind with the fast
+   * else the query (its ExecutionParameters in place) rewritten to Trino's division (by zero, of
+   * decimals), `avg` types and `varchar(n)` casts (see trino-rewrite.ts), prepared. The query as
+   * written was bound first, so its own errors keep their positions. An `avg` of a column that is not numeric (an interval) does not bind with the fast
    * avg macros: the query is then rewritten with the ones that take any column. The rewrite failing
    * to prepare is the emulator's fault and says so.
    */
@@ -618,32 +665,104 @@ export class QueryEngine {
     execution: QueryExecution,
   ): Promise<{ prepared: DuckDBPreparedStatement } | { failure: QueryFailure }> {
     if (ast === undefined) return { prepared };
+    const varcharCasts = boundedVarcharCasts(execution.query);
     let error: unknown;
-    for (const averages of ['fast', 'any'] as const) {
-      const rewritten: unknown = structuredClone(ast);
-      const count = rewriteForTrino(rewritten, { averages });
-      if (count.divisions + count.averages === 0) return { prepared };
-      try {
-        const reader = await connection.runAndReadAll('SELECT json_deserialize_sql($1::JSON)', [
-          JSON.stringify(rewritten),
-        ]);
-        const sql = reader.getRows()[0]?.[0];
-        if (typeof sql !== 'string') throw new Error('json_deserialize_sql gave no SQL');
-        const statement = await (await connection.extractStatements(sql)).prepare(0);
-        await this.bindParameters(connection, statement, execution.executionParameters ?? []);
-        return { prepared: statement };
-      } catch (err) {
-        error = err;
-        if (count.averages === 0) break;
+    try {
+      const decimalDivisions = await this.decimalDivisions(connection, ast);
+      for (const averages of ['fast', 'any'] as const) {
+        const rewritten: unknown = structuredClone(ast);
+        const count = rewriteForTrino(rewritten, { averages, decimalDivisions, varcharCasts });
+        if (count.divisions + count.averages + count.casts === 0) return { prepared };
+        try {
+          return { prepared: await this.prepareAst(connection, rewritten) };
+        } catch (err) {
+          error = err;
+          if (count.averages === 0) break;
+        }
       }
+    } catch (err) {
+      error = err;
     }
     const reason = error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error);
     return {
       failure: systemFailure(
-        `GENERIC_INTERNAL_ERROR: The Athena emulator could not rewrite this query to Trino's division by zero and avg types (${reason}); report the query`,
+        `GENERIC_INTERNAL_ERROR: The Athena emulator could not rewrite this query to Trino's division, avg and varchar(n) semantics (${reason}); report the query`,
         false,
       ),
     };
+  }
+
+  /** Prepares the SQL of a parse tree (`json_deserialize_sql`). */
+  private async prepareAst(connection: DuckDBConnection, ast: unknown): Promise<DuckDBPreparedStatement> {
+    const reader = await connection.runAndReadAll('SELECT json_deserialize_sql($1::JSON)', [
+      JSON.stringify(ast),
+    ]);
+    const sql = reader.getRows()[0]?.[0];
+    if (typeof sql !== 'string') throw new Error('json_deserialize_sql gave no SQL');
+    return (await connection.extractStatements(sql)).prepare(0);
+  }
+
+  /**
+   * The divisions of the query whose operands are decimals (or a decimal and an integer), by their
+   * number (trino-rewrite.ts, divisionProbe), with Trino's result type: DuckDB binds a copy of the
+   * query that packs each division's operands in a struct, and its bound plan tells their types.
+   * A copy that does not bind leaves every division to DuckDB's double.
+   */
+  private async decimalDivisions(
+    connection: DuckDBConnection,
+    ast: unknown,
+  ): Promise<Map<number, DecimalDivision>> {
+    const found = new Map<number, DecimalDivision>();
+    const { probe, divisions } = divisionProbe(ast);
+    if (divisions === 0) return found;
+    const reader = await connection.runAndReadAll(
+      'SELECT json_serialize_plan(json_deserialize_sql($1::JSON))',
+      [JSON.stringify(probe)],
+    );
+    const text = reader.getRows()[0]?.[0];
+    const plan: unknown = typeof text === 'string' ? JSON.parse(text) : undefined;
+    if ((plan as { error?: unknown } | undefined)?.error !== false) return found;
+    for (const [site, [left, right]] of divisionOperandTypes(plan)) {
+      const division = decimalDivision(left, right);
+      if (division) found.set(site, division);
+    }
+    return found;
+  }
+
+  /**
+   * The parse tree to run: the query's, with each `?` replaced by its ExecutionParameter's
+   * expression, as Trino binds the parameters of a prepared statement (each is an SQL literal or
+   * expression: `'text'` a varchar, `42` an integer, `1.5` a decimal(2,1), `DATE '2024-01-01'`),
+   * so that `x / ?` is typed as `x / 2` is. Athena takes `?` in the WHERE clause only ("Currently,
+   * ? parameters can be placed only in the WHERE clause. Syntax like SELECT ? FROM table is not
+   * supported", user guide, "Use parameterized queries"): one anywhere else fails NOT_SUPPORTED at
+   * its position (Athena's own words for it are not documented).
+   */
+  private async parameterExpressions(
+    connection: DuckDBConnection,
+    execution: QueryExecution,
+    ast: unknown,
+  ): Promise<{ ast: unknown } | { failure: QueryFailure }> {
+    const literals = execution.executionParameters ?? [];
+    if (literals.length === 0 || ast === undefined) return { ast };
+    const expressions: unknown[] = [];
+    for (const literal of literals) {
+      const parsed = (await this.serializedAst(connection, `SELECT ${literal}`)) as
+        { statements?: { node?: { select_list?: unknown[] } }[] } | undefined;
+      expressions.push(parsed?.statements?.[0]?.node?.select_list?.[0]);
+    }
+    const substituted: unknown = structuredClone(ast);
+    const outside = substituteParameters(substituted, expressions);
+    if (outside !== undefined) {
+      const offset = parameterOffsets(execution.query)[outside - 1] ?? 0;
+      const { line, column } = lineAndColumn(execution.query, offset);
+      return {
+        failure: userFailure(
+          `NOT_SUPPORTED: line ${line}:${column}: Athena takes ExecutionParameters (?) in the WHERE clause only ("Currently, ? parameters can be placed only in the WHERE clause", Athena user guide); put the value in the query, or filter on it in the WHERE clause`,
+        ),
+      };
+    }
+    return { ast: substituted };
   }
 
   private translate(execution: QueryExecution, err: unknown): QueryFailure {
@@ -657,19 +776,15 @@ export class QueryEngine {
   }
 
   /**
-   * Binds Athena ExecutionParameters: each is an SQL literal (`'text'`, `42`, `DATE '2024-01-01'`)
-   * for one `?`, evaluated by DuckDB and bound with its type.
+   * Binds Athena ExecutionParameters to the query as written (whose errors are reported first):
+   * each is an SQL literal (`'text'`, `42`, `DATE '2024-01-01'`) for one `?`, evaluated by DuckDB
+   * and bound with its type. What runs has them in place instead (see parameterExpressions).
    */
   private async bindParameters(
     connection: DuckDBConnection,
     prepared: DuckDBPreparedStatement,
     parameters: readonly string[],
   ): Promise<void> {
-    if (parameters.length !== prepared.parameterCount) {
-      throw new Error(
-        `Binder Error: the query has ${prepared.parameterCount} parameter(s) (?) but ExecutionParameters has ${parameters.length}`,
-      );
-    }
     const values: DuckDBValue[] = [];
     const types: DuckDBType[] = [];
     for (const literal of parameters) {

@@ -86,6 +86,8 @@ export const USER_ERROR_TYPES: Readonly<Record<string, number>> = {
   NUMERIC_VALUE_OUT_OF_RANGE: ATHENA_ERROR_TYPE.invalidArgument,
   DIVISION_BY_ZERO: ATHENA_ERROR_TYPE.dataError,
   NOT_SUPPORTED: ATHENA_ERROR_TYPE.notSupported,
+  // aws-sdk-js-v3 issue #3837 quotes Athena's AthenaError for it: ErrorType 1006.
+  INVALID_PARAMETER_USAGE: ATHENA_ERROR_TYPE.syntaxError,
 };
 
 /** Why a query failed, in the two forms GetQueryExecution reports. */
@@ -307,6 +309,10 @@ export function translateDuckDbError(query: string, message: string, context: Ca
   // carry no position.
   if (firstLine.startsWith('Invalid Input Error:') && detail === DIVISION_BY_ZERO_REASON) {
     return userFailure(DIVISION_BY_ZERO_REASON);
+  }
+  // Raised by the varchar(n) cast macro, in Trino's words.
+  if (firstLine.startsWith('Invalid Input Error:') && detail.startsWith('INVALID_CAST_ARGUMENT: Value ')) {
+    return userFailure(detail);
   }
   // A value of a CSV file that does not parse as its column's declared type: Athena fails the
   // query reading it with HIVE_BAD_DATA (its CSV SerDe: "Error parsing field value …"), not as a

@@ -14,12 +14,28 @@
  * - **`avg`.** Trino's `avg` of a `decimal(p,s)` is a `decimal(p,s)`, the exact mean rounded half
  *   away from zero (Trino's DecimalAverageAggregation), and of a `real` a `real`; DuckDB's is a
  *   `double` for both. Of the other numeric types both give a `double`.
+ * - **`/` of decimals.** Trino's `decimal(p1,s1) / decimal(p2,s2)` is a
+ *   `decimal(min(38, p1 + s2 + max(s2 - s1, 0)), max(s1, s2))`, the quotient rounded half away
+ *   from zero (Trino's DecimalOperators.decimalDivideOperator: "r_precision" and "r_scale", and
+ *   divideShortShortShort's rounding), an integer operand taken as the decimal that holds it
+ *   (tinyint `decimal(3,0)`, smallint `(5,0)`, integer `(10,0)`, bigint `(19,0)`: Trino's implicit
+ *   coercion); DuckDB's is a `double`. The result type depends on the operands' types, which only
+ *   binding knows: {@link divisionProbe} marks each division so that DuckDB's bound plan
+ *   (`json_serialize_plan`) tells its operands' types ({@link divisionOperandTypes}), and each
+ *   division of decimals becomes {@link DECIMAL_DIVIDE_MACRO} with its result type.
+ * - **`CAST(x AS varchar(n))`.** Trino cuts a string longer than n to n characters
+ *   (CharacterStringCasts.varcharToVarcharCast) and fails the cast of a number whose text is longer
+ *   (`INVALID_CAST_ARGUMENT: Value 12345 cannot be represented as varchar(3)`, the number types'
+ *   castToVarchar); DuckDB's parser drops the n. The casts are found in the query's text
+ *   ({@link boundedVarcharCasts}) and become {@link VARCHAR_CAST_MACRO}.
  */
 
 /** Where the macros live: the instance's own in-memory database, never a data-dir database. */
 const MACRO_SCHEMA = 'memory.main';
 export const DIVIDE_MACRO = 'athena_divide';
 export const MODULUS_MACRO = 'athena_modulus';
+export const DECIMAL_DIVIDE_MACRO = 'athena_decimal_divide';
+export const VARCHAR_CAST_MACRO = { cast: 'athena_varchar_cast', try: 'athena_try_varchar_cast' } as const;
 
 /** The failure the division macros raise; it is the query's StateChangeReason. */
 export const DIVISION_BY_ZERO_REASON = 'DIVISION_BY_ZERO: Division by zero';
@@ -67,6 +83,48 @@ export const AVG_MACROS = {
   any: { plain: 'athena_avg_any', distinct: 'athena_avg_any_distinct' },
 } as const;
 
+/** An exact value's digits without the point, as a HUGEINT (`-1.50` → -150; an integer as it is). */
+const unscaled = (x: string): string => `CAST(replace(CAST(${x} AS VARCHAR), '.', '') AS HUGEINT)`;
+
+/**
+ * `athena_decimal_divide(a, b, rescale, scale, template)`: Trino's decimal quotient. The operands'
+ * unscaled values are divided with the dividend scaled up by `rescale` (the result's scale minus
+ * the dividend's plus the divisor's), the quotient rounded half away from zero and given back
+ * `scale` digits after the point, as the type of `template` (the result's `decimal(p,s)`). The
+ * arithmetic is exact in 128 bits: a dividend past them fails (NUMERIC_VALUE_OUT_OF_RANGE), as
+ * Trino's does past its `Decimal overflow`.
+ */
+function decimalDivideMacro(): string {
+  const num = `(${unscaled('a')} * CAST(rpad('1', rescale + 1, '0') AS HUGEINT))`;
+  const den = unscaled('b');
+  const quotient = `CAST(abs(${num}) // abs(${den}) + CASE WHEN 2 * (abs(${num}) % abs(${den})) >= abs(${den}) THEN 1 ELSE 0 END AS VARCHAR)`;
+  const digits = `repeat('0', greatest(0, scale + 1 - length(${quotient}))) || ${quotient}`;
+  const text = `CASE WHEN (${num} < 0) <> (${den} < 0) AND ${quotient} <> '0' THEN '-' ELSE '' END ||
+    CASE WHEN scale = 0 THEN ${digits} ELSE left(${digits}, length(${digits}) - scale) || '.' || right(${digits}, scale) END`;
+  return `CREATE MACRO ${MACRO_SCHEMA}.${DECIMAL_DIVIDE_MACRO}(a, b, rescale, scale, template) AS cast_to_type(CASE
+    WHEN a IS NULL OR b IS NULL THEN CAST(NULL AS VARCHAR)
+    WHEN ${den} = 0 THEN error('${DIVISION_BY_ZERO_REASON}')
+    ELSE ${text} END, template)`;
+}
+
+/**
+ * `athena_varchar_cast(x, n)` and its TRY_CAST form: Trino's cast to `varchar(n)`. Text is cut to
+ * n characters; any other value's text must fit, or the cast fails (the TRY form: NULL).
+ */
+function varcharCastMacros(): string[] {
+  return (['cast', 'try'] as const).map((kind) => {
+    const tooLong =
+      kind === 'try'
+        ? 'CAST(NULL AS VARCHAR)'
+        : `error('INVALID_CAST_ARGUMENT: Value ' || CAST(x AS VARCHAR) || ' cannot be represented as varchar(' || n || ')')`;
+    return `CREATE MACRO ${MACRO_SCHEMA}.${VARCHAR_CAST_MACRO[kind]}(x, n) AS CASE
+      WHEN x IS NULL THEN CAST(NULL AS VARCHAR)
+      WHEN typeof(x) = 'VARCHAR' THEN left(CAST(x AS VARCHAR), n)
+      WHEN length(CAST(x AS VARCHAR)) <= n THEN CAST(x AS VARCHAR)
+      ELSE ${tooLong} END`;
+  });
+}
+
 /**
  * The macros, created once per DuckDB instance. `typeof()` is constant for a column, so the branch
  * taken is chosen by the operands' types; `cast_to_type(…, a / b)` gives the IEEE branch the type
@@ -83,6 +141,8 @@ export const TRINO_MACROS_SQL = [
   `CREATE MACRO ${MACRO_SCHEMA}.${MODULUS_MACRO}(a, b) AS CASE
     WHEN b <> 0 OR a IS NULL OR b IS NULL OR typeof(a) IN ${FLOATING} OR typeof(b) IN ${FLOATING} THEN a % b
     ELSE error('${DIVISION_BY_ZERO_REASON}') END`,
+  decimalDivideMacro(),
+  ...varcharCastMacros(),
   ...(['fast', 'any'] as const).flatMap((kind) => [
     avgMacro(AVG_MACROS[kind].plain, '', kind === 'fast'),
     avgMacro(AVG_MACROS[kind].distinct, 'DISTINCT ', kind === 'fast'),
@@ -97,6 +157,8 @@ export interface TrinoRewrites {
   readonly divisions: number;
   /** `avg()` calls. */
   readonly averages: number;
+  /** Casts to `varchar(n)`. */
+  readonly casts: number;
 }
 
 const isPlainCall = (node: AstNode, name: string, args: number): boolean =>
@@ -108,47 +170,300 @@ const isPlainCall = (node: AstNode, name: string, args: number): boolean =>
   !node.schema &&
   !node.catalog;
 
-/**
- * Replaces, in DuckDB's serialized parse tree (`json_serialize_sql`), every two-argument `/`, `%`
- * and unqualified `mod()` by the division macros, and every aggregate `avg(x)` (also
- * `avg(DISTINCT x)`; not one with a FILTER or ORDER BY, nor a window's) by the avg macro of the
- * kind `options.averages` names (`fast` unless told). The tree is changed in place, and loses its `query_location`s: they point into the query
- * as written, not into the rewritten text (and "none" is 2^64-1, which a JS number cannot hold).
- * A result of zero rewrites means the query can run as written.
- */
-export function rewriteForTrino(
-  ast: unknown,
-  options: { averages: keyof typeof AVG_MACROS } = { averages: 'fast' },
-): TrinoRewrites {
-  let divisions = 0;
-  let averages = 0;
-  const rename = (node: AstNode, name: string): void => {
-    const [catalog, schema] = MACRO_SCHEMA.split('.');
-    Object.assign(node, { function_name: name, catalog, schema, is_operator: false });
-  };
-  const visit = (node: unknown): void => {
+const isDivision = (node: AstNode): boolean => isPlainCall(node, '/', 2);
+
+/** Every object of the tree, parents before their children, in key order. */
+function preOrder(ast: unknown, visit: (node: AstNode) => void): void {
+  const walk = (node: unknown): void => {
     if (Array.isArray(node)) {
-      node.forEach(visit);
+      node.forEach(walk);
+      return;
+    }
+    if (typeof node !== 'object' || node === null) return;
+    visit(node as AstNode);
+    Object.values(node).forEach(walk);
+  };
+  walk(ast);
+}
+
+/** A type as DuckDB's bound plan (`json_serialize_plan`) writes it. */
+export interface PlanType {
+  readonly id?: string;
+  readonly type_info?: {
+    readonly width?: number;
+    readonly scale?: number;
+    readonly child_types?: readonly { readonly first?: string; readonly second?: PlanType }[];
+  } | null;
+}
+
+/**
+ * The decimal that holds an exact numeric type, as Trino coerces an integer operand of a decimal
+ * operator: tinyint `decimal(3,0)`, smallint `(5,0)`, integer `(10,0)`, bigint `(19,0)`. DuckDB's
+ * own integer types are taken as the Athena types they are reported as (types.ts: HUGEINT, a sum
+ * of integers, is a bigint; the unsigned ones widened). Undefined for an inexact or other type.
+ */
+export function exactNumericType(
+  type: PlanType,
+): { precision: number; scale: number; decimal: boolean } | undefined {
+  if (type.id === 'DECIMAL') {
+    return { precision: type.type_info?.width ?? 18, scale: type.type_info?.scale ?? 0, decimal: true };
+  }
+  const digits: Record<string, number> = {
+    TINYINT: 3,
+    SMALLINT: 5,
+    UTINYINT: 5,
+    INTEGER: 10,
+    USMALLINT: 10,
+    BIGINT: 19,
+    UINTEGER: 19,
+    HUGEINT: 19,
+    UBIGINT: 20,
+  };
+  const precision = type.id ? digits[type.id] : undefined;
+  return precision === undefined ? undefined : { precision, scale: 0, decimal: false };
+}
+
+/** How one division of decimals is computed: Trino's result type and the dividend's rescale. */
+export interface DecimalDivision {
+  readonly precision: number;
+  readonly scale: number;
+  /** The result's scale minus the dividend's plus the divisor's: the dividend's shift left. */
+  readonly rescale: number;
+}
+
+/**
+ * Trino's `decimal(p1,s1) / decimal(p2,s2)`: `decimal(min(38, p1 + s2 + max(s2 - s1, 0)),
+ * max(s1, s2))` (DecimalOperators.decimalDivideOperator). Undefined unless both operands are exact
+ * and one is a decimal: two integers divide as integers, anything inexact as a double.
+ */
+export function decimalDivision(left: PlanType, right: PlanType): DecimalDivision | undefined {
+  const a = exactNumericType(left);
+  const b = exactNumericType(right);
+  if (!a || !b || !(a.decimal || b.decimal)) return undefined;
+  const scale = Math.max(a.scale, b.scale);
+  return {
+    precision: Math.min(38, a.precision + b.scale + Math.max(b.scale - a.scale, 0)),
+    scale,
+    rescale: scale - a.scale + b.scale,
+  };
+}
+
+const OPERAND_FIELD = (side: 'l' | 'r', site: number): string => `athena_${side}${site}`;
+const QUOTIENT_FIELD = 'athena_quotient';
+
+const functionNode = (name: string, children: unknown[], qualified = false): AstNode => ({
+  class: 'FUNCTION',
+  type: 'FUNCTION',
+  alias: '',
+  function_name: name,
+  schema: qualified ? (MACRO_SCHEMA.split('.')[1] ?? '') : '',
+  catalog: qualified ? (MACRO_SCHEMA.split('.')[0] ?? '') : '',
+  children,
+  filter: null,
+  order_bys: { type: 'ORDER_MODIFIER', orders: [] },
+  distinct: false,
+  is_operator: false,
+  export_state: false,
+});
+
+const constantNode = (value: number | string): AstNode => ({
+  class: 'CONSTANT',
+  type: 'VALUE_CONSTANT',
+  alias: '',
+  value: {
+    type: { id: typeof value === 'number' ? 'INTEGER' : 'VARCHAR', type_info: null },
+    is_null: false,
+    value,
+  },
+});
+
+/** `CAST(NULL AS DECIMAL(p,s))`: a value of the type a macro's result is cast to. */
+const decimalTemplateNode = (precision: number, scale: number): AstNode => ({
+  class: 'CAST',
+  type: 'OPERATOR_CAST',
+  alias: '',
+  child: {
+    class: 'CONSTANT',
+    type: 'VALUE_CONSTANT',
+    alias: '',
+    value: { type: { id: 'NULL', type_info: null }, is_null: true },
+  },
+  cast_type: {
+    id: 'DECIMAL',
+    type_info: { type: 'DECIMAL_TYPE_INFO', alias: '', extension_info: null, width: precision, scale },
+  },
+  try_cast: false,
+});
+
+/**
+ * Makes `target` the node `source` is (in place: its parent keeps pointing at it), under the
+ * target's alias (`SELECT a / b AS q`: a subquery's column is named by it).
+ */
+function replaceNode(target: AstNode, source: AstNode): void {
+  const alias = target.alias;
+  for (const key of Object.keys(target)) delete target[key];
+  Object.assign(target, source, typeof alias === 'string' && alias !== '' ? { alias } : {});
+}
+
+/**
+ * A copy of a parse tree in which each two-argument `/` (the n-th, counted parents first as
+ * {@link rewriteForTrino} counts them) is `struct_pack(athena_quotient := a / b, athena_l<n> := a,
+ * athena_r<n> := b).athena_quotient`: the same value and type, but DuckDB's bound plan of the copy
+ * holds a struct whose fields are typed as the operands are, named after the division. The copy
+ * has no positions (json_deserialize_sql cannot read "none", 2^64-1, back).
+ */
+export function divisionProbe(ast: unknown): { probe: unknown; divisions: number } {
+  const probe: unknown = structuredClone(ast);
+  preOrder(probe, (node) => delete node.query_location);
+  const found: AstNode[] = [];
+  preOrder(probe, (node) => {
+    if (isDivision(node)) found.push(node);
+  });
+  found.forEach((node, site) => {
+    const [a, b] = node.children as AstNode[];
+    const quotient = { ...node, alias: QUOTIENT_FIELD };
+    const pack = functionNode('struct_pack', [
+      quotient,
+      { ...a, alias: OPERAND_FIELD('l', site) },
+      { ...b, alias: OPERAND_FIELD('r', site) },
+    ]);
+    replaceNode(node, functionNode('struct_extract', [pack, constantNode(QUOTIENT_FIELD)]));
+  });
+  return { probe, divisions: found.length };
+}
+
+/**
+ * The operand types of each division of a {@link divisionProbe}, from DuckDB's bound plan of it
+ * (`json_serialize_plan`), by the division's number. A division bound more than once (a CTE named
+ * twice) with operands of other types each time is left out: it has no one type.
+ */
+export function divisionOperandTypes(plan: unknown): Map<number, readonly [PlanType, PlanType]> {
+  const found = new Map<number, readonly [PlanType, PlanType]>();
+  const conflicting = new Set<number>();
+  preOrder(plan, (node) => {
+    const type = node.return_type as PlanType | undefined;
+    const fields = type?.id === 'STRUCT' ? (type.type_info?.child_types ?? []) : [];
+    for (const field of fields) {
+      const site = /^athena_l(\d+)$/.exec(field.first ?? '')?.[1];
+      if (site === undefined) continue;
+      const right = fields.find((f) => f.first === OPERAND_FIELD('r', Number(site)))?.second;
+      if (!field.second || !right) continue;
+      const types = [field.second, right] as const;
+      const previous = found.get(Number(site));
+      if (previous && JSON.stringify(previous) !== JSON.stringify(types)) conflicting.add(Number(site));
+      found.set(Number(site), types);
+    }
+  });
+  for (const site of conflicting) found.delete(site);
+  return found;
+}
+
+/**
+ * Replaces each `?` of a parse tree (PARAMETER, numbered from 1 in the order the query writes
+ * them) inside a WHERE clause by a copy of its expression (`expressions[n - 1]`, without
+ * positions). Returns the number of the first `?` found outside every WHERE clause (a select
+ * list, a JOIN's ON, HAVING, LIMIT, …: Athena takes none there), or undefined when all were in one.
+ */
+export function substituteParameters(ast: unknown, expressions: readonly unknown[]): number | undefined {
+  let outside: number | undefined;
+  const walk = (node: unknown, inWhere: boolean): void => {
+    if (Array.isArray(node)) {
+      node.forEach((item) => walk(item, inWhere));
       return;
     }
     if (typeof node !== 'object' || node === null) return;
     const record = node as AstNode;
+    if (record.class === 'PARAMETER') {
+      const number = Number(record.identifier);
+      const expression = expressions[number - 1];
+      if (!inWhere || expression === undefined) {
+        outside = outside === undefined ? number : Math.min(outside, number);
+        return;
+      }
+      const copy: unknown = structuredClone(expression);
+      preOrder(copy, (inner) => delete inner.query_location);
+      replaceNode(record, copy as AstNode);
+      return;
+    }
+    const select = record.type === 'SELECT_NODE';
+    for (const [key, value] of Object.entries(record)) walk(value, select ? key === 'where_clause' : inWhere);
+  };
+  walk(ast, false);
+  return outside;
+}
+
+/** Options of {@link rewriteForTrino}. */
+export interface TrinoRewriteOptions {
+  /** Which avg macros: `fast` (numeric columns) or `any`. @default 'fast' */
+  readonly averages?: keyof typeof AVG_MACROS;
+  /** The divisions of decimals, by their number (see {@link divisionProbe}), and how to compute them. */
+  readonly decimalDivisions?: ReadonlyMap<number, DecimalDivision>;
+  /** The casts to `varchar(n)`: n by the position of their CAST (see {@link boundedVarcharCasts}). */
+  readonly varcharCasts?: ReadonlyMap<number, number>;
+}
+
+/**
+ * Replaces, in DuckDB's serialized parse tree (`json_serialize_sql`), every two-argument `/`, `%`
+ * and unqualified `mod()` by the division macros (a `/` that `options.decimalDivisions` names by
+ * the decimal one), every aggregate `avg(x)` (also `avg(DISTINCT x)`; not one with a FILTER or
+ * ORDER BY, nor a window's) by the avg macro of the kind `options.averages` names, and each cast
+ * that `options.varcharCasts` names by the varchar(n) macro. The tree is changed in place, and
+ * loses its `query_location`s: they point into the query as written, not into the rewritten text
+ * (and "none" is 2^64-1, which a JS number cannot hold). A result of zero rewrites means the query
+ * can run as written.
+ */
+export function rewriteForTrino(ast: unknown, options: TrinoRewriteOptions = {}): TrinoRewrites {
+  let divisions = 0;
+  let averages = 0;
+  let casts = 0;
+  let site = 0;
+  const rename = (node: AstNode, name: string): void => {
+    const [catalog, schema] = MACRO_SCHEMA.split('.');
+    Object.assign(node, { function_name: name, catalog, schema, is_operator: false });
+  };
+  preOrder(ast, (record) => {
+    const at = record.query_location;
     delete record.query_location;
-    if (isPlainCall(record, '/', 2) || isPlainCall(record, '%', 2) || isPlainCall(record, 'mod', 2)) {
-      rename(record, record.function_name === '/' ? DIVIDE_MACRO : MODULUS_MACRO);
+    if (record.class === 'CAST' && typeof at === 'number' && options.varcharCasts?.has(at)) {
+      const length = options.varcharCasts.get(at) ?? 0;
+      const macro = record.try_cast === true ? VARCHAR_CAST_MACRO.try : VARCHAR_CAST_MACRO.cast;
+      replaceNode(record, functionNode(macro, [record.child, constantNode(length)], true));
+      casts++;
+    } else if (isDivision(record)) {
+      const decimal = options.decimalDivisions?.get(site++);
+      if (decimal) {
+        const [a, b] = record.children as unknown[];
+        replaceNode(
+          record,
+          functionNode(
+            DECIMAL_DIVIDE_MACRO,
+            [
+              a,
+              b,
+              constantNode(decimal.rescale),
+              constantNode(decimal.scale),
+              decimalTemplateNode(decimal.precision, decimal.scale),
+            ],
+            true,
+          ),
+        );
+      } else {
+        rename(record, DIVIDE_MACRO);
+      }
+      divisions++;
+    } else if (isPlainCall(record, '%', 2) || isPlainCall(record, 'mod', 2)) {
+      rename(record, MODULUS_MACRO);
       divisions++;
     } else if (
       isPlainCall(record, 'avg', 1) &&
       record.filter === null &&
       !((record.order_bys as { orders?: unknown[] } | undefined)?.orders ?? []).length
     ) {
-      const macros = AVG_MACROS[options.averages];
+      const macros = AVG_MACROS[options.averages ?? 'fast'];
       rename(record, record.distinct === true ? macros.distinct : macros.plain);
       record.distinct = false;
       averages++;
     }
-    Object.values(record).forEach(visit);
-  };
-  visit(ast);
-  return { divisions, averages };
+  });
+  return { divisions, averages, casts };
 }

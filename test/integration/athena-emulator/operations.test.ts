@@ -201,6 +201,53 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
       expect(await resultFile(h.s3, execution)).toBe('"email"\n"ada@example.com"\n');
     });
 
+    it('types an ExecutionParameter as the literal it is, as Trino binds one (x / ? divides as x / 2 does)', async () => {
+      const values =
+        "(VALUES (1, CAST(1.00 AS DECIMAL(10,2)), DATE '2024-01-01'), (2, CAST(2.00 AS DECIMAL(10,2)), DATE '2024-02-01')) AS t(id, x, d)";
+      for (const [where, parameters, ids] of [
+        // integer / integer is an integer: 1 / 2 = 0, 2 / 2 = 1
+        ['id / ? = 0', ['2'], ['1']],
+        // decimal(10,2) / integer is a decimal(10,2), rounded: 1.00 / 3 = 0.33
+        ['x / ? = 0.33', ['3'], ['1']],
+        ['x / ? = 0.67', ['3'], ['2']],
+        ['d = ?', ["DATE '2024-02-01'"], ['2']],
+        ['d < ? AND id = ?', ["CAST('2024-01-15' AS DATE)", '1'], ['1']],
+      ] as const) {
+        const { execution } = await runQuery(h.athena, {
+          QueryString: `SELECT id FROM ${values} WHERE ${where} ORDER BY id`,
+          ExecutionParameters: [...parameters],
+          ...output,
+        });
+        expect([where, execution.Status?.StateChangeReason]).toEqual([where, undefined]);
+        expect([where, await resultFile(h.s3, execution)]).toEqual([
+          where,
+          `"id"\n${ids.map((id) => `"${id}"\n`).join('')}`,
+        ]);
+      }
+    });
+
+    it("refuses ExecutionParameters outside the WHERE clause, and a count that is not the query's, as Athena does", async () => {
+      const outside = await runQuery(h.athena, {
+        QueryString: 'SELECT lifetime_value / ? AS share FROM customers',
+        ExecutionParameters: ['2'],
+        ...inMarketing,
+        ...output,
+      });
+      expect(outside.execution.Status?.State).toBe('FAILED');
+      expect(outside.execution.Status?.StateChangeReason).toMatch(
+        /^NOT_SUPPORTED: line 1:25: Athena takes ExecutionParameters \(\?\) in the WHERE clause only/,
+      );
+      const missing = await runQuery(h.athena, {
+        QueryString: '\nSELECT email FROM customers WHERE segment = ?',
+        ...inMarketing,
+        ...output,
+      });
+      expect(missing.execution.Status?.StateChangeReason).toBe(
+        'INVALID_PARAMETER_USAGE: line 2:1: Incorrect number of parameters: expected 1 but found 0',
+      );
+      expect(missing.execution.Status?.AthenaError).toMatchObject({ ErrorCategory: 2, ErrorType: 1006 });
+    });
+
     it('moves QUEUED → RUNNING → SUCCEEDED with the configured delays', async () => {
       const slow = await startHarness(
         { 'd/t.csv': '"a"\n"1"\n' },

@@ -163,9 +163,8 @@ describe('Athena emulator column types (real @aws-sdk/client-athena)', () => {
     ];
     for (const [query, parameters] of [
       ...queries.map((q) => [q, undefined] as const),
-      // A divisor bound from ExecutionParameters (cast: a result type that depends on a parameter's
-      // is not known when the emulator reads the columns).
-      ['SELECT x / CAST(? AS INTEGER) AS q FROM (VALUES (5)) AS t(x)', ['0']] as const,
+      // A divisor given by ExecutionParameters (in the WHERE clause, where Athena takes them).
+      ['SELECT x FROM (VALUES (5)) AS t(x) WHERE x / ? > 1', ['0']] as const,
     ]) {
       const { execution } = await runQuery(h.athena, {
         QueryString: query,
@@ -183,6 +182,82 @@ describe('Athena emulator column types (real @aws-sdk/client-athena)', () => {
         ErrorMessage: 'DIVISION_BY_ZERO: Division by zero',
       });
     }
+  });
+
+  it("divides decimals as Trino does: a decimal of Trino's precision and scale, rounded half away from zero", async () => {
+    const cases = [
+      // [expression, type, precision, scale, value]: decimal(p1,s1) / decimal(p2,s2) is
+      // decimal(min(38, p1 + s2 + max(s2 - s1, 0)), max(s1, s2)); an integer is decimal(10,0).
+      ['CAST(1.00 AS DECIMAL(10,2)) / CAST(3 AS DECIMAL(10,2))', 'decimal', 12, 2, '0.33'],
+      ['CAST(2.00 AS DECIMAL(10,2)) / CAST(3 AS DECIMAL(10,2))', 'decimal', 12, 2, '0.67'],
+      ['CAST(10.00 AS DECIMAL(10,2)) / 4', 'decimal', 10, 2, '2.50'],
+      ['1 / CAST(0.3 AS DECIMAL(2,1))', 'decimal', 12, 1, '3.3'],
+      ['CAST(-1.00 AS DECIMAL(3,2)) / CAST(8 AS DECIMAL(1,0))', 'decimal', 3, 2, '-0.13'],
+      ['7.5 / 2', 'decimal', 2, 1, '3.8'],
+      ['CAST(1 AS BIGINT) / 1.5', 'decimal', 21, 1, '0.7'],
+      ['CAST(1 AS DECIMAL(38,0)) / CAST(3 AS DECIMAL(38,10))', 'decimal', 38, 10, '0.3333333333'],
+      ['CAST(1 AS DECIMAL(3,0)) / CAST(4 AS DOUBLE)', 'double', 17, 0, '0.25'],
+    ] as const;
+    const { id, execution } = await runQuery(h.athena, {
+      QueryString: `SELECT ${cases.map(([sql], i) => `${sql} AS c${i}`).join(', ')}`,
+    });
+    expect(execution.Status?.StateChangeReason).toBeUndefined();
+    const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+    const info = page.ResultSet?.ResultSetMetadata?.ColumnInfo ?? [];
+    const values = page.ResultSet?.Rows?.[1]?.Data ?? [];
+    expect(
+      cases.map(([sql], i) => [
+        sql,
+        info[i]?.Type,
+        info[i]?.Precision,
+        info[i]?.Scale,
+        values[i]?.VarCharValue,
+      ]),
+    ).toEqual(cases);
+
+    // Wherever the division is: a filter compares Trino's quotient, an aggregate's too.
+    const grouped = await runQuery(h.athena, {
+      QueryString:
+        'SELECT sum(x) / count(*) AS mean FROM (VALUES (CAST(1.00 AS DECIMAL(10,2))), (2.00)) AS t(x) ' +
+        'HAVING sum(x) / 3 = 1.00 AND min(x) / 3 = 0.33',
+    });
+    expect(await resultFile(h.s3, grouped.execution)).toBe('"mean"\n"1.50"\n');
+    // A quotient named in a subquery keeps its name (and its value).
+    const nested = await runQuery(h.athena, {
+      QueryString: 'SELECT q FROM (SELECT CAST(1 AS DECIMAL(4,2)) / 3 AS q) AS s WHERE q > 0',
+    });
+    expect(await resultFile(h.s3, nested.execution)).toBe('"q"\n"0.33"\n');
+    const typed = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: grouped.id }));
+    const [mean] = typed.ResultSet?.ResultSetMetadata?.ColumnInfo ?? [];
+    expect([mean?.Type, mean?.Precision, mean?.Scale]).toEqual(['decimal', 38, 2]);
+  });
+
+  it('casts to varchar(n) as Trino does: text cut to n characters, a longer number refused, typed varchar(n)', async () => {
+    const { id, execution } = await runQuery(h.athena, {
+      QueryString:
+        "SELECT CAST(s AS varchar(3)) AS short, CAST('ünïcödé' AS VARCHAR(3)) AS wide, CAST(123 AS varchar(3)) AS num, " +
+        'TRY_CAST(12345 AS varchar(3)) AS tried, CAST(s AS varchar) AS whole ' +
+        "FROM (VALUES ('abcdef'), (NULL)) AS t(s) WHERE CAST(s AS varchar(2)) = 'ab' OR s IS NULL ORDER BY s",
+    });
+    expect(execution.Status?.StateChangeReason).toBeUndefined();
+    expect(await resultFile(h.s3, execution)).toBe(
+      '"short","wide","num","tried","whole"\n"abc","ünï","123",,"abcdef"\n,"ünï","123",,\n',
+    );
+    const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+    expect(page.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => [c.Name, c.Type, c.Precision])).toEqual([
+      ['short', 'varchar', 3],
+      ['wide', 'varchar', 3],
+      ['num', 'varchar', 3],
+      ['tried', 'varchar', 3],
+      ['whole', 'varchar', 2147483647],
+    ]);
+
+    const refused = await runQuery(h.athena, { QueryString: 'SELECT CAST(12345 AS varchar(3)) AS v' });
+    expect(refused.execution.Status?.State).toBe('FAILED');
+    expect(refused.execution.Status?.StateChangeReason).toBe(
+      'INVALID_CAST_ARGUMENT: Value 12345 cannot be represented as varchar(3)',
+    );
+    expect(refused.execution.Status?.AthenaError).toMatchObject({ ErrorCategory: 2, ErrorType: 1100 });
   });
 
   it('divides a double or real by zero as Java does (Infinity, NaN), keeps NULL, and every type', async () => {
