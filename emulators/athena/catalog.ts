@@ -9,7 +9,7 @@
  * `<table>.schema.json` declares column types, as a Glue table does: `{ "columns": { "id":
  * "BIGINT", "email": "string", "code": "varchar(3)" } }` (by name, DuckDB types or Athena's
  * `string` and `varchar(n)`). A column it does not declare gets the type DuckDB's sniffer infers
- * if every value of the file converts to it, else VARCHAR (see {@link csvColumns}).
+ * if every value of the file converts to it, else VARCHAR (see {@link csvSchema}).
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -59,13 +59,28 @@ function tableNameOf(file: string): string {
 /** The options of `read_csv` for the dialect of Athena's result files (see the module doc). */
 const CSV_DIALECT = `header = true, delim = ',', quote = '"', escape = '"', allow_quoted_nulls = false`;
 
-const readCsvSql = (table: CatalogTable, columns?: readonly CsvColumn[]): string => {
+/**
+ * `read_csv` of a table's files: sniffed, or, given the {@link CsvSchema}, with every column typed
+ * and nothing left to DuckDB's sniffer (`auto_detect = false`: no file is sniffed when a query
+ * binds the view).
+ */
+const readCsvSql = (table: CatalogTable, schema?: CsvSchema): string => {
   const files = `[${table.files.map(sqlString).join(', ')}]`;
-  const typed = columns
-    ? `, columns = {${columns.map((c) => `${sqlString(c.name)}: ${sqlString(c.type)}`).join(', ')}}`
-    : '';
-  return `read_csv(${files}, ${CSV_DIALECT}${typed})`;
+  if (!schema) return `read_csv(${files}, ${CSV_DIALECT})`;
+  const typed = schema.columns.map((c) => `${sqlString(c.name)}: ${sqlString(c.type)}`).join(', ');
+  const formats = [
+    schema.dateFormat ? `, dateformat = ${sqlString(schema.dateFormat)}` : '',
+    schema.timestampFormat ? `, timestampformat = ${sqlString(schema.timestampFormat)}` : '',
+  ].join('');
+  return `read_csv(${files}, ${CSV_DIALECT}, auto_detect = false, columns = {${typed}}${formats})`;
 };
+
+/** How a CSV table's files are read: each column's type, and the date formats the sniffer found. */
+export interface CsvSchema {
+  readonly columns: readonly CsvColumn[];
+  readonly dateFormat?: string;
+  readonly timestampFormat?: string;
+}
 
 /** One column of a CSV table as the view reads it. */
 export interface CsvColumn {
@@ -78,17 +93,17 @@ export interface CsvColumn {
 }
 
 /**
- * The DuckDB SQL of the view over one table's files; a CSV table's `columns` are those
- * {@link csvColumns} settled on (every column typed, so DuckDB's sniffer decides no type).
+ * The DuckDB SQL of the view over one table's files; a CSV table's `schema` is the one
+ * {@link csvSchema} settled on (every column typed, so DuckDB's sniffer decides no type).
  */
-export function tableViewSql(table: CatalogTable, columns?: readonly CsvColumn[]): string {
+export function tableViewSql(table: CatalogTable, schema?: CsvSchema): string {
   const files = `[${table.files.map(sqlString).join(', ')}]`;
   if (table.format === 'parquet') return `SELECT * FROM read_parquet(${files})`;
-  const cut = (columns ?? []).filter((c) => c.maxLength !== undefined);
+  const cut = (schema?.columns ?? []).filter((c) => c.maxLength !== undefined);
   const replace = cut.length
     ? ` REPLACE (${cut.map((c) => `left(${sqlIdentifier(c.name)}, ${c.maxLength}) AS ${sqlIdentifier(c.name)}`).join(', ')})`
     : '';
-  return `SELECT *${replace} FROM ${readCsvSql(table, columns)}`;
+  return `SELECT *${replace} FROM ${readCsvSql(table, schema)}`;
 }
 
 /** `varchar(n)` / `character varying(n)` in a sidecar: read as text, cut to n characters. */
@@ -107,12 +122,20 @@ const UNCONVERTIBLE_COLUMN = /Error when converting column "((?:[^"]|"")*)"/;
  * of `2026-01-02` and `01/02/2026` was sniffed DATE and then failed every query; such a column
  * is read as text (VARCHAR) instead. Checking reads the whole file once per change of it.
  */
-export async function csvColumns(connection: DuckDBConnection, table: CatalogTable): Promise<CsvColumn[]> {
-  const described = await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${readCsvSql(table)}`);
-  const sniffed = described.getRows().map((row) => ({
-    name: String(row[0]).toLowerCase(),
-    type: String(row[1]),
+export async function csvSchema(connection: DuckDBConnection, table: CatalogTable): Promise<CsvSchema> {
+  // What read_csv would sniff: it sniffs the first file.
+  const reader = await connection.runAndReadAll(
+    `SELECT to_json(Columns)::VARCHAR, DateFormat, TimestampFormat FROM sniff_csv(${sqlString(table.files[0] ?? '')}, ${CSV_DIALECT})`,
+  );
+  const [json, dateFormat, timestampFormat] = reader.getRows()[0] ?? [];
+  const sniffed = (JSON.parse(String(json)) as { name: string; type: string }[]).map((c) => ({
+    name: c.name.toLowerCase(),
+    type: c.type,
   }));
+  const formats = {
+    ...(typeof dateFormat === 'string' && dateFormat ? { dateFormat } : {}),
+    ...(typeof timestampFormat === 'string' && timestampFormat ? { timestampFormat } : {}),
+  };
   const declared = new Map<string, string>();
   for (const [name, type] of Object.entries(table.columns ?? {})) declared.set(name.toLowerCase(), type);
   const unknown = [...declared.keys()].filter((name) => !sniffed.some((c) => c.name === name));
@@ -133,7 +156,9 @@ export async function csvColumns(connection: DuckDBConnection, table: CatalogTab
     columns.map((c) => (declared.has(c.name) ? { name: c.name, type: 'VARCHAR' } : c));
   for (let tries = 0; inferred.length > 0 && tries <= columns.length; tries++) {
     try {
-      await connection.run(`SELECT count(COLUMNS(*)) FROM ${readCsvSql(table, trial())}`);
+      await connection.run(
+        `SELECT count(COLUMNS(*)) FROM ${readCsvSql(table, { columns: trial(), ...formats })}`,
+      );
       break;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -143,7 +168,7 @@ export async function csvColumns(connection: DuckDBConnection, table: CatalogTab
       columns[index] = { name: columns[index]?.name ?? '', type: 'VARCHAR' };
     }
   }
-  return columns;
+  return { columns, ...formats };
 }
 
 async function readSidecar(file: string): Promise<Record<string, string> | undefined> {
@@ -309,8 +334,8 @@ export class DataCatalog {
         const name = `${ATHENA_CATALOG}.${sqlIdentifier(database)}.${sqlIdentifier(table.table)}`;
         try {
           if (table.format === 'csv') {
-            const columns = await csvColumns(connection, table);
-            await connection.run(`CREATE OR REPLACE VIEW ${name} AS ${tableViewSql(table, columns)}`);
+            const schema = await csvSchema(connection, table);
+            await connection.run(`CREATE OR REPLACE VIEW ${name} AS ${tableViewSql(table, schema)}`);
           } else {
             await connection.run(`CREATE OR REPLACE VIEW ${name} AS ${tableViewSql(table)}`);
             await lowerCaseColumns(connection, name, table);
