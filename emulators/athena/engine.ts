@@ -18,9 +18,9 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import {
+  countDivisions,
   decimalDivision,
-  divisionOperandTypes,
-  divisionProbe,
+  probedOperandTypes,
   rewriteForTrino,
   substituteParameters,
   type DecimalDivision,
@@ -704,26 +704,27 @@ export class QueryEngine {
 
   /**
    * The divisions of the query whose operands are decimals (or a decimal and an integer), by their
-   * number (trino-rewrite.ts, divisionProbe), with Trino's result type: DuckDB binds a copy of the
-   * query that packs each division's operands in a struct, and its bound plan tells their types.
-   * A copy that does not bind leaves every division to DuckDB's double.
+   * number (trino-rewrite.ts), with Trino's result type. Each division in turn is bound as a call
+   * that fails naming its operands' types (probedOperandTypes), innermost first, the ones inside
+   * it already rewritten (`(x / 3) / 2` divides a decimal). A division whose probe fails otherwise
+   * is left to DuckDB's double.
    */
   private async decimalDivisions(
     connection: DuckDBConnection,
     ast: unknown,
   ): Promise<Map<number, DecimalDivision>> {
     const found = new Map<number, DecimalDivision>();
-    const { probe, divisions } = divisionProbe(ast);
-    if (divisions === 0) return found;
-    const reader = await connection.runAndReadAll(
-      'SELECT json_serialize_plan(json_deserialize_sql($1::JSON))',
-      [JSON.stringify(probe)],
-    );
-    const text = reader.getRows()[0]?.[0];
-    const plan: unknown = typeof text === 'string' ? JSON.parse(text) : undefined;
-    if ((plan as { error?: unknown } | undefined)?.error !== false) return found;
-    for (const [site, [left, right]] of divisionOperandTypes(plan)) {
-      const division = decimalDivision(left, right);
+    // Numbered parents first: from the last, each division comes after those inside it.
+    for (let site = countDivisions(ast) - 1; site >= 0; site--) {
+      const probe: unknown = structuredClone(ast);
+      rewriteForTrino(probe, { averages: 'any', decimalDivisions: found, probeSite: site });
+      let types: readonly [string, string] | undefined;
+      try {
+        await this.prepareAst(connection, probe);
+      } catch (err) {
+        types = probedOperandTypes(err instanceof Error ? err.message : String(err));
+      }
+      const division = types && decimalDivision(...types);
       if (division) found.set(site, division);
     }
     return found;

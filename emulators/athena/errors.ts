@@ -2,6 +2,7 @@
  * Athena's error shapes (athena-wire.md, "Transport" → Errors) and the translation of DuckDB's
  * error messages into the `StateChangeReason` texts that Athena (Trino) gives a failed query.
  */
+import { splitTypeList } from './query-text';
 import { DIVISION_BY_ZERO_REASON } from './trino-rewrite';
 
 /** An error that the Athena API answers with, as JSON `{__type, Message, AthenaErrorCode, …}`. */
@@ -212,24 +213,6 @@ const TRINO_TYPE_NAMES: Readonly<Record<string, string>> = {
 
 function trinoTypeName(duckdb: string): string {
   return TRINO_TYPE_NAMES[duckdb] ?? duckdb.toLowerCase();
-}
-
-/** Splits `VARCHAR, DECIMAL(10,2), INTEGER` at the commas outside parentheses. */
-function splitTypeList(text: string): string[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let start = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (c === ',' && depth === 0) {
-      parts.push(text.slice(start, i).trim());
-      start = i + 1;
-    }
-  }
-  parts.push(text.slice(start).trim());
-  return parts;
 }
 
 /** What the translation needs to know about the emulator's catalog. */

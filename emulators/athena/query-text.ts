@@ -115,3 +115,21 @@ export function boundedVarcharCasts(query: string): Map<number, number> {
 export function parameterOffsets(query: string): number[] {
   return tokenize(query).flatMap((t) => (t.kind === 'punct' && t.text === '?' ? [t.at] : []));
 }
+
+/** Splits `VARCHAR, DECIMAL(10,2), INTEGER` at the commas outside parentheses. */
+export function splitTypeList(text: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === ',' && depth === 0) {
+      parts.push(text.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start).trim());
+  return parts;
+}

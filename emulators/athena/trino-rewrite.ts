@@ -20,15 +20,17 @@
  *   divideShortShortShort's rounding), an integer operand taken as the decimal that holds it
  *   (tinyint `decimal(3,0)`, smallint `(5,0)`, integer `(10,0)`, bigint `(19,0)`: Trino's implicit
  *   coercion); DuckDB's is a `double`. The result type depends on the operands' types, which only
- *   binding knows: {@link divisionProbe} marks each division so that DuckDB's bound plan
- *   (`json_serialize_plan`) tells its operands' types ({@link divisionOperandTypes}), and each
- *   division of decimals becomes {@link DECIMAL_DIVIDE_MACRO} with its result type.
+ *   binding knows: each division in turn is bound as a call that fails naming its operands' types
+ *   ({@link probedOperandTypes}), and each division of decimals becomes
+ *   {@link DECIMAL_DIVIDE_MACRO} with its result type.
  * - **`CAST(x AS varchar(n))`.** Trino cuts a string longer than n to n characters
  *   (CharacterStringCasts.varcharToVarcharCast) and fails the cast of a number whose text is longer
  *   (`INVALID_CAST_ARGUMENT: Value 12345 cannot be represented as varchar(3)`, the number types'
  *   castToVarchar); DuckDB's parser drops the n. The casts are found in the query's text
  *   ({@link boundedVarcharCasts}) and become {@link VARCHAR_CAST_MACRO}.
  */
+
+import { splitTypeList } from './query-text';
 
 /** Where the macros live: the instance's own in-memory database, never a data-dir database. */
 const MACRO_SCHEMA = 'memory.main';
@@ -186,40 +188,31 @@ function preOrder(ast: unknown, visit: (node: AstNode) => void): void {
   walk(ast);
 }
 
-/** A type as DuckDB's bound plan (`json_serialize_plan`) writes it. */
-export interface PlanType {
-  readonly id?: string;
-  readonly type_info?: {
-    readonly width?: number;
-    readonly scale?: number;
-    readonly child_types?: readonly { readonly first?: string; readonly second?: PlanType }[];
-  } | null;
-}
-
 /**
- * The decimal that holds an exact numeric type, as Trino coerces an integer operand of a decimal
- * operator: tinyint `decimal(3,0)`, smallint `(5,0)`, integer `(10,0)`, bigint `(19,0)`. DuckDB's
- * own integer types are taken as the Athena types they are reported as (types.ts: HUGEINT, a sum
- * of integers, is a bigint; the unsigned ones widened). Undefined for an inexact or other type.
+ * The decimal that holds an exact numeric type (a DuckDB type name), as Trino coerces an integer
+ * operand of a decimal operator: tinyint `decimal(3,0)`, smallint `(5,0)`, integer `(10,0)`,
+ * bigint `(19,0)`. An integer literal is an integer, as in Trino; DuckDB's own integer types are
+ * taken as the Athena types they are reported as (types.ts: HUGEINT, a sum of integers, is a
+ * bigint; the unsigned ones widened). Undefined for an inexact or other type.
  */
 export function exactNumericType(
-  type: PlanType,
+  type: string,
 ): { precision: number; scale: number; decimal: boolean } | undefined {
-  if (type.id === 'DECIMAL') {
-    return { precision: type.type_info?.width ?? 18, scale: type.type_info?.scale ?? 0, decimal: true };
-  }
+  const decimal = /^DECIMAL\((\d+),\s*(\d+)\)$/.exec(type);
+  if (decimal) return { precision: Number(decimal[1]), scale: Number(decimal[2]), decimal: true };
   const digits: Record<string, number> = {
     TINYINT: 3,
     SMALLINT: 5,
     UTINYINT: 5,
     INTEGER: 10,
+    INTEGER_LITERAL: 10,
     USMALLINT: 10,
     BIGINT: 19,
     UINTEGER: 19,
     HUGEINT: 19,
     UBIGINT: 20,
   };
-  const precision = type.id ? digits[type.id] : undefined;
+  const precision = digits[type];
   return precision === undefined ? undefined : { precision, scale: 0, decimal: false };
 }
 
@@ -236,7 +229,7 @@ export interface DecimalDivision {
  * max(s1, s2))` (DecimalOperators.decimalDivideOperator). Undefined unless both operands are exact
  * and one is a decimal: two integers divide as integers, anything inexact as a double.
  */
-export function decimalDivision(left: PlanType, right: PlanType): DecimalDivision | undefined {
+export function decimalDivision(left: string, right: string): DecimalDivision | undefined {
   const a = exactNumericType(left);
   const b = exactNumericType(right);
   if (!a || !b || !(a.decimal || b.decimal)) return undefined;
@@ -248,8 +241,31 @@ export function decimalDivision(left: PlanType, right: PlanType): DecimalDivisio
   };
 }
 
-const OPERAND_FIELD = (side: 'l' | 'r', site: number): string => `athena_${side}${site}`;
-const QUOTIENT_FIELD = 'athena_quotient';
+/**
+ * What a division probed by {@link rewriteForTrino}'s `probeSite` becomes: `date_diff(a, b)`, a
+ * call no pair of arguments fits (date_diff takes three), so that binding fails with DuckDB's
+ * "No function matches the given name and argument types 'date_diff(DECIMAL(10,2),
+ * INTEGER_LITERAL)'": the operands' types as bound, where they are, whatever they come from (a
+ * CSV table's view included, which DuckDB's json_serialize_plan cannot write).
+ */
+const PROBE_FUNCTION = 'date_diff';
+
+/** The operand types a probe's binding error names, or undefined for any other error. */
+export function probedOperandTypes(message: string): readonly [string, string] | undefined {
+  const args = new RegExp(`argument types '${PROBE_FUNCTION}\\((.*)\\)'`).exec(message)?.[1];
+  if (args === undefined) return undefined;
+  const types = splitTypeList(args);
+  return types.length === 2 ? [types[0] ?? '', types[1] ?? ''] : undefined;
+}
+
+/** How many two-argument `/` the tree has: the divisions {@link rewriteForTrino} numbers 0, 1, …. */
+export function countDivisions(ast: unknown): number {
+  let count = 0;
+  preOrder(ast, (node) => {
+    if (isDivision(node)) count++;
+  });
+  return count;
+}
 
 const functionNode = (name: string, children: unknown[], qualified = false): AstNode => ({
   class: 'FUNCTION',
@@ -306,59 +322,6 @@ function replaceNode(target: AstNode, source: AstNode): void {
 }
 
 /**
- * A copy of a parse tree in which each two-argument `/` (the n-th, counted parents first as
- * {@link rewriteForTrino} counts them) is `struct_pack(athena_quotient := a / b, athena_l<n> := a,
- * athena_r<n> := b).athena_quotient`: the same value and type, but DuckDB's bound plan of the copy
- * holds a struct whose fields are typed as the operands are, named after the division. The copy
- * has no positions (json_deserialize_sql cannot read "none", 2^64-1, back).
- */
-export function divisionProbe(ast: unknown): { probe: unknown; divisions: number } {
-  const probe: unknown = structuredClone(ast);
-  preOrder(probe, (node) => delete node.query_location);
-  const found: AstNode[] = [];
-  preOrder(probe, (node) => {
-    if (isDivision(node)) found.push(node);
-  });
-  found.forEach((node, site) => {
-    const [a, b] = node.children as AstNode[];
-    const quotient = { ...node, alias: QUOTIENT_FIELD };
-    const pack = functionNode('struct_pack', [
-      quotient,
-      { ...a, alias: OPERAND_FIELD('l', site) },
-      { ...b, alias: OPERAND_FIELD('r', site) },
-    ]);
-    replaceNode(node, functionNode('struct_extract', [pack, constantNode(QUOTIENT_FIELD)]));
-  });
-  return { probe, divisions: found.length };
-}
-
-/**
- * The operand types of each division of a {@link divisionProbe}, from DuckDB's bound plan of it
- * (`json_serialize_plan`), by the division's number. A division bound more than once (a CTE named
- * twice) with operands of other types each time is left out: it has no one type.
- */
-export function divisionOperandTypes(plan: unknown): Map<number, readonly [PlanType, PlanType]> {
-  const found = new Map<number, readonly [PlanType, PlanType]>();
-  const conflicting = new Set<number>();
-  preOrder(plan, (node) => {
-    const type = node.return_type as PlanType | undefined;
-    const fields = type?.id === 'STRUCT' ? (type.type_info?.child_types ?? []) : [];
-    for (const field of fields) {
-      const site = /^athena_l(\d+)$/.exec(field.first ?? '')?.[1];
-      if (site === undefined) continue;
-      const right = fields.find((f) => f.first === OPERAND_FIELD('r', Number(site)))?.second;
-      if (!field.second || !right) continue;
-      const types = [field.second, right] as const;
-      const previous = found.get(Number(site));
-      if (previous && JSON.stringify(previous) !== JSON.stringify(types)) conflicting.add(Number(site));
-      found.set(Number(site), types);
-    }
-  });
-  for (const site of conflicting) found.delete(site);
-  return found;
-}
-
-/**
  * Replaces each `?` of a parse tree (PARAMETER, numbered from 1 in the order the query writes
  * them) inside a WHERE clause by a copy of its expression (`expressions[n - 1]`, without
  * positions). Returns the number of the first `?` found outside every WHERE clause (a select
@@ -398,8 +361,10 @@ export interface TrinoRewriteOptions {
   readonly averages?: keyof typeof AVG_MACROS;
   /** The divisions of decimals, by their number (see {@link divisionProbe}), and how to compute them. */
   readonly decimalDivisions?: ReadonlyMap<number, DecimalDivision>;
-  /** The casts to `varchar(n)`: n by the position of their CAST (see {@link boundedVarcharCasts}). */
+  /** The casts to `varchar(n)`: n by the position of their CAST (see query-text.ts). */
   readonly varcharCasts?: ReadonlyMap<number, number>;
+  /** The division whose operand types binding is to tell (see {@link probedOperandTypes}). */
+  readonly probeSite?: number;
 }
 
 /**
@@ -430,8 +395,11 @@ export function rewriteForTrino(ast: unknown, options: TrinoRewriteOptions = {})
       replaceNode(record, functionNode(macro, [record.child, constantNode(length)], true));
       casts++;
     } else if (isDivision(record)) {
-      const decimal = options.decimalDivisions?.get(site++);
-      if (decimal) {
+      const number = site++;
+      const decimal = options.decimalDivisions?.get(number);
+      if (number === options.probeSite) {
+        replaceNode(record, functionNode(PROBE_FUNCTION, record.children as unknown[]));
+      } else if (decimal) {
         const [a, b] = record.children as unknown[];
         replaceNode(
           record,

@@ -81,7 +81,10 @@ const COLUMNS: [sql: string, type: string, precision: number, scale: number, tex
 describe('Athena emulator column types (real @aws-sdk/client-athena)', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({});
+    h = await startHarness({
+      'shop/prices.csv': '"price"\n"1.00"\n',
+      'shop/prices.schema.json': JSON.stringify({ columns: { price: 'DECIMAL(10,2)' } }),
+    });
   });
   afterAll(() => h.close());
 
@@ -222,6 +225,21 @@ describe('Athena emulator column types (real @aws-sdk/client-athena)', () => {
         'HAVING sum(x) / 3 = 1.00 AND min(x) / 3 = 0.33',
     });
     expect(await resultFile(h.s3, grouped.execution)).toBe('"mean"\n"1.50"\n');
+    // A column of a CSV table, a division of a quotient, a CTE and a UNION: Trino's types too.
+    const { execution: tabled, id: tabledId } = await runQuery(h.athena, {
+      QueryString:
+        'WITH p AS (SELECT price FROM prices) SELECT price / 3 AS third, (price / 3) / 2 AS sixth FROM p ' +
+        'UNION ALL SELECT price / 4, price / 8 FROM prices',
+      QueryExecutionContext: { Database: 'shop' },
+    });
+    expect(await resultFile(h.s3, tabled)).toBe('"third","sixth"\n"0.33","0.17"\n"0.25","0.13"\n');
+    const tabledPage = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: tabledId }));
+    expect(
+      tabledPage.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => [c.Type, c.Precision, c.Scale]),
+    ).toEqual([
+      ['decimal', 10, 2],
+      ['decimal', 10, 2],
+    ]);
     // A quotient named in a subquery keeps its name (and its value).
     const nested = await runQuery(h.athena, {
       QueryString: 'SELECT q FROM (SELECT CAST(1 AS DECIMAL(4,2)) / 3 AS q) AS s WHERE q > 0',

@@ -5,8 +5,8 @@ import {
   MODULUS_MACRO,
   VARCHAR_CAST_MACRO,
   decimalDivision,
-  divisionOperandTypes,
-  divisionProbe,
+  countDivisions,
+  probedOperandTypes,
   rewriteForTrino,
   substituteParameters,
 } from '../../../emulators/athena/trino-rewrite';
@@ -101,7 +101,7 @@ describe('rewriteForTrino', () => {
   });
 
   it('types a division of decimals as Trino does, an integer as the decimal that holds it, and leaves the others', () => {
-    const decimal = (width: number, scale: number) => ({ id: 'DECIMAL', type_info: { width, scale } });
+    const decimal = (width: number, scale: number): string => `DECIMAL(${width},${scale})`;
     expect(decimalDivision(decimal(10, 2), decimal(10, 2))).toEqual({ precision: 12, scale: 2, rescale: 2 });
     expect(decimalDivision(decimal(5, 1), decimal(7, 3))).toEqual({ precision: 10, scale: 3, rescale: 5 });
     expect(decimalDivision(decimal(38, 0), decimal(38, 10))).toEqual({
@@ -109,64 +109,36 @@ describe('rewriteForTrino', () => {
       scale: 10,
       rescale: 20,
     });
-    expect(decimalDivision({ id: 'INTEGER' }, decimal(2, 1))).toEqual({
+    expect(decimalDivision('INTEGER_LITERAL', decimal(2, 1))).toEqual({
       precision: 12,
       scale: 1,
       rescale: 2,
     });
-    expect(decimalDivision(decimal(10, 2), { id: 'BIGINT' })).toEqual({
+    expect(decimalDivision(decimal(10, 2), 'BIGINT')).toEqual({
       precision: 10,
       scale: 2,
       rescale: 0,
     });
-    expect(decimalDivision({ id: 'INTEGER' }, { id: 'BIGINT' })).toBeUndefined();
-    expect(decimalDivision(decimal(10, 2), { id: 'DOUBLE' })).toBeUndefined();
+    expect(decimalDivision('INTEGER_LITERAL', 'BIGINT')).toBeUndefined();
+    expect(decimalDivision(decimal(10, 2), 'DOUBLE')).toBeUndefined();
   });
 
-  it('probes each division with a struct of its operands, and reads their types back from the bound plan', () => {
-    const ast = [call('/', { alias: 'q' })];
-    const { probe, divisions } = divisionProbe(ast);
-    expect(divisions).toBe(1);
-    expect(JSON.stringify(probe)).not.toContain('query_location');
-    expect(probe).toMatchObject([
-      {
-        function_name: 'struct_extract',
-        alias: 'q',
-        children: [
-          {
-            function_name: 'struct_pack',
-            children: [
-              { function_name: '/', alias: 'athena_quotient' },
-              { class: 'COLUMN_REF', alias: 'athena_l0' },
-              { class: 'CONSTANT', alias: 'athena_r0' },
-            ],
-          },
-          { value: { value: 'athena_quotient' } },
-        ],
-      },
-    ]);
-    const struct = (l: unknown, r: unknown) => ({
-      return_type: {
-        id: 'STRUCT',
-        type_info: {
-          child_types: [
-            { first: 'athena_quotient' },
-            { first: 'athena_l0', second: l },
-            { first: 'athena_r0', second: r },
-          ],
-        },
-      },
+  it('probes one division: a call that no arguments fit, whose binding error names the operand types', () => {
+    const inner = call('/');
+    const ast = [call('/', { children: [inner, { class: 'CONSTANT' }] })];
+    expect(countDivisions(ast)).toBe(2);
+    rewriteForTrino(ast, {
+      probeSite: 1,
+      decimalDivisions: new Map([[1, { precision: 3, scale: 0, rescale: 0 }]]),
     });
-    expect(divisionOperandTypes({ plans: [struct({ id: 'INTEGER' }, { id: 'DOUBLE' })] })).toEqual(
-      new Map([[0, [{ id: 'INTEGER' }, { id: 'DOUBLE' }]]]),
-    );
-    // Bound twice with other types: no one type.
+    expect(ast[0]).toMatchObject({ function_name: DIVIDE_MACRO });
+    expect(inner).toMatchObject({ function_name: 'date_diff', schema: '', catalog: '' });
     expect(
-      divisionOperandTypes([
-        struct({ id: 'INTEGER' }, { id: 'DOUBLE' }),
-        struct({ id: 'BIGINT' }, { id: 'DOUBLE' }),
-      ]).size,
-    ).toBe(0);
+      probedOperandTypes(
+        "Binder Error: No function matches the given name and argument types 'date_diff(DECIMAL(10,2), INTEGER_LITERAL)'. You might need to add explicit type casts.",
+      ),
+    ).toEqual(['DECIMAL(10,2)', 'INTEGER_LITERAL']);
+    expect(probedOperandTypes('Binder Error: Referenced column "x" not found')).toBeUndefined();
   });
 
   it('puts ExecutionParameters in the WHERE clause, and names the first ? anywhere else', () => {
