@@ -8,7 +8,9 @@
  *    (a field added to the config: rows already loaded must get its value, and an incremental
  *    read would only fill it for changed rows). Otherwise it reads changes since the watermark
  *    minus the overlap window (see salesforce-read.ts).
- * 3. `COUNT()` first; below `bulkThreshold` rows REST query paging streams the rows straight
+ * 3. `COUNT()` first — the one Prepare took for its forecast when it counted the same SOQL
+ *    (`roundtrip.extract_counts`), else asked now —; no rows: nothing is queried, the empty
+ *    result is loaded as an empty page would be; below `bulkThreshold` rows REST query paging streams the rows straight
  *    into the load; from it on a Bulk API 2.0 query job is created, checkpointed in
  *    `roundtrip.extract_jobs` (a retried step of the same run and task re-attaches to it instead
  *    of creating another), and the step answers `bulk-pending`: the state machine waits and calls
@@ -29,7 +31,7 @@
  * recycle bin arrive with IsDeleted true; rows gone for good (hard-deleted, purged) are flagged
  * too, unless the task has a `where` (a row that merely stopped matching is not deleted).
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { SalesforceExtractTask } from '../config';
 import {
   advanceWatermark,
@@ -47,6 +49,7 @@ import {
 } from '../connectors/postgres';
 import type { SalesforceConnector, SalesforceObjectDescribe } from '../connectors/salesforce';
 import { DEFAULT_BULK_RESULT_PAGE_RECORDS } from '../connectors/salesforce/constants';
+import { csvHeaderLine } from '../connectors/salesforce/csv';
 import { bulkPollDelaySeconds } from '../connectors/salesforce/poll';
 import { TerminalError } from '../shared/errors';
 import { recordAfter, type Logger } from '../shared/logging';
@@ -65,7 +68,9 @@ import {
   flaggedRowCount,
   markExtractJobLoaded,
   newestStagedChange,
+  readExtractCount,
   readExtractJob,
+  recordExtractCount,
   reconcileMissingRows,
   recordTaskResult,
   tableColumns,
@@ -439,10 +444,11 @@ async function startExtract(
       });
     }
   }
-  const { watermark, existing, checkpoint } = await withClient(deps.pg, async (client) => ({
+  const { watermark, existing, checkpoint, counted } = await withClient(deps.pg, async (client) => ({
     watermark: await readWatermark(client, task.name),
     existing: await tableColumns(client, schema, table),
     checkpoint: await readExtractJob(client, input.runId, task.name),
+    counted: await readExtractCount(client, input.runId, task.name),
   }));
   const missingColumns = existing ? wanted.filter((f) => !existing.has(f)) : [];
   const scopeChanged = watermark?.readScope != null && watermark.readScope !== readScopeOf(task);
@@ -509,14 +515,17 @@ async function startExtract(
     return attached;
   }
 
-  const clockBeforeCount = deps.clock.now();
-  const rows = await sf
-    .count(plan.countSoql, { includeDeleted: plan.includeDeleted })
-    .catch((err: unknown) => {
-      throw extractReadError(err, task, extractConfigPath(deps.config, task));
-    });
-  // Salesforce's time of the COUNT()'s answer: before the REST query starts.
-  const countedAt = sf.serverDate ?? clockBeforeCount;
+  // The COUNT() this run took already (Prepare's, for its forecast; or an earlier attempt of this
+  // step's) when it counted the same SOQL — same filter, same lower bound of the window, through
+  // the same query/queryAll (which counts the deleted rows queryAll reads) —, else one asked now
+  // and kept for a retry. The window has no upper bound: rows changed since the count are read
+  // all the same, and its time, Salesforce's, still bounds the watermark (loadRows' readStartedAt:
+  // a time before the read's start, so those rows are read again by the next run).
+  const reused =
+    counted !== undefined && counted.soql === plan.countSoql && counted.includeDeleted === plan.includeDeleted
+      ? counted
+      : undefined;
+  const { rows, countedAt } = reused ?? (await countRead());
   const bulkUnreadable = fieldsBulkCannotRead(plan.fields, describe.fields);
   const api = chooseReadApi(rows, task.bulkThreshold, bulkUnreadable);
   logger.info('Salesforce extract planned', {
@@ -526,11 +535,27 @@ async function startExtract(
     since: plan.since?.toISOString(),
     includeDeleted: plan.includeDeleted,
     rows,
+    countFrom: reused ? `this run's count of ${reused.countedAt.toISOString()}` : 'counted now',
     api,
     ...(api === 'rest' && rows >= task.bulkThreshold
       ? { restBecause: `Bulk queries cannot read the compound fields ${bulkUnreadable.join(', ')}` }
       : {}),
   });
+
+  if (rows === 0) {
+    // Nothing to read: the query would answer one empty page. Not sent; the empty result is loaded
+    // as that page would be (the table made or evolved, a full read's reconcile, the run's result,
+    // the watermark kept: an empty read has no newest change).
+    return loadRows(deps, ctx, {
+      runId: input.runId,
+      columns,
+      full,
+      api,
+      source: () => Readable.from([csvHeaderLine(plan.fields)]),
+      calls,
+      readStartedAt: countedAt,
+    });
+  }
 
   if (api === 'rest') {
     return loadRows(deps, ctx, {
@@ -588,6 +613,27 @@ async function startExtract(
   };
   logger.info('Salesforce Bulk query job pending', { jobId, waitSeconds: pending.waitSeconds });
   return pending;
+
+  /** Asks Salesforce for the read's COUNT() and keeps it for the run (a retried step reuses it). */
+  async function countRead(): Promise<{ rows: number; countedAt: Date }> {
+    const clockBeforeCount = deps.clock.now();
+    const answer = await sf
+      .count(plan.countSoql, { includeDeleted: plan.includeDeleted })
+      .catch((err: unknown) => {
+        throw extractReadError(err, task, extractConfigPath(deps.config, task));
+      });
+    // Salesforce's time of the COUNT()'s answer: before the REST query starts.
+    const at = sf.serverDate ?? clockBeforeCount;
+    await withClient(deps.pg, (client) =>
+      recordExtractCount(client, input.runId, task.name, {
+        soql: plan.countSoql,
+        includeDeleted: plan.includeDeleted,
+        rows: answer,
+        countedAt: at,
+      }),
+    );
+    return { rows: answer, countedAt: at };
+  }
 }
 
 /**

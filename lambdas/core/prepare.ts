@@ -35,12 +35,14 @@ import {
   type SelectedTasks,
 } from './contracts';
 import { salesforceOf, splitTableName, type CoreDeps } from './deps';
+import { readScopeOf } from './extract-salesforce';
 import { addRunApiCalls } from './writeback/state';
 import {
   claimTaskNames,
   closeRunsWhoseProcessIsGone,
   endRunningRun,
   otherRunningRuns,
+  recordExtractCount,
   recordRun,
   tableColumns,
   taskNameConflictMessage,
@@ -125,7 +127,10 @@ export interface ExtractForecast {
   readonly task: string;
   readonly rows: number;
   readonly api: 'rest' | 'bulk';
-  /** describe + COUNT() + the read's own calls. */
+  /**
+   * The extract's describe + the read's own calls (none when nothing is to be read): its COUNT()
+   * is the one Prepare took (stored, reused by the extract step).
+   */
   readonly apiCalls: number;
 }
 
@@ -362,13 +367,26 @@ export async function prepare(
     // As the extract decides, approximately (the describe's spelling is not known here).
     const lower = new Set([...(columns ?? [])].map((c) => c.toLowerCase()));
     const newColumns = columns === undefined || task.fields.some((f) => !lower.has(f.toLowerCase()));
-    const readsFull = fullRun || task.mode === 'full' || !watermark?.watermark || newColumns;
+    const scopeChanged = watermark?.readScope != null && watermark.readScope !== readScopeOf(task);
+    const readsFull = fullRun || task.mode === 'full' || !watermark?.watermark || newColumns || scopeChanged;
     const filter = readFilter(task, { full: readsFull, watermark: watermark?.watermark });
+    const clockBeforeCount = d.clock.now();
     const rows = await sf
       .count(filter.countSoql, { includeDeleted: filter.includeDeleted })
       .catch((err: unknown) => {
         throw extractReadError(err, task, extractConfigPath(config, task));
       });
+    // Kept for the run's extract step, which reuses it when it reads with the same SOQL (it decides
+    // the read from the describe: a spelling that differs, or a watermark another run moved since,
+    // makes it count again).
+    await withClient(d.pg, (client) =>
+      recordExtractCount(client, runId, task.name, {
+        soql: filter.countSoql,
+        includeDeleted: filter.includeDeleted,
+        rows,
+        countedAt: sf.serverDate ?? clockBeforeCount,
+      }),
+    );
     // A read selecting a compound field goes over REST whatever its count (chooseReadApi), as
     // the extract decides from the describe. The table's columns tell (a compound field is a
     // jsonb column, and no other Salesforce type is); a table not made yet, or without a column
@@ -389,11 +407,15 @@ export async function prepare(
       }
     }
     const api = chooseReadApi(rows, task.bulkThreshold, bulkUnreadable);
-    const read = forecastReadCalls(rows, api, {
-      bulkPageRecords: opts.bulkResultPageRecords ?? DEFAULT_BULK_RESULT_PAGE_RECORDS,
-    });
-    // The extract's own describe and COUNT(), then the read.
-    return { task: task.name, rows, api, apiCalls: 2 + read };
+    // No rows: the extract sends no query.
+    const read =
+      rows === 0
+        ? 0
+        : forecastReadCalls(rows, api, {
+            bulkPageRecords: opts.bulkResultPageRecords ?? DEFAULT_BULK_RESULT_PAGE_RECORDS,
+          });
+    // The extract's own describe, then the read (the COUNT() is this one, reused).
+    return { task: task.name, rows, api, apiCalls: 1 + read };
   }
 }
 

@@ -396,6 +396,64 @@ export async function checkpointExtractJob(
   }
 }
 
+/**
+ * A `COUNT()` of an extract's read taken in a run (`roundtrip.extract_counts`): what was counted
+ * (the SOQL, through `queryAll` or not), how many rows, and Salesforce's time of the answer.
+ */
+export interface ExtractCount {
+  readonly soql: string;
+  readonly includeDeleted: boolean;
+  readonly rows: number;
+  readonly countedAt: Date;
+}
+
+/**
+ * Stores the count a run took for an extract task (replacing an earlier one of the run and task:
+ * a retried Prepare counts again, so does an extract whose read differs from the one counted).
+ * Nothing is stored for a run not recorded in `roundtrip.runs`.
+ */
+export async function recordExtractCount(
+  client: ClientBase,
+  runId: string,
+  task: string,
+  count: ExtractCount,
+): Promise<void> {
+  await client.query(
+    `INSERT INTO roundtrip.extract_counts (run_id, task, soql, include_deleted, row_count, counted_at)
+     SELECT run_id, $2, $3, $4, $5, $6 FROM roundtrip.runs WHERE run_id = $1
+     ON CONFLICT (run_id, task) DO UPDATE
+        SET soql = EXCLUDED.soql, include_deleted = EXCLUDED.include_deleted,
+            row_count = EXCLUDED.row_count, counted_at = EXCLUDED.counted_at`,
+    [runId, task, count.soql, count.includeDeleted, count.rows, count.countedAt],
+  );
+}
+
+/** The count the run took for the task ({@link recordExtractCount}), or undefined. */
+export async function readExtractCount(
+  client: ClientBase,
+  runId: string,
+  task: string,
+): Promise<ExtractCount | undefined> {
+  const { rows } = await client.query<{
+    soql: string;
+    include_deleted: boolean;
+    row_count: string;
+    counted_at: Date;
+  }>(
+    `SELECT soql, include_deleted, row_count, counted_at
+       FROM roundtrip.extract_counts WHERE run_id = $1 AND task = $2`,
+    [runId, task],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  return {
+    soql: row.soql,
+    includeDeleted: row.include_deleted,
+    rows: Number(row.row_count),
+    countedAt: row.counted_at,
+  };
+}
+
 /** Marks the run's job of a task as loaded (in the load's transaction): a later start makes a new one. */
 export async function markExtractJobLoaded(
   client: ClientBase,

@@ -412,6 +412,26 @@ const V12_RUN_PROCESS = `
 ALTER TABLE roundtrip.runs ADD COLUMN host text, ADD COLUMN host_id text, ADD COLUMN pid integer;
 `;
 
+/**
+ * Version 13: `extract_counts`, the `COUNT()` of a Salesforce extract's read taken in a run (by
+ * Prepare for its forecast, or by the extract step), so that the extract step of the same run
+ * reuses it instead of asking Salesforce again: one API call less per extract and run. `soql` and
+ * `include_deleted` are what was counted (the extract reuses the count only for the same text,
+ * lower bound of the window included, through the same `query`/`queryAll`); `counted_at` is
+ * Salesforce's time of the answer, which bounds the watermark the read may store.
+ */
+const V13_EXTRACT_COUNTS = `
+CREATE TABLE roundtrip.extract_counts (
+  run_id          text NOT NULL REFERENCES roundtrip.runs (run_id) ON DELETE CASCADE,
+  task            text NOT NULL,
+  soql            text NOT NULL,
+  include_deleted boolean NOT NULL,
+  row_count       bigint NOT NULL CHECK (row_count >= 0),
+  counted_at      timestamptz NOT NULL,
+  PRIMARY KEY (run_id, task)
+);
+`;
+
 /** The migrations of the state schema, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
@@ -461,6 +481,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 12,
     name: 'runs.host, host_id and pid: a local run whose process is gone is closed',
     sql: V12_RUN_PROCESS,
+  },
+  {
+    version: 13,
+    name: "extract_counts: an extract reuses the COUNT() its run's Prepare took",
+    sql: V13_EXTRACT_COUNTS,
   },
 ];
 

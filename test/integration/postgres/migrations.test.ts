@@ -56,6 +56,7 @@ describe('migrate', () => {
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'roundtrip' ORDER BY 1`,
     );
     expect(tables.map((t) => t.table_name)).toEqual([
+      'extract_counts',
       'extract_jobs',
       'extract_state',
       'runs',
