@@ -601,9 +601,10 @@ describe('the roundtrip CLI', () => {
       runId: string;
       tasks: { task: string; kind: string; apiCalls: number }[];
     };
-    // Its COUNT(), the job's creation and a poll at least: recorded by the step that failed (the
-    // describe is Prepare's when the table is new, cached for the extract in this one process).
-    expect(summary.tasks.find((t) => t.task === 'Lead-bulk')?.apiCalls).toBeGreaterThanOrEqual(3);
+    // The job's creation and a poll at least: recorded by the step that failed (its COUNT() is
+    // Prepare's, which it reuses; the describe is Prepare's when the table is new, cached for the
+    // extract in this one process).
+    expect(summary.tasks.find((t) => t.task === 'Lead-bulk')?.apiCalls).toBeGreaterThanOrEqual(2);
     const total = summary.tasks.reduce((n, t) => n + t.apiCalls, 0);
     // The Athena load's calls are Athena's and S3's: counted apart in the progress.
     const athena = summary.tasks.find((t) => t.task === 'athena_customers')?.apiCalls ?? 0;
