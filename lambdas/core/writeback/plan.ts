@@ -1285,8 +1285,8 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     const keyName = mapping.keyField ?? task.keyColumn;
     const deletedWhy =
       task.mode === 'update'
-        ? `an update of a deleted record fails (ENTITY_IS_DELETED) on every run, so it is not sent. Leave the records deleted in Salesforce out of the source (in the transform, WHERE "IsDeleted" IS NOT TRUE on ${copyName}), or undelete the record in Salesforce (the next extract sees it live)`
-        : `an ${task.mode} would create a second record with this key beside the deleted one, so it is not sent. Leave the records deleted in Salesforce out of the source (in the transform, WHERE "IsDeleted" IS NOT TRUE on ${copyName}), or undelete the record in Salesforce (the next extract sees it live), or, to create a new record for such keys, set ${args.configPath}.recreateDeleted: true`;
+        ? `an update of a deleted record fails (ENTITY_IS_DELETED) on every run, so it is not sent. Leave the rows of records deleted in Salesforce out of the source, in the transform however it is built: ${copyName}, the extracted copy of ${mapping.object}, holds "IsDeleted" for each record (keep the rows whose record there has "IsDeleted" IS NOT TRUE); or undelete the record in Salesforce (the next extract sees it live)`
+        : `an ${task.mode} would create a second record with this key beside the deleted one, so it is not sent. Leave the rows of records deleted in Salesforce out of the source, in the transform however it is built: ${copyName}, the extracted copy of ${mapping.object}, holds "IsDeleted" for each record (keep the rows whose record there has "IsDeleted" IS NOT TRUE); or undelete the record in Salesforce (the next extract sees it live), or, to create a new record for such keys, set ${args.configPath}.recreateDeleted: true`;
     const whens = seesDeleted
       ? [
           `WHEN cur.deleted${notSyncedSince} THEN jsonb_build_array('ENTITY_IS_DELETED', ${sqlLiteral(keyName)}, format(${sqlLiteral(

@@ -118,7 +118,12 @@ describe('write-back of records deleted in Salesforce', () => {
     ]);
     const { message } = errors[0] as { message: string };
     expect(message).toContain('an upsert would create a second record with this key');
-    expect(message).toContain('WHERE "IsDeleted" IS NOT TRUE');
+    // It names the copy of the written object as the table holding "IsDeleted", without claiming
+    // the source is built from it.
+    expect(message).toContain(
+      'Leave the rows of records deleted in Salesforce out of the source, in the transform however it is built: "public"."sf_lead", the extracted copy of Lead, holds "IsDeleted" for each record (keep the rows whose record there has "IsDeleted" IS NOT TRUE)',
+    );
+    expect(message).not.toMatch(/IS NOT TRUE on /);
     expect(message).toContain('undelete the record in Salesforce');
     expect(message).toContain('set writeback[0].recreateDeleted: true');
     const { rows } = await env.pool.query(
