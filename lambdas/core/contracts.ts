@@ -363,6 +363,12 @@ export const WritebackPlanOutput = z.strictObject({
   changed: z.number().int().nonnegative(),
   /** What the diff compared with: `extract:<table>` or `sync_state`. */
   comparedWith: z.string(),
+  /**
+   * Compared with `extract:<table>`, an update's or upsert's mapped fields the extract does not
+   * read: compared with `sync_state` (what was last sent), so an edit of them in Salesforce is not
+   * seen. Absent when every mapped field is extracted.
+   */
+  notExtracted: z.array(z.string()).optional(),
   /** Dry run only: the first rows of the plan, in key order. */
   sample: z.array(PlanSampleRow).optional(),
   apiCalls: ApiCallsSoFar,

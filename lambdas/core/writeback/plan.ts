@@ -59,7 +59,13 @@ import { suggestion } from '../../config/issues';
 import { ERROR_NAMES, TerminalError } from '../../shared/errors';
 import { recordAfter, type Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
-import { describeTaskObject } from '../salesforce-read';
+import {
+  DELETED_FIELD,
+  ID_FIELD,
+  WATERMARK_FIELD,
+  describeTaskObject,
+  extractConfigPath,
+} from '../salesforce-read';
 import {
   HELD_BACK_CODES,
   type PlanSampleRow,
@@ -961,6 +967,15 @@ type Comparison =
       complete: boolean;
       /** The extracted copy's columns, by field name. */
       columns: Map<string, ColumnInfo>;
+      /**
+       * Mapped fields the extract does not read now (not in its `fields`, or not loaded into the
+       * copy yet): the copy holds no value of theirs, or one its extract no longer refreshes. An
+       * update or upsert compares them with `sync_state` (what was last sent), the other fields
+       * with the copy, which still tells which records exist and which are deleted.
+       */
+      notExtracted: readonly string[];
+      /** The extract task's config path (`extract[0]`), for the note naming them. */
+      extractPath: string;
       /** The match column is unique in the copy (its primary key): no DISTINCT ON needed. */
       uniqueMatch: boolean;
       /**
@@ -985,8 +1000,16 @@ async function chooseComparison(
   const { schema, table } = splitTable(extract.table, deps.config.postgres.schema);
   const columns = await tableColumns(client, schema, table);
   const matchColumn = mapping.keyField;
-  if (!columns || !matchColumn || !columns.has(matchColumn)) return { kind: 'sync_state' };
-  if (!mapping.fields.every((m) => columns.has(m.field.name))) return { kind: 'sync_state' };
+  // The copy holds a field's current value only if the extract reads it now: its configured
+  // fields, and the ones it always reads. A column left from a field taken out of the extract keeps
+  // the values of its last read (extract-salesforce.ts), which no edit in Salesforce moves.
+  const read = new Set(
+    [...extract.fields, ID_FIELD, WATERMARK_FIELD, DELETED_FIELD].map((f) => f.toLowerCase()),
+  );
+  const extracted = (field: string): boolean =>
+    read.has(field.toLowerCase()) && columns !== undefined && columns.has(field);
+  if (!columns || !matchColumn || !extracted(matchColumn)) return { kind: 'sync_state' };
+  const notExtracted = mapping.fields.filter((m) => !extracted(m.field.name)).map((m) => m.field.name);
   // The copy is fresh unless this task wrote records after it was loaded (a run that skipped the
   // extract, say): those records would look changed, their new values not in the copy yet.
   const { rows } = await client.query<{ loaded: Date | null; newer: boolean }>(
@@ -1005,6 +1028,8 @@ async function chooseComparison(
     hasIsDeleted: columns.has('IsDeleted'),
     complete: extract.where === undefined,
     columns,
+    notExtracted,
+    extractPath: extractConfigPath(deps.config, extract),
     uniqueMatch: await isUniqueColumn(client, schema, table, matchColumn),
     ...(stale ? { syncedAfter: rows[0]?.loaded ?? null } : {}),
   };
@@ -1135,7 +1160,10 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   // push writes meanwhile: for update Salesforce's own 18-character Id (the salesforce_id the
   // results recorded; upper() of it is its identity), else the identity itself.
   const usesState =
-    comparison.kind === 'sync_state' || task.mode === 'insert' || comparison.syncedAfter !== undefined;
+    comparison.kind === 'sync_state' ||
+    task.mode === 'insert' ||
+    comparison.syncedAfter !== undefined ||
+    comparison.notExtracted.length > 0;
   const stateKey = keyIdentity(mapping, 's.key').sql;
   const canonical =
     task.mode === 'update' ? `s.key = s.salesforce_id AND octet_length(s.key) = 18` : `s.key = ${stateKey}`;
@@ -1176,8 +1204,18 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   if (comparison.kind === 'extract') {
     const t = quoteQualified(comparison.schema, comparison.table);
     const match = `t.${quoteIdent(comparison.matchColumn)}`;
-    currentCols = mapping.fields.map((_, i) => `cv${i}`);
-    const converted = mapping.fields.map((m, i) => {
+    // The fields the copy holds as the extract reads them now are compared with it (`inCopy`); an
+    // update's or upsert's other mapped fields with what sync_state says was last sent
+    // (`fromState`), the copy still telling which records exist and which are deleted. (An insert
+    // compares no values.)
+    const inCopy = mapping.fields.flatMap((m, i) =>
+      comparison.notExtracted.includes(m.field.name) ? [] : [i],
+    );
+    const fromState =
+      task.mode === 'insert' ? [] : mapping.fields.flatMap((_, i) => (inCopy.includes(i) ? [] : [i]));
+    currentCols = inCopy.map((i) => `cv${i}`);
+    const converted = inCopy.map((i) => {
+      const m = mapping.fields[i] as MappedField;
       const type = comparison.columns.get(m.field.name)?.source ?? { class: 'other' as const };
       return `${copyValueOf(m, `t.${quoteIdent(m.field.name)}`, type)} AS cv${i}`;
     });
@@ -1213,7 +1251,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       ...new Set([
         'Id',
         comparison.matchColumn,
-        ...mapping.fields.map((m) => m.field.name),
+        ...inCopy.map((i) => (mapping.fields[i] as MappedField).field.name),
         ...(seesDeleted ? ['IsDeleted'] : []),
       ]),
     ];
@@ -1232,8 +1270,8 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     const compared = (m: MappedField, x: string): string => (m.kind === 'id' ? idIdentitySql(x, x) : x);
     // A number field whose precision passes what a double holds: Salesforce may keep the value it
     // was sent as the nearest double (below), so such fields are compared apart from the others.
-    const wide = mapping.fields.flatMap((m, i) => (holdsMoreThanDouble(m) ? [i] : []));
-    const exact = mapping.fields.flatMap((_, i) => (wide.includes(i) ? [] : [i]));
+    const wide = inCopy.filter((i) => holdsMoreThanDouble(mapping.fields[i] as MappedField));
+    const exact = inCopy.filter((i) => !wide.includes(i));
     const exactTest = exact.length
       ? [
           `(${exact.map((i) => compared(mapping.fields[i] as MappedField, v(i))).join(', ')}) IS DISTINCT FROM (${exact.map((i) => compared(mapping.fields[i] as MappedField, `cur.cv${i}`)).join(', ')})`,
@@ -1248,7 +1286,15 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       const name = sqlLiteral((mapping.fields[i] as MappedField).field.name);
       return `(${v(i)} IS DISTINCT FROM cur.cv${i} AND NOT coalesce(${v(i)}::float8 = cur.cv${i}::float8 AND sent.synced_values -> ${name} = to_jsonb(${v(i)}), false))`;
     });
-    const againstCopy = `cur.key IS NULL OR ${[...exactTest, ...wideTest].join(' OR ')}`;
+    // A field the copy does not hold differs unless it holds the value last sent (containment, as
+    // in differsFromSynced; a row recorded by hand without values, by the hash of the whole
+    // payload); a record never synced is sent.
+    const stateTest = fromState.length
+      ? [
+          `NOT coalesce(sent.synced_values @> ${jsonbObjectSql(fromState.map((i) => [(mapping.fields[i] as MappedField).field.name, v(i)]))}, sent.value_hash = md5((${payloadSql})::text), false)`,
+        ]
+      : [];
+    const againstCopy = `cur.key IS NULL OR ${[...exactTest, ...wideTest, ...stateTest].join(' OR ')}`;
     const fresh = task.mode !== 'insert' && comparison.syncedAfter !== undefined;
     changedSql =
       task.mode === 'insert'
@@ -1258,10 +1304,23 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
             `CASE WHEN fresh.key IS NULL THEN ${againstCopy} ELSE ${differsFromSynced('fresh')} END`
           : againstCopy;
     // Carried as typed values; the jsonb of what Salesforce has is built for planned rows only.
-    carried = `cur.key AS cur_key, ${currentCols.map((c) => `cur.${c}`).join(', ')}${fresh ? ', fresh.synced_values AS fresh_values' : ''}`;
-    const copyJson = `CASE WHEN cur_key IS NOT NULL THEN ${jsonbObjectSql(mapping.fields.map((m, i) => [m.field.name, `cv${i}`]))} END`;
+    const stateCols = fromState.length ? ['sent_values'] : [];
+    carried = `cur.key AS cur_key, ${[...currentCols.map((c) => `cur.${c}`), ...(fromState.length ? ['sent.synced_values AS sent_values'] : [])].join(', ')}${fresh ? ', fresh.synced_values AS fresh_values' : ''}`;
+    // The current values: the copy's, and for the fields it does not hold, the ones last sent.
+    const fromCopyJson = jsonbObjectSql(
+      inCopy.map((i) => [(mapping.fields[i] as MappedField).field.name, `cv${i}`]),
+    );
+    const fromStateJson = fromState.length
+      ? ` || ${jsonbObjectSql(
+          fromState.map((i) => {
+            const name = (mapping.fields[i] as MappedField).field.name;
+            return [name, `sent_values -> ${sqlLiteral(name)}`];
+          }),
+        )}`
+      : '';
+    const copyJson = `CASE WHEN cur_key IS NOT NULL THEN ${fromCopyJson}${fromStateJson} END`;
     currentJson = fresh ? `coalesce(fresh_values, ${copyJson})` : copyJson;
-    currentInputs = ['cur_key', ...currentCols, ...(fresh ? ['fresh_values'] : [])];
+    currentInputs = ['cur_key', ...currentCols, ...stateCols, ...(fresh ? ['fresh_values'] : [])];
     freshJoin = fresh
       ? `LEFT JOIN (${stateRows(
           's.synced_values, s.value_hash',
@@ -1270,8 +1329,9 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
             : '',
         )}) AS fresh ON fresh.key = checked.${ki}`
       : '';
-    if (wide.length > 0 && task.mode !== 'insert') {
-      freshJoin += ` LEFT JOIN (${stateRows('s.synced_values')}) AS sent ON sent.key = checked.${ki}`;
+    if ((wide.length > 0 || fromState.length > 0) && task.mode !== 'insert') {
+      const sentCols = fromState.length > 0 ? 's.synced_values, s.value_hash' : 's.synced_values';
+      freshJoin += ` LEFT JOIN (${stateRows(sentCols)}) AS sent ON sent.key = checked.${ki}`;
     }
     // Not for a key this task synced after the copy was loaded (its record was live then), nor for
     // one this task inserted (never sent again: unchanged).
@@ -1785,17 +1845,26 @@ export async function planWriteback(
       }
       const comparedWith =
         comparison.kind === 'extract' ? `extract:${comparison.schema}.${comparison.table}` : 'sync_state';
+      // An insert compares no values: only an update's or upsert's fields not extracted are named.
+      const notExtracted =
+        comparison.kind === 'extract' && task.mode !== 'insert' && comparison.notExtracted.length > 0
+          ? [...comparison.notExtracted]
+          : undefined;
       const api = choosePushApi(counts.changed, task);
       await mergeRunSummary(client, input.runId, ['writeback', input.task], {
         ...counts,
         api,
         comparedWith,
+        // The CLI's note says which extract task's fields to add them to.
+        ...(notExtracted && comparison.kind === 'extract'
+          ? { notExtracted, comparedExtract: comparison.extractPath }
+          : {}),
         dryRun: input.dryRun,
         startedAt: startedAt.toISOString(),
         planMs: Date.now() - started,
         planPhasesMs: phases,
       });
-      return { reused: false as const, counts, sample, comparedWith, api };
+      return { reused: false as const, counts, sample, comparedWith, notExtracted, api };
     });
   });
   if (result.reused) {
@@ -1810,12 +1879,14 @@ export async function planWriteback(
     api: result.api,
     ...result.counts,
     comparedWith: result.comparedWith,
+    ...(result.notExtracted ? { notExtracted: result.notExtracted } : {}),
     ...(result.sample ? { sample: result.sample } : {}),
   };
   logger.info('Write-back planned', {
     ...result.counts,
     api: result.api,
     comparedWith: result.comparedWith,
+    ...(result.notExtracted ? { notExtracted: result.notExtracted } : {}),
     dryRun: input.dryRun,
   });
   if (!input.dryRun && task.maxChanges !== undefined && result.counts.changed > task.maxChanges) {
@@ -1908,5 +1979,8 @@ async function storedPlanOutput(deps: CoreDeps, runId: string, task: string): Pr
     unchanged: num('unchanged'),
     changed: num('changed'),
     comparedWith: typeof s.comparedWith === 'string' ? s.comparedWith : 'sync_state',
+    ...(Array.isArray(s.notExtracted)
+      ? { notExtracted: s.notExtracted.filter((f): f is string => typeof f === 'string') }
+      : {}),
   };
 }

@@ -139,6 +139,34 @@ describe('write-back of records deleted in Salesforce', () => {
     expect(again.plan).toMatchObject({ sourceRows: 4, rejected: 0, changed: 0 });
   });
 
+  it('refuses an upsert of a deleted record when the task maps a field the extract does not read: the copy still tells which records are deleted', async () => {
+    // Industry is not extracted: it is compared with what was last sent, the other fields with the copy.
+    const task: WritebackTaskInput = { ...UPSERT, fields: { ...UPSERT.fields, Industry: 'industry' } };
+    const transform = (bump: number): string =>
+      `${TRANSFORM(bump)};
+       ALTER TABLE lead_out ADD COLUMN industry text DEFAULT 'Energy'`;
+    const first = await run(task, transform(1));
+    expect(first.plan).toMatchObject({
+      comparedWith: 'extract:public.sf_lead',
+      notExtracted: ['Industry'],
+      changed: 5,
+    });
+    const deletedId = idOf('ext-0002');
+    await deleteInSalesforce(deletedId);
+
+    const { plan, result, runId } = await run(task, transform(2));
+
+    expect(plan).toMatchObject({ sourceRows: 5, rejected: 1, changed: 4 });
+    expect(result).toMatchObject({ succeeded: 4, failed: 0 });
+    expect(leadsWithKey('ext-0002')).toEqual({
+      live: [],
+      deleted: [expect.objectContaining({ Id: deletedId })],
+    });
+    expect(await errorsOf(env, runId)).toEqual([
+      expect.objectContaining({ key: 'ext-0002', code: 'ENTITY_IS_DELETED' }),
+    ]);
+  });
+
   it('names a copy whose table name holds a % in its message as it is', async () => {
     const extract = { ...LEAD_EXTRACT, table: 'sf_lead%copy' };
     const source = `DROP TABLE IF EXISTS lead_out;
