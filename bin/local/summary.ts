@@ -38,6 +38,12 @@ export interface TaskSummary {
    * after it ran, and the run failed. Absent for a task that ran to its end.
    */
   readonly error?: string;
+  /**
+   * A write-back's mapped fields the extract of its object does not read
+   * (`summary.writeback.<task>.notExtracted`), and that extract's config path: compared with what
+   * the task last sent, so an edit of them in Salesforce is not seen. Said below the table.
+   */
+  readonly notExtracted?: { readonly fields: readonly string[]; readonly extract: string };
 }
 
 /**
@@ -174,7 +180,30 @@ export function writebackTaskSummary(task: string, figures: unknown): TaskSummar
     failed: num(s.failed),
     apiCalls: num(s.apiCalls),
     ...(typeof s.error === 'string' ? { error: s.error } : {}),
+    ...(Array.isArray(s.notExtracted) && s.notExtracted.length > 0
+      ? {
+          notExtracted: {
+            fields: s.notExtracted.map(String),
+            extract: typeof s.comparedExtract === 'string' ? s.comparedExtract : 'the extract',
+          },
+        }
+      : {}),
   };
+}
+
+/** What the CLI says of a write-back whose mapped fields the extract of its object does not read. */
+export function notExtractedNote(
+  task: string,
+  notExtracted: NonNullable<TaskSummary['notExtracted']>,
+): string {
+  const { fields, extract } = notExtracted;
+  const them = fields.length === 1 ? 'it' : 'them';
+  return (
+    `note: write-back ${task} compares ${fields.join(', ')} with what it last sent (roundtrip.sync_state), ` +
+    `not with the extracted copy, as ${extract}.fields does not list ${them}: an edit of ${them} made in Salesforce ` +
+    `is not seen nor put back (the copy still catches deleted records and edits of the other fields); ` +
+    `add ${them} to ${extract}.fields to compare ${them} with the copy`
+  );
 }
 
 /** The write-backs of a run's figures (`summary.writeback` or the Report's) that held back keys again. */
@@ -337,9 +366,9 @@ export function runSummary(
 
 /**
  * The table's columns: a task not in the config is marked by its name instead, and so is a failed
- * write-back task, whose error is said below the table.
+ * write-back task, whose error is said below the table, as are its fields not extracted.
  */
-type Column = Exclude<keyof TaskSummary, 'notInConfig' | 'error'>;
+type Column = Exclude<keyof TaskSummary, 'notInConfig' | 'error' | 'notExtracted'>;
 const COLUMNS: readonly Column[] = [
   'task',
   'kind',
@@ -398,11 +427,15 @@ export function formatSummaryTable(summary: RunSummary): string {
       ? []
       : [`✗ write-back ${t.task} failed: ${t.error.length > 300 ? `${t.error.slice(0, 300)}…` : t.error}`],
   );
+  const notes = summary.tasks.flatMap((t) =>
+    t.notExtracted ? [notExtractedNote(t.task, t.notExtracted)] : [],
+  );
   return [
     `run ${summary.runId}: ${summary.status}`,
     lines[0],
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...lines.slice(1),
     ...failedTasks,
+    ...notes,
   ].join('\n');
 }

@@ -1,4 +1,4 @@
-import { formatSummaryTable, type RunSummary } from '../../../bin/local/summary';
+import { formatSummaryTable, writebackTaskSummary, type RunSummary } from '../../../bin/local/summary';
 
 describe('formatSummaryTable', () => {
   const row = {
@@ -67,6 +67,33 @@ describe('formatSummaryTable', () => {
       'Lead-upsert       writeback      1,234        4        3         1          0       0          1',
       `✗ write-back Contact-insert failed: ${failed.error.slice(0, 300)}…`,
     ]);
+  });
+
+  it('says below the table which mapped fields a write-back compares with sync_state, not the extract, and how to have them compared with it', () => {
+    const summary: RunSummary = {
+      runId: 'r1',
+      status: 'succeeded',
+      tasks: [
+        row,
+        {
+          ...row,
+          task: 'Account-upsert',
+          notExtracted: { fields: ['Description', 'Industry'], extract: 'extract[1]' },
+        },
+      ],
+    };
+    expect(formatSummaryTable(summary).split('\n').slice(5)).toEqual([
+      'note: write-back Account-upsert compares Description, Industry with what it last sent (roundtrip.sync_state), not with the extracted copy, as extract[1].fields does not list them: an edit of them made in Salesforce is not seen nor put back (the copy still catches deleted records and edits of the other fields); add them to extract[1].fields to compare them with the copy',
+    ]);
+  });
+
+  it("reads a write-back's fields not extracted from the figures its plan stored", () => {
+    const figures = { sourceRows: 3, changed: 3, notExtracted: ['Industry'], comparedExtract: 'extract[0]' };
+    expect(writebackTaskSummary('Lead-update', figures).notExtracted).toEqual({
+      fields: ['Industry'],
+      extract: 'extract[0]',
+    });
+    expect(writebackTaskSummary('Lead-update', { sourceRows: 3 }).notExtracted).toBeUndefined();
   });
 
   it('says that a run failed before any step reported, rather than print headers alone', () => {
