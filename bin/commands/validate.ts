@@ -45,11 +45,16 @@ import { TransformError, tryTransform } from '../../lambdas/core/transform';
 import { thrownFailureText } from '../../lambdas/shared/errors';
 import { s3FolderUrl } from '../../lambdas/shared/s3-location';
 import { mapWritebackTask } from '../../lambdas/core/writeback';
-import { sourceColumnsFor } from '../../lambdas/core/writeback/plan';
+import {
+  extractOfObject,
+  mappedFieldsNotExtracted,
+  sourceColumnsFor,
+} from '../../lambdas/core/writeback/plan';
 import { checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
 import { splitTable, writebackConfigPath } from '../../lambdas/core/writeback/state';
 import { EXIT, parseOptions, type Command } from '../cli-common';
 import { buildLocalDeps, buildLocalServices, type LocalServices } from '../local/deps';
+import { notExtractedNote } from '../local/summary';
 import { awsEndpointFrom, CONNECTION_OPTIONS, configFrom, loggerFrom, secretsFrom } from './run';
 
 /** One check's outcome. */
@@ -286,7 +291,15 @@ export const validate: Command = async (argv) => {
                 ...splitTable(task.from, config.postgres.schema),
                 fields: task.fields,
               });
-            return `${task.object} ${task.mode} ${writebackKeyText(task)}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable`;
+            // Fields the extract of the object does not read: compared with what was last sent, as
+            // each plan's run summary says too.
+            const notExtracted = mappedFieldsNotExtracted(config, mapping);
+            const extract = extractOfObject(config, mapping.object);
+            const note =
+              notExtracted.length > 0 && extract
+                ? `; ${notExtractedNote(taskName(task), { fields: notExtracted, extract: extractConfigPath(config, extract) })}`
+                : '';
+            return `${task.object} ${task.mode} ${writebackKeyText(task)}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable${note}`;
           });
         }
       }

@@ -987,27 +987,57 @@ type Comparison =
     }
   | { kind: 'sync_state' };
 
+/** The Salesforce extract task of the write-back's object: the copy the plan may compare with. */
+export function extractOfObject(
+  config: Pick<CoreDeps['config'], 'extract'>,
+  object: string,
+): SalesforceExtractTask | undefined {
+  return config.extract.find(
+    (e): e is SalesforceExtractTask =>
+      e.from === 'salesforce' && e.object.toLowerCase() === object.toLowerCase(),
+  );
+}
+
+/**
+ * Whether the extract reads the field now: its configured fields, and the ones every extract reads.
+ * A column left from a field taken out of the extract keeps the values of its last read
+ * (extract-salesforce.ts), which no edit in Salesforce moves: no comparison for the plan.
+ */
+export function extractReads(extract: Pick<SalesforceExtractTask, 'fields'>, field: string): boolean {
+  const name = field.toLowerCase();
+  return [...extract.fields, ID_FIELD, WATERMARK_FIELD, DELETED_FIELD].some((f) => f.toLowerCase() === name);
+}
+
+/**
+ * An update's or upsert's mapped fields that the extract of its object does not read, while the
+ * extract reads its key: compared with sync_state while the copy serves the others. Empty for an
+ * insert (no values compared), without such an extract, or when it does not read the key (the
+ * whole task is compared with sync_state). `roundtrip validate` says them from the config alone;
+ * the plan also counts a field whose column the extract has not loaded yet.
+ */
+export function mappedFieldsNotExtracted(
+  config: Pick<CoreDeps['config'], 'extract'>,
+  mapping: WritebackMapping,
+): string[] {
+  const extract = extractOfObject(config, mapping.object);
+  if (!extract || mapping.task.mode === 'insert' || !mapping.keyField) return [];
+  if (!extractReads(extract, mapping.keyField)) return [];
+  return mapping.fields.filter((m) => !extractReads(extract, m.field.name)).map((m) => m.field.name);
+}
+
 async function chooseComparison(
   client: PoolClient,
   deps: Pick<CoreDeps, 'config'>,
   mapping: WritebackMapping,
 ): Promise<Comparison> {
-  const extract = deps.config.extract.find(
-    (e): e is SalesforceExtractTask =>
-      e.from === 'salesforce' && e.object.toLowerCase() === mapping.object.toLowerCase(),
-  );
+  const extract = extractOfObject(deps.config, mapping.object);
   if (!extract) return { kind: 'sync_state' };
   const { schema, table } = splitTable(extract.table, deps.config.postgres.schema);
   const columns = await tableColumns(client, schema, table);
   const matchColumn = mapping.keyField;
-  // The copy holds a field's current value only if the extract reads it now: its configured
-  // fields, and the ones it always reads. A column left from a field taken out of the extract keeps
-  // the values of its last read (extract-salesforce.ts), which no edit in Salesforce moves.
-  const read = new Set(
-    [...extract.fields, ID_FIELD, WATERMARK_FIELD, DELETED_FIELD].map((f) => f.toLowerCase()),
-  );
+  // The copy holds a field's current value only if the extract reads it now, and has loaded it.
   const extracted = (field: string): boolean =>
-    read.has(field.toLowerCase()) && columns !== undefined && columns.has(field);
+    extractReads(extract, field) && columns !== undefined && columns.has(field);
   if (!columns || !matchColumn || !extracted(matchColumn)) return { kind: 'sync_state' };
   const notExtracted = mapping.fields.filter((m) => !extracted(m.field.name)).map((m) => m.field.name);
   // The copy is fresh unless this task wrote records after it was loaded (a run that skipped the

@@ -327,6 +327,25 @@ describe('the roundtrip CLI', () => {
     }
   });
 
+  it('says in validate which mapped fields the extract of the object does not read, what is not seen of them and how to have it seen', async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as {
+      writeback: { fields: Record<string, string> }[];
+    };
+    const [task] = config.writeback;
+    const file = path.join(dir, 'not-extracted.config.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        ...config,
+        writeback: [{ ...task, fields: { ...task?.fields, Rating: 'lead_score' } }],
+      }),
+    );
+    const result = await cli(['validate', ...connection.slice(2), '--config', file]);
+    expect(result.stdout.split('\n')).toContain(
+      '✓ write-back Lead-update: Lead update by Id: LeadScore__c, Rating writable; note: write-back Lead-update compares Rating with what it last sent (roundtrip.sync_state), not with the extracted copy, as extract[0].fields does not list it: an edit of it made in Salesforce is not seen nor put back (the copy still catches deleted records and edits of the other fields); add it to extract[0].fields to compare it with the copy',
+    );
+  });
+
   it('says that a login URL answering 404 is not one, named by its config path, in validate and in a run', async () => {
     const config = JSON.parse(await readFile(configFile, 'utf8')) as { salesforce: Record<string, unknown> };
     const secrets = JSON.parse(await readFile(secretsFile, 'utf8')) as Record<string, { loginUrl: string }>;
