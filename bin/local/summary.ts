@@ -246,6 +246,8 @@ export async function markRunInterrupted(
   try {
     await client.connect();
     await applySessionSettings(client);
+    // One transaction: the mark, and the figures of what the run wrote, counted from its ledger.
+    await client.query('BEGIN');
     const marked = await endRunningRun(
       client,
       runId,
@@ -253,6 +255,7 @@ export async function markRunInterrupted(
       new Date(),
       `Interrupted by ${signal} on this machine before its report`,
     );
+    await client.query('COMMIT');
     // What the caller reads of the run once it is marked, on the same connection.
     if (marked && afterwards) await afterwards(client).catch(() => undefined);
     return marked;

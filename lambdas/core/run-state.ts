@@ -10,6 +10,7 @@ import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../connectors/postgres';
 import { TerminalError } from '../shared/errors';
 import type { RunProcess, RunProcesses } from './deps';
+import { countUnreportedFigures } from './writeback/state';
 
 /** The `roundtrip.runs` row as Prepare records it. */
 export interface RecordedRun {
@@ -177,7 +178,9 @@ export async function markStepStarted(client: ClientBase, runId: string, at: Dat
 
 /**
  * Ends a run that is still `running` as `failed` or `skipped`, finished `at`, with `error` saying
- * why (a run that already ended keeps its outcome). Whether it was running.
+ * why (a run that already ended keeps its outcome). Whether it was running. The figures of the
+ * write-back tasks it planned, which its report never counted, are counted from its ledger
+ * (writeback/state.ts `countUnreportedFigures`): in the caller's transaction, when it has one.
  */
 export async function endRunningRun(
   client: ClientBase,
@@ -190,7 +193,9 @@ export async function endRunningRun(
     `UPDATE roundtrip.runs SET status = $2, finished_at = $3, error = $4 WHERE run_id = $1 AND status = 'running'`,
     [runId, status, at, error],
   );
-  return rowCount === 1;
+  if (rowCount !== 1) return false;
+  await countUnreportedFigures(client, runId);
+  return true;
 }
 
 /** A run closed by {@link closeRunsWhoseProcessIsGone}. */

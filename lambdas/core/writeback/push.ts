@@ -207,6 +207,9 @@ export async function finishWriteback(
       superseded,
       failureRate,
       failureRateExceeded: result.failureRateExceeded,
+      // Counted already when the run was closed while this push went on (a run marked ended whose
+      // Lambda still pushes: countUnreportedFigures): every record has an outcome now.
+      ...(stored !== undefined && 'outcomeUnknown' in stored ? { outcomeUnknown: outcomes.sent } : {}),
       collectedAt: deps.clock.now().toISOString(),
       // The push is over: other runs' pushes of the task may go on (refuseWhileAnotherPushGoesOn).
       [PUSH_GOING_ON]: null,

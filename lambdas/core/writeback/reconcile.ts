@@ -24,8 +24,8 @@ import type { Logger } from '../../shared/logging';
 import type { CoreDeps } from '../deps';
 import { collectJob, finishedJob } from './bulk-results';
 import { ifTaskLockFree } from './lock';
-import { pruneResolvedDetails, recountFromLedger } from './report';
-import { heldBackFigures, ledgerOutcomes, mergeRunSummary, storedCount } from './state';
+import { pruneResolvedDetails } from './report';
+import { heldBackFigures, ledgerOutcomes, mergeRunSummary, recountFromLedger, storedCount } from './state';
 import { holdsMoreThanDouble } from './numbers';
 import type { WritebackMapping } from './plan';
 import { resolveCommandSql } from './resolve-command';
@@ -953,8 +953,12 @@ async function resendUnknownWrites(
  * the one that resolved them: in one of its own, a Lambda that died between the two would leave
  * the figures stale for ever (nothing is left to resolve, so nothing counts them again). `byRunId`
  * names who resolved them (the run that resolved them, or `roundtrip resolve`), stored as the
- * figures' `outcomesResolvedBy`. A run whose summary has no figures for the task (its report
- * never ran) is left so. A run whose details were pruned has only its `sent` rows and those just
+ * figures' `outcomesResolvedBy`. A run that ended without reporting (killed hard, ended by hand,
+ * closed as abandoned) and whose close did not count its figures (closed before the close counted
+ * them: state.ts `countUnreportedFigures`; or ended by an UPDATE of `roundtrip.runs` by hand) is
+ * counted so too: its summary holds its plan's figures at most, no `outcomeUnknown`, and what it
+ * wrote would otherwise be counted in no run. A run still `running` is left to its own report.
+ * A task the run's summary has no figures for (never planned) is left so. A run whose details were pruned has only its `sent` rows and those just
  * resolved left in its ledger: the resolved ones are added to its stored `written` and `failed`
  * (a run that wrote 10,000 records keeps them), then deleted as the prune would have
  * ({@link pruneResolvedDetails}).
@@ -970,7 +974,8 @@ export async function refreshEndedRunIn(
     pruned: boolean;
     figures: Record<string, unknown> | null;
   }>(
-    `SELECT (summary->'writeback'->$2) ? 'outcomeUnknown' AS has,
+    `SELECT jsonb_typeof(summary->'writeback'->$2) = 'object'
+              AND ((summary->'writeback'->$2) ? 'outcomeUnknown' OR status <> 'running') AS has,
             coalesce(summary ? 'detailsPrunedAt', false) AS pruned,
             summary->'writeback'->$2 AS figures
        FROM roundtrip.runs WHERE run_id = $1`,

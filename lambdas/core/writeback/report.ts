@@ -43,6 +43,7 @@ import { silentLogger, warnOnFailure, type Logger } from '../../shared/logging';
 import { failureText, readableFailure } from '../../shared/errors';
 import { notifyRun } from './notify';
 import {
+  countUnreportedFigures,
   HELD_BACK_BY_BOTH_SQL,
   HELD_BACK_ERROR_SQL,
   heldBackFigures,
@@ -50,6 +51,7 @@ import {
   mergeRunSummary,
   previousRunOfTask,
   readRunSummary,
+  recountFromLedger,
   storedCount as num,
   writebackTaskOf,
 } from './state';
@@ -260,7 +262,9 @@ async function pruneBatch(
   // Each task's figures counted once more from the whole ledger before it is cut down: a later
   // plan that resolved some of the run's `sent` rows (reconcile.ts) counts them in a transaction
   // of its own after resolving them, and a prune in between would delete them uncounted (a pruned
-  // run's recount adds only the resolved rows its ledger still holds).
+  // run's recount adds only the resolved rows its ledger still holds). A run that ended without
+  // reporting and was closed before its close counted its figures (countUnreportedFigures) has no
+  // `outcomeUnknown`: counted too, or what it wrote would be pruned uncounted for ever.
   const { rows: due } = await client.query<{
     run_id: string;
     task: string;
@@ -270,7 +274,7 @@ async function pruneBatch(
        FROM roundtrip.runs r,
             jsonb_each(CASE WHEN jsonb_typeof(r.summary->'writeback') = 'object' THEN r.summary->'writeback' ELSE '{}' END) AS w
       WHERE r.run_id = ANY ($1::text[])
-        AND jsonb_typeof(w.value) = 'object' AND w.value ? 'outcomeUnknown'
+        AND jsonb_typeof(w.value) = 'object'
       ORDER BY r.run_id, w.key`,
     [runIds],
   );
@@ -391,29 +395,6 @@ export async function pruneResolvedDetails(client: PoolClient, runId: string, ta
 }
 
 /**
- * A task's figures in a run's summary (`written`, `failed`, the held-back figures, `outcomeUnknown`)
- * counted again from its ledger, which must hold every row of the run (not pruned): `stored` is
- * the task's summary as it was, `also` more keys to store with them.
- */
-export async function recountFromLedger(
-  client: PoolClient,
-  runId: string,
-  task: string,
-  stored: Record<string, unknown> | undefined,
-  also: Record<string, unknown> = {},
-): Promise<void> {
-  const outcomes = await ledgerOutcomes(client, runId, task);
-  await mergeRunSummary(client, runId, ['writeback', task], {
-    written: outcomes.succeeded,
-    failed: outcomes.failed,
-    ...heldBackFigures(stored, outcomes.heldBack),
-    superseded: outcomes.superseded,
-    outcomeUnknown: outcomes.sent,
-    ...also,
-  });
-}
-
-/**
  * Of the keys the run held back for task `task`, those the task's previous run
  * ({@link previousRunOfTask}) held back too (`count`, {@link HELD_BACK_BY_BOTH_SQL}): the same keys
  * two runs in a row, which a crash's one-run wait does not explain. `since` is
@@ -472,7 +453,9 @@ const percent = (rate: number): string => `${(rate * 100).toFixed(2)} %`;
  * Closes the pipeline's runs still `running` more than {@link ABANDONED_AFTER_HOURS} after they
  * started: `failed`, finished now, with an error that says why. No execution can still be running
  * them (Step Functions ends one at RUN_TIMEOUT_HOURS), so nothing else will. Their ledger rows left
- * `sent` stay, as for every run: they keep an insert from being sent twice. Returns their ids.
+ * `sent` stay, as for every run: they keep an insert from being sent twice. Their write-back
+ * figures, which no report counted, are counted from their ledgers ({@link countUnreportedFigures}).
+ * Returns their ids.
  */
 export async function closeAbandonedRuns(client: PoolClient, pipeline: string, now: Date): Promise<string[]> {
   const { rows } = await client.query<{ run_id: string }>(
@@ -489,7 +472,10 @@ export async function closeAbandonedRuns(client: PoolClient, pipeline: string, n
       String(ABANDONED_AFTER_HOURS),
     ],
   );
-  return rows.map((r) => r.run_id).sort();
+  const closed = rows.map((r) => r.run_id).sort();
+  // Never reported: their write-back figures are counted from their ledgers now.
+  for (const runId of closed) await countUnreportedFigures(client, runId);
+  return closed;
 }
 
 /** `text` cut to `max` characters, an ellipsis marking the cut. */

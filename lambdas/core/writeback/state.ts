@@ -192,6 +192,54 @@ export async function ledgerOutcomes(
   return rows[0] ?? { succeeded: 0, failed: 0, heldBack: 0, superseded: 0, sent: 0, planned: 0 };
 }
 
+/**
+ * A task's figures in a run's summary (`written`, `failed`, the held-back figures, `outcomeUnknown`)
+ * counted again from its ledger, which must hold every row of the run (not pruned): `stored` is
+ * the task's summary as it was, `also` more keys to store with them.
+ */
+export async function recountFromLedger(
+  client: ClientBase,
+  runId: string,
+  task: string,
+  stored: Record<string, unknown> | undefined,
+  also: Record<string, unknown> = {},
+): Promise<void> {
+  const outcomes = await ledgerOutcomes(client, runId, task);
+  await mergeRunSummary(client, runId, ['writeback', task], {
+    written: outcomes.succeeded,
+    failed: outcomes.failed,
+    ...heldBackFigures(stored, outcomes.heldBack),
+    superseded: outcomes.superseded,
+    outcomeUnknown: outcomes.sent,
+    ...also,
+  });
+}
+
+/**
+ * Counts from its ledger the figures of each write-back task of run `runId` that never reported
+ * them ({@link recountFromLedger}): a run ended by something other than its report — its process
+ * killed hard and closed as gone, ended by hand (`roundtrip status --end-run`), interrupted with
+ * Ctrl-C, its execution stopped, closed as abandoned — stored its plan's figures at most (and
+ * `written`, `failed` of a task whose collect finished), never `outcomeUnknown`, which the Report
+ * writes for every task it counts. Without this, such a run said `written 0` for what it wrote,
+ * and a later plan that resolved its records counted them in no run (reconcile.ts
+ * `refreshEndedRunIn` recounts the runs whose figures were counted). Called in the transaction
+ * that ends the run, which must hold every row of the run's ledger (a run still `running` is
+ * never pruned). Answers the tasks counted.
+ */
+export async function countUnreportedFigures(client: ClientBase, runId: string): Promise<string[]> {
+  const { rows } = await client.query<{ task: string; figures: Record<string, unknown> }>(
+    `SELECT w.key AS task, w.value AS figures
+       FROM roundtrip.runs r,
+            jsonb_each(CASE WHEN jsonb_typeof(r.summary->'writeback') = 'object' THEN r.summary->'writeback' ELSE '{}' END) AS w
+      WHERE r.run_id = $1 AND jsonb_typeof(w.value) = 'object' AND NOT w.value ? 'outcomeUnknown'
+      ORDER BY w.key`,
+    [runId],
+  );
+  for (const r of rows) await recountFromLedger(client, runId, r.task, r.figures);
+  return rows.map((r) => r.task);
+}
+
 /** A task's part of the run's summary (`summary.writeback.<task>`), `undefined` when it has none. */
 export function taskSummaryOf(
   summary: Record<string, unknown>,

@@ -225,6 +225,22 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
     );
     const nextRunId = (JSON.parse(next.stdout.trim().split('\n').pop() as string) as { runId: string }).runId;
     expect(await runFigures(env, nextRunId, 'Lead-bulk')).toMatchObject({ heldBack: 0, changed: 0 });
+    // The killed run never reported: its figures were counted from its ledger when it was closed
+    // (6 sent, no outcome), and again once the plan collected its job: it wrote the 6 records,
+    // which roundtrip status says of it (not of the run that collected them).
+    expect(await runFigures(env, run.run_id, 'Lead-bulk')).toMatchObject({
+      written: 6,
+      failed: 0,
+      outcomeUnknown: 0,
+      outcomesResolvedBy: nextRunId,
+    });
+    const listed = JSON.parse((await cli(['status', ...connection, '--json'])).stdout) as {
+      runs: { runId: string; written: number }[];
+    };
+    expect(listed.runs.filter((r) => [run.run_id, nextRunId].includes(r.runId))).toEqual([
+      expect.objectContaining({ runId: nextRunId, written: 0 }),
+      expect.objectContaining({ runId: run.run_id, written: 6 }),
+    ]);
     // The job's records were recorded from its results: each Lead once, none inserted again.
     expect([...leadsNamed('bk').values()]).toEqual([1, 1, 1, 1, 1, 1]);
     const { rows } = await env.pool.query<{ n: number }>(
@@ -273,6 +289,35 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
       `SELECT salesforce_id FROM roundtrip.sync_state WHERE task = 'Lead-keyless' AND key = 'kl-1'`,
     );
     expect(rows[0]?.salesforce_id).toBe(id);
+    // Counted when closed (3 sent, no outcome), and again for the key recorded by hand.
+    expect(await runFigures(env, run.run_id, 'Lead-keyless')).toMatchObject({
+      written: 1,
+      failed: 0,
+      outcomeUnknown: 2,
+      outcomesResolvedBy: 'roundtrip resolve',
+    });
+    // The two others, recorded from a file once their call is over: the run that sent them counts them.
+    await env.pool.query(
+      `UPDATE roundtrip.writeback_plans SET updated_at = updated_at - interval '1 hour' WHERE run_id = $1`,
+      [run.run_id],
+    );
+    const [two] = env.sf.store.create('Lead', [{ LastName: 'kl 2', Company: 'Initech' }]);
+    await writeFile(path.join(dir, 'kl.csv'), `key,salesforce_id\nkl-2,${two?.id as string}\nkl-3,\n`);
+    const byFile = await cli([
+      'resolve',
+      ...connection,
+      '--task',
+      'Lead-keyless',
+      '--file',
+      path.join(dir, 'kl.csv'),
+    ]);
+    expect(byFile).toMatchObject({ code: 0, stderr: '' });
+    expect(await runFigures(env, run.run_id, 'Lead-keyless')).toMatchObject({
+      written: 2,
+      failed: 1,
+      outcomeUnknown: 0,
+      outcomesResolvedBy: 'roundtrip resolve',
+    });
   });
 
   it('Ctrl-C during a keyless Collections push names the keys to record by hand, and the command', async () => {
@@ -295,6 +340,12 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
     child.kill('SIGINT');
     await exited;
     expect(stderr).toContain(`run ${run.run_id} recorded as failed (interrupted)`);
+    // Its figures counted from its ledger as it was marked: 2 sent, no outcome.
+    expect(await runFigures(env, run.run_id, 'Lead-keyless')).toMatchObject({
+      written: 0,
+      failed: 0,
+      outcomeUnknown: 2,
+    });
     expect(stderr).toContain(
       `  task Lead-keyless: 2 keys were sent for insert by run ${run.run_id} with no recorded outcome (cc-1, cc-2), and without an external-ID key no plan can look them up: every run holds them back until you find them in Salesforce and record them with roundtrip resolve --task Lead-keyless --file outcomes.csv (a line key,salesforce_id each, the Id empty for not inserted) or --key KEY --inserted ID\n`,
     );

@@ -143,6 +143,14 @@ describe('inserts left without an outcome by runs that ended', () => {
     expect(env.sf.calls.writes().map((w) => w.records)).toEqual([2]);
     expect(holding('lost')).toBe(2);
     expect(await ledger(dead)).toEqual([{ status: 'failed', n: 2 }]);
+    // The run ended without reporting (its summary holds its plan's figures alone): its figures
+    // are counted from its ledger all the same, with who resolved them.
+    expect(await runFigures(env, dead, 'Lead-insert')).toMatchObject({
+      written: 0,
+      failed: 2,
+      outcomeUnknown: 0,
+      outcomesResolvedBy: next,
+    });
     const released = await errorsOf(env, dead);
     expect(released.map((e) => [e.key, e.code])).toEqual([
       ['lost-1', 'NOT_INSERTED'],

@@ -156,6 +156,18 @@ describe('pruning the details of old runs', () => {
     await env.pool.query(`UPDATE roundtrip.runs SET pipeline = 'another-pipeline' WHERE run_id = $1`, [
       elsewhere,
     ]);
+    // Its plan stored its figures; its push never reported what it wrote (1 record, 1 sent).
+    await env.pool.query(
+      `UPDATE roundtrip.runs SET summary = '{"writeback": {"Lead-insert": {"sourceRows": 2, "changed": 2}}}' WHERE run_id = $1`,
+      [abandoned],
+    );
+    const figures = async (): Promise<unknown> =>
+      (
+        await env.pool.query(
+          `SELECT summary->'writeback'->'Lead-insert' AS f FROM roundtrip.runs WHERE run_id = $1`,
+          [abandoned],
+        )
+      ).rows[0]?.f;
 
     await reportRun(env.deps({ writeback: [update] }), { runId: await env.newRun() });
 
@@ -180,6 +192,14 @@ describe('pruning the details of old runs', () => {
       env.logger.records.find((r) => r.message === 'Closed runs abandoned without a report as failed')
         ?.attributes,
     ).toEqual({ runIds: [abandoned] });
+    // Counted from its ledger as it was closed: no report ever counted them.
+    expect(await figures()).toMatchObject({
+      sourceRows: 2,
+      changed: 2,
+      written: 1,
+      failed: 0,
+      outcomeUnknown: 1,
+    });
     // Its details are kept like any finished run's (the ledger's `sent` marks for good), and
     // pruned once it finished longer ago than keepRunDetailsDays.
     expect(await details(abandoned)).toMatchObject({
@@ -193,6 +213,7 @@ describe('pruning the details of old runs', () => {
     ]);
     await reportRun(env.deps({ writeback: [update] }), { runId: await env.newRun() });
     expect(await details(abandoned)).toMatchObject({ pages: 0, ledger: ['sent'], pruned: true });
+    expect(await figures()).toMatchObject({ written: 1, outcomeUnknown: 1 });
   });
 
   describe('a backlog, in batches of runs', () => {
