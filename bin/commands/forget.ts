@@ -15,6 +15,7 @@ import {
   forgetCommand,
   forgetTask,
   insertsAgain,
+  renameTaskCommand,
   STREAK_ROWS_WHY,
   type ForgetOutcome,
   type TaskState,
@@ -46,11 +47,21 @@ const MARKS_WHY =
  * What forgetting an insert task's synced records means, said before they are deleted: its next
  * run inserts each of them again.
  */
-function insertAgainText(task: string, state: TaskState): string {
+function insertAgainText(task: string, state: TaskState, named: boolean): string {
+  const unless =
+    'and Salesforce holds each twice, unless you deleted them there or the task now writes another object';
+  if (named) {
+    return (
+      `task ${task} inserts records: with its sync state gone, its next run inserts the ${count(state.syncedRecords, 'record')} ` +
+      `it inserted already again, ${unless}`
+    );
+  }
+  // Not named in the config: renamed (the plan of the new name is refused while this state is
+  // kept, writeback/scope.ts checkRenamedTask) or removed.
   return (
-    `task ${task} inserts records: with its sync state gone, its next run inserts the ${count(state.syncedRecords, 'record')} ` +
-    `it inserted already again, and Salesforce holds each twice, unless you deleted them there or the task now writes ` +
-    `another object`
+    `task ${task}, which the config no longer names, inserted ${count(state.syncedRecords, 'record')}${state.syncScope ? ` into ${state.syncScope.object}` : ''}: ` +
+    `with its sync state gone, a task of that object named ${task} again, or the task it was renamed to, inserts each of them again, ` +
+    `${unless}. If the task was renamed, carry its state to the new name instead: ${renameTaskCommand(task, 'NEW')}`
   );
 }
 
@@ -155,7 +166,7 @@ export const forget: Command = async (argv) => {
     }
     if (outcome.kind === 'insert-again') {
       process.stderr.write(
-        `roundtrip forget: refused: ${insertAgainText(task, outcome.state)}. Nothing deleted. ` +
+        `roundtrip forget: refused: ${insertAgainText(task, outcome.state, configuredMode !== undefined)}. Nothing deleted. ` +
           `If that is what you want, run it again with --insert-again beside --yes.\n`,
       );
       return EXIT.badInput;
@@ -219,7 +230,7 @@ export const forget: Command = async (argv) => {
             }).`;
     if (!outcome.deleted && insertsAgain(state, configuredMode)) {
       lines.push(
-        `Mind: ${insertAgainText(task, state)}; --yes needs --insert-again beside it for this task.`,
+        `Mind: ${insertAgainText(task, state, configuredMode !== undefined)}; --yes needs --insert-again beside it for this task.`,
       );
     }
     lines.push(

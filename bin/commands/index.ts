@@ -36,6 +36,9 @@ commands:
   forget --task NAME [--config FILE] [--secrets FILE | --database-url URL] [--yes [--insert-again]] [--json]
                        start a task over: delete its sync state, sync scope and watermark
                        (without --yes: say what it would delete)
+  rename-task --from OLD --to NEW [--config FILE] [--secrets FILE | --database-url URL] [--yes] [--json]
+                       carry a task's state to the name the config gives it now, so the
+                       renamed task goes on where it was (without --yes: say what it would move)
   start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
                        start an execution of the deployed state machine and follow it
   emulate salesforce [--port N] [--seed FILE|DIR]  run the local Salesforce API emulator
@@ -226,6 +229,26 @@ roundtrip.task_owners.
   --database-url URL     use this database instead (postgres://…; ?sslmode=require for TLS)
   --json                 one JSON object { pipeline, task, deleted, … } on stdout
 `,
+  'rename-task': `usage: roundtrip rename-task --from OLD --to NEW [--config FILE] [--secrets FILE | --database-url URL] [--yes] [--json]
+
+Carries a task's state to a new name, for a task renamed in the config (a name given or changed,
+or a mode changed under a default name) that should go on where it was: a task's state is kept
+by name, so renamed it would send every record once, and an insert would insert each again (its
+plan is refused while the old name holds inserts into the same object). Moves, in one
+transaction under both tasks' locks, OLD's sync state, sync scope and watermark to NEW, and
+claims NEW for the pipeline; OLD's runs' history stays under OLD. Without --yes it says what it
+would move, and moves nothing. Refused (exit 1) while OLD has records whose outcome is unknown
+or a run still running planned it, and while NEW has state of its own; bad input (exit 2) while
+the config still names OLD, and for a name the database does not know.
+
+  --from OLD             the name the task had (as roundtrip status names it)
+  --to NEW               the name the config gives it now
+  --yes                  move; without it, a dry run
+  -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
+  --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
+  --database-url URL     use this database instead (postgres://…; ?sslmode=require for TLS)
+  --json                 one JSON object { pipeline, from, to, moved, … } on stdout
+`,
   start: `usage: roundtrip start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
 
 Starts an execution of the deployed state machine (AWS credentials from the environment) and
@@ -278,6 +301,7 @@ const commands: Record<string, () => Promise<Command>> = {
   errors: async () => (await import('./errors')).errors,
   resolve: async () => (await import('./resolve')).resolve,
   forget: async () => (await import('./forget')).forget,
+  'rename-task': async () => (await import('./rename-task')).renameTaskCli,
   start: async () => (await import('./start')).start,
   emulate: async () => (await import('./emulate')).emulate,
 };

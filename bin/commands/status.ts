@@ -19,7 +19,13 @@ import {
   wholeNumberOption,
   type Command,
 } from '../cli-common';
-import { forgetCommand, tasksNotInConfig, type TaskNotInConfig } from '../../lambdas/core/task-state';
+import {
+  forgetCommand,
+  insertedRecords,
+  renameTaskCommand,
+  tasksNotInConfig,
+  type TaskNotInConfig,
+} from '../../lambdas/core/task-state';
 import { alignColumns } from '../local/columns';
 import { endRunByHand, keysToRecordByHand, stillRunningNote } from '../local/process';
 import { heldBackAgainNote, tasksHeldBackAgain, readStoredRuns, taskSummaries } from '../local/summary';
@@ -110,6 +116,23 @@ export async function runsDatabase(
   return { config, pool };
 }
 
+/**
+ * What to do with a task the config no longer names once nothing of it is outstanding: forget it,
+ * or, for one that inserted its records, say what forgetting means (a task named so again, or the
+ * one it was renamed to, inserts each of them again: forget needs --insert-again) and how to carry
+ * its state to the name it was renamed to instead.
+ */
+function whenClear(t: TaskNotInConfig): string {
+  if (!insertedRecords(t)) return `${forgetCommand(t.task)} deletes its state (its runs' history is kept)`;
+  const records = `${t.syncedRecords.toLocaleString('en-US')} record${t.syncedRecords === 1 ? '' : 's'}`;
+  return (
+    `it inserted ${records}${t.syncScope ? ` into ${t.syncScope.object}` : ''}. Renamed: ${renameTaskCommand(t.task, 'NEW')} ` +
+    `carries its state to the new name (until then the plan of an insert task of that object with no state of its own is refused). ` +
+    `Removed: ${forgetCommand(t.task, { insertAgain: true })} deletes its state, and a task named ${t.task} again, or renamed from it, ` +
+    `then inserts each of the ${records} again`
+  );
+}
+
 /** A task the config no longer names, as `status --json` lists it. */
 function notInConfigJson(t: TaskNotInConfig): Record<string, unknown> {
   const clear = t.outcomesUnknown.records === 0 && t.outcomesUnknown.runningPlans.length === 0;
@@ -123,8 +146,10 @@ function notInConfigJson(t: TaskNotInConfig): Record<string, unknown> {
       : null,
     outcomesUnknown: t.outcomesUnknown,
     todo: clear
-      ? forgetCommand(t.task)
-      : `${resolveOutcomesFirst(t.outcomesUnknown, t.task, t)} Then ${forgetCommand(t.task)}.`,
+      ? insertedRecords(t)
+        ? whenClear(t)
+        : forgetCommand(t.task)
+      : `${resolveOutcomesFirst(t.outcomesUnknown, t.task, t)} Then ${forgetCommand(t.task, { insertAgain: insertedRecords(t) })}.`,
   };
 }
 
@@ -148,13 +173,11 @@ function notInConfigLines(pipeline: string, tasks: readonly TaskNotInConfig[]): 
     lines.push(`  ${t.task}: ${held.join(', ') || 'no sync state'}; ${lastRunText(t.lastRun)}`);
     const unknown = outcomesUnknownLines(t.outcomesUnknown);
     if (unknown.length === 0) {
-      lines.push(
-        `    nothing outstanding: ${forgetCommand(t.task)} deletes its state (its runs' history is kept)`,
-      );
+      lines.push(`    nothing outstanding: ${whenClear(t)}`);
     } else {
       lines.push(...unknown.map((l) => `    ${l}`));
       lines.push(
-        `    not to be forgotten yet: ${resolveOutcomesFirst(t.outcomesUnknown, t.task, t)} Then ${forgetCommand(t.task)}.`,
+        `    not to be forgotten yet: ${resolveOutcomesFirst(t.outcomesUnknown, t.task, t)} Then ${forgetCommand(t.task, { insertAgain: insertedRecords(t) })}.`,
       );
     }
   }

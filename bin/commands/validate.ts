@@ -50,7 +50,7 @@ import {
   mappedFieldsNotExtracted,
   sourceColumnsFor,
 } from '../../lambdas/core/writeback/plan';
-import { checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
+import { checkRenamedTask, checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
 import { splitTable, writebackConfigPath } from '../../lambdas/core/writeback/state';
 import { EXIT, parseOptions, type Command } from '../cli-common';
 import { buildLocalDeps, buildLocalServices, type LocalServices } from '../local/deps';
@@ -285,12 +285,16 @@ export const validate: Command = async (argv) => {
             const configPath = writebackConfigPath(config, task);
             const describe = await describeTaskObject(sf, task.object, `${configPath}.object`);
             const mapping = mapWritebackTask(task, describe, { configPath });
-            // What the plan would refuse: synced records keyed by another object or key.
-            if (pool && postgresOk)
+            // What the plan would refuse: synced records keyed by another object or key, or an
+            // insert renamed away from the records it inserted (an update's or upsert's: said).
+            let renamed: string | undefined;
+            if (pool && postgresOk) {
               await checkSyncScopeIn(pool, taskName(task), syncScopeOf(mapping), configPath, {
                 ...splitTable(task.from, config.postgres.schema),
                 fields: task.fields,
               });
+              renamed = await checkRenamedTask(pool, config, task, configPath);
+            }
             // Fields the extract of the object does not read: compared with what was last sent, as
             // each plan's run summary says too.
             const notExtracted = mappedFieldsNotExtracted(config, mapping);
@@ -299,7 +303,7 @@ export const validate: Command = async (argv) => {
               notExtracted.length > 0 && extract
                 ? `; ${notExtractedNote(taskName(task), { fields: notExtracted, extract: extractConfigPath(config, extract) })}`
                 : '';
-            return `${task.object} ${task.mode} ${writebackKeyText(task)}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable${note}`;
+            return `${task.object} ${task.mode} ${writebackKeyText(task)}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable${note}${renamed ? `; mind: ${renamed}` : ''}`;
           });
         }
       }

@@ -98,7 +98,7 @@ export const MAX_OVERLAP_SECONDS = 86_400;
 // Value rules, exported for rules.ts and the tests.
 
 const PIPELINE_NAME = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$/;
-const TASK_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+export const TASK_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 /** Salesforce API names: a letter, then letters, digits and underscores (`LeadScore__c`, `ns__Obj__c`). */
 const SALESFORCE_API_NAME = /^[A-Za-z][A-Za-z0-9_]{0,79}$/;
 const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;

@@ -37,6 +37,14 @@ export function forgetCommand(task: string, options: { readonly insertAgain?: bo
   return `roundtrip forget ${shellOption('--task', task)} --yes${options.insertAgain === true ? ' --insert-again' : ''}`;
 }
 
+/**
+ * The command that carries task `from`'s state to the name `to` (`roundtrip rename-task --from OLD
+ * --to NEW --yes`, {@link renameTask}), the names quoted for a shell when they need it.
+ */
+export function renameTaskCommand(from: string, to: string): string {
+  return `roundtrip rename-task ${shellOption('--from', from)} ${shellOption('--to', to)} --yes`;
+}
+
 /** PostgreSQL's SQLSTATE for a `NOWAIT` lock that another transaction holds. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -465,13 +473,27 @@ export interface ForgottenHeldBack {
 }
 
 /**
- * Whether forgetting the task makes its next run insert records it inserted already: the config
- * names it as an insert task now, and it has synced records. (A task the config no longer names
- * has no next run; named again as an insert, it would: the output says so, from its latest plan's
- * operation, {@link TaskState.lastOperation}.)
+ * Whether forgetting the task makes a later run insert records it inserted already: the config
+ * names it as an insert task now, and it has synced records; or the config no longer names it
+ * (`configuredMode` undefined) and its records were inserted ({@link insertedRecords}): named again
+ * as an insert (a rename undone), it would insert them again, and so would a task renamed from it
+ * once forgetting it lifts the plan's refusal ({@link renamedInsertTasks}).
  */
 export function insertsAgain(state: TaskState, configuredMode: WriteOperation | undefined): boolean {
-  return configuredMode === 'insert' && state.syncedRecords > 0;
+  if (configuredMode !== undefined) return configuredMode === 'insert' && state.syncedRecords > 0;
+  return insertedRecords(state);
+}
+
+/**
+ * Whether the task's synced records were inserted: its latest plan kept was an insert
+ * ({@link TaskState.lastOperation}), or, none kept (its runs pruned), its records were synced
+ * without a key field (`roundtrip.sync_scope`: only an insert syncs so). Named again as an insert,
+ * or its records claimed by another insert task of the same object, each is inserted again.
+ */
+export function insertedRecords(state: TaskState): boolean {
+  if (state.syncedRecords === 0) return false;
+  if (state.lastOperation !== undefined) return state.lastOperation === 'insert';
+  return state.syncScope !== undefined && state.syncScope.keyField === null;
 }
 
 /**
@@ -635,6 +657,155 @@ export async function forgetTask(
         // connection gone meanwhile ends it too (the error that ended the work is the one to tell).
         await client.query('ROLLBACK').catch(() => undefined);
       }
+    }
+  });
+}
+
+/**
+ * The tasks of `pipeline` that `names` (its config's task names) no longer holds whose synced
+ * records were inserted ({@link insertedRecords}) into `object` (Salesforce API names compared
+ * without case): what an insert task of that object with no sync state of its own is likely
+ * renamed from (writeback/scope.ts, checkRenamedTask). Their state is kept by their old names, so
+ * the renamed task would insert each of their records again. Only the names the pipeline claims
+ * in `roundtrip.task_owners` (Prepare claims every task name of a run, migration 7): a task whose
+ * state predates the claims is listed by `roundtrip status` but not looked for here.
+ */
+export async function renamedInsertTasks(
+  pool: Pool,
+  pipeline: string,
+  names: readonly string[],
+  object: string,
+): Promise<TaskNotInConfig[]> {
+  return (await tasksNotInConfig(pool, pipeline, names)).filter(
+    (t) =>
+      t.owner === pipeline &&
+      insertedRecords(t) &&
+      t.syncScope?.object.toLowerCase() === object.toLowerCase(),
+  );
+}
+
+/** What {@link renameTask} found and did. */
+export type RenameOutcome =
+  /** The database knows no task `from` of the pipeline, or it holds no state to carry. */
+  | { readonly kind: 'unknown' | 'no-state'; readonly state?: TaskState }
+  /** Another pipeline holds `from` (or `to`, {@link RenameOutcome} `to-other-pipeline`). */
+  | { readonly kind: 'other-pipeline' | 'to-other-pipeline'; readonly owner: string }
+  /** `to` has state of its own (synced records, a scope, a watermark, records with no known outcome). */
+  | { readonly kind: 'to-has-state'; readonly to: TaskState; readonly outcomesUnknown: OutcomesUnknown }
+  /** As {@link ForgetOutcome} `busy`: a push, collect or plan of either task, or a step of a run going on. */
+  | { readonly kind: 'busy'; readonly state: TaskState; readonly holder: 'task-lock' | 'run-step' }
+  /** `from` has records whose outcome is unknown, or a run still running planned it. */
+  | {
+      readonly kind: 'outcomes-unknown';
+      readonly state: TaskState;
+      readonly outcomesUnknown: OutcomesUnknown;
+    }
+  /** The rows that are (`moved`) or would be carried from `from` to `to`. */
+  | {
+      readonly kind: 'renamed';
+      readonly moved: boolean;
+      readonly state: TaskState;
+      readonly syncState: number;
+      readonly syncScope: number;
+      readonly watermark: number;
+      /** `from`'s resolved `INSERT_OUTCOME_UNKNOWN` marks ({@link RESOLVED_MARKS}), which its sync state resolves. */
+      readonly resolvedMarks: number;
+    };
+
+/**
+ * Carries the state of task `from` of `pipeline` to the name `to` (`roundtrip rename-task`), so
+ * that the task renamed in the config goes on where it was instead of starting over: its rows of
+ * `roundtrip.sync_state`, `sync_scope` and `extract_state`, and its resolved
+ * `INSERT_OUTCOME_UNKNOWN` marks (resolved by its sync state: left behind, `from` would list them
+ * as unresolved), take the new name, and `to` is claimed for the pipeline in
+ * `roundtrip.task_owners`. One transaction, under both tasks' locks and the rows of the pipeline's
+ * runs still going, taken without waiting as {@link forgetTask} takes them, after checking under
+ * them that no record of `from` has an unknown outcome and no run still going planned it (their
+ * outcomes would land under the old name, after the move) and that `to` holds no state of its own.
+ * With `apply` false it checks the same and counts what it would carry, then rolls back.
+ *
+ * Kept under `from`: the per-run history (runs' summaries, the ledger, jobs, other errors) and its
+ * claim, as forget keeps them: the history says what the task did under that name.
+ */
+export async function renameTask(
+  pool: Pool,
+  pipeline: string,
+  from: string,
+  to: string,
+  options: { readonly apply: boolean },
+): Promise<RenameOutcome> {
+  return withClient(pool, async (client) => {
+    const tables = await existingTables(client);
+    await client.query('BEGIN');
+    let commit = false;
+    try {
+      const state = await readState(client, tables, pipeline, from);
+      if (state.owner !== undefined && state.owner !== pipeline) {
+        return { kind: 'other-pipeline', owner: state.owner };
+      }
+      const target = await readState(client, tables, pipeline, to);
+      if (target.owner !== undefined && target.owner !== pipeline) {
+        return { kind: 'to-other-pipeline', owner: target.owner };
+      }
+      const outcomesUnknown = await readUnknown(client, tables, from);
+      if (!holdsState(state, outcomesUnknown)) {
+        return state.owner === undefined && state.lastRun === undefined
+          ? { kind: 'unknown' }
+          : { kind: 'no-state', state };
+      }
+      if (!(await tryTaskLockInTransaction(client, from)) || !(await tryTaskLockInTransaction(client, to))) {
+        return { kind: 'busy', state, holder: 'task-lock' };
+      }
+      if (tables.has('runs')) {
+        try {
+          await client.query(
+            `SELECT 1 FROM roundtrip.runs WHERE pipeline = $1 AND status = 'running' FOR UPDATE NOWAIT`,
+            [pipeline],
+          );
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw err;
+          return { kind: 'busy', state, holder: 'run-step' };
+        }
+      }
+      // Read again under the locks (see forgetTask).
+      const locked = await readUnknown(client, tables, from);
+      if (locked.records > 0 || locked.runningPlans.length > 0) {
+        return { kind: 'outcomes-unknown', state, outcomesUnknown: locked };
+      }
+      const toNow = await readState(client, tables, pipeline, to);
+      const toUnknown = await readUnknown(client, tables, to);
+      if (holdsState(toNow, toUnknown))
+        return { kind: 'to-has-state', to: toNow, outcomesUnknown: toUnknown };
+      const marks = tables.has('writeback_errors')
+        ? ((
+            await client.query(
+              options.apply
+                ? `UPDATE roundtrip.writeback_errors SET task = $2 WHERE task = $1 AND ${RESOLVED_MARKS}`
+                : `SELECT 1 FROM roundtrip.writeback_errors WHERE task = $1 AND ${RESOLVED_MARKS}`,
+              options.apply ? [from, to] : [from],
+            )
+          ).rowCount ?? 0)
+        : 0;
+      const move = async (table: StateTable, rows: number): Promise<number> =>
+        options.apply && tables.has(table)
+          ? ((await client.query(`UPDATE roundtrip.${table} SET task = $2 WHERE task = $1`, [from, to]))
+              .rowCount ?? 0)
+          : rows;
+      const syncState = await move('sync_state', state.syncedRecords);
+      const syncScope = await move('sync_scope', state.syncScope ? 1 : 0);
+      const watermark = await move('extract_state', state.watermark ? 1 : 0);
+      if (options.apply && tables.has('task_owners')) {
+        await client.query(
+          `INSERT INTO roundtrip.task_owners (task, pipeline, run_id) VALUES ($1, $2, NULL) ON CONFLICT (task) DO NOTHING`,
+          [to, pipeline],
+        );
+      }
+      const resolvedMarks = marks;
+      commit = options.apply;
+      return { kind: 'renamed', moved: options.apply, state, syncState, syncScope, watermark, resolvedMarks };
+    } finally {
+      if (commit) await client.query('COMMIT');
+      else await client.query('ROLLBACK').catch(() => undefined);
     }
   });
 }

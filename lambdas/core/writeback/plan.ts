@@ -84,7 +84,7 @@ import {
 import { INSERT_SETTLE_MS, resolveEndedRuns } from './reconcile';
 import { resolveCommandSql } from './resolve-command';
 import { DOUBLE_EXACT_DIGITS, holdsMoreThanDouble } from './numbers';
-import { checkSyncScopeIn, recordSyncScope, syncScopeOf } from './scope';
+import { checkRenamedTask, checkSyncScopeIn, recordSyncScope, syncScopeOf } from './scope';
 import { checkSourceHasColumns, type SourceCheckContext } from './source';
 
 export type { SourceCheckContext } from './source';
@@ -1767,6 +1767,10 @@ export async function planWriteback(
   // The calls spent (the describe, what ended runs left) are recorded whether the plan ends or
   // fails; when it failed and the record fails too, the plan's own error is the one thrown.
   const result = await withStepApiCalls(deps, sf, callsBefore, input, 'plan', logger, async () => {
+    // Before any call: is this a task renamed away from its sync state (an insert would insert its
+    // records again: refused; an update or upsert would send each once: said)?
+    const renamed = await checkRenamedTask(deps.pg, deps.config, task, configPath);
+    if (renamed) logger.warn(renamed);
     const describe = await describeTaskObject(sf, task.object, `${configPath}.object`);
     const mapping = mapWritebackTask(task, describe, { configPath });
     const source = splitTable(task.from, deps.config.postgres.schema);

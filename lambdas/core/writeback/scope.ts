@@ -23,11 +23,18 @@
  * sent once); an update reading its Ids from another column.
  */
 import type { Pool, PoolClient } from 'pg';
-import type { WritebackMode, WritebackTask } from '../../config';
+import { taskName, type PipelineConfig, type WritebackMode, type WritebackTask } from '../../config';
 import { withClient } from '../../connectors/postgres';
 import { tableColumns } from '../run-state';
 import { shellOption } from '../../shared/shell';
-import { forgetCommand, readOutcomesUnknown } from '../task-state';
+import {
+  forgetCommand,
+  readOutcomesUnknown,
+  renamedInsertTasks,
+  renameTaskCommand,
+  tasksNotInConfig,
+  type TaskNotInConfig,
+} from '../task-state';
 import { TerminalError } from '../../shared/errors';
 import type { WritebackMapping } from './plan';
 import { checkSourceHasColumns } from './source';
@@ -360,5 +367,106 @@ export async function recordSyncScope(
       scope.mode === 'upsert',
       scope.mode !== 'update',
     ],
+  );
+}
+
+/**
+ * An insert task with no sync state of its own while a task of the same pipeline that the config
+ * no longer names holds records it inserted into the same object ({@link checkRenamedTask}).
+ */
+export class RenamedTaskError extends TerminalError {
+  constructor(
+    message: string,
+    /** The tasks the config no longer names whose inserts the task would make again. */
+    readonly previous: readonly string[],
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A task is kept by name (`roundtrip.sync_state`, `sync_scope`): renamed in the config (a `name`
+ * given, or a `mode` changed under a default name), it is a new task with no sync state, and its
+ * old name's state is left behind (task-state.ts, tasksNotInConfig). For an insert, that means
+ * inserting every record the task inserted already again. So, for a task with no sync state and
+ * no sync scope of its own, this looks for tasks the pipeline claims (`roundtrip.task_owners`)
+ * that its config no longer names whose synced records went to the same object, and:
+ *
+ * - an insert task is refused ({@link RenamedTaskError}) while any of them inserted records there
+ *   ({@link renamedInsertTasks}), naming them, how many records each inserted, and the ways out:
+ *   rename the task back, carry the old task's state over (`roundtrip rename-task`), or, to
+ *   insert them again on purpose, forget the old task (`--insert-again`);
+ * - for an update or upsert, nothing is created twice, but every record is sent once (unless the
+ *   config extracts the object, whose copy the plan compares with): answered as a warning, with
+ *   the command that carries the state over.
+ *
+ * Reads only the task names and state tables, before anything calls Salesforce.
+ */
+export async function checkRenamedTask(
+  pool: Pool,
+  config: PipelineConfig,
+  task: WritebackTask,
+  configPath: string,
+): Promise<string | undefined> {
+  const name = taskName(task);
+  const own = await withClient(pool, async (client) => {
+    const { rows } = await client.query<{ scope: boolean; state: boolean }>(
+      `SELECT to_regclass('roundtrip.sync_scope') IS NOT NULL AS scope, to_regclass('roundtrip.sync_state') IS NOT NULL AS state`,
+    );
+    if (!rows[0]?.scope || !rows[0]?.state) return true;
+    const { rowCount } = await client.query(
+      `SELECT 1 FROM roundtrip.sync_state WHERE task = $1 UNION ALL SELECT 1 FROM roundtrip.sync_scope WHERE task = $1 LIMIT 1`,
+      [name],
+    );
+    return (rowCount ?? 0) > 0;
+  });
+  if (own) return undefined;
+  const names = [...config.extract.map(taskName), ...config.writeback.map(taskName)];
+  const count = (n: number): string => `${n.toLocaleString('en-US')} record${n === 1 ? '' : 's'}`;
+  const listed = (tasks: readonly TaskNotInConfig[], verb: string): string =>
+    tasks
+      .map(
+        (t) =>
+          `task ${t.task} ${verb} ${count(t.syncedRecords)} into ${t.syncScope?.object ?? task.object}` +
+          (t.syncScope?.keyColumn ? ` (keys from column ${t.syncScope.keyColumn})` : ''),
+      )
+      .join(', ');
+  const carry = (tasks: readonly TaskNotInConfig[]): string =>
+    tasks.length === 1
+      ? renameTaskCommand(tasks[0]!.task, name)
+      : `${renameTaskCommand('OLD', name)} for the one it was (${tasks.map((t) => t.task).join(', ')})`;
+  if (task.mode === 'insert') {
+    const previous = await renamedInsertTasks(pool, config.name, names, task.object);
+    if (previous.length === 0) return undefined;
+    const one = previous.length === 1;
+    const old = one ? previous[0]!.task : 'OLD';
+    const total = previous.reduce((n, t) => n + t.syncedRecords, 0);
+    throw new RenamedTaskError(
+      `Write-back ${name} (${configPath}): it inserts ${task.object} and has no sync state of its own, while ` +
+        `${listed(previous, 'inserted')}, and the config no longer names ${one ? 'it' : 'them'} (renamed or removed). ` +
+        `A task's sync state is kept by its name: if ${name} is ${one ? old : 'one of them'} renamed, its first run would insert ` +
+        `${one ? `all ${count(total)}` : 'its records'} again, and Salesforce would hold each twice. Nothing was sent. Either ` +
+        `rename the task back (${configPath}.name: '${old}'); or carry ${one ? `${old}'s` : 'its'} state over to the new name: ` +
+        `${carry(previous)} (with the pipeline's --config and --secrets; the task then sends only what changed); or, ` +
+        `to insert the records again on purpose (a new task, not a renamed one), start ${one ? old : 'each'} over first: ` +
+        `${forgetCommand(old, { insertAgain: true })}.`,
+      previous.map((t) => t.task),
+    );
+  }
+  const copied = config.extract.some(
+    (e) => e.from === 'salesforce' && e.object.toLowerCase() === task.object.toLowerCase(),
+  );
+  if (copied) return undefined;
+  const previous = (await tasksNotInConfig(pool, config.name, names)).filter(
+    (t) =>
+      t.owner === config.name &&
+      t.syncedRecords > 0 &&
+      t.syncScope?.object.toLowerCase() === task.object.toLowerCase(),
+  );
+  if (previous.length === 0) return undefined;
+  return (
+    `write-back ${name} (${configPath}) has no sync state of its own, while ${listed(previous, 'synced')}, and the ` +
+    `config no longer names ${previous.length === 1 ? 'it' : 'them'}: if ${name} is ${previous.length === 1 ? 'it' : 'one of them'} renamed, ` +
+    `its next run sends every record once (an ${task.mode} creates none twice). To go on where it was, carry its state over: ${carry(previous)}`
   );
 }

@@ -311,7 +311,7 @@ describe('roundtrip status and forget: task state the config no longer names, a 
       `    run ${dead} (failed): 3 records sent whose result was never recorded (roundtrip.writeback_plans, status sent): lost-more-1, lost-more-2, lost-more-3\n`,
     );
     expect(status.stdout).toMatch(
-      / {4}not to be forgotten yet: Let a plan of the task resolve them first: .* Then roundtrip forget --task lost-inserts --yes\.\n/,
+      / {4}not to be forgotten yet: Let a plan of the task resolve them first: .* Then roundtrip forget --task lost-inserts --yes --insert-again\.\n/,
     );
     const json = lastJsonLine((await cli(['status', '--config', other, ...db(), '--json'])).stdout);
     // (The tasks of the tests before, which this config does not name either, are listed too.)
@@ -374,14 +374,24 @@ describe('roundtrip status and forget: task state the config no longer names, a 
       `SELECT count(*)::int AS n FROM roundtrip.sync_state WHERE task = 'keyless'`,
     );
     expect(kept.rows).toEqual([{ n: 3 }]);
-    // Not named in the config any more, it has no next run: --yes alone would do, and the dry run
-    // says what naming it again as an insert would do (its latest plan's pages say it inserted).
+    // Not named in the config any more, it has no next run, but named again, or renamed (the plan
+    // of the new name is refused only while this state is kept), it would insert them again: the
+    // dry run says so (its latest plan's pages say it inserted), and --yes alone is refused too.
     const unnamed = await configWith('keyless-gone', [{ ...insert, name: 'keyless-renamed' }]);
     const dryUnnamed = await cli(['forget', '--config', unnamed, ...db(), '--task', 'keyless']);
     expect(dryUnnamed.stdout).toContain(
       'The config does not name the task: named again, it starts over (its next plan sends every record once; an insert task, as its latest plan was: it would insert the 3 records it inserted already again).\n',
     );
-    expect(dryUnnamed.stdout).not.toContain('--insert-again');
+    expect(dryUnnamed.stdout).toContain(
+      'Nothing deleted (a dry run): roundtrip forget --task keyless --yes --insert-again deletes them.',
+    );
+    expect(dryUnnamed.stdout).toContain(
+      'If the task was renamed, carry its state to the new name instead: roundtrip rename-task --from keyless --to NEW --yes',
+    );
+    const refusedUnnamed = await cli(['forget', '--config', unnamed, ...db(), '--task', 'keyless', '--yes']);
+    expect(refusedUnnamed.code).toBe(2);
+    expect(refusedUnnamed.stderr).toContain('run it again with --insert-again beside --yes.');
+    expect((await stateOf('keyless')).synced).toBe(3);
     const done = await cli([
       'forget',
       '--config',

@@ -918,7 +918,7 @@ describe('roundtrip resolve', () => {
       });
 
       // Nothing is left without an outcome: forget starts the task over.
-      const forgotten = await cli(['forget', ...removed, '--task', task.name, '--yes']);
+      const forgotten = await cli(['forget', ...removed, '--task', task.name, '--yes', '--insert-again']);
       expect(forgotten.stderr).toBe('');
       expect(forgotten.code).toBe(0);
       expect(forgotten.stdout).toMatch(
@@ -994,7 +994,7 @@ describe('roundtrip resolve', () => {
       expect(byMarks.code).toBe(0);
       expect(await errorsOf(env, markedRun)).toEqual([]);
       for (const task of [sent.name, marked.name])
-        expect((await cli(['forget', ...removed, '--task', task, '--yes'])).code).toBe(0);
+        expect((await cli(['forget', ...removed, '--task', task, '--yes', '--insert-again'])).code).toBe(0);
     });
 
     describe('refusals: exit 2, naming what is wrong, and nothing written', () => {
@@ -1359,7 +1359,7 @@ describe('roundtrip resolve', () => {
       expect(result.code).toBe(0);
       expect(await syncedId(task.name, 'rg-1')).toBe(id1);
       // forget, which refused the task for the key, starts it over.
-      const forgotten = await cli(['forget', ...removed, '--task', task.name, '--yes']);
+      const forgotten = await cli(['forget', ...removed, '--task', task.name, '--yes', '--insert-again']);
       expect(forgotten.stderr).toBe('');
       expect(forgotten.code).toBe(0);
     });

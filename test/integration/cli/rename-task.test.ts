@@ -1,0 +1,344 @@
+/**
+ * A task renamed in the config, through the CLI on the real PostgreSQL and the Salesforce emulator
+ * over HTTP: a task's state is kept by its name, so an insert task renamed (a `name` given over its
+ * default `Lead-insert`) would insert every record it inserted already again. Its plan (`run`,
+ * `plan`) and `validate` refuse it while the old name holds those inserts, before any call to
+ * Salesforce; `roundtrip rename-task` carries the old name's state over so the renamed task goes on
+ * where it was; `status` and `forget` say that forgetting such a task lets its records be inserted
+ * again, and forget needs --insert-again for it before it deletes anything.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { WritebackTaskInput } from '../../../lambdas/config';
+import { withClient } from '../../../lambdas/connectors/postgres';
+import { claimTaskNames } from '../../../lambdas/core/run-state';
+import { runWriteback } from '../../../lambdas/core/writeback';
+import { RenamedTaskError } from '../../../lambdas/core/writeback/scope';
+import { cli } from '../../support/cli';
+import { LEAD_SRC_UPSERT, startWritebackEnv, type WritebackEnv } from '../writeback/support';
+
+function lastJsonLine(stdout: string): Record<string, unknown> {
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;
+}
+
+/** A keyless insert of Lead from `lead_src`: its default name is `Lead-insert`. */
+const { key: _key, ...upsert } = LEAD_SRC_UPSERT;
+const INSERT: WritebackTaskInput = { ...upsert, mode: 'insert' };
+
+describe('a task renamed in the config: the plan refuses an insert that would insert its records again, and rename-task carries its state over', () => {
+  let env: WritebackEnv;
+  let dir: string;
+  let secrets: string;
+
+  beforeAll(async () => {
+    env = await startWritebackEnv();
+    await env.pool.query(
+      `CREATE TABLE lead_src (ext text, email text, last_name text, company text, score integer)`,
+    );
+    dir = await mkdtemp(path.join(os.tmpdir(), 'roundtrip-rename-'));
+    secrets = path.join(dir, 'secrets.json');
+    await writeFile(
+      secrets,
+      JSON.stringify({
+        'roundtrip/salesforce': env.salesforceSecret,
+        'roundtrip/postgres': { url: env.db.url },
+      }),
+    );
+  });
+  afterAll(async () => {
+    await env?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  // Each test starts from a database without task state, and its own source rows.
+  beforeEach(async () => {
+    await env.pool.query(`TRUNCATE roundtrip.sync_state, roundtrip.sync_scope`);
+  });
+
+  async function source(prefix: string, n: number): Promise<void> {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT $1 || '-' || i, $1 || '-' || i || '@example.test', $1 || '-' || i, 'Acme', i
+         FROM generate_series(1, $2::int) AS i`,
+      [prefix, n],
+    );
+  }
+
+  /** The pipeline's config file (the tests' pipeline, `wb-test`) with these write-backs. */
+  async function configWith(name: string, writeback: WritebackTaskInput[]): Promise<string> {
+    const file = path.join(dir, `${name}.config.json`);
+    await writeFile(
+      file,
+      JSON.stringify({
+        name: 'wb-test',
+        salesforce: { secret: 'roundtrip/salesforce', apiVersion: env.sf.apiVersion },
+        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+        writeback,
+      }),
+    );
+    return file;
+  }
+
+  /** Runs the write-back task in a run of its own (the config naming `others` too), which then ends. */
+  async function syncedRun(task: WritebackTaskInput, others: WritebackTaskInput[] = []): Promise<string> {
+    const runId = await env.newRun();
+    // The names claimed for the pipeline, as its Prepare claims a run's task names.
+    await withClient(env.pool, (client) =>
+      claimTaskNames(
+        client,
+        'wb-test',
+        runId,
+        [task, ...others].map((t) => t.name ?? `${t.object}-${t.mode}`),
+      ),
+    );
+    await runWriteback(env.deps({ writeback: [task, ...others] }), {
+      runId,
+      task: task.name ?? `${task.object}-${task.mode}`,
+    });
+    await env.pool.query(
+      `UPDATE roundtrip.runs SET status = 'succeeded', finished_at = now() WHERE run_id = $1`,
+      [runId],
+    );
+    return runId;
+  }
+
+  const leadsOf = (prefix: string): number =>
+    [...env.sf.store.all('Lead')].filter((r) => String(r.LastName).startsWith(`${prefix}-`)).length;
+
+  const syncedOf = async (task: string): Promise<number> =>
+    (
+      await env.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM roundtrip.sync_state WHERE task = $1`,
+        [task],
+      )
+    ).rows[0]?.n ?? -1;
+
+  it('refuses the renamed insert task in validate, plan and run, naming both tasks, the object, the count and the ways out; nothing is sent', async () => {
+    await source('hot', 4);
+    await syncedRun(INSERT);
+    expect(leadsOf('hot')).toBe(4);
+    expect(await syncedOf('Lead-insert')).toBe(4);
+    const config = await configWith('renamed', [{ ...INSERT, name: 'hot-leads' }]);
+    const connection = ['--config', config, '--secrets', secrets];
+
+    const validate = await cli(['validate', ...connection, '--json']);
+    expect(validate.code).toBe(1);
+    const checks = (
+      lastJsonLine(validate.stdout) as { checks: { check: string; ok: boolean; detail: string }[] }
+    ).checks;
+    const check = checks.find((c) => c.check === 'write-back hot-leads');
+    expect(check?.ok).toBe(false);
+    const refusal =
+      "Write-back hot-leads (writeback[0]): it inserts Lead and has no sync state of its own, while task Lead-insert inserted 4 records into Lead (keys from column ext), and the config no longer names it (renamed or removed). A task's sync state is kept by its name: if hot-leads is Lead-insert renamed, its first run would insert all 4 records again, and Salesforce would hold each twice. Nothing was sent. Either rename the task back (writeback[0].name: 'Lead-insert'); or carry Lead-insert's state over to the new name: roundtrip rename-task --from Lead-insert --to hot-leads --yes (with the pipeline's --config and --secrets; the task then sends only what changed); or, to insert the records again on purpose (a new task, not a renamed one), start Lead-insert over first: roundtrip forget --task Lead-insert --yes --insert-again.";
+    expect(check?.detail).toContain(refusal);
+
+    const leadsBefore = [...env.sf.store.all('Lead')].length;
+    for (const command of ['plan', 'run']) {
+      const result = await cli([command, ...connection]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(refusal);
+    }
+    expect([...env.sf.store.all('Lead')].length).toBe(leadsBefore);
+    expect(leadsOf('hot')).toBe(4);
+    const { rows } = await env.pool.query(
+      `SELECT count(*)::int AS n FROM roundtrip.writeback_plans WHERE task = 'hot-leads'`,
+    );
+    expect(rows).toEqual([{ n: 0 }]);
+
+    // In-process too, the error is the plan's, before any call to Salesforce.
+    const calls = env.connector.apiCalls;
+    const runId = await env.newRun();
+    await expect(
+      runWriteback(env.deps({ writeback: [{ ...INSERT, name: 'hot-leads' }] }), { runId, task: 'hot-leads' }),
+    ).rejects.toBeInstanceOf(RenamedTaskError);
+    expect(env.connector.apiCalls).toBe(calls);
+    await env.pool.query(
+      `UPDATE roundtrip.runs SET status = 'failed', finished_at = now() WHERE run_id = $1`,
+      [runId],
+    );
+
+    // Named back as it was, the task plans as before: nothing to send.
+    const back = await cli([
+      'plan',
+      '--config',
+      await configWith('back', [INSERT]),
+      '--secrets',
+      secrets,
+      '--json',
+    ]);
+    expect(back.code).toBe(0);
+  });
+
+  it("rename-task carries the old name's state to the new one (a dry run first): the renamed task sends nothing", async () => {
+    await source('carry', 3);
+    await syncedRun(INSERT);
+    expect(leadsOf('carry')).toBe(3);
+    const config = await configWith('carry', [{ ...INSERT, name: 'carried' }]);
+    const connection = ['--config', config, '--secrets', secrets];
+
+    // Refused while the config still names the old task: its next run would start over.
+    const named = await cli([
+      'rename-task',
+      '--config',
+      await configWith('carry-old', [INSERT]),
+      '--secrets',
+      secrets,
+      '--from',
+      'Lead-insert',
+      '--to',
+      'carried',
+      '--yes',
+    ]);
+    expect(named.code).toBe(2);
+    expect(named.stderr).toContain('--from: the config still names task Lead-insert (writeback[0])');
+    expect(await syncedOf('Lead-insert')).toBe(3);
+
+    const dry = await cli(['rename-task', ...connection, '--from', 'Lead-insert', '--to', 'carried']);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('to carried (named in the config as writeback[0]): would move\n');
+    expect(dry.stdout).toContain('  roundtrip.sync_state     3 synced records\n');
+    expect(dry.stdout).toContain(
+      'Nothing moved (a dry run): roundtrip rename-task --from Lead-insert --to carried --yes moves them.',
+    );
+    expect(await syncedOf('Lead-insert')).toBe(3);
+    expect(await syncedOf('carried')).toBe(0);
+
+    const moved = await cli([
+      'rename-task',
+      ...connection,
+      '--from',
+      'Lead-insert',
+      '--to',
+      'carried',
+      '--yes',
+      '--json',
+    ]);
+    expect(moved.code).toBe(0);
+    expect(lastJsonLine(moved.stdout)).toEqual({
+      pipeline: 'wb-test',
+      from: 'Lead-insert',
+      to: 'carried',
+      moved: true,
+      syncState: 3,
+      syncScope: 1,
+      watermark: 0,
+      resolvedMarks: 0,
+    });
+    expect(await syncedOf('Lead-insert')).toBe(0);
+    expect(await syncedOf('carried')).toBe(3);
+    const { rows: owners } = await env.pool.query(
+      `SELECT pipeline FROM roundtrip.task_owners WHERE task = 'carried'`,
+    );
+    expect(owners).toEqual([{ pipeline: 'wb-test' }]);
+
+    // The renamed task goes on where it was: nothing sent, nothing inserted again.
+    const run = await cli(['run', ...connection, '--json']);
+    expect(run.stderr).not.toContain('RenamedTaskError');
+    expect(run.code).toBe(0);
+    expect(leadsOf('carry')).toBe(3);
+    const { rows: sent } = await env.pool.query(
+      `SELECT count(*)::int AS n FROM roundtrip.writeback_plans WHERE task = 'carried'`,
+    );
+    expect(sent).toEqual([{ n: 0 }]);
+
+    // status lists the old name no more: its state went with the task.
+    const status = await cli(['status', ...connection, '--json']);
+    expect((lastJsonLine(status.stdout) as { tasksNotInConfig: unknown[] }).tasksNotInConfig).toEqual([]);
+
+    // Refused when the new name has state of its own: the two would mix.
+    await source('other', 2);
+    await syncedRun({ ...INSERT, name: 'other-leads' }, [{ ...INSERT, name: 'carried' }]);
+    const mixed = await cli([
+      'rename-task',
+      ...connection,
+      '--from',
+      'other-leads',
+      '--to',
+      'carried',
+      '--yes',
+    ]);
+    expect(mixed.code).toBe(1);
+    expect(mixed.stderr).toContain(
+      'roundtrip rename-task: refused: task carried has state of its own (3 synced records',
+    );
+    expect(await syncedOf('other-leads')).toBe(2);
+    expect(await syncedOf('carried')).toBe(3);
+  });
+
+  it('refuses to carry the state of a task with records whose outcome is unknown: they would land under the old name', async () => {
+    await source('unknown', 2);
+    const runId = await syncedRun({ ...INSERT, name: 'lost' });
+    await env.pool.query(
+      `INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message)
+       VALUES ($1, 'lost', 'unknown-9', 'push', 'INSERT_OUTCOME_UNKNOWN', 'sent, result never recorded')`,
+      [runId],
+    );
+    const config = await configWith('lost', [{ ...INSERT, name: 'found' }]);
+    const refused = await cli([
+      'rename-task',
+      '--config',
+      config,
+      '--secrets',
+      secrets,
+      '--from',
+      'lost',
+      '--to',
+      'found',
+      '--yes',
+    ]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      'roundtrip rename-task: refused: task lost has 1 record whose outcome is unknown',
+    );
+    expect(refused.stderr).toContain('Then roundtrip rename-task --from lost --to found --yes.');
+    expect(await syncedOf('lost')).toBe(2);
+    expect(await syncedOf('found')).toBe(0);
+  });
+
+  it('status says what forgetting a renamed insert task means, and forget --yes needs --insert-again before it deletes anything', async () => {
+    await source('again', 3);
+    await syncedRun(INSERT);
+    const config = await configWith('again', [{ ...INSERT, name: 'again-leads' }]);
+    const connection = ['--config', config, '--secrets', secrets];
+
+    const status = await cli(['status', ...connection]);
+    expect(status.stdout).toContain(
+      '    nothing outstanding: it inserted 3 records into Lead. Renamed: roundtrip rename-task --from Lead-insert --to NEW --yes carries its state to the new name (until then the plan of an insert task of that object with no state of its own is refused). Removed: roundtrip forget --task Lead-insert --yes --insert-again deletes its state, and a task named Lead-insert again, or renamed from it, then inserts each of the 3 records again\n',
+    );
+    expect(status.stdout).not.toContain('roundtrip forget --task Lead-insert --yes deletes');
+
+    const refused = await cli(['forget', ...connection, '--task', 'Lead-insert', '--yes']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      'roundtrip forget: refused: task Lead-insert, which the config no longer names, inserted 3 records into Lead: with its sync state gone, a task of that object named Lead-insert again, or the task it was renamed to, inserts each of them again',
+    );
+    expect(refused.stderr).toContain('roundtrip rename-task --from Lead-insert --to NEW --yes');
+    expect(refused.stderr).toContain('run it again with --insert-again beside --yes.');
+    expect(await syncedOf('Lead-insert')).toBe(3);
+
+    // On purpose: forgotten with --insert-again, the renamed task is no longer refused, and inserts
+    // the records again, as asked.
+    const done = await cli(['forget', ...connection, '--task', 'Lead-insert', '--yes', '--insert-again']);
+    expect(done.code).toBe(0);
+    expect(await syncedOf('Lead-insert')).toBe(0);
+    const run = await cli(['run', ...connection]);
+    expect(run.code).toBe(0);
+    expect(leadsOf('again')).toBe(6);
+  });
+
+  it('warns, without refusing, of an upsert renamed away from its sync state: every record is sent once', async () => {
+    await source('warn', 2);
+    await syncedRun({ ...LEAD_SRC_UPSERT, name: 'scores-v1' });
+    const config = await configWith('warn', [{ ...LEAD_SRC_UPSERT, name: 'scores-v2' }]);
+    const validate = await cli(['validate', '--config', config, '--secrets', secrets, '--json']);
+    const checks = (
+      lastJsonLine(validate.stdout) as { checks: { check: string; ok: boolean; detail: string }[] }
+    ).checks;
+    const check = checks.find((c) => c.check === 'write-back scores-v2');
+    expect(check?.ok).toBe(true);
+    expect(check?.detail).toContain(
+      'mind: write-back scores-v2 (writeback[0]) has no sync state of its own, while task scores-v1 synced 2 records into Lead (keys from column ext), and the config no longer names it: if scores-v2 is it renamed, its next run sends every record once (an upsert creates none twice). To go on where it was, carry its state over: roundtrip rename-task --from scores-v1 --to scores-v2 --yes',
+    );
+  });
+});
