@@ -71,7 +71,7 @@ function configuredModeOf(config: PipelineConfig, task: string): WriteOperation 
 }
 
 /** Where the config names the task (`writeback[0]`), if it does. */
-function configPathOf(config: PipelineConfig, task: string): string | undefined {
+export function configPathOf(config: PipelineConfig, task: string): string | undefined {
   const w = config.writeback.findIndex((t) => t.name === task);
   if (w >= 0) return `writeback[${w}]`;
   const e = config.extract.findIndex((t) => t.name === task);

@@ -11,7 +11,6 @@
  * name), while NEW has state of its own, and while the config still names OLD (its next run would
  * start over under that name).
  */
-import { taskName, type PipelineConfig } from '../../lambdas/config';
 import { TASK_NAME } from '../../lambdas/config/schema';
 import { renameTask, renameTaskCommand, type RenameOutcome } from '../../lambdas/core/task-state';
 import { EXIT, parseOptions, UsageError, type Command } from '../cli-common';
@@ -22,16 +21,9 @@ import {
   resolveOutcomesFirst,
   scopeText,
 } from '../local/task-state-text';
+import { configPathOf } from './forget';
 import { closeGoneRuns } from './run';
 import { DATABASE_OPTIONS, runsDatabase } from './status';
-
-/** Where the config names the task (`writeback[0]`), if it does. */
-function configPathOf(config: PipelineConfig, task: string): string | undefined {
-  const w = config.writeback.findIndex((t) => taskName(t) === task);
-  if (w >= 0) return `writeback[${w}]`;
-  const e = config.extract.findIndex((t) => taskName(t) === task);
-  return e >= 0 ? `extract[${e}]` : undefined;
-}
 
 function json(outcome: RenameOutcome, pipeline: string, from: string, to: string): Record<string, unknown> {
   const base = { pipeline, from, to };
@@ -144,7 +136,7 @@ export const renameTaskCli: Command = async (argv) => {
       process.stderr.write(
         `roundtrip rename-task: refused: task ${to} has state of its own (${held.join(', ')}; ${lastRunText(t.lastRun)}): ` +
           `carried over, ${from}'s would mix with it. Nothing moved. If ${to} ran already under its new name, its state is ` +
-          `what it synced since: keep it, and forget ${from} (roundtrip forget --task ${from}) if it is no longer needed\n`,
+          `what it synced since: keep it (roundtrip status lists ${from}, with what its state means and what to do with it)\n`,
       );
       return EXIT.failed;
     }
@@ -158,7 +150,7 @@ export const renameTaskCli: Command = async (argv) => {
               : `was planned by a run still running: its push and collect, still to come, would record what they send under ${from}`
           }. Nothing moved.`,
           ...outcomesUnknownLines(unknown).map((l) => `  ${l}`),
-          resolveOutcomesFirst(unknown, from, outcome.state).replace(/ Then roundtrip forget .*$/, ''),
+          resolveOutcomesFirst(unknown, from, outcome.state),
           `Then ${renameTaskCommand(from, to)}.`,
           '',
         ].join('\n'),

@@ -66,7 +66,7 @@ describe('the roundtrip bin', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it.each(['demo', 'run', 'plan', 'validate', 'status', 'forget', 'start', 'emulate'])(
+  it.each(['demo', 'run', 'plan', 'validate', 'status', 'forget', 'rename-task', 'start', 'emulate'])(
     'prints `roundtrip %s --help` on stdout and exits 0',
     async (command) => {
       const result = await roundtrip([command, '--help']);
