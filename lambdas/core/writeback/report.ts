@@ -357,7 +357,9 @@ async function pruneBatch(
         WHERE l.run_id = r.run_id AND l.task = r.task AND NOT ${KEPT_LEDGER_ROW} RETURNING 1),
      replaced_errors AS (
        DELETE FROM roundtrip.writeback_errors e USING unnest($4::text[], $5::text[]) AS r (run_id, task)
-        WHERE e.run_id = r.run_id AND e.task = r.task AND NOT ${KEPT_ERROR} RETURNING 1)
+        WHERE e.run_id = r.run_id AND e.task = r.task AND NOT ${KEPT_ERROR} RETURNING 1),
+     -- The COUNT()s the run's extracts took (migration 13): read by that run's steps alone.
+     counts AS (DELETE FROM roundtrip.extract_counts c WHERE c.run_id = ANY ($1::text[]))
      SELECT (SELECT count(*) FROM pages) AS pages,
             (SELECT count(*) FROM ledger) + (SELECT count(*) FROM replaced_ledger) AS ledger,
             (SELECT count(*) FROM errors) + (SELECT count(*) FROM replaced_errors) AS errors`,

@@ -62,6 +62,11 @@ describe('pruning the details of old runs', () => {
               ($1, 'Lead-insert', 'k4', 'push', 'INSERT_OUTCOME_UNKNOWN', 'sent, never recorded')`,
       [runId],
     );
+    await env.pool.query(
+      `INSERT INTO roundtrip.extract_counts (run_id, task, soql, include_deleted, row_count, counted_at)
+       VALUES ($1, 'Lead', 'SELECT COUNT() FROM Lead', true, 2, now())`,
+      [runId],
+    );
     return runId;
   }
 
@@ -103,6 +108,12 @@ describe('pruning the details of old runs', () => {
     };
     expect(await details(recent)).toEqual(untouched);
     expect(await details(unfinished)).toEqual(untouched);
+    // The COUNT()s its extracts took go too (read by that run's steps alone).
+    const { rows: counts } = await env.pool.query<{ run_id: string }>(
+      `SELECT run_id FROM roundtrip.extract_counts WHERE run_id = ANY ($1::text[]) ORDER BY run_id`,
+      [[old, recent, unfinished]],
+    );
+    expect(counts.map((c) => c.run_id)).toEqual([recent, unfinished].sort());
     expect(
       env.logger.records.find((r) => r.message === 'Pruned the details of old runs')?.attributes,
     ).toMatchObject({
