@@ -1287,7 +1287,9 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     ];
     const identityOnce = `(SELECT ${copyKey} AS key, ${copyColumns.map((c) => `t.${quoteIdent(c)}`).join(', ')}
                              FROM ${t} AS t ${live} OFFSET 0)`;
-    const selected = `t."Id"::text AS salesforce_id, ${deletedSql} AS deleted, ${converted.join(', ')}`;
+    // (No converted value when the copy holds none of the mapped fields: every one is compared
+    // with sync_state, the copy telling only which records exist and which are deleted.)
+    const selected = [`t."Id"::text AS salesforce_id`, `${deletedSql} AS deleted`, ...converted].join(', ');
     currentSql = !(comparison.uniqueMatch && (!byIdentity || task.mode === 'update'))
       ? `SELECT DISTINCT ON (${copyKey}) ${copyKey} AS key, ${selected}
            FROM ${t} AS t ${live} ORDER BY ${copyKey}${seesDeleted ? ', t."IsDeleted" IS TRUE' : ''}`

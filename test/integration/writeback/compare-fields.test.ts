@@ -145,4 +145,19 @@ describe('write-back compared with a copy that does not extract every mapped fie
       }),
     ]);
   });
+  it('plans a task none of whose mapped fields the extract reads: every field compared with what was last sent, the copy telling which records exist', async () => {
+    const task: WritebackTaskInput = { ...UPDATE, fields: { Industry: 'industry' } };
+    const first = await run(EXTRACT, task);
+    expect(first.plan).toMatchObject({
+      comparedWith: 'extract:public.sf_lead',
+      notExtracted: ['Industry'],
+      changed: LEADS,
+    });
+    expect((await run(EXTRACT, task)).plan).toMatchObject({ changed: 0, unchanged: LEADS });
+    await env.pool.query(`UPDATE lead_in SET industry = 'Banking' WHERE "Id" = $1`, [ids[1]]);
+    const one = await run(EXTRACT, task);
+    expect(one.plan).toMatchObject({ changed: 1, unchanged: LEADS - 1 });
+    expect(one.sent).toBe(1);
+    expect(lead(ids[1] as string).Industry).toBe('Banking');
+  });
 });
