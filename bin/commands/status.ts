@@ -256,6 +256,8 @@ export const status: Command = async (argv) => {
         heldBack: sum('writeback', 'heldBack'),
         superseded: sum('writeback', 'superseded'),
         failed: sum('writeback', 'failed'),
+        // Sent, their answer lost: neither written nor failed (bin/local/summary.ts).
+        outcomeUnknown: tasks.reduce((n, t) => n + (t.outcomeUnknown ?? 0), 0),
         heldBackAgain: tasksHeldBackAgain(run.summary.writeback),
         // Tasks renamed or removed since the run: counted all the same (what the run recorded).
         notInConfig: tasks.filter((t) => t.notInConfig).map((t) => t.task),
@@ -283,6 +285,8 @@ export const status: Command = async (argv) => {
     }
     // Superseded records come only of runs started by hand that overlap: a column when some run has them.
     const superseded = rows.some((r) => r.superseded > 0);
+    // Records of unknown outcome come only of answers lost: a column when some run has them.
+    const unknown = rows.some((r) => r.outcomeUnknown > 0);
     const header = [
       'run',
       'status',
@@ -294,6 +298,7 @@ export const status: Command = async (argv) => {
       'held back',
       ...(superseded ? ['superseded'] : []),
       'failed',
+      ...(unknown ? ['outcome unknown'] : []),
       'API calls',
     ];
     const cells = rows.map((r) => [
@@ -307,6 +312,7 @@ export const status: Command = async (argv) => {
       r.heldBack.toLocaleString('en-US'),
       ...(superseded ? [r.superseded.toLocaleString('en-US')] : []),
       r.failed.toLocaleString('en-US'),
+      ...(unknown ? [r.outcomeUnknown.toLocaleString('en-US')] : []),
       String(r.apiCalls),
     ]);
     process.stdout.write(alignColumns([header, ...cells], (i) => i >= 3).lines.join('\n') + '\n');

@@ -27,6 +27,12 @@ export interface TaskSummary {
    */
   readonly superseded: number;
   readonly failed: number;
+  /**
+   * Write-back records sent whose outcome is unknown (`summary.writeback.<task>.outcomeUnknown`):
+   * Salesforce's answer was lost, and nothing recorded whether it took them; not failed. Absent
+   * when none.
+   */
+  readonly outcomeUnknown?: number;
   readonly apiCalls: number;
   /**
    * A task the run recorded figures for that the config passed no longer names (renamed or
@@ -178,6 +184,7 @@ export function writebackTaskSummary(task: string, figures: unknown): TaskSummar
     // Missing in a summary stored before superseded records were counted (there were none).
     superseded: num(s.superseded),
     failed: num(s.failed),
+    ...(num(s.outcomeUnknown) > 0 ? { outcomeUnknown: num(s.outcomeUnknown) } : {}),
     apiCalls: num(s.apiCalls),
     ...(typeof s.error === 'string' ? { error: s.error } : {}),
     ...(Array.isArray(s.notExtracted) && s.notExtracted.length > 0
@@ -382,6 +389,7 @@ const COLUMNS: readonly Column[] = [
   'heldBack',
   'superseded',
   'failed',
+  'outcomeUnknown',
   'apiCalls',
 ];
 const HEADERS: Record<Column, string> = {
@@ -394,6 +402,7 @@ const HEADERS: Record<Column, string> = {
   heldBack: 'held back',
   superseded: 'superseded',
   failed: 'failed',
+  outcomeUnknown: 'outcome unknown',
   apiCalls: 'API calls',
 };
 
@@ -407,18 +416,22 @@ export function formatSummaryTable(summary: RunSummary): string {
   if (summary.tasks.length === 0) {
     return `run ${summary.runId}: ${summary.status}${summary.status === 'failed' ? ', before any step reported its figures (why: above)' : ''}`;
   }
-  // Superseded records come only of runs started by hand that overlap: the column is shown when a
-  // task has some, not as a column of zeros in every table.
-  const columns = summary.tasks.some((t) => t.superseded > 0)
-    ? COLUMNS
-    : COLUMNS.filter((c) => c !== 'superseded');
+  // Superseded records come only of runs started by hand that overlap, records of unknown outcome
+  // only of answers lost: each column is shown when a task has some, not as zeros in every table.
+  const columns = COLUMNS.filter(
+    (c) =>
+      (c !== 'superseded' || summary.tasks.some((t) => t.superseded > 0)) &&
+      (c !== 'outcomeUnknown' || summary.tasks.some((t) => (t.outcomeUnknown ?? 0) > 0)),
+  );
   const cells = summary.tasks.map((t) =>
     columns.map((c) =>
-      typeof t[c] === 'number'
-        ? t[c].toLocaleString('en-US')
-        : c === 'task'
-          ? `${t.task}${t.notInConfig ? ' (not in config)' : ''}${t.error !== undefined ? ' ✗' : ''}`
-          : String(t[c]),
+      c === 'outcomeUnknown'
+        ? (t.outcomeUnknown ?? 0).toLocaleString('en-US')
+        : typeof t[c] === 'number'
+          ? t[c].toLocaleString('en-US')
+          : c === 'task'
+            ? `${t.task}${t.notInConfig ? ' (not in config)' : ''}${t.error !== undefined ? ' ✗' : ''}`
+            : String(t[c]),
     ),
   );
   const header = columns.map((c) => HEADERS[c]);

@@ -404,6 +404,13 @@ export const WritebackCollected = z.strictObject({
   /** Records Salesforce refused (after the row-lock retries). */
   failed: z.number().int().nonnegative(),
   /**
+   * Insert records sent whose outcome is unknown: Salesforce's answer was lost after sending, and
+   * without an external-ID key nothing can look them up (`INSERT_OUTCOME_UNKNOWN`, until
+   * `roundtrip resolve` records them). Not failures: not in `failed` nor in `failureRate`; the
+   * run fails at its report all the same, naming them and what to do.
+   */
+  outcomeUnknown: z.number().int().nonnegative(),
+  /**
    * Insert: records not sent because another run took their key after this run planned it
    * (`ALREADY_INSERTED`, `INSERT_PENDING_ELSEWHERE` of {@link HELD_BACK_CODES}). Not failures.
    */

@@ -72,6 +72,7 @@ import {
   heldBackFigures,
   ledgerOutcomes,
   mergeRunSummary,
+  outcomeUnknownOf,
   readRunSummary,
   sqlLiteral,
   taskSummaryOf,
@@ -165,6 +166,9 @@ async function markPushGoingOn(deps: CoreDeps, runId: string, taskName: string):
  * and records superseded (keys a run that planned later synced: {@link supersedeKeysSyncedByNewerRuns})
  * are not failures: Salesforce refused nothing, and nothing of the run is lost or duplicated. They
  * are counted as `heldBack` and `superseded`, and the failure rate is `failed` over the records sent.
+ * Keyless inserts reported with an unknown outcome (`INSERT_OUTCOME_UNKNOWN`) are not failures
+ * either: Salesforce may well have created them. They are `outcomeUnknown`, which fails the run at
+ * its report (report.ts, reportRun) with what to do, whatever `maxFailureRate` says.
  */
 export async function finishWriteback(
   deps: CoreDeps,
@@ -183,6 +187,7 @@ export async function finishWriteback(
   }
   const planned = await plannedRecords(deps, runId, taskName);
   const { succeeded, failed, heldBack, superseded } = outcomes;
+  const outcomeUnknown = outcomeUnknownOf(outcomes);
   const failureRate = failedShare(failed, planned - heldBack - superseded);
   const result: WritebackCollected = {
     status: 'collected',
@@ -192,6 +197,7 @@ export async function finishWriteback(
     planned,
     succeeded,
     failed,
+    outcomeUnknown,
     heldBack,
     superseded,
     failureRate,
@@ -203,6 +209,7 @@ export async function finishWriteback(
     await mergeRunSummary(client, runId, ['writeback', taskName], {
       written: succeeded,
       failed,
+      outcomeUnknown,
       ...heldBackFigures(stored, heldBack),
       superseded,
       failureRate,

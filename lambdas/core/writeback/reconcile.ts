@@ -25,7 +25,14 @@ import type { CoreDeps } from '../deps';
 import { collectJob, finishedJob } from './bulk-results';
 import { ifTaskLockFree } from './lock';
 import { pruneResolvedDetails } from './report';
-import { heldBackFigures, ledgerOutcomes, mergeRunSummary, recountFromLedger, storedCount } from './state';
+import {
+  heldBackFigures,
+  ledgerOutcomes,
+  mergeRunSummary,
+  outcomeUnknownOf,
+  recountFromLedger,
+  storedCount,
+} from './state';
 import { holdsMoreThanDouble } from './numbers';
 import type { WritebackMapping } from './plan';
 import { resolveCommandSql } from './resolve-command';
@@ -319,7 +326,7 @@ export async function reconcileSentInserts(
             WHERE run_id = $1 AND task = $2 AND status = 'sent' AND seq = ANY ($3::bigint[]) RETURNING key, payload)
          INSERT INTO roundtrip.writeback_errors (run_id, task, key, stage, code, message, payload)
          SELECT $1, $2, key, 'push', 'INSERT_OUTCOME_UNKNOWN',
-                format('sent for insert by an attempt that died before recording the result; without an external-ID key it cannot be looked up, so it is not sent again: find the record in Salesforce, then record what you found with %s; an upsert by an external ID makes this automatic', ${resolveCommandSql(taskName, 'key')}),
+                format('sent for insert, and Salesforce''s answer was lost after sending (cut off on its way, or the attempt that sent it ended before recording it): the record may have been created; without an external-ID key it cannot be looked up, so it is not sent again, and the task''s next plans hold its key back until you find the record in Salesforce and record what you found with %s; an upsert by an external ID makes this automatic', ${resolveCommandSql(taskName, 'key')}),
                 payload
            FROM unknown`,
         // Only the rows read above (the caller's selection, options.withoutResultsOnly).
@@ -993,7 +1000,7 @@ export async function refreshEndedRunIn(
         written: outcomes.succeeded + storedCount(stored?.written),
         failed: outcomes.failed + storedCount(stored?.failed),
         ...heldBackFigures(stored, storedCount(stored?.heldBackAtPush)),
-        outcomeUnknown: outcomes.sent,
+        outcomeUnknown: outcomeUnknownOf(outcomes),
         outcomesResolvedBy: byRunId,
       });
     } else {

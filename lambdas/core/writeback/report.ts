@@ -42,6 +42,7 @@ import {
 import { silentLogger, warnOnFailure, type Logger } from '../../shared/logging';
 import { failureText, readableFailure } from '../../shared/errors';
 import { notifyRun } from './notify';
+import { shellOption } from '../../shared/shell';
 import {
   countUnreportedFigures,
   HELD_BACK_BY_BOTH_SQL,
@@ -49,6 +50,7 @@ import {
   heldBackFigures,
   ledgerOutcomes,
   mergeRunSummary,
+  outcomeUnknownOf,
   previousRunOfTask,
   readRunSummary,
   recountFromLedger,
@@ -584,6 +586,23 @@ export function failedTasksCause(failed: readonly { task: string; error: string 
 }
 
 /**
+ * The run's failure reason for a task's keyless insert records whose outcome is unknown
+ * (`INSERT_OUTCOME_UNKNOWN`, reconcile.ts): what happened to them, what the next runs do, and
+ * what to do.
+ */
+function unknownInsertsReason(name: string, index: number, records: number, runId: string): string {
+  const task = shellOption('--task', name);
+  return (
+    `write-back ${name}: ${records === 1 ? '1 record sent for insert has' : `${records} records sent for insert have`} an unknown outcome, ` +
+    `not a failure (writeback[${index}]): Salesforce's answer was lost after they were sent, so Salesforce may have created them, ` +
+    `and without an external-ID key nothing can look them up. They are not sent again: the task's next plans hold their keys back ` +
+    `until you find them in Salesforce and record what you found with roundtrip resolve ${task} ` +
+    `(roundtrip errors --run ${runId} ${task} --code INSERT_OUTCOME_UNKNOWN lists them, each with its command); ` +
+    `an upsert by an external ID (writeback[${index}].key) makes this automatic`
+  );
+}
+
+/**
  * Writes the run's final status and write-back summary (see the module comment), tells of a
  * failed run, or of one that held back keys its previous run held back too ({@link
  * repeatedlyHeldBack}), through `deps.notifier` ({@link notifyRun}; one the topic did not take is
@@ -663,7 +682,7 @@ export async function reportRun(
         changed: num(s.changed),
         written: outcomes?.succeeded ?? num(s.written),
         failed: outcomes?.failed ?? num(s.failed),
-        outcomeUnknown: outcomes?.sent ?? 0,
+        outcomeUnknown: outcomes ? outcomeUnknownOf(outcomes) : num(s.outcomeUnknown),
         apiCalls: num(s.apiCalls),
         api: s.api === 'bulk' || s.api === 'collections' ? s.api : 'none',
         durationMs: Number.isFinite(started) ? Math.max(0, ended - started) : 0,
@@ -688,6 +707,13 @@ export async function reportRun(
         reasons.push(
           `write-back ${name}: ${num(s.failed)} of ${of} failed (${percent(num(s.failureRate))}), more than maxFailureRate ${percent(task.maxFailureRate)} (writeback[${index}].maxFailureRate)`,
         );
+      }
+      // Keyless inserts whose answer was lost (a collected task's unknown outcomes are only those):
+      // not refused, so not in failed nor in maxFailureRate, but nothing tells whether Salesforce
+      // created them, and no later run will: the run fails, saying so and what to do.
+      const reported = outcomes ? outcomes.reported : error === undefined ? num(s.outcomeUnknown) : 0;
+      if (reported > 0) {
+        reasons.push(unknownInsertsReason(name, index, reported, input.runId));
       }
       if (writeback[name].rejectRateExceeded) {
         reasons.push(

@@ -784,7 +784,7 @@ async function recordFound(
  * `sync_state` from the error's values (inserted; an insert's plan asks only whether the key has
  * an Id there), or its error becomes `NOT_INSERTED` (then deleted with the run's resolved
  * details, refreshEndedRunIn): answered undefined. That run's figures, stored when it was
- * pruned, count a key recorded as inserted written instead of failed.
+ * pruned, count the key written or failed from then on, no longer outcome unknown.
  */
 async function reopenReported(
   client: PoolClient,
@@ -813,23 +813,36 @@ async function reopenReported(
               synced_values = EXCLUDED.synced_values, synced_at = EXCLUDED.synced_at, run_id = EXCLUDED.run_id`,
       [f.row.error_id, taskName, f.key, f.salesforceId, now, f.runId, UNKNOWN_VALUE_HASH],
     );
-    // The run's figures, stored when it was pruned, counted the key failed: it was written.
-    const { rows } = await client.query<{ figures: Record<string, unknown> | null }>(
-      `SELECT summary->'writeback'->$2 AS figures FROM roundtrip.runs WHERE run_id = $1 FOR UPDATE`,
-      [f.runId, taskName],
-    );
-    const stored = rows[0]?.figures;
-    if (stored && 'outcomeUnknown' in stored) {
-      await mergeRunSummary(client, f.runId, ['writeback', taskName], {
-        written: storedCount(stored.written) + 1,
-        failed: Math.max(0, storedCount(stored.failed) - 1),
-      });
-    }
+    // The run's figures, stored when it was pruned, counted the key's outcome unknown: it was
+    // written (its outcomeUnknown is counted again from the errors left, refreshEndedRunIn).
+    await addToPrunedFigures(client, f.runId, taskName, 'written');
   } else {
     await client.query(
       `UPDATE roundtrip.writeback_errors SET code = 'NOT_INSERTED', message = $2 WHERE id = $1`,
       [f.row.error_id, message],
     );
+    // Not inserted: failed, as an unpruned run's ledger row counts it (the error is deleted with
+    // the run's resolved details).
+    await addToPrunedFigures(client, f.runId, taskName, 'failed');
   }
   return undefined;
+}
+
+/** Adds one to a pruned run's stored figure `figure` of the task, when it has figures. */
+async function addToPrunedFigures(
+  client: PoolClient,
+  runId: string,
+  taskName: string,
+  figure: 'written' | 'failed',
+): Promise<void> {
+  const { rows } = await client.query<{ figures: Record<string, unknown> | null }>(
+    `SELECT summary->'writeback'->$2 AS figures FROM roundtrip.runs WHERE run_id = $1 FOR UPDATE`,
+    [runId, taskName],
+  );
+  const stored = rows[0]?.figures;
+  if (stored && 'outcomeUnknown' in stored) {
+    await mergeRunSummary(client, runId, ['writeback', taskName], {
+      [figure]: storedCount(stored[figure]) + 1,
+    });
+  }
 }

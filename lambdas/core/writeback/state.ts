@@ -155,6 +155,20 @@ export async function previousRunOfTask(
   return row ? { runId: row.run_id, figures: row.figures } : undefined;
 }
 
+/**
+ * SQL: whether the error `e` is a push's report of a keyless insert whose outcome is unknown
+ * ({@link LedgerOutcomes.reported}).
+ */
+export const REPORTED_UNKNOWN_SQL = `(e.stage = 'push' AND e.code = 'INSERT_OUTCOME_UNKNOWN' AND e.key IS NOT NULL)`;
+
+/**
+ * A task's records of a run whose outcome is unknown, the figures' `outcomeUnknown`: sent with
+ * none recorded, and keyless inserts the push reported ({@link LedgerOutcomes.reported}).
+ */
+export function outcomeUnknownOf(outcomes: Pick<LedgerOutcomes, 'sent' | 'reported'>): number {
+  return outcomes.sent + outcomes.reported;
+}
+
 /** A task's ledger rows of a run by status ({@link ledgerOutcomes}). */
 export interface LedgerOutcomes {
   readonly succeeded: number;
@@ -163,6 +177,14 @@ export interface LedgerOutcomes {
   readonly superseded: number;
   /** Sent, no outcome recorded yet. */
   readonly sent: number;
+  /**
+   * Sent for insert without an external-ID key and reported `INSERT_OUTCOME_UNKNOWN` by the push
+   * (Salesforce's answer was lost after sending; nothing can look them up): the ledger row is
+   * `failed`, but Salesforce refused nothing, so they are not in `failed`. Counted by their error,
+   * which a pruned run keeps without the row; `roundtrip resolve` deletes it (or makes it
+   * `NOT_INSERTED`, a failure) once their outcome is recorded.
+   */
+  readonly reported: number;
   /** Written to the ledger and not sent (yet): waiting for a row-lock retry or a second send. */
   readonly planned: number;
 }
@@ -171,7 +193,8 @@ export interface LedgerOutcomes {
  * A task's ledger rows of a run by status, one count each: `sent` ones have no outcome recorded;
  * `planned` ones wait to be sent (again); `heldBack` ones were not sent, their key taken by
  * another run (push.ts, refuseKeysTakenElsewhere); `superseded` ones were not sent, their key
- * synced by a run that planned later (push.ts, supersedeKeysSyncedByNewerRuns). The push's final
+ * synced by a run that planned later (push.ts, supersedeKeysSyncedByNewerRuns); `reported` ones
+ * are `failed` rows whose outcome is unknown, not in `failed`. The push's final
  * answer (finishWriteback), the Report and the recount of an ended run read the same counts.
  */
 export async function ledgerOutcomes(
@@ -180,16 +203,20 @@ export async function ledgerOutcomes(
   task: string,
 ): Promise<LedgerOutcomes> {
   const { rows } = await client.query<LedgerOutcomes>(
-    `SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
-            count(*) FILTER (WHERE status = 'failed')::int AS failed,
+    `WITH reported AS (
+       SELECT DISTINCT e.key FROM roundtrip.writeback_errors e
+        WHERE e.run_id = $1 AND e.task = $2 AND ${REPORTED_UNKNOWN_SQL})
+     SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
+            count(*) FILTER (WHERE status = 'failed' AND (key IS NULL OR key NOT IN (SELECT key FROM reported)))::int AS failed,
             count(*) FILTER (WHERE status = 'held_back')::int AS "heldBack",
             count(*) FILTER (WHERE status = 'superseded')::int AS superseded,
             count(*) FILTER (WHERE status = 'sent')::int AS sent,
-            count(*) FILTER (WHERE status = 'planned')::int AS planned
+            count(*) FILTER (WHERE status = 'planned')::int AS planned,
+            (SELECT count(*) FROM reported)::int AS reported
        FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2`,
     [runId, task],
   );
-  return rows[0] ?? { succeeded: 0, failed: 0, heldBack: 0, superseded: 0, sent: 0, planned: 0 };
+  return rows[0] ?? { succeeded: 0, failed: 0, heldBack: 0, superseded: 0, sent: 0, planned: 0, reported: 0 };
 }
 
 /**
@@ -210,7 +237,7 @@ export async function recountFromLedger(
     failed: outcomes.failed,
     ...heldBackFigures(stored, outcomes.heldBack),
     superseded: outcomes.superseded,
-    outcomeUnknown: outcomes.sent,
+    outcomeUnknown: outcomeUnknownOf(outcomes),
     ...also,
   });
 }

@@ -17,6 +17,7 @@ import { planWriteback, pushWriteback, reportRun, runWriteback } from '../../../
 import { WRITEBACK_LOCK_CLASS } from '../../../lambdas/core/writeback/lock';
 import { pruneRunDetails } from '../../../lambdas/core/writeback/report';
 import { SyncScopeChangedError } from '../../../lambdas/core/writeback/scope';
+import { formatSummaryTable, readStoredRun, runSummary, type StoredRun } from '../../../bin/local/summary';
 import { cli } from '../../support/cli';
 import { shellWords } from '../../support/shell-words';
 import {
@@ -264,7 +265,7 @@ describe('roundtrip resolve', () => {
     expect((await errorsOf(env, dead)).map((e) => e.message)).toEqual(
       ['rp-1', 'rp-2'].map(
         (key) =>
-          `sent for insert by an attempt that died before recording the result; without an external-ID key it cannot be looked up, so it is not sent again: find the record in Salesforce, then record what you found with roundtrip resolve --task ${KEYLESS.name} --key ${key} --inserted <the record's Id> (or --not-inserted if there is none, or you delete it there); an upsert by an external ID makes this automatic`,
+          `sent for insert, and Salesforce's answer was lost after sending (cut off on its way, or the attempt that sent it ended before recording it): the record may have been created; without an external-ID key it cannot be looked up, so it is not sent again, and the task's next plans hold its key back until you find the record in Salesforce and record what you found with roundtrip resolve --task ${KEYLESS.name} --key ${key} --inserted <the record's Id> (or --not-inserted if there is none, or you delete it there); an upsert by an external ID makes this automatic`,
       ),
     );
     await outlastCallTimeLimit(env, dead);
@@ -288,6 +289,63 @@ describe('roundtrip resolve', () => {
     expect(env.sf.calls.writes().map((w) => w.records)).toEqual([1]);
     expect(leadsNamed('rp', 1)).toEqual([id1]);
     expect(leadsNamed('rp', 2)).toHaveLength(1);
+  });
+
+  it('counts a keyless insert whose answer was cut off as of unknown outcome, not failed: the run fails saying so and what to do, whatever maxFailureRate allows', async () => {
+    await source('cut', 3);
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: KEYLESS.name });
+    // Salesforce creates the three records; the connection drops in the middle of its answer.
+    env.sf.faults.set({ resetWriteAnswerAfterBytes: 40 });
+    await expect(pushWriteback(deps, { runId, task: KEYLESS.name })).rejects.toThrow(/answer was cut off/);
+    expect([1, 2, 3].map((i) => leadsNamed('cut', i).length)).toEqual([1, 1, 1]);
+    // The step's retry: without a key it can only report them.
+    const pushed = await pushWriteback(deps, { runId, task: KEYLESS.name });
+    expect(pushed).toMatchObject({ status: 'collected', failed: 0, outcomeUnknown: 3, failureRate: 0 });
+    expect((await errorsOf(env, runId)).map((e) => e.message)).toEqual(
+      [1, 2, 3].map(
+        (i) =>
+          `sent for insert, and Salesforce's answer was lost after sending (cut off on its way, or the attempt that sent it ended before recording it): the record may have been created; without an external-ID key it cannot be looked up, so it is not sent again, and the task's next plans hold its key back until you find the record in Salesforce and record what you found with roundtrip resolve --task ${KEYLESS.name} --key cut-${i} --inserted <the record's Id> (or --not-inserted if there is none, or you delete it there); an upsert by an external ID makes this automatic`,
+      ),
+    );
+    const report = await reportRun(deps, { runId });
+    expect(report.status).toBe('failed');
+    expect(report.writeback[KEYLESS.name]).toMatchObject({
+      written: 0,
+      failed: 0,
+      outcomeUnknown: 3,
+      failureRateExceeded: false,
+    });
+    expect(report.reason).toBe(
+      `write-back ${KEYLESS.name}: 3 records sent for insert have an unknown outcome, not a failure (writeback[0]): Salesforce's answer was lost after they were sent, so Salesforce may have created them, and without an external-ID key nothing can look them up. They are not sent again: the task's next plans hold their keys back until you find them in Salesforce and record what you found with roundtrip resolve --task ${KEYLESS.name} (roundtrip errors --run ${runId} --task ${KEYLESS.name} --code INSERT_OUTCOME_UNKNOWN lists them, each with its command); an upsert by an external ID (writeback[0].key) makes this automatic`,
+    );
+    expect(await figures(runId, KEYLESS.name)).toMatchObject({ written: 0, failed: 0, outcomeUnknown: 3 });
+    // roundtrip status says so too: 0 failed, 3 of unknown outcome.
+    const status = await cli(['status', ...connection]);
+    const row = status.stdout.split('\n').find((l) => l.startsWith(runId));
+    expect(status.stdout).toMatch(/ failed +outcome unknown +API calls\n/);
+    expect(row?.split(/ +/).slice(-3)).toEqual(['0', '3', '1']);
+    // And the table a run ends with.
+    const stored = await readStoredRun(env.pool, runId);
+    const table = formatSummaryTable(runSummary(deps.config, stored as StoredRun, 'failed')).split('\n');
+    expect(table[1]).toMatch(/ failed +outcome unknown +API calls$/);
+    expect(
+      table
+        .find((l) => l.startsWith(KEYLESS.name))
+        ?.split(/ +/)
+        .slice(-3),
+    ).toEqual(['0', '3', '1']);
+
+    // Recorded by hand: written, and nothing of unknown outcome is left.
+    const file = path.join(dir, 'cut.csv');
+    await writeFile(
+      file,
+      `key,salesforce_id\n${[1, 2, 3].map((i) => `cut-${i},${leadsNamed('cut', i)[0] as string}`).join('\n')}\n`,
+    );
+    await outlastCallTimeLimit(env, runId);
+    const resolved = await cli(['resolve', ...connection, '--task', KEYLESS.name, '--file', file]);
+    expect(resolved.stderr).toBe('');
+    expect(await figures(runId, KEYLESS.name)).toMatchObject({ written: 3, failed: 0, outcomeUnknown: 0 });
   });
 
   it("names in each held-back key's message a command that a shell passes to resolve with the exact key, and never a cut key", async () => {
@@ -376,7 +434,7 @@ describe('roundtrip resolve', () => {
     );
     await pruneRunDetails(env.pool, 'wb-test', 0, new Date());
     expect(await ledger(dead, KEYLESS.name)).toEqual({});
-    expect(await figures(dead, KEYLESS.name)).toMatchObject({ written: 0, failed: 2 });
+    expect(await figures(dead, KEYLESS.name)).toMatchObject({ written: 0, failed: 0, outcomeUnknown: 2 });
     expect((await errorsOf(env, dead)).map((e) => [e.key, e.code])).toEqual([
       ['pr-1', 'INSERT_OUTCOME_UNKNOWN'],
       ['pr-2', 'INSERT_OUTCOME_UNKNOWN'],
@@ -396,11 +454,13 @@ describe('roundtrip resolve', () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(await syncedId(KEYLESS.name, 'pr-1')).toBe(id1);
-    // Resolved, the errors go as the prune would have taken them; the figures count pr-1 written.
+    // Resolved, the errors go as the prune would have taken them; the figures count pr-1 written,
+    // pr-2 (not inserted) failed, and none of unknown outcome.
     expect(await errorsOf(env, dead)).toEqual([]);
     expect(await figures(dead, KEYLESS.name)).toMatchObject({
       written: 1,
       failed: 1,
+      outcomeUnknown: 0,
       outcomesResolvedBy: 'roundtrip resolve',
     });
 

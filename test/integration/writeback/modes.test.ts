@@ -650,7 +650,8 @@ describe('write-back modes and per-record failures', () => {
 
     const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
 
-    expect(retried).toMatchObject({ succeeded: 0, failed: 3 });
+    // Not refused by Salesforce: of unknown outcome.
+    expect(retried).toMatchObject({ succeeded: 0, failed: 0, outcomeUnknown: 3 });
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(env.sf.store.count('Lead')).toBe(before + 3);
     expect((await errorsOf(env, runId)).map((e) => e.code)).toEqual(Array(3).fill('INSERT_OUTCOME_UNKNOWN'));
