@@ -23,6 +23,10 @@
  *   `States.DataLimitExceeded`, which no Retry or Catch handles (`States.ALL` included), as in AWS.
  *   `aws-local-stepfunctions` checks no size: without this a run that fails deployed passed here.
  *
+ * - a Parallel branch's Task still running when the execution ends (another branch failed, and
+ *   the run went on to its end) is waited for before the result is given: it spends its calls
+ *   and records its figures as its Lambda would, and the caller reads them all.
+ *
  * Nothing here decides what a run does: the definition does. A Task state without a local
  * binding is an error naming it, never a silent skip.
  *
@@ -616,6 +620,22 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
     );
   }
 
+  // Every binding's call still going on. A Parallel state fails as soon as one branch fails, and
+  // the execution goes on (a Catch, the Report) and may end while another branch's Task still
+  // runs, as a Lambda invoked by Step Functions runs to its end whatever became of the execution.
+  // Here it runs in this process: the execution's result waits for it, so that whoever reads the
+  // run's figures then (the CLI's summary) reads every step's, and its progress comes before them.
+  const inFlight = new Set<Promise<unknown>>();
+  for (const [name, run] of Object.entries(taskResourceLocalHandlers)) {
+    taskResourceLocalHandlers[name] = (given) => {
+      const call = run(given);
+      inFlight.add(call);
+      const forget = (): void => void inFlight.delete(call);
+      call.then(forget, forget);
+      return call;
+    };
+  }
+
   const machine = new StateMachine(machineDefinition, {
     validationOptions: { checkPaths: true, checkArn: true },
   });
@@ -693,6 +713,7 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
   } finally {
     executionOver.abort();
   }
+  await Promise.allSettled([...inFlight]);
   await events;
   if (terminal) return { status: 'failed', error: terminal.name, cause: terminal.message };
   return result;

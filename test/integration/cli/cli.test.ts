@@ -17,6 +17,7 @@ import { startDemoEnvironment, type DemoEnvironment } from '../../../bin/local/e
 import { startAthenaEmulator } from '../../../emulators/athena';
 import { migrate } from '../../../lambdas/connectors/postgres';
 import { DRY_RUN_SAMPLE_VALUE_CHARS } from '../../../lambdas/core/writeback/plan';
+import { main } from '../../../bin/commands';
 import { cli, writeExampleConfig } from '../../support/cli';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
@@ -631,7 +632,8 @@ describe('the roundtrip CLI', () => {
     // The Athena branch runs on beside the failed one (a Parallel's other branches are not waited
     // for once one fails, as in Step Functions), so its load may record its calls before the Report
     // of the failure or after it: the Report's line counts every Salesforce call, and the Athena/S3
-    // calls when the load had recorded them by then; the run's total (status, below) has them all.
+    // calls when the load had recorded them by then; the summary (read once the load ended) and
+    // the run's total (status, below) have them all.
     expect(planned.stderr).toMatch(
       new RegExp(
         `✓ Report failure {2}\\(so far: [\\d,]+ rows read, ${total - athena} Salesforce API calls(, ${athena} Athena/S3 calls)?\\)`,
@@ -640,6 +642,65 @@ describe('the roundtrip CLI', () => {
     const status = await cli(['status', ...connection.slice(2), '--config', bulk, '--json']);
     const listed = lastJsonLine(status.stdout) as { runs: { runId: string; apiCalls: number }[] };
     expect(listed.runs.find((r) => r.runId === summary.runId)?.apiCalls).toBe(total);
+  });
+
+  it('prints the summary only once every Parallel branch has ended, with the calls of a branch still running when another failed', async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
+    const file = path.join(dir, 'branch-failed.config.json');
+    const lead = config.extract.find((task) => task.from === 'salesforce') as Record<string, unknown>;
+    await writeFile(
+      file,
+      JSON.stringify({
+        ...config,
+        // Names and tables of their own: a whole read each. One reads by REST, slowly; the other's
+        // Bulk job fails meanwhile, which fails the Extract's Parallel state.
+        extract: [
+          { ...lead, name: 'Lead-slow', table: 'sf_lead_slow', mode: 'full' },
+          { ...lead, name: 'Lead-failing', table: 'sf_lead_failing', mode: 'full', bulkThreshold: 1 },
+        ],
+      }),
+    );
+    // stdout and stderr as one stream, in the order written.
+    const written: string[] = [];
+    const capture = (chunk: string | Uint8Array): boolean => {
+      written.push(String(chunk));
+      return true;
+    };
+    const out = jest.spyOn(process.stdout, 'write').mockImplementation(capture);
+    const err = jest.spyOn(process.stderr, 'write').mockImplementation(capture);
+    env.salesforce.faults.set({
+      failNextBulkJob: 'InvalidBatch : Field name not found : Gone__c',
+      slowStream: { chunkBytes: 2048, pauseMs: 60 },
+    });
+    let code: number;
+    try {
+      code = await main(['run', ...connection.slice(2), '--config', file]);
+    } finally {
+      env.salesforce.faults.clear();
+      out.mockRestore();
+      err.mockRestore();
+    }
+    expect(code).toBe(1);
+    const lines = written.join('').split('\n');
+    const table = lines.findIndex((l) => l.startsWith('task '));
+    const slowDone = lines.findIndex((l) => l.startsWith('  ✓ Lead-slow'));
+    expect(lines.find((l) => l.startsWith('  ✗ Lead-failing'))).toContain('Gone__c');
+    expect(slowDone).toBeGreaterThan(-1);
+    expect(table).toBeGreaterThan(slowDone);
+    const row = (task: string): string[] | undefined =>
+      lines
+        .slice(table)
+        .find((l) => l.startsWith(`${task} `))
+        ?.split(/ {2,}/);
+    // The slow branch's row: 300 rows read, and its calls.
+    expect(row('Lead-slow')?.slice(1, 3)).toEqual(['extract', '300']);
+    const calls = (task: string): number => Number(row(task)?.at(-1)?.replace(/,/g, ''));
+    expect(calls('Lead-slow')).toBeGreaterThan(0);
+    // status, read later, says the same total as the table.
+    const status = await cli(['status', ...connection.slice(2), '--config', file, '--json', '--limit', '1']);
+    const listed = lastJsonLine(status.stdout) as { runs: { apiCalls: number }[] };
+    const total = ['Prepare', 'Lead-slow', 'Lead-failing'].reduce((n, t) => n + calls(t), 0);
+    expect(listed.runs[0]?.apiCalls).toBe(total);
   });
 
   it('plans without sending anything, the summary as the last JSON line', async () => {
