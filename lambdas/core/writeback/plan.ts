@@ -334,12 +334,25 @@ export function mapWritebackTask(
   };
   const problems: string[] = [];
   const where = `write-back ${task.name} (${task.mode} of ${describe.name})`;
-  const writable = (f: SalesforceFieldDescribe): string | undefined => {
+  // A field the integration user may not set: what it is, and (after the config path) the fix.
+  const writable = (f: SalesforceFieldDescribe): { what: string; fix: string } | undefined => {
     if (!checkAccess) return undefined;
     const needCreate = task.mode === 'insert' || task.mode === 'upsert';
     const needUpdate = task.mode === 'update' || task.mode === 'upsert';
-    if (needCreate && !f.createable) return `${f.name} is not createable`;
-    if (needUpdate && !f.updateable) return `${f.name} is not updateable`;
+    // Field-level security has Read and Edit: Edit lets a user set the field on insert and update.
+    const computed = f.calculated === true || f.autoNumber === true;
+    const compound = f.type === 'address' || f.type === 'location';
+    const by = computed || compound ? '' : ' by the integration user';
+    const fix = computed
+      ? `it is ${f.calculated === true ? 'a formula' : 'an auto-number'} field, whose value Salesforce computes: remove it from the mapping`
+      : compound
+        ? `it is a compound field, which Salesforce sets from its parts: map those instead`
+        : `grant the integration user Edit access to ${describe.name}.${f.name} (field-level security, in its profile or a permission set), or remove it from the mapping` +
+          (f.custom === true
+            ? ''
+            : ' (a field Salesforce sets itself, such as CreatedDate, no user can set)');
+    if (needCreate && !f.createable) return { what: `${f.name} is not createable${by}`, fix };
+    if (needUpdate && !f.updateable) return { what: `${f.name} is not updateable${by}`, fix };
     return undefined;
   };
   const kindOf = (f: SalesforceFieldDescribe, configKey: string): FieldKind | undefined => {
@@ -373,7 +386,8 @@ export function mapWritebackTask(
     } else {
       keyField = f.name;
       const notWritable = writable(f);
-      if (notWritable) problems.push(`key ${notWritable} (${at('key')}: ${task.mode} sets it)`);
+      if (notWritable)
+        problems.push(`key ${notWritable.what} (${at('key')}: ${task.mode} sets it): ${notWritable.fix}`);
       const kind = kindOf(f, 'key');
       if (kind) fields.push({ field: f, kind, column: task.keyColumn, isKey: true });
     }
@@ -390,7 +404,7 @@ export function mapWritebackTask(
       continue;
     }
     const notWritable = writable(f);
-    if (notWritable) problems.push(`field ${notWritable} (${at(configKey)})`);
+    if (notWritable) problems.push(`field ${notWritable.what} (${at(configKey)}): ${notWritable.fix}`);
     const kind = kindOf(f, configKey);
     if (kind) fields.push({ field: f, kind, column, isKey: false });
   }

@@ -116,6 +116,23 @@ describe('the roundtrip CLI', () => {
     expect(result.code).toBe(0);
   });
 
+  it('says what to do about a mapped field the integration user may not edit: grant Edit access to it, or remove the mapping', async () => {
+    // As Salesforce describes a field whose field-level security gives the user Read, not Edit.
+    const field = env.salesforce.store.describe('Lead')?.fields.find((f) => f.name === 'LeadScore__c');
+    if (!field) throw new Error('the emulator has no Lead.LeadScore__c');
+    field.updateable = false;
+    let result: Awaited<ReturnType<typeof cli>>;
+    try {
+      result = await cli(['validate', ...connection]);
+    } finally {
+      field.updateable = true;
+    }
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain(
+      '✗ write-back Lead-update: Cannot plan the write-back Lead-update (update of Lead): field LeadScore__c is not updateable by the integration user (writeback[0].fields.LeadScore__c): grant the integration user Edit access to Lead.LeadScore__c (field-level security, in its profile or a permission set), or remove it from the mapping',
+    );
+  });
+
   describe("validate's Athena check asks for the workgroup (GetWorkGroup)", () => {
     const withAthena = async (name: string, athena: Record<string, unknown>): Promise<string> => {
       const config = JSON.parse(await readFile(configFile, 'utf8')) as Record<string, unknown>;

@@ -117,7 +117,7 @@ describe('mapWritebackTask', () => {
       );
     expect(attempt).toThrow(TerminalError);
     expect(attempt).toThrow(
-      'Cannot plan the write-back Lead-insert (insert of Lead): key LastName is not an external-ID field of Lead (key: insert needs one; its external-ID fields: External_Id__c); field Nope does not exist on Lead (fields.Nope); field Address is not createable (fields.Address); Address has type address, which the write-back cannot send (fields.Address); field LastName is required on insert but not mapped (fields); field Company is required on insert but not mapped (fields)',
+      'Cannot plan the write-back Lead-insert (insert of Lead): key LastName is not an external-ID field of Lead (key: insert needs one; its external-ID fields: External_Id__c); field Nope does not exist on Lead (fields.Nope); field Address is not createable (fields.Address): it is a compound field, which Salesforce sets from its parts: map those instead; Address has type address, which the write-back cannot send (fields.Address); field LastName is required on insert but not mapped (fields); field Company is required on insert but not mapped (fields)',
     );
   });
 
@@ -181,7 +181,7 @@ describe('mapWritebackTask', () => {
   it('maps without the access checks for collecting what a job already sent', () => {
     const t = task({ fields: { IsConverted: 'x' } });
     expect(() => mapWritebackTask(t, describe_)).toThrow(
-      /field IsConverted is not updateable \(fields.IsConverted\)/,
+      /field IsConverted is not updateable by the integration user \(fields.IsConverted\): grant the integration user Edit access to Lead.IsConverted \(field-level security, in its profile or a permission set\), or remove it from the mapping \(a field Salesforce sets itself, such as CreatedDate, no user can set\)/,
     );
     expect(mapWritebackTask(t, describe_, { checkAccess: false }).fields.map((m) => m.field.name)).toEqual([
       'IsConverted',
@@ -191,6 +191,26 @@ describe('mapWritebackTask', () => {
   it('refuses a field that is not updateable for update', () => {
     expect(() => mapWritebackTask(task({ fields: { IsConverted: 'x' } }), describe_)).toThrow(
       /field IsConverted is not updateable/,
+    );
+  });
+
+  it('says how to fix a custom field the integration user may not set on insert, and that a formula field is computed', () => {
+    const locked: SalesforceObjectDescribe = {
+      ...describe_,
+      fields: [
+        ...describe_.fields,
+        field('Region__c', { custom: true, createable: false }),
+        field('Tier__c', { custom: true, calculated: true, createable: false, updateable: false }),
+      ],
+    };
+    const insert = task({
+      mode: 'insert',
+      keyColumn: 'k',
+      fields: { LastName: 'n', Company: 'c', Region__c: 'r', Tier__c: 't' },
+    });
+    expect(() => mapWritebackTask(insert, locked, { configPath: 'writeback[0]' })).toThrow(
+      'field Region__c is not createable by the integration user (writeback[0].fields.Region__c): grant the integration user Edit access to Lead.Region__c (field-level security, in its profile or a permission set), or remove it from the mapping; ' +
+        'field Tier__c is not createable (writeback[0].fields.Tier__c): it is a formula field, whose value Salesforce computes: remove it from the mapping',
     );
   });
 });
