@@ -289,6 +289,14 @@ export function progressPrinter(
             `  (so far: ${fmt(sum(rowsByTask))} rows read, ${apiCalls(sum(callsByTask))}` +
             `${awsSoFar ? `, ${awsCalls(awsSoFar)}` : ''})`,
         );
+        // A Salesforce extract that retyped columns of its copy, a field's type having changed:
+        // said here, since a transform that reads the column as it was may fail on it.
+        const retyped = (out as { retypedColumns?: unknown } | null)?.retypedColumns;
+        for (const c of Array.isArray(retyped) ? (retyped as Record<string, unknown>[]) : []) {
+          write(
+            `  ! ${task}: Salesforce changed the type of ${String(c.object)}.${String(c.field)}: column ${String(c.field)} of ${String(c.table)} retyped from ${String(c.from)} to ${String(c.to)}; a transform that reads it as ${String(c.from)} may fail`,
+          );
+        }
         break;
       }
       case 'retried':

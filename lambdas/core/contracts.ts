@@ -190,6 +190,23 @@ export const SalesforceExtractLoaded = z.strictObject({
   full: z.boolean(),
   /** The stored watermark after the load (ISO 8601), null while the object has no rows. */
   watermark: z.string().nullable(),
+  /**
+   * Columns of the copy whose type this load changed, because Salesforce's type of their field
+   * changed (a number field made text, say): the object and field, the copy's table (qualified by
+   * its schema; the column has the field's name), and the column's PostgreSQL type before and
+   * after. A transform that read the column as it was may fail on it. Absent when none changed.
+   */
+  retypedColumns: z
+    .array(
+      z.strictObject({
+        object: z.string(),
+        field: z.string(),
+        table: z.string(),
+        from: z.string(),
+        to: z.string(),
+      }),
+    )
+    .optional(),
 });
 export type SalesforceExtractLoaded = z.infer<typeof SalesforceExtractLoaded>;
 

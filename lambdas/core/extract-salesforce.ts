@@ -350,6 +350,21 @@ async function loadRows(
       full: load.full,
       watermark: state.watermark?.toISOString() ?? null,
     };
+    // Columns whose type changed with their field's (widened, or retyped by a full read).
+    const retyped = [...evolved.widened, ...evolved.retyped];
+    if (retyped.length > 0) {
+      loaded.retypedColumns = retyped.map((c) => ({
+        object: task.object,
+        field: c.column,
+        table: `${schema}.${table}`,
+        from: c.from,
+        to: c.to,
+      }));
+      logger.warn('Salesforce changed the type of fields: their columns were retyped', {
+        table: `${schema}.${table}`,
+        retypedColumns: loaded.retypedColumns,
+      });
+    }
     await recordTaskResult(client, load.runId, task.name, {
       kind: 'salesforce',
       ...loaded,

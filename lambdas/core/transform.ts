@@ -378,8 +378,69 @@ export async function runTransform(
       finishedAt: deps.clock.now().toISOString(),
     });
     return ran;
+  }).catch(async (err: unknown) => {
+    throw err instanceof TransformError ? await withRetypedColumns(deps, input.runId, err, sources) : err;
   });
   return { runId: input.runId, files, durationMs: Date.now() - started };
+}
+
+/** A column of the copy that the run's Salesforce extract retyped (`retypedColumns` of its output). */
+interface RetypedColumn {
+  readonly object: string;
+  readonly field: string;
+  readonly table: string;
+  readonly from: string;
+  readonly to: string;
+}
+
+/**
+ * The transform's error, with the columns the failed file reads (names it, as a word) that this
+ * run's Salesforce extracts retyped (`summary.extract.<task>.retypedColumns`): the likely cause of
+ * a type error. The error as it was when none did, or when the summary cannot be read.
+ */
+async function withRetypedColumns(
+  deps: Pick<CoreDeps, 'pg'>,
+  runId: string,
+  err: TransformError,
+  sources: readonly TransformSource[],
+): Promise<TransformError> {
+  const sql =
+    sources
+      .find((s) => s.file === err.file)
+      ?.statements.map((s) => s.text)
+      .join('\n') ?? '';
+  let retyped: RetypedColumn[];
+  try {
+    const { rows } = await withClient(deps.pg, (client) =>
+      client.query<{ columns: RetypedColumn[] | null }>(
+        `SELECT jsonb_agg(c) AS columns
+           FROM roundtrip.runs r, jsonb_each(coalesce(r.summary->'extract', '{}'::jsonb)) AS t,
+                jsonb_array_elements(CASE WHEN jsonb_typeof(t.value->'retypedColumns') = 'array' THEN t.value->'retypedColumns' ELSE '[]' END) AS c
+          WHERE r.run_id = $1`,
+        [runId],
+      ),
+    );
+    retyped = rows[0]?.columns ?? [];
+  } catch {
+    return err;
+  }
+  const read = retyped.filter((c) =>
+    new RegExp(`(^|[^\\w$])${escapeRegExp(c.field)}($|[^\\w$])`, 'i').test(sql),
+  );
+  if (read.length === 0) return err;
+  const what = read
+    .map((c) => `${c.object}.${c.field} (column ${c.table}.${c.field}, ${c.from} before, ${c.to} now)`)
+    .join(', ');
+  return new TransformError(
+    `${err.message}. This run's extract retyped ${read.length === 1 ? 'a column' : 'columns'} the file reads, Salesforce having changed the type of ${read.length === 1 ? 'its field' : 'their fields'}: ${what}; change the transform for the new type, or have the field's type changed back in Salesforce`,
+    err.file,
+    err.line,
+    { cause: err.cause },
+  );
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** What {@link tryTransform} did, and what its `inspect` answered. */

@@ -720,6 +720,50 @@ describe('the roundtrip CLI', () => {
     expect(listed.runs[0]?.apiCalls).toBe(total);
   });
 
+  it("says when a field's type changed in Salesforce retyped the copy's column, and names it in the error of a transform that reads it", async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
+    const lead = config.extract.find((task) => task.from === 'salesforce') as Record<string, unknown>;
+    const sql = path.join(dir, 'employees.sql');
+    await writeFile(
+      sql,
+      'CREATE TABLE IF NOT EXISTS employees (n integer);\nTRUNCATE employees;\nINSERT INTO employees\nSELECT COALESCE("NumberOfEmployees", 0) FROM sf_lead_typed;\n',
+    );
+    const file = path.join(dir, 'retyped.config.json');
+    // A table of its own: the other tests' copy keeps its types.
+    await writeFile(
+      file,
+      JSON.stringify({
+        ...config,
+        extract: [{ ...lead, name: 'Lead-typed', table: 'sf_lead_typed' }],
+        transform: [sql],
+      }),
+    );
+    const args = ['plan', ...connection.slice(2), '--config', file];
+    const first = await cli(args);
+    expect(first.stderr).toContain('✓ Transform');
+    expect(first.stderr).not.toContain('changed the type');
+
+    // An admin makes NumberOfEmployees a text field.
+    const field = env.salesforce.store.describe('Lead')?.fields.find((f) => f.name === 'NumberOfEmployees');
+    if (!field) throw new Error('the emulator has no Lead.NumberOfEmployees');
+    const before = { ...field };
+    Object.assign(field, { type: 'string', soapType: 'xsd:string', length: 40, digits: 0 });
+    let second: Awaited<ReturnType<typeof cli>>;
+    try {
+      second = await cli(args);
+    } finally {
+      Object.assign(field, before);
+    }
+    expect(second.code).toBe(1);
+    const lines = second.stderr.split('\n');
+    expect(lines).toContain(
+      '  ! Lead-typed: Salesforce changed the type of Lead.NumberOfEmployees: column NumberOfEmployees of public.sf_lead_typed retyped from integer to text; a transform that reads it as integer may fail',
+    );
+    expect(second.stderr).toContain(
+      `Transform ${sql}, line 4: COALESCE types text and integer cannot be matched (SQLSTATE 42804); the transaction was rolled back, previous results are unchanged. This run's extract retyped a column the file reads, Salesforce having changed the type of its field: Lead.NumberOfEmployees (column public.sf_lead_typed.NumberOfEmployees, integer before, text now); change the transform for the new type, or have the field's type changed back in Salesforce`,
+    );
+  });
+
   it('plans without sending anything, the summary as the last JSON line', async () => {
     const writesBefore = env.salesforce.calls.writes().length;
     const result = await cli(['plan', ...connection, '--json']);
