@@ -321,12 +321,20 @@ export const status: Command = async (argv) => {
       if (r.error) process.stdout.write(`\n${r.runId}: ${storedFailureText(r.error)}\n`);
       for (const held of r.heldBackAgain)
         process.stdout.write(`\n${r.runId}: ${heldBackAgainNote(r.runId, held)}\n`);
-      if (r.notInConfig.length > 0) {
-        const tasks = `${r.notInConfig.length === 1 ? 'task' : 'tasks'} ${r.notInConfig.join(', ')}`;
-        process.stdout.write(
-          `\n${r.runId}: its figures include ${tasks}, which the config no longer names (as the run recorded them)\n`,
-        );
-      }
+    }
+    // Tasks renamed or removed since: said once for every run listed that has figures of them
+    // (after a rename, every earlier run has), not once a run.
+    const withOld = rows.filter((r) => r.notInConfig.length > 0);
+    if (withOld.length > 0) {
+      const names = [...new Set(withOld.flatMap((r) => r.notInConfig))];
+      const tasks = `${names.length === 1 ? 'task' : 'tasks'} ${names.join(', ')}`;
+      const first = withOld[0] as (typeof withOld)[number];
+      const last = withOld[withOld.length - 1] as (typeof withOld)[number];
+      process.stdout.write(
+        withOld.length === 1
+          ? `\n${first.runId}: its figures include ${tasks}, which the config no longer names (as the run recorded them)\n`
+          : `\n${withOld.length} runs above (${first.runId} to ${last.runId}): their figures include ${tasks}, which the config no longer names (as the runs recorded them; status --json lists each run's in notInConfig)\n`,
+      );
     }
     const orphans = notInConfigLines(config.name, notInConfig);
     if (orphans.length > 0) process.stdout.write(`${orphans.join('\n')}\n`);
