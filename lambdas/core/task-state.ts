@@ -525,6 +525,31 @@ export const STREAK_ROWS_WHY =
   "the keys earlier runs held back, which the task's next run would compare its own with and so carry on their streak of keys held back again";
 
 /**
+ * Locks the rows of the pipeline's runs still going, without waiting: false when one is held. A
+ * plan does not hold a task's lock, but holds its run's row (FOR KEY SHARE) for the whole of its
+ * transaction, which reads the sync state and records the sync scope (writeback/plan.ts): locked
+ * here, they refuse a change of a task's state while such a plan is in flight, and make a plan
+ * starting now wait for this transaction's end, then read what it left.
+ */
+async function lockRunsGoingOn(
+  client: ClientBase,
+  tables: ReadonlySet<StateTable>,
+  pipeline: string,
+): Promise<boolean> {
+  if (!tables.has('runs')) return true;
+  try {
+    await client.query(
+      `SELECT 1 FROM roundtrip.runs WHERE pipeline = $1 AND status = 'running' FOR UPDATE NOWAIT`,
+      [pipeline],
+    );
+    return true;
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw err;
+    return false;
+  }
+}
+
+/**
  * Starts `task` of `pipeline` over: deletes its rows of `roundtrip.sync_state`, `sync_scope` and
  * `extract_state` (and its resolved marks, {@link RESOLVED_MARKS}, and the keys its runs held back,
  * {@link STREAK_ROWS_WHY}) in one transaction that holds
@@ -561,22 +586,8 @@ export async function forgetTask(
       }
       if (!(await tryTaskLockInTransaction(client, task)))
         return { kind: 'busy', state, holder: 'task-lock' };
-      // A plan does not hold the task's lock, but holds its run's row (FOR KEY SHARE) for the
-      // whole of its transaction, which reads the sync state and records the sync scope
-      // (writeback/plan.ts). The rows of the pipeline's runs still going, locked here without
-      // waiting, refuse a forget while such a plan is in flight, and make a plan starting now wait
-      // for this transaction's end, then read what it left.
-      if (tables.has('runs')) {
-        try {
-          await client.query(
-            `SELECT 1 FROM roundtrip.runs WHERE pipeline = $1 AND status = 'running' FOR UPDATE NOWAIT`,
-            [pipeline],
-          );
-        } catch (err) {
-          if ((err as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw err;
-          return { kind: 'busy', state, holder: 'run-step' };
-        }
-      }
+      if (!(await lockRunsGoingOn(client, tables, pipeline)))
+        return { kind: 'busy', state, holder: 'run-step' };
       // Read again under the lock: a push that ended just before it was taken may have recorded
       // outcomes (or left rows `sent`) since the first read.
       const locked = await readUnknown(client, tables, task);
@@ -756,17 +767,8 @@ export async function renameTask(
       if (!(await tryTaskLockInTransaction(client, from)) || !(await tryTaskLockInTransaction(client, to))) {
         return { kind: 'busy', state, holder: 'task-lock' };
       }
-      if (tables.has('runs')) {
-        try {
-          await client.query(
-            `SELECT 1 FROM roundtrip.runs WHERE pipeline = $1 AND status = 'running' FOR UPDATE NOWAIT`,
-            [pipeline],
-          );
-        } catch (err) {
-          if ((err as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw err;
-          return { kind: 'busy', state, holder: 'run-step' };
-        }
-      }
+      if (!(await lockRunsGoingOn(client, tables, pipeline)))
+        return { kind: 'busy', state, holder: 'run-step' };
       // Read again under the locks (see forgetTask).
       const locked = await readUnknown(client, tables, from);
       if (locked.records > 0 || locked.runningPlans.length > 0) {
