@@ -424,9 +424,10 @@ export const WritebackCollected = z.strictObject({
    * Insert records sent whose outcome is unknown: Salesforce's answer was lost after sending, and
    * without an external-ID key nothing can look them up (`INSERT_OUTCOME_UNKNOWN`, until
    * `roundtrip resolve` records them). Not failures: not in `failed` nor in `failureRate`; the
-   * run fails at its report all the same, naming them and what to do.
+   * run fails at its report all the same, naming them and what to do. 0 when absent: the output
+   * of a push or collect deployed before it, read by a step of the new version mid-execution.
    */
-  outcomeUnknown: z.number().int().nonnegative(),
+  outcomeUnknown: z.number().int().nonnegative().default(0),
   /**
    * Insert: records not sent because another run took their key after this run planned it
    * (`ALREADY_INSERTED`, `INSERT_PENDING_ELSEWHERE` of {@link HELD_BACK_CODES}). Not failures.
