@@ -674,12 +674,47 @@ export async function forgetTask(
 
 /**
  * The tasks of `pipeline` that `names` (its config's task names) no longer holds whose synced
- * records were inserted ({@link insertedRecords}) into `object` (Salesforce API names compared
- * without case): what an insert task of that object with no sync state of its own is likely
- * renamed from (writeback/scope.ts, checkRenamedTask). Their state is kept by their old names, so
- * the renamed task would insert each of their records again. Only the names the pipeline claims
- * in `roundtrip.task_owners` (Prepare claims every task name of a run, migration 7): a task whose
+ * records went to `object` (Salesforce API names compared without case; `roundtrip.sync_scope`):
+ * what a write-back task of that object with no sync state of its own is likely renamed from
+ * (writeback/scope.ts, checkRenamedTask). Only the names the pipeline claims in
+ * `roundtrip.task_owners` (Prepare claims every task name of a run, migration 7): a task whose
  * state predates the claims is listed by `roundtrip status` but not looked for here.
+ *
+ * One query picks them (a claimed name, a scope of that object, a synced record) before each one's
+ * state is read: the plan of every new task asks this, and a pipeline whose config left many
+ * tasks behind (each of another object, or with nothing synced) must not cost a read of each.
+ */
+export async function syncedTasksNotInConfig(
+  pool: Pool,
+  pipeline: string,
+  names: readonly string[],
+  object: string,
+): Promise<TaskNotInConfig[]> {
+  return withClient(pool, async (client) => {
+    const tables = await existingTables(client);
+    if (!tables.has('task_owners') || !tables.has('sync_scope') || !tables.has('sync_state')) return [];
+    const { rows } = await client.query<{ task: string }>(
+      `SELECT o.task FROM roundtrip.task_owners o
+         JOIN roundtrip.sync_scope s ON s.task = o.task
+        WHERE o.pipeline = $1 AND o.task <> ALL($2::text[]) AND lower(s.object) = lower($3)
+          AND EXISTS (SELECT 1 FROM roundtrip.sync_state x WHERE x.task = o.task)
+        ORDER BY o.task`,
+      [pipeline, [...names], object],
+    );
+    const found: TaskNotInConfig[] = [];
+    for (const { task } of rows) {
+      const state = await readState(client, tables, pipeline, task);
+      found.push({ ...state, outcomesUnknown: await readUnknown(client, tables, task) });
+    }
+    return found;
+  });
+}
+
+/**
+ * Of {@link syncedTasksNotInConfig}, those whose synced records were inserted
+ * ({@link insertedRecords}): what an insert task of `object` with no sync state of its own is
+ * likely renamed from. Their state is kept by their old names, so the renamed task would insert
+ * each of their records again.
  */
 export async function renamedInsertTasks(
   pool: Pool,
@@ -687,12 +722,7 @@ export async function renamedInsertTasks(
   names: readonly string[],
   object: string,
 ): Promise<TaskNotInConfig[]> {
-  return (await tasksNotInConfig(pool, pipeline, names)).filter(
-    (t) =>
-      t.owner === pipeline &&
-      insertedRecords(t) &&
-      t.syncScope?.object.toLowerCase() === object.toLowerCase(),
-  );
+  return (await syncedTasksNotInConfig(pool, pipeline, names, object)).filter(insertedRecords);
 }
 
 /** What {@link renameTask} found and did. */

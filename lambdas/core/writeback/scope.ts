@@ -32,7 +32,7 @@ import {
   readOutcomesUnknown,
   renamedInsertTasks,
   renameTaskCommand,
-  tasksNotInConfig,
+  syncedTasksNotInConfig,
   type TaskNotInConfig,
 } from '../task-state';
 import { TerminalError } from '../../shared/errors';
@@ -387,7 +387,7 @@ export class RenamedTaskError extends TerminalError {
 /**
  * A task is kept by name (`roundtrip.sync_state`, `sync_scope`): renamed in the config (a `name`
  * given, or a `mode` changed under a default name), it is a new task with no sync state, and its
- * old name's state is left behind (task-state.ts, tasksNotInConfig). For an insert, that means
+ * old name's state is left behind (task-state.ts, syncedTasksNotInConfig). For an insert, that means
  * inserting every record the task inserted already again. So, for a task with no sync state and
  * no sync scope of its own, this looks for tasks the pipeline claims (`roundtrip.task_owners`)
  * that its config no longer names whose synced records went to the same object, and:
@@ -457,12 +457,7 @@ export async function checkRenamedTask(
     (e) => e.from === 'salesforce' && e.object.toLowerCase() === task.object.toLowerCase(),
   );
   if (copied) return undefined;
-  const previous = (await tasksNotInConfig(pool, config.name, names)).filter(
-    (t) =>
-      t.owner === config.name &&
-      t.syncedRecords > 0 &&
-      t.syncScope?.object.toLowerCase() === task.object.toLowerCase(),
-  );
+  const previous = await syncedTasksNotInConfig(pool, config.name, names, task.object);
   if (previous.length === 0) return undefined;
   return (
     `write-back ${name} (${configPath}) has no sync state of its own, while ${listed(previous, 'synced')}, and the ` +

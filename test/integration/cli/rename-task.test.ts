@@ -14,7 +14,8 @@ import type { WritebackTaskInput } from '../../../lambdas/config';
 import { withClient } from '../../../lambdas/connectors/postgres';
 import { claimTaskNames } from '../../../lambdas/core/run-state';
 import { runWriteback } from '../../../lambdas/core/writeback';
-import { RenamedTaskError } from '../../../lambdas/core/writeback/scope';
+import { checkRenamedTask, RenamedTaskError } from '../../../lambdas/core/writeback/scope';
+import { parseConfig } from '../../../lambdas/config';
 import { cli } from '../../support/cli';
 import { LEAD_SRC_UPSERT, startWritebackEnv, type WritebackEnv } from '../writeback/support';
 
@@ -340,5 +341,59 @@ describe('a task renamed in the config: the plan refuses an insert that would in
     expect(check?.detail).toContain(
       'mind: write-back scores-v2 (writeback[0]) has no sync state of its own, while task scores-v1 synced 2 records into Lead (keys from column ext), and the config no longer names it: if scores-v2 is it renamed, its next run sends every record once (an upsert creates none twice). To go on where it was, carry its state over: roundtrip rename-task --from scores-v1 --to scores-v2 --yes',
     );
+  });
+  it('looks only at the tasks left behind that synced records into the same object: many others (another object, nothing synced) cost no statement each', async () => {
+    // Statements the check sends, counted on every client the pool hands out.
+    let statements = 0;
+    const counting = new WeakSet<object>();
+    const count = (client: { query: (...a: unknown[]) => unknown }): void => {
+      if (counting.has(client)) return;
+      counting.add(client);
+      const query = client.query.bind(client);
+      client.query = (...a: unknown[]) => {
+        statements += 1;
+        return query(...a);
+      };
+    };
+    env.pool.on('acquire', count);
+    const config = parseConfig({
+      name: 'wb-test',
+      salesforce: { secret: 'roundtrip/salesforce' },
+      postgres: { secret: 'roundtrip/postgres' },
+      writeback: [{ ...INSERT, name: 'fresh-insert' }],
+    });
+    const task = config.writeback[0]!;
+    const check = async (): Promise<number> => {
+      statements = 0;
+      await checkRenamedTask(env.pool, config, task, 'writeback[0]');
+      return statements;
+    };
+    try {
+      const alone = await check();
+      // Forty tasks the pipeline claims that the config no longer names: thirty synced Contacts,
+      // ten synced nothing (a scope recorded, no record yet).
+      const runId = await env.newRun();
+      const left = Array.from({ length: 40 }, (_, i) => `left-${String(i).padStart(2, '0')}`);
+      await withClient(env.pool, (client) => claimTaskNames(client, 'wb-test', runId, left));
+      await env.pool.query(
+        `INSERT INTO roundtrip.sync_scope (task, object, key_field, key_column, run_id)
+           SELECT t, CASE WHEN i <= 30 THEN 'Contact' ELSE 'Lead' END, NULL, 'ext', $2
+             FROM unnest($1::text[]) WITH ORDINALITY AS u (t, i)`,
+        [left, runId],
+      );
+      await env.pool.query(
+        `INSERT INTO roundtrip.sync_state (task, key, salesforce_id, value_hash, run_id)
+           SELECT t, 'k-1', '003000000000001AAA', 'h', $2 FROM unnest($1::text[]) AS t WHERE t < 'left-30'`,
+        [left, runId],
+      );
+      expect(await check()).toBe(alone);
+      await env.pool.query(
+        `UPDATE roundtrip.runs SET status = 'succeeded', finished_at = now() WHERE run_id = $1`,
+        [runId],
+      );
+      await env.pool.query(`DELETE FROM roundtrip.task_owners WHERE task LIKE 'left-%'`);
+    } finally {
+      env.pool.off('acquire', count);
+    }
   });
 });
