@@ -10,7 +10,12 @@ import { taskName, type PipelineConfig } from '../lambdas/config';
 import { suggestion } from '../lambdas/config/issues';
 import type { LocalRunEvent } from '../statemachine/local';
 import { formatSummaryTable, heldBackAgainNote, type RunSummary } from './local/summary';
-import { failureText, readableFailure, storedFailureText } from '../lambdas/shared/errors';
+import {
+  failureText,
+  readableFailure,
+  storedFailureText,
+  WAITING_ERROR_NAMES,
+} from '../lambdas/shared/errors';
 
 export { failureText, readableFailure, storedFailureText };
 
@@ -306,11 +311,14 @@ export function progressPrinter(
         // The first 300 characters: the whole message ends the run's output (`run … failed:`).
         const full = failureText(event.error?.name, event.error?.cause);
         const failure = full.length > 300 ? `${full.slice(0, 300)}…` : full;
+        // A step waiting for another run (its Retry keeps the definition's intervals locally:
+        // statemachine/local.ts WAITING_ERRORS) is not a failure yet.
+        const mark = WAITING_ERROR_NAMES.has(event.error?.name ?? '') ? '…' : '✗';
         // A step retried with the same error (a database that is down, six attempts) says it once.
         write(
           lastFailure.get(event.state) === failure
-            ? `  ✗ ${event.state}: the same error again`
-            : `  ✗ ${event.state}: ${failure}`,
+            ? `  ${mark} ${event.state}: the same ${mark === '…' ? 'wait' : 'error'} again`
+            : `  ${mark} ${event.state}: ${failure}${mark === '…' ? ' (tried again after the Retry interval of the definition, as the deployed state machine does)' : ''}`,
         );
         lastFailure.set(event.state, failure);
         break;

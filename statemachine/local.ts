@@ -42,7 +42,7 @@ import {
   type StartQueryExecutionCommandInput,
 } from '@aws-sdk/client-athena';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
-import { ERROR_NAMES } from '../lambdas/shared/errors';
+import { ERROR_NAMES, WAITING_ERROR_NAMES } from '../lambdas/shared/errors';
 import type { Clock, InvocationContext, TimeLeft } from '../lambdas/shared/clock';
 import type { PipelineConfig } from '../lambdas/config';
 import type { CoreDeps } from '../lambdas/core/deps';
@@ -100,10 +100,37 @@ export class LocalBindingStoppedError extends Error {
 /**
  * Local durations: every Wait state pauses this long, every Retry this long, instead of the
  * definition's seconds. Short enough for a demo, long enough that a Bulk poll loop on the
- * emulator does not spin.
+ * emulator does not spin. But for {@link WAITING_ERRORS}.
  */
 export const DEFAULT_LOCAL_WAIT_MS = 250;
 export const DEFAULT_LOCAL_RETRY_MS = 100;
+
+/**
+ * The errors of waiting for another run ({@link WAITING_ERROR_NAMES}): locally, the Retry of these
+ * keeps the definition's intervals unless {@link LocalRunOptions.retryMs} is given. Shortened like
+ * the others, a run waiting for another (a deployed run's push on the same database, another run
+ * on the laptop) spent its attempts in a second and stopped, though its message said it waited.
+ */
+export const WAITING_ERRORS = WAITING_ERROR_NAMES;
+
+/**
+ * The local pause of each retrier of a state's `Retry` (aws-local-stepfunctions'
+ * `retryIntervalOverrides`: milliseconds, or -1 for the definition's own interval): `retryMs` for
+ * every one when given, else the definition's for a retrier of {@link WAITING_ERRORS} only and
+ * {@link DEFAULT_LOCAL_RETRY_MS} for the others.
+ */
+export function localRetryIntervals(
+  retry: readonly unknown[],
+  retryMs: number | undefined,
+): number | number[] {
+  if (retryMs !== undefined) return retryMs;
+  return retry.map((retrier) => {
+    const errors = (retrier as { ErrorEquals?: unknown } | null)?.ErrorEquals;
+    const waiting =
+      Array.isArray(errors) && errors.length > 0 && errors.every((e) => WAITING_ERRORS.has(String(e)));
+    return waiting ? -1 : DEFAULT_LOCAL_RETRY_MS;
+  });
+}
 
 /** Node 20 lacks `Promise.withResolvers`, which aws-local-stepfunctions 3.x calls. */
 export function polyfillPromiseWithResolvers(): void {
@@ -439,7 +466,10 @@ export interface LocalRunOptions {
   readonly executionName: string;
   /** Every Wait state pauses this long. @default DEFAULT_LOCAL_WAIT_MS */
   readonly waitMs?: number;
-  /** Every Retry pauses this long. @default DEFAULT_LOCAL_RETRY_MS */
+  /**
+   * Every Retry pauses this long. @default DEFAULT_LOCAL_RETRY_MS, but the definition's own
+   * intervals for the errors of waiting for another run ({@link WAITING_ERRORS})
+   */
   readonly retryMs?: number;
   /**
    * The time left to each invocation of a Task state's handler, asked as the invocation starts
@@ -519,11 +549,11 @@ export async function runStateMachineLocally(options: LocalRunOptions): Promise<
   const waitTimeOverrides: Record<string, number> = {};
   /** Wait state → its SecondsPath, read as Step Functions reads it (the override skips it). */
   const waitSecondsPaths = new Map<string, string>();
-  const retryIntervalOverrides: Record<string, number> = {};
+  const retryIntervalOverrides: Record<string, number | number[]> = {};
   const unbound: string[] = [];
   for (const { name, definition } of states) {
     if (Array.isArray(definition.Retry))
-      retryIntervalOverrides[name] = options.retryMs ?? DEFAULT_LOCAL_RETRY_MS;
+      retryIntervalOverrides[name] = localRetryIntervals(definition.Retry as unknown[], options.retryMs);
     if (definition.Type === 'Wait') {
       waitTimeOverrides[name] = options.waitMs ?? DEFAULT_LOCAL_WAIT_MS;
       if (typeof definition.SecondsPath === 'string') waitSecondsPaths.set(name, definition.SecondsPath);

@@ -66,6 +66,13 @@ export class TransientError extends Error {
 }
 
 /**
+ * The errors a step fails with while another run holds what it needs (the task's lock, a push
+ * going on over several invocations): the state machine waits for that run by retrying the step
+ * on a schedule of their own (minutes: statemachine/definition.ts), and their messages say so.
+ */
+export const WAITING_ERROR_NAMES: ReadonlySet<string> = new Set([ERROR_NAMES.busy, ERROR_NAMES.pushGoingOn]);
+
+/**
  * Transient, but worth a longer wait than a throttle: the work is held by another invocation (a
  * write-back push or collect of the same task). The state machine retries it on its own, slower
  * schedule (statemachine/definition.ts BUSY_RETRY).

@@ -234,6 +234,26 @@ describe('progressPrinter', () => {
     ]);
   });
 
+  it('says a step that waits for another run waits, not that it failed', () => {
+    const lines: string[] = [];
+    const print = progressPrinter((line) => lines.push(line));
+    const busy = {
+      name: 'TaskBusyError',
+      cause:
+        'Write-back Lead-update: another push or collect of the task is going on; this run waits for its end',
+    };
+    for (const error of [busy, busy]) {
+      print({ type: 'failed', state: 'Lead-update push', stateType: 'Task', error });
+      print({ type: 'retried', state: 'Lead-update push', stateType: 'Task' });
+    }
+    expect(lines).toEqual([
+      '  … Lead-update push: Write-back Lead-update: another push or collect of the task is going on; this run waits for its end (tried again after the Retry interval of the definition, as the deployed state machine does)',
+      '  ↻ Lead-update push: retrying',
+      '  … Lead-update push: the same wait again',
+      '  ↻ Lead-update push: retrying',
+    ]);
+  });
+
   it("says the rows a Salesforce extract with deletes 'remove' removed, when there are any", () => {
     const config = parseConfig({
       name: 'scores',
