@@ -3,7 +3,10 @@
  * `roundtrip.writeback_errors` — each with its task, stage (`plan`: rejected before any call, or
  * held back while an earlier run's send of its key has no outcome; `push`: refused by Salesforce,
  * not sent, or held back because another run took the key since the plan), key, Salesforce Id, code, fields and message, and the values (the source row's
- * for a rejection, the ones sent for a failure).
+ * for a rejection, the ones sent for a failure). Then, apart, the records the run sent and never
+ * learned the outcome of (its ledger rows left `sent`, its figures' `outcomeUnknown`: the process
+ * died between the send and the recording), each with how it went out, when, and what will become
+ * of it ({@link whatHappensNext}).
  *
  * Text (the default) and `--json` show the counts by task, stage and code, and the first
  * `--limit` records (50); the records held back for another run's send of their key are counted
@@ -16,7 +19,10 @@
 import type { Pool, PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { suggestion } from '../../lambdas/config/issues';
+import type { WritebackTask } from '../../lambdas/config/types';
+import { INSERT_SETTLE_MS } from '../../lambdas/core/writeback/reconcile';
 import { HELD_BACK_ERROR_SQL, sqlLiteral } from '../../lambdas/core/writeback/state';
+import { shellOption } from '../../lambdas/shared/shell';
 import {
   EXIT,
   note,
@@ -113,6 +119,139 @@ interface ErrorRecord {
   values: unknown;
   /** Held back for another run's send of its key (HELD_BACK_ERROR_SQL), not rejected nor failed. */
   heldBack: boolean;
+}
+
+/**
+ * How a record left `sent` went out, as the plan tells them apart (plan.ts, reconcile.ts): `call`
+ * (a Collections call, or the row-lock retry pass), `job` (a Bulk job the run never collected) or
+ * `gone` (a Bulk job Salesforce no longer answers for, recorded `NotFound`: its results are gone).
+ */
+type SentBy = 'call' | 'job' | 'gone';
+
+/**
+ * A record the run sent whose outcome it never recorded (its ledger row left `sent`: the process
+ * or Lambda died, or its retries ran out, between the send and the recording), which the run's
+ * figures count as `outcomeUnknown`. Not a record Salesforce refused: listed apart.
+ */
+interface SentRecord {
+  task: string;
+  key: string;
+  /** The Id sent to (an update's, an upsert's record known), null for an insert. */
+  salesforceId: string | null;
+  operation: 'insert' | 'update' | 'upsert';
+  sentBy: SentBy;
+  /** The Bulk job that carried it (the first one, for a record the retry pass resent by a call). */
+  jobId: string | null;
+  /** When it was sent (its ledger row marked `sent`, on PostgreSQL's clock), ISO 8601 UTC. */
+  sentAt: string;
+  /** What will become of it: which plan resolves it, from when, and how; or the command that does. */
+  next: string;
+}
+
+interface SentCount {
+  task: string;
+  sentBy: SentBy;
+  records: number;
+}
+
+/** The ledger rows of `runId` left `sent` (of `task`), with how each went out (plan.ts reads them so). */
+function sentRowsSql(select: string, task: string | undefined): string {
+  return `SELECT ${select}
+     FROM (SELECT p.*, CASE WHEN p.job_id IS NULL OR p.attempts > 0 THEN 'call'
+                            WHEN j.collected_at IS NULL THEN 'job' ELSE 'gone' END AS sent_by,
+                  j.state AS job_state
+             FROM roundtrip.writeback_plans p
+             LEFT JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id
+            WHERE p.run_id = $1 AND p.status = 'sent'${task !== undefined ? ` AND p.task = ${sqlLiteral(task)}` : ''}) AS s`;
+}
+
+/** `YYYY-MM-DD HH:MM:SS` of an ISO time, UTC. */
+const utcText = (iso: string): string => iso.replace('T', ' ').slice(0, 19);
+
+/**
+ * What will become of a record left `sent` (docs/writeback.md, "Inserts are idempotent" and
+ * "Update and upsert records a run never learned the outcome of"): the next plan of its task (a
+ * real run's: a dry run resolves nothing) collects its Bulk job, looks an insert up by its
+ * external ID, or marks an update or upsert unknown and sends its values again, once the call
+ * that carried it is certainly over; a keyless insert is recorded by hand (`roundtrip resolve`).
+ */
+function whatHappensNext(
+  r: Omit<SentRecord, 'next'> & { jobState: string | null; settledAt: string; settled: boolean },
+  run: StoredRun,
+  task: WritebackTask | undefined,
+): string {
+  if (run.status === 'running') {
+    return `its run is still recorded as running, and no plan resolves its records before it has ended (if its process is gone, roundtrip status --end-run ${run.runId} ends it; the next plan of the task then resolves them)`;
+  }
+  const resolveByHand = `roundtrip resolve ${shellOption('--task', r.task)} ${shellOption('--key', r.key)}`;
+  const job = r.jobId ?? '';
+  if (task === undefined) {
+    return r.operation === 'insert'
+      ? r.sentBy === 'job'
+        ? `the task is not in the config, so no plan resolves it: roundtrip resolve ${shellOption('--task', r.task)} --collect-jobs collects Bulk job ${job} once Salesforce has finished it`
+        : `the task is not in the config, so no plan resolves it: find the record in Salesforce, then record what you found with ${resolveByHand} --without-look-up --inserted <the record's Id> (or --not-inserted)`
+      : `the task is not in the config, so no plan resolves it: Salesforce may hold these values or the ones before`;
+  }
+  const from = r.settled
+    ? 'the next plan of the task'
+    : `the first plan of the task from ${utcText(r.settledAt)} UTC on (${INSERT_SETTLE_MS / 60_000} minutes after the send, when Salesforce can no longer be running the call)`;
+  const gone = r.sentBy === 'gone' ? `Bulk job ${job} is gone from Salesforce with its results; ` : '';
+  if (r.operation === 'insert') {
+    if (r.sentBy === 'job') {
+      return `the next plan of the task asks Salesforce about Bulk job ${job} (closing it first if it was left open) and, once it is finished, collects its results into this run: a record created is recorded, one refused fails here`;
+    }
+    if (task.key === undefined) {
+      return `${gone}without an external-ID key no plan can look it up: find the record in Salesforce, then record what you found with ${resolveByHand} --inserted <the record's Id> (or --not-inserted)`;
+    }
+    return `${gone}${from} looks the key up by ${task.key}: a record created since the send is recorded, else the key is inserted again`;
+  }
+  if (r.sentBy === 'job') {
+    return r.jobState === 'Open' || r.jobState === 'Uploaded'
+      ? `the next plan of the task asks Salesforce about Bulk job ${job}, left ${r.jobState === 'Open' ? 'open' : 'uploaded and not closed'}: aborted if still open there (its records then fail here with BULK_JOB_ABORTED, and the plan sends the key's values if they differ from those last synced), else collected once finished`
+      : `the next plan of the task collects Bulk job ${job} once Salesforce says it is finished (its successes are recorded as synced); until then the key is held back (OUTCOME_PENDING)`;
+  }
+  return `${gone}${from} fails it here with OUTCOME_UNKNOWN (Salesforce may hold these values or the ones before) and sends the key's current values again`;
+}
+
+/** The run's records left `sent` (see {@link SentRecord}): their counts, and the first `limit`. */
+async function readSent(
+  pool: Pool,
+  run: StoredRun,
+  tasks: readonly WritebackTask[],
+  task: string | undefined,
+  limit: number,
+): Promise<{ counts: SentCount[]; records: SentRecord[] }> {
+  const { rows: counts } = await pool.query<SentCount>(
+    `${sentRowsSql('task, sent_by AS "sentBy", count(*)::int AS records', task)}
+      GROUP BY task, sent_by ORDER BY task, sent_by`,
+    [run.runId],
+  );
+  if (counts.length === 0) return { counts, records: [] };
+  const { rows } = await pool.query<
+    Omit<SentRecord, 'next'> & { jobState: string | null; settledAt: string; settled: boolean }
+  >(
+    `${sentRowsSql(
+      `task, key, salesforce_id AS "salesforceId", operation, sent_by AS "sentBy", job_id AS "jobId",
+       job_state AS "jobState",
+       to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "sentAt",
+       to_char((updated_at + $2 * interval '1 millisecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "settledAt",
+       updated_at + $2 * interval '1 millisecond' <= now() AS settled`,
+      task,
+    )} ORDER BY task, seq LIMIT ${limit}`,
+    [run.runId, INSERT_SETTLE_MS],
+  );
+  const records = rows.map((row) => {
+    const { jobState: _state, settledAt: _at, settled: _settled, ...r } = row;
+    return {
+      ...r,
+      next: whatHappensNext(
+        row,
+        run,
+        tasks.find((w) => w.name === r.task),
+      ),
+    };
+  });
+  return { counts, records };
 }
 
 /** The run asked for, or the pipeline's latest; a `--run` that names no run is bad input. */
@@ -311,6 +450,14 @@ export const errors: Command = async (argv) => {
     // A pruned run's records are gone but for the few later runs read (unknown outcomes, the keys
     // held back last): its figures are what it recorded.
     const recorded = prunedAt ? recordedCounts(run, task) : undefined;
+    // The records the run sent and never learned the outcome of (its figures' outcomeUnknown):
+    // not in writeback_errors, as nothing refused them, but what someone reading why records did
+    // not arrive must see. They have no code: a --code lists none of them.
+    const sent =
+      filter.code === undefined
+        ? await readSent(pool, run, config.writeback, task, limit)
+        : { counts: [], records: [] };
+    const outcomeUnknown = sent.counts.reduce((n, c) => n + c.records, 0);
 
     if (values.json === true) {
       process.stdout.write(
@@ -324,6 +471,9 @@ export const errors: Command = async (argv) => {
           failed,
           counts,
           records,
+          outcomeUnknown,
+          sentCounts: sent.counts,
+          sentRecords: sent.records,
           ...(prunedAt ? { detailsPrunedAt: prunedAt, recorded } : {}),
         })}\n`,
       );
@@ -336,14 +486,44 @@ export const errors: Command = async (argv) => {
       .filter(Boolean)
       .join(', ');
     const runText = `run ${run.runId} (${run.dryRun ? 'dry run, ' : ''}${run.status}, started ${started} UTC)${filtered ? `, ${filtered}` : ''}`;
+    const unknownText =
+      outcomeUnknown > 0
+        ? `; ${outcomeUnknown.toLocaleString('en-US')} sent whose outcome was never recorded`
+        : '';
+    const sentSection = (): string[] =>
+      outcomeUnknown === 0
+        ? []
+        : [
+            '',
+            `sent, outcome never recorded (the run ended between sending and recording; the next plan of the task resolves them, a real run's, not a dry run's): ${outcomeUnknown.toLocaleString('en-US')}`,
+            table(
+              ['task', 'key', 'Salesforce Id', 'sent by', 'sent at (UTC)', 'what happens next'],
+              sent.records.map((r) => [
+                r.task,
+                r.key,
+                r.salesforceId ?? '—',
+                r.jobId !== null && r.sentBy !== 'call' ? `Bulk job ${r.jobId}` : 'call',
+                utcText(r.sentAt),
+                r.next,
+              ]),
+              new Set(),
+            ),
+            ...(sent.records.length < outcomeUnknown
+              ? [
+                  '',
+                  `${sent.records.length.toLocaleString('en-US')} of ${outcomeUnknown.toLocaleString('en-US')} sent records shown: --limit N for more`,
+                ]
+              : []),
+          ];
     if (prunedAt && recorded) {
       // Pruned: that first, with what the run recorded, before the few records kept (if any).
       out.push(
         `${runText}: its records were pruned at ${prunedAt} (postgres.keepRunDetailsDays: ${config.postgres.keepRunDetailsDays}); ` +
-          `it recorded ${countsText(recorded)}${filter.code !== undefined ? ' (of every code)' : ''}`,
+          `it recorded ${countsText(recorded)}${filter.code !== undefined ? ' (of every code)' : ''}${unknownText}`,
       );
       if (total === 0) {
         if (run.error && !filtered) out.push(`the run failed: ${storedFailureText(run.error)}`);
+        out.push(...sentSection());
         process.stdout.write(`${out.join('\n')}\n`);
         return EXIT.ok;
       }
@@ -351,15 +531,18 @@ export const errors: Command = async (argv) => {
         `kept, as later runs read them (outcomes unknown, keys held back): ${countsText({ rejected, heldBack, failed })}`,
       );
     } else {
-      out.push(`${runText}: ${countsText({ rejected, heldBack, failed })}`);
+      out.push(`${runText}: ${countsText({ rejected, heldBack, failed })}${unknownText}`);
     }
     if (total === 0) {
       out.push(
         // A run that failed with no record refused failed for another reason: say which, here
         // rather than only in `roundtrip status`.
         run.error && !filtered
-          ? `no record to show; the run failed: ${storedFailureText(run.error)}`
-          : `no record to show${await otherCodes(pool, filter)}`,
+          ? `${outcomeUnknown > 0 ? 'none refused' : 'no record to show'}; the run failed: ${storedFailureText(run.error)}`
+          : outcomeUnknown > 0
+            ? 'none refused'
+            : `no record to show${await otherCodes(pool, filter)}`,
+        ...sentSection(),
       );
       process.stdout.write(`${out.join('\n')}\n`);
       return EXIT.ok;
@@ -392,6 +575,7 @@ export const errors: Command = async (argv) => {
         `${records.length.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} shown: --limit N for more, --csv for all of them`,
       );
     }
+    out.push(...sentSection());
     process.stdout.write(`${out.join('\n')}\n`);
     return EXIT.ok;
   } finally {

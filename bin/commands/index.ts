@@ -139,7 +139,9 @@ The records of a run that did not reach Salesforce, from roundtrip.writeback_err
 one's task, stage (plan: rejected before any call, or held back while an earlier run's
 send of its key has no outcome; push: refused by Salesforce, not sent, or held back as
 another run took the key since the plan), key, Salesforce Id, code, fields and message,
-after their counts by task, stage and code.
+after their counts by task, stage and code. Then, apart, the records the run sent and never
+learned the outcome of (left sent in roundtrip.writeback_plans: outcome unknown), each with
+its key, Salesforce Id, call or Bulk job, when, and what happens next.
 
   -c, --config FILE      the pipeline config (default: roundtrip.config.ts here)
   --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
@@ -150,8 +152,9 @@ after their counts by task, stage and code.
   --limit N              records listed (default 50; with --csv, all unless given)
   --csv                  every record as CSV on stdout, streamed from PostgreSQL
   --json                 one JSON object { pipeline, runId, status, total, rejected, heldBack,
-                         failed, counts, records }; a count's and a record's heldBack tells
-                         held back from rejected (stage plan) or failed (stage push)
+                         failed, counts, records, outcomeUnknown, sentCounts, sentRecords }; a
+                         count's and a record's heldBack tells held back from rejected (stage
+                         plan) or failed (stage push)
 `,
   resolve: `usage: roundtrip resolve --task NAME --key KEY (--inserted SALESFORCE_ID | --not-inserted)
        roundtrip resolve --task NAME --file CSV

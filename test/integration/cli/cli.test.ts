@@ -1564,6 +1564,10 @@ describe('the roundtrip CLI', () => {
           heldBack: false,
         },
       ],
+      // Refused, every one: none left sent without an outcome.
+      outcomeUnknown: 0,
+      sentCounts: [],
+      sentRecords: [],
     });
 
     const csv = await cli(['errors', ...connection, '--run', runId, '--csv']);
