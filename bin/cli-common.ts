@@ -330,20 +330,27 @@ export function progressPrinter(
 }
 
 /**
- * On stderr, when records of the run were rejected, held back or failed: the command that lists
- * them (held-back rows are in roundtrip.writeback_errors too, with the run whose outcome they wait for);
- * first, each write-back that held back keys its previous run held back too.
+ * On stderr, when records of the run were rejected, held back or failed, or sent without their
+ * outcome being recorded: the command that lists them (held-back rows are in
+ * roundtrip.writeback_errors too, with the run whose outcome they wait for; records left `sent`,
+ * with what becomes of them); first, each write-back that held back keys its previous run held
+ * back too.
  */
 export function noteErrorsCommand(summary: RunSummary): void {
   for (const held of summary.heldBackAgain ?? []) note(heldBackAgainNote(summary.runId, held));
   const notSent = summary.tasks.reduce((n, t) => n + t.rejected + t.heldBack + t.failed, 0);
-  if (notSent === 0) return;
-  const count = notSent === 1 ? '1 record was' : `${notSent.toLocaleString('en-US')} records were`;
+  const unknown = summary.tasks.reduce((n, t) => n + (t.outcomeUnknown ?? 0), 0);
+  if (notSent === 0 && unknown === 0) return;
+  const records = (n: number): string => (n === 1 ? '1 record' : `${n.toLocaleString('en-US')} records`);
   const how = summary.tasks.some((t) => t.heldBack > 0)
     ? 'rejected, held back or failed'
     : 'rejected or failed';
+  const counts = [
+    ...(notSent > 0 ? [`${records(notSent)} ${notSent === 1 ? 'was' : 'were'} ${how}`] : []),
+    ...(unknown > 0 ? [`${records(unknown)} sent with no outcome recorded`] : []),
+  ];
   note(
-    `${count} ${how}: roundtrip errors --run ${summary.runId} lists them and why (with the pipeline's --config and --secrets)`,
+    `${counts.join(', ')}: roundtrip errors --run ${summary.runId} lists them and ${notSent > 0 ? 'why' : 'what becomes of them'} (with the pipeline's --config and --secrets)`,
   );
 }
 

@@ -65,6 +65,19 @@ describe('noteErrorsCommand', () => {
     ]);
   });
 
+  it('counts the records sent whose outcome was never recorded, which the command lists too', () => {
+    const lost = (failed: number): RunSummary => {
+      const run = summary(0, failed);
+      return { ...run, tasks: run.tasks.map((t) => ({ ...t, outcomeUnknown: 3 })) };
+    };
+    expect(stderrOf(() => noteErrorsCommand(lost(0)))).toBe(
+      "3 records sent with no outcome recorded: roundtrip errors --run r1 lists them and what becomes of them (with the pipeline's --config and --secrets)\n",
+    );
+    expect(stderrOf(() => noteErrorsCommand(lost(1)))).toMatch(
+      /^1 record was rejected or failed, 3 records sent with no outcome recorded: roundtrip errors --run r1 lists them and why/,
+    );
+  });
+
   it('says nothing when every record reached Salesforce', () => {
     expect(stderrOf(() => noteErrorsCommand(summary(0, 0)))).toBe('');
   });
