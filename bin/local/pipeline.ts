@@ -59,6 +59,9 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   const { deps } = options.local;
   const runId = options.runId ?? newRunId(deps.clock.now());
   let recordedBy: string | undefined;
+  // The Task states that ended (not failed), in the order they first did: what the summary can
+  // still say when the run's figures cannot be read back.
+  const stepsEnded: string[] = [];
   const execution = await runStateMachineLocally({
     definition: options.definition.definition,
     taskHandlers: options.definition.taskHandlers,
@@ -71,17 +74,34 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     ...(options.timeLeft ? { timeLeft: options.timeLeft } : {}),
     onEvent: (event) => {
       if (event.type === 'exited' && RECORDING_STATES.has(event.state)) recordedBy = event.state;
+      if (event.type === 'exited' && event.stateType === 'Task' && !stepsEnded.includes(event.state))
+        stepsEnded.push(event.state);
       options.onEvent?.(event);
     },
   });
   // A run that failed because PostgreSQL is unreachable cannot be read back either: its summary
   // is then the execution's (failed, no task rows), not an exception instead of a summary.
-  const stored = await readStoredRun(options.local.pool, runId).catch(() => undefined);
+  let unreadBecause: string | undefined;
+  const stored = await readStoredRun(options.local.pool, runId).catch((err: unknown) => {
+    unreadBecause = err instanceof Error ? err.message : String(err);
+    return undefined;
+  });
   // Not stored and not read back: recorded all the same when a recording step ended (the database
   // went away after it).
   const recorded = stored !== undefined || recordedBy !== undefined;
   const summary: RunSummary = stored
     ? runSummary(deps.config, stored, execution.status)
-    : { runId, status: 'failed', tasks: [], ...(recorded ? {} : { recorded: false as const }) };
+    : {
+        runId,
+        status: 'failed',
+        tasks: [],
+        ...(!recorded
+          ? { recorded: false as const }
+          : unreadBecause !== undefined
+            ? // Recorded, and its steps' figures with it, but they could not be read: say so, and
+              // which steps ended as seen from here, rather than that none reported.
+              { unread: { why: unreadBecause, stepsEnded } }
+            : {}),
+      };
   return { execution, summary, stored, recorded };
 }

@@ -77,6 +77,13 @@ export interface RunSummary {
   readonly tasks: TaskSummary[];
   /** Write-backs that held back keys the previous run held back too; absent when none did. */
   readonly heldBackAgain?: readonly TaskHeldBackAgain[];
+  /**
+   * A run recorded whose figures could not be read back from `roundtrip.runs` at its end (its
+   * PostgreSQL was killed, or could no longer be reached, during the run): why, and the steps
+   * that had ended as the runner saw them (their figures are in the database, for `roundtrip
+   * status` once it can be reached). `tasks` is empty then, though steps reported.
+   */
+  readonly unread?: { readonly why: string; readonly stepsEnded: readonly string[] };
 }
 
 /** A run's row of `roundtrip.runs`, as the CLI reads it. */
@@ -412,6 +419,16 @@ export function formatSummaryTable(summary: RunSummary): string {
   // sign-in) has no row: a table of headers alone would read as a run that did nothing.
   if (summary.recorded === false) {
     return 'no run recorded: the run never started, as its PostgreSQL could not be used (why: above)';
+  }
+  if (summary.unread) {
+    // The figures were recorded, perhaps, but not read: saying no step reported would be untrue.
+    const { why, stepsEnded } = summary.unread;
+    return [
+      `run ${summary.runId}: ${summary.status}; its figures could not be read back: ${why}`,
+      stepsEnded.length > 0
+        ? `steps that ended before, as this run saw them: ${stepsEnded.join(', ')}; roundtrip status shows the figures they recorded once PostgreSQL can be reached again`
+        : 'no step had ended, as this run saw them',
+    ].join('\n');
   }
   if (summary.tasks.length === 0) {
     return `run ${summary.runId}: ${summary.status}${summary.status === 'failed' ? ', before any step reported its figures (why: above)' : ''}`;

@@ -58,13 +58,18 @@ export async function startWorld(options: {
   salesforceFaults?: SalesforceFaults;
   /** Settings given the test's database (`ALTER DATABASE … SET`) before anything connects to it. */
   databaseSettings?: Readonly<Record<string, string>>;
+  /**
+   * The URL the world connects to the test's database by, given its own (a proxy's that the test
+   * cuts, say). @default the database's own
+   */
+  connectBy?: (databaseUrl: string) => Promise<string>;
 }): Promise<E2eWorld> {
   const db: TestDatabase = await createTestDatabase('rt_e2e', options.databaseSettings);
   const env = await startDemoEnvironment({
     config: options.config,
     leads: options.leads,
     customers: options.customers,
-    postgresUrl: db.url,
+    postgresUrl: options.connectBy ? await options.connectBy(db.url) : db.url,
     ...(options.salesforceFaults ? { salesforceFaults: options.salesforceFaults } : {}),
   });
   const logger = createMemoryLogger('info');

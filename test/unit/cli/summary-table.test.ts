@@ -102,6 +102,21 @@ describe('formatSummaryTable', () => {
     );
   });
 
+  it('says why the figures of a recorded run could not be read, and which steps had ended, not that none reported', () => {
+    const unread = (stepsEnded: string[]): string =>
+      formatSummaryTable({
+        runId: 'r4',
+        status: 'failed',
+        tasks: [],
+        unread: { why: 'PostgreSQL (u@h:5432/db): network error (ECONNREFUSED)', stepsEnded },
+      });
+    expect(unread(['Prepare', 'Transform']).split('\n')).toEqual([
+      'run r4: failed; its figures could not be read back: PostgreSQL (u@h:5432/db): network error (ECONNREFUSED)',
+      'steps that ended before, as this run saw them: Prepare, Transform; roundtrip status shows the figures they recorded once PostgreSQL can be reached again',
+    ]);
+    expect(unread([]).split('\n')[1]).toBe('no step had ended, as this run saw them');
+  });
+
   it('names no run id for a run that was never recorded (its PostgreSQL could not be used)', () => {
     expect(formatSummaryTable({ runId: 'r3', status: 'failed', tasks: [], recorded: false })).toBe(
       'no run recorded: the run never started, as its PostgreSQL could not be used (why: above)',
