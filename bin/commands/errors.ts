@@ -190,7 +190,7 @@ function whatHappensNext(
       ? r.sentBy === 'job'
         ? `the task is not in the config, so no plan resolves it: roundtrip resolve ${shellOption('--task', r.task)} --collect-jobs collects Bulk job ${job} once Salesforce has finished it`
         : `the task is not in the config, so no plan resolves it: find the record in Salesforce, then record what you found with ${resolveByHand} --without-look-up --inserted <the record's Id> (or --not-inserted)`
-      : `the task is not in the config, so no plan resolves it: Salesforce may hold these values or the ones before`;
+      : `the task is not in the config, so no plan resolves it until it is named again as it was: Salesforce may hold these values or the ones before`;
   }
   const from = r.settled
     ? 'the next plan of the task'

@@ -207,6 +207,31 @@ describe('roundtrip errors: the records a failed run sent and never learned the 
     ).toMatchObject({ outcomeUnknown: 0, sentRecords: [] });
   });
 
+  it('of a task the config no longer names: says no plan resolves them, and what does', async () => {
+    const file = path.join(dir, 'update-only.config.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        name: 'wb-test',
+        salesforce: { secret: 'roundtrip/salesforce' },
+        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+        writeback: [UPDATE],
+      }),
+    );
+    const listed = lastJsonLine(
+      (await cli(['errors', '--config', file, '--database-url', env.db.url, '--run', dead, '--json'])).stdout,
+    );
+    const next = new Map((listed.sentRecords as Record<string, unknown>[]).map((r) => [r.key, r.next]));
+    expect(next.get('kl-1')).toBe(
+      "the task is not in the config, so no plan resolves it: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-keyless --key kl-1 --without-look-up --inserted <the record's Id> (or --not-inserted)",
+    );
+    expect(next.get('bk-1')).toMatch(
+      /^the task is not in the config, so no plan resolves it: roundtrip resolve --task Lead-bulk-insert --collect-jobs collects Bulk job \w+ once Salesforce has finished it$/,
+    );
+    // The update task is still named: its plan resolves its records.
+    expect(next.get(updateIds[0])).toMatch(/^the first plan of the task from /);
+  });
+
   it('once the call is over: the next plan resolves them (no time given), and a resolved record is no longer listed', async () => {
     await outlastCallTimeLimit(env, dead);
     const listed = lastJsonLine((await cli(['errors', ...connection, '--run', dead, '--json'])).stdout);
