@@ -19,6 +19,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { suggestion } from '../../lambdas/config/issues';
+import { taskName } from '../../lambdas/config';
 import type { WritebackTask } from '../../lambdas/config/types';
 import { INSERT_SETTLE_MS } from '../../lambdas/core/writeback/reconcile';
 import { HELD_BACK_ERROR_SQL, sqlLiteral } from '../../lambdas/core/writeback/state';
@@ -247,7 +248,7 @@ async function readSent(
       next: whatHappensNext(
         row,
         run,
-        tasks.find((w) => w.name === r.task),
+        tasks.find((w) => taskName(w) === r.task),
       ),
     };
   });

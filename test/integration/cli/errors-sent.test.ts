@@ -9,6 +9,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { taskName } from '../../../lambdas/config';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { planWriteback, pushWriteback, reportRun } from '../../../lambdas/core/writeback';
 import { cli } from '../../support/cli';
@@ -36,7 +37,9 @@ const KEYLESS = {
 const KEYED = { ...LEAD_SRC_UPSERT, name: 'Lead-keyed', mode: 'insert' as const };
 /** The same through Bulk jobs, from 5 records. */
 const BULK_KEYED = { ...KEYED, name: 'Lead-bulk-insert', bulkThreshold: 5 };
-const UPDATE = { ...SCORE_UPDATE, name: 'Lead-update' };
+// No `name`: the task is known by its default one, Lead-update.
+const UPDATE = { ...SCORE_UPDATE };
+const UPDATE_NAME = 'Lead-update';
 
 const WRITEBACK = [KEYLESS, KEYED, BULK_KEYED, UPDATE];
 
@@ -98,7 +101,7 @@ describe('roundtrip errors: the records a failed run sent and never learned the 
     expect(await pushWriteback(deps, { runId: dead, task: BULK_KEYED.name })).toMatchObject({
       status: 'bulk-pending',
     });
-    await planThenCrashInPush(env, deps, dead, UPDATE.name);
+    await planThenCrashInPush(env, deps, dead, UPDATE_NAME);
     await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
   });
   afterAll(async () => {
@@ -109,7 +112,7 @@ describe('roundtrip errors: the records a failed run sent and never learned the 
   it('lists them apart from the refused ones, each with what will become of it (text and --json)', async () => {
     // The run's figures count them as outcome unknown: 2 + 2 + 6 + 2.
     const unknown = await Promise.all(
-      WRITEBACK.map(async (t) => (await runFigures(env, dead, t.name)).outcomeUnknown),
+      WRITEBACK.map(async (t) => (await runFigures(env, dead, taskName(t))).outcomeUnknown),
     );
     expect(unknown).toEqual([2, 2, 6, 2]);
     const { rows: jobs } = await env.pool.query<{ job_id: string }>(
@@ -126,7 +129,7 @@ describe('roundtrip errors: the records a failed run sent and never learned the 
       { task: BULK_KEYED.name, sentBy: 'job', records: 6 },
       { task: KEYED.name, sentBy: 'call', records: 2 },
       { task: KEYLESS.name, sentBy: 'call', records: 2 },
-      { task: UPDATE.name, sentBy: 'call', records: 2 },
+      { task: UPDATE_NAME, sentBy: 'call', records: 2 },
     ]);
     const records = listed.sentRecords as Record<string, unknown>[];
     expect(records.map((r) => [r.task, r.key, r.salesforceId, r.sentBy, r.jobId])).toEqual([
@@ -135,8 +138,8 @@ describe('roundtrip errors: the records a failed run sent and never learned the 
       [KEYED.name, 'ky-2', null, 'call', null],
       [KEYLESS.name, 'kl-1', null, 'call', null],
       [KEYLESS.name, 'kl-2', null, 'call', null],
-      [UPDATE.name, updateIds[0], updateIds[0], 'call', null],
-      [UPDATE.name, updateIds[1], updateIds[1], 'call', null],
+      [UPDATE_NAME, updateIds[0], updateIds[0], 'call', null],
+      [UPDATE_NAME, updateIds[1], updateIds[1], 'call', null],
     ]);
     const byKey = new Map(records.map((r) => [r.key, r]));
     expect(byKey.get('bk-1')?.next).toBe(
