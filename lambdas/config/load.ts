@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { caBundleFileProblem } from '../shared/ca-bundle';
 import { ConfigError, jsonErrorPlace, type ConfigIssue } from '../shared/errors';
+import { repeatedJsonKeys } from './json-keys';
 import { inDocumentOrder, parseConfig } from './parse';
 import type { PipelineConfig } from './types';
 
@@ -206,6 +207,7 @@ export async function loadConfig(file: string): Promise<PipelineConfig> {
     fail(absolute, 'the file does not exist');
   }
   let value: unknown;
+  let repeatedKeys: ConfigIssue[] = [];
   if (extension === '.json') {
     let text: string;
     try {
@@ -218,6 +220,7 @@ export async function loadConfig(file: string): Promise<PipelineConfig> {
     } catch (error) {
       return fail(absolute, `the file is not valid JSON: ${withLineAndColumn(describeError(error), text)}`);
     }
+    repeatedKeys = repeatedJsonKeys(text);
   } else {
     let exports: unknown;
     try {
@@ -226,6 +229,17 @@ export async function loadConfig(file: string): Promise<PipelineConfig> {
       return fail(absolute, loadFailure(error, absolute));
     }
     value = exportedConfig(exports, absolute);
+  }
+  if (repeatedKeys.length > 0) {
+    // Named with every other problem of the file, at once.
+    const others = await parseWithTransformFiles(value, absolute).then(
+      () => [],
+      (error: unknown) => {
+        if (error instanceof ConfigError) return error.issues;
+        throw error;
+      },
+    );
+    throw new ConfigError(inDocumentOrder([...repeatedKeys, ...others]), absolute);
   }
   return resolveConfigFiles(await parseWithTransformFiles(value, absolute), absolute);
 }

@@ -462,7 +462,21 @@ const fieldMapping = z
           });
         }
       }
-      noRepeats(names, ctx, 'field', (f) => f.toLowerCase());
+      // A field mapped twice (its API name in another case: Salesforce compares them without
+      // case) would take two columns' values: named by its key, beside the one mapped first.
+      const first = new Map<string, string>();
+      for (const name of names) {
+        const earlier = first.get(name.toLowerCase());
+        if (earlier === undefined) first.set(name.toLowerCase(), name);
+        else {
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: `expected each field once, got ${describeValue(name)} mapped to column ${describeValue(fields[name])}, while ${describeValue(earlier)} (the same field: API names are compared without case) is mapped to column ${describeValue(fields[earlier])}: a field takes one value, keep one of the two`,
+            params: COMPLETE,
+          });
+        }
+      }
     },
     // Key names are checked even when a mapped column is wrong, so all problems show at once.
     { when: (payload) => typeof payload.value === 'object' && payload.value !== null },

@@ -282,6 +282,34 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses a JSON config that writes a key twice in one object (a field mapped from two columns), with its other problems', async () => {
+    const file = path.join(dir, 'repeated-key.json');
+    await writeFile(
+      file,
+      [
+        '{',
+        '  "name": "Not Valid", "salesforce": { "secret": "sf" }, "postgres": { "secret": "pg" },',
+        '  "writeback": [{ "to": "salesforce", "object": "Lead", "from": "scores", "mode": "update",',
+        '    "fields": { "LeadScore__c": "score_a",',
+        '                "LeadScore__c": "score_b" } }]',
+        '}',
+      ].join('\n'),
+    );
+    const error = await configError(loadConfig(file));
+    expect(error.source).toBe(file);
+    expect(error.issues).toEqual([
+      {
+        path: 'name',
+        message: expect.stringMatching(/^expected a pipeline name: .*, got "Not Valid"$/),
+      },
+      {
+        path: 'writeback[0].fields.LeadScore__c',
+        message:
+          'expected each key once in an object, got "LeadScore__c" again on line 5 (also on line 4): JSON keeps only the last one\'s value and silently drops the other; keep one',
+      },
+    ]);
+  });
+
   it('reports validation problems with the file as the source', async () => {
     const file = path.join(dir, 'invalid.json');
     await writeFile(file, JSON.stringify({ ...minimal, name: 'Not Valid' }));

@@ -629,6 +629,19 @@ describe('parseConfig', () => {
         ],
       ],
       [
+        'one field mapped twice, its API name in another case, from two columns',
+        (c) =>
+          Object.assign(at(c.writeback, 0), {
+            fields: { LeadScore__c: 'score_a', Rating: 'rating', leadscore__c: 'score_b' },
+          }),
+        [
+          issue(
+            'writeback[0].fields.leadscore__c',
+            'expected each field once, got "leadscore__c" mapped to column "score_b", while "LeadScore__c" (the same field: API names are compared without case) is mapped to column "score_a": a field takes one value, keep one of the two',
+          ),
+        ],
+      ],
+      [
         'a failure rate above 1',
         (c) => Object.assign(at(c.writeback, 0), { maxFailureRate: 5 }),
         [issue('writeback[0].maxFailureRate', 'expected a number from 0 to 1, got 5')],
