@@ -23,7 +23,7 @@
  */
 import { GetWorkGroupCommand, type AthenaClient } from '@aws-sdk/client-athena';
 import type { PoolClient } from 'pg';
-import { taskName, type PipelineConfig } from '../../lambdas/config';
+import { configWarnings, taskName, type PipelineConfig } from '../../lambdas/config';
 import { AthenaQueryFailed } from '../../lambdas/connectors/athena';
 import {
   checkConnection,
@@ -47,6 +47,8 @@ import { s3FolderUrl } from '../../lambdas/shared/s3-location';
 import { mapWritebackTask } from '../../lambdas/core/writeback';
 import {
   extractOfObject,
+  keyNotExtracted,
+  keyNotExtractedNote,
   mappedFieldsNotExtracted,
   sourceColumnsFor,
 } from '../../lambdas/core/writeback/plan';
@@ -171,11 +173,13 @@ export const validate: Command = async (argv) => {
     'no-transform': { type: 'boolean' },
   });
   const config = await configFrom(values, { deployment: true });
+  // What the config allows but is probably wrong (two write-backs writing one field): said, not failed.
+  const mind = configWarnings(config).map((w) => `; mind: ${w.message}`);
   const results: CheckResult[] = [
     {
       check: 'config',
       ok: true,
-      detail: `pipeline ${config.name}: ${config.extract.length} extract, ${config.transform.length} transform, ${config.writeback.length} write-back task(s)`,
+      detail: `pipeline ${config.name}: ${config.extract.length} extract, ${config.transform.length} transform, ${config.writeback.length} write-back task(s)${mind.join('')}`,
     },
   ];
   const record = async (check: string, run: () => Promise<string>): Promise<boolean> => {
@@ -299,10 +303,14 @@ export const validate: Command = async (argv) => {
             // each plan's run summary says too.
             const notExtracted = mappedFieldsNotExtracted(config, mapping);
             const extract = extractOfObject(config, mapping.object);
+            // A key it does not read: the whole task compared with what was last sent.
+            const unread = keyNotExtracted(config, mapping);
             const note =
               notExtracted.length > 0 && extract
                 ? `; ${notExtractedNote(taskName(task), { fields: notExtracted, extract: extractConfigPath(config, extract) })}`
-                : '';
+                : unread
+                  ? `; ${keyNotExtractedNote(taskName(task), { field: unread.field, extract: extractConfigPath(config, unread.extract), mode: task.mode })}`
+                  : '';
             return `${task.object} ${task.mode} ${writebackKeyText(task)}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable${note}${renamed ? `; mind: ${renamed}` : ''}`;
           });
         }

@@ -7,6 +7,7 @@ import { Client, type Pool } from 'pg';
 import { applySessionSettings } from '../../lambdas/connectors/postgres';
 import { endRunningRun } from '../../lambdas/core/run-state';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
+import { keyNotExtractedNote } from '../../lambdas/core/writeback/plan';
 import { alignColumns } from './columns';
 
 /** One task's figures. */
@@ -50,6 +51,12 @@ export interface TaskSummary {
    * the task last sent, so an edit of them in Salesforce is not seen. Said below the table.
    */
   readonly notExtracted?: { readonly fields: readonly string[]; readonly extract: string };
+  /**
+   * A write-back's key field that the extract of its object does not read
+   * (`summary.writeback.<task>.keyNotExtracted`), with that extract's config path and the task's
+   * mode: the whole task compared with what it last sent. Said below the table.
+   */
+  readonly keyNotExtracted?: { readonly field: string; readonly extract: string; readonly mode: string };
 }
 
 /**
@@ -202,6 +209,19 @@ export function writebackTaskSummary(task: string, figures: unknown): TaskSummar
           },
         }
       : {}),
+    ...(keyNotExtractedOf(s.keyNotExtracted) ?? {}),
+  };
+}
+
+function keyNotExtractedOf(value: unknown): Pick<TaskSummary, 'keyNotExtracted'> | undefined {
+  const k = record(value);
+  if (typeof k.field !== 'string') return undefined;
+  return {
+    keyNotExtracted: {
+      field: k.field,
+      extract: typeof k.extract === 'string' ? k.extract : 'the extract',
+      mode: typeof k.mode === 'string' ? k.mode : 'upsert',
+    },
   };
 }
 
@@ -385,7 +405,7 @@ export function runSummary(
  * The table's columns: a task not in the config is marked by its name instead, and so is a failed
  * write-back task, whose error is said below the table, as are its fields not extracted.
  */
-type Column = Exclude<keyof TaskSummary, 'notInConfig' | 'error' | 'notExtracted'>;
+type Column = Exclude<keyof TaskSummary, 'notInConfig' | 'error' | 'notExtracted' | 'keyNotExtracted'>;
 const COLUMNS: readonly Column[] = [
   'task',
   'kind',
@@ -460,9 +480,10 @@ export function formatSummaryTable(summary: RunSummary): string {
       ? []
       : [`✗ write-back ${t.task} failed: ${t.error.length > 300 ? `${t.error.slice(0, 300)}…` : t.error}`],
   );
-  const notes = summary.tasks.flatMap((t) =>
-    t.notExtracted ? [notExtractedNote(t.task, t.notExtracted)] : [],
-  );
+  const notes = summary.tasks.flatMap((t) => [
+    ...(t.notExtracted ? [notExtractedNote(t.task, t.notExtracted)] : []),
+    ...(t.keyNotExtracted ? [keyNotExtractedNote(t.task, t.keyNotExtracted)] : []),
+  ]);
   return [
     `run ${summary.runId}: ${summary.status}`,
     lines[0],

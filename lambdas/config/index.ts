@@ -19,4 +19,5 @@ export {
   pipelineConfigSchema,
 } from './schema';
 export { scheduleExpression } from './schedule-expression';
+export { configWarnings, type ConfigWarning } from './warnings';
 export type * from './types';

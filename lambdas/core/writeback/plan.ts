@@ -48,7 +48,7 @@
  *    anything is written.
  */
 import type { PoolClient } from 'pg';
-import type { SalesforceExtractTask, WritebackTask } from '../../config';
+import { configWarnings, type SalesforceExtractTask, type WritebackTask } from '../../config';
 import { PLAN_PAGE_ROWS, quoteIdent, quoteQualified, withTransaction } from '../../connectors/postgres';
 import type {
   SalesforceConnector,
@@ -1039,6 +1039,42 @@ export function mappedFieldsNotExtracted(
   return mapping.fields.filter((m) => !extractReads(extract, m.field.name)).map((m) => m.field.name);
 }
 
+/**
+ * An upsert's or keyed insert's key field that the extract of its object does not read (not in its
+ * `fields`): the copy's records cannot be matched with the source's keys, so the plan compares the
+ * whole task with `sync_state` (what it last sent), and says so ({@link keyNotExtractedNote}) rather
+ * than fall back in silence. Undefined without such an extract, or when it reads the key (an
+ * update's key, Id, every extract reads).
+ */
+export function keyNotExtracted(
+  config: Pick<CoreDeps['config'], 'extract'>,
+  mapping: WritebackMapping,
+): { field: string; extract: SalesforceExtractTask } | undefined {
+  const extract = extractOfObject(config, mapping.object);
+  if (!extract || !mapping.keyField || extractReads(extract, mapping.keyField)) return undefined;
+  return { field: mapping.keyField, extract };
+}
+
+/**
+ * What the CLI and the plan's log say of {@link keyNotExtracted}: what is compared instead, what
+ * is then missed, and the fix. `extract` is the extract's config path (`extract[0]`).
+ */
+export function keyNotExtractedNote(
+  task: string,
+  unread: { field: string; extract: string; mode: string },
+): string {
+  const { field, extract, mode } = unread;
+  const missed =
+    mode === 'insert'
+      ? `a record that has a key in Salesforce without this task having inserted it (made by hand, by another task) is not seen and is inserted again, and a record deleted in Salesforce is not detected`
+      : `an edit made in Salesforce of a field it writes is not seen nor put back, and a record deleted in Salesforce is not detected`;
+  return (
+    `note: write-back ${task} cannot find its records in the extracted copy, as ${extract}.fields does not list ` +
+    `its key ${field}: it compares every record with what it last sent (roundtrip.sync_state) instead, so ${missed}; ` +
+    `add ${field} to ${extract}.fields to compare with the copy`
+  );
+}
+
 async function chooseComparison(
   client: PoolClient,
   deps: Pick<CoreDeps, 'config'>,
@@ -1787,8 +1823,19 @@ export async function planWriteback(
     // records again: refused; an update or upsert would send each once: said)?
     const renamed = await checkRenamedTask(deps.pg, deps.config, task, configPath);
     if (renamed) logger.warn(renamed);
+    // What the config allows but is probably wrong for this task (another task writing its fields).
+    for (const w of configWarnings(deps.config)) if (w.paths.includes(configPath)) logger.warn(w.message);
     const describe = await describeTaskObject(sf, task.object, `${configPath}.object`);
     const mapping = mapWritebackTask(task, describe, { configPath });
+    // A key the extract does not read: the whole task is compared with sync_state (said; the
+    // CLI's summary says it below its table).
+    const unread = keyNotExtracted(deps.config, mapping);
+    const keyUnread = unread && {
+      field: unread.field,
+      extract: extractConfigPath(deps.config, unread.extract),
+      mode: task.mode,
+    };
+    if (keyUnread) logger.warn(keyNotExtractedNote(input.task, keyUnread));
     const source = splitTable(task.from, deps.config.postgres.schema);
     // Before anything reads the ledger or Salesforce by key: are the synced keys this task's keys?
     const scope = syncScopeOf(mapping);
@@ -1909,6 +1956,7 @@ export async function planWriteback(
         ...(notExtracted && comparison.kind === 'extract'
           ? { notExtracted, comparedExtract: comparison.extractPath }
           : {}),
+        ...(keyUnread && comparison.kind === 'sync_state' ? { keyNotExtracted: keyUnread } : {}),
         dryRun: input.dryRun,
         startedAt: startedAt.toISOString(),
         planMs: Date.now() - started,

@@ -96,6 +96,38 @@ describe('formatSummaryTable', () => {
     expect(writebackTaskSummary('Lead-update', { sourceRows: 3 }).notExtracted).toBeUndefined();
   });
 
+  it('says below the table of an upsert or keyed insert whose key the extract does not read what is compared instead, what it misses, and the fix', () => {
+    const summary: RunSummary = {
+      runId: 'r1',
+      status: 'succeeded',
+      tasks: [
+        { ...row, keyNotExtracted: { field: 'External_Id__c', extract: 'extract[0]', mode: 'upsert' } },
+        {
+          ...row,
+          task: 'Lead-insert',
+          keyNotExtracted: { field: 'Source_Key__c', extract: 'extract[0]', mode: 'insert' },
+        },
+      ],
+    };
+    expect(formatSummaryTable(summary).split('\n').slice(5)).toEqual([
+      'note: write-back Lead-upsert cannot find its records in the extracted copy, as extract[0].fields does not list its key External_Id__c: it compares every record with what it last sent (roundtrip.sync_state) instead, so an edit made in Salesforce of a field it writes is not seen nor put back, and a record deleted in Salesforce is not detected; add External_Id__c to extract[0].fields to compare with the copy',
+      'note: write-back Lead-insert cannot find its records in the extracted copy, as extract[0].fields does not list its key Source_Key__c: it compares every record with what it last sent (roundtrip.sync_state) instead, so a record that has a key in Salesforce without this task having inserted it (made by hand, by another task) is not seen and is inserted again, and a record deleted in Salesforce is not detected; add Source_Key__c to extract[0].fields to compare with the copy',
+    ]);
+  });
+
+  it("reads a write-back's key not extracted from the figures its plan stored", () => {
+    const figures = {
+      sourceRows: 3,
+      keyNotExtracted: { field: 'External_Id__c', extract: 'extract[0]', mode: 'upsert' },
+    };
+    expect(writebackTaskSummary('Lead-upsert', figures).keyNotExtracted).toEqual({
+      field: 'External_Id__c',
+      extract: 'extract[0]',
+      mode: 'upsert',
+    });
+    expect(writebackTaskSummary('Lead-upsert', { sourceRows: 3 }).keyNotExtracted).toBeUndefined();
+  });
+
   it('says that a run failed before any step reported, rather than print headers alone', () => {
     expect(formatSummaryTable({ runId: 'r2', status: 'failed', tasks: [] })).toBe(
       'run r2: failed, before any step reported its figures (why: above)',
