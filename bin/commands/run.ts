@@ -11,7 +11,12 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Pool } from 'pg';
-import { loadConfig, postgresCredentialsSource, type PipelineConfig } from '../../lambdas/config';
+import {
+  configWarnings,
+  loadConfig,
+  postgresCredentialsSource,
+  type PipelineConfig,
+} from '../../lambdas/config';
 import type { RunInput } from '../../lambdas/core/contracts';
 import { newRunId, selectTasks } from '../../lambdas/core/prepare';
 import {
@@ -270,6 +275,9 @@ function runCommand(dryRun: boolean): Command {
       ...(aws ? { aws } : {}),
     });
     note(`roundtrip ${name}: pipeline ${config.name}${dryRun ? ' (dry run: nothing is sent)' : ''}`);
+    // What the config allows but is probably wrong, of the tasks this run runs (validate says it too).
+    for (const w of configWarnings(config))
+      if (!tasks || w.tasks.some((t) => tasks.includes(t))) note(`mind: ${w.message}`);
     // The state machine is built first (a second or two of CDK): the run id's time is then the
     // execution's start, which Prepare records as the run's.
     const definition = await loadPipelineDefinition(config).catch(async (err: unknown) => {

@@ -1,13 +1,15 @@
 /**
- * What a valid config allows but is probably wrong: said by `roundtrip validate` (`mind: …`) and
- * logged by the plan of each task it names, never refused (see docs/configuration.md, "Allowed,
+ * What a valid config allows but is probably wrong: said by `roundtrip validate` (`mind: …`), by
+ * `roundtrip plan` and `run` as they start, and logged by the plan of each task it names, never
+ * refused (see docs/configuration.md, "Allowed,
  * but said").
  */
 import type { PipelineConfig, WritebackTask } from './types';
 
-/** One thing to mind, with the config paths of the tasks it concerns (`writeback[0]`). */
+/** One thing to mind, with the config paths (`writeback[0]`) and names of the tasks it concerns. */
 export interface ConfigWarning {
   readonly paths: readonly string[];
+  readonly tasks: readonly string[];
   readonly message: string;
 }
 
@@ -45,6 +47,7 @@ function fieldsWrittenTwice(config: Pick<PipelineConfig, 'writeback'>): ConfigWa
       const one = shared.length === 1;
       warnings.push({
         paths: [a.path, b.path],
+        tasks: [a.task.name, b.task.name],
         message:
           `${a.path} (${a.task.name}) and ${b.path} (${b.task.name}) both write ${fields}: on a record both ` +
           `sources hold, each overwrites the other's value, and with the extracted copy of ${object} to compare ` +

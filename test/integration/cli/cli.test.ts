@@ -402,6 +402,25 @@ describe('the roundtrip CLI', () => {
     expect(result.code).toBe(0);
   });
 
+  it('says as plan starts two write-backs it runs writing one field of one object, and not when it runs neither', async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as {
+      writeback: Record<string, unknown>[];
+    };
+    const [task] = config.writeback;
+    const file = path.join(dir, 'same-field-plan.config.json');
+    await writeFile(file, JSON.stringify({ ...config, writeback: [task, { ...task, name: 'scores-b' }] }));
+    const mind =
+      'mind: writeback[0] (Lead-update) and writeback[1] (scores-b) both write Lead.LeadScore__c: on a record both sources hold,';
+    const planned = await cli(['plan', ...connection.slice(2), '--config', file]);
+    expect(planned.code).toBe(0);
+    expect(planned.stderr.split('\n').filter((l) => l.startsWith('mind: '))).toEqual([
+      expect.stringContaining(mind),
+    ]);
+    const extractOnly = await cli(['plan', ...connection.slice(2), '--config', file, '--tasks', 'Lead']);
+    expect(extractOnly.code).toBe(0);
+    expect(extractOnly.stderr).not.toContain('mind: ');
+  });
+
   it('says that a login URL answering 404 is not one, named by its config path, in validate and in a run', async () => {
     const config = JSON.parse(await readFile(configFile, 'utf8')) as { salesforce: Record<string, unknown> };
     const secrets = JSON.parse(await readFile(secretsFile, 'utf8')) as Record<string, { loginUrl: string }>;

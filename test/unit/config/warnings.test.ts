@@ -42,6 +42,7 @@ describe('configWarnings', () => {
     expect(configWarnings(config(SCORES_A, OTHER, SCORES_B))).toEqual([
       {
         paths: ['writeback[0]', 'writeback[2]'],
+        tasks: ['scores-a', 'scores-b'],
         message:
           "writeback[0] (scores-a) and writeback[2] (scores-b) both write Lead.LeadScore__c: on a record both sources hold, each overwrites the other's value, and with the extracted copy of Lead to compare with, each run each task finds the other's value there and sends its own again, so the field flips on every run and API calls are spent on it for ever (without the copy, Salesforce keeps whichever sent last, unseen). Fine if the two sources never hold the same record; otherwise map the field in one of the two tasks only",
       },
