@@ -83,13 +83,25 @@ describe('AWS SDK and Athena connector time limits', () => {
       maxAttempts: 1,
       requestHandler: { ...S3_TIMEOUTS, requestTimeout: 300 },
     });
-    const c = connector();
+    // The result file the tests read, made with the production limits: with 300 ms, a machine busy
+    // enough to keep the emulator's answer to a poll past it failed every test here in setup.
+    const setupAthena = new AthenaClient({ ...athenaClientConfig(emu), requestHandler: AWS_API_TIMEOUTS });
+    const setupS3 = new S3Client({ ...s3ClientConfig(emu), requestHandler: S3_TIMEOUTS });
+    const c = createAthenaConnector({
+      athena: setupAthena,
+      s3: setupS3,
+      logger: createMemoryLogger(),
+      workgroup: 'roundtrip',
+      database: 'marketing',
+    });
     const id = await c.startQuery('SELECT * FROM customers', {
       clientRequestToken: clientRequestTokenFor('timeouts', 'customers'),
     });
     const result = await c.describeResult(await c.waitForQuery(id, fastPolls));
     outputLocation = result.outputLocation;
     fileBytes = await byteCount(c.streamResultFile(outputLocation));
+    setupAthena.destroy();
+    setupS3.destroy();
   });
 
   afterAll(async () => {

@@ -56,6 +56,10 @@ function run(definition: Record<string, unknown>, input: unknown = {}) {
   });
 }
 
+// The local runner loads aws-local-stepfunctions and every handler module on its first run (a few
+// seconds on a machine other test files keep busy): more than the unit tests' 5 s.
+jest.setTimeout(30_000);
+
 afterEach(() => jest.restoreAllMocks());
 
 describe('the local runner and the 256 KiB payload quota', () => {

@@ -21,6 +21,10 @@ import {
 const deps = { clock: acceleratedClock(0) } as unknown as CoreDeps;
 const RESOURCE = 'arn:aws:lambda:us-east-1:000000000000:function:step';
 
+// The local runner loads aws-local-stepfunctions and every handler module on its first run (a few
+// seconds on a machine other test files keep busy): more than the unit tests' 5 s.
+jest.setTimeout(30_000);
+
 afterEach(() => jest.restoreAllMocks());
 
 /** Binds the `report` handler to throw `first` once, then answer `{}`; the times of its calls. */
@@ -93,12 +97,12 @@ describe('the local runner shortens Retry intervals, but not those of waiting fo
     // The retrier's one second, not DEFAULT_LOCAL_RETRY_MS (a lower bound: a busy machine only
     // makes it longer).
     expect(pause(calls)).toBeGreaterThanOrEqual(950);
-  }, 30_000);
+  });
 
   it('retries any other error after DEFAULT_LOCAL_RETRY_MS, not the 30 s of the definition', async () => {
     const calls = failingOnce(new TransientError('Salesforce answered 503'));
     expect(await run()).toBe('succeeded');
     expect(calls).toHaveLength(2);
     expect(pause(calls)).toBeLessThan(25_000);
-  }, 60_000);
+  });
 });

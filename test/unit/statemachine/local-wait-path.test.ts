@@ -12,6 +12,10 @@ import { LOCAL_HANDLERS, runStateMachineLocally } from '../../../statemachine/lo
 
 const deps = { clock: acceleratedClock(0) } as unknown as CoreDeps;
 
+// The local runner loads aws-local-stepfunctions and every handler module on its first run (a few
+// seconds on a machine other test files keep busy): more than the unit tests' 5 s.
+jest.setTimeout(30_000);
+
 afterEach(() => jest.restoreAllMocks());
 
 async function waitThenStep(given: unknown) {
