@@ -61,3 +61,45 @@ export function canonicalSalesforceId(text: string): { id: string } | { problem:
   }
   return { id: restored + suffix };
 }
+
+/**
+ * The key prefixes of standard objects, which are the same in every org (Salesforce's "Standard
+ * Field Record ID Prefix Decoder"): they name the object an Id belongs to without a describe. A
+ * custom object's prefix differs from org to org and is not here. Prefixes are case-sensitive
+ * (`00E` UserRole, `00e` Profile).
+ */
+export const STANDARD_KEY_PREFIXES: Readonly<Record<string, string>> = {
+  '001': 'Account',
+  '002': 'Note',
+  '003': 'Contact',
+  '005': 'User',
+  '006': 'Opportunity',
+  '00D': 'Organization',
+  '00E': 'UserRole',
+  '00G': 'Group',
+  '00P': 'Attachment',
+  '00Q': 'Lead',
+  '00T': 'Task',
+  '00U': 'Event',
+  '00X': 'EmailTemplate',
+  '00e': 'Profile',
+  '00k': 'OpportunityLineItem',
+  '00v': 'CampaignMember',
+  '012': 'RecordType',
+  '015': 'Document',
+  '01s': 'Pricebook2',
+  '01t': 'Product2',
+  '01u': 'PricebookEntry',
+  '02i': 'Asset',
+  '02s': 'EmailMessage',
+  '068': 'ContentVersion',
+  '069': 'ContentDocument',
+  '0Q0': 'Quote',
+  '0WO': 'WorkOrder',
+  '500': 'Case',
+  '501': 'Solution',
+  '701': 'Campaign',
+  '800': 'Contract',
+  '801': 'Order',
+  '802': 'OrderItem',
+};

@@ -21,7 +21,8 @@
  *    row: a value of the wrong type (a fraction for an int field), out of the field's precision,
  *    longer than its length (in UTF-16 code units), the text `#N/A` that a Bulk job would read
  *    as null, a value a restricted picklist does not allow, a required value missing, a key
- *    missing, malformed or repeated (docs/writeback.md, "Values Salesforce stores otherwise").
+ *    missing, malformed, repeated or an Id of another object than the task's (its key prefix)
+ *    (docs/writeback.md, "Values Salesforce stores otherwise").
  *    Rows with a problem go to `roundtrip.writeback_errors` (stage `plan`), counted `rejected`;
  *    so do rows kept back because an earlier run's send of their key has no outcome yet
  *    (`OUTCOME_PENDING`, `INSERT_OUTCOME_UNKNOWN`), counted `heldBack`, apart, since nothing is
@@ -55,6 +56,7 @@ import type {
   SalesforceFieldDescribe,
   SalesforceObjectDescribe,
 } from '../../connectors/salesforce';
+import { STANDARD_KEY_PREFIXES, ID_SUFFIX_ALPHABET } from '../../connectors/salesforce/ids';
 import { suggestion } from '../../config/issues';
 import { ERROR_NAMES, TerminalError } from '../../shared/errors';
 import { recordAfter, type Logger } from '../../shared/logging';
@@ -293,6 +295,8 @@ export interface WritebackMapping {
    * not in a complete extracted copy). Empty for the other modes (insert must map them).
    */
   readonly unmappedRequired: readonly string[];
+  /** The object's key prefix, the first three characters of its Ids (Lead `00Q`); null for an object without one. */
+  readonly keyPrefix: string | null;
 }
 
 function fieldByName(describe: SalesforceObjectDescribe, name: string): SalesforceFieldDescribe | undefined {
@@ -422,7 +426,14 @@ export function mapWritebackTask(
   if (problems.length > 0) {
     throw new TerminalError(`Cannot ${options.step ?? 'plan'} the ${where}: ${problems.join('; ')}`);
   }
-  return { task, object: describe.name, keyField, fields, unmappedRequired };
+  return {
+    task,
+    object: describe.name,
+    keyField,
+    fields,
+    unmappedRequired,
+    keyPrefix: describe.keyPrefix ?? null,
+  };
 }
 
 /** A SQL error triple for a row: `[code, field, message]`. */
@@ -448,6 +459,43 @@ function isNumber(s: string): string {
  */
 function isSalesforceId(t: string): string {
   return `(char_length(${t}) IN (15, 18) AND ${t} !~ '${NOT_ID_CHAR_RE}')`;
+}
+
+/**
+ * The key prefix of an Id `t` (15 or 18 letters and digits) as Salesforce reads it: its first three
+ * characters, in the case the first character of an 18-character Id's suffix gives them
+ * ({@link idIdentitySql}).
+ */
+function idPrefixSql(t: string): string {
+  const bits = `(strpos('${ID_SUFFIX_ALPHABET}', upper(substr(${t}, 16, 1))) - 1)`;
+  const restored = [0, 1, 2]
+    .map(
+      (i) =>
+        `CASE WHEN ${bits} & ${1 << i} <> 0 THEN upper(substr(${t}, ${i + 1}, 1)) ELSE lower(substr(${t}, ${i + 1}, 1)) END`,
+    )
+    .join(' || ');
+  return `CASE char_length(${t}) WHEN 18 THEN ${restored} ELSE left(${t}, 3) END`;
+}
+
+/**
+ * Whether the Id `t` (15 or 18 letters and digits) is of another object than the one of key prefix
+ * `prefix`: its first three characters (nearly every Id of the object, which stops here), then
+ * the case an 18-character Id's suffix gives them.
+ */
+function otherPrefixSql(t: string, prefix: string): string {
+  return `(left(${t}, 3) <> ${sqlLiteral(prefix)} AND ${idPrefixSql(t)} <> ${sqlLiteral(prefix)})`;
+}
+
+/**
+ * The object key prefix `p` (SQL text) belongs to, when known, and the prefix, for a message:
+ * `Account, key prefix 001`, or `key prefix a0B` (a custom object's prefix differs from org to org).
+ */
+function prefixOwnerSql(p: string, own: Pick<WritebackMapping, 'object' | 'keyPrefix'>): string {
+  const known = { ...STANDARD_KEY_PREFIXES, ...(own.keyPrefix ? { [own.keyPrefix]: own.object } : {}) };
+  const names = Object.entries(known)
+    .map(([prefix, object]) => `WHEN ${sqlLiteral(prefix)} THEN ${sqlLiteral(object)}`)
+    .join(' ');
+  return `concat_ws(', ', CASE ${p} ${names} END, 'key prefix ' || ${p})`;
 }
 
 /**
@@ -1203,9 +1251,21 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   // Keys of another kind (external IDs fed to an update) fail every row: say what to change.
   const notAnIdHint = `an update finds records by Id, read from column ${quoteIdent(task.keyColumn)}: to match records by an external ID, use mode 'upsert' with that field as its key`;
   if (task.mode === 'update') {
+    // An Id of another object (its key prefix not the object's: an Account's 001… fed to an update
+    // of Lead, 00Q…) Salesforce refuses as MALFORMED_ID ("Lead ID: id value of incorrect type"):
+    // refused here, without a call. An object without a key prefix is not checked.
+    const otherObject =
+      mapping.keyPrefix === null
+        ? ''
+        : // The untrimmed key's first characters first: nearly every row stops there.
+          `WHEN left(k, 3) <> ${sqlLiteral(mapping.keyPrefix)} AND ${otherPrefixSql('btrim(k)', mapping.keyPrefix)} THEN ${rowError(
+            'MALFORMED_ID',
+            'Id',
+            `format('Id: %s is an Id of another object (%s; %s''s is %s): %s', ${shown('k')}, ${prefixOwnerSql(idPrefixSql('btrim(k)'), mapping)}, ${sqlLiteral(mapping.object)}, ${sqlLiteral(mapping.keyPrefix)}, ${sqlLiteral(`an update finds records by Id, read from column ${quoteIdent(task.keyColumn)}, which must hold Ids of ${mapping.object} records`)})`,
+          )}`;
     keyErrors.push(
       // An Id without padding passes the first test without trimming (nearly every row).
-      `CASE WHEN NOT ${isSalesforceId('k')} AND NOT ${isSalesforceId('btrim(k)')} THEN ${rowError('MALFORMED_ID', 'Id', `format('Id: %s is not a Salesforce Id (15 or 18 letters and digits); %s', ${shown('k')}, ${sqlLiteral(notAnIdHint)})`)} END`,
+      `CASE WHEN NOT ${isSalesforceId('k')} AND NOT ${isSalesforceId('btrim(k)')} THEN ${rowError('MALFORMED_ID', 'Id', `format('Id: %s is not a Salesforce Id (15 or 18 letters and digits); %s', ${shown('k')}, ${sqlLiteral(notAnIdHint)})`)} ${otherObject} END`,
     );
   }
   const fieldErrors = mapping.fields.map((m, i) => errorSql(m, checks[i] as Conversion, v(i), task.mode));

@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
+import { makeId } from '../../../emulators/salesforce/ids';
 import type { WritebackTaskInput } from '../../../lambdas/config';
 import {
   DRY_RUN_SAMPLE_MAX_BYTES,
@@ -289,6 +290,72 @@ describe('write-back plan', () => {
     });
     // -05:00 became UTC.
     expect(String(converted?.Scored_At__c)).toMatch(/^2025-06-02T04:30:00\.000(Z|\+0000)$/);
+  });
+
+  it("rejects an update key that is an Id of another object (its key prefix not the object's) without sending it", async () => {
+    const [account, other] = env.sf.store.seed('Account', [{ Name: 'A1' }, { Name: 'A2' }]) as [
+      string,
+      string,
+    ];
+    const custom = makeId('a0B', 7); // a custom object's Id: its prefix names no standard object
+    // Leads of this test's own: the later tests expect the shared ones as they left them.
+    const leads = env.sf.store.seed(
+      'Lead',
+      [0, 1, 2].map((i) => ({ LastName: `P${i}`, Company: 'C', Is_Hot__c: false })),
+    );
+    const lead = (i: number): string => leads[i] as string;
+    // A 15-character Id is case-sensitive: 00q is not Lead's prefix.
+    const lowerPrefix15 = `00q${lead(2).slice(3, 15)}`;
+    await env.pool.query(`CREATE TABLE prefix_source ("Id" text, score text)`);
+    await env.pool.query(
+      `INSERT INTO prefix_source VALUES ($1, '71'), ($2, '72'), ($3, '73'), ($4, '74'), ($5, '75'), ($6, '76')`,
+      [
+        lead(0),
+        // An 18-character Id in any case names its record: its suffix restores the case (00Q).
+        lead(1).toLowerCase(),
+        account,
+        ` ${other.slice(0, 15)} `,
+        custom,
+        lowerPrefix15,
+      ],
+    );
+    const runId = await env.newRun();
+    const deps = env.deps({
+      writeback: [{ ...wide(), from: 'prefix_source', fields: { LeadScore__c: 'score' } }],
+    });
+    env.sf.calls.clear();
+
+    const { plan, result } = await runWriteback(deps, { runId, task: 'Lead-update' });
+
+    expect(plan).toMatchObject({ sourceRows: 6, rejected: 4, changed: 2 });
+    const errors = await errorsOf(env, runId);
+    const hint = 'an update finds records by Id, read from column "Id", which must hold Ids of Lead records';
+    const byKey = (a: { key?: string | null }, b: { key?: string | null }): number =>
+      (a.key ?? '') < (b.key ?? '') ? -1 : 1;
+    expect(errors.sort(byKey)).toEqual(
+      [
+        [
+          account,
+          `Id: ${account} is an Id of another object (Account, key prefix 001; Lead's is 00Q): ${hint}`,
+        ],
+        [
+          ` ${other.slice(0, 15)} `,
+          `Id:  ${other.slice(0, 15)}  is an Id of another object (Account, key prefix 001; Lead's is 00Q): ${hint}`,
+        ],
+        [custom, `Id: ${custom} is an Id of another object (key prefix a0B; Lead's is 00Q): ${hint}`],
+        [
+          lowerPrefix15,
+          `Id: ${lowerPrefix15} is an Id of another object (key prefix 00q; Lead's is 00Q): ${hint}`,
+        ],
+      ]
+        .map(([key, message]) => ({ key, stage: 'plan', code: 'MALFORMED_ID', fields: ['Id'], message }))
+        .sort(byKey),
+    );
+    // The two Lead rows went out in one call, the others not at all; Salesforce took both.
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([2]);
+    expect(result).toMatchObject({ succeeded: 2, failed: 0 });
+    expect(env.sf.store.get(lead(0))).toMatchObject({ LeadScore__c: 71 });
+    expect(env.sf.store.get(lead(1))).toMatchObject({ LeadScore__c: 72 });
   });
 
   it('names the first ten values a restricted picklist of more takes, and how many it takes', async () => {

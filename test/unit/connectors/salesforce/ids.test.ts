@@ -1,4 +1,5 @@
-import { canonicalSalesforceId } from '../../../../lambdas/connectors/salesforce/ids';
+import { canonicalSalesforceId, STANDARD_KEY_PREFIXES } from '../../../../lambdas/connectors/salesforce/ids';
+import { loadDescribes } from '../../../../emulators/salesforce/describe';
 import { makeId } from '../../../../emulators/salesforce/ids';
 
 describe('canonicalSalesforceId', () => {
@@ -33,5 +34,16 @@ describe('canonicalSalesforceId', () => {
       problem:
         '"00Q5e0000000001BAA" is not a Salesforce Id: its case checksum (BAA) marks character 1 (0) as an upper-case letter (a character mistyped?)',
     });
+  });
+});
+
+describe('STANDARD_KEY_PREFIXES', () => {
+  it("names each standard object the emulator describes by its describe's key prefix, once", () => {
+    const described = loadDescribes().map((d) => [d.keyPrefix, d.name]);
+    expect(described.length).toBeGreaterThan(0);
+    for (const [prefix, name] of described) expect(STANDARD_KEY_PREFIXES[prefix as string]).toBe(name);
+    const names = Object.values(STANDARD_KEY_PREFIXES);
+    expect(new Set(names).size).toBe(names.length);
+    for (const prefix of Object.keys(STANDARD_KEY_PREFIXES)) expect(prefix).toMatch(/^[0-9A-Za-z]{3}$/);
   });
 });
