@@ -21,8 +21,9 @@
  *    row: a value of the wrong type (a fraction for an int field), out of the field's precision,
  *    longer than its length (in UTF-16 code units), the text `#N/A` that a Bulk job would read
  *    as null, a value a restricted picklist does not allow, a required value missing, a key
- *    missing, malformed, repeated or an Id of another object than the task's (its key prefix)
- *    (docs/writeback.md, "Values Salesforce stores otherwise").
+ *    missing, malformed, repeated or an Id of another object than the task's (its key prefix),
+ *    a lookup's Id of another object than the one it points to, when the plan knows that
+ *    object's key prefix (docs/writeback.md, "Values Salesforce stores otherwise").
  *    Rows with a problem go to `roundtrip.writeback_errors` (stage `plan`), counted `rejected`;
  *    so do rows kept back because an earlier run's send of their key has no outcome yet
  *    (`OUTCOME_PENDING`, `INSERT_OUTCOME_UNKNOWN`), counted `heldBack`, apart, since nothing is
@@ -499,6 +500,18 @@ function prefixOwnerSql(p: string, own: Pick<WritebackMapping, 'object' | 'keyPr
 }
 
 /**
+ * The key prefix of `object`'s Ids when the plan knows it without a describe: the task's own
+ * object's, or a standard object's ({@link STANDARD_KEY_PREFIXES}, the same in every org).
+ */
+function keyPrefixOf(
+  object: string,
+  own: Pick<WritebackMapping, 'object' | 'keyPrefix'>,
+): string | undefined {
+  if (object === own.object) return own.keyPrefix ?? undefined;
+  return Object.entries(STANDARD_KEY_PREFIXES).find(([, name]) => name === object)?.[0];
+}
+
+/**
  * An update's key `t` as the Salesforce Id it names (trimmed, as the plan sends it), or NULL when
  * it is not an Id (a row the plan rejects as MALFORMED_ID, a missing key).
  */
@@ -791,7 +804,8 @@ export function valueSql(m: Pick<MappedField, 'field' | 'kind'>, s: string): str
  * The first problem of a field's value as a SQL error triple, or NULL. `conv` says which checks
  * the source's type leaves to do; `v` is the converted value (a column of the level below).
  */
-function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTask['mode']): string {
+function errorSql(m: MappedField, conv: Conversion, v: string, mapping: WritebackMapping): string {
+  const mode = mapping.task.mode;
   const f = m.field;
   const name = f.name;
   const s = conv.text;
@@ -806,11 +820,23 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mode: WritebackTa
     );
   };
   switch (m.kind) {
-    case 'id':
+    case 'id': {
       whens.push(
         `WHEN ${v} IS NULL AND ${conv.present} THEN ${valueError('MALFORMED_ID', `format('%s: %s is not a Salesforce Id (15 or 18 letters and digits)', ${sqlLiteral(name)}, ${shown(s)})`)}`,
       );
+      // A lookup to one object whose key prefix the plan knows (its own object's, a standard
+      // object's) refuses an Id of another object as Salesforce does (FIELD_INTEGRITY_EXCEPTION,
+      // "<label>: id value of incorrect type"). A lookup to several objects (OwnerId: User or
+      // Group) or to a custom object of another task is left to Salesforce.
+      const [target, ...others] = f.referenceTo ?? [];
+      const prefix = target !== undefined && others.length === 0 ? keyPrefixOf(target, mapping) : undefined;
+      if (prefix !== undefined) {
+        whens.push(
+          `WHEN ${v} IS NOT NULL AND ${otherPrefixSql(v, prefix)} THEN ${valueError('FIELD_INTEGRITY_EXCEPTION', `format('%s: %s is an Id of another object (%s; the field takes Ids of %s, key prefix %s)', ${sqlLiteral(name)}, ${shown(s)}, ${prefixOwnerSql(idPrefixSql(v), mapping)}, ${sqlLiteral(target as string)}, ${sqlLiteral(prefix)})`)}`,
+        );
+      }
       break;
+    }
     case 'boolean':
       invalid('a boolean (true/false, t/f, 1/0, yes/no)');
       break;
@@ -1268,7 +1294,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       `CASE WHEN NOT ${isSalesforceId('k')} AND NOT ${isSalesforceId('btrim(k)')} THEN ${rowError('MALFORMED_ID', 'Id', `format('Id: %s is not a Salesforce Id (15 or 18 letters and digits); %s', ${shown('k')}, ${sqlLiteral(notAnIdHint)})`)} ${otherObject} END`,
     );
   }
-  const fieldErrors = mapping.fields.map((m, i) => errorSql(m, checks[i] as Conversion, v(i), task.mode));
+  const fieldErrors = mapping.fields.map((m, i) => errorSql(m, checks[i] as Conversion, v(i), mapping));
   const ownError = [...keyErrors, ...fieldErrors];
   const payloadSql = jsonbObjectSql(mapping.fields.map((m, i) => [m.field.name, v(i)]));
   // Whether the payload differs from what a sync_state row says was last accepted: its values,

@@ -358,6 +358,71 @@ describe('write-back plan', () => {
     expect(env.sf.store.get(lead(1))).toMatchObject({ LeadScore__c: 72 });
   });
 
+  it('rejects an Id of another object in a lookup to one object whose key prefix it knows, without sending it', async () => {
+    const [account, other] = env.sf.store.seed('Account', [{ Name: 'A3' }, { Name: 'A4' }]) as [
+      string,
+      string,
+    ];
+    const contacts = env.sf.store.seed(
+      'Contact',
+      Array.from({ length: 4 }, (_, i) => ({ LastName: `C${i}` })),
+    );
+    const contact = (i: number): string => contacts[i] as string;
+    const lead = ids[3] as string;
+    await env.pool.query(`CREATE TABLE contact_source ("Id" text, account text, owner text)`);
+    // OwnerId points to User or Group: not checked by the plan (a User's Id here).
+    const owner = makeId('005', 9);
+    await env.pool.query(
+      `INSERT INTO contact_source VALUES ($1, $2, $9), ($3, $4, $9), ($5, $6, $9), ($7, $8, $9)`,
+      [
+        contact(0),
+        account,
+        contact(1),
+        lead, // a Lead's Id in Contact.AccountId, which points to Account
+        contact(2),
+        // Trimmed, and in any case: the 18-character form's suffix restores it (001).
+        ` ${other.toLowerCase()} `,
+        contact(3),
+        account.slice(0, 15), // the 15-character form, whose case is its own
+        owner,
+      ],
+    );
+    const runId = await env.newRun();
+    const deps = env.deps({
+      writeback: [
+        {
+          to: 'salesforce',
+          object: 'Contact',
+          from: 'contact_source',
+          mode: 'update',
+          fields: { AccountId: 'account', OwnerId: 'owner' },
+        },
+      ],
+    });
+    env.sf.calls.clear();
+
+    const { plan, result } = await runWriteback(deps, {
+      runId,
+      task: 'Contact-update',
+    });
+
+    expect(plan).toMatchObject({ sourceRows: 4, rejected: 1, changed: 3 });
+    expect(await errorsOf(env, runId)).toEqual([
+      {
+        key: contact(1),
+        stage: 'plan',
+        code: 'FIELD_INTEGRITY_EXCEPTION',
+        fields: ['AccountId'],
+        message: `AccountId: ${lead} is an Id of another object (Lead, key prefix 00Q; the field takes Ids of Account, key prefix 001) (source column account)`,
+      },
+    ]);
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([3]);
+    expect(result).toMatchObject({ succeeded: 3, failed: 0 });
+    expect(env.sf.store.get(contact(0))).toMatchObject({ AccountId: account });
+    expect(env.sf.store.get(contact(2))).toMatchObject({ AccountId: other });
+    expect(env.sf.store.get(contact(3))).toMatchObject({ AccountId: account });
+  });
+
   it('names the first ten values a restricted picklist of more takes, and how many it takes', async () => {
     await env.pool.query(`CREATE TABLE region_source ("Id" text, region text)`);
     await env.pool.query(`INSERT INTO region_source VALUES ($1, 'Plains'), ($2, 'Tundra')`, [ids[0], ids[1]]);
