@@ -236,6 +236,13 @@ function utf16LengthSql(v: string): string {
  */
 export const BULK_NULL_TEXT = '#N/A';
 
+/**
+ * The plan's code for an upsert's key whose record, as sync_state recorded it, holds another key in
+ * the extracted copy: its key was changed in Salesforce, and the upsert would create a second
+ * record for it (docs/writeback.md, "A record's key changed in Salesforce").
+ */
+export const KEY_CHANGED_CODE = 'KEY_CHANGED_IN_SALESFORCE';
+
 /** How a field's values are converted and checked. */
 type FieldKind =
   | 'string'
@@ -1522,17 +1529,57 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
           )}, left(k, ${MESSAGE_VALUE_CHARS}), cur.salesforce_id))`,
         ]
       : [];
+    // Upsert: a key whose record, the Salesforce Id sync_state recorded for it, the copy holds live
+    // under another key (or none): someone changed the record's key in Salesforce. The copy has no
+    // record with the key (`cur`), so the upsert would create a second record for it beside the
+    // one this task synced. Refused, naming the record and what it holds now; sync_state is left
+    // as it is, so every run refuses it the same way until someone puts the key back in
+    // Salesforce or changes the source. Asked only for a key the copy lacks (a new record, in a
+    // task's steady state a few), by a look-up of sync_state's primary key and the copy's (its
+    // `Id`), and only when the task's sync_state holds an Id at all (a first load asks nothing).
+    // Not for a key this task synced after the copy was loaded (`fresh`): its record was written
+    // since, and the copy may predate it. An insert never sends a key it inserted (`ss`).
+    const moved =
+      task.mode === 'upsert' &&
+      !(fresh && comparison.syncedAfter === null) &&
+      (
+        await client.query<{ found: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM roundtrip.sync_state s WHERE s.task = $1 AND s.salesforce_id IS NOT NULL) AS found`,
+          [args.taskName],
+        )
+      ).rows[0]?.found === true;
+    const keyField = quoteIdent(comparison.matchColumn);
+    const movedSql = moved
+      ? `CASE WHEN cur.key IS NULL${fresh ? ' AND fresh.key IS NULL' : ''} THEN (
+           SELECT jsonb_build_array(${sqlLiteral(KEY_CHANGED_CODE)}, ${sqlLiteral(keyName)}, format(${sqlLiteral(
+             `key %s: its record %s, which this task last wrote with this key (roundtrip.sync_state), holds %s in Salesforce now (${copyName}, the extracted copy of ${mapping.object}, has no record with key %s): its ${keyName} was changed in Salesforce, and an upsert of the key would create a second record for it, so it is not sent. If the change was a mistake, set ${keyName} of record %s back to %s in Salesforce: the next run's extract sees it, and the row updates the record. If the new key is right, make the source write it for this record instead of %s: its row then updates the record. To create a new record with key %s beside it on purpose, forget what this task synced under the key: DELETE FROM roundtrip.sync_state WHERE task = %L AND key = %L`,
+           )}, left(checked.k, ${MESSAGE_VALUE_CHARS}), s.salesforce_id,
+               CASE WHEN t.${keyField} IS NULL THEN 'no ${keyName}' ELSE ${sqlLiteral(`${keyName} `)} || left(t.${keyField}::text, ${MESSAGE_VALUE_CHARS}) END,
+               left(checked.k, ${MESSAGE_VALUE_CHARS}), s.salesforce_id, left(checked.k, ${MESSAGE_VALUE_CHARS}),
+               left(checked.k, ${MESSAGE_VALUE_CHARS}), left(checked.k, ${MESSAGE_VALUE_CHARS}), $2::text, s.key),
+             s.salesforce_id)
+             FROM roundtrip.sync_state s JOIN ${t} AS t ON t."Id" = s.salesforce_id
+            WHERE s.task = $2 AND s.key = ANY (ARRAY[checked.k, checked.${ki}]) AND s.salesforce_id IS NOT NULL
+                  ${comparison.hasIsDeleted ? 'AND t."IsDeleted" IS NOT TRUE' : ''}
+            ORDER BY s.synced_at DESC LIMIT 1) END`
+      : undefined;
     const missing = mapping.unmappedRequired;
     const [firstMissing] = missing;
+    let requiredSql: string | undefined;
     if (task.mode === 'upsert' && comparison.complete && firstMissing !== undefined) {
       const them = missing.length === 1 ? 'it' : 'them';
-      whens.push(
-        `WHEN cur.key IS NULL${fresh ? ' AND fresh.key IS NULL' : ''} THEN jsonb_build_array('REQUIRED_FIELD_MISSING', ${sqlLiteral(firstMissing)}, format(${sqlLiteral(
-          `key %s has no record in ${copyName} (the extracted copy of ${mapping.object}): the upsert would create one, which needs ${missing.join(', ')} (required: not nillable, no default), and ${args.configPath}.fields does not map ${them}: Salesforce would refuse it (REQUIRED_FIELD_MISSING), so it is not sent. Map ${them} in ${args.configPath}.fields, or leave the keys that have no record out of the source (a record created in Salesforce since the extract is seen by the next one)`,
-        )}, left(k, ${MESSAGE_VALUE_CHARS})))`,
-      );
+      requiredSql = `CASE WHEN cur.key IS NULL${fresh ? ' AND fresh.key IS NULL' : ''} THEN jsonb_build_array('REQUIRED_FIELD_MISSING', ${sqlLiteral(firstMissing)}, format(${sqlLiteral(
+        `key %s has no record in ${copyName} (the extracted copy of ${mapping.object}): the upsert would create one, which needs ${missing.join(', ')} (required: not nillable, no default), and ${args.configPath}.fields does not map ${them}: Salesforce would refuse it (REQUIRED_FIELD_MISSING), so it is not sent. Map ${them} in ${args.configPath}.fields, or leave the keys that have no record out of the source (a record created in Salesforce since the extract is seen by the next one)`,
+      )}, left(k, ${MESSAGE_VALUE_CHARS}))) END`;
     }
-    if (whens.length > 0) copyError = `CASE ${whens.join(' ')} END`;
+    // The first that applies: a deleted record, a key changed in Salesforce, a required field missing.
+    const copyErrors = [
+      ...(whens.length > 0 ? [`CASE ${whens.join(' ')} END`] : []),
+      ...(movedSql ? [movedSql] : []),
+      ...(requiredSql ? [requiredSql] : []),
+    ];
+    if (copyErrors.length === 1) copyError = copyErrors[0] as string;
+    else if (copyErrors.length > 1) copyError = `coalesce(${copyErrors.join(', ')})`;
   } else {
     currentSql = stateRows('s.salesforce_id, s.synced_values, s.value_hash');
     // The values last accepted by Salesforce.
@@ -1684,7 +1731,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
       SELECT k${kiCol}, copies, special, err, planned,
              ${planInputs.map((c) => `CASE WHEN planned THEN ${c} END AS ${c},`).join(' ')}
              CASE WHEN err IS NOT NULL THEN ${sourcePayload} END AS source_values,
-             CASE WHEN err IS NOT NULL THEN ${rejectedIdSql} END AS rejected_salesforce_id
+             CASE WHEN err IS NOT NULL THEN coalesce(${rejectedIdSql}, err->>3) END AS rejected_salesforce_id
         FROM (
           SELECT *, NOT special AND err IS NULL AND changed AS planned
             FROM (
