@@ -40,9 +40,12 @@
  *    its row: it counts as unchanged, whatever it holds. A key whose record the copy holds
  *    deleted (`"IsDeleted"`, no live record with the key) is rejected (`ENTITY_IS_DELETED`): an
  *    update of it fails, an upsert or insert would create a second record with the key; unless
- *    an upsert or insert task says `recreateDeleted`. And an upsert's key the copy (of an extract
- *    without `where`) has no record of is rejected (`REQUIRED_FIELD_MISSING`) when the task does
- *    not map a field a new record needs.
+ *    an upsert or insert task says `recreateDeleted`. An upsert's key the copy has no record of,
+ *    while the record sync_state recorded for it is in the copy under another key, is rejected
+ *    (`KEY_CHANGED_IN_SALESFORCE`): its key was changed in Salesforce, and the upsert would create
+ *    a second record. And an upsert's key the copy (of an extract without `where`) has no record
+ *    of is rejected (`REQUIRED_FIELD_MISSING`) when the task does not map a field a new record
+ *    needs.
  *
  * Steps 2 and 3 are one statement ({@link insertPlan}); a source column's PostgreSQL type spares
  * the checks it already guarantees ({@link SourceType}). docs/writeback.md has the measurements.
@@ -1148,7 +1151,7 @@ export function keyNotExtractedNote(
   const missed =
     mode === 'insert'
       ? `a record that has a key in Salesforce without this task having inserted it (made by hand, by another task) is not seen and is inserted again, and a record deleted in Salesforce is not detected`
-      : `an edit made in Salesforce of a field it writes is not seen nor put back, and a record deleted in Salesforce is not detected`;
+      : `an edit made in Salesforce of a field it writes is not seen nor put back, a record deleted in Salesforce is not detected, and a record whose key was changed in Salesforce is upserted again under its old key, as a second record, once its values change`;
   return (
     `note: write-back ${task} cannot find its records in the extracted copy, as ${extract}.fields does not list ` +
     `its key ${field}: it compares every record with what it last sent (roundtrip.sync_state) instead, so ${missed}; ` +

@@ -110,7 +110,7 @@ describe('formatSummaryTable', () => {
       ],
     };
     expect(formatSummaryTable(summary).split('\n').slice(5)).toEqual([
-      'note: write-back Lead-upsert cannot find its records in the extracted copy, as extract[0].fields does not list its key External_Id__c: it compares every record with what it last sent (roundtrip.sync_state) instead, so an edit made in Salesforce of a field it writes is not seen nor put back, and a record deleted in Salesforce is not detected; add External_Id__c to extract[0].fields to compare with the copy',
+      'note: write-back Lead-upsert cannot find its records in the extracted copy, as extract[0].fields does not list its key External_Id__c: it compares every record with what it last sent (roundtrip.sync_state) instead, so an edit made in Salesforce of a field it writes is not seen nor put back, a record deleted in Salesforce is not detected, and a record whose key was changed in Salesforce is upserted again under its old key, as a second record, once its values change; add External_Id__c to extract[0].fields to compare with the copy',
       'note: write-back Lead-insert cannot find its records in the extracted copy, as extract[0].fields does not list its key Source_Key__c: it compares every record with what it last sent (roundtrip.sync_state) instead, so a record that has a key in Salesforce without this task having inserted it (made by hand, by another task) is not seen and is inserted again, and a record deleted in Salesforce is not detected; add Source_Key__c to extract[0].fields to compare with the copy',
     ]);
   });
