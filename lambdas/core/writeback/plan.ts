@@ -1557,7 +1557,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
            SELECT jsonb_build_array(${sqlLiteral(KEY_CHANGED_CODE)}, ${sqlLiteral(keyName)}, format(${sqlLiteral(
              `key %s: its record %s, which this task last wrote with this key (roundtrip.sync_state), holds %s in Salesforce now (${copyName}, the extracted copy of ${mapping.object}, has no record with key %s): its ${keyName} was changed in Salesforce, and an upsert of the key would create a second record for it, so it is not sent. If the change was a mistake, set ${keyName} of record %s back to %s in Salesforce: the next run's extract sees it, and the row updates the record. If the new key is right, make the source write it for this record instead of %s: its row then updates the record. To create a new record with key %s beside it on purpose, forget what this task synced under the key: DELETE FROM roundtrip.sync_state WHERE task = %L AND key = %L`,
            )}, left(checked.k, ${MESSAGE_VALUE_CHARS}), s.salesforce_id,
-               CASE WHEN t.${keyField} IS NULL THEN 'no ${keyName}' ELSE ${sqlLiteral(`${keyName} `)} || left(t.${keyField}::text, ${MESSAGE_VALUE_CHARS}) END,
+               CASE WHEN t.${keyField} IS NULL THEN ${sqlLiteral(`no ${keyName}`)} ELSE ${sqlLiteral(`${keyName} `)} || left(t.${keyField}::text, ${MESSAGE_VALUE_CHARS}) END,
                left(checked.k, ${MESSAGE_VALUE_CHARS}), s.salesforce_id, left(checked.k, ${MESSAGE_VALUE_CHARS}),
                left(checked.k, ${MESSAGE_VALUE_CHARS}), left(checked.k, ${MESSAGE_VALUE_CHARS}), $2::text, s.key),
              s.salesforce_id)

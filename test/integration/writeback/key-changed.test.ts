@@ -184,6 +184,28 @@ describe('write-back of a record whose key was changed in Salesforce', () => {
     expect(leads()).toHaveLength(LEADS + 1);
   });
 
+  it('upsert: refuses a key whose record has no key in Salesforce now', async () => {
+    await run();
+    const id = withKey(KEY)[0]?.Id as string;
+    await editInSalesforce(id, { External_Id__c: null });
+    await env.pool.query(`UPDATE lead_src SET score = 2`);
+
+    const { plan, runId } = await run();
+
+    expect(plan).toMatchObject({ rejected: 1, changed: LEADS - 1 });
+    expect(leads()).toHaveLength(LEADS);
+    expect(withKey(KEY)).toEqual([]);
+    expect(await errorsOf(env, runId)).toEqual([
+      expect.objectContaining({
+        key: KEY,
+        code: 'KEY_CHANGED_IN_SALESFORCE',
+        message: expect.stringContaining(
+          `its record ${id}, which this task last wrote with this key (roundtrip.sync_state), holds no External_Id__c in Salesforce now`,
+        ),
+      }),
+    ]);
+  });
+
   it('insert keyed by the external ID: a key it inserted is never sent again, whatever its record holds now', async () => {
     const insert: WritebackTaskInput = {
       to: 'salesforce',
