@@ -490,7 +490,9 @@ export function insertsAgain(state: TaskState, configuredMode: WriteOperation | 
  * without a key field (`roundtrip.sync_scope`: only an insert syncs so). Named again as an insert,
  * or its records claimed by another insert task of the same object, each is inserted again.
  */
-export function insertedRecords(state: TaskState): boolean {
+export function insertedRecords(
+  state: Pick<TaskState, 'syncedRecords' | 'lastOperation' | 'syncScope'>,
+): boolean {
   if (state.syncedRecords === 0) return false;
   if (state.lastOperation !== undefined) return state.lastOperation === 'insert';
   return state.syncScope !== undefined && state.syncScope.keyField === null;
@@ -672,41 +674,75 @@ export async function forgetTask(
   });
 }
 
+/** A task a pipeline left behind that synced records into an object ({@link syncedTasksNotInConfig}). */
+export type SyncedTaskNotInConfig = Pick<TaskState, 'task' | 'syncedRecords' | 'syncScope' | 'lastOperation'>;
+
 /**
  * The tasks of `pipeline` that `names` (its config's task names) no longer holds whose synced
  * records went to `object` (Salesforce API names compared without case; `roundtrip.sync_scope`):
  * what a write-back task of that object with no sync state of its own is likely renamed from
- * (writeback/scope.ts, checkRenamedTask). Only the names the pipeline claims in
- * `roundtrip.task_owners` (Prepare claims every task name of a run, migration 7): a task whose
- * state predates the claims is listed by `roundtrip status` but not looked for here.
+ * (writeback/scope.ts, checkRenamedTask), with what that check needs of each: its synced records,
+ * scope and last operation (as {@link readLastOperation} reads it). Only the names the pipeline
+ * claims in `roundtrip.task_owners` (Prepare claims every task name of a run, migration 7): a task
+ * whose state predates the claims is listed by `roundtrip status` but not looked for here.
  *
- * One query picks them (a claimed name, a scope of that object, a synced record) before each one's
- * state is read: the plan of every new task asks this, and a pipeline whose config left many
- * tasks behind (each of another object, or with nothing synced) must not cost a read of each.
+ * One query, however many there are: the plan of every new task asks this, and a pipeline whose
+ * config left many tasks behind must not cost statements for each (a read of each one's whole
+ * state, 9 statements a task, made the write-back crash sweep's runs longer with every scenario
+ * before them).
  */
 export async function syncedTasksNotInConfig(
   pool: Pool,
   pipeline: string,
   names: readonly string[],
   object: string,
-): Promise<TaskNotInConfig[]> {
+): Promise<SyncedTaskNotInConfig[]> {
   return withClient(pool, async (client) => {
     const tables = await existingTables(client);
     if (!tables.has('task_owners') || !tables.has('sync_scope') || !tables.has('sync_state')) return [];
-    const { rows } = await client.query<{ task: string }>(
-      `SELECT o.task FROM roundtrip.task_owners o
+    // readLastOperation's sources, in its order, as far as the schema has them.
+    const operations: string[] = [];
+    if (tables.has('writeback_plan_pages'))
+      operations.push(
+        `(SELECT pp.operation FROM roundtrip.writeback_plan_pages pp WHERE pp.task = o.task ORDER BY pp.created_at DESC, pp.run_id DESC LIMIT 1)`,
+      );
+    if (tables.has('writeback_plans')) {
+      operations.push(
+        `(SELECT p.operation FROM roundtrip.sync_state x
+            JOIN roundtrip.writeback_plans p ON p.run_id = x.run_id AND p.task = x.task AND p.key = x.key
+           WHERE x.task = o.task LIMIT 1)`,
+        `(SELECT p.operation FROM roundtrip.writeback_plans p WHERE p.task = o.task AND p.status = 'sent' ORDER BY p.run_id DESC LIMIT 1)`,
+      );
+    }
+    if (tables.has('writeback_errors'))
+      operations.push(
+        `(SELECT 'insert' FROM roundtrip.writeback_errors e
+           WHERE e.task = o.task AND e.stage = 'push' AND e.code = 'INSERT_OUTCOME_UNKNOWN' LIMIT 1)`,
+      );
+    const { rows } = await client.query<{
+      task: string;
+      object: string;
+      key_field: string | null;
+      key_column: string | null;
+      synced: string;
+      last_operation: WriteOperation | null;
+    }>(
+      `SELECT o.task, s.object, s.key_field, s.key_column,
+              (SELECT count(*) FROM roundtrip.sync_state x WHERE x.task = o.task) AS synced,
+              ${operations.length > 0 ? `coalesce(${operations.join(', ')})` : 'NULL'} AS last_operation
+         FROM roundtrip.task_owners o
          JOIN roundtrip.sync_scope s ON s.task = o.task
         WHERE o.pipeline = $1 AND o.task <> ALL($2::text[]) AND lower(s.object) = lower($3)
           AND EXISTS (SELECT 1 FROM roundtrip.sync_state x WHERE x.task = o.task)
         ORDER BY o.task`,
       [pipeline, [...names], object],
     );
-    const found: TaskNotInConfig[] = [];
-    for (const { task } of rows) {
-      const state = await readState(client, tables, pipeline, task);
-      found.push({ ...state, outcomesUnknown: await readUnknown(client, tables, task) });
-    }
-    return found;
+    return rows.map((r) => ({
+      task: r.task,
+      syncedRecords: Number(r.synced),
+      syncScope: { object: r.object, keyField: r.key_field, keyColumn: r.key_column },
+      lastOperation: r.last_operation ?? undefined,
+    }));
   });
 }
 
@@ -721,7 +757,7 @@ export async function renamedInsertTasks(
   pipeline: string,
   names: readonly string[],
   object: string,
-): Promise<TaskNotInConfig[]> {
+): Promise<SyncedTaskNotInConfig[]> {
   return (await syncedTasksNotInConfig(pool, pipeline, names, object)).filter(insertedRecords);
 }
 

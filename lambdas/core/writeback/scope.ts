@@ -33,7 +33,7 @@ import {
   renamedInsertTasks,
   renameTaskCommand,
   syncedTasksNotInConfig,
-  type TaskNotInConfig,
+  type SyncedTaskNotInConfig,
 } from '../task-state';
 import { TerminalError } from '../../shared/errors';
 import type { WritebackMapping } from './plan';
@@ -423,7 +423,7 @@ export async function checkRenamedTask(
   if (own) return undefined;
   const names = [...config.extract.map(taskName), ...config.writeback.map(taskName)];
   const count = (n: number): string => `${n.toLocaleString('en-US')} record${n === 1 ? '' : 's'}`;
-  const listed = (tasks: readonly TaskNotInConfig[], verb: string): string =>
+  const listed = (tasks: readonly SyncedTaskNotInConfig[], verb: string): string =>
     tasks
       .map(
         (t) =>
@@ -431,7 +431,7 @@ export async function checkRenamedTask(
           (t.syncScope?.keyColumn ? ` (keys from column ${t.syncScope.keyColumn})` : ''),
       )
       .join(', ');
-  const carry = (tasks: readonly TaskNotInConfig[]): string =>
+  const carry = (tasks: readonly SyncedTaskNotInConfig[]): string =>
     tasks.length === 1
       ? renameTaskCommand(tasks[0]!.task, name)
       : `${renameTaskCommand('OLD', name)} for the one it was (${tasks.map((t) => t.task).join(', ')})`;

@@ -342,7 +342,7 @@ describe('a task renamed in the config: the plan refuses an insert that would in
       'mind: write-back scores-v2 (writeback[0]) has no sync state of its own, while task scores-v1 synced 2 records into Lead (keys from column ext), and the config no longer names it: if scores-v2 is it renamed, its next run sends every record once (an upsert creates none twice). To go on where it was, carry its state over: roundtrip rename-task --from scores-v1 --to scores-v2 --yes',
     );
   });
-  it('looks only at the tasks left behind that synced records into the same object: many others (another object, nothing synced) cost no statement each', async () => {
+  it('reads the tasks left behind in one query, however many: of another object, with nothing synced, or upserts of the same object (candidates, not inserts)', async () => {
     // Statements the check sends, counted on every client the pool hands out.
     let statements = 0;
     const counting = new WeakSet<object>();
@@ -370,20 +370,23 @@ describe('a task renamed in the config: the plan refuses an insert that would in
     };
     try {
       const alone = await check();
-      // Forty tasks the pipeline claims that the config no longer names: thirty synced Contacts,
-      // ten synced nothing (a scope recorded, no record yet).
+      // Sixty tasks the pipeline claims that the config no longer names: thirty synced Contacts,
+      // ten synced nothing (a scope recorded, no record yet), twenty upserted Leads by an external
+      // ID (what the check reads: none of them inserted, so nothing is refused).
       const runId = await env.newRun();
-      const left = Array.from({ length: 40 }, (_, i) => `left-${String(i).padStart(2, '0')}`);
+      const left = Array.from({ length: 60 }, (_, i) => `left-${String(i).padStart(2, '0')}`);
       await withClient(env.pool, (client) => claimTaskNames(client, 'wb-test', runId, left));
       await env.pool.query(
         `INSERT INTO roundtrip.sync_scope (task, object, key_field, key_column, run_id)
-           SELECT t, CASE WHEN i <= 30 THEN 'Contact' ELSE 'Lead' END, NULL, 'ext', $2
+           SELECT t, CASE WHEN i <= 30 THEN 'Contact' ELSE 'Lead' END,
+                  CASE WHEN i > 40 THEN 'External_Id__c' END, 'ext', $2
              FROM unnest($1::text[]) WITH ORDINALITY AS u (t, i)`,
         [left, runId],
       );
       await env.pool.query(
         `INSERT INTO roundtrip.sync_state (task, key, salesforce_id, value_hash, run_id)
-           SELECT t, 'k-1', '003000000000001AAA', 'h', $2 FROM unnest($1::text[]) AS t WHERE t < 'left-30'`,
+           SELECT t, 'k-1', '003000000000001AAA', 'h', $2
+             FROM unnest($1::text[]) WITH ORDINALITY AS u (t, i) WHERE i <= 30 OR i > 40`,
         [left, runId],
       );
       expect(await check()).toBe(alone);
