@@ -312,7 +312,7 @@ export function progressPrinter(
         const full = failureText(event.error?.name, event.error?.cause);
         const failure = full.length > 300 ? `${full.slice(0, 300)}…` : full;
         // A step waiting for another run (its Retry keeps the definition's intervals locally:
-        // statemachine/local.ts WAITING_ERRORS) is not a failure yet.
+        // lambdas/shared/errors.ts WAITING_ERROR_NAMES) is not a failure yet.
         const mark = WAITING_ERROR_NAMES.has(event.error?.name ?? '') ? '…' : '✗';
         // A step retried with the same error (a database that is down, six attempts) says it once.
         write(

@@ -100,24 +100,18 @@ export class LocalBindingStoppedError extends Error {
 /**
  * Local durations: every Wait state pauses this long, every Retry this long, instead of the
  * definition's seconds. Short enough for a demo, long enough that a Bulk poll loop on the
- * emulator does not spin. But for {@link WAITING_ERRORS}.
+ * emulator does not spin. But for {@link WAITING_ERROR_NAMES}.
  */
 export const DEFAULT_LOCAL_WAIT_MS = 250;
 export const DEFAULT_LOCAL_RETRY_MS = 100;
 
 /**
- * The errors of waiting for another run ({@link WAITING_ERROR_NAMES}): locally, the Retry of these
- * keeps the definition's intervals unless {@link LocalRunOptions.retryMs} is given. Shortened like
- * the others, a run waiting for another (a deployed run's push on the same database, another run
- * on the laptop) spent its attempts in a second and stopped, though its message said it waited.
- */
-export const WAITING_ERRORS = WAITING_ERROR_NAMES;
-
-/**
  * The local pause of each retrier of a state's `Retry` (aws-local-stepfunctions'
  * `retryIntervalOverrides`: milliseconds, or -1 for the definition's own interval): `retryMs` for
- * every one when given, else the definition's for a retrier of {@link WAITING_ERRORS} only and
- * {@link DEFAULT_LOCAL_RETRY_MS} for the others.
+ * every one when given, else the definition's for a retrier of {@link WAITING_ERROR_NAMES} only and
+ * {@link DEFAULT_LOCAL_RETRY_MS} for the others. Shortened like the others, a run waiting for
+ * another (a deployed run's push on the same database, another run on the laptop) spent its
+ * attempts in a second and stopped, though its message said it waited.
  */
 export function localRetryIntervals(
   retry: readonly unknown[],
@@ -127,7 +121,7 @@ export function localRetryIntervals(
   return retry.map((retrier) => {
     const errors = (retrier as { ErrorEquals?: unknown } | null)?.ErrorEquals;
     const waiting =
-      Array.isArray(errors) && errors.length > 0 && errors.every((e) => WAITING_ERRORS.has(String(e)));
+      Array.isArray(errors) && errors.length > 0 && errors.every((e) => WAITING_ERROR_NAMES.has(String(e)));
     return waiting ? -1 : DEFAULT_LOCAL_RETRY_MS;
   });
 }
@@ -468,7 +462,7 @@ export interface LocalRunOptions {
   readonly waitMs?: number;
   /**
    * Every Retry pauses this long. @default DEFAULT_LOCAL_RETRY_MS, but the definition's own
-   * intervals for the errors of waiting for another run ({@link WAITING_ERRORS})
+   * intervals for the errors of waiting for another run ({@link WAITING_ERROR_NAMES})
    */
   readonly retryMs?: number;
   /**

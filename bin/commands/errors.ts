@@ -21,7 +21,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import { suggestion } from '../../lambdas/config/issues';
 import { taskName } from '../../lambdas/config';
 import type { WritebackTask } from '../../lambdas/config/types';
-import { INSERT_SETTLE_MS } from '../../lambdas/core/writeback/reconcile';
+import { INSERT_SETTLE_MS, sentHowSql } from '../../lambdas/core/writeback/reconcile';
 import { HELD_BACK_ERROR_SQL, sqlLiteral } from '../../lambdas/core/writeback/state';
 import { shellOption } from '../../lambdas/shared/shell';
 import {
@@ -158,8 +158,7 @@ interface SentCount {
 /** The ledger rows of `runId` left `sent` (of `task`), with how each went out (plan.ts reads them so). */
 function sentRowsSql(select: string, task: string | undefined): string {
   return `SELECT ${select}
-     FROM (SELECT p.*, CASE WHEN p.job_id IS NULL OR p.attempts > 0 THEN 'call'
-                            WHEN j.collected_at IS NULL THEN 'job' ELSE 'gone' END AS sent_by,
+     FROM (SELECT p.*, ${sentHowSql()} AS sent_by,
                   j.state AS job_state
              FROM roundtrip.writeback_plans p
              LEFT JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id

@@ -87,7 +87,7 @@ import {
   writebackConfigPath,
   writebackTaskOf,
 } from './state';
-import { INSERT_SETTLE_MS, resolveEndedRuns } from './reconcile';
+import { INSERT_SETTLE_MS, resolveEndedRuns, sentHowSql } from './reconcile';
 import { resolveCommandSql } from './resolve-command';
 import { DOUBLE_EXACT_DIGITS, holdsMoreThanDouble } from './numbers';
 import { checkRenamedTask, checkSyncScopeIn, recordSyncScope, syncScopeOf } from './scope';
@@ -1613,8 +1613,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
                   EXISTS (SELECT 1 FROM roundtrip.runs r WHERE r.run_id = x.run_id AND r.status = 'running') AS running
              FROM (
              SELECT p.key, p.run_id, p.job_id,
-                    CASE WHEN p.job_id IS NULL OR p.attempts > 0 THEN 'call'
-                         WHEN j.collected_at IS NULL THEN 'job' ELSE 'gone' END AS how,
+                    ${sentHowSql()} AS how,
                     p.updated_at AS sent_at
                FROM roundtrip.writeback_plans p
                LEFT JOIN roundtrip.writeback_jobs j ON j.run_id = p.run_id AND j.task = p.task AND j.job_id = p.job_id

@@ -64,9 +64,19 @@ export const INSERT_SETTLE_MS = 11 * 60 * 1000;
  * Ledger rows (`writeback_plans`, as `alias`) sent by a Collections call: no Bulk job, or sent
  * again by the row-lock retry pass (`attempts` > 0), which keeps the job the row first went in.
  */
-function sentByCall(alias = ''): string {
+export function sentByCall(alias = ''): string {
   const a = alias ? `${alias}.` : '';
   return `(${a}job_id IS NULL OR ${a}attempts > 0)`;
+}
+
+/**
+ * How a ledger row left `sent` (`writeback_plans` as `p`, its job in `writeback_jobs` joined as `j`)
+ * went out: `'call'` ({@link sentByCall}), `'job'` (a Bulk job not collected yet, whose results
+ * will tell) or `'gone'` (a Bulk job collected while the row stayed `sent`: Salesforce no longer
+ * answered for it; {@link sentWithoutResults}). Read so by the plan, resolve and `roundtrip errors`.
+ */
+export function sentHowSql(p = 'p', j = 'j'): string {
+  return `CASE WHEN ${sentByCall(p)} THEN 'call' WHEN ${j}.collected_at IS NULL THEN 'job' ELSE 'gone' END`;
 }
 
 /**

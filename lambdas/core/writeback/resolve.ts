@@ -41,6 +41,7 @@ import {
   recordInsertsCreated,
   refreshEndedRunIn,
   releaseInserts,
+  sentHowSql,
   type SentInsertRow,
   UNKNOWN_VALUE_HASH,
 } from './reconcile';
@@ -564,8 +565,7 @@ async function unknownSends(
   const { rows } = await client.query<UnknownRow>(
     `SELECT x.*, r.status AS run_status FROM (
        SELECT p.key, p.run_id, 'sent' AS form,
-              CASE WHEN p.job_id IS NULL OR p.attempts > 0 THEN 'call'
-                   WHEN j.collected_at IS NULL THEN 'job' ELSE 'gone' END AS how,
+              ${sentHowSql()} AS how,
               p.job_id, j.state AS job_state, p.seq, ${exactTimestampTextSql('p.updated_at')} AS sent_at,
               (extract(epoch FROM now() - p.updated_at) * 1000)::float8 AS age_ms, NULL::bigint AS error_id
          FROM roundtrip.writeback_plans p
