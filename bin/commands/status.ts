@@ -27,7 +27,7 @@ import {
   type TaskNotInConfig,
 } from '../../lambdas/core/task-state';
 import { alignColumns } from '../local/columns';
-import { endRunByHand, keysToRecordByHand, stillRunningNote } from '../local/process';
+import { cliSessionName, endRunByHand, keysToRecordByHand, stillRunningNote } from '../local/process';
 import { heldBackAgainNote, tasksHeldBackAgain, readStoredRuns, taskSummaries } from '../local/summary';
 import {
   CONNECTION_OPTIONS,
@@ -100,7 +100,7 @@ export async function runsDatabase(
       ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
     },
     max: options.connections ?? 1,
-    applicationName: 'roundtrip-cli',
+    applicationName: cliSessionName(),
     credentialsFrom,
   };
   checkPostgresSource(source, poolOptions, credentialsFrom);

@@ -19,7 +19,7 @@ import { createPool, type PostgresPool, type PostgresSource } from '../../lambda
 import { connectConfiguredSalesforce, type SalesforceConnector } from '../../lambdas/connectors/salesforce';
 import type { CoreDeps } from '../../lambdas/core/deps';
 import { systemClock, type Clock } from '../../lambdas/shared/clock';
-import { localProcesses } from './process';
+import { cliSessionName, localProcesses } from './process';
 import { AWS_API_TIMEOUTS, S3_TIMEOUTS } from '../../lambdas/shared/aws-timeouts';
 import { TerminalError } from '../../lambdas/shared/errors';
 import type { Logger } from '../../lambdas/shared/logging';
@@ -226,7 +226,7 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
         ...(config.postgres.ssl.caBundle ? { caBundle: config.postgres.ssl.caBundle } : {}),
       },
       max: options.poolSize ?? 4,
-      applicationName: 'roundtrip-cli',
+      applicationName: cliSessionName(),
       logger,
       credentialsFrom: options.postgresFrom ?? postgresCredentialsSource(config),
     });

@@ -11,6 +11,7 @@
  * `--end-run` or, 13 hours on, by a later run's report.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 import type { Pool } from 'pg';
@@ -18,6 +19,7 @@ import { taskName, type PipelineConfig } from '../../lambdas/config';
 import { shellOption } from '../../lambdas/shared/shell';
 import { withTransaction } from '../../lambdas/connectors/postgres';
 import { stillGoingQuietMinutes } from '../../lambdas/core/contracts';
+import { sentByCall } from '../../lambdas/core/writeback/reconcile';
 import type { RunProcesses } from '../../lambdas/core/deps';
 import {
   closeRunsWhoseProcessIsGone,
@@ -81,6 +83,57 @@ export function localProcesses(): RunProcesses | undefined {
   return cached ?? undefined;
 }
 
+/**
+ * The `application_name` of the PostgreSQL sessions of CLI process `pid` of the machine `hostId`
+ * (a boot and pid namespace, {@link hostIdOfThisMachine}; 8 hex digits of its hash, within
+ * PostgreSQL's 63 characters): how a later command finds the sessions of a run whose process is
+ * gone ({@link closeGoneLocalRuns}). Plain `roundtrip-cli` on a machine that tells no host id.
+ */
+export function sessionNameOf(pid: number, hostId: string | undefined): string {
+  if (hostId === undefined) return 'roundtrip-cli';
+  return `roundtrip-cli pid ${pid} ${createHash('sha256').update(hostId).digest('hex').slice(0, 8)}`;
+}
+
+/** The `application_name` of this process's PostgreSQL sessions ({@link sessionNameOf}). */
+export function cliSessionName(): string {
+  const self = localProcesses()?.self;
+  return sessionNameOf(self?.pid ?? process.pid, self?.hostId);
+}
+
+/** How long {@link closeGoneLocalRuns} waits for the sessions of a gone process to end. */
+export const GONE_SESSIONS_WAIT_MS = 5_000;
+
+/**
+ * Waits until PostgreSQL has ended the sessions named `names` (those of processes that are gone),
+ * for `limitMs` at most. A killed process's sessions outlive it for a moment, until the server
+ * reads the closed connection, and one of them may hold a write-back task's lock (lock.ts): a
+ * command that closed the process's run and then takes the lock would find the task busy.
+ * Answers whether they ended; when they did not (or `pg_stat_activity` cannot be read) the lock
+ * still says busy, which is then honest.
+ */
+export async function goneSessionsEnded(
+  db: Pick<Pool, 'query'>,
+  names: readonly string[],
+  limitMs = GONE_SESSIONS_WAIT_MS,
+): Promise<boolean> {
+  const until = Date.now() + limitMs;
+  for (;;) {
+    let open: number;
+    try {
+      const { rows } = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = ANY($1::text[]) AND pid <> pg_backend_pid()`,
+        [names],
+      );
+      open = rows[0]?.n ?? 0;
+    } catch {
+      return false;
+    }
+    if (open === 0) return true;
+    if (Date.now() >= until) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** What the CLI says of a run it closed because its process is gone. */
 export function processGoneNote(closed: RunWhoseProcessIsGone): string {
   return (
@@ -91,7 +144,8 @@ export function processGoneNote(closed: RunWhoseProcessIsGone): string {
 
 /**
  * Closes the runs of `pipeline` recorded on this machine whose process is gone (see the module
- * comment), as `closedBy` (a command). Answers them; nothing on a machine that cannot tell.
+ * comment), as `closedBy` (a command), and waits for PostgreSQL to end their sessions
+ * ({@link goneSessionsEnded}). Answers them; nothing on a machine that cannot tell.
  */
 export async function closeGoneLocalRuns(
   pool: Pool,
@@ -100,9 +154,17 @@ export async function closeGoneLocalRuns(
 ): Promise<RunWhoseProcessIsGone[]> {
   const processes = localProcesses();
   if (!processes) return [];
-  return withTransaction(pool, (client) =>
+  const closed = await withTransaction(pool, (client) =>
     closeRunsWhoseProcessIsGone(client, pipeline, processes, closedBy, new Date()),
   );
+  // The command goes on to take the locks the gone process's sessions may hold for a moment more.
+  if (closed.length > 0) {
+    await goneSessionsEnded(
+      pool,
+      closed.map((c) => sessionNameOf(c.pid, processes.self.hostId)),
+    );
+  }
+  return closed;
 }
 
 /**
@@ -155,7 +217,7 @@ export async function keysToRecordByHand(
   const { rows } = await db.query<{ task: string; n: number; sample: string[] }>(
     `SELECT task, count(*)::int AS n, (array_agg(key ORDER BY key))[1:3] AS sample
        FROM roundtrip.writeback_plans
-      WHERE run_id = $1 AND task = ANY($2::text[]) AND status = 'sent' AND (job_id IS NULL OR attempts > 0)
+      WHERE run_id = $1 AND task = ANY($2::text[]) AND status = 'sent' AND ${sentByCall()}
       GROUP BY task ORDER BY task`,
     [runId, keyless],
   );

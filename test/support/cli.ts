@@ -39,6 +39,14 @@ export interface Captured {
   stderr: string;
 }
 
+/**
+ * A command's exit code, with its stderr when it is not 0: `expect(exitOf(r)).toBe(0)` shows why
+ * the command failed, where `expect(r.code).toBe(0)` shows a number.
+ */
+export function exitOf(captured: Captured): number | string {
+  return captured.code === 0 ? 0 : `exit ${captured.code}: ${captured.stderr}`;
+}
+
 /** Runs `roundtrip <argv>` in-process, capturing stdout and stderr. */
 export async function cli(argv: string[]): Promise<Captured> {
   let stdout = '';
