@@ -718,7 +718,7 @@ export async function reportRun(
       if (writeback[name].rejectRateExceeded) {
         reasons.push(
           task.mode === 'insert'
-            ? `write-back ${name}: ${num(s.rejected)} of ${judged} source rows with a key not inserted yet were rejected before sending (${percent(num(s.rejected) / judged)}${num(s.unchanged) > 0 ? `; the ${num(s.unchanged)} rows whose key was inserted before are not counted` : ''}), more than maxRejectRate ${percent(task.maxRejectRate)} (writeback[${index}].maxRejectRate)`
+            ? `write-back ${name}: ${num(s.rejected)} of ${judged} source rows with a key that has no record yet were rejected before sending (${percent(num(s.rejected) / judged)}${num(s.unchanged) > 0 ? `; the ${num(s.unchanged)} rows whose key has a record already, inserted before or found in the extracted copy, are not counted` : ''}), more than maxRejectRate ${percent(task.maxRejectRate)} (writeback[${index}].maxRejectRate)`
             : `write-back ${name}: ${num(s.rejected)} of ${judged} source rows were rejected before sending (${percent(num(s.rejected) / judged)}), more than maxRejectRate ${percent(task.maxRejectRate)} (writeback[${index}].maxRejectRate)`,
         );
       }

@@ -405,7 +405,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     expect(failed).toMatchObject({
       status: 'failed',
       reason:
-        'write-back Lead-insert: 1 of 3 source rows with a key not inserted yet were rejected before sending (33.33 %; the 8 rows whose key was inserted before are not counted), more than maxRejectRate 5.00 % (writeback[0].maxRejectRate)',
+        'write-back Lead-insert: 1 of 3 source rows with a key that has no record yet were rejected before sending (33.33 %; the 8 rows whose key has a record already, inserted before or found in the extracted copy, are not counted), more than maxRejectRate 5.00 % (writeback[0].maxRejectRate)',
       writeback: { 'Lead-insert': { rejected: 1, heldBack: 2, rejectRateExceeded: true } },
     });
     for (const run of [b, c]) {

@@ -96,7 +96,7 @@ describe('insert: rows whose key is already inserted, and the reject rate', () =
     expect(report).toMatchObject({
       status: 'failed',
       reason:
-        'write-back hist-insert: 20 of 20 source rows with a key not inserted yet were rejected before sending (100.00 %; the 400 rows whose key was inserted before are not counted), more than maxRejectRate 5.00 % (writeback[0].maxRejectRate)',
+        'write-back hist-insert: 20 of 20 source rows with a key that has no record yet were rejected before sending (100.00 %; the 400 rows whose key has a record already, inserted before or found in the extracted copy, are not counted), more than maxRejectRate 5.00 % (writeback[0].maxRejectRate)',
       writeback: {
         'hist-insert': { sourceRows: 420, rejected: 20, unchanged: 400, rejectRateExceeded: true },
       },

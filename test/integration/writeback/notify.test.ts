@@ -321,7 +321,7 @@ describe('the notification of a failed run', () => {
     expect(sns.published).toHaveLength(1);
     expect(sns.published[0]?.subject).toBe(`roundtrip wb-test: run ${runId} failed`);
     expect(sns.published[0]?.message.split('\n').slice(2, 6)).toEqual([
-      'Why: write-back Lead-insert: 2 of 2 source rows with a key not inserted yet were rejected before sending (100.00 %; the 40 rows whose key was inserted before are not counted), more than maxRejectRate 5.00 % (writeback[0].maxRejectRate)',
+      'Why: write-back Lead-insert: 2 of 2 source rows with a key that has no record yet were rejected before sending (100.00 %; the 40 rows whose key has a record already, inserted before or found in the extracted copy, are not counted), more than maxRejectRate 5.00 % (writeback[0].maxRejectRate)',
       '',
       'Write-back:',
       '  Lead-insert: 0 to send, 0 written, 0 failed in Salesforce, 2 rejected before sending; 0 API calls (more rejected than maxRejectRate allows)',
