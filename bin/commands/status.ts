@@ -262,7 +262,8 @@ export const status: Command = async (argv) => {
         // Tasks renamed or removed since the run: counted all the same (what the run recorded).
         notInConfig: tasks.filter((t) => t.notInConfig).map((t) => t.task),
         apiCalls: sum('prepare', 'apiCalls') + sum('extract', 'apiCalls') + sum('writeback', 'apiCalls'),
-        error: run.error,
+        // As the table shows it: the message, without the names of our own errors (docs/cli.md).
+        error: run.error === null ? null : storedFailureText(run.error),
         ...(run.status === 'running'
           ? { process: run.pid ? { host: run.host ?? null, pid: run.pid } : null }
           : {}),

@@ -1087,12 +1087,21 @@ describe('the roundtrip CLI', () => {
       'dry run: no plan: the run failed before any write-back planned (why: above)',
     );
     expect(plan.stdout).not.toContain('nothing would be sent');
-    const runId = (
+    const failed = (
       lastJsonLine(
         (await cli(['status', ...connection.slice(2, 4), '--config', brokenConfig, '--limit', '1', '--json']))
           .stdout,
-      ) as { runs: { runId: string }[] }
-    ).runs[0]?.runId;
+      ) as { runs: { runId: string; error: string }[] }
+    ).runs[0];
+    const runId = failed?.runId;
+    // Its error as the table gives it: the message, not the name of our error class stored with it.
+    const pool = new Pool({ connectionString: db.url });
+    const stored = await pool
+      .query<{ error: string }>('SELECT error FROM roundtrip.runs WHERE run_id = $1', [runId])
+      .finally(() => pool.end());
+    expect(stored.rows[0]?.error).toMatch(/^TransformError: /);
+    expect(failed?.error).toBe(stored.rows[0]?.error.replace(/^TransformError: /, ''));
+    expect(failed?.error).toContain('column "nope" does not exist');
     const result = await cli([
       'errors',
       ...connection.slice(2, 4),
