@@ -83,15 +83,20 @@ export function localProcesses(): RunProcesses | undefined {
   return cached ?? undefined;
 }
 
+/** 8 hex digits of the hash of host id `hostId`: a CLI session's name says its machine by them. */
+function hostTag(hostId: string): string {
+  return createHash('sha256').update(hostId).digest('hex').slice(0, 8);
+}
+
 /**
  * The `application_name` of the PostgreSQL sessions of CLI process `pid` of the machine `hostId`
- * (a boot and pid namespace, {@link hostIdOfThisMachine}; 8 hex digits of its hash, within
- * PostgreSQL's 63 characters): how a later command finds the sessions of a run whose process is
- * gone ({@link closeGoneLocalRuns}). Plain `roundtrip-cli` on a machine that tells no host id.
+ * (a boot and pid namespace, {@link hostIdOfThisMachine}, as 8 hex digits of its hash: within
+ * PostgreSQL's 63 characters): how a later command of this machine tells the sessions of a process
+ * that is gone ({@link goneProcessSessionsEnded}). Plain `roundtrip-cli` on a machine that tells
+ * no host id. An `application_name` in `--database-url` or the secret's URL wins over it.
  */
 export function sessionNameOf(pid: number, hostId: string | undefined): string {
-  if (hostId === undefined) return 'roundtrip-cli';
-  return `roundtrip-cli pid ${pid} ${createHash('sha256').update(hostId).digest('hex').slice(0, 8)}`;
+  return hostId === undefined ? 'roundtrip-cli' : `roundtrip-cli pid ${pid} ${hostTag(hostId)}`;
 }
 
 /** The `application_name` of this process's PostgreSQL sessions ({@link sessionNameOf}). */
@@ -100,35 +105,43 @@ export function cliSessionName(): string {
   return sessionNameOf(self?.pid ?? process.pid, self?.hostId);
 }
 
-/** How long {@link closeGoneLocalRuns} waits for the sessions of a gone process to end. */
+/** How long {@link goneProcessSessionsEnded} waits at most. */
 export const GONE_SESSIONS_WAIT_MS = 5_000;
 
 /**
- * Waits until PostgreSQL has ended the sessions named `names` (those of processes that are gone),
- * for `limitMs` at most. A killed process's sessions outlive it for a moment, until the server
- * reads the closed connection, and one of them may hold a write-back task's lock (lock.ts): a
- * command that closed the process's run and then takes the lock would find the task busy.
- * Answers whether they ended; when they did not (or `pg_stat_activity` cannot be read) the lock
- * still says busy, which is then honest.
+ * Waits until PostgreSQL has ended the sessions of this machine's CLI processes that are gone
+ * (named by {@link sessionNameOf}; found in `pg_stat_activity`), for `limitMs` at most. A process
+ * killed, or ended by Ctrl-C, leaves its sessions for a moment, until the server reads the closed
+ * connection, and one of them may hold a write-back task's lock (lock.ts): a command run right
+ * then (resolve, forget, rename-task, a run) would find the task busy, and say a push of it runs.
+ * Answers whether none is left; when some are (or `pg_stat_activity` cannot be read), the command
+ * goes on, and a lock such a session still holds says busy, which is then what it is.
  */
-export async function goneSessionsEnded(
+export async function goneProcessSessionsEnded(
   db: Pick<Pool, 'query'>,
-  names: readonly string[],
   limitMs = GONE_SESSIONS_WAIT_MS,
 ): Promise<boolean> {
+  const processes = localProcesses();
+  if (!processes) return true;
+  const tag = hostTag(processes.self.hostId);
   const until = Date.now() + limitMs;
   for (;;) {
-    let open: number;
+    let names: string[];
     try {
-      const { rows } = await db.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = ANY($1::text[]) AND pid <> pg_backend_pid()`,
-        [names],
+      const { rows } = await db.query<{ name: string }>(
+        `SELECT DISTINCT application_name AS name FROM pg_stat_activity
+          WHERE application_name LIKE 'roundtrip-cli pid % ' || $1 AND pid <> pg_backend_pid()`,
+        [tag],
       );
-      open = rows[0]?.n ?? 0;
+      names = rows.map((r) => r.name);
     } catch {
       return false;
     }
-    if (open === 0) return true;
+    const gone = names.filter((name) => {
+      const pid = Number(/^roundtrip-cli pid (\d+) /.exec(name)?.[1]);
+      return Number.isInteger(pid) && pid !== processes.self.pid && !processes.isRunning(pid);
+    });
+    if (gone.length === 0) return true;
     if (Date.now() >= until) return false;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -144,8 +157,9 @@ export function processGoneNote(closed: RunWhoseProcessIsGone): string {
 
 /**
  * Closes the runs of `pipeline` recorded on this machine whose process is gone (see the module
- * comment), as `closedBy` (a command), and waits for PostgreSQL to end their sessions
- * ({@link goneSessionsEnded}). Answers them; nothing on a machine that cannot tell.
+ * comment), as `closedBy` (a command), and waits for PostgreSQL to end the sessions of gone
+ * processes ({@link goneProcessSessionsEnded}). Answers the runs closed; nothing on a machine that
+ * cannot tell.
  */
 export async function closeGoneLocalRuns(
   pool: Pool,
@@ -157,13 +171,8 @@ export async function closeGoneLocalRuns(
   const closed = await withTransaction(pool, (client) =>
     closeRunsWhoseProcessIsGone(client, pipeline, processes, closedBy, new Date()),
   );
-  // The command goes on to take the locks the gone process's sessions may hold for a moment more.
-  if (closed.length > 0) {
-    await goneSessionsEnded(
-      pool,
-      closed.map((c) => sessionNameOf(c.pid, processes.self.hostId)),
-    );
-  }
+  // The command goes on to take locks a gone process's sessions may hold for a moment more.
+  await goneProcessSessionsEnded(pool);
   return closed;
 }
 

@@ -15,7 +15,12 @@ import { getIngestJob, isFinalIngestState } from '../../../lambdas/connectors/sa
 import { planWriteback } from '../../../lambdas/core/writeback';
 import { cli, exitOf } from '../../support/cli';
 import { Client } from 'pg';
-import { isProcessRunning, localProcesses, sessionNameOf } from '../../../bin/local/process';
+import {
+  goneProcessSessionsEnded,
+  isProcessRunning,
+  localProcesses,
+  sessionNameOf,
+} from '../../../bin/local/process';
 import { WRITEBACK_LOCK_CLASS } from '../../../lambdas/core/writeback/lock';
 import {
   errorsOf,
@@ -275,7 +280,8 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
     // A killed process's sessions outlive it until PostgreSQL reads the closed connection (tens
     // of milliseconds here, more on a loaded machine), and the one holding the task's lock made
     // a command run right after the kill find the task busy. Made certain here: a session named
-    // as the killed process's holds the lock for 400 ms more. resolve waits for it to end.
+    // as the killed process's holds the lock for 1.5 s more (longer than resolve takes to reach
+    // the lock, even on a loaded machine). resolve waits for it to end.
     const lingering = new Client({
       connectionString: env.db.url,
       application_name: sessionNameOf(run.pid, localProcesses()?.self.hostId),
@@ -290,7 +296,7 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
       'the killed run to let the task lock go',
       lingering,
     );
-    const ended = sleep(400).then(() => lingering.end());
+    const ended = sleep(1_500).then(() => lingering.end());
 
     const resolved = await cli([
       'resolve',
@@ -392,6 +398,44 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
       path.join(dir, 'cc.csv'),
     ]);
     expect(exitOf(resolved)).toBe(0);
+  });
+
+  it("waits for the sessions a gone process of this machine left in PostgreSQL, not for a live process's", async () => {
+    const hostId = localProcesses()?.self.hostId;
+    const ended = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => ended.once('exit', resolve));
+    const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    children.push(live);
+    const session = async (pid: number): Promise<Client> => {
+      const client = new Client({
+        connectionString: env.db.url,
+        application_name: sessionNameOf(pid, hostId),
+      });
+      client.on('error', () => undefined);
+      await client.connect();
+      return client;
+    };
+    const ofLive = await session(live.pid as number);
+    const ofGone = await session(ended.pid as number);
+    try {
+      // The gone process's session ends 300 ms on: waited for; the live one's is not.
+      const closing = sleep(300).then(() => ofGone.end());
+      const started = Date.now();
+      expect(await goneProcessSessionsEnded(env.pool)).toBe(true);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      await closing;
+      // One that stays is waited for up to the limit, and said to be left.
+      const staying = await session(ended.pid as number);
+      try {
+        expect(await goneProcessSessionsEnded(env.pool, 200)).toBe(false);
+      } finally {
+        await staying.end();
+      }
+      expect(await goneProcessSessionsEnded(env.pool, 0)).toBe(true);
+    } finally {
+      await ofLive.end();
+      live.kill('SIGKILL');
+    }
   });
 
   it('status --end-run: never a run whose process runs here, forced or not; once it is killed, ends it', async () => {
