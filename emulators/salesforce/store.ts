@@ -478,6 +478,11 @@ export class SalesforceStore {
         );
         return;
       }
+      const converted = convertedLeadError(table, existing);
+      if (converted) {
+        results.push(failure(existing.Id as string, [converted], false));
+        return;
+      }
       const withoutId = { ...input };
       delete withoutId.Id;
       delete withoutId.id;
@@ -675,6 +680,32 @@ export class SalesforceStore {
     return ids;
   }
 
+  /**
+   * Converts leads, as Salesforce's `convertLead` does to the Lead itself: `IsConverted` true,
+   * `Status` the converted status given (the org's "converted" status; the describe's picklist
+   * has `Closed - Converted`), the modification stamps moved. The Account, Contact and
+   * Opportunity a real conversion makes are not, nor its `Converted…` fields, which the
+   * emulator's Lead describe does not have. Once converted, an update
+   * of the lead (by Id, or matched by an upsert's key) is refused with
+   * `CANNOT_UPDATE_CONVERTED_LEAD`. For tests and seeds: the API has no REST call for it.
+   * @throws Error naming an id that is not a live, unconverted Lead.
+   */
+  convertLeads(ids: readonly string[], convertedStatus = 'Closed - Converted'): void {
+    const table = this.requireTable('Lead');
+    const records = ids.map((raw) => {
+      const record = table.byId.get(normalizeId(raw) ?? '');
+      if (!record || record.IsDeleted === true || record.IsConverted === true)
+        throw new Error(`convertLeads: ${raw} is not a live Lead that is not converted yet`);
+      return record;
+    });
+    const stamp = this.stamp();
+    for (const record of records) {
+      record.IsConverted = true;
+      record.Status = convertedStatus;
+      touch(record, stamp, this.userId);
+    }
+  }
+
   /** Number of records of an object (deleted ones only with `includeDeleted`). */
   count(objectName: string, opts: { includeDeleted?: boolean } = {}): number {
     const table = this.requireTable(objectName);
@@ -794,6 +825,10 @@ export class SalesforceStore {
     if (!record) return { error: notFoundError() };
     if (record.IsDeleted === true)
       return { error: { statusCode: 'ENTITY_IS_DELETED', message: 'entity is deleted', fields: [] } };
+    if (op === 'update') {
+      const converted = convertedLeadError(table, record);
+      if (converted) return { error: converted };
+    }
     return { table, record };
   }
 
@@ -1156,6 +1191,21 @@ function valueByName(table: Table, input: Record<string, unknown>, fieldName: st
     if (table.fieldsByLower.get(key.toLowerCase())?.name === fieldName) return input[key];
   }
   return undefined;
+}
+
+/**
+ * A converted Lead is read-only: Salesforce refuses to update it, by Id or matched by an upsert's
+ * key, with this (as its API answers, e.g. `CANNOT_UPDATE_CONVERTED_LEAD, cannot reference
+ * converted lead: []`). An org may grant "View and Edit Converted Leads", which the emulator
+ * does not model.
+ */
+function convertedLeadError(table: Table, record: SfRecord): RecordError | undefined {
+  if (table.describe.name !== 'Lead' || record.IsConverted !== true) return undefined;
+  return {
+    statusCode: 'CANNOT_UPDATE_CONVERTED_LEAD',
+    message: 'cannot reference converted lead',
+    fields: [],
+  };
 }
 
 function notFoundError(): RecordError {

@@ -19,6 +19,7 @@ interface Ids {
   live: string;
   deleted: string;
   deletedAccount: string;
+  converted: string;
 }
 
 const UNKNOWN_ID = '00Q5e0000000zzzEAA';
@@ -78,6 +79,20 @@ const CASES: Case[] = [
     op: 'update',
     record: (ids) => ({ Id: ids.deleted, Title: 'x' }),
     code: 'ENTITY_IS_DELETED',
+  },
+  {
+    // A converted lead is read-only: Salesforce refuses any update of it.
+    name: 'converted lead',
+    op: 'update',
+    record: (ids) => ({ Id: ids.converted, Title: 'x' }),
+    code: 'CANNOT_UPDATE_CONVERTED_LEAD',
+  },
+  {
+    name: 'converted lead matched by an upsert',
+    op: 'upsert',
+    extIdField: 'External_Id__c',
+    record: () => ({ External_Id__c: 'ext-converted', Title: 'x' }),
+    code: 'CANNOT_UPDATE_CONVERTED_LEAD',
   },
   {
     name: "lookup to another object's record",
@@ -158,14 +173,21 @@ describe('Salesforce emulator per-record validation (Collections and Bulk ingest
           { LastName: 'Live', Company: 'Acme', External_Id__c: 'ext-1', Legacy_Key__c: 'shared' },
           { LastName: 'Twin', Company: 'Acme', Legacy_Key__c: 'shared' },
           { LastName: 'Deleted', Company: 'Acme' },
+          { LastName: 'Converted', Company: 'Acme', External_Id__c: 'ext-converted' },
         ],
         Account: [{ Name: 'Gone' }],
       },
     });
-    const [live, , deleted] = [...sf.store.all('Lead')].map((r) => r.Id as string);
+    const [live, , deleted, converted] = [...sf.store.all('Lead')].map((r) => r.Id as string);
+    sf.store.convertLeads([converted as string]);
     const [deletedAccount] = [...sf.store.all('Account')].map((r) => r.Id as string);
     sf.store.delete([deleted as string, deletedAccount as string]);
-    ids = { live: live as string, deleted: deleted as string, deletedAccount: deletedAccount as string };
+    ids = {
+      live: live as string,
+      deleted: deleted as string,
+      deletedAccount: deletedAccount as string,
+      converted: converted as string,
+    };
     conn = await soapLogin(sf);
   });
   afterAll(async () => {

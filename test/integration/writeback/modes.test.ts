@@ -866,5 +866,32 @@ describe('write-back modes and per-record failures', () => {
       ]);
       expect(env.sf.store.get(ids[8] as string)?.LeadScore__c).toBe(58);
     });
+
+    it('records a converted lead as CANNOT_UPDATE_CONVERTED_LEAD: Salesforce refuses any update of it', async () => {
+      // Converted in Salesforce since its score was last written.
+      const converted = ids[12] as string;
+      env.sf.store.convertLeads([converted]);
+      await scores((i) => 60 + i);
+      const runId = await env.newRun();
+
+      const { result } = await runWriteback(env.deps({ writeback: [update] }), {
+        runId,
+        task: 'Lead-update',
+      });
+
+      // The two leads deleted by an earlier test fail too.
+      expect(result).toMatchObject({ failed: 3 });
+      expect((await errorsOf(env, runId)).filter((e) => e.code !== 'ENTITY_IS_DELETED')).toEqual([
+        expect.objectContaining({
+          key: converted,
+          stage: 'push',
+          code: 'CANNOT_UPDATE_CONVERTED_LEAD',
+          message: 'cannot reference converted lead',
+          fields: [],
+        }),
+      ]);
+      expect(env.sf.store.get(converted)?.LeadScore__c).toBe(62);
+      expect(env.sf.store.get(ids[13] as string)?.LeadScore__c).toBe(73);
+    });
   });
 });
