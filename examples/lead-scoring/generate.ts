@@ -30,6 +30,8 @@ export interface DemoLead {
   Email: string | null;
   Company: string;
   Status: string;
+  /** A lead whose Status is the converted one was converted: Salesforce refuses updates of it. */
+  IsConverted: boolean;
   LeadSource: string | null;
   Industry: string | null;
   AnnualRevenue: number | null;
@@ -104,6 +106,8 @@ const STATUS = [
   'Closed - Converted',
 ];
 const STATUS_WEIGHTS = [0.45, 0.35, 0.15, 0.05];
+/** The status a lead gets when converted (the describe's picklist; an org may name its own). */
+const CONVERTED_STATUS = 'Closed - Converted';
 const SOURCE = ['Web', 'Phone Inquiry', 'Partner Referral', 'Purchased List', 'Other', null];
 const INDUSTRY = ['Technology', 'Retail', 'Banking', 'Healthcare', 'Manufacturing', null];
 const SEGMENT = ['enterprise', 'Enterprise ', 'smb', 'mid-market', '', null];
@@ -158,12 +162,14 @@ export function generateDemoData(options: DemoDataOptions = {}): {
     } else {
       email = random() < 0.05 ? null : `lead${i}@prospect.example.org`;
     }
+    const status = weighted(STATUS, STATUS_WEIGHTS);
     leads.push({
       FirstName: pick(FIRST),
       LastName: `${pick(LAST)} ${i}`,
       Email: email,
       Company: pick(COMPANY),
-      Status: weighted(STATUS, STATUS_WEIGHTS),
+      Status: status,
+      IsConverted: status === CONVERTED_STATUS,
       LeadSource: pick(SOURCE),
       Industry: pick(INDUSTRY),
       AnnualRevenue: random() < 0.2 ? null : int(10, 500_000) * 1000,

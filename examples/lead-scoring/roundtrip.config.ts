@@ -40,6 +40,7 @@ export default defineConfig({
         'LeadScore__c',
         'SystemModstamp',
         'IsDeleted',
+        'IsConverted',
       ],
       table: 'sf_lead',
       mode: 'incremental',

@@ -18,7 +18,7 @@ const CREATE_SF_LEAD = `
     "FirstName" text, "LastName" text, "Email" text, "Company" text,
     "Status" text, "LeadSource" text, "Industry" text,
     "AnnualRevenue" numeric(18,0), "NumberOfEmployees" integer, "LeadScore__c" numeric(3,0),
-    "SystemModstamp" timestamp with time zone, "IsDeleted" boolean
+    "SystemModstamp" timestamp with time zone, "IsDeleted" boolean, "IsConverted" boolean
   )`;
 
 /** Athena's decimal arrives as numeric(p,s), its double as double precision: the SQL must take both. */
@@ -35,6 +35,7 @@ interface Lead {
   LeadSource: string | null;
   NumberOfEmployees: number | null;
   IsDeleted: boolean | null;
+  IsConverted: boolean | null;
 }
 
 interface Customer {
@@ -52,6 +53,7 @@ const lead = (Id: string, rest: Partial<Omit<Lead, 'Id'>>): Lead => ({
   LeadSource: null,
   NumberOfEmployees: null,
   IsDeleted: false,
+  IsConverted: false,
   ...rest,
 });
 
@@ -94,7 +96,9 @@ const LEADS: Lead[] = [
   // Deleted: left out.
   lead('00Q000000000005AAA', { Email: 'ada@example.com', IsDeleted: true, NumberOfEmployees: 5000 }),
   // Converted: left out.
-  lead('00Q000000000006AAA', { Email: 'ada@example.com', Status: 'Closed - Converted' }),
+  lead('00Q000000000006AAA', { Email: 'ada@example.com', Status: 'Closed - Converted', IsConverted: true }),
+  // Converted to the org's own converted status: left out all the same.
+  lead('00Q00000000000BAAA', { Email: 'ada@example.com', Status: 'Qualified', IsConverted: true }),
   // Just below the 1000 value tier and the 90-day cutoff.
   lead('00Q000000000007AAA', { Email: 'linus@example.com', LeadSource: 'Web', NumberOfEmployees: 99 }),
   // Missing customer values; a lead source in the wrong case.
@@ -104,12 +108,14 @@ const LEADS: Lead[] = [
     Status: 'Working - Contacted',
     NumberOfEmployees: 1000,
   }),
-  // IsDeleted NULL counts as not deleted; value 0; a last order exactly on the 365-day cutoff.
+  // IsDeleted and IsConverted NULL count as not deleted, not converted; value 0; a last order
+  // exactly on the 365-day cutoff.
   lead('00Q000000000009AAA', {
     Email: 'barbara@example.com',
     LeadSource: 'Partner Referral',
     NumberOfEmployees: 100,
     IsDeleted: null,
+    IsConverted: null,
   }),
   // A blank email matches nothing, not even a customer with a blank email.
   lead('00Q00000000000AAAA', { Email: '   ', NumberOfEmployees: 0 }),
@@ -187,9 +193,9 @@ async function fill(client: Client, lifetimeValueType: string): Promise<void> {
   for (const l of LEADS) {
     await client.query(
       `INSERT INTO sf_lead ("Id", "LastName", "Company", "Email", "Status", "LeadSource", "NumberOfEmployees",
-                            "IsDeleted", "SystemModstamp")
-       VALUES ($1, 'Test', 'Test Co', $2, $3, $4, $5, $6, '2025-05-01T00:00:00Z')`,
-      [l.Id, l.Email, l.Status, l.LeadSource, l.NumberOfEmployees, l.IsDeleted],
+                            "IsDeleted", "IsConverted", "SystemModstamp")
+       VALUES ($1, 'Test', 'Test Co', $2, $3, $4, $5, $6, $7, '2025-05-01T00:00:00Z')`,
+      [l.Id, l.Email, l.Status, l.LeadSource, l.NumberOfEmployees, l.IsDeleted, l.IsConverted],
     );
   }
   for (const c of CUSTOMERS) {

@@ -3,7 +3,8 @@
 --
 -- Inputs (columns as the extracts create them):
 --   sf_lead           Salesforce Lead, one column per field, named exactly like the field
---                     ("Id", "Email", "Status", "LeadSource", "NumberOfEmployees", "IsDeleted", ...).
+--                     ("Id", "Email", "Status", "LeadSource", "NumberOfEmployees", "IsDeleted",
+--                     "IsConverted", ...).
 --   athena_customers  the Athena query result: email, lifetime_value, order_count,
 --                     last_order_at (timestamp without time zone), segment.
 --
@@ -11,8 +12,9 @@
 --
 --   Which leads: every row of sf_lead except
 --     - deleted leads ("IsDeleted" is true, NULL counts as not deleted), and
---     - leads whose "Status" is exactly 'Closed - Converted' (Salesforce refuses updates to
---       converted leads).
+--     - converted leads ("IsConverted" is true, NULL counts as not converted): Salesforce
+--       refuses every update of a converted lead (CANNOT_UPDATE_CONVERTED_LEAD), whatever
+--       status the org gives it on conversion ('Closed - Converted' by default).
 --
 --   The matching customer: the athena_customers rows whose email equals the lead's "Email",
 --   both trimmed of surrounding spaces and compared in lower case. Rows with a NULL or blank
@@ -120,7 +122,7 @@ points AS (
   CROSS JOIN reference AS r
   LEFT JOIN customer AS c ON c.email_key = lower(btrim(l."Email"))
   WHERE l."IsDeleted" IS NOT TRUE
-    AND l."Status" IS DISTINCT FROM 'Closed - Converted'
+    AND l."IsConverted" IS NOT TRUE
 )
 INSERT INTO lead_reverse ("Id", lead_score)
 SELECT "Id", greatest(0, least(100, total))::integer

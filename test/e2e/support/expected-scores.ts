@@ -53,7 +53,7 @@ const WITHIN_YEAR = '2024-06-01 00:00:00';
 
 /** The score of one lead, or undefined for a lead the rules leave out (converted). */
 export function expectedScore(lead: DemoLead, customers: ReadonlyMap<string, Customer>): number | undefined {
-  if (lead.Status === 'Closed - Converted') return undefined;
+  if (lead.IsConverted) return undefined;
   let total = 10;
   const key = emailKey(lead.Email);
   const c = key === undefined ? undefined : customers.get(key);

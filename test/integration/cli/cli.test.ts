@@ -988,7 +988,7 @@ describe('the roundtrip CLI', () => {
       const result = await cli(['validate', ...connection.slice(2), '--config', file]);
       expect(failedLines(result.stdout)).toEqual([]);
       expect(result.stdout).toMatch(
-        /^– transform: not checked: it reads what the extracts make, and Title \(extract\[0\]\.fields\[13\], a column of sf_lead\) is not extracted yet \(the next extract adds the column\): run `roundtrip plan` once .*, then validate again \(Transform \S+new-field\.sql, line 1: column "Title" does not exist/m,
+        /^– transform: not checked: it reads what the extracts make, and Title \(extract\[0\]\.fields\[14\], a column of sf_lead\) is not extracted yet \(the next extract adds the column\): run `roundtrip plan` once .*, then validate again \(Transform \S+new-field\.sql, line 1: column "Title" does not exist/m,
       );
       expect(result.code).toBe(0);
     });
@@ -1212,7 +1212,7 @@ describe('the roundtrip CLI', () => {
     // Three scored leads with a score no rule gives: whatever ran before, the plan sends at least
     // them (and the next real run puts their scores back).
     const leads = [...env.salesforce.store.all('Lead')]
-      .filter((r) => r.Status !== 'Closed - Converted' && r.IsDeleted !== true)
+      .filter((r) => r.IsConverted !== true && r.IsDeleted !== true)
       .slice(0, 3)
       .map((r) => String(r.Id));
     env.salesforce.store.update(
