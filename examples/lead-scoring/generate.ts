@@ -162,12 +162,16 @@ export function generateDemoData(options: DemoDataOptions = {}): {
     } else {
       email = random() < 0.05 ? null : `lead${i}@prospect.example.org`;
     }
+    // The values are drawn in this order (the same seed, the same data).
+    const firstName = pick(FIRST);
+    const lastName = `${pick(LAST)} ${i}`;
+    const company = pick(COMPANY);
     const status = weighted(STATUS, STATUS_WEIGHTS);
     leads.push({
-      FirstName: pick(FIRST),
-      LastName: `${pick(LAST)} ${i}`,
+      FirstName: firstName,
+      LastName: lastName,
       Email: email,
-      Company: pick(COMPANY),
+      Company: company,
       Status: status,
       IsConverted: status === CONVERTED_STATUS,
       LeadSource: pick(SOURCE),
