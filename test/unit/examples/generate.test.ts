@@ -33,6 +33,12 @@ describe('generateDemoData', () => {
     const { leads } = generateDemoData({ leads: 500, customers: 10 });
     expect(leads.every((l) => allowed.has(l.Status))).toBe(true);
   });
+
+  it('marks the leads of the converted status converted, as Salesforce does, and only those', () => {
+    const { leads } = generateDemoData({ leads: 500, customers: 10 });
+    expect(leads.some((l) => l.IsConverted)).toBe(true);
+    expect(leads.every((l) => l.IsConverted === (l.Status === 'Closed - Converted'))).toBe(true);
+  });
 });
 
 describe('seededRandom', () => {
