@@ -306,6 +306,38 @@ export async function streamIngestResults(
 }
 
 /**
+ * The longest query text of one look-up: its URL (`/query?q=` and the encoded SOQL) stays far
+ * below what Salesforce takes for a URI and its headers (16,384 bytes, Help article 000386264).
+ */
+const LOOKUP_QUERY_MAX_CHARS = 8_000;
+
+/**
+ * Splits SOQL literals into IN lists for `select … IN (list)`: at most 200 values a query, and
+ * at most {@link LOOKUP_QUERY_MAX_CHARS} characters of encoded query text.
+ */
+export function soqlInLists(select: string, literals: readonly string[]): string[] {
+  const lists: string[] = [];
+  let current: string[] = [];
+  let size = encodeURIComponent(`${select}()`).length;
+  const base = size;
+  for (const literal of literals) {
+    const cost = encodeURIComponent(`${literal},`).length;
+    if (
+      current.length > 0 &&
+      (current.length === COLLECTIONS_MAX_RECORDS || size + cost > LOOKUP_QUERY_MAX_CHARS)
+    ) {
+      lists.push(current.join(','));
+      current = [];
+      size = base;
+    }
+    current.push(literal);
+    size += cost;
+  }
+  if (current.length > 0) lists.push(current.join(','));
+  return lists;
+}
+
+/**
  * `SELECT …` over REST, every page (for the small look-ups of the write-back: reconciling
  * inserts). A page that is not done but names no next page fails the look-up: returning the
  * records so far would take the missing ones for never inserted, and insert them again.

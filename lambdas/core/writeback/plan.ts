@@ -86,6 +86,7 @@ import {
   sqlLiteral,
   writebackConfigPath,
   writebackTaskOf,
+  MESSAGE_VALUE_CHARS,
 } from './state';
 import { INSERT_SETTLE_MS, resolveEndedRuns, sentHowSql } from './reconcile';
 import { resolveCommandSql } from './resolve-command';
@@ -158,9 +159,6 @@ export function dryRunSample(rows: readonly StoredPlanSampleRow[]): PlanSampleRo
     })),
   );
 }
-
-/** The longest source value quoted in a rejection message. */
-const MESSAGE_VALUE_CHARS = 100;
 
 /** The longest refusal of Salesforce quoted in a held-back key's message. */
 const REFUSAL_CHARS = 500;

@@ -12,11 +12,11 @@ import type { SalesforceConnector } from '../../connectors/salesforce';
 import {
   abortIngestJob,
   closeIngestJob,
-  COLLECTIONS_MAX_RECORDS,
   getIngestJob,
   type IngestJob,
   isFinalIngestState,
   queryAllRecords,
+  soqlInLists,
 } from '../../connectors/salesforce/writes';
 import { exactTimestampTextSql, withTransaction } from '../../connectors/postgres';
 import { TaskBusyError, TransientError } from '../../shared/errors';
@@ -91,38 +91,6 @@ function sentWithoutResults(alias: string): string {
   return `(${sentByCall(alias)} OR EXISTS (SELECT 1 FROM roundtrip.writeback_jobs gone
      WHERE gone.run_id = ${alias}.run_id AND gone.task = ${alias}.task AND gone.job_id = ${alias}.job_id
        AND gone.collected_at IS NOT NULL))`;
-}
-
-/**
- * The longest query text of one look-up: its URL (`/query?q=` and the encoded SOQL) stays far
- * below what Salesforce takes for a URI and its headers (16,384 bytes, Help article 000386264).
- */
-const LOOKUP_QUERY_MAX_CHARS = 8_000;
-
-/**
- * Splits SOQL literals into IN lists for `select … IN (list)`: at most 200 values a query, and
- * at most {@link LOOKUP_QUERY_MAX_CHARS} characters of encoded query text.
- */
-function inLists(select: string, literals: readonly string[]): string[] {
-  const lists: string[] = [];
-  let current: string[] = [];
-  let size = encodeURIComponent(`${select}()`).length;
-  const base = size;
-  for (const literal of literals) {
-    const cost = encodeURIComponent(`${literal},`).length;
-    if (
-      current.length > 0 &&
-      (current.length === COLLECTIONS_MAX_RECORDS || size + cost > LOOKUP_QUERY_MAX_CHARS)
-    ) {
-      lists.push(current.join(','));
-      current = [];
-      size = base;
-    }
-    current.push(literal);
-    size += cost;
-  }
-  if (current.length > 0) lists.push(current.join(','));
-  return lists;
 }
 
 /**
@@ -372,7 +340,7 @@ export async function reconcileSentInserts(
   const found = new Map<string, { id: string; createdMs: number }[]>();
   const select = `SELECT Id, ${keyField}, CreatedDate FROM ${mapping.object} WHERE ${keyField} IN `;
   const values = rows.map((r) => r.keyvalue).filter((v): v is string => v !== null);
-  for (const list of inLists(select, values.map(soqlLiteral))) {
+  for (const list of soqlInLists(select, values.map(soqlLiteral))) {
     const records = await queryAllRecords<Record<string, unknown>>(sf, `${select}(${list})`);
     for (const r of records) {
       const value = r[keyField];

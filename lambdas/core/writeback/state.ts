@@ -8,6 +8,9 @@ import { taskName } from '../../config';
 import { TerminalError } from '../../shared/errors';
 import type { CoreDeps } from '../deps';
 
+/** The longest source value (a key, a field's value) quoted in a record's error message. */
+export const MESSAGE_VALUE_CHARS = 100;
+
 /** `'text'` with quotes doubled (standard_conforming_strings is on since PostgreSQL 9.1). */
 export function sqlLiteral(text: string): string {
   if (text.includes('\u0000'))
