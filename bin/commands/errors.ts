@@ -22,6 +22,7 @@ import { suggestion } from '../../lambdas/config/issues';
 import { taskName } from '../../lambdas/config';
 import type { WritebackTask } from '../../lambdas/config/types';
 import { INSERT_SETTLE_MS, sentHowSql } from '../../lambdas/core/writeback/reconcile';
+import { WRITTEN_ERROR_CODES } from '../../lambdas/core/writeback/results';
 import { HELD_BACK_ERROR_SQL, sqlLiteral } from '../../lambdas/core/writeback/state';
 import { shellOption } from '../../lambdas/shared/shell';
 import {
@@ -318,6 +319,11 @@ interface NotSentCounts {
   readonly rejected: number;
   readonly heldBack: number;
   readonly failed: number;
+  /**
+   * Upserts written that created a second record, the key of the record the task had synced being
+   * changed in Salesforce (stage `push`, {@link WRITTEN_ERROR_CODES}): written, not failed.
+   */
+  readonly secondRecords?: number;
 }
 
 /**
@@ -332,6 +338,7 @@ function recordedCounts(run: StoredRun, task: string | undefined): NotSentCounts
     rejected: rows.reduce((n, t) => n + t.rejected, 0),
     heldBack: rows.reduce((n, t) => n + t.heldBack, 0),
     failed: rows.reduce((n, t) => n + t.failed, 0),
+    secondRecords: rows.reduce((n, t) => n + (t.secondRecords ?? 0), 0),
   };
 }
 
@@ -342,7 +349,10 @@ function countsText(counts: NotSentCounts): string {
     (counts.heldBack > 0
       ? `${counts.heldBack.toLocaleString('en-US')} held back for another run's send of their key, `
       : '') +
-    `${counts.failed.toLocaleString('en-US')} failed when sent`
+    `${counts.failed.toLocaleString('en-US')} failed when sent` +
+    (counts.secondRecords
+      ? `, ${counts.secondRecords.toLocaleString('en-US')} written as a second record (the key of the record synced before was changed in Salesforce)`
+      : '')
   );
 }
 
@@ -444,7 +454,11 @@ export const errors: Command = async (argv) => {
     // The first line's figures: the plan's records not held back were rejected, the push's failed.
     const rejected = stageTotal('plan') - heldBackAt('plan');
     const heldBack = heldBackAt('plan') + heldBackAt('push');
-    const failed = stageTotal('push') - heldBackAt('push');
+    // Upserts written as a second record (the key changed in Salesforce) are not failures either.
+    const secondRecords = counts
+      .filter((c) => c.stage === 'push' && WRITTEN_ERROR_CODES.includes(c.code))
+      .reduce((n, c) => n + c.records, 0);
+    const failed = stageTotal('push') - heldBackAt('push') - secondRecords;
     const prunedAt =
       typeof run.summary.detailsPrunedAt === 'string' ? run.summary.detailsPrunedAt : undefined;
     // A pruned run's records are gone but for the few later runs read (unknown outcomes, the keys
@@ -469,6 +483,7 @@ export const errors: Command = async (argv) => {
           rejected,
           heldBack,
           failed,
+          secondRecords,
           counts,
           records,
           outcomeUnknown,
@@ -528,10 +543,10 @@ export const errors: Command = async (argv) => {
         return EXIT.ok;
       }
       out.push(
-        `kept, as later runs read them (outcomes unknown, keys held back): ${countsText({ rejected, heldBack, failed })}`,
+        `kept, as later runs read them (outcomes unknown, keys held back): ${countsText({ rejected, heldBack, failed, secondRecords })}`,
       );
     } else {
-      out.push(`${runText}: ${countsText({ rejected, heldBack, failed })}${unknownText}`);
+      out.push(`${runText}: ${countsText({ rejected, heldBack, failed, secondRecords })}${unknownText}`);
     }
     if (total === 0) {
       out.push(

@@ -57,6 +57,13 @@ export interface TaskSummary {
    * mode: the whole task compared with what it last sent. Said below the table.
    */
   readonly keyNotExtracted?: { readonly field: string; readonly extract: string; readonly mode: string };
+  /**
+   * Upsert records written whose upsert created a second record, the key of the record the task
+   * had synced being changed in Salesforce (`summary.writeback.<task>.secondRecords`,
+   * `KEY_CHANGED_RECORD_CREATED` in roundtrip.writeback_errors). Of `written`; said below the
+   * table. Absent when none.
+   */
+  readonly secondRecords?: number;
 }
 
 /**
@@ -210,6 +217,7 @@ export function writebackTaskSummary(task: string, figures: unknown): TaskSummar
         }
       : {}),
     ...(keyNotExtractedOf(s.keyNotExtracted) ?? {}),
+    ...(num(s.secondRecords) > 0 ? { secondRecords: num(s.secondRecords) } : {}),
   };
 }
 
@@ -223,6 +231,17 @@ function keyNotExtractedOf(value: unknown): Pick<TaskSummary, 'keyNotExtracted'>
       mode: typeof k.mode === 'string' ? k.mode : 'upsert',
     },
   };
+}
+
+/** What the CLI says of a write-back whose upserts created second records (key changed in Salesforce). */
+export function secondRecordsNote(runId: string, task: string, records: number): string {
+  const one = records === 1;
+  return (
+    `note: write-back ${task}: ${records.toLocaleString('en-US')} ${one ? 'upsert' : 'upserts'} created a second record in Salesforce, ` +
+    `as the key field of the record this task had synced with ${one ? 'its key' : 'their keys'} was changed there (the values were written, to the new ${one ? 'record' : 'records'}); ` +
+    `roundtrip errors --run ${runId} ${task} --code KEY_CHANGED_RECORD_CREATED lists ${one ? 'it' : 'each'} with both records' Ids and what the old one holds: ` +
+    `merge the two in Salesforce, or set the key back on the old one and delete the new one`
+  );
 }
 
 /** What the CLI says of a write-back whose mapped fields the extract of its object does not read. */
@@ -405,7 +424,10 @@ export function runSummary(
  * The table's columns: a task not in the config is marked by its name instead, and so is a failed
  * write-back task, whose error is said below the table, as are its fields not extracted.
  */
-type Column = Exclude<keyof TaskSummary, 'notInConfig' | 'error' | 'notExtracted' | 'keyNotExtracted'>;
+type Column = Exclude<
+  keyof TaskSummary,
+  'notInConfig' | 'error' | 'notExtracted' | 'keyNotExtracted' | 'secondRecords'
+>;
 const COLUMNS: readonly Column[] = [
   'task',
   'kind',
@@ -483,6 +505,7 @@ export function formatSummaryTable(summary: RunSummary): string {
   const notes = summary.tasks.flatMap((t) => [
     ...(t.notExtracted ? [notExtractedNote(t.task, t.notExtracted)] : []),
     ...(t.keyNotExtracted ? [keyNotExtractedNote(t.task, t.keyNotExtracted)] : []),
+    ...(t.secondRecords ? [secondRecordsNote(summary.runId, t.task, t.secondRecords)] : []),
   ]);
   return [
     `run ${summary.runId}: ${summary.status}`,

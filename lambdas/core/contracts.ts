@@ -438,6 +438,12 @@ export const WritebackCollected = z.strictObject({
    * key (ledger status `superseded`): Salesforce holds that run's newer values. Not failures.
    */
   superseded: z.number().int().nonnegative(),
+  /**
+   * Upsert: records of `succeeded` for which Salesforce created a second record, as the key of the
+   * record the task had synced was changed in Salesforce (`KEY_CHANGED_RECORD_CREATED` in
+   * roundtrip.writeback_errors). Written, not failed. Absent when none.
+   */
+  secondRecords: z.number().int().nonnegative().optional(),
   /** `failed` over the records sent (`planned - heldBack - superseded`), 0 when none was. */
   failureRate: z.number().min(0).max(1),
   maxFailureRate: z.number().min(0).max(1),

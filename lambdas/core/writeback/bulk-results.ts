@@ -201,8 +201,10 @@ export async function collectJob(
       if (wantOk) {
         const match = matchOn(await copyResultFile(client, sf, job.id, 'successfulResults'));
         await client.query(
-          `INSERT INTO ${RESULTS_TABLE} (seq, success, sf_id)
-           SELECT p.seq, true, nullif(r.sf_id, '') FROM wb_bulk_ok r JOIN roundtrip.writeback_plans p ON ${range} AND ${match}`,
+          // `sf__Created` ("true"/"false"): whether an upsert created the record (salesforce-wire.md).
+          `INSERT INTO ${RESULTS_TABLE} (seq, success, sf_id, created)
+           SELECT p.seq, true, nullif(r.sf_id, ''), lower(btrim(r.sf_extra)) = 'true'
+             FROM wb_bulk_ok r JOIN roundtrip.writeback_plans p ON ${range} AND ${match}`,
           [runId, taskName, job.first, job.last],
         );
       }

@@ -23,7 +23,7 @@ import type { WritebackCollectInput, WritebackCollectOutput } from './contracts'
 import { mapWritebackTask, withApiCallsSoFar, withStepApiCalls } from './plan';
 import { withTaskLock } from './lock';
 import { finishWriteback, retryLockedRows, type PushOptions } from './push';
-import { ROW_LOCK_RETRIES } from './results';
+import { reportRecordsCreatedBeside, ROW_LOCK_RETRIES } from './results';
 import { writebackConfigPath, writebackTaskOf } from './state';
 
 /** The wait before the next Collect when this one ran out of time: none worth the name. */
@@ -169,6 +169,16 @@ async function collectLocked(
           step: 'collect',
         });
         await retryLockedRows(deps, sf, mapping, input.runId, input.task, { lockRetries, budget });
+      }
+      // Upserts Salesforce created beside a record the task had synced: their old records looked up.
+      if (!budget.handedOn && task.mode === 'upsert') {
+        await reportRecordsCreatedBeside(deps, sf, {
+          runId: input.runId,
+          task: input.task,
+          object: task.object,
+          keyField: task.key,
+          budget,
+        });
       }
       if (budget.handedOn) {
         logger.info('Collect handed on: too little time left in this invocation for another call', {

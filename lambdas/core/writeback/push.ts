@@ -67,7 +67,14 @@ import {
   withStepApiCalls,
   type WritebackMapping,
 } from './plan';
-import { applyResults, createResultsTable, insertCollectionResults, ROW_LOCK_RETRIES } from './results';
+import {
+  applyResults,
+  createResultsTable,
+  insertCollectionResults,
+  KEY_CHANGED_CREATED_CODE,
+  reportRecordsCreatedBeside,
+  ROW_LOCK_RETRIES,
+} from './results';
 import {
   heldBackFigures,
   ledgerOutcomes,
@@ -100,6 +107,8 @@ interface PlanRowOut {
   seq: string;
   key: string;
   record: string;
+  /** Sent already, by a call whose outcome was never recorded (the step died, or its answer was lost). */
+  resent: boolean;
 }
 
 function recordJsonSql(mapping: WritebackMapping): string {
@@ -187,6 +196,9 @@ export async function finishWriteback(
   }
   const planned = await plannedRecords(deps, runId, taskName);
   const { succeeded, failed, heldBack, superseded } = outcomes;
+  // Of `succeeded`: upserts that created a second record, the key changed in Salesforce on the
+  // record the task had synced (results.ts, reportRecordsCreatedBeside). Written, not failed.
+  const secondRecords = await secondRecordsOf(deps, runId, taskName);
   const outcomeUnknown = outcomeUnknownOf(outcomes);
   const failureRate = failedShare(failed, planned - heldBack - superseded);
   const result: WritebackCollected = {
@@ -203,6 +215,7 @@ export async function finishWriteback(
     failureRate,
     maxFailureRate: task.maxFailureRate,
     failureRateExceeded: failureRate > task.maxFailureRate,
+    ...(secondRecords > 0 ? { secondRecords } : {}),
   };
   await withTransaction(deps.pg, async (client) => {
     const stored = taskSummaryOf(await readRunSummary(client, runId), taskName);
@@ -214,6 +227,7 @@ export async function finishWriteback(
       superseded,
       failureRate,
       failureRateExceeded: result.failureRateExceeded,
+      ...(secondRecords > 0 ? { secondRecords } : {}),
       // Counted already when the run was closed while this push went on (a run marked ended whose
       // Lambda still pushes: countUnreportedFigures): every record has an outcome now.
       ...(stored !== undefined && 'outcomeUnknown' in stored ? { outcomeUnknown: outcomes.sent } : {}),
@@ -224,6 +238,16 @@ export async function finishWriteback(
   });
   deps.logger.info('Write-back results collected', { ...result });
   return result;
+}
+
+/** The run's records of the task reported {@link KEY_CHANGED_CREATED_CODE}. */
+async function secondRecordsOf(deps: CoreDeps, runId: string, taskName: string): Promise<number> {
+  const { rows } = await deps.pg.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM roundtrip.writeback_errors
+      WHERE run_id = $1 AND task = $2 AND stage = 'push' AND code = $3`,
+    [runId, taskName, KEY_CHANGED_CREATED_CODE],
+  );
+  return rows[0]?.n ?? 0;
 }
 
 /** `failed` over the records sent, 0 when none was. */
@@ -365,7 +389,8 @@ async function sendCollections(
       // the planner, whose statistics of the run's ledger date from its first call, scanned every
       // ledger row the run had written so far for each page — a push quadratic in its records.
       ({ rows } = await deps.pg.query<PlanRowOut>(
-        `SELECT p.seq, p.key, ${recordSql} AS record FROM roundtrip.writeback_plan_rows p
+        `SELECT p.seq, p.key, ${recordSql} AS record, l.status IS NOT DISTINCT FROM 'sent' AS resent
+           FROM roundtrip.writeback_plan_rows p
            LEFT JOIN roundtrip.writeback_plans l ON l.run_id = p.run_id AND l.task = p.task AND l.seq = p.seq
                  AND l.seq BETWEEN $5 AND $6 AND l.key = p.key
           WHERE p.run_id = $1 AND p.task = $2 AND p.page = $3 AND p.seq > $4
@@ -380,7 +405,7 @@ async function sendCollections(
       if (rows.length === 0) continue;
     } else {
       ({ rows } = await deps.pg.query<PlanRowOut>(
-        `SELECT p.seq, p.key, ${recordSql} AS record FROM roundtrip.writeback_plans p
+        `SELECT p.seq, p.key, ${recordSql} AS record, p.status = 'sent' AS resent FROM roundtrip.writeback_plans p
           WHERE p.run_id = $1 AND p.task = $2 AND p.seq > $3 AND ${source.where}
           ORDER BY p.seq LIMIT ${options.batchSize}`,
         [runId, taskName, lastSeq],
@@ -425,7 +450,16 @@ async function sendCollections(
       await insertCollectionResults(
         client,
         known.map((i) => seqs[i] as number),
-        known.map((i) => results[i] as (typeof results)[number]),
+        known.map((i) => {
+          const result = results[i] as (typeof results)[number];
+          // An upsert sent again after a call whose outcome was never recorded: that call may have
+          // created the record this one found (`created: false`), so it counts as created: a second
+          // record beside the one sync_state holds is looked up and reported all the same
+          // (results.ts, reportRecordsCreatedBeside).
+          return rows[i]?.resent === true && result.success && mapping.task.mode === 'upsert'
+            ? { ...result, created: true }
+            : result;
+        }),
       );
       await applyResults(client, {
         runId,
@@ -1067,6 +1101,15 @@ async function pushLocked(
             lockRetries,
             budget,
             answered,
+          });
+        }
+        if (!budget.handedOn && task.mode === 'upsert') {
+          await reportRecordsCreatedBeside(deps, sf, {
+            runId: input.runId,
+            task: input.task,
+            object: mapping.object,
+            keyField: mapping.keyField ?? task.key,
+            budget,
           });
         }
         if (budget.handedOn)

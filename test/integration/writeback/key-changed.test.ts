@@ -7,10 +7,27 @@
  * key it inserted again. Each run is the real extract (queryAll into PostgreSQL), the source's SQL
  * and the write-back, against the Salesforce emulator over HTTP; the key is edited by a REST PATCH.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { WritebackTaskInput } from '../../../lambdas/config';
 import { runExtract } from '../../../lambdas/core';
-import { reportRun, runWriteback, type WritebackRun } from '../../../lambdas/core/writeback';
-import { errorsOf, leadSeed, startWritebackEnv, type WritebackEnv } from './support';
+import {
+  planWriteback,
+  pushWriteback,
+  reportRun,
+  runWriteback,
+  type WritebackRun,
+} from '../../../lambdas/core/writeback';
+import { cli, exitOf, type Captured } from '../../support/cli';
+import {
+  crashingConnector,
+  errorsOf,
+  leadSeed,
+  runFigures,
+  startWritebackEnv,
+  type WritebackEnv,
+} from './support';
 
 const LEAD_EXTRACT = {
   from: 'salesforce' as const,
@@ -205,6 +222,215 @@ describe('write-back of a record whose key was changed in Salesforce', () => {
       }),
     ]);
   });
+
+  /**
+   * One run without an extract of Lead (the plan compares with sync_state): the write-back and the
+   * report; `writes` counts the write calls (a Collections call, a Bulk job's upload…), `queries`
+   * the SOQL queries the write-back made.
+   */
+  async function runWithoutCopy(
+    writeback: WritebackTaskInput = UPSERT,
+  ): Promise<WritebackRun & { runId: string; writes: number; queries: number }> {
+    const deps = env.deps({ writeback: [writeback] });
+    const runId = await env.newRun();
+    env.sf.calls.clear();
+    const outcome = await runWriteback(deps, { runId, task: writeback.name ?? `Lead-${writeback.mode}` });
+    await reportRun(deps, { runId });
+    return {
+      ...outcome,
+      runId,
+      writes: env.sf.calls.writes().length,
+      queries: env.sf.calls.count({ operation: 'query' }),
+    };
+  }
+
+  const syncedId = async (key: string): Promise<unknown> =>
+    (
+      await env.pool.query(
+        `SELECT salesforce_id FROM roundtrip.sync_state WHERE task = 'Lead-upsert' AND key = $1`,
+        [key],
+      )
+    ).rows[0]?.salesforce_id;
+
+  /** `roundtrip errors --run <runId>` of a pipeline with this write-back. */
+  async function errorsCommand(runId: string, writeback: WritebackTaskInput): Promise<Captured> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'roundtrip-key-changed-'));
+    try {
+      const config = path.join(dir, 'roundtrip.config.json');
+      await writeFile(
+        config,
+        JSON.stringify({
+          name: 'wb-test',
+          salesforce: { secret: 'roundtrip/salesforce' },
+          postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+          writeback: [writeback],
+        }),
+      );
+      const captured = await cli([
+        'errors',
+        '--run',
+        runId,
+        '--config',
+        config,
+        '--database-url',
+        env.db.url,
+      ]);
+      expect(exitOf(captured)).toBe(0);
+      return captured;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  const BULK_UPSERT: WritebackTaskInput = { ...UPSERT, bulkThreshold: 1 };
+
+  it.each([
+    ['Collections', UPSERT],
+    ['Bulk', BULK_UPSERT],
+  ])(
+    'upsert not compared with a copy (%s): the second record Salesforce creates for the old key is reported with both Ids, once, and sync_state points to it',
+    async (_api, upsert) => {
+      const first = await runWithoutCopy(upsert);
+      expect(first.result).toMatchObject({ succeeded: LEADS, failed: 0 });
+      // Created keys sync_state held no Id for: no look-up, no report.
+      expect(first.queries).toBe(0);
+      expect(first.result?.secondRecords).toBeUndefined();
+      const id = withKey(KEY)[0]?.Id as string;
+
+      // Someone gives the record another external ID by hand; the source changes every score.
+      await editInSalesforce(id, { External_Id__c: NEW_KEY });
+      await env.pool.query(`UPDATE lead_src SET score = 2`);
+      const { plan, result, runId, queries } = await runWithoutCopy(upsert);
+
+      // Salesforce found no record with the old key, and created one (as it does).
+      expect(plan).toMatchObject({ rejected: 0, changed: LEADS });
+      expect(leads()).toHaveLength(LEADS + 1);
+      const second = withKey(KEY)[0]?.Id as string;
+      expect(withKey(KEY)).toEqual([expect.objectContaining({ Id: second, LeadScore__c: 2 })]);
+      expect(second).not.toBe(id);
+      expect(withKey(NEW_KEY)).toEqual([expect.objectContaining({ Id: id, LeadScore__c: 1 })]);
+      // Written, not failed; one look-up of the old record.
+      expect(result).toMatchObject({ succeeded: LEADS, failed: 0, secondRecords: 1 });
+      expect(queries).toBe(1);
+      expect(await runFigures(env, runId, 'Lead-upsert')).toMatchObject({
+        written: LEADS,
+        failed: 0,
+        secondRecords: 1,
+      });
+      const { rows: reported } = await env.pool.query(
+        `SELECT key, salesforce_id, stage, code, fields, message FROM roundtrip.writeback_errors WHERE run_id = $1`,
+        [runId],
+      );
+      expect(reported).toEqual([
+        {
+          key: KEY,
+          salesforce_id: id,
+          stage: 'push',
+          code: 'KEY_CHANGED_RECORD_CREATED',
+          fields: ['External_Id__c'],
+          message: expect.stringContaining(
+            `key ${KEY}: Salesforce created record ${second} for it, as no record held the key any more: record ${id}, which this task last wrote with this key (roundtrip.sync_state), holds External_Id__c ${NEW_KEY} in Salesforce now`,
+          ),
+        },
+      ]);
+      const { message } = reported[0] as { message: string };
+      expect(message).toContain('merge the two in Salesforce');
+      expect(message).toContain(`set External_Id__c of record ${id} back to ${KEY}`);
+      // roundtrip errors lists it with the key and the old record's Id, written rather than failed.
+      const listed = await errorsCommand(runId, upsert);
+      expect(listed.stdout).toContain(
+        `0 rejected before sending, 0 failed when sent, 1 written as a second record (the key of the record synced before was changed in Salesforce)`,
+      );
+      expect(listed.stdout).toMatch(
+        new RegExp(`Lead-upsert +push +${KEY} +${id} +KEY_CHANGED_RECORD_CREATED`),
+      );
+      // sync_state holds the record that has the key now.
+      expect(await syncedId(KEY)).toBe(second);
+
+      // Nothing changed: nothing is sent, nothing looked up, nothing reported.
+      const third = await runWithoutCopy(upsert);
+      expect(third.plan).toMatchObject({ changed: 0, unchanged: LEADS });
+      expect(third.writes).toBe(0);
+      expect(third.queries).toBe(0);
+      expect(await errorsOf(env, third.runId)).toEqual([]);
+      expect(leads()).toHaveLength(LEADS + 1);
+    },
+  );
+
+  it('upsert not compared with a copy: a key whose record was deleted in Salesforce is created again, not reported', async () => {
+    await runWithoutCopy();
+    const id = withKey(KEY)[0]?.Id as string;
+    const other = await env.connect();
+    const deleted = await other.fetchWithSession('test.delete', `/sobjects/Lead/${id}`, { method: 'DELETE' });
+    expect(deleted.status).toBe(204);
+    await env.pool.query(`UPDATE lead_src SET score = 2`);
+
+    const { result, runId, queries } = await runWithoutCopy();
+
+    const live = withKey(KEY).filter((r) => r.IsDeleted !== true);
+    expect(live).toEqual([expect.objectContaining({ LeadScore__c: 2 })]);
+    const second = live[0]?.Id as string;
+    expect(second).not.toBe(id);
+    expect(queries).toBe(1);
+    expect(result).toMatchObject({ succeeded: LEADS, failed: 0 });
+    expect(result?.secondRecords).toBeUndefined();
+    expect(await errorsOf(env, runId)).toEqual([]);
+    expect(await syncedId(KEY)).toBe(second);
+  });
+
+  it.each([
+    [
+      'its look-up of the old record',
+      (operation: string) => operation === 'query',
+      'CREATED_BESIDE_SYNCED_RECORD',
+    ],
+    [
+      'its upsert call (before recording the results)',
+      (operation: string) => /^Collections upsert/.test(operation),
+      null,
+    ],
+  ])(
+    'upsert not compared with a copy: a push that dies after %s reports the second record once when retried',
+    async (_point, crashesAfter, leftUnchecked) => {
+      await runWithoutCopy();
+      const id = withKey(KEY)[0]?.Id as string;
+      await editInSalesforce(id, { External_Id__c: NEW_KEY });
+      await env.pool.query(`UPDATE lead_src SET score = 2`);
+      const deps = env.deps({ writeback: [UPSERT] });
+      const runId = await env.newRun();
+      const plan = await planWriteback(deps, { runId, task: 'Lead-upsert', dryRun: false });
+      expect(plan).toMatchObject({ changed: LEADS });
+
+      // The call reaches Salesforce, and the step dies before it records what it answered.
+      const crashing = crashingConnector(env.connector, crashesAfter);
+      await expect(
+        pushWriteback({ ...deps, salesforce: crashing }, { runId, task: 'Lead-upsert' }),
+      ).rejects.toThrow(/simulated crash after/);
+      expect(leads()).toHaveLength(LEADS + 1);
+      // Died after the look-up: the results are recorded, the record kept as not looked up yet.
+      // Died after the upsert: nothing is recorded, and the retry sends the records again.
+      expect(await errorsOf(env, runId)).toEqual(
+        leftUnchecked ? [expect.objectContaining({ key: KEY, code: leftUnchecked })] : [],
+      );
+      env.sf.calls.clear();
+      const retried = await pushWriteback(deps, { runId, task: 'Lead-upsert' });
+
+      expect(env.sf.calls.writes()).toHaveLength(leftUnchecked ? 0 : 1);
+      expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
+      expect(retried).toMatchObject({ status: 'collected', succeeded: LEADS, failed: 0, secondRecords: 1 });
+      const second = withKey(KEY)[0]?.Id as string;
+      expect(await errorsOf(env, runId)).toEqual([
+        expect.objectContaining({
+          key: KEY,
+          stage: 'push',
+          code: 'KEY_CHANGED_RECORD_CREATED',
+          message: expect.stringContaining(`Salesforce created record ${second} for it`),
+        }),
+      ]);
+      expect(leads()).toHaveLength(LEADS + 1);
+      expect(await syncedId(KEY)).toBe(second);
+    },
+  );
 
   it('insert keyed by the external ID: a key it inserted is never sent again, whatever its record holds now', async () => {
     const insert: WritebackTaskInput = {
