@@ -2,7 +2,9 @@
  * Applying per-record results to the state tables, set-based, for both APIs: Collections results
  * (arrays from one call) and Bulk result files (COPY'd into a temp table). One rule for both:
  * - success: the ledger row becomes `succeeded` with its Salesforce Id, and `sync_state` takes the
- *   value hash, the values, the Id and the time;
+ *   value hash, the values, the Id and the time; an upsert Salesforce created while `sync_state`
+ *   held another Id for its key is recorded for a look-up of that record ({@link CREATED_BESIDE_CODE},
+ *   {@link reportRecordsCreatedBeside});
  * - `UNABLE_TO_LOCK_ROW` below the retry limit: the row goes back to `planned` with one more
  *   attempt, for the serial retry pass;
  * - any other failure (or a lock past the limit): the row becomes `failed` and
