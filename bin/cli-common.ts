@@ -330,8 +330,9 @@ export function progressPrinter(
 }
 
 /**
- * On stderr, when records of the run were rejected, held back or failed, or sent without their
- * outcome being recorded: the command that lists them (held-back rows are in
+ * On stderr, when records of the run were rejected, held back or failed, sent without their
+ * outcome being recorded, or written as a second record (an upsert whose key was changed in
+ * Salesforce on the record synced before): the command that lists them (held-back rows are in
  * roundtrip.writeback_errors too, with the run whose outcome they wait for; records left `sent`,
  * with what becomes of them); first, each write-back that held back keys its previous run held
  * back too.
@@ -340,7 +341,9 @@ export function noteErrorsCommand(summary: RunSummary): void {
   for (const held of summary.heldBackAgain ?? []) note(heldBackAgainNote(summary.runId, held));
   const notSent = summary.tasks.reduce((n, t) => n + t.rejected + t.heldBack + t.failed, 0);
   const unknown = summary.tasks.reduce((n, t) => n + (t.outcomeUnknown ?? 0), 0);
-  if (notSent === 0 && unknown === 0) return;
+  // Written, but as a second record: the key of the record synced before was changed in Salesforce.
+  const second = summary.tasks.reduce((n, t) => n + (t.secondRecords ?? 0), 0);
+  if (notSent === 0 && unknown === 0 && second === 0) return;
   const records = (n: number): string => (n === 1 ? '1 record' : `${n.toLocaleString('en-US')} records`);
   const how = summary.tasks.some((t) => t.heldBack > 0)
     ? 'rejected, held back or failed'
@@ -348,9 +351,14 @@ export function noteErrorsCommand(summary: RunSummary): void {
   const counts = [
     ...(notSent > 0 ? [`${records(notSent)} ${notSent === 1 ? 'was' : 'were'} ${how}`] : []),
     ...(unknown > 0 ? [`${records(unknown)} sent with no outcome recorded`] : []),
+    ...(second > 0
+      ? [
+          `${records(second)} ${second === 1 ? 'was' : 'were'} written as a second record (the key of the record synced before was changed in Salesforce)`,
+        ]
+      : []),
   ];
   note(
-    `${counts.join(', ')}: roundtrip errors --run ${summary.runId} lists them and ${notSent > 0 ? 'why' : 'what becomes of them'} (with the pipeline's --config and --secrets)`,
+    `${counts.join(', ')}: roundtrip errors --run ${summary.runId} lists them and ${notSent + second > 0 ? 'why' : 'what becomes of them'} (with the pipeline's --config and --secrets)`,
   );
 }
 

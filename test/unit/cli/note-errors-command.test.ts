@@ -52,6 +52,15 @@ describe('noteErrorsCommand', () => {
     );
   });
 
+  it('counts the upserts written as a second record, the key changed in Salesforce, which the command lists too', () => {
+    const second: RunSummary = { ...summary(0, 0), status: 'succeeded' };
+    const task = second.tasks[0] as RunSummary['tasks'][number];
+    expect(stderrOf(() => noteErrorsCommand({ ...second, tasks: [{ ...task, secondRecords: 1 }] }))).toBe(
+      "1 record was written as a second record (the key of the record synced before was changed in Salesforce): roundtrip errors --run r1 lists them and why (with the pipeline's --config and --secrets)\n",
+    );
+    expect(stderrOf(() => noteErrorsCommand(second))).toBe('');
+  });
+
   it('says first of each write-back that held back records the previous run held back too', () => {
     const held: RunSummary = {
       ...summary(0, 0, 6),
