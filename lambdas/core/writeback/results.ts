@@ -113,7 +113,7 @@ const CREATED_BESIDE_SQL = `beside AS (
        SELECT d.run_id, d.task, d.key, s.salesforce_id, 'push', $3, ${sqlLiteral(CREATED_BESIDE_CODE)},
               format(${sqlLiteral(
                 'key %s: Salesforce created record %s for it, while this task last wrote the key to record %s (roundtrip.sync_state), which now points to %s: the key of record %s was changed in Salesforce, or the record was deleted. The look-up of record %s was not made (the step ended before it): if it is live in Salesforce under another key, the key now has two records: merge them, or set the key back on one',
-              )}, d.key, d.salesforce_id, s.salesforce_id, d.salesforce_id, s.salesforce_id, s.salesforce_id),
+              )}, left(d.key, ${MESSAGE_VALUE_CHARS}), d.salesforce_id, s.salesforce_id, d.salesforce_id, s.salesforce_id, s.salesforce_id),
               d.payload
          FROM done d JOIN roundtrip.sync_state s ON s.task = d.task AND s.key = d.key
         WHERE d.created AND d.operation = 'upsert' AND s.salesforce_id IS NOT NULL AND d.salesforce_id IS NOT NULL
