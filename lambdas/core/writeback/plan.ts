@@ -1149,7 +1149,7 @@ export function keyNotExtractedNote(
   const missed =
     mode === 'insert'
       ? `a record that has a key in Salesforce without this task having inserted it (made by hand, by another task) is not seen and is inserted again, and a record deleted in Salesforce is not detected`
-      : `an edit made in Salesforce of a field it writes is not seen nor put back, a record deleted in Salesforce is not detected, and a record whose key was changed in Salesforce is upserted again under its old key, as a second record, once its values change`;
+      : `an edit made in Salesforce of a field it writes is not seen nor put back, a record deleted in Salesforce is not detected, and a record whose key was changed in Salesforce is upserted again under its old key, as a second record, once its values change (reported after the push as KEY_CHANGED_RECORD_CREATED, not prevented)`;
   return (
     `note: write-back ${task} cannot find its records in the extracted copy, as ${extract}.fields does not list ` +
     `its key ${field}: it compares every record with what it last sent (roundtrip.sync_state) instead, so ${missed}; ` +

@@ -395,7 +395,7 @@ describe('the roundtrip CLI', () => {
       check: 'write-back scores-b',
       ok: true,
       detail:
-        'lead upsert by External_Id__c: External_Id__c, LeadScore__c writable; note: write-back scores-b cannot find its records in the extracted copy, as extract[0].fields does not list its key External_Id__c: it compares every record with what it last sent (roundtrip.sync_state) instead, so an edit made in Salesforce of a field it writes is not seen nor put back, a record deleted in Salesforce is not detected, and a record whose key was changed in Salesforce is upserted again under its old key, as a second record, once its values change; add External_Id__c to extract[0].fields to compare with the copy',
+        'lead upsert by External_Id__c: External_Id__c, LeadScore__c writable; note: write-back scores-b cannot find its records in the extracted copy, as extract[0].fields does not list its key External_Id__c: it compares every record with what it last sent (roundtrip.sync_state) instead, so an edit made in Salesforce of a field it writes is not seen nor put back, a record deleted in Salesforce is not detected, and a record whose key was changed in Salesforce is upserted again under its old key, as a second record, once its values change (reported after the push as KEY_CHANGED_RECORD_CREATED, not prevented); add External_Id__c to extract[0].fields to compare with the copy',
     });
     // Said, not failed: the rest of validate decides the exit code.
     expect(checks.filter((c) => !c.ok)).toEqual([]);

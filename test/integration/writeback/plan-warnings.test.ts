@@ -70,7 +70,7 @@ describe('the plan says what the config allows but is probably wrong', () => {
 
   it('says of an upsert whose key the extract does not read that it compares with sync_state, and what that misses: a hand edit is not put back until the key is extracted', async () => {
     const note =
-      'note: write-back Lead-upsert cannot find its records in the extracted copy, as extract[0].fields does not list its key External_Id__c: it compares every record with what it last sent (roundtrip.sync_state) instead, so an edit made in Salesforce of a field it writes is not seen nor put back, a record deleted in Salesforce is not detected, and a record whose key was changed in Salesforce is upserted again under its old key, as a second record, once its values change; add External_Id__c to extract[0].fields to compare with the copy';
+      'note: write-back Lead-upsert cannot find its records in the extracted copy, as extract[0].fields does not list its key External_Id__c: it compares every record with what it last sent (roundtrip.sync_state) instead, so an edit made in Salesforce of a field it writes is not seen nor put back, a record deleted in Salesforce is not detected, and a record whose key was changed in Salesforce is upserted again under its old key, as a second record, once its values change (reported after the push as KEY_CHANGED_RECORD_CREATED, not prevented); add External_Id__c to extract[0].fields to compare with the copy';
     const first = await run(EXTRACT, [UPSERT]);
     expect(first.plan).toMatchObject({ comparedWith: 'sync_state', changed: LEADS });
     expect(first.warnings).toEqual([note]);
