@@ -1607,6 +1607,7 @@ describe('the roundtrip CLI', () => {
       rejected: 0,
       heldBack: 0,
       failed: 2,
+      secondRecords: 0,
       counts: [
         {
           task: 'Lead-update',
