@@ -108,14 +108,22 @@ export function cliSessionName(): string {
 /** How long {@link goneProcessSessionsEnded} waits at most. */
 export const GONE_SESSIONS_WAIT_MS = 5_000;
 
+/** How long {@link goneProcessSessionsEnded} leaves the server to end such sessions itself. */
+export const GONE_SESSIONS_GRACE_MS = 500;
+
 /**
- * Waits until PostgreSQL has ended the sessions of this machine's CLI processes that are gone
- * (named by {@link sessionNameOf}; found in `pg_stat_activity`), for `limitMs` at most. A process
- * killed, or ended by Ctrl-C, leaves its sessions for a moment, until the server reads the closed
- * connection, and one of them may hold a write-back task's lock (lock.ts): a command run right
- * then (resolve, forget, rename-task, a run) would find the task busy, and say a push of it runs.
- * Answers whether none is left; when some are (or `pg_stat_activity` cannot be read), the command
- * goes on, and a lock such a session still holds says busy, which is then what it is.
+ * Ends the sessions PostgreSQL still holds for this machine's CLI processes that are gone (named
+ * by {@link sessionNameOf}; found in `pg_stat_activity`), and waits until they have ended, for
+ * `limitMs` at most. A process killed, or ended by Ctrl-C, leaves its sessions for a moment, until
+ * the server reads the closed connection, and one of them may hold a write-back task's lock
+ * (lock.ts): a command run right then (resolve, forget, rename-task, a run) would find the task
+ * busy, and say a push of it runs. The server is left {@link GONE_SESSIONS_GRACE_MS} to end them;
+ * then they are ended with `pg_terminate_backend`, which is safe as nothing can use them any more
+ * (their process is gone from this machine's boot and pid namespace, which their name says), and
+ * which ends at once a session the server would keep for hours (a connection cut without a word,
+ * until TCP keepalive gives up). Answers whether none is left; when some are (a role that may not
+ * end them, or `pg_stat_activity` that cannot be read), the command goes on, and a lock such a
+ * session still holds says busy, which is then what it is.
  */
 export async function goneProcessSessionsEnded(
   db: Pick<Pool, 'query'>,
@@ -124,25 +132,36 @@ export async function goneProcessSessionsEnded(
   const processes = localProcesses();
   if (!processes) return true;
   const tag = hostTag(processes.self.hostId);
-  const until = Date.now() + limitMs;
+  const started = Date.now();
+  let terminated = false;
   for (;;) {
-    let names: string[];
+    let sessions: { backend: number; name: string }[];
     try {
-      const { rows } = await db.query<{ name: string }>(
-        `SELECT DISTINCT application_name AS name FROM pg_stat_activity
+      ({ rows: sessions } = await db.query<{ backend: number; name: string }>(
+        `SELECT pid AS backend, application_name AS name FROM pg_stat_activity
           WHERE application_name LIKE 'roundtrip-cli pid % ' || $1 AND pid <> pg_backend_pid()`,
         [tag],
-      );
-      names = rows.map((r) => r.name);
+      ));
     } catch {
       return false;
     }
-    const gone = names.filter((name) => {
+    const gone = sessions.filter(({ name }) => {
       const pid = Number(/^roundtrip-cli pid (\d+) /.exec(name)?.[1]);
       return Number.isInteger(pid) && pid !== processes.self.pid && !processes.isRunning(pid);
     });
     if (gone.length === 0) return true;
-    if (Date.now() >= until) return false;
+    const elapsed = Date.now() - started;
+    if (elapsed >= limitMs) return false;
+    if (!terminated && elapsed >= Math.min(GONE_SESSIONS_GRACE_MS, limitMs / 2)) {
+      terminated = true;
+      try {
+        await db.query('SELECT pg_terminate_backend(b) FROM unnest($1::int[]) AS b', [
+          gone.map((s) => s.backend),
+        ]);
+      } catch {
+        // Not allowed to (another role's sessions): wait for the server.
+      }
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

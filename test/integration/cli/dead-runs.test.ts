@@ -281,7 +281,8 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
     // of milliseconds here, more on a loaded machine), and the one holding the task's lock made
     // a command run right after the kill find the task busy. Made certain here: a session named
     // as the killed process's holds the lock for 1.5 s more (longer than resolve takes to reach
-    // the lock, even on a loaded machine). resolve waits for it to end.
+    // the lock, even on a loaded machine). resolve waits for it to end, and ends it past the
+    // server's grace.
     const lingering = new Client({
       connectionString: env.db.url,
       application_name: sessionNameOf(run.pid, localProcesses()?.self.hostId),
@@ -400,7 +401,7 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
     expect(exitOf(resolved)).toBe(0);
   });
 
-  it("waits for the sessions a gone process of this machine left in PostgreSQL, not for a live process's", async () => {
+  it("waits for the sessions a gone process of this machine left in PostgreSQL, ends those the server keeps, and leaves a live process's alone", async () => {
     const hostId = localProcesses()?.self.hostId;
     const ended = spawn(process.execPath, ['-e', '']);
     await new Promise((resolve) => ended.once('exit', resolve));
@@ -424,14 +425,21 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
       expect(await goneProcessSessionsEnded(env.pool)).toBe(true);
       expect(Date.now() - started).toBeGreaterThanOrEqual(250);
       await closing;
-      // One that stays is waited for up to the limit, and said to be left.
+      // One the server keeps (a connection cut without a word), holding a task's lock: said to be
+      // left when there is no time, else ended once the server had its grace, and the lock with it.
       const staying = await session(ended.pid as number);
-      try {
-        expect(await goneProcessSessionsEnded(env.pool, 200)).toBe(false);
-      } finally {
-        await staying.end();
-      }
-      expect(await goneProcessSessionsEnded(env.pool, 0)).toBe(true);
+      const lock = [WRITEBACK_LOCK_CLASS, 'Lead-stuck'];
+      await staying.query('SELECT pg_advisory_lock($1, hashtext($2))', lock);
+      expect(await goneProcessSessionsEnded(env.pool, 0)).toBe(false);
+      expect(await goneProcessSessionsEnded(env.pool)).toBe(true);
+      const { rows } = await env.pool.query<{ ok: boolean }>(
+        'SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok',
+        lock,
+      );
+      expect(rows[0]?.ok).toBe(true);
+      await env.pool.query('SELECT pg_advisory_unlock_all()');
+      // The live process's session is left alone.
+      expect((await ofLive.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
     } finally {
       await ofLive.end();
       live.kill('SIGKILL');
