@@ -9,6 +9,7 @@ import { endRunningRun } from '../../lambdas/core/run-state';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
 import { keyNotExtractedNote } from '../../lambdas/core/writeback/plan';
 import { alignColumns } from './columns';
+import { shellOption } from '../../lambdas/shared/shell';
 
 /** One task's figures. */
 export interface TaskSummary {
@@ -239,7 +240,7 @@ export function secondRecordsNote(runId: string, task: string, records: number):
   return (
     `note: write-back ${task}: ${records.toLocaleString('en-US')} ${one ? 'upsert' : 'upserts'} created a second record in Salesforce, ` +
     `as the key field of the record this task had synced with ${one ? 'its key' : 'their keys'} was changed there (the values were written, to the new ${one ? 'record' : 'records'}); ` +
-    `roundtrip errors --run ${runId} ${task} --code KEY_CHANGED_RECORD_CREATED lists ${one ? 'it' : 'each'} with both records' Ids and what the old one holds: ` +
+    `roundtrip errors --run ${runId} ${shellOption('--task', task)} --code KEY_CHANGED_RECORD_CREATED lists ${one ? 'it' : 'each'} with both records' Ids and what the old one holds: ` +
     `merge the two in Salesforce, or set the key back on the old one and delete the new one`
   );
 }

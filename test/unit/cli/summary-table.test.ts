@@ -118,7 +118,7 @@ describe('formatSummaryTable', () => {
   it('says below the table how many upserts created a second record, the key changed in Salesforce, and where they are listed', () => {
     const summary: RunSummary = { runId: 'r1', status: 'succeeded', tasks: [{ ...row, secondRecords: 1 }] };
     expect(formatSummaryTable(summary).split('\n').slice(4)).toEqual([
-      "note: write-back Lead-upsert: 1 upsert created a second record in Salesforce, as the key field of the record this task had synced with its key was changed there (the values were written, to the new record); roundtrip errors --run r1 Lead-upsert --code KEY_CHANGED_RECORD_CREATED lists it with both records' Ids and what the old one holds: merge the two in Salesforce, or set the key back on the old one and delete the new one",
+      "note: write-back Lead-upsert: 1 upsert created a second record in Salesforce, as the key field of the record this task had synced with its key was changed there (the values were written, to the new record); roundtrip errors --run r1 --task Lead-upsert --code KEY_CHANGED_RECORD_CREATED lists it with both records' Ids and what the old one holds: merge the two in Salesforce, or set the key back on the old one and delete the new one",
     ]);
     expect(writebackTaskSummary('Lead-upsert', { written: 3, secondRecords: 2 }).secondRecords).toBe(2);
     expect(writebackTaskSummary('Lead-upsert', { written: 3 }).secondRecords).toBeUndefined();
