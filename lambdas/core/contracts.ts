@@ -637,7 +637,7 @@ export const ReportOutput = z.strictObject({
    */
   extract: z.record(z.string(), z.strictObject({ apiCalls: z.number().int().nonnegative() })).optional(),
   /**
-   * This Report's notification of the run (a failed run, records held back again) was due and the
+   * This Report's notification of the run (a failed run, records held back again, second records) was due and the
    * topic did not take it (writeback/notify.ts `notifyRun`): the run is not told of. Measured as
    * `NotificationsFailed`, on which the stack alarms. Absent when it was sent or none was due.
    */

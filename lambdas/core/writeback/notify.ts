@@ -16,15 +16,26 @@
  * or its call), the first keys with their message, the SQL that lists them and what to do. A
  * failed run's notification says the same of its keys held back again.
  *
+ * A run that succeeded is told of, too, when its upserts created second records: the key of a
+ * record the task had synced was changed by hand in Salesforce, and Salesforce, finding no record
+ * with it, created another (`KEY_CHANGED_RECORD_CREATED`, results.ts; or still
+ * `CREATED_BESIDE_SYNCED_RECORD` when the old record was never looked up). The write counts as
+ * written, so nothing else tells of it. It says which task, how many, the first keys with both
+ * records' Ids and the `roundtrip errors` command that lists them; a failed run's notification
+ * says the same, apart from its errors (they are not failures).
+ *
  * Sent once per run: `summary.notifiedAt` records it, so a retried Report does not send it again
  * (but for a Report that died between sending it and recording so: {@link notifyRun}).
  */
 import type { ClientBase } from 'pg';
+import { taskName } from '../../config';
 import { withTransaction } from '../../connectors/postgres';
 import { storedFailureText } from '../../shared/errors';
 import { warnOnFailure } from '../../shared/logging';
 import type { CoreDeps, Notification } from '../deps';
 import type { ReportOutput } from './contracts';
+import { shellOption } from '../../shared/shell';
+import { CREATED_BESIDE_CODE, KEY_CHANGED_CREATED_CODE, WRITTEN_ERROR_CODES } from './results';
 import {
   HELD_BACK_BY_BOTH_SQL,
   HELD_BACK_ERROR_SQL,
@@ -280,27 +291,157 @@ export function heldBackAgainLines(runId: string, held: readonly HeldBackAgain[]
   return lines;
 }
 
+/** A task's upserts written as a second record in Salesforce, as a notification tells. */
+export interface SecondRecords {
+  readonly task: string;
+  /** Rows `KEY_CHANGED_RECORD_CREATED`: the old record was found live under another key. */
+  readonly reported: number;
+  /** Rows still `CREATED_BESIDE_SYNCED_RECORD`: the old record was never looked up. */
+  readonly unchecked: number;
+  /** The first keys in key order: the new record (the ledger's), the old one (the row's). */
+  readonly samples: readonly {
+    readonly key: string;
+    readonly code: string;
+    readonly newId: string | null;
+    readonly oldId: string | null;
+  }[];
+}
+
 /**
- * The notification of a run that succeeded with keys held back that its task's previous run held
- * back too (`held`, from {@link heldBackAgainOf}): a subject of its own, so that it does not read
- * as a failure.
+ * The run's upserts of `tasks` that created a second record ({@link SecondRecords}), per task with
+ * any, in task order: its `writeback_errors` rows of stage `push` coded
+ * {@link WRITTEN_ERROR_CODES}, by the (run, task, stage) index.
  */
-export function heldBackRunNotification(
+export async function secondRecordsOf(
+  client: ClientBase,
+  runId: string,
+  tasks: readonly string[],
+): Promise<SecondRecords[]> {
+  if (tasks.length === 0) return [];
+  const { rows: counts } = await client.query<{ task: string; reported: number; unchecked: number }>(
+    `SELECT task, count(*) FILTER (WHERE code = $3)::int AS reported,
+            count(*) FILTER (WHERE code = $4)::int AS unchecked
+       FROM roundtrip.writeback_errors
+      WHERE run_id = $1 AND task = ANY($2::text[]) AND stage = 'push' AND code IN ($3, $4)
+      GROUP BY task ORDER BY task`,
+    [runId, tasks, KEY_CHANGED_CREATED_CODE, CREATED_BESIDE_CODE],
+  );
+  const found: SecondRecords[] = [];
+  for (const c of counts) {
+    const { rows: samples } = await client.query<{
+      key: string;
+      code: string;
+      new_id: string | null;
+      old_id: string | null;
+    }>(
+      `SELECT e.key, e.code, p.salesforce_id AS new_id, e.salesforce_id AS old_id
+         FROM roundtrip.writeback_errors e
+         LEFT JOIN roundtrip.writeback_plans p ON p.run_id = e.run_id AND p.task = e.task AND p.key = e.key
+        WHERE e.run_id = $1 AND e.task = $2 AND e.stage = 'push' AND e.code IN ($3, $4)
+        ORDER BY e.key, e.id LIMIT $5`,
+      [runId, c.task, KEY_CHANGED_CREATED_CODE, CREATED_BESIDE_CODE, NOTIFICATION_SAMPLE_RECORDS],
+    );
+    found.push({
+      task: c.task,
+      reported: c.reported,
+      unchecked: c.unchecked,
+      samples: samples.map((r) => ({ key: r.key, code: r.code, newId: r.new_id, oldId: r.old_id })),
+    });
+  }
+  return found;
+}
+
+const upserts = (n: number): string => (n === 1 ? '1 upsert' : `${fmt(n)} upserts`);
+
+/**
+ * What a notification says of upserts written as a second record ({@link SecondRecords}): per
+ * task, how many, the first keys with both Ids, the command that lists them; then what to do.
+ */
+export function secondRecordsLines(runId: string, second: readonly SecondRecords[]): string[] {
+  if (second.length === 0) return [];
+  const lines: string[] = [];
+  for (const t of second) {
+    lines.push('');
+    if (t.reported > 0) {
+      lines.push(
+        `Second records: ${upserts(t.reported)} of ${t.task} created a second record in Salesforce (${KEY_CHANGED_CREATED_CODE}): ` +
+          `the key field of the record the task had synced with ${t.reported === 1 ? 'that key' : 'those keys'} was changed there, and Salesforce, finding no record with the key, created one. ` +
+          'The values were written, to the new record, which roundtrip.sync_state now holds for the key; the old record keeps the values it had.',
+      );
+    }
+    if (t.unchecked > 0) {
+      lines.push(
+        `${t.reported > 0 ? '  And' : 'Second records:'} ${upserts(t.unchecked)} of ${t.task} ${t.unchecked === 1 ? 'was' : 'were'} created beside a record the task had synced with ${t.unchecked === 1 ? 'its key' : 'their keys'}, ` +
+          `never looked up (${CREATED_BESIDE_CODE}: the step ended before it): each old record is either live under another key (a second record) or deleted in Salesforce (an ordinary re-create).`,
+      );
+    }
+    lines.push(`  The first ${t.samples.length === 1 ? 'key' : `${t.samples.length} keys`}:`);
+    for (const r of t.samples) {
+      lines.push(
+        `    ${oneLine(
+          `${r.key}: new record ${r.newId ?? '(unknown)'}, old record ${r.oldId ?? '(unknown)'}` +
+            (r.code === CREATED_BESIDE_CODE ? ' (not looked up)' : ''),
+          LINE_MAX_CHARS,
+        )}`,
+      );
+    }
+    lines.push('  Every one, with what the old record holds and the ways out:');
+    for (const [code, n] of [
+      [KEY_CHANGED_CREATED_CODE, t.reported],
+      [CREATED_BESIDE_CODE, t.unchecked],
+    ] as const) {
+      if (n > 0) {
+        lines.push(
+          `    npx roundtrip errors --run ${runId} ${shellOption('--task', t.task)} --code ${code} (with the pipeline's --config and --secrets)`,
+        );
+      }
+    }
+  }
+  lines.push(
+    '',
+    "What to do with a second record: merge the two records in Salesforce (keeping the one other systems link to); or, if the key was changed by mistake, delete the new record and set the key back on the old one; or, if the new key is right, make the source write it and delete the new record. Each record's message says which Ids and values.",
+  );
+  return lines;
+}
+
+/**
+ * The notification of a run that succeeded but held back keys its task's previous run held back
+ * too (`held`, from {@link heldBackAgainOf}), or made second records (`second`, from
+ * {@link secondRecordsOf}): a subject of its own, so that it does not read as a failure.
+ */
+export function succeededRunNotification(
   pipeline: string,
   output: ReportOutput,
   held: readonly HeldBackAgain[],
+  second: readonly SecondRecords[],
   executionArn: string | null,
 ): Notification {
   const runId = output.runId;
-  const total = held.reduce((n, h) => n + h.keys, 0);
+  const heldTotal = held.reduce((n, h) => n + h.keys, 0);
+  const secondTotal = second.reduce((n, t) => n + t.reported + t.unchecked, 0);
+  const buts = [
+    ...(heldTotal > 0 ? [`it held back ${records(heldTotal)} that the previous run held back too`] : []),
+    ...(secondTotal > 0
+      ? [
+          `${upserts(secondTotal)} created a second record in Salesforce, the key of the record synced before having been changed there`,
+        ]
+      : []),
+  ];
+  const subjects = [
+    ...(heldTotal > 0 ? [`${records(heldTotal)} held back again`] : []),
+    ...(secondTotal > 0
+      ? [`${fmt(secondTotal)} second ${secondTotal === 1 ? 'record' : 'records'} created`]
+      : []),
+  ];
   const lines = [
-    `roundtrip pipeline ${pipeline}: run ${runId} succeeded, but it held back ${records(total)} that the previous run held back too.`,
+    `roundtrip pipeline ${pipeline}: run ${runId} succeeded, but ${buts.join(', and ')}.`,
     ...writebackLines(output),
     ...heldBackAgainLines(runId, held),
+    ...secondRecordsLines(runId, second),
     ...runLines(runId, executionArn),
   ];
   return {
-    subject: snsSubject(`roundtrip ${pipeline}: run ${runId} succeeded, ${records(total)} held back again`),
+    subject: snsSubject(`roundtrip ${pipeline}: run ${runId} succeeded, ${subjects.join(', ')}`),
     text: lines.join('\n'),
   };
 }
@@ -348,11 +489,15 @@ export async function failedRunNotification(
   output: ReportOutput,
   executionArn: string | null,
   heldBackAgain: readonly HeldBackAgain[] = [],
+  second: readonly SecondRecords[] = [],
 ): Promise<Notification> {
   const runId = output.runId;
+  // Upserts written as a second record are not errors: told of apart (secondRecordsLines).
+  const notWritten = `NOT (stage = 'push' AND code IN (${WRITTEN_ERROR_CODES.map((c) => sqlLiteral(c)).join(', ')}))`;
   const { rows: groups } = await client.query<{ task: string; stage: string; code: string; n: number }>(
     `SELECT task, stage, code, count(*)::int AS n FROM roundtrip.writeback_errors
-      WHERE run_id = $1 GROUP BY task, stage, code ORDER BY n DESC, task, stage, code LIMIT $2`,
+      WHERE run_id = $1 AND ${notWritten}
+      GROUP BY task, stage, code ORDER BY n DESC, task, stage, code LIMIT $2`,
     [runId, NOTIFICATION_ERROR_GROUPS + 1],
   );
   const { rows: samples } = await client.query<{
@@ -364,7 +509,7 @@ export async function failedRunNotification(
     fields: string[];
   }>(
     `SELECT task, stage, key, code, message, fields FROM roundtrip.writeback_errors
-      WHERE run_id = $1 ORDER BY task, stage, key NULLS FIRST, id LIMIT $2`,
+      WHERE run_id = $1 AND ${notWritten} ORDER BY task, stage, key NULLS FIRST, id LIMIT $2`,
     [runId, NOTIFICATION_SAMPLE_RECORDS],
   );
   const lines = [`roundtrip pipeline ${pipeline}: run ${runId} failed.`, ''];
@@ -399,7 +544,11 @@ export async function failedRunNotification(
       '  The next plan of each task resolves them once their call is certainly over (Salesforce runs a call for up to 10 minutes) or their Bulk job has finished: a job is collected, update and upsert records sent by a call are sent again, insert records are looked up by their external ID (without one, look for them in Salesforce and record what you found with npx roundtrip resolve).',
     );
   }
-  lines.push(...heldBackAgainLines(runId, heldBackAgain), ...runLines(runId, executionArn));
+  lines.push(
+    ...heldBackAgainLines(runId, heldBackAgain),
+    ...secondRecordsLines(runId, second),
+    ...runLines(runId, executionArn),
+  );
   return {
     subject: snsSubject(`roundtrip ${pipeline}: run ${runId} failed`),
     text: lines.join('\n'),
@@ -413,8 +562,10 @@ export async function failedRunNotification(
 export type RunNotice = 'sent' | 'none-due' | 'failed';
 
 /**
- * Sends the notification of a failed run, or of one that held back keys its task's previous run
- * held back too (`heldBackRepeatedly`), through `deps.notifier`, once (see the module comment).
+ * Sends the notification of a failed run, of one that held back keys its task's previous run held
+ * back too (`heldBackRepeatedly`), or of one whose upserts created second records
+ * ({@link secondRecordsOf}), through `deps.notifier`, once (see the module comment). Only a run
+ * with an upsert task that wrote records reads the latter: the others make no query for it.
  * Best effort: a notification the topic does not take is logged and returned as `failed` (the
  * Report's output says so, measured as `NotificationsFailed`, which the stack alarms on); the
  * run's outcome stands, and the alarm on failed executions still goes to the same topic.
@@ -431,8 +582,12 @@ export async function notifyRun(
   const notifier = deps.notifier;
   const failed = output.status === 'failed';
   const heldAgain = Object.values(output.writeback).some((t) => t.heldBackRepeatedly > 0);
-  if (!notifier || (!failed && !heldAgain)) return 'none-due';
-  const what = failed ? 'the failed run' : 'records held back again';
+  // Only an upsert that wrote a record can have written it as a second record.
+  const upsertsWritten = deps.config.writeback
+    .filter((t) => t.mode === 'upsert' && (output.writeback[taskName(t)]?.written ?? 0) > 0)
+    .map(taskName);
+  if (!notifier || (!failed && !heldAgain && upsertsWritten.length === 0)) return 'none-due';
+  let what = 'the failed run';
   const notice = await withTransaction(deps.pg, async (client): Promise<RunNotice> => {
     const { rows } = await client.query<{ notified: boolean; execution_arn: string | null }>(
       `SELECT coalesce(summary ? 'notifiedAt', false) AS notified, execution_arn
@@ -441,7 +596,8 @@ export async function notifyRun(
     );
     const run = rows[0];
     if (!run || run.notified) return 'none-due';
-    if (!failed) {
+    const second = await secondRecordsOf(client, output.runId, upsertsWritten);
+    if (!failed && heldAgain) {
       // Told of within HELD_BACK_NOTICE_EVERY_HOURS for every task: not again yet.
       const now = deps.clock.now().getTime();
       let untold = false;
@@ -452,7 +608,9 @@ export async function notifyRun(
           : undefined;
         if (!last || now - last.getTime() >= HELD_BACK_NOTICE_EVERY_HOURS * 3_600_000) untold = true;
       }
-      if (!untold) {
+      // A notification sent all the same (for second records) tells of them too: a notice of a run
+      // of the streak counts as told (heldBackLastToldAt).
+      if (!untold && second.length === 0) {
         deps.logger.info(
           `Records held back again, told of less than ${HELD_BACK_NOTICE_EVERY_HOURS} hours ago: no notification`,
           { runId: output.runId },
@@ -460,10 +618,18 @@ export async function notifyRun(
         return 'none-due';
       }
     }
+    if (!failed) {
+      // Every second record is told of: each is made once (the next run updates it).
+      if (!heldAgain && second.length === 0) return 'none-due';
+      what = [
+        ...(heldAgain ? ['records held back again'] : []),
+        ...(second.length > 0 ? ['upserts written as a second record'] : []),
+      ].join(' and ');
+    }
     const held = heldAgain ? await heldBackAgainOf(client, output) : [];
     const message = failed
-      ? await failedRunNotification(client, deps.config.name, output, run.execution_arn, held)
-      : heldBackRunNotification(deps.config.name, output, held, run.execution_arn);
+      ? await failedRunNotification(client, deps.config.name, output, run.execution_arn, held, second)
+      : succeededRunNotification(deps.config.name, output, held, second, run.execution_arn);
     const published = await warnOnFailure(
       deps.logger,
       `Could not send the notification of ${what}`,

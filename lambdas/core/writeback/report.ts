@@ -605,7 +605,7 @@ function unknownInsertsReason(name: string, index: number, records: number, runI
 /**
  * Writes the run's final status and write-back summary (see the module comment), tells of a
  * failed run, or of one that held back keys its previous run held back too ({@link
- * repeatedlyHeldBack}), through `deps.notifier` ({@link notifyRun}; one the topic did not take is
+ * repeatedlyHeldBack}) or whose upserts created second records, through `deps.notifier` ({@link notifyRun}; one the topic did not take is
  * `notificationFailed` in the output), then closes
  * abandoned runs ({@link closeAbandonedRuns}) and prunes the details of runs older than
  * `postgres.keepRunDetailsDays` ({@link pruneRunDetails}); a failure of either is logged, it does

@@ -5,7 +5,8 @@
  * per run; nothing for a run that succeeded; a notification that cannot be sent does not change
  * the run's outcome and is sent by a retried report, as is one that PostgreSQL failed. A run that
  * succeeded is told of when it held back keys its previous run held back too (a Bulk job that
- * Salesforce does not finish), and only then. An insert run whose new rows were all rejected is
+ * Salesforce does not finish), or when its upserts created second records (the key changed in
+ * Salesforce), and only then. An insert run whose new rows were all rejected is
  * told of, however many rows its source inserted before.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -326,6 +327,126 @@ describe('the notification of a failed run', () => {
       'Write-back:',
       '  Lead-insert: 0 to send, 0 written, 0 failed in Salesforce, 2 rejected before sending; 0 API calls (more rejected than maxRejectRate allows)',
     ]);
+  });
+
+  describe('upserts written as a second record (the key changed in Salesforce)', () => {
+    const upsert: WritebackTaskInput = {
+      to: 'salesforce',
+      name: 'Lead-upsert',
+      object: 'Lead',
+      from: 'second_src',
+      mode: 'upsert',
+      key: 'External_Id__c',
+      keyColumn: 'ext',
+      fields: { LastName: 'last_name', Company: 'company', LeadScore__c: 'score' },
+    };
+
+    /**
+     * Three leads keyed `<prefix>-1` … `-3`, upserted by a first run (updated: nothing to tell);
+     * then the key of the second changed in Salesforce and every score by the source: the next
+     * upsert of the old key creates a second record. Answers the old record's Id.
+     */
+    async function keyChangedAfterSync(d: ReturnType<typeof deps>, prefix: string): Promise<string> {
+      const ids = env.sf.store.seed(
+        'Lead',
+        [1, 2, 3].map((i) => ({
+          LastName: `${prefix} ${i}`,
+          Company: 'Second',
+          External_Id__c: `${prefix}-${i}`,
+        })),
+      );
+      await env.pool.query(
+        `CREATE TABLE IF NOT EXISTS second_src (ext text, last_name text, company text, score int)`,
+      );
+      await env.pool.query('DELETE FROM second_src');
+      await env.pool.query(
+        `INSERT INTO second_src SELECT $1 || '-' || i, $1 || ' ' || i, 'Second', 1 FROM generate_series(1, 3) AS i`,
+        [prefix],
+      );
+      const first = await env.newRun();
+      await runWriteback(d, { runId: first, task: 'Lead-upsert' });
+      expect(await reportRun(d, { runId: first })).toMatchObject({ status: 'succeeded' });
+      // Upserts that updated their records: nothing to tell.
+      expect(sns.published).toEqual([]);
+      const old = ids[1] as string;
+      env.sf.store.update('Lead', [{ Id: old, External_Id__c: `${prefix}-2-renamed` }]);
+      await env.pool.query('UPDATE second_src SET score = 2');
+      return old;
+    }
+
+    const newRecordOf = (key: string): string =>
+      [...env.sf.store.all('Lead')].find((r) => r.External_Id__c === key)?.Id as string;
+
+    it('tells of a run that succeeded: which task, how many, the keys with both Ids and the command that lists them', async () => {
+      const d = deps(upsert);
+      const old = await keyChangedAfterSync(d, 'sr');
+      const runId = await env.newRun();
+      await runWriteback(d, { runId, task: 'Lead-upsert' });
+
+      const output = await reportRun(d, { runId });
+
+      expect(output).toMatchObject({
+        status: 'succeeded',
+        writeback: { 'Lead-upsert': { written: 3, failed: 0 } },
+      });
+      const second = newRecordOf('sr-2');
+      expect(second).not.toBe(old);
+      expect(sns.published).toHaveLength(1);
+      const [sent] = sns.published;
+      expect(sent?.subject).toBe(`roundtrip wb-test: run ${runId} succeeded, 1 second record created`);
+      expect(sent?.message.split('\n')).toEqual([
+        `roundtrip pipeline wb-test: run ${runId} succeeded, but 1 upsert created a second record in Salesforce, the key of the record synced before having been changed there.`,
+        '',
+        'Write-back:',
+        '  Lead-upsert: 3 to send, 3 written, 0 failed in Salesforce, 0 rejected before sending; 2 API calls',
+        '',
+        'Second records: 1 upsert of Lead-upsert created a second record in Salesforce (KEY_CHANGED_RECORD_CREATED): the key field of the record the task had synced with that key was changed there, and Salesforce, finding no record with the key, created one. The values were written, to the new record, which roundtrip.sync_state now holds for the key; the old record keeps the values it had.',
+        '  The first key:',
+        `    sr-2: new record ${second}, old record ${old}`,
+        '  Every one, with what the old record holds and the ways out:',
+        `    npx roundtrip errors --run ${runId} --task Lead-upsert --code KEY_CHANGED_RECORD_CREATED (with the pipeline's --config and --secrets)`,
+        '',
+        "What to do with a second record: merge the two records in Salesforce (keeping the one other systems link to); or, if the key was changed by mistake, delete the new record and set the key back on the old one; or, if the new key is right, make the source write it and delete the new record. Each record's message says which Ids and values.",
+        '',
+        `The run: SELECT * FROM roundtrip.runs WHERE run_id = '${runId}';`,
+      ]);
+
+      // Once per run; and the next run, which sends nothing, tells of nothing.
+      await reportRun(d, { runId });
+      const next = await env.newRun();
+      await runWriteback(d, { runId: next, task: 'Lead-upsert' });
+      expect(await reportRun(d, { runId: next })).toMatchObject({ status: 'succeeded' });
+      expect(sns.published).toHaveLength(1);
+    });
+
+    it('tells of them in a failed run apart from its errors, those never looked up said so', async () => {
+      const d = deps(upsert);
+      const old = await keyChangedAfterSync(d, 'sf');
+      const runId = await env.newRun();
+      await planWriteback(d, { runId, task: 'Lead-upsert' });
+      // The push records the results and dies with the look-up of the old record, never retried.
+      const crashing = crashingConnector(env.connector, (operation) => operation === 'query');
+      await expect(
+        pushWriteback({ ...d, salesforce: crashing }, { runId, task: 'Lead-upsert' }),
+      ).rejects.toThrow(/simulated crash after/);
+
+      const output = await reportRun(d, {
+        runId,
+        error: { Error: 'TransientError', Cause: 'retries spent' },
+      });
+
+      expect(output).toMatchObject({ status: 'failed', writeback: { 'Lead-upsert': { written: 3 } } });
+      expect(sns.published).toHaveLength(1);
+      const message = sns.published[0]?.message ?? '';
+      expect(message).not.toContain('Errors by task, stage and code');
+      expect(message).toContain(
+        '\nSecond records: 1 upsert of Lead-upsert was created beside a record the task had synced with its key, never looked up (CREATED_BESIDE_SYNCED_RECORD: the step ended before it): each old record is either live under another key (a second record) or deleted in Salesforce (an ordinary re-create).\n' +
+          '  The first key:\n' +
+          `    sf-2: new record ${newRecordOf('sf-2')}, old record ${old} (not looked up)\n` +
+          '  Every one, with what the old record holds and the ways out:\n' +
+          `    npx roundtrip errors --run ${runId} --task Lead-upsert --code CREATED_BESIDE_SYNCED_RECORD (with the pipeline's --config and --secrets)\n`,
+      );
+    });
   });
 
   it('keeps the run’s outcome when the topic cannot be reached; a later report of the run (a retried step) sends it', async () => {

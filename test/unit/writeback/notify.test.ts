@@ -1,9 +1,9 @@
 import type { ReportOutput, WritebackTaskSummary } from '../../../lambdas/core/writeback/contracts';
 import {
   heldBackAgainLines,
-  heldBackRunNotification,
   NOTIFICATION_PENDING_SENDS,
   snsSubject,
+  succeededRunNotification,
   type HeldBackAgain,
 } from '../../../lambdas/core/writeback/notify';
 
@@ -45,9 +45,9 @@ const held = (over: Partial<HeldBackAgain> = {}): HeldBackAgain => ({
   ...over,
 });
 
-describe('heldBackRunNotification', () => {
+describe('succeededRunNotification', () => {
   it('has a subject of its own: the run succeeded, with records held back again, not a failure', () => {
-    const n = heldBackRunNotification('crm', output('run-3'), [held()], null);
+    const n = succeededRunNotification('crm', output('run-3'), [held()], [], null);
     expect(n.subject).toBe('roundtrip crm: run run-3 succeeded, 3 records held back again');
     expect(n.subject).not.toMatch(/failed/);
     expect(n.text.split('\n')[0]).toBe(
@@ -59,16 +59,59 @@ describe('heldBackRunNotification', () => {
 
   it('keeps its subject within what SNS takes for a long run id, and adds the tasks up', () => {
     const runId = `run-${'x'.repeat(76)}`;
-    const n = heldBackRunNotification(
+    const n = succeededRunNotification(
       'crm',
       output(runId),
       [held(), held({ task: 'Lead-update', keys: 1 })],
+      [],
       null,
     );
     expect(n.subject.length).toBeLessThanOrEqual(99);
     expect(n.subject).toBe(snsSubject(`roundtrip crm: run ${runId} succeeded, 4 records held back again`));
     expect(n.text).toContain('held back 4 records that the previous run held back too.');
     expect(n.text).toContain('\nHeld back again: 1 record of Lead-update held back by 2 runs in a row, ');
+  });
+
+  it('says both in its subject and first line when the run held keys back again and made second records', () => {
+    const n = succeededRunNotification(
+      'crm',
+      output('run-3'),
+      [held()],
+      [
+        {
+          task: 'Lead-upsert',
+          reported: 1,
+          unchecked: 1,
+          samples: [
+            { key: 'a', code: 'KEY_CHANGED_RECORD_CREATED', newId: '00Q2', oldId: '00Q1' },
+            { key: 'b', code: 'CREATED_BESIDE_SYNCED_RECORD', newId: '00Q4', oldId: '00Q3' },
+          ],
+        },
+      ],
+      null,
+    );
+    expect(n.subject).toBe(
+      'roundtrip crm: run run-3 succeeded, 3 records held back again, 2 second records created',
+    );
+    expect(n.text.split('\n')[0]).toBe(
+      'roundtrip pipeline crm: run run-3 succeeded, but it held back 3 records that the previous run held back too, and 2 upserts created a second record in Salesforce, the key of the record synced before having been changed there.',
+    );
+    expect(n.text).toContain('\nHeld back again: 3 records of Contact-insert');
+    expect(n.text).toContain(
+      '\nSecond records: 1 upsert of Lead-upsert created a second record in Salesforce (KEY_CHANGED_RECORD_CREATED): ',
+    );
+    expect(n.text).toContain(
+      '\n  And 1 upsert of Lead-upsert was created beside a record the task had synced with its key, never looked up (CREATED_BESIDE_SYNCED_RECORD: ',
+    );
+    expect(n.text).toContain(
+      '\n  The first 2 keys:\n    a: new record 00Q2, old record 00Q1\n    b: new record 00Q4, old record 00Q3 (not looked up)\n',
+    );
+    expect(n.text).toContain(
+      'npx roundtrip errors --run run-3 --task Lead-upsert --code KEY_CHANGED_RECORD_CREATED',
+    );
+    expect(n.text).toContain(
+      'npx roundtrip errors --run run-3 --task Lead-upsert --code CREATED_BESIDE_SYNCED_RECORD',
+    );
   });
 
   it('says since which run and when, for a streak longer than two runs', () => {
