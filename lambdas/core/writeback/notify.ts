@@ -19,7 +19,7 @@
  * A run that succeeded is told of, too, when its upserts created second records: the key of a
  * record the task had synced was changed by hand in Salesforce, and Salesforce, finding no record
  * with it, created another (`KEY_CHANGED_RECORD_CREATED`, results.ts; or still
- * `CREATED_BESIDE_SYNCED_RECORD` when the old record was never looked up). The write counts as
+ * `CREATED_BESIDE_SYNCED_RECORD` when the old record was not looked up yet). The write counts as
  * written, so nothing else tells of it. It says which task, how many, the first keys with both
  * records' Ids and the `roundtrip errors` command that lists them; a failed run's notification
  * says the same, apart from its errors (they are not failures).
@@ -296,7 +296,7 @@ export interface SecondRecords {
   readonly task: string;
   /** Rows `KEY_CHANGED_RECORD_CREATED`: the old record was found live under another key. */
   readonly reported: number;
-  /** Rows still `CREATED_BESIDE_SYNCED_RECORD`: the old record was never looked up. */
+  /** Rows still `CREATED_BESIDE_SYNCED_RECORD`: the old record was not looked up yet. */
   readonly unchecked: number;
   /** The first keys in key order: the new record (the ledger's), the old one (the row's). */
   readonly samples: readonly {
@@ -372,7 +372,7 @@ export function secondRecordsLines(runId: string, second: readonly SecondRecords
     if (t.unchecked > 0) {
       lines.push(
         `${t.reported > 0 ? '  And' : 'Second records:'} ${upserts(t.unchecked)} of ${t.task} ${t.unchecked === 1 ? 'was' : 'were'} created beside a record the task had synced with ${t.unchecked === 1 ? 'its key' : 'their keys'}, ` +
-          `never looked up (${CREATED_BESIDE_CODE}: the step ended before it): each old record is either live under another key (a second record) or deleted in Salesforce (an ordinary re-create).`,
+          `not looked up yet (${CREATED_BESIDE_CODE}: the step ended before it; the next plan of the task looks them up and rewrites the rows of this run): each old record is either live under another key (a second record) or deleted in Salesforce (an ordinary re-create).`,
       );
     }
     lines.push(`  The first ${t.samples.length === 1 ? 'key' : `${t.samples.length} keys`}:`);
@@ -380,7 +380,7 @@ export function secondRecordsLines(runId: string, second: readonly SecondRecords
       lines.push(
         `    ${oneLine(
           `${r.key}: new record ${r.newId ?? '(unknown)'}, old record ${r.oldId ?? '(unknown)'}` +
-            (r.code === CREATED_BESIDE_CODE ? ' (not looked up)' : ''),
+            (r.code === CREATED_BESIDE_CODE ? ' (not looked up yet)' : ''),
           LINE_MAX_CHARS,
         )}`,
       );

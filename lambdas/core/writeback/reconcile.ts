@@ -36,7 +36,14 @@ import {
 import { holdsMoreThanDouble } from './numbers';
 import type { WritebackMapping } from './plan';
 import { resolveCommandSql } from './resolve-command';
-import { applyResults, createResultsTable, insertCollectionResults } from './results';
+import {
+  applyResults,
+  CREATED_BESIDE_CODE,
+  createResultsTable,
+  insertCollectionResults,
+  KEY_CHANGED_CREATED_CODE,
+  reportRecordsCreatedBeside,
+} from './results';
 
 /** A decimal's text without trailing fractional zeros (`42.00` → `42`, `-0.50` → `-0.5`). */
 function decimalText(v: string): string {
@@ -422,6 +429,11 @@ export interface EndedRunsResolved {
   /** Update and upsert records of ended runs whose outcome is unknown: their keys sent again. */
   resent: number;
   /**
+   * Upserts of ended runs created beside a record the task had synced, never looked up
+   * (`CREATED_BESIDE_SYNCED_RECORD`), found to be second records now (`KEY_CHANGED_RECORD_CREATED`).
+   */
+  secondRecords: number;
+  /**
    * Ended runs whose inserts' look-up Salesforce refused (not a transient failure), by run, with
    * Salesforce's answer: their keys stay held back, and the plan's message for each says so and
    * how to record it by hand when Salesforce keeps refusing (plan.ts).
@@ -452,6 +464,7 @@ function noneResolvedYet(): EndedRunsResolved {
     jobs: 0,
     aborted: 0,
     resent: 0,
+    secondRecords: 0,
     lookUpsRefused: new Map(),
     jobsUnread: new Map(),
   };
@@ -489,6 +502,10 @@ function noneResolvedYet(): EndedRunsResolved {
  *     synced values marked unknown, so that the plan sends their current values again
  *     ({@link resendUnknownWrites}; an update or upsert sent again writes the same values). Rows
  *     sent more recently stay for a later plan. No Salesforce call.
+ * - upserts Salesforce created beside a record the task had synced, whose old record no step of
+ *   their run looked up (it died between the results and the look-up and was never retried, or a
+ *   Bulk job of it was collected by a plan, this one included): looked up as the push does
+ *   ({@link lookUpSecondRecordsOfEndedRuns}), and the run's `secondRecords` counted again.
  * A job or row of the run planning, or of any run still running, is never touched. Salesforce is
  * called only for such jobs and for insert rows: a task without them costs no call.
  */
@@ -514,12 +531,18 @@ export async function resolveEndedRuns(
       await collectJobsOfEndedRuns(deps, sf, runId, taskName, logger, resolved, 'collect', asked);
       await resendUnknownWrites(deps, mapping, runId, taskName, logger, resolved);
     }
+    if (mapping.task.mode === 'upsert') {
+      await lookUpSecondRecordsOfEndedRuns(deps, sf, mapping, runId, taskName, logger, resolved);
+    }
   });
   if (!locked.ran) {
     logger.info(
       'A push or collect of this task is running: what ended runs left is resolved by a later plan',
     );
-  } else if (resolved.runs + resolved.jobs + resolved.aborted + resolved.resent > 0) {
+  } else if (
+    resolved.runs + resolved.jobs + resolved.aborted + resolved.resent + resolved.secondRecords >
+    0
+  ) {
     const { lookUpsRefused: _refused, jobsUnread: _unread, ...counts } = resolved;
     logger.info('Resolved what runs that ended left without an outcome', counts);
   }
@@ -932,6 +955,60 @@ async function resendUnknownWrites(
 }
 
 /**
+ * The upserts of ended runs of the task that Salesforce created beside a record the task had
+ * synced and whose old record no step of the run looked up (`CREATED_BESIDE_SYNCED_RECORD` rows
+ * left by a push or collect that died between the results and the look-up, never retried, or
+ * written by a plan's collect of the run's Bulk job): looked up as the push does
+ * ({@link reportRecordsCreatedBeside}: one query per 200 Ids), each row rewritten as
+ * `KEY_CHANGED_RECORD_CREATED` or dropped (the old record deleted), and the run's figures counted
+ * again in the same transaction ({@link refreshEndedRunIn}, its `secondRecords` included). The
+ * runs are found without a call: ended runs of the pipeline whose task never finished its push or
+ * collect (no `collectedAt`, which the push's look-up precedes) holding such a row, by the
+ * (run, task, stage) index. A look-up Salesforce refuses (not a transient failure) leaves the rows
+ * as they are, for a later plan, and is logged; the plan goes on.
+ */
+async function lookUpSecondRecordsOfEndedRuns(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  mapping: WritebackMapping,
+  runId: string,
+  taskName: string,
+  logger: Logger,
+  resolved: EndedRunsResolved,
+): Promise<void> {
+  // An upsert's key is an external ID, which its mapping names.
+  const keyField = mapping.keyField;
+  if (keyField === undefined) return;
+  const { rows } = await deps.pg.query<{ run_id: string }>(
+    `SELECT r.run_id FROM roundtrip.runs r
+      WHERE r.pipeline = $1 AND r.run_id <> $2 AND r.status <> 'running'
+        AND jsonb_typeof(r.summary->'writeback'->$3) = 'object'
+        AND NOT (r.summary->'writeback'->$3) ? 'collectedAt'
+        AND EXISTS (SELECT 1 FROM roundtrip.writeback_errors e
+                     WHERE e.run_id = r.run_id AND e.task = $3 AND e.stage = 'push' AND e.code = $4)
+      ORDER BY r.started_at, r.run_id`,
+    [deps.config.name, runId, taskName, CREATED_BESIDE_CODE],
+  );
+  for (const { run_id: ended } of rows) {
+    try {
+      resolved.secondRecords += await reportRecordsCreatedBeside(deps, sf, {
+        runId: ended,
+        task: taskName,
+        object: mapping.object,
+        keyField,
+        inTransaction: (client) => refreshEndedRunIn(client, ended, taskName, runId),
+      });
+    } catch (err) {
+      if (err instanceof TransientError) throw err;
+      logger.warn(
+        `Upserts of an ended run created beside a record the task had synced could not be looked up: they stay ${CREATED_BESIDE_CODE}, and a later plan looks them up`,
+        { runId: ended, error: err instanceof Error ? err.message : String(err) },
+      );
+    }
+  }
+}
+
+/**
  * The ended run's figures for the task (`written`, `failed`, `outcomeUnknown` in its summary),
  * counted again from its ledger once some of its records were resolved, with the run that
  * resolved them: `roundtrip status` then tells what became of them. In the caller's transaction,
@@ -982,8 +1059,18 @@ export async function refreshEndedRunIn(
         outcomesResolvedBy: byRunId,
       });
     } else {
-      // Another run's ledger holds every row: counted again.
-      await recountFromLedger(client, endedRunId, taskName, stored, { outcomesResolvedBy: byRunId });
+      // Another run's ledger holds every row: counted again, and its second records (results.ts)
+      // with them, which a later plan may have looked up (lookUpSecondRecordsOfEndedRuns).
+      const { rows: second } = await client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM roundtrip.writeback_errors
+          WHERE run_id = $1 AND task = $2 AND stage = 'push' AND code = $3`,
+        [endedRunId, taskName, KEY_CHANGED_CREATED_CODE],
+      );
+      const secondRecords = second[0]?.n ?? 0;
+      await recountFromLedger(client, endedRunId, taskName, stored, {
+        outcomesResolvedBy: byRunId,
+        ...(secondRecords > 0 ? { secondRecords } : {}),
+      });
     }
   }
   if (rows[0]?.pruned === true) await pruneResolvedDetails(client, endedRunId, taskName);

@@ -90,8 +90,9 @@ export const KEY_CHANGED_CREATED_CODE = 'KEY_CHANGED_RECORD_CREATED';
 /**
  * The code such a record has from its result until the old record is looked up
  * ({@link reportRecordsCreatedBeside}): written with the result, in its transaction, so a step that
- * dies before the look-up loses nothing, and left so (its message says the look-up was not made)
- * when no step of the run looks it up.
+ * dies before the look-up loses nothing; left so (its message says the look-up was not made yet)
+ * when no step of the run looks it up, until the task's next real plan does (reconcile.ts,
+ * lookUpSecondRecordsOfEndedRuns).
  */
 export const CREATED_BESIDE_CODE = 'CREATED_BESIDE_SYNCED_RECORD';
 
@@ -112,7 +113,7 @@ const CREATED_BESIDE_SQL = `beside AS (
        INSERT INTO roundtrip.writeback_errors (run_id, task, key, salesforce_id, stage, job_id, code, message, payload)
        SELECT d.run_id, d.task, d.key, s.salesforce_id, 'push', $3, ${sqlLiteral(CREATED_BESIDE_CODE)},
               format(${sqlLiteral(
-                'key %s: Salesforce created record %s for it, while this task last wrote the key to record %s (roundtrip.sync_state), which now points to %s: the key of record %s was changed in Salesforce, or the record was deleted. The look-up of record %s was not made (the step ended before it): if it is live in Salesforce under another key, the key now has two records: merge them, or set the key back on one',
+                'key %s: Salesforce created record %s for it, while this task last wrote the key to record %s (roundtrip.sync_state), which now points to %s: the key of record %s was changed in Salesforce, or the record was deleted. The look-up of record %s was not made yet (the step ended before it; if no step of this run makes it, the next plan of the task does, and rewrites this row): if it is live in Salesforce under another key, the key now has two records: merge them, or set the key back on one',
               )}, left(d.key, ${MESSAGE_VALUE_CHARS}), d.salesforce_id, s.salesforce_id, d.salesforce_id, s.salesforce_id, s.salesforce_id),
               d.payload
          FROM done d JOIN roundtrip.sync_state s ON s.task = d.task AND s.key = d.key
@@ -206,15 +207,24 @@ export async function applyResults(
  * its row goes. No call when the run has no such row (the normal case: one index read). Each
  * query's rows are rewritten in a transaction of their own, only while still unchecked: a step
  * that dies in between leaves them unchecked for its retry to look up again, never twice
- * reported. Stops before a query `budget` has no time for (its `handedOn` then says so). Answers
- * the rows reported.
+ * reported. Stops before a query `budget` has no time for (its `handedOn` then says so).
+ * `inTransaction` runs in each query's transaction, after its rows are rewritten (a later plan's
+ * look-up for an ended run counts the run's figures again there: reconcile.ts). Answers the rows
+ * reported.
  */
 export async function reportRecordsCreatedBeside(
   deps: CoreDeps,
   sf: SalesforceConnector,
-  args: { runId: string; task: string; object: string; keyField: string; budget?: CallBudget },
+  args: {
+    runId: string;
+    task: string;
+    object: string;
+    keyField: string;
+    budget?: CallBudget;
+    inTransaction?: (client: PoolClient) => Promise<void>;
+  },
 ): Promise<number> {
-  const { runId, task, object, keyField, budget } = args;
+  const { runId, task, object, keyField, budget, inTransaction } = args;
   const { rows } = await deps.pg.query<{ id: string }>(
     `SELECT DISTINCT salesforce_id AS id FROM roundtrip.writeback_errors
       WHERE run_id = $1 AND task = $2 AND stage = 'push' AND code = $3 AND salesforce_id IS NOT NULL
@@ -267,6 +277,7 @@ export async function reportRecordsCreatedBeside(
           WHERE run_id = $1 AND task = $2 AND stage = 'push' AND code = $3 AND salesforce_id = ANY($4::text[])`,
         [runId, task, CREATED_BESIDE_CODE, asked],
       );
+      if (inTransaction) await inTransaction(client);
       return rowCount ?? 0;
     });
   }

@@ -432,6 +432,74 @@ describe('write-back of a record whose key was changed in Salesforce', () => {
     },
   );
 
+  it.each([
+    ['Collections: its push died with the look-up, never retried', UPSERT],
+    ['Bulk: its job was never collected, and the next plan collects it', BULK_UPSERT],
+  ])(
+    'upsert not compared with a copy: a second record whose run ended before the look-up (%s) is looked up by the next real plan of the task, and counted in that run',
+    async (_how, upsert) => {
+      await runWithoutCopy(upsert);
+      const id = withKey(KEY)[0]?.Id as string;
+      await editInSalesforce(id, { External_Id__c: NEW_KEY });
+      await env.pool.query(`UPDATE lead_src SET score = 2`);
+      const deps = env.deps({ writeback: [upsert] });
+      const ended = await env.newRun();
+      await planWriteback(deps, { runId: ended, task: 'Lead-upsert', dryRun: false });
+      if (upsert === UPSERT) {
+        // The results are recorded, the step dies with its look-up, and no retry comes.
+        const crashing = crashingConnector(env.connector, (operation) => operation === 'query');
+        await expect(
+          pushWriteback({ ...deps, salesforce: crashing }, { runId: ended, task: 'Lead-upsert' }),
+        ).rejects.toThrow(/simulated crash after/);
+        expect(await errorsOf(env, ended)).toEqual([
+          expect.objectContaining({ key: KEY, code: 'CREATED_BESIDE_SYNCED_RECORD' }),
+        ]);
+      } else {
+        // The job is sent, and the run ends before any collect.
+        expect(await pushWriteback(deps, { runId: ended, task: 'Lead-upsert' })).toMatchObject({
+          status: 'bulk-pending',
+        });
+      }
+      await reportRun(deps, { runId: ended, error: { Error: 'TransientError', Cause: 'retries spent' } });
+      expect(await runFigures(env, ended, 'Lead-upsert')).not.toHaveProperty('secondRecords');
+
+      // A dry run changes nothing, and looks nothing up.
+      env.sf.calls.clear();
+      await planWriteback(deps, { runId: await env.newRun(), task: 'Lead-upsert', dryRun: true });
+      expect(env.sf.calls.count({ operation: 'query' })).toBe(0);
+
+      // The next run's plan looks the old record up (one query, counted in the plan's calls) and
+      // reports the second record in the ended run, whose figures count it.
+      const next = await runWithoutCopy(upsert);
+      expect(next.plan).toMatchObject({ changed: 0, unchanged: LEADS });
+      expect(next.writes).toBe(0);
+      expect(next.queries).toBe(1);
+      const second = withKey(KEY)[0]?.Id as string;
+      expect(await errorsOf(env, ended)).toEqual([
+        expect.objectContaining({
+          key: KEY,
+          code: 'KEY_CHANGED_RECORD_CREATED',
+          message: expect.stringContaining(
+            `key ${KEY}: Salesforce created record ${second} for it, as no record held the key any more: record ${id}, which this task last wrote with this key (roundtrip.sync_state), holds External_Id__c ${NEW_KEY} in Salesforce now`,
+          ),
+        }),
+      ]);
+      expect(await runFigures(env, ended, 'Lead-upsert')).toMatchObject({
+        written: LEADS,
+        failed: 0,
+        secondRecords: 1,
+        outcomesResolvedBy: next.runId,
+      });
+      expect(await errorsOf(env, next.runId)).toEqual([]);
+
+      // Nothing left to look up: the run after makes no query, one call fewer (and none for the
+      // Bulk job: its state and its results, read once).
+      const after = await runWithoutCopy(upsert);
+      expect(after.queries).toBe(0);
+      expect(after.plan.apiCalls).toBe((next.plan.apiCalls ?? 0) - 1 - (upsert === UPSERT ? 0 : 2));
+    },
+  );
+
   it('insert keyed by the external ID: a key it inserted is never sent again, whatever its record holds now', async () => {
     const insert: WritebackTaskInput = {
       to: 'salesforce',

@@ -419,7 +419,7 @@ describe('the notification of a failed run', () => {
       expect(sns.published).toHaveLength(1);
     });
 
-    it('tells of them in a failed run apart from its errors, those never looked up said so', async () => {
+    it('tells of them in a failed run apart from its errors, those not looked up yet said so', async () => {
       const d = deps(upsert);
       const old = await keyChangedAfterSync(d, 'sf');
       const runId = await env.newRun();
@@ -440,9 +440,9 @@ describe('the notification of a failed run', () => {
       const message = sns.published[0]?.message ?? '';
       expect(message).not.toContain('Errors by task, stage and code');
       expect(message).toContain(
-        '\nSecond records: 1 upsert of Lead-upsert was created beside a record the task had synced with its key, never looked up (CREATED_BESIDE_SYNCED_RECORD: the step ended before it): each old record is either live under another key (a second record) or deleted in Salesforce (an ordinary re-create).\n' +
+        '\nSecond records: 1 upsert of Lead-upsert was created beside a record the task had synced with its key, not looked up yet (CREATED_BESIDE_SYNCED_RECORD: the step ended before it; the next plan of the task looks them up and rewrites the rows of this run): each old record is either live under another key (a second record) or deleted in Salesforce (an ordinary re-create).\n' +
           '  The first key:\n' +
-          `    sf-2: new record ${newRecordOf('sf-2')}, old record ${old} (not looked up)\n` +
+          `    sf-2: new record ${newRecordOf('sf-2')}, old record ${old} (not looked up yet)\n` +
           '  Every one, with what the old record holds and the ways out:\n' +
           `    npx roundtrip errors --run ${runId} --task Lead-upsert --code CREATED_BESIDE_SYNCED_RECORD (with the pipeline's --config and --secrets)\n`,
       );

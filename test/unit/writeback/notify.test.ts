@@ -101,10 +101,10 @@ describe('succeededRunNotification', () => {
       '\nSecond records: 1 upsert of Lead-upsert created a second record in Salesforce (KEY_CHANGED_RECORD_CREATED): ',
     );
     expect(n.text).toContain(
-      '\n  And 1 upsert of Lead-upsert was created beside a record the task had synced with its key, never looked up (CREATED_BESIDE_SYNCED_RECORD: ',
+      '\n  And 1 upsert of Lead-upsert was created beside a record the task had synced with its key, not looked up yet (CREATED_BESIDE_SYNCED_RECORD: ',
     );
     expect(n.text).toContain(
-      '\n  The first 2 keys:\n    a: new record 00Q2, old record 00Q1\n    b: new record 00Q4, old record 00Q3 (not looked up)\n',
+      '\n  The first 2 keys:\n    a: new record 00Q2, old record 00Q1\n    b: new record 00Q4, old record 00Q3 (not looked up yet)\n',
     );
     expect(n.text).toContain(
       'npx roundtrip errors --run run-3 --task Lead-upsert --code KEY_CHANGED_RECORD_CREATED',
