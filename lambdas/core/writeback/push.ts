@@ -69,9 +69,9 @@ import {
 } from './plan';
 import {
   applyResults,
+  countSecondRecords,
   createResultsTable,
   insertCollectionResults,
-  KEY_CHANGED_CREATED_CODE,
   reportRecordsCreatedBeside,
   ROW_LOCK_RETRIES,
 } from './results';
@@ -198,7 +198,7 @@ export async function finishWriteback(
   const { succeeded, failed, heldBack, superseded } = outcomes;
   // Of `succeeded`: upserts that created a second record, the key changed in Salesforce on the
   // record the task had synced (results.ts, reportRecordsCreatedBeside). Written, not failed.
-  const secondRecords = await secondRecordsOf(deps, runId, taskName);
+  const secondRecords = await countSecondRecords(deps.pg, runId, taskName);
   const outcomeUnknown = outcomeUnknownOf(outcomes);
   const failureRate = failedShare(failed, planned - heldBack - superseded);
   const result: WritebackCollected = {
@@ -238,16 +238,6 @@ export async function finishWriteback(
   });
   deps.logger.info('Write-back results collected', { ...result });
   return result;
-}
-
-/** The run's records of the task reported {@link KEY_CHANGED_CREATED_CODE}. */
-async function secondRecordsOf(deps: CoreDeps, runId: string, taskName: string): Promise<number> {
-  const { rows } = await deps.pg.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM roundtrip.writeback_errors
-      WHERE run_id = $1 AND task = $2 AND stage = 'push' AND code = $3`,
-    [runId, taskName, KEY_CHANGED_CREATED_CODE],
-  );
-  return rows[0]?.n ?? 0;
 }
 
 /** `failed` over the records sent, 0 when none was. */

@@ -38,10 +38,10 @@ import type { WritebackMapping } from './plan';
 import { resolveCommandSql } from './resolve-command';
 import {
   applyResults,
+  countSecondRecords,
   CREATED_BESIDE_CODE,
   createResultsTable,
   insertCollectionResults,
-  KEY_CHANGED_CREATED_CODE,
   reportRecordsCreatedBeside,
 } from './results';
 
@@ -1061,12 +1061,7 @@ export async function refreshEndedRunIn(
     } else {
       // Another run's ledger holds every row: counted again, and its second records (results.ts)
       // with them, which a later plan may have looked up (lookUpSecondRecordsOfEndedRuns).
-      const { rows: second } = await client.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM roundtrip.writeback_errors
-          WHERE run_id = $1 AND task = $2 AND stage = 'push' AND code = $3`,
-        [endedRunId, taskName, KEY_CHANGED_CREATED_CODE],
-      );
-      const secondRecords = second[0]?.n ?? 0;
+      const secondRecords = await countSecondRecords(client, endedRunId, taskName);
       await recountFromLedger(client, endedRunId, taskName, stored, {
         outcomesResolvedBy: byRunId,
         ...(secondRecords > 0 ? { secondRecords } : {}),

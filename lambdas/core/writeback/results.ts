@@ -10,7 +10,7 @@
  * - any other failure (or a lock past the limit): the row becomes `failed` and
  *   `roundtrip.writeback_errors` gets Salesforce's code, message and fields.
  */
-import type { PoolClient } from 'pg';
+import type { ClientBase, PoolClient } from 'pg';
 import { withTransaction } from '../../connectors/postgres';
 import type { RecordResult, SalesforceConnector } from '../../connectors/salesforce';
 import { queryAllRecords, soqlInLists } from '../../connectors/salesforce/writes';
@@ -195,6 +195,23 @@ export async function applyResults(
     [args.runId, args.task, args.jobId, retries, lo, hi],
   );
   return { succeeded: succeeded ?? 0, lockRetry: lockRetry ?? 0, failed: failed ?? 0 };
+}
+
+/**
+ * The run's records of the task reported {@link KEY_CHANGED_CREATED_CODE}: upserts written as a
+ * second record (its figures' `secondRecords`), by the (run, task, stage) index.
+ */
+export async function countSecondRecords(
+  db: Pick<ClientBase, 'query'>,
+  runId: string,
+  task: string,
+): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM roundtrip.writeback_errors
+      WHERE run_id = $1 AND task = $2 AND stage = 'push' AND code = $3`,
+    [runId, task, KEY_CHANGED_CREATED_CODE],
+  );
+  return rows[0]?.n ?? 0;
 }
 
 /**
