@@ -248,39 +248,48 @@ async function readLastOperation(
   tables: ReadonlySet<StateTable>,
   task: string,
 ): Promise<WriteOperation | undefined> {
+  const operation = lastOperationSql(tables, '$1');
+  if (operation === undefined) return undefined;
+  const { rows } = await client.query<{ operation: WriteOperation | null }>(
+    `SELECT ${operation} AS operation`,
+    [task],
+  );
+  return rows[0]?.operation ?? undefined;
+}
+
+/**
+ * {@link readLastOperation}'s answer for the task named by the SQL expression `task`, as one SQL
+ * expression: its sources in its order, as far as the schema has them (`coalesce` stops at the
+ * first that answers); undefined when the schema has none of them. Read so for one task, and for each task a query lists
+ * ({@link syncedTasksNotInConfig}).
+ */
+function lastOperationSql(tables: ReadonlySet<StateTable>, task: string): string | undefined {
+  const sources: string[] = [];
   if (tables.has('writeback_plan_pages')) {
-    const { rows } = await client.query<{ operation: WriteOperation }>(
-      `SELECT operation FROM roundtrip.writeback_plan_pages WHERE task = $1 ORDER BY created_at DESC, run_id DESC LIMIT 1`,
-      [task],
+    sources.push(
+      `(SELECT pp.operation FROM roundtrip.writeback_plan_pages pp WHERE pp.task = ${task} ORDER BY pp.created_at DESC, pp.run_id DESC LIMIT 1)`,
     );
-    if (rows[0]) return rows[0].operation;
   }
   if (tables.has('writeback_plans') && tables.has('sync_state')) {
-    const { rows } = await client.query<{ operation: WriteOperation }>(
-      `SELECT p.operation FROM roundtrip.sync_state s
-         JOIN roundtrip.writeback_plans p ON p.run_id = s.run_id AND p.task = s.task AND p.key = s.key
-        WHERE s.task = $1 LIMIT 1`,
-      [task],
+    sources.push(
+      `(SELECT p.operation FROM roundtrip.sync_state x
+          JOIN roundtrip.writeback_plans p ON p.run_id = x.run_id AND p.task = x.task AND p.key = x.key
+         WHERE x.task = ${task} LIMIT 1)`,
     );
-    if (rows[0]) return rows[0].operation;
   }
   if (tables.has('writeback_plans')) {
     // The ledger's partial index of rows left `sent` serves this (writeback_plans_sent_idx).
-    const { rows } = await client.query<{ operation: WriteOperation }>(
-      `SELECT operation FROM roundtrip.writeback_plans WHERE task = $1 AND status = 'sent' ORDER BY run_id DESC LIMIT 1`,
-      [task],
+    sources.push(
+      `(SELECT p.operation FROM roundtrip.writeback_plans p WHERE p.task = ${task} AND p.status = 'sent' ORDER BY p.run_id DESC LIMIT 1)`,
     );
-    if (rows[0]) return rows[0].operation;
   }
   if (tables.has('writeback_errors')) {
-    const { rows } = await client.query(
-      `SELECT 1 FROM roundtrip.writeback_errors
-        WHERE task = $1 AND stage = 'push' AND code = 'INSERT_OUTCOME_UNKNOWN' LIMIT 1`,
-      [task],
+    sources.push(
+      `(SELECT 'insert' FROM roundtrip.writeback_errors e
+         WHERE e.task = ${task} AND e.stage = 'push' AND e.code = 'INSERT_OUTCOME_UNKNOWN' LIMIT 1)`,
     );
-    if (rows.length > 0) return 'insert';
   }
-  return undefined;
+  return sources.length > 0 ? `coalesce(${sources.join(', ')})` : undefined;
 }
 
 /** The task's records whose outcome is unknown (see {@link OutcomesUnknown}). */
@@ -700,25 +709,6 @@ export async function syncedTasksNotInConfig(
   return withClient(pool, async (client) => {
     const tables = await existingTables(client);
     if (!tables.has('task_owners') || !tables.has('sync_scope') || !tables.has('sync_state')) return [];
-    // readLastOperation's sources, in its order, as far as the schema has them.
-    const operations: string[] = [];
-    if (tables.has('writeback_plan_pages'))
-      operations.push(
-        `(SELECT pp.operation FROM roundtrip.writeback_plan_pages pp WHERE pp.task = o.task ORDER BY pp.created_at DESC, pp.run_id DESC LIMIT 1)`,
-      );
-    if (tables.has('writeback_plans')) {
-      operations.push(
-        `(SELECT p.operation FROM roundtrip.sync_state x
-            JOIN roundtrip.writeback_plans p ON p.run_id = x.run_id AND p.task = x.task AND p.key = x.key
-           WHERE x.task = o.task LIMIT 1)`,
-        `(SELECT p.operation FROM roundtrip.writeback_plans p WHERE p.task = o.task AND p.status = 'sent' ORDER BY p.run_id DESC LIMIT 1)`,
-      );
-    }
-    if (tables.has('writeback_errors'))
-      operations.push(
-        `(SELECT 'insert' FROM roundtrip.writeback_errors e
-           WHERE e.task = o.task AND e.stage = 'push' AND e.code = 'INSERT_OUTCOME_UNKNOWN' LIMIT 1)`,
-      );
     const { rows } = await client.query<{
       task: string;
       object: string;
@@ -729,7 +719,7 @@ export async function syncedTasksNotInConfig(
     }>(
       `SELECT o.task, s.object, s.key_field, s.key_column,
               (SELECT count(*) FROM roundtrip.sync_state x WHERE x.task = o.task) AS synced,
-              ${operations.length > 0 ? `coalesce(${operations.join(', ')})` : 'NULL'} AS last_operation
+              ${lastOperationSql(tables, 'o.task') ?? 'NULL'} AS last_operation
          FROM roundtrip.task_owners o
          JOIN roundtrip.sync_scope s ON s.task = o.task
         WHERE o.pipeline = $1 AND o.task <> ALL($2::text[]) AND lower(s.object) = lower($3)
