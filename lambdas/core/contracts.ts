@@ -584,6 +584,12 @@ export const WritebackTaskSummary = z.strictObject({
   unchanged: z.number().int().nonnegative(),
   changed: z.number().int().nonnegative(),
   written: z.number().int().nonnegative(),
+  /**
+   * Upsert: the records of `written` Salesforce created as a second record, the key of the record
+   * the task had synced having been changed in Salesforce (`KEY_CHANGED_RECORD_CREATED` in
+   * roundtrip.writeback_errors; writeback/results.ts). Written, not failed. Absent when none.
+   */
+  secondRecords: z.number().int().nonnegative().optional(),
   failed: z.number().int().nonnegative(),
   /** Records sent by a push that never finished, with no outcome recorded (see the ledger). */
   outcomeUnknown: z.number().int().nonnegative(),

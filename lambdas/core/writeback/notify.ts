@@ -103,8 +103,9 @@ function writebackLines(output: ReportOutput): string[] {
   const lines = ['', 'Write-back:'];
   for (const [name, t] of tasks) {
     lines.push(
-      `  ${name}: ${fmt(t.changed)} to send, ${fmt(t.written)} written, ${fmt(t.failed)} failed in Salesforce, ` +
-        `${fmt(t.rejected)} rejected before sending` +
+      `  ${name}: ${fmt(t.changed)} to send, ${fmt(t.written)} written` +
+        (t.secondRecords ? ` (${fmt(t.secondRecords)} of them as a second record)` : '') +
+        `, ${fmt(t.failed)} failed in Salesforce, ${fmt(t.rejected)} rejected before sending` +
         (t.heldBack > 0 ? `, ${fmt(t.heldBack)} held back for another run's send of their key` : '') +
         (t.heldBackRepeatedly > 0 ? ` (${fmt(t.heldBackRepeatedly)} of them by the previous run too)` : '') +
         (t.superseded > 0 ? `, ${fmt(t.superseded)} superseded by a run that planned later` : '') +

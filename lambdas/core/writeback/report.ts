@@ -1,6 +1,7 @@
 /**
  * Report (DESIGN.md §1 step 5), the write-back part: completes the run in `roundtrip.runs` with,
- * per write-back task, rows read, rows written, rows rejected (before any call), rows held back
+ * per write-back task, rows read, rows written (and of them, upserts Salesforce wrote as a second
+ * record: `secondRecords`, results.ts), rows rejected (before any call), rows held back
  * (another run's send of their key came first: by the plan, or by an insert's push), superseded
  * (a run that planned later synced their key first: an update's or upsert's push) and failed
  * (refused by Salesforce), API calls used and duration, and the run's final status. A run fails
@@ -42,6 +43,7 @@ import {
 import { silentLogger, warnOnFailure, type Logger } from '../../shared/logging';
 import { failureText, readableFailure } from '../../shared/errors';
 import { notifyRun } from './notify';
+import { countSecondRecords } from './results';
 import { shellOption } from '../../shared/shell';
 import {
   countUnreportedFigures,
@@ -667,6 +669,12 @@ export async function reportRun(
         : heldBackFigures(s, num(s.heldBackAtPush));
       // Only a run that held keys back can hold back the same ones again: the others skip the query.
       const repeated = held.heldBack > 0 ? await repeatedlyHeldBack(client, input.runId, name) : { count: 0 };
+      // Of `written`, as the push counted them at its end; for a push that never got there, its
+      // look-ups so far (the rows it left unchecked are not counted: the next plan looks them up).
+      const secondRecords =
+        outcomes && task.mode === 'upsert'
+          ? await countSecondRecords(client, input.runId, name)
+          : num(s.secondRecords);
       const judged = rejectRateBase(task.mode, {
         sourceRows: num(s.sourceRows),
         unchanged: num(s.unchanged),
@@ -681,6 +689,7 @@ export async function reportRun(
         unchanged: num(s.unchanged),
         changed: num(s.changed),
         written: outcomes?.succeeded ?? num(s.written),
+        ...(secondRecords > 0 ? { secondRecords } : {}),
         failed: outcomes?.failed ?? num(s.failed),
         outcomeUnknown: outcomes ? outcomeUnknownOf(outcomes) : num(s.outcomeUnknown),
         apiCalls: num(s.apiCalls),

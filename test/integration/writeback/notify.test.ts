@@ -365,7 +365,10 @@ describe('the notification of a failed run', () => {
       );
       const first = await env.newRun();
       await runWriteback(d, { runId: first, task: 'Lead-upsert' });
-      expect(await reportRun(d, { runId: first })).toMatchObject({ status: 'succeeded' });
+      const reported = await reportRun(d, { runId: first });
+      expect(reported).toMatchObject({ status: 'succeeded' });
+      // None: absent from the figures, as the other rare counts' notes are from the message.
+      expect(reported.writeback['Lead-upsert']).not.toHaveProperty('secondRecords');
       // Upserts that updated their records: nothing to tell.
       expect(sns.published).toEqual([]);
       const old = ids[1] as string;
@@ -387,7 +390,7 @@ describe('the notification of a failed run', () => {
 
       expect(output).toMatchObject({
         status: 'succeeded',
-        writeback: { 'Lead-upsert': { written: 3, failed: 0 } },
+        writeback: { 'Lead-upsert': { written: 3, failed: 0, secondRecords: 1 } },
       });
       const second = newRecordOf('sr-2');
       expect(second).not.toBe(old);
@@ -398,7 +401,7 @@ describe('the notification of a failed run', () => {
         `roundtrip pipeline wb-test: run ${runId} succeeded, but 1 upsert created a second record in Salesforce, the key of the record synced before having been changed there.`,
         '',
         'Write-back:',
-        '  Lead-upsert: 3 to send, 3 written, 0 failed in Salesforce, 0 rejected before sending; 2 API calls',
+        '  Lead-upsert: 3 to send, 3 written (1 of them as a second record), 0 failed in Salesforce, 0 rejected before sending; 2 API calls',
         '',
         'Second records: 1 upsert of Lead-upsert created a second record in Salesforce (KEY_CHANGED_RECORD_CREATED): the key field of the record the task had synced with that key was changed there, and Salesforce, finding no record with the key, created one. The values were written, to the new record, which roundtrip.sync_state now holds for the key; the old record keeps the values it had.',
         '  The first key:',
@@ -436,6 +439,8 @@ describe('the notification of a failed run', () => {
       });
 
       expect(output).toMatchObject({ status: 'failed', writeback: { 'Lead-upsert': { written: 3 } } });
+      // Not looked up yet: not counted as second records (the next plan looks them up).
+      expect(output.writeback['Lead-upsert']).not.toHaveProperty('secondRecords');
       expect(sns.published).toHaveLength(1);
       const message = sns.published[0]?.message ?? '';
       expect(message).not.toContain('Errors by task, stage and code');
@@ -445,6 +450,55 @@ describe('the notification of a failed run', () => {
           `    sf-2: new record ${newRecordOf('sf-2')}, old record ${old} (not looked up yet)\n` +
           '  Every one, with what the old record holds and the ways out:\n' +
           `    npx roundtrip errors --run ${runId} --task Lead-upsert --code CREATED_BESIDE_SYNCED_RECORD (with the pipeline's --config and --secrets)\n`,
+      );
+    });
+
+    it('counts them in the figures of a failed run whose push died after the look-up, before storing its own', async () => {
+      const d = deps(upsert);
+      await keyChangedAfterSync(d, 'sd');
+      const runId = await env.newRun();
+      await planWriteback(d, { runId, task: 'Lead-upsert' });
+      // The push looks the old record up, then its Lambda dies as it counts its figures (the first
+      // statement on the pool after the look-up's transaction), never retried: none is stored.
+      const pg = new Proxy(d.pg, {
+        get(target, prop) {
+          const value: unknown = Reflect.get(target, prop, target);
+          if (prop !== 'query')
+            return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+          return (...args: unknown[]) =>
+            typeof args[0] === 'string' &&
+            args[0].includes('count(*)::int AS n FROM roundtrip.writeback_errors')
+              ? Promise.reject(new Error('simulated crash: the Lambda died as the push counted its figures'))
+              : (target.query as (...a: unknown[]) => unknown)(...args);
+        },
+      });
+      await expect(pushWriteback({ ...d, pg }, { runId, task: 'Lead-upsert' })).rejects.toThrow(
+        /simulated crash/,
+      );
+      const { rows: reported } = await env.pool.query(
+        `SELECT code FROM roundtrip.writeback_errors WHERE run_id = $1`,
+        [runId],
+      );
+      expect(reported).toEqual([{ code: 'KEY_CHANGED_RECORD_CREATED' }]);
+
+      const output = await reportRun(d, {
+        runId,
+        error: { Error: 'TransientError', Cause: 'retries spent' },
+      });
+
+      // Counted from what the push left, as its written and failed are.
+      expect(output).toMatchObject({
+        status: 'failed',
+        writeback: { 'Lead-upsert': { written: 3, failed: 0, secondRecords: 1 } },
+      });
+      const { rows } = await env.pool.query<{ n: unknown }>(
+        `SELECT summary->'writeback'->'Lead-upsert'->'secondRecords' AS n FROM roundtrip.runs WHERE run_id = $1`,
+        [runId],
+      );
+      expect(rows).toEqual([{ n: 1 }]);
+      expect(sns.published).toHaveLength(1);
+      expect(sns.published[0]?.message).toContain(
+        '\n  Lead-upsert: 3 to send, 3 written (1 of them as a second record), 0 failed in Salesforce,',
       );
     });
   });

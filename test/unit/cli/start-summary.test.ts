@@ -1,4 +1,6 @@
 import { describeEvent, summaryFromExecutionOutput } from '../../../bin/commands/start';
+import { ReportOutput } from '../../../lambdas/core/writeback/contracts';
+import { reportedOutput } from '../../../lambdas/core/writeback/report';
 import { taskStateNames } from '../../../statemachine/definition';
 
 describe('describeEvent', () => {
@@ -53,6 +55,39 @@ describe('summaryFromExecutionOutput', () => {
       report: { status: 'succeeded', writeback: { 'Lead-upsert': { ...figures, heldBackRepeatedly: 0 } } },
     });
     expect(Object.keys(quiet)).toEqual(['runId', 'status', 'tasks']);
+  });
+
+  it('has the second records of an upsert, from the Report’s figures as the state machine keeps them', () => {
+    const figures = {
+      sourceRows: 3,
+      rejected: 0,
+      heldBack: 0,
+      heldBackAtPush: 0,
+      heldBackRepeatedly: 0,
+      superseded: 0,
+      unchanged: 0,
+      changed: 3,
+      written: 3,
+      failed: 0,
+      outcomeUnknown: 0,
+      apiCalls: 2,
+      api: 'collections',
+      durationMs: 40,
+      failureRateExceeded: false,
+      rejectRateExceeded: false,
+    } as const;
+    const report = reportedOutput(
+      ReportOutput.parse({
+        runId: 'exec-5',
+        status: 'succeeded',
+        writeback: { 'Lead-upsert': { ...figures, secondRecords: 1 }, 'Lead-update': figures },
+      }),
+    );
+    const summary = summaryFromExecutionOutput('exec-5', true, { run: { runId: 'exec-5' }, report });
+    expect(summary.tasks.map((t) => [t.task, t.secondRecords])).toEqual([
+      ['Lead-upsert', 1],
+      ['Lead-update', undefined],
+    ]);
   });
 
   it('calls a failed execution failed, whatever its output', () => {
