@@ -311,29 +311,45 @@ export async function streamIngestResults(
  */
 const LOOKUP_QUERY_MAX_CHARS = 8_000;
 
+/** One IN list of {@link soqlInLists}: the values it holds, and its text. */
+export interface SoqlInList<T> {
+  /** The values of the list, in the order given. */
+  readonly values: readonly T[];
+  /** Their SOQL literals joined by commas, for `select … IN (list)`. */
+  readonly list: string;
+}
+
 /**
- * Splits SOQL literals into IN lists for `select … IN (list)`: at most 200 values a query, and
- * at most {@link LOOKUP_QUERY_MAX_CHARS} characters of encoded query text.
+ * Splits values into IN lists for `select … IN (list)`, each value written as the SOQL literal
+ * `literal` makes of it: at most 200 values a query, and at most {@link LOOKUP_QUERY_MAX_CHARS}
+ * characters of encoded query text. Each list comes with its values, for a caller that matches
+ * what a query answers with what it asked.
  */
-export function soqlInLists(select: string, literals: readonly string[]): string[] {
-  const lists: string[] = [];
-  let current: string[] = [];
+export function soqlInLists<T>(
+  select: string,
+  values: readonly T[],
+  literal: (value: T) => string,
+): SoqlInList<T>[] {
+  const lists: SoqlInList<T>[] = [];
+  let current: { values: T[]; literals: string[] } = { values: [], literals: [] };
   let size = encodeURIComponent(`${select}()`).length;
   const base = size;
-  for (const literal of literals) {
-    const cost = encodeURIComponent(`${literal},`).length;
+  for (const value of values) {
+    const text = literal(value);
+    const cost = encodeURIComponent(`${text},`).length;
     if (
-      current.length > 0 &&
-      (current.length === COLLECTIONS_MAX_RECORDS || size + cost > LOOKUP_QUERY_MAX_CHARS)
+      current.values.length > 0 &&
+      (current.values.length === COLLECTIONS_MAX_RECORDS || size + cost > LOOKUP_QUERY_MAX_CHARS)
     ) {
-      lists.push(current.join(','));
-      current = [];
+      lists.push({ values: current.values, list: current.literals.join(',') });
+      current = { values: [], literals: [] };
       size = base;
     }
-    current.push(literal);
+    current.values.push(value);
+    current.literals.push(text);
     size += cost;
   }
-  if (current.length > 0) lists.push(current.join(','));
+  if (current.values.length > 0) lists.push({ values: current.values, list: current.literals.join(',') });
   return lists;
 }
 

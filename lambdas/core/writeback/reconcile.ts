@@ -347,7 +347,7 @@ export async function reconcileSentInserts(
   const found = new Map<string, { id: string; createdMs: number }[]>();
   const select = `SELECT Id, ${keyField}, CreatedDate FROM ${mapping.object} WHERE ${keyField} IN `;
   const values = rows.map((r) => r.keyvalue).filter((v): v is string => v !== null);
-  for (const list of soqlInLists(select, values.map(soqlLiteral))) {
+  for (const { list } of soqlInLists(select, values, soqlLiteral)) {
     const records = await queryAllRecords<Record<string, unknown>>(sf, `${select}(${list})`);
     for (const r of records) {
       const value = r[keyField];

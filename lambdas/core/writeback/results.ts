@@ -255,12 +255,8 @@ export async function reportRecordsCreatedBeside(
   const held = (r: Record<string, unknown>): unknown =>
     Object.entries(r).find(([name]) => name.toLowerCase() === keyField.toLowerCase())?.[1];
   let reported = 0;
-  for (const list of soqlInLists(
-    select,
-    ids.map((id) => `'${id}'`),
-  )) {
+  for (const { values: asked, list } of soqlInLists(select, ids, (id) => `'${id}'`)) {
     if (budget && !budget.mayStart('read')) break;
-    const asked = list.split(',').map((l) => l.slice(1, -1));
     const found = await queryAllRecords<Record<string, unknown>>(sf, `${select}(${list})`);
     const live = found.filter((r): r is Record<string, unknown> & { Id: string } => typeof r.Id === 'string');
     const keys = live.map((r) => {

@@ -1,5 +1,5 @@
 import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
-import { writeCollections } from '../../../lambdas/connectors/salesforce/writes';
+import { soqlInLists, writeCollections } from '../../../lambdas/connectors/salesforce/writes';
 
 interface Call {
   operation: string;
@@ -150,5 +150,40 @@ describe('writeCollections', () => {
     await expect(
       writeCollections(sf, { object: 'Lead', operation: 'insert', records: records(4) }),
     ).rejects.toThrow('Salesforce Collections insert of Lead answered 3 results for 4 records');
+  });
+});
+
+describe('soqlInLists', () => {
+  const select = 'SELECT Id, External_Id__c FROM Lead WHERE External_Id__c IN ';
+  const quoted = (v: string): string => `'${v}'`;
+
+  it('puts at most 200 values in a list, each list with its values and their literals in order', () => {
+    const values = Array.from({ length: 450 }, (_, i) => `k-${i}`);
+    const lists = soqlInLists(select, values, quoted);
+    expect(lists.map((l) => l.values.length)).toEqual([200, 200, 50]);
+    expect(lists.flatMap((l) => l.values)).toEqual(values);
+    for (const l of lists) expect(l.list).toBe(l.values.map(quoted).join(','));
+  });
+
+  it('starts a new list before the encoded query text would pass 8,000 characters', () => {
+    // 97 spaces and 3 digits: 299 characters encoded with its quotes and comma (a space is %20, a
+    // comma %2C), 26 of them after the 80 of the select.
+    const values = Array.from({ length: 60 }, (_, i) => `${' '.repeat(97)}${String(i).padStart(3, '0')}`);
+    const lists = soqlInLists(select, values, quoted);
+    expect(lists.map((l) => l.values.length)).toEqual([26, 26, 8]);
+    expect(lists.flatMap((l) => l.values)).toEqual(values);
+    for (const l of lists) {
+      expect(encodeURIComponent(`${select}(${l.list})`).length).toBeLessThanOrEqual(8_000);
+      expect(l.list).toBe(l.values.map(quoted).join(','));
+    }
+  });
+
+  it('keeps a value whose literal holds a comma whole, with the value it was made of', () => {
+    const lists = soqlInLists(select, ['a,b', "c'd"], (v) => `'${v.replace(/'/g, "\\'")}'`);
+    expect(lists).toEqual([{ values: ['a,b', "c'd"], list: "'a,b','c\\'d'" }]);
+  });
+
+  it('makes no list of no values', () => {
+    expect(soqlInLists(select, [], quoted)).toEqual([]);
   });
 });
