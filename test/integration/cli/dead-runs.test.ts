@@ -70,16 +70,9 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
       await env.pool.query(`CREATE TABLE ${table} (ext text, last_name text, company text)`);
     }
     dir = await mkdtemp(path.join(os.tmpdir(), 'roundtrip-dead-runs-'));
-    const config = path.join(dir, 'roundtrip.config.json');
-    await writeFile(
-      config,
-      JSON.stringify({
-        name: 'wb-test',
-        salesforce: { secret: 'roundtrip/salesforce' },
-        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
-        writeback: [BULK, KEYLESS],
-      }),
-    );
+    const config = await env.writeConfigFile(path.join(dir, 'roundtrip.config.json'), {
+      writeback: [BULK, KEYLESS],
+    });
     const secrets = path.join(dir, 'secrets.json');
     await writeFile(
       secrets,

@@ -6,7 +6,7 @@
  * its external ID, or sends an update's values again once the call is certainly over; a keyless
  * insert is recorded by hand with `roundtrip resolve`.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { taskName } from '../../../lambdas/config';
@@ -62,16 +62,9 @@ describe('roundtrip errors: the records a failed run sent and never learned the 
     await env.pool.query(`CREATE TABLE lead_src (ext text, last_name text, company text, score integer)`);
     await env.pool.query(`CREATE TABLE lead_scores ("Id" text, score integer)`);
     dir = await mkdtemp(path.join(os.tmpdir(), 'roundtrip-errors-sent-'));
-    const configFile = path.join(dir, 'roundtrip.config.json');
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        name: 'wb-test',
-        salesforce: { secret: 'roundtrip/salesforce' },
-        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
-        writeback: WRITEBACK,
-      }),
-    );
+    const configFile = await env.writeConfigFile(path.join(dir, 'roundtrip.config.json'), {
+      writeback: WRITEBACK,
+    });
     connection = ['--config', configFile, '--database-url', env.db.url];
 
     const source = async (prefix: string, n: number): Promise<void> => {
@@ -211,16 +204,9 @@ describe('roundtrip errors: the records a failed run sent and never learned the 
   });
 
   it('of a task the config no longer names: says no plan resolves them, and what does', async () => {
-    const file = path.join(dir, 'update-only.config.json');
-    await writeFile(
-      file,
-      JSON.stringify({
-        name: 'wb-test',
-        salesforce: { secret: 'roundtrip/salesforce' },
-        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
-        writeback: [UPDATE],
-      }),
-    );
+    const file = await env.writeConfigFile(path.join(dir, 'update-only.config.json'), {
+      writeback: [UPDATE],
+    });
     const listed = lastJsonLine(
       (await cli(['errors', '--config', file, '--database-url', env.db.url, '--run', dead, '--json'])).stdout,
     );

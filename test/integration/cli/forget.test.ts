@@ -58,17 +58,7 @@ describe('roundtrip status and forget: task state the config no longer names, a 
 
   /** The pipeline's config file (the tests' pipeline, `wb-test`) with these write-backs. */
   async function configWith(name: string, writeback: WritebackTaskInput[]): Promise<string> {
-    const file = path.join(dir, `${name}.config.json`);
-    await writeFile(
-      file,
-      JSON.stringify({
-        name: 'wb-test',
-        salesforce: { secret: 'roundtrip/salesforce' },
-        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
-        writeback,
-      }),
-    );
-    return file;
+    return env.writeConfigFile(path.join(dir, `${name}.config.json`), { writeback });
   }
 
   const db = (): string[] => ['--database-url', env.db.url];
@@ -455,16 +445,9 @@ describe('roundtrip status and forget: task state the config no longer names, a 
         rows: 7,
       }),
     );
-    const file = path.join(dir, 'extract.config.json');
-    await writeFile(
-      file,
-      JSON.stringify({
-        name: 'wb-test',
-        salesforce: { secret: 'roundtrip/salesforce' },
-        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
-        extract: [{ from: 'salesforce', object: 'Lead', fields: ['Id', 'LastName'], table: 'sf_lead' }],
-      }),
-    );
+    const file = await env.writeConfigFile(path.join(dir, 'extract.config.json'), {
+      extract: [{ from: 'salesforce', object: 'Lead', fields: ['Id', 'LastName'], table: 'sf_lead' }],
+    });
     const dry = await cli(['forget', '--config', file, ...db(), '--task', 'Lead']);
     expect(dry.stdout).toContain(
       '  roundtrip.extract_state  1 row (watermark 2026-01-02T03:04:05.000Z, 7 rows loaded in all)\n',

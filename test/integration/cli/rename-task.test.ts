@@ -68,17 +68,7 @@ describe('a task renamed in the config: the plan refuses an insert that would in
 
   /** The pipeline's config file (the tests' pipeline, `wb-test`) with these write-backs. */
   async function configWith(name: string, writeback: WritebackTaskInput[]): Promise<string> {
-    const file = path.join(dir, `${name}.config.json`);
-    await writeFile(
-      file,
-      JSON.stringify({
-        name: 'wb-test',
-        salesforce: { secret: 'roundtrip/salesforce', apiVersion: env.sf.apiVersion },
-        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
-        writeback,
-      }),
-    );
-    return file;
+    return env.writeConfigFile(path.join(dir, `${name}.config.json`), { writeback });
   }
 
   /** Runs the write-back task in a run of its own (the config naming `others` too), which then ends. */

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { Client } from 'pg';
 import type { FieldDescribe } from '../../../emulators/salesforce/describe';
 import { getIngestJob, isFinalIngestState } from '../../../lambdas/connectors/salesforce/writes';
+import type { WritebackTaskInput } from '../../../lambdas/config';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { planWriteback, pushWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
 import { WRITEBACK_LOCK_CLASS } from '../../../lambdas/core/writeback/lock';
@@ -72,16 +73,9 @@ describe('roundtrip resolve', () => {
     deps = env.deps({ writeback: WRITEBACK });
     await env.pool.query(`CREATE TABLE lead_src (ext text, last_name text, company text, score integer)`);
     dir = await mkdtemp(path.join(os.tmpdir(), 'roundtrip-resolve-'));
-    const configFile = path.join(dir, 'roundtrip.config.json');
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        name: 'wb-test',
-        salesforce: { secret: 'roundtrip/salesforce' },
-        postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
-        writeback: WRITEBACK,
-      }),
-    );
+    const configFile = await env.writeConfigFile(path.join(dir, 'roundtrip.config.json'), {
+      writeback: WRITEBACK,
+    });
     connection = ['--config', configFile, '--database-url', env.db.url];
   });
   afterAll(async () => {
@@ -782,16 +776,9 @@ describe('roundtrip resolve', () => {
     let removed: string[];
 
     beforeAll(async () => {
-      const file = path.join(dir, 'removed.config.json');
-      await writeFile(
-        file,
-        JSON.stringify({
-          name: 'wb-test',
-          salesforce: { secret: 'roundtrip/salesforce' },
-          postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
-          writeback: [SCORE_UPDATE],
-        }),
-      );
+      const file = await env.writeConfigFile(path.join(dir, 'removed.config.json'), {
+        writeback: [SCORE_UPDATE],
+      });
       removed = ['--config', file, '--database-url', env.db.url];
     });
 
@@ -1094,16 +1081,9 @@ describe('roundtrip resolve', () => {
           "task Lead-theirs belongs to pipeline marketing in this database (roundtrip.task_owners), not to wb-test: its outcomes are that pipeline's to record (run resolve with its --config)";
         expect(await refused(['--task', theirs.name, '--key', 'th-1', '--not-inserted'])).toContain(why);
         // So too when this pipeline's config names it.
-        const naming = path.join(dir, 'naming-theirs.config.json');
-        await writeFile(
-          naming,
-          JSON.stringify({
-            name: 'wb-test',
-            salesforce: { secret: 'roundtrip/salesforce' },
-            postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
-            writeback: [theirs],
-          }),
-        );
+        const naming = await env.writeConfigFile(path.join(dir, 'naming-theirs.config.json'), {
+          writeback: [theirs],
+        });
         const named = await cli([
           'resolve',
           '--config',
@@ -1159,17 +1139,10 @@ describe('roundtrip resolve', () => {
 
   describe('a keyed task whose keys no plan can look up: recorded with --without-look-up', () => {
     /** Config files naming `tasks` (besides the update task), by file name. */
-    async function configNaming(name: string, tasks: object[]): Promise<string[]> {
-      const file = path.join(dir, `${name}.config.json`);
-      await writeFile(
-        file,
-        JSON.stringify({
-          name: 'wb-test',
-          salesforce: { secret: 'roundtrip/salesforce' },
-          postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
-          writeback: [...tasks, SCORE_UPDATE],
-        }),
-      );
+    async function configNaming(name: string, tasks: WritebackTaskInput[]): Promise<string[]> {
+      const file = await env.writeConfigFile(path.join(dir, `${name}.config.json`), {
+        writeback: [...tasks, SCORE_UPDATE],
+      });
       return ['--config', file, '--database-url', env.db.url];
     }
 

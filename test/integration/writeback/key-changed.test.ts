@@ -7,7 +7,7 @@
  * key it inserted again. Each run is the real extract (queryAll into PostgreSQL), the source's SQL
  * and the write-back, against the Salesforce emulator over HTTP; the key is edited by a REST PATCH.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { WritebackTaskInput } from '../../../lambdas/config';
@@ -256,16 +256,9 @@ describe('write-back of a record whose key was changed in Salesforce', () => {
   async function errorsCommand(runId: string, writeback: WritebackTaskInput): Promise<Captured> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'roundtrip-key-changed-'));
     try {
-      const config = path.join(dir, 'roundtrip.config.json');
-      await writeFile(
-        config,
-        JSON.stringify({
-          name: 'wb-test',
-          salesforce: { secret: 'roundtrip/salesforce' },
-          postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
-          writeback: [writeback],
-        }),
-      );
+      const config = await env.writeConfigFile(path.join(dir, 'roundtrip.config.json'), {
+        writeback: [writeback],
+      });
       const captured = await cli([
         'errors',
         '--run',

@@ -3,6 +3,7 @@
  * jsforce inside the real connector, a fresh database on the run's real PostgreSQL with the state
  * schema migrated, a config, and a run recorded in roundtrip.runs.
  */
+import { writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import {
@@ -70,6 +71,13 @@ export interface WritebackEnv {
   connect(): Promise<SalesforceConnector>;
   /** Deps for a config with these write-back tasks (and extracts). */
   deps(config: Partial<PipelineConfigInput> & { writeback: WritebackTaskInput[] }): CoreDeps;
+  /**
+   * Writes a config file of the tests' pipeline (`wb-test`, as {@link deps} has it) for the CLI:
+   * Salesforce at the emulator's API version and PostgreSQL without TLS, both by their secrets'
+   * names (the command's `--secrets` or `--database-url` gives them), with `config`'s parts
+   * (write-backs, extracts). Answers the file.
+   */
+  writeConfigFile(file: string, config: Partial<PipelineConfigInput>): Promise<string>;
   /** Records a new run in roundtrip.runs and answers its id. */
   newRun(): Promise<string>;
   stop(): Promise<void>;
@@ -115,6 +123,18 @@ export async function startWritebackEnv(options: SalesforceEmulatorOptions = {})
         ...config,
       });
       return { config: parsed, pg: pool, salesforce: connector, logger, clock: acceleratedClock(0) };
+    },
+    async writeConfigFile(file, config) {
+      await writeFile(
+        file,
+        JSON.stringify({
+          name: 'wb-test',
+          salesforce: { secret: 'roundtrip/salesforce', apiVersion: sf.apiVersion },
+          postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'disable' } },
+          ...config,
+        }),
+      );
+      return file;
     },
     async newRun() {
       runCounter += 1;
