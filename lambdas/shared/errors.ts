@@ -32,6 +32,14 @@ export const ERROR_NAMES = {
    */
   apiLimit: 'ApiLimitExceededError',
   /**
+   * Salesforce refused the sign-in for its credentials (`INVALID_LOGIN`, `invalid_grant`,
+   * `invalid_client`, a user locked out), or the login URL takes no sign-in at all (404, 405):
+   * terminal, and for the whole run, not one write-back task, since every later task would sign
+   * in with the same secret and be refused the same way, each refusal counting toward the user's
+   * lockout (Salesforce's "Maximum invalid login attempts").
+   */
+  signInRefused: 'SalesforceSignInRefusedError',
+  /**
    * PostgreSQL sent text roundtrip cannot read (a date in a DateStyle other than ISO), or a session
    * setting roundtrip needs did not take: terminal, naming the setting, its value and the fix
    * (connectors/postgres/session.ts).
@@ -115,6 +123,22 @@ export class ApiLimitExceededError extends TerminalError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = ERROR_NAMES.apiLimit;
+  }
+}
+
+/**
+ * Salesforce refused to sign in with the secret (a wrong password, client, key or token, a user
+ * locked out or not allowed), or the login URL answered that it takes no sign-in (404, 405): no
+ * retry helps, and every later sign-in of the run would use the same secret and URL. The state
+ * machine stops the whole run on it (statemachine/definition.ts RUN_LEVEL_WRITEBACK_ERRORS), so
+ * a run signs in with a bad secret once, not once per write-back task: each refused attempt counts
+ * toward Salesforce's lockout of the user ("Maximum invalid login attempts", often 3 to 10). The
+ * message names the flow, Salesforce's code and message, and the secret and keys to check.
+ */
+export class SalesforceSignInRefusedError extends TerminalError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = ERROR_NAMES.signInRefused;
   }
 }
 

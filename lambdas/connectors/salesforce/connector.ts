@@ -16,7 +16,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 // jsforce's Connection alone: the package index also loads every API module (Bulk, Metadata,
 // Streaming with faye, …) that this connector does not use, ~600 KB of a bundle.
 import { Connection } from 'jsforce/lib/connection';
-import { TerminalError, TransientError } from '../../shared/errors';
+import { SalesforceSignInRefusedError, TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { createRedactor, type Redactor } from '../../shared/redact';
 import {
@@ -627,8 +627,10 @@ export function connectConfiguredSalesforce(
 }
 
 /**
- * Signs in with the secret's flow and returns a connector. Sign-in failures (bad password, unknown
- * client, bad key) are TerminalErrors naming the flow and Salesforce's code, never a credential.
+ * Signs in with the secret's flow and returns a connector. A sign-in refused for the credentials
+ * (bad password, unknown client, bad key), or at a URL that takes none, is a
+ * SalesforceSignInRefusedError (terminal, and for the whole run) naming the flow and Salesforce's
+ * code, never a credential; so is a renewal of the session refused later.
  */
 export async function connectSalesforce(options: ConnectSalesforceOptions): Promise<SalesforceConnector> {
   const secretName = options.secretName ?? 'Salesforce secret';
@@ -689,20 +691,33 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       signInWithin(c).then(
         (token) => {
           redactor.add(token);
+          refusedRenewal = undefined;
           callback(null, token);
         },
-        (err: unknown) => callback(redactor.redactError(err)),
+        (err: unknown) => {
+          const error = signInError(err);
+          refusedRenewal = error instanceof SalesforceSignInRefusedError ? error : undefined;
+          // Any other failure goes on as it came, for `failed` to classify (a network one is transient).
+          callback(refusedRenewal ?? redactor.redactError(err));
+        },
       );
     },
   });
   conn.on('refresh', () => logger.info('Salesforce session renewed', { flow }));
   let lastAnswer: SignInAnswer | undefined;
+  /** The error of the last renewal of the session when Salesforce refused it (see `failed`). */
+  let refusedRenewal: SalesforceSignInRefusedError | undefined;
   for (const transport of [conn._transport, conn.oauth2._transport])
     limitJsforceRequests(transport, timeouts.signInMs, (answer) => (lastAnswer = answer));
 
-  try {
-    redactor.add(await signInWithin(conn));
-  } catch (err) {
+  /**
+   * A failed sign-in (the first or a renewal) as the step is to fail with it. Refused for the
+   * credentials, or at a URL that takes no sign-in: a {@link SalesforceSignInRefusedError}, which
+   * stops the whole run (every later sign-in would use the same secret and URL, and each refusal
+   * counts toward Salesforce's lockout of the user). A timeout, a dropped connection or a 5xx stays
+   * transient; anything else (a certificate not trusted) is terminal, named as it is.
+   */
+  function signInError(err: unknown): TransientError | TerminalError {
     const at = (where: string) =>
       classifySalesforceError(err, { operation: `sign-in (${flow}) at ${where}`, redactor });
     let classified = at(secret.loginUrl);
@@ -718,7 +733,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     if (!(classified instanceof TransientError) && answer && NOT_A_LOGIN_URL_STATUSES.has(answer.status)) {
       const excerpt = redactor.redact(answerExcerpt(answer.body));
       const path = new URL(answer.url).pathname;
-      throw new TerminalError(
+      return new SalesforceSignInRefusedError(
         `Salesforce sign-in (${flow}) failed: the login URL ${secret.loginUrl} (${loginUrlFrom}) answered ` +
           `${answer.status} ${http.STATUS_CODES[answer.status] ?? ''} to ${answer.method} ${path}` +
           `${excerpt ? ` ("${excerpt}")` : ''}: there is no Salesforce sign-in at that URL. Check it: a login ` +
@@ -730,11 +745,17 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     }
     // Refused for its credentials (a wrong password, client or key): what to correct, and where.
     // Anything else (a certificate not trusted) is named as it is.
-    if (classified instanceof TransientError || !SIGN_IN_REFUSED.test(classified.message)) throw classified;
-    throw new TerminalError(
+    if (classified instanceof TransientError || !SIGN_IN_REFUSED.test(classified.message)) return classified;
+    return new SalesforceSignInRefusedError(
       `${classified.message.replace(/\.?$/, '.')} Check ${SIGN_IN_KEYS[flow]} in ${secretRef} (docs/salesforce-auth.md).`,
       { cause: classified.cause ?? classified },
     );
+  }
+
+  try {
+    redactor.add(await signInWithin(conn));
+  } catch (err) {
+    throw signInError(err);
   }
   logger.info('Signed in to Salesforce', { flow, instanceUrl: conn.instanceUrl, apiVersion });
 
@@ -1010,7 +1031,10 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       try {
         await conn._refreshDelegate.refresh(sentAt);
       } catch (err) {
-        throw classifySalesforceError(err, { operation, redactor });
+        // jsforce wraps the renewal's error in its own (`Unable to refresh session due to: …`):
+        // one that Salesforce refused for the credentials is the sign-in's own, as the first
+        // sign-in would have failed with it, and stops the run the same way.
+        throw refusedRenewal ?? classifySalesforceError(err, { operation, redactor });
       }
       return true;
     }

@@ -7,6 +7,7 @@
 import {
   ApiLimitExceededError,
   REFUSED_CONNECTION_HINT,
+  SalesforceSignInRefusedError,
   TerminalError,
   TransientError,
 } from '../../shared/errors';
@@ -122,7 +123,9 @@ export function classifySalesforceError(
         ? TransientError
         : err instanceof ApiLimitExceededError
           ? ApiLimitExceededError
-          : TerminalError;
+          : err instanceof SalesforceSignInRefusedError
+            ? SalesforceSignInRefusedError
+            : TerminalError;
     if (err.message === redactor.redact(err.message)) return err;
     return new Kind(redactor.redact(err.message), { cause: redactor.redactError(err.cause ?? err) });
   }

@@ -16,7 +16,7 @@ import {
   type SalesforceConnector,
 } from '../../../lambdas/connectors/salesforce';
 import { withOwnCallCounts } from '../../../lambdas/shared/call-scope';
-import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
+import { SalesforceSignInRefusedError, TerminalError, TransientError } from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
@@ -247,7 +247,8 @@ describe('Salesforce connector against the emulator', () => {
           apiVersion: sf.apiVersion,
         }).catch((e: unknown) => e);
         expect((err as Error).message).toContain(`. ${check[i]}`);
-        expect(err).toBeInstanceOf(TerminalError);
+        // For the whole run: every later sign-in would be refused too (and count toward a lockout).
+        expect(err).toBeInstanceOf(SalesforceSignInRefusedError);
         const text = `${(err as Error).message}\n${(err as Error).stack}\n${JSON.stringify(err)}\n${String((err as Error).cause)}`;
         for (const canary of [...Object.values(CANARY), wrongKey.split('\n')[1]!])
           expect(text).not.toContain(canary);
@@ -280,7 +281,7 @@ describe('Salesforce connector against the emulator', () => {
           logger: createMemoryLogger(),
           apiVersion: sf.apiVersion,
         }).catch((e: unknown) => e);
-        expect(err).toBeInstanceOf(TerminalError);
+        expect(err).toBeInstanceOf(SalesforceSignInRefusedError);
         expect((err as Error).message).toBe(
           `Salesforce sign-in (${i === 0 ? 'soap' : 'client-credentials'}) failed: the login URL ${sf.loginUrl}/nowhere (loginUrl of the secret local/salesforce) answered 404 Not Found to POST ${paths[i]} ("NOT_FOUND: The requested resource does not exist"): ${notALoginUrl}`,
         );
@@ -309,7 +310,7 @@ describe('Salesforce connector against the emulator', () => {
           logger: createMemoryLogger(),
           apiVersion: sf.apiVersion,
         }).catch((e: unknown) => e);
-        expect(err).toBeInstanceOf(TerminalError);
+        expect(err).toBeInstanceOf(SalesforceSignInRefusedError);
         expect((err as Error).message).toBe(
           `Salesforce sign-in (soap) failed: the login URL ${loginUrl} (salesforce.loginUrl of the config) answered 404 Not Found to POST /login/services/Soap/u/62.0 ("URL No Longer Exists"): ${notALoginUrl}`,
         );
@@ -321,6 +322,7 @@ describe('Salesforce connector against the emulator', () => {
           logger: createMemoryLogger(),
           apiVersion: sf.apiVersion,
         }).catch((e: unknown) => e);
+        expect(refused).toBeInstanceOf(SalesforceSignInRefusedError);
         expect((refused as Error).message).toBe(
           `Salesforce sign-in (soap) failed: the login URL ${loginUrl} (loginUrl of the secret local/salesforce) answered 405 Method Not Allowed to POST /login/services/Soap/u/62.0 ("URL No Longer Exists"): ${notALoginUrl}`,
         );
@@ -349,12 +351,43 @@ describe('Salesforce connector against the emulator', () => {
           apiVersion: sf.apiVersion,
         }).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(TerminalError);
+        expect(err).not.toBeInstanceOf(SalesforceSignInRefusedError);
         expect((err as Error).message).toBe(
           `Salesforce sign-in (soap) at ${loginUrl} failed: UNSUPPORTED_CLIENT: TLS 1.0 has been disabled`,
         );
       } finally {
         await new Promise((resolve) => server.close(resolve));
       }
+    });
+    it('fails a call whose session expired and whose renewal Salesforce refused with the sign-in’s own error, for the whole run', async () => {
+      const c = await connectSalesforce({
+        secret: soapSecret(),
+        secretName: 'local/salesforce',
+        logger: createMemoryLogger(),
+        apiVersion: sf.apiVersion,
+      });
+      await c.describe('Lead');
+      // The password changed in Salesforce mid-run, and the session ended: the connector signs in
+      // again once, with the secret it has, and is refused.
+      const credentials = sf.credentials as { password: string };
+      const password = credentials.password;
+      credentials.password = 'Rotated-Pass-7';
+      sf.expireSessions();
+      const logins = sf.calls.count({ operation: 'login' });
+      try {
+        const err = await c.count('SELECT COUNT() FROM Lead').catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(SalesforceSignInRefusedError);
+        expect((err as Error).message).toBe(
+          `Salesforce sign-in (soap) at ${sf.loginUrl} failed: INVALID_LOGIN: Invalid username, password, security token; or user locked out. ` +
+            "Check username, password and securityToken (the token is appended to the password; empty when the org trusts the caller's IP address) in the secret local/salesforce (docs/salesforce-auth.md).",
+        );
+        expect(sf.calls.count({ operation: 'login' })).toBe(logins + 1);
+        for (const canary of Object.values(CANARY)) expect((err as Error).message).not.toContain(canary);
+      } finally {
+        credentials.password = password;
+      }
+      // Once Salesforce takes the secret again, the next call signs in and goes on.
+      expect(await c.count('SELECT COUNT() FROM Lead')).toBe(TOTAL);
     });
   });
 

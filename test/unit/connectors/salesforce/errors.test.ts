@@ -1,4 +1,10 @@
-import { ERROR_NAMES, TerminalError, TransientError } from '../../../../lambdas/shared/errors';
+import {
+  ApiLimitExceededError,
+  ERROR_NAMES,
+  SalesforceSignInRefusedError,
+  TerminalError,
+  TransientError,
+} from '../../../../lambdas/shared/errors';
 import { createRedactor } from '../../../../lambdas/shared/redact';
 import { classifySalesforceError } from '../../../../lambdas/connectors/salesforce/errors';
 
@@ -122,5 +128,17 @@ describe('classifySalesforceError', () => {
         redactor: createRedactor(['Canary-Secret-9']),
       }).message,
     ).toBe('x [REDACTED]');
+  });
+
+  it.each([
+    [ERROR_NAMES.signInRefused, SalesforceSignInRefusedError],
+    [ERROR_NAMES.apiLimit, ApiLimitExceededError],
+  ])('keeps a %s for the whole run when it is redacted again', (name, Kind) => {
+    // What the state machine stops the run on is the name: redacting the message keeps it.
+    const out = classifySalesforceError(new Kind('refused for Canary-Secret-9'), {
+      redactor: createRedactor(['Canary-Secret-9']),
+    });
+    expect(out).toBeInstanceOf(Kind);
+    expect([out.name, out.message]).toEqual([name, 'refused for [REDACTED]']);
   });
 });
