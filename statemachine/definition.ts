@@ -308,6 +308,12 @@ export const ERROR_PATH = '$.error';
  * - the Lambda service's own errors ({@link TRANSIENT_LAMBDA_ERRORS} but ours), left after the
  *   retries, for the same reason;
  * - the org's daily API allowance spent (every later call would be refused too);
+ * - Salesforce refusing the sign-in for its credentials, or a login URL that takes no sign-in
+ *   ({@link ERROR_NAMES.signInRefused}): every later task would sign in with the same secret and
+ *   URL and be refused the same way, and each refusal counts toward Salesforce's lockout of the
+ *   user ("Maximum invalid login attempts"): a run of five write-back tasks with a changed
+ *   password would spend five of them. (A session that expired is not one: the connector signs in
+ *   again once, and only that sign-in's refusal is.)
  * - a task held by another invocation past all the waits for it (TaskBusyError, PushGoingOnError:
  *   another execution of the pipeline is sending, and the run is not to race it task after task).
  * A Lambda that died (Lambda.Unknown, Sandbox.Timedout: out of time or memory) or a Task that timed
@@ -318,6 +324,7 @@ export const ERROR_PATH = '$.error';
 export const RUN_LEVEL_WRITEBACK_ERRORS = [
   ...TRANSIENT_LAMBDA_ERRORS,
   ERROR_NAMES.apiLimit,
+  ERROR_NAMES.signInRefused,
   ERROR_NAMES.busy,
   ERROR_NAMES.pushGoingOn,
 ] as const;

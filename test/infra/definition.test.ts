@@ -274,7 +274,8 @@ describe('the state machine definition', () => {
             ]
           : [];
       // A write-back step's errors are its task's, recorded before the next task runs; but those
-      // that stop the whole run (the org's API allowance spent, a task held by another execution).
+      // that stop the whole run (the org's API allowance spent, Salesforce refusing the sign-in, a
+      // task held by another execution).
       const writebackStep =
         binding === 'planWriteback' || binding === 'pushWriteback' || binding === 'collectWriteback';
       const writebackTask = name.replace(/ (plan|push|push bulk|collect)$/, '');
@@ -289,6 +290,7 @@ describe('the state machine definition', () => {
                 'Lambda.TooManyRequestsException',
                 'Lambda.ClientExecutionTimeoutException',
                 'ApiLimitExceededError',
+                'SalesforceSignInRefusedError',
                 'TaskBusyError',
                 'PushGoingOnError',
               ],
@@ -1032,22 +1034,25 @@ describe('the state machine definition', () => {
         expect(h.ran).not.toContain(RUN_STATES.reportFailure);
       });
 
-      it.each([ERROR_NAMES.apiLimit, ERROR_NAMES.busy, ERROR_NAMES.transient, 'Lambda.ServiceException'])(
-        'stops the whole run at once on %s, naming the task',
-        async (name) => {
-          const { second, recorded, stoppedWith, h } = firstTaskFails(() =>
-            failure(name, 'Salesforce said no'),
-          );
-          // TaskBusyError and the transient ones are retried first, then caught.
-          const result = await run(full, {}, h);
-          expect(result).toMatchObject({ status: 'failed', error: name });
-          expect(recorded).toEqual([]);
-          expect(h.ran).toContain(RUN_STATES.reportFailure);
-          expect(h.ran).not.toContain(second.plan);
-          // Named by the task's `stops the run` state.
-          expect(stoppedWith()).toEqual({ Error: name, Cause: 'Salesforce said no', task: 'Lead-update' });
-        },
-      );
+      it.each([
+        ERROR_NAMES.apiLimit,
+        ERROR_NAMES.signInRefused,
+        ERROR_NAMES.busy,
+        ERROR_NAMES.transient,
+        'Lambda.ServiceException',
+      ])('stops the whole run at once on %s, naming the task', async (name) => {
+        const { second, recorded, stoppedWith, h } = firstTaskFails(() =>
+          failure(name, 'Salesforce said no'),
+        );
+        // TaskBusyError and the transient ones are retried first, then caught.
+        const result = await run(full, {}, h);
+        expect(result).toMatchObject({ status: 'failed', error: name });
+        expect(recorded).toEqual([]);
+        expect(h.ran).toContain(RUN_STATES.reportFailure);
+        expect(h.ran).not.toContain(second.plan);
+        // Named by the task's `stops the run` state.
+        expect(stoppedWith()).toEqual({ Error: name, Cause: 'Salesforce said no', task: 'Lead-update' });
+      });
 
       it('stops the run with the task’s own error when its failure cannot be recorded', async () => {
         const config = fullConfig();
