@@ -227,7 +227,8 @@ export function tasksFrom(config: PipelineConfig, list: string): string[] {
 }
 
 /**
- * Why a local run failed, on stderr: the execution's error, and the stored one when it says more.
+ * Why a local run failed, on stderr: the execution's error, and the stored one when it says more
+ * (alone when it holds the execution's, so that the error is said once).
  * A run that was never recorded (its PostgreSQL could not be reached or used) is named without its
  * id, which no command would know, and with where the database's settings come from
  * (`postgresFrom`: the secret, DATABASE_URL).
@@ -244,9 +245,15 @@ export function noteFailure(result: PipelineRunResult, postgresFrom: string): vo
     );
     return;
   }
+  const stored = result.stored?.error ? storedFailureText(result.stored.error) : undefined;
+  // The stored error says more when it holds the execution's (a write-back task's error that
+  // stopped the run, with the task and the tasks not run): then it alone, not the error twice.
+  if (stored && stored !== line && stored.includes(line)) {
+    note(`run ${result.summary.runId} failed: ${stored}`);
+    return;
+  }
   note(`run ${result.summary.runId} failed: ${line}`);
-  const stored = result.stored?.error;
-  if (stored && !line.includes(storedFailureText(stored))) note(`  ${storedFailureText(stored)}`);
+  if (stored && !line.includes(stored)) note(`  ${stored}`);
 }
 
 function runCommand(dryRun: boolean): Command {

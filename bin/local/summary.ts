@@ -8,6 +8,7 @@ import { applySessionSettings } from '../../lambdas/connectors/postgres';
 import { endRunningRun } from '../../lambdas/core/run-state';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
 import { keyNotExtractedNote } from '../../lambdas/core/writeback/plan';
+import { tasksNotRunText } from '../../lambdas/core/writeback/report';
 import { alignColumns } from './columns';
 import { shellOption } from '../../lambdas/shared/shell';
 
@@ -46,6 +47,12 @@ export interface TaskSummary {
    * after it ran, and the run failed. Absent for a task that ran to its end.
    */
   readonly error?: string;
+  /**
+   * The write-back task's error stopped the whole run (`summary.writeback.<task>.stoppedRun`: one
+   * of the errors every task would meet, statemachine/definition.ts RUN_LEVEL_WRITEBACK_ERRORS),
+   * and the write-back tasks after it, named here, did not run. Absent otherwise.
+   */
+  readonly stoppedRun?: { readonly notRun: readonly string[] };
   /**
    * A write-back's mapped fields the extract of its object does not read
    * (`summary.writeback.<task>.notExtracted`), and that extract's config path: compared with what
@@ -209,6 +216,9 @@ export function writebackTaskSummary(task: string, figures: unknown): TaskSummar
     ...(num(s.outcomeUnknown) > 0 ? { outcomeUnknown: num(s.outcomeUnknown) } : {}),
     apiCalls: num(s.apiCalls),
     ...(typeof s.error === 'string' ? { error: s.error } : {}),
+    ...(typeof s.error === 'string' && Array.isArray(record(s.stoppedRun).notRun)
+      ? { stoppedRun: { notRun: (record(s.stoppedRun).notRun as unknown[]).map(String) } }
+      : {}),
     ...(Array.isArray(s.notExtracted) && s.notExtracted.length > 0
       ? {
           notExtracted: {
@@ -427,7 +437,7 @@ export function runSummary(
  */
 type Column = Exclude<
   keyof TaskSummary,
-  'notInConfig' | 'error' | 'notExtracted' | 'keyNotExtracted' | 'secondRecords'
+  'notInConfig' | 'error' | 'stoppedRun' | 'notExtracted' | 'keyNotExtracted' | 'secondRecords'
 >;
 const COLUMNS: readonly Column[] = [
   'task',
@@ -496,13 +506,18 @@ export function formatSummaryTable(summary: RunSummary): string {
   );
   const header = columns.map((c) => HEADERS[c]);
   const { lines, widths } = alignColumns([header, ...cells], (i) => i >= 2);
-  // Each write-back task a step error stopped (the tasks after it ran), with its error's first
-  // 300 characters: `roundtrip status` and roundtrip.runs have it whole.
-  const failedTasks = summary.tasks.flatMap((t) =>
-    t.error === undefined
-      ? []
-      : [`✗ write-back ${t.task} failed: ${t.error.length > 300 ? `${t.error.slice(0, 300)}…` : t.error}`],
-  );
+  // Each write-back task a step error stopped (the tasks after it ran, unless its error stopped
+  // the run: then it says which did not), with its error's first 300 characters: `roundtrip
+  // status` and roundtrip.runs have it whole.
+  const failedTasks = summary.tasks.flatMap((t) => {
+    if (t.error === undefined) return [];
+    const error = t.error.length > 300 ? `${t.error.slice(0, 300)}…` : t.error;
+    return t.stoppedRun
+      ? [
+          `✗ write-back ${t.task} failed and stopped the run: ${error}; ${tasksNotRunText(t.stoppedRun.notRun)}`,
+        ]
+      : [`✗ write-back ${t.task} failed: ${error}`];
+  });
   const notes = summary.tasks.flatMap((t) => [
     ...(t.notExtracted ? [notExtractedNote(t.task, t.notExtracted)] : []),
     ...(t.keyNotExtracted ? [keyNotExtractedNote(t.task, t.keyNotExtracted)] : []),

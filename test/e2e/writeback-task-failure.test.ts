@@ -282,3 +282,109 @@ describe('a write-back task that meets Salesforce down', () => {
     ]);
   }, 300_000);
 });
+
+describe('a write-back task whose Salesforce sign-in is refused', () => {
+  let world: E2eWorld;
+  const SCORED = 10;
+  beforeAll(async () => {
+    const example = await exampleConfig();
+    const [lead] = example.writeback;
+    // Write-back only: no extract signs in before the tasks, and the source table is the test's.
+    world = await startWorld({
+      leads: 30,
+      customers: 10,
+      config: {
+        ...example,
+        extract: [],
+        transform: [],
+        writeback: [lead!, { ...lead!, name: 'Lead-again' }],
+      },
+    });
+    await world.local.pool.query(
+      `CREATE TABLE lead_reverse ("Id" text PRIMARY KEY, lead_score integer NOT NULL)`,
+    );
+    await world.local.pool.query(
+      `INSERT INTO lead_reverse ("Id", lead_score) SELECT id, 42 FROM unnest($1::text[]) AS id`,
+      [world.env.leadIds.slice(0, SCORED)],
+    );
+  }, 120_000);
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it('stops the run at the first task after one refused sign-in, naming the secret to check and the task not run', async () => {
+    const first = taskStateNames('Lead-update');
+    const second = taskStateNames('Lead-again');
+    const sf = world.env.salesforce;
+    const entered: string[] = [];
+    const lines: string[] = [];
+    const print = progressPrinter((line) => lines.push(line));
+    let loginsBefore = -1;
+    const result = await world.run(
+      {},
+      {
+        onEvent: (event) => {
+          print(event);
+          if (event.type !== 'entered') return;
+          entered.push(event.state);
+          // After Prepare signed in: the user's password changes in Salesforce (the secret keeps
+          // the old one) and its sessions end, so the write-back must sign in again.
+          if (event.state === first.plan) {
+            (sf.credentials as { password: string }).password = 'Rotated-Pass-7';
+            sf.expireSessions();
+            loginsBefore = sf.calls.count({ operation: 'login' });
+          }
+        },
+      },
+    );
+
+    // One sign-in attempt, refused: not one per task (each would count toward the user's lockout).
+    expect(loginsBefore).toBeGreaterThanOrEqual(1);
+    const logins = sf.calls.all().filter((c) => c.operation === 'login');
+    expect(logins.slice(loginsBefore).map((c) => c.status)).toEqual([500]);
+
+    // The run stopped at the first task: the second was never attempted.
+    expect(entered).toContain(first.stopsRun);
+    expect(entered).toContain(RUN_STATES.reportFailure);
+    expect(entered).not.toContain(first.recordFailure);
+    expect(entered).not.toContain(second.plan);
+    expect(entered).not.toContain(RUN_STATES.report);
+
+    // The execution's error is the sign-in's, as the connector words it: what to check, and where.
+    const signIn =
+      `Salesforce sign-in (soap) at ${sf.loginUrl} failed: INVALID_LOGIN: Invalid username, password, security token; or user locked out. ` +
+      "Check username, password and securityToken (the token is appended to the password; empty when the org trusts the caller's IP address) in the secret roundtrip/salesforce (docs/salesforce-auth.md).";
+    expect(result.execution).toMatchObject({ status: 'failed', error: ERROR_NAMES.signInRefused });
+    const cause = result.execution.status === 'failed' ? result.execution.cause : '';
+    expect(cause).toContain(signIn);
+
+    // roundtrip.runs: the task that stopped the run, the sign-in's error said once, the task not run.
+    const { rows } = await world.local.pool.query<{
+      status: string;
+      error: string;
+      summary: { writeback: Record<string, { error?: string }> };
+    }>(`SELECT status, error, summary FROM roundtrip.runs WHERE run_id = $1`, [result.summary.runId]);
+    const [run] = rows;
+    expect(run?.status).toBe('failed');
+    expect(run?.error).toBe(
+      `write-back Lead-update failed (writeback[0]) and stopped the run, its error being the run's, not the task's alone: ${signIn}; the write-back task after it did not run (Lead-again)`,
+    );
+    expect(run?.summary.writeback['Lead-update']?.error).toBe(signIn);
+    expect(run?.summary.writeback).not.toHaveProperty('Lead-again');
+
+    // The CLI's summary: the one task, its error said once.
+    const failed = result.summary.tasks.filter((t) => t.kind === 'writeback' && t.error !== undefined);
+    expect(failed.map((t) => [t.task, t.error])).toEqual([['Lead-update', signIn]]);
+    expect(failed[0]?.stoppedRun).toEqual({ notRun: ['Lead-again'] });
+    const table = formatSummaryTable(result.summary);
+    expect(table.split('INVALID_LOGIN')).toHaveLength(2);
+    expect(table).toMatch(
+      /^✗ write-back Lead-update failed and stopped the run: Salesforce sign-in \(soap\) .*INVALID_LOGIN.*…; the write-back task after it did not run \(Lead-again\)$/m,
+    );
+    // The step's line: the sign-in's error, and no task recorded as failed to go on from.
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}✗ Lead-update (plan|push): Salesforce sign-in/));
+    expect(lines.filter((l) => l.includes('recorded as failed'))).toEqual([]);
+    // Nothing was written.
+    expect(world.scores().filter((s) => s === 42)).toHaveLength(0);
+  }, 300_000);
+});

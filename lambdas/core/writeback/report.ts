@@ -496,7 +496,9 @@ function taskErrorText(error: CaughtError): string {
 
 /**
  * Stores `error` as `summary.writeback.<task>.error` of the run, with `failedAt` (the first one
- * kept: a retry stores the same error again and keeps the time).
+ * kept: a retry stores the same error again and keeps the time), and for a task whose error
+ * stopped the run, `stoppedRun: { notRun }`: the write-back tasks after it, which did not run (what
+ * the CLI's summary says of the task, bin/local/summary.ts).
  */
 async function storeTaskError(
   client: PoolClient,
@@ -504,11 +506,16 @@ async function storeTaskError(
   runId: string,
   task: string,
   error: string,
+  stoppedRun?: { readonly notRun: readonly string[] },
 ): Promise<void> {
   const summary = await readRunSummary(client, runId);
   const stored = ((summary.writeback ?? {}) as Record<string, Record<string, unknown> | undefined>)[task];
   const failedAt = typeof stored?.failedAt === 'string' ? stored.failedAt : deps.clock.now().toISOString();
-  await mergeRunSummary(client, runId, ['writeback', task], { error, failedAt });
+  await mergeRunSummary(client, runId, ['writeback', task], {
+    error,
+    failedAt,
+    ...(stoppedRun ? { stoppedRun } : {}),
+  });
 }
 
 /**
@@ -564,8 +571,11 @@ export function reportedOutput(output: ReportOutput): ReportOutput {
   };
 }
 
-/** What a run stopped by a write-back task's error says of the tasks after it. */
-function notRun(after: readonly string[]): string {
+/**
+ * What a run stopped by a write-back task's error says of the tasks after it (`after`, their
+ * names): in the run's error, and in the CLI's summary (bin/local/summary.ts).
+ */
+export function tasksNotRunText(after: readonly string[]): string {
   if (after.length === 0) return 'it was the last write-back task';
   return `the write-back ${after.length === 1 ? 'task' : 'tasks'} after it did not run (${after.join(', ')})`;
 }
@@ -641,8 +651,11 @@ export async function reportRun(
     const stoppedBy = input.error?.task;
     const stopIndex =
       stoppedBy === undefined ? -1 : deps.config.writeback.findIndex((t) => taskName(t) === stoppedBy);
+    const notRunTasks = stopIndex < 0 ? [] : deps.config.writeback.slice(stopIndex + 1).map(taskName);
     if (input.error && stoppedBy !== undefined && stopIndex >= 0) {
-      await storeTaskError(client, deps, input.runId, stoppedBy, taskErrorText(input.error));
+      await storeTaskError(client, deps, input.runId, stoppedBy, taskErrorText(input.error), {
+        notRun: notRunTasks,
+      });
     }
     const summary = await readRunSummary(client, input.runId);
     const stored = (summary.writeback ?? {}) as Record<string, Record<string, unknown>>;
@@ -703,7 +716,7 @@ export async function reportRun(
         failedTasks.push({ task: name, error });
         reasons.push(
           index === stopIndex
-            ? `write-back ${name} failed (writeback[${index}]) and stopped the run, its error being the run's, not the task's alone: ${error}; ${notRun(deps.config.writeback.slice(index + 1).map(taskName))}`
+            ? `write-back ${name} failed (writeback[${index}]) and stopped the run, its error being the run's, not the task's alone: ${error}; ${tasksNotRunText(notRunTasks)}`
             : `write-back ${name} failed (writeback[${index}]): ${error}`,
         );
       }

@@ -254,11 +254,13 @@ describe('a write-back task that failed, recorded by the report function', () =>
     const report = (await handler({ runId: 'task-stopped-1', error })) as ReportOutput;
     const reason = `write-back Contact-insert failed (writeback[0]) and stopped the run, its error being the run's, not the task's alone: ${message}; the write-back task after it did not run (Lead-update)`;
     expect(report).toMatchObject({ status: 'failed', reason, failedTasks: { tasks: ['Contact-insert'] } });
-    const { rows } = await pool.query<{ error: string; kept: string }>(
-      `SELECT error, summary->'writeback'->'Contact-insert'->>'error' AS kept
+    const { rows } = await pool.query<{ error: string; kept: string; stopped: unknown }>(
+      `SELECT error, summary->'writeback'->'Contact-insert'->>'error' AS kept,
+              summary->'writeback'->'Contact-insert'->'stoppedRun' AS stopped
          FROM roundtrip.runs WHERE run_id = 'task-stopped-1'`,
     );
-    expect(rows).toEqual([{ error: reason, kept: message }]);
+    // The task's figures say it stopped the run, and which tasks did not run (the CLI's summary).
+    expect(rows).toEqual([{ error: reason, kept: message, stopped: { notRun: ['Lead-update'] } }]);
   });
 
   it('names every failed task in the Cause, their errors shortened to fit', () => {

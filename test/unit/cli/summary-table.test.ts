@@ -69,6 +69,29 @@ describe('formatSummaryTable', () => {
     ]);
   });
 
+  it('says of a write-back task whose error stopped the run that it did, and which tasks did not run', () => {
+    const error =
+      'Salesforce sign-in (soap) at https://login.salesforce.com failed: INVALID_LOGIN: Invalid username, password, security token; or user locked out.';
+    const stopped = writebackTaskSummary('Lead-update', {
+      sourceRows: 0,
+      error,
+      failedAt: '2026-11-30T10:00:00.000Z',
+      stoppedRun: { notRun: ['Lead-again', 'Contact-upsert'] },
+    });
+    expect(stopped.stoppedRun).toEqual({ notRun: ['Lead-again', 'Contact-upsert'] });
+    const last = writebackTaskSummary('Lead-last', { error, stoppedRun: { notRun: [] } });
+    const lines = (task: typeof stopped) =>
+      formatSummaryTable({ runId: 'r1', status: 'failed', tasks: [task] })
+        .split('\n')
+        .slice(4);
+    expect(lines(stopped)).toEqual([
+      `✗ write-back Lead-update failed and stopped the run: ${error}; the write-back tasks after it did not run (Lead-again, Contact-upsert)`,
+    ]);
+    expect(lines(last)).toEqual([
+      `✗ write-back Lead-last failed and stopped the run: ${error}; it was the last write-back task`,
+    ]);
+  });
+
   it('says below the table which mapped fields a write-back compares with sync_state, not the extract, and how to have them compared with it', () => {
     const summary: RunSummary = {
       runId: 'r1',
