@@ -7,6 +7,7 @@
  * failed tasks and their errors in the execution's Cause, in roundtrip.runs and in the CLI's
  * summary.
  */
+import { noteFailure } from '../../bin/commands/run';
 import { formatSummaryTable } from '../../bin/local/summary';
 import { progressPrinter } from '../../bin/cli-common';
 import { parseConfig } from '../../lambdas/config';
@@ -381,6 +382,18 @@ describe('a write-back task whose Salesforce sign-in is refused', () => {
     expect(table).toMatch(
       /^✗ write-back Lead-update failed and stopped the run: Salesforce sign-in \(soap\) .*INVALID_LOGIN.*…; the write-back task after it did not run \(Lead-again\)$/m,
     );
+    // roundtrip run's failure line (stderr): the stored error, which holds the execution's, once.
+    const stderr: string[] = [];
+    const write = jest.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      stderr.push(String(chunk));
+      return true;
+    });
+    try {
+      noteFailure(result, 'the secret roundtrip/postgres');
+    } finally {
+      write.mockRestore();
+    }
+    expect(stderr).toEqual([`run ${result.summary.runId} failed: ${run?.error}\n`]);
     // The step's line: the sign-in's error, and no task recorded as failed to go on from.
     expect(lines).toContainEqual(expect.stringMatching(/^ {2}✗ Lead-update (plan|push): Salesforce sign-in/));
     expect(lines.filter((l) => l.includes('recorded as failed'))).toEqual([]);
