@@ -314,6 +314,11 @@ export const ERROR_PATH = '$.error';
  *   user ("Maximum invalid login attempts"): a run of five write-back tasks with a changed
  *   password would spend five of them. (A session that expired is not one: the connector signs in
  *   again once, and only that sign-in's refusal is.)
+ * - PostgreSQL refusing the user or password ({@link ERROR_NAMES.postgresAuth}, after the pool
+ *   read the secret again): a step's Lambda connects afresh once its connections idled out, so a
+ *   password changed mid-run is met by the next step, and every later one would be refused too.
+ *   (Recording the task's failure needs the same database, so it would mostly fail and stop the
+ *   run anyway; but not when the report function still holds a connection made before.)
  * - a task held by another invocation past all the waits for it (TaskBusyError, PushGoingOnError:
  *   another execution of the pipeline is sending, and the run is not to race it task after task).
  * A Lambda that died (Lambda.Unknown, Sandbox.Timedout: out of time or memory) or a Task that timed
@@ -325,6 +330,7 @@ export const RUN_LEVEL_WRITEBACK_ERRORS = [
   ...TRANSIENT_LAMBDA_ERRORS,
   ERROR_NAMES.apiLimit,
   ERROR_NAMES.signInRefused,
+  ERROR_NAMES.postgresAuth,
   ERROR_NAMES.busy,
   ERROR_NAMES.pushGoingOn,
 ] as const;

@@ -40,6 +40,12 @@ export const ERROR_NAMES = {
    */
   signInRefused: 'SalesforceSignInRefusedError',
   /**
+   * PostgreSQL refused the connection's user or password (SQLSTATE 28P01), or has no pg_hba.conf
+   * entry for it (28000): terminal, and for the whole run, as every later step connects with the
+   * same secret (connectors/postgres/errors.ts).
+   */
+  postgresAuth: 'PostgresAuthenticationError',
+  /**
    * PostgreSQL sent text roundtrip cannot read (a date in a DateStyle other than ISO), or a session
    * setting roundtrip needs did not take: terminal, naming the setting, its value and the fix
    * (connectors/postgres/session.ts).
@@ -139,6 +145,21 @@ export class SalesforceSignInRefusedError extends TerminalError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = ERROR_NAMES.signInRefused;
+  }
+}
+
+/**
+ * PostgreSQL refused to let the connection in (SQLSTATE 28P01 `invalid_password`, 28000
+ * `invalid_authorization_specification`: a wrong user or password, no pg_hba.conf entry) after
+ * the pool read the secret again (a rotation). Every later step connects with the same secret, so
+ * the state machine stops the whole run on it, as on a refused Salesforce sign-in
+ * (statemachine/definition.ts RUN_LEVEL_WRITEBACK_ERRORS). The message names the target and
+ * where the user and password come from.
+ */
+export class PostgresAuthenticationError extends TerminalError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = ERROR_NAMES.postgresAuth;
   }
 }
 

@@ -291,6 +291,7 @@ describe('the state machine definition', () => {
                 'Lambda.ClientExecutionTimeoutException',
                 'ApiLimitExceededError',
                 'SalesforceSignInRefusedError',
+                'PostgresAuthenticationError',
                 'TaskBusyError',
                 'PushGoingOnError',
               ],
@@ -1037,6 +1038,7 @@ describe('the state machine definition', () => {
       it.each([
         ERROR_NAMES.apiLimit,
         ERROR_NAMES.signInRefused,
+        ERROR_NAMES.postgresAuth,
         ERROR_NAMES.busy,
         ERROR_NAMES.transient,
         'Lambda.ServiceException',

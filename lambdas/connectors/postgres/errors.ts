@@ -6,7 +6,12 @@
  * SQLSTATE codes: https://www.postgresql.org/docs/current/errcodes-appendix.html
  */
 import { DatabaseError } from 'pg';
-import { REFUSED_CONNECTION_HINT, TerminalError, TransientError } from '../../shared/errors';
+import {
+  PostgresAuthenticationError,
+  REFUSED_CONNECTION_HINT,
+  TerminalError,
+  TransientError,
+} from '../../shared/errors';
 import { createRedactor } from '../../shared/redact';
 
 /**
@@ -105,7 +110,8 @@ function codeOf(err: unknown): string | undefined {
  * - transient: SQLSTATE class 08 and 53 (too many connections), 40001, 40P01, 55P03, 57014,
  *   57P01..57P03, 58xxx; refused/reset/timed-out sockets; pg's "Connection terminated" and
  *   connection timeouts.
- * - terminal: 28P01/28000 (authentication, no pg_hba entry), 3D000 (database does not exist),
+ * - terminal: 28P01/28000 (authentication, no pg_hba entry: a {@link PostgresAuthenticationError},
+ *   which stops the whole run), 3D000 (database does not exist),
  *   TLS certificate verification failures, a server that refuses TLS, and every other SQL error
  *   (a syntax error or a constraint violation does not go away with a retry).
  *
@@ -144,9 +150,12 @@ export function classifyPostgresError(
     const check = (what: string): string =>
       context.credentialsFrom ? `; check ${what} in ${context.credentialsFrom}` : '';
     if (sqlstate === '28P01' || sqlstate === '28000') {
-      return new TerminalError(say(`authentication failed: ${detail}${check('the user and password')}`), {
-        cause,
-      });
+      return new PostgresAuthenticationError(
+        say(`authentication failed: ${detail}${check('the user and password')}`),
+        {
+          cause,
+        },
+      );
     }
     if (sqlstate === '3D000')
       return new TerminalError(say(`database does not exist: ${detail}${check('the database name')}`), {

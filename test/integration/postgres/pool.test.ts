@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:net';
-import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
+import { PostgresAuthenticationError, TerminalError, TransientError } from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import {
   checkConnection,
@@ -82,11 +82,13 @@ describe('createPool against the test server', () => {
     }
   });
 
-  it('maps a wrong password to a TerminalError that does not contain it', async () => {
+  it('maps a wrong password to a TerminalError that does not contain it, one that stops the whole run', async () => {
     const url = new URL(db.url);
     url.password = 'Wrong-Pass-123';
     const err = await connectError(url.toString());
     expect(err).toBeInstanceOf(TerminalError);
+    // Every later step would connect with the same secret: the state machine stops the run on it.
+    expect(err).toBeInstanceOf(PostgresAuthenticationError);
     expect(err.message).toContain('authentication failed');
     expect(err.message).toContain('(SQLSTATE 28P01)');
     expect(err.message).not.toContain('Wrong-Pass-123');

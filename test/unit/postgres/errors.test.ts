@@ -1,5 +1,10 @@
 import { DatabaseError } from 'pg';
-import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
+import {
+  ERROR_NAMES,
+  PostgresAuthenticationError,
+  TerminalError,
+  TransientError,
+} from '../../../lambdas/shared/errors';
 import { classifyPostgresError } from '../../../lambdas/connectors/postgres/errors';
 
 function dbError(code: string, message = 'server said no'): DatabaseError {
@@ -33,6 +38,16 @@ describe('classifyPostgresError', () => {
     expect(err.message).toContain(text);
     expect(err.message).toContain(`(SQLSTATE ${code})`);
   });
+
+  it.each(['28P01', '28000'])(
+    'names SQLSTATE %s a PostgresAuthenticationError, which stops the whole run',
+    (code) => {
+      const err = classifyPostgresError(dbError(code), { credentialsFrom: 'the secret roundtrip/postgres' });
+      expect(err).toBeInstanceOf(PostgresAuthenticationError);
+      expect(err.name).toBe(ERROR_NAMES.postgresAuth);
+      expect(err.message).toMatch(/; check the user and password in the secret roundtrip\/postgres$/);
+    },
+  );
 
   it.each(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EAI_AGAIN'])(
     'treats socket error %s as transient',
