@@ -152,9 +152,7 @@ export function classifyPostgresError(
     if (sqlstate === '28P01' || sqlstate === '28000') {
       return new PostgresAuthenticationError(
         say(`authentication failed: ${detail}${check('the user and password')}`),
-        {
-          cause,
-        },
+        { cause },
       );
     }
     if (sqlstate === '3D000')
