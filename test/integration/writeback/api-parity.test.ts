@@ -134,6 +134,8 @@ interface Edge {
   readonly refused?: string;
   /** Insert: refused otherwise (null: sent), e.g. a field whose default fills a null on create. */
   readonly insertRefused?: string | null;
+  /** Update: refused otherwise (null: sent), e.g. an edge of the external-ID key. */
+  readonly updateRefused?: string | null;
   /** The code Salesforce refuses the record with. */
   readonly failed?: string;
   /** Upsert: a key no record has yet (the others update a record holding {@link BEFORE}). */
@@ -191,7 +193,8 @@ const EDGES: readonly Edge[] = [
       last_name: "O'Neil, Jr.",
       company: 'Acme, "Inc"',
       nick: '"a,b"\r\nc',
-      notes: 'say "hi", then\nbye\r\nand ""twice""\r',
+      // Inside, control characters, U+2028 and backslashes (COPY's text-format escapes) are data.
+      notes: 'say "hi", then\nbye\r\nand ""twice""\u0001\t\u2028 C:\\N\\t\\\r',
       rating: 'hot, "very"',
       interests: 'Chess;Golf',
       hot: '1',
@@ -201,7 +204,7 @@ const EDGES: readonly Edge[] = [
       LastName: "O'Neil, Jr.",
       Company: 'Acme, "Inc"',
       Nickname__c: '"a,b"\r\nc',
-      Notes__c: 'say "hi", then\nbye\r\nand ""twice""',
+      Notes__c: 'say "hi", then\nbye\r\nand ""twice""\u0001\t\u2028 C:\\N\\t\\',
       Rating: 'hot, "very"',
       Interests__c: 'Golf;Chess',
     },
@@ -365,6 +368,22 @@ const EDGES: readonly Edge[] = [
     stored: { Nickname__c: 'Case' },
   },
   {
+    name: 'a key holding a quote, a comma and a line break (upsert, insert)',
+    values: { nick: 'Specials' },
+    key: (k) => (k.startsWith('00Q') ? k : `${k},"q"\ne`),
+    creates: true,
+    stored: { Nickname__c: 'Specials' },
+  },
+  {
+    name: 'the key #N/A (upsert, insert)',
+    values: { nick: 'NA key' },
+    key: (k) => (k.startsWith('00Q') ? k : '#N/A'),
+    creates: true,
+    refused: 'TEXT_READ_AS_NULL',
+    updateRefused: null,
+    stored: { Nickname__c: 'NA key' },
+  },
+  {
     name: 'an 18-character Id in lower case; a key padded with spaces',
     values: { nick: 'Padded' },
     key: (k) => (k.startsWith('00Q') ? ` ${k.toLowerCase()} ` : ` ${k}\t`),
@@ -524,10 +543,17 @@ describe('the Collections and the Bulk path leave Salesforce in the same state',
         bulk: await errors(envs.bulk, first.bulk.runId),
       };
       expect(refusals.bulk).toEqual(refusals.collections);
-      const keyOfEdge = (i: number): string =>
-        mode === 'update' ? (seeded.collections.updateIds[i] as string) : keyOf(mode, i);
-      const refusedBy = (e: Edge): string | undefined =>
-        mode === 'insert' && e.insertRefused !== undefined ? (e.insertRefused ?? undefined) : e.refused;
+      /** The key of edge `i` as the plan keeps it (trimmed). */
+      const keyOfEdge = (i: number): string => {
+        const key = mode === 'update' ? (seeded.collections.updateIds[i] as string) : keyOf(mode, i);
+        const edge = EDGES[i] as Edge;
+        return mode !== 'update' && edge.key ? edge.key(key).trim() : key;
+      };
+      const refusedBy = (e: Edge): string | undefined => {
+        const otherwise =
+          mode === 'insert' ? e.insertRefused : mode === 'update' ? e.updateRefused : undefined;
+        return otherwise !== undefined ? (otherwise ?? undefined) : e.refused;
+      };
       const expected = EDGES.flatMap((e, i) =>
         refusedBy(e)
           ? [[keyOfEdge(i), 'plan', refusedBy(e)]]
@@ -561,7 +587,7 @@ describe('the Collections and the Bulk path leave Salesforce in the same state',
       const recordOf = (i: number): Record<string, unknown> | undefined =>
         mode === 'update'
           ? leads.find((r) => r.Id === seeded.collections.updateIds[i])
-          : leads.find((r) => String(r[KEY_FIELD]).toLowerCase() === keyOf(mode, i));
+          : leads.find((r) => String(r[KEY_FIELD]).toLowerCase() === keyOfEdge(i).toLowerCase());
       const held = (r: Record<string, unknown> | undefined): Record<string, unknown> =>
         Object.fromEntries(
           Object.keys(STORED_BASE).map((f) => {
