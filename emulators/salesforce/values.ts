@@ -246,13 +246,33 @@ export function salesforceTrim(text: string): string {
  */
 export function canonicalMultipicklist(field: FieldDescribe, text: string): string {
   const position = new Map(field.picklistValues.map((p, i) => [p.value, i]));
-  const values = [...new Set(text.split(';').filter((v) => v !== ''))];
+  const values = [
+    ...new Set(
+      text
+        .split(';')
+        .map((v) => listedCase(field, v))
+        .filter((v) => v !== ''),
+    ),
+  ];
   const rank = (v: string): number => position.get(v) ?? position.size;
   return values
     .map((v, i) => ({ v, i }))
     .sort((a, b) => rank(a.v) - rank(b.v) || a.i - b.i)
     .map(({ v }) => v)
     .join(';');
+}
+
+/**
+ * An unrestricted picklist's value as Salesforce stores it: as its definition lists it when it
+ * lists it in another case (Help article 000386557, "Picklist fields are not case sensitive and
+ * cannot contain duplicate inactive types": "TEST" and "test" sent after "Test" "will then become
+ * "Test""); else as given. A restricted picklist's value is kept as given and checked as it is
+ * (whether Salesforce takes `gold` for `Gold` there is not documented).
+ */
+export function listedCase(field: FieldDescribe, value: string): string {
+  if (field.restrictedPicklist) return value;
+  const lower = value.toLowerCase();
+  return field.picklistValues.find((p) => p.value.toLowerCase() === lower)?.value ?? value;
 }
 
 function coerceText(field: FieldDescribe, raw: unknown): CoercedValue {
@@ -262,6 +282,7 @@ function coerceText(field: FieldDescribe, raw: unknown): CoercedValue {
   else return typeMismatch(field, raw);
   if (field.type !== 'base64') text = salesforceTrim(text);
   if (field.type === 'multipicklist') text = canonicalMultipicklist(field, text);
+  else if (field.type === 'picklist') text = listedCase(field, text);
   // String.length counts UTF-16 code units, as Salesforce (Java) does: an emoji counts 2
   // (Help article 005166849).
   if (field.length > 0 && text.length > field.length) {

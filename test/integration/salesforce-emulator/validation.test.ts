@@ -224,6 +224,24 @@ describe('Salesforce emulator per-record validation (Collections and Bulk ingest
     });
   });
 
+  it('stores a value an unrestricted picklist lists in another case as listed, via Collections and Bulk (Help 000386557); refuses a restricted one', async () => {
+    const lead = conn.sobject('Lead');
+    const [rest] = await lead.create([{ LastName: 'Case', Company: 'REST', Rating: 'warm' }]);
+    const bulk = await conn.bulk2.loadAndWaitForResults({
+      object: 'Lead',
+      operation: 'insert',
+      input: 'LastName,Company,Rating\nCase,Bulk,HOT\nCase,Bulk,Tepid\n',
+      pollInterval: 20,
+    });
+    const ids = [rest?.id, ...bulk.successfulResults.map((r) => r.sf__Id)] as string[];
+    expect(ids.map((id) => sf.store.get(id)?.Rating)).toEqual(['Warm', 'Hot', 'Tepid']);
+    // Status is restricted (Open - Not Contacted, …): another case is refused as before.
+    const [restricted] = await lead.create([
+      { LastName: 'Case', Company: 'REST', Status: 'open - not contacted' },
+    ]);
+    expect(firstStatusCode(restricted)).toBe('INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST');
+  });
+
   it('rejects a value of the wrong type per request in REST (JSON_PARSER_ERROR) and per row in Bulk', async () => {
     const rest = await caught(
       conn.sobject('Lead').create([{ LastName: 'a', Company: 'b', NumberOfEmployees: 'many' }]),
