@@ -761,9 +761,36 @@ function copyValueOf(m: MappedField, c: string, type: SourceType): string {
  * whatever order it keeps. A value without `;` is kept as it is (the usual case: no sort).
  */
 function multipicklistSql(f: SalesforceFieldDescribe, t: string): string {
+  // Each value as its definition lists it, when listed in another case (see picklistCaseSql).
   const listed = (f.picklistValues ?? []).map((p) => sqlLiteral(p.value));
   const order = listed.length ? `array_position(ARRAY[${listed.join(', ')}]::text[], x), x` : 'x';
-  return `CASE WHEN strpos(${t}, ';') = 0 THEN nullif(${t}, '') ELSE nullif(array_to_string(ARRAY(SELECT x FROM unnest(string_to_array(${t}, ';')) AS u(x) WHERE x <> '' GROUP BY x ORDER BY ${order}), ';'), '') END`;
+  const one = picklistCaseSql(f, t);
+  const each = picklistCaseSql(f, 'v');
+  const values =
+    each === 'v'
+      ? `unnest(string_to_array(${t}, ';')) AS u(x)`
+      : `unnest(string_to_array(${t}, ';')) AS u(v) CROSS JOIN LATERAL (SELECT ${each} AS x) AS c`;
+  return `CASE WHEN strpos(${t}, ';') = 0 THEN nullif(${one}, '') ELSE nullif(array_to_string(ARRAY(SELECT x FROM ${values} WHERE x <> '' GROUP BY x ORDER BY ${order}), ';'), '') END`;
+}
+
+/**
+ * An unrestricted picklist's value `t` as Salesforce stores it: a value its definition lists in
+ * another case is stored as listed (Help article 000386557, "Picklist fields are not case
+ * sensitive and cannot contain duplicate inactive types": "TEST" and "test" sent after "Test"
+ * "will then become "Test""), so the plan sends and compares it so; else `t` as it is. A restricted
+ * picklist's value is left as it is: whether Salesforce takes `gold` for `Gold` is not documented,
+ * and the plan refuses it (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST) rather than guess.
+ */
+function picklistCaseSql(f: SalesforceFieldDescribe, t: string): string {
+  if (f.restrictedPicklist) return t;
+  // Listed value by its lower case, as a jsonb object: one look-up (a binary search over its
+  // keys) per value, however many values the picklist lists (up to 1,000).
+  const listed = new Map<string, string>();
+  for (const { value } of f.picklistValues ?? []) {
+    if (!listed.has(value.toLowerCase())) listed.set(value.toLowerCase(), value);
+  }
+  if (listed.size === 0) return t;
+  return `coalesce(${sqlLiteral(JSON.stringify(Object.fromEntries(listed)))}::jsonb ->> lower(${t}), ${t})`;
 }
 
 /**
@@ -783,9 +810,10 @@ export function valueSql(m: Pick<MappedField, 'field' | 'kind'>, s: string): str
   switch (m.kind) {
     case 'string':
     case 'email':
-    case 'picklist':
       // Salesforce stores text trimmed, and an empty string as null.
       return `nullif(btrim(${s}, ${SALESFORCE_TRIM_CHARS}), '')`;
+    case 'picklist':
+      return picklistCaseSql(f, `nullif(btrim(${s}, ${SALESFORCE_TRIM_CHARS}), '')`);
     case 'multipicklist':
       return multipicklistSql(f, `btrim(${s}, ${SALESFORCE_TRIM_CHARS})`);
     case 'id':

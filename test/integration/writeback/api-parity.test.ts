@@ -357,9 +357,10 @@ const EDGES: readonly Edge[] = [
     refused: 'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST',
   },
   {
-    name: 'multi-select values out of order and repeated; a picklist value in another case',
-    values: { interests: 'Tennis;Chess;Golf;Chess', rating: 'warm' },
-    stored: { Interests__c: 'Golf;Chess;Tennis', Rating: 'warm' },
+    name: 'multi-select values out of order, repeated and in another case; a picklist value in another case',
+    // Unrestricted picklists store a listed value in its listed case (Help article 000386557).
+    values: { interests: 'Tennis;chess;Golf;CHESS', rating: 'warm' },
+    stored: { Interests__c: 'Golf;Chess;Tennis', Rating: 'Warm' },
   },
   {
     name: 'an Id in its 15-character form; a key in another case',

@@ -30,10 +30,12 @@ const COPY: LeadCopy = {
     'Interests__c',
     'NumberOfEmployees',
     'Legacy_Amount__c',
+    'Rating',
     'IsDeleted',
   ],
   columns: `"Id" varchar(18) PRIMARY KEY, "LastName" text, "Company" text, "Nickname__c" text,
-    "Interests__c" text, "NumberOfEmployees" numeric, "Legacy_Amount__c" numeric, "IsDeleted" boolean`,
+    "Interests__c" text, "NumberOfEmployees" numeric, "Legacy_Amount__c" numeric, "Rating" text,
+    "IsDeleted" boolean`,
 };
 
 const leadExtract = {
@@ -126,6 +128,26 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
       );
     },
   );
+
+  it('a value an unrestricted picklist lists in another case is sent as listed, as Salesforce stores it: a second run compared with the extracted copy writes nothing', async () => {
+    // Rating lists Hot, Warm, Cold; Interests__c (multi-select) Golf, Chess, Tennis. Records 3–5.
+    await source('norm_case', `"Id" text, rating text, interests text`, [
+      [ids[3], 'warm', 'tennis;GOLF'],
+      [ids[4], 'HOT', 'chess;Chess'],
+      [ids[5], 'Tepid', 'golf;Darts'],
+    ]);
+    const task = update('case', 'norm_case', { Rating: 'rating', Interests__c: 'interests' });
+    const first = await write(task, { extract: true });
+    expect(first.result).toMatchObject({ succeeded: 3, failed: 0 });
+    expect([3, 4, 5].map((i) => [stored(i, 'Rating'), stored(i, 'Interests__c')])).toEqual([
+      ['Warm', 'Golf;Tennis'],
+      ['Hot', 'Chess'],
+      ['Tepid', 'Golf;Darts'], // values the definition does not list stay as written
+    ]);
+    const second = await write(task, { extract: true });
+    expect(second.plan).toMatchObject({ changed: 0, unchanged: 3, api: 'none' });
+    expect(second.writes).toBe(0);
+  });
 
   it("a number past a double's 15 digits that Salesforce holds as its nearest double is not sent again; a change is, also one a double cannot tell", async () => {
     // Legacy_Amount__c: currency(18, 2). Records 6–8, compared with the extracted copy.
