@@ -521,12 +521,13 @@ describe('the Collections and the Bulk path leave Salesforce in the same state',
     for (const api of PATHS) await envs[api]?.stop();
   });
 
-  async function push(api: Path, mode: Mode) {
+  async function push(api: Path, mode: Mode, over: Partial<WritebackTaskInput> = {}) {
     const env = envs[api];
-    const deps = env.deps({ writeback: [task(mode, api)] });
+    const input = { ...task(mode, api), ...over };
+    const deps = env.deps({ writeback: [input] });
     const runId = await env.newRun();
     env.sf.calls.clear();
-    const { plan, result } = await runWriteback(deps, { runId, task: `parity-${mode}` });
+    const { plan, result } = await runWriteback(deps, { runId, task: input.name as string });
     return { plan, result, runId, writes: env.sf.calls.count({ write: true }) };
   }
 
@@ -618,4 +619,70 @@ describe('the Collections and the Bulk path leave Salesforce in the same state',
       }
     },
   );
+
+  it('upsert by a number external ID: keys rounded to its scale, in exponent form, past 15 digits, matching two records or none, alike on both paths', async () => {
+    // Legacy_Number__c: double(18, 0), an external ID that is not unique.
+    const existing = [1, 2, 3, 4, 7, 7].map((n, i) => ({
+      ...BEFORE,
+      Legacy_Number__c: n,
+      Nickname__c: `n${i}`,
+    }));
+    const rows: [string, string][] = [
+      ['1', 'one'],
+      ['2.0', 'two'],
+      ['3.4', 'three'], // rounds to 3: the record holding 3
+      ['4e0', 'four'],
+      [' 5 ', 'five'], // none: created
+      ['-0', 'zero'], // 0, created
+      ['9007199254740993', 'wide'], // past a double's digits: sent with all of them
+      ['7', 'twins'], // two records hold 7: Salesforce refuses it
+      ['1e18', 'huge'], // 19 digits: refused before the call
+    ];
+    for (const api of PATHS) {
+      const env = envs[api];
+      env.sf.store.seed('Lead', existing);
+      await env.pool.query(`CREATE TABLE parity_number (k text, nick text, last_name text, company text)`);
+      for (const [k, nick] of rows) {
+        await env.pool.query(`INSERT INTO parity_number VALUES ($1, $2, 'Num', 'Acme')`, [k, nick]);
+      }
+    }
+    const over: Partial<WritebackTaskInput> = {
+      name: 'parity-number',
+      from: 'parity_number',
+      key: 'Legacy_Number__c',
+      fields: { LastName: 'last_name', Company: 'company', Nickname__c: 'nick' },
+    };
+    const first = {
+      collections: await push('collections', 'upsert', over),
+      bulk: await push('bulk', 'upsert', over),
+    };
+    expect([first.collections.plan.api, first.bulk.plan.api]).toEqual(['collections', 'bulk']);
+
+    const refusals = {
+      collections: await errors(envs.collections, first.collections.runId),
+      bulk: await errors(envs.bulk, first.bulk.runId),
+    };
+    expect(refusals.bulk).toEqual(refusals.collections);
+    expect(refusals.collections.map((e) => [e.key, e.stage, e.code])).toEqual([
+      ['1e18', 'plan', 'NUMBER_OUTSIDE_VALID_RANGE'],
+      ['7', 'push', 'DUPLICATE_EXTERNAL_ID'],
+    ]);
+    expect(storedLeads(envs.bulk)).toEqual(storedLeads(envs.collections));
+    expect(await syncState(envs.bulk, 'parity-number')).toEqual(
+      await syncState(envs.collections, 'parity-number'),
+    );
+    const byNick = new Map(storedLeads(envs.collections).map((r) => [r.Nickname__c, r]));
+    expect(
+      ['one', 'two', 'three', 'four', 'five', 'zero', 'wide'].map((n) =>
+        String(byNick.get(n)?.Legacy_Number__c),
+      ),
+    ).toEqual(['1', '2', '3', '4', '5', '0', '9007199254740993']);
+
+    await Promise.all(PATHS.map((api) => envs[api].pool.query(`DELETE FROM parity_number WHERE k = '7'`)));
+    for (const api of PATHS) {
+      const second = await push(api, 'upsert', over);
+      expect(second.plan).toMatchObject({ changed: 0, api: 'none' });
+      expect(second.writes).toBe(0);
+    }
+  });
 });
