@@ -7,7 +7,14 @@
 import { taskName } from '../../lambdas/config';
 import { ERROR_NAMES } from '../../lambdas/shared/errors';
 import { RUN_STATES, taskStateNames } from '../../statemachine/definition';
-import { exampleConfig, startWorld, type E2eWorld } from './support/harness';
+import {
+  exampleConfig,
+  refusedSignInMessage,
+  refuseSignIns,
+  signInsSince,
+  startWorld,
+  type E2eWorld,
+} from './support/harness';
 
 describe('a Salesforce extract whose sign-in is refused', () => {
   let world: E2eWorld;
@@ -32,24 +39,19 @@ describe('a Salesforce extract whose sign-in is refused', () => {
           if (event.type !== 'entered') return;
           entered.push(event.state);
           if (event.state === extract.extract) {
-            (sf.credentials as { password: string }).password = 'Rotated-Pass-7';
-            sf.expireSessions();
-            loginsBefore = sf.calls.count({ operation: 'login' });
+            loginsBefore = refuseSignIns(sf);
           }
         },
       },
     );
 
     expect(loginsBefore).toBeGreaterThanOrEqual(1);
-    const logins = sf.calls.all().filter((c) => c.operation === 'login');
-    expect(logins.slice(loginsBefore).map((c) => c.status)).toEqual([500]);
+    expect(signInsSince(sf, loginsBefore)).toEqual([500]);
     expect(entered).toContain(RUN_STATES.reportFailure);
     expect(entered).not.toContain(RUN_STATES.transform);
     expect(entered).not.toContain(writeback.plan);
 
-    const signIn =
-      `Salesforce sign-in (soap) at ${sf.loginUrl} failed: INVALID_LOGIN: Invalid username, password, security token; or user locked out. ` +
-      "Check username, password and securityToken (the token is appended to the password; empty when the org trusts the caller's IP address) in the secret roundtrip/salesforce (docs/salesforce-auth.md).";
+    const signIn = refusedSignInMessage(sf);
     expect(result.execution).toMatchObject({ status: 'failed', error: ERROR_NAMES.signInRefused });
     const cause = result.execution.status === 'failed' ? result.execution.cause : '';
     expect(cause).toContain(signIn);

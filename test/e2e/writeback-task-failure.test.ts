@@ -15,7 +15,14 @@ import { ERROR_NAMES } from '../../lambdas/shared/errors';
 import { RUN_STATES, taskStateNames } from '../../statemachine/definition';
 import { MAX_PAYLOAD_BYTES, payloadBytes } from '../../statemachine/local';
 import { expectedScores } from './support/expected-scores';
-import { exampleConfig, startWorld, type E2eWorld } from './support/harness';
+import {
+  exampleConfig,
+  refusedSignInMessage,
+  refuseSignIns,
+  signInsSince,
+  startWorld,
+  type E2eWorld,
+} from './support/harness';
 
 describe('a write-back task that fails', () => {
   let world: E2eWorld;
@@ -331,9 +338,7 @@ describe('a write-back task whose Salesforce sign-in is refused', () => {
           // After Prepare signed in: the user's password changes in Salesforce (the secret keeps
           // the old one) and its sessions end, so the write-back must sign in again.
           if (event.state === first.plan) {
-            (sf.credentials as { password: string }).password = 'Rotated-Pass-7';
-            sf.expireSessions();
-            loginsBefore = sf.calls.count({ operation: 'login' });
+            loginsBefore = refuseSignIns(sf);
           }
         },
       },
@@ -341,8 +346,7 @@ describe('a write-back task whose Salesforce sign-in is refused', () => {
 
     // One sign-in attempt, refused: not one per task (each would count toward the user's lockout).
     expect(loginsBefore).toBeGreaterThanOrEqual(1);
-    const logins = sf.calls.all().filter((c) => c.operation === 'login');
-    expect(logins.slice(loginsBefore).map((c) => c.status)).toEqual([500]);
+    expect(signInsSince(sf, loginsBefore)).toEqual([500]);
 
     // The run stopped at the first task: the second was never attempted.
     expect(entered).toContain(first.stopsRun);
@@ -352,9 +356,7 @@ describe('a write-back task whose Salesforce sign-in is refused', () => {
     expect(entered).not.toContain(RUN_STATES.report);
 
     // The execution's error is the sign-in's, as the connector words it: what to check, and where.
-    const signIn =
-      `Salesforce sign-in (soap) at ${sf.loginUrl} failed: INVALID_LOGIN: Invalid username, password, security token; or user locked out. ` +
-      "Check username, password and securityToken (the token is appended to the password; empty when the org trusts the caller's IP address) in the secret roundtrip/salesforce (docs/salesforce-auth.md).";
+    const signIn = refusedSignInMessage(sf);
     expect(result.execution).toMatchObject({ status: 'failed', error: ERROR_NAMES.signInRefused });
     const cause = result.execution.status === 'failed' ? result.execution.cause : '';
     expect(cause).toContain(signIn);

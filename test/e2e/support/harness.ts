@@ -15,7 +15,7 @@ import {
   type PipelineRunOptions,
   type PipelineRunResult,
 } from '../../../bin/local/pipeline';
-import type { SalesforceFaults } from '../../../emulators/salesforce';
+import type { SalesforceEmulator, SalesforceFaults } from '../../../emulators/salesforce';
 import type { RunInput } from '../../../lambdas/core/contracts';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 import { loadPipelineDefinition } from '../../../statemachine/local';
@@ -102,4 +102,32 @@ export async function startWorld(options: {
       await db.drop();
     },
   };
+}
+
+/**
+ * The integration user's password changed in Salesforce while the secret keeps the old one, and
+ * its sessions ended: the next call signs in again and is refused. Answers the number of sign-ins
+ * made before, for counting the refused ones after ({@link signInsSince}).
+ */
+export function refuseSignIns(sf: SalesforceEmulator): number {
+  (sf.credentials as { password: string }).password = 'Rotated-Pass-7';
+  sf.expireSessions();
+  return sf.calls.count({ operation: 'login' });
+}
+
+/** The HTTP statuses of the sign-ins made since `before` ({@link refuseSignIns}): `[500]` for one refused. */
+export function signInsSince(sf: SalesforceEmulator, before: number): number[] {
+  return sf.calls
+    .all()
+    .filter((c) => c.operation === 'login')
+    .slice(before)
+    .map((c) => c.status);
+}
+
+/** The message of a SOAP sign-in the emulator `sf` refused, as the connector words it. */
+export function refusedSignInMessage(sf: SalesforceEmulator): string {
+  return (
+    `Salesforce sign-in (soap) at ${sf.loginUrl} failed: INVALID_LOGIN: Invalid username, password, security token; or user locked out. ` +
+    "Check username, password and securityToken (the token is appended to the password; empty when the org trusts the caller's IP address) in the secret roundtrip/salesforce (docs/salesforce-auth.md)."
+  );
 }
