@@ -318,7 +318,9 @@ export const ERROR_PATH = '$.error';
  *   read the secret again): a step's Lambda connects afresh once its connections idled out, so a
  *   password changed mid-run is met by the next step, and every later one would be refused too.
  *   (Recording the task's failure needs the same database, so it would mostly fail and stop the
- *   run anyway; but not when the report function still holds a connection made before.)
+ *   run anyway; but not when the report function still holds a connection made before.) So does
+ *   a database missing ({@link ERROR_NAMES.postgresDatabaseMissing}: dropped, renamed, or the
+ *   secret rotated to another name): every later step connects to the same one.
  * - a task held by another invocation past all the waits for it (TaskBusyError, PushGoingOnError:
  *   another execution of the pipeline is sending, and the run is not to race it task after task).
  * A Lambda that died (Lambda.Unknown, Sandbox.Timedout: out of time or memory) or a Task that timed
@@ -331,6 +333,7 @@ export const RUN_LEVEL_WRITEBACK_ERRORS = [
   ERROR_NAMES.apiLimit,
   ERROR_NAMES.signInRefused,
   ERROR_NAMES.postgresAuth,
+  ERROR_NAMES.postgresDatabaseMissing,
   ERROR_NAMES.busy,
   ERROR_NAMES.pushGoingOn,
 ] as const;

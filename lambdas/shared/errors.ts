@@ -46,6 +46,12 @@ export const ERROR_NAMES = {
    */
   postgresAuth: 'PostgresAuthenticationError',
   /**
+   * PostgreSQL has no database of the name the connection asks for (SQLSTATE 3D000: dropped,
+   * renamed, or a secret rotated to another name): terminal, and for the whole run, as every
+   * later step connects to the same database (connectors/postgres/errors.ts).
+   */
+  postgresDatabaseMissing: 'PostgresDatabaseMissingError',
+  /**
    * PostgreSQL sent text roundtrip cannot read (a date in a DateStyle other than ISO), or a session
    * setting roundtrip needs did not take: terminal, naming the setting, its value and the fix
    * (connectors/postgres/session.ts).
@@ -160,6 +166,19 @@ export class PostgresAuthenticationError extends TerminalError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = ERROR_NAMES.postgresAuth;
+  }
+}
+
+/**
+ * PostgreSQL has no database of the name the connection asks for (SQLSTATE 3D000
+ * `invalid_catalog_name`). Every later step connects to the same database, so the state machine
+ * stops the whole run on it, as on a refused password (statemachine/definition.ts
+ * RUN_LEVEL_WRITEBACK_ERRORS). The message names the target and where the name comes from.
+ */
+export class PostgresDatabaseMissingError extends TerminalError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = ERROR_NAMES.postgresDatabaseMissing;
   }
 }
 

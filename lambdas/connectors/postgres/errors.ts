@@ -8,6 +8,7 @@
 import { DatabaseError } from 'pg';
 import {
   PostgresAuthenticationError,
+  PostgresDatabaseMissingError,
   REFUSED_CONNECTION_HINT,
   TerminalError,
   TransientError,
@@ -111,7 +112,8 @@ function codeOf(err: unknown): string | undefined {
  *   57P01..57P03, 58xxx; refused/reset/timed-out sockets; pg's "Connection terminated" and
  *   connection timeouts.
  * - terminal: 28P01/28000 (authentication, no pg_hba entry: a {@link PostgresAuthenticationError},
- *   which stops the whole run), 3D000 (database does not exist),
+ *   which stops the whole run), 3D000 (database does not exist: a
+ *   {@link PostgresDatabaseMissingError}, which stops the whole run too),
  *   TLS certificate verification failures, a server that refuses TLS, and every other SQL error
  *   (a syntax error or a constraint violation does not go away with a retry).
  *
@@ -156,9 +158,10 @@ export function classifyPostgresError(
       );
     }
     if (sqlstate === '3D000')
-      return new TerminalError(say(`database does not exist: ${detail}${check('the database name')}`), {
-        cause,
-      });
+      return new PostgresDatabaseMissingError(
+        say(`database does not exist: ${detail}${check('the database name')}`),
+        { cause },
+      );
     if (TRANSIENT_SQLSTATES.has(sqlstate) || TRANSIENT_SQLSTATE_CLASSES.includes(sqlstate.slice(0, 2))) {
       return new TransientError(say(detail), { cause });
     }

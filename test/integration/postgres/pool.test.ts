@@ -1,5 +1,10 @@
 import { createServer, type Server } from 'node:net';
-import { PostgresAuthenticationError, TerminalError, TransientError } from '../../../lambdas/shared/errors';
+import {
+  PostgresAuthenticationError,
+  PostgresDatabaseMissingError,
+  TerminalError,
+  TransientError,
+} from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import {
   checkConnection,
@@ -200,10 +205,11 @@ describe('createPool against the test server', () => {
     });
   });
 
-  it('maps a missing database to a TerminalError', async () => {
+  it('maps a missing database to a PostgresDatabaseMissingError (terminal, for the whole run)', async () => {
     const url = new URL(db.url);
     url.pathname = '/no_such_database_here';
     const err = await connectError(url.toString());
+    expect(err).toBeInstanceOf(PostgresDatabaseMissingError);
     expect(err).toBeInstanceOf(TerminalError);
     expect(err.message).toContain('database does not exist');
     expect(err.message).toContain('(SQLSTATE 3D000)');

@@ -2,6 +2,7 @@ import { DatabaseError } from 'pg';
 import {
   ERROR_NAMES,
   PostgresAuthenticationError,
+  PostgresDatabaseMissingError,
   TerminalError,
   TransientError,
 } from '../../../lambdas/shared/errors';
@@ -48,6 +49,13 @@ describe('classifyPostgresError', () => {
       expect(err.message).toMatch(/; check the user and password in the secret roundtrip\/postgres$/);
     },
   );
+
+  it('names SQLSTATE 3D000 a PostgresDatabaseMissingError, which stops the whole run', () => {
+    const err = classifyPostgresError(dbError('3D000'), { credentialsFrom: 'the secret roundtrip/postgres' });
+    expect(err).toBeInstanceOf(PostgresDatabaseMissingError);
+    expect(err.name).toBe(ERROR_NAMES.postgresDatabaseMissing);
+    expect(err.message).toMatch(/; check the database name in the secret roundtrip\/postgres$/);
+  });
 
   it.each(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EAI_AGAIN'])(
     'treats socket error %s as transient',
