@@ -20,7 +20,8 @@
  *    multi-select's values in definition order, once) and computes the first problem of each
  *    row: a value of the wrong type (a fraction for an int field), out of the field's precision,
  *    longer than its length (in UTF-16 code units), the text `#N/A` that a Bulk job would read
- *    as null, a value a restricted picklist does not allow, a required value missing, a key
+ *    as null, a value a restricted picklist does not allow, a required value missing (an insert
+ *    leaves out a null that the field's default fills instead: {@link leftOutWhenNull}), a key
  *    missing, malformed, repeated or an Id of another object than the task's (its key prefix),
  *    a lookup's Id of another object than the one it points to, when the plan knows that
  *    object's key prefix (docs/writeback.md, "Values Salesforce stores otherwise").
@@ -306,6 +307,24 @@ export interface WritebackMapping {
   readonly unmappedRequired: readonly string[];
   /** The object's key prefix, the first three characters of its Ids (Lead `00Q`); null for an object without one. */
   readonly keyPrefix: string | null;
+}
+
+/**
+ * Whether an insert leaves the field out of a record whose value for it is null, instead of
+ * sending the null: a field that is not nillable but that Salesforce gives a default on create (a
+ * checkbox, a picklist with a default value), not the key. Every API gives a field left out of a
+ * create its default; none documents what a null sent for such a field does (Apex refuses a null
+ * checkbox). The plan's payload has no key for it, Collections sends none, Bulk an empty cell
+ * (docs/writeback.md, "An insert leaves out a null that a default would fill"). A nillable field's
+ * null is sent as ever; update and upsert send every mapped field, and refuse a null here.
+ */
+export function leftOutWhenNull(mode: WritebackTask['mode'], m: MappedField): boolean {
+  return mode === 'insert' && !m.isKey && !m.field.nillable && m.field.defaultedOnCreate;
+}
+
+/** The mapped fields an insert leaves out of a record when null ({@link leftOutWhenNull}). */
+export function fieldsLeftOutWhenNull(mapping: WritebackMapping): readonly MappedField[] {
+  return mapping.fields.filter((m) => leftOutWhenNull(mapping.task.mode, m));
 }
 
 function fieldByName(describe: SalesforceObjectDescribe, name: string): SalesforceFieldDescribe | undefined {
@@ -949,8 +968,9 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mapping: Writebac
       );
     }
   }
-  // Required: a field that may not be null (booleans included) must get a value.
-  if (!f.nillable && !(mode === 'insert' && f.defaultedOnCreate && !m.isKey)) {
+  // Required: a field that may not be null (booleans included) must get a value, unless an insert
+  // leaves its null out of the record, the field then taking its default.
+  if (!f.nillable && !leftOutWhenNull(mode, m)) {
     whens.push(
       `WHEN ${v} IS NULL THEN ${rowError('REQUIRED_FIELD_MISSING', name, `format('%s: required field is missing (source column %s is null or blank)', ${sqlLiteral(name)}, ${sqlLiteral(m.column)})`)}`,
     );
@@ -1332,7 +1352,15 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   }
   const fieldErrors = mapping.fields.map((m, i) => errorSql(m, checks[i] as Conversion, v(i), mapping));
   const ownError = [...keyErrors, ...fieldErrors];
-  const payloadSql = jsonbObjectSql(mapping.fields.map((m, i) => [m.field.name, v(i)]));
+  const pairs = mapping.fields.map((m, i): [string, string] => [m.field.name, v(i)]);
+  const payloadSql = jsonbObjectSql(pairs);
+  // The payload stored for a planned row: an insert leaves a null out of it in a field it leaves
+  // out when null (leftOutWhenNull), which then takes its default; every other mapped field has its
+  // key, null or not. Only a task mapping such a field pays for the strip, once per planned row.
+  const leftOut = mapping.fields.map((m) => leftOutWhenNull(task.mode, m));
+  const storedPayloadSql = !leftOut.includes(true)
+    ? payloadSql
+    : `${jsonbObjectSql(pairs.filter((_, i) => !leftOut[i]))} || jsonb_strip_nulls(${jsonbObjectSql(pairs.filter((_, i) => leftOut[i]))})`;
   // Whether the payload differs from what a sync_state row says was last accepted: its values,
   // compared as jsonb (45 = 45.0), or its hash for a row recorded by hand without values. Each
   // mapped field must hold its synced value (containment): a field no longer mapped changes
@@ -1813,7 +1841,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
         -- Numbered by key identity, the grouped pass's order: the joins hand it on when the source is
         -- the side they probe with (then this sort only checks it), and whichever side the planner
         -- hashes the pages keep it.
-        FROM (SELECT k, ${salesforceIdSql} AS salesforce_id, ${payloadSql} AS payload, ${currentJson} AS current_values,
+        FROM (SELECT k, ${salesforceIdSql} AS salesforce_id, ${storedPayloadSql} AS payload, ${currentJson} AS current_values,
                      row_number() OVER (ORDER BY ${ki}) AS seq
                 FROM cand WHERE planned) AS numbered
        GROUP BY (seq - 1) / ${PLAN_PAGE_ROWS}

@@ -5,7 +5,8 @@
  *   with five Collections subrequests of 200, `allOrNone: false`), read from the plan in `seq`
  *   order. Results are applied as each call answers, so Collections needs no separate collect.
  * - From the threshold on: Bulk API 2.0 ingest jobs, the CSV streamed out of PostgreSQL with
- *   `COPY … TO STDOUT` (Salesforce's dialect: `#N/A` for null, every value quoted, ISO dates),
+ *   `COPY … TO STDOUT` (Salesforce's dialect: `#N/A` for null, an empty cell for a null an insert
+ *   leaves out, every value quoted, ISO dates),
  *   at most {@link BULK_INGEST_MAX_UPLOAD_BYTES} a job, several jobs when larger. Each job id is
  *   stored in `roundtrip.writeback_jobs` right after it is created, before the upload: a retried
  *   push re-attaches to its jobs (asking Salesforce for their state) instead of sending twice.
@@ -61,7 +62,9 @@ import { closeUploadedJob, reconcileSentInserts, setJobState, UNKNOWN_VALUE_HASH
 import { withTaskLock } from './lock';
 import {
   choosePushApi,
+  fieldsLeftOutWhenNull,
   keyIdentity,
+  leftOutWhenNull,
   mapWritebackTask,
   withApiCallsSoFar,
   withStepApiCalls,
@@ -114,9 +117,16 @@ interface PlanRowOut {
 function recordJsonSql(mapping: WritebackMapping): string {
   const attributes = `jsonb_build_object('attributes', jsonb_build_object('type', ${sqlLiteral(mapping.object)}))`;
   // Collections update records carry a lowercase `id` (salesforce-wire.md).
-  return mapping.task.mode === 'update'
-    ? `(${attributes} || jsonb_build_object('id', p.salesforce_id) || p.payload)::text`
-    : `(${attributes} || p.payload)::text`;
+  if (mapping.task.mode === 'update') {
+    return `(${attributes} || jsonb_build_object('id', p.salesforce_id) || p.payload)::text`;
+  }
+  // An insert's fields left out when null (leftOutWhenNull) have no key in the plans stored since;
+  // a plan stored before holds them as null: left out of the record all the same.
+  const leftOut = fieldsLeftOutWhenNull(mapping).map((m) => m.field.name);
+  if (leftOut.length === 0) return `(${attributes} || p.payload)::text`;
+  const names = `ARRAY[${leftOut.map(sqlLiteral).join(', ')}]::text[]`;
+  const kept = leftOut.map((name) => `${sqlLiteral(name)}, p.payload -> ${sqlLiteral(name)}`).join(', ');
+  return `(${attributes} || (p.payload - ${names}) || jsonb_strip_nulls(jsonb_build_object(${kept})))::text`;
 }
 
 /**
@@ -562,16 +572,22 @@ interface JobRow {
   chunk: number;
 }
 
-/** Seq ranges of at most `maxBytes` of CSV each (an over-estimate: every character quoted and doubled). */
+/**
+ * Seq ranges of at most `maxBytes` of CSV each (an over-estimate: every character quoted and
+ * doubled; and the `""` of each field an insert leaves out when null, which has no key in the
+ * payload to count).
+ */
 async function bulkChunks(
   deps: CoreDeps,
+  mapping: WritebackMapping,
   runId: string,
   taskName: string,
   maxBytes: number,
 ): Promise<{ chunk: number; first: number; last: number; rows: number }[]> {
+  const perRow = 16 + 3 * fieldsLeftOutWhenNull(mapping).length;
   const { rows } = await deps.pg.query<{ chunk: string; first: string; last: string; rows: string }>(
     `SELECT chunk, min(seq) AS first, max(seq) AS last, count(*) AS rows FROM (
-       SELECT seq, floor(sum(2 * octet_length(payload::text) + 2 * octet_length(coalesce(salesforce_id, '')) + 16)
+       SELECT seq, floor(sum(2 * octet_length(payload::text) + 2 * octet_length(coalesce(salesforce_id, '')) + ${perRow})
                          OVER (ORDER BY seq) / $3)::int AS chunk
          FROM roundtrip.writeback_plan_rows WHERE run_id = $1 AND task = $2) AS sized
       GROUP BY chunk ORDER BY chunk`,
@@ -599,8 +615,13 @@ export function bulkCopySql(
   last: number,
   leaveOutDone = mapping.task.mode === 'insert',
 ): string {
-  const cols = mapping.fields.map(
-    (m) => `p.payload->>${sqlLiteral(m.field.name)} AS ${quoteIdent(m.field.name)}`,
+  // A field an insert leaves out when null (leftOutWhenNull) gets an empty cell, which Bulk reads
+  // as no value (the field takes its default), not `#N/A`, which sets null: the column is the
+  // header's for every row. Its key is missing from the payload, or null in a plan stored before.
+  const cols = mapping.fields.map((m) =>
+    leftOutWhenNull(mapping.task.mode, m)
+      ? `coalesce(p.payload->>${sqlLiteral(m.field.name)}, '') AS ${quoteIdent(m.field.name)}`
+      : `p.payload->>${sqlLiteral(m.field.name)} AS ${quoteIdent(m.field.name)}`,
   );
   if (mapping.task.mode === 'update') cols.unshift(`p.salesforce_id AS "Id"`);
   // Records given an outcome before sending stay out: insert keys taken by another run
@@ -693,7 +714,7 @@ async function pushBulk(
   logger: Logger,
   budget: CallBudget,
 ): Promise<string[]> {
-  const chunks = await bulkChunks(deps, runId, taskName, maxJobBytes);
+  const chunks = await bulkChunks(deps, mapping, runId, taskName, maxJobBytes);
   // Records refused before sending (insert keys taken elsewhere, keys a newer run synced) stay
   // out of the jobs, and a chunk left with none to send gets no job.
   const leaveOutDone = mapping.task.mode === 'insert' || (await anySuperseded(deps, runId, taskName));

@@ -150,6 +150,21 @@ describe('Salesforce emulator Bulk API 2.0', () => {
       expect(sf.store.get(lead.Id as string)).toMatchObject({ Title: null, Phone: '555-0100' });
     });
 
+    it('reads an empty cell on insert, quoted or not, as no value: the field takes its default', async () => {
+      // Every value quoted, as the push's COPY writes them (FORCE_QUOTE *): `""` is no value too.
+      const res = await conn.bulk2.loadAndWaitForResults({
+        object: 'Lead',
+        operation: 'insert',
+        input: '"LastName","Company","Status","Title"\n"Quoted","Co","",""\n"Bare","Co",,\n',
+        pollInterval: 20,
+      });
+      expect(res.failedResults).toEqual([]);
+      expect(res.successfulResults.map((r) => sf.store.get(r.sf__Id as string))).toMatchObject([
+        { LastName: 'Quoted', Status: 'Open - Not Contacted', Title: null },
+        { LastName: 'Bare', Status: 'Open - Not Contacted', Title: null },
+      ]);
+    });
+
     it('upserts by external id (sf__Created true/false) and deletes softly', async () => {
       const res = await conn.bulk2.loadAndWaitForResults({
         object: 'Lead',

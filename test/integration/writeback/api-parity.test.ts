@@ -16,9 +16,11 @@
  * Salesforce whose message holds the characters the Bulk error text is split on.
  */
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
 import type { WritebackTaskInput } from '../../../lambdas/config';
-import { runWriteback } from '../../../lambdas/core/writeback';
+import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
+import { planWriteback, runWriteback } from '../../../lambdas/core/writeback';
 import { startWritebackEnv, type WritebackEnv } from './support';
 
 type Mode = 'update' | 'upsert' | 'insert';
@@ -498,6 +500,42 @@ async function errors(env: WritebackEnv, runId: string): Promise<Record<string, 
   return rows;
 }
 
+/** What a push sent: the records of its Collections calls (and Composite subrequests), the text of its Bulk uploads. */
+interface Sent {
+  readonly records: Record<string, unknown>[];
+  readonly uploads: string[];
+}
+
+/** A connector that keeps what is sent through it ({@link Sent}), and sends it on unchanged. */
+function recording(connector: SalesforceConnector): { connector: SalesforceConnector; sent: Sent } {
+  const sent: Sent = { records: [], uploads: [] };
+  const recorded = Object.create(connector, {
+    request: {
+      value: (operation: string, method: 'POST', path: string, body?: unknown) => {
+        if (typeof body === 'string' && path.startsWith('/composite')) {
+          const parsed = JSON.parse(body) as {
+            records?: Record<string, unknown>[];
+            compositeRequest?: { body: { records: Record<string, unknown>[] } }[];
+          };
+          sent.records.push(...(parsed.records ?? []));
+          for (const sub of parsed.compositeRequest ?? []) sent.records.push(...sub.body.records);
+        }
+        return connector.request(operation, method, path, body);
+      },
+    },
+    putStream: {
+      value: async (operation: string, path: string, body: Readable, headers: Record<string, string>) => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of body) chunks.push(Buffer.from(chunk as Buffer));
+        const text = Buffer.concat(chunks).toString('utf8');
+        sent.uploads.push(text);
+        return connector.putStream(operation, path, Readable.from([text]), headers);
+      },
+    },
+  }) as SalesforceConnector;
+  return { connector: recorded, sent };
+}
+
 describe('the Collections and the Bulk path leave Salesforce in the same state', () => {
   const envs = {} as Record<Path, WritebackEnv>;
   const seeded = {} as Record<Path, Seeded>;
@@ -685,4 +723,182 @@ describe('the Collections and the Bulk path leave Salesforce in the same state',
       expect(second.writes).toBe(0);
     }
   });
+  it.each([
+    ['as the plan stores it', false],
+    ['from a plan stored before, which holds the nulls', true],
+  ])(
+    'insert: a NULL in a field that is not nillable and has a default is left out of the record (no key in JSON, an empty CSV cell) and the record takes the default, %s; a nillable NULL is sent',
+    async (_, storedBefore) => {
+      // Is_Hot__c: a checkbox (not nillable, default false). Status: a restricted picklist, not
+      // nillable, its default `Open - Not Contacted`. Nickname__c: nillable, no default.
+      const name = storedBefore ? 'parity-defaults-before' : 'parity-defaults';
+      const table = name.replace(/-/g, '_');
+      const k = (n: number): string => `${storedBefore ? 'db' : 'd'}-${n}`;
+      const rows = [
+        [k(1), 'No hot', null, 'Working - Contacted', null],
+        [k(2), 'No status', 'true', null, 'Nick'],
+        [k(3), 'All set', 'false', 'Working - Contacted', 'Nick'],
+      ];
+      const input = (api: Path, mode: Mode = 'insert'): WritebackTaskInput => ({
+        name: mode === 'insert' ? name : `${name}-${mode}`,
+        to: 'salesforce',
+        object: 'Lead',
+        from: table,
+        mode,
+        key: KEY_FIELD,
+        keyColumn: 'k',
+        fields: {
+          LastName: 'last_name',
+          Company: 'company',
+          Is_Hot__c: 'hot',
+          Status: 'status',
+          Nickname__c: 'nick',
+        },
+        bulkThreshold: api === 'bulk' ? 1 : 10_000,
+      });
+      const sent = {} as Record<Path, Sent>;
+      const runs = {} as Record<Path, string>;
+      for (const api of PATHS) {
+        const env = envs[api];
+        await env.pool.query(
+          `CREATE TABLE ${table} (k text, last_name text, company text, hot text, status text, nick text)`,
+        );
+        for (const r of rows) {
+          await env.pool.query(`INSERT INTO ${table} VALUES ($1, $2, 'Acme', $3, $4, $5)`, r);
+        }
+        const through = recording(env.connector);
+        const deps = { ...env.deps({ writeback: [input(api)] }), salesforce: through.connector };
+        const runId = await env.newRun();
+        if (storedBefore) {
+          await planWriteback(deps, { runId, task: name, dryRun: false });
+          // A plan stored by a version before this one: every mapped field has its key, null or not.
+          const { rowCount } = await env.pool.query(
+            `UPDATE roundtrip.writeback_plan_pages
+                SET payloads = ARRAY(SELECT '{"Is_Hot__c": null, "Status": null}'::jsonb || u.p
+                                       FROM unnest(payloads) WITH ORDINALITY AS u(p, n) ORDER BY u.n)
+              WHERE run_id = $1 AND task = $2`,
+            [runId, name],
+          );
+          expect(rowCount).toBe(1);
+        } else {
+          // The dry run's sample shows what would be sent: no key for the field left out.
+          const dry = await planWriteback(deps, { runId: await env.newRun(), task: name, dryRun: true });
+          expect(dry.sample?.map((r) => r.next)).toStrictEqual([
+            {
+              [KEY_FIELD]: k(1),
+              LastName: 'No hot',
+              Company: 'Acme',
+              Status: 'Working - Contacted',
+              Nickname__c: null,
+            },
+            {
+              [KEY_FIELD]: k(2),
+              LastName: 'No status',
+              Company: 'Acme',
+              Is_Hot__c: true,
+              Nickname__c: 'Nick',
+            },
+            {
+              [KEY_FIELD]: k(3),
+              LastName: 'All set',
+              Company: 'Acme',
+              Is_Hot__c: false,
+              Status: 'Working - Contacted',
+              Nickname__c: 'Nick',
+            },
+          ]);
+        }
+        const { plan, result } = await runWriteback(deps, { runId, task: name });
+        expect(plan).toMatchObject({ api, rejected: 0, changed: 3 });
+        expect(result).toMatchObject({ succeeded: 3, failed: 0 });
+        sent[api] = through.sent;
+        runs[api] = runId;
+      }
+
+      // Collections: the record has no key for the field; the nillable field's null is sent.
+      const attributes = { type: 'Lead' };
+      expect(sent.collections.uploads).toEqual([]);
+      expect(sent.collections.records).toStrictEqual([
+        {
+          attributes,
+          [KEY_FIELD]: k(1),
+          LastName: 'No hot',
+          Company: 'Acme',
+          Status: 'Working - Contacted',
+          Nickname__c: null,
+        },
+        {
+          attributes,
+          [KEY_FIELD]: k(2),
+          LastName: 'No status',
+          Company: 'Acme',
+          Is_Hot__c: true,
+          Nickname__c: 'Nick',
+        },
+        {
+          attributes,
+          [KEY_FIELD]: k(3),
+          LastName: 'All set',
+          Company: 'Acme',
+          Is_Hot__c: false,
+          Status: 'Working - Contacted',
+          Nickname__c: 'Nick',
+        },
+      ]);
+      // Bulk: the column is the header's, the cell empty (`""`: not set), not `#N/A` (null); the
+      // nillable field's null is `#N/A`.
+      expect(sent.bulk.records).toEqual([]);
+      expect(sent.bulk.uploads).toEqual([
+        [
+          `${KEY_FIELD},LastName,Company,Is_Hot__c,Status,Nickname__c`,
+          `"${k(1)}","No hot","Acme","","Working - Contacted",#N/A`,
+          `"${k(2)}","No status","Acme","true","","Nick"`,
+          `"${k(3)}","All set","Acme","false","Working - Contacted","Nick"`,
+          '',
+        ].join('\n'),
+      ]);
+
+      // The records took the defaults, alike on both paths.
+      const held = (env: WritebackEnv): unknown[] =>
+        [1, 2, 3].map((n) => {
+          const r = [...env.sf.store.all('Lead')].find((x) => x[KEY_FIELD] === k(n));
+          return [r?.LastName, r?.Is_Hot__c, r?.Status, r?.Nickname__c];
+        });
+      const expected = [
+        ['No hot', false, 'Working - Contacted', null],
+        ['No status', true, 'Open - Not Contacted', 'Nick'],
+        ['All set', false, 'Working - Contacted', 'Nick'],
+      ];
+      expect(held(envs.collections)).toEqual(expected);
+      expect(held(envs.bulk)).toEqual(expected);
+      expect(storedLeads(envs.bulk)).toEqual(storedLeads(envs.collections));
+      expect(await syncState(envs.bulk, name)).toEqual(await syncState(envs.collections, name));
+      expect(await errors(envs.collections, runs.collections)).toEqual([]);
+      expect(await errors(envs.bulk, runs.bulk)).toEqual([]);
+
+      // A second run sends nothing: the keys were inserted.
+      for (const api of PATHS) {
+        const env = envs[api];
+        const again = await runWriteback(env.deps({ writeback: [input(api)] }), {
+          runId: await env.newRun(),
+          task: name,
+        });
+        expect(again.plan).toMatchObject({ changed: 0, api: 'none' });
+      }
+
+      // Upsert (and update) still refuse such a null: an update would blank the field.
+      const upsert = input('collections', 'upsert');
+      const env = envs.collections;
+      const runId = await env.newRun();
+      await planWriteback(env.deps({ writeback: [upsert] }), {
+        runId,
+        task: upsert.name as string,
+        dryRun: true,
+      });
+      expect((await errors(env, runId)).map((e) => [e.key, e.code, e.fields])).toEqual([
+        [k(1), 'REQUIRED_FIELD_MISSING', ['Is_Hot__c']],
+        [k(2), 'REQUIRED_FIELD_MISSING', ['Status']],
+      ]);
+    },
+  );
 });
