@@ -34,9 +34,11 @@ import {
   copyIntoStaging,
   dropStagingTable,
   ensureTable,
+  MAX_IDENTIFIER_BYTES,
   mergeStaging,
   pgColumnForAthenaColumn,
   quoteIdent,
+  RESERVED_COLUMN_PREFIX,
   swapInTable,
   withTransaction,
 } from '../connectors/postgres';
@@ -54,6 +56,88 @@ import { recordTaskResult } from './run-state';
  */
 export function athenaLocalPollDelayMs(attempt: number): number {
   return Math.min(2000 * 2 ** Math.min(attempt, 4), 30_000);
+}
+
+/** `1`, `1 and 5`, `1, 5 and 9`. */
+function positions(list: readonly number[]): string {
+  return list.length <= 1 ? list.join('') : `${list.slice(0, -1).join(', ')} and ${String(list.at(-1))}`;
+}
+
+/**
+ * What keeps an Athena result's column names (in result order) from naming a table's columns as
+ * they are, one phrase a problem; empty when nothing does. Athena names result columns freely:
+ * `SELECT *` over a join repeats a name (the `id` of both tables), and an alias or a Glue column
+ * name may have up to 255 bytes. A PostgreSQL table needs distinct names of at most 63 bytes (it
+ * would cut a longer one, and two names could then collide), and the loader keeps names starting
+ * with its prefix for its own staging columns.
+ */
+export function athenaColumnNameProblems(names: readonly string[]): string[] {
+  const problems: string[] = [];
+  const seen = new Map<string, number[]>();
+  names.forEach((name, i) => seen.set(name, [...(seen.get(name) ?? []), i + 1]));
+  for (const [name, at] of seen) {
+    if (name === '') {
+      problems.push(
+        `${at.length > 1 ? 'columns' : 'column'} ${positions(at)} ${at.length > 1 ? 'have' : 'has'} no name`,
+      );
+      continue;
+    }
+    if (at.length > 1) problems.push(`${JSON.stringify(name)} ${at.length} times (columns ${positions(at)})`);
+    const bytes = Buffer.byteLength(name, 'utf8');
+    if (bytes > MAX_IDENTIFIER_BYTES) {
+      problems.push(
+        `${JSON.stringify(name)} has ${bytes} bytes (PostgreSQL keeps ${MAX_IDENTIFIER_BYTES} of a name and cuts the rest)`,
+      );
+    }
+    if (name.startsWith(RESERVED_COLUMN_PREFIX)) {
+      problems.push(
+        `${JSON.stringify(name)} starts with ${RESERVED_COLUMN_PREFIX}, kept for the loader's own columns`,
+      );
+    }
+  }
+  return problems;
+}
+
+/**
+ * The merge's error when the query returned a row whose key column is NULL (SQLSTATE 23502 on a
+ * key column: the key is the table's primary key), told as the task's; undefined for any other.
+ */
+function nullKeyError(
+  err: unknown,
+  task: AthenaExtractTask,
+  table: string,
+  key: readonly string[],
+): TerminalError | undefined {
+  const cause = (err as { cause?: unknown } | null)?.cause ?? err;
+  const { code, column, detail } = (cause ?? {}) as { code?: unknown; column?: unknown; detail?: unknown };
+  if (code !== '23502' || typeof column !== 'string' || !key.includes(column)) return undefined;
+  return new TerminalError(
+    `Extract task ${task.name}: the query returned a row whose key column "${column}" is NULL${
+      typeof detail === 'string' ? ` (${detail.replace(/\.$/, '')})` : ''
+    }, and the table ${table} is merged on its key (${key.join(', ')}), which must name every row: leave such rows out in the task's query (WHERE ${quoteIdent(column)} IS NOT NULL) or give them a key there (coalesce); the table was left as it was`,
+    { cause: err },
+  );
+}
+
+/**
+ * The COPY's error when a value of the result holds the character U+0000, which Athena's varchar
+ * carries (data written by other systems often does) and PostgreSQL stores in no text value
+ * (SQLSTATE 22021, `invalid byte sequence for encoding "UTF8": 0x00`), told as the task's:
+ * PostgreSQL names the line of the result file (a value's line breaks count), not the column.
+ * Undefined for any other error.
+ */
+function nulCharacterError(err: unknown, task: AthenaExtractTask, table: string): TerminalError | undefined {
+  const cause = (err as { cause?: unknown } | null)?.cause ?? err;
+  const { code, message, where } = (cause ?? {}) as { code?: unknown; message?: unknown; where?: unknown };
+  if (code !== '22021' || typeof message !== 'string' || !/\b0x00\b/.test(message)) return undefined;
+  const line = typeof where === 'string' ? /\bline (\d+)/.exec(where)?.[1] : undefined;
+  const at = line
+    ? ` (line ${line} of the result file, counting its header line and the line breaks inside values)`
+    : '';
+  return new TerminalError(
+    `Extract task ${task.name}: a value of the query's result holds the character U+0000 (NUL)${at}, which PostgreSQL cannot store in text: take it out in the task's query (replace(column, chr(0), '')); the table ${table} was left as it was`,
+    { cause: err },
+  );
 }
 
 /** The task named `name`, which must be an Athena extract. */
@@ -128,6 +212,12 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
     execution = await runLocalQuery(deps, input.runId, task);
   }
   const result = await athena.describeResult(execution);
+  const nameProblems = athenaColumnNameProblems(result.columns.map((c) => c.Name ?? ''));
+  if (nameProblems.length > 0) {
+    throw new TerminalError(
+      `Extract task ${task.name}: the query's result columns cannot be the columns of ${schema}.${table} as named: ${nameProblems.join('; ')}. Give each column of the result its own name of at most ${MAX_IDENTIFIER_BYTES} bytes with AS in the task's query (SELECT o.id AS order_id, …); the table was left as it was`,
+    );
+  }
   const columns = result.columns.map((c) => pgColumnForAthenaColumn(c as AthenaColumnInfo));
   const key = task.key ?? [];
   const missingKeys = key.filter((k) => !columns.some((c) => c.name === k));
@@ -168,6 +258,8 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
       format: 'csv',
       header: true,
       logger,
+    }).catch((err: unknown) => {
+      throw nulCharacterError(err, task, `${schema}.${table}`) ?? err;
     });
     const copyMs = ms(started);
     const refreshStarted = deps.clock.now().getTime();
@@ -179,6 +271,8 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
         staging: copied.staging,
         columns,
         key,
+      }).catch((err: unknown) => {
+        throw nullKeyError(err, task, `${schema}.${table}`, key) ?? err;
       });
       counts = { inserted: merged.inserted, updated: merged.updated, deleted: 0 };
     } else {

@@ -1,0 +1,107 @@
+/**
+ * Results that Athena answers and PostgreSQL cannot take as they are: the load refuses them with
+ * the task, what is wrong and the way out in the query, and leaves the table as it was. Queries
+ * run by the Athena emulator through the real AWS SDK clients, loaded into the real PostgreSQL.
+ */
+import { runExtract } from '../../../lambdas/core';
+import type { ExtractTaskInput } from '../../../lambdas/config';
+import { TerminalError } from '../../../lambdas/shared/errors';
+import { startExtractHarness, type ExtractHarness } from './harness';
+
+const CUSTOMERS = ['id,name', '1,Ada', '2,Grace', '3,Edsger'].join('\n');
+const ORDERS = ['id,customer_id,total', '10,1,5.5', '11,2,7.25', '12,9,1.0'].join('\n');
+
+describe('Athena results PostgreSQL cannot take as they are', () => {
+  let h: ExtractHarness;
+
+  beforeAll(async () => {
+    h = await startExtractHarness({
+      athenaFiles: { 'marketing/customers.csv': CUSTOMERS, 'marketing/orders.csv': ORDERS },
+    });
+  });
+  afterAll(() => h.close());
+
+  /** Runs the extract of one task; resolves with its error, or undefined when it loaded. */
+  const extract = async (task: ExtractTaskInput): Promise<Error | undefined> => {
+    try {
+      await runExtract({ input: {} }, h.deps(h.config([task])));
+      return undefined;
+    } catch (err) {
+      return err as Error;
+    }
+  };
+
+  it('refuses columns named twice (SELECT * over a join) or past 63 bytes, naming the task, the columns and the fix', async () => {
+    const task = { from: 'athena', name: 'joined', table: 'joined_orders' } as const;
+    expect(
+      await extract({
+        ...task,
+        query: 'SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.customer_id',
+      }),
+    ).toBeUndefined();
+    const before = await h.rows('SELECT * FROM joined_orders ORDER BY id');
+    expect(before).toHaveLength(2);
+
+    const joined = await extract({
+      ...task,
+      query: 'SELECT * FROM orders o JOIN customers c ON c.id = o.customer_id',
+    });
+    expect(joined).toBeInstanceOf(TerminalError);
+    expect(joined?.message).toBe(
+      'Extract task joined: the query\'s result columns cannot be the columns of public.joined_orders as named: "id" 2 times (columns 1 and 4). ' +
+        "Give each column of the result its own name of at most 63 bytes with AS in the task's query (SELECT o.id AS order_id, …); the table was left as it was",
+    );
+
+    const long = `customer_${'lifetime_'.repeat(6)}value`;
+    const tooLong = await extract({ ...task, query: `SELECT o.id, o.total AS ${long} FROM orders o` });
+    expect(tooLong).toBeInstanceOf(TerminalError);
+    expect(tooLong?.message).toContain(
+      `Extract task joined: the query's result columns cannot be the columns of public.joined_orders as named: "${long}" has 68 bytes (PostgreSQL keeps 63 of a name and cuts the rest).`,
+    );
+    expect(await h.rows('SELECT * FROM joined_orders ORDER BY id')).toEqual(before);
+  });
+
+  it('refuses a row whose key is NULL (an outer join), naming the task, the key column and the fix', async () => {
+    const task = {
+      from: 'athena',
+      name: 'by_customer',
+      table: 'order_customers',
+      key: ['customer_id'],
+    } as const;
+    expect(
+      await extract({ ...task, query: 'SELECT c.id AS customer_id, c.name FROM customers c' }),
+    ).toBeUndefined();
+    const before = await h.rows('SELECT * FROM order_customers ORDER BY customer_id');
+    expect(before).toHaveLength(3);
+
+    const error = await extract({
+      ...task,
+      query: 'SELECT c.id AS customer_id, c.name FROM orders o LEFT JOIN customers c ON c.id = o.customer_id',
+    });
+    expect(error).toBeInstanceOf(TerminalError);
+    expect(error?.message).toBe(
+      'Extract task by_customer: the query returned a row whose key column "customer_id" is NULL (Failing row contains (null, null)), ' +
+        'and the table public.order_customers is merged on its key (customer_id), which must name every row: ' +
+        'leave such rows out in the task\'s query (WHERE "customer_id" IS NOT NULL) or give them a key there (coalesce); the table was left as it was',
+    );
+    expect(await h.rows('SELECT * FROM order_customers ORDER BY customer_id')).toEqual(before);
+  });
+
+  it('refuses a value holding U+0000, naming the task, the line of the result file and the fix', async () => {
+    const task = { from: 'athena', name: 'notes', table: 'customer_notes' } as const;
+    expect(await extract({ ...task, query: 'SELECT id, name FROM customers' })).toBeUndefined();
+    const before = await h.rows('SELECT * FROM customer_notes ORDER BY id');
+
+    const error = await extract({
+      ...task,
+      query: `SELECT * FROM (VALUES (1, 'two' || chr(10) || 'lines'), (2, 'a' || chr(0) || 'b')) AS t(id, name) ORDER BY id`,
+    });
+    expect(error).toBeInstanceOf(TerminalError);
+    // Line 1 is the header, lines 2 and 3 the first row (its value's line break), line 4 the second.
+    expect(error?.message).toBe(
+      "Extract task notes: a value of the query's result holds the character U+0000 (NUL) (line 4 of the result file, counting its header line and the line breaks inside values), " +
+        "which PostgreSQL cannot store in text: take it out in the task's query (replace(column, chr(0), '')); the table public.customer_notes was left as it was",
+    );
+    expect(await h.rows('SELECT * FROM customer_notes ORDER BY id')).toEqual(before);
+  });
+});
