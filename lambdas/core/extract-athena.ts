@@ -35,7 +35,9 @@ import {
   dropStagingTable,
   ensureTable,
   MAX_IDENTIFIER_BYTES,
+  MAX_TABLE_COLUMNS,
   mergeStaging,
+  STAGING_ROW_COLUMN,
   pgColumnForAthenaColumn,
   quoteIdent,
   RESERVED_COLUMN_PREFIX,
@@ -216,6 +218,13 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
   if (nameProblems.length > 0) {
     throw new TerminalError(
       `Extract task ${task.name}: the query's result columns cannot be the columns of ${schema}.${table} as named: ${nameProblems.join('; ')}. Give each column of the result its own name of at most ${MAX_IDENTIFIER_BYTES} bytes with AS in the task's query (SELECT o.id AS order_id, …); the table was left as it was`,
+    );
+  }
+  // The staging table holds the result's columns and its own row number.
+  const maxColumns = MAX_TABLE_COLUMNS - 1;
+  if (result.columns.length > maxColumns) {
+    throw new TerminalError(
+      `Extract task ${task.name}: the query's result has ${result.columns.length} columns, more than the ${maxColumns} a load takes: a PostgreSQL table has at most ${MAX_TABLE_COLUMNS}, and the load stages the rows in a table with one column more (${STAGING_ROW_COLUMN}). Select fewer columns in the task's query, or combine several into one value (CAST(ROW(a, b) AS JSON) loads as one jsonb column); the table ${schema}.${table} was left as it was`,
     );
   }
   const columns = result.columns.map((c) => pgColumnForAthenaColumn(c as AthenaColumnInfo));

@@ -21,6 +21,13 @@ import type { PgColumn } from './types';
  */
 export const MAX_IDENTIFIER_BYTES = 63;
 
+/**
+ * The most columns a PostgreSQL table can have (MaxHeapAttributeNumber; "tables can have at most
+ * 1600 columns", SQLSTATE 54011). A staging table has one more than the columns it stages.
+ * https://www.postgresql.org/docs/current/limits.html
+ */
+export const MAX_TABLE_COLUMNS = 1600;
+
 /** Quotes one identifier (`a"b` → `"a""b"`), refusing what PostgreSQL would silently alter. */
 export function quoteIdent(name: string): string {
   if (typeof name !== 'string' || name.length === 0) {

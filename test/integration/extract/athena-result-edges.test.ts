@@ -61,6 +61,26 @@ describe('Athena results PostgreSQL cannot take as they are', () => {
     expect(await h.rows('SELECT * FROM joined_orders ORDER BY id')).toEqual(before);
   });
 
+  it("loads a result of 1,599 columns and refuses a wider one before the table is touched: its staging table would pass PostgreSQL's 1,600", async () => {
+    const wide = (n: number): string =>
+      `SELECT ${Array.from({ length: n }, (_, i) => `${i} AS c${i}`).join(', ')}`;
+    const task = { from: 'athena', name: 'features', table: 'features' } as const;
+    expect(await extract({ ...task, query: wide(1599) })).toBeUndefined();
+    const [count] = await h.rows<{ n: number }>(
+      `SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'features'`,
+    );
+    expect(count?.n).toBe(1599);
+
+    const error = await extract({ ...task, query: wide(1600) });
+    expect(error).toBeInstanceOf(TerminalError);
+    expect(error?.message).toBe(
+      "Extract task features: the query's result has 1600 columns, more than the 1599 a load takes: a PostgreSQL table has at most 1600, " +
+        "and the load stages the rows in a table with one column more (__roundtrip_row). Select fewer columns in the task's query, " +
+        'or combine several into one value (CAST(ROW(a, b) AS JSON) loads as one jsonb column); the table public.features was left as it was',
+    );
+    expect(await h.rows('SELECT c0, c1598 FROM features')).toEqual([{ c0: 0, c1598: 1598 }]);
+  });
+
   it('refuses a row whose key is NULL (an outer join), naming the task, the key column and the fix', async () => {
     const task = {
       from: 'athena',
