@@ -122,24 +122,37 @@ function nullKeyError(
 }
 
 /**
- * The COPY's error when a value of the result holds the character U+0000, which Athena's varchar
- * carries (data written by other systems often does) and PostgreSQL stores in no text value
- * (SQLSTATE 22021, `invalid byte sequence for encoding "UTF8": 0x00`), told as the task's:
- * PostgreSQL names the line of the result file (a value's line breaks count), not the column.
- * Undefined for any other error.
+ * The COPY's error when a value of the result holds the character U+0000, told as the task's;
+ * undefined for any other error. Athena's varchar carries it (data written by other systems often
+ * does), and PostgreSQL stores it in no text value: raw in a text column it fails as
+ * `invalid byte sequence for encoding "UTF8": 0x00` (SQLSTATE 22021), PostgreSQL naming the line of
+ * the result file (a value's line breaks count) but not the column; escaped in a json value
+ * (`"\u0000"`), which the load keeps as jsonb, it fails as 22P05, naming the column.
  */
 function nulCharacterError(err: unknown, task: AthenaExtractTask, table: string): TerminalError | undefined {
   const cause = (err as { cause?: unknown } | null)?.cause ?? err;
-  const { code, message, where } = (cause ?? {}) as { code?: unknown; message?: unknown; where?: unknown };
-  if (code !== '22021' || typeof message !== 'string' || !/\b0x00\b/.test(message)) return undefined;
-  const line = typeof where === 'string' ? /\bline (\d+)/.exec(where)?.[1] : undefined;
-  const at = line
-    ? ` (line ${line} of the result file, counting its header line and the line breaks inside values)`
-    : '';
-  return new TerminalError(
-    `Extract task ${task.name}: a value of the query's result holds the character U+0000 (NUL)${at}, which PostgreSQL cannot store in text: take it out in the task's query (replace(column, chr(0), '')); the table ${table} was left as it was`,
-    { cause: err },
-  );
+  const { code, message, detail, where } = (cause ?? {}) as Record<string, unknown>;
+  const context = typeof where === 'string' ? where : '';
+  const line = /\bCOPY .*?, line (\d+)/.exec(context)?.[1];
+  const onLine = line
+    ? `line ${line} of the result file, counting its header line and the line breaks inside values`
+    : undefined;
+  const leftAsItWas = `the table ${table} was left as it was`;
+  if (code === '22021' && typeof message === 'string' && /\b0x00\b/.test(message)) {
+    return new TerminalError(
+      `Extract task ${task.name}: a value of the query's result holds the character U+0000 (NUL)${onLine ? ` (${onLine})` : ''}, which PostgreSQL cannot store in text: take it out in the task's query (replace(column, chr(0), '')); ${leftAsItWas}`,
+      { cause: err },
+    );
+  }
+  if (code === '22P05' && typeof detail === 'string' && detail.includes('\\u0000')) {
+    const column = /\bCOPY .*?, line \d+, column (.*?): /s.exec(context)?.[1];
+    const which = column ? ` of column "${column}"` : '';
+    return new TerminalError(
+      `Extract task ${task.name}: a json value${which} holds the character U+0000 (the escape \\u0000)${onLine ? ` (${onLine})` : ''}, which PostgreSQL's jsonb cannot store: load the column as text with json_format(${column ? quoteIdent(column) : 'column'}) in the task's query, or take the character out; ${leftAsItWas}`,
+      { cause: err },
+    );
+  }
+  return undefined;
 }
 
 /** The task named `name`, which must be an Athena extract. */

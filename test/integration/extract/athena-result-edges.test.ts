@@ -123,5 +123,17 @@ describe('Athena results PostgreSQL cannot take as they are', () => {
         "which PostgreSQL cannot store in text: take it out in the task's query (replace(column, chr(0), '')); the table public.customer_notes was left as it was",
     );
     expect(await h.rows('SELECT * FROM customer_notes ORDER BY id')).toEqual(before);
+
+    // In a json value the character is escaped, which jsonb refuses too: PostgreSQL names the column.
+    const json = await extract({
+      ...task,
+      query: `SELECT id, name, CAST('{"note": "a\\u0000b"}' AS JSON) AS doc FROM customers`,
+    });
+    expect(json).toBeInstanceOf(TerminalError);
+    expect(json?.message).toBe(
+      'Extract task notes: a json value of column "doc" holds the character U+0000 (the escape \\u0000) (line 2 of the result file, counting its header line and the line breaks inside values), ' +
+        'which PostgreSQL\'s jsonb cannot store: load the column as text with json_format("doc") in the task\'s query, or take the character out; the table public.customer_notes was left as it was',
+    );
+    expect(await h.rows('SELECT * FROM customer_notes ORDER BY id')).toEqual(before);
   });
 });
