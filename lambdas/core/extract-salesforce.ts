@@ -88,7 +88,9 @@ import {
   describeTaskObject,
   extractConfigPath,
   extractReadError,
+  readScopeChange,
   resolveFields,
+  storedReadScope,
 } from './salesforce-read';
 
 /**
@@ -323,7 +325,11 @@ async function loadRows(
     const capped =
       newest !== undefined && load.readStartedAt !== undefined && newest.stamp > load.readStartedAt;
     const state = await advanceWatermark(client, task.name, {
-      readScope: readScopeOf(task),
+      // The fields too: one taken out of the task and listed again is read in full (readScopeChange).
+      readScope: storedReadScope(
+        task,
+        load.columns.map((c) => c.name),
+      ),
       watermark: capped ? (load.readStartedAt as Date) : (newest?.stamp ?? null),
       watermarkId: capped ? null : (newest?.id ?? null),
       runId: load.runId,
@@ -397,15 +403,6 @@ async function loadRows(
 }
 
 /**
- * What a task's rows are read with, as stored beside its watermark: when it changes (a widened or
- * narrowed `where`, another `deletes`), the rows already loaded may not be those the task selects
- * now, and the next read is full.
- */
-export function readScopeOf(task: SalesforceExtractTask): string {
-  return JSON.stringify({ object: task.object, where: task.where ?? null, deletes: task.deletes });
-}
-
-/**
  * The extract step: plans the read, counts, and either loads the rows over REST (answering
  * `loaded`) or creates a Bulk query job (answering `bulk-pending`). Its Salesforce calls are added
  * to the task's in the run's summary, also when it fails ({@link withExtractApiCalls}); either
@@ -466,7 +463,7 @@ async function startExtract(
     counted: await readExtractCount(client, input.runId, task.name),
   }));
   const missingColumns = existing ? wanted.filter((f) => !existing.has(f)) : [];
-  const scopeChanged = watermark?.readScope != null && watermark.readScope !== readScopeOf(task);
+  const scopeChange = readScopeChange(watermark?.readScope, task, wanted);
   const reason = input.full
     ? 'the run asked for a full read'
     : task.mode === 'full'
@@ -477,9 +474,7 @@ async function startExtract(
           ? `table ${schema}.${table} does not exist (yet, or any more)`
           : missingColumns.length > 0
             ? `new columns ${missingColumns.join(', ')} must be filled for every row`
-            : scopeChanged
-              ? `the task's object, where or deletes changed since the last read (was ${watermark.readScope})`
-              : undefined;
+            : scopeChange;
   const full = reason !== undefined;
   const plan = planSalesforceRead(task, describe.fields, { full, watermark: watermark?.watermark });
   const columns = columnsFor(task, describe, plan.fields);

@@ -35,7 +35,6 @@ import {
   type SelectedTasks,
 } from './contracts';
 import { salesforceOf, splitTableName, type CoreDeps } from './deps';
-import { readScopeOf } from './extract-salesforce';
 import { addRunApiCalls } from './writeback/state';
 import {
   claimTaskNames,
@@ -56,6 +55,7 @@ import {
   forecastReadCalls,
   extractReadError,
   readFilter,
+  readScopeChange,
 } from './salesforce-read';
 
 /** A Step Functions execution's ARN (`arn:<partition>:states:<region>:<account>:execution:<machine>:<name>`). */
@@ -367,7 +367,7 @@ export async function prepare(
     // As the extract decides, approximately (the describe's spelling is not known here).
     const lower = new Set([...(columns ?? [])].map((c) => c.toLowerCase()));
     const newColumns = columns === undefined || task.fields.some((f) => !lower.has(f.toLowerCase()));
-    const scopeChanged = watermark?.readScope != null && watermark.readScope !== readScopeOf(task);
+    const scopeChanged = readScopeChange(watermark?.readScope, task, task.fields) !== undefined;
     const readsFull = fullRun || task.mode === 'full' || !watermark?.watermark || newColumns || scopeChanged;
     const filter = readFilter(task, { full: readsFull, watermark: watermark?.watermark });
     const clockBeforeCount = d.clock.now();

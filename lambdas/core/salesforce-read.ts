@@ -238,6 +238,68 @@ export function readFilter(
 }
 
 /**
+ * What a task's rows are read with, as stored beside its watermark: when it changes (a widened or
+ * narrowed `where`, another `deletes`), the rows already loaded may not be those the task selects
+ * now, and the next read is full. The stored scope also lists the `fields` the read wrote (see
+ * {@link readScopeChange}); this comparable part leaves them out.
+ */
+export function readScopeOf(task: Pick<SalesforceExtractTask, 'object' | 'where' | 'deletes'>): string {
+  return JSON.stringify({ object: task.object, where: task.where ?? null, deletes: task.deletes });
+}
+
+/** The scope stored beside the watermark: {@link readScopeOf} and the fields the read wrote. */
+export function storedReadScope(task: SalesforceExtractTask, fields: readonly string[]): string {
+  return JSON.stringify({
+    object: task.object,
+    where: task.where ?? null,
+    deletes: task.deletes,
+    fields: [...fields],
+  });
+}
+
+/**
+ * Why a read cannot go on from the watermark of one with the stored scope `stored`, or undefined:
+ *
+ * - the task's object, `where` or `deletes` changed: the rows loaded may not be those it selects;
+ * - a field of `fields` (describe casing; or the config's, compared without case) was not written
+ *   by the last read although its column is there: a field taken out of the task and listed
+ *   again. Its column kept the values of an earlier read, and the records changed in between were
+ *   read without it: an incremental read would leave those with a value Salesforce no longer has.
+ *
+ * A scope stored before it listed its fields (or before there was one) tells neither: it is taken
+ * as matching, and the next read stores one that does.
+ */
+export function readScopeChange(
+  stored: string | null | undefined,
+  task: SalesforceExtractTask,
+  fields: readonly string[],
+): string | undefined {
+  if (stored == null) return undefined;
+  let parsed: { object?: unknown; where?: unknown; deletes?: unknown; fields?: unknown };
+  try {
+    parsed = JSON.parse(stored) as typeof parsed;
+  } catch {
+    parsed = {};
+  }
+  const storedScope = readScopeOf({
+    object: parsed.object as string,
+    where: (parsed.where ?? undefined) as string | undefined,
+    deletes: parsed.deletes as SalesforceExtractTask['deletes'],
+  });
+  if (storedScope !== readScopeOf(task)) {
+    return `the task's object, where or deletes changed since the last read (was ${storedScope})`;
+  }
+  if (!Array.isArray(parsed.fields)) return undefined;
+  const written = new Set(parsed.fields.map((f) => String(f).toLowerCase()));
+  const relisted = fields.filter((f) => !written.has(f.toLowerCase()));
+  if (relisted.length === 0) return undefined;
+  return (
+    `fields ${relisted.join(', ')} are read again: their columns hold the values of an earlier read, ` +
+    'and records changed since were read without them'
+  );
+}
+
+/**
  * Field types the Bulk APIs do not read: compound fields (address, location) are read over REST
  * or SOAP only, and a Bulk API 2.0 query job selecting one is refused at its create
  * ("Selecting compound data not supported in Bulk Query"; Object Reference, "Compound Field

@@ -17,7 +17,7 @@ export interface ExtractWatermark {
   /** Rows loaded by all runs so far. */
   readonly rowsTotal: number;
   readonly updatedAt: Date;
-  /** What the loaded rows were read with (object, filter, deletes); null when not recorded. */
+  /** What the loaded rows were read with (object, filter, deletes, the fields written); null when not recorded. */
   readonly readScope: string | null;
 }
 

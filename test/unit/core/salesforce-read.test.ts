@@ -5,8 +5,11 @@ import {
   fieldsBulkCannotRead,
   forecastReadCalls,
   planSalesforceRead,
+  readScopeChange,
+  readScopeOf,
   resolveFields,
   soqlDatetime,
+  storedReadScope,
 } from '../../../lambdas/core/salesforce-read';
 import { TerminalError } from '../../../lambdas/shared/errors';
 
@@ -132,5 +135,38 @@ describe('API choice and forecast', () => {
     expect(forecastReadCalls(4_001, 'rest', { bulkPageRecords: 500_000 })).toBe(3);
     // create + 10 polls + 2 pages
     expect(forecastReadCalls(1_000_000, 'bulk', { bulkPageRecords: 500_000 })).toBe(13);
+  });
+});
+
+describe('read scope beside the watermark', () => {
+  const stored = storedReadScope(task(), ['Id', 'Email', 'LeadScore__c', 'SystemModstamp', 'IsDeleted']);
+
+  it('matches the same task with the same or fewer fields, in any case', () => {
+    expect(
+      readScopeChange(stored, task(), ['Id', 'Email', 'LeadScore__c', 'SystemModstamp', 'IsDeleted']),
+    ).toBe(undefined);
+    expect(readScopeChange(stored, task(), ['id', 'email'])).toBe(undefined);
+  });
+
+  it('names the fields the last read did not write: a field listed again is read in full', () => {
+    expect(readScopeChange(stored, task(), ['Id', 'Email', 'LastName', 'Phone'])).toBe(
+      'fields LastName, Phone are read again: their columns hold the values of an earlier read, ' +
+        'and records changed since were read without them',
+    );
+  });
+
+  it('says a changed object, where or deletes, with the scope of before (without its fields)', () => {
+    expect(readScopeChange(stored, task({ where: 'IsConverted = false' }), ['Id'])).toBe(
+      `the task's object, where or deletes changed since the last read (was {"object":"Lead","where":null,"deletes":"flag"})`,
+    );
+    expect(readScopeChange(stored, task({ deletes: 'remove' }), ['Id'])).toMatch(/^the task's object/);
+  });
+
+  it('takes a scope stored before it listed fields, or none at all, as matching', () => {
+    expect(readScopeChange(readScopeOf(task()), task(), ['Id', 'Anything'])).toBe(undefined);
+    expect(readScopeChange(null, task(), ['Id', 'Anything'])).toBe(undefined);
+    expect(readScopeChange(readScopeOf(task()), task({ where: 'X = 1' }), ['Id'])).toMatch(
+      /^the task's object/,
+    );
   });
 });
