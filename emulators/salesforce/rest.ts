@@ -820,7 +820,9 @@ export class RestApi {
               .filter((s) => s !== '')
               .map((s) => decodeURIComponent(s)),
             query,
-            headers: {},
+            // "Request headers and their values to include with the subrequest" (Composite
+            // Subrequest, httpHeaders): a query's Sforce-Query-Options, say.
+            headers: subrequestHeaders(sub.httpHeaders),
             body: subBody,
           });
         } catch (err) {
@@ -859,6 +861,16 @@ export class RestApi {
     }
     return { status: 200, body: { compositeResponse: responses }, records };
   }
+}
+
+/** A Composite subrequest's `httpHeaders` as Node names a request's headers (lowercase). */
+function subrequestHeaders(raw: unknown): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return headers;
+  for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof value === 'string') headers[name.toLowerCase()] = value;
+  }
+  return headers;
 }
 
 /** The answer of a Composite subrequest rolled back, or never run, because another one failed (allOrNone). */

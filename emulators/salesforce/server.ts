@@ -37,6 +37,9 @@ export const DEFAULT_API_VERSIONS: readonly string[] = Array.from(
   (_, i) => `${42 + i}.0`,
 );
 
+/** The URI and headers of one call Salesforce takes at most (Help article 000386264). */
+export const MAX_REQUEST_HEAD_BYTES = 16_384;
+
 /** Options of {@link startSalesforceEmulator}. */
 export interface SalesforceEmulatorOptions {
   /** TCP port; 0 picks a free one. @default 0 */
@@ -184,7 +187,9 @@ export async function startSalesforceEmulator(
 
   const rest = new RestApi(ctx);
   const bulk = new BulkApi(ctx);
-  const server = createServer((req, res) => {
+  // Salesforce takes at most 16,384 bytes of URI and headers in a call and refuses a longer one
+  // (414, 431; Help article 000386264): Node answers 431 past this size, whatever its default.
+  const server = createServer({ maxHeaderSize: MAX_REQUEST_HEAD_BYTES }, (req, res) => {
     handleRequest(ctx, rest, bulk, req, res).catch((err: unknown) => {
       if (!res.headersSent) {
         sendJson(res, 500, [

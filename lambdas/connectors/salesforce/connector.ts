@@ -33,6 +33,7 @@ import {
   LAST_PAGE_LOCATOR,
   REST_QUERY_MAX_BATCH_SIZE,
   REST_QUERY_MIN_BATCH_SIZE,
+  REST_QUERY_URL_MAX_CHARS,
   type BulkQueryJobState,
 } from './constants';
 import { createBulkCsvPageByteConverter, csvHeaderLine, recordToCopyCsvLine } from './csv';
@@ -823,10 +824,16 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     path: string,
     headers: Record<string, string>,
     attempts: number,
+    /** A read sent as a POST with this body (a query inside a Composite request), as safe to send again. */
+    postBody?: string,
   ): Promise<string> => {
     for (let attempt = 1; ; attempt += 1) {
       try {
-        const res = await connector.fetchWithSession(operation, path, { headers });
+        const res = await connector.fetchWithSession(
+          operation,
+          path,
+          postBody === undefined ? { headers } : { method: 'POST', headers, body: postBody },
+        );
         try {
           return await res.text();
         } catch (err) {
@@ -846,21 +853,83 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
   const getJson = async <T>(operation: string, path: string): Promise<T> =>
     jsonOf<T>(operation, await getText(operation, path, { Accept: 'application/json' }, GET_ATTEMPTS));
 
-  /** One REST query page (see {@link getText}), its numbers kept digit for digit (json.ts). */
+  /**
+   * The answer of a query GET (`path`: `/query?q=…`, `/queryAll?q=…` or a next page's), its
+   * numbers kept digit for digit (json.ts). A path longer than {@link REST_QUERY_URL_MAX_CHARS}
+   * (a query of many fields, or a long condition) would be refused for its length (414, 431), so
+   * it is sent as the one subrequest of a Composite request, in the body of a POST, with the same
+   * headers (Help article 000386264): one API call either way. A query only reads, so that POST is
+   * sent again as a GET would be ({@link getText}); the subrequest's error is thrown as the GET's
+   * would have been.
+   */
+  const queryAnswer = async (
+    operation: string,
+    path: string,
+    headers: Record<string, string>,
+    attempts: number,
+  ): Promise<unknown> => {
+    const parse = (text: string): unknown => {
+      try {
+        return parseJsonLossless(text);
+      } catch (err) {
+        throw new TerminalError(
+          `Salesforce ${operation} answered with a body that is not JSON: ${(err as Error).message}`,
+        );
+      }
+    };
+    const accept = { Accept: 'application/json' };
+    if (path.length <= REST_QUERY_URL_MAX_CHARS) {
+      return parse(await getText(operation, path, { ...headers, ...accept }, attempts));
+    }
+    const composite = JSON.stringify({
+      allOrNone: false,
+      compositeRequest: [
+        {
+          method: 'GET',
+          url: `/services/data/v${apiVersion}${path}`,
+          referenceId: 'query',
+          ...(Object.keys(headers).length > 0 ? { httpHeaders: headers } : {}),
+        },
+      ],
+    });
+    const answer = parse(
+      await getText(
+        operation,
+        '/composite',
+        { ...accept, 'Content-Type': 'application/json' },
+        attempts,
+        composite,
+      ),
+    ) as { compositeResponse?: { body?: unknown; httpStatusCode?: unknown }[] } | null;
+    const sub = answer?.compositeResponse?.[0];
+    if (!sub || typeof sub.httpStatusCode !== 'number') {
+      throw new TerminalError(
+        `Salesforce ${operation} (a query too long for a URL, sent in a Composite request) answered without the query's result`,
+      );
+    }
+    if (sub.httpStatusCode < 400) return sub.body;
+    const first = (Array.isArray(sub.body) ? sub.body[0] : sub.body) as
+      { errorCode?: unknown; message?: unknown } | null | undefined;
+    const errorCode =
+      typeof first?.errorCode === 'string' ? first.errorCode : `ERROR_HTTP_${sub.httpStatusCode}`;
+    const message =
+      typeof first?.message === 'string' ? first.message : JSON.stringify(sub.body ?? null).slice(0, 300);
+    throw classifySalesforceError(
+      Object.assign(new Error(message), { name: errorCode, errorCode, statusCode: sub.httpStatusCode }),
+      { operation, redactor },
+    );
+  };
+
+  /** One REST query page ({@link queryAnswer}). */
   const fetchQueryPage = async (path: string, batchSize: number, attempts: number): Promise<QueryPage> => {
-    const text = await getText(
+    const page = (await queryAnswer(
       'query',
       path,
-      { 'Sforce-Query-Options': `batchSize=${batchSize}`, Accept: 'application/json' },
+      { 'Sforce-Query-Options': `batchSize=${batchSize}` },
       attempts,
-    );
-    let page: QueryPage;
-    try {
-      page = parseJsonLossless(text) as unknown as QueryPage;
-    } catch (err) {
-      throw new TerminalError(
-        `Salesforce query answered with a body that is not JSON: ${(err as Error).message}`,
-      );
+    )) as QueryPage | null;
+    if (page === null || typeof page !== 'object') {
+      throw new TerminalError('Salesforce query answered without a query result');
     }
     if (!Array.isArray(page.records))
       throw new TerminalError('Salesforce query answered without a records array');
@@ -1083,10 +1152,12 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       return entry.describe;
     },
     async count(soql, opts = {}) {
-      const res = await getJson<{ totalSize: number }>(
+      const res = ((await queryAnswer(
         'count',
         queryPath(soql, opts.includeDeleted ?? false),
-      );
+        {},
+        GET_ATTEMPTS,
+      )) ?? {}) as { totalSize?: unknown };
       if (typeof res.totalSize !== 'number')
         throw new TerminalError('Salesforce COUNT() query answered without totalSize');
       return res.totalSize;

@@ -13,6 +13,15 @@ export const REST_QUERY_MIN_BATCH_SIZE = 200;
 export const REST_QUERY_MAX_BATCH_SIZE = 2_000;
 
 /**
+ * The longest query URL path (`/query?q=` and the encoded SOQL) sent as a GET. Salesforce takes at
+ * most 16,384 bytes of URI and headers in a call, answers a longer one 414 URI Too Long or 431
+ * Request Header Fields Too Large, and advises putting a longer query in the body of a Composite
+ * request (Help article 000386264, "Maximum number of rows returned by SOQL queries over the REST
+ * API"). Half of it: the base URL, the session and the other headers fit in the rest.
+ */
+export const REST_QUERY_URL_MAX_CHARS = 8_000;
+
+/**
  * Rows per Bulk API 2.0 query results page asked with `maxRecords`. The results are streamed, so
  * the page size does not change memory; larger pages cost fewer API calls (each page is one call).
  * https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_get_job_results.htm
