@@ -89,6 +89,7 @@ import {
   extractConfigPath,
   extractReadError,
   readScopeChange,
+  readScopeFields,
   resolveFields,
   storedReadScope,
 } from './salesforce-read';
@@ -437,10 +438,19 @@ async function startExtract(
     `${extractConfigPath(deps.config, task)}.object`,
   );
 
+  const { watermark, existing, checkpoint, counted } = await withClient(deps.pg, async (client) => ({
+    watermark: await readWatermark(client, task.name),
+    existing: await tableColumns(client, schema, table),
+    checkpoint: await readExtractJob(client, input.runId, task.name),
+    counted: await readExtractCount(client, input.runId, task.name),
+  }));
+  // A field the last read had and the describe lacks now is named as such (deleted, renamed or
+  // hidden since), not as a typo.
   const { fields: wanted, added } = resolveFields(
     task,
     describe.fields,
     extractConfigPath(deps.config, task),
+    readScopeFields(watermark?.readScope),
   );
   if (added.length > 0) {
     logger.info('Fields added to the read that the config does not list', { fields: added });
@@ -456,12 +466,6 @@ async function startExtract(
       });
     }
   }
-  const { watermark, existing, checkpoint, counted } = await withClient(deps.pg, async (client) => ({
-    watermark: await readWatermark(client, task.name),
-    existing: await tableColumns(client, schema, table),
-    checkpoint: await readExtractJob(client, input.runId, task.name),
-    counted: await readExtractCount(client, input.runId, task.name),
-  }));
   const missingColumns = existing ? wanted.filter((f) => !existing.has(f)) : [];
   const scopeChange = readScopeChange(watermark?.readScope, task, wanted);
   const reason = input.full

@@ -136,6 +136,11 @@ export function resolveFields(
   task: Pick<SalesforceExtractTask, 'object' | 'fields' | 'name'>,
   describeFields: readonly Pick<SalesforceFieldDescribe, 'name'>[],
   configPath?: string,
+  /**
+   * The fields the task's last read wrote ({@link readScopeFields}): one of them missing from the
+   * describe now was not misspelt but deleted, renamed or hidden since, and is named so.
+   */
+  lastRead?: readonly string[],
 ): { fields: string[]; added: string[] } {
   const byLower = new Map(describeFields.map((f) => [f.name.toLowerCase(), f.name]));
   const unknown: string[] = [];
@@ -147,15 +152,27 @@ export function resolveFields(
   }
   if (unknown.length > 0) {
     const known = describeFields.map((f) => f.name);
+    const read = new Set((lastRead ?? []).map((f) => f.toLowerCase()));
+    const wasRead = (name: string): boolean => read.has(name.toLowerCase());
     const each = unknown.map((name) => {
       const where = configPath ? `${configPath}.fields[${task.fields.indexOf(name)}]` : undefined;
-      const meant = suggestion(name, known);
-      const notes = [where, meant ? `did you mean "${meant}"?` : undefined].filter(Boolean).join('; ');
+      const meant = wasRead(name) ? undefined : suggestion(name, known);
+      const notes = [
+        where,
+        wasRead(name) ? 'the last read had it' : undefined,
+        meant ? `did you mean "${meant}"?` : undefined,
+      ]
+        .filter(Boolean)
+        .join('; ');
       return `"${name}"${notes ? ` (${notes})` : ''}`;
     });
+    const hint = unknown.every(wasRead)
+      ? `deleted or renamed in Salesforce since, or hidden from the integration user by its field-level security: ` +
+        `take it out of ${configPath ? `${configPath}.fields` : "the task's fields"} (its column keeps the values of the last read), ` +
+        `or restore the field or the user's access to it`
+      : 'check the spelling and the field-level security of the integration user';
     throw new TerminalError(
-      `Extract task ${task.name}: ${task.object} has no field ${each.join(', ')} ` +
-        `(check the spelling and the field-level security of the integration user)`,
+      `Extract task ${task.name}: ${task.object} has no field ${each.join(', ')} (${hint})`,
     );
   }
   const added: string[] = [];
@@ -255,6 +272,17 @@ export function storedReadScope(task: SalesforceExtractTask, fields: readonly st
     deletes: task.deletes,
     fields: [...fields],
   });
+}
+
+/** The fields a read with the stored scope `stored` wrote, or undefined when it does not say. */
+export function readScopeFields(stored: string | null | undefined): string[] | undefined {
+  if (stored == null) return undefined;
+  try {
+    const fields = (JSON.parse(stored) as { fields?: unknown }).fields;
+    return Array.isArray(fields) ? fields.map(String) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

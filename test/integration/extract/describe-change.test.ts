@@ -1,7 +1,8 @@
 /**
  * A custom field added in Salesforce between two runs (the describe gains `Region__c`) and
  * listed in the task: the table gains the column, and the run reads everything once so that
- * the rows loaded before get their value too.
+ * the rows loaded before get their value too. Deleted again in Salesforce while the task lists it,
+ * the extract says so, rather than to check its spelling.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,7 +14,7 @@ import { CANARY, connectTo, leads, startExtractHarness, type ExtractHarness } fr
 const DEFAULT_DESCRIBES = path.join(__dirname, '../../../emulators/salesforce/describes');
 const FIELDS = ['Id', 'LastName', 'Company', 'SystemModstamp', 'IsDeleted'];
 
-describe('A field added to the describe between runs', () => {
+describe('A field added to the describe between runs, and deleted again', () => {
   let h: ExtractHarness;
   let later: SalesforceEmulator | undefined;
   let extraDir: string;
@@ -99,6 +100,32 @@ describe('A field added to the describe between runs', () => {
       columns: ['Region__c'],
       fix: 'drop them (ALTER TABLE … DROP COLUMN) once no transform reads them, or list their fields in extract[0].fields again',
     });
+    expect(await h.rows(`SELECT count(*)::int AS n FROM sf_lead WHERE "Region__c" LIKE 'Region _'`)).toEqual([
+      { n: 25 },
+    ]);
+  });
+
+  it('deleted in Salesforce after a read had it: the error says so and what to do, not to check the spelling', async () => {
+    const connector = await connectTo(later as SalesforceEmulator, h.logger);
+    const withRegion = h.config([
+      { from: 'salesforce', object: 'Lead', fields: [...FIELDS, 'Region__c'], table: 'sf_lead' },
+    ]);
+    // Listed again: read in full (its column kept the values of an earlier read).
+    const again = await runExtract({ input: {} }, h.deps(withRegion, { salesforce: connector }));
+    expect(again.salesforce.Lead).toMatchObject({ full: true, rows: 25 });
+
+    // The org where an admin deleted Region__c: the first emulator's describe has none.
+    await expect(runExtract({ input: {} }, h.deps(withRegion))).rejects.toThrow(
+      'Extract task Lead: Lead has no field "Region__c" (extract[0].fields[5]; the last read had it) ' +
+        '(deleted or renamed in Salesforce since, or hidden from the integration user by its field-level security: ' +
+        "take it out of extract[0].fields (its column keeps the values of the last read), or restore the field or the user's access to it)",
+    );
+    // Taken out of the task, as it says: the run goes on, the column keeps its values.
+    const without = await runExtract(
+      { input: {} },
+      h.deps(h.config([{ from: 'salesforce', object: 'Lead', fields: FIELDS, table: 'sf_lead' }])),
+    );
+    expect(without.salesforce.Lead).toMatchObject({ status: 'loaded' });
     expect(await h.rows(`SELECT count(*)::int AS n FROM sf_lead WHERE "Region__c" LIKE 'Region _'`)).toEqual([
       { n: 25 },
     ]);

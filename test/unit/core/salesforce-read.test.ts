@@ -6,6 +6,7 @@ import {
   forecastReadCalls,
   planSalesforceRead,
   readScopeChange,
+  readScopeFields,
   readScopeOf,
   resolveFields,
   soqlDatetime,
@@ -62,6 +63,47 @@ describe('resolveFields', () => {
         'Extract task Lead: Lead has no field "Emial" (extract[1].fields[1]; did you mean "Email"?), "Score" (extract[1].fields[3]) (check the spelling and the field-level security of the integration user)',
       ),
     );
+  });
+});
+
+describe('resolveFields, a field the last read had', () => {
+  it('is named as deleted, renamed or hidden since, with the way out, not as a typo', () => {
+    expect(() =>
+      resolveFields(task({ fields: ['Id', 'Email', 'Region__c'] }), DESCRIBE, 'extract[0]', [
+        'Id',
+        'Email',
+        'Region__c',
+        'SystemModstamp',
+        'IsDeleted',
+      ]),
+    ).toThrow(
+      new TerminalError(
+        'Extract task Lead: Lead has no field "Region__c" (extract[0].fields[2]; the last read had it) ' +
+          '(deleted or renamed in Salesforce since, or hidden from the integration user by its field-level security: ' +
+          "take it out of extract[0].fields (its column keeps the values of the last read), or restore the field or the user's access to it)",
+      ),
+    );
+  });
+
+  it('keeps the spelling hint while any unknown field is new to the task', () => {
+    expect(() =>
+      resolveFields(task({ fields: ['Id', 'Region__c', 'Emial'] }), DESCRIBE, 'extract[0]', [
+        'Id',
+        'Region__c',
+      ]),
+    ).toThrow(
+      new TerminalError(
+        'Extract task Lead: Lead has no field "Region__c" (extract[0].fields[1]; the last read had it), ' +
+          '"Emial" (extract[0].fields[2]; did you mean "Email"?) (check the spelling and the field-level security of the integration user)',
+      ),
+    );
+  });
+
+  it('reads the fields of a stored scope, and none of one stored before it listed them', () => {
+    expect(readScopeFields(storedReadScope(task(), ['Id', 'Email']))).toEqual(['Id', 'Email']);
+    expect(readScopeFields(readScopeOf(task()))).toBeUndefined();
+    expect(readScopeFields(null)).toBeUndefined();
+    expect(readScopeFields('not json')).toBeUndefined();
   });
 });
 
