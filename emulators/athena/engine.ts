@@ -30,6 +30,7 @@ import { boundedVarcharCasts, parameterOffsets } from './query-text';
 import { ATHENA_CATALOG, DEFAULT_DATABASE, sqlIdentifier, type DataCatalog } from './catalog';
 import { athenaCsvLine, readAthenaCsvPage } from './csv';
 import {
+  AthenaApiError,
   invalidRequest,
   malformedQuery,
   metastoreFailure,
@@ -331,6 +332,7 @@ export function referencedTables(ast: unknown): { catalog: string; schema: strin
 export class QueryEngine {
   private readonly executions = new Map<string, QueryExecution>();
   private readonly tokens = new Map<string, { fingerprint: string; id: string }>();
+  /** The work on DuckDB that close() waits for: queries, and StartQueryExecution's parses. */
   private readonly running = new Set<Promise<void>>();
   private readonly tokenKey = randomBytes(32);
   /** The workgroups' CreationTime: when the emulator started. */
@@ -341,6 +343,7 @@ export class QueryEngine {
 
   /** StartQueryExecution. */
   async startQueryExecution(input: Record<string, unknown>): Promise<{ QueryExecutionId: string }> {
+    if (this.closed) throw stopping();
     const query = input.QueryString;
     if (typeof query !== 'string' || query.length < 1 || query.length > QUERY_STRING_MAX_LENGTH) {
       throw invalidRequest(
@@ -434,14 +437,16 @@ export class QueryEngine {
       submittedAt: Date.now(),
       dataScannedBytes: 0,
     };
-    // Syntax errors are rejected here, before an execution exists (MALFORMED_QUERY).
-    if (execution.explain !== 'unsupported') await this.assertParses(execution.statement);
+    // Syntax errors are rejected here, before an execution exists (MALFORMED_QUERY). close()
+    // waits for the parse (its DuckDB connection), and a start it overtook runs no query.
+    if (execution.explain !== 'unsupported') await this.tracked(this.assertParses(execution.statement));
+    if (this.closed) throw stopping();
     // A retry with the same token may have registered while this one was parsing.
     const raced = typeof token === 'string' ? this.replay(token, fingerprint) : undefined;
     if (raced) return raced;
     this.executions.set(id, execution);
     if (typeof token === 'string') this.tokens.set(token, { fingerprint, id });
-    this.track(this.runLifecycle(execution));
+    void this.tracked(this.runLifecycle(execution));
     return { QueryExecutionId: id };
   }
 
@@ -458,9 +463,14 @@ export class QueryEngine {
     return { QueryExecutionId: previous.id };
   }
 
-  private track(work: Promise<void>): void {
+  /** `work`, which close() waits for. */
+  private tracked(work: Promise<void>): Promise<void> {
     this.running.add(work);
-    void work.finally(() => this.running.delete(work));
+    void work.then(
+      () => this.running.delete(work),
+      () => this.running.delete(work),
+    );
+    return work;
   }
 
   /** Parses the query with DuckDB without binding it: a syntax error or several statements reject. */
@@ -1045,7 +1055,10 @@ export class QueryEngine {
     return execution;
   }
 
-  /** Cancels what runs and waits for it to settle. */
+  /**
+   * Cancels what runs and waits for it to settle: once it resolves, no DuckDB connection of the
+   * engine is open and none is opened (a StartQueryExecution is refused from the start of close()).
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -1053,6 +1066,14 @@ export class QueryEngine {
       this.stopQueryExecution({ QueryExecutionId: execution.id });
     await Promise.allSettled([...this.running]);
   }
+}
+
+/** What a StartQueryExecution gets once the emulator is stopping (close() was called). */
+function stopping(): AthenaApiError {
+  return new AthenaApiError(
+    'InternalServerException',
+    'The Athena emulator is stopping: StartQueryExecution was refused and runs no query',
+  );
 }
 
 function drained(stream: WriteStream): Promise<void> {

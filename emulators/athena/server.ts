@@ -87,7 +87,10 @@ export interface AthenaEmulator {
   readonly assumedRoles: AssumedRole[];
   /** Where result files are written. */
   readonly resultsDir: string;
-  /** Cancels running queries, closes the server and DuckDB; removes a temp results dir. */
+  /**
+   * Closes the server, cancels running queries (a start still parsing runs none), closes DuckDB's
+   * connections and then its instance; removes a temp results dir.
+   */
   stop(): Promise<void>;
 }
 
@@ -110,12 +113,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 /** Starts the emulator. Resolves once it listens. */
 export async function startAthenaEmulator(options: AthenaEmulatorOptions): Promise<AthenaEmulator> {
-  const region = options.region ?? DEFAULT_REGION;
-  const ownResultsDir = options.resultsDir === undefined;
-  const resultsDir =
-    options.resultsDir ?? (await mkdtemp(path.join(os.tmpdir(), 'athena-emulator-results-')));
-  await mkdir(resultsDir, { recursive: true });
   const workgroups: Record<string, WorkgroupConfig> = { [PRIMARY_WORKGROUP]: {}, ...options.workgroups };
+  const buckets: string[] = [];
   for (const [name, wg] of Object.entries(workgroups)) {
     if (!wg.outputLocation) continue;
     const s3 = parseS3Location(wg.outputLocation);
@@ -123,17 +122,46 @@ export async function startAthenaEmulator(options: AthenaEmulatorOptions): Promi
       throw new Error(
         `workgroups.${name}.outputLocation: expected s3://bucket/prefix/, got ${wg.outputLocation}`,
       );
-    // The workgroup's bucket exists from the start, so HeadObject/GetObject there answer NoSuchKey.
-    await mkdir(path.join(resultsDir, s3.bucket), { recursive: true });
+    buckets.push(s3.bucket);
   }
+  const ownResultsDir = options.resultsDir === undefined;
+  const resultsDir =
+    options.resultsDir ?? (await mkdtemp(path.join(os.tmpdir(), 'athena-emulator-results-')));
+  let instance: DuckDBInstance | undefined;
+  try {
+    await mkdir(resultsDir, { recursive: true });
+    // The workgroups' buckets exist from the start, so HeadObject/GetObject there answer NoSuchKey.
+    for (const bucket of buckets) await mkdir(path.join(resultsDir, bucket), { recursive: true });
+    // `/` of two integers is an integer, truncated toward zero, as in Trino (DuckDB's own `/`
+    // gives a double: `7 / 2` would be 3.5 here and 3 in Athena).
+    instance = await DuckDBInstance.create(':memory:', { integer_division: 'true' });
+    return await serve(options, { instance, workgroups, resultsDir, ownResultsDir });
+  } catch (err) {
+    // A start that fails (an unreadable data dir, a port in use) leaves nothing behind: DuckDB is
+    // closed, not left to the garbage collector, and a temp results dir is removed.
+    instance?.closeSync();
+    if (ownResultsDir) await rm(resultsDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** The emulator over a new DuckDB instance: its catalog, query engine and HTTP server. */
+async function serve(
+  options: AthenaEmulatorOptions,
+  made: {
+    readonly instance: DuckDBInstance;
+    readonly workgroups: Record<string, WorkgroupConfig>;
+    readonly resultsDir: string;
+    readonly ownResultsDir: boolean;
+  },
+): Promise<AthenaEmulator> {
+  const { instance, workgroups, resultsDir, ownResultsDir } = made;
+  const region = options.region ?? DEFAULT_REGION;
   const faults: AthenaEmulatorFaults = { ...NO_FAULTS, ...options.faults };
   const calls: AthenaEmulatorCall[] = [];
   const assumedRoles: AssumedRole[] = [];
   const objects = new Map<string, StoredObject>();
 
-  // `/` of two integers is an integer, truncated toward zero, as in Trino (DuckDB's own `/` gives
-  // a double: `7 / 2` would be 3.5 here and 3 in Athena).
-  const instance = await DuckDBInstance.create(':memory:', { integer_division: 'true' });
   const setup = await instance.connect();
   const catalog = new DataCatalog(options.dataDir);
   try {
@@ -272,11 +300,14 @@ export async function startAthenaEmulator(options: AthenaEmulatorOptions): Promi
     resultsDir,
     stop: () => {
       stopped ??= (async () => {
-        await engine.close();
+        // In this order: no new request; the queries cancelled and every DuckDB connection (with
+        // its prepared statements) closed, including a StartQueryExecution's still parsing when
+        // the request's socket was closed; then the instance.
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        await engine.close();
         instance.closeSync();
         if (ownResultsDir) await rm(resultsDir, { recursive: true, force: true });
       })();
