@@ -663,13 +663,12 @@ describe('extract crash sweep: one crash per run at every statement and call, th
       const { runId } = await prepare({ input: {} }, sweep.cleanDeps());
       const input = { runId, task: s.task.name ?? '', full: false };
       const plan = new CrashPlan('pg', /^COPY/, 'connection-dies');
-      const started = Date.now();
-      // Before the fix the step never settled: pg-copy-streams' CopyFail went into the dead socket.
+      // Before the fix the step never settled (pg-copy-streams' CopyFail went into the dead
+      // socket): the test's time limit is what catches that, not a measured time.
       await expect(extractSalesforce(input, sweep.depsFor(plan), s.options)).rejects.toBeInstanceOf(
         TransientError,
       );
       expect(plan.fired).toBe(true);
-      expect(Date.now() - started).toBeLessThan(15_000);
       // Step Functions retries the step with the same input.
       expect(await extractSalesforce(input, sweep.depsFor(new CrashPlan()), s.options)).toMatchObject({
         status: 'loaded',
@@ -701,6 +700,8 @@ describe('extract crash sweep: one crash per run at every statement and call, th
         result.byChannel[scenario.kind === 'athena' ? 'athena' : 'salesforce'] ?? 0,
       ).toBeGreaterThanOrEqual(4);
     },
-    180_000,
+    // A guard against a hang, not a measure: on 2 cores shared with other test runs (load 8–9) a
+    // Bulk scenario has taken 240 s where it takes under 60 alone.
+    600_000,
   );
 });

@@ -344,17 +344,18 @@ describe('Salesforce emulator faults', () => {
       });
       return { status: res.status, body: await res.json() };
     };
-    expect(await put(JSON.stringify({ lockRowKeys: [ids[3]], latencyMs: 2_000 }))).toEqual({
+    expect(await put(JSON.stringify({ lockRowKeys: [ids[3]], latencyMs: 20_000 }))).toEqual({
       status: 200,
-      body: { faults: { lockRowKeys: [ids[3]], latencyMs: 2_000 } },
+      body: { faults: { lockRowKeys: [ids[3]], latencyMs: 20_000 } },
     });
-    // The control answers at once, whatever latency it set.
+    // The control answers without the latency it set: delayed by it, this PUT would take 20 s (the
+    // bound below is that, with room for a busy machine, not a measure of speed).
     const started = Date.now();
     expect(await put(JSON.stringify({ latencyMs: null }))).toEqual({
       status: 200,
       body: { faults: { lockRowKeys: [ids[3]] } },
     });
-    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(Date.now() - started).toBeLessThan(15_000);
     const results = await conn.sobject('Lead').update([
       { Id: ids[2] as string, Title: 'Free' },
       { Id: ids[3] as string, Title: 'Locked' },
