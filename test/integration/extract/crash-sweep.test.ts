@@ -678,7 +678,7 @@ describe('extract crash sweep: one crash per run at every statement and call, th
       sweep.close();
       await h.close();
     }
-  }, 30_000);
+  }, 120_000);
 
   it.concurrent.each(SCENARIOS.map((s) => [s.name, s] as const))(
     '%s: no record lost or loaded twice, the watermark never past a record not loaded',
