@@ -8,6 +8,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { taskName, type PipelineConfig } from '../lambdas/config';
 import { suggestion } from '../lambdas/config/issues';
+import { AthenaDuplicateKeysFound } from '../lambdas/core/contracts';
+import { duplicateKeysWarning } from '../lambdas/core/extract-athena';
 import type { LocalRunEvent } from '../statemachine/local';
 import { formatSummaryTable, heldBackAgainNote, type RunSummary } from './local/summary';
 import {
@@ -302,6 +304,12 @@ export function progressPrinter(
             `  ! ${task}: Salesforce changed the type of ${String(c.object)}.${String(c.field)}: column ${String(c.field)} of ${String(c.table)} retyped from ${String(c.from)} to ${String(c.to)}; a transform that reads it as ${String(c.from)} may fail`,
           );
         }
+        // A keyed Athena extract whose query returned keys in more than one row: the merge kept
+        // one row a key, which one Athena's order decided.
+        const repeated = AthenaDuplicateKeysFound.safeParse(
+          (out as { duplicateKeys?: unknown } | null)?.duplicateKeys,
+        );
+        if (repeated.success) write(`  ! ${duplicateKeysWarning(task, repeated.data)}`);
         break;
       }
       case 'retried':

@@ -5,6 +5,8 @@
  */
 import { Client, type Pool } from 'pg';
 import { applySessionSettings } from '../../lambdas/connectors/postgres';
+import { AthenaDuplicateKeysFound } from '../../lambdas/core/contracts';
+import { duplicateKeysWarning } from '../../lambdas/core/extract-athena';
 import { endRunningRun } from '../../lambdas/core/run-state';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
 import { keyNotExtractedNote } from '../../lambdas/core/writeback/plan';
@@ -72,6 +74,12 @@ export interface TaskSummary {
    * table. Absent when none.
    */
   readonly secondRecords?: number;
+  /**
+   * A keyed Athena extract whose query returned keys in more than one row
+   * (`summary.extract.<task>.duplicateKeys`): the merge kept one row a key, dropping the others.
+   * Said below the table. Absent when every key came once.
+   */
+  readonly duplicateKeys?: AthenaDuplicateKeysFound;
 }
 
 /**
@@ -171,7 +179,13 @@ export function extractTaskSummary(task: string, figures: unknown): TaskSummary 
     superseded: 0,
     failed: 0,
     apiCalls: num(s.apiCalls) + num(s.s3Reads),
+    ...duplicateKeysOf(s.duplicateKeys),
   };
+}
+
+function duplicateKeysOf(value: unknown): Pick<TaskSummary, 'duplicateKeys'> {
+  const found = AthenaDuplicateKeysFound.safeParse(value);
+  return found.success ? { duplicateKeys: found.data } : {};
 }
 
 /** One row per SQL file of the transform's figures (`{ files: [{ file, rows }] }`). */
@@ -437,7 +451,13 @@ export function runSummary(
  */
 type Column = Exclude<
   keyof TaskSummary,
-  'notInConfig' | 'error' | 'stoppedRun' | 'notExtracted' | 'keyNotExtracted' | 'secondRecords'
+  | 'notInConfig'
+  | 'error'
+  | 'stoppedRun'
+  | 'notExtracted'
+  | 'keyNotExtracted'
+  | 'secondRecords'
+  | 'duplicateKeys'
 >;
 const COLUMNS: readonly Column[] = [
   'task',
@@ -519,6 +539,7 @@ export function formatSummaryTable(summary: RunSummary): string {
       : [`✗ write-back ${t.task} failed: ${error}`];
   });
   const notes = summary.tasks.flatMap((t) => [
+    ...(t.duplicateKeys ? [`warning: ${duplicateKeysWarning(t.task, t.duplicateKeys)}`] : []),
     ...(t.notExtracted ? [notExtractedNote(t.task, t.notExtracted)] : []),
     ...(t.keyNotExtracted ? [keyNotExtractedNote(t.task, t.keyNotExtracted)] : []),
     ...(t.secondRecords ? [secondRecordsNote(summary.runId, t.task, t.secondRecords)] : []),

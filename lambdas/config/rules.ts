@@ -118,6 +118,25 @@ function uniqueTaskNames(config: Raw): ConfigIssue[] {
   return issues;
 }
 
+/**
+ * An Athena extract's `duplicateKeys: 'fail'` fails the merge on a key its result repeats: a task
+ * without `key` replaces its table with the whole result, has no key to repeat, and would never
+ * fail so. (`'keep-last'`, the default, is taken anywhere: a parsed config, defaults filled in, is
+ * read again.)
+ */
+function athenaDuplicateKeys(config: Raw): ConfigIssue[] {
+  return records(config.extract).flatMap(({ item, index }) =>
+    item.from === 'athena' && item.duplicateKeys === 'fail' && item.key === undefined
+      ? [
+          {
+            path: formatPath(['extract', index, 'duplicateKeys']),
+            message: `expected "keep-last" or nothing on a task without "key" (without a key the table is replaced by the whole result: no row is dropped, and "fail" would never fail; give the task a key to merge on), got ${describeValue(item.duplicateKeys)}`,
+          },
+        ]
+      : [],
+  );
+}
+
 /** The key rules of each write-back mode. */
 function writebackKeys(config: Raw): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -243,6 +262,7 @@ export function crossFieldIssues(config: unknown): ConfigIssue[] {
     ...uniqueTables(config),
     ...uniqueTaskNames(config),
     ...writebackKeys(config),
+    ...athenaDuplicateKeys(config),
     ...athenaWorkgroup(config),
   ];
 }

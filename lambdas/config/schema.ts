@@ -31,6 +31,7 @@ export const CONFIG_DEFAULTS = {
   postgresSslMode: 'verify-full',
   extractMode: 'incremental',
   extractDeletes: 'flag',
+  athenaDuplicateKeys: 'keep-last',
   extractOverlapSeconds: 300,
   // From this many rows (a `COUNT()` first) a read uses a Bulk API 2.0 query job instead of REST
   // paging. REST costs one call per 2,000 rows; a Bulk job one create, a handful of polls and one
@@ -425,6 +426,7 @@ const athenaExtractSchema = section('an extract task object', {
     .min(1)
     .superRefine((key, ctx) => noRepeats(key, ctx, 'column'))
     .optional(),
+  duplicateKeys: z.enum(['keep-last', 'fail']).default(CONFIG_DEFAULTS.athenaDuplicateKeys),
   name: taskName.optional(),
 }).transform((task): AthenaExtractTask => ({ ...task, name: task.name ?? task.table }));
 

@@ -309,14 +309,26 @@ export interface AthenaExtractTaskInput {
    */
   readonly key?: readonly string[];
   /**
+   * With `key`: what a result that returns a key in more than one row does. `'keep-last'` merges
+   * one row a key (the last in the result file, which Athena orders arbitrarily without ORDER BY)
+   * and warns, naming the keys; `'fail'` fails the task before the merge commits, the table left as
+   * it was: only with `key`.
+   * @default 'keep-last'
+   */
+  readonly duplicateKeys?: AthenaDuplicateKeys;
+  /**
    * The task's name in logs, metrics, state and run input.
    * @default the table, e.g. 'athena_customers'
    */
   readonly name?: string;
 }
 
+/** What an Athena extract with a key does with a key its result holds more than once. */
+export type AthenaDuplicateKeys = 'keep-last' | 'fail';
+
 /** A validated Athena extract task. */
 export interface AthenaExtractTask extends AthenaExtractTaskInput {
+  readonly duplicateKeys: AthenaDuplicateKeys;
   readonly name: string;
 }
 

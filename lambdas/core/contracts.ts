@@ -272,6 +272,28 @@ export const AthenaLoadInput = z.strictObject({
 });
 export type AthenaLoadInput = z.input<typeof AthenaLoadInput>;
 
+/**
+ * What a keyed Athena load found when the result held a key in more than one row: the merge kept one
+ * row a key (the last in the result file, whose order Athena does not fix without ORDER BY) and
+ * dropped the others. The table (qualified) and its key, the rows dropped, the keys returned more
+ * than once, and at most 5 of them with their rows (values as PostgreSQL writes them as text).
+ */
+export const AthenaDuplicateKeysFound = z.strictObject({
+  table: z.string(),
+  key: z.array(z.string()).min(1),
+  droppedRows: z.number().int().positive(),
+  keys: z.number().int().positive(),
+  examples: z
+    .array(
+      z.strictObject({
+        key: z.record(z.string(), z.string().nullable()),
+        rows: z.number().int().min(2),
+      }),
+    )
+    .max(5),
+});
+export type AthenaDuplicateKeysFound = z.infer<typeof AthenaDuplicateKeysFound>;
+
 /** What the Athena load step returns. */
 export const AthenaLoadOutput = z.strictObject({
   status: z.literal('loaded'),
@@ -289,6 +311,11 @@ export const AthenaLoadOutput = z.strictObject({
   apiCalls: z.number().int().nonnegative(),
   /** S3 GetObject requests this step made. */
   s3Reads: z.number().int().nonnegative(),
+  /**
+   * With `key`, when the result held a key in more than one row: {@link AthenaDuplicateKeysFound}.
+   * Absent when every key came once (and without a key).
+   */
+  duplicateKeys: AthenaDuplicateKeysFound.optional(),
 });
 export type AthenaLoadOutput = z.infer<typeof AthenaLoadOutput>;
 

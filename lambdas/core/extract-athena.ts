@@ -21,7 +21,11 @@
  *   emptied and altered, locking readers out until the commit);
  * - with a key the result is merged on it (insert new, update changed, leave the rest), and a
  *   column whose type changed is widened where no value is lost (any type to text), or the load
- *   refuses, naming the task, column, types and the ways out (docs/extract.md).
+ *   refuses, naming the task, column, types and the ways out (docs/extract.md). A key the result
+ *   holds in more than one row is merged once (the last in the file): the rows dropped are the
+ *   staged rows less the merge's distinct keys, and when there are some the load names a few keys
+ *   and warns (the output's `duplicateKeys`, the log) or, with the task's `duplicateKeys: 'fail'`,
+ *   fails before the commit.
  * Evolving the table, the COPY, the swap or merge, the run's result and the staging drop are ONE
  * transaction: a failure leaves the table as it was.
  */
@@ -40,15 +44,22 @@ import {
   STAGING_ROW_COLUMN,
   pgColumnForAthenaColumn,
   quoteIdent,
+  repeatedStagedKeys,
   RESERVED_COLUMN_PREFIX,
   swapInTable,
   withTransaction,
 } from '../connectors/postgres';
 import type { AthenaColumnInfo } from '../connectors/postgres';
 import { TerminalError } from '../shared/errors';
-import { AthenaLoadInput, parseStepInput, type AthenaLoadOutput } from './contracts';
+import {
+  AthenaLoadInput,
+  parseStepInput,
+  type AthenaDuplicateKeysFound,
+  type AthenaLoadOutput,
+} from './contracts';
 import { athenaOf, splitTableName, type CoreDeps } from './deps';
 import { recordTaskResult } from './run-state';
+import { extractConfigPath } from './salesforce-read';
 
 /**
  * Milliseconds before poll number `attempt` of a query the local path waits for: 2 s, then
@@ -153,6 +164,47 @@ function nulCharacterError(err: unknown, task: AthenaExtractTask, table: string)
     );
   }
   return undefined;
+}
+
+/** The characters of a repeated key's value that the output and messages keep (the rest cut, `…`). */
+const MAX_KEY_VALUE_CHARS = 200;
+
+/** A key value as the messages write it: a number as it is, NULL, anything else quoted. */
+function keyValueText(value: string | null): string {
+  if (value === null) return 'NULL';
+  return /^-?\d+(\.\d+)?$/.test(value) ? value : `'${value.replace(/'/g, "''")}'`;
+}
+
+/**
+ * The keys repeated and the rows dropped, as the warning and the error say them:
+ * `2 keys in more than one row (id 7: 3 rows, id 9: 2 rows), 3 rows more than keys`.
+ */
+function repeatedKeysText(found: AthenaDuplicateKeysFound): string {
+  const many = (n: number, what: string): string =>
+    `${n.toLocaleString('en-US')} ${what}${n === 1 ? '' : 's'}`;
+  const examples = found.examples.map((e) => {
+    const values = found.key.map((k) => keyValueText(e.key[k] ?? null));
+    const key =
+      found.key.length === 1
+        ? `${found.key[0] ?? ''} ${values[0] ?? ''}`
+        : `(${found.key.join(', ')}) = (${values.join(', ')})`;
+    return `${key}: ${e.rows} rows`;
+  });
+  const more = found.keys - found.examples.length;
+  return `${many(found.keys, 'key')} in more than one row (${examples.join(', ')}${more > 0 ? `, ${more.toLocaleString('en-US')} more` : ''}), ${many(found.droppedRows, 'row')} more than keys`;
+}
+
+/** How the query returns one row a key: the message's fix. */
+function oneRowAKeyFix(key: readonly string[]): string {
+  return `make the task's query return one row a key, the version you want: SELECT <its columns> FROM (SELECT …, row_number() OVER (PARTITION BY ${key.join(', ')} ORDER BY <a column that orders versions> DESC) AS rn FROM …) WHERE rn = 1`;
+}
+
+/**
+ * The warning of a keyed Athena load whose result held keys in more than one row (its output's
+ * `duplicateKeys`): said by the log, the local runner's progress and the run's summary.
+ */
+export function duplicateKeysWarning(task: string, found: AthenaDuplicateKeysFound): string {
+  return `Extract task ${task}: the query returned ${repeatedKeysText(found)}: ${found.table} kept one row a key, the last in the result file, which Athena orders arbitrarily without ORDER BY, so which row is kept may change from run to run; ${oneRowAKeyFix(found.key)}. Set duplicateKeys: 'fail' on the task to fail instead of loading`;
 }
 
 /** The task named `name`, which must be an Athena extract. */
@@ -286,6 +338,7 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
     const copyMs = ms(started);
     const refreshStarted = deps.clock.now().getTime();
     let counts: { inserted: number; updated: number; deleted: number };
+    let duplicateKeys: AthenaDuplicateKeysFound | undefined;
     if (key.length > 0) {
       const merged = await mergeStaging(client, {
         schema,
@@ -297,6 +350,40 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
         throw nullKeyError(err, task, `${schema}.${table}`, key) ?? err;
       });
       counts = { inserted: merged.inserted, updated: merged.updated, deleted: 0 };
+      // Rows the merge dropped as repeated keys: the staged rows past the distinct keys it merged
+      // (exact: every staged row reaches DISTINCT ON). Only when there are some is staging read
+      // again, once, for which keys.
+      const droppedRows = copied.rows - merged.staged;
+      if (droppedRows > 0) {
+        const repeated = await repeatedStagedKeys(client, {
+          schema,
+          staging: copied.staging,
+          columns,
+          key,
+        });
+        duplicateKeys = {
+          table: `${schema}.${table}`,
+          key: [...key],
+          droppedRows,
+          keys: repeated.keys,
+          // A long value cut: the output goes through Step Functions (256 KB a state).
+          examples: repeated.examples.map((e) => ({
+            key: Object.fromEntries(
+              Object.entries(e.key).map(([k, v]) => [
+                k,
+                v !== null && v.length > MAX_KEY_VALUE_CHARS ? `${v.slice(0, MAX_KEY_VALUE_CHARS)}…` : v,
+              ]),
+            ),
+            rows: e.rows,
+          })),
+        };
+        if (task.duplicateKeys === 'fail') {
+          // Thrown inside the load's transaction: the merge is rolled back with it.
+          throw new TerminalError(
+            `Extract task ${task.name}: the query returned ${repeatedKeysText(duplicateKeys)}, and the task has duplicateKeys: 'fail' (${extractConfigPath(deps.config, task)}.duplicateKeys): ${oneRowAKeyFix(key)}; the table ${schema}.${table} was left as it was`,
+          );
+        }
+      }
     } else {
       // Runs that overlap swap one at a time: swapInTable locks the table first (lockForRefresh).
       const swapped = await swapInTable(client, { schema, target: table, staging: copied.staging, columns });
@@ -315,7 +402,15 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
       ...counts,
       apiCalls: athena.apiCalls - callsBefore,
       s3Reads: athena.s3Reads - readsBefore,
+      ...(duplicateKeys ? { duplicateKeys } : {}),
     };
+    if (duplicateKeys) {
+      logger.warn('Athena extract dropped rows of keys the query returned more than once', {
+        table: `${schema}.${table}`,
+        duplicateKeys,
+        warning: duplicateKeysWarning(task.name, duplicateKeys),
+      });
+    }
     await recordTaskResult(client, input.runId, task.name, { kind: 'athena', ...output, copyMs, refreshMs });
     logger.info('Athena extract loaded', {
       table: `${schema}.${table}`,

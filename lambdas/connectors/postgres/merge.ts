@@ -67,7 +67,12 @@ export type StagedKeys = 'may-repeat' | 'unique';
 
 /** What {@link mergeStaging} did. */
 export interface MergeResult {
-  /** Distinct keys in staging (the last of duplicate keys wins, in file order). */
+  /**
+   * Distinct keys in staging (the last of duplicate keys wins, in file order). The staging table's
+   * rows minus this are the rows dropped as repeated keys, whatever the deletes mode (a row flagged
+   * deleted counts here like any other); {@link repeatedStagedKeys} says which keys, when there are
+   * any.
+   */
   readonly staged: number;
   readonly inserted: number;
   /** Existing rows whose values changed. */
@@ -202,6 +207,66 @@ function duplicateStagedKey(
       (typeof detail === 'string' ? ` (${detail})` : ''),
     { cause: err },
   );
+}
+
+/** A key that staging holds more than once: {@link repeatedStagedKeys}. */
+export interface RepeatedStagedKey {
+  /** The key's columns and their values, as PostgreSQL writes them as text (NULL as null). */
+  readonly key: Readonly<Record<string, string | null>>;
+  /** Rows staging holds for it (2 or more). */
+  readonly rows: number;
+}
+
+/** What {@link repeatedStagedKeys} found. */
+export interface RepeatedStagedKeys {
+  /** Keys staging holds more than once. */
+  readonly keys: number;
+  /** At most `limit` of them, those with the most rows first, then by key. */
+  readonly examples: readonly RepeatedStagedKey[];
+}
+
+/**
+ * The keys a staging table holds more than once (which {@link mergeStaging}'s `may-repeat` merged
+ * as one, the last in file order winning), compared as the merge compares them: how many, and a
+ * few with their rows. One pass over staging, grouped on the key: call it only when the merge's
+ * count says there are some (staged rows more than {@link MergeResult.staged}), and before the
+ * staging table is dropped.
+ */
+export async function repeatedStagedKeys(
+  client: ClientBase,
+  options: {
+    readonly schema: string;
+    readonly staging: string;
+    readonly columns: readonly PgColumn[];
+    readonly key: readonly string[];
+    /** @default 5 */
+    readonly limit?: number;
+  },
+): Promise<RepeatedStagedKeys> {
+  const staging = quoteQualified(options.schema, options.staging);
+  const keyValues = options.key.map((k) => {
+    const column = options.columns.find((c) => c.name === k);
+    if (!column) throw new TerminalError(`Keys of ${staging}: key column "${k}" is not among the columns`);
+    return stagingValueSql(column, 's');
+  });
+  const { rows } = await client.query<{ key: string[]; rows: string; keys: string }>(
+    `SELECT ARRAY[${keyValues.map((v) => `(${v})::text`).join(', ')}] AS key,
+            count(*)::bigint AS rows,
+            count(*) OVER ()::bigint AS keys
+       FROM ${staging} AS s
+      GROUP BY ${keyValues.join(', ')}
+     HAVING count(*) > 1
+      ORDER BY count(*) DESC, ${keyValues.join(', ')}
+      LIMIT $1`,
+    [options.limit ?? 5],
+  );
+  return {
+    keys: Number(rows[0]?.keys ?? 0),
+    examples: rows.map((r) => ({
+      key: Object.fromEntries(options.key.map((k, i) => [k, r.key[i] ?? null])),
+      rows: Number(r.rows),
+    })),
+  };
 }
 
 /** Options of {@link swapInTable}. */

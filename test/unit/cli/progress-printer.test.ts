@@ -295,4 +295,43 @@ describe('progressPrinter', () => {
       '  ✓ Lead extract: 3 rows read, 0 written, 1 Salesforce API call',
     ]);
   });
+
+  it('says below a keyed Athena load whose query returned keys in more than one row which, how many rows it dropped and the fix', () => {
+    const lines: string[] = [];
+    const print = progressPrinter((line) => lines.push(line));
+    const loaded = {
+      status: 'loaded',
+      runId: 'r',
+      task: 'order_status',
+      queryExecutionId: 'q',
+      refresh: 'merge',
+      rows: 9,
+      inserted: 3,
+      updated: 0,
+      deleted: 0,
+      apiCalls: 2,
+      s3Reads: 1,
+    };
+    print({ type: 'exited', state: 'order_status load', stateType: 'Task', output: loaded });
+    print({
+      type: 'exited',
+      state: 'order_status load',
+      stateType: 'Task',
+      output: {
+        ...loaded,
+        duplicateKeys: {
+          table: 'public.order_status',
+          key: ['id'],
+          droppedRows: 6,
+          keys: 6,
+          examples: [1, 2, 3, 4, 5].map((id) => ({ key: { id: String(id) }, rows: 2 })),
+        },
+      },
+    });
+    expect(lines.map((l) => l.split('  (so far')[0])).toEqual([
+      '  ✓ order_status load: 9 rows read, 3 written, 3 Athena/S3 calls',
+      '  ✓ order_status load: 9 rows read, 3 written',
+      "  ! Extract task order_status: the query returned 6 keys in more than one row (id 1: 2 rows, id 2: 2 rows, id 3: 2 rows, id 4: 2 rows, id 5: 2 rows, 1 more), 6 rows more than keys: public.order_status kept one row a key, the last in the result file, which Athena orders arbitrarily without ORDER BY, so which row is kept may change from run to run; make the task's query return one row a key, the version you want: SELECT <its columns> FROM (SELECT …, row_number() OVER (PARTITION BY id ORDER BY <a column that orders versions> DESC) AS rn FROM …) WHERE rn = 1. Set duplicateKeys: 'fail' on the task to fail instead of loading",
+    ]);
+  });
 });

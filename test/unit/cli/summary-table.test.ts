@@ -1,4 +1,9 @@
-import { formatSummaryTable, writebackTaskSummary, type RunSummary } from '../../../bin/local/summary';
+import {
+  extractTaskSummary,
+  formatSummaryTable,
+  writebackTaskSummary,
+  type RunSummary,
+} from '../../../bin/local/summary';
 
 describe('formatSummaryTable', () => {
   const row = {
@@ -145,6 +150,30 @@ describe('formatSummaryTable', () => {
     ]);
     expect(writebackTaskSummary('Lead-upsert', { written: 3, secondRecords: 2 }).secondRecords).toBe(2);
     expect(writebackTaskSummary('Lead-upsert', { written: 3 }).secondRecords).toBeUndefined();
+  });
+
+  it("reads a keyed Athena extract's repeated keys from its stored figures, and says them below the table", () => {
+    const duplicateKeys = {
+      table: 'public.regional_orders',
+      key: ['region', 'number'],
+      droppedRows: 2,
+      keys: 1,
+      examples: [{ key: { region: 'eu', number: null }, rows: 3 }],
+    };
+    const figures = { rows: 5, inserted: 3, updated: 0, apiCalls: 2, s3Reads: 1, duplicateKeys };
+    const task = extractTaskSummary('regional_orders', figures);
+    expect(task.duplicateKeys).toEqual(duplicateKeys);
+    // Figures not of that shape (a summary hand-edited, or written by another version) say nothing.
+    expect(
+      extractTaskSummary('regional_orders', { ...figures, duplicateKeys: { droppedRows: 2 } }),
+    ).not.toHaveProperty('duplicateKeys');
+    expect(
+      formatSummaryTable({ runId: 'r1', status: 'succeeded', tasks: [task] })
+        .split('\n')
+        .slice(4),
+    ).toEqual([
+      "warning: Extract task regional_orders: the query returned 1 key in more than one row ((region, number) = ('eu', NULL): 3 rows), 2 rows more than keys: public.regional_orders kept one row a key, the last in the result file, which Athena orders arbitrarily without ORDER BY, so which row is kept may change from run to run; make the task's query return one row a key, the version you want: SELECT <its columns> FROM (SELECT …, row_number() OVER (PARTITION BY region, number ORDER BY <a column that orders versions> DESC) AS rn FROM …) WHERE rn = 1. Set duplicateKeys: 'fail' on the task to fail instead of loading",
+    ]);
   });
 
   it("reads a write-back's key not extracted from the figures its plan stored", () => {

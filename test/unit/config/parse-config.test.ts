@@ -94,6 +94,7 @@ describe('parseConfig', () => {
             from: 'athena',
             query: 'SELECT email FROM customers',
             table: 'athena_customers',
+            duplicateKeys: 'keep-last',
             name: 'athena_customers',
           },
         ],
@@ -154,7 +155,14 @@ describe('parseConfig', () => {
             where: 'IsConverted = false',
             name: 'leads',
           },
-          { from: 'athena', query: 'SELECT 1 AS k', table: 'k', key: ['k'], name: 'keys' },
+          {
+            from: 'athena',
+            query: 'SELECT 1 AS k',
+            table: 'k',
+            key: ['k'],
+            duplicateKeys: 'fail',
+            name: 'keys',
+          },
         ],
         writeback: [
           {
@@ -336,6 +344,21 @@ describe('parseConfig', () => {
           issue(
             'writeback[0].recreateDeleted',
             'expected no recreateDeleted on an update (an update cannot create a record; to create records anew for keys deleted in Salesforce, use mode "upsert" on an external-ID field), got true',
+          ),
+        ],
+      ],
+      [
+        "an Athena extract's duplicateKeys that is neither 'keep-last' nor 'fail'",
+        (c) => Object.assign(at(c.extract, 1), { key: ['email'], duplicateKeys: 'first' }),
+        [issue('extract[1].duplicateKeys', 'expected "keep-last" | "fail", got "first"')],
+      ],
+      [
+        "an Athena extract's duplicateKeys 'fail' without a key",
+        (c) => Object.assign(at(c.extract, 1), { duplicateKeys: 'fail' }),
+        [
+          issue(
+            'extract[1].duplicateKeys',
+            'expected "keep-last" or nothing on a task without "key" (without a key the table is replaced by the whole result: no row is dropped, and "fail" would never fail; give the task a key to merge on), got "fail"',
           ),
         ],
       ],
