@@ -35,6 +35,8 @@ import {
 import type { CoreDeps } from '../../lambdas/core/deps';
 import { tableColumns, taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/core/run-state';
 import {
+  DELETED_FIELD,
+  deletesFor,
   describeTaskObject,
   extractConfigPath,
   extractReadError,
@@ -268,12 +270,18 @@ export const validate: Command = async (argv) => {
               task.object,
               `${extractConfigPath(config, task)}.object`,
             );
-            const { fields, added } = resolveFields(task, describe.fields, extractConfigPath(config, task));
+            const { fields, added, deletedField } = resolveFields(
+              task,
+              describe.fields,
+              extractConfigPath(config, task),
+            );
+            // A `deletes` its object cannot have (User has no IsDeleted: 'flag') is refused.
+            const deletes = deletesFor(task, deletedField, extractConfigPath(config, task));
             // The condition, as a full read's COUNT() would send it (one API call): parsed, its
             // fields resolved.
             let matching = '';
             if (task.where !== undefined && task.where.trim() !== '') {
-              const filter = readFilter(task, { full: true, watermark: undefined });
+              const filter = readFilter(task, { full: true, watermark: undefined, deletedField });
               const rows = await sf
                 .count(filter.countSoql, { includeDeleted: filter.includeDeleted })
                 .catch((err: unknown) => {
@@ -281,7 +289,11 @@ export const validate: Command = async (argv) => {
                 });
               matching = `; where accepted, ${rows.toLocaleString('en-US')} records match`;
             }
-            return `${task.object}: ${fields.length} fields readable${added.length ? ` (${added.join(', ')} added)` : ''}${matching}`;
+            // Without IsDeleted, what the default `deletes` does there is said.
+            const noDeletedField = deletedField
+              ? ''
+              : `; no ${DELETED_FIELD} field: read through query, rows Salesforce no longer returns removed by a full read (deletes '${deletes.mode}')`;
+            return `${task.object}: ${fields.length} fields readable${added.length ? ` (${added.join(', ')} added)` : ''}${noDeletedField}${matching}`;
           });
         }
         for (const task of config.writeback) {

@@ -384,7 +384,9 @@ const salesforceExtractSchema = section('an extract task object', {
     }),
   table: tableName,
   mode: z.enum(['full', 'incremental']).default(CONFIG_DEFAULTS.extractMode),
-  deletes: z.enum(['remove', 'flag']).default(CONFIG_DEFAULTS.extractDeletes),
+  // Left undefined here, not defaulted: an object without IsDeleted (User) takes the default but
+  // refuses 'flag' written out (salesforce-read.ts, deletesFor), so the task keeps which it was.
+  deletes: z.enum(['remove', 'flag']).optional(),
   overlapSeconds: wholeNumber(
     `a whole number of seconds from 0 to ${MAX_OVERLAP_SECONDS}`,
     0,
@@ -396,7 +398,12 @@ const salesforceExtractSchema = section('an extract task object', {
     (v) => v.trim().length > 0 && !/^\s*where\b/i.test(v),
   ).optional(),
   name: taskName.optional(),
-}).transform((task): SalesforceExtractTask => ({ ...task, name: task.name ?? task.object }));
+}).transform(({ deletes, ...task }): SalesforceExtractTask => ({
+  ...task,
+  deletes: deletes ?? CONFIG_DEFAULTS.extractDeletes,
+  ...(deletes === undefined ? { deletesDefaulted: true as const } : {}),
+  name: task.name ?? task.object,
+}));
 
 /**
  * The statement's first word, past comments, blanks and opening parentheses (`select`, `with`,

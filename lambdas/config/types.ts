@@ -245,7 +245,8 @@ export interface SalesforceExtractTaskInput {
   /**
    * Field API names to copy; each becomes a column named exactly like the field (`"Id"`,
    * `"LeadScore__c"`). Must include `Id`; no field twice (API names are case-insensitive).
-   * Incremental reads use `SystemModstamp`, and `IsDeleted` shows deletes: list both.
+   * Incremental reads use `SystemModstamp`, and `IsDeleted` shows deletes: both are added when
+   * not listed (`IsDeleted` only when the object has it).
    */
   readonly fields: readonly string[];
   /**
@@ -261,7 +262,10 @@ export interface SalesforceExtractTaskInput {
   readonly mode?: SalesforceExtractMode;
   /**
    * Rows deleted in Salesforce: `'flag'` keeps them with `IsDeleted` true, `'remove'`
-   * deletes them from the table.
+   * deletes them from the table. An object without `IsDeleted` (User, Profile, RecordType…:
+   * deactivated, or deleted for good without a recycle bin) has nothing to flag: left out,
+   * its rows gone from Salesforce are removed by a full read, as with `'remove'`; `'flag'`
+   * written out is refused (docs/extract.md, "Objects without IsDeleted").
    * @default 'flag'
    */
   readonly deletes?: DeletePolicy;
@@ -290,6 +294,11 @@ export interface SalesforceExtractTaskInput {
 export interface SalesforceExtractTask extends SalesforceExtractTaskInput {
   readonly mode: SalesforceExtractMode;
   readonly deletes: DeletePolicy;
+  /**
+   * Set when the config left `deletes` out (it holds the default): an object without `IsDeleted`
+   * then removes, where `'flag'` written out is refused.
+   */
+  readonly deletesDefaulted?: true;
   readonly overlapSeconds: number;
   readonly bulkThreshold: number;
   readonly name: string;

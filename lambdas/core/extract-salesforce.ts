@@ -1,8 +1,8 @@
 /**
  * The Salesforce extract (DESIGN.md §1, step 2): one object into one table.
  *
- * 1. Describe the object; the configured fields (plus SystemModstamp and IsDeleted) become
- *    columns through `pgColumnForSalesforceField`; the table's key is "Id".
+ * 1. Describe the object; the configured fields (plus SystemModstamp, and IsDeleted when the
+ *    object has it) become columns through `pgColumnForSalesforceField`; the table's key is "Id".
  * 2. Read the watermark. The read is full when the run says so, when the task's mode is `full`,
  *    when there is no watermark yet, or when the table lacks a column the fields now call for
  *    (a field added to the config: rows already loaded must get its value, and an incremental
@@ -30,6 +30,10 @@
  * longer matching `where` go too. With `flag` the read goes through `queryAll`: rows in the
  * recycle bin arrive with IsDeleted true; rows gone for good (hard-deleted, purged) are flagged
  * too, unless the task has a `where` (a row that merely stopped matching is not deleted).
+ *
+ * An object without IsDeleted (User, Profile, RecordType…) is read through `query` only, with no
+ * IsDeleted column, and its deletes are `remove`'s: a full read removes the rows it no longer
+ * returns; `deletes: 'flag'` written out is refused before anything is read (`deletesFor`).
  */
 import { Readable } from 'node:stream';
 import type { SalesforceExtractTask } from '../config';
@@ -85,6 +89,7 @@ import {
   chooseReadApi,
   fieldsBulkCannotRead,
   planSalesforceRead,
+  deletesFor,
   describeTaskObject,
   extractConfigPath,
   extractReadError,
@@ -224,6 +229,8 @@ async function loadRows(
     calls: ExtractApiCalls;
     /** The Bulk query job read, marked loaded in the same transaction. */
     jobId?: string;
+    /** How deletes apply ({@link deletesFor}): without a flag column (no IsDeleted), none by flag. */
+    deletes: { mode: 'remove' | 'flag'; flagColumn: string | undefined };
     /**
      * Salesforce's time, no later than the read's start: a change made after it may be among the
      * rows read (a row read later shows it) while another one, made before it, is not (a record
@@ -233,7 +240,10 @@ async function loadRows(
   },
 ): Promise<SalesforceExtractLoaded> {
   const { task, schema, table, logger } = ctx;
-  const deletes = { mode: task.deletes, flagColumn: DELETED_FIELD } as const;
+  const flagColumn = load.deletes.flagColumn;
+  // Staged rows flagged deleted (queryAll's IsDeleted true) are removed or kept flagged; an object
+  // without IsDeleted has no such row.
+  const deletes = flagColumn === undefined ? undefined : { mode: load.deletes.mode, flagColumn };
   const ms = (from: number): number => deps.clock.now().getTime() - from;
   const { result, recordedCalls } = await withTransaction(deps.pg, async (client) => {
     const started = deps.clock.now().getTime();
@@ -278,7 +288,7 @@ async function loadRows(
         inserted: swapped.inserted,
         updated: 0,
         unchanged: 0,
-        deleted: await flaggedRowCount(client, schema, table, DELETED_FIELD),
+        deleted: flagColumn === undefined ? 0 : await flaggedRowCount(client, schema, table, flagColumn),
       };
     } else {
       merged = await mergeStaging(client, {
@@ -287,7 +297,7 @@ async function loadRows(
         staging: copied.staging,
         columns: load.columns,
         key: [ID_FIELD],
-        deletes,
+        ...(deletes ? { deletes } : {}),
         // Staging holds ONE query's rows, and a query returns each Id once: REST pages follow
         // Salesforce's server-side cursor (a retried page is the same page, yielded once);
         // Bulk result pages partition the job's result by locator, and a page fetched again
@@ -300,7 +310,7 @@ async function loadRows(
       });
     }
     let deleted = merged.deleted;
-    if (!firstLoad && load.full && (task.deletes === 'remove' || task.where === undefined)) {
+    if (!firstLoad && load.full && (load.deletes.mode === 'remove' || task.where === undefined)) {
       if (load.readStartedAt === undefined) {
         logger.warn(
           "The read's start is unknown: rows an overlapping run loaded during this full read may be removed or flagged",
@@ -312,8 +322,8 @@ async function loadRows(
         target: table,
         staging: copied.staging,
         key: ID_FIELD,
-        mode: task.deletes,
-        flagColumn: DELETED_FIELD,
+        mode: load.deletes.mode,
+        flagColumn: flagColumn ?? DELETED_FIELD,
         // Rows changed since the read started were loaded by an overlapping run: live, kept.
         versionColumn: WATERMARK_FIELD,
         readStartedAt: load.readStartedAt,
@@ -446,12 +456,18 @@ async function startExtract(
   }));
   // A field the last read had and the describe lacks now is named as such (deleted, renamed or
   // hidden since), not as a typo.
-  const { fields: wanted, added } = resolveFields(
+  const {
+    fields: wanted,
+    added,
+    deletedField,
+  } = resolveFields(
     task,
     describe.fields,
     extractConfigPath(deps.config, task),
     readScopeFields(watermark?.readScope),
   );
+  // A `deletes` the object cannot have (User has no IsDeleted: 'flag') is refused before reading.
+  const deletes = deletesFor(task, deletedField, extractConfigPath(deps.config, task));
   if (added.length > 0) {
     logger.info('Fields added to the read that the config does not list', { fields: added });
   }
@@ -567,6 +583,7 @@ async function startExtract(
       api,
       source: () => Readable.from([csvHeaderLine(plan.fields)]),
       calls,
+      deletes,
       readStartedAt: countedAt,
     });
   }
@@ -583,6 +600,7 @@ async function startExtract(
           batchSize: options.restBatchSize ?? REST_QUERY_PAGE_ROWS,
         }),
       calls,
+      deletes,
       readStartedAt: countedAt,
     });
   }
@@ -715,8 +733,9 @@ async function checkExtract(
     task.object,
     `${extractConfigPath(deps.config, task)}.object`,
   );
-  const { fields } = resolveFields(task, describe.fields, extractConfigPath(deps.config, task));
+  const { fields, deletedField } = resolveFields(task, describe.fields, extractConfigPath(deps.config, task));
   const columns = columnsFor(task, describe, fields);
+  const deletes = deletesFor(task, deletedField, extractConfigPath(deps.config, task));
   return loadRows(deps, ctx, {
     runId: pending.runId,
     columns,
@@ -728,6 +747,7 @@ async function checkExtract(
         pageAttempts: options.bulkResultPageAttempts ?? 3,
       }),
     calls,
+    deletes,
     jobId: pending.jobId,
     ...(job.createdDate ? { readStartedAt: job.createdDate } : {}),
   });

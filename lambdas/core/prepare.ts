@@ -48,7 +48,9 @@ import {
   type RecordedRun,
 } from './run-state';
 import {
+  DELETED_FIELD,
   chooseReadApi,
+  deletesFor,
   describeTaskObject,
   extractConfigPath,
   fieldsBulkCannotRead,
@@ -369,7 +371,12 @@ export async function prepare(
     const newColumns = columns === undefined || task.fields.some((f) => !lower.has(f.toLowerCase()));
     const scopeChanged = readScopeChange(watermark?.readScope, task, task.fields) !== undefined;
     const readsFull = fullRun || task.mode === 'full' || !watermark?.watermark || newColumns || scopeChanged;
-    const filter = readFilter(task, { full: readsFull, watermark: watermark?.watermark });
+    // An object without IsDeleted (User) is read through `query`, and its table has no IsDeleted
+    // column (the extract adds it to every other object's): the count goes through the same API,
+    // so that the extract reuses it. No table yet: counted as for an object with it; the extract,
+    // which reads the describe, counts again when the object has none.
+    const deletedField = columns === undefined || lower.has(DELETED_FIELD.toLowerCase());
+    const filter = readFilter(task, { full: readsFull, watermark: watermark?.watermark, deletedField });
     const clockBeforeCount = d.clock.now();
     const rows = await sf
       .count(filter.countSoql, { includeDeleted: filter.includeDeleted })
@@ -404,6 +411,13 @@ export async function prepare(
           `${extractConfigPath(config, task)}.object`,
         );
         bulkUnreadable = fieldsBulkCannotRead(task.fields, describe.fields);
+        // Read for this, the describe also tells whether the task's `deletes` can work for its
+        // object (User has no IsDeleted: 'flag' cannot): refused now rather than by the extract.
+        deletesFor(
+          task,
+          describe.fields.some((f) => f.name.toLowerCase() === DELETED_FIELD.toLowerCase()),
+          extractConfigPath(config, task),
+        );
       }
     }
     const api = chooseReadApi(rows, task.bulkThreshold, bulkUnreadable);

@@ -3,7 +3,7 @@
  * read and of its `COUNT()`, and which API reads it. Pure functions, shared by Prepare (which
  * forecasts the run's API cost from the same `COUNT()`) and the extract steps.
  */
-import type { ExtractTask, PipelineConfig, SalesforceExtractTask } from '../config';
+import type { DeletePolicy, ExtractTask, PipelineConfig, SalesforceExtractTask } from '../config';
 import { suggestion } from '../config/issues';
 import type { SalesforceFieldDescribe, SalesforceObjectDescribe } from '../connectors/salesforce';
 import { salesforceErrorCode } from '../connectors/salesforce/errors';
@@ -12,7 +12,12 @@ import { TerminalError } from '../shared/errors';
 
 /** The field that orders changes: set by Salesforce on every write, including system ones. */
 export const WATERMARK_FIELD = 'SystemModstamp';
-/** The field that `queryAll` sets on deleted (recycle-bin) rows. */
+/**
+ * The field that `queryAll` sets on deleted (recycle-bin) rows. Not every object has it: User
+ * (deactivated, never deleted) and setup objects such as Profile, UserRole, RecordType or Group
+ * (deleted for good, without a recycle bin) do not; their extract reads without it
+ * ({@link resolveFields}, {@link deletesFor}).
+ */
 export const DELETED_FIELD = 'IsDeleted';
 /** The key of every Salesforce table. */
 export const ID_FIELD = 'Id';
@@ -33,13 +38,15 @@ export const FORECAST_BULK_JOB_SECONDS = 600;
 export interface SalesforceReadPlan {
   /** Fields in describe casing, in the config's order, with SystemModstamp and IsDeleted added when missing. */
   readonly fields: readonly string[];
+  /** Whether the object has IsDeleted (then among `fields`): User and setup objects do not. */
+  readonly deletedField: boolean;
   /** Fields that the config did not list but the extract needs (logged). */
   readonly addedFields: readonly string[];
   /** The read, with ORDER BY when `orderBy` is set. */
   readonly soql: (options: { orderBy: boolean }) => string;
   /** `SELECT COUNT() …` with the same filter. */
   readonly countSoql: string;
-  /** `queryAll`: deleted rows in the recycle bin are read too (with IsDeleted true). */
+  /** `queryAll`: deleted rows in the recycle bin are read too (with IsDeleted true); never without IsDeleted. */
   readonly includeDeleted: boolean;
   /** The lower bound of an incremental read (watermark minus overlap), undefined for a full read. */
   readonly since: Date | undefined;
@@ -128,7 +135,10 @@ export function extractConfigPath(config: Pick<PipelineConfig, 'extract'>, task:
 
 /**
  * Maps the configured fields to the describe's spelling and adds what the extract needs:
- * `SystemModstamp` (the watermark) and `IsDeleted` (deletes). Unknown fields are a TerminalError
+ * `SystemModstamp` (the watermark) and `IsDeleted` (deletes) when the object has it
+ * (`deletedField`: User and setup objects do not; see {@link deletesFor}). An object without
+ * `SystemModstamp` is refused: the extract has nothing to read changes by, nor to order an
+ * overlapping run's rows with. Unknown fields are a TerminalError
  * naming every one of them, the object, each one's config path (`extract[0].fields[1]`, when the
  * task's `configPath` is given) and the field of the describe it is a typo away from.
  */
@@ -141,7 +151,7 @@ export function resolveFields(
    * describe now was not misspelt but deleted, renamed or hidden since, and is named so.
    */
   lastRead?: readonly string[],
-): { fields: string[]; added: string[] } {
+): { fields: string[]; added: string[]; deletedField: boolean } {
   const byLower = new Map(describeFields.map((f) => [f.name.toLowerCase(), f.name]));
   const unknown: string[] = [];
   const fields: string[] = [];
@@ -176,19 +186,64 @@ export function resolveFields(
     );
   }
   const added: string[] = [];
-  for (const needed of [ID_FIELD, WATERMARK_FIELD, DELETED_FIELD]) {
-    const found = byLower.get(needed.toLowerCase());
-    if (found === undefined) {
-      throw new TerminalError(
-        `Extract task ${task.name}: ${task.object} has no ${needed} field, which the extract needs (is it a queryable sObject?)`,
-      );
-    }
+  const who = `Extract task ${task.name}${configPath ? ` (${configPath}.object)` : ''}`;
+  if (!byLower.has(ID_FIELD.toLowerCase())) {
+    throw new TerminalError(
+      `${who}: ${task.object} has no Id field, which the extract keys its table by (is it a queryable sObject?)`,
+    );
+  }
+  if (!byLower.has(WATERMARK_FIELD.toLowerCase())) {
+    // History objects (CreatedDate only) and a few setup objects. Reading them in full every run
+    // would cost their whole size in API calls each time, and a full read could not tell an
+    // overlapping run's newer rows from its own (the merge orders them by SystemModstamp).
+    throw new TerminalError(
+      `${who}: ${task.object} has no ${WATERMARK_FIELD} field, by which the extract reads changes and orders ` +
+        `them: roundtrip cannot extract it; take the task out of the config`,
+    );
+  }
+  const deletedField = byLower.has(DELETED_FIELD.toLowerCase());
+  for (const needed of deletedField
+    ? [ID_FIELD, WATERMARK_FIELD, DELETED_FIELD]
+    : [ID_FIELD, WATERMARK_FIELD]) {
+    const found = byLower.get(needed.toLowerCase()) as string;
     if (!fields.includes(found)) {
       fields.push(found);
       added.push(found);
     }
   }
-  return { fields, added };
+  return { fields, added, deletedField };
+}
+
+/**
+ * How a task's load applies deletes, for an object with or without `IsDeleted` (`deletedField`,
+ * from {@link resolveFields}):
+ *
+ * - with it, the task's `deletes` as configured (`flag`, the default, or `remove`), by the
+ *   `IsDeleted` column;
+ * - without it (User: deactivated, never deleted; Profile, UserRole, RecordType, Group…: deleted
+ *   for good, no recycle bin), there is no deleted row to read and no column to flag: `remove`,
+ *   the default too, removes on a full read the rows Salesforce no longer returns; `flag` written
+ *   out in the config cannot work, and is refused naming `configPath.deletes`.
+ *
+ * `flagColumn` is undefined without `IsDeleted`: the merge then deletes nothing by flag.
+ */
+export function deletesFor(
+  task: Pick<SalesforceExtractTask, 'object' | 'deletes' | 'deletesDefaulted'>,
+  deletedField: boolean,
+  configPath: string,
+): { mode: DeletePolicy; flagColumn: string | undefined } {
+  if (deletedField) return { mode: task.deletes, flagColumn: DELETED_FIELD };
+  if (task.deletes === 'flag' && task.deletesDefaulted !== true) {
+    const why =
+      task.object.toLowerCase() === 'user'
+        ? ' (its records are deactivated, not deleted: IsActive)'
+        : ' (its records are not moved to a recycle bin: a delete is for good)';
+    throw new TerminalError(
+      `${configPath}.deletes: ${task.object} has no ${DELETED_FIELD} field${why}: 'flag' cannot mark deleted records; ` +
+        `remove the option (or set 'remove'): a full read then removes the rows Salesforce no longer returns`,
+    );
+  }
+  return { mode: 'remove', flagColumn: undefined };
 }
 
 /** Options of {@link planSalesforceRead}. */
@@ -197,6 +252,11 @@ export interface PlanReadOptions {
   readonly full: boolean;
   /** The stored watermark, for an incremental read. */
   readonly watermark: Date | null | undefined;
+  /**
+   * Whether the object has `IsDeleted`: without it the read goes through `query`, never
+   * `queryAll`. @default true
+   */
+  readonly deletedField?: boolean;
 }
 
 /**
@@ -213,16 +273,20 @@ export interface PlanReadOptions {
  *
  * Full: no watermark filter; `queryAll` when deletes are flagged (deleted rows in the recycle
  * bin arrive flagged), `query` when they are removed (the table becomes the live rows).
+ *
+ * An object without `IsDeleted` (User) is read through `query`, incremental or full: `queryAll`
+ * has nothing more to return for it.
  */
 export function planSalesforceRead(
   task: SalesforceExtractTask,
   describeFields: readonly Pick<SalesforceFieldDescribe, 'name'>[],
   options: PlanReadOptions,
 ): SalesforceReadPlan {
-  const { fields, added } = resolveFields(task, describeFields);
-  const filter = readFilter(task, options);
+  const { fields, added, deletedField } = resolveFields(task, describeFields);
+  const filter = readFilter(task, { ...options, deletedField });
   return {
     fields,
+    deletedField,
     addedFields: added,
     soql: ({ orderBy }) =>
       `SELECT ${fields.join(', ')}${filter.from}${orderBy ? ` ORDER BY ${WATERMARK_FIELD}, ${ID_FIELD}` : ''}`,
@@ -249,7 +313,7 @@ export function readFilter(
   return {
     from,
     countSoql: `SELECT COUNT()${from}`,
-    includeDeleted: incremental || task.deletes === 'flag',
+    includeDeleted: options.deletedField !== false && (incremental || task.deletes === 'flag'),
     since,
   };
 }

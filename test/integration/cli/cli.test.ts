@@ -133,6 +133,33 @@ describe('the roundtrip CLI', () => {
     );
   });
 
+  it("says that User has no IsDeleted, and refuses deletes: 'flag' written out for it by its config path", async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as { extract: unknown[] };
+    const file = path.join(dir, 'user-extract.config.json');
+    const user = { from: 'salesforce', object: 'User', fields: ['Id', 'Name', 'UserRoleId', 'IsActive'] };
+    await writeFile(
+      file,
+      JSON.stringify({
+        ...config,
+        extract: [
+          ...config.extract,
+          { ...user, table: 'sf_user' },
+          { ...user, name: 'UserFlag', table: 'sf_user_flag', deletes: 'flag' },
+        ],
+      }),
+    );
+    const at = config.extract.length + 1;
+    const result = await cli(['validate', ...connection.slice(2), '--config', file]);
+    const lines = result.stdout.split('\n');
+    expect(lines).toContain(
+      "✓ extract User: User: 5 fields readable (SystemModstamp added); no IsDeleted field: read through query, rows Salesforce no longer returns removed by a full read (deletes 'remove')",
+    );
+    expect(lines.filter((l) => l.startsWith('✗'))).toEqual([
+      `✗ extract UserFlag: extract[${at}].deletes: User has no IsDeleted field (its records are deactivated, not deleted: IsActive): 'flag' cannot mark deleted records; remove the option (or set 'remove'): a full read then removes the rows Salesforce no longer returns`,
+    ]);
+    expect(result.code).toBe(1);
+  });
+
   describe("validate's Athena check asks for the workgroup (GetWorkGroup)", () => {
     const withAthena = async (name: string, athena: Record<string, unknown>): Promise<string> => {
       const config = JSON.parse(await readFile(configFile, 'utf8')) as Record<string, unknown>;

@@ -86,6 +86,7 @@ describe('parseConfig', () => {
             table: 'sf_lead',
             mode: 'incremental',
             deletes: 'flag',
+            deletesDefaulted: true,
             overlapSeconds: 300,
             bulkThreshold: 10_000,
             name: 'Lead',

@@ -1,6 +1,7 @@
 import type { SalesforceExtractTask } from '../../../lambdas/config';
 import {
   chooseReadApi,
+  deletesFor,
   extractConfigPath,
   fieldsBulkCannotRead,
   forecastReadCalls,
@@ -17,6 +18,9 @@ import { TerminalError } from '../../../lambdas/shared/errors';
 const DESCRIBE = ['Id', 'LastName', 'Email', 'SystemModstamp', 'IsDeleted', 'LeadScore__c'].map((name) => ({
   name,
 }));
+
+/** User: deactivated, never deleted, so no IsDeleted (as Salesforce describes it). */
+const USER_DESCRIBE = ['Id', 'Name', 'IsActive', 'UserRoleId', 'SystemModstamp'].map((name) => ({ name }));
 
 const task = (over: Partial<SalesforceExtractTask> = {}): SalesforceExtractTask => ({
   from: 'salesforce',
@@ -44,7 +48,33 @@ describe('resolveFields', () => {
     expect(resolveFields(task(), DESCRIBE)).toEqual({
       fields: ['Id', 'Email', 'LeadScore__c', 'SystemModstamp', 'IsDeleted'],
       added: ['SystemModstamp', 'IsDeleted'],
+      deletedField: true,
     });
+  });
+
+  it('adds no IsDeleted to an object without it (User), and says so', () => {
+    const user = task({ object: 'User', name: 'User', fields: ['Id', 'Name', 'IsActive'] });
+    expect(resolveFields(user, USER_DESCRIBE)).toEqual({
+      fields: ['Id', 'Name', 'IsActive', 'SystemModstamp'],
+      added: ['SystemModstamp'],
+      deletedField: false,
+    });
+  });
+
+  it('refuses an object without SystemModstamp, naming its config path', () => {
+    const history = task({ object: 'LeadHistory', name: 'LeadHistory', fields: ['Id', 'Field'] });
+    expect(() =>
+      resolveFields(
+        history,
+        ['Id', 'Field', 'CreatedDate', 'IsDeleted'].map((name) => ({ name })),
+        'extract[3]',
+      ),
+    ).toThrow(
+      new TerminalError(
+        'Extract task LeadHistory (extract[3].object): LeadHistory has no SystemModstamp field, by which the extract ' +
+          'reads changes and orders them: roundtrip cannot extract it; take the task out of the config',
+      ),
+    );
   });
 
   it('names every unknown field and the object, with the field a typo was likely meant to be', () => {
@@ -147,6 +177,52 @@ describe('planSalesforceRead', () => {
     expect(remove.countSoql).toBe('SELECT COUNT() FROM Lead');
     expect(remove.includeDeleted).toBe(false);
     expect(remove.since).toBeUndefined();
+  });
+
+  it('reads an object without IsDeleted through query, incremental or full, whatever its deletes', () => {
+    const user = task({ object: 'User', name: 'User', fields: ['Id', 'Name'] });
+    const incremental = planSalesforceRead(user, USER_DESCRIBE, { full: false, watermark });
+    expect(incremental.soql({ orderBy: false })).toBe(
+      'SELECT Id, Name, SystemModstamp FROM User WHERE SystemModstamp >= 2024-05-20T11:55:00Z',
+    );
+    expect(incremental.includeDeleted).toBe(false);
+    expect(incremental.deletedField).toBe(false);
+    expect(planSalesforceRead(user, USER_DESCRIBE, { full: true, watermark }).includeDeleted).toBe(false);
+  });
+});
+
+describe('deletesFor', () => {
+  const user = task({ object: 'User', name: 'User', fields: ['Id', 'Name'] });
+
+  it("keeps the task's deletes, by IsDeleted, for an object that has it", () => {
+    expect(deletesFor(task(), true, 'extract[0]')).toEqual({ mode: 'flag', flagColumn: 'IsDeleted' });
+    expect(deletesFor(task({ deletes: 'remove' }), true, 'extract[0]')).toEqual({
+      mode: 'remove',
+      flagColumn: 'IsDeleted',
+    });
+  });
+
+  it("removes, without a flag column, for an object without IsDeleted: by default or with 'remove'", () => {
+    expect(deletesFor({ ...user, deletesDefaulted: true }, false, 'extract[2]')).toEqual({
+      mode: 'remove',
+      flagColumn: undefined,
+    });
+    expect(deletesFor({ ...user, deletes: 'remove' }, false, 'extract[2]')).toEqual({
+      mode: 'remove',
+      flagColumn: undefined,
+    });
+  });
+
+  it("refuses 'flag' written out for an object without IsDeleted, naming the config path and the way out", () => {
+    expect(() => deletesFor(user, false, 'extract[2]')).toThrow(
+      new TerminalError(
+        "extract[2].deletes: User has no IsDeleted field (its records are deactivated, not deleted: IsActive): 'flag' cannot mark deleted records; " +
+          "remove the option (or set 'remove'): a full read then removes the rows Salesforce no longer returns",
+      ),
+    );
+    expect(() => deletesFor({ ...user, object: 'RecordType' }, false, 'extract[0]')).toThrow(
+      "extract[0].deletes: RecordType has no IsDeleted field (its records are not moved to a recycle bin: a delete is for good): 'flag' cannot mark deleted records",
+    );
   });
 });
 
