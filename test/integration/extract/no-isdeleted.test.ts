@@ -165,4 +165,22 @@ describe('Salesforce extract of an object without IsDeleted (User)', () => {
     // Refused before anything was loaded: no table made.
     expect(await h.rows(`SELECT to_regclass('public.sf_user_flag') AS t`)).toEqual([{ t: null }]);
   });
+
+  it("refuses it in Prepare when Prepare reads User's describe (a Bulk read to check): no extract runs", async () => {
+    const flagged = h.config([
+      { from: 'salesforce', object: 'Lead', fields: ['Id', 'LastName'], table: 'sf_lead_y' },
+      {
+        from: 'salesforce',
+        object: 'User',
+        fields: FIELDS,
+        table: 'sf_user_flag',
+        deletes: 'flag',
+        bulkThreshold: 1,
+      },
+    ]);
+    await expect(runExtract({ input: {} }, h.deps(flagged))).rejects.toThrow(
+      "extract[1].deletes: User has no IsDeleted field (its records are deactivated, not deleted: IsActive): 'flag' cannot mark deleted records",
+    );
+    expect(await h.rows(`SELECT to_regclass('public.sf_lead_y') AS t`)).toEqual([{ t: null }]);
+  });
 });

@@ -5,6 +5,7 @@ import {
   loadDescribes,
   normalizeDescribes,
 } from '../../../emulators/salesforce/describe';
+import { SalesforceStore } from '../../../emulators/salesforce/store';
 import { repoDescribes } from './fixtures';
 
 describe('describes', () => {
@@ -131,6 +132,21 @@ describe('describes', () => {
     ).toThrow('x.json[0] fields[0]: field Id: "type" must be one of');
     expect(() => normalizeDescribes([{ name: 'Thing__c', keyPrefix: 'a01', fields: [] }], 'x.json')).toThrow(
       'x.json[0]: an object needs an "Id" field',
+    );
+  });
+
+  it('holds User as Salesforce describes it: no IsDeleted (deactivated, not deleted), SystemModstamp, not deletable', () => {
+    const user = loadDescribes().find((d) => d.name === 'User');
+    expect(user).toMatchObject({ keyPrefix: '005', deletable: false, undeletable: false });
+    const names = (user?.fields ?? []).map((f) => f.name);
+    expect(names).not.toContain('IsDeleted');
+    expect(names).toEqual(expect.arrayContaining(['Id', 'Name', 'IsActive', 'UserRoleId', 'SystemModstamp']));
+    // Its queryAll returns what query does: nothing of it is ever in a recycle bin.
+    const store = new SalesforceStore({ describes: loadDescribes() });
+    store.seed('User', [{ Username: 'a@x.test', LastName: 'A', Name: 'A', Email: 'a@x.test', Alias: 'a' }]);
+    expect(store.query('SELECT Id FROM User', { includeDeleted: true }).records).toHaveLength(1);
+    expect(() => store.seed('User', [{ LastName: 'B', IsDeleted: true }])).toThrow(
+      "no field 'IsDeleted' on User",
     );
   });
 
