@@ -366,7 +366,20 @@ function noRepeats(items: readonly string[], ctx: z.RefinementCtx, what: string,
   });
 }
 
-const salesforceExtractSchema = section('an extract task object', {
+/**
+ * A section that also takes `internal`, keys the parse itself writes beside the config's own (a
+ * config parsed once is bundled for the functions and parsed again at their cold start:
+ * lib/bundled-config.ts), which its unknown-key message does not offer to the config's author.
+ */
+function sectionWithInternal<Shape extends z.ZodRawShape, Internal extends z.ZodRawShape>(
+  what: string,
+  shape: Shape,
+  internal: Internal,
+) {
+  return z.strictObject({ ...shape, ...internal }, { error: objectError(what, Object.keys(shape)) });
+}
+
+const salesforceExtractFields = {
   from: z.literal('salesforce'),
   object: objectName,
   fields: z
@@ -398,10 +411,15 @@ const salesforceExtractSchema = section('an extract task object', {
     (v) => v.trim().length > 0 && !/^\s*where\b/i.test(v),
   ).optional(),
   name: taskName.optional(),
-}).transform(({ deletes, ...task }): SalesforceExtractTask => ({
+};
+
+const salesforceExtractSchema = sectionWithInternal('an extract task object', salesforceExtractFields, {
+  // Written by the parse when the config left `deletes` out, and read back from a bundled config.
+  deletesDefaulted: z.literal(true).optional(),
+}).transform(({ deletes, deletesDefaulted, ...task }): SalesforceExtractTask => ({
   ...task,
   deletes: deletes ?? CONFIG_DEFAULTS.extractDeletes,
-  ...(deletes === undefined ? { deletesDefaulted: true as const } : {}),
+  ...(deletes === undefined || deletesDefaulted === true ? { deletesDefaulted: true as const } : {}),
   name: task.name ?? task.object,
 }));
 

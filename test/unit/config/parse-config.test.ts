@@ -58,6 +58,24 @@ function at<T>(list: readonly T[] | undefined, index: number): T {
 }
 
 describe('parseConfig', () => {
+  // The deployed functions read the config bundled as the CLI parsed it (lib/bundled-config.ts:
+  // defaults filled in, and whatever the parse records beside them), and parse it again at cold
+  // start: that second parse must accept it and give the same config, or every function fails.
+  it('parses a config it parsed, as bundled for the functions, to the same config', () => {
+    const keyed = valid();
+    (keyed.extract as Item[]).push({
+      from: 'athena',
+      query: 'SELECT id, email FROM customers',
+      table: 'athena_keyed',
+      key: ['id'],
+    });
+    for (const raw of [valid(), keyed, example as unknown as Raw]) {
+      const once = parseConfig(raw);
+      const again = parseConfig(JSON.parse(JSON.stringify(once)));
+      expect(again).toEqual(once);
+    }
+  });
+
   describe('a valid config', () => {
     it('is returned with every default applied', () => {
       expect(parseConfig(valid())).toEqual({
