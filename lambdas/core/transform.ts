@@ -155,6 +155,49 @@ function lineAt(text: string, offset: number): number {
   return line;
 }
 
+/**
+ * Where in the file a statement's error is, and the PL/pgSQL frames it was raised in (PostgreSQL's
+ * `CONTEXT`, innermost first, as `in … , called from …`). The line is PostgreSQL's error position
+ * when it gives one (a syntax or name error), counted in characters (code points: an emoji before
+ * it is one, not the two UTF-16 units of a JavaScript string); else, for a `DO` block, the body's
+ * line that PL/pgSQL names (`inline_code_block line 5`), counted from where the body starts in
+ * the file; else the statement's first line.
+ */
+function whereInFile(statement: SqlStatement, err: DatabaseError): { line: number; context?: string } {
+  const position = err.position ? Number(err.position) : undefined;
+  const frames = (err.where ?? '').split('\n').filter((frame) => frame.trim() !== '');
+  const doBody = doBodyLine(statement);
+  let line = statement.line;
+  if (position !== undefined && Number.isInteger(position) && position > 0) {
+    const before = Array.from(statement.text)
+      .slice(0, position - 1)
+      .join('');
+    line = statement.line + lineAt(before, before.length) - 1;
+  }
+  const context = frames.map((frame) => {
+    const inline = /^PL\/pgSQL function inline_code_block line (\d+)( at .*)?$/.exec(frame);
+    if (!inline || doBody === undefined) return frame;
+    // The outermost frame is the DO block's own: its line is where the statement failed.
+    const atLine = doBody + Number(inline[1]) - 1;
+    if (position === undefined) line = atLine;
+    return `the DO block, line ${atLine}${inline[2] ?? ''}`;
+  });
+  return { line, context: context.length > 0 ? `in ${context.join(', called from ')}` : undefined };
+}
+
+/**
+ * The file line of a `DO` statement's first body line (PL/pgSQL's line 1: the rest of the line of
+ * its opening `$tag$` or `'`), or undefined for a statement that is not a `DO`.
+ */
+function doBodyLine(statement: SqlStatement): number | undefined {
+  const opening = /^do\s+(?:language\s+(?:"[^"]*"|\w+)\s+)?(\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$|[eE]?')/i.exec(
+    statement.text,
+  );
+  if (!opening) return undefined;
+  const bodyStart = opening[0].length;
+  return statement.line + lineAt(statement.text, bodyStart) - 1;
+}
+
 /** What one file did. */
 export interface TransformFileResult {
   /** The path as configured. */
@@ -249,12 +292,10 @@ async function runFile(
         // A dropped connection, a socket timeout: transient or terminal as the connector says.
         throw classifyPostgresError(err, { action: `running transform ${file}, line ${statement.line}` });
       }
-      const position = err.position ? Number(err.position) : undefined;
-      const line =
-        position !== undefined && Number.isFinite(position)
-          ? statement.line + lineAt(statement.text, position - 1) - 1
-          : statement.line;
-      const detail = [err.detail, err.hint ? `hint: ${err.hint}` : undefined].filter(Boolean).join('; ');
+      const { line, context } = whereInFile(statement, err);
+      const detail = [context, err.detail, err.hint ? `hint: ${err.hint}` : undefined]
+        .filter(Boolean)
+        .join('; ');
       const message = `Transform ${file}, line ${line}: ${err.message}${err.code ? ` (SQLSTATE ${err.code})` : ''}${detail ? ` — ${detail}` : ''}; the transaction was rolled back, previous results are unchanged`;
       // A deadlock, a lock or statement timeout, a server shutting down: a retry may succeed.
       if (classifyPostgresError(err) instanceof TransientError) {

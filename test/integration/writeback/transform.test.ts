@@ -143,6 +143,48 @@ describe('runTransform', () => {
     expect(rows[0].n).toBe(3);
   });
 
+  it('counts the error position in characters as PostgreSQL does: an emoji before it does not move the line back', async () => {
+    writeFileSync(path.join(dir, '12_emoji.sql'), `UPDATE scores SET label = '🎯 top 🎯'\nWHRE id = 1;\n`);
+    const attempt = runTransform(deps(['12_emoji.sql']), { runId: await newRun() });
+    await expect(attempt).rejects.toThrow(/12_emoji\.sql, line 2: syntax error at or near "WHRE"/);
+  });
+
+  it('names the file line of an error inside a DO block, and the PL/pgSQL function an error was raised in', async () => {
+    writeFileSync(
+      path.join(dir, '13_plpgsql.sql'),
+      [
+        `CREATE OR REPLACE FUNCTION ratio(a int, b int) RETURNS int LANGUAGE plpgsql AS $$`,
+        `BEGIN`,
+        `  RETURN a / b;`,
+        `END $$;`,
+        ``,
+        `DO $body$`,
+        `DECLARE n int;`,
+        `BEGIN`,
+        `  DELETE FROM scores WHERE id = 1;`,
+        `  n := ratio(1, 0);`,
+        `END $body$;`,
+        ``,
+      ].join('\n'),
+    );
+    const attempt = runTransform(deps(['13_plpgsql.sql']), { runId: await newRun() });
+    await expect(attempt).rejects.toThrow(TransformError);
+    await expect(attempt).rejects.toThrow(
+      '13_plpgsql.sql, line 10: division by zero (SQLSTATE 22012) — in PL/pgSQL function ratio(integer,integer) line 3 at RETURN, called from the DO block, line 10 at assignment;',
+    );
+
+    writeFileSync(
+      path.join(dir, '14_do_sql.sql'),
+      `SELECT 1;\nDO LANGUAGE plpgsql '\nBEGIN\n  INSERT INTO scores (id)\n  SELECT nope FROM scores;\nEND';\n`,
+    );
+    const second = runTransform(deps(['14_do_sql.sql']), { runId: await newRun() });
+    await expect(second).rejects.toThrow(
+      /14_do_sql\.sql, line 4: column "nope" does not exist .*the DO block, line 4 at SQL statement/,
+    );
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM scores`);
+    expect(rows[0].n).toBe(3);
+  });
+
   it('reports a lock timeout as transient (the step is retried), still naming the file and line, and keeps the previous results', async () => {
     writeFileSync(
       path.join(dir, '09_locked.sql'),
