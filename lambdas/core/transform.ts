@@ -26,10 +26,14 @@ export interface SqlStatement {
 /**
  * Splits a SQL script into statements at top-level semicolons, skipping `'…'`, `E'…'`, `"…"`,
  * `$tag$…$tag$`, `-- …`, (nested) `/* … *\/`, parentheses and the `BEGIN ATOMIC … END` body of a
- * function or procedure, as psql does. Statements that are only comments or blanks are dropped.
- * PostgreSQL's own grammar is the reference; this only has to find the separators.
+ * function or procedure, as psql does. A psql meta-command (`\copy …`, to the line's end) is a
+ * statement of its own, for {@link refuseClientCommands}. Statements that are only comments or
+ * blanks are dropped. PostgreSQL's own grammar is the reference; this only has to find the
+ * separators.
  */
-export function splitSqlStatements(sql: string): SqlStatement[] {
+export function splitSqlStatements(script: string): SqlStatement[] {
+  // A byte order mark (a file saved by some Windows editors) is a blank, not part of the first word.
+  const sql = script.charCodeAt(0) === 0xfeff ? ` ${script.slice(1)}` : script;
   const out: SqlStatement[] = [];
   let start = 0;
   let i = 0;
@@ -98,6 +102,15 @@ export function splitSqlStatements(sql: string): SqlStatement[] {
     } else if (c === ';') {
       if (parenDepth === 0 && beginDepth === 0) push(i);
       i += 1;
+    } else if (c === '\\') {
+      // A psql meta-command (`\copy`, `\set`, `\i`, `\g`): never SQL outside a string, and psql
+      // ends it at the line's end, not at a `;`. Its own statement, refused by its line.
+      push(i);
+      start = i;
+      const nl = sql.indexOf('\n', i);
+      const end = nl < 0 ? n : nl;
+      push(end);
+      i = end + 1;
     } else if (c === '(' || c === ')') {
       parenDepth = c === '(' ? parenDepth + 1 : Math.max(0, parenDepth - 1);
       i += 1;
@@ -257,6 +270,32 @@ function refuseTransactionControl(file: string, statements: readonly SqlStatemen
   }
 }
 
+/** A `COPY … FROM STDIN`: its rows come from the client, which psql sends and roundtrip has none of. */
+const COPY_FROM_STDIN = /^copy\s+(?!\()[^;]*?\bfrom\s+stdin\b/i;
+
+/**
+ * Throws a {@link TransformError} for the first statement that only psql can run: a meta-command
+ * (`\copy`, `\set`, `\i`; the splitter gives each its own statement) or a `COPY … FROM STDIN`.
+ * Sent as they are, the first is a `syntax error at or near "\"` on the line before the next
+ * statement, and the second fails with the driver's "No source stream defined", taken for a
+ * cancellation (SQLSTATE 57014) and retried.
+ */
+function refuseClientCommands(file: string, statements: readonly SqlStatement[]): void {
+  for (const statement of statements) {
+    const meta = /^\\[^\s\\]*/.exec(statement.text)?.[0];
+    if (meta === undefined && !COPY_FROM_STDIN.test(statement.text)) continue;
+    const what =
+      meta !== undefined
+        ? `${meta} is a psql command, not SQL: the transform sends each statement to PostgreSQL itself, without psql (remove it${/^\\copy$/i.test(meta) ? '; load the data with an extract, or COPY … FROM a file on the database server' : ''})`
+        : `COPY … FROM STDIN reads its rows from the client, as psql sends them, and the transform has none to send (load the data with an extract, or COPY … FROM a file on the database server)`;
+    throw new TransformError(
+      `Transform ${file}, line ${statement.line}: ${what}; nothing was run`,
+      file,
+      statement.line,
+    );
+  }
+}
+
 /**
  * Commands whose row count is rows written. A `CREATE TABLE … AS` or `SELECT … INTO` answers
  * `SELECT n` without columns, which a SELECT that returns rows has.
@@ -362,6 +401,7 @@ async function readTransformFiles(files: readonly string[]): Promise<TransformSo
     }
     const statements = splitSqlStatements(sql);
     refuseTransactionControl(file, statements);
+    refuseClientCommands(file, statements);
     sources.push({ file, statements });
   }
   return sources;

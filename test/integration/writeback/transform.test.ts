@@ -185,6 +185,33 @@ describe('runTransform', () => {
     expect(rows[0].n).toBe(3);
   });
 
+  it('refuses a psql meta-command or a COPY … FROM STDIN by its file and line before any file runs, instead of a syntax error at "\\" or a retry', async () => {
+    writeFileSync(path.join(dir, '15_deletes.sql'), `DELETE FROM scores;\n`);
+    writeFileSync(
+      path.join(dir, '16_psql.sql'),
+      `-- loaded with psql before\n\\set ON_ERROR_STOP on\nINSERT INTO scores VALUES (9, 'x', 9);\n`,
+    );
+    const meta = runTransform(deps(['15_deletes.sql', '16_psql.sql']), { runId: await newRun() });
+    await expect(meta).rejects.toThrow(TransformError);
+    await expect(meta).rejects.toThrow(
+      /16_psql\.sql, line 2: \\set is a psql command, not SQL: .*; nothing was run$/,
+    );
+
+    writeFileSync(
+      path.join(dir, '17_stdin.sql'),
+      `SELECT 1;\n\nCOPY scores (id, label)\n  FROM stdin WITH (FORMAT csv);\n`,
+    );
+    const error = await runTransform(deps(['15_deletes.sql', '17_stdin.sql']), {
+      runId: await newRun(),
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransformError);
+    expect((error as Error).message).toMatch(
+      /17_stdin\.sql, line 3: COPY … FROM STDIN reads its rows from the client.*; nothing was run$/,
+    );
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM scores`);
+    expect(rows[0].n).toBe(3);
+  });
+
   it('reports a lock timeout as transient (the step is retried), still naming the file and line, and keeps the previous results', async () => {
     writeFileSync(
       path.join(dir, '09_locked.sql'),

@@ -60,3 +60,23 @@ describe('splitSqlStatements', () => {
     ]);
   });
 });
+
+describe('splitSqlStatements: what psql reads differently', () => {
+  it('gives a psql meta-command its own statement, to the end of its line, so the SQL after it is not run as part of it', () => {
+    const sql = `\\set ON_ERROR_STOP on\nCREATE TABLE t (a int);\n  \\copy t FROM 'a;b.csv' CSV\nSELECT '\\x', E'\\\\';`;
+    expect(splitSqlStatements(sql)).toEqual([
+      { text: '\\set ON_ERROR_STOP on', line: 1 },
+      { text: 'CREATE TABLE t (a int)', line: 2 },
+      { text: "\\copy t FROM 'a;b.csv' CSV", line: 3 },
+      { text: "SELECT '\\x', E'\\\\'", line: 4 },
+    ]);
+  });
+
+  it('ignores a byte order mark, so a function body of a file saved with one is still one statement', () => {
+    const sql = `\uFEFFCREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\nEND;\nSELECT f();`;
+    expect(splitSqlStatements(sql).map((s) => [s.line, s.text.slice(0, 6)])).toEqual([
+      [1, 'CREATE'],
+      [5, 'SELECT'],
+    ]);
+  });
+});
