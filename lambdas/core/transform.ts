@@ -12,6 +12,7 @@ import {
   inTransaction,
   withClient,
 } from '../connectors/postgres';
+import { UNBOUNDED_TIME, type TimeLeft } from '../shared/clock';
 import { ERROR_NAMES, TerminalError, TransientError } from '../shared/errors';
 import type { CoreDeps } from './deps';
 import { mergeRunSummary } from './writeback/state';
@@ -296,11 +297,60 @@ function refuseClientCommands(file: string, statements: readonly SqlStatement[])
   }
 }
 
+/** SQLSTATE query_canceled: a statement timeout, or a cancel request. */
+const QUERY_CANCELED = '57014';
+
 /**
  * Commands whose row count is rows written. A `CREATE TABLE … AS` or `SELECT … INTO` answers
  * `SELECT n` without columns, which a SELECT that returns rows has.
  */
 const WRITING_COMMANDS = new Set(['INSERT', 'UPDATE', 'MERGE', 'COPY']);
+
+/**
+ * What the transform keeps of its step's time (a Lambda's timeout) after its statements: enough to
+ * roll back, reset the connection and report. A statement still running then is canceled by
+ * PostgreSQL itself ({@link capStatementTimeout}).
+ */
+export const TRANSFORM_TIME_RESERVE_MS = 30_000;
+
+/**
+ * Gives the next statement a `statement_timeout` (`SET LOCAL`) that ends it `TRANSFORM_TIME_RESERVE_MS`
+ * before the step's time does, unless the one in force (the role's, the database's, or a file's
+ * own `SET statement_timeout`) ends it sooner. Answers whether the timeout is roundtrip's.
+ *
+ * Why: a Lambda stopped at its timeout takes its socket with it, but PostgreSQL only notices when
+ * the statement ends, so the statement would go on running, holding its locks (a TRUNCATE's
+ * ACCESS EXCLUSIVE keeps every reader of the table waiting) for as long as it takes, and the run
+ * would fail with the Lambda's `Sandbox.Timedout`, naming no file. Canceled by PostgreSQL, the
+ * statement fails in the step, which rolls back and names it.
+ */
+async function capStatementTimeout(
+  client: PoolClient,
+  budgetMs: number,
+  cap: StatementTimeoutCap,
+): Promise<boolean> {
+  // The timeout in force is the file's (or the role's) unless it is the one set for the statement
+  // before: a file's `SET statement_timeout` replaces that.
+  const { rows } = await client.query<{ ms: string; ours: boolean }>(
+    `WITH s AS (SELECT setting::bigint AS ms FROM pg_settings WHERE name = 'statement_timeout'),
+          theirs AS (SELECT s.ms > 0 AND s.ms <= $1 AND s.ms IS DISTINCT FROM $2::bigint AS keep, s.ms FROM s)
+     SELECT set_config('statement_timeout', (CASE WHEN keep THEN ms ELSE $1 END)::text, true) AS ms, NOT keep AS ours
+       FROM theirs`,
+    [budgetMs, cap.ms ?? null],
+  );
+  const ours = rows[0]?.ours === true;
+  cap.ms = ours ? budgetMs : undefined;
+  return ours;
+}
+
+/** The `statement_timeout` roundtrip last set in the transform's transaction, if it did. */
+interface StatementTimeoutCap {
+  ms?: number;
+}
+/** The message of a statement canceled, or not started, because the step's time was nearly out. */
+function outOfTime(file: string, line: number, what: string): string {
+  return `Transform ${file}, line ${line}: ${what} when the transform step's time was nearly out (its Lambda function's timeout, less ${TRANSFORM_TIME_RESERVE_MS / 1000} s kept to roll back); the transaction was rolled back, previous results are unchanged. Make the transform faster (an index, fewer rows read, a table it rebuilds made incrementally): a retry would run the same SQL on the same data, so the run stops here`;
+}
 
 /**
  * Runs one file's statements. A transient failure (a deadlock, a lock or statement timeout, a
@@ -312,11 +362,22 @@ async function runFile(
   file: string,
   statements: readonly SqlStatement[],
   retry: string,
+  timeLeft: TimeLeft,
+  cap: StatementTimeoutCap,
 ): Promise<TransformFileResult> {
   const started = Date.now();
   const rowCounts: number[] = [];
   let written = 0;
   for (const statement of statements) {
+    let capped = false;
+    const left = timeLeft();
+    if (Number.isFinite(left)) {
+      const budget = Math.floor(left - TRANSFORM_TIME_RESERVE_MS);
+      if (budget < 1) {
+        throw new TransformError(outOfTime(file, statement.line, 'not started'), file, statement.line);
+      }
+      capped = await capStatementTimeout(client, budget, cap);
+    }
     try {
       const result = await client.query(statement.text);
       rowCounts.push(result.rowCount ?? 0);
@@ -332,6 +393,14 @@ async function runFile(
         throw classifyPostgresError(err, { action: `running transform ${file}, line ${statement.line}` });
       }
       const { line, context } = whereInFile(statement, err);
+      if (capped && err.code === QUERY_CANCELED && /statement timeout/i.test(err.message)) {
+        throw new TransformError(
+          outOfTime(file, line, `canceled (${err.message}, SQLSTATE ${err.code})`),
+          file,
+          line,
+          { cause: err },
+        );
+      }
       const detail = [context, err.detail, err.hint ? `hint: ${err.hint}` : undefined]
         .filter(Boolean)
         .join('; ');
@@ -366,11 +435,13 @@ async function runFiles(
   client: PoolClient,
   sources: readonly TransformSource[],
   retry: string,
+  timeLeft: TimeLeft,
   ran: (result: TransformFileResult) => void,
 ): Promise<TransformFileResult[]> {
   const results: TransformFileResult[] = [];
+  const cap: StatementTimeoutCap = {};
   for (const { file, statements } of sources) {
-    const result = await runFile(client, file, statements, retry);
+    const result = await runFile(client, file, statements, retry, timeLeft, cap);
     ran(result);
     results.push(result);
   }
@@ -442,17 +513,27 @@ async function inTransformTransaction<T>(
  * statement rolls back every file and throws a {@link TransformError}; so does, before any file
  * runs, a statement that would control the transaction (`BEGIN`, `COMMIT`, …). A file that cannot
  * be read is a {@link TerminalError} naming it. Idempotent: a retry runs the same SQL on the same inputs.
+ *
+ * `options.timeLeft` (the Lambda's remaining time) bounds each statement: one still running
+ * {@link TRANSFORM_TIME_RESERVE_MS} before the step's end is canceled by PostgreSQL and the
+ * transform fails with a {@link TransformError} naming it, rather than the Lambda being stopped
+ * while the statement runs on in the database holding its locks.
  */
 export async function runTransform(
   deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock'>,
   input: { runId: string },
+  options: { readonly timeLeft?: TimeLeft } = {},
 ): Promise<TransformResult> {
   const logger = deps.logger.child({ runId: input.runId, step: 'transform' });
   const started = Date.now();
   const sources = await readTransformFiles(deps.config.transform);
   const files = await inTransformTransaction(deps.pg, true, async (client) => {
-    const ran = await runFiles(client, sources, 'the step is retried', (result) =>
-      logger.info('Transform file ran', { ...result }),
+    const ran = await runFiles(
+      client,
+      sources,
+      'the step is retried',
+      options.timeLeft ?? UNBOUNDED_TIME,
+      (result) => logger.info('Transform file ran', { ...result }),
     );
     await mergeRunSummary(client, input.runId, ['transform'], {
       files: ran,
@@ -558,6 +639,7 @@ export async function tryTransform<T>(
       client,
       sources,
       options.retry ?? 'nothing retries it here: try again (a run retries its transform step)',
+      UNBOUNDED_TIME,
       (result) => logger.info('Transform file ran (to be rolled back)', { ...result }),
     );
     const durationMs = Date.now() - started;

@@ -1,6 +1,7 @@
 /** Lambda: the Transform step (lambdas/core/transform.ts). */
 import { TransformInput, parseStepInput } from '../core/contracts';
 import { runTransform, type TransformResult } from '../core/transform';
+import { timeLeftOf, type InvocationContext } from '../shared/clock';
 import { instrumentStep } from '../shared/observability';
 import { depsForStep, lambdaDeps, type DepsProvider } from './deps';
 
@@ -8,10 +9,13 @@ import { depsForStep, lambdaDeps, type DepsProvider } from './deps';
 export const STEP = 'Transform';
 
 /** The step as this function runs it: parse the event with the step's schema, call the core function. */
-export function createHandler(provider: DepsProvider): (event: unknown) => Promise<TransformResult> {
-  return async (event) => {
+export function createHandler(
+  provider: DepsProvider,
+): (event: unknown, context?: InvocationContext) => Promise<TransformResult> {
+  return async (event, context) => {
     const input = parseStepInput(STEP, TransformInput, event);
-    return runTransform(await depsForStep(provider, input.runId), input);
+    // Lambda's clock: a statement still running near the timeout is canceled, not left running.
+    return runTransform(await depsForStep(provider, input.runId), input, { timeLeft: timeLeftOf(context) });
   };
 }
 

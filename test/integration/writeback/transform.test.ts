@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../../../lambdas/config';
 import { createPool, migrate, type PostgresPool } from '../../../lambdas/connectors/postgres';
-import { runTransform, TransformError, tryTransform } from '../../../lambdas/core/transform';
+import {
+  runTransform,
+  TRANSFORM_TIME_RESERVE_MS,
+  TransformError,
+  tryTransform,
+} from '../../../lambdas/core/transform';
+import { givenDeps } from '../../../lambdas/handlers/deps';
+import { createHandler as transformHandler } from '../../../lambdas/handlers/transform';
 import { acceleratedClock } from '../../../lambdas/shared/clock';
 import { TransientError } from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
@@ -233,6 +240,66 @@ describe('runTransform', () => {
     }
     const { rows } = await pool.query(`SELECT count(*)::int AS n FROM scores`);
     expect(rows[0].n).toBe(3);
+  });
+
+  it('cancels a statement still running when the step’s time is nearly out, rolls back and names it (terminal), instead of the Lambda dying while the statement runs on holding its locks', async () => {
+    await pool.query(`CREATE TABLE slow AS SELECT 1 AS x`);
+    writeFileSync(path.join(dir, '18_slow.sql'), `TRUNCATE slow;\n\nSELECT pg_sleep(30);\n`);
+    // The step has half a second left once its reserve is kept.
+    const timeLeft = () => TRANSFORM_TIME_RESERVE_MS + 500;
+    const runId = await newRun();
+    const error = await runTransform(deps(['18_slow.sql']), { runId }, { timeLeft }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(TransformError);
+    expect((error as Error).message).toMatch(
+      /18_slow\.sql, line 3: canceled \(canceling statement due to statement timeout, SQLSTATE 57014\) when the transform step's time was nearly out .*; the transaction was rolled back, previous results are unchanged\. Make the transform faster/,
+    );
+    // Nothing of it left running, nor holding the TRUNCATE's lock: the table reads as before.
+    const { rows: running } = await pool.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state <> 'idle'`,
+    );
+    expect(running[0].n).toBe(0);
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM slow`);
+    expect(rows[0].n).toBe(1);
+
+    // The Lambda's own context bounds the Transform step's statements the same way.
+    const step = transformHandler(givenDeps(deps(['18_slow.sql'])));
+    await expect(step({ runId: await newRun() }, { getRemainingTimeInMillis: timeLeft })).rejects.toThrow(
+      /18_slow\.sql, line 3: canceled \(canceling statement due to statement timeout/,
+    );
+
+    // Out of time before a statement starts: not started, and named.
+    const spent = runTransform(deps(['18_slow.sql']), { runId: await newRun() }, { timeLeft: () => 1000 });
+    await expect(spent).rejects.toThrow(
+      /18_slow\.sql, line 1: not started when the transform step's time was nearly out/,
+    );
+  });
+
+  it('keeps a file’s own shorter statement_timeout (a transient error, retried), and with time to spare runs as without a bound', async () => {
+    writeFileSync(
+      path.join(dir, '19_own_timeout.sql'),
+      `SET LOCAL statement_timeout = '300ms';\nSELECT pg_sleep(30);\n`,
+    );
+    const timeLeft = () => TRANSFORM_TIME_RESERVE_MS + 600_000;
+    const own = await runTransform(
+      deps(['19_own_timeout.sql']),
+      { runId: await newRun() },
+      { timeLeft },
+    ).catch((e: unknown) => e);
+    expect(own).toBeInstanceOf(TransientError);
+    expect((own as Error).message).toMatch(
+      /19_own_timeout\.sql, line 2: canceling statement due to statement timeout/,
+    );
+
+    const fine = await runTransform(
+      deps(['01_scores.sql', '02_bump.sql']),
+      { runId: await newRun() },
+      { timeLeft },
+    );
+    expect(fine.files.map((f) => [f.statements, f.rowCounts.length])).toEqual([
+      [3, 3],
+      [3, 3],
+    ]);
   });
 
   it('runs a SQL-standard function body (BEGIN ATOMIC … END) as one statement, not as an END', async () => {
