@@ -5,6 +5,7 @@
  * Progress and messages go to stderr; stdout holds the result (with `--json`, its last line is
  * the summary object).
  */
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { taskName, type PipelineConfig } from '../lambdas/config';
 import { suggestion } from '../lambdas/config/issues';
@@ -310,6 +311,16 @@ export function progressPrinter(
           (out as { duplicateKeys?: unknown } | null)?.duplicateKeys,
         );
         if (repeated.success) write(`  ! ${duplicateKeysWarning(task, repeated.data)}`);
+        // The WARNINGs a transform file raised (`RAISE WARNING`), where they were raised.
+        const files = (out as { files?: unknown } | null)?.files;
+        for (const f of Array.isArray(files) ? (files as Record<string, unknown>[]) : []) {
+          const warnings = Array.isArray(f.warnings) ? (f.warnings as Record<string, unknown>[]) : [];
+          for (const w of warnings) {
+            write(
+              `  ! ${path.basename(String(f.file))}, line ${String(w.line)}: WARNING: ${String(w.message)}`,
+            );
+          }
+        }
         break;
       }
       case 'retried':

@@ -14,6 +14,7 @@ import {
 } from '../connectors/postgres';
 import { UNBOUNDED_TIME, type TimeLeft } from '../shared/clock';
 import { ERROR_NAMES, TerminalError, TransientError } from '../shared/errors';
+import type { Logger } from '../shared/logging';
 import type { CoreDeps } from './deps';
 import { mergeRunSummary } from './writeback/state';
 
@@ -177,7 +178,10 @@ function lineAt(text: string, offset: number): number {
  * line that PL/pgSQL names (`inline_code_block line 5`), counted from where the body starts in
  * the file; else the statement's first line.
  */
-function whereInFile(statement: SqlStatement, err: DatabaseError): { line: number; context?: string } {
+function whereInFile(
+  statement: SqlStatement,
+  err: { readonly position?: string; readonly where?: string },
+): { line: number; context?: string } {
   const position = err.position ? Number(err.position) : undefined;
   const frames = (err.where ?? '').split('\n').filter((frame) => frame.trim() !== '');
   const doBody = doBodyLine(statement);
@@ -212,6 +216,16 @@ function doBodyLine(statement: SqlStatement): number | undefined {
   return statement.line + lineAt(statement.text, bodyStart) - 1;
 }
 
+/** What the driver hands a `notice` listener (pg-protocol's NoticeMessage): the fields read here. */
+interface Notice {
+  readonly severity?: string;
+  readonly message?: string;
+  readonly detail?: string;
+  readonly hint?: string;
+  readonly position?: string;
+  readonly where?: string;
+}
+
 /** What one file did. */
 export interface TransformFileResult {
   /** The path as configured. */
@@ -226,7 +240,21 @@ export interface TransformFileResult {
    */
   readonly rows: number;
   readonly durationMs: number;
+  /**
+   * The WARNINGs the file's statements raised (`RAISE WARNING`, in a DO block or a function they
+   * call), where they were raised, the first {@link WARNINGS_KEPT}; absent when none was.
+   */
+  readonly warnings?: readonly TransformWarning[];
 }
+
+/** A WARNING a transform statement raised: its file line and PostgreSQL's text. */
+export interface TransformWarning {
+  readonly line: number;
+  readonly message: string;
+}
+
+/** The warnings a file's result keeps (each is logged): a run's summary stays small. */
+export const WARNINGS_KEPT = 20;
 
 /** What {@link runTransform} did. */
 export interface TransformResult {
@@ -364,62 +392,99 @@ async function runFile(
   retry: string,
   timeLeft: TimeLeft,
   cap: StatementTimeoutCap,
+  logger: Logger,
 ): Promise<TransformFileResult> {
   const started = Date.now();
   const rowCounts: number[] = [];
   let written = 0;
-  for (const statement of statements) {
-    let capped = false;
-    const left = timeLeft();
-    if (Number.isFinite(left)) {
-      const budget = Math.floor(left - TRANSFORM_TIME_RESERVE_MS);
-      if (budget < 1) {
-        throw new TransformError(outOfTime(file, statement.line, 'not started'), file, statement.line);
-      }
-      capped = await capStatementTimeout(client, budget, cap);
+  const warnings: TransformWarning[] = [];
+  let warned = 0;
+  let current: SqlStatement | undefined;
+  // What the statements RAISE (a NOTICE of DROP … IF EXISTS too) arrives before their result: said
+  // with the line it came from, each in the log, a WARNING in the file's result as well.
+  const onNotice = (notice: Notice): void => {
+    if (!current) return;
+    const { line, context } = whereInFile(current, notice);
+    const text = [notice.message, context, notice.detail, notice.hint ? `hint: ${notice.hint}` : undefined]
+      .filter(Boolean)
+      .join('; ');
+    if (notice.severity === 'WARNING') {
+      warned += 1;
+      if (warnings.length < WARNINGS_KEPT) warnings.push({ line, message: text });
+      logger.warn('Transform statement raised a warning', { file, line, message: text });
+    } else {
+      logger.info('Transform statement raised a notice', {
+        file,
+        line,
+        severity: notice.severity,
+        message: text,
+      });
     }
-    try {
-      const result = await client.query(statement.text);
-      rowCounts.push(result.rowCount ?? 0);
-      if (
-        WRITING_COMMANDS.has(result.command) ||
-        (result.command === 'SELECT' && result.fields.length === 0)
-      ) {
-        written += result.rowCount ?? 0;
+  };
+  client.on('notice', onNotice);
+  try {
+    for (const statement of statements) {
+      current = statement;
+      let capped = false;
+      const left = timeLeft();
+      if (Number.isFinite(left)) {
+        const budget = Math.floor(left - TRANSFORM_TIME_RESERVE_MS);
+        if (budget < 1) {
+          throw new TransformError(outOfTime(file, statement.line, 'not started'), file, statement.line);
+        }
+        capped = await capStatementTimeout(client, budget, cap);
       }
-    } catch (err) {
-      if (!(err instanceof DatabaseError)) {
-        // A dropped connection, a socket timeout: transient or terminal as the connector says.
-        throw classifyPostgresError(err, { action: `running transform ${file}, line ${statement.line}` });
+      try {
+        const result = await client.query(statement.text);
+        rowCounts.push(result.rowCount ?? 0);
+        if (
+          WRITING_COMMANDS.has(result.command) ||
+          (result.command === 'SELECT' && result.fields.length === 0)
+        ) {
+          written += result.rowCount ?? 0;
+        }
+      } catch (err) {
+        if (!(err instanceof DatabaseError)) {
+          // A dropped connection, a socket timeout: transient or terminal as the connector says.
+          throw classifyPostgresError(err, { action: `running transform ${file}, line ${statement.line}` });
+        }
+        const { line, context } = whereInFile(statement, err);
+        if (capped && err.code === QUERY_CANCELED && /statement timeout/i.test(err.message)) {
+          throw new TransformError(
+            outOfTime(file, line, `canceled (${err.message}, SQLSTATE ${err.code})`),
+            file,
+            line,
+            { cause: err },
+          );
+        }
+        const detail = [context, err.detail, err.hint ? `hint: ${err.hint}` : undefined]
+          .filter(Boolean)
+          .join('; ');
+        const message = `Transform ${file}, line ${line}: ${err.message}${err.code ? ` (SQLSTATE ${err.code})` : ''}${detail ? ` — ${detail}` : ''}; the transaction was rolled back, previous results are unchanged`;
+        // A deadlock, a lock or statement timeout, a server shutting down: a retry may succeed.
+        if (classifyPostgresError(err) instanceof TransientError) {
+          throw new TransientError(`${message} (transient: ${retry})`, { cause: err });
+        }
+        throw new TransformError(message, file, line, { cause: err });
       }
-      const { line, context } = whereInFile(statement, err);
-      if (capped && err.code === QUERY_CANCELED && /statement timeout/i.test(err.message)) {
+      // Defence in depth: a statement that left the transform's transaction (status idle) would let
+      // the next ones commit on their own.
+      if (client.getTransactionStatus() === 'I') {
         throw new TransformError(
-          outOfTime(file, line, `canceled (${err.message}, SQLSTATE ${err.code})`),
+          `Transform ${file}, line ${statement.line}: the statement ended the transform's transaction; the files must not control transactions`,
           file,
-          line,
-          { cause: err },
+          statement.line,
         );
       }
-      const detail = [context, err.detail, err.hint ? `hint: ${err.hint}` : undefined]
-        .filter(Boolean)
-        .join('; ');
-      const message = `Transform ${file}, line ${line}: ${err.message}${err.code ? ` (SQLSTATE ${err.code})` : ''}${detail ? ` — ${detail}` : ''}; the transaction was rolled back, previous results are unchanged`;
-      // A deadlock, a lock or statement timeout, a server shutting down: a retry may succeed.
-      if (classifyPostgresError(err) instanceof TransientError) {
-        throw new TransientError(`${message} (transient: ${retry})`, { cause: err });
-      }
-      throw new TransformError(message, file, line, { cause: err });
     }
-    // Defence in depth: a statement that left the transform's transaction (status idle) would let
-    // the next ones commit on their own.
-    if (client.getTransactionStatus() === 'I') {
-      throw new TransformError(
-        `Transform ${file}, line ${statement.line}: the statement ended the transform's transaction; the files must not control transactions`,
-        file,
-        statement.line,
-      );
-    }
+  } finally {
+    client.off('notice', onNotice);
+  }
+  if (warned > warnings.length) {
+    warnings.push({
+      line: warnings[warnings.length - 1]?.line ?? 1,
+      message: `and ${warned - warnings.length} more warnings (the step's log has each)`,
+    });
   }
   return {
     file,
@@ -427,6 +492,7 @@ async function runFile(
     rowCounts,
     rows: written,
     durationMs: Date.now() - started,
+    ...(warnings.length > 0 ? { warnings } : {}),
   };
 }
 
@@ -436,12 +502,13 @@ async function runFiles(
   sources: readonly TransformSource[],
   retry: string,
   timeLeft: TimeLeft,
+  logger: Logger,
   ran: (result: TransformFileResult) => void,
 ): Promise<TransformFileResult[]> {
   const results: TransformFileResult[] = [];
   const cap: StatementTimeoutCap = {};
   for (const { file, statements } of sources) {
-    const result = await runFile(client, file, statements, retry, timeLeft, cap);
+    const result = await runFile(client, file, statements, retry, timeLeft, cap, logger);
     ran(result);
     results.push(result);
   }
@@ -533,6 +600,7 @@ export async function runTransform(
       sources,
       'the step is retried',
       options.timeLeft ?? UNBOUNDED_TIME,
+      logger,
       (result) => logger.info('Transform file ran', { ...result }),
     );
     await mergeRunSummary(client, input.runId, ['transform'], {
@@ -640,6 +708,7 @@ export async function tryTransform<T>(
       sources,
       options.retry ?? 'nothing retries it here: try again (a run retries its transform step)',
       UNBOUNDED_TIME,
+      logger,
       (result) => logger.info('Transform file ran (to be rolled back)', { ...result }),
     );
     const durationMs = Date.now() - started;

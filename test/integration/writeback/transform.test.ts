@@ -302,6 +302,45 @@ describe('runTransform', () => {
     ]);
   });
 
+  it('keeps the warnings a file raises, with their file lines, in its result and the run summary, and logs every notice', async () => {
+    writeFileSync(
+      path.join(dir, '20_warns.sql'),
+      [
+        `DROP TABLE IF EXISTS never_made;`,
+        `DO $$`,
+        `BEGIN`,
+        `  IF (SELECT count(*) FROM scores) < 10 THEN`,
+        `    RAISE WARNING 'only % scores', (SELECT count(*) FROM scores) USING HINT = 'check the extract';`,
+        `  END IF;`,
+        `END $$;`,
+        `SELECT 1;`,
+        ``,
+      ].join('\n'),
+    );
+    const logger = createMemoryLogger();
+    const runId = await newRun();
+    const result = await runTransform({ ...deps(['01_scores.sql', '20_warns.sql']), logger }, { runId });
+
+    const warnings = [
+      { line: 5, message: 'only 3 scores; in the DO block, line 5 at RAISE; hint: check the extract' },
+    ];
+    expect(result.files.map((f) => f.warnings)).toEqual([undefined, warnings]);
+    const { rows } = await pool.query(`SELECT summary FROM roundtrip.runs WHERE run_id = $1`, [runId]);
+    expect(rows[0].summary.transform.files[1].warnings).toEqual(warnings);
+    expect(
+      logger.records
+        .filter(
+          (r) =>
+            r.message.startsWith('Transform statement raised') &&
+            String(r.attributes.file).endsWith('20_warns.sql'),
+        )
+        .map((r) => [r.level, r.attributes.line, r.attributes.message]),
+    ).toEqual([
+      ['info', 1, 'table "never_made" does not exist, skipping'],
+      ['warn', 5, warnings[0]?.message],
+    ]);
+  });
+
   it('runs a SQL-standard function body (BEGIN ATOMIC … END) as one statement, not as an END', async () => {
     writeFileSync(
       path.join(dir, '11_atomic.sql'),

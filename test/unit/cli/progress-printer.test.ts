@@ -334,4 +334,33 @@ describe('progressPrinter', () => {
       "  ! Extract task order_status: the query returned 6 keys in more than one row (id 1: 2 rows, id 2: 2 rows, id 3: 2 rows, id 4: 2 rows, id 5: 2 rows, 1 more), 6 rows more than keys: public.order_status kept one row a key, the last in the result file, which Athena orders arbitrarily without ORDER BY, so which row is kept may change from run to run; make the task's query return one row a key, the version you want: SELECT <its columns> FROM (SELECT …, row_number() OVER (PARTITION BY id ORDER BY <a column that orders versions> DESC) AS rn FROM …) WHERE rn = 1. Set duplicateKeys: 'fail' on the task to fail instead of loading",
     ]);
   });
+
+  it('says each warning a transform file raised, by file and line, after the Transform line', () => {
+    const lines: string[] = [];
+    const print = progressPrinter((line) => lines.push(line));
+    print({
+      type: 'exited',
+      state: 'Transform',
+      stateType: 'Task',
+      output: {
+        runId: 'r',
+        durationMs: 5,
+        files: [
+          { file: '/p/transforms/01_a.sql', statements: 1, rowCounts: [2], rows: 2, durationMs: 1 },
+          {
+            file: '/p/transforms/02_b.sql',
+            statements: 2,
+            rowCounts: [0, 0],
+            rows: 0,
+            durationMs: 1,
+            warnings: [{ line: 5, message: 'only 3 scores; in the DO block, line 5 at RAISE' }],
+          },
+        ],
+      },
+    });
+    expect(lines).toEqual([
+      '  ✓ Transform  (so far: 0 rows read, 0 Salesforce API calls)',
+      '  ! 02_b.sql, line 5: WARNING: only 3 scores; in the DO block, line 5 at RAISE',
+    ]);
+  });
 });
