@@ -512,6 +512,10 @@ async function runFiles(
     ran(result);
     results.push(result);
   }
+  // A file's `SET ROLE` (to own the tables it makes) lasts to the end of the transaction: what
+  // roundtrip does in it after the files (the run's summary, validate's source checks) is done as
+  // the configured user again, not refused to a role without rights on the roundtrip schema.
+  await client.query('RESET ROLE');
   return results;
 }
 

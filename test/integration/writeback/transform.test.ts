@@ -118,6 +118,38 @@ describe('runTransform', () => {
     }
   });
 
+  it('records the run’s summary as the configured user after a file’s SET ROLE, instead of failing every file on the role’s rights', async () => {
+    const role = `rt_tf_owner_${Date.now()}`;
+    await pool.query(`CREATE ROLE ${role} NOLOGIN`);
+    try {
+      await pool.query(`GRANT CREATE, USAGE ON SCHEMA public TO ${role}`);
+      writeFileSync(
+        path.join(dir, '21_role.sql'),
+        `SET ROLE ${role};\nCREATE TABLE role_owned AS SELECT 1 AS x;\n`,
+      );
+      const runId = await newRun();
+      const result = await runTransform(deps(['21_role.sql']), { runId });
+      expect(result.files[0]).toMatchObject({ statements: 2, rows: 1 });
+      const { rows } = await pool.query(
+        `SELECT r.summary->'transform'->'files'->0->>'rows' AS rows, t.tableowner
+           FROM roundtrip.runs r, pg_tables t WHERE r.run_id = $1 AND t.tablename = 'role_owned'`,
+        [runId],
+      );
+      expect(rows).toEqual([{ rows: '1', tableowner: role }]);
+
+      // validate's inspect, too, reads as the configured user.
+      writeFileSync(path.join(dir, '22_role.sql'), `SET ROLE ${role};\nSELECT 1;\n`);
+      const tried = await tryTransform(
+        deps(['22_role.sql']),
+        async (client) => (await client.query<{ who: string }>(`SELECT current_user AS who`)).rows[0]?.who,
+      ).catch((e: unknown) => e);
+      expect(tried).toMatchObject({ inspected: new URL(db.url).username });
+    } finally {
+      await pool.query(`DROP OWNED BY ${role}`);
+      await pool.query(`DROP ROLE ${role}`);
+    }
+  });
+
   it('names the file, the line and the database message of a syntax error, and keeps the previous results', async () => {
     writeFileSync(
       path.join(dir, '03_broken.sql'),
