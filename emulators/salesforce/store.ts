@@ -967,8 +967,9 @@ export class SalesforceStore {
    * already): an Id of an object the field does not point to, FIELD_INTEGRITY_EXCEPTION ("<label>:
    * id value of incorrect type"); an Id of the right object that no record has,
    * INVALID_CROSS_REFERENCE_KEY; one of a record in the recycle bin, ENTITY_IS_DELETED. Only
-   * what the emulator can tell: a field pointing to an object it does not hold (User, Group) is
-   * not checked against that object.
+   * what the emulator can tell: a field pointing to an object it does not hold (Group) is not
+   * checked against that object. The user it signs every caller in as ({@link userId}, the owner
+   * and creator of every record) is a User of the org whether or not a User record was seeded.
    */
   private referenceProblem(field: FieldDescribe, id: string): RecordError | undefined {
     const targets = (field.referenceTo ?? []).map((name) => this.tables.get(name.toLowerCase()));
@@ -985,6 +986,7 @@ export class SalesforceStore {
         fields: [field.name],
       };
     }
+    if (id === this.userId && owner.describe.name.toLowerCase() === 'user') return undefined;
     const record = owner.byId.get(id);
     if (!record)
       return {

@@ -108,6 +108,13 @@ const CASES: Case[] = [
     code: 'INVALID_CROSS_REFERENCE_KEY',
   },
   {
+    // A User the org does not have (the emulator holds User: its describe is loaded).
+    name: 'owner that is no user',
+    op: 'insert',
+    record: () => ({ LastName: 'a', Company: 'b', OwnerId: '0055e0000000zzzAAA' }),
+    code: 'INVALID_CROSS_REFERENCE_KEY',
+  },
+  {
     name: 'lookup to a deleted record',
     op: 'update',
     record: (ids) => ({ Id: ids.live, Partner_Account__c: ids.deletedAccount }),

@@ -370,8 +370,9 @@ describe('write-back plan', () => {
     const contact = (i: number): string => contacts[i] as string;
     const lead = ids[3] as string;
     await env.pool.query(`CREATE TABLE contact_source ("Id" text, account text, owner text)`);
-    // OwnerId points to User or Group: not checked by the plan (a User's Id here).
-    const owner = makeId('005', 9);
+    // OwnerId points to User or Group: not checked by the plan (a User's Id here: the org's
+    // integration user, which Salesforce, and the emulator, know).
+    const owner = env.sf.store.userId;
     await env.pool.query(
       `INSERT INTO contact_source VALUES ($1, $2, $9), ($3, $4, $9), ($5, $6, $9), ($7, $8, $9)`,
       [
