@@ -5,6 +5,7 @@
  * otherwise: the shape check already reports a value of the wrong type.
  */
 import type { ConfigIssue } from '../shared/errors';
+import { listed } from '../shared/words';
 import { describeValue, formatPath } from './issues';
 import { CONFIG_DEFAULTS, isTableName } from './schema';
 
@@ -24,11 +25,6 @@ function str(value: unknown): string | undefined {
 }
 
 const WRITEBACK_MODES = new Set(['insert', 'update', 'upsert']);
-
-/** `a, b and c` */
-function listed(items: readonly string[]): string {
-  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
-}
 
 function requiredSections(config: Raw): ConfigIssue[] {
   const issues: ConfigIssue[] = [];

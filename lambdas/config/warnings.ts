@@ -4,6 +4,7 @@
  * refused (see docs/configuration.md, "Allowed,
  * but said").
  */
+import { listed } from '../shared/words';
 import type { PipelineConfig, WritebackTask } from './types';
 
 /** One thing to mind, with the config paths (`writeback[0]`) and names of the tasks it concerns. */
@@ -11,11 +12,6 @@ export interface ConfigWarning {
   readonly paths: readonly string[];
   readonly tasks: readonly string[];
   readonly message: string;
-}
-
-/** `a, b and c` */
-function listed(items: readonly string[]): string {
-  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
 }
 
 /** The modes that send a record again whenever its value in Salesforce differs from the source's. */

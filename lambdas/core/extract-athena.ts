@@ -51,6 +51,7 @@ import {
 } from '../connectors/postgres';
 import type { AthenaColumnInfo } from '../connectors/postgres';
 import { TerminalError } from '../shared/errors';
+import { listed } from '../shared/words';
 import {
   AthenaLoadInput,
   parseStepInput,
@@ -71,11 +72,6 @@ export function athenaLocalPollDelayMs(attempt: number): number {
   return Math.min(2000 * 2 ** Math.min(attempt, 4), 30_000);
 }
 
-/** `1`, `1 and 5`, `1, 5 and 9`. */
-function positions(list: readonly number[]): string {
-  return list.length <= 1 ? list.join('') : `${list.slice(0, -1).join(', ')} and ${String(list.at(-1))}`;
-}
-
 /**
  * What keeps an Athena result's column names (in result order) from naming a table's columns as
  * they are, one phrase a problem; empty when nothing does. Athena names result columns freely:
@@ -91,11 +87,11 @@ export function athenaColumnNameProblems(names: readonly string[]): string[] {
   for (const [name, at] of seen) {
     if (name === '') {
       problems.push(
-        `${at.length > 1 ? 'columns' : 'column'} ${positions(at)} ${at.length > 1 ? 'have' : 'has'} no name`,
+        `${at.length > 1 ? 'columns' : 'column'} ${listed(at)} ${at.length > 1 ? 'have' : 'has'} no name`,
       );
       continue;
     }
-    if (at.length > 1) problems.push(`${JSON.stringify(name)} ${at.length} times (columns ${positions(at)})`);
+    if (at.length > 1) problems.push(`${JSON.stringify(name)} ${at.length} times (columns ${listed(at)})`);
     const bytes = Buffer.byteLength(name, 'utf8');
     if (bytes > MAX_IDENTIFIER_BYTES) {
       problems.push(

@@ -12,6 +12,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { TerminalError, TransientError } from '../../shared/errors';
 import { apiRelative } from './calls';
+import { REST_QUERY_URL_MAX_CHARS } from './constants';
 import type { SalesforceConnector } from './connector';
 
 /**
@@ -305,12 +306,6 @@ export async function streamIngestResults(
   return Readable.fromWeb(res.body as WebReadableStream);
 }
 
-/**
- * The longest query text of one look-up: its URL (`/query?q=` and the encoded SOQL) stays far
- * below what Salesforce takes for a URI and its headers (16,384 bytes, Help article 000386264).
- */
-const LOOKUP_QUERY_MAX_CHARS = 8_000;
-
 /** One IN list of {@link soqlInLists}: the values it holds, and its text. */
 export interface SoqlInList<T> {
   /** The values of the list, in the order given. */
@@ -321,8 +316,8 @@ export interface SoqlInList<T> {
 
 /**
  * Splits values into IN lists for `select … IN (list)`, each value written as the SOQL literal
- * `literal` makes of it: at most 200 values a query, and at most {@link LOOKUP_QUERY_MAX_CHARS}
- * characters of encoded query text. Each list comes with its values, for a caller that matches
+ * `literal` makes of it: at most 200 values a query, and at most {@link REST_QUERY_URL_MAX_CHARS}
+ * characters of encoded query text, the limit of a query sent as a GET. Each list comes with its values, for a caller that matches
  * what a query answers with what it asked.
  */
 export function soqlInLists<T>(
@@ -339,7 +334,7 @@ export function soqlInLists<T>(
     const cost = encodeURIComponent(`${text},`).length;
     if (
       current.values.length > 0 &&
-      (current.values.length === COLLECTIONS_MAX_RECORDS || size + cost > LOOKUP_QUERY_MAX_CHARS)
+      (current.values.length === COLLECTIONS_MAX_RECORDS || size + cost > REST_QUERY_URL_MAX_CHARS)
     ) {
       lists.push({ values: current.values, list: current.literals.join(',') });
       current = { values: [], literals: [] };
