@@ -1,7 +1,12 @@
 /**
- * The installed `roundtrip` bin in a child process, as a data engineer meets it: each command's
- * `--help`, failures as one sentence (no stack trace) with the right exit code, and Ctrl-C during
- * `roundtrip demo` stopping the embedded PostgreSQL it started.
+ * The installed `roundtrip` bin in a child process, as a data engineer meets it: `--help`, failures
+ * as one sentence (no stack trace) with the right exit code, and Ctrl-C during `roundtrip demo`
+ * stopping the embedded PostgreSQL it started.
+ *
+ * A child process costs about a second (tsx and the CLI's modules loading), two to three on a
+ * loaded machine, so each behaviour goes through the bin once, with one command; the same check
+ * for every other command that has it runs in-process through `main()` (test/support/cli.ts),
+ * which is what the bin runs: the sentence, the stack left out and the exit code are main()'s.
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -9,6 +14,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { isAlive } from '../../../emulators/postgres/embedded';
+import { cli } from '../../support/cli';
 
 const BIN = path.resolve(__dirname, '../../../bin/roundtrip.cjs');
 const EXAMPLE_CONFIG = path.resolve(__dirname, '../../../examples/lead-scoring/roundtrip.config.ts');
@@ -44,6 +50,30 @@ function roundtrip(argv: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise
   });
 }
 
+/**
+ * `roundtrip <argv>` in-process through main(), with `env` as the process's environment for the
+ * call (the secrets are read from it), then the environment as it was.
+ */
+async function inProcess(argv: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise<Outcome> {
+  const saved = { ...process.env };
+  const set = (to: NodeJS.ProcessEnv): void => {
+    for (const name of Object.keys(process.env)) if (!(name in to)) delete process.env[name];
+    Object.assign(process.env, to);
+  };
+  set(env);
+  try {
+    const result = await cli(argv);
+    return { ...result, signal: null };
+  } finally {
+    set(saved);
+  }
+}
+
+/** The bin for the first command of a list (index 0), main() in-process for the others. */
+function eachWay(index: number): typeof roundtrip {
+  return index === 0 ? roundtrip : inProcess;
+}
+
 const STACK_LINE = /^\s+at .+/m;
 
 function parentOf(pid: number): number | undefined {
@@ -66,18 +96,28 @@ describe('the roundtrip bin', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it.each(['demo', 'run', 'plan', 'validate', 'status', 'forget', 'rename-task', 'start', 'emulate'])(
-    'prints `roundtrip %s --help` on stdout and exits 0',
-    async (command) => {
-      const result = await roundtrip([command, '--help']);
+  it('prints each command’s `--help` on stdout and exits 0', async () => {
+    const commands = [
+      'plan',
+      'demo',
+      'run',
+      'validate',
+      'status',
+      'forget',
+      'rename-task',
+      'start',
+      'emulate',
+    ];
+    for (const [index, command] of commands.entries()) {
+      const result = await eachWay(index)([command, '--help']);
       expect(result.stderr).toBe('');
       expect(result.stdout).toMatch(new RegExp(`^usage: roundtrip ${command} `));
       expect(result.code).toBe(0);
-    },
-  );
+    }
+  });
 
   it('describes a command with `roundtrip help <command>` and -h', async () => {
-    const help = await roundtrip(['help', 'plan']);
+    const help = await inProcess(['help', 'plan']);
     expect(help.stdout).toMatch(/^usage: roundtrip plan /);
     expect(help.stdout).toContain('--tasks a,b');
     expect(help.code).toBe(0);
@@ -87,15 +127,15 @@ describe('the roundtrip bin', () => {
   });
 
   it('names a missing secret in one sentence, without a stack trace, and exits 2 (bad input), in every command that reads it', async () => {
-    for (const command of [
+    for (const [index, command] of [
       ['run'],
       ['plan'],
       ['status'],
       ['errors'],
       ['forget', '--task', 'Lead'],
       ['resolve', '--task', 'Lead', '--key', 'k1', '--not-inserted'],
-    ]) {
-      const result = await roundtrip([...command, '--config', EXAMPLE_CONFIG]);
+    ].entries()) {
+      const result = await eachWay(index)([...command, '--config', EXAMPLE_CONFIG]);
       expect(result.stderr).toContain(
         `roundtrip ${command[0]}: Secret "roundtrip/postgres" not found: set the environment variable ROUNDTRIP_SECRET_ROUNDTRIP_POSTGRES`,
       );
@@ -117,13 +157,13 @@ describe('the roundtrip bin', () => {
       ...cleanEnv(),
       ROUNDTRIP_SECRET_ROUNDTRIP_POSTGRES: JSON.stringify({ url: 'postgres://u:p@127.0.0.1:1/db' }),
     };
-    for (const command of ['run', 'plan', 'status', 'errors']) {
-      const file = await roundtrip([command, '--config', EXAMPLE_CONFIG, '--secrets', notJson]);
+    for (const [index, command] of ['status', 'run', 'plan', 'errors'].entries()) {
+      const file = await eachWay(index)([command, '--config', EXAMPLE_CONFIG, '--secrets', notJson]);
       expect(file.stderr).toContain(
         `roundtrip ${command}: The local secrets file ${notJson} is not valid JSON`,
       );
       expect(file.code).toBe(2);
-      const shape = await roundtrip([command, '--config', EXAMPLE_CONFIG], neither);
+      const shape = await eachWay(index)([command, '--config', EXAMPLE_CONFIG], neither);
       expect(shape.stderr).toContain(
         `roundtrip ${command}: PostgreSQL secret: expected { "url": "postgres://user:password@host:port/db" } or the RDS shape`,
       );
@@ -133,12 +173,12 @@ describe('the roundtrip bin', () => {
     }
     // A run reads the Salesforce secret before anything runs, as it reads the database's: nothing
     // is recorded of a run that could not start for its input.
-    for (const command of ['run', 'plan']) {
-      const result = await roundtrip([command, '--config', EXAMPLE_CONFIG], noSalesforce);
+    for (const [index, command] of ['run', 'plan'].entries()) {
+      const result = await eachWay(index)([command, '--config', EXAMPLE_CONFIG], noSalesforce);
       expect(result.stderr).toContain(`roundtrip ${command}: Secret "roundtrip/salesforce" not found`);
       expect(result.code).toBe(2);
     }
-    const url = await roundtrip([
+    const url = await inProcess([
       'status',
       '--config',
       EXAMPLE_CONFIG,
@@ -176,20 +216,20 @@ describe('the roundtrip bin', () => {
       tasks: [],
     });
     expect(run.code).toBe(1);
-    const text = await roundtrip(['run', '--config', EXAMPLE_CONFIG], env);
+    const text = await inProcess(['run', '--config', EXAMPLE_CONFIG], env);
     expect(text.stdout.trim()).toBe(
       'no run recorded: the run never started, as its PostgreSQL could not be used (why: above)',
     );
     expect(text.code).toBe(1);
     // A dry run the same: it does not then read its plan sample from the database it could not use.
-    const plan = await roundtrip(['plan', '--config', EXAMPLE_CONFIG], env);
+    const plan = await inProcess(['plan', '--config', EXAMPLE_CONFIG], env);
     expect(plan.stdout.trim()).toBe(
       'no run recorded: the run never started, as its PostgreSQL could not be used (why: above)',
     );
     expect(plan.stderr).not.toMatch(/^roundtrip plan: PostgreSQL/m);
     expect(plan.code).toBe(1);
 
-    const status = await roundtrip(['status', '--config', EXAMPLE_CONFIG], env);
+    const status = await inProcess(['status', '--config', EXAMPLE_CONFIG], env);
     // Named as run names it: PostgreSQL, the address, and what to check.
     expect(status.stderr).toContain(
       'roundtrip status: PostgreSQL connecting (u@127.0.0.1:1/db): network error (ECONNREFUSED): connect ECONNREFUSED 127.0.0.1:1 (nothing accepts connections there: is the server running, on that host and port?)',
@@ -257,7 +297,7 @@ describe('the roundtrip bin', () => {
       ['mysql://app:Canary-Db-Pw-1@db.example.com/rt', 'mysql://app:***@db.example.com/rt'],
       ['postgres//app:Canary-Db-Pw-1@db.example.com/rt', '<unparseable connection URL>'],
     ]) {
-      const other = await roundtrip(['errors', '--config', EXAMPLE_CONFIG, '--database-url', url!]);
+      const other = await inProcess(['errors', '--config', EXAMPLE_CONFIG, '--database-url', url!]);
       expect(other.stderr).toContain(
         `roundtrip errors: --database-url expects a URL such as postgres://user:password@127.0.0.1:5432/db, got "${shown}"`,
       );
@@ -267,8 +307,14 @@ describe('the roundtrip bin', () => {
   });
 
   it('refuses --tasks naming no task of the pipeline before anything runs, exit 2', async () => {
-    for (const command of ['run', 'plan']) {
-      const unknown = await roundtrip([command, '--config', EXAMPLE_CONFIG, '--tasks', 'Lead,lead-update']);
+    for (const [index, command] of ['run', 'plan'].entries()) {
+      const unknown = await eachWay(index)([
+        command,
+        '--config',
+        EXAMPLE_CONFIG,
+        '--tasks',
+        'Lead,lead-update',
+      ]);
       expect(unknown.stderr).toContain(
         `roundtrip ${command}: Unknown task "lead-update" (did you mean "Lead-update"?) in --tasks; pipeline lead-scoring has: "Lead", "athena_customers", "Lead-update"`,
       );
@@ -276,7 +322,7 @@ describe('the roundtrip bin', () => {
       expect(unknown.stderr).not.toContain('Secret');
       expect(unknown.code).toBe(2);
     }
-    const empty = await roundtrip(['run', '--config', EXAMPLE_CONFIG, '--tasks', ',']);
+    const empty = await inProcess(['run', '--config', EXAMPLE_CONFIG, '--tasks', ',']);
     expect(empty.stderr).toContain('roundtrip run: --tasks expects task names separated by commas, got ","');
     expect(empty.code).toBe(2);
   });

@@ -111,10 +111,11 @@ const HAND_ON = process.env.CRASH_SWEEP_HAND_ON === '1';
  * for good), each case starting at another point (its index), so that the cases between them cover
  * every residue, and at every point of the other kinds; a large case (hundreds of records: a
  * scenario takes a second or more) at every point of the kinds new to it (`everyPointOf`) only:
- * the `endedFirst` and `endedOpen` cases at every {@link ENDED_RUN_STRIDE}th point of those kinds.
- * About 780 scenarios: 54 of them in the cases added with the large ones, 192 in the `endedFirst`
- * ones, 155 in the `endedOpen` ones (together about 50 seconds of the sweep's 100, measured on a
- * quiet 2-core machine). Prepare and Report run before the large cases, whose scenarios leave the
+ * the `endedFirst` and `endedOpen` cases at every {@link ENDED_RUN_STRIDE}th point of those kinds
+ * and every other point of the Salesforce calls ({@link ENDED_RUN_CALL_STRIDE}: the two of them
+ * with a Bulk job of the same kind, whose indexes differ by one, cover both residues). About 700
+ * scenarios (780 before the twenty-second session made the ended cases' strides longer, to keep
+ * `npm test` under ten minutes on a slower machine). Prepare and Report run before the large cases, whose scenarios leave the
  * org with hundreds of thousands of records that Prepare's forecast would count (32 s instead of 1).
  */
 const FULL = process.env.CRASH_SWEEP_FULL === '1';
@@ -122,15 +123,22 @@ const DEFAULT_STRIDE = 6;
 /**
  * The stride of the cases whose first run ends before the sweep starts (`endedFirst`,
  * `endedOpen`): their runs go through twice the points of a small case's, most of them the same
- * push and collect; every twelfth keeps `npm test` well inside its time (their every point:
- * `CRASH_SWEEP_FULL=1`).
+ * push and collect, which the small cases go through; every twenty-fourth keeps `npm test` inside
+ * its time (their every point: `CRASH_SWEEP_FULL=1`).
  */
-const ENDED_RUN_STRIDE = 12;
+const ENDED_RUN_STRIDE = 24;
+/**
+ * The stride of those cases' Salesforce calls (a call failing before it reaches Salesforce, or
+ * applied with its answer lost): half of them are the same Bulk job's polls and results as a
+ * small case's.
+ */
+const ENDED_RUN_CALL_STRIDE = 2;
 const SAMPLED_KINDS: ReadonlySet<CrashKind> = new Set<CrashKind>([
   'pg-dies-before',
   'pg-fails',
   'pg-fails-run-ends',
 ]);
+const CALL_KINDS: ReadonlySet<CrashKind> = new Set<CrashKind>(['sf-fails-before', 'sf-answer-lost']);
 
 /** The steps a case crashes in; the others run without a crash. */
 type Phase = 'writeback' | 'prepare' | 'report';
@@ -179,8 +187,10 @@ interface Case {
 /** The points of kind `k` a case crashes at: 1…n, or every stride-th from its offset. */
 function strideOf(c: Case, k: CrashKind): number {
   if (FULL || c.everyPointOf) return 1;
+  const ended = c.endedFirst !== undefined || c.endedOpen !== undefined;
+  if (ended && CALL_KINDS.has(k)) return ENDED_RUN_CALL_STRIDE;
   if (!SAMPLED_KINDS.has(k)) return 1;
-  return c.endedFirst || c.endedOpen ? ENDED_RUN_STRIDE : DEFAULT_STRIDE;
+  return ended ? ENDED_RUN_STRIDE : DEFAULT_STRIDE;
 }
 
 /**
