@@ -1033,6 +1033,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
           if (!headerChecked && converter.header) checkHeader(converter.header, fields, jobId);
           written = converter.records;
           if (rest.length > 0) yield rest;
+          checkPageRecords(jobId, pages + 1, res.headers.get('sforce-numberofrecords'), converter.records);
           next = res.headers.get('sforce-locator');
           if (next === null || next === '') {
             // The last page says `null`; no header at all does not tell whether more pages follow.
@@ -1062,6 +1063,29 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       locator = next;
     }
     logger.info('Salesforce Bulk query results read', { jobId, rows, pages });
+  }
+
+  /**
+   * A results page holds as many records as its `Sforce-NumberOfRecords` header says. Fewer or
+   * more in the CSV read means records run together or split apart (a quote or a line end the
+   * conversion took otherwise than Salesforce meant), and loading them would lose or invent
+   * records silently: the read fails instead, nothing of it kept (the load's transaction). The
+   * same answer would come again, so it is not retried. A page without the header is taken as
+   * it is, unchecked (Salesforce documents it on every page).
+   */
+  function checkPageRecords(jobId: string, page: number, header: string | null, read: number): void {
+    if (header === null || header.trim() === '') return;
+    const said = Number(header.trim());
+    if (!Number.isSafeInteger(said) || said < 0) {
+      throw new TerminalError(
+        `Bulk query results page ${page} of job ${jobId} came with Sforce-NumberOfRecords "${answerExcerpt(header, 40)}", not a record count`,
+      );
+    }
+    if (said !== read) {
+      throw new TerminalError(
+        `Bulk query results page ${page} of job ${jobId} holds ${read.toLocaleString('en-US')} records in its CSV, but Salesforce says ${said.toLocaleString('en-US')} (Sforce-NumberOfRecords): a value the CSV conversion read otherwise than Salesforce wrote it would lose or invent records, so nothing of this read is loaded. Report it with the job id; a bulkThreshold above the task's row count reads it over REST, without the CSV`,
+      );
+    }
   }
 
   function checkHeader(header: readonly string[], fields: readonly string[], jobId: string): void {

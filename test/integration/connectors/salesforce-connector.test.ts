@@ -589,6 +589,64 @@ describe('Salesforce connector against the emulator', () => {
       expect((rest as Error).message).toMatch(/nextRecordsUrl/);
     });
 
+    it('refuses a Bulk results page whose CSV holds another number of records than its Sforce-NumberOfRecords says', async () => {
+      // What a conversion that ran two records together, or split one, would look like: the
+      // second page's CSV one record short of its header (the record dropped on the way).
+      let pageNo = 0;
+      const dropping = await connectSalesforce({
+        secret: soapSecret(),
+        apiVersion: sf.apiVersion,
+        logger: createMemoryLogger('warn'),
+        fetch: async (input, init) => {
+          const res = await fetch(input, init);
+          if (!String(input).includes('/results?') || !res.ok) return res;
+          pageNo += 1;
+          if (pageNo !== 2) return res;
+          const lines = (await res.text()).split('\n');
+          lines.splice(1, 1);
+          return new Response(lines.join('\n'), { status: res.status, headers: res.headers });
+        },
+      });
+      const jobId = await dropping.startBulkQuery('SELECT ' + FIELDS.join(', ') + ' FROM Lead');
+      await dropping.waitForBulkQuery(jobId, { delaySeconds: () => 0.05 });
+      const err = await dropping
+        .streamBulkQueryResults(jobId, FIELDS, { maxRecords: 100 })
+        .toArray()
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TerminalError);
+      expect((err as Error).message).toBe(
+        `Bulk query results page 2 of job ${jobId} holds 99 records in its CSV, but Salesforce says 100 (Sforce-NumberOfRecords): a value the CSV conversion read otherwise than Salesforce wrote it would lose or invent records, so nothing of this read is loaded. Report it with the job id; a bulkThreshold above the task's row count reads it over REST, without the CSV`,
+      );
+      // A header that is no count is named as such; without the header the page is taken as it is.
+      for (const [value, outcome] of [
+        ['many', /came with Sforce-NumberOfRecords "many", not a record count/],
+        [undefined, null],
+      ] as const) {
+        const rewriting = await connectSalesforce({
+          secret: soapSecret(),
+          apiVersion: sf.apiVersion,
+          logger: createMemoryLogger('warn'),
+          fetch: async (input, init) => {
+            const res = await fetch(input, init);
+            if (!String(input).includes('/results?') || !res.ok) return res;
+            const headers = new Headers(res.headers);
+            if (value === undefined) headers.delete('sforce-numberofrecords');
+            else headers.set('sforce-numberofrecords', value);
+            return new Response(res.body, { status: res.status, headers });
+          },
+        });
+        const results = rewriting.streamBulkQueryResults(jobId, FIELDS, { maxRecords: 100 });
+        if (outcome === null) {
+          await loadCsv('bulk_leads_unchecked', results);
+          await expectAllLeadsLoaded('bulk_leads_unchecked');
+        } else {
+          const read = await results.toArray().catch((e: unknown) => e);
+          expect(read).toBeInstanceOf(TerminalError);
+          expect((read as Error).message).toMatch(outcome);
+        }
+      }
+    });
+
     it('renews a session that expired under a request with a body: a text body is sent again, a streamed one asks for the step to be retried', async () => {
       const init = (body: RequestInit['body']): RequestInit =>
         ({
