@@ -212,8 +212,15 @@ export interface SalesforceConnector {
    * One call with `fetch` and the session's bearer token: counted, the session refreshed once on
    * `INVALID_SESSION_ID` (and the call sent again unless its body is a stream). Answers the
    * Response when it is OK; any other status is thrown classified. `path` as in {@link request}.
+   * `read`: a POST that only reads (a query in a Composite request) has a GET's time limit, and
+   * its timeout says nothing of an outcome unknown.
    */
-  fetchWithSession(operation: string, path: string, init: RequestInit): Promise<Response>;
+  fetchWithSession(
+    operation: string,
+    path: string,
+    init: RequestInit,
+    options?: { readonly read?: boolean },
+  ): Promise<Response>;
   /**
    * A `PUT` of a streamed body (a Bulk CSV upload) with `node:http(s)`, which reads the body only
    * as fast as the server takes it: Node's `fetch` reads a request body as fast as it is made and
@@ -833,6 +840,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
           operation,
           path,
           postBody === undefined ? { headers } : { method: 'POST', headers, body: postBody },
+          { read: true },
         );
         try {
           return await res.text();
@@ -859,8 +867,8 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
    * (a query of many fields, or a long condition) would be refused for its length (414, 431), so
    * it is sent as the one subrequest of a Composite request, in the body of a POST, with the same
    * headers (Help article 000386264): one API call either way. A query only reads, so that POST is
-   * sent again as a GET would be ({@link getText}); the subrequest's error is thrown as the GET's
-   * would have been.
+   * sent again as a GET would be ({@link getText}), with a GET's time limit (120 s, not a write's
+   * 620 s); the subrequest's error is thrown as the GET's would have been.
    */
   const queryAnswer = async (
     operation: string,
@@ -1274,8 +1282,9 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
         body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       );
     },
-    async fetchWithSession(operation, path, init) {
-      const method = (init.method ?? 'GET').toUpperCase();
+    async fetchWithSession(operation, path, init, options = {}) {
+      // A read sent as a POST is timed and named as the GET it stands for.
+      const method = options.read ? 'GET' : (init.method ?? 'GET').toUpperCase();
       const answerMs = isWrite(method) ? timeouts.writeAnswerMs : timeouts.getAnswerMs;
       for (let attempt = 0; ; attempt += 1) {
         const sentAt = Date.now();

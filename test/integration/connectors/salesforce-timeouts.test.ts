@@ -11,6 +11,7 @@ import {
   type SalesforceConnector,
   type SalesforceTimeouts,
 } from '../../../lambdas/connectors/salesforce';
+import { REST_QUERY_URL_MAX_CHARS } from '../../../lambdas/connectors/salesforce/constants';
 import { TransientError } from '../../../lambdas/shared/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import { caught } from '../../support/caught';
@@ -72,6 +73,22 @@ describe('Salesforce connector time limits', () => {
       "Salesforce describe Account failed: no answer within 0.3 s (the connector's time limit for a GET)",
     );
     // A GET is sent again (3 sends in all) before the failure is the step's.
+    expect(sfc.apiCalls - before).toBe(3);
+  });
+
+  it('gives a query too long for a URL, sent as a Composite POST, the time limit and the sends of a GET, not a write’s', async () => {
+    const names = Array.from({ length: 800 }, (_, i) => `'Not a lead ${String(i).padStart(4, '0')}'`);
+    const soql = `SELECT ${FIELDS.join(', ')} FROM Lead WHERE LastName NOT IN (${names.join(', ')})`;
+    expect(soql.length).toBeGreaterThan(REST_QUERY_URL_MAX_CHARS);
+    // Answered in time, it reads as the GET would.
+    expect((await readAll(sfc.queryRestCsv(soql, FIELDS))).trim().split('\n')).toHaveLength(LEADS.length + 1);
+    sf.faults.set({ latencyMs: HUNG_MS });
+    const before = sfc.apiCalls;
+    const err = await caught(readAll(sfc.queryRestCsv(soql, FIELDS)));
+    expect(err).toBeInstanceOf(TransientError);
+    expect(err.message).toBe(
+      "Salesforce query failed: no answer within 0.3 s (the connector's time limit for a GET)",
+    );
     expect(sfc.apiCalls - before).toBe(3);
   });
 
