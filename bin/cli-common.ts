@@ -203,6 +203,8 @@ export function progressPrinter(
 ): (event: LocalRunEvent) => void {
   // The Salesforce extracts whose load deletes rows Salesforce deleted (`deletes: 'remove'`): their
   // `deleted` rows are gone from the table, which the line says. (With 'flag' they stay, flagged.)
+  // The load says which it applied (`deletes`: also the default of an object without IsDeleted,
+  // which the config does not tell); the config, for an output without it.
   const removingTasks = new Set(
     (config?.extract ?? []).filter((t) => t.from === 'salesforce' && t.deletes === 'remove').map(taskName),
   );
@@ -272,7 +274,9 @@ export function progressPrinter(
         // the overlap window, unchanged, are read but not written.
         const load = out !== null && typeof out === 'object' && 'inserted' in out;
         const written = numberAt(out, 'inserted') + numberAt(out, 'updated');
-        const removed = load && !aws && removingTasks.has(task) ? numberAt(out, 'deleted') : 0;
+        const deletes = (out as { deletes?: unknown } | null)?.deletes;
+        const removing = deletes === undefined ? removingTasks.has(task) : deletes === 'remove';
+        const removed = load && !aws && removing ? numberAt(out, 'deleted') : 0;
         const parts = [
           load
             ? `${fmt(rows)} rows read, ${fmt(written)} written${removed ? `, ${fmt(removed)} removed` : ''}`

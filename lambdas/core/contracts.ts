@@ -180,6 +180,11 @@ export const SalesforceExtractLoaded = z.strictObject({
   updated: z.number().int().nonnegative(),
   /** Rows removed (deletes `remove`) or flagged (deletes `flag`). */
   deleted: z.number().int().nonnegative(),
+  /**
+   * How this load applied Salesforce's deletes: the task's `deletes`, or its default for the object
+   * (`remove` for one without IsDeleted, such as User). Optional: outputs of an earlier version.
+   */
+  deletes: z.enum(['remove', 'flag']).optional(),
   api: SalesforceReadApi,
   /**
    * Salesforce API calls this task made in the run, over all its steps (polls included) and their

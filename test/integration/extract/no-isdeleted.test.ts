@@ -119,6 +119,8 @@ describe('Salesforce extract of an object without IsDeleted (User)', () => {
       rows: 3,
       updated: 2,
       deleted: 0,
+      // The default of an object without IsDeleted, which the task does not write out.
+      deletes: 'remove',
     });
     expect(second.salesforce.UserBulk).toMatchObject({
       full: false,

@@ -296,6 +296,40 @@ describe('progressPrinter', () => {
     ]);
   });
 
+  it('goes by the deletes a load says it applied: User’s default removes, which its config does not say', () => {
+    const config = parseConfig({
+      name: 'users',
+      salesforce: { secret: 'sf' },
+      postgres: { secret: 'pg' },
+      extract: [
+        { from: 'salesforce', object: 'User', fields: ['Id', 'Email'], table: 'users' },
+        { from: 'salesforce', object: 'Contact', fields: ['Id'], table: 'contacts', deletes: 'remove' },
+      ],
+    });
+    const lines: string[] = [];
+    const print = progressPrinter((line) => lines.push(line), config);
+    const loaded = (task: string, deletes: 'remove' | 'flag'): Record<string, unknown> => ({
+      status: 'loaded',
+      runId: 'r',
+      task,
+      rows: 3,
+      inserted: 1,
+      updated: 0,
+      deleted: 2,
+      deletes,
+      api: 'rest',
+      apiCalls: 1,
+      full: true,
+      watermark: null,
+    });
+    print({ type: 'exited', state: 'User extract', stateType: 'Task', output: loaded('User', 'remove') });
+    print({ type: 'exited', state: 'Contact extract', stateType: 'Task', output: loaded('Contact', 'flag') });
+    expect(lines.map((l) => l.split(', 1 Salesforce')[0])).toEqual([
+      '  ✓ User extract: 3 rows read, 1 written, 2 removed',
+      '  ✓ Contact extract: 3 rows read, 1 written',
+    ]);
+  });
+
   it('says below a keyed Athena load whose query returned keys in more than one row which, how many rows it dropped and the fix', () => {
     const lines: string[] = [];
     const print = progressPrinter((line) => lines.push(line));
