@@ -9,6 +9,7 @@ import type { SalesforceFieldDescribe, SalesforceObjectDescribe } from '../conne
 import { salesforceErrorCode } from '../connectors/salesforce/errors';
 import { bulkPollsForDuration } from '../connectors/salesforce/poll';
 import { TerminalError } from '../shared/errors';
+import { listed } from '../shared/words';
 
 /** The field that orders changes: set by Salesforce on every write, including system ones. */
 export const WATERMARK_FIELD = 'SystemModstamp';
@@ -140,11 +141,13 @@ export function extractConfigPath(config: Pick<PipelineConfig, 'extract'>, task:
  * `SystemModstamp` is refused: the extract has nothing to read changes by, nor to order an
  * overlapping run's rows with. Unknown fields are a TerminalError
  * naming every one of them, the object, each one's config path (`extract[0].fields[1]`, when the
- * task's `configPath` is given) and the field of the describe it is a typo away from.
+ * task's `configPath` is given) and the field of the describe it is a typo away from. A base64
+ * field (a file's content: Attachment.Body, ContentVersion.VersionData) is refused by its path: a
+ * query answers a link to each record's file in its place, which would be loaded as the value.
  */
 export function resolveFields(
   task: Pick<SalesforceExtractTask, 'object' | 'fields' | 'name'>,
-  describeFields: readonly Pick<SalesforceFieldDescribe, 'name'>[],
+  describeFields: readonly (Pick<SalesforceFieldDescribe, 'name'> & { readonly type?: string })[],
   configPath?: string,
   /**
    * The fields the task's last read wrote ({@link readScopeFields}): one of them missing from the
@@ -183,6 +186,19 @@ export function resolveFields(
       : 'check the spelling and the field-level security of the integration user';
     throw new TerminalError(
       `Extract task ${task.name}: ${task.object} has no field ${each.join(', ')} (${hint})`,
+    );
+  }
+  const blobs = fields.filter((name) => describeFields.find((f) => f.name === name)?.type === 'base64');
+  if (blobs.length > 0) {
+    const each = blobs.map((name) => {
+      const index = task.fields.findIndex((f) => f.toLowerCase() === name.toLowerCase());
+      return `${task.object}.${name}${configPath ? ` (${configPath}.fields[${index}])` : ''}`;
+    });
+    throw new TerminalError(
+      `Extract task ${task.name}: ${listed(each)} ${blobs.length === 1 ? 'is a base64 field' : 'are base64 fields'}, ` +
+        `a file's content: a query answers in its place a link to each record's file, not the content (that is ` +
+        `one more call a record, sObject Blob Get), so roundtrip does not extract it; take it out of ` +
+        `${configPath ? `${configPath}.fields` : "the task's fields"}`,
     );
   }
   const added: string[] = [];

@@ -94,6 +94,29 @@ describe('resolveFields', () => {
       ),
     );
   });
+
+  it('refuses a base64 field (a file’s content, which a query answers with a link to), by its config path', () => {
+    const attachment = [
+      { name: 'Id', type: 'id' },
+      { name: 'Name', type: 'string' },
+      { name: 'Body', type: 'base64' },
+      { name: 'SystemModstamp', type: 'datetime' },
+      { name: 'IsDeleted', type: 'boolean' },
+    ];
+    const files = task({ object: 'Attachment', name: 'files', fields: ['Id', 'Name', 'body'] });
+    expect(() => resolveFields(files, attachment, 'extract[2]')).toThrow(
+      new TerminalError(
+        "Extract task files: Attachment.Body (extract[2].fields[2]) is a base64 field, a file's content: a query answers in its place a link to each record's file, not the content (that is one more call a record, sObject Blob Get), so roundtrip does not extract it; take it out of extract[2].fields",
+      ),
+    );
+    // Without it, the other fields of the object are read as any.
+    expect(resolveFields({ ...files, fields: ['Id', 'Name'] }, attachment).fields).toEqual([
+      'Id',
+      'Name',
+      'SystemModstamp',
+      'IsDeleted',
+    ]);
+  });
 });
 
 describe('resolveFields, a field the last read had', () => {
