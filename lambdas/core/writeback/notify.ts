@@ -3,7 +3,8 @@
  * or when a threshold was crossed; a write-back past its `maxFailureRate` fails the run, so both
  * are a failed run).
  *
- * A failed run's says which run failed and why, each write-back's figures, the errors by task,
+ * A failed run's says which run failed and why, each extract's figures and warnings (keys in more
+ * than one row of an Athena result, columns retyped), each write-back's figures, the errors by task,
  * stage and code, the first records that failed with Salesforce's (or the plan's) message, and
  * where to see every one: the SQL, and the execution in the console.
  *
@@ -94,6 +95,65 @@ export function executionConsoleUrl(executionArn: string | null | undefined): st
   if (!m) return undefined;
   const region = m[1] as string;
   return `https://${region}.console.aws.amazon.com/states/home?region=${region}#/v2/executions/details/${executionArn}`;
+}
+
+/**
+ * What the run's summary holds of an extract task (`summary.extract.<task>`, run-state.ts
+ * recordTaskResult): the step's output once it loaded, its calls alone when it failed. Read
+ * loosely: the summary of a run an earlier version recorded may lack a figure.
+ */
+type StoredExtract = Record<string, unknown>;
+
+/**
+ * The extract figures of a notification: a heading, a line per task (rows read and written,
+ * removed or flagged deleted, calls) and a line under it per warning of its load: keys in more than
+ * one row of an Athena result (which row was kept may change from run to run), columns retyped
+ * because Salesforce changed their field's type (a transform reading them may then fail).
+ */
+export function extractLines(extract: Readonly<Record<string, StoredExtract>>): string[] {
+  const tasks = Object.entries(extract).filter(([, t]) => t !== null && typeof t === 'object');
+  if (tasks.length === 0) return [];
+  const lines = ['', 'Extract:'];
+  for (const [name, t] of tasks) {
+    const n = (key: string): number => (typeof t[key] === 'number' ? (t[key] as number) : 0);
+    // An Athena load's calls are Athena's and S3's (it reports s3Reads), not Salesforce's.
+    const count = n('apiCalls') + n('s3Reads');
+    const calls = `${fmt(count)} ${'s3Reads' in t ? 'Athena/S3' : 'API'} call${count === 1 ? '' : 's'}`;
+    if (t.status !== 'loaded') {
+      lines.push(`  ${name}: not loaded; ${calls}`);
+      continue;
+    }
+    const deleted = n('deleted');
+    const deletedText =
+      deleted === 0 || 's3Reads' in t
+        ? ''
+        : t.deletes === 'flag'
+          ? `, ${fmt(deleted)} flagged deleted`
+          : t.deletes === 'remove'
+            ? `, ${fmt(deleted)} removed`
+            : `, ${fmt(deleted)} deleted`;
+    lines.push(
+      `  ${name}: ${fmt(n('rows'))} rows read, ${fmt(n('inserted') + n('updated'))} written${deletedText}; ${calls}`,
+    );
+    const duplicates = t.duplicateKeys as
+      { table?: unknown; keys?: unknown; droppedRows?: unknown; key?: unknown } | undefined;
+    if (duplicates && typeof duplicates.keys === 'number' && typeof duplicates.droppedRows === 'number') {
+      const key = Array.isArray(duplicates.key) ? duplicates.key.join(', ') : 'the key';
+      lines.push(
+        `    ${fmt(duplicates.keys)} ${duplicates.keys === 1 ? 'key' : 'keys'} (${key}) in more than one row of the query's result: ` +
+          `${String(duplicates.table)} kept one row a key and dropped ${fmt(duplicates.droppedRows)}, ` +
+          `which may change from run to run (make the query return one row a key)`,
+      );
+    }
+    const retyped = Array.isArray(t.retypedColumns) ? (t.retypedColumns as Record<string, unknown>[]) : [];
+    for (const c of retyped) {
+      lines.push(
+        `    column ${String(c.table)}.${String(c.field)} retyped ${String(c.from)} → ${String(c.to)}, ` +
+          `as Salesforce changed the type of ${String(c.object)}.${String(c.field)}`,
+      );
+    }
+  }
+  return lines;
 }
 
 /** The write-back figures of a notification: a heading and a line per task. */
@@ -416,6 +476,7 @@ export function succeededRunNotification(
   held: readonly HeldBackAgain[],
   second: readonly SecondRecords[],
   executionArn: string | null,
+  extract: Readonly<Record<string, StoredExtract>> = {},
 ): Notification {
   const runId = output.runId;
   const heldTotal = held.reduce((n, h) => n + h.keys, 0);
@@ -436,6 +497,7 @@ export function succeededRunNotification(
   ];
   const lines = [
     `roundtrip pipeline ${pipeline}: run ${runId} succeeded, but ${buts.join(', and ')}.`,
+    ...extractLines(extract),
     ...writebackLines(output),
     ...heldBackAgainLines(runId, held),
     ...secondRecordsLines(runId, second),
@@ -491,6 +553,7 @@ export async function failedRunNotification(
   executionArn: string | null,
   heldBackAgain: readonly HeldBackAgain[] = [],
   second: readonly SecondRecords[] = [],
+  extract: Readonly<Record<string, StoredExtract>> = {},
 ): Promise<Notification> {
   const runId = output.runId;
   // Upserts written as a second record are not errors: told of apart (secondRecordsLines).
@@ -516,7 +579,7 @@ export async function failedRunNotification(
   const lines = [`roundtrip pipeline ${pipeline}: run ${runId} failed.`, ''];
   lines.push(`Why: ${output.reason ? storedFailureText(output.reason) : 'no reason recorded'}`);
   const tasks = Object.entries(output.writeback);
-  lines.push(...writebackLines(output));
+  lines.push(...extractLines(extract), ...writebackLines(output));
   if (groups.length > 0) {
     lines.push('', 'Errors by task, stage and code:');
     for (const g of groups.slice(0, NOTIFICATION_ERROR_GROUPS)) {
@@ -590,8 +653,12 @@ export async function notifyRun(
   if (!notifier || (!failed && !heldAgain && upsertsWritten.length === 0)) return 'none-due';
   let what = 'the failed run';
   const notice = await withTransaction(deps.pg, async (client): Promise<RunNotice> => {
-    const { rows } = await client.query<{ notified: boolean; execution_arn: string | null }>(
-      `SELECT coalesce(summary ? 'notifiedAt', false) AS notified, execution_arn
+    const { rows } = await client.query<{
+      notified: boolean;
+      execution_arn: string | null;
+      extract: Record<string, StoredExtract> | null;
+    }>(
+      `SELECT coalesce(summary ? 'notifiedAt', false) AS notified, execution_arn, summary->'extract' AS extract
          FROM roundtrip.runs WHERE run_id = $1 FOR UPDATE`,
       [output.runId],
     );
@@ -628,9 +695,18 @@ export async function notifyRun(
       ].join(' and ');
     }
     const held = heldAgain ? await heldBackAgainOf(client, output) : [];
+    const extract = run.extract ?? {};
     const message = failed
-      ? await failedRunNotification(client, deps.config.name, output, run.execution_arn, held, second)
-      : succeededRunNotification(deps.config.name, output, held, second, run.execution_arn);
+      ? await failedRunNotification(
+          client,
+          deps.config.name,
+          output,
+          run.execution_arn,
+          held,
+          second,
+          extract,
+        )
+      : succeededRunNotification(deps.config.name, output, held, second, run.execution_arn, extract);
     const published = await warnOnFailure(
       deps.logger,
       `Could not send the notification of ${what}`,

@@ -13,7 +13,9 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { WritebackTaskInput } from '../../../lambdas/config';
+import { withClient } from '../../../lambdas/connectors/postgres';
 import type { ReportOutput } from '../../../lambdas/core/contracts';
+import { recordTaskResult } from '../../../lambdas/core/run-state';
 import { planWriteback, pushWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
 import { executionConsoleUrl, HELD_BACK_NOTICE_EVERY_HOURS } from '../../../lambdas/core/writeback/notify';
 import { givenDeps, HANDLER_ENV } from '../../../lambdas/handlers/deps';
@@ -216,6 +218,48 @@ describe('the notification of a failed run', () => {
     );
     const { rows } = await env.pool.query('SELECT error FROM roundtrip.runs WHERE run_id = $1', [runId]);
     expect(rows[0].error).toBe(reason);
+  });
+
+  it('gives the figures of the run’s extracts, and the warnings of their loads, read from its summary', async () => {
+    const runId = await env.newRun();
+    await withClient(env.pool, async (client) => {
+      await recordTaskResult(client, runId, 'Lead', {
+        status: 'loaded',
+        runId,
+        task: 'Lead',
+        rows: 12,
+        inserted: 10,
+        updated: 2,
+        deleted: 1,
+        deletes: 'flag',
+        api: 'rest',
+        apiCalls: 2,
+        full: false,
+        watermark: null,
+      });
+      await recordTaskResult(client, runId, 'orders', {
+        status: 'loaded',
+        runId,
+        task: 'orders',
+        refresh: 'merge',
+        rows: 5,
+        inserted: 4,
+        updated: 0,
+        deleted: 0,
+        apiCalls: 3,
+        s3Reads: 1,
+        duplicateKeys: { table: 'public.orders', key: ['order_id'], droppedRows: 1, keys: 1, examples: [] },
+      });
+    });
+    await reportRun(deps(), { runId, error: { Error: 'TerminalError', Cause: 'the transform failed' } });
+    const lines = sns.published[0]?.message.split('\n') ?? [];
+    const at = lines.indexOf('Extract:');
+    expect(lines.slice(at, at + 4)).toEqual([
+      'Extract:',
+      '  Lead: 12 rows read, 12 written, 1 flagged deleted; 2 API calls',
+      '  orders: 5 rows read, 4 written; 4 Athena/S3 calls',
+      "    1 key (order_id) in more than one row of the query's result: public.orders kept one row a key and dropped 1, which may change from run to run (make the query return one row a key)",
+    ]);
   });
 
   it('counts what a push that died had written from its ledger, and names the records sent with no outcome', async () => {

@@ -1,5 +1,6 @@
 import type { ReportOutput, WritebackTaskSummary } from '../../../lambdas/core/writeback/contracts';
 import {
+  extractLines,
   heldBackAgainLines,
   NOTIFICATION_PENDING_SENDS,
   snsSubject,
@@ -164,5 +165,61 @@ describe('succeededRunNotification', () => {
 
   it('adds nothing when no task held keys back again', () => {
     expect(heldBackAgainLines('run-9', [])).toEqual([]);
+  });
+});
+
+describe('extractLines', () => {
+  it('says each extract task’s rows, deletes and calls, and its load’s warnings, under the write-back', () => {
+    const extract = {
+      Lead: {
+        status: 'loaded',
+        rows: 1200,
+        inserted: 1000,
+        updated: 150,
+        deleted: 3,
+        deletes: 'flag',
+        api: 'bulk',
+        apiCalls: 5,
+        retypedColumns: [
+          { object: 'Lead', field: 'Rating__c', table: 'public.sf_lead', from: 'numeric', to: 'text' },
+        ],
+      },
+      Contact: {
+        status: 'loaded',
+        rows: 7,
+        inserted: 0,
+        updated: 2,
+        deleted: 1,
+        deletes: 'remove',
+        apiCalls: 1,
+      },
+      orders: {
+        status: 'loaded',
+        rows: 40,
+        inserted: 38,
+        updated: 0,
+        deleted: 0,
+        apiCalls: 3,
+        s3Reads: 1,
+        duplicateKeys: { table: 'public.orders', key: ['order_id'], droppedRows: 2, keys: 1, examples: [] },
+      },
+      // A task whose step failed: its calls alone.
+      Account: { apiCalls: 2 },
+    };
+    expect(extractLines(extract)).toEqual([
+      '',
+      'Extract:',
+      '  Lead: 1,200 rows read, 1,150 written, 3 flagged deleted; 5 API calls',
+      '    column public.sf_lead.Rating__c retyped numeric → text, as Salesforce changed the type of Lead.Rating__c',
+      '  Contact: 7 rows read, 2 written, 1 removed; 1 API call',
+      '  orders: 40 rows read, 38 written; 4 Athena/S3 calls',
+      "    1 key (order_id) in more than one row of the query's result: public.orders kept one row a key and dropped 2, which may change from run to run (make the query return one row a key)",
+      '  Account: not loaded; 2 API calls',
+    ]);
+    expect(extractLines({})).toEqual([]);
+    const n = succeededRunNotification('crm', output('run-3'), [held()], [], null, extract);
+    const text = n.text.split('\n');
+    expect(text.indexOf('Extract:')).toBeGreaterThan(0);
+    expect(text.indexOf('Extract:')).toBeLessThan(text.indexOf('Write-back:'));
   });
 });
