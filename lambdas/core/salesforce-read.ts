@@ -288,7 +288,9 @@ export interface PlanReadOptions {
  * "SOQL Considerations"); the watermark is taken from the loaded rows, not from their order.
  *
  * Full: no watermark filter; `queryAll` when deletes are flagged (deleted rows in the recycle
- * bin arrive flagged), `query` when they are removed (the table becomes the live rows).
+ * bin arrive flagged), `query` when they are removed (the table becomes the live rows); for an
+ * activity object (Task, Event: {@link ARCHIVING_OBJECTS}) `queryAll … AND IsDeleted = false`
+ * instead, whose live rows include the archived ones `query` leaves out.
  *
  * An object without `IsDeleted` (User) is read through `query`, incremental or full: `queryAll`
  * has nothing more to return for it.
@@ -324,15 +326,26 @@ export function readFilter(
   const conditions: string[] = [];
   if (task.where !== undefined && task.where.trim() !== '') conditions.push(`(${task.where})`);
   if (since) conditions.push(`${WATERMARK_FIELD} >= ${soqlDatetime(since)}`);
+  let includeDeleted = options.deletedField !== false && (incremental || task.deletes === 'flag');
+  if (!includeDeleted && options.deletedField !== false && ARCHIVING_OBJECTS.has(task.object.toLowerCase())) {
+    // The live rows of an activity object, archived ones with them: `query` would leave those out,
+    // and a full read with deletes 'remove' would then remove them from the table.
+    conditions.push(`${DELETED_FIELD} = false`);
+    includeDeleted = true;
+  }
   const where = conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '';
   const from = ` FROM ${task.object}${where}`;
-  return {
-    from,
-    countSoql: `SELECT COUNT()${from}`,
-    includeDeleted: options.deletedField !== false && (incremental || task.deletes === 'flag'),
-    since,
-  };
+  return { from, countSoql: `SELECT COUNT()${from}`, includeDeleted, since };
 }
+
+/**
+ * The objects whose archived records `query` leaves out and `queryAll` returns: activities (Task,
+ * Event), which Salesforce archives a year after their date ("You cannot use query() as it
+ * automatically filters out all records where isArchived is set to true", SOAP API, queryAll()).
+ * A read of live rows of one ({@link readFilter}: a full read with deletes `remove`) goes through
+ * `queryAll` with `IsDeleted = false`, so that the table keeps its archived activities.
+ */
+export const ARCHIVING_OBJECTS: ReadonlySet<string> = new Set(['task', 'event']);
 
 /**
  * What a task's rows are read with, as stored beside its watermark: when it changes (a widened or

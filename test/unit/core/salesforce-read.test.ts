@@ -212,6 +212,24 @@ describe('planSalesforceRead', () => {
     expect(incremental.deletedField).toBe(false);
     expect(planSalesforceRead(user, USER_DESCRIBE, { full: true, watermark }).includeDeleted).toBe(false);
   });
+
+  it('reads the live rows of an activity object through queryAll without the deleted ones, archived ones kept', () => {
+    for (const object of ['Task', 'event']) {
+      const activities = task({ object, name: object, deletes: 'remove', where: "Status = 'Completed'" });
+      const full = planSalesforceRead(activities, DESCRIBE, { full: true, watermark });
+      expect(full.countSoql).toBe(
+        `SELECT COUNT() FROM ${object} WHERE (Status = 'Completed') AND IsDeleted = false`,
+      );
+      expect(full.includeDeleted).toBe(true);
+      // Incremental, and with deletes flagged, they go through queryAll already, unchanged.
+      const incremental = planSalesforceRead(activities, DESCRIBE, { full: false, watermark });
+      expect(incremental.countSoql).not.toContain('IsDeleted');
+      expect(incremental.includeDeleted).toBe(true);
+      expect(
+        planSalesforceRead({ ...activities, deletes: 'flag' }, DESCRIBE, { full: true, watermark }).countSoql,
+      ).toBe(`SELECT COUNT() FROM ${object} WHERE (Status = 'Completed')`);
+    }
+  });
 });
 
 describe('deletesFor', () => {
