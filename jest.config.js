@@ -20,11 +20,13 @@ const project = (name, extra = {}) => ({
 
 /** @type {import('jest').Config} */
 module.exports = {
-  // Two test files at once, whatever the core count (jest's default, one fewer than the cores, is
-  // one worker on a 2-core machine). Each file has its own database and emulators, and most of a
-  // test's time is spent waiting on PostgreSQL and HTTP: on 2 cores the whole run takes 3.4 min
-  // instead of 5.6. Not more: every worker's files open pools to the one embedded server.
-  maxWorkers: 2,
+  // Three test files at once, whatever the core count (jest's default, one fewer than the cores, is
+  // one worker on a 2-core machine). Each file has its own database and emulators, and much of a
+  // test's time is spent waiting on PostgreSQL, HTTP and child processes: on 2 cores two workers
+  // took the whole run from 5.6 min to 3.4 (fifteenth session), and a third from 543 s to 491
+  // (twenty-second session; two kept the cores 82 % busy). The one embedded server takes 200
+  // connections, which every worker's files' pools share.
+  maxWorkers: 3,
   // One embedded PostgreSQL server for the whole run (unless DATABASE_URL is set).
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',

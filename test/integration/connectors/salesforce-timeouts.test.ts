@@ -181,9 +181,9 @@ describe('Salesforce connector time limits', () => {
   });
 
   it('does not cut a slow download that keeps flowing, Bulk or REST, however long it takes in all', async () => {
-    // 100 ms between pieces of 2,000 bytes: each piece well within the 300 ms idle limit, the
+    // 100 ms between pieces of 4,000 bytes: each piece well within the 300 ms idle limit, the
     // whole page (about 40 KB) several times longer than any limit.
-    sf.faults.set({ slowStream: { chunkBytes: 2_000, pauseMs: 100 } });
+    sf.faults.set({ slowStream: { chunkBytes: 4_000, pauseMs: 100 } });
     const bulk = await readAll(sfc.streamBulkQueryResults(jobId, FIELDS, { pageAttempts: 1 }));
     expect(bulk.trimEnd().split('\n')).toHaveLength(LEADS.length + 1);
     const rest = await readAll(
@@ -197,8 +197,8 @@ describe('Salesforce connector time limits', () => {
     let text = '';
     for await (const chunk of stream) {
       text += String(chunk);
-      // The consumer (COPY, say) is slow: three idle limits between chunks.
-      await new Promise((resolve) => setTimeout(resolve, 900));
+      // The consumer (COPY, say) is slow: twice the idle limit between chunks.
+      await new Promise((resolve) => setTimeout(resolve, 600));
     }
     expect(text.trimEnd().split('\n')).toHaveLength(LEADS.length + 1);
   });
