@@ -722,12 +722,17 @@ async function checkExtract(
         `Salesforce Bulk query job ${job.id} of extract task ${task.name} was still ${job.state} after ${poll} polls: aborted`,
       );
     }
-    return {
-      ...pending,
-      attempt: poll,
-      waitSeconds: bulkPollDelaySeconds(poll),
-      apiCalls: await calls.record(),
-    };
+    const waitSeconds = bulkPollDelaySeconds(poll);
+    // Said at info, a line a poll: a job of millions of records runs for minutes, and the log
+    // shows how far it got (Salesforce counts the records it has read so far).
+    logger.info('Salesforce Bulk query job still running', {
+      jobId: job.id,
+      state: job.state,
+      poll,
+      recordsProcessed: job.numberRecordsProcessed,
+      nextPollInSeconds: waitSeconds,
+    });
+    return { ...pending, attempt: poll, waitSeconds, apiCalls: await calls.record() };
   }
 
   const describe = await describeTaskObject(

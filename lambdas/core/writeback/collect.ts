@@ -34,6 +34,8 @@ interface JobRecord {
   state: string;
   first_seq: string;
   last_seq: string;
+  /** Records the job carries. */
+  rows: number;
   collected_at: Date | null;
   records_processed: number | null;
   records_failed: number | null;
@@ -127,7 +129,7 @@ async function collectLocked(
     logger,
     async (): Promise<WritebackCollectOutput> => {
       const { rows: jobs } = await deps.pg.query<JobRecord>(
-        `SELECT job_id, state, first_seq, last_seq, collected_at, records_processed, records_failed, error_message
+        `SELECT job_id, state, first_seq, last_seq, rows, collected_at, records_processed, records_failed, error_message
          FROM roundtrip.writeback_jobs
         WHERE run_id = $1 AND task = $2 AND api = 'bulk' AND state <> 'Superseded' ORDER BY chunk`,
         [input.runId, input.task],
@@ -135,6 +137,9 @@ async function collectLocked(
       const open = jobs.filter((j) => j.collected_at === null);
       const finished: FinishedJob[] = [];
       let running = 0;
+      // Of the jobs still running: their records, and those Salesforce has processed so far.
+      let runningRecords = 0;
+      let recordsProcessed = 0;
       for (const j of open) {
         // A job an earlier Collect of this run found finished, and handed on before collecting: a
         // finished job changes no more, so what that poll recorded is Salesforce's answer still.
@@ -142,13 +147,20 @@ async function collectLocked(
         const job = recordedFinishedJob(j) ?? (await pollJob(deps, sf, input, j.job_id));
         if (!isFinalIngestState(job.state)) {
           running += 1;
+          runningRecords += j.rows;
+          recordsProcessed += job.numberRecordsProcessed;
           continue;
         }
         finished.push(finishedJob(job, j));
       }
       if (running > 0) {
         const attempt = input.attempt + 1;
-        logger.info('Bulk ingest jobs still running', { running, attempt });
+        logger.info('Bulk ingest jobs still running', {
+          running,
+          attempt,
+          records: runningRecords,
+          recordsProcessed,
+        });
         return { ...input, attempt, waitSeconds: bulkPollDelaySeconds(attempt) };
       }
       const budget = new CallBudget(options.timeLeft, sf.timeouts);

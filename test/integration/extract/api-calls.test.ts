@@ -125,6 +125,18 @@ describe('Salesforce extract API calls in the run summary', () => {
     // The create, five polls and the abort (the COUNT() and the describe are Prepare's, as above).
     expect(sentSince(since)).toBe(7);
     expect(await recorded(runId, 'LeadBulk')).toBe(7);
+    // Each poll that found the job running said so at info, with how far Salesforce got.
+    const polls = h.logger.records.filter((r) => r.message === 'Salesforce Bulk query job still running');
+    expect(polls.slice(-4).map((r) => [r.level, r.attributes.poll, r.attributes.state])).toEqual([
+      ['info', 1, 'InProgress'],
+      ['info', 2, 'InProgress'],
+      ['info', 3, 'InProgress'],
+      ['info', 4, 'InProgress'],
+    ]);
+    expect(polls.at(-1)?.attributes).toMatchObject({
+      recordsProcessed: expect.any(Number),
+      nextPollInSeconds: expect.any(Number),
+    });
   });
 
   it('records the calls of a REST extract refused half-way, and a retry adds its own to them', async () => {

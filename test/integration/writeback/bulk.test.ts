@@ -144,6 +144,33 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     expect(env.sf.store.get(ids[5] as string)?.LeadScore__c).toBe((6 + 3) % 100);
   });
 
+  it('says at each collect that finds jobs running how many records they carry and how many Salesforce processed', async () => {
+    await scores(5);
+    const deps = env.deps({ writeback: [update] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-update' });
+    env.sf.faults.set({ bulkJobDelayMs: 1_500 });
+    try {
+      const pushed = await pushWriteback(deps, { runId, task: 'Lead-update' });
+      expect(pushed).toMatchObject({ status: 'bulk-pending' });
+      const running = await collectWriteback(deps, pushed as WritebackPushOutput);
+      expect(running).toMatchObject({ status: 'bulk-pending', attempt: 1 });
+      const said = env.logger.records.filter((r) => r.message === 'Bulk ingest jobs still running').at(-1);
+      expect(said?.level).toBe('info');
+      expect(said?.attributes).toMatchObject({ running: 1, attempt: 1, records: LEADS });
+      expect(said?.attributes.recordsProcessed).toEqual(expect.any(Number));
+      // The job finishes in Salesforce's time (the emulator's delay), not the test clock's.
+      let state = running as WritebackPushOutput;
+      for (let i = 0; state.status === 'bulk-pending' && i < 100; i += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        state = (await collectWriteback(deps, state)) as WritebackPushOutput;
+      }
+      expect(state).toMatchObject({ status: 'collected' });
+    } finally {
+      env.sf.faults.clear();
+    }
+  });
+
   it('a crash after the job was closed is followed by a rerun that re-attaches and duplicates nothing', async () => {
     await env.pool.query('DELETE FROM lead_src');
     await env.pool.query(
