@@ -592,20 +592,24 @@ describe('Salesforce connector against the emulator', () => {
     it('refuses a Bulk results page whose CSV holds another number of records than its Sforce-NumberOfRecords says', async () => {
       // What a conversion that ran two records together, or split one, would look like: the
       // second page's CSV one record short of its header (the record dropped on the way).
+      /** A connector whose Bulk results pages pass through `rewrite` (a proxy changing them). */
+      const rewritingResults = (rewrite: (res: Response) => Response | Promise<Response>) =>
+        connectSalesforce({
+          secret: soapSecret(),
+          apiVersion: sf.apiVersion,
+          logger: createMemoryLogger('warn'),
+          fetch: async (input, init) => {
+            const res = await fetch(input, init);
+            return String(input).includes('/results?') && res.ok ? rewrite(res) : res;
+          },
+        });
       let pageNo = 0;
-      const dropping = await connectSalesforce({
-        secret: soapSecret(),
-        apiVersion: sf.apiVersion,
-        logger: createMemoryLogger('warn'),
-        fetch: async (input, init) => {
-          const res = await fetch(input, init);
-          if (!String(input).includes('/results?') || !res.ok) return res;
-          pageNo += 1;
-          if (pageNo !== 2) return res;
-          const lines = (await res.text()).split('\n');
-          lines.splice(1, 1);
-          return new Response(lines.join('\n'), { status: res.status, headers: res.headers });
-        },
+      const dropping = await rewritingResults(async (res) => {
+        pageNo += 1;
+        if (pageNo !== 2) return res;
+        const lines = (await res.text()).split('\n');
+        lines.splice(1, 1);
+        return new Response(lines.join('\n'), { status: res.status, headers: res.headers });
       });
       const jobId = await dropping.startBulkQuery('SELECT ' + FIELDS.join(', ') + ' FROM Lead');
       await dropping.waitForBulkQuery(jobId, { delaySeconds: () => 0.05 });
@@ -622,18 +626,11 @@ describe('Salesforce connector against the emulator', () => {
         ['many', /came with Sforce-NumberOfRecords "many", not a record count/],
         [undefined, null],
       ] as const) {
-        const rewriting = await connectSalesforce({
-          secret: soapSecret(),
-          apiVersion: sf.apiVersion,
-          logger: createMemoryLogger('warn'),
-          fetch: async (input, init) => {
-            const res = await fetch(input, init);
-            if (!String(input).includes('/results?') || !res.ok) return res;
-            const headers = new Headers(res.headers);
-            if (value === undefined) headers.delete('sforce-numberofrecords');
-            else headers.set('sforce-numberofrecords', value);
-            return new Response(res.body, { status: res.status, headers });
-          },
+        const rewriting = await rewritingResults((res) => {
+          const headers = new Headers(res.headers);
+          if (value === undefined) headers.delete('sforce-numberofrecords');
+          else headers.set('sforce-numberofrecords', value);
+          return new Response(res.body, { status: res.status, headers });
         });
         const results = rewriting.streamBulkQueryResults(jobId, FIELDS, { maxRecords: 100 });
         if (outcome === null) {
