@@ -17,6 +17,7 @@ import {
   pushWriteback,
   reportRun,
   runWriteback,
+  type WritebackCollectInput,
   type WritebackPushOutput,
 } from '../../../lambdas/core/writeback';
 import { TransientError } from '../../../lambdas/shared/errors';
@@ -153,17 +154,17 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     try {
       const pushed = await pushWriteback(deps, { runId, task: 'Lead-update' });
       expect(pushed).toMatchObject({ status: 'bulk-pending' });
-      const running = await collectWriteback(deps, pushed as WritebackPushOutput);
+      const running = await collectWriteback(deps, pushed as WritebackCollectInput);
       expect(running).toMatchObject({ status: 'bulk-pending', attempt: 1 });
       const said = env.logger.records.filter((r) => r.message === 'Bulk ingest jobs still running').at(-1);
       expect(said?.level).toBe('info');
       expect(said?.attributes).toMatchObject({ running: 1, attempt: 1, records: LEADS });
       expect(said?.attributes.recordsProcessed).toEqual(expect.any(Number));
       // The job finishes in Salesforce's time (the emulator's delay), not the test clock's.
-      let state = running as WritebackPushOutput;
+      let state = running;
       for (let i = 0; state.status === 'bulk-pending' && i < 100; i += 1) {
         await new Promise((resolve) => setTimeout(resolve, 100));
-        state = (await collectWriteback(deps, state)) as WritebackPushOutput;
+        state = await collectWriteback(deps, state);
       }
       expect(state).toMatchObject({ status: 'collected' });
     } finally {
