@@ -704,7 +704,9 @@ describe('extract crash sweep: one crash per run at every statement and call, th
         first: [],
       });
       // Every point of the step was reached: a floor on their number keeps the sweep from passing empty.
-      expect(result.byChannel.pg ?? 0).toBeGreaterThanOrEqual((scenario.kind === 'athena' ? 10 : 15) / PG_STRIDE);
+      expect(result.byChannel.pg ?? 0).toBeGreaterThanOrEqual(
+        (scenario.kind === 'athena' ? 10 : 15) / PG_STRIDE,
+      );
       expect(
         result.byChannel[scenario.kind === 'athena' ? 'athena' : 'salesforce'] ?? 0,
       ).toBeGreaterThanOrEqual(4);
