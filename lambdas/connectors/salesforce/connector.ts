@@ -540,7 +540,40 @@ interface SignInAnswer {
 }
 
 /**
- * Gives every request of a jsforce transport (the sign-in's) jsforce's `timeout` option: the
+ * The proxy a sign-in request to `url` goes through. jsforce takes one from `https_proxy`,
+ * `http_proxy`, `HTTPS_PROXY` or `HTTP_PROXY` (in that order) for every request and reads no
+ * `NO_PROXY`: behind a corporate proxy, the sign-in to a Salesforce emulator on this machine
+ * (`roundtrip demo`, `npm start`) went to the proxy, which cannot reach it, and failed. None for
+ * a loopback host (`localhost`, 127.0.0.0/8, `::1`) or a host that `no_proxy`/`NO_PROXY` names
+ * (`*`; a host; a domain, with or without a leading dot or `*.`, and its subdomains; a port in an
+ * entry is ignored). roundtrip's own calls (REST, Bulk) go through no proxy.
+ */
+export function signInProxyFor(url: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const proxy = env.https_proxy || env.http_proxy || env.HTTPS_PROXY || env.HTTP_PROXY || undefined;
+  if (proxy === undefined) return undefined;
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  } catch {
+    return proxy;
+  }
+  if (host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\./.test(host))
+    return undefined;
+  const entries = (env.no_proxy ?? env.NO_PROXY ?? '')
+    .split(/[\s,]+/)
+    .map((entry) => entry.trim().toLowerCase())
+    .filter((entry) => entry !== '');
+  for (const raw of entries) {
+    if (raw === '*') return undefined;
+    const entry = raw.replace(/^\*?\./, '').replace(/:\d+$/, '');
+    if (host === entry || host.endsWith(`.${entry}`)) return undefined;
+  }
+  return proxy;
+}
+
+/**
+ * Gives every request of a jsforce transport (the sign-in's) jsforce's `timeout` option, and the
+ * proxy {@link signInProxyFor} says (none for this machine's own hosts): the
  * request is aborted when its answer has not begun within `ms`. (A body that stops after that is
  * bounded only by the wait in `signInWithin`.) Each answer is handed to `onAnswer`: jsforce's
  * error of a SOAP sign-in is the answer's body alone, without its status.
@@ -552,7 +585,7 @@ function limitJsforceRequests(
 ): void {
   const httpRequest = transport.httpRequest.bind(transport);
   transport.httpRequest = (req, options = {}) => {
-    const answer = httpRequest(req, { ...options, timeout: ms });
+    const answer = httpRequest(req, { ...options, timeout: ms, httpProxy: signInProxyFor(req.url) });
     answer.then(
       (res) => onAnswer({ method: req.method, url: req.url, status: res.statusCode, body: res.body }),
       () => undefined,
