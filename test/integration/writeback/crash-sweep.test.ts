@@ -112,10 +112,11 @@ const HAND_ON = process.env.CRASH_SWEEP_HAND_ON === '1';
  * every residue, and at every point of the other kinds; a large case (hundreds of records: a
  * scenario takes a second or more) at every point of the kinds new to it (`everyPointOf`) only:
  * the `endedFirst` and `endedOpen` cases at every {@link ENDED_RUN_STRIDE}th point of those kinds
- * and every other point of the Salesforce calls ({@link ENDED_RUN_CALL_STRIDE}: the two of them
- * with a Bulk job of the same kind, whose indexes differ by one, cover both residues). About 700
- * scenarios (780 before the twenty-second session made the ended cases' strides longer, to keep
- * `npm test` under ten minutes on a slower machine). Prepare and Report run before the large cases, whose scenarios leave the
+ * and every other point of the Salesforce calls and of the deaths after a commit
+ * ({@link ENDED_RUN_HALF_STRIDE}: the two of them with a Bulk job of the same kind, whose indexes
+ * differ by one, cover both residues). About 670 scenarios (780 before the twenty-second session
+ * made the ended cases' strides longer, to keep `npm test` under ten minutes on a slower
+ * machine). Prepare and Report run before the large cases, whose scenarios leave the
  * org with hundreds of thousands of records that Prepare's forecast would count (32 s instead of 1).
  */
 const FULL = process.env.CRASH_SWEEP_FULL === '1';
@@ -129,16 +130,20 @@ const DEFAULT_STRIDE = 6;
 const ENDED_RUN_STRIDE = 24;
 /**
  * The stride of those cases' Salesforce calls (a call failing before it reaches Salesforce, or
- * applied with its answer lost): half of them are the same Bulk job's polls and results as a
- * small case's.
+ * applied with its answer lost) and deaths after a commit: half of them are the same Bulk job's
+ * polls and results, and the same push's and collect's commits, as a small case's.
  */
-const ENDED_RUN_CALL_STRIDE = 2;
+const ENDED_RUN_HALF_STRIDE = 2;
 const SAMPLED_KINDS: ReadonlySet<CrashKind> = new Set<CrashKind>([
   'pg-dies-before',
   'pg-fails',
   'pg-fails-run-ends',
 ]);
-const CALL_KINDS: ReadonlySet<CrashKind> = new Set<CrashKind>(['sf-fails-before', 'sf-answer-lost']);
+const ENDED_RUN_HALVED_KINDS: ReadonlySet<CrashKind> = new Set<CrashKind>([
+  'sf-fails-before',
+  'sf-answer-lost',
+  'pg-dies-after-commit',
+]);
 
 /** The steps a case crashes in; the others run without a crash. */
 type Phase = 'writeback' | 'prepare' | 'report';
@@ -188,7 +193,7 @@ interface Case {
 function strideOf(c: Case, k: CrashKind): number {
   if (FULL || c.everyPointOf) return 1;
   const ended = c.endedFirst !== undefined || c.endedOpen !== undefined;
-  if (ended && CALL_KINDS.has(k)) return ENDED_RUN_CALL_STRIDE;
+  if (ended && ENDED_RUN_HALVED_KINDS.has(k)) return ENDED_RUN_HALF_STRIDE;
   if (!SAMPLED_KINDS.has(k)) return 1;
   return ended ? ENDED_RUN_STRIDE : DEFAULT_STRIDE;
 }
