@@ -91,6 +91,11 @@ export interface SalesforceEmulator {
   resetApiUsage(): void;
   /** Ends every session now, as if they had all timed out. */
   expireSessions(): void;
+  /**
+   * Releases every open REST query cursor, as Salesforce does with one idle for 15 minutes or a
+   * user's oldest when the user opens an eleventh: its next page answers `INVALID_QUERY_LOCATOR`.
+   */
+  releaseQueryCursors(): void;
   /** Closes the server (open connections are dropped). */
   stop(): Promise<void>;
 }
@@ -233,6 +238,7 @@ export async function startSalesforceEmulator(
     },
     resetApiUsage: () => usage.reset(),
     expireSessions: () => auth.expireAll(),
+    releaseQueryCursors: () => rest.closeCursors(),
     stop: () =>
       new Promise<void>((resolve, reject) => {
         rest.closeCursors();

@@ -37,7 +37,7 @@ import {
   type BulkQueryJobState,
 } from './constants';
 import { createBulkCsvPageByteConverter, csvHeaderLine, recordToCopyCsvLine } from './csv';
-import { classifySalesforceError } from './errors';
+import { classifySalesforceError, QueryCursorReleasedError } from './errors';
 import { parseJsonLossless } from './json';
 import { bulkPollDelaySeconds } from './poll';
 import { apiRelative, GET_ATTEMPTS } from './calls';
@@ -884,7 +884,13 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
           });
         }
       } catch (err) {
-        if (!(err instanceof TransientError) || attempt >= attempts) throw err;
+        // A released cursor does not come back: sending the page's GET again only costs calls.
+        if (
+          !(err instanceof TransientError) ||
+          err instanceof QueryCursorReleasedError ||
+          attempt >= attempts
+        )
+          throw err;
         logger.warn('Salesforce GET failed; sending it again', { operation, attempt, error: err.message });
         await new Promise((resolve) => setTimeout(resolve, GET_RETRY_PAUSE_MS * attempt));
       }

@@ -84,6 +84,23 @@ function parseApiErrorBody(body: string): { errorCode: string; message: string }
   return undefined;
 }
 
+/**
+ * A query's next page refused with `INVALID_QUERY_LOCATOR`: Salesforce released the query's
+ * server-side cursor, as it does with a cursor idle for 15 minutes and with a user's oldest when
+ * the user opens an eleventh (SOAP API, QueryLocator: other tools signed in as the same
+ * integration user count). The same page will not come back; the query sent again reads from the
+ * start, so the step is retried (its load rolled back). Named `TransientError`, as the state
+ * machine's Retry matches it.
+ */
+export class QueryCursorReleasedError extends TransientError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(
+      `${message} (Salesforce released the query's cursor, as it does after 15 idle minutes or when the user opens an eleventh, other tools signed in as the same user included; the read starts again from the beginning)`,
+      options,
+    );
+  }
+}
+
 /** The error code of a jsforce, OAuth, SOAP, fetch or Node error. */
 export function salesforceErrorCode(err: unknown): string | undefined {
   const errorCode = stringProp(err, 'errorCode');
@@ -168,6 +185,7 @@ export function classifySalesforceError(
   // A refused connection is transient even where the refresh rule above says otherwise (its
   // message may not name the code), and says what to check.
   if (code === 'ECONNREFUSED') return new TransientError(`${message} ${REFUSED_CONNECTION_HINT}`, { cause });
+  if (code === 'INVALID_QUERY_LOCATOR') return new QueryCursorReleasedError(message, { cause });
   if (transient) return new TransientError(message, { cause });
   if (code === 'REQUEST_LIMIT_EXCEEDED') {
     return new ApiLimitExceededError(

@@ -17,6 +17,7 @@ import {
 } from '../../../lambdas/connectors/salesforce';
 import { withOwnCallCounts } from '../../../lambdas/shared/call-scope';
 import { SalesforceSignInRefusedError, TerminalError, TransientError } from '../../../lambdas/shared/errors';
+import { QueryCursorReleasedError } from '../../../lambdas/connectors/salesforce/errors';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
@@ -478,6 +479,27 @@ describe('Salesforce connector against the emulator', () => {
       );
       await expectAllLeadsLoaded('rest_expiry');
       expect(sf.calls.count({ operation: 'login' })).toBeGreaterThanOrEqual(1);
+    });
+
+    it('gives up on a REST read whose cursor Salesforce released, transiently and without sending the page again', async () => {
+      sf.calls.clear();
+      const stream = c.queryRestCsv('SELECT ' + FIELDS.join(', ') + ' FROM Lead', FIELDS, { batchSize: 200 });
+      const pages = stream[Symbol.asyncIterator]();
+      await pages.next(); // the header
+      await pages.next(); // the first page
+      // An eleventh cursor of the integration user, or 15 idle minutes: the next page is refused.
+      sf.releaseQueryCursors();
+      const err = await (async () => {
+        while (!(await pages.next()).done);
+      })().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TransientError);
+      expect(err).toBeInstanceOf(QueryCursorReleasedError);
+      expect((err as Error).name).toBe('TransientError');
+      expect((err as Error).message).toMatch(
+        /^Salesforce query failed: INVALID_QUERY_LOCATOR: invalid query locator \(Salesforce released the query's cursor, as it does after 15 idle minutes or when the user opens an eleventh, .* the read starts again from the beginning\)$/,
+      );
+      // The refused page was asked once: a released cursor does not come back.
+      expect(sf.calls.count({ operation: 'queryMore', status: 400 })).toBe(1);
     });
 
     it('fetches a REST query page again when refused with 503s or cut mid-stream, and loads every row once', async () => {
