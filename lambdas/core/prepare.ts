@@ -68,6 +68,8 @@ export const PREPARE_LOCK_CLASS = 0x72756e73;
 
 /** The `/limits` entry of the daily API allowance (salesforce-wire.md, "Limits and error codes"). */
 export const DAILY_API_REQUESTS_LIMIT = 'DailyApiRequests';
+/** The `/limits` entry of the Bulk API 2.0 query jobs an org may create a day (10,000). */
+export const DAILY_BULK_QUERY_JOBS_LIMIT = 'DailyBulkV2QueryJobs';
 
 /**
  * A new run id, sortable by time: `20240520T204932Z-3f9a1c07` (UTC, then 32 random bits so that
@@ -138,7 +140,9 @@ export interface ExtractForecast {
 
 /**
  * Checks a forecast against the budget: at most `maxApiCallsPerRun`, and what remains of the
- * daily allowance afterwards must stay at or above `reserveDailyApiPercent` of its maximum.
+ * daily allowance afterwards must stay at or above `reserveDailyApiPercent` of its maximum; and
+ * against the org's Bulk API 2.0 query jobs left today (`DailyBulkV2QueryJobs`): a read forecast
+ * to go through Bulk creates one, and with none left its task would fail after the run started.
  * Throws a TerminalError with the numbers.
  */
 export function checkBudget(
@@ -152,6 +156,16 @@ export function checkBudget(
   if (forecast > maxApiCallsPerRun) {
     throw new TerminalError(
       `Run refused: it is forecast to make ${forecast} Salesforce API calls (${detail}), more than budget.maxApiCallsPerRun ${maxApiCallsPerRun}`,
+    );
+  }
+  const bulkReads = perTask.filter((t) => t.api === 'bulk').map((t) => t.task);
+  const jobs = limits?.[DAILY_BULK_QUERY_JOBS_LIMIT];
+  if (jobs && bulkReads.length > jobs.Remaining) {
+    throw new TerminalError(
+      `Run refused: its Bulk reads (${bulkReads.join(', ')}) need ${bulkReads.length} Bulk API 2.0 query ` +
+        `job${bulkReads.length === 1 ? '' : 's'}, and the org has ${jobs.Remaining} of its ${jobs.Max} a day left ` +
+        `(${DAILY_BULK_QUERY_JOBS_LIMIT}: other tools count too, and they free up over a rolling 24 hours). ` +
+        `A task's bulkThreshold above its row count reads it over REST instead`,
     );
   }
   const daily = limits?.[DAILY_API_REQUESTS_LIMIT];

@@ -72,6 +72,26 @@ describe('checkBudget', () => {
       ),
     );
   });
+
+  it('refuses a run whose Bulk reads need more query jobs than the org has left today', () => {
+    const two = [
+      ...perTask,
+      { task: 'Contact', rows: 9_000, api: 'rest' as const, apiCalls: 6 },
+      { task: 'Account', rows: 80_000, api: 'bulk' as const, apiCalls: 9 },
+    ];
+    const limits = (remaining: number) => ({
+      DailyApiRequests: { Max: 15_000, Remaining: 14_000 },
+      DailyBulkV2QueryJobs: { Max: 10_000, Remaining: remaining },
+    });
+    expect(() => checkBudget(config, 31, two, limits(2))).not.toThrow();
+    expect(() => checkBudget(config, 31, two, limits(1))).toThrow(
+      new TerminalError(
+        "Run refused: its Bulk reads (Lead, Account) need 2 Bulk API 2.0 query jobs, and the org has 1 of its 10000 a day left (DailyBulkV2QueryJobs: other tools count too, and they free up over a rolling 24 hours). A task's bulkThreshold above its row count reads it over REST instead",
+      ),
+    );
+    // REST reads need none.
+    expect(() => checkBudget(config, 6, [two[1]!], limits(0))).not.toThrow();
+  });
 });
 
 describe('newRunId', () => {
