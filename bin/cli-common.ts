@@ -10,7 +10,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { taskName, type PipelineConfig } from '../lambdas/config';
 import { suggestion } from '../lambdas/config/issues';
 import { AthenaDuplicateKeysFound } from '../lambdas/core/contracts';
-import { duplicateKeysWarning } from '../lambdas/core/extract-athena';
+import { duplicateKeysWarning } from '../lambdas/core/duplicate-keys';
 import type { LocalRunEvent } from '../statemachine/local';
 import { formatSummaryTable, heldBackAgainNote, type RunSummary } from './local/summary';
 import {

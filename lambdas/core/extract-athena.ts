@@ -59,6 +59,7 @@ import {
   type AthenaLoadOutput,
 } from './contracts';
 import { athenaOf, splitTableName, type CoreDeps } from './deps';
+import { duplicateKeysWarning, oneRowAKeyFix, repeatedKeysText } from './duplicate-keys';
 import { recordTaskResult } from './run-state';
 import { extractConfigPath } from './salesforce-read';
 
@@ -164,44 +165,6 @@ function nulCharacterError(err: unknown, task: AthenaExtractTask, table: string)
 
 /** The characters of a repeated key's value that the output and messages keep (the rest cut, `…`). */
 const MAX_KEY_VALUE_CHARS = 200;
-
-/** A key value as the messages write it: a number as it is, NULL, anything else quoted. */
-function keyValueText(value: string | null): string {
-  if (value === null) return 'NULL';
-  return /^-?\d+(\.\d+)?$/.test(value) ? value : `'${value.replace(/'/g, "''")}'`;
-}
-
-/**
- * The keys repeated and the rows dropped, as the warning and the error say them:
- * `2 keys in more than one row (id 7: 3 rows, id 9: 2 rows), 3 rows more than keys`.
- */
-function repeatedKeysText(found: AthenaDuplicateKeysFound): string {
-  const many = (n: number, what: string): string =>
-    `${n.toLocaleString('en-US')} ${what}${n === 1 ? '' : 's'}`;
-  const examples = found.examples.map((e) => {
-    const values = found.key.map((k) => keyValueText(e.key[k] ?? null));
-    const key =
-      found.key.length === 1
-        ? `${found.key[0] ?? ''} ${values[0] ?? ''}`
-        : `(${found.key.join(', ')}) = (${values.join(', ')})`;
-    return `${key}: ${e.rows} rows`;
-  });
-  const more = found.keys - found.examples.length;
-  return `${many(found.keys, 'key')} in more than one row (${examples.join(', ')}${more > 0 ? `, ${more.toLocaleString('en-US')} more` : ''}), ${many(found.droppedRows, 'row')} more than keys`;
-}
-
-/** How the query returns one row a key: the message's fix. */
-function oneRowAKeyFix(key: readonly string[]): string {
-  return `make the task's query return one row a key, the version you want: SELECT <its columns> FROM (SELECT …, row_number() OVER (PARTITION BY ${key.join(', ')} ORDER BY <a column that orders versions> DESC) AS rn FROM …) WHERE rn = 1`;
-}
-
-/**
- * The warning of a keyed Athena load whose result held keys in more than one row (its output's
- * `duplicateKeys`): said by the log, the local runner's progress and the run's summary.
- */
-export function duplicateKeysWarning(task: string, found: AthenaDuplicateKeysFound): string {
-  return `Extract task ${task}: the query returned ${repeatedKeysText(found)}: ${found.table} kept one row a key, the last in the result file, which Athena orders arbitrarily without ORDER BY, so which row is kept may change from run to run; ${oneRowAKeyFix(found.key)}. Set duplicateKeys: 'fail' on the task to fail instead of loading`;
-}
 
 /** The task named `name`, which must be an Athena extract. */
 export function athenaTask(deps: CoreDeps, name: string): AthenaExtractTask {

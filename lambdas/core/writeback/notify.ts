@@ -33,7 +33,9 @@ import { taskName } from '../../config';
 import { withTransaction } from '../../connectors/postgres';
 import { storedFailureText } from '../../shared/errors';
 import { warnOnFailure } from '../../shared/logging';
+import { AthenaDuplicateKeysFound } from '../contracts';
 import type { CoreDeps, Notification } from '../deps';
+import { duplicateKeysWarning } from '../duplicate-keys';
 import type { ReportOutput } from './contracts';
 import { shellOption } from '../../shared/shell';
 import { CREATED_BESIDE_CODE, KEY_CHANGED_CREATED_CODE, WRITTEN_ERROR_CODES } from './results';
@@ -135,16 +137,9 @@ export function extractLines(extract: Readonly<Record<string, StoredExtract>>): 
     lines.push(
       `  ${name}: ${fmt(n('rows'))} rows read, ${fmt(n('inserted') + n('updated'))} written${deletedText}; ${calls}`,
     );
-    const duplicates = t.duplicateKeys as
-      { table?: unknown; keys?: unknown; droppedRows?: unknown; key?: unknown } | undefined;
-    if (duplicates && typeof duplicates.keys === 'number' && typeof duplicates.droppedRows === 'number') {
-      const key = Array.isArray(duplicates.key) ? duplicates.key.join(', ') : 'the key';
-      lines.push(
-        `    ${fmt(duplicates.keys)} ${duplicates.keys === 1 ? 'key' : 'keys'} (${key}) in more than one row of the query's result: ` +
-          `${String(duplicates.table)} kept one row a key and dropped ${fmt(duplicates.droppedRows)}, ` +
-          `which may change from run to run (make the query return one row a key)`,
-      );
-    }
+    // In the words the log, `roundtrip run` and its summary use.
+    const duplicates = AthenaDuplicateKeysFound.safeParse(t.duplicateKeys);
+    if (duplicates.success) lines.push(`    ${duplicateKeysWarning(name, duplicates.data)}`);
     const retyped = Array.isArray(t.retypedColumns) ? (t.retypedColumns as Record<string, unknown>[]) : [];
     for (const c of retyped) {
       lines.push(

@@ -248,7 +248,13 @@ describe('the notification of a failed run', () => {
         deleted: 0,
         apiCalls: 3,
         s3Reads: 1,
-        duplicateKeys: { table: 'public.orders', key: ['order_id'], droppedRows: 1, keys: 1, examples: [] },
+        duplicateKeys: {
+          table: 'public.orders',
+          key: ['order_id'],
+          droppedRows: 1,
+          keys: 1,
+          examples: [{ key: { order_id: '7' }, rows: 2 }],
+        },
       });
     });
     await reportRun(deps(), { runId, error: { Error: 'TerminalError', Cause: 'the transform failed' } });
@@ -258,7 +264,7 @@ describe('the notification of a failed run', () => {
       'Extract:',
       '  Lead: 12 rows read, 12 written, 1 flagged deleted; 2 API calls',
       '  orders: 5 rows read, 4 written; 4 Athena/S3 calls',
-      "    1 key (order_id) in more than one row of the query's result: public.orders kept one row a key and dropped 1, which may change from run to run (make the query return one row a key)",
+      "    Extract task orders: the query returned 1 key in more than one row (order_id 7: 2 rows), 1 row more than keys: public.orders kept one row a key, the last in the result file, which Athena orders arbitrarily without ORDER BY, so which row is kept may change from run to run; make the task's query return one row a key, the version you want: SELECT <its columns> FROM (SELECT …, row_number() OVER (PARTITION BY order_id ORDER BY <a column that orders versions> DESC) AS rn FROM …) WHERE rn = 1. Set duplicateKeys: 'fail' on the task to fail instead of loading",
     ]);
   });
 

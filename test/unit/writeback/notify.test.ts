@@ -201,7 +201,13 @@ describe('extractLines', () => {
         deleted: 0,
         apiCalls: 3,
         s3Reads: 1,
-        duplicateKeys: { table: 'public.orders', key: ['order_id'], droppedRows: 2, keys: 1, examples: [] },
+        duplicateKeys: {
+          table: 'public.orders',
+          key: ['order_id'],
+          droppedRows: 2,
+          keys: 1,
+          examples: [{ key: { order_id: '7' }, rows: 3 }],
+        },
       },
       // A task whose step failed: its calls alone.
       Account: { apiCalls: 2 },
@@ -213,7 +219,7 @@ describe('extractLines', () => {
       '    column public.sf_lead.Rating__c retyped numeric → text, as Salesforce changed the type of Lead.Rating__c',
       '  Contact: 7 rows read, 2 written, 1 removed; 1 API call',
       '  orders: 40 rows read, 38 written; 4 Athena/S3 calls',
-      "    1 key (order_id) in more than one row of the query's result: public.orders kept one row a key and dropped 2, which may change from run to run (make the query return one row a key)",
+      "    Extract task orders: the query returned 1 key in more than one row (order_id 7: 3 rows), 2 rows more than keys: public.orders kept one row a key, the last in the result file, which Athena orders arbitrarily without ORDER BY, so which row is kept may change from run to run; make the task's query return one row a key, the version you want: SELECT <its columns> FROM (SELECT …, row_number() OVER (PARTITION BY order_id ORDER BY <a column that orders versions> DESC) AS rn FROM …) WHERE rn = 1. Set duplicateKeys: 'fail' on the task to fail instead of loading",
       '  Account: not loaded; 2 API calls',
     ]);
     expect(extractLines({})).toEqual([]);
