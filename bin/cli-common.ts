@@ -10,7 +10,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { taskName, type PipelineConfig } from '../lambdas/config';
 import { suggestion } from '../lambdas/config/issues';
 import { AthenaDuplicateKeysFound } from '../lambdas/core/contracts';
-import { duplicateKeysWarning } from '../lambdas/core/duplicate-keys';
+import { duplicateKeysWarning, retypedColumnWarning } from '../lambdas/core/load-warnings';
 import type { LocalRunEvent } from '../statemachine/local';
 import { formatSummaryTable, heldBackAgainNote, type RunSummary } from './local/summary';
 import {
@@ -305,9 +305,7 @@ export function progressPrinter(
         // said here, since a transform that reads the column as it was may fail on it.
         const retyped = (out as { retypedColumns?: unknown } | null)?.retypedColumns;
         for (const c of Array.isArray(retyped) ? (retyped as Record<string, unknown>[]) : []) {
-          write(
-            `  ! ${task}: Salesforce changed the type of ${String(c.object)}.${String(c.field)}: column ${String(c.field)} of ${String(c.table)} retyped from ${String(c.from)} to ${String(c.to)}; a transform that reads it as ${String(c.from)} may fail`,
-          );
+          write(`  ! ${task}: ${retypedColumnWarning(c)}`);
         }
         // A keyed Athena extract whose query returned keys in more than one row: the merge kept
         // one row a key, which one Athena's order decided.

@@ -6,7 +6,7 @@
 import { Client, type Pool } from 'pg';
 import { applySessionSettings } from '../../lambdas/connectors/postgres';
 import { AthenaDuplicateKeysFound } from '../../lambdas/core/contracts';
-import { duplicateKeysWarning } from '../../lambdas/core/duplicate-keys';
+import { duplicateKeysWarning } from '../../lambdas/core/load-warnings';
 import { endRunningRun } from '../../lambdas/core/run-state';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
 import { keyNotExtractedNote } from '../../lambdas/core/writeback/plan';

@@ -59,7 +59,7 @@ import {
   type AthenaLoadOutput,
 } from './contracts';
 import { athenaOf, splitTableName, type CoreDeps } from './deps';
-import { duplicateKeysWarning, oneRowAKeyFix, repeatedKeysText } from './duplicate-keys';
+import { duplicateKeysWarning, oneRowAKeyFix, repeatedKeysText } from './load-warnings';
 import { recordTaskResult } from './run-state';
 import { extractConfigPath } from './salesforce-read';
 

@@ -35,7 +35,7 @@ import { storedFailureText } from '../../shared/errors';
 import { warnOnFailure } from '../../shared/logging';
 import { AthenaDuplicateKeysFound } from '../contracts';
 import type { CoreDeps, Notification } from '../deps';
-import { duplicateKeysWarning } from '../duplicate-keys';
+import { duplicateKeysWarning, retypedColumnWarning } from '../load-warnings';
 import type { ReportOutput } from './contracts';
 import { shellOption } from '../../shared/shell';
 import { CREATED_BESIDE_CODE, KEY_CHANGED_CREATED_CODE, WRITTEN_ERROR_CODES } from './results';
@@ -141,12 +141,7 @@ export function extractLines(extract: Readonly<Record<string, StoredExtract>>): 
     const duplicates = AthenaDuplicateKeysFound.safeParse(t.duplicateKeys);
     if (duplicates.success) lines.push(`    ${duplicateKeysWarning(name, duplicates.data)}`);
     const retyped = Array.isArray(t.retypedColumns) ? (t.retypedColumns as Record<string, unknown>[]) : [];
-    for (const c of retyped) {
-      lines.push(
-        `    column ${String(c.table)}.${String(c.field)} retyped ${String(c.from)} → ${String(c.to)}, ` +
-          `as Salesforce changed the type of ${String(c.object)}.${String(c.field)}`,
-      );
-    }
+    for (const c of retyped) lines.push(`    ${retypedColumnWarning(c)}`);
   }
   return lines;
 }

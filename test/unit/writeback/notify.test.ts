@@ -216,7 +216,7 @@ describe('extractLines', () => {
       '',
       'Extract:',
       '  Lead: 1,200 rows read, 1,150 written, 3 flagged deleted; 5 API calls',
-      '    column public.sf_lead.Rating__c retyped numeric → text, as Salesforce changed the type of Lead.Rating__c',
+      '    Salesforce changed the type of Lead.Rating__c: column Rating__c of public.sf_lead retyped from numeric to text; a transform that reads it as numeric may fail',
       '  Contact: 7 rows read, 2 written, 1 removed; 1 API call',
       '  orders: 40 rows read, 38 written; 4 Athena/S3 calls',
       "    Extract task orders: the query returned 1 key in more than one row (order_id 7: 3 rows), 2 rows more than keys: public.orders kept one row a key, the last in the result file, which Athena orders arbitrarily without ORDER BY, so which row is kept may change from run to run; make the task's query return one row a key, the version you want: SELECT <its columns> FROM (SELECT …, row_number() OVER (PARTITION BY order_id ORDER BY <a column that orders versions> DESC) AS rn FROM …) WHERE rn = 1. Set duplicateKeys: 'fail' on the task to fail instead of loading",

@@ -1,8 +1,9 @@
 /**
- * How a keyed Athena extract's keys repeated in its result are told (the load's output
- * `duplicateKeys`, extract-athena.ts): the warning, and the parts its `duplicateKeys: 'fail'`
- * error shares. A module of its own, without the Athena extract's connectors, so that the Report
- * (its notification) and the CLI say the same words without loading them.
+ * The warnings of an extract's load, in the words the log, `roundtrip run`'s progress and summary,
+ * and the run's notification share: keys a keyed Athena result repeated (its output's
+ * `duplicateKeys`, extract-athena.ts; and the parts its `duplicateKeys: 'fail'` error shares), and
+ * columns a Salesforce load retyped (`retypedColumns`, extract-salesforce.ts). A module of its
+ * own, without the extracts' connectors, so that the Report and the CLI load none of them.
  */
 import type { AthenaDuplicateKeysFound } from './contracts';
 
@@ -43,4 +44,14 @@ export function oneRowAKeyFix(key: readonly string[]): string {
  */
 export function duplicateKeysWarning(task: string, found: AthenaDuplicateKeysFound): string {
   return `Extract task ${task}: the query returned ${repeatedKeysText(found)}: ${found.table} kept one row a key, the last in the result file, which Athena orders arbitrarily without ORDER BY, so which row is kept may change from run to run; ${oneRowAKeyFix(found.key)}. Set duplicateKeys: 'fail' on the task to fail instead of loading`;
+}
+
+/**
+ * The warning of a column of a Salesforce extract's copy that its load retyped, Salesforce having
+ * changed its field's type (an element of the output's `retypedColumns`, read loosely from a step
+ * output or a stored summary).
+ */
+export function retypedColumnWarning(column: Readonly<Record<string, unknown>>): string {
+  const { object, field, table, from, to } = column;
+  return `Salesforce changed the type of ${String(object)}.${String(field)}: column ${String(field)} of ${String(table)} retyped from ${String(from)} to ${String(to)}; a transform that reads it as ${String(from)} may fail`;
 }
