@@ -35,7 +35,11 @@ export const COMPOSITE_MAX_SUBREQUESTS = 25;
 export const COMPOSITE_MAX_COLLECTION_SUBREQUESTS = 5;
 /** Query page size bounds and default (REST API Developer Guide, "Query Options Header"). */
 export const QUERY_BATCH_SIZE = { min: 200, max: 2000, default: 2000 } as const;
-/** A query cursor lives this long after its last use (REST API Developer Guide, "Query"). */
+/**
+ * A query cursor lives this long after its last use: the older limit (REST API Developer Guide,
+ * "Query", before API version 56.0, which made cursors last two days), kept because it is the
+ * stricter, and a test of a cursor released needs one to expire.
+ */
 export const QUERY_CURSOR_IDLE_MS = 15 * 60 * 1000;
 
 /** The message of `EXCEEDED_ID_LIMIT` (salesforce-wire.md, "sObject Collections"). */
