@@ -47,6 +47,11 @@ export interface SalesforceEmulatorOptions {
   /** Interface to listen on. @default '127.0.0.1' */
   host?: string;
   /**
+   * The host name its URLs (login, instance) give instead of the address it listens on: a name
+   * only a proxy resolves, in a test of calls that must go through the proxy. @default host
+   */
+  publicHost?: string;
+  /**
    * Folder(s) of describe files. Files in a later folder extend or override earlier ones.
    * @default the repo's emulators/salesforce/describes
    */
@@ -218,7 +223,8 @@ export async function startSalesforceEmulator(
     });
   });
   const { port } = server.address() as AddressInfo;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const named = options.publicHost ?? host;
+  const url = `http://${named.includes(':') ? `[${named}]` : named}:${port}`;
   auth.loginUrl = url;
   auth.instanceUrl = url;
   const apiVersion = [...apiVersions].sort((a, b) => parseFloat(b) - parseFloat(a))[0] ?? DEFAULT_API_VERSION;

@@ -1,6 +1,7 @@
 /**
  * The Salesforce connector: a session signed in with jsforce (API version pinned; jsforce also
- * renews it) and every call sent with our own fetch or node:http(s) — the reads the extract steps
+ * renews it) and every call sent with our own fetch or node:http(s), through the environment's
+ * proxy when it names one (proxy.ts) — the reads the extract steps
  * need (describe, cached; `COUNT()`; REST query paging; Bulk API 2.0 query jobs with their results
  * paged by locator and streamed), the write-back's calls, API usage, and every error mapped once
  * to transient or terminal with secrets redacted. Every call has time limits
@@ -41,6 +42,7 @@ import { classifySalesforceError, QueryCursorReleasedError } from './errors';
 import { parseJsonLossless } from './json';
 import { bulkPollDelaySeconds } from './poll';
 import { apiRelative, GET_ATTEMPTS } from './calls';
+import { proxiedFetch, proxyAgentFor, proxyFor, throughProxyError } from './proxy';
 import { callCounter } from '../../shared/call-scope';
 
 export { apiRelative, GET_ATTEMPTS } from './calls';
@@ -403,13 +405,14 @@ export interface PutLimits {
  * With `limits`, an upload the socket stops taking (the socket's buffer full and not drained for
  * `idleMs`; a body slow to be produced is not timed), an answer that does not begin within
  * `answerMs` of the upload's end, and an answer that stops for `idleMs` each fail the call with
- * `limits.error(…)`, the connection closed.
+ * `limits.error(…)`, the connection closed. `agent`: the tunnel through a proxy (proxy.ts), if any.
  */
 export function putWithBackpressure(
   url: URL,
   body: Readable,
   headers: Record<string, string>,
   limits?: PutLimits,
+  agent?: http.Agent,
 ): Promise<{ status: number; text: string; limit: string | undefined }> {
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
@@ -426,7 +429,7 @@ export function putWithBackpressure(
       stopTimers();
       fn();
     };
-    const req = transport.request(url, { method: 'PUT', headers }, (res) => {
+    const req = transport.request(url, { method: 'PUT', headers, agent }, (res) => {
       clearTimeout(answerTimer);
       clearInterval(uploadWatch);
       if (limits) res.setTimeout(limits.idleMs, () => fail(limits.error('body', limits.idleMs)));
@@ -540,40 +543,9 @@ interface SignInAnswer {
 }
 
 /**
- * The proxy a sign-in request to `url` goes through. jsforce takes one from `https_proxy`,
- * `http_proxy`, `HTTPS_PROXY` or `HTTP_PROXY` (in that order) for every request and reads no
- * `NO_PROXY`: behind a corporate proxy, the sign-in to a Salesforce emulator on this machine
- * (`roundtrip demo`, `npm start`) went to the proxy, which cannot reach it, and failed. None for
- * a loopback host (`localhost`, 127.0.0.0/8, `::1`) or a host that `no_proxy`/`NO_PROXY` names
- * (`*`; a host; a domain, with or without a leading dot or `*.`, and its subdomains; a port in an
- * entry is ignored). roundtrip's own calls (REST, Bulk) go through no proxy.
- */
-export function signInProxyFor(url: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const proxy = env.https_proxy || env.http_proxy || env.HTTPS_PROXY || env.HTTP_PROXY || undefined;
-  if (proxy === undefined) return undefined;
-  let host: string;
-  try {
-    host = new URL(url).hostname.toLowerCase().replace(/^\[|\]$/g, '');
-  } catch {
-    return proxy;
-  }
-  if (host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\./.test(host))
-    return undefined;
-  const entries = (env.no_proxy ?? env.NO_PROXY ?? '')
-    .split(/[\s,]+/)
-    .map((entry) => entry.trim().toLowerCase())
-    .filter((entry) => entry !== '');
-  for (const raw of entries) {
-    if (raw === '*') return undefined;
-    const entry = raw.replace(/^\*?\./, '').replace(/:\d+$/, '');
-    if (host === entry || host.endsWith(`.${entry}`)) return undefined;
-  }
-  return proxy;
-}
-
-/**
  * Gives every request of a jsforce transport (the sign-in's) jsforce's `timeout` option, and the
- * proxy {@link signInProxyFor} says (none for this machine's own hosts): the
+ * proxy {@link proxyFor} says (none for this machine's own hosts; jsforce would take the proxy of
+ * the environment for every request, this machine's included, and reads no `NO_PROXY`): the
  * request is aborted when its answer has not begun within `ms`. (A body that stops after that is
  * bounded only by the wait in `signInWithin`.) Each answer is handed to `onAnswer`: jsforce's
  * error of a SOAP sign-in is the answer's body alone, without its status.
@@ -585,7 +557,7 @@ function limitJsforceRequests(
 ): void {
   const httpRequest = transport.httpRequest.bind(transport);
   transport.httpRequest = (req, options = {}) => {
-    const answer = httpRequest(req, { ...options, timeout: ms, httpProxy: signInProxyFor(req.url) });
+    const answer = httpRequest(req, { ...options, timeout: ms, httpProxy: proxyFor(req.url) });
     answer.then(
       (res) => onAnswer({ method: req.method, url: req.url, status: res.statusCode, body: res.body }),
       () => undefined,
@@ -683,7 +655,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
   }
   const redactor: Redactor = createRedactor(secretValuesOf(secret));
   const logger = options.logger.child({ connector: 'salesforce' });
-  const doFetch = options.fetch ?? globalThis.fetch;
+  const doFetch = options.fetch ?? proxiedFetch();
   const timeouts: SalesforceTimeouts = { ...DEFAULT_SALESFORCE_TIMEOUTS, ...options.timeouts };
   const secretRef = options.secretName ? `the secret ${options.secretName}` : 'the Salesforce secret';
   const loginUrlFrom = options.loginUrlFrom ?? `loginUrl of ${secretRef}`;
@@ -1385,6 +1357,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       callsHere.count();
       const url = new URL(base() + path);
       let answer: { status: number; text: string; limit: string | undefined };
+      const agent = await proxyAgentFor(url.href);
       try {
         answer = await putWithBackpressure(
           url,
@@ -1395,9 +1368,22 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
             idleMs: timeouts.idleMs,
             error: (what, ms) => new CallTimeoutError(operation, 'PUT', what, ms),
           },
+          agent,
         );
       } catch (err) {
-        throw classifySalesforceError(err, { operation, redactor });
+        const proxy = proxyFor(url.href);
+        const timedOut = err instanceof CallTimeoutError;
+        throw classifySalesforceError(proxy && !timedOut ? throughProxyError(err, proxy) : err, {
+          operation,
+          redactor,
+        });
+      }
+      const proxy = proxyFor(url.href);
+      if (answer.status === 407 && proxy) {
+        // The proxy refused the tunnel (https-proxy-agent hands its answer on as the request's).
+        throw new TerminalError(
+          `Salesforce ${operation} failed: ${throughProxyError(new Error(`the proxy answered 407 Proxy Authentication Required`), proxy).message}`,
+        );
       }
       const limitInfo = parseLimitInfo(answer.limit);
       if (limitInfo) usage = limitInfo;

@@ -2,7 +2,7 @@
  * A corporate proxy in the environment does not stand between roundtrip and a Salesforce on this
  * machine (`roundtrip demo`, `npm start` behind a proxy): jsforce sends every sign-in request
  * through the proxy `HTTPS_PROXY` names and reads no `NO_PROXY`; the connector sends a sign-in to
- * a loopback host directly (signInProxyFor). This file sets a proxy nothing listens on before
+ * a loopback host directly (proxyFor). This file sets a proxy nothing listens on before
  * jsforce loads.
  */
 import { DEAD_PROXY, restoreProxyEnvironment } from '../../support/dead-proxy';

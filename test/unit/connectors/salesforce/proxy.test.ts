@@ -1,0 +1,83 @@
+import { proxyFor, throughProxyError } from '../../../../lambdas/connectors/salesforce/proxy';
+
+describe('proxyFor', () => {
+  const PROXY = 'http://proxy.corp.example:3128';
+
+  it('is none without a proxy variable, and jsforce’s first one set otherwise', () => {
+    expect(proxyFor('https://login.salesforce.com', {})).toBeUndefined();
+    expect(proxyFor('https://login.salesforce.com', { HTTPS_PROXY: PROXY })).toBe(PROXY);
+    expect(proxyFor('https://login.salesforce.com', { HTTP_PROXY: PROXY })).toBe(PROXY);
+    expect(
+      proxyFor('https://login.salesforce.com', {
+        https_proxy: 'http://a:1',
+        HTTPS_PROXY: 'http://b:2',
+      }),
+    ).toBe('http://a:1');
+    // An empty variable is no proxy (jsforce makes no agent of it either).
+    expect(proxyFor('https://login.salesforce.com', { https_proxy: '', HTTP_PROXY: PROXY })).toBe(PROXY);
+  });
+
+  it('is none for this machine: localhost, 127.0.0.0/8 and ::1 (a Salesforce emulator)', () => {
+    for (const url of [
+      'http://localhost:4010/services/Soap/u/62.0',
+      'http://127.0.0.1:4010/services/oauth2/token',
+      'http://127.12.0.3:80',
+      'http://[::1]:4010',
+      'http://app.localhost:8080',
+    ])
+      expect([url, proxyFor(url, { HTTPS_PROXY: PROXY })]).toEqual([url, undefined]);
+  });
+
+  it('is none for a host NO_PROXY names: *, the host, or a domain with its subdomains', () => {
+    const url = 'https://acme.my.salesforce.com/services/oauth2/token';
+    for (const noProxy of [
+      '*',
+      'acme.my.salesforce.com',
+      'salesforce.com',
+      '.salesforce.com',
+      '*.salesforce.com',
+      'intranet, salesforce.com:443',
+    ])
+      expect([noProxy, proxyFor(url, { HTTPS_PROXY: PROXY, NO_PROXY: noProxy })]).toEqual([
+        noProxy,
+        undefined,
+      ]);
+    expect(proxyFor(url, { HTTPS_PROXY: PROXY, no_proxy: 'force.com,example.test' })).toBe(PROXY);
+    // A suffix that is not a whole label does not match.
+    expect(proxyFor(url, { HTTPS_PROXY: PROXY, NO_PROXY: 'force.com,lesforce.com' })).toBe(PROXY);
+  });
+});
+
+describe('throughProxyError', () => {
+  const env = { HTTPS_PROXY: 'http://bob:hunter2@proxy.corp:3128' };
+
+  it("says the proxy without its password, the variable, and the deepest cause's message and code", () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:3128'), { code: 'ECONNREFUSED' });
+    const err = throughProxyError(new TypeError('fetch failed', { cause: refused }), env.HTTPS_PROXY, env);
+    expect(err.message).toBe(
+      'the call through the proxy http://proxy.corp:3128 (from HTTPS_PROXY; NO_PROXY names hosts to reach directly) failed: connect ECONNREFUSED 10.0.0.1:3128',
+    );
+    expect((err as Error & { code?: string }).code).toBe('ECONNREFUSED');
+    expect(err.message).not.toContain('hunter2');
+  });
+
+  it('says when the proxy wants credentials', () => {
+    const tunnel = Object.assign(new Error('Proxy response (407) !== 200 when HTTP Tunneling'), {
+      code: 'UND_ERR_ABORTED',
+    });
+    const cancelled = new DOMException('Request was cancelled.');
+    Object.defineProperty(cancelled, 'cause', { value: tunnel });
+    const err = throughProxyError(
+      new TypeError('fetch failed', { cause: cancelled }),
+      'http://proxy.corp:3128',
+      {
+        https_proxy: 'http://proxy.corp:3128',
+      },
+    );
+    expect(err.message).toContain('(from https_proxy;');
+    expect(err.message).toContain(
+      'failed: Proxy response (407) !== 200 when HTTP Tunneling (the proxy wants credentials',
+    );
+    expect((err as Error & { code?: string }).code).toBe('UND_ERR_ABORTED');
+  });
+});
