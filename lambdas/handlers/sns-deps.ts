@@ -5,6 +5,7 @@
 import type { PublishCommand as PublishCommandType, SNSClient as SNSClientType } from '@aws-sdk/client-sns';
 import type { Notifier } from '../core/deps';
 import { HANDLER_ENV, traced, type NotifierBuilder } from './deps';
+import { AWS_PROXY_AGENTS } from '../shared/aws-timeouts';
 
 /** SNS messages are at most 256 KB; ours are a few KB, and one is cut well below that. */
 export const SNS_MESSAGE_MAX_BYTES = 200_000;
@@ -18,6 +19,7 @@ export const SNS_TIMEOUTS = {
   connectionTimeout: 3_000,
   requestTimeout: 5_000,
   throwOnRequestTimeout: true,
+  ...AWS_PROXY_AGENTS,
 } as const;
 
 /** Attempts of a publish (the SDK's default is 3): with the timeouts, at most about 10 s in all. */

@@ -12,12 +12,22 @@
  * that stops mid-stream is the reader's to bound (the Athena connector's `s3IdleMs`): the SDK's
  * `socketTimeout` would also count the pauses of a reader that is busy elsewhere.
  */
+import { awsProxyAgents } from './proxy';
+
+/**
+ * The agents of every AWS SDK client when the environment names a proxy at start (a laptop behind
+ * a corporate proxy: the SDK itself reads no proxy variable), through which the calls go in a
+ * `CONNECT` tunnel, but to this machine's hosts and those `NO_PROXY` names (lambdas/shared/proxy.ts);
+ * none in a Lambda, which keeps the SDK's own.
+ */
+export const AWS_PROXY_AGENTS = awsProxyAgents();
 
 /** Secrets Manager, Athena, STS, Step Functions: 5 s to connect, 30 s for an answer to begin. */
 export const AWS_API_TIMEOUTS = {
   connectionTimeout: 5_000,
   requestTimeout: 30_000,
   throwOnRequestTimeout: true,
+  ...AWS_PROXY_AGENTS,
 } as const;
 
 /**

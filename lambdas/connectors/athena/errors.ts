@@ -1,6 +1,7 @@
 /**
  * Athena and S3 failures mapped once to transient or terminal (athena-wire.md, "Transport").
  */
+import { PROXY_TUNNEL_UNAVAILABLE } from '../../shared/proxy';
 import { TerminalError, TransientError } from '../../shared/errors';
 
 /** Error names a retry may clear (Athena throttling, S3 SlowDown, 5xx, dropped connections). */
@@ -18,6 +19,7 @@ const TRANSIENT_NAMES = new Set([
 ]);
 
 const TRANSIENT_NETWORK_CODES = new Set([
+  PROXY_TUNNEL_UNAVAILABLE,
   'ECONNRESET',
   'ECONNREFUSED',
   'EPIPE',

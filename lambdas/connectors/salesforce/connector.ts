@@ -42,7 +42,8 @@ import { classifySalesforceError, QueryCursorReleasedError } from './errors';
 import { parseJsonLossless } from './json';
 import { bulkPollDelaySeconds } from './poll';
 import { apiRelative, GET_ATTEMPTS } from './calls';
-import { proxiedFetch, proxyAgentFor, proxyFor, throughProxyError } from './proxy';
+import { proxiedFetch } from './proxy';
+import { proxyFor, tunnelAgentFor } from '../../shared/proxy';
 import { callCounter } from '../../shared/call-scope';
 
 export { apiRelative, GET_ATTEMPTS } from './calls';
@@ -1357,7 +1358,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       callsHere.count();
       const url = new URL(base() + path);
       let answer: { status: number; text: string; limit: string | undefined };
-      const agent = await proxyAgentFor(url.href);
+      const agent = tunnelAgentFor(url);
       try {
         answer = await putWithBackpressure(
           url,
@@ -1371,19 +1372,8 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
           agent,
         );
       } catch (err) {
-        const proxy = proxyFor(url.href);
-        const timedOut = err instanceof CallTimeoutError;
-        throw classifySalesforceError(proxy && !timedOut ? throughProxyError(err, proxy) : err, {
-          operation,
-          redactor,
-        });
-      }
-      const proxy = proxyFor(url.href);
-      if (answer.status === 407 && proxy) {
-        // The proxy refused the tunnel (https-proxy-agent hands its answer on as the request's).
-        throw new TerminalError(
-          `Salesforce ${operation} failed: ${throughProxyError(new Error(`the proxy answered 407 Proxy Authentication Required`), proxy).message}`,
-        );
+        // (A tunnel the proxy refused fails with an error that names the proxy: lambdas/shared/proxy.ts.)
+        throw classifySalesforceError(err, { operation, redactor });
       }
       const limitInfo = parseLimitInfo(answer.limit);
       if (limitInfo) usage = limitInfo;

@@ -4,6 +4,7 @@
  * operation, Salesforce's error code and its text (which names the object or field), after
  * redaction: no password, token, key or session id survives into it.
  */
+import { PROXY_TUNNEL_UNAVAILABLE } from '../../shared/proxy';
 import {
   ApiLimitExceededError,
   REFUSED_CONNECTION_HINT,
@@ -25,6 +26,7 @@ const TRANSIENT_CODES = new Set([
 
 /** Node and fetch error codes of a dropped or refused connection. */
 const TRANSIENT_NETWORK_CODES = new Set([
+  PROXY_TUNNEL_UNAVAILABLE,
   'ECONNRESET',
   'ECONNREFUSED',
   'ECONNABORTED',

@@ -1,4 +1,7 @@
-import { proxyFor, throughProxyError } from '../../../../lambdas/connectors/salesforce/proxy';
+import { classifyAthenaError } from '../../../lambdas/connectors/athena/errors';
+import { classifySalesforceError } from '../../../lambdas/connectors/salesforce/errors';
+import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
+import { proxyFor, throughProxyError } from '../../../lambdas/shared/proxy';
 
 describe('proxyFor', () => {
   const PROXY = 'http://proxy.corp.example:3128';
@@ -78,6 +81,35 @@ describe('throughProxyError', () => {
     expect(err.message).toContain(
       'failed: Proxy response (407) !== 200 when HTTP Tunneling (the proxy wants credentials',
     );
-    expect((err as Error & { code?: string }).code).toBe('UND_ERR_ABORTED');
+    // A tunnel refused for its credentials: a setting to change, not a call to retry.
+    expect((err as Error & { code?: string }).code).toBe('PROXY_TUNNEL_REFUSED');
+  });
+});
+
+describe('a tunnel the proxy refused, as the connectors classify it', () => {
+  const through = (text: string): Error =>
+    throughProxyError(new TypeError('fetch failed', { cause: new Error(text) }), 'http://proxy.corp:3128', {
+      HTTPS_PROXY: 'http://proxy.corp:3128',
+    });
+
+  it('is transient when the proxy answered 5xx (it could not reach the host), terminal for 407 and 403', () => {
+    for (const text of [
+      'Proxy response (502) !== 200 when HTTP Tunneling',
+      'the proxy answered 503 to CONNECT x:443',
+    ]) {
+      expect(classifySalesforceError(through(text), { operation: 'count' })).toBeInstanceOf(TransientError);
+      expect(classifyAthenaError(through(text), 'Athena GetQueryExecution')).toBeInstanceOf(TransientError);
+    }
+    for (const text of [
+      'Proxy response (407) !== 200 when HTTP Tunneling',
+      'the proxy answered 403 to CONNECT x:443',
+    ]) {
+      const sf = classifySalesforceError(through(text), { operation: 'count' });
+      expect(sf).toBeInstanceOf(TerminalError);
+      expect(sf).not.toBeInstanceOf(TransientError);
+      expect(classifyAthenaError(through(text), 'Athena GetQueryExecution')).not.toBeInstanceOf(
+        TransientError,
+      );
+    }
   });
 });
