@@ -13,7 +13,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import type net from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import tls from 'node:tls';
 
 /** The variables a proxy is read from, in the order they are read. */
@@ -136,7 +136,7 @@ export function openTunnel(
   host: string,
   port: number,
   env: NodeJS.ProcessEnv,
-): Promise<net.Socket> {
+): Promise<Socket> {
   const url = new URL(proxy);
   const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const headers: Record<string, string> = { host: target };
@@ -218,7 +218,9 @@ function connectThroughProxy(
   openTunnel(proxy, host, port, env).then(
     (socket) => {
       if (!secure) return callback?.(null, socket);
-      const secured = tls.connect({ ...options, socket, servername: options.servername ?? host });
+      // SNI names the host, never an IP address (which TLS does not allow in it).
+      const servername = options.servername || (isIP(host) ? undefined : host);
+      const secured = tls.connect({ ...options, socket, ...(servername ? { servername } : {}) });
       callback?.(null, secured);
     },
     (err: Error) => callback?.(err, undefined as unknown as Duplex),
