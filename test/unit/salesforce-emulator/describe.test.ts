@@ -152,6 +152,13 @@ describe('describes', () => {
 
   it('loads the describe files kept in the repo by default', () => {
     // Reads emulators/salesforce/describes/*.json: the repo's own files, nothing written.
-    expect(loadDescribes().map((d) => d.name)).toEqual(['Account', 'Contact', 'Lead', 'Task', 'User']);
+    expect(loadDescribes().map((d) => d.name)).toEqual([
+      'Account',
+      'Contact',
+      'Event',
+      'Lead',
+      'Task',
+      'User',
+    ]);
   });
 });
