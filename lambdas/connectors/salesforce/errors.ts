@@ -150,6 +150,10 @@ export function classifySalesforceError(
   }
   let code = salesforceErrorCode(err);
   let rawMessage = err instanceof Error ? err.message : String(err);
+  // fetch says only "fetch failed": the reason (the host that did not resolve, the address that
+  // refused) is its cause's message.
+  const causeMessage = stringProp((err as { cause?: unknown } | null)?.cause, 'message');
+  if (rawMessage === 'fetch failed' && causeMessage) rawMessage = `fetch failed: ${causeMessage}`;
   // A call made with a text response type leaves the JSON error body unparsed in the message.
   const apiError = code?.startsWith('ERROR_HTTP_') ? parseApiErrorBody(rawMessage) : undefined;
   if (apiError) {

@@ -97,6 +97,17 @@ describe('classifySalesforceError', () => {
     expect(classifySalesforceError(err)).toBeInstanceOf(TransientError);
   });
 
+  it('says the reason of a fetch that failed, which fetch keeps in its cause', () => {
+    const cause = Object.assign(new Error('getaddrinfo ENOTFOUND acme.my.salesforce.com'), {
+      code: 'ENOTFOUND',
+    });
+    const err = classifySalesforceError(new TypeError('fetch failed', { cause }), { operation: 'count' });
+    expect(err).toBeInstanceOf(TransientError);
+    expect(err.message).toBe(
+      'Salesforce count failed: ENOTFOUND: fetch failed: getaddrinfo ENOTFOUND acme.my.salesforce.com',
+    );
+  });
+
   it('reads an error body left unparsed by a text response type', () => {
     const err = apiError(
       'ERROR_HTTP_400',
