@@ -42,7 +42,7 @@ describe('roundtrip emulate salesforce', () => {
       expect(text).toContain('security token: (empty)');
       expect(text).toContain('client id:      roundtrip-local');
       expect(text).toContain('client secret:  roundtrip-secret');
-      expect(text).toContain('Account=1, Contact=0, Lead=2');
+      expect(text).toContain('Account=1, Contact=0, Event=0, Lead=2, Task=0, User=0');
       const conn = new Connection({ loginUrl: url, version: VERSION });
       await conn.login('admin@roundtrip.test', 'roundtrip');
       const leads = await conn.query<{ LastName: string; LeadScore__c: number | null }>(
