@@ -114,9 +114,10 @@ const HAND_ON = process.env.CRASH_SWEEP_HAND_ON === '1';
  * the `endedFirst` and `endedOpen` cases at every {@link ENDED_RUN_STRIDE}th point of those kinds
  * and every other point of the Salesforce calls and of the deaths after a commit
  * ({@link ENDED_RUN_HALF_STRIDE}: the two of them with a Bulk job of the same kind, whose indexes
- * differ by one, cover both residues). About 670 scenarios (780 before the twenty-second session
- * made the ended cases' strides longer, to keep `npm test` under ten minutes on a slower
- * machine). Prepare and Report run before the large cases, whose scenarios leave the
+ * differ by one, cover both residues); the small write-back cases' failing statements alternate
+ * between their two kinds ({@link ALTERNATING_KINDS}). About 670 scenarios (780 before the
+ * twenty-second session made the ended cases' strides longer, to keep `npm test` under ten minutes
+ * on a slower machine), fewer since the twenty-third's alternation. Prepare and Report run before the large cases, whose scenarios leave the
  * org with hundreds of thousands of records that Prepare's forecast would count (32 s instead of 1).
  */
 const FULL = process.env.CRASH_SWEEP_FULL === '1';
@@ -189,13 +190,34 @@ interface Case {
   readonly endedOpen?: { readonly recorded: 'Uploaded' | 'Open' };
 }
 
+/**
+ * The two kinds of a statement that fails, which a small write-back case samples in turn
+ * (twenty-third session, to keep `npm test` inside its time): `pg-fails` at every
+ * 2 × {@link DEFAULT_STRIDE}th statement from the case's offset, `pg-fails-run-ends` at those
+ * {@link DEFAULT_STRIDE} after them, so that between the six small cases each statement fails in
+ * one of the two ways (each way at every sixth before; both at every point with `CRASH_SWEEP_FULL=1`).
+ */
+const ALTERNATING_KINDS: Partial<Record<CrashKind, number>> = { 'pg-fails': 0, 'pg-fails-run-ends': 1 };
+
+function alternates(c: Case, k: CrashKind): boolean {
+  const ended = c.endedFirst !== undefined || c.endedOpen !== undefined;
+  return !FULL && !c.everyPointOf && !ended && c.phase === 'writeback' && ALTERNATING_KINDS[k] !== undefined;
+}
+
 /** The points of kind `k` a case crashes at: 1…n, or every stride-th from its offset. */
 function strideOf(c: Case, k: CrashKind): number {
   if (FULL || c.everyPointOf) return 1;
   const ended = c.endedFirst !== undefined || c.endedOpen !== undefined;
   if (ended && ENDED_RUN_HALVED_KINDS.has(k)) return ENDED_RUN_HALF_STRIDE;
   if (!SAMPLED_KINDS.has(k)) return 1;
+  if (alternates(c, k)) return 2 * DEFAULT_STRIDE;
   return ended ? ENDED_RUN_STRIDE : DEFAULT_STRIDE;
+}
+
+/** The first point of kind `k` a case with offset `offset` crashes at (then every stride-th). */
+function firstPointOf(c: Case, k: CrashKind, offset: number): number {
+  const shift = alternates(c, k) ? (ALTERNATING_KINDS[k] as number) * DEFAULT_STRIDE : 0;
+  return 1 + ((offset + shift) % strideOf(c, k));
 }
 
 /**
@@ -1390,7 +1412,7 @@ describe('write-back crash-point sweep', () => {
     let kind = 0;
     let at: number | undefined;
     const n = (k: CrashKind): number => pointsOf(k, baseline);
-    const first = (k: CrashKind): number => 1 + (offset % strideOf(c, k));
+    const first = (k: CrashKind): number => firstPointOf(c, k, offset);
     // A crash point past every point of the case's first run is looked for (a crash can lead a
     // run through more points than a run without one), but not without end: a run whose points
     // grow with the scenarios before it (a statement a task of the database, say) would keep the
@@ -1506,7 +1528,7 @@ describe('write-back crash-point sweep', () => {
         // crash goes through: the not-reached scenario's run, and the case's first scenario's.
         const n = points[k];
         const stride = strideOf(c, k);
-        const first = 1 + (index % stride);
+        const first = firstPointOf(c, k, index);
         const expected = Array.from(
           { length: n >= first ? Math.floor((n - first) / stride) + 1 : 0 },
           (_, i) => first + i * stride,
