@@ -136,6 +136,7 @@ export function openTunnel(
   host: string,
   port: number,
   env: NodeJS.ProcessEnv,
+  timeoutMs: number = TUNNEL_TIMEOUT_MS,
 ): Promise<Socket> {
   const url = new URL(proxy);
   const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -152,9 +153,21 @@ export function openTunnel(
       path: target,
       headers,
       agent: false,
-      timeout: TUNNEL_TIMEOUT_MS,
     });
+    // A limit on opening the tunnel only: the request's own `timeout` option would stay on the
+    // socket, and end a tunnel that waits longer than it for an answer (a slow Salesforce call).
+    const timer = setTimeout(
+      () =>
+        req.destroy(
+          Object.assign(new Error(`no tunnel to ${target} within ${timeoutMs / 1000} s`), {
+            code: 'ETIMEDOUT',
+          }),
+        ),
+      timeoutMs,
+    );
+    req.once('close', () => clearTimeout(timer));
     req.once('connect', (res, socket, head) => {
+      clearTimeout(timer);
       if (res.statusCode === 200) {
         if (head.length > 0) socket.unshift(head);
         resolve(socket);
@@ -173,13 +186,6 @@ export function openTunnel(
         ),
       );
     });
-    req.once('timeout', () =>
-      req.destroy(
-        Object.assign(new Error(`no tunnel to ${target} within ${TUNNEL_TIMEOUT_MS / 1000} s`), {
-          code: 'ETIMEDOUT',
-        }),
-      ),
-    );
     req.once('error', (err) => reject(throughProxyError(err, proxy, env)));
     req.end();
   });
@@ -188,11 +194,6 @@ export function openTunnel(
 type ConnectOptions = http.ClientRequestArgs & tls.ConnectionOptions;
 type Callback = (err: Error | null, stream: Duplex) => void;
 
-/**
- * A new connection of a {@link TunnelAgent}: through a `CONNECT` tunnel to a host the proxy serves
- * ({@link proxyFor}, read at each new connection), TLS running inside it for https; directly to any
- * other host (`direct`, the plain agent's own).
- */
 /** The proxy of a connection to the host of `options` ({@link proxyFor}), or undefined. */
 function proxyOfConnection(
   secure: boolean,
@@ -204,9 +205,15 @@ function proxyOfConnection(
   return proxyFor(`${secure ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`, env);
 }
 
+/**
+ * A new connection of a {@link TunnelAgent}: through a `CONNECT` tunnel to a host the proxy serves
+ * ({@link proxyFor}, read at each new connection), TLS running inside it for https; directly to any
+ * other host (`direct`, the plain agent's own).
+ */
 function connectThroughProxy(
   secure: boolean,
   env: NodeJS.ProcessEnv,
+  tunnelTimeoutMs: number,
   options: ConnectOptions,
   callback: Callback | undefined,
   direct: () => Duplex,
@@ -215,7 +222,7 @@ function connectThroughProxy(
   const port = Number(options.port ?? (secure ? 443 : 80));
   const proxy = proxyOfConnection(secure, env, options);
   if (proxy === undefined) return direct();
-  openTunnel(proxy, host, port, env).then(
+  openTunnel(proxy, host, port, env, tunnelTimeoutMs).then(
     (socket) => {
       if (!secure) return callback?.(null, socket);
       // SNI names the host, never an IP address (which TLS does not allow in it).
@@ -234,13 +241,16 @@ function connectThroughProxy(
  */
 export const TunnelAgent = {
   https: class HttpsTunnelAgent extends https.Agent {
-    constructor(private readonly env: NodeJS.ProcessEnv = process.env) {
+    constructor(
+      private readonly env: NodeJS.ProcessEnv = process.env,
+      private readonly tunnelTimeoutMs: number = TUNNEL_TIMEOUT_MS,
+    ) {
       super({ keepAlive: true, maxSockets: 50 });
     }
     override createConnection(options: ConnectOptions, callback?: Callback): Duplex | undefined {
       const direct = (): Duplex =>
         (https.Agent.prototype.createConnection as (o: ConnectOptions) => Duplex).call(this, options);
-      return connectThroughProxy(true, this.env, options, callback, direct);
+      return connectThroughProxy(true, this.env, this.tunnelTimeoutMs, options, callback, direct);
     }
     // Connections are pooled by host and by the proxy they go through.
     override getName(options?: https.AgentOptions & ConnectOptions): string {
@@ -248,7 +258,10 @@ export const TunnelAgent = {
     }
   },
   http: class HttpTunnelAgent extends http.Agent {
-    constructor(private readonly env: NodeJS.ProcessEnv = process.env) {
+    constructor(
+      private readonly env: NodeJS.ProcessEnv = process.env,
+      private readonly tunnelTimeoutMs: number = TUNNEL_TIMEOUT_MS,
+    ) {
       super({ keepAlive: true, maxSockets: 50 });
     }
     override createConnection(options: ConnectOptions, callback?: Callback): Duplex | undefined {
@@ -258,7 +271,7 @@ export const TunnelAgent = {
           options,
           callback,
         );
-      return connectThroughProxy(false, this.env, options, callback, direct);
+      return connectThroughProxy(false, this.env, this.tunnelTimeoutMs, options, callback, direct);
     }
     override getName(options?: ConnectOptions): string {
       return `${super.getName(options)}:${proxyOfConnection(false, this.env, options ?? {}) ?? 'direct'}`;

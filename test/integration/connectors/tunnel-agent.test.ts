@@ -5,7 +5,7 @@
  * (loopback here) is reached directly.
  */
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { generateTestCertificates, hasOpenssl } from '../../../emulators/postgres/certificates';
 import { TunnelAgent } from '../../../lambdas/shared/proxy';
 import { startConnectProxy, type ConnectProxy } from '../../support/connect-proxy';
@@ -23,7 +23,9 @@ describe('TunnelAgent over TLS', () => {
     const certs = generateTestCertificates({ dnsNames: [HOST, 'localhost'], ipAddresses: ['127.0.0.1'] });
     caPem = certs.caPem;
     server = https.createServer({ cert: certs.certPem, key: certs.keyPem }, (req, res) => {
-      res.end(`hello ${req.headers.host}`);
+      const answer = (): void => void res.end(`hello ${req.headers.host}`);
+      if (req.url === '/slow') setTimeout(answer, 600);
+      else answer();
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
@@ -79,6 +81,34 @@ describe('TunnelAgent over TLS', () => {
       expect(proxy.tunnels.length).toBe(before);
     } finally {
       agent.destroy();
+    }
+  });
+
+  it('bounds the opening of a tunnel only: an answer slower than that limit still comes through it', async () => {
+    const agent = new TunnelAgent.https({ HTTPS_PROXY: proxy.url }, 200);
+    try {
+      expect(await get(agent, `https://${HOST}:${port}/slow`)).toBe(`200 hello ${HOST}:${port}`);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('fails a tunnel the proxy does not answer within the limit, naming the proxy', async () => {
+    const silent = net.createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const agent = new TunnelAgent.https({ HTTPS_PROXY: url }, 200);
+    try {
+      const err = (await get(agent, `https://${HOST}:${port}/`).catch((e: unknown) => e)) as Error & {
+        code?: string;
+      };
+      expect(err.message).toBe(
+        `the call through the proxy ${url} (from HTTPS_PROXY; NO_PROXY names hosts to reach directly) failed: no tunnel to ${HOST}:${port} within 0.2 s`,
+      );
+      expect(err.code).toBe('ETIMEDOUT');
+    } finally {
+      agent.destroy();
+      silent.close();
     }
   });
 });
