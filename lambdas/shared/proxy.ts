@@ -5,10 +5,10 @@
  * ({@link proxyFor}). Behind a corporate proxy a laptop reaches Salesforce and AWS only through
  * it; a Lambda has no proxy variable and goes directly.
  *
- * Calls through node:http(s) (the Bulk CSV upload, the AWS SDK's clients) go through a `CONNECT`
- * tunnel opened by {@link TunnelAgent}'s agents; the Salesforce connector's fetch calls through undici's
- * ProxyAgent (connectors/salesforce/proxy.ts). A user and password in the proxy's URL are sent as
- * `Proxy-Authorization: Basic`; no error shows them.
+ * Every call through a proxy goes through a `CONNECT` tunnel opened by {@link TunnelAgent}'s
+ * agents, with node:http(s): the Bulk CSV upload, the AWS SDK's clients, and the Salesforce
+ * connector's fetch calls (connectors/salesforce/proxy.ts: Node's fetch takes no agent). A user
+ * and password in the proxy's URL are sent as `Proxy-Authorization: Basic`; no error shows them.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -93,7 +93,8 @@ export function throughProxyError(err: unknown, proxy: string, env: NodeJS.Proce
         : ''),
     { cause: err },
   );
-  // A tunnel the proxy refused: undici says "Proxy response (502) !== 200 …", openTunnel its own.
+  // A tunnel the proxy refused: openTunnel says "the proxy answered 502 …" (undici, behind jsforce's
+  // or another fetch, "Proxy response (502) !== 200 …").
   const status = /Proxy response \((\d{3})\)|proxy answered (\d{3})/.exec(text);
   const tunnelStatus = status ? Number(status[1] ?? status[2]) : undefined;
   if (tunnelStatus !== undefined) code = tunnelCode(tunnelStatus);
