@@ -349,6 +349,7 @@ export class PipelineStack extends Stack {
         serviceName: service,
         logRetention,
         ...(network ? { network } : {}),
+        ...(net?.proxy ? { environment: proxyEnvironment(net.proxy) } : {}),
       });
     }
     this.functions = functions;
@@ -785,4 +786,19 @@ export function nagResource(stack: Stack, value: string): string {
 /** Acknowledges exact cdk-nag findings (`Rule[Finding]`) on one construct, with one reason. */
 function acknowledge(scope: IConstruct, ids: readonly string[], reason: string): void {
   for (const id of ids) Validations.of(scope).acknowledge({ id, reason });
+}
+
+/**
+ * The environment of every function behind `deployment.network.proxy`: the proxy its Salesforce and
+ * AWS calls go through (lambdas/shared/proxy.ts reads `HTTPS_PROXY` for both schemes), and the hosts
+ * reached directly (`NO_PROXY`: the VPC's interface endpoints, say).
+ */
+export function proxyEnvironment(proxy: {
+  readonly url: string;
+  readonly noProxy?: readonly string[];
+}): Record<string, string> {
+  return {
+    HTTPS_PROXY: proxy.url,
+    ...(proxy.noProxy && proxy.noProxy.length > 0 ? { NO_PROXY: proxy.noProxy.join(',') } : {}),
+  };
 }

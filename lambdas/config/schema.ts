@@ -165,6 +165,26 @@ function isSecretReference(value: string): boolean {
   return value.startsWith('arn:') ? SECRET_ARN.test(value) : SECRET_NAME.test(value);
 }
 
+/**
+ * A proxy's URL for the deployed functions: `http://` or `https://`, a host, an optional port,
+ * nothing else. No user name or password: they would sit in plain text in the config and in every
+ * function's configuration (the credentials roundtrip keeps are Secrets Manager's).
+ */
+function isProxyUrl(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.username || url.password) return false;
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
+  return url.hostname !== '' && (url.pathname === '/' || url.pathname === '') && !url.search && !url.hash;
+}
+
+/** A `NO_PROXY` entry: `*`, a host or an IP address, or a domain (`.example.com`, `*.example.com`), an optional port. */
+const NO_PROXY_ENTRY = /^(?:\*|(?:\*\.|\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::\d{1,5})?)$/;
+
 function isLoginUrl(value: string): boolean {
   let url: URL;
   try {
@@ -560,23 +580,43 @@ const notificationsSchema = section('an object with "emails"', {
     .min(1),
 });
 
-const networkSchema = section('an object with "vpcId", "subnetIds" and "securityGroupIds"', {
-  vpcId: text('a VPC id such as "vpc-0a1b2c3d4e5f67890"', (v) => VPC_ID.test(v)),
-  subnetIds: z
+const proxySchema = section('an object with "url" and optionally "noProxy"', {
+  url: text(
+    'a proxy URL without credentials, such as "http://proxy.corp.example:3128" (http or https, a host, a port)',
+    isProxyUrl,
+  ),
+  noProxy: z
     .array(
-      text('a subnet id such as "subnet-0a1b2c3d4e5f67890"', (v) => SUBNET_ID.test(v)),
-      { error: expected('a list of subnet ids') },
+      text('a host, an IP address or a domain such as ".amazonaws.com", optionally with ":port"', (v) =>
+        NO_PROXY_ENTRY.test(v),
+      ),
+      { error: expected('a list of hosts and domains') },
     )
-    .min(1)
-    .superRefine((ids, ctx) => noRepeats(ids, ctx, 'subnet')),
-  securityGroupIds: z
-    .array(
-      text('a security group id such as "sg-0a1b2c3d4e5f67890"', (v) => SECURITY_GROUP_ID.test(v)),
-      { error: expected('a list of security group ids') },
-    )
-    .min(1)
-    .superRefine((ids, ctx) => noRepeats(ids, ctx, 'security group')),
+    .optional(),
 });
+
+const networkSchema = section(
+  'an object with "vpcId", "subnetIds", "securityGroupIds" and optionally "proxy"',
+  {
+    vpcId: text('a VPC id such as "vpc-0a1b2c3d4e5f67890"', (v) => VPC_ID.test(v)),
+    subnetIds: z
+      .array(
+        text('a subnet id such as "subnet-0a1b2c3d4e5f67890"', (v) => SUBNET_ID.test(v)),
+        { error: expected('a list of subnet ids') },
+      )
+      .min(1)
+      .superRefine((ids, ctx) => noRepeats(ids, ctx, 'subnet')),
+    securityGroupIds: z
+      .array(
+        text('a security group id such as "sg-0a1b2c3d4e5f67890"', (v) => SECURITY_GROUP_ID.test(v)),
+        { error: expected('a list of security group ids') },
+      )
+      .min(1)
+      .superRefine((ids, ctx) => noRepeats(ids, ctx, 'security group')),
+    /** The proxy the functions reach Salesforce and AWS through (HTTPS_PROXY, NO_PROXY). */
+    proxy: proxySchema.optional(),
+  },
+);
 
 const LOG_RETENTION_TEXT = `a number of days CloudWatch Logs accepts (${LOG_RETENTION_DAYS.join(', ')})`;
 

@@ -495,6 +495,19 @@ export interface NetworkSettings {
   readonly subnetIds: readonly string[];
   /** `sg-…` ids the functions get; PostgreSQL's security group must admit them on its port. */
   readonly securityGroupIds: readonly string[];
+  /**
+   * A proxy the functions reach Salesforce and AWS through, where the VPC's way out is one (no NAT
+   * gateway): set as `HTTPS_PROXY`, and `noProxy` as `NO_PROXY` (docs/deploy.md, "Network").
+   */
+  readonly proxy?: ProxySettings;
+}
+
+/** `deployment.network.proxy`. */
+export interface ProxySettings {
+  /** `http://host:port` (or `https://`), without credentials. */
+  readonly url: string;
+  /** Hosts, IP addresses and domains (`.amazonaws.com`) reached directly. */
+  readonly noProxy?: readonly string[];
 }
 
 /** Settings that matter only when the pipeline is deployed to AWS (`cdk deploy`). */

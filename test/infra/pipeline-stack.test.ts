@@ -191,7 +191,10 @@ describe('PipelineStack', () => {
     it('runs outside any VPC when deployment.network is not set', () => {
       const functions = Object.values(template.findResources('AWS::Lambda::Function'));
       expect(functions).toHaveLength(STEP_KEYS.length);
-      for (const fn of functions) expect(fn.Properties).not.toHaveProperty('VpcConfig');
+      for (const fn of functions) {
+        expect(fn.Properties).not.toHaveProperty('VpcConfig');
+        expect(Object.keys(fn.Properties.Environment.Variables)).not.toContain('HTTPS_PROXY');
+      }
       const actions = allStatements(template).flatMap(actionsOf);
       expect(actions.filter((a) => a.startsWith('ec2:'))).toEqual([]);
     });
@@ -553,6 +556,11 @@ describe('PipelineStack', () => {
         expect(fn.Properties.VpcConfig).toEqual({
           SubnetIds: ['subnet-0a1b2c3d4e5f67890', 'subnet-1a1b2c3d4e5f67890'],
           SecurityGroupIds: ['sg-0a1b2c3d4e5f67890'],
+        });
+        // deployment.network.proxy: the variables lambdas/shared/proxy.ts reads.
+        expect(fn.Properties.Environment.Variables).toMatchObject({
+          HTTPS_PROXY: 'http://proxy.corp.example:3128',
+          NO_PROXY: '.amazonaws.com,10.0.0.0',
         });
       }
       // The security groups are the caller's: the stack adds no rule to them.

@@ -39,6 +39,10 @@ describe('deployment options of the pipeline config', () => {
         vpcId: 'vpc-0a1b2c3d4e5f67890',
         subnetIds: ['subnet-0a1b2c3d4e5f67890', 'subnet-12345678'],
         securityGroupIds: ['sg-0a1b2c3d4e5f67890'],
+        proxy: {
+          url: 'https://proxy.corp.example:8443',
+          noProxy: ['.amazonaws.com', 'db.internal:5432', '10.1.2.3', '*'],
+        },
       },
       kmsKeyArn: KEY_ARN,
       logRetentionDays: 90,
@@ -121,6 +125,51 @@ describe('deployment options of the pipeline config', () => {
         issue(
           'deployment.network.securityGroupIds[0]',
           'expected a security group id such as "sg-0a1b2c3d4e5f67890", got "subnet-12345678"',
+        ),
+      ],
+    ],
+    [
+      'a proxy URL with credentials, one of another scheme, and a NO_PROXY entry that is not a host',
+      (c) =>
+        (c.deployment = {
+          network: {
+            vpcId: 'vpc-12345678',
+            subnetIds: ['subnet-12345678'],
+            securityGroupIds: ['sg-12345678'],
+            proxy: {
+              url: 'http://bob:hunter2@proxy.corp.example:3128',
+              noProxy: ['.amazonaws.com', 'https://x.test'],
+            },
+          },
+        }),
+      // (The password never shown: config messages redact it.)
+      [
+        issue(
+          'deployment.network.proxy.url',
+          'expected a proxy URL without credentials, such as "http://proxy.corp.example:3128" (http or https, a host, a port), got "http://bob:[REDACTED]@proxy.corp.example:3128"',
+        ),
+        issue(
+          'deployment.network.proxy.noProxy[1]',
+          'expected a host, an IP address or a domain such as ".amazonaws.com", optionally with ":port", got "https://x.test"',
+        ),
+      ],
+    ],
+    [
+      'a SOCKS proxy (the functions tunnel through HTTP CONNECT only)',
+      (c) =>
+        (c.deployment = {
+          network: {
+            vpcId: 'vpc-12345678',
+            subnetIds: ['subnet-12345678'],
+            securityGroupIds: ['sg-12345678'],
+            proxy: { url: 'socks5://proxy.corp.example:1080' },
+          },
+          kmsKeyArn: KEY_ARN,
+        }),
+      [
+        issue(
+          'deployment.network.proxy.url',
+          'expected a proxy URL without credentials, such as "http://proxy.corp.example:3128" (http or https, a host, a port), got "socks5://proxy.corp.example:1080"',
         ),
       ],
     ],
