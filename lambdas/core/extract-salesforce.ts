@@ -553,10 +553,11 @@ async function startExtract(
   // and kept for a retry. The window has no upper bound: rows changed since the count are read
   // all the same, and its time, Salesforce's, still bounds the watermark (loadRows' readStartedAt:
   // a time before the read's start, so those rows are read again by the next run).
-  const reused =
-    counted !== undefined && counted.soql === plan.countSoql && counted.includeDeleted === plan.includeDeleted
-      ? counted
-      : undefined;
+  // On an object without IsDeleted (User) queryAll has no deleted or archived rows to add: a
+  // count through it (Prepare's, for a task with the default deletes, before any table told it the
+  // object has none) counts the rows this read's query returns, and is reused, one call fewer.
+  const sameRows = counted !== undefined && (counted.includeDeleted === plan.includeDeleted || !deletedField);
+  const reused = counted !== undefined && counted.soql === plan.countSoql && sameRows ? counted : undefined;
   const { rows, countedAt } = reused ?? (await countRead());
   const bulkUnreadable = fieldsBulkCannotRead(plan.fields, describe.fields);
   const api = chooseReadApi(rows, task.bulkThreshold, bulkUnreadable);
