@@ -21,6 +21,7 @@
  * scanning data (Athena charges nothing for an EXPLAIN). The check names the config path of a query
  * that is not valid.
  */
+import { proxyDescription } from '../../lambdas/shared/proxy';
 import { GetWorkGroupCommand, type AthenaClient } from '@aws-sdk/client-athena';
 import type { PoolClient } from 'pg';
 import { configWarnings, taskName, type PipelineConfig } from '../../lambdas/config';
@@ -184,6 +185,10 @@ export const validate: Command = async (argv) => {
       detail: `pipeline ${config.name}: ${config.extract.length} extract, ${config.transform.length} transform, ${config.writeback.length} write-back task(s)${mind.join('')}`,
     },
   ];
+  // Behind a proxy, which way the checks' calls (and a run's) go: said, not checked apart (a
+  // proxy that refuses fails the Salesforce and Athena checks with an error naming it).
+  const proxy = proxyDescription();
+  if (proxy !== undefined) results.push({ check: 'proxy', ok: true, detail: proxy });
   const record = async (check: string, run: () => Promise<string>): Promise<boolean> => {
     try {
       results.push({ check, ok: true, detail: await run() });

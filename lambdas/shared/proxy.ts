@@ -53,6 +53,20 @@ export function proxyFor(url: string, env: NodeJS.ProcessEnv = process.env): str
   return proxy;
 }
 
+/**
+ * What `roundtrip validate` says of the environment's proxy, or undefined when none is set: the
+ * proxy (without its password), the variable it came from, and what goes directly.
+ */
+export function proxyDescription(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const variable = PROXY_VARIABLES.find((name) => !!env[name]);
+  if (variable === undefined) return undefined;
+  const direct = (env.no_proxy ?? env.NO_PROXY ?? '').split(/[\s,]+/).filter((entry) => entry !== '');
+  return (
+    `Salesforce and AWS calls go through ${proxyShown(env[variable] as string)} (${variable}), in a CONNECT tunnel; ` +
+    `directly to this machine (localhost, 127.0.0.0/8, ::1)${direct.length > 0 ? ` and to ${direct.join(', ')} (NO_PROXY)` : ''}`
+  );
+}
+
 /** The proxy's URL as an error may show it: its scheme, host and port, never a password. */
 export function proxyShown(proxy: string): string {
   try {

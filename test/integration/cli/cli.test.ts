@@ -86,6 +86,27 @@ describe('the roundtrip CLI', () => {
     expect(report.checks.find((c) => c.check === 'write-back Lead-update')?.detail).toBe(
       'Lead update by Id: LeadScore__c writable',
     );
+    // Behind a proxy it says which way the calls go, and the emulators on this machine are still
+    // reached directly: every check passes as before.
+    const saved = process.env.HTTPS_PROXY;
+    process.env.HTTPS_PROXY = 'http://bob:hunter2@127.0.0.1:9';
+    let proxied: typeof result;
+    try {
+      proxied = await cli(['validate', ...connection, '--json']);
+    } finally {
+      if (saved === undefined) delete process.env.HTTPS_PROXY;
+      else process.env.HTTPS_PROXY = saved;
+    }
+    const behind = lastJsonLine(proxied.stdout) as typeof report;
+    expect(behind.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(behind.checks.map((c) => c.check)).toEqual([
+      'config',
+      'proxy',
+      ...report.checks.map((c) => c.check).slice(1),
+    ]);
+    expect(behind.checks[1]?.detail).toBe(
+      'Salesforce and AWS calls go through http://127.0.0.1:9 (HTTPS_PROXY), in a CONNECT tunnel; directly to this machine (localhost, 127.0.0.0/8, ::1)',
+    );
     // No extract has run into this database yet: the transform cannot run, which is said with what
     // to run, and is not a failure.
     expect(report.checks.slice(-2)).toEqual([

@@ -1,7 +1,7 @@
 import { classifyAthenaError } from '../../../lambdas/connectors/athena/errors';
 import { classifySalesforceError } from '../../../lambdas/connectors/salesforce/errors';
 import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
-import { proxyFor, throughProxyError } from '../../../lambdas/shared/proxy';
+import { proxyDescription, proxyFor, throughProxyError } from '../../../lambdas/shared/proxy';
 
 describe('proxyFor', () => {
   const PROXY = 'http://proxy.corp.example:3128';
@@ -111,5 +111,19 @@ describe('a tunnel the proxy refused, as the connectors classify it', () => {
         TransientError,
       );
     }
+  });
+});
+
+describe('proxyDescription', () => {
+  it('says nothing without a proxy, and the proxy without its password, its variable and NO_PROXY with one', () => {
+    expect(proxyDescription({})).toBeUndefined();
+    expect(
+      proxyDescription({ HTTP_PROXY: 'http://bob:hunter2@proxy.corp:3128', NO_PROXY: '.internal, db.corp' }),
+    ).toBe(
+      'Salesforce and AWS calls go through http://proxy.corp:3128 (HTTP_PROXY), in a CONNECT tunnel; directly to this machine (localhost, 127.0.0.0/8, ::1) and to .internal, db.corp (NO_PROXY)',
+    );
+    expect(proxyDescription({ https_proxy: 'http://proxy.corp:3128' })).toBe(
+      'Salesforce and AWS calls go through http://proxy.corp:3128 (https_proxy), in a CONNECT tunnel; directly to this machine (localhost, 127.0.0.0/8, ::1)',
+    );
   });
 });
