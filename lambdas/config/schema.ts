@@ -171,13 +171,8 @@ function isSecretReference(value: string): boolean {
  * function's configuration (the credentials roundtrip keeps are Secrets Manager's).
  */
 function isProxyUrl(value: string): boolean {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return false;
-  }
-  if (url.username || url.password) return false;
+  const url = urlWithoutCredentials(value);
+  if (url === undefined) return false;
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
   return url.hostname !== '' && (url.pathname === '/' || url.pathname === '') && !url.search && !url.hash;
 }
@@ -185,15 +180,21 @@ function isProxyUrl(value: string): boolean {
 /** A `NO_PROXY` entry: `*`, a host or an IP address, or a domain (`.example.com`, `*.example.com`), an optional port. */
 const NO_PROXY_ENTRY = /^(?:\*|(?:\*\.|\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::\d{1,5})?)$/;
 
-function isLoginUrl(value: string): boolean {
+/** `value` parsed as a URL, or undefined when it is not one or holds a user name or password. */
+function urlWithoutCredentials(value: string): URL | undefined {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    return false;
+    return undefined;
   }
+  return url.username || url.password ? undefined : url;
+}
+
+function isLoginUrl(value: string): boolean {
   // No user name or password: the URL is logged and shown in messages, the credentials are the secret's.
-  if (url.username || url.password) return false;
+  const url = urlWithoutCredentials(value);
+  if (url === undefined) return false;
   return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname));
 }
 

@@ -556,8 +556,12 @@ async function startExtract(
   // On an object without IsDeleted (User) queryAll has no deleted or archived rows to add: a
   // count through it (Prepare's, for a task with the default deletes, before any table told it the
   // object has none) counts the rows this read's query returns, and is reused, one call fewer.
-  const sameRows = counted !== undefined && (counted.includeDeleted === plan.includeDeleted || !deletedField);
-  const reused = counted !== undefined && counted.soql === plan.countSoql && sameRows ? counted : undefined;
+  const reused =
+    counted !== undefined &&
+    counted.soql === plan.countSoql &&
+    (counted.includeDeleted === plan.includeDeleted || !deletedField)
+      ? counted
+      : undefined;
   const { rows, countedAt } = reused ?? (await countRead());
   const bulkUnreadable = fieldsBulkCannotRead(plan.fields, describe.fields);
   const api = chooseReadApi(rows, task.bulkThreshold, bulkUnreadable);

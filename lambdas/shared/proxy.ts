@@ -19,9 +19,24 @@ import tls from 'node:tls';
 /** The variables a proxy is read from, in the order they are read. */
 export const PROXY_VARIABLES = ['https_proxy', 'http_proxy', 'HTTPS_PROXY', 'HTTP_PROXY'] as const;
 
+/** The first of {@link PROXY_VARIABLES} set (not empty), or undefined when none is. */
+function proxyVariable(env: NodeJS.ProcessEnv): (typeof PROXY_VARIABLES)[number] | undefined {
+  return PROXY_VARIABLES.find((name) => !!env[name]);
+}
+
 /** Whether the environment names a proxy at all. */
 export function proxyVariableSet(env: NodeJS.ProcessEnv = process.env): boolean {
-  return PROXY_VARIABLES.some((name) => !!env[name]);
+  return proxyVariable(env) !== undefined;
+}
+
+/** The entries of `no_proxy` (or `NO_PROXY`), as written. */
+function noProxyEntries(env: NodeJS.ProcessEnv): string[] {
+  return (env.no_proxy ?? env.NO_PROXY ?? '').split(/[\s,]+/).filter((entry) => entry !== '');
+}
+
+/** `host:port`, an IPv6 address in brackets. */
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /**
@@ -31,8 +46,9 @@ export function proxyVariableSet(env: NodeJS.ProcessEnv = process.env): boolean 
  * or `*.`, and its subdomains; a port in an entry is ignored).
  */
 export function proxyFor(url: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const proxy = env.https_proxy || env.http_proxy || env.HTTPS_PROXY || env.HTTP_PROXY || undefined;
-  if (proxy === undefined) return undefined;
+  const variable = proxyVariable(env);
+  if (variable === undefined) return undefined;
+  const proxy = env[variable] as string;
   let host: string;
   try {
     host = new URL(url).hostname.toLowerCase().replace(/^\[|\]$/g, '');
@@ -41,11 +57,8 @@ export function proxyFor(url: string, env: NodeJS.ProcessEnv = process.env): str
   }
   if (host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\./.test(host))
     return undefined;
-  const entries = (env.no_proxy ?? env.NO_PROXY ?? '')
-    .split(/[\s,]+/)
-    .map((entry) => entry.trim().toLowerCase())
-    .filter((entry) => entry !== '');
-  for (const raw of entries) {
+  for (const written of noProxyEntries(env)) {
+    const raw = written.toLowerCase();
     if (raw === '*') return undefined;
     const entry = raw.replace(/^\*?\./, '').replace(/:\d+$/, '');
     if (host === entry || host.endsWith(`.${entry}`)) return undefined;
@@ -58,9 +71,9 @@ export function proxyFor(url: string, env: NodeJS.ProcessEnv = process.env): str
  * proxy (without its password), the variable it came from, and what goes directly.
  */
 export function proxyDescription(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const variable = PROXY_VARIABLES.find((name) => !!env[name]);
+  const variable = proxyVariable(env);
   if (variable === undefined) return undefined;
-  const direct = (env.no_proxy ?? env.NO_PROXY ?? '').split(/[\s,]+/).filter((entry) => entry !== '');
+  const direct = noProxyEntries(env);
   return (
     `Salesforce and AWS calls go through ${proxyShown(env[variable] as string)} (${variable}), in a CONNECT tunnel; ` +
     `directly to this machine (localhost, 127.0.0.0/8, ::1)${direct.length > 0 ? ` and to ${direct.join(', ')} (NO_PROXY)` : ''}`
@@ -97,7 +110,7 @@ export function throughProxyError(err: unknown, proxy: string, env: NodeJS.Proce
     cause = cause.cause;
   }
   const text = isErrorLike(cause) ? cause.message : String(cause);
-  const variable = PROXY_VARIABLES.find((name) => !!env[name]);
+  const variable = proxyVariable(env);
   const wrapped = new Error(
     `the call through the proxy ${proxyShown(proxy)}` +
       (variable ? ` (from ${variable}; NO_PROXY names hosts to reach directly)` : '') +
@@ -107,8 +120,8 @@ export function throughProxyError(err: unknown, proxy: string, env: NodeJS.Proce
         : ''),
     { cause: err },
   );
-  // A tunnel the proxy refused: openTunnel says "the proxy answered 502 …" (undici, behind jsforce's
-  // or another fetch, "Proxy response (502) !== 200 …").
+  // A tunnel the proxy refused, by its status: openTunnel's "the proxy answered 502 …", or undici's
+  // "Proxy response (502) !== 200 …" (a fetch with a ProxyAgent; roundtrip sends none now).
   const status = /Proxy response \((\d{3})\)|proxy answered (\d{3})/.exec(text);
   const tunnelStatus = status ? Number(status[1] ?? status[2]) : undefined;
   if (tunnelStatus !== undefined) code = tunnelCode(tunnelStatus);
@@ -154,7 +167,7 @@ export function openTunnel(
   timeoutMs: number = TUNNEL_TIMEOUT_MS,
 ): Promise<Socket> {
   const url = new URL(proxy);
-  const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const target = hostPort(host, port);
   const headers: Record<string, string> = { host: target };
   if (url.username || url.password) {
     const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
@@ -209,15 +222,18 @@ export function openTunnel(
 type ConnectOptions = http.ClientRequestArgs & tls.ConnectionOptions;
 type Callback = (err: Error | null, stream: Duplex) => void;
 
-/** The proxy of a connection to the host of `options` ({@link proxyFor}), or undefined. */
-function proxyOfConnection(
+/**
+ * Where a connection of an agent's `options` goes: its host and port, and the proxy it goes
+ * through ({@link proxyFor}), undefined for none.
+ */
+function connectionRoute(
   secure: boolean,
   env: NodeJS.ProcessEnv,
   options: ConnectOptions,
-): string | undefined {
+): { host: string; port: number; proxy: string | undefined } {
   const host = String(options.host ?? options.hostname ?? 'localhost').replace(/^\[|\]$/g, '');
   const port = Number(options.port ?? (secure ? 443 : 80));
-  return proxyFor(`${secure ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`, env);
+  return { host, port, proxy: proxyFor(`${secure ? 'https' : 'http'}://${hostPort(host, port)}`, env) };
 }
 
 /**
@@ -233,9 +249,7 @@ function connectThroughProxy(
   callback: Callback | undefined,
   direct: () => Duplex,
 ): Duplex | undefined {
-  const host = String(options.host ?? options.hostname ?? 'localhost').replace(/^\[|\]$/g, '');
-  const port = Number(options.port ?? (secure ? 443 : 80));
-  const proxy = proxyOfConnection(secure, env, options);
+  const { host, port, proxy } = connectionRoute(secure, env, options);
   if (proxy === undefined) return direct();
   openTunnel(proxy, host, port, env, tunnelTimeoutMs).then(
     (socket) => {
@@ -269,7 +283,7 @@ export const TunnelAgent = {
     }
     // Connections are pooled by host and by the proxy they go through.
     override getName(options?: https.AgentOptions & ConnectOptions): string {
-      return `${super.getName(options)}:${proxyOfConnection(true, this.env, options ?? {}) ?? 'direct'}`;
+      return `${super.getName(options)}:${connectionRoute(true, this.env, options ?? {}).proxy ?? 'direct'}`;
     }
   },
   http: class HttpTunnelAgent extends http.Agent {
@@ -289,7 +303,7 @@ export const TunnelAgent = {
       return connectThroughProxy(false, this.env, this.tunnelTimeoutMs, options, callback, direct);
     }
     override getName(options?: ConnectOptions): string {
-      return `${super.getName(options)}:${proxyOfConnection(false, this.env, options ?? {}) ?? 'direct'}`;
+      return `${super.getName(options)}:${connectionRoute(false, this.env, options ?? {}).proxy ?? 'direct'}`;
     }
   },
 };

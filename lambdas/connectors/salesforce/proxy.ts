@@ -11,17 +11,20 @@ import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import { proxyFor, tunnelAgentFor } from '../../shared/proxy';
+import type { Agent } from 'node:http';
+import { tunnelAgentFor } from '../../shared/proxy';
 
 /**
- * A fetch that sends a call through the proxy {@link proxyFor} names for its URL, and any other
- * call with Node's fetch.
+ * A fetch that sends a call through the proxy the environment names for its URL (the tunnel agent
+ * of shared/proxy.ts), and any other call with Node's fetch.
  */
 export function proxiedFetch(env: NodeJS.ProcessEnv = process.env): typeof fetch {
   return (input, init) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    if (proxyFor(url, env) === undefined) return globalThis.fetch(input, init);
-    return fetchThroughTunnel(new URL(url), init ?? {}, env);
+    const target = new URL(url);
+    const agent = tunnelAgentFor(target, env);
+    if (agent === undefined) return globalThis.fetch(input, init);
+    return fetchThroughTunnel(target, init ?? {}, agent);
   };
 }
 
@@ -32,12 +35,13 @@ function headersOf(init: RequestInit): Record<string, string> {
 
 /**
  * What the connector asks of fetch, sent with node:http(s) through the tunnel agent: the method,
- * the headers, a body held as text (a streamed body goes with putWithBackpressure), the signal.
+ * the headers, a body held as text (a streamed body goes with putWithBackpressure), the signal;
+ * `agent` is the tunnel's.
  * The answer is a `Response` whose body streams as it arrives (read only as fast as it is
  * consumed), gzip or deflate decoded as fetch does. A refused tunnel fails with the error that
  * names the proxy (shared/proxy.ts); an abort with the signal's reason, as fetch does.
  */
-export function fetchThroughTunnel(url: URL, init: RequestInit, env: NodeJS.ProcessEnv): Promise<Response> {
+export function fetchThroughTunnel(url: URL, init: RequestInit, agent: Agent): Promise<Response> {
   const body = init.body;
   if (body !== undefined && body !== null && typeof body !== 'string') {
     return Promise.reject(new TypeError('a call through a proxy sends its body as text'));
@@ -52,7 +56,7 @@ export function fetchThroughTunnel(url: URL, init: RequestInit, env: NodeJS.Proc
     const req = transport.request(url, {
       method: (init.method ?? 'GET').toUpperCase(),
       headers,
-      agent: tunnelAgentFor(url, env),
+      agent,
     });
     const onAbort = (): void => {
       const reason: unknown = signal?.reason;

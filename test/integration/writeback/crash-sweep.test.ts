@@ -199,15 +199,21 @@ interface Case {
  */
 const ALTERNATING_KINDS: Partial<Record<CrashKind, number>> = { 'pg-fails': 0, 'pg-fails-run-ends': 1 };
 
+/** Whether a case's first run ends before the sweep starts (`endedFirst`, `endedOpen`). */
+function isEnded(c: Case): boolean {
+  return c.endedFirst !== undefined || c.endedOpen !== undefined;
+}
+
 function alternates(c: Case, k: CrashKind): boolean {
-  const ended = c.endedFirst !== undefined || c.endedOpen !== undefined;
-  return !FULL && !c.everyPointOf && !ended && c.phase === 'writeback' && ALTERNATING_KINDS[k] !== undefined;
+  return (
+    !FULL && !c.everyPointOf && !isEnded(c) && c.phase === 'writeback' && ALTERNATING_KINDS[k] !== undefined
+  );
 }
 
 /** The points of kind `k` a case crashes at: 1…n, or every stride-th from its offset. */
 function strideOf(c: Case, k: CrashKind): number {
   if (FULL || c.everyPointOf) return 1;
-  const ended = c.endedFirst !== undefined || c.endedOpen !== undefined;
+  const ended = isEnded(c);
   if (ended && ENDED_RUN_HALVED_KINDS.has(k)) return ENDED_RUN_HALF_STRIDE;
   if (!SAMPLED_KINDS.has(k)) return 1;
   if (alternates(c, k)) return 2 * DEFAULT_STRIDE;
