@@ -46,8 +46,9 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct, IConstruct } from 'constructs';
-import { scheduleExpression, type PipelineConfig } from '../lambdas/config';
+import { scheduleExpression, type PipelineConfig, type ProxySettings } from '../lambdas/config';
 import { caBundleFileProblem } from '../lambdas/shared/ca-bundle';
+import { PROXY_CREDENTIALS_SECRET_VARIABLE } from '../lambdas/shared/proxy';
 import { s3FolderUrl } from '../lambdas/shared/s3-location';
 import { ConfigError, type ConfigIssue } from '../lambdas/shared/errors';
 import { serviceName } from '../lambdas/shared/observability';
@@ -139,6 +140,14 @@ export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
   const secrets = [
     ...(config.salesforce ? [['salesforce.secret', config.salesforce.secret] as const] : []),
     ['postgres.secret', config.postgres.secret] as const,
+    ...(config.deployment?.network?.proxy?.credentialsSecret
+      ? [
+          [
+            'deployment.network.proxy.credentialsSecret',
+            config.deployment.network.proxy.credentialsSecret,
+          ] as const,
+        ]
+      : []),
   ];
   for (const [configPath, reference] of secrets) {
     if (reference.startsWith('arn:') && !COMPLETE_SECRET_ARN.test(reference)) {
@@ -398,12 +407,16 @@ export class PipelineStack extends Stack {
     const salesforceSecret = config.salesforce
       ? secretArnForPolicy(this, config.salesforce.secret)
       : undefined;
+    // Every function's calls may go through the proxy: each reads its credentials.
+    const proxyCredentials = net?.proxy?.credentialsSecret;
+    const proxySecret = proxyCredentials ? secretArnForPolicy(this, proxyCredentials) : undefined;
     const secretsKey = config.deployment?.kmsKeyArn;
     for (const step of STEP_KEYS) {
       const role = functions[step].role;
       const secrets = [
         postgresSecret,
         ...(PIPELINE_STEPS[step].salesforce && salesforceSecret ? [salesforceSecret] : []),
+        ...(proxySecret ? [proxySecret] : []),
       ];
       // GetSecretValue is the one Secrets Manager call the functions make (lambdas/shared/secrets.ts);
       // none writes a secret back (no sign-in flow returns a refresh token to keep).
@@ -790,15 +803,15 @@ function acknowledge(scope: IConstruct, ids: readonly string[], reason: string):
 
 /**
  * The environment of every function behind `deployment.network.proxy`: the proxy its Salesforce and
- * AWS calls go through (lambdas/shared/proxy.ts reads `HTTPS_PROXY` for both schemes), and the hosts
- * reached directly (`NO_PROXY`: the VPC's interface endpoints, say).
+ * AWS calls go through (lambdas/shared/proxy.ts reads `HTTPS_PROXY` for both schemes), the hosts
+ * reached directly (`NO_PROXY`: the VPC's interface endpoints, say), and the secret of the proxy's
+ * credentials, which lambdas/handlers/deps.ts puts into the proxy's URL at start
+ * (`ROUNDTRIP_PROXY_CREDENTIALS_SECRET`).
  */
-export function proxyEnvironment(proxy: {
-  readonly url: string;
-  readonly noProxy?: readonly string[];
-}): Record<string, string> {
+export function proxyEnvironment(proxy: ProxySettings): Record<string, string> {
   return {
     HTTPS_PROXY: proxy.url,
     ...(proxy.noProxy && proxy.noProxy.length > 0 ? { NO_PROXY: proxy.noProxy.join(',') } : {}),
+    ...(proxy.credentialsSecret ? { [PROXY_CREDENTIALS_SECRET_VARIABLE]: proxy.credentialsSecret } : {}),
   };
 }

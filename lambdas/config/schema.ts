@@ -581,7 +581,26 @@ const notificationsSchema = section('an object with "emails"', {
     .min(1),
 });
 
-const proxySchema = section('an object with "url" and optionally "noProxy"', {
+/**
+ * Whether a `NO_PROXY` list lets Secrets Manager be reached directly, in any region: `*`,
+ * `amazonaws.com` (or `.cn`), a region's `<region>.amazonaws.com`, or Secrets Manager's own host
+ * (`secretsmanager.<region>.amazonaws.com`), each as a domain or a host (lambdas/shared/proxy.ts,
+ * proxyFor, matches them so).
+ */
+function secretsManagerDirect(noProxy: readonly string[]): boolean {
+  return noProxy.some((written) => {
+    const entry = written
+      .toLowerCase()
+      .replace(/^\*?\./, '')
+      .replace(/:\d+$/, '');
+    return (
+      entry === '*' ||
+      /^(?:(?:secretsmanager\.)?[a-z]{2}(?:-[a-z]+)+-\d+\.)?amazonaws\.com(?:\.cn)?$/.test(entry)
+    );
+  });
+}
+
+const proxySchema = section('an object with "url" and optionally "noProxy" and "credentialsSecret"', {
   url: text(
     'a proxy URL without credentials, such as "http://proxy.corp.example:3128" (http or https, a host, a port)',
     isProxyUrl,
@@ -594,6 +613,19 @@ const proxySchema = section('an object with "url" and optionally "noProxy"', {
       { error: expected('a list of hosts and domains') },
     )
     .optional(),
+  credentialsSecret: secret.optional(),
+}).superRefine((proxy, ctx) => {
+  // The functions read the credentials before the proxy can be used: not through it.
+  if (proxy.credentialsSecret !== undefined && !secretsManagerDirect(proxy.noProxy ?? [])) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['noProxy'],
+      message:
+        'expected Secrets Manager among the hosts reached directly, since the functions read the proxy\'s credentials (credentialsSecret) before they can use it: give the VPC an interface endpoint for Secrets Manager and add ".amazonaws.com" or "secretsmanager.<region>.amazonaws.com"' +
+        (proxy.noProxy === undefined ? ', got nothing' : `, got ${describeValue(proxy.noProxy)}`),
+      params: COMPLETE,
+    });
+  }
 });
 
 const networkSchema = section(

@@ -508,6 +508,13 @@ export interface ProxySettings {
   readonly url: string;
   /** Hosts, IP addresses and domains (`.amazonaws.com`) reached directly. */
   readonly noProxy?: readonly string[];
+  /**
+   * A Secrets Manager secret (name or ARN) `{ "username": "…", "password": "…" }`: the proxy's
+   * credentials, for a proxy that asks for them (407). The functions read it before any call goes
+   * through the proxy, so `noProxy` must let Secrets Manager be reached directly (an interface
+   * endpoint, and `.amazonaws.com` or `secretsmanager.<region>.amazonaws.com` in `noProxy`).
+   */
+  readonly credentialsSecret?: string;
 }
 
 /** Settings that matter only when the pipeline is deployed to AWS (`cdk deploy`). */

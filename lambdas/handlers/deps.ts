@@ -16,6 +16,9 @@
  * - `ROUNDTRIP_S3_FORCE_PATH_STYLE=true` (optional): path-style S3 URLs, for a local S3 endpoint.
  * - `ROUNDTRIP_NOTIFICATION_TOPIC_ARN` (optional, the Report function's): the SNS topic a failed
  *   run is told to.
+ * - `ROUNDTRIP_PROXY_CREDENTIALS_SECRET` (optional, with `HTTPS_PROXY`): the secret of the proxy's
+ *   user name and password (`deployment.network.proxy.credentialsSecret`), put into the proxy's
+ *   URL before any call goes through it ({@link applyProxyCredentials}).
  * - `AWS_REGION` (set by Lambda), and the SDK's own `AWS_ENDPOINT_URL_ATHENA` /
  *   `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_SECRETS_MANAGER` / `AWS_ENDPOINT_URL_SNS` /
  *   `AWS_ENDPOINT_URL_SFN` when
@@ -33,10 +36,11 @@ import type { SalesforceConnector } from '../connectors/salesforce';
 import type { CoreDeps, ExecutionStatusReader, Notifier } from '../core/deps';
 import { markStepStarted } from '../core/run-state';
 import { systemClock } from '../shared/clock';
-import { ConfigError } from '../shared/errors';
+import { ConfigError, TerminalError } from '../shared/errors';
 import { AWS_API_TIMEOUTS } from '../shared/aws-timeouts';
 import { warnOnFailure, type LogAttributes, type Logger } from '../shared/logging';
 import { observability } from '../shared/observability';
+import { PROXY_CREDENTIALS_SECRET_VARIABLE, setProxyCredentials } from '../shared/proxy';
 import type { SecretsProvider } from '../shared/secrets';
 
 /** The AWS clients' time limits (../shared/aws-timeouts.ts), for the handlers' builders. */
@@ -48,6 +52,7 @@ export const HANDLER_ENV = {
   localSecretsFile: 'ROUNDTRIP_LOCAL_SECRETS_FILE',
   s3ForcePathStyle: 'ROUNDTRIP_S3_FORCE_PATH_STYLE',
   notificationTopicArn: 'ROUNDTRIP_NOTIFICATION_TOPIC_ARN',
+  proxyCredentialsSecret: PROXY_CREDENTIALS_SECRET_VARIABLE,
 } as const;
 
 /** The environment the builders read (`process.env` in Lambda). */
@@ -137,6 +142,48 @@ export async function secretsFromEnv(env: HandlerEnv): Promise<SecretsProvider> 
   });
 }
 
+/** What a secret's field is, for an error that must not show its value. */
+function shapeOf(value: unknown): string {
+  if (value === undefined) return 'missing';
+  if (value === '') return 'empty';
+  if (value === null) return 'null';
+  return Array.isArray(value) ? 'a list' : `a ${typeof value}`;
+}
+
+/**
+ * Gives the environment's proxy the user name and password of the secret that
+ * `ROUNDTRIP_PROXY_CREDENTIALS_SECRET` names (`{ "username": "…", "password": "…" }`), when it
+ * names one: the deployed functions' `HTTPS_PROXY` holds no credentials (they would be plain text
+ * in the functions' settings). The secret is read directly, not through the proxy (the config
+ * requires `noProxy` to cover Secrets Manager), and through the provider's cache: called on every
+ * invocation, it picks a rotated password up within the cache's five minutes. The proxy variables
+ * are the process's (`process.env`), which every call's route is read from.
+ */
+export async function applyProxyCredentials(env: HandlerEnv, secrets: SecretsProvider): Promise<void> {
+  const name = env[HANDLER_ENV.proxyCredentialsSecret];
+  if (!name) return;
+  const value = await secrets.getSecret(name);
+  const what = `The secret "${name}" of the proxy's credentials (${HANDLER_ENV.proxyCredentialsSecret})`;
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new TerminalError(`${what} must be a JSON object with "username" and "password"`);
+  const fields = value as Record<string, unknown>;
+  const missing = ['username', 'password'].filter(
+    (field) => typeof fields[field] !== 'string' || fields[field] === '',
+  );
+  if (missing.length > 0) {
+    throw new TerminalError(
+      `${what} must have "username" and "password", each a string that is not empty: ${missing
+        .map((field) => `"${field}" is ${shapeOf(fields[field])}`)
+        .join(', ')}`,
+    );
+  }
+  if (!setProxyCredentials(fields.username as string, fields.password as string)) {
+    throw new TerminalError(
+      `${HANDLER_ENV.proxyCredentialsSecret} names the proxy's credentials, but no proxy is set (HTTPS_PROXY)`,
+    );
+  }
+}
+
 /**
  * The PostgreSQL pool of the config, with the credentials of its secret. A warm container keeps
  * its pool across invocations: when the server refuses the password on a new connection, the
@@ -220,6 +267,7 @@ export async function buildHandlerDeps(
   const config = await configFromEnv(env);
   const logger = powertoolsLogger(powertools, { pipeline: config.name });
   const secrets = await secretsFromEnv(env);
+  await applyProxyCredentials(env, secrets);
   const pg = await postgresPool(config, secrets, logger);
   const context: ConnectorContext = { config, env, secrets, logger };
   const salesforce =
@@ -258,15 +306,19 @@ export type DepsProvider = () => Promise<CoreDeps>;
  */
 export function lambdaDeps(connectors: StepConnectors = {}): DepsProvider {
   let built: Promise<CoreDeps> | undefined;
-  return () => {
+  return async () => {
     if (!built) {
       const building = buildHandlerDeps(process.env, connectors);
       built = building;
       building.catch(() => {
         if (built === building) built = undefined;
       });
+      return building;
     }
-    return built;
+    const deps = await built;
+    // A warm container: the proxy's credentials again, from the secrets' cache (a rotated password).
+    if (deps.secrets) await applyProxyCredentials(process.env, deps.secrets);
+    return deps;
   };
 }
 

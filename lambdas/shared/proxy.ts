@@ -80,6 +80,32 @@ export function proxyDescription(env: NodeJS.ProcessEnv = process.env): string |
   );
 }
 
+/**
+ * Puts `username` and `password` into the environment's proxy URL, in the variable
+ * {@link proxyFor} reads, replacing any there: the deployed functions' proxy credentials, which
+ * the stack keeps in Secrets Manager rather than in `HTTPS_PROXY` (handlers/deps.ts reads them at
+ * start and again on each invocation, for a rotated password). Each part is percent-encoded, so
+ * that {@link openTunnel} sends exactly what was given. False, and nothing set, when no proxy is.
+ */
+export function setProxyCredentials(
+  username: string,
+  password: string,
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
+  const variable = proxyVariable(env);
+  if (variable === undefined) return false;
+  let url: URL;
+  try {
+    url = new URL(env[variable] as string);
+  } catch {
+    throw new Error(`${variable} is not a URL: cannot give the proxy its credentials`);
+  }
+  url.username = encodeURIComponent(username);
+  url.password = encodeURIComponent(password);
+  env[variable] = url.href;
+  return true;
+}
+
 /** The proxy's URL as an error may show it: its scheme, host and port, never a password. */
 export function proxyShown(proxy: string): string {
   try {
@@ -115,18 +141,25 @@ export function throughProxyError(err: unknown, proxy: string, env: NodeJS.Proce
     `the call through the proxy ${proxyShown(proxy)}` +
       (variable ? ` (from ${variable}; NO_PROXY names hosts to reach directly)` : '') +
       ` failed: ${text}` +
-      (/\b407\b|proxy authentication/i.test(text)
-        ? ' (the proxy wants credentials: put them in its URL, http://user:password@host:port)'
-        : ''),
+      (/\b407\b|proxy authentication/i.test(text) ? ` (${credentialsHint(env)})` : ''),
     { cause: err },
   );
-  // A tunnel the proxy refused, by its status: openTunnel's "the proxy answered 502 …", or undici's
-  // "Proxy response (502) !== 200 …" (a fetch with a ProxyAgent; roundtrip sends none now).
-  const status = /Proxy response \((\d{3})\)|proxy answered (\d{3})/.exec(text);
-  const tunnelStatus = status ? Number(status[1] ?? status[2]) : undefined;
-  if (tunnelStatus !== undefined) code = tunnelCode(tunnelStatus);
   if (typeof code === 'string') (wrapped as Error & { code?: string }).code = code;
   return wrapped;
+}
+
+/**
+ * The variable that names the secret of the deployed functions' proxy credentials
+ * (handlers/deps.ts, `HANDLER_ENV.proxyCredentialsSecret`).
+ */
+export const PROXY_CREDENTIALS_SECRET_VARIABLE = 'ROUNDTRIP_PROXY_CREDENTIALS_SECRET';
+
+/** What to do when the proxy wants credentials (407): where they come from here. */
+function credentialsHint(env: NodeJS.ProcessEnv): string {
+  const secret = env[PROXY_CREDENTIALS_SECRET_VARIABLE];
+  return secret
+    ? `the proxy refused the credentials of the secret "${secret}" (deployment.network.proxy.credentialsSecret)`
+    : 'the proxy wants credentials: put them in its URL, http://user:password@host:port';
 }
 
 /** How long opening a tunnel may take: the proxy's connection and its answer to `CONNECT`. */

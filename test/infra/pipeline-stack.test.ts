@@ -561,6 +561,9 @@ describe('PipelineStack', () => {
         expect(fn.Properties.Environment.Variables).toMatchObject({
           HTTPS_PROXY: 'http://proxy.corp.example:3128',
           NO_PROXY: '.amazonaws.com,10.0.0.0',
+          // The secret of the proxy's credentials, which lambdas/handlers/deps.ts reads at start.
+          ROUNDTRIP_PROXY_CREDENTIALS_SECRET:
+            'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt/proxy-GhIjKl',
         });
       }
       // The security groups are the caller's: the stack adds no rule to them.
@@ -630,6 +633,12 @@ describe('PipelineStack', () => {
       expect(resourcesOf(read)).toContain(
         'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt/salesforce-AbCdEf',
       );
+      // The proxy's credentials: every function's calls go through the proxy, so each reads them.
+      for (const step of STEP_KEYS) {
+        expect(
+          resourcesOf(statement(template, stack, stack.functions[step].role, 'ReadPipelineSecrets')),
+        ).toContain('arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt/proxy-GhIjKl');
+      }
     });
 
     it('creates the workgroup enforcing its result location in a private, TLS-only, expiring bucket', () => {
@@ -846,6 +855,22 @@ describe('PipelineStack', () => {
           },
         }).map((i) => i.path),
       ).toEqual(['salesforce.secret']);
+      const network = base.deployment!.network!;
+      expect(
+        deploymentIssues({
+          ...base,
+          deployment: {
+            ...base.deployment,
+            network: {
+              ...network,
+              proxy: {
+                ...network.proxy!,
+                credentialsSecret: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt/proxy',
+              },
+            },
+          },
+        }).map((i) => i.path),
+      ).toEqual(['deployment.network.proxy.credentialsSecret']);
     });
 
     it('lets the Athena load read the result files also when it pages through GetQueryResults', () => {

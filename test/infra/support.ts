@@ -72,7 +72,11 @@ export function fullConfig(overrides: Record<string, unknown> = {}): PipelineCon
         vpcId: 'vpc-0a1b2c3d4e5f67890',
         subnetIds: ['subnet-0a1b2c3d4e5f67890', 'subnet-1a1b2c3d4e5f67890'],
         securityGroupIds: ['sg-0a1b2c3d4e5f67890'],
-        proxy: { url: 'http://proxy.corp.example:3128', noProxy: ['.amazonaws.com', '10.0.0.0'] },
+        proxy: {
+          url: 'http://proxy.corp.example:3128',
+          noProxy: ['.amazonaws.com', '10.0.0.0'],
+          credentialsSecret: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt/proxy-GhIjKl',
+        },
       },
       kmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
       logRetentionDays: 90,

@@ -42,6 +42,7 @@ describe('deployment options of the pipeline config', () => {
         proxy: {
           url: 'https://proxy.corp.example:8443',
           noProxy: ['.amazonaws.com', 'db.internal:5432', '10.1.2.3', '*'],
+          credentialsSecret: 'roundtrip/proxy',
         },
       },
       kmsKeyArn: KEY_ARN,
@@ -83,6 +84,29 @@ describe('deployment options of the pipeline config', () => {
     expect(config.schedule).not.toHaveProperty('deadLetterQueue');
     expect(config.athena).not.toHaveProperty('createWorkgroup');
     expect(config.athena).not.toHaveProperty('resultsExpireDays');
+  });
+
+  it('accept proxy credentials when Secrets Manager is reached directly, by any entry that covers it', () => {
+    for (const noProxy of [
+      ['.amazonaws.com'],
+      ['amazonaws.com'],
+      ['*.amazonaws.com'],
+      ['db.internal', 'secretsmanager.eu-west-1.amazonaws.com'],
+      ['.eu-central-1.amazonaws.com:443'],
+      ['.amazonaws.com.cn'],
+      ['*'],
+    ]) {
+      const proxy = { url: 'http://proxy.corp.example:3128', noProxy, credentialsSecret: 'roundtrip/proxy' };
+      const network = {
+        vpcId: 'vpc-12345678',
+        subnetIds: ['subnet-12345678'],
+        securityGroupIds: ['sg-12345678'],
+      };
+      expect(
+        parseConfig({ ...valid(), deployment: { network: { ...network, proxy } } }).deployment?.network
+          ?.proxy,
+      ).toEqual(proxy);
+    }
   });
 
   it('accept a multi-Region KMS key', () => {
@@ -151,6 +175,50 @@ describe('deployment options of the pipeline config', () => {
         issue(
           'deployment.network.proxy.noProxy[1]',
           'expected a host, an IP address or a domain such as ".amazonaws.com", optionally with ":port", got "https://x.test"',
+        ),
+      ],
+    ],
+    [
+      'proxy credentials read through the proxy they are for (Secrets Manager not reached directly)',
+      (c) =>
+        (c.deployment = {
+          network: {
+            vpcId: 'vpc-12345678',
+            subnetIds: ['subnet-12345678'],
+            securityGroupIds: ['sg-12345678'],
+            proxy: {
+              url: 'http://proxy.corp.example:3128',
+              noProxy: ['db.internal', 'athena.eu-west-1.amazonaws.com'],
+              credentialsSecret: 'roundtrip/proxy',
+            },
+          },
+        }),
+      [
+        issue(
+          'deployment.network.proxy.noProxy',
+          'expected Secrets Manager among the hosts reached directly, since the functions read the proxy\'s credentials (credentialsSecret) before they can use it: give the VPC an interface endpoint for Secrets Manager and add ".amazonaws.com" or "secretsmanager.<region>.amazonaws.com", got ["db.internal","athena.eu-west-1.amazonaws.com"]',
+        ),
+      ],
+    ],
+    [
+      'proxy credentials without any NO_PROXY, and a secret reference that is not one',
+      (c) =>
+        (c.deployment = {
+          network: {
+            vpcId: 'vpc-12345678',
+            subnetIds: ['subnet-12345678'],
+            securityGroupIds: ['sg-12345678'],
+            proxy: { url: 'http://proxy.corp.example:3128', credentialsSecret: 'bob:hunter2' },
+          },
+        }),
+      [
+        issue(
+          'deployment.network.proxy.credentialsSecret',
+          'expected a Secrets Manager secret name or ARN, got "bob:hunter2"',
+        ),
+        issue(
+          'deployment.network.proxy.noProxy',
+          'expected Secrets Manager among the hosts reached directly, since the functions read the proxy\'s credentials (credentialsSecret) before they can use it: give the VPC an interface endpoint for Secrets Manager and add ".amazonaws.com" or "secretsmanager.<region>.amazonaws.com", got nothing',
         ),
       ],
     ],

@@ -1,7 +1,14 @@
 import { classifyAthenaError } from '../../../lambdas/connectors/athena/errors';
 import { classifySalesforceError } from '../../../lambdas/connectors/salesforce/errors';
 import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
-import { proxyDescription, proxyFor, throughProxyError } from '../../../lambdas/shared/proxy';
+import {
+  ProxyTunnelError,
+  proxyDescription,
+  proxyFor,
+  proxyShown,
+  setProxyCredentials,
+  throughProxyError,
+} from '../../../lambdas/shared/proxy';
 
 describe('proxyFor', () => {
   const PROXY = 'http://proxy.corp.example:3128';
@@ -64,53 +71,78 @@ describe('throughProxyError', () => {
     expect(err.message).not.toContain('hunter2');
   });
 
-  it('says when the proxy wants credentials', () => {
-    const tunnel = Object.assign(new Error('Proxy response (407) !== 200 when HTTP Tunneling'), {
-      code: 'UND_ERR_ABORTED',
-    });
-    const cancelled = new DOMException('Request was cancelled.');
-    Object.defineProperty(cancelled, 'cause', { value: tunnel });
-    const err = throughProxyError(
-      new TypeError('fetch failed', { cause: cancelled }),
+  const refusedWith = (status: number, text: string): ProxyTunnelError =>
+    new ProxyTunnelError(`the proxy answered ${status} ${text} to CONNECT x.test:443`, status);
+
+  it('says when the proxy wants credentials: in its URL on a laptop, the secret’s when deployed', () => {
+    const laptop = throughProxyError(
+      new TypeError('fetch failed', { cause: refusedWith(407, 'Proxy Authentication Required') }),
       'http://proxy.corp:3128',
-      {
-        https_proxy: 'http://proxy.corp:3128',
-      },
+      { https_proxy: 'http://proxy.corp:3128' },
     );
-    expect(err.message).toContain('(from https_proxy;');
-    expect(err.message).toContain(
-      'failed: Proxy response (407) !== 200 when HTTP Tunneling (the proxy wants credentials',
+    expect(laptop.message).toBe(
+      'the call through the proxy http://proxy.corp:3128 (from https_proxy; NO_PROXY names hosts to reach directly) failed: the proxy answered 407 Proxy Authentication Required to CONNECT x.test:443 (the proxy wants credentials: put them in its URL, http://user:password@host:port)',
     );
     // A tunnel refused for its credentials: a setting to change, not a call to retry.
-    expect((err as Error & { code?: string }).code).toBe('PROXY_TUNNEL_REFUSED');
+    expect((laptop as Error & { code?: string }).code).toBe('PROXY_TUNNEL_REFUSED');
+    const deployed = throughProxyError(refusedWith(407, 'Proxy Authentication Required'), env.HTTPS_PROXY, {
+      ...env,
+      ROUNDTRIP_PROXY_CREDENTIALS_SECRET: 'roundtrip/proxy',
+    });
+    expect(deployed.message).toContain(
+      'to CONNECT x.test:443 (the proxy refused the credentials of the secret "roundtrip/proxy" (deployment.network.proxy.credentialsSecret))',
+    );
+    expect(deployed.message).not.toContain('hunter2');
   });
 });
 
 describe('a tunnel the proxy refused, as the connectors classify it', () => {
-  const through = (text: string): Error =>
-    throughProxyError(new TypeError('fetch failed', { cause: new Error(text) }), 'http://proxy.corp:3128', {
-      HTTPS_PROXY: 'http://proxy.corp:3128',
-    });
+  const through = (status: number): Error =>
+    throughProxyError(
+      new TypeError('fetch failed', {
+        cause: new ProxyTunnelError(`the proxy answered ${status} to CONNECT x:443`, status),
+      }),
+      'http://proxy.corp:3128',
+      { HTTPS_PROXY: 'http://proxy.corp:3128' },
+    );
 
   it('is transient when the proxy answered 5xx (it could not reach the host), terminal for 407 and 403', () => {
-    for (const text of [
-      'Proxy response (502) !== 200 when HTTP Tunneling',
-      'the proxy answered 503 to CONNECT x:443',
-    ]) {
-      expect(classifySalesforceError(through(text), { operation: 'count' })).toBeInstanceOf(TransientError);
-      expect(classifyAthenaError(through(text), 'Athena GetQueryExecution')).toBeInstanceOf(TransientError);
+    for (const status of [502, 503]) {
+      expect(classifySalesforceError(through(status), { operation: 'count' })).toBeInstanceOf(TransientError);
+      expect(classifyAthenaError(through(status), 'Athena GetQueryExecution')).toBeInstanceOf(TransientError);
     }
-    for (const text of [
-      'Proxy response (407) !== 200 when HTTP Tunneling',
-      'the proxy answered 403 to CONNECT x:443',
-    ]) {
-      const sf = classifySalesforceError(through(text), { operation: 'count' });
+    for (const status of [407, 403]) {
+      const sf = classifySalesforceError(through(status), { operation: 'count' });
       expect(sf).toBeInstanceOf(TerminalError);
       expect(sf).not.toBeInstanceOf(TransientError);
-      expect(classifyAthenaError(through(text), 'Athena GetQueryExecution')).not.toBeInstanceOf(
+      expect(classifyAthenaError(through(status), 'Athena GetQueryExecution')).not.toBeInstanceOf(
         TransientError,
       );
     }
+  });
+});
+
+describe('setProxyCredentials', () => {
+  it('puts the user name and password into the proxy variable in effect, exactly as given', () => {
+    const env: NodeJS.ProcessEnv = {
+      HTTPS_PROXY: 'http://old:secret@proxy.corp:3128',
+      HTTP_PROXY: 'http://other:8080',
+    };
+    expect(setProxyCredentials('svc@corp', 'p:a/s%41 w?#', env)).toBe(true);
+    expect(env.HTTP_PROXY).toBe('http://other:8080');
+    const url = new URL(env.HTTPS_PROXY as string);
+    expect([url.host, decodeURIComponent(url.username), decodeURIComponent(url.password)]).toEqual([
+      'proxy.corp:3128',
+      'svc@corp',
+      'p:a/s%41 w?#',
+    ]);
+    expect(proxyShown(env.HTTPS_PROXY as string)).toBe('http://proxy.corp:3128');
+  });
+
+  it('sets nothing without a proxy variable', () => {
+    const env: NodeJS.ProcessEnv = {};
+    expect(setProxyCredentials('u', 'p', env)).toBe(false);
+    expect(env).toEqual({});
   });
 });
 
