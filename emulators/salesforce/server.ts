@@ -15,7 +15,7 @@ import {
   type CallLogEntry,
   type CallOperation,
 } from './calls';
-import type { EmulatorContext } from './context';
+import type { BulkUsage, EmulatorContext } from './context';
 import { DEFAULT_DESCRIBES_DIR, loadDescribes, type ObjectDescribe } from './describe';
 import {
   FaultController,
@@ -92,6 +92,11 @@ export interface SalesforceEmulator {
   readonly faults: FaultController;
   /** API usage now: calls counted today and the allowance. */
   readonly limits: { readonly used: number; readonly max: number };
+  /**
+   * The Bulk allocations used today, as `/limits` reports them (`DailyBulkV2QueryJobs`,
+   * `DailyBulkApiBatches`): raise one to spend what other tools of the org would have.
+   */
+  readonly bulkUsage: BulkUsage;
   /** Starts a new "day": API usage back to 0. */
   resetApiUsage(): void;
   /** Ends every session now, as if they had all timed out. */
@@ -242,6 +247,7 @@ export async function startSalesforceEmulator(
     get limits() {
       return { used: usage.used, max: usage.max };
     },
+    bulkUsage: ctx.bulkUsage,
     resetApiUsage: () => usage.reset(),
     expireSessions: () => auth.expireAll(),
     releaseQueryCursors: () => rest.closeCursors(),

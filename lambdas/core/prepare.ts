@@ -35,7 +35,8 @@ import {
   type SelectedTasks,
 } from './contracts';
 import { salesforceOf, splitTableName, type CoreDeps } from './deps';
-import { addRunApiCalls } from './writeback/state';
+import { DAILY_BULK_API_BATCHES_LIMIT, PREPARE_LIMITS_KEY } from './writeback/api-budget';
+import { addRunApiCalls, mergeRunSummary } from './writeback/state';
 import {
   claimTaskNames,
   closeRunsWhoseProcessIsGone,
@@ -296,6 +297,17 @@ export async function prepare(
       },
       () =>
         `the ${spent} Salesforce API call${spent === 1 ? '' : 's'} Prepare made (roundtrip.runs summary.prepare.apiCalls of run ${runId})`,
+    );
+    // The allowances, for the write-backs, which check their push against them once planned
+    // (writeback/api-budget.ts): what a write-back sends is not known yet.
+    const kept = Object.fromEntries(
+      [DAILY_API_REQUESTS_LIMIT, DAILY_BULK_API_BATCHES_LIMIT].flatMap((name) => {
+        const entry = limits[name];
+        return entry ? [[name, { Max: entry.Max, Remaining: entry.Remaining }]] : [];
+      }),
+    );
+    await withTransaction(deps.pg, (client) =>
+      mergeRunSummary(client, runId, ['prepare'], { [PREPARE_LIMITS_KEY]: kept }),
     );
     const total = spent + perTask.reduce((sum, t) => sum + t.apiCalls, 0);
     const daily = limits[DAILY_API_REQUESTS_LIMIT];

@@ -51,11 +51,18 @@
  * Steps 2 and 3 are one statement ({@link insertPlan}); a source column's PostgreSQL type spares
  * the checks it already guarantees ({@link SourceType}). docs/writeback.md has the measurements.
  * 4. `maxChanges` is checked after the plan is stored (so that it can be inspected) and before
- *    anything is written.
+ *    anything is written; then the run's API budget, with the fewest calls the push can make
+ *    (./api-budget.ts).
  */
 import type { PoolClient } from 'pg';
 import { configWarnings, type SalesforceExtractTask, type WritebackTask } from '../../config';
-import { PLAN_PAGE_ROWS, quoteIdent, quoteQualified, withTransaction } from '../../connectors/postgres';
+import {
+  PLAN_PAGE_ROWS,
+  quoteIdent,
+  quoteQualified,
+  withClient,
+  withTransaction,
+} from '../../connectors/postgres';
 import type {
   SalesforceConnector,
   SalesforceFieldDescribe,
@@ -80,9 +87,11 @@ import {
   type WritebackPlanInput,
   type WritebackPlanOutput,
 } from './contracts';
+import { checkPushBudget } from './api-budget';
 import {
   addRunApiCalls,
   mergeRunSummary,
+  readRunSummary,
   splitTable,
   sqlLiteral,
   writebackConfigPath,
@@ -2180,6 +2189,19 @@ export async function planWriteback(
     throw new MaxChangesExceededError(input.task, result.counts.changed, task.maxChanges, {
       configPath,
       runId: input.runId,
+    });
+  }
+  if (!input.dryRun) {
+    // The run's calls so far, this plan's recorded, and the allowances Prepare read.
+    const summary = await withClient(deps.pg, (client) => readRunSummary(client, input.runId));
+    checkPushBudget({
+      config: deps.config,
+      task,
+      configPath,
+      runId: input.runId,
+      api: result.api,
+      records: result.counts.changed,
+      summary,
     });
   }
   return withApiCallsSoFar(deps, output);

@@ -1,0 +1,165 @@
+/**
+ * The run's Salesforce API budget (config `budget`) applied to a write-back's push.
+ *
+ * Prepare refuses a run whose forecast passes the budget, but it can forecast only the extracts:
+ * how many records a write-back sends is known once its plan is stored. So before anything is
+ * sent, the plan checks the fewest calls its push can make ({@link pushCallsAtLeast}) against what
+ * the run has left: the run's calls so far (Prepare's, every extract's, every write-back step's,
+ * this plan's included, as `roundtrip.runs.summary` records them) plus those must stay within
+ * `budget.maxApiCallsPerRun`, and must leave the org's daily allowance at or above
+ * `budget.reserveDailyApiPercent` of its maximum; a Bulk push needs one of the org's daily Bulk
+ * API batches per 10,000 records (`DailyBulkApiBatches`, 15,000 a day). The allowances are those
+ * Prepare read from `/limits` when the run started ({@link PREPARE_LIMITS_KEY}), less the run's
+ * calls since: no call is spent to read them again.
+ *
+ * The check counts what the push cannot do without (a Collections call per 1,000 records; a Bulk
+ * job's creation, upload, close, one poll and its results), so it never refuses a push that could
+ * have fitted; the retries of locked rows and the further polls of a slow job come on top. A push
+ * refused is the task's failure, as `maxChanges` is: nothing was sent, the plan stays stored to be
+ * inspected, and the run goes on with its other tasks.
+ */
+import type { PipelineConfig, WritebackTask } from '../../config';
+import type { SalesforceLimit } from '../../connectors/salesforce';
+import { COMPOSITE_MAX_RECORDS } from '../../connectors/salesforce/writes';
+import { TerminalError } from '../../shared/errors';
+import type { WritebackApi } from './contracts';
+import { storedCount } from './state';
+
+/** Where Prepare stores the allowances it read, in the run's summary (`summary.prepare.limits`). */
+export const PREPARE_LIMITS_KEY = 'limits';
+
+/** The `/limits` entry of the org's daily Bulk API batches (Bulk API 2.0 ingest counts one per 10,000 records). */
+export const DAILY_BULK_API_BATCHES_LIMIT = 'DailyBulkApiBatches';
+
+/** Records Salesforce processes, and counts against `DailyBulkApiBatches`, as one batch of an ingest job. */
+export const BULK_BATCH_RECORDS = 10_000;
+
+/**
+ * The calls a Bulk ingest job makes at the least: its creation, its upload, its close, one poll
+ * that finds it complete, and its successful results.
+ */
+export const BULK_JOB_CALLS_AT_LEAST = 5;
+
+/** The allowances Prepare stores for the write-backs' checks. */
+export interface StoredLimits {
+  readonly DailyApiRequests?: SalesforceLimit;
+  readonly DailyBulkApiBatches?: SalesforceLimit;
+}
+
+/** The fewest Salesforce calls a push of `records` through `api` makes (see the module comment). */
+export function pushCallsAtLeast(api: WritebackApi, records: number): number {
+  if (api === 'none' || records <= 0) return 0;
+  if (api === 'bulk') return BULK_JOB_CALLS_AT_LEAST;
+  return Math.ceil(records / COMPOSITE_MAX_RECORDS);
+}
+
+/** The Bulk API batches an ingest of `records` counts against the org's daily allowance. */
+export function bulkBatchesFor(records: number): number {
+  return Math.ceil(records / BULK_BATCH_RECORDS);
+}
+
+/** The Salesforce calls a run's summary records: Prepare's, and all its tasks' so far. */
+export function runApiCalls(summary: Record<string, unknown>): { total: number; prepare: number } {
+  const callsOf = (value: unknown): number =>
+    value !== null && typeof value === 'object'
+      ? storedCount((value as Record<string, unknown>).apiCalls)
+      : 0;
+  const sumOf = (section: unknown): number =>
+    section !== null && typeof section === 'object'
+      ? Object.values(section as Record<string, unknown>).reduce<number>(
+          (sum, task) => sum + callsOf(task),
+          0,
+        )
+      : 0;
+  const prepare = callsOf(summary.prepare);
+  return { total: prepare + sumOf(summary.extract) + sumOf(summary.writeback), prepare };
+}
+
+/** The allowances of `summary.prepare.limits`, those well formed. */
+export function storedLimits(summary: Record<string, unknown>): StoredLimits {
+  const prepare = summary.prepare;
+  const limits =
+    prepare !== null && typeof prepare === 'object'
+      ? (prepare as Record<string, unknown>)[PREPARE_LIMITS_KEY]
+      : undefined;
+  if (limits === null || typeof limits !== 'object') return {};
+  const allowance = (value: unknown): SalesforceLimit | undefined => {
+    if (value === null || typeof value !== 'object') return undefined;
+    const { Max, Remaining } = value as Record<string, unknown>;
+    return typeof Max === 'number' && typeof Remaining === 'number' ? { Max, Remaining } : undefined;
+  };
+  const entries = limits as Record<string, unknown>;
+  const daily = allowance(entries.DailyApiRequests);
+  const batches = allowance(entries[DAILY_BULK_API_BATCHES_LIMIT]);
+  return {
+    ...(daily ? { DailyApiRequests: daily } : {}),
+    ...(batches ? { DailyBulkApiBatches: batches } : {}),
+  };
+}
+
+/** A write-back's push would pass the run's API budget: refused before anything was sent. */
+export class PushOverBudgetError extends TerminalError {}
+
+/** What {@link checkPushBudget} is given: the plan's outcome and the run's record. */
+export interface PushBudgetInput {
+  readonly config: PipelineConfig;
+  readonly task: WritebackTask;
+  /** The task's config path (`writeback[0]`), for the hints. */
+  readonly configPath: string;
+  readonly runId: string;
+  readonly api: WritebackApi;
+  /** Records the push is to send. */
+  readonly records: number;
+  /** `roundtrip.runs.summary` of the run, this plan's calls recorded. */
+  readonly summary: Record<string, unknown>;
+}
+
+/** Throws {@link PushOverBudgetError} when the push cannot fit the run's budget (module comment). */
+export function checkPushBudget(input: PushBudgetInput): void {
+  const { config, task, configPath, runId, api, records, summary } = input;
+  const calls = pushCallsAtLeast(api, records);
+  if (calls === 0) return;
+  const { maxApiCallsPerRun, reserveDailyApiPercent } = config.budget;
+  const spent = runApiCalls(summary);
+  const limits = storedLimits(summary);
+  const n = (value: number): string => value.toLocaleString('en-US');
+  const how =
+    api === 'bulk'
+      ? `a Bulk job: ${BULK_JOB_CALLS_AT_LEAST} calls at the least`
+      : `Collections, ${n(records)} records at ${n(COMPOSITE_MAX_RECORDS)} a call`;
+  const refused = `Write-back ${task.name} refused before sending anything: its push of ${n(records)} record${records === 1 ? '' : 's'} needs`;
+  const inspect = `The plan is stored (SELECT * FROM roundtrip.writeback_plan_rows WHERE run_id = '${runId}' AND task = '${task.name}')`;
+  // A Collections push that a Bulk job would send in a few calls: how to get there.
+  const cheaper =
+    api !== 'collections'
+      ? ''
+      : task.mode === 'insert' && task.key === undefined
+        ? ` An insert without an external-ID key is always sent through Collections: give it a key (${configPath}.key) and it goes through Bulk from ${configPath}.bulkThreshold (${n(task.bulkThreshold)}) on.`
+        : ` A Bulk job would send them in a few calls: lower ${configPath}.bulkThreshold (${n(task.bulkThreshold)}) to ${n(records)} or less.`;
+
+  if (spent.total + calls > maxApiCallsPerRun) {
+    throw new PushOverBudgetError(
+      `${refused} at least ${n(calls)} Salesforce API call${calls === 1 ? '' : 's'} (${how}), and the run has made ${n(spent.total)} of budget.maxApiCallsPerRun ${n(maxApiCallsPerRun)}.${cheaper} ${inspect}; raise budget.maxApiCallsPerRun to send it.`,
+    );
+  }
+  const daily = limits.DailyApiRequests;
+  if (daily) {
+    // Prepare read the allowance before the run's other calls: they are spent since.
+    const remaining = daily.Remaining - (spent.total - spent.prepare);
+    const reserve = Math.ceil((daily.Max * reserveDailyApiPercent) / 100);
+    if (remaining - calls < reserve) {
+      throw new PushOverBudgetError(
+        `${refused} at least ${n(calls)} Salesforce API call${calls === 1 ? '' : 's'} (${how}); of the org's daily allowance about ${n(Math.max(0, remaining))} of ${n(daily.Max)} remain (DailyApiRequests when the run started, less the run's calls since), which would leave ${n(remaining - calls)}, below the reserve of ${n(reserve)} (budget.reserveDailyApiPercent ${reserveDailyApiPercent}%).${cheaper} ${inspect}.`,
+      );
+    }
+  }
+  const batches = limits.DailyBulkApiBatches;
+  if (api === 'bulk' && batches) {
+    const needed = bulkBatchesFor(records);
+    if (needed > batches.Remaining) {
+      throw new PushOverBudgetError(
+        `${refused} ${n(needed)} of the org's Bulk API batches (one per ${n(BULK_BATCH_RECORDS)} records), and the org had ${n(batches.Remaining)} of its ${n(batches.Max)} a day left when the run started (${DAILY_BULK_API_BATCHES_LIMIT}: other tools count too, and they free up over a rolling 24 hours). ${inspect}; the next run plans it again.`,
+      );
+    }
+  }
+}

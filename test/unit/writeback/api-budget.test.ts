@@ -1,0 +1,148 @@
+import { parseConfig, type WritebackTaskInput } from '../../../lambdas/config';
+import {
+  bulkBatchesFor,
+  checkPushBudget,
+  pushCallsAtLeast,
+  runApiCalls,
+  storedLimits,
+  type PushBudgetInput,
+} from '../../../lambdas/core/writeback/api-budget';
+
+function input(over: {
+  task?: Partial<WritebackTaskInput>;
+  budget?: { maxApiCallsPerRun?: number; reserveDailyApiPercent?: number };
+  api: PushBudgetInput['api'];
+  records: number;
+  summary: Record<string, unknown>;
+}): PushBudgetInput {
+  const config = parseConfig({
+    name: 'budget',
+    salesforce: { secret: 'roundtrip/salesforce' },
+    postgres: { secret: 'roundtrip/postgres' },
+    transform: ['t.sql'],
+    ...(over.budget ? { budget: over.budget } : {}),
+    writeback: [
+      {
+        to: 'salesforce',
+        object: 'Lead',
+        from: 'scores',
+        mode: 'update',
+        fields: { LeadScore__c: 'score' },
+        bulkThreshold: 100_000,
+        ...over.task,
+      },
+    ],
+  });
+  const [task] = config.writeback;
+  return {
+    config,
+    task: task!,
+    configPath: 'writeback[0]',
+    runId: 'run-1',
+    api: over.api,
+    records: over.records,
+    summary: over.summary,
+  };
+}
+
+/** A summary with Prepare's calls and limits, an extract's calls and this task's plan calls. */
+const summary = (limits?: Record<string, unknown>): Record<string, unknown> => ({
+  prepare: { apiCalls: 3, ...(limits ? { limits } : {}) },
+  extract: { Lead: { apiCalls: 10, rows: 5 }, athena_customers: { rows: 7 } },
+  writeback: { 'Lead-update': { apiCalls: 1, changed: 4_500 }, Earlier: { apiCalls: 6 } },
+});
+
+describe('the push’s fewest calls, and the run’s calls so far', () => {
+  it('counts a Composite call per 1,000 records, five for a Bulk job, none for nothing to send', () => {
+    expect([1, 1_000, 1_001, 4_500].map((n) => pushCallsAtLeast('collections', n))).toEqual([1, 1, 2, 5]);
+    expect(pushCallsAtLeast('bulk', 1_000_000)).toBe(5);
+    expect(pushCallsAtLeast('none', 0)).toBe(0);
+    expect([1, 10_000, 10_001].map(bulkBatchesFor)).toEqual([1, 1, 2]);
+  });
+
+  it('adds Prepare’s, the extracts’ and the write-backs’ recorded calls, ignoring what is not a count', () => {
+    expect(runApiCalls(summary())).toEqual({ total: 20, prepare: 3 });
+    expect(runApiCalls({})).toEqual({ total: 0, prepare: 0 });
+    expect(runApiCalls({ prepare: { apiCalls: 'x' }, writeback: null, extract: { A: 2 } })).toEqual({
+      total: 0,
+      prepare: 0,
+    });
+  });
+
+  it('reads the allowances Prepare stored, those well formed', () => {
+    expect(
+      storedLimits(
+        summary({
+          DailyApiRequests: { Max: 15_000, Remaining: 900 },
+          DailyBulkApiBatches: { Max: 15_000 },
+        }),
+      ),
+    ).toEqual({ DailyApiRequests: { Max: 15_000, Remaining: 900 } });
+    expect(storedLimits({})).toEqual({});
+  });
+});
+
+describe('checkPushBudget', () => {
+  it('lets a push through that fits maxApiCallsPerRun exactly, and refuses one call more', () => {
+    // 20 spent + 5 Composite calls for 4,500 records.
+    expect(() =>
+      checkPushBudget(
+        input({ api: 'collections', records: 4_500, summary: summary(), budget: { maxApiCallsPerRun: 25 } }),
+      ),
+    ).not.toThrow();
+    expect(() =>
+      checkPushBudget(
+        input({ api: 'collections', records: 4_500, summary: summary(), budget: { maxApiCallsPerRun: 24 } }),
+      ),
+    ).toThrow(
+      'its push of 4,500 records needs at least 5 Salesforce API calls (Collections, 4,500 records at 1,000 a call), and the run has made 20 of budget.maxApiCallsPerRun 24. A Bulk job would send them in a few calls: lower writeback[0].bulkThreshold (100,000) to 4,500 or less.',
+    );
+  });
+
+  it('tells an insert without an external-ID key, which Bulk cannot send, to give it a key', () => {
+    const refused = input({
+      task: {
+        mode: 'insert',
+        keyColumn: 'row_id',
+        fields: { LastName: 'name', Company: 'name' },
+        bulkThreshold: 10_000,
+      },
+      api: 'collections',
+      records: 20_000,
+      summary: summary(),
+      budget: { maxApiCallsPerRun: 30 },
+    });
+    expect(() => checkPushBudget(refused)).toThrow(
+      'An insert without an external-ID key is always sent through Collections: give it a key (writeback[0].key) and it goes through Bulk from writeback[0].bulkThreshold (10,000) on.',
+    );
+  });
+
+  it('keeps the daily reserve: what Prepare read, less the run’s calls since it', () => {
+    // Prepare saw 47 remaining; 17 calls since (20 spent, 3 of them Prepare's): about 30 now.
+    const limits = { DailyApiRequests: { Max: 100, Remaining: 47 } };
+    const at = (records: number, reserveDailyApiPercent: number) =>
+      input({ api: 'collections', records, summary: summary(limits), budget: { reserveDailyApiPercent } });
+    // 30 − 10 = 20 left, the reserve of 20 % kept exactly.
+    expect(() => checkPushBudget(at(10_000, 20))).not.toThrow();
+    expect(() => checkPushBudget(at(10_001, 20))).toThrow(
+      "needs at least 11 Salesforce API calls (Collections, 10,001 records at 1,000 a call); of the org's daily allowance about 30 of 100 remain (DailyApiRequests when the run started, less the run's calls since), which would leave 19, below the reserve of 20 (budget.reserveDailyApiPercent 20%).",
+    );
+  });
+
+  it('refuses a Bulk push the org has too few batches left for, and checks nothing it was not told of', () => {
+    const batches = (Remaining: number) => summary({ DailyBulkApiBatches: { Max: 15_000, Remaining } });
+    expect(() => checkPushBudget(input({ api: 'bulk', records: 30_000, summary: batches(3) }))).not.toThrow();
+    expect(() => checkPushBudget(input({ api: 'bulk', records: 30_001, summary: batches(3) }))).toThrow(
+      "needs 4 of the org's Bulk API batches (one per 10,000 records), and the org had 3 of its 15,000 a day left",
+    );
+    // No allowances stored (a run recorded before Prepare kept them): maxApiCallsPerRun alone.
+    expect(() =>
+      checkPushBudget(input({ api: 'bulk', records: 1_000_000, summary: summary() })),
+    ).not.toThrow();
+    expect(() =>
+      checkPushBudget(
+        input({ api: 'none', records: 0, summary: summary(), budget: { maxApiCallsPerRun: 1 } }),
+      ),
+    ).not.toThrow();
+  });
+});
