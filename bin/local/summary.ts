@@ -68,6 +68,12 @@ export interface TaskSummary {
    */
   readonly keyNotExtracted?: { readonly field: string; readonly extract: string; readonly mode: string };
   /**
+   * A dry run's write-back whose push a run that is not a dry run would refuse, for the run's API
+   * budget (`summary.writeback.<task>.overBudget`, lambdas/core/writeback/api-budget.ts): why.
+   * Said below the table.
+   */
+  readonly overBudget?: string;
+  /**
    * Upsert records written whose upsert created a second record, the key of the record the task
    * had synced being changed in Salesforce (`summary.writeback.<task>.secondRecords`,
    * `KEY_CHANGED_RECORD_CREATED` in roundtrip.writeback_errors). Of `written`; said below the
@@ -242,6 +248,7 @@ export function writebackTaskSummary(task: string, figures: unknown): TaskSummar
         }
       : {}),
     ...(keyNotExtractedOf(s.keyNotExtracted) ?? {}),
+    ...(typeof s.overBudget === 'string' ? { overBudget: s.overBudget } : {}),
     ...(num(s.secondRecords) > 0 ? { secondRecords: num(s.secondRecords) } : {}),
   };
 }
@@ -267,6 +274,11 @@ export function secondRecordsNote(runId: string, task: string, records: number):
     `roundtrip errors --run ${runId} ${shellOption('--task', task)} --code KEY_CHANGED_RECORD_CREATED lists ${one ? 'it' : 'each'} with both records' Ids and what the old one holds: ` +
     `merge the two in Salesforce, or set the key back on the old one and delete the new one`
   );
+}
+
+/** What the CLI says of a dry run's write-back whose push a real run would refuse for the API budget. */
+export function overBudgetWarning(task: string, problem: string): string {
+  return `dry run: write-back ${task}: a real run would send none of its records and fail the task: ${problem}`;
 }
 
 /** What the CLI says of a write-back whose mapped fields the extract of its object does not read. */
@@ -458,6 +470,7 @@ type Column = Exclude<
   | 'keyNotExtracted'
   | 'secondRecords'
   | 'duplicateKeys'
+  | 'overBudget'
 >;
 const COLUMNS: readonly Column[] = [
   'task',
@@ -543,6 +556,7 @@ export function formatSummaryTable(summary: RunSummary): string {
     ...(t.notExtracted ? [notExtractedNote(t.task, t.notExtracted)] : []),
     ...(t.keyNotExtracted ? [keyNotExtractedNote(t.task, t.keyNotExtracted)] : []),
     ...(t.secondRecords ? [secondRecordsNote(summary.runId, t.task, t.secondRecords)] : []),
+    ...(t.overBudget ? [overBudgetWarning(t.task, t.overBudget)] : []),
   ]);
   return [
     `run ${summary.runId}: ${summary.status}`,

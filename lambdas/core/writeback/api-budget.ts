@@ -16,7 +16,8 @@
  * job's creation, upload, close, one poll and its results), so it never refuses a push that could
  * have fitted; the retries of locked rows and the further polls of a slow job come on top. A push
  * refused is the task's failure, as `maxChanges` is: nothing was sent, the plan stays stored to be
- * inspected, and the run goes on with its other tasks.
+ * inspected, and the run goes on with its other tasks. A dry run is not refused: the plan keeps
+ * why a real run would be in the task's figures (`overBudget`), which the CLI says.
  */
 import type { PipelineConfig, WritebackTask } from '../../config';
 import type { SalesforceLimit } from '../../connectors/salesforce';
@@ -100,7 +101,7 @@ export function storedLimits(summary: Record<string, unknown>): StoredLimits {
 /** A write-back's push would pass the run's API budget: refused before anything was sent. */
 export class PushOverBudgetError extends TerminalError {}
 
-/** What {@link checkPushBudget} is given: the plan's outcome and the run's record. */
+/** What {@link pushBudgetProblem} is given: the plan's outcome and the run's record. */
 export interface PushBudgetInput {
   readonly config: PipelineConfig;
   readonly task: WritebackTask;
@@ -114,11 +115,14 @@ export interface PushBudgetInput {
   readonly summary: Record<string, unknown>;
 }
 
-/** Throws {@link PushOverBudgetError} when the push cannot fit the run's budget (module comment). */
-export function checkPushBudget(input: PushBudgetInput): void {
+/**
+ * Why the push cannot fit the run's budget (module comment), or undefined when it can: "its push of
+ * … records needs …", with the numbers and what to change.
+ */
+export function pushBudgetProblem(input: PushBudgetInput): string | undefined {
   const { config, task, configPath, runId, api, records, summary } = input;
   const calls = pushCallsAtLeast(api, records);
-  if (calls === 0) return;
+  if (calls === 0) return undefined;
   const { maxApiCallsPerRun, reserveDailyApiPercent } = config.budget;
   const spent = runApiCalls(summary);
   const limits = storedLimits(summary);
@@ -127,7 +131,8 @@ export function checkPushBudget(input: PushBudgetInput): void {
     api === 'bulk'
       ? `a Bulk job: ${BULK_JOB_CALLS_AT_LEAST} calls at the least`
       : `Collections, ${n(records)} records at ${n(COMPOSITE_MAX_RECORDS)} a call`;
-  const refused = `Write-back ${task.name} refused before sending anything: its push of ${n(records)} record${records === 1 ? '' : 's'} needs`;
+  const push = `its push of ${n(records)} record${records === 1 ? '' : 's'} needs`;
+  const atLeast = `at least ${n(calls)} Salesforce API call${calls === 1 ? '' : 's'} (${how})`;
   const inspect = `The plan is stored (SELECT * FROM roundtrip.writeback_plan_rows WHERE run_id = '${runId}' AND task = '${task.name}')`;
   // A Collections push that a Bulk job would send in a few calls: how to get there.
   const cheaper =
@@ -138,9 +143,7 @@ export function checkPushBudget(input: PushBudgetInput): void {
         : ` A Bulk job would send them in a few calls: lower ${configPath}.bulkThreshold (${n(task.bulkThreshold)}) to ${n(records)} or less.`;
 
   if (spent.total + calls > maxApiCallsPerRun) {
-    throw new PushOverBudgetError(
-      `${refused} at least ${n(calls)} Salesforce API call${calls === 1 ? '' : 's'} (${how}), and the run has made ${n(spent.total)} of budget.maxApiCallsPerRun ${n(maxApiCallsPerRun)}.${cheaper} ${inspect}; raise budget.maxApiCallsPerRun to send it.`,
-    );
+    return `${push} ${atLeast}, and the run has made ${n(spent.total)} of budget.maxApiCallsPerRun ${n(maxApiCallsPerRun)}.${cheaper} ${inspect}; raise budget.maxApiCallsPerRun to send it.`;
   }
   const daily = limits.DailyApiRequests;
   if (daily) {
@@ -148,18 +151,24 @@ export function checkPushBudget(input: PushBudgetInput): void {
     const remaining = daily.Remaining - (spent.total - spent.prepare);
     const reserve = Math.ceil((daily.Max * reserveDailyApiPercent) / 100);
     if (remaining - calls < reserve) {
-      throw new PushOverBudgetError(
-        `${refused} at least ${n(calls)} Salesforce API call${calls === 1 ? '' : 's'} (${how}); of the org's daily allowance about ${n(Math.max(0, remaining))} of ${n(daily.Max)} remain (DailyApiRequests when the run started, less the run's calls since), which would leave ${n(remaining - calls)}, below the reserve of ${n(reserve)} (budget.reserveDailyApiPercent ${reserveDailyApiPercent}%).${cheaper} ${inspect}.`,
-      );
+      return `${push} ${atLeast}; of the org's daily allowance about ${n(Math.max(0, remaining))} of ${n(daily.Max)} remain (DailyApiRequests when the run started, less the run's calls since), which would leave ${n(remaining - calls)}, below the reserve of ${n(reserve)} (budget.reserveDailyApiPercent ${reserveDailyApiPercent}%).${cheaper} ${inspect}.`;
     }
   }
   const batches = limits.DailyBulkApiBatches;
   if (api === 'bulk' && batches) {
     const needed = bulkBatchesFor(records);
     if (needed > batches.Remaining) {
-      throw new PushOverBudgetError(
-        `${refused} ${n(needed)} of the org's Bulk API batches (one per ${n(BULK_BATCH_RECORDS)} records), and the org had ${n(batches.Remaining)} of its ${n(batches.Max)} a day left when the run started (${DAILY_BULK_API_BATCHES_LIMIT}: other tools count too, and they free up over a rolling 24 hours). ${inspect}; the next run plans it again.`,
-      );
+      return `${push} ${n(needed)} of the org's Bulk API batches (one per ${n(BULK_BATCH_RECORDS)} records), and the org had ${n(batches.Remaining)} of its ${n(batches.Max)} a day left when the run started (${DAILY_BULK_API_BATCHES_LIMIT}: other tools count too, and they free up over a rolling 24 hours). ${inspect}; the next run plans it again.`;
     }
   }
+  return undefined;
+}
+
+/** Throws {@link PushOverBudgetError} when the push cannot fit the run's budget ({@link pushBudgetProblem}). */
+export function checkPushBudget(input: PushBudgetInput): void {
+  const problem = pushBudgetProblem(input);
+  if (problem !== undefined)
+    throw new PushOverBudgetError(
+      `Write-back ${input.task.name} refused before sending anything: ${problem}`,
+    );
 }

@@ -87,7 +87,7 @@ import {
   type WritebackPlanInput,
   type WritebackPlanOutput,
 } from './contracts';
-import { checkPushBudget } from './api-budget';
+import { checkPushBudget, pushBudgetProblem } from './api-budget';
 import {
   addRunApiCalls,
   mergeRunSummary,
@@ -2191,10 +2191,10 @@ export async function planWriteback(
       runId: input.runId,
     });
   }
-  if (!input.dryRun) {
+  if (result.api !== 'none') {
     // The run's calls so far, this plan's recorded, and the allowances Prepare read.
     const summary = await withClient(deps.pg, (client) => readRunSummary(client, input.runId));
-    checkPushBudget({
+    const budget = {
       config: deps.config,
       task,
       configPath,
@@ -2202,7 +2202,18 @@ export async function planWriteback(
       api: result.api,
       records: result.counts.changed,
       summary,
-    });
+    };
+    if (!input.dryRun) checkPushBudget(budget);
+    else {
+      // A dry run sends nothing, so it is not refused: the CLI says what a real run would do.
+      const overBudget = pushBudgetProblem(budget);
+      if (overBudget !== undefined) {
+        logger.warn('A run that is not a dry run would refuse this push', { overBudget });
+        await withTransaction(deps.pg, (client) =>
+          mergeRunSummary(client, input.runId, ['writeback', input.task], { overBudget }),
+        );
+      }
+    }
   }
   return withApiCallsSoFar(deps, output);
 }

@@ -84,12 +84,20 @@ describe('the run’s API budget, applied to a write-back’s push', () => {
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(env.sf.store.get(ids[0] as string)?.LeadScore__c).toBe(before);
 
-    // A dry run is not refused: it sends nothing, and says what the push would send.
-    await expect(planWriteback(deps, { runId, task: 'Lead-update', dryRun: true })).resolves.toMatchObject({
-      status: 'dry-run',
-      api: 'collections',
-      changed: LEADS,
-    });
+    // A dry run is not refused (it sends nothing): its figures say why a real run would be. (Its
+    // plan finds Lead's describe cached: Prepare's /limits and 3 Composite calls pass 3.)
+    const tight = env.deps({ writeback: [update(100_000)], budget: { maxApiCallsPerRun: 3 } });
+    const dry = await prepare({ input: { dryRun: true } }, tight);
+    await expect(
+      planWriteback(tight, { runId: dry.runId, task: 'Lead-update', dryRun: true }),
+    ).resolves.toMatchObject({ status: 'dry-run', api: 'collections', changed: LEADS });
+    const figures = ((await summaryOf(dry.runId)).writeback as Record<string, Record<string, unknown>>)[
+      'Lead-update'
+    ];
+    expect(figures?.overBudget).toMatch(
+      /^its push of 2,500 records needs at least 3 Salesforce API calls \(Collections, 2,500 records at 1,000 a call\), and the run has made 1 of budget.maxApiCallsPerRun 3\./,
+    );
+    expect(env.sf.calls.count({ write: true })).toBe(0);
 
     // The next run's plan finds Lead's describe in the connector's cache (a warm Lambda's): its
     // /limits and the 3 Composite calls make 4, which the same budget holds exactly. Sent.

@@ -176,6 +176,21 @@ describe('formatSummaryTable', () => {
     ]);
   });
 
+  it('says below the table of a dry run’s write-back that a real run would refuse its push for the API budget, and why', () => {
+    const problem =
+      'its push of 2,500 records needs at least 3 Salesforce API calls (Collections, 2,500 records at 1,000 a call), and the run has made 2 of budget.maxApiCallsPerRun 4.';
+    const task = writebackTaskSummary('Lead-upsert', { ...row, sourceRows: 2_500, overBudget: problem });
+    expect(task.overBudget).toBe(problem);
+    expect(
+      formatSummaryTable({ runId: 'r1', status: 'succeeded', tasks: [task] })
+        .split('\n')
+        .slice(4),
+    ).toEqual([
+      `dry run: write-back Lead-upsert: a real run would send none of its records and fail the task: ${problem}`,
+    ]);
+    expect(writebackTaskSummary('Lead-upsert', { sourceRows: 3 }).overBudget).toBeUndefined();
+  });
+
   it("reads a write-back's key not extracted from the figures its plan stored", () => {
     const figures = {
       sourceRows: 3,
