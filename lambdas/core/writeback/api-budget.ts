@@ -59,8 +59,15 @@ export function bulkBatchesFor(records: number): number {
   return Math.ceil(records / BULK_BATCH_RECORDS);
 }
 
-/** The Salesforce calls a run's summary records: Prepare's, and all its tasks' so far. */
-export function runApiCalls(summary: Record<string, unknown>): { total: number; prepare: number } {
+/**
+ * The Salesforce calls a run's summary records: Prepare's, and all its tasks' so far. An Athena
+ * extract's `apiCalls` are Athena's and S3's, not Salesforce's: only the config's Salesforce
+ * extracts count (a task since renamed or removed is not this run's).
+ */
+export function runApiCalls(
+  summary: Record<string, unknown>,
+  config: Pick<PipelineConfig, 'extract'>,
+): { total: number; prepare: number } {
   const callsOf = (value: unknown): number =>
     value !== null && typeof value === 'object'
       ? storedCount((value as Record<string, unknown>).apiCalls)
@@ -72,8 +79,14 @@ export function runApiCalls(summary: Record<string, unknown>): { total: number; 
           0,
         )
       : 0;
+  const salesforce = new Set(config.extract.filter((t) => t.from === 'salesforce').map((t) => t.name));
+  const extracts = Object.fromEntries(
+    Object.entries(
+      summary.extract !== null && typeof summary.extract === 'object' ? summary.extract : {},
+    ).filter(([name]) => salesforce.has(name)),
+  );
   const prepare = callsOf(summary.prepare);
-  return { total: prepare + sumOf(summary.extract) + sumOf(summary.writeback), prepare };
+  return { total: prepare + sumOf(extracts) + sumOf(summary.writeback), prepare };
 }
 
 /** The allowances of `summary.prepare.limits`, those well formed. */
@@ -124,7 +137,7 @@ export function pushBudgetProblem(input: PushBudgetInput): string | undefined {
   const calls = pushCallsAtLeast(api, records);
   if (calls === 0) return undefined;
   const { maxApiCallsPerRun, reserveDailyApiPercent } = config.budget;
-  const spent = runApiCalls(summary);
+  const spent = runApiCalls(summary, config);
   const limits = storedLimits(summary);
   const n = (value: number): string => value.toLocaleString('en-US');
   const how =
@@ -143,7 +156,7 @@ export function pushBudgetProblem(input: PushBudgetInput): string | undefined {
         : ` A Bulk job would send them in a few calls: lower ${configPath}.bulkThreshold (${n(task.bulkThreshold)}) to ${n(records)} or less.`;
 
   if (spent.total + calls > maxApiCallsPerRun) {
-    return `${push} ${atLeast}, and the run has made ${n(spent.total)} of budget.maxApiCallsPerRun ${n(maxApiCallsPerRun)}.${cheaper} ${inspect}; raise budget.maxApiCallsPerRun to send it.`;
+    return `${push} ${atLeast}, and the run has made ${n(spent.total)} of budget.maxApiCallsPerRun ${n(maxApiCallsPerRun)}.${cheaper} ${inspect}; raise budget.maxApiCallsPerRun to send it`;
   }
   const daily = limits.DailyApiRequests;
   if (daily) {
@@ -151,14 +164,14 @@ export function pushBudgetProblem(input: PushBudgetInput): string | undefined {
     const remaining = daily.Remaining - (spent.total - spent.prepare);
     const reserve = Math.ceil((daily.Max * reserveDailyApiPercent) / 100);
     if (remaining - calls < reserve) {
-      return `${push} ${atLeast}; of the org's daily allowance about ${n(Math.max(0, remaining))} of ${n(daily.Max)} remain (DailyApiRequests when the run started, less the run's calls since), which would leave ${n(remaining - calls)}, below the reserve of ${n(reserve)} (budget.reserveDailyApiPercent ${reserveDailyApiPercent}%).${cheaper} ${inspect}.`;
+      return `${push} ${atLeast}; of the org's daily allowance about ${n(Math.max(0, remaining))} of ${n(daily.Max)} remain (DailyApiRequests when the run started, less the run's calls since), which would leave ${n(remaining - calls)}, below the reserve of ${n(reserve)} (budget.reserveDailyApiPercent ${reserveDailyApiPercent}%).${cheaper} ${inspect}`;
     }
   }
   const batches = limits.DailyBulkApiBatches;
   if (api === 'bulk' && batches) {
     const needed = bulkBatchesFor(records);
     if (needed > batches.Remaining) {
-      return `${push} ${n(needed)} of the org's Bulk API batches (one per ${n(BULK_BATCH_RECORDS)} records), and the org had ${n(batches.Remaining)} of its ${n(batches.Max)} a day left when the run started (${DAILY_BULK_API_BATCHES_LIMIT}: other tools count too, and they free up over a rolling 24 hours). ${inspect}; the next run plans it again.`;
+      return `${push} ${n(needed)} of the org's Bulk API batches (one per ${n(BULK_BATCH_RECORDS)} records), and the org had ${n(batches.Remaining)} of its ${n(batches.Max)} a day left when the run started (${DAILY_BULK_API_BATCHES_LIMIT}: other tools count too, and they free up over a rolling 24 hours). ${inspect}; the next run plans it again`;
     }
   }
   return undefined;

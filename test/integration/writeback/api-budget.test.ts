@@ -75,11 +75,11 @@ describe('the run’s API budget, applied to a write-back’s push', () => {
     const refused = await runWriteback(deps, { runId, task: 'Lead-update' }).catch((err: unknown) => err);
 
     expect(refused).toBeInstanceOf(PushOverBudgetError);
-    const spent = runApiCalls(await summaryOf(runId)).total;
+    const spent = runApiCalls(await summaryOf(runId), deps.config).total;
     // Prepare's /limits, and the plan's describe of Lead: 2 calls, then 3 Composite calls would make 5.
     expect(spent).toBe(2);
     expect((refused as Error).message).toBe(
-      `Write-back Lead-update refused before sending anything: its push of 2,500 records needs at least 3 Salesforce API calls (Collections, 2,500 records at 1,000 a call), and the run has made 2 of budget.maxApiCallsPerRun 4. A Bulk job would send them in a few calls: lower writeback[0].bulkThreshold (100,000) to 2,500 or less. The plan is stored (SELECT * FROM roundtrip.writeback_plan_rows WHERE run_id = '${runId}' AND task = 'Lead-update'); raise budget.maxApiCallsPerRun to send it.`,
+      `Write-back Lead-update refused before sending anything: its push of 2,500 records needs at least 3 Salesforce API calls (Collections, 2,500 records at 1,000 a call), and the run has made 2 of budget.maxApiCallsPerRun 4. A Bulk job would send them in a few calls: lower writeback[0].bulkThreshold (100,000) to 2,500 or less. The plan is stored (SELECT * FROM roundtrip.writeback_plan_rows WHERE run_id = '${runId}' AND task = 'Lead-update'); raise budget.maxApiCallsPerRun to send it`,
     );
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(env.sf.store.get(ids[0] as string)?.LeadScore__c).toBe(before);
@@ -106,7 +106,7 @@ describe('the run’s API budget, applied to a write-back’s push', () => {
     const sent = await runWriteback(deps, { runId: next.runId, task: 'Lead-update' });
     expect(sent.result).toMatchObject({ succeeded: LEADS, failed: 0 });
     expect(env.sf.calls.count({ write: true })).toBe(3);
-    expect(runApiCalls(await summaryOf(next.runId)).total).toBe(4);
+    expect(runApiCalls(await summaryOf(next.runId), deps.config).total).toBe(4);
   });
 
   it('refuses a push that would leave the daily allowance below its reserve', async () => {
@@ -141,7 +141,7 @@ describe('the run’s API budget, applied to a write-back’s push', () => {
 
     expect(refused).toBeInstanceOf(PushOverBudgetError);
     expect((refused as Error).message).toBe(
-      `Write-back Lead-update refused before sending anything: its push of 2,500 records needs 1 of the org's Bulk API batches (one per 10,000 records), and the org had 0 of its 15,000 a day left when the run started (DailyBulkApiBatches: other tools count too, and they free up over a rolling 24 hours). The plan is stored (SELECT * FROM roundtrip.writeback_plan_rows WHERE run_id = '${runId}' AND task = 'Lead-update'); the next run plans it again.`,
+      `Write-back Lead-update refused before sending anything: its push of 2,500 records needs 1 of the org's Bulk API batches (one per 10,000 records), and the org had 0 of its 15,000 a day left when the run started (DailyBulkApiBatches: other tools count too, and they free up over a rolling 24 hours). The plan is stored (SELECT * FROM roundtrip.writeback_plan_rows WHERE run_id = '${runId}' AND task = 'Lead-update'); the next run plans it again`,
     );
     expect(env.sf.calls.count({ write: true })).toBe(0);
 

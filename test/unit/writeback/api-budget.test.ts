@@ -8,6 +8,19 @@ import {
   type PushBudgetInput,
 } from '../../../lambdas/core/writeback/api-budget';
 
+/** A Salesforce extract (task Lead) and an Athena one (task athena_customers), whose calls are not Salesforce's. */
+const EXTRACTS = [
+  { from: 'salesforce', object: 'Lead', fields: ['Id'], table: 'sf_lead' },
+  { from: 'athena', query: 'SELECT email FROM customers', table: 'athena_customers' },
+];
+const CONFIG = parseConfig({
+  name: 'budget',
+  salesforce: { secret: 'roundtrip/salesforce' },
+  postgres: { secret: 'roundtrip/postgres' },
+  athena: { database: 'marketing', outputLocation: 's3://results/budget/' },
+  extract: EXTRACTS,
+});
+
 function input(over: {
   task?: Partial<WritebackTaskInput>;
   budget?: { maxApiCallsPerRun?: number; reserveDailyApiPercent?: number };
@@ -19,6 +32,8 @@ function input(over: {
     name: 'budget',
     salesforce: { secret: 'roundtrip/salesforce' },
     postgres: { secret: 'roundtrip/postgres' },
+    athena: { database: 'marketing', outputLocation: 's3://results/budget/' },
+    extract: EXTRACTS,
     transform: ['t.sql'],
     ...(over.budget ? { budget: over.budget } : {}),
     writeback: [
@@ -48,7 +63,7 @@ function input(over: {
 /** A summary with Prepare's calls and limits, an extract's calls and this task's plan calls. */
 const summary = (limits?: Record<string, unknown>): Record<string, unknown> => ({
   prepare: { apiCalls: 3, ...(limits ? { limits } : {}) },
-  extract: { Lead: { apiCalls: 10, rows: 5 }, athena_customers: { rows: 7 } },
+  extract: { Lead: { apiCalls: 10, rows: 5 }, athena_customers: { rows: 7, apiCalls: 2, s3Reads: 1 } },
   writeback: { 'Lead-update': { apiCalls: 1, changed: 4_500 }, Earlier: { apiCalls: 6 } },
 });
 
@@ -60,10 +75,12 @@ describe('the push’s fewest calls, and the run’s calls so far', () => {
     expect([1, 10_000, 10_001].map(bulkBatchesFor)).toEqual([1, 1, 2]);
   });
 
-  it('adds Prepare’s, the extracts’ and the write-backs’ recorded calls, ignoring what is not a count', () => {
-    expect(runApiCalls(summary())).toEqual({ total: 20, prepare: 3 });
-    expect(runApiCalls({})).toEqual({ total: 0, prepare: 0 });
-    expect(runApiCalls({ prepare: { apiCalls: 'x' }, writeback: null, extract: { A: 2 } })).toEqual({
+  it('adds Prepare’s, the Salesforce extracts’ and the write-backs’ recorded calls, not Athena’s nor what is not a count', () => {
+    expect(runApiCalls(summary(), CONFIG)).toEqual({ total: 20, prepare: 3 });
+    expect(runApiCalls({}, CONFIG)).toEqual({ total: 0, prepare: 0 });
+    expect(
+      runApiCalls({ prepare: { apiCalls: 'x' }, writeback: null, extract: { Lead: 2 } }, CONFIG),
+    ).toEqual({
       total: 0,
       prepare: 0,
     });
