@@ -36,6 +36,8 @@ export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 export const BUNDLE_ALIASES: Readonly<Record<string, string>> = {
   // node-fetch 2 (under jsforce) only uses it where Node has no URL class: Node's own instead.
   'whatwg-url': './lambdas/handlers/shims/whatwg-url.ts',
+  // form-data (under jsforce) looks types up only for the files of a multipart form: none here.
+  'mime-types': './lambdas/handlers/shims/mime-types.ts',
 };
 
 /**

@@ -91,6 +91,15 @@ describe('the bundled functions of the example', () => {
       // Minified: the doc comments of the sources are gone.
       expect(code).not.toContain('The step contracts: every input and output');
       expect(code).toContain('sourceMappingURL=index.js.map');
+      // The stack's esbuild aliases took: the packages the shims replace are not in the bundle.
+      const { sources } = JSON.parse(readFileSync(path.join(dir, 'index.js.map'), 'utf8')) as {
+        sources: string[];
+      };
+      expect(sources.some((f) => f.includes('lambdas/handlers/'))).toBe(true);
+      expect({
+        step,
+        replaced: sources.filter((f) => /node_modules\/(?:whatwg-url|tr46|mime-types|mime-db)\//.test(f)),
+      }).toEqual({ step, replaced: [] });
       const config = parseConfig(JSON.parse(readFileSync(path.join(dir, BUNDLED_CONFIG_FILE), 'utf8')));
       expect(config.name).toBe('lead-scoring');
       expect(config.transform).toEqual(['transform/01-lead_score.sql']);
