@@ -55,6 +55,7 @@ import {
   mappedFieldsNotExtracted,
   sourceColumnsFor,
 } from '../../lambdas/core/writeback/plan';
+import { BULK_BATCH_RECORDS, DAILY_BULK_API_BATCHES_LIMIT } from '../../lambdas/core/writeback/api-budget';
 import { checkRenamedTask, checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
 import { splitTable, writebackConfigPath } from '../../lambdas/core/writeback/state';
 import { EXIT, parseOptions, type Command } from '../cli-common';
@@ -263,7 +264,17 @@ export const validate: Command = async (argv) => {
         const sf = await signIn();
         const limits = await sf.limits();
         const daily = limits.DailyApiRequests;
-        return daily ? `API allowance today: ${daily.Remaining} of ${daily.Max} calls left` : 'signed in';
+        // What the run's budget is checked against (Prepare, and each write-back's plan).
+        const batches = limits[DAILY_BULK_API_BATCHES_LIMIT];
+        const left = [
+          ...(daily ? [`API allowance today: ${daily.Remaining} of ${daily.Max} calls left`] : []),
+          ...(batches
+            ? [
+                `Bulk API batches: ${batches.Remaining} of ${batches.Max} left (a Bulk write-back takes one per ${BULK_BATCH_RECORDS.toLocaleString('en-US')} records)`,
+              ]
+            : []),
+        ];
+        return left.length > 0 ? left.join('; ') : 'signed in';
       });
       if (signedIn) {
         const sf = await signIn();

@@ -86,6 +86,10 @@ describe('the roundtrip CLI', () => {
     expect(report.checks.find((c) => c.check === 'write-back Lead-update')?.detail).toBe(
       'Lead update by Id: LeadScore__c writable',
     );
+    // The allowances the run's budget is checked against.
+    expect(report.checks.find((c) => c.check === 'Salesforce sign-in')?.detail).toMatch(
+      /^API allowance today: \d+ of 15000 calls left; Bulk API batches: 15000 of 15000 left \(a Bulk write-back takes one per 10,000 records\)$/,
+    );
     // Behind a proxy it says which way the calls go, and the emulators on this machine are still
     // reached directly: every check passes as before.
     const saved = process.env.HTTPS_PROXY;
