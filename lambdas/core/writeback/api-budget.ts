@@ -89,6 +89,20 @@ export function runApiCalls(
   return { total: prepare + sumOf(extracts) + sumOf(summary.writeback), prepare };
 }
 
+/**
+ * The Bulk API batches the run's other write-backs' Bulk pushes took: one per 10,000 records
+ * Salesforce answered for (written or failed), a task at a time (its jobs may have taken more).
+ */
+export function runBulkBatches(summary: Record<string, unknown>, except: string): number {
+  const writeback = summary.writeback;
+  if (writeback === null || typeof writeback !== 'object') return 0;
+  return Object.entries(writeback as Record<string, unknown>).reduce((sum, [name, figures]) => {
+    if (name === except || figures === null || typeof figures !== 'object') return sum;
+    const f = figures as Record<string, unknown>;
+    return f.api === 'bulk' ? sum + bulkBatchesFor(storedCount(f.written) + storedCount(f.failed)) : sum;
+  }, 0);
+}
+
 /** The allowances of `summary.prepare.limits`, those well formed. */
 export function storedLimits(summary: Record<string, unknown>): StoredLimits {
   const prepare = summary.prepare;
@@ -170,8 +184,10 @@ export function pushBudgetProblem(input: PushBudgetInput): string | undefined {
   const batches = limits.DailyBulkApiBatches;
   if (api === 'bulk' && batches) {
     const needed = bulkBatchesFor(records);
-    if (needed > batches.Remaining) {
-      return `${push} ${n(needed)} of the org's Bulk API batches (one per ${n(BULK_BATCH_RECORDS)} records), and the org had ${n(batches.Remaining)} of its ${n(batches.Max)} a day left when the run started (${DAILY_BULK_API_BATCHES_LIMIT}: other tools count too, and they free up over a rolling 24 hours). ${inspect}; the next run plans it again`;
+    const usedByRun = runBulkBatches(summary, task.name);
+    if (needed > batches.Remaining - usedByRun) {
+      const since = usedByRun > 0 ? `, of which this run's Bulk pushes have taken ${n(usedByRun)} since` : '';
+      return `${push} ${n(needed)} of the org's Bulk API batches (one per ${n(BULK_BATCH_RECORDS)} records), and the org had ${n(batches.Remaining)} of its ${n(batches.Max)} a day left when the run started${since} (${DAILY_BULK_API_BATCHES_LIMIT}: other tools count too, and they free up over a rolling 24 hours). ${inspect}; the next run plans it again`;
     }
   }
   return undefined;

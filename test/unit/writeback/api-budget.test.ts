@@ -152,6 +152,18 @@ describe('checkPushBudget', () => {
     expect(() => checkPushBudget(input({ api: 'bulk', records: 30_001, summary: batches(3) }))).toThrow(
       "needs 4 of the org's Bulk API batches (one per 10,000 records), and the org had 3 of its 15,000 a day left",
     );
+    // The run's earlier Bulk pushes took batches since Prepare read the allowance: 25,000 records
+    // answered for (3 batches) leave 0 of 3; a Collections push's records take none.
+    const taken = {
+      ...batches(3),
+      writeback: {
+        Earlier: { api: 'bulk', written: 24_000, failed: 1_000, apiCalls: 6 },
+        Small: { api: 'collections', written: 900, apiCalls: 1 },
+      },
+    };
+    expect(() => checkPushBudget(input({ api: 'bulk', records: 1, summary: taken }))).toThrow(
+      "needs 1 of the org's Bulk API batches (one per 10,000 records), and the org had 3 of its 15,000 a day left when the run started, of which this run's Bulk pushes have taken 3 since",
+    );
     // No allowances stored (a run recorded before Prepare kept them): maxApiCallsPerRun alone.
     expect(() =>
       checkPushBudget(input({ api: 'bulk', records: 1_000_000, summary: summary() })),
