@@ -24,7 +24,7 @@ import type { SalesforceLimit } from '../../connectors/salesforce';
 import { COMPOSITE_MAX_RECORDS } from '../../connectors/salesforce/writes';
 import { TerminalError } from '../../shared/errors';
 import type { WritebackApi } from './contracts';
-import { storedCount } from './state';
+import { isObject, storedCount } from './state';
 
 /** Where Prepare stores the allowances it read, in the run's summary (`summary.prepare.limits`). */
 export const PREPARE_LIMITS_KEY = 'limits';
@@ -68,25 +68,24 @@ export function runApiCalls(
   summary: Record<string, unknown>,
   config: Pick<PipelineConfig, 'extract'>,
 ): { total: number; prepare: number } {
-  const callsOf = (value: unknown): number =>
-    value !== null && typeof value === 'object'
-      ? storedCount((value as Record<string, unknown>).apiCalls)
-      : 0;
-  const sumOf = (section: unknown): number =>
-    section !== null && typeof section === 'object'
-      ? Object.values(section as Record<string, unknown>).reduce<number>(
-          (sum, task) => sum + callsOf(task),
-          0,
-        )
-      : 0;
   const salesforce = new Set(config.extract.filter((t) => t.from === 'salesforce').map((t) => t.name));
-  const extracts = Object.fromEntries(
-    Object.entries(
-      summary.extract !== null && typeof summary.extract === 'object' ? summary.extract : {},
-    ).filter(([name]) => salesforce.has(name)),
-  );
   const prepare = callsOf(summary.prepare);
-  return { total: prepare + sumOf(extracts) + sumOf(summary.writeback), prepare };
+  const extracts = tasksOf(summary.extract).filter(([name]) => salesforce.has(name));
+  const total = [...extracts, ...tasksOf(summary.writeback)].reduce(
+    (sum, [, figures]) => sum + callsOf(figures),
+    prepare,
+  );
+  return { total, prepare };
+}
+
+/** The tasks of a summary's section (`extract`, `writeback`) with their figures. */
+function tasksOf(section: unknown): [string, unknown][] {
+  return isObject(section) ? Object.entries(section) : [];
+}
+
+/** A step's or task's recorded Salesforce calls. */
+function callsOf(figures: unknown): number {
+  return isObject(figures) ? storedCount(figures.apiCalls) : 0;
 }
 
 /**
@@ -94,31 +93,25 @@ export function runApiCalls(
  * Salesforce answered for (written or failed), a task at a time (its jobs may have taken more).
  */
 export function runBulkBatches(summary: Record<string, unknown>, except: string): number {
-  const writeback = summary.writeback;
-  if (writeback === null || typeof writeback !== 'object') return 0;
-  return Object.entries(writeback as Record<string, unknown>).reduce((sum, [name, figures]) => {
-    if (name === except || figures === null || typeof figures !== 'object') return sum;
-    const f = figures as Record<string, unknown>;
-    return f.api === 'bulk' ? sum + bulkBatchesFor(storedCount(f.written) + storedCount(f.failed)) : sum;
-  }, 0);
+  return tasksOf(summary.writeback).reduce(
+    (sum, [name, f]) =>
+      name !== except && isObject(f) && f.api === 'bulk'
+        ? sum + bulkBatchesFor(storedCount(f.written) + storedCount(f.failed))
+        : sum,
+    0,
+  );
 }
 
 /** The allowances of `summary.prepare.limits`, those well formed. */
 export function storedLimits(summary: Record<string, unknown>): StoredLimits {
-  const prepare = summary.prepare;
-  const limits =
-    prepare !== null && typeof prepare === 'object'
-      ? (prepare as Record<string, unknown>)[PREPARE_LIMITS_KEY]
+  const limits = isObject(summary.prepare) ? summary.prepare[PREPARE_LIMITS_KEY] : undefined;
+  if (!isObject(limits)) return {};
+  const allowance = (value: unknown): SalesforceLimit | undefined =>
+    isObject(value) && typeof value.Max === 'number' && typeof value.Remaining === 'number'
+      ? { Max: value.Max, Remaining: value.Remaining }
       : undefined;
-  if (limits === null || typeof limits !== 'object') return {};
-  const allowance = (value: unknown): SalesforceLimit | undefined => {
-    if (value === null || typeof value !== 'object') return undefined;
-    const { Max, Remaining } = value as Record<string, unknown>;
-    return typeof Max === 'number' && typeof Remaining === 'number' ? { Max, Remaining } : undefined;
-  };
-  const entries = limits as Record<string, unknown>;
-  const daily = allowance(entries.DailyApiRequests);
-  const batches = allowance(entries[DAILY_BULK_API_BATCHES_LIMIT]);
+  const daily = allowance(limits.DailyApiRequests);
+  const batches = allowance(limits[DAILY_BULK_API_BATCHES_LIMIT]);
   return {
     ...(daily ? { DailyApiRequests: daily } : {}),
     ...(batches ? { DailyBulkApiBatches: batches } : {}),

@@ -18,7 +18,8 @@ export function sqlLiteral(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
+/** A JSON object (not null, not a list): a run summary's section, a task's figures. */
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
