@@ -6,6 +6,7 @@
  * issues.ts can say `<path>: expected <what>, got <what was there>`.
  */
 import * as z from 'zod';
+import { noProxyDomain } from '../shared/proxy';
 import { COMPLETE, describeValue, expected, objectError, siblingPath } from './issues';
 import { cronExpressionProblem, rateExpressionProblem } from './schedule-expression';
 import type {
@@ -584,15 +585,12 @@ const notificationsSchema = section('an object with "emails"', {
 /**
  * Whether a `NO_PROXY` list lets Secrets Manager be reached directly, in any region: `*`,
  * `amazonaws.com` (or `.cn`), a region's `<region>.amazonaws.com`, or Secrets Manager's own host
- * (`secretsmanager.<region>.amazonaws.com`), each as a domain or a host (lambdas/shared/proxy.ts,
- * proxyFor, matches them so).
+ * (`secretsmanager.<region>.amazonaws.com`), each as a domain or a host, as proxyFor matches them
+ * ({@link noProxyDomain}).
  */
 function secretsManagerDirect(noProxy: readonly string[]): boolean {
   return noProxy.some((written) => {
-    const entry = written
-      .toLowerCase()
-      .replace(/^\*?\./, '')
-      .replace(/:\d+$/, '');
+    const entry = noProxyDomain(written);
     return (
       entry === '*' ||
       /^(?:(?:secretsmanager\.)?[a-z]{2}(?:-[a-z]+)+-\d+\.)?amazonaws\.com(?:\.cn)?$/.test(entry)

@@ -58,12 +58,22 @@ export function proxyFor(url: string, env: NodeJS.ProcessEnv = process.env): str
   if (host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\./.test(host))
     return undefined;
   for (const written of noProxyEntries(env)) {
-    const raw = written.toLowerCase();
-    if (raw === '*') return undefined;
-    const entry = raw.replace(/^\*?\./, '').replace(/:\d+$/, '');
+    if (written === '*') return undefined;
+    const entry = noProxyDomain(written);
     if (host === entry || host.endsWith(`.${entry}`)) return undefined;
   }
   return proxy;
+}
+
+/**
+ * A `NO_PROXY` entry as {@link proxyFor} matches a host against it: lower case, without a leading
+ * `.` or `*.` and without a port (an entry `*` alone is every host).
+ */
+export function noProxyDomain(written: string): string {
+  return written
+    .toLowerCase()
+    .replace(/^\*?\./, '')
+    .replace(/:\d+$/, '');
 }
 
 /**
