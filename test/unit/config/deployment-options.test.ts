@@ -10,6 +10,13 @@ type Raw = Record<string, unknown>;
 
 const KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 
+/** A valid `deployment.network` without a proxy. */
+const NETWORK = { vpcId: 'vpc-12345678', subnetIds: ['subnet-12345678'], securityGroupIds: ['sg-12345678'] };
+
+/** The start of the error of proxy credentials whose secret the proxy would stand before. */
+const SECRETS_MANAGER_NOT_DIRECT =
+  'expected Secrets Manager among the hosts reached directly, since the functions read the proxy\'s credentials (credentialsSecret) before they can use it: give the VPC an interface endpoint for Secrets Manager and add ".amazonaws.com" or "secretsmanager.<region>.amazonaws.com", got ';
+
 function valid(): Raw {
   return {
     name: 'lead-scoring',
@@ -97,13 +104,8 @@ describe('deployment options of the pipeline config', () => {
       ['*'],
     ]) {
       const proxy = { url: 'http://proxy.corp.example:3128', noProxy, credentialsSecret: 'roundtrip/proxy' };
-      const network = {
-        vpcId: 'vpc-12345678',
-        subnetIds: ['subnet-12345678'],
-        securityGroupIds: ['sg-12345678'],
-      };
       expect(
-        parseConfig({ ...valid(), deployment: { network: { ...network, proxy } } }).deployment?.network
+        parseConfig({ ...valid(), deployment: { network: { ...NETWORK, proxy } } }).deployment?.network
           ?.proxy,
       ).toEqual(proxy);
     }
@@ -157,9 +159,7 @@ describe('deployment options of the pipeline config', () => {
       (c) =>
         (c.deployment = {
           network: {
-            vpcId: 'vpc-12345678',
-            subnetIds: ['subnet-12345678'],
-            securityGroupIds: ['sg-12345678'],
+            ...NETWORK,
             proxy: {
               url: 'http://bob:hunter2@proxy.corp.example:3128',
               noProxy: ['.amazonaws.com', 'https://x.test'],
@@ -183,9 +183,7 @@ describe('deployment options of the pipeline config', () => {
       (c) =>
         (c.deployment = {
           network: {
-            vpcId: 'vpc-12345678',
-            subnetIds: ['subnet-12345678'],
-            securityGroupIds: ['sg-12345678'],
+            ...NETWORK,
             proxy: {
               url: 'http://proxy.corp.example:3128',
               noProxy: ['db.internal', 'athena.eu-west-1.amazonaws.com'],
@@ -196,7 +194,7 @@ describe('deployment options of the pipeline config', () => {
       [
         issue(
           'deployment.network.proxy.noProxy',
-          'expected Secrets Manager among the hosts reached directly, since the functions read the proxy\'s credentials (credentialsSecret) before they can use it: give the VPC an interface endpoint for Secrets Manager and add ".amazonaws.com" or "secretsmanager.<region>.amazonaws.com", got ["db.internal","athena.eu-west-1.amazonaws.com"]',
+          `${SECRETS_MANAGER_NOT_DIRECT}["db.internal","athena.eu-west-1.amazonaws.com"]`,
         ),
       ],
     ],
@@ -205,9 +203,7 @@ describe('deployment options of the pipeline config', () => {
       (c) =>
         (c.deployment = {
           network: {
-            vpcId: 'vpc-12345678',
-            subnetIds: ['subnet-12345678'],
-            securityGroupIds: ['sg-12345678'],
+            ...NETWORK,
             proxy: { url: 'http://proxy.corp.example:3128', credentialsSecret: 'bob:hunter2' },
           },
         }),
@@ -216,10 +212,7 @@ describe('deployment options of the pipeline config', () => {
           'deployment.network.proxy.credentialsSecret',
           'expected a Secrets Manager secret name or ARN, got "bob:hunter2"',
         ),
-        issue(
-          'deployment.network.proxy.noProxy',
-          'expected Secrets Manager among the hosts reached directly, since the functions read the proxy\'s credentials (credentialsSecret) before they can use it: give the VPC an interface endpoint for Secrets Manager and add ".amazonaws.com" or "secretsmanager.<region>.amazonaws.com", got nothing',
-        ),
+        issue('deployment.network.proxy.noProxy', `${SECRETS_MANAGER_NOT_DIRECT}nothing`),
       ],
     ],
     [
@@ -227,9 +220,7 @@ describe('deployment options of the pipeline config', () => {
       (c) =>
         (c.deployment = {
           network: {
-            vpcId: 'vpc-12345678',
-            subnetIds: ['subnet-12345678'],
-            securityGroupIds: ['sg-12345678'],
+            ...NETWORK,
             proxy: { url: 'socks5://proxy.corp.example:1080' },
           },
           kmsKeyArn: KEY_ARN,

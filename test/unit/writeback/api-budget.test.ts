@@ -8,18 +8,21 @@ import {
   type PushBudgetInput,
 } from '../../../lambdas/core/writeback/api-budget';
 
-/** A Salesforce extract (task Lead) and an Athena one (task athena_customers), whose calls are not Salesforce's. */
-const EXTRACTS = [
-  { from: 'salesforce', object: 'Lead', fields: ['Id'], table: 'sf_lead' },
-  { from: 'athena', query: 'SELECT email FROM customers', table: 'athena_customers' },
-];
-const CONFIG = parseConfig({
+/**
+ * The pipeline's config without its write-backs: a Salesforce extract (task Lead) and an Athena
+ * one (task athena_customers), whose calls are not Salesforce's.
+ */
+const BASE = {
   name: 'budget',
   salesforce: { secret: 'roundtrip/salesforce' },
   postgres: { secret: 'roundtrip/postgres' },
   athena: { database: 'marketing', outputLocation: 's3://results/budget/' },
-  extract: EXTRACTS,
-});
+  extract: [
+    { from: 'salesforce', object: 'Lead', fields: ['Id'], table: 'sf_lead' },
+    { from: 'athena', query: 'SELECT email FROM customers', table: 'athena_customers' },
+  ],
+};
+const CONFIG = parseConfig(BASE);
 
 function input(over: {
   task?: Partial<WritebackTaskInput>;
@@ -29,11 +32,7 @@ function input(over: {
   summary: Record<string, unknown>;
 }): PushBudgetInput {
   const config = parseConfig({
-    name: 'budget',
-    salesforce: { secret: 'roundtrip/salesforce' },
-    postgres: { secret: 'roundtrip/postgres' },
-    athena: { database: 'marketing', outputLocation: 's3://results/budget/' },
-    extract: EXTRACTS,
+    ...BASE,
     transform: ['t.sql'],
     ...(over.budget ? { budget: over.budget } : {}),
     writeback: [
