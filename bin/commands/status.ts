@@ -261,7 +261,11 @@ export const status: Command = async (argv) => {
         heldBackAgain: tasksHeldBackAgain(run.summary.writeback),
         // Tasks renamed or removed since the run: counted all the same (what the run recorded).
         notInConfig: tasks.filter((t) => t.notInConfig).map((t) => t.task),
+        // Every call the run made, and apart those to Salesforce (what the org's daily allowance
+        // and budget.maxApiCallsPerRun count) and to Athena and S3 (its Athena loads').
         apiCalls: sum('prepare', 'apiCalls') + sum('extract', 'apiCalls') + sum('writeback', 'apiCalls'),
+        salesforceApiCalls: tasks.filter((t) => !t.athena).reduce((n, t) => n + t.apiCalls, 0),
+        athenaApiCalls: tasks.filter((t) => t.athena).reduce((n, t) => n + t.apiCalls, 0),
         // As the table shows it: the message, without the names of our own errors (docs/cli.md).
         error: run.error === null ? null : storedFailureText(run.error),
         ...(run.status === 'running'
@@ -288,6 +292,8 @@ export const status: Command = async (argv) => {
     const superseded = rows.some((r) => r.superseded > 0);
     // Records of unknown outcome come only of answers lost: a column when some run has them.
     const unknown = rows.some((r) => r.outcomeUnknown > 0);
+    // Athena's and S3's calls come only of Athena loads: a column when some run made some.
+    const athena = rows.some((r) => r.athenaApiCalls > 0);
     const header = [
       'run',
       'status',
@@ -300,7 +306,8 @@ export const status: Command = async (argv) => {
       ...(superseded ? ['superseded'] : []),
       'failed',
       ...(unknown ? ['outcome unknown'] : []),
-      'API calls',
+      'Salesforce calls',
+      ...(athena ? ['Athena/S3 calls'] : []),
     ];
     const cells = rows.map((r) => [
       r.runId + (r.dryRun ? ' (dry run)' : ''),
@@ -314,7 +321,8 @@ export const status: Command = async (argv) => {
       ...(superseded ? [r.superseded.toLocaleString('en-US')] : []),
       r.failed.toLocaleString('en-US'),
       ...(unknown ? [r.outcomeUnknown.toLocaleString('en-US')] : []),
-      String(r.apiCalls),
+      r.salesforceApiCalls.toLocaleString('en-US'),
+      ...(athena ? [r.athenaApiCalls.toLocaleString('en-US')] : []),
     ]);
     process.stdout.write(alignColumns([header, ...cells], (i) => i >= 3).lines.join('\n') + '\n');
     for (const r of rows) {

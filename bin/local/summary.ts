@@ -38,7 +38,13 @@ export interface TaskSummary {
    * when none.
    */
   readonly outcomeUnknown?: number;
+  /** Salesforce API calls; an Athena extract's ({@link athena}) are Athena's and S3's. */
   readonly apiCalls: number;
+  /**
+   * An Athena extract (its figures count `s3Reads`): its `apiCalls` are Athena's and S3's, which
+   * the org's allowance and `budget.maxApiCallsPerRun` do not count. Absent for every other task.
+   */
+  readonly athena?: true;
   /**
    * A task the run recorded figures for that the config passed no longer names (renamed or
    * removed since): its figures are the run's all the same. Absent for a task the config names.
@@ -185,6 +191,7 @@ export function extractTaskSummary(task: string, figures: unknown): TaskSummary 
     superseded: 0,
     failed: 0,
     apiCalls: num(s.apiCalls) + num(s.s3Reads),
+    ...('s3Reads' in s ? { athena: true as const } : {}),
     ...duplicateKeysOf(s.duplicateKeys),
   };
 }
@@ -471,6 +478,7 @@ type Column = Exclude<
   | 'secondRecords'
   | 'duplicateKeys'
   | 'overBudget'
+  | 'athena'
 >;
 const COLUMNS: readonly Column[] = [
   'task',

@@ -766,8 +766,25 @@ describe('the roundtrip CLI', () => {
       ),
     );
     const status = await cli(['status', ...connection.slice(2), '--config', bulk, '--json']);
-    const listed = lastJsonLine(status.stdout) as { runs: { runId: string; apiCalls: number }[] };
-    expect(listed.runs.find((r) => r.runId === summary.runId)?.apiCalls).toBe(total);
+    const listed = lastJsonLine(status.stdout) as {
+      runs: { runId: string; apiCalls: number; salesforceApiCalls: number; athenaApiCalls: number }[];
+    };
+    const run = listed.runs.find((r) => r.runId === summary.runId);
+    expect(run?.apiCalls).toBe(total);
+    // Salesforce's calls apart from Athena's and S3's: what the budget and the org's allowance count.
+    expect(run?.salesforceApiCalls).toBe(total - athena);
+    expect(run?.athenaApiCalls).toBe(athena);
+    expect(summary.tasks.filter((t) => (t as { athena?: true }).athena).map((t) => t.task)).toEqual([
+      'athena_customers',
+    ]);
+    // The table says them in two columns, the run's row with both figures.
+    const text = (await cli(['status', ...connection.slice(2), '--config', bulk])).stdout.split('\n');
+    expect(text[0]).toMatch(/ {2}failed {2}Salesforce calls {2}Athena\/S3 calls$/);
+    const cells = text.find((l) => l.startsWith(summary.runId))?.split(/ {2,}/);
+    expect(cells?.slice(-2)).toEqual([
+      (total - athena).toLocaleString('en-US'),
+      athena.toLocaleString('en-US'),
+    ]);
   });
 
   it('prints the summary only once every Parallel branch has ended, with the calls of a branch still running when another failed', async () => {
@@ -1321,8 +1338,11 @@ describe('the roundtrip CLI', () => {
         'superseded',
         'failed',
         'apiCalls',
+        // An Athena load's calls are Athena's and S3's, not Salesforce's: its row says so.
+        ...(task.task === 'athena_customers' ? ['athena'] : []),
       ]);
     }
+    expect(summary.tasks.find((t) => t.task === 'athena_customers')?.athena).toBe(true);
     expect(run.code).toBe(summary.status === 'succeeded' ? 0 : 1);
     // Each extract's progress line says what its summary row says: rows read, and of them written
     // (rows read again through the overlap window, unchanged, are not written).
@@ -1402,7 +1422,8 @@ describe('the roundtrip CLI', () => {
             prepare: { apiCalls: 3 },
             extract: {
               Lead: { rows: 12, inserted: 2, updated: 1, apiCalls: 4 },
-              Old_extract: { rows: 5, apiCalls: 1 },
+              // An Athena load (its figures count S3 reads) since removed: its calls are not Salesforce's.
+              Old_extract: { rows: 5, apiCalls: 1, s3Reads: 1 },
             },
             writeback: {
               'Lead-update': { sourceRows: 3, changed: 1, written: 1, apiCalls: 1 },
@@ -1440,7 +1461,9 @@ describe('the roundtrip CLI', () => {
       written: 6,
       rejected: 1,
       failed: 2,
-      apiCalls: 11,
+      apiCalls: 12,
+      salesforceApiCalls: 10,
+      athenaApiCalls: 2,
       notInConfig: ['Old_extract', 'Contact-rs'],
     });
     // A run of the config's tasks alone names none.
@@ -1460,7 +1483,8 @@ describe('the roundtrip CLI', () => {
       '1',
       '0',
       '2',
-      '11',
+      '10',
+      '2',
     ]);
     // Said once, for every run listed that has such figures (earlier tests' runs of tasks of
     // their own configs among them), not once a run.

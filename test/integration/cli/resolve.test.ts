@@ -317,7 +317,7 @@ describe('roundtrip resolve', () => {
     // roundtrip status says so too: 0 failed, 3 of unknown outcome.
     const status = await cli(['status', ...connection]);
     const row = status.stdout.split('\n').find((l) => l.startsWith(runId));
-    expect(status.stdout).toMatch(/ failed +outcome unknown +API calls\n/);
+    expect(status.stdout).toMatch(/ failed +outcome unknown +Salesforce calls\n/);
     expect(row?.split(/ +/).slice(-3)).toEqual(['0', '3', '1']);
     // And the table a run ends with.
     const stored = await readStoredRun(env.pool, runId);
