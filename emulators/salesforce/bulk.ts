@@ -682,6 +682,8 @@ export class BulkApi {
       }
       const row = rowIndex++;
       const status = row < job.status.length ? (job.status[row] as RowStatus) : RowStatus.Unprocessed;
+      // A processed record whose result line the fault leaves out of both result files.
+      if (status !== RowStatus.Unprocessed && this.ctx.faults.isResultOmitted(fields)) return;
       const original = fields.map(quoteCsv);
       if (which === 'successful' && (status === RowStatus.Created || status === RowStatus.Updated)) {
         buffer.push(

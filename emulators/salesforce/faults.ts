@@ -21,6 +21,13 @@ export interface SalesforceFaults {
    * `0` or `undefined` switches it off.
    */
   sessionExpiresAfterCalls?: number;
+  /**
+   * Records a Bulk ingest job processes (written or refused) whose line its `successfulResults`
+   * and `failedResults` leave out, by a value of the row as it was uploaded (its Id, exactly as
+   * sent, or its external-ID value): a finished job that does not account for every record, which
+   * a client must not read as a failure. Stays on until cleared.
+   */
+  omitIngestResults?: readonly string[];
   /** Fraction (0..1) of records written that fail with the per-record `UNABLE_TO_LOCK_ROW`. */
   lockRowFraction?: number;
   /** Records that fail with `UNABLE_TO_LOCK_ROW`: by Id (15 or 18 characters) or external-ID value. */
@@ -105,6 +112,7 @@ export const FAULT_NAMES: readonly (keyof SalesforceFaults)[] = [
   'sessionExpiresAfterCalls',
   'lockRowFraction',
   'lockRowKeys',
+  'omitIngestResults',
   'failNextBulkJob',
   'resetStreamAfterBytes',
   'resetWriteAnswerAfterBytes',
@@ -165,6 +173,9 @@ function checkFaults(faults: SalesforceFaults): void {
   }
   if (faults.lockRowKeys !== undefined && !Array.isArray(faults.lockRowKeys)) {
     problems.push('lockRowKeys must be an array of record Ids or external-ID values');
+  }
+  if (faults.omitIngestResults !== undefined && !Array.isArray(faults.omitIngestResults)) {
+    problems.push('omitIngestResults must be an array of record Ids or external-ID values');
   }
   if (problems.length > 0)
     throw new InvalidFaultError(`invalid Salesforce emulator faults: ${problems.join('; ')}`);
@@ -273,6 +284,12 @@ export class FaultController {
     }
     const fraction = this.active.lockRowFraction;
     return fraction !== undefined && fraction > 0 && this.random() < fraction;
+  }
+
+  /** @internal Whether an ingest result line of the row uploaded as `fields` is left out. */
+  isResultOmitted(fields: readonly string[]): boolean {
+    const omitted = this.active.omitIngestResults;
+    return omitted !== undefined && omitted.length > 0 && fields.some((f) => omitted.includes(f));
   }
 
   /** @internal Whether any per-record fault is on (lets the hot path skip the hook). */

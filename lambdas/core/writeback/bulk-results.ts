@@ -151,7 +151,7 @@ export function finishedJob(job: IngestJob, range: { first_seq: string; last_seq
  * for a LATERAL join. Salesforce writes `CODE:message:fields --` (salesforce-wire.md); the field
  * list may be empty, with or without a space before `--` (`ENTITY_IS_DELETED:entity is deleted:--`),
  * and the message may hold colons and ` -- ` itself, so the fields are the last `:`-part before
- * the closing `--`. Several errors of one record follow each other (`… -- NEXT_CODE:…`): the
+ * the closing `--` (names joined by commas, a space after each tolerated). Several errors of one record follow each other (`… -- NEXT_CODE:…`): the
  * first gives the code and fields, the others are kept in the message. Text of any other shape
  * is the message whole, under UNKNOWN_EXCEPTION.
  */
@@ -160,10 +160,10 @@ export const BULK_ERROR_SQL = `
          coalesce(nullif(btrim(m[2]), ''), nullif(btrim(errs[1]), ''), 'Salesforce gave no reason')
            || CASE WHEN cardinality(errs) > 1 THEN ' (and ' || array_to_string(errs[2:], ' -- ') || ')' ELSE '' END
            AS message,
-         coalesce(array_remove(string_to_array(m[3], ','), ''), '{}') AS fields
+         coalesce(array_remove(string_to_array(regexp_replace(m[3], '\\s+', '', 'g'), ','), ''), '{}') AS fields
     FROM (SELECT regexp_split_to_array(regexp_replace(btrim(coalesce(r.sf_extra, '')), '\\s*--$', ''),
                                   '\\s*--\\s+(?=[A-Z][A-Z0-9_]*:)') AS errs) AS split
-    CROSS JOIN LATERAL (SELECT regexp_match(errs[1], '^([A-Z][A-Z0-9_]*):(.*):([A-Za-z0-9_,]*)\\s*$') AS m) AS parsed`;
+    CROSS JOIN LATERAL (SELECT regexp_match(errs[1], '^([A-Z][A-Z0-9_]*):(.*):\\s*([A-Za-z0-9_]+(\\s*,\\s*[A-Za-z0-9_]+)*)?\\s*$') AS m) AS parsed`;
 
 /**
  * Applies one finished job's result files, in one transaction with its collected mark. Records
@@ -226,23 +226,51 @@ export async function collectJob(
         syncedAt: deps.clock.now(),
         lockRetries,
       });
-      // Rows of the job with no result line (a job that failed as a whole, or aborted).
-      const { rowCount: unprocessed } = await client.query(
-        `WITH left_over AS (
-           UPDATE roundtrip.writeback_plans p SET status = 'failed', updated_at = now()
-            WHERE ${range} AND p.job_id = $5 AND p.status = 'sent' RETURNING p.key, p.salesforce_id, p.payload)
-         INSERT INTO roundtrip.writeback_errors (run_id, task, key, salesforce_id, stage, job_id, code, message, payload)
-         SELECT $1, $2, key, salesforce_id, 'push', $5, $6, $7, payload FROM left_over`,
-        [
-          runId,
-          taskName,
-          job.first,
-          job.last,
-          job.id,
-          `BULK_JOB_${job.state.toUpperCase()}`,
-          `Bulk ingest job ${job.id} ended ${job.state} without a result for this record${job.errorMessage ? `: ${sf.redact(job.errorMessage)}` : ''}`,
-        ],
-      );
+      // Rows of the job with no result line. A job that failed or was aborted left them
+      // unprocessed (Salesforce: "the remaining data isn't processed"): they failed, nothing was
+      // written. A job that completed processed every record, so one without a line has an outcome
+      // nobody told: it is handled as a record whose call's answer was lost (a retry call's, with
+      // its attempt counted and the record left `sent`): the retry pass looks an insert up by its
+      // external ID, and sends an update or upsert again; failing it would insert a record again
+      // that Salesforce may have created.
+      let untold = 0;
+      let unprocessed = 0;
+      if (job.state === 'JobComplete') {
+        const { rowCount } = await client.query(
+          // updated_at stays the time of the send: a look-up takes only a record created after it.
+          `UPDATE roundtrip.writeback_plans p SET attempts = p.attempts + 1
+            WHERE ${range} AND p.job_id = $5 AND p.status = 'sent'`,
+          [runId, taskName, job.first, job.last, job.id],
+        );
+        untold = rowCount ?? 0;
+        if (untold > 0) {
+          logger.warn(
+            'Bulk ingest job completed without a result for some of its records: looked up or sent again',
+            {
+              jobId: job.id,
+              records: untold,
+            },
+          );
+        }
+      } else {
+        const { rowCount } = await client.query(
+          `WITH left_over AS (
+             UPDATE roundtrip.writeback_plans p SET status = 'failed', updated_at = now()
+              WHERE ${range} AND p.job_id = $5 AND p.status = 'sent' RETURNING p.key, p.salesforce_id, p.payload)
+           INSERT INTO roundtrip.writeback_errors (run_id, task, key, salesforce_id, stage, job_id, code, message, payload)
+           SELECT $1, $2, key, salesforce_id, 'push', $5, $6, $7, payload FROM left_over`,
+          [
+            runId,
+            taskName,
+            job.first,
+            job.last,
+            job.id,
+            `BULK_JOB_${job.state.toUpperCase()}`,
+            `Bulk ingest job ${job.id} ended ${job.state} without a result for this record${job.errorMessage ? `: ${sf.redact(job.errorMessage)}` : ''}`,
+          ],
+        );
+        unprocessed = rowCount ?? 0;
+      }
       await client.query(
         `UPDATE roundtrip.writeback_jobs SET state = $4, records_processed = $5, records_failed = $6, error_message = $7,
                 collected_at = now(), updated_at = now()
@@ -250,7 +278,13 @@ export async function collectJob(
         [runId, taskName, job.id, job.state, job.processed, job.failed, job.errorMessage ?? null],
       );
       if (andThen) await andThen(client);
-      logger.info('Bulk ingest job collected', { jobId: job.id, state: job.state, ...applied, unprocessed });
+      logger.info('Bulk ingest job collected', {
+        jobId: job.id,
+        state: job.state,
+        ...applied,
+        unprocessed,
+        withoutResult: untold,
+      });
     }),
   );
 }

@@ -90,7 +90,8 @@ export function sentHowSql(p = 'p', j = 'j'): string {
  * Ledger rows (`writeback_plans`, as `alias`) whose outcome only a look-up can tell: sent by a
  * Collections call ({@link sentByCall}), or carried by a Bulk job Salesforce no longer answers for
  * (recorded `NotFound`, collected: its results are gone with it; readJobOfEndedRun). A row of a
- * job collected has an outcome (collectJob fails those without a result), so a row still `sent`
+ * job collected has an outcome or counts an attempt (collectJob fails those without a result, or,
+ * of a job that completed, gives them the attempt of a call whose answer was lost), so a row still `sent`
  * with its job collected is one of such a job. Rows of a Bulk job that can still be collected are
  * left out: its results tell.
  */

@@ -526,7 +526,7 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     }) as SalesforceConnector;
   }
 
-  it('collects a result file of Salesforce’s two columns only as matching nothing: the records are reported, the job collected', async () => {
+  it('collects a result file of Salesforce’s two columns only as matching nothing: the records, whose outcome it does not tell, are sent again, not failed', async () => {
     await scores(61);
     const deps = env.deps({ writeback: [update] });
     const runId = await env.newRun();
@@ -535,16 +535,85 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     expect(pushed.status).toBe('bulk-pending');
     const text = (which: string) =>
       new Response(`"sf__Id","${which === 'successfulResults' ? 'sf__Created' : 'sf__Error'}"\n`).body!;
+    env.sf.calls.clear();
     const final = await untilCollected(env, { ...deps, salesforce: resultsAnsweredBy(text) }, pushed);
     expect(final.status).toBe('collected');
-    const errors = await errorsOf(env, runId);
-    expect(errors).toHaveLength(LEADS);
-    expect(errors[0]?.code).toBe('BULK_JOB_JOBCOMPLETE');
+    // The job completed: Salesforce processed every record, and the files say nothing of them.
+    // Taken as answers lost, not as refusals: the two deleted leads fail as Salesforce refuses
+    // them, the others are written.
+    expect(final).toMatchObject({ succeeded: LEADS - 2, failed: 2 });
+    expect((await errorsOf(env, runId)).map((e) => e.code)).toEqual([
+      'ENTITY_IS_DELETED',
+      'ENTITY_IS_DELETED',
+    ]);
+    expect(env.sf.calls.count({ operation: 'collections.update' })).toBe(Math.ceil(LEADS / 200));
     const { rows } = await env.pool.query(
       `SELECT count(*)::int AS n FROM roundtrip.writeback_jobs WHERE run_id = $1 AND collected_at IS NULL`,
       [runId],
     );
     expect(rows[0].n).toBe(0);
+  });
+
+  it('a completed job without a result line for a record: an update sends it again, in this run', async () => {
+    await scores(71);
+    const omitted = ids[17] as string;
+    env.sf.faults.set({ omitIngestResults: [omitted] });
+    const deps = env.deps({ writeback: [update] });
+    const runId = await env.newRun();
+    env.sf.calls.clear();
+
+    const { result } = await runWriteback(deps, { runId, task: 'Lead-update' });
+
+    expect(result).toMatchObject({ api: 'bulk', succeeded: LEADS - 2, failed: 2 });
+    expect((await errorsOf(env, runId)).map((e) => e.code)).toEqual([
+      'ENTITY_IS_DELETED',
+      'ENTITY_IS_DELETED',
+    ]);
+    // One record sent again, by one call.
+    expect(env.sf.calls.count({ operation: 'collections.update' })).toBe(1);
+    expect(env.sf.store.get(omitted)?.LeadScore__c).toBe((18 + 71) % 100);
+    const { rows } = await env.pool.query(
+      `SELECT status, attempts FROM roundtrip.writeback_plans WHERE run_id = $1 AND key = $2`,
+      [runId, omitted],
+    );
+    expect(rows).toEqual([{ status: 'succeeded', attempts: 2 }]);
+  });
+
+  it('a completed job without a result line for an insert: the record is looked up by its external ID and recorded, never inserted twice', async () => {
+    await env.pool.query('DELETE FROM lead_src');
+    await env.pool.query(
+      `INSERT INTO lead_src SELECT 'lost-' || i, 'Lost ' || i, i FROM generate_series(1, 60) AS i`,
+    );
+    env.sf.faults.set({ omitIngestResults: ['lost-9'] });
+    const insert = { ...upsert, mode: 'insert' as const };
+    const deps = env.deps({ writeback: [insert] });
+    const before = env.sf.store.count('Lead');
+    env.sf.calls.clear();
+
+    const first = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+
+    expect(first.result).toMatchObject({ api: 'bulk', succeeded: 60, failed: 0 });
+    expect(env.sf.store.count('Lead')).toBe(before + 60);
+    // Looked up, not sent again.
+    expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
+    expect(
+      env.sf.calls
+        .writes()
+        .map((c) => c.operation)
+        .filter((op) => !op.startsWith('bulk.')),
+    ).toEqual([]);
+    const { rows } = await env.pool.query(
+      `SELECT s.salesforce_id FROM roundtrip.sync_state s WHERE s.task = 'Lead-insert' AND s.key = 'lost-9'`,
+    );
+    expect(env.sf.store.get(rows[0].salesforce_id)).toMatchObject({
+      External_Id__c: 'lost-9',
+      LeadScore__c: 9,
+    });
+
+    env.sf.faults.clear();
+    const second = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
+    expect(second.plan.changed).toBe(0);
+    expect(env.sf.store.count('Lead')).toBe(before + 60);
   });
 
   it('fails the collect with the error of a result file cut while its table is made, without an unhandled error', async () => {

@@ -47,6 +47,20 @@ describe('record errors', () => {
       },
     ],
     [
+      'fields joined by a comma and a space',
+      'REQUIRED_FIELD_MISSING:Required fields are missing: [LastName, Company]:LastName, Company --',
+      {
+        code: 'REQUIRED_FIELD_MISSING',
+        message: 'Required fields are missing: [LastName, Company]',
+        fields: ['LastName', 'Company'],
+      },
+    ],
+    [
+      'a message whose last part after a colon is words, no fields',
+      'FIELD_CUSTOM_VALIDATION_EXCEPTION:Score: too high:--',
+      { code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION', message: 'Score: too high', fields: [] },
+    ],
+    [
       'no fields, a space before --',
       'ENTITY_IS_DELETED:entity is deleted: --',
       { code: 'ENTITY_IS_DELETED', message: 'entity is deleted', fields: [] },
