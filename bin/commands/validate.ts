@@ -34,7 +34,14 @@ import {
   type PostgresSource,
 } from '../../lambdas/connectors/postgres';
 import type { CoreDeps } from '../../lambdas/core/deps';
-import { tableColumns, taskNameConflictMessage, taskNamesOwnedElsewhere } from '../../lambdas/core/run-state';
+import {
+  extractTableClaims,
+  extractTableConflictMessage,
+  extractTableProblems,
+  tableColumns,
+  taskNameConflictMessage,
+  taskNamesOwnedElsewhere,
+} from '../../lambdas/core/run-state';
 import {
   DELETED_FIELD,
   deletesFor,
@@ -250,6 +257,18 @@ export const validate: Command = async (argv) => {
         if (owners.length > 0) throw new Error(taskNameConflictMessage(config.name, owners));
         return `${names.join(', ') || 'none'}: no other pipeline uses them in this database`;
       });
+      // And its extract tables (Prepare claims them): none another pipeline loads, none holding
+      // rows that no run of this pipeline loaded.
+      if (config.extract.length > 0) {
+        await record('extract tables', async () => {
+          const claims = extractTableClaims(config);
+          const problems = await withClient(pool, (client) =>
+            extractTableProblems(client, config.name, claims),
+          );
+          if (problems.length > 0) throw new Error(extractTableConflictMessage(config.name, problems));
+          return `${claims.map((c) => `${c.schema}.${c.table}`).join(', ')}: this pipeline's to load`;
+        });
+      }
     }
     if (config.salesforce && failedSecrets.has(config.salesforce.secret)) {
       results.push({

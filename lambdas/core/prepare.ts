@@ -38,8 +38,11 @@ import { salesforceOf, splitTableName, type CoreDeps } from './deps';
 import { DAILY_BULK_API_BATCHES_LIMIT, PREPARE_LIMITS_KEY } from './writeback/api-budget';
 import { addRunApiCalls, mergeRunSummary } from './writeback/state';
 import {
+  claimExtractTables,
   claimTaskNames,
   closeRunsWhoseProcessIsGone,
+  extractTableClaims,
+  extractTableConflictMessage,
   endRunningRun,
   otherRunningRuns,
   recordExtractCount,
@@ -263,9 +266,15 @@ export async function prepare(
   // would share its watermark and sync state. Checked before anything is read (the forecast reads
   // the watermarks) or written; a refused run claims none of its names (the transaction rolls back).
   const taskNames = [...tasks.salesforce, ...tasks.athena, ...tasks.writeback];
+  // So is an extract table: one that another pipeline loads, or that holds rows no run of this
+  // pipeline loaded (a typo in `table`, a table of the application), would have its rows merged
+  // into or replaced. Refused here, before any extract touches it.
+  const tableClaims = extractTableClaims(config, [...tasks.salesforce, ...tasks.athena]);
   await withTransaction(deps.pg, async (client) => {
     const owners = await claimTaskNames(client, config.name, runId, taskNames);
     if (owners.length > 0) throw new TerminalError(taskNameConflictMessage(config.name, owners));
+    const tables = await claimExtractTables(client, config.name, runId, tableClaims);
+    if (tables.length > 0) throw new TerminalError(extractTableConflictMessage(config.name, tables));
   });
 
   let forecast: ApiForecast = { salesforceApiCalls: 0 };

@@ -1,7 +1,7 @@
 /**
  * The few statements the steps run on the run's own state and on loaded tables that the
  * PostgreSQL connector does not offer (yet): the `roundtrip.runs` row, the pipeline's claim on
- * its task names (`roundtrip.task_owners`), the per-task results in its summary, the checkpoint
+ * its task names (`roundtrip.task_owners`) and its extract tables (`roundtrip.table_owners`), the per-task results in its summary, the checkpoint
  * of a Bulk query job (`roundtrip.extract_jobs`), the target's current columns, the newest change
  * in staging, and the removal of rows a full read no longer returned. Each takes the client of
  * the step's transaction.
@@ -9,7 +9,8 @@
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../connectors/postgres';
 import { TerminalError } from '../shared/errors';
-import type { RunProcess, RunProcesses } from './deps';
+import type { PipelineConfig } from '../config';
+import { splitTableName, type RunProcess, type RunProcesses } from './deps';
 import { countUnreportedFigures } from './writeback/state';
 
 /** The `roundtrip.runs` row as Prepare records it. */
@@ -163,6 +164,202 @@ export function taskNameConflictMessage(pipeline: string, owners: readonly TaskN
     `${others.map((p) => `pipeline "${p}"`).join(', ')} was renamed or removed, release its names: ` +
     `DELETE FROM roundtrip.task_owners WHERE pipeline ${quoted.length === 1 ? `= ${quoted[0]}` : `IN (${quoted.join(', ')})`})`
   );
+}
+
+/** An extract task's table, as {@link claimExtractTables} checks it. */
+export interface ExtractTableClaim {
+  readonly task: string;
+  /** The config path of the task's table (`extract[1].table`), for the refusal. */
+  readonly configPath: string;
+  readonly schema: string;
+  readonly table: string;
+  /** The load replaces every row (a keyless Athena query); else it merges rows by key. */
+  readonly replaces: boolean;
+}
+
+/** The tables of `config`'s extract tasks named in `tasks` (all of them when undefined), to claim. */
+export function extractTableClaims(
+  config: Pick<PipelineConfig, 'extract' | 'postgres'>,
+  tasks?: readonly string[],
+): ExtractTableClaim[] {
+  return config.extract.flatMap((task, index) =>
+    tasks !== undefined && !tasks.includes(task.name)
+      ? []
+      : [
+          {
+            task: task.name,
+            configPath: `extract[${index}].table`,
+            ...splitTableName(task.table, config.postgres.schema),
+            replaces: task.from === 'athena' && (task.key ?? []).length === 0,
+          },
+        ],
+  );
+}
+
+/** Why a pipeline may not load an extract table ({@link extractTableProblems}). */
+export type ExtractTableProblem =
+  | {
+      readonly kind: 'other-pipeline';
+      readonly claim: ExtractTableClaim;
+      readonly pipeline: string;
+      readonly task: string;
+      readonly claimedAt: Date;
+    }
+  | { readonly kind: 'not-roundtrips'; readonly claim: ExtractTableClaim; readonly why: string };
+
+/**
+ * Why `pipeline` may not load each table of `claims` (reads only): one another pipeline holds in
+ * `roundtrip.table_owners`, or one nobody holds that exists and is not the pipeline's to load: a
+ * table that holds rows, which no run of the pipeline loaded through the task (its watermark in
+ * `extract_state`, or its figures in a run's summary: tables loaded before version 14 are claimed
+ * by their next run), or a relation that is not a table, or one roundtrip's role cannot read. A
+ * table that does not exist, or has no row, is the pipeline's to make or fill: nothing in it is lost.
+ */
+export async function extractTableProblems(
+  client: ClientBase,
+  pipeline: string,
+  claims: readonly ExtractTableClaim[],
+): Promise<ExtractTableProblem[]> {
+  const problems: ExtractTableProblem[] = [];
+  const { rows: present } = await client.query<{ owners: boolean; state: boolean; runs: boolean }>(
+    `SELECT to_regclass('roundtrip.table_owners') IS NOT NULL AS owners,
+            to_regclass('roundtrip.extract_state') IS NOT NULL AS state,
+            to_regclass('roundtrip.runs') IS NOT NULL AS runs`,
+  );
+  const has = present[0] ?? { owners: false, state: false, runs: false };
+  for (const claim of claims) {
+    if (has.owners) {
+      const { rows } = await client.query<{ pipeline: string; task: string; claimed_at: Date }>(
+        `SELECT pipeline, task, claimed_at FROM roundtrip.table_owners WHERE schema_name = $1 AND table_name = $2`,
+        [claim.schema, claim.table],
+      );
+      const owner = rows[0];
+      if (owner && owner.pipeline !== pipeline) {
+        problems.push({
+          kind: 'other-pipeline',
+          claim,
+          pipeline: owner.pipeline,
+          task: owner.task,
+          claimedAt: owner.claimed_at,
+        });
+        continue;
+      }
+      if (owner) continue;
+    }
+    const { rows: relation } = await client.query<{ kind: string | null; readable: boolean | null }>(
+      `SELECT c.relkind::text AS kind, has_table_privilege(c.oid, 'SELECT') AS readable
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relname = $2`,
+      [claim.schema, claim.table],
+    );
+    const found = relation[0];
+    if (!found) continue;
+    if (found.kind !== 'r' && found.kind !== 'p') {
+      problems.push({
+        kind: 'not-roundtrips',
+        claim,
+        why: 'is not a table (a view, or another kind of relation)',
+      });
+      continue;
+    }
+    if (!found.readable) {
+      problems.push({
+        kind: 'not-roundtrips',
+        claim,
+        why: "is a table roundtrip's database user cannot read",
+      });
+      continue;
+    }
+    const qualified = quoteQualified(claim.schema, claim.table);
+    const { rows: filled } = await client.query<{ any: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM ${qualified}) AS any`,
+    );
+    if (!filled[0]?.any) continue;
+    const { rows: loaded } = await client.query<{ loaded: boolean }>(
+      `SELECT ${
+        has.state
+          ? `EXISTS (SELECT 1 FROM roundtrip.extract_state e JOIN roundtrip.runs r ON r.run_id = e.last_run_id
+                      WHERE e.task = $2 AND r.pipeline = $1)`
+          : 'false'
+      } OR ${
+        has.runs
+          ? `EXISTS (SELECT 1 FROM roundtrip.runs r WHERE r.pipeline = $1 AND r.summary -> 'extract' ? $2)`
+          : 'false'
+      } AS loaded`,
+      [pipeline, claim.task],
+    );
+    if (loaded[0]?.loaded) continue;
+    problems.push({
+      kind: 'not-roundtrips',
+      claim,
+      why: 'exists, holds rows, and no run of this pipeline loaded it',
+    });
+  }
+  return problems;
+}
+
+/**
+ * Claims the tables of `claims` for `pipeline` (Prepare, in the transaction that claims its task
+ * names): refuses, with the problems of {@link extractTableProblems}, unless there is none; then
+ * each table nobody holds becomes the pipeline's, and the task that loads a table of its own is
+ * recorded (a task renamed keeps its table). A claim another pipeline's Prepare has not committed
+ * yet is waited for, then seen. Run it in a transaction, rolled back when problems come back.
+ */
+export async function claimExtractTables(
+  client: ClientBase,
+  pipeline: string,
+  runId: string,
+  claims: readonly ExtractTableClaim[],
+): Promise<ExtractTableProblem[]> {
+  if (claims.length === 0) return [];
+  const sorted = [...claims].sort((a, b) =>
+    a.schema === b.schema ? (a.table < b.table ? -1 : 1) : a.schema < b.schema ? -1 : 1,
+  );
+  const problems = await extractTableProblems(client, pipeline, sorted);
+  if (problems.length > 0) return problems;
+  await client.query(
+    `INSERT INTO roundtrip.table_owners (schema_name, table_name, pipeline, task, run_id)
+     SELECT u.s, u.t, $4, u.task, $5 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u (s, t, task, n)
+      ORDER BY u.n
+     ON CONFLICT (schema_name, table_name) DO UPDATE SET task = EXCLUDED.task
+      WHERE roundtrip.table_owners.pipeline = EXCLUDED.pipeline AND roundtrip.table_owners.task <> EXCLUDED.task`,
+    [sorted.map((c) => c.schema), sorted.map((c) => c.table), sorted.map((c) => c.task), pipeline, runId],
+  );
+  // Claimed by another pipeline between the check and the insert (its Prepare committed first).
+  return extractTableProblems(client, pipeline, sorted);
+}
+
+/**
+ * Why `pipeline` cannot load the tables of `problems`, and the way out of each: a table of the
+ * task's own (nothing was read or written), or, for a table made for the task by hand, claiming it.
+ */
+export function extractTableConflictMessage(
+  pipeline: string,
+  problems: readonly ExtractTableProblem[],
+): string {
+  const sql = (v: string): string => `'${v.replace(/'/g, "''")}'`;
+  const each = problems.map((p) => {
+    const { claim } = p;
+    const table = `${claim.schema}.${claim.table}`;
+    const load = claim.replaces
+      ? 'its load replaces every row of the table'
+      : 'its load merges rows into the table by key (and adds columns to it)';
+    if (p.kind === 'other-pipeline') {
+      return (
+        `extract task ${claim.task} (${claim.configPath}): table ${table} is loaded by task ${p.task} of pipeline "${p.pipeline}" ` +
+        `(since ${p.claimedAt.toISOString()}), and ${load}: the two pipelines would overwrite each other's rows. Name ` +
+        `a table of its own in ${claim.configPath} (or, if pipeline "${p.pipeline}" was renamed or removed, release ` +
+        `its tables: DELETE FROM roundtrip.table_owners WHERE pipeline = ${sql(p.pipeline)})`
+      );
+    }
+    return (
+      `extract task ${claim.task} (${claim.configPath}): table ${table} ${p.why}, and ${load}: it would change data ` +
+      `roundtrip does not own. Name a table of its own in ${claim.configPath}, or, if this table was made for the ` +
+      `task, claim it for the pipeline first: INSERT INTO roundtrip.table_owners (schema_name, table_name, pipeline, ` +
+      `task) VALUES (${[claim.schema, claim.table, pipeline, claim.task].map(sql).join(', ')})`
+    );
+  });
+  return `Pipeline "${pipeline}" cannot load ${problems.length === 1 ? 'this table' : 'these tables'}; nothing was read or written: ${each.join('; ')}`;
 }
 
 /**

@@ -432,6 +432,28 @@ CREATE TABLE roundtrip.extract_counts (
 );
 `;
 
+/**
+ * Version 14: `table_owners`, which pipeline loads each extract table of this database. An extract
+ * merges into its table (and adds columns to it), and a keyless Athena load replaces every row of
+ * it: pointed at a table roundtrip did not make (a typo in `table`, a table of the application),
+ * or at another pipeline's, it would change data that is not its own. Prepare claims the run's
+ * extract tables for its pipeline and refuses one another pipeline holds, or one that exists,
+ * holds rows and no run of the pipeline loaded, before anything is read or written
+ * (lambdas/core/run-state.ts). Empty when created: a table this pipeline loaded before is claimed
+ * by its next run.
+ */
+const V14_TABLE_OWNERS = `
+CREATE TABLE roundtrip.table_owners (
+  schema_name text NOT NULL,
+  table_name  text NOT NULL,
+  pipeline    text NOT NULL,
+  task        text NOT NULL,
+  run_id      text,
+  claimed_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (schema_name, table_name)
+);
+`;
+
 /** The migrations of the state schema, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
@@ -486,6 +508,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 13,
     name: "extract_counts: an extract reuses the COUNT() its run's Prepare took",
     sql: V13_EXTRACT_COUNTS,
+  },
+  {
+    version: 14,
+    name: 'table_owners: an extract table belongs to one pipeline, and never to none',
+    sql: V14_TABLE_OWNERS,
   },
 ];
 

@@ -75,6 +75,7 @@ describe('the roundtrip CLI', () => {
       'secret roundtrip/salesforce',
       'PostgreSQL',
       'task names',
+      'extract tables',
       'Salesforce sign-in',
       'extract Lead',
       'write-back Lead-update',
@@ -370,6 +371,30 @@ describe('the roundtrip CLI', () => {
     } finally {
       await pool
         .query(`DELETE FROM roundtrip.task_owners WHERE pipeline = 'marketing'`)
+        .catch(() => undefined);
+      await pool.end();
+    }
+  });
+
+  it('reports an extract table another pipeline loads, without claiming any, and exits 1', async () => {
+    const pool = new Pool({ connectionString: db.url });
+    try {
+      await migrate(pool);
+      await pool.query(
+        `INSERT INTO roundtrip.table_owners (schema_name, table_name, pipeline, task) VALUES ('public', 'athena_customers', 'marketing', 'customers')
+         ON CONFLICT (schema_name, table_name) DO UPDATE SET pipeline = 'marketing', task = 'customers'`,
+      );
+      const result = await cli(['validate', ...connection]);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain(
+        '✗ extract tables: Pipeline "lead-scoring" cannot load this table; nothing was read or written: extract task athena_customers (extract[1].table): table public.athena_customers is loaded by task customers of pipeline "marketing" (since ',
+      );
+      expect(
+        (await pool.query(`SELECT table_name, pipeline FROM roundtrip.table_owners ORDER BY 1`)).rows,
+      ).toEqual([{ table_name: 'athena_customers', pipeline: 'marketing' }]);
+    } finally {
+      await pool
+        .query(`DELETE FROM roundtrip.table_owners WHERE pipeline = 'marketing'`)
         .catch(() => undefined);
       await pool.end();
     }

@@ -63,6 +63,7 @@ describe('migrate', () => {
       'schema_migrations',
       'sync_scope',
       'sync_state',
+      'table_owners',
       'task_owners',
       'writeback_errors',
       'writeback_jobs',
