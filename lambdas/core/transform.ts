@@ -10,6 +10,7 @@ import {
   applySessionSettings,
   classifyPostgresError,
   inTransaction,
+  quoteIdent,
   withClient,
 } from '../connectors/postgres';
 import { UNBOUNDED_TIME, type TimeLeft } from '../shared/clock';
@@ -550,13 +551,56 @@ async function readTransformFiles(files: readonly string[]): Promise<TransformSo
 }
 
 /**
+ * Points the transaction's `search_path` at `postgres.schema`, then `public` (`SET LOCAL`, so the
+ * files run with it and it ends with the transaction), for a schema other than `public`; with
+ * `public` the database's own search_path is left as it is (PostgreSQL's default: `"$user", public`).
+ *
+ * Why: the extracts write a table named without a schema into `postgres.schema`, and each
+ * write-back reads its `from` there too, but a transform's statements would resolve the same
+ * names through PostgreSQL's default search_path, in `public`: `relation "sf_lead" does not
+ * exist`, or, where `public` has tables of the same names, stale tables read and the output
+ * written where no write-back reads it. `public` stays second, for what the pipeline does not
+ * make (a function or a reference table kept there). A file's own `SET search_path` still
+ * replaces this one.
+ *
+ * A schema that does not exist yet (no extract has run into it: a pipeline without extracts) is
+ * created, as an extract creates it (ensureTable): PostgreSQL skips a missing schema in the path,
+ * and the files' tables would otherwise be made in `public`, where the write-backs do not read.
+ */
+async function useConfiguredSchema(client: PoolClient, schema: string): Promise<void> {
+  if (schema === 'public') return;
+  const quoted = quoteIdent(schema);
+  // One round trip: the setting (is_local true: SET LOCAL) and whether the schema exists.
+  const { rows } = await client.query<{ path: string; exists: boolean }>(
+    `SELECT set_config('search_path', $1, true) AS path,
+            EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $2) AS exists`,
+    [`${quoted}, public`, schema],
+  );
+  if (rows[0]?.exists === true) return;
+  try {
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+  } catch (err) {
+    const classified = classifyPostgresError(err, {
+      action: `creating schema ${quoted} (postgres.schema) for the transform`,
+    });
+    if (classified instanceof TransientError) throw classified;
+    throw new TerminalError(
+      `${classified.message}; the transform makes the tables it names without a schema in postgres.schema, where the extracts write and the write-backs read: create the schema (CREATE SCHEMA ${quoted}) as a user allowed to, or grant this one CREATE on the database; nothing was run`,
+      { cause: err },
+    );
+  }
+}
+
+/**
  * Runs `fn` in a transaction on one client of the pool, committed (a run) or always rolled back
- * (`commit` false: {@link tryTransform}), then hands the connection back as a new one would be: a file may change its session (SET search_path, SET ROLE, a temp table, a session
+ * (`commit` false: {@link tryTransform}), with `search_path` set to `schema` (postgres.schema:
+ * {@link useConfiguredSchema}), then hands the connection back as a new one would be: a file may change its session (SET search_path, SET ROLE, a temp table, a session
  * advisory lock). After a rollback (which undid the file's SETs already) the transform's own error
  * is the one reported; should the reset fail after a commit, withClient discards the connection.
  */
 async function inTransformTransaction<T>(
   pg: CoreDeps['pg'],
+  schema: string,
   commit: boolean,
   fn: (client: PoolClient) => Promise<T>,
 ): Promise<T> {
@@ -568,7 +612,14 @@ async function inTransformTransaction<T>(
     };
     let result: T;
     try {
-      result = await inTransaction(client, () => fn(client), { rollback: !commit });
+      result = await inTransaction(
+        client,
+        async () => {
+          await useConfiguredSchema(client, schema);
+          return fn(client);
+        },
+        { rollback: !commit },
+      );
     } catch (err) {
       await reset().catch(() => undefined);
       throw err;
@@ -579,7 +630,8 @@ async function inTransformTransaction<T>(
 }
 
 /**
- * Runs the config's transform files in order in one transaction and records, per file, the
+ * Runs the config's transform files in order in one transaction (its search_path `postgres.schema`,
+ * then public: {@link useConfiguredSchema}) and records, per file, the
  * statements run and their row counts in the run's summary (`summary.transform`). A failing
  * statement rolls back every file and throws a {@link TransformError}; so does, before any file
  * runs, a statement that would control the transaction (`BEGIN`, `COMMIT`, …). A file that cannot
@@ -598,7 +650,7 @@ export async function runTransform(
   const logger = deps.logger.child({ runId: input.runId, step: 'transform' });
   const started = Date.now();
   const sources = await readTransformFiles(deps.config.transform);
-  const files = await inTransformTransaction(deps.pg, true, async (client) => {
+  const files = await inTransformTransaction(deps.pg, deps.config.postgres.schema, true, async (client) => {
     const ran = await runFiles(
       client,
       sources,
@@ -686,7 +738,8 @@ export interface TriedTransform<T> {
 
 /**
  * Runs the config's transform files exactly as {@link runTransform} does (the same checks, one
- * transaction, a failing statement a {@link TransformError} naming its file and line), then calls
+ * transaction with the search_path of `postgres.schema`, a failing statement a
+ * {@link TransformError} naming its file and line), then calls
  * `inspect` on the same connection, inside that transaction, so that it sees the tables and views
  * the files made; then ROLLS BACK, whatever happened: nothing the files did persists, and nothing
  * is recorded in `roundtrip.runs` (no run is needed). What a rollback cannot undo, the files could
@@ -706,7 +759,7 @@ export async function tryTransform<T>(
   const logger = deps.logger.child({ step: 'transform', rolledBack: true });
   const started = Date.now();
   const sources = await readTransformFiles(deps.config.transform);
-  return inTransformTransaction(deps.pg, false, async (client) => {
+  return inTransformTransaction(deps.pg, deps.config.postgres.schema, false, async (client) => {
     const files = await runFiles(
       client,
       sources,

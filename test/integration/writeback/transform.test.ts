@@ -52,10 +52,10 @@ describe('runTransform', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function deps(files: string[]) {
+  function deps(files: string[], schema?: string) {
     const config = parseConfig({
       name: 'tf-test',
-      postgres: { secret: 'roundtrip/postgres' },
+      postgres: { secret: 'roundtrip/postgres', ...(schema !== undefined ? { schema } : {}) },
       transform: files.map((f) => path.join(dir, f)),
     });
     return { config, pg: pool, logger: createMemoryLogger(), clock: acceleratedClock(0) };
@@ -477,6 +477,132 @@ describe('runTransform', () => {
       await expect(attempt).rejects.toThrow(TransformError);
       await expect(attempt).rejects.toThrow(/10_tried_fails\.sql, line 3: column "nope" does not exist/);
       expect((await pool.query(`SELECT id, label, score FROM scores ORDER BY id`)).rows).toEqual(before);
+    });
+  });
+
+  describe('postgres.schema', () => {
+    // As the extracts leave it: the run's copy in the configured schema, an older one in public
+    // (the pipeline ran with schema public before), and a reference table only public has.
+    beforeAll(async () => {
+      await pool.query(`
+        CREATE SCHEMA analytics;
+        CREATE TABLE analytics.sf_lead ("Id" text PRIMARY KEY, points int);
+        INSERT INTO analytics.sf_lead VALUES ('00Q-A', 1), ('00Q-B', 2);
+        CREATE TABLE public.sf_lead ("Id" text PRIMARY KEY, points int);
+        INSERT INTO public.sf_lead VALUES ('00Q-STALE', 9);
+        CREATE TABLE public.lead_scores ("Id" text, score int);
+        INSERT INTO public.lead_scores VALUES ('00Q-STALE', 900);
+        CREATE TABLE public.weights (factor int);
+        INSERT INTO public.weights VALUES (100);
+      `);
+      writeFileSync(
+        path.join(dir, '30_schema.sql'),
+        `CREATE TABLE IF NOT EXISTS lead_scores ("Id" text, score int);
+DELETE FROM lead_scores;
+INSERT INTO lead_scores SELECT l."Id", l.points * w.factor FROM sf_lead AS l CROSS JOIN weights AS w;
+CREATE TABLE path_seen AS SELECT current_setting('search_path') AS path;
+`,
+      );
+    });
+    const publicTables = async (): Promise<unknown[]> =>
+      (
+        await pool.query(
+          `SELECT 'sf_lead' AS t, "Id", points AS n FROM public.sf_lead
+           UNION ALL SELECT 'lead_scores', "Id", score FROM public.lead_scores ORDER BY 1, 2`,
+        )
+      ).rows;
+
+    it('runs the files with search_path at postgres.schema then public: a table named without a schema is read from the extract’s schema and made there, as the write-back reads it, though public has ones of the same names', async () => {
+      const before = await publicTables();
+      const single = createPool({ url: db.url }, { ssl: { mode: 'disable' }, max: 1 });
+      try {
+        const runId = await newRun();
+        const result = await runTransform({ ...deps(['30_schema.sql'], 'analytics'), pg: single }, { runId });
+        expect(result.files[0]).toMatchObject({ statements: 4, rowCounts: [0, 0, 2, 1] });
+        // Where the write-back looks for `from: 'lead_scores'`: "analytics"."lead_scores".
+        const { rows } = await pool.query(`SELECT "Id", score FROM "analytics"."lead_scores" ORDER BY 1`);
+        expect(rows).toEqual([
+          { Id: '00Q-A', score: 100 },
+          { Id: '00Q-B', score: 200 },
+        ]);
+        const { rows: seen } = await pool.query(`SELECT path FROM analytics.path_seen`);
+        expect(seen).toEqual([{ path: '"analytics", public' }]);
+        expect(await publicTables()).toEqual(before);
+        const { rows: runs } = await pool.query(`SELECT summary FROM roundtrip.runs WHERE run_id = $1`, [
+          runId,
+        ]);
+        expect(runs[0].summary.transform.files[0].rows).toBe(3);
+        // The setting ended with the transaction: the connection goes back with the default.
+        const { rows: after } = await single.query(`SELECT current_setting('search_path') AS path`);
+        expect(after).toEqual([{ path: '"$user", public' }]);
+      } finally {
+        await single.end();
+        await pool.query('DROP TABLE IF EXISTS analytics.lead_scores, analytics.path_seen');
+      }
+    });
+
+    it('tries the files the same way for validate (tryTransform): inspect sees the output in postgres.schema, then it is rolled back', async () => {
+      const before = await publicTables();
+      const tried = await tryTransform(deps(['30_schema.sql'], 'analytics'), async (client) => {
+        const { rows } = await client.query<{ Id: string; score: number }>(
+          `SELECT "Id", score FROM "analytics"."lead_scores" ORDER BY 1`,
+        );
+        return rows;
+      });
+      expect(tried.inspected).toEqual([
+        { Id: '00Q-A', score: 100 },
+        { Id: '00Q-B', score: 200 },
+      ]);
+      const { rows } = await pool.query(`SELECT to_regclass('analytics.lead_scores') AS made`);
+      expect(rows).toEqual([{ made: null }]);
+      expect(await publicTables()).toEqual(before);
+    });
+
+    it('leaves the search_path alone with schema public (its default), and quotes any other name', async () => {
+      writeFileSync(
+        path.join(dir, '31_path.sql'),
+        `CREATE TABLE path_seen AS SELECT current_setting('search_path') AS path;\n`,
+      );
+      const seen = (schema: string | undefined) =>
+        tryTransform(deps(['31_path.sql'], schema), async (client) => {
+          const { rows } = await client.query<{ path: string }>(`SELECT path FROM path_seen`);
+          const { rows: where } = await client.query<{ schema: string }>(
+            `SELECT n.nspname AS schema FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'path_seen'`,
+          );
+          return { path: rows[0]?.path, schema: where[0]?.schema };
+        });
+      expect((await seen(undefined)).inspected).toEqual({ path: '"$user", public', schema: 'public' });
+      expect((await seen('public')).inspected).toEqual({ path: '"$user", public', schema: 'public' });
+      // A schema no extract has made yet is created, as an extract creates it, rather than the
+      // output going to public, where the write-back does not read it; rolled back here.
+      expect((await seen('Lead "Scores", 2')).inspected).toEqual({
+        path: '"Lead ""Scores"", 2", public',
+        schema: 'Lead "Scores", 2',
+      });
+      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1`, [
+        'Lead "Scores", 2',
+      ]);
+      expect(rows).toEqual([{ n: 0 }]);
+    });
+
+    it('names postgres.schema when the schema does not exist and the user may not create it, before any file runs', async () => {
+      const role = `rt_tf_noschema_${Date.now()}`;
+      await pool.query(`CREATE ROLE ${role} LOGIN PASSWORD 'No-Schema-1'`);
+      const url = new URL(db.url);
+      url.username = role;
+      url.password = 'No-Schema-1';
+      const limited = createPool({ url: url.toString() }, { ssl: { mode: 'disable' } });
+      try {
+        const attempt = tryTransform({ ...deps(['31_path.sql'], 'not_there'), pg: limited }, () =>
+          Promise.resolve(undefined),
+        );
+        await expect(attempt).rejects.toThrow(
+          /creating schema "not_there" \(postgres\.schema\) for the transform: permission denied for database .* \(SQLSTATE 42501\); the transform makes the tables it names without a schema in postgres\.schema, .*: create the schema \(CREATE SCHEMA "not_there"\) .*; nothing was run$/,
+        );
+      } finally {
+        await limited.end();
+        await pool.query(`DROP ROLE ${role}`);
+      }
     });
   });
 });
