@@ -388,12 +388,14 @@ export const RUN_STATES = {
   succeeded: 'Run succeeded',
   writebackTasksFailed: 'Write-back tasks failed',
   writebackFailed: 'Write-back failed',
+  writebackFailedUnsaid: 'Write-back failed (no reason reported)',
   failed: 'Run failed',
 } as const;
 
 /**
  * The error name of a run that ends because a write-back passed its `maxFailureRate` or its
- * `maxRejectRate` (the name predates the second).
+ * `maxRejectRate`, or sent keyless inserts whose outcome is unknown (the name predates the
+ * others); the cause is the Report's reason.
  */
 export const WRITEBACK_FAILED_ERROR = ERROR_NAMES.writebackFailed;
 
@@ -896,12 +898,25 @@ export function buildDefinition(
         causePath: '$.report.failedTasks.cause',
       }),
     )
+    // The Report's reason (bounded for Step Functions) is the run's cause: which task, which limit
+    // or which records of unknown outcome, as roundtrip.runs.error has it. A report without one
+    // (none is written so) fails with the general cause.
     .when(
-      sfn.Condition.stringEquals('$.report.status', 'failed'),
+      sfn.Condition.and(
+        sfn.Condition.stringEquals('$.report.status', 'failed'),
+        sfn.Condition.isPresent('$.report.reason'),
+      ),
       new sfn.Fail(b.scope, RUN_STATES.writebackFailed, {
         error: WRITEBACK_FAILED_ERROR,
+        causePath: '$.report.reason',
+      }),
+    )
+    .when(
+      sfn.Condition.stringEquals('$.report.status', 'failed'),
+      new sfn.Fail(b.scope, RUN_STATES.writebackFailedUnsaid, {
+        error: WRITEBACK_FAILED_ERROR,
         cause:
-          'A write-back task passed its maxFailureRate (records Salesforce refused) or its maxRejectRate (rows the plan rejected): the records are in roundtrip.writeback_errors, the reason and the summary in roundtrip.runs',
+          'A write-back task passed its maxFailureRate (records Salesforce refused) or its maxRejectRate (rows the plan rejected), or sent records whose outcome is unknown: the records are in roundtrip.writeback_errors, the reason and the summary in roundtrip.runs',
       }),
     )
     .otherwise(new sfn.Succeed(b.scope, RUN_STATES.succeeded));

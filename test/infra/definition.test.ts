@@ -1085,11 +1085,25 @@ describe('the state machine definition', () => {
       });
     });
 
-    it('fails after the report when a write-back passed its failure rate', async () => {
+    it('fails after the report when a write-back passed its failure rate, with the report’s reason as the cause', async () => {
+      const reason = 'write-back Lead-update: 3 of 10 records failed (30 %), more than maxFailureRate 10 %';
       const h = handlers(fullConfig(), {
+        Report: (input) => ({ runId: input.runId, status: 'failed', reason, writeback: {} }),
+      });
+      expect(await run(full, {}, h)).toMatchObject({
+        status: 'failed',
+        error: WRITEBACK_FAILED_ERROR,
+        cause: reason,
+      });
+      // A report without a reason still fails the run, with the general cause.
+      const unsaid = handlers(fullConfig(), {
         Report: (input) => ({ runId: input.runId, status: 'failed', writeback: {} }),
       });
-      expect(await run(full, {}, h)).toMatchObject({ status: 'failed', error: WRITEBACK_FAILED_ERROR });
+      expect(await run(full, {}, unsaid)).toMatchObject({
+        status: 'failed',
+        error: WRITEBACK_FAILED_ERROR,
+        cause: expect.stringMatching(/^A write-back task passed its maxFailureRate/),
+      });
     });
   });
 });
