@@ -5,14 +5,13 @@
  * Progress and messages go to stderr; stdout holds the result (with `--json`, its last line is
  * the summary object).
  */
-import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { taskName, type PipelineConfig } from '../lambdas/config';
 import { suggestion } from '../lambdas/config/issues';
 import { AthenaDuplicateKeysFound } from '../lambdas/core/contracts';
 import { duplicateKeysWarning, retypedColumnWarning } from '../lambdas/core/load-warnings';
 import type { LocalRunEvent } from '../statemachine/local';
-import { formatSummaryTable, heldBackAgainNote, type RunSummary } from './local/summary';
+import { formatSummaryTable, heldBackAgainNote, transformFileLabels, type RunSummary } from './local/summary';
 import {
   failureText,
   readableFailure,
@@ -314,15 +313,16 @@ export function progressPrinter(
         );
         if (repeated.success) write(`  ! ${duplicateKeysWarning(task, repeated.data)}`);
         // The WARNINGs a transform file raised (`RAISE WARNING`), where they were raised.
+        // Each file named as the summary names it (two of one name by their folders too).
         const files = (out as { files?: unknown } | null)?.files;
-        for (const f of Array.isArray(files) ? (files as Record<string, unknown>[]) : []) {
+        const ran = Array.isArray(files) ? (files as Record<string, unknown>[]) : [];
+        const labels = transformFileLabels(ran.map((f) => String(f.file)));
+        ran.forEach((f, i) => {
           const warnings = Array.isArray(f.warnings) ? (f.warnings as Record<string, unknown>[]) : [];
           for (const w of warnings) {
-            write(
-              `  ! ${path.basename(String(f.file))}, line ${String(w.line)}: WARNING: ${String(w.message)}`,
-            );
+            write(`  ! ${labels[i]}, line ${String(w.line)}: WARNING: ${String(w.message)}`);
           }
-        }
+        });
         break;
       }
       case 'retried':

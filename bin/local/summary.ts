@@ -201,26 +201,44 @@ function duplicateKeysOf(value: unknown): Pick<TaskSummary, 'duplicateKeys'> {
   return found.success ? { duplicateKeys: found.data } : {};
 }
 
+/**
+ * How a run's transform files are named to the reader: each by its file name, but files of one
+ * name in different folders (`a/score.sql`, `b/score.sql`) by as many of their path's last
+ * segments as tell them from each other: by name alone they would show as one file twice. A file
+ * the list holds twice (a run recorded before the config refused it) is the same file, one label.
+ */
+export function transformFileLabels(files: readonly string[]): string[] {
+  const segments = files.map((file) => file.split(/[\\/]/).filter((s) => s !== ''));
+  const tail = (parts: readonly string[], n: number) => parts.slice(-n).join('/');
+  return files.map((file, i) => {
+    const own = segments[i] as string[];
+    const namesakes = segments.filter(
+      (other, j) => files[j] !== file && other[other.length - 1] === own[own.length - 1],
+    );
+    let n = 1;
+    while (n < own.length && namesakes.some((other) => tail(other, n) === tail(own, n))) n += 1;
+    // Still alike as a whole (`/x/a.sql`, `/y/x/a.sql`): the path as recorded.
+    return namesakes.some((other) => tail(other, n) === tail(own, n)) ? file : tail(own, n);
+  });
+}
+
 /** One row per SQL file of the transform's figures (`{ files: [{ file, rows }] }`). */
 export function transformTaskSummaries(figures: unknown): TaskSummary[] {
   const files = record(figures).files;
-  return (Array.isArray(files) ? files : []).map((file: unknown) => {
-    const f = record(file);
-    return {
-      task: String(f.file ?? 'transform')
-        .split('/')
-        .pop() as string,
-      kind: 'transform',
-      rowsRead: 0,
-      planned: 0,
-      written: num(f.rows),
-      rejected: 0,
-      heldBack: 0,
-      superseded: 0,
-      failed: 0,
-      apiCalls: 0,
-    };
-  });
+  const rows = (Array.isArray(files) ? files : []).map((file: unknown) => record(file));
+  const labels = transformFileLabels(rows.map((f) => String(f.file ?? 'transform')));
+  return rows.map((f, i) => ({
+    task: labels[i] as string,
+    kind: 'transform',
+    rowsRead: 0,
+    planned: 0,
+    written: num(f.rows),
+    rejected: 0,
+    heldBack: 0,
+    superseded: 0,
+    failed: 0,
+    apiCalls: 0,
+  }));
 }
 
 /** A write-back task's row from its report figures (`summary.writeback.<task>`). */

@@ -12,7 +12,7 @@
  * tsx is resolved only when a module config is loaded, so code that only parses configs
  * (the Lambdas) never loads it.
  */
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, realpath, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { caBundleFileProblem } from '../shared/ca-bundle';
@@ -97,34 +97,67 @@ function exportedConfig(exports: unknown, file: string): unknown {
   );
 }
 
-/** An issue for each `transform` entry (a string) naming a file that does not exist, in order. */
-async function missingTransformFiles(transform: readonly unknown[], file: string): Promise<ConfigIssue[]> {
+/**
+ * The identity of the file a path names, following symbolic links: its device and inode (a hard
+ * link, or a path differing in case on a case-insensitive disk, names the same file by another real
+ * path), else, where the file system gives no inode, its real path.
+ */
+async function fileIdentity(real: string): Promise<string> {
+  const { dev, ino } = await stat(real, { bigint: true });
+  return ino === 0n ? real : `${dev}:${ino}`;
+}
+
+/**
+ * An issue for each `transform` entry (a string) naming a file that does not exist, and for each
+ * naming a file an earlier entry names already by another path (`transforms/score.sql` and
+ * `/…/transforms/score.sql`, or a symbolic link to it): the transform would run it twice, and a
+ * statement that is not idempotent (an INSERT) would do its work twice. The schema refuses paths
+ * that are the same once normalised; these it cannot see without the config's folder and the disk.
+ * In the config's order.
+ */
+async function transformFileIssues(transform: readonly unknown[], file: string): Promise<ConfigIssue[]> {
   const dir = path.dirname(file);
-  const missing: ConfigIssue[] = [];
-  await Promise.all(
+  const issues: ConfigIssue[] = [];
+  const found = await Promise.all(
     transform.map(async (entry, index) => {
-      if (typeof entry !== 'string' || entry === '') return;
+      if (typeof entry !== 'string' || entry === '') return undefined;
       const absolute = path.resolve(dir, entry);
       try {
-        await access(absolute);
+        const real = await realpath(absolute);
+        return { entry, index, real, identity: await fileIdentity(real) };
       } catch {
-        missing.push({
+        issues.push({
           path: `transform[${index}]`,
           message: `expected an existing SQL file, got ${JSON.stringify(entry)} (${absolute} does not exist)`,
         });
+        return undefined;
       }
     }),
   );
-  return missing.sort((a, b) => a.path.localeCompare(b.path, 'en', { numeric: true }));
+  const first = new Map<string, { index: number; real: string }>();
+  for (const f of found) {
+    if (f === undefined) continue;
+    const earlier = first.get(f.identity);
+    if (earlier === undefined) {
+      first.set(f.identity, f);
+      continue;
+    }
+    issues.push({
+      path: `transform[${f.index}]`,
+      message: `expected each file once, got ${JSON.stringify(f.entry)} again (also at transform[${earlier.index}]: both name ${earlier.real})`,
+    });
+  }
+  return issues.sort((a, b) => a.path.localeCompare(b.path, 'en', { numeric: true }));
 }
 
 /**
  * Makes the paths of files the config names absolute, relative to the config file's folder (the
  * `transform` SQL files and `postgres.ssl.caBundle`), and checks that each file exists, naming
- * every missing one, and that the CA bundle holds PEM certificates.
+ * every missing one, that no transform file is named twice, and that the CA bundle holds PEM
+ * certificates.
  */
 async function resolveConfigFiles(config: PipelineConfig, file: string): Promise<PipelineConfig> {
-  const missing = await missingTransformFiles(config.transform, file);
+  const missing = await transformFileIssues(config.transform, file);
   const dir = path.dirname(file);
   const caBundle = config.postgres.ssl.caBundle;
   const caBundlePath = caBundle === undefined ? undefined : path.resolve(dir, caBundle);
@@ -156,9 +189,9 @@ async function resolveConfigFiles(config: PipelineConfig, file: string): Promise
 }
 
 /**
- * Validates the config, naming a missing transform file together with the other problems (every
- * problem at once), not only once the rest is fixed. An entry that is already a problem (not a
- * .sql path, a duplicate) is not checked on disk.
+ * Validates the config, naming a missing transform file (or one an earlier entry names by another
+ * path) together with the other problems (every problem at once), not only once the rest is fixed.
+ * An entry that is already a problem (not a .sql path, a duplicate) is not named again.
  */
 async function parseWithTransformFiles(value: unknown, file: string): Promise<PipelineConfig> {
   try {
@@ -169,7 +202,7 @@ async function parseWithTransformFiles(value: unknown, file: string): Promise<Pi
     const reported = new Set(
       error.issues.map((i) => /^transform\[\d+\]/.exec(i.path)?.[0]).filter((p) => p !== undefined),
     );
-    const missing = (await missingTransformFiles(transform, file)).filter((i) => !reported.has(i.path));
+    const missing = (await transformFileIssues(transform, file)).filter((i) => !reported.has(i.path));
     if (missing.length === 0) throw error;
     throw new ConfigError(inDocumentOrder([...error.issues, ...missing]), file);
   }

@@ -5,6 +5,7 @@
  * table, …) live in rules.ts. Each schema carries the text of what it expects, so that
  * issues.ts can say `<path>: expected <what>, got <what was there>`.
  */
+import path from 'node:path';
 import * as z from 'zod';
 import { noProxyDomain } from '../shared/proxy';
 import { COMPLETE, describeValue, expected, objectError, siblingPath } from './issues';
@@ -685,7 +686,10 @@ export const pipelineConfigSchema: z.ZodType<PipelineConfig, PipelineConfigInput
     extract: z.array(extractSchema, { error: expected('a list of extract tasks') }).default([]),
     transform: z
       .array(transformFile, { error: expected('a list of .sql file paths') })
-      .superRefine((files, ctx) => noRepeats(files, ctx, 'file'))
+      // Compared as paths, not strings: `./a.sql` and `sql/../a.sql` are `a.sql`, and a file named
+      // twice runs twice (a non-idempotent INSERT doubles its rows). loadConfig compares what is
+      // left to compare only on disk: an absolute path, a symbolic link.
+      .superRefine((files, ctx) => noRepeats(files, ctx, 'file', (f) => path.normalize(f)))
       .default([]),
     writeback: z.array(writebackSchema, { error: expected('a list of write-back tasks') }).default([]),
     budget: budgetSchema.prefault({}),

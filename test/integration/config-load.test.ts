@@ -3,7 +3,7 @@
  * Node and under tsx (child processes), and .json; every error names the file.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, realpath, rm, symlink, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -361,6 +361,67 @@ describe('loadConfig', () => {
         path: 'transform[2]',
         message: `expected an existing SQL file, got "nope.sql" (${path.join(dir, 'nope.sql')} does not exist)`,
       },
+    ]);
+  });
+
+  it('names a transform file named again by another path: absolute, or through a symbolic link', async () => {
+    // Each would run the file twice: a statement that is not idempotent (an INSERT) twice.
+    await symlink(path.join(dir, 'sql', 'first.sql'), path.join(dir, 'linked.sql'));
+    const file = path.join(dir, 'twice.json');
+    const absolute = path.join(dir, 'sql', 'first.sql');
+    await writeFile(
+      file,
+      JSON.stringify({ ...minimal, transform: ['sql/first.sql', absolute, 'linked.sql', 'sql/gone.sql'] }),
+    );
+    const real = await realpath(absolute);
+    expect((await configError(loadConfig(file))).issues).toEqual([
+      {
+        path: 'transform[1]',
+        message: `expected each file once, got ${JSON.stringify(absolute)} again (also at transform[0]: both name ${real})`,
+      },
+      {
+        path: 'transform[2]',
+        message: `expected each file once, got "linked.sql" again (also at transform[0]: both name ${real})`,
+      },
+      {
+        path: 'transform[3]',
+        message: `expected an existing SQL file, got "sql/gone.sql" (${path.join(dir, 'sql', 'gone.sql')} does not exist)`,
+      },
+    ]);
+  });
+
+  it('names a transform file named again together with the other problems, once', async () => {
+    const file = path.join(dir, 'twice-and-more.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        ...minimal,
+        name: 'Not Valid',
+        transform: ['sql/first.sql', './sql/first.sql', path.join(dir, 'sql', 'first.sql')],
+      }),
+    );
+    const error = await configError(loadConfig(file));
+    expect(error.issues.map((i) => [i.path, i.message])).toEqual([
+      ['name', expect.stringMatching(/^expected a pipeline name/)],
+      // The schema's, the two paths being one as text; not named again from the disk.
+      ['transform[1]', 'expected each file once, got "./sql/first.sql" again (also at transform[0])'],
+      [
+        'transform[2]',
+        expect.stringMatching(
+          /^expected each file once, got ".*" again \(also at transform\[0\]: both name /,
+        ),
+      ],
+    ]);
+  });
+
+  it('loads two transform files of one name in different folders', async () => {
+    await mkdir(path.join(dir, 'other'), { recursive: true });
+    await writeFile(path.join(dir, 'other', 'first.sql'), 'SELECT 2;\n');
+    const file = path.join(dir, 'namesakes.json');
+    await writeFile(file, JSON.stringify({ ...minimal, transform: ['sql/first.sql', 'other/first.sql'] }));
+    expect((await loadConfig(file)).transform).toEqual([
+      path.join(dir, 'sql', 'first.sql'),
+      path.join(dir, 'other', 'first.sql'),
     ]);
   });
 

@@ -397,4 +397,27 @@ describe('progressPrinter', () => {
       '  ! 02_b.sql, line 5: WARNING: only 3 scores; in the DO block, line 5 at RAISE',
     ]);
   });
+
+  it('names a transform file whose name another file of the run has by its folder too, as the summary does', () => {
+    const lines: string[] = [];
+    const print = progressPrinter((line) => lines.push(line));
+    const file = (name: string) => ({
+      file: name,
+      statements: 1,
+      rowCounts: [0],
+      rows: 0,
+      durationMs: 1,
+      warnings: [{ line: 1, message: 'no rows' }],
+    });
+    print({
+      type: 'exited',
+      state: 'Transform',
+      stateType: 'Task',
+      output: { runId: 'r', durationMs: 5, files: [file('/p/a/score.sql'), file('/p/b/score.sql')] },
+    });
+    expect(lines.slice(1)).toEqual([
+      '  ! a/score.sql, line 1: WARNING: no rows',
+      '  ! b/score.sql, line 1: WARNING: no rows',
+    ]);
+  });
 });

@@ -1,6 +1,7 @@
 import {
   extractTaskSummary,
   formatSummaryTable,
+  transformTaskSummaries,
   writebackTaskSummary,
   type RunSummary,
 } from '../../../bin/local/summary';
@@ -229,5 +230,31 @@ describe('formatSummaryTable', () => {
     expect(formatSummaryTable({ runId: 'r3', status: 'failed', tasks: [], recorded: false })).toBe(
       'no run recorded: the run never started, as its PostgreSQL could not be used (why: above)',
     );
+  });
+});
+
+describe('transformTaskSummaries', () => {
+  const ran = (...files: string[]) => ({ files: files.map((file, i) => ({ file, rows: i })) });
+  const tasks = (figures: unknown) => transformTaskSummaries(figures).map((t) => t.task);
+
+  it('names each transform file by its name when no other file of the run has it', () => {
+    expect(tasks(ran('/p/transforms/01_a.sql', '/p/transforms/02_b.sql'))).toEqual(['01_a.sql', '02_b.sql']);
+    // The deployed transform's bundled names.
+    expect(tasks(ran('transform/01-score.sql', 'transform/02-score.sql'))).toEqual([
+      '01-score.sql',
+      '02-score.sql',
+    ]);
+  });
+
+  it('names files of one name in different folders by as much of their path as tells them apart', () => {
+    // By name alone both rows would read `score.sql`: which wrote what could not be told.
+    expect(
+      tasks(
+        ran('/p/a/score.sql', '/p/b/score.sql', '/p/other.sql', '/p/x/sql/lead.sql', '/p/y/sql/lead.sql'),
+      ),
+    ).toEqual(['a/score.sql', 'b/score.sql', 'other.sql', 'x/sql/lead.sql', 'y/sql/lead.sql']);
+    expect(tasks(ran('/x/a/s.sql', '/y/x/a/s.sql'))).toEqual(['/x/a/s.sql', 'y/x/a/s.sql']);
+    // One file recorded twice (a run from before the config refused it) is one file.
+    expect(tasks(ran('/p/a/score.sql', '/p/a/score.sql'))).toEqual(['score.sql', 'score.sql']);
   });
 });

@@ -780,6 +780,18 @@ describe('parseConfig', () => {
         ],
       ],
       [
+        'a transform file listed twice by paths that differ as text alone',
+        (c) => (c.transform = ['sql/a.sql', './sql/a.sql', 'sql/../sql/a.sql', 'sql//a.sql']),
+        [
+          issue('transform[1]', 'expected each file once, got "./sql/a.sql" again (also at transform[0])'),
+          issue(
+            'transform[2]',
+            'expected each file once, got "sql/../sql/a.sql" again (also at transform[0])',
+          ),
+          issue('transform[3]', 'expected each file once, got "sql//a.sql" again (also at transform[0])'),
+        ],
+      ],
+      [
         'an Athena query limit of no time',
         (c) => (c.athena = { ...(c.athena as Record<string, unknown>), queryTimeoutMinutes: 0 }),
         [issue('athena.queryTimeoutMinutes', 'expected a whole number of minutes from 1 to 120, got 0')],
