@@ -115,17 +115,27 @@ export function note(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
-/** A whole number ≥ `min` from an option, or a UsageError naming the option. */
+/**
+ * A whole number from `min` to `max` from an option, or a UsageError naming the option. `max` is
+ * at most Number.MAX_SAFE_INTEGER: a number past it is not the one typed (JavaScript rounds it),
+ * and one handed on as it is fails far from the flag, as something else (`--limit
+ * 99999999999999999999` in a SQL LIMIT: PostgreSQL's "out of range for type bigint", exit 1).
+ */
 export function wholeNumberOption(
   name: string,
   value: string | undefined,
   fallback: number,
   min = 0,
+  max = Number.MAX_SAFE_INTEGER,
 ): number {
   if (value === undefined) return fallback;
   const n = Number(value.replace(/_/g, ''));
   if (!Number.isInteger(n) || n < min) {
     throw new UsageError(`--${name} expects a whole number ≥ ${min}, got "${value}"`);
+  }
+  const highest = Math.min(max, Number.MAX_SAFE_INTEGER);
+  if (n > highest) {
+    throw new UsageError(`--${name} expects a whole number from ${min} to ${highest}, got "${value}"`);
   }
   return n;
 }

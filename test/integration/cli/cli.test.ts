@@ -2092,6 +2092,26 @@ describe('the roundtrip CLI', () => {
       code: 2,
       stderr: expect.stringContaining('--leads expects a whole number ≥ 1, got "many"'),
     });
+    // A number past the safe integers is bad input by its flag, not PostgreSQL's "value … is out of
+    // range for type bigint" (exit 1) once the LIMIT reaches it; the runs recorded above are there.
+    for (const command of ['status', 'errors']) {
+      expect(
+        await cli([
+          command,
+          '--config',
+          configFile,
+          '--secrets',
+          secretsFile,
+          '--limit',
+          '99999999999999999999',
+        ]),
+      ).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining(
+          '--limit expects a whole number from 1 to 9007199254740991, got "99999999999999999999"',
+        ),
+      });
+    }
     expect(await cli(['run', '--config', path.join(dir, 'missing.ts')])).toMatchObject({
       code: 2,
       stderr: expect.stringContaining('the file does not exist'),

@@ -1,4 +1,4 @@
-import { parseOptions, UsageError } from '../../../bin/cli-common';
+import { parseOptions, UsageError, wholeNumberOption } from '../../../bin/cli-common';
 
 describe('parseOptions', () => {
   const options = { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } } as const;
@@ -46,5 +46,42 @@ describe('parseOptions', () => {
     );
     expect(failure(['--bogus'])).toBe("Unknown option '--bogus': the options are below");
     expect(failure(['-x'])).toBe("Unknown option '-x': the options are below");
+  });
+});
+
+describe('wholeNumberOption', () => {
+  const failure = (value: string, min = 1, max?: number): string => {
+    try {
+      wholeNumberOption('limit', value, 50, min, max);
+    } catch (err) {
+      expect(err).toBeInstanceOf(UsageError);
+      return (err as Error).message;
+    }
+    return 'no error';
+  };
+
+  it('takes a whole number from the minimum up to the largest safe integer, underscores allowed', () => {
+    expect(wholeNumberOption('limit', undefined, 50, 1)).toBe(50);
+    expect(wholeNumberOption('limit', '1_000', 50, 1)).toBe(1000);
+    expect(wholeNumberOption('limit', String(Number.MAX_SAFE_INTEGER), 50, 1)).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  it('refuses a number too large to be the one typed, naming the flag: not handed on to fail as something else', () => {
+    // 99999999999999999999 reads as 1e20: as a SQL LIMIT, PostgreSQL's "out of range for type bigint".
+    expect(failure('99999999999999999999')).toBe(
+      '--limit expects a whole number from 1 to 9007199254740991, got "99999999999999999999"',
+    );
+    expect(failure('9007199254740992')).toBe(
+      '--limit expects a whole number from 1 to 9007199254740991, got "9007199254740992"',
+    );
+    expect(failure('1e21')).toBe('--limit expects a whole number from 1 to 9007199254740991, got "1e21"');
+    expect(failure('1001', 0, 1000)).toBe('--limit expects a whole number from 0 to 1000, got "1001"');
+  });
+
+  it('refuses what is not a whole number, or below the minimum, as before', () => {
+    expect(failure('many')).toBe('--limit expects a whole number ≥ 1, got "many"');
+    expect(failure('0')).toBe('--limit expects a whole number ≥ 1, got "0"');
+    expect(failure('1.5')).toBe('--limit expects a whole number ≥ 1, got "1.5"');
+    expect(failure('Infinity')).toBe('--limit expects a whole number ≥ 1, got "Infinity"');
   });
 });
