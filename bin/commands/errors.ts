@@ -255,19 +255,26 @@ async function readSent(
   return { counts, records };
 }
 
-/** The run asked for, or the pipeline's latest; a `--run` that names no run is bad input. */
+/**
+ * The run asked for, or the pipeline's latest; a `--run` that names no run of the pipeline is bad
+ * input, as `status --end-run` has it. A run of another pipeline sharing the database is one of
+ * them: listed, its records would show under this pipeline's name (and be read with this config's
+ * tasks).
+ */
 async function chosenRun(
   pool: Pool,
   pipeline: string,
   runId: string | undefined,
 ): Promise<StoredRun | undefined> {
-  const runs = await readStoredRuns(pool, runId === undefined ? { pipeline, limit: 1 } : { runId, limit: 1 });
+  const runs = await readStoredRuns(pool, { pipeline, ...(runId !== undefined ? { runId } : {}), limit: 1 });
   if (runId !== undefined && runs.length === 0) {
+    const other = (await readStoredRuns(pool, { runId, limit: 1 }))[0];
     throw new UsageError(
-      `--run: no run ${runId} in roundtrip.runs (roundtrip status lists the recent ones)`,
-      {
-        showUsage: false,
-      },
+      `--run: pipeline ${pipeline} has no run ${runId}` +
+        (other !== undefined
+          ? ` (it is a run of pipeline ${other.pipeline}: give that pipeline's config to list its records)`
+          : ' (roundtrip status lists its runs)'),
+      { showUsage: false },
     );
   }
   return runs[0];

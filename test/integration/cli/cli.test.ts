@@ -1918,7 +1918,9 @@ describe('the roundtrip CLI', () => {
 
     expect(await cli(['errors', ...connection, '--run', 'no-such-run'])).toMatchObject({
       code: 2,
-      stderr: expect.stringContaining('--run: no run no-such-run in roundtrip.runs'),
+      stderr: expect.stringContaining(
+        '--run: pipeline lead-scoring has no run no-such-run (roundtrip status lists its runs)',
+      ),
     });
     expect(await cli(['errors', ...connection, '--task', 'Contact-update'])).toMatchObject({
       code: 2,

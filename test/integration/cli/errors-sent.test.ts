@@ -234,4 +234,34 @@ describe('roundtrip errors: the records a failed run sent and never learned the 
     expect(after.outcomeUnknown).toBe(10);
     expect((after.sentRecords as Record<string, unknown>[]).map((r) => r.key)).not.toContain('ky-2');
   });
+
+  it("refuses a run of another pipeline in the same database, saying whose it is: its records are not this pipeline's", async () => {
+    const file = await env.writeConfigFile(path.join(dir, 'other.config.json'), {
+      name: 'other-pipeline',
+      writeback: WRITEBACK,
+    });
+    for (const format of [[], ['--json'], ['--csv']]) {
+      const result = await cli([
+        'errors',
+        '--config',
+        file,
+        '--database-url',
+        env.db.url,
+        '--run',
+        dead,
+        ...format,
+      ]);
+      // Not wb-test's records listed as `"pipeline": "other-pipeline"`.
+      expect(result).toMatchObject({ code: 2, stdout: '' });
+      expect(result.stderr).toContain(
+        `--run: pipeline other-pipeline has no run ${dead} (it is a run of pipeline wb-test: give that pipeline's config to list its records)`,
+      );
+    }
+    // A run no pipeline has, as status --end-run says it.
+    const unknown = await cli(['errors', ...connection, '--run', 'no-such-run']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain(
+      '--run: pipeline wb-test has no run no-such-run (roundtrip status lists its runs)',
+    );
+  });
 });
