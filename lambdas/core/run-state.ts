@@ -220,41 +220,49 @@ export async function extractTableProblems(
   pipeline: string,
   claims: readonly ExtractTableClaim[],
 ): Promise<ExtractTableProblem[]> {
-  const problems: ExtractTableProblem[] = [];
+  if (claims.length === 0) return [];
   const { rows: present } = await client.query<{ owners: boolean; state: boolean; runs: boolean }>(
     `SELECT to_regclass('roundtrip.table_owners') IS NOT NULL AS owners,
             to_regclass('roundtrip.extract_state') IS NOT NULL AS state,
             to_regclass('roundtrip.runs') IS NOT NULL AS runs`,
   );
   const has = present[0] ?? { owners: false, state: false, runs: false };
-  for (const claim of claims) {
-    if (has.owners) {
-      const { rows } = await client.query<{ pipeline: string; task: string; claimed_at: Date }>(
-        `SELECT pipeline, task, claimed_at FROM roundtrip.table_owners WHERE schema_name = $1 AND table_name = $2`,
-        [claim.schema, claim.table],
-      );
-      const owner = rows[0];
-      if (owner && owner.pipeline !== pipeline) {
+  // Each table's owner and what the catalog has under its name, in one query.
+  const { rows: found } = await client.query<{
+    n: string;
+    pipeline: string | null;
+    task: string | null;
+    claimed_at: Date | null;
+    kind: string | null;
+    readable: boolean | null;
+  }>(
+    `SELECT u.n, ${has.owners ? 'o.pipeline, o.task, o.claimed_at' : 'NULL AS pipeline, NULL AS task, NULL::timestamptz AS claimed_at'},
+            c.relkind::text AS kind, CASE WHEN c.oid IS NOT NULL THEN has_table_privilege(c.oid, 'SELECT') END AS readable
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u (s, t, n)
+       ${has.owners ? 'LEFT JOIN roundtrip.table_owners o ON o.schema_name = u.s AND o.table_name = u.t' : ''}
+       LEFT JOIN pg_namespace ns ON ns.nspname = u.s
+       LEFT JOIN pg_class c ON c.relnamespace = ns.oid AND c.relname = u.t
+      ORDER BY u.n`,
+    [claims.map((c) => c.schema), claims.map((c) => c.table)],
+  );
+  const problems: ExtractTableProblem[] = [];
+  for (const row of found) {
+    const claim = claims[Number(row.n) - 1] as ExtractTableClaim;
+    if (row.pipeline !== null) {
+      if (row.pipeline !== pipeline) {
         problems.push({
           kind: 'other-pipeline',
           claim,
-          pipeline: owner.pipeline,
-          task: owner.task,
-          claimedAt: owner.claimed_at,
+          pipeline: row.pipeline,
+          task: row.task ?? '?',
+          claimedAt: row.claimed_at ?? new Date(0),
         });
-        continue;
       }
-      if (owner) continue;
+      continue;
     }
-    const { rows: relation } = await client.query<{ kind: string | null; readable: boolean | null }>(
-      `SELECT c.relkind::text AS kind, has_table_privilege(c.oid, 'SELECT') AS readable
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = $1 AND c.relname = $2`,
-      [claim.schema, claim.table],
-    );
-    const found = relation[0];
-    if (!found) continue;
-    if (found.kind !== 'r' && found.kind !== 'p') {
+    // Not claimed: a table that does not exist yet is the pipeline's to make.
+    if (row.kind === null) continue;
+    if (row.kind !== 'r' && row.kind !== 'p') {
       problems.push({
         kind: 'not-roundtrips',
         claim,
@@ -262,7 +270,7 @@ export async function extractTableProblems(
       });
       continue;
     }
-    if (!found.readable) {
+    if (row.readable !== true) {
       problems.push({
         kind: 'not-roundtrips',
         claim,
@@ -270,9 +278,10 @@ export async function extractTableProblems(
       });
       continue;
     }
-    const qualified = quoteQualified(claim.schema, claim.table);
+    // An empty table holds nothing to lose; one the pipeline loaded through the task before the
+    // claims were kept is its own.
     const { rows: filled } = await client.query<{ any: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM ${qualified}) AS any`,
+      `SELECT EXISTS (SELECT 1 FROM ${quoteQualified(claim.schema, claim.table)}) AS any`,
     );
     if (!filled[0]?.any) continue;
     const { rows: loaded } = await client.query<{ loaded: boolean }>(
@@ -325,8 +334,22 @@ export async function claimExtractTables(
       WHERE roundtrip.table_owners.pipeline = EXCLUDED.pipeline AND roundtrip.table_owners.task <> EXCLUDED.task`,
     [sorted.map((c) => c.schema), sorted.map((c) => c.table), sorted.map((c) => c.task), pipeline, runId],
   );
-  // Claimed by another pipeline between the check and the insert (its Prepare committed first).
-  return extractTableProblems(client, pipeline, sorted);
+  // Claimed by another pipeline between the check and the insert (its Prepare committed first):
+  // its claim, waited for, is now seen.
+  const { rows } = await client.query<{ n: string; pipeline: string; task: string; claimed_at: Date }>(
+    `SELECT u.n, o.pipeline, o.task, o.claimed_at
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u (s, t, n)
+       JOIN roundtrip.table_owners o ON o.schema_name = u.s AND o.table_name = u.t
+      WHERE o.pipeline <> $3 ORDER BY u.n`,
+    [sorted.map((c) => c.schema), sorted.map((c) => c.table), pipeline],
+  );
+  return rows.map((r) => ({
+    kind: 'other-pipeline' as const,
+    claim: sorted[Number(r.n) - 1] as ExtractTableClaim,
+    pipeline: r.pipeline,
+    task: r.task,
+    claimedAt: r.claimed_at,
+  }));
 }
 
 /**
