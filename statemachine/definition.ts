@@ -355,6 +355,7 @@ export function taskStateNames(task: string) {
     start: `${task} start`,
     query: `${task} query`,
     queryFailed: `${task} query failed`,
+    queryRefused: `${task} query refused`,
     stop: `${task} stop`,
     timedOut: `${task} timed out`,
     notStopped: `${task} not stopped`,
@@ -582,6 +583,14 @@ export function athenaTimeoutCause(
   return `States.Format('${head}${tail}', $.started.QueryExecutionId, $.stopError.Error, $.started.QueryExecutionId)`;
 }
 
+/**
+ * An extract task's config path (`extract[1]`), as lambdas/core's extractConfigPath gives it. Safe
+ * in a States.Format template, as task names are (letters, digits, `_`, `.`, `-`).
+ */
+function extractPath(config: PipelineConfig, task: AthenaExtractTask): string {
+  return `extract[${config.extract.indexOf(task)}]`;
+}
+
 function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
   const names = taskStateNames(task.name);
   const athena = b.config.athena;
@@ -642,9 +651,19 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
   const requeryWait = new sfn.Wait(b.scope, names.requeryWait, {
     time: sfn.WaitTime.duration(ATHENA_REQUERY_WAIT),
   });
+  // A query that failed for good: the run's error names the task and its query's config path
+  // before Athena's answer (readableFailure reads the GetQueryExecution JSON after it), so that a
+  // pipeline with several Athena extracts says which query failed.
+  const refused = new sfn.Pass(b.scope, names.queryRefused, {
+    parameters: {
+      'Error.$': `${ERROR_PATH}.Error`,
+      'Cause.$': `States.Format('Extract task ${task.name} (${extractPath(b.config, task)}.query): {}', ${ERROR_PATH}.Cause)`,
+    },
+    resultPath: ERROR_PATH,
+  });
   const queryFailed = new sfn.Choice(b.scope, names.queryFailed)
     .when(athenaRerunCondition(), requery.next(requeryWait).next(start))
-    .otherwise(failed);
+    .otherwise(refused.next(failed));
   // A query that outlived the Task (States.Timeout, which the Catch on States.TaskFailed does not
   // match): whether Step Functions stops it is documented nowhere (docs/deploy.md, "An Athena query
   // that takes too long"), so it is stopped here, by the role that runs it, and the run's error

@@ -31,7 +31,7 @@
  */
 import type { QueryExecution } from '@aws-sdk/client-athena';
 import type { AthenaExtractTask } from '../config';
-import { AthenaRetryableQueryFailure } from '../connectors/athena/errors';
+import { AthenaQueryFailed, AthenaRetryableQueryFailure } from '../connectors/athena/errors';
 import { ATHENA_MAX_QUERIES_PER_TASK, clientRequestTokenFor } from '../connectors/athena/tokens';
 import {
   athenaTypeForPgType,
@@ -61,6 +61,7 @@ import {
 import { athenaOf, splitTableName, type CoreDeps } from './deps';
 import { duplicateKeysWarning, oneRowAKeyFix, repeatedKeysText } from './load-warnings';
 import { recordTaskResult } from './run-state';
+import { suggestion } from '../config/issues';
 import { extractConfigPath } from './salesforce-read';
 
 /**
@@ -201,6 +202,15 @@ async function runLocalQuery(
         sleep: (ms) => deps.clock.sleep(ms),
       });
     } catch (err) {
+      // A query that failed for good is named by its task and config path, as the state
+      // machine's run error names it (statemachine/definition.ts, the query refused).
+      if (err instanceof AthenaQueryFailed) {
+        throw new AthenaQueryFailed(
+          `Extract task ${task.name} (${extractConfigPath(deps.config, task)}.query): ${err.message}`,
+          err.queryExecutionId,
+          { cause: err },
+        );
+      }
       if (!(err instanceof AthenaRetryableQueryFailure)) throw err;
       if (generation + 1 >= ATHENA_MAX_QUERIES_PER_TASK) {
         throw new TerminalError(
@@ -255,8 +265,14 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
   const key = task.key ?? [];
   const missingKeys = key.filter((k) => !columns.some((c) => c.name === k));
   if (missingKeys.length > 0) {
+    const names = columns.map((c) => c.name);
+    const near = missingKeys
+      .map((k) => [k, suggestion(k, names)] as const)
+      .filter(([, s]) => s !== undefined);
     throw new TerminalError(
-      `Extract task ${task.name}: key column ${missingKeys.map((k) => `"${k}"`).join(', ')} is not in the query's result (columns: ${columns.map((c) => c.name).join(', ')})`,
+      `Extract task ${task.name}: key column ${missingKeys.map((k) => `"${k}"`).join(', ')} (${extractConfigPath(deps.config, task)}.key) is not in the query's result (columns: ${names.join(', ')})` +
+        near.map(([k, s]) => `; did you mean "${s}" for "${k}"?`).join('') +
+        `: name columns of the result in the key, or give the column that name with AS in the task's query; the table ${schema}.${table} was left as it was`,
     );
   }
 
@@ -272,6 +288,8 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
       // A full refresh replaces every row: the table takes the result's types as they are.
       replacesRows: key.length === 0,
       owner: `Extract task ${task.name}`,
+      // The query is read whole each run: a table dropped is made again by the next load.
+      keyOrigin: { configPath: `${extractConfigPath(deps.config, task)}.key`, reloadsInFull: true },
       keepTypeHint: (column, type) => {
         const athenaType = athenaTypeForPgType(type);
         return athenaType && `CAST(${quoteIdent(column)} AS ${athenaType}) in the task's query`;

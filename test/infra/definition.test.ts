@@ -828,7 +828,14 @@ describe('the state machine definition', () => {
         ['it was cancelled', failure({ State: 'CANCELLED', StateChangeReason: 'Query cancelled by user' })],
       ])('fails the run at once when %s', async (_why, error) => {
         const { h, tokens } = failing(Infinity, error);
-        expect(await run(full, {}, h)).toMatchObject({ status: 'failed', error: ATHENA_QUERY_FAILED });
+        const result = await run(full, {}, h);
+        expect(result).toMatchObject({ status: 'failed', error: ATHENA_QUERY_FAILED });
+        // Athena's answer whole after the task's name, as readableFailure reads it.
+        expect(result).toMatchObject({
+          cause: expect.stringMatching(
+            /^Extract task athena_customers \(extract\[2\]\.query\): \{"QueryExecution"/,
+          ),
+        });
         expect(tokens).toHaveLength(1);
       });
 
@@ -863,7 +870,11 @@ describe('the state machine definition', () => {
         const unknown = new Error('Athena query failed');
         unknown.name = ATHENA_QUERY_FAILED;
         const { h, tokens } = failing(Infinity, unknown);
-        expect(await run(full, {}, h)).toMatchObject({ status: 'failed', cause: 'Athena query failed' });
+        // The run's cause names the task and its query's config path before the failure.
+        expect(await run(full, {}, h)).toMatchObject({
+          status: 'failed',
+          cause: 'Extract task athena_customers (extract[2].query): Athena query failed',
+        });
         expect(new Set(tokens).size).toBe(ATHENA_MAX_QUERIES_PER_TASK);
       });
 

@@ -181,6 +181,12 @@ export interface EnsureTableOptions {
   /** Who loads the table, at the start of a refusal (`Extract task signups`). */
   readonly owner?: string;
   /**
+   * For a refusal of the primary key: where the key is configured (`extract[1].key`), and whether
+   * the load makes the whole table again from its source each run (an Athena query: dropping the
+   * table is then a way out; an incremental extract would lose the rows it does not read again).
+   */
+  readonly keyOrigin?: { readonly configPath: string; readonly reloadsInFull: boolean };
+  /**
    * How the source can send a column's type again, for the way out of a refusal: e.g.
    * `CAST("d" AS DATE) in the task's query`. Undefined: the refusal says it in general terms.
    */
@@ -353,6 +359,47 @@ async function existingPrimaryKey(client: ClientBase, schema: string, table: str
 }
 
 /**
+ * Why a table whose primary key is `pk` cannot take a load keyed by `key`, and the ways out: the
+ * key set back in the config, the table's key changed to the task's (the statement, which
+ * PostgreSQL refuses while a key repeats or is NULL), or, for a load that makes the whole table
+ * each run, the table dropped.
+ */
+async function primaryKeyRefusal(
+  client: ClientBase,
+  options: EnsureTableOptions,
+  pk: readonly string[],
+  key: readonly string[],
+): Promise<string> {
+  const qualified = quoteQualified(options.schema, options.table);
+  const origin = options.keyOrigin;
+  const columns = (names: readonly string[]): string => names.map(quoteIdent).join(', ');
+  let alter = `ALTER TABLE ${qualified} ADD PRIMARY KEY (${columns(key)})`;
+  if (pk.length > 0) {
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT co.conname AS name FROM pg_constraint co
+         JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relname = $2 AND co.contype = 'p'`,
+      [options.schema, options.table],
+    );
+    alter = `ALTER TABLE ${qualified} DROP CONSTRAINT ${quoteIdent(rows[0]?.name ?? 'its_primary_key')}, ADD PRIMARY KEY (${columns(key)})`;
+  }
+  const back =
+    pk.length > 0
+      ? `set the key back to (${pk.join(', ')})${origin ? ` in ${origin.configPath}` : ''}`
+      : `take the key out${origin ? ` of ${origin.configPath}` : ''} (without one, the load replaces every row)`;
+  return (
+    `${options.owner ? `${options.owner}: table` : 'Table'} ${qualified} has primary key (${pk.join(', ') || 'none'}) ` +
+    `but the task's key${origin ? ` (${origin.configPath})` : ''} is (${key.join(', ')}): the load merges rows by the ` +
+    `task's key, which must be the table's primary key. Either ${back}, or change the table's key to the task's ` +
+    `(${alter}; refused while a key repeats or is NULL)` +
+    (origin?.reloadsInFull
+      ? `, or drop the table (DROP TABLE ${qualified}): the next load makes it again from the whole result of the query`
+      : '') +
+    '; the table was left as it was'
+  );
+}
+
+/**
  * Creates the table when missing (with its primary key), adds declared columns it lacks, and
  * widens columns whose declared type is wider (any type to text: {@link TEXT_OUTPUT_SETTINGS}),
  * or, with `replacesRows`, gives changed columns the declared type as it is. Throws a
@@ -402,9 +449,7 @@ export async function ensureTable(
   const pk = await existingPrimaryKey(client, schema, table);
   if (primaryKey.length > 0) {
     if (pk.join('\u0000') !== primaryKey.join('\u0000')) {
-      throw new TerminalError(
-        `Table ${qualified} has primary key (${pk.join(', ') || 'none'}) but the task's key is (${primaryKey.join(', ')}): change the key back or migrate the table by hand`,
-      );
+      throw new TerminalError(await primaryKeyRefusal(client, options, pk, primaryKey));
     }
   }
 

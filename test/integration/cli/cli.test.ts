@@ -1982,12 +1982,14 @@ describe('the roundtrip CLI', () => {
     const reason = /Athena query \S+ FAILED: TABLE_NOT_FOUND: line 1:19: Table '\S*custmers' does not exist/;
     // Step Functions' States.TaskFailed says no more than the query's reason does: left out.
     expect(run.stderr).toMatch(new RegExp(`✗ athena_customers query: ${reason.source}`));
-    expect(run.stderr).toMatch(new RegExp(`^run \\S+ failed: ${reason.source}$`, 'm'));
+    // The run's error names the task and its query's config path: which of several queries failed.
+    const named = `Extract task athena_customers \\(extract\\[1\\]\\.query\\): ${reason.source}`;
+    expect(run.stderr).toMatch(new RegExp(`^run \\S+ failed: ${named}$`, 'm'));
     expect(run.stderr).not.toContain('States.TaskFailed');
     expect(run.stderr).not.toContain('"QueryExecution"');
 
     const status = await cli(['status', ...options, '--limit', '1']);
-    expect(status.stdout).toMatch(new RegExp(`^\\S+: ${reason.source}$`, 'm'));
+    expect(status.stdout).toMatch(new RegExp(`^\\S+: ${named}$`, 'm'));
     expect(status.stdout).not.toContain('States.TaskFailed');
     expect(status.stdout).not.toContain('"QueryExecution"');
   });

@@ -235,7 +235,9 @@ Break', 0::BIGINT, NULL),
     const d = h.deps(broken);
     const error = await runExtract({ input: {} }, d).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TerminalError);
-    expect((error as Error).message).toMatch(/^Athena query \S+ failed: COLUMN_NOT_FOUND: /);
+    expect((error as Error).message).toMatch(
+      /^Extract task customers \(extract\[0\]\.query\): Athena query \S+ failed: COLUMN_NOT_FOUND: /,
+    );
     h.athenaEmulator.faults.failQueryAfterRunning = 'customers';
     try {
       const internal = await runExtract({ input: {} }, h.deps(h.config(tasks().slice(2, 3)))).catch(
@@ -247,6 +249,38 @@ Break', 0::BIGINT, NULL),
       h.athenaEmulator.faults.failQueryAfterRunning = false;
     }
     expect(await h.rows('SELECT * FROM athena_customers ORDER BY email')).toEqual(before);
+  });
+
+  it('names a key the query does not return by its config path and the column meant, and says how to key a table loaded without one', async () => {
+    const task = {
+      from: 'athena',
+      name: 'customers',
+      query: 'SELECT * FROM customers',
+      table: 'customers_rekeyed',
+    } as const;
+    const failure = (config: ReturnType<typeof h.config>): Promise<string> =>
+      runExtract({ input: {} }, h.deps(config)).then(
+        () => 'no error',
+        (e: unknown) => (e as Error).message,
+      );
+    expect(await failure(h.config([{ ...task, key: ['emial'] }]))).toBe(
+      `Extract task customers: key column "emial" (extract[0].key) is not in the query's result (columns: email, lifetime_value, segment); did you mean "email" for "emial"?: name columns of the result in the key, or give the column that name with AS in the task's query; the table public.customers_rekeyed was left as it was`,
+    );
+
+    // Loaded without a key, then given one: the table has no primary key.
+    await runExtract({ input: {} }, h.deps(h.config([task])));
+    const refusal = await failure(h.config([{ ...task, key: ['email'] }]));
+    expect(refusal).toBe(
+      `Extract task customers: table "public"."customers_rekeyed" has primary key (none) but the task's key (extract[0].key) is (email): the load merges rows by the task's key, which must be the table's primary key. Either take the key out of extract[0].key (without one, the load replaces every row), or change the table's key to the task's (ALTER TABLE "public"."customers_rekeyed" ADD PRIMARY KEY ("email"); refused while a key repeats or is NULL), or drop the table (DROP TABLE "public"."customers_rekeyed"): the next load makes it again from the whole result of the query; the table was left as it was`,
+    );
+    // The statement it gives is the way out: the next load merges by the key.
+    await h.pool.query(/\((ALTER TABLE [^;]+);/.exec(refusal)?.[1] as string);
+    const merged = await runExtract({ input: {} }, h.deps(h.config([{ ...task, key: ['email'] }])));
+    // Every row was loaded a moment ago without the key: the merge inserts none.
+    expect(merged.athena.customers).toMatchObject({ inserted: 0 });
+    expect(await h.rows(`SELECT count(*)::int AS n FROM customers_rekeyed`)).toEqual([
+      { n: merged.athena.customers?.rows },
+    ]);
   });
 
   it('never doubles a full refresh when two runs swap the same table at once', async () => {

@@ -384,7 +384,7 @@ describe('ensureTable', () => {
         primaryKey: ['b'],
       }),
     ).rejects.toThrow(
-      `Table "public"."keyed" has primary key (a) but the task's key is (b): change the key back or migrate the table by hand`,
+      `Table "public"."keyed" has primary key (a) but the task's key is (b): the load merges rows by the task's key, which must be the table's primary key. Either set the key back to (a), or change the table's key to the task's (ALTER TABLE "public"."keyed" DROP CONSTRAINT "keyed_pkey", ADD PRIMARY KEY ("b"); refused while a key repeats or is NULL); the table was left as it was`,
     );
   });
 
