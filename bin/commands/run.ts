@@ -15,6 +15,7 @@ import {
   configWarnings,
   loadConfig,
   postgresCredentialsSource,
+  type LoadConfigOptions,
   type PipelineConfig,
 } from '../../lambdas/config';
 import type { RunInput } from '../../lambdas/core/contracts';
@@ -84,7 +85,7 @@ export const CONNECTION_OPTIONS = {
  */
 export async function configFrom(
   values: Record<string, unknown>,
-  options: { deployment?: boolean } = {},
+  options: { deployment?: boolean } & LoadConfigOptions = {},
 ): Promise<PipelineConfig> {
   const file = typeof values.config === 'string' ? values.config : DEFAULT_CONFIG_FILE;
   if (typeof values.config !== 'string' && !existsSync(path.resolve(file))) {
@@ -95,7 +96,10 @@ export async function configFrom(
   }
   let config: PipelineConfig;
   try {
-    config = await loadConfig(path.resolve(file));
+    config = await loadConfig(
+      path.resolve(file),
+      options.transformFiles ? { transformFiles: options.transformFiles } : {},
+    );
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err), { showUsage: false });
   }

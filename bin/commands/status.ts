@@ -86,7 +86,9 @@ export async function runsDatabase(
       `--database-url expects a URL such as postgres://user:password@127.0.0.1:5432/db, got "${redactUrl(databaseUrl)}"`,
     );
   }
-  const config = await configFrom(values);
+  // These commands read and record the runs' state and never run the transform: its files are not
+  // looked for, so that one renamed or moved does not keep them from answering.
+  const config = await configFrom(values, { transformFiles: 'unchecked' });
   // A secret that is missing or not JSON, or a source of the wrong shape, is bad input (exit 2).
   const source: PostgresSource =
     typeof databaseUrl === 'string'

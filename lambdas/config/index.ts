@@ -10,7 +10,7 @@ export {
   postgresCredentialsSource,
   taskName,
 } from './parse';
-export { loadConfig } from './load';
+export { loadConfig, type LoadConfigOptions } from './load';
 export {
   CONFIG_DEFAULTS,
   MAX_ATHENA_QUERY_TIMEOUT_MINUTES,

@@ -156,8 +156,13 @@ async function transformFileIssues(transform: readonly unknown[], file: string):
  * every missing one, that no transform file is named twice, and that the CA bundle holds PEM
  * certificates.
  */
-async function resolveConfigFiles(config: PipelineConfig, file: string): Promise<PipelineConfig> {
-  const missing = await transformFileIssues(config.transform, file);
+async function resolveConfigFiles(
+  config: PipelineConfig,
+  file: string,
+  options: LoadConfigOptions,
+): Promise<PipelineConfig> {
+  const missing =
+    options.transformFiles === 'unchecked' ? [] : await transformFileIssues(config.transform, file);
   const dir = path.dirname(file);
   const caBundle = config.postgres.ssl.caBundle;
   const caBundlePath = caBundle === undefined ? undefined : path.resolve(dir, caBundle);
@@ -193,12 +198,17 @@ async function resolveConfigFiles(config: PipelineConfig, file: string): Promise
  * path) together with the other problems (every problem at once), not only once the rest is fixed.
  * An entry that is already a problem (not a .sql path, a duplicate) is not named again.
  */
-async function parseWithTransformFiles(value: unknown, file: string): Promise<PipelineConfig> {
+async function parseWithTransformFiles(
+  value: unknown,
+  file: string,
+  options: LoadConfigOptions,
+): Promise<PipelineConfig> {
   try {
     return parseConfig(value, file);
   } catch (error) {
     const transform = (value as { transform?: unknown } | null)?.transform;
     if (!(error instanceof ConfigError) || !Array.isArray(transform)) throw error;
+    if (options.transformFiles === 'unchecked') throw error;
     const reported = new Set(
       error.issues.map((i) => /^transform\[\d+\]/.exec(i.path)?.[0]).filter((p) => p !== undefined),
     );
@@ -218,6 +228,17 @@ function withLineAndColumn(message: string, text: string): string {
   return !place || /\bline \d+/.test(message) ? message : `${message} (${place})`;
 }
 
+/** Options of {@link loadConfig}. */
+export interface LoadConfigOptions {
+  /**
+   * `unchecked`: the `transform` files are not looked for on disk (missing, or one named twice by
+   * another path), for the commands that read the runs' records and never run the transform
+   * (`status`, `errors`, …): a transform file renamed or moved, as in an incident, does not keep
+   * them from answering. The paths are still made absolute. @default 'checked'
+   */
+  readonly transformFiles?: 'checked' | 'unchecked';
+}
+
 /**
  * Loads, validates and completes a pipeline config file.
  *
@@ -228,7 +249,7 @@ function withLineAndColumn(message: string, text: string): string {
  *   config, does not validate (every problem at once), or names a transform file that does
  *   not exist.
  */
-export async function loadConfig(file: string): Promise<PipelineConfig> {
+export async function loadConfig(file: string, options: LoadConfigOptions = {}): Promise<PipelineConfig> {
   const absolute = path.resolve(file);
   const extension = path.extname(absolute).toLowerCase();
   if (extension !== '.json' && !MODULE_EXTENSIONS.has(extension)) {
@@ -265,7 +286,7 @@ export async function loadConfig(file: string): Promise<PipelineConfig> {
   }
   if (repeatedKeys.length > 0) {
     // Named with every other problem of the file, at once.
-    const others = await parseWithTransformFiles(value, absolute).then(
+    const others = await parseWithTransformFiles(value, absolute, options).then(
       () => [],
       (error: unknown) => {
         if (error instanceof ConfigError) return error.issues;
@@ -274,5 +295,5 @@ export async function loadConfig(file: string): Promise<PipelineConfig> {
     );
     throw new ConfigError(inDocumentOrder([...repeatedKeys, ...others]), absolute);
   }
-  return resolveConfigFiles(await parseWithTransformFiles(value, absolute), absolute);
+  return resolveConfigFiles(await parseWithTransformFiles(value, absolute, options), absolute, options);
 }

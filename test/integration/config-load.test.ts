@@ -345,6 +345,22 @@ describe('loadConfig', () => {
     expect(error.issues[2]?.message).toMatch(/^expected the path of a \.sql file/);
   });
 
+  it('loads a config whose transform files are gone when asked not to look for them (status, errors), and still names every other problem', async () => {
+    const file = path.join(dir, 'gone-sql.json');
+    await writeFile(file, JSON.stringify({ ...minimal, transform: ['sql/renamed.sql', 'sql/moved.sql'] }));
+    await expect(loadConfig(file)).rejects.toThrow(/transform\[0\]: expected an existing SQL file/);
+    const config = await loadConfig(file, { transformFiles: 'unchecked' });
+    expect(config.transform[0]).toBe(path.join(dir, 'sql', 'renamed.sql'));
+    // The config's own mistakes are still refused: only the look on disk is left out.
+    const broken = path.join(dir, 'gone-sql-broken.json');
+    await writeFile(
+      broken,
+      JSON.stringify({ ...minimal, name: 'Not Valid', transform: ['sql/renamed.sql'] }),
+    );
+    const error = await configError(loadConfig(broken, { transformFiles: 'unchecked' }));
+    expect(error.issues.map((i) => i.path)).toEqual(['name']);
+  });
+
   it('names every transform file that does not exist', async () => {
     const file = path.join(dir, 'missing-sql.json');
     await writeFile(

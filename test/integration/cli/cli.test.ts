@@ -400,6 +400,22 @@ describe('the roundtrip CLI', () => {
     }
   });
 
+  it('answers status and errors while a transform file is renamed, which run and validate refuse', async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as Record<string, unknown>;
+    const file = path.join(dir, 'transform-renamed.config.json');
+    await writeFile(file, JSON.stringify({ ...config, transform: ['transforms/renamed-since.sql'] }));
+    const options = ['--config', file, '--secrets', secretsFile];
+    const status = await cli(['status', ...options, '--limit', '1']);
+    expect(status.code).toBe(0);
+    expect(status.stderr).toBe('');
+    expect((await cli(['errors', ...options])).code).toBe(0);
+    const validate = await cli(['validate', ...options, '--aws-endpoint', env.aws.endpoint]);
+    expect(validate.code).toBe(2);
+    expect(validate.stderr).toContain(
+      'transform[0]: expected an existing SQL file, got "transforms/renamed-since.sql"',
+    );
+  });
+
   it('reports a write-back whose synced records are keyed by another object or key, as the plan would refuse it', async () => {
     const pool = new Pool({ connectionString: db.url });
     try {
