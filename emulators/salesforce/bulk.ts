@@ -781,14 +781,16 @@ export class BulkApi {
       job.state = 'InProgress';
       job.startedAt = Date.now();
       job.systemModstamp = this.now();
-      const injected = this.ctx.faults.takeBulkJobFailure();
-      if (injected !== undefined) {
-        delete job.result;
-        this.fail(job, injected);
-        return;
-      }
+      // Held InProgress first, then failed or completed: as an ingest job (processIngest), so that
+      // bulkJobDelayMs holds a job that failNextBulkJob fails too.
       const complete = (): void => {
         if (job.state !== 'InProgress') return; // aborted meanwhile
+        const injected = this.ctx.faults.takeBulkJobFailure();
+        if (injected !== undefined) {
+          delete job.result;
+          this.fail(job, injected);
+          return;
+        }
         job.state = 'JobComplete';
         job.processed = job.result?.rows.length ?? 0;
         job.finishedAt = Date.now();

@@ -773,7 +773,12 @@ describe('the roundtrip CLI', () => {
         ),
       }),
     );
-    env.salesforce.faults.set({ failNextBulkJob: 'InvalidBatch : Field name not found : Nope__c' });
+    // The job fails after 3 s: time for the Athena branch beside it to load and record its calls
+    // (a Parallel's other branches are stopped once one fails), on a loaded machine too.
+    env.salesforce.faults.set({
+      failNextBulkJob: 'InvalidBatch : Field name not found : Nope__c',
+      bulkJobDelayMs: 3_000,
+    });
     let planned: Awaited<ReturnType<typeof cli>>;
     try {
       planned = await cli(['plan', ...connection.slice(2), '--config', bulk, '--json']);
