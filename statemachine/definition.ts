@@ -44,6 +44,7 @@ import {
 import { ERROR_NAMES } from '../lambdas/shared/errors';
 import { ATHENA_MAX_QUERIES_PER_TASK } from '../lambdas/connectors/athena/tokens';
 import { RUN_TIMEOUT_HOURS } from '../lambdas/core/contracts';
+import { extractConfigPath } from '../lambdas/core/salesforce-read';
 
 /** One Lambda step of the run: its handler file, function name suffix and Lambda timeout. */
 export interface PipelineStep {
@@ -583,14 +584,6 @@ export function athenaTimeoutCause(
   return `States.Format('${head}${tail}', $.started.QueryExecutionId, $.stopError.Error, $.started.QueryExecutionId)`;
 }
 
-/**
- * An extract task's config path (`extract[1]`), as lambdas/core's extractConfigPath gives it. Safe
- * in a States.Format template, as task names are (letters, digits, `_`, `.`, `-`).
- */
-function extractPath(config: PipelineConfig, task: AthenaExtractTask): string {
-  return `extract[${config.extract.indexOf(task)}]`;
-}
-
 function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
   const names = taskStateNames(task.name);
   const athena = b.config.athena;
@@ -653,11 +646,12 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
   });
   // A query that failed for good: the run's error names the task and its query's config path
   // before Athena's answer (readableFailure reads the GetQueryExecution JSON after it), so that a
-  // pipeline with several Athena extracts says which query failed.
+  // pipeline with several Athena extracts says which query failed. Both are safe in a
+  // States.Format template, as task names are (letters, digits, `_`, `.`, `-`).
   const refused = new sfn.Pass(b.scope, names.queryRefused, {
     parameters: {
       'Error.$': `${ERROR_PATH}.Error`,
-      'Cause.$': `States.Format('Extract task ${task.name} (${extractPath(b.config, task)}.query): {}', ${ERROR_PATH}.Cause)`,
+      'Cause.$': `States.Format('Extract task ${task.name} (${extractConfigPath(b.config, task)}.query): {}', ${ERROR_PATH}.Cause)`,
     },
     resultPath: ERROR_PATH,
   });

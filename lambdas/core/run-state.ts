@@ -11,7 +11,8 @@ import { quoteIdent, quoteQualified } from '../connectors/postgres';
 import { TerminalError } from '../shared/errors';
 import type { PipelineConfig } from '../config';
 import { splitTableName, type RunProcess, type RunProcesses } from './deps';
-import { countUnreportedFigures } from './writeback/state';
+import { extractConfigPath } from './salesforce-read';
+import { countUnreportedFigures, sqlLiteral } from './writeback/state';
 
 /** The `roundtrip.runs` row as Prepare records it. */
 export interface RecordedRun {
@@ -182,13 +183,13 @@ export function extractTableClaims(
   config: Pick<PipelineConfig, 'extract' | 'postgres'>,
   tasks?: readonly string[],
 ): ExtractTableClaim[] {
-  return config.extract.flatMap((task, index) =>
+  return config.extract.flatMap((task) =>
     tasks !== undefined && !tasks.includes(task.name)
       ? []
       : [
           {
             task: task.name,
-            configPath: `extract[${index}].table`,
+            configPath: `${extractConfigPath(config, task)}.table`,
             ...splitTableName(task.table, config.postgres.schema),
             replaces: task.from === 'athena' && (task.key ?? []).length === 0,
           },
@@ -360,7 +361,6 @@ export function extractTableConflictMessage(
   pipeline: string,
   problems: readonly ExtractTableProblem[],
 ): string {
-  const sql = (v: string): string => `'${v.replace(/'/g, "''")}'`;
   const each = problems.map((p) => {
     const { claim } = p;
     const table = `${claim.schema}.${claim.table}`;
@@ -372,14 +372,14 @@ export function extractTableConflictMessage(
         `extract task ${claim.task} (${claim.configPath}): table ${table} is loaded by task ${p.task} of pipeline "${p.pipeline}" ` +
         `(since ${p.claimedAt.toISOString()}), and ${load}: the two pipelines would overwrite each other's rows. Name ` +
         `a table of its own in ${claim.configPath} (or, if pipeline "${p.pipeline}" was renamed or removed, release ` +
-        `its tables: DELETE FROM roundtrip.table_owners WHERE pipeline = ${sql(p.pipeline)})`
+        `its tables: DELETE FROM roundtrip.table_owners WHERE pipeline = ${sqlLiteral(p.pipeline)})`
       );
     }
     return (
       `extract task ${claim.task} (${claim.configPath}): table ${table} ${p.why}, and ${load}: it would change data ` +
       `roundtrip does not own. Name a table of its own in ${claim.configPath}, or, if this table was made for the ` +
       `task, claim it for the pipeline first: INSERT INTO roundtrip.table_owners (schema_name, table_name, pipeline, ` +
-      `task) VALUES (${[claim.schema, claim.table, pipeline, claim.task].map(sql).join(', ')})`
+      `task) VALUES (${[claim.schema, claim.table, pipeline, claim.task].map(sqlLiteral).join(', ')})`
     );
   });
   return `Pipeline "${pipeline}" cannot load ${problems.length === 1 ? 'this table' : 'these tables'}; nothing was read or written: ${each.join('; ')}`;
