@@ -343,9 +343,14 @@ async function existingColumns(
     }));
 }
 
-async function existingPrimaryKey(client: ClientBase, schema: string, table: string): Promise<string[]> {
-  const { rows } = await client.query<{ name: string }>(
-    `SELECT a.attname AS name
+/** The table's primary key: its constraint's name and its columns in order (none: no key). */
+async function existingPrimaryKey(
+  client: ClientBase,
+  schema: string,
+  table: string,
+): Promise<{ constraint: string | undefined; columns: string[] }> {
+  const { rows } = await client.query<{ conname: string; name: string }>(
+    `SELECT co.conname, a.attname AS name
        FROM pg_constraint co
        JOIN pg_class c ON c.oid = co.conrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -355,34 +360,28 @@ async function existingPrimaryKey(client: ClientBase, schema: string, table: str
       ORDER BY k.ord`,
     [schema, table],
   );
-  return rows.map((r) => r.name);
+  return { constraint: rows[0]?.conname, columns: rows.map((r) => r.name) };
 }
 
 /**
- * Why a table whose primary key is `pk` cannot take a load keyed by `key`, and the ways out: the
+ * Why a table whose primary key is `existing` cannot take a load keyed by `key`, and the ways out: the
  * key set back in the config, the table's key changed to the task's (the statement, which
  * PostgreSQL refuses while a key repeats or is NULL), or, for a load that makes the whole table
  * each run, the table dropped.
  */
-async function primaryKeyRefusal(
-  client: ClientBase,
+function primaryKeyRefusal(
   options: EnsureTableOptions,
-  pk: readonly string[],
+  existing: { constraint: string | undefined; columns: readonly string[] },
   key: readonly string[],
-): Promise<string> {
+): string {
   const qualified = quoteQualified(options.schema, options.table);
   const origin = options.keyOrigin;
+  const pk = existing.columns;
   const columns = (names: readonly string[]): string => names.map(quoteIdent).join(', ');
-  let alter = `ALTER TABLE ${qualified} ADD PRIMARY KEY (${columns(key)})`;
-  if (pk.length > 0) {
-    const { rows } = await client.query<{ name: string }>(
-      `SELECT co.conname AS name FROM pg_constraint co
-         JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = $1 AND c.relname = $2 AND co.contype = 'p'`,
-      [options.schema, options.table],
-    );
-    alter = `ALTER TABLE ${qualified} DROP CONSTRAINT ${quoteIdent(rows[0]?.name ?? 'its_primary_key')}, ADD PRIMARY KEY (${columns(key)})`;
-  }
+  const alter =
+    pk.length > 0
+      ? `ALTER TABLE ${qualified} DROP CONSTRAINT ${quoteIdent(existing.constraint ?? 'its_primary_key')}, ADD PRIMARY KEY (${columns(key)})`
+      : `ALTER TABLE ${qualified} ADD PRIMARY KEY (${columns(key)})`;
   const back =
     pk.length > 0
       ? `set the key back to (${pk.join(', ')})${origin ? ` in ${origin.configPath}` : ''}`
@@ -446,10 +445,11 @@ export async function ensureTable(
     return { created: true, added: [], widened: [], keptWider: [], relaxed: [], retyped: [], cleared: 0 };
   }
 
-  const pk = await existingPrimaryKey(client, schema, table);
+  const existingKey = await existingPrimaryKey(client, schema, table);
+  const pk = existingKey.columns;
   if (primaryKey.length > 0) {
     if (pk.join('\u0000') !== primaryKey.join('\u0000')) {
-      throw new TerminalError(await primaryKeyRefusal(client, options, pk, primaryKey));
+      throw new TerminalError(primaryKeyRefusal(options, existingKey, primaryKey));
     }
   }
 
