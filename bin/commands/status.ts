@@ -242,8 +242,12 @@ export const status: Command = async (argv) => {
       const tasks = taskSummaries(config, run);
       const sum = (
         kind: string,
-        key: 'rowsRead' | 'written' | 'failed' | 'rejected' | 'heldBack' | 'superseded' | 'apiCalls',
+        key: 'rowsRead' | 'written' | 'failed' | 'rejected' | 'heldBack' | 'superseded',
       ): number => tasks.filter((t) => t.kind === kind).reduce((n, t) => n + t[key], 0);
+      const calls = (athena: boolean): number =>
+        tasks.filter((t) => (t.athena === true) === athena).reduce((n, t) => n + t.apiCalls, 0);
+      const salesforceApiCalls = calls(false);
+      const athenaApiCalls = calls(true);
       return {
         runId: run.runId,
         status: run.status,
@@ -265,9 +269,9 @@ export const status: Command = async (argv) => {
         notInConfig: tasks.filter((t) => t.notInConfig).map((t) => t.task),
         // Every call the run made, and apart those to Salesforce (what the org's daily allowance
         // and budget.maxApiCallsPerRun count) and to Athena and S3 (its Athena loads').
-        apiCalls: sum('prepare', 'apiCalls') + sum('extract', 'apiCalls') + sum('writeback', 'apiCalls'),
-        salesforceApiCalls: tasks.filter((t) => !t.athena).reduce((n, t) => n + t.apiCalls, 0),
-        athenaApiCalls: tasks.filter((t) => t.athena).reduce((n, t) => n + t.apiCalls, 0),
+        apiCalls: salesforceApiCalls + athenaApiCalls,
+        salesforceApiCalls,
+        athenaApiCalls,
         // As the table shows it: the message, without the names of our own errors (docs/cli.md).
         error: run.error === null ? null : storedFailureText(run.error),
         ...(run.status === 'running'
