@@ -552,8 +552,11 @@ async function readTransformFiles(files: readonly string[]): Promise<TransformSo
 
 /**
  * Points the transaction's `search_path` at `postgres.schema`, then `public` (`SET LOCAL`, so the
- * files run with it and it ends with the transaction), for a schema other than `public`; with
- * `public` the database's own search_path is left as it is (PostgreSQL's default: `"$user", public`).
+ * files run with it and it ends with the transaction); with `public`, at `public` alone. Not left
+ * at PostgreSQL's default (`"$user", public`) for `public` either: a schema named after the
+ * database user comes first in it, and with a user named `roundtrip`, roundtrip's own schema is
+ * one (its ledger, made by the migrations): the files' tables named without a schema would be
+ * made and read there, beside the ledger, while the write-backs read `public`.
  *
  * Why: the extracts write a table named without a schema into `postgres.schema`, and each
  * write-back reads its `from` there too, but a transform's statements would resolve the same
@@ -561,14 +564,18 @@ async function readTransformFiles(files: readonly string[]): Promise<TransformSo
  * exist`, or, where `public` has tables of the same names, stale tables read and the output
  * written where no write-back reads it. `public` stays second, for what the pipeline does not
  * make (a function or a reference table kept there). A file's own `SET search_path` still
- * replaces this one.
+ * replaces this one; a role's or a database's (`ALTER ROLE … SET search_path`) does not: a file
+ * that reads another schema names it, or sets the path itself.
  *
  * A schema that does not exist yet (no extract has run into it: a pipeline without extracts) is
  * created, as an extract creates it (ensureTable): PostgreSQL skips a missing schema in the path,
  * and the files' tables would otherwise be made in `public`, where the write-backs do not read.
  */
 async function useConfiguredSchema(client: PoolClient, schema: string): Promise<void> {
-  if (schema === 'public') return;
+  if (schema === 'public') {
+    await client.query(`SELECT set_config('search_path', 'public', true)`);
+    return;
+  }
   const quoted = quoteIdent(schema);
   // One round trip: the setting (is_local true: SET LOCAL) and whether the schema exists.
   const { rows } = await client.query<{ path: string; exists: boolean }>(

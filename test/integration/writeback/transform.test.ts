@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../../../lambdas/config';
-import { createPool, migrate, type PostgresPool } from '../../../lambdas/connectors/postgres';
+import { createPool, migrate, quoteIdent, type PostgresPool } from '../../../lambdas/connectors/postgres';
 import {
   runTransform,
   TRANSFORM_TIME_RESERVE_MS,
@@ -558,7 +558,7 @@ CREATE TABLE path_seen AS SELECT current_setting('search_path') AS path;
       expect(await publicTables()).toEqual(before);
     });
 
-    it('leaves the search_path alone with schema public (its default), and quotes any other name', async () => {
+    it('sets the search_path to public alone with schema public, and quotes any other name', async () => {
       writeFileSync(
         path.join(dir, '31_path.sql'),
         `CREATE TABLE path_seen AS SELECT current_setting('search_path') AS path;\n`,
@@ -571,8 +571,17 @@ CREATE TABLE path_seen AS SELECT current_setting('search_path') AS path;
           );
           return { path: rows[0]?.path, schema: where[0]?.schema };
         });
-      expect((await seen(undefined)).inspected).toEqual({ path: '"$user", public', schema: 'public' });
-      expect((await seen('public')).inspected).toEqual({ path: '"$user", public', schema: 'public' });
+      expect((await seen(undefined)).inspected).toEqual({ path: 'public', schema: 'public' });
+      expect((await seen('public')).inspected).toEqual({ path: 'public', schema: 'public' });
+      // A schema named after the user (with a user named roundtrip, roundtrip's own schema) came
+      // first in PostgreSQL's default path ("$user", public), and the files' tables went there.
+      const user = (await pool.query<{ u: string }>('SELECT current_user AS u')).rows[0]?.u as string;
+      await pool.query(`CREATE SCHEMA ${quoteIdent(user)}`);
+      try {
+        expect((await seen('public')).inspected).toEqual({ path: 'public', schema: 'public' });
+      } finally {
+        await pool.query(`DROP SCHEMA ${quoteIdent(user)}`);
+      }
       // A schema no extract has made yet is created, as an extract creates it, rather than the
       // output going to public, where the write-back does not read it; rolled back here.
       expect((await seen('Lead "Scores", 2')).inspected).toEqual({
