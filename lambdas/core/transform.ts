@@ -243,7 +243,9 @@ export interface TransformFileResult {
   readonly durationMs: number;
   /**
    * The WARNINGs the file's statements raised (`RAISE WARNING`, in a DO block or a function they
-   * call), where they were raised, the first {@link WARNINGS_KEPT}; absent when none was.
+   * call), where they were raised: those among the run's first {@link WARNINGS_KEPT}, each message
+   * cut at {@link WARNING_MESSAGE_CHARS}, and a last one counting the file's others; absent when
+   * none was.
    */
   readonly warnings?: readonly TransformWarning[];
 }
@@ -254,8 +256,29 @@ export interface TransformWarning {
   readonly message: string;
 }
 
-/** The warnings a file's result keeps (each is logged): a run's summary stays small. */
+/**
+ * The warnings the files' results keep, over the whole run (each is logged whole). The results are
+ * the Transform step's output, which Step Functions carries in the execution's state (256 KiB at
+ * most: past it the run fails with States.DataLimitExceeded, which no Catch handles, unreported):
+ * kept per file, a pipeline of many files that each warn could pass it.
+ */
 export const WARNINGS_KEPT = 20;
+
+/** The characters a kept warning's message keeps (the log has it whole). */
+export const WARNING_MESSAGE_CHARS = 1000;
+
+/** A warning's text as kept: at most {@link WARNING_MESSAGE_CHARS} characters, saying its length when cut. */
+function keptWarningText(text: string): string {
+  const chars = Array.from(text);
+  return chars.length <= WARNING_MESSAGE_CHARS
+    ? text
+    : `${chars.slice(0, WARNING_MESSAGE_CHARS).join('')}… (${chars.length} characters; the step's log has it whole)`;
+}
+
+/** How many more warnings the run's file results may keep ({@link WARNINGS_KEPT}). */
+interface WarningsLeft {
+  count: number;
+}
 
 /** What {@link runTransform} did. */
 export interface TransformResult {
@@ -393,6 +416,7 @@ async function runFile(
   retry: string,
   timeLeft: TimeLeft,
   cap: StatementTimeoutCap,
+  warningsLeft: WarningsLeft,
   logger: Logger,
 ): Promise<TransformFileResult> {
   const started = Date.now();
@@ -400,6 +424,7 @@ async function runFile(
   let written = 0;
   const warnings: TransformWarning[] = [];
   let warned = 0;
+  let firstNotKept: number | undefined;
   let current: SqlStatement | undefined;
   // What the statements RAISE (a NOTICE of DROP … IF EXISTS too) arrives before their result: said
   // with the line it came from, each in the log, a WARNING in the file's result as well.
@@ -411,7 +436,12 @@ async function runFile(
       .join('; ');
     if (notice.severity === 'WARNING') {
       warned += 1;
-      if (warnings.length < WARNINGS_KEPT) warnings.push({ line, message: text });
+      if (warningsLeft.count > 0) {
+        warningsLeft.count -= 1;
+        warnings.push({ line, message: keptWarningText(text) });
+      } else {
+        firstNotKept ??= line;
+      }
       logger.warn('Transform statement raised a warning', { file, line, message: text });
     } else {
       logger.info('Transform statement raised a notice', {
@@ -482,9 +512,10 @@ async function runFile(
     client.off('notice', onNotice);
   }
   if (warned > warnings.length) {
+    const more = warned - warnings.length;
     warnings.push({
-      line: warnings[warnings.length - 1]?.line ?? 1,
-      message: `and ${warned - warnings.length} more warnings (the step's log has each)`,
+      line: firstNotKept ?? 1,
+      message: `${warnings.length > 0 ? 'and ' : ''}${more} more warning${more === 1 ? '' : 's'} (a run keeps its first ${WARNINGS_KEPT}; the step's log has each)`,
     });
   }
   return {
@@ -508,8 +539,9 @@ async function runFiles(
 ): Promise<TransformFileResult[]> {
   const results: TransformFileResult[] = [];
   const cap: StatementTimeoutCap = {};
+  const warningsLeft: WarningsLeft = { count: WARNINGS_KEPT };
   for (const { file, statements } of sources) {
-    const result = await runFile(client, file, statements, retry, timeLeft, cap, logger);
+    const result = await runFile(client, file, statements, retry, timeLeft, cap, warningsLeft, logger);
     ran(result);
     results.push(result);
   }
