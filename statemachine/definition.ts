@@ -203,6 +203,40 @@ export const TRANSIENT_LAMBDA_ERRORS = [
   'Lambda.ClientExecutionTimeoutException',
 ] as const;
 
+/**
+ * The errors of a Lambda function that is not ready to run, which its invocation meets before any
+ * of its code runs (so a retry cannot do anything twice). A function in a VPC left idle for weeks
+ * is made `Inactive` (Lambda reclaims its network interfaces): "When you try to invoke a function
+ * that is inactive, the invocation fails and Lambda sets the function to pending state until the
+ * function resources are recreated" (Lambda developer guide, "Lambda function states"), the first
+ * invocation with ResourceNotReadyException ("The function is inactive and its VPC connection is
+ * no longer available. Wait for the VPC connection to reestablish and try again", Lambda API
+ * reference, Invoke), those while it is `Pending` with ResourceConflictException ("The operation
+ * cannot be performed at this time. The function is currently in the following state: Pending"),
+ * and ENINotReadyException while its network interface is not ready yet. A pipeline scheduled
+ * weekly or monthly meets it at each of its steps' first invocation of a run.
+ */
+export const FUNCTION_NOT_READY_ERRORS = [
+  'Lambda.ResourceNotReadyException',
+  'Lambda.ResourceConflictException',
+  'Lambda.ENINotReadyException',
+] as const;
+
+/**
+ * The retry of a function not ready to run ({@link FUNCTION_NOT_READY_ERRORS}): 10, 20, 40 and
+ * 60 s, over two minutes in all, for the minute and a half Lambda is said to take to make its
+ * network interface again. Without jitter: the wait is for the function, not to spread a crowd.
+ * (No longer: it counts in an Athena extract's quiet stretch, before the load's first statement,
+ * which ATHENA_QUIET_OVERHEAD_MINUTES bounds; test/infra/definition.test.ts.)
+ */
+export const FUNCTION_NOT_READY_RETRY = {
+  interval: Duration.seconds(10),
+  backoffRate: 2,
+  maxAttempts: 4,
+  maxDelay: Duration.seconds(60),
+  jitterStrategy: sfn.JitterType.NONE,
+} as const;
+
 /** The error of a `.sync` Athena query that ran and ended FAILED or CANCELLED (athena-wire.md). */
 export const ATHENA_QUERY_FAILED = 'States.TaskFailed';
 
@@ -306,8 +340,8 @@ export const ERROR_PATH = '$.error';
  *   answering 5xx, the connection to PostgreSQL lost, Secrets Manager failing. Each later task
  *   would spend its own retries against the same service (N times the time and the calls) and
  *   fail the same way;
- * - the Lambda service's own errors ({@link TRANSIENT_LAMBDA_ERRORS} but ours), left after the
- *   retries, for the same reason;
+ * - the Lambda service's own errors ({@link TRANSIENT_LAMBDA_ERRORS} but ours, and a function not
+ *   ready to run, {@link FUNCTION_NOT_READY_ERRORS}), left after the retries, for the same reason;
  * - the org's daily API allowance spent (every later call would be refused too);
  * - Salesforce refusing the sign-in for its credentials, or a login URL that takes no sign-in
  *   ({@link ERROR_NAMES.signInRefused}): every later task would sign in with the same secret and
@@ -331,6 +365,7 @@ export const ERROR_PATH = '$.error';
  */
 export const RUN_LEVEL_WRITEBACK_ERRORS = [
   ...TRANSIENT_LAMBDA_ERRORS,
+  ...FUNCTION_NOT_READY_ERRORS,
   ERROR_NAMES.apiLimit,
   ERROR_NAMES.signInRefused,
   ERROR_NAMES.postgresAuth,
@@ -455,6 +490,7 @@ function lambdaTask(
       task.addRetry({ errors: [ERROR_NAMES.pushGoingOn], ...PUSH_GOING_ON_RETRY });
     }
   }
+  task.addRetry({ errors: [...FUNCTION_NOT_READY_ERRORS], ...FUNCTION_NOT_READY_RETRY });
   task.addRetry({ errors: [...TRANSIENT_LAMBDA_ERRORS], ...TRANSIENT_RETRY });
   b.taskStates.set(name, step);
   return task;

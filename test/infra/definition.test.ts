@@ -248,6 +248,26 @@ describe('the state machine definition', () => {
           retry = retry.slice(1);
         }
       }
+      // A Lambda function not ready to run (made Inactive after weeks idle, Pending while Lambda
+      // makes its network interface again) is waited for: 10, 20, 40, 60 s.
+      if (!String(task.Resource).includes(':athena:')) {
+        expect({ name, retrier: retry[0] }).toEqual({
+          name,
+          retrier: {
+            ErrorEquals: [
+              'Lambda.ResourceNotReadyException',
+              'Lambda.ResourceConflictException',
+              'Lambda.ENINotReadyException',
+            ],
+            IntervalSeconds: 10,
+            BackoffRate: 2,
+            MaxAttempts: 4,
+            MaxDelaySeconds: 60,
+            JitterStrategy: 'NONE',
+          },
+        });
+        retry = retry.slice(1);
+      }
       expect({ name, retries: retry.length }).toEqual({ name, retries: 1 });
       const [retrier] = retry as [Record<string, unknown>];
       const transient = String(task.Resource).includes(':athena:')
@@ -289,6 +309,9 @@ describe('the state machine definition', () => {
                 'Lambda.SdkClientException',
                 'Lambda.TooManyRequestsException',
                 'Lambda.ClientExecutionTimeoutException',
+                'Lambda.ResourceNotReadyException',
+                'Lambda.ResourceConflictException',
+                'Lambda.ENINotReadyException',
                 'ApiLimitExceededError',
                 'SalesforceSignInRefusedError',
                 'PostgresAuthenticationError',
@@ -395,16 +418,28 @@ describe('the state machine definition', () => {
           MaxDelaySeconds: number;
         }[];
       };
-      /** A Task's longest time: its timeout, and every retry's longest wait (each attempt answered at once). */
+      /** The longest waits of a retrier: every attempt's longest wait (each attempt answered at once). */
+      const waits = (retry: RetriedTask['Retry'][number] | undefined): number => {
+        let delays = 0;
+        for (let k = 0; k < (retry?.MaxAttempts ?? 0); k++) {
+          delays += Math.min(retry!.IntervalSeconds * retry!.BackoffRate ** k, retry!.MaxDelaySeconds);
+        }
+        return delays;
+      };
+      /** A Task's longest time: its timeout, and every retry's longest wait. */
       const longest = (name: string): number => {
         const task = states.get(name) as RetriedTask;
-        const retry = task.Retry.find((r) => r.ErrorEquals.includes(TRANSIENT_ATHENA_ERRORS[0]));
-        let retryDelays = 0;
-        for (let k = 0; k < (retry?.MaxAttempts ?? 0); k++) {
-          retryDelays += Math.min(retry!.IntervalSeconds * retry!.BackoffRate ** k, retry!.MaxDelaySeconds);
-        }
-        return task.TimeoutSeconds + retryDelays;
+        return (
+          task.TimeoutSeconds +
+          waits(task.Retry.find((r) => r.ErrorEquals.includes(TRANSIENT_ATHENA_ERRORS[0])))
+        );
       };
+      // The load's invocations that fail before its code runs (its function not ready, the Lambda
+      // service's errors) are quiet too: the load marks its start once it runs.
+      const load = states.get(names.load) as RetriedTask;
+      const loadWaits =
+        waits(load.Retry.find((r) => r.ErrorEquals.includes('Lambda.ResourceNotReadyException'))) +
+        waits(load.Retry.find((r) => r.ErrorEquals.includes('Lambda.ServiceException')));
       const query = states.get(names.query) as RetriedTask;
       expect(query.TimeoutSeconds).toBe((queryTimeoutMinutes ?? 32) * 60);
       const prepare = states.get(RUN_STATES.prepare) as State & { TimeoutSeconds: number };
@@ -413,7 +448,8 @@ describe('the state machine definition', () => {
         prepare.TimeoutSeconds +
         ATHENA_MAX_QUERIES_PER_TASK * (longest(names.start) + longest(names.query) - query.TimeoutSeconds) +
         (ATHENA_MAX_QUERIES_PER_TASK - 1) * requeryWait.Seconds +
-        longest(names.stop);
+        longest(names.stop) +
+        loadWaits;
       expect(ATHENA_QUIET_OVERHEAD_MINUTES * 60).toBeGreaterThan(overheadSeconds);
       const longestQuietSeconds = overheadSeconds + ATHENA_MAX_QUERIES_PER_TASK * query.TimeoutSeconds;
       expect(stillGoingQuietMinutes(config) * 60).toBeGreaterThan(longestQuietSeconds);
@@ -911,6 +947,46 @@ describe('the state machine definition', () => {
       });
       expect((await run(full, {}, h)).status).toBe('succeeded');
       expect(calls).toBe(3);
+    });
+
+    it('waits for a function Lambda made Inactive after weeks idle, then goes on', async () => {
+      // The first invocation of an Inactive function fails, and those while Lambda makes its
+      // network interface again (Pending); then it runs.
+      const notReady = [
+        'Lambda.ResourceNotReadyException',
+        'Lambda.ResourceConflictException',
+        'Lambda.ENINotReadyException',
+      ];
+      const config = fullConfig();
+      const plan = taskStateNames(config.writeback[0]?.name as string).plan;
+      const calls: Record<string, number> = {};
+      const waking =
+        (state: string, answer: (input: Record<string, unknown>) => unknown) =>
+        (input: Record<string, unknown>): unknown => {
+          const call = (calls[state] = (calls[state] ?? 0) + 1);
+          const name = notReady[call - 1];
+          if (name) {
+            const error = new Error(
+              call === 1
+                ? 'The function is inactive and its VPC connection is no longer available. Wait for the VPC connection to reestablish and try again.'
+                : 'The operation cannot be performed at this time. The function is currently in the following state: Pending',
+            );
+            error.name = name;
+            throw error;
+          }
+          return answer(input);
+        };
+      const base = handlers(config);
+      const h = handlers(config, {
+        [RUN_STATES.prepare]: waking(RUN_STATES.prepare, (input) =>
+          (base.handlers[RUN_STATES.prepare] as (i: unknown) => unknown)(input),
+        ),
+        [plan]: waking(plan, (input) => ({ task: input.task, status: 'planned', api: 'collections' })),
+      });
+      const result = await run(full, {}, h);
+      expect(result.status).toBe('succeeded');
+      expect(calls).toEqual({ [RUN_STATES.prepare]: 4, [plan]: 4 });
+      expect(h.ran).not.toContain(RUN_STATES.reportFailure);
     });
 
     it('runs a push again when its Lambda died, but not a transform', async () => {
