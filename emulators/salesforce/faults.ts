@@ -1,6 +1,6 @@
 /**
  * Fault injection for the Salesforce emulator: what a real org does to a client on a bad day
- * (latency, bursts of 503, expired sessions, row locks, failed Bulk jobs, dropped or stalled
+ * (latency, bursts of 503 or 401, expired sessions, row locks, failed Bulk jobs, dropped or stalled
  * connections, slow streams, a spent daily allowance). Faults are set at start
  * (`startSalesforceEmulator({ faults })`) and changed while running (`emulator.faults.set(…)`);
  * fractions draw from a seeded RNG so that a test sees the same records locked on every run.
@@ -14,6 +14,14 @@ export interface SalesforceFaults {
   latencyMs?: number;
   /** The next N API calls (under `/services/data/vNN.N/`) answer 503 `SERVER_UNAVAILABLE`. */
   http503Burst?: number;
+  /**
+   * The next N API calls answer 401 without `INVALID_SESSION_ID`: a plain-text `Unauthorized`
+   * body, not Salesforce's JSON error, as a gateway or proxy in front of the org may answer. The
+   * session itself stays valid. A client that renews its session only when the body says
+   * `INVALID_SESSION_ID` (jsforce's Bulk 2.0 client) fails on it; one that renews on any 401
+   * (jsforce's REST calls, salesforce-wire.md "Login") signs in again and sends the call again.
+   */
+  http401Burst?: number;
   /**
    * Every session (access token) stops working after this many API calls: the next call answers
    * 401 `INVALID_SESSION_ID`, as when Salesforce times a session out. Counted per token from the
@@ -109,6 +117,7 @@ export class InvalidFaultError extends Error {
 export const FAULT_NAMES: readonly (keyof SalesforceFaults)[] = [
   'latencyMs',
   'http503Burst',
+  'http401Burst',
   'sessionExpiresAfterCalls',
   'lockRowFraction',
   'lockRowKeys',
@@ -146,6 +155,7 @@ function checkFaults(faults: SalesforceFaults): void {
   };
   nonNegativeInt('latencyMs', faults.latencyMs);
   nonNegativeInt('http503Burst', faults.http503Burst);
+  nonNegativeInt('http401Burst', faults.http401Burst);
   nonNegativeInt('sessionExpiresAfterCalls', faults.sessionExpiresAfterCalls);
   nonNegativeInt('resetStreamAfterBytes', faults.resetStreamAfterBytes);
   nonNegativeInt('resetWriteAnswerAfterBytes', faults.resetWriteAnswerAfterBytes);
@@ -258,6 +268,15 @@ export class FaultController {
     if (left <= 0) return false;
     if (left === 1) delete this.active.http503Burst;
     else this.active.http503Burst = left - 1;
+    return true;
+  }
+
+  /** @internal Consumes one 401 from the burst; true when this call must answer 401 `Unauthorized`. */
+  take401(): boolean {
+    const left = this.active.http401Burst ?? 0;
+    if (left <= 0) return false;
+    if (left === 1) delete this.active.http401Burst;
+    else this.active.http401Burst = left - 1;
     return true;
   }
 

@@ -519,6 +519,13 @@ async function handleRequest(
     );
     return;
   }
+  if (ctx.faults.take401()) {
+    // A 401 that does not say INVALID_SESSION_ID (the http401Burst fault): plain text, not JSON.
+    req.resume();
+    res.writeHead(401, { 'Content-Type': 'text/plain;charset=UTF-8', ...limitHeader() });
+    res.end('Unauthorized');
+    return;
+  }
   const session = ctx.auth.sessionFor(req.headers.authorization);
   // 401 INVALID_SESSION_ID (salesforce-wire.md, "Login"); jsforce's Bulk 2.0 client refreshes only on this code.
   const expired = (): ApiError => new ApiError(401, 'INVALID_SESSION_ID', 'Session expired or invalid');

@@ -213,7 +213,8 @@ export interface SalesforceConnector {
   ): Promise<T>;
   /**
    * One call with `fetch` and the session's bearer token: counted, the session refreshed once on
-   * `INVALID_SESSION_ID` (and the call sent again unless its body is a stream). Answers the
+   * a 401, whatever its body says (and the call sent again unless its body is a stream; a second
+   * 401 is a TerminalError saying the renewed session was refused). Answers the
    * Response when it is OK; any other status is thrown classified. `path` as in {@link request}.
    * `read`: a POST that only reads (a query in a Composite request) has a GET's time limit, and
    * its timeout says nothing of an outcome unknown.
@@ -790,7 +791,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
    * One call with a JSON body, or none (a write, a Bulk job's create, close or abort), sent once
    * with our own fetch: jsforce 3.10.16 never settles a request whose answer is cut mid-body, so a
    * connection dropped there would hold the step until its timeout. Never sent twice on our own
-   * (Salesforce may have acted on it), except after a 401 `INVALID_SESSION_ID`, when it did not
+   * (Salesforce may have acted on it), except after a 401, when it did not
    * ({@link SalesforceConnector.fetchWithSession}). An answer cut off is a TransientError that says
    * the outcome is unknown: the step is retried, and the write-back resolves what was sent
    * (records resent to the same Ids, inserts reconciled by external ID).
@@ -1000,8 +1001,9 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
   };
 
   /**
-   * One GET of a results page. `fetchWithSession` renews the session once on
-   * INVALID_SESSION_ID, as jsforce's Bulk 2.0 client does, and replays the (bodiless) request.
+   * One GET of a results page. `fetchWithSession` renews the session once on a 401 (any, as for
+   * every REST call: jsforce's Bulk 2.0 client renews only on `INVALID_SESSION_ID`) and replays the
+   * (bodiless) request.
    */
   const fetchResultsPage = (
     jobId: string,
@@ -1120,10 +1122,15 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
 
   /**
    * A call that Salesforce answered with a non-2xx status: throws the classified error, unless it
-   * is the first `INVALID_SESSION_ID` of a call and the session could be renewed: then answers
-   * true (the caller replays a call without a body or with one held as text; a streamed body
-   * cannot be replayed, so the step is retried as a whole: its caller re-attaches to or replaces
-   * the job).
+   * is the first 401 of a call and the session could be renewed: then answers true (the caller
+   * replays a call without a body or with one held as text; a streamed body cannot be replayed, so
+   * the step is retried as a whole: its caller re-attaches to or replaces the job). Any 401 is
+   * renewed, whatever its body says, as jsforce does for REST (salesforce-wire.md, "Login"): an
+   * expired session says `INVALID_SESSION_ID`, but a 401 without it (another code, a gateway's
+   * text) refuses the session all the same. Bulk API 2.0 calls are REST calls and are renewed the
+   * same way. A 401 of the call sent again on the renewed session (`attempt` > 0) is not renewed
+   * again: a TerminalError that names the call and says that the session of a fresh sign-in was
+   * refused.
    */
   const failed = async (
     operation: string,
@@ -1140,7 +1147,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       apiError = undefined;
     }
     const errorCode = apiError?.errorCode ?? `ERROR_HTTP_${status}`;
-    if (status === 401 && errorCode === 'INVALID_SESSION_ID' && attempt === 0 && conn._refreshDelegate) {
+    if (status === 401 && attempt === 0 && conn._refreshDelegate) {
       try {
         await conn._refreshDelegate.refresh(sentAt);
       } catch (err) {
@@ -1150,6 +1157,12 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
         throw refusedRenewal ?? classifySalesforceError(err, { operation, redactor });
       }
       return true;
+    }
+    if (status === 401 && attempt > 0) {
+      const said = answerExcerpt(redactor.redact(text), 300);
+      throw new TerminalError(
+        `Salesforce ${operation} failed: the session was refused again (401${said ? ` "${said}"` : ''}) right after the connector renewed it with a new sign-in (${flow}): the credentials of ${secretRef} sign in, but Salesforce refuses their session for this call. Check the user's access in Salesforce (API Enabled, the connected app's policies, its login IP ranges) and ${secretRef} (docs/salesforce-auth.md)`,
+      );
     }
     const error = Object.assign(new Error(apiError?.message ?? text.slice(0, 300)), {
       name: errorCode,

@@ -18,6 +18,14 @@ import {
 import { withOwnCallCounts } from '../../../lambdas/shared/call-scope';
 import { SalesforceSignInRefusedError, TerminalError, TransientError } from '../../../lambdas/shared/errors';
 import { QueryCursorReleasedError } from '../../../lambdas/connectors/salesforce/errors';
+import {
+  closeIngestJob,
+  createIngestJob,
+  getIngestJob,
+  isFinalIngestState,
+  streamIngestResults,
+  uploadIngestData,
+} from '../../../lambdas/connectors/salesforce/writes';
 import { createMemoryLogger } from '../../../lambdas/shared/logging';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
@@ -389,6 +397,110 @@ describe('Salesforce connector against the emulator', () => {
       }
       // Once Salesforce takes the secret again, the next call signs in and goes on.
       expect(await c.count('SELECT COUNT() FROM Lead')).toBe(TOTAL);
+    });
+  });
+
+  describe('a 401 without INVALID_SESSION_ID', () => {
+    let c: SalesforceConnector;
+    const logger = createMemoryLogger();
+    beforeAll(async () => {
+      c = await connectSalesforce({
+        secret: soapSecret(),
+        secretName: 'local/salesforce',
+        logger,
+        apiVersion: sf.apiVersion,
+      });
+    });
+    const logins = (): number => sf.calls.count({ operation: 'login' });
+    /** The statuses the emulator answered to `operation`'s calls since the log was cleared. */
+    const statuses = (operation: string): number[] =>
+      sf.calls
+        .all()
+        .filter((call) => call.operation === operation)
+        .map((call) => call.status);
+
+    it('renews the session on a REST 401 whatever its body says, and sends the call again, once', async () => {
+      sf.calls.clear();
+      const before = logins();
+      sf.faults.set({ http401Burst: 1 });
+      expect(await c.count('SELECT COUNT() FROM Lead')).toBe(TOTAL);
+      expect(statuses('query')).toEqual([401, 200]);
+      expect(logins()).toBe(before + 1);
+      expect(logger.records.some((r) => r.message === 'Salesforce session renewed')).toBe(true);
+    });
+
+    it('fails a call refused again right after the renewal, naming it and the secret, without signing in a third time', async () => {
+      sf.calls.clear();
+      const before = logins();
+      sf.faults.set({ http401Burst: 2 });
+      const err = await c.count('SELECT COUNT() FROM Lead').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TerminalError);
+      expect(err).not.toBeInstanceOf(SalesforceSignInRefusedError);
+      expect((err as Error).message).toBe(
+        'Salesforce count failed: the session was refused again (401 "Unauthorized") right after the connector renewed it with a new sign-in (soap): ' +
+          "the credentials of the secret local/salesforce sign in, but Salesforce refuses their session for this call. Check the user's access in Salesforce " +
+          "(API Enabled, the connected app's policies, its login IP ranges) and the secret local/salesforce (docs/salesforce-auth.md)",
+      );
+      // One renewal, and the call sent twice: not sent a third time, not retried as transient.
+      expect(statuses('query')).toEqual([401, 401]);
+      expect(logins()).toBe(before + 1);
+      // The refusal passed: the next call goes on.
+      expect(await c.count('SELECT COUNT() FROM Lead')).toBe(TOTAL);
+    });
+
+    it('renews the session on a 401 of any Bulk API 2.0 call the same way: sent again, or the step retried for a streamed upload', async () => {
+      const lead = [...sf.store.all('Lead')][0] as { Id: string };
+      sf.calls.clear();
+      const before = logins();
+      sf.faults.set({ http401Burst: 1 });
+      const job = await createIngestJob(c, { object: 'Lead', operation: 'update' });
+      // A streamed body cannot be sent again: the session is renewed, the step is to be retried.
+      sf.faults.set({ http401Burst: 1 });
+      const csv = () => Readable.from([`Id,Title\n${lead.Id},Renewed\n`]);
+      const upload = await uploadIngestData(c, job.id, csv()).catch((e: unknown) => e);
+      expect(upload).toBeInstanceOf(TransientError);
+      expect((upload as Error).message).toBe(
+        `Bulk ingest upload of job ${job.id}: the Salesforce session expired during the request; it was renewed, retry the step`,
+      );
+      await uploadIngestData(c, job.id, csv());
+      sf.faults.set({ http401Burst: 1 });
+      let state = (await closeIngestJob(c, job.id)).state;
+      while (!isFinalIngestState(state)) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        sf.faults.set({ http401Burst: 1 });
+        state = (await getIngestJob(c, job.id)).state;
+      }
+      expect(state).toBe('JobComplete');
+      sf.faults.set({ http401Burst: 1 });
+      const results = await streamIngestResults(c, job.id, 'successfulResults');
+      expect((await results.toArray()).join('')).toContain(`${lead.Id}`);
+      expect(sf.store.get(lead.Id)?.Title).toBe('Renewed');
+      const polls = statuses('bulk.ingest.poll');
+      expect(statuses('bulk.ingest.create')).toEqual([401, 200]);
+      expect(statuses('bulk.ingest.upload')).toEqual([401, 201]);
+      expect(statuses('bulk.ingest.close')).toEqual([401, 200]);
+      expect(polls.filter((status) => status === 401)).toHaveLength(polls.length / 2);
+      expect(statuses('bulk.ingest.results')).toEqual([401, 200]);
+      // One sign-in per 401, none more.
+      expect(logins()).toBe(before + 4 + polls.length / 2);
+
+      // A Bulk query job's create and its results pages too.
+      sf.faults.set({ http401Burst: 1 });
+      const queryJob = await c.startBulkQuery('SELECT Id FROM Lead');
+      await c.waitForBulkQuery(queryJob, { delaySeconds: () => 0.05 });
+      sf.faults.set({ http401Burst: 1 });
+      const rows = (await c.streamBulkQueryResults(queryJob, ['Id']).toArray()).join('').trim().split('\n');
+      expect(rows).toHaveLength(TOTAL + 1);
+      expect(statuses('bulk.query.create')).toEqual([401, 200]);
+      expect(statuses('bulk.query.results')).toEqual([401, 200]);
+
+      // Refused again right after the renewal: the Bulk call fails, named.
+      sf.faults.set({ http401Burst: 2 });
+      const refused = await c.startBulkQuery('SELECT Id FROM Lead').catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(TerminalError);
+      expect((refused as Error).message).toMatch(
+        /^Salesforce Bulk query job create failed: the session was refused again \(401 "Unauthorized"\) right after the connector renewed it/,
+      );
     });
   });
 

@@ -56,6 +56,27 @@ describe('Salesforce emulator faults', () => {
     expect(sf.calls.count({ status: 503, counted: true })).toBe(0);
   });
 
+  it('answers a burst of 401s that do not say INVALID_SESSION_ID: jsforce signs in again and sends a REST call again', async () => {
+    sf.calls.clear();
+    sf.faults.set({ http401Burst: 1 });
+    expect((await conn.query('SELECT COUNT() FROM Lead')).totalSize).toBe(20);
+    expect(sf.calls.all().map((c) => [c.operation, c.status])).toEqual([
+      ['query', 401],
+      ['login', 200],
+      ['query', 200],
+    ]);
+    // Plain text, not Salesforce's JSON error; not counted against the allowance.
+    sf.faults.set({ http401Burst: 1 });
+    const res = await fetch(`${sf.instanceUrl}/services/data/v${sf.apiVersion}/limits`, {
+      headers: { Authorization: `Bearer ${conn.accessToken ?? ''}` },
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(await res.text()).toBe('Unauthorized');
+    expect(sf.calls.count({ status: 401, counted: true })).toBe(0);
+    expect(sf.faults.get()).toEqual({});
+  });
+
   it('locks a reproducible fraction of records (seeded RNG)', async () => {
     const lockedIndexes = async (emulator: SalesforceEmulator, c: Connection): Promise<number[]> => {
       emulator.faults.set({ lockRowFraction: 0.3 });
