@@ -18,12 +18,21 @@
  * refused is the task's failure, as `maxChanges` is: nothing was sent, the plan stays stored to be
  * inspected, and the run goes on with its other tasks. A dry run is not refused: the plan keeps
  * why a real run would be in the task's figures (`overBudget`), which the CLI says.
+ *
+ * Collect's retry pass is checked the same way before it starts ({@link retryPassBudgetProblem}):
+ * records a completed Bulk job gave no result line for are sent again through Collections (200 a
+ * call) or, for an insert, looked up by external ID (200 keys a query), and a result file that
+ * names none of a large job's records would otherwise resend them all, past the budget. Refused,
+ * the pass sends and looks up nothing: its records stay as they are (`sent` without an outcome,
+ * or waiting for a row-lock retry), the task fails with the numbers, and the task's next plan
+ * resolves them as those of any run that ended so (reconcile.ts).
  */
 import type { PipelineConfig, WritebackTask } from '../../config';
 import type { SalesforceLimit } from '../../connectors/salesforce';
-import { COMPOSITE_MAX_RECORDS } from '../../connectors/salesforce/writes';
+import { COLLECTIONS_MAX_RECORDS, COMPOSITE_MAX_RECORDS } from '../../connectors/salesforce/writes';
 import { TerminalError } from '../../shared/errors';
 import type { WritebackApi } from './contracts';
+import { INSERT_SETTLE_MS } from './reconcile';
 import { isObject, storedCount } from './state';
 
 /** Where Prepare stores the allowances it read, in the run's summary (`summary.prepare.limits`). */
@@ -135,6 +144,58 @@ export interface PushBudgetInput {
   readonly summary: Record<string, unknown>;
 }
 
+/** Why more Salesforce calls do not fit the run's API budget ({@link apiCallsOverBudget}). */
+type ApiCallsOverBudget =
+  /** They would pass `budget.maxApiCallsPerRun`: the run has made `spent`. */
+  | { readonly limit: 'maxApiCallsPerRun'; readonly spent: number }
+  /** They would leave the org's daily allowance below the reserve. */
+  | {
+      readonly limit: 'reserveDailyApiPercent';
+      /** What remains of the allowance: what Prepare read, less the run's calls since. */
+      readonly remaining: number;
+      readonly max: number;
+      readonly reserve: number;
+    };
+
+/**
+ * Whether `calls` more Salesforce calls pass `budget.maxApiCallsPerRun` with the run's calls so far
+ * (the summary's, and `unrecorded`: those of the step running, not in the summary yet), or would
+ * leave the org's daily allowance below `budget.reserveDailyApiPercent` of its maximum (what
+ * Prepare read, less the run's calls since). Undefined when they fit.
+ */
+function apiCallsOverBudget(
+  config: PipelineConfig,
+  summary: Record<string, unknown>,
+  calls: number,
+  unrecorded = 0,
+): ApiCallsOverBudget | undefined {
+  const { maxApiCallsPerRun, reserveDailyApiPercent } = config.budget;
+  const spent = runApiCalls(summary, config);
+  const total = spent.total + unrecorded;
+  if (total + calls > maxApiCallsPerRun) return { limit: 'maxApiCallsPerRun', spent: total };
+  const daily = storedLimits(summary).DailyApiRequests;
+  if (daily) {
+    // Prepare read the allowance before the run's other calls: they are spent since.
+    const remaining = daily.Remaining - (total - spent.prepare);
+    const reserve = Math.ceil((daily.Max * reserveDailyApiPercent) / 100);
+    if (remaining - calls < reserve)
+      return { limit: 'reserveDailyApiPercent', remaining, max: daily.Max, reserve };
+  }
+  return undefined;
+}
+
+/** A number as the budget's messages write it (`1,000`). */
+const n = (value: number): string => value.toLocaleString('en-US');
+
+/** What the daily allowance's reserve says of `calls` more calls that it cannot take. */
+function dailyAllowanceText(
+  over: Extract<ApiCallsOverBudget, { limit: 'reserveDailyApiPercent' }>,
+  calls: number,
+  reserveDailyApiPercent: number,
+): string {
+  return `of the org's daily allowance about ${n(Math.max(0, over.remaining))} of ${n(over.max)} remain (DailyApiRequests when the run started, less the run's calls since), which would leave ${n(over.remaining - calls)}, below the reserve of ${n(over.reserve)} (budget.reserveDailyApiPercent ${reserveDailyApiPercent}%)`;
+}
+
 /**
  * Why the push cannot fit the run's budget (module comment), or undefined when it can: "its push of
  * … records needs …", with the numbers and what to change.
@@ -144,9 +205,7 @@ export function pushBudgetProblem(input: PushBudgetInput): string | undefined {
   const calls = pushCallsAtLeast(api, records);
   if (calls === 0) return undefined;
   const { maxApiCallsPerRun, reserveDailyApiPercent } = config.budget;
-  const spent = runApiCalls(summary, config);
   const limits = storedLimits(summary);
-  const n = (value: number): string => value.toLocaleString('en-US');
   const how =
     api === 'bulk'
       ? `a Bulk job: ${BULK_JOB_CALLS_AT_LEAST} calls at the least`
@@ -162,17 +221,12 @@ export function pushBudgetProblem(input: PushBudgetInput): string | undefined {
         ? ` An insert without an external-ID key is always sent through Collections: give it a key (${configPath}.key) and it goes through Bulk from ${configPath}.bulkThreshold (${n(task.bulkThreshold)}) on.`
         : ` A Bulk job would send them in a few calls: lower ${configPath}.bulkThreshold (${n(task.bulkThreshold)}) to ${n(records)} or less.`;
 
-  if (spent.total + calls > maxApiCallsPerRun) {
-    return `${push} ${atLeast}, and the run has made ${n(spent.total)} of budget.maxApiCallsPerRun ${n(maxApiCallsPerRun)}.${cheaper} ${inspect}; raise budget.maxApiCallsPerRun to send it`;
+  const over = apiCallsOverBudget(config, summary, calls);
+  if (over?.limit === 'maxApiCallsPerRun') {
+    return `${push} ${atLeast}, and the run has made ${n(over.spent)} of budget.maxApiCallsPerRun ${n(maxApiCallsPerRun)}.${cheaper} ${inspect}; raise budget.maxApiCallsPerRun to send it`;
   }
-  const daily = limits.DailyApiRequests;
-  if (daily) {
-    // Prepare read the allowance before the run's other calls: they are spent since.
-    const remaining = daily.Remaining - (spent.total - spent.prepare);
-    const reserve = Math.ceil((daily.Max * reserveDailyApiPercent) / 100);
-    if (remaining - calls < reserve) {
-      return `${push} ${atLeast}; of the org's daily allowance about ${n(Math.max(0, remaining))} of ${n(daily.Max)} remain (DailyApiRequests when the run started, less the run's calls since), which would leave ${n(remaining - calls)}, below the reserve of ${n(reserve)} (budget.reserveDailyApiPercent ${reserveDailyApiPercent}%).${cheaper} ${inspect}`;
-    }
+  if (over?.limit === 'reserveDailyApiPercent') {
+    return `${push} ${atLeast}; ${dailyAllowanceText(over, calls, reserveDailyApiPercent)}.${cheaper} ${inspect}`;
   }
   const batches = limits.DailyBulkApiBatches;
   if (api === 'bulk' && batches) {
@@ -193,4 +247,85 @@ export function checkPushBudget(input: PushBudgetInput): void {
     throw new PushOverBudgetError(
       `Write-back ${input.task.name} refused before sending anything: ${problem}`,
     );
+}
+
+/**
+ * Collect's retry pass would pass the run's API budget: it sent and looked up nothing, and its
+ * records stay as they were, for the task's next plan (module comment).
+ */
+export class RetryPassOverBudgetError extends TerminalError {}
+
+/** What {@link retryPassBudgetProblem} is given: the records waiting for the pass, and the run's record. */
+export interface RetryPassBudgetInput {
+  readonly config: PipelineConfig;
+  readonly task: WritebackTask;
+  readonly runId: string;
+  /**
+   * Records sent with no outcome known (a completed Bulk job gave no result line for them): an
+   * update or upsert is sent again, an insert looked up by its external ID first.
+   */
+  readonly unknown: number;
+  /** Records waiting to be sent again: refused with `UNABLE_TO_LOCK_ROW`, or inserts found never created. */
+  readonly waiting: number;
+  /** `roundtrip.runs.summary` of the run. */
+  readonly summary: Record<string, unknown>;
+  /** The Salesforce calls of the step so far, not in the summary yet. */
+  readonly stepCalls: number;
+}
+
+/**
+ * The fewest Salesforce calls the retry pass makes: a Collections call per 200 records it sends
+ * again and, for an insert with an external-ID key, a query per 200 keys it looks up (as if every
+ * one were found: those that are not are sent again on top, as are the rounds of records locked
+ * again).
+ */
+export function retryPassCallsAtLeast(task: WritebackTask, unknown: number, waiting: number): number {
+  const calls = (records: number): number => Math.ceil(records / COLLECTIONS_MAX_RECORDS);
+  if (task.mode !== 'insert') return calls(unknown + waiting);
+  return (task.key === undefined ? 0 : calls(unknown)) + calls(waiting);
+}
+
+/**
+ * Why Collect's retry pass cannot fit the run's budget (module comment), or undefined when it can:
+ * the records, the calls, the limit it would pass, what becomes of the records and what to change.
+ */
+export function retryPassBudgetProblem(input: RetryPassBudgetInput): string | undefined {
+  const { config, task, runId, unknown, waiting, summary, stepCalls } = input;
+  const calls = retryPassCallsAtLeast(task, unknown, waiting);
+  if (calls === 0) return undefined;
+  const over = apiCallsOverBudget(config, summary, calls, stepCalls);
+  if (over === undefined) return undefined;
+  const { maxApiCallsPerRun, reserveDailyApiPercent } = config.budget;
+  const lookUp = task.mode === 'insert' && task.key !== undefined && unknown > 0;
+  const records = (count: number): string => `${n(count)} record${count === 1 ? '' : 's'}`;
+  const which = [
+    ...(unknown > 0
+      ? [
+          `${records(unknown)} a completed Bulk job gave no result line for (outcome unknown${lookUp ? ', to be looked up by external ID' : ''})`,
+        ]
+      : []),
+    // An insert's may also be records its look-ups found never created.
+    ...(waiting > 0
+      ? [
+          `${records(waiting)} waiting to be sent again${task.mode === 'insert' ? '' : ' (refused with UNABLE_TO_LOCK_ROW)'}`,
+        ]
+      : []),
+  ].join(' and ');
+  const how = lookUp
+    ? `${n(COLLECTIONS_MAX_RECORDS)} keys a query, ${n(COLLECTIONS_MAX_RECORDS)} records a Collections call`
+    : `Collections, ${n(COLLECTIONS_MAX_RECORDS)} records a call`;
+  const needs = `its retry pass of ${which} needs at least ${n(calls)} Salesforce API call${calls === 1 ? '' : 's'} (${how})`;
+  const limit =
+    over.limit === 'maxApiCallsPerRun'
+      ? `the run has made ${n(over.spent)} of budget.maxApiCallsPerRun ${n(maxApiCallsPerRun)}`
+      : dailyAllowanceText(over, calls, reserveDailyApiPercent);
+  const settle = `${INSERT_SETTLE_MS / 60_000} minutes`;
+  const next =
+    task.mode === 'insert'
+      ? `the task's next plan looks those sent up by external ID once their send is ${settle} old, records those Salesforce created and sends the others again`
+      : `the task's next plan, once their send is ${settle} old, marks the outcome of those sent unknown (OUTCOME_UNKNOWN in this run) and sends their current values again`;
+  const inspect = `SELECT * FROM roundtrip.writeback_plans WHERE run_id = '${runId}' AND task = '${task.name}' AND status IN ('planned', 'sent')`;
+  const raise =
+    over.limit === 'maxApiCallsPerRun' ? '; raise budget.maxApiCallsPerRun to send them within a run' : '';
+  return `${needs}, and ${limit}. None of them was sent again nor looked up: they stay as they are, neither failed nor sent twice, and ${next} (${inspect})${raise}`;
 }

@@ -12,11 +12,20 @@
  * A job's results are collected, and a retry call made, only while the invocation has the time to
  * see it through (budget.ts); else the step answers `bulk-pending` with a wait of
  * {@link HAND_ON_WAIT_SECONDS}, and the next Collect goes on from what is recorded.
+ *
+ * The retry pass (records a completed job gave no result line for, rows locked) starts only when
+ * its fewest calls fit the run's API budget, as the plan checks the push's (api-budget.ts,
+ * {@link retryPassBudgetProblem}); refused, it sends nothing, and the task fails saying why, its
+ * records left for the task's next plan.
  */
 import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
 import { getIngestJob, type IngestJob, isFinalIngestState } from '../../connectors/salesforce/writes';
 import type { SalesforceConnector } from '../../connectors/salesforce';
 import { salesforceOf, type CoreDeps } from '../deps';
+import { withClient } from '../../connectors/postgres';
+import type { WritebackTask } from '../../config';
+import type { Logger } from '../../shared/logging';
+import { RetryPassOverBudgetError, retryPassBudgetProblem } from './api-budget';
 import { collectJob, finishedJob, type FinishedJob } from './bulk-results';
 import { CallBudget } from './budget';
 import type { WritebackCollectInput, WritebackCollectOutput } from './contracts';
@@ -24,7 +33,7 @@ import { mapWritebackTask, withApiCallsSoFar, withStepApiCalls } from './plan';
 import { withTaskLock } from './lock';
 import { finishWriteback, retryLockedRows, type PushOptions } from './push';
 import { reportRecordsCreatedBeside, ROW_LOCK_RETRIES } from './results';
-import { writebackConfigPath, writebackTaskOf } from './state';
+import { readRunSummary, writebackConfigPath, writebackTaskOf } from './state';
 
 /** The wait before the next Collect when this one ran out of time: none worth the name. */
 export const HAND_ON_WAIT_SECONDS = 1;
@@ -65,6 +74,45 @@ async function anyWithoutOutcome(deps: CoreDeps, runId: string, taskName: string
     [runId, taskName],
   );
   return (rowCount ?? 0) > 0;
+}
+
+/**
+ * Refuses the retry pass, before its first call, when its fewest calls would pass the run's API
+ * budget (api-budget.ts): records sent with no outcome known (`sent`: a completed Bulk job gave
+ * no result line for them) and records waiting for a row-lock retry (`planned`, attempts counted).
+ * The step's own calls so far count with the run's, which the summary records only at its end.
+ */
+async function checkRetryPass(
+  deps: CoreDeps,
+  sf: SalesforceConnector,
+  task: WritebackTask,
+  input: WritebackCollectInput,
+  callsBefore: number,
+  logger: Logger,
+): Promise<void> {
+  const { rows } = await deps.pg.query<{ unknown: string; waiting: string }>(
+    `SELECT count(*) FILTER (WHERE status = 'sent') AS unknown,
+            count(*) FILTER (WHERE status = 'planned' AND attempts > 0) AS waiting
+       FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2 AND status IN ('planned', 'sent')`,
+    [input.runId, input.task],
+  );
+  const summary = await withClient(deps.pg, (client) => readRunSummary(client, input.runId));
+  const budget = {
+    config: deps.config,
+    task,
+    runId: input.runId,
+    unknown: Number(rows[0]?.unknown ?? 0),
+    waiting: Number(rows[0]?.waiting ?? 0),
+    summary,
+    stepCalls: sf.apiCalls - callsBefore,
+  };
+  const problem = retryPassBudgetProblem(budget);
+  if (problem === undefined) return;
+  logger.warn('Retry pass refused: it would pass the run’s API budget; its records are left as they are', {
+    unknown: budget.unknown,
+    waiting: budget.waiting,
+  });
+  throw new RetryPassOverBudgetError(`Write-back ${input.task}: ${problem}`);
 }
 
 /** Asks Salesforce for a job's state (one call) and records it. */
@@ -171,6 +219,8 @@ async function collectLocked(
       // Only once every job is collected: a job not collected yet leaves its records `sent`, which
       // the retry pass of an insert would take for records of a call that died.
       if (!budget.handedOn && (await anyWithoutOutcome(deps, input.runId, input.task))) {
+        // Before any call of the pass, its describe included: refused, it makes none.
+        await checkRetryPass(deps, sf, task, input, callsBefore, logger);
         // The retry pass sends again the payloads the plan stored, and needs only the key: what was
         // sent is collected whatever changed in the org since (a permission, a mapped field deleted:
         // the next plan reports that).

@@ -2,17 +2,21 @@
  * The run's API budget applied to a write-back's push (lambdas/core/writeback/api-budget.ts):
  * Prepare stores the allowances it read, and the plan, once it knows how many records the push
  * sends, refuses a push that cannot fit before anything is sent: `budget.maxApiCallsPerRun` with
- * the run's calls so far, the daily allowance's reserve, and the org's Bulk API batches.
+ * the run's calls so far, the daily allowance's reserve, and the org's Bulk API batches. Collect's
+ * retry pass (records a completed Bulk job gave no result line for) is checked the same way.
  */
 import { prepare } from '../../../lambdas/core/prepare';
 import { planWriteback, runWriteback } from '../../../lambdas/core/writeback';
 import {
   DAILY_BULK_API_BATCHES_LIMIT,
   PushOverBudgetError,
+  RetryPassOverBudgetError,
   runApiCalls,
 } from '../../../lambdas/core/writeback/api-budget';
+import { recordTaskFailure, reportRun } from '../../../lambdas/core/writeback/report';
+import { TerminalError } from '../../../lambdas/shared/errors';
 import { BULK_DAILY_BATCHES } from '../../../emulators/salesforce/rest';
-import { leadSeed, startWritebackEnv, type WritebackEnv } from './support';
+import { errorsOf, leadSeed, outlastCallTimeLimit, startWritebackEnv, type WritebackEnv } from './support';
 
 const LEADS = 2_500;
 
@@ -151,5 +155,63 @@ describe('the run’s API budget, applied to a write-back’s push', () => {
     expect(sent.plan).toMatchObject({ api: 'bulk', changed: LEADS });
     expect(sent.result).toMatchObject({ succeeded: LEADS, failed: 0 });
     expect(env.sf.bulkUsage.ingestBatches).toBe(BULK_DAILY_BATCHES);
+  });
+  it('refuses Collect’s retry pass past maxApiCallsPerRun: the records a Bulk job gave no result for stay sent, the run says why, and the next plan sends them again', async () => {
+    await newScores();
+    const expected = new Map(ids.map((id, i) => [id, (i + 1 + plus) % 100]));
+    // The job's result files name none of its records (a Salesforce fault): the retry pass would
+    // send all 2,500 again through Collections, 13 calls, past the budget of 10.
+    env.sf.faults.set({ omitIngestResults: ids });
+    const deps = env.deps({ writeback: [update(100)], budget: { maxApiCallsPerRun: 10 } });
+    const { runId } = await prepare({ input: {} }, deps);
+    env.sf.calls.clear();
+
+    const refused = await runWriteback(deps, { runId, task: 'Lead-update' }).catch((err: unknown) => err);
+
+    expect(refused).toBeInstanceOf(RetryPassOverBudgetError);
+    expect(refused).toBeInstanceOf(TerminalError);
+    // Within the budget: the Bulk push's calls, and none of the pass's.
+    const spent = runApiCalls(await summaryOf(runId), deps.config).total;
+    expect(spent).toBeLessThanOrEqual(10);
+    const message =
+      `Write-back Lead-update: its retry pass of 2,500 records a completed Bulk job gave no result line for (outcome unknown) needs at least 13 Salesforce API calls (Collections, 200 records a call), and the run has made ${spent} of budget.maxApiCallsPerRun 10. ` +
+      `None of them was sent again nor looked up: they stay as they are, neither failed nor sent twice, and the task's next plan, once their send is 11 minutes old, marks the outcome of those sent unknown (OUTCOME_UNKNOWN in this run) and sends their current values again ` +
+      `(SELECT * FROM roundtrip.writeback_plans WHERE run_id = '${runId}' AND task = 'Lead-update' AND status IN ('planned', 'sent')); raise budget.maxApiCallsPerRun to send them within a run`;
+    expect((refused as Error).message).toBe(message);
+    expect(env.sf.calls.count({ operation: 'collections.update' })).toBe(0);
+    // Not lost, not failed: sent, with the attempt of an answer lost. (The job wrote them.)
+    const { rows: ledger } = await env.pool.query(
+      `SELECT status, attempts, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY 1, 2`,
+      [runId],
+    );
+    expect(ledger).toEqual([{ status: 'sent', attempts: 1, n: LEADS }]);
+    expect(await errorsOf(env, runId)).toEqual([]);
+    expect(env.sf.store.get(ids[0] as string)?.LeadScore__c).toBe(expected.get(ids[0] as string));
+
+    // The state machine records the task's failure, and the Report fails the run with it.
+    await recordTaskFailure(deps, {
+      runId,
+      task: 'Lead-update',
+      error: { Error: (refused as Error).name, Cause: (refused as Error).message },
+    });
+    const report = await reportRun(deps, { runId });
+    expect(report.status).toBe('failed');
+    expect(report.reason).toBe(`write-back Lead-update failed (writeback[0]): ${message}`);
+    expect(report.writeback['Lead-update']).toMatchObject({ written: 0, failed: 0, outcomeUnknown: LEADS });
+
+    // Once their send is over for certain, the next run's plan sends their current values again.
+    env.sf.faults.clear();
+    await outlastCallTimeLimit(env, runId);
+    const roomy = env.deps({ writeback: [update(100)] });
+    const next = await prepare({ input: {} }, roomy);
+    const sent = await runWriteback(roomy, { runId: next.runId, task: 'Lead-update' });
+    expect(sent.plan).toMatchObject({ api: 'bulk', changed: LEADS });
+    expect(sent.result).toMatchObject({ succeeded: LEADS, failed: 0 });
+    for (const [id, score] of expected) expect(env.sf.store.get(id)?.LeadScore__c).toBe(score);
+    const { rows: synced } = await env.pool.query(
+      `SELECT count(*)::int AS n FROM roundtrip.sync_state WHERE task = 'Lead-update' AND run_id = $1`,
+      [next.runId],
+    );
+    expect(synced).toEqual([{ n: LEADS }]);
   });
 });

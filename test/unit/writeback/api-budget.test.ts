@@ -3,6 +3,8 @@ import {
   bulkBatchesFor,
   checkPushBudget,
   pushCallsAtLeast,
+  retryPassBudgetProblem,
+  retryPassCallsAtLeast,
   runApiCalls,
   storedLimits,
   type PushBudgetInput,
@@ -172,5 +174,68 @@ describe('checkPushBudget', () => {
         input({ api: 'none', records: 0, summary: summary(), budget: { maxApiCallsPerRun: 1 } }),
       ),
     ).not.toThrow();
+  });
+});
+
+describe('retryPassBudgetProblem', () => {
+  /** Collect's retry pass of the task (update unless `task` says) with `over`'s budget and records. */
+  const pass = (over: {
+    task?: Partial<WritebackTaskInput>;
+    budget?: { maxApiCallsPerRun?: number; reserveDailyApiPercent?: number };
+    unknown: number;
+    waiting?: number;
+    stepCalls?: number;
+    limits?: Record<string, unknown>;
+  }) => {
+    const { config, task } = input({
+      api: 'bulk',
+      records: 0,
+      summary: {},
+      ...(over.task ? { task: over.task } : {}),
+      ...(over.budget ? { budget: over.budget } : {}),
+    });
+    return retryPassBudgetProblem({
+      config,
+      task,
+      runId: 'run-1',
+      unknown: over.unknown,
+      waiting: over.waiting ?? 0,
+      summary: summary(over.limits),
+      stepCalls: over.stepCalls ?? 0,
+    });
+  };
+  const insert = {
+    mode: 'insert' as const,
+    key: 'External_Id__c',
+    keyColumn: 'ext',
+    fields: { LastName: 'name', Company: 'name' },
+  };
+
+  it('counts a Collections call per 200 records sent again, and a query per 200 insert keys looked up', () => {
+    const { task: update } = input({ api: 'bulk', records: 0, summary: {} });
+    expect(retryPassCallsAtLeast(update, 2_500, 0)).toBe(13);
+    expect(retryPassCallsAtLeast(update, 150, 100)).toBe(2);
+    const { task: inserting } = input({ api: 'bulk', records: 0, summary: {}, task: insert });
+    expect(retryPassCallsAtLeast(inserting, 150, 100)).toBe(2);
+    expect(retryPassCallsAtLeast(inserting, 0, 0)).toBe(0);
+  });
+
+  it('lets a pass through that fits maxApiCallsPerRun exactly, the step’s calls so far counted, and refuses one call more', () => {
+    // 20 spent in the summary, 2 by the step, and 13 calls for 2,500 records.
+    expect(pass({ unknown: 2_500, stepCalls: 2, budget: { maxApiCallsPerRun: 35 } })).toBeUndefined();
+    expect(pass({ unknown: 2_500, stepCalls: 3, budget: { maxApiCallsPerRun: 35 } })).toBe(
+      "its retry pass of 2,500 records a completed Bulk job gave no result line for (outcome unknown) needs at least 13 Salesforce API calls (Collections, 200 records a call), and the run has made 23 of budget.maxApiCallsPerRun 35. None of them was sent again nor looked up: they stay as they are, neither failed nor sent twice, and the task's next plan, once their send is 11 minutes old, marks the outcome of those sent unknown (OUTCOME_UNKNOWN in this run) and sends their current values again (SELECT * FROM roundtrip.writeback_plans WHERE run_id = 'run-1' AND task = 'Lead-update' AND status IN ('planned', 'sent')); raise budget.maxApiCallsPerRun to send them within a run",
+    );
+    expect(pass({ unknown: 0, budget: { maxApiCallsPerRun: 1 } })).toBeUndefined();
+  });
+
+  it('says what an insert’s pass looks up, and keeps the daily reserve', () => {
+    // Prepare saw 47 remaining; 17 calls since, and 3 of the step's: about 27 now, 20 kept.
+    const limits = { DailyApiRequests: { Max: 100, Remaining: 47 } };
+    expect(pass({ task: insert, unknown: 1_000, waiting: 401, stepCalls: 3, limits })).toBe(
+      "its retry pass of 1,000 records a completed Bulk job gave no result line for (outcome unknown, to be looked up by external ID) and 401 records waiting to be sent again needs at least 8 Salesforce API calls (200 keys a query, 200 records a Collections call), and of the org's daily allowance about 27 of 100 remain (DailyApiRequests when the run started, less the run's calls since), which would leave 19, below the reserve of 20 (budget.reserveDailyApiPercent 20%). None of them was sent again nor looked up: they stay as they are, neither failed nor sent twice, and the task's next plan looks those sent up by external ID once their send is 11 minutes old, records those Salesforce created and sends the others again (SELECT * FROM roundtrip.writeback_plans WHERE run_id = 'run-1' AND task = 'Lead-insert' AND status IN ('planned', 'sent'))",
+    );
+    // 5 look-ups and 2 Collections calls leave the reserve exactly.
+    expect(pass({ task: insert, unknown: 1_000, waiting: 400, stepCalls: 3, limits })).toBeUndefined();
   });
 });
