@@ -33,7 +33,7 @@ import {
   withClient,
   type PostgresSource,
 } from '../../lambdas/connectors/postgres';
-import type { CoreDeps } from '../../lambdas/core/deps';
+import { splitTableName, type CoreDeps } from '../../lambdas/core/deps';
 import {
   extractTableClaims,
   extractTableConflictMessage,
@@ -64,7 +64,7 @@ import {
 } from '../../lambdas/core/writeback/plan';
 import { BULK_BATCH_RECORDS, DAILY_BULK_API_BATCHES_LIMIT } from '../../lambdas/core/writeback/api-budget';
 import { checkRenamedTask, checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
-import { splitTable, writebackConfigPath } from '../../lambdas/core/writeback/state';
+import { writebackConfigPath } from '../../lambdas/core/writeback/state';
 import { EXIT, parseOptions, type Command } from '../cli-common';
 import { buildLocalDeps, buildLocalServices, type LocalServices } from '../local/deps';
 import { notExtractedNote } from '../local/summary';
@@ -341,7 +341,7 @@ export const validate: Command = async (argv) => {
             let renamed: string | undefined;
             if (pool && postgresOk) {
               await checkSyncScopeIn(pool, taskName(task), syncScopeOf(mapping), configPath, {
-                ...splitTable(task.from, config.postgres.schema),
+                ...splitTableName(task.from, config.postgres.schema),
                 fields: task.fields,
               });
               renamed = await checkRenamedTask(pool, config, task, configPath);
@@ -430,7 +430,7 @@ interface UnextractedTable {
 async function unextractedTables(client: PoolClient, config: PipelineConfig): Promise<UnextractedTable[]> {
   const tables = config.extract.map((task, index) => ({
     configPath: `extract[${index}].table`,
-    ...splitTable(task.table, config.postgres.schema),
+    ...splitTableName(task.table, config.postgres.schema),
   }));
   if (tables.length === 0) return [];
   const { rows } = await client.query<{ present: boolean }>(
@@ -454,7 +454,7 @@ async function unextractedFields(client: PoolClient, config: PipelineConfig): Pr
   const out: UnextractedField[] = [];
   for (const [index, task] of config.extract.entries()) {
     if (task.from !== 'salesforce') continue;
-    const { schema, table } = splitTable(task.table, config.postgres.schema);
+    const { schema, table } = splitTableName(task.table, config.postgres.schema);
     const columns = await tableColumns(client, schema, table);
     // A table that does not exist is an unextracted table, not a field.
     if (!columns || columns.size === 0) continue;
@@ -509,7 +509,7 @@ async function checkWritebackSources(
     for (const task of config.writeback) {
       const check = `write-back ${taskName(task)} columns`;
       const configPath = writebackConfigPath(config, task);
-      const source = splitTable(task.from, config.postgres.schema);
+      const source = splitTableName(task.from, config.postgres.schema);
       const { rows } = await client.query<{ present: boolean }>(
         'SELECT to_regclass($1) IS NOT NULL AS present',
         [quoteQualified(source.schema, source.table)],

@@ -72,7 +72,7 @@ import { STANDARD_KEY_PREFIXES, ID_SUFFIX_ALPHABET } from '../../connectors/sale
 import { suggestion } from '../../config/issues';
 import { ERROR_NAMES, TerminalError } from '../../shared/errors';
 import { recordAfter, type Logger } from '../../shared/logging';
-import { salesforceOf, type CoreDeps } from '../deps';
+import { salesforceOf, splitTableName, type CoreDeps } from '../deps';
 import {
   DELETED_FIELD,
   ID_FIELD,
@@ -92,7 +92,6 @@ import {
   addRunApiCalls,
   mergeRunSummary,
   readRunSummary,
-  splitTable,
   sqlLiteral,
   writebackConfigPath,
   writebackTaskOf,
@@ -1221,7 +1220,7 @@ async function chooseComparison(
 ): Promise<Comparison> {
   const extract = extractOfObject(deps.config, mapping.object);
   if (!extract) return { kind: 'sync_state' };
-  const { schema, table } = splitTable(extract.table, deps.config.postgres.schema);
+  const { schema, table } = splitTableName(extract.table, deps.config.postgres.schema);
   const columns = await tableColumns(client, schema, table);
   const matchColumn = mapping.keyField;
   // The copy holds a field's current value only if the extract reads it now, and has loaded it.
@@ -2034,7 +2033,7 @@ export async function planWriteback(
       mode: task.mode,
     };
     if (keyUnread) logger.warn(keyNotExtractedNote(input.task, keyUnread));
-    const source = splitTable(task.from, deps.config.postgres.schema);
+    const source = splitTableName(task.from, deps.config.postgres.schema);
     // Before anything reads the ledger or Salesforce by key: are the synced keys this task's keys?
     const scope = syncScopeOf(mapping);
     await checkSyncScopeIn(deps.pg, input.task, scope, configPath, { ...source, fields: task.fields });

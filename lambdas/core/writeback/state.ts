@@ -298,11 +298,3 @@ export function writebackTaskOf(deps: Pick<CoreDeps, 'config'>, name: string): W
 export function writebackConfigPath(config: Pick<PipelineConfig, 'writeback'>, task: WritebackTask): string {
   return `writeback[${config.writeback.indexOf(task)}]`;
 }
-
-/** `schema.name` or `name` (in the config's default schema), split. */
-export function splitTable(table: string, defaultSchema: string): { schema: string; table: string } {
-  const dot = table.indexOf('.');
-  return dot < 0
-    ? { schema: defaultSchema, table }
-    : { schema: table.slice(0, dot), table: table.slice(dot + 1) };
-}
