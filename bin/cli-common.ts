@@ -116,10 +116,18 @@ export function note(line: string): void {
 }
 
 /**
+ * A whole number as a flag takes it: decimal digits, in groups an underscore may part (`1_000`).
+ * Not what `Number()` reads besides: `0x10`, `1e3`, ` 7 ` or an empty `--port=` (0).
+ */
+const WHOLE_NUMBER_TEXT = /^\d+(?:_\d+)*$/;
+
+/**
  * A whole number from `min` to `max` from an option, or a UsageError naming the option. `max` is
  * at most Number.MAX_SAFE_INTEGER: a number past it is not the one typed (JavaScript rounds it),
  * and one handed on as it is fails far from the flag, as something else (`--limit
  * 99999999999999999999` in a SQL LIMIT: PostgreSQL's "out of range for type bigint", exit 1).
+ * Only decimal digits are a number ({@link WHOLE_NUMBER_TEXT}): `--limit 0x10` or `--port=` is
+ * refused, not taken as 16 or 0.
  */
 export function wholeNumberOption(
   name: string,
@@ -129,7 +137,7 @@ export function wholeNumberOption(
   max = Number.MAX_SAFE_INTEGER,
 ): number {
   if (value === undefined) return fallback;
-  const n = Number(value.replace(/_/g, ''));
+  const n = WHOLE_NUMBER_TEXT.test(value) ? Number(value.replace(/_/g, '')) : Number.NaN;
   if (!Number.isInteger(n) || n < min) {
     throw new UsageError(`--${name} expects a whole number ≥ ${min}, got "${value}"`);
   }

@@ -39,6 +39,12 @@ import {
 /** Seconds between two looks at the execution (DescribeExecution + GetExecutionHistory). */
 export const FOLLOW_POLL_SECONDS = 5;
 
+/**
+ * The most `--poll-seconds` takes: an hour. A wait longer than Node's timers hold (2^31-1 ms,
+ * under 25 days) would fire at once, and one of days follows nothing.
+ */
+export const MAX_FOLLOW_POLL_SECONDS = 3_600;
+
 /** Statuses after which an execution does not change (DescribeExecution `status`). */
 const FINAL_STATUSES = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED']);
 
@@ -134,8 +140,13 @@ export const start: Command = async (argv) => {
     );
   }
   const pollMs =
-    wholeNumberOption('poll-seconds', values['poll-seconds'] as string | undefined, FOLLOW_POLL_SECONDS, 1) *
-    1000;
+    wholeNumberOption(
+      'poll-seconds',
+      values['poll-seconds'] as string | undefined,
+      FOLLOW_POLL_SECONDS,
+      1,
+      MAX_FOLLOW_POLL_SECONDS,
+    ) * 1000;
   const region = typeof values.region === 'string' ? values.region : arn.split(':')[3];
   // Time limits as the Lambdas' clients have: an unreachable endpoint fails with a clear error.
   const client = new SFNClient({ ...(region ? { region } : {}), requestHandler: AWS_API_TIMEOUTS });

@@ -22,8 +22,9 @@ export interface AthenaEmulatorCliOptions {
   readonly runningMs: number;
 }
 
+/** A whole number in [min, max], in decimal digits (not `0x10`, `1e3`, or an empty `--port=`). */
 function integer(flag: string, value: string | undefined, min: number, max: number): number {
-  const n = Number(value);
+  const n = value !== undefined && /^\d+$/.test(value) ? Number(value) : Number.NaN;
   if (value === undefined || !Number.isInteger(n) || n < min || n > max) {
     throw new UsageError(
       `${flag}: expected an integer from ${min} to ${max}, got ${value === undefined ? 'nothing' : `"${value}"`}`,

@@ -30,7 +30,7 @@ function parseArgs(argv: string[]): SalesforceEmulatorOptions {
     };
     const integer = (name: string, min: number): number => {
       const v = value();
-      if (!/^\d+$/.test(v) || parseInt(v, 10) < min)
+      if (!/^\d+$/.test(v) || parseInt(v, 10) < min || !Number.isSafeInteger(parseInt(v, 10)))
         throw new UsageError(`${name} must be an integer ≥ ${min}, got "${v}"`);
       return parseInt(v, 10);
     };

@@ -2137,6 +2137,15 @@ describe('the roundtrip CLI', () => {
         ),
       });
     }
+    // Decimal digits only: Number() reads 0x10 as 16 and 1e3 as 1000.
+    for (const limit of ['0x10', '1e3']) {
+      expect(
+        await cli(['status', '--config', configFile, '--secrets', secretsFile, '--limit', limit]),
+      ).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining(`--limit expects a whole number ≥ 1, got "${limit}"`),
+      });
+    }
     expect(await cli(['run', '--config', path.join(dir, 'missing.ts')])).toMatchObject({
       code: 2,
       stderr: expect.stringContaining('the file does not exist'),
@@ -2177,8 +2186,13 @@ describe('the roundtrip CLI', () => {
       code: 2,
       stderr: expect.stringContaining('--state-machine-arn must be a state machine ARN'),
     });
-    // An input Prepare would refuse is refused before any execution is started (no AWS call).
     const arn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:roundtrip-lead-scoring';
+    // A wait past Node's timers (2^31-1 ms) would fire at once: refused before any AWS call.
+    expect(await cli(['start', '--state-machine-arn', arn, '--poll-seconds', '2147484'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--poll-seconds expects a whole number from 1 to 3600, got "2147484"'),
+    });
+    // An input Prepare would refuse is refused before any execution is started (no AWS call).
     expect(await cli(['start', '--state-machine-arn', arn, '--input', '{"ful":true}'])).toMatchObject({
       code: 2,
       stderr: expect.stringContaining(

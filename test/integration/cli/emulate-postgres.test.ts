@@ -72,6 +72,11 @@ describe('roundtrip emulate postgres', () => {
     try {
       expect(await main(['emulate', 'postgres', '--port', '70000'])).toBe(2);
       expect(stderr).toContain('--port expects a TCP port (0 for a free one), got "70000"');
+      // An empty --port= is not 0 (a free port), nor 0x10 port 16: bad input by the flag.
+      expect(await main(['emulate', 'postgres', '--port='])).toBe(2);
+      expect(stderr).toContain('--port expects a whole number ≥ 0, got ""');
+      expect(await main(['emulate', 'postgres', '--port', '0x10'])).toBe(2);
+      expect(stderr).toContain('--port expects a whole number ≥ 0, got "0x10"');
     } finally {
       err.mockRestore();
     }

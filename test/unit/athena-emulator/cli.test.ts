@@ -51,6 +51,16 @@ describe('parseAthenaEmulatorArgs', () => {
     expect(() => parseAthenaEmulatorArgs(['--data', 'd', '--port', 'x'])).toThrow(
       '--port: expected an integer from 0 to 65535, got "x"',
     );
+    // Decimal digits only: Number() would read 0x10 as 16, 1e3 as 1000 and an empty --port= as 0.
+    expect(() => parseAthenaEmulatorArgs(['--data', 'd', '--port', '0x10'])).toThrow(
+      '--port: expected an integer from 0 to 65535, got "0x10"',
+    );
+    expect(() => parseAthenaEmulatorArgs(['--data', 'd', '--port=', '--queued-ms', '1e3'])).toThrow(
+      '--port: expected an integer from 0 to 65535, got ""',
+    );
+    expect(() => parseAthenaEmulatorArgs(['--data', 'd', '--queued-ms', '1e3'])).toThrow(
+      '--queued-ms: expected an integer from 0 to 3600000, got "1e3"',
+    );
     expect(() => parseAthenaEmulatorArgs(['--data', 'd', '--nope'])).toThrow(/^unknown option "--nope"$/);
     expect(() => parseAthenaEmulatorArgs(['--data'])).toThrow('--data: expected a value');
     expect(() => parseAthenaEmulatorArgs(['--data', 'd', '--workgroup', 'retired:OFF'])).toThrow(

@@ -74,7 +74,6 @@ describe('wholeNumberOption', () => {
     expect(failure('9007199254740992')).toBe(
       '--limit expects a whole number from 1 to 9007199254740991, got "9007199254740992"',
     );
-    expect(failure('1e21')).toBe('--limit expects a whole number from 1 to 9007199254740991, got "1e21"');
     expect(failure('1001', 0, 1000)).toBe('--limit expects a whole number from 0 to 1000, got "1001"');
   });
 
@@ -83,5 +82,30 @@ describe('wholeNumberOption', () => {
     expect(failure('0')).toBe('--limit expects a whole number ≥ 1, got "0"');
     expect(failure('1.5')).toBe('--limit expects a whole number ≥ 1, got "1.5"');
     expect(failure('Infinity')).toBe('--limit expects a whole number ≥ 1, got "Infinity"');
+  });
+
+  it('takes decimal digits only: not the hexadecimal, exponent or empty text Number() reads as a number', () => {
+    // Number('0x10') is 16, Number('1e3') 1000, Number('') (`--port=`) 0: none of them is what was meant.
+    for (const value of [
+      '0x10',
+      '0o7',
+      '0b1',
+      '1e3',
+      '1e21',
+      '',
+      ' ',
+      ' 7',
+      '7 ',
+      '+5',
+      '-0',
+      '1.0',
+      '1_',
+      '_1',
+      '1__0',
+    ]) {
+      expect(failure(value, 0)).toBe(`--limit expects a whole number ≥ 0, got "${value}"`);
+    }
+    expect(wholeNumberOption('limit', '007', 50, 1)).toBe(7);
+    expect(wholeNumberOption('port', '0', 50, 0)).toBe(0);
   });
 });
