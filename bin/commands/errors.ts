@@ -11,7 +11,9 @@
  * Text (the default) and `--json` show the counts by task, stage and code, and the first
  * `--limit` records (50); the records held back for another run's send of their key are counted
  * apart from those rejected and those failed (in `--json`: `rejected`, `heldBack` and `failed`,
- * each count's `heldBack`, each record's `heldBack`). `--csv` writes every record (or the first
+ * each count's `heldBack`, each record's `heldBack`), and so are the keyless inserts a push
+ * reported `INSERT_OUTCOME_UNKNOWN`, of unknown outcome as `status` counts them
+ * (`insertOutcomeUnknown`; `outcomeUnknown` adds the records left `sent`). `--csv` writes every record (or the first
  * `--limit`) as CSV on stdout, each with its `held_back` (`true`/`false`, the last column),
  * streamed from PostgreSQL with `COPY … TO STDOUT`: a million failed records take no more memory
  * than ten.
@@ -23,7 +25,7 @@ import { taskName } from '../../lambdas/config';
 import type { WritebackTask } from '../../lambdas/config/types';
 import { INSERT_SETTLE_MS, sentHowSql } from '../../lambdas/core/writeback/reconcile';
 import { WRITTEN_ERROR_CODES } from '../../lambdas/core/writeback/results';
-import { HELD_BACK_ERROR_SQL, sqlLiteral } from '../../lambdas/core/writeback/state';
+import { HELD_BACK_ERROR_SQL, REPORTED_UNKNOWN_SQL, sqlLiteral } from '../../lambdas/core/writeback/state';
 import { shellOption } from '../../lambdas/shared/shell';
 import {
   EXIT,
@@ -103,9 +105,15 @@ interface ErrorCount {
   records: number;
   /**
    * Of them, those held back for another run's send of their key (HELD_BACK_ERROR_SQL): neither
-   * rejected nor failed. The others of stage `plan` are rejected, those of stage `push` failed.
+   * rejected nor failed. The others of stage `plan` are rejected, those of stage `push` failed
+   * (but for those of {@link ErrorCount.outcomeUnknown} and the second records).
    */
   heldBack: number;
+  /**
+   * Of them, keyless inserts the push reported `INSERT_OUTCOME_UNKNOWN` (REPORTED_UNKNOWN_SQL):
+   * sent, Salesforce's answer lost; the run's figures count them `outcomeUnknown`, not failed.
+   */
+  outcomeUnknown: number;
 }
 
 interface ErrorRecord {
@@ -331,6 +339,11 @@ interface NotSentCounts {
    * changed in Salesforce (stage `push`, {@link WRITTEN_ERROR_CODES}): written, not failed.
    */
   readonly secondRecords?: number;
+  /**
+   * Keyless inserts the push reported `INSERT_OUTCOME_UNKNOWN` ({@link ErrorCount.outcomeUnknown}):
+   * of unknown outcome, as `status` counts them, not failed.
+   */
+  readonly insertOutcomeUnknown?: number;
 }
 
 /**
@@ -349,7 +362,10 @@ function recordedCounts(run: StoredRun, task: string | undefined): NotSentCounts
   };
 }
 
-/** `0 rejected before sending, [N held back for another run's send of their key, ]0 failed when sent` */
+/**
+ * `0 rejected before sending, [N held back for another run's send of their key, ]0 failed when
+ * sent[, N sent for insert whose outcome is unknown …][, N written as a second record …]`
+ */
 function countsText(counts: NotSentCounts): string {
   return (
     `${counts.rejected.toLocaleString('en-US')} rejected before sending, ` +
@@ -357,6 +373,9 @@ function countsText(counts: NotSentCounts): string {
       ? `${counts.heldBack.toLocaleString('en-US')} held back for another run's send of their key, `
       : '') +
     `${counts.failed.toLocaleString('en-US')} failed when sent` +
+    (counts.insertOutcomeUnknown
+      ? `, ${counts.insertOutcomeUnknown.toLocaleString('en-US')} sent for insert whose outcome is unknown (INSERT_OUTCOME_UNKNOWN: Salesforce's answer was lost)`
+      : '') +
     (counts.secondRecords
       ? `, ${counts.secondRecords.toLocaleString('en-US')} written as a second record (the key of the record synced before was changed in Salesforce)`
       : '')
@@ -444,7 +463,8 @@ export const errors: Command = async (argv) => {
     // counted apart, as the run's figures count them (HELD_BACK_ERROR_SQL).
     const { rows: counts } = await pool.query<ErrorCount>(
       `SELECT task, stage, code, count(*)::int AS records,
-              count(*) FILTER (WHERE ${HELD_BACK_ERROR_SQL})::int AS "heldBack"
+              count(*) FILTER (WHERE ${HELD_BACK_ERROR_SQL})::int AS "heldBack",
+              count(*) FILTER (WHERE ${REPORTED_UNKNOWN_SQL})::int AS "outcomeUnknown"
          FROM roundtrip.writeback_errors e
         WHERE ${where} GROUP BY task, stage, code ORDER BY task, stage, records DESC, code`,
     );
@@ -465,7 +485,11 @@ export const errors: Command = async (argv) => {
     const secondRecords = counts
       .filter((c) => c.stage === 'push' && WRITTEN_ERROR_CODES.includes(c.code))
       .reduce((n, c) => n + c.records, 0);
-    const failed = stageTotal('push') - heldBackAt('push') - secondRecords;
+    // Keyless inserts the push reported INSERT_OUTCOME_UNKNOWN: Salesforce refused none of them, its
+    // answer was lost. The run's figures (ledgerOutcomes: `reported`) and status count them of
+    // unknown outcome, not failed: so does the first line.
+    const insertOutcomeUnknown = counts.reduce((n, c) => n + c.outcomeUnknown, 0);
+    const failed = stageTotal('push') - heldBackAt('push') - secondRecords - insertOutcomeUnknown;
     const prunedAt =
       typeof run.summary.detailsPrunedAt === 'string' ? run.summary.detailsPrunedAt : undefined;
     // A pruned run's records are gone but for the few later runs read (unknown outcomes, the keys
@@ -478,7 +502,9 @@ export const errors: Command = async (argv) => {
       filter.code === undefined
         ? await readSent(pool, run, config.writeback, task, limit)
         : { counts: [], records: [] };
-    const outcomeUnknown = sent.counts.reduce((n, c) => n + c.records, 0);
+    const leftSent = sent.counts.reduce((n, c) => n + c.records, 0);
+    // Every record of unknown outcome, as the run's figures and status count them.
+    const outcomeUnknown = leftSent + insertOutcomeUnknown;
 
     if (values.json === true) {
       process.stdout.write(
@@ -491,6 +517,7 @@ export const errors: Command = async (argv) => {
           heldBack,
           failed,
           secondRecords,
+          insertOutcomeUnknown,
           counts,
           records,
           outcomeUnknown,
@@ -509,15 +536,13 @@ export const errors: Command = async (argv) => {
       .join(', ');
     const runText = `run ${run.runId} (${run.dryRun ? 'dry run, ' : ''}${run.status}, started ${started} UTC)${filtered ? `, ${filtered}` : ''}`;
     const unknownText =
-      outcomeUnknown > 0
-        ? `; ${outcomeUnknown.toLocaleString('en-US')} sent whose outcome was never recorded`
-        : '';
+      leftSent > 0 ? `; ${leftSent.toLocaleString('en-US')} sent whose outcome was never recorded` : '';
     const sentSection = (): string[] =>
-      outcomeUnknown === 0
+      leftSent === 0
         ? []
         : [
             '',
-            `sent, outcome never recorded (the run ended between sending and recording; the next plan of the task resolves them, a real run's, not a dry run's): ${outcomeUnknown.toLocaleString('en-US')}`,
+            `sent, outcome never recorded (the run ended between sending and recording; the next plan of the task resolves them, a real run's, not a dry run's): ${leftSent.toLocaleString('en-US')}`,
             table(
               ['task', 'key', 'Salesforce Id', 'sent by', 'sent at (UTC)', 'what happens next'],
               sent.records.map((r) => [
@@ -530,10 +555,10 @@ export const errors: Command = async (argv) => {
               ]),
               new Set(),
             ),
-            ...(sent.records.length < outcomeUnknown
+            ...(sent.records.length < leftSent
               ? [
                   '',
-                  `${sent.records.length.toLocaleString('en-US')} of ${outcomeUnknown.toLocaleString('en-US')} sent records shown: --limit N for more`,
+                  `${sent.records.length.toLocaleString('en-US')} of ${leftSent.toLocaleString('en-US')} sent records shown: --limit N for more`,
                 ]
               : []),
           ];
@@ -550,18 +575,20 @@ export const errors: Command = async (argv) => {
         return EXIT.ok;
       }
       out.push(
-        `kept, as later runs read them (outcomes unknown, keys held back): ${countsText({ rejected, heldBack, failed, secondRecords })}`,
+        `kept, as later runs read them (outcomes unknown, keys held back): ${countsText({ rejected, heldBack, failed, secondRecords, insertOutcomeUnknown })}`,
       );
     } else {
-      out.push(`${runText}: ${countsText({ rejected, heldBack, failed, secondRecords })}${unknownText}`);
+      out.push(
+        `${runText}: ${countsText({ rejected, heldBack, failed, secondRecords, insertOutcomeUnknown })}${unknownText}`,
+      );
     }
     if (total === 0) {
       out.push(
         // A run that failed with no record refused failed for another reason: say which, here
         // rather than only in `roundtrip status`.
         run.error && !filtered
-          ? `${outcomeUnknown > 0 ? 'none refused' : 'no record to show'}; the run failed: ${storedFailureText(run.error)}`
-          : outcomeUnknown > 0
+          ? `${leftSent > 0 ? 'none refused' : 'no record to show'}; the run failed: ${storedFailureText(run.error)}`
+          : leftSent > 0
             ? 'none refused'
             : `no record to show${await otherCodes(pool, filter)}`,
         ...sentSection(),

@@ -1730,6 +1730,7 @@ describe('the roundtrip CLI', () => {
       heldBack: 0,
       failed: 2,
       secondRecords: 0,
+      insertOutcomeUnknown: 0,
       counts: [
         {
           task: 'Lead-update',
@@ -1737,6 +1738,7 @@ describe('the roundtrip CLI', () => {
           code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION',
           records: 2,
           heldBack: 0,
+          outcomeUnknown: 0,
         },
       ],
       records: [
@@ -1828,15 +1830,30 @@ describe('the roundtrip CLI', () => {
     };
     expect(heldJson).toMatchObject({ total: 5, rejected: 0, heldBack: 3, failed: 2 });
     expect(heldJson.counts).toEqual([
-      { task: 'Lead-update', stage: 'plan', code: 'OUTCOME_PENDING', records: 2, heldBack: 2 },
+      {
+        task: 'Lead-update',
+        stage: 'plan',
+        code: 'OUTCOME_PENDING',
+        records: 2,
+        heldBack: 2,
+        outcomeUnknown: 0,
+      },
       {
         task: 'Lead-update',
         stage: 'push',
         code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION',
         records: 2,
         heldBack: 0,
+        outcomeUnknown: 0,
       },
-      { task: 'Lead-update', stage: 'push', code: 'ALREADY_INSERTED', records: 1, heldBack: 1 },
+      {
+        task: 'Lead-update',
+        stage: 'push',
+        code: 'ALREADY_INSERTED',
+        records: 1,
+        heldBack: 1,
+        outcomeUnknown: 0,
+      },
     ]);
     expect(heldJson.records.map((r) => [r.code, r.heldBack])).toEqual([
       ['OUTCOME_PENDING', true],
@@ -1879,8 +1896,9 @@ describe('the roundtrip CLI', () => {
     ]);
 
     // A run from before the held_back status (migration 9) wrote such records failed, and its
-    // summary says so; a push's own INSERT_OUTCOME_UNKNOWN (sent, outcome never recorded) is
-    // failed too. The first line counts them as the ledger and the summary do: failed.
+    // summary says so. The first line counts them as the ledger and the summary do: failed. A
+    // push's own INSERT_OUTCOME_UNKNOWN (a keyless insert sent, its answer lost) is neither: of
+    // unknown outcome, as the summary (ledgerOutcomes' `reported`) and status count it.
     const oldRun = `before-held-back-${Date.now()}`;
     const oldPool = new Pool({ connectionString: db.url });
     try {
@@ -1891,7 +1909,14 @@ describe('the roundtrip CLI', () => {
           oldRun,
           JSON.stringify({
             writeback: {
-              'Lead-update': { sourceRows: 3, changed: 3, written: 0, failed: 3, failureRate: 1 },
+              'Lead-update': {
+                sourceRows: 3,
+                changed: 3,
+                written: 0,
+                failed: 2,
+                outcomeUnknown: 1,
+                failureRate: 1,
+              },
             },
           }),
         ],
@@ -1914,7 +1939,7 @@ describe('the roundtrip CLI', () => {
     }
     const old = await cli(['errors', ...connection, '--run', oldRun]);
     expect(old.stdout.split('\n')[0]).toBe(
-      `run ${oldRun} (failed, started 2020-01-01 00:00:00 UTC): 0 rejected before sending, 3 failed when sent`,
+      `run ${oldRun} (failed, started 2020-01-01 00:00:00 UTC): 0 rejected before sending, 2 failed when sent, 1 sent for insert whose outcome is unknown (INSERT_OUTCOME_UNKNOWN: Salesforce's answer was lost)`,
     );
     const oldJson = lastJsonLine(
       (await cli(['errors', ...connection, '--run', oldRun, '--json'])).stdout,
@@ -1922,7 +1947,14 @@ describe('the roundtrip CLI', () => {
       counts: { heldBack: number }[];
       records: { heldBack: boolean }[];
     };
-    expect(oldJson).toMatchObject({ total: 3, rejected: 0, heldBack: 0, failed: 3 });
+    expect(oldJson).toMatchObject({
+      total: 3,
+      rejected: 0,
+      heldBack: 0,
+      failed: 2,
+      insertOutcomeUnknown: 1,
+      outcomeUnknown: 1,
+    });
     expect(oldJson.counts.map((c) => c.heldBack)).toEqual([0, 0, 0]);
     expect(oldJson.records.map((r) => r.heldBack)).toEqual([false, false, false]);
     const oldCsv = (await cli(['errors', ...connection, '--run', oldRun, '--csv'])).stdout.trim().split('\n');
@@ -1930,7 +1962,11 @@ describe('the roundtrip CLI', () => {
     const oldStatus = lastJsonLine(
       (await cli(['status', ...connection, '--limit', '1000', '--json'])).stdout,
     ) as { runs: { runId: string; failed: number; heldBack: number }[] };
-    expect(oldStatus.runs.find((r) => r.runId === oldRun)).toMatchObject({ failed: 3, heldBack: 0 });
+    expect(oldStatus.runs.find((r) => r.runId === oldRun)).toMatchObject({
+      failed: 2,
+      heldBack: 0,
+      outcomeUnknown: 1,
+    });
 
     const none = await cli(['errors', ...connection, '--run', runId, '--code', 'unable_to_lock_row']);
     expect(none.stdout).toContain(

@@ -329,6 +329,30 @@ describe('roundtrip resolve', () => {
         ?.split(/ +/)
         .slice(-3),
     ).toEqual(['0', '3', '1']);
+    // roundtrip errors counts them as status does: of unknown outcome, none failed.
+    const listed = await cli(['errors', ...connection, '--run', runId]);
+    expect(listed.stdout.split('\n')[0]).toMatch(
+      /: 0 rejected before sending, 0 failed when sent, 3 sent for insert whose outcome is unknown \(INSERT_OUTCOME_UNKNOWN: Salesforce's answer was lost\)$/,
+    );
+    const json = JSON.parse(
+      (await cli(['errors', ...connection, '--run', runId, '--json'])).stdout,
+    ) as unknown;
+    expect(json).toMatchObject({
+      total: 3,
+      rejected: 0,
+      heldBack: 0,
+      failed: 0,
+      secondRecords: 0,
+      insertOutcomeUnknown: 3,
+      outcomeUnknown: 3,
+      counts: [
+        { task: KEYLESS.name, stage: 'push', code: 'INSERT_OUTCOME_UNKNOWN', records: 3, outcomeUnknown: 3 },
+      ],
+    });
+    const statusJson = JSON.parse((await cli(['status', ...connection, '--json'])).stdout) as {
+      runs: { runId: string }[];
+    };
+    expect(statusJson.runs.find((r) => r.runId === runId)).toMatchObject({ failed: 0, outcomeUnknown: 3 });
 
     // Recorded by hand: written, and nothing of unknown outcome is left.
     const file = path.join(dir, 'cut.csv');
