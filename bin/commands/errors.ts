@@ -407,7 +407,7 @@ export const errors: Command = async (argv) => {
   }
   const limitGiven = typeof values.limit === 'string';
   const limit = wholeNumberOption('limit', values.limit as string | undefined, DEFAULT_ERRORS_LIMIT, 1);
-  const { config, pool } = await runsDatabase(values);
+  const { config, pool } = await runsDatabase(values, { command: 'errors' });
   try {
     await closeGoneRuns(pool, config, 'roundtrip errors');
     const task = typeof values.task === 'string' ? values.task : undefined;

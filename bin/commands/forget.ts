@@ -129,7 +129,7 @@ export const forget: Command = async (argv) => {
   }
   const task = values.task;
   const apply = values.yes === true;
-  const { config, pool } = await runsDatabase(values);
+  const { config, pool } = await runsDatabase(values, { command: 'forget' });
   try {
     await closeGoneRuns(pool, config, 'roundtrip forget');
     const configuredMode = configuredModeOf(config, task);

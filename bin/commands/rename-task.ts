@@ -72,7 +72,7 @@ export const renameTaskCli: Command = async (argv) => {
   }
   if (from === to) throw new UsageError(`--from and --to name the same task ${from}: nothing to carry`);
   const apply = values.yes === true;
-  const { config, pool } = await runsDatabase(values);
+  const { config, pool } = await runsDatabase(values, { command: 'rename-task' });
   try {
     const stillNamed = configPathOf(config, from);
     if (stillNamed) {

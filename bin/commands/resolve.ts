@@ -203,7 +203,11 @@ async function collectJobs(values: Record<string, unknown>, task: string): Promi
       );
     }
   }
-  const { config, pool } = await runsDatabase(values, { connections: 2 });
+  const { config, pool } = await runsDatabase(values, {
+    command: 'resolve',
+    connections: 2,
+    reads: ['salesforce'],
+  });
   try {
     await closeGoneRuns(pool, config, 'roundtrip resolve');
     const salesforce = localSalesforce({ config, secrets: secretsFrom(values), logger: silentLogger });
@@ -304,7 +308,11 @@ export const resolve: Command = async (argv) => {
   const outcomes = await outcomesFrom(values);
   const dryRun = values['dry-run'] === true;
   // Two connections: the task's lock holds one for the whole work (lock.ts), the transaction the other.
-  const { config, pool } = await runsDatabase(values, { connections: 2 });
+  const { config, pool } = await runsDatabase(values, {
+    command: 'resolve',
+    connections: 2,
+    reads: ['salesforce'],
+  });
   try {
     await closeGoneRuns(pool, config, 'roundtrip resolve');
     let recorded: InsertOutcomeRecorded[];

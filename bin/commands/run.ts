@@ -14,9 +14,11 @@ import type { Pool } from 'pg';
 import {
   configWarnings,
   loadConfig,
+  loadConfigReading,
   postgresCredentialsSource,
-  type LoadConfigOptions,
+  type ConfigRead,
   type PipelineConfig,
+  type ReadSection,
 } from '../../lambdas/config';
 import type { RunInput } from '../../lambdas/core/contracts';
 import { newRunId, selectTasks } from '../../lambdas/core/prepare';
@@ -85,21 +87,12 @@ export const CONNECTION_OPTIONS = {
  */
 export async function configFrom(
   values: Record<string, unknown>,
-  options: { deployment?: boolean } & LoadConfigOptions = {},
+  options: { deployment?: boolean } = {},
 ): Promise<PipelineConfig> {
-  const file = typeof values.config === 'string' ? values.config : DEFAULT_CONFIG_FILE;
-  if (typeof values.config !== 'string' && !existsSync(path.resolve(file))) {
-    throw new UsageError(
-      `no --config given, and there is no ${DEFAULT_CONFIG_FILE} in ${process.cwd()}: ` +
-        `pass --config FILE (the example pipeline is examples/lead-scoring/roundtrip.config.ts)`,
-    );
-  }
+  const file = configFileOf(values);
   let config: PipelineConfig;
   try {
-    config = await loadConfig(
-      path.resolve(file),
-      options.transformFiles ? { transformFiles: options.transformFiles } : {},
-    );
+    config = await loadConfig(file);
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err), { showUsage: false });
   }
@@ -111,6 +104,40 @@ export async function configFrom(
     }
   }
   return config;
+}
+
+/**
+ * The config file of `--config`, or roundtrip.config.ts here; without `--config` and without that
+ * file, a UsageError that says so and how to name one, rather than calling a file the user never
+ * named invalid.
+ */
+function configFileOf(values: Record<string, unknown>): string {
+  const file = typeof values.config === 'string' ? values.config : DEFAULT_CONFIG_FILE;
+  if (typeof values.config !== 'string' && !existsSync(path.resolve(file))) {
+    throw new UsageError(
+      `no --config given, and there is no ${DEFAULT_CONFIG_FILE} in ${process.cwd()}: ` +
+        `pass --config FILE (the example pipeline is examples/lead-scoring/roundtrip.config.ts)`,
+    );
+  }
+  return path.resolve(file);
+}
+
+/**
+ * Loads `--config` (or roundtrip.config.ts) for a command that reads only `name`, `postgres`, its
+ * tasks' names and `sections` of it (status, errors, forget, rename-task, resolve:
+ * lambdas/config/reading.ts): a mistake elsewhere is answered in `tolerated`, not refused; one in
+ * what it reads is bad input (exit 2), as for {@link configFrom}.
+ */
+export async function configReadFrom(
+  values: Record<string, unknown>,
+  sections: readonly ReadSection[],
+): Promise<ConfigRead> {
+  const file = configFileOf(values);
+  try {
+    return await loadConfigReading(file, sections);
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err), { showUsage: false });
+  }
 }
 
 /** The Athena/S3 endpoint of `--aws-endpoint`, with credentials and region from the environment. */

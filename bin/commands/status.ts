@@ -7,7 +7,7 @@
  * forget` deletes and whether records of theirs still wait for an outcome.
  */
 import type { Pool } from 'pg';
-import { postgresCredentialsSource, type PipelineConfig } from '../../lambdas/config';
+import { postgresCredentialsSource, type PipelineConfig, type ReadSection } from '../../lambdas/config';
 import { createPool, redactUrl, withClient } from '../../lambdas/connectors/postgres';
 import type { PostgresSource } from '../../lambdas/connectors/postgres';
 import {
@@ -33,7 +33,7 @@ import {
   CONNECTION_OPTIONS,
   checkPostgresSource,
   closeGoneRuns,
-  configFrom,
+  configReadFrom,
   inputSecret,
   secretsFrom,
 } from './run';
@@ -67,6 +67,22 @@ function protocolOf(url: string): string {
   }
 }
 
+/** Config paths a {@link toleratedNote} names before it says "…". */
+const TOLERATED_SHOWN = 3;
+
+/**
+ * The line on stderr of a command that answers despite mistakes in parts of the config it does not
+ * read: their paths (the first few), and who names them in full.
+ */
+function toleratedNote(command: string, issues: readonly { path: string }[]): string {
+  const paths = [...new Set(issues.map((i) => i.path || 'the config'))];
+  const shown = paths.slice(0, TOLERATED_SHOWN).join(', ') + (paths.length > TOLERATED_SHOWN ? ', …' : '');
+  return (
+    `roundtrip ${command}: mind: the config has ${issues.length === 1 ? 'a problem' : `${issues.length} problems`} ` +
+    `where this command does not read it (${shown}), which run and plan refuse: roundtrip validate names ${issues.length === 1 ? 'it' : 'them'}`
+  );
+}
+
 /** Options of the commands that read a pipeline's runs from its database (`status`, `errors`). */
 export const DATABASE_OPTIONS = { ...CONNECTION_OPTIONS, 'database-url': { type: 'string' } } as const;
 
@@ -74,10 +90,15 @@ export const DATABASE_OPTIONS = { ...CONNECTION_OPTIONS, 'database-url': { type:
  * The config and a pool to the pipeline's database (one connection unless `connections` says
  * more): `--database-url`, else the config's PostgreSQL secret. A `--database-url` that is not a
  * PostgreSQL URL is bad input.
+ *
+ * The config is read for what these commands use of it, `name`, `postgres`, its tasks' names and
+ * `reads` (lambdas/config/reading.ts): a mistake elsewhere (a write-back's field mapping, an
+ * extract's option) does not keep them from answering in an incident, while run, plan and validate
+ * refuse it. Such a config gets one line on stderr saying so, and that validate names its problems.
  */
 export async function runsDatabase(
   values: Record<string, unknown>,
-  options: { connections?: number } = {},
+  options: { command: string; connections?: number; reads?: readonly ReadSection[] },
 ): Promise<{ config: PipelineConfig; pool: Pool }> {
   const databaseUrl = values['database-url'];
   if (typeof databaseUrl === 'string' && !/^postgres(ql)?:$/.test(protocolOf(databaseUrl))) {
@@ -88,7 +109,8 @@ export async function runsDatabase(
   }
   // These commands read and record the runs' state and never run the transform: its files are not
   // looked for, so that one renamed or moved does not keep them from answering.
-  const config = await configFrom(values, { transformFiles: 'unchecked' });
+  const { config, tolerated } = await configReadFrom(values, options.reads ?? []);
+  if (tolerated.length > 0) note(toleratedNote(options.command, tolerated));
   // A secret that is missing or not JSON, or a source of the wrong shape, is bad input (exit 2).
   const source: PostgresSource =
     typeof databaseUrl === 'string'
@@ -233,7 +255,11 @@ export const status: Command = async (argv) => {
   if (values.force === true && endRun === undefined) {
     throw new UsageError('--force goes with --end-run RUN_ID: it ends a run of another machine all the same');
   }
-  const { config, pool } = await runsDatabase(values);
+  // --end-run weighs how long a run may stay quiet by athena.queryTimeoutMinutes.
+  const { config, pool } = await runsDatabase(values, {
+    command: 'status',
+    reads: endRun !== undefined ? ['athena'] : [],
+  });
   try {
     if (endRun !== undefined) return await endRunCommand(pool, config, endRun, values.force === true);
     await closeGoneRuns(pool, config, 'roundtrip status');

@@ -10,7 +10,8 @@ export {
   postgresCredentialsSource,
   taskName,
 } from './parse';
-export { loadConfig, type LoadConfigOptions } from './load';
+export { loadConfig, loadConfigReading, type LoadConfigOptions } from './load';
+export { parseConfigReading, type ConfigRead, type ReadSection } from './reading';
 export {
   CONFIG_DEFAULTS,
   MAX_ATHENA_QUERY_TIMEOUT_MINUTES,

@@ -19,6 +19,7 @@ import { caBundleFileProblem } from '../shared/ca-bundle';
 import { ConfigError, jsonErrorPlace, type ConfigIssue } from '../shared/errors';
 import { repeatedJsonKeys } from './json-keys';
 import { inDocumentOrder, parseConfig } from './parse';
+import { parseConfigReading, type ConfigRead, type ReadSection } from './reading';
 import type { PipelineConfig } from './types';
 
 /** Extensions loaded as modules (through tsx). */
@@ -232,11 +233,47 @@ function withLineAndColumn(message: string, text: string): string {
 export interface LoadConfigOptions {
   /**
    * `unchecked`: the `transform` files are not looked for on disk (missing, or one named twice by
-   * another path), for the commands that read the runs' records and never run the transform
-   * (`status`, `errors`, …): a transform file renamed or moved, as in an incident, does not keep
-   * them from answering. The paths are still made absolute. @default 'checked'
+   * another path), for a caller that never runs the transform, as {@link loadConfigReading} for
+   * the commands that read the runs' records (`status`, `errors`, …): a transform file renamed or
+   * moved, as in an incident, does not keep them from answering. The paths are still made
+   * absolute. @default 'checked'
    */
   readonly transformFiles?: 'checked' | 'unchecked';
+}
+
+/** The config a file holds, as written, and the keys a JSON file repeats (issues, if any). */
+async function configValue(absolute: string): Promise<{ value: unknown; repeatedKeys: ConfigIssue[] }> {
+  const extension = path.extname(absolute).toLowerCase();
+  if (extension !== '.json' && !MODULE_EXTENSIONS.has(extension)) {
+    fail(absolute, `expected a .ts, .cts, .js, .cjs or .json file, got "${extension || 'no extension'}"`);
+  }
+  try {
+    await access(absolute);
+  } catch {
+    fail(absolute, 'the file does not exist');
+  }
+  if (extension === '.json') {
+    let text: string;
+    try {
+      text = await readFile(absolute, 'utf8');
+    } catch (error) {
+      return fail(absolute, `cannot read the file: ${describeError(error)}`);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      return fail(absolute, `the file is not valid JSON: ${withLineAndColumn(describeError(error), text)}`);
+    }
+    return { value, repeatedKeys: repeatedJsonKeys(text) };
+  }
+  let exports: unknown;
+  try {
+    exports = requireModule(absolute);
+  } catch (error) {
+    return fail(absolute, loadFailure(error, absolute));
+  }
+  return { value: exportedConfig(exports, absolute), repeatedKeys: [] };
 }
 
 /**
@@ -251,39 +288,7 @@ export interface LoadConfigOptions {
  */
 export async function loadConfig(file: string, options: LoadConfigOptions = {}): Promise<PipelineConfig> {
   const absolute = path.resolve(file);
-  const extension = path.extname(absolute).toLowerCase();
-  if (extension !== '.json' && !MODULE_EXTENSIONS.has(extension)) {
-    fail(absolute, `expected a .ts, .cts, .js, .cjs or .json file, got "${extension || 'no extension'}"`);
-  }
-  try {
-    await access(absolute);
-  } catch {
-    fail(absolute, 'the file does not exist');
-  }
-  let value: unknown;
-  let repeatedKeys: ConfigIssue[] = [];
-  if (extension === '.json') {
-    let text: string;
-    try {
-      text = await readFile(absolute, 'utf8');
-    } catch (error) {
-      return fail(absolute, `cannot read the file: ${describeError(error)}`);
-    }
-    try {
-      value = JSON.parse(text);
-    } catch (error) {
-      return fail(absolute, `the file is not valid JSON: ${withLineAndColumn(describeError(error), text)}`);
-    }
-    repeatedKeys = repeatedJsonKeys(text);
-  } else {
-    let exports: unknown;
-    try {
-      exports = requireModule(absolute);
-    } catch (error) {
-      return fail(absolute, loadFailure(error, absolute));
-    }
-    value = exportedConfig(exports, absolute);
-  }
+  const { value, repeatedKeys } = await configValue(absolute);
   if (repeatedKeys.length > 0) {
     // Named with every other problem of the file, at once.
     const others = await parseWithTransformFiles(value, absolute, options).then(
@@ -296,4 +301,23 @@ export async function loadConfig(file: string, options: LoadConfigOptions = {}):
     throw new ConfigError(inDocumentOrder([...repeatedKeys, ...others]), absolute);
   }
   return resolveConfigFiles(await parseWithTransformFiles(value, absolute, options), absolute, options);
+}
+
+/**
+ * Loads a config file for a command that reads only `name`, `postgres`, which task each entry of
+ * `extract` and `writeback` is, and `sections` (reading.ts, {@link parseConfigReading}): a mistake
+ * elsewhere is tolerated, left out of the config and answered in `tolerated`. The transform files
+ * are not looked for (such a command never runs them); the CA bundle is checked, as by
+ * {@link loadConfig}.
+ *
+ * @throws ConfigError as {@link loadConfig} does, when a mistake is in a part the command reads.
+ */
+export async function loadConfigReading(file: string, sections: readonly ReadSection[]): Promise<ConfigRead> {
+  const absolute = path.resolve(file);
+  const { value, repeatedKeys } = await configValue(absolute);
+  const { config, tolerated } = parseConfigReading(value, absolute, sections, repeatedKeys);
+  return {
+    config: await resolveConfigFiles(config, absolute, { transformFiles: 'unchecked' }),
+    tolerated,
+  };
 }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { promisify } from 'node:util';
-import { loadConfig } from '../../lambdas/config';
+import { loadConfig, loadConfigReading } from '../../lambdas/config';
 import { ConfigError } from '../../lambdas/shared/errors';
 
 const CONFIG_MODULE = path.resolve(__dirname, '../../lambdas/config');
@@ -359,6 +359,120 @@ describe('loadConfig', () => {
     );
     const error = await configError(loadConfig(broken, { transformFiles: 'unchecked' }));
     expect(error.issues.map((i) => i.path)).toEqual(['name']);
+  });
+
+  describe('for a command that reads only part of it (status, errors, forget, rename-task, resolve)', () => {
+    const tasks = {
+      salesforce: { secret: 'roundtrip/salesforce', apiVersion: '62' },
+      extract: [
+        { from: 'salesforce', object: 'Lead', fields: ['Id', 'Email'], table: 'sf_lead', overlapSeconds: -5 },
+        { from: 'athena', table: 'usage', query: 'DROP TABLE usage' },
+      ],
+      writeback: [
+        {
+          to: 'salesforce',
+          object: 'Lead',
+          from: 'lead_scores',
+          mode: 'insert',
+          keyColumn: 'lead_key',
+          fields: { 'Lead Score': 'score' },
+          maxChanges: 0,
+        },
+        {
+          to: 'salesforce',
+          object: 'Contact',
+          from: 'contact_scores',
+          mode: 'update',
+          feilds: { Score__c: 's' },
+        },
+      ],
+      athena: { database: 'analytics', workgroup: 'not a workgroup' },
+      budget: { maxApiCallsPerRun: 'many' },
+      schedul: { rate: '1 hour' },
+    };
+
+    it('loads a config despite mistakes in what it does not read, each task in its place with its name, and answers them', async () => {
+      const file = path.join(dir, 'reading-tolerated.json');
+      await writeFile(file, JSON.stringify({ ...minimal, ...tasks, transform: ['sql/renamed.sql'] }));
+      const refused = await configError(loadConfig(file));
+      const { config, tolerated } = await loadConfigReading(file, []);
+      // Every problem the full load names, and those alone, but the transform file it does not look for.
+      expect(tolerated.map((i) => i.path)).toEqual(
+        refused.issues.map((i) => i.path).filter((p) => p !== 'transform[0]'),
+      );
+      expect(tolerated.map((i) => i.path)).toEqual([
+        'salesforce.apiVersion',
+        'athena.workgroup',
+        'extract[0].overlapSeconds',
+        'extract[1].query',
+        'writeback[0].fields["Lead Score"]',
+        'writeback[0].maxChanges',
+        'writeback[1].fields',
+        'writeback[1].feilds',
+        'budget.maxApiCallsPerRun',
+        'schedul',
+      ]);
+      expect(config.name).toBe('minimal');
+      expect(config.postgres).toMatchObject({ secret: 'roundtrip/postgres', schema: 'public' });
+      expect(config.extract.map((t) => t.name)).toEqual(['Lead', 'usage']);
+      expect(config.writeback.map((t) => [t.name, t.mode, t.key, t.keyColumn])).toEqual([
+        ['Lead-insert', 'insert', undefined, 'lead_key'],
+        ['Contact-update', 'update', 'Id', 'Id'],
+      ]);
+      // The sections with a mistake are left out; the transform files are not looked for.
+      expect(config.salesforce).toBeUndefined();
+      expect(config.athena).toBeUndefined();
+      expect(config.budget).toEqual({ maxApiCallsPerRun: 5000, reserveDailyApiPercent: 20 });
+      expect(config.transform).toEqual([path.join(dir, 'sql', 'renamed.sql')]);
+      // A config without a mistake is the config loadConfig answers, nothing tolerated.
+      const clean = path.join(dir, 'reading-clean.json');
+      await writeFile(
+        clean,
+        JSON.stringify({
+          ...minimal,
+          transform: [],
+          extract: [{ from: 'salesforce', object: 'Lead', fields: ['Id', 'Email'], table: 'sf_lead' }],
+          salesforce: { secret: 'roundtrip/salesforce' },
+        }),
+      );
+      expect(await loadConfigReading(clean, ['salesforce'])).toEqual({
+        config: await loadConfig(clean),
+        tolerated: [],
+      });
+    });
+
+    it('refuses a mistake in what it reads, naming every problem of the config', async () => {
+      const refusedPaths = async (
+        change: Record<string, unknown>,
+        sections: ('salesforce' | 'athena')[] = [],
+      ) => {
+        const file = path.join(dir, 'reading-refused.json');
+        await writeFile(file, JSON.stringify({ ...minimal, ...tasks, ...change }));
+        return (await configError(loadConfigReading(file, sections))).issues.map((i) => i.path);
+      };
+      const named = (extra: string[]) =>
+        expect.arrayContaining([...extra, 'writeback[0].maxChanges', 'budget.maxApiCallsPerRun']);
+      expect(await refusedPaths({ name: 'Not Valid' })).toEqual(named(['name']));
+      expect(
+        await refusedPaths({ postgres: { secret: 'roundtrip/postgres', ssl: { mode: 'strict' } } }),
+      ).toEqual(named(['postgres.ssl.mode']));
+      // What says which task an entry is: its name, and what its default name comes of.
+      const writeback = (first: Record<string, unknown>) => ({
+        writeback: [{ ...tasks.writeback[0], ...first }, tasks.writeback[1]],
+      });
+      expect(await refusedPaths(writeback({ mode: 'merge' }))).toEqual(named(['writeback[0].mode']));
+      expect(await refusedPaths(writeback({ name: 'not a name' }))).toEqual(named(['writeback[0].name']));
+      // A key misspelt for one of those: the task would go by another name.
+      expect(await refusedPaths(writeback({ nmae: 'scores' }))).toEqual(named(['writeback[0].nmae']));
+      expect(await refusedPaths({ writeback: 'none' })).toContain('writeback');
+      expect(await refusedPaths({ extract: [{ ...tasks.extract[0], object: 'Lead Object' }] })).toContain(
+        'extract[0].object',
+      );
+      expect(await refusedPaths({ postgress: {} })).toContain('postgress');
+      // A section is read when the command says so: resolve reads salesforce, status --end-run athena.
+      expect(await refusedPaths({}, ['salesforce'])).toEqual(named(['salesforce.apiVersion']));
+      expect(await refusedPaths({}, ['athena'])).toEqual(named(['athena.workgroup']));
+    });
   });
 
   it('names every transform file that does not exist', async () => {

@@ -416,6 +416,83 @@ describe('the roundtrip CLI', () => {
     );
   });
 
+  it('answers status, errors, forget and rename-task despite mistakes where they do not read the config, saying so once, which validate and plan refuse; resolve refuses one in the salesforce section it reads', async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as {
+      extract: Record<string, unknown>[];
+      writeback: Record<string, unknown>[];
+    };
+    // A write-back field named as no Salesforce field can be, and an extract option out of its range.
+    const mistaken = {
+      ...config,
+      extract: config.extract.map((t, i) => (i === 0 ? { ...t, overlapSeconds: -5 } : t)),
+      writeback: config.writeback.map((t, i) =>
+        i === 0 ? { ...t, fields: { 'Lead Score': 'lead_score' } } : t,
+      ),
+    };
+    const file = path.join(dir, 'mistaken.config.json');
+    await writeFile(file, JSON.stringify(mistaken));
+    const options = ['--config', file, '--secrets', secretsFile];
+    const mind = (command: string): string =>
+      `roundtrip ${command}: mind: the config has 2 problems where this command does not read it ` +
+      `(extract[0].overlapSeconds, writeback[0].fields["Lead Score"]), which run and plan refuse: roundtrip validate names them\n`;
+    const status = await cli(['status', ...options, '--limit', '3', '--json']);
+    expect(status.code).toBe(0);
+    expect(status.stderr).toBe(mind('status'));
+    // The answer of the config without the mistakes.
+    const fixed = await cli([
+      'status',
+      '--config',
+      configFile,
+      '--secrets',
+      secretsFile,
+      '--limit',
+      '3',
+      '--json',
+    ]);
+    expect(lastJsonLine(status.stdout)).toEqual(lastJsonLine(fixed.stdout));
+    const errors = await cli(['errors', ...options]);
+    expect(errors.code).toBe(0);
+    expect(errors.stderr).toBe(mind('errors'));
+    // forget reads the config, then refuses the task, not the config.
+    const forget = await cli(['forget', ...options, '--task', 'never-named']);
+    expect(forget.code).toBe(2);
+    expect(forget.stderr).toContain(
+      '--task: the database knows no task never-named of pipeline lead-scoring',
+    );
+    const rename = await cli(['rename-task', ...options, '--from', 'never-named', '--to', 'renamed']);
+    expect(rename.code).toBe(2);
+    expect(rename.stderr).toContain(
+      '--from: the database knows no task never-named of pipeline lead-scoring',
+    );
+    // resolve reads the salesforce section (it asks Salesforce about Bulk jobs): a mistake there is
+    // refused, which status, not reading it, only mentions.
+    await writeFile(
+      file,
+      JSON.stringify({ ...mistaken, salesforce: { secret: 'roundtrip/salesforce', apiVersion: '62' } }),
+    );
+    const resolve = await cli(['resolve', ...options, '--task', 'Lead-update', '--collect-jobs']);
+    expect(resolve.code).toBe(2);
+    expect(resolve.stderr).toContain(
+      'salesforce.apiVersion: expected a Salesforce API version such as "62.0"',
+    );
+    expect((await cli(['status', ...options, '--limit', '1'])).code).toBe(0);
+    await writeFile(file, JSON.stringify(mistaken));
+    for (const command of ['validate', 'plan']) {
+      const refused = await cli([command, ...options, '--aws-endpoint', env.aws.endpoint]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(
+        'writeback[0].fields["Lead Score"]: expected a Salesforce field API name as the key, got "Lead Score"',
+      );
+      expect(refused.stderr).toContain('extract[0].overlapSeconds: expected a whole number of seconds');
+    }
+    // A mistake in what they read is refused all the same, with every problem named.
+    await writeFile(file, JSON.stringify({ ...mistaken, name: 'Lead Scoring' }));
+    const badName = await cli(['status', ...options]);
+    expect(badName.code).toBe(2);
+    expect(badName.stderr).toContain('name: expected a pipeline name');
+    expect(badName.stderr).toContain('writeback[0].fields["Lead Score"]');
+  });
+
   it('reports a write-back whose synced records are keyed by another object or key, as the plan would refuse it', async () => {
     const pool = new Pool({ connectionString: db.url });
     try {
