@@ -241,6 +241,14 @@ export const FUNCTION_NOT_READY_RETRY = {
 export const ATHENA_QUERY_FAILED = 'States.TaskFailed';
 
 /**
+ * The error of an Athena start the service refused as asked: a query with a syntax error
+ * (`MALFORMED_QUERY`: Athena parses it at StartQueryExecution, athena-wire.md), and a request it
+ * cannot run (an unknown workgroup, no output location). Not retried: the same request is refused
+ * again.
+ */
+export const ATHENA_INVALID_REQUEST = 'Athena.InvalidRequestException';
+
+/**
  * Athena API errors a retry of the `.sync` task can fix (throttling, server side). Athena answers a
  * start over the active-query quota `TooManyRequestsException`, and any call over its rate quota
  * (StartQueryExecution 20/s) `ThrottlingException: Rate exceeded` (athena-wire.md, "Quotas"; the
@@ -730,8 +738,12 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
   stop.next(timedOut);
   timedOut.next(failed);
   notStopped.next(failed);
+  // A query Athena refuses at its start (a syntax error: InvalidRequestException, MALFORMED_QUERY;
+  // athena-wire.md, StartQueryExecution) never becomes an execution that fails: named by its task
+  // and config path all the same, as a query that ran and failed is.
   start
     .addRetry({ errors: [...TRANSIENT_ATHENA_ERRORS], ...TRANSIENT_RETRY })
+    .addCatch(refused, { errors: [ATHENA_INVALID_REQUEST], resultPath: ERROR_PATH })
     .addCatch(failed, { resultPath: ERROR_PATH });
   query
     .addRetry({ errors: [...TRANSIENT_ATHENA_ERRORS], ...TRANSIENT_RETRY })

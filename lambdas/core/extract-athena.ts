@@ -193,10 +193,12 @@ async function runLocalQuery(
 ): Promise<QueryExecution> {
   const athena = athenaOf(deps, `Extract task ${task.name}`);
   for (let generation = 0; ; generation += 1) {
-    const id = await athena.startQuery(task.query, {
-      clientRequestToken: clientRequestTokenFor(runId, task.name, generation),
-    });
     try {
+      // Inside the try: a query Athena refuses at its start (a syntax error, MALFORMED_QUERY) is
+      // named by its task as one that ran and failed is.
+      const id = await athena.startQuery(task.query, {
+        clientRequestToken: clientRequestTokenFor(runId, task.name, generation),
+      });
       return await athena.waitForQuery(id, {
         pollDelays: athenaLocalPollDelayMs,
         sleep: (ms) => deps.clock.sleep(ms),

@@ -283,7 +283,7 @@ describe('the state machine definition', () => {
         MaxAttempts: 5,
       });
       // An Athena query that ran and failed first goes to the choice of running it again; one that
-      // outlived its Task, to its stop. A stop that failed goes on to the message that says so.
+      // outlived its Task, to its stop; one refused at its start, to the message naming its task. A stop that failed goes on to the message that says so.
       const binding = fullTasks.get(name);
       const task_ = name.replace(/ (start|query|stop)$/, '');
       const athenaCatches =
@@ -292,7 +292,16 @@ describe('the state machine definition', () => {
               { ErrorEquals: [ATHENA_QUERY_FAILED], Next: `${task_} query failed`, ResultPath: '$.error' },
               { ErrorEquals: ['States.Timeout'], Next: `${task_} stop`, ResultPath: '$.error' },
             ]
-          : [];
+          : binding === 'athenaStart'
+            ? // A query Athena refuses at its start (a syntax error) is named by its task.
+              [
+                {
+                  ErrorEquals: ['Athena.InvalidRequestException'],
+                  Next: `${task_} query refused`,
+                  ResultPath: '$.error',
+                },
+              ]
+            : [];
       // A write-back step's errors are its task's, recorded before the next task runs; but those
       // that stop the whole run (the org's API allowance spent, Salesforce refusing the sign-in, a
       // task held by another execution).
@@ -900,6 +909,25 @@ describe('the state machine definition', () => {
           error: 'Athena.InvalidRequestException',
         });
         expect(tokens).toHaveLength(1);
+      });
+
+      it('names the task and its config path when Athena refuses the query at its start (a syntax error), and does not retry it', async () => {
+        const malformed = new Error("line 1:8: mismatched input 'FROM'");
+        malformed.name = 'Athena.InvalidRequestException';
+        let starts = 0;
+        const h = handlers(fullConfig(), {
+          [taskStateNames('athena_customers').start]: () => {
+            starts += 1;
+            throw malformed;
+          },
+        });
+        expect(await run(full, {}, h)).toEqual({
+          status: 'failed',
+          error: 'Athena.InvalidRequestException',
+          cause: "Extract task athena_customers (extract[2].query): line 1:8: mismatched input 'FROM'",
+        });
+        expect(starts).toBe(1);
+        expect(h.ran).not.toContain(query);
       });
 
       it('runs it again, as many times, when the cause does not say whether it is retryable', async () => {

@@ -204,6 +204,12 @@ export function assertQuerySucceeded(queryExecution: QueryExecution): void {
   throw new TransientError(`Athena query ${id} has not finished (state ${state ?? 'unknown'})`);
 }
 
+/** The `AthenaErrorCode` of an Athena API error (`MALFORMED_QUERY`, `INVALID_INPUT`, …), if it has one. */
+function athenaErrorCodeOf(err: unknown): string | undefined {
+  const code = (err as { AthenaErrorCode?: unknown } | null | undefined)?.AthenaErrorCode;
+  return typeof code === 'string' ? code : undefined;
+}
+
 /** One `GetQueryResults` datum as a COPY CSV field: no `VarCharValue` is NULL, anything else is quoted. */
 function datumToCsv(value: string | undefined): string {
   return value === undefined ? '' : `"${value.replace(/"/g, '""')}"`;
@@ -348,7 +354,14 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
               : {}),
           }),
         ),
-      );
+      ).catch((err: unknown) => {
+        // A syntax error is refused here, before an execution exists (athena-wire.md,
+        // StartQueryExecution): the query's fault, as a FAILED execution's reason is.
+        if (err instanceof TerminalError && athenaErrorCodeOf(err.cause) === 'MALFORMED_QUERY') {
+          throw new AthenaQueryFailed(err.message, undefined, { cause: err });
+        }
+        throw err;
+      });
       if (!out.QueryExecutionId)
         throw new TerminalError('Athena StartQueryExecution answered without a QueryExecutionId');
       logger.info('Athena query started', {

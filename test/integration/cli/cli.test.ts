@@ -2126,6 +2126,22 @@ describe('the roundtrip CLI', () => {
     expect(status.stdout).toMatch(new RegExp(`^\\S+: ${named}$`, 'm'));
     expect(status.stdout).not.toContain('States.TaskFailed');
     expect(status.stdout).not.toContain('"QueryExecution"');
+
+    // A syntax error, which Athena refuses at the query's start: named the same.
+    await writeFile(
+      misspelt,
+      JSON.stringify({
+        ...base,
+        extract: base.extract.map((task) =>
+          task.from === 'athena' ? { ...task, query: 'SELECT FROM customers' } : task,
+        ),
+      }),
+    );
+    const malformed = await cli(['run', ...options, '--tasks', 'athena_customers']);
+    expect(malformed.code).toBe(1);
+    expect(malformed.stderr).toMatch(
+      /^run \S+ failed: Athena\.InvalidRequestException: Extract task athena_customers \(extract\[1\]\.query\): SELECT clause without selection list$/m,
+    );
   });
 
   it('records a run stopped with Ctrl-C as failed, not running', async () => {

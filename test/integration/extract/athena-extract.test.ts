@@ -8,6 +8,7 @@ import { Client } from 'pg';
 import { loadAthena, prepare, runExtract, type CoreDeps } from '../../../lambdas/core';
 import type { ExtractTaskInput } from '../../../lambdas/config';
 import { clientRequestTokenFor } from '../../../lambdas/connectors/athena';
+import { AthenaQueryFailed } from '../../../lambdas/connectors/athena/errors';
 import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
 import { startExtractHarness, type ExtractHarness } from './harness';
 
@@ -237,6 +238,20 @@ Break', 0::BIGINT, NULL),
     expect(error).toBeInstanceOf(TerminalError);
     expect((error as Error).message).toMatch(
       /^Extract task customers \(extract\[0\]\.query\): Athena query \S+ failed: COLUMN_NOT_FOUND: /,
+    );
+    // A syntax error is refused at the query's start, before an execution exists: named the same.
+    const malformed = await runExtract(
+      { input: {} },
+      h.deps(
+        h.config([
+          { from: 'athena', name: 'fine', query: 'SELECT 1 AS one', table: 'athena_fine' },
+          { from: 'athena', name: 'customers', query: 'SELECT FROM customers', table: 'athena_customers' },
+        ]),
+      ),
+    ).catch((e: unknown) => e);
+    expect(malformed).toBeInstanceOf(AthenaQueryFailed);
+    expect((malformed as Error).message).toBe(
+      'Extract task customers (extract[1].query): Athena StartQueryExecution failed: InvalidRequestException (MALFORMED_QUERY): SELECT clause without selection list',
     );
     h.athenaEmulator.faults.failQueryAfterRunning = 'customers';
     try {
