@@ -44,6 +44,7 @@ import {
   STAGING_ROW_COLUMN,
   pgColumnForAthenaColumn,
   quoteIdent,
+  quoteQualified,
   repeatedStagedKeys,
   RESERVED_COLUMN_PREFIX,
   swapInTable,
@@ -126,6 +127,49 @@ function nullKeyError(
     `Extract task ${task.name}: the query returned a row whose key column "${column}" is NULL${
       typeof detail === 'string' ? ` (${detail.replace(/\.$/, '')})` : ''
     }, and the table ${table} is merged on its key (${key.join(', ')}), which must name every row: leave such rows out in the task's query (WHERE ${quoteIdent(column)} IS NOT NULL) or give them a key there (coalesce); the table was left as it was`,
+    { cause: err },
+  );
+}
+
+/**
+ * The swap's error when the table of a task without `key` still has a primary key (made by the
+ * task's earlier, keyed loads, or by hand) that the result breaks: a value of it in more than one
+ * row (SQLSTATE 23505 on that constraint), or a row without one (23502 on a key column: NULL, or
+ * the query no longer returns the column). Told as the task's, with the table's key and the ways
+ * out; undefined for any other error. Without a key the result replaces the table's rows as they
+ * are, so the load itself never asks for one row a value.
+ */
+function keptPrimaryKeyError(
+  err: unknown,
+  task: AthenaExtractTask,
+  configPath: string,
+  target: { readonly schema: string; readonly table: string },
+  primaryKey: { readonly constraint: string | undefined; readonly columns: readonly string[] },
+  resultColumns: readonly string[],
+): TerminalError | undefined {
+  if (primaryKey.columns.length === 0 || primaryKey.constraint === undefined) return undefined;
+  const table = `${target.schema}.${target.table}`;
+  const cause = (err as { cause?: unknown } | null)?.cause ?? err;
+  const { code, column, constraint, detail } = (cause ?? {}) as Record<string, unknown>;
+  const key = primaryKey.columns;
+  const keyText = `(${key.join(', ')})`;
+  let what: string;
+  if (code === '23505' && (constraint === undefined || constraint === primaryKey.constraint)) {
+    const value = typeof detail === 'string' ? /^Key (.*) already exists\.?$/s.exec(detail)?.[1] : undefined;
+    what = `the query returned ${value ? `the key ${value}` : 'a value of the key'} in more than one row`;
+  } else if (code === '23502' && typeof column === 'string' && key.includes(column)) {
+    what = resultColumns.includes(column)
+      ? `the query returned a row whose "${column}" is NULL`
+      : `the query's result has no column "${column}"`;
+  } else {
+    return undefined;
+  }
+  const drop = `ALTER TABLE ${quoteQualified(target.schema, target.table)} DROP CONSTRAINT ${quoteIdent(primaryKey.constraint)}`;
+  return new TerminalError(
+    `Extract task ${task.name}: ${what}, and the table ${table} has the primary key ${keyText}, which needs one row a value; ` +
+      `the task has no key (${configPath}.key), so the result replaces the table's rows as they are, and the table kept the key it was made with (by the task's earlier loads with a key, or by hand). ` +
+      `Either drop the table's primary key if the task is meant to load without one (${drop}), ` +
+      `or give the task its key again (${configPath}.key: [${key.map((k) => `'${k}'`).join(', ')}]: the load then merges, one row a key) and have the query return a value of it in every row; the table was left as it was`,
     { cause: err },
   );
 }
@@ -365,7 +409,23 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
       }
     } else {
       // Runs that overlap swap one at a time: swapInTable locks the table first (lockForRefresh).
-      const swapped = await swapInTable(client, { schema, target: table, staging: copied.staging, columns });
+      const swapped = await swapInTable(client, {
+        schema,
+        target: table,
+        staging: copied.staging,
+        columns,
+      }).catch((err: unknown) => {
+        throw (
+          keptPrimaryKeyError(
+            err,
+            task,
+            extractConfigPath(deps.config, task),
+            { schema, table },
+            evolved.primaryKey,
+            columns.map((c) => c.name),
+          ) ?? err
+        );
+      });
       // Rows a retyped column's table lost before the swap (ensureTable's `cleared`) count too.
       counts = { inserted: swapped.inserted, updated: 0, deleted: swapped.removed + evolved.cleared };
     }

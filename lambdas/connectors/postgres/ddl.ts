@@ -214,6 +214,12 @@ export interface EnsureTableResult {
   readonly retyped: readonly WidenedColumn[];
   /** Rows deleted before retyping (`replacesRows`); 0 when no column was retyped. */
   readonly cleared: number;
+  /**
+   * The table's primary key as the load finds it: the columns (none: no key) and, for a table
+   * that existed, the constraint's name. A load without `primaryKey` may find one (a table made
+   * by an earlier, keyed load, or keyed by hand), which still refuses a repeated or NULL value.
+   */
+  readonly primaryKey: { readonly constraint: string | undefined; readonly columns: readonly string[] };
 }
 
 /**
@@ -442,7 +448,16 @@ export async function ensureTable(
     if (primaryKey.length > 0) defs.push(`PRIMARY KEY (${primaryKey.map(quoteIdent).join(', ')})`);
     await client.query(`CREATE TABLE IF NOT EXISTS ${qualified} (\n  ${defs.join(',\n  ')}\n)`);
     logger.info('Created table', { table: `${schema}.${table}`, columns: columns.length });
-    return { created: true, added: [], widened: [], keptWider: [], relaxed: [], retyped: [], cleared: 0 };
+    return {
+      created: true,
+      added: [],
+      widened: [],
+      keptWider: [],
+      relaxed: [],
+      retyped: [],
+      cleared: 0,
+      primaryKey: { constraint: undefined, columns: [...primaryKey] },
+    };
   }
 
   const existingKey = await existingPrimaryKey(client, schema, table);
@@ -562,5 +577,5 @@ export async function ensureTable(
   }
   if (keptWider.length > 0)
     logger.warn('Kept columns wider than the source declares', { table: `${schema}.${table}`, keptWider });
-  return { created: false, added, widened, keptWider, relaxed, retyped, cleared };
+  return { created: false, added, widened, keptWider, relaxed, retyped, cleared, primaryKey: existingKey };
 }

@@ -107,6 +107,50 @@ describe('Athena results PostgreSQL cannot take as they are', () => {
     expect(await h.rows('SELECT * FROM order_customers ORDER BY customer_id')).toEqual(before);
   });
 
+  it("names the primary key a task's table kept after the task's key was taken out, when the result breaks it, and the ways out", async () => {
+    const task = { from: 'athena', name: 'customers_once', table: 'customers_once' } as const;
+    expect(await extract({ ...task, key: ['id'], query: 'SELECT id, name FROM customers' })).toBeUndefined();
+    const before = await h.rows('SELECT * FROM customers_once ORDER BY id');
+    expect(before).toHaveLength(3);
+    // Without its key, the task's result replaces the table's rows as they are: still loads while
+    // every id comes once.
+    expect(await extract({ ...task, query: 'SELECT id, name FROM customers' })).toBeUndefined();
+    expect(await h.rows('SELECT * FROM customers_once ORDER BY id')).toEqual(before);
+
+    const ways =
+      'and the table public.customers_once has the primary key (id), which needs one row a value; ' +
+      "the task has no key (extract[0].key), so the result replaces the table's rows as they are, and the table kept the key it was made with (by the task's earlier loads with a key, or by hand). " +
+      'Either drop the table\'s primary key if the task is meant to load without one (ALTER TABLE "public"."customers_once" DROP CONSTRAINT "customers_once_pkey"), ' +
+      "or give the task its key again (extract[0].key: ['id']: the load then merges, one row a key) and have the query return a value of it in every row; the table was left as it was";
+    const repeated = await extract({
+      ...task,
+      query: "SELECT id, name FROM customers UNION ALL SELECT 1, 'Ada again'",
+    });
+    expect(repeated).toBeInstanceOf(TerminalError);
+    expect(repeated?.message).toBe(
+      `Extract task customers_once: the query returned the key (id)=(1) in more than one row, ${ways}`,
+    );
+    const nullKey = await extract({
+      ...task,
+      query: "SELECT id, name FROM customers UNION ALL SELECT NULL, 'Nobody'",
+    });
+    expect(nullKey?.message).toBe(
+      `Extract task customers_once: the query returned a row whose "id" is NULL, ${ways}`,
+    );
+    const noKey = await extract({ ...task, query: 'SELECT name FROM customers' });
+    expect(noKey?.message).toBe(
+      `Extract task customers_once: the query's result has no column "id", ${ways}`,
+    );
+    expect(await h.rows('SELECT * FROM customers_once ORDER BY id')).toEqual(before);
+
+    // The first way out, as the message gives it: then the repeated key loads.
+    await h.rows('ALTER TABLE "public"."customers_once" DROP CONSTRAINT "customers_once_pkey"');
+    expect(
+      await extract({ ...task, query: "SELECT id, name FROM customers UNION ALL SELECT 1, 'Ada again'" }),
+    ).toBeUndefined();
+    expect(await h.rows('SELECT count(*)::int AS n FROM customers_once WHERE id = 1')).toEqual([{ n: 2 }]);
+  });
+
   it('refuses a value holding U+0000, naming the task, the line of the result file and the fix', async () => {
     const task = { from: 'athena', name: 'notes', table: 'customer_notes' } as const;
     expect(await extract({ ...task, query: 'SELECT id, name FROM customers' })).toBeUndefined();

@@ -51,6 +51,7 @@ describe('ensureTable', () => {
       relaxed: [],
       retyped: [],
       cleared: 0,
+      primaryKey: { constraint: undefined, columns: ['Id'] },
     });
     // Company is declared non-nullable (a required field), but only the key is NOT NULL.
     expect(await withClient(pool, (c) => describeTable(c, 'lead'))).toEqual({
@@ -72,6 +73,7 @@ describe('ensureTable', () => {
       relaxed: [],
       retyped: [],
       cleared: 0,
+      primaryKey: { constraint: 'lead_pkey', columns: ['Id'] },
     });
     expect(await withClient(pool, (c) => describeTable(c, 'lead'))).toEqual({
       Id: 'character varying(18) not null',
@@ -143,6 +145,7 @@ describe('ensureTable', () => {
       relaxed: [],
       retyped: [],
       cleared: 0,
+      primaryKey: { constraint: 'relax_pkey', columns: ['Id'] },
     });
   });
 
