@@ -4,9 +4,11 @@
  * 1. Describe the object; the configured fields (plus SystemModstamp, and IsDeleted when the
  *    object has it) become columns through `pgColumnForSalesforceField`; the table's key is "Id".
  * 2. Read the watermark. The read is full when the run says so, when the task's mode is `full`,
- *    when there is no watermark yet, or when the table lacks a column the fields now call for
+ *    when there is no watermark yet, when the table lacks a column the fields now call for
  *    (a field added to the config: rows already loaded must get its value, and an incremental
- *    read would only fill it for changed rows). Otherwise it reads changes since the watermark
+ *    read would only fill it for changed rows), or when the table is empty although the task's
+ *    reads loaded rows (emptied by hand to load it again: an incremental read would leave it
+ *    without the rows not changed since). Otherwise it reads changes since the watermark
  *    minus the overlap window (see salesforce-read.ts).
  * 3. `COUNT()` first — the one Prepare took for its forecast when it counted the same SOQL
  *    (`roundtrip.extract_counts`), else asked now —; no rows: nothing is queried, the empty
@@ -78,6 +80,7 @@ import {
   reconcileMissingRows,
   recordTaskResult,
   tableColumns,
+  tableEmptiedSinceLoaded,
   tableHasRows,
 } from './run-state';
 import { addRunApiCalls } from './writeback/state';
@@ -450,12 +453,17 @@ async function startExtract(
     `${extractConfigPath(deps.config, task)}.object`,
   );
 
-  const { watermark, existing, checkpoint, counted } = await withClient(deps.pg, async (client) => ({
-    watermark: await readWatermark(client, task.name),
-    existing: await tableColumns(client, schema, table),
-    checkpoint: await readExtractJob(client, input.runId, task.name),
-    counted: await readExtractCount(client, input.runId, task.name),
-  }));
+  const { watermark, existing, emptied, checkpoint, counted } = await withClient(deps.pg, async (client) => {
+    const mark = await readWatermark(client, task.name);
+    const columns = await tableColumns(client, schema, table);
+    return {
+      watermark: mark,
+      existing: columns,
+      emptied: await tableEmptiedSinceLoaded(client, { schema, table, columns, watermark: mark }),
+      checkpoint: await readExtractJob(client, input.runId, task.name),
+      counted: await readExtractCount(client, input.runId, task.name),
+    };
+  });
   // A field the last read had and the describe lacks now is named as such (deleted, renamed or
   // hidden since), not as a typo.
   const {
@@ -494,9 +502,11 @@ async function startExtract(
         ? 'no watermark yet'
         : !existing
           ? `table ${schema}.${table} does not exist (yet, or any more)`
-          : missingColumns.length > 0
-            ? `new columns ${missingColumns.join(', ')} must be filled for every row`
-            : scopeChange;
+          : emptied
+            ? `table ${schema}.${table} is empty, though earlier reads loaded rows into it (emptied since, by hand: TRUNCATE, DELETE)`
+            : missingColumns.length > 0
+              ? `new columns ${missingColumns.join(', ')} must be filled for every row`
+              : scopeChange;
   const full = reason !== undefined;
   const plan = planSalesforceRead(task, describe.fields, { full, watermark: watermark?.watermark });
   const columns = columnsFor(task, describe, plan.fields);

@@ -48,6 +48,7 @@ import {
   recordExtractCount,
   recordRun,
   tableColumns,
+  tableEmptiedSinceLoaded,
   taskNameConflictMessage,
   type RecordedRun,
 } from './run-state';
@@ -397,15 +398,21 @@ export async function prepare(
   ): Promise<ExtractForecast> {
     const sf = await salesforceOf(d, 'Prepare');
     const { schema, table } = splitTableName(task.table, config.postgres.schema);
-    const { watermark, columns } = await withClient(d.pg, async (client) => ({
-      watermark: await readWatermark(client, task.name),
-      columns: await tableColumns(client, schema, table),
-    }));
+    const { watermark, columns, emptied } = await withClient(d.pg, async (client) => {
+      const mark = await readWatermark(client, task.name);
+      const existing = await tableColumns(client, schema, table);
+      return {
+        watermark: mark,
+        columns: existing,
+        emptied: await tableEmptiedSinceLoaded(client, { schema, table, columns: existing, watermark: mark }),
+      };
+    });
     // As the extract decides, approximately (the describe's spelling is not known here).
     const lower = new Set([...(columns ?? [])].map((c) => c.toLowerCase()));
     const newColumns = columns === undefined || task.fields.some((f) => !lower.has(f.toLowerCase()));
     const scopeChanged = readScopeChange(watermark?.readScope, task, task.fields) !== undefined;
-    const readsFull = fullRun || task.mode === 'full' || !watermark?.watermark || newColumns || scopeChanged;
+    const readsFull =
+      fullRun || task.mode === 'full' || !watermark?.watermark || newColumns || scopeChanged || emptied;
     // An object without IsDeleted (User) is read through `query`, and its table has no IsDeleted
     // column (the extract adds it to every other object's): the count goes through the same API,
     // so that the extract reuses it. No table yet: counted as for an object with it; the extract,

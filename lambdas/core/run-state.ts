@@ -7,7 +7,7 @@
  * the step's transaction.
  */
 import type { ClientBase } from 'pg';
-import { quoteIdent, quoteQualified } from '../connectors/postgres';
+import { quoteIdent, quoteQualified, type ExtractWatermark } from '../connectors/postgres';
 import { TerminalError } from '../shared/errors';
 import type { PipelineConfig } from '../config';
 import { splitTableName, type RunProcess, type RunProcesses } from './deps';
@@ -779,6 +779,27 @@ export async function reconcileMissingRows(
       : `UPDATE ${target} AS t SET ${flag} = true WHERE ${flag} IS NOT TRUE AND ${missing}`;
   const { rowCount } = await client.query(sql, params);
   return rowCount ?? 0;
+}
+
+/**
+ * Whether an extract's table exists and is empty although the task's reads loaded rows (its
+ * watermark's `rowsTotal`): emptied by hand since (`TRUNCATE`, `DELETE`), to load it again. An
+ * incremental read would only put back the rows changed since the watermark, and the table would
+ * stay without the others for good: its next read is full, as for a table dropped. One cheap
+ * statement (`EXISTS`), only for a table that exists and a task that loaded rows.
+ */
+export async function tableEmptiedSinceLoaded(
+  client: ClientBase,
+  options: {
+    schema: string;
+    table: string;
+    /** The table's columns ({@link tableColumns}): undefined when it does not exist. */
+    columns: ReadonlySet<string> | undefined;
+    watermark: Pick<ExtractWatermark, 'rowsTotal'> | undefined;
+  },
+): Promise<boolean> {
+  if (options.columns === undefined || (options.watermark?.rowsTotal ?? 0) === 0) return false;
+  return !(await tableHasRows(client, options.schema, options.table));
 }
 
 /** Whether a table holds any row. */
