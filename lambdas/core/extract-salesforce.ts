@@ -258,6 +258,11 @@ async function loadRows(
       // A field an admin narrowed (e.g. a number's precision) keeps its wider column.
       onNarrower: 'keep',
       owner: `Extract task ${task.name}`,
+      // No config sets the key: a refusal of the table's offers to change the table, not the task.
+      keyOrigin: {
+        fixed: 'a Salesforce extract merges its rows by their Id',
+        tablePath: `${extractConfigPath(deps.config, task)}.table`,
+      },
       logger,
     });
     const copied = await copyIntoStaging(client, {

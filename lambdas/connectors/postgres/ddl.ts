@@ -184,8 +184,13 @@ export interface EnsureTableOptions {
    * For a refusal of the primary key: where the key is configured (`extract[1].key`), and whether
    * the load makes the whole table again from its source each run (an Athena query: dropping the
    * table is then a way out; an incremental extract would lose the rows it does not read again).
+   * Or, for a load whose key no config sets (a Salesforce extract merges by "Id", always), why
+   * the key is what it is and where the table is named: the refusal then offers neither to set
+   * the key back nor to take it out, which the config cannot do.
    */
-  readonly keyOrigin?: { readonly configPath: string; readonly reloadsInFull: boolean };
+  readonly keyOrigin?:
+    | { readonly configPath: string; readonly reloadsInFull: boolean }
+    | { readonly fixed: string; readonly tablePath: string };
   /**
    * How the source can send a column's type again, for the way out of a refusal: e.g.
    * `CAST("d" AS DATE) in the task's query`. Undefined: the refusal says it in general terms.
@@ -381,13 +386,22 @@ function primaryKeyRefusal(
   key: readonly string[],
 ): string {
   const qualified = quoteQualified(options.schema, options.table);
-  const origin = options.keyOrigin;
   const pk = existing.columns;
   const columns = (names: readonly string[]): string => names.map(quoteIdent).join(', ');
   const alter =
     pk.length > 0
       ? `ALTER TABLE ${qualified} DROP CONSTRAINT ${quoteIdent(existing.constraint ?? 'its_primary_key')}, ADD PRIMARY KEY (${columns(key)})`
       : `ALTER TABLE ${qualified} ADD PRIMARY KEY (${columns(key)})`;
+  const keyOrigin = options.keyOrigin;
+  if (keyOrigin !== undefined && 'fixed' in keyOrigin) {
+    return (
+      `${options.owner ? `${options.owner}: table` : 'Table'} ${qualified} has primary key (${pk.join(', ') || 'none'}), ` +
+      `but ${keyOrigin.fixed}, which must be the table's primary key. Either change the table's key ` +
+      `(${alter}; refused while a key repeats or is NULL), or name a table of the task's own in ${keyOrigin.tablePath} ` +
+      '(the load makes it); the table was left as it was'
+    );
+  }
+  const origin = keyOrigin;
   const back =
     pk.length > 0
       ? `set the key back to (${pk.join(', ')})${origin ? ` in ${origin.configPath}` : ''}`

@@ -103,6 +103,29 @@ describe('Extract tables that are not the pipeline’s', () => {
     ]);
   });
 
+  it("refuses an empty table made for a Salesforce task with another key, offering to change the table's key, which the config cannot", async () => {
+    // Made by hand with a key of its own (a surrogate id): a Salesforce extract merges by Id.
+    await h.pool.query(
+      `CREATE TABLE public.keyed_by_hand (id serial PRIMARY KEY, "Id" varchar(18), note text)`,
+    );
+    const config = pipeline('sales', 'keyed_by_hand');
+    const refused = await refusal(runExtract({ input: {} }, h.deps(config)));
+    expect(refused).toBeInstanceOf(TerminalError);
+    expect(refused?.message).toBe(
+      'Extract task sales-Lead: table "public"."keyed_by_hand" has primary key (id), but a Salesforce extract merges its rows by their Id, ' +
+        'which must be the table\'s primary key. Either change the table\'s key (ALTER TABLE "public"."keyed_by_hand" DROP CONSTRAINT "keyed_by_hand_pkey", ADD PRIMARY KEY ("Id"); ' +
+        "refused while a key repeats or is NULL), or name a table of the task's own in extract[0].table (the load makes it); the table was left as it was",
+    );
+    expect(await h.rows(`SELECT count(*)::int AS n FROM public.keyed_by_hand`)).toEqual([{ n: 0 }]);
+
+    // The statement the refusal gives, run: then the table loads.
+    const alter = /ALTER TABLE [^;]*/.exec(refused?.message ?? '')?.[0];
+    await h.pool.query(alter as string);
+    const run = await runExtract({ input: {} }, h.deps(config));
+    expect(run.salesforce['sales-Lead']).toMatchObject({ rows: 20, inserted: 20 });
+    expect(await h.rows(`SELECT count(*)::int AS n FROM public.keyed_by_hand`)).toEqual([{ n: 20 }]);
+  });
+
   it('refuses a table another pipeline loads, naming it and how to release it', async () => {
     await runExtract({ input: {} }, h.deps(pipeline('marketing', 'sf_lead')));
     expect(await owners()).toEqual([
