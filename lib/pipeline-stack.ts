@@ -5,9 +5,10 @@
  * - one function per step (lib/constructs/step-function.ts), each with its own role, granted
  *   exactly what its step uses: the PostgreSQL secret (every step), the Salesforce secret (the
  *   steps that call Salesforce), Athena and the result files (the Athena load);
- * - the state machine (statemachine/definition.ts): Standard, JSONPath, logs at level ALL to a
- *   log group with retention, X-Ray tracing; its role may invoke the functions and run the
- *   Athena queries (Athena, Glue and S3 scoped to the configured database, tables and data);
+ * - the state machine (statemachine/definition.ts): Standard, JSONPath, logs every event (level
+ *   ALL) without its data to a log group with retention, X-Ray tracing; its role may invoke the
+ *   functions and run the Athena queries (Athena, Glue and S3 scoped to the configured database,
+ *   tables and data);
  * - an Athena workgroup that enforces its result location in an encrypted results bucket
  *   (`athena.createWorkgroup`), or the existing workgroup and its `outputLocation`;
  * - the EventBridge Scheduler schedule with retries and a dead-letter queue;
@@ -459,7 +460,13 @@ export class PipelineStack extends Stack {
       comment: `roundtrip ${config.name}: prepare, extract, transform, write back, report`,
       timeout: RUN_TIMEOUT,
       tracingEnabled: true,
-      logs: { destination: stateMachineLogs, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      // Every event (which state, what happened, when), without its data: the states' input and
+      // output carry record values (a dry run's plan samples, the records of a step's answer),
+      // which would stay in the log group for its retention under no key of the customer. Nothing
+      // reads this log group: the alarms watch the state machine's metrics, `roundtrip status`
+      // reads roundtrip.runs, `roundtrip start` and the console the execution's history, which
+      // keeps the data behind states:GetExecutionHistory.
+      logs: { destination: stateMachineLogs, level: sfn.LogLevel.ALL, includeExecutionData: false },
     });
     const readsAthena = config.extract.some((t) => t.from === 'athena');
     if (athena && readsAthena) this.grantAthena(config, outputLocation);
