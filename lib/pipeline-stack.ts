@@ -2,9 +2,10 @@
  * The roundtrip stack: everything `cdk deploy` creates for one pipeline (DESIGN.md §1 as
  * infrastructure), built from a validated pipeline config:
  *
- * - one function per step (lib/constructs/step-function.ts), each with its own role, granted
- *   exactly what its step uses: the PostgreSQL secret (every step), the Salesforce secret (the
- *   steps that call Salesforce), Athena and the result files (the Athena load);
+ * - one function per step the state machine invokes (lib/constructs/step-function.ts; none for a
+ *   step the config has no use for), each with its own role, granted exactly what its step uses:
+ *   the PostgreSQL secret (every step), the Salesforce secret (the steps that call Salesforce),
+ *   Athena and the result files (the Athena load);
  * - the state machine (statemachine/definition.ts): Standard, JSONPath, logs every event (level
  *   ALL) without its data to a log group with retention, X-Ray tracing; its role may invoke the
  *   functions and run the Athena queries (Athena, Glue and S3 scoped to the configured database,
@@ -60,7 +61,6 @@ import {
   buildDefinition,
   functionName,
   type AthenaQueryTimeout,
-  type PipelineFunctions,
   type StepKey,
   type TaskBinding,
 } from '../statemachine/definition';
@@ -253,8 +253,13 @@ export function stateMachineNameOf(pipeline: string): string {
 export class PipelineStack extends Stack {
   /** Where failures and crossed thresholds are published. */
   readonly notificationTopic: sns.Topic;
-  /** The functions, by step. */
-  readonly functions: Readonly<Record<StepKey, StepFunction>>;
+  /**
+   * The functions, by step: one for each step the state machine invokes, none for a step the
+   * config has no use for ({@link stepFunction} gives one that must be there).
+   */
+  readonly functions: Readonly<Partial<Record<StepKey, StepFunction>>>;
+  /** The steps that have a function, in run order. */
+  readonly steps: readonly StepKey[];
   readonly stateMachine: sfn.StateMachine;
   /** Task state name → what it runs (statemachine/definition.ts). */
   readonly taskStates: ReadonlyMap<string, TaskBinding>;
@@ -345,10 +350,16 @@ export class PipelineStack extends Stack {
       bundled,
       props.bundleInputDir ?? mkdtempSync(path.join(os.tmpdir(), 'roundtrip-bundle-')),
     );
-    const functions = {} as Record<StepKey, StepFunction>;
-    for (const step of STEP_KEYS) {
+    // One function per step the state machine invokes, made when the definition first asks for it:
+    // a step the config has no use for (the Athena load without an Athena extract, the Salesforce
+    // extract steps without a Salesforce extract, the write-back steps without a write-back task,
+    // the transform without SQL files) gets no function, and so no role that may read the secrets.
+    const functions: Partial<Record<StepKey, StepFunction>> = {};
+    const functionOf = (step: StepKey): lambda.IFunction => {
+      const made = functions[step];
+      if (made) return made.function;
       const spec = PIPELINE_STEPS[step];
-      functions[step] = new StepFunction(this, `Step-${spec.functionSuffix}`, {
+      const created = new StepFunction(this, `Step-${spec.functionSuffix}`, {
         handler: spec.handler,
         functionName: functionName(config.name, step),
         description: `roundtrip ${config.name}: ${spec.handler} step`,
@@ -361,8 +372,17 @@ export class PipelineStack extends Stack {
         ...(network ? { network } : {}),
         ...(net?.proxy ? { environment: proxyEnvironment(net.proxy) } : {}),
       });
-    }
+      functions[step] = created;
+      return created.function;
+    };
+    const definition = buildDefinition(this, functionOf, config, {
+      ...(props.athenaQueryTimeout ? { athenaQueryTimeout: props.athenaQueryTimeout } : {}),
+    });
+    this.taskStates = definition.taskStates;
     this.functions = functions;
+    this.steps = STEP_KEYS.filter((step) => functions[step] !== undefined);
+    const prepare = this.stepFunction('prepare');
+    const report = this.stepFunction('report');
     // Prepare asks whether another run's execution still runs (runs that overlap,
     // lambdas/core/prepare.ts): executions of this state machine only, by name.
     const executionsArn = this.formatArn({
@@ -371,7 +391,7 @@ export class PipelineStack extends Stack {
       resourceName: `${stateMachineNameOf(config.name)}:*`,
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
     });
-    functions.prepare.role.addToPolicy(
+    prepare.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'DescribeOwnExecutions',
         actions: ['states:DescribeExecution'],
@@ -379,14 +399,14 @@ export class PipelineStack extends Stack {
       }),
     );
     acknowledge(
-      policyOf(functions.prepare.role),
+      policyOf(prepare.role),
       [`AwsSolutions-IAM5[Resource::${nagResource(this, executionsArn)}]`],
       "Executions are named when they start (the run id): the executions of this pipeline's own state machine is the narrowest resource.",
     );
     // The Report tells of a failed run on the topic: why, the errors by code, the first records
     // (lambdas/core/writeback/notify.ts). The alarms still tell of executions that fail before.
-    functions.report.function.addEnvironment(NOTIFICATION_TOPIC_ENV, this.notificationTopic.topicArn);
-    functions.report.role.addToPolicy(
+    report.function.addEnvironment(NOTIFICATION_TOPIC_ENV, this.notificationTopic.topicArn);
+    report.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'PublishToNotificationTopic',
         actions: ['sns:Publish'],
@@ -394,7 +414,7 @@ export class PipelineStack extends Stack {
       }),
     );
     // (Topic.grantPublish would grant kms:GenerateDataKey*; SNS asks only for a data key.)
-    functions.report.role.addToPolicy(
+    report.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'EncryptNotificationsThroughSns',
         actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
@@ -412,8 +432,8 @@ export class PipelineStack extends Stack {
     const proxyCredentials = net?.proxy?.credentialsSecret;
     const proxySecret = proxyCredentials ? secretArnForPolicy(this, proxyCredentials) : undefined;
     const secretsKey = config.deployment?.kmsKeyArn;
-    for (const step of STEP_KEYS) {
-      const role = functions[step].role;
+    for (const step of this.steps) {
+      const role = this.stepFunction(step).role;
       const secrets = [
         postgresSecret,
         ...(PIPELINE_STEPS[step].salesforce && salesforceSecret ? [salesforceSecret] : []),
@@ -441,12 +461,6 @@ export class PipelineStack extends Stack {
     }
 
     // --- State machine -------------------------------------------------------------------------
-    const fns = {} as Record<StepKey, lambda.IFunction>;
-    for (const step of STEP_KEYS) fns[step] = functions[step].function;
-    const definition = buildDefinition(this, fns satisfies PipelineFunctions, config, {
-      ...(props.athenaQueryTimeout ? { athenaQueryTimeout: props.athenaQueryTimeout } : {}),
-    });
-    this.taskStates = definition.taskStates;
     const stateMachineLogs = new logs.LogGroup(this, 'StateMachineLogs', {
       logGroupName: `/aws/vendedlogs/states/roundtrip-${config.name}`,
       retention: logRetention,
@@ -537,7 +551,7 @@ export class PipelineStack extends Stack {
     const athena = config.athena;
     if (!athena) return;
     const smRole = this.stateMachine.role;
-    const loadRole = this.functions.loadAthena.role;
+    const loadRole = this.stepFunction('loadAthena').role;
     if (athena.roleArn) {
       const assume = new iam.PolicyStatement({
         sid: 'AssumeCrossAccountAthenaRole',
@@ -731,6 +745,20 @@ export class PipelineStack extends Stack {
     }
   }
 
+  /**
+   * The function of a step the state machine invokes. Throws for a step it does not invoke (the
+   * config has no use for it), which has no function.
+   */
+  stepFunction(step: StepKey): StepFunction {
+    const fn = this.functions[step];
+    if (!fn) {
+      throw new Error(
+        `Stack ${this.stackName} has no function for step ${step}: its state machine does not invoke it (the config has no use for it)`,
+      );
+    }
+    return fn;
+  }
+
   /** The cdk-nag findings that are acknowledged, each on one resource with its reason. */
   private acknowledgeFindings(config: PipelineConfig): void {
     const XRAY =
@@ -738,11 +766,12 @@ export class PipelineStack extends Stack {
     const VPC = config.deployment?.network
       ? ' EC2 DescribeNetworkInterfaces/DescribeSubnets, which Lambda needs for a VPC function, support no resource-level permissions either.'
       : '';
-    for (const step of STEP_KEYS) {
-      acknowledge(policyOf(this.functions[step].role), ['AwsSolutions-IAM5[Resource::*]'], `${XRAY}${VPC}`);
+    for (const step of this.steps) {
+      const fn = this.stepFunction(step);
+      acknowledge(policyOf(fn.role), ['AwsSolutions-IAM5[Resource::*]'], `${XRAY}${VPC}`);
       if (config.deployment?.network) {
         acknowledge(
-          policyOf(this.functions[step].role),
+          policyOf(fn.role),
           [
             `AwsSolutions-IAM5[Resource::${nagResource(this, this.formatArn({ service: 'ec2', resource: 'network-interface', resourceName: '*' }))}]`,
           ],
@@ -750,7 +779,7 @@ export class PipelineStack extends Stack {
         );
       }
       acknowledge(
-        this.functions[step].function,
+        fn.function,
         ['AwsSolutions-L1'],
         'Node.js 22 is the runtime this code is built, bundled (esbuild target node22) and tested for (DESIGN.md §6); it is in Lambda standard support until April 2027. Moving to a newer runtime is a deliberate upgrade with its own test run, not a default.',
       );
@@ -767,9 +796,9 @@ export class PipelineStack extends Stack {
     );
     acknowledge(
       smPolicy,
-      STEP_KEYS.map(
+      this.steps.map(
         (k) =>
-          `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.functions[k].function.node.defaultChild as CfnElement)}.Arn>:*]`,
+          `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.stepFunction(k).function.node.defaultChild as CfnElement)}.Arn>:*]`,
       ),
       'LambdaInvoke grants each function and its qualified ARNs (`<arn>:*`, versions and aliases); the definition invokes only the unqualified ARN of these step functions.',
     );

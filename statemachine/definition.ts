@@ -138,8 +138,12 @@ export type StepKey = keyof typeof PIPELINE_STEPS;
 /** The steps, in run order. */
 export const STEP_KEYS = Object.keys(PIPELINE_STEPS) as StepKey[];
 
-/** The function of each step, as the definition needs it. */
-export type PipelineFunctions = Readonly<Record<StepKey, lambda.IFunction>>;
+/**
+ * The function of a step, as the definition needs it: asked for only for the steps a Task state of
+ * the definition invokes, so that a deployment creates those alone (lib/pipeline-stack.ts: no
+ * function, and so no role that reads the secrets, for a step the pipeline never runs).
+ */
+export type PipelineFunctions = (step: StepKey) => lambda.IFunction;
 
 /** `roundtrip-<pipeline>-<suffix>`: at most 10 + 32 + 1 + 10 = 53 of Lambda's 64 characters. */
 export function functionName(pipeline: string, step: StepKey): string {
@@ -481,7 +485,7 @@ function lambdaTask(
   props: Partial<tasks.LambdaInvokeProps> = {},
 ): tasks.LambdaInvoke {
   const task = new tasks.LambdaInvoke(b.scope, name, {
-    lambdaFunction: b.functions[step],
+    lambdaFunction: b.functions(step),
     // Plain `Resource: <function ARN>`: the output is the handler's return value, and a local
     // runner binds the state to the handler by the function's name.
     payloadResponseOnly: true,
@@ -871,8 +875,9 @@ function writebackChain(b: Builder, task: WritebackTask, runFailure: sfn.IChaina
 
 /**
  * Builds the state graph of a pipeline in `scope` (one construct per state, named like the
- * state). `functions` holds one function per {@link StepKey}; steps the config does not use are
- * not referenced.
+ * state). `functions` gives the function of a step; it is asked only for the steps the config
+ * uses (prepare and report always, the others as the extract tasks, the transform and the
+ * write-back tasks need them: {@link PipelineDefinition.taskStates} lists them).
  */
 export function buildDefinition(
   scope: Construct,

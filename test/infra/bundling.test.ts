@@ -74,7 +74,7 @@ describe('the bundled functions of the example', () => {
     assets = new Map();
     for (const step of STEP_KEYS) {
       const fn = template.toJSON().Resources[
-        stack.getLogicalId(stack.functions[step].function.node.defaultChild as never)
+        stack.getLogicalId(stack.stepFunction(step).function.node.defaultChild as never)
       ] as { Properties: { Code: { S3Key: string } } };
       assets.set(step, path.join(outdir, `asset.${fn.Properties.Code.S3Key.replace(/\.zip$/, '')}`));
     }

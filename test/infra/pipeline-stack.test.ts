@@ -20,7 +20,13 @@ import {
   deploymentIssues,
   laptopOnlyIssues,
 } from '../../lib/pipeline-stack';
-import { PIPELINE_STEPS, STEP_KEYS, functionName, type StepKey } from '../../statemachine/definition';
+import {
+  PIPELINE_STEPS,
+  STEP_KEYS,
+  functionName,
+  type StepKey,
+  type TaskBinding,
+} from '../../statemachine/definition';
 import { LAMBDA_NODE_MAJOR } from '../support/node22';
 import {
   LEAD_SCORE_SQL,
@@ -176,7 +182,7 @@ describe('PipelineStack', () => {
           FunctionName: functionName('lead-scoring', step),
           LoggingConfig: {
             LogFormat: 'JSON',
-            LogGroup: { Ref: logicalId(stack, stack.functions[step].logGroup) },
+            LogGroup: { Ref: logicalId(stack, stack.stepFunction(step).logGroup) },
           },
         });
       }
@@ -207,8 +213,8 @@ describe('PipelineStack', () => {
       });
       expect(NOTIFICATION_TOPIC_ENV).toBe(HANDLER_ENV.notificationTopicArn);
       for (const step of STEP_KEYS) {
-        const publishes = roleStatements(template, roleId(stack, stack.functions[step].role)).filter((st) =>
-          actionsOf(st).includes('sns:Publish'),
+        const publishes = roleStatements(template, roleId(stack, stack.stepFunction(step).role)).filter(
+          (st) => actionsOf(st).includes('sns:Publish'),
         );
         if (step === 'report') {
           expect(publishes.map((st) => st.Resource)).toEqual([topicRef]);
@@ -216,7 +222,7 @@ describe('PipelineStack', () => {
           const kms = statement(
             template,
             stack,
-            stack.functions.report.role,
+            stack.stepFunction('report').role,
             'EncryptNotificationsThroughSns',
           );
           expect([...actionsOf(kms)].sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
@@ -228,11 +234,16 @@ describe('PipelineStack', () => {
     });
 
     it('lets Prepare, and only it, ask after the executions of its own state machine', () => {
-      const describe = statement(template, stack, stack.functions.prepare.role, 'DescribeOwnExecutions');
+      const describe = statement(
+        template,
+        stack,
+        stack.stepFunction('prepare').role,
+        'DescribeOwnExecutions',
+      );
       expect(actionsOf(describe)).toEqual(['states:DescribeExecution']);
       expect(JSON.stringify(describe.Resource)).toContain(':execution:roundtrip-lead-scoring:*');
       for (const step of STEP_KEYS.filter((k) => k !== 'prepare')) {
-        const actions = roleStatements(template, roleId(stack, stack.functions[step].role)).flatMap(
+        const actions = roleStatements(template, roleId(stack, stack.stepFunction(step).role)).flatMap(
           actionsOf,
         );
         expect({ step, describes: actions.includes('states:DescribeExecution') }).toEqual({
@@ -284,7 +295,7 @@ describe('PipelineStack', () => {
         ],
       };
       for (const step of STEP_KEYS) {
-        const read = statement(template, stack, stack.functions[step].role, 'ReadPipelineSecrets');
+        const read = statement(template, stack, stack.stepFunction(step).role, 'ReadPipelineSecrets');
         // GetSecretValue is the only Secrets Manager call of the functions (lambdas/shared/secrets.ts).
         expect(actionsOf(read)).toEqual(['secretsmanager:GetSecretValue']);
         const expected = PIPELINE_STEPS[step].salesforce ? [postgres, salesforce] : [postgres];
@@ -306,9 +317,9 @@ describe('PipelineStack', () => {
       const workgroup = Match.objectLike({
         'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp(':workgroup/primary$')])],
       });
-      const load = statement(template, stack, stack.functions.loadAthena.role, 'ReadQueryExecutions');
+      const load = statement(template, stack, stack.stepFunction('loadAthena').role, 'ReadQueryExecutions');
       expect(actionsOf(load).sort()).toEqual(['athena:GetQueryExecution', 'athena:GetQueryResults']);
-      const results = statement(template, stack, stack.functions.loadAthena.role, 'ReadQueryResults');
+      const results = statement(template, stack, stack.stepFunction('loadAthena').role, 'ReadQueryResults');
       expect(actionsOf(results)).toEqual(['s3:GetObject']);
       expect(JSON.stringify(results.Resource)).toContain(':s3:::roundtrip-athena-results/lead-scoring/*');
 
@@ -331,7 +342,7 @@ describe('PipelineStack', () => {
       expect(JSON.stringify(glue.Resource)).toContain(':table/marketing/*');
       // Only the steps that need Athena have it.
       for (const step of STEP_KEYS.filter((s) => s !== 'loadAthena')) {
-        const actions = roleStatements(template, roleId(stack, stack.functions[step].role)).flatMap(
+        const actions = roleStatements(template, roleId(stack, stack.stepFunction(step).role)).flatMap(
           actionsOf,
         );
         expect(actions.filter((a) => a.startsWith('athena:') || a.startsWith('s3:'))).toEqual([]);
@@ -345,7 +356,7 @@ describe('PipelineStack', () => {
       const targets = invoke.flatMap(resourcesOf).map((r) => JSON.stringify(r));
       // Each step function and its versions (`arn:*`, as CDK grants an invoke), and nothing else.
       const expected = STEP_KEYS.flatMap((step) => {
-        const arn = { 'Fn::GetAtt': [logicalId(stack, stack.functions[step].function), 'Arn'] };
+        const arn = { 'Fn::GetAtt': [logicalId(stack, stack.stepFunction(step).function), 'Arn'] };
         return [JSON.stringify(arn), JSON.stringify({ 'Fn::Join': ['', [arn, ':*']] })];
       });
       expect([...targets].sort()).toEqual([...expected].sort());
@@ -573,7 +584,7 @@ describe('PipelineStack', () => {
       template.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
       template.resourceCountIs('AWS::EC2::SecurityGroupEgress', 0);
       for (const step of STEP_KEYS) {
-        const role = stack.functions[step].role;
+        const role = stack.stepFunction(step).role;
         const create = statement(template, stack, role, 'CreateNetworkInterfacesInConfiguredSubnets');
         const text = JSON.stringify(create.Resource);
         expect(text).toContain(':subnet/subnet-0a1b2c3d4e5f67890');
@@ -621,7 +632,7 @@ describe('PipelineStack', () => {
         const decrypt = statement(
           template,
           stack,
-          stack.functions[step].role,
+          stack.stepFunction(step).role,
           'DecryptSecretsThroughSecretsManager',
         );
         expect(decrypt.Action).toBe('kms:Decrypt');
@@ -631,14 +642,14 @@ describe('PipelineStack', () => {
         expect(JSON.stringify(decrypt.Condition)).toContain('kms:ViaService');
       }
       // A complete secret ARN is granted as is.
-      const read = statement(template, stack, stack.functions.prepare.role, 'ReadPipelineSecrets');
+      const read = statement(template, stack, stack.stepFunction('prepare').role, 'ReadPipelineSecrets');
       expect(resourcesOf(read)).toContain(
         'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt/salesforce-AbCdEf',
       );
       // The proxy's credentials: every function's calls go through the proxy, so each reads them.
       for (const step of STEP_KEYS) {
         expect(
-          resourcesOf(statement(template, stack, stack.functions[step].role, 'ReadPipelineSecrets')),
+          resourcesOf(statement(template, stack, stack.stepFunction(step).role, 'ReadPipelineSecrets')),
         ).toContain('arn:aws:secretsmanager:eu-west-1:123456789012:secret:rt/proxy-GhIjKl');
       }
     });
@@ -759,7 +770,7 @@ describe('PipelineStack', () => {
           roleArn: 'arn:aws:iam::210987654321:role/lake-reader',
         },
       });
-      for (const role of [stack.stateMachine.role, stack.functions.loadAthena.role]) {
+      for (const role of [stack.stateMachine.role, stack.stepFunction('loadAthena').role]) {
         const assume = statement(template, stack, role, 'AssumeCrossAccountAthenaRole');
         expect(assume.Resource).toBe('arn:aws:iam::210987654321:role/lake-reader');
         const actions = roleStatements(template, roleId(stack, role)).flatMap(actionsOf);
@@ -887,7 +898,7 @@ describe('PipelineStack', () => {
           outputLocation: 's3://etl-results/roundtrip/',
         },
       });
-      const load = stack.functions.loadAthena.role;
+      const load = stack.stepFunction('loadAthena').role;
       expect(actionsOf(statement(template, stack, load, 'ReadQueryExecutions'))).toContain(
         'athena:GetQueryResults',
       );
@@ -912,7 +923,7 @@ describe('PipelineStack', () => {
         },
       });
       const sm = stack.stateMachine.role;
-      const load = stack.functions.loadAthena.role;
+      const load = stack.stepFunction('loadAthena').role;
       const resources = (role: typeof sm, sid: string): string =>
         JSON.stringify(statement(template, stack, role, sid).Resource);
       // `etl-results/roundtrip*` would also be `etl-results/roundtrip-of-another-team/…`.
@@ -954,12 +965,17 @@ describe('PipelineStack', () => {
       const encrypt = statement(template, stack, stack.stateMachine.role, 'EncryptQueryResults');
       expect(encrypt).toMatchObject({ Resource: key, Condition: throughS3 });
       expect([...actionsOf(encrypt)].sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
-      const decrypt = statement(template, stack, stack.functions.loadAthena.role, 'DecryptQueryResults');
+      const decrypt = statement(
+        template,
+        stack,
+        stack.stepFunction('loadAthena').role,
+        'DecryptQueryResults',
+      );
       expect(decrypt).toMatchObject({ Action: 'kms:Decrypt', Resource: key, Condition: throughS3 });
 
       // Without the key: no KMS permission for the results.
       const plain = synthPipeline({ ...base, athena: existing });
-      const kmsActions = [plain.stack.stateMachine.role, plain.stack.functions.loadAthena.role].flatMap(
+      const kmsActions = [plain.stack.stateMachine.role, plain.stack.stepFunction('loadAthena').role].flatMap(
         (role) =>
           roleStatements(plain.template, roleId(plain.stack, role))
             .filter((st) => st.Sid === 'EncryptQueryResults' || st.Sid === 'DecryptQueryResults')
@@ -988,6 +1004,71 @@ describe('PipelineStack', () => {
       const used = new Set<StepKey>(stack.taskStates.values() as Iterable<StepKey>);
       expect([...used].sort()).toEqual(['prepare', 'report', 'transform']);
     });
+
+    // Configs the schema accepts (fullConfig parses them), each without some source or target.
+    const salesforceExtract = {
+      from: 'salesforce',
+      object: 'Lead',
+      fields: ['Id', 'Email', 'SystemModstamp', 'IsDeleted'],
+      table: 'sf_lead',
+    };
+    const athenaExtract = { from: 'athena', query: 'SELECT email FROM customers', table: 'athena_customers' };
+    const salesforceSteps = ['extractSalesforce', 'checkSalesforceExtract'] as const;
+    const writebackSteps = ['planWriteback', 'pushWriteback', 'collectWriteback'] as const;
+    it.each<[string, Record<string, unknown>, readonly StepKey[]]>([
+      ['every step', {}, STEP_KEYS],
+      [
+        'no Athena',
+        { athena: undefined, extract: [salesforceExtract] },
+        STEP_KEYS.filter((s) => s !== 'loadAthena'),
+      ],
+      [
+        'no Salesforce extract',
+        { extract: [athenaExtract] },
+        STEP_KEYS.filter((s) => !(salesforceSteps as readonly StepKey[]).includes(s)),
+      ],
+      [
+        'no write-back',
+        { writeback: [] },
+        STEP_KEYS.filter((s) => !(writebackSteps as readonly StepKey[]).includes(s)),
+      ],
+      [
+        'no Salesforce at all',
+        { salesforce: undefined, extract: [athenaExtract], writeback: [] },
+        ['prepare', 'loadAthena', 'transform', 'report'],
+      ],
+      [
+        'no transform',
+        { transform: [], writeback: [] },
+        ['prepare', ...salesforceSteps, 'loadAthena', 'report'],
+      ],
+    ])(
+      'deploys a function for each step its state machine invokes and none other, so that only those may read the secrets (%s)',
+      (_, overrides, expected) => {
+        const { stack, template } = synthPipeline(fullConfig(overrides)); // cdk-nag passes
+        const invoked = new Set<TaskBinding>(stack.taskStates.values());
+        expect(STEP_KEYS.filter((s) => invoked.has(s))).toEqual(expected);
+        expect(stack.steps).toEqual(expected);
+        const names = Object.values(template.findResources('AWS::Lambda::Function')).map(
+          (fn) => (fn.Properties as { FunctionName: string }).FunctionName,
+        );
+        expect(names.sort()).toEqual(expected.map((s) => functionName('full', s)).sort());
+        // The roles that may read a secret: the deployed functions', each once.
+        const readers = Object.values(template.findResources('AWS::IAM::Policy'))
+          .filter((p) =>
+            (p.Properties as { PolicyDocument: { Statement: Statement[] } }).PolicyDocument.Statement.some(
+              (st) => actionsOf(st).includes('secretsmanager:GetSecretValue'),
+            ),
+          )
+          .flatMap((p) => (p.Properties as { Roles: { Ref: string }[] }).Roles.map((r) => r.Ref));
+        expect(readers.sort()).toEqual(expected.map((s) => roleId(stack, stack.stepFunction(s).role)).sort());
+        for (const step of STEP_KEYS.filter((s) => !expected.includes(s))) {
+          expect(() => stack.stepFunction(step)).toThrow(
+            `Stack roundtrip-full has no function for step ${step}: its state machine does not invoke it (the config has no use for it)`,
+          );
+        }
+      },
+    );
   });
 
   it('fails synth when cdk-nag finds something (the check is real)', () => {
