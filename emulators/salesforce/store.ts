@@ -24,7 +24,7 @@ import type { CompiledQuery } from './soql/evaluate';
 import { SoqlError } from './soql/errors';
 import { positioned } from './soql/lexer';
 import { parseSoql } from './soql/parser';
-import { coerceFieldValue, formatDatetime, type SfDecimal } from './values';
+import { coerceFieldValue, formatDatetime, toWholeSecond, type SfDecimal } from './values';
 
 export { SoqlError } from './soql/errors';
 export type { SoqlErrorCode } from './soql/errors';
@@ -961,7 +961,7 @@ export class SalesforceStore {
       }
       if (coerced.value === null && !field.nillable && op === 'update') nulledRequired.push(field.name);
       if (coerced.value === null && op === 'create' && table.defaults.has(field.name)) continue; // default applies
-      changes.set(field.name, coerced.value);
+      changes.set(field.name, field.type === 'datetime' ? toWholeSecond(coerced.value) : coerced.value);
     }
     const missing =
       op === 'create'

@@ -57,6 +57,16 @@ export function formatDatetime(instant: Date | number): string {
   );
 }
 
+/**
+ * A datetime a client writes, as a record keeps it: to the second, its milliseconds dropped.
+ * "Regular dateTime fields are full timestamps with a precision of one second" (Object Reference,
+ * "Primitive Data Types"); the milliseconds sent are lost (a query reads `.000`). The emulator's
+ * own timestamps (`SystemModstamp`, `CreatedDate`) and seeded values keep theirs.
+ */
+export function toWholeSecond(value: SfValue): SfValue {
+  return typeof value === 'string' ? value.replace(/\.\d{3}\+0000$/, '.000+0000') : value;
+}
+
 /** Formats an instant's UTC calendar date as `yyyy-MM-dd`. */
 export function formatDate(instant: Date | number): string {
   const d = typeof instant === 'number' ? new Date(instant) : instant;

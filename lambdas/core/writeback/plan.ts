@@ -204,6 +204,14 @@ const NOT_DECIMAL_CHAR_RE = '[^0-9.eE+[:space:]-]';
  */
 const DATETIME_RE = String.raw`^\s*\d{4,}-\d{2}-\d{2}([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2}(:?\d{2})?)?)?)?\s*$`;
 /**
+ * A datetime as the plan sends it: UTC, to the second, its milliseconds dropped (to_char's `SS`
+ * truncates). "Regular dateTime fields are full timestamps with a precision of one second" (Object
+ * Reference, "Primitive Data Types"): Salesforce loses the milliseconds it is sent, so a value sent
+ * with them would differ from the extracted copy on every run, and be sent for ever; sent
+ * without, what Salesforce keeps is what was sent, and what sync_state records.
+ */
+const DATETIME_FORMAT = `'YYYY-MM-DD"T"HH24:MI:SS".000Z"'`;
+/**
  * Text read as a time of day: hours to 23 (or 1 to 12 with AM/PM), minutes, optionally seconds
  * and a fraction, in UTC (`Z`, `+00:00`) or without an offset. A time field has no zone: the
  * plan would drop any other offset, and PostgreSQL's `24:00:00` is not a time of day.
@@ -749,7 +757,7 @@ function conversionOf(m: Pick<MappedField, 'field' | 'kind'>, c: string, type: S
       if (utc === undefined) return fromText();
       return {
         ...base,
-        value: `CASE WHEN isfinite(${c}) THEN ${bcSign(utc, 'timestamp')} || to_char(${utc}, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') END`,
+        value: `CASE WHEN isfinite(${c}) THEN ${bcSign(utc, 'timestamp')} || to_char(${utc}, ${DATETIME_FORMAT}) END`,
         mayBeInvalid: true,
       };
     }
@@ -857,7 +865,7 @@ export function valueSql(m: Pick<MappedField, 'field' | 'kind'>, s: string): str
     case 'date':
       return `CASE WHEN ${s} ~ ${sqlLiteral(DATETIME_RE)} AND pg_input_is_valid(${s}, 'date') THEN to_char(${s}::date, 'YYYY-MM-DD') END`;
     case 'datetime':
-      return `CASE WHEN ${s} ~ ${sqlLiteral(DATETIME_RE)} AND pg_input_is_valid(${s}, 'timestamptz') THEN to_char(${s}::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') END`;
+      return `CASE WHEN ${s} ~ ${sqlLiteral(DATETIME_RE)} AND pg_input_is_valid(${s}, 'timestamptz') THEN to_char(${s}::timestamptz AT TIME ZONE 'UTC', ${DATETIME_FORMAT}) END`;
     case 'time':
       return `CASE WHEN ${s} ~ ${sqlLiteral(TIME_RE)} AND pg_input_is_valid(${s}, 'time') THEN to_char(${s}::time, 'HH24:MI:SS.MS') || 'Z' END`;
   }

@@ -301,7 +301,7 @@ const EDGES: readonly Edge[] = [
     creates: true,
     stored: {
       Next_Call__c: '4000-12-31',
-      Scored_At__c: '4000-12-31T23:59:59.999+0000',
+      Scored_At__c: '4000-12-31T23:59:59.000+0000', // Salesforce keeps the second: the plan sends no milliseconds
       Call_Time__c: '23:59:59.999Z',
     },
   },

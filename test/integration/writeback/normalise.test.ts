@@ -31,11 +31,12 @@ const COPY: LeadCopy = {
     'NumberOfEmployees',
     'Legacy_Amount__c',
     'Rating',
+    'Scored_At__c',
     'IsDeleted',
   ],
   columns: `"Id" varchar(18) PRIMARY KEY, "LastName" text, "Company" text, "Nickname__c" text,
     "Interests__c" text, "NumberOfEmployees" numeric, "Legacy_Amount__c" numeric, "Rating" text,
-    "IsDeleted" boolean`,
+    "Scored_At__c" timestamptz, "IsDeleted" boolean`,
 };
 
 const leadExtract = {
@@ -147,6 +148,41 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
     const second = await write(task, { extract: true });
     expect(second.plan).toMatchObject({ changed: 0, unchanged: 3, api: 'none' });
     expect(second.writes).toBe(0);
+  });
+
+  it('a datetime with milliseconds is sent at the second Salesforce keeps: a second run compared with the extracted copy writes nothing', async () => {
+    // "Regular dateTime fields are full timestamps with a precision of one second" (Object
+    // Reference, "Primitive Data Types"): a value sent with milliseconds is read back without
+    // them. Records 0–2, from a timestamptz column and from text.
+    for (const [table, columns, minute] of [
+      ['norm_ms_typed', `"Id" text, scored timestamptz`, '00'],
+      ['norm_ms_text', `"Id" text, scored text`, '01'],
+    ] as const) {
+      await source(table, columns, [
+        [ids[0], `2025-06-01T10:${minute}:00.123Z`],
+        [ids[1], `2025-06-01T10:${minute}:05.999+02:00`],
+        [ids[2], `2025-06-01T10:${minute}:07Z`],
+      ]);
+      // Kept to the second: the milliseconds dropped, not rounded.
+      const kept = [`10:${minute}:00`, `08:${minute}:05`, `10:${minute}:07`];
+      const task = update(`ms-${table}`, table, { Scored_At__c: 'scored' });
+      const first = await write(task, { extract: true });
+      expect(first.result).toMatchObject({ succeeded: 3, failed: 0 });
+      expect([0, 1, 2].map((i) => stored(i, 'Scored_At__c'))).toEqual(
+        kept.map((t) => `2025-06-01T${t}.000+0000`),
+      );
+      const second = await write(task, { extract: true });
+      expect(second.plan).toMatchObject({ changed: 0, unchanged: 3, api: 'none' });
+      expect(second.writes).toBe(0);
+      const { rows } = await env.pool.query(
+        `SELECT payload FROM roundtrip.writeback_plan_rows WHERE run_id = $1 ORDER BY key`,
+        [first.runId],
+      );
+      // Sent as Salesforce keeps it, so that sync_state records what it holds.
+      expect(rows.map((r) => r.payload.Scored_At__c).sort()).toEqual(
+        kept.map((t) => `2025-06-01T${t}.000Z`).sort(),
+      );
+    }
   });
 
   it("a number past a double's 15 digits that Salesforce holds as its nearest double is not sent again; a change is, also one a double cannot tell", async () => {

@@ -534,7 +534,7 @@ describe('write-back plan', () => {
           {
             LeadScore__c: -1, // rounded half away from zero
             Next_Call__c: '2025-07-02',
-            Scored_At__c: '2025-07-01T10:00:00.123Z',
+            Scored_At__c: '2025-07-01T10:00:00.000Z', // Salesforce keeps the second
             Call_Time__c: '10:00:00.000Z',
           },
         ],

@@ -204,8 +204,8 @@ describe('write-back plan from typed source columns', () => {
       Scored_At__c: null,
     });
     const local = await planOf(runId, 'typed-local');
-    // A timestamp without a zone is read as UTC; milliseconds are truncated, not rounded.
-    expect(JSON.parse(local[0]?.payload ?? '{}')).toMatchObject({ Scored_At__c: '2025-06-01T10:00:00.123Z' });
+    // A timestamp without a zone is read as UTC; milliseconds are dropped (Salesforce keeps the second), not rounded.
+    expect(JSON.parse(local[0]?.payload ?? '{}')).toMatchObject({ Scored_At__c: '2025-06-01T10:00:00.000Z' });
     expect(env.sf.calls.count({ write: true })).toBe(0);
   });
 
