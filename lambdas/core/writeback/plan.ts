@@ -920,10 +920,17 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mapping: Writebac
       const outside = conv.integer
         ? `(${v} <= -${powerOfTen(intDigits)} OR ${v} >= ${powerOfTen(intDigits)})`
         : `abs(${v}) >= 1e${intDigits}`;
+      // A value that fits until rounded to the field's scale (999.5 in Number(3, 0) is sent as
+      // 1000) says so: its own digits before the point are not too many. Only a rejected row's
+      // message reads the source again.
+      const fits = `format('%s: %s does not fit Number(%s, %s): at most ${intDigits} digits before the decimal point', ${sqlLiteral(name)}, ${shown(s)}, ${f.precision ?? 18}, ${scale})`;
+      const rounded = `format('%s: %s does not fit Number(%s, %s): rounded to the field’s %s decimal places, as it would be sent, it is %s, of more than ${intDigits} digits before the decimal point; round it in the transform to what the field takes, or widen the field in Salesforce', ${sqlLiteral(name)}, ${shown(s)}, ${f.precision ?? 18}, ${scale}, ${scale}, ${v})`;
       const message =
         m.kind === 'int'
           ? `format('%s: %s has more than ${intDigits} digits', ${sqlLiteral(name)}, ${shown(s)})`
-          : `format('%s: %s does not fit Number(%s, %s): at most ${intDigits} digits before the decimal point', ${sqlLiteral(name)}, ${shown(s)}, ${f.precision ?? 18}, ${scale})`;
+          : conv.integer
+            ? fits
+            : `CASE WHEN abs((${s})::numeric) < 1e${intDigits} THEN ${rounded} ELSE ${fits} END`;
       whens.push(`WHEN ${outside} THEN ${valueError('NUMBER_OUTSIDE_VALID_RANGE', message)}`);
       break;
     }

@@ -444,6 +444,48 @@ describe('write-back plan', () => {
     ]);
   });
 
+  it('a number out of range only once rounded to the field’s scale says so: 999.5 fits three digits, the 1000 it would be sent as does not', async () => {
+    await env.pool.query(`CREATE TABLE rounded_source ("Id" text, score text, discount numeric)`);
+    await env.pool.query(
+      `INSERT INTO rounded_source VALUES ($1, '999.5', 1), ($2, '1', 999.995), ($3, '1234', 1), ($4, '1', 1000)`,
+      [ids[0], ids[1], ids[2], ids[3]],
+    );
+    const runId = await env.newRun();
+    const deps = env.deps({
+      writeback: [
+        { ...wide(), from: 'rounded_source', fields: { LeadScore__c: 'score', Discount__c: 'discount' } },
+      ],
+    });
+
+    await planWriteback(deps, { runId, task: 'Lead-update' });
+
+    // LeadScore__c is Number(3, 0), Discount__c Percent(5, 2).
+    expect((await errorsOf(env, runId)).map((e) => [e.key, e.code, e.message])).toEqual(
+      [
+        [
+          ids[0],
+          'NUMBER_OUTSIDE_VALID_RANGE',
+          'LeadScore__c: 999.5 does not fit Number(3, 0): rounded to the field’s 0 decimal places, as it would be sent, it is 1000, of more than 3 digits before the decimal point; round it in the transform to what the field takes, or widen the field in Salesforce (source column score)',
+        ],
+        [
+          ids[1],
+          'NUMBER_OUTSIDE_VALID_RANGE',
+          'Discount__c: 999.995 does not fit Number(5, 2): rounded to the field’s 2 decimal places, as it would be sent, it is 1000.00, of more than 3 digits before the decimal point; round it in the transform to what the field takes, or widen the field in Salesforce (source column discount)',
+        ],
+        [
+          ids[2],
+          'NUMBER_OUTSIDE_VALID_RANGE',
+          'LeadScore__c: 1234 does not fit Number(3, 0): at most 3 digits before the decimal point (source column score)',
+        ],
+        [
+          ids[3],
+          'NUMBER_OUTSIDE_VALID_RANGE',
+          'Discount__c: 1000 does not fit Number(5, 2): at most 3 digits before the decimal point (source column discount)',
+        ],
+      ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    );
+  });
+
   it('refuses numbers, dates and times that PostgreSQL reads but Salesforce does not read as written', async () => {
     await env.pool.query(
       `CREATE TABLE shapes_source ("Id" text, score text, next_call text, scored_at text, call_time text)`,
