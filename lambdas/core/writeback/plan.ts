@@ -998,11 +998,16 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mapping: Writebac
       `WHEN ${v} IS NULL THEN ${rowError('REQUIRED_FIELD_MISSING', name, `format('%s: required field is missing (source column %s is null or blank)', ${sqlLiteral(name)}, ${sqlLiteral(m.column)})`)}`,
     );
   } else if (m.isKey) {
-    whens.push(
-      `WHEN ${v} IS NULL THEN ${rowError('MISSING_KEY', name, `format('%s: the key is missing (source column %s is null or blank)', ${sqlLiteral(name)}, ${sqlLiteral(m.column)})`)}`,
-    );
+    whens.push(`WHEN ${v} IS NULL THEN ${rowError('MISSING_KEY', name, missingKeyMessage(name, m.column))}`);
   }
   return whens.length ? `CASE ${whens.join(' ')} END` : 'NULL::jsonb';
+}
+
+/** The message of a row without a key (`MISSING_KEY`), as a SQL text literal. */
+function missingKeyMessage(field: string, column: string): string {
+  return sqlLiteral(
+    `${field}: the key is missing (source column ${column} is null or blank): a row without a key names no record, so it is not sent; give every row its key in the transform, or leave out the rows that have none`,
+  );
 }
 
 /** `jsonb_build_object('F1', v1, …)`, split into calls of at most 40 pairs. */
@@ -1992,13 +1997,15 @@ async function insertKeyErrors(
   const keySql = `(src.${quoteIdent(task.keyColumn)})::text`;
   const identity = keyIdentity(args.mapping, keySql);
   const missing = `k IS NULL OR btrim(k) = ''`;
+  // Named as every other rejection names a field: the Salesforce field (`Id` for update).
+  const keyField = args.mapping.keyField ?? 'Id';
   await client.query(
     `INSERT INTO roundtrip.writeback_errors (run_id, task, key, salesforce_id, stage, code, message, fields, payload)
      SELECT $1, $2, k, ${task.mode === 'update' ? updateKeyIdSql('k') : (knownId?.id ?? 'NULL')}, 'plan', err->>0, err->>2, ARRAY[err->>1], ${sourcePayload}
        FROM (
          SELECT k, CASE WHEN NOT (${missing}) THEN ki END AS repeated_ki, ${raw.map(rawName).join(', ')},
-                CASE WHEN ${missing} THEN ${rowError('MISSING_KEY', task.keyColumn, `format('the key column %s is null or blank', $3::text)`)}
-                     ELSE jsonb_build_array('DUPLICATE_KEY', $3::text, format('key %s appears in more than one source row%s; none of them is sent: make the source hold one row per key', left(k, ${MESSAGE_VALUE_CHARS}), $4::text)) END AS err
+                CASE WHEN ${missing} THEN ${rowError('MISSING_KEY', keyField, missingKeyMessage(keyField, task.keyColumn))}
+                     ELSE jsonb_build_array('DUPLICATE_KEY', ${sqlLiteral(keyField)}, format('key %s appears in more than one source row%s; none of them is sent: make the source hold one row per key', left(k, ${MESSAGE_VALUE_CHARS}), $3::text)) END AS err
            FROM (
              SELECT ${keySql} AS k, ${identity.sql} AS ki, ${raw.map((c) => `src.${quoteIdent(c)} AS ${rawName(c)}`).join(', ')},
                     count(*) OVER (PARTITION BY ${identity.sql}) AS copies
@@ -2007,7 +2014,7 @@ async function insertKeyErrors(
           WHERE ${missing} OR copies > 1
        ) AS bad
        ${task.mode === 'update' || !knownId ? '' : knownId.joins('bad.repeated_ki')}`,
-    [args.runId, args.taskName, task.keyColumn, identity.note],
+    [args.runId, args.taskName, identity.note],
   );
 }
 

@@ -486,6 +486,51 @@ describe('write-back plan', () => {
     );
   });
 
+  it('a row without a key names the key field, its source column and what to do; a repeated key names the key field', async () => {
+    await env.pool.query(
+      `CREATE TABLE keyless_source (record_id text, ext text, last_name text, company text)`,
+    );
+    await env.pool.query(
+      `INSERT INTO keyless_source VALUES (NULL, NULL, 'A', 'C'), ('  ', '  ', 'B', 'C'), ($1, 'k1', 'C', 'C'), ($1, 'k1', 'D', 'C')`,
+      [ids[0]],
+    );
+    const update = {
+      ...wide(),
+      name: 'keyless-update',
+      from: 'keyless_source',
+      keyColumn: 'record_id',
+      fields: { LastName: 'last_name' },
+    };
+    const upsert: WritebackTaskInput = {
+      to: 'salesforce',
+      name: 'keyless-upsert',
+      object: 'Lead',
+      from: 'keyless_source',
+      mode: 'upsert',
+      key: 'External_Id__c',
+      keyColumn: 'ext',
+      fields: { LastName: 'last_name', Company: 'company' },
+    };
+    const deps = env.deps({ writeback: [update, upsert] });
+    for (const [task, field, column] of [
+      ['keyless-update', 'Id', 'record_id'],
+      ['keyless-upsert', 'External_Id__c', 'ext'],
+    ]) {
+      const runId = await env.newRun();
+      await planWriteback(deps, { runId, task: task as string });
+      const errors = await errorsOf(env, runId);
+      // The key field, as every other code names a field (not the source column).
+      expect(errors.map((e) => e.fields)).toEqual(errors.map(() => [field]));
+      for (const e of errors.filter((x) => x.code === 'MISSING_KEY')) {
+        expect(e.message).toBe(
+          `${field as string}: the key is missing (source column ${column as string} is null or blank): a row without a key names no record, so it is not sent; give every row its key in the transform, or leave out the rows that have none`,
+        );
+      }
+      expect(errors.filter((e) => e.code === 'MISSING_KEY')).toHaveLength(2);
+      expect(errors.filter((e) => e.code === 'DUPLICATE_KEY')).toHaveLength(2);
+    }
+  });
+
   it('refuses numbers, dates and times that PostgreSQL reads but Salesforce does not read as written', async () => {
     await env.pool.query(
       `CREATE TABLE shapes_source ("Id" text, score text, next_call text, scored_at text, call_time text)`,
