@@ -293,6 +293,9 @@ function coerceText(field: FieldDescribe, raw: unknown): CoercedValue {
   if (field.type !== 'base64') text = salesforceTrim(text);
   if (field.type === 'multipicklist') text = canonicalMultipicklist(field, text);
   else if (field.type === 'picklist') text = listedCase(field, text);
+  // "Addresses are stored as lower case in Salesforce" (Help article 000384328, "Salesforce Email
+  // Address Format Technical Standards Validation").
+  else if (field.type === 'email') text = text.toLowerCase();
   // String.length counts UTF-16 code units, as Salesforce (Java) does: an emoji counts 2
   // (Help article 005166849).
   if (field.length > 0 && text.length > field.length) {

@@ -844,9 +844,12 @@ export function valueSql(m: Pick<MappedField, 'field' | 'kind'>, s: string): str
   const f = m.field;
   switch (m.kind) {
     case 'string':
-    case 'email':
       // Salesforce stores text trimmed, and an empty string as null.
       return `nullif(btrim(${s}, ${SALESFORCE_TRIM_CHARS}), '')`;
+    case 'email':
+      // And an email address in lower case: "Addresses are stored as lower case in Salesforce"
+      // (Help article 000384328). Sent so, it is what the copy reads back and sync_state records.
+      return `lower(nullif(btrim(${s}, ${SALESFORCE_TRIM_CHARS}), ''))`;
     case 'picklist':
       return picklistCaseSql(f, `nullif(btrim(${s}, ${SALESFORCE_TRIM_CHARS}), '')`);
     case 'multipicklist':
@@ -1929,7 +1932,8 @@ export function keyIdentity(mapping: WritebackMapping, k: string): { sql: string
   if (field && TEXT_KEY_TYPES.has(field.type)) {
     // Stored trimmed, as any text: ` k1 ` names the record holding `k1`.
     const trimmed = `btrim(${k}, ${SALESFORCE_TRIM_CHARS})`;
-    return field.caseSensitive !== true
+    // An email address is stored in lower case (valueSql), whatever the describe's caseSensitive.
+    return field.caseSensitive !== true || field.type === 'email'
       ? {
           sql: `lower(${trimmed})`,
           note: ` (${field.name} is matched by Salesforce ignoring case and surrounding whitespace)`,

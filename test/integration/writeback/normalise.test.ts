@@ -32,11 +32,12 @@ const COPY: LeadCopy = {
     'Legacy_Amount__c',
     'Rating',
     'Scored_At__c',
+    'Email',
     'IsDeleted',
   ],
   columns: `"Id" varchar(18) PRIMARY KEY, "LastName" text, "Company" text, "Nickname__c" text,
     "Interests__c" text, "NumberOfEmployees" numeric, "Legacy_Amount__c" numeric, "Rating" text,
-    "Scored_At__c" timestamptz, "IsDeleted" boolean`,
+    "Scored_At__c" timestamptz, "Email" text, "IsDeleted" boolean`,
 };
 
 const leadExtract = {
@@ -183,6 +184,37 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
         kept.map((t) => `2025-06-01T${t}.000Z`).sort(),
       );
     }
+  });
+
+  it('an email address is sent in lower case, as Salesforce stores it: a second run compared with the extracted copy writes nothing', async () => {
+    // "Addresses are stored as lower case in Salesforce" (Help article 000384328, "Salesforce
+    // Email Address Format Technical Standards Validation"). Records 3–5.
+    await source('norm_email', `"Id" text, email text`, [
+      [ids[3], ' Kim.Lee@Example.COM '],
+      [ids[4], 'lou@example.com'],
+      [ids[5], 'Mixed.Case+Tag@EXAMPLE.org'],
+    ]);
+    const task = update('email', 'norm_email', { Email: 'email' });
+    const first = await write(task, { extract: true });
+    expect(first.result).toMatchObject({ succeeded: 3, failed: 0 });
+    expect([3, 4, 5].map((i) => stored(i, 'Email'))).toEqual([
+      'kim.lee@example.com',
+      'lou@example.com',
+      'mixed.case+tag@example.org',
+    ]);
+    const second = await write(task, { extract: true });
+    expect(second.plan).toMatchObject({ changed: 0, unchanged: 3, api: 'none' });
+    expect(second.writes).toBe(0);
+    const { rows } = await env.pool.query(
+      `SELECT payload FROM roundtrip.writeback_plan_rows WHERE run_id = $1 ORDER BY key`,
+      [first.runId],
+    );
+    // Sent as stored, so that sync_state records what Salesforce holds.
+    expect(rows.map((r) => r.payload.Email)).toEqual([
+      'kim.lee@example.com',
+      'lou@example.com',
+      'mixed.case+tag@example.org',
+    ]);
   });
 
   it("a number past a double's 15 digits that Salesforce holds as its nearest double is not sent again; a change is, also one a double cannot tell", async () => {
