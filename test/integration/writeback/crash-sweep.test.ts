@@ -109,19 +109,20 @@ const HAND_ON = process.env.CRASH_SWEEP_HAND_ON === '1';
  * case (Prepare and Report too) crashes at every {@link DEFAULT_STRIDE}th point of the three kinds
  * with most points, a statement before which the Lambda dies and a statement that fails (once, or
  * for good), each case starting at another point (its index), so that the cases between them cover
- * every residue, and at every point of the other kinds; a large case (hundreds of records: a
+ * six residues of every eight, and at every point of the other kinds; a large case (hundreds of records: a
  * scenario takes a second or more) at every point of the kinds new to it (`everyPointOf`) only:
  * the `endedFirst` and `endedOpen` cases at every {@link ENDED_RUN_STRIDE}th point of those kinds
- * and every other point of the Salesforce calls and of the deaths after a commit
- * ({@link ENDED_RUN_HALF_STRIDE}: the two of them with a Bulk job of the same kind, whose indexes
- * differ by one, cover both residues); the small write-back cases' failing statements alternate
+ * and every third point of the Salesforce calls and of the deaths after a commit
+ * ({@link ENDED_RUN_HALF_STRIDE}: the three `endedFirst` cases, whose indexes follow each other,
+ * cover the three residues); the small write-back cases' failing statements alternate
  * between their two kinds ({@link ALTERNATING_KINDS}). About 670 scenarios (780 before the
  * twenty-second session made the ended cases' strides longer, to keep `npm test` under ten minutes
- * on a slower machine), fewer since the twenty-third's alternation. Prepare and Report run before the large cases, whose scenarios leave the
- * org with hundreds of thousands of records that Prepare's forecast would count (32 s instead of 1).
+ * on a slower machine), fewer since the twenty-third's alternation, and about 520 since the
+ * twenty-sixth's longer strides (every eighth, and every third of the ended cases' halved kinds).
+ * Prepare and Report run before the large cases, whose scenarios leave the org with hundreds of thousands of records that Prepare's forecast would count (32 s instead of 1).
  */
 const FULL = process.env.CRASH_SWEEP_FULL === '1';
-const DEFAULT_STRIDE = 6;
+const DEFAULT_STRIDE = 8;
 /**
  * The stride of the cases whose first run ends before the sweep starts (`endedFirst`,
  * `endedOpen`): their runs go through twice the points of a small case's, most of them the same
@@ -132,9 +133,11 @@ const ENDED_RUN_STRIDE = 24;
 /**
  * The stride of those cases' Salesforce calls (a call failing before it reaches Salesforce, or
  * applied with its answer lost) and deaths after a commit: half of them are the same Bulk job's
- * polls and results, and the same push's and collect's commits, as a small case's.
+ * polls and results, and the same push's and collect's commits, as a small case's. Every third
+ * (twenty-sixth session, every other before, to keep `npm test` inside its ten minutes): the three
+ * `endedFirst` cases, whose indexes follow each other, cover the three residues between them.
  */
-const ENDED_RUN_HALF_STRIDE = 2;
+const ENDED_RUN_HALF_STRIDE = 3;
 const SAMPLED_KINDS: ReadonlySet<CrashKind> = new Set<CrashKind>([
   'pg-dies-before',
   'pg-fails',
@@ -194,8 +197,9 @@ interface Case {
  * The two kinds of a statement that fails, which a small write-back case samples in turn
  * (twenty-third session, to keep `npm test` inside its time): `pg-fails` at every
  * 2 × {@link DEFAULT_STRIDE}th statement from the case's offset, `pg-fails-run-ends` at those
- * {@link DEFAULT_STRIDE} after them, so that between the six small cases each statement fails in
- * one of the two ways (each way at every sixth before; both at every point with `CRASH_SWEEP_FULL=1`).
+ * {@link DEFAULT_STRIDE} after them, so that between the six small cases six statements of every
+ * eight fail in one of the two ways (each way at every sixth before the twenty-third session; both
+ * at every point with `CRASH_SWEEP_FULL=1`).
  */
 const ALTERNATING_KINDS: Partial<Record<CrashKind, number>> = { 'pg-fails': 0, 'pg-fails-run-ends': 1 };
 
