@@ -48,7 +48,6 @@ import {
   pgColumnForSalesforceField,
   lockForRefresh,
   swapInTable,
-  readWatermark,
   withClient,
   withTransaction,
   type PgColumn,
@@ -79,8 +78,7 @@ import {
   recordExtractCount,
   reconcileMissingRows,
   recordTaskResult,
-  tableColumns,
-  tableEmptiedSinceLoaded,
+  readExtractTableState,
   tableHasRows,
 } from './run-state';
 import { addRunApiCalls } from './writeback/state';
@@ -459,12 +457,11 @@ async function startExtract(
   );
 
   const { watermark, existing, emptied, checkpoint, counted } = await withClient(deps.pg, async (client) => {
-    const mark = await readWatermark(client, task.name);
-    const columns = await tableColumns(client, schema, table);
+    const state = await readExtractTableState(client, task.name, schema, table);
     return {
-      watermark: mark,
-      existing: columns,
-      emptied: await tableEmptiedSinceLoaded(client, { schema, table, columns, watermark: mark }),
+      watermark: state.watermark,
+      existing: state.columns,
+      emptied: state.emptied,
       checkpoint: await readExtractJob(client, input.runId, task.name),
       counted: await readExtractCount(client, input.runId, task.name),
     };

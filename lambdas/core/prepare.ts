@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import type { PipelineConfig, SalesforceExtractTask } from '../config';
 import { suggestion } from '../config/issues';
 import type { PoolClient } from 'pg';
-import { checkConnection, migrate, readWatermark, withClient, withTransaction } from '../connectors/postgres';
+import { checkConnection, migrate, withClient, withTransaction } from '../connectors/postgres';
 import type { SalesforceLimits } from '../connectors/salesforce';
 import { DEFAULT_BULK_RESULT_PAGE_RECORDS } from '../connectors/salesforce/constants';
 import { TerminalError } from '../shared/errors';
@@ -47,8 +47,7 @@ import {
   otherRunningRuns,
   recordExtractCount,
   recordRun,
-  tableColumns,
-  tableEmptiedSinceLoaded,
+  readExtractTableState,
   taskNameConflictMessage,
   type RecordedRun,
 } from './run-state';
@@ -398,15 +397,9 @@ export async function prepare(
   ): Promise<ExtractForecast> {
     const sf = await salesforceOf(d, 'Prepare');
     const { schema, table } = splitTableName(task.table, config.postgres.schema);
-    const { watermark, columns, emptied } = await withClient(d.pg, async (client) => {
-      const mark = await readWatermark(client, task.name);
-      const existing = await tableColumns(client, schema, table);
-      return {
-        watermark: mark,
-        columns: existing,
-        emptied: await tableEmptiedSinceLoaded(client, { schema, table, columns: existing, watermark: mark }),
-      };
-    });
+    const { watermark, columns, emptied } = await withClient(d.pg, (client) =>
+      readExtractTableState(client, task.name, schema, table),
+    );
     // As the extract decides, approximately (the describe's spelling is not known here).
     const lower = new Set([...(columns ?? [])].map((c) => c.toLowerCase()));
     const newColumns = columns === undefined || task.fields.some((f) => !lower.has(f.toLowerCase()));

@@ -7,7 +7,7 @@
  * the step's transaction.
  */
 import type { ClientBase } from 'pg';
-import { quoteIdent, quoteQualified, type ExtractWatermark } from '../connectors/postgres';
+import { quoteIdent, quoteQualified, readWatermark, type ExtractWatermark } from '../connectors/postgres';
 import { TerminalError } from '../shared/errors';
 import type { PipelineConfig } from '../config';
 import { splitTableName, type RunProcess, type RunProcesses } from './deps';
@@ -281,10 +281,7 @@ export async function extractTableProblems(
     }
     // An empty table holds nothing to lose; one the pipeline loaded through the task before the
     // claims were kept is its own.
-    const { rows: filled } = await client.query<{ any: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM ${quoteQualified(claim.schema, claim.table)}) AS any`,
-    );
-    if (!filled[0]?.any) continue;
+    if (!(await tableHasRows(client, claim.schema, claim.table))) continue;
     const { rows: loaded } = await client.query<{ loaded: boolean }>(
       `SELECT ${
         has.state
@@ -781,25 +778,33 @@ export async function reconcileMissingRows(
   return rowCount ?? 0;
 }
 
-/**
- * Whether an extract's table exists and is empty although the task's reads loaded rows (its
- * watermark's `rowsTotal`): emptied by hand since (`TRUNCATE`, `DELETE`), to load it again. An
- * incremental read would only put back the rows changed since the watermark, and the table would
- * stay without the others for good: its next read is full, as for a table dropped. One cheap
- * statement (`EXISTS`), only for a table that exists and a task that loaded rows.
- */
-export async function tableEmptiedSinceLoaded(
+/** What a Salesforce extract's read is decided by, as Prepare's forecast and the extract read it. */
+export interface ExtractTableState {
+  readonly watermark: ExtractWatermark | undefined;
+  /** The table's columns ({@link tableColumns}): undefined when it does not exist. */
+  readonly columns: ReadonlySet<string> | undefined;
+  /**
+   * The table exists and is empty although the task's reads loaded rows (its watermark's
+   * `rowsTotal`): emptied by hand since (`TRUNCATE`, `DELETE`), to load it again. An incremental
+   * read would only put back the rows changed since the watermark, and the table would stay
+   * without the others for good: its next read is full, as for a table dropped. One cheap
+   * statement (`EXISTS`), only for a table that exists and a task that loaded rows.
+   */
+  readonly emptied: boolean;
+}
+
+/** A Salesforce extract task's watermark and table ({@link ExtractTableState}). */
+export async function readExtractTableState(
   client: ClientBase,
-  options: {
-    schema: string;
-    table: string;
-    /** The table's columns ({@link tableColumns}): undefined when it does not exist. */
-    columns: ReadonlySet<string> | undefined;
-    watermark: Pick<ExtractWatermark, 'rowsTotal'> | undefined;
-  },
-): Promise<boolean> {
-  if (options.columns === undefined || (options.watermark?.rowsTotal ?? 0) === 0) return false;
-  return !(await tableHasRows(client, options.schema, options.table));
+  task: string,
+  schema: string,
+  table: string,
+): Promise<ExtractTableState> {
+  const watermark = await readWatermark(client, task);
+  const columns = await tableColumns(client, schema, table);
+  const emptied =
+    columns !== undefined && (watermark?.rowsTotal ?? 0) > 0 && !(await tableHasRows(client, schema, table));
+  return { watermark, columns, emptied };
 }
 
 /** Whether a table holds any row. */
