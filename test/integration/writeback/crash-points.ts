@@ -41,7 +41,14 @@ export type CrashKind =
   | 'pg-fails-run-ends'
   /** The Nth Salesforce call fails before it reaches Salesforce. */
   | 'sf-fails-before'
-  /** The Nth Salesforce call is applied by Salesforce and its answer lost. */
+  /**
+   * The Nth Salesforce call that writes (a REST write, a Bulk job's creation, upload, close or
+   * abort) is applied by Salesforce and its answer lost. A read's answer lost is not a point of its
+   * own: the read changed nothing, so the step sees what it sees when the read fails before
+   * reaching Salesforce (`sf-fails-before`, at every call); that the lost answer of a call still
+   * counts in the org's API use is gone through by the writes'. (Every call before the
+   * twenty-seventh session: a tenth of the sweep's scenarios were reads' answers lost.)
+   */
   | 'sf-answer-lost'
   /** The Nth step invocation does all its work, and the Lambda dies before its output is returned. */
   | 'step-output-lost';
@@ -84,6 +91,8 @@ export interface PointCounts {
   outside: number;
   commits: number;
   calls: number;
+  /** Of `calls`, those that write (the points of `sf-answer-lost`). */
+  writeCalls: number;
   invocations: number;
 }
 
@@ -130,7 +139,14 @@ export class CrashInjector {
   private diedNow = false;
   /** Whether a statement of the current invocation failed for good (`pg-fails-run-ends`). */
   private failsForGood = false;
-  readonly counts: PointCounts = { statements: 0, outside: 0, commits: 0, calls: 0, invocations: 0 };
+  readonly counts: PointCounts = {
+    statements: 0,
+    outside: 0,
+    commits: 0,
+    calls: 0,
+    writeCalls: 0,
+    invocations: 0,
+  };
   /** Salesforce calls that write (REST writes, Bulk job calls and uploads), armed or not. */
   writes = 0;
 
@@ -253,10 +269,16 @@ export class CrashInjector {
    * A Salesforce call about to be made with `send`; `sendLosingAnswer` makes it so that Salesforce
    * applies it and its answer is lost (it throws what the caller would then see).
    */
-  async call<T>(what: string, send: () => Promise<T>, sendLosingAnswer: () => Promise<never>): Promise<T> {
+  async call<T>(
+    what: string,
+    writes: boolean,
+    send: () => Promise<T>,
+    sendLosingAnswer: () => Promise<never>,
+  ): Promise<T> {
     if (this.dead) throw this.crashError(`Salesforce call ${what}`);
     if (!this.armed || this.fired) return send();
     this.counts.calls += 1;
+    if (writes) this.counts.writeCalls += 1;
     const n = this.counts.calls;
     if (this.hits('sf-fails-before', n)) {
       this.fire(`Salesforce call ${n} failed before reaching Salesforce: ${what}`, false);
@@ -264,7 +286,7 @@ export class CrashInjector {
         `${what}: the connection failed before the request reached Salesforce (simulated)`,
       );
     }
-    if (this.hits('sf-answer-lost', n)) {
+    if (writes && this.hits('sf-answer-lost', this.counts.writeCalls)) {
       this.fire(`Salesforce call ${n} applied, its answer lost: ${what}`, false);
       return sendLosingAnswer();
     }
@@ -324,6 +346,7 @@ export class CrashInjector {
           const restWrite = method !== 'GET' && !path.startsWith('/jobs/');
           return this.call(
             `${method} ${path.split('?')[0]} (${operation})`,
+            method !== 'GET',
             () =>
               restWrite
                 ? oneRestWriteAtATime(() => sf.request<T>(operation, method, path, body))
@@ -352,6 +375,7 @@ export class CrashInjector {
         value: (objectName: string) =>
           this.call(
             `describe ${objectName}`,
+            false,
             () => sf.describe(objectName),
             async () => {
               await sf.describe(objectName);
@@ -364,6 +388,7 @@ export class CrashInjector {
         value: () =>
           this.call(
             'GET /limits',
+            false,
             () => sf.limits(),
             async () => {
               await sf.limits();
@@ -375,6 +400,7 @@ export class CrashInjector {
         value: (soql: string, options?: { includeDeleted?: boolean }) =>
           this.call(
             `count (${soql})`,
+            false,
             () => sf.count(soql, options),
             async () => {
               await sf.count(soql, options);
@@ -392,6 +418,7 @@ export class CrashInjector {
           this.writes += 1;
           return this.call(
             `PUT ${path} (${operation})`,
+            true,
             () => sf.putStream(operation, path, body as never, headers),
             async () => {
               await sf.putStream(operation, path, body as never, headers);
@@ -404,6 +431,7 @@ export class CrashInjector {
         value: (operation: string, path: string, init: RequestInit) =>
           this.call(
             `${init.method ?? 'GET'} ${path} (${operation})`,
+            (init.method ?? 'GET') !== 'GET',
             () => sf.fetchWithSession(operation, path, init),
             async () => {
               const res = await sf.fetchWithSession(operation, path, init);

@@ -3,7 +3,7 @@
  * update) and each push API (Collections below `bulkThreshold`, Bulk 2.0 from it on), a crash at
  * every point of plan → push → collect, one point a scenario (crash-points.ts): every PostgreSQL
  * statement (the Lambda dying before it, or after a COMMIT it sent; outside a transaction, the
- * statement failing, once or for good), every Salesforce call (failing before it reaches Salesforce, or applied with its answer lost)
+ * statement failing, once or for good), every Salesforce call (failing before it reaches Salesforce; a call that writes applied with its answer lost too)
  * and every step's output (lost after the step did its work). Each scenario is then retried as
  * the state machine would (the same step again with the same input, then the next steps; a run
  * that fails is reported and the next run goes on), and what the product promises is checked:
@@ -442,8 +442,9 @@ function pointsOf(kind: CrashKind, counts: PointCounts): number {
     case 'pg-dies-after-commit':
       return counts.commits;
     case 'sf-fails-before':
-    case 'sf-answer-lost':
       return counts.calls;
+    case 'sf-answer-lost':
+      return counts.writeCalls;
     case 'step-output-lost':
       return counts.invocations;
   }
@@ -459,7 +460,7 @@ describe('write-back crash-point sweep', () => {
       // The sweep makes tens of thousands of calls: more than a Developer Edition's day.
       dailyApiLimit: 10_000_000,
     });
-    await env.pool.query('ANALYZE roundtrip.sync_state'); // see newScenario
+    await analyzeSyncState(); // see newScenario
     for (let i = 0; i < LANES; i += 1) {
       pools.push(createPool({ url: env.db.url }, { ssl: { mode: 'disable' }, max: 2 }));
     }
@@ -469,6 +470,24 @@ describe('write-back crash-point sweep', () => {
     await env?.stop();
   });
 
+  /**
+   * ANALYZEs sync_state, which resets the count of its rows changed since (what makes the plan's own
+   * ANALYZE due), from a sample of 3,000 rows rather than 30,000: the large cases leave it hundreds
+   * of thousands of rows long, and at the default sample these ANALYZEs were a twentieth of the
+   * sweep's PostgreSQL time.
+   */
+  async function analyzeSyncState(): Promise<void> {
+    const client = await env.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SET LOCAL default_statistics_target = 10');
+      await client.query('ANALYZE roundtrip.sync_state');
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+  }
+
   /** A fresh task, source table and set of keys, with the records an update or upsert finds. */
   async function newScenario(c: Case): Promise<Scenario> {
     const { mode } = c;
@@ -477,7 +496,7 @@ describe('write-back crash-point sweep', () => {
     // The plan ANALYZEs sync_state (shared by every scenario's task) when 1,000 changes made its
     // statistics stale: one statement more, in whichever scenario meets it. Kept fresh here, every
     // run of a mode and API goes through the same points, and the sweep can count them exactly.
-    if (n % 20 === 0 || c.records > 100) await env.pool.query('ANALYZE roundtrip.sync_state');
+    if (n % 20 === 0 || c.records > 100) await analyzeSyncState();
     const prefix = `sw${n}-`;
     const rows: SourceRow[] = Array.from({ length: c.records }, (_, i) => ({
       key: `${prefix}${i}`,
@@ -1551,13 +1570,17 @@ describe('write-back crash-point sweep', () => {
         expect(points['pg-dies-before']).toBeGreaterThan(40);
         expect(points['pg-dies-after-commit']).toBeGreaterThan(3);
         expect(points['pg-fails']).toBeGreaterThan(15);
-        expect(points['sf-answer-lost']).toBeGreaterThan(c.api === 'bulk' ? 8 : 1);
+        // Writes: Bulk, two jobs' creation, upload and close at least; Collections, a call and its
+        // row-lock retry.
+        expect(points['sf-answer-lost']).toBeGreaterThan(c.api === 'bulk' ? 5 : 1);
         expect(points['step-output-lost']).toBeGreaterThan(1);
       } else {
         expect(points['pg-dies-before']).toBeGreaterThan(5);
         expect(points['pg-dies-after-commit']).toBeGreaterThan(0);
         expect(points['step-output-lost']).toBe(1);
-        expect(points['sf-answer-lost']).toBe(c.phase === 'prepare' ? 1 : 0);
+        // Prepare reads the org's limits; Report calls nothing. Neither writes.
+        expect(points['sf-fails-before']).toBe(c.phase === 'prepare' ? 1 : 0);
+        expect(points['sf-answer-lost']).toBe(0);
       }
       console.log(
         `${c.name}: crashed at ${JSON.stringify(counts)} of ${JSON.stringify(points)} points; ${laterRuns} scenarios needed another run; error codes recorded: ${codes.join(', ') || 'none'}`,
