@@ -12,6 +12,13 @@ import type { StreamFault } from './http';
 export interface SalesforceFaults {
   /** Delay, in milliseconds, before the emulator answers any call (logins included). */
   latencyMs?: number;
+  /**
+   * Delay, in milliseconds, before the emulator answers a call that writes (an API call other than
+   * a GET: a REST write, a Bulk job's creation, upload or close), on top of `latencyMs`. Reads and
+   * logins answer at once: a run gets to its push quickly, and its write is out for as long as a
+   * test needs to stop the run there, however loaded the machine.
+   */
+  writeLatencyMs?: number;
   /** The next N API calls (under `/services/data/vNN.N/`) answer 503 `SERVER_UNAVAILABLE`. */
   http503Burst?: number;
   /**
@@ -116,6 +123,7 @@ export class InvalidFaultError extends Error {
 /** Every fault's name, for refusing a misspelt one (set from JSON: the CLI's --faults, the control endpoint). */
 export const FAULT_NAMES: readonly (keyof SalesforceFaults)[] = [
   'latencyMs',
+  'writeLatencyMs',
   'http503Burst',
   'http401Burst',
   'sessionExpiresAfterCalls',
@@ -154,6 +162,7 @@ function checkFaults(faults: SalesforceFaults): void {
     }
   };
   nonNegativeInt('latencyMs', faults.latencyMs);
+  nonNegativeInt('writeLatencyMs', faults.writeLatencyMs);
   nonNegativeInt('http503Burst', faults.http503Burst);
   nonNegativeInt('http401Burst', faults.http401Burst);
   nonNegativeInt('sessionExpiresAfterCalls', faults.sessionExpiresAfterCalls);
@@ -255,6 +264,11 @@ export class FaultController {
   /** @internal */
   latencyMs(): number {
     return this.active.latencyMs ?? 0;
+  }
+
+  /** @internal */
+  writeLatencyMs(): number {
+    return this.active.writeLatencyMs ?? 0;
   }
 
   /** @internal */

@@ -382,7 +382,8 @@ async function handleRequest(
     answerCalls(ctx, method, url, res);
     return;
   }
-  const latency = ctx.faults.latencyMs();
+  const writes = method !== 'GET' && method !== 'HEAD' && pathname.startsWith('/services/data/');
+  const latency = ctx.faults.latencyMs() + (writes ? ctx.faults.writeLatencyMs() : 0);
   if (latency > 0) {
     await delayWhileOpen(latency, res);
     // A client that gave up while the call waited (its time limit) has closed the connection:

@@ -256,8 +256,9 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
 
   it('killed during a keyless Collections push: resolve closes it and records the key, instead of refusing "still running"', async () => {
     await source('keyless_src', 'kl', 3);
-    // Every call waits, so that the run is killed while its call is out.
-    env.sf.faults.set({ latencyMs: 500 });
+    // Its write waits a minute, so that the run is killed while its call is out, however loaded
+    // the machine (every call held 500 ms left a loaded machine's run time to finish first).
+    env.sf.faults.set({ writeLatencyMs: 60_000 });
     const { child, exited } = startRun('Lead-keyless');
     const run = await recordedRun();
     await waitFor(
@@ -349,7 +350,10 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
 
   it('Ctrl-C during a keyless Collections push names the keys to record by hand, and the command', async () => {
     await source('keyless_src', 'cc', 2);
-    env.sf.faults.set({ latencyMs: 500 });
+    // Its write waits 3 s: the Ctrl-C comes while it is out, however loaded the machine (every
+    // call held 500 ms was once not enough), and the command's cleanup, which waits for the steps'
+    // PostgreSQL connections to come back, does not wait out its 15 s grace.
+    env.sf.faults.set({ writeLatencyMs: 3_000 });
     const child = spawn(process.execPath, [BIN, 'run', ...connection, '--tasks', 'Lead-keyless'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -441,7 +445,7 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
 
   it('status --end-run: never a run whose process runs here, forced or not; once it is killed, ends it', async () => {
     await source('keyless_src', 'live', 2);
-    env.sf.faults.set({ latencyMs: 500 });
+    env.sf.faults.set({ writeLatencyMs: 60_000 });
     const { child, exited } = startRun('Lead-keyless');
     const run = await recordedRun();
     for (const force of [[], ['--force']]) {

@@ -44,6 +44,24 @@ describe('Salesforce emulator faults', () => {
     expect((await conn.query('SELECT COUNT() FROM Lead')).totalSize).toBe(20);
   });
 
+  it('holds the calls that write by writeLatencyMs, not reads, and drops a write whose client gave up', async () => {
+    sf.faults.set({ writeLatencyMs: 600_000 });
+    // A read answers at once (held ten minutes, it would outlast the test's time limit).
+    expect((await conn.query('SELECT COUNT() FROM Lead')).totalSize).toBe(20);
+    const before = sf.store.count('Lead');
+    const gaveUp = await caught(
+      fetch(`${sf.instanceUrl}/services/data/v${sf.apiVersion}/sobjects/Lead`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${conn.accessToken ?? ''}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ LastName: 'Held', Company: 'Back' }),
+        signal: AbortSignal.timeout(300),
+      }),
+    );
+    expect(gaveUp.name).toBe('TimeoutError');
+    expect(sf.store.count('Lead')).toBe(before);
+    expect(sf.faults.get()).toEqual({ writeLatencyMs: 600_000 });
+  });
+
   it('answers a burst of 503s: jsforce retries a GET, a POST fails with SERVER_UNAVAILABLE', async () => {
     sf.calls.clear();
     sf.faults.set({ http503Burst: 2 });
