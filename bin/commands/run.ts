@@ -63,6 +63,11 @@ import {
 } from '../local/process';
 import { markRunInterrupted, type RunSummary } from '../local/summary';
 
+/**
+ * How long a stop signal's cleanup lets the steps still going give their PostgreSQL connections
+ * back before closing them (a step that was between statements gives its back at once).
+ */
+const STEP_CONNECTIONS_GRACE_MS = 2_000;
 /** The config file used when `--config` is not given. */
 export const DEFAULT_CONFIG_FILE = 'roundtrip.config.ts';
 
@@ -338,7 +343,14 @@ function runCommand(dryRun: boolean): Command {
         note(`  run ${runId} recorded as failed (interrupted); the next run goes on from what it sent`);
         for (const line of byHand) note(`  ${line}`);
       }
-      await local.close();
+      // A step waiting on a call that does not answer (a hung Salesforce write) keeps its
+      // PostgreSQL connection: closed under it after a moment, rather than the command waiting
+      // out its grace. Its call's outcome is then unknown, as the run's ledger already says.
+      const closed = await local.close({ forceAfterMs: STEP_CONNECTIONS_GRACE_MS });
+      if (closed > 0)
+        note(
+          `  closed ${closed} PostgreSQL connection${closed === 1 ? '' : 's'} a step still held (waiting on a call that had not answered)`,
+        );
     });
     const printProgress = progressPrinter(note, config);
     try {

@@ -7,6 +7,7 @@
  * `athena.roleArn` when the config sets one, as the deployed functions do.
  */
 import { AthenaClient } from '@aws-sdk/client-athena';
+import type { PoolClient } from 'pg';
 import { S3Client } from '@aws-sdk/client-s3';
 import { STSClient } from '@aws-sdk/client-sts';
 import { postgresCredentialsSource, type PipelineConfig } from '../../lambdas/config';
@@ -102,8 +103,13 @@ export interface LocalDeps {
   readonly athenaClient: AthenaClient | undefined;
   /** The Salesforce connector, signing in on first use (the same one the steps get). */
   readonly salesforce: (() => Promise<SalesforceConnector>) | undefined;
-  /** Closes the pool and the clients. */
-  close(): Promise<void>;
+  /**
+   * Closes the pool and the clients. With `forceAfterMs` (a stop signal's cleanup), the PostgreSQL
+   * connections steps still hold that long after (a step waiting on a Salesforce call that hangs)
+   * are closed under them, so that the command ends without waiting for the step; the number so
+   * closed is answered (0 otherwise).
+   */
+  close(options?: { readonly forceAfterMs?: number }): Promise<number>;
 }
 
 /** The Salesforce and Athena connectors of a laptop run, which need no PostgreSQL. */
@@ -245,7 +251,11 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
 
   const services = await buildLocalServices(options);
   const { salesforce, athena } = services;
-  let closing: Promise<void> | undefined;
+  // The connections steps have checked out, for a stop signal's cleanup (close's forceAfterMs).
+  const held = new Set<PoolClient>();
+  pool.on('acquire', (client) => held.add(client));
+  pool.on('release', (_err, client) => held.delete(client));
+  let closing: Promise<number> | undefined;
   const processes = localProcesses();
   const deps: CoreDeps = {
     config,
@@ -264,10 +274,29 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
     athenaClient: services.athenaClient,
     salesforce,
     // Once: a command's signal handler and its own end may both close (pg refuses a second end).
-    close() {
+    close(closeOptions = {}) {
       closing ??= (async () => {
         services.close();
-        await pool.end();
+        // pool.end() waits for every checked-out connection to come back.
+        const ended = pool.end().then(() => 'ended' as const);
+        const { forceAfterMs } = closeOptions;
+        if (forceAfterMs === undefined) {
+          await ended;
+          return 0;
+        }
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => {
+          timer = setTimeout(() => resolve('late'), forceAfterMs);
+        });
+        const first = await Promise.race([ended, late]);
+        clearTimeout(timer);
+        if (first === 'ended') return 0;
+        // Released with an error, a connection is closed and taken out of the pool (pg-pool), which
+        // then ends; the step's own release later finds it gone, in a process about to end.
+        const stuck = [...held];
+        for (const client of stuck) client.release(new Error('closed by the command stopping'));
+        await ended;
+        return stuck.length;
       })();
       return closing;
     },

@@ -2209,9 +2209,10 @@ describe('the roundtrip CLI', () => {
       await new Promise<void>((resolve, reject) => {
         child.stderr.on('data', (chunk: Buffer) => {
           stderr += chunk.toString();
-          // Salesforce slowed down from the plan on, so that the push is still sending when the
-          // signal comes.
-          if (stderr.includes('… Lead-update plan')) env.salesforce.faults.set({ latencyMs: 1500 });
+          // Salesforce's writes held from the plan on (the extract's Bulk query job is created by
+          // a POST), so that the push is still sending when the signal comes, however loaded the
+          // machine: the command's cleanup closes the connection the push holds.
+          if (stderr.includes('… Lead-update plan')) env.salesforce.faults.set({ writeLatencyMs: 60_000 });
           if (stderr.includes('… Lead-update push')) resolve();
         });
         child.once('exit', () => reject(new Error(`the run ended before it was interrupted: ${stderr}`)));
@@ -2224,6 +2225,7 @@ describe('the roundtrip CLI', () => {
         '',
         'SIGINT: stopping what this command started …',
         `  run ${runId} recorded as failed (interrupted); the next run goes on from what it sent`,
+        '  closed 1 PostgreSQL connection a step still held (waiting on a call that had not answered)',
         '',
       ]);
       expect(stdout).toBe('');

@@ -350,10 +350,10 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
 
   it('Ctrl-C during a keyless Collections push names the keys to record by hand, and the command', async () => {
     await source('keyless_src', 'cc', 2);
-    // Its write waits 3 s: the Ctrl-C comes while it is out, however loaded the machine (every
-    // call held 500 ms was once not enough), and the command's cleanup, which waits for the steps'
-    // PostgreSQL connections to come back, does not wait out its 15 s grace.
-    env.sf.faults.set({ writeLatencyMs: 3_000 });
+    // Its write waits a minute: the Ctrl-C comes while it is out, however loaded the machine (every
+    // call held 500 ms was once not enough). The command's cleanup closes the connection the push
+    // still holds after a moment, rather than waiting for the write or out its 15 s grace.
+    env.sf.faults.set({ writeLatencyMs: 60_000 });
     const child = spawn(process.execPath, [BIN, 'run', ...connection, '--tasks', 'Lead-keyless'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -371,6 +371,9 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
     child.kill('SIGINT');
     await exited;
     expect(stderr).toContain(`run ${run.run_id} recorded as failed (interrupted)`);
+    expect(stderr).toContain(
+      'closed 1 PostgreSQL connection a step still held (waiting on a call that had not answered)',
+    );
     // Its figures counted from its ledger as it was marked: 2 sent, no outcome.
     expect(await runFigures(env, run.run_id, 'Lead-keyless')).toMatchObject({
       written: 0,
