@@ -90,6 +90,15 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
     return { plan, result, runId, writes: env.sf.calls.count({ write: true }) };
   }
 
+  /** The payloads a run's plan stored, by key. */
+  async function planRowsOf(runId: string): Promise<{ payload: Record<string, unknown> }[]> {
+    const { rows } = await env.pool.query<{ payload: Record<string, unknown> }>(
+      `SELECT payload FROM roundtrip.writeback_plan_rows WHERE run_id = $1 ORDER BY key`,
+      [runId],
+    );
+    return rows;
+  }
+
   const stored = (i: number, field: string): unknown =>
     [...env.sf.store.all('Lead')].find((r) => r.Id === ids[i])?.[field];
 
@@ -175,10 +184,7 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
       const second = await write(task, { extract: true });
       expect(second.plan).toMatchObject({ changed: 0, unchanged: 3, api: 'none' });
       expect(second.writes).toBe(0);
-      const { rows } = await env.pool.query(
-        `SELECT payload FROM roundtrip.writeback_plan_rows WHERE run_id = $1 ORDER BY key`,
-        [first.runId],
-      );
+      const rows = await planRowsOf(first.runId);
       // Sent as Salesforce keeps it, so that sync_state records what it holds.
       expect(rows.map((r) => r.payload.Scored_At__c).sort()).toEqual(
         kept.map((t) => `2025-06-01T${t}.000Z`).sort(),
@@ -205,10 +211,7 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
     const second = await write(task, { extract: true });
     expect(second.plan).toMatchObject({ changed: 0, unchanged: 3, api: 'none' });
     expect(second.writes).toBe(0);
-    const { rows } = await env.pool.query(
-      `SELECT payload FROM roundtrip.writeback_plan_rows WHERE run_id = $1 ORDER BY key`,
-      [first.runId],
-    );
+    const rows = await planRowsOf(first.runId);
     // Sent as stored, so that sync_state records what Salesforce holds.
     expect(rows.map((r) => r.payload.Email)).toEqual([
       'kim.lee@example.com',
