@@ -33,7 +33,7 @@ import { COLLECTIONS_MAX_RECORDS, COMPOSITE_MAX_RECORDS } from '../../connectors
 import { TerminalError } from '../../shared/errors';
 import type { WritebackApi } from './contracts';
 import { INSERT_SETTLE_MS } from './reconcile';
-import { isObject, storedCount } from './state';
+import { isObject, sqlLiteral, storedCount } from './state';
 
 /** Where Prepare stores the allowances it read, in the run's summary (`summary.prepare.limits`). */
 export const PREPARE_LIMITS_KEY = 'limits';
@@ -212,7 +212,7 @@ export function pushBudgetProblem(input: PushBudgetInput): string | undefined {
       : `Collections, ${n(records)} records at ${n(COMPOSITE_MAX_RECORDS)} a call`;
   const push = `its push of ${n(records)} record${records === 1 ? '' : 's'} needs`;
   const atLeast = `at least ${n(calls)} Salesforce API call${calls === 1 ? '' : 's'} (${how})`;
-  const inspect = `The plan is stored (SELECT * FROM roundtrip.writeback_plan_rows WHERE run_id = '${runId}' AND task = '${task.name}')`;
+  const inspect = `The plan is stored (SELECT * FROM roundtrip.writeback_plan_rows WHERE run_id = ${sqlLiteral(runId)} AND task = ${sqlLiteral(task.name)})`;
   // A Collections push that a Bulk job would send in a few calls: how to get there.
   const cheaper =
     api !== 'collections'
@@ -324,7 +324,7 @@ export function retryPassBudgetProblem(input: RetryPassBudgetInput): string | un
     task.mode === 'insert'
       ? `the task's next plan looks those sent up by external ID once their send is ${settle} old, records those Salesforce created and sends the others again`
       : `the task's next plan, once their send is ${settle} old, marks the outcome of those sent unknown (OUTCOME_UNKNOWN in this run) and sends their current values again`;
-  const inspect = `SELECT * FROM roundtrip.writeback_plans WHERE run_id = '${runId}' AND task = '${task.name}' AND status IN ('planned', 'sent')`;
+  const inspect = `SELECT * FROM roundtrip.writeback_plans WHERE run_id = ${sqlLiteral(runId)} AND task = ${sqlLiteral(task.name)} AND status IN ('planned', 'sent')`;
   const raise =
     over.limit === 'maxApiCallsPerRun' ? '; raise budget.maxApiCallsPerRun to send them within a run' : '';
   return `${needs}, and ${limit}. None of them was sent again nor looked up: they stay as they are, neither failed nor sent twice, and ${next} (${inspect})${raise}`;

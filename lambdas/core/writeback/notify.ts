@@ -504,7 +504,7 @@ function runLines(runId: string, executionArn: string | null): string[] {
   const url = executionConsoleUrl(executionArn);
   return [
     '',
-    `The run: SELECT * FROM roundtrip.runs WHERE run_id = '${runId}';`,
+    `The run: SELECT * FROM roundtrip.runs WHERE run_id = ${sqlLiteral(runId)};`,
     ...(url ? [`The execution: ${url}`] : []),
   ];
 }
@@ -586,7 +586,7 @@ export async function failedRunNotification(
     lines.push(
       '',
       'Every record:',
-      `  SELECT task, stage, key, salesforce_id, code, message, fields FROM roundtrip.writeback_errors WHERE run_id = '${runId}';`,
+      `  SELECT task, stage, key, salesforce_id, code, message, fields FROM roundtrip.writeback_errors WHERE run_id = ${sqlLiteral(runId)};`,
       `  or: npx roundtrip errors --run ${runId} --csv (with the pipeline's --config and --secrets)`,
     );
   }
@@ -594,7 +594,7 @@ export async function failedRunNotification(
     lines.push(
       '',
       'Sent with no outcome recorded (the run ended before it heard back):',
-      `  SELECT task, key, salesforce_id, job_id FROM roundtrip.writeback_plans WHERE run_id = '${runId}' AND status = 'sent';`,
+      `  SELECT task, key, salesforce_id, job_id FROM roundtrip.writeback_plans WHERE run_id = ${sqlLiteral(runId)} AND status = 'sent';`,
       '  The next plan of each task resolves them once their call is certainly over (Salesforce runs a call for up to 10 minutes) or their Bulk job has finished: a job is collected, update and upsert records sent by a call are sent again, insert records are looked up by their external ID (without one, look for them in Salesforce and record what you found with npx roundtrip resolve).',
     );
   }
