@@ -875,29 +875,40 @@ export function valueSql(m: Pick<MappedField, 'field' | 'kind'>, s: string): str
 }
 
 /**
- * The first problem of a field's value as a SQL error triple, or NULL. `conv` says which checks
- * the source's type leaves to do; `v` is the converted value (a column of the level below).
+ * A field's checks as SQL: `sql`, the first problem of its value as an error triple, or NULL;
+ * `unsent`, the same for a row that is not sent (its values are what Salesforce holds, or held
+ * when it last took them): only the problems of a value the plan could not make (not convertible,
+ * missing), since a value Salesforce holds is not refused for being what it is (a restricted
+ * picklist value deactivated since, the text `#N/A` another client wrote). `conv` says which
+ * checks the source's type leaves to do; `v` is the converted value (a column of the level below).
  */
-function errorSql(m: MappedField, conv: Conversion, v: string, mapping: WritebackMapping): string {
+function errorSql(
+  m: MappedField,
+  conv: Conversion,
+  v: string,
+  mapping: WritebackMapping,
+): { sql: string; unsent: string } {
   const mode = mapping.task.mode;
   const f = m.field;
   const name = f.name;
   const s = conv.text;
   const whens: string[] = [];
+  // The checks of a value not made (`v` NULL): they apply to a row whether it is sent or not.
+  const unsentWhens: string[] = [];
   // A value refused names the source column it came from: the transform's output to correct.
   const valueError = (code: string, messageSql: string): string =>
     rowError(code, name, `${messageSql} || ${sqlLiteral(` (source column ${m.column})`)}`);
   const invalid = (what: string): void => {
     if (!conv.mayBeInvalid) return;
-    whens.push(
-      `WHEN ${v} IS NULL AND ${conv.present} THEN ${valueError('INVALID_TYPE_ON_FIELD_IN_RECORD', `format('%s: %s is not ${what}', ${sqlLiteral(name)}, ${shown(s)})`)}`,
-    );
+    const when = `WHEN ${v} IS NULL AND ${conv.present} THEN ${valueError('INVALID_TYPE_ON_FIELD_IN_RECORD', `format('%s: %s is not ${what}', ${sqlLiteral(name)}, ${shown(s)})`)}`;
+    whens.push(when);
+    unsentWhens.push(when);
   };
   switch (m.kind) {
     case 'id': {
-      whens.push(
-        `WHEN ${v} IS NULL AND ${conv.present} THEN ${valueError('MALFORMED_ID', `format('%s: %s is not a Salesforce Id (15 or 18 letters and digits)', ${sqlLiteral(name)}, ${shown(s)})`)}`,
-      );
+      const malformed = `WHEN ${v} IS NULL AND ${conv.present} THEN ${valueError('MALFORMED_ID', `format('%s: %s is not a Salesforce Id (15 or 18 letters and digits)', ${sqlLiteral(name)}, ${shown(s)})`)}`;
+      whens.push(malformed);
+      unsentWhens.push(malformed);
       // A lookup to one object whose key prefix the plan knows (its own object's, a standard
       // object's) refuses an Id of another object as Salesforce does (FIELD_INTEGRITY_EXCEPTION,
       // "<label>: id value of incorrect type"). A lookup to several objects (OwnerId: User or
@@ -997,13 +1008,16 @@ function errorSql(m: MappedField, conv: Conversion, v: string, mapping: Writebac
   // Required: a field that may not be null (booleans included) must get a value, unless an insert
   // leaves its null out of the record, the field then taking its default.
   if (!f.nillable && !leftOutWhenNull(mode, m)) {
-    whens.push(
-      `WHEN ${v} IS NULL THEN ${rowError('REQUIRED_FIELD_MISSING', name, `format('%s: required field is missing (source column %s is null or blank)', ${sqlLiteral(name)}, ${sqlLiteral(m.column)})`)}`,
-    );
+    const when = `WHEN ${v} IS NULL THEN ${rowError('REQUIRED_FIELD_MISSING', name, `format('%s: required field is missing (source column %s is null or blank)', ${sqlLiteral(name)}, ${sqlLiteral(m.column)})`)}`;
+    whens.push(when);
+    unsentWhens.push(when);
   } else if (m.isKey) {
-    whens.push(`WHEN ${v} IS NULL THEN ${rowError('MISSING_KEY', name, missingKeyMessage(name, m.column))}`);
+    const when = `WHEN ${v} IS NULL THEN ${rowError('MISSING_KEY', name, missingKeyMessage(name, m.column))}`;
+    whens.push(when);
+    unsentWhens.push(when);
   }
-  return whens.length ? `CASE ${whens.join(' ')} END` : 'NULL::jsonb';
+  const caseOf = (list: string[]): string => (list.length ? `CASE ${list.join(' ')} END` : 'NULL::jsonb');
+  return { sql: caseOf(whens), unsent: caseOf(unsentWhens) };
 }
 
 /** The message of a row without a key (`MISSING_KEY`), as a SQL text literal. */
@@ -1382,7 +1396,10 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
     );
   }
   const fieldErrors = mapping.fields.map((m, i) => errorSql(m, checks[i] as Conversion, v(i), mapping));
-  const ownError = [...keyErrors, ...fieldErrors];
+  const ownError = [...keyErrors, ...fieldErrors.map((e) => e.sql)];
+  // A row that is not sent (unchanged) is refused only for a value the plan could not make: its
+  // other values are what Salesforce holds (or held when it took them), and are not sent.
+  const unsentError = [...keyErrors, ...fieldErrors.map((e) => e.unsent)].filter((e) => e !== 'NULL::jsonb');
   const pairs = mapping.fields.map((m, i): [string, string] => [m.field.name, v(i)]);
   const payloadSql = jsonbObjectSql(pairs);
   // The payload stored for a planned row: an insert leaves a null out of it in a field it leaves
@@ -1810,7 +1827,15 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   // must neither be listed nor count toward maxRejectRate. It counts as unchanged. (Held back
   // all the same while an earlier run's send of the key has no outcome; and a key whose only
   // record in the copy is deleted, not changed either, is rejected by copy_error.)
-  const ownErrorOfRow = task.mode === 'insert' ? 'CASE WHEN changed THEN own_error END' : 'own_error';
+  // Update, upsert: a row that is not sent (unchanged: its values are those of the record, or those
+  // it last took) is refused only for a value the plan could not make (not convertible, missing;
+  // its NULL may match the record's): not for a value the record holds, which would fail every run
+  // while nothing is sent (a restricted picklist value deactivated since it was written, the text
+  // `#N/A` another client wrote). Those checks run again only for such rows (few).
+  const ownErrorOfRow =
+    task.mode === 'insert'
+      ? 'CASE WHEN changed THEN own_error END'
+      : `CASE WHEN own_error IS NULL OR changed THEN own_error ELSE ${unsentError.length ? `coalesce(${unsentError.join(', ')})` : 'NULL::jsonb'} END`;
   // A key repeated or missing: its rows are rejected by insertKeyErrors.
   const specialSql = `(copies > 1 OR k IS NULL OR btrim(k) = '')`;
   const sql = `

@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
 import type { WritebackTaskInput } from '../../../lambdas/config';
+import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
 import { runWriteback } from '../../../lambdas/core/writeback';
 import {
   errorsOf,
@@ -33,11 +34,12 @@ const COPY: LeadCopy = {
     'Rating',
     'Scored_At__c',
     'Email',
+    'Region__c',
     'IsDeleted',
   ],
   columns: `"Id" varchar(18) PRIMARY KEY, "LastName" text, "Company" text, "Nickname__c" text,
     "Interests__c" text, "NumberOfEmployees" numeric, "Legacy_Amount__c" numeric, "Rating" text,
-    "Scored_At__c" timestamptz, "Email" text, "IsDeleted" boolean`,
+    "Scored_At__c" timestamptz, "Email" text, "Region__c" text, "IsDeleted" boolean`,
 };
 
 const leadExtract = {
@@ -81,9 +83,15 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
     replaceTable(env, table, columns, rows);
 
   /** Runs `task` in a new run (comparing with the extracted copy when `extract`); the plan, result, write calls. */
-  async function write(task: WritebackTaskInput, options: { extract?: boolean } = {}) {
+  async function write(
+    task: WritebackTaskInput,
+    options: { extract?: boolean; salesforce?: SalesforceConnector } = {},
+  ) {
     if (options.extract) await extractLeads(env, COPY);
-    const deps = env.deps({ extract: options.extract ? [leadExtract] : [], writeback: [task] });
+    const deps = {
+      ...env.deps({ extract: options.extract ? [leadExtract] : [], writeback: [task] }),
+      ...(options.salesforce ? { salesforce: options.salesforce } : {}),
+    };
     const runId = await env.newRun();
     env.sf.calls.clear();
     const { plan, result } = await runWriteback(deps, { runId, task: task.name as string });
@@ -343,5 +351,71 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
         stored(5, 'NumberOfEmployees'),
       ]).toEqual([2, null, 30]);
     }
+  });
+
+  it.each([
+    ['sync_state', false],
+    ['the extracted copy', true],
+  ])(
+    'a restricted picklist value deactivated since it was written is not refused while the row is unchanged (compared with %s); a row that would send it is',
+    async (_what, extract) => {
+      // Region__c is restricted (North … Delta). Records of their own, written while Delta is active.
+      const [a, b, c] = env.sf.store.seed('Lead', leadSeed(3, extract ? 110 : 100)) as [
+        string,
+        string,
+        string,
+      ];
+      const table = extract ? 'norm_retired_copy' : 'norm_retired_state';
+      const task = update(`retired-${table}`, table, { Region__c: 'region', Nickname__c: 'nick' });
+      await source(table, `"Id" text, region text, nick text`, [
+        [a, 'Delta', 'Ann'],
+        [b, 'Delta', 'Bo'],
+        [c, 'North', 'Cy'],
+      ]);
+      expect((await write(task, { extract })).result).toMatchObject({ succeeded: 3, failed: 0 });
+
+      // Delta deactivated in Setup; the records keep it. A connector signed in since (a fresh describe).
+      const region = env.sf.store.describe('Lead')?.fields.find((f) => f.name === 'Region__c');
+      const delta = region?.picklistValues.find((p) => p.value === 'Delta');
+      if (!delta) throw new Error('the emulator has no Lead.Region__c value Delta');
+      delta.active = false;
+      try {
+        await source(table, `"Id" text, region text, nick text`, [
+          [a, 'Delta', 'Ann'], // unchanged: nothing to send, nothing to refuse
+          [b, 'Delta', 'Bob'], // changed: it would send Delta
+          [c, 'Delta', 'Cy'], // changed to Delta
+        ]);
+        const second = await write(task, { extract, salesforce: await env.connect() });
+        expect(second.plan).toMatchObject({ unchanged: 1, rejected: 2, changed: 0 });
+        expect(second.writes).toBe(0);
+        const errors = await errorsOf(env, second.runId);
+        expect(errors.map((e) => [e.key, e.code, e.fields])).toEqual(
+          [
+            [b, 'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST', ['Region__c']],
+            [c, 'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST', ['Region__c']],
+          ].sort((x, y) => String(x[0]).localeCompare(String(y[0]))),
+        );
+        expect(errors[0]?.message).toBe(
+          'Region__c: bad value for restricted picklist field: Delta (the field takes: North, South, East, West, Central, Alpine, Coastal, Highlands, Islands, Lakes, … (11 in all)) (source column region)',
+        );
+      } finally {
+        delta.active = true;
+      }
+    },
+  );
+
+  it('the text #N/A that a record holds (written by another client) is not refused while the row is unchanged; sent to a record that holds another value, it is', async () => {
+    const [a, b] = env.sf.store.seed('Lead', leadSeed(2, 120)) as [string, string];
+    expect(env.sf.store.update('Lead', [{ Id: a, Nickname__c: '#N/A' }])[0]?.success).toBe(true);
+    await source('norm_na_held', `"Id" text, nick text`, [
+      [a, '#N/A'],
+      [b, '#N/A'],
+    ]);
+    const { plan, runId, writes } = await write(update('na-held', 'norm_na_held', { Nickname__c: 'nick' }), {
+      extract: true,
+    });
+    expect(plan).toMatchObject({ unchanged: 1, rejected: 1, changed: 0 });
+    expect(writes).toBe(0);
+    expect((await errorsOf(env, runId)).map((e) => [e.key, e.code])).toEqual([[b, 'TEXT_READ_AS_NULL']]);
   });
 });
