@@ -809,15 +809,15 @@ function multipicklistSql(f: SalesforceFieldDescribe, t: string): string {
 }
 
 /**
- * An unrestricted picklist's value `t` as Salesforce stores it: a value its definition lists in
- * another case is stored as listed (Help article 000386557, "Picklist fields are not case
- * sensitive and cannot contain duplicate inactive types": "TEST" and "test" sent after "Test"
- * "will then become "Test""), so the plan sends and compares it so; else `t` as it is. A restricted
- * picklist's value is left as it is: whether Salesforce takes `gold` for `Gold` is not documented,
- * and the plan refuses it (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST) rather than guess.
+ * A picklist's value `t` as Salesforce stores it: a value its definition lists in another case is
+ * stored as listed (Help article 000386557, "Picklist fields are not case sensitive and cannot
+ * contain duplicate inactive types": "TEST" and "test" sent after "Test" "will then become
+ * "Test""), so the plan sends and compares it so; else `t` as it is. A restricted picklist alike:
+ * its listed value is one Salesforce takes whether or not it would take `gold` for `Gold` (which no
+ * document says), and is what it would store; a value listed inactive is then refused as such
+ * (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST), one not listed as it is written.
  */
 function picklistCaseSql(f: SalesforceFieldDescribe, t: string): string {
-  if (f.restrictedPicklist) return t;
   // Listed value by its lower case, as a jsonb object: one look-up (a binary search over its
   // keys) per value, however many values the picklist lists (up to 1,000).
   const listed = new Map<string, string>();

@@ -12,7 +12,7 @@
  * non-ASCII and emoji at a field's length (counted in UTF-16 code units), numbers at their
  * precision or rounded to their scale, negative zero, dates and datetimes at the plan's extremes
  * (1700-01-01, 4000-12-31, also reached through an offset), booleans from text, multi-select
- * values out of order and repeated, a restricted picklist value in another case, and a refusal by
+ * values out of order and repeated, a restricted picklist value in another case (sent as listed), and a refusal by
  * Salesforce whose message holds the characters the Bulk error text is split on.
  */
 import path from 'node:path';
@@ -350,7 +350,13 @@ const EDGES: readonly Edge[] = [
   },
   {
     name: 'a restricted picklist value in another case',
+    // Sent as listed: picklists are not case sensitive (Help article 000386557).
     values: { tier: 'gold' },
+    stored: { Tier__c: 'Gold' },
+  },
+  {
+    name: 'an inactive restricted picklist value in another case',
+    values: { tier: 'RETIRED' },
     refused: 'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST',
   },
   {

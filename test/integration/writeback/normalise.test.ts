@@ -148,20 +148,28 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
     },
   );
 
-  it('a value an unrestricted picklist lists in another case is sent as listed, as Salesforce stores it: a second run compared with the extracted copy writes nothing', async () => {
-    // Rating lists Hot, Warm, Cold; Interests__c (multi-select) Golf, Chess, Tennis. Records 3–5.
-    await source('norm_case', `"Id" text, rating text, interests text`, [
-      [ids[3], 'warm', 'tennis;GOLF'],
-      [ids[4], 'HOT', 'chess;Chess'],
-      [ids[5], 'Tepid', 'golf;Darts'],
+  it('a value a picklist lists in another case is sent as listed, as Salesforce stores it, restricted or not: a second run compared with the extracted copy writes nothing', async () => {
+    // Rating lists Hot, Warm, Cold; Interests__c (multi-select) Golf, Chess, Tennis; Region__c
+    // (restricted) North, South, … Records 3–5.
+    await source('norm_case', `"Id" text, rating text, interests text, region text`, [
+      [ids[3], 'warm', 'tennis;GOLF', 'north'],
+      [ids[4], 'HOT', 'chess;Chess', 'SOUTH'],
+      [ids[5], 'Tepid', 'golf;Darts', 'West'],
     ]);
-    const task = update('case', 'norm_case', { Rating: 'rating', Interests__c: 'interests' });
+    const task = update('case', 'norm_case', {
+      Rating: 'rating',
+      Interests__c: 'interests',
+      Region__c: 'region',
+    });
     const first = await write(task, { extract: true });
+    expect(first.plan).toMatchObject({ changed: 3, rejected: 0 });
     expect(first.result).toMatchObject({ succeeded: 3, failed: 0 });
-    expect([3, 4, 5].map((i) => [stored(i, 'Rating'), stored(i, 'Interests__c')])).toEqual([
-      ['Warm', 'Golf;Tennis'],
-      ['Hot', 'Chess'],
-      ['Tepid', 'Golf;Darts'], // values the definition does not list stay as written
+    expect(
+      [3, 4, 5].map((i) => [stored(i, 'Rating'), stored(i, 'Interests__c'), stored(i, 'Region__c')]),
+    ).toEqual([
+      ['Warm', 'Golf;Tennis', 'North'],
+      ['Hot', 'Chess', 'South'],
+      ['Tepid', 'Golf;Darts', 'West'], // values the definition does not list stay as written
     ]);
     const second = await write(task, { extract: true });
     expect(second.plan).toMatchObject({ changed: 0, unchanged: 3, api: 'none' });
