@@ -201,8 +201,11 @@ export function coerceFieldValue(field: FieldDescribe, raw: unknown): CoercedVal
     case 'date': {
       if (typeof raw !== 'string') return typeMismatch(field, raw);
       const text = raw.trim();
-      // A datetime given for a date keeps its date part (unverified).
-      const ms = parseDate(text) ?? parseDatetime(text);
+      // A datetime given for a date keeps the day it writes, whatever its offset (unverified:
+      // "Specifying an offset for date is not supported", REST API Developer Guide, "Valid Date and
+      // DateTime Formats"); its day in UTC could be another.
+      const ms =
+        parseDate(text) ?? (parseDatetime(text) === undefined ? undefined : parseDate(text.slice(0, 10)));
       return ms === undefined ? typeMismatch(field, raw) : { ok: true, value: formatDate(ms) };
     }
     case 'datetime': {

@@ -50,6 +50,14 @@ describe('values', () => {
     });
   });
 
+  it('stores the day a datetime given for a date field writes, whatever its offset', () => {
+    const date: FieldDescribe = { ...field('CreatedDate'), type: 'date' };
+    expect(coerceFieldValue(date, '2025-07-01')).toEqual({ ok: true, value: '2025-07-01' });
+    expect(coerceFieldValue(date, '2025-07-01T23:30:00-05:00')).toEqual({ ok: true, value: '2025-07-01' });
+    expect(coerceFieldValue(date, '2025-07-01T00:30:00+02:00')).toEqual({ ok: true, value: '2025-07-01' });
+    expect(coerceFieldValue(date, '2025-07-01T24:00:00Z')).toMatchObject({ ok: false });
+  });
+
   it('accepts strings for numbers and booleans, as Bulk CSV sends them', () => {
     expect(coerceFieldValue(field('NumberOfEmployees'), '250')).toEqual({ ok: true, value: 250 });
     expect(coerceFieldValue(field('IsDeleted'), 'true')).toEqual({ ok: true, value: true });
