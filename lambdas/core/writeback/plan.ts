@@ -793,18 +793,22 @@ function copyValueOf(m: MappedField, c: string, type: SourceType): string {
  * return the values in their created order"), values the describe does not list after them in
  * text order, empty values dropped; NULL when none is left. Applied to the source and to the
  * extracted copy alike, so that `B;A` and `A;B;A` compare equal to the `A;B` Salesforce holds
- * whatever order it keeps. A value without `;` is kept as it is (the usual case: no sort).
+ * whatever order it keeps. Each value is trimmed (` Golf ; Chess ` holds Golf and Chess). A value
+ * without `;` is kept as it is (the usual case: no sort).
  */
 function multipicklistSql(f: SalesforceFieldDescribe, t: string): string {
-  // Each value as its definition lists it, when listed in another case (see picklistCaseSql).
+  // Each value trimmed (`Golf ; Chess` is Golf and Chess: a picklist value has no whitespace
+  // around it, and sent untrimmed, the value would hold some at its ends, which Salesforce does not
+  // store), then as its definition lists it, when listed in another case (see picklistCaseSql).
   const listed = (f.picklistValues ?? []).map((p) => sqlLiteral(p.value));
   const order = listed.length ? `array_position(ARRAY[${listed.join(', ')}]::text[], x), x` : 'x';
   const one = picklistCaseSql(f, t);
   const each = picklistCaseSql(f, 'v');
+  const trimmed = `btrim(w, ${SALESFORCE_TRIM_CHARS})`;
   const values =
     each === 'v'
-      ? `unnest(string_to_array(${t}, ';')) AS u(x)`
-      : `unnest(string_to_array(${t}, ';')) AS u(v) CROSS JOIN LATERAL (SELECT ${each} AS x) AS c`;
+      ? `unnest(string_to_array(${t}, ';')) AS u(w) CROSS JOIN LATERAL (SELECT ${trimmed} AS x) AS c`
+      : `unnest(string_to_array(${t}, ';')) AS u(w) CROSS JOIN LATERAL (SELECT ${trimmed} AS v) AS tv CROSS JOIN LATERAL (SELECT ${each} AS x) AS c`;
   return `CASE WHEN strpos(${t}, ';') = 0 THEN nullif(${one}, '') ELSE nullif(array_to_string(ARRAY(SELECT x FROM ${values} WHERE x <> '' GROUP BY x ORDER BY ${order}), ';'), '') END`;
 }
 

@@ -148,6 +148,43 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
     },
   );
 
+  it.each([
+    ['Collections', undefined],
+    ['Bulk', 1],
+  ])(
+    'a multi-select value with whitespace around its ; is sent with each value trimmed (%s path): a second run compared with the extracted copy writes nothing',
+    async (path, bulkThreshold) => {
+      const [a, b, c] = env.sf.store.seed('Lead', leadSeed(3, path === 'Bulk' ? 140 : 130)) as [
+        string,
+        string,
+        string,
+      ];
+      await source('norm_multi_spaces', `"Id" text, interests text`, [
+        [a, 'Golf ; Chess'],
+        [b, ' Tennis ;\tgolf'],
+        [c, 'Darts ; Golf ;'],
+      ]);
+      const task = update(
+        `multi-spaces-${path}`,
+        'norm_multi_spaces',
+        { Interests__c: 'interests' },
+        bulkThreshold,
+      );
+      const first = await write(task, { extract: true });
+      expect(first.result).toMatchObject({ succeeded: 3, failed: 0 });
+      expect((await planRowsOf(first.runId)).map((r) => r.payload.Interests__c).sort()).toEqual([
+        'Golf;Chess',
+        'Golf;Darts',
+        'Golf;Tennis',
+      ]);
+      const held = (id: string): unknown => env.sf.store.get(id)?.Interests__c;
+      expect([held(a), held(b), held(c)]).toEqual(['Golf;Chess', 'Golf;Tennis', 'Golf;Darts']);
+      const second = await write(task, { extract: true });
+      expect(second.plan).toMatchObject({ changed: 0, unchanged: 3, api: 'none' });
+      expect(second.writes).toBe(0);
+    },
+  );
+
   it('a value a picklist lists in another case is sent as listed, as Salesforce stores it, restricted or not: a second run compared with the extracted copy writes nothing', async () => {
     // Rating lists Hot, Warm, Cold; Interests__c (multi-select) Golf, Chess, Tennis; Region__c
     // (restricted) North, South, … Records 3–5.
