@@ -1004,8 +1004,14 @@ function errorSql(
           : active.length <= RESTRICTED_VALUES_SHOWN
             ? active.join(', ')
             : `${active.slice(0, RESTRICTED_VALUES_SHOWN).join(', ')}, … (${active.length} in all)`;
+      // A value the definition lists inactive says so: one a record may hold, deactivated since.
+      const inactive = (f.picklistValues ?? []).filter((p) => !p.active).map((p) => sqlLiteral(p.value));
+      const why =
+        m.kind === 'picklist' && inactive.length > 0
+          ? `CASE WHEN ${v} = ANY(ARRAY[${inactive.join(', ')}]::text[]) THEN 'a value deactivated in Salesforce; ' ELSE '' END`
+          : `''`;
       whens.push(
-        `WHEN ${v} IS NOT NULL AND ${bad} THEN ${valueError('INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST', `format('%s: bad value for restricted picklist field: %s (the field takes: %s)', ${sqlLiteral(name)}, ${shown(v)}, ${sqlLiteral(takes)})`)}`,
+        `WHEN ${v} IS NOT NULL AND ${bad} THEN ${valueError('INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST', `format('%s: bad value for restricted picklist field: %s (%sthe field takes: %s)', ${sqlLiteral(name)}, ${shown(v)}, ${why}, ${sqlLiteral(takes)})`)}`,
       );
     }
   }

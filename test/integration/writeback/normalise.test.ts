@@ -441,7 +441,7 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
           ].sort((x, y) => String(x[0]).localeCompare(String(y[0]))),
         );
         expect(errors[0]?.message).toBe(
-          'Region__c: bad value for restricted picklist field: Delta (the field takes: North, South, East, West, Central, Alpine, Coastal, Highlands, Islands, Lakes, … (11 in all)) (source column region)',
+          'Region__c: bad value for restricted picklist field: Delta (a value deactivated in Salesforce; the field takes: North, South, East, West, Central, Alpine, Coastal, Highlands, Islands, Lakes, … (11 in all)) (source column region)',
         );
       } finally {
         delta.active = true;

@@ -211,7 +211,7 @@ describe('write-back plan', () => {
     });
     // An inactive value is not among those it takes.
     expect(byKey.get(ids[5] as string)?.message).toBe(
-      'Tier__c: bad value for restricted picklist field: Retired (the field takes: Gold, Silver) (source column tier)',
+      'Tier__c: bad value for restricted picklist field: Retired (a value deactivated in Salesforce; the field takes: Gold, Silver) (source column tier)',
     );
     expect(byKey.get(ids[6] as string)).toMatchObject({ code: 'STRING_TOO_LONG', fields: ['LastName'] });
     expect(byKey.get(ids[7] as string)).toMatchObject({
