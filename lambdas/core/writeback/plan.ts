@@ -212,6 +212,20 @@ const DATETIME_RE = String.raw`^\s*\d{4,}-\d{2}-\d{2}([T ]([01]\d|2[0-3]):[0-5]\
  */
 const DATETIME_FORMAT = `'YYYY-MM-DD"T"HH24:MI:SS".000Z"'`;
 /**
+ * PostgreSQL reads a fraction of a second of more than six digits rounded to the microsecond,
+ * which can carry into the next second (`10:00:00.9999999` is read as 10:00:01, `23:59:59.9999999`
+ * as the time `24:00:00`): such a fraction (.NET's round-trip format writes seven digits) is cut to
+ * six before it is read, so that it is truncated like the milliseconds the plan drops. `re` with at
+ * most six fraction digits matches nearly every value, which then pays no `regexp_replace`.
+ */
+function microsecondsRe(re: string): string {
+  return re.replace(String.raw`(\.\d+)?`, String.raw`(\.\d{1,6})?`);
+}
+/** Text `s` with a fraction of a second of more than six digits cut to six (see {@link microsecondsRe}). */
+function cutFractionSql(s: string): string {
+  return `regexp_replace(${s}, ${sqlLiteral(String.raw`(\.\d{6})\d+`)}, ${sqlLiteral(String.raw`\1`)})`;
+}
+/**
  * Text read as a time of day: hours to 23 (or 1 to 12 with AM/PM), minutes, optionally seconds
  * and a fraction, in UTC (`Z`, `+00:00`) or without an offset. A time field has no zone: the
  * plan would drop any other offset, and PostgreSQL's `24:00:00` is not a time of day.
@@ -871,10 +885,17 @@ export function valueSql(m: Pick<MappedField, 'field' | 'kind'>, s: string): str
     // Only the shapes Salesforce reads (which leave out infinity) are parsed.
     case 'date':
       return `CASE WHEN ${s} ~ ${sqlLiteral(DATETIME_RE)} AND pg_input_is_valid(${s}, 'date') THEN to_char(${s}::date, 'YYYY-MM-DD') END`;
-    case 'datetime':
-      return `CASE WHEN ${s} ~ ${sqlLiteral(DATETIME_RE)} AND pg_input_is_valid(${s}, 'timestamptz') THEN to_char(${s}::timestamptz AT TIME ZONE 'UTC', ${DATETIME_FORMAT}) END`;
-    case 'time':
-      return `CASE WHEN ${s} ~ ${sqlLiteral(TIME_RE)} AND pg_input_is_valid(${s}, 'time') THEN to_char(${s}::time, 'HH24:MI:SS.MS') || 'Z' END`;
+    case 'datetime': {
+      // A fraction of more than six digits is cut, not rounded by PostgreSQL (microsecondsRe).
+      const read = (t: string): string =>
+        `pg_input_is_valid(${t}, 'timestamptz') THEN to_char(${t}::timestamptz AT TIME ZONE 'UTC', ${DATETIME_FORMAT})`;
+      return `CASE WHEN ${s} ~ ${sqlLiteral(microsecondsRe(DATETIME_RE))} AND ${read(s)} WHEN ${s} ~ ${sqlLiteral(DATETIME_RE)} AND ${read(cutFractionSql(s))} END`;
+    }
+    case 'time': {
+      const read = (t: string): string =>
+        `pg_input_is_valid(${t}, 'time') THEN to_char(${t}::time, 'HH24:MI:SS.MS') || 'Z'`;
+      return `CASE WHEN ${s} ~ ${sqlLiteral(microsecondsRe(TIME_RE))} AND ${read(s)} WHEN ${s} ~ ${sqlLiteral(TIME_RE)} AND ${read(cutFractionSql(s))} END`;
+    }
   }
 }
 

@@ -245,6 +245,24 @@ describe('write-back of values Salesforce stores otherwise than sent', () => {
     }
   });
 
+  it('a fraction of a second of more than six digits (.NET writes seven) is cut, not rounded into the next second: 23:59:59.9999999 is no 24:00', async () => {
+    await source('norm_fraction', `"Id" text, scored_at text, call_time text`, [
+      [ids[0], '2025-07-01T10:00:00.9999999Z', '23:59:59.9999999'],
+      [ids[1], '4000-12-31T23:59:59.9999999Z', '10:00:00.1234567Z'],
+    ]);
+    const task = update('fraction', 'norm_fraction', {
+      Scored_At__c: 'scored_at',
+      Call_Time__c: 'call_time',
+    });
+    const first = await write(task);
+    expect(first.plan).toMatchObject({ changed: 2, rejected: 0 });
+    expect(first.result).toMatchObject({ succeeded: 2, failed: 0 });
+    expect([0, 1].map((i) => [stored(i, 'Scored_At__c'), stored(i, 'Call_Time__c')])).toEqual([
+      ['2025-07-01T10:00:00.000+0000', '23:59:59.999Z'],
+      ['4000-12-31T23:59:59.000+0000', '10:00:00.123Z'],
+    ]);
+  });
+
   it('an email address is sent in lower case, as Salesforce stores it: a second run compared with the extracted copy writes nothing', async () => {
     // "Addresses are stored as lower case in Salesforce" (Help article 000384328, "Salesforce
     // Email Address Format Technical Standards Validation"). Records 3–5.
