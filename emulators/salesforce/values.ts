@@ -215,7 +215,8 @@ export function coerceFieldValue(field: FieldDescribe, raw: unknown): CoercedVal
       return ms === undefined ? typeMismatch(field, raw) : { ok: true, value: formatDatetime(ms) };
     }
     case 'time': {
-      if (typeof raw !== 'string' || !/^\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?Z?$/.test(raw))
+      // A time of day: 00:00 to 23:59:59.999 (24:00 is no time Salesforce holds).
+      if (typeof raw !== 'string' || !/^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,3})?)?Z?$/.test(raw))
         return typeMismatch(field, raw);
       return { ok: true, value: raw };
     }

@@ -58,6 +58,18 @@ describe('values', () => {
     expect(coerceFieldValue(date, '2025-07-01T24:00:00Z')).toMatchObject({ ok: false });
   });
 
+  it('stores a time of day and refuses one past 23:59:59.999', () => {
+    const time: FieldDescribe = { ...field('CreatedDate'), type: 'time' };
+    expect(coerceFieldValue(time, '23:59:59.999Z')).toEqual({ ok: true, value: '23:59:59.999Z' });
+    expect(coerceFieldValue(time, '00:00')).toEqual({ ok: true, value: '00:00' });
+    for (const late of ['24:00:00.000Z', '23:60:00Z', '23:59:60Z', '99:99']) {
+      expect(coerceFieldValue(time, late)).toMatchObject({
+        ok: false,
+        problem: { code: 'INVALID_TYPE_ON_FIELD_IN_RECORD' },
+      });
+    }
+  });
+
   it('accepts strings for numbers and booleans, as Bulk CSV sends them', () => {
     expect(coerceFieldValue(field('NumberOfEmployees'), '250')).toEqual({ ok: true, value: 250 });
     expect(coerceFieldValue(field('IsDeleted'), 'true')).toEqual({ ok: true, value: true });
