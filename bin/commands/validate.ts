@@ -19,13 +19,17 @@
  * said, and its queries are then not checked. Then each Athena extract's query is checked with
  * `EXPLAIN (TYPE VALIDATE)`: parsed, and its tables, columns and functions resolved, without
  * scanning data (Athena charges nothing for an EXPLAIN). The check names the config path of a query
- * that is not valid.
+ * that is not valid, and, with one more EXPLAIN, of a task's `key` its query's result lacks.
  */
 import { proxyDescription } from '../../lambdas/shared/proxy';
 import { GetWorkGroupCommand, type AthenaClient } from '@aws-sdk/client-athena';
 import type { PoolClient } from 'pg';
 import { configWarnings, taskName, type PipelineConfig } from '../../lambdas/config';
-import { AthenaQueryFailed } from '../../lambdas/connectors/athena';
+import {
+  AthenaQueryFailed,
+  selectColumnsOfQuery,
+  type AthenaConnector,
+} from '../../lambdas/connectors/athena';
 import {
   checkConnection,
   quoteQualified,
@@ -90,6 +94,35 @@ function validatePollDelayMs(attempt: number): number {
 function message(err: unknown): string {
   // A fault in the code keeps its built-in name (TypeError: …), as the CLI's failure line does.
   return thrownFailureText(err);
+}
+
+/**
+ * An Athena extract's `key` checked against its query's result, as the load checks it (a key the
+ * result does not have fails the run, after the query ran): one more `EXPLAIN (TYPE VALIDATE)`, of
+ * the key's columns selected from the query ({@link selectColumnsOfQuery}), nothing scanned. Throws
+ * naming `extract[i].key` when the result lacks one; `; key …` for the check's line otherwise (a
+ * check that could not be made is said, not failed: the query itself was found valid).
+ */
+async function checkAthenaKey(
+  athena: AthenaConnector,
+  query: string,
+  key: readonly string[],
+  index: number,
+): Promise<string> {
+  const keyText = key.map((k) => `"${k}"`).join(', ');
+  try {
+    await athena.validateQuery(selectColumnsOfQuery(query, key), { pollDelays: validatePollDelayMs });
+    return `; key ${keyText} in its result`;
+  } catch (err) {
+    const reason =
+      err instanceof AthenaQueryFailed ? /\bCOLUMN_NOT_FOUND: .*$/s.exec(err.message)?.[0] : undefined;
+    if (reason) {
+      throw new Error(
+        `the key (extract[${index}].key: ${keyText}) names a column the query (extract[${index}].query) does not return (Athena: ${reason.replace(/^(COLUMN_NOT_FOUND: )line \d+:\d+: /, '$1')}): name columns of the query's result in the key, or give the column that name with AS in the query`,
+      );
+    }
+    return `; key ${keyText} not checked (${message(err)})`;
+  }
 }
 
 /**
@@ -390,7 +423,8 @@ export const validate: Command = async (argv) => {
                   : `the query (extract[${index}].query) could not be checked: ${message(err)}`,
               );
             }
-            return `query valid in ${config.athena?.database} (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged)`;
+            const keyNote = task.key ? await checkAthenaKey(athena, task.query, task.key, index) : '';
+            return `query valid in ${config.athena?.database} (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged)${keyNote}`;
           });
         }
       }

@@ -172,6 +172,20 @@ export function positionsInValidatedQuery(message: string): string {
   );
 }
 
+/**
+ * A query that selects `columns` from the result of `sql`, for `EXPLAIN (TYPE VALIDATE)` to say
+ * whether the result has them (COLUMN_NOT_FOUND when not): how `roundtrip validate` checks an
+ * Athena task's key without running its query. `sql` goes in as a subquery on lines of its own
+ * (a `--` comment at its end ends with its line), without the `;` that may end it. Athena (Trino)
+ * resolves a name case-insensitively, even quoted: a key that differs from the result's column in
+ * case only passes this check.
+ */
+export function selectColumnsOfQuery(sql: string, columns: readonly string[]): string {
+  const body = sql.replace(/[\s;]+$/, '');
+  const names = columns.map((c) => `"${c.replace(/"/g, '""')}"`).join(', ');
+  return `SELECT ${names} FROM (\n${body}\n)`;
+}
+
 /** Splits `s3://bucket/key`. */
 export function parseS3Url(url: string): { bucket: string; key: string } {
   const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(url);

@@ -303,6 +303,35 @@ describe('the roundtrip CLI', () => {
     expect(result.stdout.split('\n').filter((l) => l.startsWith('✗'))).toHaveLength(1);
   });
 
+  it("checks an Athena task's key against its query's result without running it, and names a key the result lacks by its config path", async () => {
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
+    const keyed = (key: string[]): string =>
+      JSON.stringify({
+        ...config,
+        extract: config.extract.map((task) => (task.from === 'athena' ? { ...task, key } : task)),
+      });
+    const wrongKey = path.join(dir, 'athena-wrong-key.config.json');
+    await writeFile(wrongKey, keyed(['customer_id']));
+    const explainsBefore = env.athena.calls.filter((c) => c.operation === 'StartQueryExecution').length;
+    const wrong = await cli(['validate', ...connection.slice(2), '--config', wrongKey]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout.split('\n').filter((l) => l.startsWith('✗'))).toEqual([
+      '✗ extract athena_customers: the key (extract[1].key: "customer_id") names a column the query (extract[1].query) does not return ' +
+        "(Athena: COLUMN_NOT_FOUND: Column 'customer_id' cannot be resolved): name columns of the query's result in the key, or give the column that name with AS in the query",
+    ]);
+    // Two EXPLAINs (the query, then its key), no query run.
+    expect(
+      env.athena.calls.filter((c) => c.operation === 'StartQueryExecution').length - explainsBefore,
+    ).toBe(2);
+
+    const rightKey = path.join(dir, 'athena-right-key.config.json');
+    await writeFile(rightKey, keyed(['email']));
+    const right = await cli(['validate', ...connection.slice(2), '--config', rightKey]);
+    expect(right.stdout).toMatch(
+      /^✓ extract athena_customers: query valid in marketing \(EXPLAIN \(TYPE VALIDATE\): nothing scanned, not charged\); key "email" in its result$/m,
+    );
+  });
+
   it('names the config path of a misspelt Salesforce extract field and the field it was likely meant to be', async () => {
     const config = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
     const misspelt = path.join(dir, 'misspelt-field.config.json');

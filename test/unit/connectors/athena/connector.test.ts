@@ -9,9 +9,21 @@ import {
   createAthenaConnector,
   parseS3Url,
   positionsInValidatedQuery,
+  selectColumnsOfQuery,
 } from '../../../../lambdas/connectors/athena/connector';
 import { clientRequestTokenFor } from '../../../../lambdas/connectors/athena/tokens';
 import { classifyAthenaError } from '../../../../lambdas/connectors/athena/errors';
+
+describe('selectColumnsOfQuery', () => {
+  it('selects the quoted columns from the query as a subquery, its final ; dropped and a final -- comment ended by its line', () => {
+    expect(selectColumnsOfQuery('SELECT id, "a""b" FROM t; \n', ['id', 'a"b'])).toBe(
+      'SELECT "id", "a""b" FROM (\nSELECT id, "a""b" FROM t\n)',
+    );
+    expect(selectColumnsOfQuery('SELECT id FROM t -- the ids', ['id'])).toBe(
+      'SELECT "id" FROM (\nSELECT id FROM t -- the ids\n)',
+    );
+  });
+});
 
 describe('positionsInValidatedQuery', () => {
   it('counts the position of the error in the query as written, one line up', () => {
