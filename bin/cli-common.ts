@@ -8,8 +8,12 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { taskName, type PipelineConfig } from '../lambdas/config';
 import { suggestion } from '../lambdas/config/issues';
-import { AthenaDuplicateKeysFound } from '../lambdas/core/contracts';
-import { duplicateKeysWarning, retypedColumnWarning } from '../lambdas/core/load-warnings';
+import { AthenaDuplicateKeysFound, AthenaKeptPrimaryKey } from '../lambdas/core/contracts';
+import {
+  duplicateKeysWarning,
+  keptPrimaryKeyWarning,
+  retypedColumnWarning,
+} from '../lambdas/core/load-warnings';
 import type { LocalRunEvent } from '../statemachine/local';
 import { formatSummaryTable, heldBackAgainNote, transformFileLabels, type RunSummary } from './local/summary';
 import {
@@ -330,6 +334,11 @@ export function progressPrinter(
           (out as { duplicateKeys?: unknown } | null)?.duplicateKeys,
         );
         if (repeated.success) write(`  ! ${duplicateKeysWarning(task, repeated.data)}`);
+        // An Athena extract without a key whose table kept a primary key: the next result may break it.
+        const kept = AthenaKeptPrimaryKey.safeParse(
+          (out as { keptPrimaryKey?: unknown } | null)?.keptPrimaryKey,
+        );
+        if (kept.success) write(`  ! ${keptPrimaryKeyWarning(task, kept.data)}`);
         // The WARNINGs a transform file raised (`RAISE WARNING`), where they were raised.
         // Each file named as the summary names it (two of one name by their folders too).
         const files = (out as { files?: unknown } | null)?.files;

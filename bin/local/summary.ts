@@ -5,8 +5,8 @@
  */
 import { Client, type Pool } from 'pg';
 import { applySessionSettings } from '../../lambdas/connectors/postgres';
-import { AthenaDuplicateKeysFound } from '../../lambdas/core/contracts';
-import { duplicateKeysWarning } from '../../lambdas/core/load-warnings';
+import { AthenaDuplicateKeysFound, AthenaKeptPrimaryKey } from '../../lambdas/core/contracts';
+import { duplicateKeysWarning, keptPrimaryKeyWarning } from '../../lambdas/core/load-warnings';
 import { endRunningRun } from '../../lambdas/core/run-state';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
 import { keyNotExtractedNote } from '../../lambdas/core/writeback/plan';
@@ -92,6 +92,11 @@ export interface TaskSummary {
    * Said below the table. Absent when every key came once.
    */
   readonly duplicateKeys?: AthenaDuplicateKeysFound;
+  /**
+   * An Athena extract without a key whose table has a primary key all the same
+   * (`summary.extract.<task>.keptPrimaryKey`): a later result may break it. Said below the table.
+   */
+  readonly keptPrimaryKey?: AthenaKeptPrimaryKey;
 }
 
 /**
@@ -193,7 +198,13 @@ export function extractTaskSummary(task: string, figures: unknown): TaskSummary 
     apiCalls: num(s.apiCalls) + num(s.s3Reads),
     ...('s3Reads' in s ? { athena: true as const } : {}),
     ...duplicateKeysOf(s.duplicateKeys),
+    ...keptPrimaryKeyOf(s.keptPrimaryKey),
   };
+}
+
+function keptPrimaryKeyOf(value: unknown): Pick<TaskSummary, 'keptPrimaryKey'> {
+  const kept = AthenaKeptPrimaryKey.safeParse(value);
+  return kept.success ? { keptPrimaryKey: kept.data } : {};
 }
 
 function duplicateKeysOf(value: unknown): Pick<TaskSummary, 'duplicateKeys'> {
@@ -495,6 +506,7 @@ type Column = Exclude<
   | 'keyNotExtracted'
   | 'secondRecords'
   | 'duplicateKeys'
+  | 'keptPrimaryKey'
   | 'overBudget'
   | 'athena'
 >;
@@ -579,6 +591,7 @@ export function formatSummaryTable(summary: RunSummary): string {
   });
   const notes = summary.tasks.flatMap((t) => [
     ...(t.duplicateKeys ? [`warning: ${duplicateKeysWarning(t.task, t.duplicateKeys)}`] : []),
+    ...(t.keptPrimaryKey ? [`warning: ${keptPrimaryKeyWarning(t.task, t.keptPrimaryKey)}`] : []),
     ...(t.notExtracted ? [notExtractedNote(t.task, t.notExtracted)] : []),
     ...(t.keyNotExtracted ? [keyNotExtractedNote(t.task, t.keyNotExtracted)] : []),
     ...(t.secondRecords ? [secondRecordsNote(summary.runId, t.task, t.secondRecords)] : []),

@@ -300,6 +300,20 @@ export const AthenaDuplicateKeysFound = z.strictObject({
 });
 export type AthenaDuplicateKeysFound = z.infer<typeof AthenaDuplicateKeysFound>;
 
+/**
+ * A task without `key` whose table has a primary key all the same (made by the task's earlier,
+ * keyed loads, or by hand): the load replaced the rows as they are, and the key refuses a result
+ * that repeats a value of it or leaves it NULL. Said each run until the key goes or comes back.
+ */
+export const AthenaKeptPrimaryKey = z.strictObject({
+  table: z.string(),
+  key: z.array(z.string()).min(1),
+  constraint: z.string(),
+  /** The task's `key` config path (`extract[1].key`), where the key would be given again. */
+  keyPath: z.string(),
+});
+export type AthenaKeptPrimaryKey = z.infer<typeof AthenaKeptPrimaryKey>;
+
 /** What the Athena load step returns. */
 export const AthenaLoadOutput = z.strictObject({
   status: z.literal('loaded'),
@@ -322,6 +336,11 @@ export const AthenaLoadOutput = z.strictObject({
    * Absent when every key came once (and without a key).
    */
   duplicateKeys: AthenaDuplicateKeysFound.optional(),
+  /**
+   * Without `key`, when the table has a primary key all the same: {@link AthenaKeptPrimaryKey}.
+   * Absent otherwise.
+   */
+  keptPrimaryKey: AthenaKeptPrimaryKey.optional(),
 });
 export type AthenaLoadOutput = z.infer<typeof AthenaLoadOutput>;
 

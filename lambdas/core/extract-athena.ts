@@ -57,10 +57,16 @@ import {
   AthenaLoadInput,
   parseStepInput,
   type AthenaDuplicateKeysFound,
+  type AthenaKeptPrimaryKey,
   type AthenaLoadOutput,
 } from './contracts';
 import { athenaOf, splitTableName, type CoreDeps } from './deps';
-import { duplicateKeysWarning, oneRowAKeyFix, repeatedKeysText } from './load-warnings';
+import {
+  duplicateKeysWarning,
+  keptPrimaryKeyWarning,
+  oneRowAKeyFix,
+  repeatedKeysText,
+} from './load-warnings';
 import { recordTaskResult } from './run-state';
 import { suggestion } from '../config/issues';
 import { extractConfigPath } from './salesforce-read';
@@ -430,6 +436,17 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
       counts = { inserted: swapped.inserted, updated: 0, deleted: swapped.removed + evolved.cleared };
     }
     const refreshMs = ms(refreshStarted);
+    // Without a key, a primary key the table kept (from the task's keyed loads, or by hand) held
+    // this time, but refuses the first result that repeats or leaves out a value of it: said now.
+    const keptPrimaryKey: AthenaKeptPrimaryKey | undefined =
+      key.length === 0 && evolved.primaryKey.columns.length > 0 && evolved.primaryKey.constraint
+        ? {
+            table: `${schema}.${table}`,
+            key: [...evolved.primaryKey.columns],
+            constraint: evolved.primaryKey.constraint,
+            keyPath: `${extractConfigPath(deps.config, task)}.key`,
+          }
+        : undefined;
     await dropStagingTable(client, schema, copied.staging);
     const output: AthenaLoadOutput = {
       status: 'loaded',
@@ -442,7 +459,14 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
       apiCalls: athena.apiCalls - callsBefore,
       s3Reads: athena.s3Reads - readsBefore,
       ...(duplicateKeys ? { duplicateKeys } : {}),
+      ...(keptPrimaryKey ? { keptPrimaryKey } : {}),
     };
+    if (keptPrimaryKey) {
+      logger.warn('Athena extract without a key loaded a table that has a primary key', {
+        keptPrimaryKey,
+        warning: keptPrimaryKeyWarning(task.name, keptPrimaryKey),
+      });
+    }
     if (duplicateKeys) {
       logger.warn('Athena extract dropped rows of keys the query returned more than once', {
         table: `${schema}.${table}`,

@@ -5,7 +5,7 @@
  * columns a Salesforce load retyped (`retypedColumns`, extract-salesforce.ts). A module of its
  * own, without the extracts' connectors, so that the Report and the CLI load none of them.
  */
-import type { AthenaDuplicateKeysFound } from './contracts';
+import type { AthenaDuplicateKeysFound, AthenaKeptPrimaryKey } from './contracts';
 
 /** A key value as the messages write it: a number as it is, NULL, anything else quoted. */
 function keyValueText(value: string | null): string {
@@ -44,6 +44,25 @@ export function oneRowAKeyFix(key: readonly string[]): string {
  */
 export function duplicateKeysWarning(task: string, found: AthenaDuplicateKeysFound): string {
   return `Extract task ${task}: the query returned ${repeatedKeysText(found)}: ${found.table} kept one row a key, the last in the result file, which Athena orders arbitrarily without ORDER BY, so which row is kept may change from run to run; ${oneRowAKeyFix(found.key)}. Set duplicateKeys: 'fail' on the task to fail instead of loading`;
+}
+
+/**
+ * The warning of an Athena load without a key into a table that has a primary key all the same
+ * (its output's `keptPrimaryKey`): said by the log, the local runner's progress, the run's summary
+ * and the run's notification, each run, as the next result may break the key.
+ */
+export function keptPrimaryKeyWarning(task: string, kept: AthenaKeptPrimaryKey): string {
+  const dot = kept.table.indexOf('.');
+  const qualified =
+    dot < 0
+      ? `"${kept.table.replace(/"/g, '""')}"`
+      : `"${kept.table.slice(0, dot).replace(/"/g, '""')}"."${kept.table.slice(dot + 1).replace(/"/g, '""')}"`;
+  return (
+    `Extract task ${task} has no key (${kept.keyPath}), but ${kept.table} kept its primary key (${kept.key.join(', ')}) (made by the task's earlier loads with a key, or by hand): ` +
+    `the load replaced the table's rows with the result as it is, and a run whose result repeats a value of the key or leaves it NULL will fail. ` +
+    `Drop the table's primary key if the task is meant to load without one (ALTER TABLE ${qualified} DROP CONSTRAINT "${kept.constraint.replace(/"/g, '""')}"), ` +
+    `or give the task its key again (${kept.keyPath}: [${kept.key.map((k) => `'${k}'`).join(', ')}]: the load then merges, one row a key)`
+  );
 }
 
 /**

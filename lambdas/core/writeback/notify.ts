@@ -33,9 +33,9 @@ import { taskName } from '../../config';
 import { withTransaction } from '../../connectors/postgres';
 import { storedFailureText } from '../../shared/errors';
 import { warnOnFailure } from '../../shared/logging';
-import { AthenaDuplicateKeysFound } from '../contracts';
+import { AthenaDuplicateKeysFound, AthenaKeptPrimaryKey } from '../contracts';
 import type { CoreDeps, Notification } from '../deps';
-import { duplicateKeysWarning, retypedColumnWarning } from '../load-warnings';
+import { duplicateKeysWarning, keptPrimaryKeyWarning, retypedColumnWarning } from '../load-warnings';
 import type { ReportOutput } from './contracts';
 import { shellOption } from '../../shared/shell';
 import { CREATED_BESIDE_CODE, KEY_CHANGED_CREATED_CODE, WRITTEN_ERROR_CODES } from './results';
@@ -140,6 +140,8 @@ export function extractLines(extract: Readonly<Record<string, StoredExtract>>): 
     // In the words the log, `roundtrip run` and its summary use.
     const duplicates = AthenaDuplicateKeysFound.safeParse(t.duplicateKeys);
     if (duplicates.success) lines.push(`    ${duplicateKeysWarning(name, duplicates.data)}`);
+    const kept = AthenaKeptPrimaryKey.safeParse(t.keptPrimaryKey);
+    if (kept.success) lines.push(`    ${keptPrimaryKeyWarning(name, kept.data)}`);
     const retyped = Array.isArray(t.retypedColumns) ? (t.retypedColumns as Record<string, unknown>[]) : [];
     for (const c of retyped) lines.push(`    ${retypedColumnWarning(c)}`);
   }

@@ -113,9 +113,31 @@ describe('Athena results PostgreSQL cannot take as they are', () => {
     const before = await h.rows('SELECT * FROM customers_once ORDER BY id');
     expect(before).toHaveLength(3);
     // Without its key, the task's result replaces the table's rows as they are: still loads while
-    // every id comes once.
-    expect(await extract({ ...task, query: 'SELECT id, name FROM customers' })).toBeUndefined();
+    // every id comes once, and says that the table kept its key, which a later result may break.
+    const warningsBefore = h.logger.records.filter((r) => r.level === 'warn').length;
+    const keyless = await runExtract(
+      { input: {} },
+      h.deps(h.config([{ ...task, query: 'SELECT id, name FROM customers' }])),
+    );
     expect(await h.rows('SELECT * FROM customers_once ORDER BY id')).toEqual(before);
+    const kept = {
+      table: 'public.customers_once',
+      key: ['id'],
+      constraint: 'customers_once_pkey',
+      keyPath: 'extract[0].key',
+    };
+    expect(keyless.athena.customers_once?.keptPrimaryKey).toEqual(kept);
+    const warning =
+      "Extract task customers_once has no key (extract[0].key), but public.customers_once kept its primary key (id) (made by the task's earlier loads with a key, or by hand): " +
+      "the load replaced the table's rows with the result as it is, and a run whose result repeats a value of the key or leaves it NULL will fail. " +
+      'Drop the table\'s primary key if the task is meant to load without one (ALTER TABLE "public"."customers_once" DROP CONSTRAINT "customers_once_pkey"), ' +
+      "or give the task its key again (extract[0].key: ['id']: the load then merges, one row a key)";
+    expect(
+      h.logger.records
+        .filter((r) => r.level === 'warn')
+        .slice(warningsBefore)
+        .map((r) => [r.message, r.attributes.warning]),
+    ).toEqual([['Athena extract without a key loaded a table that has a primary key', warning]]);
 
     const ways =
       'and the table public.customers_once has the primary key (id), which needs one row a value; ' +
@@ -145,9 +167,13 @@ describe('Athena results PostgreSQL cannot take as they are', () => {
 
     // The first way out, as the message gives it: then the repeated key loads.
     await h.rows('ALTER TABLE "public"."customers_once" DROP CONSTRAINT "customers_once_pkey"');
-    expect(
-      await extract({ ...task, query: "SELECT id, name FROM customers UNION ALL SELECT 1, 'Ada again'" }),
-    ).toBeUndefined();
+    const unkeyed = await runExtract(
+      { input: {} },
+      h.deps(
+        h.config([{ ...task, query: "SELECT id, name FROM customers UNION ALL SELECT 1, 'Ada again'" }]),
+      ),
+    );
+    expect(unkeyed.athena.customers_once).not.toHaveProperty('keptPrimaryKey');
     expect(await h.rows('SELECT count(*)::int AS n FROM customers_once WHERE id = 1')).toEqual([{ n: 2 }]);
   });
 

@@ -369,6 +369,34 @@ describe('progressPrinter', () => {
     ]);
   });
 
+  it('says below an Athena load without a key that its table kept a primary key, and the ways out', () => {
+    const lines: string[] = [];
+    const print = progressPrinter((line) => lines.push(line));
+    const output = {
+      status: 'loaded',
+      runId: 'r',
+      task: 'customers',
+      queryExecutionId: 'q',
+      refresh: 'swap',
+      rows: 3,
+      inserted: 3,
+      updated: 0,
+      deleted: 3,
+      apiCalls: 2,
+      s3Reads: 1,
+      keptPrimaryKey: {
+        table: 'public.customers',
+        key: ['id'],
+        constraint: 'customers_pkey',
+        keyPath: 'extract[1].key',
+      },
+    };
+    print({ type: 'exited', state: 'customers load', stateType: 'Task', output });
+    expect(lines.slice(1)).toEqual([
+      '  ! Extract task customers has no key (extract[1].key), but public.customers kept its primary key (id) (made by the task\'s earlier loads with a key, or by hand): the load replaced the table\'s rows with the result as it is, and a run whose result repeats a value of the key or leaves it NULL will fail. Drop the table\'s primary key if the task is meant to load without one (ALTER TABLE "public"."customers" DROP CONSTRAINT "customers_pkey"), or give the task its key again (extract[1].key: [\'id\']: the load then merges, one row a key)',
+    ]);
+  });
+
   it('says each warning a transform file raised, by file and line, after the Transform line', () => {
     const lines: string[] = [];
     const print = progressPrinter((line) => lines.push(line));

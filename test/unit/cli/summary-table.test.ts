@@ -177,6 +177,28 @@ describe('formatSummaryTable', () => {
     ]);
   });
 
+  it("reads a keyless Athena extract's kept primary key from its stored figures, and says it below the table", () => {
+    const keptPrimaryKey = {
+      table: 'public.customers',
+      key: ['id'],
+      constraint: 'customers_pkey',
+      keyPath: 'extract[1].key',
+    };
+    const figures = { rows: 3, inserted: 3, updated: 0, apiCalls: 2, s3Reads: 1, keptPrimaryKey };
+    const task = extractTaskSummary('customers', figures);
+    expect(task.keptPrimaryKey).toEqual(keptPrimaryKey);
+    expect(extractTaskSummary('customers', { ...figures, keptPrimaryKey: { key: [] } })).not.toHaveProperty(
+      'keptPrimaryKey',
+    );
+    expect(
+      formatSummaryTable({ runId: 'r1', status: 'succeeded', tasks: [task] })
+        .split('\n')
+        .slice(4),
+    ).toEqual([
+      'warning: Extract task customers has no key (extract[1].key), but public.customers kept its primary key (id) (made by the task\'s earlier loads with a key, or by hand): the load replaced the table\'s rows with the result as it is, and a run whose result repeats a value of the key or leaves it NULL will fail. Drop the table\'s primary key if the task is meant to load without one (ALTER TABLE "public"."customers" DROP CONSTRAINT "customers_pkey"), or give the task its key again (extract[1].key: [\'id\']: the load then merges, one row a key)',
+    ]);
+  });
+
   it('says below the table of a dry run’s write-back that a real run would refuse its push for the API budget, and why', () => {
     const problem =
       'its push of 2,500 records needs at least 3 Salesforce API calls (Collections, 2,500 records at 1,000 a call), and the run has made 2 of budget.maxApiCallsPerRun 4.';

@@ -209,6 +209,21 @@ describe('extractLines', () => {
           examples: [{ key: { order_id: '7' }, rows: 3 }],
         },
       },
+      customers: {
+        status: 'loaded',
+        rows: 3,
+        inserted: 3,
+        updated: 0,
+        deleted: 3,
+        apiCalls: 2,
+        s3Reads: 1,
+        keptPrimaryKey: {
+          table: 'public.customers',
+          key: ['id'],
+          constraint: 'customers_pkey',
+          keyPath: 'extract[1].key',
+        },
+      },
       // A task whose step failed: its calls alone.
       Account: { apiCalls: 2 },
     };
@@ -220,6 +235,8 @@ describe('extractLines', () => {
       '  Contact: 7 rows read, 2 written, 1 removed; 1 API call',
       '  orders: 40 rows read, 38 written; 4 Athena/S3 calls',
       "    Extract task orders: the query returned 1 key in more than one row (order_id 7: 3 rows), 2 rows more than keys: public.orders kept one row a key, the last in the result file, which Athena orders arbitrarily without ORDER BY, so which row is kept may change from run to run; make the task's query return one row a key, the version you want: SELECT <its columns> FROM (SELECT …, row_number() OVER (PARTITION BY order_id ORDER BY <a column that orders versions> DESC) AS rn FROM …) WHERE rn = 1. Set duplicateKeys: 'fail' on the task to fail instead of loading",
+      '  customers: 3 rows read, 3 written; 3 Athena/S3 calls',
+      '    Extract task customers has no key (extract[1].key), but public.customers kept its primary key (id) (made by the task\'s earlier loads with a key, or by hand): the load replaced the table\'s rows with the result as it is, and a run whose result repeats a value of the key or leaves it NULL will fail. Drop the table\'s primary key if the task is meant to load without one (ALTER TABLE "public"."customers" DROP CONSTRAINT "customers_pkey"), or give the task its key again (extract[1].key: [\'id\']: the load then merges, one row a key)',
       '  Account: not loaded; 2 API calls',
     ]);
     expect(extractLines({})).toEqual([]);
