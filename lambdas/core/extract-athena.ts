@@ -31,7 +31,11 @@
  */
 import type { QueryExecution } from '@aws-sdk/client-athena';
 import type { AthenaExtractTask } from '../config';
-import { AthenaQueryFailed, AthenaRetryableQueryFailure } from '../connectors/athena/errors';
+import {
+  AthenaQueryCancelled,
+  AthenaQueryFailed,
+  AthenaRetryableQueryFailure,
+} from '../connectors/athena/errors';
 import { ATHENA_MAX_QUERIES_PER_TASK, clientRequestTokenFor } from '../connectors/athena/tokens';
 import {
   athenaTypeForPgType,
@@ -256,12 +260,13 @@ async function runLocalQuery(
     } catch (err) {
       // A query that failed for good is named by its task and config path, as the state
       // machine's run error names it (statemachine/definition.ts, the query refused).
+      const named = `Extract task ${task.name} (${extractConfigPath(deps.config, task)}.query): ${err instanceof Error ? err.message : String(err)}`;
       if (err instanceof AthenaQueryFailed) {
-        throw new AthenaQueryFailed(
-          `Extract task ${task.name} (${extractConfigPath(deps.config, task)}.query): ${err.message}`,
-          err.queryExecutionId,
-          { cause: err },
-        );
+        throw new AthenaQueryFailed(named, err.queryExecutionId, { cause: err });
+      }
+      // So is one that was stopped (by hand, say), which is not rerun either.
+      if (err instanceof AthenaQueryCancelled) {
+        throw new AthenaQueryCancelled(named, err.queryExecutionId, { cause: err });
       }
       if (!(err instanceof AthenaRetryableQueryFailure)) throw err;
       if (generation + 1 >= ATHENA_MAX_QUERIES_PER_TASK) {

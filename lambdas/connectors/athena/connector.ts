@@ -18,7 +18,12 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { TerminalError, TransientError } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { callCounter } from '../../shared/call-scope';
-import { AthenaQueryFailed, AthenaRetryableQueryFailure, classifyAthenaError } from './errors';
+import {
+  AthenaQueryCancelled,
+  AthenaQueryFailed,
+  AthenaRetryableQueryFailure,
+  classifyAthenaError,
+} from './errors';
 import { ATHENA_CLIENT_REQUEST_TOKEN_MAX_LENGTH, ATHENA_CLIENT_REQUEST_TOKEN_MIN_LENGTH } from './tokens';
 
 /** The default data catalog (Glue). */
@@ -196,7 +201,8 @@ export function parseS3Url(url: string): { bucket: string; key: string } {
 /**
  * Throws unless the query SUCCEEDED: a FAILED query is a TerminalError carrying Athena's
  * `StateChangeReason` — or an {@link AthenaRetryableQueryFailure} (transient) when Athena marks the
- * error `Retryable`; CANCELLED is terminal; a query still running is transient.
+ * error `Retryable`; CANCELLED is terminal ({@link AthenaQueryCancelled}); a query still running is
+ * transient.
  */
 export function assertQuerySucceeded(queryExecution: QueryExecution): void {
   const id = queryExecution.QueryExecutionId ?? '(unknown id)';
@@ -211,8 +217,9 @@ export function assertQuerySucceeded(queryExecution: QueryExecution): void {
       : new AthenaQueryFailed(message, id);
   }
   if (state === 'CANCELLED') {
-    throw new TerminalError(
+    throw new AthenaQueryCancelled(
       `Athena query ${id} was cancelled${status?.StateChangeReason ? `: ${status.StateChangeReason}` : ''}`,
+      id,
     );
   }
   throw new TransientError(`Athena query ${id} has not finished (state ${state ?? 'unknown'})`);

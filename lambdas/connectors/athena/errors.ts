@@ -91,3 +91,18 @@ export class AthenaQueryFailed extends TerminalError {
     super(message, options);
   }
 }
+
+/**
+ * A query that ended CANCELLED (StopQueryExecution: by hand in the console, or a query that
+ * outlived its time limit). Terminal, and not the query's fault: its own class so that the local
+ * load can name its task, as it names a failed query's.
+ */
+export class AthenaQueryCancelled extends TerminalError {
+  constructor(
+    message: string,
+    readonly queryExecutionId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -62,6 +62,8 @@ export interface HarnessOptions {
   readonly athenaFiles?: Record<string, string>;
   /** The Salesforce emulator's clock (SystemModstamp, Bulk job dates, the Date header). @default the system clock */
   readonly salesforceClock?: () => Date;
+  /** How long the Athena emulator keeps a query QUEUED, and at least RUNNING. @default none */
+  readonly athenaQueryDelaysMs?: { readonly queued?: number; readonly running?: number };
 }
 
 export async function startExtractHarness(options: HarnessOptions = {}): Promise<ExtractHarness> {
@@ -76,7 +78,10 @@ export async function startExtractHarness(options: HarnessOptions = {}): Promise
     ...(options.salesforceClock ? { clock: options.salesforceClock } : {}),
     credentials: { password: CANARY.password, securityToken: CANARY.securityToken },
   });
-  const athenaEmulator = await startAthenaEmulator({ dataDir });
+  const athenaEmulator = await startAthenaEmulator({
+    dataDir,
+    ...(options.athenaQueryDelaysMs ? { queryDelaysMs: options.athenaQueryDelaysMs } : {}),
+  });
   const athenaClient = new AthenaClient({ ...athenaClientConfig(athenaEmulator), maxAttempts: 1 });
   const s3Client = new S3Client({ ...s3ClientConfig(athenaEmulator), maxAttempts: 1 });
   const db = await createTestDatabase('rt_extract');
