@@ -30,7 +30,7 @@
  * transaction: a failure leaves the table as it was.
  */
 import type { QueryExecution } from '@aws-sdk/client-athena';
-import type { AthenaExtractTask } from '../config';
+import type { AthenaExtractTask, PipelineConfig } from '../config';
 import {
   AthenaQueryCancelled,
   AthenaQueryFailed,
@@ -218,6 +218,38 @@ function nulCharacterError(err: unknown, task: AthenaExtractTask, table: string)
   return undefined;
 }
 
+/**
+ * The read's error when S3 refused the result file (`AccessDenied`, HTTP 403), told as the task's
+ * with the likely cause; undefined for any other error. The stack grants the load `s3:GetObject`
+ * under `athena.outputLocation` only (lib/pipeline-stack.ts): a workgroup that enforces its own
+ * result location writes elsewhere, and a result file encrypted with a KMS key needs `kms:Decrypt`
+ * on it, which only `athena.resultsKmsKeyArn` grants.
+ */
+function resultFileRefusedError(
+  err: unknown,
+  task: AthenaExtractTask,
+  athena: PipelineConfig['athena'],
+  location: string,
+  table: string,
+): TerminalError | undefined {
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  const { name, $metadata } = (cause ?? {}) as { name?: unknown; $metadata?: { httpStatusCode?: unknown } };
+  if (!(err instanceof TerminalError) || (name !== 'AccessDenied' && $metadata?.httpStatusCode !== 403)) {
+    return undefined;
+  }
+  const configured = athena?.outputLocation;
+  const elsewhere =
+    configured !== undefined &&
+    !location.startsWith(configured.endsWith('/') ? configured : `${configured}/`);
+  const why = elsewhere
+    ? `the query wrote it outside athena.outputLocation ${configured}, the location whose files the load may read: workgroup ${athena?.workgroup ?? 'primary'} enforces its own result location (roundtrip validate names it); set athena.outputLocation to that location and deploy again`
+    : `the load's role${athena?.roleArn ? ` (athena.roleArn ${athena.roleArn})` : ''} needs s3:GetObject on it, and kms:Decrypt on the KMS key that encrypts it when the workgroup encrypts its results with SSE-KMS: name that key in athena.resultsKmsKeyArn${athena?.resultsKmsKeyArn ? ` (now ${athena.resultsKmsKeyArn})` : ' (not set)'} and deploy again`;
+  return new TerminalError(
+    `Extract task ${task.name}: the load may not read the query's result file (${err.message}): ${why}; the table ${table} was left as it was`,
+    { cause: err },
+  );
+}
+
 /** The characters of a repeated key's value that the output and messages keep (the rest cut, `…`). */
 const MAX_KEY_VALUE_CHARS = 200;
 
@@ -367,7 +399,11 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
       header: true,
       logger,
     }).catch((err: unknown) => {
-      throw nulCharacterError(err, task, `${schema}.${table}`) ?? err;
+      throw (
+        nulCharacterError(err, task, `${schema}.${table}`) ??
+        resultFileRefusedError(err, task, deps.config.athena, result.outputLocation, `${schema}.${table}`) ??
+        err
+      );
     });
     const copyMs = ms(started);
     const refreshStarted = deps.clock.now().getTime();

@@ -3,10 +3,11 @@
  * the task, what is wrong and the way out in the query, and leaves the table as it was. Queries
  * run by the Athena emulator through the real AWS SDK clients, loaded into the real PostgreSQL.
  */
-import { runExtract } from '../../../lambdas/core';
+import { loadAthena, prepare, runExtract } from '../../../lambdas/core';
+import { clientRequestTokenFor } from '../../../lambdas/connectors/athena';
 import type { ExtractTaskInput } from '../../../lambdas/config';
 import { TerminalError } from '../../../lambdas/shared/errors';
-import { startExtractHarness, type ExtractHarness } from './harness';
+import { ATHENA_OUTPUT, startExtractHarness, type ExtractHarness } from './harness';
 
 const CUSTOMERS = ['id,name', '1,Ada', '2,Grace', '3,Edsger'].join('\n');
 const ORDERS = ['id,customer_id,total', '10,1,5.5', '11,2,7.25', '12,9,1.0'].join('\n');
@@ -175,6 +176,56 @@ describe('Athena results PostgreSQL cannot take as they are', () => {
     );
     expect(unkeyed.athena.customers_once).not.toHaveProperty('keptPrimaryKey');
     expect(await h.rows('SELECT count(*)::int AS n FROM customers_once WHERE id = 1')).toEqual([{ n: 2 }]);
+  });
+
+  it('says why S3 refused the result file (AccessDenied): a workgroup that wrote it outside athena.outputLocation, or the KMS key', async () => {
+    const task = { from: 'athena', name: 'refused', table: 'refused_customers' } as const;
+    const config = h.config([{ ...task, query: 'SELECT id, name FROM customers' }]);
+    expect(await extract({ ...task, query: 'SELECT id, name FROM customers' })).toBeUndefined();
+    const before = await h.rows('SELECT * FROM refused_customers ORDER BY id');
+    const d = h.deps(config);
+    const { runId } = await prepare({ input: {} }, d);
+    const id = await d.athena!.startQuery('SELECT id, name FROM customers', {
+      clientRequestToken: clientRequestTokenFor(runId, 'refused'),
+    });
+    const execution = await d.athena!.waitForQuery(id, { sleep: () => Promise.resolve() });
+    const location = execution.ResultConfiguration?.OutputLocation ?? '';
+    expect(location).toBe(`${ATHENA_OUTPUT}${id}.csv`);
+    const load = (outputLocation: string): Promise<unknown> =>
+      loadAthena(
+        {
+          runId,
+          task: 'refused',
+          QueryExecution: {
+            QueryExecutionId: id,
+            ResultConfiguration: { OutputLocation: outputLocation },
+            Status: { State: 'SUCCEEDED' },
+          },
+        },
+        d,
+      ).catch((e: unknown) => e);
+    h.athenaEmulator.faults.s3Fail = 403;
+    try {
+      const denied = `S3 GetObject ${location} failed: AccessDenied: Injected by the emulator (faults.s3Fail = 403)`;
+      const inside = await load(location);
+      expect(inside).toBeInstanceOf(TerminalError);
+      expect((inside as Error).message).toBe(
+        `Extract task refused: the load may not read the query's result file (${denied}): ` +
+          "the load's role needs s3:GetObject on it, and kms:Decrypt on the KMS key that encrypts it when the workgroup encrypts its results with SSE-KMS: " +
+          'name that key in athena.resultsKmsKeyArn (not set) and deploy again; the table public.refused_customers was left as it was',
+      );
+      // What the .sync integration hands over when the workgroup enforces a location of its own.
+      const governed = `s3://governed-results/athena/${id}.csv`;
+      const outside = await load(governed);
+      expect((outside as Error).message).toBe(
+        `Extract task refused: the load may not read the query's result file (S3 GetObject ${governed} failed: AccessDenied: Injected by the emulator (faults.s3Fail = 403)): ` +
+          `the query wrote it outside athena.outputLocation ${ATHENA_OUTPUT}, the location whose files the load may read: workgroup primary enforces its own result location (roundtrip validate names it); ` +
+          'set athena.outputLocation to that location and deploy again; the table public.refused_customers was left as it was',
+      );
+    } finally {
+      h.athenaEmulator.faults.s3Fail = undefined;
+    }
+    expect(await h.rows('SELECT * FROM refused_customers ORDER BY id')).toEqual(before);
   });
 
   it('refuses a value holding U+0000, naming the task, the line of the result file and the fix', async () => {
