@@ -218,12 +218,21 @@ export const TRANSIENT_LAMBDA_ERRORS = [
  * reference, Invoke), those while it is `Pending` with ResourceConflictException ("The operation
  * cannot be performed at this time. The function is currently in the following state: Pending"),
  * and ENINotReadyException while its network interface is not ready yet. A pipeline scheduled
- * weekly or monthly meets it at each of its steps' first invocation of a run.
+ * weekly or monthly meets it at each of its steps' first invocation of a run. While Lambda sets
+ * the function's network up, EC2 may throttle it or fail on its side: EC2ThrottledException ("Amazon
+ * EC2 throttled Lambda during Lambda function initialization using the execution role provided for
+ * the function") and EC2UnexpectedException ("Lambda received an unexpected Amazon EC2 client
+ * exception while setting up for the Lambda function"), Invoke's errors (HTTP 502) that a moment
+ * later clears; no code of the function ran either. (Not EC2AccessDeniedException, nor
+ * ENILimitReachedException and SubnetIPAddressLimitReachedException: a role, a quota or a subnet
+ * to change, which two minutes of waiting do not.)
  */
 export const FUNCTION_NOT_READY_ERRORS = [
   'Lambda.ResourceNotReadyException',
   'Lambda.ResourceConflictException',
   'Lambda.ENINotReadyException',
+  'Lambda.EC2ThrottledException',
+  'Lambda.EC2UnexpectedException',
 ] as const;
 
 /**

@@ -249,7 +249,8 @@ describe('the state machine definition', () => {
         }
       }
       // A Lambda function not ready to run (made Inactive after weeks idle, Pending while Lambda
-      // makes its network interface again) is waited for: 10, 20, 40, 60 s.
+      // makes its network interface again, EC2 throttling Lambda as it does) is waited for: 10, 20,
+      // 40, 60 s.
       if (!String(task.Resource).includes(':athena:')) {
         expect({ name, retrier: retry[0] }).toEqual({
           name,
@@ -258,6 +259,8 @@ describe('the state machine definition', () => {
               'Lambda.ResourceNotReadyException',
               'Lambda.ResourceConflictException',
               'Lambda.ENINotReadyException',
+              'Lambda.EC2ThrottledException',
+              'Lambda.EC2UnexpectedException',
             ],
             IntervalSeconds: 10,
             BackoffRate: 2,
@@ -321,6 +324,8 @@ describe('the state machine definition', () => {
                 'Lambda.ResourceNotReadyException',
                 'Lambda.ResourceConflictException',
                 'Lambda.ENINotReadyException',
+                'Lambda.EC2ThrottledException',
+                'Lambda.EC2UnexpectedException',
                 'ApiLimitExceededError',
                 'SalesforceSignInRefusedError',
                 'PostgresAuthenticationError',
@@ -1014,6 +1019,42 @@ describe('the state machine definition', () => {
       const result = await run(full, {}, h);
       expect(result.status).toBe('succeeded');
       expect(calls).toEqual({ [RUN_STATES.prepare]: 4, [plan]: 4 });
+      expect(h.ran).not.toContain(RUN_STATES.reportFailure);
+    });
+
+    it('invokes a step again when EC2 throttled or failed Lambda setting up its function’s network, before any of its code ran', async () => {
+      // Invoke's EC2ThrottledException and EC2UnexpectedException (HTTP 502): a VPC function whose
+      // network interface Lambda makes (again) at the invocation; a moment later it goes through.
+      const config = fullConfig();
+      const plan = taskStateNames(config.writeback[0]?.name as string).plan;
+      const calls: Record<string, number> = {};
+      const throttledOnce =
+        (state: string, errorName: string, answer: (input: Record<string, unknown>) => unknown) =>
+        (input: Record<string, unknown>): unknown => {
+          calls[state] = (calls[state] ?? 0) + 1;
+          if (calls[state] === 1) {
+            const error = new Error(
+              'Amazon EC2 throttled Lambda during Lambda function initialization using the execution role provided for the function.',
+            );
+            error.name = errorName;
+            throw error;
+          }
+          return answer(input);
+        };
+      const base = handlers(config);
+      const h = handlers(config, {
+        [RUN_STATES.prepare]: throttledOnce(RUN_STATES.prepare, 'Lambda.EC2ThrottledException', (input) =>
+          (base.handlers[RUN_STATES.prepare] as (i: unknown) => unknown)(input),
+        ),
+        [plan]: throttledOnce(plan, 'Lambda.EC2UnexpectedException', (input) => ({
+          task: input.task,
+          status: 'planned',
+          api: 'collections',
+        })),
+      });
+      const result = await run(full, {}, h);
+      expect(result.status).toBe('succeeded');
+      expect(calls).toEqual({ [RUN_STATES.prepare]: 2, [plan]: 2 });
       expect(h.ran).not.toContain(RUN_STATES.reportFailure);
     });
 
