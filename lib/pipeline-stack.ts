@@ -700,6 +700,19 @@ export class PipelineStack extends Stack {
       );
     }
 
+    if (athena.dataKmsKeyArns) {
+      // Source data encrypted with customer managed keys (SSE-KMS): Athena reads it with the state
+      // machine's permissions, and S3 decrypts an object only for a caller allowed kms:Decrypt on
+      // its key (Athena user guide, "Permissions to encrypted data in Amazon S3"). Only through S3.
+      smRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'DecryptSourceData',
+          actions: ['kms:Decrypt'],
+          resources: [...athena.dataKmsKeyArns],
+          conditions: onlyThrough('s3'),
+        }),
+      );
+    }
     if (athena.resultsKmsKeyArn) {
       // Result files encrypted with a customer managed key (SSE-KMS): S3 asks KMS for a data key
       // when Athena writes one with the state machine's permissions, and to decrypt it when the

@@ -231,6 +231,12 @@ function athenaWorkgroup(config: Raw): ConfigIssue[] {
       message: `expected nothing with "roleArn" (the queries run as that role, which is the one to be allowed the key, in its own account), got ${describeValue(athena.resultsKmsKeyArn)}`,
     });
   }
+  if (Array.isArray(athena.dataKmsKeyArns) && typeof athena.roleArn === 'string') {
+    issues.push({
+      path: 'athena.dataKmsKeyArns',
+      message: `expected nothing with "roleArn" (the queries read the data as that role, which is the one to be allowed the keys, in its own account), got ${athena.dataKmsKeyArns.map((key: unknown) => describeValue(key)).join(', ')}`,
+    });
+  }
   return issues;
 }
 

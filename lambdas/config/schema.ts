@@ -353,6 +353,17 @@ const athenaSchema = section('an object with at least "database"', {
     .min(1)
     .superRefine((locations, ctx) => noRepeats(locations, ctx, 'location'))
     .optional(),
+  dataKmsKeyArns: z
+    .array(
+      text(
+        'a KMS key ARN such as "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"',
+        (v) => KMS_KEY_ARN.test(v),
+      ),
+      { error: expected('a list of KMS key ARNs') },
+    )
+    .min(1)
+    .superRefine((keys, ctx) => noRepeats(keys, ctx, 'key'))
+    .optional(),
 });
 
 const postgresSchema = section('an object with at least "secret"', {

@@ -164,6 +164,16 @@ export interface AthenaSettingsInput {
    * @default none: no S3 read permission on source data
    */
   readonly dataLocations?: readonly string[];
+  /**
+   * Deployment: the customer managed KMS keys that encrypt the tables' data in S3 (SSE-KMS), as
+   * `arn:aws:kms:<region>:<account>:key/<id>`. Athena reads the data with the permissions of the
+   * role that runs the queries (the state machine's), and S3 decrypts an SSE-KMS object only for a
+   * caller allowed `kms:Decrypt` on its key: the state machine may decrypt with these keys, through
+   * S3 only. Not with `roleArn` (that role needs the keys, in its own account).
+   * @default none: data encrypted with S3's own keys (SSE-S3) or unencrypted, or read through Lake
+   * Formation (whose registered role decrypts it)
+   */
+  readonly dataKmsKeyArns?: readonly string[];
 }
 
 /** How Athena results are read. */

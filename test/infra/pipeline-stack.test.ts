@@ -945,6 +945,43 @@ describe('PipelineStack', () => {
       });
     });
 
+    it('lets the queries read source data encrypted with the configured keys, through S3 only, and nothing else decrypt with them', () => {
+      const keys = [
+        'arn:aws:kms:eu-west-1:123456789012:key/1111abcd-12ab-34cd-56ef-1234567890ab',
+        'arn:aws:kms:eu-west-1:123456789012:key/2222abcd-12ab-34cd-56ef-1234567890ab',
+      ];
+      const base = fullConfig();
+      const { stack, template } = synthPipeline({
+        ...base,
+        athena: { ...base.athena!, dataKmsKeyArns: keys },
+      });
+      const decrypt = statement(template, stack, stack.stateMachine.role, 'DecryptSourceData');
+      expect(decrypt).toEqual({
+        Sid: 'DecryptSourceData',
+        Effect: 'Allow',
+        Action: 'kms:Decrypt',
+        Resource: keys,
+        Condition: {
+          StringEquals: {
+            'kms:ViaService': { 'Fn::Join': ['', ['s3.', { Ref: 'AWS::Region' }, '.amazonaws.com']] },
+          },
+        },
+      });
+      // The functions never read the source data: none of them is allowed the keys.
+      for (const step of stack.steps) {
+        const granted = roleStatements(template, roleId(stack, stack.stepFunction(step).role)).filter((st) =>
+          JSON.stringify(st.Resource ?? '').includes('1111abcd'),
+        );
+        expect({ step, granted }).toEqual({ step, granted: [] });
+      }
+      // Without keys, no KMS permission on source data.
+      const plain = synthPipeline(base);
+      const sids = roleStatements(plain.template, roleId(plain.stack, plain.stack.stateMachine.role)).map(
+        (st) => st.Sid,
+      );
+      expect(sids).not.toContain('DecryptSourceData');
+    });
+
     it('lets the query write and the load read result files encrypted with the configured key, through S3 only', () => {
       const key = 'arn:aws:kms:eu-west-1:123456789012:key/0000abcd-12ab-34cd-56ef-1234567890ab';
       const base = fullConfig();

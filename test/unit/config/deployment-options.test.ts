@@ -63,6 +63,7 @@ describe('deployment options of the pipeline config', () => {
       resultsKmsKeyArn: KEY_ARN,
       tables: ['customers', 'orders'],
       dataLocations: ['s3://data-lake/customers/', 's3://data-lake/orders/'],
+      dataKmsKeyArns: [KEY_ARN],
     };
     const config = parseConfig({
       ...valid(),
@@ -354,6 +355,39 @@ describe('deployment options of the pipeline config', () => {
         issue(
           'athena.dataLocations[0]',
           'expected an S3 URL such as "s3://data-lake/customers/", got "https://data-lake.s3.amazonaws.com/customers/"',
+        ),
+      ],
+    ],
+    [
+      'a data key that is not a KMS key ARN, and one named twice',
+      (c) =>
+        (c.athena = {
+          database: 'marketing',
+          dataKmsKeyArns: ['alias/data-lake', KEY_ARN, KEY_ARN],
+        }),
+      [
+        issue(
+          'athena.dataKmsKeyArns[0]',
+          'expected a KMS key ARN such as "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", got "alias/data-lake"',
+        ),
+        issue(
+          'athena.dataKmsKeyArns[2]',
+          'expected each key once, got "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34…" (75 characters) again (also at athena.dataKmsKeyArns[1])',
+        ),
+      ],
+    ],
+    [
+      'data keys with a cross-account role',
+      (c) =>
+        (c.athena = {
+          database: 'marketing',
+          roleArn: 'arn:aws:iam::210987654321:role/lake-reader',
+          dataKmsKeyArns: [KEY_ARN],
+        }),
+      [
+        issue(
+          'athena.dataKmsKeyArns',
+          'expected nothing with "roleArn" (the queries read the data as that role, which is the one to be allowed the keys, in its own account), got "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34…" (75 characters)',
         ),
       ],
     ],
