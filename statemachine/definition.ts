@@ -70,7 +70,11 @@ export const PIPELINE_STEPS = {
   prepare: {
     handler: 'prepare',
     functionSuffix: 'prepare',
-    timeoutSeconds: 120,
+    // Not less than the other Salesforce steps: Prepare signs in and sends a GET a task (`/limits`,
+    // each Salesforce extract's COUNT()), one after another, and a hung GET fails only after its
+    // sends' limits (3 × 120 s, after a sign-in of up to 60 s): a shorter Lambda would end first,
+    // with Sandbox.Timedout, which names no call and is not retried.
+    timeoutSeconds: 900,
     memoryMb: 512,
     salesforce: true,
   },

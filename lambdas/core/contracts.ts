@@ -70,10 +70,10 @@ export const STILL_GOING_QUIET_MINUTES = 150;
 
 /**
  * Minutes beyond its queries' own time limits that an Athena extract's quiet stretch may take at
- * the very worst: Prepare's time, each query's start, the retries of throttled calls, the pauses
- * before a rerun, the stop of a query past its time and the load's invocations that fail before
- * its code runs (its function not ready, the Lambda service's errors): about 21.5 minutes
- * (test/infra/definition.test.ts).
+ * the very worst: each query's start, the retries of throttled calls, the pauses before a rerun,
+ * the stop of a query past its time and the load's invocations that fail before its code runs (its
+ * function not ready, the Lambda service's errors): about 19 minutes (test/infra/definition.test.ts).
+ * Not Prepare's time: Prepare marks its end on the run's row, where the stretch starts.
  */
 export const ATHENA_QUIET_OVERHEAD_MINUTES = 22;
 

@@ -44,6 +44,7 @@ import {
   extractTableClaims,
   extractTableConflictMessage,
   endRunningRun,
+  markStepStarted,
   otherRunningRuns,
   recordExtractCount,
   recordRun,
@@ -328,6 +329,13 @@ export async function prepare(
     checkBudget(config, total, perTask, limits);
   }
 
+  // The state machine's next states may start no Lambda step for a long while (an Athena query
+  // and its reruns): the quiet stretch a later run allows this one (stillGoingQuietMinutes) is
+  // counted from here, not from the execution's start, so that Prepare's own time (its function
+  // runs up to 900 s, and a retried Prepare several times that) is not part of it.
+  await warnOnFailure(logger, 'Could not mark the end of Prepare on its run', { runId }, () =>
+    withClient(deps.pg, (client) => markStepStarted(client, runId, deps.clock.now())),
+  );
   return output(forecast, spentByRun);
 
   /**

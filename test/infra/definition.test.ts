@@ -18,6 +18,7 @@ import {
 import {
   LOCKING_STEPS,
   PIPELINE_STEPS,
+  STEP_KEYS,
   RUN_STATES,
   TASK_TIMEOUT_MARGIN_SECONDS,
   ATHENA_QUERY_FAILED,
@@ -30,9 +31,12 @@ import {
   type TaskBinding,
 } from '../../statemachine/definition';
 import { ATHENA_MAX_QUERIES_PER_TASK } from '../../lambdas/connectors/athena/tokens';
+import { GET_ATTEMPTS } from '../../lambdas/connectors/salesforce/calls';
+import { DEFAULT_SALESFORCE_TIMEOUTS } from '../../lambdas/connectors/salesforce/connector';
 import {
   RUN_TIMEOUT_HOURS,
   ATHENA_QUIET_OVERHEAD_MINUTES,
+  STILL_GOING_QUIET_MINUTES,
   stillGoingQuietMinutes,
   WritebackPlanOutput,
   WritebackPushOutput,
@@ -356,6 +360,21 @@ describe('the state machine definition', () => {
     expect(TRANSIENT_LAMBDA_ERRORS[0]).toBe(ERROR_NAMES.transient);
   });
 
+  it('gives every step that calls Salesforce the time for a hung call to fail by its own limits, named and retried, before its Lambda ends', () => {
+    // A sign-in, then a GET whose answer never begins, sent GET_ATTEMPTS times (connector.ts): the
+    // step then fails with the CallTimeoutError that names the call (transient: the state machine
+    // retries it). A Lambda timeout shorter than that ends the step first with Sandbox.Timedout,
+    // which names nothing and, but for push and collect, is not retried.
+    const t = DEFAULT_SALESFORCE_TIMEOUTS;
+    const hungGetSeconds = (t.signInMs + GET_ATTEMPTS * t.getAnswerMs) / 1000;
+    for (const step of STEP_KEYS.filter((k) => PIPELINE_STEPS[k].salesforce)) {
+      expect({ step, outlivesAHungGet: PIPELINE_STEPS[step].timeoutSeconds > hungGetSeconds }).toEqual({
+        step,
+        outlivesAHungGet: true,
+      });
+    }
+  });
+
   it('times each Lambda Task out after its function, and names the function it binds to', () => {
     for (const [name, binding] of fullTasks) {
       const state = allStates(full).get(name);
@@ -456,10 +475,9 @@ describe('the state machine definition', () => {
         waits(load.Retry.find((r) => r.ErrorEquals.includes('Lambda.ServiceException')));
       const query = states.get(names.query) as RetriedTask;
       expect(query.TimeoutSeconds).toBe((queryTimeoutMinutes ?? 32) * 60);
-      const prepare = states.get(RUN_STATES.prepare) as State & { TimeoutSeconds: number };
       const requeryWait = states.get(names.requeryWait) as State & { Seconds: number };
+      // The stretch starts when Prepare ends (it marks its end on the run's row, overlap.test.ts).
       const overheadSeconds =
-        prepare.TimeoutSeconds +
         ATHENA_MAX_QUERIES_PER_TASK * (longest(names.start) + longest(names.query) - query.TimeoutSeconds) +
         (ATHENA_MAX_QUERIES_PER_TASK - 1) * requeryWait.Seconds +
         longest(names.stop) +
@@ -469,6 +487,15 @@ describe('the state machine definition', () => {
       expect(stillGoingQuietMinutes(config) * 60).toBeGreaterThan(longestQuietSeconds);
       // A run that died without its report is closed by a later report well after that.
       expect(stillGoingQuietMinutes(config)).toBeLessThan(RUN_TIMEOUT_HOURS * 60);
+      // Before Prepare's end the run's time is the execution's start: Prepare, every retry of it
+      // that ran its code to its timeout, and the waits, fit in the shortest stretch (an invocation
+      // of a function not ready fails before its code runs).
+      const prepare = states.get(RUN_STATES.prepare) as RetriedTask;
+      const transient = prepare.Retry.find((r) => r.ErrorEquals.includes(TRANSIENT_LAMBDA_ERRORS[0]));
+      const notReady = prepare.Retry.find((r) => r.ErrorEquals.includes('Lambda.ResourceNotReadyException'));
+      const prepareSeconds =
+        (1 + (transient?.MaxAttempts ?? 0)) * prepare.TimeoutSeconds + waits(transient) + waits(notReady);
+      expect(STILL_GOING_QUIET_MINUTES * 60).toBeGreaterThan(prepareSeconds);
     },
   );
 

@@ -130,7 +130,10 @@ describe('runs that overlap', () => {
   it('counts a run as going while its steps start: each step marks its start on its run', async () => {
     const quietSince = new Date(Date.now() - (STILL_GOING_QUIET_MINUTES + 1) * MINUTE);
     await prepare({ runId: 'long-3', input: {} });
-    await pool.query(`UPDATE roundtrip.runs SET started_at = $2 WHERE run_id = $1`, ['long-3', quietSince]);
+    await pool.query(`UPDATE roundtrip.runs SET started_at = $2, last_step_at = $2 WHERE run_id = $1`, [
+      'long-3',
+      quietSince,
+    ]);
     // A step of the long run starts now.
     await transformHandler(givenDeps(deps))({ runId: 'long-3' });
     const { rows } = await pool.query<{ recent: boolean }>(
@@ -139,6 +142,17 @@ describe('runs that overlap', () => {
     expect(rows).toEqual([{ recent: true }]);
     expect((await prepare({ runId: 'scheduled-3', input: { onOverlap: 'skip' } })).skipped).toMatch(
       /^Skipped: run long-3 /,
+    );
+  });
+
+  it('counts the quiet stretch from the end of Prepare, not from the execution’s start: a long Prepare is not part of it', async () => {
+    // Prepare may take its function's 900 s, and a retried Prepare several times that: an
+    // execution that started longer ago than the stretch, whose Prepare has just ended (its next
+    // state an Athena query, say, which starts no step), is still going.
+    const startedLongAgo = new Date(Date.now() - (STILL_GOING_QUIET_MINUTES + 10) * MINUTE);
+    await prepare({ runId: 'slow-prepare-6', input: {}, executionStartTime: startedLongAgo.toISOString() });
+    expect((await prepare({ runId: 'scheduled-6', input: { onOverlap: 'skip' } })).skipped).toMatch(
+      /^Skipped: run slow-prepare-6 of pipeline overlap is still going \(started .+, its latest step started .+\)/,
     );
   });
 
