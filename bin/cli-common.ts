@@ -12,6 +12,7 @@ import { AthenaDuplicateKeysFound, AthenaKeptPrimaryKey } from '../lambdas/core/
 import {
   duplicateKeysWarning,
   keptPrimaryKeyWarning,
+  queryCountMismatchWarning,
   retypedColumnWarning,
 } from '../lambdas/core/load-warnings';
 import type { LocalRunEvent } from '../statemachine/local';
@@ -327,6 +328,13 @@ export function progressPrinter(
         const retyped = (out as { retypedColumns?: unknown } | null)?.retypedColumns;
         for (const c of Array.isArray(retyped) ? (retyped as Record<string, unknown>[]) : []) {
           write(`  ! ${task}: ${retypedColumnWarning(c)}`);
+        }
+        // A Salesforce REST read that got another number of records than its query said: the
+        // watermark stayed, so the next run reads them again.
+        const mismatch = (out as { queryCountMismatch?: unknown } | null)?.queryCountMismatch;
+        if (mismatch !== null && typeof mismatch === 'object') {
+          const full = (out as { full?: unknown }).full === true;
+          write(`  ! ${queryCountMismatchWarning(task, mismatch as Record<string, unknown>, full)}`);
         }
         // A keyed Athena extract whose query returned keys in more than one row: the merge kept
         // one row a key, which one Athena's order decided.

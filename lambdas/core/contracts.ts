@@ -213,6 +213,21 @@ export const SalesforceExtractLoaded = z.strictObject({
       }),
     )
     .optional(),
+  /**
+   * A REST read whose pages held another number of records than its query's `totalSize` said
+   * (`read` of `totalSize`): a record the query matched may not have arrived. The rows read were
+   * loaded, but the watermark (and the fields and filter it was read with) stayed as they were and
+   * a full read removed or flagged no row, so that the next run reads the window again. Absent
+   * when the figures agree (and for Bulk reads, whose pages are checked one by one).
+   */
+  queryCountMismatch: z
+    .strictObject({
+      totalSize: z.number().int().nonnegative(),
+      read: z.number().int().nonnegative(),
+      /** The watermark kept (ISO 8601), null when the task had none yet. */
+      watermarkKept: z.string().nullable(),
+    })
+    .optional(),
 });
 export type SalesforceExtractLoaded = z.infer<typeof SalesforceExtractLoaded>;
 

@@ -25,7 +25,10 @@
  *    SystemModstamp seen (and the largest Id at it) — but never past the read's start on
  *    Salesforce's clock (a row read late may show a change newer than a record the query missed) —, record the task's result in the run, drop
  *    staging. A failure anywhere — a connection reset in the middle of the COPY included —
- *    rolls all of it back: the table and the watermark stay as they were.
+ *    rolls all of it back: the table and the watermark stay as they were. A REST read whose
+ *    pages held another number of records than the query's `totalSize` loads its rows but moves
+ *    neither the watermark nor the read's scope, and removes or flags nothing
+ *    (`queryCountMismatch`): a record it missed is read by the next run.
  *
  * Deletes after a full read: with `remove` the read goes through `query` (live rows only) and
  * the table becomes exactly those rows — rows hard-deleted, purged from the recycle bin or no
@@ -52,7 +55,7 @@ import {
   withTransaction,
   type PgColumn,
 } from '../connectors/postgres';
-import type { SalesforceConnector, SalesforceObjectDescribe } from '../connectors/salesforce';
+import type { RestQueryRead, SalesforceConnector, SalesforceObjectDescribe } from '../connectors/salesforce';
 import { DEFAULT_BULK_RESULT_PAGE_RECORDS } from '../connectors/salesforce/constants';
 import { csvHeaderLine } from '../connectors/salesforce/csv';
 import { bulkPollDelaySeconds } from '../connectors/salesforce/poll';
@@ -68,6 +71,7 @@ import {
   type SalesforceReadApi,
 } from './contracts';
 import { salesforceOf, splitTableName, type CoreDeps } from './deps';
+import { queryCountMismatchWarning } from './load-warnings';
 import {
   checkpointExtractJob,
   flaggedRowCount,
@@ -238,6 +242,11 @@ async function loadRows(
      * created after the start). The watermark never goes past it. Undefined: not capped.
      */
     readStartedAt?: Date;
+    /**
+     * After the read: the records it got and those Salesforce said the query matched (a REST
+     * query's `totalSize`), when they differ. Undefined: they agree, or nothing to compare.
+     */
+    countMismatch?: () => { totalSize: number; read: number } | undefined;
   },
 ): Promise<SalesforceExtractLoaded> {
   const { task, schema, table, logger } = ctx;
@@ -274,6 +283,12 @@ async function loadRows(
       logger,
     });
     const copyMs = ms(started);
+    // Fewer records than the query said it matched: one may be missing. The rows read are real
+    // and merged, but nothing that would take the read as complete is done: no row it did not
+    // return is removed or flagged (a full read), the watermark and the read's scope stay as they
+    // were, so the next run reads the window (or everything) again. More than it said: the same
+    // caution (a record counted twice fails the merge).
+    const mismatch = load.countMismatch?.();
     const mergeStarted = deps.clock.now().getTime();
     // A full read into an empty table (the first load) has nothing to merge with: the rows go in
     // with one INSERT … SELECT. Salesforce returns each Id once per query, so the primary key
@@ -316,7 +331,12 @@ async function loadRows(
       });
     }
     let deleted = merged.deleted;
-    if (!firstLoad && load.full && (load.deletes.mode === 'remove' || task.where === undefined)) {
+    if (
+      mismatch === undefined &&
+      !firstLoad &&
+      load.full &&
+      (load.deletes.mode === 'remove' || task.where === undefined)
+    ) {
       if (load.readStartedAt === undefined) {
         logger.warn(
           "The read's start is unknown: rows an overlapping run loaded during this full read may be removed or flagged",
@@ -343,12 +363,19 @@ async function loadRows(
       newest !== undefined && load.readStartedAt !== undefined && newest.stamp > load.readStartedAt;
     const state = await advanceWatermark(client, task.name, {
       // The fields too: one taken out of the task and listed again is read in full (readScopeChange).
-      readScope: storedReadScope(
-        task,
-        load.columns.map((c) => c.name),
-      ),
-      watermark: capped ? (load.readStartedAt as Date) : (newest?.stamp ?? null),
-      watermarkId: capped ? null : (newest?.id ?? null),
+      // A read that may have missed records keeps the scope it had: a full read that a change of
+      // the task's where or fields called for is then called for again.
+      ...(mismatch
+        ? {}
+        : {
+            readScope: storedReadScope(
+              task,
+              load.columns.map((c) => c.name),
+            ),
+          }),
+      // null keeps the stored watermark: a read that may have missed records does not move it.
+      watermark: mismatch ? null : capped ? (load.readStartedAt as Date) : (newest?.stamp ?? null),
+      watermarkId: mismatch || capped ? null : (newest?.id ?? null),
       runId: load.runId,
       rows: copied.rows,
       // A full read saw everything: what it saw is the truth, even if older than the stored mark.
@@ -374,6 +401,13 @@ async function loadRows(
       full: load.full,
       watermark: state.watermark?.toISOString() ?? null,
     };
+    if (mismatch) {
+      loaded.queryCountMismatch = { ...mismatch, watermarkKept: loaded.watermark };
+      logger.warn(queryCountMismatchWarning(task.name, loaded.queryCountMismatch, load.full), {
+        table: `${schema}.${table}`,
+        queryCountMismatch: loaded.queryCountMismatch,
+      });
+    }
     // Columns whose type changed with their field's (widened, or retyped by a full read).
     const retyped = [...evolved.widened, ...evolved.retyped];
     if (retyped.length > 0) {
@@ -608,19 +642,31 @@ async function startExtract(
   }
 
   if (api === 'rest') {
+    let read: RestQueryRead | undefined;
     return loadRows(deps, ctx, {
       runId: input.runId,
       columns,
       full,
       api,
-      source: () =>
-        sf.queryRestCsv(plan.soql({ orderBy: true }), plan.fields, {
+      source: () => {
+        read = undefined;
+        return sf.queryRestCsv(plan.soql({ orderBy: true }), plan.fields, {
           includeDeleted: plan.includeDeleted,
           batchSize: options.restBatchSize ?? REST_QUERY_PAGE_ROWS,
-        }),
+          onRead: (r) => {
+            read = r;
+          },
+        });
+      },
       calls,
       deletes,
       readStartedAt: countedAt,
+      // The query's own count, of the rows its cursor holds (not the COUNT() before it, which
+      // changes made in between may differ from).
+      countMismatch: () =>
+        read?.totalSize !== undefined && read.totalSize !== read.records
+          ? { totalSize: read.totalSize, read: read.records }
+          : undefined,
     });
   }
 

@@ -74,3 +74,24 @@ export function retypedColumnWarning(column: Readonly<Record<string, unknown>>):
   const { object, field, table, from, to } = column;
   return `Salesforce changed the type of ${String(object)}.${String(field)}: column ${String(field)} of ${String(table)} retyped from ${String(from)} to ${String(to)}; a transform that reads it as ${String(from)} may fail`;
 }
+
+/**
+ * The warning of a Salesforce REST read whose pages held another number of records than the
+ * query's `totalSize` said (the output's `queryCountMismatch`, read loosely from a step output or a
+ * stored summary): said by the log, the local runner's progress and the run's notification.
+ */
+export function queryCountMismatchWarning(
+  task: string,
+  found: Readonly<Record<string, unknown>>,
+  full: boolean,
+): string {
+  const n = (v: unknown): string => (typeof v === 'number' ? v.toLocaleString('en-US') : String(v));
+  const fewer = Number(found.read) < Number(found.totalSize);
+  return (
+    `Extract task ${task}: Salesforce said its query matched ${n(found.totalSize)} records (totalSize), but its pages held ${n(found.read)}` +
+    (fewer ? ': records the query matched may be missing from this read' : '') +
+    `. The rows read were loaded, but the watermark was not moved (${typeof found.watermarkKept === 'string' ? `it stays ${found.watermarkKept}` : 'none yet: the next read is full'})` +
+    (full ? ' and no row the read did not return was removed or flagged' : '') +
+    ", so the next run reads those records again. If this is said run after run, read the task through Bulk (a bulkThreshold below its row count) and report it with the task's query"
+  );
+}

@@ -128,6 +128,25 @@ export interface RestQueryOptions {
   readonly batchSize?: number;
   /** Fetches of a page (cut off mid-stream, or refused with a transient error) before the read fails. @default 3 */
   readonly pageAttempts?: number;
+  /**
+   * Called once the last page is read (the stream then ends), with the records the pages held and
+   * the `totalSize` the query's first page said it matched: a caller compares them
+   * ({@link RestQueryRead}).
+   */
+  readonly onRead?: (read: RestQueryRead) => void;
+}
+
+/** What a REST query read: {@link RestQueryOptions.onRead}. */
+export interface RestQueryRead {
+  /** Records the pages held. */
+  readonly records: number;
+  readonly pages: number;
+  /**
+   * The `totalSize` of the query's first page: the records Salesforce says the query matched
+   * (undefined when the answer has none). Fewer records than this means one the query matched
+   * never arrived.
+   */
+  readonly totalSize: number | undefined;
 }
 
 /** Options of {@link SalesforceConnector.streamBulkQueryResults}. */
@@ -968,9 +987,11 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     let path: string | undefined = queryPath(soql, opts.includeDeleted ?? false);
     let rows = 0;
     let pages = 0;
+    let totalSize: number | undefined;
     while (path) {
       const page = await fetchQueryPage(path, batchSize, attempts);
       pages += 1;
+      if (pages === 1 && typeof page.totalSize === 'number') totalSize = page.totalSize;
       let chunk = '';
       for (const record of page.records) chunk += recordToCopyCsvLine(record, fields);
       rows += page.records.length;
@@ -983,7 +1004,8 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       }
       path = page.done === true ? undefined : apiRelative(page.nextRecordsUrl as string);
     }
-    logger.info('Salesforce REST query read', { rows, pages });
+    logger.info('Salesforce REST query read', { rows, pages, totalSize });
+    opts.onRead?.({ records: rows, pages, totalSize });
   }
 
   const toJob = (raw: Record<string, unknown>, jobId: string): BulkQueryJob => ({

@@ -35,7 +35,12 @@ import { storedFailureText } from '../../shared/errors';
 import { warnOnFailure } from '../../shared/logging';
 import { AthenaDuplicateKeysFound, AthenaKeptPrimaryKey } from '../contracts';
 import type { CoreDeps, Notification } from '../deps';
-import { duplicateKeysWarning, keptPrimaryKeyWarning, retypedColumnWarning } from '../load-warnings';
+import {
+  duplicateKeysWarning,
+  keptPrimaryKeyWarning,
+  queryCountMismatchWarning,
+  retypedColumnWarning,
+} from '../load-warnings';
 import type { ReportOutput } from './contracts';
 import { shellOption } from '../../shared/shell';
 import { CREATED_BESIDE_CODE, KEY_CHANGED_CREATED_CODE, WRITTEN_ERROR_CODES } from './results';
@@ -144,6 +149,10 @@ export function extractLines(extract: Readonly<Record<string, StoredExtract>>): 
     if (kept.success) lines.push(`    ${keptPrimaryKeyWarning(name, kept.data)}`);
     const retyped = Array.isArray(t.retypedColumns) ? (t.retypedColumns as Record<string, unknown>[]) : [];
     for (const c of retyped) lines.push(`    ${retypedColumnWarning(c)}`);
+    if (t.queryCountMismatch !== null && typeof t.queryCountMismatch === 'object') {
+      const mismatch = t.queryCountMismatch as Record<string, unknown>;
+      lines.push(`    ${queryCountMismatchWarning(name, mismatch, t.full === true)}`);
+    }
   }
   return lines;
 }
