@@ -397,6 +397,30 @@ describe('progressPrinter', () => {
     ]);
   });
 
+  it('says below a Salesforce REST read that its pages held fewer records than its totalSize, and that the watermark stayed', () => {
+    const lines: string[] = [];
+    const print = progressPrinter((line) => lines.push(line));
+    const output = {
+      status: 'loaded',
+      runId: 'r',
+      task: 'Lead',
+      rows: 3,
+      inserted: 0,
+      updated: 3,
+      deleted: 0,
+      deletes: 'flag',
+      api: 'rest',
+      apiCalls: 2,
+      full: true,
+      watermark: null,
+      queryCountMismatch: { totalSize: 4, read: 3, watermarkKept: null },
+    };
+    print({ type: 'exited', state: 'Lead', stateType: 'Task', output });
+    expect(lines.slice(1)).toEqual([
+      "  ! Extract task Lead: Salesforce said its query matched 4 records (totalSize), but its pages held 3: records the query matched may be missing from this read. The rows read were loaded, but the watermark was not moved (none yet: the next read is full) and no row the read did not return was removed or flagged, so the next run reads those records again. If this is said run after run, read the task through Bulk (a bulkThreshold below its row count) and report it with the task's query",
+    ]);
+  });
+
   it('says each warning a transform file raised, by file and line, after the Transform line', () => {
     const lines: string[] = [];
     const print = progressPrinter((line) => lines.push(line));
