@@ -363,14 +363,16 @@ async function loadRows(
       newest !== undefined && load.readStartedAt !== undefined && newest.stamp > load.readStartedAt;
     const state = await advanceWatermark(client, task.name, {
       // The fields too: one taken out of the task and listed again is read in full (readScopeChange).
-      // A read that may have missed records keeps the scope it had: a full read that a change of
-      // the task's where or fields called for is then called for again.
-      ...(mismatch
+      // An incremental read that may have missed records keeps the scope it had (and the
+      // watermark: the window is read again); a full one stores its scope marked incomplete, so
+      // that the next read is full again (the records it missed may be in no table at all).
+      ...(mismatch && !load.full
         ? {}
         : {
             readScope: storedReadScope(
               task,
               load.columns.map((c) => c.name),
+              { incomplete: mismatch !== undefined },
             ),
           }),
       // null keeps the stored watermark: a read that may have missed records does not move it.

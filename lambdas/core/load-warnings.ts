@@ -90,8 +90,8 @@ export function queryCountMismatchWarning(
   return (
     `Extract task ${task}: Salesforce said its query matched ${n(found.totalSize)} records (totalSize), but its pages held ${n(found.read)}` +
     (fewer ? ': records the query matched may be missing from this read' : '') +
-    `. The rows read were loaded, but the watermark was not moved (${typeof found.watermarkKept === 'string' ? `it stays ${found.watermarkKept}` : 'none yet: the next read is full'})` +
-    (full ? ' and no row the read did not return was removed or flagged' : '') +
+    `. The rows read were loaded, but the watermark was not moved (${typeof found.watermarkKept === 'string' ? `it stays ${found.watermarkKept}` : 'there is none yet'})` +
+    (full ? ', no row the read did not return was removed or flagged, and the next read is full again' : '') +
     ", so the next run reads those records again. If this is said run after run, read the task through Bulk (a bulkThreshold below its row count) and report it with the task's query"
   );
 }

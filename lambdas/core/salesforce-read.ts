@@ -357,13 +357,22 @@ export function readScopeOf(task: Pick<SalesforceExtractTask, 'object' | 'where'
   return JSON.stringify({ object: task.object, where: task.where ?? null, deletes: task.deletes });
 }
 
-/** The scope stored beside the watermark: {@link readScopeOf} and the fields the read wrote. */
-export function storedReadScope(task: SalesforceExtractTask, fields: readonly string[]): string {
+/**
+ * The scope stored beside the watermark: {@link readScopeOf} and the fields the read wrote.
+ * `incomplete`: a full read that may have missed records (its REST pages held another number of
+ * records than its query's `totalSize`): the next read is full again ({@link readScopeChange}).
+ */
+export function storedReadScope(
+  task: SalesforceExtractTask,
+  fields: readonly string[],
+  options: { incomplete?: boolean } = {},
+): string {
   return JSON.stringify({
     object: task.object,
     where: task.where ?? null,
     deletes: task.deletes,
     fields: [...fields],
+    ...(options.incomplete ? { incomplete: true } : {}),
   });
 }
 
@@ -382,6 +391,7 @@ export function readScopeFields(stored: string | null | undefined): string[] | u
  * Why a read cannot go on from the watermark of one with the stored scope `stored`, or undefined:
  *
  * - the task's object, `where` or `deletes` changed: the rows loaded may not be those it selects;
+ * - the last read was full and may have missed records (`incomplete`, {@link storedReadScope});
  * - a field of `fields` (describe casing; or the config's, compared without case) was not written
  *   by the last read although its column is there: a field taken out of the task and listed
  *   again. Its column kept the values of an earlier read, and the records changed in between were
@@ -396,7 +406,13 @@ export function readScopeChange(
   fields: readonly string[],
 ): string | undefined {
   if (stored == null) return undefined;
-  let parsed: { object?: unknown; where?: unknown; deletes?: unknown; fields?: unknown };
+  let parsed: {
+    object?: unknown;
+    where?: unknown;
+    deletes?: unknown;
+    fields?: unknown;
+    incomplete?: unknown;
+  };
   try {
     parsed = JSON.parse(stored) as typeof parsed;
   } catch {
@@ -409,6 +425,10 @@ export function readScopeChange(
   });
   if (storedScope !== readScopeOf(task)) {
     return `the task's object, where or deletes changed since the last read (was ${storedScope})`;
+  }
+  if (parsed.incomplete === true) {
+    // The rows it missed may be in no table, and an incremental read returns only newer changes.
+    return "the last full read got another number of records than its query's totalSize: records may be missing";
   }
   if (!Array.isArray(parsed.fields)) return undefined;
   const written = new Set(parsed.fields.map((f) => String(f).toLowerCase()));

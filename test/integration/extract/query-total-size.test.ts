@@ -118,4 +118,34 @@ describe('A REST read whose pages hold fewer records than totalSize', () => {
       { n: 1 },
     ]);
   });
+
+  it('reads in full again after a full read that missed a record: an incremental read would not find it', async () => {
+    later(10);
+    await runExtract({ input: {} }, h.deps(config()));
+    // Dropped by hand: the next read is full, and its table is made again from it alone.
+    await h.rows('DROP TABLE sf_lead');
+
+    later(10);
+    const lost: string[] = [];
+    const full = await runExtract(
+      { input: {} },
+      h.deps(config(), { salesforce: await losingRecord(0, lost) }),
+    );
+    expect(full.salesforce.Lead).toMatchObject({
+      full: true,
+      rows: 19,
+      queryCountMismatch: { totalSize: 20, read: 19 },
+    });
+
+    later(10);
+    const next = await runExtract({ input: {} }, h.deps(config()));
+    expect(next.salesforce.Lead).toMatchObject({ full: true, rows: 20 });
+    expect(await h.rows(`SELECT count(*)::int AS n FROM sf_lead WHERE "Id" = $1`, [lost[0]])).toEqual([
+      { n: 1 },
+    ]);
+    later(10);
+    expect((await runExtract({ input: {} }, h.deps(config()))).salesforce.Lead).toMatchObject({
+      full: false,
+    });
+  });
 });

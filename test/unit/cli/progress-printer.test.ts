@@ -417,7 +417,7 @@ describe('progressPrinter', () => {
     };
     print({ type: 'exited', state: 'Lead', stateType: 'Task', output });
     expect(lines.slice(1)).toEqual([
-      "  ! Extract task Lead: Salesforce said its query matched 4 records (totalSize), but its pages held 3: records the query matched may be missing from this read. The rows read were loaded, but the watermark was not moved (none yet: the next read is full) and no row the read did not return was removed or flagged, so the next run reads those records again. If this is said run after run, read the task through Bulk (a bulkThreshold below its row count) and report it with the task's query",
+      "  ! Extract task Lead: Salesforce said its query matched 4 records (totalSize), but its pages held 3: records the query matched may be missing from this read. The rows read were loaded, but the watermark was not moved (there is none yet), no row the read did not return was removed or flagged, and the next read is full again, so the next run reads those records again. If this is said run after run, read the task through Bulk (a bulkThreshold below its row count) and report it with the task's query",
     ]);
   });
 

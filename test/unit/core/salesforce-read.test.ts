@@ -321,6 +321,18 @@ describe('read scope beside the watermark', () => {
     expect(readScopeChange(stored, task({ deletes: 'remove' }), ['Id'])).toMatch(/^the task's object/);
   });
 
+  it('reads in full again after a full read that may have missed records (stored incomplete)', () => {
+    const fields = ['Id', 'Email', 'LeadScore__c', 'SystemModstamp', 'IsDeleted'];
+    const incomplete = storedReadScope(task(), fields, { incomplete: true });
+    expect(readScopeChange(incomplete, task(), fields)).toBe(
+      "the last full read got another number of records than its query's totalSize: records may be missing",
+    );
+    expect(readScopeFields(incomplete)).toEqual(fields);
+    expect(readScopeChange(storedReadScope(task(), fields, { incomplete: false }), task(), fields)).toBe(
+      undefined,
+    );
+  });
+
   it('takes a scope stored before it listed fields, or none at all, as matching', () => {
     expect(readScopeChange(readScopeOf(task()), task(), ['Id', 'Anything'])).toBe(undefined);
     expect(readScopeChange(null, task(), ['Id', 'Anything'])).toBe(undefined);
