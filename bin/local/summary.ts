@@ -6,7 +6,11 @@
 import { Client, type Pool } from 'pg';
 import { applySessionSettings } from '../../lambdas/connectors/postgres';
 import { AthenaDuplicateKeysFound, AthenaKeptPrimaryKey } from '../../lambdas/core/contracts';
-import { duplicateKeysWarning, keptPrimaryKeyWarning } from '../../lambdas/core/load-warnings';
+import {
+  duplicateKeysWarning,
+  keptPrimaryKeyWarning,
+  queryCountMismatchWarning,
+} from '../../lambdas/core/load-warnings';
 import { endRunningRun } from '../../lambdas/core/run-state';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
 import { keyNotExtractedNote } from '../../lambdas/core/writeback/plan';
@@ -97,6 +101,12 @@ export interface TaskSummary {
    * (`summary.extract.<task>.keptPrimaryKey`): a later result may break it. Said below the table.
    */
   readonly keptPrimaryKey?: AthenaKeptPrimaryKey;
+  /**
+   * A Salesforce REST read whose pages held another number of records than its query's
+   * `totalSize` (`summary.extract.<task>.queryCountMismatch`), as its warning says it: the
+   * watermark stayed, so the next run reads them again. Said below the table.
+   */
+  readonly queryCountMismatch?: string;
 }
 
 /**
@@ -199,6 +209,15 @@ export function extractTaskSummary(task: string, figures: unknown): TaskSummary 
     ...('s3Reads' in s ? { athena: true as const } : {}),
     ...duplicateKeysOf(s.duplicateKeys),
     ...keptPrimaryKeyOf(s.keptPrimaryKey),
+    ...(s.queryCountMismatch !== null && typeof s.queryCountMismatch === 'object'
+      ? {
+          queryCountMismatch: queryCountMismatchWarning(
+            task,
+            s.queryCountMismatch as Record<string, unknown>,
+            s.full === true,
+          ),
+        }
+      : {}),
   };
 }
 
@@ -507,6 +526,7 @@ type Column = Exclude<
   | 'secondRecords'
   | 'duplicateKeys'
   | 'keptPrimaryKey'
+  | 'queryCountMismatch'
   | 'overBudget'
   | 'athena'
 >;
@@ -592,6 +612,7 @@ export function formatSummaryTable(summary: RunSummary): string {
   const notes = summary.tasks.flatMap((t) => [
     ...(t.duplicateKeys ? [`warning: ${duplicateKeysWarning(t.task, t.duplicateKeys)}`] : []),
     ...(t.keptPrimaryKey ? [`warning: ${keptPrimaryKeyWarning(t.task, t.keptPrimaryKey)}`] : []),
+    ...(t.queryCountMismatch ? [`warning: ${t.queryCountMismatch}`] : []),
     ...(t.notExtracted ? [notExtractedNote(t.task, t.notExtracted)] : []),
     ...(t.keyNotExtracted ? [keyNotExtractedNote(t.task, t.keyNotExtracted)] : []),
     ...(t.secondRecords ? [secondRecordsNote(summary.runId, t.task, t.secondRecords)] : []),

@@ -199,6 +199,28 @@ describe('formatSummaryTable', () => {
     ]);
   });
 
+  it("reads a Salesforce REST read's count mismatch from its stored figures, and says it below the table", () => {
+    const figures = {
+      rows: 3,
+      inserted: 0,
+      updated: 3,
+      apiCalls: 2,
+      full: false,
+      queryCountMismatch: { totalSize: 4, read: 3, watermarkKept: '2024-02-01T00:00:10.000Z' },
+    };
+    const task = extractTaskSummary('Lead', figures);
+    expect(extractTaskSummary('Lead', { ...figures, queryCountMismatch: undefined })).not.toHaveProperty(
+      'queryCountMismatch',
+    );
+    expect(
+      formatSummaryTable({ runId: 'r1', status: 'succeeded', tasks: [task] })
+        .split('\n')
+        .slice(4),
+    ).toEqual([
+      "warning: Extract task Lead: Salesforce said its query matched 4 records (totalSize), but its pages held 3: records the query matched may be missing from this read. The rows read were loaded, but the watermark was not moved (it stays 2024-02-01T00:00:10.000Z), so the next run reads those records again. If this is said run after run, read the task through Bulk (a bulkThreshold below its row count) and report it with the task's query",
+    ]);
+  });
+
   it('says below the table of a dry run’s write-back that a real run would refuse its push for the API budget, and why', () => {
     const problem =
       'its push of 2,500 records needs at least 3 Salesforce API calls (Collections, 2,500 records at 1,000 a call), and the run has made 2 of budget.maxApiCallsPerRun 4.';
