@@ -216,9 +216,9 @@ export const SalesforceExtractLoaded = z.strictObject({
   /**
    * A REST read whose pages held another number of records than its query's `totalSize` said
    * (`read` of `totalSize`): a record the query matched may not have arrived. The rows read were
-   * loaded, but the watermark (and the fields and filter it was read with) stayed as they were and
-   * a full read removed or flagged no row, so that the next run reads the window again. Absent
-   * when the figures agree (and for Bulk reads, whose pages are checked one by one).
+   * loaded, but the watermark stayed as it was, and a full read removed or flagged no row and has
+   * the next read full again, so that the next run reads those records. Absent when the figures
+   * agree (and for Bulk reads, whose pages are checked one by one).
    */
   queryCountMismatch: z
     .strictObject({

@@ -26,9 +26,9 @@
  *    Salesforce's clock (a row read late may show a change newer than a record the query missed) —, record the task's result in the run, drop
  *    staging. A failure anywhere — a connection reset in the middle of the COPY included —
  *    rolls all of it back: the table and the watermark stay as they were. A REST read whose
- *    pages held another number of records than the query's `totalSize` loads its rows but moves
- *    neither the watermark nor the read's scope, and removes or flags nothing
- *    (`queryCountMismatch`): a record it missed is read by the next run.
+ *    pages held another number of records than the query's `totalSize` loads its rows but does
+ *    not move the watermark, and a full one removes or flags nothing and has the next read full
+ *    again (`queryCountMismatch`): a record it missed is read by the next run.
  *
  * Deletes after a full read: with `remove` the read goes through `query` (live rows only) and
  * the table becomes exactly those rows — rows hard-deleted, purged from the recycle bin or no
@@ -285,9 +285,9 @@ async function loadRows(
     const copyMs = ms(started);
     // Fewer records than the query said it matched: one may be missing. The rows read are real
     // and merged, but nothing that would take the read as complete is done: no row it did not
-    // return is removed or flagged (a full read), the watermark and the read's scope stay as they
-    // were, so the next run reads the window (or everything) again. More than it said: the same
-    // caution (a record counted twice fails the merge).
+    // return is removed or flagged (a full read), the watermark stays, and a full read's scope is
+    // stored incomplete, so the next run reads the window (or everything) again. More than it
+    // said: the same caution (a record counted twice fails the merge).
     const mismatch = load.countMismatch?.();
     const mergeStarted = deps.clock.now().getTime();
     // A full read into an empty table (the first load) has nothing to merge with: the rows go in

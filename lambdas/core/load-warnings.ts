@@ -78,7 +78,8 @@ export function retypedColumnWarning(column: Readonly<Record<string, unknown>>):
 /**
  * The warning of a Salesforce REST read whose pages held another number of records than the
  * query's `totalSize` said (the output's `queryCountMismatch`, read loosely from a step output or a
- * stored summary): said by the log, the local runner's progress and the run's notification.
+ * stored summary): said by the log, the local runner's progress and summary, and the run's
+ * notification.
  */
 export function queryCountMismatchWarning(
   task: string,
