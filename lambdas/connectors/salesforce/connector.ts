@@ -143,8 +143,8 @@ export interface RestQueryRead {
   readonly pages: number;
   /**
    * The `totalSize` of the query's first page: the records Salesforce says the query matched
-   * (undefined when the answer has none). Fewer records than this means one the query matched
-   * never arrived.
+   * (undefined when the answer has none, or says -1: not known). Fewer records than this means
+   * one the query matched never arrived.
    */
   readonly totalSize: number | undefined;
 }
@@ -991,7 +991,10 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
     while (path) {
       const page = await fetchQueryPage(path, batchSize, attempts);
       pages += 1;
-      if (pages === 1 && typeof page.totalSize === 'number') totalSize = page.totalSize;
+      // -1 when Salesforce does not know it (an external object's adapter that pages without a
+      // count, Apex Connector Framework): nothing to compare.
+      if (pages === 1 && typeof page.totalSize === 'number' && page.totalSize >= 0)
+        totalSize = page.totalSize;
       let chunk = '';
       for (const record of page.records) chunk += recordToCopyCsvLine(record, fields);
       rows += page.records.length;

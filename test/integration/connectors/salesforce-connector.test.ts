@@ -574,12 +574,18 @@ describe('Salesforce connector against the emulator', () => {
 
     it('pages a REST query with a small batch size: every row exactly once, hard values intact', async () => {
       sf.calls.clear();
+      const reads: unknown[] = [];
       await loadCsv(
         'rest_leads',
-        c.queryRestCsv('SELECT ' + FIELDS.join(', ') + ' FROM Lead', FIELDS, { batchSize: 200 }),
+        c.queryRestCsv('SELECT ' + FIELDS.join(', ') + ' FROM Lead', FIELDS, {
+          batchSize: 200,
+          onRead: (read) => reads.push(read),
+        }),
       );
       await expectAllLeadsLoaded('rest_leads');
       expect(sf.calls.count({ operation: 'queryMore' })).toBe(Math.ceil(TOTAL / 200) - 1);
+      // Once, at the end: the records the pages held and the query's totalSize, to compare.
+      expect(reads).toEqual([{ records: TOTAL, pages: Math.ceil(TOTAL / 200), totalSize: TOTAL }]);
     });
 
     it('recovers from a session that expires in the middle of REST paging', async () => {
