@@ -80,7 +80,7 @@ export function splitSqlStatements(script: string): SqlStatement[] {
     if ((c === '-' && next === '-') || (c === '/' && next === '*')) {
       i = commentEnd(sql, i);
     } else if (c === "'") {
-      const escapes = i > 0 && /[eE]/.test(sql[i - 1] as string) && !/[A-Za-z0-9_]/.test(sql[i - 2] ?? ' ');
+      const escapes = i > 0 && /[eE]/.test(sql[i - 1] as string) && !IDENTIFIER_CHAR.test(sql[i - 2] ?? ' ');
       i += 1;
       while (i < n) {
         if (escapes && sql[i] === '\\') i += 2;
@@ -97,8 +97,9 @@ export function splitSqlStatements(script: string): SqlStatement[] {
         i = again < 0 ? n : again + 1;
       }
     } else if (c === '$') {
-      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 66));
-      if (tag && !/[A-Za-z0-9_]/.test(sql[i - 1] ?? ' ')) {
+      DOLLAR_QUOTE_TAG.lastIndex = i;
+      const tag = DOLLAR_QUOTE_TAG.exec(sql);
+      if (tag && !IDENTIFIER_CHAR.test(sql[i - 1] ?? ' ')) {
         const close = sql.indexOf(tag[0], i + tag[0].length);
         i = close < 0 ? n : close + tag[0].length;
       } else i += 1;
@@ -133,6 +134,16 @@ export function splitSqlStatements(script: string): SqlStatement[] {
   if (start < n) push(n);
   return out;
 }
+
+/**
+ * A dollar quote's opening `$tag$` (or `$$`), read from `lastIndex`: a tag starts with a letter
+ * (any letter past ASCII too, as PostgreSQL's lexer takes any byte of a multi-byte character) or
+ * `_`, then digits as well.
+ */
+const DOLLAR_QUOTE_TAG = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/y;
+
+/** A character of an unquoted identifier (then a `$` after it is part of the name, not a quote). */
+const IDENTIFIER_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/;
 
 /** The index just after the comment starting at `i` (`-- …` to the line's end, or nested `/* … *\/`). */
 function commentEnd(sql: string, i: number): number {
@@ -209,9 +220,10 @@ function whereInFile(
  * its opening `$tag$` or `'`), or undefined for a statement that is not a `DO`.
  */
 function doBodyLine(statement: SqlStatement): number | undefined {
-  const opening = /^do\s+(?:language\s+(?:"[^"]*"|\w+)\s+)?(\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$|[eE]?')/i.exec(
-    statement.text,
-  );
+  const opening =
+    /^do\s+(?:language\s+(?:"[^"]*"|\w+)\s+)?(\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$|[eE]?')/i.exec(
+      statement.text,
+    );
   if (!opening) return undefined;
   const bodyStart = opening[0].length;
   return statement.line + lineAt(statement.text, bodyStart) - 1;

@@ -59,6 +59,15 @@ describe('splitSqlStatements', () => {
       'SELECT 2',
     ]);
   });
+
+  it('takes a dollar quote whose tag has letters past ASCII ($é$, as PostgreSQL allows) for one, and an identifier ending in one before $ for a name', () => {
+    const sql = `CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $corps_é$ SELECT 1; $corps_é$;\nSELECT café$$x$$ FROM t; SELECT 2`;
+    expect(splitSqlStatements(sql).map((s) => s.text)).toEqual([
+      'CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $corps_é$ SELECT 1; $corps_é$',
+      'SELECT café$$x$$ FROM t',
+      'SELECT 2',
+    ]);
+  });
 });
 
 describe('splitSqlStatements: what psql reads differently', () => {
