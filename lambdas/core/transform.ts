@@ -368,7 +368,13 @@ const QUERY_CANCELED = '57014';
  * Commands whose row count is rows written. A `CREATE TABLE … AS` or `SELECT … INTO` answers
  * `SELECT n` without columns, which a SELECT that returns rows has.
  */
-const WRITING_COMMANDS = new Set(['INSERT', 'UPDATE', 'MERGE', 'COPY']);
+const WRITING_COMMANDS = new Set(['INSERT', 'UPDATE', 'MERGE']);
+
+/**
+ * A `COPY table [(columns)] FROM …`: rows copied in, written. A `COPY … TO` (a table or a query
+ * copied out, to a file or to STDOUT, whose rows the driver drops) answers `COPY n` as well.
+ */
+const COPY_IN = /^copy\s+(?:"(?:[^"]|"")*"|[^\s("]+)+(?:\s*\([^)]*\)\s*|\s+)from\b/i;
 
 /**
  * What the transform keeps of its step's time (a Lambda's timeout) after its statements: enough to
@@ -482,6 +488,7 @@ async function runFile(
         rowCounts.push(result.rowCount ?? 0);
         if (
           WRITING_COMMANDS.has(result.command) ||
+          (result.command === 'COPY' && COPY_IN.test(statement.text)) ||
           (result.command === 'SELECT' && result.fields.length === 0)
         ) {
           written += result.rowCount ?? 0;

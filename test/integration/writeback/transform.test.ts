@@ -100,6 +100,16 @@ describe('runTransform', () => {
     expect(second.files[0]).toMatchObject({ rowCounts: [0, 2, 2, 2, 2], rows: 4 });
   });
 
+  it('counts a COPY as rows written when it copies rows in, not when it copies a table or query out', async () => {
+    writeFileSync(
+      path.join(dir, '03_copies.sql'),
+      `CREATE TABLE IF NOT EXISTS copied_out (id int);\nDELETE FROM copied_out;\nINSERT INTO copied_out VALUES (1), (2), (3);\nCOPY copied_out TO STDOUT;\nCOPY (SELECT * FROM copied_out) TO STDOUT WITH (FORMAT csv);\nCOPY "copied_out" (id) TO STDOUT;\nCOPY copied_out (id) FROM PROGRAM 'printf "4\\n5\\n"';\n`,
+    );
+    const result = await runTransform(deps(['03_copies.sql']), { runId: await newRun() });
+    // The three inserted and the two copied in (a server-side COPY FROM, here a program's output).
+    expect(result.files[0]).toMatchObject({ rowCounts: [0, 0, 3, 3, 3, 3, 2], rows: 5 });
+  });
+
   it('hands its connection back to the pool as new: a file’s SET search_path or temp table does not outlive the transform', async () => {
     writeFileSync(
       path.join(dir, '05_session.sql'),
