@@ -321,17 +321,97 @@ export class TransformError extends TerminalError {
 const TRANSACTION_CONTROL =
   /^(?:begin|start\s+transaction|commit|end|abort|prepare\s+transaction|rollback(?!(?:\s+(?:work|transaction))?\s+to\b))\b/i;
 
-/** Throws a {@link TransformError} for the first statement that would control the transaction. */
+/** Why a statement outside {@link TRANSACTION_CONTROL} cannot be in a file, and what to do instead. */
+interface RefusedStatement {
+  readonly pattern: RegExp;
+  /** The statement as the message names it. */
+  readonly name: string;
+  readonly why: string;
+}
+
+const OUTSIDE_A_TRANSACTION =
+  'cannot run inside a transaction, and the transform runs every file in one (PostgreSQL would refuse it there, after the files before it had run)';
+
+/**
+ * Statements PostgreSQL refuses inside a transaction block (SQLSTATE 25001), and those that would
+ * set up the transform's transaction, which roundtrip begins (READ WRITE, at the database's
+ * isolation level) and in which it records the run's summary after the files: refused with the
+ * transaction control, before any file runs, rather than failing the transform where they are
+ * (`SET TRANSACTION READ ONLY` failed it after the last file, naming none). `ANALYZE`, `REFRESH
+ * MATERIALIZED VIEW CONCURRENTLY` and `SET SESSION CHARACTERISTICS` may run in a transaction and
+ * are allowed.
+ */
+const NOT_IN_THE_TRANSFORM: readonly RefusedStatement[] = [
+  {
+    pattern: /^vacuum\b/i,
+    name: 'VACUUM',
+    why: `${OUTSIDE_A_TRANSACTION}: remove it (autovacuum vacuums the tables; ANALYZE, which may run in a transaction, updates a table's statistics)`,
+  },
+  {
+    pattern: /^create\s+(?:unique\s+)?index\s+concurrently\b/i,
+    name: 'CREATE INDEX CONCURRENTLY',
+    why: `${OUTSIDE_A_TRANSACTION}: use CREATE INDEX without CONCURRENTLY (no other session sees the transform's tables until it commits), or create the index once, outside the transform`,
+  },
+  {
+    pattern: /^drop\s+index\s+concurrently\b/i,
+    name: 'DROP INDEX CONCURRENTLY',
+    why: `${OUTSIDE_A_TRANSACTION}: use DROP INDEX without CONCURRENTLY, or drop the index once, outside the transform`,
+  },
+  {
+    pattern: /^reindex\s+(?:\([^)]*\)\s*)?(?:index|table)\s+concurrently\b/i,
+    name: 'REINDEX CONCURRENTLY',
+    why: `${OUTSIDE_A_TRANSACTION}: use REINDEX without CONCURRENTLY, or reindex outside the transform`,
+  },
+  {
+    pattern: /^discard\s+all\b/i,
+    name: 'DISCARD ALL',
+    why: `${OUTSIDE_A_TRANSACTION}: remove it (the transform resets its connection with DISCARD ALL itself once it ends; DISCARD TEMP drops the temporary tables inside it)`,
+  },
+  {
+    pattern:
+      /^(?:alter\s+system|(?:create|drop)\s+(?:database|tablespace)|reindex\s+(?:\([^)]*\)\s*)?(?:schema|database|system))\b/i,
+    name: '',
+    why: `${OUTSIDE_A_TRANSACTION}: run it outside the transform, once, as an administrator`,
+  },
+  {
+    pattern:
+      /^set\s+(?:(?:local|session)\s+)?(?:transaction|transaction_(?:isolation|read_only|deferrable))\b/i,
+    name: '',
+    why: "is not allowed: roundtrip begins the transform's transaction, read-write at the database's isolation level, and records the run's summary in it after the files (remove the statement)",
+  },
+];
+
+/**
+ * Throws a {@link TransformError} for the first statement that would control the transaction, or
+ * cannot run in it ({@link NOT_IN_THE_TRANSFORM}).
+ */
 function refuseTransactionControl(file: string, statements: readonly SqlStatement[]): void {
   for (const statement of statements) {
     const match = TRANSACTION_CONTROL.exec(statement.text);
-    if (!match) continue;
-    const keyword = match[0].replace(/\s+/g, ' ').toUpperCase();
-    throw new TransformError(
-      `Transform ${file}, line ${statement.line}: ${keyword} is not allowed: the transform runs every file in one transaction and commits it at the end (remove the statement; use SAVEPOINT to undo part of a file); nothing was run`,
-      file,
-      statement.line,
-    );
+    if (match) {
+      const keyword = match[0].replace(/\s+/g, ' ').toUpperCase();
+      throw new TransformError(
+        `Transform ${file}, line ${statement.line}: ${keyword} is not allowed: the transform runs every file in one transaction and commits it at the end (remove the statement; use SAVEPOINT to undo part of a file); nothing was run`,
+        file,
+        statement.line,
+      );
+    }
+    for (const refused of NOT_IN_THE_TRANSFORM) {
+      const found = refused.pattern.exec(statement.text);
+      if (!found) continue;
+      // The statement's own words, options and LOCAL left out: SET transaction_read_only, ALTER SYSTEM.
+      const name =
+        refused.name ||
+        found[0]
+          .replace(/\s*\([^)]*\)\s*|\s+(?:local|session)\b/gi, ' ')
+          .replace(/\s+/g, ' ')
+          .replace(/\b[a-z]+\b/gi, (word) => word.toUpperCase());
+      throw new TransformError(
+        `Transform ${file}, line ${statement.line}: ${name} ${refused.why}; nothing was run`,
+        file,
+        statement.line,
+      );
+    }
   }
 }
 

@@ -429,6 +429,46 @@ describe('runTransform', () => {
     expect(after[0].n).toBe(3);
   });
 
+  it('refuses, before any file runs, a statement PostgreSQL cannot run in a transaction (VACUUM, CREATE INDEX CONCURRENTLY, DISCARD ALL) or one that would set up the transform’s own (SET TRANSACTION), saying what to do instead', async () => {
+    await pool.query(`CREATE TABLE kept (id int); INSERT INTO kept VALUES (1), (2)`);
+    writeFileSync(path.join(dir, '18_first.sql'), `DELETE FROM kept;\n`);
+    const cases: ReadonlyArray<readonly [string, RegExp]> = [
+      [`VACUUM (ANALYZE) kept`, /line 2: VACUUM cannot run inside a transaction.*ANALYZE/],
+      [
+        `CREATE UNIQUE INDEX\n  CONCURRENTLY kept_id ON kept (id)`,
+        /line 2: CREATE INDEX CONCURRENTLY cannot run inside a transaction.*CREATE INDEX without CONCURRENTLY/,
+      ],
+      [`DROP INDEX CONCURRENTLY IF EXISTS kept_id`, /line 2: DROP INDEX CONCURRENTLY cannot run/],
+      [`REINDEX TABLE CONCURRENTLY kept`, /line 2: REINDEX CONCURRENTLY cannot run/],
+      [`DISCARD ALL`, /line 2: DISCARD ALL cannot run inside a transaction.*resets its connection/],
+      [
+        `SET TRANSACTION READ ONLY`,
+        /line 2: SET TRANSACTION is not allowed: roundtrip begins the transform's transaction/,
+      ],
+      [`SET LOCAL transaction_read_only = on`, /line 2: SET transaction_read_only is not allowed/],
+    ];
+    for (const [statement, message] of cases) {
+      writeFileSync(path.join(dir, '19_maintenance.sql'), `SELECT 1;\n${statement};\nSELECT 2;\n`);
+      const error = await runTransform(deps(['18_first.sql', '19_maintenance.sql']), {
+        runId: await newRun(),
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TransformError);
+      expect((error as Error).message).toMatch(/19_maintenance\.sql, line 2: /);
+      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message).toMatch(/; nothing was run$/);
+    }
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM kept`);
+    expect(rows[0].n).toBe(2);
+
+    // What may run in a transaction still does: ANALYZE, a materialized view refreshed CONCURRENTLY.
+    writeFileSync(
+      path.join(dir, '20_allowed.sql'),
+      `ANALYZE kept;\nCREATE MATERIALIZED VIEW IF NOT EXISTS top_kept AS SELECT id FROM kept;\nCREATE UNIQUE INDEX IF NOT EXISTS top_kept_id ON top_kept (id);\nREFRESH MATERIALIZED VIEW CONCURRENTLY top_kept;\nSET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED;\n`,
+    );
+    const ok = await runTransform(deps(['20_allowed.sql']), { runId: await newRun() });
+    expect(ok.files[0]?.statements).toBe(5);
+  });
+
   describe('tryTransform (roundtrip validate)', () => {
     const TRIED = `DELETE FROM scores WHERE id = 1;\nCREATE TABLE tried_only AS SELECT id, score FROM scores;\n`;
 
