@@ -503,6 +503,130 @@ function outOfTime(file: string, line: number, what: string): string {
 }
 
 /**
+ * How long a transform statement runs before the transform looks whether it is waiting for a lock
+ * another session holds, then how often it looks again while it runs.
+ */
+export const LOCK_WAIT_CHECK_MS = 10_000;
+
+/** What a transform needs to look at its statements' lock waits from a connection of its own. */
+interface LockWaitWatch {
+  readonly pool: CoreDeps['pg'];
+  /** The transform's backend (`pg_backend_pid()` in its transaction). */
+  readonly pid: number;
+  readonly everyMs: number;
+}
+
+/** A session that holds a lock a transform statement waits for, as `pg_stat_activity` shows it. */
+interface LockHolder {
+  readonly pid: number;
+  readonly user: string | null;
+  readonly application: string | null;
+  readonly state: string | null;
+  readonly query: string | null;
+  /** Seconds since its transaction began. */
+  readonly transactionSeconds: number | null;
+}
+
+/** The sessions a statement waited for, at the watch's last look. */
+interface LockWait {
+  readonly holders: readonly LockHolder[];
+  /** Milliseconds the statement had run by then. */
+  readonly afterMs: number;
+}
+
+/**
+ * A lock holder in words: `session 123 (user etl, application "psql", idle in transaction, its
+ * transaction begun 612 s before, its last statement: LOCK …)`.
+ */
+function lockHolderText(holder: LockHolder): string {
+  const query = holder.query?.replace(/\s+/g, ' ').trim();
+  const chars = query ? Array.from(query) : [];
+  const parts = [
+    holder.user !== null ? `user ${holder.user}` : undefined,
+    holder.application ? `application "${holder.application}"` : undefined,
+    holder.state ?? undefined,
+    holder.transactionSeconds !== null
+      ? `its transaction begun ${holder.transactionSeconds} s before`
+      : undefined,
+    query
+      ? `its ${holder.state === 'active' ? 'statement' : 'last statement'}: ${chars.length > 200 ? `${chars.slice(0, 200).join('')}…` : query}`
+      : undefined,
+  ].filter(Boolean);
+  return `session ${holder.pid}${parts.length > 0 ? ` (${parts.join(', ')})` : ''}`;
+}
+
+function lockHoldersText(holders: readonly LockHolder[]): string {
+  return holders.map(lockHolderText).join('; ');
+}
+
+/**
+ * Looks, {@link LOCK_WAIT_CHECK_MS} after a statement starts and as often again while it runs,
+ * whether it waits for a lock another session holds (`pg_blocking_pids`, from another connection
+ * of the pool), and logs each time it does which sessions hold it. A look that fails (no
+ * connection to spare, a role that may not see the other sessions) is skipped: it only informs.
+ * `waited()` answers the sessions of the last look that found the statement waiting, while the
+ * statement has not started to run since (a later look found it waiting no more: undefined).
+ */
+function watchLockWait(
+  watch: LockWaitWatch,
+  file: string,
+  statement: SqlStatement,
+  logger: Logger,
+): { stop(): void; waited(): LockWait | undefined } {
+  const started = Date.now();
+  let stopped = false;
+  let last: LockWait | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const look = async (): Promise<void> => {
+    try {
+      const { rows } = await watch.pool.query<LockHolder>(
+        `SELECT a.pid, a.usename AS "user", a.application_name AS application, a.state,
+                a.query, floor(extract(epoch FROM now() - a.xact_start))::int AS "transactionSeconds"
+           FROM pg_stat_activity a
+          WHERE a.pid = ANY (pg_blocking_pids($1::int))
+          ORDER BY a.xact_start NULLS LAST, a.pid`,
+        [watch.pid],
+      );
+      if (stopped) return;
+      const afterMs = Date.now() - started;
+      last = rows.length > 0 ? { holders: rows, afterMs } : undefined;
+      if (last) {
+        logger.warn('Transform statement waiting for a lock', {
+          file,
+          line: statement.line,
+          waitingSeconds: Math.floor(afterMs / 1000),
+          heldBy: lockHoldersText(rows),
+        });
+      }
+    } catch {
+      // Only informs: the statement goes on either way.
+    }
+    if (!stopped) schedule();
+  };
+  const schedule = (): void => {
+    timer = setTimeout(() => void look(), watch.everyMs);
+    timer.unref();
+  };
+  schedule();
+  return {
+    stop: () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+    waited: () => last,
+  };
+}
+
+/**
+ * The message of a statement canceled when the step's time was nearly out while it waited for a
+ * lock: not slow SQL to make faster, but a session to end or wait for.
+ */
+function outOfTimeWaitingForLock(file: string, line: number, what: string, waited: LockWait): string {
+  const pid = waited.holders[0]?.pid;
+  return `Transform ${file}, line ${line}: ${what} when the transform step's time was nearly out (its Lambda function's timeout, less ${TRANSFORM_TIME_RESERVE_MS / 1000} s kept to roll back), while it waited for a lock held by ${lockHoldersText(waited.holders)}, seen ${Math.floor(waited.afterMs / 1000)} s into the statement; the transaction was rolled back, previous results are unchanged. End that session's transaction (SELECT pg_terminate_backend(${pid}) ends the session), or have the pipeline run when it is done: the run stops here`;
+}
+
+/**
  * Runs one file's statements. A transient failure (a deadlock, a lock or statement timeout, a
  * serialization failure) ends its message with `(transient: ${retry})`: what happens next, in the
  * caller's words (a run's step is retried; validate is not).
@@ -515,6 +639,7 @@ async function runFile(
   timeLeft: TimeLeft,
   cap: StatementTimeoutCap,
   warningsLeft: WarningsLeft,
+  watch: LockWaitWatch | undefined,
   logger: Logger,
 ): Promise<TransformFileResult> {
   const started = Date.now();
@@ -563,8 +688,9 @@ async function runFile(
         }
         capped = await capStatementTimeout(client, budget, cap);
       }
+      const lockWait = watch ? watchLockWait(watch, file, statement, logger) : undefined;
       try {
-        const result = await client.query(statement.text);
+        const result = await client.query(statement.text).finally(() => lockWait?.stop());
         rowCounts.push(result.rowCount ?? 0);
         if (
           WRITING_COMMANDS.has(result.command) ||
@@ -580,8 +706,11 @@ async function runFile(
         }
         const { line, context } = whereInFile(statement, err);
         if (capped && err.code === QUERY_CANCELED && /statement timeout/i.test(err.message)) {
+          const waited = lockWait?.waited();
           throw new TransformError(
-            outOfTime(file, line, `canceled (${err.message}, SQLSTATE ${err.code})`),
+            waited
+              ? outOfTimeWaitingForLock(file, line, `canceled (${err.message}, SQLSTATE ${err.code})`, waited)
+              : outOfTime(file, line, `canceled (${err.message}, SQLSTATE ${err.code})`),
             file,
             line,
             { cause: err },
@@ -633,14 +762,19 @@ async function runFiles(
   sources: readonly TransformSource[],
   retry: string,
   timeLeft: TimeLeft,
+  lockWatch: Omit<LockWaitWatch, 'pid'>,
   logger: Logger,
   ran: (result: TransformFileResult) => void,
 ): Promise<TransformFileResult[]> {
   const results: TransformFileResult[] = [];
   const cap: StatementTimeoutCap = {};
   const warningsLeft: WarningsLeft = { count: WARNINGS_KEPT };
+  // The transaction's backend, which the lock-wait watch looks for (behind a pooler, not the
+  // connection's own process id).
+  const { rows } = await client.query<{ pid: number }>(`SELECT pg_backend_pid() AS pid`);
+  const watch = rows[0] ? { ...lockWatch, pid: rows[0].pid } : undefined;
   for (const { file, statements } of sources) {
-    const result = await runFile(client, file, statements, retry, timeLeft, cap, warningsLeft, logger);
+    const result = await runFile(client, file, statements, retry, timeLeft, cap, warningsLeft, watch, logger);
     ran(result);
     results.push(result);
   }
@@ -779,11 +913,15 @@ async function inTransformTransaction<T>(
  * {@link TRANSFORM_TIME_RESERVE_MS} before the step's end is canceled by PostgreSQL and the
  * transform fails with a {@link TransformError} naming it, rather than the Lambda being stopped
  * while the statement runs on in the database holding its locks.
+ *
+ * A statement waiting for a lock another session holds is logged with that session, every
+ * `options.lockWaitCheckMs` ({@link LOCK_WAIT_CHECK_MS}) it waits, and named in the error should
+ * the step's time run out while it waits.
  */
 export async function runTransform(
   deps: Pick<CoreDeps, 'config' | 'pg' | 'logger' | 'clock'>,
   input: { runId: string },
-  options: { readonly timeLeft?: TimeLeft } = {},
+  options: { readonly timeLeft?: TimeLeft; readonly lockWaitCheckMs?: number } = {},
 ): Promise<TransformResult> {
   const logger = deps.logger.child({ runId: input.runId, step: 'transform' });
   const started = Date.now();
@@ -794,6 +932,7 @@ export async function runTransform(
       sources,
       'the step is retried',
       options.timeLeft ?? UNBOUNDED_TIME,
+      { pool: deps.pg, everyMs: options.lockWaitCheckMs ?? LOCK_WAIT_CHECK_MS },
       logger,
       (result) => logger.info('Transform file ran', { ...result }),
     );
@@ -892,7 +1031,7 @@ export interface TriedTransform<T> {
 export async function tryTransform<T>(
   deps: Pick<CoreDeps, 'config' | 'pg' | 'logger'>,
   inspect: (client: PoolClient) => Promise<T>,
-  options: { readonly retry?: string } = {},
+  options: { readonly retry?: string; readonly lockWaitCheckMs?: number } = {},
 ): Promise<TriedTransform<T>> {
   const logger = deps.logger.child({ step: 'transform', rolledBack: true });
   const started = Date.now();
@@ -903,6 +1042,7 @@ export async function tryTransform<T>(
       sources,
       options.retry ?? 'nothing retries it here: try again (a run retries its transform step)',
       UNBOUNDED_TIME,
+      { pool: deps.pg, everyMs: options.lockWaitCheckMs ?? LOCK_WAIT_CHECK_MS },
       logger,
       (result) => logger.info('Transform file ran (to be rolled back)', { ...result }),
     );

@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Client } from 'pg';
 import { parseConfig } from '../../../lambdas/config';
 import { createPool, migrate, quoteIdent, type PostgresPool } from '../../../lambdas/connectors/postgres';
 import {
@@ -17,7 +18,7 @@ import { givenDeps } from '../../../lambdas/handlers/deps';
 import { createHandler as transformHandler } from '../../../lambdas/handlers/transform';
 import { acceleratedClock } from '../../../lambdas/shared/clock';
 import { TransientError } from '../../../lambdas/shared/errors';
-import { createMemoryLogger } from '../../../lambdas/shared/logging';
+import { createMemoryLogger, type LogRecord } from '../../../lambdas/shared/logging';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
 const FIRST = `-- scores: a table refilled each run
@@ -315,6 +316,53 @@ describe('runTransform', () => {
     await expect(spent).rejects.toThrow(
       /18_slow\.sql, line 1: not started when the transform step's time was nearly out/,
     );
+  });
+
+  it('says which session holds a lock a statement waits for: in the log while it waits, and in the error when the step’s time runs out, instead of "make the transform faster"', async () => {
+    await pool.query(`CREATE TABLE waited_on AS SELECT 1 AS x`);
+    writeFileSync(path.join(dir, '21_waits.sql'), `SELECT 1;\n\nTRUNCATE waited_on;\n`);
+    const holder = new Client({ connectionString: db.url, application_name: 'nightly-report' });
+    await holder.connect();
+    try {
+      const holderPid = (await holder.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE waited_on IN ACCESS SHARE MODE');
+      const heldBy = new RegExp(
+        `session ${holderPid} \\(user \\w+, application "nightly-report", idle in transaction, its transaction begun \\d+ s before, its last statement: LOCK TABLE waited_on IN ACCESS SHARE MODE\\)`,
+      );
+
+      // Waiting, told in the log; the statement runs once the lock is released.
+      const logged = deps(['21_waits.sql']);
+      const running = runTransform(logged, { runId: await newRun() }, { lockWaitCheckMs: 50 });
+      const waiting = (): LogRecord | undefined =>
+        logged.logger.records.find((r) => r.message === 'Transform statement waiting for a lock');
+      while (!waiting()) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(waiting()?.attributes).toMatchObject({ file: path.join(dir, '21_waits.sql'), line: 3 });
+      expect(waiting()?.attributes.heldBy).toMatch(heldBy);
+      await holder.query('ROLLBACK');
+      await expect(running).resolves.toMatchObject({ files: [{ rowCounts: [1, 0] }] });
+
+      // Still waiting when the step's time is nearly out: the error names the session, not slow SQL.
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE waited_on IN ACCESS SHARE MODE');
+      const error = await runTransform(
+        deps(['21_waits.sql']),
+        { runId: await newRun() },
+        { timeLeft: () => TRANSFORM_TIME_RESERVE_MS + 3000, lockWaitCheckMs: 50 },
+      ).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TransformError);
+      const message = (error as Error).message;
+      expect(message).toMatch(
+        /21_waits\.sql, line 3: canceled \(canceling statement due to statement timeout, SQLSTATE 57014\) when the transform step's time was nearly out .*, while it waited for a lock held by session/,
+      );
+      expect(message).toMatch(heldBy);
+      expect(message).toContain(
+        `the transaction was rolled back, previous results are unchanged. End that session's transaction (SELECT pg_terminate_backend(${holderPid}) ends the session)`,
+      );
+      expect(message).not.toMatch(/faster/);
+    } finally {
+      await holder.end();
+    }
   });
 
   it('keeps a file’s own shorter statement_timeout (a transient error, retried), and with time to spare runs as without a bound', async () => {
