@@ -47,7 +47,7 @@ export function splitSqlStatements(script: string): SqlStatement[] {
       const lead = raw.length - raw.trimStart().length;
       // Skip leading comments too, so that the line is the statement's first token.
       let offset = start + lead;
-      while (sql.startsWith('--', offset) || sql.startsWith('/*', offset)) {
+      while ((sql.startsWith('--', offset) || sql.startsWith('/*', offset)) && comment(sql, offset).closed) {
         offset = commentEnd(sql, offset);
         while (offset < end && /\s/.test(sql[offset] as string)) offset += 1;
       }
@@ -147,9 +147,17 @@ const IDENTIFIER_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/;
 
 /** The index just after the comment starting at `i` (`-- …` to the line's end, or nested `/* … *\/`). */
 function commentEnd(sql: string, i: number): number {
+  return comment(sql, i).end;
+}
+
+/**
+ * The comment starting at `i`: where it ends, and whether it is closed (a `/*` whose `*\/` never
+ * comes runs to the end of the text; PostgreSQL refuses it: `unterminated /* comment`).
+ */
+function comment(sql: string, i: number): { end: number; closed: boolean } {
   if (sql.startsWith('--', i)) {
     const nl = sql.indexOf('\n', i);
-    return nl < 0 ? sql.length : nl + 1;
+    return { end: nl < 0 ? sql.length : nl + 1, closed: true };
   }
   let depth = 1;
   let k = i + 2;
@@ -162,16 +170,23 @@ function commentEnd(sql: string, i: number): number {
       k += 2;
     } else k += 1;
   }
-  return k;
+  return { end: k, closed: depth === 0 };
 }
 
-/** Whether a piece of SQL holds nothing but comments and blanks. */
+/**
+ * Whether a piece of SQL holds nothing but comments and blanks. A comment never closed is not
+ * nothing: it swallowed the rest of the file, which would otherwise be dropped unrun, without a
+ * word; sent, it is PostgreSQL's `unterminated /* comment`, named by its line.
+ */
 function onlyComments(text: string): boolean {
   let k = 0;
   while (k < text.length) {
     if (/\s/.test(text[k] as string)) k += 1;
-    else if (text.startsWith('--', k) || text.startsWith('/*', k)) k = commentEnd(text, k);
-    else return false;
+    else if (text.startsWith('--', k) || text.startsWith('/*', k)) {
+      const { end, closed } = comment(text, k);
+      if (!closed) return false;
+      k = end;
+    } else return false;
   }
   return true;
 }

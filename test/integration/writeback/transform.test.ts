@@ -178,6 +178,20 @@ describe('runTransform', () => {
     expect(rows.map((r) => r.score)).toEqual([11, 21, 60]);
   });
 
+  it('fails on a comment never closed, naming its line, rather than running the file without the statements it swallowed', async () => {
+    await pool.query(`CREATE TABLE refilled AS SELECT generate_series(1, 3) AS id`);
+    writeFileSync(
+      path.join(dir, '22_open_comment.sql'),
+      `DELETE FROM refilled WHERE id = 1;\n\n/* the refill, commented out while testing\nDELETE FROM refilled;\nINSERT INTO refilled VALUES (9);\n`,
+    );
+    const attempt = runTransform(deps(['22_open_comment.sql']), { runId: await newRun() });
+    await expect(attempt).rejects.toThrow(
+      /22_open_comment\.sql, line 3: unterminated \/\* comment at or near "\/\* the refill.*\(SQLSTATE 42601\)/s,
+    );
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM refilled`);
+    expect(rows[0].n).toBe(3);
+  });
+
   it('names the statement line of an error raised while running, such as a constraint', async () => {
     writeFileSync(
       path.join(dir, '04_runtime.sql'),

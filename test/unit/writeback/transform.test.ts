@@ -32,6 +32,17 @@ describe('splitSqlStatements', () => {
     expect(splitSqlStatements(`;\n-- nothing\n;  /* none */ ;`)).toEqual([]);
   });
 
+  it('keeps a comment never closed, with the rest of the file it swallows, as a statement, for PostgreSQL to refuse, rather than dropping the rest unrun', () => {
+    expect(splitSqlStatements(`SELECT 1;\n/* never /* closed */\nSELECT 2;\n`)).toEqual([
+      { text: 'SELECT 1', line: 1 },
+      { text: '/* never /* closed */\nSELECT 2;', line: 2 },
+    ]);
+    expect(splitSqlStatements(`SELECT 1; /* a */ /* b`)).toEqual([
+      { text: 'SELECT 1', line: 1 },
+      { text: '/* b', line: 1 },
+    ]);
+  });
+
   it('keeps a SQL-standard function body (BEGIN ATOMIC … END) and a parenthesised rule action in one statement, as psql does', () => {
     const sql = [
       `CREATE OR REPLACE FUNCTION score(x int) RETURNS int LANGUAGE sql`,
