@@ -2,9 +2,11 @@
  * Transform: SQL files run in order in one transaction with row counts recorded; a failure names
  * the file, the line and PostgreSQL's message, and leaves the previous results in place.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Client } from 'pg';
 import { parseConfig } from '../../../lambdas/config';
 import { createPool, migrate, quoteIdent, type PostgresPool } from '../../../lambdas/connectors/postgres';
@@ -109,6 +111,45 @@ describe('runTransform', () => {
     const result = await runTransform(deps(['03_copies.sql']), { runId: await newRun() });
     // The three inserted and the two copied in (a server-side COPY FROM, here a program's output).
     expect(result.files[0]).toMatchObject({ rowCounts: [0, 0, 3, 3, 3, 3, 2], rows: 5 });
+  });
+
+  it('does not keep the rows a SELECT left in a file returns: 400 MB of them run in a process of a 128 MB heap, as the Transform function’s is bounded', async () => {
+    writeFileSync(
+      path.join(dir, '23_look.sql'),
+      `-- a look at the data, left in\nSELECT id, repeat('x', 2000) AS padding FROM generate_series(1, 200000) AS id;\n`,
+    );
+    const script = path.join(dir, 'run-look.ts');
+    writeFileSync(
+      script,
+      [
+        `import { parseConfig } from ${JSON.stringify(path.resolve(__dirname, '../../../lambdas/config'))};`,
+        `import { createPool } from ${JSON.stringify(path.resolve(__dirname, '../../../lambdas/connectors/postgres'))};`,
+        `import { tryTransform } from ${JSON.stringify(path.resolve(__dirname, '../../../lambdas/core/transform'))};`,
+        `import { silentLogger } from ${JSON.stringify(path.resolve(__dirname, '../../../lambdas/shared/logging'))};`,
+        `const pg = createPool({ url: process.env.LOOK_DB_URL as string }, { ssl: { mode: 'disable' } });`,
+        `const config = parseConfig({ name: 'tf-test', postgres: { secret: 'roundtrip/postgres' }, transform: [process.env.LOOK_FILE as string] });`,
+        `tryTransform({ config, pg, logger: silentLogger }, async () => undefined)`,
+        `  .then((tried) => process.stdout.write(JSON.stringify(tried.files[0]?.rowCounts)))`,
+        `  .finally(() => pg.end());`,
+      ].join('\n'),
+    );
+    const { code, stdout, stderr } = await new Promise<{
+      code: number | null;
+      stdout: string;
+      stderr: string;
+    }>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        ['--max-old-space-size=128', '--import', pathToFileURL(require.resolve('tsx')).href, script],
+        { env: { ...process.env, LOOK_DB_URL: db.url, LOOK_FILE: path.join(dir, '23_look.sql') } },
+      );
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+      child.on('close', (exitCode) => resolve({ code: exitCode, stdout: out, stderr: err }));
+    });
+    expect({ code, stdout, stderr: stderr.slice(-500) }).toEqual({ code: 0, stdout: '[200000]', stderr: '' });
   });
 
   it('hands its connection back to the pool as new: a file’s SET search_path or temp table does not outlive the transform', async () => {
