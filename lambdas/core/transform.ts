@@ -817,6 +817,76 @@ async function runFiles(
   return results;
 }
 
+/**
+ * A transform file's text, from its bytes in UTF-8. A file in another encoding is refused, naming
+ * the line of its first byte that is not UTF-8, rather than read with U+FFFD for each (an accent
+ * of a file saved as Latin-1 or Windows-1252 then written into the data, and on to Salesforce, as
+ * `�`); so is a UTF-16 file (by its byte order mark: some Windows tools export so), whose NULs
+ * PostgreSQL refused as a protocol error taken for a transient one, and a NUL character, for the
+ * same reason.
+ */
+function decodeTransformFile(file: string, bytes: Buffer): string {
+  const refuse = (line: number, what: string): never => {
+    throw new TransformError(`Transform ${file}, line ${line}: ${what}; nothing was run`, file, line);
+  };
+  const lineOf = (offset: number): number => {
+    let line = 1;
+    for (let k = 0; k < offset; k += 1) if (bytes[k] === 0x0a) line += 1;
+    return line;
+  };
+  if (
+    bytes.length >= 2 &&
+    ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))
+  ) {
+    refuse(
+      1,
+      `the file is UTF-16 (${bytes[0] === 0xff ? 'little' : 'big'}-endian, by its byte order mark), not UTF-8; save it as UTF-8`,
+    );
+  }
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+    const nul = bytes.indexOf(0);
+    if (nul >= 0) {
+      refuse(
+        lineOf(nul),
+        'the file holds a NUL character (byte 0x00), which PostgreSQL does not take in SQL (a file saved as UTF-16 has one beside each ASCII letter); remove it, or save the file as UTF-8',
+      );
+    }
+    return text;
+  } catch (err) {
+    if (err instanceof TransformError) throw err;
+    // The first byte that is not UTF-8: the longest prefix that decodes (a character cut at its
+    // end is no error in a stream) ends before it.
+    let good = 0;
+    let bad = bytes.length;
+    while (bad - good > 1) {
+      const mid = Math.floor((good + bad) / 2);
+      try {
+        new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, mid), { stream: true });
+        good = mid;
+      } catch {
+        bad = mid;
+      }
+    }
+    // The decoder sees the error at the byte that cannot follow (a letter after 0xE9): the sequence
+    // begins at the lead byte before it, when there is one.
+    let at = bad - 1;
+    if ((bytes[at] ?? 0) < 0xc0) {
+      for (let k = at; k >= Math.max(0, at - 3); k -= 1) {
+        if ((bytes[k] ?? 0) >= 0xc0) {
+          at = k;
+          break;
+        }
+      }
+    }
+    const byte = (bytes[at] ?? 0).toString(16).toUpperCase().padStart(2, '0');
+    return refuse(
+      lineOf(at),
+      `the file is not UTF-8: byte 0x${byte} is not UTF-8 there (a file saved as Latin-1 or Windows-1252?); save it as UTF-8`,
+    );
+  }
+}
+
 /** A transform file read and split, ready to run. */
 interface TransformSource {
   readonly file: string;
@@ -831,15 +901,15 @@ interface TransformSource {
 async function readTransformFiles(files: readonly string[]): Promise<TransformSource[]> {
   const sources: TransformSource[] = [];
   for (const file of files) {
-    let sql: string;
+    let bytes: Buffer;
     try {
-      sql = await readFile(file, 'utf8');
+      bytes = await readFile(file);
     } catch (err) {
       throw new TerminalError(`Transform file ${file} cannot be read: ${(err as Error).message}`, {
         cause: err,
       });
     }
-    const statements = splitSqlStatements(sql);
+    const statements = splitSqlStatements(decodeTransformFile(file, bytes));
     refuseTransactionControl(file, statements);
     refuseClientCommands(file, statements);
     sources.push({ file, statements });

@@ -152,6 +152,50 @@ describe('runTransform', () => {
     expect({ code, stdout, stderr: stderr.slice(-500) }).toEqual({ code: 0, stdout: '[200000]', stderr: '' });
   });
 
+  it('refuses a file not in UTF-8 (Latin-1, UTF-16) or holding a NUL, naming its line, rather than writing U+FFFD for its accents or retrying a protocol error', async () => {
+    await pool.query(`CREATE TABLE named (n text)`);
+    const sql = `DELETE FROM named;\nINSERT INTO named VALUES ('Café Müller');\n`;
+    const utf16be = Buffer.from(sql, 'utf16le');
+    utf16be.swap16();
+    const cases: ReadonlyArray<readonly [string, Buffer, RegExp]> = [
+      [
+        '24_latin1.sql',
+        Buffer.from(sql, 'latin1'),
+        /24_latin1\.sql, line 2: the file is not UTF-8: byte 0xE9 is not UTF-8 there \(a file saved as Latin-1 or Windows-1252\?\); save it as UTF-8; nothing was run$/,
+      ],
+      [
+        '25_utf16.sql',
+        Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(sql, 'utf16le')]),
+        /25_utf16\.sql, line 1: the file is UTF-16 \(little-endian, by its byte order mark\), not UTF-8; save it as UTF-8; nothing was run$/,
+      ],
+      [
+        '26_utf16be.sql',
+        Buffer.concat([Buffer.from([0xfe, 0xff]), utf16be]),
+        /26_utf16be\.sql, line 1: the file is UTF-16 \(big-endian, by its byte order mark\), not UTF-8/,
+      ],
+      [
+        '27_nul.sql',
+        Buffer.from(`DELETE FROM named;\n\nINSERT INTO named VALUES ('a\0b');\n`),
+        /27_nul\.sql, line 3: the file holds a NUL character \(byte 0x00\), which PostgreSQL does not take in SQL \(a file saved as UTF-16 has one beside each ASCII letter\); remove it, or save the file as UTF-8; nothing was run$/,
+      ],
+    ];
+    for (const [name, bytes, message] of cases) {
+      await pool.query(`INSERT INTO named VALUES ('kept')`);
+      writeFileSync(path.join(dir, name), bytes);
+      const error = await runTransform(deps([name]), { runId: await newRun() }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TransformError);
+      expect((error as Error).message).toMatch(message);
+      const { rows } = await pool.query(`SELECT n FROM named`);
+      expect(rows).toEqual([{ n: 'kept' }]);
+      await pool.query(`DELETE FROM named`);
+    }
+    // The same file in UTF-8, with a byte order mark or without, runs.
+    writeFileSync(path.join(dir, '28_utf8.sql'), `\uFEFF${sql}`);
+    await runTransform(deps(['28_utf8.sql']), { runId: await newRun() });
+    const { rows } = await pool.query(`SELECT n FROM named`);
+    expect(rows).toEqual([{ n: 'Café Müller' }]);
+  });
+
   it('hands its connection back to the pool as new: a file’s SET search_path or temp table does not outlive the transform', async () => {
     writeFileSync(
       path.join(dir, '05_session.sql'),
