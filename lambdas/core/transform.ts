@@ -788,6 +788,34 @@ async function runFile(
   };
 }
 
+/**
+ * Checks the constraints the files deferred (`DEFERRABLE INITIALLY DEFERRED`, `SET CONSTRAINTS …
+ * DEFERRED`) now, once every file has run, rather than at the commit: there a violation failed the
+ * run with PostgreSQL's bare error, not a TransformError, and `roundtrip validate`, which rolls
+ * back, never saw it. Named by the last file, after which it is checked (PostgreSQL does not say
+ * which statement left the row).
+ */
+async function checkDeferredConstraints(
+  client: PoolClient,
+  lastFile: string | undefined,
+  retry: string,
+): Promise<void> {
+  if (lastFile === undefined) return;
+  try {
+    await client.query('SET CONSTRAINTS ALL IMMEDIATE');
+  } catch (err) {
+    if (!(err instanceof DatabaseError)) {
+      throw classifyPostgresError(err, { action: `checking the transform's deferred constraints` });
+    }
+    const detail = [err.detail, err.hint ? `hint: ${err.hint}` : undefined].filter(Boolean).join('; ');
+    const message = `Transform: a deferred constraint failed when checked after the last file (${lastFile}) had run: ${err.message}${err.code ? ` (SQLSTATE ${err.code})` : ''}${detail ? ` — ${detail}` : ''}; the transaction was rolled back, previous results are unchanged`;
+    if (classifyPostgresError(err) instanceof TransientError) {
+      throw new TransientError(`${message} (transient: ${retry})`, { cause: err });
+    }
+    throw new TransformError(message, lastFile, 1, { cause: err });
+  }
+}
+
 /** Runs the files in order ({@link runFile}), each result handed to `ran` as it comes. */
 async function runFiles(
   client: PoolClient,
@@ -810,6 +838,7 @@ async function runFiles(
     ran(result);
     results.push(result);
   }
+  await checkDeferredConstraints(client, sources.at(-1)?.file, retry);
   // A file's `SET ROLE` (to own the tables it makes) lasts to the end of the transaction: what
   // roundtrip does in it after the files (the run's summary, validate's source checks) is done as
   // the configured user again, not refused to a role without rights on the roundtrip schema.

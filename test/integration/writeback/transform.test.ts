@@ -616,6 +616,31 @@ describe('runTransform', () => {
     expect(ok.files[0]?.statements).toBe(5);
   });
 
+  it('checks deferred constraints once the files have run, in a run and in validate’s rolled-back try, failing with a TransformError that names them and the last file', async () => {
+    writeFileSync(
+      path.join(dir, '29_parents.sql'),
+      `CREATE TABLE IF NOT EXISTS parents (id int PRIMARY KEY);\nCREATE TABLE IF NOT EXISTS children (parent int REFERENCES parents DEFERRABLE INITIALLY DEFERRED);\nDELETE FROM children;\n`,
+    );
+    writeFileSync(path.join(dir, '30_children.sql'), `INSERT INTO children VALUES (1);\n`);
+    const expected =
+      /^Transform: a deferred constraint failed when checked after the last file \(\S+30_children\.sql\) had run: insert or update on table "children" violates foreign key constraint "children_parent_fkey" \(SQLSTATE 23503\) — Key \(parent\)=\(1\) is not present in table "parents"\.; the transaction was rolled back, previous results are unchanged$/;
+    const run = await runTransform(deps(['29_parents.sql', '30_children.sql']), {
+      runId: await newRun(),
+    }).catch((e: unknown) => e);
+    expect(run).toBeInstanceOf(TransformError);
+    expect((run as Error).message).toMatch(expected);
+
+    // validate rolls back, and so never commits: the check is made before, as a run's.
+    const tried = await tryTransform(
+      deps(['29_parents.sql', '30_children.sql']),
+      async () => 'inspected',
+    ).catch((e: unknown) => e);
+    expect(tried).toBeInstanceOf(TransformError);
+    expect((tried as Error).message).toMatch(expected);
+    const { rows } = await pool.query(`SELECT to_regclass('children') AS t`);
+    expect(rows).toEqual([{ t: null }]);
+  });
+
   describe('tryTransform (roundtrip validate)', () => {
     const TRIED = `DELETE FROM scores WHERE id = 1;\nCREATE TABLE tried_only AS SELECT id, score FROM scores;\n`;
 
