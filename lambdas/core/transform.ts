@@ -389,6 +389,13 @@ const NOT_IN_THE_TRANSFORM: readonly RefusedStatement[] = [
     why: `${OUTSIDE_A_TRANSACTION}: run it outside the transform, once, as an administrator`,
   },
   {
+    // SET client_encoding (SET NAMES) to anything but UTF8 (or DEFAULT: the connection's, UTF8).
+    pattern:
+      /^set\s+(?:(?:local|session)\s+)?(?:client_encoding\s*(?:=|\bto\b)|names\b)(?!\s*(?:'|")?(?:utf-?8|unicode|default)(?:'|")?\s*$)/i,
+    name: 'SET client_encoding',
+    why: "to another encoding than UTF8 is not allowed: the transform sends its files to PostgreSQL in UTF-8, which would read the text of the statements after it in the other encoding ('Café' written as 'CafÃ©'). Remove it: the server converts UTF-8 into the database's encoding itself",
+  },
+  {
     pattern:
       /^set\s+(?:(?:local|session)\s+)?(?:transaction|transaction_(?:isolation|read_only|deferrable))\b/i,
     name: '',

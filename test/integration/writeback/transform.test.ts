@@ -576,7 +576,7 @@ describe('runTransform', () => {
     expect(after[0].n).toBe(3);
   });
 
-  it('refuses, before any file runs, a statement PostgreSQL cannot run in a transaction (VACUUM, CREATE INDEX CONCURRENTLY, DISCARD ALL) or one that would set up the transform’s own (SET TRANSACTION), saying what to do instead', async () => {
+  it('refuses, before any file runs, a statement PostgreSQL cannot run in a transaction (VACUUM, CREATE INDEX CONCURRENTLY, DISCARD ALL) or one that would set up the transform’s own (SET TRANSACTION) or its text’s encoding, saying what to do instead', async () => {
     await pool.query(`CREATE TABLE kept (id int); INSERT INTO kept VALUES (1), (2)`);
     writeFileSync(path.join(dir, '18_first.sql'), `DELETE FROM kept;\n`);
     const cases: ReadonlyArray<readonly [string, RegExp]> = [
@@ -593,6 +593,11 @@ describe('runTransform', () => {
         /line 2: SET TRANSACTION is not allowed: roundtrip begins the transform's transaction/,
       ],
       [`SET LOCAL transaction_read_only = on`, /line 2: SET transaction_read_only is not allowed/],
+      [
+        `SET client_encoding = 'LATIN1'`,
+        /line 2: SET client_encoding to another encoding than UTF8 is not allowed: the transform sends its files to PostgreSQL in UTF-8.*'Café' written as 'CafÃ©'/,
+      ],
+      [`SET NAMES win1252`, /line 2: SET client_encoding to another encoding than UTF8 is not allowed/],
     ];
     for (const [statement, message] of cases) {
       writeFileSync(path.join(dir, '19_maintenance.sql'), `SELECT 1;\n${statement};\nSELECT 2;\n`);
@@ -610,10 +615,10 @@ describe('runTransform', () => {
     // What may run in a transaction still does: ANALYZE, a materialized view refreshed CONCURRENTLY.
     writeFileSync(
       path.join(dir, '20_allowed.sql'),
-      `ANALYZE kept;\nCREATE MATERIALIZED VIEW IF NOT EXISTS top_kept AS SELECT id FROM kept;\nCREATE UNIQUE INDEX IF NOT EXISTS top_kept_id ON top_kept (id);\nREFRESH MATERIALIZED VIEW CONCURRENTLY top_kept;\nSET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED;\n`,
+      `ANALYZE kept;\nCREATE MATERIALIZED VIEW IF NOT EXISTS top_kept AS SELECT id FROM kept;\nCREATE UNIQUE INDEX IF NOT EXISTS top_kept_id ON top_kept (id);\nREFRESH MATERIALIZED VIEW CONCURRENTLY top_kept;\nSET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED;\nSET client_encoding = 'UTF8';\nSET NAMES 'utf-8';\nRESET client_encoding;\n`,
     );
     const ok = await runTransform(deps(['20_allowed.sql']), { runId: await newRun() });
-    expect(ok.files[0]?.statements).toBe(5);
+    expect(ok.files[0]?.statements).toBe(8);
   });
 
   it('checks deferred constraints once the files have run, in a run and in validate’s rolled-back try, failing with a TransformError that names them and the last file', async () => {
