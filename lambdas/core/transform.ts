@@ -848,7 +848,10 @@ async function runFiles(
   await checkDeferredConstraints(client, sources.at(-1)?.file, retry);
   // A file's `SET ROLE` (to own the tables it makes) lasts to the end of the transaction: what
   // roundtrip does in it after the files (the run's summary, validate's source checks) is done as
-  // the configured user again, not refused to a role without rights on the roundtrip schema.
+  // the configured user again, not refused to a role without rights on the roundtrip schema. So
+  // is a superuser's `SET SESSION AUTHORIZATION` (pg_dump --use-set-session-authorization writes
+  // them), which RESET ROLE does not undo; any user may reset it to the one it signed in as.
+  await client.query('RESET SESSION AUTHORIZATION');
   await client.query('RESET ROLE');
   return results;
 }

@@ -214,7 +214,7 @@ describe('runTransform', () => {
     }
   });
 
-  it('records the run’s summary as the configured user after a file’s SET ROLE, instead of failing every file on the role’s rights', async () => {
+  it('records the run’s summary as the configured user after a file’s SET ROLE or SET SESSION AUTHORIZATION, instead of failing every file on the role’s rights', async () => {
     const role = `rt_tf_owner_${Date.now()}`;
     await pool.query(`CREATE ROLE ${role} NOLOGIN`);
     try {
@@ -240,6 +240,18 @@ describe('runTransform', () => {
         async (client) => (await client.query<{ who: string }>(`SELECT current_user AS who`)).rows[0]?.who,
       ).catch((e: unknown) => e);
       expect(tried).toMatchObject({ inspected: new URL(db.url).username });
+
+      // pg_dump --use-set-session-authorization writes SET SESSION AUTHORIZATION (a superuser's).
+      writeFileSync(
+        path.join(dir, '23_authorization.sql'),
+        `SET SESSION AUTHORIZATION ${role};\nCREATE TABLE authorization_owned AS SELECT 1 AS x;\n`,
+      );
+      const authorized = await runTransform(deps(['23_authorization.sql']), { runId: await newRun() });
+      expect(authorized.files[0]).toMatchObject({ statements: 2, rows: 1 });
+      const { rows: owned } = await pool.query(
+        `SELECT tableowner FROM pg_tables WHERE tablename = 'authorization_owned'`,
+      );
+      expect(owned).toEqual([{ tableowner: role }]);
     } finally {
       await pool.query(`DROP OWNED BY ${role}`);
       await pool.query(`DROP ROLE ${role}`);
