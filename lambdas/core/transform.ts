@@ -244,6 +244,22 @@ function doBodyLine(statement: SqlStatement): number | undefined {
   return statement.line + lineAt(statement.text, bodyStart) - 1;
 }
 
+/**
+ * The psql variable (`:name`, `:'name'`, `:"name"`) a syntax error is at, if it is at one: psql
+ * replaces it before sending, PostgreSQL sees a `:` it cannot read.
+ */
+function psqlVariableAt(
+  statement: SqlStatement,
+  err: { readonly code?: string; readonly position?: string },
+): string | undefined {
+  const position = Number(err.position);
+  if (err.code !== '42601' || !Number.isInteger(position) || position < 1) return undefined;
+  const rest = Array.from(statement.text)
+    .slice(position - 1, position + 64)
+    .join('');
+  return /^:(?:[A-Za-z_][A-Za-z0-9_]*|'[A-Za-z_][A-Za-z0-9_]*'|"[A-Za-z_][A-Za-z0-9_]*")/.exec(rest)?.[0];
+}
+
 /** What the driver hands a `notice` listener (pg-protocol's NoticeMessage): the fields read here. */
 interface Notice {
   readonly severity?: string;
@@ -755,7 +771,15 @@ async function runFile(
             { cause: err },
           );
         }
-        const detail = [context, err.detail, err.hint ? `hint: ${err.hint}` : undefined]
+        const variable = psqlVariableAt(statement, err);
+        const detail = [
+          context,
+          err.detail,
+          err.hint ? `hint: ${err.hint}` : undefined,
+          variable
+            ? `hint: ${variable} is a psql variable (psql -v or \\set), which psql replaces before it sends the statement; the transform sends the file as it is: write the value itself`
+            : undefined,
+        ]
           .filter(Boolean)
           .join('; ');
         const message = `Transform ${file}, line ${line}: ${err.message}${err.code ? ` (SQLSTATE ${err.code})` : ''}${detail ? ` — ${detail}` : ''}; the transaction was rolled back, previous results are unchanged`;

@@ -373,6 +373,26 @@ describe('runTransform', () => {
     expect(rows[0].n).toBe(3);
   });
 
+  it('says that a :name the syntax error is at is a psql variable, which only psql replaces', async () => {
+    writeFileSync(
+      path.join(dir, '31_variables.sql'),
+      `SELECT 1;\nSELECT count(*)\n  FROM :"schema".sf_lead\n WHERE x = :'since';\n`,
+    );
+    const error = await runTransform(deps(['31_variables.sql']), { runId: await newRun() }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(TransformError);
+    expect((error as Error).message).toMatch(
+      /31_variables\.sql, line 3: syntax error at or near ":" \(SQLSTATE 42601\) — hint: :"schema" is a psql variable \(psql -v or \\set\), which psql replaces before it sends the statement; the transform sends the file as it is: write the value itself; the transaction was rolled back/,
+    );
+    // A cast or an array slice is no variable: PostgreSQL's own error, without the hint.
+    writeFileSync(path.join(dir, '32_slice.sql'), `SELECT (ARRAY[1,2])[1:2] FROM nowhere;\n`);
+    const other = await runTransform(deps(['32_slice.sql']), { runId: await newRun() }).catch(
+      (e: unknown) => e,
+    );
+    expect((other as Error).message).not.toMatch(/psql variable/);
+  });
+
   it('reports a lock timeout as transient (the step is retried), still naming the file and line, and keeps the previous results', async () => {
     writeFileSync(
       path.join(dir, '09_locked.sql'),
