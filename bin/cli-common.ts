@@ -12,7 +12,7 @@ import { AthenaDuplicateKeysFound, AthenaKeptPrimaryKey } from '../lambdas/core/
 import {
   duplicateKeysWarning,
   keptPrimaryKeyWarning,
-  queryCountMismatchWarning,
+  queryCountMismatchWarningOf,
   retypedColumnWarning,
 } from '../lambdas/core/load-warnings';
 import type { LocalRunEvent } from '../statemachine/local';
@@ -331,11 +331,8 @@ export function progressPrinter(
         }
         // A Salesforce REST read that got another number of records than its query said: the
         // watermark stayed, so the next run reads them again.
-        const mismatch = (out as { queryCountMismatch?: unknown } | null)?.queryCountMismatch;
-        if (mismatch !== null && typeof mismatch === 'object') {
-          const full = (out as { full?: unknown }).full === true;
-          write(`  ! ${queryCountMismatchWarning(task, mismatch as Record<string, unknown>, full)}`);
-        }
+        const mismatch = queryCountMismatchWarningOf(task, out);
+        if (mismatch) write(`  ! ${mismatch}`);
         // A keyed Athena extract whose query returned keys in more than one row: the merge kept
         // one row a key, which one Athena's order decided.
         const repeated = AthenaDuplicateKeysFound.safeParse(

@@ -9,7 +9,7 @@ import { AthenaDuplicateKeysFound, AthenaKeptPrimaryKey } from '../../lambdas/co
 import {
   duplicateKeysWarning,
   keptPrimaryKeyWarning,
-  queryCountMismatchWarning,
+  queryCountMismatchWarningOf,
 } from '../../lambdas/core/load-warnings';
 import { endRunningRun } from '../../lambdas/core/run-state';
 import { taskName, type PipelineConfig } from '../../lambdas/config';
@@ -209,16 +209,13 @@ export function extractTaskSummary(task: string, figures: unknown): TaskSummary 
     ...('s3Reads' in s ? { athena: true as const } : {}),
     ...duplicateKeysOf(s.duplicateKeys),
     ...keptPrimaryKeyOf(s.keptPrimaryKey),
-    ...(s.queryCountMismatch !== null && typeof s.queryCountMismatch === 'object'
-      ? {
-          queryCountMismatch: queryCountMismatchWarning(
-            task,
-            s.queryCountMismatch as Record<string, unknown>,
-            s.full === true,
-          ),
-        }
-      : {}),
+    ...queryCountMismatchOf(task, s),
   };
+}
+
+function queryCountMismatchOf(task: string, figures: unknown): Pick<TaskSummary, 'queryCountMismatch'> {
+  const warning = queryCountMismatchWarningOf(task, figures);
+  return warning ? { queryCountMismatch: warning } : {};
 }
 
 function keptPrimaryKeyOf(value: unknown): Pick<TaskSummary, 'keptPrimaryKey'> {

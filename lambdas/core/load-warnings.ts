@@ -52,15 +52,16 @@ export function duplicateKeysWarning(task: string, found: AthenaDuplicateKeysFou
  * and the run's notification, each run, as the next result may break the key.
  */
 export function keptPrimaryKeyWarning(task: string, kept: AthenaKeptPrimaryKey): string {
+  // Quoted here, not with the postgres connector's quoteIdent: this module loads no connector,
+  // and a warning does not refuse a name.
+  const ident = (name: string): string => `"${name.replace(/"/g, '""')}"`;
   const dot = kept.table.indexOf('.');
   const qualified =
-    dot < 0
-      ? `"${kept.table.replace(/"/g, '""')}"`
-      : `"${kept.table.slice(0, dot).replace(/"/g, '""')}"."${kept.table.slice(dot + 1).replace(/"/g, '""')}"`;
+    dot < 0 ? ident(kept.table) : `${ident(kept.table.slice(0, dot))}.${ident(kept.table.slice(dot + 1))}`;
   return (
     `Extract task ${task} has no key (${kept.keyPath}), but ${kept.table} kept its primary key (${kept.key.join(', ')}) (made by the task's earlier loads with a key, or by hand): ` +
     `the load replaced the table's rows with the result as it is, and a run whose result repeats a value of the key or leaves it NULL will fail. ` +
-    `Drop the table's primary key if the task is meant to load without one (ALTER TABLE ${qualified} DROP CONSTRAINT "${kept.constraint.replace(/"/g, '""')}"), ` +
+    `Drop the table's primary key if the task is meant to load without one (ALTER TABLE ${qualified} DROP CONSTRAINT ${ident(kept.constraint)}), ` +
     `or give the task its key again (${kept.keyPath}: [${kept.key.map((k) => `'${k}'`).join(', ')}]: the load then merges, one row a key)`
   );
 }
@@ -95,4 +96,18 @@ export function queryCountMismatchWarning(
     (full ? ', no row the read did not return was removed or flagged, and the next read is full again' : '') +
     ", so the next run reads those records again. If this is said run after run, read the task through Bulk (a bulkThreshold below its row count) and report it with the task's query"
   );
+}
+
+/**
+ * {@link queryCountMismatchWarning} of a Salesforce load's step output or stored summary (read
+ * loosely: its `queryCountMismatch` and `full`), or undefined when its read had no mismatch.
+ */
+export function queryCountMismatchWarningOf(task: string, loaded: unknown): string | undefined {
+  const { queryCountMismatch: found, full } = (loaded ?? {}) as {
+    queryCountMismatch?: unknown;
+    full?: unknown;
+  };
+  return found !== null && typeof found === 'object'
+    ? queryCountMismatchWarning(task, found as Record<string, unknown>, full === true)
+    : undefined;
 }

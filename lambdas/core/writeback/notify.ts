@@ -38,7 +38,7 @@ import type { CoreDeps, Notification } from '../deps';
 import {
   duplicateKeysWarning,
   keptPrimaryKeyWarning,
-  queryCountMismatchWarning,
+  queryCountMismatchWarningOf,
   retypedColumnWarning,
 } from '../load-warnings';
 import type { ReportOutput } from './contracts';
@@ -149,10 +149,8 @@ export function extractLines(extract: Readonly<Record<string, StoredExtract>>): 
     if (kept.success) lines.push(`    ${keptPrimaryKeyWarning(name, kept.data)}`);
     const retyped = Array.isArray(t.retypedColumns) ? (t.retypedColumns as Record<string, unknown>[]) : [];
     for (const c of retyped) lines.push(`    ${retypedColumnWarning(c)}`);
-    if (t.queryCountMismatch !== null && typeof t.queryCountMismatch === 'object') {
-      const mismatch = t.queryCountMismatch as Record<string, unknown>;
-      lines.push(`    ${queryCountMismatchWarning(name, mismatch, t.full === true)}`);
-    }
+    const mismatch = queryCountMismatchWarningOf(name, t);
+    if (mismatch) lines.push(`    ${mismatch}`);
   }
   return lines;
 }
