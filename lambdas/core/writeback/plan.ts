@@ -920,20 +920,24 @@ function errorSql(
   const whens: string[] = [];
   // The checks of a value not made (`v` NULL): they apply to a row whether it is sent or not.
   const unsentWhens: string[] = [];
+  const always = (when: string): void => {
+    whens.push(when);
+    unsentWhens.push(when);
+  };
   // A value refused names the source column it came from: the transform's output to correct.
   const valueError = (code: string, messageSql: string): string =>
     rowError(code, name, `${messageSql} || ${sqlLiteral(` (source column ${m.column})`)}`);
   const invalid = (what: string): void => {
     if (!conv.mayBeInvalid) return;
-    const when = `WHEN ${v} IS NULL AND ${conv.present} THEN ${valueError('INVALID_TYPE_ON_FIELD_IN_RECORD', `format('%s: %s is not ${what}', ${sqlLiteral(name)}, ${shown(s)})`)}`;
-    whens.push(when);
-    unsentWhens.push(when);
+    always(
+      `WHEN ${v} IS NULL AND ${conv.present} THEN ${valueError('INVALID_TYPE_ON_FIELD_IN_RECORD', `format('%s: %s is not ${what}', ${sqlLiteral(name)}, ${shown(s)})`)}`,
+    );
   };
   switch (m.kind) {
     case 'id': {
-      const malformed = `WHEN ${v} IS NULL AND ${conv.present} THEN ${valueError('MALFORMED_ID', `format('%s: %s is not a Salesforce Id (15 or 18 letters and digits)', ${sqlLiteral(name)}, ${shown(s)})`)}`;
-      whens.push(malformed);
-      unsentWhens.push(malformed);
+      always(
+        `WHEN ${v} IS NULL AND ${conv.present} THEN ${valueError('MALFORMED_ID', `format('%s: %s is not a Salesforce Id (15 or 18 letters and digits)', ${sqlLiteral(name)}, ${shown(s)})`)}`,
+      );
       // A lookup to one object whose key prefix the plan knows (its own object's, a standard
       // object's) refuses an Id of another object as Salesforce does (FIELD_INTEGRITY_EXCEPTION,
       // "<label>: id value of incorrect type"). A lookup to several objects (OwnerId: User or
@@ -1039,13 +1043,11 @@ function errorSql(
   // Required: a field that may not be null (booleans included) must get a value, unless an insert
   // leaves its null out of the record, the field then taking its default.
   if (!f.nillable && !leftOutWhenNull(mode, m)) {
-    const when = `WHEN ${v} IS NULL THEN ${rowError('REQUIRED_FIELD_MISSING', name, `format('%s: required field is missing (source column %s is null or blank)', ${sqlLiteral(name)}, ${sqlLiteral(m.column)})`)}`;
-    whens.push(when);
-    unsentWhens.push(when);
+    always(
+      `WHEN ${v} IS NULL THEN ${rowError('REQUIRED_FIELD_MISSING', name, `format('%s: required field is missing (source column %s is null or blank)', ${sqlLiteral(name)}, ${sqlLiteral(m.column)})`)}`,
+    );
   } else if (m.isKey) {
-    const when = `WHEN ${v} IS NULL THEN ${rowError('MISSING_KEY', name, missingKeyMessage(name, m.column))}`;
-    whens.push(when);
-    unsentWhens.push(when);
+    always(`WHEN ${v} IS NULL THEN ${rowError('MISSING_KEY', name, missingKeyMessage(name, m.column))}`);
   }
   const caseOf = (list: string[]): string => (list.length ? `CASE ${list.join(' ')} END` : 'NULL::jsonb');
   return { sql: caseOf(whens), unsent: caseOf(unsentWhens) };
