@@ -34,7 +34,7 @@ import {
   type PostgresSource,
 } from '../../lambdas/connectors/postgres';
 import { ConfigError, TerminalError } from '../../lambdas/shared/errors';
-import { createConsoleLogger, silentLogger, type Logger } from '../../lambdas/shared/logging';
+import { createConsoleLogger, createNoticeLogger, type Logger } from '../../lambdas/shared/logging';
 import { createLocalSecretsProvider, type SecretsProvider } from '../../lambdas/shared/secrets';
 import { loadPipelineDefinition } from '../../statemachine/local';
 import {
@@ -165,9 +165,15 @@ export function awsEndpointFrom(values: Record<string, unknown>): LocalAwsEndpoi
   };
 }
 
-/** The logger of a command: JSON lines on stderr with `--verbose`, nothing otherwise. */
-export function loggerFrom(values: Record<string, unknown>): Logger {
-  return values.verbose === true ? createConsoleLogger('info') : silentLogger;
+/**
+ * The logger of a command: JSON lines on stderr with `--verbose`; otherwise only the sentences of
+ * warnings meant for the person watching ({@link createNoticeLogger}), as `  ! …` lines among the
+ * progress.
+ */
+export function loggerFrom(values: Record<string, unknown>, write: (line: string) => void = note): Logger {
+  return values.verbose === true
+    ? createConsoleLogger('info')
+    : createNoticeLogger((sentence) => write(`  ! ${sentence}`));
 }
 
 /**

@@ -15,7 +15,7 @@ import {
 } from '../connectors/postgres';
 import { UNBOUNDED_TIME, type TimeLeft } from '../shared/clock';
 import { ERROR_NAMES, TerminalError, TransientError } from '../shared/errors';
-import type { Logger } from '../shared/logging';
+import { NOTICE_ATTRIBUTE, type Logger } from '../shared/logging';
 import type { CoreDeps } from './deps';
 import { mergeRunSummary } from './writeback/state';
 
@@ -646,11 +646,14 @@ function watchLockWait(
       const afterMs = Date.now() - started;
       last = rows.length > 0 ? { holders: rows, afterMs } : undefined;
       if (last) {
+        const waitingSeconds = Math.floor(afterMs / 1000);
+        const heldBy = lockHoldersText(rows);
         logger.warn('Transform statement waiting for a lock', {
           file,
           line: statement.line,
-          waitingSeconds: Math.floor(afterMs / 1000),
-          heldBy: lockHoldersText(rows),
+          waitingSeconds,
+          heldBy,
+          [NOTICE_ATTRIBUTE]: `Transform ${file}, line ${statement.line} has waited ${waitingSeconds} s for a lock held by ${heldBy}: end that session's transaction (SELECT pg_terminate_backend(${rows[0]?.pid ?? ''}) ends the session); the statement waits until it ends`,
         });
       }
     } catch {

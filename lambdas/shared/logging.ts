@@ -115,5 +115,28 @@ export function createMemoryLogger(minLevel: LogLevel = 'debug'): Logger & { rec
   );
 }
 
+/**
+ * The attribute of a log record that a person watching a command should see even without
+ * `--verbose`: one sentence that stands on its own (the record's other attributes are for the log).
+ * A transform statement waiting minutes for a lock another session holds is one: without it a
+ * local run shows its transform's progress line and nothing more, as if hung.
+ */
+export const NOTICE_ATTRIBUTE = 'notice';
+
+/**
+ * A logger that drops everything but the {@link NOTICE_ATTRIBUTE} sentences of warnings and errors,
+ * which it hands to `write`: what a CLI command logs without `--verbose`.
+ */
+export function createNoticeLogger(write: (sentence: string) => void): Logger {
+  return makeLogger(
+    (r) => {
+      const notice = r.attributes[NOTICE_ATTRIBUTE];
+      if (typeof notice === 'string' && notice !== '') write(notice);
+    },
+    'warn',
+    {},
+  );
+}
+
 /** A logger that drops everything. */
 export const silentLogger: Logger = makeLogger(() => undefined, 'silent', {});

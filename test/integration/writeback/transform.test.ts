@@ -470,6 +470,12 @@ describe('runTransform', () => {
       while (!waiting()) await new Promise((resolve) => setTimeout(resolve, 20));
       expect(waiting()?.attributes).toMatchObject({ file: path.join(dir, '21_waits.sql'), line: 3 });
       expect(waiting()?.attributes.heldBy).toMatch(heldBy);
+      // The sentence a local run shows without --verbose (loggerFrom's notice logger).
+      expect(waiting()?.attributes.notice).toMatch(
+        new RegExp(
+          `^Transform .*21_waits\\.sql, line 3 has waited \\d+ s for a lock held by ${heldBy.source}: end that session's transaction \\(SELECT pg_terminate_backend\\(${holderPid}\\) ends the session\\); the statement waits until it ends$`,
+        ),
+      );
       await holder.query('ROLLBACK');
       await expect(running).resolves.toMatchObject({ files: [{ rowCounts: [1, 0] }] });
 
