@@ -39,9 +39,10 @@ commands:
   rename-task --from OLD --to NEW [--config FILE] [--secrets FILE | --database-url URL] [--yes] [--json]
                        carry a task's state to the name the config gives it now, so the
                        renamed task goes on where it was (without --yes: say what it would move)
-  start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
+  start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--poll-seconds N] [--json]
                        start an execution of the deployed state machine and follow it
-  emulate salesforce [--port N] [--seed FILE|DIR]  run the local Salesforce API emulator
+  emulate salesforce [--port N] [--seed FILE|DIR] [--faults JSON|FILE]
+                                                run the local Salesforce API emulator
   emulate athena [--port N] --data DIR          run the local Athena + S3 emulator
   emulate postgres [--port N]                   run a throwaway local PostgreSQL (embedded)
 
@@ -252,7 +253,7 @@ the config still names OLD, and for a name the database does not know.
   --database-url URL     use this database instead (postgres://…; ?sslmode=require for TLS)
   --json                 one JSON object { pipeline, from, to, moved, … } on stdout
 `,
-  start: `usage: roundtrip start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--json]
+  start: `usage: roundtrip start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--poll-seconds N] [--json]
 
 Starts an execution of the deployed state machine (AWS credentials from the environment) and
 follows it to the end, then prints the run's summary.
@@ -261,10 +262,11 @@ follows it to the end, then prints the run's summary.
   --input JSON           the execution input, e.g. '{"dryRun":true}' (default {})
   --name NAME            the execution name (default cli-<time>-<random>)
   --region R             the Region (default: the ARN's)
+  --poll-seconds N       how often the execution's history is read, 1 to 3600 (default 5)
   --json                 the last line of stdout is the run's summary as one JSON object
 `,
   emulate: `usage: roundtrip emulate salesforce [--port N] [--host HOST] [--seed FILE|DIR] [--describes DIR]
-                                  [--daily-api-limit N] [--jwt-certificate PEM_FILE]
+                                  [--daily-api-limit N] [--jwt-certificate PEM_FILE] [--faults JSON|FILE]
        roundtrip emulate athena --data DIR [--port N] [--host HOST] [--results DIR]
                                 [--workgroup NAME[=s3://bucket/prefix/][!][:DISABLED]]…
                                 [--queued-ms N] [--running-ms N]
