@@ -83,6 +83,16 @@ export const renameTaskCli: Command = async (argv) => {
         { showUsage: false },
       );
     }
+    // A name the config does not give any task (a typo, say) would move the state where no task
+    // reads it, and the renamed task would start over all the same.
+    if (!configPathOf(config, to)) {
+      const names = [...config.extract, ...config.writeback].map((t) => t.name);
+      throw new UsageError(
+        `--to: the config names no task ${to} (its tasks: ${names.join(', ') || 'none'}): give the renamed ` +
+          `task that name in the config first, or name the one it has; task names are case-sensitive`,
+        { showUsage: false },
+      );
+    }
     await closeGoneRuns(pool, config, 'roundtrip rename-task');
     const outcome = await renameTask(pool, config.name, from, to, { apply });
     switch (outcome.kind) {
@@ -161,7 +171,7 @@ export const renameTaskCli: Command = async (argv) => {
     const { state } = outcome;
     const named = configPathOf(config, to);
     const lines = [
-      `task ${from} (${lastRunText(state.lastRun)}) to ${to} (${named ? `named in the config as ${named}` : 'not named in the config'})` +
+      `task ${from} (${lastRunText(state.lastRun)}) to ${to} (named in the config as ${named})` +
         (outcome.moved ? ': moved, in one transaction' : ': would move'),
       `  roundtrip.sync_state     ${count(outcome.syncState, 'synced record')}`,
       `  roundtrip.sync_scope     ${count(outcome.syncScope, 'row')}${state.syncScope ? ` (${scopeText(state.syncScope)})` : ''}`,

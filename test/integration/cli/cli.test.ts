@@ -488,7 +488,7 @@ describe('the roundtrip CLI', () => {
     expect(forget.stderr).toContain(
       '--task: the database knows no task never-named of pipeline lead-scoring',
     );
-    const rename = await cli(['rename-task', ...options, '--from', 'never-named', '--to', 'renamed']);
+    const rename = await cli(['rename-task', ...options, '--from', 'never-named', '--to', 'Lead-update']);
     expect(rename.code).toBe(2);
     expect(rename.stderr).toContain(
       '--from: the database knows no task never-named of pipeline lead-scoring',

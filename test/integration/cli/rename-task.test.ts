@@ -185,6 +185,23 @@ describe('a task renamed in the config: the plan refuses an insert that would in
     expect(named.stderr).toContain('--from: the config still names task Lead-insert (writeback[0])');
     expect(await syncedOf('Lead-insert')).toBe(3);
 
+    // Refused when the config names no task NEW (a typo): the state would go where no task reads it.
+    const typo = await cli([
+      'rename-task',
+      ...connection,
+      '--from',
+      'Lead-insert',
+      '--to',
+      'Carried',
+      '--yes',
+    ]);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain(
+      '--to: the config names no task Carried (its tasks: carried): give the renamed task that name in the config first, or name the one it has; task names are case-sensitive',
+    );
+    expect(await syncedOf('Lead-insert')).toBe(3);
+    expect(await syncedOf('Carried')).toBe(0);
+
     const dry = await cli(['rename-task', ...connection, '--from', 'Lead-insert', '--to', 'carried']);
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain('to carried (named in the config as writeback[0]): would move\n');
