@@ -214,9 +214,14 @@ async function endRunCommand(
   config: PipelineConfig,
   runId: string,
   force: boolean,
+  asJson: boolean,
 ): Promise<number> {
   const pipeline = config.name;
   const ended = await endRunByHand(pool, config, runId, { force });
+  // With --json, one object on stdout whatever the outcome (the lines for people go to stderr).
+  const say = (text: string, json: Record<string, unknown>): void => {
+    process.stdout.write(asJson ? `${JSON.stringify({ pipeline, runId, ...json })}\n` : `${text}\n`);
+  };
   switch (ended.outcome) {
     case 'unknown':
       throw new UsageError(
@@ -226,15 +231,20 @@ async function endRunCommand(
         },
       );
     case 'not-running':
-      process.stdout.write(`run ${runId} is not running (${ended.status}): nothing to end\n`);
+      say(`run ${runId} is not running (${ended.status}): nothing to end`, {
+        ended: false,
+        status: ended.status,
+      });
       return EXIT.ok;
     case 'refused':
       note(`roundtrip status: --end-run refused: ${ended.reason}`);
+      if (asJson) say('', { ended: false, status: 'running', refused: ended.reason });
       return EXIT.failed;
     case 'ended':
-      process.stdout.write(
+      say(
         `run ${runId} ended as failed: ${ended.error}. The next plan of its write-back tasks collects the Bulk jobs ` +
-          `it left and looks up what it sent (roundtrip errors says which keys, if any, need roundtrip resolve)\n`,
+          `it left and looks up what it sent (roundtrip errors says which keys, if any, need roundtrip resolve)`,
+        { ended: true, status: 'failed', error: ended.error },
       );
       for (const line of await keysToRecordByHand(pool, config, runId)) note(line);
       return EXIT.ok;
@@ -252,6 +262,11 @@ export const status: Command = async (argv) => {
   });
   const limit = wholeNumberOption('limit', values.limit as string | undefined, DEFAULT_STATUS_LIMIT, 1);
   const endRun = values['end-run'] as string | undefined;
+  if (endRun !== undefined && values.limit !== undefined) {
+    throw new UsageError(
+      '--limit goes with the list of runs, not with --end-run RUN_ID, which lists nothing',
+    );
+  }
   if (values.force === true && endRun === undefined) {
     throw new UsageError('--force goes with --end-run RUN_ID: it ends a run of another machine all the same');
   }
@@ -261,7 +276,8 @@ export const status: Command = async (argv) => {
     reads: endRun !== undefined ? ['athena'] : [],
   });
   try {
-    if (endRun !== undefined) return await endRunCommand(pool, config, endRun, values.force === true);
+    if (endRun !== undefined)
+      return await endRunCommand(pool, config, endRun, values.force === true, values.json === true);
     await closeGoneRuns(pool, config, 'roundtrip status');
     const runs = await readStoredRuns(pool, { pipeline: config.name, limit });
     const rows = runs.map((run) => {

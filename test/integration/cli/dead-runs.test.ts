@@ -484,6 +484,19 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
       code: 0,
       stdout: `run ${run.run_id} is not running (failed): nothing to end\n`,
     });
+    // --json says the same as one object; --limit, which goes with the list, is refused.
+    const againJson = await cli(['status', ...connection, '--end-run', run.run_id, '--json']);
+    expect(againJson.code).toBe(0);
+    expect(JSON.parse(againJson.stdout)).toEqual({
+      pipeline: 'wb-test',
+      runId: run.run_id,
+      ended: false,
+      status: 'failed',
+    });
+    expect(await cli(['status', ...connection, '--end-run', run.run_id, '--limit', '3'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--limit goes with the list of runs, not with --end-run RUN_ID'),
+    });
   });
 
   it('status --end-run: a run of another machine only with --force while its steps are recent; a deployed run never', async () => {
@@ -504,8 +517,15 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
     );
     expect(refused.code).toBe(1);
     expect((await runRow(elsewhere)).status).toBe('running');
-    const forced = await cli(['status', ...connection, '--end-run', elsewhere, '--force']);
+    const forced = await cli(['status', ...connection, '--end-run', elsewhere, '--force', '--json']);
     expect(exitOf(forced)).toBe(0);
+    expect(JSON.parse(forced.stdout)).toEqual({
+      pipeline: 'wb-test',
+      runId: elsewhere,
+      ended: true,
+      status: 'failed',
+      error: expect.stringMatching(/^Ended by roundtrip status --end-run --force: /),
+    });
     expect(await runRow(elsewhere)).toEqual({
       status: 'failed',
       error: expect.stringMatching(
