@@ -33,7 +33,8 @@
  *    freshly extracted copy of the object when the pipeline extracts it into a table holding every
  *    mapped field (converted the same way and compared value by value, so 45 and 45.0 compare
  *    equal), else with the values of the last successful sync in `roundtrip.sync_state` (by hash
- *    for a row recorded there without values). Keys are matched on both sides as Salesforce
+ *    for a row recorded there without values); so is an update's or upsert's key that a copy
+ *    extracted with a `where` lacks (its record may be one the condition leaves out). Keys are matched on both sides as Salesforce
  *    tells records apart ({@link keyIdentity}: an Id in 15 or 18 characters, in any case; an
  *    external ID ignoring case unless it is case-sensitive; a number external ID as a number),
  *    and so are the values of Id fields against the copy. Insert never sends a key that was inserted
@@ -1470,11 +1471,15 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   // such key). Otherwise only the canonical rows are read, one per identity whatever a concurrent
   // push writes meanwhile: for update Salesforce's own 18-character Id (the salesforce_id the
   // results recorded; upper() of it is its identity), else the identity itself.
+  // An update's or upsert's key that a copy extracted with a `where` lacks may have a record the
+  // condition leaves out: it is compared with sync_state, as without a copy (`outside`).
+  const outside = comparison.kind === 'extract' && !comparison.complete && task.mode !== 'insert';
   const usesState =
     comparison.kind === 'sync_state' ||
     task.mode === 'insert' ||
     comparison.syncedAfter !== undefined ||
-    comparison.notExtracted.length > 0;
+    comparison.notExtracted.length > 0 ||
+    outside;
   const stateKey = keyIdentity(mapping, 's.key').sql;
   const canonical =
     task.mode === 'update' ? `s.key = s.salesforce_id AND octet_length(s.key) = 18` : `s.key = ${stateKey}`;
@@ -1509,6 +1514,8 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
   let currentInputs: string[];
   let currentCols: string[] = [];
   let freshJoin = '';
+  // The Salesforce Id of the key's record, as far as the plan knows it.
+  let curIdSql = 'cur.salesforce_id';
   // A row the copy shows Salesforce would refuse or mishandle whatever its values: its key's record
   // is deleted, or an upsert would create a record lacking a required field.
   let copyError = 'NULL::jsonb';
@@ -1607,7 +1614,13 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
           `NOT coalesce(sent.synced_values @> ${jsonbObjectSql(fromState.map((i) => [(mapping.fields[i] as MappedField).field.name, v(i)]))}, sent.value_hash = md5((${payloadSql})::text), false)`,
         ]
       : [];
-    const againstCopy = `cur.key IS NULL OR ${[...exactTest, ...wideTest, ...stateTest].join(' OR ')}`;
+    const valueTests = [...exactTest, ...wideTest, ...stateTest].join(' OR ');
+    // A key the copy lacks: of a copy of every record, one Salesforce has no record of (sent); of
+    // a copy extracted with a `where`, maybe one the condition leaves out, compared with what was
+    // last sent (a key never sent is sent).
+    const againstCopy = outside
+      ? `CASE WHEN cur.key IS NULL THEN ${differsFromSynced('sent')} ELSE ${valueTests} END`
+      : `cur.key IS NULL OR ${valueTests}`;
     const fresh = task.mode !== 'insert' && comparison.syncedAfter !== undefined;
     changedSql =
       task.mode === 'insert'
@@ -1617,8 +1630,8 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
             `CASE WHEN fresh.key IS NULL THEN ${againstCopy} ELSE ${differsFromSynced('fresh')} END`
           : againstCopy;
     // Carried as typed values; the jsonb of what Salesforce has is built for planned rows only.
-    const stateCols = fromState.length ? ['sent_values'] : [];
-    carried = `cur.key AS cur_key, ${[...currentCols.map((c) => `cur.${c}`), ...(fromState.length ? ['sent.synced_values AS sent_values'] : [])].join(', ')}${fresh ? ', fresh.synced_values AS fresh_values' : ''}`;
+    const stateCols = fromState.length || outside ? ['sent_values'] : [];
+    carried = `cur.key AS cur_key, ${[...currentCols.map((c) => `cur.${c}`), ...(stateCols.length ? ['sent.synced_values AS sent_values'] : [])].join(', ')}${fresh ? ', fresh.synced_values AS fresh_values' : ''}`;
     // The current values: the copy's, and for the fields it does not hold, the ones last sent.
     const fromCopyJson = jsonbObjectSql(
       inCopy.map((i) => [(mapping.fields[i] as MappedField).field.name, `cv${i}`]),
@@ -1631,8 +1644,10 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
           }),
         )}`
       : '';
-    const copyJson = `CASE WHEN cur_key IS NOT NULL THEN ${fromCopyJson}${fromStateJson} END`;
+    // A key outside a copy extracted with a `where`: the values last sent.
+    const copyJson = `CASE WHEN cur_key IS NOT NULL THEN ${fromCopyJson}${fromStateJson}${outside ? ' ELSE sent_values' : ''} END`;
     currentJson = fresh ? `coalesce(fresh_values, ${copyJson})` : copyJson;
+    if (outside) curIdSql = 'coalesce(cur.salesforce_id, sent.salesforce_id)';
     currentInputs = ['cur_key', ...currentCols, ...stateCols, ...(fresh ? ['fresh_values'] : [])];
     freshJoin = fresh
       ? `LEFT JOIN (${stateRows(
@@ -1642,8 +1657,11 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
             : '',
         )}) AS fresh ON fresh.key = checked.${ki}`
       : '';
-    if ((wide.length > 0 || fromState.length > 0) && task.mode !== 'insert') {
-      const sentCols = fromState.length > 0 ? 's.synced_values, s.value_hash' : 's.synced_values';
+    if ((wide.length > 0 || fromState.length > 0 || outside) && task.mode !== 'insert') {
+      const sentCols =
+        fromState.length > 0 || outside
+          ? `s.synced_values, s.value_hash${outside ? ', s.salesforce_id' : ''}`
+          : 's.synced_values';
       freshJoin += ` LEFT JOIN (${stateRows(sentCols)}) AS sent ON sent.key = checked.${ki}`;
     }
     // Not for a key this task synced after the copy was loaded (its record was live then), nor for
@@ -1883,7 +1901,7 @@ async function insertPlan(client: PoolClient, args: PlanStatementArgs): Promise<
               SELECT joined.*,
                      CASE WHEN special THEN NULL ELSE coalesce(${ownErrorOfRow}, copy_error, ${unknownRef}) END AS err
                 FROM (
-                  SELECT checked.*, cur.salesforce_id AS cur_salesforce_id, ${carried},
+                  SELECT checked.*, ${curIdSql} AS cur_salesforce_id, ${carried},
                          (${changedSql}) AS changed, ${copyError} AS copy_error
                          ${unknownCol}
                     FROM (
