@@ -61,7 +61,7 @@ import {
   processGoneNote,
   stillRunningNote,
 } from '../local/process';
-import { markRunInterrupted, type RunSummary } from '../local/summary';
+import { markRunInterrupted, shownTaskError, type RunSummary } from '../local/summary';
 
 /**
  * How long a stop signal's cleanup lets the steps still going give their PostgreSQL connections
@@ -401,7 +401,8 @@ function runCommand(dryRun: boolean): Command {
  * its length, and a task's rows kept while their JSON fits in {@link DRY_RUN_SAMPLE_MAX_BYTES}). Nothing
  * for a run that was never recorded (its PostgreSQL could not be used: the summary says so, and
  * reading the plan would only fail again), and no "nothing would be sent" for a run that failed
- * before any write-back planned, which would read as a plan that found nothing to send.
+ * before any write-back planned, nor for a write-back whose plan failed (its error is said
+ * instead), which would read as a plan that found nothing to send.
  */
 async function planSample(pool: Pool, summary: RunSummary): Promise<string | undefined> {
   if (summary.recorded === false) return undefined;
@@ -414,15 +415,26 @@ async function planSample(pool: Pool, summary: RunSummary): Promise<string | und
       WHERE n <= $2 ORDER BY task, seq`,
     [summary.runId, DRY_RUN_SAMPLE_ROWS],
   );
+  const writebacks = summary.tasks.filter((t) => t.kind === 'writeback');
+  // A write-back whose plan failed has no plan: not one that found nothing to send.
+  const failed = writebacks.flatMap((t) =>
+    t.error === undefined
+      ? []
+      : [`dry run: no plan: the plan of write-back ${t.task} failed: ${shownTaskError(t.error)}`],
+  );
   if (rows.length === 0) {
-    const planned = summary.tasks.some((t) => t.kind === 'writeback');
-    return summary.status === 'failed' && !planned
-      ? 'dry run: no plan: the run failed before any write-back planned (why: above)'
-      : 'dry run: nothing would be sent';
+    if (summary.status === 'failed' && writebacks.length === 0)
+      return 'dry run: no plan: the run failed before any write-back planned (why: above)';
+    const planned = writebacks.filter((t) => t.error === undefined).map((t) => t.task);
+    if (failed.length === 0) return 'dry run: nothing would be sent';
+    return [
+      ...failed,
+      ...(planned.length > 0 ? [`dry run: nothing would be sent by write-back ${planned.join(', ')}`] : []),
+    ].join('\n');
   }
   const byTask = new Map<string, StoredPlanSampleRow[]>();
   for (const row of rows) byTask.set(row.task, [...(byTask.get(row.task) ?? []), row]);
-  const lines = ['dry run: a sample of what would be sent (current → new)'];
+  const lines = [...failed, 'dry run: a sample of what would be sent (current → new)'];
   for (const [task, planned] of byTask) {
     const sample = dryRunSample(planned);
     for (const r of sample) {

@@ -555,6 +555,14 @@ const HEADERS: Record<Column, string> = {
 };
 
 /** A plain-text table of the summary (numbers right-aligned, thousands separated). */
+/**
+ * A task's step error as the summary prints it: its first 300 characters (`roundtrip status` and
+ * roundtrip.runs have it whole).
+ */
+export function shownTaskError(error: string): string {
+  return error.length > 300 ? `${error.slice(0, 300)}…` : error;
+}
+
 export function formatSummaryTable(summary: RunSummary): string {
   // A run that failed before any step reported (a database that cannot be reached, a refused
   // sign-in) has no row: a table of headers alone would read as a run that did nothing.
@@ -599,7 +607,7 @@ export function formatSummaryTable(summary: RunSummary): string {
   // status` and roundtrip.runs have it whole.
   const failedTasks = summary.tasks.flatMap((t) => {
     if (t.error === undefined) return [];
-    const error = t.error.length > 300 ? `${t.error.slice(0, 300)}…` : t.error;
+    const error = shownTaskError(t.error);
     return t.stoppedRun
       ? [
           `✗ write-back ${t.task} failed and stopped the run: ${error}; ${tasksNotRunText(t.stoppedRun.notRun)}`,

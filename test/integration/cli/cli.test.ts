@@ -1358,6 +1358,29 @@ describe('the roundtrip CLI', () => {
     expect(env.salesforce.calls.writes().length).toBe(writesBefore);
   });
 
+  it('says of a dry run whose write-back plan failed that it has no plan, and why, not that nothing would be sent', async () => {
+    // As Salesforce describes a field whose field-level security gives the user Read, not Edit:
+    // the plan refuses the mapping.
+    const field = env.salesforce.store.describe('Lead')?.fields.find((f) => f.name === 'LeadScore__c');
+    if (!field) throw new Error('the emulator has no Lead.LeadScore__c');
+    field.updateable = false;
+    let result: Awaited<ReturnType<typeof cli>>;
+    try {
+      result = await cli(['plan', ...connection]);
+    } finally {
+      field.updateable = true;
+    }
+    expect(result.code).toBe(1);
+    const why =
+      'Cannot plan the write-back Lead-update (update of Lead): field LeadScore__c is not updateable by the integration user (writeback[0].fields.LeadScore__c)';
+    const lines = result.stdout.split('\n');
+    expect(lines).toContainEqual(expect.stringMatching(/^✗ write-back Lead-update failed: Cannot plan /));
+    expect(lines.filter((l) => l.startsWith('dry run: '))).toEqual([
+      expect.stringContaining(`dry run: no plan: the plan of write-back Lead-update failed: ${why}`),
+    ]);
+    expect(result.stdout).not.toContain('nothing would be sent');
+  });
+
   it("shows the first planned records of each write-back task, not only the first task's", async () => {
     const base = JSON.parse(await readFile(configFile, 'utf8')) as { writeback: Record<string, unknown>[] };
     const [task] = base.writeback;
