@@ -55,7 +55,7 @@
  *    anything is written; then the run's API budget, with the fewest calls the push can make
  *    (./api-budget.ts).
  */
-import type { PoolClient } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { configWarnings, type SalesforceExtractTask, type WritebackTask } from '../../config';
 import {
   PLAN_PAGE_ROWS,
@@ -102,7 +102,7 @@ import { INSERT_SETTLE_MS, resolveEndedRuns, sentHowSql } from './reconcile';
 import { resolveCommandSql } from './resolve-command';
 import { DOUBLE_EXACT_DIGITS, holdsMoreThanDouble } from './numbers';
 import { checkRenamedTask, checkSyncScopeIn, recordSyncScope, syncScopeOf } from './scope';
-import { checkSourceHasColumns, type SourceCheckContext } from './source';
+import { checkSourceHasColumns, SourceProblemError, type SourceCheckContext } from './source';
 
 export type { SourceCheckContext } from './source';
 
@@ -1127,13 +1127,37 @@ export async function sourceColumnsFor(
       source.table,
       relations.map((r) => r.relname),
     );
-    throw new TerminalError(
-      `Write-back ${taskName}: the source ${quoteQualified(source.schema, source.table)} does not exist ` +
+    throw new SourceProblemError(
+      taskName,
+      `the source ${quoteQualified(source.schema, source.table)} does not exist ` +
         `(${configPath}.from${meant ? `; did you mean ${quoteIdent(meant)}?` : ''}; ${context.absentHint ?? 'is it made by a transform that has not run?'})`,
     );
   }
   checkSourceHasColumns([...columns.keys()], task, context);
   return columns;
+}
+
+/**
+ * The error a plan fails with when the mapping is refused (`refused`, from
+ * {@link mapWritebackTask}): with what is wrong with the source as well, if anything
+ * ({@link sourceColumnsFor}), so that both are fixed at once rather than one run after the other.
+ * The source is only looked at: a source check that cannot be made (PostgreSQL cannot be reached)
+ * leaves the mapping's error as it is, the one the plan fails with.
+ */
+export async function withSourceProblem(
+  refused: unknown,
+  pg: Pool,
+  task: Pick<WritebackTask, 'keyColumn' | 'fields'>,
+  context: SourceCheckContext,
+): Promise<unknown> {
+  if (!(refused instanceof TerminalError)) return refused;
+  try {
+    await withClient(pg, (client) => sourceColumnsFor(client, task, context));
+  } catch (err) {
+    if (err instanceof SourceProblemError)
+      return new TerminalError(`${refused.message}; and ${err.problem}`, { cause: refused });
+  }
+  return refused;
 }
 
 /**
@@ -2125,7 +2149,14 @@ export async function planWriteback(
     // What the config allows but is probably wrong for this task (another task writing its fields).
     for (const w of configWarnings(deps.config)) if (w.paths.includes(configPath)) logger.warn(w.message);
     const describe = await describeTaskObject(sf, task.object, `${configPath}.object`);
-    const mapping = mapWritebackTask(task, describe, { configPath });
+    const source = splitTableName(task.from, deps.config.postgres.schema);
+    let mapping: WritebackMapping;
+    try {
+      mapping = mapWritebackTask(task, describe, { configPath });
+    } catch (err) {
+      // What is wrong with the source too, said in the same error.
+      throw await withSourceProblem(err, deps.pg, task, { taskName: input.task, configPath, source });
+    }
     // A key the extract does not read: the whole task is compared with sync_state (said; the
     // CLI's summary says it below its table).
     const unread = keyNotExtracted(deps.config, mapping);
@@ -2135,7 +2166,6 @@ export async function planWriteback(
       mode: task.mode,
     };
     if (keyUnread) logger.warn(keyNotExtractedNote(input.task, keyUnread));
-    const source = splitTableName(task.from, deps.config.postgres.schema);
     // Before anything reads the ledger or Salesforce by key: are the synced keys this task's keys?
     const scope = syncScopeOf(mapping);
     await checkSyncScopeIn(deps.pg, input.task, scope, configPath, { ...source, fields: task.fields });

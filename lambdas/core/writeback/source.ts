@@ -25,7 +25,21 @@ export interface SourceCheckContext {
 }
 
 /**
- * Throws a {@link TerminalError} naming each column the config names that the source, with
+ * A write-back's source that does not exist, or lacks a column its config names: the message is
+ * `Write-back <task>: <problem>`; `problem` alone is what a plan that also refuses the mapping
+ * adds to its own error (plan.ts {@link withSourceProblem}).
+ */
+export class SourceProblemError extends TerminalError {
+  constructor(
+    taskName: string,
+    readonly problem: string,
+  ) {
+    super(`Write-back ${taskName}: ${problem}`);
+  }
+}
+
+/**
+ * Throws a {@link SourceProblemError} naming each column the config names that the source, with
  * columns `has` (in their order), lacks: by its config path (`writeback[0].keyColumn`,
  * `writeback[0].fields.LeadScore__c`), with the name it was likely meant to be, the columns the
  * source has, and what to correct (the config, or the SQL's alias).
@@ -54,7 +68,8 @@ export function checkSourceHasColumns(
     const meant = suggestion(column, has);
     return `${quoteIdent(column)} (${paths.join(', ')}${meant ? `; did you mean ${quoteIdent(meant)}?` : ''})`;
   });
-  throw new TerminalError(
-    `Write-back ${taskName}: the source ${quoteQualified(source.schema, source.table)} has no column ${each.join(', ')} (it has ${has.map((c) => quoteIdent(c)).join(', ')}): correct the name in the config, or the SQL that makes the source (a column's alias)`,
+  throw new SourceProblemError(
+    taskName,
+    `the source ${quoteQualified(source.schema, source.table)} has no column ${each.join(', ')} (it has ${has.map((c) => quoteIdent(c)).join(', ')}): correct the name in the config, or the SQL that makes the source (a column's alias)`,
   );
 }

@@ -2,7 +2,9 @@
  * Plan: pre-flight refusals of the mapping, per-row rejections without an API call, the values
  * as they will be sent, a dry run that only reads, and maxChanges stopping a run.
  */
+import net from 'node:net';
 import path from 'node:path';
+import { Pool } from 'pg';
 import { DEFAULT_DESCRIBES_DIR } from '../../../emulators/salesforce/describe';
 import { makeId } from '../../../emulators/salesforce/ids';
 import type { WritebackTaskInput } from '../../../lambdas/config';
@@ -15,6 +17,7 @@ import {
   runWriteback,
 } from '../../../lambdas/core/writeback';
 import { TerminalError } from '../../../lambdas/shared/errors';
+import { withSourceProblem } from '../../../lambdas/core/writeback/plan';
 import { MAX_PAYLOAD_BYTES, payloadBytes } from '../../../statemachine/local';
 import { errorsOf, planThenCrashInPush, startWritebackEnv, type WritebackEnv } from './support';
 
@@ -118,6 +121,11 @@ describe('write-back plan', () => {
         /has no column "scor" \(writeback\[0\]\.fields\.LeadScore__c; did you mean "score"\?\) \(it has /,
       ],
       [
+        'a field that does not exist and a source column that does not exist, both at once',
+        { fields: { Nope__c: 'score', LeadScore__c: 'scor' } },
+        /^Cannot plan the write-back Lead-update \(update of Lead\): field Nope__c does not exist on Lead \(writeback\[0\]\.fields\.Nope__c\); and the source "public"\."wide_source" has no column "scor" \(writeback\[0\]\.fields\.LeadScore__c; did you mean "score"\?\) \(it has .*\): correct the name in the config, or the SQL that makes the source \(a column's alias\)$/,
+      ],
+      [
         'a source table that does not exist',
         { from: 'missing_table', fields: { LeadScore__c: 'score' } },
         /the source "public"\."missing_table" does not exist \(writeback\[0\]\.from; is it made by a transform that has not run\?\)$/,
@@ -142,6 +150,37 @@ describe('write-back plan', () => {
         [runId],
       );
       expect(rows[0].n).toBe(0);
+    });
+
+    it('keeps the mapping error when the source cannot be checked beside it: PostgreSQL cannot be reached', async () => {
+      const refused = new TerminalError(
+        'Cannot plan the write-back Lead-update (update of Lead): field Nope__c does not exist on Lead (writeback[0].fields.Nope__c)',
+      );
+      const task = { keyColumn: 'Id', fields: { Nope__c: 'score', LeadScore__c: 'scor' } };
+      const context = {
+        taskName: 'Lead-update',
+        configPath: 'writeback[0]',
+        source: { schema: 'public', table: 'wide_source' },
+      };
+      // A port nothing listens on: the connection is refused.
+      const port = await new Promise<number>((resolve) => {
+        const server = net.createServer().listen(0, '127.0.0.1', () => {
+          const { port: free } = server.address() as net.AddressInfo;
+          server.close(() => resolve(free));
+        });
+      });
+      const unreachable = new Pool({ host: '127.0.0.1', port, user: 'nobody', database: 'nowhere' });
+      try {
+        expect(await withSourceProblem(refused, unreachable, task, context)).toBe(refused);
+      } finally {
+        await unreachable.end();
+      }
+      // Reached, the source's problem is added to it.
+      const both = await withSourceProblem(refused, env.pool, task, context);
+      expect(both).toBeInstanceOf(TerminalError);
+      expect((both as Error).message).toMatch(
+        /^Cannot plan .*\(writeback\[0\]\.fields\.Nope__c\); and the source "public"\."wide_source" has no column "scor" /,
+      );
     });
   });
 
