@@ -397,8 +397,12 @@ export function mapWritebackTask(
   };
   const problems: string[] = [];
   const where = `write-back ${task.name} (${task.mode} of ${describe.name})`;
-  // A field the integration user may not set: what it is, and (after the config path) the fix.
-  const writable = (f: SalesforceFieldDescribe): { what: string; fix: string } | undefined => {
+  // A field the integration user may not set: what it is, and (after the config path) the fix: for
+  // a mapped field, the fix of the field or its removal from the mapping (`fix`); for the key, which
+  // cannot be removed, the fix of the field or another key (`keyFix`, given that other key's advice).
+  const writable = (
+    f: SalesforceFieldDescribe,
+  ): { what: string; fix: string; keyFix: (another: string) => string } | undefined => {
     if (!checkAccess) return undefined;
     const needCreate = task.mode === 'insert' || task.mode === 'upsert';
     const needUpdate = task.mode === 'update' || task.mode === 'upsert';
@@ -406,16 +410,24 @@ export function mapWritebackTask(
     const computed = f.calculated === true || f.autoNumber === true;
     const compound = f.type === 'address' || f.type === 'location';
     const by = computed || compound ? '' : ' by the integration user';
+    const grant = `grant the integration user Edit access to ${describe.name}.${f.name} (field-level security, in its profile or a permission set)`;
+    const notOwn =
+      f.custom === true ? '' : ' (a field Salesforce sets itself, such as CreatedDate, no user can set)';
+    const computedWhy = `it is ${f.calculated === true ? 'a formula' : 'an auto-number'} field, whose value Salesforce computes`;
+    const compoundWhy = `it is a compound field, which Salesforce sets from its parts`;
     const fix = computed
-      ? `it is ${f.calculated === true ? 'a formula' : 'an auto-number'} field, whose value Salesforce computes: remove it from the mapping`
+      ? `${computedWhy}: remove it from the mapping`
       : compound
-        ? `it is a compound field, which Salesforce sets from its parts: map those instead`
-        : `grant the integration user Edit access to ${describe.name}.${f.name} (field-level security, in its profile or a permission set), or remove it from the mapping` +
-          (f.custom === true
-            ? ''
-            : ' (a field Salesforce sets itself, such as CreatedDate, no user can set)');
-    if (needCreate && !f.createable) return { what: `${f.name} is not createable${by}`, fix };
-    if (needUpdate && !f.updateable) return { what: `${f.name} is not updateable${by}`, fix };
+        ? `${compoundWhy}: map those instead`
+        : `${grant}, or remove it from the mapping${notOwn}`;
+    const keyFix = (another: string): string =>
+      computed
+        ? `${computedWhy}: ${another}`
+        : compound
+          ? `${compoundWhy}: ${another}`
+          : `${grant}, or ${another}${notOwn}`;
+    if (needCreate && !f.createable) return { what: `${f.name} is not createable${by}`, fix, keyFix };
+    if (needUpdate && !f.updateable) return { what: `${f.name} is not updateable${by}`, fix, keyFix };
     return undefined;
   };
   const kindOf = (f: SalesforceFieldDescribe, configKey: string): FieldKind | undefined => {
@@ -449,8 +461,18 @@ export function mapWritebackTask(
     } else {
       keyField = f.name;
       const notWritable = writable(f);
-      if (notWritable)
-        problems.push(`key ${notWritable.what} (${at('key')}: ${task.mode} sets it): ${notWritable.fix}`);
+      if (notWritable) {
+        // The key cannot be left out of the mapping: the external-ID fields the mode can set instead.
+        const others = describe.fields
+          .filter((d) => d.externalId && d.name !== 'Id' && d.name !== f.name && !writable(d))
+          .map((d) => d.name);
+        const another = others.length
+          ? `choose another external-ID field as the key (${at('key')}; ${others.length === 1 ? 'the one' : 'those'} ${task.mode} can set: ${others.join(', ')})`
+          : `choose another external-ID field as the key (${at('key')}; ${describe.name} has none ${task.mode} can set: mark a custom field External ID to key by it)`;
+        problems.push(
+          `key ${notWritable.what} (${at('key')}: ${task.mode} sets it): ${notWritable.keyFix(another)}`,
+        );
+      }
       const kind = kindOf(f, 'key');
       if (kind) fields.push({ field: f, kind, column: task.keyColumn, isKey: true });
     }

@@ -213,6 +213,53 @@ describe('mapWritebackTask', () => {
         'field Tier__c is not createable (writeback[0].fields.Tier__c): it is a formula field, whose value Salesforce computes: remove it from the mapping',
     );
   });
+
+  it('says of a key the mode cannot set to choose another external-ID field, naming those it can set', () => {
+    const keyed: SalesforceObjectDescribe = {
+      ...describe_,
+      fields: [
+        ...describe_.fields.filter((f) => f.name !== 'External_Id__c'),
+        field('External_Id__c', { externalId: true, custom: true, updateable: false }),
+        field('Legacy__c', { externalId: true, custom: true }),
+        field('Locked_Key__c', { externalId: true, custom: true, createable: false }),
+      ],
+    };
+    const upsert = task({ mode: 'upsert', key: 'External_Id__c', keyColumn: 'k' });
+    expect(() => mapWritebackTask(upsert, keyed, { configPath: 'writeback[0]' })).toThrow(
+      'key External_Id__c is not updateable by the integration user (writeback[0].key: upsert sets it): grant the integration user Edit access to Lead.External_Id__c (field-level security, in its profile or a permission set), or choose another external-ID field as the key (writeback[0].key; the one upsert can set: Legacy__c)',
+    );
+    // Insert needs the key createable only: Locked_Key__c is not, External_Id__c is.
+    const insert = task({
+      mode: 'insert',
+      key: 'Locked_Key__c',
+      keyColumn: 'k',
+      fields: { LastName: 'n', Company: 'c' },
+    });
+    expect(() => mapWritebackTask(insert, keyed, { configPath: 'writeback[0]' })).toThrow(
+      'or choose another external-ID field as the key (writeback[0].key; those insert can set: External_Id__c, Legacy__c)',
+    );
+    // An auto-number key, which nothing can set, on an object with no other external-ID field.
+    const numbered: SalesforceObjectDescribe = {
+      ...describe_,
+      fields: [
+        ...describe_.fields.filter((f) => f.name !== 'External_Id__c'),
+        field('Number__c', {
+          externalId: true,
+          custom: true,
+          autoNumber: true,
+          createable: false,
+          updateable: false,
+        }),
+      ],
+    };
+    expect(() =>
+      mapWritebackTask(task({ mode: 'upsert', key: 'Number__c', keyColumn: 'k' }), numbered, {
+        configPath: 'writeback[0]',
+      }),
+    ).toThrow(
+      'key Number__c is not createable (writeback[0].key: upsert sets it): it is an auto-number field, whose value Salesforce computes: choose another external-ID field as the key (writeback[0].key; Lead has none upsert can set: mark a custom field External ID to key by it)',
+    );
+  });
 });
 
 describe('choosePushApi', () => {
