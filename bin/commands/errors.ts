@@ -6,7 +6,9 @@
  * for a rejection, the ones sent for a failure). Then, apart, the records the run sent and never
  * learned the outcome of (its ledger rows left `sent`, its figures' `outcomeUnknown`: the process
  * died between the send and the recording), each with how it went out, when, and what will become
- * of it ({@link whatHappensNext}).
+ * of it ({@link whatHappensNext}). With `--task`, the task's own step error too, when its plan,
+ * push or collect failed (`summary.writeback.<task>.error`; `taskError` in `--json`): its records
+ * alone would not say why the task sent nothing.
  *
  * Text (the default) and `--json` show the counts by task, stage and code, and the first
  * `--limit` records (50); the records held back for another run's send of their key are counted
@@ -505,6 +507,11 @@ export const errors: Command = async (argv) => {
     const leftSent = sent.counts.reduce((n, c) => n + c.records, 0);
     // Every record of unknown outcome, as the run's figures and status count them.
     const outcomeUnknown = leftSent + insertOutcomeUnknown;
+    // The --task's own failure: its step (plan, push, collect) failed, records listed or not
+    // (summary.writeback.<task>.error, as the run's summary and status show it).
+    const stepError = task === undefined ? undefined : record(record(run.summary.writeback)[task]).error;
+    const taskError = typeof stepError === 'string' ? stepError : undefined;
+    const taskFailed = taskError === undefined ? undefined : `task ${task} failed: ${taskError}`;
 
     if (values.json === true) {
       process.stdout.write(
@@ -523,6 +530,7 @@ export const errors: Command = async (argv) => {
           outcomeUnknown,
           sentCounts: sent.counts,
           sentRecords: sent.records,
+          ...(taskError !== undefined ? { taskError } : {}),
           ...(prunedAt ? { detailsPrunedAt: prunedAt, recorded } : {}),
         })}\n`,
       );
@@ -570,6 +578,7 @@ export const errors: Command = async (argv) => {
       );
       if (total === 0) {
         if (run.error && !filtered) out.push(`the run failed: ${storedFailureText(run.error)}`);
+        if (taskFailed) out.push(taskFailed);
         out.push(...sentSection());
         process.stdout.write(`${out.join('\n')}\n`);
         return EXIT.ok;
@@ -585,17 +594,21 @@ export const errors: Command = async (argv) => {
     if (total === 0) {
       out.push(
         // A run that failed with no record refused failed for another reason: say which, here
-        // rather than only in `roundtrip status`.
+        // rather than only in `roundtrip status`; so does a --task whose step failed.
         run.error && !filtered
           ? `${leftSent > 0 ? 'none refused' : 'no record to show'}; the run failed: ${storedFailureText(run.error)}`
-          : leftSent > 0
-            ? 'none refused'
-            : `no record to show${await otherCodes(pool, filter)}`,
+          : taskFailed
+            ? `${leftSent > 0 ? 'none refused' : `no record to show${await otherCodes(pool, filter)}`}; ${taskFailed}`
+            : leftSent > 0
+              ? 'none refused'
+              : `no record to show${await otherCodes(pool, filter)}`,
         ...sentSection(),
       );
       process.stdout.write(`${out.join('\n')}\n`);
       return EXIT.ok;
     }
+    // A --task whose step failed besides: said before its records.
+    if (taskFailed) out.push(taskFailed);
     out.push(
       '',
       table(

@@ -1381,6 +1381,30 @@ describe('the roundtrip CLI', () => {
     expect(result.stdout).not.toContain('nothing would be sent');
   });
 
+  it("shows in errors --task the task's own step error, beside its records (none here)", async () => {
+    const field = env.salesforce.store.describe('Lead')?.fields.find((f) => f.name === 'LeadScore__c');
+    if (!field) throw new Error('the emulator has no Lead.LeadScore__c');
+    field.updateable = false;
+    try {
+      expect((await cli(['plan', ...connection])).code).toBe(1);
+    } finally {
+      field.updateable = true;
+    }
+    const why =
+      'Cannot plan the write-back Lead-update (update of Lead): field LeadScore__c is not updateable by the integration user (writeback[0].fields.LeadScore__c)';
+    const text = await cli(['errors', ...connection, '--task', 'Lead-update']);
+    expect(text.code).toBe(0);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(
+      /^run \S+ \(dry run, failed, started .* UTC\), task Lead-update: 0 rejected before sending, 0 failed when sent$/,
+    );
+    expect(lines[1]).toContain(`no record to show; task Lead-update failed: ${why}`);
+    const json = lastJsonLine(
+      (await cli(['errors', ...connection, '--task', 'Lead-update', '--json'])).stdout,
+    );
+    expect(json).toMatchObject({ total: 0, taskError: expect.stringContaining(why) });
+  });
+
   it("shows the first planned records of each write-back task, not only the first task's", async () => {
     const base = JSON.parse(await readFile(configFile, 'utf8')) as { writeback: Record<string, unknown>[] };
     const [task] = base.writeback;
