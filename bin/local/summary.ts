@@ -554,7 +554,6 @@ const HEADERS: Record<Column, string> = {
   apiCalls: 'API calls',
 };
 
-/** A plain-text table of the summary (numbers right-aligned, thousands separated). */
 /**
  * A task's step error as the summary prints it: its first 300 characters (`roundtrip status` and
  * roundtrip.runs have it whole).
@@ -563,6 +562,7 @@ export function shownTaskError(error: string): string {
   return error.length > 300 ? `${error.slice(0, 300)}…` : error;
 }
 
+/** A plain-text table of the summary (numbers right-aligned, thousands separated). */
 export function formatSummaryTable(summary: RunSummary): string {
   // A run that failed before any step reported (a database that cannot be reached, a refused
   // sign-in) has no row: a table of headers alone would read as a run that did nothing.
