@@ -90,6 +90,12 @@ export interface SalesforceFaults {
   bulkJobDelayMs?: number;
 }
 
+/** What a row-lock fault matches of a record written: its Id (as the call gives it) and its external-ID values. */
+export interface RowLockKeys {
+  readonly ids: readonly string[];
+  readonly externalIds: readonly string[];
+}
+
 /** The per-record error of a row lock, as Salesforce words it. */
 export const UNABLE_TO_LOCK_ROW_MESSAGE = 'unable to obtain exclusive access to this record or 200 records';
 
@@ -301,18 +307,22 @@ export class FaultController {
   }
 
   /**
-   * @internal Whether a record write must fail with `UNABLE_TO_LOCK_ROW`. `keys` are the record's
-   * Id and external-ID values.
+   * @internal Whether a record write must fail with `UNABLE_TO_LOCK_ROW`. A `lockRowKeys` entry
+   * names the record by its Id, in either form (the 15-character forms compare), or by an
+   * external-ID value, which compares exactly: two external-ID values of 15 or 18 letters and
+   * digits that share their first 15 are two records.
    */
-  isRowLocked(keys: readonly string[]): boolean {
+  isRowLocked(keys: RowLockKeys): boolean {
     const lockKeys = this.active.lockRowKeys;
     if (lockKeys && lockKeys.length > 0) {
-      for (const key of keys) {
-        for (const lock of lockKeys) {
-          if (key === lock || (isSalesforceIdLike(key) && isSalesforceIdLike(lock) && sameId(key, lock))) {
-            return true;
-          }
-        }
+      for (const lock of lockKeys) {
+        if (keys.externalIds.includes(lock)) return true;
+        if (
+          keys.ids.some(
+            (id) => id === lock || (isSalesforceIdLike(id) && isSalesforceIdLike(lock) && sameId(id, lock)),
+          )
+        )
+          return true;
       }
     }
     const fraction = this.active.lockRowFraction;

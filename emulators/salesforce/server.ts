@@ -21,6 +21,7 @@ import {
   FaultController,
   InvalidFaultError,
   UNABLE_TO_LOCK_ROW_MESSAGE,
+  type RowLockKeys,
   type SalesforceFaults,
 } from './faults';
 import { ApiError, parseJsonBody, readBody, sendJson, sendJsonStreamed, XML_CONTENT_TYPE } from './http';
@@ -130,12 +131,17 @@ function decodeSegments(pathname: string): string[] | undefined {
   }
 }
 
-/** The keys a row-lock fault matches: the record's Id and its external-ID values. */
-function lockKeys(describe: ObjectDescribe | undefined, record: Record<string, unknown>): string[] {
-  const keys: string[] = [];
+/**
+ * The keys a row-lock fault matches: the record's Id (15 or 18 characters, as the call gives it)
+ * and its external-ID values, apart: an Id matches by its 15-character form, an external-ID value
+ * only exactly.
+ */
+function lockKeys(describe: ObjectDescribe | undefined, record: Record<string, unknown>): RowLockKeys {
+  const ids: string[] = [];
+  const externalIds: string[] = [];
   for (const name of ['Id', 'id']) {
     const v = record[name];
-    if (typeof v === 'string') keys.push(v);
+    if (typeof v === 'string') ids.push(v);
   }
   if (describe) {
     for (const field of describe.fields) {
@@ -145,12 +151,12 @@ function lockKeys(describe: ObjectDescribe | undefined, record: Record<string, u
           key.toLowerCase() === field.name.toLowerCase() &&
           (typeof value === 'string' || typeof value === 'number')
         ) {
-          keys.push(String(value));
+          externalIds.push(String(value));
         }
       }
     }
   }
-  return keys;
+  return { ids, externalIds };
 }
 
 /**

@@ -143,6 +143,29 @@ describe('Salesforce emulator faults', () => {
     expect(bulk.failedResults[0]?.sf__Error).toBe(`UNABLE_TO_LOCK_ROW:${UNABLE_TO_LOCK_ROW_MESSAGE}: --`);
   });
 
+  it('compares external-ID values exactly, never by the 15-character prefix of an Id', async () => {
+    // An emulator of its own: the records written here would change the counts the others read.
+    const own = await startSalesforceEmulator();
+    try {
+      const c = await soapLogin(own);
+      // 18 letters and digits each, the first 15 alike: shaped like Ids, two records all the same.
+      const keys = ['CUSTOMER0000000001', 'CUSTOMER0000000002', 'CUSTOMER000000000'];
+      own.faults.set({ lockRowKeys: [keys[0] as string] });
+      const upserted = await c.sobject('Lead').upsert(
+        keys.map((k) => ({ External_Id__c: k, LastName: 'Near', Company: 'Twins' })),
+        'External_Id__c',
+      );
+      expect(upserted.map(firstStatusCode)).toEqual(['UNABLE_TO_LOCK_ROW', undefined, undefined]);
+      // An Id still names its record in either form.
+      const twin = upserted[1] as { id: string };
+      own.faults.set({ lockRowKeys: [twin.id.slice(0, 15)] });
+      const updated = await c.sobject('Lead').update([{ Id: twin.id, Title: 'locked' }]);
+      expect(updated.map(firstStatusCode)).toEqual(['UNABLE_TO_LOCK_ROW']);
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('fails the next Bulk job (ingest and query) and only that one', async () => {
     sf.faults.set({ failNextBulkJob: true });
     const job = conn.bulk2.createJob({ object: 'Lead', operation: 'update' });
