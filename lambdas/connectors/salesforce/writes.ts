@@ -111,9 +111,16 @@ function checkResults(raw: unknown, expected: number, what: string): RecordResul
   return raw as RecordResult[];
 }
 
+/** The referenceId of a Composite call's `i`th Collections subrequest (0-based). */
+function referenceIdOf(i: number): string {
+  return `chunk${i}`;
+}
+
 /**
  * Sends up to 1,000 records in ONE API call: a plain Collections call for up to 200, a Composite
- * call with up to five Collections subrequests above. Answers one result per record, in order.
+ * call with up to five Collections subrequests above. Answers one result per record, in order:
+ * each Composite subrequest's response is found by its referenceId (the answer's order is not
+ * relied on), and a Collections result list is in the order of its records.
  * A subrequest that fails as a whole (not per record) answers its code and message for each of
  * its records, marked {@link RecordResult.unknown} when it failed on Salesforce's side (5xx).
  */
@@ -137,7 +144,7 @@ export async function writeCollections(
     chunks.push(write.records.slice(i, i + COLLECTIONS_MAX_RECORDS));
   const subrequests = chunks.map(
     (chunk, i) =>
-      `{"method":"${method}","url":${JSON.stringify(`/services/data/v${sf.apiVersion}${path}`)},"referenceId":"chunk${i}","body":${collectionsBody(chunk)}}`,
+      `{"method":"${method}","url":${JSON.stringify(`/services/data/v${sf.apiVersion}${path}`)},"referenceId":"${referenceIdOf(i)}","body":${collectionsBody(chunk)}}`,
   );
   const response = await sf.request<{
     compositeResponse?: { body: unknown; httpStatusCode: number; referenceId: string }[];
@@ -153,9 +160,17 @@ export async function writeCollections(
       `Salesforce Composite ${write.operation} of ${write.object} answered without one response per subrequest`,
     );
   }
+  // Each response is the subrequest's its referenceId names, wherever it stands in the answer.
+  const byReference = new Map(parts.map((part) => [part?.referenceId, part]));
   const results: RecordResult[] = [];
-  parts.forEach((part, i) => {
-    const size = chunks[i]?.length ?? 0;
+  chunks.forEach((chunk, i) => {
+    const size = chunk.length;
+    const part = byReference.get(referenceIdOf(i));
+    if (!part) {
+      throw new TerminalError(
+        `Salesforce Composite ${write.operation} of ${write.object} answered no response for subrequest ${referenceIdOf(i)} (it answered ${parts.map((p) => JSON.stringify(p?.referenceId)).join(', ')})`,
+      );
+    }
     if (part.httpStatusCode < 300) {
       results.push(...checkResults(part.body, size, `${what} (${part.referenceId})`));
       return;

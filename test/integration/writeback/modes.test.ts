@@ -14,6 +14,7 @@ import {
 import { WritebackPushOutput } from '../../../lambdas/core/contracts';
 import {
   failingBeforeRowLockRetry,
+  compositeAnswerReversed,
   crashingConnector,
   errorsOf,
   givingUpOnWrites,
@@ -447,6 +448,36 @@ describe('write-back modes and per-record failures', () => {
     expect(env.sf.store.count('Lead')).toBe(before + 450);
     expect(leadsWithExternalId(env, 'sub-300')[0]).toMatchObject({ LeadScore__c: 1 });
     expect(await status(upsertRun)).toEqual([{ status: 'succeeded', n: 450 }]);
+  });
+
+  it('ties each Composite subrequest’s results to its own records by referenceId, whatever the answer’s order', async () => {
+    // Two subrequests of 200; one record of the plan is locked for good.
+    await leads('ref', 'Ref', 'Initech', 400);
+    env.sf.faults.set({ lockRowKeys: ['ref-250'] });
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+
+    const pushed = await pushWriteback(
+      { ...deps, salesforce: compositeAnswerReversed(env.connector) },
+      { runId, task: 'Lead-insert' },
+    );
+
+    expect(pushed).toMatchObject({ status: 'collected', planned: 400, succeeded: 399, failed: 1 });
+    expect((await errorsOf(env, runId)).map((e) => [e.key, e.code])).toEqual([
+      ['ref-250', 'UNABLE_TO_LOCK_ROW'],
+    ]);
+    // Each key once in Salesforce, and recorded with the Id of the record created for it.
+    const { rows } = await env.pool.query<{ key: string; salesforce_id: string }>(
+      `SELECT key, salesforce_id FROM roundtrip.sync_state WHERE task = 'Lead-insert' AND key LIKE 'ref-%'`,
+    );
+    expect(rows).toHaveLength(399);
+    const wrong = rows.filter((r) => {
+      const found = leadsWithExternalId(env, r.key);
+      return found.length !== 1 || found[0]?.Id !== r.salesforce_id;
+    });
+    expect(wrong).toEqual([]);
+    expect(leadsWithExternalId(env, 'ref-250')).toEqual([]);
   });
 
   it('an insert to be sent again after its subrequest failed on Salesforce’s side is not, when an overlapping run inserted the key meanwhile', async () => {

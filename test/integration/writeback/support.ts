@@ -291,6 +291,26 @@ export function secondSubrequestFails(connector: SalesforceConnector): Salesforc
 }
 
 /**
+ * A connector through which a Composite call's subrequest responses come back in reverse order,
+ * each with its own referenceId: Salesforce's answer names each subrequest, and its order is not
+ * to be relied on.
+ */
+export function compositeAnswerReversed(connector: SalesforceConnector): SalesforceConnector {
+  return Object.create(connector, {
+    request: {
+      value: async (operation: string, method: 'POST', path: string, body?: unknown) => {
+        const answer = (await connector.request(operation, method, path, body)) as {
+          compositeResponse?: unknown[];
+        };
+        if (path === '/composite' && Array.isArray(answer.compositeResponse))
+          answer.compositeResponse.reverse();
+        return answer;
+      },
+    },
+  }) as SalesforceConnector;
+}
+
+/**
  * A connector through which every Composite subrequest carrying one of `keys` (External_Id__c)
  * fails on Salesforce's side, every time: a 500 UNKNOWN_EXCEPTION, none of its records written
  * (as an org's broken trigger does); the other subrequests reach Salesforce as usual.

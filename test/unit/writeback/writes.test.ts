@@ -145,6 +145,20 @@ describe('writeCollections', () => {
     expect(results.slice(200)).toEqual(ok(50, 200));
   });
 
+  it('fails when no response of a Composite answer carries a subrequest’s referenceId', async () => {
+    const sf = fakeConnector(() => ({
+      compositeResponse: [
+        { referenceId: 'chunk1', httpStatusCode: 200, body: ok(50, 200) },
+        { referenceId: 'chunk1', httpStatusCode: 200, body: ok(50, 200) },
+      ],
+    }));
+    await expect(
+      writeCollections(sf, { object: 'Lead', operation: 'update', records: records(250) }),
+    ).rejects.toThrow(
+      'Salesforce Composite update of Lead answered no response for subrequest chunk0 (it answered "chunk1", "chunk1")',
+    );
+  });
+
   it('fails when Salesforce answers a different number of results', async () => {
     const sf = fakeConnector(() => ok(3));
     await expect(
