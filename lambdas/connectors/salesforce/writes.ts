@@ -367,16 +367,20 @@ export function soqlInLists<T>(
  * `SELECT …` over REST, every page (for the small look-ups of the write-back: reconciling
  * inserts). A page that is not done but names no next page fails the look-up: returning the
  * records so far would take the missing ones for never inserted, and insert them again.
+ * `includeDeleted` reads through `queryAll`: records deleted since (in the recycle bin, with
+ * `IsDeleted` true) are answered too.
  */
 export async function queryAllRecords<T extends Record<string, unknown>>(
   sf: SalesforceConnector,
   soql: string,
+  options: { readonly includeDeleted?: boolean } = {},
 ): Promise<T[]> {
   const out: T[] = [];
+  const resource = options.includeDeleted ? 'queryAll' : 'query';
   let page = await sf.request<{ done: boolean; nextRecordsUrl?: string; records: T[] }>(
     'query',
     'GET',
-    `/query?q=${encodeURIComponent(soql)}`,
+    `/${resource}?q=${encodeURIComponent(soql)}`,
   );
   for (let pages = 1; ; pages += 1) {
     out.push(...page.records);

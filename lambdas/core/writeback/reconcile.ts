@@ -344,12 +344,16 @@ export async function reconcileSentInserts(
           : String(v);
   // Every record holding a sent key, with its creation time: only one created after the send is
   // ours (a record that had the key before was not created by this insert, which Salesforce then
-  // refused or, for a key that is not unique, never got to send).
+  // refused or, for a key that is not unique, never got to send). Through queryAll: a record the
+  // insert created and someone deleted since (in the recycle bin) was created all the same, and
+  // is recorded, not inserted a second time.
   const found = new Map<string, { id: string; createdMs: number }[]>();
   const select = `SELECT Id, ${keyField}, CreatedDate FROM ${mapping.object} WHERE ${keyField} IN `;
   const values = rows.map((r) => r.keyvalue).filter((v): v is string => v !== null);
   for (const { list } of soqlInLists(select, values, soqlLiteral)) {
-    const records = await queryAllRecords<Record<string, unknown>>(sf, `${select}(${list})`);
+    const records = await queryAllRecords<Record<string, unknown>>(sf, `${select}(${list})`, {
+      includeDeleted: true,
+    });
     for (const r of records) {
       const value = r[keyField];
       if (typeof r.Id !== 'string' || value === null || value === undefined) continue;

@@ -595,7 +595,7 @@ describe('write-back through Bulk API 2.0 ingest', () => {
     expect(first.result).toMatchObject({ api: 'bulk', succeeded: 60, failed: 0 });
     expect(env.sf.store.count('Lead')).toBe(before + 60);
     // Looked up, not sent again.
-    expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
+    expect(env.sf.calls.count({ operation: 'queryAll' })).toBe(1);
     expect(
       env.sf.calls
         .writes()

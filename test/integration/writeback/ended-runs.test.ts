@@ -108,7 +108,7 @@ describe('inserts left without an outcome by runs that ended', () => {
 
     expect(result.plan).toMatchObject({ sourceRows: 3, rejected: 0, changed: 0, unchanged: 3 });
     expect(env.sf.calls.count({ write: true })).toBe(0);
-    expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
+    expect(env.sf.calls.count({ operation: 'queryAll' })).toBe(1);
     expect(holding('made')).toBe(3);
     expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 3 }]);
     // The ended run's figures say what became of them, and who found out.
@@ -314,7 +314,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     const next = await env.newRun();
     const running = await runWriteback(deps, { runId: next, task: 'Lead-insert' });
     expect(running.plan).toMatchObject({ rejected: 0, heldBack: 2, changed: 0 });
-    expect(env.sf.calls.count({ operation: 'query' })).toBe(0);
+    expect(env.sf.calls.count({ operation: 'queryAll' })).toBe(0);
     expect((await errorsOf(env, next)).map((e) => e.code)).toEqual([
       'INSERT_OUTCOME_UNKNOWN',
       'INSERT_OUTCOME_UNKNOWN',
@@ -480,7 +480,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     env.sf.calls.clear();
     const next = await env.newRun();
     const planned = await planWriteback(deps, { runId: next, task: 'Lead-insert' });
-    const lookups = env.sf.calls.count({ operation: 'query' });
+    const lookups = env.sf.calls.count({ operation: 'queryAll' });
     release();
     await live;
 
@@ -538,7 +538,7 @@ describe('inserts left without an outcome by runs that ended', () => {
 
     expect(result.plan).toMatchObject({ rejected: 0, changed: 200 });
     // 200 keys in one query would make a URL over the 16 KB Salesforce (and Node, here) takes.
-    expect(env.sf.calls.count({ operation: 'query' })).toBeGreaterThan(1);
+    expect(env.sf.calls.count({ operation: 'queryAll' })).toBeGreaterThan(1);
     expect(await ledger(dead)).toEqual([{ status: 'failed', n: 200 }]);
     expect(
       [...env.sf.store.all('Lead')].filter((r) => String(r.External_Id__c).startsWith('https://')),
@@ -554,7 +554,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     const dry = await planWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert', dryRun: true });
 
     expect(dry).toMatchObject({ status: 'dry-run', rejected: 0, heldBack: 1, changed: 0 });
-    expect(env.sf.calls.count({ operation: 'query' })).toBe(0);
+    expect(env.sf.calls.count({ operation: 'queryAll' })).toBe(0);
     expect(await ledger(dead)).toEqual([{ status: 'sent', n: 1 }]);
     // Leave it resolved for the tests after this one.
     await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
@@ -633,7 +633,7 @@ describe('inserts left without an outcome by runs that ended', () => {
       // One question about the job (NOT_FOUND: recorded so), one look-up of its six keys.
       expect(env.sf.calls.count()).toBe(2);
       expect(env.sf.calls.count({ operation: 'bulk.ingest.poll' })).toBe(1);
-      expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
+      expect(env.sf.calls.count({ operation: 'queryAll' })).toBe(1);
       expect(planned).toMatchObject({ sourceRows: 6, rejected: 0, heldBack: 0, unchanged: 5, changed: 1 });
       const { rows: jobs } = await env.pool.query(
         `SELECT state, collected_at IS NOT NULL AS done FROM roundtrip.writeback_jobs WHERE run_id = $1`,
@@ -748,7 +748,7 @@ describe('inserts left without an outcome by runs that ended', () => {
           changed: 0,
         });
         polls.push(env.sf.calls.count({ operation: 'bulk.ingest.poll' }));
-        lookups.push(env.sf.calls.count({ operation: 'query' }));
+        lookups.push(env.sf.calls.count({ operation: 'queryAll' }));
       }
 
       expect(polls).toEqual([1, 0]);
@@ -905,7 +905,7 @@ describe('inserts left without an outcome by runs that ended', () => {
       env.sf.calls.clear();
       const result = await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
 
-      expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
+      expect(env.sf.calls.count({ operation: 'queryAll' })).toBe(1);
       expect(result.plan).toMatchObject({ rejected: 0, unchanged: 5, changed: 1 });
       expect(await ledger(dead)).toEqual([
         { status: 'failed', n: 1 },

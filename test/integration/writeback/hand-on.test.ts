@@ -285,7 +285,7 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     // One results file a job (none failed): no file read twice. The records of jobs not collected
     // yet were not taken for inserts of unknown outcome and looked up.
     expect(env.sf.calls.count({ operation: 'bulk.ingest.results' })).toBe(jobs.length);
-    expect(env.sf.calls.count({ operation: 'query' })).toBe(0);
+    expect(env.sf.calls.count({ operation: 'queryAll' })).toBe(0);
     // A finished job is not asked about again by the Collects that go on collecting the others.
     expect(pollsAfterAllFinished).toBeDefined();
     expect(env.sf.calls.count({ operation: 'bulk.ingest.poll' })).toBe(pollsAfterAllFinished);

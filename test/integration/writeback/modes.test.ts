@@ -246,7 +246,7 @@ describe('write-back modes and per-record failures', () => {
 
     expect(retried).toMatchObject({ status: 'collected', succeeded: 4, failed: 0 });
     expect(env.sf.calls.count({ write: true })).toBe(0);
-    expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
+    expect(env.sf.calls.count({ operation: 'queryAll' })).toBe(1);
     expect(env.sf.store.count('Lead')).toBe(before + 4);
     const { rows: sync } = await env.pool.query(
       `SELECT count(*)::int AS n FROM roundtrip.sync_state WHERE task = 'Lead-insert' AND key LIKE 'crash-%' AND salesforce_id IS NOT NULL`,
@@ -395,6 +395,33 @@ describe('write-back modes and per-record failures', () => {
     expect(retried).toMatchObject({ status: 'collected', succeeded: 4, failed: 0 });
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(env.sf.store.count('Lead')).toBe(before + 4);
+  });
+
+  it('an insert whose answer was lost is not inserted again when its record was deleted since: the look-up reads the recycle bin too', async () => {
+    await leads('bin', 'Bin', 'Hooli', 4);
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    // Salesforce creates the four records; the connection drops in the middle of its answer.
+    env.sf.faults.set({ resetWriteAnswerAfterBytes: 40 });
+    await expect(pushWriteback(deps, { runId, task: 'Lead-insert' })).rejects.toBeInstanceOf(TransientError);
+    // Someone deletes one of them before the step is retried: it is in the recycle bin.
+    const deleted = leadsWithExternalId(env, 'bin-2')[0]?.Id as string;
+    expect(env.sf.store.delete([deleted])).toEqual([expect.objectContaining({ success: true })]);
+    // Retried once the call that carried it is certainly over: a key not found is sent again.
+    await outlastCallTimeLimit(env, runId);
+    env.sf.calls.clear();
+
+    const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
+
+    // Inserted once: found, deleted, and recorded, not created a second time.
+    expect(retried).toMatchObject({ status: 'collected', succeeded: 4, failed: 0 });
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect(leadsWithExternalId(env, 'bin-2')).toEqual([]);
+    const { rows } = await env.pool.query<{ salesforce_id: string }>(
+      `SELECT salesforce_id FROM roundtrip.sync_state WHERE task = 'Lead-insert' AND key = 'bin-2'`,
+    );
+    expect(rows).toEqual([{ salesforce_id: deleted }]);
   });
 
   it('keeps the results of a Composite call whose one subrequest failed on Salesforce’s side, and resolves that subrequest’s records', async () => {

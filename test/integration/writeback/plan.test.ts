@@ -769,7 +769,7 @@ describe('write-back plan', () => {
     // Both found by their number (the query lists them unquoted), none sent again.
     expect(retried).toMatchObject({ succeeded: 2, failed: 0 });
     expect(env.sf.calls.count({ write: true })).toBe(0);
-    expect(env.sf.calls.count({ operation: 'query' })).toBe(1);
+    expect(env.sf.calls.count({ operation: 'queryAll' })).toBe(1);
     expect(env.sf.store.count('Lead')).toBe(before + 2);
   });
 

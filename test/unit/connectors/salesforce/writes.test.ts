@@ -23,6 +23,18 @@ describe('queryAllRecords', () => {
     expect(paths).toEqual([`/query?q=${encodeURIComponent('SELECT Id FROM Lead')}`, '/query/01gxx-2000']);
   });
 
+  it('reads through queryAll with includeDeleted, the next pages as nextRecordsUrl names them', async () => {
+    const { sf, paths } = pagesOf([
+      { done: false, nextRecordsUrl: '/services/data/v62.0/query/01gxx-2000', records: [{ Id: 'a' }] },
+      { done: true, records: [{ Id: 'b', IsDeleted: true }] },
+    ]);
+    expect(await queryAllRecords(sf, 'SELECT Id FROM Lead', { includeDeleted: true })).toEqual([
+      { Id: 'a' },
+      { Id: 'b', IsDeleted: true },
+    ]);
+    expect(paths).toEqual([`/queryAll?q=${encodeURIComponent('SELECT Id FROM Lead')}`, '/query/01gxx-2000']);
+  });
+
   it('fails, transiently, on a page that is not done but names no next page, instead of returning part', async () => {
     const { sf } = pagesOf([{ done: false, records: [{ Id: 'a' }] }]);
     const failure = await queryAllRecords(sf, 'SELECT Id FROM Lead').catch((e: unknown) => e);
