@@ -80,7 +80,10 @@ export interface Redactor {
   redact(text: string): string;
   /** A deep copy of `value` with every string redacted (object keys are kept). */
   redactDeep<T>(value: T): T;
-  /** A new Error with the same name, a redacted message and redacted string `code`, without the original's data. */
+  /**
+   * A new Error with the same name, a redacted message, redacted string `code` and numeric
+   * `statusCode` (an HTTP status, no secret), without the original's data.
+   */
   redactError(error: unknown): Error;
 }
 
@@ -144,6 +147,8 @@ export function createRedactor(values: readonly (string | null | undefined)[] = 
     copy.name = error.name;
     const code = (error as { code?: unknown }).code;
     if (typeof code === 'string') Object.assign(copy, { code: redact(code) });
+    const statusCode = (error as { statusCode?: unknown }).statusCode;
+    if (typeof statusCode === 'number') Object.assign(copy, { statusCode });
     if (typeof error.stack === 'string') copy.stack = redact(error.stack);
     return copy;
   };

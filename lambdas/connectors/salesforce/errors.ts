@@ -103,6 +103,17 @@ export class QueryCursorReleasedError extends TransientError {
   }
 }
 
+/**
+ * The HTTP status (4xx) of a call Salesforce answered by refusing it as a whole, from the error
+ * the connector threw for it (its cause keeps the status): Salesforce processed nothing of such a
+ * call. Undefined for any other failure: a 5xx, a call never answered, an answer cut off or late,
+ * after any of which nobody can say what Salesforce did.
+ */
+export function refusedCallStatus(err: unknown): number | undefined {
+  const status = numberProp((err as { cause?: unknown } | null)?.cause, 'statusCode');
+  return status !== undefined && status >= 400 && status < 500 ? status : undefined;
+}
+
 /** The error code of a jsforce, OAuth, SOAP, fetch or Node error. */
 export function salesforceErrorCode(err: unknown): string | undefined {
   const errorCode = stringProp(err, 'errorCode');

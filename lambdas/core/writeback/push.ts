@@ -34,6 +34,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import type { WritebackTask } from '../../config';
 import { PLAN_PAGE_ROWS, quoteIdent, withClient, withTransaction } from '../../connectors/postgres';
 import type { SalesforceConnector } from '../../connectors/salesforce';
+import { refusedCallStatus } from '../../connectors/salesforce/errors';
 import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
 import {
   abortIngestJob,
@@ -44,6 +45,7 @@ import {
   COLLECTIONS_MAX_RECORDS,
   createIngestJob,
   getIngestJob,
+  type RecordResult,
   uploadIngestData,
   writeCollections,
 } from '../../connectors/salesforce/writes';
@@ -439,12 +441,18 @@ async function sendCollections(
     );
     if (source.from === 'pages' && calls === 0 && lastPage > 0)
       await analyzeLedger(deps, (lastPage + 1) * PLAN_PAGE_ROWS);
-    const results = await writeCollections(sf, {
-      object: mapping.object,
-      operation: mapping.task.mode,
-      ...(mapping.task.mode === 'upsert' ? { externalIdField: mapping.keyField as string } : {}),
-      records: rows.map((r) => r.record),
-    });
+    let results: RecordResult[];
+    try {
+      results = await writeCollections(sf, {
+        object: mapping.object,
+        operation: mapping.task.mode,
+        ...(mapping.task.mode === 'upsert' ? { externalIdField: mapping.keyField as string } : {}),
+        records: rows.map((r) => r.record),
+      });
+    } catch (err) {
+      await unmarkRefusedCall(deps, runId, taskName, seqs, err);
+      throw err;
+    }
     calls += 1;
     // Records whose outcome the answer does not tell stay `sent`: the step fails at its end
     // (finishWriteback) and its retry resends them, or looks them up for an insert.
@@ -483,6 +491,49 @@ async function sendCollections(
         syncedAt: deps.clock.now(),
         lockRetries: options.lockRetries,
       });
+    });
+  }
+}
+
+/**
+ * After a Collections or Composite call that failed: when Salesforce refused the call as a whole
+ * (a 4xx: `REQUEST_LIMIT_EXCEEDED`, `INVALID_FIELD`, a throttle…), it processed none of its
+ * records, so the `sent` mark set before the call is taken back: the rows are `planned` again
+ * (keeping their attempts), and the step's retry, or the next run, sends them as records never
+ * sent. Left `sent`, a run that ended on the refusal counted them as outcome unknown, a later plan
+ * marked their values unknown (update, upsert) or held an insert's keys back for 11 minutes and a
+ * look-up, and a keyless insert's were reported INSERT_OUTCOME_UNKNOWN, never to be sent again.
+ * Any other failure (a 5xx, no answer, an answer cut off) leaves them `sent`: Salesforce may have
+ * written them. A failure to record it leaves them `sent` too (safe), logged: the call's own
+ * error is the one the step fails with.
+ */
+async function unmarkRefusedCall(
+  deps: CoreDeps,
+  runId: string,
+  taskName: string,
+  seqs: readonly number[],
+  err: unknown,
+): Promise<void> {
+  const status = refusedCallStatus(err);
+  if (status === undefined) return;
+  try {
+    await deps.pg.query(
+      `UPDATE roundtrip.writeback_plans SET status = 'planned', updated_at = now()
+        WHERE run_id = $1 AND task = $2 AND seq = ANY($3::bigint[]) AND status = 'sent'`,
+      [runId, taskName, seqs],
+    );
+    deps.logger.warn('Salesforce refused a call as a whole: its records were not sent, and wait to be', {
+      runId,
+      task: taskName,
+      records: seqs.length,
+      status,
+    });
+  } catch (recordErr) {
+    deps.logger.warn('Could not take back the sent mark of records Salesforce refused unprocessed', {
+      runId,
+      task: taskName,
+      records: seqs.length,
+      error: recordErr instanceof Error ? recordErr.message : String(recordErr),
     });
   }
 }

@@ -22,6 +22,7 @@ import {
   leadSeed,
   outlastCallTimeLimit,
   planThenCrashInPush,
+  refusingNextWrite,
   SCORE_UPDATE,
   secondSubrequestFails,
   subrequestsWithKeysFail,
@@ -422,6 +423,65 @@ describe('write-back modes and per-record failures', () => {
       `SELECT salesforce_id FROM roundtrip.sync_state WHERE task = 'Lead-insert' AND key = 'bin-2'`,
     );
     expect(rows).toEqual([{ salesforce_id: deleted }]);
+  });
+
+  it('a Composite insert Salesforce refuses as a whole (4xx) leaves its records planned, not sent: the retry sends them at once', async () => {
+    await leads('spent', 'Spent', 'Vandelay', 450);
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    // The org's daily allowance runs out right before the call: 403 REQUEST_LIMIT_EXCEEDED.
+    const refusing = refusingNextWrite(env.connector, () => env.sf.faults.set({ dailyApiLimit: 1 }));
+
+    await expect(
+      pushWriteback({ ...deps, salesforce: refusing }, { runId, task: 'Lead-insert' }),
+    ).rejects.toThrow(/REQUEST_LIMIT_EXCEEDED/);
+
+    // Salesforce processed none of them: not sent, so no outcome is unknown.
+    const ledger = await env.pool.query(
+      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status`,
+      [runId],
+    );
+    expect(ledger.rows).toEqual([{ status: 'planned', n: 450 }]);
+    expect(leadsWithExternalId(env, 'spent-1')).toEqual([]);
+    env.sf.faults.clear();
+    env.sf.calls.clear();
+    // Sent at once, not held 11 minutes for a look-up of records that may be being created.
+    const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
+    expect(retried).toMatchObject({ status: 'collected', succeeded: 450, failed: 0 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([450]);
+    expect(leadsWithExternalId(env, 'spent-450')).toHaveLength(1);
+  });
+
+  it('a Collections upsert Salesforce refuses as a whole (400) leaves its records planned, never outcome unknown', async () => {
+    await leads('gone', 'Gone', 'Kramerica', 3);
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    // An admin takes the key field's External ID flag away after the push read the describe:
+    // Salesforce refuses the call, 400 INVALID_FIELD.
+    const key = env.sf.store.describe('Lead')?.fields.find((f) => f.name === 'External_Id__c');
+    if (!key) throw new Error('the emulator has no Lead.External_Id__c');
+    const refusing = refusingNextWrite(env.connector, () => {
+      key.externalId = false;
+      key.idLookup = false;
+    });
+    try {
+      await expect(
+        pushWriteback({ ...deps, salesforce: refusing }, { runId, task: 'Lead-upsert' }),
+      ).rejects.toThrow(/INVALID_FIELD/);
+    } finally {
+      key.externalId = true;
+      key.idLookup = true;
+    }
+
+    const ledger = await env.pool.query(
+      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status`,
+      [runId],
+    );
+    expect(ledger.rows).toEqual([{ status: 'planned', n: 3 }]);
+    const retried = await pushWriteback(deps, { runId, task: 'Lead-upsert' });
+    expect(retried).toMatchObject({ status: 'collected', succeeded: 3, failed: 0, outcomeUnknown: 0 });
   });
 
   it('keeps the results of a Composite call whose one subrequest failed on Salesforce’s side, and resolves that subrequest’s records', async () => {

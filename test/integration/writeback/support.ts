@@ -311,6 +311,30 @@ export function compositeAnswerReversed(connector: SalesforceConnector): Salesfo
 }
 
 /**
+ * A connector through which Salesforce refuses the next write as a whole: `refuse` (an emulator
+ * fault, a describe changed by an admin) runs right before the write is sent, once.
+ */
+export function refusingNextWrite(connector: SalesforceConnector, refuse: () => void): SalesforceConnector {
+  let refused = false;
+  return Object.create(connector, {
+    request: {
+      value: async (
+        operation: string,
+        method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+        path: string,
+        body?: unknown,
+      ) => {
+        if (method !== 'GET' && !refused) {
+          refused = true;
+          refuse();
+        }
+        return connector.request(operation, method, path, body);
+      },
+    },
+  }) as SalesforceConnector;
+}
+
+/**
  * A connector through which every Composite subrequest carrying one of `keys` (External_Id__c)
  * fails on Salesforce's side, every time: a 500 UNKNOWN_EXCEPTION, none of its records written
  * (as an org's broken trigger does); the other subrequests reach Salesforce as usual.

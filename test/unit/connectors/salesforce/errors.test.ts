@@ -6,7 +6,7 @@ import {
   TransientError,
 } from '../../../../lambdas/shared/errors';
 import { createRedactor } from '../../../../lambdas/shared/redact';
-import { classifySalesforceError } from '../../../../lambdas/connectors/salesforce/errors';
+import { classifySalesforceError, refusedCallStatus } from '../../../../lambdas/connectors/salesforce/errors';
 
 /** An error shaped like jsforce's HttpApiError. */
 function apiError(errorCode: string, message: string): Error {
@@ -151,5 +151,27 @@ describe('classifySalesforceError', () => {
     });
     expect(out).toBeInstanceOf(Kind);
     expect([out.name, out.message]).toEqual([name, 'refused for [REDACTED]']);
+  });
+});
+
+describe('refusedCallStatus', () => {
+  /** An error as the connector makes of a call Salesforce answered with `status`. */
+  const answered = (status: number, errorCode: string): Error =>
+    Object.assign(apiError(errorCode, 'refused'), { statusCode: status });
+
+  it('answers the 4xx of a call Salesforce refused as a whole, through the classified error', () => {
+    const redactor = createRedactor(['s3cr3t-value']);
+    expect(refusedCallStatus(classifySalesforceError(answered(400, 'INVALID_FIELD'), { redactor }))).toBe(
+      400,
+    );
+    expect(refusedCallStatus(classifySalesforceError(answered(403, 'REQUEST_LIMIT_EXCEEDED')))).toBe(403);
+    expect(refusedCallStatus(classifySalesforceError(answered(429, 'TooManyRequests')))).toBe(429);
+  });
+
+  it('answers nothing for a failure after which Salesforce may have written: a 5xx, no answer', () => {
+    expect(refusedCallStatus(classifySalesforceError(answered(500, 'UNKNOWN_EXCEPTION')))).toBeUndefined();
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    expect(refusedCallStatus(classifySalesforceError(reset))).toBeUndefined();
+    expect(refusedCallStatus(new TransientError('timed out'))).toBeUndefined();
   });
 });
