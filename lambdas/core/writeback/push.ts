@@ -108,6 +108,37 @@ export interface PushOptions {
 /** Room left under the upload limit for the header line and the estimate's rounding. */
 const UPLOAD_MARGIN_BYTES = 1024 * 1024;
 
+/**
+ * The first record of this invocation's calls whose outcome Salesforce's answer did not tell (its
+ * Composite subrequest failed on Salesforce's side, a 5xx), with the error Salesforce gave: named
+ * by the step's error when such records are still without an outcome at its end.
+ */
+export interface FirstUnknownOutcome {
+  value?: { readonly seq: number; readonly key: string; readonly code: string; readonly message: string };
+}
+
+/**
+ * What the step's error adds when records of {@link FirstUnknownOutcome} are still without an
+ * outcome: Salesforce's error code and message, and the first record's key. Empty otherwise (that
+ * record resolved since: found by a look-up, or sent again and answered).
+ */
+async function unknownOutcomeCause(
+  deps: CoreDeps,
+  runId: string,
+  taskName: string,
+  first: FirstUnknownOutcome | undefined,
+): Promise<string> {
+  const unknown = first?.value;
+  if (!unknown) return '';
+  const { rowCount } = await deps.pg.query(
+    `SELECT 1 FROM roundtrip.writeback_plans
+      WHERE run_id = $1 AND task = $2 AND seq = $3 AND status IN ('planned', 'sent')`,
+    [runId, taskName, unknown.seq],
+  );
+  if ((rowCount ?? 0) === 0) return '';
+  return `. Salesforce answered without their outcome: ${unknown.code}: ${unknown.message} (first record key ${JSON.stringify(unknown.key)})`;
+}
+
 interface PlanRowOut {
   seq: string;
   key: string;
@@ -197,13 +228,15 @@ export async function finishWriteback(
   task: WritebackTask,
   taskName: string,
   api: WritebackCollected['api'],
+  firstUnknown?: FirstUnknownOutcome,
 ): Promise<WritebackCollected> {
   const outcomes = await withClient(deps.pg, (client) => ledgerOutcomes(client, runId, taskName));
   // Every record the push touched has an outcome by now; one without is never counted as done.
   const pending = outcomes.planned + outcomes.sent;
   if (pending > 0) {
+    const cause = await unknownOutcomeCause(deps, runId, taskName, firstUnknown);
     throw new TransientError(
-      `Write-back ${taskName}: ${pending} records sent or waiting to be sent have no outcome yet; retry the step`,
+      `Write-back ${taskName}: ${pending} records sent or waiting to be sent have no outcome yet; retry the step${cause}`,
     );
   }
   const planned = await plannedRecords(deps, runId, taskName);
@@ -388,7 +421,13 @@ async function sendCollections(
   runId: string,
   taskName: string,
   source: CollectionsSource,
-  options: { lockRetries: number; batchSize: number; answered: Set<number>; budget: CallBudget },
+  options: {
+    lockRetries: number;
+    batchSize: number;
+    answered: Set<number>;
+    budget: CallBudget;
+    firstUnknown?: FirstUnknownOutcome;
+  },
 ): Promise<number> {
   let lastSeq = 0;
   let page = 0;
@@ -458,7 +497,17 @@ async function sendCollections(
     // (finishWriteback) and its retry resends them, or looks them up for an insert.
     const known = results.flatMap((r, i) => (r.unknown ? [] : [i]));
     results.forEach((r, i) => {
-      if (r.unknown) options.answered.add(seqs[i] as number);
+      if (!r.unknown) return;
+      options.answered.add(seqs[i] as number);
+      const error = r.errors[0];
+      if (options.firstUnknown && !options.firstUnknown.value && error) {
+        options.firstUnknown.value = {
+          seq: seqs[i] as number,
+          key: rows[i]?.key ?? '',
+          code: error.statusCode,
+          message: error.message,
+        };
+      }
     });
     if (known.length < results.length) {
       deps.logger.warn('Salesforce did not tell the outcome of some records; left for the retried step', {
@@ -593,9 +642,14 @@ export async function retryLockedRows(
   mapping: WritebackMapping,
   runId: string,
   taskName: string,
-  options: { lockRetries: number; budget: CallBudget; answered?: Set<number> },
+  options: {
+    lockRetries: number;
+    budget: CallBudget;
+    answered?: Set<number>;
+    firstUnknown?: FirstUnknownOutcome;
+  },
 ): Promise<void> {
-  const { lockRetries, budget, answered = new Set<number>() } = options;
+  const { lockRetries, budget, answered = new Set<number>(), firstUnknown } = options;
   if (mapping.task.mode === 'insert') {
     const logger = deps.logger.child({ runId, task: taskName });
     await reconcileSentInserts(deps, sf, mapping, runId, taskName, logger, {
@@ -627,7 +681,7 @@ export async function retryLockedRows(
       runId,
       taskName,
       { from: 'ledger', where: `p.status IN ('planned', 'sent') AND p.attempts > 0` },
-      { lockRetries, batchSize: COLLECTIONS_MAX_RECORDS, answered, budget },
+      { lockRetries, batchSize: COLLECTIONS_MAX_RECORDS, answered, budget, firstUnknown },
     );
   }
 }
@@ -1063,6 +1117,7 @@ async function handOnPush(
   api: WritebackPushPending['api'],
   answered: ReadonlySet<number>,
   logger: Logger,
+  firstUnknown?: FirstUnknownOutcome,
 ): Promise<WritebackPushPending> {
   if (mapping.task.mode === 'insert' && answered.size > 0) {
     await reconcileSentInserts(deps, sf, mapping, input.runId, input.task, logger, {
@@ -1079,8 +1134,9 @@ async function handOnPush(
     );
     const unknown = Number(open[0]?.n ?? 0);
     if (unknown > 0) {
+      const cause = await unknownOutcomeCause(deps, input.runId, input.task, firstUnknown);
       throw new TransientError(
-        `Write-back ${input.task}: ${unknown} records of a call that failed on Salesforce's side have no outcome yet; retry the step, which sends them again first`,
+        `Write-back ${input.task}: ${unknown} records of a call that failed on Salesforce's side have no outcome yet; retry the step, which sends them again first${cause}`,
       );
     }
   }
@@ -1134,6 +1190,8 @@ async function pushLocked(
   const lockRetries = options.lockRetries ?? ROW_LOCK_RETRIES;
   // Records whose call this attempt saw answered without their outcome: looked up at once.
   const answered = new Set<number>();
+  // The first of them, with Salesforce's error, for the step's error should they stay so.
+  const firstUnknown: FirstUnknownOutcome = {};
   const budget = new CallBudget(options.timeLeft, sf.timeouts);
   // The calls spent are recorded whether the push ends or fails; when it failed and the record
   // fails too (PostgreSQL down), the push's own error is the one thrown.
@@ -1165,7 +1223,7 @@ async function pushLocked(
           input.runId,
           input.task,
           { from: 'pages' },
-          { lockRetries, batchSize: COMPOSITE_MAX_RECORDS, answered, budget },
+          { lockRetries, batchSize: COMPOSITE_MAX_RECORDS, answered, budget, firstUnknown },
         );
         logger.info(
           budget.handedOn
@@ -1178,6 +1236,7 @@ async function pushLocked(
             lockRetries,
             budget,
             answered,
+            firstUnknown,
           });
         }
         if (!budget.handedOn && task.mode === 'upsert') {
@@ -1190,8 +1249,8 @@ async function pushLocked(
           });
         }
         if (budget.handedOn)
-          return await handOnPush(deps, sf, mapping, input, 'collections', answered, logger);
-        return await finishWriteback(deps, input.runId, task, input.task, 'collections');
+          return await handOnPush(deps, sf, mapping, input, 'collections', answered, logger, firstUnknown);
+        return await finishWriteback(deps, input.runId, task, input.task, 'collections', firstUnknown);
       }
       const jobIds = await pushBulk(
         deps,

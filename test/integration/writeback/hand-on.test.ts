@@ -177,6 +177,11 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
       ),
     };
     const input = { runId, task: 'Lead-upsert' };
+    const first = await env.pool.query<{ key: string }>(
+      `SELECT key FROM roundtrip.writeback_plan_rows WHERE run_id = $1 AND seq = 201`,
+      [runId],
+    );
+    const firstFailing = first.rows[0]?.key;
     env.sf.calls.clear();
 
     // Each invocation has time for one call, which is the 400 records without an outcome: handing
@@ -187,6 +192,11 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
       await expect(push).rejects.toBeInstanceOf(TransientError);
       await expect(push).rejects.toThrow(
         /400 records of a call that failed on Salesforce's side have no outcome/,
+      );
+      // Salesforce's code and message, and the first record of the failed subrequests (seq 201;
+      // the second subrequest of the first call, the first of the calls sending them again).
+      await expect(push).rejects.toThrow(
+        `; retry the step, which sends them again first. Salesforce answered without their outcome: UNKNOWN_EXCEPTION: the Composite subrequest of this record (chunk${attempt === 0 ? 1 : 0}, 200 records) failed as a whole with HTTP 500: An unexpected error occurred (first record key "${firstFailing}")`,
       );
     }
     expect(await ledger(runId)).toEqual([

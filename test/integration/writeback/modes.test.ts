@@ -522,7 +522,7 @@ describe('write-back modes and per-record failures', () => {
     await expect(
       pushWriteback({ ...upsertDeps, salesforce: lying }, { runId: upsertRun, task: 'Lead-upsert' }),
     ).rejects.toThrow(
-      /^Write-back Lead-upsert: 200 records sent or waiting to be sent have no outcome yet; retry the step$/,
+      'Write-back Lead-upsert: 200 records sent or waiting to be sent have no outcome yet; retry the step. Salesforce answered without their outcome: UNKNOWN_EXCEPTION: the Composite subrequest of this record (chunk1, 200 records) failed as a whole with HTTP 500: An unexpected error occurred (first record key "sub-201")',
     );
     expect(await status(upsertRun)).toEqual([
       { status: 'sent', n: 200 },
