@@ -413,7 +413,7 @@ export async function reconcileSentInserts(
   if (settling.length > 0 && options.unsettled === 'wait') {
     const waitS = Math.ceil((INSERT_SETTLE_MS - Math.min(...settling.map((r) => r.ageMs))) / 1000);
     throw new TaskBusyError(
-      `Write-back ${taskName}: ${settling.length} insert records sent by an attempt that died before their results were recorded are not in Salesforce yet, and the call that carried them may still be running (Salesforce runs an API call for up to 10 minutes): they are looked up again in about ${waitS} s, not sent a second time now`,
+      `Write-back ${taskName}: ${settling.length} insert records sent by a call whose outcome was never recorded (its attempt died, or Salesforce answered it with a server error) are not in Salesforce yet, and the call that carried them may still be running (Salesforce runs an API call for up to 10 minutes): they are looked up again in about ${waitS} s, not sent a second time now`,
     );
   }
   return counts;

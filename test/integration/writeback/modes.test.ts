@@ -331,7 +331,7 @@ describe('write-back modes and per-record failures', () => {
     );
     expect(err).toBeInstanceOf(TaskBusyError);
     expect((err as Error).message).toMatch(
-      /^Write-back Lead-insert: 4 insert records sent by an attempt that died .* may still be running .* looked up again in about \d+ s, not sent a second time now$/,
+      /^Write-back Lead-insert: 4 insert records sent by a call whose outcome was never recorded \(its attempt died, or Salesforce answered it with a server error\) are not in Salesforce yet, .* may still be running .* looked up again in about \d+ s, not sent a second time now$/,
     );
     expect(env.sf.calls.count({ write: true })).toBe(0);
     const { rows: sent } = await env.pool.query(
