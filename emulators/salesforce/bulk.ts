@@ -40,6 +40,11 @@ export const BULK_PROCESSING_SLICE_RECORDS = 2_000;
  * "a default value based on the service"; clients must follow `Sforce-Locator` either way).
  */
 export const BULK_QUERY_DEFAULT_PAGE_RECORDS = 50_000;
+/**
+ * The API version from which a job's failedResults begin with `sf__Id` (before it, with
+ * `sf__Error` alone): Bulk API 2.0 Developer Guide, "Get Job Failed Record Results".
+ */
+export const FAILED_RESULTS_ID_SINCE = 53;
 /** Key prefix of Bulk job ids (salesforce-wire.md, "Describe"). */
 export const BULK_JOB_KEY_PREFIX = '750';
 
@@ -222,11 +227,11 @@ export class BulkApi {
       if (method !== 'GET')
         throw new ApiError(405, 'METHOD_NOT_ALLOWED', `HTTP Method '${method}' not allowed. Allowed are GET`);
       if (sub === 'successfulResults')
-        return { records: await this.writeIngestResults(job, 'successful', res, headers) };
+        return { records: await this.writeIngestResults(job, 'successful', version, res, headers) };
       if (sub === 'failedResults')
-        return { records: await this.writeIngestResults(job, 'failed', res, headers) };
+        return { records: await this.writeIngestResults(job, 'failed', version, res, headers) };
       if (sub === 'unprocessedrecords')
-        return { records: await this.writeIngestResults(job, 'unprocessed', res, headers) };
+        return { records: await this.writeIngestResults(job, 'unprocessed', version, res, headers) };
       throw notFound();
     }
     if (sub !== 'results') throw notFound();
@@ -645,10 +650,15 @@ export class BulkApi {
     job.failed += 1;
   }
 
-  /** Streams successfulResults, failedResults or unprocessedrecords by re-reading the upload. */
+  /**
+   * Streams successfulResults, failedResults or unprocessedrecords by re-reading the upload, as
+   * asked for at API `version`: failedResults has its `sf__Id` column from 53.0 on only (Bulk API
+   * 2.0 Developer Guide, "Get Job Failed Record Results").
+   */
   private async writeIngestResults(
     job: IngestJob,
     which: 'successful' | 'failed' | 'unprocessed',
+    version: string,
     res: ServerResponse,
     headers: Record<string, string>,
   ): Promise<number> {
@@ -667,6 +677,7 @@ export class BulkApi {
     let headerSeen = false;
     let rowIndex = 0;
     let buffer: string[] = [];
+    const failedWithId = parseFloat(version) >= FAILED_RESULTS_ID_SINCE;
     const parser = new CsvStreamParser(job.columnDelimiter, job.lineEnding, (fields) => {
       if (!headerSeen) {
         headerSeen = true;
@@ -675,7 +686,9 @@ export class BulkApi {
           which === 'successful'
             ? ['"sf__Id"', '"sf__Created"']
             : which === 'failed'
-              ? ['"sf__Id"', '"sf__Error"']
+              ? failedWithId
+                ? ['"sf__Id"', '"sf__Error"']
+                : ['"sf__Error"']
               : [];
         buffer.push([...prefix, ...names].join(delimiter) + eol);
         return;
@@ -693,10 +706,9 @@ export class BulkApi {
         );
         written++;
       } else if (which === 'failed' && status === RowStatus.Failed) {
-        buffer.push(
-          [quoteCsv(job.ids[row] ?? ''), quoteCsv(job.errors.get(row) ?? ''), ...original].join(delimiter) +
-            eol,
-        );
+        const error = quoteCsv(job.errors.get(row) ?? '');
+        const own = failedWithId ? [quoteCsv(job.ids[row] ?? ''), error] : [error];
+        buffer.push([...own, ...original].join(delimiter) + eol);
         written++;
       } else if (which === 'unprocessed' && status === RowStatus.Unprocessed) {
         buffer.push(original.join(delimiter) + eol);

@@ -302,7 +302,8 @@ export async function getIngestJob(sf: SalesforceConnector, jobId: string): Prom
 
 /**
  * Streams a finished job's `successfulResults` (`"sf__Id","sf__Created",<uploaded columns>`) or
- * `failedResults` (`"sf__Id","sf__Error",<uploaded columns>`) CSV. One call.
+ * `failedResults` (`"sf__Id","sf__Error",<uploaded columns>`; no `sf__Id` before API 53.0) CSV.
+ * One call.
  */
 export async function streamIngestResults(
   sf: SalesforceConnector,

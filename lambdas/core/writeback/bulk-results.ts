@@ -1,9 +1,10 @@
 /**
  * A Bulk ingest job's results, applied: each finished job's `successfulResults` and
  * `failedResults` CSV streamed into PostgreSQL with `COPY … FROM STDIN` (never into JS arrays),
- * joined to the ledger by the job's first column (Id for update, the external ID otherwise) and
- * applied with results.ts, in one transaction with the job's collected mark. Used by Collect for
- * its run's jobs, and by the plan for the jobs of runs that ended before collecting them.
+ * its columns taken by the names of its header, joined to the ledger by the job's first column (Id
+ * for update, the external ID otherwise) and applied with results.ts, in one transaction with the
+ * job's collected mark. Used by Collect for its run's jobs, and by the plan for the jobs of runs
+ * that ended before collecting them.
  */
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -20,7 +21,8 @@ import { sqlLiteral } from './state';
 /**
  * The names of a CSV header line (quoted or not, `""` inside quotes; the line break and a BOM
  * dropped). Salesforce's result headers are `"sf__Id","sf__Created"` or `"sf__Id","sf__Error"`
- * followed by the columns of the CSV that was sent, as it was sent.
+ * (`"sf__Error"` alone before API 53.0) followed by the columns of the CSV that was sent, as it
+ * was sent: {@link resultColumns} maps them by name.
  */
 export function csvHeaderNames(line: string): string[] {
   const text = line.replace(/^\uFEFF/, '').replace(/\r?\n$/, '');
@@ -80,26 +82,67 @@ function readFirstLine(body: Readable): Promise<string | undefined> {
   });
 }
 
+/** A result file's columns, read from its header: where COPY puts each, and the columns sent. */
+interface ResultColumns {
+  /** The temp table's column of each column of the file, in the file's order. */
+  readonly copied: readonly string[];
+  /** The names of the columns sent with the job, in the file's order (`c0`'s first). */
+  readonly sent: readonly string[];
+}
+
+/**
+ * Maps a result file's header names to the temp table's columns by name, not by place: `sf__Id`
+ * to `sf_id`, the file's own column (`sf__Created` in successfulResults, `sf__Error` in
+ * failedResults) to `sf_extra`, and the columns sent to `c0`, `c1`, … in their order. Salesforce
+ * writes its own columns first, but failedResults has `sf__Id` only from API 53.0 on
+ * (salesforce-wire.md): a column the file lacks stays null. Another `sf__` column, or one of
+ * Salesforce's named twice, goes to a column nothing reads.
+ */
+function resultColumns(
+  names: readonly string[],
+  which: 'successfulResults' | 'failedResults',
+): ResultColumns {
+  const own = new Map([
+    ['sf__Id', 'sf_id'],
+    [which === 'successfulResults' ? 'sf__Created' : 'sf__Error', 'sf_extra'],
+  ]);
+  const copied: string[] = [];
+  const sent: string[] = [];
+  names.forEach((name, i) => {
+    const column = own.get(name);
+    if (column !== undefined) {
+      own.delete(name);
+      copied.push(column);
+    } else if (name.startsWith('sf__')) {
+      copied.push(`sf_unread_${i}`);
+    } else {
+      copied.push(`c${sent.length}`);
+      sent.push(name);
+    }
+  });
+  return { copied, sent };
+}
+
 /**
  * COPYs one result file of a job into a temp table of text columns — `sf_id`, `sf_extra`
  * (`sf__Created` or `sf__Error`), then `c0`, `c1`, … for the columns that were sent — shaped by
- * the file's own header, not by the task's mapping today: a job sent by a run that ended before
- * collecting it is collected by a later plan, after the config may have changed the fields.
- * Returns the names of the sent columns (`c0`'s first), none for an empty file.
+ * the file's own header ({@link resultColumns}), not by the task's mapping today: a job sent by a
+ * run that ended before collecting it is collected by a later plan, after the config may have
+ * changed the fields. Returns the names of the sent columns (`c0`'s first), none for an empty file.
  */
 async function copyResultFile(
   client: PoolClient,
   sf: SalesforceConnector,
   jobId: string,
   which: 'successfulResults' | 'failedResults',
-): Promise<string[]> {
+): Promise<readonly string[]> {
   const table = which === 'successfulResults' ? 'wb_bulk_ok' : 'wb_bulk_failed';
   const body = await streamIngestResults(sf, jobId, which);
   const header = await readFirstLine(body);
-  // Without the sent columns (no file, or only Salesforce's own two), no record can be matched:
-  // the job's records are then reported as ended without a result, not collected for ever.
-  const sent = header === undefined ? [] : csvHeaderNames(header).slice(2);
-  const defs = ['sf_id text', 'sf_extra text', ...sent.map((_, i) => `c${i} text`)];
+  // Without the sent columns (no file, or only Salesforce's own), no record can be matched: the
+  // job's records are then reported as ended without a result, not collected for ever.
+  const { copied, sent } = resultColumns(header === undefined ? [] : csvHeaderNames(header), which);
+  const defs = [...new Set(['sf_id', 'sf_extra', ...copied])].map((column) => `${column} text`);
   // The body waits, paused, while the table is made: an error it meets meanwhile is kept, not
   // left without a listener (which would end the process), and a failed statement releases it.
   let failed: Error | undefined;
@@ -117,8 +160,10 @@ async function copyResultFile(
     body.off('error', keep);
   }
   if (failed) throw failed;
-  // The header was read above; the rest are the records. An empty file is an empty table.
-  await pipeline(body, client.query(copyFrom(`COPY ${table} FROM STDIN (FORMAT csv)`)));
+  // The header was read above; the rest are the records, each column into the table's column of
+  // its name. An empty file is an empty table.
+  const into = copied.length > 0 ? `${table} (${copied.join(', ')})` : table;
+  await pipeline(body, client.query(copyFrom(`COPY ${into} FROM STDIN (FORMAT csv)`)));
   return sent;
 }
 

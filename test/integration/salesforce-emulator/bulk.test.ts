@@ -132,6 +132,17 @@ describe('Salesforce emulator Bulk API 2.0', () => {
         '"sf__Id"\t"sf__Error"\tLastName\tCompany\tTitle\r\n' +
           '""\t"REQUIRED_FIELD_MISSING:Required fields are missing: [Company]:Company --"\t"NoCompany"\t""\t""\r\n',
       );
+      // Before API 53.0, failedResults has no sf__Id column.
+      const failed52 = await fetch(
+        `${sf.instanceUrl}/services/data/v52.0/jobs/ingest/${created.id}/failedResults`,
+        {
+          headers: { Authorization: `Bearer ${conn.accessToken ?? ''}` },
+        },
+      );
+      expect(await failed52.text()).toBe(
+        '"sf__Error"\tLastName\tCompany\tTitle\r\n' +
+          '"REQUIRED_FIELD_MISSING:Required fields are missing: [Company]:Company --"\t"NoCompany"\t""\t""\r\n',
+      );
       const unprocessed = await (await api(sf, conn, `/jobs/ingest/${created.id}/unprocessedrecords`)).text();
       expect(unprocessed).toBe('LastName\tCompany\tTitle\r\n');
       expect(sf.calls.count({ operation: 'bulk.ingest.poll' })).toBeGreaterThan(0);

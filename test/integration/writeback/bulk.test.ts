@@ -3,7 +3,7 @@
  * with COPY, failed rows, several jobs, a job that fails, and crashes around job creation followed
  * by a rerun that re-attaches and duplicates nothing.
  */
-import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
+import { connectSalesforce, type SalesforceConnector } from '../../../lambdas/connectors/salesforce';
 import {
   abortIngestJob,
   createIngestJob,
@@ -552,6 +552,88 @@ describe('write-back through Bulk API 2.0 ingest', () => {
       [runId],
     );
     expect(rows[0].n).toBe(0);
+  });
+
+  it('reads the failedResults of an API version before 53.0, without sf__Id, by its header: the refused records fail, the others are written', async () => {
+    await scores(83);
+    env.sf.store.delete([ids[0] as string, ids[100] as string]); // deleted already when the whole file runs
+    const v52 = await connectSalesforce({
+      secret: env.salesforceSecret,
+      apiVersion: '52.0',
+      logger: env.logger,
+    });
+    const deps = { ...env.deps({ writeback: [update] }), salesforce: v52 };
+    const runId = await env.newRun();
+    env.sf.calls.clear();
+
+    const { result } = await runWriteback(deps, { runId, task: 'Lead-update' });
+
+    const failedFile = env.sf.calls.all().find((c) => c.path.endsWith('/failedResults'));
+    expect(failedFile?.path).toMatch(/^\/services\/data\/v52\.0\//);
+    expect(result).toMatchObject({ api: 'bulk', planned: LEADS, succeeded: LEADS - 2, failed: 2 });
+    expect((await errorsOf(env, runId)).map((e) => [e.key, e.code, e.message])).toEqual(
+      [
+        [ids[0], 'ENTITY_IS_DELETED', 'entity is deleted'],
+        [ids[100], 'ENTITY_IS_DELETED', 'entity is deleted'],
+      ].sort(),
+    );
+    // Every record had its line: none is sent again.
+    expect(env.sf.calls.count({ operation: 'collections.update' })).toBe(0);
+    expect(env.sf.store.get(ids[1] as string)?.LeadScore__c).toBe((2 + 83) % 100);
+  });
+
+  it('maps the columns of a result file by their names, whatever their order', async () => {
+    await scores(87);
+    const deps = env.deps({ writeback: [update] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-update' });
+    const pushed = await pushWriteback(deps, { runId, task: 'Lead-update' });
+    expect(pushed.status).toBe('bulk-pending');
+    const { rows: planned } = await env.pool.query<{ key: string; score: string }>(
+      `SELECT key, payload->>'LeadScore__c' AS score FROM roundtrip.writeback_plans WHERE run_id = $1 ORDER BY seq`,
+      [runId],
+    );
+    const refused = new Set([ids[0], ids[100]]);
+    // Salesforce's own columns after the sent ones, the sent ones in the job's order.
+    const files: Record<string, string> = {
+      successfulResults:
+        '"Id","LeadScore__c","sf__Created","sf__Id"\n' +
+        planned
+          .filter((p) => !refused.has(p.key))
+          .map((p) => `"${p.key}","${p.score}","false","${p.key}"\n`)
+          .join(''),
+      failedResults:
+        'Id,LeadScore__c,sf__Error\n' +
+        planned
+          .filter((p) => refused.has(p.key))
+          .map((p) => `${p.key},${p.score},"ENTITY_IS_DELETED:entity is deleted:--"\n`)
+          .join(''),
+    };
+    env.sf.calls.clear();
+    const final = await untilCollected(
+      env,
+      { ...deps, salesforce: resultsAnsweredBy((which) => new Response(files[which]).body!) },
+      pushed,
+    );
+
+    expect(final).toMatchObject({ status: 'collected', succeeded: LEADS - 2, failed: 2 });
+    // Every record was matched to its line: none is sent again.
+    expect(env.sf.calls.count({ write: true })).toBe(0);
+    expect((await errorsOf(env, runId)).map((e) => [e.key, e.code])).toEqual(
+      [
+        [ids[0], 'ENTITY_IS_DELETED'],
+        [ids[100], 'ENTITY_IS_DELETED'],
+      ].sort(),
+    );
+    const { rows } = await env.pool.query(
+      `SELECT status, count(*)::int AS n, count(*) FILTER (WHERE salesforce_id = key)::int AS with_id
+         FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
+      [runId],
+    );
+    expect(rows).toEqual([
+      { status: 'failed', n: 2, with_id: 2 },
+      { status: 'succeeded', n: LEADS - 2, with_id: LEADS - 2 },
+    ]);
   });
 
   it('a completed job without a result line for a record: an update sends it again, in this run', async () => {
