@@ -12,7 +12,7 @@ import {
   StartExecutionCommand,
   type HistoryEvent,
 } from '@aws-sdk/client-sfn';
-import { RunInput, problemsOf } from '../../lambdas/core/contracts';
+import { RUN_ID_PATTERN, RunInput, problemsOf } from '../../lambdas/core/contracts';
 import { AWS_API_TIMEOUTS } from '../../lambdas/shared/aws-timeouts';
 import {
   EXIT,
@@ -139,6 +139,14 @@ export const start: Command = async (argv) => {
       `--input ${inputText}: ${problemsOf(checked.error)} (the input takes ${Object.keys(RunInput.shape).join(', ')}: docs/deploy.md, "Start a run from the console")`,
     );
   }
+  // The execution name is the run id (`$$.Execution.Name`): Step Functions takes names Prepare
+  // refuses (`nightly.backfill`), and such a run would fail before it is recorded in roundtrip.runs.
+  const givenName = values.name;
+  if (typeof givenName === 'string' && !RUN_ID_PATTERN.test(givenName)) {
+    throw new UsageError(
+      `--name must be 1 to 80 letters, digits, "-" or "_" (it becomes the run id), got ${JSON.stringify(givenName)}`,
+    );
+  }
   const pollMs =
     wholeNumberOption(
       'poll-seconds',
@@ -152,8 +160,8 @@ export const start: Command = async (argv) => {
   const client = new SFNClient({ ...(region ? { region } : {}), requestHandler: AWS_API_TIMEOUTS });
   try {
     const name =
-      typeof values.name === 'string'
-        ? values.name
+      typeof givenName === 'string'
+        ? givenName
         : `cli-${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`;
     const started = await client
       .send(new StartExecutionCommand({ stateMachineArn: arn, name, input: inputText }))

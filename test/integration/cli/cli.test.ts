@@ -2417,6 +2417,17 @@ describe('the roundtrip CLI', () => {
         'roundtrip start: --input []: Invalid input: expected object, received array (the input takes dryRun',
       ),
     });
+    // The execution name is the run id: one Prepare would refuse (a '.') is refused before any
+    // execution is started, which would fail without ever being recorded in roundtrip.runs.
+    for (const name of ['nightly.backfill', 'x'.repeat(81), '']) {
+      const refused = await cli(['start', '--state-machine-arn', arn, '--name', name]);
+      expect(refused).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining(
+          `roundtrip start: --name must be 1 to 80 letters, digits, "-" or "_" (it becomes the run id), got ${JSON.stringify(name)}`,
+        ),
+      });
+    }
   });
 
   it('refuses, as cdk synth does, a config only a deployment rejects: exit 2, by file and path, before any secret', async () => {
