@@ -323,10 +323,25 @@ interface WarningsLeft {
   count: number;
 }
 
-/** What {@link runTransform} did. */
+/**
+ * What one file did, as the Transform step's output says it: {@link TransformFileResult} without
+ * `rowCounts`. The output is carried in the execution's state (256 KiB at most, past which the run
+ * fails with States.DataLimitExceeded, unreported): one number per statement passed it for a
+ * transform of some 130,000 statements, where this stays the same size whatever a file holds. The
+ * counts are kept in the run's summary (`roundtrip.runs.summary.transform.files[].rowCounts`).
+ */
+export type TransformFileOutput = Omit<TransformFileResult, 'rowCounts'>;
+
+/** The Transform step's output for one file: its result without `rowCounts` ({@link TransformFileOutput}). */
+function transformFileOutput(result: TransformFileResult): TransformFileOutput {
+  const { rowCounts: _kept, ...output } = result;
+  return output;
+}
+
+/** What {@link runTransform} did: the Transform step's output. */
 export interface TransformResult {
   readonly runId: string;
-  readonly files: readonly TransformFileResult[];
+  readonly files: readonly TransformFileOutput[];
   readonly durationMs: number;
 }
 
@@ -1072,7 +1087,8 @@ async function inTransformTransaction<T>(
 /**
  * Runs the config's transform files in order in one transaction (its search_path `postgres.schema`,
  * then public: {@link useConfiguredSchema}) and records, per file, the
- * statements run and their row counts in the run's summary (`summary.transform`). A failing
+ * statements run and their row counts in the run's summary (`summary.transform`); answers each
+ * file's totals without the counts ({@link TransformFileOutput}), the step's output. A failing
  * statement rolls back every file and throws a {@link TransformError}; so does, before any file
  * runs, a statement that would control the transaction (`BEGIN`, `COMMIT`, …). A file that cannot
  * be read is a {@link TerminalError} naming it. Idempotent: a retry runs the same SQL on the same inputs.
@@ -1112,7 +1128,8 @@ export async function runTransform(
   }).catch(async (err: unknown) => {
     throw err instanceof TransformError ? await withRetypedColumns(deps, input.runId, err, sources) : err;
   });
-  return { runId: input.runId, files, durationMs: Date.now() - started };
+  // Each file's statements and rows: the counts of each statement are in the run's summary only.
+  return { runId: input.runId, files: files.map(transformFileOutput), durationMs: Date.now() - started };
 }
 
 /** A column of the copy that the run's Salesforce extract retyped (`retypedColumns` of its output). */

@@ -432,11 +432,10 @@ describe('progressPrinter', () => {
         runId: 'r',
         durationMs: 5,
         files: [
-          { file: '/p/transforms/01_a.sql', statements: 1, rowCounts: [2], rows: 2, durationMs: 1 },
+          { file: '/p/transforms/01_a.sql', statements: 1, rows: 2, durationMs: 1 },
           {
             file: '/p/transforms/02_b.sql',
             statements: 2,
-            rowCounts: [0, 0],
             rows: 0,
             durationMs: 1,
             warnings: [{ line: 5, message: 'only 3 scores; in the DO block, line 5 at RAISE' }],
@@ -456,7 +455,6 @@ describe('progressPrinter', () => {
     const file = (name: string) => ({
       file: name,
       statements: 1,
-      rowCounts: [0],
       rows: 0,
       durationMs: 1,
       warnings: [{ line: 1, message: 'no rows' }],
