@@ -100,3 +100,24 @@ describe('splitSqlStatements: what psql reads differently', () => {
     ]);
   });
 });
+
+describe('splitSqlStatements: a generated script of many statements', () => {
+  it('gives each statement its own line, counted on from the one before (comments, blank lines and several statements a line between them)', () => {
+    const parts: string[] = [];
+    const expected: { text: string; line: number }[] = [];
+    let line = 1;
+    for (let i = 0; i < 5_000; i += 1) {
+      if (i % 3 === 0) {
+        parts.push(`-- row ${i}\n\nINSERT INTO t VALUES (${i}); INSERT INTO t VALUES (-${i});\n`);
+        expected.push({ text: `INSERT INTO t VALUES (${i})`, line: line + 2 });
+        expected.push({ text: `INSERT INTO t VALUES (-${i})`, line: line + 2 });
+        line += 3;
+      } else {
+        parts.push(`INSERT INTO t\n  VALUES (${i});\n`);
+        expected.push({ text: `INSERT INTO t\n  VALUES (${i})`, line });
+        line += 2;
+      }
+    }
+    expect(splitSqlStatements(parts.join(''))).toEqual(expected);
+  });
+});
