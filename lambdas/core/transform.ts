@@ -1127,7 +1127,8 @@ export async function runTransform(
       options.timeLeft ?? UNBOUNDED_TIME,
       { pool: deps.pg, everyMs: options.lockWaitCheckMs ?? LOCK_WAIT_CHECK_MS },
       logger,
-      (result) => logger.info('Transform file ran', { ...result }),
+      // Each file's totals: one count a statement could pass a log event's size (256 KiB in CloudWatch).
+      (result) => logger.info('Transform file ran', { ...transformFileOutput(result) }),
     );
     await mergeRunSummary(client, input.runId, ['transform'], {
       files: ran,
@@ -1238,7 +1239,7 @@ export async function tryTransform<T>(
       UNBOUNDED_TIME,
       { pool: deps.pg, everyMs: options.lockWaitCheckMs ?? LOCK_WAIT_CHECK_MS },
       logger,
-      (result) => logger.info('Transform file ran (to be rolled back)', { ...result }),
+      (result) => logger.info('Transform file ran (to be rolled back)', { ...transformFileOutput(result) }),
     );
     const durationMs = Date.now() - started;
     return { files, durationMs, inspected: await inspect(client) };

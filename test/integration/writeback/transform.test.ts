@@ -590,6 +590,19 @@ describe('runTransform', () => {
       ['info', 1, 'table "never_made" does not exist, skipping'],
       ['warn', 5, warnings[0]?.message],
     ]);
+    // A file's log line gives its totals, not one count a statement (a log event has a size limit).
+    expect(
+      logger.records
+        .filter((r) => r.message === 'Transform file ran')
+        .map((r) => [
+          path.basename(String(r.attributes.file)),
+          r.attributes.statements,
+          r.attributes.rowCounts,
+        ]),
+    ).toEqual([
+      ['01_scores.sql', 3, undefined],
+      ['20_warns.sql', 3, undefined],
+    ]);
   });
 
   it('runs a SQL-standard function body (BEGIN ATOMIC … END) as one statement, not as an END', async () => {
