@@ -391,7 +391,14 @@ export const validate: Command = async (argv) => {
                 : unread
                   ? `; ${keyNotExtractedNote(taskName(task), { field: unread.field, extract: extractConfigPath(config, unread.extract), mode: task.mode })}`
                   : '';
-            return `${task.object} ${task.mode} ${writebackKeyText(task)}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable${note}${renamed ? `; mind: ${renamed}` : ''}`;
+            // An upsert need not map what a new record needs (a row that updates needs none), but
+            // each row it would create without it is refused: said, as the plan cannot always tell.
+            const required = mapping.unmappedRequired;
+            const creates =
+              required.length > 0
+                ? `; mind: an upsert creates a record for a key ${mapping.object} has none of, and a new ${mapping.object} needs ${required.join(', ')} (required: not nillable, no default), which ${configPath}.fields does not map: each such row is refused (REQUIRED_FIELD_MISSING, by the plan when the extracted copy shows the key has no record, else by Salesforce). Map ${required.length === 1 ? 'it' : 'them'} if the source can hold keys new to Salesforce`
+                : '';
+            return `${task.object} ${task.mode} ${writebackKeyText(task)}: ${mapping.fields.map((f) => f.field.name).join(', ')} writable${note}${creates}${renamed ? `; mind: ${renamed}` : ''}`;
           });
         }
       }
