@@ -190,7 +190,8 @@ function writebackKeys(config: Raw): ConfigIssue[] {
 /**
  * A workgroup the stack creates enforces its own result location, cannot be `primary` (every
  * account has one) and lives in this account, so it does not go with a cross-account role; nor
- * does a results key, which only that role can be allowed to use.
+ * does a results key, which only that role can be allowed to use, nor the tables, data locations
+ * and data keys the stack would grant in this account.
  */
 function athenaWorkgroup(config: Raw): ConfigIssue[] {
   const athena = config.athena;
@@ -229,6 +230,21 @@ function athenaWorkgroup(config: Raw): ConfigIssue[] {
     issues.push({
       path: 'athena.resultsKmsKeyArn',
       message: `expected nothing with "roleArn" (the queries run as that role, which is the one to be allowed the key, in its own account), got ${describeValue(athena.resultsKmsKeyArn)}`,
+    });
+  }
+  // The stack grants the tables and the data locations to this account's roles (the state
+  // machine's); with a cross-account role it grants nothing in this account, so they would be
+  // dropped without a word while the config seemed to narrow what the queries may read.
+  if (Array.isArray(athena.tables) && typeof athena.roleArn === 'string') {
+    issues.push({
+      path: 'athena.tables',
+      message: `expected nothing with "roleArn" (the queries read the Glue tables as that role, whose own policy in the other account names what it may read; the stack grants nothing in this account), got ${athena.tables.map((table: unknown) => describeValue(table)).join(', ')}`,
+    });
+  }
+  if (Array.isArray(athena.dataLocations) && typeof athena.roleArn === 'string') {
+    issues.push({
+      path: 'athena.dataLocations',
+      message: `expected nothing with "roleArn" (the queries read the data as that role, whose own policy in the other account names what it may read; the stack grants nothing in this account), got ${athena.dataLocations.map((location: unknown) => describeValue(location)).join(', ')}`,
     });
   }
   if (Array.isArray(athena.dataKmsKeyArns) && typeof athena.roleArn === 'string') {

@@ -779,6 +779,34 @@ describe('PipelineStack', () => {
       template.resourceCountIs('AWS::Athena::WorkGroup', 0);
     });
 
+    // The stack grants a cross-account role nothing in this account: athena.tables and
+    // athena.dataLocations, which narrow the Glue and S3 grants of the state machine, would be
+    // dropped without a word (the role's own policy, in the other account, decides what it reads).
+    it('refuses Glue tables and data locations with the cross-account role, which the stack would not grant', () => {
+      const athena = {
+        database: 'marketing',
+        workgroup: 'lake',
+        roleArn: 'arn:aws:iam::210987654321:role/lake-reader',
+      };
+      const { stack, template } = synthPipeline(fullConfig({ athena }));
+      const smActions = roleStatements(template, roleId(stack, stack.stateMachine.role)).flatMap(actionsOf);
+      expect(smActions.filter((a) => /^(glue|s3):/.test(a))).toEqual([]);
+      let error: unknown;
+      try {
+        fullConfig({
+          athena: { ...athena, tables: ['customers'], dataLocations: ['s3://data-lake/customers/'] },
+        });
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).issues.map((i) => i.path)).toEqual([
+        'athena.tables',
+        'athena.dataLocations',
+      ]);
+      expect((error as ConfigError).issues[0]?.message).toMatch(/^expected nothing with "roleArn"/);
+    });
+
     // With results paged through the API too: GetQueryResults reads the result file with the
     // caller's own S3 permissions (Athena API reference, GetQueryResults), and Athena writes it
     // with the state machine's: without the location neither can be granted.

@@ -391,6 +391,26 @@ describe('deployment options of the pipeline config', () => {
         ),
       ],
     ],
+    [
+      'tables and data locations with a cross-account role, which the stack would grant nothing of',
+      (c) =>
+        (c.athena = {
+          database: 'marketing',
+          roleArn: 'arn:aws:iam::210987654321:role/lake-reader',
+          tables: ['customers'],
+          dataLocations: ['s3://data-lake/customers/'],
+        }),
+      [
+        issue(
+          'athena.tables',
+          'expected nothing with "roleArn" (the queries read the Glue tables as that role, whose own policy in the other account names what it may read; the stack grants nothing in this account), got "customers"',
+        ),
+        issue(
+          'athena.dataLocations',
+          'expected nothing with "roleArn" (the queries read the data as that role, whose own policy in the other account names what it may read; the stack grants nothing in this account), got "s3://data-lake/customers/"',
+        ),
+      ],
+    ],
   ];
 
   it.each(cases)('refuses %s', (_title, breakIt, expected) => {
