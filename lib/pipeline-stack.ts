@@ -560,6 +560,17 @@ export class PipelineStack extends Stack {
       });
       smRole.addToPrincipalPolicy(assume);
       loadRole.addToPrincipalPolicy(assume);
+      // The role in the other account must trust these two (its trust policy names the principals
+      // that may assume it), and their names are made by CloudFormation: without them in the
+      // outputs, `cdk deploy` gave nothing to put there, and every query failed on AssumeRole.
+      new CfnOutput(this, 'AthenaStateMachineRoleArn', {
+        description: `Runs the Athena queries as ${athena.roleArn}: that role's trust policy must allow it sts:AssumeRole`,
+        value: smRole.roleArn,
+      });
+      new CfnOutput(this, 'AthenaLoadRoleArn', {
+        description: `Reads the Athena results as ${athena.roleArn}: that role's trust policy must allow it sts:AssumeRole`,
+        value: loadRole.roleArn,
+      });
       return;
     }
     const workgroupArn = this.formatArn({

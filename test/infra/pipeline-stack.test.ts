@@ -777,6 +777,14 @@ describe('PipelineStack', () => {
         expect(actions.filter((a) => /^(athena|glue|s3|lakeformation):/.test(a))).toEqual([]);
       }
       template.resourceCountIs('AWS::Athena::WorkGroup', 0);
+      // The role in the other account must trust exactly these two: the stack names them.
+      const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+      expect(outputs.AthenaStateMachineRoleArn?.Value).toEqual({
+        'Fn::GetAtt': [roleId(stack, stack.stateMachine.role), 'Arn'],
+      });
+      expect(outputs.AthenaLoadRoleArn?.Value).toEqual({
+        'Fn::GetAtt': [roleId(stack, stack.stepFunction('loadAthena').role), 'Arn'],
+      });
     });
 
     // The stack grants a cross-account role nothing in this account: athena.tables and
