@@ -112,6 +112,9 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
   return { bucket: match[1], prefix: match[2] ?? '' };
 }
 
+/** The account's own Glue Data Catalog as Athena names it: the only catalog the stack grants. */
+export const DEFAULT_ATHENA_CATALOG = 'AwsDataCatalog';
+
 /** A secret's complete ARN: its name followed by `-` and the six characters Secrets Manager added. */
 const COMPLETE_SECRET_ARN = /:secret:.+-[A-Za-z0-9]{6}$/;
 
@@ -122,7 +125,8 @@ const COMPLETE_SECRET_ARN = /:secret:.+-[A-Za-z0-9]{6}$/;
  * caller's own `s3:GetObject` (Athena API reference, GetQueryResults), so the location is needed
  * with `results: 'api'` as with `'s3'`: without it the roles would get S3 on nothing (every
  * query and every load failing with AccessDenied) or on everything. A secret ARN without its
- * suffix matches no secret. A PostgreSQL CA bundle that does not exist cannot be copied into the
+ * suffix matches no secret. An Athena catalog other than the account's own Glue Data Catalog
+ * cannot be granted without a cross-account role. A PostgreSQL CA bundle that does not exist cannot be copied into the
  * functions, and one that holds no PEM certificate (or one that cannot be parsed) would fail
  * every connection.
  */
@@ -134,6 +138,21 @@ export function deploymentIssues(config: PipelineConfig): ConfigIssue[] {
     issues.push({
       path: 'athena.outputLocation',
       message: `expected the result location of workgroup "${athena.workgroup}" (s3://bucket/prefix/), so that the state machine can be allowed to write exactly it and the Athena load to read it, got nothing (or set "createWorkgroup": true)`,
+    });
+  }
+  // The stack grants the queries Glue reads in this account's own Data Catalog (grantAthena).
+  // Another catalog is another account's Glue catalog or a federated one (a Lambda connector, its
+  // spill bucket), which would need grants in that account or on that connector: the queries would
+  // be denied on every run. A cross-account role brings its own permissions.
+  if (
+    athena &&
+    readsAthena &&
+    !athena.roleArn &&
+    athena.catalog.toLowerCase() !== DEFAULT_ATHENA_CATALOG.toLowerCase()
+  ) {
+    issues.push({
+      path: 'athena.catalog',
+      message: `expected "${DEFAULT_ATHENA_CATALOG}" (this account's Glue Data Catalog, whose database and tables the stack allows the queries to read) unless "roleArn" names a role that may query catalog "${athena.catalog}", got "${athena.catalog}": the stack grants nothing of another account's Glue catalog or of a federated catalog's connector, so every query would be denied`,
     });
   }
   // A secret given by ARN is granted as written: an ARN without the six characters Secrets

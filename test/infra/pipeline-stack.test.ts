@@ -842,6 +842,36 @@ describe('PipelineStack', () => {
       },
     );
 
+    // The Glue reads are granted in this account's own Data Catalog: a query through another
+    // catalog (another account's Glue catalog, a federated connector) would be denied every run.
+    it('refuses an Athena catalog it cannot grant, unless a cross-account role queries it', () => {
+      const base = fullConfig();
+      const athena = { ...base.athena!, catalog: 'partner_lake' };
+      expect(deploymentIssues({ ...base, athena })).toEqual([
+        {
+          path: 'athena.catalog',
+          message:
+            'expected "AwsDataCatalog" (this account\'s Glue Data Catalog, whose database and tables the stack allows the queries to read) unless "roleArn" names a role that may query catalog "partner_lake", got "partner_lake": the stack grants nothing of another account\'s Glue catalog or of a federated catalog\'s connector, so every query would be denied',
+        },
+      ]);
+      expect(() => new PipelineStack(newApp(), 'x', { config: { ...base, athena } })).toThrow(ConfigError);
+      // The account's catalog in any case, and any catalog through the role, are accepted.
+      expect(deploymentIssues({ ...base, athena: { ...athena, catalog: 'awsdatacatalog' } })).toEqual([]);
+      const viaRole = {
+        database: 'marketing',
+        workgroup: 'lake',
+        catalog: 'partner_lake',
+        results: 's3' as const,
+        queryTimeoutMinutes: 32,
+        roleArn: 'arn:aws:iam::210987654321:role/lake-reader',
+      };
+      expect(deploymentIssues({ ...base, athena: viaRole })).toEqual([]);
+      // Without an Athena extract the section is not granted at all.
+      expect(
+        deploymentIssues({ ...base, athena, extract: base.extract.filter((t) => t.from !== 'athena') }),
+      ).toEqual([]);
+    });
+
     it('refuses a PostgreSQL CA bundle that does not exist, naming the option, before bundling copies it', () => {
       const base = fullConfig();
       const missing = 'certs/no-such-bundle.pem';
