@@ -22,12 +22,13 @@ import type { Pool } from 'pg';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../emulators/postgres/embedded';
 import { createPool, migrate } from '../lambdas/connectors/postgres';
 import { PRUNE_BATCH_ROWS, pruneRunDetails, type PrunedDetails } from '../lambdas/core/writeback/report';
+import { PIPELINE_STEPS } from '../statemachine/definition';
 import { option } from './_common';
 
 const PIPELINE = 'bench';
 const TASK = 'Lead-score';
 /** The Report Lambda's timeout (statemachine/definition.ts PIPELINE_STEPS.report). */
-const REPORT_LAMBDA_MS = 120_000;
+const REPORT_LAMBDA_MS = PIPELINE_STEPS.report.timeoutSeconds * 1000;
 const DAY = 86_400_000;
 
 function log(message: string): void {

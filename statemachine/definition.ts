@@ -130,7 +130,12 @@ export const PIPELINE_STEPS = {
   report: {
     handler: 'report',
     functionSuffix: 'report',
-    timeoutSeconds: 120,
+    // Not 120: every step reads the PostgreSQL secret (and a proxy's), which a Secrets Manager that
+    // hangs fails named (TimeoutError, retried) only after the SDK's three sends of 35 s each; the
+    // Report may also wait a minute for the migration lock and ten seconds for SNS. A shorter Lambda
+    // ends first with Sandbox.Timedout, which names no call and is not retried. The prune of old
+    // runs' details works within the time left, whatever it is.
+    timeoutSeconds: 300,
     memoryMb: 256,
     salesforce: false,
   },

@@ -31,7 +31,12 @@ import {
   type TaskBinding,
 } from '../../statemachine/definition';
 import { ATHENA_MAX_QUERIES_PER_TASK } from '../../lambdas/connectors/athena/tokens';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GET_ATTEMPTS } from '../../lambdas/connectors/salesforce/calls';
+import { POOL_DEFAULTS } from '../../lambdas/connectors/postgres/pool';
+import { DEFAULT_MIGRATION_LOCK_TIMEOUT_MS } from '../../lambdas/connectors/postgres/migrations';
+import { AWS_API_TIMEOUTS } from '../../lambdas/handlers/deps';
+import { SNS_MAX_ATTEMPTS, SNS_TIMEOUTS } from '../../lambdas/handlers/sns-deps';
 import { DEFAULT_SALESFORCE_TIMEOUTS } from '../../lambdas/connectors/salesforce/connector';
 import {
   RUN_TIMEOUT_HOURS,
@@ -371,6 +376,33 @@ describe('the state machine definition', () => {
       expect({ step, outlivesAHungGet: PIPELINE_STEPS[step].timeoutSeconds > hungGetSeconds }).toEqual({
         step,
         outlivesAHungGet: true,
+      });
+    }
+  });
+
+  it('gives every step the time for a hung Secrets Manager, PostgreSQL or SNS call to fail by its own limits, named and retried, before its Lambda ends', async () => {
+    // Every step reads the PostgreSQL secret and, behind a proxy with credentials, the proxy's
+    // (lambdas/handlers/deps.ts), each a GetSecretValue the SDK sends up to maxAttempts times, each
+    // given AWS_API_TIMEOUTS; then it connects to PostgreSQL. The Report may first migrate (a run
+    // that failed in Prepare), waiting for the migration lock, and publishes to SNS. A Lambda
+    // timeout shorter than that ends the step first with Sandbox.Timedout, which names nothing and
+    // (but for push and collect) is not retried: a Secrets Manager endpoint that hangs for a minute
+    // failed the Report of a run that had succeeded, for good, instead of its TimeoutError being
+    // retried by the state machine.
+    const client = new SecretsManagerClient({ region: 'eu-west-1', requestHandler: AWS_API_TIMEOUTS });
+    const attempts = await client.config.maxAttempts();
+    client.destroy();
+    const hungSecretSeconds =
+      (attempts * (AWS_API_TIMEOUTS.connectionTimeout + AWS_API_TIMEOUTS.requestTimeout)) / 1000;
+    const common = 2 * hungSecretSeconds + POOL_DEFAULTS.connectionTimeoutMillis / 1000;
+    const report =
+      DEFAULT_MIGRATION_LOCK_TIMEOUT_MS / 1000 +
+      (SNS_MAX_ATTEMPTS * (SNS_TIMEOUTS.connectionTimeout + SNS_TIMEOUTS.requestTimeout)) / 1000;
+    for (const step of STEP_KEYS) {
+      const needs = common + (step === 'report' ? report : 0);
+      expect({ step, outlivesHungCalls: PIPELINE_STEPS[step].timeoutSeconds > needs }).toEqual({
+        step,
+        outlivesHungCalls: true,
       });
     }
   });
