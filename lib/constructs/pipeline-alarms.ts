@@ -42,6 +42,14 @@ export const RUN_METRIC_PERIOD = Duration.hours(1);
  */
 export const NOTIFICATIONS_FAILED_ALARM_HOLD = Duration.hours(24);
 
+/**
+ * A rate as the percentage it is written as: `0.07` is `7`, not the `7.000000000000001` that
+ * `0.07 * 100` gives in floating point (12 significant digits are more than any rate written has).
+ */
+export function percentOf(rate: number): string {
+  return String(Number((rate * 100).toPrecision(12)));
+}
+
 /** An alarm's name: `roundtrip-<pipeline>-<key>` (`roundtrip-lead-scoring-ExecutionsFailed`). */
 export function alarmNameOf(pipeline: string, key: string): string {
   return `roundtrip-${pipeline}-${key}`;
@@ -117,7 +125,7 @@ export class PipelineAlarms extends Construct {
         key,
         new cloudwatch.Alarm(this, key, {
           alarmName: alarmNameOf(props.pipeline, key),
-          alarmDescription: `roundtrip ${props.pipeline}: Salesforce refused more than ${task.maxFailureRate * 100} % of the records of write-back ${task.name} (its maxFailureRate). The records are in roundtrip.writeback_errors.`,
+          alarmDescription: `roundtrip ${props.pipeline}: Salesforce refused more than ${percentOf(task.maxFailureRate)} % of the records of write-back ${task.name} (its maxFailureRate). The records are in roundtrip.writeback_errors.`,
           metric: new cloudwatch.MathExpression({
             expression: 'IF(written + failed > 0, failed / (written + failed), 0)',
             usingMetrics: {

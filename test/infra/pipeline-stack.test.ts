@@ -758,6 +758,25 @@ describe('PipelineStack', () => {
       template.resourceCountIs('AWS::SQS::Queue', 0);
     });
 
+    it("states each write-back's maxFailureRate in its alarm's description as the percentage written", () => {
+      const base = fullConfig();
+      const rates = [0.07, 0.29, 0.0125];
+      const { template } = synthPipeline({
+        ...base,
+        writeback: rates.map((maxFailureRate, i) => ({
+          ...base.writeback[0]!,
+          name: `Lead-${i}`,
+          maxFailureRate,
+        })),
+      });
+      const described = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
+        .map((a) => String((a.Properties as { AlarmDescription?: unknown }).AlarmDescription))
+        .filter((d) => d.includes('maxFailureRate'))
+        .map((d) => /more than (\S+) %/.exec(d)?.[1]);
+      // 0.07 × 100 is 7.000000000000001 in floating point, 0.29 × 100 28.999999999999996.
+      expect(described.sort()).toEqual(['1.25', '29', '7']);
+    });
+
     it('assumes the cross-account role for Athena instead of holding Athena, Glue or S3 permissions', () => {
       const base = fullConfig();
       const { stack, template } = synthPipeline({
