@@ -687,6 +687,7 @@ async function startExtract(
         includeDeleted: plan.includeDeleted,
         full,
         expectedRows: rows,
+        columns,
       }),
     );
   } catch (err) {
@@ -800,13 +801,8 @@ async function checkExtract(
     return { ...pending, attempt: poll, waitSeconds, apiCalls: await calls.record() };
   }
 
-  const describe = await describeTaskObject(
-    sf,
-    task.object,
-    `${extractConfigPath(deps.config, task)}.object`,
-  );
-  const { fields, deletedField } = resolveFields(task, describe.fields, extractConfigPath(deps.config, task));
-  const columns = columnsFor(task, describe, fields);
+  const { columns, deletedField } = await jobColumns(deps, ctx, pending, sf);
+  const fields = columns.map((c) => c.name);
   const deletes = deletesFor(task, deletedField, extractConfigPath(deps.config, task));
   return loadRows(deps, ctx, {
     runId: pending.runId,
@@ -823,4 +819,32 @@ async function checkExtract(
     jobId: pending.jobId,
     ...(job.createdDate ? { readStartedAt: job.createdDate } : {}),
   });
+}
+
+/**
+ * The columns a complete Bulk job's results load into: those the extract step typed from its
+ * describe and checkpointed with the job (its SOQL's fields, in order), so that the check makes no
+ * describe call of its own and loads what the job read even when the describe or the task's fields
+ * changed since. A job checkpointed without them (by an earlier version) is typed from a describe
+ * read now, as before.
+ */
+async function jobColumns(
+  deps: CoreDeps,
+  ctx: TaskContext,
+  pending: SalesforceExtractPending,
+  sf: SalesforceConnector,
+): Promise<{ columns: readonly PgColumn[]; deletedField: boolean }> {
+  const { task } = ctx;
+  const checkpoint = await withClient(deps.pg, (client) => readExtractJob(client, pending.runId, task.name));
+  if (checkpoint?.jobId === pending.jobId && checkpoint.columns !== undefined) {
+    const columns = checkpoint.columns;
+    return { columns, deletedField: columns.some((c) => c.name === DELETED_FIELD) };
+  }
+  const describe = await describeTaskObject(
+    sf,
+    task.object,
+    `${extractConfigPath(deps.config, task)}.object`,
+  );
+  const { fields, deletedField } = resolveFields(task, describe.fields, extractConfigPath(deps.config, task));
+  return { columns: columnsFor(task, describe, fields), deletedField };
 }

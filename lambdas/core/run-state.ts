@@ -7,7 +7,13 @@
  * the step's transaction.
  */
 import type { ClientBase } from 'pg';
-import { quoteIdent, quoteQualified, readWatermark, type ExtractWatermark } from '../connectors/postgres';
+import {
+  quoteIdent,
+  quoteQualified,
+  readWatermark,
+  type ExtractWatermark,
+  type PgColumn,
+} from '../connectors/postgres';
 import { TerminalError } from '../shared/errors';
 import type { PipelineConfig } from '../config';
 import { splitTableName, type RunProcess, type RunProcesses } from './deps';
@@ -548,6 +554,12 @@ export interface ExtractJobCheckpoint {
   readonly full: boolean;
   /** The `COUNT()` taken before the job was created. */
   readonly expectedRows: number;
+  /**
+   * The columns the job's results load into, typed from the describe read before it was created
+   * (its SOQL's fields, in order): the check step loads with them, without describing again.
+   * Undefined for a job checkpointed by a version that did not store them.
+   */
+  readonly columns: readonly PgColumn[] | undefined;
   readonly createdAt: Date;
   /** When the job's results were loaded (in the load's transaction); undefined until then. */
   readonly loadedAt: Date | undefined;
@@ -565,11 +577,15 @@ export async function readExtractJob(
     include_deleted: boolean;
     full_read: boolean;
     expected_rows: string;
+    columns: unknown;
     created_at: Date;
     loaded_at: Date | null;
   }>(
-    `SELECT job_id, soql, include_deleted, full_read, expected_rows, created_at, loaded_at
-       FROM roundtrip.extract_jobs WHERE run_id = $1 AND task = $2`,
+    // `columns` read through the row's JSON: NULL, not an error, in a schema before version 15 (a
+    // run Prepare started, and migrated, before a deploy of this version).
+    `SELECT job_id, soql, include_deleted, full_read, expected_rows, to_jsonb(j) -> 'columns' AS columns,
+            created_at, loaded_at
+       FROM roundtrip.extract_jobs AS j WHERE run_id = $1 AND task = $2`,
     [runId, task],
   );
   const row = rows[0];
@@ -580,9 +596,26 @@ export async function readExtractJob(
     includeDeleted: row.include_deleted,
     full: row.full_read,
     expectedRows: Number(row.expected_rows),
+    columns: checkpointedColumns(row.columns),
     createdAt: row.created_at,
     loadedAt: row.loaded_at ?? undefined,
   };
+}
+
+/**
+ * The columns stored with a checkpoint, or undefined when there are none or they are not a list of
+ * `{name, pgType, nullable}` (then the check step describes the object, as before they were stored).
+ */
+function checkpointedColumns(value: unknown): PgColumn[] | undefined {
+  if (!Array.isArray(value) || value.length === 0) return undefined;
+  const columns: PgColumn[] = [];
+  for (const c of value as unknown[]) {
+    const { name, pgType, nullable } = (c ?? {}) as Record<string, unknown>;
+    if (typeof name !== 'string' || typeof pgType !== 'string' || typeof nullable !== 'boolean')
+      return undefined;
+    columns.push({ name, pgType, nullable });
+  }
+  return columns;
 }
 
 /**
@@ -600,17 +633,31 @@ export async function checkpointExtractJob(
     includeDeleted: boolean;
     full: boolean;
     expectedRows: number;
+    /** The columns its results load into ({@link ExtractJobCheckpoint.columns}). */
+    columns: readonly PgColumn[];
   },
 ): Promise<void> {
-  const { rowCount } = await client.query(
-    `INSERT INTO roundtrip.extract_jobs (run_id, task, job_id, soql, include_deleted, full_read, expected_rows)
-     SELECT run_id, $2, $3, $4, $5, $6, $7 FROM roundtrip.runs WHERE run_id = $1
-     ON CONFLICT (run_id, task) DO UPDATE
-        SET job_id = EXCLUDED.job_id, soql = EXCLUDED.soql, include_deleted = EXCLUDED.include_deleted,
-            full_read = EXCLUDED.full_read, expected_rows = EXCLUDED.expected_rows,
-            created_at = now(), loaded_at = NULL`,
-    [job.runId, job.task, job.jobId, job.soql, job.includeDeleted, job.full, job.expectedRows],
-  );
+  const columns = job.columns.map(({ name, pgType, nullable }) => ({ name, pgType, nullable }));
+  const params = [job.runId, job.task, job.jobId, job.soql, job.includeDeleted, job.full, job.expectedRows];
+  const upsert = (withColumns: boolean): Promise<{ rowCount: number | null }> =>
+    client.query(
+      `INSERT INTO roundtrip.extract_jobs (run_id, task, job_id, soql, include_deleted, full_read, expected_rows${withColumns ? ', columns' : ''})
+       SELECT run_id, $2, $3, $4, $5, $6, $7${withColumns ? ', $8::jsonb' : ''} FROM roundtrip.runs WHERE run_id = $1
+       ON CONFLICT (run_id, task) DO UPDATE
+          SET job_id = EXCLUDED.job_id, soql = EXCLUDED.soql, include_deleted = EXCLUDED.include_deleted,
+              full_read = EXCLUDED.full_read, expected_rows = EXCLUDED.expected_rows,${withColumns ? ' columns = EXCLUDED.columns,' : ''}
+              created_at = now(), loaded_at = NULL`,
+      withColumns ? [...params, JSON.stringify(columns)] : params,
+    );
+  let rowCount: number | null;
+  try {
+    ({ rowCount } = await upsert(true));
+  } catch (err) {
+    // A schema before version 15 (this run's Prepare migrated before a deploy of this version):
+    // the job is checkpointed without its columns, and its check describes the object.
+    if ((err as { code?: unknown } | null)?.code !== '42703') throw err;
+    ({ rowCount } = await upsert(false));
+  }
   if (!rowCount) {
     throw new TerminalError(
       `Run ${job.runId} is not recorded in roundtrip.runs: a run starts with the Prepare step`,

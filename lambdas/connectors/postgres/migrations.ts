@@ -454,6 +454,18 @@ CREATE TABLE roundtrip.table_owners (
 );
 `;
 
+/**
+ * Version 15: `extract_jobs.columns`, the columns a Bulk query job's results load into (name,
+ * PostgreSQL type, nullability), as the extract step typed them from the describe it read before
+ * creating the job. The check step that loads the results takes them from here instead of
+ * describing the object again: one API call less per Bulk extract, and the load matches the job's
+ * own SOQL even when the describe or the task's fields changed while the job ran. NULL for a job
+ * checkpointed before this version: its check describes the object as before.
+ */
+const V15_EXTRACT_JOB_COLUMNS = `
+ALTER TABLE roundtrip.extract_jobs ADD COLUMN columns jsonb;
+`;
+
 /** The migrations of the state schema, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'state tables: runs, extract_state, sync_state, writeback_*', sql: V1_STATE_TABLES },
@@ -513,6 +525,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 14,
     name: 'table_owners: an extract table belongs to one pipeline, and never to none',
     sql: V14_TABLE_OWNERS,
+  },
+  {
+    version: 15,
+    name: "extract_jobs.columns: a Bulk extract's check loads without describing again",
+    sql: V15_EXTRACT_JOB_COLUMNS,
   },
 ];
 
