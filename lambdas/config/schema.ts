@@ -420,7 +420,9 @@ const salesforceExtractFields = {
     .array(fieldName, { error: expected('a list of Salesforce field API names that includes "Id"') })
     .min(1)
     .superRefine((fields, ctx) => {
-      if (!fields.includes('Id')) {
+      // In any case, as every other field name (the extract matches them against the describe
+      // without case, as SOQL does): `id` is the object's Id.
+      if (!fields.some((f) => f.toLowerCase() === 'id')) {
         ctx.addIssue({
           code: 'custom',
           message: `expected a list of field API names that includes "Id", got ${describeValue(fields)}`,

@@ -877,6 +877,37 @@ describe('parseConfig', () => {
   });
 });
 
+describe('parseConfig: Salesforce extract fields', () => {
+  // Field names are matched without case (as SOQL does, and as the config's own check for a field
+  // listed twice does): "id" names the Id as "email" names Email. It was refused as a list
+  // without "Id".
+  it('takes the Id field in any case', () => {
+    const raw = valid();
+    Object.assign(at(raw.extract as Item[], 0), { fields: ['id', 'Email'] });
+    expect(parseConfig(raw).extract[0]).toMatchObject({ fields: ['id', 'Email'] });
+    Object.assign(at(raw.extract as Item[], 0), { fields: ['ID', 'Email'] });
+    expect(parseConfig(raw).extract[0]).toMatchObject({ fields: ['ID', 'Email'] });
+  });
+
+  it('still refuses a list without the Id field, and "Id" twice in two cases', () => {
+    const raw = valid();
+    Object.assign(at(raw.extract as Item[], 0), { fields: ['Email', 'Identifier__c'] });
+    expect(problems(raw)).toEqual([
+      issue(
+        'extract[0].fields',
+        'expected a list of field API names that includes "Id", got ["Email","Identifier__c"]',
+      ),
+    ]);
+    Object.assign(at(raw.extract as Item[], 0), { fields: ['Id', 'Email', 'id'] });
+    expect(problems(raw)).toEqual([
+      issue(
+        'extract[0].fields[2]',
+        'expected each field once, got "id" again (also at extract[0].fields[0])',
+      ),
+    ]);
+  });
+});
+
 describe('defineConfig', () => {
   it('returns the config it is given, unchanged', () => {
     const config: PipelineConfigInput = { name: 'x', postgres: { secret: 'pg' }, transform: ['a.sql'] };
