@@ -29,7 +29,7 @@
  * Evolving the table, the COPY, the swap or merge, the run's result and the staging drop are ONE
  * transaction: a failure leaves the table as it was.
  */
-import type { QueryExecution } from '@aws-sdk/client-athena';
+import type { ColumnInfo, QueryExecution } from '@aws-sdk/client-athena';
 import type { AthenaExtractTask, PipelineConfig } from '../config';
 import {
   AthenaQueryCancelled,
@@ -54,7 +54,7 @@ import {
   swapInTable,
   withTransaction,
 } from '../connectors/postgres';
-import type { AthenaColumnInfo } from '../connectors/postgres';
+import type { AthenaColumnInfo, PgColumn } from '../connectors/postgres';
 import { TerminalError } from '../shared/errors';
 import { listed } from '../shared/words';
 import {
@@ -216,6 +216,40 @@ function nulCharacterError(err: unknown, task: AthenaExtractTask, table: string)
     );
   }
   return undefined;
+}
+
+/**
+ * The COPY's error when a value of the result is not one PostgreSQL takes as its column's type
+ * (SQLSTATE class 22, data exception, located by COPY's context `COPY …, line n, column c: …`),
+ * told as the task's: the column, its Athena and PostgreSQL types, the line of the result file,
+ * PostgreSQL's reason and the way out in the query. Undefined for any other error. Athena answers
+ * values PostgreSQL's types refuse: a `date` or `timestamp` of the year 0 (Trino's calendar has
+ * one, PostgreSQL's goes from 1 BC to 1 AD) or past PostgreSQL's range, say. Without this the run's
+ * error named the staging table, not the task.
+ */
+function valueNotTakenError(
+  err: unknown,
+  task: AthenaExtractTask,
+  configPath: string,
+  columns: readonly PgColumn[],
+  athenaColumns: readonly ColumnInfo[],
+  table: string,
+): TerminalError | undefined {
+  const cause = (err as { cause?: unknown } | null)?.cause ?? err;
+  const { code, message, where } = (cause ?? {}) as Record<string, unknown>;
+  if (typeof code !== 'string' || !code.startsWith('22') || typeof where !== 'string') return undefined;
+  const located = /\bCOPY .*?, line (\d+), column (.*?): /s.exec(where);
+  if (!located) return undefined;
+  const [, line, name] = located;
+  const index = columns.findIndex((c) => c.name === name);
+  const column = columns[index];
+  if (!column) return undefined;
+  const athenaType = athenaColumns[index]?.Type;
+  return new TerminalError(
+    `Extract task ${task.name}: a value of column "${column.name}" (Athena ${athenaType ?? 'type unknown'}, loaded as ${column.pgType}) on line ${line} of the result file (counting its header line and the line breaks inside values) is not one PostgreSQL takes as ${column.pgType}: ${typeof message === 'string' ? message : String(code)} (SQLSTATE ${code}). ` +
+      `Change or leave out such values in the task's query (${configPath}.query), or load the column as text there (CAST(${quoteIdent(column.name)} AS VARCHAR)); the table ${table} was left as it was`,
+    { cause: err },
+  );
 }
 
 /**
@@ -401,6 +435,14 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
     }).catch((err: unknown) => {
       throw (
         nulCharacterError(err, task, `${schema}.${table}`) ??
+        valueNotTakenError(
+          err,
+          task,
+          extractConfigPath(deps.config, task),
+          columns,
+          result.columns,
+          `${schema}.${table}`,
+        ) ??
         resultFileRefusedError(err, task, deps.config.athena, result.outputLocation, `${schema}.${table}`) ??
         err
       );

@@ -257,4 +257,26 @@ describe('Athena results PostgreSQL cannot take as they are', () => {
     );
     expect(await h.rows('SELECT * FROM customer_notes ORDER BY id')).toEqual(before);
   });
+  it("refuses a value PostgreSQL does not take as its column's type (a date of the year 0), naming the task, the column, its types, the line and the fix", async () => {
+    const task = { from: 'athena', name: 'signups', table: 'customer_signups' } as const;
+    expect(
+      await extract({ ...task, query: "SELECT id, DATE '2024-03-01' AS signed_up_on FROM customers" }),
+    ).toBeUndefined();
+    const before = await h.rows('SELECT * FROM customer_signups ORDER BY id');
+    expect(before).toHaveLength(3);
+
+    // Trino's calendar has a year 0 (1 BC); PostgreSQL's goes from 1 BC to 1 AD and refuses it.
+    const error = await extract({
+      ...task,
+      query:
+        "SELECT id, CASE WHEN id = 2 THEN DATE '0000-01-01' ELSE DATE '2024-03-01' END AS signed_up_on FROM customers ORDER BY id",
+    });
+    expect(error).toBeInstanceOf(TerminalError);
+    expect(error?.message).toBe(
+      'Extract task signups: a value of column "signed_up_on" (Athena date, loaded as date) on line 3 of the result file (counting its header line and the line breaks inside values) ' +
+        'is not one PostgreSQL takes as date: date/time field value out of range: "0000-01-01" (SQLSTATE 22008). ' +
+        'Change or leave out such values in the task\'s query (extract[0].query), or load the column as text there (CAST("signed_up_on" AS VARCHAR)); the table public.customer_signups was left as it was',
+    );
+    expect(await h.rows('SELECT * FROM customer_signups ORDER BY id')).toEqual(before);
+  });
 });
