@@ -43,6 +43,11 @@ import {
 } from '../lambdas/config';
 import { ERROR_NAMES } from '../lambdas/shared/errors';
 import { ATHENA_MAX_QUERIES_PER_TASK } from '../lambdas/connectors/athena/tokens';
+import {
+  ATHENA_START_REFUSAL_PATTERNS,
+  athenaStartRefusedPrefix,
+  type AthenaStartRefusal,
+} from '../lambdas/connectors/athena/errors';
 import { RUN_TIMEOUT_HOURS } from '../lambdas/core/contracts';
 import { extractConfigPath } from '../lambdas/core/salesforce-read';
 
@@ -422,6 +427,9 @@ export function taskStateNames(task: string) {
     query: `${task} query`,
     queryFailed: `${task} query failed`,
     queryRefused: `${task} query refused`,
+    startRefused: `${task} refused`,
+    badWorkgroup: `${task} bad workgroup`,
+    badOutput: `${task} bad output`,
     stop: `${task} stop`,
     timedOut: `${task} timed out`,
     notStopped: `${task} not stopped`,
@@ -721,6 +729,38 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
     },
     resultPath: ERROR_PATH,
   });
+  // A start Athena refused as asked (InvalidRequestException) names the config path its message is
+  // about: the query (a syntax error), athena.outputLocation or athena.workgroup
+  // (ATHENA_START_REFUSAL_PATTERNS, which the local path reads too).
+  const refusedFor = (about: Exclude<AthenaStartRefusal, 'query'>, name: string): sfn.Pass =>
+    new sfn.Pass(b.scope, name, {
+      parameters: {
+        'Error.$': `${ERROR_PATH}.Error`,
+        'Cause.$': `States.Format('${formatLiteral(
+          athenaStartRefusedPrefix(
+            about,
+            task.name,
+            `${extractConfigPath(b.config, task)}.query`,
+            athena.workgroup,
+          ),
+        )}{}', ${ERROR_PATH}.Cause)`,
+      },
+      resultPath: ERROR_PATH,
+    });
+  const about = (which: AthenaStartRefusal): sfn.Condition =>
+    sfn.Condition.and(
+      sfn.Condition.isString(`${ERROR_PATH}.Cause`),
+      sfn.Condition.or(
+        ...(ATHENA_START_REFUSAL_PATTERNS.find((r) => r.about === which)?.patterns ?? []).map((p) =>
+          sfn.Condition.stringMatches(`${ERROR_PATH}.Cause`, p),
+        ),
+      ),
+    );
+  const startRefused = new sfn.Choice(b.scope, names.startRefused)
+    .when(about('query'), refused)
+    .when(about('outputLocation'), refusedFor('outputLocation', names.badOutput).next(failed))
+    .when(about('workgroup'), refusedFor('workgroup', names.badWorkgroup).next(failed))
+    .otherwise(refused);
   const queryFailed = new sfn.Choice(b.scope, names.queryFailed)
     .when(athenaRerunCondition(), requery.next(requeryWait).next(start))
     .otherwise(refused.next(failed));
@@ -762,10 +802,11 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
   notStopped.next(failed);
   // A query Athena refuses at its start (a syntax error: InvalidRequestException, MALFORMED_QUERY;
   // athena-wire.md, StartQueryExecution) never becomes an execution that fails: named by its task
-  // and config path all the same, as a query that ran and failed is.
+  // and config path all the same, as a query that ran and failed is; a start refused for the
+  // workgroup or the result location names that setting instead (startRefused).
   start
     .addRetry({ errors: [...TRANSIENT_ATHENA_ERRORS], ...TRANSIENT_RETRY })
-    .addCatch(refused, { errors: [ATHENA_INVALID_REQUEST], resultPath: ERROR_PATH })
+    .addCatch(startRefused, { errors: [ATHENA_INVALID_REQUEST], resultPath: ERROR_PATH })
     .addCatch(failed, { resultPath: ERROR_PATH });
   query
     .addRetry({ errors: [...TRANSIENT_ATHENA_ERRORS], ...TRANSIENT_RETRY })

@@ -35,6 +35,8 @@ import {
   AthenaQueryCancelled,
   AthenaQueryFailed,
   AthenaRetryableQueryFailure,
+  athenaStartRefusal,
+  athenaStartRefusedPrefix,
 } from '../connectors/athena/errors';
 import { ATHENA_MAX_QUERIES_PER_TASK, clientRequestTokenFor } from '../connectors/athena/tokens';
 import {
@@ -300,6 +302,33 @@ export function athenaTask(deps: CoreDeps, name: string): AthenaExtractTask {
 }
 
 /**
+ * The start's error when Athena refused it as asked (`InvalidRequestException`) for another reason
+ * than a syntax error (already an {@link AthenaQueryFailed}): told as the task's, with the config
+ * path Athena's message is about ({@link athenaStartRefusal}), as the state machine's start state
+ * tells it (statemachine/definition.ts); one about the query becomes an {@link AthenaQueryFailed},
+ * which the caller names by the query's path. Undefined for any other error.
+ */
+function startRefusedError(
+  err: unknown,
+  config: PipelineConfig,
+  task: AthenaExtractTask,
+): TerminalError | undefined {
+  if (!(err instanceof TerminalError) || err instanceof AthenaQueryFailed) return undefined;
+  const cause = err.cause as { name?: unknown; message?: unknown } | undefined;
+  if (cause?.name !== 'InvalidRequestException' || typeof cause.message !== 'string') return undefined;
+  const about = athenaStartRefusal(cause.message);
+  // The query's: named with its config path below, as a syntax error is.
+  if (about === 'query') return new AthenaQueryFailed(err.message, undefined, { cause: err });
+  const prefix = athenaStartRefusedPrefix(
+    about,
+    task.name,
+    `${extractConfigPath(config, task)}.query`,
+    config.athena?.workgroup ?? 'primary',
+  );
+  return new TerminalError(`${prefix}${err.message}`, { cause: err });
+}
+
+/**
  * The local path's query: started with the run and task's client request token (a retried step
  * re-attaches to the execution it started) and waited for. An execution that failed with a
  * retryable error is followed by a rerun under the next generation's token
@@ -316,9 +345,13 @@ async function runLocalQuery(
     try {
       // Inside the try: a query Athena refuses at its start (a syntax error, MALFORMED_QUERY) is
       // named by its task as one that ran and failed is.
-      const id = await athena.startQuery(task.query, {
-        clientRequestToken: clientRequestTokenFor(runId, task.name, generation),
-      });
+      const id = await athena
+        .startQuery(task.query, {
+          clientRequestToken: clientRequestTokenFor(runId, task.name, generation),
+        })
+        .catch((err: unknown) => {
+          throw startRefusedError(err, deps.config, task) ?? err;
+        });
       return await athena.waitForQuery(id, {
         pollDelays: athenaLocalPollDelayMs,
         sleep: (ms) => deps.clock.sleep(ms),

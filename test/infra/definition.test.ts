@@ -309,7 +309,7 @@ describe('the state machine definition', () => {
               [
                 {
                   ErrorEquals: ['Athena.InvalidRequestException'],
-                  Next: `${task_} query refused`,
+                  Next: `${task_} refused`,
                   ResultPath: '$.error',
                 },
               ]
@@ -993,6 +993,49 @@ describe('the state machine definition', () => {
         expect(starts).toBe(1);
         expect(h.ran).not.toContain(query);
       });
+
+      it.each([
+        [
+          'an unknown workgroup',
+          'WorkGroup roundtrip-full is not found.',
+          'Extract task athena_customers: Athena refused to start its query in workgroup roundtrip-full (athena.workgroup): WorkGroup roundtrip-full is not found.',
+        ],
+        [
+          'no result location',
+          'No output location provided. An output location is required either through the Workgroup result configuration setting or as an API input.',
+          'Extract task athena_customers: Athena refused to start its query for where its result goes (athena.outputLocation, or the result location of workgroup roundtrip-full): No output location provided. An output location is required either through the Workgroup result configuration setting or as an API input.',
+        ],
+        [
+          'a syntax error that quotes a word of the query (WorkGroup)',
+          "line 1:8: mismatched input 'WorkGroup'",
+          "Extract task athena_customers (extract[2].query): line 1:8: mismatched input 'WorkGroup'",
+        ],
+        [
+          'more than one statement',
+          'Only one sql statement is allowed. Got: 2',
+          'Extract task athena_customers (extract[2].query): Only one sql statement is allowed. Got: 2',
+        ],
+      ])(
+        'names the config path Athena refused the start for (%s), not the query whatever the reason',
+        async (_why, message, cause) => {
+          const refused = new Error(message);
+          refused.name = 'Athena.InvalidRequestException';
+          let starts = 0;
+          const h = handlers(fullConfig(), {
+            [taskStateNames('athena_customers').start]: () => {
+              starts += 1;
+              throw refused;
+            },
+          });
+          expect(await run(full, {}, h)).toEqual({
+            status: 'failed',
+            error: 'Athena.InvalidRequestException',
+            cause,
+          });
+          expect(starts).toBe(1);
+          expect(h.ran).not.toContain(query);
+        },
+      );
 
       it('runs it again, as many times, when the cause does not say whether it is retryable', async () => {
         const unknown = new Error('Athena query failed');

@@ -106,3 +106,67 @@ export class AthenaQueryCancelled extends TerminalError {
     super(message, options);
   }
 }
+
+/** What a start Athena refused as asked (`InvalidRequestException`) is about. */
+export type AthenaStartRefusal = 'query' | 'outputLocation' | 'workgroup';
+
+/**
+ * How to tell, by Athena's message, what a start refused as asked (`InvalidRequestException`) is
+ * about, checked in order, in the wildcard form of Step Functions' `StringMatches` (`*` any text),
+ * so that the state machine's start state ({@link athenaStartRefusal}'s twin in
+ * statemachine/definition.ts) and the local path say the same: a syntax error (`line 1:8:
+ * mismatched input …`, MALFORMED_QUERY) is the query's, whatever words of the query it quotes; a
+ * missing or bad result location (`No output location provided. …`, `OutputLocation … is not a
+ * valid S3 location`) is `athena.outputLocation`'s; an unknown or disabled workgroup (`WorkGroup x
+ * is not found.`) is `athena.workgroup`'s. Anything else is taken to be the query's (more than one
+ * statement, a statement Athena does not run), as every refusal was before.
+ */
+export const ATHENA_START_REFUSAL_PATTERNS: readonly {
+  readonly about: AthenaStartRefusal;
+  readonly patterns: readonly string[];
+}[] = [
+  { about: 'query', patterns: ['line *'] },
+  { about: 'outputLocation', patterns: ['*output location*', '*OutputLocation*'] },
+  { about: 'workgroup', patterns: ['*WorkGroup *'] },
+];
+
+/** Whether `text` matches a Step Functions `StringMatches` pattern (`*` any text, `\*` a star). */
+export function matchesStatesPattern(text: string, pattern: string): boolean {
+  const source = pattern
+    .split(/(\\\*|\*)/)
+    .map((part) =>
+      part === '*' ? '[\\s\\S]*' : part.replace(/\\\*/g, '*').replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+    )
+    .join('');
+  return new RegExp(`^${source}$`).test(text);
+}
+
+/** What Athena's message of a start it refused as asked is about ({@link ATHENA_START_REFUSAL_PATTERNS}). */
+export function athenaStartRefusal(message: string): AthenaStartRefusal {
+  return (
+    ATHENA_START_REFUSAL_PATTERNS.find((r) => r.patterns.some((p) => matchesStatesPattern(message, p)))
+      ?.about ?? 'query'
+  );
+}
+
+/**
+ * The words put before Athena's message when it refused to start an extract task's query as asked:
+ * the task and the config path the message is about ({@link athenaStartRefusal}). `queryPath` is
+ * the task's query's path (`extract[1].query`). Holds no `'`, `{`, `}` or `\` of its own, so that
+ * the state machine can put it in a `States.Format` template (task and workgroup names hold none).
+ */
+export function athenaStartRefusedPrefix(
+  about: AthenaStartRefusal,
+  task: string,
+  queryPath: string,
+  workgroup: string,
+): string {
+  switch (about) {
+    case 'query':
+      return `Extract task ${task} (${queryPath}): `;
+    case 'outputLocation':
+      return `Extract task ${task}: Athena refused to start its query for where its result goes (athena.outputLocation, or the result location of workgroup ${workgroup}): `;
+    case 'workgroup':
+      return `Extract task ${task}: Athena refused to start its query in workgroup ${workgroup} (athena.workgroup): `;
+  }
+}

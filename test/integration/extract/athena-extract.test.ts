@@ -10,7 +10,7 @@ import type { ExtractTaskInput } from '../../../lambdas/config';
 import { clientRequestTokenFor } from '../../../lambdas/connectors/athena';
 import { AthenaQueryFailed } from '../../../lambdas/connectors/athena/errors';
 import { TerminalError, TransientError } from '../../../lambdas/shared/errors';
-import { startExtractHarness, type ExtractHarness } from './harness';
+import { ATHENA_OUTPUT, startExtractHarness, type ExtractHarness } from './harness';
 
 /** One column per Athena type: the DuckDB expression, the PostgreSQL type it lands in, the value read back as text. */
 const TYPES: [sql: string, athenaType: string, pgType: string, text: string][] = [
@@ -252,6 +252,20 @@ Break', 0::BIGINT, NULL),
     expect(malformed).toBeInstanceOf(AthenaQueryFailed);
     expect((malformed as Error).message).toBe(
       'Extract task customers (extract[1].query): Athena StartQueryExecution failed: InvalidRequestException (MALFORMED_QUERY): SELECT clause without selection list',
+    );
+    // A start refused for the workgroup names athena.workgroup, not the query.
+    const noWorkgroup = await runExtract(
+      { input: {} },
+      h.deps(
+        h.config([{ from: 'athena', name: 'fine', query: 'SELECT 1 AS one', table: 'athena_fine' }], {
+          athena: { database: 'marketing', outputLocation: ATHENA_OUTPUT, workgroup: 'analysts' },
+        }),
+      ),
+    ).catch((e: unknown) => e);
+    expect(noWorkgroup).toBeInstanceOf(TerminalError);
+    expect(noWorkgroup).not.toBeInstanceOf(AthenaQueryFailed);
+    expect((noWorkgroup as Error).message).toBe(
+      'Extract task fine: Athena refused to start its query in workgroup analysts (athena.workgroup): Athena StartQueryExecution failed: InvalidRequestException (INVALID_INPUT): WorkGroup analysts is not found.',
     );
     h.athenaEmulator.faults.failQueryAfterRunning = 'customers';
     try {
