@@ -34,6 +34,7 @@ import type { AthenaExtractTask, PipelineConfig } from '../config';
 import {
   AthenaQueryCancelled,
   AthenaQueryFailed,
+  AthenaResultNotRows,
   AthenaRetryableQueryFailure,
   athenaStartRefusal,
   athenaStartRefusedPrefix,
@@ -403,7 +404,21 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
   } else {
     execution = await runLocalQuery(deps, input.runId, task);
   }
-  const result = await athena.describeResult(execution);
+  const result = await athena.describeResult(execution).catch((err: unknown) => {
+    // A result that is not rows (the query is a SHOW), or that Athena describes without its file
+    // or columns, fails the task: named by it (and its query, when the query is at fault), as a
+    // query that failed is; the connector's message alone named no task.
+    if (err instanceof AthenaResultNotRows) {
+      throw new TerminalError(
+        `Extract task ${task.name} (${extractConfigPath(deps.config, task)}.query): ${err.message}; the table ${schema}.${table} was left as it was`,
+        { cause: err },
+      );
+    }
+    if (err instanceof TerminalError && err.constructor === TerminalError) {
+      throw new TerminalError(`Extract task ${task.name}: ${err.message}`, { cause: err });
+    }
+    throw err;
+  });
   const nameProblems = athenaColumnNameProblems(result.columns.map((c) => c.Name ?? ''));
   if (nameProblems.length > 0) {
     throw new TerminalError(

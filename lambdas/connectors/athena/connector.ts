@@ -21,6 +21,7 @@ import { callCounter } from '../../shared/call-scope';
 import {
   AthenaQueryCancelled,
   AthenaQueryFailed,
+  AthenaResultNotRows,
   AthenaRetryableQueryFailure,
   classifyAthenaError,
 } from './errors';
@@ -431,8 +432,9 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
       // (tab-separated, no header, nothing quoted), whose first row COPY's HEADER would drop.
       const statementType = queryExecution.StatementType;
       if (!outputLocation.endsWith('.csv') || statementType === 'DDL' || statementType === 'UTILITY') {
-        throw new TerminalError(
+        throw new AthenaResultNotRows(
           `Athena query ${id} wrote its result as ${outputLocation}, not as the CSV file of a SELECT${statementType ? ` (its StatementType is ${statementType})` : ''}: an Athena extract task loads the rows of a query (SELECT, WITH … SELECT, VALUES); SHOW, DESCRIBE and other DDL write a text file without a header`,
+          id,
         );
       }
       const out = await send('GetQueryResults', () =>

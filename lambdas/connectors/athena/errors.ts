@@ -170,3 +170,17 @@ export function athenaStartRefusedPrefix(
       return `Extract task ${task}: Athena refused to start its query in workgroup ${workgroup} (athena.workgroup): `;
   }
 }
+
+/**
+ * A finished query whose result is not the rows of a SELECT (a SHOW or DESCRIBE writes `<id>.txt`,
+ * tab-separated and without a header): the query's fault, as written. Terminal; its own class so
+ * that the load names the task's query.
+ */
+export class AthenaResultNotRows extends TerminalError {
+  constructor(
+    message: string,
+    readonly queryExecutionId: string,
+  ) {
+    super(message);
+  }
+}

@@ -221,6 +221,29 @@ Break', 0::BIGINT, NULL),
     const again = await loadAthena({ runId, task: 'customers' }, d);
     expect(again.queryExecutionId).toBe(first.queryExecutionId);
     expect(again).toMatchObject({ rows: 4, inserted: 4, deleted: 4 });
+
+    // A query that is a SHOW or DESCRIBE ran (the emulator refuses them at once): Athena wrote its
+    // answer as `<id>.txt`, which the load refuses, naming the task and its query, before any read.
+    const before = await h.rows('SELECT * FROM athena_customers ORDER BY email');
+    const shown = await loadAthena(
+      {
+        runId,
+        task: 'customers',
+        QueryExecution: {
+          QueryExecutionId: id,
+          ResultConfiguration: { OutputLocation: `${ATHENA_OUTPUT}${id}.txt` },
+          Status: { State: 'SUCCEEDED' },
+        },
+      },
+      d,
+    ).catch((e: unknown) => e);
+    expect(shown).toBeInstanceOf(TerminalError);
+    expect((shown as Error).message).toBe(
+      `Extract task customers (extract[2].query): Athena query ${id} wrote its result as ${ATHENA_OUTPUT}${id}.txt, not as the CSV file of a SELECT: ` +
+        'an Athena extract task loads the rows of a query (SELECT, WITH … SELECT, VALUES); SHOW, DESCRIBE and other DDL write a text file without a header; ' +
+        'the table public.athena_customers was left as it was',
+    );
+    expect(await h.rows('SELECT * FROM athena_customers ORDER BY email')).toEqual(before);
   });
 
   it('fails with Athena’s reason when the query fails, and leaves the table as it was', async () => {
