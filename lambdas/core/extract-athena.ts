@@ -26,8 +26,9 @@
  *   staged rows less the merge's distinct keys, and when there are some the load names a few keys
  *   and warns (the output's `duplicateKeys`, the log) or, with the task's `duplicateKeys: 'fail'`,
  *   fails before the commit.
- * Evolving the table, the COPY, the swap or merge, the run's result and the staging drop are ONE
- * transaction: a failure leaves the table as it was.
+ * The COPY, evolving the table, the swap or merge, the run's result and the staging drop are ONE
+ * transaction: a failure leaves the table as it was. The table is evolved after the COPY: an ALTER
+ * TABLE locks readers out until the commit, which must not include the result's download.
  */
 import type { ColumnInfo, QueryExecution } from '@aws-sdk/client-athena';
 import type { AthenaExtractTask, PipelineConfig } from '../config';
@@ -44,6 +45,7 @@ import {
   athenaTypeForPgType,
   copyIntoStaging,
   dropStagingTable,
+  ensureSchema,
   ensureTable,
   MAX_IDENTIFIER_BYTES,
   MAX_TABLE_COLUMNS,
@@ -450,23 +452,10 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
   const ms = (from: number): number => deps.clock.now().getTime() - from;
   return withTransaction(deps.pg, async (client) => {
     const started = deps.clock.now().getTime();
-    const evolved = await ensureTable(client, {
-      schema,
-      table,
-      columns,
-      ...(key.length > 0 ? { primaryKey: key } : {}),
-      onNarrower: 'keep',
-      // A full refresh replaces every row: the table takes the result's types as they are.
-      replacesRows: key.length === 0,
-      owner: `Extract task ${task.name}`,
-      // The query is read whole each run: a table dropped is made again by the next load.
-      keyOrigin: { configPath: `${extractConfigPath(deps.config, task)}.key`, reloadsInFull: true },
-      keepTypeHint: (column, type) => {
-        const athenaType = athenaTypeForPgType(type);
-        return athenaType && `CAST(${quoteIdent(column)} AS ${athenaType}) in the task's query`;
-      },
-      logger,
-    });
+    // The result is staged first, and only then is the table evolved: ALTER TABLE (a column added,
+    // a type changed) locks out the table's readers until the commit, and the download of a large
+    // result would otherwise take place under that lock. The staging table needs only the schema.
+    await ensureSchema(client, schema);
     const copied = await copyIntoStaging(client, {
       schema,
       target: table,
@@ -497,6 +486,23 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
     });
     const copyMs = ms(started);
     const refreshStarted = deps.clock.now().getTime();
+    const evolved = await ensureTable(client, {
+      schema,
+      table,
+      columns,
+      ...(key.length > 0 ? { primaryKey: key } : {}),
+      onNarrower: 'keep',
+      // A full refresh replaces every row: the table takes the result's types as they are.
+      replacesRows: key.length === 0,
+      owner: `Extract task ${task.name}`,
+      // The query is read whole each run: a table dropped is made again by the next load.
+      keyOrigin: { configPath: `${extractConfigPath(deps.config, task)}.key`, reloadsInFull: true },
+      keepTypeHint: (column, type) => {
+        const athenaType = athenaTypeForPgType(type);
+        return athenaType && `CAST(${quoteIdent(column)} AS ${athenaType}) in the task's query`;
+      },
+      logger,
+    });
     let counts: { inserted: number; updated: number; deleted: number };
     let duplicateKeys: AthenaDuplicateKeysFound | undefined;
     if (key.length > 0) {

@@ -156,6 +156,18 @@ export function commonSupertype(existing: string, declared: string): string | un
   return undefined;
 }
 
+/**
+ * Creates `schema` when it does not exist (a staging table or a table to be made goes in it).
+ * Looked up first, so that a role without CREATE on the database loads into a schema that exists.
+ */
+export async function ensureSchema(client: ClientBase, schema: string): Promise<void> {
+  const { rows } = await client.query<{ exists: boolean }>(
+    'SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS exists',
+    [schema],
+  );
+  if (!rows[0]?.exists) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+}
+
 /** Options of {@link ensureTable}. */
 export interface EnsureTableOptions {
   readonly schema: string;
@@ -449,11 +461,7 @@ export async function ensureTable(
 
   const existing = await existingColumns(client, schema, table);
   if (!existing) {
-    const { rows } = await client.query<{ exists: boolean }>(
-      'SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS exists',
-      [schema],
-    );
-    if (!rows[0]?.exists) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+    await ensureSchema(client, schema);
     // Only the key is NOT NULL (see the function's comment): `nullable` is not a constraint.
     const keySet = new Set(primaryKey);
     const defs = columns.map(

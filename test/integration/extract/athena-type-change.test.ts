@@ -6,10 +6,14 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Client } from 'pg';
+import { AthenaClient } from '@aws-sdk/client-athena';
+import { S3Client } from '@aws-sdk/client-s3';
+import { athenaClientConfig, s3ClientConfig } from '../../../emulators/athena';
+import { createAthenaConnector } from '../../../lambdas/connectors/athena';
 import { runExtract, type CoreDeps } from '../../../lambdas/core';
 import type { ExtractTaskInput } from '../../../lambdas/config';
 import { TerminalError } from '../../../lambdas/shared/errors';
-import { startExtractHarness, type ExtractHarness } from './harness';
+import { ATHENA_OUTPUT, startExtractHarness, type ExtractHarness } from './harness';
 
 const ISO = ['email,signed_up_on', 'a@x.test,2026-04-01', 'b@x.test,2026-04-02'].join('\n');
 const WITH_BAD_ROW = `${ISO}\nc@x.test,05/04/2026`;
@@ -168,6 +172,72 @@ describe('Athena extract: a column whose type changes between runs', () => {
     expect(await h.rows('SELECT email FROM signup_emails ORDER BY email')).toEqual([
       { email: 'a@x.test' },
       { email: 'b@x.test' },
+    ]);
+  });
+
+  it('reads the result file before it adds a column the result gained: readers are not locked out of the table while it downloads', async () => {
+    await h.rows('DROP TABLE IF EXISTS signups CASCADE');
+    await setData(ISO);
+    await runExtract({ input: {} }, deps('signups'));
+    await writeFile(
+      path.join(h.dataDir, 'events/signups.csv'),
+      ['email,signed_up_on,plan', 'a@x.test,2026-04-01,pro', 'b@x.test,2026-04-02,free'].join('\n'),
+    );
+    await writeFile(
+      path.join(h.dataDir, 'events/signups.schema.json'),
+      JSON.stringify({ columns: { email: 'VARCHAR', signed_up_on: 'DATE', plan: 'VARCHAR' } }),
+    );
+    // The load's S3 reads wait at a gate (the real client, over HTTP, once it opens): the load is
+    // held where it reads the result file, as it is while a large one downloads.
+    const athenaClient = new AthenaClient({ ...athenaClientConfig(h.athenaEmulator), maxAttempts: 1 });
+    const s3 = new S3Client({ ...s3ClientConfig(h.athenaEmulator), maxAttempts: 1 });
+    let reached = (): void => undefined;
+    const atRead = new Promise<void>((resolve) => (reached = resolve));
+    let open = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const gated = {
+      send: async (command: unknown) => {
+        reached();
+        await gate;
+        return s3.send(command as never);
+      },
+    } as unknown as S3Client;
+    const d: CoreDeps = {
+      ...deps('signups'),
+      athena: createAthenaConnector({
+        athena: athenaClient,
+        s3: gated,
+        logger: h.logger,
+        workgroup: 'primary',
+        database: 'marketing',
+        outputLocation: ATHENA_OUTPUT,
+      }),
+    };
+    const reader = new Client({ connectionString: h.db.url });
+    await reader.connect();
+    try {
+      const run = runExtract({ input: {} }, d);
+      await atRead;
+      // No lock on the table yet (an ALTER TABLE's would keep every reader waiting for the
+      // download), and a reader sees the old rows at once (lock_timeout: fail, not hang).
+      const locks = await h.rows<{ mode: string }>(
+        "SELECT mode FROM pg_locks WHERE relation = 'public.signups'::regclass AND pid <> pg_backend_pid()",
+      );
+      expect(locks).toEqual([]);
+      await reader.query("SET lock_timeout = '5s'");
+      const during = await reader.query('SELECT email FROM signups ORDER BY email');
+      expect(during.rows).toEqual([{ email: 'a@x.test' }, { email: 'b@x.test' }]);
+      open();
+      expect((await run).athena.signups).toMatchObject({ refresh: 'swap', rows: 2, inserted: 2, deleted: 2 });
+    } finally {
+      open();
+      await reader.end();
+      athenaClient.destroy();
+      s3.destroy();
+    }
+    expect(await h.rows('SELECT email, plan FROM signups ORDER BY email')).toEqual([
+      { email: 'a@x.test', plan: 'pro' },
+      { email: 'b@x.test', plan: 'free' },
     ]);
   });
 

@@ -705,8 +705,10 @@ describe('extract crash sweep: one crash per run at every statement and call, th
         first: [],
       });
       // Every point of the step was reached: a floor on their number keeps the sweep from passing empty.
+      // (An Athena merge has 18 PostgreSQL points in the full sweep; every third from the one its
+      // index says gives 3 since its load stages the result before it evolves the table.)
       expect(result.byChannel.pg ?? 0).toBeGreaterThanOrEqual(
-        (scenario.kind === 'athena' ? 10 : 15) / PG_STRIDE,
+        (scenario.kind === 'athena' ? 9 : 15) / PG_STRIDE,
       );
       expect(
         result.byChannel[scenario.kind === 'athena' ? 'athena' : 'salesforce'] ?? 0,
