@@ -60,7 +60,7 @@ import {
   withTransaction,
 } from '../connectors/postgres';
 import type { AthenaColumnInfo, PgColumn } from '../connectors/postgres';
-import { TerminalError } from '../shared/errors';
+import { TerminalError, TransientError } from '../shared/errors';
 import { listed } from '../shared/words';
 import {
   AthenaLoadInput,
@@ -255,6 +255,25 @@ function valueNotTakenError(
       `Change or leave out such values in the task's query (${configPath}.query), or load the column as text there (CAST(${quoteIdent(column.name)} AS VARCHAR)); the table ${table} was left as it was`,
     { cause: err },
   );
+}
+
+/**
+ * Any other error of the COPY (the result file's read: S3 `NoSuchKey`, its retries spent; the
+ * connection to PostgreSQL lost), told as the task's: a plain {@link TerminalError} or
+ * {@link TransientError} (the name the state machine retries by) made again, the same class, with
+ * the task's name before the message; any other error as it is. Without it the run's error named
+ * the result file or the staging table, not the task.
+ */
+function copyFailedError(err: unknown, task: AthenaExtractTask, table: string): unknown {
+  const named = (message: string): string =>
+    `Extract task ${task.name}: ${message}; the table ${table} was left as it was`;
+  if (err instanceof TerminalError && err.constructor === TerminalError) {
+    return new TerminalError(named(err.message), { cause: err });
+  }
+  if (err instanceof TransientError && err.constructor === TransientError) {
+    return new TransientError(named(err.message), { cause: err });
+  }
+  return err;
 }
 
 /**
@@ -481,7 +500,7 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
           `${schema}.${table}`,
         ) ??
         resultFileRefusedError(err, task, deps.config.athena, result.outputLocation, `${schema}.${table}`) ??
-        err
+        copyFailedError(err, task, `${schema}.${table}`)
       );
     });
     const copyMs = ms(started);

@@ -244,6 +244,28 @@ Break', 0::BIGINT, NULL),
         'the table public.athena_customers was left as it was',
     );
     expect(await h.rows('SELECT * FROM athena_customers ORDER BY email')).toEqual(before);
+
+    // A result file gone by the time the load reads it (a lifecycle rule on the results bucket, a
+    // retried step hours later): S3's NoSuchKey, named with the task.
+    const gone = await loadAthena(
+      {
+        runId,
+        task: 'customers',
+        QueryExecution: {
+          QueryExecutionId: id,
+          ResultConfiguration: { OutputLocation: `${ATHENA_OUTPUT}expired/${id}.csv` },
+          Status: { State: 'SUCCEEDED' },
+        },
+      },
+      d,
+    ).catch((e: unknown) => e);
+    expect(gone).toBeInstanceOf(TerminalError);
+    expect((gone as Error).message).toMatch(
+      new RegExp(
+        `^Extract task customers: S3 GetObject ${ATHENA_OUTPUT}expired/${id}\\.csv failed: NoSuchKey: .*; the table public\\.athena_customers was left as it was$`,
+      ),
+    );
+    expect(await h.rows('SELECT * FROM athena_customers ORDER BY email')).toEqual(before);
   });
 
   it('fails with Athena’s reason when the query fails, and leaves the table as it was', async () => {
