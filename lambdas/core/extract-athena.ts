@@ -311,6 +311,18 @@ function resultFileRefusedError(
 /** The characters of a repeated key's value that the output and messages keep (the rest cut, `…`). */
 const MAX_KEY_VALUE_CHARS = 200;
 
+/**
+ * `value` cut to {@link MAX_KEY_VALUE_CHARS} UTF-16 units and `…`, never between the two halves of
+ * a character outside the BMP (an emoji): half of one is no text, and PostgreSQL refuses it in the
+ * run's summary (jsonb: `Unicode low surrogate must follow a high surrogate`), which failed the load.
+ */
+export function cutKeyValue(value: string): string {
+  if (value.length <= MAX_KEY_VALUE_CHARS) return value;
+  const last = value.charCodeAt(MAX_KEY_VALUE_CHARS - 1);
+  const end = last >= 0xd800 && last <= 0xdbff ? MAX_KEY_VALUE_CHARS - 1 : MAX_KEY_VALUE_CHARS;
+  return `${value.slice(0, end)}…`;
+}
+
 /** The task named `name`, which must be an Athena extract. */
 export function athenaTask(deps: CoreDeps, name: string): AthenaExtractTask {
   const task = deps.config.extract.find((t) => t.name === name);
@@ -554,10 +566,7 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
           // A long value cut: the output goes through Step Functions (256 KB a state).
           examples: repeated.examples.map((e) => ({
             key: Object.fromEntries(
-              Object.entries(e.key).map(([k, v]) => [
-                k,
-                v !== null && v.length > MAX_KEY_VALUE_CHARS ? `${v.slice(0, MAX_KEY_VALUE_CHARS)}…` : v,
-              ]),
+              Object.entries(e.key).map(([k, v]) => [k, v === null ? v : cutKeyValue(v)]),
             ),
             rows: e.rows,
           })),

@@ -161,6 +161,19 @@ describe('Athena extract with a key whose query returns a key in more than one r
     expect(await h.rows<{ n: number }>('SELECT count(*)::int AS n FROM regional_orders')).toEqual([{ n: 3 }]);
   });
 
+  it('cuts a long repeated key before a character, never between the halves of an emoji, and loads', async () => {
+    const task = { from: 'athena', name: 'long_keys', table: 'long_keys', key: ['k'] } as const;
+    // 199 letters, then an emoji: its two UTF-16 halves are the 200th and 201st units.
+    const key = `repeat('a', 199) || '😀' || 'tail'`;
+    const { output, error } = await extract({
+      ...task,
+      query: `SELECT ${key} AS k, 1 AS v UNION ALL SELECT ${key}, 2`,
+    });
+    expect(error).toBeUndefined();
+    expect(output?.duplicateKeys?.examples).toEqual([{ key: { k: `${'a'.repeat(199)}…` }, rows: 2 }]);
+    expect(await h.rows<{ n: number }>('SELECT count(*)::int AS n FROM long_keys')).toEqual([{ n: 1 }]);
+  });
+
   it('says nothing and reads staging no more when every key comes once', async () => {
     const task = { from: 'athena', name: 'first_status', table: 'first_status', key: ['id'] } as const;
     const { config, runId, output, error } = await extract({
