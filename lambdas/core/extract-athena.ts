@@ -258,22 +258,38 @@ function valueNotTakenError(
 }
 
 /**
- * Any other error of the COPY (the result file's read: S3 `NoSuchKey`, its retries spent; the
- * connection to PostgreSQL lost), told as the task's: a plain {@link TerminalError} or
- * {@link TransientError} (the name the state machine retries by) made again, the same class, with
- * the task's name before the message; any other error as it is. Without it the run's error named
- * the result file or the staging table, not the task.
+ * `err` told as the task's when it is a plain {@link TerminalError} or {@link TransientError} (the
+ * name the state machine retries by) that does not name it yet: made again, the same class, as
+ * `Extract task X: <message><tail>`; any other error (a subclass, which callers and the state
+ * machine tell apart by its class or name) as it is. The connectors' errors name the call or the
+ * file, not the task: with several Athena extracts the run's error did not say which one failed.
  */
-function copyFailedError(err: unknown, task: AthenaExtractTask, table: string): unknown {
-  const named = (message: string): string =>
-    `Extract task ${task.name}: ${message}; the table ${table} was left as it was`;
+function namedForTask(err: unknown, task: AthenaExtractTask, tail = ''): unknown {
+  const prefix = `Extract task ${task.name}`;
+  const named = (e: Error): string => `${prefix}: ${e.message}${tail}`;
+  if (
+    !(err instanceof Error) ||
+    err.message.startsWith(`${prefix}:`) ||
+    err.message.startsWith(`${prefix} (`)
+  ) {
+    return err;
+  }
   if (err instanceof TerminalError && err.constructor === TerminalError) {
-    return new TerminalError(named(err.message), { cause: err });
+    return new TerminalError(named(err), { cause: err });
   }
   if (err instanceof TransientError && err.constructor === TransientError) {
-    return new TransientError(named(err.message), { cause: err });
+    return new TransientError(named(err), { cause: err });
   }
   return err;
+}
+
+/**
+ * Any other error of the COPY (the result file's read: S3 `NoSuchKey`, its retries spent; the
+ * connection to PostgreSQL lost), told as the task's ({@link namedForTask}). Without it the run's
+ * error named the result file or the staging table, not the task.
+ */
+function copyFailedError(err: unknown, task: AthenaExtractTask, table: string): unknown {
+  return namedForTask(err, task, `; the table ${table} was left as it was`);
 }
 
 /**
@@ -401,7 +417,8 @@ async function runLocalQuery(
       if (err instanceof AthenaQueryCancelled) {
         throw new AthenaQueryCancelled(named, err.queryExecutionId, { cause: err });
       }
-      if (!(err instanceof AthenaRetryableQueryFailure)) throw err;
+      // Any other (Athena throttling past the SDK's retries, a refused call) names the task too.
+      if (!(err instanceof AthenaRetryableQueryFailure)) throw namedForTask(err, task);
       if (generation + 1 >= ATHENA_MAX_QUERIES_PER_TASK) {
         throw new TerminalError(
           `${err.message} (the query of task ${task.name} failed ${ATHENA_MAX_QUERIES_PER_TASK} times with a retryable error; not rerun again)`,
@@ -447,10 +464,7 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
         { cause: err },
       );
     }
-    if (err instanceof TerminalError && err.constructor === TerminalError) {
-      throw new TerminalError(`Extract task ${task.name}: ${err.message}`, { cause: err });
-    }
-    throw err;
+    throw namedForTask(err, task);
   });
   const nameProblems = athenaColumnNameProblems(result.columns.map((c) => c.Name ?? ''));
   if (nameProblems.length > 0) {

@@ -312,6 +312,17 @@ Break', 0::BIGINT, NULL),
     expect((noWorkgroup as Error).message).toBe(
       'Extract task fine: Athena refused to start its query in workgroup analysts (athena.workgroup): Athena StartQueryExecution failed: InvalidRequestException (INVALID_INPUT): WorkGroup analysts is not found.',
     );
+    // Athena throttling past the client's retries: transient (the step is retried), named by its task.
+    h.athenaEmulator.faults.throttle = 1;
+    const throttled = await runExtract(
+      { input: {} },
+      h.deps(h.config([{ from: 'athena', name: 'fine', query: 'SELECT 1 AS one', table: 'athena_fine' }])),
+    ).catch((e: unknown) => e);
+    h.athenaEmulator.faults.throttle = 0;
+    expect(throttled).toBeInstanceOf(TransientError);
+    expect((throttled as Error).message).toBe(
+      'Extract task fine: Athena StartQueryExecution failed: ThrottlingException: Rate exceeded',
+    );
     h.athenaEmulator.faults.failQueryAfterRunning = 'customers';
     try {
       const internal = await runExtract({ input: {} }, h.deps(h.config(tasks().slice(2, 3)))).catch(
