@@ -430,6 +430,8 @@ export function taskStateNames(task: string) {
     startRefused: `${task} refused`,
     badWorkgroup: `${task} bad workgroup`,
     badOutput: `${task} bad output`,
+    apiFailed: `${task} api failed`,
+    apiError: `${task} api error`,
     stop: `${task} stop`,
     timedOut: `${task} timed out`,
     notStopped: `${task} not stopped`,
@@ -761,9 +763,29 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
     .when(about('outputLocation'), refusedFor('outputLocation', names.badOutput).next(failed))
     .when(about('workgroup'), refusedFor('workgroup', names.badWorkgroup).next(failed))
     .otherwise(refused);
+  // Any other error of the Athena Tasks past their retries (throttling that outlasted them,
+  // AccessDeniedException, the start's own time limit) names the task before Athena's words, when
+  // the error has a Cause to put them in: with several Athena extracts, the run's error said which
+  // service call failed but not for which task.
+  const apiFailed = new sfn.Choice(b.scope, names.apiFailed)
+    .when(
+      sfn.Condition.isString(`${ERROR_PATH}.Cause`),
+      new sfn.Pass(b.scope, names.apiError, {
+        parameters: {
+          'Error.$': `${ERROR_PATH}.Error`,
+          'Cause.$': `States.Format('Extract task ${task.name}: {}', ${ERROR_PATH}.Cause)`,
+        },
+        resultPath: ERROR_PATH,
+      }).next(failed),
+    )
+    .otherwise(failed);
+  // The Catch on States.TaskFailed also catches the Athena API errors of the `.sync` Task (its
+  // calls throttled past the retries, AccessDeniedException): those are not the query's, and are
+  // named by the task alone.
   const queryFailed = new sfn.Choice(b.scope, names.queryFailed)
     .when(athenaRerunCondition(), requery.next(requeryWait).next(start))
-    .otherwise(refused.next(failed));
+    .when(sfn.Condition.stringEquals(`${ERROR_PATH}.Error`, ATHENA_QUERY_FAILED), refused.next(failed))
+    .otherwise(apiFailed);
   // A query that outlived the Task (States.Timeout, which the Catch on States.TaskFailed does not
   // match): whether Step Functions stops it is documented nowhere (docs/deploy.md, "An Athena query
   // that takes too long"), so it is stopped here, by the role that runs it, and the run's error
@@ -807,12 +829,12 @@ function athenaBranch(b: Builder, task: AthenaExtractTask): sfn.Chain {
   start
     .addRetry({ errors: [...TRANSIENT_ATHENA_ERRORS], ...TRANSIENT_RETRY })
     .addCatch(startRefused, { errors: [ATHENA_INVALID_REQUEST], resultPath: ERROR_PATH })
-    .addCatch(failed, { resultPath: ERROR_PATH });
+    .addCatch(apiFailed, { resultPath: ERROR_PATH });
   query
     .addRetry({ errors: [...TRANSIENT_ATHENA_ERRORS], ...TRANSIENT_RETRY })
     .addCatch(queryFailed, { errors: [ATHENA_QUERY_FAILED], resultPath: ERROR_PATH })
     .addCatch(stop, { errors: [sfn.Errors.TIMEOUT], resultPath: ERROR_PATH })
-    .addCatch(failed, { resultPath: ERROR_PATH });
+    .addCatch(apiFailed, { resultPath: ERROR_PATH });
   b.taskStates.set(names.query, 'athenaQuery');
   const load = lambdaTask(b, names.load, 'loadAthena', {
     payload: sfn.TaskInput.fromObject({

@@ -1037,6 +1037,25 @@ describe('the state machine definition', () => {
         },
       );
 
+      it('names the task before any other Athena error of its start or query, past the retries', async () => {
+        for (const state of ['start', 'query'] as const) {
+          const denied = new Error(
+            'User: arn:aws:sts::1:assumed-role/x is not authorized to perform: athena:StartQueryExecution',
+          );
+          denied.name = 'Athena.AccessDeniedException';
+          const h = handlers(fullConfig(), {
+            [taskStateNames('athena_customers')[state]]: () => {
+              throw denied;
+            },
+          });
+          expect(await run(full, {}, h)).toEqual({
+            status: 'failed',
+            error: 'Athena.AccessDeniedException',
+            cause: `Extract task athena_customers: ${denied.message}`,
+          });
+        }
+      });
+
       it('runs it again, as many times, when the cause does not say whether it is retryable', async () => {
         const unknown = new Error('Athena query failed');
         unknown.name = ATHENA_QUERY_FAILED;
