@@ -60,7 +60,7 @@ import {
   withTransaction,
 } from '../connectors/postgres';
 import type { AthenaColumnInfo, PgColumn } from '../connectors/postgres';
-import { TerminalError, TransientError } from '../shared/errors';
+import { namedForTask, TerminalError } from '../shared/errors';
 import { listed } from '../shared/words';
 import {
   AthenaLoadInput,
@@ -258,38 +258,12 @@ function valueNotTakenError(
 }
 
 /**
- * `err` told as the task's when it is a plain {@link TerminalError} or {@link TransientError} (the
- * name the state machine retries by) that does not name it yet: made again, the same class, as
- * `Extract task X: <message><tail>`; any other error (a subclass, which callers and the state
- * machine tell apart by its class or name) as it is. The connectors' errors name the call or the
- * file, not the task: with several Athena extracts the run's error did not say which one failed.
- */
-function namedForTask(err: unknown, task: AthenaExtractTask, tail = ''): unknown {
-  const prefix = `Extract task ${task.name}`;
-  const named = (e: Error): string => `${prefix}: ${e.message}${tail}`;
-  if (
-    !(err instanceof Error) ||
-    err.message.startsWith(`${prefix}:`) ||
-    err.message.startsWith(`${prefix} (`)
-  ) {
-    return err;
-  }
-  if (err instanceof TerminalError && err.constructor === TerminalError) {
-    return new TerminalError(named(err), { cause: err });
-  }
-  if (err instanceof TransientError && err.constructor === TransientError) {
-    return new TransientError(named(err), { cause: err });
-  }
-  return err;
-}
-
-/**
  * Any other error of the COPY (the result file's read: S3 `NoSuchKey`, its retries spent; the
  * connection to PostgreSQL lost), told as the task's ({@link namedForTask}). Without it the run's
  * error named the result file or the staging table, not the task.
  */
 function copyFailedError(err: unknown, task: AthenaExtractTask, table: string): unknown {
-  return namedForTask(err, task, `; the table ${table} was left as it was`);
+  return namedForTask(err, task.name, `; the table ${table} was left as it was`);
 }
 
 /**
@@ -418,7 +392,7 @@ async function runLocalQuery(
         throw new AthenaQueryCancelled(named, err.queryExecutionId, { cause: err });
       }
       // Any other (Athena throttling past the SDK's retries, a refused call) names the task too.
-      if (!(err instanceof AthenaRetryableQueryFailure)) throw namedForTask(err, task);
+      if (!(err instanceof AthenaRetryableQueryFailure)) throw namedForTask(err, task.name);
       if (generation + 1 >= ATHENA_MAX_QUERIES_PER_TASK) {
         throw new TerminalError(
           `${err.message} (the query of task ${task.name} failed ${ATHENA_MAX_QUERIES_PER_TASK} times with a retryable error; not rerun again)`,
@@ -464,7 +438,7 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
         { cause: err },
       );
     }
-    throw namedForTask(err, task);
+    throw namedForTask(err, task.name);
   });
   const nameProblems = athenaColumnNameProblems(result.columns.map((c) => c.Name ?? ''));
   if (nameProblems.length > 0) {

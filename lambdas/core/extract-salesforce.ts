@@ -59,7 +59,7 @@ import type { RestQueryRead, SalesforceConnector, SalesforceObjectDescribe } fro
 import { DEFAULT_BULK_RESULT_PAGE_RECORDS } from '../connectors/salesforce/constants';
 import { csvHeaderLine } from '../connectors/salesforce/csv';
 import { bulkPollDelaySeconds } from '../connectors/salesforce/poll';
-import { TerminalError } from '../shared/errors';
+import { namedForTask, TerminalError } from '../shared/errors';
 import { recordAfter, type Logger } from '../shared/logging';
 import {
   SalesforceExtractCheckInput,
@@ -473,7 +473,9 @@ export async function extractSalesforce(
   const sf = await salesforceOf(deps, `Extract task ${ctx.task.name}`);
   return withExtractApiCalls(deps, ctx, input.runId, sf, 'extract', (calls) =>
     startExtract(deps, ctx, input, sf, calls, options),
-  );
+  ).catch((err: unknown) => {
+    throw namedForTask(err, ctx.task.name);
+  });
 }
 
 /** The extract step's work, once signed in ({@link extractSalesforce}). */
@@ -753,7 +755,9 @@ export async function checkSalesforceExtract(
   const sf: SalesforceConnector = await salesforceOf(deps, `Extract task ${ctx.task.name}`);
   return withExtractApiCalls(deps, ctx, pending.runId, sf, 'check', (calls) =>
     checkExtract(deps, ctx, pending, sf, calls, options),
-  );
+  ).catch((err: unknown) => {
+    throw namedForTask(err, ctx.task.name);
+  });
 }
 
 /** The check step's work, once signed in ({@link checkSalesforceExtract}). */

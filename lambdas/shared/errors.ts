@@ -126,6 +126,32 @@ export class TerminalError extends Error {
 }
 
 /**
+ * `err` told as an extract task's when it is a plain {@link TerminalError} or
+ * {@link TransientError} (the name the state machine retries by) that does not name the task yet:
+ * made again, the same class, as `Extract task X: <message><tail>`; any other error (a subclass,
+ * which callers and the state machine tell apart by its class or name) as it is. The connectors'
+ * errors name the call, the job or the file, not the task: with several extracts the run's error
+ * did not say which one failed.
+ */
+export function namedForTask(err: unknown, task: string, tail = ''): unknown {
+  const prefix = `Extract task ${task}`;
+  const named = (e: Error): string => `${prefix}: ${e.message}${tail}`;
+  // Named already (`Extract task X: …`, `… of extract task X ended Failed`): a task name holds
+  // letters, digits, `_`, `.` and `-`, so one that goes on is another task's.
+  const escaped = task.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  if (!(err instanceof Error) || new RegExp(`\\b[Ee]xtract task ${escaped}(?![\\w.-])`).test(err.message)) {
+    return err;
+  }
+  if (err instanceof TerminalError && err.constructor === TerminalError) {
+    return new TerminalError(named(err), { cause: err });
+  }
+  if (err instanceof TransientError && err.constructor === TransientError) {
+    return new TransientError(named(err), { cause: err });
+  }
+  return err;
+}
+
+/**
  * Salesforce refused a call for the org's daily API allowance (`REQUEST_LIMIT_EXCEEDED`, not its
  * concurrent-request form): it frees up over a rolling 24 hours, so no retry helps, and the
  * state machine stops the whole run on it, not only the write-back task that met it

@@ -89,7 +89,10 @@ describe('Salesforce extract under faults', () => {
     // The first result page dies after a few thousand bytes, in the middle of the COPY.
     const err = await capture(runWithFault({ resetStreamAfterBytes: 3000 }, 1));
     expect(err).toBeInstanceOf(TransientError);
-    expect((err as Error).message).toMatch(/Bulk query results of job 750\w+ failed/);
+    // Named by its task: the connector's error names the job only.
+    expect((err as Error).message).toMatch(
+      /^Extract task Lead: Salesforce Bulk query results of job 750\w+ failed/,
+    );
     expect(await snapshot()).toEqual(before);
 
     const rerun = await runExtract({ input: {} }, h.deps(config()), options(1));
