@@ -345,7 +345,8 @@ export const status: Command = async (argv) => {
     const header = [
       'run',
       'status',
-      'started',
+      // The time is UTC's, whatever the machine's zone, as errors' "started … UTC" says.
+      'started (UTC)',
       'seconds',
       'extracted',
       'written',

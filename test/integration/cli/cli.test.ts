@@ -1564,6 +1564,18 @@ describe('the roundtrip CLI', () => {
     expect(listed.runs[0]).toMatchObject({ runId: summary.runId, dryRun: false });
     expect(listed.runs[1]).toMatchObject({ dryRun: true });
     expect(status.code).toBe(0);
+
+    // The table's start time is UTC's, and its header says so (a time without its zone, read on a
+    // laptop in another zone, would be taken for local time).
+    const startedAt = (listed.runs[0] as unknown as { startedAt: string }).startedAt;
+    expect(startedAt).toMatch(/Z$/);
+    const text = (await cli(['status', ...connection, '--limit', '1'])).stdout.split('\n');
+    expect(text[0]).toMatch(/^run {2,}status {2,}started \(UTC\) {2,}seconds {2}/);
+    expect(text[1]?.split(/ {2,}/).slice(0, 3)).toEqual([
+      summary.runId,
+      summary.status,
+      startedAt.replace('T', ' ').slice(0, 19),
+    ]);
   });
 
   it('says in status which write-backs held back records the previous run held back too', async () => {
