@@ -185,7 +185,7 @@ function notInConfigLines(pipeline: string, tasks: readonly TaskNotInConfig[]): 
   if (tasks.length === 0) return [];
   const lines = [
     '',
-    `${tasks.length === 1 ? '1 task' : `${tasks.length} tasks`} of pipeline ${pipeline} ${tasks.length === 1 ? 'has' : 'have'} state in the database that the config no longer names (renamed or removed):`,
+    `${tasks.length === 1 ? '1 task' : `${tasks.length} tasks`} of pipeline ${pipeline} ${tasks.length === 1 ? 'has' : 'have'} state in the database that the config no longer names (renamed or removed; run the commands below with the --config and --secrets, or --database-url, given to status):`,
   ];
   for (const t of tasks) {
     const held = [

@@ -120,7 +120,7 @@ describe('roundtrip status and forget: task state the config no longer names, a 
     const listing = text.stdout.slice(text.stdout.indexOf('\n1 task of pipeline wb-test'));
     expect(listing).toMatch(
       new RegExp(
-        `^\\n1 task of pipeline wb-test has state in the database that the config no longer names \\(renamed or removed\\):\\n` +
+        `^\\n1 task of pipeline wb-test has state in the database that the config no longer names \\(renamed or removed; run the commands below with the --config and --secrets, or --database-url, given to status\\):\\n` +
           `  scores-v1: 3 synced records \\(roundtrip\\.sync_state; Lead by External_Id__c, keys from column ext\\); last run ${oldRun} \\(succeeded, started [0-9-]+ [0-9:]+ UTC\\)\\n` +
           `    nothing outstanding: roundtrip forget --task scores-v1 --yes deletes its state \\(its runs' history is kept\\)\\n$`,
       ),
