@@ -319,10 +319,14 @@ export const validate: Command = async (argv) => {
         // What the run's budget is checked against (Prepare, and each write-back's plan).
         const batches = limits[DAILY_BULK_API_BATCHES_LIMIT];
         const left = [
-          ...(daily ? [`API allowance today: ${daily.Remaining} of ${daily.Max} calls left`] : []),
+          ...(daily
+            ? [
+                `API allowance today: ${daily.Remaining.toLocaleString('en-US')} of ${daily.Max.toLocaleString('en-US')} calls left`,
+              ]
+            : []),
           ...(batches
             ? [
-                `Bulk API batches: ${batches.Remaining} of ${batches.Max} left (a Bulk write-back takes one per ${BULK_BATCH_RECORDS.toLocaleString('en-US')} records)`,
+                `Bulk API batches: ${batches.Remaining.toLocaleString('en-US')} of ${batches.Max.toLocaleString('en-US')} left (a Bulk write-back takes one per ${BULK_BATCH_RECORDS.toLocaleString('en-US')} records)`,
               ]
             : []),
         ];

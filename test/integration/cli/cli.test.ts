@@ -89,7 +89,7 @@ describe('the roundtrip CLI', () => {
     );
     // The allowances the run's budget is checked against.
     expect(report.checks.find((c) => c.check === 'Salesforce sign-in')?.detail).toMatch(
-      /^API allowance today: \d+ of 15000 calls left; Bulk API batches: 15000 of 15000 left \(a Bulk write-back takes one per 10,000 records\)$/,
+      /^API allowance today: \d{2},\d{3} of 15,000 calls left; Bulk API batches: 15,000 of 15,000 left \(a Bulk write-back takes one per 10,000 records\)$/,
     );
     // Behind a proxy it says which way the calls go, and the emulators on this machine are still
     // reached directly: every check passes as before.
