@@ -45,6 +45,15 @@ export class UsageError extends Error {
 /** A sub-command: gets the arguments after its name, resolves to an exit code. */
 export type Command = (argv: string[]) => Promise<number>;
 
+/** Resolves when the process is asked to stop (Ctrl-C or SIGTERM). */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const done = (signal: NodeJS.Signals): void => resolve(signal);
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+}
+
 /** The signals that end a command early: Ctrl-C, `kill`, a closed terminal. */
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
@@ -53,28 +62,6 @@ const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
  * process group, and `bin/roundtrip.cjs` (like npm and tsx) forwards the one it got as well.
  */
 const SAME_SIGNAL_MS = 2_000;
-
-/**
- * Resolves when the process is asked to stop (Ctrl-C, SIGTERM, a closed terminal), so that the
- * command stops what it started (`emulate`: its server, its temp folders). The forwarded copy of
- * that signal, which follows it at once, is ignored rather than killing the process in the middle
- * of its stop; a later one (Ctrl-C pressed again) ends the process at once.
- */
-export function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    let first = 0;
-    const handler = (signal: NodeJS.Signals): void => {
-      if (first === 0) {
-        first = Date.now();
-        resolve(signal);
-      } else if (Date.now() - first > SAME_SIGNAL_MS) {
-        for (const s of STOP_SIGNALS) process.removeListener(s, handler);
-        process.kill(process.pid, signal);
-      }
-    };
-    for (const s of STOP_SIGNALS) process.on(s, handler);
-  });
-}
 
 /**
  * Until the returned function is called, a stop signal runs `cleanup` (stopping what the command
