@@ -85,7 +85,8 @@ export const renameTaskCli: Command = async (argv) => {
     }
     // A name the config does not give any task (a typo, say) would move the state where no task
     // reads it, and the renamed task would start over all the same.
-    if (!configPathOf(config, to)) {
+    const toPath = configPathOf(config, to);
+    if (!toPath) {
       const names = [...config.extract, ...config.writeback].map((t) => t.name);
       throw new UsageError(
         `--to: the config names no task ${to} (its tasks: ${names.join(', ') || 'none'}): give the renamed ` +
@@ -169,9 +170,8 @@ export const renameTaskCli: Command = async (argv) => {
     }
     if (values.json === true) return EXIT.ok;
     const { state } = outcome;
-    const named = configPathOf(config, to);
     const lines = [
-      `task ${from} (${lastRunText(state.lastRun)}) to ${to} (named in the config as ${named})` +
+      `task ${from} (${lastRunText(state.lastRun)}) to ${to} (named in the config as ${toPath})` +
         (outcome.moved ? ': moved, in one transaction' : ': would move'),
       `  roundtrip.sync_state     ${count(outcome.syncState, 'synced record')}`,
       `  roundtrip.sync_scope     ${count(outcome.syncScope, 'row')}${state.syncScope ? ` (${scopeText(state.syncScope)})` : ''}`,
@@ -185,10 +185,6 @@ export const renameTaskCli: Command = async (argv) => {
         ? `Done: ${to} goes on where ${from} was (its next plan sends only what changed). Kept under ${from}: its runs' history and its name in roundtrip.task_owners.`
         : `Nothing moved (a dry run): ${renameTaskCommand(from, to)} moves them.`,
     ];
-    if (!named)
-      lines.push(
-        `Mind: the config does not name task ${to}: name the task so (name: '${to}') before its next run.`,
-      );
     process.stdout.write(`${lines.join('\n')}\n`);
     return EXIT.ok;
   } finally {
