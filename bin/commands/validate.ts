@@ -386,7 +386,7 @@ export const validate: Command = async (argv) => {
             // Fields the extract of the object does not read: compared with what was last sent, as
             // each plan's run summary says too.
             const notExtracted = mappedFieldsNotExtracted(config, mapping);
-            const extract = extractOfObject(config, mapping.object);
+            const extract = extractOfObject(config, mapping);
             // A key it does not read: the whole task compared with what was last sent.
             const unread = keyNotExtracted(config, mapping);
             const note =

@@ -1256,15 +1256,41 @@ type Comparison =
     }
   | { kind: 'sync_state' };
 
-/** The Salesforce extract task of the write-back's object: the copy the plan may compare with. */
+/**
+ * The Salesforce extract task of the write-back's object: the copy the plan compares with. Of
+ * several extracts of the object (one filtered with a `where` for a report table, one of every
+ * record, say), the one that serves the plan best: one that reads the key (else no record can be
+ * matched), then one without a `where` (it sees every record: an edit or a deletion outside a
+ * condition is missed), then the one reading the most mapped fields (each other one is compared
+ * with what was last sent), then the first in the config.
+ */
 export function extractOfObject(
   config: Pick<CoreDeps['config'], 'extract'>,
-  object: string,
+  mapping: Pick<WritebackMapping, 'object' | 'keyField'> & {
+    readonly fields: readonly Pick<MappedField, 'field'>[];
+  },
 ): SalesforceExtractTask | undefined {
-  return config.extract.find(
-    (e): e is SalesforceExtractTask =>
-      e.from === 'salesforce' && e.object.toLowerCase() === object.toLowerCase(),
+  const object = mapping.object.toLowerCase();
+  const candidates = config.extract.filter(
+    (e): e is SalesforceExtractTask => e.from === 'salesforce' && e.object.toLowerCase() === object,
   );
+  if (candidates.length <= 1) return candidates[0];
+  const rank = (e: SalesforceExtractTask): number[] => [
+    mapping.keyField !== undefined && extractReads(e, mapping.keyField) ? 1 : 0,
+    e.where === undefined ? 1 : 0,
+    mapping.fields.filter((m) => extractReads(e, m.field.name)).length,
+  ];
+  let best = candidates[0] as SalesforceExtractTask;
+  let bestRank = rank(best);
+  for (const e of candidates.slice(1)) {
+    const r = rank(e);
+    const i = r.findIndex((x, j) => x !== bestRank[j]);
+    if (i >= 0 && (r[i] as number) > (bestRank[i] as number)) {
+      best = e;
+      bestRank = r;
+    }
+  }
+  return best;
 }
 
 /**
@@ -1288,7 +1314,7 @@ export function mappedFieldsNotExtracted(
   config: Pick<CoreDeps['config'], 'extract'>,
   mapping: WritebackMapping,
 ): string[] {
-  const extract = extractOfObject(config, mapping.object);
+  const extract = extractOfObject(config, mapping);
   if (!extract || mapping.task.mode === 'insert' || !mapping.keyField) return [];
   if (!extractReads(extract, mapping.keyField)) return [];
   return mapping.fields.filter((m) => !extractReads(extract, m.field.name)).map((m) => m.field.name);
@@ -1305,7 +1331,7 @@ export function keyNotExtracted(
   config: Pick<CoreDeps['config'], 'extract'>,
   mapping: WritebackMapping,
 ): { field: string; extract: SalesforceExtractTask } | undefined {
-  const extract = extractOfObject(config, mapping.object);
+  const extract = extractOfObject(config, mapping);
   if (!extract || !mapping.keyField || extractReads(extract, mapping.keyField)) return undefined;
   return { field: mapping.keyField, extract };
 }
@@ -1335,7 +1361,7 @@ async function chooseComparison(
   deps: Pick<CoreDeps, 'config'>,
   mapping: WritebackMapping,
 ): Promise<Comparison> {
-  const extract = extractOfObject(deps.config, mapping.object);
+  const extract = extractOfObject(deps.config, mapping);
   if (!extract) return { kind: 'sync_state' };
   const { schema, table } = splitTableName(extract.table, deps.config.postgres.schema);
   const columns = await tableColumns(client, schema, table);

@@ -120,6 +120,26 @@ describe('write-back compared with a copy extracted with a where', () => {
     },
   );
 
+  it('of two extracts of the object, compares with the one of every record, whatever their order', async () => {
+    // The filtered extract first in the config, an extract of every Lead after it.
+    const extract = [EXTRACT, { ...EXTRACT, name: 'all_leads', table: 'sf_lead_all', where: undefined }];
+    const deps = env.deps({ extract, writeback: [TASKS.update] });
+    const runOnce = async (): Promise<WritebackRun> => {
+      const { prepare } = await runExtract({ input: {} }, deps);
+      await env.pool.query(TRANSFORM);
+      return runWriteback(deps, { runId: prepare.runId, task: 'Lead-update' });
+    };
+    expect((await runOnce()).plan).toMatchObject({
+      comparedWith: 'extract:public.sf_lead_all',
+      changed: LEADS,
+    });
+    // An edit made in Salesforce of a record the filtered copy lacks is seen in the full one and put back.
+    const outside = ids[3] as string;
+    env.sf.store.update('Lead', [{ Id: outside, LeadScore__c: 99 }]);
+    expect((await runOnce()).plan).toMatchObject({ changed: 1, unchanged: LEADS - 1 });
+    expect(score(outside)).toBe(4);
+  });
+
   it('insert: never inserts again a key it inserted that the copy lacks', async () => {
     const insert: WritebackTaskInput = {
       to: 'salesforce',

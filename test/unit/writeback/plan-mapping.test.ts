@@ -4,6 +4,7 @@ import type {
   SalesforceObjectDescribe,
 } from '../../../lambdas/connectors/salesforce';
 import { choosePushApi, mapWritebackTask } from '../../../lambdas/core/writeback';
+import { extractOfObject } from '../../../lambdas/core/writeback/plan';
 import { TerminalError } from '../../../lambdas/shared/errors';
 
 function field(name: string, over: Partial<SalesforceFieldDescribe> = {}): SalesforceFieldDescribe {
@@ -278,5 +279,61 @@ describe('choosePushApi', () => {
       bulkThreshold: 10,
     });
     expect(choosePushApi(1_000, t)).toBe('collections');
+  });
+});
+
+describe('extractOfObject', () => {
+  const extract = (name: string, over: Record<string, unknown> = {}): Record<string, unknown> => ({
+    name,
+    from: 'salesforce',
+    object: 'Lead',
+    fields: ['Id', 'LeadScore__c'],
+    table: name,
+    ...over,
+  });
+  const chosen = (extracts: Record<string, unknown>[], input: Partial<WritebackTaskInput> = {}): unknown => {
+    const config = parseConfig({
+      name: 'unit',
+      salesforce: { secret: 's' },
+      postgres: { secret: 'p' },
+      extract: extracts,
+    });
+    return extractOfObject(config, mapWritebackTask(task(input), describe_))?.name;
+  };
+  const upsert: Partial<WritebackTaskInput> = {
+    mode: 'upsert',
+    key: 'External_Id__c',
+    keyColumn: 'ext',
+    fields: { LeadScore__c: 'score', Company: 'c' },
+  };
+
+  it('takes the only extract of the object, of any case, and none of another object', () => {
+    expect(chosen([extract('a', { object: 'lead' })])).toBe('a');
+    expect(chosen([extract('a', { object: 'Contact' })])).toBeUndefined();
+  });
+
+  it('prefers one that reads the key, then one without a where, then the most mapped fields, then the first', () => {
+    // The key first: a copy without it matches no record.
+    expect(
+      chosen(
+        [extract('a'), extract('b', { fields: ['Id', 'External_Id__c'], where: "Status = 'Open'" })],
+        upsert,
+      ),
+    ).toBe('b');
+    // Every record over those a condition selects.
+    expect(chosen([extract('a', { where: "Status = 'Open'" }), extract('b')])).toBe('b');
+    // The mapped fields it reads.
+    expect(
+      chosen(
+        [
+          extract('a', { fields: ['Id', 'External_Id__c'] }),
+          extract('b', { fields: ['Id', 'External_Id__c', 'Company'] }),
+        ],
+        upsert,
+      ),
+    ).toBe('b');
+    // Alike: the first in the config.
+    expect(chosen([extract('a'), extract('b')])).toBe('a');
+    expect(chosen([extract('a', { where: 'x = 1' }), extract('b', { where: 'x = 2' })])).toBe('a');
   });
 });
