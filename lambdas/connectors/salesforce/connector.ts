@@ -17,7 +17,12 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 // jsforce's Connection alone: the package index also loads every API module (Bulk, Metadata,
 // Streaming with faye, …) that this connector does not use, ~600 KB of a bundle.
 import { Connection } from 'jsforce/lib/connection';
-import { SalesforceSignInRefusedError, TerminalError, TransientError } from '../../shared/errors';
+import {
+  ApiLimitExceededError,
+  SalesforceSignInRefusedError,
+  TerminalError,
+  TransientError,
+} from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { createRedactor, type Redactor } from '../../shared/redact';
 import {
@@ -1172,14 +1177,36 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       apiError = undefined;
     }
     const errorCode = apiError?.errorCode ?? `ERROR_HTTP_${status}`;
+    /**
+     * The 401 itself, as the cause of the error a refused session ends in: it keeps the status,
+     * which says that Salesforce processed nothing of the call (errors.ts, refusedCallStatus), so a
+     * write-back takes back the `sent` mark of its records as after any refusal of a whole call.
+     */
+    const unauthorized = (): Error =>
+      redactor.redactError(
+        Object.assign(new Error(apiError?.message ?? (text.slice(0, 300) || 'Unauthorized')), {
+          name: errorCode,
+          statusCode: 401,
+        }),
+      );
     if (status === 401 && attempt === 0 && conn._refreshDelegate) {
       try {
         await conn._refreshDelegate.refresh(sentAt);
       } catch (err) {
         // jsforce wraps the renewal's error in its own (`Unable to refresh session due to: …`):
         // one that Salesforce refused for the credentials is the sign-in's own, as the first
-        // sign-in would have failed with it, and stops the run the same way.
-        throw refusedRenewal ?? classifySalesforceError(err, { operation, redactor });
+        // sign-in would have failed with it, and stops the run the same way. Either is thrown with
+        // the call's 401 as its cause: the call was refused, not processed.
+        if (refusedRenewal)
+          throw new SalesforceSignInRefusedError(refusedRenewal.message, { cause: unauthorized() });
+        const classified = classifySalesforceError(err, { operation, redactor });
+        const Kind =
+          classified instanceof TransientError
+            ? TransientError
+            : classified instanceof ApiLimitExceededError
+              ? ApiLimitExceededError
+              : TerminalError;
+        throw new Kind(classified.message, { cause: unauthorized() });
       }
       return true;
     }
@@ -1187,6 +1214,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
       const said = answerExcerpt(redactor.redact(text), 300);
       throw new TerminalError(
         `Salesforce ${operation} failed: the session was refused again (401${said ? ` "${said}"` : ''}) right after the connector renewed it with a new sign-in (${flow}): the credentials of ${secretRef} sign in, but Salesforce refuses their session for this call. Check the user's access in Salesforce (API Enabled, the connected app's policies, its login IP ranges) and ${secretRef} (docs/salesforce-auth.md)`,
+        { cause: unauthorized() },
       );
     }
     const error = Object.assign(new Error(apiError?.message ?? text.slice(0, 300)), {

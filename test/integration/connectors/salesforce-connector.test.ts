@@ -17,7 +17,7 @@ import {
 } from '../../../lambdas/connectors/salesforce';
 import { withOwnCallCounts } from '../../../lambdas/shared/call-scope';
 import { SalesforceSignInRefusedError, TerminalError, TransientError } from '../../../lambdas/shared/errors';
-import { QueryCursorReleasedError } from '../../../lambdas/connectors/salesforce/errors';
+import { QueryCursorReleasedError, refusedCallStatus } from '../../../lambdas/connectors/salesforce/errors';
 import {
   closeIngestJob,
   createIngestJob,
@@ -392,6 +392,8 @@ describe('Salesforce connector against the emulator', () => {
         );
         expect(sf.calls.count({ operation: 'login' })).toBe(logins + 1);
         for (const canary of Object.values(CANARY)) expect((err as Error).message).not.toContain(canary);
+        // The call itself was refused (401), not processed: a write's records are not sent.
+        expect(refusedCallStatus(err)).toBe(401);
       } finally {
         credentials.password = password;
       }
@@ -441,6 +443,8 @@ describe('Salesforce connector against the emulator', () => {
           "the credentials of the secret local/salesforce sign in, but Salesforce refuses their session for this call. Check the user's access in Salesforce " +
           "(API Enabled, the connected app's policies, its login IP ranges) and the secret local/salesforce (docs/salesforce-auth.md)",
       );
+      // Refused, so not processed: the status stays visible to a caller that sent a write.
+      expect(refusedCallStatus(err)).toBe(401);
       // One renewal, and the call sent twice: not sent a third time, not retried as transient.
       expect(statuses('query')).toEqual([401, 401]);
       expect(logins()).toBe(before + 1);

@@ -453,6 +453,34 @@ describe('write-back modes and per-record failures', () => {
     expect(leadsWithExternalId(env, 'spent-450')).toHaveLength(1);
   });
 
+  it('an insert refused with a 401 again after the session was renewed leaves its records planned: the retry sends them at once', async () => {
+    await leads('unauth', 'Unauth', 'Pendant', 3);
+    const deps = env.deps({ writeback: [{ ...upsert, mode: 'insert' as const }] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-insert' });
+    // The call answers 401, the connector signs in again and sends it again: 401 again.
+    const refusing = refusingNextWrite(env.connector, () => env.sf.faults.set({ http401Burst: 2 }));
+    env.sf.calls.clear();
+
+    await expect(
+      pushWriteback({ ...deps, salesforce: refusing }, { runId, task: 'Lead-insert' }),
+    ).rejects.toThrow(/the session was refused again \(401/);
+
+    // Salesforce processed neither send: the records are not sent, so no outcome is unknown.
+    expect(env.sf.calls.writes().map((w) => w.status)).toEqual([401, 401]);
+    const ledger = await env.pool.query(
+      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status`,
+      [runId],
+    );
+    expect(ledger.rows).toEqual([{ status: 'planned', n: 3 }]);
+    env.sf.calls.clear();
+    // Sent at once, not held 11 minutes for a look-up of records that may be being created.
+    const retried = await pushWriteback(deps, { runId, task: 'Lead-insert' });
+    expect(retried).toMatchObject({ status: 'collected', succeeded: 3, failed: 0, outcomeUnknown: 0 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([3]);
+    expect(leadsWithExternalId(env, 'unauth-3')).toHaveLength(1);
+  });
+
   it('a Collections upsert Salesforce refuses as a whole (400) leaves its records planned, never outcome unknown', async () => {
     await leads('gone', 'Gone', 'Kramerica', 3);
     const deps = env.deps({ writeback: [upsert] });
