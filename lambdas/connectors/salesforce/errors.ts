@@ -114,6 +114,23 @@ export function refusedCallStatus(err: unknown): number | undefined {
   return status !== undefined && status >= 400 && status < 500 ? status : undefined;
 }
 
+/**
+ * A call Salesforce refused as a whole (a 4xx: see {@link refusedCallStatus}): its status, and
+ * Salesforce's error code and message as the connector kept them in the error's cause.
+ */
+export function refusedCallOf(
+  err: unknown,
+): { readonly status: number; readonly errorCode: string; readonly message: string } | undefined {
+  const status = refusedCallStatus(err);
+  if (status === undefined) return undefined;
+  const cause = (err as { cause?: unknown }).cause;
+  return {
+    status,
+    errorCode: salesforceErrorCode(cause) ?? `ERROR_HTTP_${status}`,
+    message: stringProp(cause, 'message') ?? (err instanceof Error ? err.message : String(err)),
+  };
+}
+
 /** The error code of a jsforce, OAuth, SOAP, fetch or Node error. */
 export function salesforceErrorCode(err: unknown): string | undefined {
   const errorCode = stringProp(err, 'errorCode');

@@ -5,13 +5,16 @@
  *
  * Records travel as JSON text made by PostgreSQL (the plan's `payload`), spliced into the request
  * body as they are: numbers keep every digit and no row is parsed into a JS object on the way out.
- * Per-record rejections come back as data ({@link RecordResult}); only a call that cannot be made at
- * all throws (a {@link TransientError} or {@link TerminalError} from the connector's error mapping).
+ * Per-record rejections come back as data ({@link RecordResult}), and so does a call refused as a
+ * whole for its records ({@link isRefusalOfRecords}); only a call that cannot be made at all, or
+ * is refused for a reason about the call, throws (a {@link TransientError} or {@link TerminalError}
+ * from the connector's error mapping).
  */
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { TerminalError, TransientError } from '../../shared/errors';
 import { apiRelative } from './calls';
+import { refusedCallOf } from './errors';
 import { REST_QUERY_URL_MAX_CHARS } from './constants';
 import type { SalesforceConnector } from './connector';
 
@@ -67,6 +70,40 @@ export interface RecordResult {
    * write-back leaves it `sent` for the retried step to resolve (resent, or looked up for an insert).
    */
   readonly unknown?: true;
+  /**
+   * Salesforce refused the Composite subrequest that carried this record, before writing any of
+   * its records, for a reason about the call rather than its records (the session, an allowance,
+   * a throttle: {@link isRefusalOfRecords}): not written, the record waits to be sent again.
+   */
+  readonly unprocessed?: true;
+}
+
+/**
+ * 4xx statuses whose refusal of a call is about the call, never its records: the session (401),
+ * the org's or user's allowance or access (403: `REQUEST_LIMIT_EXCEEDED`, `API_DISABLED_FOR_ORG`),
+ * the request's size (413, 414, 431), a throttle (420, 429), a time-out (408).
+ */
+const CALL_REFUSAL_STATUSES: ReadonlySet<number> = new Set([401, 403, 408, 413, 414, 420, 429, 431]);
+
+/** Error codes of a 400 or 404 that are about the call all the same (more records than a call takes). */
+const CALL_REFUSAL_CODES: ReadonlySet<string> = new Set([
+  'EXCEEDED_ID_LIMIT',
+  'INVALID_SESSION_ID',
+  'REQUEST_LIMIT_EXCEEDED',
+]);
+
+/**
+ * Whether Salesforce's refusal of a whole Collections call, or of a Composite subrequest, is about
+ * the records it carries (a 400 or 404: `INVALID_FIELD`, `JSON_PARSER_ERROR`, `NOT_FOUND`, an
+ * external-ID field that is not one…), so that each of them is refused with Salesforce's code and
+ * message, as a per-record error is, wherever the records travelled (a plain Collections call, a
+ * Composite call, one subrequest of it). Any other 4xx is about the call (the session, the org's
+ * allowance, the request's size, a throttle): Salesforce wrote none of its records, which wait to
+ * be sent again.
+ */
+export function isRefusalOfRecords(status: number, errorCode: string): boolean {
+  if (CALL_REFUSAL_STATUSES.has(status) || CALL_REFUSAL_CODES.has(errorCode)) return false;
+  return status === 400 || status === 404;
 }
 
 /** Options of {@link writeCollections}. */
@@ -111,6 +148,31 @@ function checkResults(raw: unknown, expected: number, what: string): RecordResul
   return raw as RecordResult[];
 }
 
+/**
+ * Makes a call of `n` records; when Salesforce refuses it as a whole for its records
+ * ({@link isRefusalOfRecords}), answers each record refused with Salesforce's code and message, as
+ * a Composite subrequest refused the same way answers. Any other failure is thrown (a refusal
+ * about the call keeps its status in the error: the caller sends the records again later).
+ */
+async function refusalAsResults<T>(
+  call: () => Promise<T>,
+  n: number,
+  what: string,
+): Promise<{ readonly answer: T } | { readonly refused: RecordResult[] }> {
+  try {
+    return { answer: await call() };
+  } catch (err) {
+    const refused = refusedCallOf(err);
+    if (!refused || !isRefusalOfRecords(refused.status, refused.errorCode)) throw err;
+    const error: RecordError = {
+      statusCode: refused.errorCode,
+      message: `the ${what} of this record (${n} records) was refused as a whole with HTTP ${refused.status}: ${refused.message}`,
+      fields: [],
+    };
+    return { refused: Array.from({ length: n }, () => ({ id: null, success: false, errors: [error] })) };
+  }
+}
+
 /** The referenceId of a Composite call's `i`th Collections subrequest (0-based). */
 function referenceIdOf(i: number): string {
   return `chunk${i}`;
@@ -136,8 +198,12 @@ export async function writeCollections(
   const { method, path } = collectionsPath(write);
   const what = `Collections ${write.operation} of ${write.object}`;
   if (n <= COLLECTIONS_MAX_RECORDS) {
-    const raw = await sf.request<unknown>(what, method, path, collectionsBody(write.records));
-    return checkResults(raw, n, what);
+    const raw = await refusalAsResults(
+      () => sf.request<unknown>(what, method, path, collectionsBody(write.records)),
+      n,
+      'call',
+    );
+    return 'refused' in raw ? raw.refused : checkResults(raw.answer, n, what);
   }
   const chunks: (readonly string[])[] = [];
   for (let i = 0; i < n; i += COLLECTIONS_MAX_RECORDS)
@@ -146,15 +212,21 @@ export async function writeCollections(
     (chunk, i) =>
       `{"method":"${method}","url":${JSON.stringify(`/services/data/v${sf.apiVersion}${path}`)},"referenceId":"${referenceIdOf(i)}","body":${collectionsBody(chunk)}}`,
   );
-  const response = await sf.request<{
-    compositeResponse?: { body: unknown; httpStatusCode: number; referenceId: string }[];
-  }>(
-    `Composite ${write.operation} of ${write.object}`,
-    'POST',
-    '/composite',
-    `{"allOrNone":false,"compositeRequest":[${subrequests.join(',')}]}`,
+  const sent = await refusalAsResults(
+    () =>
+      sf.request<{
+        compositeResponse?: { body: unknown; httpStatusCode: number; referenceId: string }[];
+      }>(
+        `Composite ${write.operation} of ${write.object}`,
+        'POST',
+        '/composite',
+        `{"allOrNone":false,"compositeRequest":[${subrequests.join(',')}]}`,
+      ),
+    n,
+    'Composite call',
   );
-  const parts = response.compositeResponse;
+  if ('refused' in sent) return sent.refused;
+  const parts = sent.answer.compositeResponse;
   if (!Array.isArray(parts) || parts.length !== chunks.length) {
     throw new TerminalError(
       `Salesforce Composite ${write.operation} of ${write.object} answered without one response per subrequest`,
@@ -184,11 +256,14 @@ export async function writeCollections(
       message: `the Composite subrequest of this record (${part.referenceId}, ${size} records) failed as a whole with HTTP ${part.httpStatusCode}: ${sf.redact(first?.message ?? 'no reason given')}`,
       fields: Array.isArray(first?.fields) ? first.fields : [],
     };
-    // A 4xx refused the subrequest before any record was written; after a 5xx nobody can say.
+    // A 4xx refused the subrequest before any record was written: about its records, each is
+    // refused; about the call, each waits to be sent again. After a 5xx nobody can say.
     const result: RecordResult =
       part.httpStatusCode >= 500
         ? { id: null, success: false, errors: [error], unknown: true }
-        : { id: null, success: false, errors: [error] };
+        : isRefusalOfRecords(part.httpStatusCode, error.statusCode)
+          ? { id: null, success: false, errors: [error] }
+          : { id: null, success: false, errors: [error], unprocessed: true };
     for (let j = 0; j < size; j += 1) results.push(result);
   });
   return results;

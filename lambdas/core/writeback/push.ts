@@ -45,6 +45,7 @@ import {
   COLLECTIONS_MAX_RECORDS,
   createIngestJob,
   getIngestJob,
+  type RecordError,
   type RecordResult,
   uploadIngestData,
   writeCollections,
@@ -495,7 +496,15 @@ async function sendCollections(
     calls += 1;
     // Records whose outcome the answer does not tell stay `sent`: the step fails at its end
     // (finishWriteback) and its retry resends them, or looks them up for an insert.
-    const known = results.flatMap((r, i) => (r.unknown ? [] : [i]));
+    const known = results.flatMap((r, i) => (r.unknown || r.unprocessed ? [] : [i]));
+    // Records of a Composite subrequest refused for a reason about the call (writes.ts,
+    // isRefusalOfRecords) were not written: `planned` again, as after a refused call, sent by the
+    // step's retry (the step fails at its end: finishWriteback) or the next invocation.
+    const unprocessed = results.flatMap((r, i) => (r.unprocessed ? [seqs[i] as number] : []));
+    if (unprocessed.length > 0) {
+      const refusal = results.find((r) => r.unprocessed)?.errors[0];
+      await unmarkRefusedCall(deps, runId, taskName, unprocessed, refusal);
+    }
     results.forEach((r, i) => {
       if (!r.unknown) return;
       options.answered.add(seqs[i] as number);
@@ -544,10 +553,17 @@ async function sendCollections(
   }
 }
 
+function isRecordError(value: unknown): value is RecordError {
+  return typeof (value as RecordError | undefined)?.statusCode === 'string';
+}
+
 /**
- * After a Collections or Composite call that failed: when Salesforce refused the call as a whole
- * (a 4xx: `REQUEST_LIMIT_EXCEEDED`, `INVALID_FIELD`, a throttle…), it processed none of its
- * records, so the `sent` mark set before the call is taken back: the rows are `planned` again
+ * After a Collections or Composite call that failed, or a Composite subrequest that Salesforce
+ * refused (`err` is then its RecordError): when Salesforce refused it as a whole for a reason about
+ * the call (a 4xx: `REQUEST_LIMIT_EXCEEDED`, a 401 after the session's renewal, a throttle…; a
+ * refusal about the records fails each record instead: writes.ts, isRefusalOfRecords), it
+ * processed none of its records, so the `sent` mark set before the call is taken back: the rows
+ * are `planned` again
  * (keeping their attempts), and the step's retry, or the next run, sends them as records never
  * sent. Left `sent`, a run that ended on the refusal counted them as outcome unknown, a later plan
  * marked their values unknown (update, upsert) or held an insert's keys back for 11 minutes and a
@@ -563,7 +579,8 @@ async function unmarkRefusedCall(
   seqs: readonly number[],
   err: unknown,
 ): Promise<void> {
-  const status = refusedCallStatus(err);
+  // A subrequest's refusal (a RecordError) says its code where a thrown error says its status.
+  const status = isRecordError(err) ? err.statusCode : refusedCallStatus(err);
   if (status === undefined) return;
   try {
     await deps.pg.query(

@@ -481,35 +481,97 @@ describe('write-back modes and per-record failures', () => {
     expect(leadsWithExternalId(env, 'unauth-3')).toHaveLength(1);
   });
 
-  it('a Collections upsert Salesforce refuses as a whole (400) leaves its records planned, never outcome unknown', async () => {
-    await leads('gone', 'Gone', 'Kramerica', 3);
-    const deps = env.deps({ writeback: [upsert] });
-    const runId = await env.newRun();
-    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+  it('refuses each record of a call Salesforce refuses for its records (400), alike in a plain Collections call and in a Composite subrequest', async () => {
     // An admin takes the key field's External ID flag away after the push read the describe:
-    // Salesforce refuses the call, 400 INVALID_FIELD.
+    // Salesforce refuses each call carrying the records, 400 INVALID_FIELD.
     const key = env.sf.store.describe('Lead')?.fields.find((f) => f.name === 'External_Id__c');
     if (!key) throw new Error('the emulator has no Lead.External_Id__c');
-    const refusing = refusingNextWrite(env.connector, () => {
+    const refuseKey = () => {
       key.externalId = false;
       key.idLookup = false;
-    });
+    };
+    const deps = env.deps({ writeback: [upsert] });
+    const push = async (records: number) => {
+      await leads(`gone${records}`, 'Gone', 'Kramerica', records);
+      const runId = await env.newRun();
+      await planWriteback(deps, { runId, task: 'Lead-upsert' });
+      env.sf.calls.clear();
+      const pushed = await pushWriteback(
+        { ...deps, salesforce: refusingNextWrite(env.connector, refuseKey) },
+        { runId, task: 'Lead-upsert' },
+      );
+      const ledger = await env.pool.query(
+        `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status`,
+        [runId],
+      );
+      const errors = await errorsOf(env, runId);
+      return { runId, pushed, ledger: ledger.rows, errors, writes: env.sf.calls.writes().length };
+    };
     try {
-      await expect(
-        pushWriteback({ ...deps, salesforce: refusing }, { runId, task: 'Lead-upsert' }),
-      ).rejects.toThrow(/INVALID_FIELD/);
+      // 3 records: one plain Collections call; 250: one Composite call, its two subrequests refused.
+      const plain = await push(3);
+      const composite = await push(250);
+      for (const [outcome, n] of [
+        [plain, 3],
+        [composite, 250],
+      ] as const) {
+        // Neither fails the step, nor leaves a record without an outcome: each is refused, with
+        // Salesforce's code and message, in one call; the failure rate decides the run.
+        expect(outcome.pushed).toMatchObject({ status: 'collected', planned: n, succeeded: 0, failed: n });
+        expect(outcome.pushed).toMatchObject({ outcomeUnknown: 0, failureRateExceeded: true });
+        expect(outcome.ledger).toEqual([{ status: 'failed', n }]);
+        expect(outcome.writes).toBe(1);
+        expect(outcome.errors).toHaveLength(n);
+        for (const error of outcome.errors) {
+          expect(error).toMatchObject({ stage: 'push', code: 'INVALID_FIELD' });
+          expect(error.message).toContain(
+            'Field name provided, External_Id__c is not an External ID or indexed field for Lead',
+          );
+        }
+      }
+      expect(plain.errors[0]?.message).toMatch(
+        /^the call of this record \(3 records\) was refused as a whole with HTTP 400: /,
+      );
+      expect(composite.errors[0]?.message).toMatch(
+        /^the Composite subrequest of this record \(chunk\d, \d+ records\) failed as a whole with HTTP 400: /,
+      );
     } finally {
       key.externalId = true;
       key.idLookup = true;
     }
+  });
 
+  it('a Composite subrequest refused for a reason about the call (403) leaves its records planned, as a refused plain call does, not failed', async () => {
+    await leads('sub403', 'Sub', 'Kramerica', 250);
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    const refusing = subrequestsWithKeysFail(env.connector, ['sub403-99'], {
+      status: 403,
+      errorCode: 'REQUEST_LIMIT_EXCEEDED',
+      message: 'TotalRequests Limit exceeded.',
+    });
+
+    await expect(
+      pushWriteback({ ...deps, salesforce: refusing }, { runId, task: 'Lead-upsert' }),
+    ).rejects.toThrow(
+      'Write-back Lead-upsert: 50 records sent or waiting to be sent have no outcome yet; retry the step',
+    );
+
+    // The other subrequest's 200 records were written; the refused one's 50 wait, not failed.
     const ledger = await env.pool.query(
-      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status`,
+      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
       [runId],
     );
-    expect(ledger.rows).toEqual([{ status: 'planned', n: 3 }]);
+    expect(ledger.rows).toEqual([
+      { status: 'planned', n: 50 },
+      { status: 'succeeded', n: 200 },
+    ]);
+    expect(await errorsOf(env, runId)).toEqual([]);
+    env.sf.calls.clear();
     const retried = await pushWriteback(deps, { runId, task: 'Lead-upsert' });
-    expect(retried).toMatchObject({ status: 'collected', succeeded: 3, failed: 0, outcomeUnknown: 0 });
+    expect(retried).toMatchObject({ status: 'collected', planned: 250, succeeded: 250, failed: 0 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([50]);
   });
 
   it('keeps the results of a Composite call whose one subrequest failed on Salesforce’s side, and resolves that subrequest’s records', async () => {

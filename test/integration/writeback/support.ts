@@ -336,12 +336,18 @@ export function refusingNextWrite(connector: SalesforceConnector, refuse: () => 
 
 /**
  * A connector through which every Composite subrequest carrying one of `keys` (External_Id__c)
- * fails on Salesforce's side, every time: a 500 UNKNOWN_EXCEPTION, none of its records written
- * (as an org's broken trigger does); the other subrequests reach Salesforce as usual.
+ * fails, every time: by default on Salesforce's side, a 500 UNKNOWN_EXCEPTION, none of its records
+ * written (as an org's broken trigger does), or with the `refusal` given; the other subrequests
+ * reach Salesforce as usual.
  */
 export function subrequestsWithKeysFail(
   connector: SalesforceConnector,
   keys: readonly string[],
+  refusal: { status: number; errorCode: string; message: string } = {
+    status: 500,
+    errorCode: 'UNKNOWN_EXCEPTION',
+    message: 'An unexpected error occurred',
+  },
 ): SalesforceConnector {
   return Object.create(connector, {
     request: {
@@ -372,9 +378,9 @@ export function subrequestsWithKeysFail(
           compositeResponse: fails.map((failed, i) =>
             failed
               ? {
-                  httpStatusCode: 500,
+                  httpStatusCode: refusal.status,
                   referenceId: `chunk${i}`,
-                  body: [{ errorCode: 'UNKNOWN_EXCEPTION', message: 'An unexpected error occurred' }],
+                  body: [{ errorCode: refusal.errorCode, message: refusal.message }],
                 }
               : answered[next++],
           ),

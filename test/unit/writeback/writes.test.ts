@@ -1,5 +1,9 @@
 import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
-import { soqlInLists, writeCollections } from '../../../lambdas/connectors/salesforce/writes';
+import {
+  isRefusalOfRecords,
+  soqlInLists,
+  writeCollections,
+} from '../../../lambdas/connectors/salesforce/writes';
 
 interface Call {
   operation: string;
@@ -123,6 +127,26 @@ describe('writeCollections', () => {
     expect(results.slice(200).every((r) => r === results[200])).toBe(true);
   });
 
+  it('marks the records of a subrequest refused for a reason about the call (401, 403, 429) as unprocessed, not failed', async () => {
+    const sf = fakeConnector(() => ({
+      compositeResponse: [
+        { referenceId: 'chunk0', httpStatusCode: 200, body: ok(200) },
+        {
+          referenceId: 'chunk1',
+          httpStatusCode: 403,
+          body: [{ errorCode: 'REQUEST_LIMIT_EXCEEDED', message: 'TotalRequests Limit exceeded.' }],
+        },
+      ],
+    }));
+    const results = await writeCollections(sf, {
+      object: 'Lead',
+      operation: 'insert',
+      records: records(250),
+    });
+    expect(results.slice(200).every((r) => r.unprocessed === true && r.success === false)).toBe(true);
+    expect(results.slice(0, 200)).toEqual(ok(200));
+  });
+
   it('marks the records of a subrequest that failed on Salesforce’s side (5xx) as unknown', async () => {
     const sf = fakeConnector(() => ({
       compositeResponse: [
@@ -199,5 +223,19 @@ describe('soqlInLists', () => {
 
   it('makes no list of no values', () => {
     expect(soqlInLists(select, [], quoted)).toEqual([]);
+  });
+});
+
+describe('isRefusalOfRecords', () => {
+  it('takes a 400 or 404 for a refusal of the records, any other 4xx for one of the call', () => {
+    expect(isRefusalOfRecords(400, 'INVALID_FIELD')).toBe(true);
+    expect(isRefusalOfRecords(400, 'JSON_PARSER_ERROR')).toBe(true);
+    expect(isRefusalOfRecords(404, 'NOT_FOUND')).toBe(true);
+    expect(isRefusalOfRecords(400, 'EXCEEDED_ID_LIMIT')).toBe(false);
+    expect(isRefusalOfRecords(401, 'INVALID_SESSION_ID')).toBe(false);
+    expect(isRefusalOfRecords(403, 'REQUEST_LIMIT_EXCEEDED')).toBe(false);
+    expect(isRefusalOfRecords(413, 'REQUEST_ENTITY_TOO_LARGE')).toBe(false);
+    expect(isRefusalOfRecords(429, 'TooManyRequests')).toBe(false);
+    expect(isRefusalOfRecords(409, 'ERROR_HTTP_409')).toBe(false);
   });
 });
