@@ -88,6 +88,15 @@ export interface SalesforceFaults {
    * client's polling loop (and results asked for too early) can be exercised.
    */
   bulkJobDelayMs?: number;
+  /**
+   * The largest JSON body of a REST call (Collections, Composite, a record, a Bulk job's control
+   * call) the emulator takes, in bytes: a larger one answers 413 `REQUEST_ENTITY_TOO_LARGE` and
+   * nothing of it is processed. Salesforce documents no such limit that we could find (only the
+   * URI and headers', 16,384 bytes), so the emulator's is an option: a test sets a small one to
+   * see a client split its calls. @default MAX_JSON_BODY_BYTES (50 MB, a guard of the emulator's
+   * memory)
+   */
+  maxRequestBodyBytes?: number;
 }
 
 /** What a row-lock fault matches of a record written: its Id (as the call gives it) and its external-ID values. */
@@ -144,6 +153,7 @@ export const FAULT_NAMES: readonly (keyof SalesforceFaults)[] = [
   'slowStream',
   'dailyApiLimit',
   'bulkJobDelayMs',
+  'maxRequestBodyBytes',
 ];
 
 function checkFaults(faults: SalesforceFaults): void {
@@ -192,6 +202,7 @@ function checkFaults(faults: SalesforceFaults): void {
   }
   nonNegativeInt('dailyApiLimit', faults.dailyApiLimit);
   nonNegativeInt('bulkJobDelayMs', faults.bulkJobDelayMs);
+  nonNegativeInt('maxRequestBodyBytes', faults.maxRequestBodyBytes);
   const fraction = faults.lockRowFraction;
   if (fraction !== undefined && (typeof fraction !== 'number' || !(fraction >= 0 && fraction <= 1))) {
     problems.push(`lockRowFraction must be a number between 0 and 1, got ${JSON.stringify(fraction)}`);
@@ -275,6 +286,11 @@ export class FaultController {
   /** @internal */
   writeLatencyMs(): number {
     return this.active.writeLatencyMs ?? 0;
+  }
+
+  /** @internal The largest REST JSON body taken, undefined for the emulator's default. */
+  maxRequestBodyBytes(): number | undefined {
+    return this.active.maxRequestBodyBytes;
   }
 
   /** @internal */

@@ -38,16 +38,20 @@ export class ApiError extends Error {
   }
 }
 
-/** Reads a request body into one Buffer (refusing more than `limit` bytes). */
+/**
+ * Reads a request body into one Buffer, refusing more than `limit` bytes with 413. A body over the
+ * limit is read to its end (and dropped) before the refusal, so that the client, still sending,
+ * reads the 413 rather than a connection reset.
+ */
 export async function readBody(req: IncomingMessage, limit = MAX_JSON_BODY_BYTES): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) {
-      throw new ApiError(413, 'REQUEST_ENTITY_TOO_LARGE', `request body exceeds ${limit} bytes`);
-    }
-    chunks.push(chunk);
+    if (size <= limit) chunks.push(chunk);
+  }
+  if (size > limit) {
+    throw new ApiError(413, 'REQUEST_ENTITY_TOO_LARGE', `request body exceeds ${limit} bytes`);
   }
   return Buffer.concat(chunks);
 }

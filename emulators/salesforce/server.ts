@@ -562,7 +562,8 @@ async function handleRequest(
 
   try {
     if (isBulk) {
-      const readJson = async (): Promise<unknown> => parseJsonBody(await readBody(req));
+      const readJson = async (): Promise<unknown> =>
+        parseJsonBody(await readBody(req, ctx.faults.maxRequestBodyBytes()));
       const out = await bulk.handle(
         req,
         res,
@@ -579,7 +580,7 @@ async function handleRequest(
     const body =
       method === 'GET' || method === 'DELETE' || method === 'HEAD'
         ? undefined
-        : parseJsonBody(await readBody(req));
+        : parseJsonBody(await readBody(req, ctx.faults.maxRequestBodyBytes()));
     const result = rest.handle({
       method,
       version,

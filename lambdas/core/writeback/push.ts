@@ -4,6 +4,7 @@
  * - Below the task's `bulkThreshold`: sObject Collections, 1,000 records an API call (Composite
  *   with five Collections subrequests of 200, `allOrNone: false`), read from the plan in `seq`
  *   order. Results are applied as each call answers, so Collections needs no separate collect.
+ *   A call Salesforce refuses as too large (413) is split in halves, down to one record.
  * - From the threshold on: Bulk API 2.0 ingest jobs, the CSV streamed out of PostgreSQL with
  *   `COPY … TO STDOUT` (Salesforce's dialect: `#N/A` for null, an empty cell for a null an insert
  *   leaves out, every value quoted, ISO dates),
@@ -34,7 +35,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import type { WritebackTask } from '../../config';
 import { PLAN_PAGE_ROWS, quoteIdent, withClient, withTransaction } from '../../connectors/postgres';
 import type { SalesforceConnector } from '../../connectors/salesforce';
-import { refusedCallStatus } from '../../connectors/salesforce/errors';
+import { refusedCallOf, refusedCallStatus } from '../../connectors/salesforce/errors';
 import { bulkPollDelaySeconds } from '../../connectors/salesforce/poll';
 import {
   abortIngestJob,
@@ -436,6 +437,125 @@ async function sendCollections(
   const recordSql = recordJsonSql(mapping);
   // The ledger pass (row-lock retries) needs no page.
   const lastPage = source.from === 'pages' ? await lastPageOf(deps, runId, taskName) : -1;
+  /**
+   * One call of `part` (records marked `sent`), its results applied. A call refused with 413
+   * (its body too large for Salesforce: long text values) is split in halves, each sent as its own
+   * call, down to one record; a record too large alone is refused with its key and size. Halves the
+   * budget has no time for are `planned` again, for the next invocation.
+   */
+  const sendPart = async (part: readonly PlanRowOut[]): Promise<void> => {
+    const seqs = part.map((r) => Number(r.seq));
+    let results: RecordResult[];
+    try {
+      results = await writeCollections(sf, {
+        object: mapping.object,
+        operation: mapping.task.mode,
+        ...(mapping.task.mode === 'upsert' ? { externalIdField: mapping.keyField as string } : {}),
+        records: part.map((r) => r.record),
+      });
+    } catch (err) {
+      const refused = refusedCallOf(err);
+      if (refused?.status !== REQUEST_TOO_LARGE_STATUS) {
+        await unmarkRefusedCall(deps, runId, taskName, seqs, err);
+        throw err;
+      }
+      if (part.length > 1) {
+        const half = Math.ceil(part.length / 2);
+        deps.logger.warn('Salesforce refused a call as too large (413); sending its records in two calls', {
+          runId,
+          task: taskName,
+          records: part.length,
+          status: refused.status,
+        });
+        await sendSplit(part.slice(0, half), part.slice(half));
+        return;
+      }
+      results = [tooLargeAlone(part[0] as PlanRowOut, refused)];
+    }
+    calls += 1;
+    // Records whose outcome the answer does not tell stay `sent`: the step fails at its end
+    // (finishWriteback) and its retry resends them, or looks them up for an insert.
+    const known = results.flatMap((r, i) => (r.unknown || r.unprocessed ? [] : [i]));
+    // Records of a Composite subrequest refused for a reason about the call (writes.ts,
+    // isRefusalOfRecords) were not written: `planned` again, as after a refused call, sent by the
+    // step's retry (the step fails at its end: finishWriteback) or the next invocation.
+    const unprocessed = results.flatMap((r, i) => (r.unprocessed ? [seqs[i] as number] : []));
+    if (unprocessed.length > 0) {
+      const refusal = results.find((r) => r.unprocessed)?.errors[0];
+      await unmarkRefusedCall(deps, runId, taskName, unprocessed, refusal);
+    }
+    results.forEach((r, i) => {
+      if (!r.unknown) return;
+      options.answered.add(seqs[i] as number);
+      const error = r.errors[0];
+      if (options.firstUnknown && !options.firstUnknown.value && error) {
+        options.firstUnknown.value = {
+          seq: seqs[i] as number,
+          key: part[i]?.key ?? '',
+          code: error.statusCode,
+          message: error.message,
+        };
+      }
+    });
+    const unknown = results.filter((r) => r.unknown);
+    if (unknown.length > 0) {
+      deps.logger.warn('Salesforce did not tell the outcome of some records; left for the retried step', {
+        runId,
+        task: taskName,
+        records: unknown.length,
+        error: unknown[0]?.errors[0]?.message,
+      });
+    }
+    await withTransaction(deps.pg, async (client) => {
+      await createResultsTable(client);
+      await insertCollectionResults(
+        client,
+        known.map((i) => seqs[i] as number),
+        known.map((i) => {
+          const result = results[i] as (typeof results)[number];
+          // An upsert sent again after a call whose outcome was never recorded: that call may have
+          // created the record this one found (`created: false`), so it counts as created: a second
+          // record beside the one sync_state holds is looked up and reported all the same
+          // (results.ts, reportRecordsCreatedBeside).
+          return part[i]?.resent === true && result.success && mapping.task.mode === 'upsert'
+            ? { ...result, created: true }
+            : result;
+        }),
+      );
+      await applyResults(client, {
+        runId,
+        task: taskName,
+        jobId: null,
+        syncedAt: deps.clock.now(),
+        lockRetries: options.lockRetries,
+      });
+    });
+  };
+
+  /**
+   * The halves of a call refused as too large, one call each. A half not sent (no time left in
+   * the budget, or the first half's call failed) is `planned` again: it was never sent.
+   */
+  const sendSplit = async (first: readonly PlanRowOut[], second: readonly PlanRowOut[]): Promise<void> => {
+    for (const [i, half] of [first, second].entries()) {
+      const rest = i === 0 ? [...first, ...second] : second;
+      if (!options.budget.mayStart('write')) {
+        await putBackUnsent(deps, runId, taskName, rest);
+        return;
+      }
+      try {
+        await sendPart(half);
+      } catch (err) {
+        if (i === 0) await putBackUnsent(deps, runId, taskName, second);
+        throw err;
+      }
+      if (options.budget.handedOn && i === 0) {
+        await putBackUnsent(deps, runId, taskName, second);
+        return;
+      }
+    }
+  };
+
   for (;;) {
     let rows: PlanRowOut[];
     if (source.from === 'pages') {
@@ -481,76 +601,51 @@ async function sendCollections(
     );
     if (source.from === 'pages' && calls === 0 && lastPage > 0)
       await analyzeLedger(deps, (lastPage + 1) * PLAN_PAGE_ROWS);
-    let results: RecordResult[];
-    try {
-      results = await writeCollections(sf, {
-        object: mapping.object,
-        operation: mapping.task.mode,
-        ...(mapping.task.mode === 'upsert' ? { externalIdField: mapping.keyField as string } : {}),
-        records: rows.map((r) => r.record),
-      });
-    } catch (err) {
-      await unmarkRefusedCall(deps, runId, taskName, seqs, err);
-      throw err;
-    }
-    calls += 1;
-    // Records whose outcome the answer does not tell stay `sent`: the step fails at its end
-    // (finishWriteback) and its retry resends them, or looks them up for an insert.
-    const known = results.flatMap((r, i) => (r.unknown || r.unprocessed ? [] : [i]));
-    // Records of a Composite subrequest refused for a reason about the call (writes.ts,
-    // isRefusalOfRecords) were not written: `planned` again, as after a refused call, sent by the
-    // step's retry (the step fails at its end: finishWriteback) or the next invocation.
-    const unprocessed = results.flatMap((r, i) => (r.unprocessed ? [seqs[i] as number] : []));
-    if (unprocessed.length > 0) {
-      const refusal = results.find((r) => r.unprocessed)?.errors[0];
-      await unmarkRefusedCall(deps, runId, taskName, unprocessed, refusal);
-    }
-    results.forEach((r, i) => {
-      if (!r.unknown) return;
-      options.answered.add(seqs[i] as number);
-      const error = r.errors[0];
-      if (options.firstUnknown && !options.firstUnknown.value && error) {
-        options.firstUnknown.value = {
-          seq: seqs[i] as number,
-          key: rows[i]?.key ?? '',
-          code: error.statusCode,
-          message: error.message,
-        };
-      }
-    });
-    if (known.length < results.length) {
-      deps.logger.warn('Salesforce did not tell the outcome of some records; left for the retried step', {
-        runId,
-        task: taskName,
-        records: results.length - known.length,
-        error: results.find((r) => r.unknown)?.errors[0]?.message,
-      });
-    }
-    await withTransaction(deps.pg, async (client) => {
-      await createResultsTable(client);
-      await insertCollectionResults(
-        client,
-        known.map((i) => seqs[i] as number),
-        known.map((i) => {
-          const result = results[i] as (typeof results)[number];
-          // An upsert sent again after a call whose outcome was never recorded: that call may have
-          // created the record this one found (`created: false`), so it counts as created: a second
-          // record beside the one sync_state holds is looked up and reported all the same
-          // (results.ts, reportRecordsCreatedBeside).
-          return rows[i]?.resent === true && result.success && mapping.task.mode === 'upsert'
-            ? { ...result, created: true }
-            : result;
-        }),
-      );
-      await applyResults(client, {
-        runId,
-        task: taskName,
-        jobId: null,
-        syncedAt: deps.clock.now(),
-        lockRetries: options.lockRetries,
-      });
-    });
+    await sendPart(rows);
+    if (options.budget.handedOn) return calls;
   }
+}
+
+/**
+ * The HTTP status of a call Salesforce refused because its body is too large: the push splits it
+ * ({@link sendCollections}). Salesforce documents no size limit of a REST request body that we
+ * could find (the URI and headers are limited to 16,384 bytes: Help article 000386264); long text
+ * area values make one of 200 or 1,000 records large.
+ */
+const REQUEST_TOO_LARGE_STATUS = 413;
+
+/** The failure of one record whose call alone was refused as too large (413). */
+function tooLargeAlone(
+  row: PlanRowOut,
+  refused: { readonly errorCode: string; readonly message: string },
+): RecordResult {
+  const bytes = Buffer.byteLength(row.record, 'utf8');
+  return {
+    id: null,
+    success: false,
+    errors: [
+      {
+        statusCode: refused.errorCode,
+        message: `key ${JSON.stringify(row.key)}: Salesforce refused the call of this record alone as too large (HTTP 413: ${refused.message}); the record's JSON is ${bytes.toLocaleString('en-US')} bytes. Shorten its longest values (a long text area) in the source, or leave such a field out of the task's mapping`,
+        fields: [],
+      },
+    ],
+  };
+}
+
+/** Ledger rows marked `sent` for a call never made (the rest of a split call): `planned` again. */
+async function putBackUnsent(
+  deps: CoreDeps,
+  runId: string,
+  taskName: string,
+  rows: readonly PlanRowOut[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await deps.pg.query(
+    `UPDATE roundtrip.writeback_plans SET status = 'planned', updated_at = now()
+      WHERE run_id = $1 AND task = $2 AND seq = ANY($3::bigint[]) AND status = 'sent'`,
+    [runId, taskName, rows.map((r) => Number(r.seq))],
+  );
 }
 
 function isRecordError(value: unknown): value is RecordError {

@@ -574,6 +574,41 @@ describe('write-back modes and per-record failures', () => {
     expect(env.sf.calls.writes().map((w) => w.records)).toEqual([50]);
   });
 
+  it('splits a call Salesforce refuses as too large (413) down to one record, and refuses a record too large alone with its key and size', async () => {
+    await leads('big', 'Big', 'Acme', 6);
+    // One record whose JSON alone is over the limit that one ordinary record is under.
+    await env.pool.query(`UPDATE lead_src SET last_name = repeat('L', 80) WHERE ext = 'big-6'`);
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    env.sf.faults.set({ maxRequestBodyBytes: 200 });
+    env.sf.calls.clear();
+
+    const pushed = await pushWriteback(deps, { runId, task: 'Lead-upsert' });
+
+    // The run goes on: every record but the one too large alone is written.
+    expect(pushed).toMatchObject({
+      status: 'collected',
+      planned: 6,
+      succeeded: 5,
+      failed: 1,
+      outcomeUnknown: 0,
+    });
+    for (let i = 1; i <= 5; i += 1) expect(leadsWithExternalId(env, `big-${i}`)).toHaveLength(1);
+    expect(leadsWithExternalId(env, 'big-6')).toEqual([]);
+    const errors = await errorsOf(env, runId);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ key: 'big-6', stage: 'push', code: 'REQUEST_ENTITY_TOO_LARGE' });
+    expect(errors[0]?.message).toMatch(
+      /^key "big-6": Salesforce refused the call of this record alone as too large \(HTTP 413: request body exceeds 200 bytes\); the record's JSON is \d+ bytes\./,
+    );
+    // Split only after a 413, in halves: 6 → 3 + 3 → (2 → 1 + 1) + 1 and (2 → 1 + 1) + 1, the
+    // last refused alone. Each call is made once; the refused ones wrote nothing.
+    expect(env.sf.calls.writes().map((w) => w.status)).toEqual([
+      413, 413, 413, 200, 200, 200, 413, 413, 200, 200, 413,
+    ]);
+  });
+
   it('keeps the results of a Composite call whose one subrequest failed on Salesforce’s side, and resolves that subrequest’s records', async () => {
     await env.pool.query('DELETE FROM lead_src');
     await env.pool.query(
