@@ -308,11 +308,15 @@ async function markLedgerSent(
 
 /**
  * Whether every record of the plan is in the ledger: sent once (by a Collections call, or with a
- * Bulk job once its CSV was uploaded), or refused before sending. False for a plan of none.
+ * Bulk job once its CSV was uploaded), or refused before sending. False for a plan of none. A row
+ * `planned` with no attempt was never sent: its call was refused as a whole, or never made
+ * (unmarkRefusedCall, putBackUnsent), and it is sent as planned, so it does not count; one
+ * `planned` with attempts waits for a row-lock retry, and was sent.
  */
 async function everyRecordSent(deps: CoreDeps, runId: string, taskName: string): Promise<boolean> {
   const { rows } = await deps.pg.query<{ sent: boolean }>(
-    `SELECT (SELECT count(*) FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2)
+    `SELECT (SELECT count(*) FROM roundtrip.writeback_plans
+              WHERE run_id = $1 AND task = $2 AND (status <> 'planned' OR attempts > 0))
               >= (SELECT coalesce(sum(rows), 0) FROM roundtrip.writeback_plan_pages WHERE run_id = $1 AND task = $2)
             AND EXISTS (SELECT 1 FROM roundtrip.writeback_plans WHERE run_id = $1 AND task = $2) AS sent`,
     [runId, taskName],

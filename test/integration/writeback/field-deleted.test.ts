@@ -14,7 +14,13 @@ import {
   type WritebackPushOutput,
 } from '../../../lambdas/core/writeback';
 import type { TimeLeft } from '../../../lambdas/shared/clock';
-import { errorsOf, LEAD_SRC_UPSERT, startWritebackEnv, type WritebackEnv } from './support';
+import {
+  errorsOf,
+  LEAD_SRC_UPSERT,
+  refusingNextWrite,
+  startWritebackEnv,
+  type WritebackEnv,
+} from './support';
 
 /** No time at all: each invocation makes its one guaranteed call, then hands on. */
 const NO_TIME: TimeLeft = () => 0;
@@ -51,6 +57,7 @@ describe('a mapped field deleted in Salesforce between push and collect', () => 
   afterEach(() => {
     restore?.();
     restore = undefined;
+    env.sf.faults.clear();
   });
   afterAll(async () => env?.stop());
 
@@ -131,6 +138,29 @@ describe('a mapped field deleted in Salesforce between push and collect', () => 
       ],
     ]);
     await nextPlanReportsIt(later);
+  });
+
+  it('Collections: records put back to planned after a refused call are not taken for sent: the push reports the deleted field, sending nothing', async () => {
+    await source('rf', 1);
+    const deps = env.deps({ writeback: [LEAD_SRC_UPSERT] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    // The org's daily allowance runs out right before the call: refused, nothing processed.
+    const refusing = refusingNextWrite(env.connector, () => env.sf.faults.set({ dailyApiLimit: 1 }));
+    await expect(
+      pushWriteback({ ...deps, salesforce: refusing }, { runId, task: 'Lead-upsert' }),
+    ).rejects.toThrow(/REQUEST_LIMIT_EXCEEDED/);
+    expect(await outcomes(runId)).toEqual({ 'rf-1': 'planned' });
+    env.sf.faults.clear();
+
+    const later = await afterDeletion(deps);
+    env.sf.calls.clear();
+    // Never sent: the push maps the task in full, as before any send, and the mapping fails.
+    await expect(pushWriteback(later, { runId, task: 'Lead-upsert' })).rejects.toThrow(
+      'field LeadScore__c does not exist on Lead (writeback[0].fields.LeadScore__c)',
+    );
+    expect(env.sf.calls.writes()).toEqual([]);
+    expect(await outcomes(runId)).toEqual({ 'rf-1': 'planned' });
   });
 
   it('Bulk: Collect records every result of the job, and sends the row-lock retry the plan stored', async () => {
