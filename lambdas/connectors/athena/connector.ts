@@ -179,15 +179,54 @@ export function positionsInValidatedQuery(message: string): string {
 }
 
 /**
+ * `sql` up to the end of its last token that is not a `;`: without the blanks, `--` and `/* … *\/`
+ * comments and semicolons that may follow it (`SELECT … ; -- note`), which a query put inside
+ * another (a subquery) cannot keep. Strings (`'a -- b'`, a quote inside doubled) and quoted names
+ * (`"a;b"`) are read whole, so that what looks like a comment or a `;` inside them stays.
+ */
+export function queryWithoutTrailingText(sql: string): string {
+  let end = 0;
+  let i = 0;
+  while (i < sql.length) {
+    const c = sql[i] as string;
+    if (sql.startsWith('--', i)) {
+      const eol = sql.indexOf('\n', i);
+      i = eol === -1 ? sql.length : eol + 1;
+    } else if (sql.startsWith('/*', i)) {
+      const close = sql.indexOf('*/', i + 2);
+      i = close === -1 ? sql.length : close + 2;
+    } else if (c === "'" || c === '"') {
+      let j = i + 1;
+      for (;;) {
+        const next = sql.indexOf(c, j);
+        if (next === -1) {
+          j = sql.length;
+          break;
+        }
+        j = next + 1;
+        if (sql[j] !== c) break;
+        j += 1;
+      }
+      i = j;
+      end = i;
+    } else {
+      i += 1;
+      if (c !== ';' && !/\s/.test(c)) end = i;
+    }
+  }
+  return sql.slice(0, end);
+}
+
+/**
  * A query that selects `columns` from the result of `sql`, for `EXPLAIN (TYPE VALIDATE)` to say
  * whether the result has them (COLUMN_NOT_FOUND when not): how `roundtrip validate` checks an
- * Athena task's key without running its query. `sql` goes in as a subquery on lines of its own
- * (a `--` comment at its end ends with its line), without the `;` that may end it. Athena (Trino)
- * resolves a name case-insensitively, even quoted: a key that differs from the result's column in
- * case only passes this check.
+ * Athena task's key without running its query. `sql` goes in as a subquery on lines of its own,
+ * without the `;`, comments and blanks that may end it ({@link queryWithoutTrailingText}). Athena
+ * (Trino) resolves a name case-insensitively, even quoted: a key that differs from the result's
+ * column in case only passes this check.
  */
 export function selectColumnsOfQuery(sql: string, columns: readonly string[]): string {
-  const body = sql.replace(/[\s;]+$/, '');
+  const body = queryWithoutTrailingText(sql);
   const names = columns.map((c) => `"${c.replace(/"/g, '""')}"`).join(', ');
   return `SELECT ${names} FROM (\n${body}\n)`;
 }

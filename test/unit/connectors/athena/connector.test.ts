@@ -9,19 +9,48 @@ import {
   createAthenaConnector,
   parseS3Url,
   positionsInValidatedQuery,
+  queryWithoutTrailingText,
   selectColumnsOfQuery,
 } from '../../../../lambdas/connectors/athena/connector';
 import { clientRequestTokenFor } from '../../../../lambdas/connectors/athena/tokens';
 import { classifyAthenaError } from '../../../../lambdas/connectors/athena/errors';
 
 describe('selectColumnsOfQuery', () => {
-  it('selects the quoted columns from the query as a subquery, its final ; dropped and a final -- comment ended by its line', () => {
+  it('selects the quoted columns from the query as a subquery, without the ;, comments and blanks that end it', () => {
     expect(selectColumnsOfQuery('SELECT id, "a""b" FROM t; \n', ['id', 'a"b'])).toBe(
       'SELECT "id", "a""b" FROM (\nSELECT id, "a""b" FROM t\n)',
     );
     expect(selectColumnsOfQuery('SELECT id FROM t -- the ids', ['id'])).toBe(
-      'SELECT "id" FROM (\nSELECT id FROM t -- the ids\n)',
+      'SELECT "id" FROM (\nSELECT id FROM t\n)',
     );
+  });
+});
+
+describe('queryWithoutTrailingText', () => {
+  it('cuts the query after its last token but a ;, whatever blanks, comments and semicolons follow', () => {
+    for (const ending of [
+      '',
+      ';',
+      '; -- c',
+      ' -- c\n;',
+      ';\n\n  \n',
+      '; /* c */',
+      ' /* a */ ; -- b\n',
+      ';;',
+      '/* unclosed',
+    ]) {
+      expect(queryWithoutTrailingText(`SELECT id FROM t${ending}`)).toBe('SELECT id FROM t');
+    }
+  });
+
+  it('keeps comments inside the query, and what reads like a comment or a ; inside a string or a quoted name', () => {
+    expect(queryWithoutTrailingText('SELECT id -- the id\nFROM t /* all */ WHERE 1 = 1 ; -- c')).toBe(
+      'SELECT id -- the id\nFROM t /* all */ WHERE 1 = 1',
+    );
+    expect(queryWithoutTrailingText("SELECT 'it''s -- not; a /* comment' -- a comment")).toBe(
+      "SELECT 'it''s -- not; a /* comment'",
+    );
+    expect(queryWithoutTrailingText('SELECT x AS "a;b -- c" ;')).toBe('SELECT x AS "a;b -- c"');
   });
 });
 
