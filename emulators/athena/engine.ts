@@ -284,6 +284,53 @@ export function athenaColumnNames(duckdbNames: readonly string[], ast: unknown):
 }
 
 /**
+ * The subquery of `SELECT * FROM (<subquery>)` (the subquery given no column names), as a parse
+ * tree of its own; undefined for any other query. Trino names such a query's columns as the
+ * subquery's, a name repeated included (`SELECT * FROM (SELECT o.id, c.id …)` answers `id` twice),
+ * where DuckDB makes them distinct (`id`, `id_1`) and names a bare column after the table's column:
+ * the names are the subquery's, as {@link athenaColumnNames} gives them.
+ */
+export function starOverSubquery(ast: unknown): unknown {
+  type Star = { class?: string; relation_name?: string; exclude_list?: unknown[]; replace_list?: unknown[] };
+  type From = { type?: string; subquery?: { node?: unknown }; column_name_alias?: unknown[] };
+  const node = (ast as { statements?: { node?: unknown }[] } | undefined)?.statements?.[0]?.node as
+    { type?: string; select_list?: Star[]; from_table?: From } | undefined;
+  const list = node?.type === 'SELECT_NODE' ? node.select_list : undefined;
+  const star = list?.length === 1 ? list[0] : undefined;
+  const from = node?.from_table;
+  if (
+    star?.class !== 'STAR' ||
+    star.relation_name ||
+    star.exclude_list?.length ||
+    star.replace_list?.length ||
+    from?.type !== 'SUBQUERY' ||
+    from.column_name_alias?.length ||
+    from.subquery?.node === undefined
+  ) {
+    return undefined;
+  }
+  const subquery: unknown = structuredClone(from.subquery.node);
+  dropUnsafeLocations(subquery);
+  return { statements: [{ node: subquery }] };
+}
+
+/**
+ * Removes each `query_location` that JSON.parse could not keep: DuckDB writes "no location" as
+ * 2^64 - 1 (a subquery's), which comes back rounded, and json_deserialize_sql refuses that number.
+ */
+function dropUnsafeLocations(node: unknown): void {
+  if (Array.isArray(node)) {
+    node.forEach(dropUnsafeLocations);
+    return;
+  }
+  if (typeof node !== 'object' || node === null) return;
+  const record = node as Record<string, unknown>;
+  if ('query_location' in record && !Number.isSafeInteger(record.query_location))
+    delete record.query_location;
+  Object.values(record).forEach(dropUnsafeLocations);
+}
+
+/**
  * The n of each result column that is a cast to `varchar(n)` (by the position of its CAST, see
  * query-text.ts), as Trino types `CAST(x AS varchar(3))`: `varchar(3)`, whose ColumnInfo
  * precision is 3. Only a select list item that is the cast itself (aliased or not) of a plain
@@ -627,7 +674,7 @@ export class QueryEngine {
       prepared = run.prepared;
       const types: DuckDBType[] = [];
       for (let i = 0; i < prepared.columnCount; i++) types.push(prepared.columnType(i));
-      const names = athenaColumnNames(duckNames, ast);
+      const names = await this.resultColumnNames(connection, duckNames, ast);
       const lengths = boundedVarcharColumns(ast, boundedVarcharCasts(execution.query), names.length);
       execution.columns = names.map((name, i) => {
         const type = types[i] as DuckDBType;
@@ -700,6 +747,27 @@ export class QueryEngine {
         false,
       ),
     };
+  }
+
+  /**
+   * The result's column names as Athena gives them ({@link athenaColumnNames}), those of a
+   * `SELECT * FROM (<subquery>)` being the subquery's ({@link starOverSubquery}).
+   */
+  private async resultColumnNames(
+    connection: DuckDBConnection,
+    duckNames: readonly string[],
+    ast: unknown,
+  ): Promise<string[]> {
+    const inner = starOverSubquery(ast);
+    if (inner !== undefined) {
+      const prepared = await this.prepareAst(connection, inner).catch(() => undefined);
+      const innerNames: string[] = [];
+      for (let i = 0; i < (prepared?.columnCount ?? 0); i++) innerNames.push(prepared?.columnName(i) ?? '');
+      // The outer query bound, so does its subquery: a count that differs is a shape not handled here.
+      if (innerNames.length === duckNames.length)
+        return this.resultColumnNames(connection, innerNames, inner);
+    }
+    return athenaColumnNames(duckNames, ast);
   }
 
   /** Prepares the SQL of a parse tree (`json_deserialize_sql`). */

@@ -167,6 +167,26 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
       ]);
     });
 
+    it('names the columns of SELECT * over a subquery as the subquery names them, a name repeated included', async () => {
+      await writeFile(path.join(h.dataDir, 'marketing', 'pairs.csv'), '"id","Name"\n"1","a"\n');
+      const names = async (query: string): Promise<(string | undefined)[] | undefined> => {
+        const { id } = await runQuery(h.athena, { QueryString: query, ...inMarketing, ...output });
+        const page = await h.athena.send(new GetQueryResultsCommand({ QueryExecutionId: id }));
+        return page.ResultSet?.ResultSetMetadata?.ColumnInfo?.map((c) => c.Name);
+      };
+      const inner = 'SELECT a.id, b.ID, upper(a.name) FROM pairs a JOIN pairs b ON a.id = b.id';
+      expect(await names(inner)).toEqual(['id', 'ID', '_col2']);
+      // DuckDB alone would answer id, ID_1 (or id_1) and the expression's text.
+      expect(await names(`SELECT * FROM (\n${inner}\n) LIMIT 0`)).toEqual(['id', 'ID', '_col2']);
+      expect(await names(`SELECT * FROM (SELECT * FROM (${inner}))`)).toEqual(['id', 'ID', '_col2']);
+      expect(await names('SELECT * FROM (SELECT * FROM pairs a JOIN pairs b ON a.id = b.id)')).toEqual([
+        'id',
+        'name',
+        'id',
+        'name',
+      ]);
+    });
+
     it('fails a query on a table whose file cannot be read with HIVE_BAD_DATA, and only that one', async () => {
       await writeFile(path.join(h.dataDir, 'marketing', 'broken.csv'), '"a"\n"1"\n');
       await writeFile(
