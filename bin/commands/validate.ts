@@ -9,8 +9,9 @@
  * transform's files run in a transaction that is rolled back, and inside it each write-back's
  * `from` is checked against its `fields` and `keyColumn` by the plan's own check (`--no-transform`:
  * the sources as they are). Nothing is kept in PostgreSQL or written to Salesforce (Athena writes
- * each EXPLAIN's one-line result file to the output location); the Salesforce checks cost one
- * `/limits` call, one describe per object and one COUNT() per `where`.
+ * each EXPLAIN's one-line result file, and each LIMIT 0 query's header line, to the output
+ * location); the Salesforce checks cost one `/limits` call, one describe per object and one COUNT()
+ * per `where`.
  *
  * Athena is probed with a GetWorkGroup of the configured workgroup (nothing is run or paid for): its
  * answer proves the endpoint and the credentials, and says whether the workgroup exists, is ENABLED
@@ -19,17 +20,18 @@
  * said, and its queries are then not checked. Then each Athena extract's query is checked with
  * `EXPLAIN (TYPE VALIDATE)`: parsed, and its tables, columns and functions resolved, without
  * scanning data (Athena charges nothing for an EXPLAIN). The check names the config path of a query
- * that is not valid, and, with one more EXPLAIN, of a task's `key` its query's result lacks.
+ * that is not valid. Then the query's result columns are read as the load reads them, without a
+ * row (`SELECT * FROM (<query>) LIMIT 0`, which Trino answers without a scan; Athena's minimum
+ * charge of a query, 10 MB of scan, may apply), and checked by the load's own check
+ * (`athenaResultRefusal`): names a table cannot have as they are (one repeated, one past 63 bytes),
+ * and a `key` column the result does not have, case and all. Each is named by the task's config
+ * path in the load's words, before a run that would find it only after its query ran.
  */
 import { proxyDescription } from '../../lambdas/shared/proxy';
 import { GetWorkGroupCommand, type AthenaClient } from '@aws-sdk/client-athena';
 import type { PoolClient } from 'pg';
-import { configWarnings, taskName, type PipelineConfig } from '../../lambdas/config';
-import {
-  AthenaQueryFailed,
-  selectColumnsOfQuery,
-  type AthenaConnector,
-} from '../../lambdas/connectors/athena';
+import { configWarnings, taskName, type AthenaExtractTask, type PipelineConfig } from '../../lambdas/config';
+import { AthenaQueryFailed, type AthenaConnector } from '../../lambdas/connectors/athena';
 import {
   checkConnection,
   quoteQualified,
@@ -55,6 +57,7 @@ import {
   readFilter,
   resolveFields,
 } from '../../lambdas/core/salesforce-read';
+import { athenaResultRefusal } from '../../lambdas/core/extract-athena';
 import { TransformError, tryTransform } from '../../lambdas/core/transform';
 import { thrownFailureText } from '../../lambdas/shared/errors';
 import { s3FolderUrl } from '../../lambdas/shared/s3-location';
@@ -97,32 +100,32 @@ function message(err: unknown): string {
 }
 
 /**
- * An Athena extract's `key` checked against its query's result, as the load checks it (a key the
- * result does not have fails the run, after the query ran): one more `EXPLAIN (TYPE VALIDATE)`, of
- * the key's columns selected from the query ({@link selectColumnsOfQuery}), nothing scanned. Throws
- * naming `extract[i].key` when the result lacks one; `; key …` for the check's line otherwise (a
- * check that could not be made is said, not failed: the query itself was found valid).
+ * An Athena extract's result checked as the load checks it once the query ran
+ * ({@link athenaResultRefusal}: names a table cannot have as they are, a name repeated or past 63
+ * bytes; too many columns; a `key` column the result does not have, case and all), with the
+ * columns read without the rows ({@link AthenaConnector.resultColumns}: the query under `LIMIT 0`,
+ * nothing scanned). Throws the load's words (its refusal comes after the query ran), naming the
+ * task's config path; `; …` for the check's line otherwise (a check that could not be made is
+ * said, not failed: the query itself was found valid).
  */
-async function checkAthenaKey(
+async function checkAthenaResult(
   athena: AthenaConnector,
-  query: string,
-  key: readonly string[],
+  config: PipelineConfig,
+  task: AthenaExtractTask,
   index: number,
 ): Promise<string> {
-  const keyText = key.map((k) => `"${k}"`).join(', ');
+  const keyText = (task.key ?? []).map((k) => `"${k}"`).join(', ');
+  let names: string[];
   try {
-    await athena.validateQuery(selectColumnsOfQuery(query, key), { pollDelays: validatePollDelayMs });
-    return `; key ${keyText} in its result`;
+    const columns = await athena.resultColumns(task.query, { pollDelays: validatePollDelayMs });
+    names = columns.map((c) => c.Name ?? '');
   } catch (err) {
-    const reason =
-      err instanceof AthenaQueryFailed ? /\bCOLUMN_NOT_FOUND: .*$/s.exec(err.message)?.[0] : undefined;
-    if (reason) {
-      throw new Error(
-        `the key (extract[${index}].key: ${keyText}) names a column the query (extract[${index}].query) does not return (Athena: ${reason.replace(/^(COLUMN_NOT_FOUND: )line \d+:\d+: /, '$1')}): name columns of the query's result in the key, or give the column that name with AS in the query`,
-      );
-    }
-    return `; key ${keyText} not checked (${message(err)})`;
+    return `; its result's columns not checked${keyText ? `, nor its key ${keyText}` : ''} (${message(err)})`;
   }
+  const { schema, table } = splitTableName(task.table, config.postgres.schema);
+  const refusal = athenaResultRefusal(task, `extract[${index}]`, names, `${schema}.${table}`);
+  if (refusal !== undefined) throw new Error(refusal);
+  return `; ${names.length} result column${names.length === 1 ? '' : 's'} a table takes as named (read with LIMIT 0: no row read)${keyText ? `; key ${keyText} in its result` : ''}`;
 }
 
 /**
@@ -434,8 +437,8 @@ export const validate: Command = async (argv) => {
                   : `the query (extract[${index}].query) could not be checked: ${message(err)}`,
               );
             }
-            const keyNote = task.key ? await checkAthenaKey(athena, task.query, task.key, index) : '';
-            return `query valid in ${config.athena?.database} (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged)${keyNote}`;
+            const resultNote = await checkAthenaResult(athena, config, task, index);
+            return `query valid in ${config.athena?.database} (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged)${resultNote}`;
           });
         }
       }

@@ -126,6 +126,52 @@ export function athenaColumnNameProblems(names: readonly string[]): string[] {
 }
 
 /**
+ * What the load refuses in a query's result before it touches the task's table, as the sentence
+ * that follows `Extract task <name>: `; undefined when it takes the result. The load checks the
+ * result's columns with it once the query ran, and `roundtrip validate` before any run, with the
+ * columns of the query's result read without its rows (`resultColumns` of the Athena connector):
+ * - names the table's columns cannot have as they are ({@link athenaColumnNameProblems});
+ * - more columns than a load stages ({@link MAX_TABLE_COLUMNS} less its own);
+ * - a `key` column the result does not have. Compared as written, case and all: the key names the
+ *   table's columns (its primary key), which are named as the result's, and PostgreSQL tells a
+ *   quoted "ID" from "id". Athena gives a column the case the query writes it in (`SELECT ID` →
+ *   `ID`), so a key that differs from it in case only is refused with the result's spelling, not
+ *   taken for it: a table keyed on a name its config does not spell would be named one way in the
+ *   config and another in PostgreSQL, its transforms and every message about the key.
+ */
+export function athenaResultRefusal(
+  task: Pick<AthenaExtractTask, 'key'>,
+  configPath: string,
+  columnNames: readonly string[],
+  table: string,
+): string | undefined {
+  const nameProblems = athenaColumnNameProblems(columnNames);
+  if (nameProblems.length > 0) {
+    return `the query's result columns (${configPath}.query) cannot be the columns of ${table} as named: ${nameProblems.join('; ')}. Give each column of the result its own name of at most ${MAX_IDENTIFIER_BYTES} bytes with AS in the task's query (SELECT o.id AS order_id, …)`;
+  }
+  // The staging table holds the result's columns and its own row number.
+  const maxColumns = MAX_TABLE_COLUMNS - 1;
+  if (columnNames.length > maxColumns) {
+    return `the query's result (${configPath}.query) has ${columnNames.length} columns, more than the ${maxColumns} a load takes: a PostgreSQL table has at most ${MAX_TABLE_COLUMNS}, and the load stages the rows in a table with one column more (${STAGING_ROW_COLUMN}). Select fewer columns in the task's query, or combine several into one value (CAST(ROW(a, b) AS JSON) loads as one jsonb column)`;
+  }
+  const key = task.key ?? [];
+  const missingKeys = key.filter((k) => !columnNames.includes(k));
+  if (missingKeys.length === 0) return undefined;
+  const hints = missingKeys.map((k) => {
+    const meant = suggestion(k, columnNames);
+    if (meant === undefined) return '';
+    return meant.toLowerCase() === k.toLowerCase()
+      ? `; did you mean "${meant}" for "${k}"? (the table's columns are named as the result's, case and all, and the key names them)`
+      : `; did you mean "${meant}" for "${k}"?`;
+  });
+  return (
+    `key column ${missingKeys.map((k) => `"${k}"`).join(', ')} (${configPath}.key) is not in the query's result (columns: ${columnNames.join(', ')})` +
+    hints.join('') +
+    `: name columns of the result in the key, or give the column that name with AS in the task's query`
+  );
+}
+
+/**
  * The merge's error when the query returned a row whose key column is NULL (SQLSTATE 23502 on a
  * key column: the key is the table's primary key), told as the task's; undefined for any other.
  */
@@ -440,33 +486,19 @@ export async function loadAthena(event: AthenaLoadInput, deps: CoreDeps): Promis
     }
     throw namedForTask(err, task.name);
   });
-  const nameProblems = athenaColumnNameProblems(result.columns.map((c) => c.Name ?? ''));
-  if (nameProblems.length > 0) {
+  const refusal = athenaResultRefusal(
+    task,
+    extractConfigPath(deps.config, task),
+    result.columns.map((c) => c.Name ?? ''),
+    `${schema}.${table}`,
+  );
+  if (refusal !== undefined) {
     throw new TerminalError(
-      `Extract task ${task.name}: the query's result columns cannot be the columns of ${schema}.${table} as named: ${nameProblems.join('; ')}. Give each column of the result its own name of at most ${MAX_IDENTIFIER_BYTES} bytes with AS in the task's query (SELECT o.id AS order_id, …); the table was left as it was`,
-    );
-  }
-  // The staging table holds the result's columns and its own row number.
-  const maxColumns = MAX_TABLE_COLUMNS - 1;
-  if (result.columns.length > maxColumns) {
-    throw new TerminalError(
-      `Extract task ${task.name}: the query's result has ${result.columns.length} columns, more than the ${maxColumns} a load takes: a PostgreSQL table has at most ${MAX_TABLE_COLUMNS}, and the load stages the rows in a table with one column more (${STAGING_ROW_COLUMN}). Select fewer columns in the task's query, or combine several into one value (CAST(ROW(a, b) AS JSON) loads as one jsonb column); the table ${schema}.${table} was left as it was`,
+      `Extract task ${task.name}: ${refusal}; the table ${schema}.${table} was left as it was`,
     );
   }
   const columns = result.columns.map((c) => pgColumnForAthenaColumn(c as AthenaColumnInfo));
   const key = task.key ?? [];
-  const missingKeys = key.filter((k) => !columns.some((c) => c.name === k));
-  if (missingKeys.length > 0) {
-    const names = columns.map((c) => c.name);
-    const near = missingKeys
-      .map((k) => [k, suggestion(k, names)] as const)
-      .filter(([, s]) => s !== undefined);
-    throw new TerminalError(
-      `Extract task ${task.name}: key column ${missingKeys.map((k) => `"${k}"`).join(', ')} (${extractConfigPath(deps.config, task)}.key) is not in the query's result (columns: ${names.join(', ')})` +
-        near.map(([k, s]) => `; did you mean "${s}" for "${k}"?`).join('') +
-        `: name columns of the result in the key, or give the column that name with AS in the task's query; the table ${schema}.${table} was left as it was`,
-    );
-  }
 
   const ms = (from: number): number => deps.clock.now().getTime() - from;
   return withTransaction(deps.pg, async (client) => {

@@ -161,6 +161,15 @@ export interface AthenaConnector {
    * and its polls.
    */
   validateQuery(sql: string, options?: WaitForQueryOptions): Promise<void>;
+  /**
+   * The columns of `sql`'s result as a load reads them (`ColumnInfo` of GetQueryResults: names as
+   * Athena gives them, types), without reading a row: {@link resultColumnsQuery} is run, which
+   * scans nothing and writes a result file of the header line alone (Athena bills a query at least
+   * 10 MB of scan, $0.00005, unverified for one that scans none). Throws like
+   * {@link validateQuery}, positions counted in `sql`. One StartQueryExecution, its polls and one
+   * GetQueryResults.
+   */
+  resultColumns(sql: string, options?: WaitForQueryOptions): Promise<readonly ColumnInfo[]>;
 }
 
 /** The prefix of {@link AthenaConnector.validateQuery}'s statement, on a line of its own. */
@@ -218,17 +227,15 @@ export function queryWithoutTrailingText(sql: string): string {
 }
 
 /**
- * A query that selects `columns` from the result of `sql`, for `EXPLAIN (TYPE VALIDATE)` to say
- * whether the result has them (COLUMN_NOT_FOUND when not): how `roundtrip validate` checks an
- * Athena task's key without running its query. `sql` goes in as a subquery on lines of its own,
- * without the `;`, comments and blanks that may end it ({@link queryWithoutTrailingText}). Athena
- * (Trino) resolves a name case-insensitively, even quoted: a key that differs from the result's
- * column in case only passes this check.
+ * `SELECT * FROM (<sql>) LIMIT 0`: a query whose result has the columns of `sql`'s, named as
+ * Athena (Trino) names them, a name repeated included, and no row. Trino answers a LIMIT 0 without
+ * reading a table (its optimizer replaces the plan with an empty one). `sql` goes in as a subquery
+ * on lines of its own, without the `;`, comments and blanks that may end it
+ * ({@link queryWithoutTrailingText}): an error's `line n` is one more than in `sql`
+ * ({@link positionsInValidatedQuery} counts it back).
  */
-export function selectColumnsOfQuery(sql: string, columns: readonly string[]): string {
-  const body = queryWithoutTrailingText(sql);
-  const names = columns.map((c) => `"${c.replace(/"/g, '""')}"`).join(', ');
-  return `SELECT ${names} FROM (\n${body}\n)`;
+export function resultColumnsQuery(sql: string): string {
+  return `SELECT * FROM (\n${queryWithoutTrailingText(sql)}\n) LIMIT 0`;
 }
 
 /** Splits `s3://bucket/key`. */
@@ -387,6 +394,31 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
     logger.info('Athena results read through GetQueryResults', { queryExecutionId, rows });
   }
 
+  /**
+   * Runs a statement that holds a query after one line of its own (an EXPLAIN's prefix, a
+   * subquery's opening) and waits for it: a failure is an {@link AthenaQueryFailed} whose position
+   * is counted in the query ({@link positionsInValidatedQuery}).
+   */
+  const runLinePrefixed = async (statement: string, opts: WaitForQueryOptions): Promise<QueryExecution> => {
+    let id: string;
+    try {
+      id = await connector.startQuery(statement, {
+        clientRequestToken: `roundtrip-validate-${randomUUID()}`,
+      });
+    } catch (err) {
+      if (err instanceof TerminalError && /\bMALFORMED_QUERY\b/.test(err.message)) {
+        throw new AthenaQueryFailed(positionsInValidatedQuery(err.message), undefined, { cause: err });
+      }
+      throw err;
+    }
+    try {
+      return await connector.waitForQuery(id, opts);
+    } catch (err) {
+      if (!(err instanceof AthenaQueryFailed)) throw err;
+      throw new AthenaQueryFailed(positionsInValidatedQuery(err.message), id, { cause: err });
+    }
+  };
+
   const connector: AthenaConnector = {
     get apiCalls() {
       return callsHere.read(apiCalls);
@@ -493,23 +525,11 @@ export function createAthenaConnector(options: AthenaConnectorOptions): AthenaCo
       return Readable.from(viaApi(queryExecutionId, columns), { objectMode: false });
     },
     async validateQuery(sql, opts = {}) {
-      let id: string;
-      try {
-        id = await connector.startQuery(`${EXPLAIN_VALIDATE_PREFIX}${sql}`, {
-          clientRequestToken: `roundtrip-validate-${randomUUID()}`,
-        });
-      } catch (err) {
-        if (err instanceof TerminalError && /\bMALFORMED_QUERY\b/.test(err.message)) {
-          throw new AthenaQueryFailed(positionsInValidatedQuery(err.message), undefined, { cause: err });
-        }
-        throw err;
-      }
-      try {
-        await connector.waitForQuery(id, opts);
-      } catch (err) {
-        if (!(err instanceof AthenaQueryFailed)) throw err;
-        throw new AthenaQueryFailed(positionsInValidatedQuery(err.message), id, { cause: err });
-      }
+      await runLinePrefixed(`${EXPLAIN_VALIDATE_PREFIX}${sql}`, opts);
+    },
+    async resultColumns(sql, opts = {}) {
+      const execution = await runLinePrefixed(resultColumnsQuery(sql), opts);
+      return (await connector.describeResult(execution)).columns;
     },
   };
   return connector;

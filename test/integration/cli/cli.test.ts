@@ -134,7 +134,7 @@ describe('the roundtrip CLI', () => {
       'validate: running the transform (1 file) in a transaction that is rolled back…',
     );
     expect(report.checks.find((c) => c.check === 'extract athena_customers')?.detail).toBe(
-      'query valid in marketing (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged)',
+      'query valid in marketing (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged); 5 result columns a table takes as named (read with LIMIT 0: no row read)',
     );
     expect(report.checks.find((c) => c.check === 'Athena')?.detail).toBe(
       'reachable (workgroup primary, ENABLED, results in s3://roundtrip-athena-results/lead-scoring/; database marketing)',
@@ -303,7 +303,7 @@ describe('the roundtrip CLI', () => {
     expect(result.stdout.split('\n').filter((l) => l.startsWith('✗'))).toHaveLength(1);
   });
 
-  it("checks an Athena task's key against its query's result without running it, and names a key the result lacks by its config path", async () => {
+  it("checks an Athena task's key against its query's result without reading a row, and names a key the result lacks by its config path", async () => {
     const config = JSON.parse(await readFile(configFile, 'utf8')) as { extract: Record<string, unknown>[] };
     const keyed = (key: string[]): string =>
       JSON.stringify({
@@ -316,10 +316,10 @@ describe('the roundtrip CLI', () => {
     const wrong = await cli(['validate', ...connection.slice(2), '--config', wrongKey]);
     expect(wrong.code).toBe(1);
     expect(wrong.stdout.split('\n').filter((l) => l.startsWith('✗'))).toEqual([
-      '✗ extract athena_customers: the key (extract[1].key: "customer_id") names a column the query (extract[1].query) does not return ' +
-        "(Athena: COLUMN_NOT_FOUND: Column 'customer_id' cannot be resolved): name columns of the query's result in the key, or give the column that name with AS in the query",
+      '✗ extract athena_customers: key column "customer_id" (extract[1].key) is not in the query\'s result (columns: email, lifetime_value, order_count, last_order_at, segment): ' +
+        "name columns of the result in the key, or give the column that name with AS in the task's query",
     ]);
-    // Two EXPLAINs (the query, then its key), no query run.
+    // An EXPLAIN of the query, then its result's columns read with LIMIT 0: no row read.
     expect(
       env.athena.calls.filter((c) => c.operation === 'StartQueryExecution').length - explainsBefore,
     ).toBe(2);
@@ -328,7 +328,7 @@ describe('the roundtrip CLI', () => {
     await writeFile(rightKey, keyed(['email']));
     const right = await cli(['validate', ...connection.slice(2), '--config', rightKey]);
     expect(right.stdout).toMatch(
-      /^✓ extract athena_customers: query valid in marketing \(EXPLAIN \(TYPE VALIDATE\): nothing scanned, not charged\); key "email" in its result$/m,
+      /^✓ extract athena_customers: query valid in marketing \(EXPLAIN \(TYPE VALIDATE\): nothing scanned, not charged\); 5 result columns a table takes as named \(read with LIMIT 0: no row read\); key "email" in its result$/m,
     );
   });
 

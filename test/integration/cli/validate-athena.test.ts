@@ -69,10 +69,12 @@ describe('roundtrip validate of Athena extract tasks', () => {
     return { code: result.code, line };
   };
 
+  /** The line of a task whose query and key the load takes: two result columns, keyed by id. */
+  const checked =
+    '✓ extract customers: query valid in marketing (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged); 2 result columns a table takes as named (read with LIMIT 0: no row read); key "id" in its result';
+
   it('checks the key of a query that ends in a semicolon, a comment or blank lines exactly as the query without them', async () => {
     const plain = 'SELECT id, email FROM customers';
-    const checked =
-      '✓ extract customers: query valid in marketing (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged); key "id" in its result';
     for (const ending of [
       ';',
       '; -- the customers',
@@ -93,7 +95,56 @@ describe('roundtrip validate of Athena extract tasks', () => {
     const wrong = await validateTask({ query: `${plain}; -- the customers`, key: ['customer_id'] });
     expect(wrong.code).toBe(1);
     expect(wrong.line).toMatch(
-      /^✗ extract customers: the key \(extract\[0\]\.key: "customer_id"\) names a column the query/,
+      /^✗ extract customers: key column "customer_id" \(extract\[0\]\.key\) is not in/,
     );
+  });
+
+  it("refuses a key that differs from the result's column in case only, as the load does, naming the column's spelling", async () => {
+    const fix =
+      ": name columns of the result in the key, or give the column that name with AS in the task's query";
+    const caseOnly = "(the table's columns are named as the result's, case and all, and the key names them)";
+    expect(await validateTask({ query: 'SELECT id, email FROM customers', key: ['ID'] })).toEqual({
+      code: 1,
+      line: `✗ extract customers: key column "ID" (extract[0].key) is not in the query's result (columns: id, email); did you mean "id" for "ID"? ${caseOnly}${fix}`,
+    });
+    // Athena names a column as the query writes it: SELECT ID answers "ID", which a key "id" is not.
+    expect(await validateTask({ query: 'SELECT ID, email FROM customers', key: ['id'] })).toEqual({
+      code: 1,
+      line: `✗ extract customers: key column "id" (extract[0].key) is not in the query's result (columns: ID, email); did you mean "ID" for "id"? ${caseOnly}${fix}`,
+    });
+  });
+
+  it('refuses result columns named twice or past 63 bytes, as the load does, naming the query and the fix', async () => {
+    const fix =
+      "Give each column of the result its own name of at most 63 bytes with AS in the task's query (SELECT o.id AS order_id, …)";
+    // A task without a key is checked too: the load refuses such a result all the same.
+    expect(
+      await validateTask({
+        query: 'SELECT o.id, c.id, c.email FROM orders o JOIN customers c ON c.id = o.customer_id',
+      }),
+    ).toEqual({
+      code: 1,
+      line: `✗ extract customers: the query's result columns (extract[0].query) cannot be the columns of public.customers as named: "id" 2 times (columns 1 and 2). ${fix}`,
+    });
+    const long = `customer_${'lifetime_'.repeat(6)}value`;
+    expect(
+      await validateTask({
+        query: `SELECT id, email AS ${long}, name AS ${long}_2 FROM customers`,
+        key: ['id'],
+      }),
+    ).toEqual({
+      code: 1,
+      line: `✗ extract customers: the query's result columns (extract[0].query) cannot be the columns of public.customers as named: "${long}" has 68 bytes (PostgreSQL keeps 63 of a name and cuts the rest); "${long}_2" has 70 bytes (PostgreSQL keeps 63 of a name and cuts the rest). ${fix}`,
+    });
+    // Aliased, the same query passes.
+    expect(
+      await validateTask({
+        query:
+          'SELECT o.id AS order_id, c.id, c.email FROM orders o JOIN customers c ON c.id = o.customer_id',
+      }),
+    ).toEqual({
+      code: 0,
+      line: '✓ extract customers: query valid in marketing (EXPLAIN (TYPE VALIDATE): nothing scanned, not charged); 3 result columns a table takes as named (read with LIMIT 0: no row read)',
+    });
   });
 });

@@ -49,15 +49,15 @@ describe('Athena results PostgreSQL cannot take as they are', () => {
     });
     expect(joined).toBeInstanceOf(TerminalError);
     expect(joined?.message).toBe(
-      'Extract task joined: the query\'s result columns cannot be the columns of public.joined_orders as named: "id" 2 times (columns 1 and 4). ' +
-        "Give each column of the result its own name of at most 63 bytes with AS in the task's query (SELECT o.id AS order_id, …); the table was left as it was",
+      'Extract task joined: the query\'s result columns (extract[0].query) cannot be the columns of public.joined_orders as named: "id" 2 times (columns 1 and 4). ' +
+        "Give each column of the result its own name of at most 63 bytes with AS in the task's query (SELECT o.id AS order_id, …); the table public.joined_orders was left as it was",
     );
 
     const long = `customer_${'lifetime_'.repeat(6)}value`;
     const tooLong = await extract({ ...task, query: `SELECT o.id, o.total AS ${long} FROM orders o` });
     expect(tooLong).toBeInstanceOf(TerminalError);
     expect(tooLong?.message).toContain(
-      `Extract task joined: the query's result columns cannot be the columns of public.joined_orders as named: "${long}" has 68 bytes (PostgreSQL keeps 63 of a name and cuts the rest).`,
+      `Extract task joined: the query's result columns (extract[0].query) cannot be the columns of public.joined_orders as named: "${long}" has 68 bytes (PostgreSQL keeps 63 of a name and cuts the rest).`,
     );
     expect(await h.rows('SELECT * FROM joined_orders ORDER BY id')).toEqual(before);
   });
@@ -75,7 +75,7 @@ describe('Athena results PostgreSQL cannot take as they are', () => {
     const error = await extract({ ...task, query: wide(1600) });
     expect(error).toBeInstanceOf(TerminalError);
     expect(error?.message).toBe(
-      "Extract task features: the query's result has 1600 columns, more than the 1599 a load takes: a PostgreSQL table has at most 1600, " +
+      "Extract task features: the query's result (extract[0].query) has 1600 columns, more than the 1599 a load takes: a PostgreSQL table has at most 1600, " +
         "and the load stages the rows in a table with one column more (__roundtrip_row). Select fewer columns in the task's query, " +
         'or combine several into one value (CAST(ROW(a, b) AS JSON) loads as one jsonb column); the table public.features was left as it was',
     );

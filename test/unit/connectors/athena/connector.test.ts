@@ -10,18 +10,18 @@ import {
   parseS3Url,
   positionsInValidatedQuery,
   queryWithoutTrailingText,
-  selectColumnsOfQuery,
+  resultColumnsQuery,
 } from '../../../../lambdas/connectors/athena/connector';
 import { clientRequestTokenFor } from '../../../../lambdas/connectors/athena/tokens';
 import { classifyAthenaError } from '../../../../lambdas/connectors/athena/errors';
 
-describe('selectColumnsOfQuery', () => {
-  it('selects the quoted columns from the query as a subquery, without the ;, comments and blanks that end it', () => {
-    expect(selectColumnsOfQuery('SELECT id, "a""b" FROM t; \n', ['id', 'a"b'])).toBe(
-      'SELECT "id", "a""b" FROM (\nSELECT id, "a""b" FROM t\n)',
+describe('resultColumnsQuery', () => {
+  it('selects every column of the query as a subquery with LIMIT 0, without the ;, comments and blanks that end it', () => {
+    expect(resultColumnsQuery('SELECT id, "a""b" FROM t; \n')).toBe(
+      'SELECT * FROM (\nSELECT id, "a""b" FROM t\n) LIMIT 0',
     );
-    expect(selectColumnsOfQuery('SELECT id FROM t -- the ids', ['id'])).toBe(
-      'SELECT "id" FROM (\nSELECT id FROM t\n)',
+    expect(resultColumnsQuery('SELECT id FROM t -- the ids')).toBe(
+      'SELECT * FROM (\nSELECT id FROM t\n) LIMIT 0',
     );
   });
 });
