@@ -30,7 +30,7 @@ import {
   scopeText,
 } from '../local/task-state-text';
 import { closeGoneRuns } from './run';
-import { DATABASE_OPTIONS, runsDatabase } from './status';
+import { DATABASE_OPTIONS, databaseOptionsGiven, runsDatabase } from './status';
 
 /** What `forget` never deletes, as its output says. */
 export const FORGET_KEEPS =
@@ -228,6 +228,8 @@ export const forget: Command = async (argv) => {
                 ? `; an insert task, as its latest plan was: it would insert the ${count(outcome.syncState, 'record')} it inserted already again`
                 : ''
             }).`;
+    // The command to run, with the options that named this pipeline and database.
+    const given = databaseOptionsGiven(values);
     if (!outcome.deleted && insertsAgain(state, configuredMode)) {
       lines.push(
         `Mind: ${insertAgainText(task, state, configuredMode !== undefined)}; --yes needs --insert-again beside it for this task.`,
@@ -236,7 +238,7 @@ export const forget: Command = async (argv) => {
     lines.push(
       outcome.deleted
         ? `Done.${next}`
-        : `Nothing deleted (a dry run): ${forgetCommand(task, { insertAgain: insertsAgain(state, configuredMode) })} deletes them.${next}`,
+        : `Nothing deleted (a dry run): ${forgetCommand(task, { insertAgain: insertsAgain(state, configuredMode), given: given.options })}${given.note} deletes them.${next}`,
     );
     lines.push(`Kept: ${FORGET_KEEPS}${historyDeleted ? ' (but for the rows above)' : ''}.`);
     process.stdout.write(`${lines.join('\n')}\n`);

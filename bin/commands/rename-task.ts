@@ -23,7 +23,7 @@ import {
 } from '../local/task-state-text';
 import { configPathOf } from './forget';
 import { closeGoneRuns } from './run';
-import { DATABASE_OPTIONS, runsDatabase } from './status';
+import { DATABASE_OPTIONS, databaseOptionsGiven, runsDatabase } from './status';
 
 function json(outcome: RenameOutcome, pipeline: string, from: string, to: string): Record<string, unknown> {
   const base = { pipeline, from, to };
@@ -170,6 +170,8 @@ export const renameTaskCli: Command = async (argv) => {
     }
     if (values.json === true) return EXIT.ok;
     const { state } = outcome;
+    // The command to run, with the options that named this pipeline and database.
+    const given = databaseOptionsGiven(values);
     const lines = [
       `task ${from} (${lastRunText(state.lastRun)}) to ${to} (named in the config as ${toPath})` +
         (outcome.moved ? ': moved, in one transaction' : ': would move'),
@@ -183,7 +185,7 @@ export const renameTaskCli: Command = async (argv) => {
         : []),
       outcome.moved
         ? `Done: ${to} goes on where ${from} was (its next plan sends only what changed). Kept under ${from}: its runs' history and its name in roundtrip.task_owners.`
-        : `Nothing moved (a dry run): ${renameTaskCommand(from, to)} moves them.`,
+        : `Nothing moved (a dry run): ${renameTaskCommand(from, to, given.options)}${given.note} moves them.`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
     return EXIT.ok;

@@ -8,7 +8,8 @@
  */
 import type { Pool } from 'pg';
 import { postgresCredentialsSource, type PipelineConfig, type ReadSection } from '../../lambdas/config';
-import { createPool, redactUrl, withClient } from '../../lambdas/connectors/postgres';
+import { createPool, redactUrl, urlHasCredentials, withClient } from '../../lambdas/connectors/postgres';
+import { shellOption } from '../../lambdas/shared/shell';
 import type { PostgresSource } from '../../lambdas/connectors/postgres';
 import {
   EXIT,
@@ -85,6 +86,26 @@ function toleratedNote(command: string, issues: readonly { path: string }[]): st
 
 /** Options of the commands that read a pipeline's runs from its database (`status`, `errors`). */
 export const DATABASE_OPTIONS = { ...CONNECTION_OPTIONS, 'database-url': { type: 'string' } } as const;
+
+/**
+ * The options given to a command of the pipeline's database that say which pipeline and database
+ * it acts on (`--config`, `--secrets`, `--database-url`), as a shell takes them: what a message
+ * adds to the command it tells to run next (`roundtrip forget … --yes`), so that the command
+ * pasted acts on what this one read. A URL's password is never shown ({@link redactUrl}); `note`
+ * then says to put it back.
+ */
+export function databaseOptionsGiven(values: Record<string, unknown>): { options: string; note: string } {
+  const url = values['database-url'];
+  const hidden = typeof url === 'string' && urlHasCredentials(url);
+  const options = (['config', 'secrets', 'database-url'] as const)
+    .flatMap((name) => {
+      const value = values[name];
+      if (typeof value !== 'string') return [];
+      return [` ${shellOption(`--${name}`, name === 'database-url' && hidden ? redactUrl(value) : value)}`];
+    })
+    .join('');
+  return { options, note: hidden ? ' (with the password of your --database-url where it shows ***)' : '' };
+}
 
 /**
  * The config and a pool to the pipeline's database (one connection unless `connections` says

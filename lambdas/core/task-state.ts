@@ -31,18 +31,23 @@ import { HELD_BACK_ERROR_SQL } from './writeback/state';
 /**
  * The command that starts `task` over (`roundtrip forget --task NAME --yes`), the name quoted for a
  * shell when it needs it, as messages name it; `insertAgain` for an insert task with synced records
- * ({@link insertsAgain}).
+ * ({@link insertsAgain}); `given`, the options that name the pipeline and its database as the
+ * command line was given them (` --config FILE …`, quoted already), when the CLI knows them.
  */
-export function forgetCommand(task: string, options: { readonly insertAgain?: boolean } = {}): string {
-  return `roundtrip forget ${shellOption('--task', task)} --yes${options.insertAgain === true ? ' --insert-again' : ''}`;
+export function forgetCommand(
+  task: string,
+  options: { readonly insertAgain?: boolean; readonly given?: string } = {},
+): string {
+  return `roundtrip forget ${shellOption('--task', task)}${options.given ?? ''} --yes${options.insertAgain === true ? ' --insert-again' : ''}`;
 }
 
 /**
  * The command that carries task `from`'s state to the name `to` (`roundtrip rename-task --from OLD
- * --to NEW --yes`, {@link renameTask}), the names quoted for a shell when they need it.
+ * --to NEW --yes`, {@link renameTask}), the names quoted for a shell when they need it; `given` as
+ * {@link forgetCommand} takes it.
  */
-export function renameTaskCommand(from: string, to: string): string {
-  return `roundtrip rename-task ${shellOption('--from', from)} ${shellOption('--to', to)} --yes`;
+export function renameTaskCommand(from: string, to: string, given = ''): string {
+  return `roundtrip rename-task ${shellOption('--from', from)} ${shellOption('--to', to)}${given} --yes`;
 }
 
 /** PostgreSQL's SQLSTATE for a `NOWAIT` lock that another transaction holds. */

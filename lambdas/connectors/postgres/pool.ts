@@ -147,6 +147,23 @@ function isUrlSource(source: PostgresSource): source is PostgresUrlSource {
 const CREDENTIAL_URL_PARAMETERS: readonly string[] = ['password', 'sslpassword'];
 
 /**
+ * Whether {@link redactUrl} hides part of the URL: a password, a credential parameter, a fragment,
+ * or text that does not parse as a URL. A URL without any is shown as it is.
+ */
+export function urlHasCredentials(url: string): boolean {
+  try {
+    const parsed = new URL(url);
+    return (
+      parsed.password !== '' ||
+      parsed.hash !== '' ||
+      CREDENTIAL_URL_PARAMETERS.some((k) => parsed.searchParams.has(k))
+    );
+  } catch {
+    return true;
+  }
+}
+
+/**
  * Redacts the password of a PostgreSQL URL (for messages and logs): the one after the user name,
  * the value of a `password` or `sslpassword` parameter, and the fragment (no part of a connection
  * URL: a `#` in an unencoded password starts one, which then holds the password's end). Text that

@@ -6,9 +6,11 @@
  * its lock is held, and refuses a name the database does not know. The write-backs run in-process
  * against the Salesforce emulator over HTTP (test/integration/writeback/support.ts).
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { WritebackTaskInput } from '../../../lambdas/config';
 import { advanceWatermark, readWatermark, withClient } from '../../../lambdas/connectors/postgres';
 import { planWriteback, reportRun, runWriteback } from '../../../lambdas/core/writeback';
@@ -62,6 +64,15 @@ describe('roundtrip status and forget: task state the config no longer names, a 
   }
 
   const db = (): string[] => ['--database-url', env.db.url];
+
+  /** The options `--config config` and db() as the commands printed by forget repeat them. */
+  const given = (config: string): string => {
+    const url = new URL(env.db.url);
+    url.password = '***';
+    // Quoted: a shell would take the * of *** for a pattern.
+    return ` --config ${config} --database-url '${url.toString()}'`;
+  };
+  const putPasswordBack = ' (with the password of your --database-url where it shows ***)';
 
   /** Runs the write-back task in a run of its own, which then ends as `status`. */
   async function syncedRun(
@@ -202,7 +213,7 @@ describe('roundtrip status and forget: task state the config no longer names, a 
       '  roundtrip.sync_state     3 synced records',
       '  roundtrip.sync_scope     1 row (Lead by External_Id__c, keys from column ext)',
       '  roundtrip.extract_state  0 rows',
-      'Nothing deleted (a dry run): roundtrip forget --task moving --yes deletes them. The task starts over: its next plan sends every record once.',
+      `Nothing deleted (a dry run): roundtrip forget --task moving${given(config)} --yes${putPasswordBack} deletes them. The task starts over: its next plan sends every record once.`,
       "Kept: the per-run history (roundtrip.runs, the ledger writeback_plans and writeback_plan_pages, writeback_jobs, writeback_errors, extract_jobs: roundtrip status and errors still show the task's runs) and the task's name in roundtrip.task_owners.",
       '',
     ]);
@@ -352,7 +363,7 @@ describe('roundtrip status and forget: task state the config no longer names, a 
     );
     // The command it prints is the one that works, not one refused for want of --insert-again.
     expect(dry.stdout).toContain(
-      'Nothing deleted (a dry run): roundtrip forget --task keyless --yes --insert-again deletes them.',
+      `Nothing deleted (a dry run): roundtrip forget --task keyless${given(config)} --yes --insert-again${putPasswordBack} deletes them.`,
     );
     const refused = await cli(['forget', '--config', config, ...db(), '--task', 'keyless', '--yes']);
     expect(refused.code).toBe(2);
@@ -373,7 +384,7 @@ describe('roundtrip status and forget: task state the config no longer names, a 
       'The config does not name the task: named again, it starts over (its next plan sends every record once; an insert task, as its latest plan was: it would insert the 3 records it inserted already again).\n',
     );
     expect(dryUnnamed.stdout).toContain(
-      'Nothing deleted (a dry run): roundtrip forget --task keyless --yes --insert-again deletes them.',
+      `Nothing deleted (a dry run): roundtrip forget --task keyless${given(unnamed)} --yes --insert-again${putPasswordBack} deletes them.`,
     );
     expect(dryUnnamed.stdout).toContain(
       'If the task was renamed, carry its state to the new name instead: roundtrip rename-task --from keyless --to NEW --yes',
@@ -445,17 +456,31 @@ describe('roundtrip status and forget: task state the config no longer names, a 
         rows: 7,
       }),
     );
-    const file = await env.writeConfigFile(path.join(dir, 'extract.config.json'), {
+    // A config file whose path a shell would split: the command printed quotes it.
+    const file = await env.writeConfigFile(path.join(dir, "Lead's extract.config.json"), {
       extract: [{ from: 'salesforce', object: 'Lead', fields: ['Id', 'LastName'], table: 'sf_lead' }],
     });
-    const dry = await cli(['forget', '--config', file, ...db(), '--task', 'Lead']);
+    const dry = await cli(['forget', '-c', file, ...db(), '--task', 'Lead']);
     expect(dry.stdout).toContain(
       '  roundtrip.extract_state  1 row (watermark 2026-01-02T03:04:05.000Z, 7 rows loaded in all)\n',
     );
+    // The command to run is this one's, with the options that named the pipeline and the database
+    // (the URL's password not shown), and --yes.
+    const url = new URL(env.db.url);
+    const password = decodeURIComponent(url.password);
+    url.password = '***';
+    const quotedFile = `'${file.replace(/'/g, `'\\''`)}'`;
+    const printed = `roundtrip forget --task Lead --config ${quotedFile} --database-url '${url.toString()}' --yes`;
     expect(dry.stdout).toContain(
-      'Nothing deleted (a dry run): roundtrip forget --task Lead --yes deletes them. The task starts over: its next read is a full one.\n',
+      `Nothing deleted (a dry run): ${printed} (with the password of your --database-url where it shows ***) deletes them. The task starts over: its next read is a full one.\n`,
     );
-    const done = await cli(['forget', '--config', file, ...db(), '--task', 'Lead', '--yes']);
+    // Pasted into a shell, with the password put back, it is the command that deletes the state.
+    const { stdout: words } = await promisify(execFile)('sh', [
+      '-c',
+      `printf '%s\\n' ${printed.replace('***', password).replace(/^roundtrip /, '')}`,
+    ]);
+    const done = await cli(words.trimEnd().split('\n'));
+    expect(done.stdout).toMatch(/: deleted, in one transaction\n/);
     expect(done.code).toBe(0);
     expect(await withClient(env.pool, (client) => readWatermark(client, 'Lead'))).toBeUndefined();
   });

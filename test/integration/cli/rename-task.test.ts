@@ -207,7 +207,8 @@ describe('a task renamed in the config: the plan refuses an insert that would in
     expect(dry.stdout).toContain('to carried (named in the config as writeback[0]): would move\n');
     expect(dry.stdout).toContain('  roundtrip.sync_state     3 synced records\n');
     expect(dry.stdout).toContain(
-      'Nothing moved (a dry run): roundtrip rename-task --from Lead-insert --to carried --yes moves them.',
+      // With the options that named the pipeline and its database, as given.
+      `Nothing moved (a dry run): roundtrip rename-task --from Lead-insert --to carried --config ${config} --secrets ${secrets} --yes moves them.`,
     );
     expect(await syncedOf('Lead-insert')).toBe(3);
     expect(await syncedOf('carried')).toBe(0);
