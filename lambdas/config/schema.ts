@@ -163,6 +163,24 @@ export function isTimeZone(value: string): boolean {
   }
 }
 
+/**
+ * A time zone the runtime knows ({@link isTimeZone}) as EventBridge Scheduler takes it: spelt as
+ * the IANA database spells it. `Intl` finds a zone by its name in any case, so `asia/tokyo` passes
+ * {@link isTimeZone}, and Scheduler, which takes the name as spelt, would refuse it at deploy time.
+ * A name that differs from the zone the runtime resolves it to only in case is given that zone's
+ * spelling (`Asia/Tokyo`, `UTC`). Another name of the zone (a link: `Asia/Kolkata`, which Node 20
+ * resolves to `Asia/Calcutta`, later versions not; `Etc/UTC`, `US/Pacific`) stays as written when
+ * each of its parts starts with a capital letter, as every IANA name does; written otherwise
+ * (`us/pacific`), the zone's name the runtime gives replaces it (`America/Los_Angeles`): the same
+ * zone, spelt as Scheduler takes it. Applying it again changes nothing, so the config the functions
+ * validate at cold start (lib/bundled-config.ts) keeps it.
+ */
+export function canonicalTimeZone(value: string): string {
+  const resolved = new Intl.DateTimeFormat('en-US', { timeZone: value }).resolvedOptions().timeZone;
+  if (resolved.toLowerCase() === value.toLowerCase()) return resolved;
+  return value.split('/').every((part) => /^[A-Z]/.test(part)) ? value : resolved;
+}
+
 function isSecretReference(value: string): boolean {
   return value.startsWith('arn:') ? SECRET_ARN.test(value) : SECRET_NAME.test(value);
 }
@@ -274,9 +292,9 @@ const apiVersion = explained('a Salesforce API version such as "62.0"', (value) 
 const scheduleSchema = section('an object with "cron" or "rate" and an optional "timezone"', {
   cron: explained(CRON_TEXT, cronExpressionProblem).optional(),
   rate: explained(RATE_TEXT, rateExpressionProblem).optional(),
-  timezone: text('an IANA time zone name such as "Europe/Berlin" or "UTC"', isTimeZone).default(
-    CONFIG_DEFAULTS.timezone,
-  ),
+  timezone: text('an IANA time zone name such as "Europe/Berlin" or "UTC"', isTimeZone)
+    .transform(canonicalTimeZone)
+    .default(CONFIG_DEFAULTS.timezone),
   enabled: z.boolean({ error: expected('true or false') }).default(CONFIG_DEFAULTS.scheduleEnabled),
   retries: wholeNumber(
     `a whole number from 0 to ${SCHEDULER_MAX_RETRY_ATTEMPTS}`,

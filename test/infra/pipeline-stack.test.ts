@@ -745,6 +745,16 @@ describe('PipelineStack', () => {
   });
 
   describe('variants', () => {
+    it('schedules in the time zone as the IANA database spells it, whatever the case the config gave it in', () => {
+      const base = fullConfig();
+      const { template } = synthPipeline(
+        fullConfig({ schedule: { ...base.schedule!, timezone: 'america/new_york' } }),
+      );
+      template.hasResourceProperties('AWS::Scheduler::Schedule', {
+        ScheduleExpressionTimezone: 'America/New_York',
+      });
+    });
+
     it('deploys a paused schedule without a dead-letter queue when told so', () => {
       const base = fullConfig();
       const { template } = synthPipeline({

@@ -77,6 +77,27 @@ describe('parseConfig', () => {
   });
 
   describe('a valid config', () => {
+    // Intl finds a zone by its name in any case; EventBridge Scheduler takes the name as the IANA
+    // database spells it. The parse gives the zone that spelling, and keeps another name of it
+    // (a link) written so; parsed again, as the functions do at cold start, it stays.
+    it.each([
+      ['asia/tokyo', 'Asia/Tokyo'],
+      ['ASIA/TOKYO', 'Asia/Tokyo'],
+      ['utc', 'UTC'],
+      ['america/argentina/buenos_aires', expect.stringMatching(/^America\/(Argentina\/)?Buenos_Aires$/)],
+      ['Asia/Tokyo', 'Asia/Tokyo'],
+      ['Asia/Kolkata', 'Asia/Kolkata'],
+      ['Etc/UTC', 'Etc/UTC'],
+      ['US/Pacific', 'US/Pacific'],
+      ['us/pacific', expect.stringMatching(/^(America\/Los_Angeles|US\/Pacific)$/)],
+    ])('has the schedule time zone %s spelt as Scheduler takes it', (timezone, spelt) => {
+      const config = parseConfig({ ...valid(), schedule: { cron: '0 2 * * ? *', timezone } });
+      expect(config.schedule?.timezone).toEqual(spelt);
+      expect(parseConfig(JSON.parse(JSON.stringify(config))).schedule?.timezone).toBe(
+        config.schedule?.timezone,
+      );
+    });
+
     it('is returned with every default applied', () => {
       expect(parseConfig(valid())).toEqual({
         name: 'lead-scoring',
