@@ -84,8 +84,16 @@ function toleratedNote(command: string, issues: readonly { path: string }[]): st
   );
 }
 
-/** Options of the commands that read a pipeline's runs from its database (`status`, `errors`). */
-export const DATABASE_OPTIONS = { ...CONNECTION_OPTIONS, 'database-url': { type: 'string' } } as const;
+/**
+ * Options of the commands that read a pipeline's runs from its database (`status`, `errors`,
+ * `resolve`, `forget`, `rename-task`): the connection options but `--aws-endpoint`, since none of
+ * them calls Athena or S3 (accepted, it would be ignored: refused as an unknown option instead).
+ */
+const { 'aws-endpoint': _awsEndpoint, ...DATABASE_CONNECTION_OPTIONS } = CONNECTION_OPTIONS;
+export const DATABASE_OPTIONS = {
+  ...DATABASE_CONNECTION_OPTIONS,
+  'database-url': { type: 'string' },
+} as const;
 
 /**
  * The options given to a command of the pipeline's database that say which pipeline and database

@@ -41,6 +41,8 @@ describe('the roundtrip CLI', () => {
   let configFile: string;
   let secretsFile: string;
   let connection: string[];
+  /** The options of the commands of the pipeline's database: no --aws-endpoint (they call no AWS). */
+  const databaseConnection = (): string[] => connection.slice(0, 4);
 
   beforeAll(async () => {
     db = await createTestDatabase('rt_cli');
@@ -917,7 +919,7 @@ describe('the roundtrip CLI', () => {
         `✓ Report failure {2}\\(so far: [\\d,]+ rows read, ${total - athena} Salesforce API calls(, ${athena} Athena/S3 calls)?\\)`,
       ),
     );
-    const status = await cli(['status', ...connection.slice(2), '--config', bulk, '--json']);
+    const status = await cli(['status', ...connection.slice(2, 4), '--config', bulk, '--json']);
     const listed = lastJsonLine(status.stdout) as {
       runs: { runId: string; apiCalls: number; salesforceApiCalls: number; athenaApiCalls: number }[];
     };
@@ -930,7 +932,7 @@ describe('the roundtrip CLI', () => {
       'athena_customers',
     ]);
     // The table says them in two columns, the run's row with both figures.
-    const text = (await cli(['status', ...connection.slice(2), '--config', bulk])).stdout.split('\n');
+    const text = (await cli(['status', ...connection.slice(2, 4), '--config', bulk])).stdout.split('\n');
     expect(text[0]).toMatch(/ {2}failed {2}Salesforce calls {2}Athena\/S3 calls$/);
     const cells = text.find((l) => l.startsWith(summary.runId))?.split(/ {2,}/);
     expect(cells?.slice(-2)).toEqual([
@@ -992,7 +994,15 @@ describe('the roundtrip CLI', () => {
     const calls = (task: string): number => Number(row(task)?.at(-1)?.replace(/,/g, ''));
     expect(calls('Lead-slow')).toBeGreaterThan(0);
     // status, read later, says the same total as the table.
-    const status = await cli(['status', ...connection.slice(2), '--config', file, '--json', '--limit', '1']);
+    const status = await cli([
+      'status',
+      ...connection.slice(2, 4),
+      '--config',
+      file,
+      '--json',
+      '--limit',
+      '1',
+    ]);
     const listed = lastJsonLine(status.stdout) as { runs: { apiCalls: number }[] };
     const total = ['Prepare', 'Lead-slow', 'Lead-failing'].reduce((n, t) => n + calls(t), 0);
     expect(listed.runs[0]?.apiCalls).toBe(total);
@@ -1392,7 +1402,7 @@ describe('the roundtrip CLI', () => {
     }
     const why =
       'Cannot plan the write-back Lead-update (update of Lead): field LeadScore__c is not updateable by the integration user (writeback[0].fields.LeadScore__c)';
-    const text = await cli(['errors', ...connection, '--task', 'Lead-update']);
+    const text = await cli(['errors', ...databaseConnection(), '--task', 'Lead-update']);
     expect(text.code).toBe(0);
     const lines = text.stdout.trim().split('\n');
     expect(lines[0]).toMatch(
@@ -1400,7 +1410,7 @@ describe('the roundtrip CLI', () => {
     );
     expect(lines[1]).toContain(`no record to show; task Lead-update failed: ${why}`);
     const json = lastJsonLine(
-      (await cli(['errors', ...connection, '--task', 'Lead-update', '--json'])).stdout,
+      (await cli(['errors', ...databaseConnection(), '--task', 'Lead-update', '--json'])).stdout,
     );
     expect(json).toMatchObject({ total: 0, taskError: expect.stringContaining(why) });
   });
@@ -1555,7 +1565,7 @@ describe('the roundtrip CLI', () => {
       expect(line).toContain(`: ${fmt(t.rowsRead)} rows read, ${fmt(t.written)} written, `);
     }
 
-    const status = await cli(['status', ...connection, '--json']);
+    const status = await cli(['status', ...databaseConnection(), '--json']);
     const listed = lastJsonLine(status.stdout) as {
       pipeline: string;
       runs: { runId: string; dryRun: boolean }[];
@@ -1569,7 +1579,7 @@ describe('the roundtrip CLI', () => {
     // laptop in another zone, would be taken for local time).
     const startedAt = (listed.runs[0] as unknown as { startedAt: string }).startedAt;
     expect(startedAt).toMatch(/Z$/);
-    const text = (await cli(['status', ...connection, '--limit', '1'])).stdout.split('\n');
+    const text = (await cli(['status', ...databaseConnection(), '--limit', '1'])).stdout.split('\n');
     expect(text[0]).toMatch(/^run {2,}status {2,}started \(UTC\) {2,}seconds {2}/);
     expect(text[1]?.split(/ {2,}/).slice(0, 3)).toEqual([
       summary.runId,
@@ -1604,11 +1614,13 @@ describe('the roundtrip CLI', () => {
     } finally {
       await pool.end();
     }
-    const text = await cli(['status', ...connection, '--limit', '1000']);
+    const text = await cli(['status', ...databaseConnection(), '--limit', '1000']);
     expect(text.stdout).toContain(
       `\n${runId}: write-back Lead-update: 6 records held back again, as by the previous run (held back by every run since run-before): an earlier send of their keys still has no outcome; roundtrip errors --run ${runId} says why for each (a run still recorded as running, a Bulk job Salesforce has not finished, or keys to record by hand)\n`,
     );
-    const json = lastJsonLine((await cli(['status', ...connection, '--limit', '1000', '--json'])).stdout) as {
+    const json = lastJsonLine(
+      (await cli(['status', ...databaseConnection(), '--limit', '1000', '--json'])).stdout,
+    ) as {
       runs: { runId: string; heldBack: number; heldBackAgain: unknown[] }[];
     };
     expect(json.runs.find((r) => r.runId === runId)).toMatchObject({
@@ -1663,7 +1675,9 @@ describe('the roundtrip CLI', () => {
     } finally {
       await pool.end();
     }
-    const json = lastJsonLine((await cli(['status', ...connection, '--limit', '1000', '--json'])).stdout) as {
+    const json = lastJsonLine(
+      (await cli(['status', ...databaseConnection(), '--limit', '1000', '--json'])).stdout,
+    ) as {
       runs: Record<string, unknown>[];
     };
     expect(json.runs.find((r) => r.runId === runId)).toMatchObject({
@@ -1682,7 +1696,7 @@ describe('the roundtrip CLI', () => {
       written: 1,
       notInConfig: [],
     });
-    const text = (await cli(['status', ...connection, '--limit', '1000'])).stdout;
+    const text = (await cli(['status', ...databaseConnection(), '--limit', '1000'])).stdout;
     const row = text.split('\n').find((l) => l.startsWith(`${runId} `));
     expect(row?.split(/\s{2,}/)).toEqual([
       runId,
@@ -1705,7 +1719,7 @@ describe('the roundtrip CLI', () => {
       /^\d+ runs above \(\S+ to \S+\): their figures include tasks (\S+, )*Old_extract, Contact-rs(, \S+)*, which the config no longer names \(as the runs recorded them; status --json lists each run's in notInConfig\)$/,
     );
     // With one run listed, that run is named.
-    const one = (await cli(['status', ...connection, '--limit', '1'])).stdout;
+    const one = (await cli(['status', ...databaseConnection(), '--limit', '1'])).stdout;
     expect(one).not.toContain('runs above');
 
     // Its records are listed by that task's name, though the config no longer has it.
@@ -1719,7 +1733,15 @@ describe('the roundtrip CLI', () => {
     } finally {
       await records.end();
     }
-    const listed = await cli(['errors', ...connection, '--run', runId, '--task', 'Contact-rs', '--json']);
+    const listed = await cli([
+      'errors',
+      ...databaseConnection(),
+      '--run',
+      runId,
+      '--task',
+      'Contact-rs',
+      '--json',
+    ]);
     expect(listed.code).toBe(0);
     expect(listed.stderr).toContain('task Contact-rs is not in the config (renamed or removed since)');
     expect(lastJsonLine(listed.stdout)).toMatchObject({
@@ -1727,7 +1749,7 @@ describe('the roundtrip CLI', () => {
       total: 1,
       records: [{ task: 'Contact-rs', key: 'C-7', code: 'FIELD_CUSTOM_VALIDATION_EXCEPTION' }],
     });
-    const unknown = await cli(['errors', ...connection, '--task', 'Contact-nope']);
+    const unknown = await cli(['errors', ...databaseConnection(), '--task', 'Contact-nope']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain(
       '--task: pipeline lead-scoring has no write-back task Contact-nope (it has Lead-update), and none of its runs recorded a record of one',
@@ -1771,19 +1793,23 @@ describe('the roundtrip CLI', () => {
     const pruned = 'its records were pruned at 2020-02-10T00:00:00.000Z (postgres.keepRunDetailsDays: 30)';
     const recorded =
       "it recorded 1 rejected before sending, 1 held back for another run's send of their key, 2 failed when sent";
-    const text = await cli(['errors', ...connection, '--run', gone]);
+    const text = await cli(['errors', ...databaseConnection(), '--run', gone]);
     expect(text.code).toBe(0);
     expect(text.stdout.trim().split('\n')).toEqual([
       `run ${gone} (failed, started 2020-01-03 00:00:00 UTC): ${pruned}; ${recorded}`,
       'the run failed: too many failed',
     ]);
-    const withKept = (await cli(['errors', ...connection, '--run', kept])).stdout.trim().split('\n');
+    const withKept = (await cli(['errors', ...databaseConnection(), '--run', kept])).stdout
+      .trim()
+      .split('\n');
     expect(withKept.slice(0, 2)).toEqual([
       `run ${kept} (failed, started 2020-01-04 00:00:00 UTC): ${pruned}; ${recorded}`,
       "kept, as later runs read them (outcomes unknown, keys held back): 0 rejected before sending, 1 held back for another run's send of their key, 0 failed when sent",
     ]);
     expect(withKept.join('\n')).toContain('INSERT_OUTCOME_UNKNOWN');
-    const json = lastJsonLine((await cli(['errors', ...connection, '--run', gone, '--json'])).stdout);
+    const json = lastJsonLine(
+      (await cli(['errors', ...databaseConnection(), '--run', gone, '--json'])).stdout,
+    );
     expect(json).toMatchObject({
       total: 0,
       detailsPrunedAt: '2020-02-10T00:00:00.000Z',
@@ -1827,7 +1853,7 @@ describe('the roundtrip CLI', () => {
       env.salesforce.store.setRecordFault(undefined);
     }
 
-    const text = await cli(['errors', ...connection]);
+    const text = await cli(['errors', ...databaseConnection()]);
     expect(text.code).toBe(0);
     const lines = text.stdout.trim().split('\n');
     expect(lines[0]).toMatch(
@@ -1851,7 +1877,7 @@ describe('the roundtrip CLI', () => {
     // A misspelt --code: not a bare "no record to show", but the codes the run's records have.
     const misspelt = await cli([
       'errors',
-      ...connection,
+      ...databaseConnection(),
       '--run',
       runId,
       '--code',
@@ -1863,7 +1889,7 @@ describe('the roundtrip CLI', () => {
     );
     const typo = await cli([
       'errors',
-      ...connection,
+      ...databaseConnection(),
       '--run',
       runId,
       '--task',
@@ -1877,7 +1903,7 @@ describe('the roundtrip CLI', () => {
 
     const json = await cli([
       'errors',
-      ...connection,
+      ...databaseConnection(),
       '--run',
       runId,
       '--task',
@@ -1926,7 +1952,7 @@ describe('the roundtrip CLI', () => {
       sentRecords: [],
     });
 
-    const csv = await cli(['errors', ...connection, '--run', runId, '--csv']);
+    const csv = await cli(['errors', ...databaseConnection(), '--run', runId, '--csv']);
     expect(csv.code).toBe(0);
     const rows = csv.stdout.trim().split('\n');
     expect(rows[0]).toBe(
@@ -1959,7 +1985,7 @@ describe('the roundtrip CLI', () => {
     } finally {
       await pool.end();
     }
-    const held = await cli(['errors', ...connection, '--run', runId, '--code', 'OUTCOME_PENDING']);
+    const held = await cli(['errors', ...databaseConnection(), '--run', runId, '--code', 'OUTCOME_PENDING']);
     expect(held.stdout).toContain(
       "code OUTCOME_PENDING: 0 rejected before sending, 2 held back for another run's send of their key, 0 failed when sent",
     );
@@ -1981,14 +2007,21 @@ describe('the roundtrip CLI', () => {
     } finally {
       await pushPool.end();
     }
-    const taken = await cli(['errors', ...connection, '--run', runId, '--code', 'ALREADY_INSERTED']);
+    const taken = await cli([
+      'errors',
+      ...databaseConnection(),
+      '--run',
+      runId,
+      '--code',
+      'ALREADY_INSERTED',
+    ]);
     expect(taken.stdout).toContain(
       "code ALREADY_INSERTED: 0 rejected before sending, 1 held back for another run's send of their key, 0 failed when sent",
     );
     expect(taken.stdout).toContain('inserted as 00Q000000000003AAA by run other after this run planned it');
     // --json tells them apart as the first line does: in all, per count and per record.
     const heldJson = lastJsonLine(
-      (await cli(['errors', ...connection, '--run', runId, '--json'])).stdout,
+      (await cli(['errors', ...databaseConnection(), '--run', runId, '--json'])).stdout,
     ) as {
       counts: unknown[];
       records: { key: string; code: string; heldBack: boolean }[];
@@ -2040,7 +2073,7 @@ describe('the roundtrip CLI', () => {
     } finally {
       await rejectPool.end();
     }
-    const heldCsv = await cli(['errors', ...connection, '--run', runId, '--csv']);
+    const heldCsv = await cli(['errors', ...databaseConnection(), '--run', runId, '--csv']);
     expect(heldCsv.code).toBe(0);
     const csvRows = heldCsv.stdout.trim().split('\n');
     expect(csvRows[0]).toMatch(/,created_at,held_back$/);
@@ -2102,12 +2135,12 @@ describe('the roundtrip CLI', () => {
     } finally {
       await oldPool.end();
     }
-    const old = await cli(['errors', ...connection, '--run', oldRun]);
+    const old = await cli(['errors', ...databaseConnection(), '--run', oldRun]);
     expect(old.stdout.split('\n')[0]).toBe(
       `run ${oldRun} (failed, started 2020-01-01 00:00:00 UTC): 0 rejected before sending, 2 failed when sent, 1 sent for insert whose outcome is unknown (INSERT_OUTCOME_UNKNOWN: Salesforce's answer was lost)`,
     );
     const oldJson = lastJsonLine(
-      (await cli(['errors', ...connection, '--run', oldRun, '--json'])).stdout,
+      (await cli(['errors', ...databaseConnection(), '--run', oldRun, '--json'])).stdout,
     ) as {
       counts: { heldBack: number }[];
       records: { heldBack: boolean }[];
@@ -2122,10 +2155,12 @@ describe('the roundtrip CLI', () => {
     });
     expect(oldJson.counts.map((c) => c.heldBack)).toEqual([0, 0, 0]);
     expect(oldJson.records.map((r) => r.heldBack)).toEqual([false, false, false]);
-    const oldCsv = (await cli(['errors', ...connection, '--run', oldRun, '--csv'])).stdout.trim().split('\n');
+    const oldCsv = (await cli(['errors', ...databaseConnection(), '--run', oldRun, '--csv'])).stdout
+      .trim()
+      .split('\n');
     expect(oldCsv.slice(1).map((r) => r.slice(r.lastIndexOf(',') + 1))).toEqual(['false', 'false', 'false']);
     const oldStatus = lastJsonLine(
-      (await cli(['status', ...connection, '--limit', '1000', '--json'])).stdout,
+      (await cli(['status', ...databaseConnection(), '--limit', '1000', '--json'])).stdout,
     ) as { runs: { runId: string; failed: number; heldBack: number }[] };
     expect(oldStatus.runs.find((r) => r.runId === oldRun)).toMatchObject({
       failed: 2,
@@ -2133,22 +2168,29 @@ describe('the roundtrip CLI', () => {
       outcomeUnknown: 1,
     });
 
-    const none = await cli(['errors', ...connection, '--run', runId, '--code', 'unable_to_lock_row']);
+    const none = await cli([
+      'errors',
+      ...databaseConnection(),
+      '--run',
+      runId,
+      '--code',
+      'unable_to_lock_row',
+    ]);
     expect(none.stdout).toContain(
       'code UNABLE_TO_LOCK_ROW: 0 rejected before sending, 0 failed when sent\nno record to show',
     );
 
-    expect(await cli(['errors', ...connection, '--run', 'no-such-run'])).toMatchObject({
+    expect(await cli(['errors', ...databaseConnection(), '--run', 'no-such-run'])).toMatchObject({
       code: 2,
       stderr: expect.stringContaining(
         '--run: pipeline lead-scoring has no run no-such-run (roundtrip status lists its runs)',
       ),
     });
-    expect(await cli(['errors', ...connection, '--task', 'Contact-update'])).toMatchObject({
+    expect(await cli(['errors', ...databaseConnection(), '--task', 'Contact-update'])).toMatchObject({
       code: 2,
       stderr: expect.stringContaining('has no write-back task Contact-update (it has Lead-update)'),
     });
-    expect(await cli(['errors', ...connection, '--csv', '--json'])).toMatchObject({
+    expect(await cli(['errors', ...databaseConnection(), '--csv', '--json'])).toMatchObject({
       code: 2,
       stderr: expect.stringContaining('--csv and --json cannot be used together'),
     });
@@ -2210,7 +2252,7 @@ describe('the roundtrip CLI', () => {
     expect(run.stderr).not.toContain('States.TaskFailed');
     expect(run.stderr).not.toContain('"QueryExecution"');
 
-    const status = await cli(['status', ...options, '--limit', '1']);
+    const status = await cli(['status', ...options.slice(0, 4), '--limit', '1']);
     expect(status.stdout).toMatch(new RegExp(`^\\S+: ${named}$`, 'm'));
     expect(status.stdout).not.toContain('States.TaskFailed');
     expect(status.stdout).not.toContain('"QueryExecution"');
