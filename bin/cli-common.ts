@@ -168,7 +168,9 @@ export function parseOptions<T extends ParseArgsConfig['options']>(
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
   } catch (err) {
     throw new UsageError(
-      unknownOptionMessage(err, options) ?? (err instanceof Error ? err.message : String(err)),
+      unknownOptionMessage(err, options) ??
+        ambiguousValueMessage(err, argv, options) ??
+        (err instanceof Error ? err.message : String(err)),
     );
   }
   const [extra] = parsed.positionals;
@@ -195,6 +197,28 @@ function unknownOptionMessage(err: unknown, options: ParseArgsConfig['options'])
   if (given === undefined) return undefined;
   const meant = given.startsWith('--') ? suggestion(given.slice(2), Object.keys(options ?? {})) : undefined;
   return `Unknown option '${given}'${meant ? ` (did you mean --${meant}?)` : ''}: the options are below`;
+}
+
+/**
+ * An option given a value that starts with `-` as the next argument (`--port -1`), which parseArgs
+ * refuses as "ambiguous" without saying the value: named with the value, and how to give it as
+ * one (`--port=-1`, which the option's own check then takes or refuses). Undefined for any other
+ * parse error.
+ */
+function ambiguousValueMessage(
+  err: unknown,
+  argv: readonly string[],
+  options: ParseArgsConfig['options'],
+): string | undefined {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  if (code !== 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || typeof message !== 'string') return undefined;
+  const given = /^Option '(-[^' ]+)' argument is ambiguous/.exec(message)?.[1];
+  const value = given === undefined ? undefined : argv[argv.indexOf(given) + 1];
+  if (given === undefined || value === undefined) return undefined;
+  const long = given.startsWith('--')
+    ? given
+    : `--${Object.entries(options ?? {}).find(([, o]) => o.short === given.slice(1))?.[0] ?? given.slice(1)}`;
+  return `${given} expects a value, and "${value}" after it reads as an option: to give it as the value, write ${long}=${value}`;
 }
 
 function numberAt(value: unknown, key: string): number {

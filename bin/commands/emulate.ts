@@ -29,8 +29,8 @@ export async function runPostgresServerCli(
   stop: () => Promise<unknown> = untilSignal,
 ): Promise<number> {
   const { values } = parseOptions(argv, { port: { type: 'string' } });
-  const port = wholeNumberOption('port', values.port as string | undefined, 0);
-  if (port > 65_535) throw new UsageError(`--port expects a TCP port (0 for a free one), got "${port}"`);
+  // A TCP port, 0 for a free one: the range the message of a number past it names.
+  const port = wholeNumberOption('port', values.port as string | undefined, 0, 0, 65_535);
   const { startEmbeddedPostgres } = await import('../../emulators/postgres/embedded');
   const server = await startEmbeddedPostgres(port === 0 ? {} : { port });
   process.stdout.write(

@@ -71,7 +71,17 @@ describe('roundtrip emulate postgres', () => {
     });
     try {
       expect(await main(['emulate', 'postgres', '--port', '70000'])).toBe(2);
-      expect(stderr).toContain('--port expects a TCP port (0 for a free one), got "70000"');
+      expect(stderr).toContain('--port expects a whole number from 0 to 65535, got "70000"');
+      // A number past the largest safe integer is named by the range of a port too.
+      expect(await main(['emulate', 'postgres', '--port', '99999999999999999999'])).toBe(2);
+      expect(stderr).toContain('--port expects a whole number from 0 to 65535, got "99999999999999999999"');
+      // A negative port is named with its value, as given after the flag and as --port=-1.
+      expect(await main(['emulate', 'postgres', '--port', '-1'])).toBe(2);
+      expect(stderr).toContain(
+        '--port expects a value, and "-1" after it reads as an option: to give it as the value, write --port=-1',
+      );
+      expect(await main(['emulate', 'postgres', '--port=-1'])).toBe(2);
+      expect(stderr).toContain('--port expects a whole number ≥ 0, got "-1"');
       // An empty --port= is not 0 (a free port), nor 0x10 port 16: bad input by the flag.
       expect(await main(['emulate', 'postgres', '--port='])).toBe(2);
       expect(stderr).toContain('--port expects a whole number ≥ 0, got ""');

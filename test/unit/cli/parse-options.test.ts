@@ -47,6 +47,24 @@ describe('parseOptions', () => {
     expect(failure(['--bogus'])).toBe("Unknown option '--bogus': the options are below");
     expect(failure(['-x'])).toBe("Unknown option '-x': the options are below");
   });
+
+  it('names the value that starts with "-" given after an option, and how to give it as the value', () => {
+    const failure = (argv: string[]): string => {
+      try {
+        parseOptions(argv, { ...options, port: { type: 'string' } });
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'no error';
+    };
+    expect(failure(['--port', '-1'])).toBe(
+      '--port expects a value, and "-1" after it reads as an option: to give it as the value, write --port=-1',
+    );
+    expect(failure(['-c', '-x.ts'])).toBe(
+      '-c expects a value, and "-x.ts" after it reads as an option: to give it as the value, write --config=-x.ts',
+    );
+    expect(failure(['--port=-1'])).toBe('no error');
+  });
 });
 
 describe('wholeNumberOption', () => {
