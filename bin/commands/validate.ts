@@ -627,8 +627,13 @@ async function checkWritebackSources(
   }
 
   const files = config.transform.length;
+  // With tables no extract has made yet, the transform is tried all the same (it may not read
+  // them), and said so: a statement that reads one stops it, and its check is then not made.
+  const mayStop = unextracted.length > 0;
   process.stderr.write(
-    `validate: running the transform (${files} file${files === 1 ? '' : 's'}) in a transaction that is rolled back… (--no-transform skips it)\n`,
+    `validate: ${mayStop ? 'trying' : 'running'} the transform (${files} file${files === 1 ? '' : 's'}) in a transaction that is rolled back` +
+      `${mayStop ? `, though ${unextractedList} ${unextracted.length === 1 ? 'does' : 'do'} not exist in this database yet: a statement that reads one stops it` : ''}` +
+      `… (--no-transform skips it)\n`,
   );
   const notChecked = (why: string): CheckResult[] =>
     config.writeback.map((task) => ({
