@@ -45,17 +45,24 @@ export class UsageError extends Error {
 /** A sub-command: gets the arguments after its name, resolves to an exit code. */
 export type Command = (argv: string[]) => Promise<number>;
 
-/** Resolves when the process is asked to stop (Ctrl-C or SIGTERM). */
-export function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const done = (signal: NodeJS.Signals): void => resolve(signal);
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
-  });
-}
-
 /** The signals that end a command early: Ctrl-C, `kill`, a closed terminal. */
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Resolves with the first stop signal (Ctrl-C, SIGTERM, a closed terminal), so that the command
+ * stops what it started (`emulate`: its server, its temp folders). Its listeners stay until the
+ * process ends and ignore every later signal: a terminal's Ctrl-C reaches the whole process group,
+ * so the command gets it directly and again from each wrapper that forwards the one it got
+ * (`bin/roundtrip.cjs`; npm, for `npx roundtrip`), as late as a loaded machine runs that wrapper,
+ * which no clock tells from a second Ctrl-C. With no listener left, such a copy ended the process
+ * by Node's default action in the middle of its stop (the data folder left behind). Ctrl-\
+ * (SIGQUIT) still ends it at once. A signal listener keeps no process alive.
+ */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    for (const s of STOP_SIGNALS) process.on(s, resolve);
+  });
+}
 
 /**
  * A signal this soon after the first is the same Ctrl-C: a terminal sends SIGINT to the whole

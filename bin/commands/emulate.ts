@@ -47,7 +47,8 @@ export async function runPostgresServerCli(
     ].join('\n'),
   );
   try {
-    await stop();
+    const signal = await stop();
+    process.stdout.write(`\n${typeof signal === 'string' ? `${signal}: ` : ''}stopping PostgreSQL …\n`);
   } finally {
     await server.stop();
   }

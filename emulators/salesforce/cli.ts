@@ -142,7 +142,10 @@ export async function runSalesforceEmulatorCli(
       '',
     ].join('\n'),
   );
-  await stop();
+  const signal = await stop();
+  process.stdout.write(
+    `\n${typeof signal === 'string' ? `${signal}: ` : ''}stopping the Salesforce emulator …\n`,
+  );
   await emulator.stop();
   process.stdout.write('Salesforce emulator stopped.\n');
   return EXIT.ok;

@@ -3,12 +3,35 @@
  * that runs no PostgreSQL. It prints a URL that a real client connects to, and stopping it stops
  * the server and deletes its data.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import { main } from '../../../bin/commands';
 import { runPostgresServerCli } from '../../../bin/commands/emulate';
 import { isAlive } from '../../../emulators/postgres/embedded';
+
+const BIN = path.resolve(__dirname, '../../../bin/roundtrip.cjs');
+
+/** Resolves once `text` has been read from `stream`, or rejects (with all of it) if `exited` comes first. */
+function untilPrinted(
+  output: { text: string },
+  stream: NodeJS.ReadableStream,
+  text: string,
+  exited: Promise<unknown>,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const check = (): void => {
+      if (output.text.includes(text)) {
+        stream.off('data', check);
+        resolve();
+      }
+    };
+    stream.on('data', check);
+    check();
+    void exited.then(() => reject(new Error(`ended before printing "${text}":\n${output.text}`)));
+  });
+}
 
 describe('roundtrip emulate postgres', () => {
   it('serves a database at the URL it prints, and deletes it when stopped', async () => {
@@ -60,6 +83,53 @@ describe('roundtrip emulate postgres', () => {
       release();
       await exit.catch(() => undefined);
       out.mockRestore();
+    }
+  });
+
+  it('stops its server and deletes its data on a terminal’s Ctrl-C, whatever copies of the signal follow', async () => {
+    // The installed command, in a process group of its own as a terminal's foreground job is.
+    const child = spawn(process.execPath, [BIN, 'emulate', 'postgres'], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stdout = { text: '' };
+    const stderr = { text: '' };
+    child.stdout.on('data', (chunk: Buffer) => (stdout.text += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr.text += chunk.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
+    let postmaster = 0;
+    try {
+      await untilPrinted(stdout, child.stdout, 'Press Ctrl-C to stop.', exited);
+      const dataDir = /^ {2}data: {3}(\S+) /m.exec(stdout.text)?.[1] as string;
+      // The CLI process (bin/roundtrip.cjs's child) names itself in its server's folder.
+      const cli = Number(readFileSync(path.join(dataDir, '..', 'owner.pid'), 'utf8').trim());
+      postmaster = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      expect(isAlive(postmaster)).toBe(true);
+      // The server held still, as a loaded machine may leave it unscheduled: the stop is still
+      // under way when the copies of the signal come, however quick it would be here.
+      process.kill(postmaster, 'SIGSTOP');
+      // A terminal's Ctrl-C: SIGINT to the whole group (bin/roundtrip.cjs, the CLI and the server),
+      // and bin/roundtrip.cjs forwards the one it got to the CLI.
+      process.kill(-(child.pid as number), 'SIGINT');
+      await untilPrinted(stdout, child.stdout, 'SIGINT: stopping PostgreSQL', exited);
+      // A copy that comes once the stop has begun (npm's forward, for `npx roundtrip`, or one that
+      // a loaded machine held back) is not a reason to end the process in the middle of it.
+      process.kill(cli, 'SIGINT');
+      process.kill(postmaster, 'SIGCONT');
+      expect(await exited).toEqual({ code: 0, signal: null });
+      expect(stdout.text).toContain('PostgreSQL stopped, its data deleted.');
+      expect(stderr.text).toBe('');
+      expect(isAlive(postmaster)).toBe(false);
+      expect(existsSync(path.dirname(dataDir))).toBe(false);
+    } finally {
+      if (postmaster && isAlive(postmaster)) {
+        process.kill(postmaster, 'SIGCONT');
+        process.kill(postmaster, 'SIGINT');
+      }
+      if (child.exitCode === null && child.signalCode === null)
+        process.kill(-(child.pid as number), 'SIGKILL');
     }
   });
 
