@@ -65,24 +65,20 @@ export function untilSignal(): Promise<NodeJS.Signals> {
 }
 
 /**
- * A signal this soon after the first is the same Ctrl-C: a terminal sends SIGINT to the whole
- * process group, and `bin/roundtrip.cjs` (like npm and tsx) forwards the one it got as well.
- */
-const SAME_SIGNAL_MS = 2_000;
-
-/**
  * Until the returned function is called, a stop signal runs `cleanup` (stopping what the command
  * started: an embedded PostgreSQL, the emulators, their temp folders) and then ends the process
- * by that signal, so that the shell and `bin/roundtrip.cjs` see it. Another Ctrl-C while the
- * cleanup runs (not the forwarded copy of the first), or a cleanup longer than `graceMs`, ends
- * the process at once.
+ * by that signal, so that the shell and `bin/roundtrip.cjs` see it. A cleanup longer than
+ * `graceMs` ends it at once. Signals while the cleanup runs are ignored, as {@link untilSignal}'s
+ * are: the copies of a terminal's Ctrl-C that `bin/roundtrip.cjs`, npm or tsx forward come as late
+ * as a loaded machine runs them, which no clock tells from a second Ctrl-C (a 2 s window took a
+ * late copy for one and ended the process before its cleanup was done); Ctrl-\ (SIGQUIT) still
+ * ends it at once.
  */
 export function stopOnSignal(
   cleanup: (signal: NodeJS.Signals) => Promise<void>,
   graceMs = 15_000,
 ): () => void {
   let stopping: NodeJS.Signals | undefined;
-  let stoppingSince = 0;
   const remove = (): void => {
     for (const s of STOP_SIGNALS) process.removeListener(s, handler);
   };
@@ -91,12 +87,8 @@ export function stopOnSignal(
     process.kill(process.pid, signal);
   };
   function handler(signal: NodeJS.Signals): void {
-    if (stopping) {
-      if (Date.now() - stoppingSince > SAME_SIGNAL_MS) end(stopping);
-      return;
-    }
+    if (stopping) return;
     stopping = signal;
-    stoppingSince = Date.now();
     note(`\n${signal}: stopping what this command started …`);
     // The work still in flight fails as its servers go away: expected now, and no reason to
     // abandon the cleanup (an uncaught error would end the process before it is done).
