@@ -415,4 +415,56 @@ describe('the roundtrip bin', () => {
       if (isAlive(postmaster)) process.kill(postmaster, 'SIGINT');
     }
   });
+
+  it('runs `npm start` with a launcher that waits for a CLI slow to take Ctrl-C, not one that kills it', async () => {
+    // package.json's start script with a quick command for `demo`, which stops on Ctrl-C as the
+    // demo does. tsx's own CLI, which it ran, SIGKILLed its child when the child had not taken a
+    // signal within 60 ms, as a loaded machine's may not: the demo died before its cleanup.
+    const root = path.resolve(__dirname, '../../..');
+    const { scripts } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    const [command = '', ...args] = (scripts.start ?? '').replace(/ demo$/, ' emulate salesforce').split(' ');
+    expect(args.at(-2)).toBe('emulate');
+    const child = spawn(command, args, {
+      cwd: root,
+      detached: true,
+      env: { ...cleanEnv(), PATH: `${path.join(root, 'node_modules', '.bin')}:${process.env.PATH ?? ''}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
+    let cli = 0;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          if (stdout.includes('Press Ctrl-C to stop.')) resolve();
+        });
+        void exited.then(() => reject(new Error(`the command ended before serving:\n${stdout}${stderr}`)));
+      });
+      // The CLI: the launcher's child, which prints what we read.
+      cli = readdirSync('/proc')
+        .map(Number)
+        .find((pid) => Number.isInteger(pid) && parentOf(pid) === child.pid) as number;
+      expect(cli).toEqual(expect.any(Number));
+      // The CLI held still (as a loaded machine may leave it unscheduled) through a terminal's
+      // Ctrl-C to the whole group and a second on: long enough for a launcher to give up on it.
+      process.kill(cli, 'SIGSTOP');
+      process.kill(-(child.pid as number), 'SIGINT');
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(isAlive(cli)).toBe(true);
+      process.kill(cli, 'SIGCONT');
+      expect(await exited).toEqual({ code: 0, signal: null });
+      expect(stdout).toContain('Salesforce emulator stopped.');
+    } finally {
+      if (cli && isAlive(cli)) process.kill(cli, 'SIGCONT');
+      if (child.exitCode === null && child.signalCode === null)
+        process.kill(-(child.pid as number), 'SIGKILL');
+    }
+  });
 });
