@@ -30,7 +30,7 @@ import {
   scopeText,
 } from '../local/task-state-text';
 import { closeGoneRuns } from './run';
-import { DATABASE_OPTIONS, databaseOptionsGiven, runsDatabase } from './status';
+import { DATABASE_OPTIONS, databaseOptionsGiven, passwordBack, runsDatabase } from './status';
 
 /** What `forget` never deletes, as its output says. */
 export const FORGET_KEEPS =
@@ -47,7 +47,12 @@ const MARKS_WHY =
  * What forgetting an insert task's synced records means, said before they are deleted: its next
  * run inserts each of them again.
  */
-function insertAgainText(task: string, state: TaskState, named: boolean): string {
+function insertAgainText(
+  task: string,
+  state: TaskState,
+  named: boolean,
+  given: { options: string; note: string },
+): string {
   const unless =
     'and Salesforce holds each twice, unless you deleted them there or the task now writes another object';
   if (named) {
@@ -61,7 +66,7 @@ function insertAgainText(task: string, state: TaskState, named: boolean): string
   return (
     `task ${task}, which the config no longer names, inserted ${count(state.syncedRecords, 'record')}${state.syncScope ? ` into ${state.syncScope.object}` : ''}: ` +
     `with its sync state gone, a task of that object named ${task} again, or the task it was renamed to, inserts each of them again, ` +
-    `${unless}. If the task was renamed, carry its state to the new name instead: ${renameTaskCommand(task, 'NEW')}`
+    `${unless}. If the task was renamed, carry its state to the new name instead: ${renameTaskCommand(task, 'NEW', given.options)}${given.note}`
   );
 }
 
@@ -129,6 +134,8 @@ export const forget: Command = async (argv) => {
   }
   const task = values.task;
   const apply = values.yes === true;
+  // The commands it names, with the options that named this pipeline and database.
+  const given = databaseOptionsGiven(values);
   const { config, pool } = await runsDatabase(values, { command: 'forget' });
   try {
     await closeGoneRuns(pool, config, 'roundtrip forget');
@@ -166,7 +173,7 @@ export const forget: Command = async (argv) => {
     }
     if (outcome.kind === 'insert-again') {
       process.stderr.write(
-        `roundtrip forget: refused: ${insertAgainText(task, outcome.state, configuredMode !== undefined)}. Nothing deleted. ` +
+        `roundtrip forget: refused: ${insertAgainText(task, outcome.state, configuredMode !== undefined, given)}. Nothing deleted. ` +
           `If that is what you want, run it again with --insert-again beside --yes.\n`,
       );
       return EXIT.badInput;
@@ -183,7 +190,7 @@ export const forget: Command = async (argv) => {
         [
           `roundtrip forget: refused: task ${task} ${why}. Nothing deleted.`,
           ...outcomesUnknownLines(unknown).map((l) => `  ${l}`),
-          resolveOutcomesFirst(unknown, task, outcome.state),
+          resolveOutcomesFirst(unknown, task, outcome.state, given.options) + passwordBack(given),
           '',
         ].join('\n'),
       );
@@ -228,11 +235,9 @@ export const forget: Command = async (argv) => {
                 ? `; an insert task, as its latest plan was: it would insert the ${count(outcome.syncState, 'record')} it inserted already again`
                 : ''
             }).`;
-    // The command to run, with the options that named this pipeline and database.
-    const given = databaseOptionsGiven(values);
     if (!outcome.deleted && insertsAgain(state, configuredMode)) {
       lines.push(
-        `Mind: ${insertAgainText(task, state, configuredMode !== undefined)}; --yes needs --insert-again beside it for this task.`,
+        `Mind: ${insertAgainText(task, state, configuredMode !== undefined, given)}; --yes needs --insert-again beside it for this task.`,
       );
     }
     lines.push(

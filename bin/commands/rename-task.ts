@@ -23,7 +23,7 @@ import {
 } from '../local/task-state-text';
 import { configPathOf } from './forget';
 import { closeGoneRuns } from './run';
-import { DATABASE_OPTIONS, databaseOptionsGiven, runsDatabase } from './status';
+import { DATABASE_OPTIONS, databaseOptionsGiven, passwordBack, runsDatabase } from './status';
 
 function json(outcome: RenameOutcome, pipeline: string, from: string, to: string): Record<string, unknown> {
   const base = { pipeline, from, to };
@@ -73,6 +73,8 @@ export const renameTaskCli: Command = async (argv) => {
   if (from === to) throw new UsageError(`--from and --to name the same task ${from}: nothing to carry`);
   const apply = values.yes === true;
   const { config, pool } = await runsDatabase(values, { command: 'rename-task' });
+  // The commands it names, with the options that named this pipeline and database.
+  const given = databaseOptionsGiven(values);
   try {
     const stillNamed = configPathOf(config, from);
     if (stillNamed) {
@@ -161,8 +163,8 @@ export const renameTaskCli: Command = async (argv) => {
               : `was planned by a run still running: its push and collect, still to come, would record what they send under ${from}`
           }. Nothing moved.`,
           ...outcomesUnknownLines(unknown).map((l) => `  ${l}`),
-          resolveOutcomesFirst(unknown, from, outcome.state),
-          `Then ${renameTaskCommand(from, to)}.`,
+          resolveOutcomesFirst(unknown, from, outcome.state, given.options) + passwordBack(given),
+          `Then ${renameTaskCommand(from, to, given.options)}${given.note}.`,
           '',
         ].join('\n'),
       );
@@ -170,8 +172,6 @@ export const renameTaskCli: Command = async (argv) => {
     }
     if (values.json === true) return EXIT.ok;
     const { state } = outcome;
-    // The command to run, with the options that named this pipeline and database.
-    const given = databaseOptionsGiven(values);
     const lines = [
       `task ${from} (${lastRunText(state.lastRun)}) to ${to} (named in the config as ${toPath})` +
         (outcome.moved ? ': moved, in one transaction' : ': would move'),

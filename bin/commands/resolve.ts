@@ -34,7 +34,7 @@ import { secretsFrom } from './run';
 import type { Pool } from 'pg';
 import { stillRunningNote } from '../local/process';
 import { closeGoneRuns } from './run';
-import { DATABASE_OPTIONS, runsDatabase } from './status';
+import { DATABASE_OPTIONS, databaseOptionsGiven, passwordBack, runsDatabase } from './status';
 
 /** The header `--file` must start with. */
 export const RESOLVE_CSV_HEADER = ['key', 'salesforce_id'] as const;
@@ -162,13 +162,14 @@ function outcomeLine(o: InsertOutcomeRecorded, dryRun: boolean): string {
 }
 
 /** One line of the text output of `--collect-jobs` for a job. */
-function jobLine(task: string, j: InsertJobResolved): string {
+function jobLine(task: string, j: InsertJobResolved, given: string): string {
+  const taskOption = `${shellOption('--task', task)}${given}`;
   const head = `Bulk job ${j.jobId} of run ${j.runId}`;
   if (j.state === 'NotFound') {
     // Its results went with it: no plan or resolve learns its keys' outcomes from them.
     return (
       `${head}: Salesforce no longer knows it (NotFound): its results are gone with it, and its ${j.sent} key(s) stay held back: ` +
-      `look for each record in Salesforce and record what you found with roundtrip resolve ${shellOption('--task', task)} --key KEY --inserted ID (or --not-inserted), ` +
+      `look for each record in Salesforce and record what you found with roundtrip resolve ${taskOption} --key KEY --inserted ID (or --not-inserted), ` +
       `with ${WITHOUT_LOOK_UP_OPTION} for a task with an external-ID key (SELECT key FROM roundtrip.writeback_plans WHERE job_id = '${j.jobId}' AND status = 'sent' lists them)`
     );
   }
@@ -180,9 +181,9 @@ function jobLine(task: string, j: InsertJobResolved): string {
   }
   return (
     `${head}: ${j.state} in Salesforce, collected: ${j.inserted} inserted (recorded, never inserted again), ` +
-    `${j.notInserted} not inserted (the next plan inserts them; roundtrip errors --run ${j.runId} ${shellOption('--task', task)} shows why)` +
+    `${j.notInserted} not inserted (the next plan inserts them; roundtrip errors --run ${j.runId} ${taskOption} shows why)` +
     (j.sent > 0
-      ? `, ${j.sent} without a result in the job (held back: roundtrip errors ${shellOption('--task', task)} lists them)`
+      ? `, ${j.sent} without a result in the job (held back: roundtrip errors ${taskOption} lists them)`
       : '')
   );
 }
@@ -208,6 +209,8 @@ async function collectJobs(values: Record<string, unknown>, task: string): Promi
     connections: 2,
     reads: ['salesforce'],
   });
+  // The commands it names, with the options that named this pipeline and database.
+  const given = databaseOptionsGiven(values);
   try {
     await closeGoneRuns(pool, config, 'roundtrip resolve');
     const salesforce = localSalesforce({ config, secrets: secretsFrom(values), logger: silentLogger });
@@ -233,13 +236,14 @@ async function collectJobs(values: Record<string, unknown>, task: string): Promi
     const lines =
       jobs.length === 0
         ? [
-            `task ${task} has no Bulk job that a run which has ended left uncollected with keys sent: nothing to collect (roundtrip errors ${shellOption('--task', task)} --code INSERT_OUTCOME_UNKNOWN lists the keys held back otherwise)`,
+            `task ${task} has no Bulk job that a run which has ended left uncollected with keys sent: nothing to collect (roundtrip errors ${shellOption('--task', task)}${given.options} --code INSERT_OUTCOME_UNKNOWN lists the keys held back otherwise)`,
             ...waiting.map(
               (j) =>
                 `  Bulk job ${j.jobId} of run ${j.runId} is not collected, as that run is ${stillRunningNote(j.runId, j.process)}; then run this command again`,
             ),
           ]
-        : jobs.map((j) => jobLine(task, j));
+        : jobs.map((j) => jobLine(task, j, given.options));
+    if (given.note) lines.push(passwordBack(given).trim());
     process.stdout.write(`${lines.join('\n')}\n`);
     return EXIT.ok;
   } finally {
@@ -278,12 +282,12 @@ async function jobsOfRunsStillRunning(
  * The first line of a refusal of outcomes given: nothing was recorded, unless Bulk jobs never
  * collected were collected before the checks (their keys' outcomes recorded from their results).
  */
-function refusedHead(err: OutcomeRefusedError, task: string): string {
+function refusedHead(err: OutcomeRefusedError, task: string, given: string): string {
   if (err.jobsCollected.length === 0) return 'nothing was recorded';
   const jobs = err.jobsCollected.map((j) => `Bulk job ${j.jobId} of run ${j.runId} (${j.state})`).join(', ');
   return (
     `none of the outcomes given was recorded; but ${jobs}, never collected by its run, was collected first: ` +
-    `the outcome of every key it carried is recorded from its results (roundtrip errors ${shellOption('--task', task)} lists the keys still held back)`
+    `the outcome of every key it carried is recorded from its results (roundtrip errors ${shellOption('--task', task)}${given} lists the keys still held back)`
   );
 }
 
@@ -331,9 +335,12 @@ export const resolve: Command = async (argv) => {
       );
     } catch (err) {
       if (err instanceof OutcomeRefusedError) {
-        throw new UsageError(`${refusedHead(err, task)}:\n${err.problems.map((p) => `  ${p}`).join('\n')}`, {
-          showUsage: false,
-        });
+        throw new UsageError(
+          `${refusedHead(err, task, databaseOptionsGiven(values).options)}:\n${err.problems.map((p) => `  ${p}`).join('\n')}`,
+          {
+            showUsage: false,
+          },
+        );
       }
       throw err;
     }

@@ -116,6 +116,14 @@ export function databaseOptionsGiven(values: Record<string, unknown>): { options
 }
 
 /**
+ * A sentence that follows several commands named with {@link databaseOptionsGiven}'s options: to
+ * put the password of the `--database-url` back where they show `***`; empty when none is hidden.
+ */
+export function passwordBack(given: { note: string }): string {
+  return given.note ? ' Put the password of your --database-url back where the commands show ***.' : '';
+}
+
+/**
  * The config and a pool to the pipeline's database (one connection unless `connections` says
  * more): `--database-url`, else the config's PostgreSQL secret. A `--database-url` that is not a
  * PostgreSQL URL is bad input.
@@ -175,19 +183,23 @@ export async function runsDatabase(
  * one it was renamed to, inserts each of them again: forget needs --insert-again) and how to carry
  * its state to the name it was renamed to instead.
  */
-function whenClear(t: TaskNotInConfig): string {
-  if (!insertedRecords(t)) return `${forgetCommand(t.task)} deletes its state (its runs' history is kept)`;
+function whenClear(t: TaskNotInConfig, given: string): string {
+  if (!insertedRecords(t))
+    return `${forgetCommand(t.task, { given })} deletes its state (its runs' history is kept)`;
   const records = `${t.syncedRecords.toLocaleString('en-US')} record${t.syncedRecords === 1 ? '' : 's'}`;
   return (
-    `it inserted ${records}${t.syncScope ? ` into ${t.syncScope.object}` : ''}. Renamed: ${renameTaskCommand(t.task, 'NEW')} ` +
+    `it inserted ${records}${t.syncScope ? ` into ${t.syncScope.object}` : ''}. Renamed: ${renameTaskCommand(t.task, 'NEW', given)} ` +
     `carries its state to the new name (until then the plan of an insert task of that object with no state of its own is refused). ` +
-    `Removed: ${forgetCommand(t.task, { insertAgain: true })} deletes its state, and a task named ${t.task} again, or renamed from it, ` +
+    `Removed: ${forgetCommand(t.task, { insertAgain: true, given })} deletes its state, and a task named ${t.task} again, or renamed from it, ` +
     `then inserts each of the ${records} again`
   );
 }
 
-/** A task the config no longer names, as `status --json` lists it. */
-function notInConfigJson(t: TaskNotInConfig): Record<string, unknown> {
+/**
+ * A task the config no longer names, as `status --json` lists it; `given` as
+ * {@link databaseOptionsGiven} says, in the commands of its `todo`.
+ */
+function notInConfigJson(t: TaskNotInConfig, given: string): Record<string, unknown> {
   const clear = t.outcomesUnknown.records === 0 && t.outcomesUnknown.runningPlans.length === 0;
   return {
     task: t.task,
@@ -200,21 +212,26 @@ function notInConfigJson(t: TaskNotInConfig): Record<string, unknown> {
     outcomesUnknown: t.outcomesUnknown,
     todo: clear
       ? insertedRecords(t)
-        ? whenClear(t)
-        : forgetCommand(t.task)
-      : `${resolveOutcomesFirst(t.outcomesUnknown, t.task, t)} Then ${forgetCommand(t.task, { insertAgain: insertedRecords(t) })}.`,
+        ? whenClear(t, given)
+        : forgetCommand(t.task, { given })
+      : `${resolveOutcomesFirst(t.outcomesUnknown, t.task, t, given)} Then ${forgetCommand(t.task, { insertAgain: insertedRecords(t), given })}.`,
   };
 }
 
 /**
  * The lines that follow the runs: each task the config no longer names that still has state in
- * the database, with what it holds and what to do.
+ * the database, with what it holds and what to do: the commands to run with the options given to
+ * status ({@link databaseOptionsGiven}), to be pasted as they are.
  */
-function notInConfigLines(pipeline: string, tasks: readonly TaskNotInConfig[]): string[] {
+function notInConfigLines(
+  pipeline: string,
+  tasks: readonly TaskNotInConfig[],
+  given: { options: string; note: string },
+): string[] {
   if (tasks.length === 0) return [];
   const lines = [
     '',
-    `${tasks.length === 1 ? '1 task' : `${tasks.length} tasks`} of pipeline ${pipeline} ${tasks.length === 1 ? 'has' : 'have'} state in the database that the config no longer names (renamed or removed; run the commands below with the --config and --secrets, or --database-url, given to status):`,
+    `${tasks.length === 1 ? '1 task' : `${tasks.length} tasks`} of pipeline ${pipeline} ${tasks.length === 1 ? 'has' : 'have'} state in the database that the config no longer names (renamed or removed${given.note ? '; put the password of your --database-url back where the commands below show ***' : ''}):`,
   ];
   for (const t of tasks) {
     const held = [
@@ -226,11 +243,11 @@ function notInConfigLines(pipeline: string, tasks: readonly TaskNotInConfig[]): 
     lines.push(`  ${t.task}: ${held.join(', ') || 'no sync state'}; ${lastRunText(t.lastRun)}`);
     const unknown = outcomesUnknownLines(t.outcomesUnknown);
     if (unknown.length === 0) {
-      lines.push(`    nothing outstanding: ${whenClear(t)}`);
+      lines.push(`    nothing outstanding: ${whenClear(t, given.options)}`);
     } else {
       lines.push(...unknown.map((l) => `    ${l}`));
       lines.push(
-        `    not to be forgotten yet: ${resolveOutcomesFirst(t.outcomesUnknown, t.task, t)} Then ${forgetCommand(t.task, { insertAgain: insertedRecords(t) })}.`,
+        `    not to be forgotten yet: ${resolveOutcomesFirst(t.outcomesUnknown, t.task, t, given.options)} Then ${forgetCommand(t.task, { insertAgain: insertedRecords(t), given: given.options })}.`,
       );
     }
   }
@@ -352,16 +369,19 @@ export const status: Command = async (argv) => {
     });
     const names = [...config.extract, ...config.writeback].map((t) => t.name);
     const notInConfig = await tasksNotInConfig(pool, config.name, names);
+    // The commands it names, with the options that named this pipeline and database.
+    const given = databaseOptionsGiven(values);
     if (values.json === true) {
       process.stdout.write(
-        `${JSON.stringify({ pipeline: config.name, runs: rows, tasksNotInConfig: notInConfig.map(notInConfigJson) })}\n`,
+        `${JSON.stringify({ pipeline: config.name, runs: rows, tasksNotInConfig: notInConfig.map((t) => notInConfigJson(t, given.options)) })}\n`,
       );
       return EXIT.ok;
     }
     if (rows.length === 0) {
       process.stdout.write(
-        [`no runs of pipeline ${config.name} yet`, ...notInConfigLines(config.name, notInConfig)].join('\n') +
+        [`no runs of pipeline ${config.name} yet`, ...notInConfigLines(config.name, notInConfig, given)].join(
           '\n',
+        ) + '\n',
       );
       return EXIT.ok;
     }
@@ -423,7 +443,7 @@ export const status: Command = async (argv) => {
           : `\n${withOld.length} runs above (${first.runId} to ${last.runId}): their figures include ${tasks}, which the config no longer names (as the runs recorded them; status --json lists each run's in notInConfig)\n`,
       );
     }
-    const orphans = notInConfigLines(config.name, notInConfig);
+    const orphans = notInConfigLines(config.name, notInConfig, given);
     if (orphans.length > 0) process.stdout.write(`${orphans.join('\n')}\n`);
     return EXIT.ok;
   } finally {

@@ -56,12 +56,18 @@ export function outcomesUnknownLines(unknown: OutcomesUnknown): string[] {
  *   can look its records up, so they are recorded by hand with `roundtrip resolve`;
  * - otherwise a plan of the task resolves what it can look up (the config must name it as it was),
  *   and `roundtrip resolve` records the inserts no plan can look up, the task in the config or not.
+ *
+ * `given`: the options that name the pipeline and its database as the command line gave them
+ * (bin/commands/status.ts databaseOptionsGiven), repeated in each command named, so that it can be
+ * pasted as is.
  */
 export function resolveOutcomesFirst(
   unknown: OutcomesUnknown,
   task: string,
   state?: { readonly syncScope: RecordedSyncScope | undefined; readonly lastOperation: string | undefined },
+  given = '',
 ): string {
+  const taskOption = `${shellOption('--task', task)}${given}`;
   const steps: string[] = [];
   const running = [
     ...new Set([
@@ -76,7 +82,7 @@ export function resolveOutcomesFirst(
       `${one ? 'Run' : 'Runs'} ${running.join(', ')} ${one ? 'is' : 'are'} still recorded as running and must end first ` +
         `(roundtrip status shows ${one ? 'it' : 'them'}): ${one ? 'its' : 'their'} push and collect may still record ` +
         `outcomes. If ${one ? 'its process is' : 'the process of one is'} gone (killed, its machine shut down), roundtrip ` +
-        `status --end-run ${one ? (running[0] as string) : 'RUN_ID'} ends it; a run of this machine whose process is gone ` +
+        `status --end-run ${one ? (running[0] as string) : 'RUN_ID'}${given} ends it; a run of this machine whose process is gone ` +
         `is ended by the next run, status or resolve here.`,
     );
   }
@@ -85,12 +91,12 @@ export function resolveOutcomesFirst(
   if (unknown.records > 0 && keyless) {
     steps.push(
       `${running.length > 0 ? 'Then record' : 'Record'} them by hand: the task inserts without an external-ID key, so no ` +
-        `plan can look them up. Find each record in Salesforce, then run roundtrip resolve ${shellOption('--task', task)} ` +
+        `plan can look them up. Find each record in Salesforce, then run roundtrip resolve ${taskOption} ` +
         `--key KEY --inserted ID (or --not-inserted when there is none), or record them all at once with roundtrip ` +
-        `resolve ${shellOption('--task', task)} --file outcomes.csv (a line key,salesforce_id each, the Id empty for not ` +
-        `inserted); roundtrip errors ${shellOption('--task', task)} --code INSERT_OUTCOME_UNKNOWN lists the keys the latest ` +
+        `resolve ${taskOption} --file outcomes.csv (a line key,salesforce_id each, the Id empty for not ` +
+        `inserted); roundtrip errors ${taskOption} --code INSERT_OUTCOME_UNKNOWN lists the keys the latest ` +
         `run held back. Records sent in a Bulk job their run never collected: roundtrip resolve ` +
-        `${shellOption('--task', task)} --collect-jobs, with the pipeline's --config and --secrets, collects each job once ` +
+        `${taskOption} --collect-jobs collects each job once ` +
         "Salesforce has finished it, recording every key's outcome from its results.",
     );
     return steps.join(' ');
@@ -102,7 +108,7 @@ export function resolveOutcomesFirst(
         'looks inserts up by their external ID and collects the Bulk jobs Salesforce has finished (roundtrip errors ' +
         'lists what it still holds back). Records sent in an insert Bulk job their run never collected, when no plan ' +
         "can collect it (the task's object or key changed in the config, or the config no longer names it): " +
-        `roundtrip resolve ${shellOption('--task', task)} --collect-jobs, with the pipeline's --config and --secrets, asks ` +
+        `roundtrip resolve ${taskOption} --collect-jobs asks ` +
         "Salesforce about each such job and collects it once finished, recording every key's outcome from its results.",
     );
   }
@@ -110,7 +116,7 @@ export function resolveOutcomesFirst(
     steps.push(
       `An insert no plan can look up (its task without an external-ID key, sent by a call or in a Bulk job Salesforce ` +
         `no longer answers for; those held back as INSERT_OUTCOME_UNKNOWN) is recorded with roundtrip resolve ` +
-        `${shellOption('--task', task)} --key KEY --inserted ID (or --not-inserted), once you looked for it in Salesforce, whether ` +
+        `${taskOption} --key KEY --inserted ID (or --not-inserted), once you looked for it in Salesforce, whether ` +
         `or not the config still names the task; so is one of a task with an external-ID key that no plan can look up, ` +
         `with ${WITHOUT_LOOK_UP_OPTION} added (Salesforce refuses the look-up, the task's object or key changed in the ` +
         `config, or the config no longer names it and it cannot be named as it was).`,

@@ -73,6 +73,8 @@ describe('roundtrip status and forget: task state the config no longer names, a 
     return ` --config ${config} --database-url '${url.toString()}'`;
   };
   const putPasswordBack = ' (with the password of your --database-url where it shows ***)';
+  /** `text` as a regular expression matches it. */
+  const escaped = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
   /** Runs the write-back task in a run of its own, which then ends as `status`. */
   async function syncedRun(
@@ -122,7 +124,7 @@ describe('roundtrip status and forget: task state the config no longer names, a 
         watermark: null,
         lastRun: { runId: oldRun, status: 'succeeded', startedAt: expect.any(String) },
         outcomesUnknown: { sent: [], insertOutcomeUnknown: [], runningPlans: [], records: 0 },
-        todo: 'roundtrip forget --task scores-v1 --yes',
+        todo: `roundtrip forget --task scores-v1${given(config)} --yes`,
       },
     ]);
 
@@ -131,9 +133,9 @@ describe('roundtrip status and forget: task state the config no longer names, a 
     const listing = text.stdout.slice(text.stdout.indexOf('\n1 task of pipeline wb-test'));
     expect(listing).toMatch(
       new RegExp(
-        `^\\n1 task of pipeline wb-test has state in the database that the config no longer names \\(renamed or removed; run the commands below with the --config and --secrets, or --database-url, given to status\\):\\n` +
+        `^\\n1 task of pipeline wb-test has state in the database that the config no longer names \\(renamed or removed; put the password of your --database-url back where the commands below show \\*\\*\\*\\):\\n` +
           `  scores-v1: 3 synced records \\(roundtrip\\.sync_state; Lead by External_Id__c, keys from column ext\\); last run ${oldRun} \\(succeeded, started [0-9-]+ [0-9:]+ UTC\\)\\n` +
-          `    nothing outstanding: roundtrip forget --task scores-v1 --yes deletes its state \\(its runs' history is kept\\)\\n$`,
+          `    nothing outstanding: ${escaped(`roundtrip forget --task scores-v1${given(config)} --yes`)} deletes its state \\(its runs' history is kept\\)\\n$`,
       ),
     );
     expect(text.stdout).not.toContain('scores-v2');
@@ -295,7 +297,12 @@ describe('roundtrip status and forget: task state the config no longer names, a 
         `  run ${dead} (failed): 3 records sent whose result was never recorded (roundtrip.writeback_plans, status sent): lost-more-1, lost-more-2, lost-more-3`,
         `  run ${dead} (failed): 1 insert key held back as INSERT_OUTCOME_UNKNOWN and not resolved since: lost-9`,
         expect.stringMatching(
-          /^Let a plan of the task resolve them first: run the pipeline with the task configured as it was/,
+          new RegExp(
+            `^Let a plan of the task resolve them first: run the pipeline with the task configured as it was.* ` +
+              `${escaped(`roundtrip resolve --task lost-inserts${given(config)} --collect-jobs asks`)} .*` +
+              `${escaped(`roundtrip resolve --task lost-inserts${given(config)} --key KEY --inserted ID`)} .*` +
+              `${escaped(' Put the password of your --database-url back where the commands show ***.')}$`,
+          ),
         ),
         '',
       ]);
@@ -312,7 +319,11 @@ describe('roundtrip status and forget: task state the config no longer names, a 
       `    run ${dead} (failed): 3 records sent whose result was never recorded (roundtrip.writeback_plans, status sent): lost-more-1, lost-more-2, lost-more-3\n`,
     );
     expect(status.stdout).toMatch(
-      / {4}not to be forgotten yet: Let a plan of the task resolve them first: .* Then roundtrip forget --task lost-inserts --yes --insert-again\.\n/,
+      new RegExp(
+        ` {4}not to be forgotten yet: Let a plan of the task resolve them first: .*` +
+          `${escaped(`roundtrip resolve --task lost-inserts${given(other)} --collect-jobs asks`)} .* ` +
+          `Then ${escaped(`roundtrip forget --task lost-inserts${given(other)} --yes --insert-again`)}\\.\\n`,
+      ),
     );
     const json = lastJsonLine((await cli(['status', '--config', other, ...db(), '--json'])).stdout);
     // (The tasks of the tests before, which this config does not name either, are listed too.)
@@ -387,7 +398,7 @@ describe('roundtrip status and forget: task state the config no longer names, a 
       `Nothing deleted (a dry run): roundtrip forget --task keyless${given(unnamed)} --yes --insert-again${putPasswordBack} deletes them.`,
     );
     expect(dryUnnamed.stdout).toContain(
-      'If the task was renamed, carry its state to the new name instead: roundtrip rename-task --from keyless --to NEW --yes',
+      `If the task was renamed, carry its state to the new name instead: roundtrip rename-task --from keyless --to NEW${given(unnamed)} --yes${putPasswordBack}`,
     );
     const refusedUnnamed = await cli(['forget', '--config', unnamed, ...db(), '--task', 'keyless', '--yes']);
     expect(refusedUnnamed.code).toBe(2);
@@ -440,7 +451,11 @@ describe('roundtrip status and forget: task state the config no longer names, a 
     expect(refused.code).toBe(1);
     const advice = refused.stderr.split('\n')[2] as string;
     expect(advice).toMatch(
-      /^Record them by hand: the task inserts without an external-ID key, so no plan can look them up\. Find each record in Salesforce, then run roundtrip resolve --task handy-keyless --key KEY --inserted ID \(or --not-inserted when there is none\), or record them all at once with roundtrip resolve --task handy-keyless --file outcomes\.csv/,
+      /^Record them by hand: the task inserts without an external-ID key, so no plan can look them up\. Find each record in Salesforce, then run roundtrip resolve --task handy-keyless --config \S+ --database-url '\S+' --key KEY --inserted ID \(or --not-inserted when there is none\), or record them all at once with roundtrip resolve --task handy-keyless --config \S+ --database-url '\S+' --file outcomes\.csv/,
+    );
+    expect(advice).toContain(
+      `roundtrip errors --task handy-keyless${given(config)} --code INSERT_OUTCOME_UNKNOWN lists the keys the latest run held back. ` +
+        `Records sent in a Bulk job their run never collected: roundtrip resolve --task handy-keyless${given(config)} --collect-jobs collects each job`,
     );
     expect(refused.stderr).not.toContain('Let a plan of the task resolve');
   });
@@ -499,7 +514,8 @@ describe('roundtrip status and forget: task state the config no longer names, a 
       'roundtrip forget: refused: task going was planned by a run still running: its push and collect, still to come, would record what they send in the sync state this deletes. Nothing deleted.',
       `  run ${going} is still recorded as running and planned the task: its push and collect are still to come`,
       `Run ${going} is still recorded as running and must end first (roundtrip status shows it): its push and collect may still record outcomes. ` +
-        `If its process is gone (killed, its machine shut down), roundtrip status --end-run ${going} ends it; a run of this machine whose process is gone is ended by the next run, status or resolve here.`,
+        `If its process is gone (killed, its machine shut down), roundtrip status --end-run ${going}${given(config)} ends it; a run of this machine whose process is gone is ended by the next run, status or resolve here. ` +
+        'Put the password of your --database-url back where the commands show ***.',
       '',
     ]);
     expect(await stateOf('going')).toEqual({ synced: 2, scopes: 1 });

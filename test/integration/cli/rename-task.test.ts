@@ -300,7 +300,10 @@ describe('a task renamed in the config: the plan refuses an insert that would in
     expect(refused.stderr).toContain(
       'roundtrip rename-task: refused: task lost has 1 record whose outcome is unknown',
     );
-    expect(refused.stderr).toContain('Then roundtrip rename-task --from lost --to found --yes.');
+    // The command to run once they are resolved, with the options given.
+    expect(refused.stderr).toContain(
+      `Then roundtrip rename-task --from lost --to found --config ${config} --secrets ${secrets} --yes.`,
+    );
     expect(await syncedOf('lost')).toBe(2);
     expect(await syncedOf('found')).toBe(0);
   });
@@ -313,7 +316,7 @@ describe('a task renamed in the config: the plan refuses an insert that would in
 
     const status = await cli(['status', ...connection]);
     expect(status.stdout).toContain(
-      '    nothing outstanding: it inserted 3 records into Lead. Renamed: roundtrip rename-task --from Lead-insert --to NEW --yes carries its state to the new name (until then the plan of an insert task of that object with no state of its own is refused). Removed: roundtrip forget --task Lead-insert --yes --insert-again deletes its state, and a task named Lead-insert again, or renamed from it, then inserts each of the 3 records again\n',
+      `    nothing outstanding: it inserted 3 records into Lead. Renamed: roundtrip rename-task --from Lead-insert --to NEW --config ${config} --secrets ${secrets} --yes carries its state to the new name (until then the plan of an insert task of that object with no state of its own is refused). Removed: roundtrip forget --task Lead-insert --config ${config} --secrets ${secrets} --yes --insert-again deletes its state, and a task named Lead-insert again, or renamed from it, then inserts each of the 3 records again\n`,
     );
     expect(status.stdout).not.toContain('roundtrip forget --task Lead-insert --yes deletes');
 
@@ -322,7 +325,9 @@ describe('a task renamed in the config: the plan refuses an insert that would in
     expect(refused.stderr).toContain(
       'roundtrip forget: refused: task Lead-insert, which the config no longer names, inserted 3 records into Lead: with its sync state gone, a task of that object named Lead-insert again, or the task it was renamed to, inserts each of them again',
     );
-    expect(refused.stderr).toContain('roundtrip rename-task --from Lead-insert --to NEW --yes');
+    expect(refused.stderr).toContain(
+      `roundtrip rename-task --from Lead-insert --to NEW --config ${config} --secrets ${secrets} --yes`,
+    );
     expect(refused.stderr).toContain('run it again with --insert-again beside --yes.');
     expect(await syncedOf('Lead-insert')).toBe(3);
 

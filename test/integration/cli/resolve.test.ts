@@ -810,6 +810,20 @@ describe('roundtrip resolve', () => {
     });
 
     /**
+     * The options `args` (pairs, as removed's) as the commands a message names repeat them: the
+     * URL's password as ***, quoted.
+     */
+    const given = (args: readonly string[]): string =>
+      args
+        .map((a, i) => {
+          if (i % 2 === 0 || args[i - 1] !== '--database-url') return ` ${a}`;
+          const url = new URL(a);
+          url.password = '***';
+          return ` '${url.toString()}'`;
+        })
+        .join('');
+
+    /**
      * A run of insert task `name` (keys `prefix`-1…6) that ended with its Bulk job uploaded and
      * never collected, the job then finished in Salesforce; and a secrets file `file` with the
      * emulator's Salesforce sign-in, for resolve to ask about the job.
@@ -847,7 +861,7 @@ describe('roundtrip resolve', () => {
       const refusedForget = await cli(['forget', ...removed, '--task', task.name, '--yes']);
       expect(refusedForget.code).toBe(1);
       expect(refusedForget.stderr).toContain(
-        "roundtrip resolve --task Lead-removed-bulk --collect-jobs, with the pipeline's --config and --secrets, asks Salesforce about each such job and collects it once finished",
+        `roundtrip resolve --task Lead-removed-bulk${given(removed)} --collect-jobs asks Salesforce about each such job and collects it once finished`,
       );
 
       // Without the secret to sign in with, nothing is asked or collected, and the error names it.
@@ -869,7 +883,8 @@ describe('roundtrip resolve', () => {
       ]);
       expect(result.stderr).toBe('');
       expect(result.stdout).toBe(
-        `Bulk job ${jobId} of run ${dead}: JobComplete in Salesforce, collected: 6 inserted (recorded, never inserted again), 0 not inserted (the next plan inserts them; roundtrip errors --run ${dead} --task Lead-removed-bulk shows why)\n`,
+        `Bulk job ${jobId} of run ${dead}: JobComplete in Salesforce, collected: 6 inserted (recorded, never inserted again), 0 not inserted (the next plan inserts them; roundtrip errors --run ${dead} --task Lead-removed-bulk${given([...removed.slice(0, 2), '--secrets', secrets, ...removed.slice(2)])} shows why)\n` +
+          'Put the password of your --database-url back where the commands show ***.\n',
       );
       expect(result.code).toBe(0);
       expect(await ledger(dead, task.name)).toEqual(
@@ -903,7 +918,7 @@ describe('roundtrip resolve', () => {
       expect(result.code).toBe(2);
       expect(result.stderr).not.toContain('nothing was recorded');
       expect(result.stderr).toContain(
-        `none of the outcomes given was recorded; but Bulk job ${jobId} of run ${dead} (JobComplete), never collected by its run, was collected first: the outcome of every key it carried is recorded from its results (roundtrip errors --task Lead-removed-mixed lists the keys still held back):\n`,
+        `none of the outcomes given was recorded; but Bulk job ${jobId} of run ${dead} (JobComplete), never collected by its run, was collected first: the outcome of every key it carried is recorded from its results (roundtrip errors --task Lead-removed-mixed${given([...removed.slice(0, 2), '--secrets', secrets, ...removed.slice(2)])} lists the keys still held back):\n`,
       );
       expect(result.stderr).toMatch(/key never-sent is not held back with an unknown outcome/);
       expect(await ledger(dead, task.name)).toEqual(
@@ -942,7 +957,8 @@ describe('roundtrip resolve', () => {
       expect(result.stderr).toBe('');
       expect(result.code).toBe(0);
       expect(result.stdout).toBe(
-        `Bulk job ${gone} of run ${dead}: Salesforce no longer knows it (NotFound): its results are gone with it, and its 6 key(s) stay held back: look for each record in Salesforce and record what you found with roundtrip resolve --task Lead-removed-gone --key KEY --inserted ID (or --not-inserted), with --without-look-up for a task with an external-ID key (SELECT key FROM roundtrip.writeback_plans WHERE job_id = '${gone}' AND status = 'sent' lists them)\n`,
+        `Bulk job ${gone} of run ${dead}: Salesforce no longer knows it (NotFound): its results are gone with it, and its 6 key(s) stay held back: look for each record in Salesforce and record what you found with roundtrip resolve --task Lead-removed-gone${given([...removed.slice(0, 2), '--secrets', secrets, ...removed.slice(2)])} --key KEY --inserted ID (or --not-inserted), with --without-look-up for a task with an external-ID key (SELECT key FROM roundtrip.writeback_plans WHERE job_id = '${gone}' AND status = 'sent' lists them)\n` +
+          'Put the password of your --database-url back where the commands show ***.\n',
       );
       expect(await ledger(dead, task.name)).toEqual(
         Object.fromEntries([1, 2, 3, 4, 5, 6].map((i) => [`rg-${i}`, 'sent'])),
@@ -968,7 +984,7 @@ describe('roundtrip resolve', () => {
       const refusedForget = await cli(['forget', ...removed, '--task', task.name, '--yes']);
       expect(refusedForget.code).toBe(1);
       expect(refusedForget.stderr).toContain(
-        'Record them by hand: the task inserts without an external-ID key, so no plan can look them up. Find each record in Salesforce, then run roundtrip resolve --task Lead-removed --key KEY --inserted ID (or --not-inserted when there is none), or record them all at once with roundtrip resolve --task Lead-removed --file outcomes.csv',
+        `Record them by hand: the task inserts without an external-ID key, so no plan can look them up. Find each record in Salesforce, then run roundtrip resolve --task Lead-removed${given(removed)} --key KEY --inserted ID (or --not-inserted when there is none), or record them all at once with roundtrip resolve --task Lead-removed${given(removed)} --file outcomes.csv`,
       );
       // Not "let a plan resolve them", which no plan of a keyless task can.
       expect(refusedForget.stderr).not.toContain('Let a plan of the task resolve');
