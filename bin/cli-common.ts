@@ -114,6 +114,23 @@ export function untilStopped(): Promise<never> {
   return new Promise<never>(() => undefined);
 }
 
+/**
+ * The errors of a write to stdout or stderr whose reader is gone: EPIPE, a pipe's reader that
+ * stopped early (`roundtrip status | head -3`); EIO, a terminal closed (SIGHUP), whose tty takes
+ * no more writes, such as the stop message of {@link stopOnSignal}.
+ */
+const OUTPUT_GONE: ReadonlySet<string> = new Set(['EPIPE', 'EIO']);
+
+/**
+ * The 'error' listener of the CLI's stdout and stderr (bin/roundtrip.ts): an output whose reader
+ * is gone ({@link OUTPUT_GONE}) has no one to tell, so what is left to print is dropped and the
+ * command ends as it would have (its exit code, a stop signal's cleanup done), not with an
+ * unhandled error and its stack trace; any other error is thrown.
+ */
+export function ignoreOutputGone(err: NodeJS.ErrnoException): void {
+  if (err.code === undefined || !OUTPUT_GONE.has(err.code)) throw err;
+}
+
 /** Writes to stderr: progress and messages, so that stdout holds only a command's result. */
 export function note(line: string): void {
   process.stderr.write(`${line}\n`);

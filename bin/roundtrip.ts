@@ -8,18 +8,17 @@
 // command's own lines. Set before any SDK client is made; a value the user set is kept.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-import { EXIT } from './cli-common';
+import { EXIT, ignoreOutputGone } from './cli-common';
 import { main } from './commands';
 
 export { main };
 
 if (require.main === module || process.argv[1]?.endsWith('roundtrip.cjs')) {
-  // A reader that stops early (`roundtrip status | head -3`) closes the pipe: what is left to
-  // print has no one to read it, and the command ends as it would have (its exit code), not with
-  // an unhandled EPIPE and its stack trace.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
-  });
+  // A reader that stops early (`roundtrip status | head -3`) closes the pipe, a closed terminal
+  // (SIGHUP) its tty: what is left to print has no one to read it, and the command ends as it
+  // would have (its exit code, a stop's cleanup done), not with an unhandled EPIPE or EIO.
+  process.stdout.on('error', ignoreOutputGone);
+  process.stderr.on('error', ignoreOutputGone);
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
