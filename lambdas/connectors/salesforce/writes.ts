@@ -14,7 +14,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { TerminalError, TransientError } from '../../shared/errors';
 import { apiRelative } from './calls';
-import { refusedCallOf } from './errors';
+import { classifySalesforceError, refusedCallOf } from './errors';
 import { REST_QUERY_URL_MAX_CHARS } from './constants';
 import type { SalesforceConnector } from './connector';
 
@@ -76,6 +76,13 @@ export interface RecordResult {
    * a throttle: {@link isRefusalOfRecords}): not written, the record waits to be sent again.
    */
   readonly unprocessed?: true;
+  /**
+   * With {@link unprocessed}: the error the connector throws for a whole call Salesforce refuses
+   * with the subrequest's status, code and message (the same class, transient or terminal: an
+   * exhausted daily allowance is an ApiLimitExceededError), for the step to fail with when the
+   * record is still waiting at its end.
+   */
+  readonly refusal?: TransientError | TerminalError;
 }
 
 /**
@@ -263,7 +270,21 @@ export async function writeCollections(
         ? { id: null, success: false, errors: [error], unknown: true }
         : isRefusalOfRecords(part.httpStatusCode, error.statusCode)
           ? { id: null, success: false, errors: [error] }
-          : { id: null, success: false, errors: [error], unprocessed: true };
+          : {
+              id: null,
+              success: false,
+              errors: [error],
+              unprocessed: true,
+              // Classified as the connector classifies a whole call refused so (connector.ts, failed).
+              refusal: classifySalesforceError(
+                Object.assign(new Error(sf.redact(first?.message ?? 'no reason given')), {
+                  name: first?.errorCode ?? `ERROR_HTTP_${part.httpStatusCode}`,
+                  errorCode: first?.errorCode ?? `ERROR_HTTP_${part.httpStatusCode}`,
+                  statusCode: part.httpStatusCode,
+                }),
+                { operation: `${what} (Composite subrequest ${part.referenceId}, ${size} records)` },
+              ),
+            };
     for (let j = 0; j < size; j += 1) results.push(result);
   });
   return results;

@@ -52,7 +52,13 @@ import {
   writeCollections,
 } from '../../connectors/salesforce/writes';
 import type { TimeLeft } from '../../shared/clock';
-import { PushGoingOnError, TerminalError, TransientError } from '../../shared/errors';
+import {
+  ApiLimitExceededError,
+  PushGoingOnError,
+  SalesforceSignInRefusedError,
+  TerminalError,
+  TransientError,
+} from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type {
@@ -139,6 +145,50 @@ async function unknownOutcomeCause(
   );
   if ((rowCount ?? 0) === 0) return '';
   return `. Salesforce answered without their outcome: ${unknown.code}: ${unknown.message} (first record key ${JSON.stringify(unknown.key)})`;
+}
+
+/**
+ * Records of this invocation's Composite subrequests that Salesforce refused for a reason about
+ * the call (writes.ts, RecordResult.refusal), put back to `planned`, and the first refusal: the
+ * error the connector throws for a whole call refused so, which the step fails with when any of
+ * them still waits at its end ({@link refusedSubrequestError}).
+ */
+export interface RefusedSubrequests {
+  first?: TransientError | TerminalError;
+  readonly seqs: Set<number>;
+}
+
+/**
+ * The step's error when records of {@link RefusedSubrequests} still wait to be sent: the
+ * refusal's own class and message (an exhausted daily allowance stops the run as when a whole
+ * call is refused for it; a throttle is retried), naming the task and the records that wait.
+ * Undefined when none waits (sent since, by a row-lock retry pass).
+ */
+async function refusedSubrequestError(
+  deps: CoreDeps,
+  runId: string,
+  taskName: string,
+  refused: RefusedSubrequests | undefined,
+): Promise<TransientError | TerminalError | undefined> {
+  const refusal = refused?.first;
+  if (!refusal || refused.seqs.size === 0) return undefined;
+  const { rows } = await deps.pg.query<{ n: string }>(
+    `SELECT count(*) AS n FROM roundtrip.writeback_plans
+      WHERE run_id = $1 AND task = $2 AND seq = ANY($3::bigint[]) AND status = 'planned'`,
+    [runId, taskName, [...refused.seqs]],
+  );
+  const waiting = Number(rows[0]?.n ?? 0);
+  if (waiting === 0) return undefined;
+  const message = `Write-back ${taskName}: ${waiting} records wait to be sent again (planned): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: ${refusal.message}`;
+  const Kind =
+    refusal instanceof TransientError
+      ? TransientError
+      : refusal instanceof ApiLimitExceededError
+        ? ApiLimitExceededError
+        : refusal instanceof SalesforceSignInRefusedError
+          ? SalesforceSignInRefusedError
+          : TerminalError;
+  return new Kind(message, { cause: refusal });
 }
 
 interface PlanRowOut {
@@ -231,11 +281,16 @@ export async function finishWriteback(
   taskName: string,
   api: WritebackCollected['api'],
   firstUnknown?: FirstUnknownOutcome,
+  refused?: RefusedSubrequests,
 ): Promise<WritebackCollected> {
   const outcomes = await withClient(deps.pg, (client) => ledgerOutcomes(client, runId, taskName));
   // Every record the push touched has an outcome by now; one without is never counted as done.
   const pending = outcomes.planned + outcomes.sent;
   if (pending > 0) {
+    // Records of a Composite subrequest refused for a reason about the call: the step fails as the
+    // call would have, refused as a whole (a spent daily allowance is not retried in vain).
+    const refusal = await refusedSubrequestError(deps, runId, taskName, refused);
+    if (refusal) throw refusal;
     const cause = await unknownOutcomeCause(deps, runId, taskName, firstUnknown);
     throw new TransientError(
       `Write-back ${taskName}: ${pending} records sent or waiting to be sent have no outcome yet; retry the step${cause}`,
@@ -433,6 +488,7 @@ async function sendCollections(
     answered: Set<number>;
     budget: CallBudget;
     firstUnknown?: FirstUnknownOutcome;
+    refused?: RefusedSubrequests;
   },
 ): Promise<number> {
   let lastSeq = 0;
@@ -485,8 +541,12 @@ async function sendCollections(
     // step's retry (the step fails at its end: finishWriteback) or the next invocation.
     const unprocessed = results.flatMap((r, i) => (r.unprocessed ? [seqs[i] as number] : []));
     if (unprocessed.length > 0) {
-      const refusal = results.find((r) => r.unprocessed)?.errors[0];
-      await unmarkRefusedCall(deps, runId, taskName, unprocessed, refusal);
+      const refused = results.find((r) => r.unprocessed);
+      await unmarkRefusedCall(deps, runId, taskName, unprocessed, refused?.errors[0]);
+      if (options.refused) {
+        for (const seq of unprocessed) options.refused.seqs.add(seq);
+        options.refused.first ??= refused?.refusal;
+      }
     }
     results.forEach((r, i) => {
       if (!r.unknown) return;
@@ -1234,7 +1294,13 @@ async function handOnPush(
   answered: ReadonlySet<number>,
   logger: Logger,
   firstUnknown?: FirstUnknownOutcome,
+  refused?: RefusedSubrequests,
 ): Promise<WritebackPushPending> {
+  // A refusal no retry helps (the daily allowance spent) stops the run now, as the call would
+  // have refused as a whole; a transient one (a throttle) is handed on: the next invocation
+  // sends its records.
+  const refusal = await refusedSubrequestError(deps, input.runId, input.task, refused);
+  if (refusal instanceof TerminalError) throw refusal;
   if (mapping.task.mode === 'insert' && answered.size > 0) {
     await reconcileSentInserts(deps, sf, mapping, input.runId, input.task, logger, {
       answered,
@@ -1308,6 +1374,8 @@ async function pushLocked(
   const answered = new Set<number>();
   // The first of them, with Salesforce's error, for the step's error should they stay so.
   const firstUnknown: FirstUnknownOutcome = {};
+  // Records of Composite subrequests refused for a reason about the call, with the first refusal.
+  const refused: RefusedSubrequests = { seqs: new Set<number>() };
   const budget = new CallBudget(options.timeLeft, sf.timeouts);
   // The calls spent are recorded whether the push ends or fails; when it failed and the record
   // fails too (PostgreSQL down), the push's own error is the one thrown.
@@ -1339,7 +1407,7 @@ async function pushLocked(
           input.runId,
           input.task,
           { from: 'pages' },
-          { lockRetries, batchSize: COMPOSITE_MAX_RECORDS, answered, budget, firstUnknown },
+          { lockRetries, batchSize: COMPOSITE_MAX_RECORDS, answered, budget, firstUnknown, refused },
         );
         logger.info(
           budget.handedOn
@@ -1365,8 +1433,26 @@ async function pushLocked(
           });
         }
         if (budget.handedOn)
-          return await handOnPush(deps, sf, mapping, input, 'collections', answered, logger, firstUnknown);
-        return await finishWriteback(deps, input.runId, task, input.task, 'collections', firstUnknown);
+          return await handOnPush(
+            deps,
+            sf,
+            mapping,
+            input,
+            'collections',
+            answered,
+            logger,
+            firstUnknown,
+            refused,
+          );
+        return await finishWriteback(
+          deps,
+          input.runId,
+          task,
+          input.task,
+          'collections',
+          firstUnknown,
+          refused,
+        );
       }
       const jobIds = await pushBulk(
         deps,

@@ -14,7 +14,7 @@ import {
 import { DEFAULT_SALESFORCE_TIMEOUTS } from '../../../lambdas/connectors/salesforce';
 import { HAND_ON_WAIT_SECONDS } from '../../../lambdas/core/writeback/collect';
 import type { TimeLeft } from '../../../lambdas/shared/clock';
-import { TransientError } from '../../../lambdas/shared/errors';
+import { ApiLimitExceededError, TransientError } from '../../../lambdas/shared/errors';
 import {
   LEAD_SRC_UPSERT,
   secondSubrequestFails,
@@ -218,6 +218,63 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     expect(env.sf.calls.writes().map((w) => w.records)).toEqual([600, 400, 1_000, 500]);
     const copies = copiesByKey('down');
     expect(copies.size).toBe(2_500);
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('stops the run at once, not handing on, when a subrequest was refused for the spent daily allowance; hands on after a throttle', async () => {
+    const deps = env.deps({ writeback: [upsert] });
+    const input = async (prefix: string) => {
+      await leads(prefix, 1_050);
+      const runId = await env.newRun();
+      await planWriteback(deps, { runId, task: 'Lead-upsert' });
+      // A key of the first call's second subrequest (seq 201 to 400).
+      const { rows } = await env.pool.query<{ key: string }>(
+        `SELECT key FROM roundtrip.writeback_plan_rows WHERE run_id = $1 AND seq = 300`,
+        [runId],
+      );
+      return { runId, task: 'Lead-upsert', key: rows[0]?.key ?? '' };
+    };
+    const refusing = (key: string, message: string) => ({
+      ...deps,
+      salesforce: subrequestsWithKeysFail(env.connector, [key], {
+        status: 403,
+        errorCode: 'REQUEST_LIMIT_EXCEEDED',
+        message,
+      }),
+    });
+
+    // The daily allowance: the next invocation's call would be refused as a whole, so the run
+    // stops now, as after a plain call refused for it.
+    const spent = await input('spent');
+    const stopped = pushWriteback(
+      refusing(spent.key, 'TotalRequests Limit exceeded.'),
+      { runId: spent.runId, task: spent.task },
+      { timeLeft: NO_TIME },
+    );
+    await expect(stopped).rejects.toBeInstanceOf(ApiLimitExceededError);
+    await expect(stopped).rejects.toThrow(
+      /^Write-back Lead-upsert: 200 records wait to be sent again \(planned\): .*REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded\./,
+    );
+    expect(await ledger(spent.runId)).toEqual([
+      { status: 'planned', n: 200 },
+      { status: 'succeeded', n: 800 },
+    ]);
+
+    // The concurrent-request limit frees up in seconds: handed on, the next invocation sends them.
+    const busy = await input('busy');
+    const handed = await pushWriteback(
+      refusing(busy.key, 'ConcurrentPerOrgLongTxn Limit exceeded.'),
+      { runId: busy.runId, task: busy.task },
+      { timeLeft: NO_TIME },
+    );
+    expect(handed).toMatchObject({ status: 'push-pending', planned: 1_050, done: 800 });
+    let out: WritebackPushOutput = handed;
+    while (out.status === 'push-pending') {
+      out = await pushWriteback(deps, { runId: busy.runId, task: busy.task }, { timeLeft: NO_TIME });
+    }
+    expect(out).toMatchObject({ status: 'collected', planned: 1_050, succeeded: 1_050, failed: 0 });
+    const copies = copiesByKey('busy');
+    expect(copies.size).toBe(1_050);
     expect([...copies.values()].every((n) => n === 1)).toBe(true);
   });
 

@@ -3,7 +3,12 @@
  * recording), and per-record failures from Salesforce: row lock (retried serially), deleted
  * record, duplicate external ID, validation rule, and maxFailureRate failing the run after the report.
  */
-import { TaskBusyError, TransientError } from '../../../lambdas/shared/errors';
+import {
+  ApiLimitExceededError,
+  TaskBusyError,
+  TerminalError,
+  TransientError,
+} from '../../../lambdas/shared/errors';
 import {
   collectWriteback,
   pushWriteback,
@@ -541,7 +546,7 @@ describe('write-back modes and per-record failures', () => {
     }
   });
 
-  it('a Composite subrequest refused for a reason about the call (403) leaves its records planned, as a refused plain call does, not failed', async () => {
+  it('a Composite subrequest refused for the daily allowance (403) leaves its records planned, and stops the run with ApiLimitExceededError as a refused plain call does', async () => {
     await leads('sub403', 'Sub', 'Kramerica', 250);
     const deps = env.deps({ writeback: [upsert] });
     const runId = await env.newRun();
@@ -552,10 +557,19 @@ describe('write-back modes and per-record failures', () => {
       message: 'TotalRequests Limit exceeded.',
     });
 
-    await expect(
-      pushWriteback({ ...deps, salesforce: refusing }, { runId, task: 'Lead-upsert' }),
-    ).rejects.toThrow(
-      'Write-back Lead-upsert: 50 records sent or waiting to be sent have no outcome yet; retry the step',
+    const failed = await pushWriteback(
+      { ...deps, salesforce: refusing },
+      { runId, task: 'Lead-upsert' },
+    ).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+
+    // The step fails as the call refused as a whole would have: the daily allowance is spent, so
+    // the run stops (not retried in vain), with Salesforce's code and message and the task.
+    expect(failed).toBeInstanceOf(ApiLimitExceededError);
+    expect((failed as Error).message).toMatch(
+      /^Write-back Lead-upsert: 50 records wait to be sent again \(planned\): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: Salesforce Collections upsert of Lead \(Composite subrequest chunk\d, 50 records\) failed: REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded\. \(the org's daily API allowance is spent; .*\)$/,
     );
 
     // The other subrequest's 200 records were written; the refused one's 50 wait, not failed.
@@ -572,6 +586,41 @@ describe('write-back modes and per-record failures', () => {
     const retried = await pushWriteback(deps, { runId, task: 'Lead-upsert' });
     expect(retried).toMatchObject({ status: 'collected', planned: 250, succeeded: 250, failed: 0 });
     expect(env.sf.calls.writes().map((w) => w.records)).toEqual([50]);
+  });
+
+  it('a Composite subrequest refused for a concurrent-request limit fails the step transiently, with Salesforce’s code and message, as a refused plain call does', async () => {
+    await leads('sub429', 'Sub', 'Kramerica', 250);
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    const refusing = subrequestsWithKeysFail(env.connector, ['sub429-99'], {
+      status: 403,
+      errorCode: 'REQUEST_LIMIT_EXCEEDED',
+      message: 'ConcurrentPerOrgLongTxn Limit exceeded.',
+    });
+
+    const failed = await pushWriteback(
+      { ...deps, salesforce: refusing },
+      { runId, task: 'Lead-upsert' },
+    ).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+
+    // Concurrent requests free up in seconds: retried, unlike a spent daily allowance.
+    expect(failed).toBeInstanceOf(TransientError);
+    expect(failed).not.toBeInstanceOf(TerminalError);
+    expect((failed as Error).message).toMatch(
+      /^Write-back Lead-upsert: 50 records wait to be sent again \(planned\): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: Salesforce Collections upsert of Lead \(Composite subrequest chunk\d, 50 records\) failed: REQUEST_LIMIT_EXCEEDED: ConcurrentPerOrgLongTxn Limit exceeded\.$/,
+    );
+    const ledger = await env.pool.query(
+      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
+      [runId],
+    );
+    expect(ledger.rows).toEqual([
+      { status: 'planned', n: 50 },
+      { status: 'succeeded', n: 200 },
+    ]);
   });
 
   it('splits a call Salesforce refuses as too large (413) down to one record, and refuses a record too large alone with its key and size', async () => {

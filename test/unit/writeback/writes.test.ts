@@ -1,3 +1,4 @@
+import { ApiLimitExceededError } from '../../../lambdas/shared/errors';
 import type { SalesforceConnector } from '../../../lambdas/connectors/salesforce';
 import {
   isRefusalOfRecords,
@@ -145,6 +146,11 @@ describe('writeCollections', () => {
     });
     expect(results.slice(200).every((r) => r.unprocessed === true && r.success === false)).toBe(true);
     expect(results.slice(0, 200)).toEqual(ok(200));
+    // The error a whole call refused so throws: the daily allowance spent, not retried.
+    expect(results[200]?.refusal).toBeInstanceOf(ApiLimitExceededError);
+    expect(results[200]?.refusal?.message).toBe(
+      "Salesforce Collections insert of Lead (Composite subrequest chunk1, 50 records) failed: REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded. (the org's daily API allowance is spent; it frees up over a rolling 24 hours, so the run is not retried)",
+    );
   });
 
   it('marks the records of a subrequest that failed on Salesforce’s side (5xx) as unknown', async () => {
