@@ -52,6 +52,17 @@ export class CallBudget {
     return true;
   }
 
+  /**
+   * Takes back the unit of a call Salesforce refused before doing anything of it, to be sent
+   * again in parts (a 413: push.ts splits it): it made no progress. When it was the invocation's
+   * first unit, the first part is started whatever the time left, as the first unit is: without
+   * this, an invocation with time for one call made that same refused call each time, and handed
+   * on for ever.
+   */
+  refund(): void {
+    if (this.units > 0) this.units -= 1;
+  }
+
   /** Whether {@link mayStart} said no: the step hands the rest on. */
   get handedOn(): boolean {
     return this.stopped;

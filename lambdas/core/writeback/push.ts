@@ -501,7 +501,8 @@ async function sendCollections(
    * One call of `part` (records marked `sent`), its results applied. A call refused with 413
    * (its body too large for Salesforce: long text values) is split in halves, each sent as its own
    * call, down to one record; a record too large alone is refused with its key and size. Halves the
-   * budget has no time for are `planned` again, for the next invocation.
+   * budget has no time for are `planned` again, for the next invocation. The refused call is
+   * refunded to the budget: an invocation with time for one call sends its first half then.
    */
   const sendPart = async (part: readonly PlanRowOut[]): Promise<void> => {
     const seqs = part.map((r) => Number(r.seq));
@@ -520,6 +521,8 @@ async function sendCollections(
         throw err;
       }
       if (part.length > 1) {
+        // The refused call wrote nothing: the invocation's progress is owed by its first half.
+        options.budget.refund();
         const half = Math.ceil(part.length / 2);
         deps.logger.warn('Salesforce refused a call as too large (413); sending its records in two calls', {
           runId,

@@ -278,6 +278,58 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     expect([...copies.values()].every((n) => n === 1)).toBe(true);
   });
 
+  it('puts back the halves of a call split for its size (413) that the time left cannot send, and the next invocations go on with them', async () => {
+    await leads('half', 6);
+    // One record whose JSON alone is over the limit that one ordinary record is under.
+    await env.pool.query(`UPDATE lead_src SET last_name = repeat('L', 80) WHERE ext = 'half-6'`);
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    const input = { runId, task: 'Lead-upsert' };
+    await planWriteback(deps, input);
+    env.sf.faults.set({ maxRequestBodyBytes: 200 });
+    env.sf.calls.clear();
+    // Time for four calls after the first written: 6, then 3, then 2 are refused (413) and split
+    // (a refused call is not one), 1 written, then 2 and 3; 4–6 refused and split, 4–5 refused
+    // and split, and the time is out before 4 is sent.
+    let asked = 0;
+    const fourMoreCalls: TimeLeft = () => (asked++ < 4 ? Number.POSITIVE_INFINITY : 0);
+
+    const first = await pushWriteback(deps, input, { timeLeft: fourMoreCalls });
+
+    expect(first).toMatchObject({ status: 'push-pending', planned: 6, done: 3 });
+    expect(env.sf.calls.writes().map((w) => w.status)).toEqual([413, 413, 413, 200, 200, 200, 413, 413]);
+    // The halves not sent are planned again, none left `sent` (of unknown outcome).
+    expect(await ledger(runId)).toEqual([
+      { status: 'planned', n: 3 },
+      { status: 'succeeded', n: 3 },
+    ]);
+    // Each later invocation has time for one call only: when that call is refused as too large,
+    // its first half is sent all the same, so each invocation writes something.
+    const outputs: WritebackPushOutput[] = [];
+    for (let i = 0; i < 10 && outputs[outputs.length - 1]?.status !== 'collected'; i += 1) {
+      outputs.push(await pushWriteback(deps, input, { timeLeft: NO_TIME }));
+    }
+    // One record written by each: 4, then 5; then 6, refused alone.
+    expect(outputs.map((o) => (o.status === 'push-pending' ? o.done : o.status))).toEqual([
+      4,
+      5,
+      'collected',
+    ]);
+    expect(outputs[outputs.length - 1]).toMatchObject({
+      status: 'collected',
+      planned: 6,
+      succeeded: 5,
+      failed: 1,
+      outcomeUnknown: 0,
+    });
+    // Every record written once, none sent again after its call was answered.
+    const written = env.sf.calls.writes().filter((w) => w.status === 200);
+    expect(written.map((w) => w.records ?? 0).reduce((a, b) => a + b, 0)).toBe(5);
+    const copies = copiesByKey('half');
+    expect([...copies.keys()].sort()).toEqual(['half-1', 'half-2', 'half-3', 'half-4', 'half-5']);
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+  });
+
   it('goes on with the row-lock retries in the next invocation', async () => {
     await leads('lock', 30);
     env.sf.faults.set({ lockRowKeys: ['lock-7'] });

@@ -31,6 +31,17 @@ describe('CallBudget', () => {
     expect(budget.mayStart('read')).toBe(false);
   });
 
+  it('starts a unit whatever the time left again when the first was refunded (a call refused unprocessed), but not once it said no', () => {
+    const budget = new CallBudget(() => 0, timeouts);
+    expect(budget.mayStart('write')).toBe(true);
+    budget.refund();
+    expect(budget.mayStart('write')).toBe(true);
+    expect(budget.mayStart('write')).toBe(false);
+    budget.refund();
+    expect(budget.mayStart('write')).toBe(false);
+    expect(budget.handedOn).toBe(true);
+  });
+
   it('has no end without a clock', () => {
     const budget = new CallBudget(undefined, timeouts);
     for (let i = 0; i < 100; i += 1) expect(budget.mayStart('write')).toBe(true);
