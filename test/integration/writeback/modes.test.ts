@@ -546,23 +546,46 @@ describe('write-back modes and per-record failures', () => {
     }
   });
 
-  it('a Composite subrequest refused for the daily allowance (403) leaves its records planned, and stops the run with ApiLimitExceededError as a refused plain call does', async () => {
-    await leads('sub403', 'Sub', 'Kramerica', 250);
+  /**
+   * 250 upserts (two subrequests of one Composite call) whose subrequest holding `${prefix}-99` is
+   * refused with 403 and `message`: the push's error, and the ledger checked as left (the refused
+   * subrequest's 50 records planned, the other's 200 written).
+   */
+  async function pushWithSubrequestRefused(
+    prefix: string,
+    message: string,
+  ): Promise<{ failed: unknown; runId: string; deps: ReturnType<WritebackEnv['deps']> }> {
+    await leads(prefix, 'Sub', 'Kramerica', 250);
     const deps = env.deps({ writeback: [upsert] });
     const runId = await env.newRun();
     await planWriteback(deps, { runId, task: 'Lead-upsert' });
-    const refusing = subrequestsWithKeysFail(env.connector, ['sub403-99'], {
+    const refusing = subrequestsWithKeysFail(env.connector, [`${prefix}-99`], {
       status: 403,
       errorCode: 'REQUEST_LIMIT_EXCEEDED',
-      message: 'TotalRequests Limit exceeded.',
+      message,
     });
-
     const failed = await pushWriteback(
       { ...deps, salesforce: refusing },
       { runId, task: 'Lead-upsert' },
     ).then(
       () => undefined,
       (err: unknown) => err,
+    );
+    const ledger = await env.pool.query(
+      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
+      [runId],
+    );
+    expect(ledger.rows).toEqual([
+      { status: 'planned', n: 50 },
+      { status: 'succeeded', n: 200 },
+    ]);
+    return { failed, runId, deps };
+  }
+
+  it('a Composite subrequest refused for the daily allowance (403) leaves its records planned, and stops the run with ApiLimitExceededError as a refused plain call does', async () => {
+    const { failed, runId, deps } = await pushWithSubrequestRefused(
+      'sub403',
+      'TotalRequests Limit exceeded.',
     );
 
     // The step fails as the call refused as a whole would have: the daily allowance is spent, so
@@ -573,14 +596,6 @@ describe('write-back modes and per-record failures', () => {
     );
 
     // The other subrequest's 200 records were written; the refused one's 50 wait, not failed.
-    const ledger = await env.pool.query(
-      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
-      [runId],
-    );
-    expect(ledger.rows).toEqual([
-      { status: 'planned', n: 50 },
-      { status: 'succeeded', n: 200 },
-    ]);
     expect(await errorsOf(env, runId)).toEqual([]);
     env.sf.calls.clear();
     const retried = await pushWriteback(deps, { runId, task: 'Lead-upsert' });
@@ -589,23 +604,7 @@ describe('write-back modes and per-record failures', () => {
   });
 
   it('a Composite subrequest refused for a concurrent-request limit fails the step transiently, with Salesforce’s code and message, as a refused plain call does', async () => {
-    await leads('sub429', 'Sub', 'Kramerica', 250);
-    const deps = env.deps({ writeback: [upsert] });
-    const runId = await env.newRun();
-    await planWriteback(deps, { runId, task: 'Lead-upsert' });
-    const refusing = subrequestsWithKeysFail(env.connector, ['sub429-99'], {
-      status: 403,
-      errorCode: 'REQUEST_LIMIT_EXCEEDED',
-      message: 'ConcurrentPerOrgLongTxn Limit exceeded.',
-    });
-
-    const failed = await pushWriteback(
-      { ...deps, salesforce: refusing },
-      { runId, task: 'Lead-upsert' },
-    ).then(
-      () => undefined,
-      (err: unknown) => err,
-    );
+    const { failed } = await pushWithSubrequestRefused('sub429', 'ConcurrentPerOrgLongTxn Limit exceeded.');
 
     // Concurrent requests free up in seconds: retried, unlike a spent daily allowance.
     expect(failed).toBeInstanceOf(TransientError);
@@ -613,14 +612,6 @@ describe('write-back modes and per-record failures', () => {
     expect((failed as Error).message).toMatch(
       /^Write-back Lead-upsert: 50 records wait to be sent again \(planned\): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: Salesforce Collections upsert of Lead \(Composite subrequest chunk\d, 50 records\) failed: REQUEST_LIMIT_EXCEEDED: ConcurrentPerOrgLongTxn Limit exceeded\.$/,
     );
-    const ledger = await env.pool.query(
-      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
-      [runId],
-    );
-    expect(ledger.rows).toEqual([
-      { status: 'planned', n: 50 },
-      { status: 'succeeded', n: 200 },
-    ]);
   });
 
   it('splits a call Salesforce refuses as too large (413) down to one record, and refuses a record too large alone with its key and size', async () => {
