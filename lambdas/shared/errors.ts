@@ -181,6 +181,21 @@ export class SalesforceSignInRefusedError extends TerminalError {
 }
 
 /**
+ * The class a Salesforce call's {@link TransientError} or {@link TerminalError} is made again with
+ * (its message redacted, or told of the records or task it stopped): the subclasses the state
+ * machine stops the whole run on ({@link ApiLimitExceededError}, {@link SalesforceSignInRefusedError})
+ * kept, any other a plain TransientError or TerminalError.
+ */
+export function salesforceErrorKind(
+  err: TransientError | TerminalError,
+): typeof TransientError | typeof TerminalError {
+  if (err instanceof TransientError) return TransientError;
+  if (err instanceof ApiLimitExceededError) return ApiLimitExceededError;
+  if (err instanceof SalesforceSignInRefusedError) return SalesforceSignInRefusedError;
+  return TerminalError;
+}
+
+/**
  * PostgreSQL refused to let the connection in (SQLSTATE 28P01 `invalid_password`, 28000
  * `invalid_authorization_specification`: a wrong user or password, no pg_hba.conf entry) after
  * the pool read the secret again (a rotation). Every later step connects with the same secret, so

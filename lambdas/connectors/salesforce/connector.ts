@@ -18,10 +18,10 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 // Streaming with faye, …) that this connector does not use, ~600 KB of a bundle.
 import { Connection } from 'jsforce/lib/connection';
 import {
-  ApiLimitExceededError,
   SalesforceSignInRefusedError,
   TerminalError,
   TransientError,
+  salesforceErrorKind,
 } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { createRedactor, type Redactor } from '../../shared/redact';
@@ -1200,12 +1200,7 @@ export async function connectSalesforce(options: ConnectSalesforceOptions): Prom
         if (refusedRenewal)
           throw new SalesforceSignInRefusedError(refusedRenewal.message, { cause: unauthorized() });
         const classified = classifySalesforceError(err, { operation, redactor });
-        const Kind =
-          classified instanceof TransientError
-            ? TransientError
-            : classified instanceof ApiLimitExceededError
-              ? ApiLimitExceededError
-              : TerminalError;
+        const Kind = salesforceErrorKind(classified);
         throw new Kind(classified.message, { cause: unauthorized() });
       }
       return true;

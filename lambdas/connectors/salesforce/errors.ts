@@ -8,9 +8,9 @@ import { PROXY_TUNNEL_UNAVAILABLE } from '../../shared/proxy';
 import {
   ApiLimitExceededError,
   REFUSED_CONNECTION_HINT,
-  SalesforceSignInRefusedError,
   TerminalError,
   TransientError,
+  salesforceErrorKind,
 } from '../../shared/errors';
 import { createRedactor, type Redactor } from '../../shared/redact';
 
@@ -165,14 +165,7 @@ export function classifySalesforceError(
   const redactor = context.redactor ?? patternsOnly;
   const prefix = context.operation ? `Salesforce ${context.operation} failed` : 'Salesforce call failed';
   if (err instanceof TransientError || err instanceof TerminalError) {
-    const Kind =
-      err instanceof TransientError
-        ? TransientError
-        : err instanceof ApiLimitExceededError
-          ? ApiLimitExceededError
-          : err instanceof SalesforceSignInRefusedError
-            ? SalesforceSignInRefusedError
-            : TerminalError;
+    const Kind = salesforceErrorKind(err);
     if (err.message === redactor.redact(err.message)) return err;
     return new Kind(redactor.redact(err.message), { cause: redactor.redactError(err.cause ?? err) });
   }

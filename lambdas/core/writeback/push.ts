@@ -52,13 +52,7 @@ import {
   writeCollections,
 } from '../../connectors/salesforce/writes';
 import type { TimeLeft } from '../../shared/clock';
-import {
-  ApiLimitExceededError,
-  PushGoingOnError,
-  SalesforceSignInRefusedError,
-  TerminalError,
-  TransientError,
-} from '../../shared/errors';
+import { PushGoingOnError, TerminalError, TransientError, salesforceErrorKind } from '../../shared/errors';
 import type { Logger } from '../../shared/logging';
 import { salesforceOf, type CoreDeps } from '../deps';
 import type {
@@ -180,14 +174,7 @@ async function refusedSubrequestError(
   const waiting = Number(rows[0]?.n ?? 0);
   if (waiting === 0) return undefined;
   const message = `Write-back ${taskName}: ${waiting} records wait to be sent again (planned): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: ${refusal.message}`;
-  const Kind =
-    refusal instanceof TransientError
-      ? TransientError
-      : refusal instanceof ApiLimitExceededError
-        ? ApiLimitExceededError
-        : refusal instanceof SalesforceSignInRefusedError
-          ? SalesforceSignInRefusedError
-          : TerminalError;
+  const Kind = salesforceErrorKind(refusal);
   return new Kind(message, { cause: refusal });
 }
 
