@@ -109,16 +109,20 @@ const HAND_ON = process.env.CRASH_SWEEP_HAND_ON === '1';
  * case (Prepare and Report too) crashes at every {@link DEFAULT_STRIDE}th point of the three kinds
  * with most points, a statement before which the Lambda dies and a statement that fails (once, or
  * for good), each case starting at another point (its index), so that the cases between them cover
- * six residues of every eight, and at every point of the other kinds; a large case (hundreds of records: a
+ * six residues of every eight; a small write-back case at every other point of the Salesforce
+ * calls and of the deaths after a commit ({@link SMALL_CASE_HALVED_KINDS}), and at every point of
+ * the other kinds (Prepare's and Report's cases at every point of those too); a large case (hundreds of records: a
  * scenario takes a second or more) at every point of the kinds new to it (`everyPointOf`) only:
  * the `endedFirst` and `endedOpen` cases at every {@link ENDED_RUN_STRIDE}th point of those kinds
- * and every third point of the Salesforce calls and of the deaths after a commit
- * ({@link ENDED_RUN_HALF_STRIDE}: the three `endedFirst` cases, whose indexes follow each other,
- * cover the three residues); the small write-back cases' failing statements alternate
+ * and every fifth point of the Salesforce calls and of the deaths after a commit
+ * ({@link ENDED_RUN_HALF_STRIDE}: the five ended cases, whose indexes follow each other, cover the
+ * five residues); the small write-back cases' failing statements alternate
  * between their two kinds ({@link ALTERNATING_KINDS}). About 670 scenarios (780 before the
  * twenty-second session made the ended cases' strides longer, to keep `npm test` under ten minutes
  * on a slower machine), fewer since the twenty-third's alternation, and about 520 since the
- * twenty-sixth's longer strides (every eighth, and every third of the ended cases' halved kinds).
+ * twenty-sixth's longer strides (every eighth, and every third of the ended cases' halved kinds);
+ * about 400 since the thirty-second's (the small cases' Salesforce calls and commits halved, the
+ * ended cases' strides 48 and 5), when the sweep took 200 of `npm test`'s 1,560 s of file time.
  * Prepare and Report run before the large cases, whose scenarios leave the org with hundreds of thousands of records that Prepare's forecast would count (32 s instead of 1).
  */
 const FULL = process.env.CRASH_SWEEP_FULL === '1';
@@ -126,18 +130,33 @@ const DEFAULT_STRIDE = 8;
 /**
  * The stride of the cases whose first run ends before the sweep starts (`endedFirst`,
  * `endedOpen`): their runs go through twice the points of a small case's, most of them the same
- * push and collect, which the small cases go through; every twenty-fourth keeps `npm test` inside
- * its time (their every point: `CRASH_SWEEP_FULL=1`).
+ * push and collect, which the small cases go through; every forty-eighth keeps `npm test` inside
+ * its time (every twenty-fourth before the thirty-second session; their every point:
+ * `CRASH_SWEEP_FULL=1`).
  */
-const ENDED_RUN_STRIDE = 24;
+const ENDED_RUN_STRIDE = 48;
 /**
  * The stride of those cases' Salesforce calls (a call failing before it reaches Salesforce, or
  * applied with its answer lost) and deaths after a commit: half of them are the same Bulk job's
- * polls and results, and the same push's and collect's commits, as a small case's. Every third
- * (twenty-sixth session, every other before, to keep `npm test` inside its ten minutes): the three
- * `endedFirst` cases, whose indexes follow each other, cover the three residues between them.
+ * polls and results, and the same push's and collect's commits, as a small case's. Every fifth
+ * (thirty-second session; every third from the twenty-sixth, every other before; to keep `npm test`
+ * inside its ten minutes): the five ended cases, whose indexes (6 to 10) follow each other, cover
+ * the five residues between them.
  */
-const ENDED_RUN_HALF_STRIDE = 3;
+const ENDED_RUN_HALF_STRIDE = 5;
+/**
+ * The kinds a small write-back case (not `endedFirst`, `endedOpen` or large) crashes at every other
+ * point of, by default: a call failing before it reaches Salesforce, a write applied with its answer
+ * lost, a death after a commit. Each of the two APIs has three small cases, whose first points
+ * alternate ({@link firstPointOf}): between them they go through both residues, each point twice
+ * but for one (every point of each case before the thirty-second session, to keep `npm test`
+ * inside its ten minutes on a slower machine; every point of each with `CRASH_SWEEP_FULL=1`).
+ */
+const SMALL_CASE_HALVED_KINDS: ReadonlySet<CrashKind> = new Set<CrashKind>([
+  'sf-fails-before',
+  'sf-answer-lost',
+  'pg-dies-after-commit',
+]);
 const SAMPLED_KINDS: ReadonlySet<CrashKind> = new Set<CrashKind>([
   'pg-dies-before',
   'pg-fails',
@@ -208,10 +227,17 @@ function isEnded(c: Case): boolean {
   return c.endedFirst !== undefined || c.endedOpen !== undefined;
 }
 
+/** Whether a case is a small write-back one sampled by default (not large, not ended, not Prepare's or Report's). */
+function isSmallWriteback(c: Case): boolean {
+  return !FULL && !c.everyPointOf && !isEnded(c) && c.phase === 'writeback';
+}
+
 function alternates(c: Case, k: CrashKind): boolean {
-  return (
-    !FULL && !c.everyPointOf && !isEnded(c) && c.phase === 'writeback' && ALTERNATING_KINDS[k] !== undefined
-  );
+  return isSmallWriteback(c) && ALTERNATING_KINDS[k] !== undefined;
+}
+
+function halved(c: Case, k: CrashKind): boolean {
+  return isSmallWriteback(c) && SMALL_CASE_HALVED_KINDS.has(k);
 }
 
 /** The points of kind `k` a case crashes at: 1…n, or every stride-th from its offset. */
@@ -219,14 +245,23 @@ function strideOf(c: Case, k: CrashKind): number {
   if (FULL || c.everyPointOf) return 1;
   const ended = isEnded(c);
   if (ended && ENDED_RUN_HALVED_KINDS.has(k)) return ENDED_RUN_HALF_STRIDE;
+  if (halved(c, k)) return 2;
   if (!SAMPLED_KINDS.has(k)) return 1;
   if (alternates(c, k)) return 2 * DEFAULT_STRIDE;
   return ended ? ENDED_RUN_STRIDE : DEFAULT_STRIDE;
 }
 
-/** The first point of kind `k` a case with offset `offset` crashes at (then every stride-th). */
+/**
+ * The first point of kind `k` a case with offset `offset` (its index) crashes at (then every
+ * stride-th). The small cases' halved kinds shift by half the index: the collections cases (0, 2,
+ * 4) start at points 1, 2, 1, the Bulk ones (1, 3, 5) at 2, 1, 2.
+ */
 function firstPointOf(c: Case, k: CrashKind, offset: number): number {
-  const shift = alternates(c, k) ? (ALTERNATING_KINDS[k] as number) * DEFAULT_STRIDE : 0;
+  const shift = alternates(c, k)
+    ? (ALTERNATING_KINDS[k] as number) * DEFAULT_STRIDE
+    : halved(c, k)
+      ? Math.floor(offset / 2)
+      : 0;
   return 1 + ((offset + shift) % strideOf(c, k));
 }
 
