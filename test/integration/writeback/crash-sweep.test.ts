@@ -121,8 +121,10 @@ const HAND_ON = process.env.CRASH_SWEEP_HAND_ON === '1';
  * twenty-second session made the ended cases' strides longer, to keep `npm test` under ten minutes
  * on a slower machine), fewer since the twenty-third's alternation, and about 520 since the
  * twenty-sixth's longer strides (every eighth, and every third of the ended cases' halved kinds);
- * about 400 since the thirty-second's (the small cases' Salesforce calls and commits halved, the
- * ended cases' strides 48 and 5), when the sweep took 200 of `npm test`'s 1,560 s of file time.
+ * about 370 since the thirty-second's (the small cases' Salesforce calls and commits halved, the
+ * ended cases' strides 48 and 5, one run without a crash after a case's sweep instead of a
+ * scenario past the last point of each kind: {@link sweep}), when the sweep took 200 of
+ * `npm test`'s 1,560 s of file time.
  * Prepare and Report run before the large cases, whose scenarios leave the org with hundreds of thousands of records that Prepare's forecast would count (32 s instead of 1).
  */
 const FULL = process.env.CRASH_SWEEP_FULL === '1';
@@ -1459,8 +1461,14 @@ describe('write-back crash-point sweep', () => {
 
   /**
    * Every point of every kind of crash, one scenario each, on {@link LANES} lanes: point 1, 2, 3…
-   * of a kind until a scenario's run no longer reaches its point. A large case's scenarios cost too
-   * much to look for the end so: it goes to the points its first scenario went through (`baseline`).
+   * of a kind (every stride-th of a sampled one) up to the points the case's first scenario, without
+   * a crash, went through (`baseline`): a scenario's run goes through those points until its crash,
+   * so each is reached, or the sweep says which was not. Then one more scenario without a crash goes
+   * through the points the first did, kind by kind: a run whose points moved with the scenarios
+   * before it (a statement for each task or run in the database, say), or from one run to the next,
+   * would leave points of the later runs never crashed at. (Until the thirty-second session each kind
+   * ended with a scenario armed past its last point, seen not to fire: a run without a crash before
+   * that point, as this one is, seven times a case.)
    */
   async function sweep(c: Case, lanes: readonly Lane[], offset: number, baseline: PointCounts) {
     const problems: string[] = [];
@@ -1471,48 +1479,15 @@ describe('write-back crash-point sweep', () => {
       CrashKind,
       Set<number>
     >;
-    // Per kind, the first point no run reached.
-    const there: Partial<Record<CrashKind, { at: number; points: number }>> = {};
     let kind = 0;
     let at: number | undefined;
     const n = (k: CrashKind): number => pointsOf(k, baseline);
-    const first = (k: CrashKind): number => firstPointOf(c, k, offset);
-    // A crash point past every point of the case's first run is looked for (a crash can lead a
-    // run through more points than a run without one), but not without end: a run whose points
-    // grow with the scenarios before it (a statement a task of the database, say) would keep the
-    // sweep going for ever. Past this, the sweep stops and says so.
-    const limit = (k: CrashKind): number => 3 * n(k) + 3 * strideOf(c, k) + 10;
-    const end = (k: CrashKind): number =>
-      c.everyPointOf ? n(k) + 1 : Math.min(there[k]?.at ?? Infinity, limit(k));
-    // The first point of a kind past those of the case's first run: the one its scenario is to
-    // find not reached (`there`). The lanes are handed points up to it and then those of the next
-    // kind, not the points after it: started before its scenario came back, they would all be
-    // scenarios without a crash, as it is (a seventh of the sweep's scenarios were). Only when its
-    // run reached it after all (a run through more points than the first: see `limit`) does the
-    // search go on past it, a point at a time.
-    const past = (k: CrashKind): number => {
-      const f = first(k);
-      const stride = strideOf(c, k);
-      return f + (n(k) >= f ? Math.floor((n(k) - f) / stride) + 1 : 0) * stride;
-    };
-    const horizon: Partial<Record<CrashKind, number>> = {};
-    /** Kinds whose horizon point a run reached: their next point is handed out first. */
-    const goOn: CrashKind[] = [];
     const next = (): { kind: CrashKind; at: number } | undefined => {
       for (;;) {
-        const resumed = goOn.shift();
-        if (resumed !== undefined) {
-          const further = (horizon[resumed] as number) + strideOf(c, resumed);
-          if (further < end(resumed)) {
-            horizon[resumed] = further;
-            return { kind: resumed, at: further };
-          }
-          continue;
-        }
         const k = kindsOf(c)[kind];
         if (k === undefined) return undefined;
-        at = at === undefined ? first(k) : at + strideOf(c, k);
-        if (at < end(k) && (c.everyPointOf || at <= (horizon[k] ??= past(k)))) return { kind: k, at };
+        at = at === undefined ? firstPointOf(c, k, offset) : at + strideOf(c, k);
+        if (at <= n(k)) return { kind: k, at };
         kind += 1;
         at = undefined;
       }
@@ -1526,21 +1501,25 @@ describe('write-back crash-point sweep', () => {
           if (result.runs > 1) laterRuns += 1;
           result.errorCodes.forEach((code) => codes.add(code));
           if (result.fired) reached[crash.kind].add(crash.at);
-          else if (crash.at < (there[crash.kind]?.at ?? Infinity))
-            there[crash.kind] = { at: crash.at, points: pointsOf(crash.kind, result.counts) };
-          if (result.fired && crash.at === horizon[crash.kind]) goOn.push(crash.kind);
+          else
+            problems.push(
+              `${crash.kind} #${crash.at}: not reached, though the case's first run went through ${n(crash.kind)} (its run went through ${pointsOf(crash.kind, result.counts)})`,
+            );
         }
       }),
     );
     if (!c.everyPointOf) {
+      const after = await scenario(c, undefined, lanes[0] as Lane);
+      problems.push(...after.problems.map((p) => `the run without a crash after the sweep: ${p}`));
       for (const k of kindsOf(c)) {
-        if (there[k] === undefined && n(k) > 0)
+        const m = pointsOf(k, after.counts);
+        if (m !== n(k))
           problems.push(
-            `${k}: every point up to ${limit(k)} was reached, though the case's first run went through ${n(k)}: runs go through more points the more scenarios ran before them (a statement for each task or run in the database?)`,
+            `${k}: a run without a crash after the sweep went through ${m} points, the case's first ${n(k)}: runs go through other points the more scenarios ran before them (a statement for each task or run in the database?)`,
           );
       }
     }
-    return { problems, reached, there, laterRuns, codes: [...codes].sort() };
+    return { problems, reached, laterRuns, codes: [...codes].sort() };
   }
 
   it.each(CASES.map((c, index) => [c.name, c, index] as const))(
@@ -1579,7 +1558,7 @@ describe('write-back crash-point sweep', () => {
         [baseline.task, baseline.endedRunId ?? null],
       );
       expect(jobs).toHaveLength(c.api === 'bulk' ? 2 : 0);
-      const { problems, reached, there, laterRuns, codes } = await sweep(c, lanes, index, baseline.counts);
+      const { problems, reached, laterRuns, codes } = await sweep(c, lanes, index, baseline.counts);
       expect(problems).toEqual([]);
       // Every point of a run (every stride-th of a sampled kind) was crashed at, and those are many.
       const counts = Object.fromEntries(CRASH_KINDS.map((k) => [k, reached[k].size]));
@@ -1589,7 +1568,7 @@ describe('write-back crash-point sweep', () => {
       >;
       for (const k of kindsOf(c)) {
         // Crashed at points first, first + stride, … up to n, where n is what a run without a
-        // crash goes through: the not-reached scenario's run, and the case's first scenario's.
+        // crash goes through: the case's first scenario's, and the run after its sweep's.
         const n = points[k];
         const stride = strideOf(c, k);
         const first = firstPointOf(c, k, index);
@@ -1598,8 +1577,6 @@ describe('write-back crash-point sweep', () => {
           (_, i) => first + i * stride,
         );
         expect([k, [...reached[k]].sort((a, b) => a - b)]).toEqual([k, expected]);
-        if (!c.everyPointOf)
-          expect([k, there[k]]).toEqual([k, { at: first + expected.length * stride, points: n }]);
       }
       if (c.phase === 'writeback') {
         expect(points['pg-dies-before']).toBeGreaterThan(40);
