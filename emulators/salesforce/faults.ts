@@ -30,6 +30,12 @@ export interface SalesforceFaults {
    */
   http401Burst?: number;
   /**
+   * The next N API calls answer 400 with an HTML page (`400 Bad Request`), not Salesforce's JSON
+   * error list: a proxy or gateway in front of the org refusing a request it will not pass on.
+   * Salesforce never sees the call: it is not processed, nor counted against the allowance.
+   */
+  http400Burst?: number;
+  /**
    * Every session (access token) stops working after this many API calls: the next call answers
    * 401 `INVALID_SESSION_ID`, as when Salesforce times a session out. Counted per token from the
    * moment it is issued, or from the moment this fault is set for tokens already issued.
@@ -141,6 +147,7 @@ export const FAULT_NAMES: readonly (keyof SalesforceFaults)[] = [
   'writeLatencyMs',
   'http503Burst',
   'http401Burst',
+  'http400Burst',
   'sessionExpiresAfterCalls',
   'lockRowFraction',
   'lockRowKeys',
@@ -181,6 +188,7 @@ function checkFaults(faults: SalesforceFaults): void {
   nonNegativeInt('writeLatencyMs', faults.writeLatencyMs);
   nonNegativeInt('http503Burst', faults.http503Burst);
   nonNegativeInt('http401Burst', faults.http401Burst);
+  nonNegativeInt('http400Burst', faults.http400Burst);
   nonNegativeInt('sessionExpiresAfterCalls', faults.sessionExpiresAfterCalls);
   nonNegativeInt('resetStreamAfterBytes', faults.resetStreamAfterBytes);
   nonNegativeInt('resetWriteAnswerAfterBytes', faults.resetWriteAnswerAfterBytes);
@@ -313,6 +321,15 @@ export class FaultController {
     if (left <= 0) return false;
     if (left === 1) delete this.active.http401Burst;
     else this.active.http401Burst = left - 1;
+    return true;
+  }
+
+  /** @internal Consumes one 400 from the burst; true when this call must answer a proxy's 400 page. */
+  take400(): boolean {
+    const left = this.active.http400Burst ?? 0;
+    if (left <= 0) return false;
+    if (left === 1) delete this.active.http400Burst;
+    else this.active.http400Burst = left - 1;
     return true;
   }
 

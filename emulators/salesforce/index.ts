@@ -14,6 +14,7 @@ export {
   startSalesforceEmulator,
   CALLS_PATH,
   FAULTS_CONTROL_PATH,
+  PROXY_BAD_REQUEST_PAGE,
   DEFAULT_API_VERSION,
   DEFAULT_API_VERSIONS,
   type SalesforceEmulator,

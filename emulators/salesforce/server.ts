@@ -41,6 +41,10 @@ export const DEFAULT_API_VERSIONS: readonly string[] = Array.from(
 /** The URI and headers of one call Salesforce takes at most (Help article 000386264). */
 export const MAX_REQUEST_HEAD_BYTES = 16_384;
 
+/** The page a proxy or gateway answers a request it refuses with 400 (the `http400Burst` fault). */
+export const PROXY_BAD_REQUEST_PAGE =
+  '<html>\r\n<head><title>400 Bad Request</title></head>\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
+
 /** Options of {@link startSalesforceEmulator}. */
 export interface SalesforceEmulatorOptions {
   /** TCP port; 0 picks a free one. @default 0 */
@@ -531,6 +535,13 @@ async function handleRequest(
     req.resume();
     res.writeHead(401, { 'Content-Type': 'text/plain;charset=UTF-8', ...limitHeader() });
     res.end('Unauthorized');
+    return;
+  }
+  if (ctx.faults.take400()) {
+    // A proxy's or gateway's 400 (the http400Burst fault): an HTML page, not Salesforce's JSON.
+    req.resume();
+    res.writeHead(400, { 'Content-Type': 'text/html;charset=UTF-8' });
+    res.end(PROXY_BAD_REQUEST_PAGE);
     return;
   }
   const session = ctx.auth.sessionFor(req.headers.authorization);

@@ -118,16 +118,29 @@ export function refusedCallStatus(err: unknown): number | undefined {
  * A call Salesforce refused as a whole (a 4xx: see {@link refusedCallStatus}): its status, and
  * Salesforce's error code and message as the connector kept them in the error's cause.
  */
-export function refusedCallOf(
-  err: unknown,
-): { readonly status: number; readonly errorCode: string; readonly message: string } | undefined {
+export function refusedCallOf(err: unknown):
+  | {
+      readonly status: number;
+      readonly errorCode: string;
+      readonly message: string;
+      /**
+       * Whether the answer's body was Salesforce's error list (`[{errorCode, message}]`, where the
+       * code and message come from). False for any other body, such as a proxy's or gateway's HTML
+       * page or plain text: the code is then `ERROR_HTTP_<status>` and the message the body's start
+       * (connector.ts, `failed`).
+       */
+      readonly fromErrorList: boolean;
+    }
+  | undefined {
   const status = refusedCallStatus(err);
   if (status === undefined) return undefined;
   const cause = (err as { cause?: unknown }).cause;
+  const code = salesforceErrorCode(cause);
   return {
     status,
-    errorCode: salesforceErrorCode(cause) ?? `ERROR_HTTP_${status}`,
+    errorCode: code ?? `ERROR_HTTP_${status}`,
     message: stringProp(cause, 'message') ?? (err instanceof Error ? err.message : String(err)),
+    fromErrorList: code !== undefined && !/^ERROR_HTTP_\d{3}$/.test(code),
   };
 }
 

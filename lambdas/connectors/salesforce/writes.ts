@@ -12,7 +12,7 @@
  */
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { TerminalError, TransientError } from '../../shared/errors';
+import { salesforceErrorKind, TerminalError, TransientError } from '../../shared/errors';
 import { apiRelative } from './calls';
 import { classifySalesforceError, refusedCallOf } from './errors';
 import { REST_QUERY_URL_MAX_CHARS } from './constants';
@@ -156,24 +156,42 @@ function checkResults(raw: unknown, expected: number, what: string): RecordResul
 }
 
 /**
- * Makes a call of `n` records; when Salesforce refuses it as a whole for its records
- * ({@link isRefusalOfRecords}), answers each record refused with Salesforce's code and message, as
- * a Composite subrequest refused the same way answers. Any other failure is thrown (a refusal
- * about the call keeps its status in the error: the caller sends the records again later).
+ * Makes a call of `n` records (`operation`: `Composite upsert of Lead`…); when Salesforce refuses
+ * it as a whole for its records ({@link isRefusalOfRecords}), answers each record refused with
+ * Salesforce's code and message, as a Composite subrequest refused the same way answers. Any other
+ * failure is thrown (a refusal about the call keeps its status in the error: the caller sends the
+ * records again later).
+ *
+ * A 400 or 404 whose body is not Salesforce's error list (a proxy's or gateway's HTML page, plain
+ * text) is not Salesforce refusing the records, which the call never reached: thrown, naming the
+ * call, its status and the start of the body, with the status kept in its cause, so that the
+ * records wait to be sent again instead of failing one by one (up to 1,000 of them).
  */
 async function refusalAsResults<T>(
+  sf: SalesforceConnector,
   call: () => Promise<T>,
   n: number,
-  what: string,
+  operation: string,
 ): Promise<{ readonly answer: T } | { readonly refused: RecordResult[] }> {
   try {
     return { answer: await call() };
   } catch (err) {
     const refused = refusedCallOf(err);
     if (!refused || !isRefusalOfRecords(refused.status, refused.errorCode)) throw err;
+    if (!refused.fromErrorList) {
+      const start = sf.redact(refused.message).replace(/\s+/g, ' ').trim().slice(0, 200);
+      const Kind =
+        err instanceof TransientError || err instanceof TerminalError
+          ? salesforceErrorKind(err)
+          : TerminalError;
+      throw new Kind(
+        `Salesforce ${operation} (${n} records) was answered HTTP ${refused.status} with a body that is not Salesforce's error list, so not Salesforce refusing the records (a proxy or gateway on the way answers so): ${start ? `"${start}"` : 'an empty body'}. None of the records was written: they wait to be sent again`,
+        { cause: (err as { cause?: unknown }).cause },
+      );
+    }
     const error: RecordError = {
       statusCode: refused.errorCode,
-      message: `the ${what} of this record (${n} records) was refused as a whole with HTTP ${refused.status}: ${refused.message}`,
+      message: `Salesforce refused the whole ${operation} call that carried this record (${n} records) with HTTP ${refused.status}: ${refused.errorCode}: ${refused.message}`,
       fields: [],
     };
     return { refused: Array.from({ length: n }, () => ({ id: null, success: false, errors: [error] })) };
@@ -206,9 +224,10 @@ export async function writeCollections(
   const what = `Collections ${write.operation} of ${write.object}`;
   if (n <= COLLECTIONS_MAX_RECORDS) {
     const raw = await refusalAsResults(
+      sf,
       () => sf.request<unknown>(what, method, path, collectionsBody(write.records)),
       n,
-      'call',
+      what,
     );
     return 'refused' in raw ? raw.refused : checkResults(raw.answer, n, what);
   }
@@ -219,18 +238,20 @@ export async function writeCollections(
     (chunk, i) =>
       `{"method":"${method}","url":${JSON.stringify(`/services/data/v${sf.apiVersion}${path}`)},"referenceId":"${referenceIdOf(i)}","body":${collectionsBody(chunk)}}`,
   );
+  const composite = `Composite ${write.operation} of ${write.object}`;
   const sent = await refusalAsResults(
+    sf,
     () =>
       sf.request<{
         compositeResponse?: { body: unknown; httpStatusCode: number; referenceId: string }[];
       }>(
-        `Composite ${write.operation} of ${write.object}`,
+        composite,
         'POST',
         '/composite',
         `{"allOrNone":false,"compositeRequest":[${subrequests.join(',')}]}`,
       ),
     n,
-    'Composite call',
+    composite,
   );
   if ('refused' in sent) return sent.refused;
   const parts = sent.answer.compositeResponse;

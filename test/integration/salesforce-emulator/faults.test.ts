@@ -4,6 +4,7 @@ import {
   DEFAULT_FAILED_JOB_MESSAGE,
   FAULTS_CONTROL_PATH,
   InvalidFaultError,
+  PROXY_BAD_REQUEST_PAGE,
   startSalesforceEmulator,
   UNABLE_TO_LOCK_ROW_MESSAGE,
   type SalesforceEmulator,
@@ -93,6 +94,27 @@ describe('Salesforce emulator faults', () => {
     expect(await res.text()).toBe('Unauthorized');
     expect(sf.calls.count({ status: 401, counted: true })).toBe(0);
     expect(sf.faults.get()).toEqual({});
+  });
+
+  it("answers a burst of 400s as a proxy does: an HTML page, not Salesforce's JSON error, the call not processed nor counted", async () => {
+    sf.calls.clear();
+    sf.faults.set({ http400Burst: 1 });
+    const res = await fetch(`${sf.instanceUrl}/services/data/v${sf.apiVersion}/composite/sobjects`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${conn.accessToken ?? ''}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        allOrNone: false,
+        records: [{ attributes: { type: 'Lead' }, LastName: 'No', Company: 'Way' }],
+      }),
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await res.text()).toBe(PROXY_BAD_REQUEST_PAGE);
+    expect(sf.store.count('Lead')).toBe(20);
+    expect(sf.calls.count({ status: 400, counted: true })).toBe(0);
+    expect(sf.faults.get()).toEqual({});
+    // One-shot per call of the burst: the next call reaches the org.
+    expect((await conn.query('SELECT COUNT() FROM Lead')).totalSize).toBe(20);
   });
 
   it('locks a reproducible fraction of records (seeded RNG)', async () => {

@@ -25,6 +25,7 @@ import {
   givingUpOnWrites,
   LEAD_SRC_UPSERT,
   leadSeed,
+  nextWriteBodyCut,
   outlastCallTimeLimit,
   planThenCrashInPush,
   refusingNextWrite,
@@ -534,8 +535,8 @@ describe('write-back modes and per-record failures', () => {
           );
         }
       }
-      expect(plain.errors[0]?.message).toMatch(
-        /^the call of this record \(3 records\) was refused as a whole with HTTP 400: /,
+      expect(plain.errors[0]?.message).toBe(
+        'Salesforce refused the whole Collections upsert of Lead call that carried this record (3 records) with HTTP 400: INVALID_FIELD: Field name provided, External_Id__c is not an External ID or indexed field for Lead',
       );
       expect(composite.errors[0]?.message).toMatch(
         /^the Composite subrequest of this record \(chunk\d, \d+ records\) failed as a whole with HTTP 400: /,
@@ -543,6 +544,72 @@ describe('write-back modes and per-record failures', () => {
     } finally {
       key.externalId = true;
       key.idLookup = true;
+    }
+  });
+
+  it('refuses each record of a whole Composite call Salesforce refuses with its error list (400 JSON_PARSER_ERROR), quoting its code and message', async () => {
+    await leads('cut', 'Cut', 'Kramerica', 250);
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    env.sf.calls.clear();
+
+    const pushed = await pushWriteback(
+      { ...deps, salesforce: nextWriteBodyCut(env.connector) },
+      { runId, task: 'Lead-upsert' },
+    );
+
+    // Salesforce's own refusal of the call, about what it carries: each record fails with it.
+    expect(pushed).toMatchObject({ status: 'collected', planned: 250, succeeded: 0, failed: 250 });
+    expect(env.sf.calls.writes().map((w) => w.status)).toEqual([400]);
+    const errors = await errorsOf(env, runId);
+    expect(errors).toHaveLength(250);
+    expect(new Set(errors.map((e) => e.code))).toEqual(new Set(['JSON_PARSER_ERROR']));
+    expect(errors[0]?.message).toMatch(
+      /^Salesforce refused the whole Composite upsert of Lead call that carried this record \(250 records\) with HTTP 400: JSON_PARSER_ERROR: Unexpected character in the request body: /,
+    );
+  });
+
+  it("fails the step on a whole call answered 400 with a body that is not Salesforce's error list (a proxy's page), naming the call, its status and the body, every record left planned", async () => {
+    const deps = env.deps({ writeback: [upsert] });
+    for (const [records, call] of [
+      [3, 'Collections upsert of Lead'],
+      [250, 'Composite upsert of Lead'],
+    ] as const) {
+      await leads(`proxy${records}`, 'Proxy', 'Kramerica', records);
+      const runId = await env.newRun();
+      await planWriteback(deps, { runId, task: 'Lead-upsert' });
+      env.sf.calls.clear();
+      // A proxy between the connector and Salesforce refuses the call with its own HTML page.
+      const proxied = refusingNextWrite(env.connector, () => env.sf.faults.set({ http400Burst: 1 }));
+
+      const failed = await pushWriteback(
+        { ...deps, salesforce: proxied },
+        { runId, task: 'Lead-upsert' },
+      ).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+
+      expect(failed).toBeInstanceOf(TerminalError);
+      expect((failed as Error).message).toBe(
+        `Salesforce ${call} (${records} records) was answered HTTP 400 with a body that is not Salesforce's error list, so not Salesforce refusing the records (a proxy or gateway on the way answers so): "<html> <head><title>400 Bad Request</title></head> <body> <center><h1>400 Bad Request</h1></center> <hr><center>nginx</center> </body> </html>". None of the records was written: they wait to be sent again`,
+      );
+      // Nothing lost, nothing failed: every record waits, planned, and none is recorded refused.
+      const ledger = await env.pool.query(
+        `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status`,
+        [runId],
+      );
+      expect(ledger.rows).toEqual([{ status: 'planned', n: records }]);
+      expect(await errorsOf(env, runId)).toEqual([]);
+      expect(env.sf.calls.writes().map((w) => w.status)).toEqual([400]);
+      expect(leadsWithExternalId(env, `proxy${records}-1`)).toEqual([]);
+
+      env.sf.calls.clear();
+      const retried = await pushWriteback(deps, { runId, task: 'Lead-upsert' });
+      expect(retried).toMatchObject({ status: 'collected', planned: records, succeeded: records, failed: 0 });
+      expect(env.sf.calls.writes().map((w) => w.records)).toEqual([records]);
+      expect(leadsWithExternalId(env, `proxy${records}-${records}`)).toHaveLength(1);
     }
   });
 

@@ -335,6 +335,29 @@ export function refusingNextWrite(connector: SalesforceConnector, refuse: () => 
 }
 
 /**
+ * A connector whose next write reaches Salesforce with its JSON body cut short by its last
+ * character: Salesforce refuses the whole call with its own error list, 400 `JSON_PARSER_ERROR`.
+ */
+export function nextWriteBodyCut(connector: SalesforceConnector): SalesforceConnector {
+  let cut = false;
+  return Object.create(connector, {
+    request: {
+      value: async (
+        operation: string,
+        method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+        path: string,
+        body?: unknown,
+      ) => {
+        if (method === 'GET' || cut || typeof body !== 'string')
+          return connector.request(operation, method, path, body);
+        cut = true;
+        return connector.request(operation, method, path, body.slice(0, -1));
+      },
+    },
+  }) as SalesforceConnector;
+}
+
+/**
  * A connector through which every Composite subrequest carrying one of `keys` (External_Id__c)
  * fails, every time: by default on Salesforce's side, a 500 UNKNOWN_EXCEPTION, none of its records
  * written (as an org's broken trigger does), or with the `refusal` given; the other subrequests
