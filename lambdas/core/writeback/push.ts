@@ -157,12 +157,17 @@ export interface RefusedSubrequests {
  * refusal's own class and message (an exhausted daily allowance stops the run as when a whole
  * call is refused for it; a throttle is retried), naming the task and the records that wait.
  * Undefined when none waits (sent since, by a row-lock retry pass).
+ *
+ * `unknown`: records sent whose outcome Salesforce's answer did not tell (a subrequest that failed
+ * on its side, {@link FirstUnknownOutcome}) and that are still without one: the message says them
+ * too, with Salesforce's error, so that the refusal's error does not hide them.
  */
 async function refusedSubrequestError(
   deps: CoreDeps,
   runId: string,
   taskName: string,
   refused: RefusedSubrequests | undefined,
+  unknown?: { readonly records: number; readonly first: FirstUnknownOutcome | undefined },
 ): Promise<TransientError | TerminalError | undefined> {
   const refusal = refused?.first;
   if (!refusal || refused.seqs.size === 0) return undefined;
@@ -173,7 +178,11 @@ async function refusedSubrequestError(
   );
   const waiting = Number(rows[0]?.n ?? 0);
   if (waiting === 0) return undefined;
-  const message = `Write-back ${taskName}: ${waiting} records wait to be sent again (planned): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: ${refusal.message}`;
+  let message = `Write-back ${taskName}: ${waiting} records wait to be sent again (planned): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: ${refusal.message}`;
+  if (unknown && unknown.records > 0) {
+    const cause = await unknownOutcomeCause(deps, runId, taskName, unknown.first);
+    message = `${message.replace(/\.$/, '')}. Besides, ${unknown.records} records sent have no outcome yet${cause}`;
+  }
   const Kind = salesforceErrorKind(refusal);
   return new Kind(message, { cause: refusal });
 }
@@ -276,7 +285,10 @@ export async function finishWriteback(
   if (pending > 0) {
     // Records of a Composite subrequest refused for a reason about the call: the step fails as the
     // call would have, refused as a whole (a spent daily allowance is not retried in vain).
-    const refusal = await refusedSubrequestError(deps, runId, taskName, refused);
+    const refusal = await refusedSubrequestError(deps, runId, taskName, refused, {
+      records: outcomes.sent,
+      first: firstUnknown,
+    });
     if (refusal) throw refusal;
     const cause = await unknownOutcomeCause(deps, runId, taskName, firstUnknown);
     throw new TransientError(
@@ -1275,6 +1287,22 @@ export async function pushWriteback(
  * push-pending, the rest of the plan never sent and the loop never ended. The state machine's
  * retries of a failing step are counted, and bounded.
  */
+/** How many of the records of `seqs` are `sent` still, without an outcome. */
+async function stillSent(
+  deps: CoreDeps,
+  runId: string,
+  taskName: string,
+  seqs: ReadonlySet<number>,
+): Promise<number> {
+  if (seqs.size === 0) return 0;
+  const { rows } = await deps.pg.query<{ n: string }>(
+    `SELECT count(*) AS n FROM roundtrip.writeback_plans
+      WHERE run_id = $1 AND task = $2 AND seq = ANY($3::bigint[]) AND status = 'sent'`,
+    [runId, taskName, [...seqs]],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
 async function handOnPush(
   deps: CoreDeps,
   sf: SalesforceConnector,
@@ -1289,7 +1317,10 @@ async function handOnPush(
   // A refusal no retry helps (the daily allowance spent) stops the run now, as the call would
   // have refused as a whole; a transient one (a throttle) is handed on: the next invocation
   // sends its records.
-  const refusal = await refusedSubrequestError(deps, input.runId, input.task, refused);
+  const refusal = await refusedSubrequestError(deps, input.runId, input.task, refused, {
+    records: refused?.first ? await stillSent(deps, input.runId, input.task, answered) : 0,
+    first: firstUnknown,
+  });
   if (refusal instanceof TerminalError) throw refusal;
   if (mapping.task.mode === 'insert' && answered.size > 0) {
     await reconcileSentInserts(deps, sf, mapping, input.runId, input.task, logger, {

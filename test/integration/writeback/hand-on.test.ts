@@ -278,6 +278,42 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     expect([...copies.values()].every((n) => n === 1)).toBe(true);
   });
 
+  it('names the records of a subrequest Salesforce failed too when it stops the run for a subrequest refused for the spent daily allowance', async () => {
+    const deps = env.deps({ writeback: [upsert] });
+    await leads('spentboth', 1_050);
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    // Keys of the first call's first subrequest (seq 1 to 200) and second (seq 201 to 400).
+    const { rows } = await env.pool.query<{ seq: string; key: string }>(
+      `SELECT seq, key FROM roundtrip.writeback_plan_rows WHERE run_id = $1 AND seq IN (1, 300) ORDER BY seq`,
+      [runId],
+    );
+    const [first, refusedKey] = rows.map((r) => r.key);
+    const failing = subrequestsWithKeysFail(
+      subrequestsWithKeysFail(env.connector, [first ?? '']),
+      [refusedKey ?? ''],
+      { status: 403, errorCode: 'REQUEST_LIMIT_EXCEEDED', message: 'TotalRequests Limit exceeded.' },
+    );
+
+    const stopped = pushWriteback(
+      { ...deps, salesforce: failing },
+      { runId, task: 'Lead-upsert' },
+      { timeLeft: NO_TIME },
+    );
+
+    await expect(stopped).rejects.toBeInstanceOf(ApiLimitExceededError);
+    await expect(stopped).rejects.toThrow(
+      new RegExp(
+        `^Write-back Lead-upsert: 200 records wait to be sent again \\(planned\\): .*REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded\\. .*\\. Besides, 200 records sent have no outcome yet\\. Salesforce answered without their outcome: UNKNOWN_EXCEPTION: the Composite subrequest of this record \\(chunk0, 200 records\\) failed as a whole with HTTP 500: An unexpected error occurred \\(first record key "${first ?? ''}"\\)$`,
+      ),
+    );
+    expect(await ledger(runId)).toEqual([
+      { status: 'planned', n: 200 },
+      { status: 'sent', n: 200 },
+      { status: 'succeeded', n: 600 },
+    ]);
+  });
+
   it('puts back the halves of a call split for its size (413) that the time left cannot send, and the next invocations go on with them', async () => {
     await leads('half', 6);
     // One record whose JSON alone is over the limit that one ordinary record is under.

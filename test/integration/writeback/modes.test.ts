@@ -681,6 +681,45 @@ describe('write-back modes and per-record failures', () => {
     );
   });
 
+  it('a Composite call with one subrequest refused for a reason about the call and another failed on Salesforce’s side fails the step with the refusal, its message naming both', async () => {
+    await leads('both', 'Both', 'Kramerica', 250);
+    const deps = env.deps({ writeback: [upsert] });
+    const runId = await env.newRun();
+    await planWriteback(deps, { runId, task: 'Lead-upsert' });
+    // The first subrequest (the first 200 keys in order, both-1 among them) fails on Salesforce's
+    // side, the second (the last 50, both-99 among them) is refused for the concurrent-request limit.
+    const failing = subrequestsWithKeysFail(subrequestsWithKeysFail(env.connector, ['both-1']), ['both-99'], {
+      status: 403,
+      errorCode: 'REQUEST_LIMIT_EXCEEDED',
+      message: 'ConcurrentPerOrgLongTxn Limit exceeded.',
+    });
+
+    const failed = await pushWriteback({ ...deps, salesforce: failing }, { runId, task: 'Lead-upsert' }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+
+    // The refusal's class (retried), and a message that says both what waits and what is unknown.
+    expect(failed).toBeInstanceOf(TransientError);
+    expect((failed as Error).message).toBe(
+      'Write-back Lead-upsert: 50 records wait to be sent again (planned): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: Salesforce Collections upsert of Lead (Composite subrequest chunk1, 50 records) failed: REQUEST_LIMIT_EXCEEDED: ConcurrentPerOrgLongTxn Limit exceeded. Besides, 200 records sent have no outcome yet. Salesforce answered without their outcome: UNKNOWN_EXCEPTION: the Composite subrequest of this record (chunk0, 200 records) failed as a whole with HTTP 500: An unexpected error occurred (first record key "both-1")',
+    );
+    const ledger = await env.pool.query(
+      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
+      [runId],
+    );
+    expect(ledger.rows).toEqual([
+      { status: 'planned', n: 50 },
+      { status: 'sent', n: 200 },
+    ]);
+
+    // The retry sends both sets again, in one call.
+    env.sf.calls.clear();
+    const retried = await pushWriteback(deps, { runId, task: 'Lead-upsert' });
+    expect(retried).toMatchObject({ status: 'collected', planned: 250, succeeded: 250, failed: 0 });
+    expect(env.sf.calls.writes().map((w) => w.records)).toEqual([250]);
+  });
+
   it('splits a call Salesforce refuses as too large (413) down to one record, and refuses a record too large alone with its key and size', async () => {
     await leads('big', 'Big', 'Acme', 6);
     // One record whose JSON alone is over the limit that one ordinary record is under.

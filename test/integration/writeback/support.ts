@@ -379,7 +379,7 @@ export function subrequestsWithKeysFail(
           return connector.request(operation, method, path, body);
         }
         const composite = JSON.parse(body) as {
-          compositeRequest: { body: { records: Record<string, unknown>[] } }[];
+          compositeRequest: { referenceId: string; body: { records: Record<string, unknown>[] } }[];
         };
         const fails = composite.compositeRequest.map((sub) =>
           sub.body.records.some((r) => keys.includes(String(r.External_Id__c))),
@@ -402,7 +402,8 @@ export function subrequestsWithKeysFail(
             failed
               ? {
                   httpStatusCode: refusal.status,
-                  referenceId: `chunk${i}`,
+                  // The subrequest's own (a connector wrapped in another sees only some of them).
+                  referenceId: composite.compositeRequest[i]?.referenceId,
                   body: [{ errorCode: refusal.errorCode, message: refusal.message }],
                 }
               : answered[next++],
