@@ -520,6 +520,8 @@ async function sendCollections(
         throw err;
       }
       if (part.length > 1) {
+        // An API call all the same: Salesforce counts it against the allowance.
+        calls += 1;
         // The refused call wrote nothing: the invocation's progress is owed by its first half.
         options.budget.refund();
         const half = Math.ceil(part.length / 2);

@@ -753,6 +753,12 @@ describe('write-back modes and per-record failures', () => {
     expect(env.sf.calls.writes().map((w) => w.status)).toEqual([
       413, 413, 413, 200, 200, 200, 413, 413, 200, 200, 413,
     ]);
+    // The push's count of its calls has the refused ones too: each is an API call to Salesforce.
+    expect(env.sf.calls.count({ write: true, counted: true })).toBe(11);
+    const sent = env.logger.records.filter(
+      (r) => r.message === 'Plan sent with sObject Collections' && r.attributes.runId === runId,
+    );
+    expect(sent.map((r) => r.attributes.calls)).toEqual([11]);
   });
 
   it('keeps the results of a Composite call whose one subrequest failed on Salesforce’s side, and resolves that subrequest’s records', async () => {
