@@ -681,6 +681,13 @@ async function sendCollections(
  * area values make one of 200 or 1,000 records large.
  */
 const REQUEST_TOO_LARGE_STATUS = 413;
+// Only a whole call is split, never a Composite subrequest answered 413: a request's size is
+// judged on its body as a whole, before its subrequests are read, and no such answer of a
+// subrequest is known (the Composite documentation lists none; we found no report of one).
+// Should one come, it is refused for a reason about the call (writes.ts, isRefusalOfRecords):
+// its records go back to `planned`, and the step fails with Salesforce's code and message
+// (REQUEST_ENTITY_TOO_LARGE, terminal), so that nothing is lost and nothing is guessed at; the
+// next run sends them again (modes.test.ts, "a Composite subrequest refused as too large").
 
 /** The failure of one record whose call alone was refused as too large (413). */
 function tooLargeAlone(

@@ -615,22 +615,20 @@ describe('write-back modes and per-record failures', () => {
 
   /**
    * 250 upserts (two subrequests of one Composite call) whose subrequest holding `${prefix}-99` is
-   * refused with 403 and `message`: the push's error, and the ledger checked as left (the refused
-   * subrequest's 50 records planned, the other's 200 written).
+   * refused with `message` (and 403 REQUEST_LIMIT_EXCEEDED unless `refusal` says otherwise): the
+   * push's error, and the ledger checked as left (the refused subrequest's 50 records planned, the
+   * other's 200 written).
    */
   async function pushWithSubrequestRefused(
     prefix: string,
     message: string,
+    refusal: { status: number; errorCode: string } = { status: 403, errorCode: 'REQUEST_LIMIT_EXCEEDED' },
   ): Promise<{ failed: unknown; runId: string; deps: ReturnType<WritebackEnv['deps']> }> {
     await leads(prefix, 'Sub', 'Kramerica', 250);
     const deps = env.deps({ writeback: [upsert] });
     const runId = await env.newRun();
     await planWriteback(deps, { runId, task: 'Lead-upsert' });
-    const refusing = subrequestsWithKeysFail(env.connector, [`${prefix}-99`], {
-      status: 403,
-      errorCode: 'REQUEST_LIMIT_EXCEEDED',
-      message,
-    });
+    const refusing = subrequestsWithKeysFail(env.connector, [`${prefix}-99`], { ...refusal, message });
     const failed = await pushWriteback(
       { ...deps, salesforce: refusing },
       { runId, task: 'Lead-upsert' },
@@ -679,6 +677,27 @@ describe('write-back modes and per-record failures', () => {
     expect((failed as Error).message).toMatch(
       /^Write-back Lead-upsert: 50 records wait to be sent again \(planned\): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: Salesforce Collections upsert of Lead \(Composite subrequest chunk\d, 50 records\) failed: REQUEST_LIMIT_EXCEEDED: ConcurrentPerOrgLongTxn Limit exceeded\.$/,
     );
+  });
+
+  it('a Composite subrequest refused as too large (413) is not split: its records wait, planned, and the step fails with Salesforce’s code and message', async () => {
+    env.sf.calls.clear();
+    const { failed, runId } = await pushWithSubrequestRefused(
+      'sub413',
+      'request body exceeds 1048576 bytes',
+      {
+        status: 413,
+        errorCode: 'REQUEST_ENTITY_TOO_LARGE',
+      },
+    );
+
+    // Salesforce judges a request's size on its whole body; no subrequest answered 413 is known,
+    // so none is split (push.ts, REQUEST_TOO_LARGE_STATUS): one call, nothing guessed at.
+    expect(failed).toBeInstanceOf(TerminalError);
+    expect((failed as Error).message).toMatch(
+      /^Write-back Lead-upsert: 50 records wait to be sent again \(planned\): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: Salesforce Collections upsert of Lead \(Composite subrequest chunk\d, 50 records\) failed: REQUEST_ENTITY_TOO_LARGE: request body exceeds 1048576 bytes$/,
+    );
+    expect(env.sf.calls.writes()).toHaveLength(1);
+    expect(await errorsOf(env, runId)).toEqual([]);
   });
 
   it('a Composite call with one subrequest refused for a reason about the call and another failed on Salesforce’s side fails the step with the refusal, its message naming both', async () => {
