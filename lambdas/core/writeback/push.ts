@@ -1282,20 +1282,6 @@ export async function pushWriteback(
   );
 }
 
-/**
- * The answer of a push that stopped for want of time (budget.ts): every call made has its results
- * recorded. Insert records whose call Salesforce answered without their outcome are looked up
- * now, while this invocation knows that their call is over (the next one could not tell, and would
- * wait 11 minutes, INSERT_SETTLE_MS of reconcile.ts, before looking them up).
- *
- * Records of this invocation's calls still without an outcome then (a Composite subrequest that
- * failed on Salesforce's side: update and upsert records, inserts not found) make the step fail
- * transiently, as at the end of a push that had the time ({@link finishWriteback}), instead of
- * handing on: the next invocation sends them first, and when its time covers only that one call, a
- * subrequest that keeps failing would be sent again by every invocation, each answering
- * push-pending, the rest of the plan never sent and the loop never ended. The state machine's
- * retries of a failing step are counted, and bounded.
- */
 /** How many of the records of `seqs` are `sent` still, without an outcome. */
 async function stillSent(
   deps: CoreDeps,
@@ -1312,6 +1298,20 @@ async function stillSent(
   return Number(rows[0]?.n ?? 0);
 }
 
+/**
+ * The answer of a push that stopped for want of time (budget.ts): every call made has its results
+ * recorded. Insert records whose call Salesforce answered without their outcome are looked up
+ * now, while this invocation knows that their call is over (the next one could not tell, and would
+ * wait 11 minutes, INSERT_SETTLE_MS of reconcile.ts, before looking them up).
+ *
+ * Records of this invocation's calls still without an outcome then (a Composite subrequest that
+ * failed on Salesforce's side: update and upsert records, inserts not found) make the step fail
+ * transiently, as at the end of a push that had the time ({@link finishWriteback}), instead of
+ * handing on: the next invocation sends them first, and when its time covers only that one call, a
+ * subrequest that keeps failing would be sent again by every invocation, each answering
+ * push-pending, the rest of the plan never sent and the loop never ended. The state machine's
+ * retries of a failing step are counted, and bounded.
+ */
 async function handOnPush(
   deps: CoreDeps,
   sf: SalesforceConnector,
