@@ -354,6 +354,43 @@ export function boundedVarcharColumns(
 
 /** The tables a query names, from DuckDB's serialized AST (`BASE_TABLE` references). */
 export function referencedTables(ast: unknown): { catalog: string; schema: string; table: string }[] {
+  return tablesUnder(ast, () => false);
+}
+
+/**
+ * The tables a query reads: those it names ({@link referencedTables}) but for the ones named only
+ * inside a query that ends in `LIMIT 0` (the whole query, a subquery, a UNION's branch, a WITH
+ * query). Trino plans such a query as an empty relation (its EvaluateZeroLimit rule) and reads
+ * nothing for it, so what roundtrip's validate runs for the result columns,
+ * `SELECT * FROM (<query>) LIMIT 0`, scans no table.
+ */
+export function scannedTables(ast: unknown): { catalog: string; schema: string; table: string }[] {
+  return tablesUnder(ast, endsInLimitZero);
+}
+
+/** Whether a query node (SELECT, set operation) has a `LIMIT 0` modifier: it returns no row. */
+function endsInLimitZero(node: Record<string, unknown>): boolean {
+  const modifiers = node.modifiers;
+  if (!Array.isArray(modifiers)) return false;
+  return modifiers.some((m: unknown) => {
+    const modifier = m as {
+      type?: unknown;
+      limit?: { class?: unknown; value?: { is_null?: unknown; value?: unknown } };
+    };
+    return (
+      modifier?.type === 'LIMIT_MODIFIER' &&
+      modifier.limit?.class === 'CONSTANT' &&
+      modifier.limit.value?.is_null === false &&
+      Number(modifier.limit.value.value) === 0
+    );
+  });
+}
+
+/** The `BASE_TABLE` references of an AST, leaving out the subtrees `skip` says to. */
+function tablesUnder(
+  ast: unknown,
+  skip: (node: Record<string, unknown>) => boolean,
+): { catalog: string; schema: string; table: string }[] {
   const found: { catalog: string; schema: string; table: string }[] = [];
   const visit = (node: unknown): void => {
     if (Array.isArray(node)) {
@@ -362,6 +399,7 @@ export function referencedTables(ast: unknown): { catalog: string; schema: strin
     }
     if (typeof node !== 'object' || node === null) return;
     const record = node as Record<string, unknown>;
+    if (skip(record)) return;
     if (record.type === 'BASE_TABLE' && typeof record.table_name === 'string') {
       found.push({
         catalog: String(record.catalog_name ?? ''),
@@ -886,11 +924,14 @@ export class QueryEngine {
     }
   }
 
-  /** DataScannedInBytes: the size of every table file the query names (a full scan, as for CSV). */
+  /**
+   * DataScannedInBytes: the size of every table file the query reads (a full scan, as for CSV);
+   * none for a table named only under a `LIMIT 0` ({@link scannedTables}).
+   */
   private scannedBytes(execution: QueryExecution, ast: unknown): number {
     const seen = new Set<string>();
     let bytes = 0;
-    for (const ref of referencedTables(ast)) {
+    for (const ref of scannedTables(ast)) {
       const table = this.options.catalog.table(ref.schema || execution.database, ref.table);
       if (!table || seen.has(`${table.database}.${table.table}`)) continue;
       seen.add(`${table.database}.${table.table}`);

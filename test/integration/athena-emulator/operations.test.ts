@@ -81,6 +81,39 @@ describe('Athena emulator operations (real @aws-sdk/client-athena)', () => {
       expect(execution.Statistics?.TotalExecutionTimeInMillis).toEqual(expect.any(Number));
     });
 
+    it('scans nothing for a query under LIMIT 0 (what validate runs for the result columns), as Trino', async () => {
+      // Trino plans a LIMIT 0 as an empty relation: no table is read, the columns are still typed.
+      const validate = await runQuery(h.athena, {
+        QueryString: 'SELECT * FROM (\nSELECT email, lifetime_value FROM customers\n) LIMIT 0',
+        ...inMarketing,
+        ...output,
+      });
+      expect(validate.execution.Status?.State).toBe('SUCCEEDED');
+      expect(validate.execution.Statistics?.DataScannedInBytes).toBe(0);
+      expect(await resultFile(h.s3, validate.execution)).toBe('"email","lifetime_value"\n');
+      const ordered = await runQuery(h.athena, {
+        QueryString: 'SELECT email FROM customers ORDER BY email LIMIT 0 OFFSET 1',
+        ...inMarketing,
+        ...output,
+      });
+      expect(ordered.execution.Statistics?.DataScannedInBytes).toBe(0);
+      // Only the branch under LIMIT 0 reads nothing; the other is scanned as ever.
+      const branch = await runQuery(h.athena, {
+        QueryString:
+          'SELECT CAST(x AS varchar) AS v FROM "default".numbers UNION ALL (SELECT email FROM customers LIMIT 0)',
+        ...inMarketing,
+        ...output,
+      });
+      expect(branch.execution.Statistics?.DataScannedInBytes).toBe(Buffer.byteLength('"x"\n"1"\n"2"\n'));
+      // LIMIT 1 reads the table (a full scan of CSV, as for any other query).
+      const one = await runQuery(h.athena, {
+        QueryString: 'SELECT * FROM (SELECT email FROM customers) LIMIT 1',
+        ...inMarketing,
+        ...output,
+      });
+      expect(one.execution.Statistics?.DataScannedInBytes).toBe(Buffer.byteLength(CUSTOMERS));
+    });
+
     it('resolves db.table, awsdatacatalog.db.table, and bare tables of the default database', async () => {
       const qualified = await runQuery(h.athena, {
         QueryString:
