@@ -134,23 +134,29 @@ export function howToGetNode22(m: Pick<Machine, 'platform' | 'arch'>): string {
 /** The command line split into the runner's own options and what it runs. */
 export interface RunnerArgs {
   readonly install: boolean;
+  /**
+   * False for `--install` alone: Node 22 is installed when missing and named, and nothing runs
+   * (the whole suite is `npm run test:node22`, not a side effect of installing).
+   */
+  readonly run: boolean;
   /** A command to run with Node 22 first on the PATH, or undefined to run jest. */
   readonly exec: readonly string[] | undefined;
   /** Options for jest (when not `--exec`). */
   readonly jestArgs: readonly string[];
 }
 
-/** `[--install] [--exec <command…> | <jest options…>]`. */
+/** `--install` alone, or `[--install] [--exec <command…> | <jest options…>]`. */
 export function parseRunnerArgs(argv: readonly string[]): RunnerArgs {
   let install = false;
   let i = 0;
   for (; i < argv.length && argv[i] === '--install'; i += 1) install = true;
   const rest = argv.slice(i);
+  if (install && rest.length === 0) return { install, run: false, exec: undefined, jestArgs: [] };
   if (rest[0] === '--exec') {
     if (rest.length < 2) throw new Error('--exec needs a command, e.g. --exec npm start');
-    return { install, exec: rest.slice(1), jestArgs: [] };
+    return { install, run: true, exec: rest.slice(1), jestArgs: [] };
   }
-  return { install, exec: undefined, jestArgs: rest };
+  return { install, run: true, exec: undefined, jestArgs: rest };
 }
 
 /** The real machine. */
@@ -195,6 +201,10 @@ async function main(): Promise<void> {
   if (found === undefined || 'error' in found) {
     process.stderr.write(`${found?.error ?? howToGetNode22(m)}\n`);
     process.exitCode = 1;
+    return;
+  }
+  if (!args.run) {
+    process.stderr.write(`Node ${found.version} (${found.from}): ${found.binary}\n`);
     return;
   }
   const [command, ...commandArgs] = args.exec ?? [

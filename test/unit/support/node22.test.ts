@@ -109,14 +109,32 @@ describe('parseRunnerArgs', () => {
   it('passes options to jest, or runs the command after --exec', () => {
     expect(parseRunnerArgs(['--selectProjects', 'unit'])).toEqual({
       install: false,
+      run: true,
       exec: undefined,
       jestArgs: ['--selectProjects', 'unit'],
     });
     expect(parseRunnerArgs(['--install', '--exec', 'npm', 'start'])).toEqual({
       install: true,
+      run: true,
       exec: ['npm', 'start'],
       jestArgs: [],
     });
     expect(() => parseRunnerArgs(['--exec'])).toThrow('--exec needs a command');
+  });
+
+  it('runs nothing for --install alone (installing is not a run of the whole suite)', () => {
+    expect(parseRunnerArgs(['--install'])).toEqual({
+      install: true,
+      run: false,
+      exec: undefined,
+      jestArgs: [],
+    });
+    expect(parseRunnerArgs([])).toEqual({ install: false, run: true, exec: undefined, jestArgs: [] });
+    expect(parseRunnerArgs(['--install', '--selectProjects', 'unit'])).toEqual({
+      install: true,
+      run: true,
+      exec: undefined,
+      jestArgs: ['--selectProjects', 'unit'],
+    });
   });
 });
