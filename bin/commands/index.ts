@@ -109,7 +109,7 @@ ${CONNECTION_HELP}
   --json                 one JSON object { ok, checks } on stdout
 `,
   status: `usage: roundtrip status [--config FILE] [--secrets FILE | --database-url URL] [--limit N] [--json]
-                       [--end-run ID [--force]]
+                       [--end-run ID [--force]] [-v]
 
 The recent runs of the pipeline from roundtrip.runs: status, duration, rows extracted,
 written, rejected, held back (for another run's send of their key), failed, API calls,
@@ -132,9 +132,10 @@ state (tasksNotInConfig in --json). A run recorded on this machine whose process
                          of another machine that started a step in the last 150 minutes
   --force                with --end-run: end such a run of another machine all the same,
                          once you know its process is gone
+  -v, --verbose          a failure's stack trace (a failure that is not the input's)
 `,
   errors: `usage: roundtrip errors [--config FILE] [--secrets FILE | --database-url URL] [--run ID] [--task NAME]
-                       [--code CODE] [--limit N] [--csv | --json]
+                       [--code CODE] [--limit N] [--csv | --json] [-v]
 
 The records of a run that did not reach Salesforce, from roundtrip.writeback_errors: each
 one's task, stage (plan: rejected before any call, or held back while an earlier run's
@@ -156,12 +157,13 @@ its key, Salesforce Id, call or Bulk job, when, and what happens next.
                          failed, counts, records, outcomeUnknown, sentCounts, sentRecords }; a
                          count's and a record's heldBack tells held back from rejected (stage
                          plan) or failed (stage push)
+  -v, --verbose          a failure's stack trace (a failure that is not the input's)
 `,
   resolve: `usage: roundtrip resolve --task NAME --key KEY (--inserted SALESFORCE_ID | --not-inserted)
        roundtrip resolve --task NAME --file CSV
                         [--without-look-up] [--config FILE] [--secrets FILE | --database-url URL]
-                        [--dry-run] [--json]
-       roundtrip resolve --task NAME --collect-jobs [--config FILE] [--secrets FILE] [--database-url URL] [--json]
+                        [--dry-run] [--json] [-v]
+       roundtrip resolve --task NAME --collect-jobs [--config FILE] [--secrets FILE] [--database-url URL] [--json] [-v]
 
 Records what became of insert keys that the plan holds back as INSERT_OUTCOME_UNKNOWN run
 after run because nothing can look them up: sent by an insert task without an external-ID
@@ -205,8 +207,9 @@ that for all such jobs of the task, without keys (then forget can go on).
   --database-url URL     use this database instead (postgres://…; ?sslmode=require for TLS)
   --json                 one JSON object { pipeline, task, dryRun, outcomes } on stdout
                          ({ pipeline, task, jobs } with --collect-jobs)
+  -v, --verbose          a failure's stack trace (a failure that is not the input's)
 `,
-  forget: `usage: roundtrip forget --task NAME [--config FILE] [--secrets FILE | --database-url URL] [--yes [--insert-again]] [--json]
+  forget: `usage: roundtrip forget --task NAME [--config FILE] [--secrets FILE | --database-url URL] [--yes [--insert-again]] [--json] [-v]
 
 Starts a task over: deletes, in one transaction under the task's lock (never beside a push,
 collect or plan of it), a write-back task's sync state and sync scope (the records it last
@@ -232,8 +235,9 @@ roundtrip.task_owners.
   --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
   --database-url URL     use this database instead (postgres://…; ?sslmode=require for TLS)
   --json                 one JSON object { pipeline, task, deleted, … } on stdout
+  -v, --verbose          a failure's stack trace (a failure that is not the input's)
 `,
-  'rename-task': `usage: roundtrip rename-task --from OLD --to NEW [--config FILE] [--secrets FILE | --database-url URL] [--yes] [--json]
+  'rename-task': `usage: roundtrip rename-task --from OLD --to NEW [--config FILE] [--secrets FILE | --database-url URL] [--yes] [--json] [-v]
 
 Carries a task's state to a new name, for a task renamed in the config (a name given or changed,
 or a mode changed under a default name) that should go on where it was: a task's state is kept
@@ -252,6 +256,7 @@ the config still names OLD, and for a name the database does not know.
   --secrets FILE         a JSON file of secrets by name (the config's postgres secret)
   --database-url URL     use this database instead (postgres://…; ?sslmode=require for TLS)
   --json                 one JSON object { pipeline, from, to, moved, … } on stdout
+  -v, --verbose          a failure's stack trace (a failure that is not the input's)
 `,
   start: `usage: roundtrip start --state-machine-arn ARN [--input JSON] [--name NAME] [--region R] [--poll-seconds N] [--json]
 

@@ -37,3 +37,36 @@ describe('--aws-endpoint', () => {
     expect(COMMAND_HELP[command]?.split('\n')[0]).toContain('[--aws-endpoint URL]');
   });
 });
+
+describe('-v (--verbose)', () => {
+  /** What each command needs beside, so that the missing config is what is refused. */
+  const required: Record<string, string[]> = {
+    status: [],
+    errors: [],
+    resolve: ['--task', 'Lead-insert', '--collect-jobs'],
+    forget: ['--task', 'Lead-insert'],
+    'rename-task': ['--from', 'Lead-insert', '--to', 'Lead-new'],
+  };
+
+  it.each(Object.keys(required))(
+    'is accepted by %s and listed in its --help, usage and options',
+    async (command) => {
+      const help = COMMAND_HELP[command] ?? '';
+      // Each form of the usage names it (resolve has two: keys, and --collect-jobs).
+      const usage = help.split('\n\n')[0]!;
+      expect(usage.match(/\[-v\]/g)).toHaveLength(command === 'resolve' ? 2 : 1);
+      expect(help).toMatch(/^ {2}-v, --verbose {10}\S/m);
+      // Accepted: what is refused is the missing config, not the option.
+      const { code, stderr } = await outcomeOf([
+        command,
+        ...required[command]!,
+        '-v',
+        '--config',
+        'no-such-dir/roundtrip.config.ts',
+      ]);
+      expect(code).toBe(2);
+      expect(stderr).not.toContain('Unknown option');
+      expect(stderr).toContain('no-such-dir/roundtrip.config.ts');
+    },
+  );
+});
