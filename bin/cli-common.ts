@@ -16,6 +16,8 @@ import {
   retypedColumnWarning,
 } from '../lambdas/core/load-warnings';
 import type { LocalRunEvent } from '../statemachine/local';
+import { redactUrl, urlHasCredentials } from '../lambdas/connectors/postgres';
+import { shellOption } from '../lambdas/shared/shell';
 import { formatSummaryTable, heldBackAgainNote, transformFileLabels, type RunSummary } from './local/summary';
 import {
   failureText,
@@ -27,6 +29,45 @@ import {
 export { failureText, readableFailure, storedFailureText };
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
+
+/**
+ * The options that name a pipeline and its database as a command line gave them, for the commands
+ * a message names ({@link databaseOptionsGiven}).
+ */
+export interface OptionsGiven {
+  /** ` --config FILE --secrets FILE --database-url URL`, those given, each quoted for a shell. */
+  readonly options: string;
+  /** What to say after a command of `options`: to put a URL's password back; empty when none is hidden. */
+  readonly note: string;
+}
+
+/**
+ * The options given to a command of the pipeline's database that say which pipeline and database
+ * it acts on (`--config`, `--secrets`, `--database-url`), as a shell takes them: what a message
+ * adds to the command it tells to run next (`roundtrip forget … --yes`), so that the command
+ * pasted acts on what this one read. A URL's password is never shown ({@link redactUrl}); `note`
+ * then says to put it back.
+ */
+export function databaseOptionsGiven(values: Record<string, unknown>): OptionsGiven {
+  const url = values['database-url'];
+  const hidden = typeof url === 'string' && urlHasCredentials(url);
+  const options = (['config', 'secrets', 'database-url'] as const)
+    .flatMap((name) => {
+      const value = values[name];
+      if (typeof value !== 'string') return [];
+      return [` ${shellOption(`--${name}`, name === 'database-url' && hidden ? redactUrl(value) : value)}`];
+    })
+    .join('');
+  return { options, note: hidden ? ' (with the password of your --database-url where it shows ***)' : '' };
+}
+
+/**
+ * A sentence that follows several commands named with {@link databaseOptionsGiven}'s options: to
+ * put the password of the `--database-url` back where they show `***`; empty when none is hidden.
+ */
+export function passwordBack(given: { note: string }): string {
+  return given.note ? ' Put the password of your --database-url back where the commands show ***.' : '';
+}
 
 /**
  * Bad input (exit code 2): a malformed option, printed with the command's usage; or, with
@@ -428,10 +469,12 @@ export function progressPrinter(
  * Salesforce on the record synced before): the command that lists them (held-back rows are in
  * roundtrip.writeback_errors too, with the run whose outcome they wait for; records left `sent`,
  * with what becomes of them); first, each write-back that held back keys its previous run held
- * back too.
+ * back too. `given`: the `--config` and `--secrets` given to `run` (cli-common.ts databaseOptionsGiven),
+ * which the commands named repeat, to be pasted as they are; undefined for `start`, which follows a
+ * deployed run and was given neither: the line then says to add the pipeline's.
  */
-export function noteErrorsCommand(summary: RunSummary): void {
-  for (const held of summary.heldBackAgain ?? []) note(heldBackAgainNote(summary.runId, held));
+export function noteErrorsCommand(summary: RunSummary, given?: OptionsGiven): void {
+  for (const held of summary.heldBackAgain ?? []) note(heldBackAgainNote(summary.runId, held, given));
   const notSent = summary.tasks.reduce((n, t) => n + t.rejected + t.heldBack + t.failed, 0);
   const unknown = summary.tasks.reduce((n, t) => n + (t.outcomeUnknown ?? 0), 0);
   // Written, but as a second record: the key of the record synced before was changed in Salesforce.
@@ -451,7 +494,8 @@ export function noteErrorsCommand(summary: RunSummary): void {
       : []),
   ];
   note(
-    `${counts.join(', ')}: roundtrip errors --run ${summary.runId} lists them and ${notSent + second > 0 ? 'why' : 'what becomes of them'} (with the pipeline's --config and --secrets)`,
+    `${counts.join(', ')}: roundtrip errors --run ${summary.runId}${given ? `${given.options}${given.note}` : ''} ` +
+      `lists them and ${notSent + second > 0 ? 'why' : 'what becomes of them'}${given ? '' : " (with the pipeline's --config and --secrets)"}`,
   );
 }
 

@@ -30,9 +30,11 @@ import { WRITTEN_ERROR_CODES } from '../../lambdas/core/writeback/results';
 import { HELD_BACK_ERROR_SQL, REPORTED_UNKNOWN_SQL, sqlLiteral } from '../../lambdas/core/writeback/state';
 import { shellOption } from '../../lambdas/shared/shell';
 import {
+  databaseOptionsGiven,
   EXIT,
   note,
   parseOptions,
+  passwordBack,
   storedFailureText,
   UsageError,
   wholeNumberOption,
@@ -185,21 +187,25 @@ const utcText = (iso: string): string => iso.replace('T', ' ').slice(0, 19);
  * real run's: a dry run resolves nothing) collects its Bulk job, looks an insert up by its
  * external ID, or marks an update or upsert unknown and sends its values again, once the call
  * that carried it is certainly over; a keyless insert is recorded by hand (`roundtrip resolve`).
+ * The commands named carry the `--config`, `--secrets` or `--database-url` given to errors
+ * (`given`: databaseOptionsGiven's options), to be pasted as they are.
  */
 function whatHappensNext(
   r: Omit<SentRecord, 'next'> & { jobState: string | null; settledAt: string; settled: boolean },
   run: StoredRun,
   task: WritebackTask | undefined,
+  given: string,
 ): string {
   if (run.status === 'running') {
-    return `its run is still recorded as running, and no plan resolves its records before it has ended (if its process is gone, roundtrip status --end-run ${run.runId} ends it; the next plan of the task then resolves them)`;
+    return `its run is still recorded as running, and no plan resolves its records before it has ended (if its process is gone, roundtrip status --end-run ${run.runId}${given} ends it; the next plan of the task then resolves them)`;
   }
-  const resolveByHand = `roundtrip resolve ${shellOption('--task', r.task)} ${shellOption('--key', r.key)}`;
+  const taskOption = `${shellOption('--task', r.task)}${given}`;
+  const resolveByHand = `roundtrip resolve ${taskOption} ${shellOption('--key', r.key)}`;
   const job = r.jobId ?? '';
   if (task === undefined) {
     return r.operation === 'insert'
       ? r.sentBy === 'job'
-        ? `the task is not in the config, so no plan resolves it: roundtrip resolve ${shellOption('--task', r.task)} --collect-jobs collects Bulk job ${job} once Salesforce has finished it`
+        ? `the task is not in the config, so no plan resolves it: roundtrip resolve ${taskOption} --collect-jobs collects Bulk job ${job} once Salesforce has finished it`
         : `the task is not in the config, so no plan resolves it: find the record in Salesforce, then record what you found with ${resolveByHand} --without-look-up --inserted <the record's Id> (or --not-inserted)`
       : `the task is not in the config, so no plan resolves it until it is named again as it was: Salesforce may hold these values or the ones before`;
   }
@@ -224,13 +230,17 @@ function whatHappensNext(
   return `${gone}${from} fails it here with OUTCOME_UNKNOWN (Salesforce may hold these values or the ones before) and sends the key's current values again`;
 }
 
-/** The run's records left `sent` (see {@link SentRecord}): their counts, and the first `limit`. */
+/**
+ * The run's records left `sent` (see {@link SentRecord}): their counts, and the first `limit`;
+ * `given` as {@link whatHappensNext} takes it.
+ */
 async function readSent(
   pool: Pool,
   run: StoredRun,
   tasks: readonly WritebackTask[],
   task: string | undefined,
   limit: number,
+  given: string,
 ): Promise<{ counts: SentCount[]; records: SentRecord[] }> {
   const { rows: counts } = await pool.query<SentCount>(
     `${sentRowsSql('task, sent_by AS "sentBy", count(*)::int AS records', task)}
@@ -259,6 +269,7 @@ async function readSent(
         row,
         run,
         tasks.find((w) => taskName(w) === r.task),
+        given,
       ),
     };
   });
@@ -411,7 +422,9 @@ export const errors: Command = async (argv) => {
   const limit = wholeNumberOption('limit', values.limit as string | undefined, DEFAULT_ERRORS_LIMIT, 1);
   const { config, pool } = await runsDatabase(values, { command: 'errors' });
   try {
-    await closeGoneRuns(pool, config, 'roundtrip errors');
+    // The commands it names, with the options that named this pipeline and database.
+    const given = databaseOptionsGiven(values);
+    await closeGoneRuns(pool, config, 'roundtrip errors', { given });
     const task = typeof values.task === 'string' ? values.task : undefined;
     if (task !== undefined && !config.writeback.some((w) => w.name === task)) {
       // A task renamed or removed since: its past runs' records are still the pipeline's.
@@ -502,7 +515,7 @@ export const errors: Command = async (argv) => {
     // not arrive must see. They have no code: a --code lists none of them.
     const sent =
       filter.code === undefined
-        ? await readSent(pool, run, config.writeback, task, limit)
+        ? await readSent(pool, run, config.writeback, task, limit, given.options)
         : { counts: [], records: [] };
     const leftSent = sent.counts.reduce((n, c) => n + c.records, 0);
     // Every record of unknown outcome, as the run's figures and status count them.
@@ -563,6 +576,10 @@ export const errors: Command = async (argv) => {
               ]),
               new Set(),
             ),
+            // The commands of "what happens next" show a --database-url's password as ***.
+            ...(given.note && sent.records.some((r) => r.next.includes('roundtrip '))
+              ? [passwordBack(given).trim()]
+              : []),
             ...(sent.records.length < leftSent
               ? [
                   '',

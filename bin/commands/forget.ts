@@ -21,7 +21,14 @@ import {
   type TaskState,
   type WriteOperation,
 } from '../../lambdas/core/task-state';
-import { EXIT, parseOptions, UsageError, type Command } from '../cli-common';
+import {
+  databaseOptionsGiven,
+  EXIT,
+  parseOptions,
+  passwordBack,
+  UsageError,
+  type Command,
+} from '../cli-common';
 import {
   count,
   lastRunText,
@@ -30,7 +37,7 @@ import {
   scopeText,
 } from '../local/task-state-text';
 import { closeGoneRuns } from './run';
-import { DATABASE_OPTIONS, databaseOptionsGiven, passwordBack, runsDatabase } from './status';
+import { DATABASE_OPTIONS, runsDatabase } from './status';
 
 /** What `forget` never deletes, as its output says. */
 export const FORGET_KEEPS =
@@ -138,7 +145,7 @@ export const forget: Command = async (argv) => {
   const given = databaseOptionsGiven(values);
   const { config, pool } = await runsDatabase(values, { command: 'forget' });
   try {
-    await closeGoneRuns(pool, config, 'roundtrip forget');
+    await closeGoneRuns(pool, config, 'roundtrip forget', { given });
     const configuredMode = configuredModeOf(config, task);
     const outcome = await forgetTask(pool, config.name, task, {
       apply,

@@ -13,7 +13,14 @@
  */
 import { TASK_NAME } from '../../lambdas/config/schema';
 import { renameTask, renameTaskCommand, type RenameOutcome } from '../../lambdas/core/task-state';
-import { EXIT, parseOptions, UsageError, type Command } from '../cli-common';
+import {
+  databaseOptionsGiven,
+  EXIT,
+  parseOptions,
+  passwordBack,
+  UsageError,
+  type Command,
+} from '../cli-common';
 import {
   count,
   lastRunText,
@@ -23,7 +30,7 @@ import {
 } from '../local/task-state-text';
 import { configPathOf } from './forget';
 import { closeGoneRuns } from './run';
-import { DATABASE_OPTIONS, databaseOptionsGiven, passwordBack, runsDatabase } from './status';
+import { DATABASE_OPTIONS, runsDatabase } from './status';
 
 function json(outcome: RenameOutcome, pipeline: string, from: string, to: string): Record<string, unknown> {
   const base = { pipeline, from, to };
@@ -96,7 +103,7 @@ export const renameTaskCli: Command = async (argv) => {
         { showUsage: false },
       );
     }
-    await closeGoneRuns(pool, config, 'roundtrip rename-task');
+    await closeGoneRuns(pool, config, 'roundtrip rename-task', { given });
     const outcome = await renameTask(pool, config.name, from, to, { apply });
     switch (outcome.kind) {
       case 'unknown':

@@ -26,7 +26,14 @@ import {
   type InsertOutcomeRecorded,
 } from '../../lambdas/core/writeback/resolve';
 import { systemClock } from '../../lambdas/shared/clock';
-import { EXIT, parseOptions, UsageError, type Command } from '../cli-common';
+import {
+  databaseOptionsGiven,
+  EXIT,
+  parseOptions,
+  passwordBack,
+  UsageError,
+  type Command,
+} from '../cli-common';
 import { silentLogger } from '../../lambdas/shared/logging';
 import { shellOption } from '../../lambdas/shared/shell';
 import { localSalesforce } from '../local/deps';
@@ -34,7 +41,7 @@ import { secretsFrom } from './run';
 import type { Pool } from 'pg';
 import { stillRunningNote } from '../local/process';
 import { closeGoneRuns } from './run';
-import { DATABASE_OPTIONS, databaseOptionsGiven, passwordBack, runsDatabase } from './status';
+import { DATABASE_OPTIONS, runsDatabase } from './status';
 
 /** The header `--file` must start with. */
 export const RESOLVE_CSV_HEADER = ['key', 'salesforce_id'] as const;
@@ -212,7 +219,7 @@ async function collectJobs(values: Record<string, unknown>, task: string): Promi
   // The commands it names, with the options that named this pipeline and database.
   const given = databaseOptionsGiven(values);
   try {
-    await closeGoneRuns(pool, config, 'roundtrip resolve');
+    await closeGoneRuns(pool, config, 'roundtrip resolve', { given });
     const salesforce = localSalesforce({ config, secrets: secretsFrom(values), logger: silentLogger });
     let jobs: InsertJobResolved[];
     try {
@@ -239,7 +246,7 @@ async function collectJobs(values: Record<string, unknown>, task: string): Promi
             `task ${task} has no Bulk job that a run which has ended left uncollected with keys sent: nothing to collect (roundtrip errors ${shellOption('--task', task)}${given.options} --code INSERT_OUTCOME_UNKNOWN lists the keys held back otherwise)`,
             ...waiting.map(
               (j) =>
-                `  Bulk job ${j.jobId} of run ${j.runId} is not collected, as that run is ${stillRunningNote(j.runId, j.process)}; then run this command again`,
+                `  Bulk job ${j.jobId} of run ${j.runId} is not collected, as that run is ${stillRunningNote(j.runId, j.process, { options: given.options, note: '' })}; then run this command again`,
             ),
           ]
         : jobs.map((j) => jobLine(task, j, given.options));
@@ -318,7 +325,7 @@ export const resolve: Command = async (argv) => {
     reads: ['salesforce'],
   });
   try {
-    await closeGoneRuns(pool, config, 'roundtrip resolve');
+    await closeGoneRuns(pool, config, 'roundtrip resolve', { given: databaseOptionsGiven(values) });
     let recorded: InsertOutcomeRecorded[];
     try {
       // Salesforce only for a key in a Bulk job its run never collected: asked about, and

@@ -38,6 +38,7 @@ import { createConsoleLogger, createNoticeLogger, type Logger } from '../../lamb
 import { createLocalSecretsProvider, type SecretsProvider } from '../../lambdas/shared/secrets';
 import { loadPipelineDefinition } from '../../statemachine/local';
 import {
+  databaseOptionsGiven,
   EXIT,
   finishRun,
   maxChangesWarnings,
@@ -51,6 +52,7 @@ import {
   storedFailureText,
   UsageError,
   type Command,
+  type OptionsGiven,
 } from '../cli-common';
 import { buildLocalDeps, type LocalAwsEndpoint } from '../local/deps';
 import { runPipeline, type PipelineRunResult } from '../local/pipeline';
@@ -316,6 +318,9 @@ function runCommand(dryRun: boolean): Command {
     };
     const aws = awsEndpointFrom(values);
     const secrets = secretsFrom(values);
+    // The commands it names (roundtrip errors, resolve, status --end-run), with the --config and
+    // --secrets given, to be pasted as they are.
+    const given = databaseOptionsGiven(values);
     await checkRunSecrets(config, secrets, tasks);
     const local = await buildLocalDeps({
       config,
@@ -343,7 +348,7 @@ function runCommand(dryRun: boolean): Command {
       interrupted = true;
       let byHand: string[] = [];
       const marked = await markRunInterrupted(local.pool, runId, signal, async (client) => {
-        byHand = await keysToRecordByHand(client, config, runId);
+        byHand = await keysToRecordByHand(client, config, runId, given);
       }).catch(() => false);
       if (marked) {
         note(`  run ${runId} recorded as failed (interrupted); the next run goes on from what it sent`);
@@ -361,7 +366,7 @@ function runCommand(dryRun: boolean): Command {
     const printProgress = progressPrinter(note, config);
     try {
       // A run of this machine killed before its report is closed first (Prepare would too, unsaid).
-      await closeGoneRuns(local.pool, config, `roundtrip ${name} (run ${runId})`, { tolerant: true });
+      await closeGoneRuns(local.pool, config, `roundtrip ${name} (run ${runId})`, { tolerant: true, given });
       const result = await runPipeline({
         local,
         definition,
@@ -375,11 +380,11 @@ function runCommand(dryRun: boolean): Command {
       if (result.execution.status === 'failed') noteFailure(result, postgresCredentialsSource(config));
       const plan = dryRun && !values.json ? await planSample(local.pool, result.summary) : undefined;
       if (dryRun) for (const line of maxChangesWarnings(config, result.summary)) note(line);
-      noteErrorsCommand(result.summary);
+      noteErrorsCommand(result.summary, given);
       if (result.summary.tasks.some((t) => t.heldBack > 0)) {
         const running = await otherRunsStillRunning(local.pool, config.name, runId).catch(() => []);
         for (const other of running)
-          note(`  run ${other.runId} is ${stillRunningNote(other.runId, other.process)}`);
+          note(`  run ${other.runId} is ${stillRunningNote(other.runId, other.process, given)}`);
       }
       return finishRun(result.summary, values.json === true, plan);
     } catch (err) {
@@ -454,19 +459,21 @@ async function planSample(pool: Pool, summary: RunSummary): Promise<string | und
  * Closes the pipeline's runs recorded on this machine whose process is gone, as `closedBy` (a
  * command), and says so on stderr, with what each left to record by hand: the commands that read or
  * resolve outcomes then see them ended. `tolerant` (before a run): a database that cannot be used is
- * left to the run to report (Prepare fails), not this.
+ * left to the run to report (Prepare fails), not this. `given`: the options given to the command
+ * ({@link databaseOptionsGiven}), which the commands said repeat.
  */
 export async function closeGoneRuns(
   pool: Pool,
   config: PipelineConfig,
   closedBy: string,
-  options: { tolerant?: boolean } = {},
+  options: { tolerant?: boolean; given?: OptionsGiven } = {},
 ): Promise<void> {
   const tolerated = <T>(work: Promise<T>, otherwise: T): Promise<T> =>
     options.tolerant === true ? work.catch(() => otherwise) : work;
   for (const closed of await tolerated(closeGoneLocalRuns(pool, config.name, closedBy), [])) {
     note(processGoneNote(closed));
-    for (const line of await tolerated(keysToRecordByHand(pool, config, closed.runId), [])) note(`  ${line}`);
+    for (const line of await tolerated(keysToRecordByHand(pool, config, closed.runId, options.given), []))
+      note(`  ${line}`);
   }
 }
 

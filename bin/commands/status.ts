@@ -8,12 +8,13 @@
  */
 import type { Pool } from 'pg';
 import { postgresCredentialsSource, type PipelineConfig, type ReadSection } from '../../lambdas/config';
-import { createPool, redactUrl, urlHasCredentials, withClient } from '../../lambdas/connectors/postgres';
-import { shellOption } from '../../lambdas/shared/shell';
+import { createPool, redactUrl, withClient } from '../../lambdas/connectors/postgres';
 import type { PostgresSource } from '../../lambdas/connectors/postgres';
 import {
+  databaseOptionsGiven,
   EXIT,
   note,
+  type OptionsGiven,
   parseOptions,
   storedFailureText,
   UsageError,
@@ -94,34 +95,6 @@ export const DATABASE_OPTIONS = {
   ...DATABASE_CONNECTION_OPTIONS,
   'database-url': { type: 'string' },
 } as const;
-
-/**
- * The options given to a command of the pipeline's database that say which pipeline and database
- * it acts on (`--config`, `--secrets`, `--database-url`), as a shell takes them: what a message
- * adds to the command it tells to run next (`roundtrip forget … --yes`), so that the command
- * pasted acts on what this one read. A URL's password is never shown ({@link redactUrl}); `note`
- * then says to put it back.
- */
-export function databaseOptionsGiven(values: Record<string, unknown>): { options: string; note: string } {
-  const url = values['database-url'];
-  const hidden = typeof url === 'string' && urlHasCredentials(url);
-  const options = (['config', 'secrets', 'database-url'] as const)
-    .flatMap((name) => {
-      const value = values[name];
-      if (typeof value !== 'string') return [];
-      return [` ${shellOption(`--${name}`, name === 'database-url' && hidden ? redactUrl(value) : value)}`];
-    })
-    .join('');
-  return { options, note: hidden ? ' (with the password of your --database-url where it shows ***)' : '' };
-}
-
-/**
- * A sentence that follows several commands named with {@link databaseOptionsGiven}'s options: to
- * put the password of the `--database-url` back where they show `***`; empty when none is hidden.
- */
-export function passwordBack(given: { note: string }): string {
-  return given.note ? ' Put the password of your --database-url back where the commands show ***.' : '';
-}
 
 /**
  * The config and a pool to the pipeline's database (one connection unless `connections` says
@@ -261,6 +234,7 @@ async function endRunCommand(
   runId: string,
   force: boolean,
   asJson: boolean,
+  given: OptionsGiven,
 ): Promise<number> {
   const pipeline = config.name;
   const ended = await endRunByHand(pool, config, runId, { force });
@@ -292,7 +266,7 @@ async function endRunCommand(
           `it left and looks up what it sent (roundtrip errors says which keys, if any, need roundtrip resolve)`,
         { ended: true, status: 'failed', error: ended.error },
       );
-      for (const line of await keysToRecordByHand(pool, config, runId)) note(line);
+      for (const line of await keysToRecordByHand(pool, config, runId, given)) note(line);
       return EXIT.ok;
   }
 }
@@ -322,9 +296,11 @@ export const status: Command = async (argv) => {
     reads: endRun !== undefined ? ['athena'] : [],
   });
   try {
+    // The commands it names, with the options that named this pipeline and database.
+    const given = databaseOptionsGiven(values);
     if (endRun !== undefined)
-      return await endRunCommand(pool, config, endRun, values.force === true, values.json === true);
-    await closeGoneRuns(pool, config, 'roundtrip status');
+      return await endRunCommand(pool, config, endRun, values.force === true, values.json === true, given);
+    await closeGoneRuns(pool, config, 'roundtrip status', { given });
     const runs = await readStoredRuns(pool, { pipeline: config.name, limit });
     const rows = runs.map((run) => {
       const tasks = taskSummaries(config, run);
@@ -369,8 +345,6 @@ export const status: Command = async (argv) => {
     });
     const names = [...config.extract, ...config.writeback].map((t) => t.name);
     const notInConfig = await tasksNotInConfig(pool, config.name, names);
-    // The commands it names, with the options that named this pipeline and database.
-    const given = databaseOptionsGiven(values);
     if (values.json === true) {
       process.stdout.write(
         `${JSON.stringify({ pipeline: config.name, runs: rows, tasksNotInConfig: notInConfig.map((t) => notInConfigJson(t, given.options)) })}\n`,
@@ -424,10 +398,10 @@ export const status: Command = async (argv) => {
     ]);
     process.stdout.write(alignColumns([header, ...cells], (i) => i >= 3).lines.join('\n') + '\n');
     for (const r of rows) {
-      if (r.process) process.stdout.write(`\n${r.runId}: ${stillRunningNote(r.runId, r.process)}\n`);
+      if (r.process) process.stdout.write(`\n${r.runId}: ${stillRunningNote(r.runId, r.process, given)}\n`);
       if (r.error) process.stdout.write(`\n${r.runId}: ${storedFailureText(r.error)}\n`);
       for (const held of r.heldBackAgain)
-        process.stdout.write(`\n${r.runId}: ${heldBackAgainNote(r.runId, held)}\n`);
+        process.stdout.write(`\n${r.runId}: ${heldBackAgainNote(r.runId, held, given)}\n`);
     }
     // Tasks renamed or removed since: said once for every run listed that has figures of them
     // (after a rename, every earlier run has), not once a run.

@@ -21,6 +21,7 @@ import { withTransaction } from '../../lambdas/connectors/postgres';
 import { stillGoingQuietMinutes } from '../../lambdas/core/contracts';
 import { sentByCall } from '../../lambdas/core/writeback/reconcile';
 import type { RunProcesses } from '../../lambdas/core/deps';
+import type { OptionsGiven } from '../cli-common';
 import {
   closeRunsWhoseProcessIsGone,
   endRunningRun,
@@ -197,16 +198,18 @@ export async function closeGoneLocalRuns(
 
 /**
  * What the CLI says of a run still recorded as running: where it runs, that the keys it sent wait
- * for it to end, and how to end it when its process is gone.
+ * for it to end, and how to end it when its process is gone: `roundtrip status --end-run`, with the
+ * options `given` to the command that says it (cli-common.ts, databaseOptionsGiven), to be pasted as is.
  */
 export function stillRunningNote(
   runId: string,
   where: { host: string | null; pid: number } | null | undefined,
+  given: OptionsGiven = { options: '', note: '' },
 ): string {
   const at = where ? ` (pid ${where.pid} on ${where.host ?? 'a machine not recorded'})` : '';
   return (
     `still recorded as running${at}: no later plan collects or looks up what it sent until it has ended. ` +
-    `If its process is gone (killed, its machine shut down), roundtrip status --end-run ${runId} ends it; a run of ` +
+    `If its process is gone (killed, its machine shut down), roundtrip status --end-run ${runId}${given.options}${given.note} ends it; a run of ` +
     `this machine whose process is gone is ended by the next run, status or resolve here`
   );
 }
@@ -233,12 +236,14 @@ export async function otherRunsStillRunning(
  * without an outcome (ledger rows `sent`: it was interrupted or killed before their answer was
  * recorded). No plan can look them up: someone finds them in Salesforce and records them with
  * `roundtrip resolve`, and until then every run holds them back. Nothing for a keyed task, whose
- * next plan looks its keys up, or for keys in a Bulk job, which the next plan collects.
+ * next plan looks its keys up, or for keys in a Bulk job, which the next plan collects. The command
+ * carries the options `given` to the command that says it (cli-common.ts, databaseOptionsGiven).
  */
 export async function keysToRecordByHand(
   db: Pick<Pool, 'query'>,
   config: PipelineConfig,
   runId: string,
+  given: OptionsGiven = { options: '', note: '' },
 ): Promise<string[]> {
   const keyless = config.writeback.filter((t) => t.mode === 'insert' && t.key === undefined).map(taskName);
   if (keyless.length === 0) return [];
@@ -254,8 +259,8 @@ export async function keysToRecordByHand(
       `task ${r.task}: ${r.n.toLocaleString('en-US')} ${r.n === 1 ? 'key was' : 'keys were'} sent for insert by run ${runId} ` +
       `with no recorded outcome (${r.sample.join(', ')}${r.n > r.sample.length ? ', …' : ''}), and without an external-ID ` +
       `key no plan can look them up: every run holds them back until you find them in Salesforce and record them with ` +
-      `roundtrip resolve ${shellOption('--task', r.task)} --file outcomes.csv (a line key,salesforce_id each, the Id empty for not ` +
-      `inserted) or --key KEY --inserted ID`,
+      `roundtrip resolve ${shellOption('--task', r.task)}${given.options} --file outcomes.csv (a line key,salesforce_id each, the Id empty for not ` +
+      `inserted) or --key KEY --inserted ID${given.note}`,
   );
 }
 

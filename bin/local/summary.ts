@@ -17,6 +17,7 @@ import { keyNotExtractedNote } from '../../lambdas/core/writeback/plan';
 import { tasksNotRunText } from '../../lambdas/core/writeback/report';
 import { alignColumns } from './columns';
 import { shellOption } from '../../lambdas/shared/shell';
+import type { OptionsGiven } from '../cli-common';
 
 /** One task's figures. */
 export interface TaskSummary {
@@ -358,13 +359,20 @@ export function tasksHeldBackAgain(writeback: unknown): TaskHeldBackAgain[] {
   });
 }
 
-/** What the CLI says of a task's keys held back again in run `runId`. */
-export function heldBackAgainNote(runId: string, held: TaskHeldBackAgain): string {
+/**
+ * What the CLI says of a task's keys held back again in run `runId`; its `roundtrip errors` with the
+ * options `given` to the command that says it (cli-common.ts, databaseOptionsGiven).
+ */
+export function heldBackAgainNote(
+  runId: string,
+  held: TaskHeldBackAgain,
+  given: OptionsGiven = { options: '', note: '' },
+): string {
   const records = held.records === 1 ? '1 record' : `${held.records.toLocaleString('en-US')} records`;
   return (
     `write-back ${held.task}: ${records} held back again, as by the previous run` +
     (held.since ? ` (held back by every run since ${held.since})` : '') +
-    `: an earlier send of their keys still has no outcome; roundtrip errors --run ${runId} says why for each (a run still recorded as running, a Bulk job Salesforce has not finished, or keys to record by hand)`
+    `: an earlier send of their keys still has no outcome; roundtrip errors --run ${runId}${given.options}${given.note} says why for each (a run still recorded as running, a Bulk job Salesforce has not finished, or keys to record by hand)`
   );
 }
 

@@ -58,7 +58,7 @@ export function outcomesUnknownLines(unknown: OutcomesUnknown): string[] {
  *   and `roundtrip resolve` records the inserts no plan can look up, the task in the config or not.
  *
  * `given`: the options that name the pipeline and its database as the command line gave them
- * (bin/commands/status.ts databaseOptionsGiven), repeated in each command named, so that it can be
+ * (bin/cli-common.ts databaseOptionsGiven), repeated in each command named, so that it can be
  * pasted as is.
  */
 export function resolveOutcomesFirst(

@@ -1618,7 +1618,7 @@ describe('the roundtrip CLI', () => {
     }
     const text = await cli(['status', ...databaseConnection(), '--limit', '1000']);
     expect(text.stdout).toContain(
-      `\n${runId}: write-back Lead-update: 6 records held back again, as by the previous run (held back by every run since run-before): an earlier send of their keys still has no outcome; roundtrip errors --run ${runId} says why for each (a run still recorded as running, a Bulk job Salesforce has not finished, or keys to record by hand)\n`,
+      `\n${runId}: write-back Lead-update: 6 records held back again, as by the previous run (held back by every run since run-before): an earlier send of their keys still has no outcome; roundtrip errors --run ${runId} ${databaseConnection().join(' ')} says why for each (a run still recorded as running, a Bulk job Salesforce has not finished, or keys to record by hand)\n`,
     );
     const json = lastJsonLine(
       (await cli(['status', ...databaseConnection(), '--limit', '1000', '--json'])).stdout,
@@ -1840,6 +1840,7 @@ describe('the roundtrip CLI', () => {
         : undefined,
     );
     let runId: string;
+    let printed: string;
     try {
       const run = await cli(['run', ...connection, '--json']);
       const summary = lastJsonLine(run.stdout) as {
@@ -1848,14 +1849,19 @@ describe('the roundtrip CLI', () => {
       };
       runId = summary.runId;
       expect(summary.tasks.find((t) => t.task === 'Lead-update')).toMatchObject({ written: 1, failed: 2 });
-      expect(run.stderr).toContain(
-        `2 records were rejected or failed: roundtrip errors --run ${runId} lists them`,
-      );
+      // With the --config and --secrets the run was given, to be pasted as it is.
+      printed = `roundtrip errors --run ${runId} ${databaseConnection().join(' ')}`;
+      expect(run.stderr).toContain(`2 records were rejected or failed: ${printed} lists them and why\n`);
     } finally {
       env.salesforce.store.setRecordFault(undefined);
     }
 
-    const text = await cli(['errors', ...databaseConnection()]);
+    // The command printed, through a shell.
+    const { stdout: words } = await promisify(execFile)('sh', [
+      '-c',
+      `printf '%s\\n' ${printed.replace(/^roundtrip /, '')}`,
+    ]);
+    const text = await cli(words.trimEnd().split('\n'));
     expect(text.code).toBe(0);
     const lines = text.stdout.trim().split('\n');
     expect(lines[0]).toMatch(

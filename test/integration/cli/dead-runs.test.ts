@@ -7,10 +7,11 @@
  * never one whose process still runs here, nor a run of the deployed state machine; the messages
  * of keys held back for a run still recorded as running say so, and how to end it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { getIngestJob, isFinalIngestState } from '../../../lambdas/connectors/salesforce/writes';
 import { planWriteback } from '../../../lambdas/core/writeback';
 import { cli, exitOf } from '../../support/cli';
@@ -306,9 +307,10 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
     expect(resolved.stderr).toContain(
       `run ${run.run_id} was still recorded as running, but its process (pid ${run.pid} on this machine) is gone: closed as failed`,
     );
-    // What it left that no plan can look up, and the command that records it.
+    // What it left that no plan can look up, and the command that records it, with the options
+    // given to the command that says so.
     expect(resolved.stderr).toContain(
-      `  task Lead-keyless: 3 keys were sent for insert by run ${run.run_id} with no recorded outcome (kl-1, kl-2, kl-3), and without an external-ID key no plan can look them up: every run holds them back until you find them in Salesforce and record them with roundtrip resolve --task Lead-keyless --file outcomes.csv`,
+      `  task Lead-keyless: 3 keys were sent for insert by run ${run.run_id} with no recorded outcome (kl-1, kl-2, kl-3), and without an external-ID key no plan can look them up: every run holds them back until you find them in Salesforce and record them with roundtrip resolve --task Lead-keyless ${connection.join(' ')} --file outcomes.csv`,
     );
     expect(resolved.stderr).not.toContain('still running');
     expect(exitOf(resolved)).toBe(0);
@@ -380,8 +382,10 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
       failed: 0,
       outcomeUnknown: 2,
     });
+    // The command carries the run's --config and --secrets.
+    const printed = `roundtrip resolve --task Lead-keyless ${connection.join(' ')} --file outcomes.csv`;
     expect(stderr).toContain(
-      `  task Lead-keyless: 2 keys were sent for insert by run ${run.run_id} with no recorded outcome (cc-1, cc-2), and without an external-ID key no plan can look them up: every run holds them back until you find them in Salesforce and record them with roundtrip resolve --task Lead-keyless --file outcomes.csv (a line key,salesforce_id each, the Id empty for not inserted) or --key KEY --inserted ID\n`,
+      `  task Lead-keyless: 2 keys were sent for insert by run ${run.run_id} with no recorded outcome (cc-1, cc-2), and without an external-ID key no plan can look them up: every run holds them back until you find them in Salesforce and record them with ${printed} (a line key,salesforce_id each, the Id empty for not inserted) or --key KEY --inserted ID\n`,
     );
     expect((await runRow(run.run_id)).status).toBe('failed');
     // Recorded as not inserted (the call was dropped as the run ended), so that later tests start clean.
@@ -390,15 +394,15 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
       [run.run_id],
     );
     await writeFile(path.join(dir, 'cc.csv'), 'key,salesforce_id\ncc-1,\ncc-2,\n');
-    const resolved = await cli([
-      'resolve',
-      ...connection,
-      '--task',
-      'Lead-keyless',
-      '--file',
-      path.join(dir, 'cc.csv'),
+    // Pasted into a shell as printed (the file named as the one written), it records them.
+    const { stdout: words } = await promisify(execFile)('sh', [
+      '-c',
+      `printf '%s\\n' ${printed.replace('outcomes.csv', path.join(dir, 'cc.csv')).replace(/^roundtrip /, '')}`,
     ]);
+    const resolved = await cli(words.trimEnd().split('\n'));
+    expect(resolved.stderr).toBe('');
     expect(exitOf(resolved)).toBe(0);
+    expect(await runFigures(env, run.run_id, 'Lead-keyless')).toMatchObject({ outcomeUnknown: 0 });
   });
 
   it("waits for the sessions a gone process of this machine left in PostgreSQL, ends those the server keeps, and leaves a live process's alone", async () => {
@@ -578,7 +582,7 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
     const ran = await cli(['run', ...connection, '--tasks', 'Lead-keyless']);
     expect(ran.stderr).toContain('Lead-keyless plan: 0 records to send, 1 held back');
     expect(ran.stderr).toContain(
-      `  run ${far} is still recorded as running (pid 4243 on other-laptop): no later plan collects or looks up what it sent until it has ended. If its process is gone (killed, its machine shut down), roundtrip status --end-run ${far} ends it`,
+      `  run ${far} is still recorded as running (pid 4243 on other-laptop): no later plan collects or looks up what it sent until it has ended. If its process is gone (killed, its machine shut down), roundtrip status --end-run ${far} ${connection.join(' ')} ends it`,
     );
     const refused = await cli([
       'resolve',

@@ -6,9 +6,11 @@
  * its external ID, or sends an update's values again once the call is certainly over; a keyless
  * insert is recorded by hand with `roundtrip resolve`.
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { taskName } from '../../../lambdas/config';
 import type { CoreDeps } from '../../../lambdas/core/deps';
 import { planWriteback, pushWriteback, reportRun } from '../../../lambdas/core/writeback';
@@ -54,6 +56,15 @@ describe('roundtrip errors: the records a failed run sent and never learned the 
   let dir: string;
   let connection: string[];
   let dead: string;
+  /**
+   * The options `--config file` and `--database-url` as the commands errors names repeat them (the
+   * URL's password as ***, quoted).
+   */
+  const given = (file: string): string => {
+    const url = new URL(env.db.url);
+    url.password = '***';
+    return ` --config ${file} --database-url '${url.toString()}'`;
+  };
   let updateIds: string[];
 
   beforeAll(async () => {
@@ -151,8 +162,9 @@ describe('roundtrip errors: the records a failed run sent and never learned the 
     expect(byKey.get('ky-1')?.next).toBe(
       `the first plan of the task from ${settled} UTC on (11 minutes after the send, when Salesforce can no longer be running the call) looks the key up by External_Id__c: a record created since the send is recorded, else the key is inserted again`,
     );
+    // The command carries the --config and --database-url given to errors, to be pasted as it is.
     expect(byKey.get('kl-1')?.next).toBe(
-      "without an external-ID key no plan can look it up: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-keyless --key kl-1 --inserted <the record's Id> (or --not-inserted)",
+      `without an external-ID key no plan can look it up: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-keyless${given(connection[1]!)} --key kl-1 --inserted <the record's Id> (or --not-inserted)`,
     );
     expect(byKey.get(updateIds[0])?.next).toMatch(
       /^the first plan of the task from \S+ \S+ UTC on \(11 minutes after the send, when Salesforce can no longer be running the call\) fails it here with OUTCOME_UNKNOWN \(Salesforce may hold these values or the ones before\) and sends the key's current values again$/,
@@ -174,10 +186,27 @@ describe('roundtrip errors: the records a failed run sent and never learned the 
     expect(lines[5]).toMatch(
       new RegExp(`^Lead-bulk-insert +bk-1 +— +Bulk job ${job} +\\S+ \\S+ +the next plan`),
     );
-    expect(lines.find((l) => l.startsWith('Lead-keyless ') && l.includes(' kl-2 '))).toMatch(
-      / call +\S+ \S+ +without an external-ID key no plan can look it up: .*roundtrip resolve --task Lead-keyless --key kl-2 --inserted/,
+    expect(lines.find((l) => l.startsWith('Lead-keyless ') && l.includes(' kl-2 '))).toContain(
+      `without an external-ID key no plan can look it up: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-keyless${given(connection[1]!)} --key kl-2 --inserted`,
     );
-    expect(lines).toHaveLength(5 + 12);
+    // The URL's password is not shown: a line after the table says to put it back.
+    expect(lines[5 + 12]).toBe('Put the password of your --database-url back where the commands show ***.');
+    expect(lines).toHaveLength(5 + 12 + 1);
+    // Pasted into a shell, the password put back and the outcome given, it is a command of this
+    // pipeline and database: it reads the key's send from the run's ledger (and refuses it for now,
+    // as the call may still be running: a dry run, it would record nothing anyway).
+    const shown = lines.find((l) => l.startsWith('Lead-keyless ') && l.includes(' kl-2 '))!;
+    const printed = shown.slice(shown.indexOf('roundtrip resolve '), shown.indexOf(' --inserted'));
+    const password = decodeURIComponent(new URL(env.db.url).password);
+    const { stdout: words } = await promisify(execFile)('sh', [
+      '-c',
+      `printf '%s\\n' ${printed.replace('***', password).replace(/^roundtrip /, '')}`,
+    ]);
+    const pasted = await cli([...words.trimEnd().split('\n'), '--not-inserted', '--dry-run']);
+    expect(pasted.stderr).toContain(
+      `key kl-2 was sent by run ${dead} in a Collections call less than 11 minutes ago: Salesforce may still be running the call`,
+    );
+    expect(pasted.code).toBe(2);
 
     // Bounded as the refused records are: --limit.
     const limited = (await cli(['errors', ...connection, '--run', dead, '--limit', '3'])).stdout
@@ -212,10 +241,12 @@ describe('roundtrip errors: the records a failed run sent and never learned the 
     );
     const next = new Map((listed.sentRecords as Record<string, unknown>[]).map((r) => [r.key, r.next]));
     expect(next.get('kl-1')).toBe(
-      "the task is not in the config, so no plan resolves it: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-keyless --key kl-1 --without-look-up --inserted <the record's Id> (or --not-inserted)",
+      `the task is not in the config, so no plan resolves it: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-keyless${given(file)} --key kl-1 --without-look-up --inserted <the record's Id> (or --not-inserted)`,
     );
     expect(next.get('bk-1')).toMatch(
-      /^the task is not in the config, so no plan resolves it: roundtrip resolve --task Lead-bulk-insert --collect-jobs collects Bulk job \w+ once Salesforce has finished it$/,
+      new RegExp(
+        `^the task is not in the config, so no plan resolves it: roundtrip resolve --task Lead-bulk-insert${given(file).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} --collect-jobs collects Bulk job \\w+ once Salesforce has finished it$`,
+      ),
     );
     // The update task is still named: its plan resolves its records.
     expect(next.get(updateIds[0])).toMatch(/^the first plan of the task from /);

@@ -1,4 +1,4 @@
-import { noteErrorsCommand } from '../../../bin/cli-common';
+import { databaseOptionsGiven, noteErrorsCommand } from '../../../bin/cli-common';
 import type { RunSummary } from '../../../bin/local/summary';
 
 function summary(rejected: number, failed: number, heldBack = 0): RunSummary {
@@ -37,6 +37,8 @@ function stderrOf(run: () => void): string {
 }
 
 describe('noteErrorsCommand', () => {
+  // Without the options (start, which follows a deployed run and was given neither), the line says
+  // to add the pipeline's.
   it('names the errors command for the run, counting records in the singular and the plural', () => {
     expect(stderrOf(() => noteErrorsCommand(summary(0, 1)))).toBe(
       "1 record was rejected or failed: roundtrip errors --run r1 lists them and why (with the pipeline's --config and --secrets)\n",
@@ -84,6 +86,27 @@ describe('noteErrorsCommand', () => {
     );
     expect(stderrOf(() => noteErrorsCommand(lost(1)))).toMatch(
       /^1 record was rejected or failed, 3 records sent with no outcome recorded: roundtrip errors --run r1 lists them and why/,
+    );
+  });
+
+  it("names the command with the run's --config and --secrets, quoted for a shell, to be pasted as it is", () => {
+    const given = databaseOptionsGiven({
+      config: "pipelines/Lead's scores.config.ts",
+      secrets: 'secrets.json',
+      json: true,
+    });
+    const held: RunSummary = {
+      ...summary(0, 1, 6),
+      heldBackAgain: [{ task: 'Lead-upsert', records: 6 }],
+    };
+    expect(stderrOf(() => noteErrorsCommand(held, given)).split('\n')).toEqual([
+      "write-back Lead-upsert: 6 records held back again, as by the previous run: an earlier send of their keys still has no outcome; roundtrip errors --run r1 --config 'pipelines/Lead'\\''s scores.config.ts' --secrets secrets.json says why for each (a run still recorded as running, a Bulk job Salesforce has not finished, or keys to record by hand)",
+      "7 records were rejected, held back or failed: roundtrip errors --run r1 --config 'pipelines/Lead'\\''s scores.config.ts' --secrets secrets.json lists them and why",
+      '',
+    ]);
+    // None given (the default config and secrets): the command as it is, nothing to add.
+    expect(stderrOf(() => noteErrorsCommand(summary(0, 1), databaseOptionsGiven({})))).toBe(
+      '1 record was rejected or failed: roundtrip errors --run r1 lists them and why\n',
     );
   });
 
