@@ -327,6 +327,7 @@ function runCommand(dryRun: boolean): Command {
       secrets,
       logger: loggerFrom(values),
       ...(aws ? { aws } : {}),
+      commandOptions: given.options,
     });
     note(`roundtrip ${name}: pipeline ${config.name}${dryRun ? ' (dry run: nothing is sent)' : ''}`);
     // What the config allows but is probably wrong, of the tasks this run runs (validate says it too).

@@ -72,7 +72,7 @@ import {
 import { BULK_BATCH_RECORDS, DAILY_BULK_API_BATCHES_LIMIT } from '../../lambdas/core/writeback/api-budget';
 import { checkRenamedTask, checkSyncScopeIn, syncScopeOf } from '../../lambdas/core/writeback/scope';
 import { writebackConfigPath } from '../../lambdas/core/writeback/state';
-import { EXIT, parseOptions, type Command } from '../cli-common';
+import { databaseOptionsGiven, EXIT, parseOptions, type Command } from '../cli-common';
 import { buildLocalDeps, buildLocalServices, type LocalServices } from '../local/deps';
 import { notExtractedNote } from '../local/summary';
 import { awsEndpointFrom, CONNECTION_OPTIONS, configFrom, loggerFrom, secretsFrom } from './run';
@@ -259,7 +259,16 @@ export const validate: Command = async (argv) => {
   // Salesforce's, the sign-in and describes are: the rest is checked all the same, so that one run
   // of validate names every problem.
   const aws = awsEndpointFrom(values);
-  const localOptions = { config, secrets, logger: loggerFrom(values), ...(aws ? { aws } : {}) };
+  // The commands that messages name (roundtrip forget, rename-task, resolve) carry the --config and
+  // --secrets given, to be pasted as they are.
+  const commandOptions = databaseOptionsGiven(values).options;
+  const localOptions = {
+    config,
+    secrets,
+    logger: loggerFrom(values),
+    ...(aws ? { aws } : {}),
+    commandOptions,
+  };
   const postgresSecretOk = !failedSecrets.has(config.postgres.secret);
   const local = postgresSecretOk ? await buildLocalDeps(localOptions) : undefined;
   // Salesforce and Athena as the run's deps have them, or built alone without the database's secret.
@@ -380,11 +389,15 @@ export const validate: Command = async (argv) => {
             // insert renamed away from the records it inserted (an update's or upsert's: said).
             let renamed: string | undefined;
             if (pool && postgresOk) {
-              await checkSyncScopeIn(pool, taskName(task), syncScopeOf(mapping), configPath, {
-                ...splitTableName(task.from, config.postgres.schema),
-                fields: task.fields,
-              });
-              renamed = await checkRenamedTask(pool, config, task, configPath);
+              await checkSyncScopeIn(
+                pool,
+                taskName(task),
+                syncScopeOf(mapping),
+                configPath,
+                { ...splitTableName(task.from, config.postgres.schema), fields: task.fields },
+                commandOptions,
+              );
+              renamed = await checkRenamedTask(pool, config, task, configPath, commandOptions);
             }
             // Fields the extract of the object does not read: compared with what was last sent, as
             // each plan's run summary says too.

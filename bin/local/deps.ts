@@ -93,6 +93,8 @@ export interface LocalDepsOptions {
    * could not be recorded. @default the config's secret (postgresCredentialsSource)
    */
   readonly postgresFrom?: string;
+  /** The options the commands that messages name repeat (CoreDeps.commandOptions). @default none */
+  readonly commandOptions?: string;
 }
 
 /** Laptop deps plus what the local runner and the CLI need beside them. */
@@ -267,6 +269,7 @@ export async function buildLocalDeps(options: LocalDepsOptions): Promise<LocalDe
     clock: options.clock ?? systemClock,
     // Recorded on the run, so that a later command on this machine can tell its process is gone.
     ...(processes ? { processes } : {}),
+    ...(options.commandOptions !== undefined ? { commandOptions: options.commandOptions } : {}),
   };
   return {
     deps,

@@ -90,6 +90,14 @@ export interface CoreDeps {
    * run's execution tells instead)
    */
   readonly processes?: RunProcesses;
+  /**
+   * The options that named the pipeline and its database on the command line that runs the steps
+   * (` --config FILE --secrets FILE`, each quoted for a shell: bin/cli-common.ts
+   * databaseOptionsGiven), which the commands a message names (`roundtrip forget --task T … --yes`)
+   * repeat, so that they can be pasted as they are. @default none (in AWS: the message says to run
+   * them with the pipeline's --config and --secrets)
+   */
+  readonly commandOptions?: string;
 }
 
 /** The Salesforce connector of the deps, signing in when it is a function. */

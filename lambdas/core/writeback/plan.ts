@@ -2192,7 +2192,7 @@ export async function planWriteback(
   const result = await withStepApiCalls(deps, sf, callsBefore, input, 'plan', logger, async () => {
     // Before any call: is this a task renamed away from its sync state (an insert would insert its
     // records again: refused; an update or upsert would send each once: said)?
-    const renamed = await checkRenamedTask(deps.pg, deps.config, task, configPath);
+    const renamed = await checkRenamedTask(deps.pg, deps.config, task, configPath, deps.commandOptions);
     if (renamed) logger.warn(renamed);
     // What the config allows but is probably wrong for this task (another task writing its fields).
     for (const w of configWarnings(deps.config)) if (w.paths.includes(configPath)) logger.warn(w.message);
@@ -2216,7 +2216,14 @@ export async function planWriteback(
     if (keyUnread) logger.warn(keyNotExtractedNote(input.task, keyUnread));
     // Before anything reads the ledger or Salesforce by key: are the synced keys this task's keys?
     const scope = syncScopeOf(mapping);
-    await checkSyncScopeIn(deps.pg, input.task, scope, configPath, { ...source, fields: task.fields });
+    await checkSyncScopeIn(
+      deps.pg,
+      input.task,
+      scope,
+      configPath,
+      { ...source, fields: task.fields },
+      deps.commandOptions,
+    );
     // What ended runs left without an outcome: inserts recorded or released, Bulk jobs closed and
     // collected, or aborted, before the plan reads the ledger.
     // (A dry run changes nothing: it leaves them as they are.)

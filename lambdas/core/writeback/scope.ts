@@ -103,6 +103,20 @@ function changeOf(
   return undefined;
 }
 
+/**
+ * How the commands these messages name (`roundtrip forget`, `rename-task`, `resolve`) are given the
+ * pipeline and its database. `commandOptions`: the options that named them as the CLI was given
+ * them (` --config FILE --secrets FILE`, quoted for a shell: bin/cli-common.ts
+ * databaseOptionsGiven), repeated in each command (`given`) so that it can be pasted as it is.
+ * Undefined in AWS, where no command line was given: the message then says to add the pipeline's
+ * (`withPipelines`).
+ */
+function commandsOptions(commandOptions: string | undefined): { given: string; withPipelines: string } {
+  return commandOptions === undefined
+    ? { given: '', withPipelines: "with the pipeline's --config and --secrets" }
+    : { given: commandOptions, withPipelines: '' };
+}
+
 /** A recorded scope; `keyColumn` undefined when not recorded. */
 export interface RecordedScope {
   readonly object: string;
@@ -121,6 +135,8 @@ export interface RecordedScope {
  * plan's words (a `keyColumn` misspelt is likelier than one renamed, and recording it, as the other
  * message says, would be wrong). A source that does not exist yet (made by a transform not run)
  * leaves the change refused as a change.
+ *
+ * `commandOptions`: see {@link commandsOptions}.
  */
 export async function checkSyncScope(
   client: PoolClient,
@@ -128,6 +144,7 @@ export async function checkSyncScope(
   scope: SyncScope,
   configPath: string,
   source?: TaskSource,
+  commandOptions?: string,
 ): Promise<void> {
   const { rows: exists } = await client.query<{ exists: boolean }>(
     `SELECT to_regclass('roundtrip.sync_scope') IS NOT NULL AS exists`,
@@ -180,13 +197,14 @@ export async function checkSyncScope(
   // Looked up by the external ID its records were synced by: a task without one (a keyless
   // insert) has none looked up by any plan, and resolve records its keys without --without-look-up.
   const lookedUp = recorded.keyField !== undefined && !same(recorded.keyField, 'Id');
-  const heldBack = await insertsHeldBack(client, task, reported, lookedUp);
+  const heldBack = await insertsHeldBack(client, task, reported, lookedUp, commandOptions);
   const refuse = (message: string): SyncScopeChangedError =>
     new SyncScopeChangedError(message + heldBack, recorded);
   const taskLiteral = sqlLiteral(task);
   // Started over by `roundtrip forget` (lambdas/core/task-state.ts): its sync state and scope
   // deleted under the task's lock, refused while records of the task have no known outcome.
-  const forget = `start the task over under its name (${forgetCommand(task, { insertAgain: scope.mode === 'insert' && n > 0 })}, with the pipeline's --config and --secrets: it deletes the task's sync state, and every record is sent once)`;
+  const { given, withPipelines } = commandsOptions(commandOptions);
+  const forget = `start the task over under its name (${forgetCommand(task, { insertAgain: scope.mode === 'insert' && n > 0, given })}${withPipelines ? `, ${withPipelines}` : ''}: it deletes the task's sync state, and every record is sent once)`;
   if (change === 'object') {
     throw refuse(
       `Write-back ${task} (${configPath}): its ${records} were written to ${recorded.object}, and the task now writes ${scope.object}. ` +
@@ -265,13 +283,14 @@ const IN_JOB_NEVER_COLLECTED = `(p.job_id IS NOT NULL AND p.attempts = 0 AND j.c
  * - in a Bulk job its ended run never collected: the job's results tell, and `--collect-jobs`
  *   collects it (never recorded as someone says: the job may still create the record);
  * - sent by a run still running: that run records their outcomes.
- * Empty when there is none.
+ * Empty when there is none. `commandOptions`: see {@link commandsOptions}.
  */
 async function insertsHeldBack(
   client: PoolClient,
   task: string,
   reported: number,
   lookedUp: boolean,
+  commandOptions: string | undefined,
 ): Promise<string> {
   const { rows } = await client.query<{ by_look_up: number; in_jobs: number; running: number }>(
     `SELECT count(*) FILTER (WHERE r.status <> 'running' AND NOT (${IN_JOB_NEVER_COLLECTED}))::int AS by_look_up,
@@ -289,7 +308,8 @@ async function insertsHeldBack(
   const total = leftSent + reported;
   if (total === 0) return '';
   const count = (n: number): string => n.toLocaleString('en-US');
-  const taskOption = shellOption('--task', task);
+  const { given, withPipelines } = commandsOptions(commandOptions);
+  const taskOption = `${shellOption('--task', task)}${given}`;
   const where =
     reported > 0
       ? `${count(leftSent)} left sent in roundtrip.writeback_plans, ${count(reported)} reported INSERT_OUTCOME_UNKNOWN by a push`
@@ -306,7 +326,7 @@ async function insertsHeldBack(
   }
   if (inJobs > 0) {
     ways.push(
-      `for the ${count(inJobs)} in Bulk jobs their run never collected, nothing to look for (the jobs' results tell): roundtrip resolve ${taskOption} --collect-jobs (with the pipeline's --config and --secrets) asks Salesforce about each job and collects it once finished, recording each key's outcome from its results`,
+      `for the ${count(inJobs)} in Bulk jobs their run never collected, nothing to look for (the jobs' results tell): roundtrip resolve ${taskOption} --collect-jobs${withPipelines ? ` (${withPipelines})` : ''} asks Salesforce about each job and collects it once finished, recording each key's outcome from its results`,
     );
   }
   const intro =
@@ -332,8 +352,9 @@ export async function checkSyncScopeIn(
   scope: SyncScope,
   configPath: string,
   source?: TaskSource,
+  commandOptions?: string,
 ): Promise<void> {
-  await withClient(pool, (client) => checkSyncScope(client, task, scope, configPath, source));
+  await withClient(pool, (client) => checkSyncScope(client, task, scope, configPath, source, commandOptions));
 }
 
 /**
@@ -401,12 +422,14 @@ export class RenamedTaskError extends TerminalError {
  *   the command that carries the state over.
  *
  * Reads only the task names and state tables, before anything calls Salesforce.
+ * `commandOptions`: see {@link commandsOptions}.
  */
 export async function checkRenamedTask(
   pool: Pool,
   config: PipelineConfig,
   task: WritebackTask,
   configPath: string,
+  commandOptions?: string,
 ): Promise<string | undefined> {
   const name = taskName(task);
   const own = await withClient(pool, async (client) => {
@@ -431,10 +454,11 @@ export async function checkRenamedTask(
           (t.syncScope?.keyColumn ? ` (keys from column ${t.syncScope.keyColumn})` : ''),
       )
       .join(', ');
+  const { given, withPipelines } = commandsOptions(commandOptions);
   const carry = (tasks: readonly SyncedTaskNotInConfig[]): string =>
     tasks.length === 1
-      ? renameTaskCommand(tasks[0]!.task, name)
-      : `${renameTaskCommand('OLD', name)} for the one it was (${tasks.map((t) => t.task).join(', ')})`;
+      ? renameTaskCommand(tasks[0]!.task, name, given)
+      : `${renameTaskCommand('OLD', name, given)} for the one it was (${tasks.map((t) => t.task).join(', ')})`;
   if (task.mode === 'insert') {
     const previous = await renamedInsertTasks(pool, config.name, names, task.object);
     if (previous.length === 0) return undefined;
@@ -447,9 +471,9 @@ export async function checkRenamedTask(
         `A task's sync state is kept by its name: if ${name} is ${one ? old : 'one of them'} renamed, its first run would insert ` +
         `${one ? `all ${count(total)}` : 'its records'} again, and Salesforce would hold each twice. Nothing was sent. Either ` +
         `rename the task back (${configPath}.name: '${old}'); or carry ${one ? `${old}'s` : 'its'} state over to the new name: ` +
-        `${carry(previous)} (with the pipeline's --config and --secrets; the task then sends only what changed); or, ` +
+        `${carry(previous)} (${withPipelines ? `${withPipelines}; ` : ''}the task then sends only what changed); or, ` +
         `to insert the records again on purpose (a new task, not a renamed one), start ${one ? old : 'each'} over first: ` +
-        `${forgetCommand(old, { insertAgain: true })}.`,
+        `${forgetCommand(old, { insertAgain: true, given })}.`,
       previous.map((t) => t.task),
     );
   }

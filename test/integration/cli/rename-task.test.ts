@@ -7,9 +7,11 @@
  * where it was; `status` and `forget` say that forgetting such a task lets its records be inserted
  * again, and forget needs --insert-again for it before it deletes anything.
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { WritebackTaskInput } from '../../../lambdas/config';
 import { withClient } from '../../../lambdas/connectors/postgres';
 import { claimTaskNames } from '../../../lambdas/core/run-state';
@@ -120,9 +122,21 @@ describe('a task renamed in the config: the plan refuses an insert that would in
     ).checks;
     const check = checks.find((c) => c.check === 'write-back hot-leads');
     expect(check?.ok).toBe(false);
+    // The commands it names carry the --config and --secrets given, to be pasted as they are.
+    const given = ` ${connection.join(' ')}`;
     const refusal =
-      "Write-back hot-leads (writeback[0]): it inserts Lead and has no sync state of its own, while task Lead-insert inserted 4 records into Lead (keys from column ext), and the config no longer names it (renamed or removed). A task's sync state is kept by its name: if hot-leads is Lead-insert renamed, its first run would insert all 4 records again, and Salesforce would hold each twice. Nothing was sent. Either rename the task back (writeback[0].name: 'Lead-insert'); or carry Lead-insert's state over to the new name: roundtrip rename-task --from Lead-insert --to hot-leads --yes (with the pipeline's --config and --secrets; the task then sends only what changed); or, to insert the records again on purpose (a new task, not a renamed one), start Lead-insert over first: roundtrip forget --task Lead-insert --yes --insert-again.";
+      "Write-back hot-leads (writeback[0]): it inserts Lead and has no sync state of its own, while task Lead-insert inserted 4 records into Lead (keys from column ext), and the config no longer names it (renamed or removed). A task's sync state is kept by its name: if hot-leads is Lead-insert renamed, its first run would insert all 4 records again, and Salesforce would hold each twice. Nothing was sent. Either rename the task back (writeback[0].name: 'Lead-insert'); or carry Lead-insert's state over to the new name: " +
+      `roundtrip rename-task --from Lead-insert --to hot-leads${given} --yes (the task then sends only what changed); or, to insert the records again on purpose (a new task, not a renamed one), start Lead-insert over first: roundtrip forget --task Lead-insert${given} --yes --insert-again.`;
     expect(check?.detail).toContain(refusal);
+    // Pasted into a shell (without --yes: a dry run), it is the command of this pipeline and database.
+    const printed = refusal.slice(refusal.indexOf('roundtrip rename-task '), refusal.indexOf(' --yes'));
+    const { stdout: words } = await promisify(execFile)('sh', [
+      '-c',
+      `printf '%s\\n' ${printed.replace(/^roundtrip /, '')}`,
+    ]);
+    const pasted = await cli(words.trimEnd().split('\n'));
+    expect(pasted.stderr).toBe('');
+    expect(pasted.stdout).toContain(`Nothing moved (a dry run): ${printed} --yes moves them.`);
 
     const leadsBefore = [...env.sf.store.all('Lead')].length;
     for (const command of ['plan', 'run']) {
@@ -137,12 +151,19 @@ describe('a task renamed in the config: the plan refuses an insert that would in
     );
     expect(rows).toEqual([{ n: 0 }]);
 
-    // In-process too, the error is the plan's, before any call to Salesforce.
+    // In-process too, the error is the plan's, before any call to Salesforce. Without a command
+    // line (in AWS), its commands say to add the pipeline's --config and --secrets.
     const calls = env.connector.apiCalls;
     const runId = await env.newRun();
-    await expect(
-      runWriteback(env.deps({ writeback: [{ ...INSERT, name: 'hot-leads' }] }), { runId, task: 'hot-leads' }),
-    ).rejects.toBeInstanceOf(RenamedTaskError);
+    const inAws = await runWriteback(env.deps({ writeback: [{ ...INSERT, name: 'hot-leads' }] }), {
+      runId,
+      task: 'hot-leads',
+    }).catch((e: unknown) => e);
+    expect(inAws).toBeInstanceOf(RenamedTaskError);
+    expect((inAws as Error).message).toContain(
+      "roundtrip rename-task --from Lead-insert --to hot-leads --yes (with the pipeline's --config and --secrets; the task then sends only what changed); " +
+        'or, to insert the records again on purpose (a new task, not a renamed one), start Lead-insert over first: roundtrip forget --task Lead-insert --yes --insert-again.',
+    );
     expect(env.connector.apiCalls).toBe(calls);
     await env.pool.query(
       `UPDATE roundtrip.runs SET status = 'failed', finished_at = now() WHERE run_id = $1`,
@@ -352,7 +373,8 @@ describe('a task renamed in the config: the plan refuses an insert that would in
     const check = checks.find((c) => c.check === 'write-back scores-v2');
     expect(check?.ok).toBe(true);
     expect(check?.detail).toContain(
-      'mind: write-back scores-v2 (writeback[0]) has no sync state of its own, while task scores-v1 synced 2 records into Lead (keys from column ext), and the config no longer names it: if scores-v2 is it renamed, its next run sends every record once (an upsert creates none twice). To go on where it was, carry its state over: roundtrip rename-task --from scores-v1 --to scores-v2 --yes',
+      'mind: write-back scores-v2 (writeback[0]) has no sync state of its own, while task scores-v1 synced 2 records into Lead (keys from column ext), and the config no longer names it: if scores-v2 is it renamed, its next run sends every record once (an upsert creates none twice). To go on where it was, carry its state over: ' +
+        `roundtrip rename-task --from scores-v1 --to scores-v2 --config ${config} --secrets ${secrets} --yes`,
     );
   });
   it('reads the tasks left behind in one query, however many: of another object, with nothing synced, or upserts of the same object (candidates, not inserts)', async () => {

@@ -146,6 +146,14 @@ describe('insert keys in a Bulk job never collected, of a task no plan of which 
       / Its 6 insert record\(s\) sent whose outcome is unknown \(roundtrip\.writeback_plans, status sent\) are resolved by no plan while the task is refused so, and forget refuses the task until they are resolved: put the config back as it was and run the pipeline, whose plan resolves them, or for the 6 in Bulk jobs their run never collected, nothing to look for \(the jobs' results tell\): roundtrip resolve --task Lead-moved --collect-jobs \(with the pipeline's --config and --secrets\) asks Salesforce about each job and collects it once finished, recording each key's outcome from its results\.$/,
     );
     expect(message).not.toContain('--without-look-up');
+    // Planned by the CLI (run, plan), the command carries the options it was given instead.
+    const fromCli = await planWriteback(
+      { ...changed, commandOptions: " --config 'my pipeline.config.ts' --secrets secrets.json" },
+      { runId: await env.newRun(), task: 'Lead-moved' },
+    ).catch((e: unknown) => (e as Error).message);
+    expect(fromCli).toContain(
+      ": roundtrip resolve --task Lead-moved --config 'my pipeline.config.ts' --secrets secrets.json --collect-jobs asks Salesforce about each job",
+    );
     expect(await job(jobId)).toMatchObject({ collected: false });
     expect(
       await forgetTask(env.pool, 'wb-test', 'Lead-moved', { apply: true, configuredMode: 'insert' }),

@@ -118,6 +118,15 @@ describe('a write-back task synced by one object and key, then configured with a
     ).rejects.toThrow(
       "Write-back moving (writeback[0]): its 2 synced record(s) in roundtrip.sync_state were written to Lead, and the task now writes Contact. Their keys would be taken as synced, and those records never written to Contact. To write them to Contact, give the task a new `name` (writeback[0].name: its sync state starts empty and every record is sent once), or start the task over under its name (roundtrip forget --task moving --yes, with the pipeline's --config and --secrets: it deletes the task's sync state, and every record is sent once).",
     );
+    // Planned by the CLI (run, plan), the command carries the options it was given, to be pasted
+    // as it is, instead of saying to add the pipeline's.
+    const fromCli = {
+      ...env.deps({ writeback: [contact] }),
+      commandOptions: " --config 'my pipeline.config.ts'",
+    };
+    await expect(planWriteback(fromCli, { runId: await env.newRun(), task: 'moving' })).rejects.toThrow(
+      "or start the task over under its name (roundtrip forget --task moving --config 'my pipeline.config.ts' --yes: it deletes the task's sync state, and every record is sent once).",
+    );
 
     // Started over as the message says (roundtrip forget: its sync state and scope deleted), the
     // task syncs by the new scope. Forget waits for the runs that planned it to end (their Report).
@@ -409,6 +418,17 @@ describe('a write-back task synced by one object and key, then configured with a
     expect(message).not.toContain('--without-look-up');
     expect(message).toContain(
       ' Its 2 insert record(s) sent whose outcome is unknown (roundtrip.writeback_plans, status sent) are looked up by no plan (the task inserts without an external-ID key), and forget refuses the task until they are resolved: for the 2 sent by a Collections call or in a Bulk job Salesforce no longer answers for, look for each in Salesforce and record what you found with roundtrip resolve --task lost-keyless --key KEY --inserted ID (or --not-inserted).',
+    );
+    // Planned by the CLI, with the options it was given.
+    const fromCli = await planWriteback(
+      {
+        ...env.deps({ writeback: [{ ...keyless, keyColumn: 'email' }] }),
+        commandOptions: ' --secrets s.json',
+      },
+      { runId: await env.newRun(), task: 'lost-keyless' },
+    ).catch((e: unknown) => (e as Error).message);
+    expect(fromCli).toContain(
+      'record what you found with roundtrip resolve --task lost-keyless --secrets s.json --key KEY --inserted ID (or --not-inserted).',
     );
   });
 
