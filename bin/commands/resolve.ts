@@ -33,6 +33,7 @@ import {
   passwordBack,
   UsageError,
   type Command,
+  type OptionsGiven,
 } from '../cli-common';
 import { silentLogger } from '../../lambdas/shared/logging';
 import { shellOption } from '../../lambdas/shared/shell';
@@ -298,6 +299,15 @@ function refusedHead(err: OutcomeRefusedError, task: string, given: string): str
   );
 }
 
+/**
+ * The refusal of the outcomes given: {@link refusedHead}, then each problem, whose commands carry
+ * the options `given`; and, when a command shows a --database-url's password as ***, to put it back.
+ */
+function refusalText(err: OutcomeRefusedError, task: string, given: OptionsGiven): string {
+  const text = `${refusedHead(err, task, given.options)}:\n${err.problems.map((p) => `  ${p}`).join('\n')}`;
+  return given.note && text.includes(given.options) ? `${text}\n${passwordBack(given).trim()}` : text;
+}
+
 /** `roundtrip resolve`: see the module comment. */
 export const resolve: Command = async (argv) => {
   const { values } = parseOptions(argv, {
@@ -332,7 +342,15 @@ export const resolve: Command = async (argv) => {
       // collected once finished (signs in then, with the config's secret).
       const salesforce = localSalesforce({ config, secrets: secretsFrom(values), logger: silentLogger });
       recorded = await recordInsertOutcomes(
-        { config, pg: pool, clock: systemClock, logger: silentLogger, ...(salesforce ? { salesforce } : {}) },
+        {
+          config,
+          pg: pool,
+          clock: systemClock,
+          logger: silentLogger,
+          ...(salesforce ? { salesforce } : {}),
+          // The commands its refusals name carry the options given.
+          commandOptions: databaseOptionsGiven(values).options,
+        },
         task,
         outcomes,
         {
@@ -342,12 +360,9 @@ export const resolve: Command = async (argv) => {
       );
     } catch (err) {
       if (err instanceof OutcomeRefusedError) {
-        throw new UsageError(
-          `${refusedHead(err, task, databaseOptionsGiven(values).options)}:\n${err.problems.map((p) => `  ${p}`).join('\n')}`,
-          {
-            showUsage: false,
-          },
-        );
+        throw new UsageError(refusalText(err, task, databaseOptionsGiven(values)), {
+          showUsage: false,
+        });
       }
       throw err;
     }

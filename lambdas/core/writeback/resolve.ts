@@ -186,10 +186,15 @@ export async function recordInsertOutcomes(
     // finished job's results say is recorded whatever is refused after.
     jobs = options.dryRun === true ? undefined : await collectJobsOfKeys(deps, taskName, given);
     return withTransaction(deps.pg, async (client) => {
-      const checked = await unknownSends(client, task, taskName, given, options.withoutLookUp === true, {
-        jobs,
-        notAsked: options.dryRun === true ? 'dry-run' : 'no-salesforce',
-      });
+      const checked = await unknownSends(
+        client,
+        task,
+        taskName,
+        given,
+        options.withoutLookUp === true,
+        { jobs, notAsked: options.dryRun === true ? 'dry-run' : 'no-salesforce' },
+        deps.commandOptions ?? '',
+      );
       if ('problems' in checked || options.dryRun === true) return checked;
       await recordFound(client, taskName, checked.found, deps.clock.now());
       return checked;
@@ -211,7 +216,7 @@ export async function recordInsertOutcomes(
 
 /** What {@link recordInsertOutcomes} needs: Salesforce to ask about Bulk jobs never collected. */
 export type ResolveDeps = Pick<CoreDeps, 'pg' | 'config' | 'clock'> &
-  Partial<Pick<CoreDeps, 'salesforce' | 'logger'>>;
+  Partial<Pick<CoreDeps, 'salesforce' | 'logger' | 'commandOptions'>>;
 
 /** A Bulk job of an ended run, never collected by it, as {@link collectInsertJobs} left it. */
 export interface InsertJobResolved {
@@ -430,7 +435,12 @@ const BY_HAND_INSTEAD = `look for the record in Salesforce yourself and record w
  * {@link checkSyncScope}); else the plan looks the key up, unless Salesforce refuses the look-up
  * (the plan says so in the key's message) or the plan is refused before it.
  */
-async function unlessNoPlanLooksUp(client: PoolClient, task: InsertTask, taskName: string): Promise<string> {
+async function unlessNoPlanLooksUp(
+  client: PoolClient,
+  task: InsertTask,
+  taskName: string,
+  commandOptions: string,
+): Promise<string> {
   if (!task.config) {
     return `; the config no longer names task ${taskName}: name it again as it was (${asItWas(task)}) and run the pipeline, whose plan does it, or, if it cannot be named so again (its key field gone from Salesforce, say), ${BY_HAND_INSTEAD}`;
   }
@@ -447,7 +457,7 @@ async function unlessNoPlanLooksUp(client: PoolClient, task: InsertTask, taskNam
     const synced = ` (object ${was.object}, key ${was.keyField ?? 'none'}${was.keyColumn ? `, column ${was.keyColumn}` : ''} in roundtrip.sync_scope; ${task.config.configPath} now has object ${task.object ?? ''}, key ${task.key ?? 'none'}, column ${task.config.keyColumn})`;
     return `; but the config's task no longer writes the object or key its records were synced by${synced}, so its plan is refused before any look-up (SyncScopeChangedError): put the config back as it was and run the pipeline, whose plan does it, or ${BY_HAND_INSTEAD}`;
   }
-  return `. Should it not (Salesforce refuses the look-up: roundtrip errors ${shellOption('--task', taskName)} --code INSERT_OUTCOME_UNKNOWN shows the refusal in the key's message; or the plan is refused before it, by a key field gone from Salesforce, say), ${BY_HAND_INSTEAD}`;
+  return `. Should it not (Salesforce refuses the look-up: roundtrip errors ${shellOption('--task', taskName)}${commandOptions} --code INSERT_OUTCOME_UNKNOWN shows the refusal in the key's message; or the plan is refused before it, by a key field gone from Salesforce, say), ${BY_HAND_INSTEAD}`;
 }
 
 /**
@@ -545,6 +555,8 @@ async function unknownSends(
     /** Why they were not asked about, when they were not. */
     readonly notAsked: NotAsked;
   },
+  /** The options the commands named repeat (CoreDeps.commandOptions), ` --config FILE …` or ''. */
+  commandOptions: string,
 ): Promise<{ found: FoundSend[]; fromJobs: InsertOutcomeRecorded[] } | { problems: string[] }> {
   const keys = given.map((g) => g.key);
   // Keys whose Bulk job this command collected (collectJobsOfKeys): their outcome is the job's.
@@ -605,7 +617,7 @@ async function unknownSends(
   // What may keep the plan from looking the keys up, and the way out: read once, when a key needs it.
   let noLookUp: string | undefined;
   const whyNoLookUp = async (): Promise<string> => {
-    noLookUp ??= await unlessNoPlanLooksUp(client, task, taskName);
+    noLookUp ??= await unlessNoPlanLooksUp(client, task, taskName, commandOptions);
     return noLookUp;
   };
   const byKey = new Map<string, UnknownRow[]>();
@@ -661,7 +673,7 @@ async function unknownSends(
           ? `; did you mean ${like.map((k) => `"${k}"`).join(' or ')}? Keys are matched as the task's keyColumn held them, letter case included`
           : '';
       problems.push(
-        `${at}key ${g.key} is not held back with an unknown outcome in task ${taskName} (no run sent it for insert without recording the outcome)${meant}: roundtrip errors ${shellOption('--task', taskName)} --code INSERT_OUTCOME_UNKNOWN lists the keys the latest run held back`,
+        `${at}key ${g.key} is not held back with an unknown outcome in task ${taskName} (no run sent it for insert without recording the outcome)${meant}: roundtrip errors ${shellOption('--task', taskName)}${commandOptions} --code INSERT_OUTCOME_UNKNOWN lists the keys the latest run held back`,
       );
       continue;
     }
@@ -673,7 +685,7 @@ async function unknownSends(
     }
     if (row.run_status === 'running') {
       problems.push(
-        `${at}key ${g.key} was sent by run ${row.run_id}, which is still recorded as running (roundtrip status): its push may still record the outcome; resolve the key once that run has ended (if its process is gone, roundtrip status --end-run ${row.run_id} ends it)`,
+        `${at}key ${g.key} was sent by run ${row.run_id}, which is still recorded as running (roundtrip status): its push may still record the outcome; resolve the key once that run has ended (if its process is gone, roundtrip status --end-run ${row.run_id}${commandOptions} ends it)`,
       );
       continue;
     }

@@ -594,7 +594,7 @@ describe('a run killed hard (SIGKILL), and the runs it leaves running', () => {
       '--not-inserted',
     ]);
     expect(refused.stderr).toContain(
-      `key far-1 was sent by run ${far}, which is still recorded as running (roundtrip status): its push may still record the outcome; resolve the key once that run has ended (if its process is gone, roundtrip status --end-run ${far} ends it)`,
+      `key far-1 was sent by run ${far}, which is still recorded as running (roundtrip status): its push may still record the outcome; resolve the key once that run has ended (if its process is gone, roundtrip status --end-run ${far} ${connection.join(' ')} ends it)`,
     );
     for (const id of [far, next])
       await env.pool.query(`UPDATE roundtrip.runs SET status = 'failed' WHERE run_id = $1`, [id]);

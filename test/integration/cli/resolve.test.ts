@@ -67,6 +67,16 @@ describe('roundtrip resolve', () => {
   let deps: CoreDeps;
   let dir: string;
   let connection: string[];
+  /**
+   * `--config file --database-url url` (as connection and configNaming give them) as the commands
+   * resolve's refusals name repeat them: the URL's password as ***, quoted.
+   */
+  const shown = (options: readonly string[]): string => {
+    const url = new URL(options[3]!);
+    url.password = '***';
+    return ` --config ${options[1]} --database-url '${url.toString()}'`;
+  };
+  const putPasswordBack = 'Put the password of your --database-url back where the commands show ***.';
 
   beforeAll(async () => {
     env = await startWritebackEnv();
@@ -667,15 +677,18 @@ describe('roundtrip resolve', () => {
     });
 
     it('a key not held back, or recorded already', async () => {
-      expect(await refused(['--task', KEYLESS.name, '--key', 'rf-9', '--not-inserted'])).toContain(
-        'key rf-9 is not held back with an unknown outcome in task Lead-keyless (no run sent it for insert without recording the outcome): roundtrip errors --task Lead-keyless --code INSERT_OUTCOME_UNKNOWN',
+      // The command named carries the options given (the URL's password as ***, said after).
+      const notHeld = await refused(['--task', KEYLESS.name, '--key', 'rf-9', '--not-inserted']);
+      expect(notHeld).toContain(
+        `key rf-9 is not held back with an unknown outcome in task Lead-keyless (no run sent it for insert without recording the outcome): roundtrip errors --task Lead-keyless${shown(connection)} --code INSERT_OUTCOME_UNKNOWN`,
       );
+      expect(notHeld.trimEnd().split('\n').at(-1)).toBe(putPasswordBack);
       expect(await refused(['--task', KEYLESS.name, '--key', 'kl-1', '--not-inserted'])).toContain(
         'key kl-1 of task Lead-keyless is recorded as inserted already',
       );
       // Held back in another letter case: named, not taken for the key given.
       expect(await refused(['--task', KEYLESS.name, '--key', 'RF-1', '--not-inserted'])).toContain(
-        `key RF-1 is not held back with an unknown outcome in task Lead-keyless (no run sent it for insert without recording the outcome); did you mean "rf-1"? Keys are matched as the task's keyColumn held them, letter case included: roundtrip errors --task Lead-keyless --code INSERT_OUTCOME_UNKNOWN`,
+        `key RF-1 is not held back with an unknown outcome in task Lead-keyless (no run sent it for insert without recording the outcome); did you mean "rf-1"? Keys are matched as the task's keyColumn held them, letter case included: roundtrip errors --task Lead-keyless${shown(connection)} --code INSERT_OUTCOME_UNKNOWN`,
       );
     });
 
@@ -1353,7 +1366,7 @@ describe('roundtrip resolve', () => {
       ]);
       expect(refused.code).toBe(2);
       expect(refused.stderr).toContain(
-        `key lr-1 was sent by run ${dead} in a Collections call: once 11 minutes have passed since the send, the next plan of the task looks the key up by External_Id__c and records its outcome itself. Should it not (Salesforce refuses the look-up: roundtrip errors --task Lead-look-up-refused --code INSERT_OUTCOME_UNKNOWN shows the refusal in the key's message; or the plan is refused before it, by a key field gone from Salesforce, say), look for the record in Salesforce yourself and record what you found with --without-look-up added to this command`,
+        `key lr-1 was sent by run ${dead} in a Collections call: once 11 minutes have passed since the send, the next plan of the task looks the key up by External_Id__c and records its outcome itself. Should it not (Salesforce refuses the look-up: roundtrip errors --task Lead-look-up-refused${shown(namedConfig)} --code INSERT_OUTCOME_UNKNOWN shows the refusal in the key's message; or the plan is refused before it, by a key field gone from Salesforce, say), look for the record in Salesforce yourself and record what you found with --without-look-up added to this command`,
       );
       for (const [key, outcome] of [
         ['lr-1', ['--inserted', id1 as string]],
