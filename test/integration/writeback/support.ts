@@ -311,11 +311,14 @@ export function compositeAnswerReversed(connector: SalesforceConnector): Salesfo
 }
 
 /**
- * A connector through which Salesforce refuses the next write as a whole: `refuse` (an emulator
- * fault, a describe changed by an admin) runs right before the write is sent, once.
+ * A connector whose next write (a call that is not a GET) goes out through `change`, which may act
+ * first and answers the body to send; every other call as it is.
  */
-export function refusingNextWrite(connector: SalesforceConnector, refuse: () => void): SalesforceConnector {
-  let refused = false;
+function onNextWrite(
+  connector: SalesforceConnector,
+  change: (body: unknown) => unknown,
+): SalesforceConnector {
+  let changed = false;
   return Object.create(connector, {
     request: {
       value: async (
@@ -324,14 +327,23 @@ export function refusingNextWrite(connector: SalesforceConnector, refuse: () => 
         path: string,
         body?: unknown,
       ) => {
-        if (method !== 'GET' && !refused) {
-          refused = true;
-          refuse();
-        }
-        return connector.request(operation, method, path, body);
+        if (method === 'GET' || changed) return connector.request(operation, method, path, body);
+        changed = true;
+        return connector.request(operation, method, path, change(body));
       },
     },
   }) as SalesforceConnector;
+}
+
+/**
+ * A connector through which Salesforce refuses the next write as a whole: `refuse` (an emulator
+ * fault, a describe changed by an admin) runs right before the write is sent, once.
+ */
+export function refusingNextWrite(connector: SalesforceConnector, refuse: () => void): SalesforceConnector {
+  return onNextWrite(connector, (body) => {
+    refuse();
+    return body;
+  });
 }
 
 /**
@@ -339,22 +351,7 @@ export function refusingNextWrite(connector: SalesforceConnector, refuse: () => 
  * character: Salesforce refuses the whole call with its own error list, 400 `JSON_PARSER_ERROR`.
  */
 export function nextWriteBodyCut(connector: SalesforceConnector): SalesforceConnector {
-  let cut = false;
-  return Object.create(connector, {
-    request: {
-      value: async (
-        operation: string,
-        method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
-        path: string,
-        body?: unknown,
-      ) => {
-        if (method === 'GET' || cut || typeof body !== 'string')
-          return connector.request(operation, method, path, body);
-        cut = true;
-        return connector.request(operation, method, path, body.slice(0, -1));
-      },
-    },
-  }) as SalesforceConnector;
+  return onNextWrite(connector, (body) => (typeof body === 'string' ? body.slice(0, -1) : body));
 }
 
 /**
