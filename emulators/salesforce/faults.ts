@@ -306,31 +306,28 @@ export class FaultController {
     return this.active.bulkJobDelayMs ?? 0;
   }
 
+  /** Consumes one call of a burst fault; true when this call is one of the burst's. */
+  private takeFromBurst(name: 'http503Burst' | 'http401Burst' | 'http400Burst'): boolean {
+    const left = this.active[name] ?? 0;
+    if (left <= 0) return false;
+    if (left === 1) delete this.active[name];
+    else this.active[name] = left - 1;
+    return true;
+  }
+
   /** @internal Consumes one 503 from the burst; true when this call must answer 503. */
   take503(): boolean {
-    const left = this.active.http503Burst ?? 0;
-    if (left <= 0) return false;
-    if (left === 1) delete this.active.http503Burst;
-    else this.active.http503Burst = left - 1;
-    return true;
+    return this.takeFromBurst('http503Burst');
   }
 
   /** @internal Consumes one 401 from the burst; true when this call must answer 401 `Unauthorized`. */
   take401(): boolean {
-    const left = this.active.http401Burst ?? 0;
-    if (left <= 0) return false;
-    if (left === 1) delete this.active.http401Burst;
-    else this.active.http401Burst = left - 1;
-    return true;
+    return this.takeFromBurst('http401Burst');
   }
 
   /** @internal Consumes one 400 from the burst; true when this call must answer a proxy's 400 page. */
   take400(): boolean {
-    const left = this.active.http400Burst ?? 0;
-    if (left <= 0) return false;
-    if (left === 1) delete this.active.http400Burst;
-    else this.active.http400Burst = left - 1;
-    return true;
+    return this.takeFromBurst('http400Burst');
   }
 
   /** @internal */

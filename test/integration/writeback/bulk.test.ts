@@ -21,7 +21,14 @@ import {
   type WritebackPushOutput,
 } from '../../../lambdas/core/writeback';
 import { TransientError } from '../../../lambdas/shared/errors';
-import { crashingConnector, errorsOf, leadSeed, startWritebackEnv, type WritebackEnv } from './support';
+import {
+  crashingConnector,
+  errorsOf,
+  leadSeed,
+  ledgerByStatus,
+  startWritebackEnv,
+  type WritebackEnv,
+} from './support';
 
 const LEADS = 250;
 
@@ -362,13 +369,7 @@ describe('write-back through Bulk API 2.0 ingest', () => {
       ),
     ).rejects.toThrow(/simulated crash/);
     await reportRun(deps, { runId: dead, error: { Error: 'States.Timeout', Cause: 'Task timed out' } });
-    const ledger = async (): Promise<{ status: string; n: number }[]> =>
-      (
-        await env.pool.query(
-          `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
-          [dead],
-        )
-      ).rows;
+    const ledger = (): Promise<{ status: string; n: number }[]> => ledgerByStatus(env, dead);
     expect(await ledger()).toEqual([{ status: 'sent', n: 70 }]);
     const gone = (): number =>
       [...env.sf.store.all('Lead')].filter((r) => String(r.External_Id__c).startsWith('gone-')).length;

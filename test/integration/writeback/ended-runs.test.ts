@@ -23,10 +23,11 @@ import {
   givingUpOnWrites,
   LEAD_SRC_UPSERT,
   leadSeed,
-  SCORE_UPDATE,
+  ledgerByStatus,
   outlastCallTimeLimit,
   planThenCrashInPush,
   runFigures,
+  SCORE_UPDATE,
   startWritebackEnv,
   type WritebackEnv,
 } from './support';
@@ -72,14 +73,6 @@ describe('inserts left without an outcome by runs that ended', () => {
     );
   }
 
-  async function ledger(runId: string): Promise<{ status: string; n: number }[]> {
-    const { rows } = await env.pool.query(
-      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
-      [runId],
-    );
-    return rows;
-  }
-
   /** A run whose push lost its calls (sent, never created), then ended, long enough ago. */
   async function lostAndEnded(deps: CoreDeps): Promise<string> {
     const dead = await env.newRun();
@@ -110,7 +103,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     expect(env.sf.calls.count({ write: true })).toBe(0);
     expect(env.sf.calls.count({ operation: 'queryAll' })).toBe(1);
     expect(holding('made')).toBe(3);
-    expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 3 }]);
+    expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'succeeded', n: 3 }]);
     // The ended run's figures say what became of them, and who found out.
     expect(await figures()).toMatchObject({
       written: 3,
@@ -142,7 +135,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     expect(result.plan).toMatchObject({ sourceRows: 2, rejected: 0, changed: 2 });
     expect(env.sf.calls.writes().map((w) => w.records)).toEqual([2]);
     expect(holding('lost')).toBe(2);
-    expect(await ledger(dead)).toEqual([{ status: 'failed', n: 2 }]);
+    expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'failed', n: 2 }]);
     // The run ended without reporting (its summary holds its plan's figures alone): its figures
     // are counted from its ledger all the same, with who resolved them.
     expect(await runFigures(env, dead, 'Lead-insert')).toMatchObject({
@@ -177,7 +170,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     // The run's details are pruned while two of its rows are still `sent` (kept: later plans read them).
     const pruned = await pruneRunDetails(env.pool, 'wb-test', 0, new Date(Date.now() + 1000));
     expect(pruned.runs).toBeGreaterThanOrEqual(1);
-    expect(await ledger(dead)).toEqual([{ status: 'sent', n: 2 }]);
+    expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'sent', n: 2 }]);
 
     const next = await env.newRun();
     const result = await runWriteback(deps, { runId: next, task: 'Lead-insert' });
@@ -185,7 +178,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     expect(result.plan).toMatchObject({ changed: 2 });
     expect(holding('pruned')).toBe(2);
     // Released, and the release's ledger rows and NOT_INSERTED errors gone with the run's other details.
-    expect(await ledger(dead)).toEqual([]);
+    expect(await ledgerByStatus(env, dead)).toEqual([]);
     expect(await errorsOf(env, dead)).toEqual([]);
   });
 
@@ -236,7 +229,7 @@ describe('inserts left without an outcome by runs that ended', () => {
 
     // Its details are pruned: the ledger keeps the 200 rows left `sent` only.
     await pruneRunDetails(env.pool, 'wb-test', 0, new Date(Date.now() + 1000));
-    expect(await ledger(dead)).toEqual([{ status: 'sent', n: 200 }]);
+    expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'sent', n: 200 }]);
     // Half of them sent just now (as by a retry): left for a later plan.
     await env.pool.query(
       `UPDATE roundtrip.writeback_plans SET updated_at = now()
@@ -259,7 +252,7 @@ describe('inserts left without an outcome by runs that ended', () => {
       outcomeUnknown: 100,
       outcomesResolvedBy: next,
     });
-    expect(await ledger(dead)).toEqual([{ status: 'sent', n: 100 }]);
+    expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'sent', n: 100 }]);
 
     // A later plan resolves the rest: added once, the first 100 not counted again.
     await outlastCallTimeLimit(env, dead);
@@ -277,7 +270,7 @@ describe('inserts left without an outcome by runs that ended', () => {
       outcomeUnknown: 0,
       outcomesResolvedBy: last,
     });
-    expect(await ledger(dead)).toEqual([]);
+    expect(await ledgerByStatus(env, dead)).toEqual([]);
   });
 
   it('counts, as it prunes a run, what a later plan resolved and had not counted yet', async () => {
@@ -298,7 +291,7 @@ describe('inserts left without an outcome by runs that ended', () => {
       heldBackAtPush: 0,
       outcomeUnknown: 100,
     });
-    expect(await ledger(dead)).toEqual([{ status: 'sent', n: 100 }]);
+    expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'sent', n: 100 }]);
   });
 
   it('still refuses the keys while their call may be running, or while their run is', async () => {
@@ -343,7 +336,7 @@ describe('inserts left without an outcome by runs that ended', () => {
       ),
     );
     expect(message).not.toContain('Once that run has ended');
-    expect(await ledger(dead)).toEqual([{ status: 'sent', n: 2 }]);
+    expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'sent', n: 2 }]);
     expect(holding('young')).toBe(0);
   });
 
@@ -488,7 +481,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     expect(planned).toMatchObject({ rejected: 0, heldBack: 1, changed: 0 });
     expect(lookups).toBe(0);
     expect(await errorsOf(env, dead)).toEqual([]);
-    expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 1 }]);
+    expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'succeeded', n: 1 }]);
     expect(holding('live')).toBe(1);
   });
 
@@ -539,7 +532,7 @@ describe('inserts left without an outcome by runs that ended', () => {
     expect(result.plan).toMatchObject({ rejected: 0, changed: 200 });
     // 200 keys in one query would make a URL over the 16 KB Salesforce (and Node, here) takes.
     expect(env.sf.calls.count({ operation: 'queryAll' })).toBeGreaterThan(1);
-    expect(await ledger(dead)).toEqual([{ status: 'failed', n: 200 }]);
+    expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'failed', n: 200 }]);
     expect(
       [...env.sf.store.all('Lead')].filter((r) => String(r.External_Id__c).startsWith('https://')),
     ).toHaveLength(200);
@@ -555,10 +548,10 @@ describe('inserts left without an outcome by runs that ended', () => {
 
     expect(dry).toMatchObject({ status: 'dry-run', rejected: 0, heldBack: 1, changed: 0 });
     expect(env.sf.calls.count({ operation: 'queryAll' })).toBe(0);
-    expect(await ledger(dead)).toEqual([{ status: 'sent', n: 1 }]);
+    expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'sent', n: 1 }]);
     // Leave it resolved for the tests after this one.
     await runWriteback(deps, { runId: await env.newRun(), task: 'Lead-insert' });
-    expect(await ledger(dead)).toEqual([{ status: 'failed', n: 1 }]);
+    expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'failed', n: 1 }]);
   });
   /** A connector through which every Bulk upload fails: the job stays Open, recorded Open. */
   const noUpload = (): typeof env.connector =>
@@ -758,7 +751,7 @@ describe('inserts left without an outcome by runs that ended', () => {
         [dead],
       );
       expect(rows).toEqual([{ state: 'NotFound', done: true }]);
-      expect(await ledger(dead)).toEqual([{ status: 'sent', n: 6 }]);
+      expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'sent', n: 6 }]);
       expect((await errorsOf(env, lastRun))[0]?.message).toMatch(
         new RegExp(
           `^key unkeyed-1 was sent for insert by run ${dead} in Bulk job ${GONE}, which Salesforce no longer answers for, and without an external-ID key it cannot be looked up: find the record in Salesforce, then record what you found with roundtrip resolve --task Lead-insert --key unkeyed-1 --inserted <the record's Id> \\(or --not-inserted`,
@@ -781,7 +774,7 @@ describe('inserts left without an outcome by runs that ended', () => {
         pushWriteback({ ...deps, salesforce: noClose() }, { runId: dead, task: 'Lead-insert' }),
       ).rejects.toThrow(/unreachable/);
       await reportRun(deps, { runId: dead, error: { Error: 'TransientError', Cause: 'retries spent' } });
-      expect(await ledger(dead)).toEqual([{ status: 'sent', n: 6 }]);
+      expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'sent', n: 6 }]);
 
       // The next plan closes the job (its keys refused meanwhile: their outcome is not known yet);
       // a plan after the job is finished collects it. Left Open, the job never ran, and its keys
@@ -792,7 +785,7 @@ describe('inserts left without an outcome by runs that ended', () => {
 
       expect(later.plan).toMatchObject({ sourceRows: 6, rejected: 0, changed: 0, unchanged: 6 });
       expect(env.sf.calls.count({ write: true })).toBe(0);
-      expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 6 }]);
+      expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'succeeded', n: 6 }]);
       expect(holding('unclosed')).toBe(6);
       // Closed, never aborted (aborting an insert job would leave its keys' fate to chance).
       const { rows: jobs } = await env.pool.query(
@@ -867,7 +860,7 @@ describe('inserts left without an outcome by runs that ended', () => {
         changed: 0,
         rejected: 0,
       });
-      expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 6 }]);
+      expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'succeeded', n: 6 }]);
       expect(holding('remapped')).toBe(6);
     });
 
@@ -907,7 +900,7 @@ describe('inserts left without an outcome by runs that ended', () => {
 
       expect(env.sf.calls.count({ operation: 'queryAll' })).toBe(1);
       expect(result.plan).toMatchObject({ rejected: 0, unchanged: 5, changed: 1 });
-      expect(await ledger(dead)).toEqual([
+      expect(await ledgerByStatus(env, dead)).toEqual([
         { status: 'failed', n: 1 },
         { status: 'succeeded', n: 5 },
       ]);
@@ -1043,7 +1036,7 @@ describe('inserts left without an outcome by runs that ended', () => {
         expect(await jobsOf(a)).toEqual([{ job_id: jobA?.job_id, state: 'Aborted', collected: false }]);
         expect(await jobsOf(b)).toEqual([{ job_id: jobB?.job_id, state: 'Aborted', collected: true }]);
         // B's records are failed in B, with what became of them; its figures say so.
-        expect(await ledger(b)).toEqual([{ status: 'failed', n: 6 }]);
+        expect(await ledgerByStatus(env, b)).toEqual([{ status: 'failed', n: 6 }]);
         const errors = await errorsOf(env, b);
         expect(new Set(errors.map((e) => e.code))).toEqual(new Set(['BULK_JOB_ABORTED']));
         expect(errors[0]?.message).toMatch(
@@ -1102,7 +1095,7 @@ describe('inserts left without an outcome by runs that ended', () => {
       expect(planned).toMatchObject({ changed: 6 });
       expect(env.sf.calls.count({ operation: 'bulk.ingest.close' })).toBe(0);
       expect(await jobsOf(dead)).toEqual([{ job_id: job?.job_id, state: 'Aborted', collected: true }]);
-      expect(await ledger(dead)).toEqual([{ status: 'failed', n: 6 }]);
+      expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'failed', n: 6 }]);
     });
 
     it('records the state of a job an ended run uploaded, which a late close started: asked once a plan, collected once finished', async () => {
@@ -1150,7 +1143,7 @@ describe('inserts left without an outcome by runs that ended', () => {
         changed: 6,
       });
       expect(await jobsOf(dead)).toEqual([{ job_id: job?.job_id, state: 'JobComplete', collected: true }]);
-      expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 6 }]);
+      expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'succeeded', n: 6 }]);
       expect(scoresOf(prefix)).toEqual([101, 102, 103, 104, 105, 106]);
     });
 

@@ -16,6 +16,7 @@ import {
   extractLeads,
   LEAD_COPY,
   LEAD_SRC_UPSERT,
+  ledgerByStatus,
   outlastCallTimeLimit,
   SCORE_UPDATE,
   startWritebackEnv,
@@ -85,14 +86,6 @@ describe('update and upsert records left without an outcome by runs that ended',
     },
   ] as const;
 
-  async function ledger(runId: string): Promise<{ status: string; n: number }[]> {
-    const { rows } = await env.pool.query(
-      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
-      [runId],
-    );
-    return rows;
-  }
-
   /** A run of the task that writes its plan and reports: what a scheduled run does. */
   async function fullRun(deps: CoreDeps, task: string): Promise<{ runId: string; changed: number }> {
     const runId = await env.newRun();
@@ -135,7 +128,7 @@ describe('update and upsert records left without an outcome by runs that ended',
       await expect(pushWriteback(deps, { runId: lost, task })).rejects.toThrow(TransientError);
       await endRun(deps, lost);
       expect(scoresOf(prefix)).toEqual([101, 102, 103, 104, 105, 106]);
-      expect(await ledger(lost)).toEqual([{ status: 'sent', n: 6 }]);
+      expect(await ledgerByStatus(env, lost)).toEqual([{ status: 'sent', n: 6 }]);
       return lost;
     }
 
@@ -153,7 +146,7 @@ describe('update and upsert records left without an outcome by runs that ended',
         const young = await fullRun(deps, m.task);
         expect(young.changed).toBe(0);
         expect(env.sf.calls.count()).toBe(0);
-        expect(await ledger(lost)).toEqual([{ status: 'sent', n: 6 }]);
+        expect(await ledgerByStatus(env, lost)).toEqual([{ status: 'sent', n: 6 }]);
 
         // Once the call is certainly over, the next plan sends v0 again.
         await outlastCallTimeLimit(env, lost);
@@ -166,7 +159,7 @@ describe('update and upsert records left without an outcome by runs that ended',
         expect(env.sf.calls.writes().map((w) => w.records)).toEqual([6]);
         expect(scoresOf(prefix)).toEqual([1, 2, 3, 4, 5, 6]);
         // The run that lost the answer: its rows failed, with what became of them and who resent them.
-        expect(await ledger(lost)).toEqual([{ status: 'failed', n: 6 }]);
+        expect(await ledgerByStatus(env, lost)).toEqual([{ status: 'failed', n: 6 }]);
         const errors = await errorsOf(env, lost);
         expect(errors.map((e) => e.code)).toEqual(Array(6).fill('OUTCOME_UNKNOWN'));
         expect(errors[0]?.message).toMatch(
@@ -204,7 +197,7 @@ describe('update and upsert records left without an outcome by runs that ended',
       await env.pool.query('ALTER TABLE lead_src RENAME TO lead_src_away');
       await expect(planWriteback(deps, { runId: next, task: m.task })).rejects.toThrow(/lead_src/);
       await env.pool.query('ALTER TABLE lead_src_away RENAME TO lead_src');
-      expect(await ledger(lost)).toEqual([{ status: 'failed', n: 6 }]);
+      expect(await ledgerByStatus(env, lost)).toEqual([{ status: 'failed', n: 6 }]);
       expect(await figures(lost, m.task)).toMatchObject({ failed: 6, outcomesResolvedBy: next });
 
       const result = await runWriteback(deps, { runId: next, task: m.task });
@@ -288,7 +281,7 @@ describe('update and upsert records left without an outcome by runs that ended',
         [dead],
       );
       expect(rows.map((r) => r.state)).toEqual(['UploadComplete']);
-      expect(await ledger(dead)).toEqual([{ status: 'sent', n: 6 }]);
+      expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'sent', n: 6 }]);
       return { dead, jobId: rows[0]?.job_id ?? '' };
     }
 
@@ -309,7 +302,7 @@ describe('update and upsert records left without an outcome by runs that ended',
 
         expect(result.plan).toMatchObject({ sourceRows: 6, rejected: 0, changed: 6 });
         expect(scoresOf(prefix)).toEqual([1, 2, 3, 4, 5, 6]);
-        expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 6 }]);
+        expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'succeeded', n: 6 }]);
         expect(await figures(dead, m.task)).toMatchObject({
           written: 6,
           outcomeUnknown: 0,
@@ -348,7 +341,7 @@ describe('update and upsert records left without an outcome by runs that ended',
         dead,
       ]);
       expect(rows).toEqual([{ state: 'NotFound' }]);
-      expect(await ledger(dead)).toEqual([{ status: 'failed', n: 6 }]);
+      expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'failed', n: 6 }]);
       expect((await errorsOf(env, dead)).map((e) => e.code)).toEqual(Array(6).fill('OUTCOME_UNKNOWN'));
     });
 
@@ -379,7 +372,7 @@ describe('update and upsert records left without an outcome by runs that ended',
       expect(errors[0]?.message).toBe(
         `key ${prefix}-1 was sent for upsert by run ${dead} in Bulk job ${jobId}, which Salesforce had not finished when this run planned: not sent by this run, so that the job cannot write its older values after this run's; the next plan collects the job and sends the key's current values if they differ from what it wrote`,
       );
-      expect(await ledger(dead)).toEqual([{ status: 'sent', n: 6 }]);
+      expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'sent', n: 6 }]);
       // Every source row held back, none wrong: the run does not fail on its maxRejectRate (5 %).
       expect(await reportRun(deps, { runId: held })).toMatchObject({
         status: 'succeeded',
@@ -401,7 +394,7 @@ describe('update and upsert records left without an outcome by runs that ended',
       const result = await runWriteback(deps, { runId: next, task: m.task });
       expect(result.plan).toMatchObject({ rejected: 0, changed: 6 });
       expect(scoresOf(prefix)).toEqual([201, 202, 203, 204, 205, 206]);
-      expect(await ledger(dead)).toEqual([{ status: 'succeeded', n: 6 }]);
+      expect(await ledgerByStatus(env, dead)).toEqual([{ status: 'succeeded', n: 6 }]);
     });
   });
 });

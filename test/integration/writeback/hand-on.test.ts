@@ -17,6 +17,7 @@ import type { TimeLeft } from '../../../lambdas/shared/clock';
 import { ApiLimitExceededError, TransientError } from '../../../lambdas/shared/errors';
 import {
   LEAD_SRC_UPSERT,
+  ledgerByStatus,
   secondSubrequestFails,
   startWritebackEnv,
   subrequestsWithKeysFail,
@@ -60,14 +61,6 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     return copies;
   }
 
-  async function ledger(runId: string): Promise<{ status: string; n: number }[]> {
-    const { rows } = await env.pool.query(
-      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
-      [runId],
-    );
-    return rows;
-  }
-
   it('hands a Collections push on between calls; the next invocations send the rest, each record once', async () => {
     await leads('co', 2_500);
     const deps = env.deps({ writeback: [upsert] });
@@ -88,7 +81,7 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
       apiCalls: (plan.apiCalls ?? 0) + env.sf.calls.count(),
     });
     // Every call made has its results recorded: nothing is left `sent`.
-    expect(await ledger(runId)).toEqual([{ status: 'succeeded', n: 1_000 }]);
+    expect(await ledgerByStatus(env, runId)).toEqual([{ status: 'succeeded', n: 1_000 }]);
     expect(await pushWriteback(deps, input, { timeLeft: NO_TIME })).toMatchObject({
       status: 'push-pending',
       done: 2_000,
@@ -148,7 +141,7 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     const first = await pushWriteback(deps, { runId, task: 'Lead-insert' }, { timeLeft: NO_TIME });
     // The 200 records of the failed subrequest were found by external ID and recorded.
     expect(first).toMatchObject({ status: 'push-pending', planned: 1_450, done: 1_000 });
-    expect(await ledger(runId)).toEqual([{ status: 'succeeded', n: 1_000 }]);
+    expect(await ledgerByStatus(env, runId)).toEqual([{ status: 'succeeded', n: 1_000 }]);
     // Before, the next invocation took them for records of a call that may still be running.
     const second = await pushWriteback(deps, { runId, task: 'Lead-insert' }, { timeLeft: NO_TIME });
     expect(second).toMatchObject({ status: 'collected', succeeded: 1_450, failed: 0 });
@@ -199,7 +192,7 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
         `; retry the step, which sends them again first. Salesforce answered without their outcome: UNKNOWN_EXCEPTION: the Composite subrequest of this record (chunk${attempt === 0 ? 1 : 0}, 200 records) failed as a whole with HTTP 500: An unexpected error occurred (first record key "${firstFailing}")`,
       );
     }
-    expect(await ledger(runId)).toEqual([
+    expect(await ledgerByStatus(env, runId)).toEqual([
       { status: 'sent', n: 400 },
       { status: 'succeeded', n: 600 },
     ]);
@@ -255,7 +248,7 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     await expect(stopped).rejects.toThrow(
       /^Write-back Lead-upsert: 200 records wait to be sent again \(planned\): .*REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded\./,
     );
-    expect(await ledger(spent.runId)).toEqual([
+    expect(await ledgerByStatus(env, spent.runId)).toEqual([
       { status: 'planned', n: 200 },
       { status: 'succeeded', n: 800 },
     ]);
@@ -307,7 +300,7 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
         `^Write-back Lead-upsert: 200 records wait to be sent again \\(planned\\): .*REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded\\. .*\\. Besides, 200 records sent have no outcome yet\\. Salesforce answered without their outcome: UNKNOWN_EXCEPTION: the Composite subrequest of this record \\(chunk0, 200 records\\) failed as a whole with HTTP 500: An unexpected error occurred \\(first record key "${first ?? ''}"\\)$`,
       ),
     );
-    expect(await ledger(runId)).toEqual([
+    expect(await ledgerByStatus(env, runId)).toEqual([
       { status: 'planned', n: 200 },
       { status: 'sent', n: 200 },
       { status: 'succeeded', n: 600 },
@@ -335,7 +328,7 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
     expect(first).toMatchObject({ status: 'push-pending', planned: 6, done: 3 });
     expect(env.sf.calls.writes().map((w) => w.status)).toEqual([413, 413, 413, 200, 200, 200, 413, 413]);
     // The halves not sent are planned again, none left `sent` (of unknown outcome).
-    expect(await ledger(runId)).toEqual([
+    expect(await ledgerByStatus(env, runId)).toEqual([
       { status: 'planned', n: 3 },
       { status: 'succeeded', n: 3 },
     ]);
@@ -376,7 +369,7 @@ describe('push and collect hand on when the Lambda runs out of time', () => {
 
     const first = await pushWriteback(deps, { runId, task: 'Lead-upsert' }, { timeLeft: NO_TIME });
     expect(first).toMatchObject({ status: 'push-pending', planned: 30, done: 29 });
-    expect(await ledger(runId)).toEqual([
+    expect(await ledgerByStatus(env, runId)).toEqual([
       { status: 'planned', n: 1 },
       { status: 'succeeded', n: 29 },
     ]);

@@ -18,21 +18,22 @@ import {
 } from '../../../lambdas/core/writeback';
 import { WritebackPushOutput } from '../../../lambdas/core/contracts';
 import {
-  failingBeforeRowLockRetry,
   compositeAnswerReversed,
   crashingConnector,
   errorsOf,
+  failingBeforeRowLockRetry,
   givingUpOnWrites,
   LEAD_SRC_UPSERT,
   leadSeed,
+  ledgerByStatus,
   nextWriteBodyCut,
   outlastCallTimeLimit,
   planThenCrashInPush,
   refusingNextWrite,
   SCORE_UPDATE,
   secondSubrequestFails,
-  subrequestsWithKeysFail,
   startWritebackEnv,
+  subrequestsWithKeysFail,
   type WritebackEnv,
 } from './support';
 
@@ -636,11 +637,7 @@ describe('write-back modes and per-record failures', () => {
       () => undefined,
       (err: unknown) => err,
     );
-    const ledger = await env.pool.query(
-      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
-      [runId],
-    );
-    expect(ledger.rows).toEqual([
+    expect(await ledgerByStatus(env, runId)).toEqual([
       { status: 'planned', n: 50 },
       { status: 'succeeded', n: 200 },
     ]);
@@ -723,11 +720,7 @@ describe('write-back modes and per-record failures', () => {
     expect((failed as Error).message).toBe(
       'Write-back Lead-upsert: 50 records wait to be sent again (planned): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: Salesforce Collections upsert of Lead (Composite subrequest chunk1, 50 records) failed: REQUEST_LIMIT_EXCEEDED: ConcurrentPerOrgLongTxn Limit exceeded. Besides, 200 records sent have no outcome yet. Salesforce answered without their outcome: UNKNOWN_EXCEPTION: the Composite subrequest of this record (chunk0, 200 records) failed as a whole with HTTP 500: An unexpected error occurred (first record key "both-1")',
     );
-    const ledger = await env.pool.query(
-      `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
-      [runId],
-    );
-    expect(ledger.rows).toEqual([
+    expect(await ledgerByStatus(env, runId)).toEqual([
       { status: 'planned', n: 50 },
       { status: 'sent', n: 200 },
     ]);
@@ -787,13 +780,7 @@ describe('write-back modes and per-record failures', () => {
     );
     // Salesforce writes every record; its answer says the second subrequest failed with a 500.
     const lying = secondSubrequestFails(env.connector);
-    const status = async (runId: string) =>
-      (
-        await env.pool.query(
-          `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
-          [runId],
-        )
-      ).rows;
+    const status = (runId: string) => ledgerByStatus(env, runId);
     const before = env.sf.store.count('Lead');
 
     // Insert: the 200 records of unknown outcome are looked up by external ID in the same step.

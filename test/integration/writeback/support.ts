@@ -218,6 +218,18 @@ export function scoresInSalesforce(env: WritebackEnv): Map<string, unknown> {
   return out;
 }
 
+/** How many of a run's records stand in each status of roundtrip.writeback_plans (its ledger), by status. */
+export async function ledgerByStatus(
+  env: WritebackEnv,
+  runId: string,
+): Promise<{ status: string; n: number }[]> {
+  const { rows } = await env.pool.query<{ status: string; n: number }>(
+    `SELECT status, count(*)::int AS n FROM roundtrip.writeback_plans WHERE run_id = $1 GROUP BY status ORDER BY status`,
+    [runId],
+  );
+  return rows;
+}
+
 /** A run's stored figures of one write-back task (`runs.summary.writeback[task]`). */
 export async function runFigures(
   env: WritebackEnv,
