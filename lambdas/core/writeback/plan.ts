@@ -120,16 +120,36 @@ export const DRY_RUN_SAMPLE_MAX_BYTES = 64 * 1024;
 /** The longest text value a dry run's sample shows whole; a longer one is cut, saying its length. */
 export const DRY_RUN_SAMPLE_VALUE_CHARS = 200;
 
+/** A UTF-16 surrogate pair: one character (code point) in two units. */
+const SURROGATE_PAIR = /[\ud800-\udbff][\udc00-\udfff]/g;
+
+/**
+ * `value` whole when it has at most `max` characters (code points: an emoji is one and so is a lone
+ * surrogate, as `[...value]` counts), else its first `max` followed by its length. Counted without
+ * an array of the characters: a sample row may hold a hundred 131,072-character long texts, whose
+ * arrays took over a second a row to make.
+ */
+function cutText(value: string, max: number): string {
+  // A string of at most `max` UTF-16 units has at most `max` code points.
+  if (value.length <= max) return value;
+  let end = 0;
+  for (let count = 0; count < max && end < value.length; count += 1) {
+    const unit = value.charCodeAt(end);
+    const next = end + 1 < value.length ? value.charCodeAt(end + 1) : 0;
+    end += unit >= 0xd800 && unit <= 0xdbff && next >= 0xdc00 && next <= 0xdfff ? 2 : 1;
+  }
+  if (end >= value.length) return value;
+  const characters = value.length - (value.match(SURROGATE_PAIR)?.length ?? 0);
+  return `${value.slice(0, end)}… (${characters} characters)`;
+}
+
 /** A sample row's values with every text over {@link DRY_RUN_SAMPLE_VALUE_CHARS} cut, saying its length. */
 export function shortValues(values: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(
-    Object.entries(values).map(([field, value]) => {
-      if (typeof value !== 'string') return [field, value];
-      const chars = [...value];
-      return chars.length <= DRY_RUN_SAMPLE_VALUE_CHARS
-        ? [field, value]
-        : [field, `${chars.slice(0, DRY_RUN_SAMPLE_VALUE_CHARS).join('')}… (${chars.length} characters)`];
-    }),
+    Object.entries(values).map(([field, value]) => [
+      field,
+      typeof value === 'string' ? cutText(value, DRY_RUN_SAMPLE_VALUE_CHARS) : value,
+    ]),
   );
 }
 

@@ -25,6 +25,26 @@ describe("a dry run's sample", () => {
     });
   });
 
+  it('counts an emoji as one character and a lone surrogate as one, as [...text] does, wherever the cut falls', () => {
+    const max = DRY_RUN_SAMPLE_VALUE_CHARS;
+    /** The cut by its definition: the text's characters as an array. */
+    const byArray = (text: string): string => {
+      const chars = [...text];
+      return chars.length <= max ? text : `${chars.slice(0, max).join('')}… (${chars.length} characters)`;
+    };
+    const texts = [
+      '😀'.repeat(max), // 400 UTF-16 units, 200 characters: whole
+      `a${'😀'.repeat(max)}`, // the cut between two emoji, after an odd number of units
+      `${'😀'.repeat(max - 1)}é😀x`,
+      '\ud800'.repeat(max + 1), // lone high surrogates
+      `${'\udc00'.repeat(max - 1)}😀\ud800`, // lone low ones, then a pair at the cut
+      `${'x'.repeat(max - 1)}\ud83d`, // a high surrogate ending the text
+      'x'.repeat(max + 1),
+    ];
+    for (const text of texts) expect(shortValues({ v: text }).v).toBe(byArray(text));
+    expect(shortValues({ v: '😀'.repeat(max) }).v).toBe('😀'.repeat(max));
+  });
+
   it('keeps the first rows whose JSON fits in DRY_RUN_SAMPLE_MAX_BYTES, in order', () => {
     const row = (key: string): PlanSampleRow => ({
       key,
