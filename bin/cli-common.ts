@@ -523,16 +523,17 @@ export function maxChangesWarnings(config: PipelineConfig, summary: RunSummary):
 
 /**
  * Ends a run's output: the summary table on stdout, or with `json` the summary as ONE JSON object
- * on the last stdout line. Returns the exit code: 0 succeeded, 1 failed.
+ * on the last stdout line. Returns the exit code: 0 succeeded, 1 failed. `given`: the options given
+ * to the command ({@link databaseOptionsGiven}), which the commands the table's notes name repeat.
  */
-export function finishRun(summary: RunSummary, json: boolean, extra?: string): number {
+export function finishRun(summary: RunSummary, json: boolean, extra?: string, given?: OptionsGiven): number {
   if (json) {
     // A run that was never recorded has no id any command knows.
     const { recorded, ...figures } = summary;
     process.stdout.write(`${JSON.stringify(recorded === false ? { ...figures, runId: null } : figures)}\n`);
   } else {
     if (extra) process.stdout.write(`${extra}\n`);
-    process.stdout.write(`${formatSummaryTable(summary)}\n`);
+    process.stdout.write(`${formatSummaryTable(summary, given)}\n`);
   }
   return summary.status === 'failed' ? EXIT.failed : EXIT.ok;
 }

@@ -387,7 +387,7 @@ function runCommand(dryRun: boolean): Command {
         for (const other of running)
           note(`  run ${other.runId} is ${stillRunningNote(other.runId, other.process, given)}`);
       }
-      return finishRun(result.summary, values.json === true, plan);
+      return finishRun(result.summary, values.json === true, plan, given);
     } catch (err) {
       if (interrupted) return await untilStopped();
       throw err;

@@ -318,13 +318,22 @@ function keyNotExtractedOf(value: unknown): Pick<TaskSummary, 'keyNotExtracted'>
   };
 }
 
-/** What the CLI says of a write-back whose upserts created second records (key changed in Salesforce). */
-export function secondRecordsNote(runId: string, task: string, records: number): string {
+/**
+ * What the CLI says of a write-back whose upserts created second records (key changed in
+ * Salesforce); its `roundtrip errors` with the options `given` to the command that says it
+ * (cli-common.ts, databaseOptionsGiven).
+ */
+export function secondRecordsNote(
+  runId: string,
+  task: string,
+  records: number,
+  given: OptionsGiven = { options: '', note: '' },
+): string {
   const one = records === 1;
   return (
     `note: write-back ${task}: ${records.toLocaleString('en-US')} ${one ? 'upsert' : 'upserts'} created a second record in Salesforce, ` +
     `as the key field of the record this task had synced with ${one ? 'its key' : 'their keys'} was changed there (the values were written, to the new ${one ? 'record' : 'records'}); ` +
-    `roundtrip errors --run ${runId} ${shellOption('--task', task)} --code KEY_CHANGED_RECORD_CREATED lists ${one ? 'it' : 'each'} with both records' Ids and what the old one holds: ` +
+    `roundtrip errors --run ${runId}${given.options} ${shellOption('--task', task)} --code KEY_CHANGED_RECORD_CREATED${given.note} lists ${one ? 'it' : 'each'} with both records' Ids and what the old one holds: ` +
     `merge the two in Salesforce, or set the key back on the old one and delete the new one`
   );
 }
@@ -571,7 +580,12 @@ export function shownTaskError(error: string): string {
 }
 
 /** A plain-text table of the summary (numbers right-aligned, thousands separated). */
-export function formatSummaryTable(summary: RunSummary): string {
+/**
+ * A run's summary as the CLI prints it: the table of its tasks, then each failed task and the notes.
+ * `given`: the options given to the command that ran it (cli-common.ts, databaseOptionsGiven), which
+ * the commands the notes name repeat.
+ */
+export function formatSummaryTable(summary: RunSummary, given?: OptionsGiven): string {
   // A run that failed before any step reported (a database that cannot be reached, a refused
   // sign-in) has no row: a table of headers alone would read as a run that did nothing.
   if (summary.recorded === false) {
@@ -628,7 +642,7 @@ export function formatSummaryTable(summary: RunSummary): string {
     ...(t.queryCountMismatch ? [`warning: ${t.queryCountMismatch}`] : []),
     ...(t.notExtracted ? [notExtractedNote(t.task, t.notExtracted)] : []),
     ...(t.keyNotExtracted ? [keyNotExtractedNote(t.task, t.keyNotExtracted)] : []),
-    ...(t.secondRecords ? [secondRecordsNote(summary.runId, t.task, t.secondRecords)] : []),
+    ...(t.secondRecords ? [secondRecordsNote(summary.runId, t.task, t.secondRecords, given)] : []),
     ...(t.overBudget ? [overBudgetWarning(t.task, t.overBudget)] : []),
   ]);
   return [

@@ -149,6 +149,14 @@ describe('formatSummaryTable', () => {
     expect(formatSummaryTable(summary).split('\n').slice(4)).toEqual([
       "note: write-back Lead-upsert: 1 upsert created a second record in Salesforce, as the key field of the record this task had synced with its key was changed there (the values were written, to the new record); roundtrip errors --run r1 --task Lead-upsert --code KEY_CHANGED_RECORD_CREATED lists it with both records' Ids and what the old one holds: merge the two in Salesforce, or set the key back on the old one and delete the new one",
     ]);
+    // With the options given to `roundtrip run`, which the command repeats to be pasted as it is.
+    const given = {
+      options: " --config 'my dir/c.ts' --database-url 'postgres://u:***@db/x'",
+      note: ' (with the password of your --database-url where it shows ***)',
+    };
+    expect(formatSummaryTable(summary, given).split('\n')[4]).toContain(
+      "roundtrip errors --run r1 --config 'my dir/c.ts' --database-url 'postgres://u:***@db/x' --task Lead-upsert --code KEY_CHANGED_RECORD_CREATED (with the password of your --database-url where it shows ***) lists it with both records' Ids",
+    );
     expect(writebackTaskSummary('Lead-upsert', { written: 3, secondRecords: 2 }).secondRecords).toBe(2);
     expect(writebackTaskSummary('Lead-upsert', { written: 3 }).secondRecords).toBeUndefined();
   });
