@@ -5,6 +5,7 @@
  * Progress and messages go to stderr; stdout holds the result (with `--json`, its last line is
  * the summary object).
  */
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { taskName, type PipelineConfig } from '../lambdas/config';
 import { suggestion } from '../lambdas/config/issues';
@@ -46,16 +47,29 @@ export interface OptionsGiven {
  * it acts on (`--config`, `--secrets`, `--database-url`), as a shell takes them: what a message
  * adds to the command it tells to run next (`roundtrip forget … --yes`), so that the command
  * pasted acts on what this one read. A URL's password is never shown ({@link redactUrl}); `note`
- * then says to put it back.
+ * then says to put it back. `absolutePaths`: the `--config` and `--secrets` files by their absolute
+ * paths, for texts a run stores (roundtrip.runs, roundtrip.writeback_errors), which `roundtrip
+ * status` and `errors` show later, perhaps in another folder, where a relative path names nothing.
  */
-export function databaseOptionsGiven(values: Record<string, unknown>): OptionsGiven {
+export function databaseOptionsGiven(
+  values: Record<string, unknown>,
+  { absolutePaths = false }: { absolutePaths?: boolean } = {},
+): OptionsGiven {
   const url = values['database-url'];
   const hidden = typeof url === 'string' && urlHasCredentials(url);
   const options = (['config', 'secrets', 'database-url'] as const)
     .flatMap((name) => {
       const value = values[name];
       if (typeof value !== 'string') return [];
-      return [` ${shellOption(`--${name}`, name === 'database-url' && hidden ? redactUrl(value) : value)}`];
+      const shown =
+        name === 'database-url'
+          ? hidden
+            ? redactUrl(value)
+            : value
+          : absolutePaths
+            ? path.resolve(value)
+            : value;
+      return [` ${shellOption(`--${name}`, shown)}`];
     })
     .join('');
   return { options, note: hidden ? ' (with the password of your --database-url where it shows ***)' : '' };

@@ -327,7 +327,9 @@ function runCommand(dryRun: boolean): Command {
       secrets,
       logger: loggerFrom(values),
       ...(aws ? { aws } : {}),
-      commandOptions: given.options,
+      // The commands in the texts the run stores (its error, the keys it holds back), which status
+      // and errors show later, perhaps elsewhere: the files by their absolute paths.
+      commandOptions: databaseOptionsGiven(values, { absolutePaths: true }).options,
     });
     note(`roundtrip ${name}: pipeline ${config.name}${dryRun ? ' (dry run: nothing is sent)' : ''}`);
     // What the config allows but is probably wrong, of the tasks this run runs (validate says it too).

@@ -144,6 +144,24 @@ describe('a task renamed in the config: the plan refuses an insert that would in
       expect(result.code).toBe(1);
       expect(result.stderr).toContain(refusal);
     }
+    // Given by relative paths, the files are named by their absolute ones in the run's refusal,
+    // which roundtrip.runs keeps and status shows later, perhaps in another folder.
+    const relative = [
+      '--config',
+      path.relative(process.cwd(), config),
+      '--secrets',
+      path.relative(process.cwd(), secrets),
+    ];
+    expect(relative[1]).not.toBe(config);
+    const fromHere = await cli(['run', ...relative]);
+    expect(fromHere.code).toBe(1);
+    expect(fromHere.stderr).toContain(refusal);
+    const { rows: stored } = await env.pool.query<{ error: string }>(
+      `SELECT error FROM roundtrip.runs ORDER BY started_at DESC LIMIT 1`,
+    );
+    expect(stored[0]?.error).toContain(
+      `roundtrip rename-task --from Lead-insert --to hot-leads${given} --yes`,
+    );
     expect([...env.sf.store.all('Lead')].length).toBe(leadsBefore);
     expect(leadsOf('hot')).toBe(4);
     const { rows } = await env.pool.query(
