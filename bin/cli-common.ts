@@ -61,15 +61,9 @@ export function databaseOptionsGiven(
     .flatMap((name) => {
       const value = values[name];
       if (typeof value !== 'string') return [];
-      const shown =
-        name === 'database-url'
-          ? hidden
-            ? redactUrl(value)
-            : value
-          : absolutePaths
-            ? path.resolve(value)
-            : value;
-      return [` ${shellOption(`--${name}`, shown)}`];
+      if (name === 'database-url')
+        return [` ${shellOption('--database-url', hidden ? redactUrl(value) : value)}`];
+      return [` ${shellOption(`--${name}`, absolutePaths ? path.resolve(value) : value)}`];
     })
     .join('');
   return { options, note: hidden ? ' (with the password of your --database-url where it shows ***)' : '' };

@@ -579,11 +579,11 @@ export function shownTaskError(error: string): string {
   return error.length > 300 ? `${error.slice(0, 300)}…` : error;
 }
 
-/** A plain-text table of the summary (numbers right-aligned, thousands separated). */
 /**
- * A run's summary as the CLI prints it: the table of its tasks, then each failed task and the notes.
- * `given`: the options given to the command that ran it (cli-common.ts, databaseOptionsGiven), which
- * the commands the notes name repeat.
+ * A run's summary as the CLI prints it: a plain-text table of its tasks (numbers right-aligned,
+ * thousands separated), then each failed task and the notes. `given`: the options given to the
+ * command that ran it (cli-common.ts, databaseOptionsGiven), which the commands the notes name
+ * repeat.
  */
 export function formatSummaryTable(summary: RunSummary, given?: OptionsGiven): string {
   // A run that failed before any step reported (a database that cannot be reached, a refused
