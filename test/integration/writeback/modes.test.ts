@@ -17,6 +17,7 @@ import {
   runWriteback,
 } from '../../../lambdas/core/writeback';
 import { WritebackPushOutput } from '../../../lambdas/core/contracts';
+import { caught } from '../../support/caught';
 import {
   compositeAnswerReversed,
   crashingConnector,
@@ -584,16 +585,12 @@ describe('write-back modes and per-record failures', () => {
       // A proxy between the connector and Salesforce refuses the call with its own HTML page.
       const proxied = refusingNextWrite(env.connector, () => env.sf.faults.set({ http400Burst: 1 }));
 
-      const failed = await pushWriteback(
-        { ...deps, salesforce: proxied },
-        { runId, task: 'Lead-upsert' },
-      ).then(
-        () => undefined,
-        (err: unknown) => err,
+      const failed = await caught(
+        pushWriteback({ ...deps, salesforce: proxied }, { runId, task: 'Lead-upsert' }),
       );
 
       expect(failed).toBeInstanceOf(TerminalError);
-      expect((failed as Error).message).toBe(
+      expect(failed.message).toBe(
         `Salesforce ${call} (${records} records) was answered HTTP 400 with a body that is not Salesforce's error list, so not Salesforce refusing the records (a proxy or gateway on the way answers so): "<html> <head><title>400 Bad Request</title></head> <body> <center><h1>400 Bad Request</h1></center> <hr><center>nginx</center> </body> </html>". None of the records was written: they wait to be sent again`,
       );
       // Nothing lost, nothing failed: every record waits, planned, and none is recorded refused.
@@ -624,18 +621,14 @@ describe('write-back modes and per-record failures', () => {
     prefix: string,
     message: string,
     refusal: { status: number; errorCode: string } = { status: 403, errorCode: 'REQUEST_LIMIT_EXCEEDED' },
-  ): Promise<{ failed: unknown; runId: string; deps: ReturnType<WritebackEnv['deps']> }> {
+  ): Promise<{ failed: Error; runId: string; deps: ReturnType<WritebackEnv['deps']> }> {
     await leads(prefix, 'Sub', 'Kramerica', 250);
     const deps = env.deps({ writeback: [upsert] });
     const runId = await env.newRun();
     await planWriteback(deps, { runId, task: 'Lead-upsert' });
     const refusing = subrequestsWithKeysFail(env.connector, [`${prefix}-99`], { ...refusal, message });
-    const failed = await pushWriteback(
-      { ...deps, salesforce: refusing },
-      { runId, task: 'Lead-upsert' },
-    ).then(
-      () => undefined,
-      (err: unknown) => err,
+    const failed = await caught(
+      pushWriteback({ ...deps, salesforce: refusing }, { runId, task: 'Lead-upsert' }),
     );
     expect(await ledgerByStatus(env, runId)).toEqual([
       { status: 'planned', n: 50 },
@@ -653,7 +646,7 @@ describe('write-back modes and per-record failures', () => {
     // The step fails as the call refused as a whole would have: the daily allowance is spent, so
     // the run stops (not retried in vain), with Salesforce's code and message and the task.
     expect(failed).toBeInstanceOf(ApiLimitExceededError);
-    expect((failed as Error).message).toMatch(
+    expect(failed.message).toMatch(
       /^Write-back Lead-upsert: 50 records wait to be sent again \(planned\): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: Salesforce Collections upsert of Lead \(Composite subrequest chunk\d, 50 records\) failed: REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded\. \(the org's daily API allowance is spent; .*\)$/,
     );
 
@@ -671,7 +664,7 @@ describe('write-back modes and per-record failures', () => {
     // Concurrent requests free up in seconds: retried, unlike a spent daily allowance.
     expect(failed).toBeInstanceOf(TransientError);
     expect(failed).not.toBeInstanceOf(TerminalError);
-    expect((failed as Error).message).toMatch(
+    expect(failed.message).toMatch(
       /^Write-back Lead-upsert: 50 records wait to be sent again \(planned\): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: Salesforce Collections upsert of Lead \(Composite subrequest chunk\d, 50 records\) failed: REQUEST_LIMIT_EXCEEDED: ConcurrentPerOrgLongTxn Limit exceeded\.$/,
     );
   });
@@ -690,7 +683,7 @@ describe('write-back modes and per-record failures', () => {
     // Salesforce judges a request's size on its whole body; no subrequest answered 413 is known,
     // so none is split (push.ts, REQUEST_TOO_LARGE_STATUS): one call, nothing guessed at.
     expect(failed).toBeInstanceOf(TerminalError);
-    expect((failed as Error).message).toMatch(
+    expect(failed.message).toMatch(
       /^Write-back Lead-upsert: 50 records wait to be sent again \(planned\): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: Salesforce Collections upsert of Lead \(Composite subrequest chunk\d, 50 records\) failed: REQUEST_ENTITY_TOO_LARGE: request body exceeds 1048576 bytes$/,
     );
     expect(env.sf.calls.writes()).toHaveLength(1);
@@ -710,14 +703,13 @@ describe('write-back modes and per-record failures', () => {
       message: 'ConcurrentPerOrgLongTxn Limit exceeded.',
     });
 
-    const failed = await pushWriteback({ ...deps, salesforce: failing }, { runId, task: 'Lead-upsert' }).then(
-      () => undefined,
-      (err: unknown) => err,
+    const failed = await caught(
+      pushWriteback({ ...deps, salesforce: failing }, { runId, task: 'Lead-upsert' }),
     );
 
     // The refusal's class (retried), and a message that says both what waits and what is unknown.
     expect(failed).toBeInstanceOf(TransientError);
-    expect((failed as Error).message).toBe(
+    expect(failed.message).toBe(
       'Write-back Lead-upsert: 50 records wait to be sent again (planned): Salesforce wrote none of them, refusing their Composite subrequest for a reason about the call: Salesforce Collections upsert of Lead (Composite subrequest chunk1, 50 records) failed: REQUEST_LIMIT_EXCEEDED: ConcurrentPerOrgLongTxn Limit exceeded. Besides, 200 records sent have no outcome yet. Salesforce answered without their outcome: UNKNOWN_EXCEPTION: the Composite subrequest of this record (chunk0, 200 records) failed as a whole with HTTP 500: An unexpected error occurred (first record key "both-1")',
     );
     expect(await ledgerByStatus(env, runId)).toEqual([
